@@ -1,0 +1,1 @@
+"""Compiled kernels built from ``cython_kernels/*.pyx`` (see setup.py)."""

@@ -1,0 +1,65 @@
+"""Bokeh figures as plain functions of research results (bokeh is imported lazily).
+
+Figures are returned, not shown: ``ql.plots.show(fig)`` displays one in a notebook.
+Call :func:`init_notebook` once per notebook: it inlines BokehJS so plots render
+offline, in JupyterLab and in the HTML reports alike.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+def init_notebook() -> None:
+    """Load BokehJS inline (no CDN: the machine and the reports may be offline)."""
+    from bokeh.io import output_notebook
+    from bokeh.resources import INLINE
+
+    output_notebook(INLINE, hide_banner=True)
+
+
+def show(obj) -> None:
+    from bokeh.io import show as _show
+
+    _show(obj)
+
+
+def _figure(**kw):
+    from bokeh.plotting import figure
+
+    kw.setdefault("height", 300)
+    kw.setdefault("sizing_mode", "stretch_width")
+    kw.setdefault("tools", "pan,wheel_zoom,box_zoom,reset,save,hover")
+    return figure(**kw)
+
+
+def price_figure(ds, assets=None, var: str = "close", log: bool = True, title=None):
+    """Price lines of ``ds[var]`` for ``assets`` (default all), on a log axis by default."""
+    da = ds[var]
+    assets = list(da.asset.values) if assets is None else np.atleast_1d(assets).tolist()
+    fig = _figure(x_axis_type="datetime", y_axis_type="log" if log else "linear",
+                  title=title or f"{var} (adjusted)", y_axis_label=var)
+    for i, a in enumerate(assets):
+        s = da.sel(asset=a)
+        fig.line(s.time.values, s.values, legend_label=str(a),
+                 color=PALETTE[i % len(PALETTE)], line_width=1.5)
+    fig.legend.location = "top_left"
+    fig.legend.click_policy = "hide"
+    return fig
+
+
+def histogram_figure(values, bins: int = 80, title: str = "distribution", x_label: str = ""):
+    """Histogram of the finite entries of ``values`` with a matching-moment normal curve."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    counts, edges = np.histogram(v, bins=bins, density=True)
+    fig = _figure(title=title, x_axis_label=x_label, y_axis_label="density",
+                  tools="pan,wheel_zoom,box_zoom,reset,save")
+    fig.quad(top=counts, bottom=0, left=edges[:-1], right=edges[1:],
+             fill_color=PALETTE[0], line_color="white", alpha=0.8)
+    x = np.linspace(edges[0], edges[-1], 200)
+    mu, sd = v.mean(), v.std(ddof=1)
+    fig.line(x, np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)),
+             color=PALETTE[3], line_width=2, legend_label="normal, same mean and std")
+    return fig
