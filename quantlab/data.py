@@ -279,7 +279,7 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
                       for v in names])
     if np.isinf(block).any():
         v, t, a = (i[0] for i in np.nonzero(np.isinf(block)))
-        raise DataError(f"{where}{names[v]!r} of asset {ds.asset.values[a]!r} at "
+        raise DataError(f"{where}{names[v]!r} of asset {str(ds.asset.values[a])!r} at "
                         f"{_fmt_time(ds.time.values[t])}: infinite value")
     # Assets are grouped by the variables they have (not all-NaN) so a close-only asset
     # in an OHLCV set is checked on close alone.
@@ -296,7 +296,7 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
                                       idx["close"], idx["volume"])
         if code:
             raise DataError(where + _bar_message(_k.CODE_NAMES[code], vars_, v,
-                                                 sub[:, t, a], ds.asset.values[cols[a]],
+                                                 sub[:, t, a], str(ds.asset.values[cols[a]]),
                                                  ds.time.values[t]))
     return ds
 
@@ -475,6 +475,7 @@ def _read_table(path: Path, asset: str | None, layout: str) -> dict[str, pd.Data
         raise DataError(f"{path}: empty file") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot parse as CSV ({e})") from None
+    original = dict(zip(_normalise_columns(raw).columns, raw.columns))
     raw = _normalise_columns(raw)
     if "date" not in raw:
         raise DataError(f"{path}: missing required column 'date' (columns: "
@@ -496,7 +497,7 @@ def _read_table(path: Path, asset: str | None, layout: str) -> dict[str, pd.Data
 
     if layout == "auto":
         layout = ("long" if "asset" in raw else
-                  "single" if {"close", "adj_close"} & set(raw) else "wide")
+                  "single" if {*BAR_VARS, "adj_close"} & set(raw) else "wide")
     if layout == "long":
         if "asset" not in raw:
             raise DataError(f"{path}: missing required column 'asset' (or symbol/ticker)")
@@ -506,7 +507,8 @@ def _read_table(path: Path, asset: str | None, layout: str) -> dict[str, pd.Data
         name = asset or path.name.split(".")[0]
         return {name: _numeric_bars(raw, path, name)}
     if layout == "wide":
-        return {str(c): _numeric_bars(raw[[c, "_line"]].rename(columns={c: "close"}), path, c)
+        return {str(original[c]).strip(): _numeric_bars(
+                    raw[[c, "_line"]].rename(columns={c: "close"}), path, original[c])
                 for c in raw.columns if c != "_line"}
     raise ValueError(f"load_csv: unknown layout {layout!r}; use auto, single, long or wide")
 
@@ -528,6 +530,16 @@ def _numeric_bars(raw: pd.DataFrame, path: Path, asset: str) -> pd.DataFrame:
                             f"unparsable number {raw[c].iloc[i]!r}")
         out[c] = values.to_numpy(np.float64)
     df = pd.DataFrame(out, index=raw.index)
+    # adj_close takes part in the bar: check before adjusting turns a gap into all-NaN
+    nan = df.isna()
+    partial = nan.any(axis=1) & ~nan.all(axis=1)
+    if partial.any():
+        i = int(np.flatnonzero(partial.to_numpy())[0])
+        row = nan.iloc[i]
+        raise DataError(f"{path}: data row {raw['_line'].iloc[i]}: asset {asset!r} at "
+                        f"{_fmt_time(df.index[i])}: partially missing bar "
+                        f"({', '.join(row.index[row])} NaN while "
+                        f"{', '.join(row.index[~row])} set); a bar is complete or entirely NaN")
     idx = df.index
     if idx.has_duplicates:
         raise DataError(f"{path}: asset {asset!r}: duplicate timestamp "

@@ -1,0 +1,76 @@
+"""quantlab benchmarks: each kernel against its named peer in the same run, as a ratio.
+
+    make bench            # or: python benchmarks/run.py [--quick]
+
+Prints a Markdown table (paste it into the README). Absolute times on these shared
+machines are noisy; the ratio peer/quantlab within one run is what to read.
+Timings are the median of repeated runs after a warm-up.
+"""
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+
+def timeit(fn, repeat=7, number=1):
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t) / number)
+    return statistics.median(times)
+
+
+def bench_returns(n=2520, m=1000):
+    import quantlab as ql
+
+    rng = np.random.default_rng(0)
+    p = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, m)), axis=0))
+    p[rng.random((n, m)) < 0.01] = np.nan
+    df = pd.DataFrame(p)
+    ours = timeit(lambda: ql.data.returns(p))
+    # the peer: pandas pct_change (no fill; it leaves the bar after a gap NaN, we bridge it)
+    peer = timeit(lambda: df.pct_change(fill_method=None))
+    return f"simple returns, {n}x{m} panel, 1% holes", "pandas pct_change", ours, peer
+
+
+def bench_load():
+    import quantlab as ql
+
+    ours = timeit(lambda: ql.data.load("equities"))
+    from quantlab.data import data_dir
+
+    peer = timeit(lambda: pd.read_csv(data_dir() / "equities.csv.gz", parse_dates=["Date"]))
+    return "load + adjust + validate bundled equities", "pandas read_csv alone", ours, peer
+
+
+def bench_import():
+    code = "import time; t = time.perf_counter(); import {m}; print(time.perf_counter() - t)"
+
+    def once(m):
+        return float(subprocess.run([sys.executable, "-c", code.format(m=m)],
+                                    capture_output=True, text=True, check=True).stdout)
+
+    ours = statistics.median(once("quantlab") for _ in range(7))
+    peer = statistics.median(once("xarray") for _ in range(7))
+    return "`import quantlab` (fresh process; submodules load on use)", "import xarray", ours, peer
+
+
+def main():
+    argparse.ArgumentParser(description=__doc__).parse_args()
+    rows = [bench_returns(), bench_load(), bench_import()]
+    print("| what | peer | quantlab | peer time | peer / quantlab |")
+    print("|---|---|---|---|---|")
+    for what, peer_name, ours, peer in rows:
+        print(f"| {what} | {peer_name} | {ours * 1e3:.2f} ms | {peer * 1e3:.2f} ms | "
+              f"{peer / ours:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Packaging: environment.yml == pyproject, stubs for compiled modules, a light import."""
+import importlib
+import re
+import statistics
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).parent.parent
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~ \[;]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    py = {_name(r) for r in project["dependencies"]}
+    for extra, reqs in project["optional-dependencies"].items():
+        py |= {_name(r) for r in reqs if not r.startswith("quantlab")}
+    env = yaml.safe_load((REPO / "environment.yml").read_text())["dependencies"]
+    conda = set()
+    for d in env:
+        if isinstance(d, dict):
+            conda |= {_name(r) for r in d["pip"]}
+        elif _name(d) not in ("python", "pip"):
+            conda.add(_name(d))
+    assert conda == py, f"only in environment.yml: {conda - py}; only in pyproject: {py - conda}"
+
+
+def test_every_kernel_has_a_stub():
+    for pyx in (REPO / "cython_kernels").glob("*.pyx"):
+        stub = REPO / "quantlab" / "_kernels" / f"{pyx.stem}.pyi"
+        assert stub.exists(), f"missing stub {stub}"
+        mod = importlib.import_module(f"quantlab._kernels.{pyx.stem}")
+        public = {n for n in dir(mod) if not n.startswith("_") and n not in ("np",)}
+        stubbed = set(re.findall(r"^(?:def )?(\w+)[(:]", stub.read_text(), re.M)) - {"import"}
+        assert public <= stubbed, f"{stub.name} lacks {public - stubbed}"
+
+
+HEAVY = ("numpy", "pandas", "xarray", "bokeh", "ipywidgets", "dask", "optuna", "papermill")
+
+
+def test_import_is_light_and_fast():
+    code = ("import sys, time; t = time.perf_counter(); import quantlab; "
+            "d = time.perf_counter() - t; "
+            f"print(d, [m for m in {HEAVY!r} if m in sys.modules])")
+    times = []
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True).stdout.split(" ", 1)
+        times.append(float(out[0]))
+        assert out[1].strip() == "[]", f"import quantlab pulled in {out[1]}"
+    assert statistics.median(times[1:]) < 0.5
