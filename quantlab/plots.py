@@ -63,3 +63,22 @@ def histogram_figure(values, bins: int = 80, title: str = "distribution", x_labe
     fig.line(x, np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)),
              color=PALETTE[3], line_width=2, legend_label="normal, same mean and std")
     return fig
+
+
+def line_figure(da, title: str = "", y_label: str = "", bands=()):
+    """Lines of a (time[, other]) DataArray, one per entry of its non-time dim; optional
+    horizontal reference lines at ``bands`` (e.g. z-score +-2)."""
+    from bokeh.models import Span
+
+    fig = _figure(x_axis_type="datetime", title=title, y_axis_label=y_label)
+    others = [d for d in da.dims if d != "time"]
+    series = [(str(v), da.sel({others[0]: v})) for v in da[others[0]].values] if others \
+        else [(str(da.name or ""), da)]
+    for i, (label, s) in enumerate(series):
+        fig.line(s.time.values, s.values, color=PALETTE[i % len(PALETTE)], line_width=1.2,
+                 legend_label=label or "value")
+    for b in bands:
+        fig.add_layout(Span(location=b, dimension="width", line_dash="dashed",
+                            line_color="gray"))
+    fig.legend.location = "top_left"
+    return fig

@@ -45,3 +45,80 @@ def check_bars(x, i_open, i_high, i_low, i_close, i_volume):
                 if i_open >= 0 and not lo <= bar[i_open] <= hi:
                     return 5, i_open, t, a
     return 0, -1, -1, -1
+
+
+# ---- rolling: every window recomputed from scratch (O(n * window))
+
+def _windows(x, window, minp):
+    """Yield (t, column, valid values of the window ending at t, x[t]) where n >= minp."""
+    x = np.asarray(x, dtype=float)
+    for t in range(x.shape[0]):
+        win = x[max(0, t - window + 1): t + 1]
+        for a in range(x.shape[1]):
+            v = win[:, a]
+            v = v[~np.isnan(v)]
+            if len(v) >= minp:
+                yield t, a, v, x[t, a]
+
+
+def rolling(stat, x, window, minp, ddof=1):
+    x = np.asarray(x, dtype=float)
+    out = np.full(x.shape, np.nan)
+    for t, a, v, cur in _windows(x, window, minp):
+        n = len(v)
+        if stat == "sum":
+            out[t, a] = v.sum()
+        elif n == 0:
+            continue
+        elif stat == "mean":
+            out[t, a] = v.mean()
+        elif stat in ("var", "std", "zscore"):
+            if n <= ddof:
+                continue
+            var = 0.0 if (v == v[0]).all() else v.var(ddof=ddof)
+            if stat == "var":
+                out[t, a] = var
+            elif stat == "std":
+                out[t, a] = np.sqrt(var)
+            elif var > 0 and not np.isnan(cur):
+                out[t, a] = (cur - v.mean()) / np.sqrt(var)
+        elif stat == "min":
+            out[t, a] = v.min()
+        elif stat == "max":
+            out[t, a] = v.max()
+        elif stat == "rank" and not np.isnan(cur):
+            out[t, a] = ((v < cur).sum() + ((v == cur).sum() + 1) / 2) / n
+    return out
+
+
+def ewm_mean(x, span, minp=1):
+    """y_t = Σ_{i<=t, x_i valid} (1-α)^(t-i) x_i / Σ (1-α)^(t-i), α = 2 / (span + 1)."""
+    x = np.asarray(x, dtype=float)
+    alpha = 2.0 / (span + 1.0)
+    out = np.full(x.shape, np.nan)
+    for a in range(x.shape[1]):
+        for t in range(x.shape[0]):
+            v = x[: t + 1, a]
+            ok = ~np.isnan(v)
+            if ok.sum() >= max(minp, 1):
+                # measured from the last observation: the same ratio (the common factor
+                # cancels) and defined for alpha = 1, where a NaN bar shows the last value
+                last = np.flatnonzero(ok)[-1]
+                w = (1 - alpha) ** (last - np.arange(t + 1))[ok]
+                out[t, a] = (w * v[ok]).sum() / w.sum()
+    return out
+
+
+def rolling_corr(x, window, minp):
+    x = np.asarray(x, dtype=float)
+    n, m = x.shape
+    out = np.full((n, m, m), np.nan)
+    for t in range(n):
+        win = x[max(0, t - window + 1): t + 1]
+        for i in range(m):
+            for j in range(m):
+                ok = ~np.isnan(win[:, i]) & ~np.isnan(win[:, j])
+                a, b = win[ok, i], win[ok, j]
+                if ok.sum() >= max(minp, 2) and a.std() > 0 and b.std() > 0:
+                    out[t, i, j] = np.corrcoef(a, b)[0, 1]
+    return out

@@ -1,0 +1,156 @@
+"""Rolling-window statistics on xarray (and NumPy) at memory speed.
+
+Each function takes ``(x, window, dim="time", min_periods=None)`` and equals pandas'
+fixed-window ``rolling`` (NaN pattern included): NaN inputs are skipped and
+``min_periods`` (default ``window``) counts the non-NaN observations in the window.
+
+``x`` is a DataArray, a Dataset (every variable that has ``dim``; the others are kept
+as they are) or a NumPy array with time on axis 0; float32 stays float32. Dask input
+chunked along non-time dims is computed lazily chunk by chunk (the kernels release
+the GIL, so dask's threads use every core); chunks along ``dim`` are merged into one
+automatically, since a window needs the rows before it.
+"""
+from __future__ import annotations
+
+import builtins
+from functools import partial
+
+import numpy as np
+import xarray as xr
+
+from quantlab._apply import kernel_dtype, time_major
+from quantlab._kernels import rolling as _k
+
+__all__ = ["mean", "sum", "var", "std", "min", "max", "zscore", "ewm_mean", "rank", "corr"]
+
+
+def _check(window, min_periods, default_minp=None):
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    if min_periods is None:
+        return int(window if default_minp is None else default_minp)
+    if (isinstance(min_periods, bool) or not isinstance(min_periods, (int, np.integer))
+            or not 0 <= min_periods <= window):
+        raise ValueError(f"min_periods must be an integer in [0, window={window}], "
+                         f"got {min_periods!r}")
+    return int(min_periods)
+
+
+def _apply(kernel, x, dim, *args):
+    """Run a (time, column) -> (time, column) kernel over ``dim`` of any supported input."""
+    if isinstance(x, xr.Dataset):
+        return x.map(lambda v: _apply(kernel, v, dim, *args) if dim in v.dims else v,
+                     keep_attrs=True)
+    if isinstance(x, xr.DataArray):
+        if dim not in x.dims:
+            raise ValueError(f"dim={dim!r} is not a dimension of the input {x.dims}")
+        return xr.apply_ufunc(
+            partial(time_major, kernel), x, *args, input_core_dims=[[dim]] + [[]] * len(args),
+            output_core_dims=[[dim]], dask="parallelized", keep_attrs=True,
+            output_dtypes=[kernel_dtype(x.dtype)], dask_gufunc_kwargs={"allow_rechunk": True},
+        ).transpose(*x.dims)
+    if dim != "time":
+        raise ValueError(f"dim={dim!r}: NumPy input has no named dims; time is axis 0")
+    a = np.asarray(x)
+    if a.ndim == 0:
+        raise ValueError("x must have a time axis (axis 0); got a scalar")
+    return time_major(kernel, a, *args, time_axis=0)
+
+
+def sum(x, window, dim="time", min_periods=None):  # noqa: A001 (mirrors pandas' name)
+    """Rolling sum, Kahan-compensated; 0 for an empty window when ``min_periods=0``."""
+    return _apply(partial(_k.roll_sum, window=window, minp=_check(window, min_periods),
+                          mean=False), x, dim)
+
+
+def mean(x, window, dim="time", min_periods=None):
+    """Rolling mean Σx / n over the non-NaN values of the window."""
+    return _apply(partial(_k.roll_sum, window=window, minp=_check(window, min_periods),
+                          mean=True), x, dim)
+
+
+def var(x, window, dim="time", min_periods=None, ddof=1):
+    """Rolling variance Σ(x - x̄)² / (n - ddof) by Welford's update (Welford 1962)."""
+    return _apply(partial(_k.roll_var, window=window, minp=_check(window, min_periods),
+                          ddof=ddof, mode=0), x, dim)
+
+
+def std(x, window, dim="time", min_periods=None, ddof=1):
+    """Rolling standard deviation, ``sqrt(var)`` with ``ddof=1`` like pandas."""
+    return _apply(partial(_k.roll_var, window=window, minp=_check(window, min_periods),
+                          ddof=ddof, mode=1), x, dim)
+
+
+def zscore(x, window, dim="time", min_periods=None, ddof=1):
+    """(x_t - rolling mean_t) / rolling std_t, the window including t; NaN where std = 0."""
+    return _apply(partial(_k.roll_var, window=window, minp=_check(window, min_periods),
+                          ddof=ddof, mode=2), x, dim)
+
+
+def min(x, window, dim="time", min_periods=None):  # noqa: A001
+    """Rolling minimum (monotonic deque, O(1) amortised per element)."""
+    return _apply(partial(_k.roll_minmax, window=window, minp=_check(window, min_periods),
+                          is_max=False), x, dim)
+
+
+def max(x, window, dim="time", min_periods=None):  # noqa: A001
+    """Rolling maximum (monotonic deque, O(1) amortised per element)."""
+    return _apply(partial(_k.roll_minmax, window=window, minp=_check(window, min_periods),
+                          is_max=True), x, dim)
+
+
+def ewm_mean(x, window, dim="time", min_periods=None):
+    """pandas ``ewm(span=window, adjust=True).mean()``: alpha = 2 / (window + 1),
+    y_t = Σ (1-alpha)^i x_{t-i} / Σ (1-alpha)^i over observed x. ``min_periods``
+    defaults to 1 (pandas' default), and may exceed ``window``."""
+    minp = _check(window, 1 if min_periods is None else builtins.min(min_periods, window))
+    if min_periods is not None and min_periods > window:
+        minp = int(min_periods)  # pandas' ewm allows more periods than the span
+    return _apply(partial(_k.ewm_mean, alpha=2.0 / (window + 1.0), minp=builtins.max(minp, 1)),
+                  x, dim)
+
+
+def rank(x, window, dim="time", min_periods=None):
+    """pandas ``rolling(window).rank(method="average", pct=True)``: the percentile rank
+    of x_t among the window's values, ties averaged. O(window) per element."""
+    return _apply(partial(_k.roll_rank, window=window, minp=_check(window, min_periods)),
+                  x, dim)
+
+
+def corr(x, window, dim="time", min_periods=None, asset_dim="asset"):
+    """Rolling pairwise Pearson correlation of every pair of ``asset_dim`` members over
+    the rows where both are valid (pandas ``df.rolling(window).corr()``), as a
+    DataArray ``(time, asset, asset_other)``. NaN below ``min_periods`` (default
+    ``window``) common rows or where a variance is 0. Memory: time × asset² values."""
+    minp = _check(window, min_periods)
+    kernel = partial(_k.roll_corr, window=window, minp=minp)
+    if isinstance(x, xr.Dataset):
+        raise ValueError("corr takes a DataArray (e.g. returns of ds['close']), not a Dataset")
+    if not isinstance(x, xr.DataArray):
+        a = np.asarray(x)
+        if a.ndim != 2:
+            raise ValueError(f"corr: NumPy input must be 2-D (time, asset), got {a.ndim}-D")
+        return kernel(np.ascontiguousarray(a, dtype=kernel_dtype(a.dtype)))
+    for d in (dim, asset_dim):
+        if d not in x.dims:
+            raise ValueError(f"corr: dim {d!r} is not a dimension of the input {x.dims}")
+    other = f"{asset_dim}_other"
+    m = x.sizes[asset_dim]
+
+    def per_slice(a):  # a: (..., time, asset)
+        out = np.empty((*a.shape, m), dtype=kernel_dtype(a.dtype))
+        for idx in np.ndindex(a.shape[:-2]):
+            out[idx] = kernel(np.ascontiguousarray(a[idx], dtype=kernel_dtype(a.dtype)))
+        return out
+
+    out = xr.apply_ufunc(
+        per_slice, x, input_core_dims=[[dim, asset_dim]],
+        output_core_dims=[[dim, asset_dim, other]], dask="parallelized",
+        output_dtypes=[kernel_dtype(x.dtype)],
+        dask_gufunc_kwargs={"output_sizes": {other: m}, "allow_rechunk": True},
+    )
+    coords = {other: x[asset_dim].values}
+    for name, c in x.coords.items():  # e.g. asset_class on asset -> asset_class_other
+        if c.dims == (asset_dim,) and name != asset_dim:
+            coords[f"{name}_other"] = (other, c.values)
+    return out.assign_coords(coords).rename("corr")
