@@ -9,7 +9,7 @@ from quantlab.errors import DataError
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"data", "plots", "rolling", "suite"}
+_SUBMODULES = {"data", "metrics", "plots", "rolling", "suite"}
 
 __all__ = ["DataError", "__version__", *sorted(_SUBMODULES)]
 

@@ -1,0 +1,253 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Performance-metric kernels over a C-contiguous (time, column) panel of returns.
+
+``accumulate`` is ONE pass over time (columns innermost, contiguous) that fills, per
+column, the sufficient statistics every returns metric is a closed form of: Welford
+moments up to the 4th, min/max, downside squares, wealth and the drawdown family,
+win/loss counts and sums, the stability regression's co-moments, and the paired
+benchmark statistics (beta, alpha, tracking error, up/down capture). ``quantiles``
+gets order statistics by selection (quickselect), not a full sort. NaN = no
+observation: skipped everywhere. Formulas live in ``quantlab/metrics.py``.
+"""
+import numpy as np
+
+from libc.math cimport NAN, isnan
+
+# Rows of the accumulator array returned by ``accumulate`` (one column per series).
+FIELDS = (
+    "n", "mean", "m2", "m3", "m4", "min", "max", "down2",
+    "wealth", "peak", "max_dd", "dd_peak", "dd_trough_k", "recovery", "uw", "uw_max",
+    "n_pos", "n_nonzero", "sum_pos", "sum_neg",
+    "st_y", "st_mk", "st_my", "st_ckk", "st_cyy", "st_cky",
+    "p_n", "p_mr", "p_mb", "p_crr", "p_cbb", "p_crb",
+    "up_n", "up_wr", "up_wb", "dn_n", "dn_wr", "dn_wb",
+)
+
+cdef enum:
+    N, MEAN, M2, M3, M4, MIN, MAX, DOWN2
+    WEALTH, PEAK, MAXDD, DDPEAK, DDTROUGH, RECOVERY, UW, UWMAX
+    NPOS, NNZ, SPOS, SNEG
+    STY, STMK, STMY, STCKK, STCYY, STCKY
+    PN, PMR, PMB, PCRR, PCBB, PCRB
+    UPN, UPWR, UPWB, DNN, DNWR, DNWB
+    NFIELDS
+
+
+def accumulate(const double[:, ::1] r, const double[:, ::1] logr, const double[:, ::1] b,
+               double required_return):
+    """Sufficient statistics of each column of ``r`` (and of its pairs with ``b``, a panel
+    of the same shape, or an empty (0, 0) array for no benchmark): array (NFIELDS, m).
+
+    ``logr`` = log1p(r), computed by NumPy's SIMD log beforehand (a scalar log1p per
+    element would be a fifth of this loop)."""
+    cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a
+    cdef bint has_b = b.shape[0] > 0
+    if logr.shape[0] != n or logr.shape[1] != m:
+        raise ValueError("logr must have the returns' shape")
+    if has_b and (b.shape[0] != n or b.shape[1] != m):
+        raise ValueError("benchmark panel must have the returns' shape")
+    acc_np = np.zeros((m, NFIELDS))  # a column's statistics share cache lines
+    acc_np[:, MIN] = np.inf
+    acc_np[:, MAX] = -np.inf
+    acc_np[:, WEALTH] = 1.0
+    acc_np[:, PEAK] = 1.0
+    acc_np[:, DDPEAK] = 1.0
+    acc_np[:, DDTROUGH] = -1.0
+    acc_np[:, RECOVERY] = np.nan
+    acc_np[:, UPWR] = acc_np[:, UPWB] = acc_np[:, DNWR] = acc_np[:, DNWB] = 1.0
+    cdef double[:, ::1] A = acc_np
+    cdef double x, y, k, nn, n1, d, dn, dn2, term, dd, w, bx, dr, db, inv
+    with nogil:
+        for t in range(n):
+            for a in range(m):
+                x = r[t, a]
+                if isnan(x):
+                    continue
+                # moments (Welford; Terriberry's update for the 3rd and 4th)
+                n1 = A[a, N]
+                nn = n1 + 1.0
+                A[a, N] = nn
+                inv = 1.0 / nn
+                d = x - A[a, MEAN]
+                dn = d * inv
+                dn2 = dn * dn
+                term = d * dn * n1
+                A[a, MEAN] += dn
+                A[a, M4] += (term * dn2 * (nn * nn - 3.0 * nn + 3.0)
+                             + 6.0 * dn2 * A[a, M2] - 4.0 * dn * A[a, M3])
+                A[a, M3] += term * dn * (nn - 2.0) - 3.0 * dn * A[a, M2]
+                A[a, M2] += term
+                # selects, not branches: the sign of a return is a coin flip for the
+                # branch predictor
+                A[a, MIN] = x if x < A[a, MIN] else A[a, MIN]
+                A[a, MAX] = x if x > A[a, MAX] else A[a, MAX]
+                y = x - required_return
+                A[a, DOWN2] += y * y if y < 0 else 0.0
+                # wealth and drawdowns (peak starts at the initial 1.0)
+                w = A[a, WEALTH] * (1.0 + x)
+                A[a, WEALTH] = w
+                A[a, UW] = A[a, UW] + 1.0 if w < A[a, PEAK] else 0.0
+                A[a, UWMAX] = A[a, UW] if A[a, UW] > A[a, UWMAX] else A[a, UWMAX]
+                A[a, PEAK] = w if w > A[a, PEAK] else A[a, PEAK]
+                dd = w / A[a, PEAK] - 1.0
+                if dd < A[a, MAXDD]:
+                    A[a, MAXDD] = dd
+                    A[a, DDPEAK] = A[a, PEAK]
+                    A[a, DDTROUGH] = n1
+                    A[a, RECOVERY] = NAN
+                elif isnan(A[a, RECOVERY]) and A[a, DDTROUGH] >= 0 and w >= A[a, DDPEAK]:
+                    A[a, RECOVERY] = n1 - A[a, DDTROUGH]
+                # wins and losses
+                A[a, NPOS] += 1.0 if x > 0 else 0.0
+                A[a, SPOS] += x if x > 0 else 0.0
+                A[a, SNEG] += x if x < 0 else 0.0
+                A[a, NNZ] += 1.0 if x != 0 else 0.0
+                # stability: regression of cumulative log return on observation number
+                k = n1
+                A[a, STY] += logr[t, a]
+                y = A[a, STY]
+                dr = k - A[a, STMK]
+                db = y - A[a, STMY]
+                A[a, STMK] += dr * inv
+                A[a, STMY] += db * inv
+                A[a, STCKK] += dr * (k - A[a, STMK])
+                A[a, STCYY] += db * (y - A[a, STMY])
+                A[a, STCKY] += dr * (y - A[a, STMY])
+                if not has_b:
+                    continue
+                bx = b[t, a]
+                if isnan(bx):
+                    continue
+                # paired statistics with the benchmark (co-moments by Welford)
+                A[a, PN] += 1.0
+                nn = A[a, PN]
+                dr = x - A[a, PMR]
+                db = bx - A[a, PMB]
+                A[a, PMR] += dr / nn
+                A[a, PMB] += db / nn
+                A[a, PCRR] += dr * (x - A[a, PMR])
+                A[a, PCBB] += db * (bx - A[a, PMB])
+                A[a, PCRB] += db * (x - A[a, PMR])
+                if bx > 0:
+                    A[a, UPN] += 1.0
+                    A[a, UPWR] *= 1.0 + x
+                    A[a, UPWB] *= 1.0 + bx
+                elif bx < 0:
+                    A[a, DNN] += 1.0
+                    A[a, DNWR] *= 1.0 + x
+                    A[a, DNWB] *= 1.0 + bx
+    return acc_np.T
+
+
+# ---- Order statistics by selection
+
+cdef void swap(double* v, Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+    cdef double tmp = v[i]
+    v[i] = v[j]
+    v[j] = tmp
+
+
+cdef double select(double* v, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """k-th smallest (0-based) of v[0:n], partially reordering v so that v[:k] <= v[k] <=
+    v[k+1:] (Hoare's quickselect with median-of-three pivots, expected O(n))."""
+    cdef Py_ssize_t lo = 0, hi = n - 1, i, j, mid
+    cdef double pivot
+    while hi > lo:
+        mid = lo + (hi - lo) // 2
+        if v[mid] < v[lo]:
+            swap(v, mid, lo)
+        if v[hi] < v[lo]:
+            swap(v, hi, lo)
+        if v[hi] < v[mid]:
+            swap(v, hi, mid)
+        pivot = v[mid]
+        i = lo
+        j = hi
+        while i <= j:
+            while v[i] < pivot:
+                i += 1
+            while v[j] > pivot:
+                j -= 1
+            if i <= j:
+                swap(v, i, j)
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return v[k]
+
+
+cdef double percentile(double* v, Py_ssize_t n, double q, Py_ssize_t* done) noexcept nogil:
+    """numpy.percentile(v, 100 q) with linear interpolation, by selection.
+
+    ``done[0]`` is the index already in its sorted place (v[:done] <= v[done] <= v[done+1:]),
+    or -1: a later quantile selects only in the part that can hold it.
+    """
+    cdef double pos = q * (n - 1)
+    cdef Py_ssize_t lo = <Py_ssize_t>pos, i, d = done[0]
+    cdef double frac = pos - lo, a, b, diff
+    if lo == d:
+        a = v[lo]
+    elif lo > d:
+        a = select(v + d + 1, n - d - 1, lo - d - 1)
+    else:
+        a = select(v, d, lo)
+    done[0] = lo
+    if frac == 0 or lo + 1 >= n:
+        return a
+    b = v[lo + 1]
+    for i in range(lo + 2, n):  # after select, v[lo+1:] >= a: its minimum is next
+        b = v[i] if v[i] < b else b
+    diff = b - a
+    # numpy's _lerp: symmetric form for t >= 0.5 keeps the result monotone
+    return a + diff * frac if frac < 0.5 else b - diff * (1.0 - frac)
+
+
+def quantiles(const double[:, ::1] r, const double[::1] qs, double tail):
+    """Per column of ``r``: the percentiles ``qs`` (ascending fractions, linear interpolation) of the
+    non-NaN values, then the mean of the ``int((n - 1) * tail) + 1`` smallest values
+    (empyrical's CVaR). Returns (len(qs) + 1, m); NaN for a column without data.
+
+    Columns are gathered 8 at a time (one cache line of each row) into buffers."""
+    cdef Py_ssize_t n = r.shape[0], m = r.shape[1], nq = qs.shape[0], a0, a, t, j, kt, nb
+    cdef Py_ssize_t B = 8
+    out_np = np.full((nq + 1, m), np.nan)
+    cdef double[:, ::1] out = out_np
+    cdef double[:, ::1] buf = np.empty((B, max(n, 1)))
+    cdef Py_ssize_t[::1] cnt = np.zeros(B, dtype=np.intp)
+    cdef double* v
+    cdef double s, x
+    cdef Py_ssize_t done
+    with nogil:
+        a0 = 0
+        while a0 < m:
+            nb = B if a0 + B <= m else m - a0
+            for j in range(nb):
+                cnt[j] = 0
+            for t in range(n):
+                for j in range(nb):
+                    x = r[t, a0 + j]
+                    if not isnan(x):
+                        buf[j, cnt[j]] = x
+                        cnt[j] += 1
+            for j in range(nb):
+                if cnt[j] == 0:
+                    continue
+                v = &buf[j, 0]
+                a = a0 + j
+                # the CVaR tail first; the (ascending) quantiles then reuse its partition
+                kt = <Py_ssize_t>((cnt[j] - 1) * tail)
+                select(v, cnt[j], kt)
+                s = 0
+                for t in range(kt + 1):
+                    s += v[t]
+                out[nq, a] = s / (kt + 1)
+                done = kt
+                for t in range(nq):
+                    out[t, a] = percentile(v, cnt[j], qs[t], &done)
+            a0 += B
+    return out_np

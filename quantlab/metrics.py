@@ -1,0 +1,532 @@
+"""Performance metrics: a drop-in for empyrical, vectorised over any dims, one pass.
+
+Same names and arguments as empyrical (``risk_free``/``required_return`` per period,
+``period="daily"`` or ``annualization=``, ``cutoff``), plus ``dim=`` for DataArrays
+(reduce ``time``, keep every other dim). pandas in -> pandas out (Series -> float,
+DataFrame -> Series), NumPy in -> NumPy out (1-D -> float64, N-D reduces axis 0),
+inputs never modified. Signs as empyrical: ``max_drawdown <= 0``; ``value_at_risk``
+and ``conditional_value_at_risk`` are return quantiles (negative for losses).
+
+NaN rule: a NaN is "no observation" and is skipped by every metric, so each result
+equals empyrical's on the NaN-dropped series. (empyrical itself is inconsistent:
+``annual_return`` counts NaN periods as years, ``value_at_risk`` returns NaN if any NaN.)
+With a benchmark, paired metrics use the periods where both are valid. Empty -> NaN.
+
+Every metric is a closed form of per-column sufficient statistics from one Cython pass
+(``cython_kernels/metrics.pyx``); quantiles use selection, not sorting.
+"""
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from quantlab._kernels import metrics as _k
+
+__all__ = [
+    "sharpe_ratio", "sortino_ratio", "calmar_ratio", "max_drawdown", "value_at_risk",
+    "conditional_value_at_risk", "annual_return", "annual_volatility", "downside_risk",
+    "cum_returns_final", "tail_ratio", "stability_of_timeseries", "alpha", "beta",
+    "up_capture", "down_capture", "total_return", "recovery_time", "drawdown_duration",
+    "win_rate", "profit_factor", "information_ratio", "tracking_error", "summary",
+    "annualization_factor", "METRICS",
+]
+
+ANNUALIZATION = {"daily": 252, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}
+_F = {name: i for i, name in enumerate(_k.FIELDS)}
+
+
+def annualization_factor(period="daily", annualization=None) -> float:
+    """Periods per year: ``annualization`` if given, else 252/52/12/4/1 by ``period``."""
+    if annualization is not None:
+        if not annualization > 0:
+            raise ValueError(f"annualization must be positive, got {annualization!r}")
+        return float(annualization)
+    if period not in ANNUALIZATION:
+        raise ValueError(f"period must be one of {', '.join(ANNUALIZATION)}; got {period!r}")
+    return float(ANNUALIZATION[period])
+
+
+# --------------------------------------------------------------------------- formulas
+# Each takes the accumulator dict (field -> array over columns) and keyword parameters.
+
+def _std(a, ddof=1):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.where(a["n"] > ddof, a["m2"] / (a["n"] - ddof), np.nan)
+    # a constant series has exactly zero dispersion (empyrical's _zero_dispersion_std)
+    return np.where(a["min"] == a["max"], 0.0, np.sqrt(np.maximum(var, 0.0)))
+
+
+def _nan_below(a, n_min, values):
+    return np.where(a["n"] >= n_min, values, np.nan)
+
+
+def _annual_return(a, ann):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _nan_below(a, 1, a["wealth"] ** (ann / a["n"]) - 1.0)
+
+
+def _f_sharpe(a, risk_free=0.0, ann=252.0, **_):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _nan_below(a, 2, (a["mean"] - risk_free) / _std(a) * np.sqrt(ann))
+
+
+def _f_downside(a, required_return=0.0, ann=252.0, **_):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _nan_below(a, 1, np.sqrt(a["down2"] / a["n"]) * np.sqrt(ann))
+
+
+def _f_sortino(a, required_return=0.0, ann=252.0, **_):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _nan_below(a, 2, (a["mean"] - required_return) * ann
+                          / _f_downside(a, required_return, ann))
+
+
+def _f_max_drawdown(a, **_):
+    return _nan_below(a, 1, a["max_dd"])
+
+
+def _f_calmar(a, ann=252.0, **_):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = _annual_return(a, ann) / np.abs(a["max_dd"])
+    return np.where((a["max_dd"] < 0) & np.isfinite(c), c, np.nan)
+
+
+def _f_annual_volatility(a, ann=252.0, alpha=2.0, **_):
+    return _nan_below(a, 2, _std(a) * ann ** (1.0 / alpha))
+
+
+def _f_cum_returns_final(a, starting_value=0.0, **_):
+    w = _nan_below(a, 1, a["wealth"])
+    return w - 1.0 if starting_value == 0 else w * starting_value
+
+
+def _f_total_return(a, **_):
+    return _nan_below(a, 1, a["wealth"] - 1.0)
+
+
+def _f_annual_return(a, ann=252.0, **_):
+    return _annual_return(a, ann)
+
+
+def _f_stability(a, **_):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = a["st_cky"] ** 2 / (a["st_ckk"] * a["st_cyy"])
+    return _nan_below(a, 2, r2)
+
+
+def _f_recovery(a, **_):
+    return _nan_below(a, 1, a["recovery"])
+
+
+def _f_drawdown_duration(a, **_):
+    return _nan_below(a, 1, a["uw_max"])
+
+
+def _f_win_rate(a, **_):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(a["n_nonzero"] > 0, a["n_pos"] / a["n_nonzero"], np.nan)
+
+
+def _f_profit_factor(a, **_):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pf = a["sum_pos"] / np.abs(a["sum_neg"])
+    return np.where(a["n_nonzero"] > 0, pf, np.nan)
+
+
+def _moments(a):
+    """mean, sample std (ddof=1), population skewness and excess kurtosis."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = a["n"]
+        skew = np.sqrt(n) * a["m3"] / a["m2"] ** 1.5
+        kurt = n * a["m4"] / a["m2"] ** 2 - 3.0
+    return a["mean"], _std(a), skew, kurt
+
+
+def _cf_z(z, skew, kurt):
+    """Cornish-Fisher quantile z_cf = z + (z²-1)S/6 + (z³-3z)K/24 - (2z³-5z)S²/36."""
+    return (z + (z ** 2 - 1) * skew / 6 + (z ** 3 - 3 * z) * kurt / 24
+            - (2 * z ** 3 - 5 * z) * skew ** 2 / 36)
+
+
+def _var_param(a, cutoff, method):
+    mu, sd, skew, kurt = _moments(a)
+    z = NormalDist().inv_cdf(cutoff)
+    if method == "parametric":
+        return _nan_below(a, 2, mu + sd * z)
+    return _nan_below(a, 2, mu + sd * _cf_z(z, skew, kurt))
+
+
+def _cvar_param(a, cutoff, method):
+    """Mean of the lower ``cutoff`` tail of the fitted distribution: the normal, or the
+    Cornish-Fisher expansion of it, ∫_{-inf}^{z_a} z_cf(z) φ(z) dz / cutoff in closed form
+    (∫z^k φ on (-inf, a]: I0 = Φ(a), I1 = -φ(a), I2 = Φ(a) - aφ(a), I3 = -(a²+2)φ(a))."""
+    mu, sd, skew, kurt = _moments(a)
+    nd = NormalDist()
+    z = nd.inv_cdf(cutoff)
+    phi = nd.pdf(z)
+    i0, i1, i2, i3 = cutoff, -phi, cutoff - z * phi, -(z * z + 2) * phi
+    if method == "parametric":
+        e = i1
+    else:
+        e = (i1 + skew / 6 * (i2 - i0) + kurt / 24 * (i3 - 3 * i1)
+             - skew ** 2 / 36 * (2 * i3 - 5 * i1))
+    return _nan_below(a, 2, mu + sd * e / cutoff)
+
+
+def _f_beta(a, **_):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var_b = a["p_cbb"] / a["p_n"]
+        b = np.where(var_b < 1e-30, np.nan, a["p_crb"] / a["p_cbb"])
+    return np.where(a["p_n"] >= 2, b, np.nan)
+
+
+def _f_alpha(a, risk_free=0.0, ann=252.0, **_):
+    b = _f_beta(a)
+    mean_alpha = (a["p_mr"] - risk_free) - b * (a["p_mb"] - risk_free)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (1.0 + mean_alpha) ** ann - 1.0
+
+
+def _capture(a, side, ann):
+    n = a[f"{side}_n"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ar = a[f"{side}_wr"] ** (ann / n) - 1.0
+        ab = a[f"{side}_wb"] ** (ann / n) - 1.0
+        return np.where(n > 0, ar / ab, np.nan)
+
+
+def _f_up_capture(a, ann=252.0, **_):
+    return _capture(a, "up", ann)
+
+
+def _f_down_capture(a, ann=252.0, **_):
+    return _capture(a, "dn", ann)
+
+
+def _active_std(a):
+    # var(r - b) from paired co-moments: (Crr + Cbb - 2 Crb) / (n - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m2 = a["p_crr"] + a["p_cbb"] - 2.0 * a["p_crb"]
+        return np.where(a["p_n"] >= 2, np.sqrt(np.maximum(m2, 0) / (a["p_n"] - 1)), np.nan)
+
+
+def _f_tracking_error(a, ann=252.0, **_):
+    return _active_std(a) * np.sqrt(ann)
+
+
+def _f_information_ratio(a, ann=252.0, **_):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a["p_mr"] - a["p_mb"]) * ann / _f_tracking_error(a, ann)
+
+
+# name -> (formula, needs a benchmark)
+METRICS = {
+    "sharpe_ratio": (_f_sharpe, False),
+    "sortino_ratio": (_f_sortino, False),
+    "calmar_ratio": (_f_calmar, False),
+    "max_drawdown": (_f_max_drawdown, False),
+    "value_at_risk": (None, False),
+    "conditional_value_at_risk": (None, False),
+    "annual_return": (_f_annual_return, False),
+    "annual_volatility": (_f_annual_volatility, False),
+    "downside_risk": (_f_downside, False),
+    "cum_returns_final": (_f_cum_returns_final, False),
+    "tail_ratio": (None, False),
+    "stability_of_timeseries": (_f_stability, False),
+    "alpha": (_f_alpha, True),
+    "beta": (_f_beta, True),
+    "up_capture": (_f_up_capture, True),
+    "down_capture": (_f_down_capture, True),
+    "total_return": (_f_total_return, False),
+    "recovery_time": (_f_recovery, False),
+    "drawdown_duration": (_f_drawdown_duration, False),
+    "win_rate": (_f_win_rate, False),
+    "profit_factor": (_f_profit_factor, False),
+    "information_ratio": (_f_information_ratio, True),
+    "tracking_error": (_f_tracking_error, True),
+}
+_QUANTILE = ("value_at_risk", "conditional_value_at_risk", "tail_ratio")
+VAR_METHODS = ("historical", "parametric", "cornish_fisher")
+
+
+# --------------------------------------------------------------------------- engine
+
+def _panel(x) -> np.ndarray:
+    """(time, ...) float array -> C-contiguous float64 (time, columns)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.ascontiguousarray(x.reshape(x.shape[0], int(np.prod(x.shape[1:]))))
+
+
+def _compute_np(names, r, b, params) -> dict[str, np.ndarray]:
+    """Metrics ``names`` of a (time, ...) array ``r`` (benchmark ``b`` broadcastable)."""
+    shape = r.shape[1:]
+    rp = _panel(r)
+    bp = np.empty((0, 0))
+    if b is not None:
+        bp = _panel(np.broadcast_to(b if b.ndim == r.ndim else
+                                    b.reshape(b.shape + (1,) * (r.ndim - b.ndim)), r.shape))
+    out = {}
+    historical = params["method"] == "historical"
+    if any(n not in _QUANTILE or (n != "tail_ratio" and not historical) for n in names):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            logr = np.log1p(rp)
+        acc = _k.accumulate(rp, logr, bp, float(params.get("required_return", 0.0)))
+        a = {f: acc[i] for f, i in _F.items()}
+    if any(n in _QUANTILE for n in names):
+        cutoff = params["cutoff"]
+        levels = sorted({cutoff, 0.05, 0.95})
+        qv = _k.quantiles(rp, np.array(levels), cutoff)
+        q = [qv[levels.index(cutoff)], qv[levels.index(0.05)], qv[levels.index(0.95)],
+             qv[-1]]
+    for n in names:
+        if n == "tail_ratio":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                v = np.abs(q[2]) / np.abs(q[1])
+        elif n in ("value_at_risk", "conditional_value_at_risk"):
+            if params["method"] == "historical":
+                v = q[0] if n == "value_at_risk" else q[3]
+            elif n == "value_at_risk":
+                v = _var_param(a, params["cutoff"], params["method"])
+            else:
+                v = _cvar_param(a, params["cutoff"], params["method"])
+        else:
+            v = METRICS[n][0](a, **params)
+        out[n] = np.asarray(v, dtype=np.float64).reshape(shape)
+    return out
+
+
+def _params(period, annualization, **kw):
+    kw["ann"] = annualization_factor(period, annualization)
+    method = kw.setdefault("method", "historical")
+    if method not in VAR_METHODS:
+        raise ValueError(f"method must be one of {', '.join(VAR_METHODS)}; got {method!r}")
+    cutoff = kw.setdefault("cutoff", 0.05)
+    if not 0 < cutoff < 1:
+        raise ValueError(f"cutoff must be in (0, 1), got {cutoff!r}")
+    return kw
+
+
+def _dispatch(names, returns, factor_returns, dim, params):
+    """Route any supported input through ``_compute_np``; returns {name: result}."""
+    needs_b = [n for n in names if METRICS[n][1]]
+    if needs_b and factor_returns is None:
+        raise ValueError(f"{needs_b[0]} needs factor_returns (the benchmark)")
+    if isinstance(returns, xr.Dataset):
+        raise TypeError("metrics take returns as a DataArray; for a Dataset pick a variable")
+    if isinstance(returns, xr.DataArray):
+        if dim not in returns.dims:
+            raise ValueError(f"dim={dim!r} is not a dimension of the returns {returns.dims}")
+        b = None
+        if factor_returns is not None:
+            fb = factor_returns if isinstance(factor_returns, xr.DataArray) else \
+                xr.DataArray(np.asarray(factor_returns), dims=(dim,),
+                             coords={dim: returns[dim]})
+            returns, fb = xr.align(returns, fb, join="inner")
+            _, b = xr.broadcast(returns, fb)
+            b = b.transpose(*returns.dims)
+
+        def f(r, bb=None):
+            res = _compute_np(names, np.moveaxis(r, -1, 0),
+                              None if bb is None else np.moveaxis(bb, -1, 0), params)
+            out = tuple(res[n] for n in names)
+            return out if len(out) > 1 else out[0]
+
+        args = [returns] + ([b] if b is not None else [])
+        res = xr.apply_ufunc(f, *args, input_core_dims=[[dim]] * len(args),
+                             output_core_dims=[[] for _ in names], dask="parallelized",
+                             output_dtypes=[np.float64] * len(names),
+                             dask_gufunc_kwargs={"allow_rechunk": True})
+        res = res if isinstance(res, tuple) else (res,)
+        return {n: v.rename(n) for n, v in zip(names, res)}
+    if isinstance(returns, (pd.Series, pd.DataFrame)):
+        b = None
+        if factor_returns is not None:
+            if isinstance(factor_returns, (pd.Series, pd.DataFrame)):
+                idx = returns.index.intersection(factor_returns.index)
+                returns, factor_returns = returns.loc[idx], factor_returns.loc[idx]
+            b = np.asarray(factor_returns, dtype=np.float64)
+        res = _compute_np(names, np.asarray(returns, dtype=np.float64), b, params)
+        if isinstance(returns, pd.Series):
+            return {n: float(v) for n, v in res.items()}
+        return {n: pd.Series(v, index=returns.columns, name=n) for n, v in res.items()}
+    r = np.asarray(returns, dtype=np.float64)
+    if r.ndim == 0:
+        raise ValueError("returns must have a time axis, got a scalar")
+    b = None if factor_returns is None else np.asarray(factor_returns, dtype=np.float64)
+    if b is not None and b.shape[0] != r.shape[0]:
+        raise ValueError(f"factor_returns has {b.shape[0]} periods, returns {r.shape[0]}")
+    res = _compute_np(names, r, b, params)
+    return {n: (np.float64(v) if r.ndim == 1 else v) for n, v in res.items()}
+
+
+def _metric(name, returns, factor_returns=None, dim="time", period="daily",
+            annualization=None, **kw):
+    return _dispatch([name], returns, factor_returns, dim,
+                     _params(period, annualization, **kw))[name]
+
+
+# --------------------------------------------------------------------------- public API
+
+def sharpe_ratio(returns, risk_free=0.0, period="daily", annualization=None, dim="time"):
+    """mean(r - rf) / std(r - rf, ddof=1) · sqrt(periods); rf per period."""
+    return _metric("sharpe_ratio", returns, dim=dim, period=period,
+                   annualization=annualization, risk_free=risk_free)
+
+
+def sortino_ratio(returns, required_return=0.0, period="daily", annualization=None,
+                  dim="time"):
+    """mean(r - req) · periods / downside_risk(r, req)."""
+    return _metric("sortino_ratio", returns, dim=dim, period=period,
+                   annualization=annualization, required_return=required_return)
+
+
+def downside_risk(returns, required_return=0.0, period="daily", annualization=None,
+                  dim="time"):
+    """sqrt(mean(min(r - req, 0)²)) · sqrt(periods)."""
+    return _metric("downside_risk", returns, dim=dim, period=period,
+                   annualization=annualization, required_return=required_return)
+
+
+def calmar_ratio(returns, period="daily", annualization=None, dim="time"):
+    """annual_return / |max_drawdown|; NaN without a drawdown."""
+    return _metric("calmar_ratio", returns, dim=dim, period=period,
+                   annualization=annualization)
+
+
+def max_drawdown(returns, dim="time"):
+    """min_t (W_t / max_{s<=t} W_s - 1), W = Π(1 + r) from 1 (the start is a peak); <= 0."""
+    return _metric("max_drawdown", returns, dim=dim)
+
+
+def annual_return(returns, period="daily", annualization=None, dim="time"):
+    """Compound annual growth: Π(1 + r)^(periods / n) - 1, n valid periods."""
+    return _metric("annual_return", returns, dim=dim, period=period,
+                   annualization=annualization)
+
+
+def annual_volatility(returns, period="daily", alpha=2.0, annualization=None, dim="time"):
+    """std(r, ddof=1) · periods^(1/alpha)."""
+    return _metric("annual_volatility", returns, dim=dim, period=period,
+                   annualization=annualization, alpha=alpha)
+
+
+def cum_returns_final(returns, starting_value=0.0, dim="time"):
+    """Π(1 + r) - 1, or Π(1 + r) · starting_value when it is non-zero."""
+    return _metric("cum_returns_final", returns, dim=dim, starting_value=starting_value)
+
+
+def total_return(returns, dim="time"):
+    """Π(1 + r) - 1."""
+    return _metric("total_return", returns, dim=dim)
+
+
+def tail_ratio(returns, dim="time"):
+    """|95th percentile| / |5th percentile| of the returns."""
+    return _metric("tail_ratio", returns, dim=dim)
+
+
+def stability_of_timeseries(returns, dim="time"):
+    """R² of the linear fit of cumulative log returns Σ log(1 + r) on time."""
+    return _metric("stability_of_timeseries", returns, dim=dim)
+
+
+def value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
+    """The ``cutoff`` quantile of returns (negative = loss).
+
+    historical: percentile with linear interpolation (numpy, as empyrical);
+    parametric: mean + std · Φ⁻¹(cutoff) (std ddof=1);
+    cornish_fisher: mean + std · z_cf with z_cf the Cornish-Fisher expansion using the
+    sample's skewness and excess kurtosis (population moments, scipy's default).
+    """
+    return _metric("value_at_risk", returns, dim=dim, cutoff=cutoff, method=method)
+
+
+def conditional_value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
+    """Mean return in the worst ``cutoff`` tail (negative = loss).
+
+    historical: mean of the int((n-1)·cutoff)+1 smallest returns (empyrical);
+    parametric: mean - std · φ(z)/cutoff (normal expected shortfall);
+    cornish_fisher: the tail mean of the Cornish-Fisher distribution (closed form).
+    """
+    return _metric("conditional_value_at_risk", returns, dim=dim, cutoff=cutoff,
+                   method=method)
+
+
+def alpha(returns, factor_returns, risk_free=0.0, period="daily", annualization=None,
+          dim="time"):
+    """(1 + mean(r - rf - β(b - rf)))^periods - 1 (empyrical's annualised alpha)."""
+    return _metric("alpha", returns, factor_returns, dim=dim, period=period,
+                   annualization=annualization, risk_free=risk_free)
+
+
+def beta(returns, factor_returns, risk_free=0.0, dim="time"):
+    """cov(r, b) / var(b) over paired periods (risk_free cancels, as in empyrical)."""
+    return _metric("beta", returns, factor_returns, dim=dim)
+
+
+def up_capture(returns, factor_returns, period="daily", annualization=None, dim="time"):
+    """annual_return(r | b > 0) / annual_return(b | b > 0)."""
+    return _metric("up_capture", returns, factor_returns, dim=dim, period=period,
+                   annualization=annualization)
+
+
+def down_capture(returns, factor_returns, period="daily", annualization=None, dim="time"):
+    """annual_return(r | b < 0) / annual_return(b | b < 0)."""
+    return _metric("down_capture", returns, factor_returns, dim=dim, period=period,
+                   annualization=annualization)
+
+
+def recovery_time(returns, dim="time"):
+    """Periods from the max-drawdown trough until the prior peak is regained; NaN if never."""
+    return _metric("recovery_time", returns, dim=dim)
+
+
+def drawdown_duration(returns, dim="time"):
+    """Longest run of consecutive periods spent below the running peak (underwater)."""
+    return _metric("drawdown_duration", returns, dim=dim)
+
+
+def win_rate(returns, dim="time"):
+    """Share of non-zero periods that are positive."""
+    return _metric("win_rate", returns, dim=dim)
+
+
+def profit_factor(returns, dim="time"):
+    """Σ positive returns / |Σ negative returns| (inf without losses)."""
+    return _metric("profit_factor", returns, dim=dim)
+
+
+def information_ratio(returns, factor_returns, period="daily", annualization=None,
+                      dim="time"):
+    """Annualised mean active return / tracking error: mean(r - b) · periods / TE."""
+    return _metric("information_ratio", returns, factor_returns, dim=dim, period=period,
+                   annualization=annualization)
+
+
+def tracking_error(returns, factor_returns, period="daily", annualization=None, dim="time"):
+    """std(r - b, ddof=1) · sqrt(periods)."""
+    return _metric("tracking_error", returns, factor_returns, dim=dim, period=period,
+                   annualization=annualization)
+
+
+def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
+            annualization=None, cutoff=0.05, dim="time") -> xr.Dataset:
+    """Every returns metric as an ``xr.Dataset`` (one variable per metric, the non-time
+    dims kept). ``risk_free_rate`` is ANNUAL, converted per period as
+    (1 + rf)^(1/periods) - 1 (DESIGN.md); benchmark metrics only with a benchmark."""
+    ann = annualization_factor(period, annualization)
+    rf = (1.0 + risk_free_rate) ** (1.0 / ann) - 1.0
+    names = [n for n, (_, needs_b) in METRICS.items() if benchmark is not None or not needs_b]
+    if not isinstance(returns, xr.DataArray):
+        arr = np.asarray(returns, dtype=np.float64)
+        returns = xr.DataArray(arr, dims=(dim,) + tuple(f"dim_{i}" for i in range(1, arr.ndim)))
+    params = _params(period, annualization, risk_free=rf, required_return=0.0, cutoff=cutoff)
+    res = _dispatch(names, returns, benchmark, dim, params)
+    ds = xr.Dataset(res)
+    ds.attrs.update(periods_per_year=ann, risk_free_rate_annual=risk_free_rate,
+                    risk_free_per_period=rf, cutoff=cutoff)
+    return ds

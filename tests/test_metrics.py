@@ -1,0 +1,262 @@
+"""ql.metrics equals empyrical(-reloaded) where it has the metric, its DESIGN.md
+definitions (tests/reference.py) where it does not, and closed forms for VaR."""
+import warnings
+from statistics import NormalDist
+
+import dask.array as da
+import empyrical as ep
+import numpy as np
+import pandas as pd
+import pytest
+import reference as ref
+import xarray as xr
+from scipy import integrate, stats
+
+import quantlab as ql
+
+M = ql.metrics
+RTOL = 1e-10
+
+
+def _series():
+    rng = np.random.default_rng(2024)
+    yield "random", rng.normal(0.0004, 0.018, 600)
+    yield "fat_tails", rng.standard_t(3, 800) * 0.01
+    yield "trending_up", np.abs(rng.normal(0.001, 0.002, 300))
+    yield "all_negative", -np.abs(rng.normal(0.001, 0.01, 200))
+    yield "flat", np.zeros(50)
+    yield "constant", np.full(40, 0.001)
+    yield "ties", np.round(rng.normal(0, 0.01, 400), 3)
+    # empyrical's own example series (tests/test_stats.py)
+    yield "empyrical_simple", np.array([0.0, 0.01, 0.03, 0.0, 0.04, 0.02, 0.0, 0.01, -0.05] * 4)
+    yield "empyrical_mixed", np.array([np.nan, 0.01, 0.1, -0.04, 0.02, 0.03, 0.02, 0.01, -0.1])
+    yield "empyrical_weekly", np.array([0.0, -0.06, -0.07, -0.01, -0.09, 0.02, -0.06, -0.08, -0.05])
+    yield "one", np.array([0.02])
+    yield "two", np.array([0.02, -0.01])
+    with_holes = rng.normal(0.0005, 0.02, 500)
+    with_holes[rng.random(500) < 0.1] = np.nan
+    with_holes[:30] = np.nan
+    yield "holes", with_holes
+
+
+SERIES = list(_series())
+IDS = [n for n, _ in SERIES]
+
+
+def _bundled_returns():
+    r = ql.data.returns(ql.data.load()["close"])
+    return {a: r.sel(asset=a).values for a in r.asset.values}
+
+
+def _dropna(x):
+    return x[~np.isnan(x)]
+
+
+EMPYRICAL_UNARY = {
+    "sharpe_ratio": (lambda r: M.sharpe_ratio(r, risk_free=0.0001), lambda r: ep.sharpe_ratio(r, risk_free=0.0001)),
+    "sortino_ratio": (lambda r: M.sortino_ratio(r, required_return=0.0002), lambda r: ep.sortino_ratio(r, required_return=0.0002)),
+    "downside_risk": (lambda r: M.downside_risk(r, 0.0002), lambda r: ep.downside_risk(r, 0.0002)),
+    "calmar_ratio": (M.calmar_ratio, ep.calmar_ratio),
+    "max_drawdown": (M.max_drawdown, ep.max_drawdown),
+    "annual_return": (M.annual_return, ep.annual_return),
+    "annual_return_weekly": (lambda r: M.annual_return(r, period="weekly"), lambda r: ep.annual_return(r, period="weekly")),
+    "annual_volatility": (M.annual_volatility, ep.annual_volatility),
+    "annual_volatility_ann": (lambda r: M.annual_volatility(r, annualization=365, alpha=3.0), lambda r: ep.annual_volatility(r, annualization=365, alpha=3.0)),
+    "cum_returns_final": (M.cum_returns_final, ep.cum_returns_final),
+    "cum_returns_final_start": (lambda r: M.cum_returns_final(r, starting_value=100), lambda r: ep.cum_returns_final(r, starting_value=100)),
+    "tail_ratio": (M.tail_ratio, ep.tail_ratio),
+    "stability_of_timeseries": (M.stability_of_timeseries, ep.stability_of_timeseries),
+    "value_at_risk": (M.value_at_risk, ep.value_at_risk),
+    "value_at_risk_1pct": (lambda r: M.value_at_risk(r, cutoff=0.01), lambda r: ep.value_at_risk(r, cutoff=0.01)),
+    "conditional_value_at_risk": (M.conditional_value_at_risk, ep.conditional_value_at_risk),
+}
+
+
+def _empyrical(fn, r):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return fn(r)
+
+
+@pytest.mark.parametrize("metric", EMPYRICAL_UNARY)
+@pytest.mark.parametrize("name,r", SERIES, ids=IDS)
+def test_unary_metrics_equal_empyrical_on_nan_dropped(metric, name, r):
+    ours, theirs = EMPYRICAL_UNARY[metric]
+    got = ours(r)
+    want = _empyrical(theirs, _dropna(r))
+    assert isinstance(got, np.float64)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-14, equal_nan=True,
+                               err_msg=f"{metric} on {name}")
+
+
+@pytest.mark.parametrize("metric", EMPYRICAL_UNARY)
+def test_unary_metrics_equal_empyrical_on_bundled_data(metric):
+    ours, theirs = EMPYRICAL_UNARY[metric]
+    for asset, r in _bundled_returns().items():
+        np.testing.assert_allclose(ours(r), _empyrical(theirs, _dropna(r)), rtol=RTOL,
+                                   err_msg=f"{metric} on {asset}")
+
+
+def _paired():
+    rng = np.random.default_rng(7)
+    b = rng.normal(0.0003, 0.012, 700)
+    r = 0.8 * b + rng.normal(0.0002, 0.01, 700)
+    yield "random", r, b
+    r2, b2 = r.copy(), b.copy()
+    r2[rng.random(700) < 0.05] = np.nan
+    b2[rng.random(700) < 0.05] = np.nan
+    yield "holes", r2, b2
+    eq = _bundled_returns()
+    yield "bundled", eq["MSFT"], eq["IBM"]
+
+
+PAIRED = list(_paired())
+
+
+@pytest.mark.parametrize("name,r,b", PAIRED, ids=[p[0] for p in PAIRED])
+@pytest.mark.parametrize("metric", ["alpha", "beta", "up_capture", "down_capture"])
+def test_benchmark_metrics_equal_empyrical(name, r, b, metric):
+    ok = ~np.isnan(r) & ~np.isnan(b)
+    kw = {"risk_free": 0.0001} if metric == "alpha" else {}
+    got = getattr(M, metric)(r, b, **kw)
+    want = _empyrical(lambda x: getattr(ep, metric)(x, b[ok], **kw), r[ok])
+    np.testing.assert_allclose(got, want, rtol=RTOL, err_msg=f"{metric} on {name}")
+
+
+@pytest.mark.parametrize("name,r,b", PAIRED, ids=[p[0] for p in PAIRED])
+def test_active_metrics_equal_definitions(name, r, b):
+    np.testing.assert_allclose(M.tracking_error(r, b), ref.tracking_error(r, b), rtol=RTOL)
+    np.testing.assert_allclose(M.information_ratio(r, b), ref.information_ratio(r, b), rtol=RTOL)
+    np.testing.assert_allclose(M.tracking_error(r, b, period="weekly"),
+                               ref.tracking_error(r, b, 52), rtol=RTOL)
+
+
+@pytest.mark.parametrize("metric", ["recovery_time", "drawdown_duration", "win_rate",
+                                    "profit_factor"])
+@pytest.mark.parametrize("name,r", SERIES, ids=IDS)
+def test_design_metrics_equal_definitions(metric, name, r):
+    np.testing.assert_allclose(getattr(M, metric)(r), getattr(ref, metric)(r), rtol=RTOL,
+                               equal_nan=True, err_msg=f"{metric} on {name}")
+
+
+def test_design_metrics_hand_computed():
+    # wealth 1 -> 1.1 -> 0.88 -> 0.968 -> 1.1132: max drawdown -20 % from the 1.1 peak at
+    # period 1, trough at 2, regained at period 4: recovery 2 periods, 2 periods underwater
+    r = np.array([0.10, -0.20, 0.10, 0.15, -0.01])
+    assert M.max_drawdown(r) == pytest.approx(-0.2)
+    assert M.recovery_time(r) == 2
+    assert M.drawdown_duration(r) == 2
+    assert M.win_rate(r) == pytest.approx(3 / 5)
+    assert M.profit_factor(r) == pytest.approx(0.35 / 0.21)
+    assert M.total_return(r) == pytest.approx(1.1 * 0.8 * 1.1 * 1.15 * 0.99 - 1)
+    assert np.isnan(M.recovery_time(np.array([0.1, -0.5, 0.1])))   # never regained
+    assert M.win_rate(np.array([0.0, 0.0, 0.01, np.nan])) == 1.0   # zeros do not count
+    assert M.profit_factor(np.array([0.01, 0.02])) == np.inf
+
+
+def test_parametric_and_cornish_fisher_var():
+    r = np.random.default_rng(5).standard_t(4, 2000) * 0.01
+    mu, sd = r.mean(), r.std(ddof=1)
+    s, k = stats.skew(r), stats.kurtosis(r)
+    z = stats.norm.ppf(0.05)
+    assert M.value_at_risk(r, method="parametric") == pytest.approx(mu + sd * z, rel=1e-10)
+    assert M.conditional_value_at_risk(r, method="parametric") == pytest.approx(
+        mu - sd * stats.norm.pdf(z) / 0.05, rel=1e-10)
+    zcf = z + (z**2 - 1) * s / 6 + (z**3 - 3 * z) * k / 24 - (2 * z**3 - 5 * z) * s**2 / 36
+    assert M.value_at_risk(r, method="cornish_fisher") == pytest.approx(mu + sd * zcf, rel=1e-10)
+    # CF expected shortfall: the mean of the CF quantile function over (0, cutoff)
+    nd = NormalDist()
+
+    def q_cf(u):
+        zz = nd.inv_cdf(u)
+        return mu + sd * (zz + (zz**2 - 1) * s / 6 + (zz**3 - 3 * zz) * k / 24
+                          - (2 * zz**3 - 5 * zz) * s**2 / 36)
+
+    es, _ = integrate.quad(q_cf, 1e-12, 0.05, limit=200)
+    assert M.conditional_value_at_risk(r, method="cornish_fisher") == pytest.approx(es / 0.05, rel=1e-6)
+    # with normal data the three methods agree roughly, and parametric ~ historical
+    g = np.random.default_rng(6).normal(0, 0.01, 200_000)
+    for meth in ("parametric", "cornish_fisher"):
+        assert M.value_at_risk(g, method=meth) == pytest.approx(M.value_at_risk(g), rel=0.02)
+
+
+def test_quantile_selection_equals_numpy_percentile():
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 10, 101, 1000):
+        for data in (rng.normal(size=n), np.round(rng.normal(size=n), 1), np.zeros(n)):
+            for q in (0.0, 0.01, 0.05, 0.5, 0.95, 1.0 - 1e-9):
+                got = M.value_at_risk(data, cutoff=q) if 0 < q < 1 else None
+                if got is not None:
+                    assert got == pytest.approx(np.percentile(data, 100 * q), rel=1e-12, abs=1e-15)
+
+
+def test_types_pandas_numpy_xarray_and_inputs_untouched():
+    rng = np.random.default_rng(3)
+    arr = rng.normal(0.0005, 0.01, (300, 4))
+    keep = arr.copy()
+    idx = pd.bdate_range("2020-01-01", periods=300)
+    df = pd.DataFrame(arr, index=idx, columns=list("abcd"))
+    s = M.sharpe_ratio(df)
+    assert isinstance(s, pd.Series) and list(s.index) == list("abcd")
+    assert isinstance(M.sharpe_ratio(df["a"]), float)
+    np.testing.assert_allclose(s.values, ep.sharpe_ratio(arr), rtol=RTOL)
+    out = M.max_drawdown(arr)
+    assert isinstance(out, np.ndarray) and out.shape == (4,)
+    da_ = xr.DataArray(arr.reshape(300, 2, 2), dims=("time", "asset", "param"),
+                       coords={"time": idx})
+    x = M.sharpe_ratio(da_)
+    assert x.dims == ("asset", "param")
+    np.testing.assert_allclose(x.values.ravel(), ep.sharpe_ratio(arr), rtol=RTOL)
+    # transposed input, time not first
+    np.testing.assert_allclose(M.sharpe_ratio(da_.transpose("param", "time", "asset")).T,
+                               x, rtol=RTOL)
+    # dask: lazily, chunked over a non-time dim
+    lazy = M.annual_volatility(da_.chunk({"asset": 1}))
+    assert isinstance(lazy.data, da.Array)
+    np.testing.assert_allclose(lazy.compute(), M.annual_volatility(da_), rtol=RTOL)
+    # pandas benchmark alignment on the index (inner join)
+    bench = pd.Series(rng.normal(0, 0.01, 200), index=idx[100:])
+    np.testing.assert_allclose(M.beta(df["a"], bench), ep.beta(df["a"].iloc[100:].values, bench.values), rtol=RTOL)
+    # xarray benchmark broadcast over assets
+    b = xr.DataArray(rng.normal(0, 0.01, 300), dims=("time",), coords={"time": idx})
+    got = M.alpha(da_, b)
+    assert got.dims == ("asset", "param")
+    np.testing.assert_array_equal(arr, keep)
+
+
+def test_summary_dataset_and_annual_risk_free():
+    eq = ql.data.returns(ql.data.load()["close"])
+    ds = M.summary(eq, risk_free_rate=0.02)
+    assert set(ds.data_vars) == {n for n, (_, b) in M.METRICS.items() if not b}
+    assert ds["sharpe_ratio"].dims == ("asset",)
+    rf = 1.02 ** (1 / 252) - 1
+    np.testing.assert_allclose(ds["sharpe_ratio"].sel(asset="IBM"),
+                               ep.sharpe_ratio(_dropna(eq.sel(asset="IBM").values), risk_free=rf),
+                               rtol=RTOL)
+    with_b = M.summary(eq, benchmark=eq.sel(asset="IBM", drop=True))
+    assert {"alpha", "beta", "information_ratio"} <= set(with_b.data_vars)
+    np.testing.assert_allclose(with_b["beta"].sel(asset="IBM"), 1.0, rtol=1e-12)
+    assert float(with_b["tracking_error"].sel(asset="IBM")) == pytest.approx(0, abs=1e-12)
+
+
+def test_empty_and_all_nan_give_nan():
+    for r in (np.array([]), np.full(10, np.nan)):
+        for name in ("sharpe_ratio", "max_drawdown", "annual_return", "value_at_risk",
+                     "tail_ratio", "recovery_time", "win_rate"):
+            assert np.isnan(getattr(M, name)(r)), name
+
+
+def test_bad_arguments_are_named():
+    r = np.zeros(10)
+    with pytest.raises(ValueError, match="period must be one of"):
+        M.sharpe_ratio(r, period="hourly")
+    with pytest.raises(ValueError, match="method must be one of"):
+        M.value_at_risk(r, method="monte_carlo")
+    with pytest.raises(ValueError, match="cutoff"):
+        M.value_at_risk(r, cutoff=1.5)
+    with pytest.raises(ValueError, match="needs factor_returns"):
+        M._metric("alpha", r)
+    with pytest.raises(ValueError, match="'date'"):
+        M.sharpe_ratio(xr.DataArray(r, dims=("time",)), dim="date")
+    with pytest.raises(ValueError, match="periods"):
+        M.beta(r, np.zeros(5))
