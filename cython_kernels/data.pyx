@@ -27,7 +27,7 @@ CODE_NAMES = ("ok", "partial", "nonpositive", "high_below_low", "close_outside",
 
 # ---- Simple returns
 
-def simple_returns(const real[:, ::1] prices):
+def simple_returns(const real[:, :] prices):
     """r[t, a] = p[t, a] / p_last[a] - 1, p_last the last valid price before t.
 
     NaN where p[t, a] is NaN (no bar) or no earlier valid price exists, so a gap

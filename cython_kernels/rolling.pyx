@@ -1,5 +1,8 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Rolling-window kernels over a C-contiguous (time, asset) panel.
+"""Rolling-window kernels over a (time, asset) panel whose rows are contiguous.
+
+Rows may be strided (a column chunk of a larger C-ordered array, as dask hands over),
+but each row's assets must be adjacent in memory: the hot loops walk row pointers.
 
 Every kernel walks time in the outer loop and assets in the inner loop, so the hot loop
 reads and writes contiguous memory, with one small state slot per asset. State is kept
@@ -18,6 +21,8 @@ ctypedef fused real:
 
 
 def _empty_like(x):
+    if x.shape[1] > 1 and x.strides[1] != x.itemsize:
+        raise ValueError("rolling kernels need each row's values adjacent (inner stride 1)")
     return np.empty((x.shape[0], x.shape[1]), dtype=np.asarray(x).dtype)
 
 
@@ -30,7 +35,7 @@ def _empty_like(x):
 
 # ---- Rolling sum / mean (Kahan-compensated running sum)
 
-def roll_sum(const real[:, ::1] x, Py_ssize_t window, Py_ssize_t minp, bint mean):
+def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean):
     """Rolling sum (``mean=False``) or mean over the last ``window`` rows, NaN skipped.
 
     Sum of an empty window is 0 when ``minp == 0`` (pandas); mean needs one observation.
@@ -76,7 +81,7 @@ def roll_sum(const real[:, ::1] x, Py_ssize_t window, Py_ssize_t minp, bint mean
 # recomputed exactly from the window's rows: no drift, O(1) amortised work per value.
 # A run of identical values has variance exactly 0 (as pandas tracks it).
 
-def roll_var(const real[:, ::1] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t ddof,
+def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t ddof,
              int mode):
     """Rolling variance (``mode=0``), std (1) or z-score ``(x - mean) / std`` (2).
 
@@ -165,7 +170,7 @@ def roll_var(const real[:, ::1] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_
 # previous block (a suffix extreme, computed backwards once per block into a small
 # buffer) and the head of t's block (a running prefix extreme): 3 comparisons a value.
 
-def roll_minmax(const real[:, ::1] x, Py_ssize_t window, Py_ssize_t minp, bint is_max):
+def roll_minmax(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint is_max):
     """Rolling max (``is_max``) or min, NaN skipped (van Herk 1992; Gil & Werman 1993)."""
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a, b0, k, j
     out_np = _empty_like(x)
@@ -230,7 +235,7 @@ def roll_minmax(const real[:, ::1] x, Py_ssize_t window, Py_ssize_t minp, bint i
 
 # ---- Exponentially weighted mean (pandas ewm(span, adjust=True, ignore_na=False).mean())
 
-def ewm_mean(const real[:, ::1] x, double alpha, Py_ssize_t minp):
+def ewm_mean(const real[:, :] x, double alpha, Py_ssize_t minp):
     """Adjusted EWMA: weights (1 - alpha)^i over positions, NaN observations skipped but
     still aging the weights (pandas ``ignore_na=False``); NaN input shows the last mean."""
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a
@@ -260,7 +265,7 @@ def ewm_mean(const real[:, ::1] x, double alpha, Py_ssize_t minp):
 
 # ---- Rolling percentile rank of the current value (average ties), O(window) a step
 
-def roll_rank(const real[:, ::1] x, Py_ssize_t window, Py_ssize_t minp):
+def roll_rank(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
     """pct rank of x[t] among the window's non-NaN values: (less + (equal + 1) / 2) / nobs."""
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a, j, lo
     out_np = _empty_like(x)
@@ -295,7 +300,7 @@ def roll_rank(const real[:, ::1] x, Py_ssize_t window, Py_ssize_t minp):
 
 # ---- Rolling pairwise correlation (bivariate Welford, pairwise-complete observations)
 
-def roll_corr(const real[:, ::1] x, Py_ssize_t window, Py_ssize_t minp):
+def roll_corr(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
     """out[t, i, j] = Pearson correlation of assets i, j over the window's rows where both
     are valid; NaN below ``minp`` such rows or with zero variance. Symmetric in i, j."""
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, i, j, k

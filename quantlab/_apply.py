@@ -12,12 +12,40 @@ def kernel_dtype(dtype) -> type:
 def time_major(kernel, arr, *args, time_axis: int = -1):
     """Run ``kernel(panel, *args)`` on ``arr`` with time on ``time_axis``.
 
-    The kernel sees a C-contiguous (time, columns) panel, the other axes flattened into
-    columns; a (asset, time) view of a (time, asset) C-ordered array -- what
-    ``xr.apply_ufunc`` hands over -- reaches the kernel without a copy.
+    The kernel sees a (time, columns) panel, the other axes flattened into columns, with
+    each row's values adjacent in memory (rows may be strided). A (asset, time) view of a
+    (time, asset) C-ordered array -- what ``xr.apply_ufunc`` hands over -- and a column
+    chunk of one -- what dask hands over -- reach the kernel without a copy.
     """
     arr = np.asarray(arr)
     a = np.moveaxis(arr, time_axis, 0)
-    panel = np.ascontiguousarray(a.reshape(a.shape[0], -1), dtype=kernel_dtype(arr.dtype))
+    panel = a.reshape(a.shape[0], -1)
+    dtype = kernel_dtype(arr.dtype)
+    # rows may be strided (a column chunk); only the values within a row must be adjacent
+    if panel.dtype != dtype or (panel.shape[1] > 1 and panel.strides[1] != panel.itemsize):
+        panel = np.ascontiguousarray(panel, dtype=dtype)
     out = kernel(panel, *args)
     return np.moveaxis(out.reshape(a.shape), 0, time_axis)
+
+
+def apply_over_time(kernel, da, dim: str):
+    """Apply a (time, column) -> (time, column) kernel along ``dim`` of a DataArray.
+
+    NumPy-backed: one call, no reordering of dims. Dask-backed: lazily, one call per
+    block (``map_blocks``), blocks along ``dim`` merged first since a window needs the
+    rows before it. The result keeps dims, coords, name and attrs.
+    """
+    from functools import partial
+
+    if dim not in da.dims:
+        raise ValueError(f"dim={dim!r} is not a dimension of the input {da.dims}")
+    axis = da.get_axis_num(dim)
+    fn = partial(time_major, kernel, time_axis=axis)
+    data = da.data
+    if hasattr(data, "map_blocks") and hasattr(data, "chunks"):
+        if len(data.chunks[axis]) > 1:
+            data = data.rechunk({axis: -1})
+        out = data.map_blocks(fn, dtype=kernel_dtype(da.dtype))
+    else:
+        out = fn(data)
+    return da.copy(data=out)

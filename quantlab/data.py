@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import importlib
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab._apply import kernel_dtype, time_major
+from quantlab._apply import apply_over_time, time_major
 from quantlab._kernels import data as _k
 from quantlab.errors import DataError
 
@@ -347,13 +346,8 @@ def returns(x, dim: str = "time"):
     if isinstance(x, xr.Dataset):
         x = x["close"]
     if isinstance(x, xr.DataArray):
-        if dim not in x.dims:
-            raise ValueError(f"returns: dim={dim!r} is not a dimension of {x.dims}")
-        return xr.apply_ufunc(
-            partial(time_major, _k.simple_returns), x, input_core_dims=[[dim]],
-            output_core_dims=[[dim]], dask="parallelized",
-            output_dtypes=[kernel_dtype(x.dtype)], dask_gufunc_kwargs={"allow_rechunk": True},
-        ).transpose(*x.dims).rename(x.name).assign_attrs(long_name="simple return")
+        return apply_over_time(_k.simple_returns, x, dim).assign_attrs(
+            long_name="simple return")
     a = np.asarray(x)
     if a.ndim not in (1, 2):
         raise ValueError(f"returns: expected a 1-D or 2-D array (time first), got {a.ndim}-D")

@@ -18,7 +18,7 @@ from functools import partial
 import numpy as np
 import xarray as xr
 
-from quantlab._apply import kernel_dtype, time_major
+from quantlab._apply import apply_over_time, kernel_dtype, time_major
 from quantlab._kernels import rolling as _k
 
 __all__ = ["mean", "sum", "var", "std", "min", "max", "zscore", "ewm_mean", "rank", "corr"]
@@ -36,25 +36,19 @@ def _check(window, min_periods, default_minp=None):
     return int(min_periods)
 
 
-def _apply(kernel, x, dim, *args):
+def _apply(kernel, x, dim):
     """Run a (time, column) -> (time, column) kernel over ``dim`` of any supported input."""
     if isinstance(x, xr.Dataset):
-        return x.map(lambda v: _apply(kernel, v, dim, *args) if dim in v.dims else v,
+        return x.map(lambda v: _apply(kernel, v, dim) if dim in v.dims else v,
                      keep_attrs=True)
     if isinstance(x, xr.DataArray):
-        if dim not in x.dims:
-            raise ValueError(f"dim={dim!r} is not a dimension of the input {x.dims}")
-        return xr.apply_ufunc(
-            partial(time_major, kernel), x, *args, input_core_dims=[[dim]] + [[]] * len(args),
-            output_core_dims=[[dim]], dask="parallelized", keep_attrs=True,
-            output_dtypes=[kernel_dtype(x.dtype)], dask_gufunc_kwargs={"allow_rechunk": True},
-        ).transpose(*x.dims)
+        return apply_over_time(kernel, x, dim)
     if dim != "time":
         raise ValueError(f"dim={dim!r}: NumPy input has no named dims; time is axis 0")
     a = np.asarray(x)
     if a.ndim == 0:
         raise ValueError("x must have a time axis (axis 0); got a scalar")
-    return time_major(kernel, a, *args, time_axis=0)
+    return time_major(kernel, a, time_axis=0)
 
 
 def sum(x, window, dim="time", min_periods=None):  # noqa: A001 (mirrors pandas' name)
