@@ -146,9 +146,59 @@ def bench_metrics(n=2520, m=1000):
             "empyrical (16 metrics)", timeit(ours, repeat=3), timeit(theirs, repeat=1))
 
 
+BACKTEST_SETUP = """
+import numpy as np, pandas as pd, xarray as xr, time, warnings
+warnings.simplefilter("ignore")
+rng = np.random.default_rng(42)
+n, m = 2520, 1000
+close = 100 * np.exp(np.cumsum(rng.normal(0.0003, 0.015, (n, m)), axis=0))
+t = pd.date_range("2010-01-01", periods=n, freq="D")
+da = xr.DataArray(close, dims=("time", "asset"), coords={"time": t, "asset": np.arange(m)})
+import quantlab as ql
+f, s = ql.rolling.mean(da, 10), ql.rolling.mean(da, 50)
+entries = (f > s) & (f.shift(time=1) <= s.shift(time=1))
+exits = (f < s) & (f.shift(time=1) >= s.shift(time=1))
+"""
+
+
+def bench_backtest():
+    """MA(10)/MA(50) crossover, 2520 x 1000, fees 0.1 %, slippage 5 bp: quantlab vs
+    vectorbt from_signals in the same run (steady state), and each one's first call in a
+    fresh process (vectorbt compiles with numba; its cache dir is emptied)."""
+    import tempfile
+
+    ns = {}
+    exec(BACKTEST_SETUP, ns)
+    ql, vbt_entries, vbt_exits = ns["ql"], ns["entries"].to_pandas(), ns["exits"].to_pandas()
+    import vectorbt as vbt
+
+    close = ns["da"].to_pandas()
+    ours = timeit(lambda: ql.backtest(ns["da"], entries=ns["entries"], exits=ns["exits"],
+                                      fees=0.001, slippage=0.0005), repeat=3)
+    theirs = timeit(lambda: vbt.Portfolio.from_signals(
+        close, vbt_entries, vbt_exits, fees=0.001, slippage=0.0005).final_value(), repeat=3)
+    first = {}
+    for name, call in (("quantlab", "ql.backtest(da, entries=entries, exits=exits, "
+                                    "fees=0.001, slippage=0.0005)"),
+                       ("vectorbt", "import vectorbt as vbt; vbt.Portfolio.from_signals("
+                                    "da.to_pandas(), entries.to_pandas(), exits.to_pandas(), "
+                                    "fees=0.001, slippage=0.0005).final_value()")):
+        code = (BACKTEST_SETUP + "t0 = time.perf_counter()\n" + call
+                + "\nprint(time.perf_counter() - t0)")
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**__import__("os").environ, "NUMBA_CACHE_DIR": cache}
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True, env=env)
+        first[name] = float(out.stdout.strip().splitlines()[-1])
+    return [("backtest MA(10)/MA(50), 2520 x 1000, steady state", "vectorbt from_signals",
+             ours, theirs),
+            ("backtest, first call in a fresh process (incl. import + JIT)",
+             "vectorbt from_signals", first["quantlab"], first["vectorbt"])]
+
+
 def main():
     argparse.ArgumentParser(description=__doc__).parse_args()
-    rows = [bench_returns(), bench_load(), bench_import(), bench_metrics()]
+    rows = [bench_returns(), bench_load(), bench_import(), bench_metrics(), *bench_backtest()]
     print("| what | peer | quantlab | peer time | peer / quantlab |")
     print("|---|---|---|---|---|")
     for what, peer_name, ours, peer in rows:

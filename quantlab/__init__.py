@@ -9,9 +9,11 @@ from quantlab.errors import DataError
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"data", "metrics", "plots", "rolling", "suite"}
+_SUBMODULES = {"backtest", "data", "metrics", "plots", "rolling", "signals", "suite"}
+# top-level names that live in a submodule
+_ATTRS = {"Slippage": "backtest", "BacktestingEngine": "backtest"}
 
-__all__ = ["DataError", "__version__", *sorted(_SUBMODULES)]
+__all__ = ["DataError", "__version__", *sorted(_SUBMODULES), *sorted(_ATTRS)]
 
 
 def __getattr__(name):
@@ -19,8 +21,12 @@ def __getattr__(name):
         module = import_module(f"quantlab.{name}")
         globals()[name] = module
         return module
+    if name in _ATTRS:
+        value = getattr(import_module(f"quantlab.{_ATTRS[name]}"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'quantlab' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | _SUBMODULES)
+    return sorted(set(globals()) | _SUBMODULES | set(_ATTRS))

@@ -276,25 +276,30 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
         dup = ds.indexes["asset"][ds.indexes["asset"].duplicated()][0]
         raise DataError(f"{where}duplicate asset {dup!r}")
 
-    block = np.stack([ds[v].transpose("time", "asset").to_numpy().astype(np.float64)
-                      for v in names])
+    arrays = [np.asarray(ds[v].transpose("time", "asset").values, dtype=np.float64)
+              for v in names]
+    block = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
     if np.isinf(block).any():
         v, t, a = (i[0] for i in np.nonzero(np.isinf(block)))
         raise DataError(f"{where}{names[v]!r} of asset {str(ds.asset.values[a])!r} at "
                         f"{_fmt_time(ds.time.values[t])}: infinite value")
     # Assets are grouped by the variables they have (not all-NaN) so a close-only asset
-    # in an OHLCV set is checked on close alone.
-    has = ~np.isnan(block).all(axis=1)  # (variable, asset)
-    for pattern in np.unique(has.T, axis=0):
-        cols = np.flatnonzero((has.T == pattern).all(axis=1))
+    # in an OHLCV set is checked on close alone. One variable: nothing to group.
+    if len(names) == 1:
+        groups = [(np.array([True]), np.arange(block.shape[2]))]
+    else:
+        has = ~np.isnan(block).all(axis=1)  # (variable, asset)
+        groups = [(pattern, np.flatnonzero((has.T == pattern).all(axis=1)))
+                  for pattern in np.unique(has.T, axis=0)]
+    for pattern, cols in groups:
         vars_ = [n for n, keep in zip(names, pattern) if keep]
         if not vars_:
             continue  # an asset with no data at all is simply absent
-        sub = np.ascontiguousarray(block[np.ix_(np.flatnonzero(pattern),
-                                                np.arange(block.shape[1]), cols)])
+        sub = block if len(names) == 1 else np.ascontiguousarray(
+            block[np.ix_(np.flatnonzero(pattern), np.arange(block.shape[1]), cols)])
         idx = {r: vars_.index(r) if r in vars_ else -1 for r in BAR_VARS}
-        code, v, t, a = _k.check_bars(sub, idx["open"], idx["high"], idx["low"],
-                                      idx["close"], idx["volume"])
+        code, v, t, a = _k.check_bars(np.ascontiguousarray(sub), idx["open"], idx["high"],
+                                      idx["low"], idx["close"], idx["volume"])
         if code:
             raise DataError(where + _bar_message(_k.CODE_NAMES[code], vars_, v,
                                                  sub[:, t, a], str(ds.asset.values[cols[a]]),

@@ -82,3 +82,42 @@ def line_figure(da, title: str = "", y_label: str = "", bands=()):
                             line_color="gray"))
     fig.legend.location = "top_left"
     return fig
+
+
+def backtest_figure(res, asset=None, **sel):
+    """Price with fills, equity against buy-and-hold, and drawdown of one backtest column.
+
+    ``asset`` (default the first) and ``sel`` (parameter values, default the first of
+    each parameter dim) pick the column.
+    """
+    from bokeh.layouts import column
+
+    assets = list(res.positions.asset.values)
+    asset = assets[0] if asset is None else asset
+    params = {d: res.positions[d].values[0] for d in res.positions.dims
+              if d not in ("time", "asset")}
+    params.update(sel)
+    eq = res.equity.sel({k: v for k, v in params.items() if k in res.equity.dims})
+    if "asset" in eq.dims:
+        eq = eq.sel(asset=asset)
+    price = res.prices.sel(asset=asset)
+    fig_p = _figure(x_axis_type="datetime", title=f"{asset}: close and fills", height=250)
+    fig_p.line(price.time.values, price.values, color=PALETTE[0])
+    o = res.orders[res.orders["asset"] == asset]
+    for k, v in params.items():
+        o = o[o[k] == v]
+    for side, color, marker in ((o["size"] > 0, PALETTE[2], "triangle"),
+                                (o["size"] < 0, PALETTE[3], "inverted_triangle")):
+        fig_p.scatter(o.loc[side, "time"].values, o.loc[side, "price"].values, size=8,
+                      color=color, marker=marker,
+                      legend_label="buy" if marker == "triangle" else "sell")
+    fig_e = _figure(x_axis_type="datetime", title="equity", height=250, x_range=fig_p.x_range)
+    fig_e.line(eq.time.values, eq.values, color=PALETTE[1], legend_label="strategy")
+    first = price.dropna("time")
+    bh = res.init_cash * price.ffill("time") / float(first[0])
+    fig_e.line(bh.time.values, bh.values, color="gray", legend_label=f"buy and hold {asset}")
+    fig_e.legend.location = "top_left"
+    dd = eq / eq.copy(data=np.fmax.accumulate(eq.values)) - 1
+    fig_d = _figure(x_axis_type="datetime", title="drawdown", height=180, x_range=fig_p.x_range)
+    fig_d.varea(dd.time.values, dd.values, 0, color=PALETTE[3], alpha=0.4)
+    return column(fig_p, fig_e, fig_d, sizing_mode="stretch_width")

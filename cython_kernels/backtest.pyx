@@ -1,0 +1,216 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The backtest simulator: one loop over time for many columns and accounts.
+
+Columns are (asset x parameter) series; each column belongs to an account (``group``):
+its own (``group=False``) or one shared by all assets of a parameter combination
+(``group=True``). Per bar: mark positions, turn target exposures into orders (sells
+before buys, so a portfolio's cash funds its buys), fill at the execution price with
+slippage and fees, record orders. Policy (signal checks, slippage models, labels) lives
+in ``quantlab/backtest.py``; this file is the loop only. Later options (stops, limit
+orders, metrics-only accumulation) extend this same loop.
+"""
+import numpy as np
+
+from libc.math cimport NAN, fabs, isnan, sqrt
+from libc.stdlib cimport free, malloc, realloc
+
+
+cdef struct Order:
+    Py_ssize_t t
+    Py_ssize_t col
+    double size      # shares, + buy / - sell
+    double price     # fill price incl. slippage
+    double fee
+
+
+cdef struct Orders:
+    Order* buf
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int push(Orders* o, Py_ssize_t t, Py_ssize_t col, double size, double price,
+              double fee) noexcept nogil:
+    cdef Order* grown
+    if o.n == o.cap:
+        o.cap = o.cap * 2 if o.cap else 1024
+        grown = <Order*>realloc(o.buf, o.cap * sizeof(Order))
+        if grown == NULL:
+            return -1
+        o.buf = grown
+    o.buf[o.n].t = t
+    o.buf[o.n].col = col
+    o.buf[o.n].size = size
+    o.buf[o.n].price = price
+    o.buf[o.n].fee = fee
+    o.n += 1
+    return 0
+
+
+cdef inline double order_size(double e, double equity, double q, double p, double slip,
+                              double fees, double fixed) noexcept nogil:
+    """Shares to trade so that, after costs, position value q'·p = e · equity after costs.
+
+    Buying Δ > 0 at p(1+s) with fee f costs Δ(p(1+s)(1+f) - p) + F of equity, selling
+    costs |Δ|(p - p(1-s)(1-f)) + F, hence (DESIGN.md: exposure 1 invests all cash net of
+    fees; exposure 0 sells everything):
+        Δ = (e (E - F) - q p) / (p + e (p(1+s)(1+f) - p))   (buy)
+        Δ = (e (E - F) - q p) / (p - e (p - p(1-s)(1-f)))   (sell)
+    """
+    cdef double want = e * equity / p - q
+    cdef double num, den
+    if want == 0:
+        return 0.0
+    if e == 0:
+        return -q
+    num = e * (equity - fixed) - q * p
+    if want > 0:
+        den = p + e * (p * (1 + slip) * (1 + fees) - p)
+    else:
+        den = p - e * (p - p * (1 - slip) * (1 - fees))
+    if den <= 0:
+        return 0.0
+    return num / den
+
+
+def simulate(const double[:, :] close, const double[:, :] exec_price,
+             const double[:, :] target, const double[:, :] slip_base,
+             const double[:, :] impact, double impact_cap,
+             const Py_ssize_t[::1] asset, const Py_ssize_t[::1] group, Py_ssize_t n_groups,
+             double init_cash, const double[::1] fees, const double[::1] fixed_fees,
+             double max_leverage,
+             double max_position_size, bint daily, bint next_open):
+    """Run the simulation.
+
+    close, exec_price, slip_base, impact: (time, asset), read for column c at asset[c]
+    (parameter combinations share their asset's prices without copies; any strides, so
+    a constant may be a stride-0 broadcast). target: (time, column), exposure in [-1, 1],
+    NaN = keep the last target. ``exec_price`` is the close (``execution="close"``) or the
+    open (``"next_open"``, then ``target`` row t-1 acts at row t).
+    Slippage of an order of Δ shares: slip_base + min(impact · sqrt(|Δ|), impact_cap).
+    group[col]: account of each column (0 .. n_groups-1); fees, fixed_fees per column (a
+    fee sweep is a parameter dim).
+
+    Returns (equity (time, group), cash (time, group), positions (time, column) in shares,
+    orders as arrays (t, col, size, price, fee)).
+    """
+    cdef Py_ssize_t n = target.shape[0], m = target.shape[1], t, c, g, k, side, j
+    equity_np = np.empty((n, n_groups))
+    cash_np = np.empty((n, n_groups))
+    pos_np = np.empty((n, m))
+    cdef double[:, ::1] equity = equity_np, cash_out = cash_np, positions = pos_np
+    cdef double[::1] cash = np.full(n_groups, init_cash)
+    cdef double[::1] gross = np.zeros(n_groups), eq = np.zeros(n_groups)
+    cdef double[::1] q = np.zeros(m), last = np.full(m, np.nan), want = np.zeros(m)
+    cdef double[::1] e = np.zeros(m), px = np.zeros(m)
+    cdef char[::1] pending = np.zeros(m, dtype=np.int8)
+    cdef Orders orders
+    orders.buf = NULL
+    orders.n = 0
+    orders.cap = 0
+    cdef double s, p, d, sl, pe, fee, cost, scale
+    cdef int err = 0
+    with nogil:
+        for t in range(n):
+            # 1. new targets (NaN = hold) and execution prices
+            for c in range(m):
+                if next_open:
+                    s = target[t - 1, c] if t > 0 else NAN
+                else:
+                    s = target[t, c]
+                if not isnan(s):
+                    if s != want[c]:
+                        pending[c] = 1  # stays pending through missing bars
+                    want[c] = s
+                if daily:
+                    pending[c] = 1
+                px[c] = exec_price[t, asset[c]]
+            # 2. account equity at the execution prices (last valid price if none)
+            for g in range(n_groups):
+                eq[g] = cash[g]
+                gross[g] = 0
+            for c in range(m):
+                p = px[c] if not isnan(px[c]) else last[c]
+                if q[c] != 0 and not isnan(p):
+                    eq[group[c]] += q[c] * p
+                e[c] = want[c] * max_leverage
+                if e[c] > max_position_size:
+                    e[c] = max_position_size
+                elif e[c] < -max_position_size:
+                    e[c] = -max_position_size
+                gross[group[c]] += fabs(e[c])
+            # 3. orders: sells (side 0) before buys (side 1)
+            for side in range(2):
+                for c in range(m):
+                    if not pending[c] or isnan(px[c]):
+                        continue
+                    g = group[c]
+                    p = px[c]
+                    scale = max_leverage / gross[g] if gross[g] > max_leverage else 1.0
+                    j = asset[c]
+                    d = order_size(e[c] * scale, eq[g], q[c], p, slip_base[t, j], fees[c],
+                                   fixed_fees[c])
+                    if fabs(d) * p <= 1e-12 * fabs(eq[g]):
+                        pending[c] = 0  # already there
+                        continue
+                    if (d > 0) != (side == 1):
+                        continue  # the other pass places it
+                    sl = slip_base[t, j]
+                    if impact[t, j] > 0:
+                        # square-root impact of this order, then one re-sizing with it
+                        sl = sl + min(impact[t, j] * sqrt(fabs(d)), impact_cap)
+                        d = order_size(e[c] * scale, eq[g], q[c], p, sl, fees[c],
+                                       fixed_fees[c])
+                    pe = p * (1 + sl) if d > 0 else p * (1 - sl)
+                    fee = fabs(d) * pe * fees[c] + fixed_fees[c]
+                    if d > 0:
+                        cost = d * pe + fee
+                        if cost > cash[g]:  # never spend cash the account does not have
+                            if cash[g] - fixed_fees[c] <= 0:
+                                pending[c] = 0
+                                continue
+                            d = (cash[g] - fixed_fees[c]) / (pe * (1 + fees[c]))
+                            fee = d * pe * fees[c] + fixed_fees[c]
+                            cost = d * pe + fee
+                        cash[g] -= cost
+                    else:
+                        cash[g] += -d * pe - fee
+                    q[c] += d
+                    pending[c] = 0
+                    if push(&orders, t, c, d, pe, fee) != 0:
+                        err = 1
+                        break
+                if err:
+                    break
+            if err:
+                break
+            # 4. mark to the close (last valid close on a missing bar)
+            for g in range(n_groups):
+                eq[g] = cash[g]
+            for c in range(m):
+                if not isnan(close[t, asset[c]]):
+                    last[c] = close[t, asset[c]]
+                if q[c] != 0:
+                    eq[group[c]] += q[c] * last[c]
+                positions[t, c] = q[c]
+            for g in range(n_groups):
+                equity[t, g] = eq[g]
+                cash_out[t, g] = cash[g]
+    if err:
+        free(orders.buf)
+        raise MemoryError("backtest: out of memory for the order records")
+    ot_np = np.empty(orders.n, dtype=np.intp)
+    oc_np = np.empty(orders.n, dtype=np.intp)
+    osz_np = np.empty(orders.n)
+    opx_np = np.empty(orders.n)
+    ofee_np = np.empty(orders.n)
+    cdef Py_ssize_t[::1] ot = ot_np, oc = oc_np
+    cdef double[::1] osz = osz_np, opx = opx_np, ofee = ofee_np
+    for k in range(orders.n):
+        ot[k] = orders.buf[k].t
+        oc[k] = orders.buf[k].col
+        osz[k] = orders.buf[k].size
+        opx[k] = orders.buf[k].price
+        ofee[k] = orders.buf[k].fee
+    free(orders.buf)
+    return equity_np, cash_np, pos_np, (ot_np, oc_np, osz_np, opx_np, ofee_np)
