@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 REPORTS ?= reports
 
-.PHONY: install report report-full test bench lab notebooks clean
+.PHONY: install browser report report-full test bench lab notebooks clean
 
 install: $(STAMP)
 
@@ -23,7 +23,16 @@ report: install
 report-full: install
 	$(BIN)/quantlab report --out $(REPORTS) --config config/full.yaml
 
-test: install
+# Debian's Chromium for the JupyterLab browser test (playwright drives it; nothing is
+# downloaded by playwright). Installed when missing and we are root (CI); otherwise the
+# test says how, and skips unless CI=true.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: sudo apt-get install chromium"; fi; }
+
+test: install browser
 	$(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 bench: install
