@@ -5,10 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 REPORTS ?= reports
+# widget renderer + require.js inlined into HTML reports (pinned; npm registry)
+JS_STAMP := .cache/npm/.installed
+JS_PKGS := @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8
 
 .PHONY: install browser report report-full test bench lab notebooks clean
 
-install: $(STAMP)
+install: $(STAMP) $(JS_STAMP)
 
 # Reinstalls (and rebuilds the kernels) whenever a build input changed; else a no-op.
 $(STAMP): pyproject.toml setup.py $(wildcard cython_kernels/*.pyx) $(wildcard quantlab/_kernels/*.pyi)
@@ -22,6 +25,12 @@ report: install
 
 report-full: install
 	$(BIN)/quantlab report --out $(REPORTS) --config config/full.yaml
+
+$(JS_STAMP): Makefile
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --prefix .cache/npm --no-audit --no-fund --loglevel=error $(JS_PKGS) && \
+	  touch $@; \
+	else echo "npm not found: reports will not render ipywidgets offline"; fi
 
 # Debian's Chromium for the JupyterLab browser test (playwright drives it; nothing is
 # downloaded by playwright). Installed when missing and we are root (CI); otherwise the

@@ -2,8 +2,9 @@
 
 CLI (``quantlab``)::
 
-    quantlab run-suite [--config FILE] [--out DIR] [--in-place]   # execute notebooks
-    quantlab report    [--config FILE] [--out DIR]                # execute + render HTML
+    quantlab run-suite [NOTEBOOK ...] [-p NAME VALUE ...] [--params-file grid.yaml]
+                       [--out DIR] [--jobs N] [--scheduler ADDRESS] [--in-place]
+    quantlab report    (the same options) [--no-input]   # execute + render HTML + index
 
 A suite config (YAML) lists runs; each names a notebook and its parameters::
 
@@ -72,6 +73,8 @@ class Run:
     parameters: dict = field(default_factory=dict)
     status: str = "pending"
     duration: float = 0.0
+    started: str = ""
+    ended: str = ""
     error: str = ""
     records: dict = field(default_factory=dict)
     output: str = ""
@@ -111,31 +114,68 @@ def load_config(path=None, notebooks_dir: Path | None = None) -> list[Run]:
     return runs
 
 
-def execute(run: Run, out_dir: Path | None, in_place: bool = False) -> Run:
-    """Execute one run with papermill; failures are caught and recorded on the run."""
-    import nbformat
+def execute_notebook_json(nb_json: str, parameters: dict, cwd: str | None = None) -> dict:
+    """Execute a notebook given as JSON text; return the executed JSON and the outcome.
+
+    Pure function of its inputs, so a dask worker on another machine (or in another
+    working directory) can run it and hand the result back to the client.
+    """
+    import os
+    import tempfile
+
     import papermill as pm
 
+    started = _dt.datetime.now().isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="quantlab-run-") as tmp:
+        src, dest = os.path.join(tmp, "in.ipynb"), os.path.join(tmp, "out.ipynb")
+        with open(src, "w", encoding="utf-8") as f:
+            f.write(nb_json)
+        status, error = "ok", ""
+        try:
+            pm.execute_notebook(src, dest, parameters=parameters, kernel_name="python3",
+                                progress_bar=False, cwd=cwd if cwd and os.path.isdir(cwd) else tmp,
+                                log_output=False)
+        except Exception as e:  # a failing cell: record it, keep the batch going
+            status = "failed"
+            error = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
+            cell = getattr(e, "exec_count", None)
+            if cell is not None:
+                error = f"cell [{cell}] {error}"
+        out = open(dest, encoding="utf-8").read() if os.path.exists(dest) else None
+    return {"status": status, "error": error, "duration": time.perf_counter() - t0,
+            "started": started, "ended": _dt.datetime.now().isoformat(timespec="seconds"),
+            "notebook": out}
+
+
+def _finish(run: Run, result: dict, dest: Path, in_place: bool) -> Run:
+    """Write the executed notebook (with provenance metadata) and read its records."""
+    import nbformat
+
+    run.status, run.error, run.duration = result["status"], result["error"], result["duration"]
+    run.started, run.ended = result["started"], result["ended"]
+    run.output = str(dest)
+    if result["notebook"] is None:
+        return run
+    nb = nbformat.reads(result["notebook"], as_version=4)
+    run.records = collect_records(nb)
+    if in_place:
+        strip_outputs(nb)
+    else:
+        nb.metadata["quantlab"] = {**provenance(), "parameters": run.parameters,
+                                   "started": run.started, "ended": run.ended,
+                                   "status": run.status}
+    nbformat.write(nb, dest)
+    return run
+
+
+def execute(run: Run, out_dir: Path | None, in_place: bool = False) -> Run:
+    """Execute one run in this process; failures are caught and recorded on the run."""
     src = Path(run.notebook)
     dest = src if in_place else Path(out_dir) / f"{run.name}.ipynb"
-    t0 = time.perf_counter()
-    try:
-        pm.execute_notebook(str(src), str(dest), parameters=run.parameters,
-                            kernel_name="python3", progress_bar=False, cwd=str(src.parent),
-                            log_output=False)
-        run.status = "ok"
-    except Exception as e:  # papermill raises for a failing cell; keep the other runs going
-        run.status = "failed"
-        run.error = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
-    run.duration = time.perf_counter() - t0
-    run.output = str(dest)
-    if dest.exists():
-        nb = nbformat.read(dest, as_version=4)
-        run.records = collect_records(nb)
-        if in_place:
-            strip_outputs(nb)
-            nbformat.write(nb, dest)
-    return run
+    result = execute_notebook_json(src.read_text(encoding="utf-8"), run.parameters,
+                                   cwd=str(src.parent))
+    return _finish(run, result, dest, in_place)
 
 
 def collect_records(nb) -> dict:
@@ -158,15 +198,37 @@ def strip_outputs(nb) -> None:
     nb.metadata.pop("papermill", None)
 
 
-def render_html(notebook_path, html_path) -> None:
-    """Render an executed notebook to one self-contained HTML file (offline-safe)."""
+def render_html(notebook_path, html_path, no_input: bool = False) -> None:
+    """Render an executed notebook to one self-contained HTML file (offline-safe);
+    ``no_input`` hides the code cells."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook_path, as_version=4)
-    exporter = HTMLExporter(template_name="lab", embed_images=True)
+    exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input=no_input)
+    if "widgets" in nb.metadata:  # embedded widget state: inline its renderer
+        renderer, require = _js_asset(WIDGET_RENDERER), _js_asset(REQUIRE_JS)
+        if renderer and require:
+            exporter.widget_renderer_url, exporter.require_js_url = renderer, require
     body, _ = exporter.from_notebook_node(nb)
     Path(html_path).write_text(_offline(body), encoding="utf-8")
+
+
+# Pinned npm packages `make install` puts in .cache/npm (see the Makefile).
+JS_DIR = REPO / ".cache" / "npm" / "node_modules"
+WIDGET_RENDERER = "@jupyter-widgets/html-manager/dist/embed-amd.js"
+REQUIRE_JS = "requirejs/require.js"
+
+
+def _js_asset(relpath: str) -> str | None:
+    """A local JS file as a data: URL, so the report carries it (no CDN, opens offline);
+    None when the npm assets are not installed (widgets then stay unrendered)."""
+    import base64
+
+    f = JS_DIR / relpath
+    if not f.exists():
+        return None
+    return "data:text/javascript;base64," + base64.b64encode(f.read_bytes()).decode()
 
 
 def _offline(body: str) -> str:
@@ -177,20 +239,103 @@ def _offline(body: str) -> str:
 
 
 def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: bool = False,
-              log=sys.stderr) -> list[Run]:
+              jobs: int = 1, scheduler: str | None = None, client=None,
+              no_input: bool = False, log=sys.stderr) -> list[Run]:
+    """Execute ``runs``: here one after another (``jobs=1``), on ``jobs`` local dask
+    workers, or on an existing cluster (``scheduler="tcp://host:8786"`` or ``client``).
+    Workers get the notebook as JSON and return the executed JSON, so they need no shared
+    disk. A progress bar counts runs done and failed."""
+    from tqdm.auto import tqdm
+
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    for i, run in enumerate(runs, 1):
-        print(f"[{i}/{len(runs)}] {run.name} {json.dumps(run.parameters)} ...", end=" ",
-              file=log, flush=True)
-        execute(run, out, in_place)
+    bar = tqdm(total=len(runs), desc="notebooks", unit="run", file=log,
+               disable=len(runs) < 2)
+
+    def done(run, result):
+        dest = Path(run.notebook) if in_place else out / f"{run.name}.ipynb"
+        _finish(run, result, dest, in_place)
         if render and Path(run.output).exists():
             run.html = str(Path(run.output).with_suffix(".html"))
-            render_html(run.output, run.html)
-        print(f"{run.status} ({run.duration:.1f} s){' ' + run.error if run.error else ''}",
-              file=log, flush=True)
+            render_html(run.output, run.html, no_input=no_input)
+        failed = sum(r.status == "failed" for r in runs)
+        bar.set_postfix(failed=failed)
+        bar.update()
+        msg = f"{run.name}: {run.status} ({run.duration:.1f} s){' ' + run.error if run.error else ''}"
+        (bar.write(msg, file=log) if len(runs) > 1 else print(msg, file=log, flush=True))
+
+    payload = [(Path(r.notebook).read_text(encoding="utf-8"), r.parameters,
+                str(Path(r.notebook).parent)) for r in runs]
+    if jobs <= 1 and scheduler is None and client is None:
+        for run, args in zip(runs, payload):
+            done(run, execute_notebook_json(*args))
+    else:
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        own = None
+        if client is None:
+            if scheduler:
+                client = own = Client(scheduler)
+            else:
+                cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+                client = own = Client(cluster)
+        try:
+            futures = {client.submit(execute_notebook_json, *args, pure=False): run
+                       for run, args in zip(runs, payload)}
+            for fut in as_completed(futures):
+                run = futures[fut]
+                try:
+                    result = fut.result()
+                except Exception as e:  # the worker itself died
+                    result = {"status": "failed", "error": f"worker: {e}", "duration": 0.0,
+                              "started": "", "ended": "", "notebook": None}
+                done(run, result)
+        finally:
+            if own is not None:
+                cluster = getattr(own, "cluster", None)
+                own.close()
+                if cluster is not None and not scheduler:
+                    cluster.close()
+    bar.close()
     return runs
+
+
+def provenance() -> dict:
+    """What a run depended on: versions, commit, data checksum."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import quantlab
+    from quantlab.data import checksum
+
+    pkgs = {}
+    for name in ("numpy", "pandas", "xarray", "bokeh", "ipywidgets", "papermill", "cython"):
+        try:
+            pkgs[name] = version(name)
+        except PackageNotFoundError:
+            pkgs[name] = None
+    return {"quantlab": quantlab.__version__, "git_commit": _git_commit(),
+            "data_sha256": checksum(), "packages": pkgs, "python": sys.version.split()[0]}
+
+
+def expand_grid(runs: list[Run], grid: dict) -> list[Run]:
+    """One run per combination of the grid's values (cartesian product), per notebook;
+    names carry the parameters (``00_quickstart-symbol=MSFT-window=50``)."""
+    import itertools
+    import re
+
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise ValueError("a params file maps each parameter to a non-empty list of values")
+    out = []
+    keys = list(grid)
+    for run in runs:
+        for combo in itertools.product(*(grid[k] for k in keys)):
+            params = {**run.parameters, **dict(zip(keys, combo))}
+            label = "-".join(f"{k}={v}" for k, v in zip(keys, combo))
+            name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{run.name}-{label}")
+            out.append(Run(run.notebook, name, params))
+    return out
 
 
 # --------------------------------------------------------------------------- index
@@ -231,10 +376,25 @@ vertical-align: top; text-align: left; }} tr.failed {{ background: #fdd; }}
 <p class="meta">quantlab {e(quantlab.__version__)} · commit {e(_git_commit())} ·
 data sha256 {e(checksum()[:16])} · generated {e(_dt.datetime.now().isoformat(timespec='seconds'))}
 · {len(runs) - n_failed} ok, {n_failed} failed</p>
-<table><tr><th>run</th><th>parameters</th><th>status</th><th>duration</th>
-<th>recorded values</th></tr>
+<table id="runs"><thead><tr><th>run</th><th>parameters</th><th>status</th>
+<th>duration</th><th>recorded values</th></tr></thead><tbody>
 {chr(10).join(rows)}
-</table></body></html>
+</tbody></table>
+<script>
+// click a header to sort by that column (numbers numerically), again to reverse
+document.querySelectorAll("#runs th").forEach((th, i) => th.addEventListener("click", () => {{
+  const body = document.querySelector("#runs tbody");
+  const dir = th.dataset.dir === "asc" ? -1 : 1;
+  th.dataset.dir = dir === 1 ? "asc" : "desc";
+  const key = r => r.children[i].innerText;
+  [...body.rows].sort((a, b) => {{
+    const x = parseFloat(key(a)), y = parseFloat(key(b));
+    return dir * (isNaN(x) || isNaN(y) ? key(a).localeCompare(key(b)) : x - y);
+  }}).forEach(r => body.appendChild(r));
+}}));
+</script>
+<style>th {{ cursor: pointer; }}</style>
+</body></html>
 """
     path = Path(out_dir) / "index.html"
     path.write_text(page, encoding="utf-8")
@@ -244,24 +404,53 @@ data sha256 {e(checksum()[:16])} · generated {e(_dt.datetime.now().isoformat(ti
 
 # --------------------------------------------------------------------------- CLI
 
+def _parse_p(pairs) -> dict:
+    """``-p NAME VALUE`` pairs, values read as YAML scalars like papermill (1 -> int)."""
+    import yaml
+
+    return {k: yaml.safe_load(v) for k, v in pairs or []}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="quantlab", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name, help_ in (("run-suite", "execute the notebook suite with papermill"),
-                        ("report", "execute the suite and render HTML reports + index")):
+    for name, help_ in (("run-suite", "execute notebooks with papermill (batch, grids, dask)"),
+                        ("report", "execute and render self-contained HTML reports + index")):
         s = sub.add_parser(name, help=help_)
+        s.add_argument("notebooks", nargs="*", help="notebooks to run (default: the suite "
+                       "config, or every notebook in notebooks/)")
+        s.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                       help="set a parameter for every run (repeatable)")
+        s.add_argument("--params-file", help="YAML grid {name: [values]}: one run per combination")
         s.add_argument("--config", help="suite YAML (default: config/suite.yaml if present)")
         s.add_argument("--out", default="reports", help="output directory (default reports/)")
+        s.add_argument("--jobs", type=int, default=1, help="local dask workers (default 1: in process)")
+        s.add_argument("--scheduler", help="address of an existing dask scheduler, tcp://host:8786")
+        s.add_argument("--no-input", action="store_true", help="hide code cells in HTML reports")
         if name == "run-suite":
             s.add_argument("--in-place", action="store_true",
                            help="re-execute notebooks/ in place (refresh stored outputs)")
     a = p.parse_args(argv)
-    config = a.config or (REPO / "config" / "suite.yaml")
-    runs = load_config(config if Path(config).exists() else None)
+    if a.notebooks:
+        runs = [Run(str(Path(nb).resolve())) for nb in a.notebooks]
+        missing = [r.notebook for r in runs if not Path(r.notebook).exists()]
+        if missing:
+            p.error(f"notebook not found: {missing[0]}")
+    else:
+        config = a.config or (REPO / "config" / "suite.yaml")
+        runs = load_config(config if Path(config).exists() else None)
+    params = _parse_p(a.parameter)
+    for r in runs:
+        r.parameters.update(params)
+    if a.params_file:
+        import yaml
+
+        runs = expand_grid(runs, yaml.safe_load(Path(a.params_file).read_text()))
     in_place = getattr(a, "in_place", False)
     if in_place:  # stored outputs are of the defaults: one run per notebook, no parameters
         runs = [r for r in runs if not r.parameters]
-    run_suite(runs, None if in_place else a.out, in_place=in_place, render=a.cmd == "report")
+    run_suite(runs, None if in_place else a.out, in_place=in_place, render=a.cmd == "report",
+              jobs=a.jobs, scheduler=a.scheduler, no_input=a.no_input)
     if not in_place:
         index = write_index(runs, a.out)
         print(f"wrote {index}", file=sys.stderr)

@@ -154,3 +154,28 @@ def test_report_renders_offline_from_disk(tmp_path):
         browser.close()
     assert n_canvas > 0, "bokeh did not draw in the offline report"
     assert requests == [], f"the report tried to fetch {requests}"
+
+
+def test_report_with_widgets_renders_them_offline(tmp_path):
+    from quantlab import suite
+
+    if suite._js_asset(suite.WIDGET_RENDERER) is None:
+        pytest.fail("npm assets missing: `make install` puts them in .cache/npm")
+    run = suite.Run(str(REPO / "notebooks" / "01_explore.ipynb"))
+    suite.run_suite([run], tmp_path, render=True)
+    assert run.status == "ok", run.error
+    html = Path(run.html).read_text()
+    assert "data:text/javascript;base64," in html  # renderer and require.js travel inline
+    with _browser() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context()
+        context.route("http://*/**", lambda route: route.abort())
+        context.route("https://*/**", lambda route: route.abort())
+        page = context.new_page()
+        page.goto(Path(run.html).as_uri())
+        page.wait_for_selector(".widget-slider", timeout=30_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report_widgets_offline.png"), full_page=True)
+        readout = page.locator(".widget-readout").first.inner_text()
+        browser.close()
+    assert readout == "20"  # the slider's saved state, rendered with no network

@@ -113,3 +113,40 @@ def test_committed_notebooks_are_small_and_current():
         assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), nb_path.name
         assert all(c.cell_type != "code" or c.execution_count for c in nb.cells), \
             f"{nb_path.name}: run `make notebooks` so stored outputs are current"
+
+
+def test_grid_and_p_parsing():
+    runs = suite.expand_grid([suite.Run(str(NOTEBOOKS / "00_quickstart.ipynb"), "q", {"x": 1})],
+                             {"symbol": ["MSFT", "IBM"], "window": [10, 50]})
+    assert [r.name for r in runs] == ["q-symbol=MSFT-window=10", "q-symbol=MSFT-window=50",
+                                      "q-symbol=IBM-window=10", "q-symbol=IBM-window=50"]
+    assert runs[1].parameters == {"x": 1, "symbol": "MSFT", "window": 50}
+    assert suite._parse_p([["window", "50"], ["symbol", "MSFT"], ["on", "true"]]) == \
+        {"window": 50, "symbol": "MSFT", "on": True}
+    with pytest.raises(ValueError, match="non-empty list"):
+        suite.expand_grid(runs, {"window": 5})
+
+
+def test_dask_workers_elsewhere_return_notebooks_and_provenance(tmp_path):
+    import os
+
+    from dask.distributed import Client, LocalCluster
+
+    elsewhere = tmp_path / "worker_cwd"
+    elsewhere.mkdir()
+    bad = _failing_notebook(tmp_path / "bad.ipynb")
+    runs = [suite.Run(str(NOTEBOOKS / "00_quickstart.ipynb"), "q-ibm", {"symbol": "IBM"}),
+            suite.Run(str(bad), "bad")]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.run(os.chdir, str(elsewhere))  # workers see no repo-relative paths
+        suite.run_suite(runs, tmp_path / "out", client=client)
+    ok, failed = runs
+    assert ok.status == "ok" and ok.records["symbol"] == "IBM"
+    assert failed.status == "failed" and "boom on purpose" in failed.error
+    import nbformat
+
+    meta = nbformat.read(ok.output, as_version=4).metadata["quantlab"]
+    assert meta["parameters"] == {"symbol": "IBM"} and len(meta["data_sha256"]) == 64
+    assert meta["packages"]["numpy"] and meta["started"] and meta["ended"]
+    assert list(elsewhere.iterdir()) == []  # nothing left on the workers' disks
