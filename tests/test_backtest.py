@@ -57,6 +57,7 @@ def test_equals_vectorbt_from_signals(name, ds, fees, slippage):
         np.testing.assert_allclose(res.metrics()["max_drawdown"].values,
                                    pf.max_drawdown().values, rtol=1e-9)
         theirs = pf.orders.records_readable
+    _assert_accounting(res)
     ours = res.orders
     assert len(ours) == len(theirs)
     ours = ours.sort_values(["asset", "time"]).reset_index(drop=True)
@@ -120,6 +121,7 @@ def test_param_dims_broadcast_without_loops_and_match_single_runs():
     assert res.equity.dims == ("time", "asset", "window")
     one = ql.backtest(ds, sigs[1], fees=0.001)
     np.testing.assert_allclose(res.equity.sel(window=20), one.equity, rtol=1e-12)
+    _assert_accounting(res)
     grp = ql.backtest(ds, sig, fees=0.001, group=True)
     assert grp.equity.dims == ("time", "window")
     _assert_accounting(grp)
@@ -151,6 +153,7 @@ def test_next_open_fills_at_next_open_with_slippage_from_the_decision_bar():
     sig[10, 0] = 1.0
     sig[20, 0] = 0.0
     res = ql.backtest(ds, sig, execution="next_open", slippage=0.001)
+    _assert_accounting(res)
     o = res.orders
     assert list(o["t"]) == [11, 21]
     assert o["price"].iloc[0] == pytest.approx(float(ds["open"][11, 0]) * 1.001)
@@ -264,3 +267,15 @@ def test_fee_sweep_is_a_parameter_dim():
     assert final.sel(fees=0.0) > final.sel(fees=0.01)
     with pytest.raises(ValueError, match="parameter dims only"):
         ql.backtest(ds, entries=entries, exits=exits, fees=xr.full_like(ds["close"], 0.001))
+
+
+def test_max_position_size_caps_each_assets_exposure():
+    ds = _panel(11, n=30, m=2)
+    sig = xr.full_like(ds["close"], np.nan)
+    sig[3, :] = [1.0, -1.0]
+    res = ql.backtest(ds, sig, max_position_size=0.25)
+    _assert_accounting(res)
+    value = (res.positions * ds["close"]).isel(time=3)
+    np.testing.assert_allclose(value / res.equity.isel(time=3), [0.25, -0.25], rtol=1e-9)
+    with pytest.raises(ValueError, match="max_position_size must be > 0"):
+        ql.backtest(ds, sig, max_position_size=0)
