@@ -9,8 +9,8 @@ from quantlab.errors import DataError
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"backtest", "data", "metrics", "plots", "rolling", "signals", "suite",
-               "widgets"}
+_SUBMODULES = {"backtest", "data", "metrics", "plots", "rolling", "signals", "strategies",
+               "suite", "testing", "widgets"}
 # top-level names that live in a submodule
 _ATTRS = {"Slippage": "backtest", "BacktestingEngine": "backtest"}
 

@@ -1,0 +1,145 @@
+"""Traditional strategies. Each docstring states the market hypothesis and its source."""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from quantlab import rolling
+from quantlab.data import returns
+from quantlab.strategies import Strategy, register
+
+ANNUAL = np.sqrt(252.0)
+
+
+def _on_rebalance_days(sig: xr.DataArray, every: int) -> xr.DataArray:
+    """Keep the target on every ``every``-th bar (counted from the first); NaN (= hold)
+    between, so positions change at most once per period."""
+    keep = (np.arange(sig.sizes["time"]) % every) == 0
+    return sig.where(xr.DataArray(keep, dims="time", coords={"time": sig.time}))
+
+
+@register
+class CrossSectionalMomentum(Strategy):
+    """Cross-sectional momentum: assets that outperformed their peers over the past year,
+    skipping the latest month, keep outperforming over the next months (Jegadeesh &
+    Titman 1993). Score = p[t-skip] / p[t-lookback] - 1, ranked across the universe each
+    rebalance: long the top ``quantile``, short the bottom, flat between.
+    Meaningful on a cross-section (``"sp500_20"``); on 4 stocks it is a toy."""
+
+    name = "cross_sectional_momentum"
+    defaults = {"lookback": 252, "skip": 21, "quantile": 0.3, "hold": 21}
+    param_space = {"lookback": (63, 378), "skip": (0, 42), "quantile": (0.1, 0.5),
+                   "hold": (5, 63)}
+
+    def _score(self, ds, lookback, skip):
+        close = ds["close"].ffill("time")
+        return close.shift(time=skip) / close.shift(time=lookback) - 1
+
+    def _signal(self, ds, lookback, skip, quantile, hold):
+        score = self._score(ds, lookback, skip)
+        rank = score.copy(data=score.to_pandas().rank(axis=1, pct=True).to_numpy())
+        sig = xr.where(rank > 1 - quantile, 1.0, xr.where(rank <= quantile, -1.0, 0.0))
+        return _on_rebalance_days(sig.where(score.notnull()), hold)
+
+    def _diagnostics(self, ds, lookback, skip, quantile, hold):
+        score = self._score(ds, lookback, skip)
+        rank = score.copy(data=score.to_pandas().rank(axis=1, pct=True).to_numpy())
+        return xr.Dataset({"score": score, "rank": rank})
+
+
+@register
+class VolatilityRegime(Strategy):
+    """Volatility-managed exposure: high realised volatility is not compensated by higher
+    returns, so scaling exposure by 1/variance raises Sharpe ratios (Moreira & Muir 2017,
+    "Volatility-Managed Portfolios"). Exposure = min(1, target_vol / σ_t) (vol
+    targeting), and flat when σ_t is above its ``threshold`` percentile of the last
+    ``lookback`` bars (the high-volatility regime)."""
+
+    name = "volatility_regime"
+    defaults = {"window": 21, "lookback": 252, "threshold": 0.8, "target_vol": 0.15}
+    param_space = {"window": (5, 63), "lookback": (126, 504), "threshold": (0.5, 0.95),
+                   "target_vol": (0.05, 0.4)}
+
+    def _parts(self, ds, window, lookback):
+        vol = rolling.std(returns(ds["close"]), window) * ANNUAL
+        pct = rolling.rank(vol, lookback, min_periods=window)
+        return vol, pct
+
+    def _signal(self, ds, window, lookback, threshold, target_vol):
+        vol, pct = self._parts(ds, window, lookback)
+        expo = (target_vol / vol).clip(max=1.0)
+        return xr.where(pct > threshold, 0.0, expo).where(vol.notnull() & pct.notnull())
+
+    def _diagnostics(self, ds, window, lookback, threshold, target_vol):
+        vol, pct = self._parts(ds, window, lookback)
+        return xr.Dataset({"realised_vol": vol, "vol_percentile": pct,
+                           "high_vol_regime": pct > threshold})
+
+
+@register
+class LiquidityTiming(Strategy):
+    """Liquidity timing: stock returns fall when market illiquidity rises (Amihud 2002,
+    "Illiquidity and stock returns"). Amihud illiquidity = rolling mean of |r| / dollar
+    volume; long while it is at or below its ``threshold`` percentile of the last
+    ``lookback`` bars, flat when liquidity dries up."""
+
+    name = "liquidity_timing"
+    defaults = {"window": 21, "lookback": 252, "threshold": 0.8}
+    param_space = {"window": (5, 63), "lookback": (126, 504), "threshold": (0.5, 0.95)}
+    requires = ("close", "volume")
+
+    def _parts(self, ds, window, lookback):
+        dollar = ds["close"] * ds["volume"]
+        illiq = rolling.mean(abs(returns(ds["close"])) / dollar.where(dollar > 0), window)
+        return illiq, rolling.rank(illiq, lookback, min_periods=window)
+
+    def _signal(self, ds, window, lookback, threshold):
+        illiq, pct = self._parts(ds, window, lookback)
+        return xr.where(pct > threshold, 0.0, 1.0).where(pct.notnull())
+
+    def _diagnostics(self, ds, window, lookback, threshold):
+        illiq, pct = self._parts(ds, window, lookback)
+        return xr.Dataset({"amihud_illiquidity": illiq, "illiquidity_percentile": pct})
+
+
+@register
+class SPC(Strategy):
+    """Statistical process control: a persistent shift in the mean return (a trend
+    starting) shows as an out-of-control CUSUM chart before it is obvious in prices (Page
+    1954, "Continuous inspection schemes"; Roberts 1959 for the EWMA chart). Returns
+    are standardised by the EWMA mean and std up to the previous bar,
+    z_t = (r_t - μ_{t-1}) / σ_{t-1}; S⁺ = max(0, S⁺ + z - k), S⁻ = max(0, S⁻ - z - k).
+    Long while S⁺ > h (upward shift), short while S⁻ > h, flat when in control."""
+
+    name = "spc"
+    defaults = {"span": 252, "k": 0.5, "h": 4.0}
+    param_space = {"span": (20, 252), "k": (0.0, 1.5), "h": (2.0, 8.0)}
+
+    def _parts(self, ds, span, k, h):
+        r = returns(ds["close"])
+        mu = rolling.ewm_mean(r, span, min_periods=span)
+        sd = np.sqrt((rolling.ewm_mean(r ** 2, span, min_periods=span) - mu ** 2).clip(min=0))
+        z = ((r - mu.shift(time=1)) / sd.shift(time=1).where(sd.shift(time=1) > 0))
+        zt = z.transpose("time", "asset").values
+        up, dn = np.zeros_like(zt), np.zeros_like(zt)
+        su = np.zeros(zt.shape[1])
+        sdn = np.zeros(zt.shape[1])
+        for t in range(zt.shape[0]):  # one vectorised step per bar over all assets
+            ok = ~np.isnan(zt[t])
+            su = np.where(ok, np.maximum(0.0, su + np.nan_to_num(zt[t]) - k), su)
+            sdn = np.where(ok, np.maximum(0.0, sdn - np.nan_to_num(zt[t]) - k), sdn)
+            up[t], dn[t] = su, sdn
+        coords = z.transpose("time", "asset").coords
+        dims = ("time", "asset")
+        return (z, xr.DataArray(up, dims=dims, coords=coords),
+                xr.DataArray(dn, dims=dims, coords=coords))
+
+    def _signal(self, ds, span, k, h):
+        z, up, dn = self._parts(ds, span, k, h)
+        sig = xr.where(up > h, 1.0, 0.0) - xr.where(dn > h, 1.0, 0.0)
+        started = z.notnull().cumsum("time") > 0
+        return sig.where(started)
+
+    def _diagnostics(self, ds, span, k, h):
+        z, up, dn = self._parts(ds, span, k, h)
+        return xr.Dataset({"z": z, "cusum_up": up, "cusum_down": dn})

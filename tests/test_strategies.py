@@ -1,0 +1,135 @@
+"""Strategy registry and the traditional strategies: API, no look-ahead, and a synthetic
+market where each hypothesis holds by construction (so a wrong sign or noise fails)."""
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+
+TRADITIONAL = ["cross_sectional_momentum", "volatility_regime", "liquidity_timing", "spc"]
+
+
+def _market(r, volume=None):
+    """Dataset from a (time, asset) array of returns (prices start at 100)."""
+    n, m = r.shape
+    close = 100 * np.cumprod(1 + r, axis=0)
+    t = pd.bdate_range("2000-01-03", periods=n)
+    data = {"close": (("time", "asset"), close)}
+    if volume is not None:
+        data["volume"] = (("time", "asset"), volume)
+    return xr.Dataset(data, coords={"time": t, "asset": [f"S{i}" for i in range(m)],
+                                    "asset_class": ("asset", ["equity"] * m)})
+
+
+def test_registry_api():
+    assert set(TRADITIONAL) <= set(ql.strategies.names())
+    s = ql.strategies.get("momentum", lookback=126)  # the seed's alias
+    assert s.name == "cross_sectional_momentum" and s.params["lookback"] == 126
+    with pytest.raises(ValueError, match="Did you mean 'spc'"):
+        ql.strategies.get("spcc")
+    with pytest.raises(ValueError, match="unknown parameter.*'windw'"):
+        ql.strategies.get("volatility_regime", windw=5)
+    for name in TRADITIONAL:
+        s = ql.strategies.get(name)
+        assert s.__doc__ and "(" in s.__doc__  # hypothesis with a citation
+        assert set(s.param_space) == set(s.defaults)
+
+
+def test_register_user_strategy_and_lookahead_check_catches_cheats():
+    @ql.strategies.register
+    class Peek(ql.strategies.Strategy):
+        """Cheats on purpose: tomorrow's return decides today (for this test only)."""
+
+        name = "peek_test"
+        defaults = {"lag": 1}
+        param_space = {"lag": (1, 5)}
+
+        def _signal(self, ds, lag):
+            nxt = ds["close"].shift(time=-lag) / ds["close"] - 1
+            return xr.where(nxt > 0, 1.0, -1.0).where(nxt.notnull())
+
+    ds = ql.data.load()
+    s = ql.strategies.get("peek_test")
+    assert "peek_test" in ql.strategies.names()
+    with pytest.raises(AssertionError, match="looks ahead"):
+        ql.testing.assert_no_lookahead(s, ds)
+
+
+@pytest.mark.parametrize("name", TRADITIONAL)
+def test_no_lookahead_and_signal_contract_on_real_data(name):
+    ds = ql.data.load()
+    s = ql.strategies.get(name)
+    sig = s.signal(ds)
+    assert sig.dims == ("time", "asset") and sig.name == "signal"
+    v = sig.values[~np.isnan(sig.values)]
+    assert v.size > 0 and v.min() >= -1 and v.max() <= 1
+    ql.testing.assert_no_lookahead(s, ds)
+    diag = s.diagnostics(ds)
+    assert isinstance(diag, xr.Dataset) and len(diag.data_vars) >= 2
+    res = ql.backtest(ds, sig, fees=0.001, group=True)  # the strategy return stream
+    assert np.isfinite(float(res.metrics()["sharpe_ratio"]))
+
+
+def test_list_parameters_become_dims():
+    ds = ql.data.load()
+    sig = ql.strategies.get("cross_sectional_momentum", lookback=[63, 252], quantile=0.25).signal(ds)
+    assert sig.dims == ("time", "asset", "lookback")
+    one = ql.strategies.get("cross_sectional_momentum", lookback=252, quantile=0.25).signal(ds)
+    np.testing.assert_array_equal(sig.sel(lookback=252).values, one.values)
+    two = ql.strategies.get("volatility_regime", window=[10, 21], threshold=[0.7, 0.9]).signal(ds)
+    assert two.dims == ("time", "asset", "window", "threshold")
+    res = ql.backtest(ds, two, group=True)
+    assert res.equity.dims == ("time", "window", "threshold")
+
+
+def test_missing_data_variable_is_named():
+    close_only = ql.data.load()[["close"]]
+    with pytest.raises(ValueError, match=r"liquidity_timing needs data variable\(s\) \['volume'\]"):
+        ql.strategies.get("liquidity_timing").signal(close_only)
+
+
+def test_momentum_is_long_winners_short_losers_when_momentum_is_planted():
+    rng = np.random.default_rng(0)
+    drift = np.linspace(-0.001, 0.001, 6)  # persistent differences in expected return
+    ds = _market(drift + rng.normal(0, 0.005, (600, 6)))
+    sig = ql.strategies.get("cross_sectional_momentum", quantile=0.34).signal(ds)
+    held = sig.ffill("time").isel(time=slice(300, None)).mean("time")
+    assert float(held.sel(asset="S5")) > 0.9 and float(held.sel(asset="S0")) < -0.9
+    res = ql.backtest(ds, sig, group=True)
+    assert float(res.metrics()["total_return"]) > 0
+
+
+def test_volatility_regime_cuts_exposure_in_volatile_times():
+    rng = np.random.default_rng(1)
+    sd = np.where((np.arange(800) // 100) % 2 == 0, 0.005, 0.03)  # calm / wild blocks
+    ds = _market(rng.normal(0, 1, (800, 1)) * sd[:, None])
+    sig = ql.strategies.get("volatility_regime", window=10, lookback=200).signal(ds)
+    s = sig.isel(asset=0).values
+    calm, wild = s[(sd == 0.005) & ~np.isnan(s)][50:], s[(sd == 0.03) & ~np.isnan(s)][50:]
+    assert calm.mean() > 0.6 and wild.mean() < 0.35
+
+
+def test_liquidity_timing_steps_out_when_liquidity_dries_up():
+    rng = np.random.default_rng(2)
+    n = 700
+    vol = np.full((n, 1), 1e6)
+    vol[500:560] = 1e4  # a liquidity drought
+    ds = _market(rng.normal(0, 0.01, (n, 1)), volume=vol)
+    sig = ql.strategies.get("liquidity_timing", window=10, lookback=250).signal(ds).isel(asset=0)
+    assert float(sig.isel(time=slice(515, 560)).mean()) < 0.1
+    assert float(sig.isel(time=slice(300, 490)).mean()) > 0.7
+
+
+def test_spc_follows_a_mean_shift():
+    rng = np.random.default_rng(3)
+    r = rng.normal(0, 0.01, (900, 2))
+    r[600:, 0] += 0.01   # S0's mean jumps up by one sigma (k = 0.5 tunes CUSUM to 1-sigma shifts)
+    r[600:, 1] -= 0.01   # S1's mean jumps down
+    sig = ql.strategies.get("spc").signal(_market(r))  # a year of EWMA baseline
+    after = sig.isel(time=slice(600, 700)).mean("time")  # detected within 100 bars
+    before = sig.isel(time=slice(300, 600))
+    assert float(after.sel(asset="S0")) > 0.5 and float(after.sel(asset="S1")) < -0.5
+    assert float(abs(before).mean()) < 0.05  # in control: flat
+    # the baseline then re-adapts: a shift is news only while it is new
+    assert float(abs(sig.isel(time=slice(800, 900))).mean()) < 0.5
