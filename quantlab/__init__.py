@@ -9,10 +9,11 @@ from quantlab.errors import DataError
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"backtest", "data", "metrics", "plots", "rolling", "signals", "strategies",
-               "suite", "testing", "widgets"}
+_SUBMODULES = {"backtest", "data", "metrics", "plots", "research", "rolling", "signals",
+               "strategies", "suite", "testing", "widgets"}
 # top-level names that live in a submodule
-_ATTRS = {"Slippage": "backtest", "BacktestingEngine": "backtest"}
+_ATTRS = {"Slippage": "backtest", "BacktestingEngine": "backtest",
+          "run_research_analysis": "research"}
 
 __all__ = ["DataError", "__version__", *sorted(_SUBMODULES), *sorted(_ATTRS)]
 

@@ -7,7 +7,8 @@ import xarray as xr
 
 import quantlab as ql
 
-TRADITIONAL = ["cross_sectional_momentum", "volatility_regime", "liquidity_timing", "spc"]
+TRADITIONAL = ["cross_sectional_momentum", "volatility_regime", "liquidity_timing", "spc",
+               "factor_momentum"]
 
 
 def _market(r, volume=None):
@@ -60,12 +61,13 @@ def test_register_user_strategy_and_lookahead_check_catches_cheats():
 def test_no_lookahead_and_signal_contract_on_real_data(name):
     ds = ql.data.load()
     s = ql.strategies.get(name)
-    sig = s.signal(ds)
+    inputs = s.default_inputs(ds)
+    sig = s.signal(ds, **inputs)
     assert sig.dims == ("time", "asset") and sig.name == "signal"
     v = sig.values[~np.isnan(sig.values)]
     assert v.size > 0 and v.min() >= -1 and v.max() <= 1
     ql.testing.assert_no_lookahead(s, ds)
-    diag = s.diagnostics(ds)
+    diag = s.diagnostics(ds, **inputs)
     assert isinstance(diag, xr.Dataset) and len(diag.data_vars) >= 2
     res = ql.backtest(ds, sig, fees=0.001, group=True)  # the strategy return stream
     assert np.isfinite(float(res.metrics()["sharpe_ratio"]))
@@ -133,3 +135,37 @@ def test_spc_follows_a_mean_shift():
     assert float(abs(before).mean()) < 0.05  # in control: flat
     # the baseline then re-adapts: a shift is news only while it is new
     assert float(abs(sig.isel(time=slice(800, 900))).mean()) < 0.5
+
+
+def test_factor_momentum_follows_factor_trends_through_betas():
+    rng = np.random.default_rng(4)
+    months = pd.period_range("2001-01", periods=96, freq="M")
+    mkt = rng.normal(0.01, 0.03, 96)          # the market trends up: positive momentum
+    smb = rng.normal(-0.01, 0.02, 96)         # size trends down: negative momentum
+    hml = rng.normal(0.0, 0.02, 96)
+    factors = xr.Dataset({k: ("time", v) for k, v in
+                          {"mkt_rf": mkt, "smb": smb, "hml": hml, "rf": np.zeros(96)}.items()},
+                         coords={"time": months.to_timestamp()})
+    betas = np.array([[1.0, 1.0, 0.0],     # S0: market + small caps
+                      [1.0, -1.5, 0.0],    # S1: market, big caps (short size)
+                      [-1.0, 1.0, 0.0]])   # S2: short market, small caps
+    monthly = np.column_stack([(np.column_stack([mkt, smb, hml]) @ b)
+                               + rng.normal(0, 0.005, 96) for b in betas])
+    days = pd.bdate_range("2001-01-01", "2008-12-31")
+    m_of_day = days.to_period("M")
+    per_day = np.vstack([(1 + monthly[months.get_loc(p)]) ** (1 / (m_of_day == p).sum()) - 1
+                         for p in m_of_day])
+    close = 100 * np.cumprod(1 + per_day, axis=0)
+    ds = xr.Dataset({"close": (("time", "asset"), close)},
+                    coords={"time": days, "asset": ["S0", "S1", "S2"]})
+    s = ql.strategies.get("factor_momentum", beta_window=24)
+    with pytest.raises(ValueError, match=r"needs the external input\(s\) \['factors'\]"):
+        s.signal(ds)
+    late = s.signal(ds, factors=factors).isel(time=slice(-500, None)).mean("time")
+    # market up, size down: S1 (long market, short size) is the best bet, S2 the worst
+    assert float(late.sel(asset="S1")) > 0.5
+    assert float(late.sel(asset="S2")) < -0.5
+    full = s.signal(ds, factors=factors)
+    cut = ds.isel(time=slice(0, 1500))
+    np.testing.assert_array_equal(s.signal(cut, factors=factors).isel(time=-1).values,
+                                  full.isel(time=1499).values)

@@ -19,7 +19,8 @@ _REGISTRY: dict[str, type[Strategy]] = {}
 
 # the seed's short names -> registry names
 ALIASES = {"momentum": "cross_sectional_momentum", "volatility": "volatility_regime",
-           "liquidity": "liquidity_timing", "factor": "factor_momentum"}
+           "liquidity": "liquidity_timing", "factor": "factor_momentum",
+           "sentiment": "sentiment_regime"}
 
 
 class Strategy:

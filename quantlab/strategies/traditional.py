@@ -143,3 +143,82 @@ class SPC(Strategy):
     def _diagnostics(self, ds, span, k, h):
         z, up, dn = self._parts(ds, span, k, h)
         return xr.Dataset({"z": z, "cusum_up": up, "cusum_down": dn})
+
+
+@register
+class FactorMomentum(Strategy):
+    """Factor momentum: factors whose returns were positive over the past year keep
+    earning positive returns, and this explains much of stock momentum (Ehsani &
+    Linnainmaa 2022, "Factor Momentum and the Momentum Factor", J. Finance). Each
+    Fama-French factor's trailing ``lookback``-month return sets its direction
+    d_f = sign(Σ log(1 + f)); assets are held by their rolling factor betas:
+    exposure = Σ_f β_af d_f / Σ_f |β_af|, β from OLS of monthly excess returns on the
+    factors over ``beta_window`` months. Factors arrive monthly and are used only from
+    month end + ``release_lag`` days (``ql.data.as_of``)."""
+
+    name = "factor_momentum"
+    defaults = {"lookback": 12, "beta_window": 36, "release_lag": 5}
+    param_space = {"lookback": (3, 24), "beta_window": (24, 60), "release_lag": (0, 30)}
+    inputs = ("factors",)
+
+    def default_inputs(self, ds):
+        from quantlab.data import load
+
+        ff3 = load("ff3")
+        end = ds.indexes["time"][-1]
+        month_end = ff3.indexes["time"].to_period("M").end_time.normalize()
+        return {"factors": ff3.isel(time=np.flatnonzero(month_end <= end))}
+
+    def _parts(self, ds, lookback, beta_window, release_lag, factors):
+        from quantlab.data import as_of
+
+        names = [v for v in ("mkt_rf", "smb", "hml") if v in factors]
+        if not names:
+            raise ValueError("factors must hold Fama-French returns (mkt_rf, smb, hml)")
+        f = factors[names].to_dataframe()
+        rf = factors["rf"].to_series() if "rf" in factors else 0.0
+        f.index = f.index.to_period("M")
+        mom = np.log1p(f).rolling(lookback).sum()
+        close = ds["close"].transpose("time", "asset").to_pandas().ffill()
+        monthly = close.resample("ME").last().pct_change(fill_method=None)
+        monthly.index = monthly.index.to_period("M")
+        if not np.isscalar(rf):
+            rf.index = rf.index.to_period("M")
+            monthly = monthly.sub(rf.reindex(monthly.index), axis=0)
+        common = monthly.index.intersection(f.index)
+        X, Y = f.loc[common].to_numpy(), monthly.loc[common]
+        betas = {a: np.full((len(common), len(names)), np.nan) for a in Y}
+        for i in range(beta_window - 1, len(common)):
+            xs = X[i - beta_window + 1: i + 1]
+            design = np.column_stack([np.ones(len(xs)), xs])
+            for a in Y:
+                ys = Y[a].to_numpy()[i - beta_window + 1: i + 1]
+                ok = ~np.isnan(ys)
+                if ok.sum() >= beta_window // 2:
+                    betas[a][i] = np.linalg.lstsq(design[ok], ys[ok], rcond=None)[0][1:]
+        index = ds.indexes["time"]
+        import pandas as pd
+
+        wide = pd.DataFrame(np.concatenate([betas[a] for a in Y], axis=1),
+                            index=common.to_timestamp(),
+                            columns=pd.MultiIndex.from_product([list(Y), names]))
+        wide = as_of(wide, release_lag, index=index, period="M")
+        beta = xr.DataArray(wide.to_numpy().reshape(len(index), len(Y.columns), len(names)),
+                            dims=("time", "asset", "factor"),
+                            coords={"time": index, "asset": list(Y), "factor": names})
+        direction = np.sign(mom)
+        direction.index = direction.index.to_timestamp()
+        d = as_of(direction, release_lag, index=index, period="M")
+        d = xr.DataArray(d.to_numpy(), dims=("time", "factor"),
+                         coords={"time": index, "factor": names})
+        return beta, d
+
+    def _signal(self, ds, lookback, beta_window, release_lag, factors):
+        beta, d = self._parts(ds, lookback, beta_window, release_lag, factors)
+        gross = abs(beta).sum("factor")
+        expo = (beta * d).sum("factor", skipna=False) / gross.where(gross > 0)
+        return expo.transpose("time", "asset")
+
+    def _diagnostics(self, ds, lookback, beta_window, release_lag, factors):
+        beta, d = self._parts(ds, lookback, beta_window, release_lag, factors)
+        return xr.Dataset({"beta": beta, "factor_direction": d})

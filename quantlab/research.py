@@ -1,0 +1,87 @@
+"""``run_research_analysis``: every strategy on every symbol, in one call (the seed's API)."""
+from __future__ import annotations
+
+import difflib
+
+__all__ = ["run_research_analysis"]
+
+HEADLINE = ("sharpe_ratio", "total_return", "annual_return", "max_drawdown", "n_trades",
+            "fees_paid", "exposure")
+
+
+def _strategy_names(analysis_type) -> list[str]:
+    from quantlab import strategies
+
+    types = [analysis_type] if isinstance(analysis_type, str) else list(analysis_type)
+    valid = strategies.names() + ["correlation", "comprehensive"]
+    out = []
+    for t in types:
+        if t == "comprehensive":
+            out += strategies.names() + ["correlation"]
+            continue
+        name = strategies.ALIASES.get(t, t)
+        if name not in valid:
+            near = difflib.get_close_matches(t, valid + list(strategies.ALIASES), n=1)
+            hint = f" Did you mean {near[0]!r}?" if near else ""
+            raise ValueError(f"unknown analysis_type {t!r}.{hint} Valid: {', '.join(valid)} "
+                             f"(aliases: {', '.join(strategies.ALIASES)})")
+        out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def _check_symbols(symbols, ds) -> list[str]:
+    symbols = [symbols] if isinstance(symbols, str) else list(symbols)
+    have = [str(a) for a in ds.asset.values]
+    for s in symbols:
+        if s not in have:
+            near = difflib.get_close_matches(s, have, n=1, cutoff=0.5)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise ValueError(f"unknown symbol {s!r}: {hint}available: {', '.join(have)}; or load "
+                             "your own with ql.data.load_csv(...) and pass data=")
+    return symbols
+
+
+def run_research_analysis(symbols, analysis_type="comprehensive", data=None, start=None,
+                          end=None, progress: bool = True, **backtest_kw) -> dict:
+    """Run strategies on ``symbols`` and report their backtests.
+
+    Returns ``{symbol: {strategy: {"sharpe_ratio", "total_return", "annual_return",
+    "max_drawdown", "n_trades", "fees_paid", "exposure", "signals"}}}`` keyed by registry
+    name (the seed's short names are aliases). Each strategy's signal is computed on the
+    whole universe of ``data`` (default: the bundled equities), so cross-sectional
+    strategies rank against all assets, with its ``default_inputs``; each symbol is then
+    backtested on its own account with ``backtest_kw`` (e.g. ``fees=0.001``).
+    ``"correlation"`` adds, per symbol, its return correlation with the others and the
+    universe's 63-bar rolling average pairwise correlation.
+    """
+    from tqdm.auto import tqdm
+
+    import quantlab as ql
+
+    ds = data if data is not None else ql.data.load()
+    ds = ds.sel(time=slice(start, end))
+    symbols = _check_symbols(symbols, ds)
+    names = _strategy_names(analysis_type)
+    out = {s: {} for s in symbols}
+    for name in tqdm(names, desc="strategies", disable=not progress or len(names) < 2):
+        if name == "correlation":
+            r = ql.data.returns(ds["close"])
+            matrix = r.to_pandas().corr()
+            c = ql.rolling.corr(r, 63)
+            m = c.sizes["asset"]
+            # mean of the off-diagonal entries (the diagonal is 1)
+            off = (c.sum(["asset", "asset_other"], min_count=1) - m) / max(m * (m - 1), 1)
+            for s in symbols:
+                out[s]["correlation"] = {"with": matrix[s].drop(s),
+                                         "rolling_average": off.to_series()}
+            continue
+        strat = ql.strategies.get(name)
+        sig = strat.signal(ds, **strat.default_inputs(ds))
+        res = ql.backtest(ds.sel(asset=symbols), sig.sel(asset=symbols), **backtest_kw)
+        m = res.metrics()
+        for s in symbols:
+            row = {k: float(m[k].sel(asset=s)) for k in HEADLINE}
+            row["n_trades"] = int(row["n_trades"])
+            row["signals"] = sig.sel(asset=s).to_series()
+            out[s][name] = row
+    return out
