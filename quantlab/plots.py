@@ -121,3 +121,53 @@ def backtest_figure(res, asset=None, **sel):
     fig_d = _figure(x_axis_type="datetime", title="drawdown", height=180, x_range=fig_p.x_range)
     fig_d.varea(dd.time.values, dd.values, 0, color=PALETTE[3], alpha=0.4)
     return column(fig_p, fig_e, fig_d, sizing_mode="stretch_width")
+
+
+def diagnostics_figure(diag, asset, title: str = ""):
+    """One small panel per (time, asset) variable of a strategy's ``diagnostics``
+    Dataset, for ``asset``, with linked x ranges."""
+    from bokeh.layouts import column
+
+    figs = []
+    for i, (name, da) in enumerate(diag.data_vars.items()):
+        if "time" not in da.dims or "asset" not in da.dims:
+            continue
+        s = da.sel(asset=asset)
+        kw = {"x_range": figs[0].x_range} if figs else {}
+        fig = _figure(x_axis_type="datetime", height=170,
+                      title=f"{title + ': ' if title and not figs else ''}{name}", **kw)
+        parts = [(str(v), s.sel({d: v})) for d in s.dims if d != "time"
+                 for v in s[d].values] or [(name, s)]
+        for j, (label, part) in enumerate(parts):
+            fig.line(part.time.values, np.asarray(part.values, dtype=float),
+                     color=PALETTE[(i + j) % len(PALETTE)], legend_label=label)
+        fig.legend.location = "top_left"
+        figs.append(fig)
+    return column(*figs, sizing_mode="stretch_width")
+
+
+def heatmap_figure(table, title: str = "", palette: str = "RdBu"):
+    """A labelled heatmap of a pandas DataFrame (rows x columns), values in the cells."""
+    from bokeh.models import ColumnDataSource, LinearColorMapper
+    from bokeh.palettes import all_palettes
+    from bokeh.plotting import figure
+
+    rows, cols = [str(r) for r in table.index], [str(c) for c in table.columns]
+    stacked = table.stack(future_stack=True)
+    vals = stacked.to_numpy(dtype=float)
+    src = ColumnDataSource({"row": [str(r) for r, _ in stacked.index],
+                            "col": [str(c) for _, c in stacked.index], "value": vals,
+                            "label": [f"{v:.2f}" if np.isfinite(v) else "" for v in vals]})
+    lim = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
+    mapper = LinearColorMapper(palette=list(reversed(all_palettes[palette][11])), low=-lim,
+                               high=lim, nan_color="#eeeeee")
+    fig = figure(x_range=cols, y_range=list(reversed(rows)), title=title, height=60 + 40 * len(rows),
+                 sizing_mode="stretch_width", tools="hover,save", toolbar_location="right",
+                 tooltips=[("", "@row / @col"), ("value", "@label")])
+    fig.rect("col", "row", 1, 1, source=src, fill_color={"field": "value", "transform": mapper},
+             line_color="white")
+    fig.text("col", "row", text="label", source=src, text_align="center",
+             text_baseline="middle", text_font_size="11px")
+    fig.xaxis.major_label_orientation = 0.6
+    fig.grid.visible = False
+    return fig
