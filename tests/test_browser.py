@@ -91,9 +91,12 @@ def _run_all(page, attempts=3):
     raise AssertionError("Run All Cells did not produce the explorer's widgets")
 
 
-def _bokeh_pixels(page, index=-1):
-    figs = page.locator(".bk-Figure")
-    return figs.nth(index).screenshot()
+def _explorer_pixels(page):
+    """Pixels of the RollingExplorer's z-score figure: the last canvas inside the widget
+    box that holds the window slider (not the slider itself, whose readout moves at once)."""
+    box = page.locator(".widget-vbox").filter(
+        has=page.locator(".widget-slider", has_text="window")).first
+    return box.locator("canvas").last.screenshot()
 
 
 def test_explore_notebook_runs_renders_and_reacts(lab):
@@ -110,8 +113,9 @@ def test_explore_notebook_runs_renders_and_reacts(lab):
                                timeout=90_000)
         time.sleep(1.0)  # let bokeh finish drawing
         page.screenshot(path=str(ARTIFACTS / "01_explore_before.png"), full_page=True)
-        before = _bokeh_pixels(page)
-        handle = page.locator(".widget-slider .noUi-handle").first
+        before = _explorer_pixels(page)
+        window = page.locator(".widget-slider", has_text="window").first
+        handle = window.locator(".noUi-handle").first
         handle.focus()
         for _ in range(25):
             page.keyboard.press("ArrowRight")
@@ -120,9 +124,9 @@ def test_explore_notebook_runs_renders_and_reacts(lab):
         after = before
         while time.time() < deadline and after == before:
             time.sleep(0.5)
-            after = _bokeh_pixels(page)
+            after = _explorer_pixels(page)
         page.screenshot(path=str(ARTIFACTS / "01_explore_after.png"), full_page=True)
-        value = page.locator(".widget-slider .widget-readout").first.inner_text()
+        value = window.locator(".widget-readout").first.inner_text()
         browser.close()
     assert int(value) > 20, f"slider did not move (readout {value})"
     assert after != before, "the z-score plot did not change after moving the slider"
@@ -176,6 +180,7 @@ def test_report_with_widgets_renders_them_offline(tmp_path):
         page.wait_for_selector(".widget-slider", timeout=30_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report_widgets_offline.png"), full_page=True)
-        readout = page.locator(".widget-readout").first.inner_text()
+        readout = page.locator(".widget-slider", has_text="window").first.locator(
+            ".widget-readout").first.inner_text()
         browser.close()
     assert readout == "20"  # the slider's saved state, rendered with no network
