@@ -206,11 +206,16 @@ def render_html(notebook_path, html_path, no_input: bool = False) -> None:
 
     nb = nbformat.read(notebook_path, as_version=4)
     exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input=no_input)
+    modules = ""
     if "widgets" in nb.metadata:  # embedded widget state: inline its renderer
         renderer, require = _js_asset(WIDGET_RENDERER), _js_asset(REQUIRE_JS)
         if renderer and require:
             exporter.widget_renderer_url, exporter.require_js_url = renderer, require
+            modules = _widget_modules(require)
     body, _ = exporter.from_notebook_node(nb)
+    if modules:  # after require.js: where the renderer finds third-party widget modules
+        tag = f'<script src="{exporter.require_js_url}"></script>'
+        body = body.replace(tag, tag + modules, 1)
     Path(html_path).write_text(_offline(body), encoding="utf-8")
 
 
@@ -229,6 +234,21 @@ def _js_asset(relpath: str) -> str | None:
     if not f.exists():
         return None
     return "data:text/javascript;base64," + base64.b64encode(f.read_bytes()).decode()
+
+
+def _widget_modules(require_url: str) -> str:
+    """A require.config mapping third-party widget modules (jupyter_bokeh's BokehModel)
+    to inlined data: URLs, so the widget renderer never asks a CDN for them."""
+    import base64
+
+    paths = {}
+    for name, rel in (("@bokeh/jupyter_bokeh", "nbextensions/jupyter_bokeh/index.js"),):
+        f = Path(sys.prefix) / "share" / "jupyter" / rel
+        if f.exists():
+            paths[name] = "data:text/javascript;base64," + base64.b64encode(f.read_bytes()).decode()
+    if not paths:
+        return ""
+    return f"<script>require.config({{paths: {json.dumps(paths)}}});</script>"
 
 
 def _offline(body: str) -> str:

@@ -123,14 +123,16 @@ class StrategyExplorer:
         fd = plots._figure(x_axis_type="datetime", height=150, title="drawdown",
                            x_range=fp.x_range)
         fd.line("time", "y", source=self.src["drawdown"], color=plots.PALETTE[3])
-        self.model = BokehModel(column(fp, fe, fd, sizing_mode="stretch_width"))
         self.strategy.observe(self._new_strategy, names="value")
         for c in (self.asset, self.dates, self.fees, self.slip_model, self.slip_bps):
             c.observe(self.update, names="value")
+        # fill the figures before embedding them: the embedded state (what a saved
+        # notebook or a report shows) is the document at that moment
+        self._new_strategy()
+        self.model = BokehModel(column(fp, fe, fd, sizing_mode="stretch_width"))
         controls = w.HBox([w.VBox([self.strategy, self.asset, self.dates]),
                            w.VBox([self.fees, self.slip_model, self.slip_bps]), self.params])
         self.widget = w.VBox([controls, self.busy, self.model, self.table])
-        self._new_strategy()
 
     def _controls_for(self, name):
         import ipywidgets as w

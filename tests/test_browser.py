@@ -170,17 +170,27 @@ def test_report_with_widgets_renders_them_offline(tmp_path):
     assert run.status == "ok", run.error
     html = Path(run.html).read_text()
     assert "data:text/javascript;base64," in html  # renderer and require.js travel inline
+    requests = []
+
+    def block(route):
+        requests.append(route.request.url)
+        route.abort()
+
     with _browser() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         context = browser.new_context()
-        context.route("http://*/**", lambda route: route.abort())
-        context.route("https://*/**", lambda route: route.abort())
+        context.route("http://*/**", block)
+        context.route("https://*/**", block)
         page = context.new_page()
         page.goto(Path(run.html).as_uri())
         page.wait_for_selector(".widget-slider", timeout=30_000)
+        page.wait_for_timeout(3000)  # let the embedded bokeh widgets draw
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report_widgets_offline.png"), full_page=True)
         readout = page.locator(".widget-slider", has_text="window").first.locator(
             ".widget-readout").first.inner_text()
+        n_canvas = page.locator("canvas").count()
         browser.close()
     assert readout == "20"  # the slider's saved state, rendered with no network
+    assert n_canvas >= 5, "the embedded bokeh widgets did not draw"  # explorers + static
+    assert requests == [], f"the report tried to fetch {requests}"
