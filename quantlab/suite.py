@@ -125,6 +125,8 @@ def execute_notebook_json(nb_json: str, parameters: dict, cwd: str | None = None
 
     import papermill as pm
 
+    # same inputs -> same numbers: fix the kernel's hash seed (set/dict order of strings)
+    os.environ.setdefault("PYTHONHASHSEED", "0")
     started = _dt.datetime.now().isoformat(timespec="seconds")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="quantlab-run-") as tmp:

@@ -150,3 +150,14 @@ def test_dask_workers_elsewhere_return_notebooks_and_provenance(tmp_path):
     assert meta["parameters"] == {"symbol": "IBM"} and len(meta["data_sha256"]) == 64
     assert meta["packages"]["numpy"] and meta["started"] and meta["ended"]
     assert list(elsewhere.iterdir()) == []  # nothing left on the workers' disks
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
+def test_every_report_is_a_single_offline_file(notebook, tmp_path):
+    run = suite.Run(str(NOTEBOOKS / notebook))
+    suite.run_suite([run], tmp_path, render=True)
+    assert run.status == "ok", run.error
+    html = Path(run.html).read_text()
+    refs = re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="(https?://[^"]+)"', html)
+    assert refs == [], f"{notebook}: report references {refs}"
+    assert [p.name for p in tmp_path.iterdir() if p.suffix not in (".ipynb", ".html")] == []
