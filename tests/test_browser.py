@@ -48,14 +48,15 @@ def lab(tmp_path_factory):
         shutil.copy(nb, root / nb.name)
     port = _free_port()
     # no "get notified about Jupyter news?" toast over the screenshots
-    settings = root / "settings" / "@jupyterlab" / "apputils-extension"
+    settings_dir = tmp_path_factory.mktemp("lab-settings")
+    settings = settings_dir / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     jupyter = Path(sys.executable).parent / "jupyter-lab"
     cmd = [str(jupyter), "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
            "--ServerApp.port_retries=0", "--ServerApp.token=", "--ServerApp.password=",
            "--ServerApp.disable_check_xsrf=True", f"--ServerApp.root_dir={root}",
-           f"--LabApp.user_settings_dir={root / 'settings'}", "--allow-root"]
+           f"--LabApp.user_settings_dir={settings_dir}", "--allow-root"]
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
