@@ -55,3 +55,19 @@ def test_import_is_light_and_fast():
         times.append(float(out[0]))
         assert out[1].strip() == "[]", f"import quantlab pulled in {out[1]}"
     assert statistics.median(times[1:]) < 0.5
+
+
+def test_wheel_carries_kernels_stubs_and_data(tmp_path):
+    """`pip install .` works from the wheel alone: compiled kernels, stubs, bundled data."""
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q",
+                    "-w", str(tmp_path)], check=True, capture_output=True, text=True)
+    (wheel,) = tmp_path.glob("quantlab-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for pyx in (REPO / "cython_kernels").glob("*.pyx"):
+        assert any(n.startswith(f"quantlab/_kernels/{pyx.stem}.") and n.endswith(".so")
+                   for n in names), f"{pyx.stem} kernel missing from the wheel"
+        assert f"quantlab/_kernels/{pyx.stem}.pyi" in names
+    assert "quantlab/_data/equities.csv.gz" in names
+    assert not any(n.startswith(("tests/", "notebooks/", "data/")) for n in names)
