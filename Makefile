@@ -48,7 +48,7 @@ bench: install
 	$(BIN)/python benchmarks/run.py
 
 lab: install
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/quantlab lab
 
 # Re-execute the notebooks in place so their stored outputs are current.
 notebooks: install

@@ -5,6 +5,7 @@ CLI (``quantlab``)::
     quantlab run-suite [NOTEBOOK ...] [-p NAME VALUE ...] [--params-file grid.yaml]
                        [--out DIR] [--jobs N] [--scheduler ADDRESS] [--in-place]
     quantlab report    (the same options) [--no-input]   # execute + render HTML + index
+    quantlab lab       [jupyter lab options]             # JupyterLab on notebooks/
 
 A suite config (YAML) lists runs; each names a notebook and its parameters::
 
@@ -452,6 +453,12 @@ def main(argv=None) -> int:
         if name == "run-suite":
             s.add_argument("--in-place", action="store_true",
                            help="re-execute notebooks/ in place (refresh stored outputs)")
+    sub.add_parser("lab", help="open JupyterLab on the notebooks (token auth on); further "
+                   "options go to jupyter lab")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lab"]:  # everything after `lab` belongs to jupyter lab
+        jupyter = Path(sys.executable).parent / "jupyter-lab"
+        return subprocess.call([str(jupyter), str(REPO / "notebooks"), *argv[1:]])
     a = p.parse_args(argv)
     if a.notebooks:
         runs = [Run(str(Path(nb).resolve())) for nb in a.notebooks]

@@ -161,3 +161,12 @@ def test_every_report_is_a_single_offline_file(notebook, tmp_path):
     refs = re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="(https?://[^"]+)"', html)
     assert refs == [], f"{notebook}: report references {refs}"
     assert [p.name for p in tmp_path.iterdir() if p.suffix not in (".ipynb", ".html")] == []
+
+
+def test_cli_lab_opens_jupyterlab_on_the_notebooks(monkeypatch):
+    calls = []
+    monkeypatch.setattr(suite.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    assert suite.main(["lab", "--no-browser"]) == 0
+    (cmd,) = calls
+    assert cmd[0].endswith("jupyter-lab") and cmd[1] == str(suite.REPO / "notebooks")
+    assert cmd[2:] == ["--no-browser"]
