@@ -13,6 +13,8 @@ import numpy as np
 
 from libc.math cimport NAN, isnan
 
+include "welford.pxi"
+
 # Rows of the accumulator array returned by ``accumulate`` (one column per series).
 FIELDS = (
     "n", "mean", "m2", "m3", "m4", "min", "max", "down2",
@@ -56,7 +58,7 @@ def accumulate(const double[:, ::1] r, const double[:, ::1] logr, const double[:
     acc_np[:, RECOVERY] = np.nan
     acc_np[:, UPWR] = acc_np[:, UPWB] = acc_np[:, DNWR] = acc_np[:, DNWB] = 1.0
     cdef double[:, ::1] A = acc_np
-    cdef double x, y, k, nn, n1, d, dn, dn2, term, dd, w, bx, dr, db, inv
+    cdef double x, y, nn, n1, d, dn, dn2, term, dd, w, bx, inv
     with nogil:
         for t in range(n):
             for a in range(m):
@@ -103,16 +105,9 @@ def accumulate(const double[:, ::1] r, const double[:, ::1] logr, const double[:
                 A[a, SNEG] += x if x < 0 else 0.0
                 A[a, NNZ] += 1.0 if x != 0 else 0.0
                 # stability: regression of cumulative log return on observation number
-                k = n1
                 A[a, STY] += logr[t, a]
-                y = A[a, STY]
-                dr = k - A[a, STMK]
-                db = y - A[a, STMY]
-                A[a, STMK] += dr * inv
-                A[a, STMY] += db * inv
-                A[a, STCKK] += dr * (k - A[a, STMK])
-                A[a, STCYY] += db * (y - A[a, STMY])
-                A[a, STCKY] += dr * (y - A[a, STMY])
+                add_pair(n1, A[a, STY], nn, &A[a, STMK], &A[a, STMY], &A[a, STCKK],
+                         &A[a, STCYY], &A[a, STCKY])
                 if not has_b:
                     continue
                 bx = b[t, a]
@@ -120,14 +115,8 @@ def accumulate(const double[:, ::1] r, const double[:, ::1] logr, const double[:
                     continue
                 # paired statistics with the benchmark (co-moments by Welford)
                 A[a, PN] += 1.0
-                nn = A[a, PN]
-                dr = x - A[a, PMR]
-                db = bx - A[a, PMB]
-                A[a, PMR] += dr / nn
-                A[a, PMB] += db / nn
-                A[a, PCRR] += dr * (x - A[a, PMR])
-                A[a, PCBB] += db * (bx - A[a, PMB])
-                A[a, PCRB] += db * (x - A[a, PMR])
+                add_pair(bx, x, A[a, PN], &A[a, PMB], &A[a, PMR], &A[a, PCBB], &A[a, PCRR],
+                         &A[a, PCRB])
                 if bx > 0:
                     A[a, UPN] += 1.0
                     A[a, UPWR] *= 1.0 + x

@@ -15,6 +15,8 @@ import numpy as np
 
 from libc.math cimport INFINITY, NAN, isnan, sqrt
 
+include "welford.pxi"
+
 ctypedef fused real:
     float
     double
@@ -310,7 +312,7 @@ def roll_corr(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
     cdef Py_ssize_t[:, ::1] cnt = np.zeros((m, m), dtype=np.intp)
     cdef double[:, ::1] mx = np.zeros((m, m)), my = np.zeros((m, m))
     cdef double[:, ::1] sxx = np.zeros((m, m)), syy = np.zeros((m, m)), sxy = np.zeros((m, m))
-    cdef double xi, yj, dx, dy, mx_new, my_new, r, nk
+    cdef double xi, yj, dx, dy, mx_new, my_new, r
     with nogil:
         for t in range(n):
             for i in range(m):
@@ -345,14 +347,8 @@ def roll_corr(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
                         if isnan(yj):
                             continue
                         cnt[i, j] += 1
-                        nk = cnt[i, j]
-                        dx = xi - mx[i, j]
-                        dy = yj - my[i, j]
-                        mx[i, j] += dx / nk
-                        my[i, j] += dy / nk
-                        sxx[i, j] += dx * (xi - mx[i, j])
-                        syy[i, j] += dy * (yj - my[i, j])
-                        sxy[i, j] += dx * (yj - my[i, j])
+                        add_pair(xi, yj, cnt[i, j], &mx[i, j], &my[i, j], &sxx[i, j],
+                                 &syy[i, j], &sxy[i, j])
                 for j in range(i, m):
                     if cnt[i, j] >= minp and cnt[i, j] > 1 and sxx[i, j] > 0 and syy[i, j] > 0:
                         r = sxy[i, j] / sqrt(sxx[i, j] * syy[i, j])
