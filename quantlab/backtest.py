@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -121,9 +122,9 @@ class BacktestResult:
         prev = self.equity.shift(time=1).fillna(self.init_cash)
         return (self.equity / prev - 1.0).rename("returns")
 
-    @property
-    def trades(self) -> pd.DataFrame:
-        return _trades(self.orders, self.positions, self.prices)
+    @cached_property
+    def trades(self) -> pd.DataFrame:  # built once: metrics() and users both read it
+        return _trades(self.orders, self.prices)
 
     def metrics(self, risk_free_rate: float | None = None) -> xr.Dataset:
         """``ql.metrics.summary`` of the returns plus n_trades, fees_paid, turnover
@@ -134,16 +135,11 @@ class BacktestResult:
         rf = self.risk_free_rate if risk_free_rate is None else risk_free_rate
         ds = metrics.summary(self.returns, risk_free_rate=rf,
                              annualization=self.periods)
-        acct = [d for d in self.equity.dims if d != "time"]
-        o = self.orders
+        keys = [d for d in self.equity.dims if d != "time"]  # one account per key
         tr = self.trades
         value = (self.positions * self.prices.ffill("time")).fillna(0.0)
-        if self.group:
-            gross = abs(value).sum("asset")
-        else:
-            gross = abs(value)
+        gross = abs(value).sum("asset") if self.group else abs(value)
         ds["exposure"] = (gross / self.equity).mean("time")
-        keys = acct
         zero = xr.zeros_like(ds["sharpe_ratio"])
 
         def per_account(frame, col, how):
@@ -154,7 +150,7 @@ class BacktestResult:
                 return xr.full_like(zero, float(s))
             return zero + xr.DataArray.from_series(s).reindex_like(zero).fillna(0.0)
 
-        o = o.assign(traded=(o["size"].abs() * o["price"]))
+        o = self.orders.assign(traded=self.orders["size"].abs() * self.orders["price"])
         ds["n_trades"] = per_account(tr, "pnl", "count")
         ds["fees_paid"] = per_account(o, "fee", "sum")
         ds["turnover"] = per_account(o, "traded", "sum") / self.equity.mean("time")
@@ -179,7 +175,7 @@ class BacktestResult:
         return plots.backtest_figure(self, **kw)
 
 
-def _trades(orders: pd.DataFrame, positions: xr.DataArray, prices: xr.DataArray):
+def _trades(orders: pd.DataFrame, prices: xr.DataArray):
     """Round trips from the orders: a trade opens when a position leaves 0 and closes when
     it returns to 0 or flips sign; one still open is marked at the last close."""
     cols = ["asset", *[c for c in orders.columns if c not in
@@ -334,7 +330,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         grp = np.arange(n_cols, dtype=np.intp)
         n_groups = n_cols
     asset_of_col = np.repeat(np.arange(shape[1], dtype=np.intp), n_par)
-    def per_col(v):
+
+    def per_col(v):  # a per-parameter cost -> one value per column
         return np.ascontiguousarray(
             xr.broadcast(v, signal.isel(time=0, drop=True))[0]
             .transpose(*signal.dims[1:]).values.reshape(n_cols), dtype=np.float64)

@@ -471,8 +471,9 @@ def _read_table(path: Path, asset: str | None, layout: str) -> dict[str, pd.Data
         raise DataError(f"{path}: empty file") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot parse as CSV ({e})") from None
-    original = dict(zip(_normalise_columns(raw).columns, raw.columns))
-    raw = _normalise_columns(raw)
+    normalised = _normalise_columns(raw)
+    original = dict(zip(normalised.columns, raw.columns))
+    raw = normalised
     if "date" not in raw:
         raise DataError(f"{path}: missing required column 'date' (columns: "
                         f"{', '.join(raw.columns)})")

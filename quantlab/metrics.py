@@ -271,12 +271,16 @@ def _compute_np(names, r, b, params) -> dict[str, np.ndarray]:
                                     b.reshape(b.shape + (1,) * (r.ndim - b.ndim)), r.shape))
     out = {}
     historical = params["method"] == "historical"
-    if any(n not in _QUANTILE or (n != "tail_ratio" and not historical) for n in names):
+    var_names = [n for n in names if n in ("value_at_risk", "conditional_value_at_risk")]
+    # parametric VaR/CVaR come from the moments; only historical ones need order statistics
+    need_moments = any(n not in _QUANTILE for n in names) or (var_names and not historical)
+    need_quantiles = "tail_ratio" in names or (var_names and historical)
+    if need_moments:
         with np.errstate(invalid="ignore", divide="ignore"):
             logr = np.log1p(rp)
         acc = _k.accumulate(rp, logr, bp, float(params.get("required_return", 0.0)))
         a = {f: acc[i] for f, i in _F.items()}
-    if any(n in _QUANTILE for n in names):
+    if need_quantiles:
         cutoff = params["cutoff"]
         levels = sorted({cutoff, 0.05, 0.95})
         qv = _k.quantiles(rp, np.array(levels), cutoff)

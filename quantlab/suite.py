@@ -151,8 +151,10 @@ def execute_notebook_json(nb_json: str, parameters: dict, cwd: str | None = None
             "notebook": out}
 
 
-def _finish(run: Run, result: dict, dest: Path, in_place: bool) -> Run:
-    """Write the executed notebook (with provenance metadata) and read its records."""
+def _finish(run: Run, result: dict, dest: Path, prov: dict | None) -> Run:
+    """Write the executed notebook and read its records; ``prov`` (the batch's provenance)
+    goes into its metadata, or ``None`` for an in-place refresh, whose outputs are stripped
+    of what must not be committed."""
     import nbformat
 
     run.status, run.error, run.duration = result["status"], result["error"], result["duration"]
@@ -162,23 +164,14 @@ def _finish(run: Run, result: dict, dest: Path, in_place: bool) -> Run:
         return run
     nb = nbformat.reads(result["notebook"], as_version=4)
     run.records = collect_records(nb)
-    if in_place:
+    if prov is None:
         strip_outputs(nb)
     else:
-        nb.metadata["quantlab"] = {**provenance(), "parameters": run.parameters,
+        nb.metadata["quantlab"] = {**prov, "parameters": run.parameters,
                                    "started": run.started, "ended": run.ended,
                                    "status": run.status}
     nbformat.write(nb, dest)
     return run
-
-
-def execute(run: Run, out_dir: Path | None, in_place: bool = False) -> Run:
-    """Execute one run in this process; failures are caught and recorded on the run."""
-    src = Path(run.notebook)
-    dest = src if in_place else Path(out_dir) / f"{run.name}.ipynb"
-    result = execute_notebook_json(src.read_text(encoding="utf-8"), run.parameters,
-                                   cwd=str(src.parent))
-    return _finish(run, result, dest, in_place)
 
 
 def collect_records(nb) -> dict:
@@ -214,7 +207,7 @@ def render_html(notebook_path, html_path, no_input: bool = False) -> None:
         renderer, require = _js_asset(WIDGET_RENDERER), _js_asset(REQUIRE_JS)
         if renderer and require:
             exporter.widget_renderer_url, exporter.require_js_url = renderer, require
-            modules = _widget_modules(require)
+            modules = _widget_modules()
     body, _ = exporter.from_notebook_node(nb)
     if modules:  # after require.js: where the renderer finds third-party widget modules
         tag = f'<script src="{exporter.require_js_url}"></script>'
@@ -228,27 +221,29 @@ WIDGET_RENDERER = "@jupyter-widgets/html-manager/dist/embed-amd.js"
 REQUIRE_JS = "requirejs/require.js"
 
 
-def _js_asset(relpath: str) -> str | None:
+def _data_url(f: Path) -> str | None:
     """A local JS file as a data: URL, so the report carries it (no CDN, opens offline);
-    None when the npm assets are not installed (widgets then stay unrendered)."""
+    None when the file is not installed."""
     import base64
 
-    f = JS_DIR / relpath
     if not f.exists():
         return None
     return "data:text/javascript;base64," + base64.b64encode(f.read_bytes()).decode()
 
 
-def _widget_modules(require_url: str) -> str:
+def _js_asset(relpath: str) -> str | None:
+    """A pinned npm asset (None when `make install` has not fetched them: widgets then
+    stay unrendered)."""
+    return _data_url(JS_DIR / relpath)
+
+
+def _widget_modules() -> str:
     """A require.config mapping third-party widget modules (jupyter_bokeh's BokehModel)
     to inlined data: URLs, so the widget renderer never asks a CDN for them."""
-    import base64
-
-    paths = {}
-    for name, rel in (("@bokeh/jupyter_bokeh", "nbextensions/jupyter_bokeh/index.js"),):
-        f = Path(sys.prefix) / "share" / "jupyter" / rel
-        if f.exists():
-            paths[name] = "data:text/javascript;base64," + base64.b64encode(f.read_bytes()).decode()
+    shared = Path(sys.prefix) / "share" / "jupyter"
+    paths = {name: url for name, url in
+             (("@bokeh/jupyter_bokeh", _data_url(shared / "nbextensions/jupyter_bokeh/index.js")),)
+             if url}
     if not paths:
         return ""
     return f"<script>require.config({{paths: {json.dumps(paths)}}});</script>"
@@ -275,10 +270,11 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
         out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(runs), desc="notebooks", unit="run", file=log,
                disable=len(runs) < 2)
+    prov = None if in_place else provenance()  # once per batch: git and checksum cost I/O
 
     def done(run, result):
         dest = Path(run.notebook) if in_place else out / f"{run.name}.ipynb"
-        _finish(run, result, dest, in_place)
+        _finish(run, result, dest, prov)
         if render and Path(run.output).exists():
             run.html = str(Path(run.output).with_suffix(".html"))
             render_html(run.output, run.html, no_input=no_input)
@@ -296,7 +292,7 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
     else:
         from dask.distributed import Client, LocalCluster, as_completed
 
-        own = None
+        own = cluster = None
         if client is None:
             if scheduler:
                 client = own = Client(scheduler)
@@ -317,10 +313,9 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
                 done(run, result)
         finally:
             if own is not None:
-                cluster = getattr(own, "cluster", None)
                 own.close()
-                if cluster is not None and not scheduler:
-                    cluster.close()
+            if cluster is not None:
+                cluster.close()
     bar.close()
     return runs
 

@@ -7,10 +7,11 @@ so one ``ql.backtest`` call runs the whole grid.
 """
 from __future__ import annotations
 
+import abc
 import difflib
 import itertools
 
-import numpy as np
+import pandas as pd
 import xarray as xr
 
 __all__ = ["Strategy", "register", "names", "get", "ALIASES"]
@@ -23,11 +24,11 @@ ALIASES = {"momentum": "cross_sectional_momentum", "volatility": "volatility_reg
            "sentiment": "sentiment_regime"}
 
 
-class Strategy:
+class Strategy(abc.ABC):
     """Base class. Subclasses set ``name``, ``defaults`` (parameter -> default),
     ``param_space`` (parameter -> (low, high) or a list of choices), ``requires`` (data
-    variables), ``inputs`` (external inputs) and implement ``_signal`` and
-    ``_diagnostics`` for one parameter combination."""
+    variables), ``inputs`` (external inputs) and implement ``_signal`` (and, to show
+    their intermediate quantities, ``_diagnostics``) for one parameter combination."""
 
     name: str = ""
     defaults: dict = {}
@@ -61,15 +62,9 @@ class Strategy:
         for combo in itertools.product(*grid.values()):
             p = {**self.params, **dict(zip(grid, combo))}
             parts.append(self._clip(self._signal(ds, **p, **inputs)))
-        out = xr.concat(parts, dim="_combo")
-        shape = [len(v) for v in grid.values()]
-        out = out.assign_coords(_combo=np.arange(len(parts)))
-        import pandas as pd
-
         index = pd.MultiIndex.from_product(list(grid.values()), names=list(grid))
-        out = out.assign_coords(xr.Coordinates.from_pandas_multiindex(index, "_combo"))
-        out = out.unstack("_combo")
-        assert list(out.sizes[d] for d in grid) == shape
+        out = xr.concat(parts, dim="_combo").assign_coords(
+            xr.Coordinates.from_pandas_multiindex(index, "_combo")).unstack("_combo")
         return out.transpose("time", "asset", *grid).rename("signal")
 
     def diagnostics(self, ds: xr.Dataset, **inputs) -> xr.Dataset:
@@ -79,11 +74,13 @@ class Strategy:
         return self._diagnostics(ds, **p, **inputs)
 
     # ---- for subclasses
+    @abc.abstractmethod
     def _signal(self, ds, **kw) -> xr.DataArray:
-        raise NotImplementedError
+        """The exposure for one parameter combination (keyword arguments)."""
 
     def _diagnostics(self, ds, **kw) -> xr.Dataset:
-        raise NotImplementedError
+        """Intermediate quantities; by default just the signal."""
+        return xr.Dataset({"signal": self._signal(ds, **kw)})
 
     def _check(self, ds, inputs):
         if not isinstance(ds, xr.Dataset):

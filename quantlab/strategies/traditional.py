@@ -31,19 +31,19 @@ class CrossSectionalMomentum(Strategy):
     param_space = {"lookback": (63, 378), "skip": (0, 42), "quantile": (0.1, 0.5),
                    "hold": (5, 63)}
 
-    def _score(self, ds, lookback, skip):
+    def _parts(self, ds, lookback, skip):
         close = ds["close"].ffill("time")
-        return close.shift(time=skip) / close.shift(time=lookback) - 1
+        score = close.shift(time=skip) / close.shift(time=lookback) - 1
+        rank = score.copy(data=score.to_pandas().rank(axis=1, pct=True).to_numpy())
+        return score, rank
 
     def _signal(self, ds, lookback, skip, quantile, hold):
-        score = self._score(ds, lookback, skip)
-        rank = score.copy(data=score.to_pandas().rank(axis=1, pct=True).to_numpy())
+        score, rank = self._parts(ds, lookback, skip)
         sig = xr.where(rank > 1 - quantile, 1.0, xr.where(rank <= quantile, -1.0, 0.0))
         return _on_rebalance_days(sig.where(score.notnull()), hold)
 
     def _diagnostics(self, ds, lookback, skip, quantile, hold):
-        score = self._score(ds, lookback, skip)
-        rank = score.copy(data=score.to_pandas().rank(axis=1, pct=True).to_numpy())
+        score, rank = self._parts(ds, lookback, skip)
         return xr.Dataset({"score": score, "rank": rank})
 
 
