@@ -181,3 +181,80 @@ def information_ratio(r, b, ann=252):
     r, b = np.asarray(r, float), np.asarray(b, float)
     ok = ~np.isnan(r) & ~np.isnan(b)
     return np.mean(r[ok] - b[ok]) * ann / tracking_error(r, b, ann)
+
+
+# ---- complexity and information measures (quantlab/measures.py)
+
+def sample_entropy(x, order, r):
+    """-ln(A/B) by brute force: B (A) = pairs i < j < N - order of templates of
+    ``order`` (``order + 1``) points within Chebyshev distance < r."""
+    x = np.asarray(x, dtype=float)
+    n = x.size
+
+    def pairs(m):
+        emb = np.lib.stride_tricks.sliding_window_view(x, m)[: n - order]
+        d = np.abs(emb[:, None, :] - emb[None, :, :]).max(axis=2)
+        return (d[np.triu_indices(len(emb), 1)] < r).sum()
+
+    return -np.log(pairs(order + 1) / pairs(order))
+
+
+def higuchi_fd(x, kmax):
+    """Higuchi (1988) from the formula, one k and m at a time."""
+    x = np.asarray(x, dtype=float)
+    n = x.size
+    lk = []
+    for k in range(1, kmax + 1):
+        lm = []
+        for m in range(k):
+            idx = np.arange(m, n, k)
+            nm = idx.size - 1
+            lm.append(np.abs(np.diff(x[idx])).sum() * (n - 1) / (nm * k) / k)
+        lk.append(np.mean(lm))
+    return np.polyfit(np.log(1.0 / np.arange(1, kmax + 1)), np.log(lk), 1)[0]
+
+
+def symbols(x, bins, binning):
+    """Equal-width bins over [min, max] (max in the last bin) or equal-count bins by
+    rank, ties in time order."""
+    x = np.asarray(x, dtype=float)
+    if binning == "quantile":
+        rank = np.empty(x.size, dtype=int)
+        rank[np.argsort(x, kind="stable")] = np.arange(x.size)
+        return rank * bins // x.size
+    lo, hi = x.min(), x.max()
+    if hi == lo:
+        return np.zeros(x.size, dtype=int)
+    return np.minimum(((x - lo) / (hi - lo) * bins).astype(int), bins - 1)
+
+
+def entropy_bits(*cols):
+    """Plug-in joint entropy (bits) of the rows of the given symbol columns."""
+    _, counts = np.unique(np.column_stack(cols), axis=0, return_counts=True)
+    p = counts / counts.sum()
+    return -(p * np.log2(p)).sum()
+
+
+def mutual_information(a, b):
+    return entropy_bits(a) + entropy_bits(b) - entropy_bits(a, b)
+
+
+def transfer_entropy(src, tgt, k):
+    """TE src -> tgt = H(next, hist) + H(hist, src) - H(hist) - H(next, hist, src)."""
+    n = len(tgt)
+    hist = np.column_stack([tgt[i:n - k + i] for i in range(k)])
+    nxt, s = tgt[k:], src[k - 1:n - 1]
+    return (entropy_bits(nxt, hist) + entropy_bits(hist, s) - entropy_bits(hist)
+            - entropy_bits(nxt, hist, s))
+
+
+def rolling_apply(fn, x, window):
+    """fn over every full, NaN-free window of each column of a (time, asset) array."""
+    x = np.asarray(x, dtype=float)
+    out = np.full(x.shape, np.nan)
+    for a in range(x.shape[1]):
+        for t in range(window - 1, x.shape[0]):
+            w = x[t - window + 1:t + 1, a]
+            if not np.isnan(w).any():
+                out[t, a] = fn(w)
+    return out

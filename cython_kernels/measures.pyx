@@ -1,0 +1,692 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Complexity and information measures over every window of every series.
+
+Every ``roll_*`` kernel takes a C-contiguous ``(series, time)`` float64 array (each
+series' values adjacent in memory) and a window length, and returns ``(series, time)``:
+the measure of ``x[r, t - window + 1 : t + 1]`` at ``[r, t]``, NaN before the first full
+window and for windows holding a NaN. A one-shot measure of a whole series is the same
+kernel with ``window = len(x)``. Buffers are allocated once per call and reused across
+windows; the loops hold no Python objects and run without the GIL.
+
+Definitions follow the reference implementations the tests compare against: nolds 0.6.2
+(``hurst_rs``, ``dfa``, ``lyap_r`` with ``fit="poly"``), antropy 0.2 (``perm_entropy``,
+``sample_entropy``, ``higuchi_fd``, ``katz_fd``, ``detrended_fluctuation``) and PyInform
+(``transfer_entropy``, ``mutual_info``). ``quantlab/measures.py`` owns validation,
+defaults and labels.
+"""
+import numpy as np
+
+from libc.math cimport INFINITY, NAN, fabs, isnan, log, log2, log10, sqrt
+from libc.stdlib cimport qsort
+
+
+cdef double _slope(const double* xs, const double* ys, Py_ssize_t n) noexcept nogil:
+    """Least-squares slope of ``ys`` on ``xs`` from centred sums (``np.polyfit(.., 1)[0]``)."""
+    cdef Py_ssize_t i
+    cdef double mx = 0.0, my = 0.0, sxx = 0.0, sxy = 0.0
+    if n < 2:
+        return NAN
+    for i in range(n):
+        mx += xs[i]
+        my += ys[i]
+    mx /= n
+    my /= n
+    for i in range(n):
+        sxx += (xs[i] - mx) * (xs[i] - mx)
+        sxy += (xs[i] - mx) * (ys[i] - my)
+    return sxy / sxx
+
+
+cdef void _window_ok(const double* x, Py_ssize_t n, Py_ssize_t window,
+                     signed char* ok) noexcept nogil:
+    """``ok[t]``: the window ending at ``t`` is full and holds no NaN."""
+    cdef Py_ssize_t t, last = -1
+    for t in range(n):
+        if isnan(x[t]):
+            last = t
+        ok[t] = t >= window - 1 and t - last >= window
+
+
+def _alloc(const double[:, ::1] x, Py_ssize_t window):
+    if window < 1:
+        raise ValueError("window must be >= 1")
+    return np.full((x.shape[0], x.shape[1]), np.nan), np.empty(x.shape[1], dtype=np.int8)
+
+
+# ---- Hurst exponent by rescaled range (Hurst 1951; nolds.hurst_rs)
+
+cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
+                   const double* logexp, Py_ssize_t nn, double ddof,
+                   double* xs, double* ys) noexcept nogil:
+    """Slope of log(mean R/S over the N // n blocks of length n) - logexp on log n."""
+    cdef Py_ssize_t i, n, s, j, k, cnt = 0
+    cdef const double* p
+    cdef double acc, mu, cum, ss, mx, mn, d
+    for i in range(nn):
+        n = nv[i]
+        acc = 0.0
+        k = 0
+        for s in range(N // n):
+            p = x + s * n
+            mu = 0.0
+            for j in range(n):
+                mu += p[j]
+            mu /= n
+            cum = 0.0
+            ss = 0.0
+            mx = -INFINITY
+            mn = INFINITY
+            for j in range(n):
+                d = p[j] - mu
+                cum += d
+                ss += d * d
+                mx = cum if cum > mx else mx
+                mn = cum if cum < mn else mn
+            if mx - mn != 0.0:    # blocks with a zero range are left out (as nolds)
+                acc += (mx - mn) / sqrt(ss / (n - ddof))
+                k += 1
+        if k:
+            xs[cnt] = log(<double>n)
+            ys[cnt] = log(acc / k) - logexp[i]
+            cnt += 1
+    return _slope(xs, ys, cnt)
+
+
+def roll_hurst(const double[:, ::1] x, Py_ssize_t window, const Py_ssize_t[::1] nvals,
+               const double[::1] logexp, bint unbiased):
+    """Rolling R/S slope; the caller adds 0.5 when ``logexp`` holds the Anis-Lloyd-Peters
+    expectation (the corrected Hurst exponent)."""
+    out_np, ok_np = _alloc(x, window)
+    cdef double[:, ::1] out = out_np
+    cdef signed char[::1] ok = ok_np
+    cdef Py_ssize_t r, t, nn = nvals.shape[0], T = x.shape[1]
+    cdef double[::1] xs = np.empty(nn + 1), ys = np.empty(nn + 1)
+    cdef double ddof = 1.0 if unbiased else 0.0
+    if T == 0 or nn == 0:
+        return out_np
+    with nogil:
+        for r in range(x.shape[0]):
+            _window_ok(&x[r, 0], T, window, &ok[0])
+            for t in range(window - 1, T):
+                if ok[t]:
+                    out[r, t] = _hurst(&x[r, t - window + 1], window, &nvals[0], &logexp[0],
+                                       nn, ddof, &xs[0], &ys[0])
+    return out_np
+
+
+# ---- Detrended fluctuation analysis, linear detrending (Peng et al. 1994)
+
+cdef double _dfa(const double* x, Py_ssize_t N, const Py_ssize_t* nv, Py_ssize_t nn,
+                 bint overlap, double* walk, double* xs, double* ys) noexcept nogil:
+    """Slope of log F(n) on log n; F(n)² = mean over blocks of the residual variance of
+    a least-squares line through the profile ``cumsum(x - mean)`` on the block."""
+    cdef Py_ssize_t i, j, n, s, step, last, nseg, cnt = 0
+    cdef double mu = 0.0, cum = 0.0, xbar, sxx, ybar, syy, sxy, dy, rss, tot, f
+    cdef const double* p
+    for j in range(N):
+        mu += x[j]
+    mu /= N
+    for j in range(N):
+        cum += x[j] - mu
+        walk[j] = cum
+    for i in range(nn):
+        n = nv[i]
+        # blocks start every n (antropy, nolds overlap=False) or every n // 2 strictly
+        # before N - n (nolds overlap=True)
+        step = n // 2 if overlap else n
+        last = N - n - 1 if overlap else N - n
+        xbar = 0.5 * (n - 1)
+        sxx = n * (<double>n * n - 1.0) / 12.0
+        tot = 0.0
+        nseg = 0
+        s = 0
+        while s <= last:
+            p = walk + s
+            ybar = 0.0
+            for j in range(n):
+                ybar += p[j]
+            ybar /= n
+            syy = 0.0
+            sxy = 0.0
+            for j in range(n):
+                dy = p[j] - ybar
+                syy += dy * dy
+                sxy += (j - xbar) * dy
+            rss = syy - sxy * sxy / sxx
+            tot += (rss if rss > 0.0 else 0.0) / n
+            nseg += 1
+            s += step
+        if nseg:
+            f = sqrt(tot / nseg)
+            if f != 0.0:
+                xs[cnt] = log(<double>n)
+                ys[cnt] = log(f)
+                cnt += 1
+    return _slope(xs, ys, cnt)
+
+
+def roll_dfa(const double[:, ::1] x, Py_ssize_t window, const Py_ssize_t[::1] nvals,
+             bint overlap):
+    """Rolling DFA exponent alpha."""
+    out_np, ok_np = _alloc(x, window)
+    cdef double[:, ::1] out = out_np
+    cdef signed char[::1] ok = ok_np
+    cdef Py_ssize_t r, t, nn = nvals.shape[0], T = x.shape[1]
+    cdef double[::1] xs = np.empty(nn + 1), ys = np.empty(nn + 1), walk = np.empty(window)
+    if T == 0 or nn == 0:
+        return out_np
+    with nogil:
+        for r in range(x.shape[0]):
+            _window_ok(&x[r, 0], T, window, &ok[0])
+            for t in range(window - 1, T):
+                if ok[t]:
+                    out[r, t] = _dfa(&x[r, t - window + 1], window, &nvals[0], nn, overlap,
+                                     &walk[0], &xs[0], &ys[0])
+    return out_np
+
+
+# ---- Higuchi (1988) and Katz (1988) fractal dimensions
+
+cdef double _higuchi(const double* x, Py_ssize_t N, Py_ssize_t kmax,
+                     double* xs, double* ys) noexcept nogil:
+    """Slope of log L(k) on log(1/k), L(k) the mean normalised curve length at step k."""
+    cdef Py_ssize_t k, m, j, nmax
+    cdef double ll, lm
+    for k in range(1, kmax + 1):
+        lm = 0.0
+        for m in range(k):
+            nmax = (N - m - 1) // k
+            ll = 0.0
+            for j in range(1, nmax + 1):
+                ll += fabs(x[m + j * k] - x[m + (j - 1) * k])
+            lm += ll / k * (N - 1) / (k * nmax)
+        lm /= k
+        xs[k - 1] = log(1.0 / k)
+        ys[k - 1] = log(lm) if lm > 0 else -INFINITY
+    return _slope(xs, ys, kmax)
+
+
+def roll_higuchi(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t kmax):
+    """Rolling Higuchi fractal dimension."""
+    out_np, ok_np = _alloc(x, window)
+    cdef double[:, ::1] out = out_np
+    cdef signed char[::1] ok = ok_np
+    cdef Py_ssize_t r, t, T = x.shape[1]
+    cdef double[::1] xs = np.empty(kmax + 1), ys = np.empty(kmax + 1)
+    if T == 0:
+        return out_np
+    with nogil:
+        for r in range(x.shape[0]):
+            _window_ok(&x[r, 0], T, window, &ok[0])
+            for t in range(window - 1, T):
+                if ok[t]:
+                    out[r, t] = _higuchi(&x[r, t - window + 1], window, kmax, &xs[0], &ys[0])
+    return out_np
+
+
+cdef double _katz(const double* x, Py_ssize_t N) noexcept nogil:
+    """log10(L / a) / log10(d / a): L curve length, a mean step, d max distance from x0."""
+    cdef Py_ssize_t j
+    cdef double L = 0.0, d = 0.0, a, v
+    for j in range(1, N):
+        L += fabs(x[j] - x[j - 1])
+        v = fabs(x[j] - x[0])
+        d = v if v > d else d
+    a = L / (N - 1)
+    return log10(L / a) / log10(d / a)
+
+
+def roll_katz(const double[:, ::1] x, Py_ssize_t window):
+    """Rolling Katz fractal dimension."""
+    out_np, ok_np = _alloc(x, window)
+    cdef double[:, ::1] out = out_np
+    cdef signed char[::1] ok = ok_np
+    cdef Py_ssize_t r, t, T = x.shape[1]
+    if T == 0:
+        return out_np
+    with nogil:
+        for r in range(x.shape[0]):
+            _window_ok(&x[r, 0], T, window, &ok[0])
+            for t in range(window - 1, T):
+                if ok[t]:
+                    out[r, t] = _katz(&x[r, t - window + 1], window)
+    return out_np
+
+
+# ---- Sample entropy (Richman & Moorman 2000), nats; antropy's O(N²) counting scheme
+
+cdef double _sampen(const double* s, Py_ssize_t size, Py_ssize_t order,
+                    double r) noexcept nogil:
+    """-ln(A / B): B pairs of length-``order`` templates within Chebyshev distance < r,
+    A the pairs that stay within r one step further."""
+    cdef Py_ssize_t offset, idx, n_num, n_den, prev_in, out_d, in_d, d
+    cdef double numerator = 0.0, denominator = 0.0
+    for offset in range(1, size - order):
+        n_num = fabs(s[order] - s[order + offset]) >= r
+        n_den = 0
+        for idx in range(order):
+            d = fabs(s[idx] - s[idx + offset]) >= r
+            n_num += d
+            n_den += d
+        numerator += n_num == 0
+        denominator += n_den == 0
+        prev_in = fabs(s[order] - s[offset + order]) >= r
+        for idx in range(1, size - offset - order):
+            out_d = fabs(s[idx - 1] - s[idx + offset - 1]) >= r
+            in_d = fabs(s[idx + order] - s[idx + offset + order]) >= r
+            n_num += in_d - out_d
+            n_den += prev_in - out_d
+            prev_in = in_d
+            numerator += n_num == 0
+            denominator += n_den == 0
+    if denominator == 0:
+        return NAN          # no template pair matched: undefined
+    if numerator == 0:
+        return INFINITY
+    return -log(numerator / denominator)
+
+
+cdef double _std0(const double* x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef double mu = 0.0, ss = 0.0
+    for j in range(n):
+        mu += x[j]
+    mu /= n
+    for j in range(n):
+        ss += (x[j] - mu) * (x[j] - mu)
+    return sqrt(ss / n)
+
+
+def roll_sampen(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t order, double r):
+    """Rolling sample entropy; ``r < 0`` means 0.2 x the window's std (ddof=0)."""
+    out_np, ok_np = _alloc(x, window)
+    cdef double[:, ::1] out = out_np
+    cdef signed char[::1] ok = ok_np
+    cdef Py_ssize_t i, t, T = x.shape[1]
+    cdef const double* w
+    if T == 0:
+        return out_np
+    with nogil:
+        for i in range(x.shape[0]):
+            _window_ok(&x[i, 0], T, window, &ok[0])
+            for t in range(window - 1, T):
+                if ok[t]:
+                    w = &x[i, t - window + 1]
+                    out[i, t] = _sampen(w, window, order,
+                                        r if r >= 0 else 0.2 * _std0(w, window))
+    return out_np
+
+
+# ---- Permutation entropy (Bandt & Pompe 2002), bits
+# Each position's ordinal pattern is coded once (Lehmer code; ties keep time order, as a
+# stable argsort); the window's pattern counts and S = Σ c·log2(c) slide in O(1).
+
+def roll_permen(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t order,
+                Py_ssize_t delay, bint normalize):
+    """Rolling permutation entropy -Σ p·log2(p) over the window's ordinal patterns."""
+    out_np, ok_np = _alloc(x, window)
+    cdef double[:, ::1] out = out_np
+    cdef signed char[::1] ok = ok_np
+    cdef Py_ssize_t T = x.shape[1], span = (order - 1) * delay, n = window - span
+    cdef Py_ssize_t i, t, a, b, code, less, p, nfact = 1
+    for i in range(2, order + 1):
+        nfact *= i
+    if n < 1:
+        raise ValueError("window too short for this order and delay")
+    cdef Py_ssize_t[::1] fact = np.ones(order + 1, dtype=np.intp)
+    for i in range(1, order + 1):
+        fact[i] = fact[i - 1] * i
+    cdef Py_ssize_t[::1] codes = np.empty(max(T, 1), dtype=np.intp)
+    cdef Py_ssize_t[::1] counts = np.zeros(nfact, dtype=np.intp)
+    cnt_np = np.arange(n + 2, dtype=float)
+    cnt_np[1:] *= np.log2(cnt_np[1:])
+    cdef double[::1] clogc = cnt_np
+    cdef double S, dn = n, norm = log2(<double>nfact) if normalize else 1.0, h
+    cdef const double* xr
+    if T == 0:
+        return out_np
+    with nogil:
+        for i in range(x.shape[0]):
+            xr = &x[i, 0]
+            _window_ok(xr, T, window, &ok[0])
+            for t in range(T - span):
+                code = 0
+                for a in range(order):
+                    less = 0
+                    for b in range(a + 1, order):
+                        less += xr[t + b * delay] < xr[t + a * delay]
+                    code += less * fact[order - 1 - a]
+                    if isnan(xr[t + a * delay]):
+                        code = -1
+                        break
+                codes[t] = code
+            for a in range(nfact):
+                counts[a] = 0
+            S = 0.0
+            for t in range(span, T):
+                p = t - span                 # the pattern entering the window
+                if codes[p] >= 0:
+                    S += clogc[counts[codes[p]] + 1] - clogc[counts[codes[p]]]
+                    counts[codes[p]] += 1
+                p = t - window               # the pattern leaving it
+                if p >= 0 and codes[p] >= 0:
+                    S += clogc[counts[codes[p]] - 1] - clogc[counts[codes[p]]]
+                    counts[codes[p]] -= 1
+                if ok[t]:
+                    h = (log2(dn) - S / dn) / norm
+                    if normalize:
+                        h = 0.0 if h < 0.0 else (1.0 if h > 1.0 else h)
+                    out[i, t] = h
+    return out_np
+
+
+# ---- Shannon entropy, mutual information, transfer entropy (bits) on symbols
+# ``bins == 0``: the values are non-negative integer symbols already. Otherwise each
+# window's values are binned anew (no look-ahead): equal-width bins over the window's
+# [min, max] (the max in the last bin), or equal-count bins by rank (ties in time order).
+
+cdef struct _Pair:
+    double v
+    Py_ssize_t i
+
+
+cdef int _cmp_pair(const void* a, const void* b) noexcept nogil:
+    cdef const _Pair* p = <const _Pair*>a
+    cdef const _Pair* q = <const _Pair*>b
+    if p.v < q.v:
+        return -1
+    if p.v > q.v:
+        return 1
+    return (p.i > q.i) - (p.i < q.i)
+
+
+cdef void _symbolize(const double* x, Py_ssize_t n, Py_ssize_t bins, bint quantile,
+                     Py_ssize_t* sym, _Pair* tmp) noexcept nogil:
+    cdef Py_ssize_t j, b
+    cdef double lo = INFINITY, hi = -INFINITY
+    if bins == 0:
+        for j in range(n):
+            sym[j] = <Py_ssize_t>x[j]
+    elif quantile:
+        for j in range(n):
+            tmp[j].v = x[j]
+            tmp[j].i = j
+        qsort(tmp, n, sizeof(_Pair), _cmp_pair)
+        for j in range(n):
+            sym[tmp[j].i] = j * bins // n
+    else:
+        for j in range(n):
+            lo = x[j] if x[j] < lo else lo
+            hi = x[j] if x[j] > hi else hi
+        for j in range(n):
+            b = <Py_ssize_t>((x[j] - lo) / (hi - lo) * bins) if hi > lo else 0
+            sym[j] = b if b < bins else bins - 1
+
+
+cdef inline void _zero(Py_ssize_t[::1] c) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(c.shape[0]):
+        c[j] = 0
+
+
+cdef double _entropy(const Py_ssize_t* counts, Py_ssize_t k, double n) noexcept nogil:
+    """-Σ p·log2(p) of ``k`` counts summing to ``n``."""
+    cdef Py_ssize_t j
+    cdef double s = 0.0
+    for j in range(k):
+        if counts[j]:
+            s += counts[j] * log2(<double>counts[j])
+    return log2(n) - s / n
+
+
+cdef class _Symbols:
+    """Reusable per-window symbol and count buffers."""
+    cdef Py_ssize_t[::1] sym
+    cdef object pairs
+    cdef _Pair* tmp
+
+    def __cinit__(self, Py_ssize_t n):
+        self.sym = np.empty(max(n, 1), dtype=np.intp)
+        self.pairs = np.empty(max(n, 1) * sizeof(_Pair), dtype=np.uint8)
+        cdef unsigned char[::1] buf = self.pairs
+        self.tmp = <_Pair*>&buf[0]
+
+
+def roll_shannon(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t bins, bint quantile,
+                 Py_ssize_t base):
+    """Rolling Shannon entropy of the window's symbols; ``base`` = number of symbols."""
+    out_np, ok_np = _alloc(x, window)
+    cdef double[:, ::1] out = out_np
+    cdef signed char[::1] ok = ok_np
+    cdef Py_ssize_t r, t, j, T = x.shape[1]
+    cdef _Symbols S = _Symbols(window)
+    cdef Py_ssize_t* sym = &S.sym[0]
+    cdef Py_ssize_t[::1] counts = np.zeros(base, dtype=np.intp)
+    if T == 0:
+        return out_np
+    with nogil:
+        for r in range(x.shape[0]):
+            _window_ok(&x[r, 0], T, window, &ok[0])
+            for t in range(window - 1, T):
+                if ok[t]:
+                    _symbolize(&x[r, t - window + 1], window, bins, quantile, sym, S.tmp)
+                    _zero(counts)
+                    for j in range(window):
+                        counts[sym[j]] += 1
+                    out[r, t] = _entropy(&counts[0], base, window)
+    return out_np
+
+
+def roll_mutual(const double[:, ::1] x, const double[:, ::1] y, Py_ssize_t window,
+                Py_ssize_t bins, bint quantile, Py_ssize_t bx, Py_ssize_t by):
+    """Rolling mutual information I(X; Y) = H(X) + H(Y) - H(X, Y)."""
+    out_np, ok_np = _alloc(x, window)
+    ok2_np = np.empty_like(ok_np)
+    cdef double[:, ::1] out = out_np
+    cdef signed char[::1] ok = ok_np, ok2 = ok2_np
+    cdef Py_ssize_t r, t, j, T = x.shape[1]
+    cdef _Symbols SX = _Symbols(window), SY = _Symbols(window)
+    cdef Py_ssize_t* sx = &SX.sym[0]
+    cdef Py_ssize_t* sy = &SY.sym[0]
+    cdef Py_ssize_t[::1] cx = np.zeros(bx, dtype=np.intp), cy = np.zeros(by, dtype=np.intp)
+    cdef Py_ssize_t[::1] cxy = np.zeros(bx * by, dtype=np.intp)
+    if T == 0:
+        return out_np
+    with nogil:
+        for r in range(x.shape[0]):
+            _window_ok(&x[r, 0], T, window, &ok[0])
+            _window_ok(&y[r, 0], T, window, &ok2[0])
+            for t in range(window - 1, T):
+                if ok[t] and ok2[t]:
+                    _symbolize(&x[r, t - window + 1], window, bins, quantile, sx, SX.tmp)
+                    _symbolize(&y[r, t - window + 1], window, bins, quantile, sy, SY.tmp)
+                    _zero(cx)
+                    _zero(cy)
+                    _zero(cxy)
+                    for j in range(window):
+                        cx[sx[j]] += 1
+                        cy[sy[j]] += 1
+                        cxy[sx[j] * by + sy[j]] += 1
+                    out[r, t] = (_entropy(&cx[0], bx, window) + _entropy(&cy[0], by, window)
+                                 - _entropy(&cxy[0], bx * by, window))
+    return out_np
+
+
+def roll_transfer(const double[:, ::1] src, const double[:, ::1] tgt, Py_ssize_t window,
+                  Py_ssize_t k, Py_ssize_t bins, bint quantile, Py_ssize_t bs, Py_ssize_t bt):
+    """Rolling transfer entropy source -> target with target history length ``k``
+    (Schreiber 2000):
+
+        TE = Σ p(x_{t+1}, x_t^(k), y_t) log2 [p(x_{t+1} | x_t^(k), y_t) / p(x_{t+1} | x_t^(k))]
+
+    over the window's ``window - k`` transitions (PyInform's estimator).
+    """
+    out_np, ok_np = _alloc(src, window)
+    ok2_np = np.empty_like(ok_np)
+    cdef double[:, ::1] out = out_np
+    cdef signed char[::1] ok = ok_np, ok2 = ok2_np
+    cdef Py_ssize_t r, t, j, i, h, c, T = src.shape[1], nh = bt ** k
+    cdef _Symbols SS = _Symbols(window), ST = _Symbols(window)
+    cdef Py_ssize_t* ss = &SS.sym[0]
+    cdef Py_ssize_t* st = &ST.sym[0]
+    # counts of (history, source, next), (history, source), (history, next), (history)
+    cdef Py_ssize_t[::1] chsn = np.zeros(nh * bs * bt, dtype=np.intp)
+    cdef Py_ssize_t[::1] chs = np.zeros(nh * bs, dtype=np.intp)
+    cdef Py_ssize_t[::1] chn = np.zeros(nh * bt, dtype=np.intp)
+    cdef Py_ssize_t[::1] ch = np.zeros(nh, dtype=np.intp)
+    cdef double te, n = window - k
+    if window <= k:
+        raise ValueError("window must be longer than the history length k")
+    if T == 0:
+        return out_np
+    with nogil:
+        for r in range(src.shape[0]):
+            _window_ok(&src[r, 0], T, window, &ok[0])
+            _window_ok(&tgt[r, 0], T, window, &ok2[0])
+            for t in range(window - 1, T):
+                if not (ok[t] and ok2[t]):
+                    continue
+                _symbolize(&src[r, t - window + 1], window, bins, quantile, ss, SS.tmp)
+                _symbolize(&tgt[r, t - window + 1], window, bins, quantile, st, ST.tmp)
+                _zero(chsn)
+                _zero(chs)
+                _zero(chn)
+                _zero(ch)
+                for j in range(k, window):
+                    h = 0
+                    for i in range(j - k, j):
+                        h = h * bt + st[i]
+                    chsn[(h * bs + ss[j - 1]) * bt + st[j]] += 1
+                    chs[h * bs + ss[j - 1]] += 1
+                    chn[h * bt + st[j]] += 1
+                    ch[h] += 1
+                te = 0.0
+                for h in range(nh):
+                    if ch[h] == 0:
+                        continue
+                    for i in range(bs):
+                        for j in range(bt):
+                            c = chsn[(h * bs + i) * bt + j]
+                            if c:
+                                te += c * log2(<double>c * ch[h] / (<double>chs[h * bs + i]
+                                                                   * chn[h * bt + j]))
+                out[r, t] = te / n
+    return out_np
+
+
+# ---- Largest Lyapunov exponent (Rosenstein, Collins & De Luca 1993; nolds.lyap_r)
+# Orbit vector i = (x_i, x_{i+lag}, ..., x_{i+(emb-1)lag}). In a window of m vectors the
+# first ntraj = m - traj_len + 1 are trajectory starts; each one's nearest neighbour
+# (Euclidean, |i - j| > min_tsep, among the window's starts) is followed for traj_len
+# steps and the slope of mean log distance on steps is the exponent. Distances between
+# vectors do not depend on the window, so they are computed once per series in a band
+# D[i, d] = |v_i - v_{i+d}| (d < ntraj), and each vector's neighbour for every window that
+# holds it comes from one suffix-min (left) and one prefix-min (right) scan: O(ntraj) per
+# vector instead of O(ntraj) per vector and window.
+
+cdef inline double _d2(const double* x, Py_ssize_t i, Py_ssize_t j, Py_ssize_t emb,
+                       Py_ssize_t lag) noexcept nogil:
+    cdef Py_ssize_t e
+    cdef double s = 0.0, v
+    for e in range(emb):
+        v = x[i + e * lag] - x[j + e * lag]
+        s += v * v
+    return s
+
+
+def roll_lyap(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t emb, Py_ssize_t lag,
+              Py_ssize_t min_tsep, Py_ssize_t traj_len):
+    """Rolling largest Lyapunov exponent per step (divide by the sampling period)."""
+    out_np, ok_np = _alloc(x, window)
+    cdef double[:, ::1] out = out_np
+    cdef signed char[::1] ok = ok_np
+    cdef Py_ssize_t T = x.shape[1], span = (emb - 1) * lag
+    cdef Py_ssize_t m = window - span, ntraj = m - traj_len + 1, M = T - span
+    if ntraj < 2 * min_tsep + 2:
+        raise ValueError("window too short for emb_dim, lag, min_tsep and trajectory_len")
+    if M < m:
+        return out_np
+    cdef Py_ssize_t nwin = M - m + 1
+    # squared distances at first; turned into log distances in place when the windows
+    # would otherwise take more logs than the band holds (always, when rolling)
+    cdef double[:, ::1] band = np.empty((M, ntraj))
+    cdef Py_ssize_t[:, ::1] nb = np.empty((M, ntraj), dtype=np.intp)
+    cdef double[::1] kx = np.empty(traj_len), sufv = np.empty(ntraj), prev = np.empty(ntraj)
+    cdef Py_ssize_t[::1] sufa = np.empty(ntraj, dtype=np.intp)
+    cdef Py_ssize_t[::1] prea = np.empty(ntraj, dtype=np.intp)
+    cdef double[::1] div = np.empty(traj_len), ks = np.arange(traj_len, dtype=float)
+    cdef double[::1] kf = np.empty(traj_len)
+    cdef bint logged = nwin * ntraj * traj_len > M * ntraj
+    cdef Py_ssize_t r, i, d, j, s, lo, hi, rs, re, a, kk, cnt, nfin, e0
+    cdef double cur, v, acc
+    cdef const double* xr
+    with nogil:
+        for r in range(x.shape[0]):
+            xr = &x[r, 0]
+            _window_ok(xr, T, window, &ok[0])
+            for i in range(M):
+                for d in range(min_tsep + 1, min(ntraj, M - i)):
+                    band[i, d] = _d2(xr, i, i + d, emb, lag)
+            for i in range(M):
+                lo = max(0, i - ntraj + 1)
+                hi = min(i, M - m)
+                if lo > hi:
+                    continue
+                # left candidates j in [lo, i - min_tsep - 1]: suffix minima, the
+                # smallest j winning ties (np.argmin's first minimum)
+                cur = INFINITY
+                a = -1
+                j = i - min_tsep - 1
+                while j >= lo:
+                    v = band[j, i - j]
+                    if v <= cur:
+                        cur = v
+                        a = j
+                    sufv[j - lo] = cur
+                    sufa[j - lo] = a
+                    j -= 1
+                # right candidates j in [i + min_tsep + 1, hi + ntraj - 1]: prefix minima
+                rs = i + min_tsep + 1
+                re = hi + ntraj - 1
+                cur = INFINITY
+                a = -1
+                for j in range(rs, re + 1):
+                    v = band[i, j - i]
+                    if v < cur:
+                        cur = v
+                        a = j
+                    prev[j - rs] = cur
+                    prea[j - rs] = a
+                for s in range(lo, hi + 1):
+                    e0 = s + ntraj - 1 - rs          # right prefix index for this window
+                    if s <= i - min_tsep - 1 and (e0 < 0 or sufv[s - lo] <= prev[e0]):
+                        nb[i, s - i + ntraj - 1] = sufa[s - lo]
+                    else:
+                        nb[i, s - i + ntraj - 1] = prea[e0]
+            if logged:
+                for i in range(M):
+                    for d in range(min_tsep + 1, min(ntraj, M - i)):
+                        band[i, d] = 0.5 * log(band[i, d])
+            for s in range(nwin):
+                if not ok[s + window - 1]:
+                    continue
+                for kk in range(traj_len):
+                    div[kk] = 0.0
+                    kf[kk] = 0.0
+                for i in range(s, s + ntraj):
+                    j = nb[i, s - i + ntraj - 1]
+                    a = i if i < j else j
+                    d = j - i if j > i else i - j
+                    for kk in range(traj_len):
+                        v = band[a + kk, d] if logged else 0.5 * log(band[a + kk, d])
+                        if v != -INFINITY:   # zero distances are left out (as nolds)
+                            div[kk] += v
+                            kf[kk] += 1.0
+                nfin = 0
+                for kk in range(traj_len):
+                    if kf[kk] > 0:
+                        kx[nfin] = ks[kk]
+                        div[nfin] = div[kk] / kf[kk]
+                        nfin += 1
+                out[r, s + window - 1] = _slope(&kx[0], &div[0], nfin) if nfin else -INFINITY
+    return out_np

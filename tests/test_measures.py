@@ -1,0 +1,308 @@
+"""quantlab.measures against nolds 0.6.2, antropy, PyInform and NumPy twins, on values."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import quantlab as ql
+import reference as ref
+
+m = ql.measures
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")   # nolds 0.6.2 imports the deprecated pkg_resources
+    nolds = pytest.importorskip("nolds")
+antropy = pytest.importorskip("antropy")
+pyinform = pytest.importorskip("pyinform")
+
+
+@pytest.fixture(scope="module")
+def real():
+    """Real daily returns and log prices of the first bundled stock (last 1000 days)."""
+    close = ql.data.load()["close"].isel(asset=0)
+    r = ql.data.returns(close).values[-1000:]
+    return {"returns": r, "log_price": np.log(close.values[-1000:])}
+
+
+def series(kind, real):
+    if kind == "noise":
+        return np.random.default_rng(7).normal(size=1000)
+    return real[kind]
+
+
+KINDS = ["noise", "returns", "log_price"]
+
+
+# ---- one-shot measures vs the reference libraries -------------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("corrected", [True, False])
+def test_hurst_equals_nolds(kind, corrected, real):
+    x = series(kind, real)
+    expect = nolds.hurst_rs(x, fit="poly", corrected=corrected)
+    assert m.hurst(x, corrected=corrected) == pytest.approx(expect, rel=1e-9)
+
+
+def test_hurst_nvals_and_ddof_equal_nolds(real):
+    x = real["returns"]
+    nv = [10, 20, 40, 80, 160]
+    assert m.hurst(x, nvals=nv, unbiased=False) == pytest.approx(
+        nolds.hurst_rs(x, nvals=nv, fit="poly", unbiased=False), rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_dfa_equals_antropy_and_nolds(kind, real):
+    x = series(kind, real)
+    assert m.dfa(x) == pytest.approx(antropy.detrended_fluctuation(x), rel=1e-8)
+    assert m.dfa(x) == pytest.approx(nolds.dfa(x, overlap=False, fit_exp="poly"), rel=1e-9)
+    assert m.dfa(x, overlap=True) == pytest.approx(nolds.dfa(x, fit_exp="poly"), rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kmax", [5, 10, 20])
+def test_higuchi_equals_antropy_and_twin(kind, kmax, real):
+    x = series(kind, real)
+    assert m.higuchi_fd(x, kmax) == pytest.approx(antropy.higuchi_fd(x, kmax), rel=1e-8)
+    assert m.higuchi_fd(x, kmax) == pytest.approx(ref.higuchi_fd(x, kmax), rel=1e-10)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_katz_equals_antropy(kind, real):
+    x = series(kind, real)
+    assert m.katz_fd(x) == pytest.approx(antropy.katz_fd(x), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("order", [2, 3])
+def test_sample_entropy_equals_antropy_and_brute_force(kind, order, real):
+    x = series(kind, real)[:600]
+    expect = antropy.sample_entropy(x, order=order)
+    assert m.sample_entropy(x, order) == pytest.approx(expect, rel=1e-12)
+    r = 0.2 * np.std(x)
+    assert m.sample_entropy(x, order) == pytest.approx(ref.sample_entropy(x, order, r),
+                                                       rel=1e-12)
+    assert m.sample_entropy(x, order, tolerance=0.5 * r) == pytest.approx(
+        antropy.sample_entropy(x, order=order, tolerance=0.5 * r), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("order,delay", [(3, 1), (4, 1), (5, 2), (6, 3)])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_permutation_entropy_equals_antropy(kind, order, delay, normalize, real):
+    x = series(kind, real)
+    expect = antropy.perm_entropy(x, order=order, delay=delay, normalize=normalize)
+    got = m.permutation_entropy(x, order=order, delay=delay, normalize=normalize)
+    assert got == pytest.approx(expect, rel=1e-12)
+
+
+def test_permutation_entropy_bandt_pompe_example():
+    x = [4, 7, 9, 10, 6, 11, 3]
+    assert m.permutation_entropy(x, order=2) == pytest.approx(0.918, abs=5e-4)
+    assert m.permutation_entropy(x, order=3) == pytest.approx(1.522, abs=5e-4)
+
+
+def test_permutation_entropy_ties_in_time_order():
+    x = np.array([1.0, 1.0, 2.0, 2.0, 1.0, 3.0, 3.0, 0.0])   # ties everywhere
+    assert m.permutation_entropy(x, order=3) == pytest.approx(
+        antropy.perm_entropy(x, order=3), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("params", [dict(emb_dim=10, lag=1, min_tsep=10, trajectory_len=20),
+                                    dict(emb_dim=4, lag=2, min_tsep=5, trajectory_len=10)])
+def test_lyapunov_equals_nolds(kind, params, real):
+    x = series(kind, real)[:500]
+    expect = nolds.lyap_r(x, fit="poly", **params)
+    assert m.lyapunov_r(x, **params) == pytest.approx(expect, rel=1e-9, abs=1e-12)
+
+
+def test_transfer_entropy_pyinform_documented_example():
+    xs = [0, 1, 1, 1, 1, 0, 0, 0, 0]
+    ys = [0, 0, 1, 1, 1, 1, 0, 0, 0]
+    assert m.transfer_entropy(xs, ys, k=2) == pytest.approx(0.6792696431662097, rel=1e-12)
+    assert m.transfer_entropy(ys, xs, k=2) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("base", [2, 3, 5])
+def test_transfer_entropy_equals_pyinform_and_twin(k, base):
+    rng = np.random.default_rng(k * 10 + base)
+    src = rng.integers(0, base, 800)
+    tgt = np.where(rng.random(800) < 0.4, rng.integers(0, base, 800), np.roll(src, 1))
+    got = m.transfer_entropy(src, tgt, k=k)
+    assert got == pytest.approx(pyinform.transfer_entropy(src, tgt, k=k), rel=1e-10)
+    assert got == pytest.approx(ref.transfer_entropy(src, tgt, k), rel=1e-10)
+
+
+def test_mutual_information_and_shannon_equal_pyinform_and_twin():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 4, 1000)
+    b = (a + rng.integers(0, 2, 1000)) % 4
+    assert m.mutual_information(a, b) == pytest.approx(pyinform.mutual_info(a, b), rel=1e-10)
+    assert m.mutual_information(a, b) == pytest.approx(ref.mutual_information(a, b),
+                                                       rel=1e-10)
+    d = pyinform.Dist(np.bincount(a).tolist())
+    assert m.shannon_entropy(a) == pytest.approx(pyinform.shannon.entropy(d), rel=1e-12)
+
+
+@pytest.mark.parametrize("binning", ["width", "quantile"])
+@pytest.mark.parametrize("bins", [2, 3, 10])
+def test_float_inputs_are_binned_like_the_twin(binning, bins, real):
+    x, y = real["returns"], np.roll(real["returns"], 1)
+    sx, sy = ref.symbols(x, bins, binning), ref.symbols(y, bins, binning)
+    assert m.shannon_entropy(x, bins=bins, binning=binning) == pytest.approx(
+        ref.entropy_bits(sx), rel=1e-12)
+    assert m.mutual_information(x, y, bins=bins, binning=binning) == pytest.approx(
+        ref.mutual_information(sx, sy), rel=1e-10, abs=1e-12)
+    assert m.transfer_entropy(y, x, k=2, bins=bins, binning=binning) == pytest.approx(
+        ref.transfer_entropy(sy, sx, 2), rel=1e-10, abs=1e-12)
+
+
+# ---- properties that hold by construction ---------------------------------------
+
+def test_hurst_and_dfa_of_white_noise_and_random_walk():
+    rng = np.random.default_rng(11)
+    hs = [m.hurst(rng.normal(size=4096)) for _ in range(5)]
+    assert np.mean(hs) == pytest.approx(0.5, abs=0.04)
+    noise = rng.normal(size=4096)
+    assert m.dfa(noise) == pytest.approx(0.5, abs=0.07)
+    assert m.dfa(np.cumsum(noise)) == pytest.approx(1.5, abs=0.1)
+
+
+def test_hurst_sees_persistence():
+    # an AR(1) with phi = 0.5 has short memory but persistent increments at small scales
+    rng = np.random.default_rng(2)
+    e = rng.normal(size=4096)
+    ar = np.empty_like(e)
+    ar[0] = e[0]
+    for t in range(1, e.size):
+        ar[t] = 0.5 * ar[t - 1] + e[t]
+    assert m.hurst(ar) > m.hurst(e) + 0.05
+
+
+def test_lyapunov_of_the_logistic_map():
+    def logistic(r, n=2000, x0=0.1234):
+        x = np.empty(n)
+        x[0] = x0
+        for i in range(n - 1):
+            x[i + 1] = r * x[i] * (1 - x[i])
+        return x
+
+    chaos = m.lyapunov_r(logistic(4.0), emb_dim=2, lag=1, min_tsep=5, trajectory_len=4)
+    assert chaos == pytest.approx(math.log(2), rel=0.02)
+    periodic = m.lyapunov_r(logistic(3.2), emb_dim=2, lag=1, min_tsep=5, trajectory_len=4)
+    assert periodic <= 0
+
+
+def test_higuchi_of_noise_and_line():
+    assert m.higuchi_fd(np.random.default_rng(5).normal(size=4000)) == pytest.approx(2, abs=0.05)
+    assert m.higuchi_fd(np.arange(1000.0)) == pytest.approx(1, abs=1e-6)
+
+
+def test_transfer_entropy_finds_the_leader():
+    rng = np.random.default_rng(9)
+    leader = rng.normal(size=2000)
+    follower = 0.8 * np.roll(leader, 1) + 0.6 * rng.normal(size=2000)
+    follower[0] = 0.0
+    forward = m.transfer_entropy(leader, follower)
+    backward = m.transfer_entropy(follower, leader)
+    assert forward > 0.2 and backward < 0.02
+
+
+# ---- rolling forms equal the one-shot measure on every window --------------------
+
+ROLLING = [
+    ("hurst", {}, 128), ("dfa", {}, 100), ("dfa", {"overlap": True}, 100),
+    ("higuchi_fd", {"kmax": 8}, 60), ("katz_fd", {}, 30),
+    ("lyapunov_r", {"emb_dim": 3, "lag": 1, "min_tsep": 3, "trajectory_len": 5}, 60),
+    ("sample_entropy", {"order": 2}, 60), ("permutation_entropy", {"order": 3}, 40),
+    ("permutation_entropy", {"order": 4, "delay": 2, "normalize": True}, 50),
+    ("shannon_entropy", {"bins": 5}, 40), ("shannon_entropy", {"bins": 4, "binning": "quantile"}, 40),
+]
+
+
+@pytest.fixture(scope="module")
+def panel(equities):
+    r = ql.data.returns(equities["close"]).isel(time=slice(-400, None))
+    r[37:40, 1] = np.nan      # a hole: windows holding it are NaN
+    return r
+
+
+@pytest.mark.parametrize("name,params,window", ROLLING)
+def test_rolling_equals_one_shot_on_every_window(name, params, window, panel):
+    got = getattr(m, f"rolling_{name}")(panel, window, **params)
+    assert got.dims == panel.dims and got.shape == panel.shape
+    one = getattr(m, name)
+    expect = ref.rolling_apply(lambda w: one(w, **params), panel.values, window)
+    np.testing.assert_allclose(got.values, expect, rtol=1e-9, atol=1e-12)
+    assert np.isnan(got.values[:window - 1]).all()
+    assert np.isnan(got.values[37:37 + window + 2, 1]).all()
+
+
+def test_rolling_two_series_measures_equal_one_shot(panel):
+    market = panel.mean("asset")
+    te = m.rolling_transfer_entropy(market, panel, 60, k=1)
+    mi = m.rolling_mutual_information(panel, market, 60, bins=3, binning="width")
+    assert te.dims == panel.dims
+    for a in range(panel.sizes["asset"]):
+        valid = ~np.isnan(panel.values[:, a])
+        for t in range(59, panel.sizes["time"]):
+            if valid[t - 59:t + 1].all():
+                w = slice(t - 59, t + 1)
+                assert te.values[t, a] == pytest.approx(
+                    m.transfer_entropy(market.values[w], panel.values[w, a]), rel=1e-10)
+                assert mi.values[t, a] == pytest.approx(m.mutual_information(
+                    panel.values[w, a], market.values[w], bins=3, binning="width"), rel=1e-10,
+                    abs=1e-12)
+            else:
+                assert np.isnan(te.values[t, a])
+
+
+def test_rolling_on_dask_numpy_and_dataset_inputs(panel):
+    expect = m.rolling_hurst(panel, 100)
+    lazy = m.rolling_hurst(panel.chunk({"asset": 1, "time": 50}), 100)
+    assert lazy.chunks is not None
+    xr.testing.assert_allclose(lazy.compute(), expect)
+    np.testing.assert_allclose(m.rolling_hurst(panel.values, 100), expect.values)
+    ds = xr.Dataset({"r": panel, "label": ("asset", list("abcd"))})
+    out = m.rolling_permutation_entropy(ds, 50)
+    assert out["label"].equals(ds["label"])
+    xr.testing.assert_allclose(out["r"], m.rolling_permutation_entropy(panel, 50))
+    flipped = m.rolling_katz_fd(panel.transpose("asset", "time"), 30)
+    assert flipped.dims == ("asset", "time")
+    xr.testing.assert_allclose(flipped.transpose(*panel.dims), m.rolling_katz_fd(panel, 30))
+
+
+def test_one_shot_accepts_series_and_dataarray_and_trims_nan_edges(real):
+    import pandas as pd
+
+    x = real["returns"]
+    padded = np.concatenate([[np.nan, np.nan], x, [np.nan]])
+    assert m.hurst(pd.Series(padded)) == m.hurst(x)
+    assert m.katz_fd(xr.DataArray(padded, dims="time")) == m.katz_fd(x)
+
+
+# ---- errors name the problem ---------------------------------------------------------
+
+def test_bad_inputs_raise_clear_errors(real):
+    x = real["returns"].copy()
+    x[100] = np.nan
+    with pytest.raises(ValueError, match="NaN inside"):
+        m.dfa(x)
+    with pytest.raises(ValueError, match="1-D"):
+        m.hurst(np.ones((10, 2)))
+    with pytest.raises(ValueError, match="at least two block sizes"):
+        m.hurst(np.ones(3))
+    with pytest.raises(ValueError, match="needs at least"):
+        m.lyapunov_r(np.ones(30))
+    with pytest.raises(ValueError, match="symbols must be >= 0"):
+        m.shannon_entropy(np.array([0, -1, 2]))
+    with pytest.raises(ValueError, match="both as integer symbols or both as floats"):
+        m.transfer_entropy(np.array([0, 1, 1]), np.array([0.1, 0.2, 0.3]))
+    with pytest.raises(ValueError, match="binning"):
+        m.shannon_entropy(real["returns"], binning="log")
+    with pytest.raises(ValueError, match="window"):
+        m.rolling_hurst(xr.DataArray(real["returns"], dims="time"), 0)
+    with pytest.raises(ValueError, match="dim='date'"):
+        m.rolling_katz_fd(xr.DataArray(real["returns"], dims="time"), 10, dim="date")
