@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -196,14 +197,94 @@ def bench_backtest():
              "vectorbt from_signals", first["quantlab"], first["vectorbt"])]
 
 
+def bench_measures(n=2520, m=100, window=252, n_peer_windows=200):
+    """Each measure on one 2520-point series vs nolds 0.6.2 / antropy, and its rolling form
+    over a 2520 x 100 panel (window 252) vs the peer looped over ``n_peer_windows``
+    windows and extrapolated to all (m * (n - window + 1)) windows. Peer parameters
+    equal ours (nolds with fit="poly"; lyap_r with emb_dim=10, lag=1, min_tsep=10,
+    trajectory_len=20)."""
+    import warnings
+
+    import xarray as xr
+
+    import quantlab as ql
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import antropy
+        import nolds
+    qm = ql.measures
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=n)
+    panel = xr.DataArray(rng.normal(size=(n, m)), dims=("time", "asset"))
+    lyap = dict(emb_dim=10, lag=1, min_tsep=10, trajectory_len=20)
+    cases = [  # name, ours, peer name, peer(series)
+        ("hurst", qm.hurst, qm.rolling_hurst, "nolds", lambda s: nolds.hurst_rs(s, fit="poly")),
+        ("dfa", qm.dfa, qm.rolling_dfa, "nolds",
+         lambda s: nolds.dfa(s, overlap=False, fit_exp="poly")),
+        ("lyapunov_r", partial(qm.lyapunov_r, **lyap),
+         partial(qm.rolling_lyapunov_r, **lyap), "nolds",
+         lambda s: nolds.lyap_r(s, fit="poly", **lyap)),
+        ("dfa (vs antropy)", qm.dfa, qm.rolling_dfa, "antropy", antropy.detrended_fluctuation),
+        ("sample_entropy", qm.sample_entropy, qm.rolling_sample_entropy, "antropy",
+         antropy.sample_entropy),
+        ("permutation_entropy", qm.permutation_entropy, qm.rolling_permutation_entropy,
+         "antropy", antropy.perm_entropy),
+        ("higuchi_fd", qm.higuchi_fd, qm.rolling_higuchi_fd, "antropy", antropy.higuchi_fd),
+        ("katz_fd", qm.katz_fd, qm.rolling_katz_fd, "antropy", antropy.katz_fd),
+    ]
+    rows = []
+    total = m * (n - window + 1)
+    for name, one, roll, peer_name, peer in cases:
+        ours1 = timeit(lambda: one(x), repeat=5)
+        peer1 = timeit(lambda: peer(x), repeat=3)
+        oursr = timeit(lambda: roll(panel, window), repeat=1)
+        w = np.ascontiguousarray(panel.values[:, 0])
+        t0 = time.perf_counter()
+        for end in range(window, window + n_peer_windows):
+            peer(w[end - window:end])
+        peerr = (time.perf_counter() - t0) / n_peer_windows * total
+        rows.append((name, peer_name, ours1, peer1, oursr, peerr))
+    return rows
+
+
 def main():
-    argparse.ArgumentParser(description=__doc__).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=["core", "rolling", "measures"],
+                        help="run one section only")
+    only = parser.parse_args().only
+    if only in (None, "core"):
+        core()
+    if only in (None, "rolling"):
+        rolling_table()
+    if only in (None, "measures"):
+        measures_table()
+
+
+def measures_table():
+    print()
+    print("Measures: one series of 2520 points, and rolling (window 252) over a 2520 x 100 "
+          "panel, single-threaded; the peer's rolling time is its per-window time on 200 "
+          "windows x 227,000 windows (extrapolated).")
+    print()
+    print("| measure | peer | quantlab 1 series | peer | ratio | quantlab rolling | "
+          "peer rolling (extrap.) | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, peer_name, o1, p1, orr, pr in bench_measures():
+        print(f"| {name} | {peer_name} | {o1 * 1e3:.3f} ms | {p1 * 1e3:.3f} ms | "
+              f"{p1 / o1:.1f}x | {orr:.2f} s | {pr:.0f} s | {pr / orr:.0f}x |")
+
+
+def core():
     rows = [bench_returns(), bench_load(), bench_import(), bench_metrics(), *bench_backtest()]
     print("| what | peer | quantlab | peer time | peer / quantlab |")
     print("|---|---|---|---|---|")
     for what, peer_name, ours, peer in rows:
         print(f"| {what} | {peer_name} | {ours * 1e3:.2f} ms | {peer * 1e3:.2f} ms | "
               f"{peer / ours:.1f}x |")
+
+
+def rolling_table():
     print()
     print("Rolling window 20 on a 2520 x 1000 float64 panel; times in ms. Peers: (ratio) = "
           "peer time / quantlab single-threaded time (> 1: quantlab faster). 2 threads: "

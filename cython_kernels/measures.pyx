@@ -57,34 +57,44 @@ def _alloc(const double[:, ::1] x, Py_ssize_t window):
 
 cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
                    const double* logexp, Py_ssize_t nn, double ddof,
-                   double* xs, double* ys) noexcept nogil:
-    """Slope of log(mean R/S over the N // n blocks of length n) - logexp on log n."""
+                   double* P, double* Q, double* xs, double* ys) noexcept nogil:
+    """Slope of log(mean R/S over the N // n blocks of length n) - logexp on log n.
+
+    With prefix sums P, Q of the window's centred values and squares, a block's mean,
+    variance and cumulative deviations y_j = P[s+j+1] - P[s] - (j+1)·mean need no running
+    sum, so the max/min scan is one vectorised pass per block.
+    """
     cdef Py_ssize_t i, n, s, j, k, cnt = 0
-    cdef const double* p
-    cdef double acc, mu, cum, ss, mx, mn, d
+    cdef double acc, mu = 0.0, mb, mx, mn, v, jj, ss, base
+    for j in range(N):
+        mu += x[j]
+    mu /= N
+    P[0] = 0.0
+    Q[0] = 0.0
+    for j in range(N):
+        P[j + 1] = P[j] + (x[j] - mu)
+        Q[j + 1] = Q[j] + (x[j] - mu) * (x[j] - mu)
     for i in range(nn):
         n = nv[i]
         acc = 0.0
         k = 0
-        for s in range(N // n):
-            p = x + s * n
-            mu = 0.0
-            for j in range(n):
-                mu += p[j]
-            mu /= n
-            cum = 0.0
-            ss = 0.0
+        s = 0
+        while s + n <= N:
+            mb = (P[s + n] - P[s]) / n
+            base = P[s]
             mx = -INFINITY
             mn = INFINITY
+            jj = 1.0
             for j in range(n):
-                d = p[j] - mu
-                cum += d
-                ss += d * d
-                mx = cum if cum > mx else mx
-                mn = cum if cum < mn else mn
+                v = P[s + 1 + j] - base - jj * mb
+                mx = v if v > mx else mx
+                mn = v if v < mn else mn
+                jj += 1.0
+            ss = Q[s + n] - Q[s] - n * mb * mb
             if mx - mn != 0.0:    # blocks with a zero range are left out (as nolds)
-                acc += (mx - mn) / sqrt(ss / (n - ddof))
+                acc += (mx - mn) / sqrt((ss if ss > 0.0 else 0.0) / (n - ddof))
                 k += 1
+            s += n
         if k:
             xs[cnt] = log(<double>n)
             ys[cnt] = log(acc / k) - logexp[i]
@@ -101,6 +111,7 @@ def roll_hurst(const double[:, ::1] x, Py_ssize_t window, const Py_ssize_t[::1] 
     cdef signed char[::1] ok = ok_np
     cdef Py_ssize_t r, t, nn = nvals.shape[0], T = x.shape[1]
     cdef double[::1] xs = np.empty(nn + 1), ys = np.empty(nn + 1)
+    cdef double[::1] P = np.empty(window + 1), Q = np.empty(window + 1)
     cdef double ddof = 1.0 if unbiased else 0.0
     if T == 0 or nn == 0:
         return out_np
@@ -110,7 +121,7 @@ def roll_hurst(const double[:, ::1] x, Py_ssize_t window, const Py_ssize_t[::1] 
             for t in range(window - 1, T):
                 if ok[t]:
                     out[r, t] = _hurst(&x[r, t - window + 1], window, &nvals[0], &logexp[0],
-                                       nn, ddof, &xs[0], &ys[0])
+                                       nn, ddof, &P[0], &Q[0], &xs[0], &ys[0])
     return out_np
 
 
@@ -191,14 +202,19 @@ cdef double _higuchi(const double* x, Py_ssize_t N, Py_ssize_t kmax,
                      double* xs, double* ys) noexcept nogil:
     """Slope of log L(k) on log(1/k), L(k) the mean normalised curve length at step k."""
     cdef Py_ssize_t k, m, j, nmax
-    cdef double ll, lm
+    cdef double ll, l2, lm
     for k in range(1, kmax + 1):
         lm = 0.0
         for m in range(k):
             nmax = (N - m - 1) // k
             ll = 0.0
-            for j in range(1, nmax + 1):
+            l2 = 0.0             # two sums: half the add-latency chain
+            for j in range(1, nmax, 2):
                 ll += fabs(x[m + j * k] - x[m + (j - 1) * k])
+                l2 += fabs(x[m + (j + 1) * k] - x[m + j * k])
+            if nmax % 2:
+                ll += fabs(x[m + nmax * k] - x[m + (nmax - 1) * k])
+            ll += l2
             lm += ll / k * (N - 1) / (k * nmax)
         lm /= k
         xs[k - 1] = log(1.0 / k)
@@ -594,6 +610,73 @@ cdef inline double _d2(const double* x, Py_ssize_t i, Py_ssize_t j, Py_ssize_t e
     return s
 
 
+cdef double _lyap_fit(double* div, const double* kf, const double* ks, double* kx,
+                      Py_ssize_t traj_len) noexcept nogil:
+    """Slope of the mean log divergence ``div / kf`` on the step, over steps with data."""
+    cdef Py_ssize_t kk, nfin = 0
+    for kk in range(traj_len):
+        if kf[kk] > 0:
+            kx[nfin] = ks[kk]
+            div[nfin] = div[kk] / kf[kk]
+            nfin += 1
+    return _slope(kx, div, nfin) if nfin else -INFINITY
+
+
+cdef double _lyap_one(const double* x, Py_ssize_t ntraj, Py_ssize_t emb, Py_ssize_t lag,
+                      Py_ssize_t min_tsep, Py_ssize_t traj_len, double* row, double* lbest,
+                      Py_ssize_t* larg, double* div, double* kf, const double* ks,
+                      double* kx) noexcept nogil:
+    """One window (a whole series): row by row, without the band. Row i's distances to
+    j = i + d are i's right candidates and, for j, a left candidate; scanning i upwards
+    keeps the first minimum on both sides (np.argmin's tie rule)."""
+    cdef Py_ssize_t i, d, e, kk, j, a, n
+    cdef double xi, xj, v, rb
+    cdef const double* p0
+    cdef const double* p1
+    for i in range(ntraj):
+        lbest[i] = INFINITY
+        larg[i] = -1
+    for kk in range(traj_len):
+        div[kk] = 0.0
+        kf[kk] = 0.0
+    for i in range(ntraj):
+        n = ntraj - i
+        for d in range(n):
+            row[d] = 0.0
+        # coordinates two at a time: half the passes over the row
+        e = 0
+        while e + 1 < emb:
+            xi = x[i + e * lag]
+            xj = x[i + (e + 1) * lag]
+            p0 = x + i + e * lag
+            p1 = x + i + (e + 1) * lag
+            for d in range(min_tsep + 1, n):
+                row[d] += (xi - p0[d]) * (xi - p0[d]) + (xj - p1[d]) * (xj - p1[d])
+            e += 2
+        if e < emb:
+            xi = x[i + e * lag]
+            p0 = x + i + e * lag
+            for d in range(min_tsep + 1, n):
+                row[d] += (xi - p0[d]) * (xi - p0[d])
+        rb = INFINITY
+        a = -1
+        for d in range(min_tsep + 1, n):
+            if row[d] < rb:
+                rb = row[d]
+                a = i + d
+            if row[d] < lbest[i + d]:
+                lbest[i + d] = row[d]
+                larg[i + d] = i
+        # every left candidate of i was seen in rows < i
+        j = larg[i] if (larg[i] >= 0 and lbest[i] <= rb) else a
+        for kk in range(traj_len):
+            v = _d2(x, i + kk, j + kk, emb, lag)
+            if v > 0.0:         # zero distances are left out (as nolds)
+                div[kk] += 0.5 * log(v)
+                kf[kk] += 1.0
+    return _lyap_fit(div, kf, ks, kx, traj_len)
+
+
 def roll_lyap(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t emb, Py_ssize_t lag,
               Py_ssize_t min_tsep, Py_ssize_t traj_len):
     """Rolling largest Lyapunov exponent per step (divide by the sampling period)."""
@@ -607,17 +690,29 @@ def roll_lyap(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t emb, Py_ssiz
     if M < m:
         return out_np
     cdef Py_ssize_t nwin = M - m + 1
+    cdef double[::1] div = np.empty(traj_len), ks = np.arange(traj_len, dtype=float)
+    cdef double[::1] kf = np.empty(traj_len), kx = np.empty(traj_len)
+    cdef double[::1] row = np.empty(ntraj), lbest = np.empty(ntraj)
+    cdef Py_ssize_t[::1] larg = np.empty(ntraj, dtype=np.intp)
+    cdef Py_ssize_t r
+    if nwin == 1:
+        with nogil:
+            for r in range(x.shape[0]):
+                _window_ok(&x[r, 0], T, window, &ok[0])
+                if ok[T - 1]:
+                    out[r, T - 1] = _lyap_one(&x[r, 0], ntraj, emb, lag, min_tsep, traj_len,
+                                              &row[0], &lbest[0], &larg[0], &div[0], &kf[0],
+                                              &ks[0], &kx[0])
+        return out_np
     # squared distances at first; turned into log distances in place when the windows
     # would otherwise take more logs than the band holds (always, when rolling)
     cdef double[:, ::1] band = np.empty((M, ntraj))
     cdef Py_ssize_t[:, ::1] nb = np.empty((M, ntraj), dtype=np.intp)
-    cdef double[::1] kx = np.empty(traj_len), sufv = np.empty(ntraj), prev = np.empty(ntraj)
+    cdef double[::1] sufv = np.empty(ntraj), prev = np.empty(ntraj)
     cdef Py_ssize_t[::1] sufa = np.empty(ntraj, dtype=np.intp)
     cdef Py_ssize_t[::1] prea = np.empty(ntraj, dtype=np.intp)
-    cdef double[::1] div = np.empty(traj_len), ks = np.arange(traj_len, dtype=float)
-    cdef double[::1] kf = np.empty(traj_len)
     cdef bint logged = nwin * ntraj * traj_len > M * ntraj
-    cdef Py_ssize_t r, i, d, j, s, lo, hi, rs, re, a, kk, cnt, nfin, e0
+    cdef Py_ssize_t i, d, j, s, lo, hi, rs, re, a, kk, e0
     cdef double cur, v, acc
     cdef const double* xr
     with nogil:
@@ -682,11 +777,5 @@ def roll_lyap(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t emb, Py_ssiz
                         if v != -INFINITY:   # zero distances are left out (as nolds)
                             div[kk] += v
                             kf[kk] += 1.0
-                nfin = 0
-                for kk in range(traj_len):
-                    if kf[kk] > 0:
-                        kx[nfin] = ks[kk]
-                        div[nfin] = div[kk] / kf[kk]
-                        nfin += 1
-                out[r, s + window - 1] = _slope(&kx[0], &div[0], nfin) if nfin else -INFINITY
+                out[r, s + window - 1] = _lyap_fit(&div[0], &kf[0], &ks[0], &kx[0], traj_len)
     return out_np

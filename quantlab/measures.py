@@ -27,7 +27,7 @@ symbols, as finance series are short: Marschinski & Kantz 2002).
 from __future__ import annotations
 
 import math
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 import xarray as xr
@@ -117,6 +117,7 @@ def _panel(kernel, window, *arrays):
 
 # ---- Hurst exponent ---------------------------------------------------------------
 
+@lru_cache(maxsize=None)
 def _expected_rs(n: int) -> float:
     """Anis & Lloyd (1976) expected R/S of white noise, Peters' (1994) (n - 1/2)/n factor."""
     front = (n - 0.5) / n
@@ -129,7 +130,9 @@ def _expected_rs(n: int) -> float:
     return front * middle * back
 
 
+@lru_cache(maxsize=64)
 def _hurst_args(n, nvals, corrected):
+    """(block sizes, log expected R/S) for a series of n; nvals a tuple or None."""
     if nvals is None:   # nolds' logmid_n: 15 log-spaced sizes over the middle quarter
         lg = np.log(n)
         nvals = np.unique(np.round(np.exp(lg * 0.375 + np.arange(15) / 15 * lg * 0.25))
@@ -144,6 +147,7 @@ def _hurst_args(n, nvals, corrected):
 
 
 def _hurst_kernel(corrected, unbiased, nvals):
+    nvals = None if nvals is None else tuple(int(v) for v in np.ravel(nvals))
     def run(x, window):
         nv, le = _hurst_args(window, nvals, corrected)
         out = _k.roll_hurst(x, window, nv, le, unbiased)
@@ -167,8 +171,9 @@ def hurst(x, nvals=None, corrected=True, unbiased=True) -> float:
 
 def rolling_hurst(x, window, dim="time", nvals=None, corrected=True, unbiased=True):
     """:func:`hurst` over every window of length ``window``."""
-    _hurst_args(_int(window, "window", 1), nvals, corrected)   # fail early, not in dask
-    return _rolling(_hurst_kernel(corrected, unbiased, nvals), x, window, dim)
+    kernel = _hurst_kernel(corrected, unbiased, nvals)
+    kernel(np.zeros((0, _int(window, "window", 1))), window)   # fail early, not in dask
+    return _rolling(kernel, x, window, dim)
 
 
 # ---- DFA --------------------------------------------------------------------------
