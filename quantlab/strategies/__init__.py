@@ -122,4 +122,4 @@ def get(name: str, **params) -> Strategy:
     return _REGISTRY[key](**params)
 
 
-from quantlab.strategies import traditional  # noqa: E402,F401  (registers the strategies)
+from quantlab.strategies import traditional, unconventional  # noqa: E402,F401  (registers them)

@@ -1,0 +1,397 @@
+"""Unconventional strategies: each docstring states the hypothesis, its source, and where
+the idea is an analogy rather than an established result. The measures come from
+``ql.measures`` (validated against nolds, antropy and PyInform)."""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from quantlab import measures, rolling
+from quantlab.data import returns
+from quantlab.strategies import Strategy, register
+from quantlab.strategies.traditional import _on_rebalance_days
+
+
+def _hold_after(value: xr.DataArray, event: xr.DataArray, hold: int) -> xr.DataArray:
+    """``value`` on event bars, carried for ``hold`` bars in all (the event bar
+    included), 0 otherwise: a position opened by an event and closed after ``hold``."""
+    return value.where(event).ffill("time", limit=max(hold - 1, 0) or None).fillna(0.0) \
+        if hold > 1 else value.where(event).fillna(0.0)
+
+
+def _trailing_z(x: xr.DataArray, window: int) -> xr.DataArray:
+    """(x_t - mean) / std of the ``window`` bars before t (t itself is not in its own
+    baseline, so a shock cannot hide in it)."""
+    prev = x.shift(time=1)
+    sd = rolling.std(prev, window, min_periods=window // 2)
+    return (x - rolling.mean(prev, window, min_periods=window // 2)) / sd.where(sd > 0)
+
+
+@register
+class Attention(Strategy):
+    """Investor attention: attention-grabbing events move prices by the net buying of
+    attention-driven (mostly retail) traders, which continues for days and reverses over
+    weeks (Barber & Odean 2008, "All that glitters", RFS; Da, Engelberg & Gao 2011, "In
+    search of attention", J. Finance: higher attention predicts higher prices over the
+    next two weeks and a reversal within the year; Gervais, Kaniel & Mingelgrin 2001,
+    the high-volume return premium).
+
+    Attention score = mean of three trailing z-scores over ``window`` bars: abnormal log
+    volume, abnormal log range log(high / low), and the absolute overnight gap
+    |open_t / close_{t-1} - 1|. An attention shock is a score above ``threshold``; the
+    position follows the shock bar's return (``mode="continuation"``, the short-horizon
+    finding) or fades it (``"reversal"``), and is held ``hold`` bars."""
+
+    name = "attention"
+    defaults = {"window": 63, "threshold": 2.0, "hold": 10, "mode": "continuation"}
+    param_space = {"window": (21, 252), "threshold": (1.0, 4.0), "hold": (1, 21),
+                   "mode": ["continuation", "reversal"]}
+    requires = ("open", "high", "low", "close", "volume")
+
+    def _parts(self, ds, window):
+        vol = np.log(ds["volume"].where(ds["volume"] > 0))
+        rng = np.log(ds["high"] / ds["low"])
+        prev_close = ds["close"].ffill("time").shift(time=1)
+        gap = abs(ds["open"] / prev_close - 1)
+        z = xr.concat([_trailing_z(v, window) for v in (vol, rng, gap)], dim="proxy")
+        return z.assign_coords(proxy=["abnormal_volume", "abnormal_range", "overnight_gap"])
+
+    def _signal(self, ds, window, threshold, hold, mode):
+        if mode not in ("continuation", "reversal"):
+            raise ValueError(f"mode must be 'continuation' or 'reversal', got {mode!r}")
+        z = self._parts(ds, window)
+        score = z.mean("proxy")   # a constant proxy (no z) leaves the others
+        direction = np.sign(returns(ds["close"])) * (1.0 if mode == "continuation" else -1.0)
+        sig = _hold_after(direction, score > threshold, int(hold))
+        return sig.where(score.notnull() | (sig != 0))
+
+    def _diagnostics(self, ds, window, threshold, hold, mode):
+        z = self._parts(ds, window)
+        score = z.mean("proxy")   # a constant proxy (no z) leaves the others
+        return xr.Dataset({**{str(p): z.sel(proxy=p, drop=True) for p in z.proxy.values},
+                           "attention_score": score, "shock": score > threshold})
+
+
+def _rolling_ols2(y, x1, x2, window):
+    """Coefficients (a, b, c) of y = a + b·x1 + c·x2 over each trailing window (time-only
+    series), from rolling means of the cross-products: solve the 3x3 normal equations."""
+    mean = lambda v: rolling.mean(v, window, min_periods=window // 2)  # noqa: E731
+    one = xr.ones_like(y).where(y.notnull() & x1.notnull() & x2.notnull())
+    cols = [one, x1 * one, x2 * one]
+    xtx = np.stack([np.stack([mean(a * b).values for b in cols], -1) for a in cols], -2)
+    xty = np.stack([mean(a * y).values for a in cols], -1)
+    ok = np.isfinite(xtx).all((-1, -2)) & np.isfinite(xty).all(-1)
+    ok &= np.abs(np.linalg.det(np.where(ok[:, None, None], xtx, np.eye(3)))) > 1e-18
+    coef = np.full(xty.shape, np.nan)
+    coef[ok] = np.linalg.solve(xtx[ok], xty[ok][..., None])[..., 0]
+    return coef
+
+
+@register
+class SentimentRegime(Strategy):
+    """Behavioural regimes: anchoring and herding.
+
+    Anchoring: traders anchor on the 52-week high and under-react to news that pushes a
+    price near it, so stocks close to their 52-week high keep outperforming (George &
+    Hwang 2004, "The 52-week high and momentum investing", J. Finance). Nearness =
+    close / max(close over ``anchor_window`` bars); long the top ``quantile`` of the
+    cross-section, short the bottom, rebalanced every ``hold`` bars.
+
+    Herding: when investors herd, returns cluster around the market's and the
+    cross-sectional absolute deviation CSAD_t = mean_i |R_i,t - R_m,t| rises less than
+    linearly (or falls) in large market moves: in CSAD = a + b|R_m| + c·R_m², c < 0
+    signals herding (Chang, Cheng & Khorana 2000, J. Banking & Finance), fitted over the
+    trailing ``herd_window`` bars. Herding markets are crowded and fragile: exposure is
+    scaled by ``herd_scale`` while c < 0. Needs a cross-section (3+ assets)."""
+
+    name = "sentiment_regime"
+    defaults = {"anchor_window": 252, "quantile": 0.3, "hold": 21, "herd_window": 126,
+                "herd_scale": 0.5}
+    param_space = {"anchor_window": (126, 504), "quantile": (0.1, 0.5), "hold": (5, 63),
+                   "herd_window": (63, 252), "herd_scale": (0.0, 1.0)}
+
+    def _parts(self, ds, anchor_window, herd_window):
+        if ds.sizes["asset"] < 3:
+            raise ValueError("sentiment_regime needs a cross-section of at least 3 assets")
+        close = ds["close"].ffill("time")
+        high = rolling.max(close, anchor_window, min_periods=anchor_window)
+        nearness = close / high
+        rank = nearness.copy(data=nearness.to_pandas().rank(axis=1, pct=True).to_numpy())
+        r = returns(ds["close"])
+        rm = r.mean("asset")
+        csad = abs(r - rm).mean("asset")
+        coef = _rolling_ols2(csad, abs(rm), rm ** 2, herd_window)
+        gamma = xr.DataArray(coef[:, 2], dims="time", coords={"time": r.time})
+        return nearness, rank, csad, gamma
+
+    def _signal(self, ds, anchor_window, quantile, hold, herd_window, herd_scale):
+        nearness, rank, _, gamma = self._parts(ds, anchor_window, herd_window)
+        side = xr.where(rank > 1 - quantile, 1.0, xr.where(rank <= quantile, -1.0, 0.0))
+        scale = xr.where(gamma < 0, herd_scale, 1.0).where(gamma.notnull())
+        return _on_rebalance_days((side * scale).where(nearness.notnull()), hold)
+
+    def _diagnostics(self, ds, anchor_window, quantile, hold, herd_window, herd_scale):
+        nearness, rank, csad, gamma = self._parts(ds, anchor_window, herd_window)
+        return xr.Dataset({"nearness_52w_high": nearness, "nearness_rank": rank,
+                           "csad": csad, "herding_gamma": gamma, "herding": gamma < 0})
+
+
+@register
+class InfoTheory(Strategy):
+    """Information flow and entropy regimes.
+
+    Leaders: transfer entropy TE(j -> i) measures how much asset j's last return tells
+    about asset i's next one beyond i's own past (Schreiber 2000; applied to markets by
+    Marschinski & Kantz 2002 and Dimpfl & Peter 2013). Over the trailing ``window`` bars,
+    with returns in 3 equal-count bins, the net flow F_ij = TE(j -> i) - TE(i -> j) names
+    j a leader of i when F_ij > ``te_min`` bits. TE says that j informs i, not how, so
+    each leader's latest return sign is multiplied by the sign of the trailing
+    covariance of j's return with i's next one; asset i takes the F-weighted vote.
+    Entropy regime: low permutation entropy of i's own returns (normalised, order 3) means
+    ordinal structure (Bandt & Pompe 2002; Zunino et al. 2009 on market efficiency);
+    without a leader, i follows its own ``trend``-bar return while its entropy is below
+    ``entropy_max``, and is flat otherwise (no structure, no bet).
+    Plug-in TE is biased upward on short windows, so ``te_min`` should exceed what a
+    shuffled source gives (about 0.01-0.02 bits at window 252)."""
+
+    name = "info_theory"
+    defaults = {"window": 252, "te_min": 0.02, "entropy_max": 0.98, "trend": 21}
+    param_space = {"window": (126, 504), "te_min": (0.0, 0.1), "entropy_max": (0.9, 1.0),
+                   "trend": (5, 63)}
+
+    def _parts(self, ds, window, te_min):
+        r = returns(ds["close"])
+        src = r.rename(asset="asset_other")
+        te = measures.rolling_transfer_entropy(src, r, window)      # j=asset_other -> i
+        back = te.rename(asset="asset_other", asset_other="asset")  # i -> j
+        flow = (te - back).transpose("time", "asset", "asset_other")
+        pe = measures.rolling_permutation_entropy(r, window, order=3, normalize=True)
+        lagged = src.shift(time=1)                                   # j's return at t-1
+        mean = lambda v: rolling.mean(v, window, min_periods=window // 2)  # noqa: E731
+        cov = (mean(r * lagged) - mean(r) * mean(lagged)).transpose(*flow.dims)
+        return r, flow, pe, cov
+
+    def _signal(self, ds, window, te_min, entropy_max, trend):
+        r, flow, pe, cov = self._parts(ds, window, te_min)
+        w = flow.where(flow > te_min, 0.0)
+        lead_sign = np.sign(r).fillna(0.0).rename(asset="asset_other") * np.sign(cov)
+        total = w.sum("asset_other")
+        vote = (w * lead_sign).sum("asset_other") / total.where(total > 0)
+        close = ds["close"].ffill("time")
+        own = np.sign(close / close.shift(time=trend) - 1)
+        sig = xr.where(total > 0, vote, xr.where(pe < entropy_max, own, 0.0))
+        return sig.where(pe.notnull() & flow.notnull().any("asset_other"))
+
+    def _diagnostics(self, ds, window, te_min, entropy_max, trend):
+        r, flow, pe, _ = self._parts(ds, window, te_min)
+        return xr.Dataset({"net_transfer_entropy": flow, "permutation_entropy": pe,
+                           "n_leaders": (flow > te_min).sum("asset_other")})
+
+
+def _network(c: xr.DataArray, k: int):
+    """Eigen-analysis of each correlation matrix (time, asset, asset_other): eigenvector
+    centrality (the leading eigenvector of |C|, summing to 1), absorption ratio (share of
+    variance in the top ``k`` eigenvalues), average off-diagonal correlation."""
+    a = c.transpose("time", "asset", "asset_other").values
+    n = a.shape[1]
+    ok = np.isfinite(a).all((1, 2))
+    vals = np.full((a.shape[0], n), np.nan)
+    vecs = np.full(a.shape, np.nan)
+    if ok.any():
+        vals[ok], vecs[ok] = np.linalg.eigh(a[ok])
+        _, v_abs = np.linalg.eigh(np.abs(a[ok]))
+        vecs[ok, :, -1] = v_abs[:, :, -1]
+    lead = np.abs(vecs[:, :, -1])                   # Perron vector: one sign
+    centrality = lead / lead.sum(1, keepdims=True)
+    absorption = vals[:, -k:].sum(1) / vals.sum(1)
+    avg = (np.nansum(a, (1, 2)) - n) / (n * (n - 1))
+    time = c.time
+    return (xr.DataArray(centrality, dims=("time", "asset"),
+                         coords={"time": time, "asset": c.asset}),
+            xr.DataArray(np.where(ok, absorption, np.nan), dims="time", coords={"time": time}),
+            xr.DataArray(np.where(ok, avg, np.nan), dims="time", coords={"time": time}))
+
+
+@register
+class ComplexSystems(Strategy):
+    """The market as a correlation network.
+
+    Central assets carry systemic risk and peripheral ones diversify it: portfolios tilted
+    to the periphery of the correlation network earn better risk-adjusted returns (Pozzi,
+    Di Matteo & Aste 2013, "Spread of risk across financial markets: better to invest in
+    the peripheries", Sci. Rep.). Eigenvector centrality comes from the rolling
+    ``window``-bar correlation matrix; weights are proportional to 1 / centrality.
+    Contagion: when a few factors absorb more of the variance, markets are tightly coupled
+    and fragile (Kritzman, Li, Page & Rigobon 2011, "Principal components as a measure of
+    systemic risk"): the absorption ratio AR (top ~N/5 eigenvalues' share) is
+    standardised as (mean AR over ``shift`` bars - mean over ``lookback``) / std over
+    ``lookback``, and exposure goes to 0 while it exceeds ``threshold`` (their 1-sigma
+    rule). Long-only; with ``group=True`` the weights form one portfolio."""
+
+    name = "complex_systems"
+    defaults = {"window": 63, "shift": 15, "lookback": 252, "threshold": 1.0}
+    param_space = {"window": (21, 252), "shift": (5, 42), "lookback": (126, 504),
+                   "threshold": (0.0, 2.0)}
+
+    def _parts(self, ds, window, shift, lookback):
+        if ds.sizes["asset"] < 2:
+            raise ValueError("complex_systems needs at least 2 assets")
+        c = rolling.corr(returns(ds["close"]), window)
+        k = max(1, int(np.ceil(ds.sizes["asset"] / 5)))
+        centrality, ar, avg = _network(c, k)
+        sd = rolling.std(ar, lookback, min_periods=lookback // 2)
+        shift_z = (rolling.mean(ar, shift) - rolling.mean(ar, lookback, min_periods=lookback // 2)) \
+            / sd.where(sd > 0)
+        return centrality, ar, shift_z, avg
+
+    def _signal(self, ds, window, shift, lookback, threshold):
+        centrality, _, shift_z, _ = self._parts(ds, window, shift, lookback)
+        inv = 1.0 / centrality
+        weight = inv / inv.sum("asset")
+        on = xr.where(shift_z > threshold, 0.0, 1.0).where(shift_z.notnull())
+        return weight * on
+
+    def _diagnostics(self, ds, window, shift, lookback, threshold):
+        centrality, ar, shift_z, avg = self._parts(ds, window, shift, lookback)
+        return xr.Dataset({"centrality": centrality, "absorption_ratio": ar,
+                           "absorption_shift": shift_z, "average_correlation": avg})
+
+
+@register
+class FractalChaos(Strategy):
+    """Fractal and chaotic structure of returns.
+
+    Persistence: a Hurst exponent H > 0.5 of returns means trends persist, H < 0.5 that
+    moves revert (Hurst 1951; Mandelbrot 1971; Peters 1994, "Fractal Market Analysis").
+    Rolling H (R/S, Anis-Lloyd-Peters corrected) over ``window`` bars: follow the
+    ``trend``-bar return when H > 0.5 + ``band``, fade it when H < 0.5 - ``band``, flat
+    between. The Higuchi fractal dimension D of the log price path (≈ 2 - H for
+    fractional Brownian motion) must agree: D < 1.5 for trend, > 1.5 for reversion.
+    Chaos: the largest Lyapunov exponent λ (Rosenstein 1993; emb_dim 5, per bar) gives a
+    predictability horizon 1/λ bars. Daily returns sit near λ ≈ 0.11 (a 9-bar horizon,
+    about what noise gives), so the gate is relative: trade only while λ is in the lower
+    ``chaos_quantile`` of its own trailing ``window`` values (a longer horizon than
+    usual). Expect H near 0.5 most of the time: this is a regime filter, not a
+    forecaster."""
+
+    name = "fractal_chaos"
+    defaults = {"window": 252, "band": 0.05, "trend": 21, "chaos_quantile": 0.75}
+    param_space = {"window": (126, 504), "band": (0.0, 0.15), "trend": (5, 63),
+                   "chaos_quantile": (0.2, 1.0)}
+
+    def _parts(self, ds, window):
+        r = returns(ds["close"])
+        h = measures.rolling_hurst(r, window)
+        d = measures.rolling_higuchi_fd(np.log(ds["close"].ffill("time")), window, kmax=10)
+        lam = measures.rolling_lyapunov_r(r, window, emb_dim=5, lag=1, min_tsep=5,
+                                          trajectory_len=10)
+        return h, d, lam
+
+    def _signal(self, ds, window, band, trend, chaos_quantile):
+        h, d, lam = self._parts(ds, window)
+        close = ds["close"].ffill("time")
+        move = np.sign(close / close.shift(time=trend) - 1)
+        regime = xr.where((h > 0.5 + band) & (d < 1.5), 1.0,
+                          xr.where((h < 0.5 - band) & (d > 1.5), -1.0, 0.0))
+        calm = rolling.rank(lam, window, min_periods=window // 4) <= chaos_quantile
+        return (regime * move * calm).where(h.notnull() & d.notnull() & lam.notnull())
+
+    def _diagnostics(self, ds, window, band, trend, chaos_quantile):
+        h, d, lam = self._parts(ds, window)
+        return xr.Dataset({"hurst": h, "higuchi_fd": d, "lyapunov": lam,
+                           "horizon_bars": 1.0 / lam.where(lam > 0),
+                           "lyapunov_rank": rolling.rank(lam, window, min_periods=window // 4)})
+
+
+GRID = np.linspace(-3.0, 3.0, 61)   # standardised log price
+
+
+def _tunnelling(z: np.ndarray, energy: np.ndarray):
+    """WKB tunnelling probabilities (up, down) from the last point of each window.
+
+    ``z``: (n, window) standardised log prices, ``energy``: (n,) kinetic energies.
+    |ψ|² = Gaussian KDE of the window on ``GRID`` (Silverman bandwidth); V = ψ''/ψ is the
+    potential whose stationary state ψ is (units with ħ²/2m = 1), so support and
+    resistance -- where the price has spent time -- are wells and the empty price ranges
+    between them barriers. The particle at the last price has E = V(z_t) + ``energy``;
+    T = exp(-2 ∫ sqrt(max(V - E, 0)) dz) across the first barrier in each direction
+    (1 when there is none before the grid's end).
+    """
+    dz = GRID[1] - GRID[0]
+    bw = 1.06 * z.shape[1] ** -0.2
+    rho = np.exp(-0.5 * ((GRID[None, :, None] - z[:, None, :]) / bw) ** 2).sum(2)
+    psi = np.sqrt(rho / (rho.sum(1, keepdims=True) * dz))
+    V = np.empty_like(psi)
+    V[:, 1:-1] = (psi[:, 2:] - 2 * psi[:, 1:-1] + psi[:, :-2]) / dz ** 2 \
+        / np.maximum(psi[:, 1:-1], 1e-300)
+    V[:, 0], V[:, -1] = V[:, 1], V[:, -2]
+    pos = np.clip(np.searchsorted(GRID, z[:, -1]), 0, GRID.size - 1)
+    E = V[np.arange(len(pos)), pos] + energy
+    excess = np.sqrt(np.maximum(V - E[:, None], 0.0))
+    idx = np.arange(GRID.size)[None, :]
+
+    def across_first_barrier(cells):
+        seen = np.cumsum(cells > 0, axis=1) > 0
+        beyond = np.cumsum(seen & (cells == 0), axis=1) > 0    # in the next well
+        return np.exp(-2 * dz * np.where(beyond, 0.0, cells).sum(1))
+
+    up = across_first_barrier(np.where(idx > pos[:, None], excess, 0.0))
+    down = across_first_barrier(np.where(idx < pos[:, None], excess, 0.0)[:, ::-1])
+    return up, down
+
+
+@register
+class Quantum(Strategy):
+    """A quantum-inspired heuristic. It is an analogy with no physical meaning: prices
+    are not particles and nothing here is quantum mechanics; it is a way to turn
+    support/resistance levels into a number, and should be judged only by out-of-sample
+    results against simple baselines (notebook 03 compares it with z-score reversion).
+
+    Over the last ``window`` bars of standardised log price, the occupancy density is
+    read as |ψ|²; the potential with ψ as its stationary state (V = ψ''/ψ) has wells at
+    support/resistance levels and barriers between them. The latest price is a particle
+    with kinetic energy ``energy`` x (recent / window volatility)², recent over
+    ``vol_window`` bars; its WKB tunnelling probabilities through the first barrier up
+    and down give the signal (T_up - T_down) / (T_up + T_down). The hypothesis: a price
+    leaves its current level through the thinner barrier -- toward a neighbouring level
+    it has visited (a thin barrier) rather than into a range it has not visited in the
+    window (a wall to the grid's end); more recent volatility, more energy, thinner
+    barriers."""
+
+    name = "quantum"
+    defaults = {"window": 126, "energy": 1.0, "vol_window": 10}
+    param_space = {"window": (63, 252), "energy": (0.1, 10.0), "vol_window": (5, 42)}
+
+    def _parts(self, ds, window, energy, vol_window):
+        logp = np.log(ds["close"].ffill("time")).transpose("time", "asset")
+        r = logp.diff("time")
+        ratio = (rolling.std(r, vol_window) / rolling.std(r, window - 1)) ** 2
+        lp = logp.values
+        up = np.full(lp.shape, np.nan)
+        down = np.full(lp.shape, np.nan)
+        kin = (energy * ratio.reindex(time=logp.time)).values
+        for a in range(lp.shape[1]):
+            wins = np.lib.stride_tricks.sliding_window_view(lp[:, a], window)
+            ok = np.isfinite(wins).all(1) & np.isfinite(kin[window - 1:, a])
+            rows = np.flatnonzero(ok)
+            for chunk in np.array_split(rows, max(1, len(rows) // 256)):
+                if chunk.size == 0:
+                    continue
+                w = wins[chunk]
+                sd = w.std(1, keepdims=True)
+                z = (w - w.mean(1, keepdims=True)) / np.where(sd > 0, sd, np.nan)
+                good = np.isfinite(z).all(1)
+                u, d = _tunnelling(np.where(good[:, None], z, 0.0),
+                                   kin[window - 1 + chunk, a])
+                up[window - 1 + chunk, a] = np.where(good, u, np.nan)
+                down[window - 1 + chunk, a] = np.where(good, d, np.nan)
+        like = logp.copy
+        return like(data=up), like(data=down)
+
+    def _signal(self, ds, window, energy, vol_window):
+        up, down = self._parts(ds, window, energy, vol_window)
+        return (up - down) / (up + down)
+
+    def _diagnostics(self, ds, window, energy, vol_window):
+        up, down = self._parts(ds, window, energy, vol_window)
+        return xr.Dataset({"tunnel_up": up, "tunnel_down": down})
