@@ -54,8 +54,11 @@ def test_research_analysis_runs_the_new_types_and_comprehensive_runs_eleven(rece
     out = ql.run_research_analysis(["IBM"], ["attention", "sentiment", "quantum"],
                                    data=recent, progress=False)
     assert set(out["IBM"]) == {"attention", "sentiment_regime", "quantum"}
-    names = ql.research._strategy_names("comprehensive")
-    assert len([n for n in names if n != "correlation"]) == 11
+    eleven = ql.strategies.names("traditional") + ql.strategies.names("unconventional")
+    assert len(eleven) == 11
+    assert set(eleven) <= set(ql.research._strategy_names("comprehensive"))
+    with pytest.raises(ValueError, match="unknown strategy family"):
+        ql.strategies.names("exotic")
 
 
 def test_attention_follows_shocks_that_continue():

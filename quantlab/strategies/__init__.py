@@ -107,9 +107,17 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
-def names() -> list[str]:
-    """Registry names of every available strategy."""
-    return sorted(_REGISTRY)
+def names(family: str | None = None) -> list[str]:
+    """Registry names of every available strategy, or of one ``family``:
+    ``"traditional"`` or ``"unconventional"`` (the module that defines them)."""
+    if family is None:
+        return sorted(_REGISTRY)
+    found = sorted(k for k, cls in _REGISTRY.items()
+                   if cls.__module__.rsplit(".", 1)[-1] == family)
+    if not found:
+        raise ValueError(f"unknown strategy family {family!r}: 'traditional' or "
+                         "'unconventional'")
+    return found
 
 
 def get(name: str, **params) -> Strategy:

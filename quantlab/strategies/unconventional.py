@@ -15,8 +15,10 @@ from quantlab.strategies.traditional import _on_rebalance_days
 def _hold_after(value: xr.DataArray, event: xr.DataArray, hold: int) -> xr.DataArray:
     """``value`` on event bars, carried for ``hold`` bars in all (the event bar
     included), 0 otherwise: a position opened by an event and closed after ``hold``."""
-    return value.where(event).ffill("time", limit=max(hold - 1, 0) or None).fillna(0.0) \
-        if hold > 1 else value.where(event).fillna(0.0)
+    opened = value.where(event)
+    if hold > 1:
+        opened = opened.ffill("time", limit=hold - 1)
+    return opened.fillna(0.0)
 
 
 def _trailing_z(x: xr.DataArray, window: int) -> xr.DataArray:
@@ -385,8 +387,7 @@ class Quantum(Strategy):
                                    kin[window - 1 + chunk, a])
                 up[window - 1 + chunk, a] = np.where(good, u, np.nan)
                 down[window - 1 + chunk, a] = np.where(good, d, np.nan)
-        like = logp.copy
-        return like(data=up), like(data=down)
+        return logp.copy(data=up), logp.copy(data=down)
 
     def _signal(self, ds, window, energy, vol_window):
         up, down = self._parts(ds, window, energy, vol_window)
