@@ -79,7 +79,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              const Py_ssize_t[::1] asset, const Py_ssize_t[::1] group, Py_ssize_t n_groups,
              double init_cash, const double[::1] fees, const double[::1] fixed_fees,
              double max_leverage,
-             double max_position_size, bint daily, bint next_open):
+             double max_position_size, bint daily, bint next_open,
+             double dd_limit=0.0, Py_ssize_t dd_cooldown=0):
     """Run the simulation.
 
     close, exec_price, slip_base, impact: (time, asset), read for column c at asset[c]
@@ -91,8 +92,15 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     group[col]: account of each column (0 .. n_groups-1); fees, fixed_fees per column (a
     fee sweep is a parameter dim).
 
+    Drawdown control (``dd_limit > 0``): an account whose equity at the execution prices
+    is at or below (1 - dd_limit) x its peak (marked at execution prices and closes
+    since the start or the last re-entry) is flattened on that bar and stays flat for
+    ``dd_cooldown`` more bars; on the next bar it re-enters at its current targets, with
+    the peak reset to its equity then. The breach is seen at the prices it trades at.
+
     Returns (equity (time, group), cash (time, group), positions (time, column) in shares,
-    orders as arrays (t, col, size, price, fee)).
+    orders as arrays (t, col, size, price, fee), halted (time, group): 1 where the
+    account was held flat by drawdown control).
     """
     cdef Py_ssize_t n = target.shape[0], m = target.shape[1], t, c, g, k, side, j
     equity_np = np.empty((n, n_groups))
@@ -104,6 +112,10 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     cdef double[::1] q = np.zeros(m), last = np.full(m, np.nan), want = np.zeros(m)
     cdef double[::1] e = np.zeros(m), px = np.zeros(m)
     cdef char[::1] pending = np.zeros(m, dtype=np.int8)
+    halted_np = np.zeros((n, n_groups), dtype=np.int8)
+    cdef signed char[:, ::1] halted = halted_np
+    cdef double[::1] peak = np.full(n_groups, init_cash)
+    cdef Py_ssize_t[::1] resume = np.full(n_groups, -1, dtype=np.intp)
     cdef Orders orders
     orders.buf = NULL
     orders.n = 0
@@ -139,6 +151,23 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                 elif e[c] < -max_position_size:
                     e[c] = -max_position_size
                 gross[group[c]] += fabs(e[c])
+            if dd_limit > 0:   # drawdown control (off: no cost)
+                for g in range(n_groups):
+                    if resume[g] == t:                 # re-entry after the cool-down
+                        peak[g] = eq[g]
+                    elif resume[g] < t:
+                        if eq[g] > peak[g]:
+                            peak[g] = eq[g]
+                        if eq[g] <= peak[g] * (1 - dd_limit):
+                            resume[g] = t + dd_cooldown + 1
+                    halted[t, g] = resume[g] > t
+                for c in range(m):
+                    g = group[c]
+                    if halted[t, g] or resume[g] == t:
+                        pending[c] = 1                 # flatten, or re-establish
+                    if halted[t, g]:
+                        gross[g] -= fabs(e[c])
+                        e[c] = 0.0
             # 3. orders: sells (side 0) before buys (side 1)
             for side in range(2):
                 for c in range(m):
@@ -196,6 +225,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
             for g in range(n_groups):
                 equity[t, g] = eq[g]
                 cash_out[t, g] = cash[g]
+                if eq[g] > peak[g] and resume[g] < t:
+                    peak[g] = eq[g]
     if err:
         free(orders.buf)
         raise MemoryError("backtest: out of memory for the order records")
@@ -213,4 +244,4 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
         opx[k] = orders.buf[k].price
         ofee[k] = orders.buf[k].fee
     free(orders.buf)
-    return equity_np, cash_np, pos_np, (ot_np, oc_np, osz_np, opx_np, ofee_np)
+    return equity_np, cash_np, pos_np, (ot_np, oc_np, osz_np, opx_np, ofee_np), halted_np

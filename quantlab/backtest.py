@@ -116,6 +116,7 @@ class BacktestResult:
     group: bool
     prices: xr.DataArray = field(repr=False)
     risk_free_rate: float = 0.0  # annual; the default of metrics()
+    halted: xr.DataArray | None = field(default=None, repr=False)  # dd_limit flat bars
 
     @property
     def returns(self) -> xr.DataArray:
@@ -258,8 +259,15 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
              max_position_size=1.0, max_leverage=1.0, borrow_rate=0.0, execution="close",
              rebalance="on_change", group=False, periods=252, sl_stop=None, tp_stop=None,
              sl_trail=None, order_type="market", limit_offset=None, limit_tif=None,
-             metrics_only=None) -> BacktestResult:
-    """Simulate ``signal`` (or ``entries``/``exits``) on ``data``; see the module doc."""
+             metrics_only=None, dd_limit=None, dd_cooldown=21) -> BacktestResult:
+    """Simulate ``signal`` (or ``entries``/``exits``) on ``data``; see the module doc.
+
+    ``dd_limit`` (a fraction, e.g. 0.2): drawdown control inside the simulation. When an
+    account's equity falls to (1 - dd_limit) x its running peak, all its positions are
+    closed on that bar (at the prices that revealed the breach) and it stays flat for
+    ``dd_cooldown`` bars; it then re-enters at the signal's current targets, and its
+    peak restarts from the equity at re-entry. ``res.halted`` marks the flat bars.
+    """
     opts = dict(sl_stop=sl_stop, tp_stop=tp_stop, sl_trail=sl_trail, limit_offset=limit_offset,
                 limit_tif=limit_tif, metrics_only=metrics_only, size=size)
     for k, v in opts.items():
@@ -293,6 +301,11 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     signal = xr.broadcast(signal, *costs.values())[0]
     if execution not in ("close", "next_open"):
         raise ValueError(f"execution must be 'close' or 'next_open', got {execution!r}")
+    if dd_limit is not None and not 0 < dd_limit < 1:
+        raise ValueError(f"dd_limit must be a fraction in (0, 1), got {dd_limit!r}")
+    if isinstance(dd_cooldown, bool) or not isinstance(dd_cooldown, (int, np.integer)) \
+            or dd_cooldown < 0:
+        raise ValueError(f"dd_cooldown must be an integer >= 0 (bars), got {dd_cooldown!r}")
     if rebalance not in ("on_change", "daily"):
         raise ValueError(f"rebalance must be 'on_change' or 'daily', got {rebalance!r}")
     if execution == "next_open" and "open" not in ds:
@@ -336,13 +349,14 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
             xr.broadcast(v, signal.isel(time=0, drop=True))[0]
             .transpose(*signal.dims[1:]).values.reshape(n_cols), dtype=np.float64)
 
-    eq, cash, pos, (ot, oc, osz, opx, ofee) = _k.simulate(
+    eq, cash, pos, (ot, oc, osz, opx, ofee), halted = _k.simulate(
         panel(ds["close"]), panel(exec_px),
         np.ascontiguousarray(signal.values.reshape(n, n_cols), dtype=np.float64),
         panel(base), panel(impact), float(cap), asset_of_col, grp, n_groups,
         float(init_cash), per_col(costs["fees"]), per_col(costs["fixed_fees"]),
         float(max_leverage), float(max_position_size),
-        rebalance == "daily", execution == "next_open")
+        rebalance == "daily", execution == "next_open", float(dd_limit or 0.0),
+        int(dd_cooldown))
 
     coords = {d: signal[d] for d in signal.dims}
     positions = xr.DataArray(pos.reshape(shape), dims=signal.dims, coords=coords,
@@ -354,6 +368,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
                           name="equity")
     cash_da = xr.DataArray(cash.reshape(acct_shape), dims=acct_dims, coords=acct_coords,
                            name="cash")
+    halted_da = xr.DataArray(halted.reshape(acct_shape).astype(bool), dims=acct_dims,
+                             coords=acct_coords, name="halted")
     # orders table with labels
     idx = np.unravel_index(oc, shape[1:])
     orders = pd.DataFrame({"t": ot, "col": oc, "time": signal.time.values[ot],
@@ -363,7 +379,7 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     orders["size"], orders["price"], orders["fee"] = osz, opx, ofee
     prices = ds["close"].transpose("time", "asset")
     return BacktestResult(equity, cash_da, positions, orders, float(init_cash), periods,
-                          bool(group), prices)
+                          bool(group), prices, halted=halted_da)
 
 
 class BacktestingEngine:

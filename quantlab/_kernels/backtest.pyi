@@ -21,4 +21,6 @@ def simulate(
     max_position_size: float,
     daily: bool,
     next_open: bool,
-) -> tuple[F64, F64, F64, Orders]: ...
+    dd_limit: float = 0.0,
+    dd_cooldown: int = 0,
+) -> tuple[F64, F64, F64, Orders, npt.NDArray[np.int8]]: ...

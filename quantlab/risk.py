@@ -1,0 +1,412 @@
+"""Risk management: VaR/CVaR, Kelly sizing, drawdown control, volatility targeting,
+stress tests, risk budgets and a risk report.
+
+Signs (DESIGN.md): ``ql.metrics`` returns empyrical-signed quantiles (negative = loss);
+``RiskManager`` reports losses as positive fractions, ``var_95 = -value_at_risk(r,
+cutoff=0.05)``, and compares drawdown limits with ``abs(max_drawdown)``. Every number
+``ql.metrics`` can give comes from there; Monte Carlo VaR is the one computed here.
+Drawdown control that cuts exposure must see the controlled equity, so it runs inside
+the backtest kernel (``ql.backtest(..., dd_limit=, dd_cooldown=)``), configured by
+:meth:`RiskManager.backtest_kwargs`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from quantlab import metrics
+
+__all__ = ["RiskManager", "RiskReport", "risk_parity_weights", "risk_contributions",
+           "HISTORICAL_SCENARIOS"]
+
+# Market stress windows (peak to trough of the S&P 500, or the event's weeks); a window
+# the data do not cover is reported as not covered, never extrapolated.
+HISTORICAL_SCENARIOS = {
+    "dot-com bust 2000-02": ("2000-03-24", "2002-10-09"),
+    "global financial crisis 2008": ("2007-10-09", "2009-03-09"),
+    "US downgrade 2011": ("2011-07-22", "2011-10-03"),
+    "China devaluation 2015": ("2015-08-10", "2015-08-25"),
+    "Q4 2018 sell-off": ("2018-10-01", "2018-12-24"),
+    "COVID crash 2020": ("2020-02-19", "2020-03-23"),
+}
+METHODS = ("historical", "parametric", "cornish_fisher", "monte_carlo")
+MIN_OBS = 20
+
+
+def _returns(returns, name="returns"):
+    """A 1-D float array without NaN, or a DataArray; too few observations is an error."""
+    if isinstance(returns, xr.DataArray) and returns.ndim > 1:
+        n = int(returns.notnull().sum("time").min())
+    else:
+        returns = np.asarray(getattr(returns, "values", returns), dtype=np.float64)
+        if returns.ndim != 1:
+            raise ValueError(f"{name} must be 1-D or a DataArray with a time dim, got shape "
+                             f"{returns.shape}")
+        returns = returns[~np.isnan(returns)]
+        n = returns.size
+    if n < MIN_OBS:
+        raise ValueError(f"{name}: {n} non-NaN observations; risk estimates need at least "
+                         f"{MIN_OBS}")
+    return returns, n
+
+
+def _scalar(v):
+    return float(v) if np.ndim(v) == 0 or (isinstance(v, xr.DataArray) and v.ndim == 0) else v
+
+
+class RiskManager:
+    """``RiskManager(confidence_level=0.95, max_drawdown_limit=0.20)``: losses as positive
+    fractions at ``confidence_level``; ``max_drawdown_limit`` as a positive fraction."""
+
+    def __init__(self, confidence_level=0.95, max_drawdown_limit=0.20, dd_cooldown=21,
+                 periods=252):
+        if not 0.5 < confidence_level < 1:
+            raise ValueError(f"confidence_level must be in (0.5, 1), got {confidence_level!r}")
+        if not 0 < max_drawdown_limit < 1:
+            raise ValueError(f"max_drawdown_limit must be in (0, 1), got {max_drawdown_limit!r}")
+        self.confidence_level = float(confidence_level)
+        self.max_drawdown_limit = float(max_drawdown_limit)
+        self.dd_cooldown = int(dd_cooldown)
+        self.periods = int(periods)
+
+    @property
+    def cutoff(self) -> float:
+        return 1.0 - self.confidence_level
+
+    def _key(self, what):
+        return f"{what}_{self.confidence_level * 100:g}".replace(".", "_")
+
+    def _method(self, method):
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+
+    # ---- VaR / CVaR ----------------------------------------------------------------
+    def _monte_carlo(self, r, n_sims, seed):
+        """Draws from a Student t fitted by moments: ν = 4 + 6 / excess kurtosis (normal
+        when the excess kurtosis is ≤ 0), scaled to the sample mean and std."""
+        if isinstance(r, xr.DataArray):
+            raise ValueError("method='monte_carlo' takes 1-D returns")
+        mu, sd = r.mean(), r.std(ddof=1)
+        k = ((r - mu) ** 4).mean() / r.var() ** 2 - 3.0
+        rng = np.random.default_rng(seed)
+        if k > 0:
+            nu = 4.0 + 6.0 / k
+            z = rng.standard_t(nu, n_sims) * math.sqrt((nu - 2) / nu)
+        else:
+            z = rng.standard_normal(n_sims)
+        return mu + sd * z
+
+    def calculate_var(self, returns, method="historical", n_sims=100_000, seed=0) -> dict:
+        """Value at risk as a positive loss: ``{"var_95": ..., "method", "n"}``."""
+        self._method(method)
+        r, n = _returns(returns)
+        if method == "monte_carlo":
+            v = -float(np.percentile(self._monte_carlo(r, n_sims, seed), self.cutoff * 100))
+        else:
+            v = -metrics.value_at_risk(r, cutoff=self.cutoff, method=method)
+        return {self._key("var"): _scalar(v), "method": method, "n": n}
+
+    def calculate_cvar(self, returns, method="historical", n_sims=100_000, seed=0) -> dict:
+        """Conditional VaR (expected shortfall) as a positive loss: ``{"cvar_95": ...}``."""
+        self._method(method)
+        r, n = _returns(returns)
+        if method == "monte_carlo":
+            sims = np.sort(self._monte_carlo(r, n_sims, seed))
+            v = -float(sims[: max(1, int(self.cutoff * n_sims))].mean())
+        else:
+            v = -metrics.conditional_value_at_risk(r, cutoff=self.cutoff, method=method)
+        return {self._key("cvar"): _scalar(v), "method": method, "n": n}
+
+    # ---- sizing --------------------------------------------------------------------
+    def calculate_kelly_criterion(self, returns, fraction=1.0, cap=1.0):
+        """Continuous-time Kelly fraction f* = μ / σ² of per-period returns (Merton 1969;
+        Thorp 2006), times ``fraction`` (half Kelly = 0.5), capped at ``cap``. ≤ 0 means
+        no bet (do not short on it: the estimate's error is large)."""
+        r, _ = _returns(returns)
+        kw = {"dim": "time"} if isinstance(r, xr.DataArray) else {}
+        if np.any(np.asarray(r.max(**kw) - r.min(**kw)) == 0):   # exact, not a residue
+            raise ValueError("returns have zero variance: the Kelly fraction is undefined")
+        var = r.var("time", ddof=1) if isinstance(r, xr.DataArray) else r.var(ddof=1)
+        mu = r.mean("time") if isinstance(r, xr.DataArray) else r.mean()
+        f = fraction * mu / var
+        return _scalar(np.minimum(f, cap) if not isinstance(f, xr.DataArray) else f.clip(max=cap))
+
+    def position_size(self, signal, returns, target_vol=0.15, window=63, max_leverage=1.0):
+        """Volatility targeting: signal × min(max_leverage, target_vol / σ_t), σ_t the
+        annualised std of the ``window`` returns up to t (Moreira & Muir 2017)."""
+        from quantlab import rolling
+
+        sd = rolling.std(returns, window, min_periods=window // 2) * math.sqrt(self.periods)
+        scale = (target_vol / sd.where(sd > 0)).clip(max=max_leverage)
+        return (signal * scale).clip(-max_leverage, max_leverage)
+
+    # ---- drawdowns -----------------------------------------------------------------
+    def check_drawdown(self, equity) -> dict:
+        """Current drawdown, max drawdown, whether |max drawdown| breached the limit, the
+        breach episodes, bars under water now, and recovery times (bars from each
+        drawdown's trough back to its prior peak) of the episodes that recovered."""
+        eq = pd.Series(np.asarray(getattr(equity, "values", equity), dtype=float),
+                       index=getattr(equity, "index", None)).dropna()
+        if isinstance(equity, xr.DataArray):
+            eq.index = equity.dropna("time").indexes["time"]
+        if eq.size < 2 or (eq <= 0).any():
+            raise ValueError("equity must hold at least 2 positive values")
+        peak = eq.cummax()
+        dd = eq / peak - 1
+        episodes, breaches, start = [], [], None
+        for i, (t, v) in enumerate(dd.items()):
+            if v < 0 and start is None:
+                start = i - 1
+            if (v == 0 or i == dd.size - 1) and start is not None:
+                seg = dd.iloc[start:i + 1]
+                trough = int(np.argmin(seg.values)) + start
+                ep = {"peak": dd.index[start], "trough": dd.index[trough],
+                      "recovered": dd.index[i] if v == 0 else None,
+                      "depth": float(seg.min()),
+                      "recovery_bars": (i - trough) if v == 0 else None}
+                episodes.append(ep)
+                if abs(ep["depth"]) > self.max_drawdown_limit:
+                    breaches.append(ep)
+                start = None
+        max_dd = float(metrics.max_drawdown(eq.pct_change().fillna(0.0).to_numpy()))
+        under = int((dd.values[::-1] < 0).cumprod().sum())
+        return {"current_drawdown": float(dd.iloc[-1]), "max_drawdown": max_dd,
+                "limit": self.max_drawdown_limit,
+                "breached": abs(max_dd) > self.max_drawdown_limit,
+                "breaches": breaches, "time_under_water": under,
+                "recovery_times": [e["recovery_bars"] for e in episodes
+                                   if e["recovery_bars"] is not None]}
+
+    def backtest_kwargs(self) -> dict:
+        """The drawdown control for ``ql.backtest``: flat after a breach of the limit,
+        ``dd_cooldown`` bars out, then back in with the peak reset (see ``backtest``)."""
+        return {"dd_limit": self.max_drawdown_limit, "dd_cooldown": self.dd_cooldown}
+
+    def backtest(self, data, signal, **kw):
+        """``ql.backtest`` with this manager's drawdown control."""
+        from quantlab.backtest import backtest
+
+        return backtest(data, signal, **{**self.backtest_kwargs(), **kw})
+
+    # ---- stress tests --------------------------------------------------------------
+    def stress_test(self, portfolio, scenarios=None, data=None) -> pd.DataFrame:
+        """P&L (fraction of equity) under historical windows present in the data and
+        hypothetical shocks.
+
+        ``portfolio``: a ``BacktestResult`` (its equity for the historical windows, its
+        last bar's weights for the shocks) or a pandas Series of asset weights with
+        ``data`` (a Dataset) for prices. Hypothetical: ``equities -20%`` (every asset of
+        class equity drops 20%), ``vol x3`` (parametric VaR with three times the
+        volatility), ``correlations -> 1`` (parametric VaR with all correlations 1).
+        ``scenarios`` adds ``{name: {asset: shock}}`` price shocks.
+        """
+        from quantlab.data import returns as simple_returns
+
+        if hasattr(portfolio, "equity"):
+            eq = portfolio.equity
+            if eq.ndim > 1:
+                raise ValueError("stress_test takes one account: select a parameter "
+                                 "combination (and asset) of the result first")
+            prices = portfolio.prices
+            value = (portfolio.positions * prices.ffill("time")).isel(time=-1)
+            if "asset" in value.dims:
+                w = (value / float(eq.isel(time=-1))).to_series()
+            else:
+                w = pd.Series({str(portfolio.positions.asset.values): float(value)})
+            ds = data if data is not None else prices.to_dataset(name="close")
+        else:
+            if data is None:
+                raise ValueError("pass data= (a Dataset) with a weights Series")
+            w = pd.Series(portfolio, dtype=float)
+            ds = data
+            r = simple_returns(ds["close"].sel(asset=list(w.index))).fillna(0.0)
+            eq = (1 + (r * xr.DataArray(w, dims="asset")).sum("asset")).cumprod("time")
+        rows = []
+        times = eq.indexes["time"]
+        for name, (a, b) in HISTORICAL_SCENARIOS.items():
+            covered = times[0] <= pd.Timestamp(a) and pd.Timestamp(b) <= times[-1]
+            pnl = float(eq.sel(time=b, method="ffill") / eq.sel(time=a, method="bfill") - 1) \
+                if covered else np.nan
+            rows.append({"scenario": name, "kind": "historical", "pnl": pnl,
+                         "covered": covered, "window": f"{a} .. {b}"})
+        r = simple_returns(ds["close"].sel(asset=list(w.index))).to_pandas().dropna(how="all")
+        classes = (ds["asset_class"].sel(asset=list(w.index)).to_series()
+                   if "asset_class" in ds.coords else pd.Series("equity", index=w.index))
+        shocks = {"equities -20%": {a: -0.2 for a in w.index if classes.get(a) == "equity"}}
+        shocks.update(scenarios or {})
+        for name, shock in shocks.items():
+            pnl = float(sum(w.get(a, 0.0) * s for a, s in shock.items()))
+            rows.append({"scenario": name, "kind": "hypothetical", "pnl": pnl,
+                         "covered": True, "window": ""})
+        cov = r.cov().reindex(index=w.index, columns=w.index).fillna(0.0).to_numpy()
+        sd = np.sqrt(np.diag(cov))
+        z = NormalDist().inv_cdf(self.cutoff)
+        wv = w.to_numpy()
+        for name, var in (("vol x3", 3 * math.sqrt(max(wv @ cov @ wv, 0))),
+                          ("correlations -> 1", float(np.abs(wv) @ sd))):
+            rows.append({"scenario": name, "kind": "hypothetical", "pnl": z * var,
+                         "covered": True, "window": f"1-bar parametric VaR {self.confidence_level:.0%}"})
+        return pd.DataFrame(rows).set_index("scenario")
+
+    # ---- risk budgets --------------------------------------------------------------
+    def risk_budget(self, returns_or_cov, weights=None, budgets=None) -> pd.DataFrame:
+        """Risk contributions of ``weights`` (default: the risk-parity weights for
+        ``budgets``) next to the budgets; input a covariance matrix (DataFrame) or a
+        (time x asset) returns DataFrame/DataArray."""
+        cov = _cov(returns_or_cov)
+        if weights is None:
+            weights = risk_parity_weights(cov, budgets)
+        w = pd.Series(weights, index=cov.index, dtype=float)
+        b = pd.Series(np.full(len(w), 1 / len(w)) if budgets is None else budgets,
+                      index=cov.index, dtype=float)
+        return pd.DataFrame({"weight": w, "risk_contribution": risk_contributions(cov, w),
+                             "budget": b / b.sum()})
+
+    # ---- report --------------------------------------------------------------------
+    def generate_risk_report(self, result_or_returns) -> "RiskReport":
+        """VaR/CVaR by method, drawdowns, stress tests, risk contributions and P&L
+        attribution per asset of a backtest result (or of a returns series)."""
+        res = result_or_returns if hasattr(result_or_returns, "equity") else None
+        if res is not None:
+            if res.equity.ndim > 1:
+                raise ValueError("generate_risk_report takes one account: select a "
+                                 "parameter combination (and asset) first")
+            r = res.returns
+        else:
+            r = result_or_returns
+        rr, _ = _returns(r)
+        var = pd.DataFrame({m: {"VaR": self.calculate_var(rr, m)[self._key("var")],
+                                "CVaR": self.calculate_cvar(rr, m)[self._key("cvar")]}
+                            for m in METHODS}).T
+        eq = res.equity if res is not None else (1 + pd.Series(rr)).cumprod()
+        dd = self.check_drawdown(eq)
+        report = RiskReport(confidence_level=self.confidence_level, var=var, drawdown=dd,
+                            equity=eq if isinstance(eq, xr.DataArray) else None)
+        if res is not None and "asset" in res.positions.dims:
+            report.stress = self.stress_test(res)
+            px = res.prices.ffill("time")
+            pnl = (res.positions.shift(time=1) * px.diff("time")).sum("time").to_series()
+            report.attribution = (pnl / res.init_cash).rename("pnl_fraction")
+            value = (res.positions * px).mean("time")
+            w = (value / float(res.equity.mean("time"))).to_series()
+            cov = (px / px.shift(time=1) - 1).to_pandas().cov()
+            if w.abs().sum() > 0:
+                report.contributions = self.risk_budget(cov, weights=w)
+        return report
+
+
+@dataclass
+class RiskReport:
+    """Tables of a risk report; ``to_html()`` (self-contained, BokehJS inline) and the
+    notebook's rich display."""
+
+    confidence_level: float
+    var: pd.DataFrame
+    drawdown: dict
+    equity: xr.DataArray | None = None
+    stress: pd.DataFrame | None = None
+    contributions: pd.DataFrame | None = None
+    attribution: pd.Series | None = None
+    extra: dict = field(default_factory=dict)
+
+    def _tables(self) -> str:
+        dd = {k: v for k, v in self.drawdown.items() if k not in ("breaches", "recovery_times")}
+        dd["n_breaches"] = len(self.drawdown["breaches"])
+        rec = self.drawdown["recovery_times"]
+        dd["median_recovery_bars"] = float(np.median(rec)) if rec else None
+        parts = [f"<h3>Value at risk, {self.confidence_level:.0%} (losses as positive "
+                 "fractions)</h3>", self.var.round(4).to_html(),
+                 "<h3>Drawdowns</h3>", pd.Series(dd).to_frame("value").to_html()]
+        for title, t in (("Stress tests (P&L, fraction of equity)", self.stress),
+                         ("Risk contributions", self.contributions),
+                         ("P&L attribution per asset (fraction of initial cash)",
+                          self.attribution)):
+            if t is not None:
+                parts += [f"<h3>{title}</h3>", t.round(4).to_frame().to_html()
+                          if isinstance(t, pd.Series) else t.round(4).to_html()]
+        return "\n".join(parts)
+
+    def figure(self):
+        from quantlab import plots
+
+        if self.equity is None:
+            return None
+        eq = self.equity
+        dd = eq / eq.copy(data=np.fmax.accumulate(eq.values)) - 1
+        return plots.line_figure(dd.rename("drawdown"), title="drawdown", y_label="fraction")
+
+    def to_html(self) -> str:
+        """A self-contained HTML page (BokehJS inlined: opens offline)."""
+        from bokeh.embed import file_html
+        from bokeh.resources import INLINE
+
+        fig = self.figure()
+        body = self._tables()
+        if fig is None:
+            return f"<html><body><h2>Risk report</h2>{body}</body></html>"
+        page = file_html(fig, INLINE, "Risk report")
+        return page.replace("<body>", f"<body><h2>Risk report</h2>{body}", 1)
+
+    def _repr_html_(self) -> str:
+        return f"<h2>Risk report</h2>{self._tables()}"
+
+
+# ---- risk parity ---------------------------------------------------------------------
+
+def _cov(x) -> pd.DataFrame:
+    if isinstance(x, xr.DataArray):
+        x = x.transpose("time", ...).to_pandas()
+    if isinstance(x, pd.DataFrame) and x.shape[0] == x.shape[1] and (x.index == x.columns).all():
+        return x.astype(float)
+    if isinstance(x, pd.DataFrame):
+        return x.cov()
+    a = np.asarray(x, dtype=float)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError("pass a square covariance matrix or a (time x asset) returns table")
+    return pd.DataFrame(a)
+
+
+def risk_contributions(cov, weights) -> pd.Series:
+    """Each asset's share of portfolio variance: w_i (Σw)_i / w'Σw (sums to 1)."""
+    c = _cov(cov)
+    w = np.asarray(weights, dtype=float)
+    var = w @ c.to_numpy() @ w
+    if var <= 0:
+        raise ValueError("portfolio variance is zero: risk contributions are undefined")
+    return pd.Series(w * (c.to_numpy() @ w) / var, index=c.index, name="risk_contribution")
+
+
+def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series:
+    """Long-only weights whose risk contributions equal ``budgets`` (default equal).
+
+    Newton's method on Spinu's (2013) convex problem min ½ y'Σy - Σ b_i ln y_i, whose
+    solution scaled to sum 1 is the risk-budgeting portfolio (no scipy needed; converges
+    to machine precision in a few steps)."""
+    c = _cov(cov)
+    S = c.to_numpy()
+    n = S.shape[0]
+    if not np.isfinite(S).all() or np.any(np.diag(S) <= 0):
+        raise ValueError("covariance must be finite with positive variances")
+    b = np.full(n, 1.0 / n) if budgets is None else np.asarray(
+        pd.Series(budgets, index=c.index, dtype=float) if isinstance(budgets, dict)
+        else budgets, dtype=float)
+    if b.shape != (n,) or np.any(b <= 0):
+        raise ValueError(f"budgets must be {n} positive numbers")
+    b = b / b.sum()
+    y = b / np.sqrt(np.diag(S))
+    for _ in range(max_iter):
+        g = S @ y - b / y
+        H = S + np.diag(b / y ** 2)
+        step = np.linalg.solve(H, g)
+        t = 1.0
+        while np.any(y - t * step <= 0):   # stay in the positive orthant
+            t /= 2
+        y = y - t * step
+        if np.abs(g).max() < tol:
+            break
+    return pd.Series(y / y.sum(), index=c.index, name="weight")

@@ -1,0 +1,164 @@
+"""ql.risk against closed forms, and drawdown control inside the backtest kernel."""
+import math
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+
+
+def _standardised(n=5000, mu=0.0005, sd=0.01, seed=0):
+    """A sample whose mean and std (ddof=1) are exactly mu and sd."""
+    z = np.random.default_rng(seed).normal(size=n)
+    z = (z - z.mean()) / z.std(ddof=1)
+    return mu + sd * z
+
+
+def _close(prices, start="2000-01-03"):
+    p = np.asarray(prices, dtype=float)
+    p = p[:, None] if p.ndim == 1 else p
+    return xr.DataArray(p, dims=("time", "asset"),
+                        coords={"time": pd.bdate_range(start, periods=len(p)),
+                                "asset": [f"S{i}" for i in range(p.shape[1])]})
+
+
+def test_var_and_cvar_equal_closed_forms_and_metrics():
+    rm = ql.risk.RiskManager(confidence_level=0.99)
+    r = _standardised()
+    z = NormalDist().inv_cdf(0.01)
+    var = rm.calculate_var(r, "parametric")
+    assert var["var_99"] == pytest.approx(-(0.0005 + 0.01 * z), rel=1e-12)
+    assert var["method"] == "parametric" and var["n"] == r.size
+    cvar = rm.calculate_cvar(r, "parametric")["cvar_99"]
+    assert cvar == pytest.approx(-(0.0005 - 0.01 * NormalDist().pdf(z) / 0.01), rel=1e-12)
+    hist = rm.calculate_var(r, "historical")["var_99"]
+    assert hist == pytest.approx(-ql.metrics.value_at_risk(r, cutoff=0.01), rel=1e-12)
+    # Monte Carlo on (nearly) normal data lands on the parametric value
+    mc = rm.calculate_var(r, "monte_carlo", n_sims=400_000)["var_99"]
+    assert mc == pytest.approx(var["var_99"], rel=0.03)
+    assert ql.risk.RiskManager(0.975).calculate_var(r)["var_97_5"] > 0
+
+
+def test_var_reduces_time_of_dataarrays(equities):
+    rm = ql.risk.RiskManager()
+    r = ql.data.returns(equities["close"])
+    v = rm.calculate_var(r, "cornish_fisher")["var_95"]
+    assert v.dims == ("asset",)
+    np.testing.assert_allclose(
+        v.values, -ql.metrics.value_at_risk(r, method="cornish_fisher").values)
+
+
+def test_kelly_of_a_known_distribution():
+    rm = ql.risk.RiskManager()
+    r = _standardised(mu=0.0004, sd=0.02)
+    assert rm.calculate_kelly_criterion(r, cap=np.inf) == pytest.approx(0.0004 / 0.02 ** 2)
+    assert rm.calculate_kelly_criterion(r, fraction=0.5, cap=np.inf) == pytest.approx(0.5)
+    assert rm.calculate_kelly_criterion(r) == 1.0                        # capped
+    assert rm.calculate_kelly_criterion(-r, cap=np.inf) < 0              # no bet
+
+
+def test_edge_cases_raise_clear_errors():
+    rm = ql.risk.RiskManager()
+    with pytest.raises(ValueError, match="at least 20"):
+        rm.calculate_var(np.r_[np.full(10, np.nan), np.ones(5)])
+    with pytest.raises(ValueError, match="zero variance"):
+        rm.calculate_kelly_criterion(np.full(100, 0.001))
+    assert rm.calculate_var(np.full(100, 0.001), "parametric")["var_95"] == pytest.approx(-0.001)
+    with pytest.raises(ValueError, match="unknown method"):
+        rm.calculate_var(_standardised(), "garch")
+    with pytest.raises(ValueError, match="confidence_level"):
+        ql.risk.RiskManager(confidence_level=95)
+
+
+def test_risk_parity_contributions_equal_budgets():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(500, 5)) @ rng.normal(size=(5, 5))
+    cov = pd.DataFrame(np.cov(a.T), index=list("abcde"), columns=list("abcde"))
+    w = ql.risk.risk_parity_weights(cov)
+    assert w.sum() == pytest.approx(1) and (w > 0).all()
+    np.testing.assert_allclose(ql.risk.risk_contributions(cov, w), 0.2, atol=1e-6)
+    budgets = [0.4, 0.3, 0.1, 0.1, 0.1]
+    table = ql.risk.RiskManager().risk_budget(cov, budgets=budgets)
+    np.testing.assert_allclose(table["risk_contribution"], budgets, atol=1e-6)
+    # two uncorrelated assets: weights inversely proportional to volatility
+    w2 = ql.risk.risk_parity_weights(np.diag([0.04, 0.01]))
+    np.testing.assert_allclose(w2, [1 / 3, 2 / 3], atol=1e-9)
+
+
+def test_check_drawdown_on_a_known_path():
+    eq = pd.Series([100, 110, 99, 88, 110, 120, 90, 95.0],
+                   index=pd.bdate_range("2001-01-01", periods=8))
+    d = ql.risk.RiskManager(max_drawdown_limit=0.2).check_drawdown(eq)
+    assert d["max_drawdown"] == pytest.approx(90 / 120 - 1)
+    assert d["breached"] and len(d["breaches"]) == 1                 # -25% > 20%, -20% not
+    assert d["recovery_times"] == [1]                                 # trough 88 -> 110
+    assert d["current_drawdown"] == pytest.approx(95 / 120 - 1)
+    assert d["time_under_water"] == 2
+
+
+def test_drawdown_control_in_the_kernel():
+    # up 20 bars, a crash of 30% over 10 bars, then a recovery
+    p = np.r_[np.linspace(100, 120, 20), np.linspace(118, 84, 10), np.linspace(85, 130, 40)]
+    close = _close(p)
+    sig = xr.ones_like(close)
+    res = ql.backtest(close, sig, dd_limit=0.15, dd_cooldown=5)
+    eq = res.equity.isel(asset=0).values
+    halted = res.halted.isel(asset=0).values
+    first = int(np.argmax(halted))
+    assert eq[first] / eq[:first + 1].max() - 1 <= -0.15            # the breach bar ...
+    assert eq[first - 1] / eq[:first].max() - 1 > -0.15              # ... and not before
+    assert halted[first:first + 6].all() and not halted[first + 6]   # 5 more flat bars
+    assert (res.positions.isel(asset=0).values[first:first + 6] == 0).all()
+    assert res.positions.isel(asset=0).values[first + 6] > 0        # re-entered
+    # no look-ahead: cutting the data after any bar gives the same path up to it
+    for cut in (first - 1, first, first + 3, first + 6):
+        part = ql.backtest(close.isel(time=slice(0, cut + 1)), sig.isel(time=slice(0, cut + 1)),
+                           dd_limit=0.15, dd_cooldown=5)
+        np.testing.assert_allclose(part.equity.isel(asset=0).values, eq[:cut + 1])
+    # without the control the same path is simply held
+    free = ql.backtest(close, sig)
+    assert not free.halted.any() and (free.positions.values > 0).all()
+    with pytest.raises(ValueError, match="dd_limit"):
+        ql.backtest(close, sig, dd_limit=20)
+
+
+def test_risk_manager_configures_the_backtest_and_reports(equities):
+    rm = ql.risk.RiskManager(max_drawdown_limit=0.1, dd_cooldown=10)
+    sig = ql.strategies.get("volatility_regime").signal(equities)
+    res = rm.backtest(equities, sig, group=True, fees=0.001)
+    assert bool(res.halted.any())
+    assert rm.backtest_kwargs() == {"dd_limit": 0.1, "dd_cooldown": 10}
+    report = rm.generate_risk_report(ql.backtest(equities, sig, group=True))
+    assert list(report.var.index) == ["historical", "parametric", "cornish_fisher",
+                                      "monte_carlo"]
+    assert (report.var > 0).all().all()
+    assert report.stress.loc["global financial crisis 2008", "covered"]
+    assert not report.stress.loc["COVID crash 2020", "covered"]      # data end in 2013
+    np.testing.assert_allclose(report.contributions["risk_contribution"].sum(), 1.0)
+    html = report.to_html()
+    assert "Risk report" in html and "Bokeh" in html and '<script src="http' not in html
+    assert "<table" in report._repr_html_()
+
+
+def test_stress_test_of_weights_with_data(equities):
+    rm = ql.risk.RiskManager()
+    w = pd.Series({"AAPL": 0.5, "IBM": 0.5})
+    table = rm.stress_test(w, data=equities)
+    assert table.loc["equities -20%", "pnl"] == pytest.approx(-0.2)
+    gfc = table.loc["global financial crisis 2008", "pnl"]
+    close = equities["close"].sel(asset=["AAPL", "IBM"]).to_pandas()
+    expect = (close.loc["2009-03-09"] / close.loc["2007-10-09"] - 1).mean()
+    assert gfc == pytest.approx(expect, abs=0.03)    # daily rebalanced vs buy and hold
+    assert table.loc["vol x3", "pnl"] < table.loc["correlations -> 1", "pnl"] < 0
+
+
+def test_position_size_targets_volatility():
+    r = _close(np.ones(300)).isel(asset=0) * 0 + np.r_[np.zeros(1), _standardised(299, 0, 0.02)]
+    rm = ql.risk.RiskManager()
+    size = rm.position_size(xr.ones_like(r), r, target_vol=0.1, window=63, max_leverage=2.0)
+    expect = 0.1 / (0.02 * math.sqrt(252))
+    assert float(size.isel(time=slice(100, None)).mean()) == pytest.approx(expect, rel=0.15)
+    assert float(size.max()) <= 2.0
