@@ -1,0 +1,224 @@
+"""A strategy ensemble: several strategies' exposures blended into one portfolio, with
+weights decided from each strategy's return stream up to the previous bar.
+
+The strategy return stream (DESIGN.md) is ``backtest(ds, signal, group=True)`` with the
+ensemble's costs. ``weights(ds)`` sums to 1 at every bar and is never NaN: equal weights
+until ``lookback`` bars of streams exist. The blended exposure Σ_k w_k(t)·signal_k(t)
+stays in [-1, 1] and is backtested as one account, so offsetting trades of different
+strategies net out.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from quantlab import rolling
+from quantlab.data import returns
+
+__all__ = ["Ensemble", "detect_regimes", "create_unconventional_ensemble"]
+
+ALLOCATIONS = ("equal", "risk_parity", "performance_momentum", "regime")
+
+
+def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
+                   breadth_window: int = 50) -> xr.Dataset:
+    """Market regimes from the equal-weighted universe, each known at its bar's close.
+
+    volatility: ``high_vol`` when the ``window``-bar realised volatility is above its
+    expanding median (up to t), else ``low_vol``; trend: ``bull`` when the equal-weighted
+    index is above its ``trend_window``-bar mean, else ``bear``; sentiment (breadth):
+    ``risk_on`` when at least half the assets trade above their ``breadth_window``-bar
+    mean, else ``risk_off``. ``regime`` joins the three labels ("low_vol|bull|risk_on");
+    "" before enough history exists.
+    """
+    close = ds["close"].ffill("time")
+    mkt = returns(close).mean("asset")
+    index = (1 + mkt.fillna(0.0)).cumprod("time")
+    vol = rolling.std(mkt, window)
+    med = vol.copy(data=vol.to_pandas().expanding().median().to_numpy())
+    trend = rolling.mean(index, trend_window)
+    above = (close > rolling.mean(close, breadth_window)).where(close.notnull())
+    breadth = above.mean("asset")
+    ok = vol.notnull() & trend.notnull() & breadth.notnull()
+    lab = lambda cond, a, b: xr.where(ok, xr.where(cond, a, b), "")  # noqa: E731
+    v, t, s = (lab(vol > med, "high_vol", "low_vol"), lab(index > trend, "bull", "bear"),
+               lab(breadth >= 0.5, "risk_on", "risk_off"))
+    regime = xr.where(ok, v.astype(object) + "|" + t.astype(object) + "|" + s.astype(object), "")
+    return xr.Dataset({"volatility": v, "trend": t, "sentiment": s,
+                       "regime": regime.astype(str)})
+
+
+def _rebalance_mask(index: pd.DatetimeIndex, reweight) -> np.ndarray:
+    """True on the bars where weights may change: every bar ("1D" or 1), every n bars
+    (an int), or the first bar of each pandas period ("1W", "1M", "1Q")."""
+    if isinstance(reweight, (int, np.integer)) and not isinstance(reweight, bool):
+        if reweight < 1:
+            raise ValueError(f"reweight must be >= 1 bar, got {reweight}")
+        return np.arange(len(index)) % int(reweight) == 0
+    if reweight in ("1D", "D"):
+        return np.ones(len(index), dtype=bool)
+    try:
+        period = index.to_period(reweight.lstrip("1") or reweight)
+    except (ValueError, AttributeError) as err:
+        raise ValueError(f"reweight must be '1D', '1W', '1M', '1Q' or a number of bars, "
+                         f"got {reweight!r}") from err
+    mask = np.r_[True, period[1:] != period[:-1]]
+    return np.asarray(mask)
+
+
+class Ensemble:
+    """``Ensemble(strategies, allocation="equal", reweight="1D", lookback=63,
+    shrinkage=0.5, **backtest_kw)``.
+
+    ``strategies``: registry names or ``Strategy`` objects. ``allocation``:
+    - ``equal``: 1/K;
+    - ``risk_parity``: equal risk contributions of the streams' ``lookback``-bar
+      covariance (``ql.risk.risk_parity_weights``);
+    - ``performance_momentum``: tilt to recent risk-adjusted winners: w ∝ max(Sharpe
+      over ``lookback``, 0), shrunk toward equal by ``shrinkage`` (equal if no winner);
+    - ``regime``: as performance momentum, but each strategy's Sharpe is measured only
+      over past bars in the same regime as today (``detect_regimes``), so a strategy
+      that earns in calm bull markets gets weight in them.
+    Weights at t use streams up to t-1; ``reweight`` sets how often they change.
+    """
+
+    def __init__(self, strategies, allocation="equal", reweight="1D", lookback=63,
+                 shrinkage=0.5, **backtest_kw):
+        from quantlab import strategies as registry
+
+        if allocation not in ALLOCATIONS:
+            raise ValueError(f"unknown allocation {allocation!r}; use one of "
+                             f"{', '.join(ALLOCATIONS)}")
+        if not 0 <= shrinkage <= 1:
+            raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage!r}")
+        objs = [registry.get(s) if isinstance(s, str) else s for s in strategies]
+        if len(objs) < 1:
+            raise ValueError("an ensemble needs at least one strategy")
+        names = [s.name for s in objs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"strategy names must be unique, got {names}")
+        self.strategies = dict(zip(names, objs))
+        self.allocation, self.reweight = allocation, reweight
+        self.lookback, self.shrinkage = int(lookback), float(shrinkage)
+        self.backtest_kw = {k: v for k, v in backtest_kw.items() if k != "group"}
+        self._cache: dict = {}
+
+    def __repr__(self):
+        return (f"Ensemble({list(self.strategies)}, allocation={self.allocation!r}, "
+                f"reweight={self.reweight!r}, lookback={self.lookback})")
+
+    # ---- the parts -----------------------------------------------------------------
+    def _parts(self, ds):
+        if self._cache.get("ds") is not ds:   # one data set cached (held, so ids stay unique)
+            from quantlab.backtest import backtest
+
+            sigs, streams = {}, {}
+            for name, s in self.strategies.items():
+                sig = s.signal(ds, **s.default_inputs(ds))
+                if set(sig.dims) != {"time", "asset"}:
+                    raise ValueError(f"{name}: list parameters are not allowed in an ensemble")
+                sigs[name] = sig
+                streams[name] = backtest(ds, sig, group=True, **self.backtest_kw).returns
+            dim = pd.Index(list(sigs), name="strategy")
+            join = dict(dim=dim, coords="minimal", compat="override")
+            self._cache = {"ds": ds, "parts": (
+                xr.concat(list(sigs.values()), **join),
+                xr.concat(list(streams.values()), **join).transpose("time", "strategy"))}
+        return self._cache["parts"]
+
+    def streams(self, ds) -> xr.DataArray:
+        """Each strategy's return stream, (time, strategy)."""
+        return self._parts(ds)[1]
+
+    def weights(self, ds) -> xr.DataArray:
+        """(time, strategy) weights summing to 1, from streams up to t-1."""
+        r = self.streams(ds)
+        past = r.shift(time=1)                        # decided before bar t trades
+        k = r.sizes["strategy"]
+        n = r.sizes["time"]
+        equal = np.full((n, k), 1.0 / k)
+        if self.allocation == "equal":
+            w = equal
+        elif self.allocation == "risk_parity":
+            w = self._risk_parity(past.values, equal)
+        elif self.allocation == "performance_momentum":
+            mean = rolling.mean(past, self.lookback).values
+            sd = rolling.std(past, self.lookback).values
+            w = self._tilt(mean / np.where(sd > 0, sd, np.nan), equal)
+        else:
+            w = self._tilt(self._regime_sharpe(ds, r), equal)
+        mask = _rebalance_mask(r.indexes["time"], self.reweight)
+        w = pd.DataFrame(np.where(mask[:, None], w, np.nan)).ffill().to_numpy()
+        return xr.DataArray(w, dims=("time", "strategy"),
+                            coords={"time": r.time, "strategy": r.strategy}, name="weight")
+
+    def _tilt(self, score, equal):
+        raw = np.where(np.isfinite(score), np.maximum(score, 0.0), 0.0)
+        total = raw.sum(1, keepdims=True)
+        tilt = np.divide(raw, total, out=equal.copy(), where=total > 0)
+        return self.shrinkage * equal + (1 - self.shrinkage) * tilt
+
+    def _risk_parity(self, past, equal):
+        from quantlab.risk import risk_parity_weights
+
+        w = equal.copy()
+        L = self.lookback
+        for t in range(L, past.shape[0]):
+            win = past[t - L + 1:t + 1]
+            win = win[~np.isnan(win).any(1)]
+            if len(win) < L // 2:
+                continue
+            cov = np.cov(win.T)
+            if np.all(np.diag(cov) > 0):
+                w[t] = risk_parity_weights(cov).to_numpy()
+        return w
+
+    def _regime_sharpe(self, ds, r):
+        """Sharpe of each stream over the bars s < t that began in the regime bar t
+        begins in: r_s counts for the regime at s-1's close, the one known when its
+        position was set; bar t's regime is the one at t-1's close."""
+        reg = detect_regimes(ds)["regime"].values
+        x = r.values
+        out = np.full(x.shape, np.nan)
+        sums: dict = {}
+        for t in range(x.shape[0]):
+            cur = reg[t - 1] if t else ""
+            if cur in sums and sums[cur][0] >= 20:
+                n, s1, s2 = sums[cur]
+                mu = s1 / n
+                var = s2 / n - mu ** 2
+                out[t] = mu / np.sqrt(np.where(var > 0, var, np.nan))
+            if cur and not np.isnan(x[t]).any():       # r_t is known after bar t
+                n, s1, s2 = sums.get(cur, (0, 0.0, 0.0))
+                sums[cur] = (n + 1, s1 + x[t], s2 + x[t] ** 2)
+        return out
+
+    # ---- the blended portfolio -----------------------------------------------------
+    def signal(self, ds) -> xr.DataArray:
+        """Σ_k w_k(t) · signal_k(t): the combined exposure, (time, asset), in [-1, 1]."""
+        sigs = self._parts(ds)[0]
+        w = self.weights(ds)
+        held = sigs.ffill("time").fillna(0.0)        # NaN = hold: the held target counts
+        out = (held * w).sum("strategy")
+        return out.where(sigs.notnull().any("strategy") | (out != 0)).clip(-1, 1) \
+            .transpose("time", "asset").rename("signal")
+
+    def backtest(self, ds):
+        """The ensemble as one portfolio account with the ensemble's costs."""
+        from quantlab.backtest import backtest
+
+        return backtest(ds, self.signal(ds), group=True, **self.backtest_kw)
+
+    def attribution(self, ds) -> pd.DataFrame:
+        """P&L per strategy: w_k(t) · stream_k(t), cumulated; an approximation of each
+        strategy's share (it ignores the netting of trades inside the portfolio)."""
+        contrib = (self.weights(ds) * self.streams(ds).fillna(0.0))
+        return contrib.cumsum("time").to_pandas()
+
+
+def create_unconventional_ensemble(allocation="regime", **kw) -> Ensemble:
+    """The seed's ensemble of the six unconventional strategies."""
+    from quantlab import strategies
+
+    return Ensemble(strategies.names("unconventional"), allocation=allocation, **kw)

@@ -1,0 +1,101 @@
+"""ql.ensemble: weights from past streams only, and allocations that do what they say on
+synthetic markets built for them."""
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+from quantlab.strategies import Strategy
+
+
+class _Fixed(Strategy):
+    """A constant exposure on one asset (a test double, not registered)."""
+
+    defaults = {"asset": "S0", "side": 1.0}
+    param_space = {"asset": ["S0"], "side": (-1.0, 1.0)}
+
+    def __init__(self, name, **params):
+        self.name = name
+        super().__init__(**params)
+
+    def _signal(self, ds, asset, side):
+        sig = xr.zeros_like(ds["close"])
+        return sig.where(sig.asset != asset, side)
+
+
+def _market(r):
+    n, m = r.shape
+    close = 100 * np.cumprod(1 + r, axis=0)
+    return xr.Dataset({"close": (("time", "asset"), close)},
+                      coords={"time": pd.bdate_range("2000-01-03", periods=n),
+                              "asset": [f"S{i}" for i in range(m)]})
+
+
+@pytest.mark.parametrize("allocation", ["equal", "risk_parity", "performance_momentum",
+                                        "regime"])
+def test_weights_sum_to_one_never_nan_and_do_not_look_ahead(allocation, equities):
+    ds = equities.isel(time=slice(-900, None))
+    e = ql.ensemble.Ensemble(["volatility_regime", "spc", "complex_systems"],
+                             allocation=allocation, lookback=63, fees=0.001)
+    w = e.weights(ds)
+    assert w.dims == ("time", "strategy") and not bool(w.isnull().any())
+    np.testing.assert_allclose(w.sum("strategy"), 1.0, atol=1e-12)
+    for cut in (400, 700):
+        part = e.weights(ds.isel(time=slice(0, cut + 1)))
+        np.testing.assert_allclose(part.isel(time=-1), w.isel(time=cut), atol=1e-12)
+    sig = e.signal(ds)
+    assert float(abs(sig).max()) <= 1 and sig.dims == ("time", "asset")
+    res = e.backtest(ds)
+    assert np.isfinite(float(res.metrics()["sharpe_ratio"]))
+    assert list(e.attribution(ds).columns) == ["volatility_regime", "spc", "complex_systems"]
+
+
+def test_regime_allocation_favours_the_strategy_that_wins_in_the_current_regime():
+    rng = np.random.default_rng(0)
+    n = 2400
+    calm = (np.arange(n) // 150) % 2 == 0              # alternating calm / wild blocks
+    sd = np.where(calm, 0.004, 0.02)
+    drift = np.where(calm, 0.002, -0.004)              # S0 rises in calm, falls in wild
+    r = np.column_stack([drift + sd * rng.normal(size=n), 0.004 * rng.normal(size=n)])
+    ds = _market(r)
+    e = ql.ensemble.Ensemble([_Fixed("long", side=1.0), _Fixed("short", side=-1.0)],
+                             allocation="regime", shrinkage=0.0)
+    w = e.weights(ds).sel(strategy="long").values
+    vol = ql.ensemble.detect_regimes(ds)["volatility"].shift(time=1).values
+    late = np.arange(n) > 1200
+    assert w[late & (vol == "low_vol")].mean() > 0.8
+    assert w[late & (vol == "high_vol")].mean() < 0.2
+    equal = ql.ensemble.Ensemble([_Fixed("long"), _Fixed("short", side=-1.0)])
+    assert float(e.backtest(ds).equity.isel(time=-1)) > float(equal.backtest(ds).equity.isel(time=-1))
+
+
+def test_performance_momentum_tilts_to_a_persistent_winner():
+    rng = np.random.default_rng(1)
+    r = np.column_stack([0.001 + 0.01 * rng.normal(size=800),
+                         -0.0005 + 0.01 * rng.normal(size=800)])
+    ds = _market(r)
+    e = ql.ensemble.Ensemble([_Fixed("winner", asset="S0"), _Fixed("loser", asset="S1")],
+                             allocation="performance_momentum", lookback=126, shrinkage=0.2)
+    w = e.weights(ds).sel(strategy="winner")
+    assert float(w.isel(time=slice(0, 126)).max()) == pytest.approx(0.5)   # equal at first
+    assert float(w.isel(time=slice(300, None)).mean()) > 0.75
+    monthly = ql.ensemble.Ensemble([_Fixed("winner", asset="S0"), _Fixed("loser", asset="S1")],
+                                   allocation="performance_momentum", reweight="1M")
+    wm = monthly.weights(ds).sel(strategy="winner").to_series()
+    assert (wm.groupby(wm.index.to_period("M")).nunique() == 1).all()
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="unknown allocation"):
+        ql.ensemble.Ensemble(["spc"], allocation="kelly")
+    with pytest.raises(ValueError, match="unknown strategy"):
+        ql.ensemble.Ensemble(["spcc"])
+    with pytest.raises(ValueError, match="reweight"):
+        ql.ensemble.Ensemble(["spc"], reweight="fortnightly").weights(ql.data.load())
+
+
+def test_seed_constructor():
+    e = ql.ensemble.create_unconventional_ensemble()
+    assert list(e.strategies) == ql.strategies.names("unconventional")
+    assert e.allocation == "regime"
