@@ -72,7 +72,7 @@ def test_regime_allocation_favours_the_strategy_that_wins_in_the_current_regime(
 
 def test_performance_momentum_tilts_to_a_persistent_winner():
     rng = np.random.default_rng(1)
-    r = np.column_stack([0.001 + 0.01 * rng.normal(size=800),
+    r = np.column_stack([0.002 + 0.01 * rng.normal(size=800),
                          -0.0005 + 0.01 * rng.normal(size=800)])
     ds = _market(r)
     e = ql.ensemble.Ensemble([_Fixed("winner", asset="S0"), _Fixed("loser", asset="S1")],
