@@ -300,7 +300,7 @@ class RiskManager:
         return report
 
 
-@dataclass
+@dataclass(repr=False)
 class RiskReport:
     """Tables of a risk report; ``to_html()`` (self-contained, BokehJS inline) and the
     notebook's rich display."""
@@ -313,6 +313,13 @@ class RiskReport:
     contributions: pd.DataFrame | None = None
     attribution: pd.Series | None = None
     extra: dict = field(default_factory=dict)
+
+    def __repr__(self):
+        v = self.var.loc["historical"]
+        return (f"RiskReport({self.confidence_level:.0%}: historical VaR {v['VaR']:.4f}, "
+                f"CVaR {v['CVaR']:.4f}; max drawdown {self.drawdown['max_drawdown']:.4f}, "
+                f"{len(self.drawdown['breaches'])} breach(es) of "
+                f"{self.drawdown['limit']:.0%})")
 
     def _tables(self) -> str:
         dd = {k: v for k, v in self.drawdown.items() if k not in ("breaches", "recovery_times")}
