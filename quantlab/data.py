@@ -92,6 +92,13 @@ _SETS = {
                        "tbilrate", "unemp", "pop", "infl", "realint"), "1Q",
              "1959-01-01", "2009-07-01", "US macro (FRED/BLS, public domain) via statsmodels",
              "statsmodels"),
+        _Set("core_cpi", ("core_cpi",), "1M", "1957-01-01", "2018-11-01",
+             "US CPI less food and energy (BLS CPILFESL, index level), FRED via arch.data",
+             "arch"),
+        _Set("cross_market", ("close",), "1D", "1986-01-02", "2019-01-03",
+             "daily closes of indices (SP500, NASDAQ 1999-2018), equities (2000-2013), WTI "
+             "(1986-2019) and VIX (2014-2019) on the union of their dates, NaN outside each "
+             "series' coverage, no fill", "arch"),
         _Set("rates", ("aaa", "baa"), "1M", "1919-01-01", "2018-12-01",
              "Moody's AAA/BAA yields (decimal, annual), FRED via arch.data", "arch"),
     ]
@@ -230,10 +237,25 @@ def _load_rates() -> xr.Dataset:
     return _series_dataset(df / 100.0, "M", "decimal annual yield")
 
 
+def _load_core_cpi() -> xr.Dataset:
+    from arch.data import core_cpi
+    df = core_cpi.load().rename(columns={"CPILFESL": "core_cpi"})
+    return _series_dataset(df, "M", "index level (1982-84 = 100)")
+
+
+def _load_cross_market() -> xr.Dataset:
+    parts = [load(n)[["close"]] for n in ("indices", "equities", "wti", "vix")]
+    ds = xr.concat(parts, dim="asset", join="outer", coords="minimal", compat="override",
+                   combine_attrs="drop")
+    ds.attrs.update(note="each series NaN outside its own coverage and on its market's "
+                         "holidays; align with CrossMarketAnalyzer (bounded forward fill)")
+    return ds
+
+
 _LOADERS = {
     "equities": _load_equities, "indices": _load_indices, "sp500_20": _load_sp500_20,
     "vix": _load_vix, "wti": _load_wti, "ff3": _load_ff3, "macro": _load_macro,
-    "rates": _load_rates,
+    "rates": _load_rates, "core_cpi": _load_core_cpi, "cross_market": _load_cross_market,
 }
 assert set(_LOADERS) == set(_SETS)
 
@@ -418,7 +440,8 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
 # --------------------------------------------------------------------------- CSV
 
 _ALIASES = {"adj._close": "adj_close", "adjclose": "adj_close", "adjusted_close": "adj_close",
-            "datetime": "date", "timestamp": "date", "time": "date", "symbol": "asset",
+            "datetime": "date", "timestamp": "date", "time": "date", "open_time": "date",
+            "symbol": "asset",
             "ticker": "asset", "vol": "volume"}
 
 
@@ -439,7 +462,11 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
       Close,Volume``), the asset named by the file stem;
     - a file with a symbol/ticker/asset column: a long table (one row per date and asset);
     - a file with price columns: one symbol (``asset=`` or the file stem);
-    - otherwise a wide table: a date column and one close column per asset.
+    - otherwise a wide table: a date column and one close column per asset;
+    - an exchange kline export (no header; open time in epoch ms or µs, then open, high,
+      low, close, volume and extra columns, as data.binance.vision publishes), detected
+      or with ``layout="kline"``; the asset named by ``asset=`` or the file stem.
+    Dates may be text or epoch seconds/milliseconds/microseconds (all digits).
 
     Tolerates a UTF-8 BOM, blank lines and Yahoo's all-"null" rows (a missing bar).
     Raises :class:`DataError` naming file, column, line and value for anything else.
@@ -463,10 +490,41 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
     return validate(ds, source=str(path))
 
 
+# An exchange kline export (Binance's data.binance.vision layout): no header, open time
+# in epoch milliseconds (microseconds from 2025), then OHLCV and extra columns.
+KLINE_COLUMNS = ["date", "open", "high", "low", "close", "volume", "close_time",
+                 "quote_volume", "trades", "taker_buy_base", "taker_buy_quote", "ignore"]
+
+
+def _is_headerless_kline(path: Path) -> bool:
+    import gzip
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig") as f:
+        first = f.readline().strip().split(",")
+    return len(first) >= 6 and first[0].isdigit() and len(first[0]) >= 12
+
+
+def _epoch_dates(text: pd.Series) -> pd.Series | None:
+    """Epoch timestamps (all digits) by their magnitude: s, ms or µs; None otherwise."""
+    t = text.str.strip()
+    if not t.str.fullmatch(r"\d{9,17}").all():
+        return None
+    digits = int(t.str.len().median())
+    unit = "s" if digits <= 10 else "ms" if digits <= 13 else "us"
+    return pd.to_datetime(t.astype("int64"), unit=unit)
+
+
 def _read_table(path: Path, asset: str | None, layout: str) -> dict[str, pd.DataFrame]:
+    kline = layout == "kline" or (layout == "auto" and _is_headerless_kline(path))
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                          skip_blank_lines=True)
+                          skip_blank_lines=True, header=None if kline else "infer")
+        if kline:
+            raw.columns = (KLINE_COLUMNS + [f"extra_{i}" for i in range(raw.shape[1])])[
+                :raw.shape[1]]
+            layout = "single"
+            asset = asset or path.name.split("-")[0].split(".")[0]   # BTCUSDT-1h-2021-01
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: empty file") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
@@ -482,7 +540,9 @@ def _read_table(path: Path, asset: str | None, layout: str) -> dict[str, pd.Data
     if raw.empty:
         raise DataError(f"{path}: no data rows")
     raw["_line"] = np.arange(1, len(raw) + 1)  # data row, blank lines not counted
-    dates = pd.to_datetime(raw["date"].str.strip(), errors="coerce")
+    dates = _epoch_dates(raw["date"])
+    if dates is None:
+        dates = pd.to_datetime(raw["date"].str.strip(), errors="coerce")
     if dates.isna().any():
         i = int(np.flatnonzero(dates.isna().to_numpy())[0])
         raise DataError(f"{path}: data row {raw['_line'].iloc[i]}: unparsable date "
@@ -507,7 +567,8 @@ def _read_table(path: Path, asset: str | None, layout: str) -> dict[str, pd.Data
         return {str(original[c]).strip(): _numeric_bars(
                     raw[[c, "_line"]].rename(columns={c: "close"}), path, original[c])
                 for c in raw.columns if c != "_line"}
-    raise ValueError(f"load_csv: unknown layout {layout!r}; use auto, single, long or wide")
+    raise ValueError(f"load_csv: unknown layout {layout!r}; use auto, single, long, wide "
+                     "or kline")
 
 
 def _numeric_bars(raw: pd.DataFrame, path: Path, asset: str) -> pd.DataFrame:

@@ -171,3 +171,31 @@ def heatmap_figure(table, title: str = "", palette: str = "RdBu"):
     fig.xaxis.major_label_orientation = 0.6
     fig.grid.visible = False
     return fig
+
+
+def network_figure(edges, title: str = "", source: str = "leader", target: str = "follower",
+                   weight: str = "transfer_entropy", keep: str = "significant"):
+    """A directed graph on a circle: one arrow per row of ``edges`` (a DataFrame such as
+    ``CrossMarketAnalyzer.lead_lag()``) where ``keep`` is true, width by ``weight``."""
+    from bokeh.models import Arrow, ColumnDataSource, LabelSet, VeeHead
+
+    nodes = sorted(set(edges[source]) | set(edges[target]))
+    angle = 2 * np.pi * np.arange(len(nodes)) / max(len(nodes), 1)
+    xy = {n: (np.cos(a), np.sin(a)) for n, a in zip(nodes, angle)}
+    fig = _figure(title=title, height=420, x_range=(-1.5, 1.5), y_range=(-1.4, 1.4),
+                  match_aspect=True)
+    fig.axis.visible = False
+    fig.grid.visible = False
+    shown = edges[edges[keep]] if keep in edges else edges
+    top = float(shown[weight].max()) if len(shown) else 1.0
+    for _, e in shown.iterrows():
+        (x0, y0), (x1, y1) = xy[e[source]], xy[e[target]]
+        fig.add_layout(Arrow(end=VeeHead(size=10, fill_color=PALETTE[3], line_color=PALETTE[3]),
+                             x_start=x0, y_start=y0, x_end=0.9 * x1 + 0.1 * x0,
+                             y_end=0.9 * y1 + 0.1 * y0, line_color=PALETTE[3], line_alpha=0.7,
+                             line_width=1 + 4 * float(e[weight]) / top if top > 0 else 1))
+    src = ColumnDataSource({"x": [xy[n][0] for n in nodes], "y": [xy[n][1] for n in nodes],
+                            "name": nodes})
+    fig.scatter("x", "y", source=src, size=14, color=PALETTE[0])
+    fig.add_layout(LabelSet(x="x", y="y", text="name", source=src, x_offset=8, y_offset=8))
+    return fig

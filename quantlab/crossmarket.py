@@ -1,0 +1,386 @@
+"""Cross-market analysis: how equities, rates, commodities, volatility, FX, crypto and the
+macro economy move together, and which leads.
+
+Every series keeps its own coverage; results state the window they were computed on.
+Daily series are aligned on the union of their dates with a forward fill of at most
+``MAX_FILL_DAYS`` bars (a holiday in one market), never across longer gaps. Monthly and
+quarterly series (rates, CPI, macro) enter only through ``ql.data.as_of`` with a
+publication lag, so no value is used before it was known; they then hold until the next
+release.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from quantlab.errors import DataError
+
+__all__ = ["CrossMarketAnalyzer", "CLASSES", "MAX_FILL_DAYS"]
+
+CLASSES = ("equity", "fx", "commodity", "crypto", "rates", "volatility", "macro")
+LEVEL_CLASSES = ("rates", "macro")      # yields and indicators: changes, not returns
+MAX_FILL_DAYS = 3
+# days after the period end when each low-frequency series is published (approximate)
+RELEASE_LAGS = {"rates": 1, "core_cpi": 15, "macro": 30}
+
+
+def _as_series(data, symbol) -> pd.Series:
+    if isinstance(data, xr.Dataset):
+        data = data["close"]
+    if isinstance(data, xr.DataArray):
+        if "asset" in data.dims:
+            data = data.sel(asset=symbol) if symbol in data.asset else data.squeeze("asset")
+        if data.ndim != 1 or "time" not in data.dims:
+            raise ValueError(f"{symbol}: a DataArray must have only a time dim, got {data.dims}")
+        data = data.to_series()
+    if isinstance(data, pd.DataFrame):
+        cols = {str(c).lower().replace(" ", "_"): c for c in data.columns}
+        col = cols.get("close") or cols.get("adj_close")
+        if col is None:
+            if data.shape[1] != 1:
+                raise DataError(f"{symbol}: a DataFrame needs a 'close' column, got "
+                                f"{list(data.columns)}")
+            col = data.columns[0]
+        data = data[col]
+    if not isinstance(data, pd.Series):
+        raise TypeError(f"{symbol}: pass a pandas Series/DataFrame or an xarray DataArray")
+    if not isinstance(data.index, pd.DatetimeIndex):
+        raise DataError(f"{symbol}: the index must be dates (a DatetimeIndex), got "
+                        f"{type(data.index).__name__}")
+    from quantlab.data import _check_time
+
+    _check_time(data.index, f"{symbol}: ")
+    s = pd.to_numeric(data, errors="raise").astype(float).rename(symbol)
+    s.index = s.index.tz_localize(None) if s.index.tz is not None else s.index
+    return s
+
+
+class CrossMarketAnalyzer:
+    """Collect series by asset class, then ``correlations``, ``lead_lag``,
+    ``fx_impact``, ``commodity_influence``, ``volatility_linkage``, ``macro_signals``
+    and ``report``. ``CrossMarketAnalyzer.from_bundled()`` loads the offline data."""
+
+    def __init__(self):
+        self._series: dict[str, pd.Series] = {}
+        self._class: dict[str, str] = {}
+        self._macro: xr.Dataset | None = None
+
+    # ---- data ----------------------------------------------------------------------
+    def add_market_data(self, asset_class: str, symbol: str, data) -> "CrossMarketAnalyzer":
+        """Add a daily series (close prices; yields or indicator levels for rates/macro)."""
+        if asset_class not in CLASSES:
+            raise ValueError(f"unknown asset class {asset_class!r}; use one of "
+                             f"{', '.join(CLASSES)}")
+        s = _as_series(data, symbol).dropna()
+        if s.size < 2:
+            raise DataError(f"{symbol}: fewer than 2 observations")
+        if asset_class not in LEVEL_CLASSES and (s <= 0).any():
+            t = s.index[np.flatnonzero((s <= 0).to_numpy())[0]]
+            raise DataError(f"{symbol}: non-positive price {s[t]} at {t.date()}")
+        self._series[symbol] = s
+        self._class[symbol] = asset_class
+        return self
+
+    @classmethod
+    def from_bundled(cls) -> "CrossMarketAnalyzer":
+        """The daily series of ``ql.data.load("cross_market")``: SP500 and NASDAQ
+        (1999-2018), AAPL GOOG IBM MSFT (2000-2013), WTI (1986-2019), VIX (2014-2019).
+        Monthly and quarterly series (yields, core CPI, macro) are read by
+        ``macro_signals`` with their publication lags, not mixed into the daily panel."""
+        from quantlab import data
+
+        cm = data.load("cross_market")
+        classes = {"equity_index": "equity", "equity": "equity", "commodity": "commodity",
+                   "volatility": "volatility"}
+        out = cls()
+        for a, c in zip(cm.asset.values, cm.asset_class.values):
+            out.add_market_data(classes[str(c)], str(a), cm["close"].sel(asset=a))
+        return out
+
+    def asset_classes(self) -> dict:
+        """{class: [symbols]} of what was added."""
+        out: dict = {}
+        for s, c in self._class.items():
+            out.setdefault(c, []).append(s)
+        return out
+
+    def prices(self, symbols=None) -> xr.DataArray:
+        """(time, asset) levels on the union of dates, gaps of up to MAX_FILL_DAYS bars
+        forward-filled within each series' coverage."""
+        symbols = self._symbols(symbols)
+        frame = pd.concat([self._series[s] for s in symbols], axis=1, sort=True)
+        for s in symbols:   # fill short gaps only inside the series' own coverage
+            first, last = self._series[s].index[[0, -1]]
+            inside = (frame.index >= first) & (frame.index <= last)
+            frame.loc[inside, s] = frame.loc[inside, s].ffill(limit=MAX_FILL_DAYS)
+        da = xr.DataArray(frame.to_numpy(), dims=("time", "asset"),
+                          coords={"time": frame.index.rename("time"), "asset": symbols})
+        return da.assign_coords(asset_class=("asset", [self._class[s] for s in symbols]))
+
+    def returns(self, symbols=None) -> xr.DataArray:
+        """Simple returns, or first differences for rates/macro levels."""
+        p = self.prices(symbols)
+        level = xr.DataArray([self._class[str(a)] in LEVEL_CLASSES for a in p.asset.values],
+                             dims="asset", coords={"asset": p.asset})
+        out = xr.where(level, p - p.shift(time=1), p / p.shift(time=1) - 1)
+        return out.transpose("time", "asset").rename("returns")
+
+    def _symbols(self, symbols):
+        if not self._series:
+            raise ValueError("no data: add_market_data(...) or from_bundled() first")
+        symbols = list(self._series) if symbols is None else list(symbols)
+        unknown = [s for s in symbols if s not in self._series]
+        if unknown:
+            raise ValueError(f"unknown symbol(s) {unknown}; added: {', '.join(self._series)}")
+        return symbols
+
+    @staticmethod
+    def _window(da) -> str:
+        t = da.dropna("time", how="all").indexes["time"]
+        return f"{t[0].date()} .. {t[-1].date()}" if len(t) else "empty"
+
+    # ---- co-movement ---------------------------------------------------------------
+    def correlations(self, window=None, method="pearson", symbols=None, start=None,
+                     end=None) -> xr.DataArray:
+        """Return correlations: pairwise over common dates, ``(asset, asset_other)``; with
+        ``window``, rolling ``(time, asset, asset_other)`` via ``ql.rolling.corr``
+        (pearson only). ``attrs["window"]`` states the dates used. Pairs that never
+        overlap (equities 2000-2013 and VIX 2014-2019) are NaN, or an error when the
+        symbols were asked for by name."""
+        if method not in ("pearson", "spearman"):
+            raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
+        r = self.returns(symbols).sel(time=slice(start, end))
+        if window is not None:
+            if method != "pearson":
+                raise ValueError("rolling correlations are pearson only")
+            from quantlab import rolling
+
+            out = rolling.corr(r, window)
+        else:
+            frame = r.to_pandas()
+            counts = frame.notnull().astype(int).T @ frame.notnull().astype(int)
+            short = np.argwhere(counts.to_numpy() < 2)
+            if len(short) and symbols is not None:   # asked for: an error, not a NaN
+                i, j = short[0]
+                raise DataError(f"{frame.columns[i]} and {frame.columns[j]} overlap on "
+                                f"{counts.iloc[i, j]} observations; need at least 2")
+            c = frame.corr(method=method, min_periods=2)
+            out = xr.DataArray(c.to_numpy(), dims=("asset", "asset_other"),
+                               coords={"asset": c.index.to_numpy(),
+                                       "asset_other": c.columns.to_numpy()})
+        return out.assign_attrs(window=self._window(r), method=method)
+
+    def lead_lag(self, max_lag=10, symbols=None, min_obs=250, te_bins=3) -> pd.DataFrame:
+        """One row per ordered pair: the lag (1..max_lag bars) at which the leader's past
+        return correlates most with the follower's (|corr|), that correlation, the
+        Granger F-test p-value at that lag (statsmodels; does the leader's past add to the
+        follower's own past?), transfer entropy leader -> follower at that lag (bits,
+        3 equal-count bins), the overlap window and n.
+
+        Multiple testing: the lag is picked by looking, so its p-value is Bonferroni
+        corrected for the ``max_lag`` lags tried, then Holm's step-down adjusts across all
+        pairs (``p_adjusted``); ``significant`` is p_adjusted < 0.05.
+        """
+        from statsmodels.tsa.stattools import grangercausalitytests
+
+        from quantlab import measures
+
+        r = self.returns(symbols).to_pandas()
+        rows = []
+        for lead in r.columns:
+            for follow in r.columns:
+                if lead == follow:
+                    continue
+                pair = r[[lead, follow]].dropna()
+                if len(pair) < min_obs:
+                    continue
+                x, y = pair[lead].to_numpy(), pair[follow].to_numpy()
+                cors = [np.corrcoef(x[:-k], y[k:])[0, 1] for k in range(1, max_lag + 1)]
+                k = int(np.nanargmax(np.abs(cors))) + 1
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    g = grangercausalitytests(np.column_stack([y, x]), [k])
+                p = float(g[k][0]["ssr_ftest"][1])
+                # the source shifted by k - 1, so TE's one-step source term is x_{t-k}
+                te = measures.transfer_entropy(x[:len(x) - k + 1], y[k - 1:], bins=te_bins)
+                rows.append({"leader": lead, "follower": follow, "lag": k,
+                             "correlation": float(cors[k - 1]), "granger_p": p,
+                             "transfer_entropy": float(te), "n": len(pair),
+                             "window": f"{pair.index[0].date()} .. {pair.index[-1].date()}"})
+        if not rows:
+            raise DataError(f"no pair overlaps on {min_obs}+ observations")
+        out = pd.DataFrame(rows)
+        out["p_adjusted"] = _holm(np.minimum(out["granger_p"] * max_lag, 1.0))
+        out["significant"] = out["p_adjusted"] < 0.05
+        return out.sort_values(["significant", "p_adjusted"], ascending=[False, True]) \
+            .reset_index(drop=True)
+
+    # ---- influence -----------------------------------------------------------------
+    def _betas(self, targets, driver, window):
+        """Rolling OLS beta of each target's returns on the driver's, and its stability."""
+        from quantlab import rolling
+
+        r = self.returns([*targets, driver])
+        x = r.sel(asset=driver, drop=True)
+        y = r.sel(asset=list(targets))
+        both = y.notnull() & x.notnull()
+        xm, ym = x.where(both), y.where(both)
+        mean = lambda v: rolling.mean(v, window, min_periods=window // 2)  # noqa: E731
+        cov = mean(xm * ym) - mean(xm) * mean(ym)
+        var = mean(xm * xm) - mean(xm) ** 2
+        beta = (cov / var.where(var > 0)).rename("beta")
+        corr = rolling.corr(r.sel(asset=[*targets, driver]), window).sel(
+            asset=list(targets), asset_other=driver, drop=True)
+        full = xr.corr(xm, ym, dim="time")
+        summary = pd.DataFrame({
+            "beta_mean": beta.mean("time").to_series(),
+            "beta_std": beta.std("time").to_series(),
+            "stability": (1 - beta.std("time") / abs(beta.mean("time"))).to_series(),
+            "correlation": full.to_series(),
+            "n": both.sum("time").to_series(),
+        })
+        summary["window"] = [self._window(ym.sel(asset=a)) for a in summary.index]
+        return xr.Dataset({"beta": beta, "correlation": corr}), summary
+
+    def fx_impact(self, equity, fx, window=63):
+        """Rolling beta and correlation of equity returns on an FX rate's returns, with
+        the beta's stability (1 - std / |mean| over time; near 1 = stable).
+        Returns (Dataset of rolling series, summary DataFrame)."""
+        self._need(fx, "fx")
+        return self._betas([equity] if isinstance(equity, str) else list(equity), fx, window)
+
+    def commodity_influence(self, targets=None, commodity="WTI", window=63):
+        """Rolling betas of ``targets`` (default every equity) on a commodity's returns."""
+        self._need(commodity, "commodity")
+        if targets is None:
+            targets = self.asset_classes().get("equity", [])
+        return self._betas(list(targets), commodity, window)
+
+    def _need(self, symbol, cls):
+        if symbol not in self._series:
+            raise ValueError(f"unknown symbol {symbol!r}; added: {', '.join(self._series)}")
+        if self._class[symbol] != cls:
+            raise ValueError(f"{symbol} is {self._class[symbol]!r}, not {cls!r}")
+
+    def volatility_linkage(self, index="SP500", vix="VIX", window=21) -> xr.Dataset:
+        """VIX against the index's realised volatility (annualised % std of the last
+        ``window`` returns) and returns: the variance risk premium VIX² - RV² (implied
+        above realised is the usual state), and the leverage effect (VIX changes move
+        against index returns). ``attrs`` hold the window and headline numbers."""
+        from quantlab import rolling
+
+        self._need(vix, "volatility")
+        p = self.prices([index, vix])
+        r = p.sel(asset=index, drop=True).pipe(lambda s: s / s.shift(time=1) - 1)
+        v = p.sel(asset=vix, drop=True)
+        common = r.notnull() & v.notnull()
+        rv = rolling.std(r.where(common), window, min_periods=window // 2) * np.sqrt(252) * 100
+        out = xr.Dataset({"vix": v.where(common), "realised_vol": rv,
+                          "variance_premium": (v ** 2 - rv ** 2).where(common),
+                          "index_return": r.where(common), "vix_change": v.diff("time")})
+        ok = out["vix_change"].notnull() & out["index_return"].notnull()
+        return out.assign_attrs(
+            window=self._window(out["vix"]),
+            leverage_correlation=float(xr.corr(out["vix_change"].where(ok),
+                                               out["index_return"].where(ok))),
+            vix_rv_correlation=float(xr.corr(out["vix"], out["realised_vol"])),
+            mean_variance_premium=float(out["variance_premium"].mean()))
+
+    # ---- macro ---------------------------------------------------------------------
+    def macro_signals(self, index=None) -> xr.Dataset:
+        """Daily growth, inflation, rates and credit regime signals, each value usable
+        only from its publication (``ql.data.as_of``: quarterly macro 30 days after the
+        quarter, core CPI 15 days after the month, yields the next day):
+
+        growth_up: real GDP growth (q/q, annualised) above its trailing 5-year median;
+        inflation_up: core CPI y/y above its trailing 5-year median; rates_up: the 3-month
+        T-bill above its level a year earlier; credit_stress: the BAA-AAA spread above its
+        trailing 12-month mean. ``regime`` names the growth/inflation quadrant. On the
+        dates of ``index`` (default: the union of added series' dates). A value holds
+        until the next release and becomes NaN one period after the series' last release
+        (the bundled quarterly macro ends in 2009Q3, core CPI and yields in late 2018)."""
+        from quantlab import data
+
+        index = (self.prices().indexes["time"] if index is None else pd.DatetimeIndex(index))
+        macro = data.load("macro")
+        gdp = macro["realgdp"].to_series()
+        growth = ((gdp / gdp.shift(1)) ** 4 - 1).rename("gdp_growth")
+        growth_up = growth > growth.rolling(20, min_periods=8).median()
+        tbill = macro["tbilrate"].to_series()
+        rates_up = tbill > tbill.shift(4)
+        cpi = data.load("core_cpi")["core_cpi"].to_series()
+        infl = (cpi / cpi.shift(12) - 1).rename("core_inflation")
+        infl_up = infl > infl.rolling(60, min_periods=24).median()
+        rates = data.load("rates")
+        spread = (rates["baa"] - rates["aaa"]).to_series()
+        stress = spread > spread.rolling(12).mean()
+
+        def daily(s, lag, period):
+            s = s.astype(float).where(s.notnull())
+            out = data.as_of(s, lag, index=index, period=period).to_numpy().copy()
+            # a value holds until the next release, but not past the series' end: after
+            # the last release plus one period it is stale, NaN
+            last = pd.Period(s.dropna().index[-1], freq=period)
+            stale = (last + 1).end_time.normalize() + pd.Timedelta(days=lag)
+            out[index > stale] = np.nan
+            return xr.DataArray(out, dims="time", coords={"time": index})
+
+        ds = xr.Dataset({
+            "gdp_growth": daily(growth, RELEASE_LAGS["macro"], "Q"),
+            "growth_up": daily(growth_up.where(growth.notnull()), RELEASE_LAGS["macro"], "Q"),
+            "core_inflation": daily(infl, RELEASE_LAGS["core_cpi"], "M"),
+            "inflation_up": daily(infl_up.where(infl.notnull()), RELEASE_LAGS["core_cpi"], "M"),
+            "tbill": daily(tbill, RELEASE_LAGS["macro"], "Q"),
+            "rates_up": daily(rates_up.where(tbill.shift(4).notnull()), RELEASE_LAGS["macro"], "Q"),
+            "credit_spread": daily(spread, RELEASE_LAGS["rates"], "M"),
+            "credit_stress": daily(stress.where(spread.rolling(12).mean().notnull()),
+                                   RELEASE_LAGS["rates"], "M"),
+        })
+        g, i = ds["growth_up"], ds["inflation_up"]
+        names = {(1.0, 0.0): "goldilocks", (1.0, 1.0): "reflation",
+                 (0.0, 1.0): "stagflation", (0.0, 0.0): "deflation"}
+        regime = np.full(len(index), "", dtype=object)
+        for (gv, iv), name in names.items():
+            regime[(g.values == gv) & (i.values == iv)] = name
+        ds["regime"] = ("time", regime.astype(str))
+        return ds.assign_attrs(window=f"{ds['gdp_growth'].dropna('time').indexes['time'][0].date()}"
+                               f" .. {ds['gdp_growth'].dropna('time').indexes['time'][-1].date()}"
+                               if ds["gdp_growth"].notnull().any() else "empty",
+                               release_lags_days=str(RELEASE_LAGS))
+
+    # ---- report --------------------------------------------------------------------
+    def report(self, window=63, max_lag=5):
+        """A bokeh column: correlation heatmap, lead-lag network of the significant
+        pairs, rolling betas on oil (when present) and the macro regimes."""
+        from bokeh.layouts import column
+
+        from quantlab import plots
+
+        c = self.correlations()
+        figs = [plots.heatmap_figure(c.to_pandas().round(2),
+                                     title=f"return correlations, {c.attrs['window']}")]
+        figs.append(plots.network_figure(self.lead_lag(max_lag=max_lag),
+                                         title="lead-lag (significant after Holm)"))
+        if "commodity" in self.asset_classes():
+            ds, _ = self.commodity_influence(commodity=self.asset_classes()["commodity"][0],
+                                             window=window)
+            figs.append(plots.line_figure(ds["beta"], title="rolling beta on oil"))
+        macro = self.macro_signals()
+        figs.append(plots.line_figure(
+            macro[["growth_up", "inflation_up", "credit_stress"]].to_dataarray("signal"),
+            title="macro regime signals (1 = up / stress)"))
+        return column(*figs, sizing_mode="stretch_width")
+
+
+def _holm(p) -> np.ndarray:
+    """Holm's step-down adjusted p-values (monotone, capped at 1)."""
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(p)
+    m = len(p)
+    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out
