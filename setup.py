@@ -17,8 +17,10 @@ extensions = [
         # -fno-trapping-math lets gcc if-convert the NaN selects and divisions of the
         # branch-free loops (we never use FP exceptions; NaN semantics are unchanged);
         # the alias-check budget lets it vectorise loops touching many state arrays.
+        # -ffp-contract=off: no fused multiply-adds, so doubles round as Python's do (the
+        # tick engine is checked bit for bit against its pure-Python oracle)
         extra_compile_args=["-O3", "-fno-trapping-math", "-fno-math-errno",
-                            "--param=vect-max-version-for-alias-checks=64"],
+                            "-ffp-contract=off", "--param=vect-max-version-for-alias-checks=64"],
     )
     for pyx in sorted((HERE / "cython_kernels").glob("*.pyx"))
 ]

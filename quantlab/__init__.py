@@ -9,7 +9,7 @@ from quantlab.errors import DataError
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"backtest", "crossmarket", "data", "ensemble", "measures", "metrics", "plots", "research", "risk", "rolling", "signals",
+_SUBMODULES = {"backtest", "crossmarket", "data", "engine", "ensemble", "measures", "metrics", "plots", "research", "risk", "rolling", "signals",
                "strategies", "suite", "testing", "widgets"}
 # top-level names that live in a submodule
 _ATTRS = {"Slippage": "backtest", "BacktestingEngine": "backtest",

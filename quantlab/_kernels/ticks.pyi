@@ -1,0 +1,32 @@
+import numpy as np
+import numpy.typing as npt
+
+I64 = npt.NDArray[np.int64]
+
+TICK_REJECTS: tuple[str, ...]
+ORDER_REJECTS: tuple[str, ...]
+
+class TickCore:
+    capacity: int
+    ticks: int
+    signals: int
+    stale: int
+    orders: int
+    cash: int
+    mtm2: int
+    gross2: int
+    peak2: int
+    killed: bool
+    n_samples: int
+    pos: memoryview
+    samples: memoryview
+    tick_rejects: memoryview
+    order_rejects: memoryview
+    def __init__(self, capacity: int, tick_size: float, fast_span: int, slow_span: int,
+                 threshold: float, min_confidence: float, max_age: int, order_size: int,
+                 max_position: int, max_order_notional: float, max_orders_per_second: int,
+                 max_drawdown: float, max_positions: int, max_concentration: float,
+                 concentration_base: float, second: int, sample_every: int,
+                 max_samples: int) -> None: ...
+    def process(self, sym: I64, bid: I64, ask: I64, bsz: I64, asz: I64, ts: I64,
+                check_risk: bool = True) -> tuple[I64, I64, I64, I64]: ...

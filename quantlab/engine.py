@@ -1,0 +1,543 @@
+"""A low-latency tick engine in Cython: quotes in, signals, risk-checked orders,
+positions and P&L out, with sampled latency statistics, health checks and alerts.
+
+One engine replaces the seed's Rust/Go/C++ trio. ``TickEngine.process_ticks(columns)``
+runs NumPy columns through the Cython core without per-tick Python objects;
+``process_market_data(ticks)`` takes the seed's dicts (prices and sizes as strings or
+numbers). The pure-Python oracle ``quantlab.engine_reference.PyTickEngine`` does the same
+work tick by tick, and the tests require identical results. Tick semantics: see
+``cython_kernels/ticks.pyx``.
+
+Config: the YAML shipped as ``quantlab/config/engine.yaml`` (``config/engine.yaml`` in the
+repo is a copy to edit), then a YAML path or dict given to the engine, then environment
+variables ``QUANTLAB_<SECTION>_<KEY>`` (e.g. ``QUANTLAB_RISK_MAX_POSITION=500``). Unknown
+sections or keys, or values of the wrong type, raise ``ValueError`` naming the key.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from quantlab._kernels import ticks as _k
+from quantlab.engine_reference import FIELDS, PyTickEngine, to_int, to_ticks
+
+__all__ = ["TickEngine", "TickResult", "AlertMonitor", "load_config", "reference_engine",
+           "synthetic_ticks", "seed_batch", "websocket_feed", "dashboard", "DEFAULT_CONFIG"]
+
+DEFAULT_CONFIG = Path(__file__).parent / "config" / "engine.yaml"
+log = logging.getLogger("quantlab.engine")
+
+
+# ---- configuration -------------------------------------------------------------------
+
+def load_config(config=None, environ=None) -> dict:
+    """Defaults <- ``config`` (a YAML path or a dict of sections) <- QUANTLAB_* variables."""
+    import yaml
+
+    cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
+
+    def merge(update, where):
+        for section, values in update.items():
+            if section not in cfg:
+                raise ValueError(f"{where}: unknown config section {section!r}; sections: "
+                                 f"{', '.join(cfg)}")
+            if not isinstance(values, dict):
+                raise ValueError(f"{where}: section {section!r} must be a mapping")
+            for key, value in values.items():
+                if key not in cfg[section]:
+                    raise ValueError(f"{where}: unknown config key {section}.{key}; keys: "
+                                     f"{', '.join(cfg[section])}")
+                cfg[section][key] = _typed(section, key, value, cfg[section][key], where)
+
+    if config is not None:
+        if isinstance(config, (str, Path)):
+            merge(yaml.safe_load(Path(config).read_text()) or {}, str(config))
+        elif isinstance(config, dict):
+            merge(config, "config")
+        else:
+            raise TypeError("config must be a YAML path, a dict or None")
+    env = os.environ if environ is None else environ
+    for name, value in env.items():
+        if not name.startswith("QUANTLAB_"):
+            continue
+        rest = name[len("QUANTLAB_"):].lower()
+        section = next((s for s in cfg if rest.startswith(s + "_")), None)
+        if section is None:
+            continue   # other quantlab variables are not engine settings
+        merge({section: {rest[len(section) + 1:]: value}}, f"environment {name}")
+    _check(cfg)
+    return cfg
+
+
+def _typed(section, key, value, default, where):
+    kind = type(default)
+    try:
+        if kind is bool:
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        if kind is int and isinstance(value, str):
+            return int(float(value)) if float(value).is_integer() else int(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: {section}.{key} must be {kind.__name__}, got "
+                         f"{value!r}") from None
+
+
+def _check(cfg):
+    e, s, r = cfg["engine"], cfg["signal"], cfg["risk"]
+    positive = {"engine.max_symbols": e["max_symbols"], "engine.tick_size": e["tick_size"],
+                "signal.fast_span": s["fast_span"], "signal.slow_span": s["slow_span"],
+                "signal.order_size": s["order_size"]}
+    for k, v in positive.items():
+        if not v > 0:
+            raise ValueError(f"config: {k} must be > 0, got {v!r}")
+    if e["timestamp_unit"] not in ("us", "ns"):
+        raise ValueError(f"config: engine.timestamp_unit must be 'us' or 'ns', got "
+                         f"{e['timestamp_unit']!r}")
+    for k in ("max_position", "max_order_notional", "max_orders_per_second", "max_drawdown",
+              "max_positions", "max_concentration", "concentration_base"):
+        if r[k] < 0:
+            raise ValueError(f"config: risk.{k} must be >= 0, got {r[k]!r}")
+
+
+def _core_params(cfg) -> dict:
+    e, s, r = cfg["engine"], cfg["signal"], cfg["risk"]
+    per_us = 1000 if e["timestamp_unit"] == "ns" else 1
+    return dict(capacity=e["max_symbols"], tick_size=e["tick_size"],
+                fast_span=s["fast_span"], slow_span=s["slow_span"],
+                threshold=s["imbalance_threshold"], min_confidence=s["min_confidence"],
+                max_age=s["max_signal_age_us"] * per_us, order_size=s["order_size"],
+                max_position=r["max_position"], max_order_notional=r["max_order_notional"],
+                max_orders_per_second=r["max_orders_per_second"],
+                max_drawdown=r["max_drawdown"], max_positions=r["max_positions"],
+                max_concentration=r["max_concentration"],
+                concentration_base=r["concentration_base"], second=1_000_000 * per_us,
+                sample_every=e["latency_sample_every"])
+
+
+def reference_engine(config=None) -> PyTickEngine:
+    """The pure-Python oracle with the same configuration."""
+    return PyTickEngine(_core_params(load_config(config)))
+
+
+# ---- parsing -------------------------------------------------------------------------
+
+def _column(values, convert, tick_size=None) -> np.ndarray:
+    """Vectorised parse of one field; per-element (the oracle's own functions) only when
+    the batch holds something non-numeric."""
+    try:
+        x = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        if tick_size is None:
+            return np.fromiter((convert(v) for v in values), dtype=np.int64, count=len(values))
+        return np.fromiter((convert(v, tick_size) for v in values), dtype=np.int64,
+                           count=len(values))
+    if tick_size is not None:
+        x = x / tick_size
+    out = np.full(x.shape, -1, dtype=np.int64)
+    ok = np.isfinite(x)
+    out[ok] = np.rint(x[ok]).astype(np.int64)
+    return out
+
+
+def _columns_from_dicts(ticks, tick_size) -> dict:
+    get = [t.get for t in ticks]
+    return {"symbol_id": _column([g("symbol_id") for g in get], to_int),
+            "bid_price": _column([g("bid_price") for g in get], to_ticks, tick_size),
+            "ask_price": _column([g("ask_price") for g in get], to_ticks, tick_size),
+            "bid_size": _column([g("bid_size") for g in get], to_int),
+            "ask_size": _column([g("ask_size") for g in get], to_int),
+            "timestamp": _column([g("timestamp") for g in get], to_int)}
+
+
+# ---- results -------------------------------------------------------------------------
+
+@dataclass
+class TickResult:
+    """One batch: counts, the orders, and the batch's wall time."""
+
+    ticks: int
+    signal_count: int
+    order_count: int
+    rejected_ticks: int
+    rejected_orders: int
+    processing_time_us: float
+    orders: pd.DataFrame = field(repr=False)
+
+    def __getitem__(self, key):     # the seed reads results as dicts
+        return getattr(self, key)
+
+
+class TickEngine:
+    """``TickEngine(config=None)``; see the module docstring."""
+
+    def __init__(self, config=None):
+        self.config = load_config(config)
+        logging.getLogger("quantlab.engine").setLevel(self.config["log"]["level"])
+        self._params = _core_params(self.config)
+        p = dict(self._params)
+        p["max_samples"] = self.config["engine"]["max_latency_samples"]
+        self.core = _k.TickCore(**p)
+        self.tick_size = self.config["engine"]["tick_size"]
+        self._wall = 0.0
+        self.signal_errors = 0
+
+    def __repr__(self):
+        return (f"TickEngine({self.core.ticks} ticks, {self.core.orders} orders, "
+                f"status={self.health_check()['status']!r})")
+
+    # ---- processing ------------------------------------------------------------------
+    def process_ticks(self, columns, check_risk=True) -> TickResult:
+        """NumPy columns (symbol_id, bid_price, ask_price, bid_size, ask_size, timestamp;
+        prices as floats, or int64 ticks when ``columns["prices_in_ticks"]`` is true)."""
+        missing = [f for f in FIELDS if f not in columns]
+        if missing:
+            raise ValueError(f"process_ticks: missing column(s) {missing}")
+        in_ticks = bool(columns.get("prices_in_ticks", False))
+        arr = {}
+        for f in FIELDS:
+            v = np.asarray(columns[f])
+            if f in ("bid_price", "ask_price") and not in_ticks:
+                arr[f] = _column(v, to_ticks, self.tick_size)
+            elif v.dtype == np.int64:
+                arr[f] = np.ascontiguousarray(v)
+            else:
+                arr[f] = _column(v, to_int)
+        return self._run(arr, check_risk)
+
+    def process_market_data(self, ticks, check_risk=True) -> TickResult:
+        """The seed's list of tick dicts (``venue_id`` and ``flags`` are accepted and
+        ignored). ``check_risk=False`` skips the order risk checks (kill switch
+        included): for simulations that study the raw signal only."""
+        ticks = list(ticks)
+        if not ticks:
+            return self._run({f: np.empty(0, dtype=np.int64) for f in FIELDS}, check_risk)
+        return self._run(_columns_from_dicts(ticks, self.tick_size), check_risk)
+
+    def _run(self, c, check_risk=True) -> TickResult:
+        core = self.core
+        before = (core.ticks, core.signals, core.orders, int(np.sum(core.tick_rejects)),
+                  int(np.sum(core.order_rejects)))
+        t0 = time.perf_counter()
+        oi, osym, oq, op = core.process(c["symbol_id"], c["bid_price"], c["ask_price"],
+                                        c["bid_size"], c["ask_size"], c["timestamp"],
+                                        bool(check_risk))
+        dt = time.perf_counter() - t0
+        self._wall += dt
+        orders = pd.DataFrame({"tick": oi, "symbol_id": osym, "qty": oq,
+                               "price": op * self.tick_size})
+        return TickResult(ticks=core.ticks - before[0], signal_count=core.signals - before[1],
+                          order_count=core.orders - before[2],
+                          rejected_ticks=int(np.sum(core.tick_rejects)) - before[3],
+                          rejected_orders=int(np.sum(core.order_rejects)) - before[4],
+                          processing_time_us=dt * 1e6, orders=orders)
+
+    # ---- state -----------------------------------------------------------------------
+    def positions(self) -> pd.Series:
+        """Open positions (shares) by symbol id."""
+        pos = np.asarray(self.core.pos)
+        nz = np.flatnonzero(pos)
+        return pd.Series(pos[nz], index=pd.Index(nz, name="symbol_id"), name="position")
+
+    def pnl(self) -> dict:
+        """Cash, marked value (at mids) and equity in currency; drawdown from the peak."""
+        c = self.core
+        ts = self.tick_size
+        equity = (2 * c.cash + c.mtm2) * 0.5 * ts
+        return {"cash": c.cash * ts, "market_value": c.mtm2 * 0.5 * ts, "equity": equity,
+                "drawdown": (c.peak2 - (2 * c.cash + c.mtm2)) * 0.5 * ts,
+                "gross_notional": c.gross2 * 0.5 * ts}
+
+    def get_performance_stats(self) -> dict:
+        c = self.core
+        n = min(c.n_samples, len(c.samples))
+        lat = np.asarray(c.samples[:n], dtype=float) / 1000.0   # µs
+        q = (lambda p: float(np.percentile(lat, p))) if n else (lambda p: float("nan"))
+        return {
+            "avg_signal_latency_us": float(lat.mean()) if n else float("nan"),
+            "p50_latency_us": q(50), "p99_latency_us": q(99), "p999_latency_us": q(99.9),
+            "latency_samples": n,
+            "signals_processed": c.signals, "stale_signals": c.stale,
+            "orders_submitted": c.orders, "orders_rejected": int(np.sum(c.order_rejects)),
+            "signal_errors": self.signal_errors,
+            "rejected_ticks": int(np.sum(c.tick_rejects)), "ticks_processed": c.ticks,
+            "throughput_ticks_per_s": c.ticks / self._wall if self._wall else float("nan"),
+            "tick_rejects": dict(zip(_k.TICK_REJECTS, map(int, c.tick_rejects))),
+            "order_rejects": dict(zip(_k.ORDER_REJECTS, map(int, c.order_rejects))),
+            "kill_switch": bool(c.killed),
+        }
+
+    def health_check(self, p99_limit_us=10.0, reject_limit=0.05) -> dict:
+        """critical: kill switch on; degraded: p99 latency above ``p99_limit_us`` or more
+        than ``reject_limit`` of ticks rejected; healthy otherwise."""
+        s = self.get_performance_stats()
+        if s["kill_switch"]:
+            return {"status": "critical", "message": "drawdown kill switch is on: no orders"}
+        problems = []
+        if s["p99_latency_us"] > p99_limit_us:
+            problems.append(f"p99 latency {s['p99_latency_us']:.2f} µs > {p99_limit_us} µs")
+        if s["ticks_processed"] and s["rejected_ticks"] / s["ticks_processed"] > reject_limit:
+            problems.append(f"{s['rejected_ticks']} of {s['ticks_processed']} ticks rejected")
+        if problems:
+            return {"status": "degraded", "message": "; ".join(problems)}
+        return {"status": "healthy", "message": f"{s['ticks_processed']} ticks, "
+                f"{s['orders_submitted']} orders"}
+
+    # ---- feeds -----------------------------------------------------------------------
+    def replay(self, path_or_arrays, speed=None, chunk=10_000, on_chunk=None) -> TickResult:
+        """Replay recorded ticks: a CSV or Parquet file with the six ``FIELDS`` columns
+        (prices in currency, timestamps in the configured unit), or a dict of arrays.
+        ``speed=None`` runs flat out; ``speed=1.0`` paces chunks by their timestamps (2.0 =
+        twice as fast). ``on_chunk(engine, result)`` is called after each chunk."""
+        if isinstance(path_or_arrays, (str, Path)):
+            path = Path(path_or_arrays)
+            df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+            missing = [f for f in FIELDS if f not in df]
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {missing}; a replay file has "
+                                 f"{', '.join(FIELDS)}")
+            cols = {f: df[f].to_numpy() for f in FIELDS}
+        else:
+            cols = dict(path_or_arrays)
+        n = len(cols["timestamp"])
+        unit = 1e-6 if self.config["engine"]["timestamp_unit"] == "us" else 1e-9
+        totals = [0, 0, 0, 0, 0, 0.0]
+        frames = []
+        start_wall = time.perf_counter()
+        t_first = float(np.asarray(cols["timestamp"])[0]) if n else 0.0
+        for a in range(0, n, chunk):
+            part = {f: np.asarray(v)[a:a + chunk] for f, v in cols.items()}
+            if speed:
+                due = (float(part["timestamp"][0]) - t_first) * unit / speed
+                wait = due - (time.perf_counter() - start_wall)
+                if wait > 0:
+                    time.sleep(wait)
+            res = self.process_ticks(part)
+            res.orders["tick"] += a
+            frames.append(res.orders)
+            for i, k in enumerate(("ticks", "signal_count", "order_count", "rejected_ticks",
+                                   "rejected_orders", "processing_time_us")):
+                totals[i] += getattr(res, k)
+            if on_chunk is not None:
+                on_chunk(self, res)
+        orders = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return TickResult(*totals[:5], processing_time_us=totals[5], orders=orders)
+
+    async def run_feed(self, feed, batch=1000, max_messages=None, timeout=None) -> TickResult:
+        """Consume an async iterator of ticks (dicts or JSON strings of one dict or a list
+        of dicts), processing them in batches of up to ``batch``; stops at the feed's end,
+        after ``max_messages`` messages or ``timeout`` seconds."""
+        pending: list = []
+        totals = TickResult(0, 0, 0, 0, 0, 0.0, pd.DataFrame())
+        frames = []
+
+        def flush():
+            if pending:
+                res = self.process_market_data(pending)
+                res.orders["tick"] += totals.ticks
+                frames.append(res.orders)
+                for k in ("ticks", "signal_count", "order_count", "rejected_ticks",
+                          "rejected_orders", "processing_time_us"):
+                    setattr(totals, k, getattr(totals, k) + getattr(res, k))
+                pending.clear()
+
+        async def consume():
+            count = 0
+            async for msg in feed:
+                try:
+                    item = json.loads(msg) if isinstance(msg, (str, bytes)) else msg
+                except json.JSONDecodeError:
+                    self.signal_errors += 1
+                    log.warning("feed: a message that is not JSON was dropped")
+                    continue
+                pending.extend(item if isinstance(item, list) else [item])
+                count += 1
+                if len(pending) >= batch:
+                    flush()
+                if max_messages is not None and count >= max_messages:
+                    break
+
+        try:
+            await asyncio.wait_for(consume(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        flush()
+        totals.orders = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return totals
+
+
+async def websocket_feed(url, max_messages=None):
+    """An async iterator over a websocket's text messages (the ``websockets`` package)."""
+    import websockets
+
+    async with websockets.connect(url) as ws:
+        count = 0
+        async for msg in ws:
+            yield msg
+            count += 1
+            if max_messages is not None and count >= max_messages:
+                return
+
+
+# ---- alerts --------------------------------------------------------------------------
+
+class AlertMonitor:
+    """Rules on the engine's statistics; each breach goes to every sink.
+
+    ``rules``: {"p99_latency_us": 10, "error_rate": 0.01 (rejected ticks / ticks),
+    "rejection_rate": 0.5 (rejected orders / signals acted on), "drawdown": 1000 (currency)}.
+    ``sinks``: "log" (the ``quantlab.engine`` logger) or callables ``f(alert_dict)``.
+    """
+
+    KNOWN = ("p99_latency_us", "error_rate", "rejection_rate", "drawdown")
+
+    def __init__(self, engine: TickEngine, rules: dict, sinks=("log",)):
+        unknown = set(rules) - set(self.KNOWN)
+        if unknown:
+            raise ValueError(f"unknown alert rule(s) {sorted(unknown)}; rules: "
+                             f"{', '.join(self.KNOWN)}")
+        self.engine, self.rules, self.sinks = engine, dict(rules), list(sinks)
+        self.history: list = []
+
+    def check(self) -> list:
+        s = self.engine.get_performance_stats()
+        tried = s["orders_submitted"] + s["orders_rejected"]
+        values = {"p99_latency_us": s["p99_latency_us"],
+                  "error_rate": s["rejected_ticks"] / s["ticks_processed"]
+                  if s["ticks_processed"] else 0.0,
+                  "rejection_rate": s["orders_rejected"] / tried if tried else 0.0,
+                  "drawdown": self.engine.pnl()["drawdown"]}
+        alerts = [{"rule": k, "value": values[k], "limit": lim,
+                   "message": f"{k} = {values[k]:.4g} above {lim}"}
+                  for k, lim in self.rules.items() if values[k] > lim]
+        for a in alerts:
+            for sink in self.sinks:
+                if sink == "log":
+                    log.warning("alert: %s", a["message"])
+                else:
+                    sink(a)
+        self.history += alerts
+        return alerts
+
+
+# ---- test and benchmark data ---------------------------------------------------------
+
+def synthetic_ticks(n=10_000, n_symbols=50, seed=0, bad_fraction=0.0, start_price=100.0,
+                    tick_size=0.01) -> dict:
+    """Random-walk quotes with varying book imbalance (columns; prices in currency,
+    timestamps in µs). ``bad_fraction`` of ticks are corrupted (crossed quotes,
+    negative or NaN prices, negative sizes, unknown symbols, out-of-order timestamps)."""
+    rng = np.random.default_rng(seed)
+    sym = rng.integers(0, n_symbols, n)
+    drift = rng.normal(0, 0.1, n_symbols)           # some symbols trend
+    steps = rng.choice([-1, 0, 1], n, p=[0.3, 0.4, 0.3]) + rng.binomial(
+        1, np.abs(drift[sym])) * np.sign(drift[sym])
+    mid = np.empty(n)
+    for s in range(n_symbols):                       # each symbol's own random walk
+        idx = np.flatnonzero(sym == s)
+        mid[idx] = round(start_price / tick_size) + np.cumsum(steps[idx])
+    mid = np.maximum(mid, 10)
+    spread = rng.integers(1, 4, n)
+    bid, ask = (mid - spread) * tick_size, (mid + spread) * tick_size
+    imb = np.clip(rng.normal(0, 0.45, n), -0.95, 0.95)
+    total = rng.integers(200, 2000, n)
+    bsz = np.rint(total * (1 + imb) / 2).astype(np.int64)
+    cols = {"symbol_id": sym.astype(np.int64), "bid_price": bid, "ask_price": ask,
+            "bid_size": bsz, "ask_size": (total - bsz).astype(np.int64),
+            "timestamp": 1_700_000_000_000_000 + np.cumsum(rng.integers(1, 200, n))}
+    if bad_fraction:
+        idx = rng.choice(n, int(n * bad_fraction), replace=False)
+        kind = rng.integers(0, 6, idx.size)
+        b, a = cols["bid_price"], cols["ask_price"]
+        k0 = idx[kind == 0]
+        b[k0], a[k0] = a[k0] + 0.05, b[k0].copy()          # crossed
+        b[idx[kind == 1]] *= -1                             # negative price
+        a[idx[kind == 2]] = np.nan                          # missing price
+        cols["bid_size"][idx[kind == 3]] = -5               # negative size
+        cols["symbol_id"][idx[kind == 4]] = n_symbols + 10_000_000
+        cols["timestamp"][idx[kind == 5]] -= 10_000         # out of order
+    return cols
+
+
+def to_dicts(cols, as_strings=False) -> list:
+    """Columns -> the seed's list of dicts (prices as decimal strings if asked)."""
+    n = len(cols["timestamp"])
+    fmt = (lambda x: f"{x:.2f}") if as_strings else float
+    return [{"symbol_id": int(cols["symbol_id"][i]), "bid_price": fmt(cols["bid_price"][i]),
+             "ask_price": fmt(cols["ask_price"][i]), "bid_size": int(cols["bid_size"][i]),
+             "ask_size": int(cols["ask_size"][i]), "timestamp": int(cols["timestamp"][i]),
+             "venue_id": 1, "flags": 0} for i in range(n)]
+
+
+def seed_batch(n_symbols=100, n_ticks=1000) -> list:
+    """The seed's sample batch shape: n_symbols x n_ticks dicts, prices as strings,
+    constant prices per symbol (so, rightly, no signals)."""
+    out = []
+    for t in range(n_ticks):
+        for s in range(n_symbols):
+            p = 100.0 + s
+            out.append({"symbol_id": s, "bid_price": f"{p:.2f}", "ask_price": f"{p + 0.01:.2f}",
+                        "bid_size": "500", "ask_size": "500", "timestamp": 1_700_000_000_000_000 + t,
+                        "venue_id": 1, "flags": 0})
+    return out
+
+
+# ---- dashboard -----------------------------------------------------------------------
+
+def dashboard(engine: TickEngine, history=300):
+    """A live bokeh dashboard (a jupyter_bokeh widget): throughput, latency histogram,
+    positions and P&L. Call ``.update()`` (or pass it as ``replay(on_chunk=...)``) to
+    refresh while a replay runs."""
+    from bokeh.layouts import gridplot
+    from bokeh.models import ColumnDataSource
+
+    from quantlab import plots
+
+    src = {"tp": ColumnDataSource({"t": [], "tps": []}),
+           "pnl": ColumnDataSource({"t": [], "equity": []}),
+           "lat": ColumnDataSource({"left": [], "right": [], "count": []}),
+           "pos": ColumnDataSource({"symbol": [], "position": []})}
+    f_tp = plots._figure(title="throughput (ticks/s)", height=220)
+    f_tp.line("t", "tps", source=src["tp"])
+    f_pnl = plots._figure(title="equity (currency)", height=220)
+    f_pnl.line("t", "equity", source=src["pnl"], color="#2ca02c")
+    f_lat = plots._figure(title="latency (µs, sampled ticks)", height=220)
+    f_lat.quad(left="left", right="right", top="count", bottom=0, source=src["lat"])
+    f_pos = plots._figure(title="positions (shares)", height=220)
+    f_pos.vbar(x="symbol", top="position", width=0.8, source=src["pos"])
+    grid = gridplot([[f_tp, f_pnl], [f_lat, f_pos]], sizing_mode="stretch_width")
+    state = {"t": 0, "ticks": engine.core.ticks, "wall": time.perf_counter()}
+
+    def update(_engine=None, _result=None):
+        now = time.perf_counter()
+        s = engine.get_performance_stats()
+        state["t"] += 1
+        tps = (s["ticks_processed"] - state["ticks"]) / max(now - state["wall"], 1e-9)
+        state["ticks"], state["wall"] = s["ticks_processed"], now
+        src["tp"].stream({"t": [state["t"]], "tps": [tps]}, rollover=history)
+        src["pnl"].stream({"t": [state["t"]], "equity": [engine.pnl()["equity"]]},
+                          rollover=history)
+        n = min(engine.core.n_samples, len(engine.core.samples))
+        if n:
+            counts, edges = np.histogram(np.asarray(engine.core.samples[:n]) / 1000.0, 40)
+            src["lat"].data = {"left": edges[:-1], "right": edges[1:], "count": counts}
+        pos = engine.positions()
+        src["pos"].data = {"symbol": pos.index.to_numpy(), "position": pos.to_numpy()}
+
+    try:
+        from jupyter_bokeh import BokehModel
+
+        widget = BokehModel(grid)
+    except ImportError:   # outside Jupyter: the bokeh layout itself
+        widget = grid
+    widget.update = update   # type: ignore[attr-defined]
+    widget.sources = src     # type: ignore[attr-defined]
+    update()
+    return widget

@@ -1,0 +1,174 @@
+"""The tick engine's oracle: a straightforward pure-Python engine doing the same work as
+``cython_kernels/ticks.pyx``, operation for operation (the tests require identical
+signals, orders, rejections, positions and P&L), and the peer of ``quantlab
+engine-bench``. Readable first: one tick at a time, plain Python numbers."""
+from __future__ import annotations
+
+import math
+import time
+
+TICK_REJECTS = ("bad_price", "bad_size", "crossed", "bad_symbol", "out_of_order")
+ORDER_REJECTS = ("kill_switch", "rate", "max_position", "max_order_notional",
+                 "max_positions", "concentration")
+FIELDS = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
+
+
+def to_ticks(value, tick_size: float) -> int:
+    """A price (number or decimal string) as integer ticks, rounded half to even; -1 when
+    it is not a finite number."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return -1
+    return round(x / tick_size) if math.isfinite(x) else -1
+
+
+def to_int(value) -> int:
+    """A size, id or timestamp as an integer (rounded half to even); -1 if unparsable."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return -1
+    return round(x) if math.isfinite(x) else -1
+
+
+def parse_tick(tick: dict, tick_size: float) -> tuple:
+    """(symbol, bid, ask, bid_size, ask_size, timestamp) as integers from a seed dict."""
+    get = tick.get
+    return (to_int(get("symbol_id")), to_ticks(get("bid_price"), tick_size),
+            to_ticks(get("ask_price"), tick_size), to_int(get("bid_size")),
+            to_int(get("ask_size")), to_int(get("timestamp")))
+
+
+class PyTickEngine:
+    """Same parameters as ``TickCore`` (see ``quantlab.engine.TickEngine``)."""
+
+    def __init__(self, p: dict):
+        self.p = p
+        n = p["capacity"]
+        self.last_ts, self.n_ticks, self.pos, self.mid2 = [0] * n, [0] * n, [0] * n, [0] * n
+        self.fast, self.slow = [0.0] * n, [0.0] * n
+        self.alpha_fast = 2.0 / (p["fast_span"] + 1)
+        self.alpha_slow = 2.0 / (p["slow_span"] + 1)
+        self.cash = self.mtm2 = self.gross2 = self.peak2 = self.latest_ts = 0
+        self.open_positions = 0
+        self.killed = self.started = False
+        self.ring = [-(2 ** 63)] * max(p["max_orders_per_second"], 1)
+        self.ring_i = 0
+        self.ticks = self.signals = self.stale = self.orders = 0
+        self.tick_rejects = [0] * 5
+        self.order_rejects = [0] * 6
+        self.latencies: list[int] = []
+
+    def process_market_data(self, ticks, check_risk=True) -> list:
+        """Seed dicts in, orders (tick index, symbol, qty, price ticks) out."""
+        out = []
+        every = self.p["sample_every"]
+        for i, tick in enumerate(ticks):
+            t0 = time.perf_counter_ns() if every and self.ticks % every == 0 else None
+            order = self.tick(i, *parse_tick(tick, self.p["tick_size"]), check_risk)
+            if order:
+                out.append(order)
+            if t0 is not None:
+                self.latencies.append(time.perf_counter_ns() - t0)
+        return out
+
+    def tick(self, idx, s, bid, ask, bsz, asz, ts, check_risk=True):
+        p = self.p
+        self.ticks += 1
+        if s < 0 or s >= p["capacity"]:
+            self.tick_rejects[3] += 1
+            return None
+        if bid <= 0 or ask <= 0:
+            self.tick_rejects[0] += 1
+            return None
+        if bsz < 0 or asz < 0 or bsz + asz == 0:
+            self.tick_rejects[1] += 1
+            return None
+        if bid >= ask:
+            self.tick_rejects[2] += 1
+            return None
+        if ts < 0 or (self.n_ticks[s] > 0 and ts < self.last_ts[s]):
+            self.tick_rejects[4] += 1
+            return None
+        m2 = bid + ask
+        if self.n_ticks[s] > 0:
+            d = m2 - self.mid2[s]
+            self.mtm2 += self.pos[s] * d
+            self.gross2 += abs(self.pos[s]) * d
+        self.mid2[s] = m2
+        self.last_ts[s] = ts
+        if not self.started or ts > self.latest_ts:
+            self.latest_ts = ts
+            self.started = True
+        eq2 = 2 * self.cash + self.mtm2
+        if eq2 > self.peak2:
+            self.peak2 = eq2
+        if (self.peak2 - eq2) * 0.5 * p["tick_size"] > p["max_drawdown"]:
+            self.killed = True
+        tot = float(bsz + asz)
+        micro = (float(bid) * asz + float(ask) * bsz) / tot
+        if self.n_ticks[s] == 0:
+            self.fast[s] = micro
+            self.slow[s] = micro
+        else:
+            self.fast[s] = self.fast[s] + self.alpha_fast * (micro - self.fast[s])
+            self.slow[s] = self.slow[s] + self.alpha_slow * (micro - self.slow[s])
+        self.n_ticks[s] += 1
+        if self.n_ticks[s] < p["slow_span"]:
+            return None
+        imb = (float(bsz) - float(asz)) / tot
+        direction = 0
+        if self.fast[s] > self.slow[s] and imb >= p["threshold"]:
+            direction = 1
+        elif self.fast[s] < self.slow[s] and imb <= -p["threshold"]:
+            direction = -1
+        if direction == 0 or abs(imb) < p["min_confidence"]:
+            return None
+        self.signals += 1
+        if self.latest_ts - ts > p["max_age"]:
+            self.stale += 1
+            return None
+        qty = direction * p["order_size"]
+        price = ask if direction > 0 else bid
+        newpos = self.pos[s] + qty
+        gross_after = self.gross2 + (abs(newpos) - abs(self.pos[s])) * m2
+        if check_risk and not self.allowed(s, ts, qty, price, newpos, m2, gross_after):
+            return None
+        self.cash -= qty * price
+        self.mtm2 += qty * m2
+        self.gross2 = gross_after
+        if self.pos[s] == 0:
+            self.open_positions += 1
+        elif newpos == 0:
+            self.open_positions -= 1
+        self.pos[s] = newpos
+        self.ring[self.ring_i] = ts
+        self.ring_i = (self.ring_i + 1) % len(self.ring)
+        self.orders += 1
+        return (idx, s, qty, price)
+
+    def allowed(self, s, ts, qty, price, newpos, m2, gross_after) -> bool:
+        p = self.p
+        if self.killed:
+            self.order_rejects[0] += 1
+            return False
+        if p["max_orders_per_second"] <= 0 or self.ring[self.ring_i] > ts - p["second"]:
+            self.order_rejects[1] += 1
+            return False
+        if abs(newpos) > p["max_position"]:
+            self.order_rejects[2] += 1
+            return False
+        if float(p["order_size"]) * price * p["tick_size"] > p["max_order_notional"]:
+            self.order_rejects[3] += 1
+            return False
+        if self.pos[s] == 0 and self.open_positions >= p["max_positions"]:
+            self.order_rejects[4] += 1
+            return False
+        if float(abs(newpos)) * m2 > p["max_concentration"] * max(
+                float(gross_after), 2.0 * p["concentration_base"] / p["tick_size"]):
+            self.order_rejects[5] += 1
+            return False
+        return True

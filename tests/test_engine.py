@@ -1,0 +1,237 @@
+"""The Cython tick engine against its pure-Python oracle, bad ticks, risk limits as
+properties, configuration, feeds (file replay, async iterator, a local websocket server),
+monitoring and the dashboard."""
+import asyncio
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import quantlab as ql
+
+E = ql.engine
+
+TIGHT = {"risk": {"max_position": 200, "max_orders_per_second": 5, "max_positions": 3,
+                  "max_concentration": 0.4, "concentration_base": 60_000.0,
+                  "max_order_notional": 10_050.0, "max_drawdown": 400.0},
+         "signal": {"slow_span": 16, "fast_span": 4, "min_confidence": 0.2,
+                    "imbalance_threshold": 0.2, "max_signal_age_us": 50}}
+
+CONCENTRATED = {"risk": {"max_concentration": 0.3, "concentration_base": 100_000.0,
+                         "max_position": 2000}, "signal": {"slow_span": 16}}
+
+
+def _ref_state(ref):
+    return {"orders": ref.orders, "signals": ref.signals, "stale": ref.stale,
+            "tick_rejects": list(ref.tick_rejects), "order_rejects": list(ref.order_rejects),
+            "pos": list(ref.pos), "cash": ref.cash, "mtm2": ref.mtm2, "killed": ref.killed}
+
+
+def _core_state(core):
+    return {"orders": core.orders, "signals": core.signals, "stale": core.stale,
+            "tick_rejects": list(core.tick_rejects), "order_rejects": list(core.order_rejects),
+            "pos": list(core.pos), "cash": core.cash, "mtm2": core.mtm2, "killed": core.killed}
+
+
+@pytest.mark.parametrize("config", [None, TIGHT, CONCENTRATED],
+                         ids=["default", "tight", "concentration"])
+@pytest.mark.parametrize("as_strings", [False, True])
+def test_identical_to_the_pure_python_engine(config, as_strings):
+    cols = E.synthetic_ticks(10_000, n_symbols=20, seed=3, bad_fraction=0.05)
+    ticks = E.to_dicts(cols, as_strings=as_strings)
+    ticks[5]["bid_price"] = "abc"           # non-numeric
+    ticks[6]["ask_size"] = None
+    del ticks[7]["timestamp"]
+    eng, ref = E.TickEngine(config), E.reference_engine(config)
+    res = eng.process_market_data(ticks)
+    orders = ref.process_market_data(ticks)
+    assert _core_state(eng.core) == _ref_state(ref)
+    got = res.orders.assign(price=np.rint(res.orders.price / eng.tick_size).astype(np.int64))
+    np.testing.assert_array_equal(got[["tick", "symbol_id", "qty", "price"]].to_numpy(),
+                                  np.array(orders, dtype=np.int64).reshape(-1, 4))
+    assert res.order_count == len(orders) > 0 and res.signal_count == ref.signals
+    if config is CONCENTRATED:
+        assert eng.get_performance_stats()["order_rejects"]["concentration"] > 0
+    # the columnar path gives the same as the dict path
+    col = E.TickEngine(config)
+    cols2 = {k: v[8:] for k, v in cols.items()}
+    ref2 = E.reference_engine(config)
+    col.process_ticks(cols2)
+    ref2.process_market_data(E.to_dicts(cols2))
+    assert _core_state(col.core) == _ref_state(ref2)
+
+
+def test_bad_ticks_are_rejected_and_counted_never_raised():
+    good = {"symbol_id": 1, "bid_price": "100.00", "ask_price": "100.02", "bid_size": 10,
+            "ask_size": 10, "timestamp": 1000}
+    bad = [dict(good, bid_price="100.05"),                  # crossed
+           dict(good, ask_price="100.00"),                  # locked
+           dict(good, bid_price="-1"), dict(good, ask_price="n/a"),
+           dict(good, bid_size=-3), dict(good, bid_size=0, ask_size=0),
+           dict(good, symbol_id=10**9), dict(good, symbol_id="x"),
+           dict(good, timestamp=999)]                       # before the symbol's last
+    eng = E.TickEngine()
+    eng.process_market_data([good])
+    res = eng.process_market_data(bad + [dict(good, timestamp=1001)])
+    assert res.rejected_ticks == len(bad) and res.ticks == len(bad) + 1
+    r = eng.get_performance_stats()["tick_rejects"]
+    assert r == {"bad_price": 2, "bad_size": 2, "crossed": 2, "bad_symbol": 2,
+                 "out_of_order": 1}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_risk_limits_are_never_breached(seed):
+    eng = E.TickEngine(TIGHT)
+    cols = E.synthetic_ticks(20_000, n_symbols=8, seed=seed)
+    t0 = cols["timestamp"][0]
+    cols["timestamp"] = t0 + (cols["timestamp"] - t0) * 100     # ~10 ms apart: 200 s
+    res = eng.process_ticks(cols)
+    o = res.orders.sort_values("tick")
+    fired = eng.get_performance_stats()["order_rejects"]
+    assert len(o) > 20 and sum(v > 0 for v in fired.values()) >= 4   # the checks bite
+    pos = o.groupby("symbol_id")["qty"].cumsum()
+    assert pos.abs().max() <= TIGHT["risk"]["max_position"]
+    assert (o["qty"].abs() * o["price"]).max() <= TIGHT["risk"]["max_order_notional"]
+    t = cols["timestamp"][o["tick"].to_numpy()]
+    per_window = np.searchsorted(t, t, side="right") - np.searchsorted(t, t - 1_000_000 + 1)
+    assert per_window.max() <= TIGHT["risk"]["max_orders_per_second"]
+    held = (o.assign(pos=pos).pivot_table(index="tick", columns="symbol_id", values="pos")
+            .ffill().fillna(0) != 0).sum(axis=1)
+    assert held.max() <= TIGHT["risk"]["max_positions"]
+    if eng.core.killed:               # after the kill switch no order got through
+        assert eng.get_performance_stats()["order_rejects"]["kill_switch"] > 0
+
+
+def test_kill_switch_makes_health_critical():
+    eng = E.TickEngine({"risk": {"max_drawdown": 1.0}})
+    eng.process_ticks(E.synthetic_ticks(20_000, n_symbols=5, seed=1))
+    assert eng.core.killed and eng.health_check()["status"] == "critical"
+    assert eng.get_performance_stats()["order_rejects"]["kill_switch"] > 0
+
+
+def test_default_config_trades_a_random_walk_but_not_the_seed_batch():
+    eng = E.TickEngine()
+    res = eng.process_ticks(E.synthetic_ticks(10_000, n_symbols=20, seed=0))
+    assert res.signal_count > 100 and res.order_count > 50
+    seed = E.TickEngine().process_market_data(E.seed_batch(n_symbols=100, n_ticks=50))
+    assert seed.ticks == 5000 and seed.signal_count == 0 and seed.rejected_ticks == 0
+    assert seed["order_count"] == 0 and seed.processing_time_us > 0   # dict-style access
+    unchecked = E.TickEngine(TIGHT).process_ticks(E.synthetic_ticks(5000, 5, seed=2),
+                                                  check_risk=False)
+    assert unchecked.rejected_orders == 0
+
+
+def test_config_file_dict_environment_and_errors(tmp_path, monkeypatch):
+    path = tmp_path / "engine.yaml"
+    path.write_text("risk:\n  max_position: 500\nsignal:\n  order_size: 10\n")
+    monkeypatch.setenv("QUANTLAB_RISK_MAX_POSITION", "700")
+    monkeypatch.setenv("QUANTLAB_SIGNAL_FAST_SPAN", "5")
+    cfg = E.load_config(path)
+    assert cfg["risk"]["max_position"] == 700 and cfg["signal"]["order_size"] == 10
+    assert cfg["signal"]["fast_span"] == 5 and cfg["engine"]["tick_size"] == 0.01
+    with pytest.raises(ValueError, match="unknown config key risk.max_leverage"):
+        E.load_config({"risk": {"max_leverage": 2}})
+    with pytest.raises(ValueError, match="unknown config section 'rsik'"):
+        E.load_config({"rsik": {}})
+    with pytest.raises(ValueError, match="risk.max_position must be int"):
+        E.load_config({"risk": {"max_position": "lots"}})
+    monkeypatch.setenv("QUANTLAB_RISK_MAX_LEVERAGE", "2")
+    with pytest.raises(ValueError, match="QUANTLAB_RISK_MAX_LEVERAGE.*max_leverage"):
+        E.load_config()
+    monkeypatch.delenv("QUANTLAB_RISK_MAX_LEVERAGE")
+    with pytest.raises(ValueError, match="timestamp_unit"):
+        E.TickEngine({"engine": {"timestamp_unit": "ms"}})
+
+
+def test_stats_health_and_alerts(caplog):
+    eng = E.TickEngine()
+    eng.process_ticks(E.synthetic_ticks(50_000, n_symbols=50, seed=4, bad_fraction=0.1))
+    s = eng.get_performance_stats()
+    for k in ("avg_signal_latency_us", "p50_latency_us", "p99_latency_us", "p999_latency_us",
+              "signals_processed", "orders_submitted", "orders_rejected", "signal_errors",
+              "rejected_ticks", "ticks_processed", "throughput_ticks_per_s"):
+        assert k in s
+    assert s["latency_samples"] == 50_000 // 64 + 1
+    assert 0 < s["p50_latency_us"] <= s["p99_latency_us"] <= s["p999_latency_us"]
+    assert eng.health_check()["status"] == "degraded"           # 10 % of ticks rejected
+    seen = []
+    mon = E.AlertMonitor(eng, {"error_rate": 0.05, "p99_latency_us": 1e6},
+                         sinks=["log", seen.append])
+    with caplog.at_level(logging.WARNING, logger="quantlab.engine"):
+        alerts = mon.check()
+    assert [a["rule"] for a in alerts] == ["error_rate"] and seen == alerts
+    assert "error_rate" in caplog.text
+    with pytest.raises(ValueError, match="unknown alert rule"):
+        E.AlertMonitor(eng, {"latency": 1})
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_replay_files_match_one_batch(tmp_path, suffix):
+    cols = E.synthetic_ticks(12_000, n_symbols=10, seed=5)
+    df = pd.DataFrame(cols)
+    path = tmp_path / f"ticks{suffix}"
+    df.to_csv(path, index=False) if suffix == ".csv" else df.to_parquet(path)
+    eng = E.TickEngine()
+    calls = []
+    res = eng.replay(path, chunk=5000, on_chunk=lambda e, r: calls.append(r.ticks))
+    one = E.TickEngine().process_ticks(cols)
+    assert calls == [5000, 5000, 2000] and res.order_count == one.order_count
+    pd.testing.assert_frame_equal(res.orders, one.orders)
+    paced = E.TickEngine().replay({k: v[:2000] for k, v in cols.items()}, speed=1000.0,
+                                  chunk=500)
+    assert paced.ticks == 2000
+    with pytest.raises(ValueError, match="missing column"):
+        bad = tmp_path / "bad.csv"
+        df.drop(columns="ask_size").to_csv(bad, index=False)
+        eng.replay(bad)
+
+
+def test_run_feed_from_an_async_iterator_and_a_local_websocket():
+    import json
+
+    import websockets
+
+    ticks = E.to_dicts(E.synthetic_ticks(3000, n_symbols=10, seed=6))
+
+    async def agen():
+        for i in range(0, len(ticks), 100):
+            yield json.dumps(ticks[i:i + 100])
+        yield "not json"
+
+    eng = E.TickEngine()
+    res = asyncio.run(eng.run_feed(agen(), batch=1000))
+    one = E.TickEngine().process_market_data(ticks)
+    assert res.ticks == 3000 and res.order_count == one.order_count
+    assert eng.signal_errors == 1
+
+    async def serve_and_consume():
+        async def handler(ws):
+            for t in ticks[:500]:
+                await ws.send(json.dumps(t))
+            await ws.close()
+
+        async with websockets.serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            feed = E.websocket_feed(f"ws://127.0.0.1:{port}", max_messages=400)
+            return await E.TickEngine().run_feed(feed, batch=64, timeout=20)
+
+    live = asyncio.run(serve_and_consume())
+    assert live.ticks == 400
+
+
+def test_dashboard_updates_while_replaying():
+    eng = E.TickEngine()
+    dash = E.dashboard(eng)
+    eng.replay(E.synthetic_ticks(20_000, n_symbols=10, seed=7), chunk=5000, on_chunk=dash.update)
+    src = dash.sources
+    assert len(src["tp"].data["t"]) == 5 and len(src["lat"].data["count"]) == 40
+    assert len(src["pos"].data["symbol"]) == len(eng.positions())
+
+
+def test_exact_decimal_prices():
+    eng = E.TickEngine({"engine": {"tick_size": 0.0001}})
+    t = {"symbol_id": 0, "bid_price": "1.0999", "ask_price": "1.1001", "bid_size": 1,
+         "ask_size": 1, "timestamp": 1}
+    eng.process_market_data([t])
+    assert eng.core.mid2[0] == 10999 + 11001
