@@ -18,7 +18,7 @@ TIGHT = {"risk": {"max_position": 200, "max_orders_per_second": 5, "max_position
          "signal": {"slow_span": 16, "fast_span": 4, "min_confidence": 0.2,
                     "imbalance_threshold": 0.2, "max_signal_age_us": 50}}
 
-CONCENTRATED = {"risk": {"max_concentration": 0.3, "concentration_base": 100_000.0,
+CONCENTRATED = {"risk": {"max_concentration": 0.15, "concentration_base": 100_000.0,
                          "max_position": 2000}, "signal": {"slow_span": 16}}
 
 
