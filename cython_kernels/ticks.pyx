@@ -240,3 +240,98 @@ cdef class TickCore:
             self.order_rejects[CONCENTRATION] += 1
             return False
         return True
+
+
+# ---- the dict API's parser: C speed, Python's float() semantics ------------------------
+# Python's float() and glibc's strtod are both correctly rounded, so a plain decimal
+# string parses to the same double either way; anything else (whitespace, underscores,
+# other digits, hex, objects) goes through float() itself. The oracle's to_ticks/to_int
+# apply the same rules, so both engines see the same integers.
+
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.math cimport isfinite, rint
+from libc.stdlib cimport strtod
+
+cdef double LIMIT = 4611686018427387904.0   # 2**62: larger values are invalid (-1)
+
+
+cdef bint _plain_decimal(const char* s, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    if n == 0 or n > 64:
+        return False
+    for i in range(n):
+        if not (48 <= s[i] <= 57 or s[i] == 46 or s[i] == 43 or s[i] == 45
+                or s[i] == 101 or s[i] == 69):
+            return False
+    return True
+
+
+cdef long long _parse(object v, double scale, bint exact_int) except? -2:
+    """rint(float(v) / scale) as int64, or -1 when v is not a finite number in range;
+    ints are taken exactly when ``exact_int``."""
+    cdef double x
+    cdef const char* s
+    cdef Py_ssize_t n
+    cdef char* end
+    cdef long long k
+    cdef int overflow
+    if v is None:
+        return -1
+    if type(v) is int or type(v) is bool:
+        if exact_int:
+            try:
+                k = v
+            except OverflowError:
+                return -1
+            return k if -4611686018427387904 < k < 4611686018427387904 else -1
+        x = float(v)
+    elif type(v) is float:
+        x = v
+    elif type(v) is str:
+        s = PyUnicode_AsUTF8AndSize(v, &n)
+        if _plain_decimal(s, n):
+            x = strtod(s, &end)
+            if end != s + n:
+                return -1       # float() rejects it too ("1e", "--1")
+        else:
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                return -1
+    else:
+        try:
+            x = float(v)
+        except (TypeError, ValueError, OverflowError):
+            return -1
+    if not isfinite(x):
+        return -1
+    if scale != 1.0:
+        x = x / scale
+    x = rint(x)
+    if not (-LIMIT < x < LIMIT):
+        return -1
+    return <long long>x
+
+
+def parse_dicts(list ticks, double tick_size):
+    """The seed's tick dicts -> six int64 columns (symbol, bid, ask, bid size, ask size,
+    timestamp), prices in ticks; -1 marks what is missing or not a number."""
+    cdef Py_ssize_t n = len(ticks), i, f
+    out_np = np.empty((6, n), dtype=np.int64)
+    cdef long long[:, ::1] out = out_np
+    keys = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
+    cdef double[6] scale = [1.0, tick_size, tick_size, 1.0, 1.0, 1.0]
+    cdef PyObject* item
+    cdef object d, v
+    for i in range(n):
+        d = ticks[i]
+        for f in range(6):
+            if type(d) is dict:
+                item = PyDict_GetItem(d, keys[f])
+                v = <object>item if item != NULL else None
+            else:
+                v = d.get(keys[f])
+            out[f, i] = _parse(v, scale[f], scale[f] == 1.0)
+    return out_np

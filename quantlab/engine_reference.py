@@ -13,25 +13,33 @@ ORDER_REJECTS = ("kill_switch", "rate", "max_position", "max_order_notional",
 FIELDS = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
 
 
+LIMIT = 2 ** 62   # beyond it a number is invalid (-1): int64 state never overflows
+
+
+def _bounded(k: int) -> int:
+    return k if -LIMIT < k < LIMIT else -1
+
+
 def to_ticks(value, tick_size: float) -> int:
     """A price (number or decimal string) as integer ticks, rounded half to even; -1 when
-    it is not a finite number."""
+    it is not a finite number (or is absurdly large)."""
     try:
         x = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return -1
-    return round(x / tick_size) if math.isfinite(x) else -1
+    return _bounded(round(x / tick_size)) if math.isfinite(x) else -1
 
 
 def to_int(value) -> int:
-    """A size, id or timestamp as an integer (rounded half to even); -1 if unparsable."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
+    """A size, id or timestamp as an integer (ints exactly, others rounded half to even);
+    -1 if unparsable or absurdly large."""
+    if isinstance(value, int):
+        return _bounded(int(value))
     try:
         x = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return -1
-    return round(x) if math.isfinite(x) else -1
+    return _bounded(round(x)) if math.isfinite(x) else -1
 
 
 def parse_tick(tick: dict, tick_size: float) -> tuple:

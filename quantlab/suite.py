@@ -450,7 +450,14 @@ def main(argv=None) -> int:
                            help="re-execute notebooks/ in place (refresh stored outputs)")
     sub.add_parser("lab", help="open JupyterLab on the notebooks (token auth on); further "
                    "options go to jupyter lab")
+    eb = sub.add_parser("engine-bench", help="the tick engine vs its pure-Python reference")
+    eb.add_argument("--ticks", type=int, default=2_000_000, help="columnar ticks (2M)")
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["engine-bench"]:
+        from quantlab.engine import bench
+
+        print(bench(p.parse_args(argv).ticks))
+        return 0
     if argv[:1] == ["lab"]:  # everything after `lab` belongs to jupyter lab
         jupyter = Path(sys.executable).parent / "jupyter-lab"
         return subprocess.call([str(jupyter), str(REPO / "notebooks"), *argv[1:]])

@@ -235,3 +235,23 @@ def test_exact_decimal_prices():
          "ask_size": 1, "timestamp": 1}
     eng.process_market_data([t])
     assert eng.core.mid2[0] == 10999 + 11001
+
+
+def test_dict_parser_equals_the_reference_parser_on_odd_values():
+    from decimal import Decimal
+
+    from quantlab._kernels import ticks as core
+    from quantlab.engine_reference import FIELDS, parse_tick
+
+    odd = [" 100.5", "100.5 ", "1_00.5", "1e2", "+1.5", "-2", "inf", "nan", "0x10", "1e",
+           "--1", "", "١٢٣", True, False, 1e30, 2 ** 70, -(2 ** 70), Decimal("101.255"),
+           np.float64(99.995), np.int64(7), 100.005, "100.005", None, [1], "12345678901234567890"]
+    ticks = [{f: v for f in FIELDS} for v in odd]
+    got = core.parse_dicts(ticks, 0.01)
+    want = np.array([parse_tick(t, 0.01) for t in ticks]).T
+    np.testing.assert_array_equal(got, want)
+
+    class Tick(dict):   # a dict subclass takes the mapping path
+        pass
+
+    np.testing.assert_array_equal(core.parse_dicts([Tick(ticks[0])], 0.01), want[:, :1])
