@@ -70,4 +70,5 @@ def test_wheel_carries_kernels_stubs_and_data(tmp_path):
                    for n in names), f"{pyx.stem} kernel missing from the wheel"
         assert f"quantlab/_kernels/{pyx.stem}.pyi" in names
     assert "quantlab/_data/equities.csv.gz" in names
+    assert "quantlab/config/engine.yaml" in names   # the engine default config
     assert not any(n.startswith(("tests/", "notebooks/", "data/")) for n in names)
