@@ -37,7 +37,8 @@ def test_every_kernel_has_a_stub():
         assert stub.exists(), f"missing stub {stub}"
         mod = importlib.import_module(f"quantlab._kernels.{pyx.stem}")
         public = {n for n in dir(mod) if not n.startswith("_") and n not in ("np",)}
-        stubbed = set(re.findall(r"^(?:def )?(\w+)[(:]", stub.read_text(), re.M)) - {"import"}
+        stubbed = set(re.findall(r"^(?:def |class )?(\w+)[(:]", stub.read_text(),
+                                 re.M)) - {"import"}
         assert public <= stubbed, f"{stub.name} lacks {public - stubbed}"
 
 
