@@ -11,8 +11,15 @@ orders, metrics-only accumulation) extend this same loop.
 """
 import numpy as np
 
-from libc.math cimport NAN, fabs, isnan, sqrt
+from libc.math cimport NAN, fabs, isnan, log1p, sqrt
 from libc.stdlib cimport free, malloc, realloc
+
+include "welford.pxi"
+include "returns_acc.pxi"
+
+# metrics-only extras per account: fees, traded value, Σ equity, orders, Σ gross / equity
+cdef enum:
+    X_FEES, X_TRADED, X_EQSUM, X_ORDERS, X_EXPO, NX
 
 
 cdef struct Order:
@@ -80,7 +87,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              double init_cash, const double[::1] fees, const double[::1] fixed_fees,
              double max_leverage,
              double max_position_size, bint daily, bint next_open,
-             double dd_limit=0.0, Py_ssize_t dd_cooldown=0):
+             double dd_limit=0.0, Py_ssize_t dd_cooldown=0, bint metrics_only=False):
     """Run the simulation.
 
     close, exec_price, slip_base, impact: (time, asset), read for column c at asset[c]
@@ -101,11 +108,22 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     Returns (equity (time, group), cash (time, group), positions (time, column) in shares,
     orders as arrays (t, col, size, price, fee), halted (time, group): 1 where the
     account was held flat by drawdown control).
+
+    ``metrics_only``: nothing per bar is kept (equity, cash, positions and the orders come
+    back empty); each account's returns feed the running statistics of ``acc_add`` (the
+    same as ``metrics.accumulate``) and five extras (fees, traded value, Σ equity, orders,
+    Σ gross exposure / equity); returns (stats (group, NFIELDS), extras (group, NX)).
     """
     cdef Py_ssize_t n = target.shape[0], m = target.shape[1], t, c, g, k, side, j
-    equity_np = np.empty((n, n_groups))
-    cash_np = np.empty((n, n_groups))
-    pos_np = np.empty((n, m))
+    cdef Py_ssize_t rows = 0 if metrics_only else n
+    equity_np = np.empty((rows, n_groups))
+    cash_np = np.empty((rows, n_groups))
+    pos_np = np.empty((rows, m))
+    stats_np = acc_new(n_groups)
+    extra_np = np.zeros((n_groups, NX))
+    cdef double[:, ::1] stats = stats_np, extra = extra_np
+    cdef double[::1] prev_eq = np.full(n_groups, init_cash), gross_v = np.zeros(n_groups)
+    cdef double ret
     cdef double[:, ::1] equity = equity_np, cash_out = cash_np, positions = pos_np
     cdef double[::1] cash = np.full(n_groups, init_cash)
     cdef double[::1] gross = np.zeros(n_groups), eq = np.zeros(n_groups)
@@ -206,7 +224,11 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         cash[g] += -d * pe - fee
                     q[c] += d
                     pending[c] = 0
-                    if push(&orders, t, c, d, pe, fee) != 0:
+                    if metrics_only:
+                        extra[g, X_FEES] += fee
+                        extra[g, X_TRADED] += fabs(d) * pe
+                        extra[g, X_ORDERS] += 1
+                    elif push(&orders, t, c, d, pe, fee) != 0:
                         err = 1
                         break
                 if err:
@@ -216,20 +238,34 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
             # 4. mark to the close (last valid close on a missing bar)
             for g in range(n_groups):
                 eq[g] = cash[g]
+                gross_v[g] = 0.0
             for c in range(m):
                 if not isnan(close[t, asset[c]]):
                     last[c] = close[t, asset[c]]
                 if q[c] != 0:
                     eq[group[c]] += q[c] * last[c]
-                positions[t, c] = q[c]
+                    if metrics_only:
+                        gross_v[group[c]] += fabs(q[c] * last[c])
+                if not metrics_only:
+                    positions[t, c] = q[c]
             for g in range(n_groups):
-                equity[t, g] = eq[g]
-                cash_out[t, g] = cash[g]
+                if metrics_only:
+                    ret = eq[g] / prev_eq[g] - 1.0
+                    acc_add(&stats[g, 0], ret, log1p(ret), 0.0)
+                    extra[g, X_EQSUM] += eq[g]
+                    extra[g, X_EXPO] += gross_v[g] / eq[g]
+                    prev_eq[g] = eq[g]
+                else:
+                    equity[t, g] = eq[g]
+                    cash_out[t, g] = cash[g]
                 if eq[g] > peak[g] and resume[g] < t:
                     peak[g] = eq[g]
     if err:
         free(orders.buf)
         raise MemoryError("backtest: out of memory for the order records")
+    if metrics_only:
+        free(orders.buf)
+        return stats_np, extra_np
     ot_np = np.empty(orders.n, dtype=np.intp)
     oc_np = np.empty(orders.n, dtype=np.intp)
     osz_np = np.empty(orders.n)

@@ -14,25 +14,8 @@ import numpy as np
 from libc.math cimport NAN, isnan
 
 include "welford.pxi"
+include "returns_acc.pxi"
 
-# Rows of the accumulator array returned by ``accumulate`` (one column per series).
-FIELDS = (
-    "n", "mean", "m2", "m3", "m4", "min", "max", "down2",
-    "wealth", "peak", "max_dd", "dd_peak", "dd_trough_k", "recovery", "uw", "uw_max",
-    "n_pos", "n_nonzero", "sum_pos", "sum_neg",
-    "st_y", "st_mk", "st_my", "st_ckk", "st_cyy", "st_cky",
-    "p_n", "p_mr", "p_mb", "p_crr", "p_cbb", "p_crb",
-    "up_n", "up_wr", "up_wb", "dn_n", "dn_wr", "dn_wb",
-)
-
-cdef enum:
-    N, MEAN, M2, M3, M4, MIN, MAX, DOWN2
-    WEALTH, PEAK, MAXDD, DDPEAK, DDTROUGH, RECOVERY, UW, UWMAX
-    NPOS, NNZ, SPOS, SNEG
-    STY, STMK, STMY, STCKK, STCYY, STCKY
-    PN, PMR, PMB, PCRR, PCBB, PCRB
-    UPN, UPWR, UPWB, DNN, DNWR, DNWB
-    NFIELDS
 
 
 def accumulate(const double[:, ::1] r, const double[:, ::1] logr, const double[:, ::1] b,
@@ -48,66 +31,16 @@ def accumulate(const double[:, ::1] r, const double[:, ::1] logr, const double[:
         raise ValueError("logr must have the returns' shape")
     if has_b and (b.shape[0] != n or b.shape[1] != m):
         raise ValueError("benchmark panel must have the returns' shape")
-    acc_np = np.zeros((m, NFIELDS))  # a column's statistics share cache lines
-    acc_np[:, MIN] = np.inf
-    acc_np[:, MAX] = -np.inf
-    acc_np[:, WEALTH] = 1.0
-    acc_np[:, PEAK] = 1.0
-    acc_np[:, DDPEAK] = 1.0
-    acc_np[:, DDTROUGH] = -1.0
-    acc_np[:, RECOVERY] = np.nan
-    acc_np[:, UPWR] = acc_np[:, UPWB] = acc_np[:, DNWR] = acc_np[:, DNWB] = 1.0
+    acc_np = acc_new(m)  # (m, NFIELDS): a column's statistics share cache lines
     cdef double[:, ::1] A = acc_np
-    cdef double x, y, nn, n1, d, dn, dn2, term, dd, w, bx, inv
+    cdef double x, bx
     with nogil:
         for t in range(n):
             for a in range(m):
                 x = r[t, a]
                 if isnan(x):
                     continue
-                # moments (Welford; Terriberry's update for the 3rd and 4th)
-                n1 = A[a, N]
-                nn = n1 + 1.0
-                A[a, N] = nn
-                inv = 1.0 / nn
-                d = x - A[a, MEAN]
-                dn = d * inv
-                dn2 = dn * dn
-                term = d * dn * n1
-                A[a, MEAN] += dn
-                A[a, M4] += (term * dn2 * (nn * nn - 3.0 * nn + 3.0)
-                             + 6.0 * dn2 * A[a, M2] - 4.0 * dn * A[a, M3])
-                A[a, M3] += term * dn * (nn - 2.0) - 3.0 * dn * A[a, M2]
-                A[a, M2] += term
-                # selects, not branches: the sign of a return is a coin flip for the
-                # branch predictor
-                A[a, MIN] = x if x < A[a, MIN] else A[a, MIN]
-                A[a, MAX] = x if x > A[a, MAX] else A[a, MAX]
-                y = x - required_return
-                A[a, DOWN2] += y * y if y < 0 else 0.0
-                # wealth and drawdowns (peak starts at the initial 1.0)
-                w = A[a, WEALTH] * (1.0 + x)
-                A[a, WEALTH] = w
-                A[a, UW] = A[a, UW] + 1.0 if w < A[a, PEAK] else 0.0
-                A[a, UWMAX] = A[a, UW] if A[a, UW] > A[a, UWMAX] else A[a, UWMAX]
-                A[a, PEAK] = w if w > A[a, PEAK] else A[a, PEAK]
-                dd = w / A[a, PEAK] - 1.0
-                if dd < A[a, MAXDD]:
-                    A[a, MAXDD] = dd
-                    A[a, DDPEAK] = A[a, PEAK]
-                    A[a, DDTROUGH] = n1
-                    A[a, RECOVERY] = NAN
-                elif isnan(A[a, RECOVERY]) and A[a, DDTROUGH] >= 0 and w >= A[a, DDPEAK]:
-                    A[a, RECOVERY] = n1 - A[a, DDTROUGH]
-                # wins and losses
-                A[a, NPOS] += 1.0 if x > 0 else 0.0
-                A[a, SPOS] += x if x > 0 else 0.0
-                A[a, SNEG] += x if x < 0 else 0.0
-                A[a, NNZ] += 1.0 if x != 0 else 0.0
-                # stability: regression of cumulative log return on observation number
-                A[a, STY] += logr[t, a]
-                add_pair(n1, A[a, STY], nn, &A[a, STMK], &A[a, STMY], &A[a, STCKK],
-                         &A[a, STCYY], &A[a, STCKY])
+                acc_add(&A[a, 0], x, logr[t, a], required_return)
                 if not has_b:
                     continue
                 bx = b[t, a]

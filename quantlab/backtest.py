@@ -36,9 +36,10 @@ __all__ = ["backtest", "Slippage", "BacktestResult", "BacktestingEngine"]
 
 _NOT_YET = {
     "sl_stop": "stops", "tp_stop": "stops", "sl_trail": "stops",
-    "limit_offset": "limit orders", "limit_tif": "limit orders",
-    "metrics_only": "metrics-only sweeps", "size": "order sizes",
+    "limit_offset": "limit orders", "limit_tif": "limit orders", "size": "order sizes",
 }
+# backtest-only metrics a metrics-only run accumulates (n_trades needs the order list)
+STREAMED_EXTRAS = ("fees_paid", "turnover", "exposure", "n_orders")
 
 
 _RESERVED = {"t", "col", "time", "asset", "size", "price", "fee", "traded", "entry_time",
@@ -262,6 +263,12 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
              metrics_only=None, dd_limit=None, dd_cooldown=21) -> BacktestResult:
     """Simulate ``signal`` (or ``entries``/``exits``) on ``data``; see the module doc.
 
+    ``metrics_only`` (a tuple of metric names): keep no equity, positions or orders and
+    return an ``xr.Dataset`` of those metrics per account, accumulated while the kernel
+    runs (memory independent of the number of bars). Names: the returns metrics that need
+    no quantiles or benchmark (``ql.metrics.streaming_names()``) and ``fees_paid,
+    turnover, exposure, n_orders``; equal to ``metrics()`` of the full backtest.
+
     ``dd_limit`` (a fraction, e.g. 0.2): drawdown control inside the simulation. When an
     account's equity falls to (1 - dd_limit) x its running peak, all its positions are
     closed on that bar (at the prices that revealed the breach) and it stays flat for
@@ -269,7 +276,7 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     peak restarts from the equity at re-entry. ``res.halted`` marks the flat bars.
     """
     opts = dict(sl_stop=sl_stop, tp_stop=tp_stop, sl_trail=sl_trail, limit_offset=limit_offset,
-                limit_tif=limit_tif, metrics_only=metrics_only, size=size)
+                limit_tif=limit_tif, size=size)
     for k, v in opts.items():
         if v is not None:
             raise NotImplementedError(f"{k}= ({_NOT_YET[k]}) is not implemented yet")
@@ -349,20 +356,33 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
             xr.broadcast(v, signal.isel(time=0, drop=True))[0]
             .transpose(*signal.dims[1:]).values.reshape(n_cols), dtype=np.float64)
 
-    eq, cash, pos, (ot, oc, osz, opx, ofee), halted = _k.simulate(
+    if metrics_only is not None:
+        from quantlab import metrics as _m
+
+        names = [metrics_only] if isinstance(metrics_only, str) else list(metrics_only)
+        unknown = sorted(set(names) - set(_m.streaming_names()) - set(STREAMED_EXTRAS))
+        if unknown or not names:
+            raise ValueError(f"metrics_only: unknown or unavailable metric(s) {unknown}; "
+                             f"choose from {', '.join(_m.streaming_names())}, "
+                             f"{', '.join(STREAMED_EXTRAS)}")
+    out = _k.simulate(
         panel(ds["close"]), panel(exec_px),
         np.ascontiguousarray(signal.values.reshape(n, n_cols), dtype=np.float64),
         panel(base), panel(impact), float(cap), asset_of_col, grp, n_groups,
         float(init_cash), per_col(costs["fees"]), per_col(costs["fixed_fees"]),
         float(max_leverage), float(max_position_size),
         rebalance == "daily", execution == "next_open", float(dd_limit or 0.0),
-        int(dd_cooldown))
+        int(dd_cooldown), metrics_only is not None)
+    acct_dims = ["time", *params] if group else list(signal.dims)
+    acct_shape = (n, *shape[2:]) if group else shape
+    if metrics_only is not None:
+        return _streamed_metrics(out, names, acct_dims[1:] if group else signal.dims[1:],
+                                 acct_shape[1:], signal, n, periods)
+    eq, cash, pos, (ot, oc, osz, opx, ofee), halted = out
 
     coords = {d: signal[d] for d in signal.dims}
     positions = xr.DataArray(pos.reshape(shape), dims=signal.dims, coords=coords,
                              name="positions")
-    acct_dims = ["time", *params] if group else list(signal.dims)
-    acct_shape = (n, *shape[2:]) if group else shape
     acct_coords = {d: signal[d] for d in acct_dims}
     equity = xr.DataArray(eq.reshape(acct_shape), dims=acct_dims, coords=acct_coords,
                           name="equity")
@@ -380,6 +400,21 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     prices = ds["close"].transpose("time", "asset")
     return BacktestResult(equity, cash_da, positions, orders, float(init_cash), periods,
                           bool(group), prices, halted=halted_da)
+
+
+def _streamed_metrics(out, names, dims, shape, signal, n_bars, periods) -> xr.Dataset:
+    """The metrics-only kernel's statistics -> a Dataset over the account dims."""
+    from quantlab import metrics as _m
+
+    stats, extra = out
+    ret_names = [k for k in names if k not in STREAMED_EXTRAS]
+    values = _m.from_accumulator(stats.T, ret_names, periods) if ret_names else {}
+    fees, traded, eq_sum, n_orders, expo = extra.T
+    values.update(fees_paid=fees, turnover=traded / (eq_sum / n_bars), n_orders=n_orders,
+                  exposure=expo / n_bars)
+    coords = {d: signal[d] for d in dims}
+    return xr.Dataset({k: (tuple(dims), np.asarray(values[k]).reshape(shape)) for k in names},
+                      coords=coords)
 
 
 class BacktestingEngine:

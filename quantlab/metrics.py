@@ -303,6 +303,24 @@ def _compute_np(names, r, b, params) -> dict[str, np.ndarray]:
     return out
 
 
+def streaming_names() -> list[str]:
+    """Returns metrics computable from the running statistics alone (no quantiles, no
+    benchmark): what a metrics-only backtest can report."""
+    return [n for n, (_, needs_b) in METRICS.items() if not needs_b and n not in _QUANTILE]
+
+
+def from_accumulator(acc, names, annualization, risk_free=0.0) -> dict:
+    """Metrics ``names`` from running statistics (NFIELDS x m, as the kernels'
+    ``acc_add`` builds them), with the formulas every other path uses."""
+    bad = sorted(set(names) - set(streaming_names()))
+    if bad:
+        raise ValueError(f"{bad} need the whole return series (quantiles or a benchmark); "
+                         f"available without it: {', '.join(streaming_names())}")
+    a = {f: acc[i] for f, i in _F.items()}
+    params = _params("daily", annualization, risk_free=risk_free, required_return=0.0)
+    return {n: np.asarray(METRICS[n][0](a, **params), dtype=np.float64) for n in names}
+
+
 def _params(period, annualization, **kw):
     kw["ann"] = annualization_factor(period, annualization)
     method = kw.setdefault("method", "historical")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["RollingExplorer", "StrategyExplorer"]
+__all__ = ["RollingExplorer", "StrategyExplorer", "SweepExplorer"]
 
 
 class RollingExplorer:
@@ -212,3 +212,117 @@ class StrategyExplorer:
         from IPython.display import display
 
         display(self.widget)
+
+
+class SweepExplorer:
+    """A metric of a ``ql.sweep`` result as a heatmap over two parameter dims; clicking a
+    cell re-runs that one backtest and shows its equity curve.
+
+    ``SweepExplorer(result, data)``: ``data`` is the Dataset the sweep ran on. Other
+    parameter dims (and ``asset``) get a dropdown each. The re-run uses the strategy,
+    parameters and backtest keyword arguments recorded in ``result.attrs``.
+    """
+
+    def __init__(self, result, data, metric=None):
+        import json
+
+        import ipywidgets as w
+        from bokeh.layouts import column
+        from bokeh.models import ColumnDataSource, LinearColorMapper, TapTool
+        from bokeh.palettes import RdBu11
+        from jupyter_bokeh import BokehModel
+
+        from quantlab import plots
+
+        self.result, self.data = result, data
+        self.params = [d for d in result.dims if d != "asset"]
+        if not self.params:
+            raise ValueError("the sweep result has no parameter dims")
+        self.base = json.loads(result.attrs.get("params", "{}"))
+        self.backtest_kw = json.loads(result.attrs.get("backtest_kw", "{}"))
+        metrics = list(result.data_vars)
+        self.metric = w.Dropdown(options=metrics, value=metric or metrics[0],
+                                 description="metric")
+        self.x = w.Dropdown(options=self.params, value=self.params[0], description="x")
+        ys = [None] + self.params
+        self.y = w.Dropdown(options=ys, value=self.params[1] if len(self.params) > 1 else None,
+                            description="y")
+        self.fixed = {d: w.Dropdown(options=list(result[d].values), description=d)
+                      for d in [*self.params, *(["asset"] if "asset" in result.dims else [])]}
+        self.busy = w.HTML("")
+        self.source = ColumnDataSource({"x": [], "y": [], "value": [], "label": []})
+        self.mapper = LinearColorMapper(palette=list(reversed(RdBu11)), nan_color="#eeeeee")
+        self.heat = plots._figure(x_range=["-"], y_range=["-"], height=320,
+                                  title="click a cell to re-run its backtest",
+                                  tools="tap,hover,save", tooltips=[("value", "@label")])
+        self.heat.rect("x", "y", 1, 1, source=self.source, line_color="white",
+                       fill_color={"field": "value", "transform": self.mapper})
+        self.heat.select_one(TapTool).mode = "replace"
+        self.eq_source = ColumnDataSource({"time": [], "equity": []})
+        self.eq = plots._figure(x_axis_type="datetime", height=240, title="equity")
+        self.eq.line("time", "equity", source=self.eq_source, color=plots.PALETTE[1])
+        self.model = BokehModel(column(self.heat, self.eq, sizing_mode="stretch_width"))
+        self.source.selected.on_change("indices", lambda attr, old, new: new and self.select(new[0]))
+        for c in (self.metric, self.x, self.y, *self.fixed.values()):
+            c.observe(self._draw, names="value")
+        controls = w.HBox([self.metric, self.x, self.y])
+        self.widget = w.VBox([controls, w.HBox(list(self.fixed.values())), self.busy,
+                              self.model])
+        self._draw()
+
+    def _cells(self):
+        """(coords of each heatmap cell, in the source's order)."""
+        x, y = self.x.value, self._y()
+        free = {x} | ({y} if y else set())
+        sel = {d: c.value for d, c in self.fixed.items() if d not in free}
+        da = self.result[self.metric.value].sel(sel)
+        ys = list(da[y].values) if y else [None]
+        cells = [(xv, yv) for yv in ys for xv in da[x].values]
+        return da, sel, cells
+
+    def _y(self):
+        return self.y.value if self.y.value != self.x.value else None
+
+    def _draw(self, _change=None):
+        da, sel, cells = self._cells()
+        x, y = self.x.value, self._y()
+        vals = [float(da.sel({x: xv, **({y: yv} if y else {})})) for xv, yv in cells]
+        fin = [v for v in vals if np.isfinite(v)]
+        if fin:
+            lim = max(abs(min(fin)), abs(max(fin))) or 1.0
+            self.mapper.low, self.mapper.high = -lim, lim
+        self.heat.x_range.factors = [str(v) for v in da[x].values]
+        self.heat.y_range.factors = [str(v) for v in (da[y].values if y else [""])]
+        self.heat.xaxis.axis_label, self.heat.yaxis.axis_label = x, y or ""
+        self.source.data = {"x": [str(c[0]) for c in cells],
+                            "y": [str(c[1]) if y else "" for c in cells], "value": vals,
+                            "label": [f"{v:.4g}" for v in vals]}
+        self._sel = sel
+
+    def select(self, i: int):
+        """Re-run the backtest of cell ``i`` (source order) and show its equity."""
+        from quantlab import strategies
+        from quantlab.backtest import backtest
+
+        _, sel, cells = self._cells()
+        xv, yv = cells[i]
+        params = {**self.base, **{d: v for d, v in sel.items() if d != "asset"},
+                  self.x.value: xv, **({self._y(): yv} if self._y() else {})}
+        params = {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}
+        self.busy.value = f"running {params} ..."
+        s = strategies.get(self.result.attrs["strategy"], **params)
+        res = backtest(self.data, s.signal(self.data, **s.default_inputs(self.data)),
+                       **self.backtest_kw)
+        eq = res.equity
+        if "asset" in eq.dims:
+            eq = eq.sel(asset=sel.get("asset", eq.asset.values[0]))
+        self.eq_source.data = {"time": eq.time.values, "equity": eq.values}
+        self.eq.title.text = f"equity: {params}"
+        self.busy.value = ""
+        return res
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
