@@ -250,7 +250,7 @@ def bench_measures(n=2520, m=100, window=252, n_peer_windows=200):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["core", "rolling", "measures", "engine"],
+    parser.add_argument("--only", choices=["core", "rolling", "measures", "engine", "sweep"],
                         help="run one section only")
     only = parser.parse_args().only
     if only in (None, "core"):
@@ -259,6 +259,8 @@ def main():
         rolling_table()
     if only in (None, "measures"):
         measures_table()
+    if only in (None, "sweep"):
+        sweep_table()
     if only in (None, "engine"):
         from quantlab.engine import bench
 
@@ -281,6 +283,33 @@ def measures_table():
     for name, peer_name, o1, p1, orr, pr in bench_measures():
         print(f"| {name} | {peer_name} | {o1 * 1e3:.3f} ms | {p1 * 1e3:.3f} ms | "
               f"{p1 / o1:.1f}x | {orr:.2f} s | {pr:.0f} s | {pr / orr:.0f}x |")
+
+
+def sweep_table():
+    """benchmarks/sweep_bench.py in fresh processes: throughput and peak RSS."""
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).with_name("sweep_bench.py")
+
+    def side(*args):
+        out = subprocess.run([sys.executable, "-W", "ignore", str(script), *map(str, args)],
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    print()
+    print("Sweeps: a 10 x 10 MA-crossover grid on a 2520-bar synthetic panel (one process per "
+          "row; vectorbt after its numba warm-up). vectorbt at 1000 assets is not run: it was "
+          "killed by the out-of-memory killer at 24 GB RSS on this 24 GB machine.")
+    print()
+    print("| run | backtests | seconds | backtests/s | peak RSS |")
+    print("|---|---|---|---|---|")
+    for args in (("vectorbt", 100), ("quantlab", 100, 1), ("quantlab", 100, 2),
+                 ("quantlab", 1000, 1), ("quantlab", 1000, 2)):
+        r = side(*args)
+        who = r["side"] + (f", {r['workers']} worker(s)" if r["side"] == "quantlab" else "")
+        print(f"| {who}, {args[1]} assets | {r['backtests']:,} | {r['seconds']:.2f} | "
+              f"{r['per_second']:,.0f} | {r['peak_rss_mb']:,.0f} MB |")
 
 
 def core():
