@@ -119,7 +119,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     equity_np = np.empty((rows, n_groups))
     cash_np = np.empty((rows, n_groups))
     pos_np = np.empty((rows, m))
-    stats_np = acc_new(n_groups)
+    stats_np = _acc_new(n_groups)
     extra_np = np.zeros((n_groups, NX))
     cdef double[:, ::1] stats = stats_np, extra = extra_np
     cdef double[::1] prev_eq = np.full(n_groups, init_cash), gross_v = np.zeros(n_groups)

@@ -31,7 +31,7 @@ def accumulate(const double[:, ::1] r, const double[:, ::1] logr, const double[:
         raise ValueError("logr must have the returns' shape")
     if has_b and (b.shape[0] != n or b.shape[1] != m):
         raise ValueError("benchmark panel must have the returns' shape")
-    acc_np = acc_new(m)  # (m, NFIELDS): a column's statistics share cache lines
+    acc_np = _acc_new(m)  # (m, NFIELDS): a column's statistics share cache lines
     cdef double[:, ::1] A = acc_np
     cdef double x, bx
     with nogil:

@@ -22,7 +22,7 @@ cdef enum:
     NFIELDS
 
 
-def acc_new(Py_ssize_t m):
+def _acc_new(Py_ssize_t m):
     """Initial state of ``m`` accumulators, (m, NFIELDS)."""
     acc = np.zeros((m, NFIELDS))
     acc[:, MIN] = np.inf

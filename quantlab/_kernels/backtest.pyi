@@ -23,4 +23,7 @@ def simulate(
     next_open: bool,
     dd_limit: float = 0.0,
     dd_cooldown: int = 0,
-) -> tuple[F64, F64, F64, Orders, npt.NDArray[np.int8]]: ...
+    metrics_only: bool = False,
+) -> tuple[F64, F64, F64, Orders, npt.NDArray[np.int8]] | tuple[F64, F64]: ...
+
+FIELDS: tuple[str, ...]  # rows of the metrics-only statistics (as metrics.FIELDS)
