@@ -11,7 +11,7 @@ observation: skipped everywhere. Formulas live in ``quantlab/metrics.py``.
 """
 import numpy as np
 
-from libc.math cimport NAN, isnan
+from libc.math cimport NAN, exp, floor, isnan, log, sqrt
 
 include "welford.pxi"
 include "returns_acc.pxi"
@@ -69,37 +69,51 @@ cdef void swap(double* v, Py_ssize_t i, Py_ssize_t j) noexcept nogil:
     v[j] = tmp
 
 
-cdef double select(double* v, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
-    """k-th smallest (0-based) of v[0:n], partially reordering v so that v[:k] <= v[k] <=
-    v[k+1:] (Hoare's quickselect with median-of-three pivots, expected O(n))."""
-    cdef Py_ssize_t lo = 0, hi = n - 1, i, j, mid
-    cdef double pivot
-    while hi > lo:
-        mid = lo + (hi - lo) // 2
-        if v[mid] < v[lo]:
-            swap(v, mid, lo)
-        if v[hi] < v[lo]:
-            swap(v, hi, lo)
-        if v[hi] < v[mid]:
-            swap(v, hi, mid)
-        pivot = v[mid]
-        i = lo
-        j = hi
-        while i <= j:
-            while v[i] < pivot:
+cdef void _fr(double* v, Py_ssize_t left, Py_ssize_t right, Py_ssize_t k) noexcept nogil:
+    """Floyd & Rivest's SELECT (1975): first narrow [left, right] to a small sample range
+    around k, so the partitions cost about n + min(k, n - k) comparisons (the tails we
+    select sit near the ends) instead of quickselect's ~3n."""
+    cdef Py_ssize_t n, i, j, nl, nr
+    cdef double z, s, sd, t
+    while right > left:
+        if right - left > 600:
+            n = right - left + 1
+            i = k - left + 1
+            z = log(<double>n)
+            s = 0.5 * exp(2.0 * z / 3.0)
+            sd = 0.5 * sqrt(z * s * (n - s) / n) * (-1.0 if i < n / 2.0 else 1.0)
+            nl = <Py_ssize_t>floor(k - i * s / n + sd)
+            nr = <Py_ssize_t>floor(k + (n - i) * s / n + sd)
+            _fr(v, nl if nl > left else left, nr if nr < right else right, k)
+        t = v[k]
+        i = left
+        j = right
+        swap(v, left, k)
+        if v[right] > t:
+            swap(v, right, left)
+        while i < j:
+            swap(v, i, j)
+            i += 1
+            j -= 1
+            while v[i] < t:
                 i += 1
-            while v[j] > pivot:
+            while v[j] > t:
                 j -= 1
-            if i <= j:
-                swap(v, i, j)
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
+        if v[left] == t:
+            swap(v, left, j)
         else:
-            break
+            j += 1
+            swap(v, j, right)
+        if j <= k:
+            left = j + 1
+        if k <= j:
+            right = j - 1
+
+
+cdef double select(double* v, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """k-th smallest (0-based) of v[0:n] (no NaN), partially reordering v so that
+    v[:k] <= v[k] <= v[k+1:]."""
+    _fr(v, 0, n - 1, k)
     return v[k]
 
 
