@@ -239,14 +239,19 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
             for g in range(n_groups):
                 eq[g] = cash[g]
                 gross_v[g] = 0.0
-            for c in range(m):
-                if not isnan(close[t, asset[c]]):
-                    last[c] = close[t, asset[c]]
-                if q[c] != 0:
-                    eq[group[c]] += q[c] * last[c]
-                    if metrics_only:
+            if metrics_only:   # two loops, so the full mode's loop is as before
+                for c in range(m):
+                    if not isnan(close[t, asset[c]]):
+                        last[c] = close[t, asset[c]]
+                    if q[c] != 0:
+                        eq[group[c]] += q[c] * last[c]
                         gross_v[group[c]] += fabs(q[c] * last[c])
-                if not metrics_only:
+            else:
+                for c in range(m):
+                    if not isnan(close[t, asset[c]]):
+                        last[c] = close[t, asset[c]]
+                    if q[c] != 0:
+                        eq[group[c]] += q[c] * last[c]
                     positions[t, c] = q[c]
             for g in range(n_groups):
                 if metrics_only:

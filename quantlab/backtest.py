@@ -117,7 +117,7 @@ class BacktestResult:
     group: bool
     prices: xr.DataArray = field(repr=False)
     risk_free_rate: float = 0.0  # annual; the default of metrics()
-    halted: xr.DataArray | None = field(default=None, repr=False)  # dd_limit flat bars
+    halted: xr.DataArray | None = field(default=None, repr=False)  # dd_limit's flat bars
 
     @property
     def returns(self) -> xr.DataArray:
@@ -273,7 +273,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     account's equity falls to (1 - dd_limit) x its running peak, all its positions are
     closed on that bar (at the prices that revealed the breach) and it stays flat for
     ``dd_cooldown`` bars; it then re-enters at the signal's current targets, and its
-    peak restarts from the equity at re-entry. ``res.halted`` marks the flat bars.
+    peak restarts from the equity at re-entry. ``res.halted`` marks the flat bars (None
+    without ``dd_limit``).
     """
     opts = dict(sl_stop=sl_stop, tp_stop=tp_stop, sl_trail=sl_trail, limit_offset=limit_offset,
                 limit_tif=limit_tif, size=size)
@@ -388,8 +389,9 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
                           name="equity")
     cash_da = xr.DataArray(cash.reshape(acct_shape), dims=acct_dims, coords=acct_coords,
                            name="cash")
-    halted_da = xr.DataArray(halted.reshape(acct_shape).astype(bool), dims=acct_dims,
-                             coords=acct_coords, name="halted")
+    halted_da = None if not dd_limit else xr.DataArray(
+        halted.reshape(acct_shape).astype(bool), dims=acct_dims, coords=acct_coords,
+        name="halted")
     # orders table with labels
     idx = np.unravel_index(oc, shape[1:])
     orders = pd.DataFrame({"t": ot, "col": oc, "time": signal.time.values[ot],

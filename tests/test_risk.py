@@ -120,7 +120,7 @@ def test_drawdown_control_in_the_kernel():
         np.testing.assert_allclose(part.equity.isel(asset=0).values, eq[:cut + 1])
     # without the control the same path is simply held
     free = ql.backtest(close, sig)
-    assert not free.halted.any() and (free.positions.values > 0).all()
+    assert free.halted is None and (free.positions.values > 0).all()
     with pytest.raises(ValueError, match="dd_limit"):
         ql.backtest(close, sig, dd_limit=20)
 
