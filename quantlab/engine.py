@@ -166,6 +166,17 @@ class TickResult:
     def __getitem__(self, key):     # the seed reads results as dicts
         return getattr(self, key)
 
+    @classmethod
+    def combine(cls, parts) -> "TickResult":
+        """One result for consecutive batches (their order tick indices already offset)."""
+        counts = ("ticks", "signal_count", "order_count", "rejected_ticks", "rejected_orders",
+                  "processing_time_us")
+        totals = {k: sum(getattr(p, k) for p in parts) for k in counts}
+        totals["processing_time_us"] = float(totals["processing_time_us"])
+        orders = (pd.concat([p.orders for p in parts], ignore_index=True) if parts
+                  else pd.DataFrame())
+        return cls(**totals, orders=orders)
+
 
 class TickEngine:
     """``TickEngine(config=None)``; see the module docstring."""
@@ -298,8 +309,7 @@ class TickEngine:
             cols = dict(path_or_arrays)
         n = len(cols["timestamp"])
         unit = 1e-6 if self.config["engine"]["timestamp_unit"] == "us" else 1e-9
-        totals = [0, 0, 0, 0, 0, 0.0]
-        frames = []
+        parts = []
         start_wall = time.perf_counter()
         t_first = float(np.asarray(cols["timestamp"])[0]) if n else 0.0
         for a in range(0, n, chunk):
@@ -311,31 +321,23 @@ class TickEngine:
                     time.sleep(wait)
             res = self.process_ticks(part)
             res.orders["tick"] += a
-            frames.append(res.orders)
-            for i, k in enumerate(("ticks", "signal_count", "order_count", "rejected_ticks",
-                                   "rejected_orders", "processing_time_us")):
-                totals[i] += getattr(res, k)
+            parts.append(res)
             if on_chunk is not None:
                 on_chunk(self, res)
-        orders = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        return TickResult(*totals[:5], processing_time_us=totals[5], orders=orders)
+        return TickResult.combine(parts)
 
     async def run_feed(self, feed, batch=1000, max_messages=None, timeout=None) -> TickResult:
         """Consume an async iterator of ticks (dicts or JSON strings of one dict or a list
         of dicts), processing them in batches of up to ``batch``; stops at the feed's end,
         after ``max_messages`` messages or ``timeout`` seconds."""
         pending: list = []
-        totals = TickResult(0, 0, 0, 0, 0, 0.0, pd.DataFrame())
-        frames = []
+        parts: list = []
 
         def flush():
             if pending:
                 res = self.process_market_data(pending)
-                res.orders["tick"] += totals.ticks
-                frames.append(res.orders)
-                for k in ("ticks", "signal_count", "order_count", "rejected_ticks",
-                          "rejected_orders", "processing_time_us"):
-                    setattr(totals, k, getattr(totals, k) + getattr(res, k))
+                res.orders["tick"] += sum(p.ticks for p in parts)
+                parts.append(res)
                 pending.clear()
 
         async def consume():
@@ -359,8 +361,7 @@ class TickEngine:
         except asyncio.TimeoutError:
             pass
         flush()
-        totals.orders = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        return totals
+        return TickResult.combine(parts)
 
 
 async def websocket_feed(url, max_messages=None):

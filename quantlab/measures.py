@@ -146,8 +146,14 @@ def _hurst_args(n, nvals, corrected):
     return nvals, logexp
 
 
+def _nvals_key(nvals):
+    """Block sizes as a hashable tuple (``_hurst_args`` is cached), or None."""
+    return None if nvals is None else tuple(int(v) for v in np.ravel(nvals))
+
+
 def _hurst_kernel(corrected, unbiased, nvals):
-    nvals = None if nvals is None else tuple(int(v) for v in np.ravel(nvals))
+    nvals = _nvals_key(nvals)
+
     def run(x, window):
         nv, le = _hurst_args(window, nvals, corrected)
         out = _k.roll_hurst(x, window, nv, le, unbiased)
@@ -171,9 +177,8 @@ def hurst(x, nvals=None, corrected=True, unbiased=True) -> float:
 
 def rolling_hurst(x, window, dim="time", nvals=None, corrected=True, unbiased=True):
     """:func:`hurst` over every window of length ``window``."""
-    kernel = _hurst_kernel(corrected, unbiased, nvals)
-    kernel(np.zeros((0, _int(window, "window", 1))), window)   # fail early, not in dask
-    return _rolling(kernel, x, window, dim)
+    _hurst_args(_int(window, "window", 1), _nvals_key(nvals), corrected)   # fail early
+    return _rolling(_hurst_kernel(corrected, unbiased, nvals), x, window, dim)
 
 
 # ---- DFA --------------------------------------------------------------------------

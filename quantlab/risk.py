@@ -56,7 +56,7 @@ def _returns(returns, name="returns"):
 
 
 def _scalar(v):
-    return float(v) if np.ndim(v) == 0 or (isinstance(v, xr.DataArray) and v.ndim == 0) else v
+    return float(v) if np.ndim(v) == 0 else v
 
 
 class RiskManager:

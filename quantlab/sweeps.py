@@ -114,7 +114,6 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
 
     bar = tqdm(total=len(parts), initial=len(parts) - len(todo), desc=f"sweep {strat.name}",
                unit="chunk", disable=not progress)
-    args = (keys, inputs, metrics, backtest_kw)
     if client is not None:
         from distributed import as_completed
 
@@ -128,8 +127,8 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-            futures = {pool.submit(_run_chunk, strat, data, args[0], parts[i], *args[1:]): i
-                       for i in todo}
+            futures = {pool.submit(_run_chunk, strat, data, keys, parts[i], inputs, metrics,
+                                   backtest_kw): i for i in todo}
             for fut in as_completed(futures):
                 finished(futures[fut], fut.result())
                 bar.update()
