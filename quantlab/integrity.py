@@ -4,8 +4,11 @@
   true Sharpe ratio exceeds a benchmark, given the sample's length, skewness and kurtosis.
 - ``deflated_sharpe_ratio`` (Bailey & López de Prado 2014): the PSR against the Sharpe ratio
   the best of ``n_trials`` unskilled trials would reach by chance.
+- ``min_track_record_length`` (Bailey & López de Prado 2012): how long a record must be
+  for its Sharpe ratio to beat a benchmark at a given confidence.
 - ``pbo`` (Bailey, Borwein, López de Prado & Zhu 2017): the probability of backtest
   overfitting by combinatorially symmetric cross-validation (CSCV).
+- ``reality_check``: White's Reality Check and Hansen's SPA test (``arch.bootstrap``).
 
 Conventions (DESIGN.md): Sharpe ratios are per period (not annualised); kurtosis is
 Pearson's (3 for a normal distribution), not excess.
@@ -18,8 +21,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["probabilistic_sharpe_ratio", "deflated_sharpe_ratio", "expected_max_sharpe",
-           "pbo"]
+__all__ = ["probabilistic_sharpe_ratio", "deflated_sharpe_ratio", "min_track_record_length",
+           "expected_max_sharpe", "pbo", "reality_check"]
 
 _N = NormalDist()
 EULER_GAMMA = 0.5772156649015329
@@ -37,21 +40,42 @@ def _moments(returns):
     return r.mean() / sd, float((z ** 3).mean()), float((z ** 4).mean()), r.size
 
 
-def probabilistic_sharpe_ratio(returns=None, sr_benchmark=0.0, *, sr=None, n=None, skew=0.0,
-                               kurtosis=3.0) -> float:
+def probabilistic_sharpe_ratio(returns=None, sr_benchmark=0.0, *, sharpe=None, n_obs=None,
+                               skew=0.0, kurtosis=3.0) -> float:
     """PSR(SR*) = Φ((SR - SR*) √(n - 1) / √(1 - γ3·SR + (γ4 - 1)/4 · SR²)).
 
     From ``returns`` (per-period Sharpe, skewness and Pearson kurtosis estimated), or from
-    ``sr`` (per period), ``n``, ``skew`` and ``kurtosis`` directly."""
+    ``sharpe`` (per period), ``n_obs``, ``skew`` and ``kurtosis`` directly."""
     if returns is not None:
-        sr, skew, kurtosis, n = _moments(returns)
-    if sr is None or n is None:
-        raise ValueError("give returns, or sr and n")
-    denom = 1.0 - skew * sr + (kurtosis - 1.0) / 4.0 * sr * sr
-    if denom <= 0:
+        sharpe, skew, kurtosis, n_obs = _moments(returns)
+    if sharpe is None or n_obs is None:
+        raise ValueError("give returns, or sharpe and n_obs")
+    return _N.cdf((sharpe - sr_benchmark) * math.sqrt(n_obs - 1)
+                  / math.sqrt(_sr_var_factor(sharpe, skew, kurtosis)))
+
+
+def _sr_var_factor(sharpe, skew, kurtosis) -> float:
+    """1 - γ3·SR + (γ4 - 1)/4 · SR²: (n - 1) × the variance of the Sharpe estimate."""
+    v = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe * sharpe
+    if v <= 0:
         raise ValueError("the Sharpe ratio's variance estimate is not positive "
                          "(extreme skewness/kurtosis for this Sharpe ratio)")
-    return _N.cdf((sr - sr_benchmark) * math.sqrt(n - 1) / math.sqrt(denom))
+    return v
+
+
+def min_track_record_length(returns=None, sr_benchmark=0.0, confidence=0.95, *, sharpe=None,
+                            skew=0.0, kurtosis=3.0) -> float:
+    """MinTRL = 1 + (1 - γ3·SR + (γ4 - 1)/4 · SR²) · (Φ⁻¹(confidence) / (SR - SR*))²: the
+    number of observations needed for PSR(SR*) to reach ``confidence`` (Bailey & López de
+    Prado 2012). Per-period Sharpe ratios; ``inf`` when SR <= SR*."""
+    if returns is not None:
+        sharpe, skew, kurtosis, _ = _moments(returns)
+    if sharpe is None:
+        raise ValueError("give returns, or sharpe")
+    if sharpe <= sr_benchmark:
+        return math.inf
+    return 1.0 + _sr_var_factor(sharpe, skew, kurtosis) * (
+        _N.inv_cdf(confidence) / (sharpe - sr_benchmark)) ** 2
 
 
 def expected_max_sharpe(n_trials, sr_variance) -> float:
@@ -63,21 +87,23 @@ def expected_max_sharpe(n_trials, sr_variance) -> float:
                                      + EULER_GAMMA * _N.inv_cdf(1 - 1 / (n_trials * math.e)))
 
 
-def deflated_sharpe_ratio(returns=None, trial_sharpes=None, *, n_trials=None,
-                          sr_variance=None, sr=None, n=None, skew=0.0,
+def deflated_sharpe_ratio(returns=None, n_trials=None, trials_sharpe_variance=None, *,
+                          trial_sharpes=None, sharpe=None, n_obs=None, skew=0.0,
                           kurtosis=3.0) -> float:
     """DSR = PSR(SR0) with SR0 = ``expected_max_sharpe(N, V)``: N trials whose per-period
-    Sharpe ratios have variance V (from ``trial_sharpes``, or ``n_trials`` and
-    ``sr_variance``). The chosen strategy's ``returns`` (or sr, n, skew, kurtosis) give the
-    rest."""
+    Sharpe ratios have variance V (``n_trials`` and ``trials_sharpe_variance``, or both from
+    ``trial_sharpes``). The chosen strategy's ``returns`` (or ``sharpe``, ``n_obs``,
+    ``skew``, ``kurtosis``) give the rest."""
     if trial_sharpes is not None:
         t = np.asarray(trial_sharpes, dtype=float)
         t = t[np.isfinite(t)]
-        n_trials, sr_variance = t.size, float(t.var(ddof=1)) if t.size > 1 else 0.0
-    if n_trials is None or sr_variance is None:
-        raise ValueError("give trial_sharpes, or n_trials and sr_variance")
-    sr0 = expected_max_sharpe(n_trials, sr_variance)
-    return probabilistic_sharpe_ratio(returns, sr0, sr=sr, n=n, skew=skew, kurtosis=kurtosis)
+        n_trials = t.size
+        trials_sharpe_variance = float(t.var(ddof=1)) if t.size > 1 else 0.0
+    if n_trials is None or trials_sharpe_variance is None:
+        raise ValueError("give n_trials and trials_sharpe_variance, or trial_sharpes")
+    sr0 = expected_max_sharpe(n_trials, trials_sharpe_variance)
+    return probabilistic_sharpe_ratio(returns, sr0, sharpe=sharpe, n_obs=n_obs, skew=skew,
+                                      kurtosis=kurtosis)
 
 
 def pbo(trial_returns, n_splits=16, metric=None) -> dict:
@@ -89,6 +115,10 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     Sharpe ratio) is ranked out of sample; λ = logit of its relative rank. PBO = share of
     splits with λ ≤ 0, i.e. the best in-sample trial is at or below the out-of-sample
     median. Returns {"pbo", "logits", "n_splits", "n_combinations"}.
+
+    The default Sharpe ratio is computed for all splits at once from per-block sums (a
+    split's mean and variance are sums over its blocks); a custom ``metric(rows x trials)
+    -> trials`` is called twice per split.
     """
     x = np.asarray(getattr(trial_returns, "values", trial_returns), dtype=float)
     if x.ndim != 2 or x.shape[1] < 2:
@@ -98,26 +128,60 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     x = x[: x.shape[0] - x.shape[0] % n_splits]
     if x.shape[0] < 2 * n_splits:
         raise ValueError(f"{x.shape[0]} rows are too few for {n_splits} splits")
-    blocks = np.array_split(np.arange(x.shape[0]), n_splits)
+    combos = np.array(list(itertools.combinations(range(n_splits), n_splits // 2)))
+    in_sample = np.zeros((len(combos), n_splits), dtype=bool)
+    in_sample[np.arange(len(combos))[:, None], combos] = True
+    if metric is None:
+        blocks = x.reshape(n_splits, -1, x.shape[1])          # (split, rows, trials)
+        ok = np.isfinite(blocks)
+        stats = [ok.sum(1), np.where(ok, blocks, 0).sum(1), np.where(ok, blocks ** 2, 0).sum(1)]
 
-    def score(rows):
-        v = x[rows]
-        if metric is not None:
-            return np.asarray(metric(v), dtype=float)
-        sd = np.nanstd(v, axis=0, ddof=1)
-        return np.nanmean(v, axis=0) / np.where(sd > 0, sd, np.nan)
-
-    logits = []
-    combos = list(itertools.combinations(range(n_splits), n_splits // 2))
-    for ins in combos:
-        outs = [b for b in range(n_splits) if b not in ins]
-        is_rows = np.concatenate([blocks[b] for b in ins])
-        oos_rows = np.concatenate([blocks[b] for b in outs])
-        best = int(np.nanargmax(score(is_rows)))
-        oos = score(oos_rows)
-        rank = (np.sum(oos < oos[best]) + 0.5 * (np.sum(oos == oos[best]) - 1) + 1) / (
-            np.isfinite(oos).sum() + 1)
-        logits.append(math.log(rank / (1 - rank)))
-    logits = np.array(logits)
+        def score(mask):                                       # (combos, trials)
+            n, s1, s2 = (mask.astype(float) @ st for st in stats)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                var = (s2 - s1 * s1 / n) / (n - 1)
+                # a constant trial's variance is rounding noise, not a tiny risk
+                flat = var <= 1e-14 * s2 / n
+                return np.where(flat, np.nan, (s1 / n) / np.sqrt(np.where(flat, 1.0, var)))
+        is_score, oos_score = score(in_sample), score(~in_sample)
+    else:
+        rows = np.arange(x.shape[0]).reshape(n_splits, -1)
+        is_score = np.array([metric(x[rows[m].ravel()]) for m in in_sample], dtype=float)
+        oos_score = np.array([metric(x[rows[~m].ravel()]) for m in in_sample], dtype=float)
+    if np.isnan(is_score).all(axis=1).any():
+        raise ValueError("a split has no finite in-sample score (constant or empty trials)")
+    best = np.nanargmax(is_score, axis=1)
+    val = oos_score[np.arange(len(combos)), best][:, None]
+    rank = ((oos_score < val).sum(1) + 0.5 * ((oos_score == val).sum(1) - 1) + 1) / (
+        np.isfinite(oos_score).sum(1) + 1)
+    logits = np.log(rank / (1 - rank))
     return {"pbo": float(np.mean(logits <= 0)), "logits": logits, "n_splits": n_splits,
             "n_combinations": len(combos)}
+
+
+def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, seed=0) -> dict:
+    """Is the best trial better than ``benchmark`` (default: cash, zero returns) once the
+    search over all trials is accounted for? Hansen's SPA test (studentised; p-values
+    lower/consistent/upper) and White's Reality Check (not studentised, upper p-value) by
+    the stationary bootstrap of ``arch.bootstrap`` on losses = -returns. Rows with any NaN
+    are dropped. Small p-values: some trial beats the benchmark beyond data snooping."""
+    from arch.bootstrap import SPA
+
+    x = np.asarray(getattr(trial_returns, "values", trial_returns), dtype=float)
+    if x.ndim != 2:
+        raise ValueError("trial_returns must be (time, trials)")
+    b = np.zeros(x.shape[0]) if benchmark is None else np.asarray(
+        getattr(benchmark, "values", benchmark), dtype=float)
+    if b.shape != x.shape[:1]:
+        raise ValueError(f"benchmark has {b.shape[0]} rows, trial_returns {x.shape[0]}")
+    keep = np.isfinite(x).all(1) & np.isfinite(b)
+    if keep.sum() < 20:
+        raise ValueError(f"{keep.sum()} complete rows are too few for a bootstrap test")
+    x, b = x[keep], b[keep]
+    spa = SPA(-b, -x, block_size=block_size, reps=reps, seed=seed)
+    spa.compute()
+    rc = SPA(-b, -x, block_size=block_size, reps=reps, seed=seed, studentize=False)
+    rc.compute()
+    p = spa.pvalues
+    return {"spa_pvalue": float(p["consistent"]), "spa_lower": float(p["lower"]),
+            "spa_upper": float(p["upper"]), "reality_check_pvalue": float(rc.pvalues["upper"])}

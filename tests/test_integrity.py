@@ -13,12 +13,12 @@ I = ql.integrity
 
 def test_psr_closed_form_and_moments():
     # a normal sample: skew 0, Pearson kurtosis 3
-    got = I.probabilistic_sharpe_ratio(sr=0.1, n=253, sr_benchmark=0.05)
+    got = I.probabilistic_sharpe_ratio(sharpe=0.1, n_obs=253, sr_benchmark=0.05)
     want = NormalDist().cdf((0.1 - 0.05) * math.sqrt(252) / math.sqrt(1 + 0.5 * 0.01))
     assert got == pytest.approx(want, rel=1e-12)
-    assert I.probabilistic_sharpe_ratio(sr=0.1, n=100, sr_benchmark=0.1) == 0.5
+    assert I.probabilistic_sharpe_ratio(sharpe=0.1, n_obs=100, sr_benchmark=0.1) == 0.5
     # negative skew and fat tails make the same Sharpe ratio less convincing
-    fat = I.probabilistic_sharpe_ratio(sr=0.1, n=253, sr_benchmark=0.05, skew=-1.0,
+    fat = I.probabilistic_sharpe_ratio(sharpe=0.1, n_obs=253, sr_benchmark=0.05, skew=-1.0,
                                        kurtosis=8.0)
     assert fat < got
     r = np.random.default_rng(0).normal(0.001, 0.01, 1000)
@@ -26,7 +26,7 @@ def test_psr_closed_form_and_moments():
     z = (r - r.mean()) / r.std()
     skew, kurt = (z ** 3).mean(), (z ** 4).mean()
     assert I.probabilistic_sharpe_ratio(r) == pytest.approx(
-        I.probabilistic_sharpe_ratio(sr=sr, n=1000, skew=skew, kurtosis=kurt))
+        I.probabilistic_sharpe_ratio(sharpe=sr, n_obs=1000, skew=skew, kurtosis=kurt))
 
 
 def test_expected_max_sharpe_matches_a_monte_carlo():
@@ -42,13 +42,36 @@ def test_expected_max_sharpe_matches_a_monte_carlo():
 
 def test_dsr_falls_with_the_number_of_trials():
     r = np.random.default_rng(2).normal(0.0008, 0.01, 1000)
-    one = I.deflated_sharpe_ratio(r, n_trials=1, sr_variance=0.001)
+    one = I.deflated_sharpe_ratio(r, n_trials=1, trials_sharpe_variance=0.001)
     assert one == pytest.approx(I.probabilistic_sharpe_ratio(r))
-    many = [I.deflated_sharpe_ratio(r, n_trials=k, sr_variance=1 / 999) for k in (10, 100, 1000)]
+    many = [I.deflated_sharpe_ratio(r, n_trials=k, trials_sharpe_variance=1 / 999) for k in (10, 100, 1000)]
     assert one > many[0] > many[1] > many[2]
     trials = np.random.default_rng(3).normal(0, 0.03, 50)
-    assert I.deflated_sharpe_ratio(r, trials) == pytest.approx(
-        I.deflated_sharpe_ratio(r, n_trials=50, sr_variance=trials.var(ddof=1)))
+    assert I.deflated_sharpe_ratio(r, trial_sharpes=trials) == pytest.approx(
+        I.deflated_sharpe_ratio(r, 50, trials.var(ddof=1)))
+
+
+def test_dsr_worked_example_of_the_paper():
+    # Bailey & López de Prado (2014), section 5: annualised SR 2.5 over T = 1250 daily
+    # observations, N = 100 trials with annualised Sharpe variance 0.5, skew -3,
+    # kurtosis 10, 250 periods a year -> DSR 0.9004
+    got = I.deflated_sharpe_ratio(n_trials=100, trials_sharpe_variance=0.5 / 250,
+                                  sharpe=2.5 / math.sqrt(250), n_obs=1250, skew=-3.0,
+                                  kurtosis=10.0)
+    assert got == pytest.approx(0.9004, abs=5e-5)
+
+
+def test_min_track_record_length_is_where_psr_reaches_the_confidence():
+    sr, skew, kurt = 0.08, -0.5, 6.0
+    n = I.min_track_record_length(sharpe=sr, sr_benchmark=0.02, confidence=0.95, skew=skew,
+                                  kurtosis=kurt)
+    psr = I.probabilistic_sharpe_ratio(sharpe=sr, n_obs=n, sr_benchmark=0.02, skew=skew,
+                                       kurtosis=kurt)
+    assert psr == pytest.approx(0.95, rel=1e-12)
+    # normal case by hand: 1 + (1 + SR²/2) (1.6449 / (SR - SR*))²
+    want = 1 + (1 + 0.5 * 0.1 ** 2) * (NormalDist().inv_cdf(0.95) / 0.1) ** 2
+    assert I.min_track_record_length(sharpe=0.1) == pytest.approx(want, rel=1e-12)
+    assert I.min_track_record_length(sharpe=0.01, sr_benchmark=0.02) == math.inf
 
 
 def test_pbo_on_noise_and_on_a_real_edge():
@@ -61,6 +84,37 @@ def test_pbo_on_noise_and_on_a_real_edge():
     assert I.pbo(edge, n_splits=10)["pbo"] < 0.05
 
 
+def test_pbo_block_sums_equal_the_split_by_split_loop():
+    # the default (vectorised) Sharpe path against a custom metric computing the same
+    # Sharpe ratio on each split's rows, NaN holes included
+    x = np.random.default_rng(5).normal(0.0002, 0.01, (640, 12))
+    x[::37, 3] = np.nan
+
+    def sharpe(v):
+        sd = np.nanstd(v, axis=0, ddof=1)
+        return np.nanmean(v, axis=0) / np.where(sd > 0, sd, np.nan)
+
+    fast, slow = I.pbo(x, n_splits=8), I.pbo(x, n_splits=8, metric=sharpe)
+    np.testing.assert_allclose(fast["logits"], slow["logits"], rtol=1e-9)
+    assert fast["pbo"] == slow["pbo"]
+    # a constant trial has no Sharpe ratio (not a rounding-noise infinity) and is never best
+    x[:, 5] = 0.001
+    assert I.pbo(x, n_splits=8)["pbo"] == I.pbo(np.delete(x, 5, axis=1), n_splits=8)["pbo"]
+
+
+def test_reality_check_finds_a_real_edge_and_not_noise():
+    rng = np.random.default_rng(6)
+    noise = rng.normal(0, 0.01, (1000, 20))
+    assert I.reality_check(noise, reps=300)["spa_pvalue"] > 0.1
+    edge = noise.copy()
+    edge[:, 4] += 0.003
+    res = I.reality_check(edge, reps=300)
+    assert res["spa_pvalue"] < 0.01 and res["reality_check_pvalue"] < 0.01
+    # against a benchmark that has the same edge, the edge is nothing special
+    bench = rng.normal(0.003, 0.01, 1000)
+    assert I.reality_check(edge, benchmark=bench, reps=300)["spa_pvalue"] > 0.1
+
+
 def test_errors():
     with pytest.raises(ValueError, match="zero variance"):
         I.probabilistic_sharpe_ratio(np.ones(10))
@@ -68,3 +122,9 @@ def test_errors():
         I.pbo(np.zeros((100, 3)), n_splits=5)
     with pytest.raises(ValueError, match="too few"):
         I.pbo(np.zeros((10, 3)), n_splits=16)
+    with pytest.raises(ValueError, match="no finite in-sample"):
+        I.pbo(np.zeros((64, 3)), n_splits=4)
+    with pytest.raises(ValueError, match="n_trials and trials_sharpe_variance"):
+        I.deflated_sharpe_ratio(np.arange(10.0))
+    with pytest.raises(ValueError, match="rows"):
+        I.reality_check(np.zeros((50, 2)), benchmark=np.zeros(40))
