@@ -10,8 +10,8 @@ from quantlab.errors import DataError
 __version__ = "0.1.0"
 
 _SUBMODULES = {"backtest", "crossmarket", "data", "engine", "ensemble", "integrity",
-               "measures", "metrics", "plots", "research", "risk", "rolling", "signals",
-               "strategies", "suite", "sweeps", "testing", "widgets"}
+               "measures", "metrics", "optimize", "plots", "research", "risk", "rolling",
+               "signals", "strategies", "suite", "sweeps", "testing", "widgets"}
 # top-level names that live in a submodule
 _ATTRS = {"Slippage": "backtest", "BacktestingEngine": "backtest",
           "run_research_analysis": "research", "sweep": "sweeps"}

@@ -165,7 +165,11 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
     lower/consistent/upper) and White's Reality Check (not studentised, upper p-value) by
     the stationary bootstrap of ``arch.bootstrap`` on losses = -returns. Rows with any NaN
     are dropped. Small p-values: some trial beats the benchmark beyond data snooping."""
-    from arch.bootstrap import SPA
+    try:
+        from arch.bootstrap import SPA
+    except ImportError as err:
+        raise ImportError("reality_check needs the 'arch' package: pip install arch "
+                          "(or quantlab[data])") from err
 
     x = np.asarray(getattr(trial_returns, "values", trial_returns), dtype=float)
     if x.ndim != 2:

@@ -199,3 +199,53 @@ def network_figure(edges, title: str = "", source: str = "leader", target: str =
     fig.scatter("x", "y", source=src, size=14, color=PALETTE[0])
     fig.add_layout(LabelSet(x="x", y="y", text="name", source=src, x_offset=8, y_offset=8))
     return fig
+
+
+def optimization_figure(res, title: str = ""):
+    """An optimisation's trials in the order run, the running best, and the histogram of
+    its CSCV logits (mass at or below 0 is the PBO)."""
+    from bokeh.layouts import column
+
+    obj = res.objective if isinstance(res.objective, str) else res.objective[0]
+    v = res.trials[obj].to_numpy(dtype=float)
+    run = (np.fmin if res.directions[0] == "minimize" else np.fmax).accumulate(np.where(np.isfinite(v), v, np.nan))
+    fig = _figure(title=title or f"{res.method}: {obj} per trial (DSR {res.dsr:.2f}, "
+                  f"PBO {res.pbo:.2f})", x_axis_label="trial", y_axis_label=obj, height=260)
+    fig.scatter(np.arange(v.size), v, size=6, color=PALETTE[0], alpha=0.7, legend_label="trial")
+    fig.line(np.arange(v.size), run, color=PALETTE[3], line_width=2, legend_label="best so far")
+    fig.legend.location = "bottom_right"
+    if res.pbo_logits.size == 0:
+        return fig
+    hist = histogram_figure(res.pbo_logits, bins=30, x_label="logit of the best IS trial's "
+                            "OOS rank", title="CSCV logits (<= 0: overfit split)")
+    hist.height = 220
+    return column(fig, hist, sizing_mode="stretch_width")
+
+
+def walk_forward_figure(wf, title: str = ""):
+    """Stitched out-of-sample equity, in- and out-of-sample Sharpe ratio per fold, and
+    the chosen parameters per fold."""
+    from bokeh.layouts import column
+    from bokeh.models import Span
+
+    eq = wf.oos_equity
+    fig_e = _figure(x_axis_type="datetime", height=250,
+                    title=title or "walk-forward: stitched out-of-sample equity")
+    fig_e.line(eq.time.values, eq.values, color=PALETTE[1], line_width=1.5)
+    f = wf.folds
+    t = f["oos_start"].values
+    fig_s = _figure(x_axis_type="datetime", height=220, x_range=fig_e.x_range,
+                    title="Sharpe ratio per fold", y_axis_label="annualised")
+    fig_s.line(t, f["is_sharpe_ratio"].values, color=PALETTE[0], legend_label="in sample")
+    fig_s.line(t, f["oos_sharpe_ratio"].values, color=PALETTE[3], legend_label="out of sample")
+    fig_s.add_layout(Span(location=0, dimension="width", line_color="gray"))
+    fig_s.legend.location = "top_left"
+    figs = [fig_e, fig_s]
+    for i, k in enumerate(wf.stability.index):
+        if not np.issubdtype(f[k].dtype, np.number):
+            continue
+        fig_p = _figure(x_axis_type="datetime", height=150, x_range=fig_e.x_range,
+                        title=f"chosen {k}")
+        fig_p.step(t, f[k].values, color=PALETTE[(i + 2) % len(PALETTE)], mode="after")
+        figs.append(fig_p)
+    return column(*figs, sizing_mode="stretch_width")

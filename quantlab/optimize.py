@@ -1,0 +1,799 @@
+"""Parameter optimisation, reported with how likely its result is to be overfit.
+
+``optimize_strategy_parameters`` searches a strategy's parameters for the best
+``objective`` (a metric name of DESIGN.md) of its strategy return stream,
+``backtest(data, signal, group=True, **backtest_kw)``, scored only on the bars inside
+``[start_date, end_date]``. The signal is computed on all data up to ``end_date``, so
+indicators warm up on earlier bars; the account starts flat at ``start_date``.
+
+Methods: ``"bayesian"`` (Gaussian-process surrogate of the ``bayesian-optimization``
+package, its default acquisition; integers rounded and choices indexed from a continuous
+box), ``"tpe"`` (optuna's TPE), ``"genetic"`` (optuna's NSGA-II, one or several
+objectives) and ``"grid"`` (every combination as labelled dims of one vectorised
+backtest). Every result carries, from its own distinct trials, the deflated Sharpe ratio
+of the best trial (Bailey & López de Prado 2014) and the probability of backtest
+overfitting by CSCV (PBO, ranking trials by their Sharpe ratio whatever the objective);
+``result.reality_check()`` adds White's Reality Check / Hansen's SPA.
+
+``WalkForwardOptimizer`` re-optimises on rolling in-sample windows and trades each
+choice on the following bars; ``RegimeAdaptiveOptimizer`` picks parameters per regime
+label and switches between them as the label (known at each bar's close) changes.
+"""
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = ["optimize_strategy_parameters", "OptimizationResult", "WalkForwardOptimizer",
+           "WalkForwardResult", "RegimeAdaptiveOptimizer", "RegimeAdaptiveResult",
+           "METHODS", "OBJECTIVES"]
+
+METHODS = ("bayesian", "tpe", "genetic", "grid")
+_BACKTEST_ONLY = ("n_trades", "fees_paid", "turnover", "exposure", "trade_win_rate",
+                  "trade_profit_factor")
+# smaller is better for these; every other objective is maximised (max_drawdown <= 0 too)
+_MINIMISE = {"annual_volatility", "downside_risk", "drawdown_duration", "recovery_time",
+             "fees_paid", "turnover", "exposure"}
+_HEADLINE = ("sharpe_ratio", "annual_return", "max_drawdown", "total_return")
+
+
+OBJECTIVES = tuple(n for n in ("sharpe_ratio", "sortino_ratio", "calmar_ratio",
+                               "max_drawdown", "value_at_risk", "conditional_value_at_risk",
+                               "annual_return", "annual_volatility", "downside_risk",
+                               "cum_returns_final", "tail_ratio", "stability_of_timeseries",
+                               "total_return", "recovery_time", "drawdown_duration",
+                               "win_rate", "profit_factor")) + _BACKTEST_ONLY
+
+
+# ----------------------------------------------------------------------------- space
+@dataclass(frozen=True)
+class _Param:
+    name: str
+    low: float | None = None
+    high: float | None = None
+    integer: bool = False
+    choices: tuple | None = None
+
+    @property
+    def fixed(self) -> bool:
+        return (len(self.choices) == 1) if self.choices is not None else self.low == self.high
+
+    def values(self, n: int) -> list:
+        """``n`` evenly spaced values (all choices for a list; unique ints)."""
+        if self.choices is not None:
+            return list(self.choices)
+        if self.fixed:
+            return [self.low]
+        v = np.linspace(self.low, self.high, n)
+        return sorted({int(round(x)) for x in v}) if self.integer else [float(x) for x in v]
+
+
+def _py(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _space(strat, bounds) -> dict[str, _Param]:
+    bounds = strat.param_space if bounds is None else bounds
+    if not bounds:
+        raise ValueError(f"{strat.name}: no parameters to optimise (param_bounds is empty)")
+    unknown = sorted(set(bounds) - set(strat.defaults))
+    if unknown:
+        raise ValueError(f"{strat.name}: unknown parameter(s) {unknown}; parameters are "
+                         f"{sorted(strat.defaults)}")
+    out = {}
+    for k, b in bounds.items():
+        number = lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool)  # noqa: E731
+        if isinstance(b, tuple) and len(b) == 2 and all(map(number, b)):
+            lo, hi = map(_py, b)
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise ValueError(f"{k}: bounds must be finite, got {b!r}")
+            if lo > hi:
+                raise ValueError(f"{k}: empty range, low {lo} > high {hi}")
+            out[k] = _Param(k, lo, hi, integer=all(isinstance(v, int) for v in (lo, hi)))
+        elif isinstance(b, (list, np.ndarray, pd.Index)):
+            if len(b) == 0:
+                raise ValueError(f"{k}: empty list of choices")
+            out[k] = _Param(k, choices=tuple(_py(v) for v in b))
+        else:
+            raise ValueError(f"{k}: bounds must be (low, high) numbers or a list of choices, "
+                             f"got {b!r}")
+    return out
+
+
+def _check_objectives(objective):
+    objs = (objective,) if isinstance(objective, str) else tuple(objective)
+    if not objs:
+        raise ValueError("objective is empty")
+    for o in objs:
+        if o not in OBJECTIVES:
+            near = difflib.get_close_matches(o, OBJECTIVES, n=1)
+            hint = f" Did you mean {near[0]!r}?" if near else ""
+            raise ValueError(f"unknown objective {o!r}.{hint} Choose from "
+                             f"{', '.join(OBJECTIVES)}")
+    return objs
+
+
+def _check_method(method):
+    if method not in METHODS:
+        near = difflib.get_close_matches(str(method), METHODS, n=1)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"unknown optimization_method {method!r}.{hint} Choose from "
+                         f"{', '.join(METHODS)}")
+
+
+# ----------------------------------------------------------------------------- scoring
+class _Evaluator:
+    """Backtests parameter sets of one strategy and scores them inside a window."""
+
+    def __init__(self, strat, data, start, end, objectives, backtest_kw, risk_free_rate=0.0,
+                 mask=None):
+        if not isinstance(data, xr.Dataset):
+            raise TypeError("data must be an xarray Dataset (ql.data.load())")
+        self.strat, self.objectives = strat, objectives
+        self.history = data.sel(time=slice(None, end))
+        window = self.history.time.sel(time=slice(start, None)).values
+        if window.size < 3:
+            raise ValueError(f"the scoring window [{start}, {end}] holds {window.size} bars "
+                             f"of data from {str(data.time.values[0])[:10]} to "
+                             f"{str(data.time.values[-1])[:10]}")
+        self.window = slice(window[0], window[-1])
+        self.times = window
+        self.inputs = strat.default_inputs(self.history)
+        self.kw = dict(backtest_kw)
+        self.kw.pop("group", None)
+        self.periods = int(self.kw.get("periods", 252))
+        self.rf = risk_free_rate
+        self.mask = None if mask is None else np.asarray(mask, dtype=bool)
+        if self.mask is not None and self.mask.shape != window.shape:
+            raise ValueError("mask must have one value per bar of the scoring window")
+
+    def signal(self, params, history=None):
+        s = type(self.strat)(**{**self.strat.params, **params})
+        hist = self.history if history is None else history
+        return s.signal(hist, **(self.inputs if history is None else s.default_inputs(hist)))
+
+    def backtest(self, params):
+        from quantlab.backtest import backtest
+
+        sig = self.signal(params).sel(time=self.window)
+        return backtest(self.history.sel(time=self.window), sig, group=True, **self.kw)
+
+    def score(self, res) -> tuple[xr.Dataset, xr.DataArray]:
+        """(objectives and headline metrics, returns scored) over the param dims."""
+        from quantlab.metrics import summary
+
+        r = res.returns
+        if self.mask is not None:
+            r = r.where(xr.DataArray(self.mask, dims="time", coords={"time": r.time}))
+        m = summary(r, risk_free_rate=self.rf, annualization=self.periods)
+        out = m[[n for n in dict.fromkeys(_HEADLINE + self.objectives) if n in m]]
+        extra = [o for o in self.objectives if o in _BACKTEST_ONLY]
+        if extra:
+            if self.mask is not None:
+                raise ValueError(f"objective(s) {extra} are account-level and cannot be "
+                                 "scored on a subset of bars; use a returns metric")
+            out = out.assign(res.metrics(risk_free_rate=self.rf)[extra])
+        return out, r
+
+    def __call__(self, params) -> tuple[tuple, np.ndarray, dict]:
+        m, r = self.score(self.backtest(params))
+        return (tuple(float(m[o]) for o in self.objectives), r.values,
+                {k: float(m[k]) for k in _HEADLINE})
+
+
+def _call(evaluator, params):  # a module-level function: dask pickles it by name
+    return evaluator(params)
+
+
+# ----------------------------------------------------------------------------- samplers
+class _Optuna:
+    """optuna's TPE or NSGA-II through the ask-and-tell interface."""
+
+    def __init__(self, method, space, directions, seed, storage, study_name, n_trials,
+                 population_size):
+        import optuna
+        from optuna.distributions import (CategoricalDistribution, FloatDistribution,
+                                          IntDistribution)
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if method == "tpe":
+            sampler = optuna.samplers.TPESampler(seed=seed)
+        else:
+            pop = population_size or max(4, min(50, n_trials // 5))
+            sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=pop)
+        self.study = optuna.create_study(study_name=study_name, storage=storage,
+                                         sampler=sampler, directions=directions,
+                                         load_if_exists=True)
+        self.dists = {
+            k: CategoricalDistribution(p.choices) if p.choices is not None
+            else IntDistribution(p.low, p.high) if p.integer
+            else FloatDistribution(p.low, p.high)
+            for k, p in space.items()}
+        self.state = optuna.trial.TrialState
+
+    def previous(self) -> list[dict]:
+        done = [t.params for t in self.study.trials if t.state == self.state.COMPLETE]
+        for p in done:
+            if set(p) != set(self.dists):
+                raise ValueError(f"the stored study {self.study.study_name!r} searched "
+                                 f"{sorted(p)}, not {sorted(self.dists)}; use another "
+                                 "study_name or storage")
+        return done
+
+    def ask(self):
+        t = self.study.ask(self.dists)
+        return t, dict(t.params)
+
+    def tell(self, handle, values):
+        if any(math.isnan(v) for v in values):
+            self.study.tell(handle, state=self.state.FAIL)
+        else:
+            self.study.tell(handle, list(values))
+
+
+class _GaussianProcess:
+    """bayesian-optimization's GP on a continuous box: integers are rounded, choices
+    indexed. The first ``n_init`` points are uniform random (seeded); a trial without a
+    score is registered at the worst score seen so far."""
+
+    def __init__(self, space, direction, seed, n_trials):
+        from bayes_opt import BayesianOptimization
+
+        self.space = space
+        self.box = {k: ((p.low - 0.5, p.high + 0.5) if p.integer
+                        else (0.0, float(len(p.choices))) if p.choices is not None
+                        else (float(p.low), float(p.high))) for k, p in space.items()}
+        self.opt = BayesianOptimization(f=None, pbounds=self.box, random_state=seed,
+                                        verbose=0, allow_duplicate_points=True)
+        self.sign = 1.0 if direction == "maximize" else -1.0
+        self.rng = np.random.default_rng(seed)
+        self.n_init, self.asked, self.seen = max(2, min(10, n_trials // 5)), 0, []
+
+    def previous(self):
+        return []
+
+    def decode(self, x) -> dict:
+        out = {}
+        for k, p in self.space.items():
+            v = float(x[k])
+            if p.integer:
+                out[k] = int(min(max(math.floor(v + 0.5), p.low), p.high))
+            elif p.choices is not None:
+                out[k] = p.choices[min(int(v), len(p.choices) - 1)]
+            else:
+                out[k] = min(max(v, p.low), p.high)
+        return out
+
+    def ask(self):
+        self.asked += 1
+        if self.asked <= self.n_init:
+            x = {k: float(self.rng.uniform(lo, hi)) for k, (lo, hi) in self.box.items()}
+        else:
+            x = {k: float(v) for k, v in self.opt.suggest().items()}
+        return x, self.decode(x)
+
+    def tell(self, handle, values):
+        v = self.sign * values[0]
+        if math.isnan(v):
+            v = min(self.seen) if self.seen else 0.0
+        self.seen.append(v)
+        self.opt.register(params=handle, target=v)
+
+
+# ----------------------------------------------------------------------------- result
+@dataclass(repr=False)
+class OptimizationResult(Mapping):
+    """The best parameters (a mapping: ``dict(res)``, ``res.items()``) and the search.
+
+    ``best_value`` (a tuple for several objectives), ``best_trial`` (its row in
+    ``trials``), ``trials`` (one row per trial:
+    parameters, objective(s), headline metrics), ``trial_returns`` (time, trial) of the
+    distinct trials, ``dsr`` and ``pbo`` from those trials, ``pareto`` (the non-dominated
+    trials of a multi-objective search), ``study`` (optuna's, for tpe/genetic)."""
+
+    best_params: dict
+    best_value: float | tuple
+    best_trial: int
+    objective: str | tuple
+    method: str
+    trials: pd.DataFrame
+    trial_returns: xr.DataArray
+    dsr: float
+    pbo: float
+    pbo_logits: np.ndarray = field(default_factory=lambda: np.array([]))
+    pareto: pd.DataFrame | None = None
+    study: object = None
+    directions: tuple = ("maximize",)
+
+    def __getitem__(self, key):
+        return self.best_params[key]
+
+    def __iter__(self):
+        return iter(self.best_params)
+
+    def __len__(self):
+        return len(self.best_params)
+
+    def __repr__(self):
+        obj = self.objective if isinstance(self.objective, str) else "/".join(self.objective)
+        val = (f"{self.best_value:.4g}" if isinstance(self.best_value, float)
+               else "(" + ", ".join(f"{v:.4g}" for v in self.best_value) + ")")
+        return (f"OptimizationResult({self.method}: {obj} = {val} at {self.best_params}; "
+                f"{len(self.trials)} trials, DSR {self.dsr:.3f}, PBO {self.pbo:.3f})")
+
+    @property
+    def best_returns(self) -> xr.DataArray:
+        """The best trial's returns over the scoring window."""
+        key = _key(self.best_params)
+        i = [j for j, k in enumerate(self.trial_returns.attrs["keys"]) if k == key][0]
+        return self.trial_returns.isel(trial=i, drop=True)
+
+    def reality_check(self, benchmark=None, **kw) -> dict:
+        """``ql.integrity.reality_check`` of the trials against ``benchmark`` returns (cash
+        by default): is the best one better once the search is accounted for?"""
+        from quantlab.integrity import reality_check
+
+        if benchmark is not None and isinstance(benchmark, xr.DataArray):
+            benchmark = benchmark.reindex(time=self.trial_returns.time).values
+        return reality_check(self.trial_returns.values, benchmark, **kw)
+
+    def plot(self, **kw):
+        from quantlab import plots
+
+        return plots.optimization_figure(self, **kw)
+
+
+def _key(params: dict) -> str:
+    return repr(sorted((k, _py(v)) for k, v in params.items()))
+
+
+def _guards(returns: np.ndarray, best: int) -> tuple[float, float, np.ndarray]:
+    """DSR of trial ``best`` among all, PBO of all (NaN when undefined)."""
+    from quantlab import integrity
+
+    rows = np.isfinite(returns).all(axis=1)
+    x = returns[rows]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sr = x.mean(0) / x.std(0, ddof=1)
+    try:
+        dsr = integrity.deflated_sharpe_ratio(x[:, best], trial_sharpes=sr)
+    except ValueError:
+        dsr = math.nan
+    n_splits = min(16, (x.shape[0] // 4) // 2 * 2)
+    try:
+        p = integrity.pbo(x, n_splits=n_splits)
+        return dsr, p["pbo"], p["logits"]
+    except ValueError:  # one trial, too few rows, or no finite score
+        return dsr, math.nan, np.array([])
+
+
+def _pareto(table: pd.DataFrame, objectives, directions) -> pd.DataFrame:
+    v = np.column_stack([table[o].to_numpy() * (1 if d == "maximize" else -1)
+                         for o, d in zip(objectives, directions)])
+    ok = np.isfinite(v).all(1)
+    front = [i for i in np.flatnonzero(ok)
+             if not any((v[j] >= v[i]).all() and (v[j] > v[i]).any() for j in np.flatnonzero(ok))]
+    return table.iloc[front]
+
+
+def _build_result(method, objectives, directions, records, times, study=None):
+    """records: list of (params, values, returns, headline)."""
+    keys = list(records[0][0])
+    rows = [{**p, **dict(zip(objectives, v)), **{k: h[k] for k in _HEADLINE
+                                                   if k not in objectives}}
+            for p, v, _, h in records]
+    table = pd.DataFrame(rows)
+    table.index.name = "trial"
+    # distinct parameter sets (a sampler may propose one twice) for DSR and PBO
+    first = {}
+    for i, (p, *_rest) in enumerate(records):
+        first.setdefault(_key(p), i)
+    distinct = sorted(first.values())
+    score = table[objectives[0]].to_numpy(dtype=float) * (
+        1 if directions[0] == "maximize" else -1)
+    pareto = None
+    if len(objectives) > 1:
+        pareto = _pareto(table, objectives, directions)
+        cand = pareto.index.to_numpy() if len(pareto) else np.arange(len(table))
+        best = int(cand[np.nanargmax(score[cand])]) if np.isfinite(score[cand]).any() else 0
+    else:
+        if not np.isfinite(score).any():
+            raise ValueError("no trial produced a finite objective (does the strategy trade "
+                             "in the scoring window?)")
+        best = int(np.nanargmax(score))
+    ret = np.column_stack([records[i][2] for i in distinct])
+    tr = xr.DataArray(ret, dims=("time", "trial"), coords={"time": times, "trial": distinct},
+                      name="returns", attrs={"keys": [_key(records[i][0]) for i in distinct]})
+    dsr, pbo, logits = _guards(ret, distinct.index(first[_key(records[best][0])]))
+    best_params = {k: records[best][0][k] for k in keys}
+    value = tuple(records[best][1]) if len(objectives) > 1 else records[best][1][0]
+    return OptimizationResult(best_params, value, best, objectives if len(objectives) > 1
+                              else objectives[0], method, table, tr, dsr, pbo, logits,
+                              pareto, study, tuple(directions))
+
+
+# ----------------------------------------------------------------------------- search
+def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, start_date=None,
+                                 end_date=None, optimization_method="tpe",
+                                 objective="sharpe_ratio", n_trials=50, seed=0, storage=None,
+                                 n_jobs=1, *, study_name=None, client=None, direction=None,
+                                 risk_free_rate=0.0, population_size=None, progress=True,
+                                 strategy_class=None, parameter_bounds=None, price_data=None,
+                                 _mask=None, **backtest_kw) -> OptimizationResult:
+    """Search ``param_bounds`` of ``strategy`` for the best ``objective``.
+
+    ``strategy``: a registry name, a Strategy (its other parameters stay as given) or a
+    Strategy class (the seed's ``strategy_class``). ``param_bounds``: {name: (low, high)}
+    (two ints -> integers) or {name: [choices]}; default ``strategy.param_space``.
+    ``data``: a Dataset (the seed's ``price_data``; default the bundled equities).
+    ``objective``: a metric name, or several for ``"genetic"``/``"tpe"``/``"grid"``
+    (Pareto front in ``result.pareto``; the best is the front's best on the first one);
+    ``direction`` "maximize"/"minimize" overrides the metric's natural one.
+    ``n_trials``: evaluations (for ``"grid"``, the budget: ⌊n_trials^(1/k)⌋ values per
+    (low, high) range of the k ranges, at least 2; lists are used as given).
+    ``storage`` ("sqlite:///study.db") and ``study_name`` keep an optuna study so a
+    rerun resumes it (its stored trials count towards ``n_trials`` and are re-run once
+    for their returns). ``n_jobs`` threads or a dask ``client`` evaluate trials in
+    batches (tpe/genetic; a batch is asked before it is told, so only ``n_jobs=1`` is
+    reproducible; the GP runs one trial at a time). ``backtest_kw`` go to ``ql.backtest``
+    (fees, slippage, ...; always ``group=True``).
+    """
+    import quantlab as ql
+    from tqdm.auto import tqdm
+
+    strategy = strategy if strategy is not None else strategy_class
+    param_bounds = param_bounds if param_bounds is not None else parameter_bounds
+    data = data if data is not None else price_data
+    if strategy is None:
+        raise ValueError("give a strategy (registry name, Strategy or Strategy class)")
+    strat = _strategy(strategy)
+    data = ql.data.load() if data is None else data
+    _check_method(optimization_method)
+    objectives = _check_objectives(objective)
+    if direction is not None and direction not in ("maximize", "minimize"):
+        raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
+    directions = [direction or ("minimize" if o in _MINIMISE else "maximize")
+                  for o in objectives]
+    if not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
+        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+    space = _space(strat, param_bounds)
+    fixed = {k: (p.choices[0] if p.choices is not None else p.low)
+             for k, p in space.items() if p.fixed}
+    free = {k: p for k, p in space.items() if not p.fixed}
+    ev = _Evaluator(strat, data, start_date, end_date, objectives, backtest_kw,
+                    risk_free_rate, _mask)
+    times = ev.times
+
+    if optimization_method == "grid" or not free:
+        return _grid(strat, space, free, n_trials, ev, objectives, directions, times,
+                     "grid" if free else optimization_method)
+    if optimization_method == "bayesian":
+        if len(objectives) > 1:
+            raise ValueError("'bayesian' optimises one objective; use 'genetic' or 'tpe' "
+                             "for several")
+        if storage is not None:
+            raise ValueError("storage= keeps optuna studies ('tpe', 'genetic'); the "
+                             "Gaussian-process search is not persisted")
+        sampler = _GaussianProcess(free, directions[0], seed, n_trials)
+        batch = 1
+    else:
+        name = study_name or f"{strat.name}-{optimization_method}-{'-'.join(objectives)}"
+        sampler = _Optuna(optimization_method, free, directions, seed, storage, name,
+                          n_trials, population_size)
+        batch = max(1, int(n_jobs or 1)) if client is None else max(
+            1, sum(client.nthreads().values()))
+
+    if client is not None:
+        remote = client.scatter(ev, broadcast=True)
+        run = lambda ps: client.gather(client.map(_call, [remote] * len(ps), ps, pure=False))  # noqa: E731
+    elif batch > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(batch)
+        run = lambda ps: list(pool.map(ev, ps))  # noqa: E731
+    else:
+        run = lambda ps: [ev(p) for p in ps]  # noqa: E731
+
+    records = []
+    previous = sampler.previous()
+    bar = tqdm(total=n_trials, desc=f"{optimization_method} {strat.name}", unit="trial",
+               disable=not progress)
+    try:
+        for i in range(0, min(len(previous), n_trials), max(batch, 1)):   # resumed study
+            ps = previous[i:i + max(batch, 1)][: n_trials - len(records)]
+            for p, (vals, r, head) in zip(ps, run([{**p, **fixed} for p in ps])):
+                records.append(({**p, **fixed}, vals, r, head))
+            bar.update(len(ps))
+        while len(records) < n_trials:
+            asked = [sampler.ask() for _ in range(min(batch, n_trials - len(records)))]
+            results = run([{**p, **fixed} for _, p in asked])
+            for (handle, p), (vals, r, head) in zip(asked, results):
+                sampler.tell(handle, vals)
+                records.append(({**p, **fixed}, vals, r, head))
+            bar.update(len(asked))
+    finally:
+        bar.close()
+        if client is None and batch > 1:
+            pool.shutdown()
+    study = getattr(sampler, "study", None)
+    return _build_result(optimization_method, objectives, directions, records, times, study)
+
+
+def _grid(strat, space, free, n_trials, ev, objectives, directions, times, method):
+    """Every combination as list parameters: dims of one signal and one backtest."""
+    n_num = sum(p.choices is None for p in free.values())
+    n_cat = int(np.prod([len(p.choices) for p in free.values() if p.choices is not None]))
+    per = max(2, int(math.floor((max(n_trials, 1) / n_cat) ** (1 / n_num) + 1e-9))) \
+        if n_num else 1
+    values = {k: p.values(per) for k, p in space.items()}
+    grid_params = {k: v for k, v in values.items() if len(v) > 1}
+    single = {k: v[0] for k, v in values.items() if len(v) == 1}
+    res = ev.backtest({**single, **{k: list(v) for k, v in grid_params.items()}})
+    m, r = ev.score(res)
+    dims = list(grid_params)
+    if dims:
+        m, r = m.stack(trial=dims), r.stack(trial=dims)
+        combos = [dict(zip(dims, t if isinstance(t, tuple) else (t,)))
+                  for t in m.indexes["trial"]]
+    else:
+        m, r = m.expand_dims(trial=1), r.expand_dims(trial=1, axis=1)
+        combos = [{}]
+    records = []
+    for j, c in enumerate(combos):
+        p = {k: _py(c.get(k, single.get(k))) for k in space}
+        vals = tuple(float(m[o].values[j]) for o in objectives)
+        head = {k: float(m[k].values[j]) for k in _HEADLINE}
+        records.append((p, vals, r.transpose("time", "trial").values[:, j], head))
+    return _build_result(method, objectives, directions, records, times)
+
+
+def _strategy(strategy):
+    from quantlab import strategies
+
+    if isinstance(strategy, str):
+        return strategies.get(strategy)
+    if isinstance(strategy, type) and issubclass(strategy, strategies.Strategy):
+        return strategy()
+    if isinstance(strategy, strategies.Strategy):
+        return strategy
+    raise TypeError(f"strategy must be a registry name, a Strategy or a Strategy class, "
+                    f"got {type(strategy).__name__}")
+
+
+# ----------------------------------------------------------------------------- walk-forward
+@dataclass(repr=False)
+class WalkForwardResult:
+    """``folds``: one row per fold (in-sample and out-of-sample windows, chosen
+    parameters, IS and OOS objective and Sharpe ratio, the fold's DSR and PBO).
+    ``oos_returns``/``oos_equity``: the stitched out-of-sample account (one backtest whose
+    parameters switch at each fold's first OOS bar, ``step_size`` bars per fold).
+    ``stability``: per parameter, its spread across folds and how often it changed."""
+
+    folds: pd.DataFrame
+    oos_returns: xr.DataArray
+    oos_equity: xr.DataArray
+    oos_metrics: xr.Dataset
+    stability: pd.DataFrame
+    objective: str
+    results: list = field(default_factory=list)
+
+    @property
+    def efficiency(self) -> float:
+        """Mean OOS Sharpe ratio / mean IS Sharpe ratio over the folds (1 = no decay)."""
+        return float(self.folds["oos_sharpe_ratio"].mean() / self.folds["is_sharpe_ratio"].mean())
+
+    @property
+    def oos_psr(self) -> float:
+        """Probabilistic Sharpe ratio (vs 0) of the stitched out-of-sample returns."""
+        from quantlab.integrity import probabilistic_sharpe_ratio
+
+        try:
+            return probabilistic_sharpe_ratio(self.oos_returns.values)
+        except ValueError:
+            return math.nan
+
+    def __repr__(self):
+        return (f"WalkForwardResult({len(self.folds)} folds, {self.objective}: IS mean "
+                f"{self.folds['is_' + self.objective].mean():.3g}, OOS mean "
+                f"{self.folds['oos_' + self.objective].mean():.3g}; stitched OOS Sharpe "
+                f"{float(self.oos_metrics['sharpe_ratio']):.3f}, median PBO "
+                f"{self.folds['pbo'].median():.2f})")
+
+    def plot(self, **kw):
+        from quantlab import plots
+
+        return plots.walk_forward_figure(self, **kw)
+
+
+class WalkForwardOptimizer:
+    """Optimise on ``optimization_window`` bars, validate on the next
+    ``validation_window``, move by ``step_size``: ⌊(T - W - V) / step⌋ + 1 folds. Each
+    fold's optimisation sees no bar after its in-sample window. ``optimize_kw`` go to
+    ``optimize_strategy_parameters`` (objective, n_jobs, ...)."""
+
+    def __init__(self, optimization_window=252, validation_window=63, step_size=21,
+                 optimization_method="tpe", n_trials=20, objective="sharpe_ratio", seed=0,
+                 progress=True, **optimize_kw):
+        for name, v in (("optimization_window", optimization_window),
+                        ("validation_window", validation_window), ("step_size", step_size)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive number of bars, got {v!r}")
+        if step_size > validation_window:
+            raise ValueError(f"step_size ({step_size}) > validation_window "
+                             f"({validation_window}) would leave bars out of sample untested")
+        _check_method(optimization_method)
+        if not isinstance(objective, str):
+            raise ValueError("walk-forward takes one objective")
+        _check_objectives(objective)
+        self.w, self.v, self.step = int(optimization_window), int(validation_window), int(step_size)
+        self.method, self.n_trials, self.objective = optimization_method, n_trials, objective
+        self.seed, self.progress, self.kw = seed, progress, optimize_kw
+
+    def fold_bounds(self, n_bars: int) -> list[tuple[int, int, int]]:
+        """(is_start, oos_start, oos_end) bar positions of every fold."""
+        if n_bars < self.w + self.v:
+            raise ValueError(f"{n_bars} bars are fewer than optimization_window + "
+                             f"validation_window = {self.w + self.v}")
+        k = (n_bars - self.w - self.v) // self.step + 1
+        return [(i * self.step, i * self.step + self.w, i * self.step + self.w + self.v)
+                for i in range(k)]
+
+    def run(self, strategy, param_bounds=None, data=None, **backtest_kw) -> WalkForwardResult:
+        import quantlab as ql
+        from tqdm.auto import tqdm
+
+        strat = _strategy(strategy)
+        data = ql.data.load() if data is None else data
+        t = data.time.values
+        rows, results, segments = [], [], []
+        for i, (a, b, c) in enumerate(tqdm(self.fold_bounds(len(t)), desc="walk-forward",
+                                           unit="fold", disable=not self.progress)):
+            res = optimize_strategy_parameters(
+                strat, param_bounds, data.isel(time=slice(0, b)), start_date=t[a],
+                end_date=t[b - 1], optimization_method=self.method, objective=self.objective,
+                n_trials=self.n_trials, seed=self.seed + i, progress=False,
+                **self.kw, **backtest_kw)
+            chosen = type(strat)(**{**strat.params, **res.best_params})
+            oos = _Evaluator(chosen, data.isel(time=slice(0, c)), t[b], t[c - 1],
+                             (self.objective,), backtest_kw, self.kw.get("risk_free_rate", 0.0))
+            vals, _, head = oos({})
+            # the stitched account trades these parameters on the first step_size OOS bars
+            seg_end = min(b + self.step, len(t))
+            hist = data.isel(time=slice(0, seg_end))
+            segments.append(chosen.signal(hist, **chosen.default_inputs(hist))
+                            .isel(time=slice(b, seg_end)))
+            results.append(res)
+            best = res.trials.iloc[res.best_trial]
+            rows.append({"is_start": t[a], "is_end": t[b - 1], "oos_start": t[b],
+                         "oos_end": t[c - 1], **res.best_params,
+                         f"is_{self.objective}": float(best[self.objective]),
+                         f"oos_{self.objective}": vals[0],
+                         "is_sharpe_ratio": float(best["sharpe_ratio"]),
+                         "oos_sharpe_ratio": head["sharpe_ratio"],
+                         "dsr": res.dsr, "pbo": res.pbo})
+        folds = pd.DataFrame(rows)
+        folds.index.name = "fold"
+        sig = xr.concat(segments, dim="time")
+        span = slice(sig.time.values[0], sig.time.values[-1])
+        kw = {k: v for k, v in backtest_kw.items() if k != "group"}
+        acct = ql.backtest(data.sel(time=span), sig, group=True, **kw)
+        oos_r = acct.returns
+        metrics = ql.metrics.summary(oos_r, risk_free_rate=self.kw.get("risk_free_rate", 0.0),
+                                     annualization=int(kw.get("periods", 252)))
+        params = list(results[0].best_params)
+        return WalkForwardResult(folds, oos_r, acct.equity, metrics,
+                                 _stability(folds[params]), self.objective, results)
+
+
+def _stability(chosen: pd.DataFrame) -> pd.DataFrame:
+    """Per parameter: mean, std, min, max and coefficient of variation over the folds
+    (numbers), the share of folds holding its most common value, and how many times it
+    changed from one fold to the next."""
+    rows = {}
+    for k in chosen:
+        s = chosen[k]
+        num = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+        mean, std = (float(s.mean()), float(s.std(ddof=0))) if num else (math.nan, math.nan)
+        rows[k] = {"mean": mean, "std": std,
+                   "min": float(s.min()) if num else math.nan,
+                   "max": float(s.max()) if num else math.nan,
+                   "cv": std / abs(mean) if num and mean else math.nan,
+                   "mode_share": float(s.value_counts(normalize=True).iloc[0]),
+                   "changes": int((s != s.shift()).iloc[1:].sum())}
+    return pd.DataFrame(rows).T
+
+
+# ----------------------------------------------------------------------------- regimes
+@dataclass(repr=False)
+class RegimeAdaptiveResult:
+    """Parameters per regime label (``params``; ``default`` where the label is empty or
+    unseen) and their searches (``results``). ``signal(ds)`` switches between them with
+    the label known at each bar, so it looks no further ahead than the labels do."""
+
+    strategy: object
+    params: dict
+    default: dict
+    results: dict
+    regimes: object
+
+    def __repr__(self):
+        return f"RegimeAdaptiveResult({self.strategy.name}: {self.params}, default {self.default})"
+
+    def labels(self, ds) -> xr.DataArray:
+        lab = self.regimes(ds) if callable(self.regimes) else self.regimes
+        return _labels(lab, ds)
+
+    def default_inputs(self, ds) -> dict:
+        return self.strategy.default_inputs(ds)
+
+    def signal(self, ds, **inputs) -> xr.DataArray:
+        inputs = inputs or self.default_inputs(ds)
+        lab = self.labels(ds)
+        make = lambda p: type(self.strategy)(**{**self.strategy.params, **p}).signal(ds, **inputs)  # noqa: E731
+        out = make(self.default)
+        for label, p in self.params.items():
+            out = xr.where(lab == label, make(p), out)
+        return out.transpose("time", "asset").rename("signal")
+
+    def backtest(self, ds, **backtest_kw):
+        from quantlab.backtest import backtest
+
+        return backtest(ds, self.signal(ds), group=True, **backtest_kw)
+
+
+def _labels(lab, ds) -> xr.DataArray:
+    if isinstance(lab, pd.Series):
+        lab = xr.DataArray(lab.to_numpy(), dims="time", coords={"time": lab.index.values})
+    if not isinstance(lab, xr.DataArray) or lab.dims != ("time",):
+        raise ValueError("regimes must be labels on time: a (time,) DataArray, a Series, or "
+                         "a function of the Dataset returning one (e.g. "
+                         "lambda ds: ql.ensemble.detect_regimes(ds)['volatility'])")
+    lab = lab.reindex(time=ds.time)
+    return lab.where(lab.notnull(), "").astype(str)
+
+
+class RegimeAdaptiveOptimizer:
+    """Best parameters per regime: for each label, a search scored only on the returns
+    earned while that label held (the return of bar t+1 belongs to the label at t, when
+    the position was chosen). Labels with fewer than ``min_bars`` such returns, and empty
+    labels, use the parameters that are best over all bars (``default``)."""
+
+    def __init__(self, regimes, optimization_method="tpe", n_trials=30,
+                 objective="sharpe_ratio", min_bars=63, seed=0, progress=True, **optimize_kw):
+        _check_method(optimization_method)
+        self.regimes, self.method, self.n_trials = regimes, optimization_method, n_trials
+        self.objective, self.min_bars, self.seed = objective, min_bars, seed
+        self.progress, self.kw = progress, optimize_kw
+
+    def run(self, strategy, param_bounds=None, data=None, start_date=None, end_date=None,
+            **backtest_kw) -> RegimeAdaptiveResult:
+        import quantlab as ql
+        from tqdm.auto import tqdm
+
+        strat = _strategy(strategy)
+        data = ql.data.load() if data is None else data
+        hist = data.sel(time=slice(None, end_date))
+        lab = _labels(self.regimes(hist) if callable(self.regimes) else self.regimes, hist)
+        window = hist.time.sel(time=slice(start_date, None))
+        held = lab.shift(time=1, fill_value="").sel(time=window)   # label when chosen
+        common = dict(optimization_method=self.method, objective=self.objective,
+                      n_trials=self.n_trials, seed=self.seed, progress=False,
+                      start_date=start_date, end_date=end_date, **self.kw, **backtest_kw)
+        results = {"*": optimize_strategy_parameters(strat, param_bounds, data, **common)}
+        labels = [v for v in np.unique(held.values) if v != ""]
+        for label in tqdm(labels, desc="regimes", disable=not self.progress):
+            mask = (held == label).values
+            if mask.sum() < self.min_bars:
+                continue
+            results[label] = optimize_strategy_parameters(strat, param_bounds, data,
+                                                          _mask=mask, **common)
+        params = {k: dict(r.best_params) for k, r in results.items() if k != "*"}
+        return RegimeAdaptiveResult(strat, params, dict(results["*"].best_params), results,
+                                    self.regimes)
