@@ -296,7 +296,8 @@ class OptimizationResult(Mapping):
     ``trials``), ``trials`` (one row per trial:
     parameters, objective(s), headline metrics), ``trial_returns`` (time, trial) of the
     distinct trials, ``dsr`` and ``pbo`` from those trials, ``pareto`` (the non-dominated
-    trials of a multi-objective search), ``study`` (optuna's, for tpe/genetic)."""
+    trials of a multi-objective search), ``study`` (optuna's, for tpe/genetic),
+    ``strategy`` (with the best parameters)."""
 
     best_params: dict
     best_value: float | tuple
@@ -311,6 +312,14 @@ class OptimizationResult(Mapping):
     pareto: pd.DataFrame | None = None
     study: object = None
     directions: tuple = ("maximize",)
+    strategy: object = None
+
+    def backtest(self, data, start_date=None, end_date=None, **backtest_kw):
+        """The best parameters' strategy return stream on ``[start_date, end_date]`` of
+        ``data`` (signal warmed up on earlier bars), e.g. out of sample."""
+        ev = _Evaluator(self.strategy, data, start_date, end_date, ("sharpe_ratio",),
+                        backtest_kw)
+        return ev.backtest({})
 
     def __getitem__(self, key):
         return self.best_params[key]
@@ -383,7 +392,7 @@ def _pareto(table: pd.DataFrame, objectives, directions) -> pd.DataFrame:
     return table.iloc[front]
 
 
-def _build_result(method, objectives, directions, records, times, study=None):
+def _build_result(strat, method, objectives, directions, records, times, study=None):
     """records: list of (params, values, returns, headline)."""
     keys = list(records[0][0])
     rows = [{**p, **dict(zip(objectives, v)), **{k: h[k] for k in _HEADLINE
@@ -416,7 +425,8 @@ def _build_result(method, objectives, directions, records, times, study=None):
     value = tuple(records[best][1]) if len(objectives) > 1 else records[best][1][0]
     return OptimizationResult(best_params, value, best, objectives if len(objectives) > 1
                               else objectives[0], method, table, tr, dsr, pbo, logits,
-                              pareto, study, tuple(directions))
+                              pareto, study, tuple(directions),
+                              type(strat)(**{**strat.params, **best_params}))
 
 
 # ----------------------------------------------------------------------------- search
@@ -523,7 +533,8 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
         if client is None and batch > 1:
             pool.shutdown()
     study = getattr(sampler, "study", None)
-    return _build_result(optimization_method, objectives, directions, records, times, study)
+    return _build_result(strat, optimization_method, objectives, directions, records, times,
+                         study)
 
 
 def _grid(strat, space, free, n_trials, ev, objectives, directions, times, method):
@@ -551,7 +562,7 @@ def _grid(strat, space, free, n_trials, ev, objectives, directions, times, metho
         vals = tuple(float(m[o].values[j]) for o in objectives)
         head = {k: float(m[k].values[j]) for k in _HEADLINE}
         records.append((p, vals, r.transpose("time", "trial").values[:, j], head))
-    return _build_result(method, objectives, directions, records, times)
+    return _build_result(strat, method, objectives, directions, records, times)
 
 
 def _strategy(strategy):
@@ -660,7 +671,7 @@ class WalkForwardOptimizer:
                 end_date=t[b - 1], optimization_method=self.method, objective=self.objective,
                 n_trials=self.n_trials, seed=self.seed + i, progress=False,
                 **self.kw, **backtest_kw)
-            chosen = type(strat)(**{**strat.params, **res.best_params})
+            chosen = res.strategy
             oos = _Evaluator(chosen, data.isel(time=slice(0, c)), t[b], t[c - 1],
                              (self.objective,), backtest_kw, self.kw.get("risk_free_rate", 0.0))
             vals, _, head = oos({})
@@ -707,7 +718,7 @@ def _stability(chosen: pd.DataFrame) -> pd.DataFrame:
                    "cv": std / abs(mean) if num and mean else math.nan,
                    "mode_share": float(s.value_counts(normalize=True).iloc[0]),
                    "changes": int((s != s.shift()).iloc[1:].sum())}
-    return pd.DataFrame(rows).T
+    return pd.DataFrame(rows).T.astype({"changes": int, "mode_share": float})
 
 
 # ----------------------------------------------------------------------------- regimes

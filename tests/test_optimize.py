@@ -109,6 +109,9 @@ def test_grid_is_one_vectorised_backtest_equal_to_scoring_by_hand(market):
                                                     rel=1e-12)
         assert row["max_drawdown"] == pytest.approx(float(ql.metrics.max_drawdown(bt.returns)),
                                                      rel=1e-12)
+    best = res.backtest(market, start, end, fees=0.001)
+    assert float(ql.metrics.sharpe_ratio(best.returns)) == pytest.approx(res.best_value,
+                                                                        rel=1e-12)
     # the trial returns span exactly the scoring window
     t = res.trial_returns.time.values
     assert t[0] == np.datetime64(pd.Timestamp("2002-01-01")) and t[-1] <= np.datetime64(end)
