@@ -798,7 +798,7 @@ class RegimeAdaptiveOptimizer:
                       n_trials=self.n_trials, seed=self.seed, progress=False,
                       start_date=start_date, end_date=end_date, **self.kw, **backtest_kw)
         results = {"*": optimize_strategy_parameters(strat, param_bounds, data, **common)}
-        labels = [v for v in np.unique(held.values) if v != ""]
+        labels = [str(v) for v in np.unique(held.values) if v != ""]
         for label in tqdm(labels, desc="regimes", disable=not self.progress):
             mask = (held == label).values
             if mask.sum() < self.min_bars:
