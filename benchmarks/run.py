@@ -15,6 +15,7 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 
 def timeit(fn, repeat=7, number=1):
@@ -197,6 +198,40 @@ def bench_backtest():
              "vectorbt from_signals", first["quantlab"], first["vectorbt"])]
 
 
+def bench_stops():
+    """The same crossover on OHLC bars with a 5 % stop-loss and a 10 % take-profit, fees
+    0.1 %: quantlab vs vectorbt from_signals with the same stops, steady state (final
+    values checked equal first)."""
+    import vectorbt as vbt
+
+    ns = {}
+    exec(BACKTEST_SETUP, ns)
+    ql, da = ns["ql"], ns["da"]
+    rng = np.random.default_rng(7)
+    c = da.values
+    o = c * np.exp(rng.normal(0, 0.004, c.shape))
+    h = np.maximum(o, c) * (1 + rng.uniform(0, 0.01, c.shape))
+    lo = np.minimum(o, c) * (1 - rng.uniform(0, 0.01, c.shape))
+    ds = xr.Dataset({"open": (da.dims, o), "high": (da.dims, h), "low": (da.dims, lo),
+                     "close": da})
+    pd_ = {k: ds[k].to_pandas() for k in ("open", "high", "low", "close")}
+    e, x = ns["entries"], ns["exits"]
+    ep, xp = e.to_pandas(), x.to_pandas()
+    kw = dict(fees=0.001, sl_stop=0.05, tp_stop=0.1)
+
+    def ours():
+        return ql.backtest(ds, entries=e, exits=x, **kw)
+
+    def theirs():
+        return vbt.Portfolio.from_signals(pd_["close"], ep, xp, open=pd_["open"],
+                                          high=pd_["high"], low=pd_["low"],
+                                          init_cash=100_000.0, **kw).final_value()
+
+    np.testing.assert_allclose(ours().equity.isel(time=-1).values, theirs().values, rtol=1e-9)
+    return ("backtest with stop-loss + take-profit on OHLC, 2520 x 1000",
+            "vectorbt from_signals", timeit(ours, repeat=3), timeit(theirs, repeat=3))
+
+
 def bench_measures(n=2520, m=100, window=252, n_peer_windows=200):
     """Each measure on one 2520-point series vs nolds 0.6.2 / antropy, and its rolling form
     over a 2520 x 100 panel (window 252) vs the peer looped over ``n_peer_windows``
@@ -313,7 +348,8 @@ def sweep_table():
 
 
 def core():
-    rows = [bench_returns(), bench_load(), bench_import(), bench_metrics(), *bench_backtest()]
+    rows = [bench_returns(), bench_load(), bench_import(), bench_metrics(), *bench_backtest(),
+            bench_stops()]
     print("| what | peer | quantlab | peer time | peer / quantlab |")
     print("|---|---|---|---|---|")
     for what, peer_name, ours, peer in rows:

@@ -6,8 +6,8 @@ its own (``group=False``) or one shared by all assets of a parameter combination
 (``group=True``). Per bar: mark positions, turn target exposures into orders (sells
 before buys, so a portfolio's cash funds its buys), fill at the execution price with
 slippage and fees, record orders. Policy (signal checks, slippage models, labels) lives
-in ``quantlab/backtest.py``; this file is the loop only. Later options (stops, limit
-orders, metrics-only accumulation) extend this same loop.
+in ``quantlab/backtest.py``; this file is the loop only. Options (metrics-only
+accumulation, drawdown control, stops; later limit orders) extend this same loop.
 """
 import numpy as np
 
@@ -21,6 +21,10 @@ include "returns_acc.pxi"
 cdef enum:
     X_FEES, X_TRADED, X_EQSUM, X_ORDERS, X_EXPO, NX
 
+# why an order was placed (the trades table names them; see backtest.REASONS)
+cdef enum:
+    R_SIGNAL, R_STOP, R_TAKE_PROFIT, R_TRAILING, R_DRAWDOWN
+
 
 cdef struct Order:
     Py_ssize_t t
@@ -28,6 +32,7 @@ cdef struct Order:
     double size      # shares, + buy / - sell
     double price     # fill price incl. slippage
     double fee
+    int reason
 
 
 cdef struct Orders:
@@ -37,7 +42,7 @@ cdef struct Orders:
 
 
 cdef int push(Orders* o, Py_ssize_t t, Py_ssize_t col, double size, double price,
-              double fee) noexcept nogil:
+              double fee, int reason) noexcept nogil:
     cdef Order* grown
     if o.n == o.cap:
         o.cap = o.cap * 2 if o.cap else 1024
@@ -50,6 +55,7 @@ cdef int push(Orders* o, Py_ssize_t t, Py_ssize_t col, double size, double price
     o.buf[o.n].size = size
     o.buf[o.n].price = price
     o.buf[o.n].fee = fee
+    o.buf[o.n].reason = reason
     o.n += 1
     return 0
 
@@ -87,7 +93,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              double init_cash, const double[::1] fees, const double[::1] fixed_fees,
              double max_leverage,
              double max_position_size, bint daily, bint next_open,
-             double dd_limit=0.0, Py_ssize_t dd_cooldown=0, bint metrics_only=False):
+             double dd_limit=0.0, Py_ssize_t dd_cooldown=0, bint metrics_only=False,
+             stops=None):
     """Run the simulation.
 
     close, exec_price, slip_base, impact: (time, asset), read for column c at asset[c]
@@ -105,9 +112,20 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     ``dd_cooldown`` more bars; on the next bar it re-enters at its current targets, with
     the peak reset to its equity then. The breach is seen at the prices it trades at.
 
+    Stops (``stops`` = (open, high, low, sl_stop, tp_stop, sl_trail): (time, asset) bars
+    and per-column fractions, NaN = off): from the bar after a position opens, each bar
+    is checked before its signal against the stop-loss entry·(1 ∓ sl_stop), the trailing
+    stop extreme·(1 ∓ sl_trail) (extreme = highest high of a long, lowest low of a short
+    since entry, updated after the check) and the take-profit entry·(1 ± tp_stop); entry
+    = the close of the bar the position opened on (vectorbt's stop_entry_price="close").
+    The protective stop (the tighter of stop-loss and trailing) is checked first, then the
+    take-profit; a level the open gapped through fills at the open, one inside
+    [low, high] at the level; slippage and fees apply as to any order. A stopped column
+    ignores its signal on that bar and its target becomes 0 (a later entry re-enters).
+
     Returns (equity (time, group), cash (time, group), positions (time, column) in shares,
-    orders as arrays (t, col, size, price, fee), halted (time, group): 1 where the
-    account was held flat by drawdown control).
+    orders as arrays (t, col, size, price, fee, reason), halted (time, group): 1 where
+    the account was held flat by drawdown control).
 
     ``metrics_only``: nothing per bar is kept (equity, cash, positions and the orders come
     back empty); each account's returns feed the running statistics of ``acc_add`` (the
@@ -140,10 +158,110 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     orders.cap = 0
     cdef double s, p, d, sl, pe, fee, cost, scale
     cdef int err = 0
+    # stops: bars, fractions per column, entry price and extreme since entry per column
+    cdef bint use_stops = stops is not None
+    cdef const double[:, :] bar_open = close
+    cdef const double[:, :] bar_high = close
+    cdef const double[:, :] bar_low = close
+    cdef const double[::1] sl_stop = fees
+    cdef const double[::1] tp_stop = fees
+    cdef const double[::1] sl_trail = fees
+    if use_stops:
+        bar_open, bar_high, bar_low, sl_stop, tp_stop, sl_trail = stops
+    cdef double[::1] entry = np.full(m, np.nan), extreme = np.full(m, np.nan)
+    cdef char[::1] stopped = np.zeros(m, dtype=np.int8)
+    cdef double cl, op, hi, lo, lvl, tl, hit, q0
+    cdef int why
+    cdef bint long_
     with nogil:
         for t in range(n):
+            # 0. stops, before this bar's signal (they free cash for its orders)
+            if use_stops:
+                for c in range(m):
+                    stopped[c] = 0
+                    if q[c] == 0 or isnan(entry[c]):
+                        continue
+                    j = asset[c]
+                    cl = close[t, j]
+                    if isnan(cl):
+                        continue   # no bar, no check
+                    op = bar_open[t, j]
+                    if isnan(op):
+                        op = cl
+                    hi = bar_high[t, j]
+                    if isnan(hi):
+                        hi = op if op > cl else cl
+                    lo = bar_low[t, j]
+                    if isnan(lo):
+                        lo = op if op < cl else cl
+                    long_ = q[c] > 0
+                    hit = NAN
+                    why = R_STOP
+                    lvl = NAN
+                    if not isnan(sl_stop[c]):
+                        lvl = entry[c] * (1 - sl_stop[c]) if long_ else entry[c] * (1 + sl_stop[c])
+                    if not isnan(sl_trail[c]):
+                        tl = extreme[c] * (1 - sl_trail[c]) if long_ else extreme[c] * (1 + sl_trail[c])
+                        if isnan(lvl) or (tl > lvl if long_ else tl < lvl):
+                            lvl = tl
+                            why = R_TRAILING
+                    if not isnan(lvl):
+                        if long_:
+                            if op <= lvl:
+                                hit = op
+                            elif lo <= lvl:
+                                hit = lvl
+                        else:
+                            if op >= lvl:
+                                hit = op
+                            elif hi >= lvl:
+                                hit = lvl
+                    if isnan(hit) and not isnan(tp_stop[c]):
+                        why = R_TAKE_PROFIT
+                        lvl = entry[c] * (1 + tp_stop[c]) if long_ else entry[c] * (1 - tp_stop[c])
+                        if long_:
+                            if op >= lvl:
+                                hit = op
+                            elif hi >= lvl:
+                                hit = lvl
+                        else:
+                            if op <= lvl:
+                                hit = op
+                            elif lo <= lvl:
+                                hit = lvl
+                    if long_ and hi > extreme[c]:      # after the check: a bar's own high
+                        extreme[c] = hi                 # cannot stop it out
+                    elif not long_ and lo < extreme[c]:
+                        extreme[c] = lo
+                    if isnan(hit):
+                        continue
+                    g = group[c]
+                    d = -q[c]
+                    sl = slip_base[t, j]
+                    if impact[t, j] > 0:
+                        sl = sl + min(impact[t, j] * sqrt(fabs(d)), impact_cap)
+                    pe = hit * (1 + sl) if d > 0 else hit * (1 - sl)
+                    fee = fabs(d) * pe * fees[c] + fixed_fees[c]
+                    cash[g] += -d * pe - fee
+                    q[c] = 0.0
+                    entry[c] = NAN
+                    want[c] = 0.0
+                    pending[c] = 0
+                    stopped[c] = 1
+                    if metrics_only:
+                        extra[g, X_FEES] += fee
+                        extra[g, X_TRADED] += fabs(d) * pe
+                        extra[g, X_ORDERS] += 1
+                    elif push(&orders, t, c, d, pe, fee, why) != 0:
+                        err = 1
+                        break
+                if err:
+                    break
             # 1. new targets (NaN = hold) and execution prices
             for c in range(m):
+                if use_stops and stopped[c]:   # the stop replaces this bar's signal
+                    px[c] = exec_price[t, asset[c]]
+                    continue
                 if next_open:
                     s = target[t - 1, c] if t > 0 else NAN
                 else:
@@ -222,13 +340,21 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         cash[g] -= cost
                     else:
                         cash[g] += -d * pe - fee
+                    q0 = q[c]
                     q[c] += d
                     pending[c] = 0
+                    if use_stops:   # stops reference the close of the bar a position opens
+                        if q[c] == 0:
+                            entry[c] = NAN
+                        elif q0 == 0 or (q0 > 0) != (q[c] > 0):
+                            entry[c] = close[t, j]
+                            extreme[c] = close[t, j]
                     if metrics_only:
                         extra[g, X_FEES] += fee
                         extra[g, X_TRADED] += fabs(d) * pe
                         extra[g, X_ORDERS] += 1
-                    elif push(&orders, t, c, d, pe, fee) != 0:
+                    elif push(&orders, t, c, d, pe, fee,
+                              R_DRAWDOWN if dd_limit > 0 and halted[t, g] else R_SIGNAL) != 0:
                         err = 1
                         break
                 if err:
@@ -276,13 +402,17 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     osz_np = np.empty(orders.n)
     opx_np = np.empty(orders.n)
     ofee_np = np.empty(orders.n)
+    oreason_np = np.empty(orders.n, dtype=np.int8)
     cdef Py_ssize_t[::1] ot = ot_np, oc = oc_np
     cdef double[::1] osz = osz_np, opx = opx_np, ofee = ofee_np
+    cdef signed char[::1] oreason = oreason_np
     for k in range(orders.n):
         ot[k] = orders.buf[k].t
         oc[k] = orders.buf[k].col
         osz[k] = orders.buf[k].size
         opx[k] = orders.buf[k].price
         ofee[k] = orders.buf[k].fee
+        oreason[k] = <signed char>orders.buf[k].reason
     free(orders.buf)
-    return equity_np, cash_np, pos_np, (ot_np, oc_np, osz_np, opx_np, ofee_np), halted_np
+    return (equity_np, cash_np, pos_np, (ot_np, oc_np, osz_np, opx_np, ofee_np, oreason_np),
+            halted_np)

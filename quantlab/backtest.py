@@ -18,6 +18,22 @@ assets keep their shares and drift with prices) unless ``rebalance="daily"``, wh
 rebalances every asset every bar. Each order is sized against the account's equity
 before the bar's orders; sells go first, and a buy never spends more cash than the
 account has.
+
+Stops (``sl_stop``, ``tp_stop``, ``sl_trail``: fractions, scalars or DataArrays over
+asset and parameter dims, which then become dims of the result, so a stop grid is one
+call): from the bar after a position opens, each bar is checked before its signal, on
+open/high/low/close when the data has them (close only otherwise). Stop-loss at
+entry·(1 - sl_stop), trailing stop at the highest high since entry·(1 - sl_trail)
+(mirrored for shorts), take-profit at entry·(1 + tp_stop); entry = the close of the bar
+the position opened on (vectorbt's ``stop_entry_price="close"``); adding to a position
+does not move it. Rules: the protective stop (the tighter of stop-loss and trailing)
+wins over the take-profit when one bar reaches both (vectorbt's order); a level the open
+gapped through fills at the open, otherwise at the level; the extreme moves after the
+bar's check. A stop fills with the same slippage and fees as any order (vectorbt's
+default fills stops at the bare level). A stop replaces its column's signal on that bar
+and sets its target to 0, so the next entry (a new non-zero target) re-enters, as in
+vectorbt. Every trade records why it closed: ``signal``, ``stop``, ``take_profit``,
+``trailing``, ``drawdown`` (``dd_limit``) or ``end_of_data`` (still open).
 """
 from __future__ import annotations
 
@@ -34,15 +50,15 @@ from quantlab.errors import DataError
 
 __all__ = ["backtest", "Slippage", "BacktestResult", "BacktestingEngine"]
 
-_NOT_YET = {
-    "sl_stop": "stops", "tp_stop": "stops", "sl_trail": "stops",
-    "limit_offset": "limit orders", "limit_tif": "limit orders", "size": "order sizes",
-}
+_NOT_YET = {"limit_offset": "limit orders", "limit_tif": "limit orders", "size": "order sizes"}
+# the kernel's order reasons (cython_kernels/backtest.pyx R_*)
+REASONS = ("signal", "stop", "take_profit", "trailing", "drawdown")
 # backtest-only metrics a metrics-only run accumulates (n_trades needs the order list)
 STREAMED_EXTRAS = ("fees_paid", "turnover", "exposure", "n_orders")
 
 
-_RESERVED = {"t", "col", "time", "asset", "size", "price", "fee", "traded", "entry_time",
+_RESERVED = {"t", "col", "time", "asset", "size", "price", "fee", "reason", "traded",
+             "entry_time",
              "exit_time", "entry_price", "exit_price", "pnl", "exit_reason", "w", "g"}
 
 
@@ -181,7 +197,7 @@ def _trades(orders: pd.DataFrame, prices: xr.DataArray):
     """Round trips from the orders: a trade opens when a position leaves 0 and closes when
     it returns to 0 or flips sign; one still open is marked at the last close."""
     cols = ["asset", *[c for c in orders.columns if c not in
-                       ("t", "col", "time", "asset", "size", "price", "fee")]]
+                       ("t", "col", "time", "asset", "size", "price", "fee", "reason")]]
     rows = []
     last_px = prices.ffill("time").isel(time=-1)
     for key, g in orders.groupby(cols, sort=False):
@@ -198,7 +214,7 @@ def _trades(orders: pd.DataFrame, prices: xr.DataArray):
             newq = q + o.size
             if newq == 0 or np.sign(newq) != np.sign(q) and q != 0:
                 # closes (or flips: the part past zero opens the next trade)
-                cur.update(exit_time=o.time, exit_price=o.price, exit_reason="signal")
+                cur.update(exit_time=o.time, exit_price=o.price, exit_reason=o.reason)
                 if newq != 0:  # flip: split the order's flow by shares
                     frac = abs(q) / abs(o.size)
                     cur["pnl"] -= flow * (1 - frac)
@@ -212,7 +228,7 @@ def _trades(orders: pd.DataFrame, prices: xr.DataArray):
             q = newq
         if cur is not None:  # open at the end: mark at the last close
             px = float(last_px.sel(asset=cur["asset"]))
-            cur.update(exit_time=pd.NaT, exit_price=px, exit_reason="open")
+            cur.update(exit_time=pd.NaT, exit_price=px, exit_reason="end_of_data")
             cur["pnl"] += q * px
             rows.append(cur)
     columns = [*cols, "entry_time", "exit_time", "size", "entry_price", "exit_price",
@@ -276,8 +292,7 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     peak restarts from the equity at re-entry. ``res.halted`` marks the flat bars (None
     without ``dd_limit``).
     """
-    opts = dict(sl_stop=sl_stop, tp_stop=tp_stop, sl_trail=sl_trail, limit_offset=limit_offset,
-                limit_tif=limit_tif, size=size)
+    opts = dict(limit_offset=limit_offset, limit_tif=limit_tif, size=size)
     for k, v in opts.items():
         if v is not None:
             raise NotImplementedError(f"{k}= ({_NOT_YET[k]}) is not implemented yet")
@@ -305,8 +320,20 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         if bad:
             raise ValueError(f"{name} may vary over parameter dims only, not {sorted(bad)}")
         costs[name] = v
-    # a cost given over a dim (a fee sweep) becomes a parameter dim of the signal
-    signal = xr.broadcast(signal, *costs.values())[0]
+    stops = {}
+    for name, v in (("sl_stop", sl_stop), ("tp_stop", tp_stop), ("sl_trail", sl_trail)):
+        if v is None:
+            continue
+        v = v if isinstance(v, xr.DataArray) else xr.DataArray(float(v))
+        with np.errstate(invalid="ignore"):
+            bad = ~(v > 0) & v.notnull() | np.isinf(v)
+        if bool(bad.any()):
+            raise ValueError(f"{name} must be a fraction > 0 (NaN = off), got {v.values!r}")
+        if "time" in v.dims:
+            raise ValueError(f"{name} may vary over asset and parameter dims, not time")
+        stops[name] = v
+    # a cost or stop given over a dim (a fee or stop sweep) becomes a parameter dim
+    signal = xr.broadcast(signal, *costs.values(), *stops.values())[0]
     if execution not in ("close", "next_open"):
         raise ValueError(f"execution must be 'close' or 'next_open', got {execution!r}")
     if dd_limit is not None and not 0 < dd_limit < 1:
@@ -318,7 +345,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         raise ValueError(f"rebalance must be 'on_change' or 'daily', got {rebalance!r}")
     if execution == "next_open" and "open" not in ds:
         raise DataError("execution='next_open' needs an 'open' variable")
-    ds = ds.sel(asset=signal.asset.values)
+    if not ds.indexes["asset"].equals(signal.indexes["asset"]):
+        ds = ds.sel(asset=signal.asset.values)   # a copy of every variable: only if needed
     from quantlab.data import validate
 
     validate(ds[[v for v in ("open", "high", "low", "close", "volume") if v in ds]])
@@ -366,6 +394,11 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
             raise ValueError(f"metrics_only: unknown or unavailable metric(s) {unknown}; "
                              f"choose from {', '.join(_m.streaming_names())}, "
                              f"{', '.join(STREAMED_EXTRAS)}")
+    stop_args = None
+    if stops:
+        nan = xr.DataArray(np.nan)
+        stop_args = (*(panel(ds[v] if v in ds else ds["close"]) for v in ("open", "high", "low")),
+                     *(per_col(stops.get(k, nan)) for k in ("sl_stop", "tp_stop", "sl_trail")))
     out = _k.simulate(
         panel(ds["close"]), panel(exec_px),
         np.ascontiguousarray(signal.values.reshape(n, n_cols), dtype=np.float64),
@@ -373,13 +406,13 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         float(init_cash), per_col(costs["fees"]), per_col(costs["fixed_fees"]),
         float(max_leverage), float(max_position_size),
         rebalance == "daily", execution == "next_open", float(dd_limit or 0.0),
-        int(dd_cooldown), metrics_only is not None)
+        int(dd_cooldown), metrics_only is not None, stop_args)
     acct_dims = ["time", *params] if group else list(signal.dims)
     acct_shape = (n, *shape[2:]) if group else shape
     if metrics_only is not None:
         return _streamed_metrics(out, names, acct_dims[1:] if group else signal.dims[1:],
                                  acct_shape[1:], signal, n, periods)
-    eq, cash, pos, (ot, oc, osz, opx, ofee), halted = out
+    eq, cash, pos, (ot, oc, osz, opx, ofee, oreason), halted = out
 
     coords = {d: signal[d] for d in signal.dims}
     positions = xr.DataArray(pos.reshape(shape), dims=signal.dims, coords=coords,
@@ -399,6 +432,7 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     for j, d in enumerate(params, start=1):
         orders[d] = signal[d].values[idx[j]]
     orders["size"], orders["price"], orders["fee"] = osz, opx, ofee
+    orders["reason"] = np.asarray(REASONS, dtype=object)[oreason]
     prices = ds["close"].transpose("time", "asset")
     return BacktestResult(equity, cash_da, positions, orders, float(init_cash), periods,
                           bool(group), prices, halted=halted_da)

@@ -333,7 +333,8 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
         vars_ = [n for n, keep in zip(names, pattern) if keep]
         if not vars_:
             continue  # an asset with no data at all is simply absent
-        sub = block if len(names) == 1 else np.ascontiguousarray(
+        whole = len(names) == 1 or (pattern.all() and len(cols) == block.shape[2])
+        sub = block if whole else np.ascontiguousarray(   # no copy when nothing is left out
             block[np.ix_(np.flatnonzero(pattern), np.arange(block.shape[1]), cols)])
         idx = {r: vars_.index(r) if r in vars_ else -1 for r in BAR_VARS}
         code, v, t, a = _k.check_bars(np.ascontiguousarray(sub), idx["open"], idx["high"],

@@ -220,8 +220,8 @@ def test_bad_input_is_named():
         ql.backtest(neg, sig)
     with pytest.raises(ValueError, match="assets not in the data"):
         ql.backtest(ds, sig.assign_coords(asset=["A0", "ZZZ"]))
-    with pytest.raises(NotImplementedError, match="stops"):
-        ql.backtest(ds, sig, sl_stop=0.05)
+    with pytest.raises(NotImplementedError, match="limit orders"):
+        ql.backtest(ds, sig, limit_offset=0.01)
 
 
 def test_from_entries_exits():

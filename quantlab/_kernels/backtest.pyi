@@ -2,7 +2,7 @@ import numpy as np
 import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
-Orders = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], F64, F64, F64]
+Orders = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], F64, F64, F64, npt.NDArray[np.int8]]
 
 def simulate(
     close: F64,
@@ -24,6 +24,7 @@ def simulate(
     dd_limit: float = 0.0,
     dd_cooldown: int = 0,
     metrics_only: bool = False,
+    stops: tuple[F64, F64, F64, F64, F64, F64] | None = None,  # open high low sl tp trail
 ) -> tuple[F64, F64, F64, Orders, npt.NDArray[np.int8]] | tuple[F64, F64]: ...
 
 FIELDS: tuple[str, ...]  # rows of the metrics-only statistics (as metrics.FIELDS)
