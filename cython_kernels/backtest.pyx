@@ -60,6 +60,27 @@ cdef int push(Orders* o, Py_ssize_t t, Py_ssize_t col, double size, double price
     return 0
 
 
+cdef inline double touch(double lvl, double op, double lo, double hi,
+                         bint below) noexcept nogil:
+    """Fill price of a stop level reached from above (``below``) or below: the open when
+    the bar gapped through it, the level when [lo, hi] reaches it, else NaN."""
+    if below:
+        return op if op <= lvl else (lvl if lo <= lvl else NAN)
+    return op if op >= lvl else (lvl if hi >= lvl else NAN)
+
+
+cdef inline int record(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssize_t t,
+                       Py_ssize_t c, Py_ssize_t g, double d, double pe, double fee,
+                       int reason) noexcept nogil:
+    """Book a fill: the account's running extras (metrics-only) or an order record."""
+    if metrics_only:
+        extra[g, X_FEES] += fee
+        extra[g, X_TRADED] += fabs(d) * pe
+        extra[g, X_ORDERS] += 1
+        return 0
+    return push(o, t, c, d, pe, fee, reason)
+
+
 cdef inline double order_size(double e, double equity, double q, double p, double slip,
                               double fees, double fixed) noexcept nogil:
     """Shares to trade so that, after costs, position value q'·p = e · equity after costs.
@@ -170,7 +191,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
         bar_open, bar_high, bar_low, sl_stop, tp_stop, sl_trail = stops
     cdef double[::1] entry = np.full(m, np.nan), extreme = np.full(m, np.nan)
     cdef char[::1] stopped = np.zeros(m, dtype=np.int8)
-    cdef double cl, op, hi, lo, lvl, tl, hit, q0
+    cdef double cl, op, hi, lo, lvl, tl, hit, q0, sgn
     cdef int why
     cdef bint long_
     with nogil:
@@ -195,40 +216,20 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                     if isnan(lo):
                         lo = op if op < cl else cl
                     long_ = q[c] > 0
+                    sgn = 1.0 if long_ else -1.0   # mirrors every level for a short
                     hit = NAN
                     why = R_STOP
-                    lvl = NAN
-                    if not isnan(sl_stop[c]):
-                        lvl = entry[c] * (1 - sl_stop[c]) if long_ else entry[c] * (1 + sl_stop[c])
+                    lvl = entry[c] * (1 - sgn * sl_stop[c])   # NaN when off
                     if not isnan(sl_trail[c]):
-                        tl = extreme[c] * (1 - sl_trail[c]) if long_ else extreme[c] * (1 + sl_trail[c])
-                        if isnan(lvl) or (tl > lvl if long_ else tl < lvl):
+                        tl = extreme[c] * (1 - sgn * sl_trail[c])
+                        if isnan(lvl) or sgn * tl > sgn * lvl:   # the tighter one acts
                             lvl = tl
                             why = R_TRAILING
-                    if not isnan(lvl):
-                        if long_:
-                            if op <= lvl:
-                                hit = op
-                            elif lo <= lvl:
-                                hit = lvl
-                        else:
-                            if op >= lvl:
-                                hit = op
-                            elif hi >= lvl:
-                                hit = lvl
+                    if not isnan(lvl):   # a long's protective stop is below it
+                        hit = touch(lvl, op, lo, hi, long_)
                     if isnan(hit) and not isnan(tp_stop[c]):
                         why = R_TAKE_PROFIT
-                        lvl = entry[c] * (1 + tp_stop[c]) if long_ else entry[c] * (1 - tp_stop[c])
-                        if long_:
-                            if op >= lvl:
-                                hit = op
-                            elif hi >= lvl:
-                                hit = lvl
-                        else:
-                            if op <= lvl:
-                                hit = op
-                            elif lo <= lvl:
-                                hit = lvl
+                        hit = touch(entry[c] * (1 + sgn * tp_stop[c]), op, lo, hi, not long_)
                     if long_ and hi > extreme[c]:      # after the check: a bar's own high
                         extreme[c] = hi                 # cannot stop it out
                     elif not long_ and lo < extreme[c]:
@@ -248,11 +249,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                     want[c] = 0.0
                     pending[c] = 0
                     stopped[c] = 1
-                    if metrics_only:
-                        extra[g, X_FEES] += fee
-                        extra[g, X_TRADED] += fabs(d) * pe
-                        extra[g, X_ORDERS] += 1
-                    elif push(&orders, t, c, d, pe, fee, why) != 0:
+                    if record(&orders, extra, metrics_only, t, c, g, d, pe, fee, why) != 0:
                         err = 1
                         break
                 if err:
@@ -349,11 +346,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         elif q0 == 0 or (q0 > 0) != (q[c] > 0):
                             entry[c] = close[t, j]
                             extreme[c] = close[t, j]
-                    if metrics_only:
-                        extra[g, X_FEES] += fee
-                        extra[g, X_TRADED] += fabs(d) * pe
-                        extra[g, X_ORDERS] += 1
-                    elif push(&orders, t, c, d, pe, fee,
+                    if record(&orders, extra, metrics_only, t, c, g, d, pe, fee,
                               R_DRAWDOWN if dd_limit > 0 and halted[t, g] else R_SIGNAL) != 0:
                         err = 1
                         break
