@@ -58,8 +58,8 @@ STREAMED_EXTRAS = ("fees_paid", "turnover", "exposure", "n_orders")
 
 
 _RESERVED = {"t", "col", "time", "asset", "size", "price", "fee", "reason", "traded",
-             "entry_time",
-             "exit_time", "entry_price", "exit_price", "pnl", "exit_reason", "w", "g"}
+             "entry_time", "exit_time", "entry_price", "exit_price", "pnl", "exit_reason",
+             "w", "g"}
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from quantlab.metrics import METRICS
+from quantlab.strategies import resolve
+
 __all__ = ["optimize_strategy_parameters", "OptimizationResult", "WalkForwardOptimizer",
            "WalkForwardResult", "RegimeAdaptiveOptimizer", "RegimeAdaptiveResult",
            "METHODS", "OBJECTIVES"]
@@ -44,12 +47,9 @@ _MINIMISE = {"annual_volatility", "downside_risk", "drawdown_duration", "recover
 _HEADLINE = ("sharpe_ratio", "annual_return", "max_drawdown", "total_return")
 
 
-OBJECTIVES = tuple(n for n in ("sharpe_ratio", "sortino_ratio", "calmar_ratio",
-                               "max_drawdown", "value_at_risk", "conditional_value_at_risk",
-                               "annual_return", "annual_volatility", "downside_risk",
-                               "cum_returns_final", "tail_ratio", "stability_of_timeseries",
-                               "total_return", "recovery_time", "drawdown_duration",
-                               "win_rate", "profit_factor")) + _BACKTEST_ONLY
+# returns metrics that need no benchmark, then the account-level ones
+OBJECTIVES = tuple(n for n, (_, needs_benchmark) in METRICS.items()
+                   if not needs_benchmark) + _BACKTEST_ONLY
 
 
 # ----------------------------------------------------------------------------- space
@@ -107,25 +107,24 @@ def _space(strat, bounds) -> dict[str, _Param]:
     return out
 
 
+def _one_of(kind, value, choices):
+    if value not in choices:
+        near = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"unknown {kind} {value!r}.{hint} Choose from {', '.join(choices)}")
+
+
 def _check_objectives(objective):
     objs = (objective,) if isinstance(objective, str) else tuple(objective)
     if not objs:
         raise ValueError("objective is empty")
     for o in objs:
-        if o not in OBJECTIVES:
-            near = difflib.get_close_matches(o, OBJECTIVES, n=1)
-            hint = f" Did you mean {near[0]!r}?" if near else ""
-            raise ValueError(f"unknown objective {o!r}.{hint} Choose from "
-                             f"{', '.join(OBJECTIVES)}")
+        _one_of("objective", o, OBJECTIVES)
     return objs
 
 
 def _check_method(method):
-    if method not in METHODS:
-        near = difflib.get_close_matches(str(method), METHODS, n=1)
-        hint = f" Did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"unknown optimization_method {method!r}.{hint} Choose from "
-                         f"{', '.join(METHODS)}")
+    _one_of("optimization_method", method, METHODS)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -154,15 +153,11 @@ class _Evaluator:
         if self.mask is not None and self.mask.shape != window.shape:
             raise ValueError("mask must have one value per bar of the scoring window")
 
-    def signal(self, params, history=None):
-        s = type(self.strat)(**{**self.strat.params, **params})
-        hist = self.history if history is None else history
-        return s.signal(hist, **(self.inputs if history is None else s.default_inputs(hist)))
-
     def backtest(self, params):
         from quantlab.backtest import backtest
 
-        sig = self.signal(params).sel(time=self.window)
+        s = type(self.strat)(**{**self.strat.params, **params})
+        sig = s.signal(self.history, **self.inputs).sel(time=self.window)
         return backtest(self.history.sel(time=self.window), sig, group=True, **self.kw)
 
     def score(self, res) -> tuple[xr.Dataset, xr.DataArray]:
@@ -463,7 +458,7 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
     data = data if data is not None else price_data
     if strategy is None:
         raise ValueError("give a strategy (registry name, Strategy or Strategy class)")
-    strat = _strategy(strategy)
+    strat = resolve(strategy)
     data = ql.data.load() if data is None else data
     _check_method(optimization_method)
     objectives = _check_objectives(objective)
@@ -565,19 +560,6 @@ def _grid(strat, space, free, n_trials, ev, objectives, directions, times, metho
     return _build_result(strat, method, objectives, directions, records, times)
 
 
-def _strategy(strategy):
-    from quantlab import strategies
-
-    if isinstance(strategy, str):
-        return strategies.get(strategy)
-    if isinstance(strategy, type) and issubclass(strategy, strategies.Strategy):
-        return strategy()
-    if isinstance(strategy, strategies.Strategy):
-        return strategy
-    raise TypeError(f"strategy must be a registry name, a Strategy or a Strategy class, "
-                    f"got {type(strategy).__name__}")
-
-
 # ----------------------------------------------------------------------------- walk-forward
 @dataclass(repr=False)
 class WalkForwardResult:
@@ -660,7 +642,7 @@ class WalkForwardOptimizer:
         import quantlab as ql
         from tqdm.auto import tqdm
 
-        strat = _strategy(strategy)
+        strat = resolve(strategy)
         data = ql.data.load() if data is None else data
         t = data.time.values
         rows, results, segments = [], [], []
@@ -788,7 +770,7 @@ class RegimeAdaptiveOptimizer:
         import quantlab as ql
         from tqdm.auto import tqdm
 
-        strat = _strategy(strategy)
+        strat = resolve(strategy)
         data = ql.data.load() if data is None else data
         hist = data.sel(time=slice(None, end_date))
         lab = _labels(self.regimes(hist) if callable(self.regimes) else self.regimes, hist)

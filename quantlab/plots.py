@@ -208,7 +208,8 @@ def optimization_figure(res, title: str = ""):
 
     obj = res.objective if isinstance(res.objective, str) else res.objective[0]
     v = res.trials[obj].to_numpy(dtype=float)
-    run = (np.fmin if res.directions[0] == "minimize" else np.fmax).accumulate(np.where(np.isfinite(v), v, np.nan))
+    best = np.fmin if res.directions[0] == "minimize" else np.fmax
+    run = best.accumulate(np.where(np.isfinite(v), v, np.nan))
     fig = _figure(title=title or f"{res.method}: {obj} per trial (DSR {res.dsr:.2f}, "
                   f"PBO {res.pbo:.2f})", x_axis_label="trial", y_axis_label=obj, height=260)
     fig.scatter(np.arange(v.size), v, size=6, color=PALETTE[0], alpha=0.7, legend_label="trial")

@@ -29,12 +29,6 @@ DEFAULT_METRICS = ("sharpe_ratio", "max_drawdown", "annual_return", "total_retur
 _SIGNAL_BUDGET = 20_000_000     # signal values per chunk by default (~160 MB float64)
 
 
-def _strategy(strategy):
-    from quantlab import strategies
-
-    return strategies.get(strategy) if isinstance(strategy, str) else strategy
-
-
 def _run_chunk(strategy, data, keys, combos, inputs, metrics, backtest_kw):
     """Backtest ``combos`` (tuples of values for ``keys``) in one metrics-only call."""
     from quantlab.backtest import backtest
@@ -63,7 +57,9 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
     from quantlab.backtest import STREAMED_EXTRAS
     from quantlab.metrics import streaming_names
 
-    strat = _strategy(strategy)
+    from quantlab.strategies import resolve
+
+    strat = resolve(strategy)
     if not grid:
         raise ValueError("grid is empty: give {parameter: [values, ...]}")
     unknown = sorted(set(grid) - set(strat.defaults))

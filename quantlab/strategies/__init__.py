@@ -14,7 +14,7 @@ import itertools
 import pandas as pd
 import xarray as xr
 
-__all__ = ["Strategy", "register", "names", "get", "ALIASES"]
+__all__ = ["Strategy", "register", "names", "get", "resolve", "ALIASES"]
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 
@@ -128,6 +128,19 @@ def get(name: str, **params) -> Strategy:
         hint = f" Did you mean {near[0]!r}?" if near else ""
         raise ValueError(f"unknown strategy {name!r}.{hint} Available: {', '.join(names())}")
     return _REGISTRY[key](**params)
+
+
+def resolve(strategy) -> Strategy:
+    """A Strategy from a registry name (or alias), a Strategy class (its defaults) or a
+    Strategy (as given): what sweeps and optimisers accept."""
+    if isinstance(strategy, str):
+        return get(strategy)
+    if isinstance(strategy, type) and issubclass(strategy, Strategy):
+        return strategy()
+    if isinstance(strategy, Strategy):
+        return strategy
+    raise TypeError(f"strategy must be a registry name, a Strategy or a Strategy class, "
+                    f"got {type(strategy).__name__}")
 
 
 from quantlab.strategies import traditional, unconventional  # noqa: E402,F401  (registers them)
