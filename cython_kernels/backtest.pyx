@@ -7,7 +7,8 @@ its own (``group=False``) or one shared by all assets of a parameter combination
 before buys, so a portfolio's cash funds its buys), fill at the execution price with
 slippage and fees, record orders. Policy (signal checks, slippage models, labels) lives
 in ``quantlab/backtest.py``; this file is the loop only. Options (metrics-only
-accumulation, drawdown control, stops; later limit orders) extend this same loop.
+accumulation, drawdown control, stops, limit orders, order events with pyramiding,
+leverage with borrowing costs and margin calls) extend this same loop.
 """
 import numpy as np
 
@@ -23,7 +24,11 @@ cdef enum:
 
 # why an order was placed (the trades table names them; see backtest.REASONS)
 cdef enum:
-    R_SIGNAL, R_STOP, R_TAKE_PROFIT, R_TRAILING, R_DRAWDOWN
+    R_SIGNAL, R_STOP, R_TAKE_PROFIT, R_TRAILING, R_DRAWDOWN, R_MARGIN
+
+# what ``size`` counts in order (entries/exits) mode
+cdef enum:
+    S_EQUITY, S_VALUE, S_SHARES
 
 
 cdef struct Order:
@@ -107,6 +112,38 @@ cdef inline double order_size(double e, double equity, double q, double p, doubl
     return num / den
 
 
+cdef inline double event_size(double ev, double size, int size_type, bint accumulate,
+                              double q, double equity, double p, double cap) noexcept nogil:
+    """Shares of an entry (ev = 1) or exit (ev = 0) event of the long-only order mode.
+
+    ``size`` counts a fraction of equity (S_EQUITY), cash (S_VALUE) or shares at the
+    unslipped price p. An entry buys size while flat, or adds size with ``accumulate``,
+    never past ``cap`` x equity of position value; an exit sells everything, or size
+    (at most the position) with ``accumulate``. inf = as much as possible (vectorbt).
+    """
+    cdef double amt = size * equity / p if size_type == S_EQUITY else (
+        size / p if size_type == S_VALUE else size)
+    cdef double room
+    if ev > 0:
+        if q != 0 and not accumulate:
+            return 0.0
+        room = cap * equity / p - q
+        if amt > room:
+            amt = room
+        return amt if amt > 0 else 0.0
+    if accumulate and amt < q:
+        return -amt
+    return -q
+
+
+cdef inline double slip_of(const double[:, :] base, const double[:, :] impact, double cap,
+                           Py_ssize_t t, Py_ssize_t j, double d) noexcept nogil:
+    """Slippage fraction of an order of d shares: base + min(impact · sqrt|d|, cap)."""
+    if impact[t, j] > 0:
+        return base[t, j] + min(impact[t, j] * sqrt(fabs(d)), cap)
+    return base[t, j]
+
+
 def simulate(const double[:, :] close, const double[:, :] exec_price,
              const double[:, :] target, const double[:, :] slip_base,
              const double[:, :] impact, double impact_cap,
@@ -115,7 +152,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              double max_leverage,
              double max_position_size, bint daily, bint next_open,
              double dd_limit=0.0, Py_ssize_t dd_cooldown=0, bint metrics_only=False,
-             stops=None):
+             bars=None, stops=None, events=None, limit=None, double borrow=0.0,
+             double margin=0.0):
     """Run the simulation.
 
     close, exec_price, slip_base, impact: (time, asset), read for column c at asset[c]
@@ -125,7 +163,11 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     open (``"next_open"``, then ``target`` row t-1 acts at row t).
     Slippage of an order of Δ shares: slip_base + min(impact · sqrt(|Δ|), impact_cap).
     group[col]: account of each column (0 .. n_groups-1); fees, fixed_fees per column (a
-    fee sweep is a parameter dim).
+    fee sweep is a parameter dim). Exposure = target x max_leverage, each capped at
+    ±max_position_size; a buy spends at most the buying power cash + (L - 1) x equity.
+
+    ``bars`` = (open, high, low), (time, asset): the ranges stops and limit orders are
+    checked against (None: the close only).
 
     Drawdown control (``dd_limit > 0``): an account whose equity at the execution prices
     is at or below (1 - dd_limit) x its peak (marked at execution prices and closes
@@ -133,20 +175,35 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     ``dd_cooldown`` more bars; on the next bar it re-enters at its current targets, with
     the peak reset to its equity then. The breach is seen at the prices it trades at.
 
-    Stops (``stops`` = (open, high, low, sl_stop, tp_stop, sl_trail): (time, asset) bars
-    and per-column fractions, NaN = off): from the bar after a position opens, each bar
-    is checked before its signal against the stop-loss entry·(1 ∓ sl_stop), the trailing
-    stop extreme·(1 ∓ sl_trail) (extreme = highest high of a long, lowest low of a short
-    since entry, updated after the check) and the take-profit entry·(1 ± tp_stop); entry
-    = the close of the bar the position opened on (vectorbt's stop_entry_price="close").
-    The protective stop (the tighter of stop-loss and trailing) is checked first, then the
-    take-profit; a level the open gapped through fills at the open, one inside
+    Stops (``stops`` = (sl_stop, tp_stop, sl_trail), fractions per column, NaN = off):
+    from the bar after a position opens, each bar is checked before its signal against
+    the stop-loss entry·(1 ∓ sl_stop), the trailing stop extreme·(1 ∓ sl_trail) (extreme
+    = highest high of a long, lowest low of a short since entry, updated after the
+    check) and the take-profit entry·(1 ± tp_stop); entry = the close of the bar the
+    position opened on (vectorbt's stop_entry_price="close"), or a limit order's fill.
+    The protective stop (the tighter of stop-loss and trailing) is checked first, then
+    the take-profit; a level the open gapped through fills at the open, one inside
     [low, high] at the level; slippage and fees apply as to any order. A stopped column
     ignores its signal on that bar and its target becomes 0 (a later entry re-enters).
 
+    Order events (``events`` = (size (time, column), size_type, accumulate)): ``target``
+    holds 1 (entry), 0 (exit) or NaN (nothing) instead of exposures; see event_size.
+
+    Limit orders (``limit`` = (offset per column, NaN = market; tif bars, 0 = until
+    replaced)): a signal order of bar t becomes a limit at close_t·(1 ∓ offset) (buy
+    below, sell above) for the shares it would buy at that price; bars t+1 .. t+tif fill
+    it when their range reaches it (at the open if the bar gapped through it), without
+    slippage; a new order on the column replaces it; it then expires.
+
+    ``borrow`` (per bar) is charged at each close on borrowed cash and on the value of
+    shorts. ``margin`` (maintenance margin, 0 = off): an account whose equity at a close
+    is below margin x its gross position value is liquidated at that close (reason
+    margin call); an account left with equity <= 0 trades no more.
+
     Returns (equity (time, group), cash (time, group), positions (time, column) in shares,
     orders as arrays (t, col, size, price, fee, reason), halted (time, group): 1 where
-    the account was held flat by drawdown control).
+    the account was held flat by drawdown control, interest (time, group) charged; empty
+    without ``borrow``).
 
     ``metrics_only``: nothing per bar is kept (equity, cash, positions and the orders come
     back empty); each account's returns feed the running statistics of ``acc_add`` (the
@@ -158,10 +215,12 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     equity_np = np.empty((rows, n_groups))
     cash_np = np.empty((rows, n_groups))
     pos_np = np.empty((rows, m))
+    interest_np = np.zeros((rows if borrow > 0 else 0, n_groups))
     stats_np = _acc_new(n_groups)
     extra_np = np.zeros((n_groups, NX))
-    cdef double[:, ::1] stats = stats_np, extra = extra_np
+    cdef double[:, ::1] stats = stats_np, extra = extra_np, interest = interest_np
     cdef double[::1] prev_eq = np.full(n_groups, init_cash), gross_v = np.zeros(n_groups)
+    cdef double[::1] short_v = np.zeros(n_groups)
     cdef double ret
     cdef double[:, ::1] equity = equity_np, cash_out = cash_np, positions = pos_np
     cdef double[::1] cash = np.full(n_groups, init_cash)
@@ -171,29 +230,50 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     cdef char[::1] pending = np.zeros(m, dtype=np.int8)
     halted_np = np.zeros((n, n_groups), dtype=np.int8)
     cdef signed char[:, ::1] halted = halted_np
+    cdef char[::1] bust = np.zeros(n_groups, dtype=np.int8)
     cdef double[::1] peak = np.full(n_groups, init_cash)
     cdef Py_ssize_t[::1] resume = np.full(n_groups, -1, dtype=np.intp)
     cdef Orders orders
     orders.buf = NULL
     orders.n = 0
     orders.cap = 0
-    cdef double s, p, d, sl, pe, fee, cost, scale
+    cdef double s, p, d, sl, pe, fee, cost, scale, bp
     cdef int err = 0
-    # stops: bars, fractions per column, entry price and extreme since entry per column
-    cdef bint use_stops = stops is not None
+    # bar ranges (stops, limit orders)
     cdef const double[:, :] bar_open = close
     cdef const double[:, :] bar_high = close
     cdef const double[:, :] bar_low = close
+    if bars is not None:
+        bar_open, bar_high, bar_low = bars
+    # stops: fractions per column, entry price and extreme since entry per column
+    cdef bint use_stops = stops is not None
     cdef const double[::1] sl_stop = fees
     cdef const double[::1] tp_stop = fees
     cdef const double[::1] sl_trail = fees
     if use_stops:
-        bar_open, bar_high, bar_low, sl_stop, tp_stop, sl_trail = stops
+        sl_stop, tp_stop, sl_trail = stops
     cdef double[::1] entry = np.full(m, np.nan), extreme = np.full(m, np.nan)
     cdef char[::1] stopped = np.zeros(m, dtype=np.int8)
     cdef double cl, op, hi, lo, lvl, tl, hit, q0, sgn
     cdef int why
     cdef bint long_
+    # order events: size (time, column), what it counts, pyramiding
+    cdef bint use_events = events is not None
+    cdef const double[:, :] size = target
+    cdef int size_type = S_EQUITY
+    cdef bint accumulate = False
+    cdef double[::1] ev = np.full(m, np.nan), ev_size = np.zeros(m)
+    if use_events:
+        size, size_type, accumulate = events
+    # limit orders: offset per column; the resting order's price, shares, last bar
+    cdef bint use_limit = limit is not None
+    cdef const double[::1] lim_off = fees
+    cdef Py_ssize_t tif = 0
+    cdef double[::1] lim_px = np.full(m, np.nan), lim_q = np.zeros(m)
+    cdef Py_ssize_t[::1] lim_end = np.zeros(m, dtype=np.intp)
+    if use_limit:
+        lim_off, tif = limit
+    cdef bint use_margin = margin > 0
     with nogil:
         for t in range(n):
             # 0. stops, before this bar's signal (they free cash for its orders)
@@ -238,9 +318,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         continue
                     g = group[c]
                     d = -q[c]
-                    sl = slip_base[t, j]
-                    if impact[t, j] > 0:
-                        sl = sl + min(impact[t, j] * sqrt(fabs(d)), impact_cap)
+                    sl = slip_of(slip_base, impact, impact_cap, t, j, d)
                     pe = hit * (1 + sl) if d > 0 else hit * (1 - sl)
                     fee = fabs(d) * pe * fees[c] + fixed_fees[c]
                     cash[g] += -d * pe - fee
@@ -248,28 +326,88 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                     entry[c] = NAN
                     want[c] = 0.0
                     pending[c] = 0
+                    ev[c] = NAN
+                    lim_px[c] = NAN
                     stopped[c] = 1
                     if record(&orders, extra, metrics_only, t, c, g, d, pe, fee, why) != 0:
                         err = 1
                         break
                 if err:
                     break
-            # 1. new targets (NaN = hold) and execution prices
+            # 0b. resting limit orders: sells, then buys
+            if use_limit:
+                for side in range(2):
+                    for c in range(m):
+                        if isnan(lim_px[c]) or (lim_q[c] > 0) != (side == 1):
+                            continue
+                        if tif > 0 and t > lim_end[c]:
+                            lim_px[c] = NAN   # expired
+                            continue
+                        j = asset[c]
+                        cl = close[t, j]
+                        g = group[c]
+                        if isnan(cl) or bust[g]:
+                            continue
+                        op = bar_open[t, j]
+                        if isnan(op):
+                            op = cl
+                        hi = bar_high[t, j]
+                        if isnan(hi):
+                            hi = op if op > cl else cl
+                        lo = bar_low[t, j]
+                        if isnan(lo):
+                            lo = op if op < cl else cl
+                        hit = touch(lim_px[c], op, lo, hi, lim_q[c] > 0)
+                        if isnan(hit):
+                            continue
+                        d = lim_q[c]
+                        lim_px[c] = NAN
+                        fee = fabs(d) * hit * fees[c] + fixed_fees[c]
+                        if d > 0:
+                            # buying power at the last marks (this bar's close is unknown)
+                            bp = cash[g] + (max_leverage - 1) * prev_eq[g]
+                            if d * hit + fee > bp:
+                                if bp - fixed_fees[c] <= 1e-12 * fabs(prev_eq[g]):
+                                    continue   # no cash left (up to rounding)
+                                d = (bp - fixed_fees[c]) / (hit * (1 + fees[c]))
+                                fee = d * hit * fees[c] + fixed_fees[c]
+                        cash[g] += -d * hit - fee
+                        q0 = q[c]
+                        q[c] += d
+                        if q[c] == 0:
+                            entry[c] = NAN
+                        elif q0 == 0 or (q0 > 0) != (q[c] > 0):
+                            entry[c] = hit
+                            extreme[c] = hit
+                        if record(&orders, extra, metrics_only, t, c, g, d, hit, fee,
+                                  R_SIGNAL) != 0:
+                            err = 1
+                            break
+                    if err:
+                        break
+                if err:
+                    break
+            # 1. new targets (NaN = hold) or order events, and execution prices
             for c in range(m):
+                px[c] = exec_price[t, asset[c]]
                 if use_stops and stopped[c]:   # the stop replaces this bar's signal
-                    px[c] = exec_price[t, asset[c]]
                     continue
                 if next_open:
                     s = target[t - 1, c] if t > 0 else NAN
                 else:
                     s = target[t, c]
+                if use_events:
+                    if not isnan(s):   # an event waits through missing bars
+                        ev[c] = s
+                        ev_size[c] = size[t - 1 if next_open else t, c]
+                        pending[c] = 1
+                    continue
                 if not isnan(s):
                     if s != want[c]:
                         pending[c] = 1  # stays pending through missing bars
                     want[c] = s
                 if daily:
                     pending[c] = 1
-                px[c] = exec_price[t, asset[c]]
             # 2. account equity at the execution prices (last valid price if none)
             for g in range(n_groups):
                 eq[g] = cash[g]
@@ -296,42 +434,75 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                     halted[t, g] = resume[g] > t
                 for c in range(m):
                     g = group[c]
-                    if halted[t, g] or resume[g] == t:
+                    if halted[t, g] or (resume[g] == t and not use_events):
                         pending[c] = 1                 # flatten, or re-establish
                     if halted[t, g]:
                         gross[g] -= fabs(e[c])
                         e[c] = 0.0
+                        ev[c] = NAN                    # entries wait out the halt
             # 3. orders: sells (side 0) before buys (side 1)
             for side in range(2):
                 for c in range(m):
                     if not pending[c] or isnan(px[c]):
                         continue
                     g = group[c]
+                    if bust[g]:
+                        pending[c] = 0
+                        continue
                     p = px[c]
-                    scale = max_leverage / gross[g] if gross[g] > max_leverage else 1.0
                     j = asset[c]
-                    d = order_size(e[c] * scale, eq[g], q[c], p, slip_base[t, j], fees[c],
-                                   fixed_fees[c])
+                    if use_limit:
+                        lim_px[c] = NAN   # a new order replaces a resting one
+                    if use_events:
+                        if dd_limit > 0 and halted[t, g]:
+                            d = -q[c]
+                        elif isnan(ev[c]):
+                            d = 0.0
+                        else:
+                            d = event_size(ev[c], ev_size[c], size_type, accumulate, q[c],
+                                           eq[g], p, max_position_size)
+                    else:
+                        scale = max_leverage / gross[g] if gross[g] > max_leverage else 1.0
+                        d = order_size(e[c] * scale, eq[g], q[c], p, slip_base[t, j],
+                                       fees[c], fixed_fees[c])
                     if fabs(d) * p <= 1e-12 * fabs(eq[g]):
                         pending[c] = 0  # already there
+                        ev[c] = NAN
                         continue
                     if (d > 0) != (side == 1):
                         continue  # the other pass places it
+                    pending[c] = 0
+                    ev[c] = NAN
+                    if use_limit and not isnan(lim_off[c]) and not (dd_limit > 0 and
+                                                                   halted[t, g]):
+                        # rest a limit order for what the signal buys at the limit price
+                        p = p * (1 - lim_off[c]) if d > 0 else p * (1 + lim_off[c])
+                        if not use_events:
+                            d = order_size(e[c] * scale, eq[g], q[c], p, 0.0, fees[c],
+                                           fixed_fees[c])
+                        elif d > 0:   # an entry's fraction of equity buys more below
+                            d = event_size(1.0, ev_size[c], size_type, accumulate,
+                                           q[c], eq[g], p, max_position_size)
+                        lim_px[c] = p
+                        lim_q[c] = d
+                        lim_end[c] = t + tif
+                        continue
                     sl = slip_base[t, j]
                     if impact[t, j] > 0:
                         # square-root impact of this order, then one re-sizing with it
-                        sl = sl + min(impact[t, j] * sqrt(fabs(d)), impact_cap)
-                        d = order_size(e[c] * scale, eq[g], q[c], p, sl, fees[c],
-                                       fixed_fees[c])
+                        sl = slip_of(slip_base, impact, impact_cap, t, j, d)
+                        if not use_events:
+                            d = order_size(e[c] * scale, eq[g], q[c], p, sl, fees[c],
+                                           fixed_fees[c])
                     pe = p * (1 + sl) if d > 0 else p * (1 - sl)
                     fee = fabs(d) * pe * fees[c] + fixed_fees[c]
                     if d > 0:
                         cost = d * pe + fee
-                        if cost > cash[g]:  # never spend cash the account does not have
-                            if cash[g] - fixed_fees[c] <= 0:
-                                pending[c] = 0
-                                continue
-                            d = (cash[g] - fixed_fees[c]) / (pe * (1 + fees[c]))
+                        bp = cash[g] + (max_leverage - 1) * eq[g]
+                        if cost > bp:  # never spend more than the buying power
+                            if bp - fixed_fees[c] <= 1e-12 * fabs(eq[g]):
+                                continue   # no cash left (up to rounding)
+                            d = (bp - fixed_fees[c]) / (pe * (1 + fees[c]))
                             fee = d * pe * fees[c] + fixed_fees[c]
                             cost = d * pe + fee
                         cash[g] -= cost
@@ -339,7 +510,6 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         cash[g] += -d * pe - fee
                     q0 = q[c]
                     q[c] += d
-                    pending[c] = 0
                     if use_stops:   # stops reference the close of the bar a position opens
                         if q[c] == 0:
                             entry[c] = NAN
@@ -358,19 +528,52 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
             for g in range(n_groups):
                 eq[g] = cash[g]
                 gross_v[g] = 0.0
-            if metrics_only:   # two loops, so the full mode's loop is as before
+                short_v[g] = 0.0
+            for c in range(m):
+                if not isnan(close[t, asset[c]]):
+                    last[c] = close[t, asset[c]]
+                if q[c] != 0:
+                    eq[group[c]] += q[c] * last[c]
+                    gross_v[group[c]] += fabs(q[c] * last[c])
+                    if q[c] < 0:
+                        short_v[group[c]] -= q[c] * last[c]
+            if borrow > 0:   # interest on borrowed cash and on shorts' value
+                for g in range(n_groups):
+                    cost = borrow * ((-cash[g] if cash[g] < 0 else 0.0) + short_v[g])
+                    cash[g] -= cost
+                    eq[g] -= cost
+                    if not metrics_only:
+                        interest[t, g] = cost
+            if use_margin:   # maintenance margin: liquidate at the close
+                for g in range(n_groups):
+                    if gross_v[g] > 0 and eq[g] < margin * gross_v[g] and not bust[g]:
+                        for c in range(m):
+                            if group[c] != g or q[c] == 0:
+                                continue
+                            d = -q[c]
+                            sl = slip_of(slip_base, impact, impact_cap, t, asset[c], d)
+                            pe = last[c] * (1 + sl) if d > 0 else last[c] * (1 - sl)
+                            fee = fabs(d) * pe * fees[c] + fixed_fees[c]
+                            cash[g] += -d * pe - fee
+                            q[c] = 0.0
+                            entry[c] = NAN
+                            want[c] = 0.0
+                            pending[c] = 0
+                            ev[c] = NAN
+                            lim_px[c] = NAN
+                            if record(&orders, extra, metrics_only, t, c, g, d, pe, fee,
+                                      R_MARGIN) != 0:
+                                err = 1
+                                break
+                        if err:
+                            break
+                        eq[g] = cash[g]
+                        gross_v[g] = 0.0
+                        bust[g] = eq[g] <= 0
+                if err:
+                    break
+            if not metrics_only:
                 for c in range(m):
-                    if not isnan(close[t, asset[c]]):
-                        last[c] = close[t, asset[c]]
-                    if q[c] != 0:
-                        eq[group[c]] += q[c] * last[c]
-                        gross_v[group[c]] += fabs(q[c] * last[c])
-            else:
-                for c in range(m):
-                    if not isnan(close[t, asset[c]]):
-                        last[c] = close[t, asset[c]]
-                    if q[c] != 0:
-                        eq[group[c]] += q[c] * last[c]
                     positions[t, c] = q[c]
             for g in range(n_groups):
                 if metrics_only:
@@ -378,10 +581,10 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                     acc_add(&stats[g, 0], ret, log1p(ret), 0.0)
                     extra[g, X_EQSUM] += eq[g]
                     extra[g, X_EXPO] += gross_v[g] / eq[g]
-                    prev_eq[g] = eq[g]
                 else:
                     equity[t, g] = eq[g]
                     cash_out[t, g] = cash[g]
+                prev_eq[g] = eq[g]
                 if eq[g] > peak[g] and resume[g] < t:
                     peak[g] = eq[g]
     if err:
@@ -408,4 +611,4 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
         oreason[k] = <signed char>orders.buf[k].reason
     free(orders.buf)
     return (equity_np, cash_np, pos_np, (ot_np, oc_np, osz_np, opx_np, ofee_np, oreason_np),
-            halted_np)
+            halted_np, interest_np)

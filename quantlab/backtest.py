@@ -33,7 +33,15 @@ bar's check. A stop fills with the same slippage and fees as any order (vectorbt
 default fills stops at the bare level). A stop replaces its column's signal on that bar
 and sets its target to 0, so the next entry (a new non-zero target) re-enters, as in
 vectorbt. Every trade records why it closed: ``signal``, ``stop``, ``take_profit``,
-``trailing``, ``drawdown`` (``dd_limit``) or ``end_of_data`` (still open).
+``trailing``, ``drawdown`` (``dd_limit``), ``margin_call`` or ``end_of_data`` (still
+open). A trade is a round trip (the position leaves 0 until it is back at 0 or flips),
+vectorbt's ``positions``; with partial exits vectorbt's ``trades`` (one per reducing
+order) are more.
+
+Order events (``entries``/``exits`` with ``size``/``accumulate``: pyramiding), limit
+orders and leverage (``max_leverage``, ``borrow_rate``, ``maintenance_margin``): see
+``backtest``. Events on a missing bar wait for the next bar with a price (vectorbt drops
+them).
 """
 from __future__ import annotations
 
@@ -50,9 +58,9 @@ from quantlab.errors import DataError
 
 __all__ = ["backtest", "Slippage", "BacktestResult", "BacktestingEngine"]
 
-_NOT_YET = {"limit_offset": "limit orders", "limit_tif": "limit orders", "size": "order sizes"}
-# the kernel's order reasons (cython_kernels/backtest.pyx R_*)
-REASONS = ("signal", "stop", "take_profit", "trailing", "drawdown")
+# the kernel's order reasons (cython_kernels/backtest.pyx R_*) and size types (S_*)
+REASONS = ("signal", "stop", "take_profit", "trailing", "drawdown", "margin_call")
+SIZE_TYPES = ("equity", "value", "shares")
 # backtest-only metrics a metrics-only run accumulates (n_trades needs the order list)
 STREAMED_EXTRAS = ("fees_paid", "turnover", "exposure", "n_orders")
 
@@ -134,6 +142,7 @@ class BacktestResult:
     prices: xr.DataArray = field(repr=False)
     risk_free_rate: float = 0.0  # annual; the default of metrics()
     halted: xr.DataArray | None = field(default=None, repr=False)  # dd_limit's flat bars
+    interest: xr.DataArray | None = field(default=None, repr=False)  # borrow_rate charges
 
     @property
     def returns(self) -> xr.DataArray:
@@ -272,11 +281,12 @@ def _check_signal(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
 
 
 def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumulate=False,
-             init_cash=100_000.0, fees=0.0, fixed_fees=0.0, slippage=0.0,
-             max_position_size=1.0, max_leverage=1.0, borrow_rate=0.0, execution="close",
-             rebalance="on_change", group=False, periods=252, sl_stop=None, tp_stop=None,
-             sl_trail=None, order_type="market", limit_offset=None, limit_tif=None,
-             metrics_only=None, dd_limit=None, dd_cooldown=21) -> BacktestResult:
+             size_type="equity", init_cash=100_000.0, fees=0.0, fixed_fees=0.0, slippage=0.0,
+             max_position_size=None, max_leverage=1.0, borrow_rate=0.0,
+             maintenance_margin=0.25, execution="close", rebalance="on_change", group=False,
+             periods=252, sl_stop=None, tp_stop=None, sl_trail=None, order_type="market",
+             limit_offset=None, limit_tif=None, metrics_only=None, dd_limit=None,
+             dd_cooldown=21) -> BacktestResult:
     """Simulate ``signal`` (or ``entries``/``exits``) on ``data``; see the module doc.
 
     ``metrics_only`` (a tuple of metric names): keep no equity, positions or orders and
@@ -291,26 +301,79 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     ``dd_cooldown`` bars; it then re-enters at the signal's current targets, and its
     peak restarts from the equity at re-entry. ``res.halted`` marks the flat bars (None
     without ``dd_limit``).
+
+    Orders (``entries=``/``exits=`` booleans with ``size=`` or ``accumulate=True``):
+    long-only order events instead of target exposures. An entry buys ``size`` while
+    flat (with ``accumulate``: adds ``size`` to the position, up to
+    ``max_position_size`` x equity in value); an exit sells everything (with
+    ``accumulate``: sells ``size``, at most the position). ``size_type``: ``"equity"``
+    (fraction of the equity at the order, default), ``"value"`` (cash) or ``"shares"``;
+    ``size=np.inf`` = all the buying power (vectorbt's default). Without ``size`` and
+    ``accumulate``, entries/exits are the target exposures 1 and 0.
+
+    Limit orders (``order_type="limit"``, ``limit_offset`` a fraction, ``limit_tif`` bars
+    or None = until replaced; ``execution="close"``): a signal's order on bar t rests as
+    a limit at close_t·(1 - limit_offset) to buy or close_t·(1 + limit_offset) to sell,
+    for the shares the signal asks for at that price. The next ``limit_tif`` bars fill it
+    when their low (high) reaches it, at the limit or at the open if the bar opened
+    through it, with fees and no slippage; a new order on the asset replaces it; an
+    unfilled one expires. Stops, drawdown control and margin calls stay market orders.
+
+    Leverage: exposure = signal x ``max_leverage``, each asset capped at
+    ``max_position_size`` (default: ``max_leverage``); a buy spends at most the buying
+    power cash + (max_leverage - 1) x equity. ``borrow_rate`` (annual, converted per bar
+    as (1 + r)^(1/periods) - 1) is charged at every close on borrowed cash (negative
+    cash) and on the value of short positions; ``res.interest`` has the charges. With
+    leverage or shorts, an account whose equity at a close is below
+    ``maintenance_margin`` x its gross position value is liquidated at that close
+    (slippage and fees apply; exit reason ``margin_call``); its targets become 0, so the
+    next signal change re-enters; an account left with equity <= 0 stops trading.
     """
-    opts = dict(limit_offset=limit_offset, limit_tif=limit_tif, size=size)
-    for k, v in opts.items():
-        if v is not None:
-            raise NotImplementedError(f"{k}= ({_NOT_YET[k]}) is not implemented yet")
-    if accumulate or order_type != "market" or borrow_rate or max_leverage > 1:
-        raise NotImplementedError("accumulate, limit orders, borrowing and leverage > 1 "
-                                  "are not implemented yet")
     ds = _as_dataset(data)
     if (signal is None) == (entries is None):
         raise ValueError("give exactly one of signal= or entries= (with exits=)")
+    events = entries is not None and (size is not None or accumulate)
+    if signal is not None and (size is not None or accumulate):
+        raise ValueError("size= and accumulate= go with entries=/exits= (order events), "
+                         "not with signal= (target exposures)")
     if entries is not None:
         from quantlab.signals import from_entries_exits
 
         signal = from_entries_exits(entries, exits)
     signal = _check_signal(signal, ds)
+    if max_position_size is None:
+        max_position_size = max_leverage
     for name, v in (("init_cash", init_cash), ("max_leverage", max_leverage),
                     ("max_position_size", max_position_size)):
         if not v > 0:
             raise ValueError(f"{name} must be > 0, got {v!r}")
+    for name, v in (("borrow_rate", borrow_rate), ("maintenance_margin", maintenance_margin)):
+        if not 0 <= v < 1:
+            raise ValueError(f"{name} must be a fraction in [0, 1), got {v!r}")
+    if size_type not in SIZE_TYPES:
+        raise ValueError(f"size_type must be one of {', '.join(SIZE_TYPES)}; got {size_type!r}")
+    if events:
+        if rebalance != "on_change":
+            raise ValueError("rebalance='daily' applies to target exposures (signal=), not "
+                             "to order events (entries= with size= or accumulate=True)")
+        size = xr.DataArray(np.inf) if size is None else (
+            size if isinstance(size, xr.DataArray) else xr.DataArray(float(size)))
+        if bool((size < 0).any()) or bool(size.isnull().any()):
+            raise ValueError(f"size must be >= 0 (inf = all the buying power), got {size.values!r}")
+    if order_type not in ("market", "limit"):
+        raise ValueError(f"order_type must be 'market' or 'limit', got {order_type!r}")
+    if order_type == "market" and (limit_offset is not None or limit_tif is not None):
+        raise ValueError("limit_offset/limit_tif need order_type='limit'")
+    if order_type == "limit":
+        if limit_offset is None:
+            raise ValueError("order_type='limit' needs limit_offset (a fraction from the "
+                             "signal bar's close, e.g. 0.01)")
+        if execution != "close":
+            raise ValueError("limit orders rest from the bar after the signal; use "
+                             "execution='close' with order_type='limit'")
+        if limit_tif is not None and (isinstance(limit_tif, bool) or not isinstance(
+                limit_tif, (int, np.integer)) or limit_tif < 1):
+            raise ValueError(f"limit_tif must be an integer >= 1 (bars) or None, got {limit_tif!r}")
     costs = {}
     for name, v in (("fees", fees), ("fixed_fees", fixed_fees)):
         v = v if isinstance(v, xr.DataArray) else xr.DataArray(float(v))
@@ -321,19 +384,24 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
             raise ValueError(f"{name} may vary over parameter dims only, not {sorted(bad)}")
         costs[name] = v
     stops = {}
-    for name, v in (("sl_stop", sl_stop), ("tp_stop", tp_stop), ("sl_trail", sl_trail)):
+    for name, v in (("sl_stop", sl_stop), ("tp_stop", tp_stop), ("sl_trail", sl_trail),
+                    ("limit_offset", limit_offset)):
         if v is None:
             continue
         v = v if isinstance(v, xr.DataArray) else xr.DataArray(float(v))
         with np.errstate(invalid="ignore"):
             bad = ~(v > 0) & v.notnull() | np.isinf(v)
+            if name == "limit_offset":
+                bad = ~((v >= 0) & (v < 1))
         if bool(bad.any()):
-            raise ValueError(f"{name} must be a fraction > 0 (NaN = off), got {v.values!r}")
+            what = "in [0, 1)" if name == "limit_offset" else "> 0 (NaN = off)"
+            raise ValueError(f"{name} must be a fraction {what}, got {v.values!r}")
         if "time" in v.dims:
             raise ValueError(f"{name} may vary over asset and parameter dims, not time")
         stops[name] = v
-    # a cost or stop given over a dim (a fee or stop sweep) becomes a parameter dim
-    signal = xr.broadcast(signal, *costs.values(), *stops.values())[0]
+    # a cost, stop or size given over a dim (a fee or stop sweep) becomes a parameter dim
+    sized = [size] if events else []
+    signal = xr.broadcast(signal, *costs.values(), *stops.values(), *sized)[0]
     if execution not in ("close", "next_open"):
         raise ValueError(f"execution must be 'close' or 'next_open', got {execution!r}")
     if dd_limit is not None and not 0 < dd_limit < 1:
@@ -394,11 +462,21 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
             raise ValueError(f"metrics_only: unknown or unavailable metric(s) {unknown}; "
                              f"choose from {', '.join(_m.streaming_names())}, "
                              f"{', '.join(STREAMED_EXTRAS)}")
-    stop_args = None
+    nan = xr.DataArray(np.nan)
+    stop_args = bars = event_args = limit_args = None
     if stops:
-        nan = xr.DataArray(np.nan)
-        stop_args = (*(panel(ds[v] if v in ds else ds["close"]) for v in ("open", "high", "low")),
-                     *(per_col(stops.get(k, nan)) for k in ("sl_stop", "tp_stop", "sl_trail")))
+        bars = tuple(panel(ds[v] if v in ds else ds["close"]) for v in ("open", "high", "low"))
+    if set(stops) - {"limit_offset"}:
+        stop_args = tuple(per_col(stops.get(k, nan)) for k in ("sl_stop", "tp_stop", "sl_trail"))
+    if order_type == "limit":
+        limit_args = (per_col(stops["limit_offset"]), int(limit_tif or 0))
+    if events:
+        sz = xr.broadcast(size, signal)[0].transpose(*signal.dims)
+        event_args = (np.asarray(sz.data, dtype=np.float64).reshape(n, n_cols),
+                      SIZE_TYPES.index(size_type), bool(accumulate))
+    margin = 0.0
+    if maintenance_margin and (max_leverage > 1 or bool((signal < 0).any())):
+        margin = float(maintenance_margin)   # no account can breach it otherwise
     out = _k.simulate(
         panel(ds["close"]), panel(exec_px),
         np.ascontiguousarray(signal.values.reshape(n, n_cols), dtype=np.float64),
@@ -406,13 +484,15 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         float(init_cash), per_col(costs["fees"]), per_col(costs["fixed_fees"]),
         float(max_leverage), float(max_position_size),
         rebalance == "daily", execution == "next_open", float(dd_limit or 0.0),
-        int(dd_cooldown), metrics_only is not None, stop_args)
+        int(dd_cooldown), metrics_only is not None, bars=bars, stops=stop_args,
+        events=event_args, limit=limit_args,
+        borrow=(1 + float(borrow_rate)) ** (1 / periods) - 1, margin=margin)
     acct_dims = ["time", *params] if group else list(signal.dims)
     acct_shape = (n, *shape[2:]) if group else shape
     if metrics_only is not None:
         return _streamed_metrics(out, names, acct_dims[1:] if group else signal.dims[1:],
                                  acct_shape[1:], signal, n, periods)
-    eq, cash, pos, (ot, oc, osz, opx, ofee, oreason), halted = out
+    eq, cash, pos, (ot, oc, osz, opx, ofee, oreason), halted, interest = out
 
     coords = {d: signal[d] for d in signal.dims}
     positions = xr.DataArray(pos.reshape(shape), dims=signal.dims, coords=coords,
@@ -425,6 +505,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     halted_da = None if not dd_limit else xr.DataArray(
         halted.reshape(acct_shape).astype(bool), dims=acct_dims, coords=acct_coords,
         name="halted")
+    interest_da = None if not borrow_rate else xr.DataArray(
+        interest.reshape(acct_shape), dims=acct_dims, coords=acct_coords, name="interest")
     # orders table with labels
     idx = np.unravel_index(oc, shape[1:])
     orders = pd.DataFrame({"t": ot, "col": oc, "time": signal.time.values[ot],
@@ -435,7 +517,7 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     orders["reason"] = np.asarray(REASONS, dtype=object)[oreason]
     prices = ds["close"].transpose("time", "asset")
     return BacktestResult(equity, cash_da, positions, orders, float(init_cash), periods,
-                          bool(group), prices, halted=halted_da)
+                          bool(group), prices, halted=halted_da, interest=interest_da)
 
 
 def _streamed_metrics(out, names, dims, shape, signal, n_bars, periods) -> xr.Dataset:

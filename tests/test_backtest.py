@@ -82,6 +82,8 @@ def _assert_accounting(res, init_cash=100_000.0):
     if res.group:
         keys = [k for k in keys if k != "asset"]
     final = res.cash.isel(time=-1)
+    if res.interest is not None:   # borrow_rate charges leave cash outside the orders
+        final = final + res.interest.sum("time")
     if keys:
         got = (flows.groupby([o[k] for k in keys]).sum() + init_cash)
         for key, v in got.items():
@@ -220,8 +222,20 @@ def test_bad_input_is_named():
         ql.backtest(neg, sig)
     with pytest.raises(ValueError, match="assets not in the data"):
         ql.backtest(ds, sig.assign_coords(asset=["A0", "ZZZ"]))
-    with pytest.raises(NotImplementedError, match="limit orders"):
+    with pytest.raises(ValueError, match="need order_type='limit'"):
         ql.backtest(ds, sig, limit_offset=0.01)
+    with pytest.raises(ValueError, match="needs limit_offset"):
+        ql.backtest(ds, sig, order_type="limit")
+    with pytest.raises(ValueError, match="order_type must be"):
+        ql.backtest(ds, sig, order_type="stop_limit")
+    with pytest.raises(ValueError, match="limit_tif must be"):
+        ql.backtest(ds, sig, order_type="limit", limit_offset=0.01, limit_tif=0)
+    with pytest.raises(ValueError, match="size= and accumulate= go with entries"):
+        ql.backtest(ds, sig, size=0.5)
+    with pytest.raises(ValueError, match="size_type must be"):
+        ql.backtest(ds, sig, size_type="lots")
+    with pytest.raises(ValueError, match="borrow_rate must be"):
+        ql.backtest(ds, sig, borrow_rate=-0.01)
 
 
 def test_from_entries_exits():

@@ -24,7 +24,12 @@ def simulate(
     dd_limit: float = 0.0,
     dd_cooldown: int = 0,
     metrics_only: bool = False,
-    stops: tuple[F64, F64, F64, F64, F64, F64] | None = None,  # open high low sl tp trail
-) -> tuple[F64, F64, F64, Orders, npt.NDArray[np.int8]] | tuple[F64, F64]: ...
+    bars: tuple[F64, F64, F64] | None = None,  # open high low
+    stops: tuple[F64, F64, F64] | None = None,  # sl tp trail per column
+    events: tuple[F64, int, bool] | None = None,  # size (time, column), size type, accumulate
+    limit: tuple[F64, int] | None = None,  # offset per column, time in force (0 = none)
+    borrow: float = 0.0,  # per bar
+    margin: float = 0.0,  # maintenance margin
+) -> tuple[F64, F64, F64, Orders, npt.NDArray[np.int8], F64] | tuple[F64, F64]: ...
 
 FIELDS: tuple[str, ...]  # rows of the metrics-only statistics (as metrics.FIELDS)
