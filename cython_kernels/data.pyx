@@ -5,7 +5,7 @@ Loops only; labels, NaN policy and error messages live in ``quantlab/data.py``.
 """
 import numpy as np
 
-from libc.math cimport isnan
+from libc.math cimport isinf, isnan
 
 ctypedef fused real:
     float
@@ -20,9 +20,14 @@ cdef enum:
     CLOSE_OUTSIDE = 4
     OPEN_OUTSIDE = 5
     NEGATIVE_VOLUME = 6
+    INFINITE = 7
 
 CODE_NAMES = ("ok", "partial", "nonpositive", "high_below_low", "close_outside",
-              "open_outside", "negative_volume")
+              "open_outside", "negative_volume", "infinite")
+
+# roles of the bar variables (quantlab.data.BAR_VARS order)
+cdef enum:
+    OPEN, HIGH, LOW, CLOSE, VOLUME, NROLES
 
 
 # ---- Simple returns
@@ -54,53 +59,99 @@ def simple_returns(const real[:, :] prices):
 
 # ---- Bar validation
 
-def check_bars(const double[:, :, ::1] x, Py_ssize_t i_open, Py_ssize_t i_high,
-               Py_ssize_t i_low, Py_ssize_t i_close, Py_ssize_t i_volume):
-    """Scan a (variable, time, asset) block for the first invalid bar.
+def check_bars(open_, high, low, close, volume):
+    """Scan the (time, asset) panels of a bar set (None = variable absent; any strides,
+    no copies) for the first invalid value.
 
-    Index arguments give each role's position in the variable axis, -1 when
-    absent. Every variable in the block belongs to the bar: a bar is complete
-    (all finite) or empty (all NaN). Returns ``(code, variable, t, asset)`` of the
-    first offence in time order; ``code == 0`` means the block is valid.
+    Pass 1 finds which variables each asset has (not all NaN; it stops at the first
+    value). Pass 2, in time order: each bar is finite, complete (no NaN) or empty (all
+    NaN) over the variables its asset has; prices > 0, volume >= 0, low <= open, close
+    <= high. Returns ``(code, role, t, asset, has)``: ``code == 0`` means valid; role is
+    the offending variable's index in (open, high, low, close, volume); has is
+    (asset, role) bool.
     """
-    cdef Py_ssize_t nv = x.shape[0], n = x.shape[1], m = x.shape[2]
-    cdef Py_ssize_t t, a, v, n_nan
+    panels = (open_, high, low, close, volume)
+    cdef Py_ssize_t n = -1, m = -1, t, a, v, n_nan, n_has, inf_v
+    cdef const double* ptr[NROLES]
+    cdef Py_ssize_t st[NROLES]
+    cdef Py_ssize_t sa[NROLES]
+    cdef bint present[NROLES]
+    cdef const double[:, :] mv
+    views = []   # keeps the buffers alive while the raw pointers are read
+    for v in range(NROLES):
+        present[v] = panels[v] is not None
+        ptr[v] = NULL
+        st[v] = sa[v] = 0
+        if not present[v]:
+            continue
+        mv = panels[v]
+        if n < 0:
+            n, m = mv.shape[0], mv.shape[1]
+        elif (mv.shape[0], mv.shape[1]) != (n, m):
+            raise ValueError("check_bars: panels of different shapes")
+        views.append(mv)
+        if n and m:
+            ptr[v] = &mv[0, 0]
+        st[v] = mv.strides[0] // sizeof(double)
+        sa[v] = mv.strides[1] // sizeof(double)
+    has_np = np.zeros((max(m, 0), NROLES), dtype=np.bool_)
+    cdef char[:, ::1] has = has_np.view(np.int8)
     cdef int code = OK
     cdef Py_ssize_t bad_v = -1, bad_t = -1, bad_a = -1
-    cdef double lo, hi
+    cdef double x, lo, hi
     with nogil:
-        for t in range(n):
+        for v in range(NROLES):   # 1. which variables each asset has (first value)
+            if not present[v]:
+                continue
+            for a in range(m):
+                for t in range(n):
+                    if not isnan(ptr[v][t * st[v] + a * sa[v]]):
+                        has[a, v] = 1
+                        break
+        for t in range(n):   # 2. the bars, in time order
             for a in range(m):
                 n_nan = 0
-                for v in range(nv):
-                    if isnan(x[v, t, a]):
-                        n_nan += 1
-                        bad_v = v
-                if n_nan == nv:
-                    continue
-                if n_nan > 0:
+                n_has = 0
+                inf_v = -1
+                for v in range(NROLES):
+                    if has[a, v]:
+                        n_has += 1
+                        x = ptr[v][t * st[v] + a * sa[v]]
+                        if isnan(x):
+                            n_nan += 1
+                            bad_v = v
+                        elif isinf(x) and inf_v < 0:
+                            inf_v = v
+                if inf_v >= 0:
+                    code = INFINITE
+                    bad_v = inf_v
+                elif n_nan == n_has:
+                    continue   # no bar (or no data at all for this asset)
+                elif n_nan > 0:
                     code = PARTIAL
-                elif i_volume >= 0 and x[i_volume, t, a] < 0:
+                elif has[a, VOLUME] and ptr[VOLUME][t * st[VOLUME] + a * sa[VOLUME]] < 0:
                     code = NEGATIVE_VOLUME
-                    bad_v = i_volume
+                    bad_v = VOLUME
                 else:
-                    for v in range(nv):
-                        if v != i_volume and x[v, t, a] <= 0:
+                    for v in range(VOLUME):
+                        if has[a, v] and ptr[v][t * st[v] + a * sa[v]] <= 0:
                             code = NONPOSITIVE
                             bad_v = v
                             break
-                    if code == OK and i_high >= 0 and i_low >= 0:
-                        hi = x[i_high, t, a]
-                        lo = x[i_low, t, a]
+                    if code == OK and has[a, HIGH] and has[a, LOW]:
+                        hi = ptr[HIGH][t * st[HIGH] + a * sa[HIGH]]
+                        lo = ptr[LOW][t * st[LOW] + a * sa[LOW]]
                         if hi < lo:
                             code = HIGH_BELOW_LOW
-                            bad_v = i_high
-                        elif i_close >= 0 and not (lo <= x[i_close, t, a] <= hi):
+                            bad_v = HIGH
+                        elif has[a, CLOSE] and not (
+                                lo <= ptr[CLOSE][t * st[CLOSE] + a * sa[CLOSE]] <= hi):
                             code = CLOSE_OUTSIDE
-                            bad_v = i_close
-                        elif i_open >= 0 and not (lo <= x[i_open, t, a] <= hi):
+                            bad_v = CLOSE
+                        elif has[a, OPEN] and not (
+                                lo <= ptr[OPEN][t * st[OPEN] + a * sa[OPEN]] <= hi):
                             code = OPEN_OUTSIDE
-                            bad_v = i_open
+                            bad_v = OPEN
                 if code != OK:
                     bad_t = t
                     bad_a = a
@@ -109,4 +160,4 @@ def check_bars(const double[:, :, ::1] x, Py_ssize_t i_open, Py_ssize_t i_high,
                 break
     if code == OK:
         bad_v = -1
-    return code, bad_v, bad_t, bad_a
+    return code, bad_v, bad_t, bad_a, has_np

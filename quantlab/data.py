@@ -314,35 +314,20 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
         dup = ds.indexes["asset"][ds.indexes["asset"].duplicated()][0]
         raise DataError(f"{where}duplicate asset {dup!r}")
 
-    arrays = [np.asarray(ds[v].transpose("time", "asset").values, dtype=np.float64)
-              for v in names]
-    block = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
-    if np.isinf(block).any():
-        v, t, a = (i[0] for i in np.nonzero(np.isinf(block)))
-        raise DataError(f"{where}{names[v]!r} of asset {str(ds.asset.values[a])!r} at "
-                        f"{_fmt_time(ds.time.values[t])}: infinite value")
-    # Assets are grouped by the variables they have (not all-NaN) so a close-only asset
-    # in an OHLCV set is checked on close alone. One variable: nothing to group.
-    if len(names) == 1:
-        groups = [(np.array([True]), np.arange(block.shape[2]))]
-    else:
-        has = ~np.isnan(block).all(axis=1)  # (variable, asset)
-        groups = [(pattern, np.flatnonzero((has.T == pattern).all(axis=1)))
-                  for pattern in np.unique(has.T, axis=0)]
-    for pattern, cols in groups:
-        vars_ = [n for n, keep in zip(names, pattern) if keep]
-        if not vars_:
-            continue  # an asset with no data at all is simply absent
-        whole = len(names) == 1 or (pattern.all() and len(cols) == block.shape[2])
-        sub = block if whole else np.ascontiguousarray(   # no copy when nothing is left out
-            block[np.ix_(np.flatnonzero(pattern), np.arange(block.shape[1]), cols)])
-        idx = {r: vars_.index(r) if r in vars_ else -1 for r in BAR_VARS}
-        code, v, t, a = _k.check_bars(np.ascontiguousarray(sub), idx["open"], idx["high"],
-                                      idx["low"], idx["close"], idx["volume"])
-        if code:
-            raise DataError(where + _bar_message(_k.CODE_NAMES[code], vars_, v,
-                                                 sub[:, t, a], str(ds.asset.values[cols[a]]),
-                                                 ds.time.values[t]))
+    # one Cython scan over the panels as they are (no stacked copy); assets are checked
+    # on the variables they have, so a close-only asset in an OHLCV set is checked on close
+    panels = [np.asarray(ds[v].transpose("time", "asset").values, dtype=np.float64)
+              if v in names else None for v in BAR_VARS]
+    code, v, t, a, has = _k.check_bars(*panels)
+    if code:
+        name, asset, time = BAR_VARS[v], str(ds.asset.values[a]), ds.time.values[t]
+        if _k.CODE_NAMES[code] == "infinite":
+            raise DataError(f"{where}{name!r} of asset {asset!r} at {_fmt_time(time)}: "
+                            "infinite value")
+        vars_ = [n for n, keep in zip(BAR_VARS, has[a]) if keep]
+        bar = [panels[BAR_VARS.index(n)][t, a] for n in vars_]
+        raise DataError(where + _bar_message(_k.CODE_NAMES[code], vars_, vars_.index(name),
+                                             bar, asset, time))
     return ds
 
 

@@ -3,7 +3,7 @@ and the definition the fast kernels are tested against."""
 import numpy as np
 
 CODE_NAMES = ("ok", "partial", "nonpositive", "high_below_low", "close_outside",
-              "open_outside", "negative_volume")
+              "open_outside", "negative_volume", "infinite")
 
 
 def simple_returns(prices):
@@ -19,32 +19,41 @@ def simple_returns(prices):
     return out
 
 
-def check_bars(x, i_open, i_high, i_low, i_close, i_volume):
-    """First offending (code, variable, t, asset) in time-major order, or (0, -1, -1, -1)."""
-    nv, n, m = x.shape
+def check_bars(open_, high, low, close, volume):
+    """First offence as (code, role, t, asset) and has (asset, role): the first bad bar in
+    time-major order (an infinite value first), each asset's bar made of the variables it
+    has (not all NaN); (0, -1, -1, -1) if valid."""
+    panels = (open_, high, low, close, volume)
+    m = next(p for p in panels if p is not None).shape[1]
+    has = np.array([[p is not None and not np.isnan(p[:, a]).all() for p in panels]
+                    for a in range(m)])
+    n = next(p for p in panels if p is not None).shape[0]
     for t in range(n):
         for a in range(m):
-            bar = x[:, t, a]
-            nan = np.isnan(bar)
-            if nan.all():
+            roles = [v for v in range(5) if has[a, v]]
+            bar = {v: panels[v][t, a] for v in roles}
+            inf = [v for v in roles if np.isinf(bar[v])]
+            if inf:
+                return (7, inf[0], t, a), has
+            nan = [v for v in roles if np.isnan(bar[v])]
+            if len(nan) == len(roles):
                 continue
-            if nan.any():
-                return 1, int(np.flatnonzero(nan)[-1]), t, a
-            if i_volume >= 0 and bar[i_volume] < 0:
-                return 6, i_volume, t, a
-            prices = [v for v in range(nv) if v != i_volume]
-            bad = [v for v in prices if bar[v] <= 0]
+            if nan:
+                return (1, nan[-1], t, a), has
+            if 4 in roles and bar[4] < 0:
+                return (6, 4, t, a), has
+            bad = [v for v in roles if v != 4 and bar[v] <= 0]
             if bad:
-                return 2, bad[0], t, a
-            if i_high >= 0 and i_low >= 0:
-                hi, lo = bar[i_high], bar[i_low]
+                return (2, bad[0], t, a), has
+            if 1 in roles and 2 in roles:
+                hi, lo = bar[1], bar[2]
                 if hi < lo:
-                    return 3, i_high, t, a
-                if i_close >= 0 and not lo <= bar[i_close] <= hi:
-                    return 4, i_close, t, a
-                if i_open >= 0 and not lo <= bar[i_open] <= hi:
-                    return 5, i_open, t, a
-    return 0, -1, -1, -1
+                    return (3, 1, t, a), has
+                if 3 in roles and not lo <= bar[3] <= hi:
+                    return (4, 3, t, a), has
+                if 0 in roles and not lo <= bar[0] <= hi:
+                    return (5, 0, t, a), has
+    return (0, -1, -1, -1), has
 
 
 # ---- rolling: every window recomputed from scratch (O(n * window))

@@ -56,6 +56,12 @@ FAULTS = {
     "open_below_low": lambda x: x.__setitem__((0, 15, 0), x[2, 15, 0] * 0.99),
     "negative_volume": lambda x: x.__setitem__((4, 16, 3), -5.0),
     "two_faults": lambda x: (x.__setitem__((4, 20, 0), -1.0), x.__setitem__((1, 18, 3), 1e-3)),
+    "infinite": lambda x: (x.__setitem__((3, 25, 1), np.inf), x.__setitem__((1, 3, 2), 0.0)),
+    # asset 2 has only close: it is checked on close alone, and a NaN close is no bar
+    "close_only_asset": lambda x: (x.__setitem__(([0, 1, 2, 4], slice(None), 2), np.nan),
+                                   x.__setitem__((3, 7, 2), np.nan)),
+    "close_only_asset_bad": lambda x: (x.__setitem__(([0, 1, 2, 4], slice(None), 2), np.nan),
+                                       x.__setitem__((3, 8, 2), -2.0)),
 }
 
 
@@ -66,11 +72,12 @@ def test_check_bars_equals_reference(fault, roles):
     FAULTS[fault](x)
     keep = {"ohlcv": [0, 1, 2, 3, 4], "ohlc": [0, 1, 2, 3], "close": [3],
             "close_volume": [3, 4]}[roles]
-    sub = np.ascontiguousarray(x[keep])
-    idx = [keep.index(r) if r in keep else -1 for r in range(5)]
-    got = k.check_bars(sub, *idx)
-    want = ref.check_bars(sub, *idx)
-    assert got == want, f"{fault}/{roles}: kernel {got} != reference {want}"
+    # any strides: a transposed (asset, time) buffer read as (time, asset)
+    panels = [np.asfortranarray(x[r]) if r in keep else None for r in range(5)]
+    *got, has = k.check_bars(*panels)
+    want, want_has = ref.check_bars(*panels)
+    assert tuple(got) == want, f"{fault}/{roles}: kernel {got} != reference {want}"
+    np.testing.assert_array_equal(has, want_has)
     if fault == "none":
         assert got[0] == 0
     if fault == "partial" and 0 in keep:
