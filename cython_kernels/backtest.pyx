@@ -198,7 +198,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     ``borrow`` (per bar) is charged at each close on borrowed cash and on the value of
     shorts. ``margin`` (maintenance margin, 0 = off): an account whose equity at a close
     is below margin x its gross position value is liquidated at that close (reason
-    margin call); an account left with equity <= 0 trades no more.
+    margin call); an account left with equity <= 0 is closed: no orders, no interest.
 
     Returns (equity (time, group), cash (time, group), positions (time, column) in shares,
     orders as arrays (t, col, size, price, fee, reason), halted (time, group): 1 where
@@ -539,6 +539,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         short_v[group[c]] -= q[c] * last[c]
             if borrow > 0:   # interest on borrowed cash and on shorts' value
                 for g in range(n_groups):
+                    if bust[g]:
+                        continue   # a closed account accrues nothing
                     cost = borrow * ((-cash[g] if cash[g] < 0 else 0.0) + short_v[g])
                     cash[g] -= cost
                     eq[g] -= cost

@@ -327,7 +327,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     leverage or shorts, an account whose equity at a close is below
     ``maintenance_margin`` x its gross position value is liquidated at that close
     (slippage and fees apply; exit reason ``margin_call``); its targets become 0, so the
-    next signal change re-enters; an account left with equity <= 0 stops trading.
+    next signal change re-enters. A gap can jump past the margin: an account left with
+    equity <= 0 is closed (no more orders or interest; its equity stays where it ended).
     """
     ds = _as_dataset(data)
     if (signal is None) == (entries is None):

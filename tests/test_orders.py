@@ -210,8 +210,15 @@ def test_short_margin_call_and_a_bust_account_stops_trading():
     # 200 equity 0 < 60,000 -> bought back at 200, nothing left: no more orders
     assert list(res.orders["reason"]) == ["signal", "margin_call"]
     assert float(res.equity[-1, 0]) == pytest.approx(0.0, abs=1e-6)
-    bust = ql.backtest(ds, _sig(ds, [-1, NA, NA, 0.5, 1]), maintenance_margin=0.3)
+    bust = ql.backtest(ds, _sig(ds, [-1, NA, NA, 0.5, 1]), maintenance_margin=0.3,
+                       borrow_rate=0.1)
     assert list(bust.orders["reason"]) == ["signal", "margin_call"]
+    assert (bust.interest.values[3:] == 0).all(), "a closed account accrues nothing"
+    # a gap past the margin: 2x long through a 60% fall leaves less than nothing
+    gap = _bars([FLAT, FLAT, (40,) * 4, (50,) * 4])
+    res = ql.backtest(gap, _sig(gap, [1, NA, NA, 1]), max_leverage=2)
+    assert list(res.orders["reason"]) == ["signal", "margin_call"]
+    np.testing.assert_allclose(res.equity.values[2:, 0], 100_000 - 2000 * 60)
     _assert_accounting(res)
 
 
