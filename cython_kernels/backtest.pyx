@@ -74,6 +74,15 @@ cdef inline double touch(double lvl, double op, double lo, double hi,
     return op if op >= lvl else (lvl if hi >= lvl else NAN)
 
 
+cdef inline void bar_range(double o, double h, double l, double cl, double* op, double* hi,
+                           double* lo) noexcept nogil:
+    """Open, high and low of a bar with close ``cl``; those the data lacks (NaN: close
+    only) fall back to the open and close."""
+    op[0] = cl if isnan(o) else o
+    hi[0] = h if not isnan(h) else (op[0] if op[0] > cl else cl)
+    lo[0] = l if not isnan(l) else (op[0] if op[0] < cl else cl)
+
+
 cdef inline int record(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssize_t t,
                        Py_ssize_t c, Py_ssize_t g, double d, double pe, double fee,
                        int reason) noexcept nogil:
@@ -84,6 +93,40 @@ cdef inline int record(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ss
         extra[g, X_ORDERS] += 1
         return 0
     return push(o, t, c, d, pe, fee, reason)
+
+
+cdef inline void stop_ref(double q0, double q1, double ref, double* entry,
+                          double* extreme) noexcept nogil:
+    """A fill moved a position from q0 to q1 shares: the stops' entry reference (and the
+    trailing extreme) becomes ``ref`` when a position opens or flips, is cleared when it
+    is flat, and stays when shares are added or taken off."""
+    if q1 == 0:
+        entry[0] = NAN
+    elif q0 == 0 or (q0 > 0) != (q1 > 0):
+        entry[0] = ref
+        extreme[0] = ref
+
+
+cdef int close_out(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssize_t t,
+                   Py_ssize_t c, Py_ssize_t g, double price, double sl, double fee_rate,
+                   double fixed, double[::1] cash, double[::1] q, double[::1] entry,
+                   double[::1] want, double[::1] ev, double[::1] lim_px, char[::1] pending,
+                   int reason) noexcept nogil:
+    """Close column c's whole position at ``price`` with slippage ``sl`` and fees (a stop
+    or a margin call), book it, and clear what the column was waiting for: its target
+    becomes 0, a pending order, event or resting limit is dropped, and the stop
+    reference is cleared."""
+    cdef double d = -q[c]
+    cdef double pe = price * (1 + sl) if d > 0 else price * (1 - sl)
+    cdef double fee = fabs(d) * pe * fee_rate + fixed
+    cash[g] += -d * pe - fee
+    q[c] = 0.0
+    entry[c] = NAN
+    want[c] = 0.0
+    ev[c] = NAN
+    lim_px[c] = NAN
+    pending[c] = 0
+    return record(o, extra, metrics_only, t, c, g, d, pe, fee, reason)
 
 
 cdef inline double order_size(double e, double equity, double q, double p, double slip,
@@ -286,15 +329,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                     cl = close[t, j]
                     if isnan(cl):
                         continue   # no bar, no check
-                    op = bar_open[t, j]
-                    if isnan(op):
-                        op = cl
-                    hi = bar_high[t, j]
-                    if isnan(hi):
-                        hi = op if op > cl else cl
-                    lo = bar_low[t, j]
-                    if isnan(lo):
-                        lo = op if op < cl else cl
+                    bar_range(bar_open[t, j], bar_high[t, j], bar_low[t, j], cl, &op, &hi, &lo)
                     long_ = q[c] > 0
                     sgn = 1.0 if long_ else -1.0   # mirrors every level for a short
                     hit = NAN
@@ -316,20 +351,11 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         extreme[c] = lo
                     if isnan(hit):
                         continue
-                    g = group[c]
-                    d = -q[c]
-                    sl = slip_of(slip_base, impact, impact_cap, t, j, d)
-                    pe = hit * (1 + sl) if d > 0 else hit * (1 - sl)
-                    fee = fabs(d) * pe * fees[c] + fixed_fees[c]
-                    cash[g] += -d * pe - fee
-                    q[c] = 0.0
-                    entry[c] = NAN
-                    want[c] = 0.0
-                    pending[c] = 0
-                    ev[c] = NAN
-                    lim_px[c] = NAN
                     stopped[c] = 1
-                    if record(&orders, extra, metrics_only, t, c, g, d, pe, fee, why) != 0:
+                    if close_out(&orders, extra, metrics_only, t, c, group[c], hit,
+                                 slip_of(slip_base, impact, impact_cap, t, j, -q[c]), fees[c],
+                                 fixed_fees[c], cash, q, entry, want, ev, lim_px, pending,
+                                 why) != 0:
                         err = 1
                         break
                 if err:
@@ -348,15 +374,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         g = group[c]
                         if isnan(cl) or bust[g]:
                             continue
-                        op = bar_open[t, j]
-                        if isnan(op):
-                            op = cl
-                        hi = bar_high[t, j]
-                        if isnan(hi):
-                            hi = op if op > cl else cl
-                        lo = bar_low[t, j]
-                        if isnan(lo):
-                            lo = op if op < cl else cl
+                        bar_range(bar_open[t, j], bar_high[t, j], bar_low[t, j], cl, &op, &hi, &lo)
                         hit = touch(lim_px[c], op, lo, hi, lim_q[c] > 0)
                         if isnan(hit):
                             continue
@@ -374,11 +392,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         cash[g] += -d * hit - fee
                         q0 = q[c]
                         q[c] += d
-                        if q[c] == 0:
-                            entry[c] = NAN
-                        elif q0 == 0 or (q0 > 0) != (q[c] > 0):
-                            entry[c] = hit
-                            extreme[c] = hit
+                        stop_ref(q0, q[c], hit, &entry[c], &extreme[c])
                         if record(&orders, extra, metrics_only, t, c, g, d, hit, fee,
                                   R_SIGNAL) != 0:
                             err = 1
@@ -511,11 +525,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                     q0 = q[c]
                     q[c] += d
                     if use_stops:   # stops reference the close of the bar a position opens
-                        if q[c] == 0:
-                            entry[c] = NAN
-                        elif q0 == 0 or (q0 > 0) != (q[c] > 0):
-                            entry[c] = close[t, j]
-                            extreme[c] = close[t, j]
+                        stop_ref(q0, q[c], close[t, j], &entry[c], &extreme[c])
                     if record(&orders, extra, metrics_only, t, c, g, d, pe, fee,
                               R_DRAWDOWN if dd_limit > 0 and halted[t, g] else R_SIGNAL) != 0:
                         err = 1
@@ -552,19 +562,10 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         for c in range(m):
                             if group[c] != g or q[c] == 0:
                                 continue
-                            d = -q[c]
-                            sl = slip_of(slip_base, impact, impact_cap, t, asset[c], d)
-                            pe = last[c] * (1 + sl) if d > 0 else last[c] * (1 - sl)
-                            fee = fabs(d) * pe * fees[c] + fixed_fees[c]
-                            cash[g] += -d * pe - fee
-                            q[c] = 0.0
-                            entry[c] = NAN
-                            want[c] = 0.0
-                            pending[c] = 0
-                            ev[c] = NAN
-                            lim_px[c] = NAN
-                            if record(&orders, extra, metrics_only, t, c, g, d, pe, fee,
-                                      R_MARGIN) != 0:
+                            if close_out(&orders, extra, metrics_only, t, c, g, last[c],
+                                         slip_of(slip_base, impact, impact_cap, t, asset[c],
+                                                 -q[c]), fees[c], fixed_fees[c], cash, q,
+                                         entry, want, ev, lim_px, pending, R_MARGIN) != 0:
                                 err = 1
                                 break
                         if err:
