@@ -12,8 +12,8 @@ leverage with borrowing costs and margin calls) extend this same loop.
 """
 import numpy as np
 
-from libc.math cimport NAN, fabs, isnan, log1p, sqrt
-from libc.stdlib cimport free, malloc, realloc
+from libc.math cimport INFINITY, NAN, fabs, isnan, log1p, sqrt
+from libc.stdlib cimport free, realloc
 
 include "welford.pxi"
 include "returns_acc.pxi"
@@ -67,8 +67,8 @@ cdef int push(Orders* o, Py_ssize_t t, Py_ssize_t col, double size, double price
 
 cdef inline double touch(double lvl, double op, double lo, double hi,
                          bint below) noexcept nogil:
-    """Fill price of a stop level reached from above (``below``) or below: the open when
-    the bar gapped through it, the level when [lo, hi] reaches it, else NaN."""
+    """Fill price of a stop or limit level reached from above (``below``) or below: the
+    open when the bar gapped through it, the level when [lo, hi] reaches it, else NaN."""
     if below:
         return op if op <= lvl else (lvl if lo <= lvl else NAN)
     return op if op >= lvl else (lvl if hi >= lvl else NAN)
@@ -107,26 +107,45 @@ cdef inline void stop_ref(double q0, double q1, double ref, double* entry,
         extreme[0] = ref
 
 
+cdef inline int fill(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssize_t t,
+                     Py_ssize_t c, Py_ssize_t g, double d, double pe, double fee_rate,
+                     double fixed, double bp, double tiny, double ref, double* cash,
+                     double* q, double* entry, double* extreme, int reason) noexcept nogil:
+    """Fill d shares of column c at pe (slippage included) with fees: a buy never spends
+    more than the buying power ``bp`` (it shrinks to what bp pays for, or is skipped when
+    at most ``tiny`` is left, a rounding residue); move cash and position, the stop
+    reference (``ref`` when a position opens) and book it. Returns 0 when filled, 1 when
+    skipped, -1 when out of memory for the order record."""
+    cdef double fee = fabs(d) * pe * fee_rate + fixed
+    cdef double q0 = q[0]
+    if d > 0 and d * pe + fee > bp:
+        if bp - fixed <= tiny:
+            return 1
+        d = (bp - fixed) / (pe * (1 + fee_rate))
+        fee = d * pe * fee_rate + fixed
+    cash[0] += -d * pe - fee
+    q[0] += d
+    stop_ref(q0, q[0], ref, entry, extreme)
+    return -1 if record(o, extra, metrics_only, t, c, g, d, pe, fee, reason) != 0 else 0
+
+
 cdef int close_out(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssize_t t,
                    Py_ssize_t c, Py_ssize_t g, double price, double sl, double fee_rate,
                    double fixed, double[::1] cash, double[::1] q, double[::1] entry,
-                   double[::1] want, double[::1] ev, double[::1] lim_px, char[::1] pending,
-                   int reason) noexcept nogil:
+                   double[::1] extreme, double[::1] want, double[::1] ev,
+                   double[::1] lim_px, char[::1] pending, int reason) noexcept nogil:
     """Close column c's whole position at ``price`` with slippage ``sl`` and fees (a stop
-    or a margin call), book it, and clear what the column was waiting for: its target
-    becomes 0, a pending order, event or resting limit is dropped, and the stop
-    reference is cleared."""
+    or a margin call; covering a short is never limited by buying power) and clear what
+    the column was waiting for: its target becomes 0,
+    a pending order, event or resting limit is dropped. Returns ``fill``'s code."""
     cdef double d = -q[c]
-    cdef double pe = price * (1 + sl) if d > 0 else price * (1 - sl)
-    cdef double fee = fabs(d) * pe * fee_rate + fixed
-    cash[g] += -d * pe - fee
-    q[c] = 0.0
-    entry[c] = NAN
     want[c] = 0.0
     ev[c] = NAN
     lim_px[c] = NAN
     pending[c] = 0
-    return record(o, extra, metrics_only, t, c, g, d, pe, fee, reason)
+    return fill(o, extra, metrics_only, t, c, g, d,
+                price * (1 + sl) if d > 0 else price * (1 - sl), fee_rate, fixed,
+                INFINITY, 0.0, NAN, &cash[g], &q[c], &entry[c], &extreme[c], reason)
 
 
 cdef inline double order_size(double e, double equity, double q, double p, double slip,
@@ -280,7 +299,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     orders.buf = NULL
     orders.n = 0
     orders.cap = 0
-    cdef double s, p, d, sl, pe, fee, cost, scale, bp
+    cdef double s, p, d, sl, cost, scale
     cdef int err = 0
     # bar ranges (stops, limit orders)
     cdef const double[:, :] bar_open = close
@@ -297,7 +316,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
         sl_stop, tp_stop, sl_trail = stops
     cdef double[::1] entry = np.full(m, np.nan), extreme = np.full(m, np.nan)
     cdef char[::1] stopped = np.zeros(m, dtype=np.int8)
-    cdef double cl, op, hi, lo, lvl, tl, hit, q0, sgn
+    cdef double cl, op, hi, lo, lvl, tl, hit, sgn
     cdef int why
     cdef bint long_
     # order events: size (time, column), what it counts, pyramiding
@@ -354,8 +373,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                     stopped[c] = 1
                     if close_out(&orders, extra, metrics_only, t, c, group[c], hit,
                                  slip_of(slip_base, impact, impact_cap, t, j, -q[c]), fees[c],
-                                 fixed_fees[c], cash, q, entry, want, ev, lim_px, pending,
-                                 why) != 0:
+                                 fixed_fees[c], cash, q, entry, extreme, want, ev, lim_px,
+                                 pending, why) < 0:
                         err = 1
                         break
                 if err:
@@ -378,23 +397,13 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         hit = touch(lim_px[c], op, lo, hi, lim_q[c] > 0)
                         if isnan(hit):
                             continue
-                        d = lim_q[c]
                         lim_px[c] = NAN
-                        fee = fabs(d) * hit * fees[c] + fixed_fees[c]
-                        if d > 0:
-                            # buying power at the last marks (this bar's close is unknown)
-                            bp = cash[g] + (max_leverage - 1) * prev_eq[g]
-                            if d * hit + fee > bp:
-                                if bp - fixed_fees[c] <= 1e-12 * fabs(prev_eq[g]):
-                                    continue   # no cash left (up to rounding)
-                                d = (bp - fixed_fees[c]) / (hit * (1 + fees[c]))
-                                fee = d * hit * fees[c] + fixed_fees[c]
-                        cash[g] += -d * hit - fee
-                        q0 = q[c]
-                        q[c] += d
-                        stop_ref(q0, q[c], hit, &entry[c], &extreme[c])
-                        if record(&orders, extra, metrics_only, t, c, g, d, hit, fee,
-                                  R_SIGNAL) != 0:
+                        # no slippage at the limit; buying power at the last marks (this
+                        # bar's close is unknown); the fill is the stop reference
+                        if fill(&orders, extra, metrics_only, t, c, g, lim_q[c], hit, fees[c],
+                                fixed_fees[c], cash[g] + (max_leverage - 1) * prev_eq[g],
+                                1e-12 * fabs(prev_eq[g]), hit, &cash[g], &q[c], &entry[c],
+                                &extreme[c], R_SIGNAL) < 0:
                             err = 1
                             break
                     if err:
@@ -508,26 +517,12 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         if not use_events:
                             d = order_size(e[c] * scale, eq[g], q[c], p, sl, fees[c],
                                            fixed_fees[c])
-                    pe = p * (1 + sl) if d > 0 else p * (1 - sl)
-                    fee = fabs(d) * pe * fees[c] + fixed_fees[c]
-                    if d > 0:
-                        cost = d * pe + fee
-                        bp = cash[g] + (max_leverage - 1) * eq[g]
-                        if cost > bp:  # never spend more than the buying power
-                            if bp - fixed_fees[c] <= 1e-12 * fabs(eq[g]):
-                                continue   # no cash left (up to rounding)
-                            d = (bp - fixed_fees[c]) / (pe * (1 + fees[c]))
-                            fee = d * pe * fees[c] + fixed_fees[c]
-                            cost = d * pe + fee
-                        cash[g] -= cost
-                    else:
-                        cash[g] += -d * pe - fee
-                    q0 = q[c]
-                    q[c] += d
-                    if use_stops:   # stops reference the close of the bar a position opens
-                        stop_ref(q0, q[c], close[t, j], &entry[c], &extreme[c])
-                    if record(&orders, extra, metrics_only, t, c, g, d, pe, fee,
-                              R_DRAWDOWN if dd_limit > 0 and halted[t, g] else R_SIGNAL) != 0:
+                    # stops reference the close of the bar a position opens
+                    if fill(&orders, extra, metrics_only, t, c, g, d,
+                            p * (1 + sl) if d > 0 else p * (1 - sl), fees[c], fixed_fees[c],
+                            cash[g] + (max_leverage - 1) * eq[g], 1e-12 * fabs(eq[g]),
+                            close[t, j], &cash[g], &q[c], &entry[c], &extreme[c],
+                            R_DRAWDOWN if dd_limit > 0 and halted[t, g] else R_SIGNAL) < 0:
                         err = 1
                         break
                 if err:
@@ -565,7 +560,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                             if close_out(&orders, extra, metrics_only, t, c, g, last[c],
                                          slip_of(slip_base, impact, impact_cap, t, asset[c],
                                                  -q[c]), fees[c], fixed_fees[c], cash, q,
-                                         entry, want, ev, lim_px, pending, R_MARGIN) != 0:
+                                         entry, extreme, want, ev, lim_px, pending,
+                                         R_MARGIN) < 0:
                                 err = 1
                                 break
                         if err:

@@ -280,6 +280,23 @@ def _check_signal(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
     return signal
 
 
+def _as_param(v) -> xr.DataArray:
+    """A scalar option as a 0-d DataArray; a DataArray (a sweep over its dims) as is."""
+    return v if isinstance(v, xr.DataArray) else xr.DataArray(float(v))
+
+
+def _level(name, v, what, ok) -> xr.DataArray:
+    """A fraction-of-price option (stop, limit offset) checked by ``ok``; scalar or over
+    asset and parameter dims, never time."""
+    v = _as_param(v)
+    with np.errstate(invalid="ignore"):
+        if not bool(ok(v).all()):
+            raise ValueError(f"{name} must be a fraction {what}, got {v.values!r}")
+    if "time" in v.dims:
+        raise ValueError(f"{name} may vary over asset and parameter dims, not time")
+    return v
+
+
 def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumulate=False,
              size_type="equity", init_cash=100_000.0, fees=0.0, fixed_fees=0.0, slippage=0.0,
              max_position_size=None, max_leverage=1.0, borrow_rate=0.0,
@@ -357,8 +374,7 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         if rebalance != "on_change":
             raise ValueError("rebalance='daily' applies to target exposures (signal=), not "
                              "to order events (entries= with size= or accumulate=True)")
-        size = xr.DataArray(np.inf) if size is None else (
-            size if isinstance(size, xr.DataArray) else xr.DataArray(float(size)))
+        size = _as_param(np.inf if size is None else size)
         if bool((size < 0).any()) or bool(size.isnull().any()):
             raise ValueError(f"size must be >= 0 (inf = all the buying power), got {size.values!r}")
     if order_type not in ("market", "limit"):
@@ -377,32 +393,24 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
             raise ValueError(f"limit_tif must be an integer >= 1 (bars) or None, got {limit_tif!r}")
     costs = {}
     for name, v in (("fees", fees), ("fixed_fees", fixed_fees)):
-        v = v if isinstance(v, xr.DataArray) else xr.DataArray(float(v))
+        v = _as_param(v)
         if bool((v < 0).any()) or bool(v.isnull().any()):
             raise ValueError(f"{name} must be >= 0, got {v.values!r}")
         bad = set(v.dims) & {"time", "asset"}
         if bad:
             raise ValueError(f"{name} may vary over parameter dims only, not {sorted(bad)}")
         costs[name] = v
-    stops = {}
-    for name, v in (("sl_stop", sl_stop), ("tp_stop", tp_stop), ("sl_trail", sl_trail),
-                    ("limit_offset", limit_offset)):
-        if v is None:
-            continue
-        v = v if isinstance(v, xr.DataArray) else xr.DataArray(float(v))
-        with np.errstate(invalid="ignore"):
-            bad = ~(v > 0) & v.notnull() | np.isinf(v)
-            if name == "limit_offset":
-                bad = ~((v >= 0) & (v < 1))
-        if bool(bad.any()):
-            what = "in [0, 1)" if name == "limit_offset" else "> 0 (NaN = off)"
-            raise ValueError(f"{name} must be a fraction {what}, got {v.values!r}")
-        if "time" in v.dims:
-            raise ValueError(f"{name} may vary over asset and parameter dims, not time")
-        stops[name] = v
-    # a cost, stop or size given over a dim (a fee or stop sweep) becomes a parameter dim
+    # price levels relative to entry or close, per column: stops (NaN = off), limit offset
+    stops = {name: _level(name, v, "> 0 (NaN = off)",
+                          lambda v: (v > 0) & ~np.isinf(v) | v.isnull())
+             for name, v in (("sl_stop", sl_stop), ("tp_stop", tp_stop), ("sl_trail", sl_trail))
+             if v is not None}
+    limits = {} if limit_offset is None else {"limit_offset": _level(
+        "limit_offset", limit_offset, "in [0, 1)", lambda v: (v >= 0) & (v < 1))}
+    # a cost, level or size given over a dim (a fee or stop sweep) becomes a parameter dim
     sized = [size] if events else []
-    signal = xr.broadcast(signal, *costs.values(), *stops.values(), *sized)[0]
+    signal = xr.broadcast(signal, *costs.values(), *stops.values(), *limits.values(),
+                          *sized)[0]
     if execution not in ("close", "next_open"):
         raise ValueError(f"execution must be 'close' or 'next_open', got {execution!r}")
     if dd_limit is not None and not 0 < dd_limit < 1:
@@ -465,12 +473,12 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
                              f"{', '.join(STREAMED_EXTRAS)}")
     nan = xr.DataArray(np.nan)
     stop_args = bars = event_args = limit_args = None
-    if stops:
+    if stops or limits:   # checked within each bar's range
         bars = tuple(panel(ds[v] if v in ds else ds["close"]) for v in ("open", "high", "low"))
-    if set(stops) - {"limit_offset"}:
+    if stops:
         stop_args = tuple(per_col(stops.get(k, nan)) for k in ("sl_stop", "tp_stop", "sl_trail"))
-    if order_type == "limit":
-        limit_args = (per_col(stops["limit_offset"]), int(limit_tif or 0))
+    if limits:
+        limit_args = (per_col(limits["limit_offset"]), int(limit_tif or 0))
     if events:
         sz = xr.broadcast(size, signal)[0].transpose(*signal.dims)
         event_args = (np.asarray(sz.data, dtype=np.float64).reshape(n, n_cols),

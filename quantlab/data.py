@@ -320,20 +320,19 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
               if v in names else None for v in BAR_VARS]
     code, v, t, a, has = _k.check_bars(*panels)
     if code:
-        name, asset, time = BAR_VARS[v], str(ds.asset.values[a]), ds.time.values[t]
-        if _k.CODE_NAMES[code] == "infinite":
-            raise DataError(f"{where}{name!r} of asset {asset!r} at {_fmt_time(time)}: "
-                            "infinite value")
         vars_ = [n for n, keep in zip(BAR_VARS, has[a]) if keep]
         bar = [panels[BAR_VARS.index(n)][t, a] for n in vars_]
-        raise DataError(where + _bar_message(_k.CODE_NAMES[code], vars_, vars_.index(name),
-                                             bar, asset, time))
+        raise DataError(where + _bar_message(_k.CODE_NAMES[code], vars_,
+                                             vars_.index(BAR_VARS[v]), bar,
+                                             str(ds.asset.values[a]), ds.time.values[t]))
     return ds
 
 
 def _bar_message(code, vars_, v, bar, asset, time) -> str:
     vals = dict(zip(vars_, bar))
     head = f"{vars_[v]!r} of asset {asset!r} at {_fmt_time(time)}: "
+    if code == "infinite":
+        return head + "infinite value"
     if code == "partial":
         missing = [n for n in vars_ if np.isnan(vals[n])]
         present = [n for n in vars_ if not np.isnan(vals[n])]

@@ -24,10 +24,9 @@ def check_bars(open_, high, low, close, volume):
     time-major order (an infinite value first), each asset's bar made of the variables it
     has (not all NaN); (0, -1, -1, -1) if valid."""
     panels = (open_, high, low, close, volume)
-    m = next(p for p in panels if p is not None).shape[1]
+    n, m = next(p for p in panels if p is not None).shape
     has = np.array([[p is not None and not np.isnan(p[:, a]).all() for p in panels]
                     for a in range(m)])
-    n = next(p for p in panels if p is not None).shape[0]
     for t in range(n):
         for a in range(m):
             roles = [v for v in range(5) if has[a, v]]
