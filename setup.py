@@ -1,4 +1,6 @@
 """Build the Cython kernels: every cython_kernels/<name>.pyx -> quantlab._kernels.<name>."""
+import platform
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,22 +10,34 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
 
-extensions = [
-    Extension(
+# -fno-trapping-math lets gcc if-convert the NaN selects and divisions of the branch-free
+# loops (we never use FP exceptions; NaN semantics are unchanged); the alias-check budget
+# lets it vectorise loops touching many state arrays. -ffp-contract=off: no fused
+# multiply-adds, so doubles round as Python's do (the tick engine is checked bit for bit
+# against its pure-Python oracle) and every SIMD build below gives the same bits.
+FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off",
+         "--param=vect-max-version-for-alias-checks=64"]
+# cython_kernels/simd/<name>_v3.pyx, _v4.pyx include <name>.pyx and are compiled for the
+# x86-64-v3 (AVX2) and -v4 (AVX-512) levels; quantlab._kernels.load picks the best one
+# the CPU runs at import. Only on x86-64 with gcc/clang (elsewhere: baseline only).
+SIMD = platform.machine().lower() in ("x86_64", "amd64") and sys.platform != "win32"
+
+
+def _extension(pyx, march=None):
+    return Extension(
         f"quantlab._kernels.{pyx.stem}",
         [str(pyx.relative_to(HERE))],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        # -fno-trapping-math lets gcc if-convert the NaN selects and divisions of the
-        # branch-free loops (we never use FP exceptions; NaN semantics are unchanged);
-        # the alias-check budget lets it vectorise loops touching many state arrays.
-        # -ffp-contract=off: no fused multiply-adds, so doubles round as Python's do (the
-        # tick engine is checked bit for bit against its pure-Python oracle)
-        extra_compile_args=["-O3", "-fno-trapping-math", "-fno-math-errno",
-                            "-ffp-contract=off", "--param=vect-max-version-for-alias-checks=64"],
+        extra_compile_args=FLAGS + ([f"-march={march}"] if march else []),
     )
-    for pyx in sorted((HERE / "cython_kernels").glob("*.pyx"))
-]
+
+
+extensions = [_extension(pyx) for pyx in sorted((HERE / "cython_kernels").glob("*.pyx"))]
+if SIMD:
+    extensions += [_extension(pyx, "x86-64-" + pyx.stem.rsplit("_", 1)[1])
+                   for pyx in sorted((HERE / "cython_kernels" / "simd").glob("*.pyx"))]
+
 
 class build_py_with_data(build_py):
     """Copy the bundled data/ files into the wheel as quantlab/_data (editable installs
@@ -41,5 +55,6 @@ setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives={"language_level": "3", "embedsignature": True},
+        include_path=["cython_kernels"],
     ),
 )

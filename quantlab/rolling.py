@@ -19,7 +19,9 @@ import numpy as np
 import xarray as xr
 
 from quantlab._apply import apply_over_time, kernel_dtype, time_major
-from quantlab._kernels import rolling as _k
+from quantlab._kernels import load
+
+_k = load("rolling")
 
 __all__ = ["mean", "sum", "var", "std", "min", "max", "zscore", "ewm_mean", "rank", "corr"]
 

@@ -168,3 +168,72 @@ def test_argument_errors_name_the_argument(stat, equities):
             f(x, 5, min_periods=6)
         with pytest.raises(ValueError, match="min_periods"):
             f(x, 5, min_periods=-1)
+
+
+# ---- SIMD builds (cython_kernels/simd/): the same source compiled for x86-64-v3 / -v4
+
+def _cpuinfo_level():
+    """The level from /proc/cpuinfo's flags, independent of the kernel's own check."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo")
+    flags = set(next(ln for ln in text.splitlines() if ln.startswith("flags")).split())
+    if {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags:
+        return "v4"
+    if {"avx2", "fma", "bmi1", "bmi2", "f16c", "movbe"} <= flags:
+        return "v3"
+    return "baseline"
+
+
+def test_the_best_build_the_cpu_runs_is_loaded():
+    from quantlab._kernels import cpu_level, load
+
+    assert cpu_level() == _cpuinfo_level()
+    if _cpuinfo_level() != "baseline":
+        assert load("rolling").__name__ == f"quantlab._kernels.rolling_{cpu_level()}"
+        assert ql.rolling._k is load("rolling")
+    assert load("rolling", "baseline").__name__ == "quantlab._kernels.rolling"
+    # modules without SIMD builds fall back to the baseline one
+    assert load("metrics").__name__ == "quantlab._kernels.metrics"
+
+
+def test_simd_level_errors(monkeypatch):
+    import quantlab._kernels as kernels
+
+    monkeypatch.setenv("QUANTLAB_SIMD", "avx9")
+    with pytest.raises(ValueError, match="QUANTLAB_SIMD must be one of"):
+        kernels.load("rolling")
+    monkeypatch.setenv("QUANTLAB_SIMD", "v4")
+    monkeypatch.setattr(kernels, "cpu_level", lambda: "baseline")
+    with pytest.raises(ValueError, match="this CPU runs builds up to 'baseline'"):
+        kernels.load("rolling")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_simd_builds_give_the_same_bits(dtype):
+    from quantlab._kernels import LEVELS, cpu_level, load
+
+    levels = [lv for lv in LEVELS if LEVELS[lv] <= LEVELS[cpu_level()]]
+    if len(levels) == 1:
+        pytest.skip("this CPU runs the baseline build only")
+    mods = {lv: load("rolling", lv) for lv in levels}
+    assert len({m.__name__ for m in mods.values()}) == len(levels)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(700, 203)) * 10 + 100
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[:, 5] = 3.0
+    x = x.astype(dtype)
+    strided = np.asarray(x, order="C")[:, :150]          # rows not contiguous with each other
+    calls = [("roll_sum", (20, 5, True)), ("roll_sum", (20, 0, False)),
+             ("roll_var", (20, 5, 1, 0)), ("roll_var", (20, 5, 1, 1)), ("roll_var", (20, 5, 1, 2)),
+             ("roll_minmax", (20, 5, False)), ("roll_minmax", (7, 7, True)),
+             ("ewm_mean", (0.1, 3)), ("roll_rank", (20, 5)), ("roll_corr", (20, 5))]
+    for name, args in calls:
+        for data in (x, strided) if name != "roll_corr" else (x[:, :20],):
+            base = getattr(mods["baseline"], name)(data, *args)
+            assert np.isfinite(base).any()
+            for lv in levels[1:]:
+                out = getattr(mods[lv], name)(data, *args)
+                np.testing.assert_array_equal(out.view(np.uint8), base.view(np.uint8),
+                                              err_msg=f"{name}{args} {lv}")
