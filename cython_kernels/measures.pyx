@@ -55,25 +55,36 @@ def _alloc(const double[:, ::1] x, Py_ssize_t window):
 
 # ---- Hurst exponent by rescaled range (Hurst 1951; nolds.hurst_rs)
 
+cdef enum:
+    LANES = 8   # lanes of the max/min scan in _hurst
+
 cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
                    const double* logexp, Py_ssize_t nn, double ddof,
-                   double* P, double* Q, double* xs, double* ys) noexcept nogil:
+                   double* P, double* Q, const double* J, double* xs,
+                   double* ys) noexcept nogil:
     """Slope of log(mean R/S over the N // n blocks of length n) - logexp on log n.
 
     With prefix sums P, Q of the window's centred values and squares, a block's mean,
     variance and cumulative deviations y_j = P[s+j+1] - P[s] - (j+1)·mean need no running
-    sum, so the max/min scan is one vectorised pass per block.
+    sum, so the max/min scan is one pass per block (``J[j] = j + 1``).
     """
-    cdef Py_ssize_t i, n, s, j, k, cnt = 0
-    cdef double acc, mu = 0.0, mb, mx, mn, v, jj, ss, base
+    cdef Py_ssize_t i, n, s, j, k, u, cnt = 0
+    cdef double acc, mu = 0.0, mb, mx, mn, ss, base, v, cp, cq
+    cdef double hi[LANES]
+    cdef double lo[LANES]
+    cdef const double* p
     for j in range(N):
         mu += x[j]
     mu /= N
     P[0] = 0.0
     Q[0] = 0.0
+    cp = 0.0   # the running sums live in registers: P, Q might alias x for the compiler
+    cq = 0.0
     for j in range(N):
-        P[j + 1] = P[j] + (x[j] - mu)
-        Q[j + 1] = Q[j] + (x[j] - mu) * (x[j] - mu)
+        cp = cp + (x[j] - mu)
+        cq = cq + (x[j] - mu) * (x[j] - mu)
+        P[j + 1] = cp
+        Q[j + 1] = cq
     for i in range(nn):
         n = nv[i]
         acc = 0.0
@@ -82,14 +93,29 @@ cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
         while s + n <= N:
             mb = (P[s + n] - P[s]) / n
             base = P[s]
-            mx = -INFINITY
-            mn = INFINITY
-            jj = 1.0
-            for j in range(n):
-                v = P[s + 1 + j] - base - jj * mb
-                mx = v if v > mx else mx
-                mn = v if v < mn else mn
-                jj += 1.0
+            p = P + s + 1
+            # LANES running max/min, one per j % LANES: gcc vectorises this lane loop
+            # (a single running max would be a reduction it may not reorder without
+            # -ffast-math; the order does not change a max)
+            for u in range(LANES):
+                hi[u] = -INFINITY
+                lo[u] = INFINITY
+            j = 0
+            while j + LANES <= n:
+                for u in range(LANES):
+                    v = p[j + u] - base - J[j + u] * mb
+                    hi[u] = v if v > hi[u] else hi[u]
+                    lo[u] = v if v < lo[u] else lo[u]
+                j += LANES
+            for u in range(n - j):
+                v = p[j + u] - base - J[j + u] * mb
+                hi[u] = v if v > hi[u] else hi[u]
+                lo[u] = v if v < lo[u] else lo[u]
+            mx = hi[0]
+            mn = lo[0]
+            for u in range(1, LANES):
+                mx = hi[u] if hi[u] > mx else mx
+                mn = lo[u] if lo[u] < mn else mn
             ss = Q[s + n] - Q[s] - n * mb * mb
             if mx - mn != 0.0:    # blocks with a zero range are left out (as nolds)
                 acc += (mx - mn) / sqrt((ss if ss > 0.0 else 0.0) / (n - ddof))
@@ -112,6 +138,7 @@ def roll_hurst(const double[:, ::1] x, Py_ssize_t window, const Py_ssize_t[::1] 
     cdef Py_ssize_t r, t, nn = nvals.shape[0], T = x.shape[1]
     cdef double[::1] xs = np.empty(nn + 1), ys = np.empty(nn + 1)
     cdef double[::1] P = np.empty(window + 1), Q = np.empty(window + 1)
+    cdef double[::1] J = np.arange(1.0, window + 1.0)
     cdef double ddof = 1.0 if unbiased else 0.0
     if T == 0 or nn == 0:
         return out_np
@@ -121,7 +148,7 @@ def roll_hurst(const double[:, ::1] x, Py_ssize_t window, const Py_ssize_t[::1] 
             for t in range(window - 1, T):
                 if ok[t]:
                     out[r, t] = _hurst(&x[r, t - window + 1], window, &nvals[0], &logexp[0],
-                                       nn, ddof, &P[0], &Q[0], &xs[0], &ys[0])
+                                       nn, ddof, &P[0], &Q[0], &J[0], &xs[0], &ys[0])
     return out_np
 
 
