@@ -176,8 +176,9 @@ exits = (f < s) & (f.shift(time=1) >= s.shift(time=1))
 
 def bench_backtest():
     """MA(10)/MA(50) crossover, 2520 x 1000, fees 0.1 %, slippage 5 bp: quantlab vs
-    vectorbt from_signals in the same run (steady state), and each one's first call in a
-    fresh process (vectorbt compiles with numba; its cache dir is emptied)."""
+    vectorbt from_signals in the same run (steady state; numba and Rust engines), and each
+    one's first call in a fresh process (vectorbt compiles with numba; its cache dir is
+    emptied)."""
     import tempfile
 
     ns = {}
@@ -188,14 +189,16 @@ def bench_backtest():
     close = ns["da"].to_pandas()
     ours = timeit(lambda: ql.backtest(ns["da"], entries=ns["entries"], exits=ns["exits"],
                                       fees=0.001, slippage=0.0005), repeat=3)
-    theirs = timeit(lambda: vbt.Portfolio.from_signals(
-        close, vbt_entries, vbt_exits, fees=0.001, slippage=0.0005).final_value(), repeat=3)
+    theirs, rust = (timeit(lambda: vbt.Portfolio.from_signals(
+        close, vbt_entries, vbt_exits, fees=0.001, slippage=0.0005,
+        engine=engine).final_value(), repeat=3) for engine in ("numba", "rust"))
     first = {}
     for name, call in (("quantlab", "ql.backtest(da, entries=entries, exits=exits, "
                                     "fees=0.001, slippage=0.0005)"),
                        ("vectorbt", "import vectorbt as vbt; vbt.Portfolio.from_signals("
                                     "da.to_pandas(), entries.to_pandas(), exits.to_pandas(), "
-                                    "fees=0.001, slippage=0.0005).final_value()")):
+                                    "fees=0.001, slippage=0.0005, engine='numba')"
+                                    ".final_value()")):
         code = (BACKTEST_SETUP + "t0 = time.perf_counter()\n" + call
                 + "\nprint(time.perf_counter() - t0)")
         with tempfile.TemporaryDirectory() as cache:
@@ -205,6 +208,8 @@ def bench_backtest():
         first[name] = float(out.stdout.strip().splitlines()[-1])
     return [("backtest MA(10)/MA(50), 2520 x 1000, steady state", "vectorbt from_signals",
              ours, theirs),
+            ("the same, vectorbt's Rust engine", "vectorbt from_signals, engine=\"rust\"",
+             ours, rust),
             ("backtest, first call in a fresh process (incl. import + JIT)",
              "vectorbt from_signals", first["quantlab"], first["vectorbt"])]
 
@@ -236,7 +241,8 @@ def bench_stops():
     def theirs():
         return vbt.Portfolio.from_signals(pd_["close"], ep, xp, open=pd_["open"],
                                           high=pd_["high"], low=pd_["low"],
-                                          init_cash=100_000.0, **kw).final_value()
+                                          init_cash=100_000.0, engine="numba",
+                                          **kw).final_value()
 
     np.testing.assert_allclose(ours().equity.isel(time=-1).values, theirs().values, rtol=1e-9)
     return ("backtest with stop-loss + take-profit on OHLC, 2520 x 1000",

@@ -76,7 +76,7 @@ def run_vectorbt(ds):
                        columns=cols)
     pf = vbt.Portfolio.from_signals(big, pd.DataFrame(entries, index=close.index, columns=cols),
                                     pd.DataFrame(exits, index=close.index, columns=cols),
-                                    fees=0.001, freq="D")
+                                    fees=0.001, freq="D", engine="numba")
     pf.max_drawdown(), pf.total_return()       # the same three metrics as quantlab's run
     return int(pf.sharpe_ratio().size)
 

@@ -43,14 +43,15 @@ CASES = [("random1", _panel(1)), ("random2", _panel(2, n=500, m=6)),
 
 @pytest.mark.parametrize("name,ds", CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("fees,slippage", [(0.0, 0.0), (0.001, 0.0005), (0.003, 0.002)])
-def test_equals_vectorbt_from_signals(name, ds, fees, slippage):
+@pytest.mark.parametrize("engine", ["numba", "rust"])
+def test_equals_vectorbt_from_signals(name, ds, fees, slippage, engine):
     entries, exits = _crossover(ds["close"])
     res = ql.backtest(ds, entries=entries, exits=exits, fees=fees, slippage=slippage)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pf = vbt.Portfolio.from_signals(ds["close"].to_pandas(), entries.to_pandas(),
                                         exits.to_pandas(), fees=fees, slippage=slippage,
-                                        init_cash=100_000.0)
+                                        init_cash=100_000.0, engine=engine)
         np.testing.assert_allclose(res.equity.isel(time=-1).values, pf.final_value().values,
                                    rtol=1e-9)
         np.testing.assert_allclose(res.equity.values, pf.value().values, rtol=1e-9)
