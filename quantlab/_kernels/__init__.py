@@ -23,12 +23,12 @@ def load(name, level=None):
     ``level`` defaults to $QUANTLAB_SIMD, else :func:`cpu_level`; a level above the
     CPU's is an error (its instructions would crash the process).
     """
-    level = level or os.environ.get("QUANTLAB_SIMD") or cpu_level()
+    best = cpu_level()
+    level = level or os.environ.get("QUANTLAB_SIMD") or best
     if level not in LEVELS:
         raise ValueError(f"QUANTLAB_SIMD must be one of {list(LEVELS)}, got {level!r}")
-    if LEVELS[level] > LEVELS[cpu_level()]:
-        raise ValueError(f"QUANTLAB_SIMD={level!r}: this CPU runs builds up to "
-                         f"{cpu_level()!r}")
+    if LEVELS[level] > LEVELS[best]:
+        raise ValueError(f"QUANTLAB_SIMD={level!r}: this CPU runs builds up to {best!r}")
     for lv in sorted((k for k in LEVELS if LEVELS[k] <= LEVELS[level]),
                      key=LEVELS.get, reverse=True):
         suffix = "" if lv == "baseline" else f"_{lv}"
