@@ -17,7 +17,7 @@ defaults and labels.
 import numpy as np
 
 from libc.math cimport INFINITY, NAN, fabs, isnan, log, log2, log10, sqrt
-from libc.stdlib cimport qsort
+from libc.stdlib cimport free, malloc, qsort
 
 
 cdef double _slope(const double* xs, const double* ys, Py_ssize_t n) noexcept nogil:
@@ -55,8 +55,9 @@ def _alloc(const double[:, ::1] x, Py_ssize_t window):
 
 # ---- Hurst exponent by rescaled range (Hurst 1951; nolds.hurst_rs)
 
-cdef enum:
-    LANES = 8   # lanes of the max/min scan in _hurst
+cdef extern from "drift_range.h" nogil:
+    double drift_range(const double* p, double base, const double* J, double mb,
+                       Py_ssize_t n)
 
 cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
                    const double* logexp, Py_ssize_t nn, double ddof,
@@ -66,13 +67,10 @@ cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
 
     With prefix sums P, Q of the window's centred values and squares, a block's mean,
     variance and cumulative deviations y_j = P[s+j+1] - P[s] - (j+1)·mean need no running
-    sum, so the max/min scan is one pass per block (``J[j] = j + 1``).
+    sum, so the range is one vectorised max/min pass per block (``J[j] = j + 1``).
     """
-    cdef Py_ssize_t i, n, s, j, k, u, cnt = 0
-    cdef double acc, mu = 0.0, mb, mx, mn, ss, base, v, cp, cq
-    cdef double hi[LANES]
-    cdef double lo[LANES]
-    cdef const double* p
+    cdef Py_ssize_t i, n, s, j, k, cnt = 0
+    cdef double acc, mu = 0.0, mb, rng, ss, cp, cq
     for j in range(N):
         mu += x[j]
     mu /= N
@@ -92,33 +90,10 @@ cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
         s = 0
         while s + n <= N:
             mb = (P[s + n] - P[s]) / n
-            base = P[s]
-            p = P + s + 1
-            # LANES running max/min, one per j % LANES: gcc vectorises this lane loop
-            # (a single running max would be a reduction it may not reorder without
-            # -ffast-math; the order does not change a max)
-            for u in range(LANES):
-                hi[u] = -INFINITY
-                lo[u] = INFINITY
-            j = 0
-            while j + LANES <= n:
-                for u in range(LANES):
-                    v = p[j + u] - base - J[j + u] * mb
-                    hi[u] = v if v > hi[u] else hi[u]
-                    lo[u] = v if v < lo[u] else lo[u]
-                j += LANES
-            for u in range(n - j):
-                v = p[j + u] - base - J[j + u] * mb
-                hi[u] = v if v > hi[u] else hi[u]
-                lo[u] = v if v < lo[u] else lo[u]
-            mx = hi[0]
-            mn = lo[0]
-            for u in range(1, LANES):
-                mx = hi[u] if hi[u] > mx else mx
-                mn = lo[u] if lo[u] < mn else mn
+            rng = drift_range(P + s + 1, P[s], J, mb, n)
             ss = Q[s + n] - Q[s] - n * mb * mb
-            if mx - mn != 0.0:    # blocks with a zero range are left out (as nolds)
-                acc += (mx - mn) / sqrt((ss if ss > 0.0 else 0.0) / (n - ddof))
+            if rng != 0.0:    # blocks with a zero range are left out (as nolds)
+                acc += rng / sqrt((ss if ss > 0.0 else 0.0) / (n - ddof))
                 k += 1
             s += n
         if k:
@@ -150,6 +125,27 @@ def roll_hurst(const double[:, ::1] x, Py_ssize_t window, const Py_ssize_t[::1] 
                     out[r, t] = _hurst(&x[r, t - window + 1], window, &nvals[0], &logexp[0],
                                        nn, ddof, &P[0], &Q[0], &J[0], &xs[0], &ys[0])
     return out_np
+
+
+def hurst(const double[::1] x, const Py_ssize_t[::1] nvals, const double[::1] logexp,
+          bint unbiased):
+    """``roll_hurst``'s value for the whole of x (no NaN), without the panel's buffers:
+    one-shot calls are ~20 µs, so allocation would be a third of them."""
+    cdef Py_ssize_t j, N = x.shape[0], nn = nvals.shape[0]
+    cdef double r
+    cdef double* buf
+    if N < 2 or nn == 0:
+        return NAN
+    buf = <double*>malloc((3 * N + 2 * nn + 4) * sizeof(double))
+    if buf == NULL:
+        raise MemoryError()
+    with nogil:
+        for j in range(N):
+            buf[2 * N + 2 + j] = j + 1.0
+        r = _hurst(&x[0], N, &nvals[0], &logexp[0], nn, 1.0 if unbiased else 0.0, buf,
+                   buf + N + 1, buf + 2 * N + 2, buf + 3 * N + 2, buf + 3 * N + nn + 3)
+    free(buf)
+    return r
 
 
 # ---- Detrended fluctuation analysis, linear detrending (Peng et al. 1994)
@@ -265,6 +261,21 @@ def roll_higuchi(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t kmax):
                 if ok[t]:
                     out[r, t] = _higuchi(&x[r, t - window + 1], window, kmax, &xs[0], &ys[0])
     return out_np
+
+
+def higuchi(const double[::1] x, Py_ssize_t kmax):
+    """``roll_higuchi``'s value for the whole of x (no NaN), without the panel's buffers."""
+    cdef double r
+    cdef double* buf
+    if kmax < 1 or x.shape[0] < 2 * kmax:
+        raise ValueError(f"higuchi needs 1 <= kmax <= len(x) / 2, got kmax={kmax}")
+    buf = <double*>malloc(2 * kmax * sizeof(double))
+    if buf == NULL:
+        raise MemoryError()
+    with nogil:
+        r = _higuchi(&x[0], x.shape[0], kmax, buf, buf + kmax)
+    free(buf)
+    return r
 
 
 cdef double _katz(const double* x, Py_ssize_t N) noexcept nogil:

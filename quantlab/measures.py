@@ -172,7 +172,8 @@ def hurst(x, nvals=None, corrected=True, unbiased=True) -> float:
     ``nvals`` default: 15 log-spaced sizes over the middle quarter of log(len(x)) (nolds).
     """
     a = _series(x)
-    return float(_hurst_kernel(corrected, unbiased, nvals)(a[None, :], a.size)[0, -1])
+    nv, le = _hurst_args(a.size, _nvals_key(nvals), corrected)
+    return _k.hurst(a, nv, le, unbiased) + (0.5 if corrected else 0.0)
 
 
 def rolling_hurst(x, window, dim="time", nvals=None, corrected=True, unbiased=True):
@@ -234,7 +235,7 @@ def higuchi_fd(x, kmax=10) -> float:
     L(k) = mean over m < k of (N-1)/(k²·N_m) Σ_j |x[m+jk] - x[m+(j-1)k]|, N_m = ⌊(N-m-1)/k⌋.
     About 2 for white noise, 1.5 for a random walk, 1 for a straight line (antropy)."""
     a = _series(x)
-    return _one(_k.roll_higuchi, a, _kmax(a.size, kmax))
+    return _k.higuchi(a, _kmax(a.size, kmax))
 
 
 def rolling_higuchi_fd(x, window, dim="time", kmax=10):
