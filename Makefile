@@ -14,7 +14,7 @@ JS_PKGS := @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8
 install: $(STAMP) $(JS_STAMP)
 
 # Reinstalls (and rebuilds the kernels) whenever a build input changed; else a no-op.
-$(STAMP): pyproject.toml setup.py $(wildcard cython_kernels/*.pyx cython_kernels/*.pxi cython_kernels/simd/*.pyx) $(wildcard quantlab/_kernels/*.pyi)
+$(STAMP): pyproject.toml setup.py $(wildcard cython_kernels/*.pyx cython_kernels/*.pxi cython_kernels/*.h cython_kernels/simd/*.pyx) $(wildcard quantlab/_kernels/*.pyi)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -U pip "setuptools<81" wheel
 	$(PIP) install -q -e ".[dev]"

@@ -55,9 +55,11 @@ def _alloc(const double[:, ::1] x, Py_ssize_t window):
 
 # ---- Hurst exponent by rescaled range (Hurst 1951; nolds.hurst_rs)
 
-cdef extern from "drift_range.h" nogil:
+cdef extern from "sse2.h" nogil:
     double drift_range(const double* p, double base, const double* J, double mb,
                        Py_ssize_t n)
+    void argmin_update(const double* v, double* best, Py_ssize_t* arg, Py_ssize_t n,
+                       Py_ssize_t a0, int or_equal)
 
 cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
                    const double* logexp, Py_ssize_t nn, double ddof,
@@ -661,52 +663,56 @@ cdef double _lyap_fit(double* div, const double* kf, const double* ks, double* k
 
 
 cdef double _lyap_one(const double* x, Py_ssize_t ntraj, Py_ssize_t emb, Py_ssize_t lag,
-                      Py_ssize_t min_tsep, Py_ssize_t traj_len, double* row, double* lbest,
+                      Py_ssize_t min_tsep, Py_ssize_t traj_len, double* sq, double* pr,
+                      double* dist, double* rbest, Py_ssize_t* rarg, double* lbest,
                       Py_ssize_t* larg, double* div, double* kf, const double* ks,
                       double* kx) noexcept nogil:
-    """One window (a whole series): row by row, without the band. Row i's distances to
-    j = i + d are i's right candidates and, for j, a left candidate; scanning i upwards
-    keeps the first minimum on both sides (np.argmin's tie rule)."""
-    cdef Py_ssize_t i, d, e, kk, j, a, n
-    cdef double xi, xj, v, rb
-    cdef const double* p0
-    cdef const double* p1
+    """One window (a whole series), diagonal by diagonal: for the offset d, the squared
+    coordinate differences sq[k] = (x[k] - x[k+d])² serve every pair (i, i + d) at once,
+    summed two coordinates at a time (pr[k] = sq[k] + sq[k + lag]) in the order the row
+    by row loop used, so every distance has the same bits; each pair is i's right and
+    (i + d)'s left candidate. All loops are contiguous and vectorised.
+    np.argmin's tie rule: the smallest j on the right (d ascending, strict <), the
+    smallest i on the left (i descending, <=), and a left tie beats the right."""
+    cdef Py_ssize_t i, d, e, kk, j, L, span = (emb - 1) * lag
+    cdef double v
     for i in range(ntraj):
+        rbest[i] = INFINITY
         lbest[i] = INFINITY
+        rarg[i] = -1
         larg[i] = -1
     for kk in range(traj_len):
         div[kk] = 0.0
         kf[kk] = 0.0
+    for d in range(min_tsep + 1, ntraj):
+        L = ntraj - d
+        for i in range(L + span):
+            v = x[i] - x[i + d]
+            sq[i] = v * v
+        if emb == 1:
+            for i in range(L):
+                dist[i] = sq[i]
+        else:
+            for i in range(L + span - lag):
+                pr[i] = sq[i] + sq[i + lag]
+            for i in range(L):
+                dist[i] = pr[i]
+            e = 2
+            while e + 3 < emb:      # two pairs per pass over dist
+                for i in range(L):
+                    dist[i] = (dist[i] + pr[i + e * lag]) + pr[i + (e + 2) * lag]
+                e += 4
+            if e + 1 < emb:
+                for i in range(L):
+                    dist[i] += pr[i + e * lag]
+                e += 2
+            if e < emb:
+                for i in range(L):
+                    dist[i] += sq[i + e * lag]
+        argmin_update(dist, rbest, rarg, L, d, 0)
+        argmin_update(dist, lbest + d, larg + d, L, 0, 1)
     for i in range(ntraj):
-        n = ntraj - i
-        for d in range(n):
-            row[d] = 0.0
-        # coordinates two at a time: half the passes over the row
-        e = 0
-        while e + 1 < emb:
-            xi = x[i + e * lag]
-            xj = x[i + (e + 1) * lag]
-            p0 = x + i + e * lag
-            p1 = x + i + (e + 1) * lag
-            for d in range(min_tsep + 1, n):
-                row[d] += (xi - p0[d]) * (xi - p0[d]) + (xj - p1[d]) * (xj - p1[d])
-            e += 2
-        if e < emb:
-            xi = x[i + e * lag]
-            p0 = x + i + e * lag
-            for d in range(min_tsep + 1, n):
-                row[d] += (xi - p0[d]) * (xi - p0[d])
-        rb = INFINITY
-        a = -1
-        for d in range(min_tsep + 1, n):
-            if row[d] < rb:
-                rb = row[d]
-                a = i + d
-            if row[d] < lbest[i + d]:
-                lbest[i + d] = row[d]
-                larg[i + d] = i
-        # every left candidate of i was seen in rows < i
-        j = larg[i] if (larg[i] >= 0 and lbest[i] <= rb) else a
+        j = larg[i] if (larg[i] >= 0 and lbest[i] <= rbest[i]) else rarg[i]
         for kk in range(traj_len):
             v = _d2(x, i + kk, j + kk, emb, lag)
             if v > 0.0:         # zero distances are left out (as nolds)
@@ -730,17 +736,21 @@ def roll_lyap(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t emb, Py_ssiz
     cdef Py_ssize_t nwin = M - m + 1
     cdef double[::1] div = np.empty(traj_len), ks = np.arange(traj_len, dtype=float)
     cdef double[::1] kf = np.empty(traj_len), kx = np.empty(traj_len)
-    cdef double[::1] row = np.empty(ntraj), lbest = np.empty(ntraj)
-    cdef Py_ssize_t[::1] larg = np.empty(ntraj, dtype=np.intp)
     cdef Py_ssize_t r
+    cdef double[::1] sq, pr, dist, rbest, lbest
+    cdef Py_ssize_t[::1] rarg, larg
     if nwin == 1:
+        sq, pr, dist = np.empty(T), np.empty(T), np.empty(T)
+        rbest, lbest = np.empty(ntraj), np.empty(ntraj)
+        rarg, larg = np.empty(ntraj, dtype=np.intp), np.empty(ntraj, dtype=np.intp)
         with nogil:
             for r in range(x.shape[0]):
                 _window_ok(&x[r, 0], T, window, &ok[0])
                 if ok[T - 1]:
                     out[r, T - 1] = _lyap_one(&x[r, 0], ntraj, emb, lag, min_tsep, traj_len,
-                                              &row[0], &lbest[0], &larg[0], &div[0], &kf[0],
-                                              &ks[0], &kx[0])
+                                              &sq[0], &pr[0], &dist[0], &rbest[0], &rarg[0],
+                                              &lbest[0], &larg[0], &div[0], &kf[0], &ks[0],
+                                              &kx[0])
         return out_np
     # squared distances at first; turned into log distances in place when the windows
     # would otherwise take more logs than the band holds (always, when rolling)
