@@ -56,43 +56,63 @@ def _alloc(const double[:, ::1] x, Py_ssize_t window):
 # ---- Hurst exponent by rescaled range (Hurst 1951; nolds.hurst_rs)
 
 cdef extern from "sse2.h" nogil:
-    double drift_range(const double* p, double base, const double* J, double mb,
-                       Py_ssize_t n)
+    double drift_range(const double* p, const double* J, double mb, Py_ssize_t n)
     void argmin_update(const double* v, double* best, Py_ssize_t* arg, Py_ssize_t n,
                        Py_ssize_t a0, int or_equal)
 
 cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
                    const double* logexp, Py_ssize_t nn, double ddof,
-                   double* P, double* Q, const double* J, double* xs,
+                   double* P, double* Q, Py_ssize_t* chg, const double* J, double* xs,
                    double* ys) noexcept nogil:
     """Slope of log(mean R/S over the N // n blocks of length n) - logexp on log n.
 
     With prefix sums P, Q of the window's centred values and squares, a block's mean,
     variance and cumulative deviations y_j = P[s+j+1] - P[s] - (j+1)·mean need no running
-    sum, so the range is one vectorised max/min pass per block (``J[j] = j + 1``).
+    sum, so the range (P[s] cancels) is one vectorised max/min pass per block
+    (``J[j] = j + 1``). A constant block (``chg[j]``: changes of value up to j) has a
+    range of exactly 0 in nolds and is left out; from prefix sums it would be rounding
+    noise over a zero deviation.
     """
-    cdef Py_ssize_t i, n, s, j, k, cnt = 0
-    cdef double acc, mu = 0.0, mb, rng, ss, cp, cq
-    for j in range(N):
-        mu += x[j]
-    mu /= N
+    cdef Py_ssize_t i, n, s, j, k, cc, cnt = 0
+    cdef double acc, mu, mb, rng, ss, cp, cq
+    cdef double m4[4]
+    # the mean in four partial sums: one serial chain of N adds took ~1/8 of the kernel
+    m4[0] = m4[1] = m4[2] = m4[3] = 0.0
+    j = 0
+    while j + 4 <= N:
+        for k in range(4):
+            m4[k] += x[j + k]
+        j += 4
+    while j < N:
+        m4[0] += x[j]
+        j += 1
+    mu = ((m4[0] + m4[1]) + (m4[2] + m4[3])) / N
     P[0] = 0.0
     Q[0] = 0.0
-    cp = 0.0   # the running sums live in registers: P, Q might alias x for the compiler
-    cq = 0.0
-    for j in range(N):
+    cc = 0
+    chg[0] = 0
+    cp = x[0] - mu     # running sums in registers: P, Q might alias x for the compiler
+    cq = (x[0] - mu) * (x[0] - mu)
+    P[1] = cp
+    Q[1] = cq
+    for j in range(1, N):   # the change count rides in the slack of the adds' latency
         cp = cp + (x[j] - mu)
         cq = cq + (x[j] - mu) * (x[j] - mu)
+        cc += x[j] != x[j - 1]
         P[j + 1] = cp
         Q[j + 1] = cq
+        chg[j] = cc
     for i in range(nn):
         n = nv[i]
         acc = 0.0
         k = 0
         s = 0
         while s + n <= N:
+            if chg[s + n - 1] == chg[s]:
+                s += n
+                continue
             mb = (P[s + n] - P[s]) / n
-            rng = drift_range(P + s + 1, P[s], J, mb, n)
+            rng = drift_range(P + s + 1, J, mb, n)
             ss = Q[s + n] - Q[s] - n * mb * mb
             if rng != 0.0:    # blocks with a zero range are left out (as nolds)
                 acc += rng / sqrt((ss if ss > 0.0 else 0.0) / (n - ddof))
@@ -116,6 +136,7 @@ def roll_hurst(const double[:, ::1] x, Py_ssize_t window, const Py_ssize_t[::1] 
     cdef double[::1] xs = np.empty(nn + 1), ys = np.empty(nn + 1)
     cdef double[::1] P = np.empty(window + 1), Q = np.empty(window + 1)
     cdef double[::1] J = np.arange(1.0, window + 1.0)
+    cdef Py_ssize_t[::1] chg = np.empty(window, dtype=np.intp)
     cdef double ddof = 1.0 if unbiased else 0.0
     if T == 0 or nn == 0:
         return out_np
@@ -125,7 +146,7 @@ def roll_hurst(const double[:, ::1] x, Py_ssize_t window, const Py_ssize_t[::1] 
             for t in range(window - 1, T):
                 if ok[t]:
                     out[r, t] = _hurst(&x[r, t - window + 1], window, &nvals[0], &logexp[0],
-                                       nn, ddof, &P[0], &Q[0], &J[0], &xs[0], &ys[0])
+                                       nn, ddof, &P[0], &Q[0], &chg[0], &J[0], &xs[0], &ys[0])
     return out_np
 
 
@@ -135,17 +156,27 @@ def hurst(const double[::1] x, const Py_ssize_t[::1] nvals, const double[::1] lo
     one-shot calls are ~20 µs, so allocation would be a third of them."""
     cdef Py_ssize_t j, N = x.shape[0], nn = nvals.shape[0]
     cdef double r
-    cdef double* buf
+    cdef double *buf, *P, *Q, *J, *xs, *ys
+    cdef Py_ssize_t* chg
     if N < 2 or nn == 0:
         return NAN
     buf = <double*>malloc((3 * N + 2 * nn + 4) * sizeof(double))
-    if buf == NULL:
+    chg = <Py_ssize_t*>malloc(N * sizeof(Py_ssize_t))
+    if buf == NULL or chg == NULL:
+        free(buf)
+        free(chg)
         raise MemoryError()
+    P = buf
+    Q = P + N + 1
+    J = Q + N + 1
+    xs = J + N
+    ys = xs + nn + 1
     with nogil:
         for j in range(N):
-            buf[2 * N + 2 + j] = j + 1.0
-        r = _hurst(&x[0], N, &nvals[0], &logexp[0], nn, 1.0 if unbiased else 0.0, buf,
-                   buf + N + 1, buf + 2 * N + 2, buf + 3 * N + 2, buf + 3 * N + nn + 3)
+            J[j] = j + 1.0
+        r = _hurst(&x[0], N, &nvals[0], &logexp[0], nn, 1.0 if unbiased else 0.0, P, Q, chg,
+                   J, xs, ys)
+    free(chg)
     free(buf)
     return r
 

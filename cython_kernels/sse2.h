@@ -12,14 +12,15 @@
 #endif
 
 /* Range of a block's cumulative deviations from its mean, the inner loop of the R/S Hurst
- * exponent:  max_j v_j - min_j v_j,  v_j = (p[j] - base) - J[j] * mb,  j < n  (J[j] = j + 1).
+ * exponent:  max_j v_j - min_j v_j,  v_j = p[j] - J[j] * mb,  j < n  (J[j] = j + 1); the
+ * block's start value cancels in the range.
  * Scalar, this loop was 3/4 of the kernel's time. J is read, not counted in registers
  * (the adds cost more). */
 #if defined(__SSE2__)
 
-static inline double drift_range(const double* p, double base, const double* J, double mb,
+static inline double drift_range(const double* p, const double* J, double mb,
                                  ptrdiff_t n) {
-    const __m128d b = _mm_set1_pd(base), m = _mm_set1_pd(mb);
+    const __m128d m = _mm_set1_pd(mb);
     __m128d h[4], l[4], v;
     double hi[2], lo[2], mx, mn, t;
     ptrdiff_t j = 0;
@@ -30,14 +31,14 @@ static inline double drift_range(const double* p, double base, const double* J, 
     }
     for (; j + 8 <= n; j += 8) {   /* four independent max/min chains hide the latency */
         for (u = 0; u < 4; u++) {
-            v = _mm_sub_pd(_mm_sub_pd(_mm_loadu_pd(p + j + 2 * u), b),
+            v = _mm_sub_pd(_mm_loadu_pd(p + j + 2 * u),
                            _mm_mul_pd(_mm_loadu_pd(J + j + 2 * u), m));
             h[u] = _mm_max_pd(v, h[u]);
             l[u] = _mm_min_pd(v, l[u]);
         }
     }
     for (; j + 2 <= n; j += 2) {
-        v = _mm_sub_pd(_mm_sub_pd(_mm_loadu_pd(p + j), b), _mm_mul_pd(_mm_loadu_pd(J + j), m));
+        v = _mm_sub_pd(_mm_loadu_pd(p + j), _mm_mul_pd(_mm_loadu_pd(J + j), m));
         h[0] = _mm_max_pd(v, h[0]);
         l[0] = _mm_min_pd(v, l[0]);
     }
@@ -46,7 +47,7 @@ static inline double drift_range(const double* p, double base, const double* J, 
     mx = hi[0] > hi[1] ? hi[0] : hi[1];
     mn = lo[0] < lo[1] ? lo[0] : lo[1];
     if (j < n) {
-        t = (p[j] - base) - J[j] * mb;
+        t = p[j] - J[j] * mb;
         mx = t > mx ? t : mx;
         mn = t < mn ? t : mn;
     }
@@ -55,11 +56,11 @@ static inline double drift_range(const double* p, double base, const double* J, 
 
 #else
 
-static inline double drift_range(const double* p, double base, const double* J, double mb,
+static inline double drift_range(const double* p, const double* J, double mb,
                                  ptrdiff_t n) {
     double mx = -INFINITY, mn = INFINITY, t;
     for (ptrdiff_t j = 0; j < n; j++) {
-        t = (p[j] - base) - J[j] * mb;
+        t = p[j] - J[j] * mb;
         mx = t > mx ? t : mx;
         mn = t < mn ? t : mn;
     }
