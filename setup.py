@@ -16,7 +16,7 @@ HERE = Path(__file__).parent
 # multiply-adds, so doubles round as Python's do (the tick engine is checked bit for bit
 # against its pure-Python oracle) and every SIMD build below gives the same bits.
 FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off",
-         "--param=vect-max-version-for-alias-checks=64"]
+         "--param=vect-max-version-for-alias-checks=256"]
 # cython_kernels/simd/<name>_v3.pyx, _v4.pyx include <name>.pyx and are compiled for the
 # x86-64-v3 (AVX2) and -v4 (AVX-512) levels; quantlab._kernels.load picks the best one
 # the CPU runs at import. Only on x86-64 with gcc/clang (elsewhere: baseline only).

@@ -83,36 +83,90 @@ def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean):
 # recomputed exactly from the window's rows: no drift, O(1) amortised work per value.
 # A run of identical values has variance exactly 0 (as pandas tracks it).
 
+ctypedef (double, double, double, double, double, double, double) VarState
+
+cdef inline VarState _var_step(double v, double w, double k, double n, double s1,
+                               double s2, double r, double p, double dd,
+                               double dminp) noexcept nogil:
+    """One asset, one row: v enters the window and w leaves it (NaN: no change). Takes
+    and returns the asset's state (count n, shifted sums s1, s2, run r of equal values,
+    previous value p), then the variance (NaN below min_periods) and mean - K. A struct
+    in and out, not pointers to locals: gcc then keeps it all in vector registers."""
+    cdef double dn = (v - k) if v == v else 0.0
+    cdef double do = (w - k) if w == w else 0.0
+    cdef double q, mu, var
+    n += (1.0 if v == v else 0.0) - (1.0 if w == w else 0.0)
+    s1 += dn - do
+    s2 += dn * dn - do * do
+    r = ((r + 1.0 if v == p else 1.0) if v == v else r)
+    p = v if v == v else p
+    q = 1.0 / (n * (n - dd))   # one division serves 1/n and 1/(n - ddof)
+    mu = s1 * (n - dd) * q
+    var = (s2 - s1 * mu) * n * q
+    # bitwise | and &, not `or`/`and`: no short-circuit branches in the loop
+    var = 0.0 if ((n == 1) | (r >= n) | (var <= 0)) else var
+    var = var if ((n >= dminp) & (n > dd)) else NAN
+    return n, s1, s2, r, p, var, mu
+
+
+cdef inline void _var_out(int mode, Py_ssize_t m, const double* V, const double* MU,
+                          const double* K, const real* xt, real* o) noexcept nogil:
+    """A row of variances -> the output row: variance, std or z-score (still in L1)."""
+    cdef Py_ssize_t a
+    cdef double sd, v
+    if mode == 0:
+        for a in range(m):
+            o[a] = V[a]
+    elif mode == 1:
+        for a in range(m):
+            o[a] = sqrt(V[a])
+    else:
+        for a in range(m):
+            sd = sqrt(V[a])
+            v = (xt[a] - K[a] - MU[a]) / sd
+            o[a] = v if sd > 0 else NAN
+
+
 def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t ddof,
              int mode):
     """Rolling variance (``mode=0``), std (1) or z-score ``(x - mean) / std`` (2).
 
-    The z-score is NaN where the window's std is 0 or ``x`` is NaN.
+    The z-score is NaN where the window's std is 0 or ``x`` is NaN. Rows go four at a
+    time where no re-centring falls between them (unroll and jam): each asset's state is
+    loaded and stored once per four rows, a quarter of the traffic of the state rows
+    (40 KB for 1000 assets, about L1); the steps and their order per asset are unchanged.
     """
-    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a, j
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a, j, g
     out_np = _empty_like(x)
     cdef real[:, ::1] out = out_np
     if m == 0 or n == 0:
         return out_np
-    state = np.zeros((8, m))
+    state = np.zeros((14, m))
     state[5] = np.nan
     cdef double[:, ::1] st = state
-    cdef double* V = &st[6, 0]      # this row's variance
-    cdef double* MU = &st[7, 0]     # this row's mean - K
     cdef double* N = &st[0, 0]      # observations in the window
     cdef double* K = &st[1, 0]      # shift, the window mean at the last block start
     cdef double* S1 = &st[2, 0]     # Σ (x - K)
     cdef double* S2 = &st[3, 0]     # Σ (x - K)²
     cdef double* R = &st[4, 0]      # run length of identical consecutive values
     cdef double* P = &st[5, 0]      # previous value
+    # variance and mean - K of the group's four rows
+    cdef double* V0 = &st[6, 0]
+    cdef double* V1 = &st[7, 0]
+    cdef double* V2 = &st[8, 0]
+    cdef double* V3 = &st[9, 0]
+    cdef double* MU0 = &st[10, 0]
+    cdef double* MU1 = &st[11, 0]
+    cdef double* MU2 = &st[12, 0]
+    cdef double* MU3 = &st[13, 0]
     nan_np = np.full(m, np.nan, dtype=out_np.dtype)
     cdef real[::1] nan_row = nan_np
     cdef const real* xt
-    cdef const real* xo
-    cdef real* o
-    cdef double v, w, k, r, p, q, dn, do, mu, var, sd, dd = ddof, dminp = minp
+    cdef const real *x0, *x1, *x2, *x3, *w0, *w1, *w2, *w3
+    cdef double v, k, dn, nn, s1, s2, r, p, dd = ddof, dminp = minp
     with nogil:
-        for t in range(n):
+        t = 0
+        while t < n:
             if t > 0 and t % window == 0:
                 # re-centre on the current window [t - window, t) and recompute exactly
                 for a in range(m):
@@ -128,42 +182,34 @@ def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t 
                         dn = (v - k) if v == v else 0.0
                         S1[a] += dn
                         S2[a] += dn * dn
-            xt = &x[t, 0]
-            xo = &x[t - window, 0] if t >= window else &nan_row[0]
-            o = &out[t, 0]
-            for a in range(m):
-                # load state into locals first: gcc cannot if-convert loads inside branches
-                v = xt[a]
-                w = xo[a]
-                k = K[a]
-                r = R[a]
-                p = P[a]
-                dn = (v - k) if v == v else 0.0
-                do = (w - k) if w == w else 0.0
-                N[a] += (1.0 if v == v else 0.0) - (1.0 if w == w else 0.0)
-                S1[a] += dn - do
-                S2[a] += dn * dn - do * do
-                R[a] = ((r + 1.0 if v == p else 1.0) if v == v else r)
-                P[a] = v if v == v else p
-                q = 1.0 / (N[a] * (N[a] - dd))   # one division serves 1/n and 1/(n - ddof)
-                mu = S1[a] * (N[a] - dd) * q
-                var = (S2[a] - S1[a] * mu) * N[a] * q
-                # bitwise | and &, not `or`/`and`: no short-circuit branches in the loop
-                var = 0.0 if ((N[a] == 1) | (R[a] >= N[a]) | (var <= 0)) else var
-                V[a] = var if ((N[a] >= dminp) & (N[a] > dd)) else NAN
-                MU[a] = mu
-            # the transform is a second short pass over the row (still in L1)
-            if mode == 0:
+            # four rows if no re-centring falls between them, else one
+            g = 4 if (t + 4 <= n and window - t % window >= 4) else 1
+            x0 = &x[t, 0]
+            w0 = &x[t - window, 0] if t >= window else &nan_row[0]
+            if g == 4:
+                x1, x2, x3 = &x[t + 1, 0], &x[t + 2, 0], &x[t + 3, 0]
+                w1 = &x[t + 1 - window, 0] if t + 1 >= window else &nan_row[0]
+                w2 = &x[t + 2 - window, 0] if t + 2 >= window else &nan_row[0]
+                w3 = &x[t + 3 - window, 0] if t + 3 >= window else &nan_row[0]
                 for a in range(m):
-                    o[a] = V[a]
-            elif mode == 1:
-                for a in range(m):
-                    o[a] = sqrt(V[a])
+                    nn, s1, s2, r, p, V0[a], MU0[a] = _var_step(
+                        x0[a], w0[a], K[a], N[a], S1[a], S2[a], R[a], P[a], dd, dminp)
+                    nn, s1, s2, r, p, V1[a], MU1[a] = _var_step(
+                        x1[a], w1[a], K[a], nn, s1, s2, r, p, dd, dminp)
+                    nn, s1, s2, r, p, V2[a], MU2[a] = _var_step(
+                        x2[a], w2[a], K[a], nn, s1, s2, r, p, dd, dminp)
+                    N[a], S1[a], S2[a], R[a], P[a], V3[a], MU3[a] = _var_step(
+                        x3[a], w3[a], K[a], nn, s1, s2, r, p, dd, dminp)
+                _var_out(mode, m, V0, MU0, K, x0, &out[t, 0])
+                _var_out(mode, m, V1, MU1, K, x1, &out[t + 1, 0])
+                _var_out(mode, m, V2, MU2, K, x2, &out[t + 2, 0])
+                _var_out(mode, m, V3, MU3, K, x3, &out[t + 3, 0])
             else:
                 for a in range(m):
-                    sd = sqrt(V[a])
-                    v = (xt[a] - K[a] - MU[a]) / sd
-                    o[a] = v if sd > 0 else NAN
+                    N[a], S1[a], S2[a], R[a], P[a], V0[a], MU0[a] = _var_step(
+                        x0[a], w0[a], K[a], N[a], S1[a], S2[a], R[a], P[a], dd, dminp)
+                _var_out(mode, m, V0, MU0, K, x0, &out[t, 0])
+            t += g
     return out_np
 
 
