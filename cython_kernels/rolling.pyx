@@ -163,7 +163,8 @@ def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t 
     cdef real[::1] nan_row = nan_np
     cdef const real* xt
     cdef const real *x0, *x1, *x2, *x3, *w0, *w1, *w2, *w3
-    cdef double v, k, dn, nn, s1, s2, r, p, dd = ddof, dminp = minp
+    cdef double v, k, dn, nn, s1, s2, r, p, var, mu, dd = ddof, dminp = minp
+    cdef real *o0, *o1, *o2, *o3
     with nogil:
         t = 0
         while t < n:
@@ -191,19 +192,37 @@ def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t 
                 w1 = &x[t + 1 - window, 0] if t + 1 >= window else &nan_row[0]
                 w2 = &x[t + 2 - window, 0] if t + 2 >= window else &nan_row[0]
                 w3 = &x[t + 3 - window, 0] if t + 3 >= window else &nan_row[0]
-                for a in range(m):
-                    nn, s1, s2, r, p, V0[a], MU0[a] = _var_step(
-                        x0[a], w0[a], K[a], N[a], S1[a], S2[a], R[a], P[a], dd, dminp)
-                    nn, s1, s2, r, p, V1[a], MU1[a] = _var_step(
-                        x1[a], w1[a], K[a], nn, s1, s2, r, p, dd, dminp)
-                    nn, s1, s2, r, p, V2[a], MU2[a] = _var_step(
-                        x2[a], w2[a], K[a], nn, s1, s2, r, p, dd, dminp)
-                    N[a], S1[a], S2[a], R[a], P[a], V3[a], MU3[a] = _var_step(
-                        x3[a], w3[a], K[a], nn, s1, s2, r, p, dd, dminp)
-                _var_out(mode, m, V0, MU0, K, x0, &out[t, 0])
-                _var_out(mode, m, V1, MU1, K, x1, &out[t + 1, 0])
-                _var_out(mode, m, V2, MU2, K, x2, &out[t + 2, 0])
-                _var_out(mode, m, V3, MU3, K, x3, &out[t + 3, 0])
+                if mode == 1:
+                    # std: the square roots in the same loop, where they overlap the
+                    # arithmetic (a separate pass waits on the divider alone)
+                    o0, o1, o2, o3 = &out[t, 0], &out[t + 1, 0], &out[t + 2, 0], &out[t + 3, 0]
+                    for a in range(m):
+                        nn, s1, s2, r, p, var, mu = _var_step(
+                            x0[a], w0[a], K[a], N[a], S1[a], S2[a], R[a], P[a], dd, dminp)
+                        o0[a] = sqrt(var)
+                        nn, s1, s2, r, p, var, mu = _var_step(
+                            x1[a], w1[a], K[a], nn, s1, s2, r, p, dd, dminp)
+                        o1[a] = sqrt(var)
+                        nn, s1, s2, r, p, var, mu = _var_step(
+                            x2[a], w2[a], K[a], nn, s1, s2, r, p, dd, dminp)
+                        o2[a] = sqrt(var)
+                        N[a], S1[a], S2[a], R[a], P[a], var, mu = _var_step(
+                            x3[a], w3[a], K[a], nn, s1, s2, r, p, dd, dminp)
+                        o3[a] = sqrt(var)
+                else:
+                    for a in range(m):
+                        nn, s1, s2, r, p, V0[a], MU0[a] = _var_step(
+                            x0[a], w0[a], K[a], N[a], S1[a], S2[a], R[a], P[a], dd, dminp)
+                        nn, s1, s2, r, p, V1[a], MU1[a] = _var_step(
+                            x1[a], w1[a], K[a], nn, s1, s2, r, p, dd, dminp)
+                        nn, s1, s2, r, p, V2[a], MU2[a] = _var_step(
+                            x2[a], w2[a], K[a], nn, s1, s2, r, p, dd, dminp)
+                        N[a], S1[a], S2[a], R[a], P[a], V3[a], MU3[a] = _var_step(
+                            x3[a], w3[a], K[a], nn, s1, s2, r, p, dd, dminp)
+                    _var_out(mode, m, V0, MU0, K, x0, &out[t, 0])
+                    _var_out(mode, m, V1, MU1, K, x1, &out[t + 1, 0])
+                    _var_out(mode, m, V2, MU2, K, x2, &out[t + 2, 0])
+                    _var_out(mode, m, V3, MU3, K, x3, &out[t + 3, 0])
             else:
                 for a in range(m):
                     N[a], S1[a], S2[a], R[a], P[a], V0[a], MU0[a] = _var_step(
