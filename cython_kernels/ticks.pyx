@@ -268,6 +268,44 @@ cdef bint _plain_decimal(const char* s, Py_ssize_t n) noexcept:
     return True
 
 
+cdef double[23] _POW10 = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                           1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21,
+                           1e22]
+
+
+cdef bint _short_decimal(const char* s, Py_ssize_t n, double* out) noexcept:
+    """Clinger's (1990) fast path: ``[+-]digits[.digits]`` with at most 15 digits is
+    m / 10^k with m and 10^k exact doubles, so one correctly rounded division gives the
+    double strtod (and float()) give; strtod was half of a dict tick's time."""
+    cdef Py_ssize_t i = 0
+    cdef unsigned long long m = 0
+    cdef int digits = 0, frac = 0
+    cdef bint neg = False, dot = False
+    cdef char c
+    if n and (s[0] == 45 or s[0] == 43):     # '-', '+'
+        neg = s[0] == 45
+        i = 1
+    while i < n:
+        c = s[i]
+        if 48 <= c <= 57:
+            digits += 1
+            if digits > 15:
+                return False
+            m = m * 10 + <unsigned long long>(c - 48)
+            frac += dot
+        elif c == 46 and not dot:               # '.'
+            dot = True
+        else:
+            return False
+        i += 1
+    if digits == 0:
+        return False
+    out[0] = (<double>m) / _POW10[frac]
+    if neg:
+        out[0] = -out[0]
+    return True
+
+
 cdef long long _parse(object v, double scale, bint exact_int) except? -2:
     """rint(float(v) / scale) as int64, or -1 when v is not a finite number in range;
     ints are taken exactly when ``exact_int``."""
@@ -291,7 +329,9 @@ cdef long long _parse(object v, double scale, bint exact_int) except? -2:
         x = v
     elif type(v) is str:
         s = PyUnicode_AsUTF8AndSize(v, &n)
-        if _plain_decimal(s, n):
+        if _short_decimal(s, n, &x):
+            pass
+        elif _plain_decimal(s, n):
             x = strtod(s, &end)
             if end != s + n:
                 return -1       # float() rejects it too ("1e", "--1")

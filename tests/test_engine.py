@@ -255,3 +255,32 @@ def test_dict_parser_equals_the_reference_parser_on_odd_values():
         pass
 
     np.testing.assert_array_equal(core.parse_dicts([Tick(ticks[0])], 0.01), want[:, :1])
+
+
+def test_short_decimal_strings_parse_to_the_same_double_as_float():
+    # the parser's fast path (at most 15 digits: m / 10^k) must give float()'s double
+    # bit for bit; with tick_size 2**-60, a value in [2**-8, 4) becomes an exact int64
+    from quantlab._kernels import ticks as core
+    from quantlab.engine_reference import FIELDS, parse_tick
+
+    rng = np.random.default_rng(11)
+    strings = ["1.", ".5", "-.5", "+0.0", "-0", "0.0040", "3.999999999999999", "0003.5",
+               "1.2345678901234567", "12345678901234567890e-19"]   # > 15 digits: strtod
+    for _ in range(20000):
+        nd = int(rng.integers(1, 17))
+        digits = "".join(rng.choice(list("0123456789"), nd))
+        k = int(rng.integers(0, nd + 1))
+        text = (digits[:k] + "." + digits[k:]) if rng.random() < 0.8 else digits
+        text = rng.choice(["", "+", "-"], p=[0.8, 0.1, 0.1]) + text
+        try:
+            ok = 2.0 ** -8 <= abs(float(text)) < 4.0
+        except ValueError:
+            ok = False
+        if ok:
+            strings.append(text)
+    ticks = [{f: v for f in FIELDS} for v in strings]
+    got = core.parse_dicts(ticks, 2.0 ** -60)
+    want = np.array([parse_tick(t, 2.0 ** -60) for t in ticks]).T
+    np.testing.assert_array_equal(got[1], want[1])
+    assert len(strings) > 2000
+
