@@ -248,7 +248,7 @@ cdef class TickCore:
 # other digits, hex, objects) goes through float() itself. The oracle's to_ticks/to_int
 # apply the same rules, so both engines see the same integers.
 
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItemWithError
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport isfinite, rint
@@ -364,14 +364,16 @@ def parse_dicts(list ticks, double tick_size):
     keys = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
     cdef double[6] scale = [1.0, tick_size, tick_size, 1.0, 1.0, 1.0]
     cdef PyObject* item
-    cdef object d, v
+    cdef object d
     for i in range(n):
         d = ticks[i]
-        for f in range(6):
-            if type(d) is dict:
-                item = PyDict_GetItem(d, keys[f])
-                v = <object>item if item != NULL else None
-            else:
-                v = d.get(keys[f])
-            out[f, i] = _parse(v, scale[f], scale[f] == 1.0)
+        if type(d) is dict:
+            for f in range(6):
+                # WithError: plain PyDict_GetItem saves and restores the error state
+                item = PyDict_GetItemWithError(d, keys[f])
+                out[f, i] = _parse(<object>item if item != NULL else None, scale[f],
+                                   scale[f] == 1.0)
+        else:
+            for f in range(6):
+                out[f, i] = _parse(d.get(keys[f]), scale[f], scale[f] == 1.0)
     return out_np
