@@ -115,12 +115,16 @@ cdef class TickCore:
         o_q_np = np.empty(n, dtype=np.int64)
         o_p_np = np.empty(n, dtype=np.int64)
         cdef long long[::1] o_i = o_i_np, o_s = o_s_np, o_q = o_q_np, o_p = o_p_np
-        cdef Py_ssize_t k = 0
+        cdef Py_ssize_t k = 0, every = self.sample_every, left = 0
         cdef long long t0
         cdef bint sample
+        # ticks until the next sampled one (those with ticks % every == 0): a countdown,
+        # not a 64-bit division per tick (tens of cycles, a third of a tick's time)
+        if every > 0:
+            left = (every - self.ticks % every) % every
         with nogil:
             for i in range(n):
-                sample = self.sample_every > 0 and (self.ticks % self.sample_every) == 0
+                sample = every > 0 and left == 0
                 if sample:
                     t0 = _now_ns()
                 k += self._tick(i, sym[i], bid[i], ask[i], bsz[i], asz[i], ts[i], check_risk,
@@ -128,6 +132,7 @@ cdef class TickCore:
                 if sample:
                     self.samples[self.n_samples % self.samples.shape[0]] = _now_ns() - t0
                     self.n_samples += 1
+                left = every - 1 if left == 0 else left - 1
         return o_i_np[:k], o_s_np[:k], o_q_np[:k], o_p_np[:k]
 
     cdef int _tick(self, Py_ssize_t idx, long long s, long long bid, long long ask,
@@ -353,6 +358,22 @@ cdef long long _parse(object v, double scale, bint exact_int) except? -2:
     if not (-LIMIT < x < LIMIT):
         return -1
     return <long long>x
+
+
+def quantise(const double[::1] x, double scale):
+    """rint(x / scale) as int64, -1 where that is not a finite number in (-2^62, 2^62):
+    the NumPy columns' twin of the dict parser's float path (and of the oracle's
+    to_ticks / to_int); one pass instead of NumPy's five over temporaries."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    out_np = np.empty(n, dtype=np.int64)
+    cdef long long[::1] out = out_np
+    cdef double v
+    with nogil:
+        for i in range(n):
+            v = rint(x[i] / scale)
+            v = v if -LIMIT < v < LIMIT else -1.0    # NaN and inf fail both tests
+            out[i] = <long long>v
+    return out_np
 
 
 def parse_dicts(list ticks, double tick_size):

@@ -141,12 +141,8 @@ def _column(values, convert, tick_size=None) -> np.ndarray:
             return np.fromiter((convert(v) for v in values), dtype=np.int64, count=len(values))
         return np.fromiter((convert(v, tick_size) for v in values), dtype=np.int64,
                            count=len(values))
-    if tick_size is not None:
-        x = x / tick_size
-    out = np.full(x.shape, -1, dtype=np.int64)
-    ok = np.isfinite(x)
-    out[ok] = np.rint(x[ok]).astype(np.int64)
-    return out
+    return _k.quantise(np.ascontiguousarray(x.ravel()), 1.0 if tick_size is None
+                       else float(tick_size)).reshape(x.shape)
 
 
 # ---- results -------------------------------------------------------------------------

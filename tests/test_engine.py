@@ -284,3 +284,20 @@ def test_short_decimal_strings_parse_to_the_same_double_as_float():
     np.testing.assert_array_equal(got[1], want[1])
     assert len(strings) > 2000
 
+
+
+def test_columns_quantise_like_the_reference():
+    # float columns go through one Cython pass; it must give to_ticks / to_int's integers,
+    # -1 for NaN, inf and anything beyond 2**62 (NumPy's astype would wrap those)
+    from quantlab._kernels import ticks as core
+    from quantlab.engine_reference import to_int, to_ticks
+
+    odd = np.array([100.005, 99.995, 0.015, -0.015, 2.5, 3.5, -2.5, 0.0, -0.0, 1e30, -1e30,
+                    2.0 ** 62, 2.0 ** 62 - 1024, -(2.0 ** 62), np.nan, np.inf, -np.inf,
+                    1e-300, 123456789.125])
+    rnd = np.random.default_rng(4).normal(100, 30, 2000).round(3)
+    for x in (odd, rnd):
+        for ts in (0.01, 0.0001, 0.5, 1.0):
+            want = [to_ticks(v, ts) for v in x.tolist()]
+            np.testing.assert_array_equal(core.quantise(x, ts), want)
+        np.testing.assert_array_equal(core.quantise(x, 1.0), [to_int(v) for v in x.tolist()])
