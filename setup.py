@@ -28,7 +28,7 @@ def _extension(pyx, march=None):
         f"quantlab._kernels.{pyx.stem}",
         [str(pyx.relative_to(HERE))],
         include_dirs=[np.get_include()],
-        # C headers next to the kernels (sse2.h): a changed header rebuilds the module
+        # C headers next to the kernels (simd.h): a changed header rebuilds the module
         depends=[str(h.relative_to(HERE)) for h in (HERE / "cython_kernels").glob("*.h")],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=FLAGS + ([f"-march={march}"] if march else []),

@@ -55,7 +55,7 @@ def _alloc(const double[:, ::1] x, Py_ssize_t window):
 
 # ---- Hurst exponent by rescaled range (Hurst 1951; nolds.hurst_rs)
 
-cdef extern from "sse2.h" nogil:
+cdef extern from "simd.h" nogil:
     double drift_range(const double* p, const double* J, double mb, Py_ssize_t n)
     void argmin_update(const double* v, double* best, Py_ssize_t* arg, Py_ssize_t n,
                        Py_ssize_t a0, int or_equal)
@@ -156,7 +156,12 @@ def hurst(const double[::1] x, const Py_ssize_t[::1] nvals, const double[::1] lo
     one-shot calls are ~20 µs, so allocation would be a third of them."""
     cdef Py_ssize_t j, N = x.shape[0], nn = nvals.shape[0]
     cdef double r
-    cdef double *buf, *P, *Q, *J, *xs, *ys
+    cdef double* buf
+    cdef double* P
+    cdef double* Q
+    cdef double* J
+    cdef double* xs
+    cdef double* ys
     cdef Py_ssize_t* chg
     if N < 2 or nn == 0:
         return NAN

@@ -162,9 +162,19 @@ def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t 
     nan_np = np.full(m, np.nan, dtype=out_np.dtype)
     cdef real[::1] nan_row = nan_np
     cdef const real* xt
-    cdef const real *x0, *x1, *x2, *x3, *w0, *w1, *w2, *w3
+    cdef const real* x0
+    cdef const real* x1
+    cdef const real* x2
+    cdef const real* x3
+    cdef const real* w0
+    cdef const real* w1
+    cdef const real* w2
+    cdef const real* w3
     cdef double v, k, dn, nn, s1, s2, r, p, var, mu, dd = ddof, dminp = minp
-    cdef real *o0, *o1, *o2, *o3
+    cdef real* o0
+    cdef real* o1
+    cdef real* o2
+    cdef real* o3
     with nogil:
         t = 0
         while t < n:

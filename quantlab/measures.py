@@ -32,7 +32,9 @@ from functools import lru_cache, partial
 import numpy as np
 import xarray as xr
 
-from quantlab._kernels import measures as _k
+from quantlab._kernels import load
+
+_k = load("measures")   # the x86-64-v3 build where the CPU runs it (AVX in simd.h)
 
 __all__ = ["hurst", "dfa", "higuchi_fd", "katz_fd", "lyapunov_r", "sample_entropy",
            "permutation_entropy", "shannon_entropy", "mutual_information",

@@ -323,3 +323,28 @@ def test_bad_inputs_raise_clear_errors(real):
         m.rolling_hurst(xr.DataArray(real["returns"], dims="time"), 0)
     with pytest.raises(ValueError, match="dim='date'"):
         m.rolling_katz_fd(xr.DataArray(real["returns"], dims="time"), 10, dim="date")
+
+
+def test_simd_builds_give_the_same_bits():
+    from quantlab._kernels import LEVELS, cpu_level, load
+
+    if LEVELS[cpu_level()] < LEVELS["v3"]:
+        pytest.skip("this CPU runs the baseline build only")
+    base, v3 = load("measures", "baseline"), load("measures", "v3")
+    assert base.__name__ != v3.__name__ and m._k is load("measures")
+    rng = np.random.default_rng(5)
+    x = np.cumsum(rng.normal(size=(3, 700)), axis=1)
+    x[1] = np.round(x[1])                   # ties for the neighbour search
+    x[2, 300:340] = x[2, 299]               # a constant stretch
+    nv, le = m._hurst_args(700, None, True)
+    calls = [("roll_hurst", (252, nv, le, True)), ("roll_lyap", (300, 5, 2, 5, 10)),
+             ("roll_lyap", (700, 10, 1, 10, 20)), ("roll_dfa", (200, np.array([4, 8, 16, 32]), False)),
+             ("roll_higuchi", (100, 8)), ("roll_sampen", (120, 2, 0.5)),
+             ("roll_permen", (50, 3, 1, True))]
+    for name, args in calls:
+        a, b = getattr(base, name)(x, *args), getattr(v3, name)(x, *args)
+        assert np.isfinite(a).any()
+        np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8), err_msg=name)
+    for row in x:
+        assert base.hurst(row, nv, le, True) == v3.hurst(row, nv, le, True)
+
