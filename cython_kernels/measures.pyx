@@ -74,7 +74,7 @@ cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
     noise over a zero deviation.
     """
     cdef Py_ssize_t i, n, s, j, k, cc, cnt = 0
-    cdef double acc, mu, mb, rng, ss, cp, cq
+    cdef double acc, mu, mb, rng, ss, cp, cq, inv
     cdef double m4[4]
     # the mean in four partial sums: one serial chain of N adds took ~1/8 of the kernel
     m4[0] = m4[1] = m4[2] = m4[3] = 0.0
@@ -104,6 +104,7 @@ cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
         chg[j] = cc
     for i in range(nn):
         n = nv[i]
+        inv = 1.0 / n     # a multiply, not a division, before each block's scan
         acc = 0.0
         k = 0
         s = 0
@@ -111,7 +112,7 @@ cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
             if chg[s + n - 1] == chg[s]:
                 s += n
                 continue
-            mb = (P[s + n] - P[s]) / n
+            mb = (P[s + n] - P[s]) * inv
             rng = drift_range(P + s + 1, J, mb, n)
             ss = Q[s + n] - Q[s] - n * mb * mb
             if rng != 0.0:    # blocks with a zero range are left out (as nolds)

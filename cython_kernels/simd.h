@@ -45,6 +45,13 @@ static inline double drift_range(const double* p, const double* J, double mb, pt
         h[0] = _mm256_max_pd(v, h[0]);
         l[0] = _mm256_min_pd(v, l[0]);
     }
+    if (j < n && n >= 4) {   /* the last four again: a repeat does not change a max */
+        j = n - 4;
+        v = _mm256_sub_pd(_mm256_loadu_pd(p + j), _mm256_mul_pd(_mm256_loadu_pd(J + j), m));
+        h[1] = _mm256_max_pd(v, h[1]);
+        l[1] = _mm256_min_pd(v, l[1]);
+        j = n;
+    }
     _mm256_storeu_pd(hi, _mm256_max_pd(_mm256_max_pd(h[0], h[1]), _mm256_max_pd(h[2], h[3])));
     _mm256_storeu_pd(lo, _mm256_min_pd(_mm256_min_pd(l[0], l[1]), _mm256_min_pd(l[2], l[3])));
     for (u = 0; u < 4; u++) {
@@ -72,6 +79,13 @@ static inline double drift_range(const double* p, const double* J, double mb, pt
         v = _mm_sub_pd(_mm_loadu_pd(p + j), _mm_mul_pd(_mm_loadu_pd(J + j), m));
         h[0] = _mm_max_pd(v, h[0]);
         l[0] = _mm_min_pd(v, l[0]);
+    }
+    if (j < n && n >= 2) {   /* the last two again: a repeat does not change a max */
+        j = n - 2;
+        v = _mm_sub_pd(_mm_loadu_pd(p + j), _mm_mul_pd(_mm_loadu_pd(J + j), m));
+        h[1] = _mm_max_pd(v, h[1]);
+        l[1] = _mm_min_pd(v, l[1]);
+        j = n;
     }
     _mm_storeu_pd(hi, _mm_max_pd(_mm_max_pd(h[0], h[1]), _mm_max_pd(h[2], h[3])));
     _mm_storeu_pd(lo, _mm_min_pd(_mm_min_pd(l[0], l[1]), _mm_min_pd(l[2], l[3])));
