@@ -151,40 +151,46 @@ def roll_hurst(const double[:, ::1] x, Py_ssize_t window, const Py_ssize_t[::1] 
     return out_np
 
 
-def hurst(const double[::1] x, const Py_ssize_t[::1] nvals, const double[::1] logexp,
-          bint unbiased):
-    """``roll_hurst``'s value for the whole of x (no NaN), without the panel's buffers:
-    one-shot calls are ~20 µs, so allocation would be a third of them."""
-    cdef Py_ssize_t j, N = x.shape[0], nn = nvals.shape[0]
-    cdef double r
-    cdef double* buf
-    cdef double* P
-    cdef double* Q
-    cdef double* J
-    cdef double* xs
-    cdef double* ys
-    cdef Py_ssize_t* chg
-    if N < 2 or nn == 0:
-        return NAN
-    buf = <double*>malloc((3 * N + 2 * nn + 4) * sizeof(double))
-    chg = <Py_ssize_t*>malloc(N * sizeof(Py_ssize_t))
-    if buf == NULL or chg == NULL:
-        free(buf)
+cdef class HurstPlan:
+    """What a one-shot Hurst exponent of a series of length n needs besides buffers: the
+    block sizes, the log expected R/S and the ramp J, prepared once (the caller caches
+    plans), so a ~15 µs call converts one array, not three, and fills no ramp. Read-only
+    after construction: threads may share a plan (each call has its own buffers)."""
+    cdef readonly Py_ssize_t n
+    cdef const Py_ssize_t[::1] nv
+    cdef const double[::1] le
+    cdef double[::1] J
+
+    def __init__(self, Py_ssize_t n, const Py_ssize_t[::1] nvals, const double[::1] logexp):
+        if n < 2 or nvals.shape[0] == 0 or nvals.shape[0] != logexp.shape[0]:
+            raise ValueError("HurstPlan needs n >= 2 and one log expectation per block size")
+        self.n = n
+        self.nv = nvals
+        self.le = logexp
+        self.J = np.arange(1.0, n + 1.0)
+
+    def __call__(self, const double[::1] x, bint unbiased):
+        """``roll_hurst``'s value for the whole of x (length n, no NaN)."""
+        cdef Py_ssize_t N = self.n, nn = self.nv.shape[0]
+        cdef double r
+        cdef double* buf
+        cdef Py_ssize_t* chg
+        if x.shape[0] != N:
+            raise ValueError(f"this plan is for series of {N} values, got {x.shape[0]}")
+        buf = <double*>malloc((2 * N + 2 * nn + 4) * sizeof(double))
+        chg = <Py_ssize_t*>malloc(N * sizeof(Py_ssize_t))
+        if buf == NULL or chg == NULL:
+            free(buf)
+            free(chg)
+            raise MemoryError()
+        with nogil:
+            # buf: P (N + 1), Q (N + 1), xs (nn + 1), ys (nn + 1)
+            r = _hurst(&x[0], N, &self.nv[0], &self.le[0], nn, 1.0 if unbiased else 0.0,
+                       buf, buf + N + 1, chg, &self.J[0], buf + 2 * N + 2,
+                       buf + 2 * N + nn + 3)
         free(chg)
-        raise MemoryError()
-    P = buf
-    Q = P + N + 1
-    J = Q + N + 1
-    xs = J + N
-    ys = xs + nn + 1
-    with nogil:
-        for j in range(N):
-            J[j] = j + 1.0
-        r = _hurst(&x[0], N, &nvals[0], &logexp[0], nn, 1.0 if unbiased else 0.0, P, Q, chg,
-                   J, xs, ys)
-    free(chg)
-    free(buf)
-    return r
+        free(buf)
+        return r
 
 
 # ---- Detrended fluctuation analysis, linear detrending (Peng et al. 1994)

@@ -150,6 +150,11 @@ def _hurst_args(n, nvals, corrected):
     return nvals, logexp
 
 
+@lru_cache(maxsize=64)
+def _hurst_plan(n, nvals, corrected):
+    return _k.HurstPlan(n, *_hurst_args(n, nvals, corrected))
+
+
 def _nvals_key(nvals):
     """Block sizes as a hashable tuple (``_hurst_args`` is cached), or None."""
     return None if nvals is None else tuple(int(v) for v in np.ravel(nvals))
@@ -176,8 +181,8 @@ def hurst(x, nvals=None, corrected=True, unbiased=True) -> float:
     ``nvals`` default: 15 log-spaced sizes over the middle quarter of log(len(x)) (nolds).
     """
     a = _series(x)
-    nv, le = _hurst_args(a.size, _nvals_key(nvals), corrected)
-    return _k.hurst(a, nv, le, unbiased) + (0.5 if corrected else 0.0)
+    return _hurst_plan(a.size, _nvals_key(nvals), corrected)(a, unbiased) + (
+        0.5 if corrected else 0.0)
 
 
 def rolling_hurst(x, window, dim="time", nvals=None, corrected=True, unbiased=True):

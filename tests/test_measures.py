@@ -346,5 +346,14 @@ def test_simd_builds_give_the_same_bits():
         assert np.isfinite(a).any()
         np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8), err_msg=name)
     for row in x:
-        assert base.hurst(row, nv, le, True) == v3.hurst(row, nv, le, True)
+        assert base.HurstPlan(700, nv, le)(row, True) == v3.HurstPlan(700, nv, le)(row, True)
 
+
+
+def test_hurst_plan_is_for_one_length():
+    plan = m._hurst_plan(100, None, True)
+    assert plan.n == 100 and m._hurst_plan(100, None, True) is plan     # cached
+    with pytest.raises(ValueError, match="plan is for series of 100 values, got 99"):
+        plan(np.ones(99), True)
+    with pytest.raises(ValueError, match="one log expectation per block size"):
+        m._k.HurstPlan(100, np.array([10, 20]), np.zeros(3))
