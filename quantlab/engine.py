@@ -141,7 +141,7 @@ def _column(values, convert, tick_size=None) -> np.ndarray:
             return np.fromiter((convert(v) for v in values), dtype=np.int64, count=len(values))
         return np.fromiter((convert(v, tick_size) for v in values), dtype=np.int64,
                            count=len(values))
-    return _k.quantise(np.ascontiguousarray(x.ravel()), 1.0 if tick_size is None
+    return _k.quantise(x.ravel(), 1.0 if tick_size is None
                        else float(tick_size)).reshape(x.shape)
 
 
