@@ -46,26 +46,55 @@ cdef inline long long _abs(long long v) noexcept nogil:
     return -v if v < 0 else v
 
 
-cdef class TickCore:
-    """Engine state and the per-tick loop. Parameters are fixed at construction."""
-    # parameters
-    cdef readonly Py_ssize_t capacity, warmup, max_positions, sample_every
-    cdef readonly double alpha_fast, alpha_slow, threshold, min_confidence, tick_size
-    cdef readonly double max_order_notional, max_drawdown, max_concentration, conc_base
-    cdef readonly long long max_position, order_size, max_age, second, max_ops
-    # per-symbol state
-    cdef public long long[::1] last_ts, n_ticks, pos, mid2
-    cdef public double[::1] fast, slow
-    # book-wide state
-    cdef public long long cash, mtm2, gross2, peak2, latest_ts, open_positions
-    cdef public bint killed, started
-    cdef long long[::1] ring
-    cdef public Py_ssize_t ring_i
+cdef inline long long _total(const long long* counts, Py_ssize_t n) noexcept nogil:
+    cdef long long t = 0
+    cdef Py_ssize_t j
+    for j in range(n):
+        t += counts[j]
+    return t
+
+
+cdef struct Params:
+    Py_ssize_t capacity, warmup, max_positions
+    double alpha_fast, alpha_slow, threshold, min_confidence, tick_size
+    double max_order_notional, max_drawdown, max_concentration, conc_floor
+    long long max_position, order_size, max_age, second, max_ops
+
+
+cdef struct State:
+    # per-symbol state (pointers into TickCore's arrays)
+    long long *last_ts
+    long long *n_ticks
+    long long *pos
+    long long *mid2
+    double *fast
+    double *slow
+    # book-wide
+    long long cash, mtm2, gross2, peak2, latest_ts, open_positions
+    bint killed, started
+    long long *ring      # times of the last max_ops orders
+    Py_ssize_t ring_n, ring_i
     # counters
-    cdef public long long ticks, signals, stale, orders
-    cdef public long long[::1] tick_rejects, order_rejects
+    long long ticks, signals, stale, orders
+    long long *tick_rejects
+    long long *order_rejects
+
+
+cdef class TickCore:
+    """Engine state and the per-tick loop. Parameters are fixed at construction.
+
+    A batch runs on local copies of the parameters and the book-wide state (``Params``,
+    ``State``): stores into the per-symbol arrays could alias fields of ``self``, so the
+    compiler would reload and store every field on every tick."""
+    cdef Params p
+    cdef State st
+    cdef readonly Py_ssize_t sample_every
+    # per-symbol state; readonly: ``st`` points into these arrays
+    cdef readonly long long[::1] last_ts, n_ticks, pos, mid2, ring
+    cdef readonly double[::1] fast, slow
+    cdef readonly long long[::1] tick_rejects, order_rejects
     # latency samples (ns), a ring
-    cdef public long long[::1] samples
+    cdef readonly long long[::1] samples
     cdef public Py_ssize_t n_samples
 
     def __init__(self, Py_ssize_t capacity, double tick_size, Py_ssize_t fast_span,
@@ -75,23 +104,15 @@ cdef class TickCore:
                  double max_drawdown, Py_ssize_t max_positions, double max_concentration,
                  double concentration_base, long long second, Py_ssize_t sample_every,
                  Py_ssize_t max_samples):
-        self.capacity = capacity
-        self.tick_size = tick_size
-        self.alpha_fast = 2.0 / (fast_span + 1)
-        self.alpha_slow = 2.0 / (slow_span + 1)
-        self.warmup = slow_span
-        self.threshold = threshold
-        self.min_confidence = min_confidence
-        self.max_age = max_age
-        self.order_size = order_size
-        self.max_position = max_position
-        self.max_order_notional = max_order_notional
-        self.max_ops = max_orders_per_second
-        self.max_drawdown = max_drawdown
-        self.max_positions = max_positions
-        self.max_concentration = max_concentration
-        self.conc_base = concentration_base
-        self.second = second
+        self.p = Params(
+            capacity=capacity, warmup=slow_span, max_positions=max_positions,
+            alpha_fast=2.0 / (fast_span + 1), alpha_slow=2.0 / (slow_span + 1),
+            threshold=threshold, min_confidence=min_confidence, tick_size=tick_size,
+            max_order_notional=max_order_notional, max_drawdown=max_drawdown,
+            max_concentration=max_concentration,
+            conc_floor=2.0 * concentration_base / tick_size,
+            max_position=max_position, order_size=order_size, max_age=max_age,
+            second=second, max_ops=max_orders_per_second)
         self.sample_every = sample_every
         self.last_ts = np.zeros(capacity, dtype=np.int64)
         self.n_ticks = np.zeros(capacity, dtype=np.int64)
@@ -103,192 +124,261 @@ cdef class TickCore:
         self.tick_rejects = np.zeros(5, dtype=np.int64)
         self.order_rejects = np.zeros(6, dtype=np.int64)
         self.samples = np.zeros(max(max_samples, 1), dtype=np.int64)
+        self.st = State(
+            last_ts=&self.last_ts[0], n_ticks=&self.n_ticks[0], pos=&self.pos[0],
+            mid2=&self.mid2[0], fast=&self.fast[0], slow=&self.slow[0],
+            cash=0, mtm2=0, gross2=0, peak2=0, latest_ts=0, open_positions=0,
+            killed=False, started=False, ring=&self.ring[0], ring_n=self.ring.shape[0],
+            ring_i=0, ticks=0, signals=0, stale=0, orders=0,
+            tick_rejects=&self.tick_rejects[0], order_rejects=&self.order_rejects[0])
+
+    # the book-wide state and counters, read-only from Python
+    @property
+    def cash(self):
+        return self.st.cash
+
+    @property
+    def mtm2(self):
+        return self.st.mtm2
+
+    @property
+    def gross2(self):
+        return self.st.gross2
+
+    @property
+    def peak2(self):
+        return self.st.peak2
+
+    @property
+    def killed(self):
+        return self.st.killed
+
+    @property
+    def open_positions(self):
+        return self.st.open_positions
+
+    @property
+    def ticks(self):
+        return self.st.ticks
+
+    @property
+    def signals(self):
+        return self.st.signals
+
+    @property
+    def stale(self):
+        return self.st.stale
+
+    @property
+    def orders(self):
+        return self.st.orders
+
+    @property
+    def rejected_ticks(self):
+        return _total(self.st.tick_rejects, 5)
+
+    @property
+    def rejected_orders(self):
+        return _total(self.st.order_rejects, 6)
 
     def process(self, const long long[::1] sym, const long long[::1] bid,
                 const long long[::1] ask, const long long[::1] bsz,
                 const long long[::1] asz, const long long[::1] ts, bint check_risk=True):
-        """Process a batch; returns (order tick index, symbol, signed qty, price ticks).
-        ``check_risk=False`` skips step 4's checks (the order is filled regardless)."""
+        """Process a batch; returns the orders' (tick index, symbol, signed qty, price
+        ticks) as the rows of a (4, orders) array. ``check_risk=False`` skips step 4's
+        checks (the order is filled regardless)."""
         cdef Py_ssize_t n = sym.shape[0], i
-        o_i_np = np.empty(n, dtype=np.int64)
-        o_s_np = np.empty(n, dtype=np.int64)
-        o_q_np = np.empty(n, dtype=np.int64)
-        o_p_np = np.empty(n, dtype=np.int64)
-        cdef long long[::1] o_i = o_i_np, o_s = o_s_np, o_q = o_q_np, o_p = o_p_np
+        out_np = np.empty((4, n), dtype=np.int64)
+        cdef long long[:, ::1] out = out_np
         cdef Py_ssize_t k = 0, every = self.sample_every, left = 0
+        cdef Py_ssize_t n_samples = self.n_samples, max_samples = self.samples.shape[0]
+        cdef long long* samples = &self.samples[0]
         cdef long long t0
         cdef bint sample
+        cdef Params p = self.p
+        cdef State st = self.st
         # ticks until the next sampled one (those with ticks % every == 0): a countdown,
         # not a 64-bit division per tick (tens of cycles, a third of a tick's time)
         if every > 0:
-            left = (every - self.ticks % every) % every
+            left = (every - st.ticks % every) % every
         with nogil:
             for i in range(n):
                 sample = every > 0 and left == 0
                 if sample:
                     t0 = _now_ns()
-                k += self._tick(i, sym[i], bid[i], ask[i], bsz[i], asz[i], ts[i], check_risk,
-                                &o_i[k], &o_s[k], &o_q[k], &o_p[k])
+                k += _tick(&p, &st, i, sym[i], bid[i], ask[i], bsz[i], asz[i], ts[i],
+                           check_risk, &out[0, k], &out[1, k], &out[2, k], &out[3, k])
                 if sample:
-                    self.samples[self.n_samples % self.samples.shape[0]] = _now_ns() - t0
-                    self.n_samples += 1
+                    samples[n_samples % max_samples] = _now_ns() - t0
+                    n_samples += 1
                 left = every - 1 if left == 0 else left - 1
-        return o_i_np[:k], o_s_np[:k], o_q_np[:k], o_p_np[:k]
-
-    cdef int _tick(self, Py_ssize_t idx, long long s, long long bid, long long ask,
-                   long long bsz, long long asz, long long ts, bint check_risk,
-                   long long* oi,
-                   long long* os, long long* oq, long long* op) noexcept nogil:
-        cdef long long m2, d, qty, price, newpos, gross_after, eq2
-        cdef double micro, imb, tot
-        cdef int direction = 0
-        self.ticks += 1
-        # 1. validation
-        if s < 0 or s >= self.capacity:
-            self.tick_rejects[BAD_SYMBOL] += 1
-            return 0
-        if bid <= 0 or ask <= 0:
-            self.tick_rejects[BAD_PRICE] += 1
-            return 0
-        if bsz < 0 or asz < 0 or bsz + asz == 0:
-            self.tick_rejects[BAD_SIZE] += 1
-            return 0
-        if bid >= ask:
-            self.tick_rejects[CROSSED] += 1
-            return 0
-        if ts < 0 or (self.n_ticks[s] > 0 and ts < self.last_ts[s]):
-            self.tick_rejects[OUT_OF_ORDER] += 1
-            return 0
-        # 2. marks and the drawdown kill switch
-        m2 = bid + ask
-        if self.n_ticks[s] > 0:
-            d = m2 - self.mid2[s]
-            self.mtm2 += self.pos[s] * d
-            self.gross2 += _abs(self.pos[s]) * d
-        self.mid2[s] = m2
-        self.last_ts[s] = ts
-        if not self.started or ts > self.latest_ts:
-            self.latest_ts = ts
-            self.started = True
-        eq2 = 2 * self.cash + self.mtm2
-        if eq2 > self.peak2:
-            self.peak2 = eq2
-        if (self.peak2 - eq2) * 0.5 * self.tick_size > self.max_drawdown:
-            self.killed = True
-        # 3. signal
-        tot = <double>(bsz + asz)
-        micro = (<double>bid * asz + <double>ask * bsz) / tot
-        if self.n_ticks[s] == 0:
-            self.fast[s] = micro
-            self.slow[s] = micro
-        else:
-            self.fast[s] = self.fast[s] + self.alpha_fast * (micro - self.fast[s])
-            self.slow[s] = self.slow[s] + self.alpha_slow * (micro - self.slow[s])
-        self.n_ticks[s] += 1
-        if self.n_ticks[s] < self.warmup:
-            return 0
-        imb = (<double>bsz - <double>asz) / tot
-        if self.fast[s] > self.slow[s] and imb >= self.threshold:
-            direction = 1
-        elif self.fast[s] < self.slow[s] and imb <= -self.threshold:
-            direction = -1
-        if direction == 0 or fabs(imb) < self.min_confidence:
-            return 0
-        self.signals += 1
-        if self.latest_ts - ts > self.max_age:
-            self.stale += 1
-            return 0
-        # 4. the order through the risk checks
-        qty = direction * self.order_size
-        price = ask if direction > 0 else bid
-        newpos = self.pos[s] + qty
-        gross_after = self.gross2 + (_abs(newpos) - _abs(self.pos[s])) * m2
-        if check_risk and not self._allowed(s, ts, qty, price, newpos, m2, gross_after):
-            return 0
-        self.cash -= qty * price
-        self.mtm2 += qty * m2
-        self.gross2 = gross_after
-        if self.pos[s] == 0:
-            self.open_positions += 1
-        elif newpos == 0:
-            self.open_positions -= 1
-        self.pos[s] = newpos
-        self.ring[self.ring_i] = ts
-        self.ring_i = (self.ring_i + 1) % self.ring.shape[0]
-        self.orders += 1
-        oi[0] = idx
-        os[0] = s
-        oq[0] = qty
-        op[0] = price
-        return 1
-
-    cdef bint _allowed(self, long long s, long long ts, long long qty, long long price,
-                       long long newpos, long long m2, long long gross_after) noexcept nogil:
-        """The risk checks in order; a rejection is counted under its reason."""
-        if self.killed:
-            self.order_rejects[KILL] += 1
-            return False
-        if self.max_ops <= 0 or self.ring[self.ring_i] > ts - self.second:
-            self.order_rejects[RATE] += 1
-            return False
-        if _abs(newpos) > self.max_position:
-            self.order_rejects[POSITION] += 1
-            return False
-        if <double>self.order_size * price * self.tick_size > self.max_order_notional:
-            self.order_rejects[NOTIONAL] += 1
-            return False
-        if self.pos[s] == 0 and self.open_positions >= self.max_positions:
-            self.order_rejects[MAX_POSITIONS] += 1
-            return False
-        if (<double>_abs(newpos) * m2 > self.max_concentration * max(
-                <double>gross_after, 2.0 * self.conc_base / self.tick_size)):
-            self.order_rejects[CONCENTRATION] += 1
-            return False
-        return True
+        self.st = st
+        self.n_samples = n_samples
+        return out_np[:, :k]
 
 
-# ---- the dict API's parser: C speed, Python's float() semantics ------------------------
-# Python's float() and glibc's strtod are both correctly rounded, so a plain decimal
-# string parses to the same double either way; anything else (whitespace, underscores,
-# other digits, hex, objects) goes through float() itself. The oracle's to_ticks/to_int
-# apply the same rules, so both engines see the same integers.
+cdef inline int _tick(const Params* p, State* st, Py_ssize_t idx, long long s, long long bid,
+                      long long ask, long long bsz, long long asz, long long ts,
+                      bint check_risk, long long* oi, long long* os, long long* oq,
+                      long long* op) noexcept nogil:
+    cdef long long m2, d, qty, price, newpos, gross_after, eq2, pos
+    cdef double micro, imb, tot, fast, slow
+    cdef int direction, up, down
+    st.ticks += 1
+    # 1. validation
+    if s < 0 or s >= p.capacity:
+        st.tick_rejects[BAD_SYMBOL] += 1
+        return 0
+    if bid <= 0 or ask <= 0:
+        st.tick_rejects[BAD_PRICE] += 1
+        return 0
+    if bsz < 0 or asz < 0 or bsz + asz == 0:
+        st.tick_rejects[BAD_SIZE] += 1
+        return 0
+    if bid >= ask:
+        st.tick_rejects[CROSSED] += 1
+        return 0
+    cdef long long seen = st.n_ticks[s]
+    if ts < 0 or (seen > 0 and ts < st.last_ts[s]):
+        st.tick_rejects[OUT_OF_ORDER] += 1
+        return 0
+    # 2. marks and the drawdown kill switch
+    m2 = bid + ask
+    pos = st.pos[s]
+    if seen > 0:
+        d = m2 - st.mid2[s]
+        st.mtm2 += pos * d
+        st.gross2 += _abs(pos) * d
+    st.mid2[s] = m2
+    st.last_ts[s] = ts
+    if not st.started or ts > st.latest_ts:
+        st.latest_ts = ts
+        st.started = True
+    eq2 = 2 * st.cash + st.mtm2
+    if eq2 > st.peak2:
+        st.peak2 = eq2
+    if (st.peak2 - eq2) * 0.5 * p.tick_size > p.max_drawdown:
+        st.killed = True
+    # 3. signal
+    tot = <double>(bsz + asz)
+    micro = (<double>bid * asz + <double>ask * bsz) / tot
+    if seen == 0:
+        fast = micro
+        slow = micro
+    else:
+        fast = st.fast[s]
+        slow = st.slow[s]
+        fast = fast + p.alpha_fast * (micro - fast)
+        slow = slow + p.alpha_slow * (micro - slow)
+    st.fast[s] = fast
+    st.slow[s] = slow
+    st.n_ticks[s] = seen + 1
+    if seen + 1 < p.warmup:
+        return 0
+    imb = (<double>bsz - <double>asz) / tot
+    # bitwise, one rarely taken branch: the two-way test on noisy quotes mispredicted
+    up = (fast > slow) & (imb >= p.threshold)
+    down = (fast < slow) & (imb <= -p.threshold)
+    if not ((up | down) & (fabs(imb) >= p.min_confidence)):
+        return 0
+    direction = up - down
+    st.signals += 1
+    if st.latest_ts - ts > p.max_age:
+        st.stale += 1
+        return 0
+    # 4. the order through the risk checks
+    qty = direction * p.order_size
+    price = ask if direction > 0 else bid
+    newpos = pos + qty
+    gross_after = st.gross2 + (_abs(newpos) - _abs(pos)) * m2
+    if check_risk and not _allowed(p, st, pos, ts, price, newpos, m2, gross_after):
+        return 0
+    st.cash -= qty * price
+    st.mtm2 += qty * m2
+    st.gross2 = gross_after
+    if pos == 0:
+        st.open_positions += 1
+    elif newpos == 0:
+        st.open_positions -= 1
+    st.pos[s] = newpos
+    st.ring[st.ring_i] = ts
+    st.ring_i = st.ring_i + 1 if st.ring_i + 1 < st.ring_n else 0
+    st.orders += 1
+    oi[0] = idx
+    os[0] = s
+    oq[0] = qty
+    op[0] = price
+    return 1
 
-from cpython.dict cimport PyDict_GetItemWithError
-from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.math cimport rint
-from libc.stdlib cimport strtod
 
-cdef double LIMIT = 4611686018427387904.0   # 2**62: larger values are invalid (-1)
-
-
-cdef bint _plain_decimal(const char* s, Py_ssize_t n) noexcept:
-    cdef Py_ssize_t i
-    if n == 0 or n > 64:
+cdef inline bint _allowed(const Params* p, State* st, long long pos, long long ts,
+                          long long price, long long newpos, long long m2,
+                          long long gross_after) noexcept nogil:
+    """The risk checks in order; a rejection is counted under its reason."""
+    if st.killed:
+        st.order_rejects[KILL] += 1
         return False
-    for i in range(n):
-        if not (48 <= s[i] <= 57 or s[i] == 46 or s[i] == 43 or s[i] == 45
-                or s[i] == 101 or s[i] == 69):
-            return False
+    if p.max_ops <= 0 or st.ring[st.ring_i] > ts - p.second:
+        st.order_rejects[RATE] += 1
+        return False
+    if _abs(newpos) > p.max_position:
+        st.order_rejects[POSITION] += 1
+        return False
+    if <double>p.order_size * price * p.tick_size > p.max_order_notional:
+        st.order_rejects[NOTIONAL] += 1
+        return False
+    if pos == 0 and st.open_positions >= p.max_positions:
+        st.order_rejects[MAX_POSITIONS] += 1
+        return False
+    if <double>_abs(newpos) * m2 > p.max_concentration * max(<double>gross_after, p.conc_floor):
+        st.order_rejects[CONCENTRATION] += 1
+        return False
     return True
 
 
-cdef double[23] _POW10 = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-                           1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21,
-                           1e22]
+# ---- the dict API's parser: C speed, Python's float() semantics ------------------------
+# Short decimal strings, ints and floats are parsed here (``_value``); anything else
+# (long or exponent strings, whitespace, underscores, other digits, hex, objects) goes
+# through float() itself. The oracle's to_ticks/to_int apply the same rules, so both
+# engines see the same integers.
+
+from cpython.dict cimport PyDict_GetItemWithError
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.object cimport PyObject
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.unicode cimport PyUnicode_DATA, PyUnicode_GET_LENGTH
+from libc.math cimport rint
 
 
-cdef bint _short_decimal(const char* s, Py_ssize_t n, double* out) noexcept:
-    """Clinger's (1990) fast path: ``[+-]digits[.digits]`` with at most 15 digits is
-    m / 10^k with m and 10^k exact doubles, so one correctly rounded division gives the
-    double strtod (and float()) give; strtod was half of a dict tick's time."""
+cdef extern from "Python.h":
+    bint PyUnicode_IS_COMPACT_ASCII(object o)
+
+cdef double LIMIT = 4611686018427387904.0   # 2**62: larger values are invalid (-1)
+cdef long long LIMIT_I = 4611686018427387904
+
+
+cdef unsigned long long[16] _P10 = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                     100000000, 1000000000, 10000000000, 100000000000,
+                                     1000000000000, 10000000000000, 100000000000000,
+                                     1000000000000000]
+cdef unsigned long long[16] _EXACT      # 2**50 // 10**j: m 10^j below 2**50 is exact
+for _j in range(16):
+    _EXACT[_j] = 1125899906842624 // _P10[_j]
+
+
+cdef bint _short_digits(const char* s, Py_ssize_t n, unsigned long long* m, int* frac,
+                        bint* neg) noexcept:
+    """``[+-]digits[.digits]`` with at most 15 digits as (m, frac, neg): the value is
+    (-1)^neg m / 10^frac, m < 10^15 exactly."""
     cdef Py_ssize_t i = 0
-    cdef unsigned long long m = 0
-    cdef int digits = 0, frac = 0
-    cdef bint neg = False, dot = False
+    cdef int digits = 0
+    cdef bint dot = False
     cdef char c
+    m[0] = 0
+    frac[0] = 0
+    neg[0] = False
     if n and (s[0] == 45 or s[0] == 43):     # '-', '+'
-        neg = s[0] == 45
+        neg[0] = s[0] == 45
         i = 1
     while i < n:
         c = s[i]
@@ -296,19 +386,50 @@ cdef bint _short_decimal(const char* s, Py_ssize_t n, double* out) noexcept:
             digits += 1
             if digits > 15:
                 return False
-            m = m * 10 + <unsigned long long>(c - 48)
-            frac += dot
+            m[0] = m[0] * 10 + <unsigned long long>(c - 48)
+            frac[0] += dot
         elif c == 46 and not dot:               # '.'
             dot = True
         else:
             return False
         i += 1
-    if digits == 0:
-        return False
-    out[0] = (<double>m) / _POW10[frac]
-    if neg:
-        out[0] = -out[0]
-    return True
+    return digits > 0
+
+
+cdef int decimal_exponent(double scale) noexcept:
+    """d when ``scale`` is the double nearest 10^-d (0 <= d <= 15), else -1."""
+    cdef int d
+    for d in range(16):
+        if scale == 1.0 / _P10[d]:
+            return d
+    return -1
+
+
+cdef long long _str_ticks(const char* s, Py_ssize_t n, double scale, int dec) noexcept:
+    """A short decimal string as ticks of ``scale``: -2 when it is not one.
+
+    Where the tick is 10^-dec and the string has at most dec decimals (trailing zeros
+    aside), the ticks are the integer N = m 10^(dec - frac), computed exactly. The oracle's
+    round(float(s) / tick) gives the same N below 2^50: float(s), the tick and the division
+    each round by at most 2^-53 relative, so the quotient is within 3 N 2^-53 < 0.5 of N.
+    Otherwise Clinger's (1990) fast path: m and 10^frac are exact doubles, so one correctly
+    rounded division gives the double strtod and float() give (strtod was half of a dict
+    tick's time), then ``_quantise``."""
+    cdef unsigned long long m
+    cdef int frac
+    cdef bint neg
+    cdef double x
+    if not _short_digits(s, n, &m, &frac, &neg):
+        return -2
+    if dec >= 0:
+        while frac > dec and m % 10 == 0:
+            m = m // 10
+            frac -= 1
+        if frac <= dec and m < _EXACT[dec - frac]:
+            m = m * _P10[dec - frac]
+            return -<long long>m if neg else <long long>m
+    x = (<double>m) / _P10[frac]
+    return _quantise(-x if neg else x, scale)
 
 
 cdef inline long long _quantise(double x, double scale) noexcept nogil:
@@ -318,46 +439,46 @@ cdef inline long long _quantise(double x, double scale) noexcept nogil:
     return <long long>x if -LIMIT < x < LIMIT else -1    # NaN and inf fail both tests
 
 
-cdef long long _parse(object v, double scale, bint exact_int) except? -2:
-    """rint(float(v) / scale) as int64, or -1 when v is not a finite number in range;
-    ints are taken exactly when ``exact_int``."""
-    cdef double x
-    cdef const char* s
-    cdef Py_ssize_t n
-    cdef char* end
-    cdef long long k
+cdef long long _exact(object v) except? -2:
+    """An int (or subclass) as int64 exactly, -1 beyond 2^62."""
     cdef int overflow
+    # not try/except: Cython saves the exception state on entering a try
+    cdef long long k = PyLong_AsLongLongAndOverflow(v, &overflow)
+    return k if not overflow and -LIMIT_I < k < LIMIT_I else -1
+
+
+cdef long long _parse(object v, double scale) except? -2:
+    """rint(float(v) / scale) as int64, or -1 when v is not a finite number in range;
+    ints are taken exactly when ``scale`` is 1. The general case of ``_value``."""
+    cdef double x
     if v is None:
         return -1
-    if type(v) is int or type(v) is bool:
-        if exact_int:
-            try:
-                k = v
-            except OverflowError:
-                return -1
-            return k if -4611686018427387904 < k < 4611686018427387904 else -1
+    if scale == 1.0 and isinstance(v, int):
+        return _exact(v)
+    try:
         x = float(v)
-    elif type(v) is float:
-        x = v
-    elif type(v) is str:
-        s = PyUnicode_AsUTF8AndSize(v, &n)
-        if _short_decimal(s, n, &x):
-            pass
-        elif _plain_decimal(s, n):
-            x = strtod(s, &end)
-            if end != s + n:
-                return -1       # float() rejects it too ("1e", "--1")
-        else:
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                return -1
-    else:
-        try:
-            x = float(v)
-        except (TypeError, ValueError, OverflowError):
-            return -1
+    except (TypeError, ValueError, OverflowError):
+        return -1
     return _quantise(x, scale)
+
+
+cdef inline long long _value(PyObject* item, double scale, int dec) except? -2:
+    """``_parse`` with the common cases (ASCII strings, ints, floats) inline; ``item`` may
+    be NULL (missing). ``dec``: ``decimal_exponent(scale)``."""
+    cdef object v
+    cdef long long k
+    if item == NULL:
+        return -1
+    v = <object>item
+    if type(v) is str and PyUnicode_IS_COMPACT_ASCII(v):
+        k = _str_ticks(<const char*>PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v), scale, dec)
+        if k != -2:
+            return k
+    elif type(v) is int and scale == 1.0:
+        return _exact(v)
+    elif type(v) is float:
+        return _quantise(PyFloat_AS_DOUBLE(v), scale)
+    return _parse(v, scale)
 
 
 def quantise(const double[::1] x, double scale):
@@ -380,17 +501,20 @@ def parse_dicts(list ticks, double tick_size):
     cdef long long[:, ::1] out = out_np
     keys = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
     cdef double[6] scale = [1.0, tick_size, tick_size, 1.0, 1.0, 1.0]
+    cdef int[6] dec
     cdef PyObject* item
-    cdef object d
+    cdef object d, v
+    for f in range(6):
+        dec[f] = decimal_exponent(scale[f])
     for i in range(n):
         d = ticks[i]
         if type(d) is dict:
             for f in range(6):
                 # WithError: plain PyDict_GetItem saves and restores the error state
                 item = PyDict_GetItemWithError(d, keys[f])
-                out[f, i] = _parse(<object>item if item != NULL else None, scale[f],
-                                   scale[f] == 1.0)
+                out[f, i] = _value(item, scale[f], dec[f])
         else:
             for f in range(6):
-                out[f, i] = _parse(d.get(keys[f]), scale[f], scale[f] == 1.0)
+                v = d.get(keys[f])
+                out[f, i] = _value(<PyObject*>v, scale[f], dec[f])
     return out_np

@@ -7,7 +7,6 @@ TICK_REJECTS: tuple[str, ...]
 ORDER_REJECTS: tuple[str, ...]
 
 class TickCore:
-    capacity: int
     ticks: int
     signals: int
     stale: int
@@ -17,7 +16,17 @@ class TickCore:
     gross2: int
     peak2: int
     killed: bool
+    open_positions: int
+    rejected_ticks: int
+    rejected_orders: int
     n_samples: int
+    sample_every: int
+    last_ts: memoryview
+    n_ticks: memoryview
+    mid2: memoryview
+    fast: memoryview
+    slow: memoryview
+    ring: memoryview
     pos: memoryview
     samples: memoryview
     tick_rejects: memoryview
@@ -29,7 +38,7 @@ class TickCore:
                  concentration_base: float, second: int, sample_every: int,
                  max_samples: int) -> None: ...
     def process(self, sym: I64, bid: I64, ask: I64, bsz: I64, asz: I64, ts: I64,
-                check_risk: bool = True) -> tuple[I64, I64, I64, I64]: ...
+                check_risk: bool = True) -> I64: ...
 
 def quantise(x: npt.NDArray[np.float64], scale: float) -> npt.NDArray[np.int64]: ...
 def parse_dicts(ticks: list[dict], tick_size: float) -> npt.NDArray[np.int64]: ...
