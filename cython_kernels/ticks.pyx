@@ -447,13 +447,14 @@ cdef long long _exact(object v) except? -2:
     return k if not overflow and -LIMIT_I < k < LIMIT_I else -1
 
 
-cdef long long _parse(object v, double scale) except? -2:
+cdef long long _parse(object v, double scale, bint exact) except? -2:
     """rint(float(v) / scale) as int64, or -1 when v is not a finite number in range;
-    ints are taken exactly when ``scale`` is 1. The general case of ``_value``."""
+    ints are taken exactly when ``exact`` (ids, sizes, timestamps: the oracle's to_int).
+    The general case of ``_value``."""
     cdef double x
     if v is None:
         return -1
-    if scale == 1.0 and isinstance(v, int):
+    if exact and isinstance(v, int):
         return _exact(v)
     try:
         x = float(v)
@@ -462,7 +463,7 @@ cdef long long _parse(object v, double scale) except? -2:
     return _quantise(x, scale)
 
 
-cdef inline long long _value(PyObject* item, double scale, int dec) except? -2:
+cdef inline long long _value(PyObject* item, double scale, int dec, bint exact) except? -2:
     """``_parse`` with the common cases (ASCII strings, ints, floats) inline; ``item`` may
     be NULL (missing). ``dec``: ``decimal_exponent(scale)``."""
     cdef object v
@@ -474,11 +475,11 @@ cdef inline long long _value(PyObject* item, double scale, int dec) except? -2:
         k = _str_ticks(<const char*>PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v), scale, dec)
         if k != -2:
             return k
-    elif type(v) is int and scale == 1.0:
+    elif type(v) is int and exact:
         return _exact(v)
     elif type(v) is float:
         return _quantise(PyFloat_AS_DOUBLE(v), scale)
-    return _parse(v, scale)
+    return _parse(v, scale, exact)
 
 
 def quantise(const double[::1] x, double scale):
@@ -501,6 +502,7 @@ def parse_dicts(list ticks, double tick_size):
     cdef long long[:, ::1] out = out_np
     keys = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
     cdef double[6] scale = [1.0, tick_size, tick_size, 1.0, 1.0, 1.0]
+    cdef bint[6] exact = [True, False, False, True, True, True]
     cdef int[6] dec
     cdef PyObject* item
     cdef object d, v
@@ -512,9 +514,9 @@ def parse_dicts(list ticks, double tick_size):
             for f in range(6):
                 # WithError: plain PyDict_GetItem saves and restores the error state
                 item = PyDict_GetItemWithError(d, keys[f])
-                out[f, i] = _value(item, scale[f], dec[f])
+                out[f, i] = _value(item, scale[f], dec[f], exact[f])
         else:
             for f in range(6):
                 v = d.get(keys[f])
-                out[f, i] = _value(<PyObject*>v, scale[f], dec[f])
+                out[f, i] = _value(<PyObject*>v, scale[f], dec[f], exact[f])
     return out_np

@@ -286,6 +286,38 @@ def test_short_decimal_strings_parse_to_the_same_double_as_float():
 
 
 
+def test_decimal_strings_to_ticks_equal_the_reference():
+    # where the tick is 10^-d, short decimal strings become ticks by integer arithmetic;
+    # every tick size, sign, digit count, trailing zero and the 2**50 bound must give the
+    # oracle's round(float(s) / tick)
+    import enum
+
+    from quantlab._kernels import ticks as core
+    from quantlab.engine_reference import FIELDS, parse_tick
+
+    rng = np.random.default_rng(12)
+    strings = ["100.10", "100.100", "100.105", "-0.00", "+7", "0.5", "1125899906842.6",
+               "112589990684262", "11258999068426.23", "999999999999999", "0.000000000000001",
+               "\ud800", "١٢٣", " 1", "1e3", "12345678901234567.5"]
+    for _ in range(6000):
+        nd = int(rng.integers(1, 16))
+        digits = "".join(rng.choice(list("0123456789"), nd))
+        k = int(rng.integers(0, nd + 1))
+        text = digits[:k] + "." + digits[k:] + "0" * int(rng.integers(0, 3))
+        strings.append(rng.choice(["", "+", "-"], p=[0.8, 0.1, 0.1]) + text)
+
+    class Size(enum.IntEnum):
+        BIG = 2 ** 60 + 1
+
+    ticks = [{f: v for f in FIELDS} for v in strings]
+    ticks += [{f: v for f in FIELDS} for v in (Size.BIG, True, 2 ** 63, -(2 ** 62) + 1)]
+    for tick in (1.0, 0.1, 0.01, 0.0001, 1e-8, 1e-15, 0.05, 0.25):
+        got = core.parse_dicts(ticks, tick)
+        want = np.array([parse_tick(t, tick) for t in ticks]).T
+        np.testing.assert_array_equal(got, want, err_msg=f"tick size {tick}")
+    assert got[3, len(strings)] == 2 ** 60 + 1      # an int subclass, taken exactly
+
+
 def test_columns_quantise_like_the_reference():
     # float columns go through one Cython pass; it must give to_ticks / to_int's integers,
     # -1 for NaN, inf and anything beyond 2**62 (NumPy's astype would wrap those)
