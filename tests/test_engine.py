@@ -80,6 +80,26 @@ def test_bad_ticks_are_rejected_and_counted_never_raised():
                  "out_of_order": 1}
 
 
+def test_batches_of_any_size_and_columns_of_different_lengths():
+    # the dict path parses in chunks of ticks.CHUNK: every split of a stream gives the
+    # one-batch result; an empty batch is a no-op; unequal columns are an error, not a
+    # read past the end of the shorter one
+    ticks = E.to_dicts(E.synthetic_ticks(3 * E._k.CHUNK + 7, n_symbols=5, seed=8))
+    one = E.TickEngine()
+    whole = one.process_market_data(ticks)
+    assert whole.order_count > 0
+    for size in (1, E._k.CHUNK - 1, E._k.CHUNK, E._k.CHUNK + 1):
+        eng = E.TickEngine()
+        parts = [eng.process_market_data(ticks[a:a + size]) for a in range(0, len(ticks), size)]
+        assert eng.process_market_data([]).ticks == 0
+        assert _core_state(eng.core) == _core_state(one.core)
+        assert sum(p.order_count for p in parts) == whole.order_count
+    cols = E.synthetic_ticks(100, seed=9)
+    cols["timestamp"] = cols["timestamp"][:-1]
+    with pytest.raises(ValueError, match="different lengths"):
+        E.TickEngine().process_ticks(cols)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_risk_limits_are_never_breached(seed):
     eng = E.TickEngine(TIGHT)
