@@ -539,13 +539,14 @@ _KEYS = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timesta
 
 cdef int _parse_into(list ticks, Py_ssize_t a, Py_ssize_t b, long long* out,
                      Py_ssize_t stride, double tick_size) except -1:
-    """Ticks a..b-1 into six rows of ``out`` (row f at out + f * stride)."""
+    """Ticks a..b-1 into six rows of ``out`` (row f at out + f * stride). An item that is
+    not a mapping is a tick with every field missing (the core rejects it)."""
     cdef Py_ssize_t i, f
     cdef double[6] scale = [1.0, tick_size, tick_size, 1.0, 1.0, 1.0]
     cdef bint[6] exact = [True, False, False, True, True, True]
     cdef int[6] dec
     cdef PyObject* item
-    cdef object d, v
+    cdef object d, v, get
     keys = _KEYS
     for f in range(6):
         dec[f] = decimal_exponent(scale[f])
@@ -557,8 +558,9 @@ cdef int _parse_into(list ticks, Py_ssize_t a, Py_ssize_t b, long long* out,
                 item = PyDict_GetItemWithError(d, keys[f])
                 out[f * stride + i - a] = _value(item, scale[f], dec[f], exact[f])
         else:
+            get = getattr(d, "get", None)     # another mapping; anything else: all missing
             for f in range(6):
-                v = d.get(keys[f])
+                v = get(keys[f]) if get is not None else None
                 out[f * stride + i - a] = _value(<PyObject*>v, scale[f], dec[f], exact[f])
     return 0
 

@@ -43,8 +43,11 @@ def to_int(value) -> int:
 
 
 def parse_tick(tick: dict, tick_size: float) -> tuple:
-    """(symbol, bid, ask, bid_size, ask_size, timestamp) as integers from a seed dict."""
-    get = tick.get
+    """(symbol, bid, ask, bid_size, ask_size, timestamp) as integers from a seed dict;
+    something that is not a mapping has every field missing (-1)."""
+    get = getattr(tick, "get", None)
+    if get is None:
+        return (-1,) * 6
     return (to_int(get("symbol_id")), to_ticks(get("bid_price"), tick_size),
             to_ticks(get("ask_price"), tick_size), to_int(get("bid_size")),
             to_int(get("ask_size")), to_int(get("timestamp")))

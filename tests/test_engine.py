@@ -70,14 +70,18 @@ def test_bad_ticks_are_rejected_and_counted_never_raised():
            dict(good, bid_price="-1"), dict(good, ask_price="n/a"),
            dict(good, bid_size=-3), dict(good, bid_size=0, ask_size=0),
            dict(good, symbol_id=10**9), dict(good, symbol_id="x"),
-           dict(good, timestamp=999)]                       # before the symbol's last
+           dict(good, timestamp=999),                       # before the symbol's last
+           None, "not a tick"]                              # not mappings: all missing
     eng = E.TickEngine()
     eng.process_market_data([good])
     res = eng.process_market_data(bad + [dict(good, timestamp=1001)])
     assert res.rejected_ticks == len(bad) and res.ticks == len(bad) + 1
     r = eng.get_performance_stats()["tick_rejects"]
-    assert r == {"bad_price": 2, "bad_size": 2, "crossed": 2, "bad_symbol": 2,
+    assert r == {"bad_price": 2, "bad_size": 2, "crossed": 2, "bad_symbol": 4,
                  "out_of_order": 1}
+    ref = E.reference_engine()
+    ref.process_market_data([good] + bad)
+    assert ref.tick_rejects == list(r.values())
 
 
 def test_batches_of_any_size_and_columns_of_different_lengths():

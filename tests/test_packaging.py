@@ -58,12 +58,21 @@ def test_import_is_light_and_fast():
     assert statistics.median(times[1:]) < 0.5
 
 
-def test_wheel_carries_kernels_stubs_and_data(tmp_path):
-    """`pip install .` works from the wheel alone: compiled kernels, stubs, bundled data."""
+def test_sdist_and_its_wheel_carry_kernels_stubs_and_data(tmp_path):
+    """`python -m build` makes the sdist, then the wheel from the sdist: the sdist carries
+    the Cython sources, headers and bundled data; the wheel the compiled kernels, stubs,
+    data and config, so `pip install quantlab-*.tar.gz` works too."""
+    import tarfile
     import zipfile
 
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q",
-                    "-w", str(tmp_path)], check=True, capture_output=True, text=True)
+    subprocess.run([sys.executable, "-m", "build", "--outdir", str(tmp_path), str(REPO)],
+                   check=True, capture_output=True, text=True)
+    (sdist,) = tmp_path.glob("quantlab-*.tar.gz")
+    in_sdist = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
+    sources = [p for pat in ("*.pyx", "*.pxi", "*.h", "simd/*.pyx")
+               for p in (REPO / "cython_kernels").glob(pat)] + list(REPO.glob("data/*.gz"))
+    missing = {str(p.relative_to(REPO)) for p in sources} - in_sdist
+    assert len(sources) > 10 and not missing, f"missing from the sdist: {missing}"
     (wheel,) = tmp_path.glob("quantlab-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for pyx in (REPO / "cython_kernels").glob("*.pyx"):
