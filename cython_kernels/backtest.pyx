@@ -299,7 +299,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     orders.buf = NULL
     orders.n = 0
     orders.cap = 0
-    cdef double s, p, d, sl, cost, scale
+    cdef double s, p, d, sl, cost
+    cdef double scale = 1.0   # set before use; gcc cannot see that through use_events
     cdef int err = 0
     # bar ranges (stops, limit orders)
     cdef const double[:, :] bar_open = close
