@@ -199,7 +199,7 @@ cdef class TickCore:
             cols = [&sym[0], &bid[0], &ask[0], &bsz[0], &asz[0], &ts[0]]
             with nogil:
                 k = self._batch(cols, n, 0, check_risk, &out[0, 0], n, 0)
-        return out_np[:, :k]
+        return out_np[:, :k].copy()   # not a view that keeps the (4, n) buffer alive
 
     def process_dicts(self, list ticks, bint check_risk=True):
         """``process`` of ``parse_dicts(ticks, tick_size)``, parsed CHUNK ticks at a time
@@ -216,7 +216,7 @@ cdef class TickCore:
             _parse_into(ticks, a, a + m, &buf[0, 0], CHUNK, self.p.tick_size)
             with nogil:
                 k = self._batch(cols, m, a, check_risk, &out[0, 0], n, k)
-        return out_np[:, :k]
+        return out_np[:, :k].copy()   # not a view that keeps the (4, n) buffer alive
 
     cdef Py_ssize_t _batch(self, const long long** cols, Py_ssize_t n, Py_ssize_t idx0,
                            bint check_risk, long long* out, Py_ssize_t out_stride,

@@ -148,15 +148,12 @@ def _column(values, convert, tick_size=None) -> np.ndarray:
 
 # ---- results -------------------------------------------------------------------------
 
-ORDER_COLUMNS = ("tick", "symbol_id", "qty", "price")
-
-
 @dataclass
 class TickResult:
-    """One batch: counts, the orders, and the batch's wall time. ``order_columns`` holds
-    the orders as arrays (tick index, symbol, signed qty, price in currency); the
-    ``orders`` DataFrame is built on first access, because building one (~60 µs) takes
-    longer than processing a batch of a hundred ticks."""
+    """One batch: counts, the orders, and the batch's wall time. ``order_array`` holds the
+    orders as the rows (tick index, symbol, signed qty, price in ticks) of a (4, orders)
+    int64 array; the ``orders`` DataFrame (price in currency) is built on first access,
+    because building one (~60 µs) takes longer than processing a hundred ticks."""
 
     ticks: int
     signal_count: int
@@ -164,26 +161,28 @@ class TickResult:
     rejected_ticks: int
     rejected_orders: int
     processing_time_us: float
-    order_columns: dict = field(repr=False)
+    order_array: np.ndarray = field(repr=False)
+    tick_size: float = field(repr=False)
 
     def __getitem__(self, key):     # the seed reads results as dicts
         return getattr(self, key)
 
     @cached_property
     def orders(self) -> pd.DataFrame:
-        return pd.DataFrame(self.order_columns, columns=list(ORDER_COLUMNS))
+        tick, symbol, qty, price = self.order_array
+        return pd.DataFrame({"tick": tick, "symbol_id": symbol, "qty": qty,
+                             "price": price * self.tick_size})
 
     @classmethod
-    def combine(cls, parts) -> "TickResult":
+    def combine(cls, parts, tick_size) -> "TickResult":
         """One result for consecutive batches (their order tick indices already offset)."""
         counts = ("ticks", "signal_count", "order_count", "rejected_ticks", "rejected_orders",
                   "processing_time_us")
         totals = {k: sum(getattr(p, k) for p in parts) for k in counts}
         totals["processing_time_us"] = float(totals["processing_time_us"])
-        columns = {c: np.concatenate([p.order_columns[c] for p in parts]) if parts
-                   else np.empty(0, dtype=np.float64 if c == "price" else np.int64)
-                   for c in ORDER_COLUMNS}
-        return cls(**totals, order_columns=columns)
+        orders = np.concatenate([p.order_array for p in parts] + [np.empty((4, 0), np.int64)],
+                                axis=1)
+        return cls(**totals, order_array=orders, tick_size=tick_size)
 
 
 class TickEngine:
@@ -237,16 +236,15 @@ class TickEngine:
         before = (core.ticks, core.signals, core.orders, core.rejected_ticks,
                   core.rejected_orders)
         t0 = time.perf_counter()
-        oi, osym, oq, op = process(core)
+        orders = process(core)
         dt = time.perf_counter() - t0
         self._wall += dt
         return TickResult(ticks=core.ticks - before[0], signal_count=core.signals - before[1],
                           order_count=core.orders - before[2],
                           rejected_ticks=core.rejected_ticks - before[3],
                           rejected_orders=core.rejected_orders - before[4],
-                          processing_time_us=dt * 1e6,
-                          order_columns=dict(zip(ORDER_COLUMNS,
-                                                 (oi, osym, oq, op * self.tick_size))))
+                          processing_time_us=dt * 1e6, order_array=orders,
+                          tick_size=self.tick_size)
 
     # ---- state -----------------------------------------------------------------------
     def positions(self) -> pd.Series:
@@ -328,11 +326,11 @@ class TickEngine:
                 if wait > 0:
                     time.sleep(wait)
             res = self.process_ticks(part)
-            res.order_columns["tick"] += a
+            res.order_array[0] += a
             parts.append(res)
             if on_chunk is not None:
                 on_chunk(self, res)
-        return TickResult.combine(parts)
+        return TickResult.combine(parts, self.tick_size)
 
     async def run_feed(self, feed, batch=1000, max_messages=None, timeout=None) -> TickResult:
         """Consume an async iterator of ticks (dicts or JSON strings of one dict or a list
@@ -344,7 +342,7 @@ class TickEngine:
         def flush():
             if pending:
                 res = self.process_market_data(pending)
-                res.order_columns["tick"] += sum(p.ticks for p in parts)
+                res.order_array[0] += sum(p.ticks for p in parts)
                 parts.append(res)
                 pending.clear()
 
@@ -369,7 +367,7 @@ class TickEngine:
         except asyncio.TimeoutError:
             pass
         flush()
-        return TickResult.combine(parts)
+        return TickResult.combine(parts, self.tick_size)
 
 
 async def websocket_feed(url, max_messages=None):
