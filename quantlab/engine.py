@@ -332,10 +332,13 @@ class TickEngine:
                 on_chunk(self, res)
         return TickResult.combine(parts, self.tick_size)
 
-    async def run_feed(self, feed, batch=1000, max_messages=None, timeout=None) -> TickResult:
-        """Consume an async iterator of ticks (dicts or JSON strings of one dict or a list
-        of dicts), processing them in batches of up to ``batch``; stops at the feed's end,
-        after ``max_messages`` messages or ``timeout`` seconds."""
+    async def run_feed(self, feed, batch=1000, max_delay=0.001, max_messages=None,
+                       timeout=None) -> TickResult:
+        """Consume an async iterator of ticks (dicts, or JSON strings of one dict or a list
+        of dicts); stops at the feed's end, after ``max_messages`` messages or ``timeout``
+        seconds. Ticks are processed in batches of up to ``batch``, and whenever the feed
+        is quiet for ``max_delay`` seconds: on a slow feed a tick waits at most that long
+        for its signal (``None``: only full batches, and the rest at the end)."""
         pending: list = []
         parts: list = []
 
@@ -347,20 +350,35 @@ class TickEngine:
                 pending.clear()
 
         async def consume():
+            it = feed.__aiter__()
+            nxt = asyncio.ensure_future(it.__anext__())
             count = 0
-            async for msg in feed:
-                try:
-                    item = json.loads(msg) if isinstance(msg, (str, bytes)) else msg
-                except json.JSONDecodeError:
-                    self.signal_errors += 1
-                    log.warning("feed: a message that is not JSON was dropped")
-                    continue
-                pending.extend(item if isinstance(item, list) else [item])
-                count += 1
-                if len(pending) >= batch:
-                    flush()
-                if max_messages is not None and count >= max_messages:
-                    break
+            try:
+                while True:
+                    if pending and max_delay is not None:
+                        done, _ = await asyncio.wait({nxt}, timeout=max_delay)
+                        if not done:     # quiet: act on what has arrived
+                            flush()
+                    try:
+                        msg = await nxt
+                    except StopAsyncIteration:
+                        return
+                    count += 1
+                    if max_messages is None or count < max_messages:
+                        nxt = asyncio.ensure_future(it.__anext__())
+                    try:
+                        item = json.loads(msg) if isinstance(msg, (str, bytes)) else msg
+                    except json.JSONDecodeError:
+                        self.signal_errors += 1
+                        log.warning("feed: a message that is not JSON was dropped")
+                    else:
+                        pending.extend(item if isinstance(item, list) else [item])
+                        if len(pending) >= batch:
+                            flush()
+                    if max_messages is not None and count >= max_messages:
+                        return
+            finally:
+                nxt.cancel()
 
         try:
             await asyncio.wait_for(consume(), timeout)
@@ -370,11 +388,16 @@ class TickEngine:
         return TickResult.combine(parts, self.tick_size)
 
 
-async def websocket_feed(url, max_messages=None):
-    """An async iterator over a websocket's text messages (the ``websockets`` package)."""
+async def websocket_feed(url, max_messages=None, close_timeout=0.5):
+    """An async iterator over a websocket's text messages (the ``websockets`` package).
+
+    Stopping while the server still sends (``max_messages``, or the consumer's timeout)
+    leaves unread messages ahead of the server's close frame, so the closing handshake
+    cannot finish: the connection is dropped after ``close_timeout`` seconds
+    (websockets' default, 10 s, made every early stop take 10 s; websockets#1555)."""
     import websockets
 
-    async with websockets.connect(url) as ws:
+    async with websockets.connect(url, close_timeout=close_timeout) as ws:
         count = 0
         async for msg in ws:
             yield msg

@@ -243,6 +243,21 @@ def test_run_feed_from_an_async_iterator_and_a_local_websocket():
     live = asyncio.run(serve_and_consume())
     assert live.ticks == 400
 
+    # a slow feed: each tick is processed while the feed is quiet, not when 1000 arrived
+    slow_engine, seen = E.TickEngine(), []
+
+    async def slow():
+        for i, t in enumerate(ticks[:20]):
+            if i:
+                await asyncio.sleep(0.01)
+                seen.append(slow_engine.core.ticks)
+            yield t
+
+    res = asyncio.run(slow_engine.run_feed(slow(), batch=1000, max_delay=0.001))
+    assert seen == list(range(1, 20)) and res.ticks == 20
+    capped = asyncio.run(E.TickEngine().run_feed(agen(), max_messages=5))
+    assert capped.ticks == 500
+
 
 def test_dashboard_updates_while_replaying():
     eng = E.TickEngine()
