@@ -206,14 +206,15 @@ class TickEngine:
     # ---- processing ------------------------------------------------------------------
     def process_ticks(self, columns, check_risk=True) -> TickResult:
         """NumPy columns (symbol_id, bid_price, ask_price, bid_size, ask_size, timestamp;
-        prices as floats, or int64 ticks when ``columns["prices_in_ticks"]`` is true)."""
+        prices as floats, or int64 ticks when ``columns["prices_in_ticks"]`` is true;
+        timestamps as integers of the configured unit, or datetimes)."""
         missing = [f for f in FIELDS if f not in columns]
         if missing:
             raise ValueError(f"process_ticks: missing column(s) {missing}")
         in_ticks = bool(columns.get("prices_in_ticks", False))
         arr = {}
         for f in FIELDS:
-            v = np.asarray(columns[f])
+            v = np.asarray(self._timestamps(columns[f]) if f == "timestamp" else columns[f])
             if f in ("bid_price", "ask_price") and not in_ticks:
                 arr[f] = _column(v, to_ticks, self.tick_size)
             elif v.dtype == np.int64:
@@ -298,9 +299,22 @@ class TickEngine:
                 f"{s['orders_submitted']} orders"}
 
     # ---- feeds -----------------------------------------------------------------------
+    def _timestamps(self, values):
+        """Datetimes (NumPy or pandas, time zones included) as int64 counts of the
+        configured unit since the epoch (UTC; NaT becomes negative, a rejected tick); other
+        values as they are. Their nanoseconds, taken as µs, would be silently 1000x off."""
+        dtype = getattr(values, "dtype", None)
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            values = pd.DatetimeIndex(values).tz_convert("UTC").tz_localize(None)
+        v = np.asarray(values)
+        if v.dtype.kind != "M":
+            return values
+        return v.astype(f"datetime64[{self.config['engine']['timestamp_unit']}]").view(np.int64)
+
     def replay(self, path_or_arrays, speed=None, chunk=10_000, on_chunk=None) -> TickResult:
         """Replay recorded ticks: a CSV or Parquet file with the six ``FIELDS`` columns
-        (prices in currency, timestamps in the configured unit), or a dict of arrays.
+        (prices in currency, timestamps as integers of the configured unit or datetimes),
+        or a dict of arrays (or a DataFrame).
         ``speed=None`` runs flat out; ``speed=1.0`` paces chunks by their timestamps (2.0 =
         twice as fast). ``on_chunk(engine, result)`` is called after each chunk."""
         if isinstance(path_or_arrays, (str, Path)):
@@ -310,9 +324,12 @@ class TickEngine:
             if missing:
                 raise ValueError(f"{path}: missing column(s) {missing}; a replay file has "
                                  f"{', '.join(FIELDS)}")
-            cols = {f: df[f].to_numpy() for f in FIELDS}
+            if pd.api.types.is_string_dtype(df["timestamp"]):   # ISO 8601 text in a CSV
+                df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+            cols = {f: df[f] for f in FIELDS}
         else:
             cols = dict(path_or_arrays)
+        cols["timestamp"] = self._timestamps(cols["timestamp"])
         n = len(cols["timestamp"])
         unit = 1e-6 if self.config["engine"]["timestamp_unit"] == "us" else 1e-9
         parts = []

@@ -211,6 +211,30 @@ def test_replay_files_match_one_batch(tmp_path, suffix):
         eng.replay(bad)
 
 
+def test_datetime_timestamps_in_the_configured_unit(tmp_path):
+    # datetimes (NumPy, pandas, time zones, ISO text in a replay CSV) count in the
+    # configured unit: their nanoseconds taken as µs made ages and rate windows 1000x off
+    cols = E.synthetic_ticks(3000, n_symbols=5, seed=10)
+    want = E.TickEngine(TIGHT)
+    want.process_ticks(cols)
+    assert want.core.order_rejects[1] > 0            # the rate limit is in play
+    dt = pd.to_datetime(cols["timestamp"], unit="us")
+    for ts in (dt.to_numpy(), pd.Series(dt), dt.tz_localize("UTC").tz_convert("Asia/Tokyo")):
+        eng = E.TickEngine(TIGHT)
+        eng.process_ticks(dict(cols, timestamp=ts))
+        assert _core_state(eng.core) == _core_state(want.core)
+    ns = E.TickEngine({**TIGHT, "engine": {"timestamp_unit": "ns"}})
+    ns.process_ticks(dict(cols, timestamp=dt.to_numpy()))
+    ns_ints = E.TickEngine({**TIGHT, "engine": {"timestamp_unit": "ns"}})
+    ns_ints.process_ticks(dict(cols, timestamp=cols["timestamp"] * 1000))
+    assert _core_state(ns.core) == _core_state(ns_ints.core)
+    path = tmp_path / "iso.csv"
+    pd.DataFrame(dict(cols, timestamp=dt.tz_localize("UTC"))).to_csv(path, index=False)
+    eng = E.TickEngine(TIGHT)
+    eng.replay(path, chunk=1000)
+    assert _core_state(eng.core) == _core_state(want.core)
+
+
 def test_run_feed_from_an_async_iterator_and_a_local_websocket():
     import json
 
