@@ -80,15 +80,26 @@ def load_config(config=None, environ=None) -> dict:
     return cfg
 
 
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True,
+          "0": False, "false": False, "no": False, "off": False}
+
+
 def _typed(section, key, value, default, where):
+    """``value`` as the type of the default; a value that is not one (a fractional int,
+    "maybe" for a bool) is an error, never truncated or guessed."""
     kind = type(default)
     try:
         if kind is bool:
-            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-        if kind is int and isinstance(value, str):
-            return int(float(value)) if float(value).is_integer() else int(value)
+            return value if isinstance(value, bool) else _BOOLS[str(value).strip().lower()]
+        if kind is int:
+            if isinstance(value, bool):
+                raise TypeError
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            return int(number)
         return kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, KeyError, OverflowError):
         raise ValueError(f"{where}: {section}.{key} must be {kind.__name__}, got "
                          f"{value!r}") from None
 
@@ -108,6 +119,12 @@ def _check(cfg):
               "max_positions", "max_concentration", "concentration_base"):
         if r[k] < 0:
             raise ValueError(f"config: risk.{k} must be >= 0, got {r[k]!r}")
+    for k in ("imbalance_threshold", "min_confidence"):   # |imbalance| <= 1
+        if not 0 <= s[k] <= 1:
+            raise ValueError(f"config: signal.{k} must be in [0, 1], got {s[k]!r}")
+    if s["fast_span"] >= s["slow_span"]:
+        raise ValueError(f"config: signal.fast_span ({s['fast_span']}) must be below "
+                         f"signal.slow_span ({s['slow_span']})")
 
 
 def _core_params(cfg) -> dict:

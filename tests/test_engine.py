@@ -166,6 +166,18 @@ def test_config_file_dict_environment_and_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("QUANTLAB_RISK_MAX_LEVERAGE")
     with pytest.raises(ValueError, match="timestamp_unit"):
         E.TickEngine({"engine": {"timestamp_unit": "ms"}})
+    # values are converted, never truncated or guessed
+    assert E.load_config({"risk": {"max_positions": 80.0}})["risk"]["max_positions"] == 80
+    for bad, match in [({"risk": {"max_position": 1000.7}}, "max_position must be int"),
+                       ({"risk": {"max_position": True}}, "max_position must be int"),
+                       ({"signal": {"min_confidence": 1.5}}, r"min_confidence must be in \[0, 1\]"),
+                       ({"signal": {"slow_span": 4}}, "fast_span .5. must be below"),
+                       ({"risk": {"max_drawdown": "1e400"}}, None)]:
+        if match is None:   # a float overflowing to inf is allowed (no limit)
+            assert E.load_config(bad)["risk"]["max_drawdown"] == float("inf")
+            continue
+        with pytest.raises(ValueError, match=match):
+            E.load_config(bad)
 
 
 def test_stats_health_and_alerts(caplog):
