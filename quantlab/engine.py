@@ -457,6 +457,9 @@ class AlertMonitor:
         if unknown:
             raise ValueError(f"unknown alert rule(s) {sorted(unknown)}; rules: "
                              f"{', '.join(self.KNOWN)}")
+        bad = [s for s in sinks if s != "log" and not callable(s)]
+        if bad:
+            raise ValueError(f"alert sinks are 'log' or callables, got {bad!r}")
         self.engine, self.rules, self.sinks = engine, dict(rules), list(sinks)
         self.history: list = []
 

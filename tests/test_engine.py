@@ -200,6 +200,8 @@ def test_stats_health_and_alerts(caplog):
     assert "error_rate" in caplog.text
     with pytest.raises(ValueError, match="unknown alert rule"):
         E.AlertMonitor(eng, {"latency": 1})
+    with pytest.raises(ValueError, match="sinks are 'log' or callables.*email"):
+        E.AlertMonitor(eng, {"drawdown": 1}, sinks=["log", "email"])
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
