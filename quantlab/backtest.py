@@ -260,7 +260,7 @@ def _check_signal(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
         raise TypeError("signal must be an xarray DataArray on (time, asset[, params])")
     for d in ("time", "asset"):
         if d not in signal.dims:
-            raise ValueError(f"signal needs a {d!r} dim; it has {signal.dims}")
+            raise ValueError(f"signal needs the dim {d!r}; it has {signal.dims}")
     if not signal.indexes["time"].equals(ds.indexes["time"]):
         extra = signal.indexes["time"].difference(ds.indexes["time"])
         raise ValueError("signal and data have different time axes"
