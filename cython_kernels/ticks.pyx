@@ -392,8 +392,8 @@ from libc.math cimport rint
 cdef extern from "Python.h":
     bint PyUnicode_IS_COMPACT_ASCII(object o)
 
-cdef double LIMIT = 4611686018427387904.0   # 2**62: larger values are invalid (-1)
-cdef long long LIMIT_I = 4611686018427387904
+cdef long long LIMIT_I = 4611686018427387904   # 2**62: larger values are invalid (-1)
+cdef double LIMIT = LIMIT_I                      # the same bound for doubles (exact)
 
 
 cdef unsigned long long[16] _P10 = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
@@ -452,8 +452,8 @@ cdef long long _str_ticks(const char* s, Py_ssize_t n, double scale, int dec) no
     round(float(s) / tick) gives the same N below 2^50: float(s), the tick and the division
     each round by at most 2^-53 relative, so the quotient is within 3 N 2^-53 < 0.5 of N.
     Otherwise Clinger's (1990) fast path: m and 10^frac are exact doubles, so one correctly
-    rounded division gives the double strtod and float() give (strtod was half of a dict
-    tick's time), then ``_quantise``."""
+    rounded division gives the double float() gives (at a fraction of strtod's cost), then
+    ``_quantise``."""
     cdef unsigned long long m
     cdef int frac
     cdef bint neg
