@@ -1,0 +1,78 @@
+"""Argument checks shared by every public function that takes numbers or arrays.
+
+One place for "a positive integer", "a finite number in [lo, hi]", "one of these
+choices" and "a real-valued array", so each error names the argument, the value and the
+accepted range in the same words everywhere (in the spirit of scikit-learn's parameter
+constraints). Each checker returns the value converted (``int``/``float``) or raises
+``ValueError``/``TypeError``.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["integer", "number", "choice", "real_array"]
+
+
+def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
+    if lo is not None and hi is not None:
+        return f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{'>' if lo_open else '>='} {lo}"
+    if hi is not None:
+        return f"{'<' if hi_open else '<='} {hi}"
+    return "a number"
+
+
+def integer(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+    """``value`` as an int in [lo, hi]; bools, non-integral floats and NaN are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if not isinstance(value, numbers.Integral):
+        if not math.isfinite(value) or value != int(value):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+    v = int(value)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ValueError(f"{name} must be an integer {_range_text(lo, hi)}, got {value!r}")
+    return v
+
+
+def number(name: str, value, lo: float | None = None, hi: float | None = None, *,
+           lo_open: bool = False, hi_open: bool = False, finite: bool = True) -> float:
+    """``value`` as a float in the range; NaN is always refused, ±inf unless ``finite=False``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    v = float(value)
+    if math.isnan(v) or (finite and math.isinf(v)):
+        raise ValueError(f"{name} must be a finite number {_range_text(lo, hi, lo_open, hi_open)}"
+                         f", got {value!r}")
+    if ((lo is not None and (v < lo or (lo_open and v == lo)))
+            or (hi is not None and (v > hi or (hi_open and v == hi)))):
+        raise ValueError(f"{name} must be {_range_text(lo, hi, lo_open, hi_open)}, got {value!r}")
+    return v
+
+
+def choice(name: str, value, options):
+    """``value`` if it is one of ``options``; else an error listing them."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+    return value
+
+
+def real_array(name: str, dtype) -> None:
+    """Refuse dtypes a numeric kernel would silently misread.
+
+    Complex input would lose its imaginary part, datetimes and timedeltas would be taken
+    as their integer counts, and strings or objects cannot be computed on. Bools and
+    integers are accepted (converted to float by the caller).
+    """
+    dt = np.dtype(dtype)
+    if dt.kind == "c":
+        raise TypeError(f"{name} is complex ({dt}); pass the real part (x.real) or abs(x) explicitly")
+    if dt.kind in "mM":
+        raise TypeError(f"{name} holds {dt} values, not numbers; convert them explicitly "
+                        "(e.g. to seconds with x.astype('int64') / 1e9)")
+    if dt.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric (bool, int or float), got dtype {dt}")
