@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["integer", "number", "choice", "real_array"]
+__all__ = ["integer", "number", "choice", "real_array", "coords"]
 
 
 def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
@@ -76,3 +76,20 @@ def real_array(name: str, dtype) -> None:
                         "(e.g. to seconds with x.astype('int64') / 1e9)")
     if dt.kind not in "biuf":
         raise TypeError(f"{name} must be numeric (bool, int or float), got dtype {dt}")
+
+
+def coords(obj, dims=("time", "asset"), what: str = "data") -> None:
+    """Raise ``DataError`` unless ``obj`` (DataArray or Dataset) has each of ``dims`` as a
+    dimension with a coordinate: kernels index by label, and a missing one used to
+    surface as a bare ``KeyError`` deep inside."""
+    from .errors import DataError
+
+    for d in dims:
+        if d not in obj.dims:
+            raise DataError(f"{what} has no {d!r} dimension (dims {tuple(obj.dims)}); "
+                            f"name your dims with .rename({{'old': {d!r}}}) or "
+                            f".expand_dims({d!r})")
+        if d not in obj.coords:
+            raise DataError(f"{what} has a {d!r} dimension but no {d!r} coordinate; add one "
+                            f"with .assign_coords({d}=...) (timestamps for 'time', names "
+                            "for 'asset')")
