@@ -23,7 +23,7 @@ def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
         return f"{'>' if lo_open else '>='} {lo}"
     if hi is not None:
         return f"{'<' if hi_open else '<='} {hi}"
-    return "a number"
+    return ""
 
 
 def integer(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
@@ -46,8 +46,8 @@ def number(name: str, value, lo: float | None = None, hi: float | None = None, *
         raise TypeError(f"{name} must be a real number, got {value!r}")
     v = float(value)
     if math.isnan(v) or (finite and math.isinf(v)):
-        raise ValueError(f"{name} must be a finite number {_range_text(lo, hi, lo_open, hi_open)}"
-                         f", got {value!r}")
+        rng = _range_text(lo, hi, lo_open, hi_open)
+        raise ValueError(f"{name} must be a finite number{' ' + rng if rng else ''}, got {value!r}")
     if ((lo is not None and (v < lo or (lo_open and v == lo)))
             or (hi is not None and (v > hi or (hi_open and v == hi)))):
         raise ValueError(f"{name} must be {_range_text(lo, hi, lo_open, hi_open)}, got {value!r}")
@@ -90,6 +90,6 @@ def coords(obj, dims=("time", "asset"), what: str = "data") -> None:
                             f"name your dims with .rename({{'old': {d!r}}}) or "
                             f".expand_dims({d!r})")
         if d not in obj.coords:
-            raise DataError(f"{what} has a {d!r} dimension but no {d!r} coordinate; add one "
+            raise DataError(f"{what} has the dimension {d!r} but no {d!r} coordinate; add one "
                             f"with .assign_coords({d}=...) (timestamps for 'time', names "
                             "for 'asset')")
