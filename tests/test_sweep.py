@@ -252,3 +252,37 @@ def test_sweep_failing_chunk_stops_the_sweep_without_running_the_queued_chunks(e
         ql.sweep(_Boom(), equities, {"k": list(range(0, 11))}, chunks=1, workers=1,
                  **SMALL)
     assert len(_Boom.calls) <= 3          # the failing chunk and at most the next ones
+
+
+# ---- the same class of arguments in ql.optimize (counts, seeds, lists of choices)
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(n_trials=True), TypeError, "n_trials must be an integer, got True"),
+    (dict(n_jobs=-1), ValueError, "n_jobs must be an integer >= 1, got -1"),   # was: 1 job
+    (dict(n_jobs=0), ValueError, "n_jobs must be an integer >= 1, got 0"),
+    (dict(n_jobs=2.7), ValueError, "n_jobs must be an integer, got 2.7"),      # was: 2
+    (dict(population_size=2.5, optimization_method="genetic"), ValueError,
+     "population_size must be an integer"),
+    (dict(population_size=1, optimization_method="genetic"), ValueError,
+     "population_size must be an integer >= 2"),
+    (dict(seed=-1), ValueError, r"seed must be an integer in \[0, 4294967295\]"),
+    (dict(seed=1.5), ValueError, "seed must be an integer, got 1.5"),
+    (dict(param_bounds={"k": [0.5, np.nan]}), ValueError, "choices must be finite"),
+    (dict(param_bounds={"k": [0.5, 0.7, 0.5]}), ValueError, r"choices repeat \[0.5\]"),
+])
+def test_optimize_counts_seeds_and_choices_are_checked_before_any_trial(kw, exc, match,
+                                                                       equities):
+    kw = {"param_bounds": {"k": (0.1, 1.0)}, "n_trials": 2, **kw}
+    with pytest.raises(exc, match=match):
+        ql.optimize.optimize_strategy_parameters("spc", data=equities, progress=False, **kw)
+
+
+def test_optimize_walk_forward_and_regime_counts_are_checked_at_construction():
+    O = ql.optimize
+    with pytest.raises(ValueError, match="n_trials must be an integer >= 1, got 0"):
+        O.WalkForwardOptimizer(100, 50, 50, n_trials=0)
+    with pytest.raises(ValueError, match="n_trials must be an integer >= 1, got 0"):
+        O.RegimeAdaptiveOptimizer(lambda d: d.time.dt.year.astype(str), n_trials=0)
+    with pytest.raises(ValueError, match="min_bars must be an integer >= 0, got -1"):
+        O.RegimeAdaptiveOptimizer(lambda d: d.time.dt.year.astype(str), min_bars=-1)
+    with pytest.raises(ValueError, match="min_bars must be an integer, got nan"):
+        O.RegimeAdaptiveOptimizer(lambda d: d.time.dt.year.astype(str), min_bars=np.nan)
