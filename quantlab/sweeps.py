@@ -363,7 +363,7 @@ class _Store:
     def __init__(self, path, desc: dict, metrics, tail):
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"store must be a directory path, got {type(path).__name__}")
-        self.folder = Path(path)
+        self.folder = Path(path).expanduser()
         self.metrics, self.tail = metrics, tail
         self.sig = hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
         if self.folder.exists() and not self.folder.is_dir():
