@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from quantlab import _validate
 from quantlab.metrics import METRICS
 from quantlab.strategies import resolve
 
@@ -100,7 +101,14 @@ def _space(strat, bounds) -> dict[str, _Param]:
         elif isinstance(b, (list, np.ndarray, pd.Index)):
             if len(b) == 0:
                 raise ValueError(f"{k}: empty list of choices")
-            out[k] = _Param(k, choices=tuple(_py(v) for v in b))
+            choices = tuple(_py(v) for v in b)
+            for v in choices:   # a NaN choice used to score as "no finite objective"
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise ValueError(f"{k}: choices must be finite numbers, got {v!r}")
+            dup = [v for i, v in enumerate(choices) if v in choices[:i]]
+            if dup:   # a repeated choice used to crash the grid's unstack
+                raise ValueError(f"{k}: choices repeat {dup}; give each value once")
+            out[k] = _Param(k, choices=choices)
         else:
             raise ValueError(f"{k}: bounds must be (low, high) numbers or a list of choices, "
                              f"got {b!r}")
@@ -466,8 +474,11 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
         raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
     directions = [direction or ("minimize" if o in _MINIMISE else "maximize")
                   for o in objectives]
-    if not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
-        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+    n_trials = _validate.integer("n_trials", n_trials, lo=1)
+    n_jobs = 1 if n_jobs is None else _validate.integer("n_jobs", n_jobs, lo=1)
+    seed = _validate.integer("seed", seed, lo=0, hi=2**32 - 1)
+    if population_size is not None:
+        population_size = _validate.integer("population_size", population_size, lo=2)
     space = _space(strat, param_bounds)
     fixed = {k: (p.choices[0] if p.choices is not None else p.low)
              for k, p in space.items() if p.fixed}
@@ -492,7 +503,7 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
         name = study_name or f"{strat.name}-{optimization_method}-{'-'.join(objectives)}"
         sampler = _Optuna(optimization_method, free, directions, seed, storage, name,
                           n_trials, population_size)
-        batch = max(1, int(n_jobs or 1)) if client is None else max(
+        batch = n_jobs if client is None else max(
             1, sum(client.nthreads().values()))
 
     if client is not None:
@@ -625,6 +636,8 @@ class WalkForwardOptimizer:
         if not isinstance(objective, str):
             raise ValueError("walk-forward takes one objective")
         _check_objectives(objective)
+        n_trials = _validate.integer("n_trials", n_trials, lo=1)
+        seed = _validate.integer("seed", seed, lo=0, hi=2**32 - 1)
         self.w, self.v, self.step = int(optimization_window), int(validation_window), int(step_size)
         self.method, self.n_trials, self.objective = optimization_method, n_trials, objective
         self.seed, self.progress, self.kw = seed, progress, optimize_kw
@@ -761,6 +774,9 @@ class RegimeAdaptiveOptimizer:
     def __init__(self, regimes, optimization_method="tpe", n_trials=30,
                  objective="sharpe_ratio", min_bars=63, seed=0, progress=True, **optimize_kw):
         _check_method(optimization_method)
+        n_trials = _validate.integer("n_trials", n_trials, lo=1)
+        min_bars = _validate.integer("min_bars", min_bars, lo=0)
+        seed = _validate.integer("seed", seed, lo=0, hi=2**32 - 1)
         self.regimes, self.method, self.n_trials = regimes, optimization_method, n_trials
         self.objective, self.min_bars, self.seed = objective, min_bars, seed
         self.progress, self.kw = progress, optimize_kw

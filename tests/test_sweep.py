@@ -98,3 +98,191 @@ def test_sweep_explorer_reruns_a_clicked_cell(equities):
     assert "'window': 10" in ex.eq.title.text and "'threshold': 0.6" in ex.eq.title.text
     ex.x.value = "threshold"                           # x == y: one row
     assert set(ex.source.data["y"]) == {""}
+
+
+# ---- argument checks at the entry (each was a deep or silent failure before)
+SMALL = dict(progress=False, metrics=("sharpe_ratio",), group=True)
+
+
+@pytest.mark.parametrize("grid, match", [
+    ({"window": []}, r"grid\['window'\] is empty"),          # was: need at least one array
+    ({"window": ()}, r"grid\['window'\] is empty"),
+    ({"window": np.array([])}, r"grid\['window'\] is empty"),
+    ({}, "grid is empty"),
+])
+def test_sweep_empty_grid_list_is_a_clear_error_not_need_at_least_one_array(grid, match,
+                                                                          equities):
+    with pytest.raises(ValueError, match=match):
+        ql.sweep("volatility_regime", equities, grid, **SMALL)
+
+
+@pytest.mark.parametrize("chunks, exc", [(-1, ValueError), (0, ValueError), (1.5, ValueError),
+                                         (True, TypeError), ("2", TypeError)])
+def test_sweep_chunks_minus_one_is_a_clear_error(chunks, exc, equities):
+    with pytest.raises(exc, match=f"chunks must be an integer.*got {chunks!r}"):
+        ql.sweep("volatility_regime", equities, {"window": [10]}, chunks=chunks, **SMALL)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 2.5, False])
+def test_sweep_workers_zero_or_negative_is_a_clear_error(workers, equities):
+    with pytest.raises((ValueError, TypeError), match=f"workers must be an integer.*{workers!r}"):
+        ql.sweep("volatility_regime", equities, {"window": [10]}, workers=workers, **SMALL)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_sweep_threshold_nan_is_refused_not_run(bad, equities):
+    with pytest.raises(ValueError, match=r"grid\['threshold'\] value must be a finite number"):
+        ql.sweep("volatility_regime", equities, {"threshold": [0.8, bad]}, **SMALL)
+
+
+@pytest.mark.parametrize("strategy, grid, exc, match", [
+    ("volatility_regime", {"window": [10, 2.5]}, ValueError, "must be an integer, got 2.5"),
+    ("volatility_regime", {"window": ["21"]}, TypeError, "must be an integer, got '21'"),
+    ("volatility_regime", {"window": [True]}, TypeError, "must be an integer, got True"),
+    ("volatility_regime", {"threshold": ["0.8"]}, TypeError, "must be a real number"),
+    ("volatility_regime", {"threshold": [None]}, TypeError, "must be a real number"),
+    ("cross_sectional_momentum", {"skip": [21, -5]}, ValueError, "integer >= 0, got -5"),
+    ("attention", {"mode": ["reversal", "fade"]}, ValueError, "must be one of"),
+    ("volatility_regime", {"window": {10, 21}}, TypeError, "a set has no order"),
+    ("volatility_regime", {"window": np.array([[10, 21]])}, ValueError, "one-dimensional"),
+    ("volatility_regime", [("window", [10])], TypeError, "grid must be a dict"),
+])
+def test_sweep_grid_values_of_the_wrong_type_are_refused(strategy, grid, exc, match, equities):
+    with pytest.raises(exc, match=match):
+        ql.sweep(strategy, equities, grid, **SMALL)
+
+
+@pytest.mark.parametrize("values", [[10, 21, 10], [10, 10.0], np.array([21, 21])])
+def test_sweep_duplicate_grid_values_are_refused(values, equities):
+    with pytest.raises(ValueError, match=r"grid\['window'\] repeats \[(10|21)\]"):
+        ql.sweep("volatility_regime", equities, {"window": values}, **SMALL)
+
+
+def test_sweep_numpy_range_and_scalar_grid_values_equal_plain_lists(equities, tmp_path):
+    plain = ql.sweep("volatility_regime", equities, {"window": [10, 20], "threshold": [0.8]},
+                     store=tmp_path / "s", **SMALL)
+    stamp = (tmp_path / "s" / "chunk_0.npz").stat().st_mtime_ns
+    for grid in ({"window": np.array([10, 20]), "threshold": np.float64(0.8)},
+                 {"window": range(10, 21, 10), "threshold": 0.8},
+                 {"window": [10.0, np.int64(20)], "threshold": (0.8,)}):
+        again = ql.sweep("volatility_regime", equities, grid, store=tmp_path / "s", **SMALL)
+        xr.testing.assert_identical(plain, again)       # the same store: same signature
+    assert (tmp_path / "s" / "chunk_0.npz").stat().st_mtime_ns == stamp
+    assert plain.window.values.tolist() == [10, 20]
+    one = ql.backtest(equities, ql.strategies.get("volatility_regime", window=20,
+                                                  threshold=0.8).signal(equities),
+                      group=True).metrics()
+    assert float(plain.sharpe_ratio.sel(window=20, threshold=0.8)) == pytest.approx(
+        float(one.sharpe_ratio), rel=1e-9)
+
+
+@pytest.mark.parametrize("metrics, exc, match", [
+    ((), ValueError, "metrics is empty"),
+    ((3,), TypeError, "metric names"),
+    (("sharpe",), ValueError, "not available in a metrics-only run"),
+])
+def test_sweep_metric_names_are_checked(metrics, exc, match, equities):
+    with pytest.raises(exc, match=match):
+        ql.sweep("volatility_regime", equities, {"window": [10]}, metrics=metrics,
+                 progress=False)
+
+
+def test_sweep_repeated_metric_name_is_reported_once(equities):
+    res = ql.sweep("volatility_regime", equities, {"window": [10]}, progress=False,
+                   metrics=("sharpe_ratio", "sharpe_ratio"))
+    assert list(res.data_vars) == ["sharpe_ratio"]
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(periods=0), ValueError, "periods must be > 0, got 0"),      # was ZeroDivisionError
+    (dict(periods=-1), ValueError, "periods must be > 0"),
+    (dict(periods=np.nan), ValueError, "periods must be a finite number"),
+    (dict(periods="252"), TypeError, "periods must be a real number"),
+    (dict(feez=0.1), TypeError, "unexpected keyword argument 'feez'"),
+    (dict(metrics_only=("sharpe_ratio",)), TypeError, "sweep sets"),
+    (dict(fees=xr.DataArray([0.0, 0.001], dims="fee")), ValueError, "must be one value"),
+])
+def test_sweep_backtest_options_are_checked_before_any_chunk_or_store(kw, exc, match,
+                                                                       equities, tmp_path):
+    with pytest.raises(exc, match=match):
+        ql.sweep("volatility_regime", equities, {"window": [10]}, progress=False,
+                 store=tmp_path / "s", **kw)
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("make", [
+    lambda ds: ds.drop_vars("time"), lambda ds: ds.drop_vars("asset"),
+    lambda ds: ds.rename(time="date"), lambda ds: ds["close"].drop_vars("time"),
+    lambda ds: ds["close"].rename(asset="symbol"),
+], ids=["no_time_coord", "no_asset_coord", "time_renamed", "array_no_time_coord",
+        "array_asset_renamed"])
+def test_sweep_data_without_time_or_asset_is_a_data_error_not_keyerror_time(make, equities):
+    with pytest.raises(ql.DataError, match="sweep data"):
+        ql.sweep("volatility_regime", make(equities), {"window": [10]}, **SMALL)
+
+
+def test_sweep_empty_data_is_a_data_error_not_zero_division(equities):
+    with pytest.raises(ql.DataError, match="sweep data is empty"):
+        ql.sweep("volatility_regime", equities.isel(time=slice(0, 0)), {"window": [10]},
+                 **SMALL)
+    with pytest.raises(TypeError, match="xarray Dataset"):
+        ql.sweep("volatility_regime", equities["close"].to_pandas(), {"window": [10]}, **SMALL)
+
+
+def test_sweep_accepts_a_close_dataarray_as_backtest_does(equities):
+    grid = {"window": [10, 21]}
+    via_array = ql.sweep("volatility_regime", equities["close"], grid, **SMALL)
+    via_ds = ql.sweep("volatility_regime", equities[["close"]], grid, **SMALL)
+    xr.testing.assert_identical(via_array, via_ds.assign_attrs(data=""))
+
+
+class _Boom(ql.strategies.Strategy):
+    name, defaults, param_space, calls = "boom", {"k": 1}, {"k": (0, 10)}, []
+
+    def _signal(self, ds, k):
+        _Boom.calls.append(k)
+        if k == 0:
+            raise RuntimeError("boom at k=0")
+        return xr.zeros_like(ds["close"])
+
+
+def test_sweep_failing_chunk_stops_the_sweep_without_running_the_queued_chunks(equities):
+    _Boom.calls.clear()
+    with pytest.raises(RuntimeError, match="boom at k=0"):
+        ql.sweep(_Boom(), equities, {"k": list(range(0, 11))}, chunks=1, workers=1,
+                 **SMALL)
+    assert len(_Boom.calls) <= 3          # the failing chunk and at most the next ones
+
+
+# ---- the same class of arguments in ql.optimize (counts, seeds, lists of choices)
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(n_trials=True), TypeError, "n_trials must be an integer, got True"),
+    (dict(n_jobs=-1), ValueError, "n_jobs must be an integer >= 1, got -1"),   # was: 1 job
+    (dict(n_jobs=0), ValueError, "n_jobs must be an integer >= 1, got 0"),
+    (dict(n_jobs=2.7), ValueError, "n_jobs must be an integer, got 2.7"),      # was: 2
+    (dict(population_size=2.5, optimization_method="genetic"), ValueError,
+     "population_size must be an integer"),
+    (dict(population_size=1, optimization_method="genetic"), ValueError,
+     "population_size must be an integer >= 2"),
+    (dict(seed=-1), ValueError, r"seed must be an integer in \[0, 4294967295\]"),
+    (dict(seed=1.5), ValueError, "seed must be an integer, got 1.5"),
+    (dict(param_bounds={"k": [0.5, np.nan]}), ValueError, "choices must be finite"),
+    (dict(param_bounds={"k": [0.5, 0.7, 0.5]}), ValueError, r"choices repeat \[0.5\]"),
+])
+def test_optimize_counts_seeds_and_choices_are_checked_before_any_trial(kw, exc, match,
+                                                                       equities):
+    kw = {"param_bounds": {"k": (0.1, 1.0)}, "n_trials": 2, **kw}
+    with pytest.raises(exc, match=match):
+        ql.optimize.optimize_strategy_parameters("spc", data=equities, progress=False, **kw)
+
+
+def test_optimize_walk_forward_and_regime_counts_are_checked_at_construction():
+    O = ql.optimize
+    with pytest.raises(ValueError, match="n_trials must be an integer >= 1, got 0"):
+        O.WalkForwardOptimizer(100, 50, 50, n_trials=0)
+    with pytest.raises(ValueError, match="n_trials must be an integer >= 1, got 0"):
+        O.RegimeAdaptiveOptimizer(lambda d: d.time.dt.year.astype(str), n_trials=0)
+    with pytest.raises(ValueError, match="min_bars must be an integer >= 0, got -1"):
+        O.RegimeAdaptiveOptimizer(lambda d: d.time.dt.year.astype(str), min_bars=-1)
+    with pytest.raises(ValueError, match="min_bars must be an integer, got nan"):
+        O.RegimeAdaptiveOptimizer(lambda d: d.time.dt.year.astype(str), min_bars=np.nan)
