@@ -10,6 +10,7 @@ the period start as published; :func:`as_of` makes them usable without look-ahea
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
 import hashlib
 import importlib
@@ -27,7 +28,7 @@ from pandas.tseries.api import guess_datetime_format
 
 from quantlab._apply import apply_over_time, time_major
 from quantlab._kernels import data as _k
-from quantlab._validate import choice
+from quantlab._validate import choice, real_array
 from quantlab.errors import DataError
 
 __all__ = [
@@ -166,8 +167,9 @@ def _bars_from_frame(frames: dict[str, pd.DataFrame], asset_class) -> xr.Dataset
             df = df.drop(columns="adj_close")
         out[asset] = df[[c for c in BAR_VARS if c in df]]
     variables = [c for c in BAR_VARS if any(c in df for df in out.values())]
-    time = pd.DatetimeIndex(sorted(set().union(*(df.index for df in out.values()))),
-                            name="time")
+    # the sorted union of the assets' timestamps (np.unique, not a set of Timestamps)
+    time = pd.DatetimeIndex(np.unique(np.concatenate(
+        [df.index.values.astype("datetime64[ns]") for df in out.values()])), name="time")
     assets = list(out)
     data = {
         v: (("time", "asset"), np.column_stack([
@@ -314,13 +316,32 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
         if set(ds[v].dims) != {"time", "asset"}:
             raise DataError(f"{where}variable {v!r} has dims {ds[v].dims}; "
                             "expected ('time', 'asset')")
+        try:
+            real_array(f"variable {v!r}", ds[v].dtype)
+        except TypeError as e:
+            raise DataError(f"{where}{e}") from None
     if ds.sizes["time"] == 0 or ds.sizes["asset"] == 0:
         raise DataError(f"{where}empty data set (time={ds.sizes['time']}, "
                         f"asset={ds.sizes['asset']})")
     _check_time(ds.indexes["time"], where)
+    if ds.indexes["time"].tz is not None:
+        raise DataError(f"{where}time coordinate is time-zone aware "
+                        f"({ds.indexes['time'].tz}); quantlab's timestamps are naive (UTC when "
+                        "the source gave offsets): ds.assign_coords(time=ds.indexes['time']"
+                        ".tz_convert('UTC').tz_localize(None))")
     if ds.indexes["asset"].has_duplicates:
         dup = ds.indexes["asset"][ds.indexes["asset"].duplicated()][0]
         raise DataError(f"{where}duplicate asset {dup!r}")
+    labels = [a.strip() if isinstance(a, str) else a for a in ds.indexes["asset"]]
+    if "" in labels:
+        raise DataError(f"{where}empty asset name at position {labels.index('')}")
+    if len(set(labels)) < len(labels):   # ' AAPL' and 'AAPL' would never align
+        seen = {}
+        for a, s in zip(ds.indexes["asset"], labels):
+            if s in seen:
+                raise DataError(f"{where}assets {seen[s]!r} and {a!r} differ only by "
+                                "surrounding spaces")
+            seen[s] = a
 
     # one Cython scan over the panels as they are (no stacked copy); assets are checked
     # on the variables they have, so a close-only asset in an OHLCV set is checked on close
@@ -460,9 +481,10 @@ _KNOWN = {"date", "asset", "adj_close", *BAR_VARS}
 _DIR_EXTS = (".csv.gz", ".csv")
 _NAME_EXTS = (".csv.gz", ".tsv.gz", ".txt.gz", ".csv", ".tsv", ".txt", ".gz")
 _BINANCE_NAME = re.compile(r"([A-Z0-9]{2,})-(?:\d+[smhdw]|1mo|1M)-\d{4}-\d{2}(?:-\d{2})?")
-_TZ_SUFFIX = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?|"
-                        r"UTC|GMT)$", re.IGNORECASE)
-_TIME_ONLY = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[AaPp][Mm])?")
+# pattern strings, not compiled: pandas then runs them in Arrow, not per element in Python
+_TZ_SUFFIX = (r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?|"
+              r"[Uu][Tt][Cc]|[Gg][Mm][Tt])$")
+_TIME_ONLY = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[AaPp][Mm])?"
 # epoch digits (no leading zeros) -> unit; 11, 14 and 17 digits (and < 9) are refused:
 # they are 1970-1973 in one unit or after 2286 in the next
 _EPOCH_UNITS = {9: "s", 10: "s", 12: "ms", 13: "ms", 15: "us", 16: "us", 18: "ns", 19: "ns"}
@@ -663,12 +685,7 @@ def _read_table(path: Path, asset: str | None, layout: str):
     n_fields = raw.shape[1]
     # data row numbers (blank lines not counted), fixed before any row is dropped
     lines = np.arange(1, len(raw) + 1)
-    short = raw.isna().any(axis=1).to_numpy()
-    if short.any():
-        i = int(np.flatnonzero(short)[0])
-        got = int(raw.iloc[i].notna().sum())
-        raise DataError(f"{path}: data row {lines[i]} has {got} fields, the header has "
-                        f"{n_fields}")
+    _check_short_rows(path, text, sep, raw, lines, n_fields, kline)
     names = [_normal_name(h) for h in header]
     _check_header(path, header, names, kline)
     if "date" not in names:
@@ -701,8 +718,32 @@ def _read_table(path: Path, asset: str | None, layout: str):
     for c, h in zip(names, header):
         if c == "date":
             continue
+        if not h:
+            raise DataError(f"{path}: column {names.index(c) + 1} of the wide table has no "
+                            "name (each column after the date is one asset's close)")
         out[h] = _numeric_bars(raw[[c, "_line"]].set_axis(["close", "_line"], axis=1), path, h)
     return out, aware
+
+
+def _check_short_rows(path, text, sep, raw, lines, n_fields, kline) -> None:
+    """A row with fewer fields than the header is an error (pandas pads it with empty
+    strings, which would read as a missing value). Counted with the csv module, only
+    when some cell is empty (rare: Yahoo marks gaps with 'null')."""
+    if not raw.eq("").to_numpy().any():
+        return
+    try:
+        counts = [len(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+                  if len(r) > 1 or (r and r[0].strip())]   # pandas skips blank lines too
+    except csv.Error:
+        return   # pandas read it; its own checks stand
+    counts = counts if kline else counts[1:]
+    if len(counts) != len(raw):
+        return
+    short = np.flatnonzero(np.asarray(counts) < n_fields)
+    if short.size:
+        i = int(short[0])
+        raise DataError(f"{path}: data row {lines[i]} has {counts[i]} fields, the header has "
+                        f"{n_fields}")
 
 
 def _check_header(path: Path, header: list[str], names: list[str], kline: bool) -> None:
@@ -728,64 +769,69 @@ def _parse_dates(text: pd.Series, lines: np.ndarray, path: Path):
     def fail(i, why):
         raise DataError(f"{path}: data row {lines[i]}: {why}")
 
-    missing = (t == "") | t.str.lower().isin(MISSING_TOKENS)
+    missing = ((t == "") | t.str.lower().isin(MISSING_TOKENS)).to_numpy()
     if missing.any():
-        fail(int(np.flatnonzero(missing.to_numpy())[0]), f"missing date {text.iloc[int(np.flatnonzero(missing.to_numpy())[0])]!r}")
-    digits = t.str.fullmatch(r"\d+").to_numpy()
-    ndig = t.str.lstrip("0").str.len().to_numpy()
+        i = int(np.flatnonzero(missing)[0])
+        fail(i, f"missing date {text.iloc[i]!r}")
+    digits = t.str.fullmatch(r"\d+").to_numpy(bool)
+    ndig = t.str.lstrip("0").str.len().to_numpy(np.int64)
     if (digits & (ndig >= 9)).any():   # epoch numbers
         if not digits.all():
-            i, j = int(np.flatnonzero(digits)[0]), int(np.flatnonzero(~digits)[0])
-            fail(max(i, j), f"date {t.iloc[max(i, j)]!r} mixes with "
-                            f"{t.iloc[min(i, j)]!r} (data row {lines[min(i, j)]}): epoch "
-                            "numbers and text dates in one column")
-        units = [_EPOCH_UNITS.get(int(n)) for n in ndig]
-        for i, u in enumerate(units):
-            if u is None or (ndig[i] == 19 and t.iloc[i].lstrip("0") > "9223372036854775807"):
-                fail(i, f"epoch {t.iloc[i]!r} is not seconds, ms, µs or ns within "
-                        "1973-2262")
-            if u != units[0]:
-                fail(i, f"epoch {t.iloc[i]!r} is in {_UNIT_NAMES[u]} but data row "
-                        f"{lines[0]} ({t.iloc[0]!r}) is in {_UNIT_NAMES[units[0]]}: one "
-                        "unit per column")
+            i, j = sorted((int(np.flatnonzero(digits)[0]), int(np.flatnonzero(~digits)[0])))
+            fail(j, f"date {t.iloc[j]!r} mixes with {t.iloc[i]!r} (data row {lines[i]}): "
+                    "epoch numbers and text dates in one column")
+        unit_of = np.array([_EPOCH_UNITS.get(k, "") for k in range(21)], dtype=object)
+        units = unit_of[np.minimum(ndig, 20)]
+        bad = (units == "") | ((ndig == 19) & (t.str.lstrip("0") > "9223372036854775807")
+                               .to_numpy(bool))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            fail(i, f"epoch {t.iloc[i]!r} is not seconds, ms, µs or ns within 1973-2262")
+        other = units != units[0]
+        if other.any():
+            i = int(np.flatnonzero(other)[0])
+            fail(i, f"epoch {t.iloc[i]!r} is in {_UNIT_NAMES[units[i]]} but data row "
+                    f"{lines[0]} ({t.iloc[0]!r}) is in {_UNIT_NAMES[units[0]]}: one unit per "
+                    "column")
         values = pd.to_datetime(t.astype("int64"), unit=units[0])
         return _bounded_ns(values, t, lines, path), True
-    time_only = t.str.fullmatch(_TIME_ONLY).to_numpy()
-    if time_only.any():
-        i = int(np.flatnonzero(time_only)[0])
-        fail(i, f"time {t.iloc[i]!r} without a date")
-    aware = t.str.contains(_TZ_SUFFIX).to_numpy()
-    if aware.any() and not aware.all():
-        i, j = int(np.flatnonzero(aware)[0]), int(np.flatnonzero(~aware)[0])
-        fail(max(i, j), f"timestamp {t.iloc[max(i, j)]!r} "
-                        f"{'has' if aware[max(i, j)] else 'has no'} UTC offset but data row "
-                        f"{lines[min(i, j)]} ({t.iloc[min(i, j)]!r}) "
-                        f"{'has' if aware[min(i, j)] else 'has none'}: give every timestamp "
-                        "an offset, or none")
-    values, fmt = None, None
+    first = t.iloc[0]
+    if re.fullmatch(_TIME_ONLY, first):
+        fail(0, f"time {first!r} without a date")
+    aware0 = re.search(_TZ_SUFFIX, first) is not None
+    values = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # dayfirst notes: handled below
-        formats = [f for f in dict.fromkeys(
-            (guess_datetime_format(t.iloc[0]), guess_datetime_format(t.iloc[0], dayfirst=True)))
-            if f] or ["ISO8601"]
-        for fmt in formats:   # the first format every row parses with; else report the first
+        # one format per column, from the first date; day-first if only that fits them all
+        formats = [f for f in dict.fromkeys((guess_datetime_format(first),
+                                             guess_datetime_format(first, dayfirst=True)))
+                   if f] or ["ISO8601"]
+        for fmt in formats:
             try:
-                got = pd.to_datetime(t, format=fmt, errors="coerce", utc=bool(aware[0]))
+                got = pd.to_datetime(t, format=fmt, errors="coerce", utc=aware0)
             except (ValueError, OverflowError):
                 continue
             if values is None or not got.isna().any():
                 values = got
             if not got.isna().any():
                 break
-    if values is None:
-        fail(0, f"unparsable date {text.iloc[0]!r}")
-    if values.isna().any():
-        i = int(np.flatnonzero(values.isna().to_numpy())[0])
-        fail(i, f"unparsable date {text.iloc[i]!r} (one format per column; this column's "
-                f"is {formats[0]}, from data row {lines[0]} {t.iloc[0]!r})")
+    failed = values.isna().to_numpy() if values is not None else np.ones(len(t), bool)
+    if failed.any() or formats == ["ISO8601"]:
+        # diagnose: a naive/offset mix first, then the first unparsable date
+        aware = t.str.contains(_TZ_SUFFIX).to_numpy(bool)
+        if aware.any() and not aware.all():
+            i, j = sorted((int(np.flatnonzero(aware)[0]), int(np.flatnonzero(~aware)[0])))
+            fail(j, f"timestamp {t.iloc[j]!r} {'has' if aware[j] else 'has no'} UTC offset "
+                    f"but data row {lines[i]} ({t.iloc[i]!r}) {'has' if aware[i] else 'has none'}"
+                    ": give every timestamp an offset, or none")
+    if failed.any():
+        i = int(np.flatnonzero(failed)[0])
+        fail(i, f"unparsable date {text.iloc[i]!r}" + (
+            f" (one format per column; this column's is {formats[0]}, from data row "
+            f"{lines[0]} {first!r})" if i else ""))
     if values.dt.tz is not None:
         values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    return _bounded_ns(values, t, lines, path), bool(aware[0])
+    return _bounded_ns(values, t, lines, path), aware0
 
 
 def _bounded_ns(values: pd.Series, t: pd.Series, lines, path: Path) -> np.ndarray:
