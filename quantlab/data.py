@@ -162,6 +162,9 @@ def _bars_from_frame(frames: dict[str, pd.DataFrame], asset_class) -> xr.Dataset
                         df[c] = df[c] * f
                 if "volume" in df:
                     df["volume"] = df["volume"] / f
+            elif set(df) & {"open", "high", "low", "volume"}:
+                raise DataError(f"asset {asset!r}: adj_close without close cannot adjust "
+                                "open/high/low/volume")
             else:
                 df["close"] = df["adj_close"]
             df = df.drop(columns="adj_close")
@@ -437,6 +440,11 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
         raise DataError(f"as_of: series needs a DatetimeIndex/time coord, got "
                         f"{type(frame.index).__name__}")
     _check_time(frame.index, "as_of: ")
+    for what, ix in (("series", frame.index), ("index", index)):
+        if ix is not None and getattr(pd.DatetimeIndex(ix), "tz", None) is not None:
+            raise DataError(f"as_of: {what} is time-zone aware ({pd.DatetimeIndex(ix).tz}); "
+                            "quantlab's timestamps are naive (UTC when the source gave "
+                            "offsets): .tz_convert('UTC').tz_localize(None)")
     if period is None:
         period = pd.infer_freq(frame.index)
         if period is None:
@@ -707,6 +715,9 @@ def _read_table(path: Path, asset: str | None, layout: str):
         layout = ("long" if "asset" in raw else
                   "single" if {*BAR_VARS, "adj_close"} & set(raw) else "wide")
     if layout == "long":
+        if "asset" not in raw:
+            raise DataError(f"{path}: missing required column 'asset' (or symbol/ticker) "
+                            "for layout='long'")
         return _long_frames(raw, path), aware
     if layout == "single":
         name = asset or asset_name(path.name)
@@ -714,6 +725,8 @@ def _read_table(path: Path, asset: str | None, layout: str):
             raise DataError(f"{path}: cannot name an asset from the file name; pass asset=")
         return {name: _numeric_bars(raw, path, name)}, aware
     # wide: every column but the date is one asset's close
+    if raw.shape[1] == 1:
+        raise DataError(f"{path}: no column besides the date (columns: {', '.join(header)})")
     out = {}
     for c, h in zip(names, header):
         if c == "date":
@@ -828,7 +841,8 @@ def _parse_dates(text: pd.Series, lines: np.ndarray, path: Path):
         i = int(np.flatnonzero(failed)[0])
         fail(i, f"unparsable date {text.iloc[i]!r}" + (
             f" (one format per column; this column's is {formats[0]}, from data row "
-            f"{lines[0]} {first!r})" if i else ""))
+            f"{lines[0]} {first!r})" if i else
+            " (write dates as ISO 8601, e.g. 2020-01-02 or 2020-01-02 15:30:00+00:00)"))
     if values.dt.tz is not None:
         values = values.dt.tz_convert("UTC").dt.tz_localize(None)
     return _bounded_ns(values, t, lines, path), aware0

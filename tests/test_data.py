@@ -603,6 +603,11 @@ CORPUS = {
     "NUL inside": (HDR + "2020-01-02,10\x00,11,9.5,10.5,100\n", "NUL byte"),
     "year 10000": (HDR + _bar("10000-01-01", 10), "unparsable date|outside the supported range"),
     "year 1500": (HDR + _bar("1500-01-01", 10), "outside the supported range"),
+    "date column only": ("Date\n2020-01-02\n", "no column besides the date"),
+    "two-digit year": ("Date,Close\n1/2/20,1\n", "unparsable date '1/2/20' \\(write dates as ISO 8601"),
+    "float epoch": ("Date,Close\n1577923200.5,1\n", "unparsable date '1577923200.5'"),
+    "unnamed index column": (",Date,Close\n0,2020-01-02,1\n", None),
+    "Z and UTC suffixes": ("Date,Close\n2020-01-02T10:00:00Z,1\n2020-01-02 11:00 UTC,2\n", "data row 2: unparsable date"),
 }
 
 
@@ -614,11 +619,12 @@ def _reference(text):
     sep = "," if "," in text.splitlines()[0] else ";" if ";" in text.splitlines()[0] else "\t"
     rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=sep) if any(c.strip() for c in r)]
     head = [h.strip().lower() for h in rows[0]]
+    d = head.index("date")
     out = []
     for r in rows[1:]:
         vals = {h: (np.nan if c.strip().lower() in ("null", "nan", "") else float(c))
-                for h, c in zip(head[1:], r[1:]) if h in BARS}
-        out.append((pd.Timestamp(r[0].strip()), vals))
+                for h, c in zip(head, r) if h in BARS}
+        out.append((pd.Timestamp(r[d].strip()), vals))
     return out
 
 
@@ -710,6 +716,12 @@ def test_load_csv_arguments_are_checked():
         ql.data.load_csv("x.csv", asset_class=None)
 
 
+def test_load_csv_layout_long_without_asset_column_is_a_data_error_not_a_keyerror(tmp_path):
+    f = _write(tmp_path / "X.csv", "date,close\n2020-01-02,1\n")
+    with pytest.raises(ql.DataError, match=re.escape(str(f)) + ": missing required column 'asset'"):
+        ql.data.load_csv(f, layout="long")
+
+
 def test_load_csv_kline_directory_and_headed_kline_share_the_symbol(tmp_path):
     row = "1609459200000,28923.63,29031.34,28690.17,28995.13,2311.81,1609462799999,1,1,1,1,0\n"
     _write(tmp_path / "BTCUSDT-1h-2021-01.csv", row)
@@ -748,3 +760,14 @@ def test_validate_hand_made_faults_are_named(fault, build, message):
 def test_validate_huge_values_and_one_bar_are_valid():
     ds = _panel().isel(time=[0]) * 1e300
     assert ql.data.validate(ds) is ds
+
+
+def test_as_of_time_zone_aware_input_is_refused_not_silently_shifted_or_a_bare_typeerror():
+    s = pd.Series([1.0, 2.0], index=pd.date_range("2020-01-01", periods=2, freq="MS", tz="UTC"))
+    with pytest.raises(ql.DataError, match=r"as_of: series is time-zone aware \(UTC\)"):
+        ql.data.as_of(s, 0, period="M")
+    naive = s.tz_localize(None)
+    with pytest.raises(ql.DataError, match=r"as_of: index is time-zone aware"):
+        ql.data.as_of(naive, 0, index=pd.date_range("2020-01-01", periods=40, tz="UTC"), period="M")
+    out = ql.data.as_of(naive, 0, index=pd.date_range("2020-01-30", periods=3), period="M")
+    assert np.isnan(out.iloc[0]) and list(out.iloc[1:]) == [1.0, 1.0]
