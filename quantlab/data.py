@@ -515,7 +515,7 @@ def _normal_name(c) -> str:
     return _ALIASES.get(c, c)
 
 
-def asset_name(file_name: str) -> str:
+def _asset_name(file_name: str) -> str:
     """The asset a file holds: its name minus a known extension (``.csv``, ``.csv.gz``,
     ``.txt``, ``.tsv``, ``.gz``, any case), or SYMBOL for a Binance export name
     ``SYMBOL-interval-YYYY-MM[-DD]``; surrounding whitespace stripped."""
@@ -582,7 +582,11 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
 
 def _read_directory(path: Path, layout: str):
     files, skipped = [], []
-    for p in sorted(path.iterdir()):
+    try:
+        entries = sorted(path.iterdir())
+    except OSError as e:
+        raise DataError(f"{path}: cannot list the directory ({e.strerror or e})") from None
+    for p in entries:
         if p.name.startswith(".") or not p.name.lower().endswith(_DIR_EXTS):
             skipped.append(p.name + ("/" if p.is_dir() else ""))
         elif not p.is_file():
@@ -714,13 +718,16 @@ def _read_table(path: Path, asset: str | None, layout: str):
     if layout == "auto":
         layout = ("long" if "asset" in raw else
                   "single" if {*BAR_VARS, "adj_close"} & set(raw) else "wide")
+    if asset is not None and layout in ("long", "wide"):
+        raise ValueError(f"load_csv: asset= names the symbol of a single-asset file, but "
+                         f"{path} is a {layout} table (its assets are named inside it)")
     if layout == "long":
         if "asset" not in raw:
             raise DataError(f"{path}: missing required column 'asset' (or symbol/ticker) "
                             "for layout='long'")
         return _long_frames(raw, path), aware
     if layout == "single":
-        name = asset or asset_name(path.name)
+        name = asset or _asset_name(path.name)
         if not name:
             raise DataError(f"{path}: cannot name an asset from the file name; pass asset=")
         return {name: _numeric_bars(raw, path, name)}, aware

@@ -319,7 +319,6 @@ def _close(ds, asset):
 def test_load_csv_dotted_file_names_are_distinct_assets_not_cut_at_first_dot(tmp_path):
     _write(tmp_path / "BRK.A.csv", HDR + _bar("2020-01-02", 300000))
     _write(tmp_path / "BRK.B.csv", HDR + _bar("2020-01-02", 200))
-    _write(tmp_path / "BF-B.csv.gz", "")   # replaced below by real gzip content
     import gzip
     (tmp_path / "BF-B.csv.gz").write_bytes(gzip.compress((HDR + _bar("2020-01-02", 50)).encode()))
     ds = ql.data.load_csv(tmp_path)
@@ -329,9 +328,9 @@ def test_load_csv_dotted_file_names_are_distinct_assets_not_cut_at_first_dot(tmp
     assert float(ds["close"].sel(asset="BF-B")[0]) == 50.5
     # a single file the same way; a Binance export name gives its symbol
     assert list(ql.data.load_csv(tmp_path / "BRK.A.csv").asset.values) == ["BRK.A"]
-    assert ql.data.asset_name("BTCUSDT-1h-2021-01.csv") == "BTCUSDT"
-    assert ql.data.asset_name("BRK-B.csv") == "BRK-B"
-    assert ql.data.asset_name("EURUSD=X.CSV.GZ") == "EURUSD=X"
+    assert ql.data._asset_name("BTCUSDT-1h-2021-01.csv") == "BTCUSDT"
+    assert ql.data._asset_name("BRK-B.csv") == "BRK-B"
+    assert ql.data._asset_name("EURUSD=X.CSV.GZ") == "EURUSD=X"
 
 
 def test_load_csv_same_asset_in_csv_and_csv_gz_is_an_error_naming_both(tmp_path):
@@ -360,15 +359,11 @@ def test_load_csv_directory_skips_other_files_with_a_warning_never_silently(tmp_
     with pytest.warns(UserWarning, match=r"skipped 3 entries.*\._A\.csv, README\.md, daily/"):
         ds = ql.data.load_csv(tmp_path)
     assert list(ds.asset.values) == ["A"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _write(empty / "README.md", "x")
     with pytest.raises(ql.DataError, match="no .csv files.*found: README.md"):
-        ql.data.load_csv(tmp_path / "daily" / ".." / "daily" / "..", layout="auto") \
-            if False else ql.data.load_csv(_only(tmp_path / "empty", "README.md"))
-
-
-def _only(d, name):
-    d.mkdir()
-    _write(d / name, "x")
-    return d
+        ql.data.load_csv(empty)
 
 
 def test_load_csv_symlinks_follow_and_broken_links_are_named(tmp_path):
@@ -701,7 +696,7 @@ def test_load_csv_hostile_file_names(tmp_path):
     ds = ql.data.load_csv(tmp_path)
     assert sorted(ds.asset.values) == sorted(["my prices", "-X", "日経225", "a.", "SPACED"])
     assert ql.data.load_csv(tmp_path / ".." / tmp_path.name / "-X.csv").asset.values[0] == "-X"
-    f = _write(tmp_path / "sub" if False else tmp_path / ".csv", HDR + _bar("2020-01-02", 10))
+    f = _write(tmp_path / ".csv", HDR + _bar("2020-01-02", 10))
     with pytest.raises(ql.DataError, match="cannot name an asset from the file name; pass asset="):
         ql.data.load_csv(f)
     assert ql.data.load_csv(f, asset="Z").asset.values[0] == "Z"
@@ -720,6 +715,9 @@ def test_load_csv_layout_long_without_asset_column_is_a_data_error_not_a_keyerro
     f = _write(tmp_path / "X.csv", "date,close\n2020-01-02,1\n")
     with pytest.raises(ql.DataError, match=re.escape(str(f)) + ": missing required column 'asset'"):
         ql.data.load_csv(f, layout="long")
+    f = _write(tmp_path / "L.csv", "date,ticker,close\n2020-01-02,A,1\n")
+    with pytest.raises(ValueError, match="asset= names the symbol of a single-asset file, but .* is a long table"):
+        ql.data.load_csv(f, asset="B")   # was silently ignored
 
 
 def test_load_csv_kline_directory_and_headed_kline_share_the_symbol(tmp_path):
