@@ -735,13 +735,13 @@ def _read_table(path: Path, asset: str | None, layout: str):
     if raw.shape[1] == 1:
         raise DataError(f"{path}: no column besides the date (columns: {', '.join(header)})")
     out = {}
-    for c, h in zip(names, header):
-        if c == "date":
-            continue
+    values = [h for n, h in zip(names, header) if n != "date"]   # raw's columns, in order
+    for j, h in enumerate(values):   # by position: 'SPY' and 'spy' are two assets
         if not h:
-            raise DataError(f"{path}: column {names.index(c) + 1} of the wide table has no "
+            raise DataError(f"{path}: column {header.index(h) + 1} of the wide table has no "
                             "name (each column after the date is one asset's close)")
-        out[h] = _numeric_bars(raw[[c, "_line"]].set_axis(["close", "_line"], axis=1), path, h)
+        col = pd.DataFrame({"close": raw.iloc[:, j], "_line": raw["_line"]})
+        out[h] = _numeric_bars(col, path, h)
     return out, aware
 
 
@@ -774,6 +774,8 @@ def _check_header(path: Path, header: list[str], names: list[str], kline: bool) 
     seen = {}
     for i, (h, n) in enumerate(zip(header, names)):
         key = n if n in _KNOWN else h
+        if not key:
+            continue   # unnamed: ignored beside price columns, refused in a wide table
         if key in seen:
             raise DataError(f"{path}: columns {seen[key] + 1} ({header[seen[key]]!r}) and "
                             f"{i + 1} ({h!r}) both read as {key!r}; keep one"

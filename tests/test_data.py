@@ -536,6 +536,10 @@ def test_load_csv_repeated_column_is_refused_not_renamed_and_dropped(tmp_path):
     f = _write(tmp_path / "U.csv", "Date,SPY,\n2020-01-02,1,2\n")
     with pytest.raises(ql.DataError, match=r"column 3 of the wide table has no name"):
         ql.data.load_csv(f)
+    # names that differ only in case or spaces-vs-underscores are distinct assets
+    ds = ql.data.load_csv(_write(tmp_path / "V.csv", "Date,SPY,spy,BRK A,brk_a\n2020-01-02,1,2,3,4\n"))
+    assert list(ds.asset.values) == ["SPY", "spy", "BRK A", "brk_a"]
+    np.testing.assert_array_equal(ds["close"].values, [[1, 2, 3, 4]])
 
 
 def test_load_csv_day_first_column_is_read_day_first_throughout(tmp_path):
@@ -769,3 +773,30 @@ def test_as_of_time_zone_aware_input_is_refused_not_silently_shifted_or_a_bare_t
         ql.data.as_of(naive, 0, index=pd.date_range("2020-01-01", periods=40, tz="UTC"), period="M")
     out = ql.data.as_of(naive, 0, index=pd.date_range("2020-01-30", periods=3), period="M")
     assert np.isnan(out.iloc[0]) and list(out.iloc[1:]) == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("layout", ["long", "wide"])
+def test_load_csv_long_and_wide_mutation_fuzz_keeps_every_value_or_names_the_file(tmp_path, layout):
+    days = [f"2020-01-{d:02d}" for d in range(2, 8)]
+    if layout == "long":
+        base = "date,ticker,close\n" + "".join(f"{d},{a},{i + 1}.5\n" for i, d in enumerate(days)
+                                               for a in ("AAA", "BBB"))
+    else:
+        base = "Date,AAA,BBB\n" + "".join(f"{d},{i + 1}.5,{i + 2}.25\n" for i, d in enumerate(days))
+    rng = np.random.default_rng(7 if layout == "long" else 8)
+    f = tmp_path / "X.csv"
+    for text in _mutations(base, rng, 80):
+        f.write_bytes(text.encode("utf-8"))
+        try:
+            ds = ql.data.load_csv(f)
+        except ql.DataError as e:
+            assert str(f) in str(e), (text, e)
+            continue
+        import csv
+        import io
+        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(c.strip() for c in r)][1:]
+        cells = ([r[2] for r in rows] if "ticker" in text.splitlines()[0].lower()
+                 else [c for r in rows for c in r[1:]])
+        want = sorted(float(c) for c in cells if c.strip().lower() not in ("null", "nan", ""))
+        got = sorted(ds["close"].values[ds["close"].notnull().values].tolist())
+        assert got == want, text   # no value dropped, none invented
