@@ -546,11 +546,13 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
     Text: UTF-8 (a BOM is allowed), UTF-16/32 with a BOM, gzip by content; separator
     ``,``, or ``;`` / tab when the header has no comma. Dates: one format per column,
     inferred from the first date (month-first when ambiguous, day-first when the column
-    needs it), or epoch seconds/ms/µs/ns, one unit per column. Timestamps with UTC
+    needs it), or epoch s/ms/µs/ns (9-10/12-13/15-16/18-19 digits: 1973-2262), one unit
+    per column; dates outside 1677-09-22..2262-04-11 are refused. Timestamps with UTC
     offsets (and epochs) become naive UTC; naive ones stay as written; a file or directory
     mixing both is a DataError. Yahoo's all-"null" rows are missing bars. ``Adj Close``
     adjusts open/high/low/close by ``adj_close / close`` and volume by its inverse; without
-    ``Close`` it is loaded only as a close-only file. Anything else (bad encoding, short
+    ``Close`` it loads only as a close-only asset (beside open/high/low/volume it is a
+    DataError: never adjusted mixed with unadjusted). Anything else (bad encoding, short
     rows, duplicate columns, unparsable values, invalid bars) raises :class:`DataError`
     naming file, data row (blank lines not counted), column and value.
     """
@@ -652,8 +654,8 @@ def _read_text(path: Path) -> str:
         line = data[:e.start].count(b"\n") + 1
         hint = ("Latin-1/Windows-1252 text? save it as UTF-8" if enc == "utf-8"
                 else "the text does not match its byte-order mark")
-        raise DataError(f"{path}: not {enc.upper().replace('-SIG', '')} text: byte "
-                        f"0x{data[e.start]:02x} at offset {e.start} (line {line}); {hint}") from None
+        raise DataError(f"{path}: not {enc.upper().replace('-SIG', '')} text: byte 0x"
+                        f"{data[e.start]:02x} at offset {e.start} (line {line}); {hint}") from None
     if "\x00" in text:
         raise DataError(f"{path}: NUL character in the decoded text: a binary file?")
     return text
