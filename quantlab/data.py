@@ -9,17 +9,26 @@ the period start as published; :func:`as_of` makes them usable without look-ahea
 """
 from __future__ import annotations
 
+import codecs
+import csv
+import gzip
 import hashlib
 import importlib
+import io
+import re
+import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+from pandas.tseries.api import guess_datetime_format
 
 from quantlab._apply import apply_over_time, time_major
 from quantlab._kernels import data as _k
+from quantlab._validate import choice, real_array
 from quantlab.errors import DataError
 
 __all__ = [
@@ -153,13 +162,17 @@ def _bars_from_frame(frames: dict[str, pd.DataFrame], asset_class) -> xr.Dataset
                         df[c] = df[c] * f
                 if "volume" in df:
                     df["volume"] = df["volume"] / f
+            elif set(df) & {"open", "high", "low", "volume"}:
+                raise DataError(f"asset {asset!r}: adj_close without close cannot adjust "
+                                "open/high/low/volume")
             else:
                 df["close"] = df["adj_close"]
             df = df.drop(columns="adj_close")
         out[asset] = df[[c for c in BAR_VARS if c in df]]
     variables = [c for c in BAR_VARS if any(c in df for df in out.values())]
-    time = pd.DatetimeIndex(sorted(set().union(*(df.index for df in out.values()))),
-                            name="time")
+    # the sorted union of the assets' timestamps (np.unique, not a set of Timestamps)
+    time = pd.DatetimeIndex(np.unique(np.concatenate(
+        [df.index.values.astype("datetime64[ns]") for df in out.values()])), name="time")
     assets = list(out)
     data = {
         v: (("time", "asset"), np.column_stack([
@@ -306,13 +319,32 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
         if set(ds[v].dims) != {"time", "asset"}:
             raise DataError(f"{where}variable {v!r} has dims {ds[v].dims}; "
                             "expected ('time', 'asset')")
+        try:
+            real_array(f"variable {v!r}", ds[v].dtype)
+        except TypeError as e:
+            raise DataError(f"{where}{e}") from None
     if ds.sizes["time"] == 0 or ds.sizes["asset"] == 0:
         raise DataError(f"{where}empty data set (time={ds.sizes['time']}, "
                         f"asset={ds.sizes['asset']})")
     _check_time(ds.indexes["time"], where)
+    if ds.indexes["time"].tz is not None:
+        raise DataError(f"{where}time coordinate is time-zone aware "
+                        f"({ds.indexes['time'].tz}); quantlab's timestamps are naive (UTC when "
+                        "the source gave offsets): ds.assign_coords(time=ds.indexes['time']"
+                        ".tz_convert('UTC').tz_localize(None))")
     if ds.indexes["asset"].has_duplicates:
         dup = ds.indexes["asset"][ds.indexes["asset"].duplicated()][0]
         raise DataError(f"{where}duplicate asset {dup!r}")
+    labels = [a.strip() if isinstance(a, str) else a for a in ds.indexes["asset"]]
+    if "" in labels:
+        raise DataError(f"{where}empty asset name at position {labels.index('')}")
+    if len(set(labels)) < len(labels):   # ' AAPL' and 'AAPL' would never align
+        seen = {}
+        for a, s in zip(ds.indexes["asset"], labels):
+            if s in seen:
+                raise DataError(f"{where}assets {seen[s]!r} and {a!r} differ only by "
+                                "surrounding spaces")
+            seen[s] = a
 
     # one Cython scan over the panels as they are (no stacked copy); assets are checked
     # on the variables they have, so a close-only asset in an OHLCV set is checked on close
@@ -408,6 +440,11 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
         raise DataError(f"as_of: series needs a DatetimeIndex/time coord, got "
                         f"{type(frame.index).__name__}")
     _check_time(frame.index, "as_of: ")
+    for what, ix in (("series", frame.index), ("index", index)):
+        if ix is not None and getattr(pd.DatetimeIndex(ix), "tz", None) is not None:
+            raise DataError(f"as_of: {what} is time-zone aware ({pd.DatetimeIndex(ix).tz}); "
+                            "quantlab's timestamps are naive (UTC when the source gave "
+                            "offsets): .tz_convert('UTC').tz_localize(None)")
     if period is None:
         period = pd.infer_freq(frame.index)
         if period is None:
@@ -444,15 +481,48 @@ _ALIASES = {"adj._close": "adj_close", "adjclose": "adj_close", "adjusted_close"
             "datetime": "date", "timestamp": "date", "time": "date", "open_time": "date",
             "symbol": "asset",
             "ticker": "asset", "vol": "volume"}
+_KNOWN = {"date", "asset", "adj_close", *BAR_VARS}
+
+# A directory loads the files named *.csv or *.csv.gz (any case). An asset is named by
+# its file name minus the known extension (never cut at the first dot: BRK.A.csv is
+# 'BRK.A'); a Binance export name SYMBOL-interval-YYYY-MM[-DD] gives SYMBOL.
+_DIR_EXTS = (".csv.gz", ".csv")
+_NAME_EXTS = (".csv.gz", ".tsv.gz", ".txt.gz", ".csv", ".tsv", ".txt", ".gz")
+_BINANCE_NAME = re.compile(r"([A-Z0-9]{2,})-(?:\d+[smhdw]|1mo|1M)-\d{4}-\d{2}(?:-\d{2})?")
+# pattern strings, not compiled: pandas then runs them in Arrow, not per element in Python
+_TZ_SUFFIX = (r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?|"
+              r"[Uu][Tt][Cc]|[Gg][Mm][Tt])$")
+_TIME_ONLY = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[AaPp][Mm])?"
+# epoch digits (no leading zeros) -> unit; 11, 14 and 17 digits (and < 9) are refused:
+# they are 1970-1973 in one unit or after 2286 in the next
+_EPOCH_UNITS = {9: "s", 10: "s", 12: "ms", 13: "ms", 15: "us", 16: "us", 18: "ns", 19: "ns"}
+_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds",
+               "ns": "nanoseconds"}
+_COMPRESSED = {b"PK\x03\x04": "a zip archive", b"BZh": "bzip2-compressed",
+               b"\xfd7zXZ\x00": "xz-compressed", b"\x28\xb5\x2f\xfd": "zstd-compressed"}
 
 
 def _normalise_columns(df: pd.DataFrame) -> pd.DataFrame:
-    cols = [str(c).strip().lower().replace(" ", "_") for c in df.columns]
     df = df.copy()
-    df.columns = [_ALIASES.get(c, c) for c in cols]
+    df.columns = [_normal_name(c) for c in df.columns]
     if df.index.name is not None:
         df.index.name = _ALIASES.get(df.index.name.strip().lower(), df.index.name.lower())
     return df
+
+
+def _normal_name(c) -> str:
+    c = str(c).strip().lower().replace(" ", "_")
+    return _ALIASES.get(c, c)
+
+
+def _asset_name(file_name: str) -> str:
+    """The asset a file holds: its name minus a known extension (``.csv``, ``.csv.gz``,
+    ``.txt``, ``.tsv``, ``.gz``, any case), or SYMBOL for a Binance export name
+    ``SYMBOL-interval-YYYY-MM[-DD]``; surrounding whitespace stripped."""
+    low = file_name.lower()
+    stem = next((file_name[:-len(e)] for e in _NAME_EXTS if low.endswith(e)), file_name)
+    m = _BINANCE_NAME.fullmatch(stem.strip())
+    return (m.group(1) if m else stem).strip()
 
 
 def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unknown",
@@ -460,123 +530,379 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
     """Read user CSV data into a validated price Dataset.
 
     - a directory: one Yahoo-style CSV per symbol (``Date,Open,High,Low,Close,Adj
-      Close,Volume``), the asset named by the file stem;
-    - a file with a symbol/ticker/asset column: a long table (one row per date and asset);
-    - a file with price columns: one symbol (``asset=`` or the file stem);
+      Close,Volume``) or kline export, each file named ``*.csv`` or ``*.csv.gz`` (any
+      case); the asset is the file name minus that extension (``BRK.A.csv`` -> ``BRK.A``).
+      Two files naming one asset (``AAPL.csv`` and ``AAPL.csv.gz``) are a DataError; other
+      files, hidden files and subfolders are skipped with a warning listing them;
+    - a file with a symbol/ticker/asset column: a long table (one row per date and asset;
+      names stripped of surrounding spaces; a repeated (asset, date) is a DataError);
+    - a file with price columns: one symbol (``asset=`` or the file name, see above);
     - otherwise a wide table: a date column and one close column per asset;
     - an exchange kline export (no header; open time in epoch ms or µs, then open, high,
       low, close, volume and extra columns, as data.binance.vision publishes), detected
-      or with ``layout="kline"``; the asset named by ``asset=`` or the file stem.
-    Dates may be text or epoch seconds/milliseconds/microseconds (all digits).
+      or with ``layout="kline"``; the asset named by ``asset=`` or the file name
+      (``BTCUSDT-1h-2021-01.csv`` -> ``BTCUSDT``).
 
-    Tolerates a UTF-8 BOM, blank lines and Yahoo's all-"null" rows (a missing bar).
-    Raises :class:`DataError` naming file, column, line and value for anything else.
+    Text: UTF-8 (a BOM is allowed), UTF-16/32 with a BOM, gzip by content; separator
+    ``,``, or ``;`` / tab when the header has no comma. Dates: one format per column,
+    inferred from the first date (month-first when ambiguous, day-first when the column
+    needs it), or epoch s/ms/µs/ns (9-10/12-13/15-16/18-19 digits: 1973-2262), one unit
+    per column; dates outside 1677-09-22..2262-04-11 are refused. Timestamps with UTC
+    offsets (and epochs) become naive UTC; naive ones stay as written; a file or directory
+    mixing both is a DataError. Yahoo's all-"null" rows are missing bars. ``Adj Close``
+    adjusts open/high/low/close by ``adj_close / close`` and volume by its inverse; without
+    ``Close`` it loads only as a close-only asset (beside open/high/low/volume it is a
+    DataError: never adjusted mixed with unadjusted). Anything else (bad encoding, short
+    rows, duplicate columns, unparsable values, invalid bars) raises :class:`DataError`
+    naming file, data row (blank lines not counted), column and value.
     """
+    choice("layout", layout, ("auto", "single", "long", "wide", "kline"))
+    if not isinstance(asset_class, str) or not asset_class.strip():
+        raise TypeError(f"load_csv: asset_class must be a non-empty string, got {asset_class!r}")
+    if asset is not None and (not isinstance(asset, str) or not asset.strip()):
+        raise TypeError(f"load_csv: asset must be a non-empty string or None, got {asset!r}")
+    asset = asset.strip() if asset is not None else None
     path = Path(path_or_dir)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.name.endswith((".csv", ".csv.gz")))
-        if not files:
-            raise DataError(f"{path}: no .csv files in directory")
-        frames = {}
-        for f in files:
-            frames.update(_read_table(f, asset or None, "single"))
         if asset is not None:
             raise ValueError("load_csv: asset= names a single file's symbol, not a directory's")
+        if layout not in ("auto", "single", "kline"):
+            raise ValueError(f"load_csv: a directory holds one file per asset; layout must be "
+                             f"'auto', 'single' or 'kline', got {layout!r}")
+        frames, aware = _read_directory(path, layout)
     elif path.exists():
-        frames = _read_table(path, asset, layout)
+        frames, aware = _read_table(path, asset, layout)
+    elif path.is_symlink():
+        raise DataError(f"{path}: broken symbolic link")
     else:
         raise FileNotFoundError(f"{path}: no such file or directory")
     ds = _bars_from_frame(frames, asset_class)
-    ds.attrs.update(source=str(path))
+    ds.attrs.update(source=str(path),
+                    time_zone="UTC" if aware else "as written (no UTC offset)")
     return validate(ds, source=str(path))
 
 
-# An exchange kline export (Binance's data.binance.vision layout): no header, open time
-# in epoch milliseconds (microseconds from 2025), then OHLCV and extra columns.
-KLINE_COLUMNS = ["date", "open", "high", "low", "close", "volume", "close_time",
-                 "quote_volume", "trades", "taker_buy_base", "taker_buy_quote", "ignore"]
-
-
-def _is_headerless_kline(path: Path) -> bool:
-    import gzip
-
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8-sig") as f:
-        first = f.readline().strip().split(",")
-    return len(first) >= 6 and first[0].isdigit() and len(first[0]) >= 12
-
-
-def _epoch_dates(text: pd.Series) -> pd.Series | None:
-    """Epoch timestamps (all digits) by their magnitude: s, ms or µs; None otherwise."""
-    t = text.str.strip()
-    if not t.str.fullmatch(r"\d{9,17}").all():
-        return None
-    digits = int(t.str.len().median())
-    unit = "s" if digits <= 10 else "ms" if digits <= 13 else "us"
-    return pd.to_datetime(t.astype("int64"), unit=unit)
-
-
-def _read_table(path: Path, asset: str | None, layout: str) -> dict[str, pd.DataFrame]:
-    kline = layout == "kline" or (layout == "auto" and _is_headerless_kline(path))
+def _read_directory(path: Path, layout: str):
+    files, skipped = [], []
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                          skip_blank_lines=True, header=None if kline else "infer")
-        if kline:
-            raw.columns = (KLINE_COLUMNS + [f"extra_{i}" for i in range(raw.shape[1])])[
-                :raw.shape[1]]
-            layout = "single"
-            asset = asset or path.name.split("-")[0].split(".")[0]   # BTCUSDT-1h-2021-01
+        entries = sorted(path.iterdir())
+    except OSError as e:
+        raise DataError(f"{path}: cannot list the directory ({e.strerror or e})") from None
+    for p in entries:
+        if p.name.startswith(".") or not p.name.lower().endswith(_DIR_EXTS):
+            skipped.append(p.name + ("/" if p.is_dir() else ""))
+        elif not p.is_file():
+            raise DataError(f"{p}: not a readable file "
+                            f"({'broken symbolic link' if p.is_symlink() else 'a directory'})")
+        else:
+            files.append(p)
+    if not files:
+        raise DataError(f"{path}: no .csv files in directory (files named *.csv or "
+                        f"*.csv.gz, any case){'; found: ' + ', '.join(skipped) if skipped else ''}")
+    if skipped:
+        warnings.warn(f"load_csv: {path}: skipped {len(skipped)} entries not named *.csv or "
+                      f"*.csv.gz (or hidden): {', '.join(skipped)}", UserWarning, stacklevel=3)
+    frames, owner, zones = {}, {}, {}
+    for f in files:
+        got, aware = _read_table(f, None, "kline" if layout == "kline" else
+                                 "single_or_kline" if layout == "auto" else "single")
+        zones.setdefault(aware, f)
+        if len(zones) > 1:
+            raise DataError(f"{zones[True]} has UTC offsets (or epoch times) but "
+                            f"{zones[False]} has naive timestamps: their bars would not "
+                            "align; write every file with offsets, or none")
+        for a, df in got.items():
+            if a in owner:
+                raise DataError(f"{owner[a]} and {f} both hold asset {a!r}: keep one "
+                                "(or rename one file)")
+            owner[a] = f
+            frames[a] = df
+    return frames, next(iter(zones))
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: gzip by content, UTF-8 (BOM allowed) or UTF-16/32 with a BOM."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}: corrupt gzip data ({e})") from None
+    for magic, what in _COMPRESSED.items():
+        if data.startswith(magic):
+            raise DataError(f"{path}: {what}, not CSV text; extract it first")
+    if data.startswith(codecs.BOM_UTF8):
+        enc = "utf-8-sig"
+    elif data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        enc = "utf-32"
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        enc = "utf-16"
+    else:
+        enc = "utf-8"
+        if b"\x00" in data:
+            i = data.index(b"\x00")
+            line = data[:i].count(b"\n") + 1
+            raise DataError(f"{path}: NUL byte at offset {i} (line {line}):"
+                            " a binary file, or UTF-16/32 text without a byte-order mark; "
+                            "save it as UTF-8 CSV")
+    try:
+        text = data.decode(enc)
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        hint = ("Latin-1/Windows-1252 text? save it as UTF-8" if enc == "utf-8"
+                else "the text does not match its byte-order mark")
+        raise DataError(f"{path}: not {enc.upper().replace('-SIG', '')} text: byte 0x"
+                        f"{data[e.start]:02x} at offset {e.start} (line {line}); {hint}") from None
+    if "\x00" in text:
+        raise DataError(f"{path}: NUL character in the decoded text: a binary file?")
+    return text
+
+
+def _separator(text: str) -> str:
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    if "," in first:
+        return ","
+    return ";" if ";" in first else "\t" if "\t" in first else ","
+
+
+def _is_headerless_kline(first: list[str]) -> bool:
+    return (len(first) >= 6 and first[0].strip().isdigit() and len(first[0].strip()) >= 9
+            and not pd.to_numeric(pd.Series(first[1:6]), errors="coerce").isna().any())
+
+
+def _read_table(path: Path, asset: str | None, layout: str):
+    """One file -> ({asset: frame}, tz_aware)."""
+    text = _read_text(path)
+    sep = _separator(text)
+    try:
+        raw = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                          skip_blank_lines=True, header=None)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: empty file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot parse as CSV ({e})") from None
-    normalised = _normalise_columns(raw)
-    original = dict(zip(normalised.columns, raw.columns))
-    raw = normalised
-    if "date" not in raw:
+    except (pd.errors.ParserError, ValueError) as e:
+        raise DataError(f"{path}: cannot parse as CSV ({str(e).strip()})") from None
+    first = [str(v) for v in raw.iloc[0]]
+    kline = layout == "kline" or (layout in ("auto", "single_or_kline")
+                                  and _is_headerless_kline(first))
+    if layout == "single_or_kline":
+        layout = "single"
+    if kline:
+        header = (KLINE_COLUMNS + [f"extra_{i}" for i in range(raw.shape[1])])[:raw.shape[1]]
+        layout = "single"
+    else:
+        header = [h.strip() for h in first]
+        raw = raw.iloc[1:]
+    raw.columns = range(raw.shape[1])
+    n_fields = raw.shape[1]
+    # data row numbers (blank lines not counted), fixed before any row is dropped
+    lines = np.arange(1, len(raw) + 1)
+    _check_short_rows(path, text, sep, raw, lines, n_fields, kline)
+    names = [_normal_name(h) for h in header]
+    _check_header(path, header, names, kline)
+    if "date" not in names:
         raise DataError(f"{path}: missing required column 'date' (columns: "
-                        f"{', '.join(raw.columns)})")
+                        f"{', '.join(names)}); the first line must be a header naming it "
+                        "(Date, Datetime, Timestamp, Time or Open time)")
+    raw.columns = names
     # Rows that are blank apart from separators are trailing junk, not bars.
-    raw = raw[~(raw.apply(lambda c: c.str.strip()) == "").all(axis=1)]
+    empty = (raw.apply(lambda c: c.str.strip()) == "").all(axis=1).to_numpy()
+    raw, lines = raw[~empty], lines[~empty]
     if raw.empty:
         raise DataError(f"{path}: no data rows")
-    raw["_line"] = np.arange(1, len(raw) + 1)  # data row, blank lines not counted
-    dates = _epoch_dates(raw["date"])
-    if dates is None:
-        dates = pd.to_datetime(raw["date"].str.strip(), errors="coerce")
-    if dates.isna().any():
-        i = int(np.flatnonzero(dates.isna().to_numpy())[0])
-        raise DataError(f"{path}: data row {raw['_line'].iloc[i]}: unparsable date "
-                        f"{raw['date'].iloc[i]!r}")
-    if dates.dt.tz is not None:
-        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    raw = raw.assign(_line=lines)
+    dates, aware = _parse_dates(raw["date"], lines, path)
     raw = raw.drop(columns="date")
     raw.index = pd.DatetimeIndex(dates, name="date")
 
     if layout == "auto":
         layout = ("long" if "asset" in raw else
                   "single" if {*BAR_VARS, "adj_close"} & set(raw) else "wide")
+    if asset is not None and layout in ("long", "wide"):
+        raise ValueError(f"load_csv: asset= names the symbol of a single-asset file, but "
+                         f"{path} is a {layout} table (its assets are named inside it)")
     if layout == "long":
         if "asset" not in raw:
-            raise DataError(f"{path}: missing required column 'asset' (or symbol/ticker)")
-        groups = {str(a).strip(): g.drop(columns="asset") for a, g in raw.groupby("asset")}
-        return {a: _numeric_bars(g, path, a) for a, g in groups.items()}
+            raise DataError(f"{path}: missing required column 'asset' (or symbol/ticker) "
+                            "for layout='long'")
+        return _long_frames(raw, path), aware
     if layout == "single":
-        name = asset or path.name.split(".")[0]
-        return {name: _numeric_bars(raw, path, name)}
-    if layout == "wide":
-        return {str(original[c]).strip(): _numeric_bars(
-                    raw[[c, "_line"]].rename(columns={c: "close"}), path, original[c])
-                for c in raw.columns if c != "_line"}
-    raise ValueError(f"load_csv: unknown layout {layout!r}; use auto, single, long, wide "
-                     "or kline")
+        name = asset or _asset_name(path.name)
+        if not name:
+            raise DataError(f"{path}: cannot name an asset from the file name; pass asset=")
+        return {name: _numeric_bars(raw, path, name)}, aware
+    # wide: every column but the date is one asset's close
+    if raw.shape[1] == 1:
+        raise DataError(f"{path}: no column besides the date (columns: {', '.join(header)})")
+    out = {}
+    values = [h for n, h in zip(names, header) if n != "date"]   # raw's columns, in order
+    for j, h in enumerate(values):   # by position: 'SPY' and 'spy' are two assets
+        if not h:
+            raise DataError(f"{path}: column {header.index(h) + 1} of the wide table has no "
+                            "name (each column after the date is one asset's close)")
+        col = pd.DataFrame({"close": raw.iloc[:, j], "_line": raw["_line"]})
+        out[h] = _numeric_bars(col, path, h)
+    return out, aware
+
+
+def _check_short_rows(path, text, sep, raw, lines, n_fields, kline) -> None:
+    """A row with fewer fields than the header is an error (pandas pads it with empty
+    strings, which would read as a missing value). Counted with the csv module, only
+    when some cell is empty (rare: Yahoo marks gaps with 'null')."""
+    if not raw.eq("").to_numpy().any():
+        return
+    try:
+        counts = [len(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+                  if len(r) > 1 or (r and r[0].strip())]   # pandas skips blank lines too
+    except csv.Error:
+        return   # pandas read it; its own checks stand
+    counts = counts if kline else counts[1:]
+    if len(counts) != len(raw):
+        return
+    short = np.flatnonzero(np.asarray(counts) < n_fields)
+    if short.size:
+        i = int(short[0])
+        raise DataError(f"{path}: data row {lines[i]} has {counts[i]} fields, the header has "
+                        f"{n_fields}")
+
+
+def _check_header(path: Path, header: list[str], names: list[str], kline: bool) -> None:
+    """Refuse unnamed and repeated columns (pandas would rename a repeat 'X.1' and drop it
+    from view, or a wide table would load it as a second asset)."""
+    if kline:
+        return
+    seen = {}
+    for i, (h, n) in enumerate(zip(header, names)):
+        key = n if n in _KNOWN else h
+        if not key:
+            continue   # unnamed: ignored beside price columns, refused in a wide table
+        if key in seen:
+            raise DataError(f"{path}: columns {seen[key] + 1} ({header[seen[key]]!r}) and "
+                            f"{i + 1} ({h!r}) both read as {key!r}; keep one"
+                            + (" (or combine date and time into one column)"
+                               if key == "date" else ""))
+        seen[key] = i
+
+
+def _parse_dates(text: pd.Series, lines: np.ndarray, path: Path):
+    """Text or epoch dates -> (datetime64[ns] values, tz_aware); naive UTC when aware."""
+    t = text.str.strip()
+
+    def fail(i, why):
+        raise DataError(f"{path}: data row {lines[i]}: {why}")
+
+    missing = ((t == "") | t.str.lower().isin(MISSING_TOKENS)).to_numpy()
+    if missing.any():
+        i = int(np.flatnonzero(missing)[0])
+        fail(i, f"missing date {text.iloc[i]!r}")
+    digits = t.str.fullmatch(r"\d+").to_numpy(bool)
+    ndig = t.str.lstrip("0").str.len().to_numpy(np.int64)
+    if (digits & (ndig >= 9)).any():   # epoch numbers
+        if not digits.all():
+            i, j = sorted((int(np.flatnonzero(digits)[0]), int(np.flatnonzero(~digits)[0])))
+            fail(j, f"date {t.iloc[j]!r} mixes with {t.iloc[i]!r} (data row {lines[i]}): "
+                    "epoch numbers and text dates in one column")
+        unit_of = np.array([_EPOCH_UNITS.get(k, "") for k in range(21)], dtype=object)
+        units = unit_of[np.minimum(ndig, 20)]
+        bad = (units == "") | ((ndig == 19) & (t.str.lstrip("0") > "9223372036854775807")
+                               .to_numpy(bool))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            fail(i, f"epoch {t.iloc[i]!r} is not seconds, ms, µs or ns within 1973-2262")
+        other = units != units[0]
+        if other.any():
+            i = int(np.flatnonzero(other)[0])
+            fail(i, f"epoch {t.iloc[i]!r} is in {_UNIT_NAMES[units[i]]} but data row "
+                    f"{lines[0]} ({t.iloc[0]!r}) is in {_UNIT_NAMES[units[0]]}: one unit per "
+                    "column")
+        values = pd.to_datetime(t.astype("int64"), unit=units[0])
+        return _bounded_ns(values, t, lines, path), True
+    first = t.iloc[0]
+    if re.fullmatch(_TIME_ONLY, first):
+        fail(0, f"time {first!r} without a date")
+    aware0 = re.search(_TZ_SUFFIX, first) is not None
+    values = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # dayfirst notes: handled below
+        # one format per column, from the first date; day-first if only that fits them all
+        formats = [f for f in dict.fromkeys((guess_datetime_format(first),
+                                             guess_datetime_format(first, dayfirst=True)))
+                   if f] or ["ISO8601"]
+        for fmt in formats:
+            try:
+                got = pd.to_datetime(t, format=fmt, errors="coerce", utc=aware0)
+            except (ValueError, OverflowError):
+                continue
+            if values is None or not got.isna().any():
+                values = got
+            if not got.isna().any():
+                break
+    failed = values.isna().to_numpy() if values is not None else np.ones(len(t), bool)
+    if failed.any() or formats == ["ISO8601"]:
+        # diagnose: a naive/offset mix first, then the first unparsable date
+        aware = t.str.contains(_TZ_SUFFIX).to_numpy(bool)
+        if aware.any() and not aware.all():
+            i, j = sorted((int(np.flatnonzero(aware)[0]), int(np.flatnonzero(~aware)[0])))
+            fail(j, f"timestamp {t.iloc[j]!r} {'has' if aware[j] else 'has no'} UTC offset "
+                    f"but data row {lines[i]} ({t.iloc[i]!r}) {'has' if aware[i] else 'has none'}"
+                    ": give every timestamp an offset, or none")
+    if failed.any():
+        i = int(np.flatnonzero(failed)[0])
+        fail(i, f"unparsable date {text.iloc[i]!r}" + (
+            f" (one format per column; this column's is {formats[0]}, from data row "
+            f"{lines[0]} {first!r})" if i else
+            " (write dates as ISO 8601, e.g. 2020-01-02 or 2020-01-02 15:30:00+00:00)"))
+    if values.dt.tz is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return _bounded_ns(values, t, lines, path), aware0
+
+
+def _bounded_ns(values: pd.Series, t: pd.Series, lines, path: Path) -> np.ndarray:
+    """datetime64[ns] (1677-09-22..2262-04-11); numpy would wrap a later date silently."""
+    lo, hi = pd.Timestamp.min.as_unit("ns"), pd.Timestamp.max.as_unit("ns")
+    out = (values < lo) | (values > hi)
+    if out.any():
+        i = int(np.flatnonzero(out.to_numpy())[0])
+        raise DataError(f"{path}: data row {lines[i]}: date {t.iloc[i]!r} outside the "
+                        "supported range 1677-09-22 .. 2262-04-11")
+    return values.to_numpy().astype("datetime64[ns]")
+
+
+def _long_frames(raw: pd.DataFrame, path: Path) -> dict[str, pd.DataFrame]:
+    """A long table: asset names stripped once, before grouping; repeats are errors."""
+    names = raw["asset"].str.strip()
+    blank = (names == "").to_numpy()
+    if blank.any():
+        i = int(np.flatnonzero(blank)[0])
+        raise DataError(f"{path}: data row {raw['_line'].iloc[i]}: empty asset name")
+    raw = raw.assign(asset=names)
+    dup = raw.set_index("asset", append=True).index.duplicated(keep=False)
+    if dup.any():
+        rows = raw[dup]
+        a, t = rows["asset"].iloc[0], rows.index[0]
+        same = rows[(rows["asset"] == a) & (rows.index == t)]["_line"]
+        raise DataError(f"{path}: asset {a!r} at {_fmt_time(t)} appears in data rows "
+                        f"{', '.join(map(str, same))} (asset names compared after stripping "
+                        "spaces); one row per asset and date")
+    return {a: _numeric_bars(g.drop(columns="asset"), path, a)
+            for a, g in raw.groupby("asset", sort=True)}
 
 
 def _numeric_bars(raw: pd.DataFrame, path: Path, asset: str) -> pd.DataFrame:
     if not {"close", "adj_close"} & set(raw):
         raise DataError(f"{path}: asset {asset!r}: missing required column 'close' "
-                        f"(columns: {', '.join(raw.columns)})")
+                        f"(columns: {', '.join(c for c in raw.columns if c != '_line')})")
+    if "adj_close" in raw and "close" not in raw:
+        other = [c for c in ("open", "high", "low", "volume") if c in raw]
+        if other:
+            raise DataError(f"{path}: asset {asset!r}: 'Adj Close' without 'Close' cannot "
+                            f"adjust {', '.join(other)} (that would mix adjusted and "
+                            "unadjusted values); add the Close column, or drop "
+                            f"{', '.join(other)} to load the adjusted close alone")
     keep = [c for c in (*BAR_VARS, "adj_close") if c in raw]
+    line = raw["_line"].to_numpy()
     out = {}
     for c in keep:
         text = raw[c].str.strip()
@@ -585,8 +911,10 @@ def _numeric_bars(raw: pd.DataFrame, path: Path, asset: str) -> pd.DataFrame:
         bad = values.isna() & ~missing
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}: data row {raw['_line'].iloc[i]}: column {c!r} of asset {asset!r}: "
-                            f"unparsable number {raw[c].iloc[i]!r}")
+            hint = (" (thousands separator or decimal comma? write plain numbers such as "
+                    "1234.5)" if "," in raw[c].iloc[i] else "")
+            raise DataError(f"{path}: data row {line[i]}: column {c!r} of asset {asset!r}: "
+                            f"unparsable number {raw[c].iloc[i]!r}{hint}")
         out[c] = values.to_numpy(np.float64)
     df = pd.DataFrame(out, index=raw.index)
     # adj_close takes part in the bar: check before adjusting turns a gap into all-NaN
@@ -595,16 +923,42 @@ def _numeric_bars(raw: pd.DataFrame, path: Path, asset: str) -> pd.DataFrame:
     if partial.any():
         i = int(np.flatnonzero(partial.to_numpy())[0])
         row = nan.iloc[i]
-        raise DataError(f"{path}: data row {raw['_line'].iloc[i]}: asset {asset!r} at "
+        raise DataError(f"{path}: data row {line[i]}: asset {asset!r} at "
                         f"{_fmt_time(df.index[i])}: partially missing bar "
                         f"({', '.join(row.index[row])} NaN while "
                         f"{', '.join(row.index[~row])} set); a bar is complete or entirely NaN")
+    # the bar rules on the values as written, so the message can name the data row
+    panels = [df[v].to_numpy()[:, None] if v in df else None for v in BAR_VARS]
+    if "close" not in df:
+        panels[BAR_VARS.index("close")] = df["adj_close"].to_numpy()[:, None]
+    code, v, t, _, has = _k.check_bars(*panels)
+    if code:
+        vars_ = [n for n, keep_ in zip(BAR_VARS, has[0]) if keep_]
+        bar = [panels[BAR_VARS.index(n)][t, 0] for n in vars_]
+        raise DataError(f"{path}: data row {line[t]}: " + _bar_message(
+            _k.CODE_NAMES[code], vars_, vars_.index(BAR_VARS[v]), bar, asset, df.index[t]))
+    if "adj_close" in df and "close" in df:
+        adj = df["adj_close"].to_numpy()
+        bad = ~np.isnan(adj) & ~((adj > 0) & np.isfinite(adj))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{path}: data row {line[i]}: 'adj_close' of asset {asset!r} at "
+                            f"{_fmt_time(df.index[i])}: adjusted close {adj[i]:g} is not a "
+                            "positive number")
     idx = df.index
     if idx.has_duplicates:
+        d = idx.duplicated(keep=False)
+        rows = line[d & (idx == idx[d][0])]
         raise DataError(f"{path}: asset {asset!r}: duplicate timestamp "
-                        f"{_fmt_time(idx[idx.duplicated()][0])}")
+                        f"{_fmt_time(idx[d][0])} (data rows {', '.join(map(str, rows))})")
     if not idx.is_monotonic_increasing:
         i = int(np.flatnonzero(np.diff(idx.asi8) < 0)[0])
-        raise DataError(f"{path}: asset {asset!r}: timestamps not sorted: "
-                        f"{_fmt_time(idx[i + 1])} comes after {_fmt_time(idx[i])}")
+        raise DataError(f"{path}: data row {line[i + 1]}: asset {asset!r}: timestamps not "
+                        f"sorted: {_fmt_time(idx[i + 1])} comes after {_fmt_time(idx[i])}")
     return df
+
+
+# An exchange kline export (Binance's data.binance.vision layout): no header, open time
+# in epoch milliseconds (microseconds from 2025), then OHLCV and extra columns.
+KLINE_COLUMNS = ["date", "open", "high", "low", "close", "volume", "close_time",
+                 "quote_volume", "trades", "taker_buy_base", "taker_buy_quote", "ignore"]
