@@ -130,7 +130,7 @@ def test_risk_manager_configures_the_backtest_and_reports(equities):
     sig = ql.strategies.get("volatility_regime").signal(equities)
     res = rm.backtest(equities, sig, group=True, fees=0.001)
     assert bool(res.halted.any())
-    assert rm.backtest_kwargs() == {"dd_limit": 0.1, "dd_cooldown": 10}
+    assert rm.backtest_kwargs() == {"dd_limit": 0.1, "dd_cooldown": 10, "dd_mode": "cooldown"}
     report = rm.generate_risk_report(ql.backtest(equities, sig, group=True))
     assert list(report.var.index) == ["historical", "parametric", "cornish_fisher",
                                       "monte_carlo"]
