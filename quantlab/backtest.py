@@ -36,7 +36,8 @@ vectorbt. Every trade records why it closed: ``signal``, ``stop``, ``take_profit
 ``trailing``, ``drawdown`` (``dd_limit``), ``margin_call`` or ``end_of_data`` (still
 open). A trade is a round trip (the position leaves 0 until it is back at 0 or flips),
 vectorbt's ``positions``; with partial exits vectorbt's ``trades`` (one per reducing
-order) are more.
+order) are more. An order skipped because of its fixed fee stays in ``res.orders`` with
+size 0 and reason ``fixed_fee`` (see ``backtest``).
 
 Order events (``entries``/``exits`` with ``size``/``accumulate``: pyramiding), limit
 orders and leverage (``max_leverage``, ``borrow_rate``, ``maintenance_margin``): see
@@ -278,14 +279,14 @@ def _as_dataset(data) -> xr.Dataset:
     return data
 
 
-def _check_slippage_panel(slip, base, impact, cap):
-    """A data-driven slippage (adaptive: vol_mult · σ + range_mult · range) must stay
-    below 1 everywhere, else a sell fills at a price <= 0: name the bar where it is not."""
-    top = base + (cap if bool((impact > 0).any()) else 0.0)
-    worst = top.fillna(0.0).argmax(...)
-    v = float(top.isel(worst))
+def _check_slippage_panel(slip, base):
+    """The adaptive slippage (bps/1e4 + vol_mult · σ + range_mult · range, from the data)
+    must stay below 1 everywhere, else a sell fills at a price <= 0: name the bar where
+    it does not (volume_based is bounded by bps/1e4 + cap < 1 at construction)."""
+    worst = base.fillna(0.0).argmax(...)
+    v = float(base.isel(worst))
     if v >= 1:
-        where = {d: str(top[d].values[int(i)])[:19] for d, i in worst.items()}
+        where = {d: str(base[d].values[int(i)])[:19] for d, i in worst.items()}
         raise ValueError(f"Slippage({slip.model!r}) reaches a slippage of {v:.4g} at {where}; "
                          "it must stay < 1 (a sell would fill at a price <= 0): lower "
                          "bps, vol_mult or range_mult")
@@ -304,7 +305,7 @@ def _param(name, v, lo=None, hi=None, *, lo_open=False, hi_open=False, finite=Tr
     its dims), every value in the range (``_validate.number``'s rules and words; NaN
     passes only with ``nan_ok``, where it means "off")."""
     if not isinstance(v, xr.DataArray):
-        if nan_ok and isinstance(v, float) and np.isnan(v):
+        if nan_ok and isinstance(v, (float, np.floating)) and np.isnan(v):
             return xr.DataArray(np.nan)
         return xr.DataArray(_validate.number(name, v, lo, hi, lo_open=lo_open,
                                              hi_open=hi_open, finite=finite))
@@ -513,8 +514,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         slip = Slippage("fixed", bps=_validate.number("slippage", slippage, 0, 1,
                                                       hi_open=True) * 1e4)
     base, impact, cap = slip.panels(ds)
-    if slip.model != "fixed":   # data-driven: its largest value must still be < 1
-        _check_slippage_panel(slip, base, impact, cap)
+    if slip.model == "adaptive":   # data-driven: its largest value must still be < 1
+        _check_slippage_panel(slip, base)
     if execution == "next_open" and slip.model != "fixed":  # costs from bars up to t only
         base, impact = base.shift(time=1).fillna(0.0), impact.shift(time=1).fillna(0.0)
     params = [d for d in signal.dims if d not in ("time", "asset")]
