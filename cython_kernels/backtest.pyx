@@ -97,13 +97,12 @@ cdef inline int record(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ss
     return push(o, t, c, d, pe, fee, reason)
 
 
-cdef inline int skip(Orders* o, bint metrics_only, Py_ssize_t t, Py_ssize_t c,
-                     double pe) noexcept nogil:
-    """Record an order its fixed fee stops (size 0, fee 0, reason R_FIXED_FEE; nothing in
-    metrics-only mode): returns 1 (skipped), or -1 when out of memory for the record."""
-    if metrics_only:
-        return 1
-    return 1 if push(o, t, c, 0.0, pe, 0.0, R_FIXED_FEE) == 0 else -1
+cdef inline int skip(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssize_t t,
+                     Py_ssize_t c, Py_ssize_t g, double pe) noexcept nogil:
+    """Record an order its fixed fee stops (size 0, fee 0, reason R_FIXED_FEE; counted in
+    metrics-only mode's orders, as it is a row of the orders table): returns 1
+    (skipped), or -1 when out of memory for the record."""
+    return 1 if record(o, extra, metrics_only, t, c, g, 0.0, pe, 0.0, R_FIXED_FEE) == 0 else -1
 
 
 cdef inline void stop_ref(double q0, double q1, double ref, double* entry,
@@ -133,7 +132,7 @@ cdef inline int fill(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssiz
     if d > 0 and d * pe + fee > bp:
         if bp - fixed <= tiny:
             if fixed > 0 and bp > tiny:   # the fee, not a lack of cash, stops it
-                return skip(o, metrics_only, t, c, pe)
+                return skip(o, extra, metrics_only, t, c, g, pe)
             return 1
         d = (bp - fixed) / (pe * (1 + fee_rate))
         fee = d * pe * fee_rate + fixed
@@ -280,7 +279,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     always fill) is skipped when its account's equity is at most its fixed fee, when the
     fee would turn it around (the sizing nets the fee out of the target, so a large fee
     turns a buy into a sell), or when the fee takes all of a buy's buying power; it is
-    recorded with size 0, fee 0 and reason R_FIXED_FEE (not counted in metrics-only).
+    recorded with size 0, fee 0 and reason R_FIXED_FEE (an order in metrics-only counts).
 
     Returns (equity (time, group), cash (time, group), positions (time, column) in shares,
     orders as arrays (t, col, size, price, fee, reason), halted (time, group): 1 where
@@ -523,7 +522,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         # the account cannot pay the fixed fee (it has at most the fee in
                         # equity), or paying it turns the order around (a buy into a
                         # sell): skip it, never reverse it
-                        if skip(&orders, metrics_only, t, c, p) < 0:
+                        if skip(&orders, extra, metrics_only, t, c, g, p) < 0:
                             err = 1
                             break
                         continue
