@@ -637,10 +637,14 @@ class BacktestingEngine:
 
     def __init__(self, initial_capital=100_000.0, commission_per_trade=0.001, slippage_bps=5.0,
                  risk_free_rate=0.02):
-        self.initial_capital = initial_capital
-        self.fees = commission_per_trade
-        self.slippage = slippage_bps / 1e4
-        self.risk_free_rate = risk_free_rate
+        self.initial_capital = _validate.number("initial_capital", initial_capital, 0, None,
+                                                lo_open=True)
+        self.fees = _validate.number("commission_per_trade", commission_per_trade, 0, 1,
+                                     hi_open=True)
+        self.slippage = _validate.number("slippage_bps", slippage_bps, 0, 1e4,
+                                         hi_open=True) / 1e4
+        self.risk_free_rate = _validate.number("risk_free_rate", risk_free_rate, -1, None,
+                                               lo_open=True)
 
     def run_backtest(self, signals, price_data, **kw):
         res = backtest(price_data, signals, init_cash=self.initial_capital, fees=self.fees,

@@ -453,3 +453,14 @@ def test_from_entries_exits_without_a_time_coordinate_is_a_data_error():
     e = _sig(**LONG_A) == 1
     with pytest.raises(ql.DataError, match="exits has a 'time' dimension but no 'time' coord"):
         ql.signals.from_entries_exits(e, _drop(e, "time"))
+
+
+@pytest.mark.parametrize("name,value,match", [
+    ("initial_capital", np.inf, "initial_capital must be a finite"),
+    ("commission_per_trade", 5.0, r"commission_per_trade must be in \[0, 1\)"),
+    ("slippage_bps", 20_000, r"slippage_bps must be in \[0, 10000.0\)"),
+    ("slippage_bps", np.nan, "slippage_bps must be a finite"),
+    ("risk_free_rate", np.nan, "risk_free_rate must be a finite")])
+def test_seed_facade_costs_are_checked_with_their_range(name, value, match):
+    with pytest.raises(ValueError, match=match):
+        ql.BacktestingEngine(**{name: value})
