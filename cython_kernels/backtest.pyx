@@ -22,9 +22,11 @@ include "returns_acc.pxi"
 cdef enum:
     X_FEES, X_TRADED, X_EQSUM, X_ORDERS, X_EXPO, NX
 
-# why an order was placed (the trades table names them; see backtest.REASONS)
+# why an order was placed (the trades table names them; see backtest.REASONS);
+# R_FIXED_FEE marks an order that was NOT filled: its fixed fee is more than the account
+# can pay (or would turn the order around), recorded with size 0 and fee 0
 cdef enum:
-    R_SIGNAL, R_STOP, R_TAKE_PROFIT, R_TRAILING, R_DRAWDOWN, R_MARGIN
+    R_SIGNAL, R_STOP, R_TAKE_PROFIT, R_TRAILING, R_DRAWDOWN, R_MARGIN, R_FIXED_FEE
 
 # what ``size`` counts in order (entries/exits) mode
 cdef enum:
@@ -95,6 +97,14 @@ cdef inline int record(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ss
     return push(o, t, c, d, pe, fee, reason)
 
 
+cdef inline int skip(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssize_t t,
+                     Py_ssize_t c, Py_ssize_t g, double pe) noexcept nogil:
+    """Record an order its fixed fee stops (size 0, fee 0, reason R_FIXED_FEE; counted in
+    metrics-only mode's orders, as it is a row of the orders table): returns 1
+    (skipped), or -1 when out of memory for the record."""
+    return 1 if record(o, extra, metrics_only, t, c, g, 0.0, pe, 0.0, R_FIXED_FEE) == 0 else -1
+
+
 cdef inline void stop_ref(double q0, double q1, double ref, double* entry,
                           double* extreme) noexcept nogil:
     """A fill moved a position from q0 to q1 shares: the stops' entry reference (and the
@@ -113,13 +123,16 @@ cdef inline int fill(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssiz
                      double* q, double* entry, double* extreme, int reason) noexcept nogil:
     """Fill d shares of column c at pe (slippage included) with fees: a buy never spends
     more than the buying power ``bp`` (it shrinks to what bp pays for, or is skipped when
-    at most ``tiny`` is left, a rounding residue); move cash and position, the stop
-    reference (``ref`` when a position opens) and book it. Returns 0 when filled, 1 when
-    skipped, -1 when out of memory for the order record."""
+    at most ``tiny`` is left, a rounding residue; recorded as R_FIXED_FEE when there was
+    buying power and the fixed fee took it); move cash and position, the stop reference
+    (``ref`` when a position opens) and book it. Returns 0 when filled, 1 when skipped,
+    -1 when out of memory for the order record."""
     cdef double fee = fabs(d) * pe * fee_rate + fixed
     cdef double q0 = q[0]
     if d > 0 and d * pe + fee > bp:
         if bp - fixed <= tiny:
+            if fixed > 0 and bp > tiny:   # the fee, not a lack of cash, stops it
+                return skip(o, extra, metrics_only, t, c, g, pe)
             return 1
         d = (bp - fixed) / (pe * (1 + fee_rate))
         fee = d * pe * fee_rate + fixed
@@ -261,6 +274,12 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     shorts. ``margin`` (maintenance margin, 0 = off): an account whose equity at a close
     is below margin x its gross position value is liquidated at that close (reason
     margin call); an account left with equity <= 0 is closed: no orders, no interest.
+
+    Fixed fees: an order (signal or event; not a stop, drawdown exit or margin call, which
+    always fill) is skipped when its account's equity is at most its fixed fee, when the
+    fee would turn it around (the sizing nets the fee out of the target, so a large fee
+    turns a buy into a sell), or when the fee takes all of a buy's buying power; it is
+    recorded with size 0, fee 0 and reason R_FIXED_FEE (an order in metrics-only counts).
 
     Returns (equity (time, group), cash (time, group), positions (time, column) in shares,
     orders as arrays (t, col, size, price, fee, reason), halted (time, group): 1 where
@@ -497,6 +516,16 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         continue  # the other pass places it
                     pending[c] = 0
                     ev[c] = NAN
+                    if fixed_fees[c] > 0 and not (dd_limit > 0 and halted[t, g]) and (
+                            eq[g] <= fixed_fees[c] or (not use_events and (d > 0) != (
+                                e[c] * scale * eq[g] / p - q[c] > 0))):
+                        # the account cannot pay the fixed fee (it has at most the fee in
+                        # equity), or paying it turns the order around (a buy into a
+                        # sell): skip it, never reverse it
+                        if skip(&orders, extra, metrics_only, t, c, g, p) < 0:
+                            err = 1
+                            break
+                        continue
                     if use_limit and not isnan(lim_off[c]) and not (dd_limit > 0 and
                                                                    halted[t, g]):
                         # rest a limit order for what the signal buys at the limit price

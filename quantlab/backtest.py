@@ -36,7 +36,8 @@ vectorbt. Every trade records why it closed: ``signal``, ``stop``, ``take_profit
 ``trailing``, ``drawdown`` (``dd_limit``), ``margin_call`` or ``end_of_data`` (still
 open). A trade is a round trip (the position leaves 0 until it is back at 0 or flips),
 vectorbt's ``positions``; with partial exits vectorbt's ``trades`` (one per reducing
-order) are more.
+order) are more. An order skipped because of its fixed fee stays in ``res.orders`` with
+size 0 and reason ``fixed_fee`` (see ``backtest``).
 
 Order events (``entries``/``exits`` with ``size``/``accumulate``: pyramiding), limit
 orders and leverage (``max_leverage``, ``borrow_rate``, ``maintenance_margin``): see
@@ -53,13 +54,21 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from quantlab import _validate
 from quantlab._kernels import backtest as _k
 from quantlab.errors import DataError
 
 __all__ = ["backtest", "Slippage", "BacktestResult", "BacktestingEngine"]
 
 # the kernel's order reasons (cython_kernels/backtest.pyx R_*) and size types (S_*)
-REASONS = ("signal", "stop", "take_profit", "trailing", "drawdown", "margin_call")
+# "fixed_fee" marks an order that was skipped, not filled (size 0, fee 0): its fixed fee
+# was more than the account could pay (see ``backtest``)
+REASONS = ("signal", "stop", "take_profit", "trailing", "drawdown", "margin_call",
+           "fixed_fee")
+# dd_limit's modes: "cooldown" flat for dd_cooldown bars then back in with the peak
+# restarted; "halt" measured from the all-time peak and flat for the rest of the run
+DD_MODES = ("cooldown", "halt")
+MAX_LEVERAGE = 100.0   # a sanity bound: gross exposure of 100 x equity
 SIZE_TYPES = ("equity", "value", "shares")
 # backtest-only metrics a metrics-only run accumulates (n_trades needs the order list)
 STREAMED_EXTRAS = ("fees_paid", "turnover", "exposure", "n_orders")
@@ -96,9 +105,19 @@ class Slippage:
         if self.model not in ("fixed", "volume_based", "adaptive"):
             raise ValueError(f"unknown slippage model {self.model!r}; use fixed, "
                              "volume_based or adaptive")
-        for name in ("bps", "coef", "cap", "vol_mult", "range_mult"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"Slippage {name} must be >= 0, got {getattr(self, name)}")
+        # a slippage fraction of 1 or more would fill a sell at a price <= 0
+        checked = dict(
+            bps=_validate.number("Slippage bps", self.bps, 0, 1e4, hi_open=True),
+            coef=_validate.number("Slippage coef", self.coef, 0),
+            cap=_validate.number("Slippage cap", self.cap, 0, 1, hi_open=True),
+            window=_validate.integer("Slippage window", self.window, 2),
+            vol_mult=_validate.number("Slippage vol_mult", self.vol_mult, 0),
+            range_mult=_validate.number("Slippage range_mult", self.range_mult, 0))
+        if self.model == "volume_based" and checked["bps"] / 1e4 + checked["cap"] >= 1:
+            raise ValueError(f"Slippage('volume_based'): bps / 1e4 + cap must be < 1 (the "
+                             f"largest slippage), got {checked['bps'] / 1e4 + checked['cap']!r}")
+        for k, v in checked.items():   # frozen: set the converted values once
+            object.__setattr__(self, k, v)
 
     def panels(self, ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray, float]:
         """(base fraction, impact coefficient per sqrt(share), cap) on (time, asset)."""
@@ -143,6 +162,7 @@ class BacktestResult:
     risk_free_rate: float = 0.0  # annual; the default of metrics()
     halted: xr.DataArray | None = field(default=None, repr=False)  # dd_limit's flat bars
     interest: xr.DataArray | None = field(default=None, repr=False)  # borrow_rate charges
+    dd_mode: str | None = None  # the drawdown control that ran ("cooldown", "halt"; None: off)
 
     @property
     def returns(self) -> xr.DataArray:
@@ -160,8 +180,10 @@ class BacktestResult:
         from quantlab import metrics
 
         rf = self.risk_free_rate if risk_free_rate is None else risk_free_rate
+        rf = _validate.number("risk_free_rate (annual)", rf, -1, None, lo_open=True)
         ds = metrics.summary(self.returns, risk_free_rate=rf,
                              annualization=self.periods)
+        ds.attrs.update(periods=self.periods, dd_mode=str(self.dd_mode))
         keys = [d for d in self.equity.dims if d != "time"]  # one account per key
         tr = self.trades
         value = (self.positions * self.prices.ffill("time")).fillna(0.0)
@@ -207,6 +229,7 @@ def _trades(orders: pd.DataFrame, prices: xr.DataArray):
     it returns to 0 or flips sign; one still open is marked at the last close."""
     cols = ["asset", *[c for c in orders.columns if c not in
                        ("t", "col", "time", "asset", "size", "price", "fee", "reason")]]
+    orders = orders[orders["size"] != 0]   # skipped orders (reason fixed_fee) trade nothing
     rows = []
     last_px = prices.ffill("time").isel(time=-1)
     for key, g in orders.groupby(cols, sort=False):
@@ -252,15 +275,61 @@ def _as_dataset(data) -> xr.Dataset:
         raise TypeError("data must be an xarray Dataset with 'close' (or a close DataArray)")
     if "close" not in data:
         raise DataError("data has no 'close' variable")
+    _validate.coords(data, what="data")
     return data
+
+
+def _check_slippage_panel(slip, base):
+    """The adaptive slippage (bps/1e4 + vol_mult · σ + range_mult · range, from the data)
+    must stay below 1 everywhere, else a sell fills at a price <= 0: name the bar where
+    it does not (volume_based is bounded by bps/1e4 + cap < 1 at construction)."""
+    worst = base.fillna(0.0).argmax(...)
+    v = float(base.isel(worst))
+    if v >= 1:
+        where = {d: str(base[d].values[int(i)])[:19] for d, i in worst.items()}
+        raise ValueError(f"Slippage({slip.model!r}) reaches a slippage of {v:.4g} at {where}; "
+                         "it must stay < 1 (a sell would fill at a price <= 0): lower "
+                         "bps, vol_mult or range_mult")
+
+
+def _labelled(obj, what, dims=("time", "asset")):
+    """A labelled option (size, stops, fees as DataArrays) is matched to the data by its
+    labels: each of ``dims`` it has needs its coordinate (DataError otherwise)."""
+    if isinstance(obj, xr.DataArray):
+        _validate.coords(obj, tuple(d for d in dims if d in obj.dims), what=what)
+
+
+def _param(name, v, lo=None, hi=None, *, lo_open=False, hi_open=False, finite=True,
+           nan_ok=False) -> xr.DataArray:
+    """A numeric option as a 0-d DataArray (a scalar) or the DataArray itself (a sweep over
+    its dims), every value in the range (``_validate.number``'s rules and words; NaN
+    passes only with ``nan_ok``, where it means "off")."""
+    if not isinstance(v, xr.DataArray):
+        if nan_ok and isinstance(v, (float, np.floating)) and np.isnan(v):
+            return xr.DataArray(np.nan)
+        return xr.DataArray(_validate.number(name, v, lo, hi, lo_open=lo_open,
+                                             hi_open=hi_open, finite=finite))
+    _labelled(v, name)
+    _validate.real_array(name, v.dtype)
+    a = np.asarray(v.values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        ok = ~np.isnan(a) & (np.isfinite(a) | (not finite))
+        if lo is not None:
+            ok &= (a > lo) if lo_open else (a >= lo)
+        if hi is not None:
+            ok &= (a < hi) if hi_open else (a <= hi)
+    bad = ~ok & ~(np.isnan(a) if nan_ok else np.zeros(a.shape, bool))
+    if bad.any():   # raises, worded as for a scalar
+        _validate.number(name, float(a.ravel()[np.flatnonzero(bad)[0]]), lo, hi,
+                         lo_open=lo_open, hi_open=hi_open, finite=finite)
+    return v.astype(np.float64)
 
 
 def _check_signal(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
     if not isinstance(signal, xr.DataArray):
         raise TypeError("signal must be an xarray DataArray on (time, asset[, params])")
-    for d in ("time", "asset"):
-        if d not in signal.dims:
-            raise ValueError(f"signal needs the dim {d!r}; it has {signal.dims}")
+    _validate.coords(signal, what="signal")
+    _validate.real_array("signal", signal.dtype)
     if not signal.indexes["time"].equals(ds.indexes["time"]):
         extra = signal.indexes["time"].difference(ds.indexes["time"])
         raise ValueError("signal and data have different time axes"
@@ -280,18 +349,10 @@ def _check_signal(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
     return signal
 
 
-def _as_param(v) -> xr.DataArray:
-    """A scalar option as a 0-d DataArray; a DataArray (a sweep over its dims) as is."""
-    return v if isinstance(v, xr.DataArray) else xr.DataArray(float(v))
-
-
-def _level(name, v, what, ok) -> xr.DataArray:
-    """A fraction-of-price option (stop, limit offset) checked by ``ok``; scalar or over
-    asset and parameter dims, never time."""
-    v = _as_param(v)
-    with np.errstate(invalid="ignore"):
-        if not bool(ok(v).all()):
-            raise ValueError(f"{name} must be a fraction {what}, got {v.values!r}")
+def _level(name, v, **rng) -> xr.DataArray:
+    """A fraction-of-price option (stop, limit offset) in its range; scalar or over asset
+    and parameter dims, never time."""
+    v = _param(name, v, **rng)
     if "time" in v.dims:
         raise ValueError(f"{name} may vary over asset and parameter dims, not time")
     return v
@@ -303,7 +364,7 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
              maintenance_margin=0.25, execution="close", rebalance="on_change", group=False,
              periods=252, sl_stop=None, tp_stop=None, sl_trail=None, order_type="market",
              limit_offset=None, limit_tif=None, metrics_only=None, dd_limit=None,
-             dd_cooldown=21) -> BacktestResult:
+             dd_cooldown=21, dd_mode="cooldown") -> BacktestResult:
     """Simulate ``signal`` (or ``entries``/``exits``) on ``data``; see the module doc.
 
     ``metrics_only`` (a tuple of metric names): keep no equity, positions or orders and
@@ -313,11 +374,35 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     turnover, exposure, n_orders``; equal to ``metrics()`` of the full backtest.
 
     ``dd_limit`` (a fraction, e.g. 0.2): drawdown control inside the simulation. When an
-    account's equity falls to (1 - dd_limit) x its running peak, all its positions are
-    closed on that bar (at the prices that revealed the breach) and it stays flat for
-    ``dd_cooldown`` bars; it then re-enters at the signal's current targets, and its
-    peak restarts from the equity at re-entry. ``res.halted`` marks the flat bars (None
+    account's equity falls to (1 - dd_limit) x its peak, all its positions are closed on
+    that bar (at the prices that revealed the breach). ``dd_mode="cooldown"`` (default):
+    it stays flat for ``dd_cooldown`` bars, then re-enters at the signal's current
+    targets and its peak restarts from the equity at re-entry, so each episode is
+    limited but the run's max drawdown is not (two 20% episodes lose 36%).
+    ``dd_mode="halt"``: the peak is the all-time peak and the account stays flat for the
+    rest of the run (``dd_cooldown`` is ignored): a flat account cannot climb back to
+    within the limit of that peak, so any re-entry rule would re-enter below the line;
+    the run's max drawdown is then the limit plus the breach bar's own move and costs.
+    ``res.halted`` marks the flat bars and ``res.dd_mode`` names the mode (both None
     without ``dd_limit``).
+
+    Ranges (a ValueError names the argument, value and range): ``init_cash`` > 0 finite;
+    ``fees`` in [0, 1) (fraction of traded value); ``fixed_fees`` >= 0 finite (per order);
+    ``slippage`` in [0, 1) or a ``Slippage`` whose largest slippage stays < 1 (a sell
+    never fills at a price <= 0); ``max_leverage`` in (0, 100]; ``max_position_size`` > 0
+    (inf = no cap); ``borrow_rate`` and ``maintenance_margin`` in [0, 1); ``periods`` an
+    integer >= 1; ``sl_stop``/``tp_stop``/``sl_trail`` > 0 finite (NaN = off);
+    ``limit_offset`` in [0, 1); ``limit_tif`` an integer >= 1; ``size`` >= 0 (inf = all
+    the buying power); ``dd_limit`` in (0, 1); ``dd_cooldown`` an integer >= 0. DataArray
+    options are checked value by value and need coordinates for the time/asset dims they
+    have, as ``data`` and ``signal`` do (a missing one is a DataError saying how to add it).
+
+    Fixed fees: an order is skipped, never reversed or filled at a loss the account cannot
+    pay, when the account's equity is at most the fixed fee, when paying the fee would
+    turn the order around (sizing nets the fee out of the target, so a fee above the
+    target value would turn a buy into a sell), or when the fee takes all of a buy's
+    buying power. It is kept in ``res.orders`` with size 0, fee 0 and reason
+    ``fixed_fee`` (not a trade). Stops, drawdown exits and margin calls always fill.
 
     Orders (``entries=``/``exits=`` booleans with ``size=`` or ``accumulate=True``):
     long-only order events instead of target exposures. An entry buys ``size`` while
@@ -357,28 +442,36 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     if entries is not None:
         from quantlab.signals import from_entries_exits
 
+        for name, v in (("entries", entries), ("exits", exits)):
+            if isinstance(v, xr.DataArray):
+                _validate.coords(v, what=name)
         signal = from_entries_exits(entries, exits)
     signal = _check_signal(signal, ds)
-    if max_position_size is None:
-        max_position_size = max_leverage
-    for name, v in (("init_cash", init_cash), ("max_leverage", max_leverage),
-                    ("max_position_size", max_position_size)):
-        if not v > 0:
-            raise ValueError(f"{name} must be > 0, got {v!r}")
-    for name, v in (("borrow_rate", borrow_rate), ("maintenance_margin", maintenance_margin)):
-        if not 0 <= v < 1:
-            raise ValueError(f"{name} must be a fraction in [0, 1), got {v!r}")
-    if size_type not in SIZE_TYPES:
-        raise ValueError(f"size_type must be one of {', '.join(SIZE_TYPES)}; got {size_type!r}")
+    # every numeric option: finite (unless inf has a meaning) and in its range
+    init_cash = _validate.number("init_cash", init_cash, 0, None, lo_open=True)
+    max_leverage = _validate.number("max_leverage", max_leverage, 0, MAX_LEVERAGE,
+                                    lo_open=True)
+    max_position_size = max_leverage if max_position_size is None else _validate.number(
+        "max_position_size", max_position_size, 0, None, lo_open=True,
+        finite=False)
+    borrow_rate = _validate.number("borrow_rate", borrow_rate, 0, 1, hi_open=True)
+    maintenance_margin = _validate.number("maintenance_margin", maintenance_margin, 0, 1,
+                                          hi_open=True)
+    periods = _validate.integer("periods", periods, 1)
+    _validate.choice("size_type", size_type, SIZE_TYPES)
+    _validate.choice("order_type", order_type, ("market", "limit"))
+    _validate.choice("execution", execution, ("close", "next_open"))
+    _validate.choice("rebalance", rebalance, ("on_change", "daily"))
+    _validate.choice("dd_mode", dd_mode, DD_MODES)
+    if dd_limit is not None:
+        dd_limit = _validate.number("dd_limit", dd_limit, 0, 1, lo_open=True, hi_open=True)
+    dd_cooldown = _validate.integer("dd_cooldown", dd_cooldown, 0)
     if events:
         if rebalance != "on_change":
             raise ValueError("rebalance='daily' applies to target exposures (signal=), not "
                              "to order events (entries= with size= or accumulate=True)")
-        size = _as_param(np.inf if size is None else size)
-        if bool((size < 0).any()) or bool(size.isnull().any()):
-            raise ValueError(f"size must be >= 0 (inf = all the buying power), got {size.values!r}")
-    if order_type not in ("market", "limit"):
-        raise ValueError(f"order_type must be 'market' or 'limit', got {order_type!r}")
+        size = _param("size (inf = all the buying power)", np.inf if size is None else size,
+                      0, None, finite=False)
     if order_type == "market" and (limit_offset is not None or limit_tif is not None):
         raise ValueError("limit_offset/limit_tif need order_type='limit'")
     if order_type == "limit":
@@ -388,38 +481,25 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         if execution != "close":
             raise ValueError("limit orders rest from the bar after the signal; use "
                              "execution='close' with order_type='limit'")
-        if limit_tif is not None and (isinstance(limit_tif, bool) or not isinstance(
-                limit_tif, (int, np.integer)) or limit_tif < 1):
-            raise ValueError(f"limit_tif must be an integer >= 1 (bars) or None, got {limit_tif!r}")
-    costs = {}
-    for name, v in (("fees", fees), ("fixed_fees", fixed_fees)):
-        v = _as_param(v)
-        if bool((v < 0).any()) or bool(v.isnull().any()):
-            raise ValueError(f"{name} must be >= 0, got {v.values!r}")
+        if limit_tif is not None:
+            limit_tif = _validate.integer("limit_tif",
+                                          limit_tif, 1)
+    costs = {"fees": _param("fees", fees, 0, 1, hi_open=True),
+             "fixed_fees": _param("fixed_fees", fixed_fees, 0, None)}
+    for name, v in costs.items():
         bad = set(v.dims) & {"time", "asset"}
         if bad:
             raise ValueError(f"{name} may vary over parameter dims only, not {sorted(bad)}")
-        costs[name] = v
     # price levels relative to entry or close, per column: stops (NaN = off), limit offset
-    stops = {name: _level(name, v, "> 0 (NaN = off)",
-                          lambda v: (v > 0) & ~np.isinf(v) | v.isnull())
+    stops = {name: _level(f"{name} (NaN = off)", v, lo=0, lo_open=True, nan_ok=True)
              for name, v in (("sl_stop", sl_stop), ("tp_stop", tp_stop), ("sl_trail", sl_trail))
              if v is not None}
     limits = {} if limit_offset is None else {"limit_offset": _level(
-        "limit_offset", limit_offset, "in [0, 1)", lambda v: (v >= 0) & (v < 1))}
+        "limit_offset", limit_offset, lo=0, hi=1, hi_open=True)}
     # a cost, level or size given over a dim (a fee or stop sweep) becomes a parameter dim
     sized = [size] if events else []
     signal = xr.broadcast(signal, *costs.values(), *stops.values(), *limits.values(),
                           *sized)[0]
-    if execution not in ("close", "next_open"):
-        raise ValueError(f"execution must be 'close' or 'next_open', got {execution!r}")
-    if dd_limit is not None and not 0 < dd_limit < 1:
-        raise ValueError(f"dd_limit must be a fraction in (0, 1), got {dd_limit!r}")
-    if isinstance(dd_cooldown, bool) or not isinstance(dd_cooldown, (int, np.integer)) \
-            or dd_cooldown < 0:
-        raise ValueError(f"dd_cooldown must be an integer >= 0 (bars), got {dd_cooldown!r}")
-    if rebalance not in ("on_change", "daily"):
-        raise ValueError(f"rebalance must be 'on_change' or 'daily', got {rebalance!r}")
     if execution == "next_open" and "open" not in ds:
         raise DataError("execution='next_open' needs an 'open' variable")
     if not ds.indexes["asset"].equals(signal.indexes["asset"]):
@@ -428,13 +508,16 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
 
     validate(ds[[v for v in ("open", "high", "low", "close", "volume") if v in ds]])
 
-    slip = slippage if isinstance(slippage, Slippage) else Slippage("fixed", bps=float(slippage) * 1e4)
-    if not isinstance(slippage, Slippage) and slippage < 0:
-        raise ValueError(f"slippage must be >= 0, got {slippage!r}")
+    if isinstance(slippage, Slippage):
+        slip = slippage
+    else:
+        slip = Slippage("fixed", bps=_validate.number("slippage", slippage, 0, 1,
+                                                      hi_open=True) * 1e4)
     base, impact, cap = slip.panels(ds)
+    if slip.model == "adaptive":   # data-driven: its largest value must still be < 1
+        _check_slippage_panel(slip, base)
     if execution == "next_open" and slip.model != "fixed":  # costs from bars up to t only
         base, impact = base.shift(time=1).fillna(0.0), impact.shift(time=1).fillna(0.0)
-
     params = [d for d in signal.dims if d not in ("time", "asset")]
     clash = set(params) & _RESERVED
     if clash:
@@ -478,7 +561,7 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     if stops:
         stop_args = tuple(per_col(stops.get(k, nan)) for k in ("sl_stop", "tp_stop", "sl_trail"))
     if limits:
-        limit_args = (per_col(limits["limit_offset"]), int(limit_tif or 0))
+        limit_args = (per_col(limits["limit_offset"]), min(int(limit_tif or 0), n + 1))
     if events:
         sz = xr.broadcast(size, signal)[0].transpose(*signal.dims)
         event_args = (np.asarray(sz.data, dtype=np.float64).reshape(n, n_cols),
@@ -493,7 +576,7 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         float(init_cash), per_col(costs["fees"]), per_col(costs["fixed_fees"]),
         float(max_leverage), float(max_position_size),
         rebalance == "daily", execution == "next_open", float(dd_limit or 0.0),
-        int(dd_cooldown), metrics_only is not None, bars=bars, stops=stop_args,
+        n if dd_mode == "halt" else min(dd_cooldown, n), metrics_only is not None, bars=bars, stops=stop_args,
         events=event_args, limit=limit_args,
         borrow=(1 + float(borrow_rate)) ** (1 / periods) - 1, margin=margin)
     acct_dims = ["time", *params] if group else list(signal.dims)
@@ -526,7 +609,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     orders["reason"] = np.asarray(REASONS, dtype=object)[oreason]
     prices = ds["close"].transpose("time", "asset")
     return BacktestResult(equity, cash_da, positions, orders, float(init_cash), periods,
-                          bool(group), prices, halted=halted_da, interest=interest_da)
+                          bool(group), prices, halted=halted_da, interest=interest_da,
+                          dd_mode=dd_mode if dd_limit else None)
 
 
 def _streamed_metrics(out, names, dims, shape, signal, n_bars, periods) -> xr.Dataset:
@@ -553,10 +637,14 @@ class BacktestingEngine:
 
     def __init__(self, initial_capital=100_000.0, commission_per_trade=0.001, slippage_bps=5.0,
                  risk_free_rate=0.02):
-        self.initial_capital = initial_capital
-        self.fees = commission_per_trade
-        self.slippage = slippage_bps / 1e4
-        self.risk_free_rate = risk_free_rate
+        self.initial_capital = _validate.number("initial_capital", initial_capital, 0, None,
+                                                lo_open=True)
+        self.fees = _validate.number("commission_per_trade", commission_per_trade, 0, 1,
+                                     hi_open=True)
+        self.slippage = _validate.number("slippage_bps", slippage_bps, 0, 1e4,
+                                         hi_open=True) / 1e4
+        self.risk_free_rate = _validate.number("risk_free_rate", risk_free_rate, -1, None,
+                                               lo_open=True)
 
     def run_backtest(self, signals, price_data, **kw):
         res = backtest(price_data, signals, init_cash=self.initial_capital, fees=self.fees,

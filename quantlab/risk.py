@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import metrics
+from quantlab import _validate, metrics
 
-__all__ = ["RiskManager", "RiskReport", "risk_parity_weights", "risk_contributions",
-           "HISTORICAL_SCENARIOS"]
+__all__ = ["RiskManager", "RiskReport", "KellyFraction", "risk_parity_weights",
+           "risk_contributions", "HISTORICAL_SCENARIOS"]
 
 # Market stress windows (peak to trough of the S&P 500, or the event's weeks); a window
 # the data do not cover is reported as not covered, never extrapolated.
@@ -59,20 +59,43 @@ def _scalar(v):
     return float(v) if np.ndim(v) == 0 else v
 
 
+class KellyFraction(float):
+    """The capped Kelly fraction (a float, as before), with the estimate behind it:
+    ``.uncapped`` (fraction x μ / σ², before the cap), ``.cap`` and ``.capped`` (True
+    when the cap bound it)."""
+
+    def __new__(cls, capped, uncapped, cap):
+        obj = super().__new__(cls, capped)
+        obj.uncapped, obj.cap = float(uncapped), float(cap)
+        obj.capped = bool(uncapped > cap)
+        return obj
+
+    def __repr__(self):
+        return f"KellyFraction({float(self)!r}, uncapped={self.uncapped!r}, cap={self.cap!r})"
+
+
 class RiskManager:
     """``RiskManager(confidence_level=0.95, max_drawdown_limit=0.20)``: losses as positive
-    fractions at ``confidence_level``; ``max_drawdown_limit`` as a positive fraction."""
+    fractions at ``confidence_level``; ``max_drawdown_limit`` as a positive fraction.
+
+    ``dd_mode`` (with ``dd_cooldown``) chooses how ``backtest`` enforces the limit:
+    ``"cooldown"`` (default) flattens on a breach, waits ``dd_cooldown`` bars and
+    re-enters with the peak restarted, so the run's max drawdown can exceed the limit
+    over several episodes; ``"halt"`` measures from the all-time peak and stays flat for
+    the rest of the run, so the limit holds (up to the breach bar's own move and costs).
+    """
 
     def __init__(self, confidence_level=0.95, max_drawdown_limit=0.20, dd_cooldown=21,
-                 periods=252):
-        if not 0.5 < confidence_level < 1:
-            raise ValueError(f"confidence_level must be in (0.5, 1), got {confidence_level!r}")
-        if not 0 < max_drawdown_limit < 1:
-            raise ValueError(f"max_drawdown_limit must be in (0, 1), got {max_drawdown_limit!r}")
-        self.confidence_level = float(confidence_level)
-        self.max_drawdown_limit = float(max_drawdown_limit)
-        self.dd_cooldown = int(dd_cooldown)
-        self.periods = int(periods)
+                 periods=252, dd_mode="cooldown"):
+        self.confidence_level = _validate.number("confidence_level", confidence_level, 0.5,
+                                                 1, lo_open=True, hi_open=True)
+        self.max_drawdown_limit = _validate.number("max_drawdown_limit", max_drawdown_limit,
+                                                   0, 1, lo_open=True, hi_open=True)
+        self.dd_cooldown = _validate.integer("dd_cooldown", dd_cooldown, 0)
+        self.periods = _validate.integer("periods", periods, 1)
+        from quantlab.backtest import DD_MODES
+
+        self.dd_mode = _validate.choice("dd_mode", dd_mode, DD_MODES)
 
     @property
     def cutoff(self) -> float:
@@ -126,7 +149,13 @@ class RiskManager:
     def calculate_kelly_criterion(self, returns, fraction=1.0, cap=1.0):
         """Continuous-time Kelly fraction f* = μ / σ² of per-period returns (Merton 1969;
         Thorp 2006), times ``fraction`` (half Kelly = 0.5), capped at ``cap``. ≤ 0 means
-        no bet (do not short on it: the estimate's error is large)."""
+        no bet (do not short on it: the estimate's error is large).
+
+        The capped value is returned as before: a ``KellyFraction`` (a float with
+        ``.uncapped``, ``.cap``, ``.capped``) for 1-D returns, a DataArray with the
+        coordinate ``kelly_uncapped`` for a DataArray; :meth:`kelly` reports both."""
+        fraction = _validate.number("fraction", fraction, 0, None, lo_open=True)
+        cap = _validate.number("cap", cap, 0, None, lo_open=True, finite=False)
         r, _ = _returns(returns)
         kw = {"dim": "time"} if isinstance(r, xr.DataArray) else {}
         if np.any(np.asarray(r.max(**kw) - r.min(**kw)) == 0):   # exact, not a residue
@@ -134,7 +163,21 @@ class RiskManager:
         var = r.var("time", ddof=1) if isinstance(r, xr.DataArray) else r.var(ddof=1)
         mu = r.mean("time") if isinstance(r, xr.DataArray) else r.mean()
         f = fraction * mu / var
-        return _scalar(np.minimum(f, cap) if not isinstance(f, xr.DataArray) else f.clip(max=cap))
+        if isinstance(f, xr.DataArray):
+            return f.clip(max=cap).assign_coords(kelly_uncapped=f)
+        return KellyFraction(min(float(f), cap), float(f), cap)
+
+    def kelly(self, returns, fraction=1.0, cap=1.0) -> dict:
+        """Kelly sizing as a report: ``{"kelly": capped, "kelly_uncapped": fraction x μ/σ²,
+        "capped": whether the cap bound it, "fraction", "cap"}`` (full and half Kelly
+        differ in ``kelly_uncapped`` even when both hit the cap)."""
+        k = self.calculate_kelly_criterion(returns, fraction, cap)
+        if isinstance(k, xr.DataArray):
+            unc = k["kelly_uncapped"].drop_vars("kelly_uncapped")
+            return {"kelly": k.drop_vars("kelly_uncapped"), "kelly_uncapped": unc,
+                    "capped": unc > cap, "fraction": float(fraction), "cap": float(cap)}
+        return {"kelly": float(k), "kelly_uncapped": k.uncapped, "capped": k.capped,
+                "fraction": float(fraction), "cap": float(cap)}
 
     def position_size(self, signal, returns, target_vol=0.15, window=63, max_leverage=1.0):
         """Volatility targeting: signal × min(max_leverage, target_vol / σ_t), σ_t the
@@ -183,9 +226,11 @@ class RiskManager:
                                    if e["recovery_bars"] is not None]}
 
     def backtest_kwargs(self) -> dict:
-        """The drawdown control for ``ql.backtest``: flat after a breach of the limit,
-        ``dd_cooldown`` bars out, then back in with the peak reset (see ``backtest``)."""
-        return {"dd_limit": self.max_drawdown_limit, "dd_cooldown": self.dd_cooldown}
+        """The drawdown control for ``ql.backtest``: flat after a breach of the limit;
+        ``dd_mode="cooldown"``: ``dd_cooldown`` bars out, then back in with the peak
+        reset; ``"halt"``: out for the rest of the run (see ``backtest``)."""
+        return {"dd_limit": self.max_drawdown_limit, "dd_cooldown": self.dd_cooldown,
+                "dd_mode": self.dd_mode}
 
     def backtest(self, data, signal, **kw):
         """``ql.backtest`` with this manager's drawdown control."""
@@ -286,7 +331,8 @@ class RiskManager:
         eq = res.equity if res is not None else (1 + pd.Series(rr)).cumprod()
         dd = self.check_drawdown(eq)
         report = RiskReport(confidence_level=self.confidence_level, var=var, drawdown=dd,
-                            equity=eq if isinstance(eq, xr.DataArray) else None)
+                            equity=eq if isinstance(eq, xr.DataArray) else None,
+                            dd_mode=getattr(res, "dd_mode", None))
         if res is not None and "asset" in res.positions.dims:
             report.stress = self.stress_test(res)
             px = res.prices.ffill("time")
@@ -313,16 +359,26 @@ class RiskReport:
     contributions: pd.DataFrame | None = None
     attribution: pd.Series | None = None
     extra: dict = field(default_factory=dict)
+    dd_mode: str | None = None   # the backtest's drawdown control ("cooldown", "halt")
+
+    @property
+    def drawdown_control(self) -> str:
+        """Which drawdown control produced the equity, in words."""
+        return {None: "none in the backtest",
+                "cooldown": "cooldown (flat dd_cooldown bars, then re-entry with the peak "
+                            "restarted)",
+                "halt": "halt (all-time peak; flat for the rest of the run)"}[self.dd_mode]
 
     def __repr__(self):
         v = self.var.loc["historical"]
         return (f"RiskReport({self.confidence_level:.0%}: historical VaR {v['VaR']:.4f}, "
                 f"CVaR {v['CVaR']:.4f}; max drawdown {self.drawdown['max_drawdown']:.4f}, "
                 f"{len(self.drawdown['breaches'])} breach(es) of "
-                f"{self.drawdown['limit']:.0%})")
+                f"{self.drawdown['limit']:.0%}; drawdown control: {self.dd_mode or 'none'})")
 
     def _tables(self) -> str:
         dd = {k: v for k, v in self.drawdown.items() if k not in ("breaches", "recovery_times")}
+        dd["drawdown_control"] = self.drawdown_control
         dd["n_breaches"] = len(self.drawdown["breaches"])
         rec = self.drawdown["recovery_times"]
         dd["median_recovery_bars"] = float(np.median(rec)) if rec else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from quantlab import _validate
+
 __all__ = ["from_entries_exits"]
 
 
@@ -25,4 +27,6 @@ def _bool(x, name):
         raise TypeError(f"{name} must be a boolean DataArray on (time, asset[, params])")
     if x.dtype != bool:
         raise TypeError(f"{name} must be boolean, got {x.dtype}")
+    # entries and exits are matched by label: the time/asset dims they have need coords
+    _validate.coords(x, tuple(d for d in ("time", "asset") if d in x.dims), what=name)
     return x

@@ -130,7 +130,7 @@ def test_risk_manager_configures_the_backtest_and_reports(equities):
     sig = ql.strategies.get("volatility_regime").signal(equities)
     res = rm.backtest(equities, sig, group=True, fees=0.001)
     assert bool(res.halted.any())
-    assert rm.backtest_kwargs() == {"dd_limit": 0.1, "dd_cooldown": 10}
+    assert rm.backtest_kwargs() == {"dd_limit": 0.1, "dd_cooldown": 10, "dd_mode": "cooldown"}
     report = rm.generate_risk_report(ql.backtest(equities, sig, group=True))
     assert list(report.var.index) == ["historical", "parametric", "cornish_fisher",
                                       "monte_carlo"]
@@ -162,3 +162,74 @@ def test_position_size_targets_volatility():
     expect = 0.1 / (0.02 * math.sqrt(252))
     assert float(size.isel(time=slice(100, None)).mean()) == pytest.approx(expect, rel=0.15)
     assert float(size.max()) <= 2.0
+
+
+def _two_crashes():
+    """Up to 120, -25% in 2% steps, a partial rebound, then another -25%: a 20% limit
+    with the peak restarted at re-entry lets the run lose far more than 20%."""
+    p = [100.0]
+    for step in [1.01] * 18 + [0.98] * 14 + [1.01] * 10 + [0.98] * 14 + [1.005] * 10:
+        p.append(p[-1] * step)
+    return _close(np.c_[p, p])
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_dd_limit_halt_mode_holds_against_the_all_time_peak(group):
+    close = _two_crashes()
+    sig = xr.ones_like(close) * (0.5 if group else 1.0)
+    cool = ql.backtest(close, sig, dd_limit=0.1, dd_cooldown=2, group=group)
+    halt = ql.backtest(close, sig, dd_limit=0.1, dd_cooldown=2, dd_mode="halt", group=group)
+    mdd_cool = cool.metrics()["max_drawdown"].values
+    mdd_halt = halt.metrics()["max_drawdown"].values
+    assert (mdd_cool < -0.2).all(), "re-entries with a restarted peak lose more than the limit"
+    # halt: the breach bar's own 2% move is all that can pass the 10% limit
+    assert (mdd_halt >= -0.1 - 0.021).all()
+    eq = halt.equity.values.reshape(len(close.time), -1)
+    peak = np.maximum.accumulate(eq, axis=0)
+    first = int(np.argmax((eq / peak - 1 <= -0.1).any(axis=1)))
+    assert (eq[first:] == eq[first]).all(), "flat for the rest of the run"
+    assert halt.halted.values.reshape(eq.shape)[first:].all()
+    assert not halt.halted.values.reshape(eq.shape)[:first].any()
+    assert (halt.positions.values.reshape(len(close.time), -1)[first:] == 0).all()
+    assert halt.dd_mode == "halt" and cool.dd_mode == "cooldown"
+    assert ql.backtest(close, sig).dd_mode is None
+    assert halt.metrics().attrs["dd_mode"] == "halt"
+    # the risk manager configures it and its report names the mode that ran
+    rm = ql.risk.RiskManager(max_drawdown_limit=0.1, dd_mode="halt")
+    assert rm.backtest_kwargs()["dd_mode"] == "halt"
+    if group:
+        via = rm.backtest(close, sig, group=True)
+        # dd_cooldown (21 here, 2 above) does not matter in halt mode
+        np.testing.assert_array_equal(via.equity.values, halt.equity.values)
+        report = rm.generate_risk_report(via)
+        assert report.dd_mode == "halt" and "halt" in repr(report)
+        assert "all-time peak" in report._repr_html_()
+    with pytest.raises(ValueError, match="dd_mode must be one of 'cooldown', 'halt'"):
+        ql.risk.RiskManager(dd_mode="never")
+
+
+def test_kelly_reports_the_uncapped_fraction_beside_the_cap():
+    rm = ql.risk.RiskManager()
+    r = _standardised(mu=0.001, sd=0.02)          # f* = 0.001 / 0.0004 = 2.5
+    full = rm.calculate_kelly_criterion(r)
+    half = rm.calculate_kelly_criterion(r, fraction=0.5)
+    assert full == 1.0 and half == 1.0            # the capped values, as before
+    assert isinstance(full, float)
+    assert full.uncapped == pytest.approx(2.5) and half.uncapped == pytest.approx(1.25)
+    assert full.capped and half.capped
+    k = rm.kelly(r, fraction=0.5)
+    assert k["kelly"] == 1.0 and k["kelly_uncapped"] == pytest.approx(1.25)
+    assert k["capped"] and k["fraction"] == 0.5 and k["cap"] == 1.0
+    low = rm.kelly(_standardised(mu=0.0001, sd=0.02))
+    assert low["kelly"] == low["kelly_uncapped"] == pytest.approx(0.25) and not low["capped"]
+    # a panel: the capped DataArray as before, the uncapped one as a coordinate
+    panel = xr.DataArray(np.c_[r, _standardised(mu=0.0001, sd=0.02)], dims=("time", "asset"),
+                         coords={"asset": ["a", "b"]})
+    kp = rm.calculate_kelly_criterion(panel)
+    np.testing.assert_allclose(kp.values, [1.0, 0.25])
+    np.testing.assert_allclose(kp["kelly_uncapped"].values, [2.5, 0.25])
+    np.testing.assert_allclose(rm.kelly(panel)["kelly_uncapped"].values, [2.5, 0.25])
+    with pytest.raises(ValueError, match="fraction must be > 0"):
+        rm.calculate_kelly_criterion(r, fraction=0)
+    with pytest.raises(ValueError, match="cap must be"):
+        rm.calculate_kelly_criterion(r, cap=np.nan)

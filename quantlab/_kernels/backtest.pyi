@@ -2,6 +2,8 @@ import numpy as np
 import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
+# t, col, size, price, fee, reason (an index into quantlab.backtest.REASONS; 6 =
+# "fixed_fee": an order skipped because of its fixed fee, size 0 and fee 0)
 Orders = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], F64, F64, F64, npt.NDArray[np.int8]]
 
 def simulate(
