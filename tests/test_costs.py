@@ -451,7 +451,7 @@ def test_missing_time_dim_is_a_data_error_saying_how_to_rename():
 
 def test_from_entries_exits_without_a_time_coordinate_is_a_data_error():
     e = _sig(**LONG_A) == 1
-    with pytest.raises(ql.DataError, match="exits has a 'time' dimension but no 'time' coord"):
+    with pytest.raises(ql.DataError, match="exits has the dimension 'time' but no 'time' coord"):
         ql.signals.from_entries_exits(e, _drop(e, "time"))
 
 
