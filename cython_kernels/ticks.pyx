@@ -22,6 +22,16 @@ Per tick, in order:
 4. order of ``order_size`` at the touch, through the risk checks in this order: kill
    switch, orders per second, max position, max order notional, max open positions,
    concentration; filled at once.
+
+Overflow (exact int64 state): inputs are bounded by parsing and validation (prices and
+sizes in (0, 2^62), timestamps in [0, 2^62)), and cash (ticks x shares), Σ pos·mid2 and
+Σ |pos|·mid2 (half ticks x shares) are kept within (-2^60, 2^60) (STATE_LIMIT; 1.15e18,
+e.g. 1.15e16 currency at a 0.01 tick), so |position| < 2^60 / 3 (mid2 >= 3) and
+order_size < 2^60 (the config's bound). The products and sums that update them are
+computed with overflow-checked arithmetic and refused when the exact result is beyond the
+limit: a mark as a bad price (the tick is rejected, nothing changes), a fill as
+max_order_notional, even with check_risk=False. With every state value below 2^60, equity
+2 cash + Σ pos·mid2, its peak and the drawdown (peak - equity) stay below 2^63 unchecked.
 """
 import numpy as np
 
@@ -56,7 +66,7 @@ cdef extern from *:
     bint QL_ADD(long long a, long long b, long long* r) noexcept nogil
     bint QL_SUB(long long a, long long b, long long* r) noexcept nogil
 
-# |position|, |cash|, |Σ pos·mid2| and Σ |pos|·mid2 stay below this (module docstring)
+# |cash|, |Σ pos·mid2| and Σ |pos|·mid2 stay below this (module docstring)
 cdef long long STATE_LIMIT = 1152921504606846976   # 2**60
 cdef long long LIMIT_I = 4611686018427387904   # 2**62: larger inputs are invalid (-1)
 
@@ -361,10 +371,7 @@ cdef inline int _tick(const Params* p, State* st, Py_ssize_t idx, long long s, l
     # exact state cannot hold it, then the risk checks
     qty = direction * p.order_size
     price = ask if direction > 0 else bid
-    newpos = pos + qty               # |pos|, order_size < 2^60: no overflow
-    if _out(newpos):
-        st.order_rejects[POSITION] += 1
-        return 0
+    newpos = pos + qty      # |pos| < 2^60 / 3 (gross bound, mid2 >= 3), order_size < 2^60
     if (QL_MUL(qty, price, &t) or QL_SUB(st.cash, t, &cash) or _out(cash)
             or QL_MUL(qty, m2, &t) or QL_ADD(st.mtm2, t, &mtm2) or _out(mtm2)
             or QL_MUL(_abs(newpos) - _abs(pos), m2, &t) or QL_ADD(st.gross2, t, &gross_after)

@@ -14,8 +14,8 @@ FIELDS = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timest
 
 
 LIMIT = 2 ** 62        # inputs (prices, sizes, timestamps) beyond it are invalid (-1)
-STATE_LIMIT = 2 ** 60  # |position|, |cash|, |Σ pos·mid2|, Σ |pos|·mid2 stay below it; a
-                       # mark or fill that would take one beyond is refused (ticks.pyx)
+STATE_LIMIT = 2 ** 60  # |cash|, |Σ pos·mid2|, Σ |pos|·mid2 stay below it; a mark or a
+                       # fill that would take one beyond is refused (ticks.pyx)
 
 
 def _bounded(k: int) -> int:
@@ -158,14 +158,11 @@ class PyTickEngine:
         qty = direction * p["order_size"]
         price = ask if direction > 0 else bid
         newpos = self.pos[s] + qty
-        if _out(newpos):                  # hard limits of the exact state, risk or not
-            self.order_rejects[2] += 1
-            return None
         cash = self.cash - qty * price
         mtm2 = self.mtm2 + qty * m2
         gross_after = self.gross2 + (abs(newpos) - abs(self.pos[s])) * m2
-        if _out(cash) or _out(mtm2) or _out(gross_after):
-            self.order_rejects[3] += 1
+        if _out(cash) or _out(mtm2) or _out(gross_after):   # the exact state's bounds,
+            self.order_rejects[3] += 1                         # risk checks or not
             return None
         if check_risk and not self.allowed(s, ts, qty, price, newpos, m2, gross_after):
             return None
