@@ -371,6 +371,8 @@ class TickEngine:
     def health_check(self, p99_limit_us=10.0, reject_limit=0.05) -> dict:
         """critical: kill switch on; degraded: p99 latency above ``p99_limit_us`` or more
         than ``reject_limit`` of ticks rejected; healthy otherwise."""
+        p99_limit_us = _v.number("p99_limit_us", p99_limit_us, 0, finite=False)
+        reject_limit = _v.number("reject_limit", reject_limit, 0, 1)
         s = self.get_performance_stats()
         if s["kill_switch"]:
             return {"status": "critical", "message": "drawdown kill switch is on: no orders"}
@@ -699,7 +701,11 @@ class AlertMonitor:
         bad = [s for s in sinks if s != "log" and not callable(s)]
         if bad:
             raise ValueError(f"alert sinks are 'log' or callables, got {bad!r}")
-        self.engine, self.rules, self.sinks = engine, dict(rules), list(sinks)
+        if not isinstance(engine, TickEngine):
+            raise TypeError(f"AlertMonitor watches a TickEngine, got {type(engine).__name__}")
+        rules = {k: _v.number(f"alert rule {k!r}", v, 0, finite=False)   # NaN never fires
+                 for k, v in rules.items()}
+        self.engine, self.rules, self.sinks = engine, rules, list(sinks)
         self.history: list = []
 
     def check(self) -> list:
@@ -730,6 +736,11 @@ def synthetic_ticks(n=10_000, n_symbols=50, seed=0, bad_fraction=0.0, start_pric
     """Random-walk quotes with varying book imbalance (columns; prices in currency,
     timestamps in µs). ``bad_fraction`` of ticks are corrupted (crossed quotes,
     negative or NaN prices, negative sizes, unknown symbols, out-of-order timestamps)."""
+    n = _v.integer("n", n, 0, 10 ** 8)          # ~10 arrays of n: bounded before allocating
+    n_symbols = _v.integer("n_symbols", n_symbols, 1, MAX_SYMBOLS)
+    bad_fraction = _v.number("bad_fraction", bad_fraction, 0, 1)
+    start_price = _v.number("start_price", start_price, 0, lo_open=True)
+    tick_size = _v.number("tick_size", tick_size, 0, lo_open=True)
     rng = np.random.default_rng(seed)
     sym = rng.integers(0, n_symbols, n)
     drift = rng.normal(0, 0.1, n_symbols)           # some symbols trend
@@ -775,6 +786,8 @@ def to_dicts(cols, as_strings=False) -> list:
 def seed_batch(n_symbols=100, n_ticks=1000) -> list:
     """The seed's sample batch shape: n_symbols x n_ticks dicts, prices as strings,
     constant prices per symbol (so, rightly, no signals)."""
+    n_symbols = _v.integer("n_symbols", n_symbols, 0, MAX_SYMBOLS)
+    n_ticks = _v.integer("n_ticks", n_ticks, 0, 10 ** 7)
     out = []
     for t in range(n_ticks):
         for s in range(n_symbols):
@@ -791,6 +804,7 @@ def dashboard(engine: TickEngine, history=300):
     """A live bokeh dashboard (a jupyter_bokeh widget): throughput, latency histogram,
     positions and P&L. Call ``.update()`` (or pass it as ``replay(on_chunk=...)``) to
     refresh while a replay runs."""
+    history = _v.integer("history", history, 1, 10 ** 6)
     from bokeh.layouts import gridplot
     from bokeh.models import ColumnDataSource
 
@@ -851,6 +865,8 @@ def bench(n_columnar=2_000_000, n_reference=100_000) -> str:
     The reference runs the dict batches whole and ``n_reference`` columnar ticks
     (pre-parsed, so it is timed on the same work), extrapolated per tick. The last row is
     a floor, not an engine: summing the columns once, what reading them costs."""
+    n_columnar = _v.integer("n_columnar", n_columnar, 1, 10 ** 8)
+    n_reference = _v.integer("n_reference", n_reference, 1, 10 ** 9)
     def timed(f):
         t = time.perf_counter()
         f()

@@ -613,3 +613,24 @@ def test_config_file_with_a_list_top_level_names_the_file(tmp_path, text, match)
     empty = tmp_path / "empty.yaml"
     empty.write_text("risk:\n")          # an empty section is no change
     assert E.load_config(empty)["risk"]["max_position"] == 1000
+
+
+def test_engine_helpers_refuse_bad_arguments():
+    eng = E.TickEngine()
+    for call, match in [(lambda: eng.health_check(p99_limit_us=float("nan")), "p99_limit_us"),
+                        (lambda: eng.health_check(reject_limit=2), r"reject_limit must be in \[0, 1\]"),
+                        (lambda: E.AlertMonitor(eng, {"drawdown": float("nan")}), "alert rule 'drawdown'"),
+                        (lambda: E.AlertMonitor(eng, {"error_rate": -1}), "alert rule 'error_rate'"),
+                        (lambda: E.synthetic_ticks(-1), "n must be an integer"),
+                        (lambda: E.synthetic_ticks(10 ** 12), "n must be an integer"),
+                        (lambda: E.synthetic_ticks(10, n_symbols=0), "n_symbols"),
+                        (lambda: E.synthetic_ticks(10, bad_fraction=1.5), "bad_fraction"),
+                        (lambda: E.synthetic_ticks(10, tick_size=0), "tick_size"),
+                        (lambda: E.seed_batch(n_ticks=-1), "n_ticks"),
+                        (lambda: E.dashboard(eng, history=0), "history"),
+                        (lambda: E.bench(n_columnar=0), "n_columnar")]:
+        with pytest.raises(ValueError, match=match):
+            call()
+    with pytest.raises(TypeError, match="watches a TickEngine"):
+        E.AlertMonitor(object(), {"drawdown": 1})
+    assert E.synthetic_ticks(0)["timestamp"].shape == (0,)
