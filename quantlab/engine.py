@@ -410,10 +410,10 @@ class TickEngine:
         consecutive ticks capped at ``max_gap`` seconds (default 1 s; ``math.inf``: no
         cap) and backward steps counted as none, so a session break or a corrupt
         timestamp pauses a paced replay for at most ``max_gap / speed`` seconds.
-        A tick whose timestamp is more than ``max_gap`` from the median of the 17 ticks
-        around it, at a jump of more than ``max_gap`` (a corrupt far-future or far-past
-        stamp), is rejected as out of order whatever the speed: accepted, it would make
-        every later tick of its symbol out of order and every signal stale.
+        A tick whose timestamp is more than ``max_gap`` + 2 IQR from the median of the 16
+        ticks around it (a corrupt far-future or far-past stamp; runs of up to 4) is
+        rejected as out of order whatever the speed: accepted, it would make every later
+        tick of its symbol out of order and every signal stale.
         ``chunk``: ticks per batch; ``on_chunk(engine, result)`` is called after each."""
         chunk = _v.integer("chunk", chunk, 1)
         if speed is not None:
@@ -606,7 +606,7 @@ class TickEngine:
 
 
 _FEED_REJECTS = ("not_json", "not_utf8", "oversized", "wrong_type")
-_WINDOW = 8    # _far_off's median window: 2 * _WINDOW + 1 ticks
+_WINDOW = 8    # _far_off's neighbours: 2 * _WINDOW ticks
 
 
 class FeedError(ConnectionError):
@@ -620,25 +620,34 @@ class FeedError(ConnectionError):
 
 
 def _far_off(ts, gap) -> np.ndarray:
-    """Mask of corrupt timestamps: ticks more than ``gap`` from the median of the
-    2 * _WINDOW + 1 ticks centred on them (fewer, still centred, at the ends), looked at
-    only near a jump of more than ``gap`` between consecutive valid ticks. Sorted streams
-    are never flagged (the centred median of sorted values is the value itself);
-    negative (invalid) timestamps are left to the engine."""
+    """Mask of corrupt timestamps (a Tukey fence): a tick more than ``gap`` + 2 IQR from
+    the median of its 2 * _WINDOW nearest ticks (itself excluded; the window is centred,
+    shifted inwards at the ends). Only unsorted streams with a jump of more than ``gap``
+    between consecutive valid ticks are looked at. The IQR scales the fence to the local
+    spacing, so an outlier among the neighbours moves the median by less than the fence:
+    runs of up to _WINDOW // 2 corrupt ticks are caught. Negative (invalid) timestamps
+    are left to the engine."""
     bad = np.zeros(len(ts), dtype=bool)
     valid = np.flatnonzero(ts >= 0)
-    if len(valid) < 3 or math.isinf(gap):
+    w, n = _WINDOW, len(valid)
+    if n < 2 * w + 1 or math.isinf(gap):
         return bad
     v = ts[valid].astype(np.float64)
-    jumps = np.flatnonzero(np.abs(np.diff(v)) > gap)
-    if not len(jumps):
+    step = np.diff(v)
+    if (step >= 0).all() or not (np.abs(step) > gap).any():
         return bad
-    near = np.unique((jumps[:, None] + np.arange(-_WINDOW + 1, _WINDOW + 1)).ravel())
-    near = near[(near >= 0) & (near < len(v))]
-    for i in near:
-        h = min(_WINDOW, i, len(v) - 1 - i)
-        if abs(v[i] - np.median(v[i - h:i + h + 1])) > gap:
-            bad[valid[i]] = True
+    # only ticks within 2w of a jump can be that far from their neighbours' median
+    jump = np.zeros(n, dtype=bool)
+    jump[1:] = np.abs(step) > gap
+    jump[:-1] |= jump[1:]
+    near = np.flatnonzero(np.convolve(jump, np.ones(4 * w + 1), mode="same") > 0)
+    rows = np.lib.stride_tricks.sliding_window_view(v, 2 * w + 1)   # row r: v[r .. r+2w]
+    start = np.clip(near - w, 0, n - 2 * w - 1)                      # each tick's row
+    win = np.sort(np.where(np.arange(2 * w + 1) == (near - start)[:, None], np.nan,
+                           rows[start]), axis=1)[:, :2 * w]         # self out (NaN sorts last)
+    med = 0.5 * (win[:, w - 1] + win[:, w])
+    iqr = win[:, (3 * 2 * w) // 4] - win[:, (2 * w) // 4]
+    bad[valid[near[np.abs(v[near] - med) > gap + 2 * iqr]]] = True
     return bad
 
 

@@ -308,3 +308,23 @@ def test_silent_feed_times_out_with_what_arrived():
     eng = E.TickEngine(CFG)
     res = _run_feed(eng, silent_after_ten(), timeout=0.2)
     assert res.ticks == 10 and _state(eng.core) == _expected(ticks)
+
+
+@pytest.mark.parametrize("spacing_us", [200, 5_000_000], ids=["liquid", "illiquid"])
+def test_replay_flags_only_the_corrupt_tick_in_a_jittery_stream(spacing_us):
+    # ticks ~spacing apart (5 s: every gap beyond max_gap) with jitter that reorders
+    # some: only the corrupt stamp is rejected beyond what the clean stream rejects
+    rng = np.random.default_rng(23)
+    cols = _clean_cols(3000)
+    ts = np.cumsum(rng.integers(1, spacing_us, 3000)) + rng.integers(0, spacing_us // 2, 3000)
+    cols["timestamp"] = 1_700_000_000_000_000 + ts
+    bad = {k: v.copy() for k, v in cols.items()}
+    bad["timestamp"][1500] += 10 ** 12
+    eng = E.TickEngine(CFG)
+    eng.replay(bad)
+    keep = np.arange(3000) != 1500
+    clean = E.TickEngine(CFG)
+    clean.process_ticks({k: v[keep] for k, v in cols.items()})
+    got, want = eng.core.tick_rejects[4], clean.core.tick_rejects[4]
+    assert got == want + 1 and want > 0             # the jitter does reorder ticks
+    assert (eng.core.orders, list(eng.core.pos)) == (clean.core.orders, list(clean.core.pos))
