@@ -622,7 +622,8 @@ cdef int _parse_into(list ticks, Py_ssize_t a, Py_ssize_t b, long long* out,
             get = getattr(d, "get", None)     # another mapping; anything else: all missing
             for f in range(6):
                 v = get(keys[f]) if get is not None else None
-                out[f * stride + i - a] = _value(<PyObject*>v, scale[f], dec[f], exact[f], integral[f])
+                out[f * stride + i - a] = _value(<PyObject*>v, scale[f], dec[f], exact[f],
+                                                 integral[f])
     return 0
 
 

@@ -5,8 +5,13 @@ One engine replaces the seed's Rust/Go/C++ trio. ``TickEngine.process_ticks(colu
 runs NumPy columns through the Cython core without per-tick Python objects;
 ``process_market_data(ticks)`` takes the seed's dicts (prices and sizes as strings or
 numbers). The pure-Python oracle ``quantlab.engine_reference.PyTickEngine`` does the same
-work tick by tick, and the tests require identical results. Tick semantics: see
-``cython_kernels/ticks.pyx``.
+work tick by tick, and the tests require identical results. Tick semantics and the int64
+bounds (a quote or fill that would take cash or marks past 2^60 is rejected): see
+``cython_kernels/ticks.pyx``. Bad ticks are counted and skipped, never raised; so are
+malformed feed messages (``run_feed``). A feed that fails raises ``FeedError`` after its
+ticks are processed (or reconnects, ``reconnect=``); a paced ``replay`` waits at most
+``max_gap`` per gap and rejects corrupt far-off timestamps. Arguments and settings out of
+range raise ``ValueError``/``TypeError`` naming them (``quantlab._validate``).
 
 Config: the YAML shipped as ``quantlab/config/engine.yaml`` (``config/engine.yaml`` in the
 repo is a copy to edit), then a YAML path or dict given to the engine, then environment
