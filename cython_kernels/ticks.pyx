@@ -299,21 +299,24 @@ cdef inline int _tick(const Params* p, State* st, Py_ssize_t idx, long long s, l
     cdef int direction, up, down
     st.ticks += 1
     # 1. validation (the upper bounds keep bid + ask and bsz + asz within int64 for
-    # columns given as raw int64; the dict and float paths already stop at 2^62)
+    # columns given as raw int64; the dict and float paths already stop at 2^62). One
+    # unsigned compare per range: 0 <= v < 2^62 is (unsigned)v < 2^62 (negatives wrap
+    # above), 0 < v < 2^62 is (unsigned)v - 1 < 2^62 - 1 (0 wraps too)
+    cdef unsigned long long lim = LIMIT_I
     if s < 0 or s >= p.capacity:
         st.tick_rejects[BAD_SYMBOL] += 1
         return 0
-    if bid <= 0 or ask <= 0 or bid >= LIMIT_I or ask >= LIMIT_I:
+    if (<unsigned long long>bid - 1 >= lim - 1) | (<unsigned long long>ask - 1 >= lim - 1):
         st.tick_rejects[BAD_PRICE] += 1
         return 0
-    if bsz < 0 or asz < 0 or bsz >= LIMIT_I or asz >= LIMIT_I or bsz + asz == 0:
+    if ((<unsigned long long>bsz >= lim) | (<unsigned long long>asz >= lim)) or bsz + asz == 0:
         st.tick_rejects[BAD_SIZE] += 1
         return 0
     if bid >= ask:
         st.tick_rejects[CROSSED] += 1
         return 0
     cdef long long seen = st.n_ticks[s]
-    if ts < 0 or ts >= LIMIT_I or (seen > 0 and ts < st.last_ts[s]):
+    if <unsigned long long>ts >= lim or (seen > 0 and ts < st.last_ts[s]):
         st.tick_rejects[OUT_OF_ORDER] += 1
         return 0
     # 2. marks and the drawdown kill switch; a mark the exact state cannot hold is a bad

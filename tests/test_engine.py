@@ -510,6 +510,12 @@ def test_extreme_values_near_the_bounds_match_the_oracle():
     ts[rng.random(n) < 0.01] = 2 ** 62 + 5
     rows = list(zip(rng.integers(0, 4, n).tolist(), bid.tolist(), ask.tolist(),
                     bsz.tolist(), asz.tolist(), ts.tolist()))
+    lo, hi = -(2 ** 63), 2 ** 63 - 1       # int64's ends, 0 and the 2^62 edges
+    rows[100:100] = [(0, lo, hi, 1, 1, 5), (0, 0, 2, 1, 1, 5), (0, 1, hi, 1, 1, 5),
+                     (0, 2 ** 62 - 2, 2 ** 62 - 1, 1, 1, 5), (0, 1, 2 ** 62, 1, 1, 5),
+                     (0, 1, 2, lo, 1, 5), (0, 1, 2, hi, 1, 5), (0, 1, 2, 2 ** 62 - 1, 0, 5),
+                     (0, 1, 2, 0, 0, 5), (0, 1, 2, 1, 1, lo), (0, 1, 2, 1, 1, hi),
+                     (0, 1, 2, 1, 1, 2 ** 62 - 1), (lo, 1, 2, 1, 1, 5), (hi, 1, 2, 1, 1, 5)]
     for size in (1000, 2 ** 40):
         cfg = {**EXTREME, "signal": {**EXTREME["signal"], "order_size": size,
                                      "imbalance_threshold": 0.1, "min_confidence": 0.1}}
