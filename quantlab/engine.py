@@ -548,8 +548,14 @@ class TickEngine:
                 return msg
             return drop("wrong_type", f"a {type(msg).__name__}, not a tick or a list")
 
+        async def opened():
+            """``feed()``'s messages: a factory that raises fails on the first read, like a
+            feed that cannot connect, so both take the same path below."""
+            async for m in feed():
+                yield m
+
         async def consume():
-            source = feed() if reopen else feed
+            source = opened() if reopen else feed
             failures = 0
             while True:
                 it = source.__aiter__()
@@ -575,7 +581,7 @@ class TickEngine:
                             log.warning("feed: %s: %s; reconnecting in %.2f s (%d of %d)",
                                         type(exc).__name__, exc, wait, failures, reconnect)
                             await asyncio.sleep(wait)
-                            source = feed()
+                            source = opened()
                             break
                         failures = 0
                         state["count"] += 1

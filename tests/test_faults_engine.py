@@ -139,6 +139,23 @@ def test_reconnect_with_backoff_resumes_and_gives_up_past_the_limit():
     assert _state(eng.core) == _expected(ticks)
 
 
+def test_reconnect_factory_that_raises_counts_as_a_failed_attempt():
+    ticks = _ticks(40)
+    calls = []
+
+    def factory():
+        calls.append(1)
+        if len(calls) == 1:
+            return _raising_feed([json.dumps(t) for t in ticks], OSError("reset"))
+        raise ConnectionRefusedError("nothing listens")
+
+    eng = E.TickEngine(CFG)
+    with pytest.raises(E.FeedError, match=r"ConnectionRefusedError.*40 tick\(s\)") as info:
+        _run_feed(eng, factory, reconnect=3, backoff=0.0)
+    assert len(calls) == 4 and info.value.ticks == 40
+    assert _state(eng.core) == _expected(ticks)
+
+
 def test_reconnect_to_a_websocket_that_closes_1011_every_30_ticks():
     ticks = _ticks(90)
     served = []
