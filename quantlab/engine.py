@@ -457,7 +457,8 @@ class TickEngine:
         parts = []
         start_wall = time.perf_counter()
         for a in range(0, n, chunk):
-            part = {f: np.asarray(v)[a:a + chunk] for f, v in cols.items()}
+            part = {f: v if f == "prices_in_ticks" else np.asarray(v)[a:a + chunk]
+                    for f, v in cols.items()}
             if speed:
                 wait = clock[a] / speed - (time.perf_counter() - start_wall)
                 if wait > 0:

@@ -298,6 +298,18 @@ def test_replay_real_gaps_are_capped_not_rejected(sleeps):
     assert _state(eng.core) == _state(flat.core)
 
 
+def test_replay_of_columns_in_ticks_keeps_the_flag():
+    cols = _clean_cols(500)
+    ticks = dict(cols, bid_price=np.rint(cols["bid_price"] / 0.01).astype(np.int64),
+                 ask_price=np.rint(cols["ask_price"] / 0.01).astype(np.int64),
+                 prices_in_ticks=True)
+    eng = E.TickEngine(CFG)
+    assert eng.replay(ticks, chunk=70).ticks == 500
+    flat = E.TickEngine(CFG)
+    flat.process_ticks(cols)
+    assert _state(eng.core) == _state(flat.core)
+
+
 def test_replay_argument_validation():
     cols = _clean_cols(10)
     for kw, match in [({"chunk": -5}, "chunk must be an integer >= 1, got -5"),
