@@ -11,8 +11,10 @@ and the tests require identical signals, orders, rejections, positions and P&L.
 Per tick, in order:
 1. validate (reject and count: bad price, bad size, crossed or locked book, symbol id out
    of range, timestamp negative/unparsable or before the symbol's last);
-2. mark: mid2 = bid + ask; running Σ pos·mid2 and Σ |pos|·mid2 updated by the change;
-   drawdown kill switch when peak - equity exceeds the limit;
+2. mark: mid2 = bid + ask; running Σ pos·mid2 and Σ |pos|·mid2 updated by the change
+   (a quote whose move times the position would take them beyond ±STATE_LIMIT is a bad
+   price: rejected before anything changes); drawdown kill switch when peak - equity
+   exceeds the limit;
 3. signal after ``warmup`` ticks of the symbol: +1 when the fast EWMA of the microprice is
    above the slow one and imbalance >= threshold, -1 mirrored; kept when |imbalance| >=
    min_confidence, dropped as stale when the tick is older than the newest seen by more
@@ -20,6 +22,16 @@ Per tick, in order:
 4. order of ``order_size`` at the touch, through the risk checks in this order: kill
    switch, orders per second, max position, max order notional, max open positions,
    concentration; filled at once.
+
+Overflow (exact int64 state): inputs are bounded by parsing and validation (prices and
+sizes in (0, 2^62), timestamps in [0, 2^62)), and cash (ticks x shares), Σ pos·mid2 and
+Σ |pos|·mid2 (half ticks x shares) are kept within (-2^60, 2^60) (STATE_LIMIT; 1.15e18,
+e.g. 1.15e16 currency at a 0.01 tick), so |position| < 2^60 / 3 (mid2 >= 3) and
+order_size < 2^60 (the config's bound). The products and sums that update them are
+computed with overflow-checked arithmetic and refused when the exact result is beyond the
+limit: a mark as a bad price (the tick is rejected, nothing changes), a fill as
+max_order_notional, even with check_risk=False. With every state value below 2^60, equity
+2 cash + Σ pos·mid2, its peak and the drawdown (peak - equity) stay below 2^63 unchecked.
 """
 import numpy as np
 
@@ -40,6 +52,28 @@ cdef inline long long _now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec * 1000000000LL + ts.tv_nsec
+
+
+cdef extern from *:
+    """
+    /* overflow-checked int64 arithmetic (GCC >= 5, Clang; the module is POSIX-only):
+       true when the exact result does not fit, *r then holds the wrapped value */
+    #define QL_MUL(a, b, r) __builtin_mul_overflow((long long)(a), (long long)(b), (r))
+    #define QL_ADD(a, b, r) __builtin_add_overflow((long long)(a), (long long)(b), (r))
+    #define QL_SUB(a, b, r) __builtin_sub_overflow((long long)(a), (long long)(b), (r))
+    """
+    bint QL_MUL(long long a, long long b, long long* r) noexcept nogil
+    bint QL_ADD(long long a, long long b, long long* r) noexcept nogil
+    bint QL_SUB(long long a, long long b, long long* r) noexcept nogil
+
+# |cash|, |Σ pos·mid2| and Σ |pos|·mid2 stay below this (module docstring)
+cdef long long STATE_LIMIT = 1152921504606846976   # 2**60
+cdef long long LIMIT_I = 4611686018427387904   # 2**62: larger inputs are invalid (-1)
+
+
+cdef inline bint _out(long long v) noexcept nogil:
+    """v is beyond the state bound (-2^60, 2^60)."""
+    return v <= -STATE_LIMIT or v >= STATE_LIMIT
 
 
 cdef inline long long _abs(long long v) noexcept nogil:
@@ -260,34 +294,45 @@ cdef inline int _tick(const Params* p, State* st, Py_ssize_t idx, long long s, l
                       long long ask, long long bsz, long long asz, long long ts,
                       bint check_risk, long long* oi, long long* os, long long* oq,
                       long long* op) noexcept nogil:
-    cdef long long m2, d, qty, price, newpos, gross_after, eq2, pos
+    cdef long long m2, d, qty, price, newpos, gross_after, eq2, pos, mtm2, gross2, cash, t
     cdef double micro, imb, tot, fast, slow
     cdef int direction, up, down
     st.ticks += 1
-    # 1. validation
+    # 1. validation (the upper bounds keep bid + ask and bsz + asz within int64 for
+    # columns given as raw int64; the dict and float paths already stop at 2^62). One
+    # unsigned compare per range: 0 <= v < 2^62 is (unsigned)v < 2^62 (negatives wrap
+    # above), 0 < v < 2^62 is (unsigned)v - 1 < 2^62 - 1 (0 wraps too)
+    cdef unsigned long long lim = LIMIT_I
     if s < 0 or s >= p.capacity:
         st.tick_rejects[BAD_SYMBOL] += 1
         return 0
-    if bid <= 0 or ask <= 0:
+    if (<unsigned long long>bid - 1 >= lim - 1) | (<unsigned long long>ask - 1 >= lim - 1):
         st.tick_rejects[BAD_PRICE] += 1
         return 0
-    if bsz < 0 or asz < 0 or bsz + asz == 0:
+    if ((<unsigned long long>bsz >= lim) | (<unsigned long long>asz >= lim)) or bsz + asz == 0:
         st.tick_rejects[BAD_SIZE] += 1
         return 0
     if bid >= ask:
         st.tick_rejects[CROSSED] += 1
         return 0
     cdef long long seen = st.n_ticks[s]
-    if ts < 0 or (seen > 0 and ts < st.last_ts[s]):
+    if <unsigned long long>ts >= lim or (seen > 0 and ts < st.last_ts[s]):
         st.tick_rejects[OUT_OF_ORDER] += 1
         return 0
-    # 2. marks and the drawdown kill switch
+    # 2. marks and the drawdown kill switch; a mark the exact state cannot hold is a bad
+    # price, refused before anything changes
     m2 = bid + ask
     pos = st.pos[s]
-    if seen > 0:
+    mtm2 = st.mtm2
+    gross2 = st.gross2
+    if seen > 0 and pos != 0:
         d = m2 - st.mid2[s]
-        st.mtm2 += pos * d
-        st.gross2 += _abs(pos) * d
+        if (QL_MUL(pos, d, &t) or QL_ADD(mtm2, t, &mtm2) or _out(mtm2)
+                or QL_MUL(_abs(pos), d, &t) or QL_ADD(gross2, t, &gross2) or _out(gross2)):
+            st.tick_rejects[BAD_PRICE] += 1
+            return 0
+        st.mtm2 = mtm2
+        st.gross2 = gross2
     st.mid2[s] = m2
     st.last_ts[s] = ts
     if not st.started or ts > st.latest_ts:
@@ -325,15 +370,21 @@ cdef inline int _tick(const Params* p, State* st, Py_ssize_t idx, long long s, l
     if st.latest_ts - ts > p.max_age:
         st.stale += 1
         return 0
-    # 4. the order through the risk checks
+    # 4. the order: the state after the fill, refused (even without risk checks) when the
+    # exact state cannot hold it, then the risk checks
     qty = direction * p.order_size
     price = ask if direction > 0 else bid
-    newpos = pos + qty
-    gross_after = st.gross2 + (_abs(newpos) - _abs(pos)) * m2
+    newpos = pos + qty      # |pos| < 2^60 / 3 (gross bound, mid2 >= 3), order_size < 2^60
+    if (QL_MUL(qty, price, &t) or QL_SUB(st.cash, t, &cash) or _out(cash)
+            or QL_MUL(qty, m2, &t) or QL_ADD(st.mtm2, t, &mtm2) or _out(mtm2)
+            or QL_MUL(_abs(newpos) - _abs(pos), m2, &t) or QL_ADD(st.gross2, t, &gross_after)
+            or _out(gross_after)):
+        st.order_rejects[NOTIONAL] += 1
+        return 0
     if check_risk and not _allowed(p, st, pos, ts, price, newpos, m2, gross_after):
         return 0
-    st.cash -= qty * price
-    st.mtm2 += qty * m2
+    st.cash = cash
+    st.mtm2 = mtm2
     st.gross2 = gross_after
     if pos == 0:
         st.open_positions += 1
@@ -392,7 +443,6 @@ from libc.math cimport rint
 cdef extern from "Python.h":
     bint PyUnicode_IS_COMPACT_ASCII(object o)
 
-cdef long long LIMIT_I = 4611686018427387904   # 2**62: larger values are invalid (-1)
 cdef double LIMIT = LIMIT_I                      # the same bound for doubles (exact)
 
 
@@ -444,8 +494,11 @@ cdef int decimal_exponent(double scale) noexcept:
     return -1
 
 
-cdef long long _str_ticks(const char* s, Py_ssize_t n, double scale, int dec) noexcept:
-    """A short decimal string as ticks of ``scale``: -2 when it is not one.
+cdef long long _str_ticks(const char* s, Py_ssize_t n, double scale, int dec,
+                          bint integral=False) noexcept:
+    """A short decimal string as ticks of ``scale``: -2 when it is not one; -1 when
+    ``integral`` (ids, timestamps; scale 1) and it has a non-zero fraction (a decimal of at
+    most 15 digits with a fraction is never an integral double, so float() agrees).
 
     Where the tick is 10^-dec and the string has at most dec decimals (trailing zeros
     aside), the ticks are the integer N = m 10^(dec - frac), computed exactly. The oracle's
@@ -467,15 +520,22 @@ cdef long long _str_ticks(const char* s, Py_ssize_t n, double scale, int dec) no
         if frac <= dec and m < _EXACT[dec - frac]:
             m = m * _P10[dec - frac]
             return -<long long>m if neg else <long long>m
+    if integral and frac > 0:
+        return -1
     x = (<double>m) / _P10[frac]
     return _quantise(-x if neg else x, scale)
 
 
-cdef inline long long _quantise(double x, double scale) noexcept nogil:
-    """rint(x / scale) as int64, -1 where that is not a finite number in (-2^62, 2^62)
-    (the oracle's to_ticks / to_int; x / 1.0 is x exactly)."""
-    x = rint(x / scale)
-    return <long long>x if -LIMIT < x < LIMIT else -1    # NaN and inf fail both tests
+cdef inline long long _quantise(double x, double scale, bint integral=False) noexcept nogil:
+    """rint(x / scale) as int64, -1 where that is not a finite number in (-2^62, 2^62), or
+    (``integral``) where x / scale has a fraction (the oracle's to_ticks / to_int; x / 1.0
+    is x exactly)."""
+    cdef double r
+    x = x / scale
+    r = rint(x)
+    if integral and r != x:
+        return -1
+    return <long long>r if -LIMIT < r < LIMIT else -1    # NaN and inf fail both tests
 
 
 cdef long long _exact(object v) except? -2:
@@ -486,10 +546,10 @@ cdef long long _exact(object v) except? -2:
     return k if not overflow and -LIMIT_I < k < LIMIT_I else -1
 
 
-cdef long long _parse(object v, double scale, bint exact) except? -2:
-    """rint(float(v) / scale) as int64, or -1 when v is not a finite number in range;
-    ints are taken exactly when ``exact`` (ids, sizes, timestamps: the oracle's to_int).
-    The general case of ``_value``."""
+cdef long long _parse(object v, double scale, bint exact, bint integral) except? -2:
+    """rint(float(v) / scale) as int64, or -1 when v is not a finite number in range (or,
+    ``integral``, has a fraction); ints are taken exactly when ``exact`` (ids, sizes,
+    timestamps: the oracle's to_int). The general case of ``_value``."""
     cdef double x
     if v is None:
         return -1
@@ -499,10 +559,11 @@ cdef long long _parse(object v, double scale, bint exact) except? -2:
         x = float(v)
     except (TypeError, ValueError, OverflowError):
         return -1
-    return _quantise(x, scale)
+    return _quantise(x, scale, integral)
 
 
-cdef inline long long _value(PyObject* item, double scale, int dec, bint exact) except? -2:
+cdef inline long long _value(PyObject* item, double scale, int dec, bint exact,
+                             bint integral) except? -2:
     """``_parse`` with the common cases (ASCII strings, ints, floats) inline; ``item`` may
     be NULL (missing). ``dec``: ``decimal_exponent(scale)``."""
     cdef object v
@@ -511,25 +572,27 @@ cdef inline long long _value(PyObject* item, double scale, int dec, bint exact) 
         return -1
     v = <object>item
     if type(v) is str and PyUnicode_IS_COMPACT_ASCII(v):
-        k = _str_ticks(<const char*>PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v), scale, dec)
+        k = _str_ticks(<const char*>PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v), scale, dec,
+                       integral)
         if k != -2:
             return k
     elif type(v) is int and exact:
         return _exact(v)
     elif type(v) is float:
-        return _quantise(PyFloat_AS_DOUBLE(v), scale)
-    return _parse(v, scale, exact)
+        return _quantise(PyFloat_AS_DOUBLE(v), scale, integral)
+    return _parse(v, scale, exact, integral)
 
 
-def quantise(const double[::1] x, double scale):
+def quantise(const double[::1] x, double scale, bint integral=False):
     """``_quantise`` over a float column (the dict parser's float path): one pass instead
-    of NumPy's five over temporaries."""
+    of NumPy's five over temporaries. ``integral``: values with a fraction are -1 (symbol
+    ids and timestamps are never rounded)."""
     cdef Py_ssize_t i, n = x.shape[0]
     out_np = np.empty(n, dtype=np.int64)
     cdef long long[::1] out = out_np
     with nogil:
         for i in range(n):
-            out[i] = _quantise(x[i], scale)
+            out[i] = _quantise(x[i], scale, integral)
     return out_np
 
 
@@ -544,6 +607,7 @@ cdef int _parse_into(list ticks, Py_ssize_t a, Py_ssize_t b, long long* out,
     cdef Py_ssize_t i, f
     cdef double[6] scale = [1.0, tick_size, tick_size, 1.0, 1.0, 1.0]
     cdef bint[6] exact = [True, False, False, True, True, True]
+    cdef bint[6] integral = [True, False, False, False, False, True]   # ids, timestamps
     cdef int[6] dec
     cdef PyObject* item
     cdef object d, v, get
@@ -556,18 +620,20 @@ cdef int _parse_into(list ticks, Py_ssize_t a, Py_ssize_t b, long long* out,
             for f in range(6):
                 # WithError: plain PyDict_GetItem saves and restores the error state
                 item = PyDict_GetItemWithError(d, keys[f])
-                out[f * stride + i - a] = _value(item, scale[f], dec[f], exact[f])
+                out[f * stride + i - a] = _value(item, scale[f], dec[f], exact[f], integral[f])
         else:
             get = getattr(d, "get", None)     # another mapping; anything else: all missing
             for f in range(6):
                 v = get(keys[f]) if get is not None else None
-                out[f * stride + i - a] = _value(<PyObject*>v, scale[f], dec[f], exact[f])
+                out[f * stride + i - a] = _value(<PyObject*>v, scale[f], dec[f], exact[f],
+                                                 integral[f])
     return 0
 
 
 def parse_dicts(list ticks, double tick_size):
     """The seed's tick dicts -> six int64 columns (symbol, bid, ask, bid size, ask size,
-    timestamp), prices in ticks; -1 marks what is missing or not a number."""
+    timestamp), prices in ticks; -1 marks what is missing or not a number, and a symbol id
+    or timestamp with a fraction (1.5 is no symbol; sizes are rounded half to even)."""
     cdef Py_ssize_t n = len(ticks)
     out_np = np.empty((6, n), dtype=np.int64)
     cdef long long[:, ::1] out = out_np

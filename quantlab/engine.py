@@ -5,8 +5,13 @@ One engine replaces the seed's Rust/Go/C++ trio. ``TickEngine.process_ticks(colu
 runs NumPy columns through the Cython core without per-tick Python objects;
 ``process_market_data(ticks)`` takes the seed's dicts (prices and sizes as strings or
 numbers). The pure-Python oracle ``quantlab.engine_reference.PyTickEngine`` does the same
-work tick by tick, and the tests require identical results. Tick semantics: see
-``cython_kernels/ticks.pyx``.
+work tick by tick, and the tests require identical results. Tick semantics and the int64
+bounds (a quote or fill that would take cash or marks past 2^60 is rejected): see
+``cython_kernels/ticks.pyx``. Bad ticks are counted and skipped, never raised; so are
+malformed feed messages (``run_feed``). A feed that fails raises ``FeedError`` after its
+ticks are processed (or reconnects, ``reconnect=``); a paced ``replay`` waits at most
+``max_gap`` per gap and rejects corrupt far-off timestamps. Arguments and settings out of
+range raise ``ValueError``/``TypeError`` naming them (``quantlab._validate``).
 
 Config: the YAML shipped as ``quantlab/config/engine.yaml`` (``config/engine.yaml`` in the
 repo is a copy to edit), then a YAML path or dict given to the engine, then environment
@@ -18,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,12 +34,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from quantlab import _validate as _v
 from quantlab._kernels import ticks as _k
 from quantlab.engine_reference import FIELDS, PyTickEngine, to_int, to_ticks
 
-__all__ = ["TickEngine", "TickResult", "AlertMonitor", "load_config", "reference_engine",
-           "synthetic_ticks", "seed_batch", "websocket_feed", "dashboard", "bench",
-           "DEFAULT_CONFIG"]
+__all__ = ["TickEngine", "TickResult", "AlertMonitor", "FeedError", "load_config",
+           "reference_engine", "synthetic_ticks", "seed_batch", "websocket_feed", "dashboard",
+           "bench", "DEFAULT_CONFIG"]
 SEED_TICKS_PER_S = 42_735   # the seed's own published sample benchmark (23.4 µs a tick)
 
 DEFAULT_CONFIG = Path(__file__).parent / "config" / "engine.yaml"
@@ -52,8 +60,11 @@ def load_config(config=None, environ=None) -> dict:
             if section not in cfg:
                 raise ValueError(f"{where}: unknown config section {section!r}; sections: "
                                  f"{', '.join(cfg)}")
-            if not isinstance(values, dict):
-                raise ValueError(f"{where}: section {section!r} must be a mapping")
+            if values is None:       # an empty section in a YAML file
+                continue
+            if not isinstance(values, Mapping):
+                raise ValueError(f"{where}: section {section!r} must be a mapping, got "
+                                 f"{values!r}")
             for key, value in values.items():
                 if key not in cfg[section]:
                     raise ValueError(f"{where}: unknown config key {section}.{key}; keys: "
@@ -62,11 +73,20 @@ def load_config(config=None, environ=None) -> dict:
 
     if config is not None:
         if isinstance(config, (str, Path)):
-            merge(yaml.safe_load(Path(config).read_text()) or {}, str(config))
-        elif isinstance(config, dict):
+            try:
+                loaded = yaml.safe_load(Path(config).read_text())
+            except yaml.YAMLError as exc:
+                raise ValueError(f"{config}: not a valid YAML file: {exc}") from None
+            if loaded is not None and not isinstance(loaded, dict):
+                raise ValueError(f"{config}: a config file is a mapping of sections "
+                                 f"({', '.join(cfg)}), got a {type(loaded).__name__} at the "
+                                 "top level")
+            merge(loaded or {}, str(config))
+        elif isinstance(config, Mapping):
             merge(config, "config")
         else:
-            raise TypeError("config must be a YAML path, a dict or None")
+            raise TypeError(f"config must be a YAML path, a dict or None, got "
+                            f"{type(config).__name__}")
     env = os.environ if environ is None else environ
     for name, value in env.items():
         if not name.startswith("QUANTLAB_"):
@@ -104,24 +124,48 @@ def _typed(section, key, value, default, where):
                          f"{value!r}") from None
 
 
+# Upper bounds: arrays sized by a setting are bounded before they are allocated
+# (max_symbols: 6 per-symbol arrays; max_latency_samples; max_orders_per_second: the rate
+# ring), and integers fit the core's int64 state (order_size below its 2^60 state bound).
+MAX_SYMBOLS = 2 ** 22
+MAX_SAMPLES = 2 ** 26
+MAX_RING = 2 ** 24
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def _check(cfg):
+    """Every setting through the shared checkers (quantlab._validate): the error names the
+    key, the value and the accepted range; nothing is clamped."""
     e, s, r = cfg["engine"], cfg["signal"], cfg["risk"]
-    positive = {"engine.max_symbols": e["max_symbols"], "engine.tick_size": e["tick_size"],
-                "signal.fast_span": s["fast_span"], "signal.slow_span": s["slow_span"],
-                "signal.order_size": s["order_size"]}
-    for k, v in positive.items():
-        if not v > 0:
-            raise ValueError(f"config: {k} must be > 0, got {v!r}")
-    if e["timestamp_unit"] not in ("us", "ns"):
-        raise ValueError(f"config: engine.timestamp_unit must be 'us' or 'ns', got "
-                         f"{e['timestamp_unit']!r}")
-    for k in ("max_position", "max_order_notional", "max_orders_per_second", "max_drawdown",
-              "max_positions", "max_concentration", "concentration_base"):
-        if r[k] < 0:
-            raise ValueError(f"config: risk.{k} must be >= 0, got {r[k]!r}")
+    big = 2 ** 62
+
+    def integer(key, lo, hi=big):
+        sec, k = key.split(".")
+        cfg[sec][k] = _v.integer(f"config: {key}", cfg[sec][k], lo, hi)
+
+    def number(key, lo, hi=None, **kw):
+        sec, k = key.split(".")
+        cfg[sec][k] = _v.number(f"config: {key}", cfg[sec][k], lo, hi, **kw)
+
+    integer("engine.max_symbols", 1, MAX_SYMBOLS)
+    number("engine.tick_size", 0, lo_open=True)
+    _v.choice("config: engine.timestamp_unit", e["timestamp_unit"], ("us", "ns"))
+    integer("engine.latency_sample_every", 0)            # 0: no latency samples
+    integer("engine.max_latency_samples", 1, MAX_SAMPLES)
+    integer("signal.fast_span", 1)
+    integer("signal.slow_span", 1)
     for k in ("imbalance_threshold", "min_confidence"):   # |imbalance| <= 1
-        if not 0 <= s[k] <= 1:
-            raise ValueError(f"config: signal.{k} must be in [0, 1], got {s[k]!r}")
+        number(f"signal.{k}", 0, 1)
+    integer("signal.max_signal_age_us", 0, 2 ** 52)      # x 1000 for ns stays below 2^62
+    integer("signal.order_size", 1, 2 ** 60 - 1)
+    integer("risk.max_position", 0)
+    integer("risk.max_orders_per_second", 0, MAX_RING)
+    integer("risk.max_positions", 0)
+    for k in ("max_order_notional", "max_drawdown", "max_concentration",
+              "concentration_base"):                      # inf: no limit; NaN refused
+        number(f"risk.{k}", 0, finite=False)
+    level = str(cfg["log"]["level"]).upper()
+    cfg["log"]["level"] = _v.choice("config: log.level", level, LOG_LEVELS)
     if s["fast_span"] >= s["slow_span"]:
         raise ValueError(f"config: signal.fast_span ({s['fast_span']}) must be below "
                          f"signal.slow_span ({s['slow_span']})")
@@ -149,18 +193,23 @@ def reference_engine(config=None) -> PyTickEngine:
 
 # ---- parsing -------------------------------------------------------------------------
 
-def _column(values, convert, tick_size=None) -> np.ndarray:
+def _column(values, convert, tick_size=None, integral=False) -> np.ndarray:
     """Vectorised parse of one field; per-element (the oracle's own functions) only when
-    the batch holds something non-numeric."""
+    the batch holds something non-numeric. ``integral`` (symbol ids, timestamps): values
+    with a fraction are -1 (rejected), never rounded."""
     try:
         x = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         if tick_size is None:
-            return np.fromiter((convert(v) for v in values), dtype=np.int64, count=len(values))
+            return np.fromiter((convert(v, integral) for v in values), dtype=np.int64,
+                               count=len(values))
         return np.fromiter((convert(v, tick_size) for v in values), dtype=np.int64,
                            count=len(values))
-    return _k.quantise(x.ravel(), 1.0 if tick_size is None
-                       else float(tick_size)).reshape(x.shape)
+    return _k.quantise(x.ravel(), 1.0 if tick_size is None else float(tick_size),
+                       integral).reshape(x.shape)
+
+
+_INTEGRAL = ("symbol_id", "timestamp")   # never rounded: 1.5 is no symbol id
 
 
 # ---- results -------------------------------------------------------------------------
@@ -214,17 +263,27 @@ class TickEngine:
         self.core = _k.TickCore(**p)
         self.tick_size = self.config["engine"]["tick_size"]
         self._wall = 0.0
-        self.signal_errors = 0
+        self.signal_errors = 0     # feed messages dropped as malformed (run_feed)
+        self.feed_rejects = dict.fromkeys(_FEED_REJECTS, 0)
 
     def __repr__(self):
         return (f"TickEngine({self.core.ticks} ticks, {self.core.orders} orders, "
                 f"status={self.health_check()['status']!r})")
+
+    @property
+    def ticks(self) -> int:
+        """Ticks processed so far (rejected ones included)."""
+        return self.core.ticks
 
     # ---- processing ------------------------------------------------------------------
     def process_ticks(self, columns, check_risk=True) -> TickResult:
         """NumPy columns (symbol_id, bid_price, ask_price, bid_size, ask_size, timestamp;
         prices as floats, or int64 ticks when ``columns["prices_in_ticks"]`` is true;
         timestamps as integers of the configured unit, or datetimes)."""
+        if not isinstance(columns, (Mapping, pd.DataFrame)):
+            raise TypeError(f"process_ticks takes a mapping of columns ({', '.join(FIELDS)}) "
+                            f"or a DataFrame, got {type(columns).__name__}; a list of tick "
+                            "dicts goes to process_market_data")
         missing = [f for f in FIELDS if f not in columns]
         if missing:
             raise ValueError(f"process_ticks: missing column(s) {missing}")
@@ -232,18 +291,32 @@ class TickEngine:
         arr = {}
         for f in FIELDS:
             v = np.asarray(self._timestamps(columns[f]) if f == "timestamp" else columns[f])
+            if v.ndim != 1:
+                raise ValueError(f"process_ticks: column {f!r} must be one-dimensional, got "
+                                 f"shape {v.shape}")
             if f in ("bid_price", "ask_price") and not in_ticks:
                 arr[f] = _column(v, to_ticks, self.tick_size)
             elif v.dtype == np.int64:
                 arr[f] = np.ascontiguousarray(v)
             else:
-                arr[f] = _column(v, to_int)
+                arr[f] = _column(v, to_int, integral=f in _INTEGRAL)
         return self._run(lambda core: core.process(*(arr[f] for f in FIELDS), bool(check_risk)))
 
     def process_market_data(self, ticks, check_risk=True) -> TickResult:
         """The seed's list of tick dicts (``venue_id`` and ``flags`` are accepted and
-        ignored). ``check_risk=False`` skips the order risk checks (kill switch
-        included): for simulations that study the raw signal only."""
+        ignored); one dict is one tick; a DataFrame goes to ``process_ticks``.
+        ``check_risk=False`` skips the order risk checks (kill switch included): for
+        simulations that study the raw signal only."""
+        if isinstance(ticks, pd.DataFrame):
+            return self.process_ticks(ticks, check_risk)
+        if isinstance(ticks, Mapping):
+            if any(isinstance(v, (list, tuple, np.ndarray, pd.Series)) for v in ticks.values()):
+                raise TypeError("process_market_data got one mapping of columns; pass "
+                                "columns to process_ticks, or a list of tick dicts here")
+            ticks = [ticks]
+        elif isinstance(ticks, (str, bytes)) or not hasattr(ticks, "__iter__"):
+            raise TypeError(f"process_market_data takes a list of tick dicts (or one dict), "
+                            f"got {type(ticks).__name__}")
         ticks = ticks if isinstance(ticks, list) else list(ticks)
         return self._run(lambda core: core.process_dicts(ticks, bool(check_risk)))
 
@@ -293,6 +366,7 @@ class TickEngine:
             "orders_submitted": c.orders, "orders_rejected": c.rejected_orders,
             "signal_errors": self.signal_errors,
             "rejected_ticks": c.rejected_ticks, "ticks_processed": c.ticks,
+            "feed_rejects": dict(self.feed_rejects),
             "throughput_ticks_per_s": c.ticks / self._wall if self._wall else float("nan"),
             "tick_rejects": dict(zip(_k.TICK_REJECTS, map(int, c.tick_rejects))),
             "order_rejects": dict(zip(_k.ORDER_REJECTS, map(int, c.order_rejects))),
@@ -302,6 +376,8 @@ class TickEngine:
     def health_check(self, p99_limit_us=10.0, reject_limit=0.05) -> dict:
         """critical: kill switch on; degraded: p99 latency above ``p99_limit_us`` or more
         than ``reject_limit`` of ticks rejected; healthy otherwise."""
+        p99_limit_us = _v.number("p99_limit_us", p99_limit_us, 0, finite=False)
+        reject_limit = _v.number("reject_limit", reject_limit, 0, 1)
         s = self.get_performance_stats()
         if s["kill_switch"]:
             return {"status": "critical", "message": "drawdown kill switch is on: no orders"}
@@ -328,12 +404,29 @@ class TickEngine:
             return values
         return v.astype(f"datetime64[{self.config['engine']['timestamp_unit']}]").view(np.int64)
 
-    def replay(self, path_or_arrays, speed=None, chunk=10_000, on_chunk=None) -> TickResult:
+    def replay(self, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
+               max_gap=1.0) -> TickResult:
         """Replay recorded ticks: a CSV or Parquet file with the six ``FIELDS`` columns
         (prices in currency, timestamps as integers of the configured unit or datetimes),
         or a dict of arrays (or a DataFrame).
+
         ``speed=None`` runs flat out; ``speed=1.0`` paces chunks by their timestamps (2.0 =
-        twice as fast). ``on_chunk(engine, result)`` is called after each chunk."""
+        twice as fast). The replay clock is the stream's time with each gap between
+        consecutive ticks capped at ``max_gap`` seconds (default 1 s; ``math.inf``: no
+        cap) and backward steps counted as none, so a session break or a corrupt
+        timestamp pauses a paced replay for at most ``max_gap / speed`` seconds.
+        A tick whose timestamp is more than ``max_gap`` + 2 IQR from the median of the 16
+        ticks around it (a corrupt far-future or far-past stamp; runs of up to 4) is
+        rejected as out of order whatever the speed: accepted, it would make every later
+        tick of its symbol out of order and every signal stale.
+        ``chunk``: ticks per batch; ``on_chunk(engine, result)`` is called after each."""
+        chunk = _v.integer("chunk", chunk, 1)
+        if speed is not None:
+            speed = _v.number("speed", speed, 0, lo_open=True)
+        max_gap = _v.number("max_gap", max_gap, 0, lo_open=True, finite=False)
+        if on_chunk is not None and not callable(on_chunk):
+            raise TypeError(f"on_chunk must be a callable f(engine, result) or None, got "
+                            f"{on_chunk!r}")
         if isinstance(path_or_arrays, (str, Path)):
             path = Path(path_or_arrays)
             df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
@@ -344,19 +437,30 @@ class TickEngine:
             if pd.api.types.is_string_dtype(df["timestamp"]):   # ISO 8601 text in a CSV
                 df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
             cols = {f: df[f] for f in FIELDS}
+        elif isinstance(path_or_arrays, (Mapping, pd.DataFrame)):
+            cols = {k: path_or_arrays[k] for k in path_or_arrays}
+            missing = [f for f in FIELDS if f not in cols]
+            if missing:
+                raise ValueError(f"replay: missing column(s) {missing}; columns are "
+                                 f"{', '.join(FIELDS)}")
         else:
-            cols = dict(path_or_arrays)
-        cols["timestamp"] = self._timestamps(cols["timestamp"])
-        n = len(cols["timestamp"])
-        unit = 1e-6 if self.config["engine"]["timestamp_unit"] == "us" else 1e-9
+            raise TypeError(f"replay takes a CSV/Parquet path, a dict of columns or a "
+                            f"DataFrame, got {type(path_or_arrays).__name__}")
+        ts = np.asarray(self._timestamps(cols["timestamp"]))
+        ts = (np.array(ts, dtype=np.int64) if ts.dtype == np.int64
+              else _column(ts, to_int, integral=True))          # a copy: marked below
+        per_s = 1e6 if self.config["engine"]["timestamp_unit"] == "us" else 1e9
+        ts[_far_off(ts, max_gap * per_s)] = -1                  # rejected: out of order
+        cols["timestamp"] = ts
+        n = len(ts)
+        clock = _replay_clock(ts, max_gap * per_s) / per_s if speed else None
         parts = []
         start_wall = time.perf_counter()
-        t_first = float(np.asarray(cols["timestamp"])[0]) if n else 0.0
         for a in range(0, n, chunk):
-            part = {f: np.asarray(v)[a:a + chunk] for f, v in cols.items()}
+            part = {f: v if f == "prices_in_ticks" else np.asarray(v)[a:a + chunk]
+                    for f, v in cols.items()}
             if speed:
-                due = (float(part["timestamp"][0]) - t_first) * unit / speed
-                wait = due - (time.perf_counter() - start_wall)
+                wait = clock[a] / speed - (time.perf_counter() - start_wall)
                 if wait > 0:
                     time.sleep(wait)
             res = self.process_ticks(part)
@@ -367,14 +471,48 @@ class TickEngine:
         return TickResult.combine(parts, self.tick_size)
 
     async def run_feed(self, feed, batch=1000, max_delay=0.001, max_messages=None,
-                       timeout=None) -> TickResult:
-        """Consume an async iterator of ticks (dicts, or JSON strings of one dict or a list
-        of dicts); stops at the feed's end, after ``max_messages`` messages or ``timeout``
-        seconds. Ticks are processed in batches of up to ``batch``, and whenever the feed
-        is quiet for ``max_delay`` seconds: on a slow feed a tick waits at most that long
-        for its signal (``None``: only full batches, and the rest at the end)."""
+                       timeout=None, *, reconnect=0, backoff=0.5,
+                       max_message_bytes=2 ** 20) -> TickResult:
+        """Consume an async iterator of ticks (dicts, or JSON text/bytes of one dict or a
+        list of dicts); stops at the feed's end, after ``max_messages`` messages or
+        ``timeout`` seconds. Ticks are processed in batches of up to ``batch``, and whenever
+        the feed is quiet for ``max_delay`` seconds: on a slow feed a tick waits at most
+        that long for its signal (``None``: only full batches, and the rest at the end).
+
+        Malformed messages (not JSON, nested too deep, not UTF-8, longer than
+        ``max_message_bytes``, or JSON that is neither an object nor a list) are counted
+        (``signal_errors``; by reason in ``feed_rejects``) and skipped, like bad ticks.
+
+        Disconnects: when the feed raises (a websocket closed with an error code, a TCP
+        reset, ...), every tick received so far is processed first. Then, with
+        ``reconnect=0`` (default), ``FeedError`` is raised: it says how many ticks were
+        processed and carries their ``TickResult`` as ``.result`` (the feed's exception
+        as ``__cause__``). With ``reconnect=N``, ``feed`` must be a callable that opens the
+        feed anew (e.g. ``lambda: websocket_feed(url)``); it is called again after
+        ``backoff * 2**k`` seconds (k = 0, 1, ...; at most 30 s) up to N times in a row,
+        the count starting again after each message received; past N, ``FeedError``."""
+        batch = _v.integer("batch", batch, 1)
+        if max_delay is not None:
+            max_delay = _v.number("max_delay", max_delay, 0)
+        if max_messages is not None:
+            max_messages = _v.integer("max_messages", max_messages, 0)
+        if timeout is not None:
+            timeout = _v.number("timeout", timeout, 0, lo_open=True, finite=False)
+            timeout = None if math.isinf(timeout) else timeout
+        reconnect = _v.integer("reconnect", reconnect, 0)
+        backoff = _v.number("backoff", backoff, 0)
+        max_message_bytes = _v.integer("max_message_bytes", max_message_bytes, 1)
+        reopen = callable(feed) and not hasattr(feed, "__aiter__")
+        if reconnect and not reopen:
+            raise TypeError("run_feed(reconnect=N) needs feed to be a callable that opens "
+                            "the feed again, e.g. lambda: websocket_feed(url); got "
+                            f"{type(feed).__name__}")
+        if not reopen and not hasattr(feed, "__aiter__"):
+            raise TypeError(f"feed must be an async iterator of messages (or a callable "
+                            f"returning one), got {type(feed).__name__}")
         pending: list = []
         parts: list = []
+        state = {"count": 0, "error": None, "reconnects": 0}
 
         def flush():
             if pending:
@@ -383,43 +521,162 @@ class TickEngine:
                 parts.append(res)
                 pending.clear()
 
-        async def consume():
-            it = feed.__aiter__()
-            nxt = asyncio.ensure_future(it.__anext__())
-            count = 0
-            try:
-                while True:
-                    if pending and max_delay is not None:
-                        done, _ = await asyncio.wait({nxt}, timeout=max_delay)
-                        if not done:     # quiet: act on what has arrived
-                            flush()
-                    try:
-                        msg = await nxt
-                    except StopAsyncIteration:
-                        return
-                    count += 1
-                    if max_messages is None or count < max_messages:
-                        nxt = asyncio.ensure_future(it.__anext__())
-                    try:
-                        item = json.loads(msg) if isinstance(msg, (str, bytes)) else msg
-                    except json.JSONDecodeError:
-                        self.signal_errors += 1
-                        log.warning("feed: a message that is not JSON was dropped")
-                    else:
-                        pending.extend(item if isinstance(item, list) else [item])
-                        if len(pending) >= batch:
-                            flush()
-                    if max_messages is not None and count >= max_messages:
-                        return
-            finally:
-                nxt.cancel()
+        def drop(reason, detail):
+            self.signal_errors += 1
+            self.feed_rejects[reason] += 1
+            log.warning("feed: a message was dropped (%s): %s", reason, detail)
 
-        try:
-            await asyncio.wait_for(consume(), timeout)
-        except asyncio.TimeoutError:
-            pass
+        def decode(msg):
+            """The message's ticks (a list), or None when it is malformed."""
+            if isinstance(msg, (bytes, bytearray, memoryview)):
+                if len(msg) > max_message_bytes:
+                    return drop("oversized", f"{len(msg):,} bytes > {max_message_bytes:,}")
+                try:
+                    msg = bytes(msg).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return drop("not_utf8", exc)
+            if isinstance(msg, str):
+                if len(msg) > max_message_bytes:
+                    return drop("oversized", f"{len(msg):,} characters > "
+                                f"{max_message_bytes:,}")
+                try:
+                    msg = json.loads(msg)
+                except (ValueError, RecursionError) as exc:   # JSONDecodeError, too deep
+                    return drop("not_json", f"{type(exc).__name__}: {str(exc)[:100]}")
+            if isinstance(msg, Mapping):
+                return [msg]
+            if isinstance(msg, list):
+                return msg
+            return drop("wrong_type", f"a {type(msg).__name__}, not a tick or a list")
+
+        async def opened():
+            """``feed()``'s messages: a factory that raises fails on the first read, like a
+            feed that cannot connect, so both take the same path below."""
+            async for m in feed():
+                yield m
+
+        async def consume():
+            source = opened() if reopen else feed
+            failures = 0
+            while True:
+                it = source.__aiter__()
+                nxt = asyncio.ensure_future(it.__anext__())
+                try:
+                    while True:
+                        if pending and max_delay is not None:
+                            done, _ = await asyncio.wait({nxt}, timeout=max_delay)
+                            if not done:     # quiet: act on what has arrived
+                                flush()
+                        try:
+                            msg = await nxt
+                        except StopAsyncIteration:
+                            return
+                        except Exception as exc:   # the feed broke: keep what arrived
+                            flush()
+                            if failures >= reconnect:
+                                state["error"] = exc
+                                return
+                            wait = min(backoff * 2 ** failures, 30.0)
+                            failures += 1
+                            state["reconnects"] += 1
+                            log.warning("feed: %s: %s; reconnecting in %.2f s (%d of %d)",
+                                        type(exc).__name__, exc, wait, failures, reconnect)
+                            await asyncio.sleep(wait)
+                            source = opened()
+                            break
+                        failures = 0
+                        state["count"] += 1
+                        count = state["count"]
+                        if max_messages is None or count < max_messages:
+                            nxt = asyncio.ensure_future(it.__anext__())
+                        ticks = decode(msg)
+                        if ticks:
+                            pending.extend(ticks)
+                            if len(pending) >= batch:
+                                flush()
+                        if max_messages is not None and count >= max_messages:
+                            return
+                finally:
+                    nxt.cancel()
+
+        if max_messages != 0:
+            try:
+                await asyncio.wait_for(consume(), timeout)
+            except asyncio.TimeoutError:
+                pass
         flush()
-        return TickResult.combine(parts, self.tick_size)
+        result = TickResult.combine(parts, self.tick_size)
+        exc = state["error"]
+        if exc is not None:
+            again = (f" and {reconnect} reconnect attempt(s) in a row" if reconnect else "")
+            raise FeedError(f"the feed failed ({type(exc).__name__}: {exc}) after "
+                            f"{state['count']} message(s){again}; {result.ticks} tick(s) "
+                            f"received before that were processed ({result.order_count} "
+                            "order(s)); their result is this error's .result",
+                            result) from exc
+        return result
+
+
+_FEED_REJECTS = ("not_json", "not_utf8", "oversized", "wrong_type")
+_WINDOW = 8    # _far_off's neighbours: 2 * _WINDOW ticks
+
+
+class FeedError(ConnectionError):
+    """A feed failed (disconnected) after its ticks were processed; ``.result`` is the
+    ``TickResult`` of what was processed, ``.ticks`` its tick count."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
+        self.ticks = result.ticks
+
+
+def _far_off(ts, gap) -> np.ndarray:
+    """Mask of corrupt timestamps (a Tukey fence): a tick more than ``gap`` + 2 IQR from
+    the median of its 2 * _WINDOW nearest ticks (itself excluded; the window is centred,
+    shifted inwards at the ends). Only unsorted streams with a jump of more than ``gap``
+    between consecutive valid ticks are looked at. The IQR scales the fence to the local
+    spacing, so an outlier among the neighbours moves the median by less than the fence:
+    runs of up to _WINDOW // 2 corrupt ticks are caught. Negative (invalid) timestamps
+    are left to the engine."""
+    bad = np.zeros(len(ts), dtype=bool)
+    valid = np.flatnonzero(ts >= 0)
+    w, n = _WINDOW, len(valid)
+    if n < 2 * w + 1 or math.isinf(gap):
+        return bad
+    v = ts[valid].astype(np.float64)
+    step = np.diff(v)
+    if (step >= 0).all() or not (np.abs(step) > gap).any():
+        return bad
+    # only ticks within 2w of a jump can be that far from their neighbours' median
+    jump = np.zeros(n, dtype=bool)
+    jump[1:] = np.abs(step) > gap
+    jump[:-1] |= jump[1:]
+    near = np.flatnonzero(np.convolve(jump, np.ones(4 * w + 1), mode="same") > 0)
+    rows = np.lib.stride_tricks.sliding_window_view(v, 2 * w + 1)   # row r: v[r .. r+2w]
+    start = np.clip(near - w, 0, n - 2 * w - 1)                      # each tick's row
+    win = np.sort(np.where(np.arange(2 * w + 1) == (near - start)[:, None], np.nan,
+                           rows[start]), axis=1)[:, :2 * w]         # self out (NaN sorts last)
+    med = 0.5 * (win[:, w - 1] + win[:, w])
+    iqr = win[:, (3 * 2 * w) // 4] - win[:, (2 * w) // 4]
+    bad[valid[near[np.abs(v[near] - med) > gap + 2 * iqr]]] = True
+    return bad
+
+
+def _replay_clock(ts, gap) -> np.ndarray:
+    """Each tick's time on the replay clock (timestamp units from the first valid tick):
+    the sum of the gaps between consecutive valid timestamps, each clipped to [0, gap];
+    invalid (negative) timestamps add nothing."""
+    t = ts.astype(np.float64)
+    valid = t >= 0
+    if not valid.any():
+        return np.zeros(len(t))
+    idx = np.where(valid, np.arange(len(t)), 0)
+    np.maximum.accumulate(idx, out=idx)
+    t = t[idx]
+    t[: np.argmax(valid)] = t[np.argmax(valid)]     # before the first valid one
+    steps = np.clip(np.diff(t, prepend=t[0]), 0, gap)
+    return np.cumsum(steps)
 
 
 async def websocket_feed(url, max_messages=None, close_timeout=0.5):
@@ -428,9 +685,14 @@ async def websocket_feed(url, max_messages=None, close_timeout=0.5):
     Stopping while the server still sends (``max_messages``, or the consumer's timeout)
     leaves unread messages ahead of the server's close frame, so the closing handshake
     cannot finish: the connection is dropped after ``close_timeout`` seconds
-    (websockets' default, 10 s, made every early stop take 10 s; websockets#1555)."""
+    (websockets' default, 10 s, made every early stop take 10 s; websockets#1555).
+    A close with an error code or a dropped connection raises websockets'
+    ``ConnectionClosedError``; ``TickEngine.run_feed`` keeps what arrived before it."""
     import websockets
 
+    if max_messages is not None:
+        max_messages = _v.integer("max_messages", max_messages, 1)
+    close_timeout = _v.number("close_timeout", close_timeout, 0)
     async with websockets.connect(url, close_timeout=close_timeout) as ws:
         count = 0
         async for msg in ws:
@@ -460,7 +722,11 @@ class AlertMonitor:
         bad = [s for s in sinks if s != "log" and not callable(s)]
         if bad:
             raise ValueError(f"alert sinks are 'log' or callables, got {bad!r}")
-        self.engine, self.rules, self.sinks = engine, dict(rules), list(sinks)
+        if not isinstance(engine, TickEngine):
+            raise TypeError(f"AlertMonitor watches a TickEngine, got {type(engine).__name__}")
+        rules = {k: _v.number(f"alert rule {k!r}", v, 0, finite=False)   # NaN never fires
+                 for k, v in rules.items()}
+        self.engine, self.rules, self.sinks = engine, rules, list(sinks)
         self.history: list = []
 
     def check(self) -> list:
@@ -491,6 +757,11 @@ def synthetic_ticks(n=10_000, n_symbols=50, seed=0, bad_fraction=0.0, start_pric
     """Random-walk quotes with varying book imbalance (columns; prices in currency,
     timestamps in µs). ``bad_fraction`` of ticks are corrupted (crossed quotes,
     negative or NaN prices, negative sizes, unknown symbols, out-of-order timestamps)."""
+    n = _v.integer("n", n, 0, 10 ** 8)          # ~10 arrays of n: bounded before allocating
+    n_symbols = _v.integer("n_symbols", n_symbols, 1, MAX_SYMBOLS)
+    bad_fraction = _v.number("bad_fraction", bad_fraction, 0, 1)
+    start_price = _v.number("start_price", start_price, 0, lo_open=True)
+    tick_size = _v.number("tick_size", tick_size, 0, lo_open=True)
     rng = np.random.default_rng(seed)
     sym = rng.integers(0, n_symbols, n)
     drift = rng.normal(0, 0.1, n_symbols)           # some symbols trend
@@ -536,6 +807,8 @@ def to_dicts(cols, as_strings=False) -> list:
 def seed_batch(n_symbols=100, n_ticks=1000) -> list:
     """The seed's sample batch shape: n_symbols x n_ticks dicts, prices as strings,
     constant prices per symbol (so, rightly, no signals)."""
+    n_symbols = _v.integer("n_symbols", n_symbols, 0, MAX_SYMBOLS)
+    n_ticks = _v.integer("n_ticks", n_ticks, 0, 10 ** 7)
     out = []
     for t in range(n_ticks):
         for s in range(n_symbols):
@@ -552,6 +825,7 @@ def dashboard(engine: TickEngine, history=300):
     """A live bokeh dashboard (a jupyter_bokeh widget): throughput, latency histogram,
     positions and P&L. Call ``.update()`` (or pass it as ``replay(on_chunk=...)``) to
     refresh while a replay runs."""
+    history = _v.integer("history", history, 1, 10 ** 6)
     from bokeh.layouts import gridplot
     from bokeh.models import ColumnDataSource
 
@@ -612,6 +886,8 @@ def bench(n_columnar=2_000_000, n_reference=100_000) -> str:
     The reference runs the dict batches whole and ``n_reference`` columnar ticks
     (pre-parsed, so it is timed on the same work), extrapolated per tick. The last row is
     a floor, not an engine: summing the columns once, what reading them costs."""
+    n_columnar = _v.integer("n_columnar", n_columnar, 1, 10 ** 8)
+    n_reference = _v.integer("n_reference", n_reference, 1, 10 ** 9)
     def timed(f):
         t = time.perf_counter()
         f()

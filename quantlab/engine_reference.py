@@ -13,7 +13,9 @@ ORDER_REJECTS = ("kill_switch", "rate", "max_position", "max_order_notional",
 FIELDS = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
 
 
-LIMIT = 2 ** 62   # beyond it a number is invalid (-1): int64 state never overflows
+LIMIT = 2 ** 62        # inputs (prices, sizes, timestamps) beyond it are invalid (-1)
+STATE_LIMIT = 2 ** 60  # |cash|, |Σ pos·mid2|, Σ |pos|·mid2 stay below it; a mark or a
+                       # fill that would take one beyond is refused (ticks.pyx)
 
 
 def _bounded(k: int) -> int:
@@ -30,16 +32,19 @@ def to_ticks(value, tick_size: float) -> int:
     return _bounded(round(x / tick_size)) if math.isfinite(x) else -1
 
 
-def to_int(value) -> int:
+def to_int(value, integral: bool = False) -> int:
     """A size, id or timestamp as an integer (ints exactly, others rounded half to even);
-    -1 if unparsable or absurdly large."""
+    -1 if unparsable or absurdly large, or (``integral``: ids, timestamps) if it has a
+    fraction: symbol 1.5 is no symbol, never symbol 2."""
     if isinstance(value, int):
         return _bounded(int(value))
     try:
         x = float(value)
     except (TypeError, ValueError, OverflowError):
         return -1
-    return _bounded(round(x)) if math.isfinite(x) else -1
+    if not math.isfinite(x) or (integral and not x.is_integer()):
+        return -1
+    return _bounded(round(x))
 
 
 def parse_tick(tick: dict, tick_size: float) -> tuple:
@@ -48,9 +53,13 @@ def parse_tick(tick: dict, tick_size: float) -> tuple:
     get = getattr(tick, "get", None)
     if get is None:
         return (-1,) * 6
-    return (to_int(get("symbol_id")), to_ticks(get("bid_price"), tick_size),
+    return (to_int(get("symbol_id"), True), to_ticks(get("bid_price"), tick_size),
             to_ticks(get("ask_price"), tick_size), to_int(get("bid_size")),
-            to_int(get("ask_size")), to_int(get("timestamp")))
+            to_int(get("ask_size")), to_int(get("timestamp"), True))
+
+
+def _out(v: int) -> bool:
+    return not -STATE_LIMIT < v < STATE_LIMIT
 
 
 class PyTickEngine:
@@ -92,23 +101,27 @@ class PyTickEngine:
         if s < 0 or s >= p["capacity"]:
             self.tick_rejects[3] += 1
             return None
-        if bid <= 0 or ask <= 0:
+        if bid <= 0 or ask <= 0 or bid >= LIMIT or ask >= LIMIT:
             self.tick_rejects[0] += 1
             return None
-        if bsz < 0 or asz < 0 or bsz + asz == 0:
+        if bsz < 0 or asz < 0 or bsz >= LIMIT or asz >= LIMIT or bsz + asz == 0:
             self.tick_rejects[1] += 1
             return None
         if bid >= ask:
             self.tick_rejects[2] += 1
             return None
-        if ts < 0 or (self.n_ticks[s] > 0 and ts < self.last_ts[s]):
+        if ts < 0 or ts >= LIMIT or (self.n_ticks[s] > 0 and ts < self.last_ts[s]):
             self.tick_rejects[4] += 1
             return None
         m2 = bid + ask
         if self.n_ticks[s] > 0:
             d = m2 - self.mid2[s]
-            self.mtm2 += self.pos[s] * d
-            self.gross2 += abs(self.pos[s]) * d
+            mtm2 = self.mtm2 + self.pos[s] * d
+            gross2 = self.gross2 + abs(self.pos[s]) * d
+            if _out(mtm2) or _out(gross2):   # the state cannot hold this mark: a bad price
+                self.tick_rejects[0] += 1
+                return None
+            self.mtm2, self.gross2 = mtm2, gross2
         self.mid2[s] = m2
         self.last_ts[s] = ts
         if not self.started or ts > self.latest_ts:
@@ -145,12 +158,15 @@ class PyTickEngine:
         qty = direction * p["order_size"]
         price = ask if direction > 0 else bid
         newpos = self.pos[s] + qty
+        cash = self.cash - qty * price
+        mtm2 = self.mtm2 + qty * m2
         gross_after = self.gross2 + (abs(newpos) - abs(self.pos[s])) * m2
+        if _out(cash) or _out(mtm2) or _out(gross_after):   # the exact state's bounds,
+            self.order_rejects[3] += 1                         # risk checks or not
+            return None
         if check_risk and not self.allowed(s, ts, qty, price, newpos, m2, gross_after):
             return None
-        self.cash -= qty * price
-        self.mtm2 += qty * m2
-        self.gross2 = gross_after
+        self.cash, self.mtm2, self.gross2 = cash, mtm2, gross_after
         if self.pos[s] == 0:
             self.open_positions += 1
         elif newpos == 0:

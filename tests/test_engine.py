@@ -410,3 +410,240 @@ def test_columns_quantise_like_the_reference():
             want = [to_ticks(v, ts) for v in x.tolist()]
             np.testing.assert_array_equal(core.quantise(x, ts), want)
         np.testing.assert_array_equal(core.quantise(x, 1.0), [to_int(v) for v in x.tolist()])
+
+
+# ---- hardening: int64 overflow, integral ids, inputs and arguments ---------------------
+
+# one symbol, a buy signal on the second tick (microprice up, bid-heavy book), no signal
+# on balanced books; no risk limit in the way
+EXTREME = {"signal": {"slow_span": 2, "fast_span": 1, "imbalance_threshold": 0.5,
+                      "min_confidence": 0.5, "order_size": 1000},
+           "risk": {"max_position": 2 ** 62, "max_order_notional": float("inf"),
+                    "max_concentration": float("inf"), "max_drawdown": float("inf")}}
+STATE_LIMIT = 2 ** 60
+
+
+def _int_cols(rows):
+    """(symbol, bid, ask, bid size, ask size, ts) rows -> int64 columns in ticks."""
+    a = np.array(rows, dtype=np.int64).T
+    return dict(zip(E.FIELDS, a), prices_in_ticks=True)
+
+
+def _both(config, rows, check_risk=True):
+    """The Cython engine on int64 columns and the oracle tick by tick on the same ints."""
+    eng, ref = E.TickEngine(config), E.reference_engine(config)
+    eng.process_ticks(_int_cols(rows), check_risk=check_risk)
+    for i, r in enumerate(rows):
+        ref.tick(i, *r, check_risk)
+    return eng, ref
+
+
+def test_overflowing_quote_against_1000_shares_is_rejected_not_wrapped():
+    # the testers' case: 1,000 shares held, then a quote of 1.7e17 ticks; the wrapped
+    # int64 gave equity 3.98e16 where the exact value is 1.70e18
+    ticks = [{"symbol_id": 0, "bid_price": b, "ask_price": a, "bid_size": bs, "ask_size": as_,
+              "timestamp": t} for b, a, bs, as_, t in
+             [(100.00, 100.02, 900, 100, 1), (100.01, 100.03, 900, 100, 2),
+              (1.7e15, 1.7e15 + 2, 500, 500, 3)]]
+    eng, ref = E.TickEngine(EXTREME), E.reference_engine(EXTREME)
+    eng.process_market_data(ticks)
+    ref.process_market_data(ticks)
+    assert _core_state(eng.core) == _ref_state(ref)
+    assert eng.get_performance_stats()["tick_rejects"]["bad_price"] == 1
+    # bought 1000 at 100.03, marked at 100.02: equity = -10.00, kill switch not fooled
+    assert eng.pnl()["equity"] == pytest.approx(-10.0) and eng.core.pos[0] == 1000
+    assert eng.core.mtm2 == 1000 * (10001 + 10003)
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_mark_exactly_at_the_state_bound(over):
+    # pos 1000 marked at 2x + 1 half ticks: accepted while 1000 (2x + 1) < 2^60
+    x = (STATE_LIMIT // 1000 - 1) // 2 + over
+    assert (1000 * (2 * x + 1) < STATE_LIMIT) == (not over)
+    rows = [(0, 10_000, 10_002, 900, 100, 1), (0, 10_001, 10_003, 900, 100, 2),
+            (0, x, x + 1, 500, 500, 3)]
+    eng, ref = _both(EXTREME, rows)
+    assert _core_state(eng.core) == _ref_state(ref)
+    assert eng.core.tick_rejects[0] == over
+    assert eng.core.mtm2 == (1000 * (10_001 + 10_003) if over else 1000 * (2 * x + 1))
+    assert eng.pnl()["equity"] == pytest.approx(
+        (2 * -1000 * 10_003 + eng.core.mtm2) * 0.5 * 0.01, rel=1e-15)
+
+
+@pytest.mark.parametrize("check_risk", [True, False])
+def test_fills_that_overflow_cash_or_position_are_refused_in_both_engines(check_risk):
+    # a buy at ~2^61 ticks: 1000 x price overflows cash (max_order_notional), even with
+    # check_risk=False
+    p = 2 ** 61
+    rows = [(0, p, p + 2, 900, 100, 1), (0, p + 4096, p + 4098, 900, 100, 2)]  # doubles see it
+    eng, ref = _both(EXTREME, rows, check_risk)
+    assert _core_state(eng.core) == _ref_state(ref)
+    assert eng.core.orders == 0 and list(eng.core.order_rejects) == [0, 0, 0, 1, 0, 0]
+    # the largest order size (2^60 - 1) at 2 ticks: any fill overflows Σ |pos|·mid2
+    big = {**EXTREME, "signal": {**EXTREME["signal"], "order_size": 2 ** 60 - 1}}
+    rows = [(0, 1, 3, 900, 100, 1), (0, 2, 4, 900, 100, 2)]
+    eng, ref = _both(big, rows, check_risk)
+    assert _core_state(eng.core) == _ref_state(ref)
+    assert eng.core.pos[0] == 0 and eng.core.order_rejects[3] == 1
+    # just inside: 2^60 // 6 - 1 shares at ask 4 (mid2 6)
+    ok = {**EXTREME, "signal": {**EXTREME["signal"], "order_size": 2 ** 60 // 6 - 1}}
+    eng, ref = _both(ok, rows, check_risk)
+    assert _core_state(eng.core) == _ref_state(ref)
+    assert eng.core.pos[0] == 2 ** 60 // 6 - 1 and eng.core.gross2 == 6 * (2 ** 60 // 6 - 1)
+
+
+def test_extreme_values_near_the_bounds_match_the_oracle():
+    # prices, sizes and timestamps up to and beyond 2^62 (raw int64 columns and dicts),
+    # large orders: the engines agree on every count, and the state never passes 2^60
+    rng = np.random.default_rng(30)
+    n = 4000
+    edges = np.array([1, 2, 2 ** 31, 2 ** 52, 2 ** 59, 2 ** 60, 2 ** 61, 2 ** 62 - 2,
+                      2 ** 62 - 1, 2 ** 62, 2 ** 63 - 1], dtype=np.int64)
+    mid = np.where(rng.random(n) < 0.2, rng.choice(edges, n),
+                   (2.0 ** rng.uniform(0, 62, n)).astype(np.int64))
+    mid = np.maximum(mid, 1)
+    bid = mid - rng.integers(0, 2, n)
+    ask = np.where(mid >= 2 ** 63 - 3, mid, mid + rng.integers(1, 3, n))
+    bsz = np.where(rng.random(n) < 0.05, rng.choice(edges, n), rng.integers(0, 2000, n))
+    asz = rng.integers(0, 2000, n)
+    ts = np.arange(n, dtype=np.int64) * 10
+    ts[rng.random(n) < 0.01] = 2 ** 62 + 5
+    rows = list(zip(rng.integers(0, 4, n).tolist(), bid.tolist(), ask.tolist(),
+                    bsz.tolist(), asz.tolist(), ts.tolist()))
+    lo, hi = -(2 ** 63), 2 ** 63 - 1       # int64's ends, 0 and the 2^62 edges
+    rows[100:100] = [(0, lo, hi, 1, 1, 5), (0, 0, 2, 1, 1, 5), (0, 1, hi, 1, 1, 5),
+                     (0, 2 ** 62 - 2, 2 ** 62 - 1, 1, 1, 5), (0, 1, 2 ** 62, 1, 1, 5),
+                     (0, 1, 2, lo, 1, 5), (0, 1, 2, hi, 1, 5), (0, 1, 2, 2 ** 62 - 1, 0, 5),
+                     (0, 1, 2, 0, 0, 5), (0, 1, 2, 1, 1, lo), (0, 1, 2, 1, 1, hi),
+                     (0, 1, 2, 1, 1, 2 ** 62 - 1), (lo, 1, 2, 1, 1, 5), (hi, 1, 2, 1, 1, 5)]
+    for size in (1000, 2 ** 40):
+        cfg = {**EXTREME, "signal": {**EXTREME["signal"], "order_size": size,
+                                     "imbalance_threshold": 0.1, "min_confidence": 0.1}}
+        for check in (True, False):
+            eng, ref = _both(cfg, rows, check)
+            assert _core_state(eng.core) == _ref_state(ref)
+            assert eng.core.gross2 == ref.gross2 and eng.core.peak2 == ref.peak2
+            assert max(abs(eng.core.cash), abs(eng.core.mtm2), eng.core.gross2,
+                       *map(abs, eng.core.pos)) < STATE_LIMIT
+            assert eng.core.tick_rejects[0] > 0 and eng.core.orders > 0
+    # the dict path: the same values as ints in ticks (tick size 1)
+    cfg1 = {**EXTREME, "engine": {"tick_size": 1.0}}
+    dicts = [dict(zip(E.FIELDS, r)) for r in rows]
+    eng, ref = E.TickEngine(cfg1), E.reference_engine(cfg1)
+    eng.process_market_data(dicts)
+    ref.process_market_data(dicts)
+    assert _core_state(eng.core) == _ref_state(ref)
+
+
+def test_fractional_symbol_ids_are_rejected_not_rounded():
+    from decimal import Decimal
+
+    good = {"symbol_id": 1, "bid_price": "100.00", "ask_price": "100.02", "bid_size": 10,
+            "ask_size": 10, "timestamp": 1000}
+    ids = [1.5, 1.7, "1.5", "2.50", np.float64(1.5), Decimal("1.5"), "1e-1", float("nan")]
+    stamps = [1000.5, "1000.25", np.float64(1000.5)]
+    bad = [dict(good, symbol_id=v) for v in ids] + [dict(good, timestamp=v) for v in stamps]
+    fine = [dict(good, symbol_id=2.0, timestamp=1001), dict(good, symbol_id="3.00",
+            timestamp="1002.0"), dict(good, symbol_id=4, bid_size=10.5, timestamp=1003)]
+    eng, ref = E.TickEngine(), E.reference_engine()
+    eng.process_market_data(bad + fine)
+    ref.process_market_data(bad + fine)
+    r = eng.get_performance_stats()["tick_rejects"]
+    assert r["bad_symbol"] == len(ids) and r["out_of_order"] == len(stamps)
+    assert list(eng.core.tick_rejects) == ref.tick_rejects
+    assert np.flatnonzero(np.asarray(eng.core.n_ticks)).tolist() == [2, 3, 4]  # never 2 from 1.5
+    # the columnar path: float columns with fractions are rejected the same way
+    col = E.TickEngine()
+    col.process_ticks({"symbol_id": np.array([1.5, 2.0, 3.7]), "bid_price": [100.0] * 3,
+                       "ask_price": [100.02] * 3, "bid_size": [10] * 3, "ask_size": [10] * 3,
+                       "timestamp": np.array([1.0, 2.0, 3.0])})
+    assert list(col.core.tick_rejects) == [0, 0, 0, 2, 0] and col.core.n_ticks[2] == 1
+
+
+def test_process_market_data_one_dict_is_one_tick():
+    t = {"symbol_id": 1, "bid_price": "100.00", "ask_price": "100.02", "bid_size": 10,
+         "ask_size": 10, "timestamp": 1000}
+    eng = E.TickEngine()
+    res = eng.process_market_data(t)
+    assert res.ticks == 1 and res.rejected_ticks == 0 and eng.core.n_ticks[1] == 1
+    df = pd.DataFrame(E.synthetic_ticks(500, n_symbols=5, seed=2))
+    a, b = E.TickEngine(), E.TickEngine()
+    assert a.process_market_data(df).ticks == 500        # a DataFrame: its rows
+    b.process_market_data(E.to_dicts(E.synthetic_ticks(500, n_symbols=5, seed=2)))
+    assert _core_state(a.core) == _core_state(b.core)
+    for bad, match in [("ticks", "list of tick dicts"), (b"x", "list of tick dicts"),
+                       (5, "list of tick dicts"), (None, "list of tick dicts"),
+                       ({"symbol_id": [1, 2]}, "mapping of columns")]:
+        with pytest.raises(TypeError, match=match):
+            E.TickEngine().process_market_data(bad)
+    with pytest.raises(TypeError, match="process_ticks takes a mapping"):
+        E.TickEngine().process_ticks([t])
+    with pytest.raises(ValueError, match="one-dimensional"):
+        E.TickEngine().process_ticks({f: np.ones((2, 2)) for f in E.FIELDS})
+
+
+def test_config_refuses_out_of_range_values_instead_of_clamping(tmp_path):
+    for section, key, value, match in [
+            ("engine", "max_latency_samples", 0,
+             r"max_latency_samples must be an integer in \[1"),
+            ("engine", "max_latency_samples", -5, "max_latency_samples"),
+            ("engine", "max_latency_samples", 2 ** 40, "max_latency_samples"),
+            ("engine", "latency_sample_every", -1,
+             r"latency_sample_every must be an integer in \[0, "),
+            ("engine", "max_symbols", 0, "max_symbols"),
+            ("engine", "max_symbols", 10 ** 12, "max_symbols"),
+            ("engine", "tick_size", 0.0, "tick_size must be > 0"),
+            ("engine", "tick_size", float("inf"), "tick_size"),
+            ("engine", "tick_size", float("nan"), "tick_size"),
+            ("signal", "max_signal_age_us", -1, "max_signal_age_us"),
+            ("signal", "order_size", 0, "order_size"),
+            ("signal", "order_size", 2 ** 60, "order_size"),
+            ("signal", "imbalance_threshold", float("nan"), "imbalance_threshold"),
+            ("risk", "max_drawdown", float("nan"), "max_drawdown"),
+            ("risk", "max_orders_per_second", 10 ** 12, "max_orders_per_second"),
+            ("risk", "max_position", -1, "max_position"),
+            ("log", "level", "LOUD", "log.level must be one of")]:
+        with pytest.raises(ValueError, match=match):
+            E.TickEngine({section: {key: value}})
+    assert E.load_config({"log": {"level": "info"}})["log"]["level"] == "INFO"
+    assert E.load_config({"engine": {"latency_sample_every": 0}})["engine"][
+        "latency_sample_every"] == 0
+
+
+@pytest.mark.parametrize("text,match", [("- a\n- b\n", "got a list at the top level"),
+                                        ("42\n", "got a int"),
+                                        ("risk: [1, 2]\n", "section 'risk' must be a mapping"),
+                                        ("risk: {max_position: [\n", "not a valid YAML")])
+def test_config_file_with_a_list_top_level_names_the_file(tmp_path, text, match):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match) as info:
+        E.load_config(path)
+    assert str(path) in str(info.value)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("risk:\n")          # an empty section is no change
+    assert E.load_config(empty)["risk"]["max_position"] == 1000
+
+
+def test_engine_helpers_refuse_bad_arguments():
+    eng = E.TickEngine()
+    for call, match in [(lambda: eng.health_check(p99_limit_us=float("nan")), "p99_limit_us"),
+                        (lambda: eng.health_check(reject_limit=2),
+                         r"reject_limit must be in \[0, 1\]"),
+                        (lambda: E.AlertMonitor(eng, {"drawdown": float("nan")}),
+                         "alert rule 'drawdown'"),
+                        (lambda: E.AlertMonitor(eng, {"error_rate": -1}),
+                         "alert rule 'error_rate'"),
+                        (lambda: E.synthetic_ticks(-1), "n must be an integer"),
+                        (lambda: E.synthetic_ticks(10 ** 12), "n must be an integer"),
+                        (lambda: E.synthetic_ticks(10, n_symbols=0), "n_symbols"),
+                        (lambda: E.synthetic_ticks(10, bad_fraction=1.5), "bad_fraction"),
+                        (lambda: E.synthetic_ticks(10, tick_size=0), "tick_size"),
+                        (lambda: E.seed_batch(n_ticks=-1), "n_ticks"),
+                        (lambda: E.dashboard(eng, history=0), "history"),
+                        (lambda: E.bench(n_columnar=0), "n_columnar")]:
+        with pytest.raises(ValueError, match=match):
+            call()
+    with pytest.raises(TypeError, match="watches a TickEngine"):
+        E.AlertMonitor(object(), {"drawdown": 1})
+    assert E.synthetic_ticks(0)["timestamp"].shape == (0,)
