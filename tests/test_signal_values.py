@@ -316,6 +316,12 @@ def test_complex_systems_centrality_and_absorption_shift_exact():
                   threshold=threshold)
     _same(got, pd.DataFrame(want, index=got.index, columns=got.columns), rtol=1e-7)
     assert (got == 0).to_numpy().sum() >= 4   # the contagion gate closes some bars
+    # the gate's input itself (a window off by one rarely flips the gate)
+    diag = ql.strategies.get("complex_systems", window=window, shift=shift, lookback=lookback,
+                             threshold=threshold).diagnostics(ds)
+    np.testing.assert_allclose(diag["absorption_ratio"].values, ar.to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(diag["absorption_shift"].values, z.to_numpy(), rtol=1e-7,
+                               atol=1e-9)
 
 
 GRID = np.linspace(-3.0, 3.0, 61)
@@ -398,10 +404,11 @@ def _perm_entropy_by_hand(x, order=3):
 def test_fractal_chaos_measure_windows_and_combination_exact():
     nolds = pytest.importorskip("nolds")
     ds = _panel(150)
-    window, band, trend, cq = 64, 0.0, 5, 0.6
+    window, band, trend = 64, 0.0, 5
+    cqs = [0.3, 0.6, 0.7]   # 0.3 and 0.7 sit where a rank window off by one flips the gate
     s = ql.strategies.get("fractal_chaos", window=window, band=band, trend=trend,
-                          chaos_quantile=cq)
-    got = s.signal(ds).transpose("time", "asset").to_pandas()
+                          chaos_quantile=cqs)
+    grid = s.signal(ds)
     diag = s.diagnostics(ds)
     h, d, lam = (diag[v].transpose("time", "asset").to_pandas()
                  for v in ("hurst", "higuchi_fd", "lyapunov"))
@@ -423,9 +430,11 @@ def test_fractal_chaos_measure_windows_and_combination_exact():
     move = np.sign(close / close.shift(trend) - 1)
     regime = np.where((h > 0.5 + band) & (d < 1.5), 1.0,
                       np.where((h < 0.5 - band) & (d > 1.5), -1.0, 0.0))
-    calm = lam.rolling(window, min_periods=window // 4).rank(pct=True) <= cq
-    want = (regime * move * calm).where(h.notna() & d.notna() & lam.notna())
-    _same(got, want, min_nonzero=10)
+    lam_rank = lam.rolling(window, min_periods=window // 4).rank(pct=True)
+    for cq in cqs:
+        got = grid.sel(chaos_quantile=cq).transpose("time", "asset").to_pandas()
+        want = (regime * move * (lam_rank <= cq)).where(h.notna() & d.notna() & lam.notna())
+        _same(got, want, min_nonzero=10)
 
 
 def _terciles(x):
