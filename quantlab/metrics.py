@@ -428,6 +428,24 @@ def _rate_for_xarray(name, x, returns, dim) -> xr.DataArray:
     return xr.DataArray(a, dims=dims, coords=coords)
 
 
+def _factor_for_xarray(x, returns, dim) -> xr.DataArray:
+    """The benchmark as a DataArray on ``dim``: a DataArray or a pd.Series is aligned by
+    label (the periods both have), an array by position (same length)."""
+    if isinstance(x, xr.DataArray):
+        _v.real_array("factor_returns", x.dtype)
+        if dim not in x.dims:
+            raise ValueError(f"factor_returns has no {dim!r} dimension (dims {x.dims})")
+        return x
+    if isinstance(x, pd.Series) and dim in returns.coords:
+        return xr.DataArray(_real("factor_returns", x), dims=(dim,),
+                            coords={dim: x.index.values})
+    a = _real("factor_returns", x)
+    if a.ndim != 1 or a.shape[0] != returns.sizes[dim]:
+        raise ValueError(f"factor_returns has shape {a.shape}, the returns "
+                         f"{returns.sizes[dim]} periods along {dim!r}")
+    return xr.DataArray(a, dims=(dim,), coords={dim: returns[dim].values})
+
+
 def _check_overlap(name, before, after):
     # a rate with values, none of them on the returns' dates: a wrong index, not "no data"
     if np.any(~np.isnan(np.asarray(before))) and not np.any(~np.isnan(np.asarray(after))):
@@ -473,12 +491,7 @@ def _dispatch(names, returns, factor_returns, dim, params):
             rt = _rate_for_xarray(rate_key, rate_obj, returns, dim)
         b = None
         if factor_returns is not None:
-            if isinstance(factor_returns, xr.DataArray):
-                _v.real_array("factor_returns", factor_returns.dtype)
-                fb = factor_returns
-            else:
-                fb = xr.DataArray(_real("factor_returns", factor_returns), dims=(dim,),
-                                  coords={dim: returns[dim]})
+            fb = _factor_for_xarray(factor_returns, returns, dim)
             returns, fb = xr.align(returns, fb, join="inner")
             _, b = xr.broadcast(returns, fb)
             b = b.transpose(*returns.dims)
@@ -513,6 +526,9 @@ def _dispatch(names, returns, factor_returns, dim, params):
                 returns, factor_returns = returns.loc[idx], factor_returns.loc[idx]
                 ra = _real("returns", returns)
             b = _real("factor_returns", factor_returns)
+            if b.ndim == 0 or b.shape[0] != len(returns):
+                raise ValueError(f"factor_returns has {b.shape[0] if b.ndim else 0} periods, "
+                                 f"returns {len(returns)}")
         rate = None
         if rt is not None:
             aligned = (rt.reindex(index=returns.index, columns=returns.columns)

@@ -430,3 +430,27 @@ def test_inf_return_gives_infinite_mean_as_empyrical():
     # documented convention: the benchmark regression of a series holding inf is NaN
     b = np.array([0.01, -0.02, 0.03, 0.01])
     assert np.isnan(M.beta(r, b)) and np.isnan(M.alpha(r, b))
+
+
+def test_pandas_benchmark_for_dataarray_returns_aligns_by_date():
+    """A pd.Series benchmark was paired with DataArray returns by position: a shuffled
+    (or shorter) benchmark gave a silently wrong beta."""
+    df, _, bench = _rate_case()
+    da_ = xr.DataArray(df.values, dims=("time", "asset"), coords={"time": _IDX, "asset": list("abc")})
+    shuffled = bench.sample(frac=1.0, random_state=1)
+    for name in ("beta", "alpha", "up_capture", "tracking_error"):
+        want = getattr(M, name)(df, bench)
+        np.testing.assert_allclose(getattr(M, name)(da_, shuffled).values, want.values, rtol=1e-12)
+        np.testing.assert_allclose(getattr(M, name)(da_, bench.iloc[20:]).values,
+                                   getattr(M, name)(df.iloc[20:], bench.iloc[20:]).values,
+                                   rtol=1e-12)
+    assert float(M.beta(da_.sel(asset="a"), shuffled)) == pytest.approx(
+        ep.beta(df["a"], shuffled), rel=1e-12)
+
+
+def test_benchmark_array_of_another_length_is_refused():
+    df, _, bench = _rate_case()
+    da_ = xr.DataArray(df.values, dims=("time", "asset"), coords={"time": _IDX})
+    for r in (df, df["a"], df.values, da_):
+        with pytest.raises(ValueError, match="factor_returns has"):
+            M.beta(r, bench.values[:40])
