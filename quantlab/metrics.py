@@ -10,7 +10,18 @@ and ``conditional_value_at_risk`` are return quantiles (negative for losses).
 NaN rule: a NaN is "no observation" and is skipped by every metric, so each result
 equals empyrical's on the NaN-dropped series. (empyrical itself is inconsistent:
 ``annual_return`` counts NaN periods as years, ``value_at_risk`` returns NaN if any NaN.)
-With a benchmark, paired metrics use the periods where both are valid. Empty -> NaN.
+With a benchmark, paired metrics use the periods where both are valid. Empty or
+all-NaN -> NaN (empyrical gives 0 for some of these, e.g. ``max_drawdown``).
+
+``risk_free``/``required_return``: a number, or a per-period series aligned on time as
+empyrical takes it (pd.Series on the returns' index, DataArray on ``dim``, or an array
+of the returns' length or shape); a NaN rate or a date the rate lacks is a skipped
+period. ``cutoff`` is in [0, 1] (historical: 0 = the minimum, 1 = the maximum; the
+parametric methods need (0, 1)). Complex, datetime and non-numeric input is refused;
+bools and ints are taken as floats. ±inf returns follow IEEE arithmetic for the
+one-series metrics (a +inf return makes the mean +inf, as in empyrical); the benchmark
+regression (``alpha``, ``beta``) of a series holding ±inf is NaN, where empyrical
+returns an infinity whose sign depends on the benchmark's residual that day.
 
 Every metric is a closed form of per-column sufficient statistics from one Cython pass
 (``cython_kernels/metrics.pyx``); quantiles use selection, not sorting.
@@ -18,12 +29,14 @@ Every metric is a closed form of per-column sufficient statistics from one Cytho
 from __future__ import annotations
 
 import math
+import warnings
 from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from quantlab import _validate as _v
 from quantlab._kernels import metrics as _k
 
 __all__ = [
@@ -42,12 +55,8 @@ _F = {name: i for i, name in enumerate(_k.FIELDS)}
 def annualization_factor(period="daily", annualization=None) -> float:
     """Periods per year: ``annualization`` if given, else 252/52/12/4/1 by ``period``."""
     if annualization is not None:
-        if not annualization > 0:
-            raise ValueError(f"annualization must be positive, got {annualization!r}")
-        return float(annualization)
-    if period not in ANNUALIZATION:
-        raise ValueError(f"period must be one of {', '.join(ANNUALIZATION)}; got {period!r}")
-    return float(ANNUALIZATION[period])
+        return _v.number("annualization", annualization, 0, None, lo_open=True)
+    return float(ANNUALIZATION[_v.choice("period", period, tuple(ANNUALIZATION))])
 
 
 # --------------------------------------------------------------------------- formulas
@@ -261,14 +270,45 @@ def _panel(x) -> np.ndarray:
     return np.ascontiguousarray(x.reshape(x.shape[0], int(np.prod(x.shape[1:]))))
 
 
-def _compute_np(names, r, b, params) -> dict[str, np.ndarray]:
-    """Metrics ``names`` of a (time, ...) array ``r`` (benchmark ``b`` broadcastable)."""
+def _along_time(x, r):
+    """``x`` indexed by time (its leading axis), broadcast to the shape of ``r``."""
+    return np.broadcast_to(x.reshape(x.shape + (1,) * (r.ndim - x.ndim)), r.shape)
+
+
+# the per-period rate parameter each metric takes (empyrical's names)
+_RATE = {"sharpe_ratio": "risk_free", "alpha": "risk_free",
+         "sortino_ratio": "required_return", "downside_risk": "required_return"}
+
+
+def _with_rate(name, r, b, params, rate):
+    """Metric ``name`` with a per-period rate series ``rate`` (aligned on r's time axis).
+
+    As empyrical: sharpe, sortino and downside risk are those of the excess returns
+    r - rate (a NaN rate = no observation); alpha is (1 + mean((r - rf) - β (b - rf)))^
+    periods - 1, the mean over the periods where r, b and rf are valid and β the beta of
+    the raw series over the paired periods (rf cancels in empyrical's beta)."""
+    rate = _along_time(rate, r)
+    p = dict(params, **{_RATE[name]: 0.0})
+    if name != "alpha":
+        with np.errstate(invalid="ignore"):
+            return _compute_np([name], r - rate, b, p)[name]
+    beta_ = _compute_np(["beta"], r, b, p)["beta"]
+    with np.errstate(invalid="ignore", over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: NaN
+        excess = np.nanmean(r - rate - beta_ * (_along_time(b, r) - rate), axis=0)
+        return np.asarray((1.0 + excess) ** p["ann"] - 1.0, dtype=np.float64)
+
+
+def _compute_np(names, r, b, params, rate=None) -> dict[str, np.ndarray]:
+    """Metrics ``names`` of a (time, ...) array ``r`` (benchmark ``b`` broadcastable;
+    ``rate`` the per-period risk_free/required_return series, if not a scalar)."""
+    if rate is not None:
+        return {n: _with_rate(n, r, b, params, rate) for n in names}
     shape = r.shape[1:]
     rp = _panel(r)
     bp = np.empty((0, 0))
     if b is not None:
-        bp = _panel(np.broadcast_to(b if b.ndim == r.ndim else
-                                    b.reshape(b.shape + (1,) * (r.ndim - b.ndim)), r.shape))
+        bp = _panel(_along_time(b, r))
     out = {}
     historical = params["method"] == "historical"
     var_names = [n for n in names if n in ("value_at_risk", "conditional_value_at_risk")]
@@ -280,6 +320,11 @@ def _compute_np(names, r, b, params) -> dict[str, np.ndarray]:
             logr = np.log1p(rp)
         acc = _k.accumulate(rp, logr, bp, float(params.get("required_return", 0.0)))
         a = {f: acc[i] for f, i in _F.items()}
+        # Welford's running mean turns inf into NaN (inf - inf); the mean of a column
+        # holding +inf (-inf, not both) is +inf (-inf), as numpy's and empyrical's
+        with np.errstate(invalid="ignore"):
+            a["mean"] = np.where(a["max"] == np.inf, np.where(a["min"] == -np.inf, np.nan, np.inf),
+                                 np.where(a["min"] == -np.inf, -np.inf, a["mean"]))
     if need_quantiles:
         cutoff = params["cutoff"]
         levels = sorted({cutoff, 0.05, 0.95})
@@ -321,15 +366,106 @@ def from_accumulator(acc, names, annualization, risk_free=0.0) -> dict:
     return {n: np.asarray(METRICS[n][0](a, **params), dtype=np.float64) for n in names}
 
 
+def _is_scalar(x) -> bool:
+    return np.ndim(x) == 0
+
+
 def _params(period, annualization, **kw):
+    """Checked keyword parameters of the formulas (plus ``ann``, periods per year)."""
     kw["ann"] = annualization_factor(period, annualization)
-    method = kw.setdefault("method", "historical")
-    if method not in VAR_METHODS:
-        raise ValueError(f"method must be one of {', '.join(VAR_METHODS)}; got {method!r}")
-    cutoff = kw.setdefault("cutoff", 0.05)
-    if not 0 < cutoff < 1:
-        raise ValueError(f"cutoff must be in (0, 1), got {cutoff!r}")
+    method = _v.choice("method", kw.setdefault("method", "historical"), VAR_METHODS)
+    cutoff = kw["cutoff"] = _v.number("cutoff", kw.get("cutoff", 0.05), 0, 1)
+    if method != "historical" and cutoff in (0.0, 1.0):
+        # the fitted distribution's 0 and 1 quantiles are -inf and +inf
+        raise ValueError(f"cutoff must be in (0, 1) for method={method!r}, got {cutoff!r}; "
+                         "cutoff 0 or 1 (the sample's min or max) needs method='historical'")
+    if "alpha" in kw:
+        kw["alpha"] = _v.number("alpha", kw["alpha"], 0, None, lo_open=True)
+    if "starting_value" in kw:
+        kw["starting_value"] = _v.number("starting_value", kw["starting_value"])
+    for key in ("risk_free", "required_return"):
+        x = kw.get(key)
+        if x is not None and _is_scalar(x):
+            if isinstance(x, (np.ndarray, xr.DataArray)):
+                x = x.item()
+            kw[key] = _v.number(key, x)
     return kw
+
+
+def _real(name, x) -> np.ndarray:
+    """``x`` as a float64 array, refusing complex, datetime and non-numeric input."""
+    a = np.asarray(x)
+    _v.real_array(name, a.dtype)
+    return a.astype(np.float64, copy=False)
+
+
+def _rate_array(name, x, shape) -> np.ndarray:
+    """A positional rate series for returns of ``shape``: (time,) or the returns' shape."""
+    a = _real(name, x)
+    if not (a.shape == shape or (a.ndim == 1 and len(shape) >= 1 and a.shape[0] == shape[0])):
+        raise ValueError(f"{name} must be a number or a per-period series aligned on the "
+                         f"returns' time axis: {shape[0] if shape else 0} values or the "
+                         f"returns' shape {shape}; got shape {a.shape}")
+    return a
+
+
+def _rate_for_xarray(name, x, returns, dim) -> xr.DataArray:
+    """A rate series as a DataArray on ``returns``' ``dim`` (labels aligned when both
+    have them, else by position)."""
+    if isinstance(x, xr.DataArray):
+        _v.real_array(name, x.dtype)
+        if dim not in x.dims:
+            raise ValueError(f"{name} has no {dim!r} dimension (dims {x.dims}); a rate series "
+                             f"must be aligned on the returns' {dim!r}")
+        return x
+    if isinstance(x, pd.Series) and dim in returns.coords:
+        return xr.DataArray(_real(name, x), dims=(dim,), coords={dim: x.index.values})
+    a = _rate_array(name, x, (returns.sizes[dim],) + tuple(
+        s for d, s in returns.sizes.items() if d != dim))
+    dims = (dim,) + tuple(d for d in returns.dims if d != dim)
+    dims = dims[:a.ndim]
+    coords = {d: returns[d].values for d in dims if d in returns.coords}
+    return xr.DataArray(a, dims=dims, coords=coords)
+
+
+def _factor_for_xarray(x, returns, dim) -> xr.DataArray:
+    """The benchmark as a DataArray on ``dim``: a DataArray or a pd.Series is aligned by
+    label (the periods both have), an array by position (same length)."""
+    if isinstance(x, xr.DataArray):
+        _v.real_array("factor_returns", x.dtype)
+        if dim not in x.dims:
+            raise ValueError(f"factor_returns has no {dim!r} dimension (dims {x.dims})")
+        return x
+    if isinstance(x, pd.Series) and dim in returns.coords:
+        return xr.DataArray(_real("factor_returns", x), dims=(dim,),
+                            coords={dim: x.index.values})
+    a = _real("factor_returns", x)
+    if a.ndim != 1 or a.shape[0] != returns.sizes[dim]:
+        raise ValueError(f"factor_returns has shape {a.shape}, the returns "
+                         f"{returns.sizes[dim]} periods along {dim!r}")
+    return xr.DataArray(a, dims=(dim,), coords={dim: returns[dim].values})
+
+
+def _check_overlap(name, before, after):
+    # a rate with values, none of them on the returns' dates: a wrong index, not "no data"
+    if np.any(~np.isnan(np.asarray(before))) and not np.any(~np.isnan(np.asarray(after))):
+        raise ValueError(f"{name} shares no date with the returns: align it on the "
+                         "returns' index")
+
+
+def _rate_for_pandas(name, x, returns):
+    """A rate series as a pandas object on ``returns``' index (and columns)."""
+    if isinstance(x, xr.DataArray):
+        x = x.to_pandas()
+    if isinstance(x, (pd.Series, pd.DataFrame)):
+        _real(name, x)
+        if isinstance(x, pd.DataFrame) and not isinstance(returns, pd.DataFrame):
+            raise ValueError(f"{name} is a DataFrame, the returns a Series")
+        return x
+    a = _rate_array(name, x, returns.shape)
+    if a.ndim == 1:
+        return pd.Series(a, index=returns.index)
+    return pd.DataFrame(a, index=returns.index, columns=returns.columns)
 
 
 def _dispatch(names, returns, factor_returns, dim, params):
@@ -337,27 +473,43 @@ def _dispatch(names, returns, factor_returns, dim, params):
     needs_b = [n for n in names if METRICS[n][1]]
     if needs_b and factor_returns is None:
         raise ValueError(f"{needs_b[0]} needs factor_returns (the benchmark)")
+    rate_key = next((k for k in ("risk_free", "required_return")
+                     if k in params and not _is_scalar(params[k])), None)
+    if rate_key is not None:
+        if not all(n in _RATE for n in names):
+            raise ValueError(f"{rate_key} must be a number here, got {type(params[rate_key])}")
+        rate_obj = params[rate_key]
+        params = dict(params, **{rate_key: 0.0})
     if isinstance(returns, xr.Dataset):
         raise TypeError("metrics take returns as a DataArray; for a Dataset pick a variable")
     if isinstance(returns, xr.DataArray):
         if dim not in returns.dims:
             raise ValueError(f"dim={dim!r} is not a dimension of the returns {returns.dims}")
+        _v.real_array("returns", returns.dtype)
+        rt = None
+        if rate_key is not None:
+            rt = _rate_for_xarray(rate_key, rate_obj, returns, dim)
         b = None
         if factor_returns is not None:
-            fb = factor_returns if isinstance(factor_returns, xr.DataArray) else \
-                xr.DataArray(np.asarray(factor_returns), dims=(dim,),
-                             coords={dim: returns[dim]})
+            fb = _factor_for_xarray(factor_returns, returns, dim)
             returns, fb = xr.align(returns, fb, join="inner")
             _, b = xr.broadcast(returns, fb)
             b = b.transpose(*returns.dims)
+        if rt is not None:
+            aligned = xr.align(returns, rt, join="left")[1]
+            if isinstance(aligned.data, np.ndarray):
+                _check_overlap(rate_key, rt, aligned)
+            rt = xr.broadcast(returns, aligned)[1].transpose(*returns.dims)
+        has_b, has_rate = b is not None, rt is not None
 
-        def f(r, bb=None):
-            res = _compute_np(names, np.moveaxis(r, -1, 0),
-                              None if bb is None else np.moveaxis(bb, -1, 0), params)
+        def f(r, *more):
+            bb = np.moveaxis(more[0], -1, 0) if has_b else None
+            rr = np.moveaxis(more[-1], -1, 0) if has_rate else None
+            res = _compute_np(names, np.moveaxis(r, -1, 0), bb, params, rate=rr)
             out = tuple(res[n] for n in names)
             return out if len(out) > 1 else out[0]
 
-        args = [returns] + ([b] if b is not None else [])
+        args = [returns] + ([b] if has_b else []) + ([rt] if has_rate else [])
         res = xr.apply_ufunc(f, *args, input_core_dims=[[dim]] * len(args),
                              output_core_dims=[[] for _ in names], dask="parallelized",
                              output_dtypes=[np.float64] * len(names),
@@ -365,23 +517,37 @@ def _dispatch(names, returns, factor_returns, dim, params):
         res = res if isinstance(res, tuple) else (res,)
         return {n: v.rename(n) for n, v in zip(names, res)}
     if isinstance(returns, (pd.Series, pd.DataFrame)):
+        ra = _real("returns", returns)
+        rt = None if rate_key is None else _rate_for_pandas(rate_key, rate_obj, returns)
         b = None
         if factor_returns is not None:
             if isinstance(factor_returns, (pd.Series, pd.DataFrame)):
                 idx = returns.index.intersection(factor_returns.index)
                 returns, factor_returns = returns.loc[idx], factor_returns.loc[idx]
-            b = np.asarray(factor_returns, dtype=np.float64)
-        res = _compute_np(names, np.asarray(returns, dtype=np.float64), b, params)
+                ra = _real("returns", returns)
+            b = _real("factor_returns", factor_returns)
+            if b.ndim == 0 or b.shape[0] != len(returns):
+                raise ValueError(f"factor_returns has {b.shape[0] if b.ndim else 0} periods, "
+                                 f"returns {len(returns)}")
+        rate = None
+        if rt is not None:
+            aligned = (rt.reindex(index=returns.index, columns=returns.columns)
+                       if isinstance(rt, pd.DataFrame) else rt.reindex(returns.index))
+            _check_overlap(rate_key, rt, aligned)
+            rate = aligned.to_numpy(dtype=np.float64)
+        res = _compute_np(names, ra, b, params, rate=rate)
         if isinstance(returns, pd.Series):
             return {n: float(v) for n, v in res.items()}
         return {n: pd.Series(v, index=returns.columns, name=n) for n, v in res.items()}
-    r = np.asarray(returns, dtype=np.float64)
+    r = _real("returns", returns)
     if r.ndim == 0:
         raise ValueError("returns must have a time axis, got a scalar")
-    b = None if factor_returns is None else np.asarray(factor_returns, dtype=np.float64)
-    if b is not None and b.shape[0] != r.shape[0]:
-        raise ValueError(f"factor_returns has {b.shape[0]} periods, returns {r.shape[0]}")
-    res = _compute_np(names, r, b, params)
+    b = None if factor_returns is None else _real("factor_returns", factor_returns)
+    if b is not None and (b.ndim == 0 or b.shape[0] != r.shape[0]):
+        raise ValueError(f"factor_returns has {b.shape[0] if b.ndim else 0} periods, "
+                         f"returns {r.shape[0]}")
+    rate = None if rate_key is None else _rate_array(rate_key, rate_obj, r.shape)
+    res = _compute_np(names, r, b, params, rate=rate)
     return {n: (np.float64(v) if r.ndim == 1 else v) for n, v in res.items()}
 
 
@@ -394,21 +560,22 @@ def _metric(name, returns, factor_returns=None, dim="time", period="daily",
 # --------------------------------------------------------------------------- public API
 
 def sharpe_ratio(returns, risk_free=0.0, period="daily", annualization=None, dim="time"):
-    """mean(r - rf) / std(r - rf, ddof=1) · sqrt(periods); rf per period."""
+    """mean(r - rf) / std(r - rf, ddof=1) · sqrt(periods); rf per period, a number or a
+    series aligned on time."""
     return _metric("sharpe_ratio", returns, dim=dim, period=period,
                    annualization=annualization, risk_free=risk_free)
 
 
 def sortino_ratio(returns, required_return=0.0, period="daily", annualization=None,
                   dim="time"):
-    """mean(r - req) · periods / downside_risk(r, req)."""
+    """mean(r - req) · periods / downside_risk(r, req); req a number or a series."""
     return _metric("sortino_ratio", returns, dim=dim, period=period,
                    annualization=annualization, required_return=required_return)
 
 
 def downside_risk(returns, required_return=0.0, period="daily", annualization=None,
                   dim="time"):
-    """sqrt(mean(min(r - req, 0)²)) · sqrt(periods)."""
+    """sqrt(mean(min(r - req, 0)²)) · sqrt(periods); req a number or a series."""
     return _metric("downside_risk", returns, dim=dim, period=period,
                    annualization=annualization, required_return=required_return)
 
@@ -457,7 +624,7 @@ def stability_of_timeseries(returns, dim="time"):
 
 
 def value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
-    """The ``cutoff`` quantile of returns (negative = loss).
+    """The ``cutoff`` quantile of returns (negative = loss), ``cutoff`` in [0, 1].
 
     historical: percentile with linear interpolation (numpy, as empyrical);
     parametric: mean + std · Φ⁻¹(cutoff) (std ddof=1);
@@ -470,7 +637,8 @@ def value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
 def conditional_value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
     """Mean return in the worst ``cutoff`` tail (negative = loss).
 
-    historical: mean of the int((n-1)·cutoff)+1 smallest returns (empyrical);
+    historical: mean of the int((n-1)·cutoff)+1 smallest returns (empyrical; cutoff 0:
+    the minimum, 1: the mean);
     parametric: mean - std · φ(z)/cutoff (normal expected shortfall);
     cornish_fisher: the tail mean of the Cornish-Fisher distribution (closed form).
     """
@@ -487,6 +655,8 @@ def alpha(returns, factor_returns, risk_free=0.0, period="daily", annualization=
 
 def beta(returns, factor_returns, risk_free=0.0, dim="time"):
     """cov(r, b) / var(b) over paired periods (risk_free cancels, as in empyrical)."""
+    if _is_scalar(risk_free):
+        _params("daily", None, risk_free=risk_free)  # checked, then unused
     return _metric("beta", returns, factor_returns, dim=dim)
 
 
@@ -541,10 +711,13 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
     dims kept). ``risk_free_rate`` is ANNUAL, converted per period as
     (1 + rf)^(1/periods) - 1 (DESIGN.md); benchmark metrics only with a benchmark."""
     ann = annualization_factor(period, annualization)
+    risk_free_rate = _v.number("risk_free_rate", risk_free_rate, -1, None, lo_open=True)
     rf = (1.0 + risk_free_rate) ** (1.0 / ann) - 1.0
     names = [n for n, (_, needs_b) in METRICS.items() if benchmark is not None or not needs_b]
     if not isinstance(returns, xr.DataArray):
-        arr = np.asarray(returns, dtype=np.float64)
+        arr = _real("returns", returns)
+        if arr.ndim == 0:
+            raise ValueError("returns must have a time axis, got a scalar")
         returns = xr.DataArray(arr, dims=(dim,) + tuple(f"dim_{i}" for i in range(1, arr.ndim)))
     params = _params(period, annualization, risk_free=rf, required_return=0.0, cutoff=cutoff)
     res = _dispatch(names, returns, benchmark, dim, params)

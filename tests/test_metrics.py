@@ -260,3 +260,197 @@ def test_bad_arguments_are_named():
         M.sharpe_ratio(xr.DataArray(r, dims=("time",)), dim="date")
     with pytest.raises(ValueError, match="periods"):
         M.beta(r, np.zeros(5))
+
+
+# ---- empyrical drop-in: per-period rate series, cutoff range, argument checks
+
+_IDX = pd.bdate_range("2021-01-01", periods=60)
+
+
+def _rate_case():
+    rng = np.random.default_rng(11)
+    x = rng.normal(0.001, 0.01, (60, 3))
+    x[5, 1] = np.nan
+    df = pd.DataFrame(x, index=_IDX, columns=list("abc"))
+    rf = pd.Series(rng.uniform(0, 0.0005, 60), index=_IDX)
+    bench = pd.Series(rng.normal(0, 0.01, 60), index=_IDX)
+    return df, rf, bench
+
+
+RATE_METRICS = [("sharpe_ratio", "risk_free"), ("sortino_ratio", "required_return"),
+                ("downside_risk", "required_return"), ("alpha", "risk_free")]
+
+
+def _call(name, x, key, rate, bench):
+    args = (x, bench) if name == "alpha" else (x,)
+    return getattr(M, name)(*args, **{key: rate})
+
+
+@pytest.mark.parametrize("name,key", RATE_METRICS)
+@pytest.mark.parametrize("form", ["series", "dataframe", "ndarray_1d", "ndarray_2d",
+                                  "dataarray", "dataarray_transposed"])
+def test_series_risk_free_and_required_return_equal_empyrical(name, key, form):
+    """Was 'cannot reshape array of size 9 into shape ()' / 'float() argument must be
+    ... not Series': empyrical's own tests pass a per-period Series."""
+    df, rf, bench = _rate_case()
+    args = (lambda c: (df[c], bench)) if name == "alpha" else (lambda c: (df[c],))
+    want = np.array([getattr(ep, name)(*args(c), **{key: rf}) for c in df])
+    da_ = xr.DataArray(df.values, dims=("time", "asset"), coords={"time": _IDX, "asset": list("abc")})
+    b_da = xr.DataArray(bench.values, dims="time", coords={"time": _IDX})
+    rf_da = xr.DataArray(rf.values, dims="time", coords={"time": _IDX})
+    if form == "series":
+        got = [_call(name, df[c], key, rf, bench) for c in df]
+    elif form == "dataframe":
+        got = _call(name, df, key, rf, bench)
+    elif form == "ndarray_1d":
+        got = [_call(name, df[c].values, key, rf.values, bench.values) for c in df]
+    elif form == "ndarray_2d":
+        got = _call(name, df.values, key, rf.values, bench.values)
+    elif form == "dataarray":
+        got = _call(name, da_, key, rf_da, b_da)
+    else:
+        got = _call(name, da_.T, key, rf, b_da)  # a pd.Series rate on a DataArray
+    np.testing.assert_allclose(np.asarray(got, dtype=float), want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name,key", RATE_METRICS)
+def test_rate_series_aligns_by_date_and_skips_missing_dates(name, key):
+    df, rf, bench = _rate_case()
+    r = df["a"]
+    want = _call(name, r, key, rf, bench)
+    # a shuffled index pairs each rate with its own date, not its position
+    shuffled = rf.sample(frac=1.0, random_state=0)
+    assert _call(name, r, key, shuffled, bench) == pytest.approx(want, rel=1e-12)
+    da_ = xr.DataArray(r.values, dims="time", coords={"time": _IDX})
+    b_da = xr.DataArray(bench.values, dims="time", coords={"time": _IDX})
+    assert float(_call(name, da_.isel(time=slice(None, None, -1)), key, shuffled, b_da)) \
+        == pytest.approx(want, rel=1e-12)
+    # a rate NaN on a date, or a rate series missing dates, as empyrical (which aligns
+    # the subtraction by date): those periods are skipped (alpha: in the mean excess,
+    # its beta is the raw series')
+    holes = rf.copy()
+    holes.iloc[3] = np.nan
+    for partial in (holes, rf.iloc[10:]):
+        want = getattr(ep, name)(*((r, bench) if name == "alpha" else (r,)), **{key: partial})
+        assert _call(name, r, key, partial, bench) == pytest.approx(want, rel=1e-10)
+        if name != "alpha":
+            keep = partial.reindex(r.index).notna()
+            assert getattr(ep, name)(r[keep], **{key: partial[keep[keep].index]}) \
+                == pytest.approx(want, rel=1e-10)
+
+
+def test_rate_series_of_wrong_length_or_other_dates_is_refused():
+    df, rf, _ = _rate_case()
+    with pytest.raises(ValueError, match=r"risk_free .*60 values.*got shape \(5,\)"):
+        M.sharpe_ratio(df["a"].values, risk_free=np.zeros(5))
+    with pytest.raises(ValueError, match="required_return .*got shape"):
+        M.sortino_ratio(df, required_return=np.zeros((60, 2)))
+    other = pd.Series(0.001, index=pd.bdate_range("1990-01-01", periods=60))
+    with pytest.raises(ValueError, match="risk_free shares no date with the returns"):
+        M.sharpe_ratio(df["a"], risk_free=other)
+    da_ = xr.DataArray(df.values, dims=("time", "asset"), coords={"time": _IDX})
+    with pytest.raises(ValueError, match="risk_free has no 'time' dimension"):
+        M.sharpe_ratio(da_, risk_free=xr.DataArray(rf.values, dims="date"))
+
+
+@pytest.mark.parametrize("cutoff", [0, 1, 0.0, 1.0, np.float64(1.0)])
+@pytest.mark.parametrize("name", ["value_at_risk", "conditional_value_at_risk"])
+def test_cutoff_0_and_1_equal_empyrical(cutoff, name):
+    """Was 'cutoff must be in (0, 1)'; empyrical answers min / max (VaR) and
+    min / mean (CVaR)."""
+    r = np.array([0.0, 0.01, 0.03, 0.0, 0.04, 0.02, 0.0, 0.01, -0.05, np.nan])
+    want = getattr(ep, name)(r[:-1], cutoff=cutoff)
+    assert getattr(M, name)(r, cutoff=cutoff) == pytest.approx(want, rel=1e-15)
+    table = {0: -0.05, 1: 0.04} if name == "value_at_risk" else {0: -0.05, 1: np.mean(r[:-1])}
+    assert want == pytest.approx(table[int(cutoff)], rel=1e-14)
+    for method in ("parametric", "cornish_fisher"):
+        with pytest.raises(ValueError, match=r"cutoff must be in \(0, 1\) for method="):
+            getattr(M, name)(r, cutoff=cutoff, method=method)
+
+
+def test_numeric_options_are_validated_with_named_errors():
+    r = np.random.default_rng(0).normal(0, 0.01, 50)
+    cases = [
+        (lambda: M.sharpe_ratio(r, annualization=0), ValueError, "annualization must be > 0, got 0"),
+        (lambda: M.sharpe_ratio(r, annualization=-5), ValueError, "annualization must be > 0"),
+        (lambda: M.annual_return(r, annualization=True), TypeError, "annualization must be a real"),
+        (lambda: M.alpha(r, r, annualization=float("nan")), ValueError, "annualization"),
+        (lambda: M.annual_volatility(r, alpha=0), ValueError, "alpha must be > 0, got 0"),
+        (lambda: M.value_at_risk(r, cutoff=-0.1), ValueError, r"cutoff must be in \[0, 1\]"),
+        (lambda: M.value_at_risk(r, cutoff=float("nan")), ValueError, "cutoff"),
+        (lambda: M.value_at_risk(r, cutoff="5%"), TypeError, "cutoff must be a real"),
+        (lambda: M.cum_returns_final(r, starting_value=float("nan")), ValueError, "starting_value"),
+        (lambda: M.sharpe_ratio(r, risk_free=float("nan")), ValueError, "risk_free"),
+        (lambda: M.sortino_ratio(r, required_return="1%"), TypeError, "required_return"),
+        (lambda: M.beta(r, r, risk_free="x"), TypeError, "risk_free"),
+        (lambda: M.summary(r, risk_free_rate=-2), ValueError, "risk_free_rate must be > -1"),
+        (lambda: M.sharpe_ratio(r, period=3), ValueError, "period must be one of"),
+    ]
+    for call, exc, msg in cases:
+        with pytest.raises(exc, match=msg):
+            call()
+
+
+@pytest.mark.parametrize("bad", [
+    np.array([0.01 + 1j, -0.02, 0.03]), pd.date_range("2020-01-01", periods=3).values,
+    pd.to_timedelta([1, 2, 3], "D").values, np.array(["0.01", "0.02", "0.03"])],
+    ids=["complex", "datetime", "timedelta", "str"])
+def test_complex_datetime_and_text_returns_are_refused(bad):
+    """Complex input used to lose its imaginary part silently (ComplexWarning)."""
+    for x in (bad, pd.Series(bad), pd.DataFrame({"a": bad}), xr.DataArray(bad, dims="time")):
+        with pytest.raises(TypeError, match="returns"):
+            M.sharpe_ratio(x)
+    with pytest.raises(TypeError, match="returns"):
+        M.summary(bad)
+    ok = np.array([0.01, -0.02, 0.03])
+    with pytest.raises(TypeError, match="factor_returns"):
+        M.beta(ok, bad)
+    with pytest.raises(TypeError, match="risk_free"):
+        M.sharpe_ratio(ok, risk_free=bad)
+
+
+def test_int_and_bool_returns_equal_float():
+    ints = np.array([0, 1, 0, -1, 0, 2, -1])
+    bools = np.array([True, False, True, True, False])
+    for name, (ql_fn, _) in EMPYRICAL_UNARY.items():
+        for x in (ints, bools):
+            assert ql_fn(x) == pytest.approx(ql_fn(x.astype(float)), nan_ok=True), name
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # empyrical's inf - inf
+def test_inf_return_gives_infinite_mean_as_empyrical():
+    """Welford's running mean turned +inf into NaN (inf - inf): sortino was NaN where
+    empyrical (and numpy's mean) give +inf."""
+    r = np.array([0.01, np.inf, 0.02, -0.01])
+    assert M.sortino_ratio(r) == ep.sortino_ratio(r) == np.inf
+    for name in ("sharpe_ratio", "annual_volatility", "downside_risk", "max_drawdown",
+                 "cum_returns_final", "value_at_risk", "tail_ratio"):
+        for x in (r, -r):
+            assert getattr(M, name)(x) == pytest.approx(getattr(ep, name)(x), nan_ok=True), name
+    # documented convention: the benchmark regression of a series holding inf is NaN
+    b = np.array([0.01, -0.02, 0.03, 0.01])
+    assert np.isnan(M.beta(r, b)) and np.isnan(M.alpha(r, b))
+
+
+def test_pandas_benchmark_for_dataarray_returns_aligns_by_date():
+    """A pd.Series benchmark was paired with DataArray returns by position: a shuffled
+    (or shorter) benchmark gave a silently wrong beta."""
+    df, _, bench = _rate_case()
+    da_ = xr.DataArray(df.values, dims=("time", "asset"), coords={"time": _IDX, "asset": list("abc")})
+    shuffled = bench.sample(frac=1.0, random_state=1)
+    for name in ("beta", "alpha", "up_capture", "tracking_error"):
+        want = getattr(M, name)(df, bench)
+        np.testing.assert_allclose(getattr(M, name)(da_, shuffled).values, want.values, rtol=1e-12)
+        np.testing.assert_allclose(getattr(M, name)(da_, bench.iloc[20:]).values,
+                                   getattr(M, name)(df.iloc[20:], bench.iloc[20:]).values,
+                                   rtol=1e-12)
+    assert float(M.beta(da_.sel(asset="a"), shuffled)) == pytest.approx(
+        ep.beta(df["a"], shuffled), rel=1e-12)
+
+
+def test_benchmark_array_of_another_length_is_refused():
+    df, _, bench = _rate_case()
+    da_ = xr.DataArray(df.values, dims=("time", "asset"), coords={"time": _IDX})
+    for r in (df, df["a"], df.values, da_):
+        with pytest.raises(ValueError, match="factor_returns has"):
+            M.beta(r, bench.values[:40])
