@@ -261,7 +261,9 @@ def execute_notebook_json(nb_json: str, parameters: dict, cwd: str | None = None
                                 log_output=False, **limits)
         except Exception as e:  # a failing cell: record it, keep the batch going
             status = "failed"
-            if timeout is not None and isinstance(e, TimeoutError):
+            # past the deadline any failure (a cell, a slow kernel start) is the timeout
+            if timeout is not None and (isinstance(e, TimeoutError)
+                                        or time.monotonic() >= deadline):
                 error = (f"timeout: the notebook ran longer than its limit of {timeout:g} s "
                          "(--timeout, or timeout: in the suite config)")
             else:
@@ -424,13 +426,17 @@ def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
 
     A name is refused when it is not a plain file name or its outputs would resolve
     outside ``out_dir`` (a symlink planted there included). A repeat within the batch,
-    ``index`` (the batch's own page), or a name that an earlier run in ``out_dir``'s
-    index holds for another notebook or other parameters gets a suffix ``-2``, ``-3``...
-    (compared case-insensitively, so the folder survives a copy to macOS or Windows).
-    The same notebook with the same parameters keeps its earlier name and replaces it.
+    ``index`` (the batch's own page), a source notebook of the batch, or a name that an
+    earlier run in ``out_dir``'s index holds for another notebook or other parameters
+    gets a suffix ``-2``, ``-3``... Names compare case-insensitively, so the folder
+    survives a copy to macOS or Windows. The same notebook with the same parameters keeps
+    its earlier name and replaces that run.
     """
     root = Path(out_dir).resolve()
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--out {root} is not a folder")
     earlier = {r.name.casefold(): (r.name, _key(r)) for r in read_index(out_dir)}
+    sources = {str(Path(r.notebook).resolve()) for r in runs}  # --out may hold the inputs
     used = set()
     for run in runs:
         check_name(run.name)
@@ -438,12 +444,12 @@ def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
         while True:
             fold = name.casefold()
             held = earlier.get(fold)
-            if fold not in used and fold not in RESERVED and (held is None or held[1] == key):
+            if (fold not in used and fold not in RESERVED and (held is None or held[1] == key)
+                    and str((root / f"{name}.ipynb").resolve()) not in sources):
                 name = held[0] if held else name
                 break
             i += 1
             name = f"{base}-{i}"
-        check_name(name)
         for suffix in (".ipynb", ".html"):
             dest = (root / f"{name}{suffix}").resolve()
             if dest.parent != root:
@@ -526,8 +532,11 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
             run.status = "failed"
             run.error = (run.error + "; " if run.error else "") + \
                 f"writing the output: {type(e).__name__}: {e}"
-        if index:
-            write_index([r for r in runs if r.status != "pending"], out, prov)
+        if index:  # a failure here must not stop the batch: main writes it again at the end
+            try:
+                write_index([r for r in runs if r.status != "pending"], out, prov)
+            except Exception as e:
+                print(f"index not updated after {run.name}: {type(e).__name__}: {e}", file=log)
         failed = sum(r.status == "failed" for r in runs)
         bar.set_postfix(failed=failed)
         bar.update()
@@ -656,8 +665,8 @@ def read_index(out_dir) -> list[Run]:
         if not isinstance(d, dict):
             raise ValueError(f"{path}: entry {i} is not a run{fix}")
         kw = {k: d[k] for k in _INDEX_TYPES if k in d}
-        wrong = [k for k, v in kw.items() if not isinstance(v, _INDEX_TYPES[k])
-                 or isinstance(v, bool) and _INDEX_TYPES[k] is not str]
+        wrong = [k for k, v in kw.items()
+                 if not isinstance(v, _INDEX_TYPES[k]) or isinstance(v, bool)]
         if wrong or "notebook" not in kw or "name" not in kw:
             raise ValueError(f"{path}: entry {i}: missing or mistyped {wrong or ['notebook/name']}{fix}")
         try:

@@ -302,6 +302,16 @@ def test_same_named_notebooks_get_one_output_each(tmp_path, fake_exec):
     assert "quantlab reports" in (out / "index.html").read_text()  # not a notebook's report
 
 
+def test_out_holding_the_source_notebook_does_not_overwrite_it(tmp_path, fake_exec, capsys):
+    nb = _tiny(tmp_path / "ok.ipynb")
+    before = nb.read_bytes()
+    assert suite.main(["run-suite", str(nb), "--out", str(tmp_path)]) == 0
+    assert nb.read_bytes() == before
+    assert [r["name"] for r in _index(tmp_path)] == ["ok-2"]
+    assert suite.main(["run-suite", str(nb), "--out", str(nb)]) == 2  # a file, not a folder
+    assert "not a folder" in capsys.readouterr().err and nb.read_bytes() == before
+
+
 def test_grid_values_that_sanitise_alike_get_one_output_each(tmp_path, fake_exec):
     nb = _tiny(tmp_path / "q.ipynb")
     grid = tmp_path / "grid.yaml"
