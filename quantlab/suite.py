@@ -117,14 +117,20 @@ class Run:
         self.name = self.name or Path(self.notebook).stem
 
 
+# bidi embeddings/overrides/isolates: they make a listed name read as another (U+202E)
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def check_name(name) -> str:
     """A run name is a file name in ``--out``: refuse anything that is not one plain,
     portable file name (no separator, no control character, not ``.``/``..``)."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"run name {name!r}: must be a non-empty string")
-    if name in (".", "..") or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name):
+    if name in (".", "..") or any(c in "/\\" or ord(c) < 32 or ord(c) == 127
+                                  or c in _BIDI for c in name):
         raise ValueError(f"run name {name!r}: a name becomes a file in --out, so it may not "
-                         "contain '/', '\\' or control characters, nor be '.' or '..'")
+                         "contain '/', '\\', control or bidi-override characters, nor be "
+                         "'.' or '..'")
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:

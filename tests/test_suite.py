@@ -253,7 +253,7 @@ def test_report_of_javascript_named_notebook_links_inside_out(tmp_path, fake_exe
 
 
 @pytest.mark.parametrize("name", ["../victim/important", "ABS", "..", ".", "sub/x",
-                                  "..\\\\victim", "a\\tb", "x" * 201])
+                                  "..\\victim", "a\tb", "x" * 201, "cod\u202egnp.exe"])
 def test_config_name_outside_out_is_refused_before_anything_runs(tmp_path, fake_exec, name,
                                                                  capsys):
     _tiny(tmp_path / "nb" / "ok.ipynb")
