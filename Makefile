@@ -9,7 +9,7 @@ REPORTS ?= reports
 JS_STAMP := .cache/npm/.installed
 JS_PKGS := @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8
 
-.PHONY: install browser report report-full test bench lab notebooks clean
+.PHONY: install browser report report-full test bench lab notebooks clean clean-reports
 
 install: $(STAMP) $(JS_STAMP)
 
@@ -54,5 +54,9 @@ lab: install
 notebooks: install
 	$(BIN)/quantlab run-suite --in-place
 
+# Build products only: rendered reports are results, kept until `make clean-reports`.
 clean:
-	rm -rf $(VENV) build reports quantlab/_kernels/*.so cython_kernels/*.c *.egg-info
+	rm -rf $(VENV) build quantlab/_kernels/*.so cython_kernels/*.c *.egg-info
+
+clean-reports:
+	rm -rf $(REPORTS)

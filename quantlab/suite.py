@@ -3,8 +3,9 @@
 CLI (``quantlab``)::
 
     quantlab run-suite [NOTEBOOK ...] [-p NAME VALUE ...] [--params-file grid.yaml]
-                       [--out DIR] [--jobs N] [--scheduler ADDRESS] [--in-place]
-    quantlab report    (the same options) [--no-input]   # execute + render HTML + index
+                       [--out DIR] [--clean] [--timeout S] [--jobs N]
+                       [--scheduler ADDRESS] [--in-place]
+    quantlab report    (the same options, no --in-place) [--no-input]  # + HTML + index
     quantlab lab       [jupyter lab options]             # JupyterLab on notebooks/
 
 A suite config (YAML) lists runs; each names a notebook and its parameters::
@@ -17,22 +18,52 @@ A suite config (YAML) lists runs; each names a notebook and its parameters::
 
 Without a config every ``notebooks/*.ipynb`` runs once with its default parameters.
 A failing notebook is marked failed, the others still run, and the exit code is 1.
+
+Batch rules (hostile names, faults):
+
+- a run's name becomes ``--out/NAME.ipynb`` (``.html``): a name with ``/``, ``\\`` or a
+  control character, ``.``/``..``, or a path that resolves outside ``--out`` is refused
+  before anything runs;
+- output names are unique per batch (a repeat gets ``-2``, ``-3``; case-insensitive);
+  a rerun into the same ``--out`` keeps earlier runs in the index: the same notebook
+  with the same parameters replaces its earlier entry, other parameters get a new name;
+  ``--clean`` forgets (and deletes) what the index lists first;
+- each notebook has a time limit (``--timeout``, else the config's ``timeout:``, else
+  ``DEFAULT_TIMEOUT``): past it the run is failed and the batch moves on;
+- a finished run is never recomputed (its dask future is released as soon as it is
+  collected, so a worker dying later cannot resubmit it);
+- ``--in-place`` writes a notebook back only when it ran cleanly (temp file + atomic
+  replace), and refuses ``-p``, ``--params-file``, ``--out`` and ``--clean``.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import html
 import json
+import keyword
+import os
+import stat
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from urllib.parse import quote
+
+from quantlab._validate import integer, number
 
 RECORD_MIME = "application/vnd.quantlab.record+json"
 STRIP_TAG = "strip-output"  # outputs too big to commit (inline BokehJS)
 REPO = Path(__file__).resolve().parent.parent
+DEFAULT_TIMEOUT = 600.0  # s a notebook, when neither --timeout nor the config sets one
+MAX_TIMEOUT = 7 * 86400.0  # beyond this a "limit" is a typo (and overflows poll timers)
+NAME_MAX = 200  # bytes of a run name: room for "-NN" and ".ipynb" under NAME_MAX 255
+RESERVED = ("index",)  # index.html / index.json belong to the batch
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def _jsonable(v):
@@ -80,34 +111,121 @@ class Run:
     records: dict = field(default_factory=dict)
     output: str = ""
     html: str = ""
+    timeout: float | None = None  # s for the whole notebook; None: run_suite's default
 
     def __post_init__(self):
         self.name = self.name or Path(self.notebook).stem
 
 
-def load_config(path=None, notebooks_dir: Path | None = None) -> list[Run]:
-    """Runs from a suite YAML file, or every notebook in ``notebooks/`` with defaults."""
-    nb_dir = Path(notebooks_dir or REPO / "notebooks")
-    if path is None:
-        return [Run(str(p)) for p in sorted(nb_dir.glob("*.ipynb"))]
+# bidi embeddings/overrides/isolates: they make a listed name read as another (U+202E)
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def check_name(name) -> str:
+    """A run name is a file name in ``--out``: refuse anything that is not one plain,
+    portable file name (no separator, no control character, not ``.``/``..``)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"run name {name!r}: must be a non-empty string")
+    if name in (".", "..") or any(c in "/\\" or ord(c) < 32 or ord(c) == 127
+                                  or c in _BIDI for c in name):
+        raise ValueError(f"run name {name!r}: a name becomes a file in --out, so it may not "
+                         "contain '/', '\\', control or bidi-override characters, nor be "
+                         "'.' or '..'")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(f"run name {name!r}: not valid UTF-8") from None
+    if size > NAME_MAX:
+        raise ValueError(f"run name {name[:40]!r}...: {size} bytes, at most {NAME_MAX}")
+    return name
+
+
+def _plain(value, what: str):
+    """A parameter value as papermill can inject and JSON can store: YAML dates become
+    their ISO text (papermill would store nothing and fail); other types are refused."""
+    if isinstance(value, (_dt.date, _dt.datetime)):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v, what) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v, what) for k, v in value.items()}
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise TypeError(f"{what}: {type(value).__name__} value {value!r} is not a parameter "
+                    "(str, number, bool, null, date, or a list/map of them)")
+
+
+def check_parameters(params, what: str = "parameters") -> dict:
+    """Names must be Python identifiers: papermill writes ``NAME = VALUE`` into the
+    notebook, so a name like ``x=1;import os`` would be code."""
+    if not isinstance(params, dict):
+        raise TypeError(f"{what}: expected a mapping NAME: VALUE, got {params!r}")
+    for k in params:
+        if not (isinstance(k, str) and k.isidentifier() and not keyword.iskeyword(k)):
+            raise ValueError(f"{what}: parameter name {k!r} is not a Python identifier")
+    return {k: _plain(v, f"{what}: {k}") for k, v in params.items()}
+
+
+def check_timeout(value, what: str = "timeout") -> float:
+    """Seconds for a whole notebook, in (0, MAX_TIMEOUT]."""
+    return number(what, value, 0, MAX_TIMEOUT, lo_open=True)
+
+
+def _read_yaml_config(path) -> dict:
     import yaml
 
     path = Path(path)
     cfg = yaml.safe_load(path.read_text()) or {}
-    unknown = set(cfg) - {"runs", "notebooks_dir"}
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path}: expected a mapping with 'runs', got {type(cfg).__name__}")
+    unknown = set(cfg) - {"runs", "notebooks_dir", "timeout"}
     if unknown:
-        raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}; expected runs, notebooks_dir")
+        raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}; expected runs, "
+                         "notebooks_dir, timeout")
+    if "timeout" in cfg:
+        cfg["timeout"] = check_timeout(cfg["timeout"], f"{path}: timeout")
+    return cfg
+
+
+def config_timeout(path) -> float | None:
+    """The suite config's default per-notebook ``timeout:`` (None when it sets none)."""
+    return _read_yaml_config(path).get("timeout") if path and Path(path).exists() else None
+
+
+def load_config(path=None, notebooks_dir: Path | None = None) -> list[Run]:
+    """Runs from a suite YAML file, or every notebook in ``notebooks/`` with defaults.
+
+    Keys: ``runs`` (each ``notebook``, optional ``name``, ``parameters``, ``timeout``),
+    ``notebooks_dir``, ``timeout`` (seconds a notebook, default for every run)."""
+    nb_dir = Path(notebooks_dir or REPO / "notebooks")
+    if path is None:
+        return [Run(str(p)) for p in sorted(nb_dir.glob("*.ipynb"))]
+    path = Path(path)
+    cfg = _read_yaml_config(path)
     nb_dir = (path.parent / cfg["notebooks_dir"]) if "notebooks_dir" in cfg else nb_dir
+    items = cfg.get("runs") or []
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: 'runs' must be a list of runs")
     runs = []
-    for i, item in enumerate(cfg.get("runs", [])):
-        bad = set(item) - {"notebook", "name", "parameters"}
+    for i, item in enumerate(items):
+        bad = set(item) - {"notebook", "name", "parameters", "timeout"} \
+            if isinstance(item, dict) else {"?"}
         if bad or "notebook" not in item:
-            raise ValueError(f"{path}: run {i}: needs 'notebook', may have 'name' and "
-                             f"'parameters'; got {sorted(item)}")
-        nb = nb_dir / item["notebook"]
+            raise ValueError(f"{path}: run {i}: needs 'notebook', may have 'name', "
+                             f"'parameters' and 'timeout'; got {item!r}")
+        nb = nb_dir / str(item["notebook"])
         if not nb.exists():
             raise FileNotFoundError(f"{path}: run {i}: notebook {nb} not found")
-        runs.append(Run(str(nb), item.get("name", ""), dict(item.get("parameters") or {})))
+        run = Run(str(nb), "" if item.get("name") is None else item["name"],
+                  check_parameters(item.get("parameters") or {}, f"{path}: run {i}"),
+                  timeout=cfg.get("timeout"))
+        try:
+            check_name(run.name)
+        except ValueError as e:
+            raise ValueError(f"{path}: run {i}: {e}") from None
+        if "timeout" in item:
+            run.timeout = check_timeout(item["timeout"], f"{path}: run {i}: timeout")
+        runs.append(run)
     names = [r.name for r in runs]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -115,14 +233,16 @@ def load_config(path=None, notebooks_dir: Path | None = None) -> list[Run]:
     return runs
 
 
-def execute_notebook_json(nb_json: str, parameters: dict, cwd: str | None = None) -> dict:
+def execute_notebook_json(nb_json: str, parameters: dict, cwd: str | None = None,
+                          timeout: float | None = None) -> dict:
     """Execute a notebook given as JSON text; return the executed JSON and the outcome.
 
     Pure function of its inputs, so a dask worker on another machine (or in another
-    working directory) can run it and hand the result back to the client.
+    working directory) can run it and hand the result back to the client. ``timeout``
+    bounds the whole notebook (s): papermill/nbclient only know a per-cell limit, so each
+    cell gets what is left of the notebook's budget, and the kernel start at most 60 s.
     """
-    import os
-    import tempfile
+    import math
 
     import papermill as pm
 
@@ -130,6 +250,12 @@ def execute_notebook_json(nb_json: str, parameters: dict, cwd: str | None = None
     os.environ.setdefault("PYTHONHASHSEED", "0")
     started = _dt.datetime.now().isoformat(timespec="seconds")
     t0 = time.perf_counter()
+    limits = {}
+    if timeout is not None:
+        deadline = time.monotonic() + timeout
+        # nbclient reads 0 as "no limit": never hand it less than a millisecond
+        limits = {"start_timeout": int(min(60, max(1, math.ceil(timeout)))),
+                  "timeout_func": lambda cell: max(deadline - time.monotonic(), 1e-3)}
     with tempfile.TemporaryDirectory(prefix="quantlab-run-") as tmp:
         src, dest = os.path.join(tmp, "in.ipynb"), os.path.join(tmp, "out.ipynb")
         with open(src, "w", encoding="utf-8") as f:
@@ -138,39 +264,78 @@ def execute_notebook_json(nb_json: str, parameters: dict, cwd: str | None = None
         try:
             pm.execute_notebook(src, dest, parameters=parameters, kernel_name="python3",
                                 progress_bar=False, cwd=cwd if cwd and os.path.isdir(cwd) else tmp,
-                                log_output=False)
+                                log_output=False, **limits)
         except Exception as e:  # a failing cell: record it, keep the batch going
             status = "failed"
-            error = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
-            cell = getattr(e, "exec_count", None)
-            if cell is not None:
-                error = f"cell [{cell}] {error}"
+            # past the deadline any failure (a cell, a slow kernel start) is the timeout
+            if timeout is not None and (isinstance(e, TimeoutError)
+                                        or time.monotonic() >= deadline):
+                error = (f"timeout: the notebook ran longer than its limit of {timeout:g} s "
+                         "(--timeout, or timeout: in the suite config)")
+            else:
+                error = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
+                cell = getattr(e, "exec_count", None)
+                if cell is not None:
+                    error = f"cell [{cell}] {error}"
         out = open(dest, encoding="utf-8").read() if os.path.exists(dest) else None
     return {"status": status, "error": error, "duration": time.perf_counter() - t0,
             "started": started, "ended": _dt.datetime.now().isoformat(timespec="seconds"),
             "notebook": out}
 
 
+def _failed(error: str) -> dict:
+    """The outcome of a run that never produced a notebook."""
+    now = _dt.datetime.now().isoformat(timespec="seconds")
+    return {"status": "failed", "error": error, "duration": 0.0, "started": now,
+            "ended": now, "notebook": None}
+
+
+def _atomic_write(path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path`` and rename it over ``path``: readers
+    (and a crash half-way) see the old file or the new one, never a mix. Keeps the mode
+    of the file it replaces."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:50]}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_UMASK
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def _finish(run: Run, result: dict, dest: Path, prov: dict | None) -> Run:
     """Write the executed notebook and read its records; ``prov`` (the batch's provenance)
     goes into its metadata, or ``None`` for an in-place refresh, whose outputs are stripped
-    of what must not be committed."""
+    of what must not be committed, and which is written only when the run succeeded (a
+    failed run leaves the source notebook untouched)."""
     import nbformat
 
     run.status, run.error, run.duration = result["status"], result["error"], result["duration"]
     run.started, run.ended = result["started"], result["ended"]
-    run.output = str(dest)
+    run.output = ""
     if result["notebook"] is None:
         return run
     nb = nbformat.reads(result["notebook"], as_version=4)
     run.records = collect_records(nb)
     if prov is None:
+        if run.status != "ok":
+            return run
         strip_outputs(nb)
     else:
         nb.metadata["quantlab"] = {**prov, "parameters": run.parameters,
                                    "started": run.started, "ended": run.ended,
                                    "status": run.status}
-    nbformat.write(nb, dest)
+    text = nbformat.writes(nb)
+    _atomic_write(dest, text if text.endswith("\n") else text + "\n")  # as nbformat.write
+    run.output = str(dest)
     return run
 
 
@@ -212,7 +377,7 @@ def render_html(notebook_path, html_path, no_input: bool = False) -> None:
     if modules:  # after require.js: where the renderer finds third-party widget modules
         tag = f'<script src="{exporter.require_js_url}"></script>'
         body = body.replace(tag, tag + modules, 1)
-    Path(html_path).write_text(_offline(body), encoding="utf-8")
+    _atomic_write(html_path, _offline(body))
 
 
 # Pinned npm packages `make install` puts in .cache/npm (see the Makefile).
@@ -256,40 +421,144 @@ def _offline(body: str) -> str:
     return re.sub(r'<script[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>\s*', "", body)
 
 
+def _key(run: Run) -> tuple:
+    """What a run computes: the same notebook with the same parameters."""
+    return (str(Path(run.notebook).resolve()),
+            json.dumps(run.parameters, sort_keys=True, default=str))
+
+
+def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
+    """Check every run's name and make the output names unique, before anything runs.
+
+    A name is refused when it is not a plain file name or its outputs would resolve
+    outside ``out_dir`` (a symlink planted there included). A repeat within the batch,
+    ``index`` (the batch's own page), a source notebook of the batch, or a name that an
+    earlier run in ``out_dir``'s index holds for another notebook or other parameters
+    gets a suffix ``-2``, ``-3``... Names compare case-insensitively, so the folder
+    survives a copy to macOS or Windows. The same notebook with the same parameters keeps
+    its earlier name and replaces that run.
+    """
+    root = Path(out_dir).resolve()
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--out {root} is not a folder")
+    earlier = {r.name.casefold(): (r.name, _key(r)) for r in read_index(out_dir)}
+    sources = {str(Path(r.notebook).resolve()) for r in runs}  # --out may hold the inputs
+    used = set()
+    for run in runs:
+        check_name(run.name)
+        key, base, i, name = _key(run), run.name, 1, run.name
+        while True:
+            fold = name.casefold()
+            held = earlier.get(fold)
+            if (fold not in used and fold not in RESERVED and (held is None or held[1] == key)
+                    and str((root / f"{name}.ipynb").resolve()) not in sources):
+                name = held[0] if held else name
+                break
+            i += 1
+            name = f"{base}-{i}"
+        for suffix in (".ipynb", ".html"):
+            dest = (root / f"{name}{suffix}").resolve()
+            if dest.parent != root:
+                raise ValueError(f"run {run.name!r}: its output {dest} would be outside "
+                                 f"--out {root}")
+        used.add(name.casefold())
+        run.name = name
+    return runs
+
+
 def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: bool = False,
               jobs: int = 1, scheduler: str | None = None, client=None,
-              no_input: bool = False, log=sys.stderr) -> list[Run]:
+              no_input: bool = False, timeout: float | None = None, index: bool = False,
+              log=sys.stderr) -> list[Run]:
     """Execute ``runs``: here one after another (``jobs=1``), on ``jobs`` local dask
     workers, or on an existing cluster (``scheduler="tcp://host:8786"`` or ``client``).
     Workers get the notebook as JSON and return the executed JSON, so they need no shared
-    disk. A progress bar counts runs done and failed."""
+    disk. A progress bar counts runs done and failed.
+
+    ``timeout`` (s) bounds each notebook that sets none itself (``Run.timeout``); None:
+    no limit. ``index=True`` rewrites ``out_dir/index.html`` after every finished run, so
+    an interrupted batch still lists what it finished. Names are checked and made unique
+    (:func:`plan_outputs`) before anything runs. In place, a notebook is written back only
+    when its run succeeded and its file did not change meanwhile.
+    """
     from tqdm.auto import tqdm
 
-    out = Path(out_dir) if out_dir else None
-    if out:
+    jobs = integer("jobs", jobs, 1, 1024)
+    if timeout is not None:
+        timeout = check_timeout(timeout)
+    for r in runs:
+        if r.timeout is not None:
+            r.timeout = check_timeout(r.timeout, f"run {r.name!r}: timeout")
+    if in_place:
+        with_params = [r.name for r in runs if r.parameters]
+        if with_params:
+            raise ValueError(f"in_place: stored outputs are of the default parameters; runs "
+                             f"with parameters {with_params} cannot be written back")
+        seen = [str(Path(r.notebook).resolve()) for r in runs]
+        if len(set(seen)) < len(seen):
+            raise ValueError("in_place: a notebook is listed twice")
+        out = None
+    else:
+        if out_dir is None:
+            raise ValueError("out_dir is required unless in_place=True")
+        out = Path(out_dir)
+        plan_outputs(runs, out)
         out.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(runs), desc="notebooks", unit="run", file=log,
-               disable=len(runs) < 2)
     prov = None if in_place else provenance()  # once per batch: git and checksum cost I/O
 
+    # read every notebook first: one that cannot be read fails alone, before the batch
+    payload, sources = [], {}
+    for r in runs:
+        try:
+            text = Path(r.notebook).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            payload.append(None)
+            r.error = f"cannot read {r.notebook}: {type(e).__name__}: {e}"
+            continue
+        sources[id(r)] = text
+        payload.append((text, r.parameters, str(Path(r.notebook).parent),
+                        r.timeout if r.timeout is not None else timeout))
+    bar = tqdm(total=len(runs), desc="notebooks", unit="run", file=log,
+               disable=len(runs) < 2)
+
     def done(run, result):
-        dest = Path(run.notebook) if in_place else out / f"{run.name}.ipynb"
-        _finish(run, result, dest, prov)
-        if render and Path(run.output).exists():
-            run.html = str(Path(run.output).with_suffix(".html"))
-            render_html(run.output, run.html, no_input=no_input)
+        try:
+            if in_place:
+                dest = Path(run.notebook)
+                if result["status"] == "ok" and _read_or_none(dest) != sources.get(id(run)):
+                    result = {**result, "status": "failed", "error": f"{dest} changed on "
+                              "disk while it ran: not overwritten (run it again)"}
+            else:
+                dest = out / f"{run.name}.ipynb"
+            _finish(run, result, dest, prov)
+            if render and run.output and Path(run.output).exists():
+                run.html = str(Path(run.output).with_suffix(".html"))
+                render_html(run.output, run.html, no_input=no_input)
+        except Exception as e:  # a result we cannot write or render fails that run only
+            run.status = "failed"
+            run.error = (run.error + "; " if run.error else "") + \
+                f"writing the output: {type(e).__name__}: {e}"
+        if index:  # a failure here must not stop the batch: main writes it again at the end
+            try:
+                write_index([r for r in runs if r.status != "pending"], out, prov)
+            except Exception as e:
+                print(f"index not updated after {run.name}: {type(e).__name__}: {e}", file=log)
         failed = sum(r.status == "failed" for r in runs)
         bar.set_postfix(failed=failed)
         bar.update()
         msg = f"{run.name}: {run.status} ({run.duration:.1f} s){' ' + run.error if run.error else ''}"
         (bar.write(msg, file=log) if len(runs) > 1 else print(msg, file=log, flush=True))
 
-    payload = [(Path(r.notebook).read_text(encoding="utf-8"), r.parameters,
-                str(Path(r.notebook).parent)) for r in runs]
+    todo = []
+    for run, args in zip(runs, payload):
+        if args is None:
+            done(run, _failed(run.error))
+        else:
+            todo.append((run, args))
     if jobs <= 1 and scheduler is None and client is None:
-        for run, args in zip(runs, payload):
+        for run, args in todo:
             done(run, execute_notebook_json(*args))
-    else:
+    elif todo:
         from dask.distributed import Client, LocalCluster, as_completed
 
         own = cluster = None
@@ -302,14 +571,16 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
                 client = own = Client(cluster)
         try:
             futures = {client.submit(execute_notebook_json, *args, pure=False): run
-                       for run, args in zip(runs, payload)}
-            for fut in as_completed(futures):
-                run = futures[fut]
+                       for run, args in todo}
+            for fut in as_completed(list(futures)):
+                run = futures.pop(fut)
                 try:
                     result = fut.result()
-                except Exception as e:  # the worker itself died
-                    result = {"status": "failed", "error": f"worker: {e}", "duration": 0.0,
-                              "started": "", "ended": "", "notebook": None}
+                except Exception as e:  # the worker died (too often) while running it
+                    result = _failed(f"worker died: {type(e).__name__}: {e}")
+                # forget it at once: a result the client still holds is recomputed when
+                # the worker keeping it dies, running the notebook's side effects twice
+                fut.release()
                 done(run, result)
         finally:
             if own is not None:
@@ -318,6 +589,13 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
                 cluster.close()
     bar.close()
     return runs
+
+
+def _read_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def provenance() -> dict:
@@ -345,6 +623,7 @@ def expand_grid(runs: list[Run], grid: dict) -> list[Run]:
 
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ValueError("a params file maps each parameter to a non-empty list of values")
+    grid = check_parameters(grid, "params file")
     out = []
     keys = list(grid)
     for run in runs:
@@ -367,21 +646,96 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def write_index(runs: list[Run], out_dir) -> Path:
-    """``index.html``: every run with parameters, status, duration, records, provenance."""
-    import quantlab
-    from quantlab.data import checksum
+_INDEX_TYPES = {"notebook": str, "name": str, "parameters": dict, "status": str,
+                "duration": (int, float), "started": str, "ended": str, "error": str,
+                "records": dict, "output": str, "html": str, "timeout": (int, float, type(None))}
 
+
+def read_index(out_dir) -> list[Run]:
+    """The runs an earlier batch recorded in ``out_dir/index.json`` ([] when none).
+
+    The file is input like any other: an entry of the wrong shape, or whose name is not
+    a plain file name, is refused (ValueError) rather than linked or deleted."""
+    path = Path(out_dir) / "index.json"
+    if not path.exists():
+        return []
+    fix = "; fix or delete it, or rerun with --clean"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a quantlab index ({e}){fix}") from None
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: not a quantlab index (expected a list of runs){fix}")
+    runs = []
+    for i, d in enumerate(data):
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: entry {i} is not a run{fix}")
+        kw = {k: d[k] for k in _INDEX_TYPES if k in d}
+        wrong = [k for k, v in kw.items()
+                 if not isinstance(v, _INDEX_TYPES[k]) or isinstance(v, bool)]
+        if wrong or "notebook" not in kw or "name" not in kw:
+            raise ValueError(f"{path}: entry {i}: missing or mistyped {wrong or ['notebook/name']}{fix}")
+        try:
+            check_name(kw["name"])
+        except ValueError as e:
+            raise ValueError(f"{path}: entry {i}: {e}{fix}") from None
+        runs.append(Run(**kw))
+    return runs
+
+
+def clean_index(out_dir, log=sys.stderr) -> list[str]:
+    """Forget the earlier runs in ``out_dir``: delete the notebooks and reports its index
+    lists (only those, only inside ``out_dir``) and the index itself. Nothing else in the
+    folder is touched. Returns the deleted paths."""
+    root = Path(out_dir).resolve()
+    try:
+        earlier = read_index(out_dir)
+    except ValueError as e:  # an unreadable index lists nothing we may delete
+        print(f"--clean: {e}: deleting only the index", file=log)
+        earlier = []
+    names = [f"{r.name}{suffix}" for r in earlier for suffix in (".ipynb", ".html")]
+    deleted = []
+    for name in names + ["index.html", "index.json"]:
+        f = root / name  # names are checked plain file names: f is inside root
+        if f.is_symlink() or f.is_file():  # a symlink is removed, never what it points to
+            f.unlink()
+            deleted.append(str(f))
+    return deleted
+
+
+def _href(html_path: str) -> str:
+    """A link to a report inside the index's folder: the file name percent-encoded and
+    prefixed ``./``, so neither a ``javascript:`` scheme nor ``%2e%2e%2f`` can come out."""
+    return "./" + quote(Path(html_path).name, safe="")
+
+
+def write_index(runs: list[Run], out_dir, prov: dict | None = None) -> Path:
+    """``index.html``: every run with parameters, status, duration, records, provenance.
+
+    Runs recorded by earlier batches in the same folder stay listed (a run of the same
+    name replaces its entry). Every text is HTML-escaped and every link is a relative
+    path inside ``out_dir``; both files are replaced atomically."""
+    import quantlab
+
+    if prov is None:
+        from quantlab.data import checksum
+
+        prov = {"git_commit": _git_commit(), "data_sha256": checksum()}
+    # earlier batches first (minus the runs this one redoes), then this batch in order
+    names = {r.name for r in runs}
+    merged = [r for r in read_index(out_dir) if r.name not in names] + list(runs)
     e = html.escape
     rows = []
-    for r in runs:
-        link = (f'<a href="{e(Path(r.html).name)}">{e(r.name)}</a>' if r.html else e(r.name))
-        params = "<br>".join(f"{e(str(k))} = {e(json.dumps(v))}" for k, v in r.parameters.items())
+    for r in merged:
+        link = (f'<a href="{e(_href(r.html))}">{e(r.name)}</a>' if r.html else e(r.name))
+        params = "<br>".join(f"{e(str(k))} = {e(json.dumps(v, default=str))}"
+                             for k, v in r.parameters.items())
         recs = "<br>".join(f"{e(str(k))}: {e(_fmt(v))}" for k, v in r.records.items())
         status = e(r.status) + (f'<div class="err">{e(r.error)}</div>' if r.error else "")
         rows.append(f'<tr class="{e(r.status)}"><td>{link}</td><td>{params or "defaults"}</td>'
-                    f'<td>{status}</td><td>{r.duration:.1f} s</td><td>{recs}</td></tr>')
-    n_failed = sum(r.status != "ok" for r in runs)
+                    f'<td>{status}</td><td>{e(r.started)}</td><td>{float(r.duration):.1f} s</td>'
+                    f'<td>{recs}</td></tr>')
+    n_failed = sum(r.status != "ok" for r in merged)
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>quantlab reports</title>
 <style>
@@ -391,10 +745,10 @@ vertical-align: top; text-align: left; }} tr.failed {{ background: #fdd; }}
 .err {{ color: #900; font-size: .85em; max-width: 40em; }} .meta {{ color: #555; }}
 </style></head><body>
 <h1>quantlab reports</h1>
-<p class="meta">quantlab {e(quantlab.__version__)} · commit {e(_git_commit())} ·
-data sha256 {e(checksum()[:16])} · generated {e(_dt.datetime.now().isoformat(timespec='seconds'))}
-· {len(runs) - n_failed} ok, {n_failed} failed</p>
-<table id="runs"><thead><tr><th>run</th><th>parameters</th><th>status</th>
+<p class="meta">quantlab {e(quantlab.__version__)} · commit {e(str(prov["git_commit"]))} ·
+data sha256 {e(str(prov["data_sha256"])[:16])} · generated {e(_dt.datetime.now().isoformat(timespec='seconds'))}
+· {len(merged) - n_failed} ok, {n_failed} failed</p>
+<table id="runs"><thead><tr><th>run</th><th>parameters</th><th>status</th><th>started</th>
 <th>duration</th><th>recorded values</th></tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table>
@@ -414,19 +768,24 @@ document.querySelectorAll("#runs th").forEach((th, i) => th.addEventListener("cl
 <style>th {{ cursor: pointer; }}</style>
 </body></html>
 """
-    path = Path(out_dir) / "index.html"
-    path.write_text(page, encoding="utf-8")
-    (Path(out_dir) / "index.json").write_text(json.dumps([asdict(r) for r in runs], indent=1))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # index.json first: it is what the next batch merges with
+    _atomic_write(out / "index.json", json.dumps([asdict(r) for r in merged], indent=1,
+                                                 default=str))
+    path = out / "index.html"
+    _atomic_write(path, page)
     return path
 
 
 # --------------------------------------------------------------------------- CLI
 
 def _parse_p(pairs) -> dict:
-    """``-p NAME VALUE`` pairs, values read as YAML scalars like papermill (1 -> int)."""
+    """``-p NAME VALUE`` pairs, values read as YAML scalars like papermill (1 -> int);
+    a date stays its text (papermill cannot store a date)."""
     import yaml
 
-    return {k: yaml.safe_load(v) for k, v in pairs or []}
+    return check_parameters({k: yaml.safe_load(v) for k, v in pairs or []}, "-p")
 
 
 def main(argv=None) -> int:
@@ -441,13 +800,19 @@ def main(argv=None) -> int:
                        help="set a parameter for every run (repeatable)")
         s.add_argument("--params-file", help="YAML grid {name: [values]}: one run per combination")
         s.add_argument("--config", help="suite YAML (default: config/suite.yaml if present)")
-        s.add_argument("--out", default="reports", help="output directory (default reports/)")
+        s.add_argument("--out", help="output directory (default reports/); earlier runs "
+                       "there stay in its index")
+        s.add_argument("--clean", action="store_true", help="first delete the notebooks and "
+                       "reports --out's index lists, and the index")
+        s.add_argument("--timeout", type=float, help="seconds a notebook may run (default: "
+                       f"the config's timeout:, else {DEFAULT_TIMEOUT:g}); past it, failed")
         s.add_argument("--jobs", type=int, default=1, help="local dask workers (default 1: in process)")
         s.add_argument("--scheduler", help="address of an existing dask scheduler, tcp://host:8786")
         s.add_argument("--no-input", action="store_true", help="hide code cells in HTML reports")
         if name == "run-suite":
             s.add_argument("--in-place", action="store_true",
-                           help="re-execute notebooks/ in place (refresh stored outputs)")
+                           help="re-execute notebooks/ in place (refresh stored outputs; "
+                           "default parameters only; a failed notebook is left as it was)")
     sub.add_parser("lab", help="open JupyterLab on the notebooks (token auth on); further "
                    "options go to jupyter lab")
     eb = sub.add_parser("engine-bench", help="the tick engine vs its pure-Python reference")
@@ -462,28 +827,58 @@ def main(argv=None) -> int:
         jupyter = Path(sys.executable).parent / "jupyter-lab"
         return subprocess.call([str(jupyter), str(REPO / "notebooks"), *argv[1:]])
     a = p.parse_args(argv)
-    if a.notebooks:
-        runs = [Run(str(Path(nb).resolve())) for nb in a.notebooks]
-        missing = [r.notebook for r in runs if not Path(r.notebook).exists()]
-        if missing:
-            p.error(f"notebook not found: {missing[0]}")
-    else:
-        config = a.config or (REPO / "config" / "suite.yaml")
-        runs = load_config(config if Path(config).exists() else None)
-    params = _parse_p(a.parameter)
-    for r in runs:
-        r.parameters.update(params)
-    if a.params_file:
-        import yaml
-
-        runs = expand_grid(runs, yaml.safe_load(Path(a.params_file).read_text()))
     in_place = getattr(a, "in_place", False)
-    if in_place:  # stored outputs are of the defaults: one run per notebook, no parameters
-        runs = [r for r in runs if not r.parameters]
-    run_suite(runs, None if in_place else a.out, in_place=in_place, render=a.cmd == "report",
-              jobs=a.jobs, scheduler=a.scheduler, no_input=a.no_input)
+    if in_place:
+        clash = [opt for opt, given in (("-p", a.parameter), ("--params-file", a.params_file),
+                                        ("--out", a.out is not None), ("--clean", a.clean))
+                 if given]
+        if clash:  # stored outputs are of the defaults, and in place there is no --out
+            p.error(f"--in-place re-executes notebooks with their default parameters and "
+                    f"writes them back; it cannot be combined with {', '.join(clash)}")
+    out = a.out if a.out is not None else "reports"
+    config = a.config or (REPO / "config" / "suite.yaml")
+    if a.config and not Path(a.config).exists():
+        p.error(f"config not found: {a.config}")
+    try:
+        integer("--jobs", a.jobs, 1, 1024)
+        timeout = DEFAULT_TIMEOUT if a.timeout is None else check_timeout(a.timeout, "--timeout")
+        if a.notebooks:
+            runs = [Run(str(Path(nb).resolve())) for nb in a.notebooks]
+            missing = [r.notebook for r in runs if not Path(r.notebook).is_file()]
+            if missing:
+                raise ValueError(f"notebook not found: {missing[0]}")
+            if a.timeout is None:
+                timeout = config_timeout(config) or timeout
+        else:
+            runs = load_config(config if Path(config).exists() else None)
+        if a.timeout is not None:  # the command line wins over the config
+            for r in runs:
+                r.timeout = None
+        params = _parse_p(a.parameter)
+        for r in runs:
+            r.parameters.update(params)
+        if a.params_file:
+            import yaml
+
+            runs = expand_grid(runs, yaml.safe_load(Path(a.params_file).read_text()))
+        if in_place:  # stored outputs are of the defaults: one run per notebook
+            runs = [r for r in runs if not r.parameters]
+            runs = list({str(Path(r.notebook).resolve()): r for r in runs}.values())
+        if not runs:
+            raise ValueError("nothing to run (no notebooks, or none with default parameters "
+                             "for --in-place)")
+        if not in_place:
+            if a.clean:
+                clean_index(out)
+            plan_outputs(runs, out)  # refuse bad names before anything runs
+    except (OSError, TypeError, ValueError) as e:
+        print(f"quantlab {a.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    run_suite(runs, None if in_place else out, in_place=in_place, render=a.cmd == "report",
+              jobs=a.jobs, scheduler=a.scheduler, no_input=a.no_input, timeout=timeout,
+              index=not in_place)
     if not in_place:
-        index = write_index(runs, a.out)
+        index = write_index(runs, out)
         print(f"wrote {index}", file=sys.stderr)
     failed = [r.name for r in runs if r.status != "ok"]
     if failed:

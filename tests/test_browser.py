@@ -199,3 +199,133 @@ def test_report_with_widgets_renders_them_offline(tmp_path):
     assert readout == "20"  # the slider's saved state, rendered with no network
     assert n_canvas >= 5, "the embedded bokeh widgets did not draw"  # explorers + static
     assert requests == [], f"the report tried to fetch {requests}"
+
+
+# --------------------------------------------------------------------------- hostile index
+
+def _tiny_notebook(path, *cells):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("note = ''")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory):
+    """`quantlab report` over notebooks whose names are a javascript: URL, an encoded
+    ../, a ? and #, and one whose parameters, records and error carry markup; then a
+    config name that is a javascript: URL (same --out, so the index keeps both batches);
+    then a config name ../victim/important with --out rep3, which must be refused.
+    Returns (root, out, codes, files outside out before, after)."""
+    from quantlab import suite
+
+    root = tmp_path_factory.mktemp("hostile")
+    nbx, out = root / "nbx", root / "rep"
+    nbx.mkdir()
+    (root / "victim.html").write_text("precious")  # where an unquoted %2e%2e%2f would lead
+    (root / "victim").mkdir()
+    (root / "victim" / "important.ipynb").write_text("precious")
+    for name in ("javascript:alert(document.domain)", "%2e%2e%2fvictim", "a?b#c"):
+        _tiny_notebook(nbx / f"{name}.ipynb", "x = 1")
+    _tiny_notebook(nbx / "markup.ipynb",
+                   "from quantlab.suite import record\n"
+                   "record(note=note, html=\"<img src=x onerror=alert('rec')>\")",
+                   "raise ValueError(\"<img src=x onerror=alert('err')>\")")
+
+    def outside():
+        return {str(p): p.read_bytes() for p in root.rglob("*")
+                if p.is_file() and out not in p.parents}
+
+    before = outside()
+    codes = [suite.main(["report", *sorted(map(str, nbx.glob("*.ipynb"))), "--out", str(out),
+                         "-p", "note", "<script>alert('p')</script>"])]
+    cfg = root / "js.yaml"
+    cfg.write_text(f"notebooks_dir: {nbx}\nruns:\n  - notebook: a?b#c.ipynb\n"
+                   "    name: 'javascript:alert(1)'\n")
+    codes.append(suite.main(["report", "--config", str(cfg), "--out", str(out)]))
+    cfg = root / "traversal.yaml"
+    cfg.write_text(f"notebooks_dir: {nbx}\nruns:\n  - notebook: a?b#c.ipynb\n"
+                   "    name: ../victim/important\n")
+    codes.append(suite.main(["report", "--config", str(cfg), "--out", str(root / "rep3")]))
+    after = {k: v for k, v in outside().items() if not k.endswith(".yaml")}
+    return root, out, codes, before, after
+
+
+def _visit_every_link(page, index_uri):
+    """Click each link of the index; return (href attribute, URL the browser resolved,
+    URL it landed on)."""
+    seen = []
+    n = page.locator("#runs a").count()
+    for i in range(n):
+        a = page.locator("#runs a").nth(i)
+        href, resolved = a.get_attribute("href"), a.evaluate("a => a.href")
+        a.click()
+        page.wait_for_load_state("load")
+        seen.append((href, resolved, page.url))
+        if page.url != index_uri:
+            page.go_back()
+            page.wait_for_load_state("load")
+    return seen
+
+
+def _inside(url, out):
+    from urllib.parse import unquote, urlparse
+
+    u = urlparse(url)
+    path = Path(unquote(u.path))
+    return u.scheme == "file" and path.parent == out.resolve() and path.is_file()
+
+
+def test_index_of_hostile_names_runs_no_script(hostile_report):
+    root, out, codes, _, _ = hostile_report
+    assert codes[:2] == [1, 0]  # markup.ipynb fails on purpose
+    index_uri = (out / "index.html").resolve().as_uri()
+    with _browser() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(index_uri)
+        page.wait_for_load_state("load")
+        rows = page.locator("#runs tbody tr").count()
+        text = page.locator("#runs").inner_text()
+        seen = _visit_every_link(page, index_uri)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "index_hostile.png"), full_page=True)
+        browser.close()
+    assert dialogs == [], f"a script ran: {dialogs}"
+    assert rows == 5  # both batches
+    assert "<img src=x onerror=alert('err')>" in text  # shown as text, not markup
+    assert "<script>alert('p')</script>" in text
+    assert len(seen) == 5  # every run is rendered, the failed one too
+    for href, resolved, landed in seen:
+        assert href.startswith("./") and ":" not in href, href
+        assert _inside(resolved, out) and _inside(landed, out), (href, resolved, landed)
+
+
+def test_traversal_name_is_refused_and_nothing_is_written_outside_out(hostile_report):
+    root, out, codes, before, after = hostile_report
+    assert codes[2] == 2  # ../victim/important: refused before anything ran
+    assert after == before, "a file outside --out was written"
+    assert not (root / "rep3").exists()
+    assert (root / "victim" / "important.ipynb").read_text() == "precious"
+    index_uri = (out / "index.html").resolve().as_uri()
+    with _browser() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(index_uri)
+        link = page.locator("#runs a", has_text="%2e%2e%2fvictim")
+        resolved = link.evaluate("a => a.href")
+        link.click()
+        page.wait_for_load_state("load")
+        landed, body = page.url, page.locator("body").inner_text()
+        browser.close()
+    assert dialogs == []
+    assert _inside(resolved, out) and _inside(landed, out), (resolved, landed)
+    assert "precious" not in body  # not root/victim.html

@@ -170,3 +170,252 @@ def test_cli_lab_opens_jupyterlab_on_the_notebooks(monkeypatch):
     (cmd,) = calls
     assert cmd[0].endswith("jupyter-lab") and cmd[1] == str(suite.REPO / "notebooks")
     assert cmd[2:] == ["--no-browser"]
+
+
+# --------------------------------------------------------------------------- hostile names,
+# collisions, reruns, --in-place. Most of these need no kernel: `fake_exec` stands in
+# for papermill (the "executed" notebook is the source plus a record of its inputs).
+
+@pytest.fixture
+def fake_exec(monkeypatch):
+    calls = []
+
+    def fake(nb_json, parameters, cwd=None, timeout=None):
+        calls.append(parameters)
+        nb = nbformat.reads(nb_json, as_version=4)
+        rec = {"cwd": Path(cwd).name, **{k: str(v) for k, v in parameters.items()}}
+        nb.cells.append(nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output(
+            "display_data", data={suite.RECORD_MIME: rec, "text/plain": str(rec)})]))
+        return {"status": "ok", "error": "", "duration": 0.0, "started": "2026-01-01T00:00:00",
+                "ended": "2026-01-01T00:00:01", "notebook": nbformat.writes(nb)}
+
+    monkeypatch.setattr(suite, "execute_notebook_json", fake)
+    return calls
+
+
+def _tiny(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("x = 1")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def _index(out):
+    return json.loads((out / "index.json").read_text())
+
+
+def _hrefs(out):
+    import html as _html
+
+    return [_html.unescape(h) for h in re.findall(r'href="([^"]*)"',
+                                                  (out / "index.html").read_text())]
+
+
+HOSTILE = ["javascript:alert(document.domain)", "JaVaScRiPt:alert(1)", "data:,x",
+           "%2e%2e%2fvictim", "a?b#c", 'x" onmouseover="alert(1)', "<img src=x onerror=alert(1)>"]
+
+
+def test_index_links_are_relative_paths_never_a_scheme(tmp_path):
+    from urllib.parse import unquote
+
+    runs = [suite.Run("nb.ipynb", name, {"p": "<script>alert('p')</script>"}, status="failed",
+                      error="<img src=x onerror=alert('err')>", html=str(tmp_path / f"{name}.html"),
+                      records={"<b>k</b>": "<script>alert('rec')</script>"},
+                      started="<i>t</i>") for name in HOSTILE]
+    suite.write_index(runs, tmp_path)
+    hrefs = _hrefs(tmp_path)
+    assert len(hrefs) == len(HOSTILE)
+    for href, name in zip(hrefs, HOSTILE):
+        assert href.startswith("./") and ":" not in href and "?" not in href and "#" not in href
+        assert unquote(href[2:]) == f"{name}.html"  # the file itself, inside the folder
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("<script") == 1  # only the sort script
+    for raw in ("<img", "<b>", "<i>", "alert('p')</script>", 'x" onmouseover'):
+        assert raw not in page
+
+
+def test_report_of_javascript_named_notebook_links_inside_out(tmp_path, fake_exec):
+    nb = _tiny(tmp_path / "nbx" / "javascript:alert(document.domain).ipynb")
+    out = tmp_path / "rep"
+    assert suite.main(["report", str(nb), "--out", str(out)]) == 0
+    cfg = tmp_path / "s.yaml"  # a config name does the same
+    cfg.write_text(f"notebooks_dir: {nb.parent}\nruns:\n  - notebook: {nb.name}\n"
+                   "    name: 'javascript:alert(1)'\n")
+    assert suite.main(["report", "--config", str(cfg), "--out", str(out)]) == 0
+    assert _hrefs(out) == ["./javascript%3Aalert%28document.domain%29.html",
+                           "./javascript%3Aalert%281%29.html"]
+    assert (out / "javascript:alert(document.domain).html").is_file()
+    assert (out / "javascript:alert(1).html").is_file()
+
+
+@pytest.mark.parametrize("name", ["../victim/important", "ABS", "..", ".", "sub/x",
+                                  "..\\victim", "a\tb", "x" * 201, "cod\u202egnp.exe"])
+def test_config_name_outside_out_is_refused_before_anything_runs(tmp_path, fake_exec, name,
+                                                                 capsys):
+    _tiny(tmp_path / "nb" / "ok.ipynb")
+    victim = tmp_path / "victim" / "important.ipynb"
+    victim.parent.mkdir()
+    victim.write_text("precious")
+    if name == "ABS":
+        name = str(tmp_path / "victim" / "important")
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(json.dumps({"notebooks_dir": str(tmp_path / "nb"),
+                               "runs": [{"notebook": "ok.ipynb", "name": name}]}))
+    out = tmp_path / "rep3"
+    assert suite.main(["run-suite", "--config", str(cfg), "--out", str(out)]) == 2
+    assert "run name" in capsys.readouterr().err
+    assert fake_exec == [] and not out.exists()
+    assert victim.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(
+        ["nb", "ok.ipynb", "victim", "important.ipynb", "s.yaml"])
+    with pytest.raises(ValueError, match="run name"):  # the API refuses it too
+        suite.run_suite([suite.Run(str(tmp_path / "nb" / "ok.ipynb"), name)], out)
+
+
+def test_output_symlinked_outside_out_is_refused(tmp_path, fake_exec, capsys):
+    nb = _tiny(tmp_path / "nb" / "ok.ipynb")
+    victim = tmp_path / "victim.ipynb"
+    victim.write_text("precious")
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "ok.ipynb").symlink_to(victim)
+    assert suite.main(["run-suite", str(nb), "--out", str(out)]) == 2
+    assert "outside --out" in capsys.readouterr().err
+    assert fake_exec == [] and victim.read_text() == "precious"
+
+
+def test_same_named_notebooks_get_one_output_each(tmp_path, fake_exec):
+    nbs = [_tiny(tmp_path / d / n) for d, n in (("nb", "ok.ipynb"), ("nb2", "ok.ipynb"),
+                                                ("nb3", "OK.ipynb"), ("nb4", "index.ipynb"))]
+    out = tmp_path / "rep"
+    assert suite.main(["report", *map(str, nbs), "--out", str(out)]) == 0
+    runs = _index(out)
+    assert [r["name"] for r in runs] == ["ok", "ok-2", "OK-3", "index-2"]
+    assert [r["records"]["cwd"] for r in runs] == ["nb", "nb2", "nb3", "nb4"]
+    for r in runs:  # each file holds its own run
+        assert suite.collect_records(nbformat.read(out / f"{r['name']}.ipynb", 4)) == r["records"]
+    assert _hrefs(out) == ["./ok.html", "./ok-2.html", "./OK-3.html", "./index-2.html"]
+    assert "quantlab reports" in (out / "index.html").read_text()  # not a notebook's report
+
+
+def test_out_holding_the_source_notebook_does_not_overwrite_it(tmp_path, fake_exec, capsys):
+    nb = _tiny(tmp_path / "ok.ipynb")
+    before = nb.read_bytes()
+    assert suite.main(["run-suite", str(nb), "--out", str(tmp_path)]) == 0
+    assert nb.read_bytes() == before
+    assert [r["name"] for r in _index(tmp_path)] == ["ok-2"]
+    assert suite.main(["run-suite", str(nb), "--out", str(nb)]) == 2  # a file, not a folder
+    assert "not a folder" in capsys.readouterr().err and nb.read_bytes() == before
+
+
+def test_grid_values_that_sanitise_alike_get_one_output_each(tmp_path, fake_exec):
+    nb = _tiny(tmp_path / "q.ipynb")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text('x: ["A/B", "A_B", "A B"]\n')
+    out = tmp_path / "rep"
+    assert suite.main(["run-suite", str(nb), "--params-file", str(grid), "--out", str(out)]) == 0
+    runs = _index(out)
+    assert [r["name"] for r in runs] == ["q-x=A_B", "q-x=A_B-2", "q-x=A_B-3"]
+    stored = [nbformat.read(out / f"{r['name']}.ipynb", 4).metadata["quantlab"]["parameters"]
+              for r in runs]
+    assert stored == [{"x": "A/B"}, {"x": "A_B"}, {"x": "A B"}]
+
+
+def test_rerun_into_same_out_keeps_earlier_runs_unless_clean(tmp_path, fake_exec):
+    nb = str(_tiny(tmp_path / "nb" / "ok.ipynb"))
+    out = tmp_path / "rep"
+    run = ["run-suite", nb, "--out", str(out)]
+    assert suite.main([*run, "-p", "x", "1"]) == 0
+    (out / "notes.txt").write_text("mine")
+    assert suite.main([*run, "-p", "x", "2"]) == 0
+    assert [(r["name"], r["parameters"]) for r in _index(out)] == [("ok", {"x": 1}),
+                                                                     ("ok-2", {"x": 2})]
+    assert nbformat.read(out / "ok.ipynb", 4).metadata["quantlab"]["parameters"] == {"x": 1}
+    assert suite.main([*run, "-p", "x", "1"]) == 0  # the same run again replaces its entry
+    assert [(r["name"], r["parameters"]) for r in _index(out)] == [("ok-2", {"x": 2}),
+                                                                     ("ok", {"x": 1})]
+    assert len(re.findall(r"<tr class", (out / "index.html").read_text())) == 2
+    assert suite.main([*run, "-p", "x", "3", "--clean"]) == 0
+    assert [(r["name"], r["parameters"]) for r in _index(out)] == [("ok", {"x": 3})]
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "index.json", "notes.txt",
+                                                     "ok.ipynb"]
+
+
+@pytest.mark.parametrize("content", ["garbage", '{"a": 1}', '[{"name": "../../x", '
+                                     '"notebook": "n"}]', '[{"name": "ok", "notebook": 3}]'])
+def test_corrupt_index_in_out_is_refused_and_clean_recovers(tmp_path, fake_exec, content,
+                                                            capsys):
+    nb = str(_tiny(tmp_path / "nb" / "ok.ipynb"))
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "index.json").write_text(content)
+    assert suite.main(["run-suite", nb, "--out", str(out)]) == 2
+    assert "index.json" in capsys.readouterr().err and fake_exec == []
+    assert suite.main(["run-suite", nb, "--out", str(out), "--clean"]) == 0
+    assert [r["name"] for r in _index(out)] == ["ok"]
+
+
+@pytest.mark.parametrize("extra", [["-p", "symbol", "X"], ["--params-file", "g.yaml"],
+                                   ["--out", "o"], ["--clean"]])
+def test_in_place_with_parameters_or_out_is_refused(tmp_path, fake_exec, extra, capsys):
+    nb = _tiny(tmp_path / "ok.ipynb")
+    before = nb.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        suite.main(["run-suite", "--in-place", str(nb), *extra])
+    assert exit_.value.code == 2
+    assert f"cannot be combined with {extra[0]}" in capsys.readouterr().err
+    assert fake_exec == [] and nb.read_bytes() == before
+
+
+def test_in_place_with_nothing_left_to_run_is_an_error(tmp_path, fake_exec, capsys):
+    _tiny(tmp_path / "ok.ipynb")
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(f"notebooks_dir: {tmp_path}\nruns:\n  - notebook: ok.ipynb\n"
+                   "    parameters: {x: 2}\n")
+    assert suite.main(["run-suite", "--in-place", "--config", str(cfg)]) == 2
+    assert "nothing to run" in capsys.readouterr().err and fake_exec == []
+    with pytest.raises(ValueError, match="default parameters"):
+        suite.run_suite([suite.Run(str(tmp_path / "ok.ipynb"), "", {"x": 2})], in_place=True)
+
+
+def test_parameters_are_plain_values_and_identifier_names(tmp_path, fake_exec, capsys):
+    import datetime as dt
+
+    # a YAML date stays its text: papermill cannot store a date and fails every run
+    assert suite._parse_p([["start", "2010-01-01"]]) == {"start": "2010-01-01"}
+    assert suite.check_parameters({"d": [dt.date(2020, 1, 2)]}) == {"d": ["2020-01-02"]}
+    nb = str(_tiny(tmp_path / "ok.ipynb"))
+    out = str(tmp_path / "o")
+    assert suite.main(["run-suite", nb, "--out", out, "-p", "start", "2010-01-01"]) == 0
+    assert fake_exec == [{"start": "2010-01-01"}]
+    # papermill writes `NAME = VALUE` into the notebook: a name is never code
+    for bad in ("x=1;import os", "import", "1x", "a b"):
+        assert suite.main(["run-suite", nb, "--out", out, "-p", bad, "1"]) == 2
+        assert "not a Python identifier" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not a Python identifier"):
+        suite.expand_grid([suite.Run(nb)], {"x;y": [1]})
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(f"notebooks_dir: {tmp_path}\nruns:\n  - notebook: ok.ipynb\n"
+                   "    parameters: {'os.system(1)': 2}\n")
+    with pytest.raises(ValueError, match="not a Python identifier"):
+        suite.load_config(cfg)
+    assert len(fake_exec) == 1
+
+
+def test_make_clean_keeps_reports():
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    repo = Path(__file__).parent.parent
+    clean = subprocess.run(["make", "-n", "-C", str(repo), "clean"], capture_output=True,
+                           text=True, check=True).stdout
+    assert "rm -rf" in clean and "reports" not in clean
+    reports = subprocess.run(["make", "-n", "-C", str(repo), "clean-reports"],
+                             capture_output=True, text=True, check=True).stdout
+    assert "rm -rf reports" in reports
