@@ -123,18 +123,23 @@ def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean):
                 k = w - 1
                 while k >= 0:
                     if k >= 3:   # four rows per pass over the state (unroll and jam)
-                        x0, x1, x2, x3 = &x[b0 - w + k, 0], &x[b0 - w + k - 1, 0], &x[b0 - w + k - 2, 0], &x[b0 - w + k - 3, 0]
+                        x0, x1, x2, x3 = (&x[b0 - w + k, 0], &x[b0 - w + k - 1, 0],
+                                          &x[b0 - w + k - 2, 0], &x[b0 - w + k - 3, 0])
                         for a in range(m):
                             s, c, nn = S[a], C[a], N[a]
                             s, c, nn, tail_s[k, a], tail_n[k, a] = _tail_sum(x0[a], s, c, nn)
-                            s, c, nn, tail_s[k - 1, a], tail_n[k - 1, a] = _tail_sum(x1[a], s, c, nn)
-                            s, c, nn, tail_s[k - 2, a], tail_n[k - 2, a] = _tail_sum(x2[a], s, c, nn)
-                            S[a], C[a], N[a], tail_s[k - 3, a], tail_n[k - 3, a] = _tail_sum(x3[a], s, c, nn)
+                            s, c, nn, tail_s[k - 1, a], tail_n[k - 1, a] = _tail_sum(
+                                    x1[a], s, c, nn)
+                            s, c, nn, tail_s[k - 2, a], tail_n[k - 2, a] = _tail_sum(
+                                    x2[a], s, c, nn)
+                            S[a], C[a], N[a], tail_s[k - 3, a], tail_n[k - 3, a] = _tail_sum(
+                                    x3[a], s, c, nn)
                         k -= 4
                     else:
                         x0 = &x[b0 - w + k, 0]
                         for a in range(m):
-                            S[a], C[a], N[a], tail_s[k, a], tail_n[k, a] = _tail_sum(x0[a], S[a], C[a], N[a])
+                            S[a], C[a], N[a], tail_s[k, a], tail_n[k, a] = _tail_sum(
+                                    x0[a], S[a], C[a], N[a])
                         k -= 1
             for a in range(m):
                 S[a] = 0.0
@@ -151,15 +156,24 @@ def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean):
                     o0, o1, o2, o3 = &out[t, 0], &out[t + 1, 0], &out[t + 2, 0], &out[t + 3, 0]
                     for a in range(m):
                         s, c, nn = S[a], C[a], N[a]
-                        s, c, nn, o0[a] = _head_sum(x0[a], s, c, nn, tail_s[j, a], tail_n[j, a], mean, dminp, nmin)
-                        s, c, nn, o1[a] = _head_sum(x1[a], s, c, nn, tail_s[j + 1, a], tail_n[j + 1, a], mean, dminp, nmin)
-                        s, c, nn, o2[a] = _head_sum(x2[a], s, c, nn, tail_s[j + 2, a], tail_n[j + 2, a], mean, dminp, nmin)
-                        S[a], C[a], N[a], o3[a] = _head_sum(x3[a], s, c, nn, tail_s[j + 3, a], tail_n[j + 3, a], mean, dminp, nmin)
+                        s, c, nn, o0[a] = _head_sum(
+                                x0[a], s, c, nn, tail_s[j, a], tail_n[j, a], mean, dminp, nmin)
+                        s, c, nn, o1[a] = _head_sum(
+                                x1[a], s, c, nn, tail_s[j + 1, a], tail_n[j + 1, a], mean, dminp,
+                                nmin)
+                        s, c, nn, o2[a] = _head_sum(
+                                x2[a], s, c, nn, tail_s[j + 2, a], tail_n[j + 2, a], mean, dminp,
+                                nmin)
+                        S[a], C[a], N[a], o3[a] = _head_sum(
+                                x3[a], s, c, nn, tail_s[j + 3, a], tail_n[j + 3, a], mean, dminp,
+                                nmin)
                     t += 4
                 else:
                     x0, o0 = &x[t, 0], &out[t, 0]
                     for a in range(m):
-                        S[a], C[a], N[a], o0[a] = _head_sum(x0[a], S[a], C[a], N[a], tail_s[j, a], tail_n[j, a], mean, dminp, nmin)
+                        S[a], C[a], N[a], o0[a] = _head_sum(
+                                x0[a], S[a], C[a], N[a], tail_s[j, a], tail_n[j, a], mean, dminp,
+                                nmin)
                     t += 1
             b0 += w
     return out_np
@@ -280,7 +294,8 @@ def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t 
                     else:
                         x0 = &x[b0 - w + k, 0]
                         for a in range(m):
-                            KA[a], B1[a], B2[a], BN[a] = _tail_var(x0[a], KA[a], B1[a], B2[a], BN[a])
+                            KA[a], B1[a], B2[a], BN[a] = _tail_var(
+                                    x0[a], KA[a], B1[a], B2[a], BN[a])
                             T1[k, a], T2[k, a], TN[k, a] = B1[a], B2[a], BN[a]
                         k -= 1
                 for a in range(m):
@@ -301,42 +316,72 @@ def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t 
                 if g == 4 and mode == 0:
                     for a in range(m):
                         ka = KA[a]
-                        kb, s1, s2, nn, o0[a], z = _var_step(x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a], dd, dminp)
-                        kb, s1, s2, nn, o1[a], z = _var_step(x1[a], kb, s1, s2, nn, ka, T1[j + 1, a], T2[j + 1, a], TN[j + 1, a], dd, dminp)
-                        kb, s1, s2, nn, o2[a], z = _var_step(x2[a], kb, s1, s2, nn, ka, T1[j + 2, a], T2[j + 2, a], TN[j + 2, a], dd, dminp)
-                        KB[a], B1[a], B2[a], BN[a], o3[a], z = _var_step(x3[a], kb, s1, s2, nn, ka, T1[j + 3, a], T2[j + 3, a], TN[j + 3, a], dd, dminp)
+                        kb, s1, s2, nn, o0[a], z = _var_step(
+                                x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a],
+                                dd, dminp)
+                        kb, s1, s2, nn, o1[a], z = _var_step(
+                                x1[a], kb, s1, s2, nn, ka, T1[j + 1, a], T2[j + 1, a], TN[j + 1, a],
+                                dd, dminp)
+                        kb, s1, s2, nn, o2[a], z = _var_step(
+                                x2[a], kb, s1, s2, nn, ka, T1[j + 2, a], T2[j + 2, a], TN[j + 2, a],
+                                dd, dminp)
+                        KB[a], B1[a], B2[a], BN[a], o3[a], z = _var_step(
+                                x3[a], kb, s1, s2, nn, ka, T1[j + 3, a], T2[j + 3, a], TN[j + 3, a],
+                                dd, dminp)
                 elif g == 4 and mode == 1:
                     for a in range(m):
                         ka = KA[a]
-                        kb, s1, s2, nn, var, z = _var_step(x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a], dd, dminp)
+                        kb, s1, s2, nn, var, z = _var_step(
+                                x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a],
+                                dd, dminp)
                         o0[a] = sqrt(var)
-                        kb, s1, s2, nn, var, z = _var_step(x1[a], kb, s1, s2, nn, ka, T1[j + 1, a], T2[j + 1, a], TN[j + 1, a], dd, dminp)
+                        kb, s1, s2, nn, var, z = _var_step(
+                                x1[a], kb, s1, s2, nn, ka, T1[j + 1, a], T2[j + 1, a], TN[j + 1, a],
+                                dd, dminp)
                         o1[a] = sqrt(var)
-                        kb, s1, s2, nn, var, z = _var_step(x2[a], kb, s1, s2, nn, ka, T1[j + 2, a], T2[j + 2, a], TN[j + 2, a], dd, dminp)
+                        kb, s1, s2, nn, var, z = _var_step(
+                                x2[a], kb, s1, s2, nn, ka, T1[j + 2, a], T2[j + 2, a], TN[j + 2, a],
+                                dd, dminp)
                         o2[a] = sqrt(var)
-                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(x3[a], kb, s1, s2, nn, ka, T1[j + 3, a], T2[j + 3, a], TN[j + 3, a], dd, dminp)
+                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
+                                x3[a], kb, s1, s2, nn, ka, T1[j + 3, a], T2[j + 3, a], TN[j + 3, a],
+                                dd, dminp)
                         o3[a] = sqrt(var)
                 elif g == 4:
                     for a in range(m):
                         ka = KA[a]
-                        kb, s1, s2, nn, var, z = _var_step(x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a], dd, dminp)
+                        kb, s1, s2, nn, var, z = _var_step(
+                                x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a],
+                                dd, dminp)
                         o0[a] = _zscore(var, z)
-                        kb, s1, s2, nn, var, z = _var_step(x1[a], kb, s1, s2, nn, ka, T1[j + 1, a], T2[j + 1, a], TN[j + 1, a], dd, dminp)
+                        kb, s1, s2, nn, var, z = _var_step(
+                                x1[a], kb, s1, s2, nn, ka, T1[j + 1, a], T2[j + 1, a], TN[j + 1, a],
+                                dd, dminp)
                         o1[a] = _zscore(var, z)
-                        kb, s1, s2, nn, var, z = _var_step(x2[a], kb, s1, s2, nn, ka, T1[j + 2, a], T2[j + 2, a], TN[j + 2, a], dd, dminp)
+                        kb, s1, s2, nn, var, z = _var_step(
+                                x2[a], kb, s1, s2, nn, ka, T1[j + 2, a], T2[j + 2, a], TN[j + 2, a],
+                                dd, dminp)
                         o2[a] = _zscore(var, z)
-                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(x3[a], kb, s1, s2, nn, ka, T1[j + 3, a], T2[j + 3, a], TN[j + 3, a], dd, dminp)
+                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
+                                x3[a], kb, s1, s2, nn, ka, T1[j + 3, a], T2[j + 3, a], TN[j + 3, a],
+                                dd, dminp)
                         o3[a] = _zscore(var, z)
                 elif mode == 0:
                     for a in range(m):
-                        KB[a], B1[a], B2[a], BN[a], o0[a], z = _var_step(x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j, a], dd, dminp)
+                        KB[a], B1[a], B2[a], BN[a], o0[a], z = _var_step(
+                                x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j,
+                                a], dd, dminp)
                 elif mode == 1:
                     for a in range(m):
-                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j, a], dd, dminp)
+                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
+                                x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j,
+                                a], dd, dminp)
                         o0[a] = sqrt(var)
                 else:
                     for a in range(m):
-                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j, a], dd, dminp)
+                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
+                                x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j,
+                                a], dd, dminp)
                         o0[a] = _zscore(var, z)
                 t += g
             b0 += w
