@@ -529,60 +529,105 @@ def roll_rank(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
 
 
 # ---- Rolling pairwise correlation (bivariate Welford, pairwise-complete observations)
+# The same block decomposition as sum / var: per pair, the tail of the previous block
+# (Welford sums added backwards into a buffer of window + 1 rows) and the head of t's
+# block (added forwards) are merged with Chan, Golub & LeVeque's pairwise formula.
+# Nothing is removed from a running co-moment, so a 1e9 tick that has left the window
+# leaves no residue (a running Welford removal left correlations off by 0.5 for good).
+# Each part works on x - K with K a value of the column in that part (the tail's last
+# finite one, the head's first), so the level does not cost digits either.
 
 def roll_corr(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
     """out[t, i, j] = Pearson correlation of assets i, j over the window's rows where both
-    are finite; NaN below ``minp`` such rows or with zero variance. Symmetric in i, j."""
-    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, i, j, k
+    are finite; NaN below ``minp`` such rows or with zero variance. Symmetric in i, j.
+    Memory: the output plus 6 (min(window, n) + 1) m² doubles of tail buffers."""
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, i, j, k, w, b0, end, row
     out_np = np.empty((n, m, m), dtype=np.asarray(x).dtype)
+    if n == 0 or m == 0:
+        return out_np
     cdef real[:, :, ::1] out = out_np
-    # state of pair (i, j), j >= i, at [i, j]
-    cdef Py_ssize_t[:, ::1] cnt = np.zeros((m, m), dtype=np.intp)
-    cdef double[:, ::1] mx = np.zeros((m, m)), my = np.zeros((m, m))
+    w = window if window < n else n
+    # tail sums of pair (i, j), j >= i, by row of the window start; row w (zeros): none
+    cdef double[:, :, ::1] tn = np.zeros((w + 1, m, m)), tmx = np.zeros((w + 1, m, m))
+    cdef double[:, :, ::1] tmy = np.zeros((w + 1, m, m)), txx = np.zeros((w + 1, m, m))
+    cdef double[:, :, ::1] tyy = np.zeros((w + 1, m, m)), txy = np.zeros((w + 1, m, m))
+    # the current part's Welford state of pair (i, j)
+    cdef double[:, ::1] cnt = np.zeros((m, m)), mx = np.zeros((m, m)), my = np.zeros((m, m))
     cdef double[:, ::1] sxx = np.zeros((m, m)), syy = np.zeros((m, m)), sxy = np.zeros((m, m))
-    cdef double xi, yj, dx, dy, mx_new, my_new, r
+    cdef double[::1] ka = np.zeros(m), kb = np.zeros(m)   # shifts of the tail, the head
+    cdef double[::1] seen = np.zeros(m)
+    cdef double xi, yj, r, na, nb, nn, f, dx, dy, cxx, cyy, cxy
     with nogil:
-        for t in range(n):
-            for i in range(m):
-                # remove the row leaving the window
-                if t >= window:
-                    xi = x[t - window, i]
-                    if _ok(xi):
+        b0 = 0
+        while b0 < n:
+            if b0 > 0:
+                seen[:] = 0.0
+                cnt[:, :] = 0.0
+                mx[:, :] = 0.0
+                my[:, :] = 0.0
+                sxx[:, :] = 0.0
+                syy[:, :] = 0.0
+                sxy[:, :] = 0.0
+                for k in range(w - 1, -1, -1):
+                    row = b0 - w + k
+                    for i in range(m):
+                        if _ok(x[row, i]) and seen[i] == 0.0:
+                            ka[i] = x[row, i]
+                            seen[i] = 1.0
+                    for i in range(m):
+                        xi = x[row, i] - ka[i]
                         for j in range(i, m):
-                            yj = x[t - window, j]
-                            if not _ok(yj):
-                                continue
-                            cnt[i, j] -= 1
-                            k = cnt[i, j]
-                            if k == 0:
-                                mx[i, j] = 0; my[i, j] = 0
-                                sxx[i, j] = 0; syy[i, j] = 0; sxy[i, j] = 0
-                                continue
-                            dx = xi - mx[i, j]
-                            dy = yj - my[i, j]
-                            mx_new = mx[i, j] - dx / k
-                            my_new = my[i, j] - dy / k
-                            sxx[i, j] -= (xi - mx_new) * dx
-                            syy[i, j] -= (yj - my_new) * dy
-                            sxy[i, j] -= (xi - mx_new) * dy
-                            mx[i, j] = mx_new
-                            my[i, j] = my_new
-                # add the new row
-                xi = x[t, i]
-                if _ok(xi):
+                            yj = x[row, j] - ka[j]
+                            if _ok(xi) and _ok(yj):
+                                cnt[i, j] += 1.0
+                                add_pair(xi, yj, cnt[i, j], &mx[i, j], &my[i, j],
+                                         &sxx[i, j], &syy[i, j], &sxy[i, j])
+                            tn[k, i, j] = cnt[i, j]
+                            tmx[k, i, j] = mx[i, j]
+                            tmy[k, i, j] = my[i, j]
+                            txx[k, i, j] = sxx[i, j]
+                            tyy[k, i, j] = syy[i, j]
+                            txy[k, i, j] = sxy[i, j]
+            cnt[:, :] = 0.0
+            mx[:, :] = 0.0
+            my[:, :] = 0.0
+            sxx[:, :] = 0.0
+            syy[:, :] = 0.0
+            sxy[:, :] = 0.0
+            seen[:] = 0.0
+            end = b0 + w if b0 + w < n else n
+            for t in range(b0, end):
+                k = t + 1 - b0      # tail row of the window start
+                for i in range(m):
+                    if _ok(x[t, i]) and seen[i] == 0.0:
+                        kb[i] = x[t, i]
+                        seen[i] = 1.0
+                for i in range(m):
+                    xi = x[t, i] - kb[i]
                     for j in range(i, m):
-                        yj = x[t, j]
-                        if not _ok(yj):
-                            continue
-                        cnt[i, j] += 1
-                        add_pair(xi, yj, cnt[i, j], &mx[i, j], &my[i, j], &sxx[i, j],
-                                 &syy[i, j], &sxy[i, j])
-                for j in range(i, m):
-                    if cnt[i, j] >= minp and cnt[i, j] > 1 and sxx[i, j] > 0 and syy[i, j] > 0:
-                        r = sxy[i, j] / sqrt(sxx[i, j] * syy[i, j])
-                        r = 1.0 if r > 1.0 else (-1.0 if r < -1.0 else r)
-                    else:
+                        yj = x[t, j] - kb[j]
+                        if _ok(xi) and _ok(yj):
+                            cnt[i, j] += 1.0
+                            add_pair(xi, yj, cnt[i, j], &mx[i, j], &my[i, j], &sxx[i, j],
+                                     &syy[i, j], &sxy[i, j])
+                        # head + tail (Chan, Golub & LeVeque 1979, pairwise update)
+                        nb = cnt[i, j]
+                        na = tn[k, i, j]
+                        nn = na + nb
                         r = NAN
-                    out[t, i, j] = r
-                    out[t, j, i] = r
+                        if nn >= minp and nn > 1:
+                            f = dx = dy = 0.0
+                            if na > 0 and nb > 0:   # else a shift may be unset
+                                f = na * nb / nn
+                                dx = (mx[i, j] - tmx[k, i, j]) + (kb[i] - ka[i])
+                                dy = (my[i, j] - tmy[k, i, j]) + (kb[j] - ka[j])
+                            cxx = sxx[i, j] + txx[k, i, j] + dx * dx * f
+                            cyy = syy[i, j] + tyy[k, i, j] + dy * dy * f
+                            cxy = sxy[i, j] + txy[k, i, j] + dx * dy * f
+                            if cxx > 0 and cyy > 0:
+                                r = cxy / sqrt(cxx * cyy)
+                                r = 1.0 if r > 1.0 else (-1.0 if r < -1.0 else r)
+                        out[t, i, j] = r
+                        out[t, j, i] = r
+            b0 += w
     return out_np

@@ -506,3 +506,18 @@ def test_dim_that_is_not_there_is_an_error_for_a_dataset_too(equities):
             getattr(ql.rolling, stat)(ds, 5, dim="date")
     with pytest.raises(ValueError, match="'date'"):
         ql.rolling.corr(equities["close"], 5, dim="date")
+
+
+@pytest.mark.parametrize("level", [0.0, 1e8])
+def test_corr_after_an_outlier_leaves_the_window_has_no_residue(level):
+    """Was: a running Welford removal of a 1e9 tick left correlations off by 0.5 for the
+    rest of the series (pandas: 1e-15)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 3)) + level
+    x[25, 0] = 1e9
+    x[60:70, 2] = np.nan
+    got = ql.rolling.corr(x, 20, min_periods=5)
+    want = ref.rolling_corr(x, 20, 5)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, equal_nan=True)
+    pd_want = pd.DataFrame(x).rolling(20, min_periods=5).corr().to_numpy().reshape(got.shape)
+    np.testing.assert_allclose(got, pd_want, rtol=1e-9, atol=1e-12, equal_nan=True)
