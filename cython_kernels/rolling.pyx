@@ -52,10 +52,11 @@ cdef inline bint _ok(double v) noexcept nogil:
 
 cdef inline (double, double) _add(double s, double c, double v) noexcept nogil:
     """Neumaier's compensated step (Kahan-Babuska): s + v, its rounding error added to c;
-    s + c is the sum. Exact for two terms whatever their order of magnitude."""
+    s + c is the sum. Exact for two terms whatever their order of magnitude. On overflow
+    the sum is ±inf (c is reset: inf - inf would turn it into NaN)."""
     cdef double t = s + v
     c += ((s - t) + v) if fabs(s) >= fabs(v) else ((v - t) + s)
-    return t, c
+    return t, (c if _ok(t) else 0.0)
 
 
 ctypedef (double, double, double, double, double) TailSum

@@ -521,3 +521,11 @@ def test_corr_after_an_outlier_leaves_the_window_has_no_residue(level):
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, equal_nan=True)
     pd_want = pd.DataFrame(x).rolling(20, min_periods=5).corr().to_numpy().reshape(got.shape)
     np.testing.assert_allclose(got, pd_want, rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def test_sum_overflow_is_inf_and_leaves_no_residue():
+    """An overflowing window sums to ±inf (was NaN: the compensation became inf - inf);
+    the next windows are exact again (pandas' running sum gives NaN there)."""
+    x = np.array([1e308, 1e308, 1, 1, -1e308, -1e308, 2.0])
+    np.testing.assert_array_equal(ql.rolling.sum(x, 2),
+                                  [np.nan, np.inf, 1e308, 2, -1e308, -np.inf, -1e308])
