@@ -7,13 +7,13 @@ but each row's assets must be adjacent in memory: the hot loops walk row pointer
 Every kernel walks time in the outer loop and assets in the inner loop, so the hot loop
 reads and writes contiguous memory, with one small state slot per asset. State is kept
 in float64 for float32 input too. Semantics follow pandas' ``rolling`` (fixed window,
-NaN skipped, ``min_periods`` counts non-NaN observations); ``quantlab/rolling.py``
+NaN and ±inf skipped, ``min_periods`` counts finite observations); ``quantlab/rolling.py``
 owns validation and labels, ``tests/reference.py`` holds the plain NumPy twins.
 Pattern after pandas/_libs/window/aggregations.pyx: add/remove/calc helpers per statistic.
 """
 import numpy as np
 
-from libc.math cimport INFINITY, NAN, isnan, sqrt
+from libc.math cimport INFINITY, NAN, fabs, isnan, sqrt
 
 include "welford.pxi"
 
@@ -30,215 +30,362 @@ def _empty_like(x):
 
 # Hot loops are branch-free (selects instead of ifs on NaN) over raw row pointers, so
 # gcc vectorises them across assets; counts are doubles and integer arguments are turned
-# into doubles before the loop (SSE2 cannot convert int64 -> double in vectors). Before
-# the first full window the "leaving" row is a row of NaN, whose removal is a no-op:
-# one fused loop serves every t.
+# into doubles before the loop (SSE2 cannot convert int64 -> double in vectors). A
+# window longer than the panel sees the same rows as one of the panel's length, so
+# kernels that size buffers by the window clamp it to n first.
 
 
-# ---- Rolling sum / mean (Kahan-compensated running sum)
+# ---- Rolling sum / mean / variance: block decomposition, no running removal
+# Rows are cut into blocks of `window` (as for min / max below). The window ending at t
+# is the tail of the previous block [t - window + 1, b0) plus the head of t's block
+# [b0, t]. Tail statistics are accumulated backwards once per block into a buffer of
+# `window + 1` rows (row `window`, all zeros, is the empty tail); head statistics are
+# accumulated forwards. Nothing is ever subtracted from a running sum, so a value that
+# has left the window leaves no residue (a 1e9 outlier, a level shift, an inf), and a
+# window lying inside one block is summed from its own values only: window 1 returns x.
+# ±inf counts as missing, as in pandas' rolling (which turns inf into NaN first).
+
+cdef inline bint _ok(double v) noexcept nogil:
+    """v is finite: NaN and ±inf are missing. `v - v` is 0 for finite v, NaN otherwise."""
+    return v - v == 0.0
+
+
+cdef inline (double, double) _add(double s, double c, double v) noexcept nogil:
+    """Neumaier's compensated step (Kahan-Babuska): s + v, its rounding error added to c;
+    s + c is the sum. Exact for two terms whatever their order of magnitude. On overflow
+    the sum is ±inf (c is reset: inf - inf would turn it into NaN)."""
+    cdef double t = s + v
+    c += ((s - t) + v) if fabs(s) >= fabs(v) else ((v - t) + s)
+    return t, (c if _ok(t) else 0.0)
+
+
+ctypedef (double, double, double, double, double) TailSum
+ctypedef (double, double, double, double) HeadSum
+
+
+cdef inline TailSum _tail_sum(double v, double s, double c, double nn) noexcept nogil:
+    """v joins a tail (compensated sum s + c, count nn): the new state, then the tail's
+    sum and count as stored in the tail buffer."""
+    s, c = _add(s, c, v if _ok(v) else 0.0)
+    nn += 1.0 if _ok(v) else 0.0
+    return s, c, nn, s + c, nn
+
+
+cdef inline HeadSum _head_sum(double v, double s, double c, double nn, double ts,
+                              double tn, bint mean, double dminp,
+                               double nmin) noexcept nogil:
+    """v joins the head (s + c, nn); the window is the head plus the tail (ts, tn).
+    Returns the new head state and the window's sum or mean (NaN below min_periods)."""
+    cdef double s2, c2, tot = nn + tn + (1.0 if _ok(v) else 0.0)
+    s, c = _add(s, c, v if _ok(v) else 0.0)
+    nn += 1.0 if _ok(v) else 0.0
+    s2, c2 = _add(s, c, ts)
+    return s, c, nn, ((s2 + c2) / (tot if mean else 1.0)
+                      if ((tot >= dminp) & (tot > nmin)) else NAN)
+
 
 def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean):
-    """Rolling sum (``mean=False``) or mean over the last ``window`` rows, NaN skipped.
+    """Rolling sum (``mean=False``) or mean over the last ``window`` rows, NaN/inf skipped.
 
+    Each part (tail, head) is a compensated sum (Neumaier 1974) of at most ``window``
+    values, and so is their total.
     Sum of an empty window is 0 when ``minp == 0`` (pandas); mean needs one observation.
     """
-    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a, b0, k, w, end, j
     out_np = _empty_like(x)
-    cdef real[:, ::1] out = out_np
-    cdef double[::1] nobs_v = np.zeros(m), sum_v = np.zeros(m), comp_v = np.zeros(m)
-    nan_np = np.full(m, np.nan, dtype=out_np.dtype)
-    cdef real[::1] nan_row = nan_np
-    cdef double* N = &nobs_v[0] if m else NULL
-    cdef double* S = &sum_v[0] if m else NULL
-    cdef double* C = &comp_v[0] if m else NULL
-    cdef const real* xt
-    cdef const real* xo
-    cdef real* o
-    cdef double v, y, tt, res, dminp = minp
-    cdef double nmin = 0.0 if mean else -1.0   # a mean needs one observation
     if m == 0 or n == 0:
         return out_np
+    cdef real[:, ::1] out = out_np
+    w = window if window < n else n     # a longer window sees the same rows
+    cdef double[:, ::1] tail_s = np.zeros((w + 1, m)), tail_n = np.zeros((w + 1, m))
+    cdef double[:, ::1] state = np.zeros((3, m))
+    cdef double* S = &state[0, 0]       # compensated sum s + c of the current part
+    cdef double* C = &state[1, 0]
+    cdef double* N = &state[2, 0]       # its count of finite values
+    cdef const real* x0
+    cdef const real* x1
+    cdef const real* x2
+    cdef const real* x3
+    cdef real* o0
+    cdef real* o1
+    cdef real* o2
+    cdef real* o3
+    cdef double s, c, nn, dminp = minp
+    cdef double nmin = 0.0 if mean else -1.0   # a mean needs one observation
     with nogil:
-        for t in range(n):
-            xt = &x[t, 0]
-            xo = &x[t - window, 0] if t >= window else &nan_row[0]
-            o = &out[t, 0]
+        b0 = 0
+        while b0 < n:
+            if b0 > 0:
+                # tail sums of the previous block: row k holds rows [b0 - w + k, b0)
+                for a in range(m):
+                    S[a] = 0.0
+                    C[a] = 0.0
+                    N[a] = 0.0
+                k = w - 1
+                while k >= 0:
+                    if k >= 3:   # four rows per pass over the state (unroll and jam)
+                        x0, x1, x2, x3 = (&x[b0 - w + k, 0], &x[b0 - w + k - 1, 0],
+                                          &x[b0 - w + k - 2, 0], &x[b0 - w + k - 3, 0])
+                        for a in range(m):
+                            s, c, nn = S[a], C[a], N[a]
+                            s, c, nn, tail_s[k, a], tail_n[k, a] = _tail_sum(x0[a], s, c, nn)
+                            s, c, nn, tail_s[k - 1, a], tail_n[k - 1, a] = _tail_sum(
+                                    x1[a], s, c, nn)
+                            s, c, nn, tail_s[k - 2, a], tail_n[k - 2, a] = _tail_sum(
+                                    x2[a], s, c, nn)
+                            S[a], C[a], N[a], tail_s[k - 3, a], tail_n[k - 3, a] = _tail_sum(
+                                    x3[a], s, c, nn)
+                        k -= 4
+                    else:
+                        x0 = &x[b0 - w + k, 0]
+                        for a in range(m):
+                            S[a], C[a], N[a], tail_s[k, a], tail_n[k, a] = _tail_sum(
+                                    x0[a], S[a], C[a], N[a])
+                        k -= 1
             for a in range(m):
-                # one Kahan step adds (new - leaving), each taken as 0 when NaN
-                v = (xt[a] if xt[a] == xt[a] else 0.0) - (xo[a] if xo[a] == xo[a] else 0.0)
-                N[a] += (1.0 if xt[a] == xt[a] else 0.0) - (1.0 if xo[a] == xo[a] else 0.0)
-                y = v - C[a]
-                tt = S[a] + y
-                C[a] = (tt - S[a]) - y
-                S[a] = tt
-                res = S[a] / (N[a] if mean else 1.0)
-                o[a] = res if (N[a] >= dminp and N[a] > nmin) else NAN
+                S[a] = 0.0
+                C[a] = 0.0
+                N[a] = 0.0
+            # the window ending at t starts at tail row t + 1 - b0 (row w: empty tail; the
+            # first block's tail rows are all zeros)
+            end = b0 + w if b0 + w < n else n
+            t = b0
+            while t < end:
+                j = t + 1 - b0
+                if t + 4 <= end:
+                    x0, x1, x2, x3 = &x[t, 0], &x[t + 1, 0], &x[t + 2, 0], &x[t + 3, 0]
+                    o0, o1, o2, o3 = &out[t, 0], &out[t + 1, 0], &out[t + 2, 0], &out[t + 3, 0]
+                    for a in range(m):
+                        s, c, nn = S[a], C[a], N[a]
+                        s, c, nn, o0[a] = _head_sum(
+                                x0[a], s, c, nn, tail_s[j, a], tail_n[j, a], mean, dminp, nmin)
+                        s, c, nn, o1[a] = _head_sum(
+                                x1[a], s, c, nn, tail_s[j + 1, a], tail_n[j + 1, a], mean, dminp,
+                                nmin)
+                        s, c, nn, o2[a] = _head_sum(
+                                x2[a], s, c, nn, tail_s[j + 2, a], tail_n[j + 2, a], mean, dminp,
+                                nmin)
+                        S[a], C[a], N[a], o3[a] = _head_sum(
+                                x3[a], s, c, nn, tail_s[j + 3, a], tail_n[j + 3, a], mean, dminp,
+                                nmin)
+                    t += 4
+                else:
+                    x0, o0 = &x[t, 0], &out[t, 0]
+                    for a in range(m):
+                        S[a], C[a], N[a], o0[a] = _head_sum(
+                                x0[a], S[a], C[a], N[a], tail_s[j, a], tail_n[j, a], mean, dminp,
+                                nmin)
+                    t += 1
+            b0 += w
     return out_np
 
 
-# ---- Rolling variance / std / z-score
-# Shifted sums s1 = Σ(x - K), s2 = Σ(x - K)² with K close to the window mean, so
-# s2 - s1²/n does not cancel (Chan, Golub & LeVeque 1983, "shifted data"). At the start
-# of every block of `window` rows, K moves to the current window mean and s1, s2 are
-# recomputed exactly from the window's rows: no drift, O(1) amortised work per value.
-# A run of identical values has variance exactly 0 (as pandas tracks it).
+# Variance: each part keeps shifted sums Σ(x - k), Σ(x - k)² about its own shift k, the
+# part's first finite value (the head's) or last finite value (the tail's). Both shifts
+# are values of the window, so |x - k| never exceeds the window's range and
+# s2 - s1²/n does not cancel at any level/σ (Chan, Golub & LeVeque 1983, "shifted
+# data"); the tail is moved onto the head's shift before the two are added. A window of
+# identical values has deviations exactly 0, hence variance exactly 0 (as pandas).
 
-ctypedef (double, double, double, double, double, double, double) VarState
+ctypedef (double, double, double, double, double, double) VarState
 
-cdef inline VarState _var_step(double v, double w, double k, double n, double s1,
-                               double s2, double r, double p, double dd,
+
+cdef inline VarState _var_step(double v, double kb, double b1, double b2, double nb,
+                               double ka, double t1, double t2, double na, double dd,
                                double dminp) noexcept nogil:
-    """One asset, one row: v enters the window and w leaves it (NaN: no change). Takes
-    and returns the asset's state (count n, shifted sums s1, s2, run r of equal values,
-    previous value p), then the variance (NaN below min_periods) and mean - K. A struct
-    in and out, not pointers to locals: gcc then keeps it all in vector registers."""
-    cdef double dn = (v - k) if v == v else 0.0
-    cdef double do = (w - k) if w == w else 0.0
-    cdef double q, mu, var
-    n += (1.0 if v == v else 0.0) - (1.0 if w == w else 0.0)
-    s1 += dn - do
-    s2 += dn * dn - do * do
-    r = ((r + 1.0 if v == p else 1.0) if v == v else r)
-    p = v if v == v else p
-    q = 1.0 / (n * (n - dd))   # one division serves 1/n and 1/(n - ddof)
-    mu = s1 * (n - dd) * q
-    var = (s2 - s1 * mu) * n * q
-    # bitwise | and &, not `or`/`and`: no short-circuit branches in the loop
-    var = 0.0 if ((n == 1) | (r >= n) | (var <= 0)) else var
-    var = var if ((n >= dminp) & (n > dd)) else NAN
-    return n, s1, s2, r, p, var, mu
+    """One asset, one row: v joins the head (shift kb, sums b1, b2, count nb), which is
+    added to the tail (shift ka, sums t1, t2, count na). Returns the new head state, the
+    variance (NaN below min_periods or n <= ddof) and x - mean (NaN for a missing x).
+    Values in and out, not pointers: gcc then keeps it all in vector registers."""
+    cdef bint ok = _ok(v)
+    cdef double d, kc, dk, s1, s2, nn, q, mu, var
+    kb = v if (ok & (nb == 0.0)) else kb     # the head's shift: its first finite value
+    d = (v - kb) if ok else 0.0
+    b1 += d
+    b2 += d * d
+    nb += 1.0 if ok else 0.0
+    # the tail moved onto the common shift kc: Σ(d + dk) and Σ(d + dk)²
+    kc = kb if nb > 0.0 else ka
+    dk = (ka - kc) if na > 0.0 else 0.0
+    s1 = b1 + t1 + na * dk
+    s2 = b2 + t2 + dk * (2.0 * t1 + na * dk)
+    nn = nb + na
+    q = 1.0 / (nn * (nn - dd))   # one division serves 1/n and 1/(n - ddof)
+    mu = s1 * (nn - dd) * q
+    var = (s2 - s1 * mu) * nn * q
+    var = 0.0 if var <= 0.0 else var
+    # bitwise &, not `and`: no short-circuit branches in the loop
+    var = var if ((nn >= dminp) & (nn > dd)) else NAN
+    return kb, b1, b2, nb, var, (((v - kc) - mu) if ok else NAN)
 
 
-cdef inline void _var_out(int mode, Py_ssize_t m, const double* V, const double* MU,
-                          const double* K, const real* xt, real* o) noexcept nogil:
-    """A row of variances -> the output row: variance, std or z-score (still in L1)."""
-    cdef Py_ssize_t a
-    cdef double sd, v
-    if mode == 0:
-        for a in range(m):
-            o[a] = V[a]
-    elif mode == 1:
-        for a in range(m):
-            o[a] = sqrt(V[a])
-    else:
-        for a in range(m):
-            sd = sqrt(V[a])
-            v = (xt[a] - K[a] - MU[a]) / sd
-            o[a] = v if sd > 0 else NAN
+cdef inline (double, double, double, double) _tail_var(
+        double v, double ka, double s1, double s2, double nn) noexcept nogil:
+    """v joins a tail walked backwards (shift ka: its first finite value met, the last
+    finite value of the block; sums s1, s2; count nn)."""
+    cdef bint ok = _ok(v)
+    cdef double d
+    ka = v if (ok & (nn == 0.0)) else ka
+    d = (v - ka) if ok else 0.0
+    return ka, s1 + d, s2 + d * d, nn + (1.0 if ok else 0.0)
+
+
+cdef inline double _zscore(double var, double z) noexcept nogil:
+    cdef double sd = sqrt(var)
+    return z / sd if sd > 0.0 else NAN
 
 
 def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t ddof,
              int mode):
     """Rolling variance (``mode=0``), std (1) or z-score ``(x - mean) / std`` (2).
 
-    The z-score is NaN where the window's std is 0 or ``x`` is NaN. Rows go four at a
-    time where no re-centring falls between them (unroll and jam): each asset's state is
-    loaded and stored once per four rows, a quarter of the traffic of the state rows
-    (40 KB for 1000 assets, about L1); the steps and their order per asset are unchanged.
+    The z-score is NaN where the window's std is 0 or ``x`` is NaN or ±inf.
     """
-    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a, j, g
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a, b0, k, w, end, j, g
     out_np = _empty_like(x)
-    cdef real[:, ::1] out = out_np
     if m == 0 or n == 0:
         return out_np
-    state = np.zeros((14, m))
-    state[5] = np.nan
-    cdef double[:, ::1] st = state
-    cdef double* N = &st[0, 0]      # observations in the window
-    cdef double* K = &st[1, 0]      # shift, the window mean at the last block start
-    cdef double* S1 = &st[2, 0]     # Σ (x - K)
-    cdef double* S2 = &st[3, 0]     # Σ (x - K)²
-    cdef double* R = &st[4, 0]      # run length of identical consecutive values
-    cdef double* P = &st[5, 0]      # previous value
-    # variance and mean - K of the group's four rows
-    cdef double* V0 = &st[6, 0]
-    cdef double* V1 = &st[7, 0]
-    cdef double* V2 = &st[8, 0]
-    cdef double* V3 = &st[9, 0]
-    cdef double* MU0 = &st[10, 0]
-    cdef double* MU1 = &st[11, 0]
-    cdef double* MU2 = &st[12, 0]
-    cdef double* MU3 = &st[13, 0]
-    nan_np = np.full(m, np.nan, dtype=out_np.dtype)
-    cdef real[::1] nan_row = nan_np
-    cdef const real* xt
+    cdef real[:, ::1] out = out_np
+    w = window if window < n else n
+    # tail Σd, Σd² and count by row of the window start; row w (zeros): no tail
+    cdef double[:, ::1] T1 = np.zeros((w + 1, m)), T2 = np.zeros((w + 1, m))
+    cdef double[:, ::1] TN = np.zeros((w + 1, m))
+    cdef double[:, ::1] state = np.zeros((5, m))
+    state[0] = np.nan
+    cdef double* KA = &state[0, 0]      # the tail's shift
+    cdef double* KB = &state[1, 0]      # the head's shift
+    cdef double* B1 = &state[2, 0]      # Σ(x - k), Σ(x - k)², count of the current part
+    cdef double* B2 = &state[3, 0]
+    cdef double* BN = &state[4, 0]
     cdef const real* x0
     cdef const real* x1
     cdef const real* x2
     cdef const real* x3
-    cdef const real* w0
-    cdef const real* w1
-    cdef const real* w2
-    cdef const real* w3
-    cdef double v, k, dn, nn, s1, s2, r, p, var, mu, dd = ddof, dminp = minp
     cdef real* o0
     cdef real* o1
     cdef real* o2
     cdef real* o3
+    cdef double ka, kb, s1, s2, nn, var, z, dd = ddof, dminp = minp
     with nogil:
-        t = 0
-        while t < n:
-            if t > 0 and t % window == 0:
-                # re-centre on the current window [t - window, t) and recompute exactly
+        b0 = 0
+        while b0 < n:
+            for a in range(m):
+                B1[a] = 0.0
+                B2[a] = 0.0
+                BN[a] = 0.0
+            if b0 > 0:
+                # tail sums of the previous block, backwards, about its last finite value
+                k = w - 1
+                while k >= 0:
+                    if k >= 3:   # four rows per pass over the state (unroll and jam)
+                        x0, x1, x2, x3 = (&x[b0 - w + k, 0], &x[b0 - w + k - 1, 0],
+                                          &x[b0 - w + k - 2, 0], &x[b0 - w + k - 3, 0])
+                        for a in range(m):
+                            ka, s1, s2, nn = KA[a], B1[a], B2[a], BN[a]
+                            ka, s1, s2, nn = _tail_var(x0[a], ka, s1, s2, nn)
+                            T1[k, a], T2[k, a], TN[k, a] = s1, s2, nn
+                            ka, s1, s2, nn = _tail_var(x1[a], ka, s1, s2, nn)
+                            T1[k - 1, a], T2[k - 1, a], TN[k - 1, a] = s1, s2, nn
+                            ka, s1, s2, nn = _tail_var(x2[a], ka, s1, s2, nn)
+                            T1[k - 2, a], T2[k - 2, a], TN[k - 2, a] = s1, s2, nn
+                            ka, s1, s2, nn = _tail_var(x3[a], ka, s1, s2, nn)
+                            T1[k - 3, a], T2[k - 3, a], TN[k - 3, a] = s1, s2, nn
+                            KA[a], B1[a], B2[a], BN[a] = ka, s1, s2, nn
+                        k -= 4
+                    else:
+                        x0 = &x[b0 - w + k, 0]
+                        for a in range(m):
+                            KA[a], B1[a], B2[a], BN[a] = _tail_var(
+                                    x0[a], KA[a], B1[a], B2[a], BN[a])
+                            T1[k, a], T2[k, a], TN[k, a] = B1[a], B2[a], BN[a]
+                        k -= 1
                 for a in range(m):
-                    k = K[a]
-                    K[a] = k + S1[a] / N[a] if N[a] > 0 else k
-                    S1[a] = 0.0
-                    S2[a] = 0.0
-                for j in range(t - window if t >= window else 0, t):
-                    xt = &x[j, 0]
+                    B1[a] = 0.0
+                    B2[a] = 0.0
+                    BN[a] = 0.0
+            # the window ending at t starts at tail row t + 1 - b0 (row w: empty tail)
+            end = b0 + w if b0 + w < n else n
+            t = b0
+            while t < end:
+                j = t + 1 - b0
+                g = 4 if t + 4 <= end else 1
+                x0, o0 = &x[t, 0], &out[t, 0]
+                if g == 4:
+                    x1, x2, x3 = &x[t + 1, 0], &x[t + 2, 0], &x[t + 3, 0]
+                    o1, o2, o3 = &out[t + 1, 0], &out[t + 2, 0], &out[t + 3, 0]
+                # one loop per mode and group size, each branch-free: gcc vectorises them
+                if g == 4 and mode == 0:
                     for a in range(m):
-                        v = xt[a]
-                        k = K[a]
-                        dn = (v - k) if v == v else 0.0
-                        S1[a] += dn
-                        S2[a] += dn * dn
-            # four rows if no re-centring falls between them, else one
-            g = 4 if (t + 4 <= n and window - t % window >= 4) else 1
-            x0 = &x[t, 0]
-            w0 = &x[t - window, 0] if t >= window else &nan_row[0]
-            if g == 4:
-                x1, x2, x3 = &x[t + 1, 0], &x[t + 2, 0], &x[t + 3, 0]
-                w1 = &x[t + 1 - window, 0] if t + 1 >= window else &nan_row[0]
-                w2 = &x[t + 2 - window, 0] if t + 2 >= window else &nan_row[0]
-                w3 = &x[t + 3 - window, 0] if t + 3 >= window else &nan_row[0]
-                if mode == 1:
-                    # std: the square roots in the same loop, where they overlap the
-                    # arithmetic (a separate pass waits on the divider alone)
-                    o0, o1, o2, o3 = &out[t, 0], &out[t + 1, 0], &out[t + 2, 0], &out[t + 3, 0]
+                        ka = KA[a]
+                        kb, s1, s2, nn, o0[a], z = _var_step(
+                                x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a],
+                                dd, dminp)
+                        kb, s1, s2, nn, o1[a], z = _var_step(
+                                x1[a], kb, s1, s2, nn, ka, T1[j + 1, a], T2[j + 1, a], TN[j + 1, a],
+                                dd, dminp)
+                        kb, s1, s2, nn, o2[a], z = _var_step(
+                                x2[a], kb, s1, s2, nn, ka, T1[j + 2, a], T2[j + 2, a], TN[j + 2, a],
+                                dd, dminp)
+                        KB[a], B1[a], B2[a], BN[a], o3[a], z = _var_step(
+                                x3[a], kb, s1, s2, nn, ka, T1[j + 3, a], T2[j + 3, a], TN[j + 3, a],
+                                dd, dminp)
+                elif g == 4 and mode == 1:
                     for a in range(m):
-                        nn, s1, s2, r, p, var, mu = _var_step(
-                            x0[a], w0[a], K[a], N[a], S1[a], S2[a], R[a], P[a], dd, dminp)
+                        ka = KA[a]
+                        kb, s1, s2, nn, var, z = _var_step(
+                                x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a],
+                                dd, dminp)
                         o0[a] = sqrt(var)
-                        nn, s1, s2, r, p, var, mu = _var_step(
-                            x1[a], w1[a], K[a], nn, s1, s2, r, p, dd, dminp)
+                        kb, s1, s2, nn, var, z = _var_step(
+                                x1[a], kb, s1, s2, nn, ka, T1[j + 1, a], T2[j + 1, a], TN[j + 1, a],
+                                dd, dminp)
                         o1[a] = sqrt(var)
-                        nn, s1, s2, r, p, var, mu = _var_step(
-                            x2[a], w2[a], K[a], nn, s1, s2, r, p, dd, dminp)
+                        kb, s1, s2, nn, var, z = _var_step(
+                                x2[a], kb, s1, s2, nn, ka, T1[j + 2, a], T2[j + 2, a], TN[j + 2, a],
+                                dd, dminp)
                         o2[a] = sqrt(var)
-                        N[a], S1[a], S2[a], R[a], P[a], var, mu = _var_step(
-                            x3[a], w3[a], K[a], nn, s1, s2, r, p, dd, dminp)
+                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
+                                x3[a], kb, s1, s2, nn, ka, T1[j + 3, a], T2[j + 3, a], TN[j + 3, a],
+                                dd, dminp)
                         o3[a] = sqrt(var)
+                elif g == 4:
+                    for a in range(m):
+                        ka = KA[a]
+                        kb, s1, s2, nn, var, z = _var_step(
+                                x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a],
+                                dd, dminp)
+                        o0[a] = _zscore(var, z)
+                        kb, s1, s2, nn, var, z = _var_step(
+                                x1[a], kb, s1, s2, nn, ka, T1[j + 1, a], T2[j + 1, a], TN[j + 1, a],
+                                dd, dminp)
+                        o1[a] = _zscore(var, z)
+                        kb, s1, s2, nn, var, z = _var_step(
+                                x2[a], kb, s1, s2, nn, ka, T1[j + 2, a], T2[j + 2, a], TN[j + 2, a],
+                                dd, dminp)
+                        o2[a] = _zscore(var, z)
+                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
+                                x3[a], kb, s1, s2, nn, ka, T1[j + 3, a], T2[j + 3, a], TN[j + 3, a],
+                                dd, dminp)
+                        o3[a] = _zscore(var, z)
+                elif mode == 0:
+                    for a in range(m):
+                        KB[a], B1[a], B2[a], BN[a], o0[a], z = _var_step(
+                                x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j,
+                                a], dd, dminp)
+                elif mode == 1:
+                    for a in range(m):
+                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
+                                x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j,
+                                a], dd, dminp)
+                        o0[a] = sqrt(var)
                 else:
                     for a in range(m):
-                        nn, s1, s2, r, p, V0[a], MU0[a] = _var_step(
-                            x0[a], w0[a], K[a], N[a], S1[a], S2[a], R[a], P[a], dd, dminp)
-                        nn, s1, s2, r, p, V1[a], MU1[a] = _var_step(
-                            x1[a], w1[a], K[a], nn, s1, s2, r, p, dd, dminp)
-                        nn, s1, s2, r, p, V2[a], MU2[a] = _var_step(
-                            x2[a], w2[a], K[a], nn, s1, s2, r, p, dd, dminp)
-                        N[a], S1[a], S2[a], R[a], P[a], V3[a], MU3[a] = _var_step(
-                            x3[a], w3[a], K[a], nn, s1, s2, r, p, dd, dminp)
-                    _var_out(mode, m, V0, MU0, K, x0, &out[t, 0])
-                    _var_out(mode, m, V1, MU1, K, x1, &out[t + 1, 0])
-                    _var_out(mode, m, V2, MU2, K, x2, &out[t + 2, 0])
-                    _var_out(mode, m, V3, MU3, K, x3, &out[t + 3, 0])
-            else:
-                for a in range(m):
-                    N[a], S1[a], S2[a], R[a], P[a], V0[a], MU0[a] = _var_step(
-                        x0[a], w0[a], K[a], N[a], S1[a], S2[a], R[a], P[a], dd, dminp)
-                _var_out(mode, m, V0, MU0, K, x0, &out[t, 0])
-            t += g
+                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
+                                x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j,
+                                a], dd, dminp)
+                        o0[a] = _zscore(var, z)
+                t += g
+            b0 += w
     return out_np
 
 
@@ -248,12 +395,15 @@ def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t 
 # buffer) and the head of t's block (a running prefix extreme): 3 comparisons a value.
 
 def roll_minmax(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint is_max):
-    """Rolling max (``is_max``) or min, NaN skipped (van Herk 1992; Gil & Werman 1993)."""
+    """Rolling max (``is_max``) or min, NaN and ±inf skipped (van Herk 1992; Gil & Werman
+    1993)."""
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a, b0, k, j
     out_np = _empty_like(x)
     cdef real[:, ::1] out = out_np
     if m == 0 or n == 0:
         return out_np
+    if window > n:
+        window = n                           # a longer window sees the same rows
     cdef double sign = 1.0 if is_max else -1.0   # min(x) = -max(-x)
     cdef double[:, ::1] suffix = np.empty((window, m))
     cdef double[::1] prefix_v = np.empty(m), nobs_v = np.zeros(m)
@@ -278,12 +428,12 @@ def roll_minmax(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint is_
                     if k == window - 1:
                         for a in range(m):
                             v = sign * xt[a]
-                            S[a] = v if v == v else NEG
+                            S[a] = v if _ok(v) else NEG
                     else:
                         S1 = &suffix[k + 1, 0]
                         for a in range(m):
                             v = sign * xt[a]
-                            v = v if v == v else NEG
+                            v = v if _ok(v) else NEG
                             S[a] = v if v > S1[a] else S1[a]
             for a in range(m):
                 P[a] = NEG
@@ -295,9 +445,9 @@ def roll_minmax(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint is_
                 S = &suffix[j, 0] if (b0 > 0 and j < window) else NULL
                 for a in range(m):
                     v = sign * xt[a]
-                    N[a] += 1.0 if v == v else 0.0
-                    N[a] -= 1.0 if xo[a] == xo[a] else 0.0
-                    v = v if v == v else NEG
+                    N[a] += 1.0 if _ok(v) else 0.0
+                    N[a] -= 1.0 if _ok(xo[a]) else 0.0
+                    v = v if _ok(v) else NEG
                     P[a] = v if v > P[a] else P[a]
                 if S != NULL:
                     for a in range(m):
@@ -314,26 +464,29 @@ def roll_minmax(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint is_
 
 def ewm_mean(const real[:, :] x, double alpha, Py_ssize_t minp):
     """Adjusted EWMA: weights (1 - alpha)^i over positions, NaN observations skipped but
-    still aging the weights (pandas ``ignore_na=False``); NaN input shows the last mean."""
+    still aging the weights (pandas ``ignore_na=False``); NaN input shows the last mean.
+    ±inf is missing, as NaN (pandas turns inf into NaN before its ewm kernels)."""
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a
     out_np = _empty_like(x)
     cdef real[:, ::1] out = out_np
     cdef double[::1] weighted = np.full(m, NAN), old_wt = np.ones(m)
     cdef Py_ssize_t[::1] nobs = np.zeros(m, dtype=np.intp)
     cdef double old_wt_factor = 1.0 - alpha, cur
+    cdef bint valid
     with nogil:
         for t in range(n):
             for a in range(m):
                 cur = x[t, a]
-                if not isnan(cur):
+                valid = _ok(cur)
+                if valid:
                     nobs[a] += 1
                 if not isnan(weighted[a]):
                     old_wt[a] *= old_wt_factor
-                    if not isnan(cur):
+                    if valid:
                         if weighted[a] != cur:
                             weighted[a] = (old_wt[a] * weighted[a] + cur) / (old_wt[a] + 1.0)
                         old_wt[a] += 1.0
-                elif not isnan(cur):
+                elif valid:
                     weighted[a] = cur
                     old_wt[a] = 1.0
                 out[t, a] = weighted[a] if nobs[a] >= minp else NAN
@@ -343,7 +496,8 @@ def ewm_mean(const real[:, :] x, double alpha, Py_ssize_t minp):
 # ---- Rolling percentile rank of the current value (average ties), O(window) a step
 
 def roll_rank(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
-    """pct rank of x[t] among the window's non-NaN values: (less + (equal + 1) / 2) / nobs."""
+    """pct rank of x[t] among the window's finite values: (less + (equal + 1) / 2) / nobs;
+    NaN where x[t] is NaN or ±inf (pandas)."""
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a, j, lo
     out_np = _empty_like(x)
     cdef real[:, ::1] out = out_np
@@ -354,9 +508,9 @@ def roll_rank(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
         for t in range(n):
             lo = t - window + 1 if t >= window else 0
             for a in range(m):
-                if t >= window and not isnan(x[t - window, a]):
+                if t >= window and _ok(x[t - window, a]):
                     nobs[a] -= 1
-                if not isnan(x[t, a]):
+                if _ok(x[t, a]):
                     nobs[a] += 1
                 less[a] = 0
                 equal[a] = 0
@@ -365,10 +519,10 @@ def roll_rank(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
                 for a in range(m):
                     v = x[t, a]
                     w = x[j, a]
-                    less[a] += w < v
+                    less[a] += (w < v) & (w != -INFINITY)   # NaN, +inf: neither
                     equal[a] += w == v
             for a in range(m):
-                if isnan(x[t, a]) or nobs[a] < minp or nobs[a] == 0:
+                if not _ok(x[t, a]) or nobs[a] < minp or nobs[a] == 0:
                     out[t, a] = NAN
                 else:
                     out[t, a] = (less[a] + (equal[a] + 1) * 0.5) / nobs[a]
@@ -376,60 +530,105 @@ def roll_rank(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
 
 
 # ---- Rolling pairwise correlation (bivariate Welford, pairwise-complete observations)
+# The same block decomposition as sum / var: per pair, the tail of the previous block
+# (Welford sums added backwards into a buffer of window + 1 rows) and the head of t's
+# block (added forwards) are merged with Chan, Golub & LeVeque's pairwise formula.
+# Nothing is removed from a running co-moment, so a 1e9 tick that has left the window
+# leaves no residue (a running Welford removal left correlations off by 0.5 for good).
+# Each part works on x - K with K a value of the column in that part (the tail's last
+# finite one, the head's first), so the level does not cost digits either.
 
 def roll_corr(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
     """out[t, i, j] = Pearson correlation of assets i, j over the window's rows where both
-    are valid; NaN below ``minp`` such rows or with zero variance. Symmetric in i, j."""
-    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, i, j, k
+    are finite; NaN below ``minp`` such rows or with zero variance. Symmetric in i, j.
+    Memory: the output plus 6 (min(window, n) + 1) m² doubles of tail buffers."""
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, i, j, k, w, b0, end, row
     out_np = np.empty((n, m, m), dtype=np.asarray(x).dtype)
+    if n == 0 or m == 0:
+        return out_np
     cdef real[:, :, ::1] out = out_np
-    # state of pair (i, j), j >= i, at [i, j]
-    cdef Py_ssize_t[:, ::1] cnt = np.zeros((m, m), dtype=np.intp)
-    cdef double[:, ::1] mx = np.zeros((m, m)), my = np.zeros((m, m))
+    w = window if window < n else n
+    # tail sums of pair (i, j), j >= i, by row of the window start; row w (zeros): none
+    cdef double[:, :, ::1] tn = np.zeros((w + 1, m, m)), tmx = np.zeros((w + 1, m, m))
+    cdef double[:, :, ::1] tmy = np.zeros((w + 1, m, m)), txx = np.zeros((w + 1, m, m))
+    cdef double[:, :, ::1] tyy = np.zeros((w + 1, m, m)), txy = np.zeros((w + 1, m, m))
+    # the current part's Welford state of pair (i, j)
+    cdef double[:, ::1] cnt = np.zeros((m, m)), mx = np.zeros((m, m)), my = np.zeros((m, m))
     cdef double[:, ::1] sxx = np.zeros((m, m)), syy = np.zeros((m, m)), sxy = np.zeros((m, m))
-    cdef double xi, yj, dx, dy, mx_new, my_new, r
+    cdef double[::1] ka = np.zeros(m), kb = np.zeros(m)   # shifts of the tail, the head
+    cdef double[::1] seen = np.zeros(m)
+    cdef double xi, yj, r, na, nb, nn, f, dx, dy, cxx, cyy, cxy
     with nogil:
-        for t in range(n):
-            for i in range(m):
-                # remove the row leaving the window
-                if t >= window:
-                    xi = x[t - window, i]
-                    if not isnan(xi):
+        b0 = 0
+        while b0 < n:
+            if b0 > 0:
+                seen[:] = 0.0
+                cnt[:, :] = 0.0
+                mx[:, :] = 0.0
+                my[:, :] = 0.0
+                sxx[:, :] = 0.0
+                syy[:, :] = 0.0
+                sxy[:, :] = 0.0
+                for k in range(w - 1, -1, -1):
+                    row = b0 - w + k
+                    for i in range(m):
+                        if _ok(x[row, i]) and seen[i] == 0.0:
+                            ka[i] = x[row, i]
+                            seen[i] = 1.0
+                    for i in range(m):
+                        xi = x[row, i] - ka[i]
                         for j in range(i, m):
-                            yj = x[t - window, j]
-                            if isnan(yj):
-                                continue
-                            cnt[i, j] -= 1
-                            k = cnt[i, j]
-                            if k == 0:
-                                mx[i, j] = 0; my[i, j] = 0
-                                sxx[i, j] = 0; syy[i, j] = 0; sxy[i, j] = 0
-                                continue
-                            dx = xi - mx[i, j]
-                            dy = yj - my[i, j]
-                            mx_new = mx[i, j] - dx / k
-                            my_new = my[i, j] - dy / k
-                            sxx[i, j] -= (xi - mx_new) * dx
-                            syy[i, j] -= (yj - my_new) * dy
-                            sxy[i, j] -= (xi - mx_new) * dy
-                            mx[i, j] = mx_new
-                            my[i, j] = my_new
-                # add the new row
-                xi = x[t, i]
-                if not isnan(xi):
+                            yj = x[row, j] - ka[j]
+                            if _ok(xi) and _ok(yj):
+                                cnt[i, j] += 1.0
+                                add_pair(xi, yj, cnt[i, j], &mx[i, j], &my[i, j],
+                                         &sxx[i, j], &syy[i, j], &sxy[i, j])
+                            tn[k, i, j] = cnt[i, j]
+                            tmx[k, i, j] = mx[i, j]
+                            tmy[k, i, j] = my[i, j]
+                            txx[k, i, j] = sxx[i, j]
+                            tyy[k, i, j] = syy[i, j]
+                            txy[k, i, j] = sxy[i, j]
+            cnt[:, :] = 0.0
+            mx[:, :] = 0.0
+            my[:, :] = 0.0
+            sxx[:, :] = 0.0
+            syy[:, :] = 0.0
+            sxy[:, :] = 0.0
+            seen[:] = 0.0
+            end = b0 + w if b0 + w < n else n
+            for t in range(b0, end):
+                k = t + 1 - b0      # tail row of the window start
+                for i in range(m):
+                    if _ok(x[t, i]) and seen[i] == 0.0:
+                        kb[i] = x[t, i]
+                        seen[i] = 1.0
+                for i in range(m):
+                    xi = x[t, i] - kb[i]
                     for j in range(i, m):
-                        yj = x[t, j]
-                        if isnan(yj):
-                            continue
-                        cnt[i, j] += 1
-                        add_pair(xi, yj, cnt[i, j], &mx[i, j], &my[i, j], &sxx[i, j],
-                                 &syy[i, j], &sxy[i, j])
-                for j in range(i, m):
-                    if cnt[i, j] >= minp and cnt[i, j] > 1 and sxx[i, j] > 0 and syy[i, j] > 0:
-                        r = sxy[i, j] / sqrt(sxx[i, j] * syy[i, j])
-                        r = 1.0 if r > 1.0 else (-1.0 if r < -1.0 else r)
-                    else:
+                        yj = x[t, j] - kb[j]
+                        if _ok(xi) and _ok(yj):
+                            cnt[i, j] += 1.0
+                            add_pair(xi, yj, cnt[i, j], &mx[i, j], &my[i, j], &sxx[i, j],
+                                     &syy[i, j], &sxy[i, j])
+                        # head + tail (Chan, Golub & LeVeque 1979, pairwise update)
+                        nb = cnt[i, j]
+                        na = tn[k, i, j]
+                        nn = na + nb
                         r = NAN
-                    out[t, i, j] = r
-                    out[t, j, i] = r
+                        if nn >= minp and nn > 1:
+                            f = dx = dy = 0.0
+                            if na > 0 and nb > 0:   # else a shift may be unset
+                                f = na * nb / nn
+                                dx = (mx[i, j] - tmx[k, i, j]) + (kb[i] - ka[i])
+                                dy = (my[i, j] - tmy[k, i, j]) + (kb[j] - ka[j])
+                            cxx = sxx[i, j] + txx[k, i, j] + dx * dx * f
+                            cyy = syy[i, j] + tyy[k, i, j] + dy * dy * f
+                            cxy = sxy[i, j] + txy[k, i, j] + dx * dy * f
+                            if cxx > 0 and cyy > 0:
+                                r = cxy / sqrt(cxx * cyy)
+                                r = 1.0 if r > 1.0 else (-1.0 if r < -1.0 else r)
+                        out[t, i, j] = r
+                        out[t, j, i] = r
+            b0 += w
     return out_np

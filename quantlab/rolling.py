@@ -1,8 +1,12 @@
 """Rolling-window statistics on xarray (and NumPy) at memory speed.
 
 Each function takes ``(x, window, dim="time", min_periods=None)`` and equals pandas'
-fixed-window ``rolling`` (NaN pattern included): NaN inputs are skipped and
-``min_periods`` (default ``window``) counts the non-NaN observations in the window.
+fixed-window ``rolling`` (NaN pattern included): NaN and ±inf inputs are skipped (pandas
+turns inf into NaN before its window kernels) and ``min_periods`` (default ``window``)
+counts the finite observations in the window. A window longer than the series is
+allowed (pandas too): it sees every row so far. Complex, datetime, timedelta and object
+input is refused (a ``TypeError``), as are windows and ``min_periods`` that are not
+integers in range (``window >= 1``, ``0 <= min_periods <= window``).
 
 ``x`` is a DataArray, a Dataset (every variable that has ``dim``; the others are kept
 as they are) or a NumPy array with time on axis 0; float32 stays float32. Dask input
@@ -18,6 +22,7 @@ from functools import partial
 import numpy as np
 import xarray as xr
 
+from quantlab import _validate
 from quantlab._apply import apply_over_time, kernel_dtype, time_major
 from quantlab._kernels import load
 
@@ -26,23 +31,31 @@ _k = load("rolling")
 __all__ = ["mean", "sum", "var", "std", "min", "max", "zscore", "ewm_mean", "rank", "corr"]
 
 
-def _check(window, min_periods, default_minp=None):
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window must be a positive integer, got {window!r}")
-    if min_periods is None:
-        return int(window if default_minp is None else default_minp)
-    if (isinstance(min_periods, bool) or not isinstance(min_periods, (int, np.integer))
-            or not 0 <= min_periods <= window):
-        raise ValueError(f"min_periods must be an integer in [0, window={window}], "
-                         f"got {min_periods!r}")
-    return int(min_periods)
+# The kernels take C integers. A window or count beyond any panel's length acts as one
+# of the panel's length (the kernels clamp), so larger Python ints are passed as this.
+_BIG = 2**62
+
+
+def _check(window, min_periods):
+    """(window, min_periods) as kernel arguments: window >= 1, 0 <= min_periods <= window
+    (default: window); integral floats are accepted, bools and fractions refused."""
+    window = _validate.integer("window", window, 1)
+    minp = window if min_periods is None else _validate.integer(
+        "min_periods", min_periods, 0, window)
+    return builtins.min(window, _BIG), builtins.min(minp, _BIG)
+
+
+def _ddof(ddof):
+    return builtins.min(_validate.integer("ddof", ddof, 0), _BIG)
 
 
 def _apply(kernel, x, dim):
     """Run a (time, column) -> (time, column) kernel over ``dim`` of any supported input."""
     if isinstance(x, xr.Dataset):
-        return x.map(lambda v: _apply(kernel, v, dim) if dim in v.dims else v,
-                     keep_attrs=True)
+        if dim not in x.dims:
+            raise ValueError(f"dim={dim!r} is not a dimension of the input {tuple(x.dims)}")
+        return x.map(lambda v: apply_over_time(kernel, v, dim, name=f"x[{v.name!r}]")
+                     if dim in v.dims else v, keep_attrs=True)
     if isinstance(x, xr.DataArray):
         return apply_over_time(kernel, x, dim)
     if dim != "time":
@@ -53,64 +66,64 @@ def _apply(kernel, x, dim):
     return time_major(kernel, a, time_axis=0)
 
 
+def _kernel(name, window, min_periods, **kw):
+    window, minp = _check(window, min_periods)
+    return partial(getattr(_k, name), window=window, minp=minp, **kw)
+
+
 def sum(x, window, dim="time", min_periods=None):  # noqa: A001 (mirrors pandas' name)
-    """Rolling sum, Kahan-compensated; 0 for an empty window when ``min_periods=0``."""
-    return _apply(partial(_k.roll_sum, window=window, minp=_check(window, min_periods),
-                          mean=False), x, dim)
+    """Rolling sum, compensated (Neumaier); 0 for an empty window when ``min_periods=0``.
+    No value leaves residue once out of the window; window 1 returns ``x``."""
+    return _apply(_kernel("roll_sum", window, min_periods, mean=False), x, dim)
 
 
 def mean(x, window, dim="time", min_periods=None):
-    """Rolling mean Σx / n over the non-NaN values of the window."""
-    return _apply(partial(_k.roll_sum, window=window, minp=_check(window, min_periods),
-                          mean=True), x, dim)
+    """Rolling mean Σx / n over the finite values of the window."""
+    return _apply(_kernel("roll_sum", window, min_periods, mean=True), x, dim)
 
 
 def var(x, window, dim="time", min_periods=None, ddof=1):
-    """Rolling variance Σ(x - x̄)² / (n - ddof) by Welford's update (Welford 1962)."""
-    return _apply(partial(_k.roll_var, window=window, minp=_check(window, min_periods),
-                          ddof=ddof, mode=0), x, dim)
+    """Rolling variance Σ(x - x̄)² / (n - ddof), from sums shifted by values of the window
+    (Chan, Golub & LeVeque 1983): accurate at any level/σ; exactly 0 for equal values."""
+    return _apply(_kernel("roll_var", window, min_periods, ddof=_ddof(ddof), mode=0), x, dim)
 
 
 def std(x, window, dim="time", min_periods=None, ddof=1):
     """Rolling standard deviation, ``sqrt(var)`` with ``ddof=1`` like pandas."""
-    return _apply(partial(_k.roll_var, window=window, minp=_check(window, min_periods),
-                          ddof=ddof, mode=1), x, dim)
+    return _apply(_kernel("roll_var", window, min_periods, ddof=_ddof(ddof), mode=1), x, dim)
 
 
 def zscore(x, window, dim="time", min_periods=None, ddof=1):
-    """(x_t - rolling mean_t) / rolling std_t, the window including t; NaN where std = 0."""
-    return _apply(partial(_k.roll_var, window=window, minp=_check(window, min_periods),
-                          ddof=ddof, mode=2), x, dim)
+    """(x_t - rolling mean_t) / rolling std_t, the window including t; NaN where std = 0
+    or x_t is NaN or ±inf (a missing value)."""
+    return _apply(_kernel("roll_var", window, min_periods, ddof=_ddof(ddof), mode=2), x, dim)
 
 
 def min(x, window, dim="time", min_periods=None):  # noqa: A001
-    """Rolling minimum (monotonic deque, O(1) amortised per element)."""
-    return _apply(partial(_k.roll_minmax, window=window, minp=_check(window, min_periods),
-                          is_max=False), x, dim)
+    """Rolling minimum (van Herk / Gil-Werman, O(1) per element)."""
+    return _apply(_kernel("roll_minmax", window, min_periods, is_max=False), x, dim)
 
 
 def max(x, window, dim="time", min_periods=None):  # noqa: A001
-    """Rolling maximum (monotonic deque, O(1) amortised per element)."""
-    return _apply(partial(_k.roll_minmax, window=window, minp=_check(window, min_periods),
-                          is_max=True), x, dim)
+    """Rolling maximum (van Herk / Gil-Werman, O(1) per element)."""
+    return _apply(_kernel("roll_minmax", window, min_periods, is_max=True), x, dim)
 
 
 def ewm_mean(x, window, dim="time", min_periods=None):
     """pandas ``ewm(span=window, adjust=True).mean()``: alpha = 2 / (window + 1),
     y_t = Σ (1-alpha)^i x_{t-i} / Σ (1-alpha)^i over observed x. ``min_periods``
-    defaults to 1 (pandas' default), and may exceed ``window``."""
-    minp = _check(window, 1 if min_periods is None else builtins.min(min_periods, window))
-    if min_periods is not None and min_periods > window:
-        minp = int(min_periods)  # pandas' ewm allows more periods than the span
-    return _apply(partial(_k.ewm_mean, alpha=2.0 / (window + 1.0), minp=builtins.max(minp, 1)),
-                  x, dim)
+    defaults to 1 (pandas' default), and may exceed ``window``. ±inf is missing (pandas)."""
+    window = _validate.integer("window", window, 1)
+    minp = 1 if min_periods is None else _validate.integer("min_periods", min_periods, 0)
+    return _apply(partial(_k.ewm_mean, alpha=2.0 / (window + 1.0),
+                          minp=builtins.max(builtins.min(minp, _BIG), 1)), x, dim)
 
 
 def rank(x, window, dim="time", min_periods=None):
     """pandas ``rolling(window).rank(method="average", pct=True)``: the percentile rank
-    of x_t among the window's values, ties averaged. O(window) per element."""
-    return _apply(partial(_k.roll_rank, window=window, minp=_check(window, min_periods)),
-                  x, dim)
+    of x_t among the window's values, ties averaged; NaN where x_t is NaN or ±inf.
+    O(window) per element."""
+    return _apply(_kernel("roll_rank", window, min_periods), x, dim)
 
 
 def corr(x, window, dim="time", min_periods=None, asset_dim="asset"):
@@ -118,15 +131,16 @@ def corr(x, window, dim="time", min_periods=None, asset_dim="asset"):
     the rows where both are valid (pandas ``df.rolling(window).corr()``), as a
     DataArray ``(time, asset, asset_other)``. NaN below ``min_periods`` (default
     ``window``) common rows or where a variance is 0. Memory: time × asset² values."""
-    minp = _check(window, min_periods)
-    kernel = partial(_k.roll_corr, window=window, minp=minp)
+    kernel = _kernel("roll_corr", window, min_periods)
     if isinstance(x, xr.Dataset):
         raise ValueError("corr takes a DataArray (e.g. returns of ds['close']), not a Dataset")
     if not isinstance(x, xr.DataArray):
         a = np.asarray(x)
+        _validate.real_array("x", a.dtype)
         if a.ndim != 2:
             raise ValueError(f"corr: NumPy input must be 2-D (time, asset), got {a.ndim}-D")
         return kernel(np.ascontiguousarray(a, dtype=kernel_dtype(a.dtype)))
+    _validate.real_array("x", x.dtype)
     for d in (dim, asset_dim):
         if d not in x.dims:
             raise ValueError(f"corr: dim {d!r} is not a dimension of the input {x.dims}")

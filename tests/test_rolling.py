@@ -158,8 +158,8 @@ def test_dask_chunks_compute_lazily_and_equal_eager(equities):
 def test_argument_errors_name_the_argument(stat, equities):
     f = getattr(ql.rolling, stat)
     x = equities["close"]
-    for bad in (0, -3, 2.5, True):
-        with pytest.raises(ValueError, match="window"):
+    for bad in (0, -3, 2.5, True):   # a bool is a TypeError (_validate.integer)
+        with pytest.raises((ValueError, TypeError), match="window"):
             f(x, bad)
     with pytest.raises(ValueError, match="'date'"):
         f(x, 5, dim="date")
@@ -223,6 +223,9 @@ def test_simd_builds_give_the_same_bits(dtype):
     x = rng.normal(size=(700, 203)) * 10 + 100
     x[rng.random(x.shape) < 0.1] = np.nan
     x[:, 5] = 3.0
+    x[rng.random(x.shape) < 0.01] = np.inf       # missing, like NaN
+    x[rng.random(x.shape) < 0.01] = -np.inf
+    x[300:, 7] += 1e9                            # a level shift
     x = x.astype(dtype)
     strided = np.asarray(x, order="C")[:, :150]          # rows not contiguous with each other
     calls = [("roll_sum", (20, 5, True)), ("roll_sum", (20, 0, False)),
@@ -237,3 +240,292 @@ def test_simd_builds_give_the_same_bits(dtype):
                 out = getattr(mods[lv], name)(data, *args)
                 np.testing.assert_array_equal(out.view(np.uint8), base.view(np.uint8),
                                               err_msg=f"{name}{args} {lv}")
+
+
+# ---- hardening: accuracy at large levels, inf, residue, refused input, argument ranges
+
+def _level_panels():
+    """(name, panel) with level/σ up to 1e7 and the NaN patterns that reset a shift."""
+    rng = np.random.default_rng(3)
+    n = 300
+    noise = rng.normal(size=(n, 8))
+    x = 1e9 + noise * 100                         # level/σ = 1e7
+    x[:, 1] = 1e4 + noise[:, 1] * 1e-3            # level/σ = 1e7, small σ
+    x[:, 2] = np.cumsum(rng.uniform(1e6, 2e6, n))  # cumulative volume, trending
+    x[:, 3] = 1e8 + np.cumsum(noise[:, 3])        # index level, random walk
+    x[:, 4] = np.where(np.arange(n) < 150, 1e9 + noise[:, 4] * 100,   # level shift
+                       1e3 + noise[:, 4] * 1e-4)
+    x[25, 5] = 1e12                               # one bad tick (outlier) in a 1e9 level
+    x[:, 6] = 5e8 + noise[:, 6]
+    x[:, 7] = 1e9 + noise[:, 7] * 10
+    holes = x.copy()
+    holes[rng.random(holes.shape) < 0.15] = np.nan
+    holes[:40, 6] = np.nan                        # listed late: shift from its first value
+    holes[100:180, 7] = np.nan                    # gap longer than any window: empty windows
+    holes[180:, 7] += 3e9                         # ... and a new level after it
+    return [("levels", x), ("levels_holes", holes)]
+
+
+@pytest.mark.parametrize("name,x", _level_panels(), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("window,minp", [(2, None), (3, 1), (5, None), (7, 0), (20, 5),
+                                         (63, None), (1000, 2)])
+@pytest.mark.parametrize("ddof", [0, 1])
+def test_var_std_zscore_match_two_pass_at_large_levels_from_the_first_row(name, x, window,
+                                                                          minp, ddof):
+    """Was: shift 0 until t == window (naive Σx² - (Σx)²/n, 6e-3 relative error at
+    level/σ = 1e7) and a shift left behind by NaN gaps and outliers."""
+    eff = window if minp is None else minp
+    want_var, want_dev = ref.rolling_var_two_pass(x, window, eff, ddof)
+    got = ql.rolling.var(x, window, min_periods=minp, ddof=ddof)
+    np.testing.assert_allclose(got, want_var, rtol=1e-8, atol=0, equal_nan=True)
+    np.testing.assert_allclose(ql.rolling.std(x, window, min_periods=minp, ddof=ddof),
+                               np.sqrt(want_var), rtol=1e-8, atol=0, equal_nan=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want_z = want_dev / np.sqrt(want_var)
+    want_z[~(want_var > 0)] = np.nan
+    np.testing.assert_allclose(ql.rolling.zscore(x, window, min_periods=minp, ddof=ddof),
+                               want_z, rtol=1e-8, atol=1e-8, equal_nan=True)
+    # pandas (a running Welford update) has the same NaN pattern and is nowhere closer to
+    # the exact value: at level/σ ~ 1e8 its error reaches 1e-5..1e-1 relative here
+    pd_var = pd.DataFrame(x).rolling(window, min_periods=minp).var(ddof=ddof).to_numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(pd_var))
+    ok = ~np.isnan(want_var)
+    err, err_pd = np.abs(got - want_var)[ok], np.abs(pd_var - want_var)[ok]
+    assert (err <= err_pd + 1e-9 * want_var[ok]).all()
+
+
+def test_var_reported_examples_equal_pandas_and_bottleneck():
+    x = 1e9 + np.array([1.0, 2, 3])
+    np.testing.assert_array_equal(ql.rolling.var(x, 2, ddof=0), [np.nan, 0.25, 0.25])
+    np.testing.assert_array_equal(ql.rolling.std(x, 2, ddof=0), [np.nan, 0.5, 0.5])
+    np.testing.assert_array_equal(ql.rolling.std(x, 2, ddof=0, min_periods=1),
+                                  bn.move_std(x, 2, ddof=0, min_count=1))
+    y = 1e4 + np.array([1e-4, 2e-4, 3e-4])
+    for w in (2, 3):
+        want = [np.nan] * (w - 1) + [np.std(y[t - w + 1:t + 1], ddof=1) for t in range(w - 1, 3)]
+        np.testing.assert_allclose(ql.rolling.std(y, w), want, rtol=1e-12, equal_nan=True)
+
+
+def test_var_after_an_outlier_leaves_the_window_has_no_residue():
+    """Was: var 0 (relative error 1) for up to a window after a 1e9 tick left."""
+    rng = np.random.default_rng(1)
+    x = 1 + rng.normal(size=(200, 2)) * 1e-3
+    x[25] = 1e9
+    for w in (5, 20):
+        want, _ = ref.rolling_var_two_pass(x, w, w)
+        np.testing.assert_allclose(ql.rolling.var(x, w), want, rtol=1e-10, equal_nan=True)
+
+
+def _inf_panel():
+    inf = np.inf
+    cols = [
+        [1, inf, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, inf, -inf, 3, 4, 5, 6, 7, 8, 9],
+        [1, inf, np.nan, 3, 4, -inf, 5, 6, 7, 8],
+        [inf, inf, 1, 2, 3, 4, 5, 6, 7, 8],
+        [-inf, 1, 2, -inf, 4, 4, 4, inf, 4, 4],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, inf],
+    ]
+    return np.array(cols, dtype=float).T
+
+
+@pytest.mark.parametrize("stat", STATS)
+@pytest.mark.parametrize("window,minp", [(1, None), (2, None), (3, 1), (3, 0), (4, 2),
+                                         (20, 1)])
+def test_inf_is_missing_exactly_as_in_pandas(stat, window, minp):
+    """Was: one ±inf made every later mean/sum/var NaN; min/max kept the inf. pandas turns
+    ±inf into NaN before its rolling kernels: only windows holding it change."""
+    x = _inf_panel()
+    got = getattr(ql.rolling, stat)(x, window, min_periods=minp)
+    # pandas' own rule, spelled out for the z-score (a composition, not a pandas method)
+    masked = pd.DataFrame(np.where(np.isinf(x), np.nan, x))
+    want = (_pandas(stat, masked, window, minp) if stat == "zscore"
+            else _pandas(stat, pd.DataFrame(x), window, minp)).to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert not np.isinf(got).any()
+    eff = window if minp is None else minp
+    np.testing.assert_allclose(got, ref.rolling(stat, x, window, eff), rtol=1e-12,
+                               atol=1e-12, equal_nan=True)
+
+
+def test_one_inf_does_not_poison_the_rest_of_the_series():
+    x = np.array([1, np.inf, 2, 3, 4, 5.0])
+    np.testing.assert_array_equal(ql.rolling.mean(x, 2), [np.nan, np.nan, np.nan, 2.5, 3.5, 4.5])
+    np.testing.assert_array_equal(ql.rolling.max(x, 2), [np.nan, np.nan, np.nan, 3, 4, 5])
+    np.testing.assert_array_equal(ql.rolling.var(x, 2), [np.nan, np.nan, np.nan, .5, .5, .5])
+
+
+def test_inf_in_ewm_mean_and_corr_is_missing_as_in_pandas():
+    x = _inf_panel()
+    for span, minp in [(3, None), (5, 4)]:
+        want = pd.DataFrame(x).ewm(span=span, min_periods=minp or 0).mean().to_numpy()
+        np.testing.assert_allclose(ql.rolling.ewm_mean(x, span, min_periods=minp), want,
+                                   rtol=1e-12, equal_nan=True)
+    y = x + np.arange(10.0)[:, None] ** 1.5   # not collinear
+    for window, minp in [(4, 2), (6, 3)]:
+        got = ql.rolling.corr(y, window, min_periods=minp)
+        want = (pd.DataFrame(y).rolling(window, min_periods=minp).corr()
+                .to_numpy().reshape(got.shape))
+        fin = np.isfinite(want)
+        np.testing.assert_allclose(got[fin], want[fin], rtol=1e-7)
+        np.testing.assert_array_equal(np.isnan(got[fin]), np.isnan(want[fin]))
+        np.testing.assert_allclose(got, ref.rolling_corr(y, window, minp), rtol=1e-7,
+                                   atol=1e-9, equal_nan=True)
+
+
+def test_window1_mean_and_sum_are_exact():
+    """Was: one-ulp drift (the running sum added x_t - x_{t-1}); pandas and bottleneck
+    return x."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(500, 4)) * 10.0 ** rng.integers(-3, 9, size=(500, 4))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    for f in (ql.rolling.mean, ql.rolling.sum):
+        np.testing.assert_array_equal(f(x, 1), x)
+        np.testing.assert_array_equal(f(x.astype(np.float32), 1), x.astype(np.float32))
+    np.testing.assert_array_equal(ql.rolling.mean(x, 1), bn.move_mean(x, 1, axis=0))
+
+
+@pytest.mark.parametrize("window", [2, 3, 4, 5, 7])
+def test_small_window_sums_leave_no_residue(window):
+    """A value that has left the window leaves nothing behind: window 2 is the correctly
+    rounded a + b; larger windows are within eps * Σ|x| of the exact sum (math.fsum)
+    and never further from it than bottleneck's running sum; a 1e20 spike does not wipe
+    out later small values (was: a running Kahan sum add/remove, one ulp per step)."""
+    import math
+
+    rng = np.random.default_rng(window)
+    x = rng.normal(size=(2000, 3))
+    got = ql.rolling.sum(x, window, min_periods=1)
+    exact = np.array([[math.fsum(x[max(0, t - window + 1):t + 1, a]) for a in range(3)]
+                      for t in range(len(x))])
+    if window == 2:
+        np.testing.assert_array_equal(got, exact)
+    abs_sum = np.array([[math.fsum(np.abs(x[max(0, t - window + 1):t + 1, a]))
+                         for a in range(3)] for t in range(len(x))])
+    assert (np.abs(got - exact) <= np.finfo(float).eps * abs_sum).all()
+    err_bn = np.abs(bn.move_sum(x, window, axis=0, min_count=1) - exact).max()
+    assert np.abs(got - exact).max() <= err_bn
+    spike = np.r_[1e20, np.arange(1.0, 12.0)]
+    want = np.array([math.fsum(spike[max(0, t - window + 1):t + 1]) for t in range(len(spike))])
+    np.testing.assert_array_equal(ql.rolling.sum(spike, window, min_periods=1), want)
+    np.testing.assert_array_equal(ql.rolling.mean(spike, window, min_periods=1),
+                                  want / np.minimum(np.arange(1, 13), window))
+
+
+ALL = STATS + ["ewm_mean", "corr"]
+
+
+def _as(kind, a):
+    if kind == "numpy":
+        return a
+    da_ = xr.DataArray(a, dims=("time", "asset"))
+    if kind == "dask":
+        return da_.chunk({"asset": 1})
+    if kind == "dataset":
+        return xr.Dataset({"close": da_})
+    return da_
+
+
+@pytest.mark.parametrize("stat", ALL)
+@pytest.mark.parametrize("kind", ["numpy", "dataarray", "dask", "dataset"])
+def test_complex_and_datetime_input_is_refused(stat, kind):
+    """Was: complex input lost its imaginary part (a ComplexWarning at best) and
+    datetimes were averaged as day counts."""
+    if stat == "corr" and kind == "dataset":
+        pytest.skip("corr refuses Datasets altogether")
+    f = getattr(ql.rolling, stat)
+    z = np.array([[1 + 1j, 2], [2 + 2j, 3], [3j, 4]])
+    with pytest.raises(TypeError, match="complex"):
+        f(_as(kind, z), 2)
+    for bad in (np.array([["2020-01-01"] * 2] * 3, dtype="datetime64[ns]"),
+                np.ones((3, 2), dtype="timedelta64[s]"),
+                np.array([["a", "b"]] * 3, dtype=object)):
+        with pytest.raises(TypeError, match="x"):
+            f(_as(kind, bad), 2)
+    # bools and integers are numbers: converted to float
+    ints = np.array([[1, 0], [2, 1], [4, 1]])
+    out = f(_as(kind, ints), 2, **({} if stat == "ewm_mean" else {"min_periods": 1}))
+    want = f(ints.astype(float), 2, **({} if stat == "ewm_mean" else {"min_periods": 1}))
+    got = out["close"] if kind == "dataset" else out
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), equal_nan=True)
+
+
+@pytest.mark.parametrize("stat", ALL)
+def test_window_and_min_periods_out_of_range_are_clear_errors(stat):
+    f = getattr(ql.rolling, stat)
+    x = np.arange(12.0).reshape(6, 2) + 1
+    for bad in (0, -1, 2.5, float("nan"), np.float64(0.5)):
+        with pytest.raises(ValueError, match=r"window must be an integer"):
+            f(x, bad)
+    for bad in (True, "5", None, [3]):
+        with pytest.raises(TypeError, match="window must be an integer"):
+            f(x, bad)
+    mp_bad = (-1, 1.5) if stat == "ewm_mean" else (-1, 4, 1.5)
+    for bad in mp_bad:
+        with pytest.raises(ValueError, match="min_periods"):
+            f(x, 3, min_periods=bad)
+    with pytest.raises(TypeError, match="min_periods"):
+        f(x, 3, min_periods=True)
+    # an integral float is that integer
+    np.testing.assert_array_equal(f(x, 3.0), f(x, 3))
+    np.testing.assert_array_equal(f(x, np.int64(3)), f(x, 3))
+
+
+@pytest.mark.parametrize("stat", STATS)
+def test_window_longer_than_the_series_or_huge_equals_pandas(stat):
+    """A window past the length sees every row so far (pandas); 10**30 neither
+    overflows nor allocates for it."""
+    x = np.random.default_rng(2).normal(size=(30, 3))
+    x[5, 1] = np.nan
+    for window in (31, 10**6, 10**30):
+        got = getattr(ql.rolling, stat)(x, window, min_periods=2)
+        want = _pandas(stat, pd.DataFrame(x), 30, 2).to_numpy()   # same rows as 30
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, equal_nan=True)
+        assert np.isnan(getattr(ql.rolling, stat)(x, window)).all()   # min_periods = window
+    np.testing.assert_allclose(ql.rolling.ewm_mean(x, 10**30),
+                               pd.DataFrame(x).expanding().mean().to_numpy(), rtol=1e-9)
+    c = ql.rolling.corr(x, 10**30, min_periods=3)
+    np.testing.assert_allclose(c, ql.rolling.corr(x, 30, min_periods=3), equal_nan=True)
+
+
+def test_ddof_out_of_range_is_an_error_and_huge_ddof_gives_nan():
+    x = np.random.default_rng(2).normal(size=(10, 2))
+    for f in (ql.rolling.var, ql.rolling.std, ql.rolling.zscore):
+        with pytest.raises(ValueError, match="ddof"):
+            f(x, 3, ddof=-1)
+        with pytest.raises(TypeError, match="ddof"):
+            f(x, 3, ddof=True)
+        assert np.isnan(f(x, 3, ddof=3)).all() and np.isnan(f(x, 3, ddof=10**30)).all()
+
+
+def test_dim_that_is_not_there_is_an_error_for_a_dataset_too(equities):
+    """Was: a Dataset without the dim came back unchanged, as if rolled."""
+    ds = equities[["close", "volume"]]
+    for stat in STATS + ["ewm_mean"]:
+        with pytest.raises(ValueError, match="'date'"):
+            getattr(ql.rolling, stat)(ds, 5, dim="date")
+    with pytest.raises(ValueError, match="'date'"):
+        ql.rolling.corr(equities["close"], 5, dim="date")
+
+
+@pytest.mark.parametrize("level", [0.0, 1e8])
+def test_corr_after_an_outlier_leaves_the_window_has_no_residue(level):
+    """Was: a running Welford removal of a 1e9 tick left correlations off by 0.5 for the
+    rest of the series (pandas: 1e-15)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 3)) + level
+    x[25, 0] = 1e9
+    x[60:70, 2] = np.nan
+    got = ql.rolling.corr(x, 20, min_periods=5)
+    want = ref.rolling_corr(x, 20, 5)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, equal_nan=True)
+    pd_want = pd.DataFrame(x).rolling(20, min_periods=5).corr().to_numpy().reshape(got.shape)
+    np.testing.assert_allclose(got, pd_want, rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def test_sum_overflow_is_inf_and_leaves_no_residue():
+    """An overflowing window sums to ±inf (was NaN: the compensation became inf - inf);
+    the next windows are exact again (pandas' running sum gives NaN there)."""
+    x = np.array([1e308, 1e308, 1, 1, -1e308, -1e308, 2.0])
+    np.testing.assert_array_equal(ql.rolling.sum(x, 2),
+                                  [np.nan, np.inf, 1e308, 2, -1e308, -np.inf, -1e308])

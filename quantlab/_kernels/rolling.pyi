@@ -2,6 +2,8 @@ import numpy as np
 import numpy.typing as npt
 
 Panel = npt.NDArray[np.floating]  # C-contiguous (time, asset), float32 or float64
+# NaN and ±inf are missing in every kernel; window and minp may exceed the length
+# (window is clamped to it); quantlab/rolling.py validates them and passes at most 2**62.
 
 def roll_sum(x: Panel, window: int, minp: int, mean: bool) -> Panel: ...
 def roll_var(x: Panel, window: int, minp: int, ddof: int, mode: int) -> Panel: ...
