@@ -185,9 +185,9 @@ def metrics_call(draw):
         kw["annualization"] = draw(st.sampled_from([1, 12, 252, 365, 0.5]))
     args = [a]
     if pair:
-        args.append(draw(arrays(ndim=a.ndim, min_len=a.shape[0], max_len=a.shape[0],
-                                max_cols=1)).reshape(a.shape[0], *([1] * (a.ndim - 1)))
-                    * np.ones_like(a, dtype=float))
+        b = draw(arrays(ndim=a.ndim, min_len=a.shape[0], max_len=a.shape[0], max_cols=1))
+        args.append(np.broadcast_to(b.reshape(a.shape[0], *([1] * (a.ndim - 1))),
+                                    a.shape).copy())
     as_labelled = draw(st.booleans())
     if as_labelled:
         args = [as_da(v) for v in args]
