@@ -534,18 +534,27 @@ cdef void _symbolize(const double* x, Py_ssize_t n, Py_ssize_t bins, bint quanti
             sym[j] = b if b < bins else bins - 1
 
 
-cdef double _entropy_of(Py_ssize_t* counts, const Py_ssize_t* idx, Py_ssize_t n) noexcept nogil:
-    """-Σ p·log2(p) of the ``n`` observations whose cells are ``idx``, from the counts
-    already added to ``counts``, which are zeroed again on the way: O(n) per window
-    however large the table (a table of base cells scanned every window was
-    O(base·windows))."""
+cdef double _entropy_of(Py_ssize_t* counts, Py_ssize_t k, const Py_ssize_t* idx,
+                        Py_ssize_t n) noexcept nogil:
+    """-Σ p·log2(p) of the ``n`` observations whose cells (of ``k``) are ``idx``, from
+    the counts already added to ``counts``, which are zeroed again on the way. A table
+    of up to 4n cells is scanned in cell order (faster); a larger one through ``idx``,
+    O(n) per window however large the table (scanning a table of base cells every
+    window was O(base·windows))."""
     cdef Py_ssize_t j, c
     cdef double s = 0.0
-    for j in range(n):
-        c = counts[idx[j]]
-        if c:
-            s += c * log2(<double>c)
-            counts[idx[j]] = 0
+    if k <= 4 * n:
+        for j in range(k):
+            c = counts[j]
+            if c:
+                s += c * log2(<double>c)
+                counts[j] = 0
+    else:
+        for j in range(n):
+            c = counts[idx[j]]
+            if c:
+                s += c * log2(<double>c)
+                counts[idx[j]] = 0
     return log2(<double>n) - s / n
 
 
@@ -584,7 +593,7 @@ def roll_shannon(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t bins, bin
                     _symbolize(&x[r, t - window + 1], window, bins, quantile, sym, S.tmp)
                     for j in range(window):
                         counts[sym[j]] += 1
-                    out[r, t] = _entropy_of(&counts[0], sym, window)
+                    out[r, t] = _entropy_of(&counts[0], base, sym, window)
     return out_np
 
 
@@ -623,9 +632,9 @@ def roll_mutual(const double[:, ::1] x, const double[:, ::1] y, Py_ssize_t windo
                         cx[sx[j]] += 1
                         cy[sy[j]] += 1
                         cxy[sxy[j]] += 1
-                    hx = _entropy_of(&cx[0], sx, window)
-                    hy = _entropy_of(&cy[0], sy, window)
-                    out[r, t] = hx + hy - _entropy_of(cxy, sxy, window)
+                    hx = _entropy_of(&cx[0], bx, sx, window)
+                    hy = _entropy_of(&cy[0], by, sy, window)
+                    out[r, t] = hx + hy - _entropy_of(cxy, bx * by, sxy, window)
     free(cxy)
     return out_np
 
@@ -696,17 +705,28 @@ def roll_transfer(const double[:, ::1] src, const double[:, ::1] tgt, Py_ssize_t
                     chs[h * bs + ss[j - 1]] += 1
                     chn[h * bt + st[j]] += 1
                     ch[h] += 1
-                # each (history, source, next) cell once: zeroed when first met
                 te = 0.0
-                for j in range(k, window):
-                    h = hist[j]
-                    hs = h * bs + ss[j - 1]
-                    hn = h * bt + st[j]
-                    cell = hs * bt + st[j]
-                    c = chsn[cell]
-                    if c:
-                        te += c * log2(<double>c * ch[h] / (<double>chs[hs] * chn[hn]))
-                        chsn[cell] = 0
+                if nh * bs * bt <= 4 * (window - k):   # small table: scan in cell order
+                    for h in range(nh):
+                        if ch[h] == 0:
+                            continue
+                        for i in range(bs):
+                            for j in range(bt):
+                                c = chsn[(h * bs + i) * bt + j]
+                                if c:
+                                    te += c * log2(<double>c * ch[h] / (<double>chs[h * bs + i]
+                                                                       * chn[h * bt + j]))
+                                    chsn[(h * bs + i) * bt + j] = 0
+                else:   # each (history, source, next) cell once, zeroed when first met
+                    for j in range(k, window):
+                        h = hist[j]
+                        hs = h * bs + ss[j - 1]
+                        hn = h * bt + st[j]
+                        cell = hs * bt + st[j]
+                        c = chsn[cell]
+                        if c:
+                            te += c * log2(<double>c * ch[h] / (<double>chs[hs] * chn[hn]))
+                            chsn[cell] = 0
                 for j in range(k, window):
                     h = hist[j]
                     chs[h * bs + ss[j - 1]] = 0

@@ -62,6 +62,10 @@ _BAND_LIMIT = 2 ** 24
 #   are renumbered by their distinct values (entropies depend only on the counts).
 _DENSE_SYMBOLS = 2 ** 16
 _EXACT = 2 ** 53     # integers converted to float64 beyond this lose their low bits
+# values beyond 2**±400 are rescaled by an exact power of two (every measure here is
+# scale-invariant): squares of 1e300 overflowed and of 1e-300 underflowed (hurst, dfa,
+# lyapunov_r, sample_entropy gave NaN, -inf or 0 instead of the value at scale 1)
+_SCALE_LO, _SCALE_HI = 2.0 ** -400, 2.0 ** 400
 
 
 # ---- input handling ---------------------------------------------------------------
@@ -87,7 +91,19 @@ def _to_float(a, axis=-1, ranks=False) -> np.ndarray:
     return d.astype(np.float64)
 
 
-def _series(x, name="x", ranks=False) -> np.ndarray:
+def _rescale(a, axis=-1) -> np.ndarray:
+    """a times a power of two bringing max |finite a| along ``axis`` near 1, where it
+    lies outside [2**-400, 2**400] (exact: only the exponents change)."""
+    fin = np.where(np.isfinite(a), np.abs(a), 0.0)
+    mx = fin.max(axis=axis, keepdims=True) if a.size else fin
+    bad = (mx > _SCALE_HI) | ((mx < _SCALE_LO) & (mx > 0))
+    if not bad.any():
+        return a
+    e = np.where(bad, np.frexp(np.where(mx > 0, mx, 1.0))[1], 0)
+    return np.ldexp(a, -e)
+
+
+def _series(x, name="x", ranks=False, scale=True) -> np.ndarray:
     """1-D float64 values with leading/trailing NaN dropped; interior NaN, any ±inf, an
     empty series and complex or datetime input are errors."""
     a = _array(x, name)
@@ -98,8 +114,13 @@ def _series(x, name="x", ranks=False) -> np.ndarray:
         raise ValueError(f"{name} is empty")
     a = _to_float(a, ranks=ranks)
     # a·a is not finite exactly when a holds a NaN or ±inf (or squares overflow): a third
-    # of the time of isnan().any() on a one-shot call's ~2,500 points
-    if not math.isfinite(a @ a):
+    # of the time of isnan().any() on a one-shot call's ~2,500 points; outside
+    # (2**-700, 2**700) the values may also need rescaling
+    with np.errstate(over="ignore", under="ignore"):   # huge values: handled below
+        ss = a @ a
+    if not 2.0 ** -700 < ss < 2.0 ** 700:
+        if scale:
+            a = _rescale(a)
         inf = np.flatnonzero(np.isinf(a))
         if inf.size:
             raise ValueError(f"{name} has {inf.size} infinite value(s) (first at position "
@@ -135,7 +156,7 @@ def _one(kernel, a, *args):
     return float(kernel(a[None, :], a.size, *args)[0, -1])
 
 
-def _rolling(kernel, x, window, dim, *others, ranks=False):
+def _rolling(kernel, x, window, dim, *others, ranks=False, scale=True):
     """Apply a (series, time) kernel along ``dim`` of x (and the aligned ``others``).
 
     Integer input is shifted (``_to_float``) per series; a window longer than the series
@@ -145,7 +166,7 @@ def _rolling(kernel, x, window, dim, *others, ranks=False):
     if isinstance(x, xr.Dataset):
         if others:
             raise TypeError("pass DataArrays (not a Dataset) to the two-series measures")
-        return x.map(lambda v: _rolling(kernel, v, window, dim, ranks=ranks)
+        return x.map(lambda v: _rolling(kernel, v, window, dim, ranks=ranks, scale=scale)
                      if dim in v.dims else v, keep_attrs=True)
     names = ["x", *(f"input {i + 2}" for i in range(len(others)))]
     if not isinstance(x, xr.DataArray):
@@ -158,7 +179,7 @@ def _rolling(kernel, x, window, dim, *others, ranks=False):
                 raise ValueError(f"{nm} must have a time axis (axis 0), got a scalar")
             arrays.append(_to_float(np.moveaxis(v, 0, -1), ranks=ranks))
         arrays = np.broadcast_arrays(*arrays)
-        out = _panel(kernel, window, *arrays)
+        out = _panel(kernel, window, *arrays, scale=scale)
         return np.moveaxis(out, -1, 0)
     if dim not in x.dims:
         raise ValueError(f"dim={dim!r} is not a dimension of the input {x.dims}")
@@ -176,19 +197,22 @@ def _rolling(kernel, x, window, dim, *others, ranks=False):
     if others:
         inputs = list(xr.broadcast(*inputs))
     inputs = [v.chunk({dim: -1}) if v.chunks is not None else v for v in inputs]
-    out = xr.apply_ufunc(partial(_panel, kernel, window), *inputs,
+    out = xr.apply_ufunc(partial(_panel, kernel, window, scale=scale), *inputs,
                          input_core_dims=[[dim]] * len(inputs), output_core_dims=[[dim]],
                          dask="parallelized", output_dtypes=[np.float64], keep_attrs=True)
     return out.transpose(*inputs[0].dims)
 
 
-def _panel(kernel, window, *arrays):
-    """(..., time) arrays -> kernel on (series, time) C-contiguous float64 -> (..., time)."""
+def _panel(kernel, window, *arrays, scale=True):
+    """(..., time) arrays -> kernel on (series, time) C-contiguous float64 -> (..., time);
+    each series rescaled by a power of two if its values are extreme (``_rescale``)."""
     shape = arrays[0].shape
     if window > shape[-1] or arrays[0].size == 0:
         return np.full(shape, np.nan)
     flat = [np.ascontiguousarray(a.reshape(-1, shape[-1]), dtype=np.float64)
             for a in arrays]
+    if scale:
+        flat = [np.ascontiguousarray(_rescale(a)) for a in flat]
     return kernel(*flat, window).reshape(shape)
 
 
@@ -440,7 +464,7 @@ def sample_entropy(x, order=2, tolerance=None) -> float:
     ``order``-point templates within Chebyshev distance < r, A those still within r at
     ``order + 1`` points. r = ``tolerance``, default 0.2·std(x) (ddof=0), as antropy.
     inf when no pair extends, NaN when no pair matches."""
-    a = _series(x)
+    a = _series(x, scale=tolerance is None)   # a given r is in x's units
     order, r = _sampen_args(a.size, order, tolerance)
     return _one(_k.roll_sampen, a, order, r)
 
@@ -448,7 +472,8 @@ def sample_entropy(x, order=2, tolerance=None) -> float:
 def rolling_sample_entropy(x, window, dim="time", order=2, tolerance=None):
     """:func:`sample_entropy` over every window; r is 0.2·std of each window by default."""
     order, r = _sampen_args(_int(window, "window", 1), order, tolerance)
-    return _rolling(lambda v, w: _k.roll_sampen(v, w, order, r), x, window, dim)
+    return _rolling(lambda v, w: _k.roll_sampen(v, w, order, r), x, window, dim,
+                    scale=tolerance is None)
 
 
 def _perm_args(n, order, delay):

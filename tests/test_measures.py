@@ -684,3 +684,21 @@ def test_width_binning_of_range_beyond_float_max_does_not_crash():
     assert m.shannon_entropy(x, bins=2) == pytest.approx(ref.entropy_bits([0, 1, 1, 1]))
     assert m.rolling_shannon_entropy(x, 3, bins=2)[-1] == pytest.approx(
         ref.entropy_bits([0, 1, 1]))
+
+
+@pytest.mark.parametrize("name", sorted(ONE_SHOT))
+def test_huge_and_tiny_values_give_the_value_at_unit_scale(name, r300):
+    # squares of 1e300 overflowed, of 1e-300 underflowed: hurst, dfa and lyapunov_r
+    # gave NaN, sample_entropy -0.0 or NaN, lyapunov_r -inf; every measure is
+    # scale-invariant
+    expect = ONE_SHOT[name](r300)
+    roll = ROLLING_ALL[name](r300)
+    for c in (2.0 ** 1000, 2.0 ** -1000, 1e300, 1e-300):
+        exact = c in (2.0 ** 1000, 2.0 ** -1000)
+        assert ONE_SHOT[name](r300 * c) == pytest.approx(expect, rel=0 if exact else 1e-9,
+                                                         abs=1e-12)
+        np.testing.assert_allclose(ROLLING_ALL[name](r300 * c), roll, rtol=0 if exact else 1e-9,
+                                   atol=1e-12)
+    r = 0.2 * np.std(r300)
+    assert m.sample_entropy(r300 * 1e300, tolerance=r * 1e300) == pytest.approx(
+        m.sample_entropy(r300, tolerance=r), rel=1e-9)
