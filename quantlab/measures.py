@@ -143,12 +143,9 @@ def _int(v, name, lo, hi=None):
     return _validate.integer(name, v, lo, hi)
 
 
-def _time_len(x, dim):
-    """Length of the time axis of a rolling input (None if it has none)."""
-    if isinstance(x, (xr.DataArray, xr.Dataset)):
-        return x.sizes.get(dim)
-    shape = np.shape(x)
-    return shape[0] if shape else None
+def _window(window):
+    # 2**62: larger ints overflow the kernels' index type (and np.log of default nvals)
+    return _int(window, "window", 1, 2 ** 62)
 
 
 def _one(kernel, a, *args):
@@ -161,7 +158,7 @@ def _rolling(kernel, x, window, dim, *others, ranks=False, scale=True):
 
     Integer input is shifted (``_to_float``) per series; a window longer than the series
     gives all NaN without calling the kernel (whose buffers are sized by the window)."""
-    window = _int(window, "window", 1)
+    window = _window(window)
     inputs = [x, *others]
     if isinstance(x, xr.Dataset):
         if others:
@@ -300,7 +297,7 @@ def hurst(x, nvals=None, corrected=True, unbiased=True) -> float:
 def rolling_hurst(x, window, dim="time", nvals=None, corrected=True, unbiased=True):
     """:func:`hurst` over every window of length ``window``."""
     nvals = _sizes(nvals, "block")
-    _hurst_nvals(_int(window, "window", 1), nvals)   # fail early (no allocation)
+    _hurst_nvals(_window(window), nvals)   # fail early (no allocation)
     return _rolling(_hurst_kernel(bool(corrected), bool(unbiased), nvals), x, window, dim)
 
 
@@ -343,7 +340,7 @@ def dfa(x, nvals=None, overlap=False) -> float:
 
 def rolling_dfa(x, window, dim="time", nvals=None, overlap=False):
     """:func:`dfa` over every window of length ``window``."""
-    nv = _dfa_nvals(_int(window, "window", 1), _sizes(nvals, "box"))
+    nv = _dfa_nvals(_window(window), _sizes(nvals, "box"))
     return _rolling(lambda v, w: _k.roll_dfa(v, w, nv, bool(overlap)), x, window, dim)
 
 
@@ -366,7 +363,7 @@ def higuchi_fd(x, kmax=10) -> float:
 
 def rolling_higuchi_fd(x, window, dim="time", kmax=10):
     """:func:`higuchi_fd` over every window of length ``window``."""
-    k = _kmax(_int(window, "window", 1), kmax)
+    k = _kmax(_window(window), kmax)
     return _rolling(lambda v, w: _k.roll_higuchi(v, w, k), x, window, dim)
 
 
@@ -381,7 +378,7 @@ def katz_fd(x) -> float:
 
 def rolling_katz_fd(x, window, dim="time"):
     """:func:`katz_fd` over every window of length ``window``."""
-    if _int(window, "window", 1) < 2:
+    if _window(window) < 2:
         raise ValueError("katz_fd needs window >= 2")
     return _rolling(_k.roll_katz, x, window, dim)
 
@@ -422,7 +419,7 @@ def rolling_lyapunov_r(x, window, dim="time", emb_dim=10, lag=1, min_tsep=10,
                        trajectory_len=20, tau=1.0):
     """:func:`lyapunov_r` over every window of length ``window``."""
     tau = _validate.number("tau", tau, 0, lo_open=True)
-    args = _lyap_args(_int(window, "window", 1), emb_dim, lag, min_tsep, trajectory_len)
+    args = _lyap_args(_window(window), emb_dim, lag, min_tsep, trajectory_len)
     out = _rolling(partial(_roll_lyap_chunked, args=args), x, window, dim)
     return out / tau if tau != 1.0 else out
 
@@ -471,7 +468,7 @@ def sample_entropy(x, order=2, tolerance=None) -> float:
 
 def rolling_sample_entropy(x, window, dim="time", order=2, tolerance=None):
     """:func:`sample_entropy` over every window; r is 0.2·std of each window by default."""
-    order, r = _sampen_args(_int(window, "window", 1), order, tolerance)
+    order, r = _sampen_args(_window(window), order, tolerance)
     return _rolling(lambda v, w: _k.roll_sampen(v, w, order, r), x, window, dim,
                     scale=tolerance is None)
 
@@ -497,7 +494,7 @@ def permutation_entropy(x, order=3, delay=1, normalize=False) -> float:
 
 def rolling_permutation_entropy(x, window, dim="time", order=3, delay=1, normalize=False):
     """:func:`permutation_entropy` over every window, in O(1) per step."""
-    order, delay = _perm_args(_int(window, "window", 1), order, delay)
+    order, delay = _perm_args(_window(window), order, delay)
     return _rolling(lambda v, w: _k.roll_permen(v, w, order, delay, bool(normalize)),
                     x, window, dim, ranks=True)
 
@@ -656,7 +653,7 @@ def rolling_transfer_entropy(source, target, window, dim="time", k=1, bins=None,
     u, v, b, q, a_s, a_t = _symbols2(source, target, "transfer", bins, binning, "source",
                                      "target")
     k = _te_states(k, a_s, a_t)
-    if _int(window, "window", 1) <= k:
+    if _window(window) <= k:
         raise ValueError(f"window must be longer than k = {k}, got {window}")
     return _rolling(lambda s, t, w: _k.roll_transfer(s, t, w, k, b, q, a_s, a_t),
                     u, window, dim, v)

@@ -702,3 +702,17 @@ def test_huge_and_tiny_values_give_the_value_at_unit_scale(name, r300):
     r = 0.2 * np.std(r300)
     assert m.sample_entropy(r300 * 1e300, tolerance=r * 1e300) == pytest.approx(
         m.sample_entropy(r300, tolerance=r), rel=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(ROLLING_ALL))
+def test_rolling_window_beyond_int64_is_refused(name, r300):
+    # rolling_hurst(x, 2**70) failed inside np.log with a TypeError about 'int'
+    with pytest.raises(ValueError, match=r"window must be an integer in \[1, "):
+        ROLLING_ALL[name](r300, 2 ** 70)
+
+
+def test_rolling_permutation_entropy_of_constant_window_is_not_negative():
+    # the sliding Σ c·log2 c left -8.9e-16 on constant windows (one-shot gave 0.0)
+    x = np.r_[np.random.default_rng(9).normal(size=100), np.ones(100)]
+    got = m.rolling_permutation_entropy(x, 50)
+    assert (got[49:] >= 0).all() and (got[-50:] == 0.0).all()
