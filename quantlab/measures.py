@@ -94,6 +94,11 @@ def _to_float(a, axis=-1, ranks=False) -> np.ndarray:
 def _rescale(a, axis=-1) -> np.ndarray:
     """a times a power of two bringing max |finite a| along ``axis`` near 1, where it
     lies outside [2**-400, 2**400] (exact: only the exponents change)."""
+    if a.size:   # fast path, two reductions without temporaries: nothing to rescale
+        lo, hi = float(a.min()), float(a.max())
+        big = max(-lo, hi)
+        if big <= _SCALE_HI and (big >= _SCALE_LO or big == 0.0):
+            return a
     fin = np.where(np.isfinite(a), np.abs(a), 0.0)
     mx = fin.max(axis=axis, keepdims=True) if a.size else fin
     bad = (mx > _SCALE_HI) | ((mx < _SCALE_LO) & (mx > 0))
