@@ -716,3 +716,17 @@ def test_rolling_permutation_entropy_of_constant_window_is_not_negative():
     x = np.r_[np.random.default_rng(9).normal(size=100), np.ones(100)]
     got = m.rolling_permutation_entropy(x, 50)
     assert (got[49:] >= 0).all() and (got[-50:] == 0.0).all()
+
+
+def test_peer_libraries_are_skipped_per_test_not_per_module():
+    # a module-level importorskip of nolds/antropy/pyinform skipped every measures test
+    # (the NumPy-reference ones too) when one optional peer was missing
+    import ast
+
+    tree = ast.parse(open(__file__).read())
+    for node in tree.body:       # module-level statements, with blocks included
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            continue
+        for sub in ast.walk(node):
+            assert not (isinstance(sub, ast.Attribute) and sub.attr == "importorskip"), (
+                f"module-level importorskip at line {sub.lineno}")
