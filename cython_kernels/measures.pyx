@@ -16,8 +16,8 @@ defaults and labels.
 """
 import numpy as np
 
-from libc.math cimport INFINITY, NAN, fabs, isnan, log, log2, log10, sqrt
-from libc.stdlib cimport free, malloc, qsort
+from libc.math cimport INFINITY, NAN, fabs, isfinite, isnan, log, log2, log10, sqrt
+from libc.stdlib cimport calloc, free, malloc, qsort
 
 
 cdef double _slope(const double* xs, const double* ys, Py_ssize_t n) noexcept nogil:
@@ -39,17 +39,26 @@ cdef double _slope(const double* xs, const double* ys, Py_ssize_t n) noexcept no
 
 cdef void _window_ok(const double* x, Py_ssize_t n, Py_ssize_t window,
                      signed char* ok) noexcept nogil:
-    """``ok[t]``: the window ending at ``t`` is full and holds no NaN."""
+    """``ok[t]``: the window ending at ``t`` is full and holds no NaN or ±inf."""
     cdef Py_ssize_t t, last = -1
     for t in range(n):
-        if isnan(x[t]):
+        if not isfinite(x[t]):
             last = t
         ok[t] = t >= window - 1 and t - last >= window
 
 
+# Largest count table (cells) a symbol kernel allocates; quantlab/measures.py refuses
+# larger ones with a message first, this guards direct calls.
+cdef enum:
+    STATE_LIMIT = 16777216     # 2**24
+
+
 def _alloc(const double[:, ::1] x, Py_ssize_t window):
-    if window < 1:
-        raise ValueError("window must be >= 1")
+    # buffers are sized by the window: one longer than the series is the caller's
+    # all-NaN case (quantlab/measures.py), never an allocation
+    if window < 1 or (window > x.shape[1] and x.shape[1] > 0):
+        raise ValueError(f"window must be in [1, {x.shape[1]}] (the series' length), "
+                         f"got {window}")
     return np.full((x.shape[0], x.shape[1]), np.nan), np.empty(x.shape[1], dtype=np.int8)
 
 
@@ -455,7 +464,7 @@ def roll_permen(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t order,
                     for b in range(a + 1, order):
                         less += xr[t + b * delay] < xr[t + a * delay]
                     code += less * fact[order - 1 - a]
-                    if isnan(xr[t + a * delay]):
+                    if not isfinite(xr[t + a * delay]):   # as NaN: never counted
                         code = -1
                         break
                 codes[t] = code
@@ -473,8 +482,11 @@ def roll_permen(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t order,
                     counts[codes[p]] -= 1
                 if ok[t]:
                     h = (log2(dn) - S / dn) / norm
-                    if normalize:
-                        h = 0.0 if h < 0.0 else (1.0 if h > 1.0 else h)
+                    # the sliding S leaves rounding (a constant window gave ±8.9e-16);
+                    # no true entropy lies in (0, 1e-12): the least is ~log2(n)/n
+                    h = 0.0 if h < 1e-12 else h
+                    if normalize and h > 1.0:
+                        h = 1.0
                     out[i, t] = h
     return out_np
 
@@ -502,7 +514,7 @@ cdef int _cmp_pair(const void* a, const void* b) noexcept nogil:
 cdef void _symbolize(const double* x, Py_ssize_t n, Py_ssize_t bins, bint quantile,
                      Py_ssize_t* sym, _Pair* tmp) noexcept nogil:
     cdef Py_ssize_t j, b
-    cdef double lo = INFINITY, hi = -INFINITY
+    cdef double lo = INFINITY, hi = -INFINITY, half
     if bins == 0:
         for j in range(n):
             sym[j] = <Py_ssize_t>x[j]
@@ -517,25 +529,36 @@ cdef void _symbolize(const double* x, Py_ssize_t n, Py_ssize_t bins, bint quanti
         for j in range(n):
             lo = x[j] if x[j] < lo else lo
             hi = x[j] if x[j] > hi else hi
+        # halves: hi - lo overflows for a range beyond 1.8e308 (and NaN from inf/inf
+        # cast to an index wrote out of bounds); halving is exact, so bins are unchanged
+        half = 0.5 * hi - 0.5 * lo
         for j in range(n):
-            b = <Py_ssize_t>((x[j] - lo) / (hi - lo) * bins) if hi > lo else 0
+            b = <Py_ssize_t>((0.5 * x[j] - 0.5 * lo) / half * bins) if hi > lo else 0
             sym[j] = b if b < bins else bins - 1
 
 
-cdef inline void _zero(Py_ssize_t[::1] c) noexcept nogil:
-    cdef Py_ssize_t j
-    for j in range(c.shape[0]):
-        c[j] = 0
-
-
-cdef double _entropy(const Py_ssize_t* counts, Py_ssize_t k, double n) noexcept nogil:
-    """-Σ p·log2(p) of ``k`` counts summing to ``n``."""
-    cdef Py_ssize_t j
+cdef double _entropy_of(Py_ssize_t* counts, Py_ssize_t k, const Py_ssize_t* idx,
+                        Py_ssize_t n) noexcept nogil:
+    """-Σ p·log2(p) of the ``n`` observations whose cells (of ``k``) are ``idx``, from
+    the counts already added to ``counts``, which are zeroed again on the way. A table
+    of up to 4n cells is scanned in cell order (faster); a larger one through ``idx``,
+    O(n) per window however large the table (scanning a table of base cells every
+    window was O(base·windows))."""
+    cdef Py_ssize_t j, c
     cdef double s = 0.0
-    for j in range(k):
-        if counts[j]:
-            s += counts[j] * log2(<double>counts[j])
-    return log2(n) - s / n
+    if k <= 4 * n:
+        for j in range(k):
+            c = counts[j]
+            if c:
+                s += c * log2(<double>c)
+                counts[j] = 0
+    else:
+        for j in range(n):
+            c = counts[idx[j]]
+            if c:
+                s += c * log2(<double>c)
+                counts[idx[j]] = 0
+    return log2(<double>n) - s / n
 
 
 cdef class _Symbols:
@@ -554,6 +577,8 @@ cdef class _Symbols:
 def roll_shannon(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t bins, bint quantile,
                  Py_ssize_t base):
     """Rolling Shannon entropy of the window's symbols; ``base`` = number of symbols."""
+    if base < 1 or base > max(<Py_ssize_t>STATE_LIMIT, x.shape[0] * x.shape[1]):
+        raise ValueError(f"base must be in [1, max(2**24, x.size)], got {base}")
     out_np, ok_np = _alloc(x, window)
     cdef double[:, ::1] out = out_np
     cdef signed char[::1] ok = ok_np
@@ -569,28 +594,34 @@ def roll_shannon(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t bins, bin
             for t in range(window - 1, T):
                 if ok[t]:
                     _symbolize(&x[r, t - window + 1], window, bins, quantile, sym, S.tmp)
-                    _zero(counts)
                     for j in range(window):
                         counts[sym[j]] += 1
-                    out[r, t] = _entropy(&counts[0], base, window)
+                    out[r, t] = _entropy_of(&counts[0], base, sym, window)
     return out_np
 
 
 def roll_mutual(const double[:, ::1] x, const double[:, ::1] y, Py_ssize_t window,
                 Py_ssize_t bins, bint quantile, Py_ssize_t bx, Py_ssize_t by):
     """Rolling mutual information I(X; Y) = H(X) + H(Y) - H(X, Y)."""
+    if bx < 1 or by < 1 or bx > STATE_LIMIT // by:
+        raise ValueError(f"bx * by must be in [1, 2**24], got {bx} * {by}")
     out_np, ok_np = _alloc(x, window)
     ok2_np = np.empty_like(ok_np)
     cdef double[:, ::1] out = out_np
     cdef signed char[::1] ok = ok_np, ok2 = ok2_np
     cdef Py_ssize_t r, t, j, T = x.shape[1]
-    cdef _Symbols SX = _Symbols(window), SY = _Symbols(window)
+    cdef _Symbols SX = _Symbols(window), SY = _Symbols(window), SXY = _Symbols(window)
     cdef Py_ssize_t* sx = &SX.sym[0]
     cdef Py_ssize_t* sy = &SY.sym[0]
+    cdef Py_ssize_t* sxy = &SXY.sym[0]
     cdef Py_ssize_t[::1] cx = np.zeros(bx, dtype=np.intp), cy = np.zeros(by, dtype=np.intp)
-    cdef Py_ssize_t[::1] cxy = np.zeros(bx * by, dtype=np.intp)
+    cdef Py_ssize_t* cxy    # calloc: lazily zeroed pages (see roll_transfer)
+    cdef double hx, hy
     if T == 0:
         return out_np
+    cxy = <Py_ssize_t*>calloc(bx * by, sizeof(Py_ssize_t))
+    if cxy == NULL:
+        raise MemoryError()
     with nogil:
         for r in range(x.shape[0]):
             _window_ok(&x[r, 0], T, window, &ok[0])
@@ -599,15 +630,15 @@ def roll_mutual(const double[:, ::1] x, const double[:, ::1] y, Py_ssize_t windo
                 if ok[t] and ok2[t]:
                     _symbolize(&x[r, t - window + 1], window, bins, quantile, sx, SX.tmp)
                     _symbolize(&y[r, t - window + 1], window, bins, quantile, sy, SY.tmp)
-                    _zero(cx)
-                    _zero(cy)
-                    _zero(cxy)
                     for j in range(window):
+                        sxy[j] = sx[j] * by + sy[j]
                         cx[sx[j]] += 1
                         cy[sy[j]] += 1
-                        cxy[sx[j] * by + sy[j]] += 1
-                    out[r, t] = (_entropy(&cx[0], bx, window) + _entropy(&cy[0], by, window)
-                                 - _entropy(&cxy[0], bx * by, window))
+                        cxy[sxy[j]] += 1
+                    hx = _entropy_of(&cx[0], bx, sx, window)
+                    hy = _entropy_of(&cy[0], by, sy, window)
+                    out[r, t] = hx + hy - _entropy_of(cxy, bx * by, sxy, window)
+    free(cxy)
     return out_np
 
 
@@ -618,26 +649,47 @@ def roll_transfer(const double[:, ::1] src, const double[:, ::1] tgt, Py_ssize_t
 
         TE = Σ p(x_{t+1}, x_t^(k), y_t) log2 [p(x_{t+1} | x_t^(k), y_t) / p(x_{t+1} | x_t^(k))]
 
-    over the window's ``window - k`` transitions (PyInform's estimator).
+    over the window's ``window - k`` transitions (PyInform's estimator). The counts are
+    dense tables over (history, source, next) of ``bt**k * bs * bt`` cells, at most
+    2**24 (bt**k overflowed for binary k = 64: tables of size 0, a segfault); each
+    window touches and re-zeroes only the cells of its transitions.
     """
+    cdef Py_ssize_t nh = 1, i
+    if k < 1 or bs < 1 or bt < 1:
+        raise ValueError("k, bs and bt must be >= 1")
+    for i in range(k):
+        if nh > STATE_LIMIT // bt:
+            break
+        nh *= bt
+    if nh > STATE_LIMIT // bt or nh * bt > STATE_LIMIT // bs:
+        raise ValueError(f"bt**k * bs * bt exceeds 2**24 states (bt={bt}, k={k}, bs={bs})")
+    if window <= k:
+        raise ValueError("window must be longer than the history length k")
     out_np, ok_np = _alloc(src, window)
     ok2_np = np.empty_like(ok_np)
     cdef double[:, ::1] out = out_np
     cdef signed char[::1] ok = ok_np, ok2 = ok2_np
-    cdef Py_ssize_t r, t, j, i, h, c, T = src.shape[1], nh = bt ** k
-    cdef _Symbols SS = _Symbols(window), ST = _Symbols(window)
+    cdef Py_ssize_t r, t, j, h, c, hs, hn, cell, T = src.shape[1]
+    cdef _Symbols SS = _Symbols(window), ST = _Symbols(window), SH = _Symbols(window)
     cdef Py_ssize_t* ss = &SS.sym[0]
     cdef Py_ssize_t* st = &ST.sym[0]
-    # counts of (history, source, next), (history, source), (history, next), (history)
-    cdef Py_ssize_t[::1] chsn = np.zeros(nh * bs * bt, dtype=np.intp)
-    cdef Py_ssize_t[::1] chs = np.zeros(nh * bs, dtype=np.intp)
-    cdef Py_ssize_t[::1] chn = np.zeros(nh * bt, dtype=np.intp)
-    cdef Py_ssize_t[::1] ch = np.zeros(nh, dtype=np.intp)
+    cdef Py_ssize_t* hist = &SH.sym[0]
     cdef double te, n = window - k
-    if window <= k:
-        raise ValueError("window must be longer than the history length k")
     if T == 0:
         return out_np
+    # counts of (history, source, next), (history, source), (history, next), (history).
+    # calloc, not np.zeros: numpy advises huge pages for large arrays, and each scattered
+    # cell a window touches then zeroes 2 MB (binary k = 22: 1 s instead of 1 ms)
+    cdef Py_ssize_t* chsn = <Py_ssize_t*>calloc(nh * bs * bt, sizeof(Py_ssize_t))
+    cdef Py_ssize_t* chs = <Py_ssize_t*>calloc(nh * bs, sizeof(Py_ssize_t))
+    cdef Py_ssize_t* chn = <Py_ssize_t*>calloc(nh * bt, sizeof(Py_ssize_t))
+    cdef Py_ssize_t* ch = <Py_ssize_t*>calloc(nh, sizeof(Py_ssize_t))
+    if chsn == NULL or chs == NULL or chn == NULL or ch == NULL:
+        free(chsn)
+        free(chs)
+        free(chn)
+        free(ch)
+        raise MemoryError()
     with nogil:
         for r in range(src.shape[0]):
             _window_ok(&src[r, 0], T, window, &ok[0])
@@ -647,29 +699,47 @@ def roll_transfer(const double[:, ::1] src, const double[:, ::1] tgt, Py_ssize_t
                     continue
                 _symbolize(&src[r, t - window + 1], window, bins, quantile, ss, SS.tmp)
                 _symbolize(&tgt[r, t - window + 1], window, bins, quantile, st, ST.tmp)
-                _zero(chsn)
-                _zero(chs)
-                _zero(chn)
-                _zero(ch)
                 for j in range(k, window):
                     h = 0
                     for i in range(j - k, j):
                         h = h * bt + st[i]
+                    hist[j] = h
                     chsn[(h * bs + ss[j - 1]) * bt + st[j]] += 1
                     chs[h * bs + ss[j - 1]] += 1
                     chn[h * bt + st[j]] += 1
                     ch[h] += 1
                 te = 0.0
-                for h in range(nh):
-                    if ch[h] == 0:
-                        continue
-                    for i in range(bs):
-                        for j in range(bt):
-                            c = chsn[(h * bs + i) * bt + j]
-                            if c:
-                                te += c * log2(<double>c * ch[h] / (<double>chs[h * bs + i]
-                                                                   * chn[h * bt + j]))
+                if nh * bs * bt <= 4 * (window - k):   # small table: scan in cell order
+                    for h in range(nh):
+                        if ch[h] == 0:
+                            continue
+                        for i in range(bs):
+                            for j in range(bt):
+                                c = chsn[(h * bs + i) * bt + j]
+                                if c:
+                                    te += c * log2(<double>c * ch[h] / (<double>chs[h * bs + i]
+                                                                       * chn[h * bt + j]))
+                                    chsn[(h * bs + i) * bt + j] = 0
+                else:   # each (history, source, next) cell once, zeroed when first met
+                    for j in range(k, window):
+                        h = hist[j]
+                        hs = h * bs + ss[j - 1]
+                        hn = h * bt + st[j]
+                        cell = hs * bt + st[j]
+                        c = chsn[cell]
+                        if c:
+                            te += c * log2(<double>c * ch[h] / (<double>chs[hs] * chn[hn]))
+                            chsn[cell] = 0
+                for j in range(k, window):
+                    h = hist[j]
+                    chs[h * bs + ss[j - 1]] = 0
+                    chn[h * bt + st[j]] = 0
+                    ch[h] = 0
                 out[r, t] = te / n
+    free(chsn)
+    free(chs)
+    free(chn)
+    free(ch)
     return out_np
 
 

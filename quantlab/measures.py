@@ -32,6 +32,7 @@ from functools import lru_cache, partial
 import numpy as np
 import xarray as xr
 
+from quantlab import _validate
 from quantlab._kernels import load
 
 _k = load("measures")   # the x86-64-v3 build where the CPU runs it (AVX in simd.h)
@@ -47,35 +48,109 @@ __all__ = ["hurst", "dfa", "higuchi_fd", "katz_fd", "lyapunov_r", "sample_entrop
 _DEFAULT_BINS = {"shannon": (10, "width"), "mutual": (3, "quantile"),
                  "transfer": (3, "quantile")}
 
+# Sizes computed from parameters are bounded before any kernel allocates (an overflowed
+# bins**k once gave a zero-size count table and a segfault):
+# - a count table (Shannon alphabet, the mutual information joint table, transfer
+#   entropy's histories x source x next) has at most 2**24 cells (128 MB of counts,
+#   touched only where states occur): binary k <= 22, 3 bins k <= 13, 10 bins k <= 5.
+#   Plug-in estimates need many observations per state, so real use stays far below.
+_STATE_LIMIT = 2 ** 24
+# - rolling Lyapunov keeps a (time x trajectories) distance band per kernel call: the
+#   time axis is fed in chunks of at most 2**24 band cells (256 MB), or 2 windows.
+_BAND_LIMIT = 2 ** 24
+# - integer symbols up to 2**16 (or the data's length) index a dense table; larger ones
+#   are renumbered by their distinct values (entropies depend only on the counts).
+_DENSE_SYMBOLS = 2 ** 16
+_EXACT = 2 ** 53     # integers converted to float64 beyond this lose their low bits
+# values beyond 2**±400 are rescaled by an exact power of two (every measure here is
+# scale-invariant): squares of 1e300 overflowed and of 1e-300 underflowed (hurst, dfa,
+# lyapunov_r, sample_entropy gave NaN, -inf or 0 instead of the value at scale 1)
+_SCALE_LO, _SCALE_HI = 2.0 ** -400, 2.0 ** 400
+
 
 # ---- input handling ---------------------------------------------------------------
 
-def _series(x, name="x") -> np.ndarray:
-    """1-D float64 values with leading/trailing NaN dropped; interior NaN is an error."""
+def _array(x, name="x") -> np.ndarray:
+    """x's values as an ndarray of real numbers (bool, int or float; others refused)."""
     a = np.asarray(getattr(x, "values", x))
+    _validate.real_array(name, a.dtype)
+    return a
+
+
+def _to_float(a, axis=-1, ranks=False) -> np.ndarray:
+    """Real ndarray -> float64. Integers are first shifted by their minimum along
+    ``axis`` in exact integer arithmetic (every measure here is shift-invariant), so
+    int64 timestamps or ``x + 2**60`` keep their differences; when a span still exceeds
+    2**53, ``ranks`` replaces the values by their dense ranks (exact ordinal patterns)."""
+    if a.dtype.kind not in "iu" or a.size == 0 or a.shape[axis] == 0:
+        return a.astype(np.float64, copy=False)
+    lo = a.min(axis=axis, keepdims=True)
+    d = a.astype(np.uint64) - lo.astype(np.uint64)   # mod 2**64: exact, as spans < 2**64
+    if ranks and d.max() > _EXACT:
+        return np.unique(a, return_inverse=True)[1].reshape(a.shape).astype(np.float64)
+    return d.astype(np.float64)
+
+
+def _rescale(a, axis=-1) -> np.ndarray:
+    """a times a power of two bringing max |finite a| along ``axis`` near 1, where it
+    lies outside [2**-400, 2**400] (exact: only the exponents change)."""
+    if a.size:   # fast path, two reductions without temporaries: nothing to rescale
+        lo, hi = float(a.min()), float(a.max())
+        big = max(-lo, hi)
+        if big <= _SCALE_HI and (big >= _SCALE_LO or big == 0.0):
+            return a
+    fin = np.where(np.isfinite(a), np.abs(a), 0.0)
+    mx = fin.max(axis=axis, keepdims=True) if a.size else fin
+    bad = (mx > _SCALE_HI) | ((mx < _SCALE_LO) & (mx > 0))
+    if not bad.any():
+        return a
+    e = np.where(bad, np.frexp(np.where(mx > 0, mx, 1.0))[1], 0)
+    return np.ldexp(a, -e)
+
+
+def _series(x, name="x", ranks=False, scale=True) -> np.ndarray:
+    """1-D float64 values with leading/trailing NaN dropped; interior NaN, any ±inf, an
+    empty series and complex or datetime input are errors."""
+    a = _array(x, name)
     if a.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {a.shape}; for a panel use the "
                          "rolling_<name>(x, window) form")
-    a = a.astype(np.float64, copy=False)
-    # a·a is NaN exactly when a holds a NaN (squares are >= 0 or inf): a third of the
-    # time of isnan().any() on a one-shot call's ~2,500 points
-    if a.size and math.isnan(a @ a):
+    if a.size == 0:
+        raise ValueError(f"{name} is empty")
+    a = _to_float(a, ranks=ranks)
+    # a·a is not finite exactly when a holds a NaN or ±inf (or squares overflow): a third
+    # of the time of isnan().any() on a one-shot call's ~2,500 points; outside
+    # (2**-700, 2**700) the values may also need rescaling
+    with np.errstate(over="ignore", under="ignore"):   # huge values: handled below
+        ss = a @ a
+    if not 2.0 ** -700 < ss < 2.0 ** 700:
+        if scale:
+            a = _rescale(a)
+        inf = np.flatnonzero(np.isinf(a))
+        if inf.size:
+            raise ValueError(f"{name} has {inf.size} infinite value(s) (first at position "
+                             f"{inf[0]}); the measures need finite values")
         bad = np.isnan(a)
         ok = np.flatnonzero(~bad)
         if ok.size == 0:
             raise ValueError(f"{name} is all NaN")
-        a = a[ok[0]:ok[-1] + 1]
-        if np.isnan(a).any():
-            raise ValueError(f"{name} has {int(np.isnan(a).sum())} NaN inside the series "
-                             f"(first at position {ok[0] + int(np.flatnonzero(np.isnan(a))[0])})"
-                             "; drop or fill them first")
+        if bad.any():
+            a = a[ok[0]:ok[-1] + 1]
+            if np.isnan(a).any():
+                raise ValueError(f"{name} has {int(np.isnan(a).sum())} NaN inside the "
+                                 f"series (first at position "
+                                 f"{ok[0] + int(np.flatnonzero(np.isnan(a))[0])})"
+                                 "; drop or fill them first")
     return np.ascontiguousarray(a)
 
 
-def _int(v, name, lo):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
+def _int(v, name, lo, hi=None):
+    return _validate.integer(name, v, lo, hi)
+
+
+def _window(window):
+    # 2**62: larger ints overflow the kernels' index type (and np.log of default nvals)
+    return _int(window, "window", 1, 2 ** 62)
 
 
 def _one(kernel, a, *args):
@@ -83,39 +158,63 @@ def _one(kernel, a, *args):
     return float(kernel(a[None, :], a.size, *args)[0, -1])
 
 
-def _rolling(kernel, x, window, dim, *others):
-    """Apply a (series, time) kernel along ``dim`` of x (and the aligned ``others``)."""
-    window = _int(window, "window", 1)
+def _rolling(kernel, x, window, dim, *others, ranks=False, scale=True):
+    """Apply a (series, time) kernel along ``dim`` of x (and the aligned ``others``).
+
+    Integer input is shifted (``_to_float``) per series; a window longer than the series
+    gives all NaN without calling the kernel (whose buffers are sized by the window)."""
+    window = _window(window)
     inputs = [x, *others]
     if isinstance(x, xr.Dataset):
         if others:
             raise TypeError("pass DataArrays (not a Dataset) to the two-series measures")
-        return x.map(lambda v: _rolling(kernel, v, window, dim) if dim in v.dims else v,
-                     keep_attrs=True)
+        return x.map(lambda v: _rolling(kernel, v, window, dim, ranks=ranks, scale=scale)
+                     if dim in v.dims else v, keep_attrs=True)
+    names = ["x", *(f"input {i + 2}" for i in range(len(others)))]
     if not isinstance(x, xr.DataArray):
         if dim != "time":
             raise ValueError(f"dim={dim!r}: NumPy input has no named dims; time is axis 0")
-        arrays = [np.moveaxis(np.asarray(v, dtype=np.float64), 0, -1) for v in inputs]
+        arrays = []
+        for v, nm in zip(inputs, names):
+            v = _array(v, nm)
+            if v.ndim == 0:
+                raise ValueError(f"{nm} must have a time axis (axis 0), got a scalar")
+            arrays.append(_to_float(np.moveaxis(v, 0, -1), ranks=ranks))
         arrays = np.broadcast_arrays(*arrays)
-        out = _panel(kernel, window, *arrays)
+        out = _panel(kernel, window, *arrays, scale=scale)
         return np.moveaxis(out, -1, 0)
     if dim not in x.dims:
         raise ValueError(f"dim={dim!r} is not a dimension of the input {x.dims}")
-    inputs = [v.astype(np.float64) if v.dtype != np.float64 else v for v in inputs]
+    conv = []
+    for v, nm in zip(inputs, names):
+        if not isinstance(v, xr.DataArray):
+            raise TypeError(f"{nm} must be a DataArray like x, got {type(v).__name__}")
+        _validate.real_array(nm, v.dtype)
+        if v.dtype.kind in "biu":    # exact shift/ranks need the values (dask: computed)
+            v = v.copy(data=_to_float(v.values, axis=v.get_axis_num(dim), ranks=ranks))
+        elif v.dtype != np.float64:
+            v = v.astype(np.float64)
+        conv.append(v)
+    inputs = conv
     if others:
         inputs = list(xr.broadcast(*inputs))
     inputs = [v.chunk({dim: -1}) if v.chunks is not None else v for v in inputs]
-    out = xr.apply_ufunc(partial(_panel, kernel, window), *inputs,
+    out = xr.apply_ufunc(partial(_panel, kernel, window, scale=scale), *inputs,
                          input_core_dims=[[dim]] * len(inputs), output_core_dims=[[dim]],
                          dask="parallelized", output_dtypes=[np.float64], keep_attrs=True)
     return out.transpose(*inputs[0].dims)
 
 
-def _panel(kernel, window, *arrays):
-    """(..., time) arrays -> kernel on (series, time) C-contiguous float64 -> (..., time)."""
+def _panel(kernel, window, *arrays, scale=True):
+    """(..., time) arrays -> kernel on (series, time) C-contiguous float64 -> (..., time);
+    each series rescaled by a power of two if its values are extreme (``_rescale``)."""
     shape = arrays[0].shape
+    if window > shape[-1] or arrays[0].size == 0:
+        return np.full(shape, np.nan)
     flat = [np.ascontiguousarray(a.reshape(-1, shape[-1]), dtype=np.float64)
             for a in arrays]
+    if scale:
+        flat = [np.ascontiguousarray(_rescale(a)) for a in flat]
     return kernel(*flat, window).reshape(shape)
 
 
@@ -134,17 +233,39 @@ def _expected_rs(n: int) -> float:
     return front * middle * back
 
 
+def _sizes(nvals, what):
+    """User block sizes as a tuple of ints (hashable: the plans are cached)."""
+    if nvals is None:
+        return None
+    a = np.asarray(nvals)
+    if a.ndim != 1 or a.size == 0 or a.dtype.kind not in "iuf" or (
+            a.dtype.kind == "f" and not (np.isfinite(a).all() and (a == np.round(a)).all())):
+        raise ValueError(f"nvals must be a 1-D sequence of integer {what} sizes, got "
+                         f"{nvals!r}")
+    return tuple(int(v) for v in a)
+
+
+def _hurst_nvals(n, nvals):
+    """Block sizes for a series of n (nvals a tuple or None), checked: >= 2 distinct
+    sizes in [2, n] (a size of 1 has no std; one distinct size has no slope)."""
+    if nvals is None:   # nolds' logmid_n: 15 log-spaced sizes over the middle quarter
+        if n < 2:
+            nvals = ()
+        else:
+            lg = np.log(n)
+            nvals = np.unique(np.round(np.exp(lg * 0.375 + np.arange(15) / 15 * lg * 0.25))
+                              .astype(np.intp))
+    nv = np.asarray(nvals, dtype=np.int64)
+    if np.unique(nv).size < 2 or nv.min() < 2 or nv.max() > n:
+        raise ValueError(f"hurst needs at least two distinct block sizes (nvals) in [2, {n}]"
+                         f", got {nv.tolist()}; use a longer series or window")
+    return nv.astype(np.intp)
+
+
 @lru_cache(maxsize=64)
 def _hurst_args(n, nvals, corrected):
     """(block sizes, log expected R/S) for a series of n; nvals a tuple or None."""
-    if nvals is None:   # nolds' logmid_n: 15 log-spaced sizes over the middle quarter
-        lg = np.log(n)
-        nvals = np.unique(np.round(np.exp(lg * 0.375 + np.arange(15) / 15 * lg * 0.25))
-                          .astype(np.intp))
-    nvals = np.asarray(nvals, dtype=np.intp)
-    if nvals.size < 2 or nvals.min() < 2 or nvals.max() > n:
-        raise ValueError(f"hurst needs at least two block sizes in [2, {n}], got "
-                         f"{nvals.tolist()}; use a longer series or window")
+    nvals = _hurst_nvals(n, nvals)
     logexp = (np.log([_expected_rs(int(v)) for v in nvals]) if corrected
               else np.zeros(nvals.size))
     return nvals, logexp
@@ -155,14 +276,7 @@ def _hurst_plan(n, nvals, corrected):
     return _k.HurstPlan(n, *_hurst_args(n, nvals, corrected))
 
 
-def _nvals_key(nvals):
-    """Block sizes as a hashable tuple (``_hurst_args`` is cached), or None."""
-    return None if nvals is None else tuple(int(v) for v in np.ravel(nvals))
-
-
 def _hurst_kernel(corrected, unbiased, nvals):
-    nvals = _nvals_key(nvals)
-
     def run(x, window):
         nv, le = _hurst_args(window, nvals, corrected)
         out = _k.roll_hurst(x, window, nv, le, unbiased)
@@ -181,19 +295,24 @@ def hurst(x, nvals=None, corrected=True, unbiased=True) -> float:
     ``nvals`` default: 15 log-spaced sizes over the middle quarter of log(len(x)) (nolds).
     """
     a = _series(x)
-    return _hurst_plan(a.size, _nvals_key(nvals), corrected)(a, unbiased) + (
+    return _hurst_plan(a.size, _sizes(nvals, "block"), bool(corrected))(a, bool(unbiased)) + (
         0.5 if corrected else 0.0)
 
 
 def rolling_hurst(x, window, dim="time", nvals=None, corrected=True, unbiased=True):
     """:func:`hurst` over every window of length ``window``."""
-    _hurst_args(_int(window, "window", 1), _nvals_key(nvals), corrected)   # fail early
-    return _rolling(_hurst_kernel(corrected, unbiased, nvals), x, window, dim)
+    nvals = _sizes(nvals, "block")
+    _hurst_nvals(_window(window), nvals)   # fail early (no allocation)
+    return _rolling(_hurst_kernel(bool(corrected), bool(unbiased), nvals), x, window, dim)
 
 
 # ---- DFA --------------------------------------------------------------------------
 
 def _dfa_nvals(n, nvals):
+    """Box sizes for a series of n, checked: >= 2 distinct sizes in [4, n). A line
+    through 2 points fits exactly (F = 0 up to rounding: dfa(x, nvals=[2, 3]) gave
+    46.5) and 3 points leave one degree of freedom; nolds' docstring (after Hardstone
+    et al. 2012) calls min(nvals) < 4 senseless, and its default starts at 4."""
     if nvals is None:
         if n > 70:   # nolds / antropy: 4, 4*1.2, ... up to n / 10, as integers
             max_i = int(np.floor(np.log(0.1 * n / 4) / np.log(1.2)))
@@ -204,11 +323,11 @@ def _dfa_nvals(n, nvals):
                     nvals.append(v)
         else:
             nvals = [4, 5, 6, 7, 8, 9]
-    nvals = np.asarray(nvals, dtype=np.intp)
-    if nvals.size < 2 or nvals.min() < 2 or nvals.max() >= n:
-        raise ValueError(f"dfa needs at least two box sizes in [2, {n}), got "
-                         f"{nvals.tolist()}; use a longer series or window (> 10)")
-    return nvals
+    nv = np.asarray(nvals, dtype=np.int64)
+    if np.unique(nv).size < 2 or nv.min() < 4 or nv.max() >= n:
+        raise ValueError(f"dfa needs at least two distinct box sizes (nvals) in [4, {n}), "
+                         f"got {nv.tolist()}; use a longer series or window (> 10)")
+    return nv.astype(np.intp)
 
 
 def dfa(x, nvals=None, overlap=False) -> float:
@@ -221,12 +340,12 @@ def dfa(x, nvals=None, overlap=False) -> float:
     default, half-overlapping). ``nvals`` default 4, 4·1.2, ... ≤ len(x)/10 (nolds).
     """
     a = _series(x)
-    return _one(_k.roll_dfa, a, _dfa_nvals(a.size, nvals), bool(overlap))
+    return _one(_k.roll_dfa, a, _dfa_nvals(a.size, _sizes(nvals, "box")), bool(overlap))
 
 
 def rolling_dfa(x, window, dim="time", nvals=None, overlap=False):
     """:func:`dfa` over every window of length ``window``."""
-    nv = _dfa_nvals(_int(window, "window", 1), nvals)
+    nv = _dfa_nvals(_window(window), _sizes(nvals, "box"))
     return _rolling(lambda v, w: _k.roll_dfa(v, w, nv, bool(overlap)), x, window, dim)
 
 
@@ -249,7 +368,7 @@ def higuchi_fd(x, kmax=10) -> float:
 
 def rolling_higuchi_fd(x, window, dim="time", kmax=10):
     """:func:`higuchi_fd` over every window of length ``window``."""
-    k = _kmax(_int(window, "window", 1), kmax)
+    k = _kmax(_window(window), kmax)
     return _rolling(lambda v, w: _k.roll_higuchi(v, w, k), x, window, dim)
 
 
@@ -264,7 +383,7 @@ def katz_fd(x) -> float:
 
 def rolling_katz_fd(x, window, dim="time"):
     """:func:`katz_fd` over every window of length ``window``."""
-    if _int(window, "window", 1) < 2:
+    if _window(window) < 2:
         raise ValueError("katz_fd needs window >= 2")
     return _rolling(_k.roll_katz, x, window, dim)
 
@@ -295,6 +414,7 @@ def lyapunov_r(x, emb_dim=10, lag=1, min_tsep=10, trajectory_len=20, tau=1.0) ->
     r = 4 gives ln 2. Unlike nolds, ``lag`` and ``min_tsep`` have fixed defaults rather
     than being estimated from the spectrum, so rolling windows stay comparable.
     """
+    tau = _validate.number("tau", tau, 0, lo_open=True)
     a = _series(x)
     args = _lyap_args(a.size, emb_dim, lag, min_tsep, trajectory_len)
     return _one(_k.roll_lyap, a, *args) / tau
@@ -303,20 +423,42 @@ def lyapunov_r(x, emb_dim=10, lag=1, min_tsep=10, trajectory_len=20, tau=1.0) ->
 def rolling_lyapunov_r(x, window, dim="time", emb_dim=10, lag=1, min_tsep=10,
                        trajectory_len=20, tau=1.0):
     """:func:`lyapunov_r` over every window of length ``window``."""
-    args = _lyap_args(_int(window, "window", 1), emb_dim, lag, min_tsep, trajectory_len)
-    out = _rolling(lambda v, w: _k.roll_lyap(v, w, *args), x, window, dim)
+    tau = _validate.number("tau", tau, 0, lo_open=True)
+    args = _lyap_args(_window(window), emb_dim, lag, min_tsep, trajectory_len)
+    out = _rolling(partial(_roll_lyap_chunked, args=args), x, window, dim)
     return out / tau if tau != 1.0 else out
+
+
+def _roll_lyap_chunked(x, window, args):
+    """``roll_lyap`` fed time chunks: the kernel keeps a (time - span) x trajectories band
+    of distances per call, so a long series is cut into overlapping chunks of at most
+    ``_BAND_LIMIT`` band cells (or 2 windows, whichever is more: the overlap is recomputed),
+    each giving the windows that end inside it. Windows do not depend on each other, so
+    the values are those of one call."""
+    emb, lag, min_tsep, traj = args
+    T, span = x.shape[1], (emb - 1) * lag
+    ntraj = window - span - traj + 1
+    per = max(_BAND_LIMIT // ntraj - (window - 1 - span), window)   # outputs per chunk
+    if T - span <= per + window - 1 - span:
+        return _k.roll_lyap(x, window, *args)
+    out = np.full(x.shape, np.nan)
+    for t0 in range(window - 1, T, per):          # windows ending in [t0, t0 + per)
+        t1 = min(t0 + per, T)
+        part = np.ascontiguousarray(x[:, t0 - window + 1:t1])
+        out[:, t0:t1] = _k.roll_lyap(part, window, *args)[:, window - 1:]
+    return out
 
 
 # ---- entropies --------------------------------------------------------------------
 
-def _sampen_args(order, tolerance):
+def _sampen_args(n, order, tolerance):
     order = _int(order, "order", 1)
+    if n <= order + 1:
+        raise ValueError(f"sample_entropy with order={order} needs more than order + 1 = "
+                         f"{order + 1} points, got {n}")
     if tolerance is None:
         return order, -1.0
-    if not np.isscalar(tolerance) or not tolerance >= 0:
-        raise ValueError(f"tolerance must be a non-negative number, got {tolerance!r}")
-    return order, float(tolerance)
+    return order, _validate.number("tolerance", tolerance, 0)
 
 
 def sample_entropy(x, order=2, tolerance=None) -> float:
@@ -324,23 +466,21 @@ def sample_entropy(x, order=2, tolerance=None) -> float:
     ``order``-point templates within Chebyshev distance < r, A those still within r at
     ``order + 1`` points. r = ``tolerance``, default 0.2·std(x) (ddof=0), as antropy.
     inf when no pair extends, NaN when no pair matches."""
-    a = _series(x)
-    order, r = _sampen_args(order, tolerance)
-    if a.size <= order + 1:
-        raise ValueError(f"sample_entropy needs more than order + 1 = {order + 1} points")
+    a = _series(x, scale=tolerance is None)   # a given r is in x's units
+    order, r = _sampen_args(a.size, order, tolerance)
     return _one(_k.roll_sampen, a, order, r)
 
 
 def rolling_sample_entropy(x, window, dim="time", order=2, tolerance=None):
     """:func:`sample_entropy` over every window; r is 0.2·std of each window by default."""
-    order, r = _sampen_args(order, tolerance)
-    return _rolling(lambda v, w: _k.roll_sampen(v, w, order, r), x, window, dim)
+    order, r = _sampen_args(_window(window), order, tolerance)
+    return _rolling(lambda v, w: _k.roll_sampen(v, w, order, r), x, window, dim,
+                    scale=tolerance is None)
 
 
 def _perm_args(n, order, delay):
-    order, delay = _int(order, "order", 2), _int(delay, "delay", 1)
-    if order > 10:
-        raise ValueError("order must be <= 10 (10! patterns)")
+    order = _int(order, "order", 2, 10)    # a table of order! pattern counts: 10! = 3.6M
+    delay = _int(delay, "delay", 1)
     if n - (order - 1) * delay < 1:
         raise ValueError(f"series of {n} points is too short for order={order}, "
                          f"delay={delay}")
@@ -350,89 +490,145 @@ def _perm_args(n, order, delay):
 def permutation_entropy(x, order=3, delay=1, normalize=False) -> float:
     """Permutation entropy (Bandt & Pompe 2002) in bits: -Σ p·log2 p over the ordinal
     patterns of ``order`` points ``delay`` apart (ties in time order, as antropy);
-    divided by log2(order!) when ``normalize``. Low entropy = structure."""
-    a = _series(x)
+    divided by log2(order!) when ``normalize``. Low entropy = structure. Integers are
+    compared exactly (int64 beyond 2**53 by rank)."""
+    a = _series(x, ranks=True)
     order, delay = _perm_args(a.size, order, delay)
     return _one(_k.roll_permen, a, order, delay, bool(normalize))
 
 
 def rolling_permutation_entropy(x, window, dim="time", order=3, delay=1, normalize=False):
     """:func:`permutation_entropy` over every window, in O(1) per step."""
-    order, delay = _perm_args(_int(window, "window", 1), order, delay)
+    order, delay = _perm_args(_window(window), order, delay)
     return _rolling(lambda v, w: _k.roll_permen(v, w, order, delay, bool(normalize)),
-                    x, window, dim)
+                    x, window, dim, ranks=True)
+
+
+def _codes(a, name):
+    """Integer (or bool) symbols -> (float64 codes, alphabet size). Symbols up to
+    ``max(_DENSE_SYMBOLS, a.size)`` are their own codes; larger ones (volumes, ids,
+    timestamps) are renumbered 0, 1, ... by sorting (np.unique): entropies depend only on
+    the counts, and a dense table over [0, 10**9] took gigabytes."""
+    if a.size == 0:
+        return a.astype(np.float64), 1
+    lo, hi = a.min(), a.max()
+    if lo < 0:
+        raise ValueError(f"{name}: integer symbols must be >= 0, got {lo}")
+    if hi < max(_DENSE_SYMBOLS, a.size):
+        return a.astype(np.float64), int(hi) + 1
+    u, inv = np.unique(a, return_inverse=True)
+    return inv.reshape(a.shape).astype(np.float64), int(u.size)
 
 
 def _symbols(x, which, bins, binning, name="x"):
-    """(float64 values for the kernel, kernel bins (0 = symbols), quantile?, alphabet)."""
-    dtype = getattr(x, "dtype", None)   # None: a Dataset, whose variables are floats
-    if dtype is None and not isinstance(x, xr.Dataset):
-        x = np.asarray(x)
+    """(x as float64 codes or values, kernel bins (0 = integer symbols), quantile?,
+    alphabet size). Integer/bool input is taken as symbols, float input is binned."""
+    if isinstance(x, xr.Dataset):   # rolling: each variable on its own
+        for v in x.data_vars.values():
+            _validate.real_array(f"{name}[{v.name!r}]", v.dtype)
+            if v.dtype.kind in "biu":
+                raise TypeError(f"{name}: pass integer symbols as a DataArray or array, "
+                                f"not inside a Dataset")
+        dtype = np.dtype(np.float64)
+    else:
+        if not isinstance(x, xr.DataArray):
+            x = _array(x, name)
         dtype = x.dtype
-    if dtype is not None and dtype.kind in "biu":
+        _validate.real_array(name, dtype)
+    if dtype.kind in "biu":
         if bins is not None:
             raise ValueError(f"{name} holds integer symbols; bins= applies to floats only")
-        lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
-        if lo < 0:
-            raise ValueError(f"{name}: integer symbols must be >= 0, got {lo}")
-        return 0, False, hi + 1
-    if dtype is not None and dtype.kind != "f":
-        raise ValueError(f"{name} must be numeric, got dtype {dtype}")
+        vals, alphabet = _codes(np.asarray(x.values if isinstance(x, xr.DataArray) else x),
+                                name)
+        if isinstance(x, xr.DataArray):
+            vals = x.copy(data=vals)
+        return vals, 0, False, alphabet
     dbins, dbinning = _DEFAULT_BINS[which]
-    bins = dbins if bins is None else _int(bins, "bins", 1)
-    binning = dbinning if binning is None else binning
-    if binning not in ("width", "quantile"):
-        raise ValueError(f"binning must be 'width' or 'quantile', got {binning!r}")
-    return bins, binning == "quantile", bins
+    bins = dbins if bins is None else _int(bins, "bins", 1, _STATE_LIMIT)
+    binning = dbinning if binning is None else _validate.choice(
+        "binning", binning, ("width", "quantile"))
+    return x, bins, binning == "quantile", bins
+
+
+def _states(what, cells, formula, hint):
+    """Refuse a count table of more than ``_STATE_LIMIT`` cells before it is allocated."""
+    if cells > _STATE_LIMIT:
+        n = f"{cells:,}" if cells < 2 ** 64 else "more than 2**64"
+        raise ValueError(f"{what}: {formula} = {n} states exceed the 2**24 "
+                         f"(16,777,216) state limit of the count table; {hint}")
 
 
 def shannon_entropy(x, bins=None, binning=None) -> float:
-    """Shannon entropy -Σ p·log2 p (bits) of x's symbols (module docstring: binning)."""
-    b, q, base = _symbols(x, "shannon", bins, binning)
-    return _one(lambda v, w: _k.roll_shannon(v, w, b, q, base), _series(x))
+    """Shannon entropy -Σ p·log2 p (bits) of x's symbols (module docstring: binning).
+    NaN at the ends is dropped; interior NaN or any ±inf raises (no bin holds them)."""
+    v, b, q, base = _symbols(x, "shannon", bins, binning)
+    return _one(lambda u, w: _k.roll_shannon(u, w, b, q, base), _series(v))
 
 
 def rolling_shannon_entropy(x, window, dim="time", bins=None, binning=None):
-    """:func:`shannon_entropy` over every window (floats binned within each window)."""
-    b, q, base = _symbols(x, "shannon", bins, binning)
-    return _rolling(lambda v, w: _k.roll_shannon(v, w, b, q, base), x, window, dim)
+    """:func:`shannon_entropy` over every window (floats binned within each window);
+    NaN for windows holding a NaN or ±inf."""
+    v, b, q, base = _symbols(x, "shannon", bins, binning)
+    return _rolling(lambda u, w: _k.roll_shannon(u, w, b, q, base), v, window, dim)
 
 
 def _pair(x, y, nx="x", ny="y"):
     """Two aligned 1-D series, NaN edges of either dropped from both."""
-    a = np.asarray(getattr(x, "values", x), dtype=np.float64)
-    b = np.asarray(getattr(y, "values", y), dtype=np.float64)
+    a = _array(x, nx).astype(np.float64, copy=False)
+    b = _array(y, ny).astype(np.float64, copy=False)
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"{nx} and {ny} must be 1-D of the same length, got shapes "
                          f"{a.shape} and {b.shape}")
     ok = np.flatnonzero(~np.isnan(a + b))
     if ok.size == 0:
-        raise ValueError(f"{nx} and {ny} have no common non-NaN values")
+        raise ValueError(f"{nx} and {ny} have no common non-NaN values"
+                         if a.size else f"{nx} and {ny} are empty")
     sl = slice(ok[0], ok[-1] + 1)
     return _series(a[sl], nx), _series(b[sl], ny)
 
 
 def _symbols2(x, y, which, bins, binning, nx="x", ny="y"):
-    bx, q, ax = _symbols(x, which, bins, binning, nx)
-    by, _, ay = _symbols(y, which, bins, binning, ny)
-    if bx != by:
+    u, bx, q, ax = _symbols(x, which, bins, binning, nx)
+    v, by, _, ay = _symbols(y, which, bins, binning, ny)
+    if (bx == 0) != (by == 0):
         raise ValueError(f"pass {nx} and {ny} both as integer symbols or both as floats")
-    return bx, q, ax, ay
+    return u, v, bx, q, ax, ay
+
+
+def _mi_states(ax, ay):
+    _states("mutual_information", ax * ay, f"x symbols * y symbols = {ax} * {ay}",
+            "lower bins (integer symbols: bin them, e.g. pass floats with bins=)")
 
 
 def mutual_information(x, y, bins=None, binning=None) -> float:
     """Mutual information I(X; Y) = H(X) + H(Y) - H(X, Y) in bits (PyInform's
     ``mutual_info`` on symbols)."""
-    b, q, ax, ay = _symbols2(x, y, "mutual", bins, binning)
-    u, v = _pair(x, y)
+    u, v, b, q, ax, ay = _symbols2(x, y, "mutual", bins, binning)
+    _mi_states(ax, ay)
+    u, v = _pair(u, v)
     return float(_k.roll_mutual(u[None], v[None], u.size, b, q, ax, ay)[0, -1])
 
 
 def rolling_mutual_information(x, y, window, dim="time", bins=None, binning=None):
     """:func:`mutual_information` between x and y (broadcast together) over every
     window."""
-    b, q, ax, ay = _symbols2(x, y, "mutual", bins, binning)
-    return _rolling(lambda u, v, w: _k.roll_mutual(u, v, w, b, q, ax, ay), x, window, dim, y)
+    u, v, b, q, ax, ay = _symbols2(x, y, "mutual", bins, binning)
+    _mi_states(ax, ay)
+    return _rolling(lambda s, t, w: _k.roll_mutual(s, t, w, b, q, ax, ay), u, window, dim, v)
+
+
+def _te_states(k, a_s, a_t):
+    """k checked, and the (history, source, next) table: a_t**k * a_s * a_t cells."""
+    k = _int(k, "k", 1)
+    # a_t**k by logs first: k = 10**9 must not build a billion-digit integer
+    if a_t > 1 and k * math.log2(a_t) > 64:
+        cells = math.inf
+    else:
+        cells = a_t ** k * a_s * a_t
+    _states("transfer_entropy", cells,
+            f"target symbols**k * source symbols * target symbols = {a_t}**{k} * {a_s} * {a_t}",
+            "lower k or bins")
+    return k
 
 
 def transfer_entropy(source, target, k=1, bins=None, binning=None) -> float:
@@ -444,12 +640,14 @@ def transfer_entropy(source, target, k=1, bins=None, binning=None) -> float:
     target's next beyond the target's own past. PyInform's estimator (plug-in
     probabilities over the ``len - k`` transitions). Compare both directions to find the
     leader; plug-in estimates are biased upwards on short series, so compare against a
-    shuffled source as a baseline."""
-    k = _int(k, "k", 1)
-    b, q, a_s, a_t = _symbols2(source, target, "transfer", bins, binning, "source", "target")
-    u, v = _pair(source, target, "source", "target")
+    shuffled source as a baseline. The count table (``bins**k * bins**2`` states) is
+    limited to 2**24 states."""
+    u, v, b, q, a_s, a_t = _symbols2(source, target, "transfer", bins, binning, "source",
+                                     "target")
+    k = _te_states(k, a_s, a_t)
+    u, v = _pair(u, v, "source", "target")
     if u.size <= k:
-        raise ValueError(f"transfer_entropy needs more than k = {k} points")
+        raise ValueError(f"transfer_entropy needs more than k = {k} points, got {u.size}")
     return float(_k.roll_transfer(u[None], v[None], u.size, k, b, q, a_s, a_t)[0, -1])
 
 
@@ -457,9 +655,10 @@ def rolling_transfer_entropy(source, target, window, dim="time", k=1, bins=None,
                              binning=None):
     """:func:`transfer_entropy` source -> target over every window (broadcast together,
     e.g. every asset's returns against one market index)."""
-    k = _int(k, "k", 1)
-    b, q, a_s, a_t = _symbols2(source, target, "transfer", bins, binning, "source", "target")
-    if _int(window, "window", 1) <= k:
-        raise ValueError(f"window must be longer than k = {k}")
-    return _rolling(lambda u, v, w: _k.roll_transfer(u, v, w, k, b, q, a_s, a_t),
-                    source, window, dim, target)
+    u, v, b, q, a_s, a_t = _symbols2(source, target, "transfer", bins, binning, "source",
+                                     "target")
+    k = _te_states(k, a_s, a_t)
+    if _window(window) <= k:
+        raise ValueError(f"window must be longer than k = {k}, got {window}")
+    return _rolling(lambda s, t, w: _k.roll_transfer(s, t, w, k, b, q, a_s, a_t),
+                    u, window, dim, v)

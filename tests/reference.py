@@ -247,6 +247,30 @@ def higuchi_fd(x, kmax):
     return np.polyfit(np.log(1.0 / np.arange(1, kmax + 1)), np.log(lk), 1)[0]
 
 
+def permutation_entropy(x, order, delay):
+    """Bandt-Pompe entropy (bits) from stable argsorts of the raw values (integers
+    compared as integers, not as float64)."""
+    x = np.asarray(x)
+    n = x.size - (order - 1) * delay
+    emb = np.stack([x[i * delay:i * delay + n] for i in range(order)], axis=1)
+    pats = np.argsort(emb, axis=1, kind="stable")
+    return entropy_bits(pats)
+
+
+def dfa(x, nvals, overlap=False):
+    """DFA exponent from np.polyfit line fits per box (nolds' definition)."""
+    x = np.asarray(x, dtype=float)
+    walk = np.cumsum(x - x.mean())
+    logs = []
+    for n in nvals:
+        starts = range(0, len(walk) - n, n // 2) if overlap else range(0, len(walk) - n + 1, n)
+        t = np.arange(n)
+        res = [np.sum((walk[s:s + n] - np.polyval(np.polyfit(t, walk[s:s + n], 1), t)) ** 2) / n
+               for s in starts]
+        logs.append(0.5 * np.log(np.mean(res)))
+    return np.polyfit(np.log(nvals), logs, 1)[0]
+
+
 def symbols(x, bins, binning):
     """Equal-width bins over [min, max] (max in the last bin) or equal-count bins by
     rank, ties in time order."""

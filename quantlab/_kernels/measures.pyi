@@ -4,6 +4,10 @@ import numpy.typing as npt
 Series = npt.NDArray[np.float64]  # C-contiguous (series, time); returns (series, time)
 Ints = npt.NDArray[np.intp]
 Values = npt.NDArray[np.float64]  # one C-contiguous series without NaN
+# Every roll_* refuses window > the series' length (callers return all NaN instead: the
+# buffers are sized by the window); windows holding NaN or ±inf are NaN. Symbol kernels
+# refuse count tables over 2**24 cells (roll_transfer: bt**k * bs * bt; roll_mutual:
+# bx * by); quantlab/measures.py checks the same limits first, with a message.
 
 def roll_hurst(x: Series, window: int, nvals: Ints, logexp: Series, unbiased: bool) -> Series: ...
 class HurstPlan:
