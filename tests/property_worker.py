@@ -242,8 +242,10 @@ def data_call(draw):
             lambda: ql.data.validate(xr.Dataset({"close": v})), None
     if which == "returns":
         return f"data.returns({a.dtype}{a.shape})", lambda: ql.data.returns(v), a.shape[0]
-    lo = v - abs(draw(st.sampled_from([0.0, 1.0, np.nan, -1.0])))
-    ds = xr.Dataset({"open": v, "high": v, "low": lo, "close": v, "volume": abs(v)})
+    gap = abs(draw(st.sampled_from([0.0, 1.0, np.nan, -1.0])))
+    lo = v - gap if a.dtype.kind in "biuf" else v
+    ds = xr.Dataset({"open": v, "high": v, "low": lo, "close": v,
+                     "volume": abs(v) if a.dtype.kind in "biuf" else v})
     return f"data.validate(ohlc {a.dtype}{a.shape})", lambda: ql.data.validate(ds), None
 
 
