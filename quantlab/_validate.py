@@ -26,16 +26,22 @@ def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
     return ""
 
 
+def _show(value) -> str:
+    """repr(value), shortened: a hostile 10**400 or a huge string stays readable."""
+    r = repr(value)
+    return r if len(r) <= 60 else r[:40] + "..." + r[-12:]
+
+
 def integer(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
     """``value`` as an int in [lo, hi]; bools, non-integral floats and NaN are refused."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
+        raise TypeError(f"{name} must be an integer, got {_show(value)}")
     if not isinstance(value, numbers.Integral):
         if not math.isfinite(value) or value != int(value):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
+            raise ValueError(f"{name} must be an integer, got {_show(value)}")
     v = int(value)
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise ValueError(f"{name} must be an integer {_range_text(lo, hi)}, got {value!r}")
+        raise ValueError(f"{name} must be an integer {_range_text(lo, hi)}, got {_show(value)}")
     return v
 
 
@@ -43,21 +49,24 @@ def number(name: str, value, lo: float | None = None, hi: float | None = None, *
            lo_open: bool = False, hi_open: bool = False, finite: bool = True) -> float:
     """``value`` as a float in the range; NaN is always refused, ±inf unless ``finite=False``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    v = float(value)
+        raise TypeError(f"{name} must be a real number, got {_show(value)}")
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond the largest double
+        v = math.inf if value > 0 else -math.inf
     if math.isnan(v) or (finite and math.isinf(v)):
         rng = _range_text(lo, hi, lo_open, hi_open)
-        raise ValueError(f"{name} must be a finite number{' ' + rng if rng else ''}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number{' ' + rng if rng else ''}, got {_show(value)}")
     if ((lo is not None and (v < lo or (lo_open and v == lo)))
             or (hi is not None and (v > hi or (hi_open and v == hi)))):
-        raise ValueError(f"{name} must be {_range_text(lo, hi, lo_open, hi_open)}, got {value!r}")
+        raise ValueError(f"{name} must be {_range_text(lo, hi, lo_open, hi_open)}, got {_show(value)}")
     return v
 
 
 def choice(name: str, value, options):
     """``value`` if it is one of ``options``; else an error listing them."""
     if not isinstance(value, str) or value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {_show(value)}")
     return value
 
 
