@@ -10,7 +10,12 @@ bounds (a quote or fill that would take cash or marks past 2^60 is rejected): se
 ``cython_kernels/ticks.pyx``. Bad ticks are counted and skipped, never raised; so are
 malformed feed messages (``run_feed``). A feed that fails raises ``FeedError`` after its
 ticks are processed (or reconnects, ``reconnect=``); a paced ``replay`` waits at most
-``max_gap`` per gap and rejects corrupt far-off timestamps. Arguments and settings out of
+``max_gap`` per gap and rejects corrupt far-off timestamps. On every path a tick stamped
+more than ``risk.max_clock_skew_s`` after the newest accepted timestamp is rejected
+(``clock_skew``): accepted, a corrupt far-future stamp would make every later signal
+stale and its symbol's later ticks out of order. Replay files that cannot be read (not
+UTF-8, binary, corrupt Parquet or gzip, missing columns, naive and offset timestamps
+mixed) are a ``DataError`` naming the file. Arguments and settings out of
 range raise ``ValueError``/``TypeError`` naming them (``quantlab._validate``).
 
 Config: the YAML shipped as ``quantlab/config/engine.yaml`` (``config/engine.yaml`` in the
@@ -461,9 +466,10 @@ class TickEngine:
 
     def replay(self, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
                max_gap=1.0) -> TickResult:
-        """Replay recorded ticks: a CSV or Parquet file with the six ``FIELDS`` columns
-        (prices in currency, timestamps as integers of the configured unit or datetimes),
-        or a dict of arrays (or a DataFrame).
+        """Replay recorded ticks: a CSV (gzip allowed) or Parquet file with the six
+        ``FIELDS`` columns (prices in currency, timestamps as integers of the configured
+        unit, datetimes, or ISO 8601 text: all with UTC offsets or none), or a dict of
+        arrays (or a DataFrame). A file that cannot be read is a ``DataError`` naming it.
 
         ``speed=None`` runs flat out; ``speed=1.0`` paces chunks by their timestamps (2.0 =
         twice as fast). The replay clock is the stream's time with each gap between
