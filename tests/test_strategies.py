@@ -184,16 +184,16 @@ def _bad_values(cls, key):
     lo = (lim.get("lo") if isinstance(lim, dict) else lim[0]) if lim is not None else None
     hi = (lim.get("hi") if isinstance(lim, dict) else lim[1]) if lim is not None else None
     if isinstance(default, int):
-        bad.append(2.5)
+        bad += [2.5, 10 ** 400]
         if lo is None and space[0] >= 0:
             lo = 1 if space[0] >= 1 else 0
         if lo is not None:
             bad.append(lo - 1)
         if lo is not None and lo > 0:
             bad.append(-3)
-        if hi is not None:
-            bad.append(hi + 1)
+        bad.append((hi if hi is not None else ql.strategies.MAX_BARS) + 1)
     else:
+        bad.append(10 ** 400)                   # beyond float range: not an OverflowError
         if lo is not None:
             bad += [lo - 0.01, -1e9]
         if hi is not None:
@@ -309,3 +309,29 @@ def test_factor_momentum_factors_with_a_wrong_index_are_a_clear_error(make, exc,
     factors = s.default_inputs(equities)["factors"]
     with pytest.raises(exc, match=f"factor_momentum.*({match})"):
         s.signal(equities, factors=make(factors))
+
+
+def test_huge_window_is_refused_before_allocating_not_a_memory_error(equities):
+    # windows of 10**12 bars made the rolling kernels ask for terabytes (MemoryError);
+    # up to MAX_BARS a window longer than the data is simply no signal yet (NaN)
+    with pytest.raises(ValueError, match=r"fractal_chaos parameter 'window' must be an "
+                                         r"integer <= 1000000 .*got 1000000000000"):
+        ql.strategies.get("fractal_chaos", window=10 ** 12)
+    ds = equities.isel(time=slice(0, 60))
+    for name in ("quantum", "sentiment_regime", "info_theory"):
+        key = "anchor_window" if name == "sentiment_regime" else "window"
+        s = ql.strategies.get(name, **{key: ql.strategies.MAX_BARS})
+        if name == "sentiment_regime":
+            ds = ql.data.load("sp500_20").isel(time=slice(0, 60))
+        sig = s.signal(ds)
+        assert sig.sizes["time"] == 60 and int(sig.notnull().sum()) == 0
+
+
+def test_factor_momentum_on_data_with_a_non_date_time_index_is_a_data_error(equities):
+    s = ql.strategies.get("factor_momentum")
+    factors = s.default_inputs(equities)["factors"]
+    bad = equities.assign_coords(time=np.arange(equities.sizes["time"]))
+    with pytest.raises(ql.DataError, match="factor_momentum: data's time index must hold dates"):
+        s.signal(bad, factors=factors)
+    with pytest.raises(ql.DataError, match="factor_momentum data has no 'time'"):
+        s.default_inputs(equities.rename(time="date"))

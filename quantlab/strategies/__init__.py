@@ -18,9 +18,10 @@ import xarray as xr
 
 from quantlab import _validate
 
-__all__ = ["Strategy", "register", "names", "get", "resolve", "ALIASES"]
+__all__ = ["Strategy", "register", "names", "get", "resolve", "ALIASES", "MAX_BARS"]
 
 _REGISTRY: dict[str, type[Strategy]] = {}
+MAX_BARS = 10 ** 6   # upper bound of integer parameters (windows, lags, holding periods)
 
 # the seed's short names -> registry names
 ALIASES = {"momentum": "cross_sectional_momentum", "volatility": "volatility_regime",
@@ -41,7 +42,8 @@ class Strategy(abc.ABC):
     plus ``why``, None = unbounded; for a string parameter the list of its options).
     Without a limit, an integer parameter whose ``param_space`` starts at >= 1 must be
     >= 1, at 0 must be >= 0 (bar counts and lags: a negative lag reads the future); a
-    float must be finite.
+    float must be finite. Integers are at most ``MAX_BARS`` (the rolling kernels allocate
+    by window: 10^12 would ask for terabytes).
     ``_check_combination(**params)`` may refuse combinations (e.g. lookback < window)."""
 
     name: str = ""
@@ -125,11 +127,19 @@ class Strategy(abc.ABC):
                 if lim is None and isinstance(space, tuple) and len(space) == 2 \
                         and isinstance(space[0], numbers.Real) and space[0] >= 0:
                     lo = 1 if space[0] >= 1 else 0   # a bar count (>= 1) or a lag (>= 0)
-                return _validate.integer(label, value, lo, opts.get("hi"))
+                v = _validate.integer(label, value, lo, opts.get("hi"))
+                if v > MAX_BARS:
+                    raise ValueError(f"{label} must be an integer <= {MAX_BARS} (a window or "
+                                     f"lag in bars; the kernels allocate by it), got {value!r}")
+                return v
             return _validate.number(label, value, **opts)
+        except OverflowError:   # an int beyond float range (_validate.number's float())
+            raise ValueError(f"{label} must be a finite number, got {value!r}") from None
         except ValueError as e:
-            if why:
-                raise ValueError(f"{e} ({why})") from None
+            v = value           # only a real number gets past the type checks to here
+            lo, hi = opts.get("lo"), opts.get("hi")
+            if why and ((lo is not None and v <= lo) or (hi is not None and v >= hi)):
+                raise ValueError(f"{e} ({why})") from None   # the limit's reason
             raise
 
     @classmethod

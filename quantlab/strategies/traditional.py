@@ -190,12 +190,14 @@ class FactorMomentum(Strategy):
     limits = {"lookback": (1, None),
               "beta_window": (8, None, "each OLS fit needs >= beta_window // 2 >= 4 months "
                               "for 4 coefficients"),
-              "release_lag": (0, None, "a negative lag uses factors before they are "
-                              "published: look-ahead")}
+              "release_lag": (0, 3650, "days after the month's end; a negative lag uses "
+                              "factors before they are published: look-ahead")}
     inputs = ("factors",)
 
     def default_inputs(self, ds):
         from quantlab.data import load
+
+        _validate.coords(ds, dims=("time",), what=f"{self.name} data")
 
         ff3 = load("ff3")
         end = ds.indexes["time"][-1]
@@ -205,6 +207,9 @@ class FactorMomentum(Strategy):
     def _check_inputs(self, ds, inputs):
         from quantlab.errors import DataError
 
+        if not isinstance(ds.indexes["time"], pd.DatetimeIndex):
+            raise DataError(f"{self.name}: data's time index must hold dates (monthly "
+                            f"returns are resampled from it), got {ds.indexes['time'].dtype}")
         f = inputs["factors"]
         if not isinstance(f, xr.Dataset):
             raise TypeError(f"{self.name}: factors must be an xarray Dataset of monthly "

@@ -391,6 +391,8 @@ class Quantum(Strategy):
         lp = logp.values
         up = np.full(lp.shape, np.nan)
         down = np.full(lp.shape, np.nan)
+        if window > lp.shape[0]:             # no full window yet: no signal
+            return logp.copy(data=up), logp.copy(data=down)
         kin = (energy * ratio.reindex(time=logp.time)).values
         for a in range(lp.shape[1]):
             wins = np.lib.stride_tricks.sliding_window_view(lp[:, a], window)
