@@ -294,7 +294,11 @@ def _read_tick_file(path: Path) -> dict:
             df = pd.read_csv(io.StringIO(text))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
             raise DataError(f"{path}: not a readable CSV file ({str(e).strip()[:200]})") from None
-    df = df.rename(columns=lambda c: str(c).strip())
+    df = df.rename(columns=lambda c: str(c).strip().lower())   # " Bid_Price" is bid_price
+    twice = sorted({c for c in df.columns if list(df.columns).count(c) > 1} & set(FIELDS))
+    if twice:
+        raise DataError(f"{path}: column(s) {twice} appear more than once (names compared "
+                        "without case and surrounding spaces)")
     missing = [f for f in FIELDS if f not in df]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; a replay file needs the "

@@ -820,3 +820,15 @@ def test_replay_mixed_naive_and_offset_timestamps_are_refused(tmp_path):
     eng = E.TickEngine()
     res = eng.replay(path)
     assert res.ticks == 6 and eng.get_performance_stats()["tick_rejects"]["out_of_order"] == 1
+
+
+def test_replay_column_names_in_another_case_or_repeated(tmp_path):
+    df = _small_frame()
+    path = tmp_path / "ticks.csv"
+    df.rename(columns={"symbol_id": "Symbol_ID", "bid_price": " BID_PRICE "}).to_csv(
+        path, index=False)
+    res, one = E.TickEngine().replay(path), E.TickEngine().process_ticks(dict(df))
+    pd.testing.assert_frame_equal(res.orders, one.orders)
+    df.assign(Timestamp=df["timestamp"]).to_csv(path, index=False)
+    with pytest.raises(ql.DataError, match=r"column\(s\) \['timestamp'\] appear more than once"):
+        E.TickEngine().replay(path)
