@@ -10,7 +10,10 @@ and the tests require identical signals, orders, rejections, positions and P&L.
 
 Per tick, in order:
 1. validate (reject and count: bad price, bad size, crossed or locked book, symbol id out
-   of range, timestamp negative/unparsable or before the symbol's last);
+   of range, timestamp negative/unparsable or before the symbol's last; clock skew: a
+   timestamp more than max_skew ahead of the newest accepted one, a corrupt far-future
+   stamp that would otherwise make every later signal stale and the symbol's later ticks
+   out of order);
 2. mark: mid2 = bid + ask; running Σ pos·mid2 and Σ |pos|·mid2 updated by the change
    (a quote whose move times the position would take them beyond ±STATE_LIMIT is a bad
    price: rejected before anything changes); drawdown kill switch when peak - equity
@@ -40,10 +43,11 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 # rejection reasons: indices into the counters, names in the same order
 cdef enum:
-    BAD_PRICE, BAD_SIZE, CROSSED, BAD_SYMBOL, OUT_OF_ORDER
+    BAD_PRICE, BAD_SIZE, CROSSED, BAD_SYMBOL, OUT_OF_ORDER, CLOCK_SKEW
 cdef enum:
     KILL, RATE, POSITION, NOTIONAL, MAX_POSITIONS, CONCENTRATION
-TICK_REJECTS = ("bad_price", "bad_size", "crossed", "bad_symbol", "out_of_order")
+TICK_REJECTS = ("bad_price", "bad_size", "crossed", "bad_symbol", "out_of_order",
+                "clock_skew")
 ORDER_REJECTS = ("kill_switch", "rate", "max_position", "max_order_notional",
                  "max_positions", "concentration")
 
@@ -92,7 +96,7 @@ cdef struct Params:
     Py_ssize_t capacity, warmup, max_positions
     double alpha_fast, alpha_slow, threshold, min_confidence, tick_size
     double max_order_notional, max_drawdown, max_concentration, conc_floor
-    long long max_position, order_size, max_age, second, max_ops
+    long long max_position, order_size, max_age, second, max_ops, max_skew
 
 
 cdef struct State:
@@ -137,7 +141,7 @@ cdef class TickCore:
                  double max_order_notional, Py_ssize_t max_orders_per_second,
                  double max_drawdown, Py_ssize_t max_positions, double max_concentration,
                  double concentration_base, long long second, Py_ssize_t sample_every,
-                 Py_ssize_t max_samples):
+                 Py_ssize_t max_samples, long long max_skew=LIMIT_I):
         self.p = Params(
             capacity=capacity, warmup=slow_span, max_positions=max_positions,
             alpha_fast=2.0 / (fast_span + 1), alpha_slow=2.0 / (slow_span + 1),
@@ -146,7 +150,8 @@ cdef class TickCore:
             max_concentration=max_concentration,
             conc_floor=2.0 * concentration_base / tick_size,
             max_position=max_position, order_size=order_size, max_age=max_age,
-            second=second, max_ops=max_orders_per_second)
+            second=second, max_ops=max_orders_per_second,
+            max_skew=max_skew if 0 <= max_skew < LIMIT_I else LIMIT_I)
         self.sample_every = sample_every
         self.last_ts = np.zeros(capacity, dtype=np.int64)
         self.n_ticks = np.zeros(capacity, dtype=np.int64)
@@ -155,7 +160,7 @@ cdef class TickCore:
         self.fast = np.zeros(capacity)
         self.slow = np.zeros(capacity)
         self.ring = np.full(max(max_orders_per_second, 1), np.iinfo(np.int64).min, dtype=np.int64)
-        self.tick_rejects = np.zeros(5, dtype=np.int64)
+        self.tick_rejects = np.zeros(6, dtype=np.int64)
         self.order_rejects = np.zeros(6, dtype=np.int64)
         self.samples = np.zeros(max(max_samples, 1), dtype=np.int64)
         self.st = State(
@@ -209,7 +214,7 @@ cdef class TickCore:
 
     @property
     def rejected_ticks(self):
-        return _total(self.st.tick_rejects, 5)
+        return _total(self.st.tick_rejects, 6)
 
     @property
     def rejected_orders(self):
@@ -318,6 +323,9 @@ cdef inline int _tick(const Params* p, State* st, Py_ssize_t idx, long long s, l
     cdef long long seen = st.n_ticks[s]
     if <unsigned long long>ts >= lim or (seen > 0 and ts < st.last_ts[s]):
         st.tick_rejects[OUT_OF_ORDER] += 1
+        return 0
+    if st.started and ts - st.latest_ts > p.max_skew:   # both in [0, 2^62): no overflow
+        st.tick_rejects[CLOCK_SKEW] += 1
         return 0
     # 2. marks and the drawdown kill switch; a mark the exact state cannot hold is a bad
     # price, refused before anything changes

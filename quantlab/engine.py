@@ -10,7 +10,12 @@ bounds (a quote or fill that would take cash or marks past 2^60 is rejected): se
 ``cython_kernels/ticks.pyx``. Bad ticks are counted and skipped, never raised; so are
 malformed feed messages (``run_feed``). A feed that fails raises ``FeedError`` after its
 ticks are processed (or reconnects, ``reconnect=``); a paced ``replay`` waits at most
-``max_gap`` per gap and rejects corrupt far-off timestamps. Arguments and settings out of
+``max_gap`` per gap and rejects corrupt far-off timestamps. On every path a tick stamped
+more than ``risk.max_clock_skew_s`` after the newest accepted timestamp is rejected
+(``clock_skew``): accepted, a corrupt far-future stamp would make every later signal
+stale and its symbol's later ticks out of order. Replay files that cannot be read (not
+UTF-8, binary, corrupt Parquet or gzip, missing columns, naive and offset timestamps
+mixed) are a ``DataError`` naming the file. Arguments and settings out of
 range raise ``ValueError``/``TypeError`` naming them (``quantlab._validate``).
 
 Config: the YAML shipped as ``quantlab/config/engine.yaml`` (``config/engine.yaml`` in the
@@ -162,7 +167,7 @@ def _check(cfg):
     integer("risk.max_orders_per_second", 0, MAX_RING)
     integer("risk.max_positions", 0)
     for k in ("max_order_notional", "max_drawdown", "max_concentration",
-              "concentration_base"):                      # inf: no limit; NaN refused
+              "concentration_base", "max_clock_skew_s"):  # inf: no limit; NaN refused
         number(f"risk.{k}", 0, finite=False)
     level = str(cfg["log"]["level"]).upper()
     cfg["log"]["level"] = _v.choice("config: log.level", level, LOG_LEVELS)
@@ -183,7 +188,15 @@ def _core_params(cfg) -> dict:
                 max_drawdown=r["max_drawdown"], max_positions=r["max_positions"],
                 max_concentration=r["max_concentration"],
                 concentration_base=r["concentration_base"], second=1_000_000 * per_us,
-                sample_every=e["latency_sample_every"])
+                sample_every=e["latency_sample_every"],
+                max_skew=_skew_units(r["max_clock_skew_s"], per_us))
+
+
+def _skew_units(seconds: float, per_us: int) -> int:
+    """risk.max_clock_skew_s in timestamp units; 2^62 (never reached: timestamps are
+    below it) for inf or anything as large."""
+    units = seconds * 1e6 * per_us
+    return int(units) if units < 2 ** 62 else 2 ** 62
 
 
 def reference_engine(config=None) -> PyTickEngine:
@@ -249,6 +262,57 @@ class TickResult:
         orders = np.concatenate([p.order_array for p in parts] + [np.empty((4, 0), np.int64)],
                                 axis=1)
         return cls(**totals, order_array=orders, tick_size=tick_size)
+
+
+def _read_tick_file(path: Path) -> dict:
+    """The ``FIELDS`` columns of a replay file. Parquet is recognised by its magic bytes
+    (any suffix case); anything else is CSV text read as ``ql.data.load_csv`` reads it
+    (gzip by content, UTF-8/16/32, binary refused). Timestamp text goes through
+    ``load_csv``'s date parser: UTC offsets become UTC, and a column mixing naive and
+    offset timestamps is refused (the naive ones' zone is unknown). Every failure is a
+    ``DataError`` naming the file."""
+    from quantlab.data import _parse_dates, _read_text
+    from quantlab.errors import DataError
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    suffixes = [x.lower() for x in path.suffixes]
+    if head == b"PAR1" or suffixes[-1:] in ([".parquet"], [".pq"]):
+        try:
+            df = pd.read_parquet(path)
+        except Exception as e:      # pyarrow raises ArrowInvalid, OSError, ...
+            raise DataError(f"{path}: not a readable Parquet file "
+                            f"({type(e).__name__}: {str(e)[:200]})") from None
+    else:
+        import io
+
+        text = _read_text(path)
+        try:
+            df = pd.read_csv(io.StringIO(text))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+            raise DataError(f"{path}: not a readable CSV file ({str(e).strip()[:200]})") from None
+    df = df.rename(columns=lambda c: str(c).strip().lower())   # " Bid_Price" is bid_price
+    twice = sorted({c for c in df.columns if list(df.columns).count(c) > 1} & set(FIELDS))
+    if twice:
+        raise DataError(f"{path}: column(s) {twice} appear more than once (names compared "
+                        "without case and surrounding spaces)")
+    missing = [f for f in FIELDS if f not in df]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; a replay file needs the "
+                        f"columns {', '.join(FIELDS)} (it has {[str(c) for c in df.columns]})")
+    ts = df["timestamp"]
+    if ts.dtype == object or pd.api.types.is_string_dtype(ts):   # ISO 8601 text
+        text = ts.astype("string")
+        blank = (text.isna() | (text.str.strip() == "")).to_numpy(bool)
+        out = np.full(len(ts), np.datetime64("NaT"), "datetime64[ns]")  # NaT: a rejected tick
+        if (~blank).any():
+            rows = np.flatnonzero(~blank)
+            out[rows], _ = _parse_dates(text[~blank].astype(str), rows + 1, path)
+        df["timestamp"] = out
+    return {f: df[f] for f in FIELDS}
 
 
 class TickEngine:
@@ -406,9 +470,10 @@ class TickEngine:
 
     def replay(self, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
                max_gap=1.0) -> TickResult:
-        """Replay recorded ticks: a CSV or Parquet file with the six ``FIELDS`` columns
-        (prices in currency, timestamps as integers of the configured unit or datetimes),
-        or a dict of arrays (or a DataFrame).
+        """Replay recorded ticks: a CSV (gzip allowed) or Parquet file with the six
+        ``FIELDS`` columns (prices in currency, timestamps as integers of the configured
+        unit, datetimes, or ISO 8601 text: all with UTC offsets or none), or a dict of
+        arrays (or a DataFrame). A file that cannot be read is a ``DataError`` naming it.
 
         ``speed=None`` runs flat out; ``speed=1.0`` paces chunks by their timestamps (2.0 =
         twice as fast). The replay clock is the stream's time with each gap between
@@ -427,16 +492,8 @@ class TickEngine:
         if on_chunk is not None and not callable(on_chunk):
             raise TypeError(f"on_chunk must be a callable f(engine, result) or None, got "
                             f"{on_chunk!r}")
-        if isinstance(path_or_arrays, (str, Path)):
-            path = Path(path_or_arrays)
-            df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-            missing = [f for f in FIELDS if f not in df]
-            if missing:
-                raise ValueError(f"{path}: missing column(s) {missing}; a replay file has "
-                                 f"{', '.join(FIELDS)}")
-            if pd.api.types.is_string_dtype(df["timestamp"]):   # ISO 8601 text in a CSV
-                df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
-            cols = {f: df[f] for f in FIELDS}
+        if isinstance(path_or_arrays, (str, os.PathLike)):
+            cols = _read_tick_file(Path(path_or_arrays))
         elif isinstance(path_or_arrays, (Mapping, pd.DataFrame)):
             cols = {k: path_or_arrays[k] for k in path_or_arrays}
             missing = [f for f in FIELDS if f not in cols]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 import time
 
-TICK_REJECTS = ("bad_price", "bad_size", "crossed", "bad_symbol", "out_of_order")
+TICK_REJECTS = ("bad_price", "bad_size", "crossed", "bad_symbol", "out_of_order",
+                "clock_skew")
 ORDER_REJECTS = ("kill_switch", "rate", "max_position", "max_order_notional",
                  "max_positions", "concentration")
 FIELDS = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
@@ -78,7 +79,9 @@ class PyTickEngine:
         self.ring = [-(2 ** 63)] * max(p["max_orders_per_second"], 1)
         self.ring_i = 0
         self.ticks = self.signals = self.stale = self.orders = 0
-        self.tick_rejects = [0] * 5
+        self.tick_rejects = [0] * 6
+        skew = p.get("max_skew", LIMIT)
+        self.max_skew = skew if 0 <= skew < LIMIT else LIMIT
         self.order_rejects = [0] * 6
         self.latencies: list[int] = []
 
@@ -112,6 +115,9 @@ class PyTickEngine:
             return None
         if ts < 0 or ts >= LIMIT or (self.n_ticks[s] > 0 and ts < self.last_ts[s]):
             self.tick_rejects[4] += 1
+            return None
+        if self.started and ts - self.latest_ts > self.max_skew:   # a far-future stamp
+            self.tick_rejects[5] += 1
             return None
         m2 = bid + ask
         if self.n_ticks[s] > 0:

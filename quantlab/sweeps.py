@@ -83,9 +83,9 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
     Dataset on (time, asset), or a close DataArray).
 
     ``grid`` values: a non-empty list of distinct values (one value alone is a
-    one-element list) of the parameter's type: integers for an integer parameter (not
-    negative when its ``param_space`` starts at >= 0: those are bar counts), finite
-    numbers for a float one, one of the choices for a choice. ``chunks``: combinations
+    one-element list), each valid for the strategy (``Strategy._check_param``: the
+    parameter's type, its choices, its valid range -- the same checks as
+    ``ql.strategies.get``), and every combination valid together. ``chunks``: combinations
     per chunk, >= 1 (default: ~20M signal values per chunk); ``workers``: threads, >= 1
     (default: the machine's cores); ``client``: a ``dask.distributed.Client`` instead of
     threads; ``store``: a directory for incremental results and resuming (see the
@@ -227,28 +227,9 @@ def _check_grid(strat, grid) -> tuple[list, list]:
         vals = _grid_values(k, raw)
         if not vals:
             raise ValueError(f"grid[{k!r}] is empty: give at least one value")
-        default, space = strat.defaults[k], strat.param_space.get(k)
-        name = f"{strat.name} grid[{k!r}] value"
-        if isinstance(default, bool):
-            for v in vals:
-                if not isinstance(v, bool):
-                    raise TypeError(f"{name} must be True or False, got {v!r}")
-        elif isinstance(default, numbers.Integral):
-            # an integer parameter searched from >= 0 is a bar count: a negative one would
-            # shift data backwards in time (look-ahead) or silently mean nothing
-            lo = 0 if (isinstance(space, tuple) and len(space) == 2
-                       and isinstance(space[0], numbers.Real) and space[0] >= 0) else None
-            vals = [_validate.integer(name, v, lo=lo) for v in vals]
-        elif isinstance(default, numbers.Real):
-            vals = [_finite(name, v) for v in vals]
-        elif isinstance(default, str):
-            options = tuple(space) if isinstance(space, (list, tuple)) and all(
-                isinstance(o, str) for o in space) else None
-            for v in vals:
-                if options is not None:
-                    _validate.choice(name, v, options)
-                elif not isinstance(v, str):
-                    raise TypeError(f"{name} must be a string, got {v!r}")
+        # the strategy's own checks (type, choices, valid range): one place for both
+        vals = [strat._check_param(k, v, label=f"{strat.name} grid[{k!r}] value")
+                for v in vals]
         seen, dup = set(), []
         for v in vals:
             key = (type(v).__name__, v) if isinstance(v, bool) else v
@@ -262,15 +243,8 @@ def _check_grid(strat, grid) -> tuple[list, list]:
             raise ValueError(f"grid[{k!r}] repeats {dup}; give each value once (the result "
                              "is indexed by value)")
         values.append(vals)
+    strat._check_combinations({**strat.params, **dict(zip(grid, values))})
     return list(grid), values
-
-
-def _finite(name, v) -> float:
-    try:
-        return _validate.number(name, v)
-    except ValueError:   # only NaN/inf get here (no bounds given): word it plainly
-        raise ValueError(f"{name} must be a finite number (NaN and ±inf are refused), "
-                         f"got {v!r}") from None
 
 
 def _check_metrics(metrics) -> list[str]:

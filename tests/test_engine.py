@@ -78,7 +78,7 @@ def test_bad_ticks_are_rejected_and_counted_never_raised():
     assert res.rejected_ticks == len(bad) and res.ticks == len(bad) + 1
     r = eng.get_performance_stats()["tick_rejects"]
     assert r == {"bad_price": 2, "bad_size": 2, "crossed": 2, "bad_symbol": 4,
-                 "out_of_order": 1}
+                 "out_of_order": 1, "clock_skew": 0}
     ref = E.reference_engine()
     ref.process_market_data([good] + bad)
     assert ref.tick_rejects == list(r.values())
@@ -557,7 +557,7 @@ def test_fractional_symbol_ids_are_rejected_not_rounded():
     col.process_ticks({"symbol_id": np.array([1.5, 2.0, 3.7]), "bid_price": [100.0] * 3,
                        "ask_price": [100.02] * 3, "bid_size": [10] * 3, "ask_size": [10] * 3,
                        "timestamp": np.array([1.0, 2.0, 3.0])})
-    assert list(col.core.tick_rejects) == [0, 0, 0, 2, 0] and col.core.n_ticks[2] == 1
+    assert list(col.core.tick_rejects) == [0, 0, 0, 2, 0, 0] and col.core.n_ticks[2] == 1
 
 
 def test_process_market_data_one_dict_is_one_tick():
@@ -647,3 +647,188 @@ def test_engine_helpers_refuse_bad_arguments():
     with pytest.raises(TypeError, match="watches a TickEngine"):
         E.AlertMonitor(object(), {"drawdown": 1})
     assert E.synthetic_ticks(0)["timestamp"].shape == (0,)
+
+
+# ---- a far-future timestamp (not through replay) must not poison the engine
+YEAR_US = 365 * 86_400 * 1_000_000
+
+
+def _with_far_future(cols, at, years=10):
+    """``cols`` with one extra tick inserted before ``at``: a copy of tick ``at`` (same
+    symbol, a valid quote) stamped ``years`` ahead."""
+    out = {}
+    for k, v in cols.items():
+        v = np.asarray(v)
+        extra = v[at] + years * YEAR_US if k == "timestamp" else v[at]
+        out[k] = np.concatenate([v[:at], [extra], v[at:]]).astype(v.dtype)
+    return out
+
+
+def _feed_run(eng, ticks):
+    import json
+
+    async def agen():
+        for i in range(0, len(ticks), 250):
+            yield json.dumps(ticks[i:i + 250])
+
+    return asyncio.run(eng.run_feed(agen(), batch=500))
+
+
+@pytest.mark.parametrize("path", ["columns", "dicts", "feed"])
+def test_far_future_timestamp_does_not_poison_later_ticks(path):
+    clean = E.synthetic_ticks(6000, n_symbols=8, seed=11)
+    bad = _with_far_future(clean, 1500)
+    runs = {"columns": lambda e, c: e.process_ticks(c),
+            "dicts": lambda e, c: e.process_market_data(E.to_dicts(c)),
+            "feed": lambda e, c: _feed_run(e, E.to_dicts(c))}[path]
+    want_eng, got_eng = E.TickEngine(), E.TickEngine()
+    want, got = runs(want_eng, clean), runs(got_eng, bad)
+    stats = got_eng.get_performance_stats()["tick_rejects"]
+    assert stats["clock_skew"] == 1 and stats["out_of_order"] == 0
+    assert got.ticks == want.ticks + 1 and got.rejected_ticks == want.rejected_ticks + 1
+    # everything else as if the tick had never come: the same signals, no extra stale
+    # ones, the same orders (tick indexes shift by one after the inserted tick)
+    assert want.order_count > 0 and got.order_count == want.order_count
+    assert got_eng.core.stale == want_eng.core.stale
+    assert _core_state(got_eng.core)["pos"] == _core_state(want_eng.core)["pos"]
+    assert got_eng.core.cash == want_eng.core.cash
+    shift = (want.orders["tick"] >= 1500).to_numpy().astype(int)
+    np.testing.assert_array_equal(got.orders["tick"].to_numpy(),
+                                  want.orders["tick"].to_numpy() + shift)
+    # the oracle agrees, tick for tick
+    ref = E.reference_engine()
+    ref.process_market_data(E.to_dicts(bad))
+    assert _core_state(got_eng.core) == _ref_state(ref)
+
+
+def test_far_future_first_tick_of_a_symbol_and_the_skew_setting():
+    good = {"symbol_id": 1, "bid_price": "100.00", "ask_price": "100.02", "bid_size": 10,
+            "ask_size": 10, "timestamp": 10 * 86_400 * 10**6}
+    later = [dict(good, symbol_id=2, timestamp=good["timestamp"] + 3600 * 10**6 + 1),
+             dict(good, symbol_id=3, timestamp=good["timestamp"] + 3600 * 10**6)]
+    for config, rejected in [({"risk": {"max_clock_skew_s": 3600.0}}, 1),
+                             ({"risk": {"max_clock_skew_s": float("inf")}}, 0),
+                             (None, 0)]:                          # default: 30 days
+        eng, ref = E.TickEngine(config), E.reference_engine(config)
+        eng.process_market_data([good] + later)
+        ref.process_market_data([good] + later)
+        assert eng.get_performance_stats()["tick_rejects"]["clock_skew"] == rejected
+        assert list(eng.core.tick_rejects) == ref.tick_rejects
+        # the clock is the newest accepted stamp: symbol 2's first tick counts too
+        assert list(np.flatnonzero(np.asarray(eng.core.n_ticks))) == (
+            [1, 3] if rejected else [1, 2, 3])
+    ns = E.TickEngine({"engine": {"timestamp_unit": "ns"}, "risk": {"max_clock_skew_s": 1.0}})
+    ns.process_market_data([dict(good, timestamp=10**12),
+                            dict(good, timestamp=10**12 + 10**9),       # 1 s: accepted
+                            dict(good, timestamp=10**12 + 2 * 10**9 + 1)])  # > 1 s: refused
+    assert ns.get_performance_stats()["tick_rejects"]["clock_skew"] == 1
+    for bad, exc in [(-1.0, "risk.max_clock_skew_s must be"), (float("nan"), "finite"),
+                     ("soon", "must be float")]:
+        with pytest.raises(ValueError, match=exc):
+            E.TickEngine({"risk": {"max_clock_skew_s": bad}})
+    env = E.load_config(environ={"QUANTLAB_RISK_MAX_CLOCK_SKEW_S": "inf"})
+    assert env["risk"]["max_clock_skew_s"] == float("inf")
+
+
+# ---- replay files: every reading failure is a DataError naming the file
+def _small_frame(n=400, seed=5):
+    return pd.DataFrame(E.synthetic_ticks(n, n_symbols=4, seed=seed))
+
+
+@pytest.mark.parametrize("name", ["ticks.PARQUET", "ticks.Parquet", "ticks.pq", "ticks.bin"])
+def test_replay_uppercase_parquet_suffix_is_read_as_parquet(tmp_path, name):
+    df = _small_frame()
+    path = tmp_path / name
+    df.to_parquet(path)                      # .bin: recognised by its magic bytes
+    res, one = E.TickEngine().replay(path), E.TickEngine().process_ticks(dict(df))
+    assert res.ticks == 400 and res.order_count == one.order_count
+    pd.testing.assert_frame_equal(res.orders, one.orders)
+
+
+@pytest.mark.parametrize("name", ["ticks.csv.gz", "ticks.CSV.GZ", "ticks.CSV", "ticks.txt"])
+def test_replay_csv_gz_and_uppercase_csv_are_read(tmp_path, name):
+    df = _small_frame()
+    path = tmp_path / name
+    df.to_csv(path, index=False, compression="gzip" if name.lower().endswith(".gz") else None)
+    res, one = E.TickEngine().replay(path), E.TickEngine().process_ticks(dict(df))
+    assert res.ticks == 400
+    pd.testing.assert_frame_equal(res.orders, one.orders)
+
+
+@pytest.mark.parametrize("content, match", [
+    (("symbol_id,bid_price,ask_price,bid_size,ask_size,timestamp\n1,1,2,1,1,1\n"
+      "1,1,2,1,1,caf\xe9\n").encode("latin-1"), r"not UTF-8 text: byte 0xe9.*Latin-1"),
+    (bytes(range(256)) * 4, "NUL byte.*binary file"),
+    (b"PK\x03\x04" + b"\x00" * 40, "a zip archive"),
+    (b"\x1f\x8b\x08\x00garbage", "corrupt gzip"),
+    (b"", "not a readable CSV"),
+])
+def test_replay_latin1_or_binary_file_is_a_data_error_naming_it(tmp_path, content, match):
+    path = tmp_path / "ticks.csv"
+    path.write_bytes(content)
+    with pytest.raises(ql.DataError, match=rf"{path}: .*({match})"):
+        E.TickEngine().replay(path)
+
+
+@pytest.mark.parametrize("content", [b"PAR1" + b"\x00" * 30 + b"PAR1", b"not parquet at all",
+                                     "truncated"])
+def test_replay_corrupt_parquet_is_a_data_error_naming_it(tmp_path, content):
+    path = tmp_path / "ticks.parquet"
+    if content == "truncated":
+        _small_frame().to_parquet(path)
+        path.write_bytes(path.read_bytes()[:-40])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ql.DataError, match=rf"{path}: not a readable Parquet file"):
+        E.TickEngine().replay(path)
+
+
+def test_replay_missing_columns_lists_what_is_needed(tmp_path):
+    path = tmp_path / "ticks.csv"
+    _small_frame().drop(columns=["ask_size", "timestamp"]).to_csv(path, index=False)
+    with pytest.raises(ql.DataError, match=rf"{path}: missing column\(s\) \['ask_size', "
+                                           r"'timestamp'\]; a replay file needs the columns "
+                                           r"symbol_id, bid_price, ask_price, bid_size, "
+                                           r"ask_size, timestamp"):
+        E.TickEngine().replay(path)
+    with pytest.raises(ql.DataError, match="absent.csv: cannot read"):
+        E.TickEngine().replay(tmp_path / "absent.csv")
+
+
+def test_replay_mixed_naive_and_offset_timestamps_are_refused(tmp_path):
+    df = _small_frame(6)
+    base = pd.Timestamp("2024-01-02 10:00:00")
+    df["timestamp"] = [(base + pd.Timedelta(seconds=i)).isoformat() + "+00:00" for i in range(6)]
+    df.loc[3, "timestamp"] = (base + pd.Timedelta(seconds=3)).isoformat()     # no offset
+    path = tmp_path / "mixed.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(ql.DataError, match=rf"{path}: data row 4: timestamp "
+                                           r"'2024-01-02T10:00:03' has no UTC offset"):
+        E.TickEngine().replay(path)
+    # all with offsets (of different zones): converted to UTC exactly
+    df.loc[3, "timestamp"] = "2024-01-02T05:00:03-05:00"
+    df.to_csv(path, index=False)
+    eng = E.TickEngine()
+    eng.replay(path)
+    want = E.TickEngine()
+    want.process_ticks(dict(df, timestamp=(base.value // 1000 + np.arange(6) * 10**6)))
+    assert _core_state(eng.core) == _core_state(want.core)
+    assert np.asarray(eng.core.last_ts).max() == base.value // 1000 + 5 * 10**6
+    # blank stamps stay rejected ticks (out of order), not a refused file
+    df.loc[2, "timestamp"] = ""
+    df.to_csv(path, index=False)
+    eng = E.TickEngine()
+    res = eng.replay(path)
+    assert res.ticks == 6 and eng.get_performance_stats()["tick_rejects"]["out_of_order"] == 1
+
+
+def test_replay_column_names_in_another_case_or_repeated(tmp_path):
+    df = _small_frame()
+    path = tmp_path / "ticks.csv"
+    df.rename(columns={"symbol_id": "Symbol_ID", "bid_price": " BID_PRICE "}).to_csv(
+        path, index=False)
+    res, one = E.TickEngine().replay(path), E.TickEngine().process_ticks(dict(df))
+    pd.testing.assert_frame_equal(res.orders, one.orders)
+    df.assign(Timestamp=df["timestamp"]).to_csv(path, index=False)
+    with pytest.raises(ql.DataError, match=r"column\(s\) \['timestamp'\] appear more than once"):
+        E.TickEngine().replay(path)

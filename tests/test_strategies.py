@@ -1,5 +1,7 @@
 """Strategy registry and the traditional strategies: API, no look-ahead, and a synthetic
 market where each hypothesis holds by construction (so a wrong sign or noise fails)."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -169,3 +171,167 @@ def test_factor_momentum_follows_factor_trends_through_betas():
     cut = ds.isel(time=slice(0, 1500))
     np.testing.assert_array_equal(s.signal(cut, factors=factors).isel(time=-1).values,
                                   full.isel(time=1499).values)
+
+
+# ---- parameter checks: one place (Strategy._check_param), for every strategy
+def _bad_values(cls, key):
+    """Values of ``key`` that ``cls`` must refuse, generated from its declared defaults,
+    param_space and limits (so a newly registered strategy is covered automatically)."""
+    default, space, lim = cls.defaults[key], cls.param_space[key], cls.limits.get(key)
+    if isinstance(default, str):
+        return (["no_such_choice"] if isinstance(lim, list) else []) + [3, None]
+    bad = [np.nan, np.inf, -np.inf, "5", None, True]
+    lo = (lim.get("lo") if isinstance(lim, dict) else lim[0]) if lim is not None else None
+    hi = (lim.get("hi") if isinstance(lim, dict) else lim[1]) if lim is not None else None
+    if isinstance(default, int):
+        bad += [2.5, 10 ** 400]
+        if lo is None and space[0] >= 0:
+            lo = 1 if space[0] >= 1 else 0
+        if lo is not None:
+            bad.append(lo - 1)
+        if lo is not None and lo > 0:
+            bad.append(-3)
+        bad.append((hi if hi is not None else ql.strategies.MAX_BARS) + 1)
+    else:
+        bad.append(10 ** 400)                   # beyond float range: not an OverflowError
+        if lo is not None:
+            bad += [lo - 0.01, -1e9]
+        if hi is not None:
+            bad += [hi + 0.01, 1e9]
+    return bad
+
+
+CASES = [(name, key, bad) for name in ql.strategies.names()
+         for key in ql.strategies.get(name).defaults
+         for bad in _bad_values(type(ql.strategies.get(name)), key)]
+
+
+@pytest.mark.parametrize("name, key, bad", CASES,
+                         ids=[f"{n}-{k}-{b!r}" for n, k, b in CASES])
+def test_every_strategy_refuses_a_bad_value_of_every_parameter(name, key, bad):
+    cls = type(ql.strategies.get(name))
+    pattern = rf"{name}.*'{key}'.*got {re.escape(repr(bad))}"
+    with pytest.raises((ValueError, TypeError), match=pattern):
+        ql.strategies.get(name, **{key: bad})
+    with pytest.raises((ValueError, TypeError), match=pattern):   # in a list: each element
+        ql.strategies.get(name, **{key: [cls.defaults[key], bad]})
+
+
+@pytest.mark.parametrize("name", ql.strategies.names())
+def test_defaults_and_param_space_ends_are_valid_parameters(name):
+    """The optimisers, sweeps and notebooks draw from param_space: all of it must pass."""
+    cls = type(ql.strategies.get(name))
+    for key, space in cls.param_space.items():
+        values = list(space) if isinstance(space, list) else [
+            type(cls.defaults[key])(space[0]), type(cls.defaults[key])(space[1])]
+        s = ql.strategies.get(name, **{key: values})
+        assert s.params[key] == values
+
+
+def test_parameters_are_converted_to_their_declared_type():
+    s = ql.strategies.get("volatility_regime", window=np.int64(10), lookback=126.0,
+                          threshold=1, target_vol=np.float32(0.25))
+    assert s.params == {"window": 10, "lookback": 126, "threshold": 1.0, "target_vol": 0.25}
+    assert type(s.params["lookback"]) is int and type(s.params["threshold"]) is float
+    s = ql.strategies.get("volatility_regime", window=np.array([10, 21]))
+    assert s.params["window"] == [10, 21]
+    with pytest.raises(ValueError, match="'window' repeats a value"):
+        ql.strategies.get("volatility_regime", window=[10, 10.0])
+    with pytest.raises(ValueError, match="'window' is an empty list"):
+        ql.strategies.get("volatility_regime", window=[])
+
+
+@pytest.mark.parametrize("name, params, match", [
+    ("cross_sectional_momentum", dict(lookback=63, skip=63), r"skip \(63\) must be < lookback"),
+    ("cross_sectional_momentum", dict(lookback=[252, 21], skip=21), r"skip \(21\) must be <"),
+    ("volatility_regime", dict(window=63, lookback=21), r"lookback \(21\) must be >= window"),
+    ("liquidity_timing", dict(window=[5, 63], lookback=42), r"lookback \(42\) must be >= window"),
+])
+def test_parameter_combinations_that_cannot_work_are_refused(name, params, match):
+    with pytest.raises(ValueError, match=match):
+        ql.strategies.get(name, **params)
+
+
+def test_cross_sectional_momentum_negative_skip_is_refused_not_lookahead():
+    from quantlab.testing import assert_no_lookahead
+
+    rng = np.random.default_rng(3)
+    ds = _market(rng.normal(0.0005, 0.01, (160, 6)))
+    with pytest.raises(ValueError, match=r"cross_sectional_momentum parameter 'skip' must be "
+                                         r"an integer >= 0, got -3 \(.*look-ahead\)"):
+        ql.strategies.get("cross_sectional_momentum", lookback=63, skip=-3)
+    with pytest.raises(ValueError, match=r"'skip' value must be an integer >= 0, got -3"):
+        ql.strategies.get("cross_sectional_momentum", lookback=63, skip=[0, -3])
+    ok = ql.strategies.get("cross_sectional_momentum", lookback=63, skip=0, hold=1)
+    assert_no_lookahead(ok, ds, n_cuts=4)                # skip = 0 uses p[t]: allowed
+    cheat = ql.strategies.get("cross_sectional_momentum", lookback=63, skip=0, hold=1)
+    cheat.params["skip"] = -3                           # what the check used to let through
+    with pytest.raises(AssertionError, match="looks ahead"):
+        assert_no_lookahead(cheat, ds, n_cuts=4)
+
+
+def test_sweep_uses_the_strategy_checks_for_its_grid(equities):
+    for grid, match in [({"hold": [21, 0]}, r"cross_sectional_momentum grid\['hold'\] value "
+                                            r"must be an integer >= 1, got 0"),
+                        ({"quantile": [0.3, 0.7]}, r"grid\['quantile'\] value must be in "
+                                                   r"\[0.0, 0.5\], got 0.7"),
+                        ({"skip": [21, 300]}, r"skip \(300\) must be < lookback \(252\)")]:
+        with pytest.raises(ValueError, match=match):
+            ql.sweep("cross_sectional_momentum", equities, grid, progress=False)
+
+
+@pytest.mark.parametrize("make", [lambda ds: ds.drop_vars("time"),
+                                  lambda ds: ds.rename(asset="ticker"),
+                                  lambda ds: ds.rename(time="date")])
+@pytest.mark.parametrize("name", ["spc", "cross_sectional_momentum"])
+def test_signal_on_data_without_time_or_asset_coords_is_a_data_error(make, name, equities):
+    with pytest.raises(ql.DataError, match=f"{name} data has"):
+        ql.strategies.get(name).signal(make(equities))
+
+
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda f: f.to_dataframe(), TypeError, "factors must be an xarray Dataset"),
+    (lambda f: f.assign_coords(time=np.arange(f.sizes["time"])), ql.DataError,
+     "time index must hold dates"),
+    (lambda f: f.drop_vars("time"), ql.DataError, "no 'time' coordinate|but no 'time'"),
+    (lambda f: f.rename(time="date"), ql.DataError, "no 'time' dimension"),
+    (lambda f: f.isel(time=slice(None, None, -1)), ql.DataError, "must be increasing"),
+    (lambda f: f.assign_coords(time=f.indexes["time"].tz_localize("UTC")), ql.DataError,
+     "timezone-aware"),
+    (lambda f: f.assign_coords(time=pd.date_range("2000-01-03", periods=f.sizes["time"])),
+     ql.DataError, "must be monthly"),
+    (lambda f: f[["rf"]], ql.DataError, "must hold Fama-French returns"),
+    (lambda f: f.assign(smb=f["smb"].astype(str)), TypeError, r"factors\['smb'\] must be numeric"),
+])
+def test_factor_momentum_factors_with_a_wrong_index_are_a_clear_error(make, exc, match,
+                                                                       equities):
+    s = ql.strategies.get("factor_momentum")
+    factors = s.default_inputs(equities)["factors"]
+    with pytest.raises(exc, match=f"factor_momentum.*({match})"):
+        s.signal(equities, factors=make(factors))
+
+
+def test_huge_window_is_refused_before_allocating_not_a_memory_error(equities):
+    # windows of 10**12 bars made the rolling kernels ask for terabytes (MemoryError);
+    # up to MAX_BARS a window longer than the data is simply no signal yet (NaN)
+    with pytest.raises(ValueError, match=r"fractal_chaos parameter 'window' must be an "
+                                         r"integer <= 1000000 .*got 1000000000000"):
+        ql.strategies.get("fractal_chaos", window=10 ** 12)
+    ds = equities.isel(time=slice(0, 60))
+    for name in ("quantum", "sentiment_regime", "info_theory"):
+        key = "anchor_window" if name == "sentiment_regime" else "window"
+        s = ql.strategies.get(name, **{key: ql.strategies.MAX_BARS})
+        if name == "sentiment_regime":
+            ds = ql.data.load("sp500_20").isel(time=slice(0, 60))
+        sig = s.signal(ds)
+        assert sig.sizes["time"] == 60 and int(sig.notnull().sum()) == 0
+
+
+def test_factor_momentum_on_data_with_a_non_date_time_index_is_a_data_error(equities):
+    s = ql.strategies.get("factor_momentum")
+    factors = s.default_inputs(equities)["factors"]
+    bad = equities.assign_coords(time=np.arange(equities.sizes["time"]))
+    with pytest.raises(ql.DataError, match="factor_momentum: data's time index must hold dates"):
+        s.signal(bad, factors=factors)
+    with pytest.raises(ql.DataError, match="factor_momentum data has no 'time'"):
+        s.default_inputs(equities.rename(time="date"))

@@ -10,13 +10,18 @@ from __future__ import annotations
 import abc
 import difflib
 import itertools
+import numbers
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["Strategy", "register", "names", "get", "resolve", "ALIASES"]
+from quantlab import _validate
+
+__all__ = ["Strategy", "register", "names", "get", "resolve", "ALIASES", "MAX_BARS"]
 
 _REGISTRY: dict[str, type[Strategy]] = {}
+MAX_BARS = 10 ** 6   # upper bound of integer parameters (windows, lags, holding periods)
 
 # the seed's short names -> registry names
 ALIASES = {"momentum": "cross_sectional_momentum", "volatility": "volatility_regime",
@@ -26,13 +31,25 @@ ALIASES = {"momentum": "cross_sectional_momentum", "volatility": "volatility_reg
 
 class Strategy(abc.ABC):
     """Base class. Subclasses set ``name``, ``defaults`` (parameter -> default),
-    ``param_space`` (parameter -> (low, high) or a list of choices), ``requires`` (data
-    variables), ``inputs`` (external inputs) and implement ``_signal`` (and, to show
-    their intermediate quantities, ``_diagnostics``) for one parameter combination."""
+    ``param_space`` (parameter -> (low, high) or a list of choices: the range searched by
+    optimisers and sweeps), ``requires`` (data variables), ``inputs`` (external inputs)
+    and implement ``_signal`` (and, to show their intermediate quantities,
+    ``_diagnostics``) for one parameter combination.
+
+    Every parameter value (each element of a list) is checked when the strategy is made
+    (:meth:`_check_param`): its type comes from ``defaults`` and its valid values from
+    ``limits`` (parameter -> (lo, hi[, why]) or a dict of ``_validate.number`` options
+    plus ``why``, None = unbounded; for a string parameter the list of its options).
+    Without a limit, an integer parameter whose ``param_space`` starts at >= 1 must be
+    >= 1, at 0 must be >= 0 (bar counts and lags: a negative lag reads the future); a
+    float must be finite. Integers are at most ``MAX_BARS`` (the rolling kernels allocate
+    by window: 10^12 would ask for terabytes).
+    ``_check_combination(**params)`` may refuse combinations (e.g. lookback < window)."""
 
     name: str = ""
     defaults: dict = {}
     param_space: dict = {}
+    limits: dict = {}
     requires: tuple = ("close",)
     inputs: tuple = ()
 
@@ -41,7 +58,93 @@ class Strategy(abc.ABC):
         if unknown:
             raise ValueError(f"{self.name}: unknown parameter(s) {sorted(unknown)}; "
                              f"parameters are {sorted(self.defaults)}")
-        self.params = {**self.defaults, **params}
+        self.params = self._check_params({**self.defaults, **params})
+
+    # ---- parameter checks (one place: used by __init__ and by ql.sweep's grid)
+    @classmethod
+    def _check_params(cls, params: dict) -> dict:
+        """``params`` with every value checked and converted (int/float/str/bool); list
+        values (a grid: one signal dim each) element by element, and each combination."""
+        out = {}
+        for k, v in params.items():
+            if isinstance(v, (np.ndarray, pd.Index, range)):
+                v = list(np.asarray(v).tolist()) if np.ndim(v) == 1 else v
+            if isinstance(v, (list, tuple)):
+                if not v:
+                    raise ValueError(f"{cls.name} parameter {k!r} is an empty list: give at "
+                                     "least one value")
+                vals = [cls._check_param(k, x, label=f"{cls.name} parameter {k!r} value")
+                        for x in v]
+                try:
+                    repeats = len(set(vals)) != len(vals)
+                except TypeError:             # unhashable values: nothing to compare
+                    repeats = False
+                if repeats:
+                    raise ValueError(f"{cls.name} parameter {k!r} repeats a value in {v!r}; "
+                                     "give each value once (the signal is indexed by value)")
+                out[k] = vals
+            else:
+                out[k] = cls._check_param(k, v)
+        cls._check_combinations(out)
+        return out
+
+    @classmethod
+    def _check_combinations(cls, params: dict) -> None:
+        """:meth:`_check_combination` on every combination of the list values."""
+        grid = {k: v for k, v in params.items() if isinstance(v, (list, tuple))}
+        for combo in itertools.product(*grid.values()):
+            cls._check_combination(**{**params, **dict(zip(grid, combo))})
+
+    @classmethod
+    def _check_param(cls, key: str, value, label: str | None = None):
+        """One value of parameter ``key``, checked against its default's type, its choices
+        and its ``limits``; returned as a plain int/float/str/bool."""
+        label = label or f"{cls.name} parameter {key!r}"
+        default, space = cls.defaults[key], cls.param_space.get(key)
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise TypeError(f"{label} must be True or False, got {value!r}")
+            return value
+        if isinstance(default, str):
+            # the options are limits[key]; a param_space list is only what is searched
+            options = cls.limits.get(key)
+            if isinstance(options, (list, tuple)) and all(isinstance(o, str) for o in options):
+                return _validate.choice(label, value, tuple(options))
+            if not isinstance(value, str):
+                raise TypeError(f"{label} must be a string, got {value!r}")
+            return value
+        if not isinstance(default, numbers.Real):
+            return value                      # a parameter of another kind: as given
+        lim = cls.limits.get(key)
+        opts = dict(lim) if isinstance(lim, dict) else (
+            dict(zip(("lo", "hi", "why"), lim)) if lim is not None else {})
+        why = opts.pop("why", None)
+        try:
+            if isinstance(default, numbers.Integral):
+                lo = opts.get("lo")
+                if lim is None and isinstance(space, tuple) and len(space) == 2 \
+                        and isinstance(space[0], numbers.Real) and space[0] >= 0:
+                    lo = 1 if space[0] >= 1 else 0   # a bar count (>= 1) or a lag (>= 0)
+                v = _validate.integer(label, value, lo, opts.get("hi"))
+                if v > MAX_BARS:
+                    raise ValueError(f"{label} must be an integer <= {MAX_BARS} (a window or "
+                                     f"lag in bars; the kernels allocate by it), got {value!r}")
+                return v
+            return _validate.number(label, value, **opts)
+        except OverflowError:   # an int beyond float range (_validate.number's float())
+            raise ValueError(f"{label} must be a finite number, got {value!r}") from None
+        except ValueError as e:
+            v = value           # only a real number gets past the type checks to here
+            lo, hi = opts.get("lo"), opts.get("hi")
+            if why and ((lo is not None and v <= lo) or (hi is not None and v >= hi)):
+                raise ValueError(f"{e} ({why})") from None   # the limit's reason
+            raise
+
+    @classmethod
+    def _check_combination(cls, **params) -> None:
+        """Refuse a combination of valid values that does not work together (override)."""
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -85,6 +188,7 @@ class Strategy(abc.ABC):
     def _check(self, ds, inputs):
         if not isinstance(ds, xr.Dataset):
             raise TypeError(f"{self.name}: data must be an xarray Dataset (ql.data.load())")
+        _validate.coords(ds, what=f"{self.name} data")
         missing = [v for v in self.requires if v not in ds]
         if missing:
             raise ValueError(f"{self.name} needs data variable(s) {missing}; this data set has "
@@ -93,6 +197,10 @@ class Strategy(abc.ABC):
         if absent:
             raise ValueError(f"{self.name} needs the external input(s) {absent}: pass them, "
                              f"e.g. s.signal(ds, **s.default_inputs(ds))")
+        self._check_inputs(ds, inputs)
+
+    def _check_inputs(self, ds, inputs) -> None:
+        """Check the external inputs' types and indexes (override; raise DataError)."""
 
     @staticmethod
     def _clip(sig: xr.DataArray) -> xr.DataArray:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-from quantlab import rolling
+from quantlab import _validate, rolling
 from quantlab.data import returns
 from quantlab.strategies import Strategy, register
 
@@ -30,6 +31,15 @@ class CrossSectionalMomentum(Strategy):
     defaults = {"lookback": 252, "skip": 21, "quantile": 0.3, "hold": 21}
     param_space = {"lookback": (63, 378), "skip": (0, 42), "quantile": (0.1, 0.5),
                    "hold": (5, 63)}
+    limits = {"lookback": (1, None), "hold": (1, None),
+              "skip": (0, None, "a negative skip reads prices after t: look-ahead"),
+              "quantile": (0.0, 0.5, "the top and bottom quantile must not overlap")}
+
+    @classmethod
+    def _check_combination(cls, lookback, skip, **_):
+        if skip >= lookback:
+            raise ValueError(f"{cls.name}: skip ({skip}) must be < lookback ({lookback}): "
+                             "the score is p[t-skip] / p[t-lookback] - 1")
 
     def _parts(self, ds, lookback, skip):
         close = ds["close"].ffill("time")
@@ -59,6 +69,15 @@ class VolatilityRegime(Strategy):
     defaults = {"window": 21, "lookback": 252, "threshold": 0.8, "target_vol": 0.15}
     param_space = {"window": (5, 63), "lookback": (126, 504), "threshold": (0.5, 0.95),
                    "target_vol": (0.05, 0.4)}
+    limits = {"window": (2, None, "a volatility needs 2 returns"), "lookback": (1, None),
+              "threshold": (0.0, 1.0, "a percentile"),
+              "target_vol": {"lo": 0.0, "lo_open": True}}
+
+    @classmethod
+    def _check_combination(cls, window, lookback, **_):
+        if lookback < window:
+            raise ValueError(f"{cls.name}: lookback ({lookback}) must be >= window "
+                             f"({window}): the percentile needs window volatilities")
 
     def _parts(self, ds, window, lookback):
         vol = rolling.std(returns(ds["close"]), window) * ANNUAL
@@ -86,7 +105,14 @@ class LiquidityTiming(Strategy):
     name = "liquidity_timing"
     defaults = {"window": 21, "lookback": 252, "threshold": 0.8}
     param_space = {"window": (5, 63), "lookback": (126, 504), "threshold": (0.5, 0.95)}
+    limits = {"window": (1, None), "lookback": (1, None), "threshold": (0.0, 1.0, "a percentile")}
     requires = ("close", "volume")
+
+    @classmethod
+    def _check_combination(cls, window, lookback, **_):
+        if lookback < window:
+            raise ValueError(f"{cls.name}: lookback ({lookback}) must be >= window "
+                             f"({window}): the percentile needs window values")
 
     def _parts(self, ds, window, lookback):
         dollar = ds["close"] * ds["volume"]
@@ -114,6 +140,8 @@ class SPC(Strategy):
     name = "spc"
     defaults = {"span": 252, "k": 0.5, "h": 4.0}
     param_space = {"span": (20, 252), "k": (0.0, 1.5), "h": (2.0, 8.0)}
+    limits = {"span": (2, None, "an EWMA std needs span >= 2"),
+              "k": (0.0, None, "the CUSUM allowance"), "h": (0.0, None, "the CUSUM limit")}
 
     def _parts(self, ds, span, k, h):
         r = returns(ds["close"])
@@ -159,15 +187,56 @@ class FactorMomentum(Strategy):
     name = "factor_momentum"
     defaults = {"lookback": 12, "beta_window": 36, "release_lag": 5}
     param_space = {"lookback": (3, 24), "beta_window": (24, 60), "release_lag": (0, 30)}
+    limits = {"lookback": (1, None),
+              "beta_window": (8, None, "each OLS fit needs >= beta_window // 2 >= 4 months "
+                              "for 4 coefficients"),
+              "release_lag": (0, 3650, "days after the month's end; a negative lag uses "
+                              "factors before they are published: look-ahead")}
     inputs = ("factors",)
 
     def default_inputs(self, ds):
         from quantlab.data import load
 
+        _validate.coords(ds, dims=("time",), what=f"{self.name} data")
+
         ff3 = load("ff3")
         end = ds.indexes["time"][-1]
         month_end = ff3.indexes["time"].to_period("M").end_time.normalize()
         return {"factors": ff3.isel(time=np.flatnonzero(month_end <= end))}
+
+    def _check_inputs(self, ds, inputs):
+        from quantlab.errors import DataError
+
+        if not isinstance(ds.indexes["time"], pd.DatetimeIndex):
+            raise DataError(f"{self.name}: data's time index must hold dates (monthly "
+                            f"returns are resampled from it), got {ds.indexes['time'].dtype}")
+        f = inputs["factors"]
+        if not isinstance(f, xr.Dataset):
+            raise TypeError(f"{self.name}: factors must be an xarray Dataset of monthly "
+                            f"returns on 'time' (ql.data.load('ff3')), got {type(f).__name__}")
+        _validate.coords(f, dims=("time",), what=f"{self.name} factors")
+        idx = f.indexes["time"]
+        if not isinstance(idx, pd.DatetimeIndex):
+            raise DataError(f"{self.name}: factors' time index must hold dates (one per "
+                            f"month), got {idx.dtype} values such as {idx[:2].tolist()}")
+        if idx.tz is not None:
+            raise DataError(f"{self.name}: factors' time index is timezone-aware ({idx.tz}); "
+                            "use naive dates as ds does (.tz_localize(None))")
+        if not idx.is_monotonic_increasing or idx.has_duplicates or idx.hasnans:
+            raise DataError(f"{self.name}: factors' time index must be increasing, without "
+                            "repeats or NaT")
+        if idx.to_period("M").has_duplicates:
+            raise DataError(f"{self.name}: factors must be monthly (one row per month); "
+                            f"{idx.to_period('M').duplicated().sum()} months repeat")
+        names = [v for v in ("mkt_rf", "smb", "hml") if v in f]
+        if not names:
+            raise DataError(f"{self.name}: factors must hold Fama-French returns (mkt_rf, "
+                            f"smb, hml); got {sorted(map(str, f.data_vars))}")
+        for v in names + (["rf"] if "rf" in f else []):
+            if f[v].dims != ("time",):
+                raise DataError(f"{self.name}: factors[{v!r}] must be on ('time',) only, "
+                                f"got {f[v].dims}")
+            _validate.real_array(f"{self.name} factors[{v!r}]", f[v].dtype)
 
     def _parts(self, ds, lookback, beta_window, release_lag, factors):
         from quantlab.data import as_of

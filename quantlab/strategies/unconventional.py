@@ -48,6 +48,9 @@ class Attention(Strategy):
     defaults = {"window": 63, "threshold": 2.0, "hold": 10, "mode": "continuation"}
     param_space = {"window": (21, 252), "threshold": (1.0, 4.0), "hold": (1, 21),
                    "mode": ["continuation", "reversal"]}
+    limits = {"window": (4, None, "the trailing z-score needs window // 2 >= 2 bars"),
+              "threshold": (None, None), "hold": (1, None),
+              "mode": ["continuation", "reversal"]}
     requires = ("open", "high", "low", "close", "volume")
 
     def _parts(self, ds, window):
@@ -111,6 +114,11 @@ class SentimentRegime(Strategy):
                 "herd_scale": 0.5}
     param_space = {"anchor_window": (126, 504), "quantile": (0.1, 0.5), "hold": (5, 63),
                    "herd_window": (63, 252), "herd_scale": (0.0, 1.0)}
+    limits = {"anchor_window": (1, None), "hold": (1, None),
+              "quantile": (0.0, 0.5, "the top and bottom quantile must not overlap"),
+              "herd_window": (6, None, "the herding fit needs window // 2 >= 3 bars for 3 "
+                              "coefficients"),
+              "herd_scale": (0.0, 1.0)}
 
     def _parts(self, ds, anchor_window, herd_window):
         if ds.sizes["asset"] < 3:
@@ -160,6 +168,9 @@ class InfoTheory(Strategy):
     defaults = {"window": 252, "te_min": 0.02, "entropy_max": 0.98, "trend": 21}
     param_space = {"window": (126, 504), "te_min": (0.0, 0.1), "entropy_max": (0.9, 1.0),
                    "trend": (5, 63)}
+    limits = {"window": (3, None, "permutation entropy of order 3 needs 3 bars"),
+              "te_min": (0.0, None, "bits"), "entropy_max": (0.0, 1.0, "normalised entropy"),
+              "trend": (1, None)}
 
     def _parts(self, ds, window, te_min):
         r = returns(ds["close"])
@@ -234,6 +245,9 @@ class ComplexSystems(Strategy):
     defaults = {"window": 63, "shift": 15, "lookback": 252, "threshold": 1.0}
     param_space = {"window": (21, 252), "shift": (5, 42), "lookback": (126, 504),
                    "threshold": (0.0, 2.0)}
+    limits = {"window": (2, None, "a correlation needs 2 bars"), "shift": (1, None),
+              "lookback": (4, None, "its std needs lookback // 2 >= 2 bars"),
+              "threshold": (None, None)}
 
     def _parts(self, ds, window, shift, lookback):
         if ds.sizes["asset"] < 2:
@@ -280,6 +294,9 @@ class FractalChaos(Strategy):
     defaults = {"window": 252, "band": 0.05, "trend": 21, "chaos_quantile": 0.75}
     param_space = {"window": (126, 504), "band": (0.0, 0.15), "trend": (5, 63),
                    "chaos_quantile": (0.2, 1.0)}
+    limits = {"window": (25, None, "the Lyapunov exponent (emb_dim 5, trajectory_len 10) "
+                         "needs 25 bars"),
+              "band": (0.0, 0.5), "trend": (1, None), "chaos_quantile": (0.0, 1.0)}
 
     def _parts(self, ds, window):
         r = returns(ds["close"])
@@ -363,6 +380,9 @@ class Quantum(Strategy):
     name = "quantum"
     defaults = {"window": 126, "energy": 1.0, "vol_window": 10}
     param_space = {"window": (63, 252), "energy": (0.1, 10.0), "vol_window": (5, 42)}
+    limits = {"window": (3, None, "its volatility needs window - 1 >= 2 returns"),
+              "energy": (0.0, None, "a kinetic energy"),
+              "vol_window": (2, None, "a volatility needs 2 returns")}
 
     def _parts(self, ds, window, energy, vol_window):
         logp = np.log(ds["close"].ffill("time")).transpose("time", "asset")
@@ -371,6 +391,8 @@ class Quantum(Strategy):
         lp = logp.values
         up = np.full(lp.shape, np.nan)
         down = np.full(lp.shape, np.nan)
+        if window > lp.shape[0]:             # no full window yet: no signal
+            return logp.copy(data=up), logp.copy(data=down)
         kin = (energy * ratio.reindex(time=logp.time)).values
         for a in range(lp.shape[1]):
             wins = np.lib.stride_tricks.sliding_window_view(lp[:, a], window)
