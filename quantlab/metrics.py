@@ -299,6 +299,74 @@ def _with_rate(name, r, b, params, rate):
         return np.asarray((1.0 + excess) ** p["ann"] - 1.0, dtype=np.float64)
 
 
+# The one kernel that serves each metric called alone (or with metrics of the same
+# kernel): its pass reads only what the formula needs. Any other mix, summary() and
+# benchmark metrics run the fused ``accumulate`` pass.
+_SINGLE = {"sharpe_ratio": "sums", "annual_volatility": "sums",
+           "sortino_ratio": "downside", "downside_risk": "downside",
+           "annual_return": "wealth", "cum_returns_final": "wealth", "total_return": "wealth",
+           "max_drawdown": "drawdown", "calmar_ratio": "drawdown"}
+
+
+def _single_pass(names, params, b):
+    """The single-metric kernel serving all ``names``, or None (the fused pass)."""
+    if b is not None:
+        return None
+    kinds = {_SINGLE.get(n) for n in names
+             if not (n in _QUANTILE and params["method"] == "historical")}
+    return kinds.pop() if len(kinds) == 1 and None not in kinds else None
+
+
+def _fused(rp, bp, params, columns=None) -> dict:
+    """Every accumulator field (``accumulate``: the one fused pass) of the columns of the
+    (time, column) panel ``rp`` (or of ``columns`` of it)."""
+    if columns is not None:
+        rp = np.ascontiguousarray(rp[:, columns])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logr = np.log1p(rp)
+    acc = _k.accumulate(rp, logr, bp, float(params.get("required_return", 0.0)))
+    a = {f: acc[i] for f, i in _F.items()}
+    # Welford's running mean turns inf into NaN (inf - inf); the mean of a column
+    # holding +inf (-inf, not both) is +inf (-inf), as numpy's and empyrical's
+    with np.errstate(invalid="ignore"):
+        a["mean"] = np.where(a["max"] == np.inf, np.where(a["min"] == -np.inf, np.nan, np.inf),
+                             np.where(a["min"] == -np.inf, -np.inf, a["mean"]))
+    return a
+
+
+def _fast_acc(kind, rp, required_return) -> dict:
+    """The accumulator fields a ``kind`` metric's formula reads, from its own pass.
+
+    sums/downside give the mean and M2 from shifted sums (mean = k + s1/n, M2 = s2 -
+    s1²/n; equal to the fused pass's Welford values to ~1e-15 relative); a column where
+    they are not finite (±inf, or |x| ~ 1e154 overflowing a square) takes the fused
+    pass's fields, so every input gives what ``summary()`` gives. wealth/drawdown are
+    the fused pass's own operations (same bits)."""
+    m = rp.shape[1]
+    if kind in ("wealth", "drawdown"):
+        out = (_k.wealth if kind == "wealth" else _k.drawdown)(rp)
+        return dict(zip(("n", "wealth", "max_dd"), out))
+    if kind == "sums":
+        n, k, s1, s2 = _k.sums(rp)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = {"n": n, "mean": k + s1 / n, "m2": s2 - s1 * s1 / n}
+        bad = ~np.isfinite(s2)
+    else:
+        n, k, s1, d2 = _k.downside(rp, required_return)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = {"n": n, "mean": k + s1 / n, "down2": d2}
+        bad = ~np.isfinite(s1)
+    # no min/max: a constant column has M2 exactly 0 (each x - k is 0), std 0 as the
+    # fused pass's min == max test gives
+    a["min"] = np.full(m, np.nan)
+    a["max"] = np.full(m, np.nan)
+    if bad.any():
+        fused = _fused(rp, np.empty((0, 0)), {"required_return": required_return}, bad)
+        for f in a:
+            a[f][bad] = fused[f]
+    return a
+
+
 def _compute_np(names, r, b, params, rate=None) -> dict[str, np.ndarray]:
     """Metrics ``names`` of a (time, ...) array ``r`` (benchmark ``b`` broadcastable;
     ``rate`` the per-period risk_free/required_return series, if not a scalar)."""
@@ -316,21 +384,17 @@ def _compute_np(names, r, b, params, rate=None) -> dict[str, np.ndarray]:
     need_moments = any(n not in _QUANTILE for n in names) or (var_names and not historical)
     need_quantiles = "tail_ratio" in names or (var_names and historical)
     if need_moments:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            logr = np.log1p(rp)
-        acc = _k.accumulate(rp, logr, bp, float(params.get("required_return", 0.0)))
-        a = {f: acc[i] for f, i in _F.items()}
-        # Welford's running mean turns inf into NaN (inf - inf); the mean of a column
-        # holding +inf (-inf, not both) is +inf (-inf), as numpy's and empyrical's
-        with np.errstate(invalid="ignore"):
-            a["mean"] = np.where(a["max"] == np.inf, np.where(a["min"] == -np.inf, np.nan, np.inf),
-                                 np.where(a["min"] == -np.inf, -np.inf, a["mean"]))
+        kind = _single_pass(names, params, b)
+        a = (_fused(rp, bp, params) if kind is None
+             else _fast_acc(kind, rp, float(params.get("required_return", 0.0))))
     if need_quantiles:
         cutoff = params["cutoff"]
-        levels = sorted({cutoff, 0.05, 0.95})
-        qv = _k.quantiles(rp, np.array(levels), cutoff)
-        q = [qv[levels.index(cutoff)], qv[levels.index(0.05)], qv[levels.index(0.95)],
-             qv[-1]]
+        levels = sorted(({cutoff} if "value_at_risk" in var_names and historical else set())
+                        | ({0.05, 0.95} if "tail_ratio" in names else set()))
+        tail = cutoff if "conditional_value_at_risk" in var_names and historical else -1.0
+        qv = _k.quantiles(rp, np.array(levels, dtype=np.float64), tail)
+        q = [qv[levels.index(x)] if x in levels else None for x in (cutoff, 0.05, 0.95)]
+        q.append(qv[-1])
     for n in names:
         if n == "tail_ratio":
             with np.errstate(invalid="ignore", divide="ignore"):
