@@ -6,12 +6,12 @@ column, the sufficient statistics every returns metric is a closed form of: Welf
 moments up to the 4th, min/max, downside squares, wealth and the drawdown family,
 win/loss counts and sums, the stability regression's co-moments, and the paired
 benchmark statistics (beta, alpha, tracking error, up/down capture). ``quantiles``
-gets order statistics by selection (quickselect), not a full sort. NaN = no
+gets order statistics by selection (sampled bracket + Floyd-Rivest), not a full sort. NaN = no
 observation: skipped everywhere. Formulas live in ``quantlab/metrics.py``.
 """
 import numpy as np
 
-from libc.math cimport NAN, exp, floor, isnan, log, sqrt
+from libc.math cimport INFINITY, NAN, exp, floor, isnan, log, sqrt
 
 include "welford.pxi"
 include "returns_acc.pxi"
@@ -117,27 +117,85 @@ cdef double select(double* v, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
     return v[k]
 
 
-cdef double percentile(double* v, Py_ssize_t n, double q, Py_ssize_t* done) noexcept nogil:
-    """numpy.percentile(v, 100 q) with linear interpolation, by selection.
+cdef enum:
+    SAMPLE = 128  # values drawn to bracket the ranks
 
-    ``done[0]`` is the index already in its sorted place (v[:done] <= v[done] <= v[done+1:]),
-    or -1: a later quantile selects only in the part that can hold it.
-    """
+
+cdef void _ranks(const double* v, Py_ssize_t n, Py_ssize_t c, Py_ssize_t klo,
+                 Py_ssize_t khi, bint want_sum, double* cand, double* samp,
+                 double* out) noexcept nogil:
+    """out[0] = the klo-th smallest of the c non-NaN values of v[:n] (0-based), out[1] =
+    the khi-th (khi = klo or klo + 1), out[2] = the sum of the klo + 1 smallest (if
+    ``want_sum``).
+
+    Floyd & Rivest's sampling without the recursion: two order statistics of a sample
+    of 128 values bracket the ranks; one branch-free pass counts (and sums) the values
+    below the bracket and copies those inside it (never a NaN) to ``cand``; selection
+    runs on those few. (A partitioning select on all n mispredicts a branch per value.)
+    If the sample missed (ranks outside the bracket), selection runs on all c values.
+    ``v`` is not changed."""
+    cdef Py_ssize_t i, s = 0, rlo, rhi, cl = -1, cc = 0, k
+    cdef double lo_t = -INFINITY, hi_t = INFINITY, x, sb = 0.0, tot
+    if c > 4 * SAMPLE:
+        for i in range(SAMPLE):
+            x = v[(i * n) // SAMPLE]
+            samp[s] = x
+            s += 0 if isnan(x) else 1
+    if s >= SAMPLE // 2:
+        # +-8 sample ranks: > 3 standard deviations of a sample count at a 5% tail
+        rlo = (klo * s) // c - 8
+        rhi = ((khi + 1) * s) // c + 8
+        if rlo >= 0:
+            lo_t = select(samp, s, rlo)
+        if rhi < s:
+            hi_t = (select(samp + rlo + 1, s - rlo - 1, rhi - rlo - 1) if rlo >= 0
+                    else select(samp, s, rhi))
+        cl = 0
+        for i in range(n):
+            x = v[i]
+            cl += x < lo_t
+            sb += x if x < lo_t else 0.0
+            cand[cc] = x
+            cc += (x >= lo_t) & (x <= hi_t)  # false for NaN
+        if not (cl <= klo and khi < cl + cc):
+            cl = -1
+    if cl < 0:
+        cc = 0
+        for i in range(n):
+            x = v[i]
+            cand[cc] = x
+            cc += 0 if isnan(x) else 1
+        cl = 0
+        sb = 0.0
+    k = klo - cl
+    out[0] = select(cand, cc, k)
+    out[1] = out[0]
+    if khi > klo:
+        x = cand[k + 1]
+        for i in range(k + 2, cc):  # after select, cand[k+1:] >= out[0]: its minimum
+            x = cand[i] if cand[i] < x else x
+        out[1] = x
+    if want_sum:
+        tot = sb
+        for i in range(k + 1):
+            tot += cand[i]
+        out[2] = tot
+
+
+cdef double percentile(const double* v, Py_ssize_t nv, Py_ssize_t n, double q,
+                       double* cand, double* samp) noexcept nogil:
+    """numpy.percentile of the n non-NaN values of v[:nv] at 100 q (linear
+    interpolation), by selection."""
     cdef double pos = q * (n - 1)
-    cdef Py_ssize_t lo = <Py_ssize_t>pos, i, d = done[0]
+    cdef Py_ssize_t lo = <Py_ssize_t>pos
     cdef double frac = pos - lo, a, b, diff
-    if lo == d:
-        a = v[lo]
-    elif lo > d:
-        a = select(v + d + 1, n - d - 1, lo - d - 1)
-    else:
-        a = select(v, d, lo)
-    done[0] = lo
+    cdef double res[3]
+    _ranks(v, nv, n, lo, lo + 1 if (frac != 0 and lo + 1 < n) else lo, False, cand, samp,
+           res)
+    a = res[0]
+    b = res[1]
     if frac == 0 or lo + 1 >= n:
         return a
-    b = v[lo + 1]
-    for i in range(lo + 2, n):  # after select, v[lo+1:] >= a: its minimum is next
-        b = v[i] if v[i] < b else b
     diff = b - a
     # numpy's _lerp: symmetric form for t >= 0.5 keeps the result monotone
     return a + diff * frac if frac < 0.5 else b - diff * (1.0 - frac)
@@ -152,44 +210,40 @@ def quantiles(const double[:, ::1] r, const double[::1] qs, double tail,
 
     Columns are copied ``block`` at a time (256 bytes of each row: a row of a wide panel
     is a page away from the next, so few wide visits beat many narrow ones) into
-    buffers, where the NaNs are squeezed out branch-free."""
+    buffers, NaNs counted; the selection skips them."""
     cdef Py_ssize_t n = r.shape[0], m = r.shape[1], nq = qs.shape[0], a0, a, t, j, kt, nb, c
     cdef Py_ssize_t B = max(1, min(block, m))
     out_np = np.full((nq + 1, m), np.nan)
     cdef double[:, ::1] out = out_np
     cdef double[:, ::1] buf = np.empty((B, max(n, 1)))
+    cdef double[::1] cand = np.empty(max(n, 1)), samp = np.empty(SAMPLE)
+    cdef Py_ssize_t[::1] nan = np.zeros(B, dtype=np.intp)
     cdef double* v
-    cdef double s, x
-    cdef Py_ssize_t done
+    cdef double x
+    cdef double res[3]
     with nogil:
         a0 = 0
         while a0 < m:
             nb = B if a0 + B <= m else m - a0
+            for j in range(nb):
+                nan[j] = 0
             for t in range(n):
                 for j in range(nb):
-                    buf[j, t] = r[t, a0 + j]
+                    x = r[t, a0 + j]
+                    buf[j, t] = x
+                    nan[j] += isnan(x)
             for j in range(nb):
-                v = &buf[j, 0]
-                c = 0
-                for t in range(n):
-                    x = v[t]
-                    v[c] = x
-                    c += 0 if isnan(x) else 1
+                c = n - nan[j]
                 if c == 0:
                     continue
+                v = &buf[j, 0]
                 a = a0 + j
-                # the CVaR tail first; the (ascending) quantiles then reuse its partition
-                done = -1
                 if tail >= 0:
                     kt = <Py_ssize_t>((c - 1) * tail)
-                    select(v, c, kt)
-                    s = 0
-                    for t in range(kt + 1):
-                        s += v[t]
-                    out[nq, a] = s / (kt + 1)
-                    done = kt
+                    _ranks(v, n, c, kt, kt, True, &cand[0], &samp[0], res)
+                    out[nq, a] = res[2] / (kt + 1)
                 for t in range(nq):
-                    out[t, a] = percentile(v, c, qs[t], &done)
+                    out[t, a] = percentile(v, n, c, qs[t], &cand[0], &samp[0])
             a0 += B
     return out_np
 
