@@ -258,8 +258,8 @@ def quantiles(const double[:, ::1] r, const double[::1] qs, double tail,
 
 cdef void _shift(const double[:, ::1] r, double[::1] k) noexcept nogil:
     """k[a] = the first non-NaN value of column a among the first 64 rows, else 0: the
-    shift of the shifted sums (Chan, Golub & LeVeque 1983: Σ(x - k), Σ(x - k)² lose no
-    precision to the mean when k is near it; a constant column gives exactly 0)."""
+    shift of the first block's sums (Chan, Golub & LeVeque 1983: Σ(x - k), Σ(x - k)²
+    lose no precision to the mean when k is near it; a constant column gives exactly 0)."""
     cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, missing = m
     cdef double x
     for a in range(m):
@@ -284,52 +284,94 @@ cdef inline double _d(double x, double k) noexcept nogil:
     return 0.0 if isnan(x) else x - k
 
 
+cdef enum:
+    BLOCK = 64  # rows per block of the blocked moments (a multiple of 4)
+
+
+cdef void _merge(Py_ssize_t m, double[::1] cnt, double[::1] mean, double[::1] m2,
+                 double[::1] k, double[::1] bc, double[::1] b1, double[::1] b2,
+                 bint with_m2) noexcept nogil:
+    """Fold a block's shifted sums (bc values, b1 = Σ(x - k), b2 = Σ(x - k)²) into the
+    running count, mean and M2 (Chan, Golub & LeVeque 1979's pairwise update), then
+    shift the next block by the new mean and clear the block sums."""
+    cdef Py_ssize_t a
+    cdef double nb, nn, mb, delta
+    for a in range(m):
+        nb = bc[a]
+        if nb == 0:
+            continue
+        nn = cnt[a] + nb
+        mb = k[a] + b1[a] / nb
+        delta = mb - mean[a]
+        mean[a] += delta * nb / nn
+        if with_m2:
+            m2[a] += (b2[a] - b1[a] * b1[a] / nb) + delta * delta * cnt[a] * nb / nn
+        cnt[a] = nn
+        k[a] = mean[a]
+        bc[a] = 0.0
+        b1[a] = 0.0
+        b2[a] = 0.0
+
+
 def sums(const double[:, ::1] r):
-    """Per column: rows n (non-NaN count), k (shift), s1 = Σ(x - k), s2 = Σ(x - k)² over
-    the non-NaN values; (4, m). Mean = k + s1/n, M2 = s2 - s1²/n."""
-    cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, n4 = n - n % 4
-    out_np = np.zeros((4, m))
+    """Per column: rows n (non-NaN count), mean and M2 = Σ(x - mean)² of the non-NaN
+    values; (3, m).
+
+    Blocks of 64 rows are summed as Σ(x - k), Σ(x - k)² with k the mean so far (the
+    first valid value for the first block), then merged: about Welford's accuracy
+    (the sums stay near 0) at the cost of plain sums (one subtract, two adds and a
+    multiply per value, vectorised over the columns)."""
+    cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, t0, t1, t4, blk = BLOCK
+    out_np = np.zeros((3, m))
     cdef double[:, ::1] out = out_np
-    cdef double[::1] cnt = out[0], k = out[1], s1 = out[2], s2 = out[3]
+    cdef double[::1] cnt = out[0], mean = out[1], m2 = out[2]
+    cdef double[:, ::1] tmp = np.zeros((4, m))
+    cdef double[::1] k = tmp[0], bc = tmp[1], b1 = tmp[2], b2 = tmp[3]
     cdef double x0, x1, x2, x3, d, c, u, v, ka
     with nogil:
         _shift(r, k)
-        for t in range(0, n4, 4):
-            for a in range(m):
-                x0 = r[t, a]
-                x1 = r[t + 1, a]
-                x2 = r[t + 2, a]
-                x3 = r[t + 3, a]
-                ka = k[a]
-                c = cnt[a]
-                u = s1[a]
-                v = s2[a]
-                c = c + _ok(x0)
-                d = _d(x0, ka)
-                u = u + d
-                v = v + d * d
-                c = c + _ok(x1)
-                d = _d(x1, ka)
-                u = u + d
-                v = v + d * d
-                c = c + _ok(x2)
-                d = _d(x2, ka)
-                u = u + d
-                v = v + d * d
-                c = c + _ok(x3)
-                d = _d(x3, ka)
-                u = u + d
-                v = v + d * d
-                cnt[a] = c
-                s1[a] = u
-                s2[a] = v
-        for t in range(n4, n):
-            for a in range(m):
-                x0 = r[t, a]
-                cnt[a] += _ok(x0)
-                d = _d(x0, k[a])
-                s1[a] += d
-                s2[a] += d * d
+        t0 = 0
+        while t0 < n:
+            t1 = t0 + blk if t0 + blk <= n else n
+            t4 = t0 + (t1 - t0) // 4 * 4
+            for t in range(t0, t4, 4):
+                for a in range(m):
+                    x0 = r[t, a]
+                    x1 = r[t + 1, a]
+                    x2 = r[t + 2, a]
+                    x3 = r[t + 3, a]
+                    ka = k[a]
+                    c = bc[a]
+                    u = b1[a]
+                    v = b2[a]
+                    c = c + _ok(x0)
+                    d = _d(x0, ka)
+                    u = u + d
+                    v = v + d * d
+                    c = c + _ok(x1)
+                    d = _d(x1, ka)
+                    u = u + d
+                    v = v + d * d
+                    c = c + _ok(x2)
+                    d = _d(x2, ka)
+                    u = u + d
+                    v = v + d * d
+                    c = c + _ok(x3)
+                    d = _d(x3, ka)
+                    u = u + d
+                    v = v + d * d
+                    bc[a] = c
+                    b1[a] = u
+                    b2[a] = v
+            for t in range(t4, t1):
+                for a in range(m):
+                    x0 = r[t, a]
+                    bc[a] += _ok(x0)
+                    d = _d(x0, k[a])
+                    b1[a] += d
+                    b2[a] += d * d
+            _merge(m, cnt, mean, m2, k, bc, b1, b2, True)
+            t0 = t1
     return out_np
 
 
@@ -340,51 +382,59 @@ cdef inline double _neg(double x, double req) noexcept nogil:
 
 
 def downside(const double[:, ::1] r, double required_return):
-    """Per column: rows n, k, s1 = Σ(x - k) (as ``sums``) and down2 = Σ min(x - req, 0)²
-    over the non-NaN values; (4, m). down2 is summed as ``acc_add`` does (same bits)."""
-    cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, n4 = n - n % 4
-    out_np = np.zeros((4, m))
+    """Per column: rows n, mean (blocked, as ``sums``) and down2 = Σ min(x - req, 0)² of
+    the non-NaN values; (3, m). down2 is summed as ``acc_add`` does (same bits)."""
+    cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, t0, t1, t4, blk = BLOCK
+    out_np = np.zeros((3, m))
     cdef double[:, ::1] out = out_np
-    cdef double[::1] cnt = out[0], k = out[1], s1 = out[2], d2 = out[3]
+    cdef double[::1] cnt = out[0], mean = out[1], d2 = out[2]
+    cdef double[:, ::1] tmp = np.zeros((3, m))
+    cdef double[::1] k = tmp[0], bc = tmp[1], b1 = tmp[2]
     cdef double x0, x1, x2, x3, y, c, u, v, ka, q = required_return
     with nogil:
         _shift(r, k)
-        for t in range(0, n4, 4):
-            for a in range(m):
-                x0 = r[t, a]
-                x1 = r[t + 1, a]
-                x2 = r[t + 2, a]
-                x3 = r[t + 3, a]
-                ka = k[a]
-                c = cnt[a]
-                u = s1[a]
-                v = d2[a]
-                c = c + _ok(x0)
-                u = u + _d(x0, ka)
-                y = _neg(x0, q)
-                v = v + y * y
-                c = c + _ok(x1)
-                u = u + _d(x1, ka)
-                y = _neg(x1, q)
-                v = v + y * y
-                c = c + _ok(x2)
-                u = u + _d(x2, ka)
-                y = _neg(x2, q)
-                v = v + y * y
-                c = c + _ok(x3)
-                u = u + _d(x3, ka)
-                y = _neg(x3, q)
-                v = v + y * y
-                cnt[a] = c
-                s1[a] = u
-                d2[a] = v
-        for t in range(n4, n):
-            for a in range(m):
-                x0 = r[t, a]
-                cnt[a] += _ok(x0)
-                s1[a] += _d(x0, k[a])
-                y = _neg(x0, q)
-                d2[a] += y * y
+        t0 = 0
+        while t0 < n:
+            t1 = t0 + blk if t0 + blk <= n else n
+            t4 = t0 + (t1 - t0) // 4 * 4
+            for t in range(t0, t4, 4):
+                for a in range(m):
+                    x0 = r[t, a]
+                    x1 = r[t + 1, a]
+                    x2 = r[t + 2, a]
+                    x3 = r[t + 3, a]
+                    ka = k[a]
+                    c = bc[a]
+                    u = b1[a]
+                    v = d2[a]
+                    c = c + _ok(x0)
+                    u = u + _d(x0, ka)
+                    y = _neg(x0, q)
+                    v = v + y * y
+                    c = c + _ok(x1)
+                    u = u + _d(x1, ka)
+                    y = _neg(x1, q)
+                    v = v + y * y
+                    c = c + _ok(x2)
+                    u = u + _d(x2, ka)
+                    y = _neg(x2, q)
+                    v = v + y * y
+                    c = c + _ok(x3)
+                    u = u + _d(x3, ka)
+                    y = _neg(x3, q)
+                    v = v + y * y
+                    bc[a] = c
+                    b1[a] = u
+                    d2[a] = v
+            for t in range(t4, t1):
+                for a in range(m):
+                    x0 = r[t, a]
+                    bc[a] += _ok(x0)
+                    b1[a] += _d(x0, k[a])
+                    y = _neg(x0, q)
+                    d2[a] += y * y
+            _merge(m, cnt, mean, mean, k, bc, b1, b1, False)
+            t0 = t1
     return out_np
 
 
@@ -398,8 +448,9 @@ def wealth(const double[:, ::1] r):
 
     A plain product (as ``acc_add``, same bits), no log1p: each factor rounds 1 + x and
     the product once, so the relative error is at most 2·n·2⁻⁵³ (2.2e-12 at 10,000
-    bars) and in practice ~1e-15 (measured against exp(math.fsum(log1p)) on the bundled
-    and random returns); it under/overflows only where the wealth itself leaves the
+    bars); measured against exp(math.fsum(log1p(r))) over 10,000 bars: 1.1e-14 on
+    random N(0.0004, 0.02) returns, 4.6e-15 on the bundled equities' days resampled
+    (tests/test_metrics.py). It under/overflows only where the wealth itself leaves the
     double range (below 1e-308 or above 1e308)."""
     cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, n4 = n - n % 4
     out_np = np.zeros((2, m))

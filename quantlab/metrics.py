@@ -337,25 +337,23 @@ def _fused(rp, bp, params, columns=None) -> dict:
 def _fast_acc(kind, rp, required_return) -> dict:
     """The accumulator fields a ``kind`` metric's formula reads, from its own pass.
 
-    sums/downside give the mean and M2 from shifted sums (mean = k + s1/n, M2 = s2 -
-    s1²/n; equal to the fused pass's Welford values to ~1e-15 relative); a column where
-    they are not finite (±inf, or |x| ~ 1e154 overflowing a square) takes the fused
-    pass's fields, so every input gives what ``summary()`` gives. wealth/drawdown are
+    sums/downside give the mean and M2 from blocked shifted sums (equal to the fused
+    pass's Welford values to ~1e-15 relative); a column where they are not finite
+    (±inf, or |x| ~ 1e154 overflowing a square) takes the fused pass's fields, so every
+    input gives what ``summary()`` gives. wealth/drawdown are
     the fused pass's own operations (same bits)."""
     m = rp.shape[1]
     if kind in ("wealth", "drawdown"):
         out = (_k.wealth if kind == "wealth" else _k.drawdown)(rp)
         return dict(zip(("n", "wealth", "max_dd"), out))
     if kind == "sums":
-        n, k, s1, s2 = _k.sums(rp)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            a = {"n": n, "mean": k + s1 / n, "m2": s2 - s1 * s1 / n}
-        bad = ~np.isfinite(s2)
+        n, mean, m2 = _k.sums(rp)
+        a = {"n": n, "mean": mean, "m2": m2}
+        bad = ~np.isfinite(m2)
     else:
-        n, k, s1, d2 = _k.downside(rp, required_return)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            a = {"n": n, "mean": k + s1 / n, "down2": d2}
-        bad = ~np.isfinite(s1)
+        n, mean, d2 = _k.downside(rp, required_return)
+        a = {"n": n, "mean": mean, "down2": d2}
+        bad = ~np.isfinite(mean)
     # no min/max: a constant column has M2 exactly 0 (each x - k is 0), std 0 as the
     # fused pass's min == max test gives
     a["min"] = np.full(m, np.nan)
