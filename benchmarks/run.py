@@ -7,6 +7,7 @@ machines are noisy; the ratio peer/quantlab within one run is what to read.
 Timings are the median of repeated runs after a warm-up.
 """
 import argparse
+import platform
 import statistics
 import subprocess
 import sys
@@ -159,6 +160,77 @@ def bench_metrics(n=2520, m=1000):
             "empyrical (16 metrics)", timeit(ours, repeat=3), timeit(theirs, repeat=1))
 
 
+def cpu_header():
+    """The CPU model and the kernel build level quantlab runs on it."""
+    from quantlab._kernels import cpu_level
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"CPU: {model}; SIMD level: {cpu_level()}"
+
+
+SINGLE_METRICS = ("sharpe_ratio", "sortino_ratio", "annual_return", "annual_volatility",
+                  "max_drawdown", "calmar_ratio", "value_at_risk",
+                  "conditional_value_at_risk")
+
+
+def bench_metrics_single(n=2520, m=1000):
+    """Each metric called alone on a float64 C-ordered (time, asset) panel, NumPy input
+    and a DataArray with coordinates, vs empyrical's same function (its calmar, VaR and
+    CVaR take one series: looped over the columns, as a user must)."""
+    import warnings
+
+    import empyrical as ep
+
+    import quantlab as ql
+
+    rng = np.random.default_rng(0)
+    r = rng.normal(0.0004, 0.015, (n, m))
+    da = xr.DataArray(r, dims=("time", "asset"),
+                      coords={"time": pd.bdate_range("2010-01-01", periods=n),
+                              "asset": [f"A{j}" for j in range(m)]})
+    rows = []
+    for name in SINGLE_METRICS:
+        ours, theirs = getattr(ql.metrics, name), getattr(ep, name)
+        looped = name in ("calmar_ratio", "value_at_risk", "conditional_value_at_risk")
+
+        def peer():
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                if looped:
+                    return [theirs(r[:, j]) for j in range(m)]
+                return theirs(r)
+
+        rows.append((name, timeit(lambda: ours(r), repeat=7),
+                     timeit(lambda: ours(da, dim="time"), repeat=7),
+                     timeit(peer, repeat=3 if looped else 7)))
+    return rows
+
+
+def metrics_table():
+    import quantlab as ql
+
+    print()
+    print(f"Metrics, each called alone, 2520 x 1000 float64 (time, asset) panel. {cpu_header()}; "
+          f"metrics kernel build: {ql.metrics._k.__name__}. Ratio = empyrical time / "
+          "quantlab time in this run (> 1: quantlab faster).")
+    print()
+    print("| metric | quantlab NumPy | quantlab DataArray | empyrical | ratio NumPy | "
+          "ratio DataArray |")
+    print("|---|---|---|---|---|---|")
+    for name, o_np, o_da, peer in bench_metrics_single():
+        print(f"| {name} | {o_np * 1e3:.2f} ms | {o_da * 1e3:.2f} ms | {peer * 1e3:.2f} ms | "
+              f"{peer / o_np:.1f}x | {peer / o_da:.1f}x |")
+    what, peer_name, ours, peer = bench_metrics()
+    print(f"| summary() vs {peer_name} one after another | {ours * 1e3:.1f} ms | — | "
+          f"{peer * 1e3:.1f} ms | {peer / ours:.1f}x | — |")
+
+
 BACKTEST_SETUP = """
 import numpy as np, pandas as pd, xarray as xr, time, warnings
 warnings.simplefilter("ignore")
@@ -302,11 +374,14 @@ def bench_measures(n=2520, m=100, window=252, n_peer_windows=200):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["core", "rolling", "measures", "engine", "sweep"],
+    parser.add_argument("--only", choices=["core", "metrics", "rolling", "measures", "engine",
+                                           "sweep"],
                         help="run one section only")
     only = parser.parse_args().only
     if only in (None, "core"):
         core()
+    if only in (None, "metrics"):
+        metrics_table()
     if only in (None, "rolling"):
         rolling_table()
     if only in (None, "measures"):

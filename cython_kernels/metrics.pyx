@@ -34,30 +34,38 @@ def accumulate(const double[:, ::1] r, const double[:, ::1] logr, const double[:
     acc_np = _acc_new(m)  # (m, NFIELDS): a column's statistics share cache lines
     cdef double[:, ::1] A = acc_np
     cdef double x, bx
+    cdef Py_ssize_t t0, t1, a0, a1
     with nogil:
-        for t in range(n):
-            for a in range(m):
-                x = r[t, a]
-                if isnan(x):
-                    continue
-                acc_add(&A[a, 0], x, logr[t, a], required_return)
-                if not has_b:
-                    continue
-                bx = b[t, a]
-                if isnan(bx):
-                    continue
-                # paired statistics with the benchmark (co-moments by Welford)
-                A[a, PN] += 1.0
-                add_pair(bx, x, A[a, PN], &A[a, PMB], &A[a, PMR], &A[a, PCBB], &A[a, PCRR],
-                         &A[a, PCRB])
-                if bx > 0:
-                    A[a, UPN] += 1.0
-                    A[a, UPWR] *= 1.0 + x
-                    A[a, UPWB] *= 1.0 + bx
-                elif bx < 0:
-                    A[a, DNN] += 1.0
-                    A[a, DNWR] *= 1.0 + x
-                    A[a, DNWB] *= 1.0 + bx
+        # tiles of 64 rows x 32 columns: the tile's 32 accumulators (10 KB) stay in L1
+        # instead of all m (300 KB at m = 1000) streaming through it every row; each
+        # column still takes its values in time order (same bits)
+        for t0 in range(0, n, 64):
+            t1 = t0 + 64 if t0 + 64 <= n else n
+            for a0 in range(0, m, 32):
+                a1 = a0 + 32 if a0 + 32 <= m else m
+                for t in range(t0, t1):
+                    for a in range(a0, a1):
+                        x = r[t, a]
+                        if isnan(x):
+                            continue
+                        acc_add(&A[a, 0], x, logr[t, a], required_return)
+                        if not has_b:
+                            continue
+                        bx = b[t, a]
+                        if isnan(bx):
+                            continue
+                        # paired statistics with the benchmark (co-moments by Welford)
+                        A[a, PN] += 1.0
+                        add_pair(bx, x, A[a, PN], &A[a, PMB], &A[a, PMR], &A[a, PCBB],
+                                 &A[a, PCRR], &A[a, PCRB])
+                        if bx > 0:
+                            A[a, UPN] += 1.0
+                            A[a, UPWR] *= 1.0 + x
+                            A[a, UPWB] *= 1.0 + bx
+                        elif bx < 0:
+                            A[a, DNN] += 1.0
+                            A[a, DNWR] *= 1.0 + x
+                            A[a, DNWB] *= 1.0 + bx
     return acc_np.T
 
 
@@ -188,16 +196,19 @@ cdef double percentile(const double* v, Py_ssize_t nv, Py_ssize_t n, double q,
     interpolation), by selection."""
     cdef double pos = q * (n - 1)
     cdef Py_ssize_t lo = <Py_ssize_t>pos
-    cdef double frac = pos - lo, a, b, diff
+    cdef double frac = pos - lo
     cdef double res[3]
     _ranks(v, nv, n, lo, lo + 1 if (frac != 0 and lo + 1 < n) else lo, False, cand, samp,
            res)
-    a = res[0]
-    b = res[1]
-    if frac == 0 or lo + 1 >= n:
+    return _lerp(res[0], res[1], frac)
+
+
+cdef inline double _lerp(double a, double b, double frac) noexcept nogil:
+    """a + (b - a) frac as numpy's percentile: symmetric form for frac >= 0.5 keeps the
+    result monotone; a alone when frac is 0 (b may be a or absent)."""
+    cdef double diff = b - a
+    if frac == 0:
         return a
-    diff = b - a
-    # numpy's _lerp: symmetric form for t >= 0.5 keeps the result monotone
     return a + diff * frac if frac < 0.5 else b - diff * (1.0 - frac)
 
 
@@ -219,8 +230,9 @@ def quantiles(const double[:, ::1] r, const double[::1] qs, double tail,
     cdef double[::1] cand = np.empty(max(n, 1)), samp = np.empty(SAMPLE)
     cdef Py_ssize_t[::1] nan = np.zeros(B, dtype=np.intp)
     cdef double* v
-    cdef double x
+    cdef double x, pos, tlo = NAN, thi = NAN
     cdef double res[3]
+    cdef Py_ssize_t kh
     with nogil:
         a0 = 0
         while a0 < m:
@@ -238,12 +250,22 @@ def quantiles(const double[:, ::1] r, const double[::1] qs, double tail,
                     continue
                 v = &buf[j, 0]
                 a = a0 + j
+                kt = -1
                 if tail >= 0:
+                    # the CVaR tail's selection also gives a percentile at its rank
+                    # (cutoff 0.05 and the 5th percentile in summary())
                     kt = <Py_ssize_t>((c - 1) * tail)
-                    _ranks(v, n, c, kt, kt, True, &cand[0], &samp[0], res)
+                    kh = kt + 1 if kt + 1 < c else kt
+                    _ranks(v, n, c, kt, kh, True, &cand[0], &samp[0], res)
                     out[nq, a] = res[2] / (kt + 1)
+                    tlo = res[0]
+                    thi = res[1]
                 for t in range(nq):
-                    out[t, a] = percentile(v, n, c, qs[t], &cand[0], &samp[0])
+                    pos = qs[t] * (c - 1)
+                    if <Py_ssize_t>pos == kt:
+                        out[t, a] = _lerp(tlo, thi, pos - kt)
+                    else:
+                        out[t, a] = percentile(v, n, c, qs[t], &cand[0], &samp[0])
             a0 += B
     return out_np
 

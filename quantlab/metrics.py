@@ -37,7 +37,11 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate as _v
-from quantlab._kernels import metrics as _k
+from quantlab._kernels import load
+
+# the x86-64-v3/v4 build where the CPU runs it and one is built
+# (cython_kernels/simd/metrics_v3.pyx, _v4.pyx), else the baseline
+_k = load("metrics")
 
 __all__ = [
     "sharpe_ratio", "sortino_ratio", "calmar_ratio", "max_drawdown", "value_at_risk",
