@@ -142,8 +142,8 @@ cdef void _ranks(const double* v, Py_ssize_t n, Py_ssize_t c, Py_ssize_t klo,
     runs on those few. (A partitioning select on all n mispredicts a branch per value.)
     If the sample missed (ranks outside the bracket), selection runs on all c values.
     ``v`` is not changed."""
-    cdef Py_ssize_t i, s = 0, rlo, rhi, cl = -1, cc = 0, k
-    cdef double lo_t = -INFINITY, hi_t = INFINITY, x, sb = 0.0, tot
+    cdef Py_ssize_t i, s = 0, rlo, rhi, cl = -1, cc = 0, k, n4
+    cdef double lo_t = -INFINITY, hi_t = INFINITY, x, sb = 0.0, tot, s0, s1, s2, s3
     if c > 4 * SAMPLE:
         for i in range(SAMPLE):
             x = v[(i * n) // SAMPLE]
@@ -159,10 +159,21 @@ cdef void _ranks(const double* v, Py_ssize_t n, Py_ssize_t c, Py_ssize_t klo,
             hi_t = (select(samp + rlo + 1, s - rlo - 1, rhi - rlo - 1) if rlo >= 0
                     else select(samp, s, rhi))
         cl = 0
+        if want_sum:
+            # four partial sums: one would chain every value through an add's latency
+            s0 = s1 = s2 = s3 = 0.0
+            n4 = n - n % 4
+            for i in range(0, n4, 4):
+                s0 += v[i] if v[i] < lo_t else 0.0
+                s1 += v[i + 1] if v[i + 1] < lo_t else 0.0
+                s2 += v[i + 2] if v[i + 2] < lo_t else 0.0
+                s3 += v[i + 3] if v[i + 3] < lo_t else 0.0
+            for i in range(n4, n):
+                s0 += v[i] if v[i] < lo_t else 0.0
+            sb = (s0 + s1) + (s2 + s3)
         for i in range(n):
             x = v[i]
             cl += x < lo_t
-            sb += x if x < lo_t else 0.0
             cand[cc] = x
             cc += (x >= lo_t) & (x <= hi_t)  # false for NaN
         if not (cl <= klo and khi < cl + cc):
