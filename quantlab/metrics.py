@@ -24,7 +24,12 @@ regression (``alpha``, ``beta``) of a series holding ±inf is NaN, where empyric
 returns an infinity whose sign depends on the benchmark's residual that day.
 
 Every metric is a closed form of per-column sufficient statistics from one Cython pass
-(``cython_kernels/metrics.pyx``); quantiles use selection, not sorting.
+(``cython_kernels/metrics.pyx``); quantiles use selection, not sorting. A metric called
+alone runs only the pass it needs (``_SINGLE``: shifted sums for Sharpe/volatility, mean
+and downside squares for Sortino, a running product for annual return, product and
+peak for drawdown/Calmar, the asked quantile levels only); ``summary()`` and benchmark
+metrics run the fused pass of every accumulator. Both give the same values (to ~1e-15
+relative; the products and drawdowns bit for bit).
 """
 from __future__ import annotations
 
