@@ -346,6 +346,33 @@ cdef void _merge(Py_ssize_t m, double[::1] cnt, double[::1] mean, double[::1] m2
         b2[a] = 0.0
 
 
+cdef void _redo(const double[:, ::1] r, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t m,
+                double[::1] k, double[::1] bc, double[::1] b1, double[::1] b2,
+                bint with_b2) noexcept nogil:
+    """Set the block's count and sums: t1 - t0 values where the unmasked sum came out a
+    number, else (a NaN in the block) summed again skipping the NaNs, in the same order
+    (the same bits as masking every value; the redo walks one column of the block)."""
+    cdef Py_ssize_t a, t
+    cdef double c, u, v, d, x
+    for a in range(m):
+        if not isnan(b1[a]):
+            bc[a] = t1 - t0
+            continue
+        c = 0.0
+        u = 0.0
+        v = 0.0
+        for t in range(t0, t1):
+            x = r[t, a]
+            c += _ok(x)
+            d = _d(x, k[a])
+            u += d
+            v += d * d
+        bc[a] = c
+        b1[a] = u
+        if with_b2:
+            b2[a] = v
+
+
 def sums(const double[:, ::1] r):
     """Per column: rows n (non-NaN count), mean and M2 = Σ(x - mean)² of the non-NaN
     values; (3, m).
@@ -353,14 +380,15 @@ def sums(const double[:, ::1] r):
     Blocks of 64 rows are summed as Σ(x - k), Σ(x - k)² with k the mean so far (the
     first valid value for the first block), then merged: about Welford's accuracy
     (the sums stay near 0) at the cost of plain sums (one subtract, two adds and a
-    multiply per value, vectorised over the columns)."""
+    multiply per value, vectorised over the columns). The hot loop does not test for
+    NaN: a block whose sum came out NaN is summed again for that column (``_redo``)."""
     cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, t0, t1, t4, blk = BLOCK
     out_np = np.zeros((3, m))
     cdef double[:, ::1] out = out_np
     cdef double[::1] cnt = out[0], mean = out[1], m2 = out[2]
     cdef double[:, ::1] tmp = np.zeros((4, m))
     cdef double[::1] k = tmp[0], bc = tmp[1], b1 = tmp[2], b2 = tmp[3]
-    cdef double x0, x1, x2, x3, d, c, u, v, ka
+    cdef double x0, x1, x2, x3, d, u, v, ka
     with nogil:
         _shift(r, k)
         t0 = 0
@@ -374,35 +402,28 @@ def sums(const double[:, ::1] r):
                     x2 = r[t + 2, a]
                     x3 = r[t + 3, a]
                     ka = k[a]
-                    c = bc[a]
                     u = b1[a]
                     v = b2[a]
-                    c = c + _ok(x0)
-                    d = _d(x0, ka)
+                    d = x0 - ka
                     u = u + d
                     v = v + d * d
-                    c = c + _ok(x1)
-                    d = _d(x1, ka)
+                    d = x1 - ka
                     u = u + d
                     v = v + d * d
-                    c = c + _ok(x2)
-                    d = _d(x2, ka)
+                    d = x2 - ka
                     u = u + d
                     v = v + d * d
-                    c = c + _ok(x3)
-                    d = _d(x3, ka)
+                    d = x3 - ka
                     u = u + d
                     v = v + d * d
-                    bc[a] = c
                     b1[a] = u
                     b2[a] = v
             for t in range(t4, t1):
                 for a in range(m):
-                    x0 = r[t, a]
-                    bc[a] += _ok(x0)
-                    d = _d(x0, k[a])
+                    d = r[t, a] - k[a]
                     b1[a] += d
                     b2[a] += d * d
+            _redo(r, t0, t1, m, k, bc, b1, b2, True)
             _merge(m, cnt, mean, m2, k, bc, b1, b2, True)
             t0 = t1
     return out_np
@@ -416,14 +437,15 @@ cdef inline double _neg(double x, double req) noexcept nogil:
 
 def downside(const double[:, ::1] r, double required_return):
     """Per column: rows n, mean (blocked, as ``sums``) and down2 = Σ min(x - req, 0)² of
-    the non-NaN values; (3, m). down2 is summed as ``acc_add`` does (same bits)."""
+    the non-NaN values; (3, m). down2 is summed as ``acc_add`` does (same bits; a NaN
+    adds 0: NaN < 0 is false)."""
     cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, t0, t1, t4, blk = BLOCK
     out_np = np.zeros((3, m))
     cdef double[:, ::1] out = out_np
     cdef double[::1] cnt = out[0], mean = out[1], d2 = out[2]
     cdef double[:, ::1] tmp = np.zeros((3, m))
     cdef double[::1] k = tmp[0], bc = tmp[1], b1 = tmp[2]
-    cdef double x0, x1, x2, x3, y, c, u, v, ka, q = required_return
+    cdef double x0, x1, x2, x3, y, u, v, ka, q = required_return
     with nogil:
         _shift(r, k)
         t0 = 0
@@ -437,35 +459,29 @@ def downside(const double[:, ::1] r, double required_return):
                     x2 = r[t + 2, a]
                     x3 = r[t + 3, a]
                     ka = k[a]
-                    c = bc[a]
                     u = b1[a]
                     v = d2[a]
-                    c = c + _ok(x0)
-                    u = u + _d(x0, ka)
+                    u = u + (x0 - ka)
                     y = _neg(x0, q)
                     v = v + y * y
-                    c = c + _ok(x1)
-                    u = u + _d(x1, ka)
+                    u = u + (x1 - ka)
                     y = _neg(x1, q)
                     v = v + y * y
-                    c = c + _ok(x2)
-                    u = u + _d(x2, ka)
+                    u = u + (x2 - ka)
                     y = _neg(x2, q)
                     v = v + y * y
-                    c = c + _ok(x3)
-                    u = u + _d(x3, ka)
+                    u = u + (x3 - ka)
                     y = _neg(x3, q)
                     v = v + y * y
-                    bc[a] = c
                     b1[a] = u
                     d2[a] = v
             for t in range(t4, t1):
                 for a in range(m):
                     x0 = r[t, a]
-                    bc[a] += _ok(x0)
-                    b1[a] += _d(x0, k[a])
+                    b1[a] += x0 - k[a]
                     y = _neg(x0, q)
                     d2[a] += y * y
+            _redo(r, t0, t1, m, k, bc, b1, b1, False)
             _merge(m, cnt, mean, mean, k, bc, b1, b1, False)
             t0 = t1
     return out_np
@@ -484,38 +500,47 @@ def wealth(const double[:, ::1] r):
     bars); measured against exp(math.fsum(log1p(r))) over 10,000 bars: 1.1e-14 on
     random N(0.0004, 0.02) returns, 4.6e-15 on the bundled equities' days resampled
     (tests/test_metrics.py). It under/overflows only where the wealth itself leaves the
-    double range (below 1e-308 or above 1e308)."""
-    cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, n4 = n - n % 4
+    double range (below 1e-308 or above 1e308). As in ``sums``, the hot loop does not test
+    for NaN: a 64-row block whose product came out NaN is multiplied again for that
+    column, skipping the NaNs (× 1.0 is exact: the same bits as skipping them)."""
+    cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, t0, t1, t4, blk = BLOCK
     out_np = np.zeros((2, m))
     cdef double[:, ::1] out = out_np
     cdef double[::1] cnt = out[0], w = out[1]
-    cdef double x0, x1, x2, x3, c, v
+    cdef double[::1] w0 = np.empty(m)
+    cdef double v, c
     with nogil:
         for a in range(m):
             w[a] = 1.0
-        for t in range(0, n4, 4):
+        t0 = 0
+        while t0 < n:
+            t1 = t0 + blk if t0 + blk <= n else n
+            t4 = t0 + (t1 - t0) // 4 * 4
             for a in range(m):
-                x0 = r[t, a]
-                x1 = r[t + 1, a]
-                x2 = r[t + 2, a]
-                x3 = r[t + 3, a]
-                c = cnt[a]
-                v = w[a]
-                c = c + _ok(x0)
-                v = v * _g(x0)
-                c = c + _ok(x1)
-                v = v * _g(x1)
-                c = c + _ok(x2)
-                v = v * _g(x2)
-                c = c + _ok(x3)
-                v = v * _g(x3)
-                cnt[a] = c
+                w0[a] = w[a]
+            for t in range(t0, t4, 4):
+                for a in range(m):
+                    v = w[a]
+                    v = v * (1.0 + r[t, a])
+                    v = v * (1.0 + r[t + 1, a])
+                    v = v * (1.0 + r[t + 2, a])
+                    v = v * (1.0 + r[t + 3, a])
+                    w[a] = v
+            for t in range(t4, t1):
+                for a in range(m):
+                    w[a] *= 1.0 + r[t, a]
+            for a in range(m):
+                if not isnan(w[a]):
+                    cnt[a] += t1 - t0
+                    continue
+                v = w0[a]
+                c = 0.0
+                for t in range(t0, t1):
+                    c += _ok(r[t, a])
+                    v = v * _g(r[t, a])
                 w[a] = v
-        for t in range(n4, n):
-            for a in range(m):
-                x0 = r[t, a]
-                cnt[a] += _ok(x0)
-                w[a] *= _g(x0)
+                cnt[a] += c
+            t0 = t1
     return out_np
 
 
