@@ -580,6 +580,14 @@ def _dispatch(names, returns, factor_returns, dim, params):
             out = tuple(res[n] for n in names)
             return out if len(out) > 1 else out[0]
 
+        if not (has_b or has_rate) and isinstance(returns.data, np.ndarray):
+            # in memory, one input: what apply_ufunc would build, without its ~0.1 ms
+            res = _compute_np(names, np.moveaxis(returns.data, returns.dims.index(dim), 0),
+                              None, params)
+            dims = tuple(d for d in returns.dims if d != dim)
+            coords = {k: c for k, c in returns.coords.items() if dim not in c.dims}
+            return {n: xr.DataArray(res[n], dims=dims, coords=coords, name=n,
+                                    attrs=dict(returns.attrs)) for n in names}
         args = [returns] + ([b] if has_b else []) + ([rt] if has_rate else [])
         res = xr.apply_ufunc(f, *args, input_core_dims=[[dim]] * len(args),
                              output_core_dims=[[] for _ in names], dask="parallelized",

@@ -593,3 +593,32 @@ def test_wealth_product_precision_over_10000_bars(which):
     for j in range(r.shape[1]):
         exact = math.exp(math.fsum(math.log1p(x) for x in r[:, j]))
         assert abs(got[j] / exact - 1) < 2e-13
+
+
+@pytest.mark.parametrize("layout", ["time_first", "time_last", "3d"])
+def test_dataarray_result_is_what_apply_ufunc_builds(layout):
+    """An in-memory DataArray skips apply_ufunc's overhead (issue 32): the result keeps
+    the same dims, coordinates (not those along time), name and attrs."""
+    rng = np.random.default_rng(4)
+    times = pd.bdate_range("2020-01-01", periods=60)
+    da_ = xr.DataArray(rng.normal(0, 0.01, (60, 3)), dims=("time", "asset"),
+                       coords={"time": times, "asset": ["a", "b", "c"],
+                               "asset_class": ("asset", ["eq", "eq", "fx"]),
+                               "month": ("time", times.month), "source": "test"},
+                       attrs={"units": "return"})
+    if layout == "time_last":
+        da_ = da_.T
+    elif layout == "3d":
+        da_ = da_.expand_dims(run=[1, 2]).transpose("asset", "time", "run")
+    for name in ("sharpe_ratio", "annual_return", "max_drawdown", "value_at_risk",
+                 "stability_of_timeseries"):
+        got = getattr(M, name)(da_)
+        want = xr.apply_ufunc(
+            lambda x: M._compute_np([name], np.moveaxis(x, -1, 0), None,
+                                    M._params("daily", None))[name],
+            da_, input_core_dims=[["time"]]).rename(name)
+        xr.testing.assert_identical(got, want)
+    # dask-backed input keeps the apply_ufunc path (lazy)
+    lazy = M.sharpe_ratio(da_.chunk())
+    assert lazy.chunks is not None
+    xr.testing.assert_allclose(lazy.compute(), M.sharpe_ratio(da_))
