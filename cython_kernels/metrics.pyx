@@ -159,7 +159,7 @@ cdef void _ranks(const double* v, Py_ssize_t n, Py_ssize_t c, Py_ssize_t klo,
             hi_t = (select(samp + rlo + 1, s - rlo - 1, rhi - rlo - 1) if rlo >= 0
                     else select(samp, s, rhi))
         cl = 0
-        if want_sum:
+        if want_sum and lo_t > -INFINITY:  # else nothing is below the bracket
             # four partial sums: one would chain every value through an add's latency
             s0 = s1 = s2 = s3 = 0.0
             n4 = n - n % 4
