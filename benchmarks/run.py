@@ -7,6 +7,7 @@ machines are noisy; the ratio peer/quantlab within one run is what to read.
 Timings are the median of repeated runs after a warm-up.
 """
 import argparse
+import platform
 import statistics
 import subprocess
 import sys
@@ -123,12 +124,13 @@ def bench_rolling(n=2520, m=1000, window=20):
     return rows
 
 
-def bench_metrics(n=2520, m=1000):
+def bench_metrics(n=2520, m=1000, rounds=None):
     """Every returns metric empyrical also has, on a (time, asset) panel, vs empyrical.
 
     empyrical vectorises some metrics over columns and loops in Python for the rest
     (calmar, tail ratio, stability, VaR, CVaR, captures, alpha); both sides compute the
-    same set of 16 metrics, quantlab via one ``summary`` call.
+    same set of 16 metrics, quantlab via one ``summary`` call. ``rounds``: time the two
+    in turn that many rounds (``_interleaved``).
     """
     import warnings
 
@@ -155,8 +157,97 @@ def bench_metrics(n=2520, m=1000):
                 ep.value_at_risk(c), ep.conditional_value_at_risk(c)
                 ep.alpha(c, b), ep.up_capture(c, b), ep.down_capture(c, b)
 
+    if rounds:  # (ours, peer, ratio) timed in turn
+        return _interleaved([ours, theirs], rounds)
     return ("16 empyrical metrics + 7 more, 2520 x 1000 panel (one summary call)",
             "empyrical (16 metrics)", timeit(ours, repeat=3), timeit(theirs, repeat=1))
+
+
+def cpu_header():
+    """The CPU model and the kernel build level quantlab runs on it."""
+    from quantlab._kernels import cpu_level
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"CPU: {model}; SIMD level: {cpu_level()}"
+
+
+SINGLE_METRICS = ("sharpe_ratio", "sortino_ratio", "annual_return", "annual_volatility",
+                  "max_drawdown", "calmar_ratio", "value_at_risk",
+                  "conditional_value_at_risk")
+
+
+def bench_metrics_single(n=2520, m=1000):
+    """Each metric called alone on a float64 C-ordered (time, asset) panel, NumPy input
+    and a DataArray with coordinates, vs empyrical's same function (its calmar, VaR and
+    CVaR take one series: looped over the columns, as a user must)."""
+    import warnings
+
+    import empyrical as ep
+
+    import quantlab as ql
+
+    rng = np.random.default_rng(0)
+    r = rng.normal(0.0004, 0.015, (n, m))
+    da = xr.DataArray(r, dims=("time", "asset"),
+                      coords={"time": pd.bdate_range("2010-01-01", periods=n),
+                              "asset": [f"A{j}" for j in range(m)]})
+    rows = []
+    for name in SINGLE_METRICS:
+        ours, theirs = getattr(ql.metrics, name), getattr(ep, name)
+        looped = name in ("calmar_ratio", "value_at_risk", "conditional_value_at_risk")
+
+        def peer():
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                if looped:
+                    return [theirs(r[:, j]) for j in range(m)]
+                return theirs(r)
+
+        rows.append((name, *_interleaved([lambda: ours(r), lambda: ours(da, dim="time"), peer],
+                                         rounds=5 if looped else 9)))
+    return rows
+
+
+def _interleaved(fns, rounds):
+    """Median seconds per call of each of ``fns`` timed in turn, round after round (on a
+    shared machine a slow spell then hits all sides), and the median per-round ratio of
+    the last one's time to each other's."""
+    number = [max(1, int(0.02 / max(timeit(f, repeat=1, number=1), 1e-9))) for f in fns]
+    times = [[] for _ in fns]
+    for _ in range(rounds):
+        for f, k, ts in zip(fns, number, times):
+            t = time.perf_counter()
+            for _ in range(k):
+                f()
+            ts.append((time.perf_counter() - t) / k)
+    ratios = [statistics.median(p / o for o, p in zip(ts, times[-1])) for ts in times[:-1]]
+    return (*[statistics.median(ts) for ts in times], *ratios)
+
+
+def metrics_table():
+    import quantlab as ql
+
+    print()
+    print(f"Metrics, each called alone, 2520 x 1000 float64 (time, asset) panel. {cpu_header()}; "
+          f"metrics kernel build: {ql.metrics._k.__name__}. Ratio = empyrical time / "
+          "quantlab time, the median over rounds that time each side in turn (> 1: "
+          "quantlab faster).")
+    print()
+    print("| metric | quantlab NumPy | quantlab DataArray | empyrical | ratio NumPy | "
+          "ratio DataArray |")
+    print("|---|---|---|---|---|---|")
+    for name, o_np, o_da, peer, ratio_np, ratio_da in bench_metrics_single():
+        print(f"| {name} | {o_np * 1e3:.2f} ms | {o_da * 1e3:.2f} ms | {peer * 1e3:.2f} ms | "
+              f"{ratio_np:.1f}x | {ratio_da:.1f}x |")
+    ours, peer, ratio = bench_metrics(rounds=3)
+    print(f"| summary() (23 metrics) vs empyrical's 16 one after another | {ours * 1e3:.1f} ms "
+          f"| — | {peer * 1e3:.1f} ms | {ratio:.1f}x | — |")
 
 
 BACKTEST_SETUP = """
@@ -302,11 +393,14 @@ def bench_measures(n=2520, m=100, window=252, n_peer_windows=200):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["core", "rolling", "measures", "engine", "sweep"],
+    parser.add_argument("--only", choices=["core", "metrics", "rolling", "measures", "engine",
+                                           "sweep"],
                         help="run one section only")
     only = parser.parse_args().only
     if only in (None, "core"):
         core()
+    if only in (None, "metrics"):
+        metrics_table()
     if only in (None, "rolling"):
         rolling_table()
     if only in (None, "measures"):

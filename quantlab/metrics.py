@@ -24,7 +24,12 @@ regression (``alpha``, ``beta``) of a series holding ±inf is NaN, where empyric
 returns an infinity whose sign depends on the benchmark's residual that day.
 
 Every metric is a closed form of per-column sufficient statistics from one Cython pass
-(``cython_kernels/metrics.pyx``); quantiles use selection, not sorting.
+(``cython_kernels/metrics.pyx``); quantiles use selection, not sorting. A metric called
+alone runs only the pass it needs (``_SINGLE``: shifted sums for Sharpe/volatility, mean
+and downside squares for Sortino, a running product for annual return, product and
+peak for drawdown/Calmar, the asked quantile levels only); ``summary()`` and benchmark
+metrics run the fused pass of every accumulator. Both give the same values (to ~1e-15
+relative; the products and drawdowns bit for bit).
 """
 from __future__ import annotations
 
@@ -37,7 +42,11 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate as _v
-from quantlab._kernels import metrics as _k
+from quantlab._kernels import load
+
+# the x86-64-v3/v4 build where the CPU runs it and one is built
+# (cython_kernels/simd/metrics_v3.pyx, _v4.pyx), else the baseline
+_k = load("metrics")
 
 __all__ = [
     "sharpe_ratio", "sortino_ratio", "calmar_ratio", "max_drawdown", "value_at_risk",
@@ -299,6 +308,72 @@ def _with_rate(name, r, b, params, rate):
         return np.asarray((1.0 + excess) ** p["ann"] - 1.0, dtype=np.float64)
 
 
+# The one kernel that serves each metric called alone (or with metrics of the same
+# kernel): its pass reads only what the formula needs. Any other mix, summary() and
+# benchmark metrics run the fused ``accumulate`` pass.
+_SINGLE = {"sharpe_ratio": "sums", "annual_volatility": "sums",
+           "sortino_ratio": "downside", "downside_risk": "downside",
+           "annual_return": "wealth", "cum_returns_final": "wealth", "total_return": "wealth",
+           "max_drawdown": "drawdown", "calmar_ratio": "drawdown"}
+
+
+def _single_pass(names, params, b):
+    """The single-metric kernel serving all ``names``, or None (the fused pass)."""
+    if b is not None:
+        return None
+    kinds = {_SINGLE.get(n) for n in names
+             if not (n in _QUANTILE and params["method"] == "historical")}
+    return kinds.pop() if len(kinds) == 1 and None not in kinds else None
+
+
+def _fused(rp, bp, params, columns=None) -> dict:
+    """Every accumulator field (``accumulate``: the one fused pass) of the columns of the
+    (time, column) panel ``rp`` (or of ``columns`` of it)."""
+    if columns is not None:
+        rp = np.ascontiguousarray(rp[:, columns])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logr = np.log1p(rp)
+    acc = _k.accumulate(rp, logr, bp, float(params.get("required_return", 0.0)))
+    a = {f: acc[i] for f, i in _F.items()}
+    # Welford's running mean turns inf into NaN (inf - inf); the mean of a column
+    # holding +inf (-inf, not both) is +inf (-inf), as numpy's and empyrical's
+    with np.errstate(invalid="ignore"):
+        a["mean"] = np.where(a["max"] == np.inf, np.where(a["min"] == -np.inf, np.nan, np.inf),
+                             np.where(a["min"] == -np.inf, -np.inf, a["mean"]))
+    return a
+
+
+def _fast_acc(kind, rp, required_return) -> dict:
+    """The accumulator fields a ``kind`` metric's formula reads, from its own pass.
+
+    sums/downside give the mean and M2 from blocked shifted sums (equal to the fused
+    pass's Welford values to ~1e-15 relative); a column where they are not finite
+    (±inf, or |x| ~ 1e154 overflowing a square) takes the fused pass's fields, so every
+    input gives what ``summary()`` gives. wealth/drawdown are
+    the fused pass's own operations (same bits)."""
+    m = rp.shape[1]
+    if kind in ("wealth", "drawdown"):
+        out = (_k.wealth if kind == "wealth" else _k.drawdown)(rp)
+        return dict(zip(("n", "wealth", "max_dd"), out))
+    if kind == "sums":
+        n, mean, m2 = _k.sums(rp)
+        a = {"n": n, "mean": mean, "m2": m2}
+        bad = ~np.isfinite(m2)
+    else:
+        n, mean, d2 = _k.downside(rp, required_return)
+        a = {"n": n, "mean": mean, "down2": d2}
+        bad = ~np.isfinite(mean)
+    # no min/max: a constant column has M2 exactly 0 (each x - k is 0), std 0 as the
+    # fused pass's min == max test gives
+    a["min"] = np.full(m, np.nan)
+    a["max"] = np.full(m, np.nan)
+    if bad.any():
+        fused = _fused(rp, np.empty((0, 0)), {"required_return": required_return}, bad)
+        for f in a:
+            a[f][bad] = fused[f]
+    return a
+
+
 def _compute_np(names, r, b, params, rate=None) -> dict[str, np.ndarray]:
     """Metrics ``names`` of a (time, ...) array ``r`` (benchmark ``b`` broadcastable;
     ``rate`` the per-period risk_free/required_return series, if not a scalar)."""
@@ -316,21 +391,17 @@ def _compute_np(names, r, b, params, rate=None) -> dict[str, np.ndarray]:
     need_moments = any(n not in _QUANTILE for n in names) or (var_names and not historical)
     need_quantiles = "tail_ratio" in names or (var_names and historical)
     if need_moments:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            logr = np.log1p(rp)
-        acc = _k.accumulate(rp, logr, bp, float(params.get("required_return", 0.0)))
-        a = {f: acc[i] for f, i in _F.items()}
-        # Welford's running mean turns inf into NaN (inf - inf); the mean of a column
-        # holding +inf (-inf, not both) is +inf (-inf), as numpy's and empyrical's
-        with np.errstate(invalid="ignore"):
-            a["mean"] = np.where(a["max"] == np.inf, np.where(a["min"] == -np.inf, np.nan, np.inf),
-                                 np.where(a["min"] == -np.inf, -np.inf, a["mean"]))
+        kind = _single_pass(names, params, b)
+        a = (_fused(rp, bp, params) if kind is None
+             else _fast_acc(kind, rp, float(params.get("required_return", 0.0))))
     if need_quantiles:
         cutoff = params["cutoff"]
-        levels = sorted({cutoff, 0.05, 0.95})
-        qv = _k.quantiles(rp, np.array(levels), cutoff)
-        q = [qv[levels.index(cutoff)], qv[levels.index(0.05)], qv[levels.index(0.95)],
-             qv[-1]]
+        levels = sorted(({cutoff} if "value_at_risk" in var_names and historical else set())
+                        | ({0.05, 0.95} if "tail_ratio" in names else set()))
+        tail = cutoff if "conditional_value_at_risk" in var_names and historical else -1.0
+        qv = _k.quantiles(rp, np.array(levels, dtype=np.float64), tail)
+        q = [qv[levels.index(x)] if x in levels else None for x in (cutoff, 0.05, 0.95)]
+        q.append(qv[-1])
     for n in names:
         if n == "tail_ratio":
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -509,6 +580,14 @@ def _dispatch(names, returns, factor_returns, dim, params):
             out = tuple(res[n] for n in names)
             return out if len(out) > 1 else out[0]
 
+        if not (has_b or has_rate) and isinstance(returns.data, np.ndarray):
+            # in memory, one input: what apply_ufunc would build, without its ~0.1 ms
+            res = _compute_np(names, np.moveaxis(returns.data, returns.dims.index(dim), 0),
+                              None, params)
+            dims = tuple(d for d in returns.dims if d != dim)
+            coords = {k: c for k, c in returns.coords.items() if dim not in c.dims}
+            return {n: xr.DataArray(res[n], dims=dims, coords=coords, name=n,
+                                    attrs=dict(returns.attrs)) for n in names}
         args = [returns] + ([b] if has_b else []) + ([rt] if has_rate else [])
         res = xr.apply_ufunc(f, *args, input_core_dims=[[dim]] * len(args),
                              output_core_dims=[[] for _ in names], dask="parallelized",
