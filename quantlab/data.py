@@ -533,7 +533,9 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
       Close,Volume``) or kline export, each file named ``*.csv`` or ``*.csv.gz`` (any
       case); the asset is the file name minus that extension (``BRK.A.csv`` -> ``BRK.A``).
       Two files naming one asset (``AAPL.csv`` and ``AAPL.csv.gz``) are a DataError; other
-      files, hidden files and subfolders are skipped with a warning listing them;
+      files, hidden files and subfolders are skipped with a warning listing them; a long
+      table (a symbol column naming several assets) or a wide table (no price column) in
+      a directory is a DataError naming the file: load such a file on its own;
     - a file with a symbol/ticker/asset column: a long table (one row per date and asset;
       names stripped of surrounding spaces; a repeated (asset, date) is a DataError);
     - a file with price columns: one symbol (``asset=`` or the file name, see above);
@@ -553,7 +555,7 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
     adjusts open/high/low/close by ``adj_close / close`` and volume by its inverse; without
     ``Close`` it loads only as a close-only asset (beside open/high/low/volume it is a
     DataError: never adjusted mixed with unadjusted). Anything else (bad encoding, short
-    rows, duplicate columns, unparsable values, invalid bars) raises :class:`DataError`
+    or long rows, duplicate columns, unparsable values, invalid bars) raises :class:`DataError`
     naming file, data row (blank lines not counted), column and value.
     """
     choice("layout", layout, ("auto", "single", "long", "wide", "kline"))
@@ -683,11 +685,13 @@ def _read_table(path: Path, asset: str | None, layout: str):
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: empty file") from None
     except (pd.errors.ParserError, ValueError) as e:
+        _check_long_rows(path, text, sep, layout)
         raise DataError(f"{path}: cannot parse as CSV ({str(e).strip()})") from None
     first = [str(v) for v in raw.iloc[0]]
     kline = layout == "kline" or (layout in ("auto", "single_or_kline")
                                   and _is_headerless_kline(first))
-    if layout == "single_or_kline":
+    in_dir = layout == "single_or_kline"   # a directory's file: one asset per file
+    if in_dir:
         layout = "single"
     if kline:
         header = (KLINE_COLUMNS + [f"extra_{i}" for i in range(raw.shape[1])])[:raw.shape[1]]
@@ -729,6 +733,7 @@ def _read_table(path: Path, asset: str | None, layout: str):
                             "for layout='long'")
         return _long_frames(raw, path), aware
     if layout == "single":
+        _check_one_asset(raw, path, header, names, in_dir)
         name = asset or _asset_name(path.name)
         if not name:
             raise DataError(f"{path}: cannot name an asset from the file name; pass asset=")
@@ -745,6 +750,50 @@ def _read_table(path: Path, asset: str | None, layout: str):
         col = pd.DataFrame({"close": raw.iloc[:, j], "_line": raw["_line"]})
         out[h] = _numeric_bars(col, path, h)
     return out, aware
+
+
+def _check_long_rows(path: Path, text: str, sep: str, layout: str) -> None:
+    """pandas refuses a row with more fields than the first row in its own words (its
+    line numbers count blank lines and the header); name the data row instead, counted
+    as ``_check_short_rows`` counts them."""
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+                if len(r) > 1 or (r and r[0].strip())]   # pandas skips blank lines too
+    except csv.Error:
+        return   # pandas' own message stands
+    if not rows:
+        return
+    kline = layout == "kline" or (layout in ("auto", "single_or_kline")
+                                  and _is_headerless_kline(rows[0]))
+    n, data = len(rows[0]), [len(r) for r in (rows if kline else rows[1:])]
+    long = [i for i, k in enumerate(data) if k > n]
+    if long:
+        i = long[0]
+        raise DataError(f"{path}: data row {i + 1} has {data[i]} fields, the "
+                        f"{'first row' if kline else 'header'} has {n}"
+                        + (" (an unquoted comma inside a value, or a trailing comma?)"
+                           if sep == "," else ""))
+
+
+def _check_one_asset(raw, path: Path, header, names, in_dir: bool) -> None:
+    """A single-asset read never merges assets: a symbol/ticker column naming several
+    assets (a long table), or no price column (a wide table: one close per asset), is
+    refused; a directory holds one file per asset."""
+    fix = (f"a directory holds one file per asset: load this file on its own "
+           f"(load_csv({str(path)!r}))" if in_dir else "use layout='auto'")
+    if "asset" in raw:
+        held = pd.unique(raw["asset"].str.strip())
+        if len(held) > 1:
+            col = header[names.index("asset")]
+            shown = ", ".join(map(repr, held[:5])) + (", ..." if len(held) > 5 else "")
+            raise DataError(f"{path}: a long table: its {col!r} column names {len(held)} "
+                            f"assets ({shown}), which one-asset-per-file reading would merge; "
+                            + fix)
+    if in_dir and not {*BAR_VARS, "adj_close"} & set(raw):
+        cols = [h for h, n in zip(header, names) if n != "date"]
+        raise DataError(f"{path}: no price column (Open/High/Low/Close/Adj Close; columns: "
+                        f"{', '.join(cols)}): a wide table (one close column per asset: "
+                        f"{', '.join(map(repr, cols))})? " + fix)
 
 
 def _check_short_rows(path, text, sep, raw, lines, n_fields, kline) -> None:

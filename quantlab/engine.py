@@ -225,6 +225,30 @@ def _column(values, convert, tick_size=None, integral=False) -> np.ndarray:
 _INTEGRAL = ("symbol_id", "timestamp")   # never rounded: 1.5 is no symbol id
 
 
+def _real_column(where: str, f: str, values, in_ticks: bool = False) -> np.ndarray:
+    """One column as a NumPy array of real numbers (bool, int or float), checked before
+    any state changes. Complex (the imaginary part would be dropped), datetime/timedelta
+    (timestamps are converted before) and text/object columns (parsed per element, so
+    junk became a silent rejected tick) are a TypeError naming the column. pandas'
+    nullable numbers: NA is NaN for a float price, else -1 (missing: a rejected tick)."""
+    dtype = getattr(values, "dtype", None)
+    if (isinstance(dtype, pd.api.extensions.ExtensionDtype)
+            and pd.api.types.is_numeric_dtype(dtype)):
+        if (f in ("bid_price", "ask_price") and not in_ticks) or dtype.kind == "f":
+            values = values.to_numpy(np.float64, na_value=np.nan)
+        else:
+            values = values.to_numpy(np.int64, na_value=-1)
+    v = np.asarray(values)
+    try:
+        _v.real_array(f"{where}: column {f!r}", v.dtype)
+    except TypeError as e:
+        hint = ("; convert text with pd.to_numeric(col, errors='coerce') (unparsable -> NaN: "
+                "a rejected tick), or pass tick dicts to process_market_data"
+                if v.dtype.kind in "OUS" else "")
+        raise TypeError(f"{e}{hint}") from None
+    return v
+
+
 # ---- results -------------------------------------------------------------------------
 
 @dataclass
@@ -312,7 +336,21 @@ def _read_tick_file(path: Path) -> dict:
             rows = np.flatnonzero(~blank)
             out[rows], _ = _parse_dates(text[~blank].astype(str), rows + 1, path)
         df["timestamp"] = out
+    for f in FIELDS[:-1]:   # a cell that is not a number is a rejected tick, as in a dict
+        if not pd.api.types.is_numeric_dtype(df[f].dtype):
+            df[f] = np.fromiter((_float_or_nan(x) for x in df[f]), np.float64, len(df))
     return {f: df[f] for f in FIELDS}
+
+
+def _float_or_nan(x) -> float:
+    """A file cell as the oracle parses it (``float(x)``); NaN (a rejected tick) if it
+    is not a real number."""
+    if isinstance(x, (complex, np.complexfloating)):
+        return math.nan
+    try:
+        return float(x)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
 
 
 class TickEngine:
@@ -343,7 +381,9 @@ class TickEngine:
     def process_ticks(self, columns, check_risk=True) -> TickResult:
         """NumPy columns (symbol_id, bid_price, ask_price, bid_size, ask_size, timestamp;
         prices as floats, or int64 ticks when ``columns["prices_in_ticks"]`` is true;
-        timestamps as integers of the configured unit, or datetimes)."""
+        timestamps as integers of the configured unit, or datetimes). A complex,
+        timedelta, text or object column (datetimes elsewhere than the timestamp) is a
+        TypeError naming it, raised before any tick is processed; NaN is a rejected tick."""
         if not isinstance(columns, (Mapping, pd.DataFrame)):
             raise TypeError(f"process_ticks takes a mapping of columns ({', '.join(FIELDS)}) "
                             f"or a DataFrame, got {type(columns).__name__}; a list of tick "
@@ -354,7 +394,8 @@ class TickEngine:
         in_ticks = bool(columns.get("prices_in_ticks", False))
         arr = {}
         for f in FIELDS:
-            v = np.asarray(self._timestamps(columns[f]) if f == "timestamp" else columns[f])
+            v = _real_column("process_ticks", f, self._timestamps(columns[f])
+                             if f == "timestamp" else columns[f], in_ticks)
             if v.ndim != 1:
                 raise ValueError(f"process_ticks: column {f!r} must be one-dimensional, got "
                                  f"shape {v.shape}")
@@ -503,7 +544,11 @@ class TickEngine:
         else:
             raise TypeError(f"replay takes a CSV/Parquet path, a dict of columns or a "
                             f"DataFrame, got {type(path_or_arrays).__name__}")
-        ts = np.asarray(self._timestamps(cols["timestamp"]))
+        in_ticks = bool(cols.get("prices_in_ticks", False))
+        for f in FIELDS:    # every column checked before the first chunk runs
+            cols[f] = _real_column("replay", f, self._timestamps(cols[f])
+                                   if f == "timestamp" else cols[f], in_ticks)
+        ts = cols["timestamp"]
         ts = (np.array(ts, dtype=np.int64) if ts.dtype == np.int64
               else _column(ts, to_int, integral=True))          # a copy: marked below
         per_s = 1e6 if self.config["engine"]["timestamp_unit"] == "us" else 1e9

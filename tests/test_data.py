@@ -590,7 +590,7 @@ CORPUS = {
     "quoted plain numbers": (HDR + '"2020-01-02","10","11","9.5","10.5","100"\n', None),
     "spaces around values": ("Date , Open , High , Low , Close , Volume\n 2020-01-02 , 10 , 11 , 9.5 , 10.5 , 100 \n", None),
     "short row": (HDR + _bar("2020-01-02", 10) + "2020-01-03,10,11\n", "data row 2 has 3 fields, the header has 6"),
-    "long row": (HDR + _bar("2020-01-02", 10) + "2020-01-03,10,11,9,10,5,7\n", "cannot parse as CSV .*Expected 6 fields in line 3, saw 7"),
+    "long row": (HDR + _bar("2020-01-02", 10) + "2020-01-03,10,11,9,10,5,7\n", "data row 2 has 7 fields, the header has 6"),
     "unclosed quote": (HDR + '2020-01-02,"10,11,9.5,10.5,100\n', "cannot parse as CSV|has 2 fields"),
     "huge values": (HDR + "2020-01-02,1e300,1e301,1e299,1e300,1e308\n", None),
     "overflowing value": (HDR + "2020-01-02,10,1e400,9.5,10.5,100\n", "data row 1: 'high' of asset 'X' at 2020-01-02: infinite value"),
@@ -800,3 +800,72 @@ def test_load_csv_long_and_wide_mutation_fuzz_keeps_every_value_or_names_the_fil
         want = sorted(float(c) for c in cells if c.strip().lower() not in ("null", "nan", ""))
         got = sorted(ds["close"].values[ds["close"].notnull().values].tolist())
         assert got == want, text   # no value dropped, none invented
+
+
+# ---- outside tester: directory long/wide tables, long rows -----------------------------
+
+LONG_TABLE = "Date,Symbol,Close\n2020-01-02,IBM,5\n2020-01-03,MSFT,500\n2020-01-06,IBM,5.1\n"
+
+
+def test_load_csv_directory_long_table_does_not_merge_assets(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    f = _write(d / "LONG.csv", LONG_TABLE)
+    with pytest.raises(ql.DataError, match=re.escape(str(f)) + r".*long table.*'Symbol'.*"
+                       r"'IBM', 'MSFT'.*load this file on its own"):
+        ql.data.load_csv(d)
+    # beside good files too, and with layout='single' forced
+    _write(d / "AAA.csv", YAHOO)
+    with pytest.raises(ql.DataError, match="LONG.csv: a long table"):
+        ql.data.load_csv(d, layout="single")
+    with pytest.raises(ql.DataError, match="long table.*use layout='auto'"):
+        ql.data.load_csv(f, layout="single")
+    # on its own it is a long table: IBM and MSFT apart
+    ds = ql.data.load_csv(f)
+    close = ds["close"].to_pandas()
+    assert list(close.columns) == ["IBM", "MSFT"]
+    np.testing.assert_array_equal(close["IBM"].to_numpy(), [5.0, np.nan, 5.1])
+    np.testing.assert_array_equal(close["MSFT"].to_numpy(), [np.nan, 500.0, np.nan])
+
+
+def test_load_csv_directory_one_symbol_column_still_loads_one_asset(tmp_path):
+    _write(tmp_path / "IBM.csv", "Date,Symbol,Close\n2020-01-02,IBM,5\n2020-01-03, IBM ,5.5\n")
+    ds = ql.data.load_csv(tmp_path)
+    assert list(ds.asset.values) == ["IBM"]
+    np.testing.assert_array_equal(ds["close"].values.ravel(), [5.0, 5.5])
+
+
+def test_load_csv_directory_wide_table_is_refused_naming_the_file(tmp_path):
+    f = _write(tmp_path / "WIDE.csv", "Date,SPY,QQQ\n2020-01-02,300,200\n2020-01-03,301,201\n")
+    with pytest.raises(ql.DataError, match=re.escape(str(f)) + r": no price column.*"
+                       r"wide table.*'SPY', 'QQQ'.*load this file on its own"):
+        ql.data.load_csv(tmp_path)
+    ds = ql.data.load_csv(f)
+    assert list(ds.asset.values) == ["SPY", "QQQ"]
+
+
+@pytest.mark.parametrize("text, row, got, want", [
+    ("Date,Close\n2020-01-02,5,6\n2020-01-03,6\n", 1, 3, 2),
+    ("Date,Close\n2020-01-02,5\n2020-01-03,6,\n", 2, 3, 2),                 # trailing comma
+    ("Date,Close\n\n2020-01-02,5\n\n2020-01-03,6\n2020-01-06,6,7,8\n", 3, 4, 2),  # blanks
+    ("Date;Close\n2020-01-02;5\n2020-01-03;6;7\n", 2, 3, 2),
+])
+def test_load_csv_row_with_too_many_fields_names_file_and_data_row(tmp_path, text, row, got, want):
+    f = _write(tmp_path / "X.csv", text)
+    with pytest.raises(ql.DataError, match=re.escape(f"{f}: data row {row} has {got} fields, "
+                                                     f"the header has {want}")):
+        ql.data.load_csv(f)
+    d = tmp_path / "d"
+    d.mkdir()
+    _write(d / "Y.csv", text)
+    with pytest.raises(ql.DataError, match=re.escape(f"Y.csv: data row {row} has {got} fields")):
+        ql.data.load_csv(d)
+
+
+def test_load_csv_kline_row_with_too_many_fields_names_data_row(tmp_path):
+    row = "1609459200000,1,2,0.5,1.5,10,1609462799999,15,3,5,7,0\n"
+    f = _write(tmp_path / "BTCUSDT-1h-2021-01.csv", row + row.replace("1609459200000", "1609462800000")
+               .replace(",0\n", ",0,9\n"))
+    with pytest.raises(ql.DataError, match=re.escape(f"{f}: data row 2 has 13 fields, the first "
+                                                     "row has 12")):
+        ql.data.load_csv(f)

@@ -832,3 +832,102 @@ def test_replay_column_names_in_another_case_or_repeated(tmp_path):
     df.assign(Timestamp=df["timestamp"]).to_csv(path, index=False)
     with pytest.raises(ql.DataError, match=r"column\(s\) \['timestamp'\] appear more than once"):
         E.TickEngine().replay(path)
+
+
+# ---- outside tester: complex / text / datetime columns in process_ticks ---------------
+
+def _five():
+    return {"symbol_id": np.array([0, 1, 0, 1, 0]), "bid_price": np.full(5, 100.0),
+            "ask_price": np.full(5, 100.1), "bid_size": np.full(5, 10),
+            "ask_size": np.full(5, 12), "timestamp": np.arange(5) * 1000 + 1}
+
+
+BAD_COLUMNS = {"complex": (lambda v: np.asarray(v) + 3j, "is complex"),
+               "text": (lambda v: np.asarray(v).astype(str), "must be numeric .* pd.to_numeric"),
+               "object": (lambda v: np.asarray(v).astype(object), "must be numeric .*dtype object"),
+               "timedelta": (lambda v: np.asarray(v).astype("timedelta64[s]"), "holds timedelta64")}
+
+
+@pytest.mark.parametrize("kind", list(BAD_COLUMNS))
+@pytest.mark.parametrize("field", E.FIELDS)
+def test_process_ticks_complex_or_text_column_is_refused_before_any_state_change(field, kind):
+    make, match = BAD_COLUMNS[kind]
+    eng = E.TickEngine()
+    eng.process_ticks(_five())
+    before = _core_state(eng.core), eng.ticks
+    cols = dict(_five(), **{field: make(_five()[field])})
+    with pytest.raises(TypeError, match=f"process_ticks: column '{field}' {match}"):
+        eng.process_ticks(cols)
+    with pytest.raises(TypeError, match=f"replay: column '{field}' {match}"):
+        eng.replay(cols)
+    with pytest.raises(TypeError, match=f"column '{field}'"):
+        eng.process_market_data(pd.DataFrame(cols))
+    assert (_core_state(eng.core), eng.ticks) == before
+    # the tester's case: complex bid and ask were 5 accepted ticks
+    if field == "bid_price" and kind == "complex":
+        with pytest.raises(TypeError, match="'bid_price' is complex"):
+            E.TickEngine().process_ticks(dict(_five(), bid_price=np.full(5, 100 + 7j),
+                                              ask_price=np.full(5, 100.1 + 3j)))
+
+
+def test_process_ticks_timedelta_timestamp_is_refused():
+    with pytest.raises(TypeError, match="column 'timestamp' holds timedelta64"):
+        E.TickEngine().process_ticks(dict(_five(), timestamp=np.arange(5).astype("m8[s]")))
+
+
+def test_process_ticks_nullable_integer_columns_reject_only_the_na_ticks():
+    cols = _five()
+    df = pd.DataFrame(cols).astype({"bid_size": "Int64", "symbol_id": "Int64",
+                                    "bid_price": "Float64"})
+    df.loc[1, "bid_size"] = pd.NA
+    df.loc[3, "bid_price"] = pd.NA
+    eng = E.TickEngine()
+    got = eng.process_ticks(df)
+    want_eng = E.TickEngine()
+    want = want_eng.process_ticks(dict(cols, bid_size=np.array([10, -1, 10, 10, 10]),
+                                       bid_price=np.array([100.0, 100.0, 100.0, np.nan, 100.0])))
+    assert (got.ticks, got.rejected_ticks) == (5, 2) == (want.ticks, want.rejected_ticks)
+    assert _core_state(eng.core) == _core_state(want_eng.core)
+
+
+def test_replay_csv_with_text_or_complex_cells_rejects_those_ticks(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("symbol_id,bid_price,ask_price,bid_size,ask_size,timestamp\n"
+                    "0,100.0,100.1,10,12,1\n1,100+7j,100.1,10,12,1001\n0,100.0,100.1,abc,12,2001\n"
+                    "1, 100.5 ,100.6,10,12,3001\n0,100.0,100.1,10,12,4001\n")
+    eng = E.TickEngine()
+    got = eng.replay(path)
+    # the dict path (the oracle's per-element parse) on the same cells
+    rows = [dict(symbol_id=0, bid_price="100.0", ask_price="100.1", bid_size="10", ask_size=12,
+                 timestamp=1),
+            dict(symbol_id=1, bid_price="100+7j", ask_price="100.1", bid_size="10", ask_size=12,
+                 timestamp=1001),
+            dict(symbol_id=0, bid_price="100.0", ask_price="100.1", bid_size="abc", ask_size=12,
+                 timestamp=2001),
+            dict(symbol_id=1, bid_price=" 100.5 ", ask_price="100.6", bid_size="10", ask_size=12,
+                 timestamp=3001),
+            dict(symbol_id=0, bid_price="100.0", ask_price="100.1", bid_size="10", ask_size=12,
+                 timestamp=4001)]
+    want_eng = E.TickEngine()
+    want = want_eng.process_market_data(rows)
+    assert (got.ticks, got.rejected_ticks) == (5, 2) == (want.ticks, want.rejected_ticks)
+    assert _core_state(eng.core) == _core_state(want_eng.core)
+
+
+def test_process_market_data_python_complex_value_is_a_rejected_tick():
+    good = dict(symbol_id=1, bid_price=100.0, ask_price=100.1, bid_size=10, ask_size=12)
+    ticks = [dict(good, timestamp=1), dict(good, bid_price=100 + 7j, timestamp=1001),
+             dict(good, bid_size=10 + 0j, timestamp=2001), dict(good, symbol_id=1j, timestamp=3001),
+             dict(good, bid_price="100.0", ask_price="100.1", timestamp=4001)]  # text: supported
+    res = E.TickEngine().process_market_data(ticks)
+    assert (res.ticks, res.rejected_ticks) == (5, 3)
+
+
+@pytest.mark.xfail(strict=True, reason="needs ticks.pyx _parse and engine_reference.to_int/"
+                   "to_ticks to refuse NumPy complex scalars (float() drops the imaginary part)")
+def test_process_market_data_numpy_complex_scalar_is_a_rejected_tick():
+    good = dict(symbol_id=1, bid_price=100.0, ask_price=100.1, bid_size=10, ask_size=12)
+    ticks = [dict(good, timestamp=1), dict(good, bid_price=np.complex128(100 + 7j), timestamp=1001),
+             dict(good, bid_size=np.complex64(10), timestamp=2001)]
+    res = E.TickEngine().process_market_data(ticks)
+    assert (res.ticks, res.rejected_ticks) == (3, 2)
