@@ -36,6 +36,8 @@ limit: a mark as a bad price (the tick is rejected, nothing changes), a fill as
 max_order_notional, even with check_risk=False. With every state value below 2^60, equity
 2 cash + Σ pos·mid2, its peak and the drawdown (peak - equity) stay below 2^63 unchecked.
 """
+from numbers import Complex as _Complex, Real as _Real
+
 import numpy as np
 
 from libc.math cimport fabs
@@ -563,6 +565,8 @@ cdef long long _parse(object v, double scale, bint exact, bint integral) except?
         return -1
     if exact and isinstance(v, int):
         return _exact(v)
+    if isinstance(v, _Complex) and not isinstance(v, _Real):
+        return -1     # NumPy's complex scalars convert to float by dropping the imaginary part
     try:
         x = float(v)
     except (TypeError, ValueError, OverflowError):

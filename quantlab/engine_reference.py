@@ -5,6 +5,7 @@ engine-bench``. Readable first: one tick at a time, plain Python numbers."""
 from __future__ import annotations
 
 import math
+import numbers
 import time
 
 TICK_REJECTS = ("bad_price", "bad_size", "crossed", "bad_symbol", "out_of_order",
@@ -23,9 +24,17 @@ def _bounded(k: int) -> int:
     return k if -LIMIT < k < LIMIT else -1
 
 
+def _not_real(value) -> bool:
+    """A complex number (NumPy's complex scalars would convert by dropping the imaginary
+    part)."""
+    return isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real)
+
+
 def to_ticks(value, tick_size: float) -> int:
     """A price (number or decimal string) as integer ticks, rounded half to even; -1 when
     it is not a finite number (or is absurdly large)."""
+    if _not_real(value):
+        return -1
     try:
         x = float(value)
     except (TypeError, ValueError, OverflowError):
@@ -39,6 +48,8 @@ def to_int(value, integral: bool = False) -> int:
     fraction: symbol 1.5 is no symbol, never symbol 2."""
     if isinstance(value, int):
         return _bounded(int(value))
+    if _not_real(value):
+        return -1
     try:
         x = float(value)
     except (TypeError, ValueError, OverflowError):

@@ -923,8 +923,6 @@ def test_process_market_data_python_complex_value_is_a_rejected_tick():
     assert (res.ticks, res.rejected_ticks) == (5, 3)
 
 
-@pytest.mark.xfail(strict=True, reason="needs ticks.pyx _parse and engine_reference.to_int/"
-                   "to_ticks to refuse NumPy complex scalars (float() drops the imaginary part)")
 def test_process_market_data_numpy_complex_scalar_is_a_rejected_tick():
     good = dict(symbol_id=1, bid_price=100.0, ask_price=100.1, bid_size=10, ask_size=12)
     ticks = [dict(good, timestamp=1), dict(good, bid_price=np.complex128(100 + 7j), timestamp=1001),
