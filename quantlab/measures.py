@@ -20,9 +20,10 @@ Units: ``shannon_entropy``, ``permutation_entropy``, ``mutual_information``,
 Symbols: integer (or bool) input to the information measures is taken as symbols
 0, 1, 2, ...; float input is binned within each window (no look-ahead) into ``bins``
 equal-width bins over the window's range (``binning="width"``) or equal-count bins by
-rank (``binning="quantile"``, ties in time order). Defaults for floats: Shannon entropy
-10 equal-width bins; mutual information and transfer entropy 3 equal-count bins (few
-symbols, as finance series are short: Marschinski & Kantz 2002).
+rank (``binning="quantile"``; equal values share the bin of their average rank, so a
+constant series has entropy 0). Defaults for floats: Shannon entropy 10 equal-width
+bins; mutual information and transfer entropy 3 equal-count bins (few symbols, as
+finance series are short: Marschinski & Kantz 2002).
 """
 from __future__ import annotations
 
