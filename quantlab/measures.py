@@ -199,7 +199,10 @@ def _rolling(kernel, x, window, dim, *others, ranks=False, scale=True):
     inputs = conv
     if others:
         inputs = list(xr.broadcast(*inputs))
-    inputs = [v.chunk({dim: -1}) if v.chunks is not None else v for v in inputs]
+    # empty input: an empty result, computed in NumPy (dask's gufunc divides by a
+    # zero-size chunk); otherwise chunks along dim are merged (a window needs them all)
+    inputs = [v.copy(data=np.asarray(v.values)) if v.size == 0
+              else v.chunk({dim: -1}) if v.chunks is not None else v for v in inputs]
     out = xr.apply_ufunc(partial(_panel, kernel, window, scale=scale), *inputs,
                          input_core_dims=[[dim]] * len(inputs), output_core_dims=[[dim]],
                          dask="parallelized", output_dtypes=[np.float64], keep_attrs=True)

@@ -144,6 +144,8 @@ def corr(x, window, dim="time", min_periods=None, asset_dim="asset"):
     for d in (dim, asset_dim):
         if d not in x.dims:
             raise ValueError(f"corr: dim {d!r} is not a dimension of the input {x.dims}")
+    if x.size == 0:   # empty: in NumPy (dask's gufunc divides by a zero-size chunk)
+        x = x.copy(data=np.asarray(x.values))
     other = f"{asset_dim}_other"
     m = x.sizes[asset_dim]
 

@@ -827,3 +827,25 @@ def test_sample_entropy_default_tolerance_is_stable_at_price_level_1e15(antropy)
         assert roll[t] == pytest.approx(
             ql.measures.sample_entropy(win - 1e15), abs=1e-12)
 
+
+# ---- empty input (outside tester, finding 3) ---------------------------------------
+
+_ROLLING_MEASURES = [n for n in ql.measures.__all__ if n.startswith("rolling_")]
+
+
+@pytest.mark.parametrize("name", _ROLLING_MEASURES)
+@pytest.mark.parametrize("shape", [(0,), (0, 3), (50, 0)])
+@pytest.mark.parametrize("kind", ["numpy", "dataarray", "dask"])
+def test_rolling_measure_empty_input_returns_empty_result(name, shape, kind):
+    fn = getattr(ql.measures, name)
+    a = np.empty(shape)
+    dims = ["time", "asset"][:len(shape)]
+    x = a if kind == "numpy" else xr.DataArray(a, dims=dims, name="r", attrs={"u": 1})
+    if kind == "dask":
+        x = x.chunk()
+    out = fn(x, x, 100) if name in ("rolling_mutual_information",
+                                    "rolling_transfer_entropy") else fn(x, 100)
+    if kind != "numpy":
+        assert out.dims == x.dims
+        out = out.values
+    assert out.shape == shape and out.dtype == np.float64
