@@ -6,6 +6,7 @@ a NaN inside raises. ``rolling_<name>(x, window, dim="time", ...)`` computes the
 measure over every window of every series of a DataArray (any other dims), Dataset or
 NumPy array (time on axis 0): the value at t uses the ``window`` observations ending at
 t, NaN before the first full window and for windows holding a NaN. Results are float64.
+Empty input (a dim of size 0) gives an empty result of the same dims.
 Dask input is computed lazily, chunk by chunk over the non-time dims (the kernels release
 the GIL); chunks along time are merged first, since a window needs the rows before it.
 
