@@ -395,13 +395,17 @@ cdef double _sampen(const double* s, Py_ssize_t size, Py_ssize_t order,
 
 
 cdef double _std0(const double* x, Py_ssize_t n) noexcept nogil:
+    """std(x, ddof=0), two-pass on x - x[0]: the differences are exact for a series at a
+    high level (prices near 1e15), where the plain sum's rounding gave a mean off by
+    tens and r = 0.2·std far too large (sample entropy 0.23 instead of 0.37)."""
     cdef Py_ssize_t j
-    cdef double mu = 0.0, ss = 0.0
+    cdef double x0 = x[0], mu = 0.0, ss = 0.0, d
     for j in range(n):
-        mu += x[j]
+        mu += x[j] - x0
     mu /= n
     for j in range(n):
-        ss += (x[j] - mu) * (x[j] - mu)
+        d = (x[j] - x0) - mu
+        ss += d * d
     return sqrt(ss / n)
 
 
@@ -494,7 +498,7 @@ def roll_permen(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t order,
 # ---- Shannon entropy, mutual information, transfer entropy (bits) on symbols
 # ``bins == 0``: the values are non-negative integer symbols already. Otherwise each
 # window's values are binned anew (no look-ahead): equal-width bins over the window's
-# [min, max] (the max in the last bin), or equal-count bins by rank (ties in time order).
+# [min, max] (the max in the last bin), or equal-count bins by rank (ties averaged: equal values share a bin).
 
 cdef struct _Pair:
     double v
@@ -513,7 +517,7 @@ cdef int _cmp_pair(const void* a, const void* b) noexcept nogil:
 
 cdef void _symbolize(const double* x, Py_ssize_t n, Py_ssize_t bins, bint quantile,
                      Py_ssize_t* sym, _Pair* tmp) noexcept nogil:
-    cdef Py_ssize_t j, b
+    cdef Py_ssize_t j, b, e, m
     cdef double lo = INFINITY, hi = -INFINITY, half
     if bins == 0:
         for j in range(n):
@@ -523,8 +527,20 @@ cdef void _symbolize(const double* x, Py_ssize_t n, Py_ssize_t bins, bint quanti
             tmp[j].v = x[j]
             tmp[j].i = j
         qsort(tmp, n, sizeof(_Pair), _cmp_pair)
-        for j in range(n):
-            sym[tmp[j].i] = j * bins // n
+        # equal values share a bin: a run of ties at sorted positions [j, e) takes the
+        # bin of its average rank (j + e - 1) / 2, i.e. floor(rank·bins / n) as with
+        # scipy's rankdata(method="average") - 1; without ties this is j·bins // n.
+        # (Splitting ties by position gave a constant series log2(bins) bits.)
+        j = 0
+        while j < n:
+            e = j + 1
+            while e < n and tmp[e].v == tmp[j].v:
+                e += 1
+            b = <Py_ssize_t>((<unsigned long long>(j + e - 1) * <unsigned long long>bins)
+                             // (2 * <unsigned long long>n))
+            for m in range(j, e):
+                sym[tmp[m].i] = b
+            j = e
     else:
         for j in range(n):
             lo = x[j] if x[j] < lo else lo

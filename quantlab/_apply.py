@@ -25,6 +25,8 @@ def time_major(kernel, arr, *args, time_axis: int = -1, name: str = "x"):
     arr = np.asarray(arr)
     real_array(name, arr.dtype)
     a = np.moveaxis(arr, time_axis, 0)
+    if a.size == 0:   # no rows or no columns: an empty result (as pandas); reshape(0, -1)
+        return np.empty(arr.shape, dtype=kernel_dtype(arr.dtype))   # cannot infer -1
     panel = a.reshape(a.shape[0], -1)
     dtype = kernel_dtype(arr.dtype)
     # rows may be strided (a column chunk); only the values within a row must be adjacent
@@ -40,7 +42,8 @@ def apply_over_time(kernel, da, dim: str, name: str = "x"):
     NumPy-backed: one call, no reordering of dims. Dask-backed: lazily, one call per
     block (``map_blocks``), blocks along ``dim`` merged first since a window needs the
     rows before it. The result keeps dims, coords, name and attrs. The dtype is checked
-    before any dask graph is built, as in ``time_major``.
+    before any dask graph is built, as in ``time_major``. Empty input (a dim of size 0)
+    gives an empty result of the same dims.
     """
     from functools import partial
 

@@ -6,6 +6,7 @@ a NaN inside raises. ``rolling_<name>(x, window, dim="time", ...)`` computes the
 measure over every window of every series of a DataArray (any other dims), Dataset or
 NumPy array (time on axis 0): the value at t uses the ``window`` observations ending at
 t, NaN before the first full window and for windows holding a NaN. Results are float64.
+Empty input (a dim of size 0) gives an empty result of the same dims.
 Dask input is computed lazily, chunk by chunk over the non-time dims (the kernels release
 the GIL); chunks along time are merged first, since a window needs the rows before it.
 
@@ -20,9 +21,10 @@ Units: ``shannon_entropy``, ``permutation_entropy``, ``mutual_information``,
 Symbols: integer (or bool) input to the information measures is taken as symbols
 0, 1, 2, ...; float input is binned within each window (no look-ahead) into ``bins``
 equal-width bins over the window's range (``binning="width"``) or equal-count bins by
-rank (``binning="quantile"``, ties in time order). Defaults for floats: Shannon entropy
-10 equal-width bins; mutual information and transfer entropy 3 equal-count bins (few
-symbols, as finance series are short: Marschinski & Kantz 2002).
+rank (``binning="quantile"``; equal values share the bin of their average rank, so a
+constant series has entropy 0). Defaults for floats: Shannon entropy 10 equal-width
+bins; mutual information and transfer entropy 3 equal-count bins (few symbols, as
+finance series are short: Marschinski & Kantz 2002).
 """
 from __future__ import annotations
 
@@ -198,7 +200,10 @@ def _rolling(kernel, x, window, dim, *others, ranks=False, scale=True):
     inputs = conv
     if others:
         inputs = list(xr.broadcast(*inputs))
-    inputs = [v.chunk({dim: -1}) if v.chunks is not None else v for v in inputs]
+    # empty input: an empty result, computed in NumPy (dask's gufunc divides by a
+    # zero-size chunk); otherwise chunks along dim are merged (a window needs them all)
+    inputs = [v.copy(data=np.asarray(v.values)) if v.size == 0
+              else v.chunk({dim: -1}) if v.chunks is not None else v for v in inputs]
     out = xr.apply_ufunc(partial(_panel, kernel, window, scale=scale), *inputs,
                          input_core_dims=[[dim]] * len(inputs), output_core_dims=[[dim]],
                          dask="parallelized", output_dtypes=[np.float64], keep_attrs=True)

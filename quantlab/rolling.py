@@ -6,7 +6,8 @@ turns inf into NaN before its window kernels) and ``min_periods`` (default ``win
 counts the finite observations in the window. A window longer than the series is
 allowed (pandas too): it sees every row so far. Complex, datetime, timedelta and object
 input is refused (a ``TypeError``), as are windows and ``min_periods`` that are not
-integers in range (``window >= 1``, ``0 <= min_periods <= window``).
+integers in range (``window >= 1``, ``0 <= min_periods <= window``). Empty input
+(a dim of size 0) gives an empty result of the same dims, as pandas.
 
 ``x`` is a DataArray, a Dataset (every variable that has ``dim``; the others are kept
 as they are) or a NumPy array with time on axis 0; float32 stays float32. Dask input
@@ -144,6 +145,8 @@ def corr(x, window, dim="time", min_periods=None, asset_dim="asset"):
     for d in (dim, asset_dim):
         if d not in x.dims:
             raise ValueError(f"corr: dim {d!r} is not a dimension of the input {x.dims}")
+    if x.size == 0:   # empty: in NumPy (dask's gufunc divides by a zero-size chunk)
+        x = x.copy(data=np.asarray(x.values))
     other = f"{asset_dim}_other"
     m = x.sizes[asset_dim]
 

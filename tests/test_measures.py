@@ -730,3 +730,122 @@ def test_peer_libraries_are_skipped_per_test_not_per_module():
         for sub in ast.walk(node):
             assert not (isinstance(sub, ast.Attribute) and sub.attr == "importorskip"), (
                 f"module-level importorskip at line {sub.lineno}")
+
+
+# ---- quantile binning: equal values share a bin (outside tester, finding 1) ---------
+
+def _quantile_symbols(x, bins):
+    """NumPy reference: bin = floor(average rank · bins / n), ranks 0-based with ties
+    averaged (scipy's rankdata(method="average") - 1)."""
+    x = np.asarray(x, dtype=float)
+    u, inv, cnt = np.unique(x, return_inverse=True, return_counts=True)
+    start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+    avg2 = 2 * start + cnt - 1            # 2 x average rank, exact in integers
+    return (avg2[inv] * bins) // (2 * x.size)
+
+
+def test_quantile_binning_constant_series_has_zero_entropy_and_information():
+    noise = np.random.default_rng(0).normal(size=300)
+    ones = np.ones(300)
+    m = ql.measures
+    assert m.shannon_entropy(ones, bins=10, binning="quantile") == 0.0
+    assert m.mutual_information(ones, noise, bins=10) == 0.0           # was 0.158
+    assert m.mutual_information(ones, noise) == 0.0                    # default, was 0.0089
+    assert m.mutual_information(noise, ones, bins=4, binning="quantile") == 0.0
+    assert m.transfer_entropy(ones, noise) == 0.0
+    assert m.transfer_entropy(ones, noise, k=2, bins=4) == 0.0
+    # rolling forms, constant windows inside a varying series
+    x = np.concatenate([noise[:50], ones[:100], noise[50:100]])
+    y = noise[100:300]
+    da = xr.DataArray(x, dims=["time"])
+    h = m.rolling_shannon_entropy(da, 40, bins=5, binning="quantile").values
+    mi = m.rolling_mutual_information(da, xr.DataArray(y, dims=["time"]), 40).values
+    te = m.rolling_transfer_entropy(da, xr.DataArray(y, dims=["time"]), 40).values
+    const = slice(50 + 39, 150)     # windows wholly inside the constant stretch
+    np.testing.assert_array_equal(h[const], 0.0)
+    np.testing.assert_array_equal(mi[const], 0.0)
+    np.testing.assert_array_equal(te[const], 0.0)
+
+
+@pytest.mark.parametrize("bins", [2, 3, 7])
+def test_quantile_binning_ties_share_a_bin_matches_numpy_reference(bins):
+    rng = np.random.default_rng(5)
+    x = np.round(rng.normal(size=240), 0)        # a handful of values, many ties
+    y = np.round(rng.normal(size=240) + 0.5 * x, 1)
+    sx, sy = _quantile_symbols(x, bins), _quantile_symbols(y, bins)
+    for v, s in ((x, sx), (y, sy)):   # equal values -> equal symbols
+        assert all(np.unique(s[v == val]).size == 1 for val in np.unique(v))
+    m = ql.measures
+    assert m.shannon_entropy(x, bins=bins, binning="quantile") == pytest.approx(
+        ref.entropy_bits(sx), abs=1e-12)
+    assert m.mutual_information(x, y, bins=bins) == pytest.approx(
+        ref.mutual_information(sx, sy), abs=1e-12)
+    assert m.transfer_entropy(x, y, k=2, bins=bins) == pytest.approx(
+        ref.transfer_entropy(sx, sy, 2), abs=1e-12)
+    # rolling: every window binned anew by the same rule
+    w = 60
+    got = m.rolling_mutual_information(xr.DataArray(x, dims=["time"]),
+                                       xr.DataArray(y, dims=["time"]), w, bins=bins).values
+    want = [ref.mutual_information(_quantile_symbols(x[t - w + 1:t + 1], bins),
+                                   _quantile_symbols(y[t - w + 1:t + 1], bins))
+            for t in range(w - 1, x.size)]
+    np.testing.assert_allclose(got[w - 1:], want, atol=1e-12)
+    got = m.rolling_transfer_entropy(x[:, None], y[:, None], w, k=1, bins=bins)[:, 0]
+    want = [ref.transfer_entropy(_quantile_symbols(x[t - w + 1:t + 1], bins),
+                                 _quantile_symbols(y[t - w + 1:t + 1], bins), 1)
+            for t in range(w - 1, x.size)]
+    np.testing.assert_allclose(got[w - 1:], want, atol=1e-12)
+    got = m.rolling_shannon_entropy(x, w, bins=bins, binning="quantile")
+    want = [ref.entropy_bits(_quantile_symbols(x[t - w + 1:t + 1], bins))
+            for t in range(w - 1, x.size)]
+    np.testing.assert_allclose(got[w - 1:], want, atol=1e-12)
+
+
+def test_quantile_binning_ties_match_pyinform_on_reference_symbols(pyinform):
+    rng = np.random.default_rng(6)
+    x = np.round(rng.normal(size=300), 0)
+    y = np.round(np.roll(x, 1) + rng.normal(size=300), 0)
+    sx, sy = _quantile_symbols(x, 3), _quantile_symbols(y, 3)
+    assert ql.measures.mutual_information(x, y) == pytest.approx(
+        pyinform.mutual_info(sx, sy), abs=1e-12)
+    assert ql.measures.transfer_entropy(x, y, k=1) == pytest.approx(
+        pyinform.transfer_entropy(sx, sy, k=1), abs=1e-12)
+
+
+# ---- sample entropy's default r at a high price level (outside tester, finding 2) ---
+
+def test_sample_entropy_default_tolerance_is_stable_at_price_level_1e15(antropy):
+    x = 1e15 + np.cumsum(np.random.default_rng(2).normal(size=500))
+    got = ql.measures.sample_entropy(x)                     # was 0.2334
+    assert got == pytest.approx(antropy.sample_entropy(x), abs=1e-12)
+    assert got == pytest.approx(ql.measures.sample_entropy(x - 1e15), abs=1e-12)
+    w = 200
+    roll = ql.measures.rolling_sample_entropy(xr.DataArray(x, dims=["time"]), w).values
+    for t in (w - 1, 350, 499):
+        win = x[t - w + 1:t + 1]
+        assert roll[t] == pytest.approx(antropy.sample_entropy(win), abs=1e-12)
+        assert roll[t] == pytest.approx(
+            ql.measures.sample_entropy(win - 1e15), abs=1e-12)
+
+
+# ---- empty input (outside tester, finding 3) ---------------------------------------
+
+_ROLLING_MEASURES = [n for n in ql.measures.__all__ if n.startswith("rolling_")]
+
+
+@pytest.mark.parametrize("name", _ROLLING_MEASURES)
+@pytest.mark.parametrize("shape", [(0,), (0, 3), (50, 0)])
+@pytest.mark.parametrize("kind", ["numpy", "dataarray", "dask"])
+def test_rolling_measure_empty_input_returns_empty_result(name, shape, kind):
+    fn = getattr(ql.measures, name)
+    a = np.empty(shape)
+    dims = ["time", "asset"][:len(shape)]
+    x = a if kind == "numpy" else xr.DataArray(a, dims=dims, name="r", attrs={"u": 1})
+    if kind == "dask":
+        x = x.chunk()
+    out = fn(x, x, 100) if name in ("rolling_mutual_information",
+                                    "rolling_transfer_entropy") else fn(x, 100)
+    if kind != "numpy":
+        assert out.dims == x.dims
+        out = out.values
+    assert out.shape == shape and out.dtype == np.float64

@@ -529,3 +529,45 @@ def test_sum_overflow_is_inf_and_leaves_no_residue():
     x = np.array([1e308, 1e308, 1, 1, -1e308, -1e308, 2.0])
     np.testing.assert_array_equal(ql.rolling.sum(x, 2),
                                   [np.nan, np.inf, 1e308, 2, -1e308, -np.inf, -1e308])
+
+
+# ---- empty input (outside tester, finding 3): an empty result, as pandas ------------
+
+@pytest.mark.parametrize("name", ["mean", "sum", "var", "std", "zscore", "min", "max",
+                                  "ewm_mean", "rank"])
+@pytest.mark.parametrize("shape", [(0,), (0, 3), (5, 0)])
+@pytest.mark.parametrize("kind", ["numpy", "dataarray", "dask", "dataset", "float32"])
+def test_rolling_empty_input_returns_empty_result(name, shape, kind):
+    fn = getattr(ql.rolling, name)
+    dims = ["time", "asset"][:len(shape)]
+    a = np.empty(shape, dtype=np.float32 if kind == "float32" else np.float64)
+    x = a if kind == "numpy" else xr.DataArray(a, dims=dims, name="c")
+    if kind == "dask":
+        x = x.chunk()
+    if kind == "dataset":
+        x = xr.Dataset({"c": x})
+    out = fn(x, 3)
+    if kind == "dataset":
+        out = out["c"]
+    if kind != "numpy":
+        assert out.dims == tuple(dims)
+        out = out.values
+    assert out.shape == shape and out.dtype == a.dtype
+    if shape == (0,) and name != "zscore":   # pandas agrees (it has no zscore)
+        s = pd.Series(a)
+        ref_ = s.ewm(span=3).mean() if name == "ewm_mean" else getattr(s.rolling(3), name)()
+        assert len(ref_) == 0
+
+
+@pytest.mark.parametrize("kind", ["numpy", "dataarray", "dask"])
+@pytest.mark.parametrize("shape", [(0, 3), (5, 0)])
+def test_rolling_corr_empty_input_returns_empty_result(kind, shape):
+    a = np.empty(shape)
+    x = a if kind == "numpy" else xr.DataArray(a, dims=["time", "asset"],
+                                               coords={"asset": np.arange(shape[1])})
+    if kind == "dask":
+        x = x.chunk()
+    out = ql.rolling.corr(x, 3)
+    assert np.asarray(out).shape == (shape[0], shape[1], shape[1])
+    if kind != "numpy":
+        assert out.dims == ("time", "asset", "asset_other")
