@@ -273,12 +273,12 @@ def dfa(x, nvals, overlap=False):
 
 def symbols(x, bins, binning):
     """Equal-width bins over [min, max] (max in the last bin) or equal-count bins by
-    rank, ties in time order."""
+    rank, ties averaged (equal values share the bin of their average rank)."""
     x = np.asarray(x, dtype=float)
     if binning == "quantile":
-        rank = np.empty(x.size, dtype=int)
-        rank[np.argsort(x, kind="stable")] = np.arange(x.size)
-        return rank * bins // x.size
+        _, inv, c = np.unique(x, return_inverse=True, return_counts=True)
+        first = np.r_[0, np.cumsum(c)[:-1]]          # sorted position of each value's run
+        return ((2 * first + c - 1)[inv] * bins) // (2 * x.size)
     lo, hi = x.min(), x.max()
     if hi == lo:
         return np.zeros(x.size, dtype=int)
