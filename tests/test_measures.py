@@ -735,13 +735,7 @@ def test_peer_libraries_are_skipped_per_test_not_per_module():
 # ---- quantile binning: equal values share a bin (outside tester, finding 1) ---------
 
 def _quantile_symbols(x, bins):
-    """NumPy reference: bin = floor(average rank · bins / n), ranks 0-based with ties
-    averaged (scipy's rankdata(method="average") - 1)."""
-    x = np.asarray(x, dtype=float)
-    u, inv, cnt = np.unique(x, return_inverse=True, return_counts=True)
-    start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-    avg2 = 2 * start + cnt - 1            # 2 x average rank, exact in integers
-    return (avg2[inv] * bins) // (2 * x.size)
+    return ref.symbols(x, bins, "quantile")   # ties averaged
 
 
 def test_quantile_binning_constant_series_has_zero_entropy_and_information():
