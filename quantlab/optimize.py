@@ -121,6 +121,20 @@ def _space(strat, bounds) -> dict[str, _Param]:
         else:
             raise ValueError(f"{k}: bounds must be (low, high) numbers or a list of choices, "
                              f"got {b!r}")
+    # combinations (e.g. lookback >= window): their rules compare values, so the extreme
+    # corners of the space (both ends, smallest/largest numeric choice) are the worst
+    corners = {k: ((p.low, p.high) if p.choices is None
+                   else (min(p.choices), max(p.choices))
+                   if all(isinstance(c, numbers.Real) and not isinstance(c, bool)
+                          for c in p.choices) else p.choices)
+               for k, p in out.items()}
+    for combo in itertools.product(*corners.values()):
+        try:
+            strat._check_combinations({**strat.params, **dict(zip(corners, combo))})
+        except ValueError as e:
+            raise ValueError(f"param_bounds {bounds!r} include an invalid combination "
+                             f"{dict(zip(corners, combo))}: {e}; narrow the ranges so "
+                             "every combination is valid") from None
     return out
 
 

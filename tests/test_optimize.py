@@ -390,3 +390,38 @@ def test_bad_start_or_end_date_is_a_clear_error_not_a_pandas_slice_error(market,
     assert a.trials.equals(b.trials)
     assert a.trial_returns.time.values[0] == np.datetime64("2002-01-01")
     assert a.trial_returns.time.values[-1] == t[t <= np.datetime64("2003-01-01")][-1]
+
+
+class Paired(Counted):
+    """Counted with a combination rule: k * scale <= 5."""
+
+    name = "paired_test"
+
+    @classmethod
+    def _check_combination(cls, k, scale, **_):
+        if k * scale > 5:
+            raise ValueError(f"{cls.name}: k * scale ({k * scale}) must be <= 5")
+
+
+@pytest.mark.parametrize("bounds", [{"k": (1, 10), "scale": (0.5, 1.0)},
+                                    {"k": [2, 10, 3], "scale": (0.5, 1.0)}])
+def test_search_bounds_with_an_invalid_combination_are_refused_before_any_trial(market,
+                                                                               bounds):
+    """A space whose corner breaks a combination rule (lookback >= window, ...) used to
+    fail in the middle of the search, when a trial landed there."""
+    for method in O.METHODS:
+        Counted.calls.clear()
+        with pytest.raises(ValueError, match=r"include an invalid combination \{'k': 10, "
+                                             r"'scale': 1.0\}: paired_test: k \* scale"):
+            O.optimize_strategy_parameters(Paired(), bounds, market, n_trials=3,
+                                           optimization_method=method, progress=False)
+        assert Counted.calls == []
+    with pytest.raises(ValueError, match="lookback \\(50\\) must be >= window \\(100\\)"):
+        O.optimize_strategy_parameters("volatility_regime", {"window": (10, 100),
+                                                             "lookback": (50, 300)},
+                                       market, n_trials=2, progress=False)
+    # a space valid everywhere runs, and stays inside it
+    res = O.optimize_strategy_parameters(Paired(), {"k": (1, 5), "scale": (0.5, 1.0)}, market,
+                                         n_trials=3, progress=False)
+    assert all(k * s <= 5 for k, s in Counted.calls)
+    assert 1 <= res.best_params["k"] <= 5
