@@ -505,7 +505,11 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
 
     ``strategy``: a registry name, a Strategy (its other parameters stay as given) or a
     Strategy class (the seed's ``strategy_class``). ``param_bounds``: {name: (low, high)}
-    (two ints -> integers) or {name: [choices]}; default ``strategy.param_space``.
+    (two ints -> integers) or {name: [choices]}; default ``strategy.param_space``. Both
+    ends of a range and every choice must pass the strategy's parameter rules, and the
+    space's corners its combination rules (checked before any trial).
+    ``start_date``/``end_date``: the scoring window, dates inside the data's span (None:
+    its first/last bar).
     ``data``: a Dataset (the seed's ``price_data``; default the bundled equities).
     ``objective``: a metric name, or several for ``"genetic"``/``"tpe"``/``"grid"``
     (Pareto front in ``result.pareto``; the best is the front's best on the first one);
