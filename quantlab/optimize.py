@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -81,6 +82,9 @@ def _py(v):
 
 
 def _space(strat, bounds) -> dict[str, _Param]:
+    """The search space of ``bounds`` (default ``strat.param_space``), each range's two
+    ends and every choice checked by the strategy's own parameter rules
+    (``Strategy._check_param``: type, choices, ``limits``) before any trial runs."""
     bounds = strat.param_space if bounds is None else bounds
     if not bounds:
         raise ValueError(f"{strat.name}: no parameters to optimise (param_bounds is empty)")
@@ -97,6 +101,9 @@ def _space(strat, bounds) -> dict[str, _Param]:
                 raise ValueError(f"{k}: bounds must be finite, got {b!r}")
             if lo > hi:
                 raise ValueError(f"{k}: empty range, low {lo} > high {hi}")
+            # converted too: (20.0, 60.0) for an integer parameter searches integers
+            lo, hi = (strat._check_param(k, v, label=f"{strat.name} param_bounds[{k!r}] "
+                                         f"{end} end") for end, v in (("low", lo), ("high", hi)))
             out[k] = _Param(k, lo, hi, integer=all(isinstance(v, int) for v in (lo, hi)))
         elif isinstance(b, (list, np.ndarray, pd.Index)):
             if len(b) == 0:
@@ -105,6 +112,8 @@ def _space(strat, bounds) -> dict[str, _Param]:
             for v in choices:   # a NaN choice used to score as "no finite objective"
                 if isinstance(v, float) and not math.isfinite(v):
                     raise ValueError(f"{k}: choices must be finite numbers, got {v!r}")
+            choices = tuple(strat._check_param(k, v, label=f"{strat.name} param_bounds"
+                                               f"[{k!r}] choice") for v in choices)
             dup = [v for i, v in enumerate(choices) if v in choices[:i]]
             if dup:   # a repeated choice used to crash the grid's unstack
                 raise ValueError(f"{k}: choices repeat {dup}; give each value once")
@@ -112,6 +121,20 @@ def _space(strat, bounds) -> dict[str, _Param]:
         else:
             raise ValueError(f"{k}: bounds must be (low, high) numbers or a list of choices, "
                              f"got {b!r}")
+    # combinations (e.g. lookback >= window): their rules compare values, so the extreme
+    # corners of the space (both ends, smallest/largest numeric choice) are the worst
+    corners = {k: ((p.low, p.high) if p.choices is None
+                   else (min(p.choices), max(p.choices))
+                   if all(isinstance(c, numbers.Real) and not isinstance(c, bool)
+                          for c in p.choices) else p.choices)
+               for k, p in out.items()}
+    for combo in itertools.product(*corners.values()):
+        try:
+            strat._check_combinations({**strat.params, **dict(zip(corners, combo))})
+        except ValueError as e:
+            raise ValueError(f"param_bounds {bounds!r} include an invalid combination "
+                             f"{dict(zip(corners, combo))}: {e}; narrow the ranges so "
+                             "every combination is valid") from None
     return out
 
 
@@ -135,6 +158,43 @@ def _check_method(method):
     _one_of("optimization_method", method, METHODS)
 
 
+def _date(name, v):
+    """``v`` (None, a date string, datetime/date, np.datetime64, Timestamp) as a naive
+    Timestamp, or a ValueError/TypeError naming ``name``."""
+    if v is None:
+        return None
+    if isinstance(v, (bool, numbers.Number)) and not isinstance(v, np.datetime64):
+        raise TypeError(f"{name} must be a date ('2020-01-31', a datetime or "
+                        f"np.datetime64), got {type(v).__name__} {v!r}")
+    try:
+        ts = pd.Timestamp(v)
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(f"{name} must be a date such as '2020-01-31', got {v!r}") from None
+    if ts is pd.NaT:
+        raise ValueError(f"{name} must be a date, got {v!r} (NaT)")
+    if ts.tzinfo is not None:
+        raise ValueError(f"{name} {v!r} has a time zone; the data's time index is naive: "
+                         "give a naive date")
+    return ts
+
+
+def _check_dates(data, start, end) -> tuple:
+    """(start, end) as Timestamps (None kept), refused when unparseable, end before
+    start, or outside the data's span [first bar, last bar]."""
+    start, end = _date("start_date", start), _date("end_date", end)
+    if start is not None and end is not None and end < start:
+        raise ValueError(f"end_date {end.date()} is before start_date {start.date()}")
+    t = data.time.values if isinstance(data, (xr.Dataset, xr.DataArray)) \
+        and "time" in data.coords and data.sizes.get("time", 0) else None
+    if t is not None:
+        first, last = pd.Timestamp(t[0]), pd.Timestamp(t[-1])
+        span = f"the data runs from {first.date()} to {last.date()}"
+        for name, v in (("start_date", start), ("end_date", end)):
+            if v is not None and not first <= v <= last:
+                raise ValueError(f"{name} {v} is outside the data's span: {span}")
+    return start, end
+
+
 # ----------------------------------------------------------------------------- scoring
 class _Evaluator:
     """Backtests parameter sets of one strategy and scores them inside a window."""
@@ -144,6 +204,7 @@ class _Evaluator:
         if not isinstance(data, xr.Dataset):
             raise TypeError("data must be an xarray Dataset (ql.data.load())")
         self.strat, self.objectives = strat, objectives
+        start, end = _check_dates(data, start, end)
         self.history = data.sel(time=slice(None, end))
         window = self.history.time.sel(time=slice(start, None)).values
         if window.size < 3:
@@ -444,7 +505,11 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
 
     ``strategy``: a registry name, a Strategy (its other parameters stay as given) or a
     Strategy class (the seed's ``strategy_class``). ``param_bounds``: {name: (low, high)}
-    (two ints -> integers) or {name: [choices]}; default ``strategy.param_space``.
+    (two ints -> integers) or {name: [choices]}; default ``strategy.param_space``. Both
+    ends of a range and every choice must pass the strategy's parameter rules, and the
+    space's corners its combination rules (checked before any trial).
+    ``start_date``/``end_date``: the scoring window, dates inside the data's span (None:
+    its first/last bar).
     ``data``: a Dataset (the seed's ``price_data``; default the bundled equities).
     ``objective``: a metric name, or several for ``"genetic"``/``"tpe"``/``"grid"``
     (Pareto front in ``result.pareto``; the best is the front's best on the first one);
@@ -656,6 +721,7 @@ class WalkForwardOptimizer:
         from tqdm.auto import tqdm
 
         strat = resolve(strategy)
+        _space(strat, param_bounds)        # refuse bad bounds before any fold
         data = ql.data.load() if data is None else data
         t = data.time.values
         rows, results, segments = [], [], []
@@ -787,7 +853,9 @@ class RegimeAdaptiveOptimizer:
         from tqdm.auto import tqdm
 
         strat = resolve(strategy)
+        _space(strat, param_bounds)        # refuse bad bounds before any search
         data = ql.data.load() if data is None else data
+        start_date, end_date = _check_dates(data, start_date, end_date)
         hist = data.sel(time=slice(None, end_date))
         lab = _labels(self.regimes(hist) if callable(self.regimes) else self.regimes, hist)
         window = hist.time.sel(time=slice(start_date, None))

@@ -101,7 +101,7 @@ def _fmt(v) -> str:
 @dataclass
 class Run:
     notebook: str
-    name: str = ""
+    name: str | None = None   # None: the notebook's stem; an explicit "" is refused
     parameters: dict = field(default_factory=dict)
     status: str = "pending"
     duration: float = 0.0
@@ -114,18 +114,32 @@ class Run:
     timeout: float | None = None  # s for the whole notebook; None: run_suite's default
 
     def __post_init__(self):
-        self.name = self.name or Path(self.notebook).stem
+        if self.name is None:
+            self.name = Path(self.notebook).stem
 
 
+# Windows device names, reserved whatever the extension (superscript digits included)
+_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+                      | {f"{p}{d}" for p in ("COM", "LPT") for d in "0123456789\u00b9\u00b2\u00b3"})
 # bidi embeddings/overrides/isolates: they make a listed name read as another (U+202E)
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def check_name(name) -> str:
     """A run name is a file name in ``--out``: refuse anything that is not one plain,
-    portable file name (no separator, no control character, not ``.``/``..``)."""
+    portable file name (no separator, no control character, not ``.``/``..``, not
+    starting with '.' (a hidden file), not a Windows device name such as CON, NUL or
+    COM1, with or without an extension: ``NUL.ipynb`` cannot be created there)."""
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"run name {name!r}: must be a non-empty string")
+        raise ValueError(f"run name {name!r}: must be a non-empty string (leave the name "
+                         "out to use the notebook's)")
+    if name.startswith(".") and name not in (".", ".."):
+        raise ValueError(f"run name {name!r}: may not start with '.' (its outputs would be "
+                         "hidden files)")
+    if name.split(".")[0].rstrip(" ").upper() in _RESERVED:
+        raise ValueError(f"run name {name!r}: {name.split('.')[0].rstrip(' ')!r} is a "
+                         "reserved device name on Windows (CON, PRN, AUX, NUL, COM0-9, "
+                         "LPT0-9): its files could not be created or copied there")
     if name in (".", "..") or any(c in "/\\" or ord(c) < 32 or ord(c) == 127
                                   or c in _BIDI for c in name):
         raise ValueError(f"run name {name!r}: a name becomes a file in --out, so it may not "
@@ -216,7 +230,10 @@ def load_config(path=None, notebooks_dir: Path | None = None) -> list[Run]:
         nb = nb_dir / str(item["notebook"])
         if not nb.exists():
             raise FileNotFoundError(f"{path}: run {i}: notebook {nb} not found")
-        run = Run(str(nb), "" if item.get("name") is None else item["name"],
+        # a name given but empty (name: "" or name: with no value) is refused, not
+        # silently replaced by the notebook's stem
+        run = Run(str(nb), ("" if item["name"] is None else item["name"])
+                  if "name" in item else None,
                   check_parameters(item.get("parameters") or {}, f"{path}: run {i}"),
                   timeout=cfg.get("timeout"))
         try:

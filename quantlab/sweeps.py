@@ -45,10 +45,11 @@ import xarray as xr
 
 from quantlab import _validate
 
-__all__ = ["sweep", "DEFAULT_METRICS"]
+__all__ = ["sweep", "DEFAULT_METRICS", "MAX_COMBINATIONS"]
 
 DEFAULT_METRICS = ("sharpe_ratio", "max_drawdown", "annual_return", "total_return",
                    "turnover")
+MAX_COMBINATIONS = 10 ** 6     # default refusal above this many grid combinations
 _SIGNAL_BUDGET = 20_000_000     # signal values per chunk by default (~160 MB float64)
 _FORMAT = 2                     # store layout: 2 = identity in chunks + sha256 manifest
 _META, _MANIFEST = "sweep.json", "manifest.jsonl"
@@ -77,7 +78,8 @@ def _run_chunk(strategy, data, keys, combos, inputs, metrics, backtest_kw):
 
 
 def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, workers=None,
-          client=None, store=None, progress=True, **backtest_kw) -> xr.Dataset:
+          client=None, store=None, progress=True, max_combinations=MAX_COMBINATIONS,
+          **backtest_kw) -> xr.Dataset:
     """Backtest every combination of ``grid`` ({parameter: [values]}) of ``strategy`` (a
     registry name or a Strategy, whose other parameters stay as given) on ``data`` (a
     Dataset on (time, asset), or a close DataArray).
@@ -90,13 +92,17 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
     (default: the machine's cores); ``client``: a ``dask.distributed.Client`` instead of
     threads; ``store``: a directory for incremental results and resuming (see the
     module doc). ``metrics``: names accepted by ``backtest(metrics_only=)``.
+    ``max_combinations``: a grid of more combinations is refused before any work
+    (default ``MAX_COMBINATIONS`` = 10^6, minutes to hours of backtests); pass a larger
+    integer to run a bigger grid deliberately.
     ``backtest_kw``: scalar options of ``ql.backtest`` (fees, periods, group, ...).
     """
     from quantlab.strategies import resolve
 
     strat = resolve(strategy)
+    max_combinations = _validate.integer("max_combinations", max_combinations, lo=1)
     data = _check_data(data)
-    keys, values = _check_grid(strat, grid)
+    keys, values = _check_grid(strat, grid, max_combinations)
     metrics = _check_metrics(metrics)
     per_chunk_arg = None if chunks is None else _validate.integer("chunks", chunks, lo=1)
     workers = None if workers is None else _validate.integer("workers", workers, lo=1)
@@ -209,10 +215,11 @@ def _grid_values(k, raw) -> list:
                                                if isinstance(raw, (set, frozenset)) else ""))
 
 
-def _check_grid(strat, grid) -> tuple[list, list]:
+def _check_grid(strat, grid, max_combinations=MAX_COMBINATIONS) -> tuple[list, list]:
     """Grid keys and value lists, each value checked against the parameter's default
     type and converted to a plain Python int/float/str/bool (so the store's signature and
-    the result's coords do not depend on NumPy scalar types)."""
+    the result's coords do not depend on NumPy scalar types). The grid's size is checked
+    first, before any value or combination."""
     if not isinstance(grid, Mapping):
         raise TypeError(f"grid must be a dict {{parameter: [values, ...]}}, got "
                         f"{type(grid).__name__}")
@@ -222,6 +229,16 @@ def _check_grid(strat, grid) -> tuple[list, list]:
     if unknown:
         raise ValueError(f"{strat.name}: unknown grid parameter(s) {unknown}; parameters are "
                          f"{sorted(strat.defaults)}")
+    # sizes first (len of the raw values): a 10^8-element array is not turned into a list
+    lens = {k: (len(raw) if isinstance(raw, (list, tuple, range, np.ndarray, pd.Index,
+                                              pd.Series, xr.DataArray)) and np.ndim(raw) == 1
+                else 1) for k, raw in grid.items()}
+    n = math.prod(lens.values())
+    if n > max_combinations:
+        sizes = " x ".join(f"{v} {k}" for k, v in lens.items())
+        raise ValueError(f"the grid has {n:,} combinations ({sizes}), more than "
+                         f"max_combinations={max_combinations:,}; use fewer values, or pass "
+                         f"max_combinations={n} to run it deliberately")
     values = []
     for k, raw in grid.items():
         vals = _grid_values(k, raw)

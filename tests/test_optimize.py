@@ -237,7 +237,7 @@ def test_errors(market):
     with pytest.raises(ValueError, match="'bayesian' optimises one objective"):
         f(LagSign(), {"k": (1, 3)}, market, optimization_method="bayesian",
           objective=("sharpe_ratio", "turnover"))
-    with pytest.raises(ValueError, match="holds 0 bars"):
+    with pytest.raises(ValueError, match="start_date 2030-01-01.*outside the data's span"):
         f(LagSign(), {"k": (1, 3)}, market, start_date="2030-01-01")
     with pytest.raises(ValueError, match="unknown strategy"):
         f("no_such_strategy", {"k": (1, 3)}, market)
@@ -301,3 +301,127 @@ def test_result_figures(market):
                                 progress=False).run(LagSign(), {"k": (1, 10)},
                                                      _market(n=500))
     assert len(wf.plot().children) == 3              # equity, Sharpe per fold, chosen k
+
+
+class Counted(LagSign):
+    """LagSign with a limit on ``scale`` (>= 0), counting its signal calls."""
+
+    name = "counted_test"
+    limits = {"scale": (0.0, None, "a position size")}
+    calls: list = []
+
+    def _signal(self, ds, k, scale):
+        Counted.calls.append((k, scale))
+        return super()._signal(ds, k, scale)
+
+
+BAD_BOUNDS = [({"scale": (-5.0, 5.0)}, r"param_bounds\['scale'\] low end must be >= 0.0, got -5.0"),
+              ({"scale": (0.5, -0.1)}, "empty range"),
+              ({"k": (0, 5)}, r"param_bounds\['k'\] low end must be an integer >= 1, got 0"),
+              ({"k": (1, 10 ** 7)}, r"param_bounds\['k'\] high end must be an integer <= "),
+              ({"k": (1.5, 4)}, r"param_bounds\['k'\] low end must be an integer"),
+              ({"scale": [0.5, 1.0, -1.0]}, r"param_bounds\['scale'\] choice must be >= 0.0, "
+                                            "got -1.0"),
+              ({"k": [2, 0]}, r"param_bounds\['k'\] choice must be an integer >= 1, got 0")]
+
+
+@pytest.mark.parametrize("bounds, match", BAD_BOUNDS)
+def test_search_bounds_outside_the_parameter_limits_are_refused_before_any_trial(
+        market, bounds, match):
+    # spc's k (the CUSUM allowance) must be >= 0: a (-5, 5) range used to be searched
+    with pytest.raises(ValueError, match=r"spc param_bounds\['k'\] low end must be >= 0.0, "
+                                         r"got -5.0 \(the CUSUM allowance\)"):
+        O.optimize_strategy_parameters("spc", {"k": (-5.0, 5.0)}, market, n_trials=3,
+                                       progress=False)
+    runs = [lambda: O.optimize_strategy_parameters(Counted(), bounds, market, n_trials=3,
+                                                   progress=False, optimization_method=m)
+            for m in O.METHODS]
+    runs.append(lambda: O.WalkForwardOptimizer(300, 100, 100, n_trials=2, progress=False)
+                .run(Counted(), bounds, market))
+    runs.append(lambda: O.RegimeAdaptiveOptimizer(_regimes, n_trials=2, progress=False)
+                .run(Counted(), bounds, market))
+    for run in runs:
+        Counted.calls.clear()
+        with pytest.raises(ValueError, match=match):
+            run()
+        assert Counted.calls == []               # refused before any trial
+
+
+def test_integer_bounds_given_as_floats_search_integers(market):
+    res = O.optimize_strategy_parameters(LagSign(), {"k": (2.0, 6.0)}, market, n_trials=4,
+                                         progress=False)
+    assert all(isinstance(v, int) and 2 <= v <= 6 for v in res.trials["k"].tolist())
+    assert isinstance(res.best_params["k"], int)
+
+
+BAD_DATES = [(dict(start_date="notadate"), ValueError,
+              "start_date must be a date such as '2020-01-31', got 'notadate'"),
+             (dict(end_date="2003-13-45"), ValueError, "end_date must be a date"),
+             (dict(start_date="2003-06-01", end_date="2003-01-01"), ValueError,
+              "end_date 2003-01-01 is before start_date 2003-06-01"),
+             (dict(start_date="1990-01-01"), ValueError,
+              "start_date 1990-01-01.*outside the data's span: the data runs from 2001-01-01"),
+             (dict(end_date="2035-01-01"), ValueError, "end_date 2035-01-01.*outside"),
+             (dict(start_date=20020101), TypeError, "start_date must be a date"),
+             (dict(start_date=np.datetime64("NaT")), ValueError, "start_date must be a date"),
+             (dict(end_date=pd.Timestamp("2003-01-01", tz="UTC")), ValueError,
+              "end_date.*time zone")]
+
+
+@pytest.mark.parametrize("kw, exc, match", BAD_DATES)
+def test_bad_start_or_end_date_is_a_clear_error_not_a_pandas_slice_error(market, kw, exc,
+                                                                         match):
+    f = O.optimize_strategy_parameters
+    with pytest.raises(exc, match=match):
+        f(LagSign(), {"k": (1, 3)}, market, n_trials=2, progress=False, **kw)
+    with pytest.raises(exc, match=match):
+        O.RegimeAdaptiveOptimizer(_regimes, n_trials=2, progress=False).run(
+            LagSign(), {"k": (1, 3)}, market, **kw)
+    res = f(LagSign(), {"k": [2, 3]}, market, optimization_method="grid", progress=False)
+    with pytest.raises(exc, match=match):
+        res.backtest(market, **kw)
+    # good dates of every kind still work, and give the same window
+    t = market.time.values
+    a = f(LagSign(), {"k": [2, 3]}, market, start_date="2002-01-01", end_date="2003-01-01",
+          optimization_method="grid", progress=False)
+    b = f(LagSign(), {"k": [2, 3]}, market, start_date=np.datetime64("2002-01-01"),
+          end_date=pd.Timestamp("2003-01-01").to_pydatetime(), optimization_method="grid",
+          progress=False)
+    assert a.trials.equals(b.trials)
+    assert a.trial_returns.time.values[0] == np.datetime64("2002-01-01")
+    assert a.trial_returns.time.values[-1] == t[t <= np.datetime64("2003-01-01")][-1]
+
+
+class Paired(Counted):
+    """Counted with a combination rule: k * scale <= 5."""
+
+    name = "paired_test"
+
+    @classmethod
+    def _check_combination(cls, k, scale, **_):
+        if k * scale > 5:
+            raise ValueError(f"{cls.name}: k * scale ({k * scale}) must be <= 5")
+
+
+@pytest.mark.parametrize("bounds", [{"k": (1, 10), "scale": (0.5, 1.0)},
+                                    {"k": [2, 10, 3], "scale": (0.5, 1.0)}])
+def test_search_bounds_with_an_invalid_combination_are_refused_before_any_trial(market,
+                                                                               bounds):
+    """A space whose corner breaks a combination rule (lookback >= window, ...) used to
+    fail in the middle of the search, when a trial landed there."""
+    for method in O.METHODS:
+        Counted.calls.clear()
+        with pytest.raises(ValueError, match=r"include an invalid combination \{'k': 10, "
+                                             r"'scale': 1.0\}: paired_test: k \* scale"):
+            O.optimize_strategy_parameters(Paired(), bounds, market, n_trials=3,
+                                           optimization_method=method, progress=False)
+        assert Counted.calls == []
+    with pytest.raises(ValueError, match="lookback \\(50\\) must be >= window \\(100\\)"):
+        O.optimize_strategy_parameters("volatility_regime", {"window": (10, 100),
+                                                             "lookback": (50, 300)},
+                                       market, n_trials=2, progress=False)
+    # a space valid everywhere runs, and stays inside it
+    res = O.optimize_strategy_parameters(Paired(), {"k": (1, 5), "scale": (0.5, 1.0)}, market,
+                                         n_trials=3, progress=False)
+    assert all(k * s <= 5 for k, s in Counted.calls)
+    assert 1 <= res.best_params["k"] <= 5

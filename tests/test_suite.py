@@ -419,3 +419,32 @@ def test_make_clean_keeps_reports():
     reports = subprocess.run(["make", "-n", "-C", str(repo), "clean-reports"],
                              capture_output=True, text=True, check=True).stdout
     assert "rm -rf reports" in reports
+
+
+@pytest.mark.parametrize("name, match", [
+    (".hidden", "may not start with '.'"), (".ipynb", "may not start with '.'"),
+    ("CON", "'CON' is a reserved device name"), ("nul", "'nul' is a reserved device name"),
+    ("COM1", "reserved device name"), ("lpt9.txt", "'lpt9' is a reserved"),
+    ("Aux .x", "reserved device name"), ("", "must be a non-empty string"),
+    (None, "must be a non-empty string")])
+def test_suite_name_hidden_reserved_or_explicitly_empty_is_refused(tmp_path, fake_exec, name,
+                                                                   match, capsys):
+    """'.hidden' wrote a hidden '.hidden.ipynb', 'CON'/'nul'/'COM1' cannot be files on
+    Windows, and an explicit empty name silently became the notebook's stem."""
+    _tiny(tmp_path / "nb" / "ok.ipynb")
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(json.dumps({"notebooks_dir": str(tmp_path / "nb"),
+                               "runs": [{"notebook": "ok.ipynb", "name": name}]}))
+    out = tmp_path / "rep"
+    assert suite.main(["run-suite", "--config", str(cfg), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "run name" in err and re.search(match, err)
+    assert fake_exec == [] and not out.exists()
+    if name is not None:
+        with pytest.raises(ValueError, match=f"run name.*{match}"):   # the API too
+            suite.run_suite([suite.Run(str(tmp_path / "nb" / "ok.ipynb"), name)], out)
+        assert fake_exec == [] and not out.exists()
+    # ordinary names that merely contain these stay accepted; no name = the stem
+    for ok in ("console", "COM10", "a.hidden", "nul_run", "CONx"):
+        assert suite.check_name(ok) == ok
+    assert suite.Run(str(tmp_path / "nb" / "ok.ipynb")).name == "ok"

@@ -286,3 +286,56 @@ def test_optimize_walk_forward_and_regime_counts_are_checked_at_construction():
         O.RegimeAdaptiveOptimizer(lambda d: d.time.dt.year.astype(str), min_bars=-1)
     with pytest.raises(ValueError, match="min_bars must be an integer, got nan"):
         O.RegimeAdaptiveOptimizer(lambda d: d.time.dt.year.astype(str), min_bars=np.nan)
+
+
+class _CountedSPC(type(ql.strategies.get("spc"))):
+    """spc counting its combination checks and signals (the sweep's work)."""
+
+    name = "spc_counted_test"
+    work: list = []
+
+    @classmethod
+    def _check_combination(cls, **params):
+        cls.work.append("combination")
+
+    def _signal(self, ds, **kw):
+        _CountedSPC.work.append("signal")
+        return super()._signal(ds, **kw)
+
+
+def test_sweep_huge_grid_is_refused_upfront_with_its_count_unless_opted_in(equities,
+                                                                           tmp_path):
+    d = equities.isel(time=slice(-300, None))
+    assert ql.sweeps.MAX_COMBINATIONS == 10 ** 6     # the documented default limit
+    strat = _CountedSPC()
+    _CountedSPC.work.clear()                         # (made: its own combination checked)
+    grid = {"k": np.linspace(0.0, 1.5, 10 ** 4), "h": list(np.linspace(2.0, 8.0, 10 ** 4))}
+    store = tmp_path / "store"
+    with pytest.raises(ValueError, match=r"the grid has 100,000,000 combinations \(10000 k x "
+                                         r"10000 h\), more than max_combinations=1,000,000"):
+        ql.sweep(strat, d, grid, store=store, progress=False)
+    # 1001 x 1000 = 1,001,000: just over; refused before any check, signal or store file
+    with pytest.raises(ValueError, match="1,001,000 combinations"):
+        ql.sweep(strat, d, {"k": np.linspace(0.0, 1.5, 1001),
+                                    "h": np.linspace(2.0, 8.0, 1000)}, store=store,
+                 progress=False)
+    assert _CountedSPC.work == [] and not store.exists()
+    # an explicit opt-in runs a grid above a (lowered) limit; at the limit it runs
+    small = {"k": [0.1, 0.2, 0.3], "h": [3.0, 4.0]}
+    with pytest.raises(ValueError, match=r"6 combinations .*max_combinations=5; .*pass "
+                                         r"max_combinations=6"):
+        ql.sweep("spc", d, small, max_combinations=5, progress=False)
+    got = ql.sweep("spc", d, small, max_combinations=6, progress=False, group=True)
+    want = ql.sweep("spc", d, small, progress=False, group=True)
+    xr.testing.assert_identical(got, want)
+    sig = ql.strategies.get("spc", k=0.2, h=4.0).signal(d)
+    ref = ql.backtest(d, sig, group=True)
+    assert float(got["sharpe_ratio"].sel(k=0.2, h=4.0)) == pytest.approx(
+        float(ql.metrics.sharpe_ratio(ref.returns)), rel=1e-9)
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-1, ValueError), (2.5, ValueError),
+                                      (None, TypeError), (True, TypeError)])
+def test_sweep_max_combinations_is_checked(bad, exc, equities):
+    with pytest.raises(exc, match=f"max_combinations must be an integer.*{bad!r}"):
+        ql.sweep("spc", equities, {"k": [0.1]}, max_combinations=bad, progress=False)

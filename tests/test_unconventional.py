@@ -199,3 +199,39 @@ def test_quantum_leaves_a_level_toward_its_neighbour():
     assert s[ok & (state == 0)].mean() > 0.3      # bottom level: up
     assert s[ok & (state == 2)].mean() < -0.1     # top level: down
     assert float(ql.backtest(ds, sig).metrics()["total_return"].squeeze()) > 0.2
+
+
+@pytest.mark.parametrize("missing", ["all_nan", "listed_late"])
+def test_complex_systems_missing_asset_does_not_blank_the_others(missing):
+    """One all-NaN or not-yet-listed asset used to make every asset's signal NaN: the
+    network now uses the assets with data in each window (>= 2)."""
+    rng = np.random.default_rng(7)
+    n, m = 500, 5
+    r = rng.normal(0, 0.01, (n, m)) + rng.normal(0, 0.01, (n, 1))
+    ds = _market(r)
+    late = 300
+    close = ds["close"].copy()
+    close[:, m - 1] = np.nan if missing == "all_nan" else np.where(
+        np.arange(n) < late, np.nan, close[:, m - 1].values)
+    ds = ds.assign(close=close)
+    kw = dict(window=30, shift=5, lookback=60, threshold=1.0)
+    s = ql.strategies.get("complex_systems", **kw)
+    got = s.signal(ds)
+    without = s.signal(ds.isel(asset=slice(0, m - 1)))
+    end = n if missing == "all_nan" else late     # before the late asset's first window
+    # the others: exactly the network of the assets that have data
+    np.testing.assert_allclose(got.isel(asset=slice(0, m - 1), time=slice(0, end)).values,
+                               without.isel(time=slice(0, end)).values, rtol=1e-12)
+    assert int(got.isel(asset=0).notnull().sum()) > 0.7 * n
+    # the missing asset itself stays NaN while it has no data (and its warm-up)
+    assert got.isel(asset=m - 1, time=slice(0, late + 30)).isnull().all()
+    if missing == "listed_late":   # once listed for a window, it joins the network
+        tail = got.isel(time=slice(late + 40, None))
+        assert tail.notnull().all()
+        np.testing.assert_allclose(tail.sum("asset").where(tail.sum("asset") > 0).dropna(
+            "time").values, 1.0, rtol=1e-12)
+    # the absorption ratio uses the assets present: k = ceil(4 / 5) = 1 of 4 eigenvalues
+    c = pd.DataFrame(r[:, :m - 1]).iloc[1:].iloc[100 - 30:100].corr().to_numpy()
+    vals = np.linalg.eigvalsh(c)
+    ar = s.diagnostics(ds)["absorption_ratio"].isel(time=100)
+    np.testing.assert_allclose(float(ar), vals[-1] / vals.sum(), rtol=1e-9)

@@ -201,28 +201,50 @@ class InfoTheory(Strategy):
                            "n_leaders": (flow > te_min).sum("asset_other")})
 
 
-def _network(c: xr.DataArray, k: int):
-    """Eigen-analysis of each correlation matrix (time, asset, asset_other): eigenvector
-    centrality (the leading eigenvector of |C|, summing to 1), absorption ratio (share of
-    variance in the top ``k`` eigenvalues), average off-diagonal correlation."""
+def _network(c: xr.DataArray):
+    """Eigen-analysis of each correlation matrix (time, asset, asset_other) over the assets
+    that have a correlation in that window (an asset not yet listed, delisted or all-NaN
+    is left out, not allowed to blank the others; at least 2 needed): eigenvector
+    centrality (the leading eigenvector of |C|, summing to 1; NaN for the assets left
+    out), absorption ratio (share of variance in the top k = ceil(n / 5) eigenvalues of
+    the n assets used), average off-diagonal correlation."""
     a = c.transpose("time", "asset", "asset_other").values
-    n = a.shape[1]
-    ok = np.isfinite(a).all((1, 2))
-    vals = np.full((a.shape[0], n), np.nan)
-    vecs = np.full(a.shape, np.nan)
-    if ok.any():
-        vals[ok], vecs[ok] = np.linalg.eigh(a[ok])
-        _, v_abs = np.linalg.eigh(np.abs(a[ok]))
-        vecs[ok, :, -1] = v_abs[:, :, -1]
-    lead = np.abs(vecs[:, :, -1])                   # Perron vector: one sign
-    centrality = lead / lead.sum(1, keepdims=True)
-    absorption = vals[:, -k:].sum(1) / vals.sum(1)
-    avg = (np.nansum(a, (1, 2)) - n) / (n * (n - 1))
+    n_t, n = a.shape[:2]
+    fin = np.isfinite(a)
+    # assets used at each bar: those with a defined correlation; while a pair among
+    # them is undefined (e.g. too few common bars), drop the asset with most gaps
+    use = fin[:, np.arange(n), np.arange(n)].copy()
+    for _ in range(n):
+        gaps = (~fin & use[:, None, :] & use[:, :, None]).sum(2)
+        bad = gaps.max(1) > 0
+        if not bad.any():
+            break
+        rows = np.flatnonzero(bad)
+        use[rows, gaps[rows].argmax(1)] = False
+    centrality = np.full((n_t, n), np.nan)
+    absorption = np.full(n_t, np.nan)
+    avg = np.full(n_t, np.nan)
+    counts = use.sum(1)
+    patterns, inverse = np.unique(use, axis=0, return_inverse=True)
+    for j, pat in enumerate(patterns):   # one batched eigh per set of assets used
+        m = int(pat.sum())
+        rows = np.flatnonzero((inverse.ravel() == j) & (counts >= 2))
+        if m < 2 or rows.size == 0:
+            continue
+        idx = np.flatnonzero(pat)
+        sub = a[rows][:, idx][:, :, idx]
+        vals = np.linalg.eigvalsh(sub)
+        _, v_abs = np.linalg.eigh(np.abs(sub))
+        lead = np.abs(v_abs[:, :, -1])                  # Perron vector: one sign
+        centrality[rows[:, None], idx[None, :]] = lead / lead.sum(1, keepdims=True)
+        k = max(1, int(np.ceil(m / 5)))
+        absorption[rows] = vals[:, -k:].sum(1) / vals.sum(1)
+        avg[rows] = (sub.sum((1, 2)) - m) / (m * (m - 1))
     time = c.time
     return (xr.DataArray(centrality, dims=("time", "asset"),
                          coords={"time": time, "asset": c.asset}),
-            xr.DataArray(np.where(ok, absorption, np.nan), dims="time", coords={"time": time}),
-            xr.DataArray(np.where(ok, avg, np.nan), dims="time", coords={"time": time}))
+            xr.DataArray(absorption, dims="time", coords={"time": time}),
+            xr.DataArray(avg, dims="time", coords={"time": time}))
 
 
 @register
@@ -239,7 +261,9 @@ class ComplexSystems(Strategy):
     systemic risk"): the absorption ratio AR (top ~N/5 eigenvalues' share) is
     standardised as (mean AR over ``shift`` bars - mean over ``lookback``) / std over
     ``lookback``, and exposure goes to 0 while it exceeds ``threshold`` (their 1-sigma
-    rule). Long-only; with ``group=True`` the weights form one portfolio."""
+    rule). Each window's network uses the assets with data in it (at least 2): an asset
+    not yet listed or without data is NaN and does not blank the others. Long-only; with
+    ``group=True`` the weights form one portfolio."""
 
     name = "complex_systems"
     defaults = {"window": 63, "shift": 15, "lookback": 252, "threshold": 1.0}
@@ -253,8 +277,7 @@ class ComplexSystems(Strategy):
         if ds.sizes["asset"] < 2:
             raise ValueError("complex_systems needs at least 2 assets")
         c = rolling.corr(returns(ds["close"]), window)
-        k = max(1, int(np.ceil(ds.sizes["asset"] / 5)))
-        centrality, ar, avg = _network(c, k)
+        centrality, ar, avg = _network(c)
         sd = rolling.std(ar, lookback, min_periods=lookback // 2)
         shift_z = (rolling.mean(ar, shift) - rolling.mean(ar, lookback, min_periods=lookback // 2)) \
             / sd.where(sd > 0)
