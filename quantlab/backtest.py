@@ -390,7 +390,9 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     ``fees`` in [0, 1) (fraction of traded value); ``fixed_fees`` >= 0 finite (per order);
     ``slippage`` in [0, 1) or a ``Slippage`` whose largest slippage stays < 1 (a sell
     never fills at a price <= 0); ``max_leverage`` in (0, 100]; ``max_position_size`` > 0
-    (inf = no cap); ``borrow_rate`` and ``maintenance_margin`` in [0, 1); ``periods`` an
+    (inf = no cap); ``borrow_rate`` and ``maintenance_margin`` in [0, 1), with
+    ``max_leverage * maintenance_margin < 1`` (else every levered order is margin-called
+    on its own bar); ``periods`` an
     integer >= 1; ``sl_stop``/``tp_stop``/``sl_trail`` > 0 finite (NaN = off);
     ``limit_offset`` in [0, 1); ``limit_tif`` an integer >= 1; ``size`` >= 0 (inf = all
     the buying power); ``dd_limit`` in (0, 1); ``dd_cooldown`` an integer >= 0. DataArray
@@ -457,6 +459,15 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     borrow_rate = _validate.number("borrow_rate", borrow_rate, 0, 1, hi_open=True)
     maintenance_margin = _validate.number("maintenance_margin", maintenance_margin, 0, 1,
                                           hi_open=True)
+    if max_leverage * maintenance_margin >= 1:
+        # at full leverage equity / gross = 1 / max_leverage <= the margin: every order
+        # would be margin-called on the bar it fills (silent churn)
+        raise ValueError(
+            f"max_leverage * maintenance_margin must be < 1 (a fully levered account holds "
+            f"equity 1/max_leverage of its positions, which must stay above the margin), "
+            f"got max_leverage={max_leverage!r} * maintenance_margin={maintenance_margin!r}"
+            f" = {max_leverage * maintenance_margin:.4g}; use max_leverage < "
+            f"{1 / maintenance_margin:.4g} or a lower maintenance_margin (0 = off)")
     periods = _validate.integer("periods", periods, 1)
     _validate.choice("size_type", size_type, SIZE_TYPES)
     _validate.choice("order_type", order_type, ("market", "limit"))

@@ -464,3 +464,39 @@ def test_from_entries_exits_without_a_time_coordinate_is_a_data_error():
 def test_seed_facade_costs_are_checked_with_their_range(name, value, match):
     with pytest.raises(ValueError, match=match):
         ql.BacktestingEngine(**{name: value})
+
+
+# --- max_leverage above 1 / maintenance_margin (outside tester, finding 2) -----------------
+
+def _alternating(n=60, m=2, seed=0):
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2021-01-01", periods=n, freq="D")
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, m)), axis=0))
+    ds = xr.Dataset({"close": (("time", "asset"), close)},
+                    coords={"time": t, "asset": [f"A{i}" for i in range(m)]})
+    sig = xr.DataArray(np.where(np.arange(n) % 2 == 0, 1.0, -1.0)[:, None].repeat(m, 1),
+                       dims=("time", "asset"), coords={"time": t, "asset": ds.asset})
+    return ds, sig
+
+
+@pytest.mark.parametrize("lev,mm", [(5, 0.25), (4, 0.25), (2, 0.5), (10, 0.2), (1.5, 0.9)])
+def test_max_leverage_5_with_margin_025_churns_margin_calls_is_refused(lev, mm):
+    """max_leverage x maintenance_margin >= 1: a full-leverage account starts below the
+    margin, so every signal order was margin-called on its own bar (120 + 120 orders)."""
+    ds, sig = _alternating()
+    with pytest.raises(ValueError, match=rf"max_leverage \* maintenance_margin must be < 1"
+                                         rf".*max_leverage={lev!r}.*maintenance_margin={mm!r}"):
+        ql.backtest(ds, sig, max_leverage=lev, maintenance_margin=mm, fees=0.001)
+    with pytest.raises(ValueError, match="maintenance_margin must be < 1"):   # the facade
+        ql.BacktestingEngine().run_backtest(sig, ds, max_leverage=lev, maintenance_margin=mm)
+    with pytest.raises(ValueError, match="maintenance_margin must be < 1"):   # order events
+        ql.backtest(ds, entries=sig > 0, exits=sig < 0, size=1.0, max_leverage=lev,
+                    maintenance_margin=mm)
+
+
+def test_max_leverage_below_1_over_margin_is_accepted_and_margin_off_allows_any():
+    ds, sig = _alternating()
+    res = ql.backtest(ds, sig, max_leverage=3.9, maintenance_margin=0.25, group=True)
+    assert "margin_call" not in set(res.orders["reason"])
+    # no margin (0) = no rule; 100x is within max_leverage's own range
+    assert ql.backtest(ds, sig, max_leverage=100, maintenance_margin=0.0).equity.notnull().all()
