@@ -399,12 +399,17 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     options are checked value by value and need coordinates for the time/asset dims they
     have, as ``data`` and ``signal`` do (a missing one is a DataError saying how to add it).
 
-    Fixed fees: an order is skipped, never reversed or filled at a loss the account cannot
-    pay, when the account's equity is at most the fixed fee, when paying the fee would
+    Fixed fees: a signal or entry order is skipped, never reversed or filled at a loss the
+    account cannot pay, when the account's equity after it (after the bar's earlier
+    orders and this order's slippage and fees) would be <= 0, when paying the fee would
     turn the order around (sizing nets the fee out of the target, so a fee above the
     target value would turn a buy into a sell), or when the fee takes all of a buy's
     buying power. It is kept in ``res.orders`` with size 0, fee 0 and reason
-    ``fixed_fee`` (not a trade). Stops, drawdown exits and margin calls always fill.
+    ``fixed_fee`` (not a trade). Stops, drawdown exits and margin calls always fill, but
+    their fees are capped at the equity the account has left after the fill (0 when
+    none), so fees never make equity negative; an account a forced order's fees drain
+    closes its other positions on that bar (reason ``margin_call``, no fees; the
+    draining fee pays only what those closes leave) and places no more orders.
 
     Orders (``entries=``/``exits=`` booleans with ``size=`` or ``accumulate=True``):
     long-only order events instead of target exposures. An entry buys ``size`` while

@@ -581,12 +581,13 @@ def test_forced_order_fixed_fee_is_capped_at_the_equity_left(kw, reason, fee):
     assert (res.equity.values >= -1e-9).all()
 
 
-@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("seed", range(24))
 def test_random_signals_and_large_fixed_fees_never_make_equity_negative(seed):
     """Property: positive prices moving < 4% a bar, leverage 1, fixed fees large relative
     to cash, any signal, stops, drawdown control, execution and grouping: the fees alone
-    never take equity below 0 (price moves this small cannot bust a leverage-1 account;
-    a portfolio keeps its maintenance margin, see the report of this fix)."""
+    never take equity below 0 (price moves this small cannot bust a leverage-1 account).
+    Covers a stop whose capped fee drains a portfolio that still holds other assets
+    (they are closed on that bar; the fee pays only what the closes leave)."""
     rng = np.random.default_rng(seed)
     n, m = 40, 3
     t = pd.date_range("2021-01-01", periods=n, freq="D")
@@ -604,8 +605,6 @@ def test_random_signals_and_large_fixed_fees_never_make_equity_negative(seed):
                   execution=str(rng.choice(["close", "next_open"])),
                   rebalance=str(rng.choice(["on_change", "daily"])),
                   maintenance_margin=float(rng.choice([0.0, 0.25, 0.9])))
-        if kw["group"]:   # several orders per bar, one fee netted out of each target:
-            kw["maintenance_margin"] = 0.25   # an account can end up levered, needs it
         kw["fixed_fees"] = kw["init_cash"] * float(rng.choice([0.05, 0.3, 0.6, 0.95, 1.5]))
         if rng.integers(2):
             kw["sl_stop"] = float(rng.choice([0.01, 0.03]))
