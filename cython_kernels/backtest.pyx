@@ -24,7 +24,10 @@ cdef enum:
 
 # why an order was placed (the trades table names them; see backtest.REASONS);
 # R_FIXED_FEE marks an order that was NOT filled: its fixed fee is more than the account
-# can pay (or would turn the order around), recorded with size 0 and fee 0
+# can pay (its equity after the order would be <= 0, or the fee takes a buy's buying
+# power) or would turn the order around, recorded with size 0 and fee 0. Forced orders
+# (stops, drawdown exits, margin calls) always fill, their fees capped at what the
+# account has left after the fill's slippage: fees alone never make equity < 0
 cdef enum:
     R_SIGNAL, R_STOP, R_TAKE_PROFIT, R_TRAILING, R_DRAWDOWN, R_MARGIN, R_FIXED_FEE
 
@@ -119,36 +122,61 @@ cdef inline void stop_ref(double q0, double q1, double ref, double* entry,
 
 cdef inline int fill(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssize_t t,
                      Py_ssize_t c, Py_ssize_t g, double d, double pe, double fee_rate,
-                     double fixed, double bp, double tiny, double ref, double* cash,
-                     double* q, double* entry, double* extreme, int reason) noexcept nogil:
+                     double fixed, double bp, double tiny, double ref, double mark,
+                     double* live, bint forced, double* cash, double* q, double* entry,
+                     double* extreme, int reason, double* paid=NULL) noexcept nogil:
     """Fill d shares of column c at pe (slippage included) with fees: a buy never spends
     more than the buying power ``bp`` (it shrinks to what bp pays for, or is skipped when
     at most ``tiny`` is left, a rounding residue; recorded as R_FIXED_FEE when there was
     buying power and the fixed fee took it); move cash and position, the stop reference
-    (``ref`` when a position opens) and book it. Returns 0 when filled, 1 when skipped,
-    -1 when out of memory for the order record."""
+    (``ref`` when a position opens) and book it.
+
+    ``live``: the account's equity now, with column c valued at ``mark``; the order moves
+    it by -(d (pe - mark) + fees). An order (not ``forced``) with a fixed fee that would
+    leave it <= 0 is skipped (R_FIXED_FEE); a forced one (stop, drawdown exit, margin
+    call) fills with its fees capped at what is left after its fill (slippage), so fees
+    never turn equity negative. Several orders of one account on one bar
+    each see what the earlier ones left. Returns 0 when filled, 2 when filled with its
+    fees capped (the account has nothing left: the caller closes it), 1 when skipped, -1
+    when out of memory for the order record."""
     cdef double fee = fabs(d) * pe * fee_rate + fixed
-    cdef double q0 = q[0]
-    if d > 0 and d * pe + fee > bp:
+    cdef double q0 = q[0], moved, left
+    cdef int drained = 0
+    if d > 0 and not forced and d * pe + fee > bp:
         if bp - fixed <= tiny:
             if fixed > 0 and bp > tiny:   # the fee, not a lack of cash, stops it
                 return skip(o, extra, metrics_only, t, c, g, pe)
             return 1
         d = (bp - fixed) / (pe * (1 + fee_rate))
         fee = d * pe * fee_rate + fixed
+    moved = d * (pe - (pe if isnan(mark) else mark))   # fill vs mark (slippage, gap)
+    left = live[0] - moved   # equity after the fill, before its fees
+    if forced:
+        if fee > left:   # capped at the positive equity left (0 when none)
+            fee = left if left > 0 else 0.0
+            drained = 1
+    elif fixed > 0 and left - fee <= 0:
+        return skip(o, extra, metrics_only, t, c, g, pe)
+    live[0] -= moved + fee
+    if paid != NULL:
+        paid[0] = fee
     cash[0] += -d * pe - fee
     q[0] += d
     stop_ref(q0, q[0], ref, entry, extreme)
-    return -1 if record(o, extra, metrics_only, t, c, g, d, pe, fee, reason) != 0 else 0
+    return -1 if record(o, extra, metrics_only, t, c, g, d, pe, fee, reason) != 0 else (
+        2 if drained else 0)
 
 
 cdef int close_out(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssize_t t,
                    Py_ssize_t c, Py_ssize_t g, double price, double sl, double fee_rate,
-                   double fixed, double[::1] cash, double[::1] q, double[::1] entry,
-                   double[::1] extreme, double[::1] want, double[::1] ev,
-                   double[::1] lim_px, char[::1] pending, int reason) noexcept nogil:
+                   double fixed, double* live, double[::1] cash, double[::1] q,
+                   double[::1] entry, double[::1] extreme, double[::1] want, double[::1] ev,
+                   double[::1] lim_px, char[::1] pending, double[::1] last,
+                   int reason, double* paid=NULL) noexcept nogil:
     """Close column c's whole position at ``price`` with slippage ``sl`` and fees (a stop
-    or a margin call; covering a short is never limited by buying power) and clear what
+    or a margin call: forced, so covering a short is never limited by buying power and
+    the fixed fee is capped at the equity ``live`` has left, column c valued at its last
+    close) and clear what
     the column was waiting for: its target becomes 0,
     a pending order, event or resting limit is dropped. Returns ``fill``'s code."""
     cdef double d = -q[c]
@@ -158,7 +186,8 @@ cdef int close_out(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssize_
     pending[c] = 0
     return fill(o, extra, metrics_only, t, c, g, d,
                 price * (1 + sl) if d > 0 else price * (1 - sl), fee_rate, fixed,
-                INFINITY, 0.0, NAN, &cash[g], &q[c], &entry[c], &extreme[c], reason)
+                INFINITY, 0.0, NAN, last[c], live, True, &cash[g], &q[c], &entry[c],
+                &extreme[c], reason, paid)
 
 
 cdef inline double order_size(double e, double equity, double q, double p, double slip,
@@ -275,11 +304,18 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     is below margin x its gross position value is liquidated at that close (reason
     margin call); an account left with equity <= 0 is closed: no orders, no interest.
 
-    Fixed fees: an order (signal or event; not a stop, drawdown exit or margin call, which
-    always fill) is skipped when its account's equity is at most its fixed fee, when the
-    fee would turn it around (the sizing nets the fee out of the target, so a large fee
-    turns a buy into a sell), or when the fee takes all of a buy's buying power; it is
+    Fixed fees: an order (signal or event) is skipped when its account's equity after it
+    (after the bar's earlier orders, this order's slippage and fees) would be <= 0, when
+    the fee would turn it around (the sizing nets the fee out of the target, so a large
+    fee turns a buy into a sell), or when the fee takes all of a buy's buying power; it is
     recorded with size 0, fee 0 and reason R_FIXED_FEE (an order in metrics-only counts).
+    Stops, drawdown exits and margin calls always fill; their fees are capped at the
+    equity the account has left after the fill's slippage (0 when none; a margin call
+    sets aside the slippage of the account's other closes first), so fees never make
+    equity negative. An account whose forced order's fees were capped (drained) closes
+    its other positions at this bar's execution prices (R_MARGIN, fees capped at 0), the
+    draining fee is cut by what those closes lost below zero, and it is then closed
+    (bust: no more orders or interest).
 
     Returns (equity (time, group), cash (time, group), positions (time, column) in shares,
     orders as arrays (t, col, size, price, fee, reason), halted (time, group): 1 where
@@ -306,6 +342,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     cdef double[:, ::1] equity = equity_np, cash_out = cash_np, positions = pos_np
     cdef double[::1] cash = np.full(n_groups, init_cash)
     cdef double[::1] gross = np.zeros(n_groups), eq = np.zeros(n_groups)
+    # live: equity as the bar's orders leave it (each order's fixed-fee check sees it)
+    cdef double[::1] live = np.zeros(n_groups)
     cdef double[::1] q = np.zeros(m), last = np.full(m, np.nan), want = np.zeros(m)
     cdef double[::1] e = np.zeros(m), px = np.zeros(m)
     cdef char[::1] pending = np.zeros(m, dtype=np.int8)
@@ -318,7 +356,12 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     orders.buf = NULL
     orders.n = 0
     orders.cap = 0
-    cdef double s, p, d, sl, cost
+    cdef double s, p, d, sl, cost, pend, avail
+    # an account whose forced order's fees took all its equity: liquidated, then closed
+    cdef char[::1] drained = np.zeros(n_groups, dtype=np.int8)
+    cdef double[::1] drain_fee = np.zeros(n_groups)
+    cdef Py_ssize_t[::1] drain_rec = np.zeros(n_groups, dtype=np.intp)
+    cdef int code
     cdef double scale = 1.0   # set before use; gcc cannot see that through use_events
     cdef int err = 0
     # bar ranges (stops, limit orders)
@@ -338,7 +381,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     cdef char[::1] stopped = np.zeros(m, dtype=np.int8)
     cdef double cl, op, hi, lo, lvl, tl, hit, sgn
     cdef int why
-    cdef bint long_
+    cdef bint long_, forced
     # order events: size (time, column), what it counts, pyramiding
     cdef bint use_events = events is not None
     cdef const double[:, :] size = target
@@ -358,6 +401,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     cdef bint use_margin = margin > 0
     with nogil:
         for t in range(n):
+            for g in range(n_groups):
+                live[g] = prev_eq[g]   # the last closes' marks until step 2
             # 0. stops, before this bar's signal (they free cash for its orders)
             if use_stops:
                 for c in range(m):
@@ -391,12 +436,17 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                     if isnan(hit):
                         continue
                     stopped[c] = 1
-                    if close_out(&orders, extra, metrics_only, t, c, group[c], hit,
+                    code = close_out(&orders, extra, metrics_only, t, c, group[c], hit,
                                  slip_of(slip_base, impact, impact_cap, t, j, -q[c]), fees[c],
-                                 fixed_fees[c], cash, q, entry, extreme, want, ev, lim_px,
-                                 pending, why) < 0:
+                                 fixed_fees[c], &live[group[c]], cash, q, entry, extreme,
+                                 want, ev, lim_px, pending, last, why, &cost)
+                    if code < 0:
                         err = 1
                         break
+                    if code == 2 and not drained[group[c]]:   # its fees took all the
+                        drained[group[c]] = 1                 # equity: close the account
+                        drain_fee[group[c]] = cost
+                        drain_rec[group[c]] = orders.n - 1
                 if err:
                     break
             # 0b. resting limit orders: sells, then buys
@@ -422,8 +472,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         # bar's close is unknown); the fill is the stop reference
                         if fill(&orders, extra, metrics_only, t, c, g, lim_q[c], hit, fees[c],
                                 fixed_fees[c], cash[g] + (max_leverage - 1) * prev_eq[g],
-                                1e-12 * fabs(prev_eq[g]), hit, &cash[g], &q[c], &entry[c],
-                                &extreme[c], R_SIGNAL) < 0:
+                                1e-12 * fabs(prev_eq[g]), hit, hit, &live[g], False,
+                                &cash[g], &q[c], &entry[c], &extreme[c], R_SIGNAL) < 0:
                             err = 1
                             break
                     if err:
@@ -465,6 +515,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                 elif e[c] < -max_position_size:
                     e[c] = -max_position_size
                 gross[group[c]] += fabs(e[c])
+            for g in range(n_groups):
+                live[g] = eq[g]   # at the execution prices
             if dd_limit > 0:   # drawdown control (off: no cost)
                 for g in range(n_groups):
                     if resume[g] == t:                 # re-entry after the cool-down
@@ -483,6 +535,11 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         gross[g] -= fabs(e[c])
                         e[c] = 0.0
                         ev[c] = NAN                    # entries wait out the halt
+            for c in range(m):   # a drained account closes what it holds, then stops
+                if drained[group[c]] and not bust[group[c]]:
+                    pending[c] = 1
+                    e[c] = 0.0
+                    ev[c] = NAN
             # 3. orders: sells (side 0) before buys (side 1)
             for side in range(2):
                 for c in range(m):
@@ -496,8 +553,9 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                     j = asset[c]
                     if use_limit:
                         lim_px[c] = NAN   # a new order replaces a resting one
+                    forced = drained[g] or (dd_limit > 0 and halted[t, g])
                     if use_events:
-                        if dd_limit > 0 and halted[t, g]:
+                        if forced:
                             d = -q[c]
                         elif isnan(ev[c]):
                             d = 0.0
@@ -516,18 +574,18 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                         continue  # the other pass places it
                     pending[c] = 0
                     ev[c] = NAN
-                    if fixed_fees[c] > 0 and not (dd_limit > 0 and halted[t, g]) and (
-                            eq[g] <= fixed_fees[c] or (not use_events and (d > 0) != (
+                    if fixed_fees[c] > 0 and not forced and (
+                            live[g] <= fixed_fees[c] or (not use_events and (d > 0) != (
                                 e[c] * scale * eq[g] / p - q[c] > 0))):
                         # the account cannot pay the fixed fee (it has at most the fee in
-                        # equity), or paying it turns the order around (a buy into a
-                        # sell): skip it, never reverse it
+                        # equity, after this bar's earlier orders), or paying it turns the
+                        # order around (a buy into a sell): skip it, never reverse it
+                        # (fill also skips one whose costs would leave equity <= 0)
                         if skip(&orders, extra, metrics_only, t, c, g, p) < 0:
                             err = 1
                             break
                         continue
-                    if use_limit and not isnan(lim_off[c]) and not (dd_limit > 0 and
-                                                                   halted[t, g]):
+                    if use_limit and not isnan(lim_off[c]) and not forced:
                         # rest a limit order for what the signal buys at the limit price
                         p = p * (1 - lim_off[c]) if d > 0 else p * (1 + lim_off[c])
                         if not use_events:
@@ -548,17 +606,46 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                             d = order_size(e[c] * scale, eq[g], q[c], p, sl, fees[c],
                                            fixed_fees[c])
                     # stops reference the close of the bar a position opens
-                    if fill(&orders, extra, metrics_only, t, c, g, d,
-                            p * (1 + sl) if d > 0 else p * (1 - sl), fees[c], fixed_fees[c],
-                            cash[g] + (max_leverage - 1) * eq[g], 1e-12 * fabs(eq[g]),
-                            close[t, j], &cash[g], &q[c], &entry[c], &extreme[c],
-                            R_DRAWDOWN if dd_limit > 0 and halted[t, g] else R_SIGNAL) < 0:
+                    code = fill(&orders, extra, metrics_only, t, c, g, d,
+                                p * (1 + sl) if d > 0 else p * (1 - sl), fees[c],
+                                fixed_fees[c], cash[g] + (max_leverage - 1) * eq[g],
+                                1e-12 * fabs(eq[g]), close[t, j], p, &live[g], forced,
+                                &cash[g], &q[c], &entry[c], &extreme[c],
+                                R_MARGIN if drained[g] else (R_DRAWDOWN if forced else
+                                                             R_SIGNAL), &cost)
+                    if code < 0:
                         err = 1
                         break
+                    if code == 2 and not drained[g]:   # a drawdown exit's fees took it all
+                        drained[g] = 1
+                        drain_fee[g] = cost
+                        drain_rec[g] = orders.n - 1
+                        for k in range(m):
+                            if group[k] == g and q[k] != 0:
+                                pending[k] = 1   # closes the rest on this bar
+                                e[k] = 0.0
+                                ev[k] = NAN
                 if err:
                     break
             if err:
                 break
+            for g in range(n_groups):
+                if drained[g]:
+                    bust[g] = 1   # no more orders or interest, once it holds nothing
+            for c in range(m):
+                if drained[group[c]] and q[c] != 0:
+                    bust[group[c]] = 0   # a missing bar: it closes on the next one
+            for g in range(n_groups):
+                if bust[g] and drained[g] and cash[g] < 0 and drain_fee[g] > 0:
+                    # the fee that drained it was capped at the last marks; the rest,
+                    # closed at this bar's prices, lost more: it pays only what was there
+                    cost = min(-cash[g], drain_fee[g])
+                    cash[g] += cost
+                    drain_fee[g] -= cost
+                    if metrics_only:
+                        extra[g, X_FEES] -= cost
+                    else:
+                        orders.buf[drain_rec[g]].fee -= cost
             # 4. mark to the close (last valid close on a missing bar)
             for g in range(n_groups):
                 eq[g] = cash[g]
@@ -584,16 +671,26 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
             if use_margin:   # maintenance margin: liquidate at the close
                 for g in range(n_groups):
                     if gross_v[g] > 0 and eq[g] < margin * gross_v[g] and not bust[g]:
+                        # the slippage of the account's later closes is set aside, so
+                        # an earlier close's capped fees cannot take what it needs
+                        pend = 0.0
+                        for c in range(m):
+                            if group[c] == g and q[c] != 0:
+                                pend += fabs(q[c]) * last[c] * slip_of(
+                                    slip_base, impact, impact_cap, t, asset[c], -q[c])
                         for c in range(m):
                             if group[c] != g or q[c] == 0:
                                 continue
+                            sl = slip_of(slip_base, impact, impact_cap, t, asset[c], -q[c])
+                            pend -= fabs(q[c]) * last[c] * sl
+                            avail = eq[g] - pend
                             if close_out(&orders, extra, metrics_only, t, c, g, last[c],
-                                         slip_of(slip_base, impact, impact_cap, t, asset[c],
-                                                 -q[c]), fees[c], fixed_fees[c], cash, q,
-                                         entry, extreme, want, ev, lim_px, pending,
+                                         sl, fees[c], fixed_fees[c], &avail, cash, q,
+                                         entry, extreme, want, ev, lim_px, pending, last,
                                          R_MARGIN) < 0:
                                 err = 1
                                 break
+                            eq[g] = avail + pend
                         if err:
                             break
                         eq[g] = cash[g]

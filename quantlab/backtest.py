@@ -390,19 +390,26 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     ``fees`` in [0, 1) (fraction of traded value); ``fixed_fees`` >= 0 finite (per order);
     ``slippage`` in [0, 1) or a ``Slippage`` whose largest slippage stays < 1 (a sell
     never fills at a price <= 0); ``max_leverage`` in (0, 100]; ``max_position_size`` > 0
-    (inf = no cap); ``borrow_rate`` and ``maintenance_margin`` in [0, 1); ``periods`` an
+    (inf = no cap); ``borrow_rate`` and ``maintenance_margin`` in [0, 1), with
+    ``max_leverage * maintenance_margin < 1`` (else every levered order is margin-called
+    on its own bar); ``periods`` an
     integer >= 1; ``sl_stop``/``tp_stop``/``sl_trail`` > 0 finite (NaN = off);
     ``limit_offset`` in [0, 1); ``limit_tif`` an integer >= 1; ``size`` >= 0 (inf = all
     the buying power); ``dd_limit`` in (0, 1); ``dd_cooldown`` an integer >= 0. DataArray
     options are checked value by value and need coordinates for the time/asset dims they
     have, as ``data`` and ``signal`` do (a missing one is a DataError saying how to add it).
 
-    Fixed fees: an order is skipped, never reversed or filled at a loss the account cannot
-    pay, when the account's equity is at most the fixed fee, when paying the fee would
+    Fixed fees: a signal or entry order is skipped, never reversed or filled at a loss the
+    account cannot pay, when the account's equity after it (after the bar's earlier
+    orders and this order's slippage and fees) would be <= 0, when paying the fee would
     turn the order around (sizing nets the fee out of the target, so a fee above the
     target value would turn a buy into a sell), or when the fee takes all of a buy's
     buying power. It is kept in ``res.orders`` with size 0, fee 0 and reason
-    ``fixed_fee`` (not a trade). Stops, drawdown exits and margin calls always fill.
+    ``fixed_fee`` (not a trade). Stops, drawdown exits and margin calls always fill, but
+    their fees are capped at the equity the account has left after the fill (0 when
+    none), so fees never make equity negative; an account a forced order's fees drain
+    closes its other positions on that bar (reason ``margin_call``, no fees; the
+    draining fee pays only what those closes leave) and places no more orders.
 
     Orders (``entries=``/``exits=`` booleans with ``size=`` or ``accumulate=True``):
     long-only order events instead of target exposures. An entry buys ``size`` while
@@ -457,6 +464,15 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     borrow_rate = _validate.number("borrow_rate", borrow_rate, 0, 1, hi_open=True)
     maintenance_margin = _validate.number("maintenance_margin", maintenance_margin, 0, 1,
                                           hi_open=True)
+    if max_leverage * maintenance_margin >= 1:
+        # at full leverage equity / gross = 1 / max_leverage <= the margin: every order
+        # would be margin-called on the bar it fills (silent churn)
+        raise ValueError(
+            f"max_leverage * maintenance_margin must be < 1 (a fully levered account holds "
+            f"equity 1/max_leverage of its positions, which must stay above the margin), "
+            f"got max_leverage={max_leverage!r} * maintenance_margin={maintenance_margin!r}"
+            f" = {max_leverage * maintenance_margin:.4g}; use max_leverage < "
+            f"{1 / maintenance_margin:.4g} or a lower maintenance_margin (0 = off)")
     periods = _validate.integer("periods", periods, 1)
     _validate.choice("size_type", size_type, SIZE_TYPES)
     _validate.choice("order_type", order_type, ("market", "limit"))

@@ -464,3 +464,154 @@ def test_from_entries_exits_without_a_time_coordinate_is_a_data_error():
 def test_seed_facade_costs_are_checked_with_their_range(name, value, match):
     with pytest.raises(ValueError, match=match):
         ql.BacktestingEngine(**{name: value})
+
+
+# --- max_leverage above 1 / maintenance_margin (outside tester, finding 2) -----------------
+
+def _alternating(n=60, m=2, seed=0):
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2021-01-01", periods=n, freq="D")
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, m)), axis=0))
+    ds = xr.Dataset({"close": (("time", "asset"), close)},
+                    coords={"time": t, "asset": [f"A{i}" for i in range(m)]})
+    sig = xr.DataArray(np.where(np.arange(n) % 2 == 0, 1.0, -1.0)[:, None].repeat(m, 1),
+                       dims=("time", "asset"), coords={"time": t, "asset": ds.asset})
+    return ds, sig
+
+
+@pytest.mark.parametrize("lev,mm", [(5, 0.25), (4, 0.25), (2, 0.5), (10, 0.2), (1.5, 0.9)])
+def test_max_leverage_5_with_margin_025_churns_margin_calls_is_refused(lev, mm):
+    """max_leverage x maintenance_margin >= 1: a full-leverage account starts below the
+    margin, so every signal order was margin-called on its own bar (120 + 120 orders)."""
+    ds, sig = _alternating()
+    with pytest.raises(ValueError, match=rf"max_leverage \* maintenance_margin must be < 1"
+                                         rf".*max_leverage={lev!r}.*maintenance_margin={mm!r}"):
+        ql.backtest(ds, sig, max_leverage=lev, maintenance_margin=mm, fees=0.001)
+    with pytest.raises(ValueError, match="maintenance_margin must be < 1"):   # the facade
+        ql.BacktestingEngine().run_backtest(sig, ds, max_leverage=lev, maintenance_margin=mm)
+    with pytest.raises(ValueError, match="maintenance_margin must be < 1"):   # order events
+        ql.backtest(ds, entries=sig > 0, exits=sig < 0, size=1.0, max_leverage=lev,
+                    maintenance_margin=mm)
+
+
+def test_max_leverage_below_1_over_margin_is_accepted_and_margin_off_allows_any():
+    ds, sig = _alternating()
+    res = ql.backtest(ds, sig, max_leverage=3.9, maintenance_margin=0.25, group=True)
+    assert "margin_call" not in set(res.orders["reason"])
+    # no margin (0) = no rule; 100x is within max_leverage's own range
+    assert ql.backtest(ds, sig, max_leverage=100, maintenance_margin=0.0).equity.notnull().all()
+
+
+# --- fixed fees never drive an account negative (outside tester, finding 1) ---------------
+
+def test_fixed_fees_1e4_alternating_signal_never_drive_equity_negative():
+    """60 bars x 2 assets, signal +-1, fixed_fees=1e4 in one account: equity fell to
+    -19,845.5 (a signal order at ~10,154 equity, then two margin calls paying 10,000 each)."""
+    ds, sig = _alternating(seed=3)
+    res = ql.backtest(ds, sig, fixed_fees=1e4, group=True)
+    eq = res.equity.values
+    assert (eq >= 0).all(), eq.min()
+    o = res.orders
+    filled = o[o["size"] != 0]
+    assert (filled.loc[filled["reason"] == "signal", "fee"] == 1e4).all()
+    assert (o.loc[o["reason"] == "fixed_fee", "fee"] == 0).all()
+    # a forced order's fee never exceeds the account's equity before it (no slippage here)
+    for t, rows in o[o["reason"] == "margin_call"].groupby("t"):
+        before = float(eq[t - 1]) if t else E0
+        assert rows["fee"].sum() <= max(before, 0) + 1e-6 * E0
+
+
+def test_second_order_on_a_bar_is_skipped_when_the_first_fee_used_the_equity():
+    """Both sells of one account on one bar were checked against the equity before the
+    bar (15,500 > 10,000) though the first fee left 5,500: the second is now skipped.
+    Bar 0: sell 250 B at 50, buy 125 A at 100 (fee 10,000 each); bar 1: A at 102, B at 49
+    -> equity 15,000 + 12,750 - 12,250 = 15,500; close both: sell A (fee: 5,500 left),
+    cover B skipped; then cash 17,750 - 250 B at the closes."""
+    res = ql.backtest(_ds(), _sig(a=(1, 0, NA, NA, NA), b=(-1, 0, NA, NA, NA)),
+                      init_cash=35_000.0, fixed_fees=10_000.0, group=True)
+    o = res.orders
+    assert list(zip(o["asset"], o["reason"])) == [("B", "signal"), ("A", "signal"),
+                                                  ("A", "signal"), ("B", "fixed_fee")]
+    np.testing.assert_allclose(o["size"], [-250, 125, -125, 0], rtol=1e-12)
+    np.testing.assert_allclose(res.equity.values, [15_000.0] + [17_750.0 - 250 * c for c in
+                                                               CLOSE[1:, B]], rtol=1e-12)
+
+
+def test_sell_whose_slippage_and_fees_leave_no_equity_is_skipped():
+    """The skip counts the order's own slippage and proportional fee, not only the fixed
+    fee. Slippage 0.1, fees 0.05, fixed 900, cash 2,055: bar 0 buys (2,055 - 900) / 115.5
+    = 10 A (all the cash); the exit at bar 2 (99) sees equity 990 > 900 (it was filled,
+    leaving 10 x 99 x 0.9 x 0.95 - 900 = -53.55); now skipped. Fixed 800: it leaves
+    10.866 x 84.645 - 800 > 0 and fills."""
+    for fixed, filled in ((900.0, False), (800.0, True)):
+        res = ql.backtest(_ds(), _sig(a=(1, NA, 0, NA, NA)), init_cash=2_055.0,
+                          fixed_fees=fixed, slippage=0.1, fees=0.05)
+        o = res.orders
+        shares = (2_055.0 - fixed) / 115.5
+        assert o["size"].iloc[0] == pytest.approx(shares, rel=1e-12)
+        if filled:
+            assert list(o["reason"]) == ["signal", "signal"]
+            np.testing.assert_allclose(_eq(res, A)[2:], shares * 99 * 0.9 * 0.95 - fixed,
+                                       rtol=1e-12)
+        else:
+            assert list(o["reason"]) == ["signal", "fixed_fee"]
+            np.testing.assert_allclose(_eq(res, A), shares * CLOSE[:, A], rtol=1e-12)
+
+
+@pytest.mark.parametrize("kw,reason,fee", [
+    # short 50 A at 100 (5,000 of equity); the close of 102 breaches a 0.99 margin:
+    # equity 0.98 x 5,000 = 4,900 pays the fee, not 10,000
+    (dict(a=(-1, NA, NA, NA, NA), maintenance_margin=0.99), "margin_call", 4_900.0),
+    # long 50 A; the stop at 99 (bar 2) leaves 50 x 99 = 4,950 for the fee
+    (dict(a=(1, NA, NA, NA, NA), sl_stop=0.01), "stop", 4_950.0),
+    # long 50 A; equity 5,100 at bar 1 is 66% below the peak (init_cash): the drawdown
+    # exit at 102 leaves 50 x 102 = 5,100 for the fee
+    (dict(a=(1, NA, NA, NA, NA), dd_limit=0.01), "drawdown", 5_100.0),
+])
+def test_forced_order_fixed_fee_is_capped_at_the_equity_left(kw, reason, fee):
+    kw = dict(kw)
+    sig = _sig(a=kw.pop("a"))
+    res = ql.backtest(_ds(), sig, init_cash=15_000.0, fixed_fees=10_000.0, **kw)
+    o = res.orders
+    assert list(o["reason"]) == ["signal", reason]
+    assert float(o["fee"].iloc[1]) == pytest.approx(fee, rel=1e-12)
+    assert float(o["size"].iloc[1]) == pytest.approx(-float(o["size"].iloc[0]), rel=1e-12)
+    assert res.equity.values[0, A] == pytest.approx(5_000.0, rel=1e-12)
+    assert np.abs(res.equity.values[2:, A]).max() < 1e-9   # all of it went to the fee
+    assert (res.equity.values >= -1e-9).all()
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_signals_and_large_fixed_fees_never_make_equity_negative(seed):
+    """Property: positive prices moving < 4% a bar, leverage 1, fixed fees large relative
+    to cash, any signal, stops, drawdown control, execution and grouping: the fees alone
+    never take equity below 0 (price moves this small cannot bust a leverage-1 account).
+    Covers a stop whose capped fee drains a portfolio that still holds other assets
+    (they are closed on that bar; the fee pays only what the closes leave)."""
+    rng = np.random.default_rng(seed)
+    n, m = 40, 3
+    t = pd.date_range("2021-01-01", periods=n, freq="D")
+    close = 100 * np.exp(np.cumsum(rng.uniform(-0.03, 0.03, (n, m)), axis=0))
+    ds = xr.Dataset({"close": (("time", "asset"), close),
+                     "open": (("time", "asset"), close * np.exp(rng.uniform(-0.005, 0.005, (n, m))))},
+                    coords={"time": t, "asset": ["A", "B", "C"]})
+    raw = rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0, np.nan], (n, m))
+    sig = xr.DataArray(raw, dims=("time", "asset"), coords={"time": t, "asset": ds.asset})
+    for _ in range(6):
+        kw = dict(init_cash=float(rng.choice([1e3, 1e4, 1e5])),
+                  fees=float(rng.choice([0.0, 0.001, 0.01])),
+                  slippage=float(rng.choice([0.0, 0.001, 0.005])),
+                  group=bool(rng.integers(2)),
+                  execution=str(rng.choice(["close", "next_open"])),
+                  rebalance=str(rng.choice(["on_change", "daily"])),
+                  maintenance_margin=float(rng.choice([0.0, 0.25, 0.9])))
+        kw["fixed_fees"] = kw["init_cash"] * float(rng.choice([0.05, 0.3, 0.6, 0.95, 1.5]))
+        if rng.integers(2):
+            kw["sl_stop"] = float(rng.choice([0.01, 0.03]))
+        if rng.integers(2):
+            kw["dd_limit"] = 0.05
+        res = ql.backtest(ds, sig, **kw)
+        eq = res.equity.values
+        assert (eq >= -1e-9 * kw["init_cash"]).all(), (kw, eq.min())
+        skipped = res.orders[res.orders["reason"] == "fixed_fee"]
+        assert (skipped["size"] == 0).all() and (skipped["fee"] == 0).all()

@@ -3,7 +3,8 @@ import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
 # t, col, size, price, fee, reason (an index into quantlab.backtest.REASONS; 6 =
-# "fixed_fee": an order skipped because of its fixed fee, size 0 and fee 0)
+# "fixed_fee": an order skipped because of its fixed fee, size 0 and fee 0; a forced
+# order's fee is capped at the equity left, so fees never make equity negative)
 Orders = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], F64, F64, F64, npt.NDArray[np.int8]]
 
 def simulate(
