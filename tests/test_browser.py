@@ -5,6 +5,7 @@ blocked. Headless Debian Chromium driven by playwright (no browser download).
 Without a browser the test skips locally and FAILS under CI=true (never a silent skip).
 Screenshots land in tests/artifacts/ (ignored by git).
 """
+import contextlib
 import os
 import shutil
 import socket
@@ -255,6 +256,21 @@ def hostile_report(tmp_path_factory):
     return root, out, codes, before, after
 
 
+@contextlib.contextmanager
+def _index_page(index_uri):
+    """A page on ``index_uri``, recording every dialog (a script that ran) it opens."""
+    with _browser() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            dialogs = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(index_uri)
+            yield page, dialogs
+        finally:
+            browser.close()
+
+
 def _visit_every_link(page, index_uri):
     """Click each link of the index; return (href attribute, URL the browser resolved,
     URL it landed on)."""
@@ -284,19 +300,13 @@ def test_index_of_hostile_names_runs_no_script(hostile_report):
     root, out, codes, _, _ = hostile_report
     assert codes[:2] == [1, 0]  # markup.ipynb fails on purpose
     index_uri = (out / "index.html").resolve().as_uri()
-    with _browser() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page()
-        dialogs = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.goto(index_uri)
+    with _index_page(index_uri) as (page, dialogs):
         page.wait_for_load_state("load")
         rows = page.locator("#runs tbody tr").count()
         text = page.locator("#runs").inner_text()
         seen = _visit_every_link(page, index_uri)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "index_hostile.png"), full_page=True)
-        browser.close()
     assert dialogs == [], f"a script ran: {dialogs}"
     assert rows == 5  # both batches
     assert "<img src=x onerror=alert('err')>" in text  # shown as text, not markup
@@ -314,18 +324,12 @@ def test_traversal_name_is_refused_and_nothing_is_written_outside_out(hostile_re
     assert not (root / "rep3").exists()
     assert (root / "victim" / "important.ipynb").read_text() == "precious"
     index_uri = (out / "index.html").resolve().as_uri()
-    with _browser() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page()
-        dialogs = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.goto(index_uri)
+    with _index_page(index_uri) as (page, dialogs):
         link = page.locator("#runs a", has_text="%2e%2e%2fvictim")
         resolved = link.evaluate("a => a.href")
         link.click()
         page.wait_for_load_state("load")
         landed, body = page.url, page.locator("body").inner_text()
-        browser.close()
     assert dialogs == []
     assert _inside(resolved, out) and _inside(landed, out), (resolved, landed)
     assert "precious" not in body  # not root/victim.html
