@@ -544,6 +544,17 @@ def wealth(const double[:, ::1] r):
     return out_np
 
 
+cdef inline (double, double, double, double) _dd_step(
+        double x, double c, double v, double p, double md) noexcept nogil:
+    """One row of ``drawdown``: count, wealth, peak and max drawdown after return x."""
+    cdef double dd
+    c = c + _ok(x)
+    v = v * _g(x)
+    p = v if v > p else p
+    dd = v / p - 1.0
+    return c, v, p, (dd if dd < md else md)
+
+
 def drawdown(const double[:, ::1] r):
     """Per column: rows n, wealth Π(1 + x), max_dd = min_t (W_t / max_{s<=t} W_s - 1)
     with the initial 1.0 a peak; (3, m). Same operations as ``acc_add`` (same bits)."""
@@ -552,58 +563,20 @@ def drawdown(const double[:, ::1] r):
     cdef double[:, ::1] out = out_np
     cdef double[::1] cnt = out[0], w = out[1], mdd = out[2]
     cdef double[::1] peak = np.ones(m)
-    cdef double x, c, v, p, dd, md
+    cdef double c, v, p, md
     with nogil:
         for a in range(m):
             w[a] = 1.0
+        # four rows per pass over the columns: each column's state is loaded and stored
+        # once per four rows (the step is inlined; same operations in the same order)
         for t in range(0, n4, 4):
             for a in range(m):
-                c = cnt[a]
-                v = w[a]
-                p = peak[a]
-                md = mdd[a]
-                x = r[t, a]
-                c = c + _ok(x)
-                v = v * _g(x)
-                p = v if v > p else p
-                dd = v / p - 1.0
-                md = dd if dd < md else md
-                x = r[t + 1, a]
-                c = c + _ok(x)
-                v = v * _g(x)
-                p = v if v > p else p
-                dd = v / p - 1.0
-                md = dd if dd < md else md
-                x = r[t + 2, a]
-                c = c + _ok(x)
-                v = v * _g(x)
-                p = v if v > p else p
-                dd = v / p - 1.0
-                md = dd if dd < md else md
-                x = r[t + 3, a]
-                c = c + _ok(x)
-                v = v * _g(x)
-                p = v if v > p else p
-                dd = v / p - 1.0
-                md = dd if dd < md else md
-                cnt[a] = c
-                w[a] = v
-                peak[a] = p
-                mdd[a] = md
+                c, v, p, md = _dd_step(r[t, a], cnt[a], w[a], peak[a], mdd[a])
+                c, v, p, md = _dd_step(r[t + 1, a], c, v, p, md)
+                c, v, p, md = _dd_step(r[t + 2, a], c, v, p, md)
+                cnt[a], w[a], peak[a], mdd[a] = _dd_step(r[t + 3, a], c, v, p, md)
         for t in range(n4, n):
             for a in range(m):
-                c = cnt[a]
-                v = w[a]
-                p = peak[a]
-                md = mdd[a]
-                x = r[t, a]
-                c = c + _ok(x)
-                v = v * _g(x)
-                p = v if v > p else p
-                dd = v / p - 1.0
-                md = dd if dd < md else md
-                cnt[a] = c
-                w[a] = v
-                peak[a] = p
-                mdd[a] = md
+                cnt[a], w[a], peak[a], mdd[a] = _dd_step(r[t, a], cnt[a], w[a], peak[a],
+                                                        mdd[a])
     return out_np
