@@ -41,7 +41,7 @@ import pandas as pd
 
 from quantlab import _validate as _v
 from quantlab._kernels import ticks as _k
-from quantlab.engine_reference import FIELDS, PyTickEngine, to_int, to_ticks
+from quantlab.engine_reference import FIELDS, PyTickEngine, _not_real, to_int, to_ticks
 
 __all__ = ["TickEngine", "TickResult", "AlertMonitor", "FeedError", "load_config",
            "reference_engine", "synthetic_ticks", "seed_batch", "websocket_feed", "dashboard",
@@ -345,7 +345,7 @@ def _read_tick_file(path: Path) -> dict:
 def _float_or_nan(x) -> float:
     """A file cell as the oracle parses it (``float(x)``); NaN (a rejected tick) if it
     is not a real number."""
-    if isinstance(x, (complex, np.complexfloating)):
+    if _not_real(x):
         return math.nan
     try:
         return float(x)
