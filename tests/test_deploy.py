@@ -1,0 +1,189 @@
+"""ql.deploy: a strategy trading bar by bar trades exactly as its backtest.
+
+Parity: the bars of a replay go one at a time through Deployment.on_bar (the signal from
+the trailing window the strategy declares, one step of the backtest kernel from its
+saved state); ql.backtest runs the full-history signal over the same bars with the same
+options. Orders (time, asset, size, price) and equity at every bar must agree to 1e-9.
+"""
+import asyncio
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+from quantlab.errors import DataError
+
+HISTORY, REPLAY = 560, 160      # bars of warm-up history, bars traded
+
+
+@pytest.fixture(scope="module")
+def equities():
+    return ql.data.load().isel(time=slice(0, HISTORY + REPLAY))
+
+
+VARIANTS = {
+    "close": {},
+    "next_open": {"execution": "next_open"},
+    "fees_fixed_slippage": {"fees": 0.001, "fixed_fees": 1.0, "slippage": 0.0005},
+    "volume_slippage": {"slippage": ql.Slippage("volume_based", coef=0.1, cap=0.02)},
+    "adaptive_slippage": {"slippage": ql.Slippage("adaptive", bps=2), "fees": 0.0005},
+    "stop_loss": {"sl_stop": 0.03, "fees": 0.0005},
+    "group_levered": {"group": True, "max_leverage": 1.5, "execution": "next_open"},
+}
+
+
+def _replay_vs_backtest(name, ds, options):
+    s = ql.strategies.get(name)
+    history, bars = ds.isel(time=slice(0, HISTORY)), ds.isel(time=slice(HISTORY, None))
+    dep = ql.deploy(s, history=history, **options)
+    dep.replay(bars)
+    signal = s.signal(ds, **s.default_inputs(ds)).isel(time=slice(HISTORY, None))
+    res = ql.backtest(bars, signal, **options)
+    return dep, res
+
+
+def _assert_same(dep, res):
+    np.testing.assert_allclose(dep.equity.values, res.equity.values, rtol=1e-9)
+    np.testing.assert_allclose(dep.positions.values, res.positions.values, rtol=1e-9,
+                               atol=1e-9)
+    got = dep.orders.reset_index(drop=True)
+    want = res.orders.reset_index(drop=True)
+    assert len(got) == len(want), (len(got), len(want))
+    assert (got["time"].values == want["time"].values).all()
+    assert (got["asset"].values == want["asset"].values).all()
+    assert (got["reason"].values == want["reason"].values).all()
+    for k in ("size", "price", "fee"):
+        np.testing.assert_allclose(got[k].values, want[k].values, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("i, name", list(enumerate(ql.strategies.names())))
+def test_replayed_deployment_trades_as_its_backtest(i, name, equities):
+    """Each strategy with its defaults, under one of the option variants in turn."""
+    variant = list(VARIANTS)[i % len(VARIANTS)]
+    dep, res = _replay_vs_backtest(name, equities, VARIANTS[variant])
+    assert len(res.orders) > 0, f"{name}/{variant} places no order: a vacuous comparison"
+    _assert_same(dep, res)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_option_variant_trades_as_its_backtest(variant, equities):
+    dep, res = _replay_vs_backtest("volatility_regime", equities, VARIANTS[variant])
+    assert len(res.orders) > 0
+    _assert_same(dep, res)
+
+
+def test_optimization_result_carries_its_parameters_and_options(equities):
+    opt = ql.optimize.optimize_strategy_parameters(
+        "volatility_regime", {"window": (10, 30)}, data=equities.isel(time=slice(0, HISTORY)),
+        optimization_method="grid", n_trials=3, fees=0.001)
+    dep = ql.deploy(opt, history=equities.isel(time=slice(0, HISTORY)))
+    assert dep.strategy.params["window"] == opt.best_params["window"]
+    assert dep.options.fees == 0.001
+
+
+def _bar(ds, i):
+    return ds.isel(time=i)
+
+
+def test_bad_bars_are_refused_and_change_nothing(equities):
+    dep = ql.deploy("volatility_regime", history=equities.isel(time=slice(0, 300)))
+    dep.on_bar(_bar(equities, 300))
+    before = (len(dep.equity), dep.state.to_dict()["cash"].copy())
+    cases = [
+        (_bar(equities, 300), "duplicated"),
+        (_bar(equities, 299), "out of order"),
+        (_bar(equities, 301).isel(asset=slice(0, 3)), "missing"),
+        (_bar(equities, 301).assign(close=_bar(equities, 301)["close"] * -1), "negative"),
+        (_bar(equities, 301).assign(
+            close=_bar(equities, 301)["close"].where(lambda c: c.asset != c.asset[0])),
+         "partially missing|missing"),
+        (_bar(equities, 301)[["close"]], "lacks"),
+        ("not a bar", "Dataset"),
+    ]
+    for bar, match in cases:
+        with pytest.raises((DataError, TypeError), match=match):
+            dep.on_bar(bar)
+        assert len(dep.equity) == before[0]
+        np.testing.assert_array_equal(dep.state.to_dict()["cash"], before[1])
+    dep.on_bar(_bar(equities, 301))   # the good next bar still goes through
+    assert len(dep.equity) == 2
+
+
+def test_unknown_strategy_or_parameter_is_refused():
+    with pytest.raises(ValueError, match="unknown strategy"):
+        ql.deploy("momentun")
+    with pytest.raises(ValueError, match="unknown parameter"):
+        ql.deploy("volatility_regime", {"windw": 3})
+    with pytest.raises(ValueError, match="one parameter combination"):
+        ql.deploy("volatility_regime", {"window": [10, 20]})
+
+
+def test_checkpoint_restore_continues_to_the_same_state(equities, tmp_path):
+    kw = dict(fees=0.001, sl_stop=0.05)
+    hist = equities.isel(time=slice(0, HISTORY))
+    bars = equities.isel(time=slice(HISTORY, HISTORY + 60))
+    whole = ql.deploy("volatility_regime", history=hist, **kw).replay(bars)
+    part = ql.deploy("volatility_regime", history=hist, **kw)
+    part.replay(bars.isel(time=slice(0, 25)))
+    part.checkpoint(tmp_path / "ck")
+    assert not list((tmp_path / "ck").glob("*.tmp"))
+    back = ql.Deployment.restore(tmp_path / "ck")
+    back.replay(bars.isel(time=slice(25, None)))
+    np.testing.assert_array_equal(back.equity.values, whole.equity.values)
+    pd.testing.assert_frame_equal(back.orders, whole.orders)
+    with pytest.raises(ValueError, match="strategy 'volatility_regime', not 'spc'"):
+        ql.Deployment.restore(tmp_path / "ck", strategy="spc")
+    meta = json.loads((tmp_path / "ck" / "deployment.json").read_text())
+    meta["format"] = 999
+    (tmp_path / "ck" / "deployment.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="format 999"):
+        ql.Deployment.restore(tmp_path / "ck")
+
+
+def test_risk_limits_change_targets_and_record_rejections(equities):
+    hist = equities.isel(time=slice(0, HISTORY))
+    bars = equities.isel(time=slice(HISTORY, HISTORY + 80))
+    dep = ql.deploy("cross_sectional_momentum", {"lookback": 120, "skip": 5, "hold": 5},
+                    history=hist, group=True, risk={"max_position": 0.1})
+    dep.replay(bars)
+    assert (dep.rejections["reason"] == "max_position").any()
+    assert float(abs(dep.targets).max()) <= 0.1
+    wanted = dep.signal.values[np.isfinite(dep.signal.values)]
+    assert np.abs(wanted).max() > 0.1          # the strategy asked for more, kept beside
+
+
+def test_drawdown_kill_switch_closes_everything(equities):
+    hist = equities.isel(time=slice(0, HISTORY))
+    bars = equities.isel(time=slice(HISTORY, HISTORY + 120))
+    dep = ql.deploy("volatility_regime", history=hist, group=True, max_leverage=2.0,
+                    risk={"max_drawdown_pct": 0.001})
+    dep.replay(bars)
+    assert dep.killed
+    assert dep.health_check()["status"] == "critical"
+    assert (dep.rejections["reason"] == "kill_switch").any()
+    assert float(abs(dep.positions.isel(time=-1)).sum()) == 0
+
+
+def test_health_is_waiting_before_any_bar_and_degraded_when_the_feed_is_silent(equities):
+    dep = ql.deploy("volatility_regime", history=equities.isel(time=slice(0, 300)))
+    assert dep.health_check()["status"] == "waiting"
+    dep.on_bar(_bar(equities, 300))
+    assert dep.health_check(bar_seconds=1e6)["status"] == "healthy"
+    dep._last_wall -= 10
+    assert dep.health_check(bar_seconds=1.0, max_silent_bars=3)["status"] == "degraded"
+
+
+def test_a_feed_that_disconnects_keeps_every_bar_before(equities):
+    dep = ql.deploy("volatility_regime", history=equities.isel(time=slice(0, 300)))
+
+    async def feed():
+        for i in range(300, 305):
+            yield _bar(equities, i)
+        raise ConnectionResetError("peer went away")
+
+    with pytest.raises(ql.engine.FeedError, match="after 5 bars"):
+        asyncio.run(dep.run_feed(feed()))
+    assert len(dep.equity) == 5
