@@ -46,7 +46,8 @@ class BarAggregator:
         names = dict(symbols) if isinstance(symbols, dict) else dict(enumerate(symbols))
         self.symbols = {int(k): str(v) for k, v in names.items()}
         self.assets = sorted(set(self.symbols.values()), key=list(self.symbols.values()).index)
-        self._col = {k: self.assets.index(v) for k, v in self.symbols.items()}
+        self._ids = np.array(sorted(self.symbols), dtype=np.int64)
+        self._cols = np.array([self.assets.index(self.symbols[i]) for i in self._ids.tolist()])
         self._pending = None          # the open bar's ticks: (bucket, col, mid, vol)
         self._last_closed = None      # bucket of the last bar handed on
         self.skipped = 0
@@ -62,7 +63,9 @@ class BarAggregator:
         size = np.asarray(columns["bid_size"], dtype=float) + \
             np.asarray(columns["ask_size"], dtype=float)
         ts = np.asarray(columns["timestamp"]).astype(np.int64, copy=False)
-        col = np.array([self._col.get(int(s), -1) for s in sym], dtype=np.int64)
+        known = np.isin(sym, self._ids)
+        col = np.full(sym.shape, -1, dtype=np.int64)
+        col[known] = self._cols[np.searchsorted(self._ids, sym[known])]
         with np.errstate(invalid="ignore"):
             ok = (col >= 0) & (bid > 0) & (ask >= bid) & np.isfinite(ask) & \
                 np.isfinite(size) & (size >= 0) & (ts >= 0)
