@@ -308,6 +308,44 @@ def test_dashboard_updates_while_replaying():
     assert len(src["pos"].data["symbol"]) == len(eng.positions())
 
 
+def test_engine_dashboard_refuses_what_is_not_an_engine():
+    for bad in (E.reference_engine(), {"ticks": 1}, None):
+        with pytest.raises(TypeError, match="engine_dashboard draws a ql.engine.TickEngine"):
+            ql.plots.engine_dashboard(bad)
+
+
+def test_engine_package_imports_no_bokeh():
+    # drawing left the engine: importing and running it loads no bokeh
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, quantlab.engine as E, quantlab.testing as T\n"
+            "e = E.TickEngine(); e.process_ticks(T.synthetic_ticks(100)); e.health_check()\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'bokeh'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+    for f in Path(E.__file__).parent.glob("*.py"):
+        assert "bokeh" not in f.read_text(), f
+
+
+def test_engine_package_exports_its_public_names():
+    from quantlab.engine import alerts, bench, config, core, feeds, reference, results
+
+    assert set(E.__all__) >= {"TickEngine", "TickResult", "AlertMonitor", "FeedError",
+                              "load_config", "reference_engine", "websocket_feed", "bench"}
+    for name in E.__all__:
+        assert getattr(E, name) is not None
+    assert (E.TickEngine, E.TickResult, E.AlertMonitor, E.FeedError) == (
+        core.TickEngine, results.TickResult, alerts.AlertMonitor, feeds.FeedError)
+    assert E.load_config is config.load_config and E.reference_engine is reference.reference_engine
+    assert callable(bench) and E.DEFAULT_CONFIG.name == "engine.yaml" and E.DEFAULT_CONFIG.exists()
+    assert isinstance(E.reference_engine(), reference.PyTickEngine)
+    for gone in ("synthetic_ticks", "to_dicts", "seed_batch", "dashboard"):
+        assert not hasattr(E, gone)                 # quantlab.testing / quantlab.plots
+
+
 def test_exact_decimal_prices():
     eng = E.TickEngine({"engine": {"tick_size": 0.0001}})
     t = {"symbol_id": 0, "bid_price": "1.0999", "ask_price": "1.1001", "bid_size": 1,
