@@ -1,22 +1,21 @@
 """Names kept only so the seed's calls keep working, in one place. New code uses the
-quantlab names on the right; nothing here adds behaviour of its own.
+quantlab names they map to; nothing here adds behaviour of its own.
 
-========================================  ==============================================
-seed name                                 what it is in quantlab
-========================================  ==============================================
-``BacktestingEngine(initial_capital,      ``ql.backtest(ds, signal, init_cash=, fees=,
-commission_per_trade, slippage_bps,       slippage=bps / 1e4)``; ``risk_free_rate``
-risk_free_rate).run_backtest(signals,     (annual) is set on the result, so
-price_data)``                             ``res["total_return"]`` / ``res.metrics()`` use it
-``tick_result["order_count"]`` (a         the attributes of ``ql.engine.TickResult``
-TickResult read as a dict)                (``TICK_RESULT_KEYS``: seed key -> attribute)
-strategy short names ``"momentum"``,      registry names (``ALIASES``), accepted by
-``"volatility"``, ``"liquidity"``,        ``ql.strategies.get``/``resolve`` and
-``"factor"``, ``"sentiment"``             ``run_research_analysis(analysis_type=)``
-``optimize_strategy_parameters(           ``strategy=``, ``param_bounds=``, ``data=``
-strategy_class=, parameter_bounds=,       (``seed_optimizer_arguments``)
-price_data=)``
-========================================  ==============================================
+``BacktestingEngine(initial_capital, commission_per_trade, slippage_bps, risk_free_rate)``
+    ``.run_backtest(signals, price_data)`` is ``ql.backtest(price_data, signals,
+    init_cash=initial_capital, fees=commission_per_trade, slippage=slippage_bps / 1e4)``
+    with the annual ``risk_free_rate`` set on the result (``res["total_return"]``,
+    ``res.metrics()`` use it).
+``TICK_RESULT_KEYS``, ``tick_result_item``
+    ``result["order_count"]`` (the seed read tick results as dicts) is the attribute of
+    ``ql.engine.TickResult`` of the same name; ``TickResult.__getitem__`` delegates here.
+``ALIASES``
+    the seed's strategy short names ``"momentum"``, ``"volatility"``, ``"liquidity"``,
+    ``"factor"``, ``"sentiment"`` -> registry names, accepted by ``ql.strategies.get`` /
+    ``resolve`` and ``run_research_analysis(analysis_type=)``.
+``OPTIMIZER_KEYWORDS``, ``seed_optimizer_arguments``
+    ``optimize_strategy_parameters(strategy_class=, parameter_bounds=, price_data=)`` are
+    ``strategy=``, ``param_bounds=``, ``data=``.
 """
 from __future__ import annotations
 
