@@ -408,7 +408,7 @@ def main():
     if only in (None, "sweep"):
         sweep_table()
     if only in (None, "engine"):
-        from quantlab.engine import bench
+        from quantlab.engine.bench import bench
 
         print()
         print("Tick engine (`quantlab engine-bench`): ticks per second against the pure-Python "

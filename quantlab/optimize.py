@@ -524,11 +524,12 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
     (fees, slippage, ...; always ``group=True``).
     """
     import quantlab as ql
+    from quantlab.compat import seed_optimizer_arguments
     from tqdm.auto import tqdm
 
-    strategy = strategy if strategy is not None else strategy_class
-    param_bounds = param_bounds if param_bounds is not None else parameter_bounds
-    data = data if data is not None else price_data
+    strategy, param_bounds, data = seed_optimizer_arguments(   # quantlab.compat
+        strategy, param_bounds, data, strategy_class=strategy_class,
+        parameter_bounds=parameter_bounds, price_data=price_data)
     if strategy is None:
         raise ValueError("give a strategy (registry name, Strategy or Strategy class)")
     strat = resolve(strategy)

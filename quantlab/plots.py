@@ -250,3 +250,67 @@ def walk_forward_figure(wf, title: str = ""):
         fig_p.step(t, f[k].values, color=PALETTE[(i + 2) % len(PALETTE)], mode="after")
         figs.append(fig_p)
     return column(*figs, sizing_mode="stretch_width")
+
+
+# ---- tick engine ---------------------------------------------------------------------
+
+figure = _figure   # TEMP merge: the `face` branch renames _figure to the public figure
+
+
+def engine_dashboard(engine, history=300):
+    """A live bokeh dashboard (a jupyter_bokeh widget): throughput, latency histogram,
+    positions and P&L. Call ``.update()`` (or pass it as ``replay(on_chunk=...)``) to
+    refresh while a replay runs."""
+    import time
+
+    from bokeh.layouts import gridplot
+    from bokeh.models import ColumnDataSource
+
+    from quantlab import _validate as _v
+    from quantlab.engine import TickEngine
+
+    if not isinstance(engine, TickEngine):
+        raise TypeError(f"engine_dashboard draws a ql.engine.TickEngine, got "
+                        f"{type(engine).__name__}")
+    history = _v.integer("history", history, 1, 10 ** 6)
+    src = {"tp": ColumnDataSource({"t": [], "tps": []}),
+           "pnl": ColumnDataSource({"t": [], "equity": []}),
+           "lat": ColumnDataSource({"left": [], "right": [], "count": []}),
+           "pos": ColumnDataSource({"symbol": [], "position": []})}
+    f_tp = figure(title="throughput (ticks/s)", height=220)
+    f_tp.line("t", "tps", source=src["tp"])
+    f_pnl = figure(title="equity (currency)", height=220)
+    f_pnl.line("t", "equity", source=src["pnl"], color="#2ca02c")
+    f_lat = figure(title="latency (µs, sampled ticks)", height=220)
+    f_lat.quad(left="left", right="right", top="count", bottom=0, source=src["lat"])
+    f_pos = figure(title="positions (shares)", height=220)
+    f_pos.vbar(x="symbol", top="position", width=0.8, source=src["pos"])
+    grid = gridplot([[f_tp, f_pnl], [f_lat, f_pos]], sizing_mode="stretch_width")
+    state = {"t": 0, "ticks": engine.core.ticks, "wall": time.perf_counter()}
+
+    def update(_engine=None, _result=None):
+        now = time.perf_counter()
+        s = engine.get_performance_stats()
+        state["t"] += 1
+        tps = (s["ticks_processed"] - state["ticks"]) / max(now - state["wall"], 1e-9)
+        state["ticks"], state["wall"] = s["ticks_processed"], now
+        src["tp"].stream({"t": [state["t"]], "tps": [tps]}, rollover=history)
+        src["pnl"].stream({"t": [state["t"]], "equity": [engine.pnl()["equity"]]},
+                          rollover=history)
+        n = min(engine.core.n_samples, len(engine.core.samples))
+        if n:
+            counts, edges = np.histogram(np.asarray(engine.core.samples[:n]) / 1000.0, 40)
+            src["lat"].data = {"left": edges[:-1], "right": edges[1:], "count": counts}
+        pos = engine.positions()
+        src["pos"].data = {"symbol": pos.index.to_numpy(), "position": pos.to_numpy()}
+
+    try:
+        from jupyter_bokeh import BokehModel
+
+        widget = BokehModel(grid)
+    except ImportError:   # outside Jupyter: the bokeh layout itself
+        widget = grid
+    widget.update = update   # type: ignore[attr-defined]
+    widget.sources = src     # type: ignore[attr-defined]
+    update()
+    return widget

@@ -11,6 +11,7 @@ HEADLINE = ("sharpe_ratio", "total_return", "annual_return", "max_drawdown", "n_
 
 def _strategy_names(analysis_type) -> list[str]:
     from quantlab import strategies
+    from quantlab.compat import ALIASES
 
     types = [analysis_type] if isinstance(analysis_type, str) else list(analysis_type)
     valid = strategies.names() + ["correlation", "comprehensive"]
@@ -19,12 +20,12 @@ def _strategy_names(analysis_type) -> list[str]:
         if t == "comprehensive":
             out += strategies.names() + ["correlation"]
             continue
-        name = strategies.ALIASES.get(t, t)
+        name = ALIASES.get(t, t)
         if name not in valid:
-            near = difflib.get_close_matches(t, valid + list(strategies.ALIASES), n=1)
+            near = difflib.get_close_matches(t, valid + list(ALIASES), n=1)
             hint = f" Did you mean {near[0]!r}?" if near else ""
             raise ValueError(f"unknown analysis_type {t!r}.{hint} Valid: {', '.join(valid)} "
-                             f"(aliases: {', '.join(strategies.ALIASES)})")
+                             f"(aliases: {', '.join(ALIASES)})")
         out.append(name)
     return list(dict.fromkeys(out))
 

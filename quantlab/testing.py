@@ -1,9 +1,12 @@
-"""Checks offered to users for their own strategies."""
+"""Checks offered to users for their own strategies, and the tick engine's synthetic
+data (``synthetic_ticks``, ``to_dicts``, ``seed_batch``: tests, benchmarks, notebooks)."""
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assert_no_lookahead"]
+from quantlab import _validate as _v
+
+__all__ = ["assert_no_lookahead", "synthetic_ticks", "to_dicts", "seed_batch"]
 
 
 def assert_no_lookahead(strategy, ds, n_cuts: int = 5, min_history: int | None = None) -> None:
@@ -23,3 +26,76 @@ def assert_no_lookahead(strategy, ds, n_cuts: int = 5, min_history: int | None =
             raise AssertionError(
                 f"{strategy!r} looks ahead: its signal at {str(ds.time.values[t])[:10]} "
                 f"differs when later data is removed ({got.values} vs {want.values})")
+
+
+# ---- tick engine data ----------------------------------------------------------------
+
+def synthetic_ticks(n=10_000, n_symbols=50, seed=0, bad_fraction=0.0, start_price=100.0,
+                    tick_size=0.01) -> dict:
+    """Random-walk quotes with varying book imbalance (columns; prices in currency,
+    timestamps in µs). ``bad_fraction`` of ticks are corrupted (crossed quotes,
+    negative or NaN prices, negative sizes, unknown symbols, out-of-order timestamps)."""
+    from quantlab.engine.config import MAX_SYMBOLS   # here: the engine's bench imports us
+
+    n = _v.integer("n", n, 0, 10 ** 8)          # ~10 arrays of n: bounded before allocating
+    n_symbols = _v.integer("n_symbols", n_symbols, 1, MAX_SYMBOLS)
+    bad_fraction = _v.number("bad_fraction", bad_fraction, 0, 1)
+    start_price = _v.number("start_price", start_price, 0, lo_open=True)
+    tick_size = _v.number("tick_size", tick_size, 0, lo_open=True)
+    rng = np.random.default_rng(seed)
+    sym = rng.integers(0, n_symbols, n)
+    drift = rng.normal(0, 0.1, n_symbols)           # some symbols trend
+    steps = rng.choice([-1, 0, 1], n, p=[0.3, 0.4, 0.3]) + rng.binomial(
+        1, np.abs(drift[sym])) * np.sign(drift[sym])
+    mid = np.empty(n)
+    for s in range(n_symbols):                       # each symbol's own random walk
+        idx = np.flatnonzero(sym == s)
+        mid[idx] = round(start_price / tick_size) + np.cumsum(steps[idx])
+    mid = np.maximum(mid, 10)
+    spread = rng.integers(1, 4, n)
+    bid, ask = (mid - spread) * tick_size, (mid + spread) * tick_size
+    imb = np.clip(rng.normal(0, 0.45, n), -0.95, 0.95)
+    total = rng.integers(200, 2000, n)
+    bsz = np.rint(total * (1 + imb) / 2).astype(np.int64)
+    cols = {"symbol_id": sym.astype(np.int64), "bid_price": bid, "ask_price": ask,
+            "bid_size": bsz, "ask_size": (total - bsz).astype(np.int64),
+            "timestamp": 1_700_000_000_000_000 + np.cumsum(rng.integers(1, 200, n))}
+    if bad_fraction:
+        idx = rng.choice(n, int(n * bad_fraction), replace=False)
+        kind = rng.integers(0, 6, idx.size)
+        b, a = cols["bid_price"], cols["ask_price"]
+        k0 = idx[kind == 0]
+        b[k0], a[k0] = a[k0] + 0.05, b[k0].copy()          # crossed
+        b[idx[kind == 1]] *= -1                             # negative price
+        a[idx[kind == 2]] = np.nan                          # missing price
+        cols["bid_size"][idx[kind == 3]] = -5               # negative size
+        cols["symbol_id"][idx[kind == 4]] = n_symbols + 10_000_000
+        cols["timestamp"][idx[kind == 5]] -= 10_000         # out of order
+    return cols
+
+
+def to_dicts(cols, as_strings=False) -> list:
+    """Columns -> the seed's list of dicts (prices as decimal strings if asked)."""
+    n = len(cols["timestamp"])
+    fmt = (lambda x: f"{x:.2f}") if as_strings else float
+    return [{"symbol_id": int(cols["symbol_id"][i]), "bid_price": fmt(cols["bid_price"][i]),
+             "ask_price": fmt(cols["ask_price"][i]), "bid_size": int(cols["bid_size"][i]),
+             "ask_size": int(cols["ask_size"][i]), "timestamp": int(cols["timestamp"][i]),
+             "venue_id": 1, "flags": 0} for i in range(n)]
+
+
+def seed_batch(n_symbols=100, n_ticks=1000) -> list:
+    """The seed's sample batch shape: n_symbols x n_ticks dicts, prices as strings,
+    constant prices per symbol (so, rightly, no signals)."""
+    from quantlab.engine.config import MAX_SYMBOLS   # here: the engine's bench imports us
+
+    n_symbols = _v.integer("n_symbols", n_symbols, 0, MAX_SYMBOLS)
+    n_ticks = _v.integer("n_ticks", n_ticks, 0, 10 ** 7)
+    out = []
+    for t in range(n_ticks):
+        for s in range(n_symbols):
+            p = 100.0 + s
+            out.append({"symbol_id": s, "bid_price": f"{p:.2f}", "ask_price": f"{p + 0.01:.2f}",
+                        "bid_size": "500", "ask_size": "500", "timestamp": 1_700_000_000_000_000 + t,
+                        "venue_id": 1, "flags": 0})
+    return out

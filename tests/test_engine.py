@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 import quantlab as ql
+from quantlab._kernels import ticks as K   # the Cython tick core
 
 E = ql.engine
+T = ql.testing     # synthetic ticks
 
 TIGHT = {"risk": {"max_position": 200, "max_orders_per_second": 5, "max_positions": 3,
                   "max_concentration": 0.4, "concentration_base": 60_000.0,
@@ -38,8 +40,8 @@ def _core_state(core):
                          ids=["default", "tight", "concentration"])
 @pytest.mark.parametrize("as_strings", [False, True])
 def test_identical_to_the_pure_python_engine(config, as_strings):
-    cols = E.synthetic_ticks(10_000, n_symbols=20, seed=3, bad_fraction=0.05)
-    ticks = E.to_dicts(cols, as_strings=as_strings)
+    cols = T.synthetic_ticks(10_000, n_symbols=20, seed=3, bad_fraction=0.05)
+    ticks = T.to_dicts(cols, as_strings=as_strings)
     ticks[5]["bid_price"] = "abc"           # non-numeric
     ticks[6]["ask_size"] = None
     del ticks[7]["timestamp"]
@@ -58,7 +60,7 @@ def test_identical_to_the_pure_python_engine(config, as_strings):
     cols2 = {k: v[8:] for k, v in cols.items()}
     ref2 = E.reference_engine(config)
     col.process_ticks(cols2)
-    ref2.process_market_data(E.to_dicts(cols2))
+    ref2.process_market_data(T.to_dicts(cols2))
     assert _core_state(col.core) == _ref_state(ref2)
 
 
@@ -88,17 +90,17 @@ def test_batches_of_any_size_and_columns_of_different_lengths():
     # the dict path parses in chunks of ticks.CHUNK: every split of a stream gives the
     # one-batch result; an empty batch is a no-op; unequal columns are an error, not a
     # read past the end of the shorter one
-    ticks = E.to_dicts(E.synthetic_ticks(3 * E._k.CHUNK + 7, n_symbols=5, seed=8))
+    ticks = T.to_dicts(T.synthetic_ticks(3 * K.CHUNK + 7, n_symbols=5, seed=8))
     one = E.TickEngine()
     whole = one.process_market_data(ticks)
     assert whole.order_count > 0
-    for size in (1, E._k.CHUNK - 1, E._k.CHUNK, E._k.CHUNK + 1):
+    for size in (1, K.CHUNK - 1, K.CHUNK, K.CHUNK + 1):
         eng = E.TickEngine()
         parts = [eng.process_market_data(ticks[a:a + size]) for a in range(0, len(ticks), size)]
         assert eng.process_market_data([]).ticks == 0
         assert _core_state(eng.core) == _core_state(one.core)
         assert sum(p.order_count for p in parts) == whole.order_count
-    cols = E.synthetic_ticks(100, seed=9)
+    cols = T.synthetic_ticks(100, seed=9)
     cols["timestamp"] = cols["timestamp"][:-1]
     with pytest.raises(ValueError, match="different lengths"):
         E.TickEngine().process_ticks(cols)
@@ -107,7 +109,7 @@ def test_batches_of_any_size_and_columns_of_different_lengths():
 @pytest.mark.parametrize("seed", range(5))
 def test_risk_limits_are_never_breached(seed):
     eng = E.TickEngine(TIGHT)
-    cols = E.synthetic_ticks(20_000, n_symbols=8, seed=seed)
+    cols = T.synthetic_ticks(20_000, n_symbols=8, seed=seed)
     t0 = cols["timestamp"][0]
     cols["timestamp"] = t0 + (cols["timestamp"] - t0) * 100     # ~10 ms apart: 200 s
     res = eng.process_ticks(cols)
@@ -129,19 +131,19 @@ def test_risk_limits_are_never_breached(seed):
 
 def test_kill_switch_makes_health_critical():
     eng = E.TickEngine({"risk": {"max_drawdown": 1.0}})
-    eng.process_ticks(E.synthetic_ticks(20_000, n_symbols=5, seed=1))
+    eng.process_ticks(T.synthetic_ticks(20_000, n_symbols=5, seed=1))
     assert eng.core.killed and eng.health_check()["status"] == "critical"
     assert eng.get_performance_stats()["order_rejects"]["kill_switch"] > 0
 
 
 def test_default_config_trades_a_random_walk_but_not_the_seed_batch():
     eng = E.TickEngine()
-    res = eng.process_ticks(E.synthetic_ticks(10_000, n_symbols=20, seed=0))
+    res = eng.process_ticks(T.synthetic_ticks(10_000, n_symbols=20, seed=0))
     assert res.signal_count > 100 and res.order_count > 50
-    seed = E.TickEngine().process_market_data(E.seed_batch(n_symbols=100, n_ticks=50))
+    seed = E.TickEngine().process_market_data(T.seed_batch(n_symbols=100, n_ticks=50))
     assert seed.ticks == 5000 and seed.signal_count == 0 and seed.rejected_ticks == 0
     assert seed["order_count"] == 0 and seed.processing_time_us > 0   # dict-style access
-    unchecked = E.TickEngine(TIGHT).process_ticks(E.synthetic_ticks(5000, 5, seed=2),
+    unchecked = E.TickEngine(TIGHT).process_ticks(T.synthetic_ticks(5000, 5, seed=2),
                                                   check_risk=False)
     assert unchecked.rejected_orders == 0
 
@@ -182,7 +184,7 @@ def test_config_file_dict_environment_and_errors(tmp_path, monkeypatch):
 
 def test_stats_health_and_alerts(caplog):
     eng = E.TickEngine()
-    eng.process_ticks(E.synthetic_ticks(50_000, n_symbols=50, seed=4, bad_fraction=0.1))
+    eng.process_ticks(T.synthetic_ticks(50_000, n_symbols=50, seed=4, bad_fraction=0.1))
     s = eng.get_performance_stats()
     for k in ("avg_signal_latency_us", "p50_latency_us", "p99_latency_us", "p999_latency_us",
               "signals_processed", "orders_submitted", "orders_rejected", "signal_errors",
@@ -206,7 +208,7 @@ def test_stats_health_and_alerts(caplog):
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_replay_files_match_one_batch(tmp_path, suffix):
-    cols = E.synthetic_ticks(12_000, n_symbols=10, seed=5)
+    cols = T.synthetic_ticks(12_000, n_symbols=10, seed=5)
     df = pd.DataFrame(cols)
     path = tmp_path / f"ticks{suffix}"
     df.to_csv(path, index=False) if suffix == ".csv" else df.to_parquet(path)
@@ -228,7 +230,7 @@ def test_replay_files_match_one_batch(tmp_path, suffix):
 def test_datetime_timestamps_in_the_configured_unit(tmp_path):
     # datetimes (NumPy, pandas, time zones, ISO text in a replay CSV) count in the
     # configured unit: their nanoseconds taken as µs made ages and rate windows 1000x off
-    cols = E.synthetic_ticks(3000, n_symbols=5, seed=10)
+    cols = T.synthetic_ticks(3000, n_symbols=5, seed=10)
     want = E.TickEngine(TIGHT)
     want.process_ticks(cols)
     assert want.core.order_rejects[1] > 0            # the rate limit is in play
@@ -254,7 +256,7 @@ def test_run_feed_from_an_async_iterator_and_a_local_websocket():
 
     import websockets
 
-    ticks = E.to_dicts(E.synthetic_ticks(3000, n_symbols=10, seed=6))
+    ticks = T.to_dicts(T.synthetic_ticks(3000, n_symbols=10, seed=6))
 
     async def agen():
         for i in range(0, len(ticks), 100):
@@ -299,11 +301,49 @@ def test_run_feed_from_an_async_iterator_and_a_local_websocket():
 
 def test_dashboard_updates_while_replaying():
     eng = E.TickEngine()
-    dash = E.dashboard(eng)
-    eng.replay(E.synthetic_ticks(20_000, n_symbols=10, seed=7), chunk=5000, on_chunk=dash.update)
+    dash = ql.plots.engine_dashboard(eng)
+    eng.replay(T.synthetic_ticks(20_000, n_symbols=10, seed=7), chunk=5000, on_chunk=dash.update)
     src = dash.sources
     assert len(src["tp"].data["t"]) == 5 and len(src["lat"].data["count"]) == 40
     assert len(src["pos"].data["symbol"]) == len(eng.positions())
+
+
+def test_engine_dashboard_refuses_what_is_not_an_engine():
+    for bad in (E.reference_engine(), {"ticks": 1}, None):
+        with pytest.raises(TypeError, match="engine_dashboard draws a ql.engine.TickEngine"):
+            ql.plots.engine_dashboard(bad)
+
+
+def test_engine_package_imports_no_bokeh():
+    # drawing left the engine: importing and running it loads no bokeh
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, quantlab.engine as E, quantlab.testing as T\n"
+            "e = E.TickEngine(); e.process_ticks(T.synthetic_ticks(100)); e.health_check()\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'bokeh'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+    for f in Path(E.__file__).parent.glob("*.py"):
+        assert "bokeh" not in f.read_text(), f
+
+
+def test_engine_package_exports_its_public_names():
+    from quantlab.engine import alerts, bench, config, core, feeds, reference, results
+
+    assert set(E.__all__) >= {"TickEngine", "TickResult", "AlertMonitor", "FeedError",
+                              "load_config", "reference_engine", "websocket_feed", "bench"}
+    for name in E.__all__:
+        assert getattr(E, name) is not None
+    assert (E.TickEngine, E.TickResult, E.AlertMonitor, E.FeedError) == (
+        core.TickEngine, results.TickResult, alerts.AlertMonitor, feeds.FeedError)
+    assert E.load_config is config.load_config and E.reference_engine is reference.reference_engine
+    assert callable(bench) and E.DEFAULT_CONFIG.name == "engine.yaml" and E.DEFAULT_CONFIG.exists()
+    assert isinstance(E.reference_engine(), reference.PyTickEngine)
+    for gone in ("synthetic_ticks", "to_dicts", "seed_batch", "dashboard"):
+        assert not hasattr(E, gone)                 # quantlab.testing / quantlab.plots
 
 
 def test_exact_decimal_prices():
@@ -318,7 +358,7 @@ def test_dict_parser_equals_the_reference_parser_on_odd_values():
     from decimal import Decimal
 
     from quantlab._kernels import ticks as core
-    from quantlab.engine_reference import FIELDS, parse_tick
+    from quantlab.engine.reference import FIELDS, parse_tick
 
     odd = [" 100.5", "100.5 ", "1_00.5", "1e2", "+1.5", "-2", "inf", "nan", "0x10", "1e",
            "--1", "", "١٢٣", True, False, 1e30, 2 ** 70, -(2 ** 70), Decimal("101.255"),
@@ -338,7 +378,7 @@ def test_short_decimal_strings_parse_to_the_same_double_as_float():
     # the parser's fast path (at most 15 digits: m / 10^k) must give float()'s double
     # bit for bit; with tick_size 2**-60, a value in [2**-8, 4) becomes an exact int64
     from quantlab._kernels import ticks as core
-    from quantlab.engine_reference import FIELDS, parse_tick
+    from quantlab.engine.reference import FIELDS, parse_tick
 
     rng = np.random.default_rng(11)
     strings = ["1.", ".5", "-.5", "+0.0", "-0", "0.0040", "3.999999999999999", "0003.5",
@@ -370,7 +410,7 @@ def test_decimal_strings_to_ticks_equal_the_reference():
     import enum
 
     from quantlab._kernels import ticks as core
-    from quantlab.engine_reference import FIELDS, parse_tick
+    from quantlab.engine.reference import FIELDS, parse_tick
 
     rng = np.random.default_rng(12)
     strings = ["100.10", "100.100", "100.105", "-0.00", "+7", "0.5", "1125899906842.6",
@@ -399,7 +439,7 @@ def test_columns_quantise_like_the_reference():
     # float columns go through one Cython pass; it must give to_ticks / to_int's integers,
     # -1 for NaN, inf and anything beyond 2**62 (NumPy's astype would wrap those)
     from quantlab._kernels import ticks as core
-    from quantlab.engine_reference import to_int, to_ticks
+    from quantlab.engine.reference import to_int, to_ticks
 
     odd = np.array([100.005, 99.995, 0.015, -0.015, 2.5, 3.5, -2.5, 0.0, -0.0, 1e30, -1e30,
                     2.0 ** 62, 2.0 ** 62 - 1024, -(2.0 ** 62), np.nan, np.inf, -np.inf,
@@ -566,10 +606,10 @@ def test_process_market_data_one_dict_is_one_tick():
     eng = E.TickEngine()
     res = eng.process_market_data(t)
     assert res.ticks == 1 and res.rejected_ticks == 0 and eng.core.n_ticks[1] == 1
-    df = pd.DataFrame(E.synthetic_ticks(500, n_symbols=5, seed=2))
+    df = pd.DataFrame(T.synthetic_ticks(500, n_symbols=5, seed=2))
     a, b = E.TickEngine(), E.TickEngine()
     assert a.process_market_data(df).ticks == 500        # a DataFrame: its rows
-    b.process_market_data(E.to_dicts(E.synthetic_ticks(500, n_symbols=5, seed=2)))
+    b.process_market_data(T.to_dicts(T.synthetic_ticks(500, n_symbols=5, seed=2)))
     assert _core_state(a.core) == _core_state(b.core)
     for bad, match in [("ticks", "list of tick dicts"), (b"x", "list of tick dicts"),
                        (5, "list of tick dicts"), (None, "list of tick dicts"),
@@ -634,19 +674,19 @@ def test_engine_helpers_refuse_bad_arguments():
                          "alert rule 'drawdown'"),
                         (lambda: E.AlertMonitor(eng, {"error_rate": -1}),
                          "alert rule 'error_rate'"),
-                        (lambda: E.synthetic_ticks(-1), "n must be an integer"),
-                        (lambda: E.synthetic_ticks(10 ** 12), "n must be an integer"),
-                        (lambda: E.synthetic_ticks(10, n_symbols=0), "n_symbols"),
-                        (lambda: E.synthetic_ticks(10, bad_fraction=1.5), "bad_fraction"),
-                        (lambda: E.synthetic_ticks(10, tick_size=0), "tick_size"),
-                        (lambda: E.seed_batch(n_ticks=-1), "n_ticks"),
-                        (lambda: E.dashboard(eng, history=0), "history"),
+                        (lambda: T.synthetic_ticks(-1), "n must be an integer"),
+                        (lambda: T.synthetic_ticks(10 ** 12), "n must be an integer"),
+                        (lambda: T.synthetic_ticks(10, n_symbols=0), "n_symbols"),
+                        (lambda: T.synthetic_ticks(10, bad_fraction=1.5), "bad_fraction"),
+                        (lambda: T.synthetic_ticks(10, tick_size=0), "tick_size"),
+                        (lambda: T.seed_batch(n_ticks=-1), "n_ticks"),
+                        (lambda: ql.plots.engine_dashboard(eng, history=0), "history"),
                         (lambda: E.bench(n_columnar=0), "n_columnar")]:
         with pytest.raises(ValueError, match=match):
             call()
     with pytest.raises(TypeError, match="watches a TickEngine"):
         E.AlertMonitor(object(), {"drawdown": 1})
-    assert E.synthetic_ticks(0)["timestamp"].shape == (0,)
+    assert T.synthetic_ticks(0)["timestamp"].shape == (0,)
 
 
 # ---- a far-future timestamp (not through replay) must not poison the engine
@@ -676,11 +716,11 @@ def _feed_run(eng, ticks):
 
 @pytest.mark.parametrize("path", ["columns", "dicts", "feed"])
 def test_far_future_timestamp_does_not_poison_later_ticks(path):
-    clean = E.synthetic_ticks(6000, n_symbols=8, seed=11)
+    clean = T.synthetic_ticks(6000, n_symbols=8, seed=11)
     bad = _with_far_future(clean, 1500)
     runs = {"columns": lambda e, c: e.process_ticks(c),
-            "dicts": lambda e, c: e.process_market_data(E.to_dicts(c)),
-            "feed": lambda e, c: _feed_run(e, E.to_dicts(c))}[path]
+            "dicts": lambda e, c: e.process_market_data(T.to_dicts(c)),
+            "feed": lambda e, c: _feed_run(e, T.to_dicts(c))}[path]
     want_eng, got_eng = E.TickEngine(), E.TickEngine()
     want, got = runs(want_eng, clean), runs(got_eng, bad)
     stats = got_eng.get_performance_stats()["tick_rejects"]
@@ -697,7 +737,7 @@ def test_far_future_timestamp_does_not_poison_later_ticks(path):
                                   want.orders["tick"].to_numpy() + shift)
     # the oracle agrees, tick for tick
     ref = E.reference_engine()
-    ref.process_market_data(E.to_dicts(bad))
+    ref.process_market_data(T.to_dicts(bad))
     assert _core_state(got_eng.core) == _ref_state(ref)
 
 
@@ -732,7 +772,7 @@ def test_far_future_first_tick_of_a_symbol_and_the_skew_setting():
 
 # ---- replay files: every reading failure is a DataError naming the file
 def _small_frame(n=400, seed=5):
-    return pd.DataFrame(E.synthetic_ticks(n, n_symbols=4, seed=seed))
+    return pd.DataFrame(T.synthetic_ticks(n, n_symbols=4, seed=seed))
 
 
 @pytest.mark.parametrize("name", ["ticks.PARQUET", "ticks.Parquet", "ticks.pq", "ticks.bin"])

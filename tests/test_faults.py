@@ -40,13 +40,14 @@ import quantlab as ql
 # sleeps they ask for instead of sleeping.
 
 E = ql.engine
+T = ql.testing     # synthetic ticks
 
 # a config that trades the synthetic walk quickly, so dropped ticks change the orders
 CFG = {"signal": {"slow_span": 16, "fast_span": 4}}
 
 
 def _ticks(n=300, seed=21):
-    return E.to_dicts(E.synthetic_ticks(n, n_symbols=5, seed=seed))
+    return T.to_dicts(T.synthetic_ticks(n, n_symbols=5, seed=seed))
 
 
 def _state(core):
@@ -274,12 +275,12 @@ def sleeps(monkeypatch):
     """The sleeps a paced replay asks for, without sleeping: as the clock does not move,
     each is (about) its chunk's due time on the replay clock, the largest the last's."""
     asked = []
-    monkeypatch.setattr(E.time, "sleep", asked.append)
+    monkeypatch.setattr(E.feeds.time, "sleep", asked.append)
     return asked
 
 
 def _clean_cols(n=2000):
-    return E.synthetic_ticks(n, n_symbols=5, seed=22)
+    return T.synthetic_ticks(n, n_symbols=5, seed=22)
 
 
 @pytest.mark.parametrize("jump", [10 ** 12, -(10 ** 12), 10 ** 9])

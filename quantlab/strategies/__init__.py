@@ -18,16 +18,12 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate
+from quantlab.compat import ALIASES   # the seed's short names -> registry names
 
 __all__ = ["Strategy", "register", "names", "get", "resolve", "ALIASES", "MAX_BARS"]
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 MAX_BARS = 10 ** 6   # upper bound of integer parameters (windows, lags, holding periods)
-
-# the seed's short names -> registry names
-ALIASES = {"momentum": "cross_sectional_momentum", "volatility": "volatility_regime",
-           "liquidity": "liquidity_timing", "factor": "factor_momentum",
-           "sentiment": "sentiment_regime"}
 
 
 class Strategy(abc.ABC):

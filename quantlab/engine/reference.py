@@ -1,12 +1,15 @@
 """The tick engine's oracle: a straightforward pure-Python engine doing the same work as
 ``cython_kernels/ticks.pyx``, operation for operation (the tests require identical
 signals, orders, rejections, positions and P&L), and the peer of ``quantlab
-engine-bench``. Readable first: one tick at a time, plain Python numbers."""
+engine-bench``. Readable first: one tick at a time, plain Python numbers.
+``reference_engine(config)`` builds one with a ``TickEngine``'s configuration."""
 from __future__ import annotations
 
 import math
 import numbers
 import time
+
+from quantlab.engine.config import _core_params, load_config
 
 TICK_REJECTS = ("bad_price", "bad_size", "crossed", "bad_symbol", "out_of_order",
                 "clock_skew")
@@ -75,7 +78,8 @@ def _out(v: int) -> bool:
 
 
 class PyTickEngine:
-    """Same parameters as ``TickCore`` (see ``quantlab.engine.TickEngine``)."""
+    """Same parameters as ``TickCore`` (see ``quantlab.engine.TickEngine``); made by
+    ``reference_engine(config)``."""
 
     def __init__(self, p: dict):
         self.p = p
@@ -109,6 +113,8 @@ class PyTickEngine:
                 self.latencies.append(time.perf_counter_ns() - t0)
         return out
 
+    # ~85 lines: one tick top to bottom, in ticks.pyx's order (validate, mark, signal,
+    # order); split up, the oracle would no longer read side by side with the kernel
     def tick(self, idx, s, bid, ask, bsz, asz, ts, check_risk=True):
         p = self.p
         self.ticks += 1
@@ -216,3 +222,8 @@ class PyTickEngine:
             self.order_rejects[5] += 1
             return False
         return True
+
+
+def reference_engine(config=None) -> PyTickEngine:
+    """The pure-Python oracle with the same configuration as ``TickEngine(config)``."""
+    return PyTickEngine(_core_params(load_config(config)))

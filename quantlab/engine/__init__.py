@@ -1,0 +1,40 @@
+"""A low-latency tick engine in Cython: quotes in, signals, risk-checked orders,
+positions and P&L out, with sampled latency statistics, health checks and alerts.
+
+One engine replaces the seed's Rust/Go/C++ trio. ``TickEngine.process_ticks(columns)``
+runs NumPy columns through the Cython core without per-tick Python objects;
+``process_market_data(ticks)`` takes the seed's dicts (prices and sizes as strings or
+numbers). The pure-Python oracle ``reference_engine()`` (``quantlab.engine.reference``)
+does the same work tick by tick, and the tests require identical results. Tick semantics
+and the int64 bounds (a quote or fill that would take cash or marks past 2^60 is
+rejected): see ``cython_kernels/ticks.pyx``. Bad ticks are counted and skipped, never
+raised; so are malformed feed messages (``run_feed``). A feed that fails raises
+``FeedError`` after its ticks are processed (or reconnects, ``reconnect=``); a paced
+``replay`` waits at most ``max_gap`` per gap and rejects corrupt far-off timestamps. On
+every path a tick stamped more than ``risk.max_clock_skew_s`` after the newest accepted
+timestamp is rejected (``clock_skew``): accepted, a corrupt far-future stamp would make
+every later signal stale and its symbol's later ticks out of order. Replay files that
+cannot be read (not UTF-8, binary, corrupt Parquet or gzip, missing columns, naive and
+offset timestamps mixed) are a ``DataError`` naming the file. Arguments and settings out
+of range raise ``ValueError``/``TypeError`` naming them (``quantlab._validate``).
+
+Modules: ``config`` (settings: YAML, dict, ``QUANTLAB_<SECTION>_<KEY>`` variables),
+``core`` (``TickEngine`` and its column parsing), ``results`` (``TickResult``), ``feeds``
+(replay, async and websocket feeds, ``FeedError``), ``alerts`` (``AlertMonitor``,
+health), ``reference`` (the pure-Python oracle), ``bench`` (``quantlab engine-bench``).
+The live dashboard is ``quantlab.plots.engine_dashboard``; synthetic ticks are in
+``quantlab.testing``.
+"""
+from quantlab.engine.alerts import AlertMonitor
+from quantlab.engine.config import DEFAULT_CONFIG, load_config
+from quantlab.engine.core import TickEngine
+from quantlab.engine.feeds import FeedError, websocket_feed
+from quantlab.engine.reference import FIELDS, PyTickEngine, reference_engine
+from quantlab.engine.results import TickResult
+
+# the function, not the module: `from quantlab.engine import bench` (the CLI) runs it
+from quantlab.engine.bench import bench  # noqa: E402  (isort: skip)
+
+__all__ = ["TickEngine", "TickResult", "AlertMonitor", "FeedError", "load_config",
+           "reference_engine", "PyTickEngine", "websocket_feed", "bench", "DEFAULT_CONFIG",
+           "FIELDS"]

@@ -1,0 +1,78 @@
+"""Watching a running ``TickEngine``: ``health_check`` (one status) and ``AlertMonitor``
+(rules on its statistics, each breach sent to log or callables)."""
+from __future__ import annotations
+
+import logging
+
+from quantlab import _validate as _v
+from quantlab.engine.core import TickEngine
+
+__all__ = ["AlertMonitor", "health_check"]
+
+log = logging.getLogger("quantlab.engine")
+
+
+def health_check(engine, p99_limit_us=10.0, reject_limit=0.05) -> dict:
+    """``engine.health_check(...)``: critical: kill switch on; degraded: p99 latency above
+    ``p99_limit_us`` or more than ``reject_limit`` of ticks rejected; healthy otherwise."""
+    p99_limit_us = _v.number("p99_limit_us", p99_limit_us, 0, finite=False)
+    reject_limit = _v.number("reject_limit", reject_limit, 0, 1)
+    s = engine.get_performance_stats()
+    if s["kill_switch"]:
+        return {"status": "critical", "message": "drawdown kill switch is on: no orders"}
+    problems = []
+    if s["p99_latency_us"] > p99_limit_us:
+        problems.append(f"p99 latency {s['p99_latency_us']:.2f} µs > {p99_limit_us} µs")
+    if s["ticks_processed"] and s["rejected_ticks"] / s["ticks_processed"] > reject_limit:
+        problems.append(f"{s['rejected_ticks']} of {s['ticks_processed']} ticks rejected")
+    if problems:
+        return {"status": "degraded", "message": "; ".join(problems)}
+    return {"status": "healthy", "message": f"{s['ticks_processed']} ticks, "
+            f"{s['orders_submitted']} orders"}
+
+
+class AlertMonitor:
+    """Rules on the engine's statistics; each breach goes to every sink.
+
+    ``rules``: {"p99_latency_us": 10, "error_rate": 0.01 (rejected ticks / ticks),
+    "rejection_rate": 0.5 (rejected orders / signals acted on), "drawdown": 1000 (currency)}.
+    ``sinks``: "log" (the ``quantlab.engine`` logger) or callables ``f(alert_dict)``.
+    """
+
+    KNOWN = ("p99_latency_us", "error_rate", "rejection_rate", "drawdown")
+
+    def __init__(self, engine: TickEngine, rules: dict, sinks=("log",)):
+        unknown = set(rules) - set(self.KNOWN)
+        if unknown:
+            raise ValueError(f"unknown alert rule(s) {sorted(unknown)}; rules: "
+                             f"{', '.join(self.KNOWN)}")
+        bad = [s for s in sinks if s != "log" and not callable(s)]
+        if bad:
+            raise ValueError(f"alert sinks are 'log' or callables, got {bad!r}")
+        if not isinstance(engine, TickEngine):
+            raise TypeError(f"AlertMonitor watches a TickEngine, got {type(engine).__name__}")
+        rules = {k: _v.number(f"alert rule {k!r}", v, 0, finite=False)   # NaN never fires
+                 for k, v in rules.items()}
+        self.engine, self.rules, self.sinks = engine, rules, list(sinks)
+        self.history: list = []
+
+    def check(self) -> list:
+        s = self.engine.get_performance_stats()
+        tried = s["orders_submitted"] + s["orders_rejected"]
+        values = {"p99_latency_us": s["p99_latency_us"],
+                  "error_rate": s["rejected_ticks"] / s["ticks_processed"]
+                  if s["ticks_processed"] else 0.0,
+                  "rejection_rate": s["orders_rejected"] / tried if tried else 0.0,
+                  "drawdown": self.engine.pnl()["drawdown"]}
+        alerts = [{"rule": k, "value": values[k], "limit": lim,
+                   "message": f"{k} = {values[k]:.4g} above {lim}"}
+                  for k, lim in self.rules.items() if values[k] > lim]
+        for a in alerts:
+            for sink in self.sinks:
+                if sink == "log":
+                    log.warning("alert: %s", a["message"])
+                else:
+                    sink(a)
+        self.history += alerts
+        return alerts
+

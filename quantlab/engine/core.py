@@ -1,0 +1,261 @@
+"""``TickEngine``: the Cython tick core (``quantlab._kernels.ticks``) behind a Python
+object, and the parsing of its input columns and dicts. Tick semantics and the int64
+bounds: see ``cython_kernels/ticks.pyx``; feeds and replay: ``quantlab.engine.feeds``."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from quantlab import _validate as _v
+from quantlab._kernels import ticks as _k
+from quantlab.engine.config import _core_params, load_config
+from quantlab.engine.reference import FIELDS, to_int, to_ticks
+from quantlab.engine.results import TickResult
+
+__all__ = ["TickEngine", "FEED_REJECTS"]
+
+# reasons a feed message is dropped (TickEngine.feed_rejects; quantlab.engine.feeds)
+FEED_REJECTS = ("not_json", "not_utf8", "oversized", "wrong_type")
+
+
+def _column(values, convert, tick_size=None, integral=False) -> np.ndarray:
+    """Vectorised parse of one field; per-element (the oracle's own functions) only when
+    the batch holds something non-numeric. ``integral`` (symbol ids, timestamps): values
+    with a fraction are -1 (rejected), never rounded."""
+    try:
+        x = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        if tick_size is None:
+            return np.fromiter((convert(v, integral) for v in values), dtype=np.int64,
+                               count=len(values))
+        return np.fromiter((convert(v, tick_size) for v in values), dtype=np.int64,
+                           count=len(values))
+    return _k.quantise(x.ravel(), 1.0 if tick_size is None else float(tick_size),
+                       integral).reshape(x.shape)
+
+
+_INTEGRAL = ("symbol_id", "timestamp")   # never rounded: 1.5 is no symbol id
+
+
+def _real_column(where: str, f: str, values, in_ticks: bool = False) -> np.ndarray:
+    """One column as a NumPy array of real numbers (bool, int or float), checked before
+    any state changes. Complex (the imaginary part would be dropped), datetime/timedelta
+    (timestamps are converted before) and text/object columns (parsed per element, so
+    junk became a silent rejected tick) are a TypeError naming the column. pandas'
+    nullable numbers: NA is NaN for a float price, else -1 (missing: a rejected tick)."""
+    dtype = getattr(values, "dtype", None)
+    if (isinstance(dtype, pd.api.extensions.ExtensionDtype)
+            and pd.api.types.is_numeric_dtype(dtype)):
+        if (f in ("bid_price", "ask_price") and not in_ticks) or dtype.kind == "f":
+            values = values.to_numpy(np.float64, na_value=np.nan)
+        else:
+            values = values.to_numpy(np.int64, na_value=-1)
+    v = np.asarray(values)
+    try:
+        _v.real_array(f"{where}: column {f!r}", v.dtype)
+    except TypeError as e:
+        hint = ("; convert text with pd.to_numeric(col, errors='coerce') (unparsable -> NaN: "
+                "a rejected tick), or pass tick dicts to process_market_data"
+                if v.dtype.kind in "OUS" else "")
+        raise TypeError(f"{e}{hint}") from None
+    return v
+
+
+
+class TickEngine:
+    """``TickEngine(config=None)``; see the module docstring."""
+
+    def __init__(self, config=None):
+        self.config = load_config(config)
+        logging.getLogger("quantlab.engine").setLevel(self.config["log"]["level"])
+        self._params = _core_params(self.config)
+        p = dict(self._params)
+        p["max_samples"] = self.config["engine"]["max_latency_samples"]
+        self.core = _k.TickCore(**p)
+        self.tick_size = self.config["engine"]["tick_size"]
+        self._wall = 0.0
+        self.signal_errors = 0     # feed messages dropped as malformed (run_feed)
+        self.feed_rejects = dict.fromkeys(FEED_REJECTS, 0)
+
+    def __repr__(self):
+        return (f"TickEngine({self.core.ticks} ticks, {self.core.orders} orders, "
+                f"status={self.health_check()['status']!r})")
+
+    @property
+    def ticks(self) -> int:
+        """Ticks processed so far (rejected ones included)."""
+        return self.core.ticks
+
+    # ---- processing ------------------------------------------------------------------
+    def process_ticks(self, columns, check_risk=True) -> TickResult:
+        """NumPy columns (symbol_id, bid_price, ask_price, bid_size, ask_size, timestamp;
+        prices as floats, or int64 ticks when ``columns["prices_in_ticks"]`` is true;
+        timestamps as integers of the configured unit, or datetimes). A complex,
+        timedelta, text or object column (datetimes elsewhere than the timestamp) is a
+        TypeError naming it, raised before any tick is processed; NaN is a rejected tick."""
+        if not isinstance(columns, (Mapping, pd.DataFrame)):
+            raise TypeError(f"process_ticks takes a mapping of columns ({', '.join(FIELDS)}) "
+                            f"or a DataFrame, got {type(columns).__name__}; a list of tick "
+                            "dicts goes to process_market_data")
+        missing = [f for f in FIELDS if f not in columns]
+        if missing:
+            raise ValueError(f"process_ticks: missing column(s) {missing}")
+        in_ticks = bool(columns.get("prices_in_ticks", False))
+        arr = {}
+        for f in FIELDS:
+            v = _real_column("process_ticks", f, self._timestamps(columns[f])
+                             if f == "timestamp" else columns[f], in_ticks)
+            if v.ndim != 1:
+                raise ValueError(f"process_ticks: column {f!r} must be one-dimensional, got "
+                                 f"shape {v.shape}")
+            if f in ("bid_price", "ask_price") and not in_ticks:
+                arr[f] = _column(v, to_ticks, self.tick_size)
+            elif v.dtype == np.int64:
+                arr[f] = np.ascontiguousarray(v)
+            else:
+                arr[f] = _column(v, to_int, integral=f in _INTEGRAL)
+        return self._run(lambda core: core.process(*(arr[f] for f in FIELDS), bool(check_risk)))
+
+    def process_market_data(self, ticks, check_risk=True) -> TickResult:
+        """The seed's list of tick dicts (``venue_id`` and ``flags`` are accepted and
+        ignored); one dict is one tick; a DataFrame goes to ``process_ticks``.
+        ``check_risk=False`` skips the order risk checks (kill switch included): for
+        simulations that study the raw signal only."""
+        if isinstance(ticks, pd.DataFrame):
+            return self.process_ticks(ticks, check_risk)
+        if isinstance(ticks, Mapping):
+            if any(isinstance(v, (list, tuple, np.ndarray, pd.Series)) for v in ticks.values()):
+                raise TypeError("process_market_data got one mapping of columns; pass "
+                                "columns to process_ticks, or a list of tick dicts here")
+            ticks = [ticks]
+        elif isinstance(ticks, (str, bytes)) or not hasattr(ticks, "__iter__"):
+            raise TypeError(f"process_market_data takes a list of tick dicts (or one dict), "
+                            f"got {type(ticks).__name__}")
+        ticks = ticks if isinstance(ticks, list) else list(ticks)
+        return self._run(lambda core: core.process_dicts(ticks, bool(check_risk)))
+
+    def _run(self, process) -> TickResult:
+        """``process(core)`` -> the orders as the rows of a (4, n) array; timed (the dict
+        path's time includes parsing)."""
+        core = self.core
+        before = (core.ticks, core.signals, core.orders, core.rejected_ticks,
+                  core.rejected_orders)
+        t0 = time.perf_counter()
+        orders = process(core)
+        dt = time.perf_counter() - t0
+        self._wall += dt
+        return TickResult(ticks=core.ticks - before[0], signal_count=core.signals - before[1],
+                          order_count=core.orders - before[2],
+                          rejected_ticks=core.rejected_ticks - before[3],
+                          rejected_orders=core.rejected_orders - before[4],
+                          processing_time_us=dt * 1e6, order_array=orders,
+                          tick_size=self.tick_size)
+
+    # ---- state -----------------------------------------------------------------------
+    def positions(self) -> pd.Series:
+        """Open positions (shares) by symbol id."""
+        pos = np.asarray(self.core.pos)
+        nz = np.flatnonzero(pos)
+        return pd.Series(pos[nz], index=pd.Index(nz, name="symbol_id"), name="position")
+
+    def pnl(self) -> dict:
+        """Cash, marked value (at mids) and equity in currency; drawdown from the peak."""
+        c = self.core
+        ts = self.tick_size
+        equity = (2 * c.cash + c.mtm2) * 0.5 * ts
+        return {"cash": c.cash * ts, "market_value": c.mtm2 * 0.5 * ts, "equity": equity,
+                "drawdown": (c.peak2 - (2 * c.cash + c.mtm2)) * 0.5 * ts,
+                "gross_notional": c.gross2 * 0.5 * ts}
+
+    def get_performance_stats(self) -> dict:
+        c = self.core
+        n = min(c.n_samples, len(c.samples))
+        lat = np.asarray(c.samples[:n], dtype=float) / 1000.0   # µs
+        q = (lambda p: float(np.percentile(lat, p))) if n else (lambda p: float("nan"))
+        return {
+            "avg_signal_latency_us": float(lat.mean()) if n else float("nan"),
+            "p50_latency_us": q(50), "p99_latency_us": q(99), "p999_latency_us": q(99.9),
+            "latency_samples": n,
+            "signals_processed": c.signals, "stale_signals": c.stale,
+            "orders_submitted": c.orders, "orders_rejected": c.rejected_orders,
+            "signal_errors": self.signal_errors,
+            "rejected_ticks": c.rejected_ticks, "ticks_processed": c.ticks,
+            "feed_rejects": dict(self.feed_rejects),
+            "throughput_ticks_per_s": c.ticks / self._wall if self._wall else float("nan"),
+            "tick_rejects": dict(zip(_k.TICK_REJECTS, map(int, c.tick_rejects))),
+            "order_rejects": dict(zip(_k.ORDER_REJECTS, map(int, c.order_rejects))),
+            "kill_switch": bool(c.killed),
+        }
+
+
+    def health_check(self, p99_limit_us=10.0, reject_limit=0.05) -> dict:
+        """critical: kill switch on; degraded: p99 latency above ``p99_limit_us`` or more
+        than ``reject_limit`` of ticks rejected; healthy otherwise."""
+        from quantlab.engine.alerts import health_check
+
+        return health_check(self, p99_limit_us, reject_limit)
+
+    # ---- feeds (quantlab.engine.feeds) -----------------------------------------------
+    def _timestamps(self, values):
+        """Datetimes (NumPy or pandas, time zones included) as int64 counts of the
+        configured unit since the epoch (UTC; NaT becomes negative, a rejected tick); other
+        values as they are. Their nanoseconds, taken as µs, would be silently 1000x off."""
+        dtype = getattr(values, "dtype", None)
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            values = pd.DatetimeIndex(values).tz_convert("UTC").tz_localize(None)
+        v = np.asarray(values)
+        if v.dtype.kind != "M":
+            return values
+        return v.astype(f"datetime64[{self.config['engine']['timestamp_unit']}]").view(np.int64)
+
+    def replay(self, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
+               max_gap=1.0) -> TickResult:
+        """Replay recorded ticks: a CSV (gzip allowed) or Parquet file with the six
+        ``FIELDS`` columns (prices in currency, timestamps as integers of the configured
+        unit, datetimes, or ISO 8601 text: all with UTC offsets or none), or a dict of
+        arrays (or a DataFrame). A file that cannot be read is a ``DataError`` naming it.
+
+        ``speed=None`` runs flat out; ``speed=1.0`` paces chunks by their timestamps (2.0 =
+        twice as fast). The replay clock is the stream's time with each gap between
+        consecutive ticks capped at ``max_gap`` seconds (default 1 s; ``math.inf``: no
+        cap) and backward steps counted as none, so a session break or a corrupt
+        timestamp pauses a paced replay for at most ``max_gap / speed`` seconds.
+        A tick whose timestamp is more than ``max_gap`` + 2 IQR from the median of the 16
+        ticks around it (a corrupt far-future or far-past stamp; runs of up to 4) is
+        rejected as out of order whatever the speed: accepted, it would make every later
+        tick of its symbol out of order and every signal stale.
+        ``chunk``: ticks per batch; ``on_chunk(engine, result)`` is called after each."""
+        from quantlab.engine.feeds import replay
+
+        return replay(self, path_or_arrays, speed, chunk, on_chunk, max_gap)
+
+    async def run_feed(self, feed, batch=1000, max_delay=0.001, max_messages=None,
+                       timeout=None, *, reconnect=0, backoff=0.5,
+                       max_message_bytes=2 ** 20) -> TickResult:
+        """Consume an async iterator of ticks (dicts, or JSON text/bytes of one dict or a
+        list of dicts); stops at the feed's end, after ``max_messages`` messages or
+        ``timeout`` seconds. Ticks are processed in batches of up to ``batch``, and whenever
+        the feed is quiet for ``max_delay`` seconds: on a slow feed a tick waits at most
+        that long for its signal (``None``: only full batches, and the rest at the end).
+
+        Malformed messages (not JSON, nested too deep, not UTF-8, longer than
+        ``max_message_bytes``, or JSON that is neither an object nor a list) are counted
+        (``signal_errors``; by reason in ``feed_rejects``) and skipped, like bad ticks.
+
+        Disconnects: when the feed raises (a websocket closed with an error code, a TCP
+        reset, ...), every tick received so far is processed first. Then, with
+        ``reconnect=0`` (default), ``FeedError`` is raised: it says how many ticks were
+        processed and carries their ``TickResult`` as ``.result`` (the feed's exception
+        as ``__cause__``). With ``reconnect=N``, ``feed`` must be a callable that opens the
+        feed anew (e.g. ``lambda: websocket_feed(url)``); it is called again after
+        ``backoff * 2**k`` seconds (k = 0, 1, ...; at most 30 s) up to N times in a row,
+        the count starting again after each message received; past N, ``FeedError``."""
+        from quantlab.engine.feeds import run_feed
+
+        return await run_feed(self, feed, batch, max_delay, max_messages, timeout,
+                              reconnect=reconnect, backoff=backoff,
+                              max_message_bytes=max_message_bytes)
