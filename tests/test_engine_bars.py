@@ -1,9 +1,9 @@
-"""Ticks -> bars (quantlab.bars.BarAggregator) equal a pandas resample of the same ticks."""
+"""Ticks -> bars (quantlab.engine.bars.BarAggregator) equal a pandas resample of the same ticks."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from quantlab.bars import BarAggregator
+from quantlab.engine.bars import BarAggregator
 
 
 def _ticks(n=20_000, n_sym=3, seed=1):
