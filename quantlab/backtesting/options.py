@@ -151,6 +151,7 @@ def _sweep(not_over=(), **rng):
         v = param(name, v, **rng)
         bad = set(v.dims) & set(not_over)
         if bad:
+            # costs are per parameter combination; price levels may also vary by asset
             over = ("parameter dims only, not " + str(sorted(bad)) if "asset" in not_over
                     else "asset and parameter dims, not time")
             raise ValueError(f"{name} may vary over {over}")
