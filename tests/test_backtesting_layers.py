@@ -163,3 +163,10 @@ def test_optimizer_direction_and_method_typos_name_the_choices():
     with pytest.raises(ValueError, match=r"optimization_method must be one of .*; got "
                                          r"'bayesain'. Did you mean 'bayesian'\?"):
         optimize_strategy_parameters("spc", None, optimization_method="bayesain")
+
+
+@pytest.mark.parametrize("bounds", [(2.0, np.inf), (-np.inf, 8.0), (np.nan, 8.0),
+                                    (np.float64(2.0), np.float32(np.nan))])
+def test_optimizer_infinite_or_nan_bound_is_refused_by_the_shared_number_checker(bounds):
+    with pytest.raises(ValueError, match=r"h: each bound must be a finite number"):
+        optimize_strategy_parameters("spc", {"h": bounds}, n_trials=2, progress=False)
