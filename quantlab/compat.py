@@ -20,6 +20,7 @@ quantlab names they map to; nothing here adds behaviour of its own.
 from __future__ import annotations
 
 from quantlab import _validate
+from quantlab.backtesting import backtest
 
 __all__ = ["BacktestingEngine", "TICK_RESULT_KEYS", "tick_result_item", "ALIASES",
            "OPTIMIZER_KEYWORDS", "seed_optimizer_arguments"]
@@ -46,8 +47,6 @@ class BacktestingEngine:
                                                lo_open=True)
 
     def run_backtest(self, signals, price_data, **kw):
-        from quantlab.backtest import backtest   # TEMP merge: quantlab.backtesting
-
         res = backtest(price_data, signals, init_cash=self.initial_capital, fees=self.fees,
                        slippage=self.slippage, **kw)
         res.risk_free_rate = self.risk_free_rate

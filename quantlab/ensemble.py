@@ -14,6 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import rolling
+from quantlab.backtesting import backtest
 from quantlab.data import returns
 
 __all__ = ["Ensemble", "detect_regimes", "create_unconventional_ensemble"]
@@ -111,8 +112,6 @@ class Ensemble:
     # ---- the parts -----------------------------------------------------------------
     def _parts(self, ds):
         if self._cache.get("ds") is not ds:   # one data set cached (held, so ids stay unique)
-            from quantlab.backtest import backtest
-
             sigs, streams = {}, {}
             for name, s in self.strategies.items():
                 sig = s.signal(ds, **s.default_inputs(ds))
@@ -206,7 +205,6 @@ class Ensemble:
 
     def backtest(self, ds):
         """The ensemble as one portfolio account with the ensemble's costs."""
-        from quantlab.backtest import backtest
 
         return backtest(ds, self.signal(ds), group=True, **self.backtest_kw)
 

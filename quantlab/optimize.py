@@ -33,6 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate
+from quantlab.backtesting import backtest
 from quantlab.metrics import METRICS
 from quantlab.strategies import resolve
 
@@ -97,8 +98,8 @@ def _space(strat, bounds) -> dict[str, _Param]:
         number = lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool)  # noqa: E731
         if isinstance(b, tuple) and len(b) == 2 and all(map(number, b)):
             lo, hi = map(_py, b)
-            if not (math.isfinite(lo) and math.isfinite(hi)):
-                raise ValueError(f"{k}: bounds must be finite, got {b!r}")
+            for v in (lo, hi):   # checked only: the ints stay ints (an integer range)
+                _validate.number(f"{k}: each bound", v)
             if lo > hi:
                 raise ValueError(f"{k}: empty range, low {lo} > high {hi}")
             # converted too: (20.0, 60.0) for an integer parameter searches integers
@@ -139,10 +140,13 @@ def _space(strat, bounds) -> dict[str, _Param]:
 
 
 def _one_of(kind, value, choices):
-    if value not in choices:
+    """``_validate.choice`` with a hint at the closest choice (a typo's likely fix)."""
+    try:
+        _validate.choice(kind, value, choices)
+    except ValueError as e:
         near = difflib.get_close_matches(str(value), choices, n=1)
         hint = f" Did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"unknown {kind} {value!r}.{hint} Choose from {', '.join(choices)}")
+        raise ValueError(f"{e}.{hint}") from None
 
 
 def _check_objectives(objective):
@@ -223,8 +227,6 @@ class _Evaluator:
             raise ValueError("mask must have one value per bar of the scoring window")
 
     def backtest(self, params):
-        from quantlab.backtest import backtest
-
         s = type(self.strat)(**{**self.strat.params, **params})
         sig = s.signal(self.history, **self.inputs).sel(time=self.window)
         return backtest(self.history.sel(time=self.window), sig, group=True, **self.kw)
@@ -536,8 +538,8 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
     data = ql.data.load() if data is None else data
     _check_method(optimization_method)
     objectives = _check_objectives(objective)
-    if direction is not None and direction not in ("maximize", "minimize"):
-        raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
+    if direction is not None:
+        _validate.choice("direction", direction, ("maximize", "minimize"))
     directions = [direction or ("minimize" if o in _MINIMISE else "maximize")
                   for o in objectives]
     n_trials = _validate.integer("n_trials", n_trials, lo=1)
@@ -691,10 +693,10 @@ class WalkForwardOptimizer:
     def __init__(self, optimization_window=252, validation_window=63, step_size=21,
                  optimization_method="tpe", n_trials=20, objective="sharpe_ratio", seed=0,
                  progress=True, **optimize_kw):
-        for name, v in (("optimization_window", optimization_window),
-                        ("validation_window", validation_window), ("step_size", step_size)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive number of bars, got {v!r}")
+        optimization_window, validation_window, step_size = (
+            _validate.integer(name, v, lo=1) for name, v in (
+                ("optimization_window (bars)", optimization_window),
+                ("validation_window (bars)", validation_window), ("step_size (bars)", step_size)))
         if step_size > validation_window:
             raise ValueError(f"step_size ({step_size}) > validation_window "
                              f"({validation_window}) would leave bars out of sample untested")
@@ -816,8 +818,6 @@ class RegimeAdaptiveResult:
         return out.transpose("time", "asset").rename("signal")
 
     def backtest(self, ds, **backtest_kw):
-        from quantlab.backtest import backtest
-
         return backtest(ds, self.signal(ds), group=True, **backtest_kw)
 
 

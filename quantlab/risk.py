@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, metrics
+from quantlab.backtesting import DD_MODES, backtest
 
 __all__ = ["RiskManager", "RiskReport", "KellyFraction", "risk_parity_weights",
            "risk_contributions", "HISTORICAL_SCENARIOS"]
@@ -93,7 +94,6 @@ class RiskManager:
                                                    0, 1, lo_open=True, hi_open=True)
         self.dd_cooldown = _validate.integer("dd_cooldown", dd_cooldown, 0)
         self.periods = _validate.integer("periods", periods, 1)
-        from quantlab.backtest import DD_MODES
 
         self.dd_mode = _validate.choice("dd_mode", dd_mode, DD_MODES)
 
@@ -234,7 +234,6 @@ class RiskManager:
 
     def backtest(self, data, signal, **kw):
         """``ql.backtest`` with this manager's drawdown control."""
-        from quantlab.backtest import backtest
 
         return backtest(data, signal, **{**self.backtest_kwargs(), **kw})
 

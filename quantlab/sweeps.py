@@ -44,6 +44,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate
+from quantlab.backtesting import STREAMED_EXTRAS, backtest
 
 __all__ = ["sweep", "DEFAULT_METRICS", "MAX_COMBINATIONS"]
 
@@ -65,7 +66,6 @@ def _combos(values, start, stop):
 
 def _run_chunk(strategy, data, keys, combos, inputs, metrics, backtest_kw):
     """Backtest ``combos`` (tuples of values for ``keys``) in one metrics-only call."""
-    from quantlab.backtest import backtest
 
     sigs = []
     for combo in combos:
@@ -265,7 +265,6 @@ def _check_grid(strat, grid, max_combinations=MAX_COMBINATIONS) -> tuple[list, l
 
 
 def _check_metrics(metrics) -> list[str]:
-    from quantlab.backtest import STREAMED_EXTRAS
     from quantlab.metrics import streaming_names
 
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
@@ -285,7 +284,6 @@ def _check_metrics(metrics) -> list[str]:
 def _check_backtest_kw(kw):
     import inspect
 
-    from quantlab.backtest import backtest
 
     own = sorted(set(kw) & {"signal", "entries", "exits", "size", "accumulate",
                             "metrics_only"})

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from quantlab.backtesting import Slippage, backtest
+
 __all__ = ["RollingExplorer", "StrategyExplorer", "SweepExplorer"]
 
 
@@ -176,7 +178,6 @@ class StrategyExplorer:
     def update(self, _change=None) -> None:
         import numpy as np
 
-        from quantlab.backtest import Slippage, backtest
 
         self.busy.value = "<i>computing...</i>"
         first, last = self.dates.value
@@ -302,7 +303,6 @@ class SweepExplorer:
     def select(self, i: int):
         """Re-run the backtest of cell ``i`` (source order) and show its equity."""
         from quantlab import strategies
-        from quantlab.backtest import backtest
 
         _, sel, cells = self._cells()
         xv, yv = cells[i]

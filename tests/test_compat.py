@@ -31,7 +31,7 @@ def test_backtesting_engine_is_ql_backtest_with_the_seed_units():
     eng = compat.BacktestingEngine(initial_capital=50_000, commission_per_trade=0.002,
                                    slippage_bps=10, risk_free_rate=0.03)
     res = eng.run_backtest(sig, ds)
-    want = ql.backtest.backtest(ds, sig, init_cash=50_000, fees=0.002, slippage=0.001)
+    want = ql.backtest(ds, sig, init_cash=50_000, fees=0.002, slippage=0.001)
     np.testing.assert_array_equal(res.equity.values, want.equity.values)
     assert res.risk_free_rate == 0.03 and (eng.fees, eng.slippage) == (0.002, 0.001)
     np.testing.assert_allclose(res["total_return"], want.equity.isel(time=-1) / 50_000 - 1,

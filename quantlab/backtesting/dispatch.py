@@ -1,0 +1,219 @@
+"""Labelled inputs -> one kernel call.
+
+Checks the data and the signal (or entries/exits), aligns the data to the signal's
+assets, broadcasts the signal over the parameter dims of the sweepable options (a fee or
+stop grid is one call), builds the per-column arrays and runs
+``quantlab._kernels.backtest.simulate`` once over every column.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from quantlab import _validate
+from quantlab._kernels import backtest as _k
+from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions
+from quantlab.data import validate
+from quantlab.errors import DataError
+from quantlab.signals import from_entries_exits
+
+__all__ = ["Run", "simulate", "RESERVED"]
+
+# columns of the orders/trades tables: a parameter dim may not take one of these names
+RESERVED = {"t", "col", "time", "asset", "size", "price", "fee", "reason", "traded",
+            "entry_time", "exit_time", "entry_price", "exit_price", "pnl", "exit_reason",
+            "w", "g"}
+
+
+@dataclass
+class Run:
+    """One kernel call: its output and the labelled frame to read it back with."""
+
+    out: tuple              # simulate()'s return value
+    signal: xr.DataArray    # the broadcast signal, (time, asset, *params)
+    ds: xr.Dataset          # the data, on the signal's assets
+    params: list            # the parameter dims
+    group: bool             # one account per parameter combination (else per column)
+
+    @property
+    def acct_dims(self) -> list:
+        return ["time", *self.params] if self.group else list(self.signal.dims)
+
+    @property
+    def acct_shape(self) -> tuple:
+        shape = self.signal.shape
+        return (shape[0], *shape[2:]) if self.group else shape
+
+
+def as_dataset(data) -> xr.Dataset:
+    if isinstance(data, xr.DataArray):
+        data = data.to_dataset(name="close")
+    if not isinstance(data, xr.Dataset):
+        raise TypeError("data must be an xarray Dataset with 'close' (or a close DataArray)")
+    if "close" not in data:
+        raise DataError("data has no 'close' variable")
+    _validate.coords(data, what="data")
+    return data
+
+
+def input_signal(signal, entries, exits, opts: BacktestOptions) -> xr.DataArray:
+    """The target exposures: ``signal``, or ``entries``/``exits`` as 1/0 targets (order
+    events when ``opts`` has a size or accumulate)."""
+    if (signal is None) == (entries is None):
+        raise ValueError("give exactly one of signal= or entries= (with exits=)")
+    if signal is not None and opts.events:
+        raise ValueError("size= and accumulate= go with entries=/exits= (order events), "
+                         "not with signal= (target exposures)")
+    if entries is None:
+        return signal
+    for name, v in (("entries", entries), ("exits", exits)):
+        if isinstance(v, xr.DataArray):
+            _validate.coords(v, what=name)
+    return from_entries_exits(entries, exits)
+
+
+def check_signal(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
+    if not isinstance(signal, xr.DataArray):
+        raise TypeError("signal must be an xarray DataArray on (time, asset[, params])")
+    _validate.coords(signal, what="signal")
+    _validate.real_array("signal", signal.dtype)
+    if not signal.indexes["time"].equals(ds.indexes["time"]):
+        extra = signal.indexes["time"].difference(ds.indexes["time"])
+        raise ValueError("signal and data have different time axes"
+                         + (f" (e.g. {extra[0]} is not in the data)" if len(extra) else "")
+                         + "; align them first (signal.reindex(time=ds.time))")
+    missing = set(signal.asset.values.tolist()) - set(ds.asset.values.tolist())
+    if missing:
+        raise ValueError(f"signal has assets not in the data: {sorted(missing)}")
+    v = signal.values
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(v) > 1.0 + 1e-12  # NaN compares False
+    if bad.any():
+        i = np.unravel_index(np.flatnonzero(bad)[0], v.shape)
+        where = {d: str(signal[d].values[j])[:19] for d, j in zip(signal.dims, i)}
+        raise ValueError(f"signal must be in [-1, 1] (target exposure); {int(bad.sum())} "
+                         f"values are not, first {float(v[i])} at {where}")
+    return signal
+
+
+def _stops(opts):
+    return {k: getattr(opts, k) for k in ("sl_stop", "tp_stop", "sl_trail")
+            if getattr(opts, k) is not None}
+
+
+def broadcast(signal: xr.DataArray, opts: BacktestOptions) -> tuple[xr.DataArray, list]:
+    """The signal over its own dims and every dim of a swept option, as (time, asset,
+    *params), and the parameter dims."""
+    swept = [opts.fees, opts.fixed_fees, *_stops(opts).values()]
+    swept += [] if opts.limit_offset is None else [opts.limit_offset]
+    swept += [opts.size] if opts.events else []
+    signal = xr.broadcast(signal, *swept)[0]
+    params = [d for d in signal.dims if d not in ("time", "asset")]
+    clash = set(params) & RESERVED
+    if clash:
+        raise ValueError(f"parameter dim name(s) {sorted(clash)} clash with the orders/trades "
+                         f"table columns; rename them (reserved: {sorted(RESERVED)})")
+    return signal.transpose("time", "asset", *params), params
+
+
+def align_data(ds: xr.Dataset, signal: xr.DataArray, opts: BacktestOptions) -> xr.Dataset:
+    """The data on the signal's assets, its bars checked (``ql.data.validate``)."""
+    if opts.execution == "next_open" and "open" not in ds:
+        raise DataError("execution='next_open' needs an 'open' variable")
+    if not ds.indexes["asset"].equals(signal.indexes["asset"]):
+        ds = ds.sel(asset=signal.asset.values)   # a copy of every variable: only if needed
+    validate(ds[[v for v in ("open", "high", "low", "close", "volume") if v in ds]])
+    return ds
+
+
+def slippage_panels(ds: xr.Dataset, opts: BacktestOptions):
+    """(base, impact, cap) of the slippage model on (time, asset); with next_open they
+    come from the bars up to the decision bar only."""
+    slip = opts.slippage
+    base, impact, cap = slip.panels(ds)
+    if slip.model == "adaptive":   # data-driven: its largest value must still be < 1
+        _check_slippage_panel(slip, base)
+    if opts.execution == "next_open" and slip.model != "fixed":  # costs from bars up to t
+        base, impact = base.shift(time=1).fillna(0.0), impact.shift(time=1).fillna(0.0)
+    return base, impact, cap
+
+
+def _check_slippage_panel(slip, base):
+    """The adaptive slippage (bps/1e4 + vol_mult · σ + range_mult · range, from the data)
+    must stay below 1 everywhere, else a sell fills at a price <= 0: name the bar where
+    it does not (volume_based is bounded by bps/1e4 + cap < 1 at construction)."""
+    worst = base.fillna(0.0).argmax(...)
+    v = float(base.isel(worst))
+    if v >= 1:
+        where = {d: str(base[d].values[int(i)])[:19] for d, i in worst.items()}
+        raise ValueError(f"Slippage({slip.model!r}) reaches a slippage of {v:.4g} at {where}; "
+                         "it must stay < 1 (a sell would fill at a price <= 0): lower "
+                         "bps, vol_mult or range_mult")
+
+
+def _panel(da):  # (time, asset) float64; constants stay stride-0 views (no copy)
+    return np.asarray(da.transpose("time", "asset").data, dtype=np.float64)
+
+
+def _kernel_args(signal, ds, opts, params):
+    """The kernel's per-column arrays: accounts (groups), costs, stops, limits, events."""
+    shape = signal.shape
+    n, n_cols = shape[0], int(np.prod(shape[1:]))
+    n_par = int(np.prod(shape[2:])) if params else 1
+
+    def per_col(v):  # a per-parameter value -> one value per column
+        return np.ascontiguousarray(
+            xr.broadcast(v, signal.isel(time=0, drop=True))[0]
+            .transpose(*signal.dims[1:]).values.reshape(n_cols), dtype=np.float64)
+
+    if opts.group:   # one account per parameter combination, across the assets
+        grp, n_groups = np.tile(np.arange(n_par, dtype=np.intp), shape[1]), n_par
+    else:
+        grp, n_groups = np.arange(n_cols, dtype=np.intp), n_cols
+    stops = _stops(opts)
+    nan = xr.DataArray(np.nan)
+    kw = dict(bars=None, stops=None, events=None, limit=None)
+    if stops or opts.limit_offset is not None:   # checked within each bar's range
+        kw["bars"] = tuple(_panel(ds[v] if v in ds else ds["close"])
+                           for v in ("open", "high", "low"))
+    if stops:
+        kw["stops"] = tuple(per_col(stops.get(k, nan)) for k in ("sl_stop", "tp_stop",
+                                                                  "sl_trail"))
+    if opts.limit_offset is not None:
+        kw["limit"] = (per_col(opts.limit_offset), min(int(opts.limit_tif or 0), n + 1))
+    if opts.events:
+        sz = xr.broadcast(opts.size, signal)[0].transpose(*signal.dims)
+        kw["events"] = (np.asarray(sz.data, dtype=np.float64).reshape(n, n_cols),
+                        SIZE_TYPES.index(opts.size_type), bool(opts.accumulate))
+    costs = (per_col(opts.fees), per_col(opts.fixed_fees))
+    asset_of_col = np.repeat(np.arange(shape[1], dtype=np.intp), n_par)
+    return asset_of_col, grp, n_groups, costs, kw
+
+
+def simulate(data, signal, entries, exits, opts: BacktestOptions) -> Run:
+    """Check and align the inputs, then run the kernel once over every column."""
+    ds = as_dataset(data)
+    signal = check_signal(input_signal(signal, entries, exits, opts), ds)
+    signal, params = broadcast(signal, opts)
+    ds = align_data(ds, signal, opts)
+    base, impact, cap = slippage_panels(ds, opts)
+    n, n_cols = signal.shape[0], int(np.prod(signal.shape[1:]))
+    asset_of_col, grp, n_groups, (fees, fixed_fees), kw = _kernel_args(signal, ds, opts,
+                                                                       params)
+    margin = 0.0
+    if opts.maintenance_margin and (opts.max_leverage > 1 or bool((signal < 0).any())):
+        margin = float(opts.maintenance_margin)   # no account can breach it otherwise
+    exec_px = ds["open"] if opts.execution == "next_open" else ds["close"]
+    out = _k.simulate(
+        _panel(ds["close"]), _panel(exec_px),
+        np.ascontiguousarray(signal.values.reshape(n, n_cols), dtype=np.float64),
+        _panel(base), _panel(impact), float(cap), asset_of_col, grp, n_groups,
+        float(opts.init_cash), fees, fixed_fees,
+        float(opts.max_leverage), float(opts.max_position_size),
+        opts.rebalance == "daily", opts.execution == "next_open", float(opts.dd_limit or 0.0),
+        n if opts.dd_mode == "halt" else min(opts.dd_cooldown, n),
+        opts.metrics_only is not None, **kw,
+        borrow=(1 + float(opts.borrow_rate)) ** (1 / opts.periods) - 1, margin=margin)
+    return Run(out, signal, ds, params, bool(opts.group))

@@ -1,0 +1,279 @@
+"""Every backtest argument but the data and the signal, checked once (``BacktestOptions``).
+
+One table, ``_CHECKS``, maps each argument to its checker (``quantlab._validate``'s
+``integer``/``number``/``choice``, in the spirit of scikit-learn's parameter
+constraints); the few rules that relate two arguments follow it in
+``BacktestOptions._check_together``. Each error names the argument, the value and the
+allowed range.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from quantlab import _validate, metrics, rolling
+from quantlab.data import returns
+from quantlab.errors import DataError
+
+__all__ = ["BacktestOptions", "Slippage", "DD_MODES", "SIZE_TYPES", "STREAMED_EXTRAS",
+           "MAX_LEVERAGE", "param"]
+
+# dd_limit's modes: "cooldown" flat for dd_cooldown bars then back in with the peak
+# restarted; "halt" measured from the all-time peak and flat for the rest of the run
+DD_MODES = ("cooldown", "halt")
+MAX_LEVERAGE = 100.0   # a sanity bound: gross exposure of 100 x equity
+# the kernel's size types (cython_kernels/backtest.pyx S_*), in its order
+SIZE_TYPES = ("equity", "value", "shares")
+# backtest-only metrics a metrics-only run accumulates (n_trades needs the order list)
+STREAMED_EXTRAS = ("fees_paid", "turnover", "exposure", "n_orders")
+
+
+@dataclass(frozen=True)
+class Slippage:
+    """A slippage model, evaluated from data up to the decision bar only.
+
+    - ``Slippage("fixed", bps=5)``: a constant fraction bps / 1e4 of the price.
+    - ``Slippage("volume_based", coef=0.1, cap=0.05, window=20, bps=0)``: square-root
+      market impact (Almgren et al. 2005; Kissell & Glantz 2003): slippage of an order of
+      Δ shares = bps/1e4 + min(coef · σ · sqrt(|Δ| / V), cap) with σ the ``window``-bar
+      std of returns and V the bar's volume. Needs ``volume``.
+    - ``Slippage("adaptive", bps=2, vol_mult=0.1, range_mult=0.1, window=20)``:
+      bps/1e4 + vol_mult · σ + range_mult · (high - low) / close of the decision bar: wider
+      in volatile markets. Needs ``high`` and ``low``.
+    """
+
+    model: str = "fixed"
+    bps: float = 0.0
+    coef: float = 0.1
+    cap: float = 0.05
+    window: int = 20
+    vol_mult: float = 0.1
+    range_mult: float = 0.1
+
+    def __post_init__(self):
+        if self.model not in ("fixed", "volume_based", "adaptive"):
+            raise ValueError(f"unknown slippage model {self.model!r}; use fixed, "
+                             "volume_based or adaptive")
+        # a slippage fraction of 1 or more would fill a sell at a price <= 0
+        checked = dict(
+            bps=_validate.number("Slippage bps", self.bps, 0, 1e4, hi_open=True),
+            coef=_validate.number("Slippage coef", self.coef, 0),
+            cap=_validate.number("Slippage cap", self.cap, 0, 1, hi_open=True),
+            window=_validate.integer("Slippage window", self.window, 2),
+            vol_mult=_validate.number("Slippage vol_mult", self.vol_mult, 0),
+            range_mult=_validate.number("Slippage range_mult", self.range_mult, 0))
+        if self.model == "volume_based" and checked["bps"] / 1e4 + checked["cap"] >= 1:
+            raise ValueError(f"Slippage('volume_based'): bps / 1e4 + cap must be < 1 (the "
+                             f"largest slippage), got {checked['bps'] / 1e4 + checked['cap']!r}")
+        for k, v in checked.items():   # frozen: set the converted values once
+            object.__setattr__(self, k, v)
+
+    def panels(self, ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray, float]:
+        """(base fraction, impact coefficient per sqrt(share), cap) on (time, asset)."""
+        close = ds["close"].transpose("time", "asset")
+
+        def const(v):  # a stride-0 view: no 20 MB panel for a constant
+            return close.copy(data=np.broadcast_to(np.float64(v), close.shape))
+
+        base, impact = const(self.bps / 1e4), const(0.0)
+        if self.model == "volume_based":
+            if "volume" not in ds:
+                raise DataError("Slippage('volume_based') needs a 'volume' variable")
+            sigma = rolling.std(returns(close), self.window, min_periods=2)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                impact = (self.coef * sigma / np.sqrt(ds["volume"])).where(ds["volume"] > 0)
+            impact = impact.fillna(0.0)
+        elif self.model == "adaptive":
+            missing = [v for v in ("high", "low") if v not in ds]
+            if missing:
+                raise DataError(f"Slippage('adaptive') needs {', '.join(missing)}")
+            sigma = rolling.std(returns(close), self.window, min_periods=2).fillna(0.0)
+            rng = ((ds["high"] - ds["low"]) / close).fillna(0.0)
+            base = base + self.vol_mult * sigma + self.range_mult * rng
+        return base, impact, self.cap
+
+
+def param(name, v, lo=None, hi=None, *, lo_open=False, hi_open=False, finite=True,
+          nan_ok=False) -> xr.DataArray:
+    """A numeric option as a 0-d DataArray (a scalar) or the DataArray itself (a sweep over
+    its dims), every value in the range (``_validate.number``'s rules and words; NaN
+    passes only with ``nan_ok``, where it means "off"). A DataArray needs a coordinate
+    for each of time/asset it has: it is matched to the data by its labels."""
+    if not isinstance(v, xr.DataArray):
+        if nan_ok and isinstance(v, (float, np.floating)) and np.isnan(v):
+            return xr.DataArray(np.nan)
+        return xr.DataArray(_validate.number(name, v, lo, hi, lo_open=lo_open,
+                                             hi_open=hi_open, finite=finite))
+    _validate.coords(v, tuple(d for d in ("time", "asset") if d in v.dims), what=name)
+    _validate.real_array(name, v.dtype)
+    a = np.asarray(v.values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        ok = ~np.isnan(a) & (np.isfinite(a) | (not finite))
+        if lo is not None:
+            ok &= (a > lo) if lo_open else (a >= lo)
+        if hi is not None:
+            ok &= (a < hi) if hi_open else (a <= hi)
+    bad = ~ok & ~(np.isnan(a) if nan_ok else np.zeros(a.shape, bool))
+    if bad.any():   # raises, worded as for a scalar
+        _validate.number(name, float(a.ravel()[np.flatnonzero(bad)[0]]), lo, hi,
+                         lo_open=lo_open, hi_open=hi_open, finite=finite)
+    return v.astype(np.float64)
+
+
+# --- checkers: each takes (name, value) and returns the converted value or raises ----
+
+def _number(lo=None, hi=None, **kw):
+    return lambda name, v: _validate.number(name, v, lo, hi, **kw)
+
+
+def _integer(lo=None, hi=None):
+    return lambda name, v: _validate.integer(name, v, lo, hi)
+
+
+def _choice(*options):
+    return lambda name, v: _validate.choice(name, v, options)
+
+
+def _optional(check):   # None = off / default
+    return lambda name, v: None if v is None else check(name, v)
+
+
+def _labelled(label, check):   # the error names the argument as ``label``
+    return lambda name, v: check(label, v)
+
+
+def _sweep(not_over=(), **rng):
+    """A number or a DataArray of numbers (a sweep: its dims become dims of the result),
+    never varying over the dims ``not_over``."""
+    def check(name, v):
+        v = param(name, v, **rng)
+        bad = set(v.dims) & set(not_over)
+        if bad:
+            # costs are per parameter combination; price levels may also vary by asset
+            over = ("parameter dims only, not " + str(sorted(bad)) if "asset" in not_over
+                    else "asset and parameter dims, not time")
+            raise ValueError(f"{name} may vary over {over}")
+        return v
+    return check
+
+
+def _slippage(name, v):
+    if isinstance(v, Slippage):
+        return v
+    return Slippage("fixed", bps=_validate.number(name, v, 0, 1, hi_open=True) * 1e4)
+
+
+def _metric_names(name, v):
+    names = (v,) if isinstance(v, str) else tuple(v)
+    unknown = sorted(set(names) - set(metrics.streaming_names()) - set(STREAMED_EXTRAS))
+    if unknown or not names:
+        raise ValueError(f"{name}: unknown or unavailable metric(s) {unknown}; "
+                         f"choose from {', '.join(metrics.streaming_names())}, "
+                         f"{', '.join(STREAMED_EXTRAS)}")
+    return names
+
+
+# stops and the limit offset are fractions of a price (entry or close), per column
+_STOP = _sweep(not_over=("time",), lo=0, lo_open=True, nan_ok=True)
+# argument -> checker, in the order the checks run (the first bad argument is reported)
+_CHECKS = {
+    "init_cash": _number(0, None, lo_open=True),
+    "max_leverage": _number(0, MAX_LEVERAGE, lo_open=True),
+    "max_position_size": _optional(_number(0, None, lo_open=True, finite=False)),
+    "borrow_rate": _number(0, 1, hi_open=True),
+    "maintenance_margin": _number(0, 1, hi_open=True),
+    "periods": _integer(1),
+    "size_type": _choice(*SIZE_TYPES),
+    "order_type": _choice("market", "limit"),
+    "execution": _choice("close", "next_open"),
+    "rebalance": _choice("on_change", "daily"),
+    "dd_mode": _choice(*DD_MODES),
+    "dd_limit": _optional(_number(0, 1, lo_open=True, hi_open=True)),
+    "dd_cooldown": _integer(0),
+    "limit_tif": _optional(_integer(1)),
+    "size": _optional(_labelled("size (inf = all the buying power)",
+                                _sweep(lo=0, finite=False))),
+    "fees": _sweep(not_over=("time", "asset"), lo=0, hi=1, hi_open=True),
+    "fixed_fees": _sweep(not_over=("time", "asset"), lo=0),
+    "sl_stop": _optional(_labelled("sl_stop (NaN = off)", _STOP)),
+    "tp_stop": _optional(_labelled("tp_stop (NaN = off)", _STOP)),
+    "sl_trail": _optional(_labelled("sl_trail (NaN = off)", _STOP)),
+    "limit_offset": _optional(_sweep(not_over=("time",), lo=0, hi=1, hi_open=True)),
+    "slippage": _slippage,
+    "metrics_only": _optional(_metric_names),
+}
+
+
+@dataclass(frozen=True, eq=False)   # eq=False: fields may be DataArrays
+class BacktestOptions:
+    """The options of :func:`quantlab.backtest` (see its docstring for each one), checked
+    and converted once at construction: numbers become floats/ints, sweepable options
+    (``size``, ``fees``, ``fixed_fees``, stops, ``limit_offset``) 0-d or labelled
+    DataArrays, ``slippage`` a :class:`Slippage`, ``metrics_only`` a tuple of names."""
+
+    size: object = None
+    accumulate: bool = False
+    size_type: str = "equity"
+    init_cash: float = 100_000.0
+    fees: object = 0.0
+    fixed_fees: object = 0.0
+    slippage: object = 0.0
+    max_position_size: float | None = None
+    max_leverage: float = 1.0
+    borrow_rate: float = 0.0
+    maintenance_margin: float = 0.25
+    execution: str = "close"
+    rebalance: str = "on_change"
+    group: bool = False
+    periods: int = 252
+    sl_stop: object = None
+    tp_stop: object = None
+    sl_trail: object = None
+    order_type: str = "market"
+    limit_offset: object = None
+    limit_tif: int | None = None
+    metrics_only: object = None
+    dd_limit: float | None = None
+    dd_cooldown: int = 21
+    dd_mode: str = "cooldown"
+
+    def __post_init__(self):
+        for name, check in _CHECKS.items():
+            object.__setattr__(self, name, check(name, getattr(self, name)))
+        self._check_together()
+        if self.max_position_size is None:
+            object.__setattr__(self, "max_position_size", self.max_leverage)
+        if self.events and self.size is None:
+            object.__setattr__(self, "size", xr.DataArray(np.inf))
+
+    @property
+    def events(self) -> bool:
+        """Order events (``entries`` with ``size`` or ``accumulate``), not target exposures."""
+        return self.size is not None or bool(self.accumulate)
+
+    def _check_together(self):
+        if self.max_leverage * self.maintenance_margin >= 1:
+            # at full leverage equity / gross = 1 / max_leverage <= the margin: every order
+            # would be margin-called on the bar it fills (silent churn)
+            lev, mm = self.max_leverage, self.maintenance_margin
+            raise ValueError(
+                f"max_leverage * maintenance_margin must be < 1 (a fully levered account "
+                f"holds equity 1/max_leverage of its positions, which must stay above the "
+                f"margin), got max_leverage={lev!r} * maintenance_margin={mm!r}"
+                f" = {lev * mm:.4g}; use max_leverage < "
+                f"{1 / mm:.4g} or a lower maintenance_margin (0 = off)")
+        if self.events and self.rebalance != "on_change":
+            raise ValueError("rebalance='daily' applies to target exposures (signal=), not "
+                             "to order events (entries= with size= or accumulate=True)")
+        if self.order_type == "market" and (self.limit_offset is not None
+                                            or self.limit_tif is not None):
+            raise ValueError("limit_offset/limit_tif need order_type='limit'")
+        if self.order_type == "limit":
+            if self.limit_offset is None:
+                raise ValueError("order_type='limit' needs limit_offset (a fraction from the "
+                                 "signal bar's close, e.g. 0.01)")
+            if self.execution != "close":
+                raise ValueError("limit orders rest from the bar after the signal; use "
+                                 "execution='close' with order_type='limit'")
