@@ -22,8 +22,10 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, strategies
+from quantlab._kernels.backtest import SimState
 from quantlab.backtesting import dispatch
 from quantlab.backtesting.options import BacktestOptions
+from quantlab.backtesting.result import from_run
 from quantlab.errors import DataError
 
 __all__ = ["deploy", "Deployment", "RiskLimits", "FORMAT"]
@@ -297,17 +299,25 @@ class Deployment:
         return np.asarray(sig.isel(time=-1).sel(asset=self.universe).values, dtype=float)
 
     def _advance(self, target: np.ndarray) -> None:
-        """One kernel step at the latest bar from the saved state (the backtest's code)."""
+        """One kernel step at the latest bar from the saved state: ql.backtest's own
+        dispatch and kernel, over the bars the slippage model reads."""
         window = self._window(self._seen - self.options.history_needed())
-        self.state, out = dispatch.step(window, target[None, :], self.options, self.state)
-        t = self._times[-1]
-        self._rec["time"].append(t)
-        self._rec["equity"].append(out["equity"][-1])
-        self._rec["cash"].append(out["cash"][-1])
-        self._rec["positions"].append(out["positions"][-1])
-        for o in out["orders"]:
-            self._orders.append({"time": t, "asset": self.universe[o["asset"]],
-                                 **{k: o[k] for k in ("size", "price", "fee", "reason")}})
+        n = len(self.universe)
+        sig = np.full((window.sizes["time"], n), np.nan)
+        sig[-1] = target
+        sig = xr.DataArray(sig, dims=("time", "asset"), coords=window["close"].coords)
+        if self.state is None:
+            self.state = SimState(n, self.options.n_accounts(n), float(self.options.init_cash))
+        res = from_run(dispatch.simulate(window, sig, None, None, self.options,
+                                         state=self.state, start=window.sizes["time"] - 1),
+                       self.options)
+        self._rec["time"].append(self._times[-1])
+        self._rec["equity"].append(np.atleast_1d(res.equity.values[-1]))
+        self._rec["cash"].append(np.atleast_1d(res.cash.values[-1]))
+        self._rec["positions"].append(res.positions.values[-1])
+        for o in res.orders.itertuples():
+            self._orders.append({"time": o.time, "asset": o.asset, "size": o.size,
+                                 "price": o.price, "fee": o.fee, "reason": o.reason})
 
     def _watch_drawdown(self) -> None:
         eq = float(np.sum(self._rec["equity"][-1]))
@@ -411,7 +421,6 @@ class Deployment:
         checkpoint of another strategy. ``inputs``: the external inputs, if the
         deployment was given its own (they are not saved)."""
         from quantlab import __version__
-        from quantlab._kernels.backtest import SimState
 
         path = Path(path)
         try:
