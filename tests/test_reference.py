@@ -23,21 +23,24 @@ def _panel(n=120, m=3, nan=0.1, seed=0):
 
 # ---- rolling: every function of ql.rolling
 
-ROLLING = ["sum", "mean", "var", "std", "zscore", "min", "max", "rank", "ewm_mean", "corr"]
+ROLLING = ["sum", "mean", "var", "std", "zscore", "min", "max", "rank", "ewm_mean", "corr",
+           "var_ddof0", "std_ddof0", "zscore_ddof0"]
 
 
 @pytest.mark.parametrize("fn", ROLLING)
 @pytest.mark.parametrize("window,minp", [(1, None), (5, None), (5, 2), (30, 10)])
 def test_rolling_equals_reference(fn, window, minp):
     x = _panel()
-    got = np.asarray(getattr(ql.rolling, fn)(x, window, min_periods=minp))
+    fn, _, ddof = fn.partition("_ddof")
+    kw = {"ddof": int(ddof)} if ddof else {}
+    got = np.asarray(getattr(ql.rolling, fn)(x, window, min_periods=minp, **kw))
     eff = window if minp is None else minp
     if fn == "ewm_mean":
         want = ref.ewm_mean(x, window, 1 if minp is None else minp)
     elif fn == "corr":
         want = ref.rolling_corr(x, window, eff)
     else:
-        want = ref.rolling(fn, x, window, eff)
+        want = ref.rolling(fn, x, window, eff, **kw)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, equal_nan=True)
 
 
@@ -101,10 +104,14 @@ MEASURES = {
                                                trajectory_len=8, tau=0.5),
                        lambda x: ref.lyapunov_r(x[:150], 3, 2, 4, 8, 0.5)),
     "higuchi_fd": (lambda x: qm.higuchi_fd(x, 8), lambda x: ref.higuchi_fd(x, 8)),
+    "katz_fd": (qm.katz_fd, ref.katz_fd),
     "sample_entropy": (lambda x: qm.sample_entropy(x[:200], 2),
                        lambda x: ref.sample_entropy(x[:200], 2, 0.2 * np.std(x[:200]))),
     "permutation_entropy": (lambda x: qm.permutation_entropy(x, 4, 2),
                             lambda x: ref.permutation_entropy(x, 4, 2)),
+    "permutation_entropy_normalized": (
+        lambda x: qm.permutation_entropy(x, 3, 1, normalize=True),
+        lambda x: ref.permutation_entropy(x, 3, 1) / np.log2(6)),
     "shannon_entropy": (lambda x: qm.shannon_entropy(x),
                         lambda x: ref.entropy_bits(_bits(x, 10, "width"))),
     "mutual_information": (
@@ -124,14 +131,6 @@ def test_measures_equals_reference(name, kind):
     x = _series(kind)
     fast, slow = MEASURES[name]
     assert fast(x) == pytest.approx(slow(x), rel=1e-9, abs=1e-12)
-
-
-def test_katz_fd_equals_formula():
-    x = _series("ar")
-    d = np.abs(x - x[0]).max()
-    length = np.abs(np.diff(x)).sum()
-    a = length / (x.size - 1)
-    assert qm.katz_fd(x) == pytest.approx(np.log10(length / a) / np.log10(d / a), rel=1e-12)
 
 
 # ---- data kernels
@@ -268,3 +267,42 @@ def test_backtest_twin_exercises_every_order_reason():
         args, kw = _args(feature, group, next_open, 0)
         seen |= set(ref.backtest.simulate(*args, **kw)[3][5].tolist())
     assert seen == set(range(7))
+
+
+def _one_asset(close, target, **kw):
+    """Both simulators on one asset, one account; returns (kernel out, twin out)."""
+    close = np.asarray(close, float)[:, None]
+    target = np.asarray(target, float)[:, None]
+    args = [close, kw.pop("exec_price", close), target, np.full_like(close, kw.pop("slip", 0.0)),
+            np.zeros_like(close), 0.0, np.zeros(1, np.intp), np.zeros(1, np.intp), 1, 1000.0,
+            np.full(1, kw.pop("fee", 0.0)), np.full(1, kw.pop("fixed", 0.0)), 1.0, 1.0, False,
+            kw.pop("next_open", False)]
+    return _bt.simulate(*args, **kw), ref.backtest.simulate(*args, **kw)
+
+
+def test_backtest_twin_buy_costs_equal_hand_calculation():
+    # DESIGN.md: exposure 1 invests all cash net of fees: Δ = (E - F) / (p (1+s)(1+f))
+    s, f, fixed = 0.001, 0.002, 3.0
+    for out in _one_asset([100.0, 110.0], [1.0, np.nan], slip=s, fee=f, fixed=fixed):
+        eq, cash, pos, orders = out[:4]
+        shares = (1000.0 - fixed) / (100 * (1 + s) * (1 + f))
+        assert pos[0, 0] == pytest.approx(shares, rel=1e-12)
+        assert orders[3][0] == pytest.approx(100 * (1 + s), rel=1e-15)
+        assert orders[4][0] == pytest.approx(shares * 100 * (1 + s) * f + fixed, rel=1e-12)
+        assert cash[0, 0] == pytest.approx(0.0, abs=1e-9)
+        assert eq[1, 0] == pytest.approx(shares * 110.0, rel=1e-12)
+
+
+def test_backtest_twin_stop_fills_at_level_or_gap_open():
+    # stop-loss 5% of the entry close 100: a bar whose range reaches 95 fills at 95, one
+    # that opens at 90 (gapped through it) at 90
+    close = [100.0, 96.0]
+    for low, op, want in ((94.0, 99.0, 95.0), (89.0, 90.0, 90.0)):
+        bars = (np.array([[100.0], [op]]), np.array([[100.0], [100.0]]),
+                np.array([[100.0], [low]]))
+        for out in _one_asset(close, [1.0, np.nan], bars=bars,
+                              stops=(np.full(1, 0.05), np.full(1, np.nan), np.full(1, np.nan))):
+            orders = out[3]
+            assert orders[5].tolist() == [0, 1]          # signal, then stop
+            assert orders[3][1] == pytest.approx(want, rel=1e-15)
+            assert out[2][1, 0] == 0.0

@@ -4,8 +4,8 @@ family; the names are re-exported here, so tests keep writing ``import reference
 """
 from . import backtest  # noqa: F401  (ref.backtest.simulate: its names clash with others)
 from .data import CODE_NAMES, check_bars, simple_returns  # noqa: F401
-from .measures import (dfa, entropy_bits, higuchi_fd, hurst, lyapunov_r,  # noqa: F401
-                       mutual_information, permutation_entropy, sample_entropy, symbols,
+from .measures import (dfa, entropy_bits, higuchi_fd, hurst, katz_fd,  # noqa: F401
+                       lyapunov_r, mutual_information, permutation_entropy, sample_entropy, symbols,
                        transfer_entropy)
 from .metrics import (drawdown_duration, information_ratio, profit_factor,  # noqa: F401
                       recovery_time, tracking_error, wealth_path, win_rate)

@@ -174,3 +174,12 @@ def lyapunov_r(x, emb_dim=10, lag=1, min_tsep=10, trajectory_len=20, tau=1.0):
     if not ks:
         return -np.inf
     return np.polyfit(ks, div, 1)[0] / tau
+
+
+def katz_fd(x):
+    """Katz (1988): log10(L/a) / log10(d/a), L = Σ|Δx|, a = L / (N - 1), d = max|x_i - x_0|."""
+    x = np.asarray(x, dtype=float)
+    length = np.abs(np.diff(x)).sum()
+    a = length / (x.size - 1)
+    d = np.abs(x - x[0]).max()
+    return math.log10(length / a) / math.log10(d / a)
