@@ -306,3 +306,62 @@ def test_backtest_twin_stop_fills_at_level_or_gap_open():
             assert orders[5].tolist() == [0, 1]          # signal, then stop
             assert orders[3][1] == pytest.approx(want, rel=1e-15)
             assert out[2][1, 0] == 0.0
+
+
+def _dataset(seed=7, n=60, m=3):
+    import pandas as pd
+    import xarray as xr
+
+    rng, close, op, hi, lo = _prices(seed)
+    close, op, hi, lo = (v[:n, :m] for v in (close, op, hi, lo))
+    vol = np.where(np.isnan(close), np.nan, 1e5)
+    t = pd.date_range("2020-01-01", periods=close.shape[0], freq="D")
+    data = {"open": op, "high": hi, "low": lo, "close": close, "volume": vol}
+    return xr.Dataset({k: (("time", "asset"), v) for k, v in data.items()},
+                      coords={"time": t, "asset": [f"A{i}" for i in range(close.shape[1])]})
+
+
+THROUGH = {
+    "costs": dict(fees=0.002, fixed_fees=4.0, slippage=0.001),
+    "next_open": dict(execution="next_open", fees=0.001, rebalance="daily"),
+    "group_leverage_borrow": dict(group=True, max_leverage=2.0, borrow_rate=0.05,
+                                  maintenance_margin=0.3),
+    "stops": dict(sl_stop=0.03, tp_stop=0.05, sl_trail=0.04, fees=0.001),
+    "limit": dict(order_type="limit", limit_offset=0.01, limit_tif=3),
+    "drawdown": dict(dd_limit=0.05, dd_cooldown=2, group=True),
+    "events": dict(events=True, size=0.3, accumulate=True, fees=0.001),
+}
+
+
+@pytest.mark.parametrize("name", sorted(THROUGH))
+def test_backtest_through_ql_backtest_equals_reference(name, monkeypatch):
+    """ql.backtest's own arguments for the kernel (recorded on the way in) give the twin
+    the kernel's equity, cash, positions and orders."""
+    ds = _dataset()
+    rng = np.random.default_rng(3)
+    kw = dict(THROUGH[name])
+    sig = ds["close"].copy(data=rng.choice([0.0, 0.5, 1.0, np.nan], size=ds["close"].shape))
+    if kw.pop("events", False):
+        kw.update(entries=sig == 1.0, exits=sig == 0.0)
+    else:
+        kw["signal"] = sig if name == "limit" else sig * np.where(
+            rng.random(sig.shape) < 0.3, -1, 1)
+    calls = []
+    real = _bt.simulate
+
+    def spy(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_bt, "simulate", spy)
+    res = ql.backtest(ds, **kw)
+    assert len(calls) == 1
+    args, kwargs = calls[0]
+    got = real(*args, **kwargs)
+    want = ref.backtest.simulate(*args, **kwargs)
+    for a, b in zip(got[:3], want[:3]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
+    for a, b in zip(got[3], want[3]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(res.equity.values.reshape(want[0].shape), want[0], rtol=1e-12)
+    assert len(res.orders) == len(want[3][0])
