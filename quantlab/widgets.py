@@ -35,9 +35,9 @@ class RollingExplorer:
                                   description="window", continuous_update=False)
         self.busy = w.HTML("")
         self.source = ColumnDataSource(self._data())
-        price = plots._figure(x_axis_type="datetime", title="price", height=220)
+        price = plots.figure(x_axis_type="datetime", title="price", height=220)
         price.line("time", "price", source=self.source, color=plots.PALETTE[0])
-        z = plots._figure(x_axis_type="datetime", title="rolling z-score", height=220,
+        z = plots.figure(x_axis_type="datetime", title="rolling z-score", height=220,
                           x_range=price.x_range)
         z.line("time", "z", source=self.source, color=plots.PALETTE[1])
         for level in (-2, 2):
@@ -108,19 +108,19 @@ class StrategyExplorer:
         self.busy = w.HTML()
         self.src = {k: ColumnDataSource({"time": [], "y": []})
                     for k in ("price", "buy", "sell", "equity", "hold", "drawdown")}
-        fp = plots._figure(x_axis_type="datetime", height=220, title="price and fills")
+        fp = plots.figure(x_axis_type="datetime", height=220, title="price and fills")
         fp.line("time", "y", source=self.src["price"], color=plots.PALETTE[0])
         fp.scatter("time", "y", source=self.src["buy"], marker="triangle", size=8,
                    color=plots.PALETTE[2], legend_label="buy")
         fp.scatter("time", "y", source=self.src["sell"], marker="inverted_triangle", size=8,
                    color=plots.PALETTE[3], legend_label="sell")
-        fe = plots._figure(x_axis_type="datetime", height=200, title="equity",
+        fe = plots.figure(x_axis_type="datetime", height=200, title="equity",
                            x_range=fp.x_range)
         fe.line("time", "y", source=self.src["equity"], color=plots.PALETTE[1],
                 legend_label="strategy")
         fe.line("time", "y", source=self.src["hold"], color="gray", legend_label="buy and hold")
         fe.legend.location = "top_left"
-        fd = plots._figure(x_axis_type="datetime", height=150, title="drawdown",
+        fd = plots.figure(x_axis_type="datetime", height=150, title="drawdown",
                            x_range=fp.x_range)
         fd.line("time", "y", source=self.src["drawdown"], color=plots.PALETTE[3])
         self.strategy.observe(self._new_strategy, names="value")
@@ -252,14 +252,14 @@ class SweepExplorer:
         self.busy = w.HTML("")
         self.source = ColumnDataSource({"x": [], "y": [], "value": [], "label": []})
         self.mapper = LinearColorMapper(palette=list(reversed(RdBu11)), nan_color="#eeeeee")
-        self.heat = plots._figure(x_range=["-"], y_range=["-"], height=320,
+        self.heat = plots.figure(x_range=["-"], y_range=["-"], height=320,
                                   title="click a cell to re-run its backtest",
                                   tools="tap,hover,save", tooltips=[("value", "@label")])
         self.heat.rect("x", "y", 1, 1, source=self.source, line_color="white",
                        fill_color={"field": "value", "transform": self.mapper})
         self.heat.select_one(TapTool).mode = "replace"
         self.eq_source = ColumnDataSource({"time": [], "equity": []})
-        self.eq = plots._figure(x_axis_type="datetime", height=240, title="equity")
+        self.eq = plots.figure(x_axis_type="datetime", height=240, title="equity")
         self.eq.line("time", "equity", source=self.eq_source, color=plots.PALETTE[1])
         self.model = BokehModel(column(self.heat, self.eq, sizing_mode="stretch_width"))
         self.source.selected.on_change("indices", lambda attr, old, new: new and self.select(new[0]))
