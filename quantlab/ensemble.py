@@ -14,7 +14,9 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import rolling
+from quantlab import strategies as registry
 from quantlab.data import returns
+from quantlab.risk import risk_parity_weights
 
 __all__ = ["Ensemble", "detect_regimes", "create_unconventional_ensemble"]
 
@@ -85,8 +87,6 @@ class Ensemble:
 
     def __init__(self, strategies, allocation="equal", reweight="1D", lookback=63,
                  shrinkage=0.5, **backtest_kw):
-        from quantlab import strategies as registry
-
         if allocation not in ALLOCATIONS:
             raise ValueError(f"unknown allocation {allocation!r}; use one of "
                              f"{', '.join(ALLOCATIONS)}")
@@ -160,8 +160,6 @@ class Ensemble:
         return self.shrinkage * equal + (1 - self.shrinkage) * tilt
 
     def _risk_parity(self, past, equal):
-        from quantlab.risk import risk_parity_weights
-
         w = equal.copy()
         L = self.lookback
         for t in range(L, past.shape[0]):
@@ -219,6 +217,4 @@ class Ensemble:
 
 def create_unconventional_ensemble(allocation="regime", **kw) -> Ensemble:
     """The seed's ensemble of the six unconventional strategies."""
-    from quantlab import strategies
-
-    return Ensemble(strategies.names("unconventional"), allocation=allocation, **kw)
+    return Ensemble(registry.names("unconventional"), allocation=allocation, **kw)

@@ -41,6 +41,11 @@ def figure(**kw):
     return bokeh_figure(**kw)
 
 
+# the old private name, for engine.py's dashboard until the `engine` branch (which moves
+# the dashboard here, using `figure`) is merged: delete at that merge
+_figure = figure
+
+
 def price_figure(ds, assets=None, var: str = "close", log: bool = True, title=None):
     """Price lines of ``ds[var]`` for ``assets`` (default all), on a log axis by default."""
     da = ds[var]

@@ -46,7 +46,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from urllib.parse import quote
 
+from quantlab import __version__
 from quantlab._validate import integer, number
+from quantlab.data import checksum
 
 RECORD_MIME = "application/vnd.quantlab.record+json"
 STRIP_TAG = "strip-output"  # outputs too big to commit (inline BokehJS)
@@ -612,16 +614,13 @@ def provenance() -> dict:
     """What a run depended on: versions, commit, data checksum."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import quantlab
-    from quantlab.data import checksum
-
     pkgs = {}
     for name in ("numpy", "pandas", "xarray", "bokeh", "ipywidgets", "papermill", "cython"):
         try:
             pkgs[name] = version(name)
         except PackageNotFoundError:
             pkgs[name] = None
-    return {"quantlab": quantlab.__version__, "git_commit": _git_commit(),
+    return {"quantlab": __version__, "git_commit": _git_commit(),
             "data_sha256": checksum(), "packages": pkgs, "python": sys.version.split()[0]}
 
 
@@ -725,11 +724,7 @@ def write_index(runs: list[Run], out_dir, prov: dict | None = None) -> Path:
     Runs recorded by earlier batches in the same folder stay listed (a run of the same
     name replaces its entry). Every text is HTML-escaped and every link is a relative
     path inside ``out_dir``; both files are replaced atomically."""
-    import quantlab
-
     if prov is None:
-        from quantlab.data import checksum
-
         prov = {"git_commit": _git_commit(), "data_sha256": checksum()}
     # earlier batches first (minus the runs this one redoes), then this batch in order
     names = {r.name for r in runs}
@@ -755,7 +750,7 @@ vertical-align: top; text-align: left; }} tr.failed {{ background: #fdd; }}
 .err {{ color: #900; font-size: .85em; max-width: 40em; }} .meta {{ color: #555; }}
 </style></head><body>
 <h1>quantlab reports</h1>
-<p class="meta">quantlab {e(quantlab.__version__)} · commit {e(str(prov["git_commit"]))} ·
+<p class="meta">quantlab {e(__version__)} · commit {e(str(prov["git_commit"]))} ·
 data sha256 {e(str(prov["data_sha256"])[:16])} · generated {e(_dt.datetime.now().isoformat(timespec='seconds'))}
 · {len(merged) - n_failed} ok, {n_failed} failed</p>
 <table id="runs"><thead><tr><th>run</th><th>parameters</th><th>status</th><th>started</th>

@@ -44,6 +44,9 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate
+from quantlab.errors import DataError
+from quantlab.metrics import streaming_names
+from quantlab.strategies import resolve
 
 __all__ = ["sweep", "DEFAULT_METRICS", "MAX_COMBINATIONS"]
 
@@ -97,8 +100,6 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
     integer to run a bigger grid deliberately.
     ``backtest_kw``: scalar options of ``ql.backtest`` (fees, periods, group, ...).
     """
-    from quantlab.strategies import resolve
-
     strat = resolve(strategy)
     max_combinations = _validate.integer("max_combinations", max_combinations, lo=1)
     data = _check_data(data)
@@ -184,8 +185,6 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
 
 # ----------------------------------------------------------------------------- checks
 def _check_data(data) -> xr.Dataset:
-    from quantlab.errors import DataError
-
     if isinstance(data, xr.DataArray):      # as ql.backtest: a DataArray is the close
         _validate.coords(data, what="sweep data (a close DataArray)")
         data = data.to_dataset(name="close")
@@ -266,7 +265,6 @@ def _check_grid(strat, grid, max_combinations=MAX_COMBINATIONS) -> tuple[list, l
 
 def _check_metrics(metrics) -> list[str]:
     from quantlab.backtest import STREAMED_EXTRAS
-    from quantlab.metrics import streaming_names
 
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     if not metrics:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from quantlab import plots, rolling, strategies
+
 __all__ = ["RollingExplorer", "StrategyExplorer", "SweepExplorer"]
 
 
@@ -24,8 +26,6 @@ class RollingExplorer:
         from bokeh.layouts import column
         from bokeh.models import ColumnDataSource, Span
         from jupyter_bokeh import BokehModel
-
-        from quantlab import plots
 
         self.ds = ds
         self.var = var
@@ -50,8 +50,6 @@ class RollingExplorer:
         self.widget = w.VBox([w.HBox([self.asset, self.window, self.busy]), self.model])
 
     def _data(self) -> dict:
-        from quantlab import rolling
-
         s = self.ds[self.var].sel(asset=self.asset.value)
         z = rolling.zscore(s, int(self.window.value))
         return {"time": s.time.values, "price": s.values.astype(float),
@@ -83,8 +81,6 @@ class StrategyExplorer:
         from bokeh.layouts import column
         from bokeh.models import ColumnDataSource
         from jupyter_bokeh import BokehModel
-
-        from quantlab import plots, strategies
 
         self.ds = ds
         self._cache: dict = {}
@@ -137,8 +133,6 @@ class StrategyExplorer:
     def _controls_for(self, name):
         import ipywidgets as w
 
-        from quantlab import strategies
-
         s = strategies.get(name)
         out = []
         for p, space in s.param_space.items():
@@ -165,8 +159,6 @@ class StrategyExplorer:
 
     def signal(self):
         """The cached universe-wide signal of the current strategy and parameters."""
-        from quantlab import strategies
-
         key = (self.strategy.value, tuple(sorted(self.current_params().items())))
         if key not in self._cache:
             s = strategies.get(self.strategy.value, **self.current_params())
@@ -231,8 +223,6 @@ class SweepExplorer:
         from bokeh.models import ColumnDataSource, LinearColorMapper, TapTool
         from bokeh.palettes import RdBu11
         from jupyter_bokeh import BokehModel
-
-        from quantlab import plots
 
         self.result, self.data = result, data
         self.params = [d for d in result.dims if d != "asset"]
@@ -301,7 +291,6 @@ class SweepExplorer:
 
     def select(self, i: int):
         """Re-run the backtest of cell ``i`` (source order) and show its equity."""
-        from quantlab import strategies
         from quantlab.backtest import backtest
 
         _, sel, cells = self._cells()
