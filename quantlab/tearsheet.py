@@ -55,6 +55,12 @@ def _as_returns(name, x) -> xr.DataArray:
                         f"with a time index, got {type(x).__name__}")
     _validate.coords(x, dims=("time",), what=name)
     _validate.real_array(name, x.dtype)
+    t = x["time"].values
+    if not np.issubdtype(t.dtype, np.datetime64):
+        raise DataError(f"{name}'s time coordinate must hold datetimes, got dtype {t.dtype}")
+    if t.size > 1 and not (t[1:] > t[:-1]).all():
+        raise DataError(f"{name}'s time coordinate must be strictly increasing (sorted, no "
+                        "duplicate timestamps): compounding needs the order of the periods")
     x = x.astype(np.float64).transpose("time", ...)
     if np.isinf(x.values).any():
         raise DataError(f"{name} holds ±inf; a return must be finite (NaN = no observation)")
@@ -265,7 +271,7 @@ def _trade_rows(trades) -> dict:
             "pnl_s": [], "reason": []}
     if trades is None or len(trades) == 0:
         return cols
-    tr = trades
+    tr = trades.sort_values("entry_time", kind="stable")   # a portfolio: all assets in order
     with np.errstate(invalid="ignore", divide="ignore"):
         if "size" in tr and "entry_price" in tr:
             ret = tr["pnl"].to_numpy(float) / (tr["size"].abs() * tr["entry_price"]).to_numpy(float)
@@ -364,8 +370,10 @@ def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: i
             code="const i = labels.indexOf(cb_obj.value);\n"
                  "for (let j = 0; j < srcs.length; j++) srcs[j].data = alts[j][i].data;"))
         head.append(sel)
+    tail = [Div(text="<b>trades</b> (click a header to sort)"), parts["trades"]] \
+        if trades is not None else []
     layout = bcol(*head, brow(parts["summary"], parts["ddtab"], sizing_mode="stretch_width"),
-                  *parts["figures"], parts["trades"], sizing_mode="stretch_width")
+                  *parts["figures"], *tail, sizing_mode="stretch_width")
     layout.tags = [{"columns": [c[0] for c in cols]}]
     return layout
 
@@ -383,12 +391,12 @@ def _sections(src, first, has_b, log, window, lim, capital) -> dict:
                            formatter=HTMLTemplateFormatter(template=f"<%= {field}_s %>"))
 
     summary = DataTable(source=src["summary"], sortable=False, reorderable=False, index_position=None,
-                        height=30 + 25 * len(first["summary"]["metric"]), width=420,
-                        columns=[TableColumn(field="metric", title="metric", width=180),
+                        height=30 + 25 * len(first["summary"]["metric"]), width=520,
+                        columns=[TableColumn(field="metric", title="metric", width=220),
                                  TableColumn(field="strategy", title="strategy"),
                                  *([TableColumn(field="benchmark", title="benchmark")]
                                    if has_b else [])])
-    ddtab = DataTable(source=src["ddtab"], index_position=None, reorderable=False, height=190, width=520,
+    ddtab = DataTable(source=src["ddtab"], index_position=None, reorderable=False, height=190, width=640,
                       columns=[TableColumn(field="rank", title="#", width=30),
                                TableColumn(field="start", title="start (peak)"),
                                TableColumn(field="trough", title="trough"),
@@ -498,18 +506,22 @@ def _exposure(res) -> xr.DataArray:
 
 
 def from_result(res, benchmark=None, **kw):
-    """The tear sheet of a BacktestResult: its returns, trades, exposure and backtest
-    metrics, equity in money from ``res.init_cash``. ``benchmark="buy_and_hold"`` uses
+    """The tear sheet of a BacktestResult: its returns, trades (``trades=False``: no
+    trade list), exposure and backtest metrics, equity in money from ``res.init_cash``. ``benchmark="buy_and_hold"`` uses
     the close prices (per asset; equal-weight for ``group=True``) or pass returns."""
     if isinstance(benchmark, str):
         _validate.choice("benchmark", benchmark, ("buy_and_hold",))
         ret = res.prices.ffill("time") / res.prices.ffill("time").shift(time=1) - 1.0
         benchmark = ret.mean("asset", skipna=True) if res.group else ret
         benchmark = benchmark.rename("buy_and_hold")
+    trades = kw.pop("trades", True)
+    if trades is True:
+        kw["trades"] = res.trades
+    elif trades is not False and trades is not None:
+        kw["trades"] = trades
     m = res.metrics()
     extra = m[[k for k in ("n_trades", "fees_paid", "turnover", "exposure",
                            "trade_win_rate", "trade_profit_factor") if k in m]]
-    kw.setdefault("trades", res.trades)
     kw.setdefault("positions", _exposure(res))
     kw.setdefault("periods", res.periods)
     kw.setdefault("capital", res.init_cash)

@@ -311,9 +311,16 @@ def test_tearsheet_plain_returns_series_and_dataframe(res):
     sheet = T.tearsheet(r, window=21, title="IBM <b>")
     assert not list(sheet.select({"type": Select}))
     assert "IBM &lt;b&gt;" in sheet.children[0].text
-    frame = res.returns.to_pandas()
+    assert not list(sheet.select({"name": "trades"}))   # no trades given: no trade list
+    frame = res.returns.to_pandas()[["AAPL", "MSFT"]]
     sheet2 = T.tearsheet(frame, benchmark=r, window=21)
-    assert list(sheet2.select({"type": Select}))[0].options == list(frame.columns)
+    assert list(sheet2.select({"type": Select}))[0].options == ["AAPL", "MSFT"]
+
+
+def test_from_result_trades_false_leaves_out_the_trade_list(res_group):
+    sheet = T.from_result(res_group, trades=False, window=63)
+    assert not list(sheet.select({"name": "trades"}))
+    assert "63 bars" in " ".join(f.title.text for f in _figures(sheet))
 
 
 def test_tearsheet_equity_through_zero_uses_a_linear_axis():
@@ -361,6 +368,11 @@ def test_tearsheet_bad_returns_are_refused():
         T.tearsheet(xr.DataArray(np.zeros(30), dims="x"), window=5)
     with pytest.raises(ql.DataError, match="no timestamp"):
         T.tearsheet(pd.Series(0.01, index=t), pd.Series(0.01, index=t + pd.Timedelta(days=3650)),
+                    window=5)
+    with pytest.raises(ql.DataError, match="strictly increasing"):
+        T.tearsheet(pd.Series(0.01, index=t[::-1]), window=5)
+    with pytest.raises(ql.DataError, match="datetimes"):
+        T.tearsheet(xr.DataArray(np.zeros(30), dims="time", coords={"time": np.arange(30)}),
                     window=5)
     wide = xr.DataArray(np.zeros((30, 65)), dims=("time", "asset"),
                         coords={"time": t, "asset": [f"A{i}" for i in range(65)]})
