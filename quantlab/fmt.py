@@ -96,8 +96,8 @@ _UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 
 
 def money(x, compact: bool = False, currency: str = "") -> str:
-    """Money: ``"37,926"`` (cents only below 1,000: ``"12.50"``); ``compact=True`` for
-    axes and tight cells: ``"1.0M"``, ``"37.9k"``, ``"2.5B"``, ``"1.0T"``."""
+    """Money: ``"37,926"`` (cents only below 1,000: ``"12.50"``; zero is ``"0"``);
+    ``compact=True`` for axes and tight cells: ``"1.0M"``, ``"37.9k"``, ``"2.5B"``, ``"1.0T"``."""
     v = _real("money value", x)
     sp = _special(v)
     if sp:
@@ -114,7 +114,7 @@ def money(x, compact: bool = False, currency: str = "") -> str:
         else:
             body = f"{a:.2f}".rstrip("0").rstrip(".")
     else:
-        body = f"{a:,.0f}" if a >= 1e3 else f"{a:.2f}"
+        body = f"{a:,.0f}" if a >= 1e3 or a == 0 else f"{a:.2f}"
     return _unsigned_zero(f"{sign}{currency}{body}")
 
 

@@ -72,15 +72,17 @@ def _columns(r: xr.DataArray) -> list[tuple[str, dict]]:
     others = [d for d in r.dims if d != "time"]
     n = int(np.prod([r.sizes[d] for d in others])) if others else 1
     if n > MAX_COLUMNS:
-        raise ValueError(f"returns has {n} columns ({', '.join(f'{d}: {r.sizes[d]}' for d in others)}); "
-                         f"a tear sheet embeds every column, at most {MAX_COLUMNS}: select "
-                         "some with .sel()/.isel() first")
+        shape = ", ".join(f"{d}: {r.sizes[d]}" for d in others)
+        raise ValueError(f"returns has {n} columns ({shape}); a tear sheet embeds every "
+                         f"column, at most {MAX_COLUMNS}: select some with .sel()/.isel() "
+                         "first")
     if n == 0:
         raise ValueError("returns has no columns (a non-time dim of size 0)")
     if not others:
         return [("strategy", {})]
     idx = pd.MultiIndex.from_product([r[d].values for d in others], names=others)
-    return [(" · ".join(str(v) if d in ("asset", "column") else f"{d}={v}" for d, v in zip(others, key)),
+    plain = ("asset", "column")   # named by their value; parameters as name=value
+    return [(" · ".join(str(v) if d in plain else f"{d}={v}" for d, v in zip(others, key)),
              dict(zip(others, key))) for key in idx]
 
 
@@ -163,87 +165,20 @@ def _column(r: xr.DataArray, b: xr.DataArray | None, trades, pos, *, window, per
     from quantlab import metrics
 
     t = pd.DatetimeIndex(r["time"].values)
-    rv = r.values
-    rs = pd.Series(rv, index=t)
-    eq = _equity(rv, capital)
-    data = {"eq": {"time": t, "strategy": eq}, "dd": {"time": t, "strategy": _underwater(eq, capital)}}
+    rs = pd.Series(r.values, index=t)
+    bs = None if b is None else pd.Series(b.values, index=t)
     m = metrics.summary(r, benchmark=b, risk_free_rate=rf, annualization=periods)
-    mb = metrics.summary(b, risk_free_rate=rf, annualization=periods) if b is not None else None
-    if b is not None:
-        beq = _equity(b.values, capital)
-        data["eq"]["benchmark"] = beq
-        data["dd"]["benchmark"] = _underwater(beq, capital)
-    # summary table
-    names = list(SUMMARY) + (list(PAIRED) if b is not None else [])
-    rows = {"metric": ["Start", "End", "Periods"],
-            "strategy": [fmt.date(t[0]), fmt.date(t[-1]), fmt.count(int(np.isfinite(rv).sum()))],
-            "benchmark": ["", "", ""] if b is None else
-            [fmt.date(t[0]), fmt.date(t[-1]), fmt.count(int(np.isfinite(b.values).sum()))],
-            "name": ["start", "end", "periods"], "value": [np.nan] * 3}   # raw, for tests
-    for k in names:
-        rows["metric"].append(fmt.label(k))
-        rows["strategy"].append(fmt.metric(k, float(m[k])))
-        rows["benchmark"].append(fmt.metric(k, float(mb[k])) if mb is not None and k in mb else "")
-        rows["name"].append(k)
-        rows["value"].append(float(m[k]))
-    for k, v in (extra or {}).items():
-        rows["metric"].append(fmt.label(k))
-        rows["strategy"].append(fmt.metric(k, float(v)))
-        rows["benchmark"].append("")
-        rows["name"].append(k)
-        rows["value"].append(float(v))
-    data["summary"] = rows
-    # top-5 drawdowns
-    top = drawdown_table(r, capital)
-    data["ddtab"] = {"rank": list(range(1, len(top) + 1)),
-                     "start": [fmt.date(x) for x in top["start"]],
-                     "trough": [fmt.date(x) for x in top["trough"]],
-                     "recovery": [fmt.date(x) if pd.notna(x) else "not yet" for x in top["recovery"]],
-                     "depth": top["depth"].to_numpy(), "length": top["length"].to_numpy(),
-                     "depth_s": [fmt.metric("depth", x) for x in top["depth"]],
-                     "length_s": [fmt.metric("length", x) for x in top["length"]]}
-    data["ddspan"] = {"left": top["start"].to_numpy(),
-                      "right": top["recovery"].fillna(t[-1]).to_numpy(),
-                      "bottom": top["depth"].to_numpy(), "top": np.zeros(len(top))}
-    # monthly heatmap and yearly bars
-    mo = monthly_returns(rs)
-    val = mo.to_numpy()
-    fill, ink = _diverging(val, lim)
-    data["heat"] = {"year": [str(d.year) for d in mo.index],
-                    "month": [_MONTHS[d.month - 1] for d in mo.index], "value": val,
-                    "label": ["" if not np.isfinite(x) else fmt.pct(x, digits=1, sign=False)
-                              .replace(" %", "") for x in val], "fill": fill, "ink": ink}
-    yr = _yearly(rs)
-    yd = {"year": [str(d.year) for d in yr.index], "strategy": yr.to_numpy(),
-          "s_label": [fmt.pct(x) for x in yr],
-          "color": [_GREEN if x >= 0 else _RED for x in yr.fillna(0)]}
-    if b is not None:
-        by = _yearly(pd.Series(b.values, index=t))
-        yd.update(benchmark=by.to_numpy(), b_label=[fmt.pct(x) for x in by])
-    data["year"] = yd
-    # rolling Sharpe and volatility (per-period rf as in metrics.summary)
-    rf_p = (1.0 + rf) ** (1.0 / periods) - 1.0
-    roll = {"time": t}
-    for key, s in (("strategy", rs), ("benchmark", None if b is None else
-                                     pd.Series(b.values, index=t))):
-        if s is None:
-            continue
-        w = s.rolling(window, min_periods=window)
-        sd = w.std(ddof=1).to_numpy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            roll[f"sharpe_{key}"] = np.where(sd > 0, (w.mean().to_numpy() - rf_p) / sd, np.nan) \
-                * np.sqrt(periods)
-        roll[f"vol_{key}"] = sd * np.sqrt(periods)
-    data["roll"] = roll
-    # distribution with VaR / CVaR
-    v = rv[np.isfinite(rv)]
-    counts, edges = np.histogram(v, bins=60, density=True) if v.size else (np.zeros(1), np.r_[0.0, 1.0])
-    data["hist"] = {"left": edges[:-1], "right": edges[1:], "top": counts}
-    hi = float(counts.max()) if counts.size else 1.0
-    var, cvar = float(m["value_at_risk"]), float(m["conditional_value_at_risk"])
-    data["risk"] = {"x": [var, cvar], "y0": [0.0, 0.0], "y1": [hi, hi],
-                    "name": [f"VaR 95 % {fmt.pct(var, 2)}", f"CVaR 95 % {fmt.pct(cvar, 2)}"],
-                    "color": ["#ff7f0e", _RED]}
+    mb = None if b is None else metrics.summary(b, risk_free_rate=rf, annualization=periods)
+    data = {"eq": {"time": t}, "dd": {"time": t}}
+    for key, s in (("strategy", rs), ("benchmark", bs)):
+        if s is not None:
+            eq = _equity(s.to_numpy(), capital)
+            data["eq"][key], data["dd"][key] = eq, _underwater(eq, capital)
+    data["summary"] = _summary_rows(rs, bs, m, mb, extra)
+    data.update(_drawdown_rows(r, capital))
+    data.update(_calendar(rs, bs, lim))
+    data["roll"] = _rolling(rs, bs, window, periods, rf)
+    data.update(_distribution(rs, m))
     data["trades"] = _trade_rows(trades)
     if pos is not None:
         others = [d for d in pos.dims if d != "time"]
@@ -253,6 +188,100 @@ def _column(r: xr.DataArray, b: xr.DataArray | None, trades, pos, *, window, per
                        "name": [n for n, _ in lines],
                        "color": [_palette(i) for i in range(len(lines))]}
     return data
+
+
+def _summary_rows(rs, bs, m, mb, extra) -> dict:
+    """Formatted rows (strategy beside benchmark) and the raw values (``value``)."""
+    def head(s):
+        return [fmt.date(s.index[0]), fmt.date(s.index[-1]), fmt.count(int(s.notna().sum()))]
+
+    rows = {"metric": ["Start", "End", "Periods"], "strategy": head(rs),
+            "benchmark": ["", "", ""] if bs is None else head(bs),
+            "name": ["start", "end", "periods"], "value": [np.nan] * 3}
+    names = list(SUMMARY) + (list(PAIRED) if bs is not None else [])
+    values = [(k, _shown(k, m), _shown(k, mb) if mb is not None and k in mb else "",
+               float(m[k])) for k in names]
+    values += [(k, fmt.metric(k, float(v)), "", float(v)) for k, v in (extra or {}).items()]
+    for k, shown, shown_b, v in values:
+        rows["metric"].append(fmt.label(k))
+        rows["strategy"].append(shown)
+        rows["benchmark"].append(shown_b)
+        rows["name"].append(k)
+        rows["value"].append(v)
+    return rows
+
+
+def _drawdown_rows(r, capital) -> dict:
+    top = drawdown_table(r, capital)
+    last = pd.Timestamp(r["time"].values[-1])
+    return {"ddtab": {"rank": list(range(1, len(top) + 1)),
+                      "start": [fmt.date(x) for x in top["start"]],
+                      "trough": [fmt.date(x) for x in top["trough"]],
+                      "recovery": [fmt.date(x) if pd.notna(x) else "not yet"
+                                   for x in top["recovery"]],
+                      "depth": top["depth"].to_numpy(), "length": top["length"].to_numpy(),
+                      "depth_s": [fmt.metric("depth", x) for x in top["depth"]],
+                      "length_s": [fmt.metric("length", x) for x in top["length"]]},
+            "ddspan": {"left": top["start"].to_numpy(),
+                       "right": top["recovery"].fillna(last).to_numpy(),
+                       "bottom": top["depth"].to_numpy(), "top": np.zeros(len(top))}}
+
+
+def _calendar(rs, bs, lim) -> dict:
+    """Monthly heatmap cells (value, % label, fill and ink colours) and yearly bars."""
+    mo = monthly_returns(rs)
+    val = mo.to_numpy()
+    fill, ink = _diverging(val, lim)
+    heat = {"year": [str(d.year) for d in mo.index],
+            "month": [_MONTHS[d.month - 1] for d in mo.index], "value": val,
+            "label": ["" if not np.isfinite(x) else
+                      fmt.pct(x, sign=False).removesuffix(" %") for x in val],
+            "fill": fill, "ink": ink}
+    yr = _yearly(rs)
+    year = {"year": [str(d.year) for d in yr.index], "strategy": yr.to_numpy(),
+            "s_label": [fmt.pct(x) for x in yr],
+            "color": [_GREEN if x >= 0 else _RED for x in yr.fillna(0)]}
+    if bs is not None:
+        by = _yearly(bs)
+        year.update(benchmark=by.to_numpy(), b_label=[fmt.pct(x) for x in by])
+    return {"heat": heat, "year": year}
+
+
+def _rolling(rs, bs, window, periods, rf) -> dict:
+    """Rolling annualised Sharpe ratio (excess over the per-period rate, as
+    ``metrics.summary``) and volatility over ``window`` bars (ddof=1)."""
+    rf_p = (1.0 + rf) ** (1.0 / periods) - 1.0
+    roll = {"time": rs.index}
+    for key, s in (("strategy", rs), ("benchmark", bs)):
+        if s is None:
+            continue
+        w = s.rolling(window, min_periods=window)
+        sd = w.std(ddof=1).to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sharpe = np.where(sd > 0, (w.mean().to_numpy() - rf_p) / sd, np.nan)
+        roll[f"sharpe_{key}"] = sharpe * np.sqrt(periods)
+        roll[f"vol_{key}"] = sd * np.sqrt(periods)
+    return roll
+
+
+def _distribution(rs, m) -> dict:
+    """Histogram of the observed returns; VaR and CVaR (5 %) from ``ql.metrics``."""
+    v = rs.dropna().to_numpy()
+    counts, edges = np.histogram(v, bins=60, density=True) if v.size else \
+        (np.zeros(1), np.array([0.0, 1.0]))
+    hi = float(counts.max()) if counts.max() > 0 else 1.0
+    var, cvar = float(m["value_at_risk"]), float(m["conditional_value_at_risk"])
+    return {"hist": {"left": edges[:-1], "right": edges[1:], "top": counts},
+            "risk": {"x": [var, cvar], "y0": [0.0, 0.0], "y1": [hi, hi],
+                     "name": [f"VaR 95 % {fmt.pct(var, 2)}", f"CVaR 95 % {fmt.pct(cvar, 2)}"],
+                     "color": ["#ff7f0e", _RED]}}
+
+
+def _shown(name, m) -> str:
+    v = float(m[name])
+    if name == "recovery_time" and np.isnan(v) and float(m["max_drawdown"]) < 0:
+        return "not yet"   # metrics: NaN = the max-drawdown peak was never regained
+    return fmt.metric(name, v)
 
 
 def _palette(i):
@@ -339,6 +368,10 @@ def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: i
         b = b.reindex(time=r["time"])
     if positions is not None:
         positions = _as_returns("positions", positions).reindex(time=r["time"])
+        own = [d for d in positions.dims if d not in r.dims]
+        if len(own) > 1:   # one line per entry of at most one dim the returns lack
+            raise ValueError(f"positions may have at most one dim the returns lack (one "
+                             f"line per asset), got {own}")
     cols = _columns(r)
     if trades is not None and not isinstance(trades, pd.DataFrame):
         raise TypeError(f"trades must be a pandas DataFrame like res.trades, got "
@@ -379,7 +412,10 @@ def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: i
 
 
 def _sections(src, first, has_b, log, window, lim, capital) -> dict:
-    """The figures and tables drawn from the display sources (one per section)."""
+    """The figures and tables drawn from the display sources (one per section).
+
+    Long but flat: one block per section, each only styling one figure or table;
+    splitting it would only pass the same sources and flags around."""
     from bokeh.models import (ColorBar, DataTable, HTMLTemplateFormatter, LinearColorMapper,
                               TableColumn)
     from bokeh.palettes import RdYlGn11
@@ -390,13 +426,15 @@ def _sections(src, first, has_b, log, window, lim, capital) -> dict:
         return TableColumn(field=field, title=title, width=width,
                            formatter=HTMLTemplateFormatter(template=f"<%= {field}_s %>"))
 
-    summary = DataTable(source=src["summary"], sortable=False, reorderable=False, index_position=None,
+    summary = DataTable(source=src["summary"], sortable=False, reorderable=False,
+                        index_position=None,
                         height=30 + 25 * len(first["summary"]["metric"]), width=520,
                         columns=[TableColumn(field="metric", title="metric", width=220),
                                  TableColumn(field="strategy", title="strategy"),
                                  *([TableColumn(field="benchmark", title="benchmark")]
                                    if has_b else [])])
-    ddtab = DataTable(source=src["ddtab"], index_position=None, reorderable=False, height=190, width=640,
+    ddtab = DataTable(source=src["ddtab"], index_position=None, reorderable=False,
+                      height=190, width=640,
                       columns=[TableColumn(field="rank", title="#", width=30),
                                TableColumn(field="start", title="start (peak)"),
                                TableColumn(field="trough", title="trough"),
@@ -462,8 +500,9 @@ def _sections(src, first, has_b, log, window, lim, capital) -> dict:
     yearly.yaxis.formatter = fmt.pct_tick_formatter()
     yearly.xaxis.major_label_orientation = 0.8
     figs += [heat, yearly]
-    for key, name, ylab in (("sharpe", f"rolling Sharpe ratio ({window} bars)", "Sharpe ratio (annualised)"),
-                            ("vol", f"rolling volatility ({window} bars)", "volatility (annualised)")):
+    for key, name, ylab in (("sharpe", "rolling Sharpe ratio", "Sharpe ratio (annualised)"),
+                            ("vol", "rolling volatility", "volatility (annualised)")):
+        name = f"{name} ({window} bars)"
         f = figure(x_axis_type="datetime", height=220, x_range=eq.x_range, title=name,
                    x_axis_label="time", y_axis_label=ylab)
         f.line("time", f"{key}_strategy", source=src["roll"], color=_BLUE, legend_label="strategy")
@@ -507,8 +546,9 @@ def _exposure(res) -> xr.DataArray:
 
 def from_result(res, benchmark=None, **kw):
     """The tear sheet of a BacktestResult: its returns, trades (``trades=False``: no
-    trade list), exposure and backtest metrics, equity in money from ``res.init_cash``. ``benchmark="buy_and_hold"`` uses
-    the close prices (per asset; equal-weight for ``group=True``) or pass returns."""
+    trade list), exposure and backtest metrics, equity in money from ``res.init_cash``.
+    ``benchmark="buy_and_hold"`` uses the close prices (per asset; the equal-weight mean
+    of the assets' returns for ``group=True``), or pass returns."""
     if isinstance(benchmark, str):
         _validate.choice("benchmark", benchmark, ("buy_and_hold",))
         ret = res.prices.ffill("time") / res.prices.ffill("time").shift(time=1) - 1.0
@@ -540,7 +580,8 @@ def _summary_parts(res, max_rows: int = 8):
     span = f"{fmt.date(t[0])} – {fmt.date(t[-1])}, {fmt.count(len(t))} bars, " \
            f"{res.periods} per year, initial cash {fmt.money(res.init_cash)}"
     m = res.metrics()[[k for k in HEADLINE]]
-    flat = m.to_dataframe()[list(HEADLINE)] if keys else pd.DataFrame([{k: float(m[k]) for k in HEADLINE}])
+    flat = m.to_dataframe()[list(HEADLINE)] if keys else \
+        pd.DataFrame([{k: float(m[k]) for k in HEADLINE}])
     shown = flat.head(max_rows)
     table = pd.DataFrame({fmt.label(k): [fmt.metric(k, v) for v in shown[k]] for k in HEADLINE},
                          index=shown.index if keys else ["portfolio" if res.group else "account"])

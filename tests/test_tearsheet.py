@@ -72,7 +72,7 @@ def test_fmt_percent_money_count_ratio_duration_general_cases():
     assert fmt.pct(math.inf) == "inf %" and fmt.pct(-math.inf) == "-inf %"
     assert fmt.money(37926.211) == "37,926"
     assert fmt.money(-1234.6) == "-1,235"
-    assert fmt.money(12.5) == "12.50"
+    assert fmt.money(12.5) == "12.50" and fmt.money(0.0) == "0"
     assert fmt.money(1e12) == "1,000,000,000,000"
     assert fmt.money(-1e-9) == fmt.money(1e-9) == "0.00"
     assert fmt.money(2e6, compact=True) == "2.0M"
@@ -202,6 +202,8 @@ def test_tearsheet_summary_numbers_equal_ql_metrics(sheet, res, ds):
     row = s["name"].index("n_trades")
     assert s["strategy"][row] == fmt.count(float(m["n_trades"]))
     # VaR/CVaR marked on the distribution are the same numbers
+    row = s["name"].index("recovery_time")   # NaN in ql.metrics: never regained
+    assert np.isnan(values["recovery_time"]) == (s["strategy"][row] == "not yet")
     risk = _source(sheet, "risk").data
     assert risk["x"] == [values["value_at_risk"], values["conditional_value_at_risk"]]
 
@@ -350,6 +352,8 @@ def test_tearsheet_static_html_has_no_http_resource(sheet):
     ({"capital": -1.0}, ValueError, "capital"),
     ({"trades": pd.DataFrame({"pnl": [1.0]})}, ValueError, "entry_time"),
     ({"trades": [1, 2]}, TypeError, "trades"),
+    ({"positions": xr.DataArray(np.zeros((3270, 2, 2)), dims=("time", "asset", "x"))},
+     ql.DataError, "'time' coordinate"),
 ])
 def test_tearsheet_bad_options_are_named(res, kw, err, match):
     with pytest.raises(err, match=match):
@@ -378,6 +382,13 @@ def test_tearsheet_bad_returns_are_refused():
                         coords={"time": t, "asset": [f"A{i}" for i in range(65)]})
     with pytest.raises(ValueError, match="65 columns"):
         T.tearsheet(wide, window=5)
+
+
+def test_tearsheet_positions_with_two_extra_dims_is_refused(res):
+    pos = xr.DataArray(np.zeros((res.returns.sizes["time"], 2, 2)), dims=("time", "a", "b"),
+                       coords={"time": res.returns["time"].values})
+    with pytest.raises(ValueError, match="at most one dim"):
+        T.tearsheet(res.returns.sel(asset="AAPL"), positions=pos)
 
 
 def test_summary_text_and_html_are_short_and_formatted(res, res_group):
