@@ -20,6 +20,8 @@ import numbers
 import numpy as np
 import pandas as pd
 
+from quantlab import _validate
+
 __all__ = ["KINDS", "metric", "kind", "label", "pct", "money", "count", "ratio",
            "duration", "general", "date", "money_tick_formatter", "pct_tick_formatter"]
 
@@ -85,6 +87,7 @@ def pct(x, digits: int = 1, sign: bool = True) -> str:
     """A fraction as a percentage: ``pct(9.201) == "+920.1 %"``, ``pct(0.25, sign=False)
     == "25.0 %"``; thousands separators from 10,000 %."""
     v = _real("pct value", x)
+    digits = _validate.integer("digits", digits, 0, 12)
     sp = _special(v)
     if sp:
         return sp + (" %" if sp != NA else "")
@@ -99,6 +102,8 @@ def money(x, compact: bool = False, currency: str = "") -> str:
     """Money: ``"37,926"`` (cents only below 1,000: ``"12.50"``; zero is ``"0"``);
     ``compact=True`` for axes and tight cells: ``"1.0M"``, ``"37.9k"``, ``"2.5B"``, ``"1.0T"``."""
     v = _real("money value", x)
+    if not isinstance(currency, str):
+        raise TypeError(f"currency must be a string such as '$', got {currency!r}")
     sp = _special(v)
     if sp:
         return sp
@@ -127,6 +132,7 @@ def count(x) -> str:
 def ratio(x, digits: int = 2) -> str:
     """A ratio to 2 decimals (``"1.23"``, ``"-0.45"``); beyond 1e6 in exponent form."""
     v = _real("ratio value", x)
+    digits = _validate.integer("digits", digits, 0, 12)
     sp = _special(v)
     if sp:
         return sp

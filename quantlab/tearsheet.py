@@ -45,11 +45,15 @@ _BLUE, _GREY, _RED, _GREEN = "#1f77b4", "#7f7f7f", "#d62728", "#2ca02c"
 
 def _as_returns(name, x) -> xr.DataArray:
     """A DataArray with ``time`` first (pd.Series/DataFrame accepted), float64."""
-    if isinstance(x, pd.Series):
-        x = xr.DataArray(x.to_numpy(), dims=("time",), coords={"time": x.index})
-    elif isinstance(x, pd.DataFrame):
-        x = xr.DataArray(x.to_numpy(), dims=("time", "column"),
-                         coords={"time": x.index, "column": [str(c) for c in x.columns]})
+    if isinstance(x, (pd.Series, pd.DataFrame)):
+        idx = x.index
+        if isinstance(idx, pd.DatetimeIndex) and idx.tz is not None:
+            idx = idx.tz_convert(None)   # UTC wall time: xarray holds naive datetimes
+        if isinstance(x, pd.Series):
+            x = xr.DataArray(x.to_numpy(), dims=("time",), coords={"time": idx})
+        else:
+            x = xr.DataArray(x.to_numpy(), dims=("time", "column"),
+                             coords={"time": idx, "column": [str(c) for c in x.columns]})
     if not isinstance(x, xr.DataArray):
         raise TypeError(f"{name} must be an xarray DataArray or a pandas Series/DataFrame "
                         f"with a time index, got {type(x).__name__}")
@@ -251,7 +255,7 @@ def _rolling(rs, bs, window, periods, rf) -> dict:
     """Rolling annualised Sharpe ratio (excess over the per-period rate, as
     ``metrics.summary``) and volatility over ``window`` bars (ddof=1)."""
     rf_p = (1.0 + rf) ** (1.0 / periods) - 1.0
-    roll = {"time": rs.index}
+    roll = {"time": rs.index, "zero": np.zeros(len(rs))}   # a reference line, and a range
     for key, s in (("strategy", rs), ("benchmark", bs)):
         if s is None:
             continue
@@ -383,7 +387,9 @@ def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: i
     finite = np.abs(mo.values[np.isfinite(mo.values)])
     lim = float(finite.max()) if finite.size and finite.max() > 0 else 0.1
     per_col = []
-    for _, sel in cols:
+    for name, sel in cols:
+        if not np.isfinite(r.sel(sel).values).any():   # nothing to draw: every figure empty
+            raise DataError(f"returns column {name!r} has no observation (all NaN); drop it")
         ex = None if extra is None else {k: _pick(extra[k], sel) for k in extra.data_vars}
         per_col.append(_column(r.sel(sel), _pick(b, sel), _trades_of(trades, sel),
                                _pick(positions, sel), window=window, periods=periods,
@@ -392,7 +398,7 @@ def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: i
     log = all(np.nanmin(d["eq"][k]) > 0 for d in per_col for k in d["eq"] if k != "time")
     src = {k: ColumnDataSource(v, name=k) for k, v in first.items()}   # named: tests
     parts = _sections(src, first, b is not None, log, window, lim, capital)
-    head = [Div(text=f"<h2>{html.escape(title or 'Tear sheet')}</h2>")]
+    head = [Div(text=f"<h2>{html.escape(str(title or 'Tear sheet'))}</h2>")]
     if len(cols) > 1:
         labels = [c[0] for c in cols]
         sel = Select(title="column (switches every section)", value=labels[0], options=labels)
@@ -511,6 +517,9 @@ def _sections(src, first, has_b, log, window, lim, capital) -> dict:
                    legend_label="benchmark")
         if key == "vol":
             f.yaxis.formatter = fmt.pct_tick_formatter()
+        else:   # Sharpe is NaN on flat windows: the 0 line keeps the axis when all are
+            f.line("time", "zero", source=src["roll"], color="black", line_dash="dotted",
+                   line_width=1)
         f.legend.location = "top_left"
         figs.append(f)
     hist = figure(height=260, title="distribution of period returns (VaR/CVaR: ql.metrics, 5 %)",

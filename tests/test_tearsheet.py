@@ -402,3 +402,72 @@ def test_summary_text_and_html_are_short_and_formatted(res, res_group):
     html = T.summary_html(res_group)
     assert "<table" in html and "one portfolio of 4 assets" in html
     assert fmt.metric("total_return", float(res_group.metrics()["total_return"])) in html
+
+
+def test_tearsheet_with_an_all_nan_column_is_refused(res):
+    r = res.returns.copy()
+    r.loc[{"asset": "IBM"}] = np.nan
+    with pytest.raises(ql.DataError, match="'IBM' has no observation"):
+        T.tearsheet(r)
+
+
+def test_tearsheet_flat_column_still_draws_every_figure():
+    from bokeh.models import GlyphRenderer
+
+    t = pd.date_range("2020-01-01", periods=60, freq="B")
+    sheet = T.tearsheet(pd.Series(0.0, index=t), window=20)   # Sharpe NaN everywhere
+    for f in _figures(sheet):
+        data = [g.data_source.data for g in f.renderers if isinstance(g, GlyphRenderer)]
+        assert any(np.isfinite(np.asarray(v, dtype=float)).any() for d in data
+                   for k, v in d.items() if k not in ("time", "xs", "ys") and len(v)
+                   and np.asarray(v).dtype.kind == "f"), f.title.text
+
+
+def test_tearsheet_static_html_select_switches_offline_in_a_browser(tmp_path, res):
+    """The saved page, all network blocked: no bokeh warning or error, every plot has
+    data, and the Select swaps the data to the chosen column (CustomJS, no kernel)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    from bokeh.embed import file_html
+    from bokeh.resources import INLINE
+    from playwright.sync_api import sync_playwright
+
+    page_file = tmp_path / "tearsheet.html"
+    page_file.write_text(file_html(T.from_result(res, benchmark="buy_and_hold"), INLINE,
+                                   "tear sheet"))
+    last = "d => d.get_model_by_name('eq').data.strategy.at(-1)"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium,
+                                     args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        logs, requests = [], []
+        page.on("console", lambda m: logs.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: logs.append(f"error: {e}"))
+        page.route("http*://**", lambda route: (requests.append(route.request.url),
+                                                route.abort()))
+        page.goto(page_file.as_uri())
+        page.wait_for_function("window.Bokeh && Bokeh.documents.length > 0")
+        page.wait_for_timeout(1500)
+        doc = "Bokeh.documents[0]"
+        empty = page.evaluate(f"""() => {{
+            const d = {doc}, out = [];
+            let n = 0;
+            for (const m of d.all_models) {{
+                if (!(m.renderers && m.toolbar)) continue;
+                n += 1;
+                const ok = m.renderers.some(r => r.data_source &&
+                    Object.values(r.data_source.data).some(v => v.length > 0));
+                if (!ok) out.push(m.title ? m.title.text : m.id);
+            }}
+            return [n, out]; }}""")
+        before = page.evaluate(f"() => ({last})({doc})")
+        page.select_option("select", "MSFT")
+        page.wait_for_timeout(500)
+        after = page.evaluate(f"() => ({last})({doc})")
+        browser.close()
+    assert not requests
+    assert not [x for x in logs if x.startswith(("warning", "error"))], logs
+    assert empty == [8, []]   # 8 plots (with exposure), none without data
+    assert before == pytest.approx(float(res.equity.sel(asset="AAPL")[-1]), rel=1e-12)
+    assert after == pytest.approx(float(res.equity.sel(asset="MSFT")[-1]), rel=1e-12)
