@@ -86,8 +86,12 @@ def _columns(r: xr.DataArray) -> list[tuple[str, dict]]:
         return [("strategy", {})]
     idx = pd.MultiIndex.from_product([r[d].values for d in others], names=others)
     plain = ("asset", "column")   # named by their value; parameters as name=value
-    return [(" · ".join(str(v) if d in plain else f"{d}={v}" for d, v in zip(others, key)),
-             dict(zip(others, key))) for key in idx]
+    labels = [" · ".join(str(v) if d in plain else f"{d}={v}" for d, v in zip(others, key))
+              for key in idx]
+    if len(set(labels)) < len(labels):   # the Select finds a column by its label
+        dup = sorted({s for s in labels if labels.count(s) > 1})
+        raise DataError(f"returns has repeated column labels {dup}; make them unique")
+    return [(s, dict(zip(others, key))) for s, key in zip(labels, idx)]
 
 
 def _pick(da, sel):
@@ -391,6 +395,9 @@ def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: i
         if not np.isfinite(r.sel(sel).values).any():   # nothing to draw: every figure empty
             raise DataError(f"returns column {name!r} has no observation (all NaN); drop it")
         ex = None if extra is None else {k: _pick(extra[k], sel) for k in extra.data_vars}
+        if ex and any(v.ndim for v in ex.values()):
+            raise ValueError(f"extra must hold one value per returns column; its dims "
+                             f"{dict(extra.sizes)} go beyond the returns' {dict(r.sizes)}")
         per_col.append(_column(r.sel(sel), _pick(b, sel), _trades_of(trades, sel),
                                _pick(positions, sel), window=window, periods=periods,
                                capital=capital, rf=rf, extra=ex, lim=lim))

@@ -111,6 +111,8 @@ def test_fmt_metric_formats_by_name_numpy_xarray_and_arrays():
     assert fmt.metric("not_a_metric", 12.4086) == "12.41"   # general fallback
     out = fmt.metric("max_drawdown", np.array([-0.431, np.nan]))
     assert out.tolist() == ["-43.1 %", "n/a"]
+    da = fmt.metric("n_trades", xr.DataArray([3.0, 4.0], dims="asset"))
+    assert da.dims == ("asset",) and da.values.tolist() == ["3", "4"]
     assert fmt.label("sharpe_ratio") == "Sharpe ratio"
 
 
@@ -376,6 +378,19 @@ def test_tearsheet_static_html_has_no_http_resource(sheet):
 def test_tearsheet_bad_options_are_named(res, kw, err, match):
     with pytest.raises(err, match=match):
         T.tearsheet(res.returns.sel(asset="AAPL"), **kw)
+
+
+def test_tearsheet_repeated_column_labels_and_extra_beyond_the_columns_are_refused():
+    t = pd.date_range("2020-01-01", periods=40, freq="B")
+    frame = pd.DataFrame(np.full((40, 2), 0.001), index=t, columns=["a", "a"])
+    with pytest.raises(ql.DataError, match=r"repeated column labels \['a'\]"):
+        T.tearsheet(frame, window=5)
+    r = xr.DataArray(np.full((40, 2), 0.001), dims=("time", "asset"),
+                     coords={"time": t, "asset": ["a", "b"]})
+    extra = xr.Dataset({"n_trades": (("asset", "k"), np.zeros((2, 3)))},
+                       coords={"asset": ["a", "b"]})
+    with pytest.raises(ValueError, match="one value per returns column"):
+        T.tearsheet(r, window=5, extra=extra)
 
 
 def test_tearsheet_bad_returns_are_refused():
