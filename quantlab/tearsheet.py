@@ -592,7 +592,8 @@ def _summary_parts(res, max_rows: int = 8):
     t = res.equity["time"].values
     acc = f"{n_acc} account{'s' if n_acc != 1 else ''}" + (
         f" ({', '.join(f'{d}: {res.equity.sizes[d]}' for d in keys)})" if keys else "") + (
-        f", one portfolio of {res.positions.sizes['asset']} assets each" if res.group else "")
+        f", {'each ' if n_acc > 1 else ''}a portfolio of {res.positions.sizes['asset']} assets"
+        if res.group else "")
     span = f"{fmt.date(t[0])} – {fmt.date(t[-1])}, {fmt.count(len(t))} bars, " \
            f"{res.periods} per year, initial cash {fmt.money(res.init_cash)}"
     m = res.metrics()[[k for k in HEADLINE]]
@@ -602,9 +603,10 @@ def _summary_parts(res, max_rows: int = 8):
     table = pd.DataFrame({fmt.label(k): [fmt.metric(k, v) for v in shown[k]] for k in HEADLINE},
                          index=shown.index if keys else ["portfolio" if res.group else "account"])
     more = len(flat) - len(shown)
-    how = (f"arrays: res.equity, res.cash, res.positions, res.returns (DataArrays); "
-           f"res.orders ({fmt.count(len(res.orders))} orders), res.trades (DataFrames); "
-           "res.metrics() (every metric), res.tearsheet() (the full report)")
+    how = ["arrays: res.equity, res.cash, res.positions, res.returns (DataArrays)",
+           f"tables: res.orders ({fmt.count(len(res.orders))} orders), res.trades "
+           f"({fmt.count(len(res.trades))} trades); res.metrics() (every metric), "
+           "res.tearsheet() (the full report)"]
     return acc, span, table, more, how
 
 
@@ -615,7 +617,7 @@ def summary_text(res) -> str:
              table.to_string().splitlines())]
     if more:
         lines.append(f"  … {more} more accounts")
-    lines.append(f"  {how}")
+    lines += [f"  {h}" for h in how]
     return "\n".join(lines)
 
 
@@ -626,4 +628,4 @@ def summary_html(res) -> str:
     return (f"<div><b>BacktestResult</b>: {e(acc)}<br>{e(span)}"
             f"{table.to_html(escape=True, border=0)}"
             + (f"<i>… {more} more accounts</i><br>" if more else "")
-            + f"<small>{e(how)}</small></div>")
+            + f"<small>{'<br>'.join(map(e, how))}</small></div>")

@@ -433,7 +433,8 @@ def test_summary_text_and_html_are_short_and_formatted(res, res_group):
     assert "res.equity" in text and "res.tearsheet()" in text
     assert "2000-03-01" in text and "3,270 bars" in text
     html = T.summary_html(res_group)
-    assert "<table" in html and "one portfolio of 4 assets" in html
+    assert "<table" in html and "1 account, a portfolio of 4 assets" in html
+    assert f"{len(res_group.trades)} trades" in html
     assert fmt.metric("total_return", float(res_group.metrics()["total_return"])) in html
 
 
