@@ -296,6 +296,13 @@ def walk_forward_figure(wf, title: str = ""):
     return column(*figs, sizing_mode="stretch_width")
 
 
+def tearsheet(returns, benchmark=None, **kw):
+    """A tear sheet of any return stream: ``quantlab.tearsheet.tearsheet``."""
+    from quantlab import tearsheet as _tearsheet   # lazy: cycle (it draws with figure)
+
+    return _tearsheet.tearsheet(returns, benchmark, **kw)
+
+
 # ---- tick engine ---------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, fmt
+from quantlab.plots import figure
 from quantlab.errors import DataError
 
 __all__ = ["tearsheet", "from_result", "summary_text", "summary_html", "drawdown_table",
@@ -432,8 +433,6 @@ def _sections(src, first, has_b, log, window, lim, capital) -> dict:
     from bokeh.models import (ColorBar, DataTable, HTMLTemplateFormatter, LinearColorMapper,
                               TableColumn)
     from bokeh.palettes import RdYlGn11
-
-    from quantlab.plots import _figure as figure  # TEMP merge
 
     def num_col(field, title, width=90):   # numeric (sorts by value), shown via fmt
         return TableColumn(field=field, title=title, width=width,
