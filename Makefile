@@ -47,8 +47,10 @@ test: install browser
 bench: install
 	$(BIN)/python benchmarks/run.py
 
+# JupyterLab on notebooks/ at 127.0.0.1 with token auth (the URL with its token is
+# printed; --allow-root is added as root). LAB_ARGS go to jupyter lab, e.g. --port=8890.
 lab: install
-	$(BIN)/quantlab lab
+	$(BIN)/python -m quantlab lab $(LAB_ARGS)
 
 # Re-execute the notebooks in place so their stored outputs are current.
 notebooks: install

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from quantlab import data, measures, rolling
+from quantlab.data import _check_time
 from quantlab.errors import DataError
 
 __all__ = ["CrossMarketAnalyzer", "CLASSES", "MAX_FILL_DAYS"]
@@ -50,8 +52,6 @@ def _as_series(data, symbol) -> pd.Series:
     if not isinstance(data.index, pd.DatetimeIndex):
         raise DataError(f"{symbol}: the index must be dates (a DatetimeIndex), got "
                         f"{type(data.index).__name__}")
-    from quantlab.data import _check_time
-
     _check_time(data.index, f"{symbol}: ")
     s = pd.to_numeric(data, errors="raise").astype(float).rename(symbol)
     s.index = s.index.tz_localize(None) if s.index.tz is not None else s.index
@@ -90,8 +90,6 @@ class CrossMarketAnalyzer:
         (1999-2018), AAPL GOOG IBM MSFT (2000-2013), WTI (1986-2019), VIX (2014-2019).
         Monthly and quarterly series (yields, core CPI, macro) are read by
         ``macro_signals`` with their publication lags, not mixed into the daily panel."""
-        from quantlab import data
-
         cm = data.load("cross_market")
         classes = {"equity_index": "equity", "equity": "equity", "commodity": "commodity",
                    "volatility": "volatility"}
@@ -156,8 +154,6 @@ class CrossMarketAnalyzer:
         if window is not None:
             if method != "pearson":
                 raise ValueError("rolling correlations are pearson only")
-            from quantlab import rolling
-
             out = rolling.corr(r, window)
         else:
             frame = r.to_pandas()
@@ -185,8 +181,6 @@ class CrossMarketAnalyzer:
         pairs (``p_adjusted``); ``significant`` is p_adjusted < 0.05.
         """
         from statsmodels.tsa.stattools import grangercausalitytests
-
-        from quantlab import measures
 
         r = self.returns(symbols).to_pandas()
         rows = []
@@ -221,8 +215,6 @@ class CrossMarketAnalyzer:
     # ---- influence -----------------------------------------------------------------
     def _betas(self, targets, driver, window):
         """Rolling OLS beta of each target's returns on the driver's, and its stability."""
-        from quantlab import rolling
-
         r = self.returns([*targets, driver])
         x = r.sel(asset=driver, drop=True)
         y = r.sel(asset=list(targets))
@@ -270,8 +262,6 @@ class CrossMarketAnalyzer:
         ``window`` returns) and returns: the variance risk premium VIX² - RV² (implied
         above realised is the usual state), and the leverage effect (VIX changes move
         against index returns). ``attrs`` hold the window and headline numbers."""
-        from quantlab import rolling
-
         self._need(vix, "volatility")
         p = self.prices([index, vix])
         r = p.sel(asset=index, drop=True).pipe(lambda s: s / s.shift(time=1) - 1)
@@ -302,8 +292,6 @@ class CrossMarketAnalyzer:
         dates of ``index`` (default: the union of added series' dates). A value holds
         until the next release and becomes NaN one period after the series' last release
         (the bundled quarterly macro ends in 2009Q3, core CPI and yields in late 2018)."""
-        from quantlab import data
-
         index = (self.prices().indexes["time"] if index is None else pd.DatetimeIndex(index))
         macro = data.load("macro")
         gdp = macro["realgdp"].to_series()
@@ -352,27 +340,27 @@ class CrossMarketAnalyzer:
                                release_lags_days=str(RELEASE_LAGS))
 
     # ---- report --------------------------------------------------------------------
+    def report_data(self, window=63, max_lag=5) -> dict:
+        """What ``report`` draws: ``correlations`` (full window), ``lead_lag``,
+        ``commodity_beta`` (rolling betas on the first commodity, or None) and ``macro``
+        (growth_up, inflation_up, credit_stress as one (signal, time) DataArray)."""
+        out = {"correlations": self.correlations(), "lead_lag": self.lead_lag(max_lag=max_lag),
+               "commodity_beta": None}
+        classes = self.asset_classes()
+        if "commodity" in classes:
+            ds, _ = self.commodity_influence(commodity=classes["commodity"][0], window=window)
+            out["commodity_beta"] = ds["beta"]
+        macro = self.macro_signals()[["growth_up", "inflation_up", "credit_stress"]]
+        out["macro"] = macro.to_dataarray("signal")
+        return out
+
     def report(self, window=63, max_lag=5):
-        """A bokeh column: correlation heatmap, lead-lag network of the significant
-        pairs, rolling betas on oil (when present) and the macro regimes."""
-        from bokeh.layouts import column
+        """A bokeh column of ``report_data`` (``ql.plots.crossmarket_figure``): correlation
+        heatmap, lead-lag network of the significant pairs, rolling betas on oil (when
+        present) and the macro regimes."""
+        from quantlab import plots  # lazy: the face imports bokeh; research must not
 
-        from quantlab import plots
-
-        c = self.correlations()
-        figs = [plots.heatmap_figure(c.to_pandas().round(2),
-                                     title=f"return correlations, {c.attrs['window']}")]
-        figs.append(plots.network_figure(self.lead_lag(max_lag=max_lag),
-                                         title="lead-lag (significant after Holm)"))
-        if "commodity" in self.asset_classes():
-            ds, _ = self.commodity_influence(commodity=self.asset_classes()["commodity"][0],
-                                             window=window)
-            figs.append(plots.line_figure(ds["beta"], title="rolling beta on oil"))
-        macro = self.macro_signals()
-        figs.append(plots.line_figure(
-            macro[["growth_up", "inflation_up", "credit_stress"]].to_dataarray("signal"),
-            title="macro regime signals (1 = up / stress)"))
-        return column(*figs, sizing_mode="stretch_width")
+        return plots.crossmarket_figure(self.report_data(window=window, max_lag=max_lag))
 
 
 def _holm(p) -> np.ndarray:

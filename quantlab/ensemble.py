@@ -14,8 +14,10 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import rolling
+from quantlab import strategies as registry
 from quantlab.backtesting import backtest
 from quantlab.data import returns
+from quantlab.risk import risk_parity_weights
 
 __all__ = ["Ensemble", "detect_regimes", "create_unconventional_ensemble"]
 
@@ -86,8 +88,6 @@ class Ensemble:
 
     def __init__(self, strategies, allocation="equal", reweight="1D", lookback=63,
                  shrinkage=0.5, **backtest_kw):
-        from quantlab import strategies as registry
-
         if allocation not in ALLOCATIONS:
             raise ValueError(f"unknown allocation {allocation!r}; use one of "
                              f"{', '.join(ALLOCATIONS)}")
@@ -159,8 +159,6 @@ class Ensemble:
         return self.shrinkage * equal + (1 - self.shrinkage) * tilt
 
     def _risk_parity(self, past, equal):
-        from quantlab.risk import risk_parity_weights
-
         w = equal.copy()
         L = self.lookback
         for t in range(L, past.shape[0]):
@@ -217,6 +215,4 @@ class Ensemble:
 
 def create_unconventional_ensemble(allocation="regime", **kw) -> Ensemble:
     """The seed's ensemble of the six unconventional strategies."""
-    from quantlab import strategies
-
-    return Ensemble(strategies.names("unconventional"), allocation=allocation, **kw)
+    return Ensemble(registry.names("unconventional"), allocation=allocation, **kw)

@@ -2,7 +2,11 @@
 
 Figures are returned, not shown: ``ql.plots.show(fig)`` displays one in a notebook.
 Call :func:`init_notebook` once per notebook: it inlines BokehJS so plots render
-offline, in JupyterLab and in the HTML reports alike.
+offline, in JupyterLab and in the HTML reports alike. :func:`figure` is bokeh's
+``figure`` with quantlab's defaults, for plots of your own.
+
+This is the one module of the library that draws: research modules return data and
+result objects whose ``plot()`` / ``figure()`` / ``to_html()`` / ``report()`` delegate here.
 """
 from __future__ import annotations
 
@@ -25,20 +29,23 @@ def show(obj) -> None:
     _show(obj)
 
 
-def _figure(**kw):
-    from bokeh.plotting import figure
+def figure(**kw):
+    """A ``bokeh.plotting.figure`` with quantlab's defaults: 300 px high, stretched to
+    the cell's width, tools pan/zoom/reset/save/hover. Every keyword goes to bokeh and
+    overrides a default; use it for your own plots so they match ours."""
+    from bokeh.plotting import figure as bokeh_figure
 
     kw.setdefault("height", 300)
     kw.setdefault("sizing_mode", "stretch_width")
     kw.setdefault("tools", "pan,wheel_zoom,box_zoom,reset,save,hover")
-    return figure(**kw)
+    return bokeh_figure(**kw)
 
 
 def price_figure(ds, assets=None, var: str = "close", log: bool = True, title=None):
     """Price lines of ``ds[var]`` for ``assets`` (default all), on a log axis by default."""
     da = ds[var]
     assets = list(da.asset.values) if assets is None else np.atleast_1d(assets).tolist()
-    fig = _figure(x_axis_type="datetime", y_axis_type="log" if log else "linear",
+    fig = figure(x_axis_type="datetime", y_axis_type="log" if log else "linear",
                   title=title or f"{var} (adjusted)", y_axis_label=var)
     for i, a in enumerate(assets):
         s = da.sel(asset=a)
@@ -54,7 +61,7 @@ def histogram_figure(values, bins: int = 80, title: str = "distribution", x_labe
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
     counts, edges = np.histogram(v, bins=bins, density=True)
-    fig = _figure(title=title, x_axis_label=x_label, y_axis_label="density",
+    fig = figure(title=title, x_axis_label=x_label, y_axis_label="density",
                   tools="pan,wheel_zoom,box_zoom,reset,save")
     fig.quad(top=counts, bottom=0, left=edges[:-1], right=edges[1:],
              fill_color=PALETTE[0], line_color="white", alpha=0.8)
@@ -70,7 +77,7 @@ def line_figure(da, title: str = "", y_label: str = "", bands=()):
     horizontal reference lines at ``bands`` (e.g. z-score +-2)."""
     from bokeh.models import Span
 
-    fig = _figure(x_axis_type="datetime", title=title, y_axis_label=y_label)
+    fig = figure(x_axis_type="datetime", title=title, y_axis_label=y_label)
     others = [d for d in da.dims if d != "time"]
     series = [(str(v), da.sel({others[0]: v})) for v in da[others[0]].values] if others \
         else [(str(da.name or ""), da)]
@@ -101,7 +108,7 @@ def backtest_figure(res, asset=None, **sel):
     if "asset" in eq.dims:
         eq = eq.sel(asset=asset)
     price = res.prices.sel(asset=asset)
-    fig_p = _figure(x_axis_type="datetime", title=f"{asset}: close and fills", height=250)
+    fig_p = figure(x_axis_type="datetime", title=f"{asset}: close and fills", height=250)
     fig_p.line(price.time.values, price.values, color=PALETTE[0])
     o = res.orders[res.orders["asset"] == asset]
     for k, v in params.items():
@@ -111,14 +118,14 @@ def backtest_figure(res, asset=None, **sel):
         fig_p.scatter(o.loc[side, "time"].values, o.loc[side, "price"].values, size=8,
                       color=color, marker=marker,
                       legend_label="buy" if marker == "triangle" else "sell")
-    fig_e = _figure(x_axis_type="datetime", title="equity", height=250, x_range=fig_p.x_range)
+    fig_e = figure(x_axis_type="datetime", title="equity", height=250, x_range=fig_p.x_range)
     fig_e.line(eq.time.values, eq.values, color=PALETTE[1], legend_label="strategy")
     first = price.dropna("time")
     bh = res.init_cash * price.ffill("time") / float(first[0])
     fig_e.line(bh.time.values, bh.values, color="gray", legend_label=f"buy and hold {asset}")
     fig_e.legend.location = "top_left"
     dd = eq / eq.copy(data=np.fmax.accumulate(eq.values)) - 1
-    fig_d = _figure(x_axis_type="datetime", title="drawdown", height=180, x_range=fig_p.x_range)
+    fig_d = figure(x_axis_type="datetime", title="drawdown", height=180, x_range=fig_p.x_range)
     fig_d.varea(dd.time.values, dd.values, 0, color=PALETTE[3], alpha=0.4)
     return column(fig_p, fig_e, fig_d, sizing_mode="stretch_width")
 
@@ -134,7 +141,7 @@ def diagnostics_figure(diag, asset, title: str = ""):
             continue
         s = da.sel(asset=asset)
         kw = {"x_range": figs[0].x_range} if figs else {}
-        fig = _figure(x_axis_type="datetime", height=170,
+        fig = figure(x_axis_type="datetime", height=170,
                       title=f"{title + ': ' if title and not figs else ''}{name}", **kw)
         parts = [(str(v), s.sel({d: v})) for d in s.dims if d != "time"
                  for v in s[d].values] or [(name, s)]
@@ -150,7 +157,7 @@ def heatmap_figure(table, title: str = "", palette: str = "RdBu"):
     """A labelled heatmap of a pandas DataFrame (rows x columns), values in the cells."""
     from bokeh.models import ColumnDataSource, LinearColorMapper
     from bokeh.palettes import all_palettes
-    from bokeh.plotting import figure
+    from bokeh.plotting import figure as bokeh_figure
 
     rows, cols = [str(r) for r in table.index], [str(c) for c in table.columns]
     stacked = table.stack(future_stack=True)
@@ -161,7 +168,7 @@ def heatmap_figure(table, title: str = "", palette: str = "RdBu"):
     lim = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
     mapper = LinearColorMapper(palette=list(reversed(all_palettes[palette][11])), low=-lim,
                                high=lim, nan_color="#eeeeee")
-    fig = figure(x_range=cols, y_range=list(reversed(rows)), title=title, height=60 + 40 * len(rows),
+    fig = bokeh_figure(x_range=cols, y_range=list(reversed(rows)), title=title, height=60 + 40 * len(rows),
                  sizing_mode="stretch_width", tools="hover,save", toolbar_location="right",
                  tooltips=[("", "@row / @col"), ("value", "@label")])
     fig.rect("col", "row", 1, 1, source=src, fill_color={"field": "value", "transform": mapper},
@@ -182,7 +189,7 @@ def network_figure(edges, title: str = "", source: str = "leader", target: str =
     nodes = sorted(set(edges[source]) | set(edges[target]))
     angle = 2 * np.pi * np.arange(len(nodes)) / max(len(nodes), 1)
     xy = {n: (np.cos(a), np.sin(a)) for n, a in zip(nodes, angle)}
-    fig = _figure(title=title, height=420, x_range=(-1.5, 1.5), y_range=(-1.4, 1.4),
+    fig = figure(title=title, height=420, x_range=(-1.5, 1.5), y_range=(-1.4, 1.4),
                   match_aspect=True)
     fig.axis.visible = False
     fig.grid.visible = False
@@ -201,6 +208,43 @@ def network_figure(edges, title: str = "", source: str = "leader", target: str =
     return fig
 
 
+def crossmarket_figure(parts: dict):
+    """A column for ``CrossMarketAnalyzer.report``: correlation heatmap, lead-lag
+    network of the significant pairs, rolling betas on the commodity (when present) and
+    the macro regime signals. ``parts`` is ``CrossMarketAnalyzer.report_data()``."""
+    from bokeh.layouts import column
+
+    c = parts["correlations"]
+    figs = [heatmap_figure(c.to_pandas().round(2),
+                           title=f"return correlations, {c.attrs['window']}"),
+            network_figure(parts["lead_lag"], title="lead-lag (significant after Holm)")]
+    if parts.get("commodity_beta") is not None:
+        figs.append(line_figure(parts["commodity_beta"], title="rolling beta on oil"))
+    figs.append(line_figure(parts["macro"], title="macro regime signals (1 = up / stress)"))
+    return column(*figs, sizing_mode="stretch_width")
+
+
+def risk_report_figure(report):
+    """The drawdown of a ``RiskReport``'s equity, or None when it has no equity."""
+    dd = report.drawdown_series()
+    if dd is None:
+        return None
+    return line_figure(dd, title="drawdown", y_label="fraction")
+
+
+def risk_report_html(report) -> str:
+    """A ``RiskReport`` as a self-contained HTML page (BokehJS inlined: opens offline)."""
+    from bokeh.embed import file_html
+    from bokeh.resources import INLINE
+
+    fig = risk_report_figure(report)
+    body = report.tables_html()
+    if fig is None:
+        return f"<html><body><h2>Risk report</h2>{body}</body></html>"
+    page = file_html(fig, INLINE, "Risk report")
+    return page.replace("<body>", f"<body><h2>Risk report</h2>{body}", 1)
+
+
 def optimization_figure(res, title: str = ""):
     """An optimisation's trials in the order run, the running best, and the histogram of
     its CSCV logits (mass at or below 0 is the PBO)."""
@@ -210,7 +254,7 @@ def optimization_figure(res, title: str = ""):
     v = res.trials[obj].to_numpy(dtype=float)
     best = np.fmin if res.directions[0] == "minimize" else np.fmax
     run = best.accumulate(np.where(np.isfinite(v), v, np.nan))
-    fig = _figure(title=title or f"{res.method}: {obj} per trial (DSR {res.dsr:.2f}, "
+    fig = figure(title=title or f"{res.method}: {obj} per trial (DSR {res.dsr:.2f}, "
                   f"PBO {res.pbo:.2f})", x_axis_label="trial", y_axis_label=obj, height=260)
     fig.scatter(np.arange(v.size), v, size=6, color=PALETTE[0], alpha=0.7, legend_label="trial")
     fig.line(np.arange(v.size), run, color=PALETTE[3], line_width=2, legend_label="best so far")
@@ -230,12 +274,12 @@ def walk_forward_figure(wf, title: str = ""):
     from bokeh.models import Span
 
     eq = wf.oos_equity
-    fig_e = _figure(x_axis_type="datetime", height=250,
+    fig_e = figure(x_axis_type="datetime", height=250,
                     title=title or "walk-forward: stitched out-of-sample equity")
     fig_e.line(eq.time.values, eq.values, color=PALETTE[1], line_width=1.5)
     f = wf.folds
     t = f["oos_start"].values
-    fig_s = _figure(x_axis_type="datetime", height=220, x_range=fig_e.x_range,
+    fig_s = figure(x_axis_type="datetime", height=220, x_range=fig_e.x_range,
                     title="Sharpe ratio per fold", y_axis_label="annualised")
     fig_s.line(t, f["is_sharpe_ratio"].values, color=PALETTE[0], legend_label="in sample")
     fig_s.line(t, f["oos_sharpe_ratio"].values, color=PALETTE[3], legend_label="out of sample")
@@ -245,16 +289,22 @@ def walk_forward_figure(wf, title: str = ""):
     for i, k in enumerate(wf.stability.index):
         if not np.issubdtype(f[k].dtype, np.number):
             continue
-        fig_p = _figure(x_axis_type="datetime", height=150, x_range=fig_e.x_range,
+        fig_p = figure(x_axis_type="datetime", height=150, x_range=fig_e.x_range,
                         title=f"chosen {k}")
         fig_p.step(t, f[k].values, color=PALETTE[(i + 2) % len(PALETTE)], mode="after")
         figs.append(fig_p)
     return column(*figs, sizing_mode="stretch_width")
 
 
+def tearsheet(returns, benchmark=None, **kw):
+    """A tear sheet of any return stream: ``quantlab.tearsheet.tearsheet``."""
+    from quantlab import tearsheet as _tearsheet   # lazy: cycle (it draws with figure)
+
+    return _tearsheet.tearsheet(returns, benchmark, **kw)
+
+
 # ---- tick engine ---------------------------------------------------------------------
 
-figure = _figure   # TEMP merge: the `face` branch renames _figure to the public figure
 
 
 def engine_dashboard(engine, history=300):

@@ -3,6 +3,12 @@ from __future__ import annotations
 
 import difflib
 
+from quantlab import rolling, strategies
+from quantlab.backtesting import backtest
+from quantlab.compat import ALIASES
+from quantlab.data import load as load_data
+from quantlab.data import returns as simple_returns
+
 __all__ = ["run_research_analysis"]
 
 HEADLINE = ("sharpe_ratio", "total_return", "annual_return", "max_drawdown", "n_trades",
@@ -10,9 +16,6 @@ HEADLINE = ("sharpe_ratio", "total_return", "annual_return", "max_drawdown", "n_
 
 
 def _strategy_names(analysis_type) -> list[str]:
-    from quantlab import strategies
-    from quantlab.compat import ALIASES
-
     types = [analysis_type] if isinstance(analysis_type, str) else list(analysis_type)
     valid = strategies.names() + ["correlation", "comprehensive"]
     out = []
@@ -57,18 +60,16 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     """
     from tqdm.auto import tqdm
 
-    import quantlab as ql
-
-    ds = data if data is not None else ql.data.load()
+    ds = data if data is not None else load_data()
     ds = ds.sel(time=slice(start, end))
     symbols = _check_symbols(symbols, ds)
     names = _strategy_names(analysis_type)
     out = {s: {} for s in symbols}
     for name in tqdm(names, desc="strategies", disable=not progress or len(names) < 2):
         if name == "correlation":
-            r = ql.data.returns(ds["close"])
+            r = simple_returns(ds["close"])
             matrix = r.to_pandas().corr()
-            c = ql.rolling.corr(r, 63)
+            c = rolling.corr(r, 63)
             m = c.sizes["asset"]
             # mean of the off-diagonal entries (the diagonal is 1)
             off = (c.sum(["asset", "asset_other"], min_count=1) - m) / max(m * (m - 1), 1)
@@ -76,9 +77,9 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
                 out[s]["correlation"] = {"with": matrix[s].drop(s),
                                          "rolling_average": off.to_series()}
             continue
-        strat = ql.strategies.get(name)
+        strat = strategies.get(name)
         sig = strat.signal(ds, **strat.default_inputs(ds))
-        res = ql.backtest(ds.sel(asset=symbols), sig.sel(asset=symbols), **backtest_kw)
+        res = backtest(ds.sel(asset=symbols), sig.sel(asset=symbols), **backtest_kw)
         m = res.metrics()
         for s in symbols:
             row = {k: float(m[k].sel(asset=s)) for k in HEADLINE}

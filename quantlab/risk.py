@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import _validate, metrics
+from quantlab import _validate, metrics, rolling
 from quantlab.backtesting import DD_MODES, backtest
+from quantlab.data import returns as simple_returns
 
 __all__ = ["RiskManager", "RiskReport", "KellyFraction", "risk_parity_weights",
            "risk_contributions", "HISTORICAL_SCENARIOS"]
@@ -182,8 +183,6 @@ class RiskManager:
     def position_size(self, signal, returns, target_vol=0.15, window=63, max_leverage=1.0):
         """Volatility targeting: signal × min(max_leverage, target_vol / σ_t), σ_t the
         annualised std of the ``window`` returns up to t (Moreira & Muir 2017)."""
-        from quantlab import rolling
-
         sd = rolling.std(returns, window, min_periods=window // 2) * math.sqrt(self.periods)
         scale = (target_vol / sd.where(sd > 0)).clip(max=max_leverage)
         return (signal * scale).clip(-max_leverage, max_leverage)
@@ -249,8 +248,6 @@ class RiskManager:
         volatility), ``correlations -> 1`` (parametric VaR with all correlations 1).
         ``scenarios`` adds ``{name: {asset: shock}}`` price shocks.
         """
-        from quantlab.data import returns as simple_returns
-
         if hasattr(portfolio, "equity"):
             eq = portfolio.equity
             if eq.ndim > 1:
@@ -375,7 +372,8 @@ class RiskReport:
                 f"{len(self.drawdown['breaches'])} breach(es) of "
                 f"{self.drawdown['limit']:.0%}; drawdown control: {self.dd_mode or 'none'})")
 
-    def _tables(self) -> str:
+    def tables_html(self) -> str:
+        """The report's tables as HTML fragments (no figure)."""
         dd = {k: v for k, v in self.drawdown.items() if k not in ("breaches", "recovery_times")}
         dd["drawdown_control"] = self.drawdown_control
         dd["n_breaches"] = len(self.drawdown["breaches"])
@@ -393,29 +391,27 @@ class RiskReport:
                           if isinstance(t, pd.Series) else t.round(4).to_html()]
         return "\n".join(parts)
 
-    def figure(self):
-        from quantlab import plots
-
+    def drawdown_series(self) -> xr.DataArray | None:
+        """Drawdown of the equity (fraction below its running peak, <= 0), or None."""
         if self.equity is None:
             return None
         eq = self.equity
-        dd = eq / eq.copy(data=np.fmax.accumulate(eq.values)) - 1
-        return plots.line_figure(dd.rename("drawdown"), title="drawdown", y_label="fraction")
+        return (eq / eq.copy(data=np.fmax.accumulate(eq.values)) - 1).rename("drawdown")
+
+    def figure(self):
+        """The drawdown as a bokeh figure (``ql.plots.risk_report_figure``), or None."""
+        from quantlab import plots  # lazy: the face imports bokeh; research must not
+
+        return plots.risk_report_figure(self)
 
     def to_html(self) -> str:
         """A self-contained HTML page (BokehJS inlined: opens offline)."""
-        from bokeh.embed import file_html
-        from bokeh.resources import INLINE
+        from quantlab import plots  # lazy: the face imports bokeh; research must not
 
-        fig = self.figure()
-        body = self._tables()
-        if fig is None:
-            return f"<html><body><h2>Risk report</h2>{body}</body></html>"
-        page = file_html(fig, INLINE, "Risk report")
-        return page.replace("<body>", f"<body><h2>Risk report</h2>{body}", 1)
+        return plots.risk_report_html(self)
 
     def _repr_html_(self) -> str:
-        return f"<h2>Risk report</h2>{self._tables()}"
+        return f"<h2>Risk report</h2>{self.tables_html()}"
 
 
 # ---- risk parity ---------------------------------------------------------------------

@@ -1,12 +1,6 @@
 """The notebook suite: batch runs with papermill, single-file HTML reports, ``record()``.
 
-CLI (``quantlab``)::
-
-    quantlab run-suite [NOTEBOOK ...] [-p NAME VALUE ...] [--params-file grid.yaml]
-                       [--out DIR] [--clean] [--timeout S] [--jobs N]
-                       [--scheduler ADDRESS] [--in-place]
-    quantlab report    (the same options, no --in-place) [--no-input]  # + HTML + index
-    quantlab lab       [jupyter lab options]             # JupyterLab on notebooks/
+The command line (``quantlab run-suite``, ``quantlab report``) is :mod:`quantlab.cli`.
 
 A suite config (YAML) lists runs; each names a notebook and its parameters::
 
@@ -37,7 +31,6 @@ Batch rules (hostile names, faults):
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as _dt
 import html
@@ -53,7 +46,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from urllib.parse import quote
 
+from quantlab import __version__
 from quantlab._validate import integer, number
+from quantlab.data import checksum
 
 RECORD_MIME = "application/vnd.quantlab.record+json"
 STRIP_TAG = "strip-output"  # outputs too big to commit (inline BokehJS)
@@ -619,16 +614,13 @@ def provenance() -> dict:
     """What a run depended on: versions, commit, data checksum."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import quantlab
-    from quantlab.data import checksum
-
     pkgs = {}
     for name in ("numpy", "pandas", "xarray", "bokeh", "ipywidgets", "papermill", "cython"):
         try:
             pkgs[name] = version(name)
         except PackageNotFoundError:
             pkgs[name] = None
-    return {"quantlab": quantlab.__version__, "git_commit": _git_commit(),
+    return {"quantlab": __version__, "git_commit": _git_commit(),
             "data_sha256": checksum(), "packages": pkgs, "python": sys.version.split()[0]}
 
 
@@ -732,11 +724,7 @@ def write_index(runs: list[Run], out_dir, prov: dict | None = None) -> Path:
     Runs recorded by earlier batches in the same folder stay listed (a run of the same
     name replaces its entry). Every text is HTML-escaped and every link is a relative
     path inside ``out_dir``; both files are replaced atomically."""
-    import quantlab
-
     if prov is None:
-        from quantlab.data import checksum
-
         prov = {"git_commit": _git_commit(), "data_sha256": checksum()}
     # earlier batches first (minus the runs this one redoes), then this batch in order
     names = {r.name for r in runs}
@@ -762,7 +750,7 @@ vertical-align: top; text-align: left; }} tr.failed {{ background: #fdd; }}
 .err {{ color: #900; font-size: .85em; max-width: 40em; }} .meta {{ color: #555; }}
 </style></head><body>
 <h1>quantlab reports</h1>
-<p class="meta">quantlab {e(quantlab.__version__)} · commit {e(str(prov["git_commit"]))} ·
+<p class="meta">quantlab {e(__version__)} · commit {e(str(prov["git_commit"]))} ·
 data sha256 {e(str(prov["data_sha256"])[:16])} · generated {e(_dt.datetime.now().isoformat(timespec='seconds'))}
 · {len(merged) - n_failed} ok, {n_failed} failed</p>
 <table id="runs"><thead><tr><th>run</th><th>parameters</th><th>status</th><th>started</th>
@@ -793,115 +781,3 @@ document.querySelectorAll("#runs th").forEach((th, i) => th.addEventListener("cl
     path = out / "index.html"
     _atomic_write(path, page)
     return path
-
-
-# --------------------------------------------------------------------------- CLI
-
-def _parse_p(pairs) -> dict:
-    """``-p NAME VALUE`` pairs, values read as YAML scalars like papermill (1 -> int);
-    a date stays its text (papermill cannot store a date)."""
-    import yaml
-
-    return check_parameters({k: yaml.safe_load(v) for k, v in pairs or []}, "-p")
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="quantlab", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    for name, help_ in (("run-suite", "execute notebooks with papermill (batch, grids, dask)"),
-                        ("report", "execute and render self-contained HTML reports + index")):
-        s = sub.add_parser(name, help=help_)
-        s.add_argument("notebooks", nargs="*", help="notebooks to run (default: the suite "
-                       "config, or every notebook in notebooks/)")
-        s.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                       help="set a parameter for every run (repeatable)")
-        s.add_argument("--params-file", help="YAML grid {name: [values]}: one run per combination")
-        s.add_argument("--config", help="suite YAML (default: config/suite.yaml if present)")
-        s.add_argument("--out", help="output directory (default reports/); earlier runs "
-                       "there stay in its index")
-        s.add_argument("--clean", action="store_true", help="first delete the notebooks and "
-                       "reports --out's index lists, and the index")
-        s.add_argument("--timeout", type=float, help="seconds a notebook may run (default: "
-                       f"the config's timeout:, else {DEFAULT_TIMEOUT:g}); past it, failed")
-        s.add_argument("--jobs", type=int, default=1, help="local dask workers (default 1: in process)")
-        s.add_argument("--scheduler", help="address of an existing dask scheduler, tcp://host:8786")
-        s.add_argument("--no-input", action="store_true", help="hide code cells in HTML reports")
-        if name == "run-suite":
-            s.add_argument("--in-place", action="store_true",
-                           help="re-execute notebooks/ in place (refresh stored outputs; "
-                           "default parameters only; a failed notebook is left as it was)")
-    sub.add_parser("lab", help="open JupyterLab on the notebooks (token auth on); further "
-                   "options go to jupyter lab")
-    eb = sub.add_parser("engine-bench", help="the tick engine vs its pure-Python reference")
-    eb.add_argument("--ticks", type=int, default=2_000_000, help="columnar ticks (2M)")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["engine-bench"]:
-        from quantlab.engine import bench
-
-        print(bench(p.parse_args(argv).ticks))
-        return 0
-    if argv[:1] == ["lab"]:  # everything after `lab` belongs to jupyter lab
-        jupyter = Path(sys.executable).parent / "jupyter-lab"
-        return subprocess.call([str(jupyter), str(REPO / "notebooks"), *argv[1:]])
-    a = p.parse_args(argv)
-    in_place = getattr(a, "in_place", False)
-    if in_place:
-        clash = [opt for opt, given in (("-p", a.parameter), ("--params-file", a.params_file),
-                                        ("--out", a.out is not None), ("--clean", a.clean))
-                 if given]
-        if clash:  # stored outputs are of the defaults, and in place there is no --out
-            p.error(f"--in-place re-executes notebooks with their default parameters and "
-                    f"writes them back; it cannot be combined with {', '.join(clash)}")
-    out = a.out if a.out is not None else "reports"
-    config = a.config or (REPO / "config" / "suite.yaml")
-    if a.config and not Path(a.config).exists():
-        p.error(f"config not found: {a.config}")
-    try:
-        integer("--jobs", a.jobs, 1, 1024)
-        timeout = DEFAULT_TIMEOUT if a.timeout is None else check_timeout(a.timeout, "--timeout")
-        if a.notebooks:
-            runs = [Run(str(Path(nb).resolve())) for nb in a.notebooks]
-            missing = [r.notebook for r in runs if not Path(r.notebook).is_file()]
-            if missing:
-                raise ValueError(f"notebook not found: {missing[0]}")
-            if a.timeout is None:
-                timeout = config_timeout(config) or timeout
-        else:
-            runs = load_config(config if Path(config).exists() else None)
-        if a.timeout is not None:  # the command line wins over the config
-            for r in runs:
-                r.timeout = None
-        params = _parse_p(a.parameter)
-        for r in runs:
-            r.parameters.update(params)
-        if a.params_file:
-            import yaml
-
-            runs = expand_grid(runs, yaml.safe_load(Path(a.params_file).read_text()))
-        if in_place:  # stored outputs are of the defaults: one run per notebook
-            runs = [r for r in runs if not r.parameters]
-            runs = list({str(Path(r.notebook).resolve()): r for r in runs}.values())
-        if not runs:
-            raise ValueError("nothing to run (no notebooks, or none with default parameters "
-                             "for --in-place)")
-        if not in_place:
-            if a.clean:
-                clean_index(out)
-            plan_outputs(runs, out)  # refuse bad names before anything runs
-    except (OSError, TypeError, ValueError) as e:
-        print(f"quantlab {a.cmd}: error: {e}", file=sys.stderr)
-        return 2
-    run_suite(runs, None if in_place else out, in_place=in_place, render=a.cmd == "report",
-              jobs=a.jobs, scheduler=a.scheduler, no_input=a.no_input, timeout=timeout,
-              index=not in_place)
-    if not in_place:
-        index = write_index(runs, out)
-        print(f"wrote {index}", file=sys.stderr)
-    failed = [r.name for r in runs if r.status != "ok"]
-    if failed:
-        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -45,6 +45,9 @@ import xarray as xr
 
 from quantlab import _validate
 from quantlab.backtesting import STREAMED_EXTRAS, backtest
+from quantlab.errors import DataError
+from quantlab.metrics import streaming_names
+from quantlab.strategies import resolve
 
 __all__ = ["sweep", "DEFAULT_METRICS", "MAX_COMBINATIONS"]
 
@@ -97,8 +100,6 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
     integer to run a bigger grid deliberately.
     ``backtest_kw``: scalar options of ``ql.backtest`` (fees, periods, group, ...).
     """
-    from quantlab.strategies import resolve
-
     strat = resolve(strategy)
     max_combinations = _validate.integer("max_combinations", max_combinations, lo=1)
     data = _check_data(data)
@@ -129,41 +130,57 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
         if st is not None:   # written as each chunk completes: a crash loses one chunk
             st.write(i, ranges[i], res)
 
+    def task(i, d):   # d: the data, or its scattered handle on a cluster
+        return (_run_chunk, strat, d, keys, _combos(values, *ranges[i]), inputs, metrics,
+                backtest_kw)
+
     from tqdm.auto import tqdm
 
     bar = tqdm(total=n_parts, initial=n_parts - len(todo), desc=f"sweep {strat.name}",
                unit="chunk", disable=not progress)
     try:
         if client is not None:
-            from distributed import as_completed
-
-            remote = client.scatter(data, broadcast=True)
-            futures = {client.submit(_run_chunk, strat, remote, keys,
-                                     _combos(values, *ranges[i]), inputs, metrics,
-                                     backtest_kw, pure=False): i for i in todo}
-            try:
-                for fut in as_completed(futures):
-                    finished(futures[fut], fut.result())
-                    bar.update()
-            except BaseException:   # an error or Ctrl-C: do not leave the cluster busy
-                client.cancel(list(futures))
-                raise
+            _run_on_client(client, todo, task, data, finished, bar)
         else:
-            from concurrent.futures import ThreadPoolExecutor, as_completed
-
-            pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count())
-            try:
-                futures = {pool.submit(_run_chunk, strat, data, keys,
-                                       _combos(values, *ranges[i]), inputs, metrics,
-                                       backtest_kw): i for i in todo}
-                for fut in as_completed(futures):
-                    finished(futures[fut], fut.result())
-                    bar.update()
-            finally:   # on an error or Ctrl-C, queued chunks are dropped, not all run
-                pool.shutdown(wait=True, cancel_futures=True)
+            _run_on_threads(workers, todo, task, data, finished, bar)
     finally:
         bar.close()
+    return _assemble(strat, data, done, n_parts, keys, values, metrics, backtest_kw)
 
+
+def _run_on_client(client, todo, task, data, finished, bar) -> None:
+    """The chunks ``todo`` on a dask cluster, ``finished(i, result)`` as each completes."""
+    from distributed import as_completed
+
+    remote = client.scatter(data, broadcast=True)
+    futures = {client.submit(*task(i, remote), pure=False): i for i in todo}
+    try:
+        for fut in as_completed(futures):
+            finished(futures[fut], fut.result())
+            bar.update()
+    except BaseException:   # an error or Ctrl-C: do not leave the cluster busy
+        client.cancel(list(futures))
+        raise
+
+
+def _run_on_threads(workers, todo, task, data, finished, bar) -> None:
+    """The chunks ``todo`` on ``workers`` threads (default: the machine's cores)."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count())
+    try:
+        futures = {pool.submit(*task(i, data)): i for i in todo}
+        for fut in as_completed(futures):
+            finished(futures[fut], fut.result())
+            bar.update()
+    finally:   # on an error or Ctrl-C, queued chunks are dropped, not all run
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _assemble(strat, data, done, n_parts, keys, values, metrics, backtest_kw) -> xr.Dataset:
+    """The chunks' results in grid order as a Dataset on (parameters..., asset)."""
+    n_combos = math.prod(len(v) for v in values)
+    group = bool(backtest_kw.get("group", False))
     shape = [len(v) for v in values]
     rest_dims = [] if group else ["asset"]
     coords = {k: v for k, v in zip(keys, values)}
@@ -184,8 +201,6 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
 
 # ----------------------------------------------------------------------------- checks
 def _check_data(data) -> xr.Dataset:
-    from quantlab.errors import DataError
-
     if isinstance(data, xr.DataArray):      # as ql.backtest: a DataArray is the close
         _validate.coords(data, what="sweep data (a close DataArray)")
         data = data.to_dataset(name="close")
@@ -265,7 +280,6 @@ def _check_grid(strat, grid, max_combinations=MAX_COMBINATIONS) -> tuple[list, l
 
 
 def _check_metrics(metrics) -> list[str]:
-    from quantlab.metrics import streaming_names
 
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     if not metrics:

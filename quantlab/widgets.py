@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from quantlab import plots, rolling, strategies
 from quantlab.backtesting import Slippage, backtest
 
 __all__ = ["RollingExplorer", "StrategyExplorer", "SweepExplorer"]
@@ -27,8 +28,6 @@ class RollingExplorer:
         from bokeh.models import ColumnDataSource, Span
         from jupyter_bokeh import BokehModel
 
-        from quantlab import plots
-
         self.ds = ds
         self.var = var
         assets = [str(a) for a in ds.asset.values]
@@ -37,9 +36,9 @@ class RollingExplorer:
                                   description="window", continuous_update=False)
         self.busy = w.HTML("")
         self.source = ColumnDataSource(self._data())
-        price = plots._figure(x_axis_type="datetime", title="price", height=220)
+        price = plots.figure(x_axis_type="datetime", title="price", height=220)
         price.line("time", "price", source=self.source, color=plots.PALETTE[0])
-        z = plots._figure(x_axis_type="datetime", title="rolling z-score", height=220,
+        z = plots.figure(x_axis_type="datetime", title="rolling z-score", height=220,
                           x_range=price.x_range)
         z.line("time", "z", source=self.source, color=plots.PALETTE[1])
         for level in (-2, 2):
@@ -52,8 +51,6 @@ class RollingExplorer:
         self.widget = w.VBox([w.HBox([self.asset, self.window, self.busy]), self.model])
 
     def _data(self) -> dict:
-        from quantlab import rolling
-
         s = self.ds[self.var].sel(asset=self.asset.value)
         z = rolling.zscore(s, int(self.window.value))
         return {"time": s.time.values, "price": s.values.astype(float),
@@ -86,8 +83,6 @@ class StrategyExplorer:
         from bokeh.models import ColumnDataSource
         from jupyter_bokeh import BokehModel
 
-        from quantlab import plots, strategies
-
         self.ds = ds
         self._cache: dict = {}
         names = [n for n in strategies.names()
@@ -110,19 +105,19 @@ class StrategyExplorer:
         self.busy = w.HTML()
         self.src = {k: ColumnDataSource({"time": [], "y": []})
                     for k in ("price", "buy", "sell", "equity", "hold", "drawdown")}
-        fp = plots._figure(x_axis_type="datetime", height=220, title="price and fills")
+        fp = plots.figure(x_axis_type="datetime", height=220, title="price and fills")
         fp.line("time", "y", source=self.src["price"], color=plots.PALETTE[0])
         fp.scatter("time", "y", source=self.src["buy"], marker="triangle", size=8,
                    color=plots.PALETTE[2], legend_label="buy")
         fp.scatter("time", "y", source=self.src["sell"], marker="inverted_triangle", size=8,
                    color=plots.PALETTE[3], legend_label="sell")
-        fe = plots._figure(x_axis_type="datetime", height=200, title="equity",
+        fe = plots.figure(x_axis_type="datetime", height=200, title="equity",
                            x_range=fp.x_range)
         fe.line("time", "y", source=self.src["equity"], color=plots.PALETTE[1],
                 legend_label="strategy")
         fe.line("time", "y", source=self.src["hold"], color="gray", legend_label="buy and hold")
         fe.legend.location = "top_left"
-        fd = plots._figure(x_axis_type="datetime", height=150, title="drawdown",
+        fd = plots.figure(x_axis_type="datetime", height=150, title="drawdown",
                            x_range=fp.x_range)
         fd.line("time", "y", source=self.src["drawdown"], color=plots.PALETTE[3])
         self.strategy.observe(self._new_strategy, names="value")
@@ -138,8 +133,6 @@ class StrategyExplorer:
 
     def _controls_for(self, name):
         import ipywidgets as w
-
-        from quantlab import strategies
 
         s = strategies.get(name)
         out = []
@@ -167,8 +160,6 @@ class StrategyExplorer:
 
     def signal(self):
         """The cached universe-wide signal of the current strategy and parameters."""
-        from quantlab import strategies
-
         key = (self.strategy.value, tuple(sorted(self.current_params().items())))
         if key not in self._cache:
             s = strategies.get(self.strategy.value, **self.current_params())
@@ -233,8 +224,6 @@ class SweepExplorer:
         from bokeh.palettes import RdBu11
         from jupyter_bokeh import BokehModel
 
-        from quantlab import plots
-
         self.result, self.data = result, data
         self.params = [d for d in result.dims if d != "asset"]
         if not self.params:
@@ -253,14 +242,14 @@ class SweepExplorer:
         self.busy = w.HTML("")
         self.source = ColumnDataSource({"x": [], "y": [], "value": [], "label": []})
         self.mapper = LinearColorMapper(palette=list(reversed(RdBu11)), nan_color="#eeeeee")
-        self.heat = plots._figure(x_range=["-"], y_range=["-"], height=320,
+        self.heat = plots.figure(x_range=["-"], y_range=["-"], height=320,
                                   title="click a cell to re-run its backtest",
                                   tools="tap,hover,save", tooltips=[("value", "@label")])
         self.heat.rect("x", "y", 1, 1, source=self.source, line_color="white",
                        fill_color={"field": "value", "transform": self.mapper})
         self.heat.select_one(TapTool).mode = "replace"
         self.eq_source = ColumnDataSource({"time": [], "equity": []})
-        self.eq = plots._figure(x_axis_type="datetime", height=240, title="equity")
+        self.eq = plots.figure(x_axis_type="datetime", height=240, title="equity")
         self.eq.line("time", "equity", source=self.eq_source, color=plots.PALETTE[1])
         self.model = BokehModel(column(self.heat, self.eq, sizing_mode="stretch_width"))
         self.source.selected.on_change("indices", lambda attr, old, new: new and self.select(new[0]))
@@ -302,7 +291,6 @@ class SweepExplorer:
 
     def select(self, i: int):
         """Re-run the backtest of cell ``i`` (source order) and show its equity."""
-        from quantlab import strategies
 
         _, sel, cells = self._cells()
         xv, yv = cells[i]

@@ -222,7 +222,7 @@ def hostile_report(tmp_path_factory):
     config name that is a javascript: URL (same --out, so the index keeps both batches);
     then a config name ../victim/important with --out rep3, which must be refused.
     Returns (root, out, codes, files outside out before, after)."""
-    from quantlab import suite
+    from quantlab import cli
 
     root = tmp_path_factory.mktemp("hostile")
     nbx, out = root / "nbx", root / "rep"
@@ -242,16 +242,16 @@ def hostile_report(tmp_path_factory):
                 if p.is_file() and out not in p.parents}
 
     before = outside()
-    codes = [suite.main(["report", *sorted(map(str, nbx.glob("*.ipynb"))), "--out", str(out),
-                         "-p", "note", "<script>alert('p')</script>"])]
+    codes = [cli.main(["report", *sorted(map(str, nbx.glob("*.ipynb"))), "--out", str(out),
+                       "-p", "note", "<script>alert('p')</script>"])]
     cfg = root / "js.yaml"
     cfg.write_text(f"notebooks_dir: {nbx}\nruns:\n  - notebook: a?b#c.ipynb\n"
                    "    name: 'javascript:alert(1)'\n")
-    codes.append(suite.main(["report", "--config", str(cfg), "--out", str(out)]))
+    codes.append(cli.main(["report", "--config", str(cfg), "--out", str(out)]))
     cfg = root / "traversal.yaml"
     cfg.write_text(f"notebooks_dir: {nbx}\nruns:\n  - notebook: a?b#c.ipynb\n"
                    "    name: ../victim/important\n")
-    codes.append(suite.main(["report", "--config", str(cfg), "--out", str(root / "rep3")]))
+    codes.append(cli.main(["report", "--config", str(cfg), "--out", str(root / "rep3")]))
     after = {k: v for k, v in outside().items() if not k.endswith(".yaml")}
     return root, out, codes, before, after
 

@@ -185,3 +185,27 @@ def test_gpl_fx_set_only_from_the_users_own_package(monkeypatch):
     for s in ("DEMUSD", "CHFUSD"):
         a.add_market_data("fx", s, fx["close"].sel(asset=s))
     assert float(a.correlations().sel(asset="DEMUSD", asset_other="CHFUSD")) > 0.8
+
+
+def test_report_data_is_what_report_draws_without_bokeh(bundled):
+    """Issue #26: crossmarket computes, plots draws. report_data holds the numbers the
+    report shows, equal to the public methods' results."""
+    parts = bundled.report_data(window=63, max_lag=5)
+    assert set(parts) == {"correlations", "lead_lag", "commodity_beta", "macro"}
+    xr.testing.assert_identical(parts["correlations"], bundled.correlations())
+    pd.testing.assert_frame_equal(parts["lead_lag"], bundled.lead_lag(max_lag=5))
+    beta, _ = bundled.commodity_influence(commodity="WTI", window=63)
+    xr.testing.assert_identical(parts["commodity_beta"], beta["beta"])
+    assert list(parts["macro"].signal.values) == ["growth_up", "inflation_up", "credit_stress"]
+    np.testing.assert_array_equal(parts["macro"].sel(signal="growth_up").values,
+                                  bundled.macro_signals()["growth_up"].values)
+
+
+def test_report_without_a_commodity_has_three_panels():
+    cm = ql.crossmarket.CrossMarketAnalyzer()
+    rng = np.random.default_rng(0)
+    for s in ("A", "B"):
+        cm.add_market_data("equity", s, _series(100 * np.exp(np.cumsum(
+            rng.normal(0, 0.01, 600)))))
+    assert cm.report_data(max_lag=2)["commodity_beta"] is None
+    assert len(cm.report(max_lag=2).children) == 3

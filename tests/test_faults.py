@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from quantlab import suite
+from quantlab import cli, suite
 import quantlab as ql
 
 
@@ -437,7 +437,7 @@ def batch(tmp_path_factory):
     cfg = nbs / "suite.yaml"
     cfg.write_text(json.dumps({"notebooks_dir": str(nbs), "timeout": 120, "runs": runs}))
     out = tmp_path_factory.mktemp("out")
-    code = suite.main(["run-suite", "--config", str(cfg), "--out", str(out)])
+    code = cli.main(["run-suite", "--config", str(cfg), "--out", str(out)])
     return code, out, {r["name"]: r for r in json.loads((out / "index.json").read_text())}
 
 
@@ -479,11 +479,11 @@ def test_timeout_precedence_cli_over_run_over_config(tmp_path, monkeypatch):
 
     monkeypatch.setattr(suite, "run_suite", fake_run_suite)
     out = str(tmp_path / "o")
-    assert suite.main(["run-suite", "--config", str(cfg), "--out", out]) == 0
-    assert suite.main(["run-suite", "--config", str(cfg), "--out", out, "--timeout", "7"]) == 0
-    assert suite.main(["run-suite", str(nb), "--config", str(cfg), "--out", out]) == 0
-    assert suite.main(["run-suite", str(nb), "--out", out, "--config", str(tmp_path / "s.yaml"),
-                       "--timeout", "2.5"]) == 0
+    assert cli.main(["run-suite", "--config", str(cfg), "--out", out]) == 0
+    assert cli.main(["run-suite", "--config", str(cfg), "--out", out, "--timeout", "7"]) == 0
+    assert cli.main(["run-suite", str(nb), "--config", str(cfg), "--out", out]) == 0
+    assert cli.main(["run-suite", str(nb), "--out", out, "--config", str(tmp_path / "s.yaml"),
+                     "--timeout", "2.5"]) == 0
     assert seen == [([30.0, 5.0], suite.DEFAULT_TIMEOUT), ([None, None], 7.0),
                     ([None], 30.0), ([None], 2.5)]
 
@@ -491,8 +491,8 @@ def test_timeout_precedence_cli_over_run_over_config(tmp_path, monkeypatch):
 @pytest.mark.parametrize("bad", ["0", "-1", "nan", "inf", "1e9"])
 def test_timeout_out_of_range_is_refused(tmp_path, bad, capsys):
     nb = _notebook(tmp_path / "a.ipynb", "pass")
-    assert suite.main(["run-suite", str(nb), "--out", str(tmp_path / "o"),
-                       "--timeout", bad]) == 2
+    assert cli.main(["run-suite", str(nb), "--out", str(tmp_path / "o"),
+                     "--timeout", bad]) == 2
     assert "--timeout must be" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     cfg = tmp_path / "s.yaml"
@@ -550,7 +550,7 @@ def test_failed_in_place_run_leaves_the_notebook_byte_identical(tmp_path):
                        "open('edited.ipynb', 'a').write('\\n')  # the user saves meanwhile")
     os.chmod(good, 0o640)
     before = {p: p.read_bytes() for p in (bad, edited)}
-    code = suite.main(["run-suite", "--in-place", str(good), str(bad), str(edited)])
+    code = cli.main(["run-suite", "--in-place", str(good), str(bad), str(edited)])
     assert code == 1
     assert bad.read_bytes() == before[bad]
     assert b"papermill-error-cell" not in bad.read_bytes()

@@ -233,3 +233,24 @@ def test_kelly_reports_the_uncapped_fraction_beside_the_cap():
         rm.calculate_kelly_criterion(r, fraction=0)
     with pytest.raises(ValueError, match="cap must be"):
         rm.calculate_kelly_criterion(r, cap=np.nan)
+
+
+def test_risk_report_drawdown_series_matches_numpy_and_the_figure_draws_it():
+    """Issue #26: risk computes the drawdown, plots draws it (risk.py imports no bokeh)."""
+    eq = xr.DataArray([100.0, 110.0, 99.0, 121.0, 108.9], dims="time",
+                      coords={"time": pd.bdate_range("2020-01-01", periods=5)})
+    report = ql.risk.RiskReport(0.95, pd.DataFrame({"VaR": [0.1], "CVaR": [0.2]},
+                                                   index=["historical"]),
+                                {"max_drawdown": -0.1, "breaches": [], "limit": 0.2,
+                                 "recovery_times": []}, equity=eq)
+    dd = report.drawdown_series()
+    np.testing.assert_allclose(dd.values, [0, 0, 99 / 110 - 1, 0, 108.9 / 121 - 1])
+    assert dd.name == "drawdown"
+    fig = report.figure()
+    (line,) = fig.renderers
+    np.testing.assert_allclose(line.data_source.data["y"], dd.values)
+    html = report.to_html()
+    assert report.tables_html() in html and "Bokeh" in html  # tables, then the figure
+    no_equity = ql.risk.RiskReport(0.95, report.var, report.drawdown)
+    assert no_equity.drawdown_series() is None and no_equity.figure() is None
+    assert no_equity.to_html().startswith("<html><body><h2>Risk report</h2>")

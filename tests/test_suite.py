@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from quantlab import suite
+from quantlab import cli, suite
 
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 
@@ -69,7 +69,7 @@ def test_cli_exit_code_says_failure(tmp_path, monkeypatch):
     bad = _failing_notebook(tmp_path / "bad.ipynb")
     cfg = tmp_path / "suite.yaml"
     cfg.write_text(f"notebooks_dir: {tmp_path}\nruns:\n  - notebook: bad.ipynb\n")
-    assert suite.main(["run-suite", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 1
+    assert cli.main(["run-suite", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 1
     assert bad.exists()
 
 
@@ -121,7 +121,7 @@ def test_grid_and_p_parsing():
     assert [r.name for r in runs] == ["q-symbol=MSFT-window=10", "q-symbol=MSFT-window=50",
                                       "q-symbol=IBM-window=10", "q-symbol=IBM-window=50"]
     assert runs[1].parameters == {"x": 1, "symbol": "MSFT", "window": 50}
-    assert suite._parse_p([["window", "50"], ["symbol", "MSFT"], ["on", "true"]]) == \
+    assert cli._parse_p([["window", "50"], ["symbol", "MSFT"], ["on", "true"]]) == \
         {"window": 50, "symbol": "MSFT", "on": True}
     with pytest.raises(ValueError, match="non-empty list"):
         suite.expand_grid(runs, {"window": 5})
@@ -163,13 +163,69 @@ def test_every_report_is_a_single_offline_file(notebook, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.suffix not in (".ipynb", ".html")] == []
 
 
-def test_cli_lab_opens_jupyterlab_on_the_notebooks(monkeypatch):
+def test_cli_lab_opens_jupyterlab_on_the_notebooks(monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(suite.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
-    assert suite.main(["lab", "--no-browser"]) == 0
-    (cmd,) = calls
+    monkeypatch.setattr(cli.subprocess, "call", lambda cmd, env: calls.append((cmd, env)) or 0)
+    assert cli.main(["lab", "--no-browser"]) == 0
+    ((cmd, env),) = calls
     assert cmd[0].endswith("jupyter-lab") and cmd[1] == str(suite.REPO / "notebooks")
-    assert cmd[2:] == ["--no-browser"]
+    assert cmd[-1] == "--no-browser"
+    token = env["JUPYTER_TOKEN"]
+    assert len(token) >= 32 and token not in " ".join(cmd)  # not on the process list
+    assert f"http://127.0.0.1:8888/lab?token={token}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("uid, root", [(0, True), (1000, False)])
+def test_lab_as_root_passes_allow_root_and_binds_localhost(uid, root):
+    argv, env, url = cli.lab_command([], token="t0k", uid=uid)
+    assert ("--allow-root" in argv) == root
+    assert "--ServerApp.ip=127.0.0.1" in argv and "--ServerApp.port=8888" in argv
+    assert "--ServerApp.port_retries=0" in argv  # the printed URL is the served one
+    assert env["JUPYTER_TOKEN"] == "t0k" and url == "http://127.0.0.1:8888/lab?token=t0k"
+
+
+def test_lab_uses_the_asked_port_once_in_the_url():
+    for extra in (["--port", "9999"], ["--port=9999"], ["--ServerApp.port=9999"]):
+        argv, _, url = cli.lab_command(extra, token="t", uid=1000)
+        assert url == "http://127.0.0.1:9999/lab?token=t"
+        assert [a for a in argv if "port=" in a.lower() and "retries" not in a] == \
+            ["--ServerApp.port=9999"]   # jupyter refuses a repeated port
+    assert cli.lab_command(["--port", "1", "--no-browser"], token="t")[0][-1] == "--no-browser"
+
+
+@pytest.mark.parametrize("bad", ["--ip=0.0.0.0", "--ServerApp.ip=::", "--ip", "--ServerApp.token=",
+                                 "--IdentityProvider.token=x", "--NotebookApp.token=",
+                                 "--ServerApp.password=x", "--ServerApp.allow_remote_access=True",
+                                 "--ServerApp.disable_check_xsrf=True"])
+def test_lab_refuses_options_that_open_it_up(bad, capsys):
+    with pytest.raises(ValueError, match="binds 127.0.0.1 with token auth"):
+        cli.lab_command([bad])
+    assert cli.main(["lab", bad]) == 2
+    assert "binds 127.0.0.1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [["--port"], ["--port", "x"], ["--port=0"], ["--port=70000"],
+                                 ["--port=-1"]])
+def test_lab_port_out_of_range_is_refused(bad):
+    with pytest.raises(ValueError, match=r"--port must be an integer in \[1, 65535\]"):
+        cli.lab_command(bad)
+
+
+def test_python_dash_m_quantlab_runs_the_cli():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "quantlab", "--help"], capture_output=True,
+                         text=True, timeout=120, cwd=suite.REPO)
+    assert out.returncode == 0
+    assert all(c in out.stdout for c in ("run-suite", "report", "lab", "engine-bench"))
+
+
+def test_console_script_points_at_the_cli():
+    import tomllib
+
+    meta = tomllib.loads((suite.REPO / "pyproject.toml").read_text())
+    assert meta["project"]["scripts"]["quantlab"] == "quantlab.cli:main"
 
 
 # --------------------------------------------------------------------------- hostile names,
@@ -241,11 +297,11 @@ def test_index_links_are_relative_paths_never_a_scheme(tmp_path):
 def test_report_of_javascript_named_notebook_links_inside_out(tmp_path, fake_exec):
     nb = _tiny(tmp_path / "nbx" / "javascript:alert(document.domain).ipynb")
     out = tmp_path / "rep"
-    assert suite.main(["report", str(nb), "--out", str(out)]) == 0
+    assert cli.main(["report", str(nb), "--out", str(out)]) == 0
     cfg = tmp_path / "s.yaml"  # a config name does the same
     cfg.write_text(f"notebooks_dir: {nb.parent}\nruns:\n  - notebook: {nb.name}\n"
                    "    name: 'javascript:alert(1)'\n")
-    assert suite.main(["report", "--config", str(cfg), "--out", str(out)]) == 0
+    assert cli.main(["report", "--config", str(cfg), "--out", str(out)]) == 0
     assert _hrefs(out) == ["./javascript%3Aalert%28document.domain%29.html",
                            "./javascript%3Aalert%281%29.html"]
     assert (out / "javascript:alert(document.domain).html").is_file()
@@ -266,7 +322,7 @@ def test_config_name_outside_out_is_refused_before_anything_runs(tmp_path, fake_
     cfg.write_text(json.dumps({"notebooks_dir": str(tmp_path / "nb"),
                                "runs": [{"notebook": "ok.ipynb", "name": name}]}))
     out = tmp_path / "rep3"
-    assert suite.main(["run-suite", "--config", str(cfg), "--out", str(out)]) == 2
+    assert cli.main(["run-suite", "--config", str(cfg), "--out", str(out)]) == 2
     assert "run name" in capsys.readouterr().err
     assert fake_exec == [] and not out.exists()
     assert victim.read_text() == "precious"
@@ -283,7 +339,7 @@ def test_output_symlinked_outside_out_is_refused(tmp_path, fake_exec, capsys):
     out = tmp_path / "rep"
     out.mkdir()
     (out / "ok.ipynb").symlink_to(victim)
-    assert suite.main(["run-suite", str(nb), "--out", str(out)]) == 2
+    assert cli.main(["run-suite", str(nb), "--out", str(out)]) == 2
     assert "outside --out" in capsys.readouterr().err
     assert fake_exec == [] and victim.read_text() == "precious"
 
@@ -292,7 +348,7 @@ def test_same_named_notebooks_get_one_output_each(tmp_path, fake_exec):
     nbs = [_tiny(tmp_path / d / n) for d, n in (("nb", "ok.ipynb"), ("nb2", "ok.ipynb"),
                                                 ("nb3", "OK.ipynb"), ("nb4", "index.ipynb"))]
     out = tmp_path / "rep"
-    assert suite.main(["report", *map(str, nbs), "--out", str(out)]) == 0
+    assert cli.main(["report", *map(str, nbs), "--out", str(out)]) == 0
     runs = _index(out)
     assert [r["name"] for r in runs] == ["ok", "ok-2", "OK-3", "index-2"]
     assert [r["records"]["cwd"] for r in runs] == ["nb", "nb2", "nb3", "nb4"]
@@ -305,10 +361,10 @@ def test_same_named_notebooks_get_one_output_each(tmp_path, fake_exec):
 def test_out_holding_the_source_notebook_does_not_overwrite_it(tmp_path, fake_exec, capsys):
     nb = _tiny(tmp_path / "ok.ipynb")
     before = nb.read_bytes()
-    assert suite.main(["run-suite", str(nb), "--out", str(tmp_path)]) == 0
+    assert cli.main(["run-suite", str(nb), "--out", str(tmp_path)]) == 0
     assert nb.read_bytes() == before
     assert [r["name"] for r in _index(tmp_path)] == ["ok-2"]
-    assert suite.main(["run-suite", str(nb), "--out", str(nb)]) == 2  # a file, not a folder
+    assert cli.main(["run-suite", str(nb), "--out", str(nb)]) == 2  # a file, not a folder
     assert "not a folder" in capsys.readouterr().err and nb.read_bytes() == before
 
 
@@ -317,7 +373,7 @@ def test_grid_values_that_sanitise_alike_get_one_output_each(tmp_path, fake_exec
     grid = tmp_path / "grid.yaml"
     grid.write_text('x: ["A/B", "A_B", "A B"]\n')
     out = tmp_path / "rep"
-    assert suite.main(["run-suite", str(nb), "--params-file", str(grid), "--out", str(out)]) == 0
+    assert cli.main(["run-suite", str(nb), "--params-file", str(grid), "--out", str(out)]) == 0
     runs = _index(out)
     assert [r["name"] for r in runs] == ["q-x=A_B", "q-x=A_B-2", "q-x=A_B-3"]
     stored = [nbformat.read(out / f"{r['name']}.ipynb", 4).metadata["quantlab"]["parameters"]
@@ -329,17 +385,17 @@ def test_rerun_into_same_out_keeps_earlier_runs_unless_clean(tmp_path, fake_exec
     nb = str(_tiny(tmp_path / "nb" / "ok.ipynb"))
     out = tmp_path / "rep"
     run = ["run-suite", nb, "--out", str(out)]
-    assert suite.main([*run, "-p", "x", "1"]) == 0
+    assert cli.main([*run, "-p", "x", "1"]) == 0
     (out / "notes.txt").write_text("mine")
-    assert suite.main([*run, "-p", "x", "2"]) == 0
+    assert cli.main([*run, "-p", "x", "2"]) == 0
     assert [(r["name"], r["parameters"]) for r in _index(out)] == [("ok", {"x": 1}),
                                                                      ("ok-2", {"x": 2})]
     assert nbformat.read(out / "ok.ipynb", 4).metadata["quantlab"]["parameters"] == {"x": 1}
-    assert suite.main([*run, "-p", "x", "1"]) == 0  # the same run again replaces its entry
+    assert cli.main([*run, "-p", "x", "1"]) == 0  # the same run again replaces its entry
     assert [(r["name"], r["parameters"]) for r in _index(out)] == [("ok-2", {"x": 2}),
                                                                      ("ok", {"x": 1})]
     assert len(re.findall(r"<tr class", (out / "index.html").read_text())) == 2
-    assert suite.main([*run, "-p", "x", "3", "--clean"]) == 0
+    assert cli.main([*run, "-p", "x", "3", "--clean"]) == 0
     assert [(r["name"], r["parameters"]) for r in _index(out)] == [("ok", {"x": 3})]
     assert sorted(p.name for p in out.iterdir()) == ["index.html", "index.json", "notes.txt",
                                                      "ok.ipynb"]
@@ -353,9 +409,9 @@ def test_corrupt_index_in_out_is_refused_and_clean_recovers(tmp_path, fake_exec,
     out = tmp_path / "rep"
     out.mkdir()
     (out / "index.json").write_text(content)
-    assert suite.main(["run-suite", nb, "--out", str(out)]) == 2
+    assert cli.main(["run-suite", nb, "--out", str(out)]) == 2
     assert "index.json" in capsys.readouterr().err and fake_exec == []
-    assert suite.main(["run-suite", nb, "--out", str(out), "--clean"]) == 0
+    assert cli.main(["run-suite", nb, "--out", str(out), "--clean"]) == 0
     assert [r["name"] for r in _index(out)] == ["ok"]
 
 
@@ -365,7 +421,7 @@ def test_in_place_with_parameters_or_out_is_refused(tmp_path, fake_exec, extra, 
     nb = _tiny(tmp_path / "ok.ipynb")
     before = nb.read_bytes()
     with pytest.raises(SystemExit) as exit_:
-        suite.main(["run-suite", "--in-place", str(nb), *extra])
+        cli.main(["run-suite", "--in-place", str(nb), *extra])
     assert exit_.value.code == 2
     assert f"cannot be combined with {extra[0]}" in capsys.readouterr().err
     assert fake_exec == [] and nb.read_bytes() == before
@@ -376,7 +432,7 @@ def test_in_place_with_nothing_left_to_run_is_an_error(tmp_path, fake_exec, caps
     cfg = tmp_path / "s.yaml"
     cfg.write_text(f"notebooks_dir: {tmp_path}\nruns:\n  - notebook: ok.ipynb\n"
                    "    parameters: {x: 2}\n")
-    assert suite.main(["run-suite", "--in-place", "--config", str(cfg)]) == 2
+    assert cli.main(["run-suite", "--in-place", "--config", str(cfg)]) == 2
     assert "nothing to run" in capsys.readouterr().err and fake_exec == []
     with pytest.raises(ValueError, match="default parameters"):
         suite.run_suite([suite.Run(str(tmp_path / "ok.ipynb"), "", {"x": 2})], in_place=True)
@@ -386,15 +442,15 @@ def test_parameters_are_plain_values_and_identifier_names(tmp_path, fake_exec, c
     import datetime as dt
 
     # a YAML date stays its text: papermill cannot store a date and fails every run
-    assert suite._parse_p([["start", "2010-01-01"]]) == {"start": "2010-01-01"}
+    assert cli._parse_p([["start", "2010-01-01"]]) == {"start": "2010-01-01"}
     assert suite.check_parameters({"d": [dt.date(2020, 1, 2)]}) == {"d": ["2020-01-02"]}
     nb = str(_tiny(tmp_path / "ok.ipynb"))
     out = str(tmp_path / "o")
-    assert suite.main(["run-suite", nb, "--out", out, "-p", "start", "2010-01-01"]) == 0
+    assert cli.main(["run-suite", nb, "--out", out, "-p", "start", "2010-01-01"]) == 0
     assert fake_exec == [{"start": "2010-01-01"}]
     # papermill writes `NAME = VALUE` into the notebook: a name is never code
     for bad in ("x=1;import os", "import", "1x", "a b"):
-        assert suite.main(["run-suite", nb, "--out", out, "-p", bad, "1"]) == 2
+        assert cli.main(["run-suite", nb, "--out", out, "-p", bad, "1"]) == 2
         assert "not a Python identifier" in capsys.readouterr().err
     with pytest.raises(ValueError, match="not a Python identifier"):
         suite.expand_grid([suite.Run(nb)], {"x;y": [1]})
@@ -436,7 +492,7 @@ def test_suite_name_hidden_reserved_or_explicitly_empty_is_refused(tmp_path, fak
     cfg.write_text(json.dumps({"notebooks_dir": str(tmp_path / "nb"),
                                "runs": [{"notebook": "ok.ipynb", "name": name}]}))
     out = tmp_path / "rep"
-    assert suite.main(["run-suite", "--config", str(cfg), "--out", str(out)]) == 2
+    assert cli.main(["run-suite", "--config", str(cfg), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "run name" in err and re.search(match, err)
     assert fake_exec == [] and not out.exists()

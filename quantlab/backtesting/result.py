@@ -86,9 +86,27 @@ class BacktestResult:
         return float(v) if v.ndim == 0 else v
 
     def plot(self, **kw):
-        from quantlab import plots   # bokeh loads only when something is drawn
+        from quantlab import plots   # lazy: drawing lives in the face (bokeh)
 
         return plots.backtest_figure(self, **kw)
+
+    def tearsheet(self, benchmark=None, **kw):
+        """A tear sheet of this backtest (``ql.tearsheet.from_result``): summary beside
+        ``benchmark`` ("buy_and_hold" or a return series), equity, drawdowns, monthly
+        returns, rolling Sharpe, distribution, trades."""
+        from quantlab import tearsheet   # lazy: drawing lives in the face (bokeh)
+
+        return tearsheet.from_result(self, benchmark, **kw)
+
+    def __repr__(self):
+        from quantlab import tearsheet   # lazy: the face formats numbers
+
+        return tearsheet.summary_text(self)
+
+    def _repr_html_(self):
+        from quantlab import tearsheet   # lazy: the face formats numbers
+
+        return tearsheet.summary_html(self)
 
 
 def _orders(run: Run, ot, oc, osz, opx, ofee, oreason) -> pd.DataFrame:

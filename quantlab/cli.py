@@ -1,0 +1,210 @@
+"""The ``quantlab`` command line (also ``python -m quantlab``)::
+
+    quantlab run-suite [NOTEBOOK ...] [-p NAME VALUE ...] [--params-file grid.yaml]
+                       [--out DIR] [--clean] [--timeout S] [--jobs N]
+                       [--scheduler ADDRESS] [--in-place]
+    quantlab report    (the same options, no --in-place) [--no-input]  # + HTML + index
+    quantlab lab       [--port N] [jupyter lab options]  # JupyterLab on notebooks/
+    quantlab engine-bench [--ticks N]
+
+``run-suite`` and ``report`` are :mod:`quantlab.suite` (batch rules are there).
+``lab`` binds 127.0.0.1 only, keeps token authentication (a fresh random token, given
+to jupyter through ``JUPYTER_TOKEN`` so it is not on the process list) and prints the
+URL with the token; as root it adds ``--allow-root``. Options that would change the
+address or the authentication are refused: run ``jupyter lab`` yourself for that.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from quantlab import suite
+from quantlab._validate import integer
+
+LAB_HOST = "127.0.0.1"
+LAB_PORT = 8888
+# jupyter options `quantlab lab` refuses (lower-cased name contains one): they would
+# change the address it binds or its authentication
+_LAB_FIXED = ("token", "password", "allow-remote", "allow_remote", "disable_check_xsrf")
+
+
+def _changes_access(key: str) -> bool:
+    return key == "--ip" or key.endswith(".ip") or any(f in key for f in _LAB_FIXED)
+
+
+def _parse_p(pairs) -> dict:
+    """``-p NAME VALUE`` pairs, values read as YAML scalars like papermill (1 -> int);
+    a date stays its text (papermill cannot store a date)."""
+    import yaml
+
+    return suite.check_parameters({k: yaml.safe_load(v) for k, v in pairs or []}, "-p")
+
+
+def _batch_options(s) -> None:
+    s.add_argument("notebooks", nargs="*", help="notebooks to run (default: the suite "
+                   "config, or every notebook in notebooks/)")
+    s.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="set a parameter for every run (repeatable)")
+    s.add_argument("--params-file", help="YAML grid {name: [values]}: one run per combination")
+    s.add_argument("--config", help="suite YAML (default: config/suite.yaml if present)")
+    s.add_argument("--out", help="output directory (default reports/); earlier runs "
+                   "there stay in its index")
+    s.add_argument("--clean", action="store_true", help="first delete the notebooks and "
+                   "reports --out's index lists, and the index")
+    s.add_argument("--timeout", type=float, help="seconds a notebook may run (default: "
+                   f"the config's timeout:, else {suite.DEFAULT_TIMEOUT:g}); past it, failed")
+    s.add_argument("--jobs", type=int, default=1, help="local dask workers (default 1: in process)")
+    s.add_argument("--scheduler", help="address of an existing dask scheduler, tcp://host:8786")
+    s.add_argument("--no-input", action="store_true", help="hide code cells in HTML reports")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="quantlab", description="quantlab: notebook suite, "
+                                "reports, JupyterLab and the tick-engine benchmark")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name, help_ in (("run-suite", "execute notebooks with papermill (batch, grids, dask)"),
+                        ("report", "execute and render self-contained HTML reports + index")):
+        s = sub.add_parser(name, help=help_)
+        _batch_options(s)
+        if name == "run-suite":
+            s.add_argument("--in-place", action="store_true",
+                           help="re-execute notebooks/ in place (refresh stored outputs; "
+                           "default parameters only; a failed notebook is left as it was)")
+    sub.add_parser("lab", help=f"open JupyterLab on the notebooks ({LAB_HOST}, token auth; "
+                   "prints the URL with the token); further options go to jupyter lab")
+    eb = sub.add_parser("engine-bench", help="the tick engine vs its pure-Python reference")
+    eb.add_argument("--ticks", type=int, default=2_000_000, help="columnar ticks (2M)")
+    return p
+
+
+def lab_command(extra=(), token: str | None = None, uid: int | None = None):
+    """``(argv, env, url)`` for ``jupyter lab`` on notebooks/: bound to LAB_HOST, port
+    ``--port`` of ``extra`` (default LAB_PORT, no silent move to another port), token
+    auth with ``token`` (default: a fresh random one) passed in the environment, and
+    ``--allow-root`` when ``uid`` (default ``os.getuid()``) is 0. ``extra`` options that
+    set the address or the authentication are refused (ValueError)."""
+    rest, port, args = [], LAB_PORT, list(extra)
+    while args:
+        arg = args.pop(0)
+        key = arg.split("=", 1)[0].lower()
+        if _changes_access(key):
+            raise ValueError(f"quantlab lab binds {LAB_HOST} with token auth; {arg!r} would "
+                             "change that (run jupyter lab yourself to do so)")
+        if key not in ("--port", "--serverapp.port"):
+            rest.append(arg)
+            continue
+        value = arg.split("=", 1)[1] if "=" in arg else (args.pop(0) if args else "")
+        if not value.isdigit() or not 1 <= int(value) <= 65535:
+            raise ValueError(f"--port must be an integer in [1, 65535], got {value!r}")
+        port = int(value)
+    token = token or secrets.token_urlsafe(32)
+    argv = [str(Path(sys.executable).parent / "jupyter-lab"), str(suite.REPO / "notebooks"),
+            f"--ServerApp.ip={LAB_HOST}", f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0", "--ServerApp.open_browser=False"]
+    if (os.getuid() if uid is None else uid) == 0:
+        argv.append("--allow-root")
+    env = {**os.environ, "JUPYTER_TOKEN": token}
+    return argv + rest, env, f"http://{LAB_HOST}:{port}/lab?token={token}"
+
+
+def _lab(extra) -> int:
+    try:
+        argv, env, url = lab_command(extra)
+    except ValueError as e:
+        print(f"quantlab lab: error: {e}", file=sys.stderr)
+        return 2
+    print(f"JupyterLab on {suite.REPO / 'notebooks'}: open {url}", file=sys.stderr, flush=True)
+    return subprocess.call(argv, env=env)
+
+
+def _check_in_place(p, a) -> bool:
+    in_place = getattr(a, "in_place", False)
+    if in_place:
+        clash = [opt for opt, given in (("-p", a.parameter), ("--params-file", a.params_file),
+                                        ("--out", a.out is not None), ("--clean", a.clean))
+                 if given]
+        if clash:  # stored outputs are of the defaults, and in place there is no --out
+            p.error(f"--in-place re-executes notebooks with their default parameters and "
+                    f"writes them back; it cannot be combined with {', '.join(clash)}")
+    return in_place
+
+
+def _plan(a, config, out, in_place):
+    """The runs and the timeout of a batch; refuses bad input before anything runs."""
+    import yaml
+
+    integer("--jobs", a.jobs, 1, 1024)
+    timeout = (suite.DEFAULT_TIMEOUT if a.timeout is None
+               else suite.check_timeout(a.timeout, "--timeout"))
+    if a.notebooks:
+        runs = [suite.Run(str(Path(nb).resolve())) for nb in a.notebooks]
+        missing = [r.notebook for r in runs if not Path(r.notebook).is_file()]
+        if missing:
+            raise ValueError(f"notebook not found: {missing[0]}")
+        if a.timeout is None:
+            timeout = suite.config_timeout(config) or timeout
+    else:
+        runs = suite.load_config(config if Path(config).exists() else None)
+    if a.timeout is not None:  # the command line wins over the config
+        for r in runs:
+            r.timeout = None
+    params = _parse_p(a.parameter)
+    for r in runs:
+        r.parameters.update(params)
+    if a.params_file:
+        runs = suite.expand_grid(runs, yaml.safe_load(Path(a.params_file).read_text()))
+    if in_place:  # stored outputs are of the defaults: one run per notebook
+        runs = [r for r in runs if not r.parameters]
+        runs = list({str(Path(r.notebook).resolve()): r for r in runs}.values())
+    if not runs:
+        raise ValueError("nothing to run (no notebooks, or none with default parameters "
+                         "for --in-place)")
+    if not in_place:
+        if a.clean:
+            suite.clean_index(out)
+        suite.plan_outputs(runs, out)  # refuse bad names before anything runs
+    return runs, timeout
+
+
+def _batch(p, a) -> int:
+    in_place = _check_in_place(p, a)
+    out = a.out if a.out is not None else "reports"
+    config = a.config or (suite.REPO / "config" / "suite.yaml")
+    if a.config and not Path(a.config).exists():
+        p.error(f"config not found: {a.config}")
+    try:
+        runs, timeout = _plan(a, config, out, in_place)
+    except (OSError, TypeError, ValueError) as e:
+        print(f"quantlab {a.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    suite.run_suite(runs, None if in_place else out, in_place=in_place,
+                    render=a.cmd == "report", jobs=a.jobs, scheduler=a.scheduler,
+                    no_input=a.no_input, timeout=timeout, index=not in_place)
+    if not in_place:
+        index = suite.write_index(runs, out)
+        print(f"wrote {index}", file=sys.stderr)
+    failed = [r.name for r in runs if r.status != "ok"]
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    p = parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["engine-bench"]:
+        from quantlab.engine import bench  # lazy: loads the tick kernels, only this command
+
+        print(bench(p.parse_args(argv).ticks))
+        return 0
+    if argv[:1] == ["lab"]:  # everything after `lab` belongs to jupyter lab
+        return _lab(argv[1:])
+    return _batch(p, p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Number formatting for everything shown to a person (tear sheets, summaries, tables).
+
+One kind per quantity: percentages as % (``pct(9.201) == "+920.1 %"``), money with
+thousands separators (``money(37926.2) == "37,926"``) or compact units on axes
+(``money(2e6, compact=True) == "2.0M"``), counts as integers, ratios to 2 decimals,
+durations in bars or days. :func:`metric` formats a value by its metric name through the
+one table :data:`KINDS` (every name of ``ql.metrics`` and of ``res.metrics()``); an unknown
+name gets :func:`general`.
+
+Missing and infinite values: NaN (and None) -> ``"n/a"``, ±inf -> ``"inf"`` / ``"-inf"``
+(a profit factor without losses is inf). A value that rounds to zero is shown unsigned
+(never ``"-0.0 %"``). Non-numbers (strings, complex) are a TypeError naming the argument.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from quantlab import _validate
+
+__all__ = ["KINDS", "metric", "kind", "label", "pct", "money", "count", "ratio",
+           "duration", "general", "date", "money_tick_formatter", "pct_tick_formatter"]
+
+NA = "n/a"
+
+# metric name -> kind. "return": signed % (a change); "pct": unsigned % (a level or
+# share); "ratio": 2 decimals; "money"; "count"; "duration": bars
+KINDS = {
+    # returns metrics (quantlab.metrics.METRICS)
+    "total_return": "return", "annual_return": "return", "cum_returns_final": "return",
+    "max_drawdown": "return", "value_at_risk": "return",
+    "conditional_value_at_risk": "return", "alpha": "return",
+    "annual_volatility": "pct", "downside_risk": "pct", "tracking_error": "pct",
+    "win_rate": "pct",
+    "sharpe_ratio": "ratio", "sortino_ratio": "ratio", "calmar_ratio": "ratio",
+    "tail_ratio": "ratio", "stability_of_timeseries": "ratio", "beta": "ratio",
+    "up_capture": "ratio", "down_capture": "ratio", "information_ratio": "ratio",
+    "profit_factor": "ratio",
+    "recovery_time": "duration", "drawdown_duration": "duration",
+    # backtest-only (res.metrics(), metrics_only runs)
+    "n_trades": "count", "n_orders": "count", "fees_paid": "money", "turnover": "ratio",
+    "exposure": "pct", "trade_win_rate": "pct", "trade_profit_factor": "ratio",
+    # tear sheet and summary rows
+    "periods": "count", "init_cash": "money", "final_equity": "money", "pnl": "money",
+    "trade_return": "return", "depth": "return", "length": "duration",
+}
+
+_LABELS = {"value_at_risk": "VaR", "conditional_value_at_risk": "CVaR (expected shortfall)",
+           "cum_returns_final": "Cumulative return", "stability_of_timeseries": "Stability (R²)",
+           "n_trades": "Trades", "n_orders": "Orders", "fees_paid": "Fees paid",
+           "pnl": "P&L", "init_cash": "Initial cash", "drawdown_duration":
+           "Longest drawdown", "recovery_time": "Max-drawdown recovery"}
+
+
+def _real(name, x) -> float:
+    """x as a float (None -> NaN); a TypeError for anything that is not a real number."""
+    if x is None:
+        return math.nan
+    if hasattr(x, "ndim") and getattr(x, "ndim") == 0 and hasattr(x, "item"):
+        x = x.item()   # 0-d numpy / xarray
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {x!r} "
+                        f"({type(x).__name__})")
+    return float(x)
+
+
+def _special(v):
+    if math.isnan(v):
+        return NA
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return None
+
+
+def _unsigned_zero(s: str) -> str:
+    """'-0.0' -> '0.0': a value that rounds to zero carries no sign."""
+    if s.startswith(("-", "+")) and not any(c in "123456789" for c in s):
+        return s[1:]
+    return s
+
+
+def pct(x, digits: int = 1, sign: bool = True) -> str:
+    """A fraction as a percentage: ``pct(9.201) == "+920.1 %"``, ``pct(0.25, sign=False)
+    == "25.0 %"``; thousands separators from 10,000 %."""
+    v = _real("pct value", x)
+    digits = _validate.integer("digits", digits, 0, 12)
+    sp = _special(v)
+    if sp:
+        return sp + (" %" if sp != NA else "")
+    s = _unsigned_zero(f"{100 * v:{'+' if sign else ''},.{digits}f}")
+    return f"{s} %"
+
+
+_UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
+
+
+def money(x, compact: bool = False, currency: str = "") -> str:
+    """Money: ``"37,926"`` (cents only below 1,000: ``"12.50"``; zero is ``"0"``);
+    ``compact=True`` for axes and tight cells: ``"1.0M"``, ``"37.9k"``, ``"2.5B"``, ``"1.0T"``."""
+    v = _real("money value", x)
+    if not isinstance(currency, str):
+        raise TypeError(f"currency must be a string such as '$', got {currency!r}")
+    sp = _special(v)
+    if sp:
+        return sp
+    sign = "-" if v < 0 else ""
+    a = abs(v)
+    if compact:
+        for scale, unit in _UNITS:
+            if round(a / scale, 1) >= 1 and (a >= scale or unit != "k"):
+                if a / scale >= 1e3 and unit == "T":
+                    return f"{sign}{currency}{a / scale:,.0f}{unit}"
+                body = f"{a / scale:.1f}{unit}"
+                break
+        else:
+            body = f"{a:.2f}".rstrip("0").rstrip(".")
+    else:
+        body = f"{a:,.0f}" if a >= 1e3 or a == 0 else f"{a:.2f}"
+    return _unsigned_zero(f"{sign}{currency}{body}")
+
+
+def count(x) -> str:
+    """An integer count with thousands separators: ``count(8017.0) == "8,017"``."""
+    v = _real("count value", x)
+    return _special(v) or f"{round(v):,d}"
+
+
+def ratio(x, digits: int = 2) -> str:
+    """A ratio to 2 decimals (``"1.23"``, ``"-0.45"``); beyond 1e6 in exponent form."""
+    v = _real("ratio value", x)
+    digits = _validate.integer("digits", digits, 0, 12)
+    sp = _special(v)
+    if sp:
+        return sp
+    if abs(v) >= 1e6:
+        return f"{v:.{digits}e}"
+    return _unsigned_zero(f"{v:,.{digits}f}")
+
+
+def duration(x, unit: str = "bars") -> str:
+    """A length in bars (``"1 bar"``, ``"123 bars"``) or, for ``unit="days"`` or a
+    timedelta, in days."""
+    if unit not in ("bars", "days"):
+        raise ValueError(f"duration unit must be 'bars' or 'days', got {unit!r}")
+    if x is pd.NaT:
+        return NA
+    if isinstance(x, (datetime.timedelta, np.timedelta64)):
+        td = pd.Timedelta(x)
+        x, unit = (math.nan if pd.isna(td) else td / pd.Timedelta(days=1)), "days"
+    v = _real("duration value", x)
+    sp = _special(v)
+    if sp:
+        return sp
+    n = round(v)
+    return f"{n:,d} {unit[:-1] if abs(n) == 1 else unit}"
+
+
+def general(x) -> str:
+    """Any number, 4 significant digits, no exponent between 1e-3 and 1e15:
+    ``"12.41"``, ``"0.4596"``, ``"1,234,568"``."""
+    v = _real("value", x)
+    sp = _special(v)
+    if sp:
+        return sp
+    a = abs(v)
+    if a == 0:
+        return "0"
+    if a >= 1e15 or a < 1e-3:
+        return f"{v:.3e}"
+    if a >= 1e4:
+        return f"{v:,.0f}"
+    return f"{v:.4g}"
+
+
+def date(t) -> str:
+    """A timestamp as ``YYYY-MM-DD`` (with the time of day when it is not midnight)."""
+    if t is None or (not isinstance(t, str) and pd.isna(t)):
+        return NA
+    ts = pd.Timestamp(t)
+    return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.strftime("%Y-%m-%d %H:%M")
+
+
+_FORMATTERS = {"return": pct, "pct": lambda v: pct(v, sign=False), "ratio": ratio,
+               "money": money, "count": count, "duration": duration, "general": general}
+
+
+def kind(name: str) -> str:
+    """The kind of a metric name (``"general"`` for a name not in :data:`KINDS`)."""
+    if not isinstance(name, str):
+        raise TypeError(f"metric name must be a string, got {name!r}")
+    return KINDS.get(name, "general")
+
+
+def label(name: str) -> str:
+    """A person's label for a metric name: ``"sharpe_ratio"`` -> ``"Sharpe ratio"``."""
+    kind(name)
+    return _LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def metric(name: str, value) -> str | np.ndarray:
+    """Format ``value`` as the metric ``name`` (:data:`KINDS`): ``metric("total_return",
+    9.201) == "+920.1 %"``, ``metric("n_trades", 49.0) == "49"``. An array (or
+    DataArray) gives an array of strings of the same shape."""
+    f = _FORMATTERS[kind(name)]
+    if np.ndim(value) == 0:
+        return f(value)
+    return np.frompyfunc(f, 1, 1)(value)
+
+
+# --------------------------------------------------------------------------- bokeh axes
+# the same rules as money(compact=True) / pct(), in JavaScript: static HTML needs no kernel
+_MONEY_JS = """
+const a = Math.abs(tick), s = tick < 0 ? "-" : "";
+const units = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "k"]];
+for (const [scale, unit] of units) {
+    if (Math.round(a / scale * 10) / 10 >= 1 && (a >= scale || unit != "k"))
+        return s + (a / scale).toFixed(1) + unit;
+}
+return s + String(Number(a.toFixed(2)));
+"""
+
+_PCT_JS = """
+const v = 100 * tick;
+if (Math.abs(v) < 0.05) return "0 %";
+const d = Math.abs(v) < 10 && v != Math.round(v) ? 1 : 0;
+const t = v.toFixed(d);
+return (Number(t) == 0 ? t.replace("-", "") : t) + " %";
+"""
+
+
+def money_tick_formatter():
+    """A bokeh tick formatter for money axes: ``1.0M``, ``250.0k``, ``37.9k``, ``500``."""
+    from bokeh.models import CustomJSTickFormatter
+
+    return CustomJSTickFormatter(code=_MONEY_JS)
+
+
+def pct_tick_formatter():
+    """A bokeh tick formatter for axes of fractions: ``0.25`` -> ``25 %``."""
+    from bokeh.models import CustomJSTickFormatter
+
+    return CustomJSTickFormatter(code=_PCT_JS)
