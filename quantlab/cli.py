@@ -6,6 +6,8 @@
     quantlab report    (the same options, no --in-place) [--no-input]  # + HTML + index
     quantlab lab       [--port N] [jupyter lab options]  # JupyterLab on notebooks/
     quantlab engine-bench [--ticks N]
+    quantlab deploy STRATEGY [--params best.json] (--replay PATH_OR_SET | --feed ws://...)
+                    [--start DATE] [--checkpoint DIR] [--every N] [--set KEY VALUE ...]
 
 ``run-suite`` and ``report`` are :mod:`quantlab.suite` (batch rules are there).
 ``lab`` binds 127.0.0.1 only, keeps token authentication (a fresh random token, given
@@ -78,7 +80,28 @@ def parser() -> argparse.ArgumentParser:
                    "prints the URL with the token); further options go to jupyter lab")
     eb = sub.add_parser("engine-bench", help="the tick engine vs its pure-Python reference")
     eb.add_argument("--ticks", type=int, default=2_000_000, help="columnar ticks (2M)")
+    _deploy_options(sub.add_parser("deploy", help="paper-trade a strategy bar by bar on a "
+                                   "replay or a live feed (ql.deploy)"))
     return p
+
+
+def _deploy_options(d) -> None:
+    d.add_argument("strategy", help="a registry name (quantlab strategies: ql.strategies.names())")
+    d.add_argument("--params", help="JSON file of parameters (e.g. an optimisation's "
+                   "best_params), or of {\"params\": {...}, \"backtest\": {...}}")
+    src = d.add_mutually_exclusive_group(required=True)
+    src.add_argument("--replay", help="bars to replay: a bundled data set name "
+                     "(ql.data.available()) or a CSV file/folder (ql.data.load_csv)")
+    src.add_argument("--feed", help="a websocket of engine ticks, ws://HOST:PORT/PATH "
+                     "(aggregated into --bar bars)")
+    d.add_argument("--bar", default="1min", help="bar frequency for --feed (pandas, 1min)")
+    d.add_argument("--start", help="first traded bar of the replay; earlier bars only warm "
+                   "up the signal")
+    d.add_argument("--checkpoint", help="folder: resume from its checkpoint if there is one, "
+                   "and save after every bar")
+    d.add_argument("--every", type=int, default=1, help="a status line every N bars (1)")
+    d.add_argument("--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="a ql.backtest option, e.g. --set fees 0.001 (YAML scalar)")
 
 
 def lab_command(extra=(), token: str | None = None, uid: int | None = None):
@@ -203,6 +226,10 @@ def main(argv=None) -> int:
         return 0
     if argv[:1] == ["lab"]:  # everything after `lab` belongs to jupyter lab
         return _lab(argv[1:])
+    if argv[:1] == ["deploy"]:
+        from quantlab import live  # lazy: loads the backtest kernels, only this command
+
+        return live.main(p.parse_args(argv))
     return _batch(p, p.parse_args(argv))
 
 
