@@ -541,14 +541,20 @@ cdef class _Sim:
         """New targets (NaN = hold) or order events, and the execution prices."""
         cdef Py_ssize_t c
         cdef double s
+        # local views: the compiler keeps their pointers in registers (self's fields
+        # would be reloaded after every store through a char pointer such as pending)
+        cdef const double[:, :] target = self.target, exec_price = self.exec_price
+        cdef const Py_ssize_t[::1] asset = self.asset
+        cdef double[::1] px = self.px, want = self.want
+        cdef signed char[::1] pending = self.pending, stopped = self.stopped
         for c in range(self.m):
-            self.px[c] = self.exec_price[r, self.asset[c]]
-            if self.use_stops and self.stopped[c]:   # the stop replaces this bar's signal
+            px[c] = exec_price[r, asset[c]]
+            if self.use_stops and stopped[c]:   # the stop replaces this bar's signal
                 continue
             if self.next_open:   # row r-1 acts at row r; row 0 on the last call's last
-                s = self.target[r - 1, c] if r > 0 else self.prev_target[c]
+                s = target[r - 1, c] if r > 0 else self.prev_target[c]
             else:
-                s = self.target[r, c]
+                s = target[r, c]
             if self.use_events:
                 if not isnan(s):   # an event waits through missing bars
                     self.ev[c] = s
@@ -556,42 +562,46 @@ cdef class _Sim:
                         self.ev_size[c] = self.size[r, c]
                     else:
                         self.ev_size[c] = self.size[r - 1, c] if r > 0 else self.prev_size[c]
-                    self.pending[c] = 1
+                    pending[c] = 1
                 continue
             if not isnan(s):
-                if s != self.want[c]:
-                    self.pending[c] = 1  # stays pending through missing bars
-                self.want[c] = s
+                if s != want[c]:
+                    pending[c] = 1  # stays pending through missing bars
+                want[c] = s
             if self.daily:
-                self.pending[c] = 1
+                pending[c] = 1
 
     cdef void equity_phase(self, Py_ssize_t r) noexcept nogil:
         """Account equity at the execution prices (last valid price if none), exposures,
         drawdown control, and a drained account's closes."""
         cdef Py_ssize_t c, g
         cdef double p
+        cdef double[::1] eq = self.eq, gross = self.gross, e = self.e, q = self.q
+        cdef double[::1] px = self.px, last = self.last, want = self.want
+        cdef const Py_ssize_t[::1] group = self.group
         for g in range(self.n_groups):
-            self.eq[g] = self.cash[g]
-            self.gross[g] = 0
+            eq[g] = self.cash[g]
+            gross[g] = 0
         for c in range(self.m):
-            p = self.px[c] if not isnan(self.px[c]) else self.last[c]
-            if self.q[c] != 0 and not isnan(p):
-                self.eq[self.group[c]] += self.q[c] * p
-            self.e[c] = self.want[c] * self.max_leverage
-            if self.e[c] > self.max_pos:
-                self.e[c] = self.max_pos
-            elif self.e[c] < -self.max_pos:
-                self.e[c] = -self.max_pos
-            self.gross[self.group[c]] += fabs(self.e[c])
+            p = px[c] if not isnan(px[c]) else last[c]
+            if q[c] != 0 and not isnan(p):
+                eq[group[c]] += q[c] * p
+            e[c] = want[c] * self.max_leverage
+            if e[c] > self.max_pos:
+                e[c] = self.max_pos
+            elif e[c] < -self.max_pos:
+                e[c] = -self.max_pos
+            gross[group[c]] += fabs(e[c])
         for g in range(self.n_groups):
             self.live[g] = self.eq[g]   # at the execution prices
         if self.dd_limit > 0:   # drawdown control (off: no cost)
             self.drawdown_phase(r)
+        cdef signed char[::1] drained = self.drained, bust = self.bust
         for c in range(self.m):   # a drained account closes what it holds, then stops
-            g = self.group[c]
-            if self.drained[g] and not self.bust[g]:
+            g = group[c]
+            if drained[g] and not bust[g]:
                 self.pending[c] = 1
-                self.e[c] = 0.0
+                e[c] = 0.0
                 self.ev[c] = NAN
 
     cdef void drawdown_phase(self, Py_ssize_t r) noexcept nogil:
@@ -620,9 +630,11 @@ cdef class _Sim:
         """Orders: sells (side 0) before buys (side 1), so a portfolio's sells fund its
         buys."""
         cdef Py_ssize_t side, c
+        cdef signed char[::1] pending = self.pending
+        cdef double[::1] px = self.px
         for side in range(2):
             for c in range(self.m):
-                if self.pending[c] and not isnan(self.px[c]):
+                if pending[c] and not isnan(px[c]):
                     if self.order(r, c, side) < 0:
                         return -1
         return 0
@@ -721,14 +733,17 @@ cdef class _Sim:
         prices, lost more, it pays only what was there."""
         cdef Py_ssize_t c, g
         cdef double cost
+        cdef signed char[::1] bust = self.bust, drained = self.drained
+        cdef const Py_ssize_t[::1] group = self.group
+        cdef double[::1] q = self.q
         for g in range(self.n_groups):
-            if self.drained[g]:
-                self.bust[g] = 1   # no more orders or interest, once it holds nothing
+            if drained[g]:
+                bust[g] = 1   # no more orders or interest, once it holds nothing
         for c in range(self.m):
-            if self.drained[self.group[c]] and self.q[c] != 0:
-                self.bust[self.group[c]] = 0   # a missing bar: it closes on the next one
+            if drained[group[c]] and q[c] != 0:
+                bust[group[c]] = 0   # a missing bar: it closes on the next one
         for g in range(self.n_groups):
-            if (self.bust[g] and self.drained[g] and self.cash[g] < 0
+            if (bust[g] and drained[g] and self.cash[g] < 0
                     and self.drain_fee[g] > 0):
                 cost = min(-self.cash[g], self.drain_fee[g])
                 self.cash[g] += cost
@@ -743,21 +758,26 @@ cdef class _Sim:
     cdef void mark_phase(self, Py_ssize_t r) noexcept nogil:
         """Mark to the close (last valid close on a missing bar); borrowing costs."""
         cdef Py_ssize_t c, g
-        cdef double cost, v
+        cdef double cost, v, cl
+        cdef double[::1] eq = self.eq, gross_v = self.gross_v, short_v = self.short_v
+        cdef double[::1] q = self.q, last = self.last
+        cdef const double[:, :] close = self.close
+        cdef const Py_ssize_t[::1] group = self.group, asset = self.asset
         for g in range(self.n_groups):
-            self.eq[g] = self.cash[g]
-            self.gross_v[g] = 0.0
-            self.short_v[g] = 0.0
+            eq[g] = self.cash[g]
+            gross_v[g] = 0.0
+            short_v[g] = 0.0
         for c in range(self.m):
-            if not isnan(self.close[r, self.asset[c]]):
-                self.last[c] = self.close[r, self.asset[c]]
-            if self.q[c] != 0:
-                g = self.group[c]
-                v = self.q[c] * self.last[c]
-                self.eq[g] += v
-                self.gross_v[g] += fabs(v)
-                if self.q[c] < 0:
-                    self.short_v[g] -= v
+            cl = close[r, asset[c]]
+            if not isnan(cl):
+                last[c] = cl
+            if q[c] != 0:
+                g = group[c]
+                v = q[c] * last[c]
+                eq[g] += v
+                gross_v[g] += fabs(v)
+                if q[c] < 0:
+                    short_v[g] -= v
         if self.borrow > 0:   # interest on borrowed cash and on shorts' value
             for g in range(self.n_groups):
                 if self.bust[g]:
@@ -808,21 +828,26 @@ cdef class _Sim:
         """Positions, equity and cash of the bar, or the metrics-only statistics."""
         cdef Py_ssize_t c, g, t = self.t0 + r
         cdef double ret
+        cdef double[:, ::1] positions = self.positions
+        cdef double[::1] q = self.q
         if not self.metrics_only:
             for c in range(self.m):
-                self.positions[r, c] = self.q[c]
+                positions[r, c] = q[c]
+        cdef double[::1] eq = self.eq, prev_eq = self.prev_eq, peak = self.peak
+        cdef double[:, ::1] stats = self.stats, extra = self.extra
+        cdef Py_ssize_t[::1] resume = self.resume
         for g in range(self.n_groups):
             if self.metrics_only:
-                ret = self.eq[g] / self.prev_eq[g] - 1.0
-                acc_add(&self.stats[g, 0], ret, log1p(ret), 0.0)
-                self.extra[g, X_EQSUM] += self.eq[g]
-                self.extra[g, X_EXPO] += self.gross_v[g] / self.eq[g]
+                ret = eq[g] / prev_eq[g] - 1.0
+                acc_add(&stats[g, 0], ret, log1p(ret), 0.0)
+                extra[g, X_EQSUM] += eq[g]
+                extra[g, X_EXPO] += self.gross_v[g] / eq[g]
             else:
-                self.equity[r, g] = self.eq[g]
+                self.equity[r, g] = eq[g]
                 self.cash_out[r, g] = self.cash[g]
-            self.prev_eq[g] = self.eq[g]
-            if self.eq[g] > self.peak[g] and self.resume[g] < t:
-                self.peak[g] = self.eq[g]
+            prev_eq[g] = eq[g]
+            if eq[g] > peak[g] and resume[g] < t:
+                peak[g] = eq[g]
 
 
 def simulate(const double[:, :] close, const double[:, :] exec_price,
@@ -835,6 +860,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              double dd_limit=0.0, Py_ssize_t dd_cooldown=0, bint metrics_only=False,
              bars=None, stops=None, events=None, limit=None, double borrow=0.0,
              double margin=0.0, SimState state=None):
+    # > 80 lines only by its docstring (the kernel's reference); the code is ~55 lines
     """Run the simulation.
 
     close, exec_price, slip_base, impact: (time, asset), read for column c at asset[c]
