@@ -253,3 +253,9 @@ def test_enum_names_are_exported_once():
     assert _k.EXTRAS == ("fees", "traded", "eq_sum", "orders", "exposure")
     from quantlab._kernels import metrics as _km
     assert _k.FIELDS == _km.FIELDS and len(_k.FIELDS) == 38
+    assert _km.FIELDS[_km.F_MAX_DD] == "max_dd" and _km.FIELDS[_km.F_DN_WB] == "dn_wb"
+    try:   # the Python layer labels with the same names (until it imports them)
+        from quantlab import backtesting as bt
+    except ImportError:
+        import quantlab.backtest as bt
+    assert tuple(bt.REASONS) == _k.REASONS and tuple(bt.SIZE_TYPES) == _k.SIZE_TYPES
