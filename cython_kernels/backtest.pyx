@@ -315,7 +315,12 @@ cdef class SimState:
                 f"bar={self.bar}, n_orders={self.n_orders})")
 
     def to_dict(self):
-        """Plain dict of numpy arrays and ints (``np.savez(**d)`` or JSON via tolist)."""
+        """Plain dict of numpy arrays and ints (``np.savez(**d)`` or JSON via tolist).
+
+        It holds the state, not references to orders already returned: when an account's
+        forced order took all its equity while another of its assets had no bar, a
+        later bar cuts that order's fee in the array an earlier call returned; a state
+        from ``from_dict`` (or ``copy``) cannot reach it (its cash is still right)."""
         d = {"version": STATE_VERSION, "n_columns": self.n_columns,
              "n_groups": self.n_groups, "bar": self.bar, "n_orders": self.n_orders}
         d.update({k: v.copy() for k, v in self._a.items()})
@@ -349,10 +354,8 @@ cdef class SimState:
         return s
 
     def copy(self):
-        """An independent copy (it shares the earlier calls' fee arrays it may still cut)."""
-        cdef SimState s = SimState.from_dict(self.to_dict())
-        s._drain_ref = dict(self._drain_ref)
-        return s
+        """An independent copy (as ``from_dict(to_dict())``: see ``to_dict``)."""
+        return SimState.from_dict(self.to_dict())
 
 
 def _count(name, v, lo):
@@ -1045,6 +1048,9 @@ cdef _finish(_Sim s, SimState state, Py_ssize_t n, bint metrics_only, equity_np,
     for g in range(s.n_groups):   # a later call may still cut this drain's fee
         if s.drained[g] and not s.bust[g] and s.drain_rec[g] >= s.base:
             state._drain_ref[g] = (ofee_np, s.drain_rec[g] - s.base)
+    for g in list(state._drain_ref):   # closed: no cut can come any more
+        if s.bust[g]:
+            del state._drain_ref[g]
     state.n_orders += s.orders.n
     return (equity_np, cash_np, pos_np, (ot_np, oc_np, osz_np, opx_np, ofee_np, oreason_np),
             halted_np, interest_np)
