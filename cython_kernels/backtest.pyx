@@ -18,22 +18,30 @@ from libc.stdlib cimport free, realloc
 include "welford.pxi"
 include "returns_acc.pxi"
 
+# The kernel's codes and the names Python reads (quantlab/backtest.py labels with them);
+# each tuple lists its enum's members in order, checked at import below.
 # metrics-only extras per account: fees, traded value, Σ equity, orders, Σ gross / equity
 cdef enum:
     X_FEES, X_TRADED, X_EQSUM, X_ORDERS, X_EXPO, NX
+EXTRAS = ("fees", "traded", "eq_sum", "orders", "exposure")
 
-# why an order was placed (the trades table names them; see backtest.REASONS);
+# why an order was placed (the trades table names them: REASONS);
 # R_FIXED_FEE marks an order that was NOT filled: its fixed fee is more than the account
 # can pay (its equity after the order would be <= 0, or the fee takes a buy's buying
 # power) or would turn the order around, recorded with size 0 and fee 0. Forced orders
 # (stops, drawdown exits, margin calls) always fill, their fees capped at what the
 # account has left after the fill's slippage: fees alone never make equity < 0
 cdef enum:
-    R_SIGNAL, R_STOP, R_TAKE_PROFIT, R_TRAILING, R_DRAWDOWN, R_MARGIN, R_FIXED_FEE
+    R_SIGNAL, R_STOP, R_TAKE_PROFIT, R_TRAILING, R_DRAWDOWN, R_MARGIN, R_FIXED_FEE, NR
+REASONS = ("signal", "stop", "take_profit", "trailing", "drawdown", "margin_call",
+           "fixed_fee")
 
 # what ``size`` counts in order (entries/exits) mode
 cdef enum:
-    S_EQUITY, S_VALUE, S_SHARES
+    S_EQUITY, S_VALUE, S_SHARES, NS
+SIZE_TYPES = ("equity", "value", "shares")
+if (len(EXTRAS), len(REASONS), len(SIZE_TYPES)) != (NX, NR, NS):
+    raise ImportError("backtest: EXTRAS, REASONS or SIZE_TYPES out of step with the enums")
 
 
 cdef struct Order:
@@ -167,28 +175,6 @@ cdef inline int fill(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssiz
         2 if drained else 0)
 
 
-cdef int close_out(Orders* o, double[:, ::1] extra, bint metrics_only, Py_ssize_t t,
-                   Py_ssize_t c, Py_ssize_t g, double price, double sl, double fee_rate,
-                   double fixed, double* live, double[::1] cash, double[::1] q,
-                   double[::1] entry, double[::1] extreme, double[::1] want, double[::1] ev,
-                   double[::1] lim_px, char[::1] pending, double[::1] last,
-                   int reason, double* paid=NULL) noexcept nogil:
-    """Close column c's whole position at ``price`` with slippage ``sl`` and fees (a stop
-    or a margin call: forced, so covering a short is never limited by buying power and
-    the fixed fee is capped at the equity ``live`` has left, column c valued at its last
-    close) and clear what
-    the column was waiting for: its target becomes 0,
-    a pending order, event or resting limit is dropped. Returns ``fill``'s code."""
-    cdef double d = -q[c]
-    want[c] = 0.0
-    ev[c] = NAN
-    lim_px[c] = NAN
-    pending[c] = 0
-    return fill(o, extra, metrics_only, t, c, g, d,
-                price * (1 + sl) if d > 0 else price * (1 - sl), fee_rate, fixed,
-                INFINITY, 0.0, NAN, last[c], live, True, &cash[g], &q[c], &entry[c],
-                &extreme[c], reason, paid)
-
 
 cdef inline double order_size(double e, double equity, double q, double p, double slip,
                               double fees, double fixed) noexcept nogil:
@@ -248,6 +234,625 @@ cdef inline double slip_of(const double[:, :] base, const double[:, :] impact, d
     return base[t, j]
 
 
+
+# ---------------------------------------------------------------------------------------
+# The state carried from one bar to the next, and the per-bar phases
+# ---------------------------------------------------------------------------------------
+
+STATE_VERSION = 1
+# the state's arrays: name, length ("col": one per column, "group": one per account, or
+# (account, fields) for the metrics-only accumulators), dtype, initial value ("cash" =
+# init_cash). Everything a bar reads that an earlier bar wrote is here.
+_STATE_ARRAYS = (
+    ("q", "col", "f8", 0.0),              # shares held
+    ("last", "col", "f8", NAN),           # last valid close (the mark on a missing bar)
+    ("want", "col", "f8", 0.0),           # target exposure in force (NaN rows hold it)
+    ("pending", "col", "i1", 0),          # an order waits (through missing bars)
+    ("entry", "col", "f8", NAN),          # stops' entry reference (NaN: flat)
+    ("extreme", "col", "f8", NAN),        # trailing stop's extreme since entry
+    ("ev", "col", "f8", NAN),             # pending order event (1 entry, 0 exit)
+    ("ev_size", "col", "f8", 0.0),        # its size
+    ("lim_px", "col", "f8", NAN),         # resting limit price (NaN: none)
+    ("lim_q", "col", "f8", 0.0),          # its shares
+    ("lim_end", "col", "intp", 0),        # its last bar (absolute)
+    ("prev_target", "col", "f8", NAN),    # last target row (next_open acts on it)
+    ("prev_size", "col", "f8", NAN),      # last event size row (next_open)
+    ("cash", "group", "f8", "cash"),
+    ("prev_eq", "group", "f8", "cash"),   # equity at the last close
+    ("peak", "group", "f8", "cash"),      # drawdown control's peak
+    ("resume", "group", "intp", -1),      # drawdown control: flat until this bar
+    ("bust", "group", "i1", 0),           # closed: no orders, no interest
+    ("drained", "group", "i1", 0),        # a forced order's fees took all equity
+    ("drain_fee", "group", "f8", 0.0),    # that fee (cut if the closes lose more)
+    ("drain_rec", "group", "intp", 0),    # its order record (absolute number)
+    ("stats", "stats", "f8", None),       # metrics-only: acc_add statistics
+    ("extras", "extras", "f8", 0.0),      # metrics-only: EXTRAS
+)
+
+
+cdef class SimState:
+    """Everything ``simulate`` carries from one bar to the next, for ``n_columns`` columns
+    and ``n_groups`` accounts starting with ``init_cash`` each: pass it as ``state=`` to
+    start from it; it is updated in place to the state after the call's last row, so
+    calls on consecutive row chunks give the bits of one call on all rows.
+
+    ``bar``: rows done (absolute bar number of the next row); ``n_orders``: order records
+    returned so far. ``state["cash"]`` etc. view the arrays (see ``_STATE_ARRAYS``).
+    """
+    cdef readonly Py_ssize_t n_columns, n_groups
+    cdef public Py_ssize_t bar, n_orders
+    cdef dict _a
+    # account -> (fee array, index) of a drained account's order record returned by an
+    # earlier call, whose fee a later bar may still cut (not saved by to_dict)
+    cdef dict _drain_ref
+
+    def __init__(self, n_columns, n_groups, init_cash):
+        self.n_columns = _count("n_columns", n_columns, 0)
+        self.n_groups = _count("n_groups", n_groups, 1)
+        cash = float(init_cash)
+        if not cash > 0 or cash == INFINITY:
+            raise ValueError(f"init_cash must be a positive finite number, got {init_cash!r}")
+        self.bar = self.n_orders = 0
+        self._drain_ref = {}
+        self._a = {}
+        for name, per, dtype, init in _STATE_ARRAYS:
+            if per == "stats":
+                self._a[name] = _acc_new(self.n_groups)
+                continue
+            a = np.empty(self._shape(per), dtype=np.dtype(dtype))
+            a[...] = cash if init == "cash" else init
+            self._a[name] = a
+
+    def _shape(self, per):
+        return {"col": (self.n_columns,), "group": (self.n_groups,),
+                "stats": (self.n_groups, NFIELDS), "extras": (self.n_groups, NX)}[per]
+
+    def __getitem__(self, name):
+        return self._a[name]
+
+    def __repr__(self):
+        return (f"SimState(n_columns={self.n_columns}, n_groups={self.n_groups}, "
+                f"bar={self.bar}, n_orders={self.n_orders})")
+
+    def to_dict(self):
+        """Plain dict of numpy arrays and ints (``np.savez(**d)`` or JSON via tolist).
+
+        It holds the state, not references to orders already returned: when an account's
+        forced order took all its equity while another of its assets had no bar, a
+        later bar cuts that order's fee in the array an earlier call returned; a state
+        from ``from_dict`` (or ``copy``) cannot reach it (its cash is still right)."""
+        d = {"version": STATE_VERSION, "n_columns": self.n_columns,
+             "n_groups": self.n_groups, "bar": self.bar, "n_orders": self.n_orders}
+        d.update({k: v.copy() for k, v in self._a.items()})
+        return d
+
+    @staticmethod
+    def from_dict(d):
+        """The state ``to_dict`` gave; ValueError naming the field that is missing or has
+        the wrong version, shape or dtype."""
+        if _scalar(d, "version") != STATE_VERSION:
+            raise ValueError(f"SimState version: got {d['version']!r}, this kernel reads "
+                             f"version {STATE_VERSION}")
+        cdef SimState s = SimState.__new__(SimState)
+        s.n_columns = _count("n_columns", _scalar(d, "n_columns"), 0)
+        s.n_groups = _count("n_groups", _scalar(d, "n_groups"), 1)
+        s.bar = _count("bar", _scalar(d, "bar"), 0)
+        s.n_orders = _count("n_orders", _scalar(d, "n_orders"), 0)
+        s._drain_ref = {}
+        s._a = {}
+        for name, per, dtype, _ in _STATE_ARRAYS:
+            if name not in d:
+                raise ValueError(f"SimState field {name!r} is missing")
+            a = d[name]
+            want = np.dtype(dtype)
+            if not isinstance(a, np.ndarray) or a.dtype != want or a.shape != s._shape(per):
+                raise ValueError(
+                    f"SimState field {name!r}: expected a {want} array of shape "
+                    f"{s._shape(per)}, got {type(a).__name__} "
+                    f"{getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}")
+            s._a[name] = np.array(a, dtype=want, order="C")   # a copy
+        return s
+
+    def copy(self):
+        """An independent copy (as ``from_dict(to_dict())``: see ``to_dict``)."""
+        return SimState.from_dict(self.to_dict())
+
+
+def _count(name, v, lo):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _scalar(d, name):
+    if name not in d:
+        raise ValueError(f"SimState field {name!r} is missing")
+    v = d[name]
+    if isinstance(v, np.ndarray) and v.shape == () and v.dtype.kind in "iu":
+        v = v.item()   # np.load gives 0-d arrays
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise ValueError(f"SimState field {name!r} must be an integer, got {v!r}")
+    return int(v)
+
+
+cdef class _Sim:
+    """One call's inputs, the state's arrays, per-bar scratch and outputs; the phases are
+    its methods (``step`` runs one bar). Row r of the inputs is absolute bar t0 + r."""
+    # inputs (time-indexed ones by the call's row r)
+    cdef const double[:, :] close, exec_price, target, slip_base, impact, size
+    cdef const double[:, :] bar_open, bar_high, bar_low
+    cdef const double[::1] fees, fixed, sl_stop, tp_stop, sl_trail, lim_off
+    cdef const Py_ssize_t[::1] asset, group
+    cdef double impact_cap, max_leverage, max_pos, dd_limit, borrow, margin
+    cdef Py_ssize_t m, n_groups, dd_cooldown, tif, t0, base
+    cdef int size_type
+    cdef bint daily, next_open, metrics_only, use_stops, use_events, use_limit, use_margin
+    cdef bint accumulate
+    # the state (SimState's arrays)
+    cdef double[::1] q, last, want, entry, extreme, ev, ev_size, lim_px, lim_q
+    cdef double[::1] prev_target, prev_size, cash, prev_eq, peak, drain_fee
+    cdef signed char[::1] pending, bust, drained
+    cdef Py_ssize_t[::1] lim_end, resume, drain_rec
+    cdef double[:, ::1] stats, extra
+    # per bar: equity at the execution prices, gross target exposure, exposure per
+    # column, execution price, live equity (as the bar's orders leave it: each order's
+    # fixed-fee check sees it), gross and short value at the close, stopped this bar
+    cdef double[::1] eq, gross, e, px, live, gross_v, short_v
+    cdef signed char[::1] stopped
+    cdef double[::1] late_cut   # fee cuts of order records returned by earlier calls
+    # outputs
+    cdef double[:, ::1] equity, cash_out, positions, interest
+    cdef signed char[:, ::1] halted
+    cdef Orders orders
+
+    def __dealloc__(self):
+        free(self.orders.buf)
+
+    cdef int step(self, Py_ssize_t r) noexcept nogil:
+        """One bar; -1 when out of memory for the order records."""
+        cdef Py_ssize_t g
+        for g in range(self.n_groups):
+            self.live[g] = self.prev_eq[g]   # the last closes' marks until equity_phase
+        if self.use_stops and self.stops_phase(r) < 0:
+            return -1
+        if self.use_limit and self.limits_phase(r) < 0:
+            return -1
+        self.targets_phase(r)
+        self.equity_phase(r)
+        if self.orders_phase(r) < 0:
+            return -1
+        self.drain_phase()
+        self.mark_phase(r)
+        if self.use_margin and self.margin_phase(r) < 0:
+            return -1
+        self.record_phase(r)
+        return 0
+
+    cdef inline int fill_(self, Py_ssize_t r, Py_ssize_t c, double d, double pe,
+                          double bp, double tiny, double ref, double mark, double* live,
+                          bint forced, int reason, double* paid) noexcept nogil:
+        """``fill`` on column c's account at bar r."""
+        cdef Py_ssize_t g = self.group[c]
+        return fill(&self.orders, self.extra, self.metrics_only, self.t0 + r, c, g, d, pe,
+                    self.fees[c], self.fixed[c], bp, tiny, ref, mark, live, forced,
+                    &self.cash[g], &self.q[c], &self.entry[c], &self.extreme[c], reason,
+                    paid)
+
+    cdef int close_out(self, Py_ssize_t r, Py_ssize_t c, double price, double sl,
+                       double* live, int reason, double* paid) noexcept nogil:
+        """Close column c's whole position at ``price`` with slippage ``sl`` and fees (a
+        stop or a margin call: forced, so covering a short is never limited by buying
+        power and the fixed fee is capped at the equity ``live`` has left, column c valued
+        at its last close) and clear what the column was waiting for: its target becomes
+        0, a pending order, event or resting limit is dropped. Returns ``fill``'s code."""
+        cdef double d = -self.q[c]
+        self.want[c] = 0.0
+        self.ev[c] = NAN
+        self.lim_px[c] = NAN
+        self.pending[c] = 0
+        return self.fill_(r, c, d, price * (1 + sl) if d > 0 else price * (1 - sl),
+                          INFINITY, 0.0, NAN, self.last[c], live, True, reason, paid)
+
+    cdef inline void drain(self, Py_ssize_t g, double fee) noexcept nogil:
+        """Account g's forced order (the last record) had its fees capped at ``fee``."""
+        if not self.drained[g]:
+            self.drained[g] = 1
+            self.drain_fee[g] = fee
+            self.drain_rec[g] = self.base + self.orders.n - 1
+
+    cdef int stops_phase(self, Py_ssize_t r) noexcept nogil:
+        """Stops, before this bar's signal (they free cash for its orders)."""
+        cdef Py_ssize_t c, j, g
+        cdef double cl, op, hi, lo, lvl, tl, hit, sgn, cost = 0.0
+        cdef int why, code
+        cdef bint long_
+        for c in range(self.m):
+            self.stopped[c] = 0
+            if self.q[c] == 0 or isnan(self.entry[c]):
+                continue
+            j = self.asset[c]
+            cl = self.close[r, j]
+            if isnan(cl):
+                continue   # no bar, no check
+            bar_range(self.bar_open[r, j], self.bar_high[r, j], self.bar_low[r, j], cl,
+                      &op, &hi, &lo)
+            long_ = self.q[c] > 0
+            sgn = 1.0 if long_ else -1.0   # mirrors every level for a short
+            hit = NAN
+            why = R_STOP
+            lvl = self.entry[c] * (1 - sgn * self.sl_stop[c])   # NaN when off
+            if not isnan(self.sl_trail[c]):
+                tl = self.extreme[c] * (1 - sgn * self.sl_trail[c])
+                if isnan(lvl) or sgn * tl > sgn * lvl:   # the tighter one acts
+                    lvl = tl
+                    why = R_TRAILING
+            if not isnan(lvl):   # a long's protective stop is below it
+                hit = touch(lvl, op, lo, hi, long_)
+            if isnan(hit) and not isnan(self.tp_stop[c]):
+                why = R_TAKE_PROFIT
+                hit = touch(self.entry[c] * (1 + sgn * self.tp_stop[c]), op, lo, hi,
+                            not long_)
+            if long_ and hi > self.extreme[c]:      # after the check: a bar's own high
+                self.extreme[c] = hi                 # cannot stop it out
+            elif not long_ and lo < self.extreme[c]:
+                self.extreme[c] = lo
+            if isnan(hit):
+                continue
+            self.stopped[c] = 1
+            g = self.group[c]
+            code = self.close_out(r, c, hit, slip_of(self.slip_base, self.impact,
+                                                     self.impact_cap, r, j, -self.q[c]),
+                                  &self.live[g], why, &cost)
+            if code < 0:
+                return -1
+            if code == 2:   # its fees took all the equity: close the account
+                self.drain(g, cost)
+        return 0
+
+    cdef int limits_phase(self, Py_ssize_t r) noexcept nogil:
+        """Resting limit orders: sells, then buys."""
+        cdef Py_ssize_t side, c, j, g, t = self.t0 + r
+        cdef double cl, op, hi, lo, hit
+        for side in range(2):
+            for c in range(self.m):
+                if isnan(self.lim_px[c]) or (self.lim_q[c] > 0) != (side == 1):
+                    continue
+                if self.tif > 0 and t > self.lim_end[c]:
+                    self.lim_px[c] = NAN   # expired
+                    continue
+                j = self.asset[c]
+                cl = self.close[r, j]
+                g = self.group[c]
+                if isnan(cl) or self.bust[g]:
+                    continue
+                bar_range(self.bar_open[r, j], self.bar_high[r, j], self.bar_low[r, j], cl,
+                          &op, &hi, &lo)
+                hit = touch(self.lim_px[c], op, lo, hi, self.lim_q[c] > 0)
+                if isnan(hit):
+                    continue
+                self.lim_px[c] = NAN
+                # no slippage at the limit; buying power at the last marks (this bar's
+                # close is unknown); the fill is the stop reference
+                if self.fill_(r, c, self.lim_q[c], hit,
+                              self.cash[g] + (self.max_leverage - 1) * self.prev_eq[g],
+                              1e-12 * fabs(self.prev_eq[g]), hit, hit, &self.live[g],
+                              False, R_SIGNAL, NULL) < 0:
+                    return -1
+        return 0
+
+    cdef void targets_phase(self, Py_ssize_t r) noexcept nogil:
+        """New targets (NaN = hold) or order events, and the execution prices."""
+        cdef Py_ssize_t c
+        cdef double s
+        # local views: the compiler keeps their pointers in registers (self's fields
+        # would be reloaded after every store through a char pointer such as pending)
+        cdef const double[:, :] target = self.target, exec_price = self.exec_price
+        cdef const Py_ssize_t[::1] asset = self.asset
+        cdef double[::1] px = self.px, want = self.want
+        cdef signed char[::1] pending = self.pending, stopped = self.stopped
+        for c in range(self.m):
+            px[c] = exec_price[r, asset[c]]
+            if self.use_stops and stopped[c]:   # the stop replaces this bar's signal
+                continue
+            if self.next_open:   # row r-1 acts at row r; row 0 on the last call's last
+                s = target[r - 1, c] if r > 0 else self.prev_target[c]
+            else:
+                s = target[r, c]
+            if self.use_events:
+                if not isnan(s):   # an event waits through missing bars
+                    self.ev[c] = s
+                    if not self.next_open:
+                        self.ev_size[c] = self.size[r, c]
+                    else:
+                        self.ev_size[c] = self.size[r - 1, c] if r > 0 else self.prev_size[c]
+                    pending[c] = 1
+                continue
+            if not isnan(s):
+                if s != want[c]:
+                    pending[c] = 1  # stays pending through missing bars
+                want[c] = s
+            if self.daily:
+                pending[c] = 1
+
+    cdef void equity_phase(self, Py_ssize_t r) noexcept nogil:
+        """Account equity at the execution prices (last valid price if none), exposures,
+        drawdown control, and a drained account's closes."""
+        cdef Py_ssize_t c, g
+        cdef double p
+        cdef double[::1] eq = self.eq, gross = self.gross, e = self.e, q = self.q
+        cdef double[::1] px = self.px, last = self.last, want = self.want
+        cdef const Py_ssize_t[::1] group = self.group
+        for g in range(self.n_groups):
+            eq[g] = self.cash[g]
+            gross[g] = 0
+        for c in range(self.m):
+            p = px[c] if not isnan(px[c]) else last[c]
+            if q[c] != 0 and not isnan(p):
+                eq[group[c]] += q[c] * p
+            e[c] = want[c] * self.max_leverage
+            if e[c] > self.max_pos:
+                e[c] = self.max_pos
+            elif e[c] < -self.max_pos:
+                e[c] = -self.max_pos
+            gross[group[c]] += fabs(e[c])
+        for g in range(self.n_groups):
+            self.live[g] = self.eq[g]   # at the execution prices
+        if self.dd_limit > 0:   # drawdown control (off: no cost)
+            self.drawdown_phase(r)
+        cdef signed char[::1] drained = self.drained, bust = self.bust
+        for c in range(self.m):   # a drained account closes what it holds, then stops
+            g = group[c]
+            if drained[g] and not bust[g]:
+                self.pending[c] = 1
+                e[c] = 0.0
+                self.ev[c] = NAN
+
+    cdef void drawdown_phase(self, Py_ssize_t r) noexcept nogil:
+        """Flatten an account at or below (1 - dd_limit) x peak; re-enter after the
+        cool-down with the peak reset (``resume`` is an absolute bar)."""
+        cdef Py_ssize_t c, g, t = self.t0 + r
+        for g in range(self.n_groups):
+            if self.resume[g] == t:                 # re-entry after the cool-down
+                self.peak[g] = self.eq[g]
+            elif self.resume[g] < t:
+                if self.eq[g] > self.peak[g]:
+                    self.peak[g] = self.eq[g]
+                if self.eq[g] <= self.peak[g] * (1 - self.dd_limit):
+                    self.resume[g] = t + self.dd_cooldown + 1
+            self.halted[r, g] = self.resume[g] > t
+        for c in range(self.m):
+            g = self.group[c]
+            if self.halted[r, g] or (self.resume[g] == t and not self.use_events):
+                self.pending[c] = 1                 # flatten, or re-establish
+            if self.halted[r, g]:
+                self.gross[g] -= fabs(self.e[c])
+                self.e[c] = 0.0
+                self.ev[c] = NAN                    # entries wait out the halt
+
+    cdef int orders_phase(self, Py_ssize_t r) noexcept nogil:
+        """Orders: sells (side 0) before buys (side 1), so a portfolio's sells fund its
+        buys."""
+        cdef Py_ssize_t side, c
+        cdef signed char[::1] pending = self.pending
+        cdef double[::1] px = self.px
+        for side in range(2):
+            for c in range(self.m):
+                if pending[c] and not isnan(px[c]):
+                    if self.order(r, c, side) < 0:
+                        return -1
+        return 0
+
+    cdef inline double shares(self, Py_ssize_t r, Py_ssize_t c, Py_ssize_t g, double p,
+                              bint forced, double* scale) noexcept nogil:
+        """Shares column c's order trades at price p (before slippage's re-sizing);
+        ``scale`` gets the group's pro-rata cap on gross exposure (exposure mode)."""
+        if self.use_events:
+            if forced:
+                return -self.q[c]
+            if isnan(self.ev[c]):
+                return 0.0
+            return event_size(self.ev[c], self.ev_size[c], self.size_type, self.accumulate,
+                              self.q[c], self.eq[g], p, self.max_pos)
+        scale[0] = (self.max_leverage / self.gross[g] if self.gross[g] > self.max_leverage
+                    else 1.0)
+        return order_size(self.e[c] * scale[0], self.eq[g], self.q[c], p,
+                          self.slip_base[r, self.asset[c]], self.fees[c], self.fixed[c])
+
+    cdef int order(self, Py_ssize_t r, Py_ssize_t c, Py_ssize_t side) noexcept nogil:
+        """Column c's pending order, if it is on this side: skipped for its fixed fee,
+        rested as a limit order, or filled at the execution price with slippage."""
+        cdef Py_ssize_t g = self.group[c], j = self.asset[c], k
+        cdef double p = self.px[c], d, sl, cost = 0.0, scale = 1.0
+        cdef bint forced
+        cdef int code
+        if self.bust[g]:
+            self.pending[c] = 0
+            return 0
+        if self.use_limit:
+            self.lim_px[c] = NAN   # a new order replaces a resting one
+        forced = self.drained[g] or (self.dd_limit > 0 and self.halted[r, g])
+        d = self.shares(r, c, g, p, forced, &scale)
+        if fabs(d) * p <= 1e-12 * fabs(self.eq[g]):
+            self.pending[c] = 0  # already there
+            self.ev[c] = NAN
+            return 0
+        if (d > 0) != (side == 1):
+            return 0  # the other pass places it
+        self.pending[c] = 0
+        self.ev[c] = NAN
+        if self.fixed[c] > 0 and not forced and (
+                self.live[g] <= self.fixed[c] or (not self.use_events and (d > 0) != (
+                    self.e[c] * scale * self.eq[g] / p - self.q[c] > 0))):
+            # the account cannot pay the fixed fee (it has at most the fee in equity,
+            # after this bar's earlier orders), or paying it turns the order around (a
+            # buy into a sell): skip it, never reverse it (fill also skips one whose
+            # costs would leave equity <= 0)
+            return -1 if skip(&self.orders, self.extra, self.metrics_only, self.t0 + r,
+                              c, g, p) < 0 else 0
+        if self.use_limit and not isnan(self.lim_off[c]) and not forced:
+            self.rest(r, c, g, d, p, scale)
+            return 0
+        sl = self.slip_base[r, j]
+        if self.impact[r, j] > 0:
+            # square-root impact of this order, then one re-sizing with it
+            sl = slip_of(self.slip_base, self.impact, self.impact_cap, r, j, d)
+            if not self.use_events:
+                d = order_size(self.e[c] * scale, self.eq[g], self.q[c], p, sl,
+                               self.fees[c], self.fixed[c])
+        # stops reference the close of the bar a position opens
+        code = self.fill_(r, c, d, p * (1 + sl) if d > 0 else p * (1 - sl),
+                          self.cash[g] + (self.max_leverage - 1) * self.eq[g],
+                          1e-12 * fabs(self.eq[g]), self.close[r, j], p, &self.live[g],
+                          forced, R_MARGIN if self.drained[g] else (
+                              R_DRAWDOWN if forced else R_SIGNAL), &cost)
+        if code < 0:
+            return -1
+        if code == 2 and not self.drained[g]:   # a drawdown exit's fees took it all
+            self.drain(g, cost)
+            for k in range(self.m):
+                if self.group[k] == g and self.q[k] != 0:
+                    self.pending[k] = 1   # closes the rest on this bar
+                    self.e[k] = 0.0
+                    self.ev[k] = NAN
+        return 0
+
+    cdef void rest(self, Py_ssize_t r, Py_ssize_t c, Py_ssize_t g, double d, double p,
+                   double scale) noexcept nogil:
+        """Rest a limit order for what the signal buys at the limit price."""
+        p = p * (1 - self.lim_off[c]) if d > 0 else p * (1 + self.lim_off[c])
+        if not self.use_events:
+            d = order_size(self.e[c] * scale, self.eq[g], self.q[c], p, 0.0, self.fees[c],
+                           self.fixed[c])
+        elif d > 0:   # an entry's fraction of equity buys more below
+            d = event_size(1.0, self.ev_size[c], self.size_type, self.accumulate,
+                           self.q[c], self.eq[g], p, self.max_pos)
+        self.lim_px[c] = p
+        self.lim_q[c] = d
+        self.lim_end[c] = self.t0 + r + self.tif
+
+    cdef void drain_phase(self) noexcept nogil:
+        """A drained account is closed (bust) once it holds nothing; the fee that
+        drained it was capped at the last marks: if the rest, closed at this bar's
+        prices, lost more, it pays only what was there."""
+        cdef Py_ssize_t c, g
+        cdef double cost
+        cdef signed char[::1] bust = self.bust, drained = self.drained
+        cdef const Py_ssize_t[::1] group = self.group
+        cdef double[::1] q = self.q
+        for g in range(self.n_groups):
+            if drained[g]:
+                bust[g] = 1   # no more orders or interest, once it holds nothing
+        for c in range(self.m):
+            if drained[group[c]] and q[c] != 0:
+                bust[group[c]] = 0   # a missing bar: it closes on the next one
+        for g in range(self.n_groups):
+            if (bust[g] and drained[g] and self.cash[g] < 0
+                    and self.drain_fee[g] > 0):
+                cost = min(-self.cash[g], self.drain_fee[g])
+                self.cash[g] += cost
+                self.drain_fee[g] -= cost
+                if self.metrics_only:
+                    self.extra[g, X_FEES] -= cost
+                elif self.drain_rec[g] >= self.base:
+                    self.orders.buf[self.drain_rec[g] - self.base].fee -= cost
+                else:   # the record went out with an earlier call
+                    self.late_cut[g] += cost
+
+    cdef void mark_phase(self, Py_ssize_t r) noexcept nogil:
+        """Mark to the close (last valid close on a missing bar); borrowing costs."""
+        cdef Py_ssize_t c, g
+        cdef double cost, v, cl
+        cdef double[::1] eq = self.eq, gross_v = self.gross_v, short_v = self.short_v
+        cdef double[::1] q = self.q, last = self.last
+        cdef const double[:, :] close = self.close
+        cdef const Py_ssize_t[::1] group = self.group, asset = self.asset
+        for g in range(self.n_groups):
+            eq[g] = self.cash[g]
+            gross_v[g] = 0.0
+            short_v[g] = 0.0
+        for c in range(self.m):
+            cl = close[r, asset[c]]
+            if not isnan(cl):
+                last[c] = cl
+            if q[c] != 0:
+                g = group[c]
+                v = q[c] * last[c]
+                eq[g] += v
+                gross_v[g] += fabs(v)
+                if q[c] < 0:
+                    short_v[g] -= v
+        if self.borrow > 0:   # interest on borrowed cash and on shorts' value
+            for g in range(self.n_groups):
+                if self.bust[g]:
+                    continue   # a closed account accrues nothing
+                cost = self.borrow * ((-self.cash[g] if self.cash[g] < 0 else 0.0)
+                                      + self.short_v[g])
+                self.cash[g] -= cost
+                self.eq[g] -= cost
+                if not self.metrics_only:
+                    self.interest[r, g] = cost
+
+    cdef int margin_phase(self, Py_ssize_t r) noexcept nogil:
+        """Maintenance margin: liquidate an account below it at the close."""
+        cdef Py_ssize_t g
+        for g in range(self.n_groups):
+            if (self.gross_v[g] > 0 and self.eq[g] < self.margin * self.gross_v[g]
+                    and not self.bust[g]):
+                if self.liquidate(r, g) < 0:
+                    return -1
+        return 0
+
+    cdef int liquidate(self, Py_ssize_t r, Py_ssize_t g) noexcept nogil:
+        """Close account g's positions at the close (margin call)."""
+        cdef Py_ssize_t c
+        cdef double sl, avail, pend = 0.0
+        # the slippage of the account's later closes is set aside, so an earlier
+        # close's capped fees cannot take what it needs
+        for c in range(self.m):
+            if self.group[c] == g and self.q[c] != 0:
+                pend += fabs(self.q[c]) * self.last[c] * slip_of(
+                    self.slip_base, self.impact, self.impact_cap, r, self.asset[c], -self.q[c])
+        for c in range(self.m):
+            if self.group[c] != g or self.q[c] == 0:
+                continue
+            sl = slip_of(self.slip_base, self.impact, self.impact_cap, r, self.asset[c],
+                         -self.q[c])
+            pend -= fabs(self.q[c]) * self.last[c] * sl
+            avail = self.eq[g] - pend
+            if self.close_out(r, c, self.last[c], sl, &avail, R_MARGIN, NULL) < 0:
+                return -1
+            self.eq[g] = avail + pend
+        self.eq[g] = self.cash[g]
+        self.gross_v[g] = 0.0
+        self.bust[g] = self.eq[g] <= 0
+        return 0
+
+    cdef void record_phase(self, Py_ssize_t r) noexcept nogil:
+        """Positions, equity and cash of the bar, or the metrics-only statistics."""
+        cdef Py_ssize_t c, g, t = self.t0 + r
+        cdef double ret
+        cdef double[:, ::1] positions = self.positions
+        cdef double[::1] q = self.q
+        if not self.metrics_only:
+            for c in range(self.m):
+                positions[r, c] = q[c]
+        cdef double[::1] eq = self.eq, prev_eq = self.prev_eq, peak = self.peak
+        cdef double[:, ::1] stats = self.stats, extra = self.extra
+        cdef Py_ssize_t[::1] resume = self.resume
+        for g in range(self.n_groups):
+            if self.metrics_only:
+                ret = eq[g] / prev_eq[g] - 1.0
+                acc_add(&stats[g, 0], ret, log1p(ret), 0.0)
+                extra[g, X_EQSUM] += eq[g]
+                extra[g, X_EXPO] += self.gross_v[g] / eq[g]
+            else:
+                self.equity[r, g] = eq[g]
+                self.cash_out[r, g] = self.cash[g]
+            prev_eq[g] = eq[g]
+            if eq[g] > peak[g] and resume[g] < t:
+                peak[g] = eq[g]
+
+
 def simulate(const double[:, :] close, const double[:, :] exec_price,
              const double[:, :] target, const double[:, :] slip_base,
              const double[:, :] impact, double impact_cap,
@@ -257,7 +862,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              double max_position_size, bint daily, bint next_open,
              double dd_limit=0.0, Py_ssize_t dd_cooldown=0, bint metrics_only=False,
              bars=None, stops=None, events=None, limit=None, double borrow=0.0,
-             double margin=0.0):
+             double margin=0.0, SimState state=None):
+    # > 80 lines only by its docstring (the kernel's reference); the code is ~55 lines
     """Run the simulation.
 
     close, exec_price, slip_base, impact: (time, asset), read for column c at asset[c]
@@ -325,416 +931,126 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     ``metrics_only``: nothing per bar is kept (equity, cash, positions and the orders come
     back empty); each account's returns feed the running statistics of ``acc_add`` (the
     same as ``metrics.accumulate``) and five extras (fees, traded value, Σ equity, orders,
-    Σ gross exposure / equity); returns (stats (group, NFIELDS), extras (group, NX)).
+
+    ``state`` (a ``SimState(n_columns, n_groups, init_cash)``; None: a fresh one): the
+    state to start from (``init_cash`` is then unused), updated in place to the state
+    after the last row. Calls on consecutive row chunks (every time-indexed input
+    sliced) with one state give the bits of one call on all rows: order times ``t`` are
+    ABSOLUTE bar numbers (``state.bar`` at the call's row 0 plus the row), as are the
+    drawdown re-entry and limit expiry bars; the per-bar outputs (equity, cash,
+    positions, halted, interest) hold the call's rows; metrics-only statistics and
+    extras are the running totals since the state's start. With ``next_open`` row 0 acts
+    on the previous call's last target (and event size) row.
     """
-    cdef Py_ssize_t n = target.shape[0], m = target.shape[1], t, c, g, k, side, j
+    cdef Py_ssize_t n = target.shape[0], m = target.shape[1], r, g, k
     cdef Py_ssize_t rows = 0 if metrics_only else n
+    if state is None:
+        state = SimState(m, n_groups, init_cash)
+    elif state.n_columns != m or state.n_groups != n_groups:
+        raise ValueError(f"state is for {state.n_columns} columns and {state.n_groups} "
+                         f"accounts, the call has {m} and {n_groups}")
     equity_np = np.empty((rows, n_groups))
     cash_np = np.empty((rows, n_groups))
     pos_np = np.empty((rows, m))
     interest_np = np.zeros((rows if borrow > 0 else 0, n_groups))
-    stats_np = _acc_new(n_groups)
-    extra_np = np.zeros((n_groups, NX))
-    cdef double[:, ::1] stats = stats_np, extra = extra_np, interest = interest_np
-    cdef double[::1] prev_eq = np.full(n_groups, init_cash), gross_v = np.zeros(n_groups)
-    cdef double[::1] short_v = np.zeros(n_groups)
-    cdef double ret
-    cdef double[:, ::1] equity = equity_np, cash_out = cash_np, positions = pos_np
-    cdef double[::1] cash = np.full(n_groups, init_cash)
-    cdef double[::1] gross = np.zeros(n_groups), eq = np.zeros(n_groups)
-    # live: equity as the bar's orders leave it (each order's fixed-fee check sees it)
-    cdef double[::1] live = np.zeros(n_groups)
-    cdef double[::1] q = np.zeros(m), last = np.full(m, np.nan), want = np.zeros(m)
-    cdef double[::1] e = np.zeros(m), px = np.zeros(m)
-    cdef char[::1] pending = np.zeros(m, dtype=np.int8)
     halted_np = np.zeros((n, n_groups), dtype=np.int8)
-    cdef signed char[:, ::1] halted = halted_np
-    cdef char[::1] bust = np.zeros(n_groups, dtype=np.int8)
-    cdef double[::1] peak = np.full(n_groups, init_cash)
-    cdef Py_ssize_t[::1] resume = np.full(n_groups, -1, dtype=np.intp)
-    cdef Orders orders
-    orders.buf = NULL
-    orders.n = 0
-    orders.cap = 0
-    cdef double s, p, d, sl, cost, pend, avail
-    # an account whose forced order's fees took all its equity: liquidated, then closed
-    cdef char[::1] drained = np.zeros(n_groups, dtype=np.int8)
-    cdef double[::1] drain_fee = np.zeros(n_groups)
-    cdef Py_ssize_t[::1] drain_rec = np.zeros(n_groups, dtype=np.intp)
-    cdef int code
-    cdef double scale = 1.0   # set before use; gcc cannot see that through use_events
+    cdef _Sim s = _bind(state, m, n_groups)
+    s.equity, s.cash_out, s.positions, s.interest = equity_np, cash_np, pos_np, interest_np
+    s.halted = halted_np
+    s.close, s.exec_price, s.target, s.slip_base, s.impact = (
+        close, exec_price, target, slip_base, impact)
+    s.size = s.bar_open = s.bar_high = s.bar_low = close
+    s.fees, s.fixed = fees, fixed_fees
+    s.sl_stop = s.tp_stop = s.sl_trail = s.lim_off = fees
+    s.asset, s.group = asset, group
+    s.impact_cap, s.max_leverage, s.max_pos = impact_cap, max_leverage, max_position_size
+    s.dd_limit, s.dd_cooldown, s.borrow, s.margin = dd_limit, dd_cooldown, borrow, margin
+    s.daily, s.next_open, s.metrics_only = daily, next_open, metrics_only
+    s.size_type, s.accumulate, s.tif = S_EQUITY, False, 0
+    if bars is not None:   # bar ranges (stops, limit orders); None: the close only
+        s.bar_open, s.bar_high, s.bar_low = bars
+    s.use_stops = stops is not None   # fractions per column
+    if s.use_stops:
+        s.sl_stop, s.tp_stop, s.sl_trail = stops
+    s.use_events = events is not None   # size (time, column), what it counts, pyramiding
+    if s.use_events:
+        s.size, s.size_type, s.accumulate = events
+    s.use_limit = limit is not None   # offset per column, time in force
+    if s.use_limit:
+        s.lim_off, s.tif = limit
+    s.use_margin = margin > 0
     cdef int err = 0
-    # bar ranges (stops, limit orders)
-    cdef const double[:, :] bar_open = close
-    cdef const double[:, :] bar_high = close
-    cdef const double[:, :] bar_low = close
-    if bars is not None:
-        bar_open, bar_high, bar_low = bars
-    # stops: fractions per column, entry price and extreme since entry per column
-    cdef bint use_stops = stops is not None
-    cdef const double[::1] sl_stop = fees
-    cdef const double[::1] tp_stop = fees
-    cdef const double[::1] sl_trail = fees
-    if use_stops:
-        sl_stop, tp_stop, sl_trail = stops
-    cdef double[::1] entry = np.full(m, np.nan), extreme = np.full(m, np.nan)
-    cdef char[::1] stopped = np.zeros(m, dtype=np.int8)
-    cdef double cl, op, hi, lo, lvl, tl, hit, sgn
-    cdef int why
-    cdef bint long_, forced
-    # order events: size (time, column), what it counts, pyramiding
-    cdef bint use_events = events is not None
-    cdef const double[:, :] size = target
-    cdef int size_type = S_EQUITY
-    cdef bint accumulate = False
-    cdef double[::1] ev = np.full(m, np.nan), ev_size = np.zeros(m)
-    if use_events:
-        size, size_type, accumulate = events
-    # limit orders: offset per column; the resting order's price, shares, last bar
-    cdef bint use_limit = limit is not None
-    cdef const double[::1] lim_off = fees
-    cdef Py_ssize_t tif = 0
-    cdef double[::1] lim_px = np.full(m, np.nan), lim_q = np.zeros(m)
-    cdef Py_ssize_t[::1] lim_end = np.zeros(m, dtype=np.intp)
-    if use_limit:
-        lim_off, tif = limit
-    cdef bint use_margin = margin > 0
     with nogil:
-        for t in range(n):
-            for g in range(n_groups):
-                live[g] = prev_eq[g]   # the last closes' marks until step 2
-            # 0. stops, before this bar's signal (they free cash for its orders)
-            if use_stops:
-                for c in range(m):
-                    stopped[c] = 0
-                    if q[c] == 0 or isnan(entry[c]):
-                        continue
-                    j = asset[c]
-                    cl = close[t, j]
-                    if isnan(cl):
-                        continue   # no bar, no check
-                    bar_range(bar_open[t, j], bar_high[t, j], bar_low[t, j], cl, &op, &hi, &lo)
-                    long_ = q[c] > 0
-                    sgn = 1.0 if long_ else -1.0   # mirrors every level for a short
-                    hit = NAN
-                    why = R_STOP
-                    lvl = entry[c] * (1 - sgn * sl_stop[c])   # NaN when off
-                    if not isnan(sl_trail[c]):
-                        tl = extreme[c] * (1 - sgn * sl_trail[c])
-                        if isnan(lvl) or sgn * tl > sgn * lvl:   # the tighter one acts
-                            lvl = tl
-                            why = R_TRAILING
-                    if not isnan(lvl):   # a long's protective stop is below it
-                        hit = touch(lvl, op, lo, hi, long_)
-                    if isnan(hit) and not isnan(tp_stop[c]):
-                        why = R_TAKE_PROFIT
-                        hit = touch(entry[c] * (1 + sgn * tp_stop[c]), op, lo, hi, not long_)
-                    if long_ and hi > extreme[c]:      # after the check: a bar's own high
-                        extreme[c] = hi                 # cannot stop it out
-                    elif not long_ and lo < extreme[c]:
-                        extreme[c] = lo
-                    if isnan(hit):
-                        continue
-                    stopped[c] = 1
-                    code = close_out(&orders, extra, metrics_only, t, c, group[c], hit,
-                                 slip_of(slip_base, impact, impact_cap, t, j, -q[c]), fees[c],
-                                 fixed_fees[c], &live[group[c]], cash, q, entry, extreme,
-                                 want, ev, lim_px, pending, last, why, &cost)
-                    if code < 0:
-                        err = 1
-                        break
-                    if code == 2 and not drained[group[c]]:   # its fees took all the
-                        drained[group[c]] = 1                 # equity: close the account
-                        drain_fee[group[c]] = cost
-                        drain_rec[group[c]] = orders.n - 1
-                if err:
-                    break
-            # 0b. resting limit orders: sells, then buys
-            if use_limit:
-                for side in range(2):
-                    for c in range(m):
-                        if isnan(lim_px[c]) or (lim_q[c] > 0) != (side == 1):
-                            continue
-                        if tif > 0 and t > lim_end[c]:
-                            lim_px[c] = NAN   # expired
-                            continue
-                        j = asset[c]
-                        cl = close[t, j]
-                        g = group[c]
-                        if isnan(cl) or bust[g]:
-                            continue
-                        bar_range(bar_open[t, j], bar_high[t, j], bar_low[t, j], cl, &op, &hi, &lo)
-                        hit = touch(lim_px[c], op, lo, hi, lim_q[c] > 0)
-                        if isnan(hit):
-                            continue
-                        lim_px[c] = NAN
-                        # no slippage at the limit; buying power at the last marks (this
-                        # bar's close is unknown); the fill is the stop reference
-                        if fill(&orders, extra, metrics_only, t, c, g, lim_q[c], hit, fees[c],
-                                fixed_fees[c], cash[g] + (max_leverage - 1) * prev_eq[g],
-                                1e-12 * fabs(prev_eq[g]), hit, hit, &live[g], False,
-                                &cash[g], &q[c], &entry[c], &extreme[c], R_SIGNAL) < 0:
-                            err = 1
-                            break
-                    if err:
-                        break
-                if err:
-                    break
-            # 1. new targets (NaN = hold) or order events, and execution prices
-            for c in range(m):
-                px[c] = exec_price[t, asset[c]]
-                if use_stops and stopped[c]:   # the stop replaces this bar's signal
-                    continue
-                if next_open:
-                    s = target[t - 1, c] if t > 0 else NAN
-                else:
-                    s = target[t, c]
-                if use_events:
-                    if not isnan(s):   # an event waits through missing bars
-                        ev[c] = s
-                        ev_size[c] = size[t - 1 if next_open else t, c]
-                        pending[c] = 1
-                    continue
-                if not isnan(s):
-                    if s != want[c]:
-                        pending[c] = 1  # stays pending through missing bars
-                    want[c] = s
-                if daily:
-                    pending[c] = 1
-            # 2. account equity at the execution prices (last valid price if none)
-            for g in range(n_groups):
-                eq[g] = cash[g]
-                gross[g] = 0
-            for c in range(m):
-                p = px[c] if not isnan(px[c]) else last[c]
-                if q[c] != 0 and not isnan(p):
-                    eq[group[c]] += q[c] * p
-                e[c] = want[c] * max_leverage
-                if e[c] > max_position_size:
-                    e[c] = max_position_size
-                elif e[c] < -max_position_size:
-                    e[c] = -max_position_size
-                gross[group[c]] += fabs(e[c])
-            for g in range(n_groups):
-                live[g] = eq[g]   # at the execution prices
-            if dd_limit > 0:   # drawdown control (off: no cost)
-                for g in range(n_groups):
-                    if resume[g] == t:                 # re-entry after the cool-down
-                        peak[g] = eq[g]
-                    elif resume[g] < t:
-                        if eq[g] > peak[g]:
-                            peak[g] = eq[g]
-                        if eq[g] <= peak[g] * (1 - dd_limit):
-                            resume[g] = t + dd_cooldown + 1
-                    halted[t, g] = resume[g] > t
-                for c in range(m):
-                    g = group[c]
-                    if halted[t, g] or (resume[g] == t and not use_events):
-                        pending[c] = 1                 # flatten, or re-establish
-                    if halted[t, g]:
-                        gross[g] -= fabs(e[c])
-                        e[c] = 0.0
-                        ev[c] = NAN                    # entries wait out the halt
-            for c in range(m):   # a drained account closes what it holds, then stops
-                if drained[group[c]] and not bust[group[c]]:
-                    pending[c] = 1
-                    e[c] = 0.0
-                    ev[c] = NAN
-            # 3. orders: sells (side 0) before buys (side 1)
-            for side in range(2):
-                for c in range(m):
-                    if not pending[c] or isnan(px[c]):
-                        continue
-                    g = group[c]
-                    if bust[g]:
-                        pending[c] = 0
-                        continue
-                    p = px[c]
-                    j = asset[c]
-                    if use_limit:
-                        lim_px[c] = NAN   # a new order replaces a resting one
-                    forced = drained[g] or (dd_limit > 0 and halted[t, g])
-                    if use_events:
-                        if forced:
-                            d = -q[c]
-                        elif isnan(ev[c]):
-                            d = 0.0
-                        else:
-                            d = event_size(ev[c], ev_size[c], size_type, accumulate, q[c],
-                                           eq[g], p, max_position_size)
-                    else:
-                        scale = max_leverage / gross[g] if gross[g] > max_leverage else 1.0
-                        d = order_size(e[c] * scale, eq[g], q[c], p, slip_base[t, j],
-                                       fees[c], fixed_fees[c])
-                    if fabs(d) * p <= 1e-12 * fabs(eq[g]):
-                        pending[c] = 0  # already there
-                        ev[c] = NAN
-                        continue
-                    if (d > 0) != (side == 1):
-                        continue  # the other pass places it
-                    pending[c] = 0
-                    ev[c] = NAN
-                    if fixed_fees[c] > 0 and not forced and (
-                            live[g] <= fixed_fees[c] or (not use_events and (d > 0) != (
-                                e[c] * scale * eq[g] / p - q[c] > 0))):
-                        # the account cannot pay the fixed fee (it has at most the fee in
-                        # equity, after this bar's earlier orders), or paying it turns the
-                        # order around (a buy into a sell): skip it, never reverse it
-                        # (fill also skips one whose costs would leave equity <= 0)
-                        if skip(&orders, extra, metrics_only, t, c, g, p) < 0:
-                            err = 1
-                            break
-                        continue
-                    if use_limit and not isnan(lim_off[c]) and not forced:
-                        # rest a limit order for what the signal buys at the limit price
-                        p = p * (1 - lim_off[c]) if d > 0 else p * (1 + lim_off[c])
-                        if not use_events:
-                            d = order_size(e[c] * scale, eq[g], q[c], p, 0.0, fees[c],
-                                           fixed_fees[c])
-                        elif d > 0:   # an entry's fraction of equity buys more below
-                            d = event_size(1.0, ev_size[c], size_type, accumulate,
-                                           q[c], eq[g], p, max_position_size)
-                        lim_px[c] = p
-                        lim_q[c] = d
-                        lim_end[c] = t + tif
-                        continue
-                    sl = slip_base[t, j]
-                    if impact[t, j] > 0:
-                        # square-root impact of this order, then one re-sizing with it
-                        sl = slip_of(slip_base, impact, impact_cap, t, j, d)
-                        if not use_events:
-                            d = order_size(e[c] * scale, eq[g], q[c], p, sl, fees[c],
-                                           fixed_fees[c])
-                    # stops reference the close of the bar a position opens
-                    code = fill(&orders, extra, metrics_only, t, c, g, d,
-                                p * (1 + sl) if d > 0 else p * (1 - sl), fees[c],
-                                fixed_fees[c], cash[g] + (max_leverage - 1) * eq[g],
-                                1e-12 * fabs(eq[g]), close[t, j], p, &live[g], forced,
-                                &cash[g], &q[c], &entry[c], &extreme[c],
-                                R_MARGIN if drained[g] else (R_DRAWDOWN if forced else
-                                                             R_SIGNAL), &cost)
-                    if code < 0:
-                        err = 1
-                        break
-                    if code == 2 and not drained[g]:   # a drawdown exit's fees took it all
-                        drained[g] = 1
-                        drain_fee[g] = cost
-                        drain_rec[g] = orders.n - 1
-                        for k in range(m):
-                            if group[k] == g and q[k] != 0:
-                                pending[k] = 1   # closes the rest on this bar
-                                e[k] = 0.0
-                                ev[k] = NAN
-                if err:
-                    break
-            if err:
+        for r in range(n):
+            err = s.step(r)
+            if err < 0:
                 break
-            for g in range(n_groups):
-                if drained[g]:
-                    bust[g] = 1   # no more orders or interest, once it holds nothing
-            for c in range(m):
-                if drained[group[c]] and q[c] != 0:
-                    bust[group[c]] = 0   # a missing bar: it closes on the next one
-            for g in range(n_groups):
-                if bust[g] and drained[g] and cash[g] < 0 and drain_fee[g] > 0:
-                    # the fee that drained it was capped at the last marks; the rest,
-                    # closed at this bar's prices, lost more: it pays only what was there
-                    cost = min(-cash[g], drain_fee[g])
-                    cash[g] += cost
-                    drain_fee[g] -= cost
-                    if metrics_only:
-                        extra[g, X_FEES] -= cost
-                    else:
-                        orders.buf[drain_rec[g]].fee -= cost
-            # 4. mark to the close (last valid close on a missing bar)
-            for g in range(n_groups):
-                eq[g] = cash[g]
-                gross_v[g] = 0.0
-                short_v[g] = 0.0
-            for c in range(m):
-                if not isnan(close[t, asset[c]]):
-                    last[c] = close[t, asset[c]]
-                if q[c] != 0:
-                    eq[group[c]] += q[c] * last[c]
-                    gross_v[group[c]] += fabs(q[c] * last[c])
-                    if q[c] < 0:
-                        short_v[group[c]] -= q[c] * last[c]
-            if borrow > 0:   # interest on borrowed cash and on shorts' value
-                for g in range(n_groups):
-                    if bust[g]:
-                        continue   # a closed account accrues nothing
-                    cost = borrow * ((-cash[g] if cash[g] < 0 else 0.0) + short_v[g])
-                    cash[g] -= cost
-                    eq[g] -= cost
-                    if not metrics_only:
-                        interest[t, g] = cost
-            if use_margin:   # maintenance margin: liquidate at the close
-                for g in range(n_groups):
-                    if gross_v[g] > 0 and eq[g] < margin * gross_v[g] and not bust[g]:
-                        # the slippage of the account's later closes is set aside, so
-                        # an earlier close's capped fees cannot take what it needs
-                        pend = 0.0
-                        for c in range(m):
-                            if group[c] == g and q[c] != 0:
-                                pend += fabs(q[c]) * last[c] * slip_of(
-                                    slip_base, impact, impact_cap, t, asset[c], -q[c])
-                        for c in range(m):
-                            if group[c] != g or q[c] == 0:
-                                continue
-                            sl = slip_of(slip_base, impact, impact_cap, t, asset[c], -q[c])
-                            pend -= fabs(q[c]) * last[c] * sl
-                            avail = eq[g] - pend
-                            if close_out(&orders, extra, metrics_only, t, c, g, last[c],
-                                         sl, fees[c], fixed_fees[c], &avail, cash, q,
-                                         entry, extreme, want, ev, lim_px, pending, last,
-                                         R_MARGIN) < 0:
-                                err = 1
-                                break
-                            eq[g] = avail + pend
-                        if err:
-                            break
-                        eq[g] = cash[g]
-                        gross_v[g] = 0.0
-                        bust[g] = eq[g] <= 0
-                if err:
-                    break
-            if not metrics_only:
-                for c in range(m):
-                    positions[t, c] = q[c]
-            for g in range(n_groups):
-                if metrics_only:
-                    ret = eq[g] / prev_eq[g] - 1.0
-                    acc_add(&stats[g, 0], ret, log1p(ret), 0.0)
-                    extra[g, X_EQSUM] += eq[g]
-                    extra[g, X_EXPO] += gross_v[g] / eq[g]
-                else:
-                    equity[t, g] = eq[g]
-                    cash_out[t, g] = cash[g]
-                prev_eq[g] = eq[g]
-                if eq[g] > peak[g] and resume[g] < t:
-                    peak[g] = eq[g]
-    if err:
-        free(orders.buf)
+    if err < 0:   # the state is left part-way through a bar: unusable
         raise MemoryError("backtest: out of memory for the order records")
+    return _finish(s, state, n, metrics_only, equity_np, cash_np, pos_np, halted_np,
+                   interest_np)
+
+
+cdef _Sim _bind(SimState state, Py_ssize_t m, Py_ssize_t n_groups):
+    """A _Sim on ``state``'s arrays, with fresh scratch and no order records."""
+    cdef _Sim s = _Sim.__new__(_Sim)
+    a = state._a
+    s.m, s.n_groups, s.t0, s.base = m, n_groups, state.bar, state.n_orders
+    s.q, s.last, s.want, s.entry, s.extreme = a["q"], a["last"], a["want"], a["entry"], a["extreme"]
+    s.ev, s.ev_size, s.lim_px, s.lim_q = a["ev"], a["ev_size"], a["lim_px"], a["lim_q"]
+    s.prev_target, s.prev_size, s.cash, s.prev_eq = (
+        a["prev_target"], a["prev_size"], a["cash"], a["prev_eq"])
+    s.peak, s.drain_fee, s.pending, s.bust = a["peak"], a["drain_fee"], a["pending"], a["bust"]
+    s.drained, s.lim_end, s.resume, s.drain_rec = (
+        a["drained"], a["lim_end"], a["resume"], a["drain_rec"])
+    s.stats, s.extra = a["stats"], a["extras"]
+    s.eq, s.gross, s.live = np.zeros(n_groups), np.zeros(n_groups), np.zeros(n_groups)
+    s.gross_v, s.short_v, s.late_cut = np.zeros(n_groups), np.zeros(n_groups), np.zeros(n_groups)
+    s.e, s.px, s.stopped = np.zeros(m), np.zeros(m), np.zeros(m, dtype=np.int8)
+    s.orders.buf = NULL
+    s.orders.n = 0
+    s.orders.cap = 0
+    return s
+
+
+cdef _finish(_Sim s, SimState state, Py_ssize_t n, bint metrics_only, equity_np, cash_np,
+             pos_np, halted_np, interest_np):
+    """Close the call: advance the state's bar (and carry the last target rows), hand
+    out the order records, apply fee cuts to earlier calls' records; the results."""
+    cdef Py_ssize_t g, k
+    if n > 0:
+        state._a["prev_target"][:] = s.target[n - 1]
+        if s.use_events:
+            state._a["prev_size"][:] = s.size[n - 1]
+    state.bar += n
+    for g in range(s.n_groups):
+        if s.late_cut[g] != 0 and g in state._drain_ref:
+            fee_arr, i = state._drain_ref[g]
+            fee_arr[i] -= s.late_cut[g]
     if metrics_only:
-        free(orders.buf)
-        return stats_np, extra_np
-    ot_np = np.empty(orders.n, dtype=np.intp)
-    oc_np = np.empty(orders.n, dtype=np.intp)
-    osz_np = np.empty(orders.n)
-    opx_np = np.empty(orders.n)
-    ofee_np = np.empty(orders.n)
-    oreason_np = np.empty(orders.n, dtype=np.int8)
+        return state._a["stats"].copy(), state._a["extras"].copy()
+    ot_np = np.empty(s.orders.n, dtype=np.intp)
+    oc_np = np.empty(s.orders.n, dtype=np.intp)
+    osz_np = np.empty(s.orders.n)
+    opx_np = np.empty(s.orders.n)
+    ofee_np = np.empty(s.orders.n)
+    oreason_np = np.empty(s.orders.n, dtype=np.int8)
     cdef Py_ssize_t[::1] ot = ot_np, oc = oc_np
     cdef double[::1] osz = osz_np, opx = opx_np, ofee = ofee_np
     cdef signed char[::1] oreason = oreason_np
-    for k in range(orders.n):
-        ot[k] = orders.buf[k].t
-        oc[k] = orders.buf[k].col
-        osz[k] = orders.buf[k].size
-        opx[k] = orders.buf[k].price
-        ofee[k] = orders.buf[k].fee
-        oreason[k] = <signed char>orders.buf[k].reason
-    free(orders.buf)
+    for k in range(s.orders.n):
+        ot[k] = s.orders.buf[k].t
+        oc[k] = s.orders.buf[k].col
+        osz[k] = s.orders.buf[k].size
+        opx[k] = s.orders.buf[k].price
+        ofee[k] = s.orders.buf[k].fee
+        oreason[k] = <signed char>s.orders.buf[k].reason
+    for g in range(s.n_groups):   # a later call may still cut this drain's fee
+        if s.drained[g] and not s.bust[g] and s.drain_rec[g] >= s.base:
+            state._drain_ref[g] = (ofee_np, s.drain_rec[g] - s.base)
+    for g in list(state._drain_ref):   # closed: no cut can come any more
+        if s.bust[g]:
+            del state._drain_ref[g]
+    state.n_orders += s.orders.n
     return (equity_np, cash_np, pos_np, (ot_np, oc_np, osz_np, opx_np, ofee_np, oreason_np),
             halted_np, interest_np)

@@ -55,17 +55,17 @@ def accumulate(const double[:, ::1] r, const double[:, ::1] logr, const double[:
                         if isnan(bx):
                             continue
                         # paired statistics with the benchmark (co-moments by Welford)
-                        A[a, PN] += 1.0
-                        add_pair(bx, x, A[a, PN], &A[a, PMB], &A[a, PMR], &A[a, PCBB],
-                                 &A[a, PCRR], &A[a, PCRB])
+                        A[a, F_P_N] += 1.0
+                        add_pair(bx, x, A[a, F_P_N], &A[a, F_P_MB], &A[a, F_P_MR], &A[a, F_P_CBB],
+                                 &A[a, F_P_CRR], &A[a, F_P_CRB])
                         if bx > 0:
-                            A[a, UPN] += 1.0
-                            A[a, UPWR] *= 1.0 + x
-                            A[a, UPWB] *= 1.0 + bx
+                            A[a, F_UP_N] += 1.0
+                            A[a, F_UP_WR] *= 1.0 + x
+                            A[a, F_UP_WB] *= 1.0 + bx
                         elif bx < 0:
-                            A[a, DNN] += 1.0
-                            A[a, DNWR] *= 1.0 + x
-                            A[a, DNWB] *= 1.0 + bx
+                            A[a, F_DN_N] += 1.0
+                            A[a, F_DN_WR] *= 1.0 + x
+                            A[a, F_DN_WB] *= 1.0 + bx
     return acc_np.T
 
 

@@ -2,37 +2,44 @@
 single place they are updated, shared by ``metrics.accumulate`` and the backtest kernel's
 metrics-only mode (``include``d by both; needs welford.pxi's ``add_pair``)."""
 
-# Rows of the accumulator array returned by ``accumulate`` (one column per series).
-FIELDS = (
-    "n", "mean", "m2", "m3", "m4", "min", "max", "down2",
-    "wealth", "peak", "max_dd", "dd_peak", "dd_trough_k", "recovery", "uw", "uw_max",
-    "n_pos", "n_nonzero", "sum_pos", "sum_neg",
-    "st_y", "st_mk", "st_my", "st_ckk", "st_cyy", "st_cky",
-    "p_n", "p_mr", "p_mb", "p_crr", "p_cbb", "p_crb",
-    "up_n", "up_wr", "up_wb", "dn_n", "dn_wr", "dn_wb",
-)
+# The rows of the accumulator array returned by ``accumulate`` (one column per series),
+# defined once: the C code indexes with F_*, Python reads the names from FIELDS (this
+# enum's members lower-cased without F_, in order; quantlab/metrics.py keys on them).
+cpdef enum:
+    F_N, F_MEAN, F_M2, F_M3, F_M4, F_MIN, F_MAX, F_DOWN2, F_WEALTH, F_PEAK, F_MAX_DD,
+    F_DD_PEAK, F_DD_TROUGH_K, F_RECOVERY, F_UW, F_UW_MAX, F_N_POS, F_N_NONZERO,
+    F_SUM_POS, F_SUM_NEG, F_ST_Y, F_ST_MK, F_ST_MY, F_ST_CKK, F_ST_CYY, F_ST_CKY,
+    F_P_N, F_P_MR, F_P_MB, F_P_CRR, F_P_CBB, F_P_CRB, F_UP_N, F_UP_WR, F_UP_WB, F_DN_N,
+    F_DN_WR, F_DN_WB
 
 cdef enum:
-    N, MEAN, M2, M3, M4, MIN, MAX, DOWN2
-    WEALTH, PEAK, MAXDD, DDPEAK, DDTROUGH, RECOVERY, UW, UWMAX
-    NPOS, NNZ, SPOS, SNEG
-    STY, STMK, STMY, STCKK, STCYY, STCKY
-    PN, PMR, PMB, PCRR, PCBB, PCRB
-    UPN, UPWR, UPWB, DNN, DNWR, DNWB
-    NFIELDS
+    NFIELDS = F_DN_WB + 1
+
+
+def __getattr__(name):
+    """``FIELDS``, built on first use from the F_* members (Cython adds a ``cpdef enum``'s
+    members to the module after its body has run, so not at import)."""
+    if name != "FIELDS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    fields = tuple(k[2:].lower() for k, v in sorted(
+        ((k, v) for k, v in globals().items() if k.startswith("F_")), key=lambda kv: kv[1]))
+    if len(fields) != NFIELDS:
+        raise AttributeError("returns_acc: the F_* members do not make NFIELDS rows")
+    globals()["FIELDS"] = fields
+    return fields
 
 
 def _acc_new(Py_ssize_t m):
     """Initial state of ``m`` accumulators, (m, NFIELDS)."""
     acc = np.zeros((m, NFIELDS))
-    acc[:, MIN] = np.inf
-    acc[:, MAX] = -np.inf
-    acc[:, WEALTH] = 1.0
-    acc[:, PEAK] = 1.0
-    acc[:, DDPEAK] = 1.0
-    acc[:, DDTROUGH] = -1.0
-    acc[:, RECOVERY] = np.nan
-    acc[:, UPWR] = acc[:, UPWB] = acc[:, DNWR] = acc[:, DNWB] = 1.0
+    acc[:, F_MIN] = np.inf
+    acc[:, F_MAX] = -np.inf
+    acc[:, F_WEALTH] = 1.0
+    acc[:, F_PEAK] = 1.0
+    acc[:, F_DD_PEAK] = 1.0
+    acc[:, F_DD_TROUGH_K] = -1.0
+    acc[:, F_RECOVERY] = np.nan
+    acc[:, F_UP_WR] = acc[:, F_UP_WB] = acc[:, F_DN_WR] = acc[:, F_DN_WB] = 1.0
     return acc
 
 
@@ -41,44 +48,44 @@ cdef inline void acc_add(double* S, double x, double logx,
     """Add return ``x`` (not NaN; ``logx`` = log1p(x)) to the statistics at ``S``."""
     cdef double nn, n1, inv, d, dn, dn2, term, y, w, dd
     # moments (Welford; Terriberry's update for the 3rd and 4th)
-    n1 = S[N]
+    n1 = S[F_N]
     nn = n1 + 1.0
-    S[N] = nn
+    S[F_N] = nn
     inv = 1.0 / nn
-    d = x - S[MEAN]
+    d = x - S[F_MEAN]
     dn = d * inv
     dn2 = dn * dn
     term = d * dn * n1
-    S[MEAN] += dn
-    S[M4] += (term * dn2 * (nn * nn - 3.0 * nn + 3.0)
-              + 6.0 * dn2 * S[M2] - 4.0 * dn * S[M3])
-    S[M3] += term * dn * (nn - 2.0) - 3.0 * dn * S[M2]
-    S[M2] += term
+    S[F_MEAN] += dn
+    S[F_M4] += (term * dn2 * (nn * nn - 3.0 * nn + 3.0)
+              + 6.0 * dn2 * S[F_M2] - 4.0 * dn * S[F_M3])
+    S[F_M3] += term * dn * (nn - 2.0) - 3.0 * dn * S[F_M2]
+    S[F_M2] += term
     # selects, not branches: the sign of a return is a coin flip for the
     # branch predictor
-    S[MIN] = x if x < S[MIN] else S[MIN]
-    S[MAX] = x if x > S[MAX] else S[MAX]
+    S[F_MIN] = x if x < S[F_MIN] else S[F_MIN]
+    S[F_MAX] = x if x > S[F_MAX] else S[F_MAX]
     y = x - required_return
-    S[DOWN2] += y * y if y < 0 else 0.0
+    S[F_DOWN2] += y * y if y < 0 else 0.0
     # wealth and drawdowns (peak starts at the initial 1.0)
-    w = S[WEALTH] * (1.0 + x)
-    S[WEALTH] = w
-    S[UW] = S[UW] + 1.0 if w < S[PEAK] else 0.0
-    S[UWMAX] = S[UW] if S[UW] > S[UWMAX] else S[UWMAX]
-    S[PEAK] = w if w > S[PEAK] else S[PEAK]
-    dd = w / S[PEAK] - 1.0
-    if dd < S[MAXDD]:
-        S[MAXDD] = dd
-        S[DDPEAK] = S[PEAK]
-        S[DDTROUGH] = n1
-        S[RECOVERY] = NAN
-    elif isnan(S[RECOVERY]) and S[DDTROUGH] >= 0 and w >= S[DDPEAK]:
-        S[RECOVERY] = n1 - S[DDTROUGH]
+    w = S[F_WEALTH] * (1.0 + x)
+    S[F_WEALTH] = w
+    S[F_UW] = S[F_UW] + 1.0 if w < S[F_PEAK] else 0.0
+    S[F_UW_MAX] = S[F_UW] if S[F_UW] > S[F_UW_MAX] else S[F_UW_MAX]
+    S[F_PEAK] = w if w > S[F_PEAK] else S[F_PEAK]
+    dd = w / S[F_PEAK] - 1.0
+    if dd < S[F_MAX_DD]:
+        S[F_MAX_DD] = dd
+        S[F_DD_PEAK] = S[F_PEAK]
+        S[F_DD_TROUGH_K] = n1
+        S[F_RECOVERY] = NAN
+    elif isnan(S[F_RECOVERY]) and S[F_DD_TROUGH_K] >= 0 and w >= S[F_DD_PEAK]:
+        S[F_RECOVERY] = n1 - S[F_DD_TROUGH_K]
     # wins and losses
-    S[NPOS] += 1.0 if x > 0 else 0.0
-    S[SPOS] += x if x > 0 else 0.0
-    S[SNEG] += x if x < 0 else 0.0
-    S[NNZ] += 1.0 if x != 0 else 0.0
+    S[F_N_POS] += 1.0 if x > 0 else 0.0
+    S[F_SUM_POS] += x if x > 0 else 0.0
+    S[F_SUM_NEG] += x if x < 0 else 0.0
+    S[F_N_NONZERO] += 1.0 if x != 0 else 0.0
     # stability: regression of cumulative log return on observation number
-    S[STY] += logx
-    add_pair(n1, S[STY], nn, &S[STMK], &S[STMY], &S[STCKK], &S[STCYY], &S[STCKY])
+    S[F_ST_Y] += logx
+    add_pair(n1, S[F_ST_Y], nn, &S[F_ST_MK], &S[F_ST_MY], &S[F_ST_CKK], &S[F_ST_CYY], &S[F_ST_CKY])

@@ -2,7 +2,7 @@ import numpy as np
 import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
-# t, col, size, price, fee, reason (an index into quantlab.backtest.REASONS; 6 =
+# t, col, size, price, fee, reason (an index into REASONS; 6 =
 # "fixed_fee": an order skipped because of its fixed fee, size 0 and fee 0; a forced
 # order's fee is capped at the equity left, so fees never make equity negative)
 Orders = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], F64, F64, F64, npt.NDArray[np.int8]]
@@ -33,6 +33,25 @@ def simulate(
     limit: tuple[F64, int] | None = None,  # offset per column, time in force (0 = none)
     borrow: float = 0.0,  # per bar
     margin: float = 0.0,  # maintenance margin
+    state: SimState | None = None,  # start state, updated in place (order t: absolute bars)
 ) -> tuple[F64, F64, F64, Orders, npt.NDArray[np.int8], F64] | tuple[F64, F64]: ...
+
+class SimState:
+    """Everything simulate carries from one bar to the next (resumable runs)."""
+    n_columns: int
+    n_groups: int
+    bar: int       # rows done: absolute bar number of the next row
+    n_orders: int  # order records returned so far
+    def __init__(self, n_columns: int, n_groups: int, init_cash: float) -> None: ...
+    def __getitem__(self, name: str) -> npt.NDArray[np.generic]: ...
+    def to_dict(self) -> dict[str, npt.NDArray[np.generic] | int]: ...
+    @staticmethod
+    def from_dict(d: dict[str, object]) -> SimState: ...
+    def copy(self) -> SimState: ...
+
+STATE_VERSION: int
+REASONS: tuple[str, ...]     # order reasons, index = the orders' reason code (R_*)
+SIZE_TYPES: tuple[str, ...]  # event size types, index = size_type (S_*)
+EXTRAS: tuple[str, ...]      # columns of the metrics-only extras (X_*)
 
 FIELDS: tuple[str, ...]  # rows of the metrics-only statistics (as metrics.FIELDS)

@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from quantlab import _validate, metrics, rolling
+from quantlab._kernels import backtest as _k
 from quantlab.data import returns
 from quantlab.errors import DataError
 
@@ -25,7 +26,7 @@ __all__ = ["BacktestOptions", "Slippage", "DD_MODES", "SIZE_TYPES", "STREAMED_EX
 DD_MODES = ("cooldown", "halt")
 MAX_LEVERAGE = 100.0   # a sanity bound: gross exposure of 100 x equity
 # the kernel's size types (cython_kernels/backtest.pyx S_*), in its order
-SIZE_TYPES = ("equity", "value", "shares")
+SIZE_TYPES = _k.SIZE_TYPES
 # backtest-only metrics a metrics-only run accumulates (n_trades needs the order list)
 STREAMED_EXTRAS = ("fees_paid", "turnover", "exposure", "n_orders")
 

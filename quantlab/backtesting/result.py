@@ -9,6 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, metrics
+from quantlab._kernels import backtest as _k
 from quantlab.backtesting.dispatch import Run
 from quantlab.backtesting.options import STREAMED_EXTRAS, BacktestOptions
 from quantlab.backtesting.trades import REASONS, build_trades
@@ -149,9 +150,9 @@ def streamed_metrics(run: Run, opts: BacktestOptions) -> xr.Dataset:
     ret_names = [k for k in names if k not in STREAMED_EXTRAS]
     values = (metrics.from_accumulator(stats.T, ret_names, opts.periods)
               if ret_names else {})
-    fees, traded, eq_sum, n_orders, expo = extra.T
-    values.update(fees_paid=fees, turnover=traded / (eq_sum / n_bars), n_orders=n_orders,
-                  exposure=expo / n_bars)
+    x = dict(zip(_k.EXTRAS, extra.T))
+    values.update(fees_paid=x["fees"], turnover=x["traded"] / (x["eq_sum"] / n_bars),
+                  n_orders=x["orders"], exposure=x["exposure"] / n_bars)
     dims, shape = run.acct_dims[1:], run.acct_shape[1:]
     coords = {d: run.signal[d] for d in dims}
     return xr.Dataset({k: (tuple(dims), np.asarray(values[k]).reshape(shape)) for k in names},

@@ -5,13 +5,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from quantlab._kernels import backtest as _k
+
 __all__ = ["REASONS", "build_trades"]
 
 # the kernel's order reasons (cython_kernels/backtest.pyx R_*), in its order.
 # "fixed_fee" marks an order that was skipped, not filled (size 0, fee 0): its fixed fee
 # was more than the account could pay (see ``backtest``)
-REASONS = ("signal", "stop", "take_profit", "trailing", "drawdown", "margin_call",
-           "fixed_fee")
+REASONS = _k.REASONS
 
 
 def build_trades(orders: pd.DataFrame, prices: xr.DataArray) -> pd.DataFrame:
