@@ -26,6 +26,7 @@ from quantlab._kernels.backtest import SimState
 from quantlab.backtesting import dispatch
 from quantlab.backtesting.options import BacktestOptions
 from quantlab.backtesting.result import from_run
+from quantlab.data import load_csv, validate
 from quantlab.errors import DataError
 
 __all__ = ["deploy", "Deployment", "RiskLimits", "FORMAT"]
@@ -169,6 +170,7 @@ class Deployment:
         self.killed = False
         self._peak = float(options.init_cash)
         self._last_wall = None
+        self.listeners: list = []       # called with each bar's status (CLI, dashboards)
         if history is not None:
             self._add_history(history)
 
@@ -190,8 +192,6 @@ class Deployment:
         return max(w + self.strategy.period - 1, self.options.history_needed())
 
     def _add_history(self, history: xr.Dataset) -> None:
-        from quantlab.data import validate
-
         _validate.coords(history, what="history")
         validate(history[[v for v in BAR_VARS if v in history]])
         self._vars = self._pick(history.data_vars)
@@ -232,9 +232,12 @@ class Deployment:
             raise DataError(f"bar at {str(t)[:19]} lacks {absent} (needed by "
                             f"{self.strategy.name} and the backtest options)")
         row = bar[list(vars_)].sel(asset=universe)
-        from quantlab.data import validate
-
-        validate(row.expand_dims(time=[t]), source=f"bar at {str(t)[:19]}")
+        # checked with the last bars before it: which variables an asset has (a bar is
+        # complete or all NaN over them) shows over several bars, not in one
+        recent = xr.concat([self._window(self._seen - 20)[list(vars_)],
+                            row.expand_dims(time=[t])], dim="time") if self._times else \
+            row.expand_dims(time=[t])
+        validate(recent, source=f"bar at {str(t)[:19]}")
         if self.universe is None:
             self.universe = universe
         return t, {v: np.asarray(row[v].values, dtype=np.float64) for v in vars_}
@@ -286,9 +289,12 @@ class Deployment:
             self._rec[k].append(v)
         self._watch_drawdown()
         self._last_wall = _time.monotonic()
-        return {"time": parsed[0], "equity": float(self.equity_now()),
-                "orders": len(self._orders) - n_orders,
-                "rejections": len(self._rejections) - n_rej, "latency_s": latency}
+        status = {"time": parsed[0], "equity": float(self.equity_now()),
+                  "orders": len(self._orders) - n_orders,
+                  "rejections": len(self._rejections) - n_rej, "latency_s": latency}
+        for listener in self.listeners:
+            listener(status)
+        return status
 
     def _decide(self) -> np.ndarray:
         """The strategy's exposure per asset at the latest bar, from its trailing window."""
@@ -460,9 +466,7 @@ class Deployment:
         through :meth:`on_bar`, in time order. ``speed``: bars per second (None: as fast
         as possible). ``every``: print a status line every that many bars (0: none).
         Returns self."""
-        from quantlab import data as _data
-
-        ds = source if isinstance(source, xr.Dataset) else _data.load_csv(source)
+        ds = source if isinstance(source, xr.Dataset) else load_csv(source)
         _validate.coords(ds, what="replay data")
         speed = None if speed is None else _validate.number("speed", speed, 0, lo_open=True)
         every = _validate.integer("every", every, 0)

@@ -101,7 +101,7 @@ def test_bad_bars_are_refused_and_change_nothing(equities):
         (_bar(equities, 300), "duplicated"),
         (_bar(equities, 299), "out of order"),
         (_bar(equities, 301).isel(asset=slice(0, 3)), "missing"),
-        (_bar(equities, 301).assign(close=_bar(equities, 301)["close"] * -1), "negative"),
+        (_bar(equities, 301).assign(close=_bar(equities, 301)["close"] * -1), "non-positive"),
         (_bar(equities, 301).assign(
             close=_bar(equities, 301)["close"].where(lambda c: c.asset != c.asset[0])),
          "partially missing|missing"),
@@ -176,9 +176,12 @@ def test_health_is_waiting_before_any_bar_and_degraded_when_the_feed_is_silent(e
     dep = ql.deploy("volatility_regime", history=equities.isel(time=slice(0, 300)))
     assert dep.health_check()["status"] == "waiting"
     dep.on_bar(_bar(equities, 300))
-    assert dep.health_check(bar_seconds=1e6)["status"] == "healthy"
+    assert dep.health_check(bar_seconds=1e6, p99_limit_ms=1e9)["status"] == "healthy"
     dep._last_wall -= 10
-    assert dep.health_check(bar_seconds=1.0, max_silent_bars=3)["status"] == "degraded"
+    h = dep.health_check(bar_seconds=1.0, max_silent_bars=3, p99_limit_ms=1e9)
+    assert h["status"] == "degraded" and "silent" in h["message"]
+    h = dep.health_check(bar_seconds=1e6, p99_limit_ms=1e-9)
+    assert h["status"] == "degraded" and "decision time" in h["message"]
 
 
 def test_a_feed_that_disconnects_keeps_every_bar_before(equities):
@@ -192,3 +195,47 @@ def test_a_feed_that_disconnects_keeps_every_bar_before(equities):
     with pytest.raises(ql.engine.FeedError, match="after 5 bars"):
         asyncio.run(dep.run_feed(feed()))
     assert len(dep.equity) == 5
+
+
+def _deploy_cmd(ck):
+    import sys
+    return [sys.executable, "-m", "quantlab", "deploy", "volatility_regime", "--replay",
+            "equities", "--start", "2012-10-01", "--set", "fees", "0.001", "--set",
+            "sl_stop", "0.05", "--checkpoint", str(ck), "--every", "1"]
+
+
+def test_a_killed_deploy_process_restored_from_its_checkpoint_ends_as_an_uninterrupted_run(
+        tmp_path):
+    """SIGKILL `quantlab deploy --replay` mid-way, run the same command again (it resumes
+    from the checkpoint): the final state equals an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    whole = subprocess.run(_deploy_cmd(tmp_path / "whole"), capture_output=True, text=True,
+                           env=env, timeout=600)
+    assert whole.returncode == 0, whole.stderr
+    proc = subprocess.Popen(_deploy_cmd(tmp_path / "killed"), stdout=subprocess.PIPE,
+                            text=True, env=env)
+    lines = 0
+    for line in proc.stdout:          # one line per bar once it is checkpointed
+        lines += line.startswith("20")
+        if lines == 20:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    again = subprocess.run(_deploy_cmd(tmp_path / "killed"), capture_output=True, text=True,
+                           env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "resumed from" in again.stdout
+    a = ql.Deployment.restore(tmp_path / "whole")
+    b = ql.Deployment.restore(tmp_path / "killed")
+    assert len(a.equity) > 40
+    np.testing.assert_array_equal(b.equity.values, a.equity.values)
+    np.testing.assert_array_equal(b.positions.values, a.positions.values)
+    pd.testing.assert_frame_equal(b.orders, a.orders)
+    for k, v in a.state.to_dict().items():
+        np.testing.assert_array_equal(b.state.to_dict()[k], v, err_msg=k)
