@@ -86,7 +86,7 @@ class BacktestResult:
         return float(v) if v.ndim == 0 else v
 
     def plot(self, **kw):
-        from quantlab import plots   # bokeh loads only when something is drawn
+        from quantlab import plots  # lazy: the face (bokeh); research must not import it
 
         return plots.backtest_figure(self, **kw)
 
