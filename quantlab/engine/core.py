@@ -195,7 +195,7 @@ class TickEngine:
     def health_check(self, p99_limit_us=10.0, reject_limit=0.05) -> dict:
         """critical: kill switch on; degraded: p99 latency above ``p99_limit_us`` or more
         than ``reject_limit`` of ticks rejected; healthy otherwise."""
-        from quantlab.engine.alerts import health_check
+        from quantlab.engine.alerts import health_check  # lazy: cycle, alerts imports core
 
         return health_check(self, p99_limit_us, reject_limit)
 
@@ -229,7 +229,7 @@ class TickEngine:
         rejected as out of order whatever the speed: accepted, it would make every later
         tick of its symbol out of order and every signal stale.
         ``chunk``: ticks per batch; ``on_chunk(engine, result)`` is called after each."""
-        from quantlab.engine.feeds import replay
+        from quantlab.engine.feeds import replay  # lazy: cycle, feeds imports core
 
         return replay(self, path_or_arrays, speed, chunk, on_chunk, max_gap)
 
@@ -254,7 +254,7 @@ class TickEngine:
         feed anew (e.g. ``lambda: websocket_feed(url)``); it is called again after
         ``backoff * 2**k`` seconds (k = 0, 1, ...; at most 30 s) up to N times in a row,
         the count starting again after each message received; past N, ``FeedError``."""
-        from quantlab.engine.feeds import run_feed
+        from quantlab.engine.feeds import run_feed  # lazy: cycle, feeds imports core
 
         return await run_feed(self, feed, batch, max_delay, max_messages, timeout,
                               reconnect=reconnect, backoff=backoff,

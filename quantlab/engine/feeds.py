@@ -22,9 +22,11 @@ import numpy as np
 import pandas as pd
 
 from quantlab import _validate as _v
+from quantlab.data import _parse_dates, _read_text
 from quantlab.engine.core import _column, _real_column
 from quantlab.engine.reference import FIELDS, _not_real, to_int
 from quantlab.engine.results import TickResult
+from quantlab.errors import DataError
 
 __all__ = ["replay", "run_feed", "websocket_feed", "FeedError"]
 
@@ -101,9 +103,6 @@ def _read_tick_file(path: Path) -> dict:
     ``load_csv``'s date parser: UTC offsets become UTC, and a column mixing naive and
     offset timestamps is refused (the naive ones' zone is unknown). Every failure is a
     ``DataError`` naming the file."""
-    from quantlab.data import _parse_dates, _read_text
-    from quantlab.errors import DataError
-
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)
