@@ -34,6 +34,7 @@ from functools import lru_cache, partial
 import numpy as np
 import xarray as xr
 
+from quantlab import _apply as bridge
 from quantlab import _validate
 from quantlab._kernels import load
 
@@ -161,66 +162,23 @@ def _one(kernel, a, *args):
 
 
 def _rolling(kernel, x, window, dim, *others, ranks=False, scale=True):
-    """Apply a (series, time) kernel along ``dim`` of x (and the aligned ``others``).
+    """``kernel(*panels, window)`` over every window along ``dim`` of x (and the aligned
+    ``others``), through the one bridge (``quantlab._apply.apply``, series layout).
 
-    Integer input is shifted (``_to_float``) per series; a window longer than the series
-    gives all NaN without calling the kernel (whose buffers are sized by the window)."""
+    Integer input is shifted (``_to_float``) per series; each series is rescaled by a
+    power of two if its values are extreme (``_rescale``); a window longer than the
+    series gives all NaN without calling the kernel (whose buffers are sized by it)."""
     window = _window(window)
-    inputs = [x, *others]
-    if isinstance(x, xr.Dataset):
-        if others:
-            raise TypeError("pass DataArrays (not a Dataset) to the two-series measures")
-        return x.map(lambda v: _rolling(kernel, v, window, dim, ranks=ranks, scale=scale)
-                     if dim in v.dims else v, keep_attrs=True)
-    names = ["x", *(f"input {i + 2}" for i in range(len(others)))]
-    if not isinstance(x, xr.DataArray):
-        if dim != "time":
-            raise ValueError(f"dim={dim!r}: NumPy input has no named dims; time is axis 0")
-        arrays = []
-        for v, nm in zip(inputs, names):
-            v = _array(v, nm)
-            if v.ndim == 0:
-                raise ValueError(f"{nm} must have a time axis (axis 0), got a scalar")
-            arrays.append(_to_float(np.moveaxis(v, 0, -1), ranks=ranks))
-        arrays = np.broadcast_arrays(*arrays)
-        out = _panel(kernel, window, *arrays, scale=scale)
-        return np.moveaxis(out, -1, 0)
-    if dim not in x.dims:
-        raise ValueError(f"dim={dim!r} is not a dimension of the input {x.dims}")
-    conv = []
-    for v, nm in zip(inputs, names):
-        if not isinstance(v, xr.DataArray):
-            raise TypeError(f"{nm} must be a DataArray like x, got {type(v).__name__}")
-        _validate.real_array(nm, v.dtype)
-        if v.dtype.kind in "biu":    # exact shift/ranks need the values (dask: computed)
-            v = v.copy(data=_to_float(v.values, axis=v.get_axis_num(dim), ranks=ranks))
-        elif v.dtype != np.float64:
-            v = v.astype(np.float64)
-        conv.append(v)
-    inputs = conv
-    if others:
-        inputs = list(xr.broadcast(*inputs))
-    # empty input: an empty result, computed in NumPy (dask's gufunc divides by a
-    # zero-size chunk); otherwise chunks along dim are merged (a window needs them all)
-    inputs = [v.copy(data=np.asarray(v.values)) if v.size == 0
-              else v.chunk({dim: -1}) if v.chunks is not None else v for v in inputs]
-    out = xr.apply_ufunc(partial(_panel, kernel, window, scale=scale), *inputs,
-                         input_core_dims=[[dim]] * len(inputs), output_core_dims=[[dim]],
-                         dask="parallelized", output_dtypes=[np.float64], keep_attrs=True)
-    return out.transpose(*inputs[0].dims)
 
+    def run(*flat):
+        if window > flat[0].shape[1]:
+            return np.full(flat[0].shape, np.nan)
+        if scale:
+            flat = [np.ascontiguousarray(_rescale(a)) for a in flat]
+        return kernel(*flat, window)
 
-def _panel(kernel, window, *arrays, scale=True):
-    """(..., time) arrays -> kernel on (series, time) C-contiguous float64 -> (..., time);
-    each series rescaled by a power of two if its values are extreme (``_rescale``)."""
-    shape = arrays[0].shape
-    if window > shape[-1] or arrays[0].size == 0:
-        return np.full(shape, np.nan)
-    flat = [np.ascontiguousarray(a.reshape(-1, shape[-1]), dtype=np.float64)
-            for a in arrays]
-    if scale:
-        flat = [np.ascontiguousarray(_rescale(a)) for a in flat]
-    return kernel(*flat, window).reshape(shape)
+    return bridge.apply(run, x, *others, dim=dim, layout="series",
+                        integers=lambda v, axis: _to_float(v, axis=axis, ranks=ranks))
 
 
 # ---- Hurst exponent ---------------------------------------------------------------
