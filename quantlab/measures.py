@@ -147,13 +147,11 @@ def _series(x, name="x", ranks=False, scale=True) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _int(v, name, lo, hi=None):
-    return _validate.integer(name, v, lo, hi)
-
-
-def _window(window):
+def _window(window, lo=1):
+    """window checked in [1, 2**62], then >= lo (what the measure needs)."""
     # 2**62: larger ints overflow the kernels' index type (and np.log of default nvals)
-    return _int(window, "window", 1, 2 ** 62)
+    window = _validate.integer("window", window, 1, 2 ** 62)
+    return window if lo == 1 else _validate.integer("window", window, lo, 2 ** 62)
 
 
 def _one(kernel, a, *args):
@@ -315,7 +313,7 @@ def rolling_dfa(x, window, dim="time", nvals=None, overlap=False):
 # ---- fractal dimensions -----------------------------------------------------------
 
 def _kmax(n, kmax):
-    kmax = _int(kmax, "kmax", 2)
+    kmax = _validate.integer("kmax", kmax, 2)
     if n < 2 * kmax:
         raise ValueError(f"higuchi_fd needs at least 2*kmax = {2 * kmax} points, got {n}")
     return kmax
@@ -346,17 +344,16 @@ def katz_fd(x) -> float:
 
 def rolling_katz_fd(x, window, dim="time"):
     """:func:`katz_fd` over every window of length ``window``."""
-    if _window(window) < 2:
-        raise ValueError("katz_fd needs window >= 2")
+    _window(window, 2)   # katz_fd needs 2 points
     return _rolling(_k.roll_katz, x, window, dim)
 
 
 # ---- largest Lyapunov exponent ----------------------------------------------------
 
 def _lyap_args(n, emb_dim, lag, min_tsep, trajectory_len):
-    emb_dim, lag = _int(emb_dim, "emb_dim", 1), _int(lag, "lag", 1)
-    min_tsep = _int(min_tsep, "min_tsep", 0)
-    trajectory_len = _int(trajectory_len, "trajectory_len", 2)
+    emb_dim, lag = _validate.integer("emb_dim", emb_dim, 1), _validate.integer("lag", lag, 1)
+    min_tsep = _validate.integer("min_tsep", min_tsep, 0)
+    trajectory_len = _validate.integer("trajectory_len", trajectory_len, 2)
     need = (emb_dim - 1) * lag + trajectory_len - 1 + 2 * min_tsep + 2
     if n < need:
         raise ValueError(f"lyapunov_r with emb_dim={emb_dim}, lag={lag}, min_tsep={min_tsep},"
@@ -415,7 +412,7 @@ def _roll_lyap_chunked(x, window, args):
 # ---- entropies --------------------------------------------------------------------
 
 def _sampen_args(n, order, tolerance):
-    order = _int(order, "order", 1)
+    order = _validate.integer("order", order, 1)
     if n <= order + 1:
         raise ValueError(f"sample_entropy with order={order} needs more than order + 1 = "
                          f"{order + 1} points, got {n}")
@@ -442,8 +439,9 @@ def rolling_sample_entropy(x, window, dim="time", order=2, tolerance=None):
 
 
 def _perm_args(n, order, delay):
-    order = _int(order, "order", 2, 10)    # a table of order! pattern counts: 10! = 3.6M
-    delay = _int(delay, "delay", 1)
+    # a table of order! pattern counts: 10! = 3.6M
+    order = _validate.integer("order", order, 2, 10)
+    delay = _validate.integer("delay", delay, 1)
     if n - (order - 1) * delay < 1:
         raise ValueError(f"series of {n} points is too short for order={order}, "
                          f"delay={delay}")
@@ -507,7 +505,7 @@ def _symbols(x, which, bins, binning, name="x"):
             vals = x.copy(data=vals)
         return vals, 0, False, alphabet
     dbins, dbinning = _DEFAULT_BINS[which]
-    bins = dbins if bins is None else _int(bins, "bins", 1, _STATE_LIMIT)
+    bins = dbins if bins is None else _validate.integer("bins", bins, 1, _STATE_LIMIT)
     binning = dbinning if binning is None else _validate.choice(
         "binning", binning, ("width", "quantile"))
     return x, bins, binning == "quantile", bins
@@ -582,7 +580,7 @@ def rolling_mutual_information(x, y, window, dim="time", bins=None, binning=None
 
 def _te_states(k, a_s, a_t):
     """k checked, and the (history, source, next) table: a_t**k * a_s * a_t cells."""
-    k = _int(k, "k", 1)
+    k = _validate.integer("k", k, 1)
     # a_t**k by logs first: k = 10**9 must not build a billion-digit integer
     if a_t > 1 and k * math.log2(a_t) > 64:
         cells = math.inf
@@ -621,7 +619,6 @@ def rolling_transfer_entropy(source, target, window, dim="time", k=1, bins=None,
     u, v, b, q, a_s, a_t = _symbols2(source, target, "transfer", bins, binning, "source",
                                      "target")
     k = _te_states(k, a_s, a_t)
-    if _window(window) <= k:
-        raise ValueError(f"window must be longer than k = {k}, got {window}")
+    _window(window, k + 1)   # longer than the history k
     return _rolling(lambda s, t, w: _k.roll_transfer(s, t, w, k, b, q, a_s, a_t),
                     u, window, dim, v)
