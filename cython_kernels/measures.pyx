@@ -53,13 +53,14 @@ cdef enum:
     STATE_LIMIT = 16777216     # 2**24
 
 
-def _check(const double[:, ::1] x, Py_ssize_t window):
+cdef int _check(const double[:, ::1] x, Py_ssize_t window) except -1:
     # buffers are sized by the window: one longer than the series is the caller's
     # all-NaN case (quantlab/measures.py), never an allocation. Called before any
     # window-sized buffer is allocated.
     if window < 1 or (window > x.shape[1] and x.shape[1] > 0):
         raise ValueError(f"window must be in [1, {x.shape[1]}] (the series' length), "
                          f"got {window}")
+    return 0
 
 
 def _alloc(const double[:, ::1] x, Py_ssize_t window):
@@ -85,7 +86,7 @@ cdef object _windows(const double[:, ::1] x, const double[:, ::1] y, bint two,
         raise ValueError(f"the two series panels differ in shape: ({x.shape[0]}, "
                          f"{x.shape[1]}) and ({y.shape[0]}, {y.shape[1]})")
     out_np, ok_np = _alloc(x, window)
-    ok2_np = np.empty_like(ok_np)
+    ok2_np = np.empty_like(ok_np) if two else ok_np
     cdef double[:, ::1] out = out_np
     cdef signed char[::1] ok = ok_np, ok2 = ok2_np
     cdef Py_ssize_t r, t, s, T = x.shape[1]
@@ -945,18 +946,63 @@ cdef double _lyap_w(const double* x, const double* y, Py_ssize_t n, void* c) noe
                      a.rbest, a.rarg, a.lbest, a.larg, a.div, a.kf, a.ks, a.kx)
 
 
+cdef void _lyap_neighbours(const double[:, ::1] band, Py_ssize_t[:, ::1] nb, Py_ssize_t M,
+                           Py_ssize_t m, Py_ssize_t ntraj, Py_ssize_t min_tsep,
+                           double* sufv, Py_ssize_t* sufa, double* prev,
+                           Py_ssize_t* prea) noexcept nogil:
+    """``nb[i, s - i + ntraj - 1]``: vector i's nearest neighbour (np.argmin's tie
+    rule) among the trajectory starts of the window starting at s, from the band of
+    squared distances: one suffix-min (left) and one prefix-min (right) scan per i."""
+    cdef Py_ssize_t i, j, s, lo, hi, rs, re, a, e0
+    cdef double cur, v
+    for i in range(M):
+        lo = max(0, i - ntraj + 1)
+        hi = min(i, M - m)
+        if lo > hi:
+            continue
+        # left candidates j in [lo, i - min_tsep - 1]: suffix minima, the
+        # smallest j winning ties (np.argmin's first minimum)
+        cur = INFINITY
+        a = -1
+        j = i - min_tsep - 1
+        while j >= lo:
+            v = band[j, i - j]
+            if v <= cur:
+                cur = v
+                a = j
+            sufv[j - lo] = cur
+            sufa[j - lo] = a
+            j -= 1
+        # right candidates j in [i + min_tsep + 1, hi + ntraj - 1]: prefix minima
+        rs = i + min_tsep + 1
+        re = hi + ntraj - 1
+        cur = INFINITY
+        a = -1
+        for j in range(rs, re + 1):
+            v = band[i, j - i]
+            if v < cur:
+                cur = v
+                a = j
+            prev[j - rs] = cur
+            prea[j - rs] = a
+        for s in range(lo, hi + 1):
+            e0 = s + ntraj - 1 - rs          # right prefix index for this window
+            if s <= i - min_tsep - 1 and (e0 < 0 or sufv[s - lo] <= prev[e0]):
+                nb[i, s - i + ntraj - 1] = sufa[s - lo]
+            else:
+                nb[i, s - i + ntraj - 1] = prea[e0]
+
+
 def roll_lyap(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t emb, Py_ssize_t lag,
               Py_ssize_t min_tsep, Py_ssize_t traj_len):
     """Rolling largest Lyapunov exponent per step (divide by the sampling period)."""
-    out_np, ok_np = _alloc(x, window)
-    cdef double[:, ::1] out = out_np
-    cdef signed char[::1] ok = ok_np
+    _check(x, window)
     cdef Py_ssize_t T = x.shape[1], span = (emb - 1) * lag
     cdef Py_ssize_t m = window - span, ntraj = m - traj_len + 1, M = T - span
     if ntraj < 2 * min_tsep + 2:
         raise ValueError("window too short for emb_dim, lag, min_tsep and trajectory_len")
     if M < m:
-        return out_np
+        return _alloc(x, window)[0]
     cdef Py_ssize_t nwin = M - m + 1
     cdef double[::1] div = np.empty(traj_len), ks = np.arange(traj_len, dtype=float)
     cdef double[::1] kf = np.empty(traj_len), kx = np.empty(traj_len)
@@ -972,6 +1018,9 @@ def roll_lyap(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t emb, Py_ssiz
                          &rbest[0], &rarg[0], &lbest[0], &larg[0], &div[0], &kf[0], &ks[0],
                          &kx[0])
         return _windows(x, x, False, window, _lyap_w, &args)
+    out_np, ok_np = _alloc(x, window)
+    cdef double[:, ::1] out = out_np
+    cdef signed char[::1] ok = ok_np
     # squared distances at first; turned into log distances in place when the windows
     # would otherwise take more logs than the band holds (always, when rolling)
     cdef double[:, ::1] band = np.empty((M, ntraj))
@@ -980,8 +1029,8 @@ def roll_lyap(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t emb, Py_ssiz
     cdef Py_ssize_t[::1] sufa = np.empty(ntraj, dtype=np.intp)
     cdef Py_ssize_t[::1] prea = np.empty(ntraj, dtype=np.intp)
     cdef bint logged = nwin * ntraj * traj_len > M * ntraj
-    cdef Py_ssize_t i, d, j, s, lo, hi, rs, re, a, kk, e0
-    cdef double cur, v, acc
+    cdef Py_ssize_t i, d, j, s, a, kk
+    cdef double v
     cdef const double* xr
     with nogil:
         for r in range(x.shape[0]):
@@ -990,42 +1039,8 @@ def roll_lyap(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t emb, Py_ssiz
             for i in range(M):
                 for d in range(min_tsep + 1, min(ntraj, M - i)):
                     band[i, d] = _d2(xr, i, i + d, emb, lag)
-            for i in range(M):
-                lo = max(0, i - ntraj + 1)
-                hi = min(i, M - m)
-                if lo > hi:
-                    continue
-                # left candidates j in [lo, i - min_tsep - 1]: suffix minima, the
-                # smallest j winning ties (np.argmin's first minimum)
-                cur = INFINITY
-                a = -1
-                j = i - min_tsep - 1
-                while j >= lo:
-                    v = band[j, i - j]
-                    if v <= cur:
-                        cur = v
-                        a = j
-                    sufv[j - lo] = cur
-                    sufa[j - lo] = a
-                    j -= 1
-                # right candidates j in [i + min_tsep + 1, hi + ntraj - 1]: prefix minima
-                rs = i + min_tsep + 1
-                re = hi + ntraj - 1
-                cur = INFINITY
-                a = -1
-                for j in range(rs, re + 1):
-                    v = band[i, j - i]
-                    if v < cur:
-                        cur = v
-                        a = j
-                    prev[j - rs] = cur
-                    prea[j - rs] = a
-                for s in range(lo, hi + 1):
-                    e0 = s + ntraj - 1 - rs          # right prefix index for this window
-                    if s <= i - min_tsep - 1 and (e0 < 0 or sufv[s - lo] <= prev[e0]):
-                        nb[i, s - i + ntraj - 1] = sufa[s - lo]
-                    else:
-                        nb[i, s - i + ntraj - 1] = prea[e0]
+            _lyap_neighbours(band, nb, M, m, ntraj, min_tsep, &sufv[0], &sufa[0], &prev[0],
+                             &prea[0])
             if logged:
                 for i in range(M):
                     for d in range(min_tsep + 1, min(ntraj, M - i)):
