@@ -897,3 +897,29 @@ def test_rolling_measure_window_below_the_measures_minimum_names_the_range(fn, l
     # katz_fd and transfer_entropy had their own if/raise ladders ("needs window >= 2")
     with pytest.raises(ValueError, match=rf"window must be an integer in \[{lo}, 4611"):
         fn(lo - 1)
+
+
+@pytest.mark.parametrize("kernel", ["mutual", "transfer"])
+def test_two_series_kernel_with_panels_of_different_shapes_is_refused(kernel):
+    # the window driver reads y at x's offsets: a shorter y was read out of bounds
+    x, y = np.zeros((2, 100)), np.zeros((2, 60))
+    args = (0, False, 2, 2) if kernel == "mutual" else (1, 0, False, 2, 2)
+    with pytest.raises(ValueError, match="differ in shape"):
+        getattr(m._k, f"roll_{kernel}")(x, y, 50, *args)
+    with pytest.raises(ValueError, match="differ in shape"):
+        getattr(m._k, f"roll_{kernel}")(x, np.zeros((1, 100)), 50, *args)
+
+
+def test_window_driver_values_equal_one_shot_measures_at_every_window_end():
+    # the one nogil driver must hand each measure exactly the window ending at t
+    x = np.random.default_rng(11).normal(size=(2, 90))
+    x[1, 40] = np.nan
+    for roll, one in [(m.rolling_katz_fd, m.katz_fd), (m.rolling_sample_entropy, m.sample_entropy),
+                      (m.rolling_higuchi_fd, m.higuchi_fd)]:
+        got = roll(x.T, 30)
+        for r in range(2):
+            for t in range(29, 90):
+                w = x[r, t - 29:t + 1]
+                want = np.nan if np.isnan(w).any() else one(w)
+                np.testing.assert_equal(got[t, r], want)
+        assert np.isnan(got[:29]).all()
