@@ -45,6 +45,7 @@ html_theme_options = {
     "icon_links": [],
 }
 html_show_sourcelink = False
+html_copy_source = False  # the notebooks would be copied again as page sources
 
 # numpydoc: one page per module lists its members; no per-method stub pages.
 numpydoc_show_class_members = False
@@ -61,27 +62,75 @@ nb_execution_show_tb = True
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 
-# ipywidgets in the gallery: the pinned renderer from .cache/npm (Makefile: JS_PKGS).
 (DOCS / "_static").mkdir(exist_ok=True)  # git keeps no empty folder
+# ipywidgets in the gallery: the pinned renderer from .cache/npm (Makefile: JS_PKGS).
 _NPM = REPO / ".cache" / "npm" / "node_modules"
 _WIDGET_JS = {"require.js": _NPM / "requirejs" / "require.js",
               "embed-amd.js": _NPM / "@jupyter-widgets" / "html-manager" / "dist" / "embed-amd.js"}
+# Third-party widget modules (jupyter_bokeh's BokehModel) would be fetched from jsdelivr by
+# the renderer: map them to local copies with require.config (as quantlab.suite does).
+_MODULES = {"@bokeh/jupyter_bokeh": ("jupyter_bokeh", "nbextension/index.js")}
+
+
+def _module_file(package: str, relpath: str) -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    f = Path(list(spec.submodule_search_locations)[0]) / relpath
+    return f if f.exists() else None
+
+
 if all(p.exists() for p in _WIDGET_JS.values()):
-    (DOCS / "_static" / "widgets").mkdir(parents=True, exist_ok=True)
+    _wdir = DOCS / "_static" / "widgets"
+    _wdir.mkdir(parents=True, exist_ok=True)
     for name, src in _WIDGET_JS.items():
-        shutil.copyfile(src, DOCS / "_static" / "widgets" / name)
-    nb_ipywidgets_js = {"widgets/require.js": {}, "widgets/embed-amd.js": {}}
+        shutil.copyfile(src, _wdir / name)
+    _paths = {}
+    for module, (package, relpath) in _MODULES.items():
+        src = _module_file(package, relpath)
+        if src is not None:
+            local = module.strip("@").replace("/", "_")
+            shutil.copyfile(src, _wdir / f"{local}.js")
+            _paths[module] = local
+    # paths relative to the site root, whatever the page's depth (data-content_root)
+    (_wdir / "config.js").write_text(
+        "(function () {\n  var root = document.documentElement.dataset.content_root || './';\n"
+        "  var paths = " + repr(_paths).replace("'", '"') + ";\n"
+        "  for (var k in paths) { paths[k] = root + '_static/widgets/' + paths[k]; }\n"
+        "  require.config({paths: paths});\n})();\n")
+    nb_ipywidgets_js = {"widgets/require.js": {}, "widgets/config.js": {},
+                        "widgets/embed-amd.js": {}}
 else:  # widgets stay unrendered rather than fetched from a CDN
     nb_ipywidgets_js = {}
 
 
 # --- gallery: every notebook of notebooks/, with its stored outputs -------------------
+_BOKEH_PAGES: set[str] = set()   # gallery pages with bokeh figures
+
+
 def _write_gallery() -> None:
     out = DOCS / "gallery"
     for old in out.glob("*.ipynb"):
         old.unlink()
     for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
         shutil.copyfile(nb, out / nb.name)
+        if "application/vnd.bokehjs_exec.v0+json" in nb.read_text(encoding="utf-8"):
+            _BOKEH_PAGES.add(f"gallery/{nb.stem}")
+    if _BOKEH_PAGES:
+        # The notebooks store their figures but not the BokehJS library (init_notebook's
+        # output is not kept): serve the installed BokehJS, the version that drew them.
+        from bokeh.resources import INLINE
+
+        (DOCS / "_static" / "bokeh").mkdir(parents=True, exist_ok=True)
+        _write_if_changed(DOCS / "_static" / "bokeh" / "bokeh-inline.js",
+                          "\n;\n".join(INLINE.js_raw))
+
+
+def _add_bokeh(app, pagename, templatename, context, doctree) -> None:
+    if pagename in _BOKEH_PAGES:
+        app.add_js_file("bokeh/bokeh-inline.js")   # this page only
 
 
 # --- API reference: quantlab.__all__ and each public module's __all__ ------------------
@@ -192,3 +241,4 @@ def _escape_bars(app, what, name, obj, options, lines) -> None:
 
 def setup(app):
     app.connect("autodoc-process-docstring", _escape_bars, priority=400)
+    app.connect("html-page-context", _add_bokeh)

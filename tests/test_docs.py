@@ -106,7 +106,7 @@ def test_docs_conventions_page_holds_the_conventions_table(site):
         assert rule in page, rule
 
 
-def test_docs_gallery_has_every_notebook_with_its_stored_outputs(site):
+def test_docs_gallery_has_every_notebook_with_its_stored_outputs_and_bokehjs(site):
     out, _ = site
     stems = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
     assert stems
@@ -114,6 +114,10 @@ def test_docs_gallery_has_every_notebook_with_its_stored_outputs(site):
         _text(out / "gallery" / f"{stem}.html")
     quickstart = _text(out / "gallery" / "00_quickstart.html")
     assert quickstart.count('class="cell_output') >= 3    # stored outputs shown, not stripped
+    # its bokeh figures come without their library (init_notebook's output is not stored):
+    # the page must bring BokehJS itself, from the site
+    assert 'src="../_static/bokeh/bokeh-inline.js' in quickstart
+    assert (out / "_static" / "bokeh" / "bokeh-inline.js").stat().st_size > 100_000
 
 
 def test_docs_tutorial_is_executed_by_the_build(site):
