@@ -2,6 +2,7 @@
 loads nothing from the network when read (`make docs`; issue #29)."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,59 @@ def test_docs_input_rules_section_the_readme_links_to_exists(site):
     assert 'id="input-rules"' in _text(out / "user_guide" / "loading_data.html")
     assert "../" not in readme            # no path outside the repository
     assert len(readme.splitlines()) <= 120
+
+
+# ---- the built site in a browser with the network blocked -----------------------------
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def test_docs_open_offline_and_follow_links_to_backtest_conventions_and_gallery(site):
+    """From index.html, by the links a reader clicks, with every non-file request
+    blocked: nothing is requested from the network (scripts that fetch at run time, such
+    as a widget renderer asking a CDN for a module, are caught here, not by the HTML
+    scan), bokeh figures and widgets render, and no page logs an error."""
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no chromium found: .ci/run installs it (apt chromium)")
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    out, _ = site
+    fetched, errors = [], []
+
+    def route(r):
+        if r.request.url.startswith(("file:", "data:", "blob:")):
+            return r.continue_()
+        fetched.append(r.request.url)
+        return r.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
+            page.route("**/*", route)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+                    and "theme mode" not in m.text else None)   # the theme's first-visit note
+            page.goto((out / "index.html").as_uri())
+            page.click("text=API reference")
+            page.click("a[href$='generated/quantlab.backtest.html']")
+            assert page.locator("[id='quantlab.backtest'], [id='quantlab.backtest.backtest']").count()
+            page.goto((out / "index.html").as_uri())
+            page.click("text=User guide")
+            page.click("a[href$='conventions.html']")
+            assert "NaN = hold what you have" in page.content()
+            page.click("text=Gallery")
+            page.click("a[href$='00_quickstart.html']")
+            page.wait_for_function("() => window.Bokeh && Bokeh.documents.length >= 3",
+                                   timeout=30_000)
+            page.goto((out / "gallery" / "01_explore.html").as_uri())
+            page.wait_for_function("() => document.querySelectorAll('.widget-slider').length",
+                                   timeout=30_000)
+            page.wait_for_timeout(1000)   # let the widget renderer load its modules
+        finally:
+            browser.close()
+    assert not fetched, fetched
+    assert not errors, errors
