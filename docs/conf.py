@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import pkgutil
+import re
 import shutil
 import sys
 import types
@@ -32,7 +33,8 @@ extensions = [
     "myst_nb",
 ]
 exclude_patterns = ["_build", "jupyter_execute", ".venv*", "**.ipynb_checkpoints"]
-suppress_warnings = ["mystnb.unknown_mime_type"]  # quantlab's record() output
+# ql.suite.record() and bokeh's exec outputs have no HTML form (and need none)
+suppress_warnings = ["mystnb.unknown_mime_type"]
 
 html_theme = "pydata_sphinx_theme"
 html_title = "quantlab"
@@ -151,7 +153,7 @@ def _members(mod: types.ModuleType) -> list[str]:
     return list(names)
 
 
-def _directive(modname: str, name: str, obj, no_index: bool) -> str:
+def _directive(name: str, obj, no_index: bool) -> str:
     opts = "   :no-index:\n" if no_index else ""
     if inspect.isclass(obj):
         return f".. autoclass:: {name}\n   :members:\n{opts}\n"
@@ -179,7 +181,7 @@ def _module_page(modname: str, seen: dict) -> str:
     for n in names:
         obj = getattr(mod, n)
         key = id(obj)
-        lines.append(_directive(modname, n, obj, no_index=key in seen and _is_routine(obj)))
+        lines.append(_directive(n, obj, no_index=key in seen and _is_routine(obj)))
         if _is_routine(obj):
             seen.setdefault(key, f"{modname}.{n}")
     return "".join(lines)
@@ -190,7 +192,11 @@ def _is_routine(obj) -> bool:
 
 
 def _escape(text: str) -> str:
-    return text.replace("*", r"\*").replace("`", "``").replace("|", r"\|") if "``" not in text else text
+    """Plain docstring text for a table cell, outside ``code`` spans."""
+    parts = re.split(r"(``.*?``)", text)
+    # |, * and a word's trailing _ (a reference in reST: QUANTLAB_*) are literal here
+    return "".join(p if p.startswith("``") else re.sub(r"([|*]|(?<=\w)_(?!\w))", r"\\\1", p)
+                   for p in parts)
 
 
 def _write_api() -> None:
@@ -207,7 +213,7 @@ def _write_api() -> None:
             pages[page] = _module_page(page, seen)
             continue
         body = f"{page}\n{'=' * len(page)}\n\n.. currentmodule:: quantlab\n\n"
-        pages[page] = body + _directive("quantlab", n, obj, no_index=False)
+        pages[page] = body + _directive(n, obj, no_index=False)
         if _is_routine(obj):
             seen[id(obj)] = page
     for modname in _public_modules():
@@ -231,8 +237,6 @@ _write_api()
 
 # --- docstrings are plain text first: |x| means an absolute value, not a substitution ---
 def _escape_bars(app, what, name, obj, options, lines) -> None:
-    import re
-
     for i, line in enumerate(lines):
         parts = re.split(r"(``.*?``)", line)  # leave literals alone
         lines[i] = "".join(p if p.startswith("``") else re.sub(r"(?<!\\)\|", r"\\|", p)

@@ -143,6 +143,12 @@ ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+def _click(page, selector: str) -> None:
+    """Click a link and wait until the next page has loaded."""
+    with page.expect_navigation(wait_until="load"):
+        page.click(selector)
+
+
 def test_docs_open_offline_and_follow_links_to_backtest_conventions_and_gallery(site):
     """From index.html, by the links a reader clicks, with every non-file request
     blocked: nothing is requested from the network (scripts that fetch at run time, such
@@ -172,15 +178,15 @@ def test_docs_open_offline_and_follow_links_to_backtest_conventions_and_gallery(
             page.on("console", lambda m: errors.append(m.text) if m.type == "error"
                     and "theme mode" not in m.text else None)   # the theme's first-visit note
             page.goto((out / "index.html").as_uri())
-            page.click("text=API reference")
-            page.click("a[href$='generated/quantlab.backtest.html']")
+            _click(page, "text=API reference")
+            _click(page, "a[href$='generated/quantlab.backtest.html']")
             assert page.locator("[id='quantlab.backtest'], [id='quantlab.backtest.backtest']").count()
             page.goto((out / "index.html").as_uri())
-            page.click("text=User guide")
-            page.click("a[href$='conventions.html']")
+            _click(page, "text=User guide")
+            _click(page, "a[href$='conventions.html']")
             assert "NaN = hold what you have" in page.content()
-            page.click("text=Gallery")
-            page.click("a[href$='00_quickstart.html']")
+            _click(page, "text=Gallery")
+            _click(page, "a[href$='00_quickstart.html']")
             page.wait_for_function("() => window.Bokeh && Bokeh.documents.length >= 3",
                                    timeout=30_000)
             page.goto((out / "gallery" / "01_explore.html").as_uri())
