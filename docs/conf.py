@@ -1,8 +1,11 @@
 """Sphinx configuration for quantlab's documentation (`make docs`).
 
 Offline by construction: no CDN at view time. MathJax is not used (no math in the
-pages), the ipywidgets renderer is served from `_static/widgets/` (copied from the
-pinned npm packages `make install` fetches) or left out, and the theme ships its fonts.
+pages; a math role would add its CDN script and tests/test_docs.py would fail), BokehJS
+is the installed one (`_static/bokeh/`), the ipywidgets renderer and jupyter_bokeh's
+widget module are served from `_static/widgets/` (copied from the pinned npm packages
+`make install` fetches, and from the installed jupyter_bokeh) or left out, and the theme
+ships its fonts.
 The API pages and the gallery are written here at build time, from `quantlab.__all__`
 and from `notebooks/`, so a new public name or notebook appears without editing docs/.
 """
@@ -205,7 +208,11 @@ def _write_api() -> None:
     pages, seen = {}, {}
     # Top-level names first: `ql.backtest` etc. are documented where users call them.
     for n in quantlab.__all__:
-        obj = getattr(quantlab, n)
+        try:
+            obj = getattr(quantlab, n)
+        except Exception as exc:   # a broken public name must fail the build, saying which
+            raise RuntimeError(f"quantlab.__all__ lists {n!r}, which does not import: "
+                               f"{type(exc).__name__}: {exc}") from exc
         if n.startswith("__") or (isinstance(obj, types.ModuleType) and not callable(obj)):
             continue
         page = f"quantlab.{n}"
