@@ -25,7 +25,7 @@ quantlab names they map to; nothing here adds behaviour of its own.
     ``attention_lookback`` / ``attention_threshold`` are ``attention``'s ``window`` /
     ``threshold``, ``hurst_window`` / ``fractal_window`` are ``fractal_chaos``'s ``window``.
     Seed names with no quantlab equal (``volume_multiplier``, ``hurst_threshold``) are a
-    TypeError naming the closest quantlab parameter and how it differs.
+    TypeError naming the closest quantlab strategy and parameter and how it differs.
 ``WalkForwardOptimizer.optimize_strategy``
     ``seed_walk_forward``: ``.run(...)``, with the seed's keywords as above.
 ``ALIASES``
@@ -128,31 +128,36 @@ PARAM_ALIASES = {
     "attention": {"attention_lookback": "window", "attention_threshold": "threshold"},
     "fractal_chaos": {"hurst_window": "window", "fractal_window": "window"},
 }
-# seed parameter names with no quantlab equal: why, and what to use instead
+# the seed's parameter names with no quantlab equal (any strategy): why, what to use
 PARAM_REFUSED = {
-    "attention": {
-        "volume_multiplier": "the seed flags volume above volume_multiplier x its average; "
-        "quantlab's attention score is the mean of trailing z-scores of log volume, log "
-        "range and overnight gap over `window` bars, and a shock is a score above "
-        "`threshold` (a z-score, default 2.0): set threshold="},
-    "fractal_chaos": {
-        "hurst_threshold": "fractal_chaos trends when H > 0.5 + band and reverts when "
-        "H < 0.5 - band: give band=hurst_threshold - 0.5"},
+    "volume_multiplier": "the seed flags volume above volume_multiplier x its average; "
+    "the closest is the attention strategy, whose score is the mean of trailing z-scores "
+    "of log volume, log range and overnight gap over `window` bars, a shock being a score "
+    "above `threshold` (a z-score, default 2.0): use ql.strategies.get('attention', "
+    "threshold=...)",
+    "hurst_threshold": "fractal_chaos trends when H > 0.5 + band and reverts when "
+    "H < 0.5 - band: use ql.strategies.get('fractal_chaos', band=hurst_threshold - 0.5)",
 }
 
 
 def seed_params(name: str, params: dict) -> dict:
     """``params`` of strategy ``name`` with the seed's names (``PARAM_ALIASES``) replaced
-    by quantlab's. A seed name together with the quantlab name it stands for, or two seed
-    names for one parameter, is a TypeError (one value would be silently dropped); a seed
-    name without a quantlab equal (``PARAM_REFUSED``) is a TypeError saying what to use."""
-    for old, why in PARAM_REFUSED.get(name, {}).items():
+    by quantlab's. A TypeError (never a silently dropped or misread value) for: a seed
+    name together with the quantlab name it stands for, or two seed names of one
+    parameter; a seed name without a quantlab equal (``PARAM_REFUSED``: says what to
+    use); a seed name of another strategy's parameter."""
+    for old, why in PARAM_REFUSED.items():
         if old in params:
             raise TypeError(f"{name}: the seed's parameter {old!r} has no quantlab equal: "
                             f"{why}")
     aliases = PARAM_ALIASES.get(name, {})
     out = {}
     for key, value in params.items():
+        if key not in aliases:
+            owners = [f"{s}'s {t[key]!r}" for s, t in PARAM_ALIASES.items() if key in t]
+            if owners:
+                raise TypeError(f"{name}: {key!r} is the seed's name of "
+                                f"{' and '.join(owners)}, not a parameter of {name}")
         new = aliases.get(key, key)
         if new in out:
             given = [k for k in params if aliases.get(k, k) == new]

@@ -95,7 +95,7 @@ def load_config(config=None, environ=None) -> dict:
         section = next((s for s in sections if rest.startswith(s + "_")), None)
         if section is None:
             known = [f"QUANTLAB_{s}_{k}".upper() for s in cfg for k in cfg[s]]
-            raise ValueError(f"environment {name}: not a quantlab variable; quantlab reads "
+            raise ValueError(f"environment {name}: unknown quantlab variable; quantlab reads "
                              f"{', '.join(OTHER_VARIABLES)}, the engine settings "
                              f"{', '.join(known)} and the seed's "
                              f"{', '.join(f'{n} ({k})' for n, k in compat.ENVIRONMENT.items())}")
