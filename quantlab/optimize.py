@@ -711,6 +711,12 @@ class WalkForwardOptimizer:
         return [(i * self.step, i * self.step + self.w, i * self.step + self.w + self.v)
                 for i in range(k)]
 
+    def optimize_strategy(self, *args, **kwargs) -> WalkForwardResult:
+        """The seed's name of :meth:`run` (seed keywords accepted): quantlab.compat."""
+        from quantlab.compat import seed_walk_forward
+
+        return seed_walk_forward(self, *args, **kwargs)
+
     def run(self, strategy, param_bounds=None, data=None, **backtest_kw) -> WalkForwardResult:
         from tqdm.auto import tqdm
 

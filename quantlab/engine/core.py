@@ -12,11 +12,13 @@ import pandas as pd
 
 from quantlab import _validate as _v
 from quantlab._kernels import ticks as _k
-from quantlab.engine.config import _core_params, load_config
+from quantlab.engine.config import _core_params, configure_logging, load_config
 from quantlab.engine.reference import FIELDS, to_int, to_ticks
 from quantlab.engine.results import TickResult
 
 __all__ = ["TickEngine", "FEED_REJECTS"]
+
+log = logging.getLogger("quantlab.engine")
 
 # reasons a feed message is dropped (TickEngine.feed_rejects; quantlab.engine.feeds)
 FEED_REJECTS = ("not_json", "not_utf8", "oversized", "wrong_type")
@@ -71,7 +73,7 @@ class TickEngine:
 
     def __init__(self, config=None):
         self.config = load_config(config)
-        logging.getLogger("quantlab.engine").setLevel(self.config["log"]["level"])
+        configure_logging(self.config)    # log.level, log.file: process-wide
         self._params = _core_params(self.config)
         p = dict(self._params)
         p["max_samples"] = self.config["engine"]["max_latency_samples"]
@@ -80,6 +82,15 @@ class TickEngine:
         self._wall = 0.0
         self.signal_errors = 0     # feed messages dropped as malformed (run_feed)
         self.feed_rejects = dict.fromkeys(FEED_REJECTS, 0)
+        r = self.config["risk"]
+        log.info("tick engine started: %d symbols, tick size %g; risk: max_position %d, "
+                 "max_order_notional %g, max_orders_per_second %d, max_drawdown %g "
+                 "(currency%s), max_positions %d, max_concentration %g",
+                 self.config["engine"]["max_symbols"], self.tick_size, r["max_position"],
+                 r["max_order_notional"], r["max_orders_per_second"], r["max_drawdown"],
+                 "" if r["max_drawdown_pct"] is None else
+                 f": {r['max_drawdown_pct']:g} x initial_capital {r['initial_capital']:g}",
+                 r["max_positions"], r["max_concentration"])
 
     def __repr__(self):
         return (f"TickEngine({self.core.ticks} ticks, {self.core.orders} orders, "
@@ -144,16 +155,26 @@ class TickEngine:
         core = self.core
         before = (core.ticks, core.signals, core.orders, core.rejected_ticks,
                   core.rejected_orders)
+        killed = core.killed
         t0 = time.perf_counter()
         orders = process(core)
         dt = time.perf_counter() - t0
         self._wall += dt
-        return TickResult(ticks=core.ticks - before[0], signal_count=core.signals - before[1],
-                          order_count=core.orders - before[2],
-                          rejected_ticks=core.rejected_ticks - before[3],
-                          rejected_orders=core.rejected_orders - before[4],
-                          processing_time_us=dt * 1e6, order_array=orders,
-                          tick_size=self.tick_size)
+        res = TickResult(ticks=core.ticks - before[0], signal_count=core.signals - before[1],
+                         order_count=core.orders - before[2],
+                         rejected_ticks=core.rejected_ticks - before[3],
+                         rejected_orders=core.rejected_orders - before[4],
+                         processing_time_us=dt * 1e6, order_array=orders,
+                         tick_size=self.tick_size)
+        if core.killed and not killed:
+            log.warning("drawdown kill switch on: the drawdown passed risk.max_drawdown %g "
+                        "in this batch; no more orders (drawdown at its end: %.2f)",
+                        self.config["risk"]["max_drawdown"], self.pnl()["drawdown"])
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("batch: %d ticks (%d rejected), %d signals, %d orders (%d rejected), "
+                      "%.0f µs", res.ticks, res.rejected_ticks, res.signal_count,
+                      res.order_count, res.rejected_orders, res.processing_time_us)
+        return res
 
     # ---- state -----------------------------------------------------------------------
     def positions(self) -> pd.Series:
