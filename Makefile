@@ -9,7 +9,7 @@ REPORTS ?= reports
 JS_STAMP := .cache/npm/.installed
 JS_PKGS := @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8
 
-.PHONY: install browser report report-full test bench lab notebooks clean clean-reports
+.PHONY: install browser report report-full test bench lab notebooks docs clean clean-reports
 
 install: $(STAMP) $(JS_STAMP)
 
@@ -51,6 +51,11 @@ bench: install
 # printed; --allow-root is added as root). LAB_ARGS go to jupyter lab, e.g. --port=8890.
 lab: install
 	$(BIN)/python -m quantlab lab $(LAB_ARGS)
+
+# The documentation site: docs/_build/html (open index.html; nothing is fetched at view
+# time). Warnings are errors; the tutorial notebook is executed, the gallery is not.
+docs: install
+	$(BIN)/python -m sphinx -b html -W --keep-going docs docs/_build/html
 
 # Re-execute the notebooks in place so their stored outputs are current.
 notebooks: install

@@ -53,13 +53,59 @@ cdef enum:
     STATE_LIMIT = 16777216     # 2**24
 
 
-def _alloc(const double[:, ::1] x, Py_ssize_t window):
+cdef int _check(const double[:, ::1] x, Py_ssize_t window) except -1:
     # buffers are sized by the window: one longer than the series is the caller's
-    # all-NaN case (quantlab/measures.py), never an allocation
+    # all-NaN case (quantlab/measures.py), never an allocation. Called before any
+    # window-sized buffer is allocated.
     if window < 1 or (window > x.shape[1] and x.shape[1] > 0):
         raise ValueError(f"window must be in [1, {x.shape[1]}] (the series' length), "
                          f"got {window}")
+    return 0
+
+
+def _alloc(const double[:, ::1] x, Py_ssize_t window):
+    _check(x, window)
     return np.full((x.shape[0], x.shape[1]), np.nan), np.empty(x.shape[1], dtype=np.int8)
+
+
+# ---- the window driver, written once
+# A measure of one window: ``x`` (and ``y`` for two-series measures) point at the
+# window's first value, ``n`` is its length, ``ctx`` the measure's parameters and
+# buffers. The per-window work is O(n) or more, so the indirect call costs nothing
+# measurable (see the commit message for timings).
+ctypedef double (*_measure)(const double* x, const double* y, Py_ssize_t n,
+                            void* ctx) noexcept nogil
+
+
+cdef object _windows(const double[:, ::1] x, const double[:, ::1] y, bint two,
+                     Py_ssize_t window, _measure f, void* ctx):
+    """``out[r, t] = f(x[r, t - window + 1 : t + 1], y[...], window, ctx)`` for every
+    full window of every series that holds no NaN or ±inf (in x nor, if ``two``, in
+    y); NaN elsewhere. ``y`` is ignored unless ``two`` (pass x)."""
+    if two and (y.shape[0] != x.shape[0] or y.shape[1] != x.shape[1]):
+        raise ValueError(f"the two series panels differ in shape: ({x.shape[0]}, "
+                         f"{x.shape[1]}) and ({y.shape[0]}, {y.shape[1]})")
+    out_np, ok_np = _alloc(x, window)
+    ok2_np = np.empty_like(ok_np) if two else ok_np
+    cdef double[:, ::1] out = out_np
+    cdef signed char[::1] ok = ok_np, ok2 = ok2_np
+    cdef Py_ssize_t r, t, s, T = x.shape[1]
+    cdef const double* xr
+    cdef const double* yr
+    if T == 0:
+        return out_np
+    with nogil:
+        for r in range(x.shape[0]):
+            xr = &x[r, 0]
+            yr = &y[r, 0]
+            _window_ok(xr, T, window, &ok[0])
+            if two:
+                _window_ok(yr, T, window, &ok2[0])
+            for t in range(window - 1, T):
+                if ok[t] and (not two or ok2[t]):
+                    s = t - window + 1
+                    out[r, t] = f(xr + s, yr + s, window, ctx)
+    return out_np
 
 
 # ---- Hurst exponent by rescaled range (Hurst 1951; nolds.hurst_rs)
@@ -135,29 +181,41 @@ cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
     return _slope(xs, ys, cnt)
 
 
+cdef struct _HurstArgs:
+    const Py_ssize_t* nv
+    const double* logexp
+    Py_ssize_t nn
+    double ddof
+    double* P
+    double* Q
+    Py_ssize_t* chg
+    const double* J
+    double* xs
+    double* ys
+
+
+cdef double _hurst_w(const double* x, const double* y, Py_ssize_t n, void* c) noexcept nogil:
+    cdef _HurstArgs* a = <_HurstArgs*>c
+    return _hurst(x, n, a.nv, a.logexp, a.nn, a.ddof, a.P, a.Q, a.chg, a.J, a.xs, a.ys)
+
+
 def roll_hurst(const double[:, ::1] x, Py_ssize_t window, const Py_ssize_t[::1] nvals,
                const double[::1] logexp, bint unbiased):
     """Rolling R/S slope; the caller adds 0.5 when ``logexp`` holds the Anis-Lloyd-Peters
     expectation (the corrected Hurst exponent)."""
-    out_np, ok_np = _alloc(x, window)
-    cdef double[:, ::1] out = out_np
-    cdef signed char[::1] ok = ok_np
-    cdef Py_ssize_t r, t, nn = nvals.shape[0], T = x.shape[1]
+    cdef Py_ssize_t nn = nvals.shape[0]
+    _check(x, window)
+    if logexp.shape[0] != nn:
+        raise ValueError("roll_hurst needs one log expectation per block size")
+    if nn == 0:
+        return _alloc(x, window)[0]
     cdef double[::1] xs = np.empty(nn + 1), ys = np.empty(nn + 1)
     cdef double[::1] P = np.empty(window + 1), Q = np.empty(window + 1)
     cdef double[::1] J = np.arange(1.0, window + 1.0)
     cdef Py_ssize_t[::1] chg = np.empty(window, dtype=np.intp)
-    cdef double ddof = 1.0 if unbiased else 0.0
-    if T == 0 or nn == 0:
-        return out_np
-    with nogil:
-        for r in range(x.shape[0]):
-            _window_ok(&x[r, 0], T, window, &ok[0])
-            for t in range(window - 1, T):
-                if ok[t]:
-                    out[r, t] = _hurst(&x[r, t - window + 1], window, &nvals[0], &logexp[0],
-                                       nn, ddof, &P[0], &Q[0], &chg[0], &J[0], &xs[0], &ys[0])
-    return out_np
+    cdef _HurstArgs a = _HurstArgs(&nvals[0], &logexp[0], nn, 1.0 if unbiased else 0.0,
+                                   &P[0], &Q[0], &chg[0], &J[0], &xs[0], &ys[0])
+    return _windows(x, x, False, window, _hurst_w, &a)
 
 
 cdef class HurstPlan:
@@ -253,24 +311,30 @@ cdef double _dfa(const double* x, Py_ssize_t N, const Py_ssize_t* nv, Py_ssize_t
     return _slope(xs, ys, cnt)
 
 
+cdef struct _DfaArgs:
+    const Py_ssize_t* nv
+    Py_ssize_t nn
+    bint overlap
+    double* walk
+    double* xs
+    double* ys
+
+
+cdef double _dfa_w(const double* x, const double* y, Py_ssize_t n, void* c) noexcept nogil:
+    cdef _DfaArgs* a = <_DfaArgs*>c
+    return _dfa(x, n, a.nv, a.nn, a.overlap, a.walk, a.xs, a.ys)
+
+
 def roll_dfa(const double[:, ::1] x, Py_ssize_t window, const Py_ssize_t[::1] nvals,
              bint overlap):
     """Rolling DFA exponent alpha."""
-    out_np, ok_np = _alloc(x, window)
-    cdef double[:, ::1] out = out_np
-    cdef signed char[::1] ok = ok_np
-    cdef Py_ssize_t r, t, nn = nvals.shape[0], T = x.shape[1]
+    cdef Py_ssize_t nn = nvals.shape[0]
+    _check(x, window)
+    if nn == 0:
+        return _alloc(x, window)[0]
     cdef double[::1] xs = np.empty(nn + 1), ys = np.empty(nn + 1), walk = np.empty(window)
-    if T == 0 or nn == 0:
-        return out_np
-    with nogil:
-        for r in range(x.shape[0]):
-            _window_ok(&x[r, 0], T, window, &ok[0])
-            for t in range(window - 1, T):
-                if ok[t]:
-                    out[r, t] = _dfa(&x[r, t - window + 1], window, &nvals[0], nn, overlap,
-                                     &walk[0], &xs[0], &ys[0])
-    return out_np
+    cdef _DfaArgs a = _DfaArgs(&nvals[0], nn, overlap, &walk[0], &xs[0], &ys[0])
+    return _windows(x, x, False, window, _dfa_w, &a)
 
 
 # ---- Higuchi (1988) and Katz (1988) fractal dimensions
@@ -299,22 +363,23 @@ cdef double _higuchi(const double* x, Py_ssize_t N, Py_ssize_t kmax,
     return _slope(xs, ys, kmax)
 
 
+cdef struct _HiguchiArgs:
+    Py_ssize_t kmax
+    double* xs
+    double* ys
+
+
+cdef double _higuchi_w(const double* x, const double* y, Py_ssize_t n,
+                       void* c) noexcept nogil:
+    cdef _HiguchiArgs* a = <_HiguchiArgs*>c
+    return _higuchi(x, n, a.kmax, a.xs, a.ys)
+
+
 def roll_higuchi(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t kmax):
     """Rolling Higuchi fractal dimension."""
-    out_np, ok_np = _alloc(x, window)
-    cdef double[:, ::1] out = out_np
-    cdef signed char[::1] ok = ok_np
-    cdef Py_ssize_t r, t, T = x.shape[1]
     cdef double[::1] xs = np.empty(kmax + 1), ys = np.empty(kmax + 1)
-    if T == 0:
-        return out_np
-    with nogil:
-        for r in range(x.shape[0]):
-            _window_ok(&x[r, 0], T, window, &ok[0])
-            for t in range(window - 1, T):
-                if ok[t]:
-                    out[r, t] = _higuchi(&x[r, t - window + 1], window, kmax, &xs[0], &ys[0])
-    return out_np
+    cdef _HiguchiArgs a = _HiguchiArgs(kmax, &xs[0], &ys[0])
+    return _windows(x, x, False, window, _higuchi_w, &a)
 
 
 def higuchi(const double[::1] x, Py_ssize_t kmax):
@@ -344,21 +409,13 @@ cdef double _katz(const double* x, Py_ssize_t N) noexcept nogil:
     return log10(L / a) / log10(d / a)
 
 
+cdef double _katz_w(const double* x, const double* y, Py_ssize_t n, void* c) noexcept nogil:
+    return _katz(x, n)
+
+
 def roll_katz(const double[:, ::1] x, Py_ssize_t window):
     """Rolling Katz fractal dimension."""
-    out_np, ok_np = _alloc(x, window)
-    cdef double[:, ::1] out = out_np
-    cdef signed char[::1] ok = ok_np
-    cdef Py_ssize_t r, t, T = x.shape[1]
-    if T == 0:
-        return out_np
-    with nogil:
-        for r in range(x.shape[0]):
-            _window_ok(&x[r, 0], T, window, &ok[0])
-            for t in range(window - 1, T):
-                if ok[t]:
-                    out[r, t] = _katz(&x[r, t - window + 1], window)
-    return out_np
+    return _windows(x, x, False, window, _katz_w, NULL)
 
 
 # ---- Sample entropy (Richman & Moorman 2000), nats; antropy's O(N²) counting scheme
@@ -409,24 +466,20 @@ cdef double _std0(const double* x, Py_ssize_t n) noexcept nogil:
     return sqrt(ss / n)
 
 
+cdef struct _SampenArgs:
+    Py_ssize_t order
+    double r
+
+
+cdef double _sampen_w(const double* x, const double* y, Py_ssize_t n, void* c) noexcept nogil:
+    cdef _SampenArgs* a = <_SampenArgs*>c
+    return _sampen(x, n, a.order, a.r if a.r >= 0 else 0.2 * _std0(x, n))
+
+
 def roll_sampen(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t order, double r):
     """Rolling sample entropy; ``r < 0`` means 0.2 x the window's std (ddof=0)."""
-    out_np, ok_np = _alloc(x, window)
-    cdef double[:, ::1] out = out_np
-    cdef signed char[::1] ok = ok_np
-    cdef Py_ssize_t i, t, T = x.shape[1]
-    cdef const double* w
-    if T == 0:
-        return out_np
-    with nogil:
-        for i in range(x.shape[0]):
-            _window_ok(&x[i, 0], T, window, &ok[0])
-            for t in range(window - 1, T):
-                if ok[t]:
-                    w = &x[i, t - window + 1]
-                    out[i, t] = _sampen(w, window, order,
-                                        r if r >= 0 else 0.2 * _std0(w, window))
-    return out_np
+    cdef _SampenArgs a = _SampenArgs(order, r)
+    return _windows(x, x, False, window, _sampen_w, &a)
 
 
 # ---- Permutation entropy (Bandt & Pompe 2002), bits
@@ -590,30 +643,61 @@ cdef class _Symbols:
         self.tmp = <_Pair*>&buf[0]
 
 
+cdef struct _SymbolArgs:
+    # shannon: x's symbols and counts; mutual: also y's and the joint ones
+    Py_ssize_t bins
+    bint quantile
+    Py_ssize_t* sx
+    Py_ssize_t* sy
+    Py_ssize_t* sxy
+    _Pair* tx
+    _Pair* ty
+    Py_ssize_t* cx
+    Py_ssize_t* cy
+    Py_ssize_t* cxy
+    Py_ssize_t bx
+    Py_ssize_t by
+
+
+cdef double _shannon_w(const double* x, const double* y, Py_ssize_t n,
+                       void* c) noexcept nogil:
+    cdef _SymbolArgs* a = <_SymbolArgs*>c
+    cdef Py_ssize_t j
+    _symbolize(x, n, a.bins, a.quantile, a.sx, a.tx)
+    for j in range(n):
+        a.cx[a.sx[j]] += 1
+    return _entropy_of(a.cx, a.bx, a.sx, n)
+
+
 def roll_shannon(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t bins, bint quantile,
                  Py_ssize_t base):
     """Rolling Shannon entropy of the window's symbols; ``base`` = number of symbols."""
     if base < 1 or base > max(<Py_ssize_t>STATE_LIMIT, x.shape[0] * x.shape[1]):
         raise ValueError(f"base must be in [1, max(2**24, x.size)], got {base}")
-    out_np, ok_np = _alloc(x, window)
-    cdef double[:, ::1] out = out_np
-    cdef signed char[::1] ok = ok_np
-    cdef Py_ssize_t r, t, j, T = x.shape[1]
+    _check(x, window)
     cdef _Symbols S = _Symbols(window)
-    cdef Py_ssize_t* sym = &S.sym[0]
     cdef Py_ssize_t[::1] counts = np.zeros(base, dtype=np.intp)
-    if T == 0:
-        return out_np
-    with nogil:
-        for r in range(x.shape[0]):
-            _window_ok(&x[r, 0], T, window, &ok[0])
-            for t in range(window - 1, T):
-                if ok[t]:
-                    _symbolize(&x[r, t - window + 1], window, bins, quantile, sym, S.tmp)
-                    for j in range(window):
-                        counts[sym[j]] += 1
-                    out[r, t] = _entropy_of(&counts[0], base, sym, window)
-    return out_np
+    cdef _SymbolArgs a
+    a.bins, a.quantile, a.bx = bins, quantile, base
+    a.sx, a.tx, a.cx = &S.sym[0], S.tmp, &counts[0]
+    return _windows(x, x, False, window, _shannon_w, &a)
+
+
+cdef double _mutual_w(const double* x, const double* y, Py_ssize_t n,
+                      void* c) noexcept nogil:
+    cdef _SymbolArgs* a = <_SymbolArgs*>c
+    cdef Py_ssize_t j
+    cdef double hx, hy
+    _symbolize(x, n, a.bins, a.quantile, a.sx, a.tx)
+    _symbolize(y, n, a.bins, a.quantile, a.sy, a.ty)
+    for j in range(n):
+        a.sxy[j] = a.sx[j] * a.by + a.sy[j]
+        a.cx[a.sx[j]] += 1
+        a.cy[a.sy[j]] += 1
+        a.cxy[a.sxy[j]] += 1
+    hx = _entropy_of(a.cx, a.bx, a.sx, n)
+    hy = _entropy_of(a.cy, a.by, a.sy, n)
+    return hx + hy - _entropy_of(a.cxy, a.bx * a.by, a.sxy, n)
 
 
 def roll_mutual(const double[:, ::1] x, const double[:, ::1] y, Py_ssize_t window,
@@ -621,41 +705,88 @@ def roll_mutual(const double[:, ::1] x, const double[:, ::1] y, Py_ssize_t windo
     """Rolling mutual information I(X; Y) = H(X) + H(Y) - H(X, Y)."""
     if bx < 1 or by < 1 or bx > STATE_LIMIT // by:
         raise ValueError(f"bx * by must be in [1, 2**24], got {bx} * {by}")
-    out_np, ok_np = _alloc(x, window)
-    ok2_np = np.empty_like(ok_np)
-    cdef double[:, ::1] out = out_np
-    cdef signed char[::1] ok = ok_np, ok2 = ok2_np
-    cdef Py_ssize_t r, t, j, T = x.shape[1]
+    _check(x, window)
     cdef _Symbols SX = _Symbols(window), SY = _Symbols(window), SXY = _Symbols(window)
-    cdef Py_ssize_t* sx = &SX.sym[0]
-    cdef Py_ssize_t* sy = &SY.sym[0]
-    cdef Py_ssize_t* sxy = &SXY.sym[0]
     cdef Py_ssize_t[::1] cx = np.zeros(bx, dtype=np.intp), cy = np.zeros(by, dtype=np.intp)
-    cdef Py_ssize_t* cxy    # calloc: lazily zeroed pages (see roll_transfer)
-    cdef double hx, hy
-    if T == 0:
-        return out_np
-    cxy = <Py_ssize_t*>calloc(bx * by, sizeof(Py_ssize_t))
-    if cxy == NULL:
+    cdef _SymbolArgs a
+    a.bins, a.quantile, a.bx, a.by = bins, quantile, bx, by
+    a.sx, a.sy, a.sxy, a.tx, a.ty = &SX.sym[0], &SY.sym[0], &SXY.sym[0], SX.tmp, SY.tmp
+    a.cx, a.cy = &cx[0], &cy[0]
+    # calloc: lazily zeroed pages (see roll_transfer)
+    a.cxy = <Py_ssize_t*>calloc(bx * by, sizeof(Py_ssize_t))
+    if a.cxy == NULL:
         raise MemoryError()
-    with nogil:
-        for r in range(x.shape[0]):
-            _window_ok(&x[r, 0], T, window, &ok[0])
-            _window_ok(&y[r, 0], T, window, &ok2[0])
-            for t in range(window - 1, T):
-                if ok[t] and ok2[t]:
-                    _symbolize(&x[r, t - window + 1], window, bins, quantile, sx, SX.tmp)
-                    _symbolize(&y[r, t - window + 1], window, bins, quantile, sy, SY.tmp)
-                    for j in range(window):
-                        sxy[j] = sx[j] * by + sy[j]
-                        cx[sx[j]] += 1
-                        cy[sy[j]] += 1
-                        cxy[sxy[j]] += 1
-                    hx = _entropy_of(&cx[0], bx, sx, window)
-                    hy = _entropy_of(&cy[0], by, sy, window)
-                    out[r, t] = hx + hy - _entropy_of(cxy, bx * by, sxy, window)
-    free(cxy)
-    return out_np
+    try:
+        return _windows(x, y, True, window, _mutual_w, &a)
+    finally:
+        free(a.cxy)
+
+
+cdef struct _TransferArgs:
+    Py_ssize_t k, bins, bs, bt, nh
+    bint quantile
+    Py_ssize_t* ss          # source and target symbols, target histories
+    Py_ssize_t* st
+    Py_ssize_t* hist
+    _Pair* ts
+    _Pair* tt
+    Py_ssize_t* chsn        # counts of (history, source, next), (history, source),
+    Py_ssize_t* chs         # (history, next), (history)
+    Py_ssize_t* chn
+    Py_ssize_t* ch
+
+
+cdef double _transfer_w(const double* src, const double* tgt, Py_ssize_t window,
+                        void* ctx) noexcept nogil:
+    """One window's TE; every count it adds is zeroed again before it returns."""
+    cdef _TransferArgs* a = <_TransferArgs*>ctx
+    cdef Py_ssize_t k = a.k, bs = a.bs, bt = a.bt, nh = a.nh, i, j, h, c, hs, hn, cell
+    cdef Py_ssize_t* ss = a.ss
+    cdef Py_ssize_t* st = a.st
+    cdef Py_ssize_t* hist = a.hist
+    cdef Py_ssize_t* chsn = a.chsn
+    cdef Py_ssize_t* chs = a.chs
+    cdef Py_ssize_t* chn = a.chn
+    cdef Py_ssize_t* ch = a.ch
+    cdef double te = 0.0
+    _symbolize(src, window, a.bins, a.quantile, ss, a.ts)
+    _symbolize(tgt, window, a.bins, a.quantile, st, a.tt)
+    for j in range(k, window):
+        h = 0
+        for i in range(j - k, j):
+            h = h * bt + st[i]
+        hist[j] = h
+        chsn[(h * bs + ss[j - 1]) * bt + st[j]] += 1
+        chs[h * bs + ss[j - 1]] += 1
+        chn[h * bt + st[j]] += 1
+        ch[h] += 1
+    if nh * bs * bt <= 4 * (window - k):   # small table: scan in cell order
+        for h in range(nh):
+            if ch[h] == 0:
+                continue
+            for i in range(bs):
+                for j in range(bt):
+                    c = chsn[(h * bs + i) * bt + j]
+                    if c:
+                        te += c * log2(<double>c * ch[h] / (<double>chs[h * bs + i]
+                                                           * chn[h * bt + j]))
+                        chsn[(h * bs + i) * bt + j] = 0
+    else:   # each (history, source, next) cell once, zeroed when first met
+        for j in range(k, window):
+            h = hist[j]
+            hs = h * bs + ss[j - 1]
+            hn = h * bt + st[j]
+            cell = hs * bt + st[j]
+            c = chsn[cell]
+            if c:
+                te += c * log2(<double>c * ch[h] / (<double>chs[hs] * chn[hn]))
+                chsn[cell] = 0
+    for j in range(k, window):
+        h = hist[j]
+        chs[h * bs + ss[j - 1]] = 0
+        chn[h * bt + st[j]] = 0
+        ch[h] = 0
+    return te / <double>(window - k)
 
 
 def roll_transfer(const double[:, ::1] src, const double[:, ::1] tgt, Py_ssize_t window,
@@ -681,82 +812,26 @@ def roll_transfer(const double[:, ::1] src, const double[:, ::1] tgt, Py_ssize_t
         raise ValueError(f"bt**k * bs * bt exceeds 2**24 states (bt={bt}, k={k}, bs={bs})")
     if window <= k:
         raise ValueError("window must be longer than the history length k")
-    out_np, ok_np = _alloc(src, window)
-    ok2_np = np.empty_like(ok_np)
-    cdef double[:, ::1] out = out_np
-    cdef signed char[::1] ok = ok_np, ok2 = ok2_np
-    cdef Py_ssize_t r, t, j, h, c, hs, hn, cell, T = src.shape[1]
+    _check(src, window)
     cdef _Symbols SS = _Symbols(window), ST = _Symbols(window), SH = _Symbols(window)
-    cdef Py_ssize_t* ss = &SS.sym[0]
-    cdef Py_ssize_t* st = &ST.sym[0]
-    cdef Py_ssize_t* hist = &SH.sym[0]
-    cdef double te, n = window - k
-    if T == 0:
-        return out_np
-    # counts of (history, source, next), (history, source), (history, next), (history).
+    cdef _TransferArgs a
+    a.k, a.bins, a.quantile, a.bs, a.bt, a.nh = k, bins, quantile, bs, bt, nh
+    a.ss, a.st, a.hist, a.ts, a.tt = &SS.sym[0], &ST.sym[0], &SH.sym[0], SS.tmp, ST.tmp
     # calloc, not np.zeros: numpy advises huge pages for large arrays, and each scattered
     # cell a window touches then zeroes 2 MB (binary k = 22: 1 s instead of 1 ms)
-    cdef Py_ssize_t* chsn = <Py_ssize_t*>calloc(nh * bs * bt, sizeof(Py_ssize_t))
-    cdef Py_ssize_t* chs = <Py_ssize_t*>calloc(nh * bs, sizeof(Py_ssize_t))
-    cdef Py_ssize_t* chn = <Py_ssize_t*>calloc(nh * bt, sizeof(Py_ssize_t))
-    cdef Py_ssize_t* ch = <Py_ssize_t*>calloc(nh, sizeof(Py_ssize_t))
-    if chsn == NULL or chs == NULL or chn == NULL or ch == NULL:
-        free(chsn)
-        free(chs)
-        free(chn)
-        free(ch)
-        raise MemoryError()
-    with nogil:
-        for r in range(src.shape[0]):
-            _window_ok(&src[r, 0], T, window, &ok[0])
-            _window_ok(&tgt[r, 0], T, window, &ok2[0])
-            for t in range(window - 1, T):
-                if not (ok[t] and ok2[t]):
-                    continue
-                _symbolize(&src[r, t - window + 1], window, bins, quantile, ss, SS.tmp)
-                _symbolize(&tgt[r, t - window + 1], window, bins, quantile, st, ST.tmp)
-                for j in range(k, window):
-                    h = 0
-                    for i in range(j - k, j):
-                        h = h * bt + st[i]
-                    hist[j] = h
-                    chsn[(h * bs + ss[j - 1]) * bt + st[j]] += 1
-                    chs[h * bs + ss[j - 1]] += 1
-                    chn[h * bt + st[j]] += 1
-                    ch[h] += 1
-                te = 0.0
-                if nh * bs * bt <= 4 * (window - k):   # small table: scan in cell order
-                    for h in range(nh):
-                        if ch[h] == 0:
-                            continue
-                        for i in range(bs):
-                            for j in range(bt):
-                                c = chsn[(h * bs + i) * bt + j]
-                                if c:
-                                    te += c * log2(<double>c * ch[h] / (<double>chs[h * bs + i]
-                                                                       * chn[h * bt + j]))
-                                    chsn[(h * bs + i) * bt + j] = 0
-                else:   # each (history, source, next) cell once, zeroed when first met
-                    for j in range(k, window):
-                        h = hist[j]
-                        hs = h * bs + ss[j - 1]
-                        hn = h * bt + st[j]
-                        cell = hs * bt + st[j]
-                        c = chsn[cell]
-                        if c:
-                            te += c * log2(<double>c * ch[h] / (<double>chs[hs] * chn[hn]))
-                            chsn[cell] = 0
-                for j in range(k, window):
-                    h = hist[j]
-                    chs[h * bs + ss[j - 1]] = 0
-                    chn[h * bt + st[j]] = 0
-                    ch[h] = 0
-                out[r, t] = te / n
-    free(chsn)
-    free(chs)
-    free(chn)
-    free(ch)
-    return out_np
+    a.chsn = <Py_ssize_t*>calloc(nh * bs * bt, sizeof(Py_ssize_t))
+    a.chs = <Py_ssize_t*>calloc(nh * bs, sizeof(Py_ssize_t))
+    a.chn = <Py_ssize_t*>calloc(nh * bt, sizeof(Py_ssize_t))
+    a.ch = <Py_ssize_t*>calloc(nh, sizeof(Py_ssize_t))
+    try:
+        if a.chsn == NULL or a.chs == NULL or a.chn == NULL or a.ch == NULL:
+            raise MemoryError()
+        return _windows(src, tgt, True, window, _transfer_w, &a)
+    finally:
+        free(a.chsn)
+        free(a.chs)
+        free(a.chn)
+        free(a.ch)
 
 
 # ---- Largest Lyapunov exponent (Rosenstein, Collins & De Luca 1993; nolds.lyap_r)
@@ -850,37 +925,102 @@ cdef double _lyap_one(const double* x, Py_ssize_t ntraj, Py_ssize_t emb, Py_ssiz
     return _lyap_fit(div, kf, ks, kx, traj_len)
 
 
+cdef struct _LyapArgs:
+    Py_ssize_t ntraj, emb, lag, min_tsep, traj_len
+    double* sq
+    double* pr
+    double* dist
+    double* rbest
+    Py_ssize_t* rarg
+    double* lbest
+    Py_ssize_t* larg
+    double* div
+    double* kf
+    const double* ks
+    double* kx
+
+
+cdef double _lyap_w(const double* x, const double* y, Py_ssize_t n, void* c) noexcept nogil:
+    cdef _LyapArgs* a = <_LyapArgs*>c
+    return _lyap_one(x, a.ntraj, a.emb, a.lag, a.min_tsep, a.traj_len, a.sq, a.pr, a.dist,
+                     a.rbest, a.rarg, a.lbest, a.larg, a.div, a.kf, a.ks, a.kx)
+
+
+cdef void _lyap_neighbours(const double[:, ::1] band, Py_ssize_t[:, ::1] nb, Py_ssize_t M,
+                           Py_ssize_t m, Py_ssize_t ntraj, Py_ssize_t min_tsep,
+                           double* sufv, Py_ssize_t* sufa, double* prev,
+                           Py_ssize_t* prea) noexcept nogil:
+    """``nb[i, s - i + ntraj - 1]``: vector i's nearest neighbour (np.argmin's tie
+    rule) among the trajectory starts of the window starting at s, from the band of
+    squared distances: one suffix-min (left) and one prefix-min (right) scan per i."""
+    cdef Py_ssize_t i, j, s, lo, hi, rs, re, a, e0
+    cdef double cur, v
+    for i in range(M):
+        lo = max(0, i - ntraj + 1)
+        hi = min(i, M - m)
+        if lo > hi:
+            continue
+        # left candidates j in [lo, i - min_tsep - 1]: suffix minima, the
+        # smallest j winning ties (np.argmin's first minimum)
+        cur = INFINITY
+        a = -1
+        j = i - min_tsep - 1
+        while j >= lo:
+            v = band[j, i - j]
+            if v <= cur:
+                cur = v
+                a = j
+            sufv[j - lo] = cur
+            sufa[j - lo] = a
+            j -= 1
+        # right candidates j in [i + min_tsep + 1, hi + ntraj - 1]: prefix minima
+        rs = i + min_tsep + 1
+        re = hi + ntraj - 1
+        cur = INFINITY
+        a = -1
+        for j in range(rs, re + 1):
+            v = band[i, j - i]
+            if v < cur:
+                cur = v
+                a = j
+            prev[j - rs] = cur
+            prea[j - rs] = a
+        for s in range(lo, hi + 1):
+            e0 = s + ntraj - 1 - rs          # right prefix index for this window
+            if s <= i - min_tsep - 1 and (e0 < 0 or sufv[s - lo] <= prev[e0]):
+                nb[i, s - i + ntraj - 1] = sufa[s - lo]
+            else:
+                nb[i, s - i + ntraj - 1] = prea[e0]
+
+
 def roll_lyap(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t emb, Py_ssize_t lag,
               Py_ssize_t min_tsep, Py_ssize_t traj_len):
     """Rolling largest Lyapunov exponent per step (divide by the sampling period)."""
-    out_np, ok_np = _alloc(x, window)
-    cdef double[:, ::1] out = out_np
-    cdef signed char[::1] ok = ok_np
+    _check(x, window)
     cdef Py_ssize_t T = x.shape[1], span = (emb - 1) * lag
     cdef Py_ssize_t m = window - span, ntraj = m - traj_len + 1, M = T - span
     if ntraj < 2 * min_tsep + 2:
         raise ValueError("window too short for emb_dim, lag, min_tsep and trajectory_len")
     if M < m:
-        return out_np
+        return _alloc(x, window)[0]
     cdef Py_ssize_t nwin = M - m + 1
     cdef double[::1] div = np.empty(traj_len), ks = np.arange(traj_len, dtype=float)
     cdef double[::1] kf = np.empty(traj_len), kx = np.empty(traj_len)
     cdef Py_ssize_t r
     cdef double[::1] sq, pr, dist, rbest, lbest
     cdef Py_ssize_t[::1] rarg, larg
-    if nwin == 1:
+    cdef _LyapArgs args
+    if nwin == 1:   # one window (a one-shot exponent): the driver, O(ntraj) buffers
         sq, pr, dist = np.empty(T), np.empty(T), np.empty(T)
         rbest, lbest = np.empty(ntraj), np.empty(ntraj)
         rarg, larg = np.empty(ntraj, dtype=np.intp), np.empty(ntraj, dtype=np.intp)
-        with nogil:
-            for r in range(x.shape[0]):
-                _window_ok(&x[r, 0], T, window, &ok[0])
-                if ok[T - 1]:
-                    out[r, T - 1] = _lyap_one(&x[r, 0], ntraj, emb, lag, min_tsep, traj_len,
-                                              &sq[0], &pr[0], &dist[0], &rbest[0], &rarg[0],
-                                              &lbest[0], &larg[0], &div[0], &kf[0], &ks[0],
-                                              &kx[0])
-        return out_np
+        args = _LyapArgs(ntraj, emb, lag, min_tsep, traj_len, &sq[0], &pr[0], &dist[0],
+                         &rbest[0], &rarg[0], &lbest[0], &larg[0], &div[0], &kf[0], &ks[0],
+                         &kx[0])
+        return _windows(x, x, False, window, _lyap_w, &args)
+    out_np, ok_np = _alloc(x, window)
+    cdef double[:, ::1] out = out_np
+    cdef signed char[::1] ok = ok_np
     # squared distances at first; turned into log distances in place when the windows
     # would otherwise take more logs than the band holds (always, when rolling)
     cdef double[:, ::1] band = np.empty((M, ntraj))
@@ -889,8 +1029,8 @@ def roll_lyap(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t emb, Py_ssiz
     cdef Py_ssize_t[::1] sufa = np.empty(ntraj, dtype=np.intp)
     cdef Py_ssize_t[::1] prea = np.empty(ntraj, dtype=np.intp)
     cdef bint logged = nwin * ntraj * traj_len > M * ntraj
-    cdef Py_ssize_t i, d, j, s, lo, hi, rs, re, a, kk, e0
-    cdef double cur, v, acc
+    cdef Py_ssize_t i, d, j, s, a, kk
+    cdef double v
     cdef const double* xr
     with nogil:
         for r in range(x.shape[0]):
@@ -899,42 +1039,8 @@ def roll_lyap(const double[:, ::1] x, Py_ssize_t window, Py_ssize_t emb, Py_ssiz
             for i in range(M):
                 for d in range(min_tsep + 1, min(ntraj, M - i)):
                     band[i, d] = _d2(xr, i, i + d, emb, lag)
-            for i in range(M):
-                lo = max(0, i - ntraj + 1)
-                hi = min(i, M - m)
-                if lo > hi:
-                    continue
-                # left candidates j in [lo, i - min_tsep - 1]: suffix minima, the
-                # smallest j winning ties (np.argmin's first minimum)
-                cur = INFINITY
-                a = -1
-                j = i - min_tsep - 1
-                while j >= lo:
-                    v = band[j, i - j]
-                    if v <= cur:
-                        cur = v
-                        a = j
-                    sufv[j - lo] = cur
-                    sufa[j - lo] = a
-                    j -= 1
-                # right candidates j in [i + min_tsep + 1, hi + ntraj - 1]: prefix minima
-                rs = i + min_tsep + 1
-                re = hi + ntraj - 1
-                cur = INFINITY
-                a = -1
-                for j in range(rs, re + 1):
-                    v = band[i, j - i]
-                    if v < cur:
-                        cur = v
-                        a = j
-                    prev[j - rs] = cur
-                    prea[j - rs] = a
-                for s in range(lo, hi + 1):
-                    e0 = s + ntraj - 1 - rs          # right prefix index for this window
-                    if s <= i - min_tsep - 1 and (e0 < 0 or sufv[s - lo] <= prev[e0]):
-                        nb[i, s - i + ntraj - 1] = sufa[s - lo]
-                    else:
-                        nb[i, s - i + ntraj - 1] = prea[e0]
+            _lyap_neighbours(band, nb, M, m, ntraj, min_tsep, &sufv[0], &sufa[0], &prev[0],
+                             &prea[0])
             if logged:
                 for i in range(M):
                     for d in range(min_tsep + 1, min(ntraj, M - i)):

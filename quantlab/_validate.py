@@ -13,6 +13,8 @@ import numbers
 
 import numpy as np
 
+from quantlab.errors import DataError
+
 __all__ = ["integer", "number", "choice", "real_array", "coords"]
 
 
@@ -91,8 +93,6 @@ def coords(obj, dims=("time", "asset"), what: str = "data") -> None:
     """Raise ``DataError`` unless ``obj`` (DataArray or Dataset) has each of ``dims`` as a
     dimension with a coordinate: kernels index by label, and a missing one used to
     surface as a bare ``KeyError`` deep inside."""
-    from .errors import DataError
-
     for d in dims:
         if d not in obj.dims:
             raise DataError(f"{what} has no {d!r} dimension (dims {tuple(obj.dims)}); "

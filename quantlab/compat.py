@@ -6,9 +6,28 @@ quantlab names they map to; nothing here adds behaviour of its own.
     init_cash=initial_capital, fees=commission_per_trade, slippage=slippage_bps / 1e4)``
     with the annual ``risk_free_rate`` set on the result (``res["total_return"]``,
     ``res.metrics()`` use it).
-``TICK_RESULT_KEYS``, ``tick_result_item``
-    ``result["order_count"]`` (the seed read tick results as dicts) is the attribute of
-    ``ql.engine.TickResult`` of the same name; ``TickResult.__getitem__`` delegates here.
+``TICK_RESULT_KEYS``, ``TICK_RESULT_UNITS``, ``tick_result_item``
+    ``result["order_count"]``, ``result.get("signal_count", default)`` (the seed read tick
+    results as dicts) are the attributes of ``ql.engine.TickResult`` of the same name;
+    ``result["processing_latency_ms"]`` is ``processing_time_us / 1000``.
+    ``TickResult.__getitem__`` / ``get`` / ``keys`` delegate here.
+``ALERT_RULES``
+    the seed's alert names ``max_latency_us`` (the p99 latency: the engine samples
+    latencies, it has no true maximum), ``max_error_rate``, ``min_success_rate`` -> the
+    ``AlertMonitor`` rules ``p99_latency_us``, ``error_rate``, ``success_rate`` (a "min"
+    rule: it fires when the success rate, 1 - error rate, is below its limit).
+``ENVIRONMENT``, ``CONFIG_SECTIONS``
+    the seed's environment variables ``MAX_DRAWDOWN`` (a fraction), ``LOG_LEVEL``,
+    ``LOG_FILE`` -> the engine settings ``risk.max_drawdown_pct``, ``log.level``,
+    ``log.file``; the config section ``logging`` is ``log``.
+``PARAM_ALIASES``, ``PARAM_REFUSED``
+    the seed's strategy parameter names accepted by ``ql.strategies.get``:
+    ``attention_lookback`` / ``attention_threshold`` are ``attention``'s ``window`` /
+    ``threshold``, ``hurst_window`` / ``fractal_window`` are ``fractal_chaos``'s ``window``.
+    Seed names with no quantlab equal (``volume_multiplier``, ``hurst_threshold``) are a
+    TypeError naming the closest quantlab strategy and parameter and how it differs.
+``WalkForwardOptimizer.optimize_strategy``
+    ``seed_walk_forward``: ``.run(...)``, with the seed's keywords as above.
 ``ALIASES``
     the seed's strategy short names ``"momentum"``, ``"volatility"``, ``"liquidity"``,
     ``"factor"``, ``"sentiment"`` -> registry names, accepted by ``ql.strategies.get`` /
@@ -22,8 +41,10 @@ from __future__ import annotations
 from quantlab import _validate
 from quantlab.backtesting import backtest
 
-__all__ = ["BacktestingEngine", "TICK_RESULT_KEYS", "tick_result_item", "ALIASES",
-           "OPTIMIZER_KEYWORDS", "seed_optimizer_arguments"]
+__all__ = ["BacktestingEngine", "TICK_RESULT_KEYS", "TICK_RESULT_UNITS", "tick_result_item",
+           "ALERT_RULES", "ENVIRONMENT", "CONFIG_SECTIONS", "ALIASES", "PARAM_ALIASES",
+           "PARAM_REFUSED", "seed_params", "OPTIMIZER_KEYWORDS", "seed_optimizer_arguments",
+           "seed_walk_forward"]
 
 
 # ---- backtest facade -----------------------------------------------------------------
@@ -60,15 +81,38 @@ TICK_RESULT_KEYS = {k: k for k in ("ticks", "signal_count", "order_count", "reje
                                    "rejected_orders", "processing_time_us", "orders")}
 
 
+# the seed's keys in other units -> (TickResult attribute, factor)
+TICK_RESULT_UNITS = {"processing_latency_ms": ("processing_time_us", 1e-3)}
+
+
 def tick_result_item(result, key):
     """``result[key]`` for a ``TickResult``: the seed read its results as dicts. Another
     key is a KeyError listing the keys (attributes such as ``order_array`` are read as
     attributes, not as seed keys)."""
     try:
+        if key in TICK_RESULT_UNITS:
+            attr, factor = TICK_RESULT_UNITS[key]
+            return getattr(result, attr) * factor
         return getattr(result, TICK_RESULT_KEYS[key])
     except (KeyError, TypeError):    # TypeError: an unhashable key
         raise KeyError(f"TickResult has no key {key!r}; keys (the seed's): "
-                       f"{', '.join(TICK_RESULT_KEYS)}") from None
+                       f"{', '.join([*TICK_RESULT_KEYS, *TICK_RESULT_UNITS])}") from None
+
+
+# ---- alert rules ---------------------------------------------------------------------
+
+# the seed's alert names -> AlertMonitor rules (AlertMonitor.MAX_RULES / MIN_RULES)
+ALERT_RULES = {"max_latency_us": "p99_latency_us", "max_error_rate": "error_rate",
+               "min_success_rate": "success_rate"}
+
+
+# ---- engine settings -----------------------------------------------------------------
+
+# the seed's environment variables -> engine config keys (quantlab.engine.config)
+ENVIRONMENT = {"MAX_DRAWDOWN": "risk.max_drawdown_pct", "LOG_LEVEL": "log.level",
+               "LOG_FILE": "log.file"}
+# config section names -> quantlab's
+CONFIG_SECTIONS = {"logging": "log"}
 
 
 # ---- strategy names ------------------------------------------------------------------
@@ -77,6 +121,50 @@ def tick_result_item(result, key):
 ALIASES = {"momentum": "cross_sectional_momentum", "volatility": "volatility_regime",
            "liquidity": "liquidity_timing", "factor": "factor_momentum",
            "sentiment": "sentiment_regime"}
+
+
+# the seed's strategy parameter names -> quantlab's, per registry name
+PARAM_ALIASES = {
+    "attention": {"attention_lookback": "window", "attention_threshold": "threshold"},
+    "fractal_chaos": {"hurst_window": "window", "fractal_window": "window"},
+}
+# the seed's parameter names with no quantlab equal (any strategy): why, what to use
+PARAM_REFUSED = {
+    "volume_multiplier": "the seed flags volume above volume_multiplier x its average; "
+    "the closest is the attention strategy, whose score is the mean of trailing z-scores "
+    "of log volume, log range and overnight gap over `window` bars, a shock being a score "
+    "above `threshold` (a z-score, default 2.0): use ql.strategies.get('attention', "
+    "threshold=...)",
+    "hurst_threshold": "fractal_chaos trends when H > 0.5 + band and reverts when "
+    "H < 0.5 - band: use ql.strategies.get('fractal_chaos', band=hurst_threshold - 0.5)",
+}
+
+
+def seed_params(name: str, params: dict) -> dict:
+    """``params`` of strategy ``name`` with the seed's names (``PARAM_ALIASES``) replaced
+    by quantlab's. A TypeError (never a silently dropped or misread value) for: a seed
+    name together with the quantlab name it stands for, or two seed names of one
+    parameter; a seed name without a quantlab equal (``PARAM_REFUSED``: says what to
+    use); a seed name of another strategy's parameter."""
+    for old, why in PARAM_REFUSED.items():
+        if old in params:
+            raise TypeError(f"{name}: the seed's parameter {old!r} has no quantlab equal: "
+                            f"{why}")
+    aliases = PARAM_ALIASES.get(name, {})
+    out = {}
+    for key, value in params.items():
+        if key not in aliases:
+            owners = [f"{s}'s {t[key]!r}" for s, t in PARAM_ALIASES.items() if key in t]
+            if owners:
+                raise TypeError(f"{name}: {key!r} is the seed's name of "
+                                f"{' and '.join(owners)}, not a parameter of {name}")
+        new = aliases.get(key, key)
+        if new in out:
+            given = [k for k in params if aliases.get(k, k) == new]
+            raise TypeError(f"{name}: {' and '.join(map(repr, given))} are one parameter "
+                            f"({new!r}); give it once")
+        out[new] = value
+    return out
 
 
 # ---- optimiser keywords --------------------------------------------------------------
@@ -103,3 +191,18 @@ def seed_optimizer_arguments(strategy, param_bounds, data, *, strategy_class=Non
                             f"name {old}=; give one")
         given[new] = value
     return given["strategy"], given["param_bounds"], given["data"]
+
+
+def seed_walk_forward(optimizer, strategy=None, param_bounds=None, data=None, *,
+                      strategy_class=None, parameter_bounds=None, price_data=None,
+                      **backtest_kw):
+    """``WalkForwardOptimizer.optimize_strategy(...)``, the seed's name: ``.run(...)``,
+    with the seed's keywords (``OPTIMIZER_KEYWORDS``) accepted as in
+    ``optimize_strategy_parameters``."""
+    strategy, param_bounds, data = seed_optimizer_arguments(
+        strategy, param_bounds, data, strategy_class=strategy_class,
+        parameter_bounds=parameter_bounds, price_data=price_data)
+    if strategy is None:
+        raise TypeError("optimize_strategy (the seed's name of WalkForwardOptimizer.run) "
+                        "needs a strategy: a registry name, Strategy or Strategy class")
+    return optimizer.run(strategy, param_bounds, data, **backtest_kw)

@@ -75,6 +75,7 @@ class Ensemble:
     shrinkage=0.5, **backtest_kw)``.
 
     ``strategies``: registry names or ``Strategy`` objects. ``allocation``:
+
     - ``equal``: 1/K;
     - ``risk_parity``: equal risk contributions of the streams' ``lookback``-bar
       covariance (``ql.risk.risk_parity_weights``);
@@ -83,6 +84,7 @@ class Ensemble:
     - ``regime``: as performance momentum, but each strategy's Sharpe is measured only
       over past bars in the same regime as today (``detect_regimes``), so a strategy
       that earns in calm bull markets gets weight in them.
+
     Weights at t use streams up to t-1; ``reweight`` sets how often they change.
     """
 

@@ -493,7 +493,8 @@ class Deployment:
                     echo(self.status_line(status))
         except (ConnectionError, OSError, asyncio.TimeoutError) as e:
             raise FeedError(f"the bar feed failed after {n} bars ({e}); the deployment "
-                            f"keeps them: checkpoint() or resume with another feed") from e
+                            f"keeps them: checkpoint() or resume with another feed",
+                            self.get_performance_stats()) from e
         return self
 
     def status_line(self, status: dict) -> str:

@@ -34,6 +34,7 @@ from functools import lru_cache, partial
 import numpy as np
 import xarray as xr
 
+from quantlab import _apply as bridge
 from quantlab import _validate
 from quantlab._kernels import load
 
@@ -146,13 +147,11 @@ def _series(x, name="x", ranks=False, scale=True) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _int(v, name, lo, hi=None):
-    return _validate.integer(name, v, lo, hi)
-
-
-def _window(window):
+def _window(window, lo=1):
+    """window checked in [1, 2**62], then >= lo (what the measure needs)."""
     # 2**62: larger ints overflow the kernels' index type (and np.log of default nvals)
-    return _int(window, "window", 1, 2 ** 62)
+    window = _validate.integer("window", window, 1, 2 ** 62)
+    return window if lo == 1 else _validate.integer("window", window, lo, 2 ** 62)
 
 
 def _one(kernel, a, *args):
@@ -161,66 +160,23 @@ def _one(kernel, a, *args):
 
 
 def _rolling(kernel, x, window, dim, *others, ranks=False, scale=True):
-    """Apply a (series, time) kernel along ``dim`` of x (and the aligned ``others``).
+    """``kernel(*panels, window)`` over every window along ``dim`` of x (and the aligned
+    ``others``), through the one bridge (``quantlab._apply.apply``, series layout).
 
-    Integer input is shifted (``_to_float``) per series; a window longer than the series
-    gives all NaN without calling the kernel (whose buffers are sized by the window)."""
+    Integer input is shifted (``_to_float``) per series; each series is rescaled by a
+    power of two if its values are extreme (``_rescale``); a window longer than the
+    series gives all NaN without calling the kernel (whose buffers are sized by it)."""
     window = _window(window)
-    inputs = [x, *others]
-    if isinstance(x, xr.Dataset):
-        if others:
-            raise TypeError("pass DataArrays (not a Dataset) to the two-series measures")
-        return x.map(lambda v: _rolling(kernel, v, window, dim, ranks=ranks, scale=scale)
-                     if dim in v.dims else v, keep_attrs=True)
-    names = ["x", *(f"input {i + 2}" for i in range(len(others)))]
-    if not isinstance(x, xr.DataArray):
-        if dim != "time":
-            raise ValueError(f"dim={dim!r}: NumPy input has no named dims; time is axis 0")
-        arrays = []
-        for v, nm in zip(inputs, names):
-            v = _array(v, nm)
-            if v.ndim == 0:
-                raise ValueError(f"{nm} must have a time axis (axis 0), got a scalar")
-            arrays.append(_to_float(np.moveaxis(v, 0, -1), ranks=ranks))
-        arrays = np.broadcast_arrays(*arrays)
-        out = _panel(kernel, window, *arrays, scale=scale)
-        return np.moveaxis(out, -1, 0)
-    if dim not in x.dims:
-        raise ValueError(f"dim={dim!r} is not a dimension of the input {x.dims}")
-    conv = []
-    for v, nm in zip(inputs, names):
-        if not isinstance(v, xr.DataArray):
-            raise TypeError(f"{nm} must be a DataArray like x, got {type(v).__name__}")
-        _validate.real_array(nm, v.dtype)
-        if v.dtype.kind in "biu":    # exact shift/ranks need the values (dask: computed)
-            v = v.copy(data=_to_float(v.values, axis=v.get_axis_num(dim), ranks=ranks))
-        elif v.dtype != np.float64:
-            v = v.astype(np.float64)
-        conv.append(v)
-    inputs = conv
-    if others:
-        inputs = list(xr.broadcast(*inputs))
-    # empty input: an empty result, computed in NumPy (dask's gufunc divides by a
-    # zero-size chunk); otherwise chunks along dim are merged (a window needs them all)
-    inputs = [v.copy(data=np.asarray(v.values)) if v.size == 0
-              else v.chunk({dim: -1}) if v.chunks is not None else v for v in inputs]
-    out = xr.apply_ufunc(partial(_panel, kernel, window, scale=scale), *inputs,
-                         input_core_dims=[[dim]] * len(inputs), output_core_dims=[[dim]],
-                         dask="parallelized", output_dtypes=[np.float64], keep_attrs=True)
-    return out.transpose(*inputs[0].dims)
 
+    def run(*flat):
+        if window > flat[0].shape[1]:
+            return np.full(flat[0].shape, np.nan)
+        if scale:
+            flat = [np.ascontiguousarray(_rescale(a)) for a in flat]
+        return kernel(*flat, window)
 
-def _panel(kernel, window, *arrays, scale=True):
-    """(..., time) arrays -> kernel on (series, time) C-contiguous float64 -> (..., time);
-    each series rescaled by a power of two if its values are extreme (``_rescale``)."""
-    shape = arrays[0].shape
-    if window > shape[-1] or arrays[0].size == 0:
-        return np.full(shape, np.nan)
-    flat = [np.ascontiguousarray(a.reshape(-1, shape[-1]), dtype=np.float64)
-            for a in arrays]
-    if scale:
-        flat = [np.ascontiguousarray(_rescale(a)) for a in flat]
-    return kernel(*flat, window).reshape(shape)
+    return bridge.apply(run, x, *others, dim=dim, layout="series",
+                        integers=lambda v, axis: _to_float(v, axis=axis, ranks=ranks))
 
 
 # ---- Hurst exponent ---------------------------------------------------------------
@@ -357,7 +313,7 @@ def rolling_dfa(x, window, dim="time", nvals=None, overlap=False):
 # ---- fractal dimensions -----------------------------------------------------------
 
 def _kmax(n, kmax):
-    kmax = _int(kmax, "kmax", 2)
+    kmax = _validate.integer("kmax", kmax, 2)
     if n < 2 * kmax:
         raise ValueError(f"higuchi_fd needs at least 2*kmax = {2 * kmax} points, got {n}")
     return kmax
@@ -388,17 +344,16 @@ def katz_fd(x) -> float:
 
 def rolling_katz_fd(x, window, dim="time"):
     """:func:`katz_fd` over every window of length ``window``."""
-    if _window(window) < 2:
-        raise ValueError("katz_fd needs window >= 2")
+    _window(window, 2)   # katz_fd needs 2 points
     return _rolling(_k.roll_katz, x, window, dim)
 
 
 # ---- largest Lyapunov exponent ----------------------------------------------------
 
 def _lyap_args(n, emb_dim, lag, min_tsep, trajectory_len):
-    emb_dim, lag = _int(emb_dim, "emb_dim", 1), _int(lag, "lag", 1)
-    min_tsep = _int(min_tsep, "min_tsep", 0)
-    trajectory_len = _int(trajectory_len, "trajectory_len", 2)
+    emb_dim, lag = _validate.integer("emb_dim", emb_dim, 1), _validate.integer("lag", lag, 1)
+    min_tsep = _validate.integer("min_tsep", min_tsep, 0)
+    trajectory_len = _validate.integer("trajectory_len", trajectory_len, 2)
     need = (emb_dim - 1) * lag + trajectory_len - 1 + 2 * min_tsep + 2
     if n < need:
         raise ValueError(f"lyapunov_r with emb_dim={emb_dim}, lag={lag}, min_tsep={min_tsep},"
@@ -457,7 +412,7 @@ def _roll_lyap_chunked(x, window, args):
 # ---- entropies --------------------------------------------------------------------
 
 def _sampen_args(n, order, tolerance):
-    order = _int(order, "order", 1)
+    order = _validate.integer("order", order, 1)
     if n <= order + 1:
         raise ValueError(f"sample_entropy with order={order} needs more than order + 1 = "
                          f"{order + 1} points, got {n}")
@@ -484,8 +439,9 @@ def rolling_sample_entropy(x, window, dim="time", order=2, tolerance=None):
 
 
 def _perm_args(n, order, delay):
-    order = _int(order, "order", 2, 10)    # a table of order! pattern counts: 10! = 3.6M
-    delay = _int(delay, "delay", 1)
+    # a table of order! pattern counts: 10! = 3.6M
+    order = _validate.integer("order", order, 2, 10)
+    delay = _validate.integer("delay", delay, 1)
     if n - (order - 1) * delay < 1:
         raise ValueError(f"series of {n} points is too short for order={order}, "
                          f"delay={delay}")
@@ -549,7 +505,7 @@ def _symbols(x, which, bins, binning, name="x"):
             vals = x.copy(data=vals)
         return vals, 0, False, alphabet
     dbins, dbinning = _DEFAULT_BINS[which]
-    bins = dbins if bins is None else _int(bins, "bins", 1, _STATE_LIMIT)
+    bins = dbins if bins is None else _validate.integer("bins", bins, 1, _STATE_LIMIT)
     binning = dbinning if binning is None else _validate.choice(
         "binning", binning, ("width", "quantile"))
     return x, bins, binning == "quantile", bins
@@ -624,7 +580,7 @@ def rolling_mutual_information(x, y, window, dim="time", bins=None, binning=None
 
 def _te_states(k, a_s, a_t):
     """k checked, and the (history, source, next) table: a_t**k * a_s * a_t cells."""
-    k = _int(k, "k", 1)
+    k = _validate.integer("k", k, 1)
     # a_t**k by logs first: k = 10**9 must not build a billion-digit integer
     if a_t > 1 and k * math.log2(a_t) > 64:
         cells = math.inf
@@ -663,7 +619,6 @@ def rolling_transfer_entropy(source, target, window, dim="time", k=1, bins=None,
     u, v, b, q, a_s, a_t = _symbols2(source, target, "transfer", bins, binning, "source",
                                      "target")
     k = _te_states(k, a_s, a_t)
-    if _window(window) <= k:
-        raise ValueError(f"window must be longer than k = {k}, got {window}")
+    _window(window, k + 1)   # longer than the history k
     return _rolling(lambda s, t, w: _k.roll_transfer(s, t, w, k, b, q, a_s, a_t),
                     u, window, dim, v)

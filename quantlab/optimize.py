@@ -32,9 +32,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import _validate
+from quantlab import _validate, integrity
 from quantlab.backtesting import backtest
-from quantlab.metrics import METRICS
+from quantlab.compat import seed_optimizer_arguments
+from quantlab.data import load as load_data
+from quantlab.metrics import METRICS, summary
 from quantlab.strategies import resolve
 
 __all__ = ["optimize_strategy_parameters", "OptimizationResult", "WalkForwardOptimizer",
@@ -233,8 +235,6 @@ class _Evaluator:
 
     def score(self, res) -> tuple[xr.Dataset, xr.DataArray]:
         """(objectives and headline metrics, returns scored) over the param dims."""
-        from quantlab.metrics import summary
-
         r = res.returns
         if self.mask is not None:
             r = r.where(xr.DataArray(self.mask, dims="time", coords={"time": r.time}))
@@ -413,14 +413,12 @@ class OptimizationResult(Mapping):
     def reality_check(self, benchmark=None, **kw) -> dict:
         """``ql.integrity.reality_check`` of the trials against ``benchmark`` returns (cash
         by default): is the best one better once the search is accounted for?"""
-        from quantlab.integrity import reality_check
-
         if benchmark is not None and isinstance(benchmark, xr.DataArray):
             benchmark = benchmark.reindex(time=self.trial_returns.time).values
-        return reality_check(self.trial_returns.values, benchmark, **kw)
+        return integrity.reality_check(self.trial_returns.values, benchmark, **kw)
 
     def plot(self, **kw):
-        from quantlab import plots
+        from quantlab import plots  # lazy: the face (bokeh); research must not import it
 
         return plots.optimization_figure(self, **kw)
 
@@ -431,8 +429,6 @@ def _key(params: dict) -> str:
 
 def _guards(returns: np.ndarray, best: int) -> tuple[float, float, np.ndarray]:
     """DSR of trial ``best`` among all, PBO of all (NaN when undefined)."""
-    from quantlab import integrity
-
     rows = np.isfinite(returns).all(axis=1)
     x = returns[rows]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -525,8 +521,6 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
     reproducible; the GP runs one trial at a time). ``backtest_kw`` go to ``ql.backtest``
     (fees, slippage, ...; always ``group=True``).
     """
-    import quantlab as ql
-    from quantlab.compat import seed_optimizer_arguments
     from tqdm.auto import tqdm
 
     strategy, param_bounds, data = seed_optimizer_arguments(   # quantlab.compat
@@ -535,7 +529,7 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
     if strategy is None:
         raise ValueError("give a strategy (registry name, Strategy or Strategy class)")
     strat = resolve(strategy)
-    data = ql.data.load() if data is None else data
+    data = load_data() if data is None else data
     _check_method(optimization_method)
     objectives = _check_objectives(objective)
     if direction is not None:
@@ -664,10 +658,8 @@ class WalkForwardResult:
     @property
     def oos_psr(self) -> float:
         """Probabilistic Sharpe ratio (vs 0) of the stitched out-of-sample returns."""
-        from quantlab.integrity import probabilistic_sharpe_ratio
-
         try:
-            return probabilistic_sharpe_ratio(self.oos_returns.values)
+            return integrity.probabilistic_sharpe_ratio(self.oos_returns.values)
         except ValueError:
             return math.nan
 
@@ -679,7 +671,7 @@ class WalkForwardResult:
                 f"{self.folds['pbo'].median():.2f})")
 
     def plot(self, **kw):
-        from quantlab import plots
+        from quantlab import plots  # lazy: the face (bokeh); research must not import it
 
         return plots.walk_forward_figure(self, **kw)
 
@@ -719,13 +711,18 @@ class WalkForwardOptimizer:
         return [(i * self.step, i * self.step + self.w, i * self.step + self.w + self.v)
                 for i in range(k)]
 
+    def optimize_strategy(self, *args, **kwargs) -> WalkForwardResult:
+        """The seed's name of :meth:`run` (seed keywords accepted): quantlab.compat."""
+        from quantlab.compat import seed_walk_forward
+
+        return seed_walk_forward(self, *args, **kwargs)
+
     def run(self, strategy, param_bounds=None, data=None, **backtest_kw) -> WalkForwardResult:
-        import quantlab as ql
         from tqdm.auto import tqdm
 
         strat = resolve(strategy)
         _space(strat, param_bounds)        # refuse bad bounds before any fold
-        data = ql.data.load() if data is None else data
+        data = load_data() if data is None else data
         t = data.time.values
         rows, results, segments = [], [], []
         for i, (a, b, c) in enumerate(tqdm(self.fold_bounds(len(t)), desc="walk-forward",
@@ -758,10 +755,10 @@ class WalkForwardOptimizer:
         sig = xr.concat(segments, dim="time")
         span = slice(sig.time.values[0], sig.time.values[-1])
         kw = {k: v for k, v in backtest_kw.items() if k != "group"}
-        acct = ql.backtest(data.sel(time=span), sig, group=True, **kw)
+        acct = backtest(data.sel(time=span), sig, group=True, **kw)
         oos_r = acct.returns
-        metrics = ql.metrics.summary(oos_r, risk_free_rate=self.kw.get("risk_free_rate", 0.0),
-                                     annualization=int(kw.get("periods", 252)))
+        metrics = summary(oos_r, risk_free_rate=self.kw.get("risk_free_rate", 0.0),
+                          annualization=int(kw.get("periods", 252)))
         params = list(results[0].best_params)
         return WalkForwardResult(folds, oos_r, acct.equity, metrics,
                                  _stability(folds[params]), self.objective, results)
@@ -850,12 +847,11 @@ class RegimeAdaptiveOptimizer:
 
     def run(self, strategy, param_bounds=None, data=None, start_date=None, end_date=None,
             **backtest_kw) -> RegimeAdaptiveResult:
-        import quantlab as ql
         from tqdm.auto import tqdm
 
         strat = resolve(strategy)
         _space(strat, param_bounds)        # refuse bad bounds before any search
-        data = ql.data.load() if data is None else data
+        data = load_data() if data is None else data
         start_date, end_date = _check_dates(data, start_date, end_date)
         hist = data.sel(time=slice(None, end_date))
         lab = _labels(self.regimes(hist) if callable(self.regimes) else self.regimes, hist)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from quantlab import _validate as _v
+
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 
@@ -316,8 +318,7 @@ def engine_dashboard(engine, history=300):
     from bokeh.layouts import gridplot
     from bokeh.models import ColumnDataSource
 
-    from quantlab import _validate as _v
-    from quantlab.engine import TickEngine
+    from quantlab.engine import TickEngine  # lazy: heavy, the tick engine loads pandas+xarray
 
     if not isinstance(engine, TickEngine):
         raise TypeError(f"engine_dashboard draws a ql.engine.TickEngine, got "

@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from quantlab import _validate
-from quantlab._apply import apply_over_time, kernel_dtype, time_major
+from quantlab import _apply as bridge
 from quantlab._kernels import load
 
 _k = load("rolling")
@@ -52,19 +52,7 @@ def _ddof(ddof):
 
 def _apply(kernel, x, dim):
     """Run a (time, column) -> (time, column) kernel over ``dim`` of any supported input."""
-    if isinstance(x, xr.Dataset):
-        if dim not in x.dims:
-            raise ValueError(f"dim={dim!r} is not a dimension of the input {tuple(x.dims)}")
-        return x.map(lambda v: apply_over_time(kernel, v, dim, name=f"x[{v.name!r}]")
-                     if dim in v.dims else v, keep_attrs=True)
-    if isinstance(x, xr.DataArray):
-        return apply_over_time(kernel, x, dim)
-    if dim != "time":
-        raise ValueError(f"dim={dim!r}: NumPy input has no named dims; time is axis 0")
-    a = np.asarray(x)
-    if a.ndim == 0:
-        raise ValueError("x must have a time axis (axis 0); got a scalar")
-    return time_major(kernel, a, time_axis=0)
+    return bridge.apply(kernel, x, dim=dim)
 
 
 def _kernel(name, window, min_periods, **kw):
@@ -137,31 +125,14 @@ def corr(x, window, dim="time", min_periods=None, asset_dim="asset"):
         raise ValueError("corr takes a DataArray (e.g. returns of ds['close']), not a Dataset")
     if not isinstance(x, xr.DataArray):
         a = np.asarray(x)
-        _validate.real_array("x", a.dtype)
-        if a.ndim != 2:
+        if a.ndim != 2:   # checked first: the bridge would loop over a third axis
+            _validate.real_array("x", a.dtype)
             raise ValueError(f"corr: NumPy input must be 2-D (time, asset), got {a.ndim}-D")
-        return kernel(np.ascontiguousarray(a, dtype=kernel_dtype(a.dtype)))
-    _validate.real_array("x", x.dtype)
-    for d in (dim, asset_dim):
-        if d not in x.dims:
-            raise ValueError(f"corr: dim {d!r} is not a dimension of the input {x.dims}")
-    if x.size == 0:   # empty: in NumPy (dask's gufunc divides by a zero-size chunk)
-        x = x.copy(data=np.asarray(x.values))
     other = f"{asset_dim}_other"
-    m = x.sizes[asset_dim]
-
-    def per_slice(a):  # a: (..., time, asset)
-        out = np.empty((*a.shape, m), dtype=kernel_dtype(a.dtype))
-        for idx in np.ndindex(a.shape[:-2]):
-            out[idx] = kernel(np.ascontiguousarray(a[idx], dtype=kernel_dtype(a.dtype)))
+    m = x.shape[-1] if not isinstance(x, xr.DataArray) else x.sizes.get(asset_dim, 0)
+    out = bridge.apply(kernel, x, dim=dim, core=asset_dim, new_dim=(other, m))
+    if not isinstance(out, xr.DataArray):
         return out
-
-    out = xr.apply_ufunc(
-        per_slice, x, input_core_dims=[[dim, asset_dim]],
-        output_core_dims=[[dim, asset_dim, other]], dask="parallelized",
-        output_dtypes=[kernel_dtype(x.dtype)],
-        dask_gufunc_kwargs={"output_sizes": {other: m}, "allow_rechunk": True},
-    )
     coords = {other: x[asset_dim].values}
     for name, c in x.coords.items():  # e.g. asset_class on asset -> asset_class_other
         if c.dims == (asset_dim,) and name != asset_dim:

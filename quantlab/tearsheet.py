@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import _validate, fmt
-from quantlab.plots import figure
+from quantlab import _validate, fmt, metrics
+from quantlab.plots import PALETTE, figure
 from quantlab.errors import DataError
 
 __all__ = ["tearsheet", "from_result", "summary_text", "summary_html", "drawdown_table",
@@ -171,8 +171,6 @@ def _diverging(v: np.ndarray, lim: float):
 def _column(r: xr.DataArray, b: xr.DataArray | None, trades, pos, *, window, periods,
             capital, rf, extra, lim) -> dict:
     """Every section's data for one column: {section: ColumnDataSource data dict}."""
-    from quantlab import metrics
-
     t = pd.DatetimeIndex(r["time"].values)
     rs = pd.Series(r.values, index=t)
     bs = None if b is None else pd.Series(b.values, index=t)
@@ -294,8 +292,6 @@ def _shown(name, m) -> str:
 
 
 def _palette(i):
-    from quantlab.plots import PALETTE
-
     return PALETTE[i % len(PALETTE)]
 
 

@@ -35,7 +35,7 @@ def synthetic_ticks(n=10_000, n_symbols=50, seed=0, bad_fraction=0.0, start_pric
     """Random-walk quotes with varying book imbalance (columns; prices in currency,
     timestamps in µs). ``bad_fraction`` of ticks are corrupted (crossed quotes,
     negative or NaN prices, negative sizes, unknown symbols, out-of-order timestamps)."""
-    from quantlab.engine.config import MAX_SYMBOLS   # here: the engine's bench imports us
+    from quantlab.engine.config import MAX_SYMBOLS   # lazy: cycle (engine's bench imports us)
 
     n = _v.integer("n", n, 0, 10 ** 8)          # ~10 arrays of n: bounded before allocating
     n_symbols = _v.integer("n_symbols", n_symbols, 1, MAX_SYMBOLS)
@@ -87,7 +87,7 @@ def to_dicts(cols, as_strings=False) -> list:
 def seed_batch(n_symbols=100, n_ticks=1000) -> list:
     """The seed's sample batch shape: n_symbols x n_ticks dicts, prices as strings,
     constant prices per symbol (so, rightly, no signals)."""
-    from quantlab.engine.config import MAX_SYMBOLS   # here: the engine's bench imports us
+    from quantlab.engine.config import MAX_SYMBOLS   # lazy: cycle (engine's bench imports us)
 
     n_symbols = _v.integer("n_symbols", n_symbols, 0, MAX_SYMBOLS)
     n_ticks = _v.integer("n_ticks", n_ticks, 0, 10 ** 7)

@@ -687,3 +687,83 @@ def test_rolling_measure_empty_input_returns_empty_result(name, shape, kind):
         assert out.dims == x.dims
         out = out.values
     assert out.shape == shape and out.dtype == np.float64
+
+
+# ---- one bridge (quantlab/_apply.py) ------------------------------------------------
+
+def _spy_bridge(monkeypatch):
+    """Record every call of the bridge's entry point (and still run it)."""
+    import quantlab._apply as bridge
+    calls, real = [], bridge.apply
+
+    def spy(kernel, *inputs, **kw):
+        calls.append(kw.get("layout", "time"))
+        return real(kernel, *inputs, **kw)
+
+    monkeypatch.setattr(bridge, "apply", spy)
+    return calls
+
+
+@pytest.mark.parametrize("name", sorted(ROLLING_ALL))
+@pytest.mark.parametrize("kind", ["numpy", "dataarray"])
+def test_every_rolling_measure_goes_through_the_bridge(name, kind, monkeypatch, r300):
+    # measures had its own apply_ufunc path (_rolling/_panel) beside quantlab/_apply.py
+    x = r300 if kind == "numpy" else xr.DataArray(r300, dims="time")
+    want = np.asarray(ROLLING_ALL[name](x))
+    calls = _spy_bridge(monkeypatch)
+    got = np.asarray(ROLLING_ALL[name](x))
+    assert calls == ["series"]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_rolling_measure_of_dataset_without_dim_is_refused():
+    # measures returned the Dataset unchanged, rolling raised: the bridge raises for both
+    ds = xr.Dataset({"a": ("asset", np.arange(3.0))})
+    with pytest.raises(ValueError, match="dim='time' is not a dimension"):
+        m.rolling_katz_fd(ds, 10)
+
+
+def test_rolling_measure_two_series_broadcast_numpy_index_against_panel():
+    # a (time,) source against a (time, asset) target broadcasts with time aligned
+    rng = np.random.default_rng(3)
+    src, tgt = rng.normal(size=120), rng.normal(size=(120, 3))
+    got = m.rolling_transfer_entropy(src, tgt, 60)
+    assert got.shape == (120, 3)
+    for j in range(3):
+        np.testing.assert_array_equal(got[:, j], m.rolling_transfer_entropy(src, tgt[:, j], 60))
+    assert got[-1, 1] == m.transfer_entropy(src[-60:], tgt[-60:, 1])
+
+
+@pytest.mark.parametrize("fn,lo", [(lambda w: m.rolling_katz_fd(np.ones(50), w), 2),
+                                   (lambda w: m.rolling_transfer_entropy(
+                                       np.ones(50), np.ones(50), w, k=3), 4)])
+def test_rolling_measure_window_below_the_measures_minimum_names_the_range(fn, lo):
+    # katz_fd and transfer_entropy had their own if/raise ladders ("needs window >= 2")
+    with pytest.raises(ValueError, match=rf"window must be an integer in \[{lo}, 4611"):
+        fn(lo - 1)
+
+
+@pytest.mark.parametrize("kernel", ["mutual", "transfer"])
+def test_two_series_kernel_with_panels_of_different_shapes_is_refused(kernel):
+    # the window driver reads y at x's offsets: a shorter y was read out of bounds
+    x, y = np.zeros((2, 100)), np.zeros((2, 60))
+    args = (0, False, 2, 2) if kernel == "mutual" else (1, 0, False, 2, 2)
+    with pytest.raises(ValueError, match="differ in shape"):
+        getattr(m._k, f"roll_{kernel}")(x, y, 50, *args)
+    with pytest.raises(ValueError, match="differ in shape"):
+        getattr(m._k, f"roll_{kernel}")(x, np.zeros((1, 100)), 50, *args)
+
+
+def test_window_driver_values_equal_one_shot_measures_at_every_window_end():
+    # the one nogil driver must hand each measure exactly the window ending at t
+    x = np.random.default_rng(11).normal(size=(2, 90))
+    x[1, 40] = np.nan
+    for roll, one in [(m.rolling_katz_fd, m.katz_fd), (m.rolling_sample_entropy, m.sample_entropy),
+                      (m.rolling_higuchi_fd, m.higuchi_fd)]:
+        got = roll(x.T, 30)
+        for r in range(2):
+            for t in range(29, 90):
+                w = x[r, t - 29:t + 1]
+                want = np.nan if np.isnan(w).any() else one(w)
+                np.testing.assert_equal(got[t, r], want)
+        assert np.isnan(got[:29]).all()

@@ -511,3 +511,39 @@ def test_rolling_corr_empty_input_returns_empty_result(kind, shape):
     assert np.asarray(out).shape == (shape[0], shape[1], shape[1])
     if kind != "numpy":
         assert out.dims == ("time", "asset", "asset_other")
+
+
+# ---- one bridge (quantlab/_apply.py) ------------------------------------------------
+
+ALL_ROLLING = STATS + ["ewm_mean", "corr"]
+
+
+@pytest.mark.parametrize("name", ALL_ROLLING)
+@pytest.mark.parametrize("kind", ["numpy", "dataarray", "dask"])
+def test_every_rolling_function_goes_through_the_bridge(name, kind, monkeypatch):
+    # corr had its own apply_ufunc path (per_slice) beside quantlab/_apply.py
+    import quantlab._apply as bridge
+    x = np.random.default_rng(5).normal(size=(40, 3))
+    if kind != "numpy":
+        x = xr.DataArray(x, dims=("time", "asset"), coords={"asset": list("abc")})
+        x = x.chunk({"time": 10}) if kind == "dask" else x
+    want = np.asarray(getattr(ql.rolling, name)(x, 5))
+    calls, real = [], bridge.apply
+    monkeypatch.setattr(bridge, "apply", lambda *a, **k: calls.append(1) or real(*a, **k))
+    got = getattr(ql.rolling, name)(x, 5)
+    if kind == "dask":   # still lazy
+        assert hasattr(got.data, "dask")
+    assert calls == [1]
+    np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_rolling_corr_keeps_time_asset_asset_other_order_for_asset_major_input():
+    # the bridge puts core dims last: corr of an (asset, time) array is (time, asset,
+    # asset_other) as documented, equal to corr of the transpose
+    x = xr.DataArray(np.random.default_rng(6).normal(size=(30, 3)), dims=("time", "asset"),
+                     coords={"asset": list("abc")})
+    got = ql.rolling.corr(x.T, 10)
+    assert got.dims == ("time", "asset", "asset_other")
+    np.testing.assert_array_equal(got.values, ql.rolling.corr(x, 10).values)
+    ref_ = pd.DataFrame(x.values).rolling(10).corr().values.reshape(30, 3, 3)
+    np.testing.assert_allclose(got.values, ref_, rtol=1e-12, atol=1e-12)

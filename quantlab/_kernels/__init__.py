@@ -7,13 +7,13 @@ the best build this CPU runs. Every build gives the same bits (no fused multiply
 import importlib
 import os
 
+from quantlab._kernels.cpu import x86_level
+
 LEVELS = {"baseline": 1, "v3": 3, "v4": 4}
 
 
 def cpu_level():
     """The highest kernel build level this CPU runs: "v4", "v3" or "baseline"."""
-    from quantlab._kernels.cpu import x86_level
-
     return max((k for k, v in LEVELS.items() if v <= max(x86_level(), 1)), key=LEVELS.get)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from quantlab import _validate as _v
+from quantlab import compat
 from quantlab.engine.core import TickEngine
 
 __all__ = ["AlertMonitor", "health_check"]
@@ -34,24 +36,41 @@ def health_check(engine, p99_limit_us=10.0, reject_limit=0.05) -> dict:
 class AlertMonitor:
     """Rules on the engine's statistics; each breach goes to every sink.
 
-    ``rules``: {"p99_latency_us": 10, "error_rate": 0.01 (rejected ticks / ticks),
-    "rejection_rate": 0.5 (rejected orders / signals acted on), "drawdown": 1000 (currency)}.
+    ``rules``: "max" rules fire when the value is above the limit: {"p99_latency_us": 10,
+    "error_rate": 0.01 (rejected ticks / ticks), "rejection_rate": 0.5 (rejected orders /
+    signals acted on), "drawdown": 1000 (currency)}; "min" rules when it is below:
+    {"success_rate": 0.99 (1 - error_rate)}. The seed's names ``max_latency_us``,
+    ``max_error_rate``, ``min_success_rate`` are accepted (``quantlab.compat.ALERT_RULES``);
+    an alert's ``"rule"`` is the name given.
     ``sinks``: "log" (the ``quantlab.engine`` logger) or callables ``f(alert_dict)``.
     """
 
-    KNOWN = ("p99_latency_us", "error_rate", "rejection_rate", "drawdown")
+    MAX_RULES = ("p99_latency_us", "error_rate", "rejection_rate", "drawdown")
+    MIN_RULES = ("success_rate",)
+    KNOWN = MAX_RULES + MIN_RULES
 
     def __init__(self, engine: TickEngine, rules: dict, sinks=("log",)):
-        unknown = set(rules) - set(self.KNOWN)
+        if not isinstance(rules, Mapping):
+            raise TypeError(f"alert rules are a dict of rule -> limit, got "
+                            f"{type(rules).__name__}")
+        unknown = set(rules) - set(self.KNOWN) - set(compat.ALERT_RULES)
         if unknown:
-            raise ValueError(f"unknown alert rule(s) {sorted(unknown)}; rules: "
-                             f"{', '.join(self.KNOWN)}")
+            raise ValueError(f"unknown alert rule(s) {sorted(map(str, unknown))}; rules: "
+                             f"{', '.join(self.KNOWN)} (the seed's: "
+                             f"{', '.join(f'{k} = {v}' for k, v in compat.ALERT_RULES.items())})")
+        self._rule = {k: compat.ALERT_RULES.get(k, k) for k in rules}   # given -> quantlab
+        twice = [k for k in rules if list(self._rule.values()).count(self._rule[k]) > 1]
+        if twice:
+            raise ValueError(f"alert rules {twice} are one rule ({self._rule[twice[0]]!r}); "
+                             "give it once")
         bad = [s for s in sinks if s != "log" and not callable(s)]
         if bad:
             raise ValueError(f"alert sinks are 'log' or callables, got {bad!r}")
         if not isinstance(engine, TickEngine):
             raise TypeError(f"AlertMonitor watches a TickEngine, got {type(engine).__name__}")
-        rules = {k: _v.number(f"alert rule {k!r}", v, 0, finite=False)   # NaN never fires
+        rates = ("success_rate", "error_rate", "rejection_rate")       # in [0, 1]
+        rules = {k: _v.number(f"alert rule {k!r}", v, 0, 1 if self._rule[k] in rates
+                              else None, finite=False)                # inf: never fires
                  for k, v in rules.items()}
         self.engine, self.rules, self.sinks = engine, rules, list(sinks)
         self.history: list = []
@@ -59,14 +78,21 @@ class AlertMonitor:
     def check(self) -> list:
         s = self.engine.get_performance_stats()
         tried = s["orders_submitted"] + s["orders_rejected"]
-        values = {"p99_latency_us": s["p99_latency_us"],
-                  "error_rate": s["rejected_ticks"] / s["ticks_processed"]
-                  if s["ticks_processed"] else 0.0,
+        error_rate = (s["rejected_ticks"] / s["ticks_processed"]
+                      if s["ticks_processed"] else 0.0)
+        values = {"p99_latency_us": s["p99_latency_us"], "error_rate": error_rate,
                   "rejection_rate": s["orders_rejected"] / tried if tried else 0.0,
-                  "drawdown": self.engine.pnl()["drawdown"]}
-        alerts = [{"rule": k, "value": values[k], "limit": lim,
-                   "message": f"{k} = {values[k]:.4g} above {lim}"}
-                  for k, lim in self.rules.items() if values[k] > lim]
+                  "drawdown": self.engine.pnl()["drawdown"], "success_rate": 1.0 - error_rate}
+        alerts = []
+        for k, lim in self.rules.items():
+            rule = self._rule[k]
+            v = values[rule]
+            low = rule in self.MIN_RULES
+            if (v < lim) if low else (v > lim):
+                name = k if k == rule else f"{k} ({rule})"
+                alerts.append({"rule": k, "value": v, "limit": lim,
+                               "message": f"{name} = {v:.4g} {'below' if low else 'above'} "
+                                          f"{lim}"})
         for a in alerts:
             for sink in self.sinks:
                 if sink == "log":
@@ -75,4 +101,3 @@ class AlertMonitor:
                     sink(a)
         self.history += alerts
         return alerts
-

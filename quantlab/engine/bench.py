@@ -10,6 +10,7 @@ import numpy as np
 from quantlab import _validate as _v
 from quantlab.engine.core import TickEngine, _column
 from quantlab.engine.reference import FIELDS, reference_engine, to_ticks
+from quantlab.testing import seed_batch, synthetic_ticks, to_dicts
 
 __all__ = ["bench", "SEED_TICKS_PER_S"]
 
@@ -28,7 +29,6 @@ def bench(n_columnar=2_000_000, n_reference=100_000) -> str:
     a floor, not an engine: summing the columns once, what reading them costs."""
     n_columnar = _v.integer("n_columnar", n_columnar, 1, 10 ** 8)
     n_reference = _v.integer("n_reference", n_reference, 1, 10 ** 9)
-    from quantlab.testing import seed_batch, synthetic_ticks, to_dicts
 
     def timed(f):
         t = time.perf_counter()

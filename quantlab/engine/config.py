@@ -1,31 +1,51 @@
 """The tick engine's settings: the YAML shipped as ``quantlab/config/engine.yaml``
 (``config/engine.yaml`` in the repo is a copy to edit), then a YAML path or dict given to
 the engine, then environment variables ``QUANTLAB_<SECTION>_<KEY>`` (e.g.
-``QUANTLAB_RISK_MAX_POSITION=500``). Unknown sections or keys, or values of the wrong
-type, raise ``ValueError`` naming the key; values out of range raise through the shared
-checkers (``quantlab._validate``) naming the key, the value and the range."""
+``QUANTLAB_RISK_MAX_POSITION=500``) and the seed's ``MAX_DRAWDOWN`` (a fraction:
+``risk.max_drawdown_pct``), ``LOG_LEVEL``, ``LOG_FILE`` (``quantlab.compat.ENVIRONMENT``).
+Unknown sections or keys, an unknown ``QUANTLAB_*`` variable (other than ``OTHER_VARIABLES``),
+or values of the wrong type, raise ``ValueError`` naming the key or variable; values out
+of range raise through the shared checkers (``quantlab._validate``) naming the key, the
+value and the range. ``configure_logging`` applies ``log.level`` and ``log.file``."""
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from quantlab import _validate as _v
+from quantlab import compat
 
-__all__ = ["DEFAULT_CONFIG", "load_config", "MAX_SYMBOLS", "MAX_SAMPLES", "MAX_RING",
-           "LOG_LEVELS"]
+__all__ = ["DEFAULT_CONFIG", "load_config", "configure_logging", "MAX_SYMBOLS", "MAX_SAMPLES",
+           "MAX_RING", "LOG_LEVELS", "OTHER_VARIABLES"]
 
 DEFAULT_CONFIG = Path(__file__).parent.parent / "config" / "engine.yaml"
 
+# QUANTLAB_* variables that are not engine settings (read elsewhere in quantlab); any other
+# QUANTLAB_* variable that names no engine setting is an error, never silently ignored
+OTHER_VARIABLES = ("QUANTLAB_SIMD", "QUANTLAB_THREADS")
+
+# settings whose default is null (unset): their type when set
+_OPTIONAL = {("risk", "max_drawdown_pct"): float, ("log", "file"): str}
+
 
 def load_config(config=None, environ=None) -> dict:
-    """Defaults <- ``config`` (a YAML path or a dict of sections) <- QUANTLAB_* variables."""
+    """Defaults <- ``config`` (a YAML path or a dict of sections) <- environment variables
+    (``QUANTLAB_<SECTION>_<KEY>``, the seed's ``MAX_DRAWDOWN``, ``LOG_LEVEL``,
+    ``LOG_FILE``)."""
     import yaml
 
     cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    given: dict = {}     # (section, key) -> where it was set: named in range errors
 
     def merge(update, where):
         for section, values in update.items():
+            if section in compat.CONFIG_SECTIONS:        # the seed's section names
+                alias, section = section, compat.CONFIG_SECTIONS[section]
+                if section in update:
+                    raise ValueError(f"{where}: sections {section!r} and {alias!r} (the "
+                                     f"seed's name of {section!r}) are one section; give one")
             if section not in cfg:
                 raise ValueError(f"{where}: unknown config section {section!r}; sections: "
                                  f"{', '.join(cfg)}")
@@ -39,6 +59,7 @@ def load_config(config=None, environ=None) -> dict:
                     raise ValueError(f"{where}: unknown config key {section}.{key}; keys: "
                                      f"{', '.join(cfg[section])}")
                 cfg[section][key] = _typed(section, key, value, cfg[section][key], where)
+                given[section, key] = where
 
     if config is not None:
         if isinstance(config, (str, Path)):
@@ -57,15 +78,29 @@ def load_config(config=None, environ=None) -> dict:
             raise TypeError(f"config must be a YAML path, a dict or None, got "
                             f"{type(config).__name__}")
     env = os.environ if environ is None else environ
+    for name, key in compat.ENVIRONMENT.items():      # the seed's variables
+        if name not in env:
+            continue
+        section, k = key.split(".")
+        ours = f"QUANTLAB_{section}_{k}".upper()
+        if ours in env and str(env[ours]).strip() != str(env[name]).strip():
+            raise ValueError(f"environment {name}={env[name]!r} (the seed's name of {key}) "
+                             f"and {ours}={env[ours]!r} disagree; set one")
+        merge({section: {k: env[name]}}, f"environment {name} (the seed's name of {key})")
+    sections = [*cfg, *compat.CONFIG_SECTIONS]
     for name, value in env.items():
-        if not name.startswith("QUANTLAB_"):
+        if not name.startswith("QUANTLAB_") or name in OTHER_VARIABLES:
             continue
         rest = name[len("QUANTLAB_"):].lower()
-        section = next((s for s in cfg if rest.startswith(s + "_")), None)
+        section = next((s for s in sections if rest.startswith(s + "_")), None)
         if section is None:
-            continue   # other quantlab variables are not engine settings
+            known = [f"QUANTLAB_{s}_{k}".upper() for s in cfg for k in cfg[s]]
+            raise ValueError(f"environment {name}: unknown quantlab variable; quantlab reads "
+                             f"{', '.join(OTHER_VARIABLES)}, the engine settings "
+                             f"{', '.join(known)} and the seed's "
+                             f"{', '.join(f'{n} ({k})' for n, k in compat.ENVIRONMENT.items())}")
         merge({section: {rest[len(section) + 1:]: value}}, f"environment {name}")
-    _check(cfg)
+    _check(cfg, given)
     return cfg
 
 
@@ -76,8 +111,15 @@ _BOOLS = {"1": True, "true": True, "yes": True, "on": True,
 def _typed(section, key, value, default, where):
     """``value`` as the type of the default; a value that is not one (a fractional int,
     "maybe" for a bool) is an error, never truncated or guessed."""
-    kind = type(default)
+    kind = _OPTIONAL.get((section, key), type(default))
+    if (section, key) in _OPTIONAL and (value is None or (isinstance(value, str)
+                                                          and not value.strip())):
+        return None                  # unset (YAML null, an empty variable)
     try:
+        if (section, key) == ("log", "file"):
+            if not isinstance(value, (str, os.PathLike)):
+                raise TypeError
+            return os.fspath(value)
         if kind is bool:
             return value if isinstance(value, bool) else _BOOLS[str(value).strip().lower()]
         if kind is int:
@@ -102,19 +144,25 @@ MAX_RING = 2 ** 24
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def _check(cfg):
+def _check(cfg, given=None):
     """Every setting through the shared checkers (quantlab._validate): the error names the
-    key, the value and the accepted range; nothing is clamped."""
+    key, the value and the accepted range (and the variable, for one set in the
+    environment); nothing is clamped."""
     e, s, r = cfg["engine"], cfg["signal"], cfg["risk"]
     big = 2 ** 62
+    given = given or {}
+
+    def label(key):
+        where = given.get(tuple(key.split(".")), "config")
+        return f"{where if where.startswith('environment') else 'config'}: {key}"
 
     def integer(key, lo, hi=big):
         sec, k = key.split(".")
-        cfg[sec][k] = _v.integer(f"config: {key}", cfg[sec][k], lo, hi)
+        cfg[sec][k] = _v.integer(label(key), cfg[sec][k], lo, hi)
 
     def number(key, lo, hi=None, **kw):
         sec, k = key.split(".")
-        cfg[sec][k] = _v.number(f"config: {key}", cfg[sec][k], lo, hi, **kw)
+        cfg[sec][k] = _v.number(label(key), cfg[sec][k], lo, hi, **kw)
 
     integer("engine.max_symbols", 1, MAX_SYMBOLS)
     number("engine.tick_size", 0, lo_open=True)
@@ -133,11 +181,77 @@ def _check(cfg):
     for k in ("max_order_notional", "max_drawdown", "max_concentration",
               "concentration_base", "max_clock_skew_s"):  # inf: no limit; NaN refused
         number(f"risk.{k}", 0, finite=False)
-    level = str(cfg["log"]["level"]).upper()
-    cfg["log"]["level"] = _v.choice("config: log.level", level, LOG_LEVELS)
+    number("risk.initial_capital", 0, lo_open=True)
+    _drawdown(cfg, given, label)
+    level = str(cfg["log"]["level"]).strip().upper()
+    if level.isdigit():              # logging.INFO (20) and the like
+        level = logging.getLevelName(int(level))
+    cfg["log"]["level"] = _v.choice(label("log.level"), level, LOG_LEVELS)
+    if cfg["log"]["file"] is not None:
+        path = Path(cfg["log"]["file"]).expanduser()
+        if path.is_dir() or not path.parent.is_dir():
+            raise ValueError(f"{label('log.file')} must be a file in an existing directory, "
+                             f"got {cfg['log']['file']!r}")
+        cfg["log"]["file"] = str(path.resolve())
     if s["fast_span"] >= s["slow_span"]:
         raise ValueError(f"config: signal.fast_span ({s['fast_span']}) must be below "
                          f"signal.slow_span ({s['slow_span']})")
+
+
+def _drawdown(cfg, given, label):
+    """The kill switch's limit. ``risk.max_drawdown`` is currency below the equity peak;
+    the seed's drawdown is a fraction, and 0.10 copied into the currency key stops all
+    trading after the first order's costs, so a value in (0, 1) is refused as ambiguous.
+    ``risk.max_drawdown_pct`` (a fraction in (0, 1]) sets ``max_drawdown`` to
+    ``max_drawdown_pct * risk.initial_capital``: the engine's equity is P&L from 0, so
+    the fraction is of the capital it trades, not of the running peak."""
+    r = cfg["risk"]
+    dd, pct = r["max_drawdown"], r["max_drawdown_pct"]
+    if 0 < dd < 1:
+        raise ValueError(f"{label('risk.max_drawdown')} = {dd!r} is ambiguous: it is currency "
+                         f"below the equity peak (the seed's fraction would stop trading at "
+                         f"the first order's costs); for a fraction of the capital use "
+                         f"risk.max_drawdown_pct={dd!r} (of risk.initial_capital, "
+                         f"{r['initial_capital']:g}), for currency give at least 1")
+    if pct is None:
+        return
+    try:
+        r["max_drawdown_pct"] = _v.number(label("risk.max_drawdown_pct"), pct, 0, 1,
+                                          lo_open=True)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (a fraction of risk.initial_capital; a limit in currency "
+                         "is risk.max_drawdown)") from None
+    limit = r["max_drawdown_pct"] * r["initial_capital"]
+    if ("risk", "max_drawdown") in given and dd != limit:
+        raise ValueError(f"config: risk.max_drawdown ({dd:g}, currency) and "
+                         f"risk.max_drawdown_pct ({pct:g} of risk.initial_capital "
+                         f"{r['initial_capital']:g} = {limit:g}) are both set; give one")
+    r["max_drawdown"] = limit
+
+
+def configure_logging(cfg) -> logging.Logger:
+    """The ``quantlab.engine`` logger with ``cfg["log"]``'s level and file. Both are
+    process-wide, as logging is: the last engine made sets the level; a ``log.file``
+    adds a file handler (one per file: it replaces one this function added for another
+    file); ``log.file`` unset leaves the handlers as they are."""
+    logger = logging.getLogger("quantlab.engine")
+    logger.setLevel(cfg["log"]["level"])
+    path = cfg["log"]["file"]
+    if path is None:
+        return logger
+    for h in [h for h in logger.handlers if getattr(h, "_quantlab", False)]:
+        if h.baseFilename == os.path.abspath(path):
+            return logger
+        logger.removeHandler(h)
+        h.close()
+    try:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"config: log.file {path!r} cannot be opened: {exc}") from None
+    handler._quantlab = True
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    return logger
 
 
 def _core_params(cfg) -> dict:

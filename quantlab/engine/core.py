@@ -13,11 +13,13 @@ import pandas as pd
 from quantlab import _validate as _v
 from quantlab._kernels import ticks as _k
 from quantlab.engine.bars import BarAggregator
-from quantlab.engine.config import _core_params, load_config
+from quantlab.engine.config import _core_params, configure_logging, load_config
 from quantlab.engine.reference import FIELDS, to_int, to_ticks
 from quantlab.engine.results import TickResult
 
 __all__ = ["TickEngine", "FEED_REJECTS"]
+
+log = logging.getLogger("quantlab.engine")
 
 # reasons a feed message is dropped (TickEngine.feed_rejects; quantlab.engine.feeds)
 FEED_REJECTS = ("not_json", "not_utf8", "oversized", "wrong_type")
@@ -72,7 +74,7 @@ class TickEngine:
 
     def __init__(self, config=None):
         self.config = load_config(config)
-        logging.getLogger("quantlab.engine").setLevel(self.config["log"]["level"])
+        configure_logging(self.config)    # log.level, log.file: process-wide
         self._params = _core_params(self.config)
         p = dict(self._params)
         p["max_samples"] = self.config["engine"]["max_latency_samples"]
@@ -83,6 +85,15 @@ class TickEngine:
         self.feed_rejects = dict.fromkeys(FEED_REJECTS, 0)
         self.deployment = None     # a research strategy on this engine's bars
         self._bars = None          # its BarAggregator
+        r = self.config["risk"]
+        log.info("tick engine started: %d symbols, tick size %g; risk: max_position %d, "
+                 "max_order_notional %g, max_orders_per_second %d, max_drawdown %g "
+                 "(currency%s), max_positions %d, max_concentration %g",
+                 self.config["engine"]["max_symbols"], self.tick_size, r["max_position"],
+                 r["max_order_notional"], r["max_orders_per_second"], r["max_drawdown"],
+                 "" if r["max_drawdown_pct"] is None else
+                 f": {r['max_drawdown_pct']:g} x initial_capital {r['initial_capital']:g}",
+                 r["max_positions"], r["max_concentration"])
 
     def __repr__(self):
         return (f"TickEngine({self.core.ticks} ticks, {self.core.orders} orders, "
@@ -157,16 +168,26 @@ class TickEngine:
         core = self.core
         before = (core.ticks, core.signals, core.orders, core.rejected_ticks,
                   core.rejected_orders)
+        killed = core.killed
         t0 = time.perf_counter()
         orders = process(core)
         dt = time.perf_counter() - t0
         self._wall += dt
-        return TickResult(ticks=core.ticks - before[0], signal_count=core.signals - before[1],
-                          order_count=core.orders - before[2],
-                          rejected_ticks=core.rejected_ticks - before[3],
-                          rejected_orders=core.rejected_orders - before[4],
-                          processing_time_us=dt * 1e6, order_array=orders,
-                          tick_size=self.tick_size)
+        res = TickResult(ticks=core.ticks - before[0], signal_count=core.signals - before[1],
+                         order_count=core.orders - before[2],
+                         rejected_ticks=core.rejected_ticks - before[3],
+                         rejected_orders=core.rejected_orders - before[4],
+                         processing_time_us=dt * 1e6, order_array=orders,
+                         tick_size=self.tick_size)
+        if core.killed and not killed:
+            log.warning("drawdown kill switch on: the drawdown passed risk.max_drawdown %g "
+                        "in this batch; no more orders (drawdown at its end: %.2f)",
+                        self.config["risk"]["max_drawdown"], self.pnl()["drawdown"])
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("batch: %d ticks (%d rejected), %d signals, %d orders (%d rejected), "
+                      "%.0f µs", res.ticks, res.rejected_ticks, res.signal_count,
+                      res.order_count, res.rejected_orders, res.processing_time_us)
+        return res
 
     # ---- state -----------------------------------------------------------------------
     def positions(self) -> pd.Series:
@@ -208,7 +229,7 @@ class TickEngine:
     def health_check(self, p99_limit_us=10.0, reject_limit=0.05) -> dict:
         """critical: kill switch on; degraded: p99 latency above ``p99_limit_us`` or more
         than ``reject_limit`` of ticks rejected; healthy otherwise."""
-        from quantlab.engine.alerts import health_check
+        from quantlab.engine.alerts import health_check  # lazy: cycle, alerts imports core
 
         return health_check(self, p99_limit_us, reject_limit)
 
@@ -242,7 +263,7 @@ class TickEngine:
         rejected as out of order whatever the speed: accepted, it would make every later
         tick of its symbol out of order and every signal stale.
         ``chunk``: ticks per batch; ``on_chunk(engine, result)`` is called after each."""
-        from quantlab.engine.feeds import replay
+        from quantlab.engine.feeds import replay  # lazy: cycle, feeds imports core
 
         return replay(self, path_or_arrays, speed, chunk, on_chunk, max_gap)
 
@@ -267,7 +288,7 @@ class TickEngine:
         feed anew (e.g. ``lambda: websocket_feed(url)``); it is called again after
         ``backoff * 2**k`` seconds (k = 0, 1, ...; at most 30 s) up to N times in a row,
         the count starting again after each message received; past N, ``FeedError``."""
-        from quantlab.engine.feeds import run_feed
+        from quantlab.engine.feeds import run_feed  # lazy: cycle, feeds imports core
 
         return await run_feed(self, feed, batch, max_delay, max_messages, timeout,
                               reconnect=reconnect, backoff=backoff,

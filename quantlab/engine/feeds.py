@@ -22,9 +22,11 @@ import numpy as np
 import pandas as pd
 
 from quantlab import _validate as _v
+from quantlab.data import _parse_dates, _read_text
 from quantlab.engine.core import _column, _real_column
 from quantlab.engine.reference import FIELDS, _not_real, to_int
 from quantlab.engine.results import TickResult
+from quantlab.errors import DataError
 
 __all__ = ["replay", "run_feed", "websocket_feed", "FeedError"]
 
@@ -33,13 +35,14 @@ _WINDOW = 8    # _far_off's neighbours: 2 * _WINDOW ticks
 
 
 class FeedError(ConnectionError):
-    """A feed failed (disconnected) after its ticks were processed; ``.result`` is the
-    ``TickResult`` of what was processed, ``.ticks`` its tick count."""
+    """A feed failed (disconnected) after its ticks (or a deployment's bars) were
+    processed; ``.result`` is the ``TickResult`` of what was processed (a deployment's
+    statistics), ``.ticks`` its tick count (bars)."""
 
     def __init__(self, message, result):
         super().__init__(message)
         self.result = result
-        self.ticks = result.ticks
+        self.ticks = result.ticks if hasattr(result, "ticks") else result["ticks_processed"]
 
 
 # ---- replay --------------------------------------------------------------------------
@@ -101,9 +104,6 @@ def _read_tick_file(path: Path) -> dict:
     ``load_csv``'s date parser: UTC offsets become UTC, and a column mixing naive and
     offset timestamps is refused (the naive ones' zone is unknown). Every failure is a
     ``DataError`` naming the file."""
-    from quantlab.data import _parse_dates, _read_text
-    from quantlab.errors import DataError
-
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)

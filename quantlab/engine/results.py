@@ -28,8 +28,30 @@ class TickResult:
     order_array: np.ndarray = field(repr=False)
     tick_size: float = field(repr=False)
 
-    def __getitem__(self, key):     # the seed reads results as dicts: quantlab.compat
+    # the seed reads results as dicts (quantlab.compat): result["order_count"],
+    # result.get("signal_count"), result["processing_latency_ms"]
+    def __getitem__(self, key):
         return compat.tick_result_item(self, key)
+
+    def get(self, key, default=None):
+        """``result[key]`` for a seed key, else ``default`` (as ``dict.get``)."""
+        try:
+            return compat.tick_result_item(self, key)
+        except KeyError:
+            return default
+
+    def keys(self) -> list:
+        """The seed's keys (``quantlab.compat.TICK_RESULT_KEYS`` and ``TICK_RESULT_UNITS``)."""
+        return [*compat.TICK_RESULT_KEYS, *compat.TICK_RESULT_UNITS]
+
+    def __contains__(self, key) -> bool:
+        try:
+            return key in compat.TICK_RESULT_KEYS or key in compat.TICK_RESULT_UNITS
+        except TypeError:           # an unhashable key
+            return False
+
+    def __iter__(self):             # dict(result), `for key in result`: the seed's keys
+        return iter(self.keys())
 
     @cached_property
     def orders(self) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate
-from quantlab.compat import ALIASES   # the seed's short names -> registry names
+from quantlab.compat import ALIASES, seed_params   # the seed's names -> quantlab's
 
 __all__ = ["Strategy", "register", "names", "get", "resolve", "ALIASES", "MAX_BARS"]
 
@@ -265,13 +265,14 @@ def names(family: str | None = None) -> list[str]:
 
 
 def get(name: str, **params) -> Strategy:
-    """The strategy ``name`` (or a seed alias) with ``params``."""
+    """The strategy ``name`` (or a seed alias) with ``params`` (the seed's parameter names
+    too: ``quantlab.compat.PARAM_ALIASES``)."""
     key = ALIASES.get(name, name)
     if key not in _REGISTRY:
         near = difflib.get_close_matches(name, names() + list(ALIASES), n=1)
         hint = f" Did you mean {near[0]!r}?" if near else ""
         raise ValueError(f"unknown strategy {name!r}.{hint} Available: {', '.join(names())}")
-    return _REGISTRY[key](**params)
+    return _REGISTRY[key](**seed_params(key, params))
 
 
 def resolve(strategy) -> Strategy:

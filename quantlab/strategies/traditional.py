@@ -6,7 +6,8 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, rolling
-from quantlab.data import returns
+from quantlab.data import as_of, load, returns
+from quantlab.errors import DataError
 from quantlab.strategies import Strategy, register
 
 ANNUAL = np.sqrt(252.0)
@@ -207,8 +208,6 @@ class FactorMomentum(Strategy):
     inputs = ("factors",)
 
     def default_inputs(self, ds):
-        from quantlab.data import load
-
         _validate.coords(ds, dims=("time",), what=f"{self.name} data")
 
         ff3 = load("ff3")
@@ -217,8 +216,6 @@ class FactorMomentum(Strategy):
         return {"factors": ff3.isel(time=np.flatnonzero(month_end <= end))}
 
     def _check_inputs(self, ds, inputs):
-        from quantlab.errors import DataError
-
         if not isinstance(ds.indexes["time"], pd.DatetimeIndex):
             raise DataError(f"{self.name}: data's time index must hold dates (monthly "
                             f"returns are resampled from it), got {ds.indexes['time'].dtype}")
@@ -251,8 +248,6 @@ class FactorMomentum(Strategy):
             _validate.real_array(f"{self.name} factors[{v!r}]", f[v].dtype)
 
     def _parts(self, ds, lookback, beta_window, release_lag, factors):
-        from quantlab.data import as_of
-
         names = [v for v in ("mkt_rf", "smb", "hml") if v in factors]
         if not names:
             raise ValueError("factors must hold Fama-French returns (mkt_rf, smb, hml)")
