@@ -434,3 +434,67 @@ def open(store, chunks: dict | None = None) -> xr.Dataset:  # noqa: A001 (ql.dat
         _cal.annotate(ds, freq=state.get("freq"))
     ds.attrs["store"] = str(store)
     return ds
+
+
+# --------------------------------------------------------------------------- writer
+
+def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class="unknown",
+                chunk_time=None, chunk_asset=None, source="generated", freq=None) -> Path:
+    """Write a panel given as consecutive time pieces straight into a new store, one chunk
+    row in memory (the synthetic-data generator's path; no files, no staging).
+
+    ``pieces``: an iterable of ``(times, {variable: array (len(times), len(assets))})``,
+    times datetime64/int64 ns, strictly increasing across pieces. Committed per chunk row
+    like :func:`ingest`. Returns the store's path."""
+    store = Path(store).expanduser()
+    if store.exists() and any(store.iterdir()):
+        raise DataError(f"{store}: not empty; write_panel creates a new store")
+    store.mkdir(parents=True, exist_ok=True)
+    ct = _v.integer("chunk_time", chunk_time or CHUNK_TIME, 1, 10 ** 7)
+    ca = _v.integer("chunk_asset", chunk_asset or CHUNK_ASSET, 1, 10 ** 5)
+    variables = list(variables)
+    state = {"format": FORMAT, "n_time": 0, "chunk_time": ct, "chunk_asset": ca,
+             "assets": [str(a) for a in assets], "asset_class": [asset_class] * len(assets),
+             "variables": variables, "aware": False, "freq": freq, "files": {}, "attrs": {}}
+    g, tarr, arrs = _open_arrays(store, state, create=True)
+    _write_marker(store, state)
+    buf_t, buf = [], {v: [] for v in variables}
+    last = None
+
+    def flush(n_rows):
+        t = np.concatenate(buf_t)
+        blocks = {v: np.concatenate(buf[v]) for v in variables}
+        t0, t1 = state["n_time"], state["n_time"] + n_rows
+        tarr.resize((t1,))
+        tarr[t0:t1] = t[:n_rows]
+        for v in variables:
+            arrs[v].resize((t1, len(assets)))
+            for a0 in range(0, len(assets), ca):
+                _put(arrs[v], t0, t1, a0, min(a0 + ca, len(assets)), blocks[v][:n_rows, a0:a0 + ca])
+        state["n_time"] = t1
+        _write_marker(store, state)
+        buf_t[:] = [t[n_rows:]]
+        for v in variables:
+            buf[v][:] = [blocks[v][n_rows:]]
+
+    for times, values in pieces:
+        times = np.asarray(times).astype("datetime64[ns]").view(np.int64)
+        if times.size and ((np.diff(times) <= 0).any() or (last is not None and times[0] <= last)):
+            raise DataError("write_panel: times not strictly increasing")
+        if times.size:
+            last = times[-1]
+        buf_t.append(times)
+        for v in variables:
+            buf[v].append(np.asarray(values[v], np.float64).reshape(len(times), len(assets)))
+        while sum(map(len, buf_t)) >= ct:
+            flush(ct)
+    if sum(map(len, buf_t)):
+        flush(sum(map(len, buf_t)))
+    times = pd.DatetimeIndex(tarr[:state["n_time"]].view("datetime64[ns]"))
+    cal = xr.Dataset(coords={"time": times})
+    _cal.annotate(cal, freq=freq)
+    state["attrs"] = {"source": source, "time_zone": "as written (no UTC offset)",
+                      "source_files": [], "sha256": {}, **cal.attrs}
+    g.attrs.update(state["attrs"])
+    _write_marker(store, state)
+    return store
