@@ -94,7 +94,7 @@ def infer(time, freq=None) -> dict:
     d = np.diff(ns)
     if (d <= 0).any():
         raise ValueError("the time index is not strictly increasing")
-    weekend = bool((idx.dayofweek >= 5).any())
+    weekend = bool((idx.day_of_week >= 5).any())
     if freq is not None:
         step = _step(freq)
         bad = np.flatnonzero(d % step)

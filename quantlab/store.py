@@ -206,7 +206,8 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     else:
         mode = layout
     store.mkdir(parents=True, exist_ok=True)
-    if not store.is_dir() or (any(store.iterdir()) and not (store / MARKER).exists()):
+    if not store.is_dir() or ({p.name for p in store.iterdir()} - {_STAGING}
+                              and not (store / MARKER).exists()):
         raise DataError(f"{store}: exists and is not a quantlab store (no {MARKER}); "
                         "give a new or empty directory")
     state = _read_marker(store)
@@ -303,7 +304,8 @@ def _write(store: Path, state: dict, staged: list, source: Path, files, shas, ow
     ct, ca = state["chunk_time"], state["chunk_asset"]
     assets, variables = state["assets"], state["variables"]
     n_old = state["n_time"]
-    g, tarr, arrs = _open_arrays(store, state, create=n_old == 0)
+    if n_old:
+        g, tarr, arrs = _open_arrays(store, state, create=False)
     committed = tarr[:n_old] if n_old else np.empty(0, np.int64)
     end = committed[-1] if n_old else np.iinfo(np.int64).min
     recs = {r.asset: r for r in staged}
@@ -356,6 +358,9 @@ def _write(store: Path, state: dict, staged: list, source: Path, files, shas, ow
                    freq=state["freq"])
 
     # write: resize, the time coordinate, then chunk rows; commit after each row
+    if not n_old:      # the marker first: from here the directory is a store to resume
+        _write_marker(store, state)
+        g, tarr, arrs = _open_arrays(store, state, create=True)
     n_new = n_old + new.size
     tarr.resize((n_new,))
     for a in arrs.values():
