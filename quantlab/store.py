@@ -114,6 +114,21 @@ def _read_file(path: Path, layout: str):
         raise DataError(f"{path}: cannot read as Parquet ({e})") from None
     if not isinstance(df.index, pd.RangeIndex):
         df = df.reset_index()
+    for c in df.columns:     # ISO text by NumPy: pandas' own datetime formatting is slow
+        col = df[c]
+        if isinstance(col.dtype, pd.DatetimeTZDtype):
+            col, z = col.dt.tz_convert("UTC").dt.tz_localize(None), "Z"
+        elif pd.api.types.is_datetime64_dtype(col.dtype):
+            z = ""
+        else:
+            continue
+        values = col.to_numpy().astype("datetime64[ns]")
+        ok = values[~np.isnat(values)].view(np.int64)
+        unit = next(u for u, ns in (("D", 86_400 * 10 ** 9), ("m", 6 * 10 ** 10), ("s", 10 ** 9),
+                                    ("ms", 10 ** 6), ("us", 10 ** 3), ("ns", 1))
+                    if not (ok % ns).any())   # one unit for the column: one text format
+        text = np.char.add(np.datetime_as_string(values, unit=unit), z)
+        df[c] = np.where(np.isnat(values), "", text)
     stem = path.name[: -len(next(e for e in _PARQUET_EXTS if path.name.lower().endswith(e)))]
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / f"{stem}.csv"
