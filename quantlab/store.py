@@ -151,7 +151,8 @@ class _Staged:
 
 
 def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Staged], bool]:
-    folder = staging / sha
+    # keyed by name and content: asset names come from file names
+    folder = staging / hashlib.sha256(f"{path.name}\0{sha}\0{layout}".encode()).hexdigest()
     manifest = folder / "manifest.json"
     if not manifest.exists():            # not staged by an earlier (killed) run
         frames, aware = _read_file(path, layout)
@@ -264,7 +265,9 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
         state = {"format": FORMAT, "n_time": 0, "chunk_time": chunk_time or CHUNK_TIME,
                  "chunk_asset": chunk_asset or CHUNK_ASSET, "assets": list(owner),
                  "asset_class": [asset_class] * len(owner), "variables": variables,
-                 "aware": next(iter(zones)), "freq": freq, "files": {}, "attrs": {}}
+                 "aware": next(iter(zones)), "freq": freq, "files": {},
+                 "attrs": {"source": str(source), "time_zone": "UTC" if next(iter(zones))
+                           else "as written (no UTC offset)"}}
     for r in staged:
         if r.asset not in state["assets"]:
             raise DataError(f"{r.file}: asset {r.asset!r} is not in the store {store} (its "
@@ -450,7 +453,7 @@ def open(store, chunks: dict | None = None) -> xr.Dataset:  # noqa: A001 (ql.dat
     ds = xr.Dataset(data, coords={"time": time, "asset": state["assets"],
                                   "asset_class": ("asset", state["asset_class"])})
     ds.attrs.update(state["attrs"])
-    if not state["attrs"]:          # a first ingest stopped: calendar of what is there
+    if "freq" not in ds.attrs:      # a first ingest stopped: calendar of what is there
         _cal.annotate(ds, freq=state.get("freq"))
     ds.attrs["store"] = str(store)
     return ds

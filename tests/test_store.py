@@ -194,6 +194,7 @@ def test_ingest_killed_with_sigkill_reads_and_resumes_to_the_uninterrupted_resul
         proc.wait()
     part = ql.data.open(dst)                         # readable at its last complete row
     assert part.sizes["time"] == 300
+    assert part.attrs["source"] == str(src) and part.attrs["periods_per_year"] == 252
     xr.testing.assert_identical(part.compute().drop_attrs(),
                                 want.isel(time=slice(0, 300)).compute().drop_attrs())
     ql.data.ingest(src, dst)                         # resume
@@ -225,6 +226,31 @@ def test_ingest_and_open_refuse_bad_arguments_and_non_stores(panel, tmp_path):
     ql.data.ingest(src, tmp_path / "ok", chunk_time=10)
     with pytest.raises(ValueError, match="chunk_time=20, but the store"):
         ql.data.ingest(src, tmp_path / "ok", chunk_time=20)
+
+
+def test_ingest_same_content_under_two_names_gives_two_assets(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    text = "Date,Close\n2024-01-01,1\n2024-01-02,2\n2024-01-03,3\n"
+    (src / "A.csv").write_text(text)
+    (src / "B.csv").write_text(text)
+    got = ql.data.open(ql.data.ingest(src, tmp_path / "st"))
+    _same(got, ql.data.load_csv(src))
+    assert list(got.asset.values) == ["A", "B"]
+
+
+def test_ingest_parquet_with_utc_timestamps_is_utc_like_csv_offsets(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    t = pd.date_range("2024-01-01 09:00", periods=5, freq="h", tz="America/New_York")
+    pd.DataFrame({"timestamp": t, "close": [1.0, 2, 3, 4, 5]}).to_parquet(src / "X.parquet")
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "X.csv").write_text(
+        "timestamp,close\n" + "".join(f"{x.isoformat()},{i + 1}.0\n" for i, x in enumerate(t)))
+    got = ql.data.open(ql.data.ingest(src, tmp_path / "st"))
+    want = ql.data.load_csv(tmp_path / "csv")
+    xr.testing.assert_identical(got.compute().drop_attrs(), want.drop_attrs())
+    assert got.attrs["time_zone"] == "UTC" and str(got.time.values[0])[:16] == "2024-01-01T14:00"
 
 
 def test_ingest_refuses_naive_files_after_utc_ones(tmp_path):
