@@ -109,11 +109,18 @@ def _read_file(path: Path, layout: str):
     if not path.name.lower().endswith(_PARQUET_EXTS):
         return _data._read_table(path, None, layout)
     try:
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+    except ImportError:
+        raise ModuleNotFoundError(f"{path}: Parquet input needs pyarrow: pip install pyarrow"
+                                  ) from None
+    try:
         df = pd.read_parquet(path)
     except Exception as e:   # pyarrow raises its own types for a corrupt file
         raise DataError(f"{path}: cannot read as Parquet ({e})") from None
     if not isinstance(df.index, pd.RangeIndex):
         df = df.reset_index()
+    texts = {}
     for c in df.columns:     # ISO text by NumPy: pandas' own datetime formatting is slow
         col = df[c]
         if isinstance(col.dtype, pd.DatetimeTZDtype):
@@ -122,18 +129,27 @@ def _read_file(path: Path, layout: str):
             z = ""
         else:
             continue
-        values = col.to_numpy().astype("datetime64[ns]")
-        ok = values[~np.isnat(values)].view(np.int64)
-        unit = next(u for u, ns in (("D", 86_400 * 10 ** 9), ("m", 6 * 10 ** 10), ("s", 10 ** 9),
-                                    ("ms", 10 ** 6), ("us", 10 ** 3), ("ns", 1))
-                    if not (ok % ns).any())   # one unit for the column: one text format
-        text = np.char.add(np.datetime_as_string(values, unit=unit), z)
-        df[c] = np.where(np.isnat(values), "", text)
+        values = col.to_numpy()       # its own unit: no ns overflow past 2262 here
+        nat = np.isnat(values)
+        ok = values[~nat]
+        unit = next((u for u in ("D", "m", "s", "ms", "us")   # one text format per column
+                     if (ok.astype(f"datetime64[{u}]") == ok).all()), "ns")
+        text = np.datetime_as_string(values, unit=unit)
+        if z:
+            text = np.char.add(text, z)
+        if nat.any():
+            text = np.where(nat, "", text)
+        texts[c] = text
+    table = pa.Table.from_arrays(
+        [pa.array(texts[c]) if c in texts else pa.Array.from_pandas(df[c]) for c in df.columns],
+        names=[str(c) for c in df.columns])
+    del df
     stem = path.name[: -len(next(e for e in _PARQUET_EXTS if path.name.lower().endswith(e)))]
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / f"{stem}.csv"
-        df.to_csv(csv, index=False)
-        del df
+        # Arrow's CSV writer: shortest round-trip floats, ~10x pandas' to_csv
+        pa_csv.write_csv(table, str(csv))
+        del table
         try:
             return _data._read_table(csv, None, layout)
         except DataError as e:

@@ -78,6 +78,11 @@ def test_ingest_parquet_bad_bar_names_the_parquet_file(panel, tmp_path):
     df.to_parquet(src / "AAPL.parquet")
     with pytest.raises(DataError, match=r"AAPL\.parquet: data row 6: 'high' of asset 'AAPL'"):
         ql.data.ingest(src, tmp_path / "st")
+    far = pd.DataFrame({"Date": np.array(["2024-01-01", "2300-01-02"], "datetime64[us]"),
+                        "Close": [1.0, 2.0]})
+    far.to_parquet(src / "AAPL.parquet")         # not wrapped past 2262 on the way
+    with pytest.raises(DataError, match=r"AAPL\.parquet: data row 2: date '2300-01-02' outside"):
+        ql.data.ingest(src, tmp_path / "st")
 
 
 def test_ingest_long_table_and_binance_klines_like_load_csv(tmp_path):
