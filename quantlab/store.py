@@ -198,6 +198,35 @@ def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Stag
 
 # --------------------------------------------------------------------------- ingest
 
+def _stage_all(files, mode: str, state: dict | None, staging: Path):
+    """Read, validate and stage each new or changed file (those whose sha256 the store
+    recorded are skipped); the cross-file checks of load_csv's directory reader (one
+    owner per asset, no mix of naive and UTC timestamps), also against the store."""
+    done = (state or {}).get("files", {})
+    owner, staged, shas, zones = {}, [], {}, {}
+    for f in files:
+        sha = _sha256(f)
+        shas[f.name] = sha
+        if done.get(f.name, {}).get("sha256") == sha:
+            assets, aware = done[f.name]["assets"], done[f.name]["aware"]
+        else:
+            recs, aware = _stage(f, sha, mode, staging)
+            staged += recs
+            assets = [r.asset for r in recs]
+        zones.setdefault(aware, f)
+        if len(zones) > 1 or (state and state["aware"] != aware):
+            other = zones.get(not aware) or "the store"
+            raise DataError(f"{f} has {'UTC offsets (or epoch times)' if aware else 'naive timestamps'}"
+                            f" but {other} has {'naive timestamps' if aware else 'UTC offsets'}: "
+                            "their bars would not align; write every file with offsets, or none")
+        for a in assets:
+            if a in owner:
+                raise DataError(f"{owner[a]} and {f} both hold asset {a!r}: keep one "
+                                "(or rename one file)")
+            owner[a] = f
+    return owner, staged, shas, zones
+
+
 def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
            asset_class: str = "unknown", layout: str = "auto") -> Path:
     """Ingest a folder of CSV/Parquet files (or one file) into the zarr store ``store``.
@@ -253,29 +282,7 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
                              f"{state['freq']!r}")
     staging = store / _STAGING
 
-    # 1. read, validate and stage each new or changed file (skip those already ingested)
-    done = (state or {}).get("files", {})
-    owner, staged, shas, zones = {}, [], {}, {}
-    for f in files:
-        sha = _sha256(f)
-        shas[f.name] = sha
-        if done.get(f.name, {}).get("sha256") == sha:
-            assets, aware = done[f.name]["assets"], done[f.name]["aware"]
-        else:
-            recs, aware = _stage(f, sha, mode, staging)
-            staged += recs
-            assets = [r.asset for r in recs]
-        zones.setdefault(aware, f)
-        if len(zones) > 1 or (state and state["aware"] != aware):
-            other = zones.get(not aware) or "the store"
-            raise DataError(f"{f} has {'UTC offsets (or epoch times)' if aware else 'naive timestamps'}"
-                            f" but {other} has {'naive timestamps' if aware else 'UTC offsets'}: "
-                            "their bars would not align; write every file with offsets, or none")
-        for a in assets:
-            if a in owner:
-                raise DataError(f"{owner[a]} and {f} both hold asset {a!r}: keep one "
-                                "(or rename one file)")
-            owner[a] = f
+    owner, staged, shas, zones = _stage_all(files, mode, state, staging)
     if state is None:
         variables = [v for v in _data.BAR_VARS if any(v in r.vars for r in staged)]
         state = {"format": FORMAT, "n_time": 0, "chunk_time": chunk_time or CHUNK_TIME,
