@@ -148,13 +148,20 @@ def annotate(ds, freq=None):
     return ds
 
 
-def periods_for(obj, periods=None):
+def periods_for(obj, periods=None, default=None):
     """The periods per year to annualise ``obj`` with: ``periods`` when given (a positive
     number), else ``obj.attrs["periods_per_year"]``, else inferred from its time index
-    (Dataset, DataArray, pandas object with a DatetimeIndex, or a DatetimeIndex).
-    Raises ValueError naming what is missing when neither exists."""
+    (Dataset, DataArray, pandas object with a DatetimeIndex, or a DatetimeIndex), else
+    ``default`` when given (e.g. 252 for a bare NumPy array, as empyrical assumes).
+    Raises ValueError naming what is missing when none exists."""
     if periods is not None:
         return _v.number("periods", periods, 0, lo_open=True)
+    if default is not None:
+        default = _v.number("default", default, 0, lo_open=True)
+        try:
+            return periods_for(obj)
+        except ValueError:
+            return default
     attrs = getattr(obj, "attrs", None) or {}
     if "periods_per_year" in attrs:
         return attrs["periods_per_year"]

@@ -469,8 +469,11 @@ def open(store, chunks: dict | None = None) -> xr.Dataset:  # noqa: A001 (ql.dat
                         "was complete); rerun ql.data.ingest to resume")
     g = zarr.open_group(store, mode="r")
     time = g["time"][:n].view("datetime64[ns]")
-    ct = (chunks or {}).get("time", state["chunk_time"])
-    ca = (chunks or {}).get("asset", state["chunk_asset"])
+    chunks = dict(chunks or {})
+    for d in chunks:
+        _v.choice("chunks dimension", d, ("time", "asset"))
+    ct = _v.integer("chunks['time']", chunks.get("time", state["chunk_time"]), 1)
+    ca = _v.integer("chunks['asset']", chunks.get("asset", state["chunk_asset"]), 1)
     data = {v: (("time", "asset"), da.from_zarr(g[v])[:n].rechunk((ct, ca)))
             for v in state["variables"]}
     ds = xr.Dataset(data, coords={"time": time, "asset": state["assets"],

@@ -133,3 +133,7 @@ def test_periods_for_prefers_given_then_attrs_and_checks_the_number():
             periods_for(ds, periods=bad)
     with pytest.raises(TypeError, match="periods must be a real number"):
         periods_for(ds, periods="252")
+    assert periods_for(np.arange(5.0), default=252) == 252           # bare array: the default
+    assert periods_for(ds, default=12) == 252                        # inferred beats default
+    with pytest.raises(ValueError, match="default must be"):
+        periods_for(ds, default=0)

@@ -229,6 +229,10 @@ def test_ingest_and_open_refuse_bad_arguments_and_non_stores(panel, tmp_path):
     with pytest.raises(DataError, match="not a quantlab store"):
         ql.data.open(other)
     ql.data.ingest(src, tmp_path / "ok", chunk_time=10)
+    assert ql.data.open(tmp_path / "ok", chunks={"time": 25})["close"].data.chunks[0][0] == 25
+    for bad, msg in (({"time": 0}, r"chunks\['time'\] must be"), ({"tme": 5}, "chunks dimension")):
+        with pytest.raises(ValueError, match=msg):
+            ql.data.open(tmp_path / "ok", chunks=bad)
     with pytest.raises(ValueError, match="chunk_time=20, but the store"):
         ql.data.ingest(src, tmp_path / "ok", chunk_time=20)
 
