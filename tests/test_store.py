@@ -209,6 +209,28 @@ def test_ingest_killed_with_sigkill_reads_and_resumes_to_the_uninterrupted_resul
         {k: v for k, v in want.attrs.items() if k != "store"}
 
 
+def test_append_killed_mid_chunk_keeps_the_committed_rows_and_resumes(panel, tmp_path):
+    src = _write_csv(panel, tmp_path / "src", upto="2004-12-31")     # 252 rows: row 2 partial
+    dst = tmp_path / "st"
+    ql.data.ingest(src, dst, chunk_time=100, chunk_asset=3)
+    first = ql.data.open(dst).compute()
+    _write_csv(panel, src)
+    k = 5 + 2     # first append row, 2nd asset chunk: its chunks also hold rows 200-251
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(
+        _KILLED.format(k=k, src=str(src), dst=str(dst)))], stdout=subprocess.PIPE, text=True,
+        env=os.environ.copy())
+    try:
+        assert proc.stdout.readline().strip() == "killme"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    part = ql.data.open(dst).compute()
+    assert part.sizes["time"] == 252
+    xr.testing.assert_identical(part.drop_attrs(), first.drop_attrs())
+    ql.data.ingest(src, dst)
+    _same(ql.data.open(dst), ql.data.load_csv(src))
+
+
 def test_ingest_and_open_refuse_bad_arguments_and_non_stores(panel, tmp_path):
     src = _write_csv(panel.isel(asset=[0]), tmp_path / "src")
     for kw, msg in (({"chunk_time": 0}, "chunk_time must be an integer"),
