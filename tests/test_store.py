@@ -14,7 +14,6 @@ import pytest
 import xarray as xr
 
 import quantlab as ql
-from quantlab import store as qs
 from quantlab.errors import DataError
 
 pytest.importorskip("zarr")
