@@ -34,7 +34,7 @@ import xarray as xr
 
 from quantlab import _validate, integrity
 from quantlab.backtesting import backtest
-from quantlab.compat import seed_optimizer_arguments
+from quantlab.compat import seed_optimizer_arguments, seed_walk_forward
 from quantlab.data import load as load_data
 from quantlab.metrics import METRICS, summary
 from quantlab.strategies import resolve
@@ -713,8 +713,6 @@ class WalkForwardOptimizer:
 
     def optimize_strategy(self, *args, **kwargs) -> WalkForwardResult:
         """The seed's name of :meth:`run` (seed keywords accepted): quantlab.compat."""
-        from quantlab.compat import seed_walk_forward
-
         return seed_walk_forward(self, *args, **kwargs)
 
     def run(self, strategy, param_bounds=None, data=None, **backtest_kw) -> WalkForwardResult:

@@ -121,8 +121,8 @@ def synthetic_minute_panel(n_assets, n_days, store=None, seed=0, calendar="24/7"
     import pandas as pd
     import xarray as xr
 
-    from quantlab import calendar as _cal
-    from quantlab import store as _store
+    from quantlab import calendar as _cal   # lazy: xarray/pandas, only for a panel
+    from quantlab import store as _store     # lazy: zarr, only for a store
 
     n_assets = _v.integer("n_assets", n_assets, 1, 10 ** 5)
     n_days = _v.integer("n_days", n_days, 1, 10 ** 5)
