@@ -9,10 +9,10 @@ from quantlab.errors import DataError
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"backtesting", "cli", "compat", "crossmarket", "data", "engine", "ensemble",
-               "fmt", "integrity", "live", "measures", "metrics", "optimize", "plots",
-               "research", "risk", "rolling", "signals", "strategies", "suite", "sweeps",
-               "tearsheet", "testing", "widgets"}
+_SUBMODULES = {"backtesting", "calendar", "cli", "compat", "crossmarket", "data", "engine",
+               "ensemble", "fmt", "integrity", "live", "measures", "metrics", "optimize",
+               "plots", "research", "risk", "rolling", "signals", "store", "strategies",
+               "suite", "sweeps", "tearsheet", "testing", "widgets"}
 # top-level names that live in a submodule
 # ``backtest`` is a function of the package ``backtesting`` (a subpackage named
 # ``backtest`` would be rebound over the function whenever one of its submodules loads)

@@ -581,7 +581,7 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
     ds = _bars_from_frame(frames, asset_class)
     ds.attrs.update(source=str(path),
                     time_zone="UTC" if aware else "as written (no UTC offset)")
-    return validate(ds, source=str(path))
+    return _annotate(validate(ds, source=str(path)))
 
 
 def _read_directory(path: Path, layout: str):
@@ -1011,3 +1011,22 @@ def _numeric_bars(raw: pd.DataFrame, path: Path, asset: str) -> pd.DataFrame:
 # in epoch milliseconds (microseconds from 2025), then OHLCV and extra columns.
 KLINE_COLUMNS = ["date", "open", "high", "low", "close", "volume", "close_time",
                  "quote_volume", "trades", "taker_buy_base", "taker_buy_quote", "ignore"]
+
+
+# --------------------------------------------------------------------------- store
+# ql.data.ingest / ql.data.open / load_csv's calendar attrs: see quantlab/store.py and
+# quantlab/calendar.py (imported on use: zarr is needed only by the store).
+
+def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, **kw):
+    """CSV/Parquet folder -> zarr store, appendable and resumable: :func:`quantlab.store.ingest`."""
+    return importlib.import_module("quantlab.store").ingest(source, store, freq, chunk_time, chunk_asset, **kw)
+
+
+def open(store, chunks=None):  # noqa: A001 -- ql.data.open(store), as DESIGN.md names it
+    """A store as a lazy, dask-backed Dataset: :func:`quantlab.store.open`."""
+    return importlib.import_module("quantlab.store").open(store, chunks)
+
+
+def _annotate(ds):
+    """attrs freq, calendar, periods_per_year when inferable: :func:`quantlab.calendar.annotate`."""
+    return importlib.import_module("quantlab.calendar").annotate(ds)

@@ -6,7 +6,8 @@ import numpy as np
 
 from quantlab import _validate as _v
 
-__all__ = ["assert_no_lookahead", "synthetic_ticks", "to_dicts", "seed_batch"]
+__all__ = ["assert_no_lookahead", "synthetic_ticks", "to_dicts", "seed_batch",
+           "synthetic_minute_panel"]
 
 
 def assert_no_lookahead(strategy, ds, n_cuts: int = 5, min_history: int | None = None) -> None:
@@ -99,3 +100,67 @@ def seed_batch(n_symbols=100, n_ticks=1000) -> list:
                         "bid_size": "500", "ask_size": "500", "timestamp": 1_700_000_000_000_000 + t,
                         "venue_id": 1, "flags": 0})
     return out
+
+
+# ---- the store's benchmark data ------------------------------------------------------
+
+_MAX_IN_MEMORY = 2 * 10 ** 9   # bytes of a panel returned in memory (store=None)
+
+
+def synthetic_minute_panel(n_assets, n_days, store=None, seed=0, calendar="24/7",
+                           chunk_time=None, chunk_asset=None):
+    """A random-walk 1-minute OHLCV panel of ``n_assets`` x ``n_days`` days from
+    2024-01-01: ``calendar="24/7"`` (1440 bars a day, every day) or ``"session"``
+    (business days, 09:30-15:59 bars, 390 a day). Open = previous close, log returns
+    N(0, 0.0005), high/low beyond both by |N(0, 0.0003)|, volume lognormal.
+
+    ``store``: a new directory to write straight into, one day generated and one chunk
+    row held at a time (returns its path; open it with ``ql.data.open``); None returns
+    the Dataset in memory (at most 2 GB). The values depend on the seed only, not on the
+    chunking."""
+    import pandas as pd
+    import xarray as xr
+
+    from quantlab import calendar as _cal   # lazy: xarray/pandas, only for a panel
+    from quantlab import store as _store     # lazy: zarr, only for a store
+
+    n_assets = _v.integer("n_assets", n_assets, 1, 10 ** 5)
+    n_days = _v.integer("n_days", n_days, 1, 10 ** 5)
+    _v.choice("calendar", calendar, ("24/7", "session"))
+    days = (pd.date_range("2024-01-01", periods=n_days, freq="D") if calendar == "24/7"
+            else pd.bdate_range("2024-01-01", periods=n_days))
+    first, per_day = (0, 1440) if calendar == "24/7" else (570, 390)
+    if store is None and n_assets * n_days * per_day * 5 * 8 > _MAX_IN_MEMORY:
+        raise ValueError(f"synthetic_minute_panel: {n_assets} assets x {n_days} days is over "
+                         f"{_MAX_IN_MEMORY / 1e9:g} GB in memory; pass store= to write it to disk")
+    assets = [f"A{i:04d}" for i in range(n_assets)]
+    minutes = (first + np.arange(per_day)).astype("timedelta64[m]")
+
+    def pieces():
+        rng = np.random.default_rng(seed)
+        last = 100.0 * np.exp(rng.normal(0, 0.5, n_assets))
+        for day in days.values.astype("datetime64[m]"):
+            r = rng.normal(0, 0.0005, (per_day, n_assets))
+            close = last * np.exp(np.cumsum(r, axis=0))
+            open_ = np.vstack([last, close[:-1]])
+            wick = np.abs(rng.normal(0, 0.0003, (2, per_day, n_assets)))
+            high = np.maximum(open_, close) * (1 + wick[0])
+            low = np.minimum(open_, close) * (1 - wick[1])
+            volume = np.round(rng.lognormal(5, 1, (per_day, n_assets)))
+            last = close[-1]
+            yield day + minutes, {"open": open_, "high": high, "low": low, "close": close,
+                                  "volume": volume}
+
+    if store is not None:
+        return _store.write_panel(store, pieces(), assets, asset_class="synthetic",
+                                  chunk_time=chunk_time, chunk_asset=chunk_asset,
+                                  source=f"synthetic_minute_panel(seed={seed}, "
+                                         f"calendar={calendar!r})")
+    parts = list(pieces())
+    time = np.concatenate([t for t, _ in parts]).astype("datetime64[ns]")
+    ds = xr.Dataset({v: (("time", "asset"), np.concatenate([p[v] for _, p in parts]))
+                     for v in ("open", "high", "low", "close", "volume")},
+                    coords={"time": time, "asset": assets,
+                            "asset_class": ("asset", ["synthetic"] * n_assets)})
+    ds.attrs["source"] = f"synthetic_minute_panel(seed={seed}, calendar={calendar!r})"
+    return _cal.annotate(ds)

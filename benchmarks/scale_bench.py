@@ -1,0 +1,121 @@
+"""The on-disk store at scale (issue #30): a synthetic 1-minute OHLCV panel.
+
+    python benchmarks/scale_bench.py                   # 500 assets x 730 days (~380M bars)
+    python benchmarks/scale_bench.py --assets 20 --days 10 --format csv   # a quick look
+
+Each step runs in its own child process, so its peak RSS is its own (os.wait4):
+  generate  testing.synthetic_minute_panel(..., store=): a panel straight into a store;
+  files     one file per asset (Parquet or CSV, each asset's own random walk): the input;
+  ingest    ql.data.ingest(files, store): read + validate (load_csv's reader) + write;
+  scan      ql.data.open(store) and a dask reduction over every close (a full read).
+Rates are bars (one asset's OHLCV at one minute) per second of wall time. Not in
+`make test`: a full-size run takes long and writes ~20 GB to --workdir.
+"""
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def step_generate(a):
+    from quantlab.testing import synthetic_minute_panel
+    synthetic_minute_panel(a.assets, a.days, store=Path(a.workdir) / "generated",
+                           chunk_time=a.chunk_time, chunk_asset=a.chunk_asset)
+
+
+def step_files(a):
+    import pandas as pd
+    out = Path(a.workdir) / "files"
+    out.mkdir(parents=True, exist_ok=True)
+    time_ = pd.date_range("2024-01-01", periods=a.days * 1440, freq="1min")
+    for i in range(a.assets):
+        rng = np.random.default_rng(i)
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.0005, time_.size)))
+        open_ = np.r_[100.0, close[:-1]]
+        wick = np.abs(rng.normal(0, 0.0003, (2, time_.size)))
+        df = pd.DataFrame({"Date": time_, "Open": open_,
+                           "High": np.maximum(open_, close) * (1 + wick[0]),
+                           "Low": np.minimum(open_, close) * (1 - wick[1]), "Close": close,
+                           "Volume": np.round(rng.lognormal(5, 1, time_.size))})
+        if a.format == "csv":
+            df.to_csv(out / f"A{i:04d}.csv", index=False)
+        else:
+            df.to_parquet(out / f"A{i:04d}.parquet", index=False)
+
+
+def step_ingest(a):
+    import quantlab as ql
+    ql.data.ingest(Path(a.workdir) / "files", Path(a.workdir) / "ingested",
+                   chunk_time=a.chunk_time, chunk_asset=a.chunk_asset)
+
+
+def step_scan(a):
+    import quantlab as ql
+    ds = ql.data.open(Path(a.workdir) / "ingested")
+    assert np.isfinite(float(ds["close"].mean().compute()))
+
+
+STEPS = {"generate": step_generate, "files": step_files, "ingest": step_ingest,
+         "scan": step_scan}
+
+
+def run_child(argv, step):
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, *argv, "--step", step])
+    _, status, usage = os.wait4(proc.pid, 0)
+    secs = time.perf_counter() - t
+    if status:
+        raise SystemExit(f"step {step} failed (status {status})")
+    return secs, usage.ru_maxrss / 1024   # ru_maxrss is in KiB on Linux
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--assets", type=int, default=500)
+    p.add_argument("--days", type=int, default=730)
+    p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    p.add_argument("--chunk-time", type=int, default=8192)
+    p.add_argument("--chunk-asset", type=int, default=64)
+    p.add_argument("--workdir", default=None, help="default: a temporary directory, removed")
+    p.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.step:
+        return STEPS[a.step](a)
+    work = a.workdir or tempfile.mkdtemp(prefix="ql-scale-")
+    argv = ["--assets", str(a.assets), "--days", str(a.days), "--format", a.format,
+            "--chunk-time", str(a.chunk_time), "--chunk-asset", str(a.chunk_asset),
+            "--workdir", work]
+    bars = a.assets * a.days * 1440
+    print(f"Store scale bench: {a.assets} assets x {a.days} days of 1-minute OHLCV = "
+          f"{bars:,} bars ({bars * 5 * 8 / 1e9:.2f} GB float64); chunks {a.chunk_time} x "
+          f"{a.chunk_asset}; input {a.format}. CPU: {cpu_name()} ({os.cpu_count()} cores)\n")
+    print("| step | seconds | bars/s | peak RSS (MB) |\n|---|---:|---:|---:|")
+    try:
+        for step in STEPS:
+            secs, rss = run_child(argv, step)
+            print(f"| {step} | {secs:.1f} | {bars / secs:,.0f} | {rss:,.0f} |", flush=True)
+        size = sum(f.stat().st_size for f in Path(work, "ingested").rglob("*") if f.is_file())
+        print(f"\nstore on disk: {size / 1e6:,.0f} MB")
+    finally:
+        if a.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

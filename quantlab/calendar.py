@@ -1,0 +1,177 @@
+"""Bar frequency and trading calendar inferred from a time index, and the number of
+periods per year that annualises returns on it.
+
+========================  ==============================  ===================
+bars                      ``calendar``                    ``periods_per_year``
+========================  ==============================  ===================
+daily, weekdays only      ``"business_day"``              252
+daily, weekends too       ``"24/7"``                      365
+intraday, whole days      ``"24/7"`` (weekends seen, or   365 x bars per day
+                          under a week of data)           (525,600 for 1min)
+intraday, whole weekdays  ``"24/5"`` (a week or more,     260 x bars per day
+                          no weekend bar)
+intraday, a session       ``"session HH:MM-HH:MM"``       252 x bars per session
+                          (the usual first bar's open to  (98,280 for 1-minute
+                          the usual last bar's close)     09:30-16:00 bars)
+weekly/monthly/quarterly  ``"periodic"``                  52 / 12 / 4 (yearly 1)
+========================  ==============================  ===================
+
+Bars are labelled at their open (a 09:30-16:00 minute session is stamped 09:30 ..
+15:59). Holidays and missing bars are gaps, not a different frequency: the frequency is
+the smallest step between timestamps, and every step must be a whole multiple of it.
+A session crossing midnight (futures) reads as whole days.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from quantlab import _validate as _v
+
+__all__ = ["infer", "annotate", "periods_for"]
+
+_DAY = 86_400 * 10 ** 9   # ns
+# (median step in days lo..hi, freq, periods per year)
+_PERIODIC = ((6, 8, "1W", 52), (28, 31, "1M", 12), (89, 92, "1Q", 4), (365, 366, "1Y", 1))
+
+
+def _freq_str(step: int) -> str:
+    """A step in ns as a pandas frequency string: '1D', '1h', '5min', '30s', '100ms'."""
+    for unit, ns in (("D", _DAY), ("h", 3600 * 10 ** 9), ("min", 60 * 10 ** 9),
+                     ("s", 10 ** 9), ("ms", 10 ** 6), ("us", 10 ** 3), ("ns", 1)):
+        if step % ns == 0:
+            return f"{step // ns}{unit}"
+    raise AssertionError(step)   # ns divides every step
+
+
+def _step(freq) -> int:
+    """A fixed bar step ('1D', '1h', '5min', ...) in ns, at most one day."""
+    try:
+        step = int(pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).value)
+    except (ValueError, TypeError):
+        raise ValueError(f"freq must be a fixed frequency such as '1D', '1h' or '1min', "
+                         f"got {freq!r}") from None
+    if step <= 0 or step > _DAY:
+        raise ValueError(f"freq must be a positive step of at most one day, got {freq!r}")
+    return step
+
+
+def _time_index(obj) -> pd.DatetimeIndex | None:
+    if isinstance(obj, pd.DatetimeIndex):
+        return obj
+    if hasattr(obj, "indexes") and "time" in getattr(obj, "dims", ()):
+        if "time" in obj.indexes:
+            ix = obj.indexes["time"]
+            return ix if isinstance(ix, pd.DatetimeIndex) else None
+        return None
+    if isinstance(obj, (pd.Series, pd.DataFrame)) and isinstance(obj.index, pd.DatetimeIndex):
+        return obj.index
+    if isinstance(obj, np.ndarray) and np.issubdtype(obj.dtype, np.datetime64):
+        return pd.DatetimeIndex(obj)
+    return None
+
+
+def _hhmm(ns: int) -> str:
+    ns %= _DAY
+    return f"{ns // 3_600_000_000_000:02d}:{ns // 60_000_000_000 % 60:02d}"
+
+
+def infer(time, freq=None) -> dict:
+    """``{"freq", "calendar", "periods_per_year"}`` of a time index (DatetimeIndex,
+    datetime64 array, or an object with a ``time`` coordinate); see the module table.
+    ``freq`` (e.g. ``"1min"``) overrides the inferred step; every step must still be a
+    whole multiple of it. Raises ValueError when the index is too short (< 3 stamps),
+    not strictly increasing, or irregular (ticks)."""
+    idx = _time_index(time)
+    if idx is None:
+        raise ValueError(f"no datetime time index in {type(time).__name__}")
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC").tz_localize(None)
+    if len(idx) < (2 if freq is not None else 3):
+        raise ValueError(f"cannot infer the bar frequency from {len(idx)} timestamp(s) "
+                         "(need 3 or more)")
+    ns = idx.as_unit("ns").asi8
+    d = np.diff(ns)
+    if (d <= 0).any():
+        raise ValueError("the time index is not strictly increasing")
+    weekend = bool((idx.day_of_week >= 5).any())
+    if freq is not None:
+        step = _step(freq)
+        bad = np.flatnonzero(d % step)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"freq={freq!r} does not fit the data: {idx[i]} to {idx[i + 1]} "
+                             f"is not a whole number of {freq!r} steps")
+    else:
+        step = int(d.min())
+        med = float(np.median(d)) / _DAY
+        for lo, hi, name, ppy in _PERIODIC:
+            if lo <= med <= hi and step >= (lo - 3) * _DAY:
+                return {"freq": name, "calendar": "periodic", "periods_per_year": ppy}
+        if step > _DAY or (d % step).any() or (d == step).mean() < 0.5:
+            raise ValueError(f"irregular timestamps (smallest step {pd.Timedelta(step)}, "
+                             "not a whole divisor of the others, or not the usual step)")
+    fs = _freq_str(step)
+    if step == _DAY:
+        return ({"freq": fs, "calendar": "24/7", "periods_per_year": 365} if weekend else
+                {"freq": fs, "calendar": "business_day", "periods_per_year": 252})
+    # intraday: the usual first and last bar of a day (mode: robust to half days, gaps
+    # and a daylight-saving shift of UTC stamps)
+    day = ns // _DAY
+    starts = np.r_[0, np.flatnonzero(np.diff(day)) + 1]
+    ends = np.r_[starts[1:] - 1, len(ns) - 1]
+    first = pd.Series(ns[starts] % _DAY).mode().iloc[0]
+    last = pd.Series(ns[ends] % _DAY).mode().iloc[0]
+    per_day = _DAY / step
+    if first < step and last >= _DAY - step:        # whole days
+        if weekend or ns[-1] - ns[0] < 7 * _DAY:
+            cal, days = "24/7", 365
+        else:
+            cal, days = "24/5", 260
+    else:
+        per_day = (last - first) / step + 1
+        cal, days = f"session {_hhmm(first)}-{_hhmm(last + step)}", 365 if weekend else 252
+    ppy = days * per_day
+    return {"freq": fs, "calendar": cal,
+            "periods_per_year": int(ppy) if float(ppy).is_integer() else float(ppy)}
+
+
+def annotate(ds, freq=None):
+    """Set ``freq``, ``calendar`` and ``periods_per_year`` in ``ds.attrs`` (in place, and
+    returned) when they can be inferred; leave them absent otherwise (a single bar,
+    ticks): :func:`periods_for` then asks for ``periods=``."""
+    try:
+        ds.attrs.update(infer(ds, freq=freq))
+    except ValueError:
+        if freq is not None:
+            raise
+    return ds
+
+
+def periods_for(obj, periods=None, default=None):
+    """The periods per year to annualise ``obj`` with: ``periods`` when given (a positive
+    number), else ``obj.attrs["periods_per_year"]``, else inferred from its time index
+    (Dataset, DataArray, pandas object with a DatetimeIndex, or a DatetimeIndex), else
+    ``default`` when given (e.g. 252 for a bare NumPy array, as empyrical assumes).
+    Raises ValueError naming what is missing when none exists."""
+    if periods is not None:
+        return _v.number("periods", periods, 0, lo_open=True)
+    if default is not None:
+        default = _v.number("default", default, 0, lo_open=True)
+        try:
+            return periods_for(obj)
+        except ValueError:
+            return default
+    attrs = getattr(obj, "attrs", None) or {}
+    if "periods_per_year" in attrs:
+        return attrs["periods_per_year"]
+    idx = _time_index(obj)
+    if idx is None:
+        raise ValueError(f"periods_for: a {type(obj).__name__} without a datetime time index "
+                         "or a periods_per_year attr; pass periods= (252 business days, 365 "
+                         "daily 24/7, 525600 for 24/7 minutes, ...)")
+    try:
+        return infer(idx)["periods_per_year"]
+    except ValueError as e:
+        raise ValueError(f"periods_for: {e}; pass periods= (252 business days, 365 daily "
+                         "24/7, 525600 for 24/7 minutes, ...)") from None

@@ -1,0 +1,549 @@
+"""A local on-disk store for your own bars: CSV/Parquet files -> a zarr store chunked
+over (time, asset), appendable, resumable after a kill, opened lazily with dask.
+
+Layout of a store directory: one zarr group holding a float64 array per bar variable
+(``time x asset``, chunks ``chunk_time x chunk_asset``) and an int64 ``time`` array (ns
+since 1970, naive UTC or as written), plus ``quantlab_store.json``: the progress marker
+and the store's metadata (assets, asset classes, variables, attrs, the sha256 of every
+ingested file). Only its first ``n_time`` rows are the store; the marker is rewritten
+atomically after every chunk, and ``n_time`` advances when a whole row of chunks is
+written, so a killed ingest leaves a readable store and a rerun resumes it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from quantlab import _validate as _v
+from quantlab import calendar as _cal
+from quantlab import data as _data
+from quantlab.errors import DataError
+
+__all__ = ["ingest", "open"]
+
+MARKER = "quantlab_store.json"
+FORMAT = 1
+_STAGING = ".staging"
+_PARQUET_EXTS = (".parquet", ".pq")
+CHUNK_TIME, CHUNK_ASSET = 8192, 64
+
+
+def _zarr():
+    try:
+        import zarr
+    except ImportError:
+        raise ModuleNotFoundError("ql.data.ingest/open need zarr (>= 3): pip install zarr") from None
+    return zarr
+
+
+# --------------------------------------------------------------------------- marker
+
+def _read_marker(store: Path) -> dict | None:
+    try:
+        text = (store / MARKER).read_text()
+    except FileNotFoundError:
+        return None
+    state = json.loads(text)
+    if state.get("format") != FORMAT:
+        raise DataError(f"{store}: store format {state.get('format')!r}, this quantlab reads "
+                        f"{FORMAT}")
+    return state
+
+
+def _write_marker(store: Path, state: dict) -> None:
+    """Atomic: a kill leaves the previous marker or this one, never half of one."""
+    tmp = store / f".{MARKER}.tmp"
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, store / MARKER)
+
+
+# --------------------------------------------------------------------------- reading
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _list_files(source: Path) -> list[Path]:
+    """A folder's data files as load_csv lists them (*.csv, *.csv.gz), plus Parquet."""
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: no such file or directory")
+    exts = (*_data._DIR_EXTS, *_PARQUET_EXTS)
+    files, skipped = [], []
+    for p in sorted(source.iterdir()):
+        if p.name.startswith(".") or not p.name.lower().endswith(exts):
+            skipped.append(p.name + ("/" if p.is_dir() else ""))
+        elif not p.is_file():
+            raise DataError(f"{p}: not a readable file "
+                            f"({'broken symbolic link' if p.is_symlink() else 'a directory'})")
+        else:
+            files.append(p)
+    if not files:
+        raise DataError(f"{source}: no .csv or .parquet files in directory"
+                        f"{'; found: ' + ', '.join(skipped) if skipped else ''}")
+    if skipped:
+        warnings.warn(f"ingest: {source}: skipped {len(skipped)} entries not named *.csv, "
+                      f"*.csv.gz or *.parquet (or hidden): {', '.join(skipped)}", UserWarning,
+                      stacklevel=3)
+    return files
+
+
+def _read_file(path: Path, layout: str):
+    """One file -> ({asset: frame}, tz_aware), read and validated by load_csv's reader.
+    Parquet is written out as CSV text (one file at a time) and read the same way, so
+    its rules and messages are load_csv's; messages name the Parquet file."""
+    if not path.name.lower().endswith(_PARQUET_EXTS):
+        return _data._read_table(path, None, layout)
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+    except ImportError:
+        raise ModuleNotFoundError(f"{path}: Parquet input needs pyarrow: pip install pyarrow"
+                                  ) from None
+    try:
+        df = pd.read_parquet(path)
+    except Exception as e:   # pyarrow raises its own types for a corrupt file
+        raise DataError(f"{path}: cannot read as Parquet ({e})") from None
+    if not isinstance(df.index, pd.RangeIndex):
+        df = df.reset_index()
+    texts = {}
+    for c in df.columns:     # ISO text by NumPy: pandas' own datetime formatting is slow
+        col = df[c]
+        if isinstance(col.dtype, pd.DatetimeTZDtype):
+            col, z = col.dt.tz_convert("UTC").dt.tz_localize(None), "Z"
+        elif pd.api.types.is_datetime64_dtype(col.dtype):
+            z = ""
+        else:
+            continue
+        values = col.to_numpy()       # its own unit: no ns overflow past 2262 here
+        nat = np.isnat(values)
+        ok = values[~nat]
+        unit = next((u for u in ("D", "m", "s", "ms", "us")   # one text format per column
+                     if (ok.astype(f"datetime64[{u}]") == ok).all()), "ns")
+        text = np.datetime_as_string(values, unit=unit)
+        if z:
+            text = np.char.add(text, z)
+        if nat.any():
+            text = np.where(nat, "", text)
+        texts[c] = text
+    table = pa.Table.from_arrays(
+        [pa.array(texts[c]) if c in texts else pa.Array.from_pandas(df[c]) for c in df.columns],
+        names=[str(c) for c in df.columns])
+    del df
+    stem = path.name[: -len(next(e for e in _PARQUET_EXTS if path.name.lower().endswith(e)))]
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / f"{stem}.csv"
+        # Arrow's CSV writer: shortest round-trip floats, ~10x pandas' to_csv
+        pa_csv.write_csv(table, str(csv))
+        del table
+        try:
+            return _data._read_table(csv, None, layout)
+        except DataError as e:
+            raise DataError(str(e).replace(str(csv), str(path))) from None
+
+
+class _Staged:
+    """One asset's validated bars, staged on disk and memory-mapped (a file is read
+    once; the chunk writer then slices every asset without holding them in memory)."""
+
+    def __init__(self, folder: Path, k: int, asset: str, file: str, variables: list[str]):
+        self.asset, self.file, self.vars = asset, file, variables
+        self.t = np.load(folder / f"{k}.t.npy", mmap_mode="r")
+        self.v = np.load(folder / f"{k}.v.npy", mmap_mode="r")
+
+
+def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Staged], bool]:
+    # keyed by name and content: asset names come from file names
+    folder = staging / hashlib.sha256(f"{path.name}\0{sha}\0{layout}".encode()).hexdigest()
+    manifest = folder / "manifest.json"
+    if not manifest.exists():            # not staged by an earlier (killed) run
+        frames, aware = _read_file(path, layout)
+        folder.mkdir(parents=True, exist_ok=True)
+        entries = []
+        # load_csv's own assembly (adj_close adjustment, the file's union of times)
+        ds = _data._bars_from_frame(frames, "unknown")
+        del frames
+        t = ds.indexes["time"].values.astype("datetime64[ns]").view(np.int64)
+        variables = [v for v in _data.BAR_VARS if v in ds]
+        entries = []
+        for k, asset in enumerate(ds.indexes["asset"]):
+            values = np.column_stack([ds[v].values[:, k] for v in variables])
+            for suffix, arr in (("t", t), ("v", values)):
+                tmp = folder / f"{k}.{suffix}.tmp.npy"
+                np.save(tmp, arr)
+                os.replace(tmp, folder / f"{k}.{suffix}.npy")
+            entries.append({"asset": str(asset), "vars": variables})
+        del ds
+        tmp = folder / "manifest.tmp"
+        tmp.write_text(json.dumps({"aware": aware, "assets": entries}))
+        os.replace(tmp, manifest)
+    m = json.loads(manifest.read_text())
+    return [_Staged(folder, k, e["asset"], str(path), e["vars"])
+            for k, e in enumerate(m["assets"])], m["aware"]
+
+
+# --------------------------------------------------------------------------- ingest
+
+def _stage_all(files, mode: str, state: dict | None, staging: Path):
+    """Read, validate and stage each new or changed file (those whose sha256 the store
+    recorded are skipped); the cross-file checks of load_csv's directory reader (one
+    owner per asset, no mix of naive and UTC timestamps), also against the store."""
+    done = (state or {}).get("files", {})
+    owner, staged, shas, zones = {}, [], {}, {}
+    for f in files:
+        sha = _sha256(f)
+        shas[f.name] = sha
+        if done.get(f.name, {}).get("sha256") == sha:
+            assets, aware = done[f.name]["assets"], done[f.name]["aware"]
+        else:
+            recs, aware = _stage(f, sha, mode, staging)
+            staged += recs
+            assets = [r.asset for r in recs]
+        zones.setdefault(aware, f)
+        if len(zones) > 1 or (state and state["aware"] != aware):
+            other = zones.get(not aware) or "the store"
+            raise DataError(f"{f} has {'UTC offsets (or epoch times)' if aware else 'naive timestamps'}"
+                            f" but {other} has {'naive timestamps' if aware else 'UTC offsets'}: "
+                            "their bars would not align; write every file with offsets, or none")
+        for a in assets:
+            if a in owner:
+                raise DataError(f"{owner[a]} and {f} both hold asset {a!r}: keep one "
+                                "(or rename one file)")
+            owner[a] = f
+    return owner, staged, shas, zones
+
+
+def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
+           asset_class: str = "unknown", layout: str = "auto") -> Path:
+    """Ingest a folder of CSV/Parquet files (or one file) into the zarr store ``store``.
+
+    Files are read and validated one at a time by :func:`ql.data.load_csv`'s reader (one
+    file per symbol, kline exports; a single file may be a long table; ``layout`` and
+    ``asset_class`` as in load_csv), staged on disk, and written in chunks of
+    ``chunk_time`` x ``chunk_asset`` (defaults 8192 x 64 for a new store; an existing
+    store keeps its own): memory holds one file and one chunk row, never the panel.
+
+    Rerunning on the same store appends: files whose sha256 was ingested are skipped;
+    bars after the store's last time are added; bars at times the store holds must agree
+    exactly (a differing value, a bar the store lacks or a missing bar is a DataError
+    naming file, asset, time); a bar before the store's end at a time the store does not
+    hold, a new asset or a new variable is a DataError (ingest into a new store).
+    A killed ingest leaves the store readable up to its last complete chunk row; rerun
+    the same call to resume. ``freq`` (e.g. ``"1min"``) overrides the inferred bar
+    frequency (see :mod:`quantlab.calendar`). Returns the store's path.
+    """
+    _zarr()
+    _v.choice("layout", layout, ("auto", "single", "long", "wide", "kline"))
+    if not isinstance(asset_class, str) or not asset_class.strip():
+        raise TypeError(f"ingest: asset_class must be a non-empty string, got {asset_class!r}")
+    if chunk_time is not None:
+        chunk_time = _v.integer("chunk_time", chunk_time, 1, 10 ** 7)
+    if chunk_asset is not None:
+        chunk_asset = _v.integer("chunk_asset", chunk_asset, 1, 10 ** 5)
+    if freq is not None:
+        _cal._step(freq)
+    source = Path(source).expanduser()
+    store = Path(store).expanduser()
+    files = _list_files(source)
+    if source.is_dir():
+        if layout not in ("auto", "single", "kline"):
+            raise ValueError(f"ingest: a directory holds one file per asset; layout must be "
+                             f"'auto', 'single' or 'kline', got {layout!r}")
+        mode = {"auto": "single_or_kline", "single": "single", "kline": "kline"}[layout]
+    else:
+        mode = layout
+    store.mkdir(parents=True, exist_ok=True)
+    if not store.is_dir() or ({p.name for p in store.iterdir()} - {_STAGING}
+                              and not (store / MARKER).exists()):
+        raise DataError(f"{store}: exists and is not a quantlab store (no {MARKER}); "
+                        "give a new or empty directory")
+    state = _read_marker(store)
+    if state is not None:
+        for name, given in (("chunk_time", chunk_time), ("chunk_asset", chunk_asset)):
+            if given is not None and given != state[name]:
+                raise ValueError(f"ingest: {name}={given}, but the store {store} has "
+                                 f"{name}={state[name]}; omit it to append")
+        if freq is not None and state.get("freq") not in (None, freq):
+            raise ValueError(f"ingest: freq={freq!r}, but the store has freq="
+                             f"{state['freq']!r}")
+    staging = store / _STAGING
+
+    owner, staged, shas, zones = _stage_all(files, mode, state, staging)
+    if state is None:
+        variables = [v for v in _data.BAR_VARS if any(v in r.vars for r in staged)]
+        state = {"format": FORMAT, "n_time": 0, "chunk_time": chunk_time or CHUNK_TIME,
+                 "chunk_asset": chunk_asset or CHUNK_ASSET, "assets": list(owner),
+                 "asset_class": [asset_class] * len(owner), "variables": variables,
+                 "aware": next(iter(zones)), "freq": freq, "files": {},
+                 "attrs": {"source": str(source), "time_zone": "UTC" if next(iter(zones))
+                           else "as written (no UTC offset)"}}
+    for r in staged:
+        if r.asset not in state["assets"]:
+            raise DataError(f"{r.file}: asset {r.asset!r} is not in the store {store} (its "
+                            f"assets are fixed at the first ingest: {', '.join(state['assets'])}"
+                            "); ingest into a new store")
+        extra = [v for v in r.vars if v not in state["variables"]]
+        if extra:
+            raise DataError(f"{r.file}: asset {r.asset!r} has {', '.join(extra)}, which the "
+                            f"store {store} does not hold ({', '.join(state['variables'])})")
+    _write(store, state, staged, source, files, shas, owner)
+    shutil.rmtree(staging, ignore_errors=True)
+    return store
+
+
+def _open_arrays(store: Path, state: dict, create: bool):
+    zarr = _zarr()
+    g = zarr.open_group(store, mode="a")
+    n_asset = len(state["assets"])
+    if create:
+        g.create_array("time", shape=(0,), chunks=(state["chunk_time"],), dtype="int64",
+                       fill_value=0, dimension_names=("time",), overwrite=True)
+        for v in state["variables"]:
+            g.create_array(v, shape=(0, n_asset), dtype="float64", fill_value=np.nan,
+                           chunks=(state["chunk_time"], state["chunk_asset"]),
+                           dimension_names=("time", "asset"), overwrite=True)
+    return g, g["time"], {v: g[v] for v in state["variables"]}
+
+
+def _block(tb: np.ndarray, recs: dict, a0: int, a1: int, assets, variables):
+    """The (variable, time, asset) block of staged bars at times ``tb``, assets a0:a1,
+    and the mask of cells inside each asset's file span (where a file speaks)."""
+    out = np.full((len(variables), len(tb), a1 - a0), np.nan)
+    span = np.zeros((len(tb), a1 - a0), bool)
+    for j, a in enumerate(assets[a0:a1]):
+        r = recs.get(a)
+        if r is None or len(r.t) == 0:
+            continue
+        pos = np.minimum(np.searchsorted(r.t, tb), len(r.t) - 1)
+        hit = r.t[pos] == tb
+        span[:, j] = (tb >= r.t[0]) & (tb <= r.t[-1])
+        rows = r.v[pos[hit]]
+        for k, v in enumerate(r.vars):
+            out[variables.index(v), hit, j] = rows[:, k]
+    return out, span
+
+
+def _write(store: Path, state: dict, staged: list, source: Path, files, shas, owner) -> None:
+    """Check the staged bars against the committed rows, then write the new rows chunk by
+    chunk (one chunk row in memory), committing n_time after each complete chunk row.
+    Longer than most functions: the check and the write share the chunk grid and the
+    committed-state bookkeeping, kept in one place on purpose."""
+    ct, ca = state["chunk_time"], state["chunk_asset"]
+    assets, variables = state["assets"], state["variables"]
+    n_old = state["n_time"]
+    if n_old:
+        g, tarr, arrs = _open_arrays(store, state, create=False)
+    committed = tarr[:n_old] if n_old else np.empty(0, np.int64)
+    end = committed[-1] if n_old else np.iinfo(np.int64).min
+    recs = {r.asset: r for r in staged}
+
+    # times: new ones after the store's end; earlier ones must be rows the store holds
+    new = np.empty(0, np.int64)
+    for r in staged:
+        old = r.t[r.t <= end]
+        if old.size:
+            pos = np.minimum(np.searchsorted(committed, old), n_old - 1)
+            miss = np.flatnonzero(committed[pos] != old)
+            if miss.size:
+                raise DataError(f"{r.file}: asset {r.asset!r} at {_data._fmt_time(old[miss[0]])}"
+                                f": a bar before the store's last time "
+                                f"{_data._fmt_time(end)} at a time the store does not hold; a "
+                                "store grows at its end only (ingest into a new store)")
+        later = np.asarray(r.t[r.t > end])
+        if later.size:
+            pos = np.minimum(np.searchsorted(new, later), max(new.size - 1, 0))
+            if new.size == 0 or (new[pos] != later).any():
+                new = np.union1d(new, later)
+
+    # overlap: every committed row a file speaks for must agree with it, chunk by chunk
+    lo = [np.searchsorted(committed, r.t[0]) for r in staged if r.t.size and r.t[0] <= end]
+    if lo:
+        for t0 in range(min(lo) // ct * ct, n_old, ct):
+            t1 = min(t0 + ct, n_old)
+            tb = committed[t0:t1]
+            for a0 in range(0, len(assets), ca):
+                a1 = min(a0 + ca, len(assets))
+                if not any(a in recs for a in assets[a0:a1]):
+                    continue
+                got, span = _block(tb, recs, a0, a1, assets, variables)
+                if not span.any():
+                    continue
+                for k, v in enumerate(variables):
+                    have = arrs[v][t0:t1, a0:a1]
+                    bad = span & ~((got[k] == have) | (np.isnan(got[k]) & np.isnan(have)))
+                    if bad.any():
+                        i, j = map(int, np.argwhere(bad)[0])
+                        a = assets[a0 + j]
+                        raise DataError(
+                            f"{recs[a].file}: asset {a!r} at {_data._fmt_time(tb[i])}: {v} is "
+                            f"{got[k][i, j]:g} in the file but {have[i, j]:g} in the store "
+                            f"{store} (NaN = no bar); ingest only adds bars after the store's "
+                            "end: put changed history in a new store")
+
+    if state["freq"] is not None:      # the given freq must fit every step
+        _cal.infer(pd.DatetimeIndex(np.r_[committed, new].view("datetime64[ns]")),
+                   freq=state["freq"])
+
+    # write: resize, the time coordinate, then chunk rows; commit after each row
+    if not n_old:      # the marker first: from here the directory is a store to resume
+        _write_marker(store, state)
+        g, tarr, arrs = _open_arrays(store, state, create=True)
+    n_new = n_old + new.size
+    tarr.resize((n_new,))
+    for a in arrs.values():
+        a.resize((n_new, len(assets)))
+    tarr[n_old:n_new] = new
+    _write_marker(store, state)
+    t0 = n_old
+    while t0 < n_new:
+        t1 = min((t0 // ct + 1) * ct, n_new)     # on the chunk grid
+        tb = new[t0 - n_old:t1 - n_old]
+        for a0 in range(0, len(assets), ca):
+            a1 = min(a0 + ca, len(assets))
+            got, _ = _block(tb, recs, a0, a1, assets, variables)
+            for k, v in enumerate(variables):
+                _put(arrs[v], t0, t1, a0, a1, got[k])
+            state["chunk"] = [t0 // ct, a0 // ca]
+            _write_marker(store, state)          # after the chunk is complete
+        state["n_time"] = t1
+        _write_marker(store, state)
+        t0 = t1
+
+    # provenance and calendar, once every row is in
+    state.pop("chunk", None)
+    for f in files:
+        a = [x for x, o in owner.items() if o == f]
+        state["files"][f.name] = {"sha256": shas[f.name], "assets": a, "aware": state["aware"]}
+    times = pd.DatetimeIndex(tarr[:state["n_time"]].view("datetime64[ns]"))
+    attrs = {"source": str(source),
+             "time_zone": "UTC" if state["aware"] else "as written (no UTC offset)",
+             "source_files": sorted(state["files"]),
+             "sha256": {k: v["sha256"] for k, v in sorted(state["files"].items())}}
+    cal = xr.Dataset(coords={"time": times})
+    _cal.annotate(cal, freq=state["freq"])
+    attrs.update(cal.attrs)
+    state["attrs"] = attrs
+    g.attrs.update(attrs)
+    _write_marker(store, state)
+
+
+def _put(arr, t0, t1, a0, a1, values) -> None:
+    """One variable's chunk (a seam the kill-and-resume test interrupts)."""
+    arr[t0:t1, a0:a1] = values
+
+
+# --------------------------------------------------------------------------- open
+
+def open(store, chunks: dict | None = None) -> xr.Dataset:  # noqa: A001 (ql.data.open)
+    """The store as a lazily loaded, dask-backed Dataset: dims (time, asset), the
+    variables, ``asset_class`` coord and attrs of :func:`ql.data.load_csv` (``source``,
+    ``time_zone``, ``freq``, ``calendar``, ``periods_per_year``) plus provenance
+    (``source_files``, ``sha256`` per file). Only complete chunk rows are shown: a store
+    whose ingest was killed opens at its last complete row. ``chunks``: dask chunks per
+    dim (default: the store's)."""
+    import dask.array as da
+
+    zarr = _zarr()
+    store = Path(store).expanduser()
+    state = _read_marker(store)
+    if state is None:
+        raise DataError(f"{store}: not a quantlab store (no {MARKER}); create it with "
+                        "ql.data.ingest")
+    n = state["n_time"]
+    if n == 0:
+        raise DataError(f"{store}: empty store (its first ingest stopped before a chunk row "
+                        "was complete); rerun ql.data.ingest to resume")
+    g = zarr.open_group(store, mode="r")
+    time = g["time"][:n].view("datetime64[ns]")
+    chunks = dict(chunks or {})
+    for d in chunks:
+        _v.choice("chunks dimension", d, ("time", "asset"))
+    ct = _v.integer("chunks['time']", chunks.get("time", state["chunk_time"]), 1)
+    ca = _v.integer("chunks['asset']", chunks.get("asset", state["chunk_asset"]), 1)
+    data = {v: (("time", "asset"), da.from_zarr(g[v])[:n].rechunk((ct, ca)))
+            for v in state["variables"]}
+    ds = xr.Dataset(data, coords={"time": time, "asset": state["assets"],
+                                  "asset_class": ("asset", state["asset_class"])})
+    ds.attrs.update(state["attrs"])
+    if "freq" not in ds.attrs:      # a first ingest stopped: calendar of what is there
+        _cal.annotate(ds, freq=state.get("freq"))
+    ds.attrs["store"] = str(store)
+    return ds
+
+
+# --------------------------------------------------------------------------- writer
+
+def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class="unknown",
+                chunk_time=None, chunk_asset=None, source="generated", freq=None) -> Path:
+    """Write a panel given as consecutive time pieces straight into a new store, one chunk
+    row in memory (the synthetic-data generator's path; no files, no staging).
+
+    ``pieces``: an iterable of ``(times, {variable: array (len(times), len(assets))})``,
+    times datetime64/int64 ns, strictly increasing across pieces. Committed per chunk row
+    like :func:`ingest`. Returns the store's path."""
+    store = Path(store).expanduser()
+    if store.exists() and any(store.iterdir()):
+        raise DataError(f"{store}: not empty; write_panel creates a new store")
+    store.mkdir(parents=True, exist_ok=True)
+    ct = _v.integer("chunk_time", chunk_time or CHUNK_TIME, 1, 10 ** 7)
+    ca = _v.integer("chunk_asset", chunk_asset or CHUNK_ASSET, 1, 10 ** 5)
+    variables = list(variables)
+    state = {"format": FORMAT, "n_time": 0, "chunk_time": ct, "chunk_asset": ca,
+             "assets": [str(a) for a in assets], "asset_class": [asset_class] * len(assets),
+             "variables": variables, "aware": False, "freq": freq, "files": {}, "attrs": {}}
+    g, tarr, arrs = _open_arrays(store, state, create=True)
+    _write_marker(store, state)
+    buf_t, buf = [], {v: [] for v in variables}
+    last = None
+
+    def flush(n_rows):
+        t = np.concatenate(buf_t)
+        blocks = {v: np.concatenate(buf[v]) for v in variables}
+        t0, t1 = state["n_time"], state["n_time"] + n_rows
+        tarr.resize((t1,))
+        tarr[t0:t1] = t[:n_rows]
+        for v in variables:
+            arrs[v].resize((t1, len(assets)))
+            for a0 in range(0, len(assets), ca):
+                _put(arrs[v], t0, t1, a0, min(a0 + ca, len(assets)), blocks[v][:n_rows, a0:a0 + ca])
+        state["n_time"] = t1
+        _write_marker(store, state)
+        buf_t[:] = [t[n_rows:]]
+        for v in variables:
+            buf[v][:] = [blocks[v][n_rows:]]
+
+    for times, values in pieces:
+        times = np.asarray(times).astype("datetime64[ns]").view(np.int64)
+        if times.size and ((np.diff(times) <= 0).any() or (last is not None and times[0] <= last)):
+            raise DataError("write_panel: times not strictly increasing")
+        if times.size:
+            last = times[-1]
+        buf_t.append(times)
+        for v in variables:
+            buf[v].append(np.asarray(values[v], np.float64).reshape(len(times), len(assets)))
+        while sum(map(len, buf_t)) >= ct:
+            flush(ct)
+    if sum(map(len, buf_t)):
+        flush(sum(map(len, buf_t)))
+    times = pd.DatetimeIndex(tarr[:state["n_time"]].view("datetime64[ns]"))
+    cal = xr.Dataset(coords={"time": times})
+    _cal.annotate(cal, freq=freq)
+    state["attrs"] = {"source": source, "time_zone": "as written (no UTC offset)",
+                      "source_files": [], "sha256": {}, **cal.attrs}
+    g.attrs.update(state["attrs"])
+    _write_marker(store, state)
+    return store

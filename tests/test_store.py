@@ -1,0 +1,309 @@
+"""quantlab.store: ingest CSV/Parquet folders into a zarr store (chunked, appendable,
+resumable after SIGKILL) and open it lazily, equal to load_csv."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+from quantlab.errors import DataError
+
+pytest.importorskip("zarr")
+
+VARS = ["open", "high", "low", "close", "volume"]
+
+
+@pytest.fixture(scope="module")
+def panel():
+    """The bundled equities cut to 2 years (GOOG listed mid-way: NaN bars before)."""
+    return ql.data.load().sel(time=slice("2004-01-01", "2005-12-31"))
+
+
+def _write_csv(ds, folder: Path, upto=None, fmt="csv"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for a in ds.asset.values:
+        df = ds.sel(asset=a).to_dataframe()[VARS].dropna()
+        if upto is not None:
+            df = df.loc[:upto]
+        df.index.name = "Date"
+        if fmt == "csv":
+            df.to_csv(folder / f"{a}.csv")
+        else:
+            df.reset_index().to_parquet(folder / f"{a}.parquet")
+    return folder
+
+
+def _same(got: xr.Dataset, want: xr.Dataset):
+    assert all(isinstance(got[v].data, da.Array) for v in got.data_vars), "not dask-backed"
+    xr.testing.assert_identical(got.compute().drop_attrs(), want.drop_attrs())
+    for k, v in want.attrs.items():
+        assert got.attrs[k] == v, k
+
+
+def test_ingest_folder_opens_lazily_equal_to_load_csv_with_provenance(panel, tmp_path):
+    src = _write_csv(panel, tmp_path / "src")
+    want = ql.data.load_csv(src)
+    path = ql.data.ingest(src, tmp_path / "st", chunk_time=100, chunk_asset=3)
+    got = ql.data.open(path)
+    _same(got, want)
+    assert got["close"].data.chunks[0][0] == 100 and got["close"].data.chunks[1] == (3, 1)
+    assert got.attrs["freq"] == "1D" and got.attrs["periods_per_year"] == 252
+    assert got.attrs["source_files"] == ["AAPL.csv", "GOOG.csv", "IBM.csv", "MSFT.csv"]
+    import hashlib
+    assert got.attrs["sha256"]["IBM.csv"] == hashlib.sha256(
+        (src / "IBM.csv").read_bytes()).hexdigest()
+
+
+def test_ingest_parquet_folder_equals_the_same_bars_as_csv(panel, tmp_path):
+    want = ql.data.load_csv(_write_csv(panel, tmp_path / "csv"))
+    src = _write_csv(panel, tmp_path / "pq", fmt="parquet")
+    got = ql.data.open(ql.data.ingest(src, tmp_path / "st"))
+    xr.testing.assert_identical(got.compute().drop_attrs(), want.drop_attrs())
+    assert got.attrs["source_files"][0] == "AAPL.parquet"
+
+
+def test_ingest_parquet_bad_bar_names_the_parquet_file(panel, tmp_path):
+    src = _write_csv(panel.isel(asset=[0]), tmp_path / "pq", fmt="parquet")
+    df = pd.read_parquet(src / "AAPL.parquet")
+    df.loc[5, "high"] = df.loc[5, "low"] / 2
+    df.to_parquet(src / "AAPL.parquet")
+    with pytest.raises(DataError, match=r"AAPL\.parquet: data row 6: 'high' of asset 'AAPL'"):
+        ql.data.ingest(src, tmp_path / "st")
+    far = pd.DataFrame({"Date": np.array(["2024-01-01", "2300-01-02"], "datetime64[us]"),
+                        "Close": [1.0, 2.0]})
+    far.to_parquet(src / "AAPL.parquet")         # not wrapped past 2262 on the way
+    with pytest.raises(DataError, match=r"AAPL\.parquet: data row 2: date '2300-01-02' outside"):
+        ql.data.ingest(src, tmp_path / "st")
+
+
+def test_ingest_long_table_and_binance_klines_like_load_csv(tmp_path):
+    long = tmp_path / "long.csv"
+    long.write_text("date,symbol,close\n2024-01-01,BTC,10\n2024-01-01,ETH,5\n"
+                    "2024-01-02,BTC,11\n2024-01-03,ETH,6\n2024-01-03,BTC,12\n")
+    _same(ql.data.open(ql.data.ingest(long, tmp_path / "s1", chunk_time=2)),
+          ql.data.load_csv(long))
+    kl = tmp_path / "kl"
+    kl.mkdir()
+    for sym, base in (("BTCUSDT", 100), ("ETHUSDT", 10)):
+        rows = [f"{1704067200000 + 60000 * i},{base + i},{base + i + 1},{base + i - 1},"
+                f"{base + i + 0.5},{i + 1},0,0,0,0,0,0" for i in range(30)]
+        (kl / f"{sym}-1m-2024-01.csv").write_text("\n".join(rows) + "\n")
+    got = ql.data.open(ql.data.ingest(kl, tmp_path / "s2", chunk_time=7))
+    _same(got, ql.data.load_csv(kl))
+    assert got.attrs["time_zone"] == "UTC" and got.attrs["freq"] == "1min"
+
+
+def test_ingest_refuses_what_load_csv_refuses_with_its_message(panel, tmp_path):
+    src = _write_csv(panel.isel(asset=[0, 1]), tmp_path / "src")
+    text = (src / "GOOG.csv").read_text().splitlines()
+    cells = text[40].split(",")
+    cells[2] = ""                                  # a partially missing bar
+    text[40] = ",".join(cells)
+    (src / "GOOG.csv").write_text("\n".join(text) + "\n")
+    with pytest.raises(DataError) as want:
+        ql.data.load_csv(src)
+    with pytest.raises(DataError) as got:
+        ql.data.ingest(src, tmp_path / "st")
+    assert str(got.value) == str(want.value) and "partially missing bar" in str(got.value)
+    _write_csv(panel.isel(asset=[0, 1]), src)
+    (src / "AAPL.csv.gz").write_bytes((src / "AAPL.csv").read_bytes())   # one asset twice
+    with pytest.raises(DataError, match="both hold asset 'AAPL'"):
+        ql.data.ingest(src, tmp_path / "st2")
+
+
+def test_ingest_rerun_with_more_rows_adds_only_the_new_ones(panel, tmp_path):
+    src = _write_csv(panel, tmp_path / "src", upto="2004-12-31")
+    st = tmp_path / "st"
+    ql.data.ingest(src, st, chunk_time=50, chunk_asset=2)
+    n1 = ql.data.open(st).sizes["time"]
+    first_chunk = st / "close" / "c" / "0" / "0"
+    before = first_chunk.stat().st_mtime_ns, first_chunk.read_bytes()
+    _write_csv(panel, src)                                        # the full two years
+    ql.data.ingest(src, st)
+    got = ql.data.open(st)
+    _same(got, ql.data.load_csv(src))
+    assert got.sizes["time"] > n1
+    assert (first_chunk.stat().st_mtime_ns, first_chunk.read_bytes()) == before
+    assert not (st / ".staging").exists()
+    ql.data.ingest(src, st)                                       # same files: nothing to do
+    _same(ql.data.open(st), ql.data.load_csv(src))
+
+
+def test_ingest_rerun_with_changed_history_raises_naming_file_asset_time(panel, tmp_path):
+    src = _write_csv(panel, tmp_path / "src")
+    st = tmp_path / "st"
+    ql.data.ingest(src, st, chunk_time=64)
+    df = pd.read_csv(src / "IBM.csv", index_col="Date")
+    df.loc["2005-03-01", "volume"] += 1
+    df.to_csv(src / "IBM.csv")
+    with pytest.raises(DataError, match=r"IBM\.csv: asset 'IBM' at 2005-03-01: volume is "):
+        ql.data.ingest(src, st)
+    df.loc["2005-03-01", "volume"] -= 1
+    df.drop("2005-03-02").to_csv(src / "IBM.csv")                 # a bar the store has
+    with pytest.raises(DataError, match=r"IBM\.csv: asset 'IBM' at 2005-03-02: open is nan "
+                                        r"in the file but"):
+        ql.data.ingest(src, st)
+    df.to_csv(src / "IBM.csv")
+    extra = df.copy()
+    extra.loc["2005-03-05"] = extra.loc["2005-03-04"]            # a Saturday the store lacks
+    extra.sort_index().to_csv(src / "IBM.csv")
+    with pytest.raises(DataError, match=r"IBM\.csv: asset 'IBM' at 2005-03-05: a bar before "
+                                        "the store's last time"):
+        ql.data.ingest(src, st)
+    df.to_csv(src / "IBM.csv")
+    df.to_csv(src / "NEW.csv")
+    with pytest.raises(DataError, match=r"NEW\.csv: asset 'NEW' is not in the store"):
+        ql.data.ingest(src, st)
+    (src / "NEW.csv").unlink()
+    _same(ql.data.open(st), ql.data.load_csv(src))               # still the first ingest
+
+
+_KILLED = """
+import sys, time
+from quantlab import store
+calls = [0]
+put = store._put
+def slow_put(*a):
+    calls[0] += 1
+    if calls[0] == {k}:          # mid-chunk: some variables of this chunk written
+        print("killme", flush=True)
+        time.sleep(120)
+    put(*a)
+store._put = slow_put
+store.ingest({src!r}, {dst!r}, chunk_time=100, chunk_asset=3)
+"""
+
+
+def test_ingest_killed_with_sigkill_reads_and_resumes_to_the_uninterrupted_result(panel, tmp_path):
+    src = _write_csv(panel, tmp_path / "src")
+    ql.data.ingest(src, tmp_path / "whole", chunk_time=100, chunk_asset=3)
+    want = ql.data.open(tmp_path / "whole")
+    dst = tmp_path / "killed"
+    k = 3 * 2 * 5 + 5 + 3     # 10 puts a row: row 3, second asset chunk, 3rd variable
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(
+        _KILLED.format(k=k, src=str(src), dst=str(dst)))], stdout=subprocess.PIPE, text=True,
+        env=os.environ.copy())
+    try:
+        assert proc.stdout.readline().strip() == "killme"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    part = ql.data.open(dst)                         # readable at its last complete row
+    assert part.sizes["time"] == 300
+    assert part.attrs["source"] == str(src) and part.attrs["periods_per_year"] == 252
+    xr.testing.assert_identical(part.compute().drop_attrs(),
+                                want.isel(time=slice(0, 300)).compute().drop_attrs())
+    ql.data.ingest(src, dst)                         # resume
+    got = ql.data.open(dst)
+    xr.testing.assert_identical(got.compute().drop_attrs(), want.compute().drop_attrs())
+    assert {k: v for k, v in got.attrs.items() if k != "store"} == \
+        {k: v for k, v in want.attrs.items() if k != "store"}
+
+
+def test_append_killed_mid_chunk_keeps_the_committed_rows_and_resumes(panel, tmp_path):
+    src = _write_csv(panel, tmp_path / "src", upto="2004-12-31")     # 252 rows: row 2 partial
+    dst = tmp_path / "st"
+    ql.data.ingest(src, dst, chunk_time=100, chunk_asset=3)
+    first = ql.data.open(dst).compute()
+    _write_csv(panel, src)
+    k = 5 + 2     # first append row, 2nd asset chunk: its chunks also hold rows 200-251
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(
+        _KILLED.format(k=k, src=str(src), dst=str(dst)))], stdout=subprocess.PIPE, text=True,
+        env=os.environ.copy())
+    try:
+        assert proc.stdout.readline().strip() == "killme"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    part = ql.data.open(dst).compute()
+    assert part.sizes["time"] == 252
+    xr.testing.assert_identical(part.drop_attrs(), first.drop_attrs())
+    ql.data.ingest(src, dst)
+    _same(ql.data.open(dst), ql.data.load_csv(src))
+
+
+def test_ingest_and_open_refuse_bad_arguments_and_non_stores(panel, tmp_path):
+    src = _write_csv(panel.isel(asset=[0]), tmp_path / "src")
+    for kw, msg in (({"chunk_time": 0}, "chunk_time must be an integer"),
+                    ({"chunk_asset": 1.5}, "chunk_asset must be an integer"),
+                    ({"freq": "1M"}, "freq must be"),
+                    ({"layout": "long"}, "layout must be")):
+        with pytest.raises((ValueError, TypeError), match=msg):
+            ql.data.ingest(src, tmp_path / "st", **kw)
+    with pytest.raises(ValueError, match=r"freq='7min' does not fit"):
+        ql.data.ingest(src, tmp_path / "sth", freq="7min")
+    ql.data.ingest(src, tmp_path / "sth")         # a refused first ingest leaves no junk
+    assert ql.data.open(tmp_path / "sth").attrs["freq"] == "1D"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.txt").write_text("mine")
+    with pytest.raises(DataError, match="not a quantlab store"):
+        ql.data.ingest(src, other)
+    with pytest.raises(DataError, match="not a quantlab store"):
+        ql.data.open(other)
+    ql.data.ingest(src, tmp_path / "ok", chunk_time=10)
+    assert ql.data.open(tmp_path / "ok", chunks={"time": 25})["close"].data.chunks[0][0] == 25
+    for bad, msg in (({"time": 0}, r"chunks\['time'\] must be"), ({"tme": 5}, "chunks dimension")):
+        with pytest.raises(ValueError, match=msg):
+            ql.data.open(tmp_path / "ok", chunks=bad)
+    with pytest.raises(ValueError, match="chunk_time=20, but the store"):
+        ql.data.ingest(src, tmp_path / "ok", chunk_time=20)
+
+
+def test_ingest_same_content_under_two_names_gives_two_assets(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    text = "Date,Close\n2024-01-01,1\n2024-01-02,2\n2024-01-03,3\n"
+    (src / "A.csv").write_text(text)
+    (src / "B.csv").write_text(text)
+    got = ql.data.open(ql.data.ingest(src, tmp_path / "st"))
+    _same(got, ql.data.load_csv(src))
+    assert list(got.asset.values) == ["A", "B"]
+
+
+def test_ingest_parquet_with_utc_timestamps_is_utc_like_csv_offsets(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    t = pd.date_range("2024-01-01 09:00", periods=5, freq="h", tz="America/New_York")
+    pd.DataFrame({"timestamp": t, "close": [1.0, 2, 3, 4, 5]}).to_parquet(src / "X.parquet")
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "X.csv").write_text(
+        "timestamp,close\n" + "".join(f"{x.isoformat()},{i + 1}.0\n" for i, x in enumerate(t)))
+    got = ql.data.open(ql.data.ingest(src, tmp_path / "st"))
+    want = ql.data.load_csv(tmp_path / "csv")
+    xr.testing.assert_identical(got.compute().drop_attrs(), want.drop_attrs())
+    assert got.attrs["time_zone"] == "UTC" and str(got.time.values[0])[:16] == "2024-01-01T14:00"
+
+
+def test_ingest_refuses_naive_files_after_utc_ones(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "A.csv").write_text("Date,Close\n2024-01-01T00:00:00Z,1\n2024-01-02T00:00:00Z,2\n")
+    (src / "B.csv").write_text("Date,Close\n2024-01-01,1\n2024-01-02,2\n")
+    with pytest.raises(DataError, match="UTC offsets"):
+        ql.data.ingest(src, tmp_path / "st")
+
+
+def test_synthetic_minute_panel_store_equals_in_memory_and_validates(tmp_path):
+    from quantlab.testing import synthetic_minute_panel
+    mem = synthetic_minute_panel(5, 3, seed=3)
+    path = synthetic_minute_panel(5, 3, store=tmp_path / "syn", seed=3, chunk_time=1000,
+                                  chunk_asset=2)
+    got = ql.data.open(path)
+    xr.testing.assert_identical(got.compute().drop_attrs(), mem.drop_attrs())
+    ql.data.validate(mem)
+    assert got.attrs["periods_per_year"] == 525_600 and mem.sizes["time"] == 3 * 1440
+    ses = synthetic_minute_panel(2, 6, calendar="session")
+    assert ses.attrs["calendar"] == "session 09:30-16:00" and ses.sizes["time"] == 6 * 390
+    with pytest.raises(ValueError, match="pass store="):
+        synthetic_minute_panel(10 ** 5, 10 ** 4)
+    with pytest.raises(ValueError, match="n_assets must be an integer"):
+        synthetic_minute_panel(0, 1)
