@@ -243,3 +243,23 @@ def test_a_killed_deploy_process_restored_from_its_checkpoint_ends_as_an_uninter
     pd.testing.assert_frame_equal(b.orders, a.orders)
     for k, v in a.state.to_dict().items():
         np.testing.assert_array_equal(b.state.to_dict()[k], v, err_msg=k)
+
+
+def test_engine_ticks_become_the_bars_and_drive_the_same_deployment(equities):
+    """Ticks synthesised from daily bars go through TickEngine.process_ticks; the engine's
+    bars equal the originals and the deployment they drive equals a replay of the bars."""
+    hist, bars = equities.isel(time=slice(0, HISTORY)), equities.isel(time=slice(HISTORY, HISTORY + 60))
+    ticks = ql.testing.ticks_from_bars(bars)
+    eng = ql.engine.TickEngine({"engine": {"max_symbols": 8}})
+    dep = eng.load_strategy_params({"window": 15}, strategy="volatility_regime", bar="1D",
+                                   history=hist, fees=0.001)
+    for i in range(0, len(ticks["timestamp"]), 97):          # in uneven batches
+        eng.process_ticks({k: v[i:i + 97] for k, v in ticks.items()})
+    eng.flush_bars()
+    direct = ql.deploy("volatility_regime", {"window": 15}, history=hist, fees=0.001)
+    direct.replay(bars[["open", "high", "low", "close", "volume"]])
+    assert len(dep.equity) == bars.sizes["time"]
+    np.testing.assert_array_equal(dep.equity.values, direct.equity.values)
+    pd.testing.assert_frame_equal(dep.orders, direct.orders)
+    with pytest.raises(TypeError, match="strategy="):
+        eng.load_strategy_params({"window": 15})
