@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import time as _time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,12 +22,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import _validate, strategies
+from quantlab import __version__, _validate, strategies
 from quantlab._kernels.backtest import SimState
 from quantlab.backtesting import dispatch
 from quantlab.backtesting.options import BacktestOptions
 from quantlab.backtesting.result import from_run
 from quantlab.data import load_csv, validate
+from quantlab.engine.feeds import FeedError
 from quantlab.errors import DataError
 
 __all__ = ["deploy", "Deployment", "RiskLimits", "FORMAT"]
@@ -392,10 +394,6 @@ class Deployment:
         options, limits, counters) and ``path/deployment.npz`` (kernel state, the bars
         the next decisions need, the records). Written to temporary files and renamed, so
         a process killed while saving leaves the previous checkpoint intact."""
-        import os
-
-        from quantlab import __version__
-
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "quantlab": __version__, "strategy": self.strategy.name,
@@ -426,8 +424,6 @@ class Deployment:
         """A Deployment continued from :meth:`checkpoint`. ``strategy``: refuse a
         checkpoint of another strategy. ``inputs``: the external inputs, if the
         deployment was given its own (they are not saved)."""
-        from quantlab import __version__
-
         path = Path(path)
         try:
             meta = json.loads((path / "deployment.json").read_text())
@@ -482,8 +478,6 @@ class Deployment:
     async def run_feed(self, bars, every: int = 0, echo=print):
         """Trade the bars an async iterator yields (a live feed). A feed that fails
         raises ``quantlab.engine.FeedError`` after keeping every bar received before."""
-        from quantlab.engine import FeedError
-
         n = 0
         try:
             async for bar in bars:
