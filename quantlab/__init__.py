@@ -10,15 +10,16 @@ from quantlab.errors import DataError
 __version__ = "0.1.0"
 
 _SUBMODULES = {"backtesting", "calendar", "cli", "compat", "crossmarket", "data", "engine",
-               "ensemble", "fmt", "integrity", "measures", "metrics", "optimize", "plots",
-               "research", "risk", "rolling", "signals", "store", "strategies", "suite",
-               "sweeps", "tearsheet", "testing", "widgets"}
+               "ensemble", "fmt", "integrity", "live", "measures", "metrics", "optimize",
+               "plots", "research", "risk", "rolling", "signals", "store", "strategies",
+               "suite", "sweeps", "tearsheet", "testing", "widgets"}
 # top-level names that live in a submodule
 # ``backtest`` is a function of the package ``backtesting`` (a subpackage named
 # ``backtest`` would be rebound over the function whenever one of its submodules loads)
 _ATTRS = {"backtest": "backtesting", "BacktestResult": "backtesting",
           "BacktestOptions": "backtesting", "Slippage": "backtesting",
-          "BacktestingEngine": "compat", "run_research_analysis": "research",
+          "BacktestingEngine": "compat", "deploy": "live", "Deployment": "live",
+          "run_research_analysis": "research",
           "sweep": "sweeps"}
 
 __all__ = ["DataError", "__version__", *sorted(_SUBMODULES), *sorted(_ATTRS)]

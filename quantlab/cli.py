@@ -6,6 +6,8 @@
     quantlab report    (the same options, no --in-place) [--no-input]  # + HTML + index
     quantlab lab       [--port N] [jupyter lab options]  # JupyterLab on notebooks/
     quantlab engine-bench [--ticks N]
+    quantlab deploy STRATEGY [--params best.json] (--replay PATH_OR_SET | --feed ws://...)
+                    [--start DATE] [--checkpoint DIR] [--every N] [--set KEY VALUE ...]
 
 ``run-suite`` and ``report`` are :mod:`quantlab.suite` (batch rules are there).
 ``lab`` binds 127.0.0.1 only, keeps token authentication (a fresh random token, given
@@ -21,6 +23,8 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from quantlab import suite
 from quantlab._validate import integer
@@ -78,7 +82,29 @@ def parser() -> argparse.ArgumentParser:
                    "prints the URL with the token); further options go to jupyter lab")
     eb = sub.add_parser("engine-bench", help="the tick engine vs its pure-Python reference")
     eb.add_argument("--ticks", type=int, default=2_000_000, help="columnar ticks (2M)")
+    _deploy_options(sub.add_parser("deploy", help="paper-trade a strategy bar by bar on a "
+                                   "replay or a live feed (ql.deploy)"))
     return p
+
+
+def _deploy_options(d) -> None:
+    d.add_argument("strategy", help="a registry name (quantlab strategies: ql.strategies.names())")
+    d.add_argument("--params", help="JSON file of parameters (e.g. an optimisation's "
+                   "best_params), or of {\"params\": {...}, \"backtest\": {...}}")
+    src = d.add_mutually_exclusive_group(required=True)
+    src.add_argument("--replay", help="bars to replay: a bundled data set name "
+                     "(ql.data.available()) or a CSV file/folder (ql.data.load_csv)")
+    src.add_argument("--feed", help="a websocket of engine ticks, ws://HOST:PORT/PATH "
+                     "(aggregated into --bar bars)")
+    d.add_argument("--bar", default="1min", help="bar frequency for --feed (pandas, 1min)")
+    d.add_argument("--symbols", help="for --feed: asset names by symbol_id, comma-separated")
+    d.add_argument("--start", help="first traded bar of the replay; earlier bars only warm "
+                   "up the signal")
+    d.add_argument("--checkpoint", help="folder: resume from its checkpoint if there is one, "
+                   "and save after every bar")
+    d.add_argument("--every", type=int, default=1, help="a status line every N bars (1)")
+    d.add_argument("--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="a ql.backtest option, e.g. --set fees 0.001 (YAML scalar)")
 
 
 def lab_command(extra=(), token: str | None = None, uid: int | None = None):
@@ -193,6 +219,71 @@ def _batch(p, a) -> int:
     return 1 if failed else 0
 
 
+def _deploy_setup(a):
+    """(params, backtest options) from --params and --set."""
+    import json
+
+    import yaml
+
+    params, options = {}, {}
+    if a.params:
+        obj = json.loads(Path(a.params).read_text())
+        if not isinstance(obj, dict):
+            raise SystemExit(f"--params {a.params}: a JSON object of parameters expected")
+        params, options = (obj["params"], dict(obj.get("backtest", {}))) \
+            if "params" in obj else (obj, {})
+    options.update({k: yaml.safe_load(v) for k, v in a.set})
+    return params, options
+
+
+def _deploy(a) -> int:
+    """``quantlab deploy``: a replay (bars) or a websocket of ticks through ql.deploy, a
+    status line every --every bars, a checkpoint after every bar."""
+    import asyncio
+
+    from quantlab import data, engine, live  # lazy: the research stack, only this command
+
+    params, options = _deploy_setup(a)
+    ck = Path(a.checkpoint) if a.checkpoint else None
+    dep = None
+    if ck is not None and (ck / "deployment.json").exists():
+        dep = live.Deployment.restore(ck, strategy=a.strategy)
+        print(f"resumed from {ck}: {len(dep.equity)} bars traded", flush=True)
+    every = integer("--every", a.every, 1)
+
+    def bar_done(status):   # after each bar: save, and say where we are
+        if ck is not None:
+            dep.checkpoint(ck)
+        if len(dep.equity) % every == 0:
+            print(dep.status_line(status), flush=True)
+
+    if a.replay:
+        ds = data.load(a.replay) if a.replay in data.available().index else \
+            data.load_csv(a.replay)
+        start = ds.time.values[0] if a.start is None else np.datetime64(a.start)
+        if dep is None:
+            dep = live.deploy(a.strategy, params, history=ds.sel(time=ds.time < start),
+                              **options)
+        dep.listeners.append(bar_done)
+        done = dep.equity.time.values
+        bars = ds.sel(time=ds.time > done[-1]) if len(done) else ds.sel(time=ds.time >= start)
+        dep.replay(bars)
+    else:
+        if not a.symbols:
+            raise SystemExit("--feed needs --symbols: the asset name of each symbol_id")
+        eng = engine.TickEngine()
+        symbols = a.symbols.split(",")
+        if dep is None:
+            dep = eng.load_strategy_params(params, strategy=a.strategy, symbols=symbols,
+                                           bar=a.bar, **options)
+        else:
+            eng.deployment, eng._bars = dep, engine.BarAggregator(a.bar, symbols)
+        dep.listeners.append(bar_done)
+        asyncio.run(eng.run_feed(engine.websocket_feed(a.feed)))
+    print(repr(dep), flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     p = parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -203,6 +294,8 @@ def main(argv=None) -> int:
         return 0
     if argv[:1] == ["lab"]:  # everything after `lab` belongs to jupyter lab
         return _lab(argv[1:])
+    if argv[:1] == ["deploy"]:
+        return _deploy(p.parse_args(argv))
     return _batch(p, p.parse_args(argv))
 
 

@@ -379,6 +379,7 @@ class OptimizationResult(Mapping):
     study: object = None
     directions: tuple = ("maximize",)
     strategy: object = None
+    backtest_options: dict = field(default_factory=dict)   # what ql.deploy carries over
 
     def backtest(self, data, start_date=None, end_date=None, **backtest_kw):
         """The best parameters' strategy return stream on ``[start_date, end_date]`` of
@@ -452,6 +453,12 @@ def _pareto(table: pd.DataFrame, objectives, directions) -> pd.DataFrame:
     front = [i for i in np.flatnonzero(ok)
              if not any((v[j] >= v[i]).all() and (v[j] > v[i]).any() for j in np.flatnonzero(ok))]
     return table.iloc[front]
+
+
+def _carry(result: OptimizationResult, ev: _Evaluator) -> OptimizationResult:
+    """The search's backtest options on its result (one account: group=True)."""
+    result.backtest_options = {**ev.kw, "group": True}
+    return result
 
 
 def _build_result(strat, method, objectives, directions, records, times, study=None):
@@ -550,8 +557,8 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
     times = ev.times
 
     if optimization_method == "grid" or not free:
-        return _grid(strat, space, free, n_trials, ev, objectives, directions, times,
-                     "grid" if free else optimization_method)
+        return _carry(_grid(strat, space, free, n_trials, ev, objectives, directions,
+                            times, "grid" if free else optimization_method), ev)
     if optimization_method == "bayesian":
         if len(objectives) > 1:
             raise ValueError("'bayesian' optimises one objective; use 'genetic' or 'tpe' "
@@ -601,8 +608,8 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
         if client is None and batch > 1:
             pool.shutdown()
     study = getattr(sampler, "study", None)
-    return _build_result(strat, optimization_method, objectives, directions, records, times,
-                         study)
+    return _carry(_build_result(strat, optimization_method, objectives, directions, records,
+                                times, study), ev)
 
 
 def _grid(strat, space, free, n_trials, ev, objectives, directions, times, method):

@@ -164,3 +164,25 @@ def synthetic_minute_panel(n_assets, n_days, store=None, seed=0, calendar="24/7"
                             "asset_class": ("asset", ["synthetic"] * n_assets)})
     ds.attrs["source"] = f"synthetic_minute_panel(seed={seed}, calendar={calendar!r})"
     return _cal.annotate(ds)
+
+
+def ticks_from_bars(ds, spread: float = 0.0, unit: str = "us") -> dict:
+    """Engine tick columns that replay the bars of ``ds`` (a (time, asset) Dataset with
+    open/high/low/close, optionally volume): per asset and bar, four quotes with mid =
+    open, high, low, close at 0, 1/4, 1/2, 3/4 of the bar (the high before the low), the
+    bar's volume split evenly over their sizes; assets without a bar send nothing. Bars
+    aggregated from them by the engine (``quantlab.engine.bars``, ``freq`` = the bar
+    spacing) are the bars of ``ds`` again (exactly, with ``spread=0``)."""
+    t = ds.indexes["time"].asi8 // {"s": 10 ** 9, "ms": 10 ** 6, "us": 10 ** 3, "ns": 1}[unit]
+    step = int(np.min(np.diff(t))) if len(t) > 1 else 4
+    px = np.stack([ds[v].transpose("time", "asset").values
+                   for v in ("open", "high", "low", "close")], axis=-1)   # (time, asset, 4)
+    vol = (ds["volume"].transpose("time", "asset").values if "volume" in ds
+           else np.zeros(px.shape[:2]))
+    ti, ai, k = np.nonzero(np.isfinite(px))
+    ts = t[ti] + k * (step // 4)
+    order = np.lexsort((ai, ts))
+    mid, size = px[ti, ai, k][order], (vol[ti, ai] / 8)[order]
+    return {"symbol_id": ai[order].astype(np.int64), "bid_price": mid - spread / 2,
+            "ask_price": mid + spread / 2, "bid_size": size, "ask_size": size,
+            "timestamp": ts[order].astype(np.int64)}

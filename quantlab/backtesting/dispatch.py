@@ -157,7 +157,7 @@ def _panel(da):  # (time, asset) float64; constants stay stride-0 views (no copy
     return np.asarray(da.transpose("time", "asset").data, dtype=np.float64)
 
 
-def _kernel_args(signal, ds, opts, params):
+def _kernel_args(signal, ds, opts, params, endless):
     """The kernel's per-column arrays: accounts (groups), costs, stops, limits, events."""
     shape = signal.shape
     n, n_cols = shape[0], int(np.prod(shape[1:]))
@@ -182,7 +182,8 @@ def _kernel_args(signal, ds, opts, params):
         kw["stops"] = tuple(per_col(stops.get(k, nan)) for k in ("sl_stop", "tp_stop",
                                                                   "sl_trail"))
     if opts.limit_offset is not None:
-        kw["limit"] = (per_col(opts.limit_offset), min(int(opts.limit_tif or 0), n + 1))
+        kw["limit"] = (per_col(opts.limit_offset),
+                       min(int(opts.limit_tif or 0), endless + 1))
     if opts.events:
         sz = xr.broadcast(opts.size, signal)[0].transpose(*signal.dims)
         kw["events"] = (np.asarray(sz.data, dtype=np.float64).reshape(n, n_cols),
@@ -192,20 +193,33 @@ def _kernel_args(signal, ds, opts, params):
     return asset_of_col, grp, n_groups, costs, kw
 
 
-def simulate(data, signal, entries, exits, opts: BacktestOptions) -> Run:
-    """Check and align the inputs, then run the kernel once over every column."""
+def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
+             start: int = 0) -> Run:
+    """Check and align the inputs, then run the kernel once over every column.
+
+    ``state`` (a ``SimState``): continue from it (updated in place) -- a deployment's
+    bar, a time chunk of a long backtest. ``start``: the rows before it only feed the
+    data-driven slippage models (their trailing windows); the kernel runs from it.
+    Without ``state`` the run's length bounds the drawdown halt and the limit orders'
+    time in force; with one, nothing depends on where the run ends."""
     ds = as_dataset(data)
     signal = check_signal(input_signal(signal, entries, exits, opts), ds)
     signal, params = broadcast(signal, opts)
     ds = align_data(ds, signal, opts)
     base, impact, cap = slippage_panels(ds, opts)
+    if start:
+        signal, ds = signal.isel(time=slice(start, None)), ds.isel(time=slice(start, None))
+        base, impact = base.isel(time=slice(start, None)), impact.isel(time=slice(start, None))
     n, n_cols = signal.shape[0], int(np.prod(signal.shape[1:]))
+    endless = n if state is None else 2 ** 62     # a resumable run has no known end
     asset_of_col, grp, n_groups, (fees, fixed_fees), kw = _kernel_args(signal, ds, opts,
-                                                                       params)
+                                                                       params, endless)
     margin = 0.0
-    if opts.maintenance_margin and (opts.max_leverage > 1 or bool((signal < 0).any())):
+    if opts.maintenance_margin and (opts.max_leverage > 1 or state is not None
+                                    or bool((signal < 0).any())):
         margin = float(opts.maintenance_margin)   # no account can breach it otherwise
     exec_px = ds["open"] if opts.execution == "next_open" else ds["close"]
+    first = 0 if state is None else state.bar
     out = _k.simulate(
         _panel(ds["close"]), _panel(exec_px),
         np.ascontiguousarray(signal.values.reshape(n, n_cols), dtype=np.float64),
@@ -213,7 +227,10 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions) -> Run:
         float(opts.init_cash), fees, fixed_fees,
         float(opts.max_leverage), float(opts.max_position_size),
         opts.rebalance == "daily", opts.execution == "next_open", float(opts.dd_limit or 0.0),
-        n if opts.dd_mode == "halt" else min(opts.dd_cooldown, n),
+        endless if opts.dd_mode == "halt" else min(opts.dd_cooldown, endless),
         opts.metrics_only is not None, **kw,
-        borrow=(1 + float(opts.borrow_rate)) ** (1 / opts.periods) - 1, margin=margin)
+        borrow=(1 + float(opts.borrow_rate)) ** (1 / opts.periods) - 1, margin=margin,
+        state=state)
+    if state is not None and opts.metrics_only is None and first:
+        out[3][0][:] -= first        # order times: the kernel counts bars from the start
     return Run(out, signal, ds, params, bool(opts.group))

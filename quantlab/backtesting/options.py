@@ -278,3 +278,46 @@ class BacktestOptions:
             if self.execution != "close":
                 raise ValueError("limit orders rest from the bar after the signal; use "
                                  "execution='close' with order_type='limit'")
+
+    # ---- what a bar-by-bar run (a deployment, a time-chunked backtest) needs to know
+    def needs(self) -> tuple:
+        """Data variables these options read beyond ``close``."""
+        need = {"open"} if self.execution == "next_open" else set()
+        if self.slippage.model == "volume_based":
+            need.add("volume")
+        elif self.slippage.model == "adaptive":
+            need |= {"high", "low"}
+        return tuple(sorted(need))
+
+    def history_needed(self) -> int:
+        """Bars (the current one included) the slippage model reads: its window of
+        returns, one bar more for ``next_open`` (costs from the decision bar)."""
+        if self.slippage.model == "fixed":
+            return 1
+        return self.slippage.window + 1 + (self.execution == "next_open")
+
+    def n_accounts(self, n_assets: int) -> int:
+        return 1 if self.group else n_assets
+
+    def to_dict(self) -> dict:
+        """Plain values (JSON): one combination only (no swept DataArray options)."""
+        out = {}
+        for name in _CHECKS:
+            v = getattr(self, name)
+            if isinstance(v, xr.DataArray):
+                if v.ndim:
+                    raise ValueError(f"{name} varies over {v.dims}: save one combination")
+                v = float(v)
+            elif isinstance(v, Slippage):
+                v = {k: getattr(v, k) for k in v.__dataclass_fields__}
+            elif isinstance(v, tuple):
+                v = list(v)
+            out[name] = v
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BacktestOptions:
+        d = dict(d)
+        if isinstance(d.get("slippage"), dict):
+            d["slippage"] = Slippage(**d["slippage"])
+        return cls(**d)

@@ -21,11 +21,13 @@ of range raise ``ValueError``/``TypeError`` naming them (``quantlab._validate``)
 Modules: ``config`` (settings: YAML, dict, ``QUANTLAB_<SECTION>_<KEY>`` variables),
 ``core`` (``TickEngine`` and its column parsing), ``results`` (``TickResult``), ``feeds``
 (replay, async and websocket feeds, ``FeedError``), ``alerts`` (``AlertMonitor``,
-health), ``reference`` (the pure-Python oracle), ``bench`` (``quantlab engine-bench``).
+health), ``reference`` (the pure-Python oracle), ``bench`` (``quantlab engine-bench``),
+``bars`` (``BarAggregator``: ticks -> time bars a deployment trades on).
 The live dashboard is ``quantlab.plots.engine_dashboard``; synthetic ticks are in
 ``quantlab.testing``.
 """
 from quantlab.engine.alerts import AlertMonitor
+from quantlab.engine.bars import BarAggregator
 from quantlab.engine.config import DEFAULT_CONFIG, load_config
 from quantlab.engine.core import TickEngine
 from quantlab.engine.feeds import FeedError, websocket_feed
@@ -35,6 +37,6 @@ from quantlab.engine.results import TickResult
 # the function, not the module: `from quantlab.engine import bench` (the CLI) runs it
 from quantlab.engine.bench import bench  # noqa: E402  (isort: skip)
 
-__all__ = ["TickEngine", "TickResult", "AlertMonitor", "FeedError", "load_config",
+__all__ = ["TickEngine", "TickResult", "AlertMonitor", "BarAggregator", "FeedError", "load_config",
            "reference_engine", "PyTickEngine", "websocket_feed", "bench", "DEFAULT_CONFIG",
            "FIELDS"]

@@ -12,6 +12,7 @@ import pandas as pd
 
 from quantlab import _validate as _v
 from quantlab._kernels import ticks as _k
+from quantlab.engine.bars import BarAggregator
 from quantlab.engine.config import _core_params, configure_logging, load_config
 from quantlab.engine.reference import FIELDS, to_int, to_ticks
 from quantlab.engine.results import TickResult
@@ -82,6 +83,8 @@ class TickEngine:
         self._wall = 0.0
         self.signal_errors = 0     # feed messages dropped as malformed (run_feed)
         self.feed_rejects = dict.fromkeys(FEED_REJECTS, 0)
+        self.deployment = None     # a research strategy on this engine's bars
+        self._bars = None          # its BarAggregator
         r = self.config["risk"]
         log.info("tick engine started: %d symbols, tick size %g; risk: max_position %d, "
                  "max_order_notional %g, max_orders_per_second %d, max_drawdown %g "
@@ -129,7 +132,12 @@ class TickEngine:
                 arr[f] = np.ascontiguousarray(v)
             else:
                 arr[f] = _column(v, to_int, integral=f in _INTEGRAL)
-        return self._run(lambda core: core.process(*(arr[f] for f in FIELDS), bool(check_risk)))
+        out = self._run(lambda core: core.process(*(arr[f] for f in FIELDS), bool(check_risk)))
+        if self.deployment is not None:   # bars of the quotes as sent (in currency)
+            scale = self.tick_size if in_ticks else 1.0
+            self._to_bars({f: np.asarray(columns[f], dtype=float) * scale
+                           if f in ("bid_price", "ask_price") else arr[f] for f in FIELDS})
+        return out
 
     def process_market_data(self, ticks, check_risk=True) -> TickResult:
         """The seed's list of tick dicts (``venue_id`` and ``flags`` are accepted and
@@ -147,7 +155,12 @@ class TickEngine:
             raise TypeError(f"process_market_data takes a list of tick dicts (or one dict), "
                             f"got {type(ticks).__name__}")
         ticks = ticks if isinstance(ticks, list) else list(ticks)
-        return self._run(lambda core: core.process_dicts(ticks, bool(check_risk)))
+        out = self._run(lambda core: core.process_dicts(ticks, bool(check_risk)))
+        if self.deployment is not None and ticks:
+            frame = pd.DataFrame([t for t in ticks if isinstance(t, Mapping)])
+            self._to_bars({f: pd.to_numeric(frame[f], errors="coerce").to_numpy()
+                           if f in frame else np.full(len(frame), np.nan) for f in FIELDS})
+        return out
 
     def _run(self, process) -> TickResult:
         """``process(core)`` -> the orders as the rows of a (4, n) array; timed (the dict
@@ -280,3 +293,47 @@ class TickEngine:
         return await run_feed(self, feed, batch, max_delay, max_messages, timeout,
                               reconnect=reconnect, backoff=backoff,
                               max_message_bytes=max_message_bytes)
+
+    # ---- a research strategy on the engine's bars ---------------------------------------
+    def load_strategy_params(self, result_or_params, strategy=None, *, symbols=None,
+                             bar: str = "1min", history=None, **backtest_options):
+        """Trade a research strategy on this engine's ticks: each tick also goes into
+        time bars of frequency ``bar`` (``quantlab.engine.bars``: OHLC of the quote mid,
+        volume of the quoted sizes) and each closed bar to a :class:`ql.Deployment`
+        (``self.deployment``, returned): the strategy's signal, the risk limits and
+        ``ql.backtest``'s accounting, bar by bar.
+
+        ``result_or_params``: an OptimizationResult (its strategy, parameters and
+        backtest options), or a parameter dict with ``strategy=`` a registry name.
+        ``symbols``: the asset name of each symbol_id (a list: id = position, or a
+        dict); default the assets of ``history`` (bars before the first tick, for the
+        signal's warm-up). Call :meth:`flush_bars` at the end of a replay."""
+        from quantlab import live   # lazy: the research stack loads only when deploying
+
+        if hasattr(result_or_params, "best_params"):
+            target = result_or_params
+        elif isinstance(result_or_params, Mapping) and strategy is not None:
+            target = strategy
+        else:
+            raise TypeError("load_strategy_params takes an OptimizationResult, or a dict of "
+                            "parameters with strategy= a registry name (ql.strategies.names())")
+        params = None if target is result_or_params else dict(result_or_params)
+        if symbols is None:
+            if history is None:
+                raise ValueError("give symbols= (asset name per symbol_id) or history= bars")
+            symbols = [str(a) for a in history.asset.values]
+        bars = BarAggregator(bar, symbols, unit=self.config["engine"]["timestamp_unit"])
+        self.deployment = live.deploy(target, params, universe=bars.assets, history=history,
+                                      **backtest_options)
+        self._bars = bars
+        return self.deployment
+
+    def _to_bars(self, columns) -> None:
+        for b in self._bars.add(columns):
+            self.deployment.on_bar(b)
+
+    def flush_bars(self) -> None:
+        """Hand the open bar to the deployment (at the end of a replay)."""
+        if self._bars is not None:
+            for b in self._bars.flush():
+                self.deployment.on_bar(b)

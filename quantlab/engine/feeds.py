@@ -35,13 +35,14 @@ _WINDOW = 8    # _far_off's neighbours: 2 * _WINDOW ticks
 
 
 class FeedError(ConnectionError):
-    """A feed failed (disconnected) after its ticks were processed; ``.result`` is the
-    ``TickResult`` of what was processed, ``.ticks`` its tick count."""
+    """A feed failed (disconnected) after its ticks (or a deployment's bars) were
+    processed; ``.result`` is the ``TickResult`` of what was processed (a deployment's
+    statistics), ``.ticks`` its tick count (bars)."""
 
     def __init__(self, message, result):
         super().__init__(message)
         self.result = result
-        self.ticks = result.ticks
+        self.ticks = result.ticks if hasattr(result, "ticks") else result["ticks_processed"]
 
 
 # ---- replay --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import difflib
 import itertools
+import math
 import numbers
 
 import numpy as np
@@ -87,9 +88,8 @@ class Strategy(abc.ABC):
     @classmethod
     def _check_combinations(cls, params: dict) -> None:
         """:meth:`_check_combination` on every combination of the list values."""
-        grid = {k: v for k, v in params.items() if isinstance(v, (list, tuple))}
-        for combo in itertools.product(*grid.values()):
-            cls._check_combination(**{**params, **dict(zip(grid, combo))})
+        for p in cls._each(params):
+            cls._check_combination(**p)
 
     @classmethod
     def _check_param(cls, key: str, value, label: str | None = None):
@@ -157,10 +157,7 @@ class Strategy(abc.ABC):
         grid = {k: v for k, v in self.params.items() if isinstance(v, (list, tuple))}
         if not grid:
             return self._clip(self._signal(ds, **self.params, **inputs))
-        parts = []
-        for combo in itertools.product(*grid.values()):
-            p = {**self.params, **dict(zip(grid, combo))}
-            parts.append(self._clip(self._signal(ds, **p, **inputs)))
+        parts = [self._clip(self._signal(ds, **p, **inputs)) for p in self._combos()]
         index = pd.MultiIndex.from_product(list(grid.values()), names=list(grid))
         out = xr.concat(parts, dim="_combo").assign_coords(
             xr.Coordinates.from_pandas_multiindex(index, "_combo")).unstack("_combo")
@@ -172,7 +169,50 @@ class Strategy(abc.ABC):
         p = {k: (v[0] if isinstance(v, (list, tuple)) else v) for k, v in self.params.items()}
         return self._diagnostics(ds, **p, **inputs)
 
+    @property
+    def warmup(self) -> int | None:
+        """Bars of history (bar t included) the signal at t depends on: a deployment
+        computes each bar's decision from that many trailing bars (see
+        :meth:`history_start`). None: all of it (a recursion with unbounded memory, such
+        as a CUSUM, or calendar-based inputs); the deployment then keeps every bar."""
+        need = [self._warmup(**p) for p in self._combos()]
+        return None if None in need else max(need)
+
+    @property
+    def period(self) -> int:
+        """Rebalance days are counted every ``period`` bars from the first bar, so a
+        trailing window must start on a multiple of it to keep their phase."""
+        return math.lcm(*(self._period(**p) for p in self._combos()))
+
+    def history_start(self, t: int) -> int:
+        """First bar of the trailing window whose signal at its last bar, t (0-based over
+        the whole history), equals the full-history signal at t: t + 1 - ``warmup``,
+        rounded down to a multiple of ``period``; 0 when ``warmup`` is None."""
+        if self.warmup is None:
+            return 0
+        start = max(0, t + 1 - self.warmup)
+        return start - start % self.period
+
     # ---- for subclasses
+    def _warmup(self, **params) -> int | None:
+        """``warmup`` of one parameter combination (override; None = all history)."""
+        return None
+
+    def _period(self, **params) -> int:
+        """``period`` of one parameter combination (override when signals are kept only
+        on every n-th bar)."""
+        return 1
+
+    def _combos(self):
+        return self._each(self.params)
+
+    @staticmethod
+    def _each(params: dict):
+        """Each combination of the list values of ``params``, as a dict of parameters."""
+        grid = {k: v for k, v in params.items() if isinstance(v, (list, tuple))}
+        for combo in itertools.product(*grid.values()):
+            yield {**params, **dict(zip(grid, combo))}
+
     @abc.abstractmethod
     def _signal(self, ds, **kw) -> xr.DataArray:
         """The exposure for one parameter combination (keyword arguments)."""

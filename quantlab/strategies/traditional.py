@@ -42,6 +42,12 @@ class CrossSectionalMomentum(Strategy):
             raise ValueError(f"{cls.name}: skip ({skip}) must be < lookback ({lookback}): "
                              "the score is p[t-skip] / p[t-lookback] - 1")
 
+    def _warmup(self, lookback, **_):
+        return lookback + 1            # p[t-lookback]
+
+    def _period(self, hold, **_):
+        return hold                    # rebalance days counted from the first bar
+
     def _parts(self, ds, lookback, skip):
         close = ds["close"].ffill("time")
         score = close.shift(time=skip) / close.shift(time=lookback) - 1
@@ -80,6 +86,9 @@ class VolatilityRegime(Strategy):
             raise ValueError(f"{cls.name}: lookback ({lookback}) must be >= window "
                              f"({window}): the percentile needs window volatilities")
 
+    def _warmup(self, window, lookback, **_):
+        return window + lookback       # window-bar vols (window + 1 closes), ranked over lookback
+
     def _parts(self, ds, window, lookback):
         vol = rolling.std(returns(ds["close"]), window) * ANNUAL
         pct = rolling.rank(vol, lookback, min_periods=window)
@@ -114,6 +123,9 @@ class LiquidityTiming(Strategy):
         if lookback < window:
             raise ValueError(f"{cls.name}: lookback ({lookback}) must be >= window "
                              f"({window}): the percentile needs window values")
+
+    def _warmup(self, window, lookback, **_):
+        return window + lookback       # window-bar illiquidity ranked over lookback
 
     def _parts(self, ds, window, lookback):
         dollar = ds["close"] * ds["volume"]

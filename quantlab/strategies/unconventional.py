@@ -53,6 +53,10 @@ class Attention(Strategy):
               "mode": ["continuation", "reversal"]}
     requires = ("open", "high", "low", "close", "volume")
 
+    def _warmup(self, window, hold, **_):
+        return window + hold + 1       # z of x_t against the window before it (x_t reads
+                                       # close_t-1), a shock held hold bars
+
     def _parts(self, ds, window):
         vol = np.log(ds["volume"].where(ds["volume"] > 0))
         rng = np.log(ds["high"] / ds["low"])
@@ -120,6 +124,12 @@ class SentimentRegime(Strategy):
                               "coefficients"),
               "herd_scale": (0.0, 1.0)}
 
+    def _warmup(self, anchor_window, herd_window, **_):
+        return max(anchor_window, herd_window + 1)   # 52-week high; herding fit on returns
+
+    def _period(self, hold, **_):
+        return hold
+
     def _parts(self, ds, anchor_window, herd_window):
         if ds.sizes["asset"] < 3:
             raise ValueError("sentiment_regime needs a cross-section of at least 3 assets")
@@ -171,6 +181,9 @@ class InfoTheory(Strategy):
     limits = {"window": (3, None, "permutation entropy of order 3 needs 3 bars"),
               "te_min": (0.0, None, "bits"), "entropy_max": (0.0, 1.0, "normalised entropy"),
               "trend": (1, None)}
+
+    def _warmup(self, window, trend, **_):
+        return max(window + 2, trend + 1)   # window of returns and their lag; trend move
 
     def _parts(self, ds, window, te_min):
         r = returns(ds["close"])
@@ -273,6 +286,9 @@ class ComplexSystems(Strategy):
               "lookback": (4, None, "its std needs lookback // 2 >= 2 bars"),
               "threshold": (None, None)}
 
+    def _warmup(self, window, lookback, **_):
+        return window + lookback       # window-bar correlations, standardised over lookback
+
     def _parts(self, ds, window, shift, lookback):
         if ds.sizes["asset"] < 2:
             raise ValueError("complex_systems needs at least 2 assets")
@@ -320,6 +336,9 @@ class FractalChaos(Strategy):
     limits = {"window": (25, None, "the Lyapunov exponent (emb_dim 5, trajectory_len 10) "
                          "needs 25 bars"),
               "band": (0.0, 0.5), "trend": (1, None), "chaos_quantile": (0.0, 1.0)}
+
+    def _warmup(self, window, trend, **_):
+        return max(2 * window, trend + 1)   # window-bar Lyapunov exponents ranked over window
 
     def _parts(self, ds, window):
         r = returns(ds["close"])
@@ -406,6 +425,9 @@ class Quantum(Strategy):
     limits = {"window": (3, None, "its volatility needs window - 1 >= 2 returns"),
               "energy": (0.0, None, "a kinetic energy"),
               "vol_window": (2, None, "a volatility needs 2 returns")}
+
+    def _warmup(self, window, vol_window, **_):
+        return max(window, vol_window + 1)
 
     def _parts(self, ds, window, energy, vol_window):
         logp = np.log(ds["close"].ffill("time")).transpose("time", "asset")

@@ -1,0 +1,120 @@
+"""Ticks -> time bars: the tick engine's quotes aggregated into OHLCV bars a deployment
+trades on.
+
+A bar of frequency ``freq`` covers [start, start + freq) (pandas' ``resample`` with its
+defaults: closed and labelled on the left) and is stamped with its start. Its price is
+the quote mid (bid + ask) / 2; open/high/low/close are the first, highest, lowest and
+last mid of its ticks, volume the sum of the quoted sizes (bid_size + ask_size). A bar
+is closed -- handed on -- when a tick of a later bar arrives (or at :meth:`flush`). An
+asset without a tick in a bar has a missing (all-NaN) bar, as in quantlab Datasets.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from quantlab import _validate
+
+__all__ = ["BarAggregator"]
+
+_UNITS = {"s": 1, "ms": 10 ** 3, "us": 10 ** 6, "ns": 10 ** 9}
+
+
+class BarAggregator:
+    """Aggregate tick columns into bars.
+
+    ``freq``: a pandas frequency ("1min", "5s", "1D"); ``symbols``: the asset name of
+    each symbol_id (a list: id = position; or a dict); ``unit``: the timestamps' unit
+    ("s", "ms", "us", "ns"; the engine's ``timestamp_unit``). Ticks whose quote is not a
+    valid one (NaN or non-positive prices, bid > ask, unknown symbol) are skipped and
+    counted in ``skipped``; ticks of a bar already closed are counted in ``late``.
+    """
+
+    def __init__(self, freq: str, symbols, unit: str = "us"):
+        unit = _validate.choice("unit", unit, tuple(_UNITS))
+        try:
+            step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
+        except (ValueError, TypeError):
+            raise ValueError(f"freq must be a fixed pandas frequency such as '1min' or "
+                             f"'1D', got {freq!r}") from None
+        per = _UNITS[unit]
+        width = step.value * per / 10 ** 9        # bar width in timestamp units
+        if width < 1 or width != int(width):
+            raise ValueError(f"freq {freq!r} is not a whole number of {unit}")
+        self.freq, self.unit, self._width = freq, unit, int(width)
+        names = dict(symbols) if isinstance(symbols, dict) else dict(enumerate(symbols))
+        self.symbols = {int(k): str(v) for k, v in names.items()}
+        self.assets = sorted(set(self.symbols.values()), key=list(self.symbols.values()).index)
+        self._ids = np.array(sorted(self.symbols), dtype=np.int64)
+        self._cols = np.array([self.assets.index(self.symbols[i]) for i in self._ids.tolist()])
+        self._pending = None          # the open bar's ticks: (bucket, col, mid, vol)
+        self._last_closed = None      # bucket of the last bar handed on
+        self.skipped = 0
+        self.late = 0
+
+    def add(self, columns) -> list:
+        """Ticks in (a mapping of the engine's columns: symbol_id, bid_price, ask_price,
+        bid_size, ask_size, timestamp); the bars they close out, oldest first (each a
+        Dataset row with a scalar ``time`` and an ``asset`` dim)."""
+        sym = np.asarray(columns["symbol_id"]).astype(np.int64, copy=False)
+        bid = np.asarray(columns["bid_price"], dtype=float)
+        ask = np.asarray(columns["ask_price"], dtype=float)
+        size = np.asarray(columns["bid_size"], dtype=float) + \
+            np.asarray(columns["ask_size"], dtype=float)
+        ts = np.asarray(columns["timestamp"]).astype(np.int64, copy=False)
+        known = np.isin(sym, self._ids)
+        col = np.full(sym.shape, -1, dtype=np.int64)
+        col[known] = self._cols[np.searchsorted(self._ids, sym[known])]
+        with np.errstate(invalid="ignore"):
+            ok = (col >= 0) & (bid > 0) & (ask >= bid) & np.isfinite(ask) & \
+                np.isfinite(size) & (size >= 0) & (ts >= 0)
+        self.skipped += int((~ok).sum())
+        bucket = ts[ok] // self._width
+        new = (bucket, col[ok], (bid[ok] + ask[ok]) / 2, size[ok])
+        if self._last_closed is not None:
+            keep = new[0] > self._last_closed
+            self.late += int((~keep).sum())
+            new = tuple(a[keep] for a in new)
+        if self._pending is not None:
+            new = tuple(np.concatenate([p, n]) for p, n in zip(self._pending, new))
+        if new[0].size == 0:
+            self._pending = None
+            return []
+        latest = new[0].max()
+        done = new[0] < latest
+        self._pending = tuple(a[~done] for a in new)
+        return self._bars(tuple(a[done] for a in new))
+
+    def flush(self) -> list:
+        """Close the open bar (end of a replay or a session)."""
+        pending, self._pending = self._pending, None
+        return [] if pending is None else self._bars(pending)
+
+    def _bars(self, ticks) -> list:
+        """One Dataset row per bucket that has ticks, in time order (a stable sort keeps
+        each bar's ticks in arrival order: open = first, close = last)."""
+        bucket, col, mid, vol = ticks
+        if bucket.size == 0:
+            return []
+        order = np.lexsort((np.arange(bucket.size), col, bucket))
+        bucket, col, mid, vol = bucket[order], col[order], mid[order], vol[order]
+        key = bucket * len(self.assets) + col
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        ends = np.r_[starts[1:], key.size]
+        o, c = mid[starts], mid[ends - 1]
+        h, lo = np.maximum.reduceat(mid, starts), np.minimum.reduceat(mid, starts)
+        v = np.add.reduceat(vol, starts)
+        out = []
+        for b in np.unique(bucket[starts]):
+            rows = bucket[starts] == b
+            fields = {}
+            for name, val in (("open", o), ("high", h), ("low", lo), ("close", c),
+                              ("volume", v)):
+                a = np.full(len(self.assets), np.nan)
+                a[col[starts][rows]] = val[rows]
+                fields[name] = ("asset", a)
+            t = pd.Timestamp(int(b) * self._width, unit=self.unit)
+            out.append(xr.Dataset(fields, coords={"time": t, "asset": self.assets}))
+        self._last_closed = int(bucket.max())
+        return out
