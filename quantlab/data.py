@@ -584,26 +584,35 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
     return _annotate(validate(ds, source=str(path)))
 
 
-def _read_directory(path: Path, layout: str):
+def _data_files(path: Path, exts: tuple, who: str, kind: str = ".csv") -> list:
+    """The files of a folder named ``*<ext>`` (any case; hidden ones skipped, with a
+    warning naming what was skipped); a DataError when there are none or one is not a
+    readable file (a broken link, a directory)."""
     files, skipped = [], []
     try:
         entries = sorted(path.iterdir())
     except OSError as e:
         raise DataError(f"{path}: cannot list the directory ({e.strerror or e})") from None
     for p in entries:
-        if p.name.startswith(".") or not p.name.lower().endswith(_DIR_EXTS):
+        if p.name.startswith(".") or not p.name.lower().endswith(exts):
             skipped.append(p.name + ("/" if p.is_dir() else ""))
         elif not p.is_file():
             raise DataError(f"{p}: not a readable file "
                             f"({'broken symbolic link' if p.is_symlink() else 'a directory'})")
         else:
             files.append(p)
+    names = " or ".join("*" + e for e in exts)
     if not files:
-        raise DataError(f"{path}: no .csv files in directory (files named *.csv or "
-                        f"*.csv.gz, any case){'; found: ' + ', '.join(skipped) if skipped else ''}")
+        raise DataError(f"{path}: no {kind} files in directory (files named {names}, any "
+                        f"case){'; found: ' + ', '.join(skipped) if skipped else ''}")
     if skipped:
-        warnings.warn(f"load_csv: {path}: skipped {len(skipped)} entries not named *.csv or "
-                      f"*.csv.gz (or hidden): {', '.join(skipped)}", UserWarning, stacklevel=3)
+        warnings.warn(f"{who}: {path}: skipped {len(skipped)} entries not named {names} "
+                      f"(or hidden): {', '.join(skipped)}", UserWarning, stacklevel=4)
+    return files
+
+
+def _read_directory(path: Path, layout: str):
+    files = _data_files(path, _DIR_EXTS, "load_csv")
     frames, owner, zones = {}, {}, {}
     for f in files:
         got, aware = _read_table(f, None, "kline" if layout == "kline" else

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -82,24 +81,8 @@ def _list_files(source: Path) -> list[Path]:
         return [source]
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: no such file or directory")
-    exts = (*_data._DIR_EXTS, *_PARQUET_EXTS)
-    files, skipped = [], []
-    for p in sorted(source.iterdir()):
-        if p.name.startswith(".") or not p.name.lower().endswith(exts):
-            skipped.append(p.name + ("/" if p.is_dir() else ""))
-        elif not p.is_file():
-            raise DataError(f"{p}: not a readable file "
-                            f"({'broken symbolic link' if p.is_symlink() else 'a directory'})")
-        else:
-            files.append(p)
-    if not files:
-        raise DataError(f"{source}: no .csv or .parquet files in directory"
-                        f"{'; found: ' + ', '.join(skipped) if skipped else ''}")
-    if skipped:
-        warnings.warn(f"ingest: {source}: skipped {len(skipped)} entries not named *.csv, "
-                      f"*.csv.gz or *.parquet (or hidden): {', '.join(skipped)}", UserWarning,
-                      stacklevel=3)
-    return files
+    return _data._data_files(source, (*_data._DIR_EXTS, *_PARQUET_EXTS), "ingest",
+                             ".csv or .parquet")
 
 
 def _read_file(path: Path, layout: str):
