@@ -76,21 +76,33 @@ def _series_major(kernel, *arrays, threads=None):
     return out.reshape(shape)
 
 
-def _per_member(kernel, a, new):
+# a kernel relating the core dim's members costs O(members) per value (corr: the pairs)
+_MEMBER_COST = 8.0
+
+
+def _per_member(kernel, a, new, threads=None):
     """(..., time, core) -> ``kernel`` on each (time, core) slice, contiguous -> (...,
-    time, core[, new]): kernels that relate the core dim's members (``corr``)."""
+    time, core[, new]): kernels that relate the core dim's members (``corr``). The
+    slices run on the pool (one kernel call each, never split)."""
     dtype = kernel_dtype(a.dtype)
     out = np.empty(a.shape if new is None else (*a.shape, new), dtype=dtype)
     if out.size:
-        for idx in np.ndindex(a.shape[:-2]):
-            out[idx] = kernel(np.ascontiguousarray(a[idx], dtype=dtype))
+        members = list(np.ndindex(a.shape[:-2]))
+
+        def fn(lo, hi):
+            for idx in members[lo:hi]:
+                out[idx] = kernel(np.ascontiguousarray(a[idx], dtype=dtype))
+
+        n, parts = _threads.blocks(len(members), out.size * _MEMBER_COST, threads,
+                                   _MEMBER_COST)
+        _threads.run(fn, parts, n)
     return out
 
 
 def _block(kernel, layout, core, new, threads=None, cost=1.0):
     """The NumPy function of one block: arrays with ``dim`` (then ``core``) last."""
     if core is not None:   # the kernel relates the core dim's members: one call each
-        return lambda a: _per_member(kernel, a, new)
+        return lambda a: _per_member(kernel, a, new, threads)
     if layout == "series":
         return lambda *arrays: _series_major(kernel, *arrays, threads=threads)
     return lambda a: time_major(kernel, a, time_axis=-1, threads=threads, cost=cost)

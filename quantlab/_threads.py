@@ -47,6 +47,16 @@ _lock = threading.Lock()
 _local = threading.local()   # .worker: True in the pool's threads (no nested fan-out)
 
 
+def _forget_pool():
+    """In a forked child the pool's threads do not exist: start a new pool on demand."""
+    global _pool, _pool_size, _lock
+    _pool, _pool_size, _lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def default_threads() -> int:
     """``$QUANTLAB_THREADS`` (an integer >= 1), else ``os.cpu_count()`` (1 if unknown)."""
     env = os.environ.get("QUANTLAB_THREADS")

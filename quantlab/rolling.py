@@ -15,8 +15,8 @@ chunked along non-time dims is computed lazily chunk by chunk (the kernels relea
 the GIL, so dask's threads use every core); chunks along ``dim`` are merged into one
 automatically, since a window needs the rows before it.
 
-``threads`` (every function but ``corr``): in-memory input runs over blocks of columns
-on that many threads (default: ``$QUANTLAB_THREADS``, else ``os.cpu_count()``; small
+``threads``: in-memory input runs over blocks of columns (``corr``: the members of
+other dims) on that many threads (default: ``$QUANTLAB_THREADS``, else ``os.cpu_count()``; small
 panels stay on one), with the same bits as one thread.
 """
 from __future__ import annotations
@@ -130,11 +130,12 @@ def rank(x, window, dim="time", min_periods=None, threads=None):
     return _apply(k, x, dim, threads, cost=0.8 * builtins.min(k.keywords["window"], 10**6))
 
 
-def corr(x, window, dim="time", min_periods=None, asset_dim="asset"):
+def corr(x, window, dim="time", min_periods=None, asset_dim="asset", threads=None):
     """Rolling pairwise Pearson correlation of every pair of ``asset_dim`` members over
     the rows where both are valid (pandas ``df.rolling(window).corr()``), as a
     DataArray ``(time, asset, asset_other)``. NaN below ``min_periods`` (default
-    ``window``) common rows or where a variance is 0. Memory: time × asset² values."""
+    ``window``) common rows or where a variance is 0. Memory: time × asset² values.
+    ``threads``: the members of other dims (one correlation each) on that many threads."""
     kernel = _kernel("roll_corr", window, min_periods)
     if isinstance(x, xr.Dataset):
         raise ValueError("corr takes a DataArray (e.g. returns of ds['close']), not a Dataset")
@@ -145,7 +146,7 @@ def corr(x, window, dim="time", min_periods=None, asset_dim="asset"):
             raise ValueError(f"corr: NumPy input must be 2-D (time, asset), got {a.ndim}-D")
     other = f"{asset_dim}_other"
     m = x.shape[-1] if not isinstance(x, xr.DataArray) else x.sizes.get(asset_dim, 0)
-    out = bridge.apply(kernel, x, dim=dim, core=asset_dim, new_dim=(other, m))
+    out = bridge.apply(kernel, x, dim=dim, core=asset_dim, new_dim=(other, m), threads=threads)
     if not isinstance(out, xr.DataArray):
         return out
     coords = {other: x[asset_dim].values}

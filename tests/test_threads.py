@@ -210,3 +210,30 @@ def test_memory_bound_kernels_stay_on_one_thread_by_default(monkeypatch):
     metrics.summary(r)
     measures.rolling_katz_fd(xr.DataArray(x[:, :60], dims=("time", "asset")), 50)
     assert fanned[1:] == [2, 2, 2, 2]               # rank, summary's two passes, katz
+
+
+def test_corr_over_members_of_a_third_dim_with_threads_equals_one_thread(tiny_blocks):
+    x = _panel(12, n=120).reshape(120, 4, 3)
+    da = xr.DataArray(x, dims=("time", "asset", "field"))
+    one = rolling.corr(da, 30, threads=1)
+    two = rolling.corr(da, 30, threads=2)
+    assert two.dims == one.dims
+    _same(two.values, one.values)
+    # and against pandas for one member
+    import pandas as pd
+    ref = pd.DataFrame(x[:, :, 1]).rolling(30).corr().values.reshape(120, 4, 4)
+    got = two.transpose("field", "time", "asset", "asset_other").values[1]
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
+
+
+def _rank_in_child(x):
+    return rolling.rank(x, 20, threads=2)
+
+
+def test_a_forked_child_after_the_pool_started_does_not_hang(tiny_blocks):
+    import multiprocessing as mp
+    x = _panel(8)
+    want = rolling.rank(x, 20, threads=2)          # the parent's pool exists now
+    with mp.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_rank_in_child, (x,)).get(timeout=120)
+    _same(got, want)
