@@ -3,14 +3,16 @@
 Every rolling, measures and metrics kernel treats its columns (series) independently and
 releases the GIL, so a panel cut into blocks of columns runs on several cores and gives
 the same bits as one call: each block's columns see exactly the operations they would
-see in the whole panel. :func:`run` hands ``fn(lo, hi)`` one block per thread; the
-caller writes each block's result into its slice of one preallocated output.
+see in the whole panel. :func:`run` hands ``fn(lo, hi)`` the blocks as threads come
+free; :func:`by_columns` writes each block's result into its slice of one preallocated
+output.
 
 The thread count is ``threads=`` where a function takes it, else the package default:
 ``$QUANTLAB_THREADS`` if set (an integer >= 1; anything else is a ValueError naming
 it), else ``os.cpu_count()``. Small inputs run on the calling thread (:data:`MIN_WORK`),
-and so does a call made from a pool worker or from another thread (dask's workers, a
-user's own pool: they are parallel already) unless ``threads`` is given there.
+and so do, by default, kernels too cheap to repay the copy of a block
+(:data:`PAYS_FROM`) and calls made from a pool worker or from another thread (dask's
+workers, a user's own pool: they are parallel already) unless ``threads`` is given.
 """
 from __future__ import annotations
 
