@@ -428,7 +428,8 @@ def bench_threads(n=2520, m=1000, window=20, counts=(1, 2), rounds=15):
     """Rolling mean/std/zscore (``threads=``) and metrics ``summary`` (via
     $QUANTLAB_THREADS, its only knob) on a 2520 x 1000 float64 panel with each thread
     count in ``counts``, timed in turn round after round (the order of the counts
-    alternating): {(case, threads): [seconds per round]}."""
+    alternating): {(case, threads): [seconds per round], (case, threads, "cpu"): [CPU
+    seconds of all threads per round]}."""
     import os
 
     import quantlab as ql
@@ -454,9 +455,10 @@ def bench_threads(n=2520, m=1000, window=20, counts=(1, 2), rounds=15):
         for r in range(rounds):
             for name, f in cases.items():
                 for t in counts if r % 2 else counts[::-1]:
-                    t0 = time.perf_counter()
+                    c0, t0 = time.process_time(), time.perf_counter()
                     f(t)
                     times.setdefault((name, t), []).append(time.perf_counter() - t0)
+                    times.setdefault((name, t, "cpu"), []).append(time.process_time() - c0)
     finally:
         if env is None:
             os.environ.pop("QUANTLAB_THREADS", None)
@@ -470,7 +472,9 @@ def threads_table(counts=(1, 2)):
     print(f"Threads: 2520 x 1000 float64 panel, window 20; quantlab's pool over column blocks "
           f"({cpu_header()}). Each cell: median ms / best ms over 15 rounds that time every "
           "thread count in turn (shared machine: read the medians and bests together), "
-          "(speedup) = 1-thread median / this median.")
+          "(speedup) = 1-thread median / this median; CPU = the median CPU time of all "
+          "threads / 1 thread's (what the split costs: on idle cores the speedup is at "
+          "most threads / CPU).")
     print()
     print("| threads | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 1) + "|")
@@ -478,8 +482,11 @@ def threads_table(counts=(1, 2)):
         cells = []
         for name in names:
             ts, one = times[(name, t)], times[(name, counts[0])]
+            cpu = (statistics.median(times[(name, t, "cpu")])
+                   / statistics.median(times[(name, counts[0], "cpu")]))
             cells.append(f"{statistics.median(ts) * 1e3:.2f} / {min(ts) * 1e3:.2f} "
-                         f"({statistics.median(one) / statistics.median(ts):.2f}x)")
+                         f"({statistics.median(one) / statistics.median(ts):.2f}x; "
+                         f"CPU {cpu:.2f}x)")
         print(f"| {t} | " + " | ".join(cells) + " |")
 
 
