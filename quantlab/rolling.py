@@ -16,8 +16,10 @@ the GIL, so dask's threads use every core); chunks along ``dim`` are merged into
 automatically, since a window needs the rows before it.
 
 ``threads``: in-memory input runs over blocks of columns (``corr``: the members of
-other dims) on that many threads (default: ``$QUANTLAB_THREADS``, else ``os.cpu_count()``; small
-panels stay on one), with the same bits as one thread.
+other dims) on that many threads, with the same bits as one thread. Default:
+``$QUANTLAB_THREADS``, else ``os.cpu_count()``, for ``rank`` and ``corr``; the other
+kernels run at memory speed and each block's result is copied into the output, which
+costs what a second core saves, so by default they (and small panels) stay on one.
 """
 from __future__ import annotations
 
