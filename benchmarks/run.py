@@ -74,8 +74,8 @@ def bench_rolling(n=2520, m=1000, window=20):
     """Rolling kernels on a (time, asset) float64 panel vs bottleneck, pandas, numbagg.
 
     Returns rows (stat, {implementation: seconds}); 'copy' is a memory copy of the panel,
-    the floor; 'quantlab 2 threads' runs the same kernel on two asset chunks with dask's
-    threaded scheduler (the kernels release the GIL); 'quantlab baseline' is the x86-64
+    the floor; 'quantlab' runs one thread, 'quantlab 2 threads' the same kernel over
+    column blocks on quantlab's thread pool (``threads=2``); 'quantlab baseline' is the x86-64
     baseline build (SSE2), what a CPU without AVX2 runs.
     """
     import bottleneck as bn
@@ -89,10 +89,9 @@ def bench_rolling(n=2520, m=1000, window=20):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, m))
     df = pd.DataFrame(x)
-    lazy = xr.DataArray(x, dims=("time", "asset")).chunk({"asset": m // 2})
 
     def two_threads(f):
-        return lambda: f(lazy, window).compute(scheduler="threads", num_workers=2)
+        return lambda: f(x, window, threads=2)
 
     zs_bn = lambda: (x - bn.move_mean(x, window, axis=0)) / bn.move_std(x, window, axis=0, ddof=1)  # noqa: E731
     peers = {
@@ -114,9 +113,9 @@ def bench_rolling(n=2520, m=1000, window=20):
         for stat, (b, p, nb) in peers.items():
             f = getattr(ql.rolling, stat)
             ql.rolling._k = baseline
-            base = timeit(lambda: f(x, window))
+            base = timeit(lambda: f(x, window, threads=1))
             ql.rolling._k = best
-            t = {"quantlab": timeit(lambda: f(x, window)), "quantlab baseline": base,
+            t = {"quantlab": timeit(lambda: f(x, window, threads=1)), "quantlab baseline": base,
                  "quantlab 2 threads": timeit(two_threads(f)),
                  "bottleneck": timeit(b), "pandas": timeit(p, repeat=3),
                  "numbagg": timeit(nb) if nb else float("nan"), "copy": copy}
@@ -164,7 +163,10 @@ def bench_metrics(n=2520, m=1000, rounds=None):
 
 
 def cpu_header():
-    """The CPU model and the kernel build level quantlab runs on it."""
+    """The CPU model, the kernel build level quantlab runs on it, the core count and
+    $QUANTLAB_THREADS (the thread pool's default: ``quantlab._threads``)."""
+    import os
+
     from quantlab._kernels import cpu_level
 
     model = platform.processor() or platform.machine()
@@ -174,7 +176,8 @@ def cpu_header():
                          if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"CPU: {model}; SIMD level: {cpu_level()}"
+    return (f"CPU: {model}; SIMD level: {cpu_level()}; cores: {os.cpu_count()}; "
+            f"QUANTLAB_THREADS: {os.environ.get('QUANTLAB_THREADS', 'unset')}")
 
 
 SINGLE_METRICS = ("sharpe_ratio", "sortino_ratio", "annual_return", "annual_volatility",
@@ -393,10 +396,14 @@ def bench_measures(n=2520, m=100, window=252, n_peer_windows=200):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["core", "metrics", "rolling", "measures", "engine",
-                                           "sweep"],
+    parser.add_argument("--only", choices=["threads", "core", "metrics", "rolling", "measures",
+                                           "engine", "sweep"],
                         help="run one section only")
     only = parser.parse_args().only
+    print(cpu_header())
+    print()
+    if only in (None, "threads"):
+        threads_table()
     if only in (None, "core"):
         core()
     if only in (None, "metrics"):
@@ -415,6 +422,72 @@ def main():
               "reference engine in the same run, and the seed's published 42,735 ticks/s.")
         print()
         print(bench())
+
+
+def bench_threads(n=2520, m=1000, window=20, counts=(1, 2), rounds=15):
+    """Rolling mean/std/zscore (``threads=``) and metrics ``summary`` (via
+    $QUANTLAB_THREADS, its only knob) on a 2520 x 1000 float64 panel with each thread
+    count in ``counts``, timed in turn round after round (the order of the counts
+    alternating): {(case, threads): [seconds per round], (case, threads, "cpu"): [CPU
+    seconds of all threads per round]}."""
+    import os
+
+    import quantlab as ql
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0004, 0.015, (n, m))
+    b = rng.normal(0.0003, 0.012, n)
+    env = os.environ.get("QUANTLAB_THREADS")
+
+    def summary(t):
+        os.environ["QUANTLAB_THREADS"] = str(t)
+        ql.metrics.summary(x, benchmark=b)
+
+    cases = {"rolling mean": lambda t: ql.rolling.mean(x, window, threads=t),
+             "rolling std": lambda t: ql.rolling.std(x, window, threads=t),
+             "rolling zscore": lambda t: ql.rolling.zscore(x, window, threads=t),
+             "metrics summary": summary}
+    times = {}
+    try:
+        for f in cases.values():       # warm-up: the pool, the kernels' first pages
+            for t in counts:
+                f(t)
+        for r in range(rounds):
+            for name, f in cases.items():
+                for t in counts if r % 2 else counts[::-1]:
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    f(t)
+                    times.setdefault((name, t), []).append(time.perf_counter() - t0)
+                    times.setdefault((name, t, "cpu"), []).append(time.process_time() - c0)
+    finally:
+        if env is None:
+            os.environ.pop("QUANTLAB_THREADS", None)
+        else:
+            os.environ["QUANTLAB_THREADS"] = env
+    return list(cases), times
+
+
+def threads_table(counts=(1, 2)):
+    names, times = bench_threads(counts=counts)
+    print(f"Threads: 2520 x 1000 float64 panel, window 20; quantlab's pool over column blocks "
+          f"({cpu_header()}). Each cell: median ms / best ms over 15 rounds that time every "
+          "thread count in turn (shared machine: read the medians and bests together), "
+          "(speedup) = 1-thread median / this median; CPU = the median CPU time of all "
+          "threads / 1 thread's (what the split costs: on idle cores the speedup is at "
+          "most threads / CPU).")
+    print()
+    print("| threads | " + " | ".join(names) + " |")
+    print("|---" * (len(names) + 1) + "|")
+    for t in counts:
+        cells = []
+        for name in names:
+            ts, one = times[(name, t)], times[(name, counts[0])]
+            cpu = (statistics.median(times[(name, t, "cpu")])
+                   / statistics.median(times[(name, counts[0], "cpu")]))
+            cells.append(f"{statistics.median(ts) * 1e3:.2f} / {min(ts) * 1e3:.2f} "
+                         f"({statistics.median(one) / statistics.median(ts):.2f}x; "
+                         f"CPU {cpu:.2f}x)")
+        print(f"| {t} | " + " | ".join(cells) + " |")
 
 
 def measures_table():

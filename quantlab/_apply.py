@@ -14,13 +14,16 @@ datetime and object dtypes (``_validate.real_array``), broadcasting several inpu
 (two-series measures), extra output dims (``corr``'s ``asset_other``), empty input,
 dask (lazy: blocks along ``dim`` are merged first, since a window needs the rows before
 it; blocks along other dims run one kernel call each, the kernels release the GIL),
-names and attrs.
+names and attrs. In memory, the kernel runs over blocks of columns (series) on
+``quantlab._threads``' pool, each block written into its slice of one output: every
+kernel here treats its columns independently, so the bits are those of one call.
 """
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
 
+from quantlab import _threads
 from quantlab._validate import real_array
 
 
@@ -29,7 +32,8 @@ def kernel_dtype(dtype) -> type:
     return np.float32 if np.dtype(dtype) == np.float32 else np.float64
 
 
-def time_major(kernel, arr, *args, time_axis: int = -1, name: str = "x"):
+def time_major(kernel, arr, *args, time_axis: int = -1, name: str = "x", threads=None,
+               cost: float = 1.0):
     """Run ``kernel(panel, *args)`` on ``arr`` with time on ``time_axis``.
 
     The kernel sees a (time, columns) panel, the other axes flattened into columns, with
@@ -37,6 +41,8 @@ def time_major(kernel, arr, *args, time_axis: int = -1, name: str = "x"):
     (time, asset) C-ordered array -- what ``xr.apply_ufunc`` hands over -- and a column
     chunk of one -- what dask hands over -- reach the kernel without a copy. Complex,
     datetime, timedelta and object arrays are refused (``TypeError`` naming ``name``).
+    ``threads``: column blocks on the pool (``quantlab._threads``; None: the default);
+    ``cost``: the kernel's time per value in copies of a value (``_threads.PAYS_FROM``).
     """
     arr = np.asarray(arr)
     real_array(name, arr.dtype)
@@ -48,42 +54,63 @@ def time_major(kernel, arr, *args, time_axis: int = -1, name: str = "x"):
     # rows may be strided (a column chunk); only the values within a row must be adjacent
     if panel.dtype != dtype or (panel.shape[1] > 1 and panel.strides[1] != panel.itemsize):
         panel = np.ascontiguousarray(panel, dtype=dtype)
-    out = kernel(panel, *args)
+    # column slices keep each row's values adjacent: the kernels take them without a copy
+    out = _threads.by_columns(lambda p: kernel(p, *args), panel, threads=threads, cost=cost)
     return np.moveaxis(out.reshape(a.shape), 0, time_axis)
 
 
-def _series_major(kernel, *arrays):
+# A measure costs O(window) or more per value: far above a copy (``_threads.PAYS_FROM``)
+_SERIES_COST = 8.0
+
+
+def _series_major(kernel, *arrays, threads=None):
     """(..., time) arrays -> ``kernel`` on C-contiguous (series, time) float64 panels ->
-    (..., time). Empty input gives NaN of its shape without a kernel call."""
+    (..., time), blocks of series on the pool. Empty input gives NaN of its shape
+    without a kernel call."""
     shape = arrays[0].shape
     if arrays[0].size == 0:
         return np.full(shape, np.nan)
     flat = [np.ascontiguousarray(a.reshape(-1, shape[-1]), dtype=np.float64) for a in arrays]
-    return kernel(*flat).reshape(shape)
+    # blocks of rows of a C-contiguous panel are C-contiguous views: no copy
+    out = _threads.by_columns(kernel, *flat, cost=_SERIES_COST, threads=threads, axis=0)
+    return out.reshape(shape)
 
 
-def _per_member(kernel, a, new):
+# a kernel relating the core dim's members costs O(members) per value (corr: the pairs)
+_MEMBER_COST = 8.0
+
+
+def _per_member(kernel, a, new, threads=None):
     """(..., time, core) -> ``kernel`` on each (time, core) slice, contiguous -> (...,
-    time, core[, new]): kernels that relate the core dim's members (``corr``)."""
+    time, core[, new]): kernels that relate the core dim's members (``corr``). The
+    slices run on the pool (one kernel call each, never split)."""
     dtype = kernel_dtype(a.dtype)
     out = np.empty(a.shape if new is None else (*a.shape, new), dtype=dtype)
     if out.size:
-        for idx in np.ndindex(a.shape[:-2]):
-            out[idx] = kernel(np.ascontiguousarray(a[idx], dtype=dtype))
+        members = list(np.ndindex(a.shape[:-2]))
+
+        def fn(lo, hi):
+            for idx in members[lo:hi]:
+                out[idx] = kernel(np.ascontiguousarray(a[idx], dtype=dtype))
+
+        n, parts = _threads.blocks(len(members), out.size * _MEMBER_COST, threads,
+                                   _MEMBER_COST)
+        _threads.run(fn, parts, n)
     return out
 
 
-def _block(kernel, layout, core, new):
+def _block(kernel, layout, core, new, threads=None, cost=1.0):
     """The NumPy function of one block: arrays with ``dim`` (then ``core``) last."""
-    if core is not None:
-        return lambda a: _per_member(kernel, a, new)
+    if core is not None:   # the kernel relates the core dim's members: one call each
+        return lambda a: _per_member(kernel, a, new, threads)
     if layout == "series":
-        return lambda *arrays: _series_major(kernel, *arrays)
-    return lambda a: time_major(kernel, a, time_axis=-1)
+        return lambda *arrays: _series_major(kernel, *arrays, threads=threads)
+    return lambda a: time_major(kernel, a, time_axis=-1, threads=threads, cost=cost)
 
 
 def apply(kernel, *inputs, dim: str = "time", layout: str = "time", core: str | None = None,
-          new_dim: tuple[str, int] | None = None, names=None, integers=None):
+          new_dim: tuple[str, int] | None = None, names=None, integers=None, threads=None,
+          cost: float = 1.0):
     """Run ``kernel`` along ``dim`` of ``inputs`` (several are broadcast together).
 
     ``kernel(*panels)`` returns a panel of the first's shape (``layout``: module
@@ -93,7 +120,13 @@ def apply(kernel, *inputs, dim: str = "time", layout: str = "time", core: str | 
     before the kernel (exact per-series shifts need the values: dask input is
     computed). NumPy input has time on axis 0 (and ``core`` on the last axis); a
     Dataset is applied to each variable that has ``dim``, the others kept as they are.
+    ``threads``: the pool's thread count (``quantlab._threads``; None: the default,
+    which is 1 inside dask's worker threads); ``cost``: a time-layout kernel's time per
+    value in copies of a value (by default the pool skips kernels below
+    ``_threads.PAYS_FROM``).
     """
+    if threads is not None:
+        threads = _threads.resolve(threads)   # checked before any work
     names = list(names or ["x", *(f"input {i + 2}" for i in range(len(inputs) - 1))])
     x = inputs[0]
     if isinstance(x, xr.Dataset):
@@ -103,10 +136,10 @@ def apply(kernel, *inputs, dim: str = "time", layout: str = "time", core: str | 
             raise ValueError(f"dim={dim!r} is not a dimension of the input {tuple(x.dims)}")
         return x.map(lambda v: apply(kernel, v, dim=dim, layout=layout, core=core,
                                      new_dim=new_dim, names=[f"{names[0]}[{v.name!r}]"],
-                                     integers=integers)
+                                     integers=integers, threads=threads, cost=cost)
                      if dim in v.dims else v, keep_attrs=True)
     new = new_dim[1] if new_dim else None
-    block = _block(kernel, layout, core, new)
+    block = _block(kernel, layout, core, new, threads, cost)
     if not isinstance(x, xr.DataArray):
         return _apply_numpy(block, inputs, names, dim, core, new, integers)
     for d in (dim,) if core is None else (dim, core):

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from quantlab import _threads
 from quantlab import _validate as _v
 from quantlab._kernels import load
 
@@ -326,14 +327,30 @@ def _single_pass(names, params, b):
     return kinds.pop() if len(kinds) == 1 and None not in kinds else None
 
 
+# each kernel's time per value in copies of a value (quantlab._threads.PAYS_FROM: the
+# one-pass kernels, ~1, do not repay the copy of a block; measured 2520 x 1000)
+_COST = {"accumulate": 30.0, "quantiles": 6.0, "pass": 1.0}
+
+
+def _columns(kernel, *panels, cost="pass"):
+    """``kernel(*panels)`` (C-contiguous (time, column) panels -> (fields, column)) over
+    blocks of columns on the package's threads (``quantlab._threads``): the kernels
+    treat columns independently, so the bits are those of one call."""
+    return _threads.by_columns(kernel, *panels, contiguous=True, cost=_COST[cost])
+
+
 def _fused(rp, bp, params, columns=None) -> dict:
     """Every accumulator field (``accumulate``: the one fused pass) of the columns of the
     (time, column) panel ``rp`` (or of ``columns`` of it)."""
     if columns is not None:
         rp = np.ascontiguousarray(rp[:, columns])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        logr = np.log1p(rp)
-    acc = _k.accumulate(rp, logr, bp, float(params.get("required_return", 0.0)))
+    rr = float(params.get("required_return", 0.0))
+
+    def block(r, b):   # log1p per block: on the block's thread, while in cache
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return _k.accumulate(r, np.log1p(r), b, rr)
+
+    acc = _columns(block, rp, bp, cost="accumulate")
     a = {f: acc[i] for f, i in _F.items()}
     # Welford's running mean turns inf into NaN (inf - inf); the mean of a column
     # holding +inf (-inf, not both) is +inf (-inf), as numpy's and empyrical's
@@ -353,14 +370,14 @@ def _fast_acc(kind, rp, required_return) -> dict:
     the fused pass's own operations (same bits)."""
     m = rp.shape[1]
     if kind in ("wealth", "drawdown"):
-        out = (_k.wealth if kind == "wealth" else _k.drawdown)(rp)
+        out = _columns(_k.wealth if kind == "wealth" else _k.drawdown, rp)
         return dict(zip(("n", "wealth", "max_dd"), out))
     if kind == "sums":
-        n, mean, m2 = _k.sums(rp)
+        n, mean, m2 = _columns(_k.sums, rp)
         a = {"n": n, "mean": mean, "m2": m2}
         bad = ~np.isfinite(m2)
     else:
-        n, mean, d2 = _k.downside(rp, required_return)
+        n, mean, d2 = _columns(lambda r: _k.downside(r, required_return), rp)
         a = {"n": n, "mean": mean, "down2": d2}
         bad = ~np.isfinite(mean)
     # no min/max: a constant column has M2 exactly 0 (each x - k is 0), std 0 as the
@@ -399,7 +416,8 @@ def _compute_np(names, r, b, params, rate=None) -> dict[str, np.ndarray]:
         levels = sorted(({cutoff} if "value_at_risk" in var_names and historical else set())
                         | ({0.05, 0.95} if "tail_ratio" in names else set()))
         tail = cutoff if "conditional_value_at_risk" in var_names and historical else -1.0
-        qv = _k.quantiles(rp, np.array(levels, dtype=np.float64), tail)
+        lv = np.array(levels, dtype=np.float64)
+        qv = _columns(lambda r: _k.quantiles(r, lv, tail), rp, cost="quantiles")
         q = [qv[levels.index(x)] if x in levels else None for x in (cutoff, 0.05, 0.95)]
         q.append(qv[-1])
     for n in names:
