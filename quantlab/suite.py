@@ -371,20 +371,119 @@ def strip_outputs(nb) -> None:
     nb.metadata.pop("papermill", None)
 
 
-def render_html(notebook_path, html_path, no_input: bool = False) -> None:
-    """Render an executed notebook to one self-contained HTML file (offline-safe);
-    ``no_input`` hides the code cells."""
+BOKEH_LOAD_MIME = "application/vnd.bokehjs_load.v0+json"  # output_notebook()'s output
+STATIC = "_static"  # shared assets of a light report folder, written once per batch
+
+
+def _bokeh_files() -> list[Path]:
+    """The installed BokehJS bundles (bokeh, gl, widgets, tables, mathjax): what
+    ``output_notebook()`` inlines, and what drew the figures."""
+    from bokeh.resources import Resources
+
+    return [Path(f) for f in Resources(mode="absolute").js_files]
+
+
+def _static_assets() -> dict[str, Path]:
+    """``_static/``-relative name -> installed file, for every shared asset of a light
+    report. BokehJS names carry its version, so reports of an older bokeh in the same
+    folder keep theirs; the widget renderer's fonts sit beside it (its CSS asks for them
+    by relative URL)."""
+    import bokeh
+
+    assets = {f"bokeh/{bokeh.__version__}/{f.name}": f for f in _bokeh_files()}
+    renderer = JS_DIR / WIDGET_RENDERER
+    if renderer.exists() and (JS_DIR / REQUIRE_JS).exists():
+        assets["widgets/embed-amd.js"] = renderer
+        assets["widgets/require.js"] = JS_DIR / REQUIRE_JS
+        for font in renderer.parent.iterdir():
+            if font.suffix in (".woff2", ".woff", ".ttf"):
+                assets[f"widgets/{font.name}"] = font
+        bokeh_widget = Path(sys.prefix) / "share/jupyter/nbextensions/jupyter_bokeh/index.js"
+        if bokeh_widget.exists():
+            assets["widgets/jupyter_bokeh.js"] = bokeh_widget
+    return assets
+
+
+def write_static(out_dir) -> Path:
+    """Copy the shared assets into ``out_dir/_static/`` (a file already there with the
+    same bytes is left alone): the light reports link them by relative path."""
+    import shutil
+
+    root = Path(out_dir) / STATIC
+    for rel, src in _static_assets().items():
+        dest = root / rel
+        if dest.is_file() and dest.stat().st_size == src.stat().st_size \
+                and dest.read_bytes() == src.read_bytes():
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    return root
+
+
+def _bokeh_scripts(prefix: str) -> str:
+    """``<script src>`` tags for the shared BokehJS: plain (not async) tags run in order
+    before the figures' embed scripts below them, so ``window.Bokeh`` is there."""
+    import bokeh
+
+    return "".join(f'<script src="{prefix}bokeh/{bokeh.__version__}/{f.name}"></script>'
+                   for f in _bokeh_files())
+
+
+def _share_bokehjs(nb, prefix: str | None) -> None:
+    """Keep BokehJS once per report: the first ``output_notebook()`` output stays (inline,
+    ``prefix=None``) or becomes script tags to ``_static/`` (``prefix``); later copies
+    (each notebook call inlines all ~4 MB again) are dropped."""
+    import nbformat
+
+    seen = False
+    for cell in nb.cells:
+        keep = []
+        for o in cell.get("outputs", []):
+            if BOKEH_LOAD_MIME in o.get("data", {}):
+                if seen:
+                    continue
+                seen = True
+                if prefix is not None:
+                    o = nbformat.v4.new_output("display_data",
+                                               data={"text/html": _bokeh_scripts(prefix)})
+            keep.append(o)
+        if "outputs" in cell:
+            cell["outputs"] = keep
+
+
+def render_html(notebook_path, html_path, no_input: bool = False,
+                self_contained: bool = True) -> None:
+    """Render an executed notebook to HTML that opens offline (nothing from a CDN);
+    ``no_input`` hides the code cells.
+
+    ``self_contained``: one file carrying BokehJS and the widget renderer inline (for
+    e-mailing one report, ~4-15 MB). Otherwise a light page (the figures' data only)
+    linking ``_static/`` beside it by relative path (:func:`write_static` puts the
+    assets there), so the folder opens from disk (file://) or any static server."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook_path, as_version=4)
+    _share_bokehjs(nb, None if self_contained else f"{STATIC}/")
     exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input=no_input)
     modules = ""
-    if "widgets" in nb.metadata:  # embedded widget state: inline its renderer
-        renderer, require = _js_asset(WIDGET_RENDERER), _js_asset(REQUIRE_JS)
+    if "widgets" in nb.metadata:  # embedded widget state: load its renderer
+        if self_contained:
+            renderer, require = _js_asset(WIDGET_RENDERER), _js_asset(REQUIRE_JS)
+            bokeh_widget = _data_url(Path(sys.prefix) / "share" / "jupyter" /
+                                     "nbextensions/jupyter_bokeh/index.js")
+        else:
+            assets = _static_assets()
+            renderer, require, bokeh_widget = (
+                f"{STATIC}/{rel}" if rel in assets else None
+                for rel in ("widgets/embed-amd.js", "widgets/require.js",
+                            "widgets/jupyter_bokeh.js"))
+            bokeh_widget = bokeh_widget and bokeh_widget[:-3]  # require adds the .js
         if renderer and require:
             exporter.widget_renderer_url, exporter.require_js_url = renderer, require
-            modules = _widget_modules()
+            modules = _widget_modules(bokeh_widget)
     body, _ = exporter.from_notebook_node(nb)
     if modules:  # after require.js: where the renderer finds third-party widget modules
         tag = f'<script src="{exporter.require_js_url}"></script>'
@@ -414,15 +513,13 @@ def _js_asset(relpath: str) -> str | None:
     return _data_url(JS_DIR / relpath)
 
 
-def _widget_modules() -> str:
+def _widget_modules(bokeh_widget: str | None) -> str:
     """A require.config mapping third-party widget modules (jupyter_bokeh's BokehModel)
-    to inlined data: URLs, so the widget renderer never asks a CDN for them."""
-    shared = Path(sys.prefix) / "share" / "jupyter"
-    paths = {name: url for name, url in
-             (("@bokeh/jupyter_bokeh", _data_url(shared / "nbextensions/jupyter_bokeh/index.js")),)
-             if url}
-    if not paths:
+    to a local copy (a data: URL, or a path relative to the page), so the widget
+    renderer never asks a CDN for them."""
+    if not bokeh_widget:
         return ""
+    paths = {"@bokeh/jupyter_bokeh": bokeh_widget}
     return f"<script>require.config({{paths: {json.dumps(paths)}}});</script>"
 
 
@@ -431,6 +528,16 @@ def _offline(body: str) -> str:
     import re
 
     return re.sub(r'<script[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>\s*', "", body)
+
+
+def folder_size(out_dir) -> tuple[int, int]:
+    """(bytes of the whole folder, bytes of its ``_static/``): what ``quantlab report``
+    prints."""
+    root = Path(out_dir)
+    total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
+    static = sum(f.stat().st_size for f in (root / STATIC).rglob("*") if f.is_file()) \
+        if (root / STATIC).is_dir() else 0
+    return total, static
 
 
 def _key(run: Run) -> tuple:
@@ -481,6 +588,7 @@ def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
 def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: bool = False,
               jobs: int = 1, scheduler: str | None = None, client=None,
               no_input: bool = False, timeout: float | None = None, index: bool = False,
+              self_contained: bool = False, keep_notebooks: bool = True,
               log=sys.stderr) -> list[Run]:
     """Execute ``runs``: here one after another (``jobs=1``), on ``jobs`` local dask
     workers, or on an existing cluster (``scheduler="tcp://host:8786"`` or ``client``).
@@ -492,6 +600,10 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
     an interrupted batch still lists what it finished. Names are checked and made unique
     (:func:`plan_outputs`) before anything runs. In place, a notebook is written back only
     when its run succeeded and its file did not change meanwhile.
+
+    ``render``: an HTML report beside each notebook, light (linking ``out_dir/_static/``,
+    written once per batch) unless ``self_contained``; ``keep_notebooks=False`` deletes
+    each executed ``.ipynb`` once its report is written (the report is the product).
     """
     from tqdm.auto import tqdm
 
@@ -516,6 +628,8 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
         out = Path(out_dir)
         plan_outputs(runs, out)
         out.mkdir(parents=True, exist_ok=True)
+        if render and not self_contained:
+            write_static(out)
     prov = None if in_place else provenance()  # once per batch: git and checksum cost I/O
 
     # read every notebook first: one that cannot be read fails alone, before the batch
@@ -545,7 +659,11 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
             _finish(run, result, dest, prov)
             if render and run.output and Path(run.output).exists():
                 run.html = str(Path(run.output).with_suffix(".html"))
-                render_html(run.output, run.html, no_input=no_input)
+                render_html(run.output, run.html, no_input=no_input,
+                            self_contained=self_contained)
+                if not keep_notebooks:
+                    Path(run.output).unlink()
+                    run.output = ""
         except Exception as e:  # a result we cannot write or render fails that run only
             run.status = "failed"
             run.error = (run.error + "; " if run.error else "") + \
