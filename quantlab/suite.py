@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from urllib.parse import quote
 
-from quantlab import __version__
+from quantlab import __version__, fmt
 from quantlab._validate import integer, number
 from quantlab.data import checksum
 
@@ -83,12 +83,41 @@ def record(**values) -> None:
     from IPython.display import display
 
     clean = {k: _jsonable(v) for k, v in values.items()}
-    text = "\n".join(f"{k}: {_fmt(v)}" for k, v in clean.items())
+    text = "\n".join(f"{k}: {_fmt(v, k)}" for k, v in clean.items())
     display({RECORD_MIME: clean, "text/plain": text}, raw=True)
 
 
-def _fmt(v) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
+# record names that carry a metric with a suffix (sharpe_AAPL): the metric they format as
+_METRIC_ALIASES = {"sharpe": "sharpe_ratio", "sortino": "sortino_ratio",
+                   "calmar": "calmar_ratio", "var": "value_at_risk", "cvar":
+                   "conditional_value_at_risk", "trades": "n_trades", "orders": "n_orders",
+                   "return": "total_return", "drawdown": "max_drawdown"}
+
+
+def _metric_name(key: str) -> str:
+    """The :data:`quantlab.fmt.KINDS` name a record key formats as: itself, else its
+    longest known ``_``-prefix (``total_return_MSFT`` -> ``total_return``, ``sharpe_AAPL``
+    -> ``sharpe_ratio``), else its longest known suffix (``worst_return`` ->
+    ``total_return``); unknown names stay (fmt.general)."""
+    parts = key.split("_")
+    n = len(parts)
+    for part in ["_".join(parts[:i]) for i in range(n, 0, -1)] + \
+            ["_".join(parts[i:]) for i in range(1, n)]:
+        part = _METRIC_ALIASES.get(part.lower(), part)
+        if part in fmt.KINDS:
+            return part
+    return key
+
+
+def _fmt(v, key: str = "") -> str:
+    """A recorded value for a person: numbers through :func:`quantlab.fmt.metric` by the
+    record's name (percentages as %, counts as integers, ratios to 2 decimals); text,
+    dates and booleans as they are; None (NaN) as n/a."""
+    if v is None:
+        return fmt.NA
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    return fmt.metric(_metric_name(str(key)), v)
 
 
 # --------------------------------------------------------------------------- runs
@@ -107,6 +136,7 @@ class Run:
     output: str = ""
     html: str = ""
     timeout: float | None = None  # s for the whole notebook; None: run_suite's default
+    description: str = ""  # the notebook's first markdown cell, first sentence
 
     def __post_init__(self):
         if self.name is None:
@@ -349,6 +379,34 @@ def _finish(run: Run, result: dict, dest: Path, prov: dict | None) -> Run:
     _atomic_write(dest, text if text.endswith("\n") else text + "\n")  # as nbformat.write
     run.output = str(dest)
     return run
+
+
+DESCRIPTION_MAX = 240  # characters of an index line
+
+
+def describe(nb_json: str) -> str:
+    """One line for the index: the first markdown cell's title (a leading heading) and
+    first sentence, markdown marks removed (``Quickstart: real prices and returns. Loads
+    ...``); "" when there is none or the notebook cannot be parsed."""
+    import re
+
+    try:
+        cells = json.loads(nb_json).get("cells", [])
+        cell = next(c for c in cells if c.get("cell_type") == "markdown")
+    except (ValueError, AttributeError, TypeError, StopIteration):
+        return ""
+    src = cell.get("source", "")
+    src = "".join(src) if isinstance(src, list) else str(src)
+    title, paras = "", [p.strip() for p in re.split(r"\n\s*\n", src) if p.strip()]
+    if paras and paras[0].startswith("#"):
+        title = paras.pop(0).splitlines()[0].lstrip("#").strip()
+    text = " ".join(paras[0].split()) if paras else ""
+    text = re.split(r"(?<=[.!?])\s+(?=[A-Z(`*\[])", text, maxsplit=1)[0]
+    line = f"{title.rstrip('.')}. {text}" if title and text else title or text
+    # markdown to plain text: links -> their text, no emphasis or code marks
+    line = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", line)
+    line = re.sub(r"\*{1,3}([^*]+)\*{1,3}", r"\1", line.replace("`", ""))
+    return line if len(line) <= DESCRIPTION_MAX else line[:DESCRIPTION_MAX - 1].rstrip() + "…"
 
 
 def collect_records(nb) -> dict:
@@ -642,6 +700,7 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
             r.error = f"cannot read {r.notebook}: {type(e).__name__}: {e}"
             continue
         sources[id(r)] = text
+        r.description = describe(text)
         payload.append((text, r.parameters, str(Path(r.notebook).parent),
                         r.timeout if r.timeout is not None else timeout))
     bar = tqdm(total=len(runs), desc="notebooks", unit="run", file=log,
@@ -775,7 +834,8 @@ def _git_commit() -> str:
 
 _INDEX_TYPES = {"notebook": str, "name": str, "parameters": dict, "status": str,
                 "duration": (int, float), "started": str, "ended": str, "error": str,
-                "records": dict, "output": str, "html": str, "timeout": (int, float, type(None))}
+                "records": dict, "output": str, "html": str, "timeout": (int, float, type(None)),
+                "description": str}
 
 
 def read_index(out_dir) -> list[Run]:
@@ -836,8 +896,121 @@ def _href(html_path: str) -> str:
     return "./" + quote(Path(html_path).name, safe="")
 
 
+METRIC_COLUMNS = 6  # sortable columns of recorded numbers in the index, at most
+
+# The index's behaviour, plain JavaScript (the page opens offline, from disk): a text
+# filter, click-to-sort headers (numbers by their raw value in data-sort), and a side by
+# side comparison of the selected runs' recorded values. Text goes in with textContent
+# only: names and values are never parsed as markup.
+_INDEX_JS = """
+const body = document.querySelector("#runs tbody");
+const rows = () => [...body.rows];
+const cellKey = c => c.dataset.sort !== undefined ? c.dataset.sort : c.innerText.trim();
+document.querySelectorAll("#runs th.sort").forEach(th => th.addEventListener("click", () => {
+  const i = th.cellIndex, dir = th.dataset.dir === "asc" ? -1 : 1;
+  document.querySelectorAll("#runs th").forEach(h => delete h.dataset.dir);
+  th.dataset.dir = dir === 1 ? "asc" : "desc";
+  rows().sort((a, b) => {
+    const x = cellKey(a.cells[i]), y = cellKey(b.cells[i]);
+    if (x === "" || y === "") return (x === "") - (y === "");  // blanks last
+    const nx = Number(x), ny = Number(y);
+    return dir * (isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny);
+  }).forEach(r => body.appendChild(r));
+}));
+const filter = document.getElementById("filter"), shown = document.getElementById("shown");
+function applyFilter() {
+  const words = filter.value.toLowerCase().split(/\\s+/).filter(w => w);
+  let n = 0;
+  rows().forEach(r => {
+    const text = r.innerText.toLowerCase();
+    r.hidden = !words.every(w => text.includes(w));
+    n += !r.hidden;
+  });
+  shown.textContent = n + " of " + rows().length + " runs shown";
+}
+filter.addEventListener("input", applyFilter);
+applyFilter();
+document.getElementById("compare").addEventListener("click", () => {
+  const picked = rows().filter(r => r.querySelector("input.pick").checked);
+  const table = document.getElementById("comparison-table"), box = document.getElementById("comparison");
+  table.replaceChildren();
+  box.hidden = picked.length === 0;
+  if (!picked.length) return;
+  const keys = [];
+  picked.forEach(r => r.querySelectorAll(".rec").forEach(d => {
+    if (!keys.includes(d.dataset.key)) keys.push(d.dataset.key);
+  }));
+  const head = table.createTHead().insertRow();
+  ["recorded value", ...picked.map(r => r.dataset.name)].forEach(t => {
+    const th = document.createElement("th"); th.textContent = t; head.appendChild(th);
+  });
+  const tb = table.createTBody();
+  keys.forEach(k => {
+    const tr = tb.insertRow();
+    tr.insertCell().textContent = k;
+    picked.forEach(r => {
+      const d = [...r.querySelectorAll(".rec")].find(d => d.dataset.key === k);
+      tr.insertCell().textContent = d ? d.querySelector(".v").textContent : "";
+    });
+  });
+});
+"""
+
+_INDEX_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; }
+table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .4em .7em;
+vertical-align: top; text-align: left; } tr.failed { background: #fdd; }
+th.sort { cursor: pointer; } th[data-dir=asc]::after { content: " \\25B2"; }
+th[data-dir=desc]::after { content: " \\25BC"; } td.num { text-align: right; }
+.err { color: #900; font-size: .85em; max-width: 40em; } .meta { color: #555; }
+.desc { color: #444; font-size: .85em; max-width: 36em; } .controls { margin: 1em 0; }
+#filter { width: 24em; padding: .3em; } #comparison { margin-top: 2em; }
+"""
+
+
+def _metric_columns(runs: list[Run]) -> list[str]:
+    """Record keys shown as sortable columns: numbers recorded by two runs or more, or
+    named after a known metric; in order of appearance, at most METRIC_COLUMNS."""
+    seen: dict[str, int] = {}
+    for r in runs:
+        for k, v in r.records.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                seen[k] = seen.get(k, 0) + 1
+    keys = [k for k, n in seen.items() if n > 1 or _metric_name(k) in fmt.KINDS]
+    return keys[:METRIC_COLUMNS]
+
+
+def _index_row(r: Run, metrics: list[str]) -> str:
+    """One run of the index as a table row (every text escaped)."""
+    e = html.escape
+    link = (f'<a href="{e(_href(r.html))}">{e(r.name)}</a>' if r.html else e(r.name))
+    desc = f'<div class="desc">{e(r.description)}</div>' if r.description else ""
+    params = "<br>".join(f"{e(str(k))} = {e(json.dumps(v, default=str))}"
+                         for k, v in r.parameters.items())
+    recs = "".join(f'<div class="rec" data-key="{e(str(k))}"><span class="k">{e(str(k))}'
+                   f'</span>: <span class="v">{e(_fmt(v, str(k)))}</span></div>'
+                   for k, v in r.records.items())
+    status = e(r.status) + (f'<div class="err">{e(r.error)}</div>' if r.error else "")
+    cells = []
+    for k in metrics:
+        v = r.records.get(k)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+        cells.append(f'<td class="num" data-sort="{e(json.dumps(float(v))) if ok else ""}">'
+                     f'{e(_fmt(v, k)) if k in r.records else ""}</td>')
+    return (f'<tr class="{e(r.status)}" data-name="{e(r.name)}">'
+            f'<td><input type="checkbox" class="pick" aria-label="select {e(r.name)}"></td>'
+            f'<td data-sort="{e(r.name)}">{link}{desc}</td><td>{params or "defaults"}</td>'
+            f'<td>{status}</td><td>{e(r.started)}</td>'
+            f'<td class="num" data-sort="{float(r.duration)!r}">{float(r.duration):.1f} s</td>'
+            f'{"".join(cells)}<td>{recs}</td></tr>')
+
+
 def write_index(runs: list[Run], out_dir, prov: dict | None = None) -> Path:
-    """``index.html``: every run with parameters, status, duration, records, provenance.
+    """``index.html``: every run with its description (the notebook's first sentence),
+    parameters, status, duration, its recorded values formatted by :mod:`quantlab.fmt`
+    (the common numeric ones also as sortable columns) and the batch's provenance; a
+    text filter, sorting by any column and a side by side comparison of selected runs
+    (plain JavaScript, offline).
 
     Runs recorded by earlier batches in the same folder stay listed (a run of the same
     name replaces its entry). Every text is HTML-escaped and every link is a relative
@@ -848,47 +1021,27 @@ def write_index(runs: list[Run], out_dir, prov: dict | None = None) -> Path:
     names = {r.name for r in runs}
     merged = [r for r in read_index(out_dir) if r.name not in names] + list(runs)
     e = html.escape
-    rows = []
-    for r in merged:
-        link = (f'<a href="{e(_href(r.html))}">{e(r.name)}</a>' if r.html else e(r.name))
-        params = "<br>".join(f"{e(str(k))} = {e(json.dumps(v, default=str))}"
-                             for k, v in r.parameters.items())
-        recs = "<br>".join(f"{e(str(k))}: {e(_fmt(v))}" for k, v in r.records.items())
-        status = e(r.status) + (f'<div class="err">{e(r.error)}</div>' if r.error else "")
-        rows.append(f'<tr class="{e(r.status)}"><td>{link}</td><td>{params or "defaults"}</td>'
-                    f'<td>{status}</td><td>{e(r.started)}</td><td>{float(r.duration):.1f} s</td>'
-                    f'<td>{recs}</td></tr>')
+    metrics = _metric_columns(merged)
+    rows = [_index_row(r, metrics) for r in merged]
+    heads = "".join(f'<th class="sort num">{e(k)}</th>' for k in metrics)
     n_failed = sum(r.status != "ok" for r in merged)
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>quantlab reports</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .4em .7em;
-vertical-align: top; text-align: left; }} tr.failed {{ background: #fdd; }}
-.err {{ color: #900; font-size: .85em; max-width: 40em; }} .meta {{ color: #555; }}
-</style></head><body>
+<style>{_INDEX_CSS}</style></head><body>
 <h1>quantlab reports</h1>
 <p class="meta">quantlab {e(__version__)} · commit {e(str(prov["git_commit"]))} ·
 data sha256 {e(str(prov["data_sha256"])[:16])} · generated {e(_dt.datetime.now().isoformat(timespec='seconds'))}
 · {len(merged) - n_failed} ok, {n_failed} failed</p>
-<table id="runs"><thead><tr><th>run</th><th>parameters</th><th>status</th><th>started</th>
-<th>duration</th><th>recorded values</th></tr></thead><tbody>
+<div class="controls"><input id="filter" type="search" placeholder="filter: name, description, parameters, values"
+ aria-label="filter runs"> <button id="compare" type="button">compare selected</button>
+ <span id="shown" class="meta"></span></div>
+<table id="runs"><thead><tr><th title="select runs to compare"></th><th class="sort">run</th>
+<th class="sort">parameters</th><th class="sort">status</th><th class="sort">started</th>
+<th class="sort num">duration</th>{heads}<th>recorded values</th></tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table>
-<script>
-// click a header to sort by that column (numbers numerically), again to reverse
-document.querySelectorAll("#runs th").forEach((th, i) => th.addEventListener("click", () => {{
-  const body = document.querySelector("#runs tbody");
-  const dir = th.dataset.dir === "asc" ? -1 : 1;
-  th.dataset.dir = dir === 1 ? "asc" : "desc";
-  const key = r => r.children[i].innerText;
-  [...body.rows].sort((a, b) => {{
-    const x = parseFloat(key(a)), y = parseFloat(key(b));
-    return dir * (isNaN(x) || isNaN(y) ? key(a).localeCompare(key(b)) : x - y);
-  }}).forEach(r => body.appendChild(r));
-}}));
-</script>
-<style>th {{ cursor: pointer; }}</style>
+<div id="comparison" hidden><h2>Selected runs side by side</h2><table id="comparison-table"></table></div>
+<script>{_INDEX_JS}</script>
 </body></html>
 """
     out = Path(out_dir)
