@@ -1,4 +1,4 @@
-"""The notebook suite: batch runs with papermill, single-file HTML reports, ``record()``.
+"""The notebook suite: batch runs with papermill, HTML reports and their index, ``record()``.
 
 The command line (``quantlab run-suite``, ``quantlab report``) is :mod:`quantlab.cli`.
 
@@ -28,6 +28,13 @@ Batch rules (hostile names, faults):
   collected, so a worker dying later cannot resubmit it);
 - ``--in-place`` writes a notebook back only when it ran cleanly (temp file + atomic
   replace), and refuses ``-p``, ``--params-file``, ``--out`` and ``--clean``.
+
+Reports (``quantlab report``): light pages that link the folder's ``_static/`` (BokehJS,
+the ipywidgets renderer, require.js, jupyter_bokeh; copied once per batch) by relative
+path, so the folder opens offline from disk or any static server; ``--self-contained``
+inlines them into each page instead. The executed notebooks are deleted once rendered
+unless ``--keep-notebooks``. ``index.html`` lists every run with a description line,
+formatted recorded values (:mod:`quantlab.fmt`), sorting, a filter and a comparison.
 """
 from __future__ import annotations
 
