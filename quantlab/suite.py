@@ -939,7 +939,8 @@ filter.addEventListener("input", applyFilter);
 applyFilter();
 document.getElementById("compare").addEventListener("click", () => {
   const picked = rows().filter(r => r.querySelector("input.pick").checked);
-  const table = document.getElementById("comparison-table"), box = document.getElementById("comparison");
+  const table = document.getElementById("comparison-table");
+  const box = document.getElementById("comparison");
   table.replaceChildren();
   box.hidden = picked.length === 0;
   if (!picked.length) return;
@@ -1039,15 +1040,16 @@ def write_index(runs: list[Run], out_dir, prov: dict | None = None) -> Path:
 <p class="meta">quantlab {e(__version__)} · commit {e(str(prov["git_commit"]))} ·
 data sha256 {e(str(prov["data_sha256"])[:16])} · generated {e(_dt.datetime.now().isoformat(timespec='seconds'))}
 · {len(merged) - n_failed} ok, {n_failed} failed</p>
-<div class="controls"><input id="filter" type="search" placeholder="filter: name, description, parameters, values"
- aria-label="filter runs"> <button id="compare" type="button">compare selected</button>
+<div class="controls"><input id="filter" type="search" aria-label="filter runs"
+ placeholder="filter: name, description, parameters, values"> <button id="compare" type="button">compare selected</button>
  <span id="shown" class="meta"></span></div>
 <table id="runs"><thead><tr><th title="select runs to compare"></th><th class="sort">run</th>
 <th class="sort">parameters</th><th class="sort">status</th><th class="sort">started</th>
 <th class="sort num">duration</th>{heads}<th>recorded values</th></tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table>
-<div id="comparison" hidden><h2>Selected runs side by side</h2><table id="comparison-table"></table></div>
+<div id="comparison" hidden><h2>Selected runs side by side</h2>
+<table id="comparison-table"></table></div>
 <script>{_INDEX_JS}</script>
 </body></html>
 """

@@ -606,7 +606,8 @@ def _md_notebook(*sources):
 @pytest.mark.parametrize("sources, expected", [
     (("# Title\n\nFirst **bold** sentence with `ql.run_x`. Second one.", "## Later"),
      "Title. First bold sentence with ql.run_x."),
-    (("No heading here, see [the docs](https://x.org/a). More.",), "No heading here, see the docs."),
+    (("No heading here, see [the docs](https://x.org/a). More.",),
+     "No heading here, see the docs."),
     (("# Only a title",), "Only a title"),
     (("Ends without a stop",), "Ends without a stop"),
     ((), ""),
@@ -657,4 +658,5 @@ def test_index_shows_descriptions_metric_columns_and_raw_sort_keys(tmp_path):
     assert '<td class="num" data-sort="9.201">+920.1 %</td>' in page
     assert '<td class="num" data-sort="-0.25">-25.0 %</td>' in page
     assert 'data-sort="Infinity">inf</td>' in page  # JS Number() reads it
-    assert page.count("<script") == 1 and _index(tmp_path)[0]["description"] == "<b>Alpha</b>. Tests."
+    assert page.count("<script") == 1
+    assert _index(tmp_path)[0]["description"] == "<b>Alpha</b>. Tests."
