@@ -20,11 +20,17 @@ $(STAMP): pyproject.toml setup.py $(wildcard cython_kernels/*.pyx cython_kernels
 	$(PIP) install -q -e ".[dev]"
 	touch $@
 
+# Light reports: every page links the shared $(REPORTS)/_static/ (BokehJS, the widget
+# renderer) by relative path; the folder opens offline from disk or any static server and
+# the command prints its total size. REPORT_ARGS=--self-contained: one file per report
+# (for e-mailing one); REPORT_ARGS=--keep-notebooks keeps the executed .ipynb copies.
+REPORT_ARGS ?=
+
 report: install
-	$(BIN)/quantlab report --out $(REPORTS)
+	$(BIN)/quantlab report --out $(REPORTS) $(REPORT_ARGS)
 
 report-full: install
-	$(BIN)/quantlab report --out $(REPORTS) --config config/full.yaml
+	$(BIN)/quantlab report --out $(REPORTS) --config config/full.yaml $(REPORT_ARGS)
 
 $(JS_STAMP): Makefile
 	@if command -v npm >/dev/null 2>&1; then \

@@ -3,7 +3,8 @@
     quantlab run-suite [NOTEBOOK ...] [-p NAME VALUE ...] [--params-file grid.yaml]
                        [--out DIR] [--clean] [--timeout S] [--jobs N]
                        [--scheduler ADDRESS] [--in-place]
-    quantlab report    (the same options, no --in-place) [--no-input]  # + HTML + index
+    quantlab report    (the same options, no --in-place) [--no-input] [--self-contained]
+                       [--keep-notebooks]  # HTML reports + index; prints the folder size
     quantlab lab       [--port N] [jupyter lab options]  # JupyterLab on notebooks/
     quantlab engine-bench [--ticks N]
     quantlab deploy STRATEGY [--params best.json] (--replay PATH_OR_SET | --feed ws://...)
@@ -71,13 +72,21 @@ def parser() -> argparse.ArgumentParser:
                                 "reports, JupyterLab and the tick-engine benchmark")
     sub = p.add_subparsers(dest="cmd", required=True)
     for name, help_ in (("run-suite", "execute notebooks with papermill (batch, grids, dask)"),
-                        ("report", "execute and render self-contained HTML reports + index")):
+                        ("report", "execute and render HTML reports (sharing _static/) "
+                         "+ index")):
         s = sub.add_parser(name, help=help_)
         _batch_options(s)
         if name == "run-suite":
             s.add_argument("--in-place", action="store_true",
                            help="re-execute notebooks/ in place (refresh stored outputs; "
                            "default parameters only; a failed notebook is left as it was)")
+        else:
+            s.add_argument("--self-contained", action="store_true",
+                           help="one file per report carrying BokehJS and the widget "
+                           "renderer (4-15 MB each; for e-mailing one report); default: "
+                           "light reports linking the shared OUT/_static/ by relative path")
+            s.add_argument("--keep-notebooks", action="store_true",
+                           help="keep each executed .ipynb beside its report")
     sub.add_parser("lab", help=f"open JupyterLab on the notebooks ({LAB_HOST}, token auth; "
                    "prints the URL with the token); further options go to jupyter lab")
     eb = sub.add_parser("engine-bench", help="the tick engine vs its pure-Python reference")
@@ -209,10 +218,16 @@ def _batch(p, a) -> int:
         return 2
     suite.run_suite(runs, None if in_place else out, in_place=in_place,
                     render=a.cmd == "report", jobs=a.jobs, scheduler=a.scheduler,
-                    no_input=a.no_input, timeout=timeout, index=not in_place)
+                    no_input=a.no_input, timeout=timeout, index=not in_place,
+                    **({"self_contained": a.self_contained, "keep_notebooks": a.keep_notebooks}
+                       if a.cmd == "report" else {}))
     if not in_place:
         index = suite.write_index(runs, out)
         print(f"wrote {index}", file=sys.stderr)
+    if a.cmd == "report":
+        total, static = suite.folder_size(out)
+        print(f"report size: {total / 1e6:.1f} MB in {out} ({static / 1e6:.1f} MB shared "
+              f"in {suite.STATIC}/)", file=sys.stderr)
     failed = [r.name for r in runs if r.status != "ok"]
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)

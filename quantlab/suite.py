@@ -1,4 +1,4 @@
-"""The notebook suite: batch runs with papermill, single-file HTML reports, ``record()``.
+"""The notebook suite: batch runs with papermill, HTML reports and their index, ``record()``.
 
 The command line (``quantlab run-suite``, ``quantlab report``) is :mod:`quantlab.cli`.
 
@@ -28,6 +28,13 @@ Batch rules (hostile names, faults):
   collected, so a worker dying later cannot resubmit it);
 - ``--in-place`` writes a notebook back only when it ran cleanly (temp file + atomic
   replace), and refuses ``-p``, ``--params-file``, ``--out`` and ``--clean``.
+
+Reports (``quantlab report``): light pages that link the folder's ``_static/`` (BokehJS,
+the ipywidgets renderer, require.js, jupyter_bokeh; copied once per batch) by relative
+path, so the folder opens offline from disk or any static server; ``--self-contained``
+inlines them into each page instead. The executed notebooks are deleted once rendered
+unless ``--keep-notebooks``. ``index.html`` lists every run with a description line,
+formatted recorded values (:mod:`quantlab.fmt`), sorting, a filter and a comparison.
 """
 from __future__ import annotations
 
@@ -46,7 +53,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from urllib.parse import quote
 
-from quantlab import __version__
+from quantlab import __version__, fmt
 from quantlab._validate import integer, number
 from quantlab.data import checksum
 
@@ -83,12 +90,41 @@ def record(**values) -> None:
     from IPython.display import display
 
     clean = {k: _jsonable(v) for k, v in values.items()}
-    text = "\n".join(f"{k}: {_fmt(v)}" for k, v in clean.items())
+    text = "\n".join(f"{k}: {_fmt(v, k)}" for k, v in clean.items())
     display({RECORD_MIME: clean, "text/plain": text}, raw=True)
 
 
-def _fmt(v) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
+# record names that carry a metric with a suffix (sharpe_AAPL): the metric they format as
+_METRIC_ALIASES = {"sharpe": "sharpe_ratio", "sortino": "sortino_ratio",
+                   "calmar": "calmar_ratio", "var": "value_at_risk", "cvar":
+                   "conditional_value_at_risk", "trades": "n_trades", "orders": "n_orders",
+                   "return": "total_return", "drawdown": "max_drawdown"}
+
+
+def _metric_name(key: str) -> str:
+    """The :data:`quantlab.fmt.KINDS` name a record key formats as: itself, else its
+    longest known ``_``-prefix (``total_return_MSFT`` -> ``total_return``, ``sharpe_AAPL``
+    -> ``sharpe_ratio``), else its longest known suffix (``worst_return`` ->
+    ``total_return``); unknown names stay (fmt.general)."""
+    parts = key.split("_")
+    n = len(parts)
+    for part in ["_".join(parts[:i]) for i in range(n, 0, -1)] + \
+            ["_".join(parts[i:]) for i in range(1, n)]:
+        part = _METRIC_ALIASES.get(part.lower(), part)
+        if part in fmt.KINDS:
+            return part
+    return key
+
+
+def _fmt(v, key: str = "") -> str:
+    """A recorded value for a person: numbers through :func:`quantlab.fmt.metric` by the
+    record's name (percentages as %, counts as integers, ratios to 2 decimals); text,
+    dates and booleans as they are; None (NaN) as n/a."""
+    if v is None:
+        return fmt.NA
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    return fmt.metric(_metric_name(str(key)), v)
 
 
 # --------------------------------------------------------------------------- runs
@@ -107,6 +143,7 @@ class Run:
     output: str = ""
     html: str = ""
     timeout: float | None = None  # s for the whole notebook; None: run_suite's default
+    description: str = ""  # the notebook's first markdown cell, first sentence
 
     def __post_init__(self):
         if self.name is None:
@@ -351,6 +388,34 @@ def _finish(run: Run, result: dict, dest: Path, prov: dict | None) -> Run:
     return run
 
 
+DESCRIPTION_MAX = 240  # characters of an index line
+
+
+def describe(nb_json: str) -> str:
+    """One line for the index: the first markdown cell's title (a leading heading) and
+    first sentence, markdown marks removed (``Quickstart: real prices and returns. Loads
+    ...``); "" when there is none or the notebook cannot be parsed."""
+    import re
+
+    try:
+        cells = json.loads(nb_json).get("cells", [])
+        cell = next(c for c in cells if c.get("cell_type") == "markdown")
+    except (ValueError, AttributeError, TypeError, StopIteration):
+        return ""
+    src = cell.get("source", "")
+    src = "".join(src) if isinstance(src, list) else str(src)
+    title, paras = "", [p.strip() for p in re.split(r"\n\s*\n", src) if p.strip()]
+    if paras and paras[0].startswith("#"):
+        title = paras.pop(0).splitlines()[0].lstrip("#").strip()
+    text = " ".join(paras[0].split()) if paras else ""
+    text = re.split(r"(?<=[.!?])\s+(?=[A-Z(`*\[])", text, maxsplit=1)[0]
+    line = f"{title.rstrip('.')}. {text}" if title and text else title or text
+    # markdown to plain text: links -> their text, no emphasis or code marks
+    line = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", line)
+    line = re.sub(r"\*{1,3}([^*]+)\*{1,3}", r"\1", line.replace("`", ""))
+    return line if len(line) <= DESCRIPTION_MAX else line[:DESCRIPTION_MAX - 1].rstrip() + "…"
+
+
 def collect_records(nb) -> dict:
     out = {}
     for cell in nb.cells:
@@ -371,20 +436,119 @@ def strip_outputs(nb) -> None:
     nb.metadata.pop("papermill", None)
 
 
-def render_html(notebook_path, html_path, no_input: bool = False) -> None:
-    """Render an executed notebook to one self-contained HTML file (offline-safe);
-    ``no_input`` hides the code cells."""
+BOKEH_LOAD_MIME = "application/vnd.bokehjs_load.v0+json"  # output_notebook()'s output
+STATIC = "_static"  # shared assets of a light report folder, written once per batch
+
+
+def _bokeh_files() -> list[Path]:
+    """The installed BokehJS bundles (bokeh, gl, widgets, tables, mathjax): what
+    ``output_notebook()`` inlines, and what drew the figures."""
+    from bokeh.resources import Resources
+
+    return [Path(f) for f in Resources(mode="absolute").js_files]
+
+
+def _static_assets() -> dict[str, Path]:
+    """``_static/``-relative name -> installed file, for every shared asset of a light
+    report. BokehJS names carry its version, so reports of an older bokeh in the same
+    folder keep theirs; the widget renderer's fonts sit beside it (its CSS asks for them
+    by relative URL)."""
+    import bokeh
+
+    assets = {f"bokeh/{bokeh.__version__}/{f.name}": f for f in _bokeh_files()}
+    renderer = JS_DIR / WIDGET_RENDERER
+    if renderer.exists() and (JS_DIR / REQUIRE_JS).exists():
+        assets["widgets/embed-amd.js"] = renderer
+        assets["widgets/require.js"] = JS_DIR / REQUIRE_JS
+        for font in renderer.parent.iterdir():
+            if font.suffix in (".woff2", ".woff", ".ttf"):
+                assets[f"widgets/{font.name}"] = font
+        bokeh_widget = Path(sys.prefix) / "share/jupyter/nbextensions/jupyter_bokeh/index.js"
+        if bokeh_widget.exists():
+            assets["widgets/jupyter_bokeh.js"] = bokeh_widget
+    return assets
+
+
+def write_static(out_dir) -> Path:
+    """Copy the shared assets into ``out_dir/_static/`` (a file already there with the
+    same bytes is left alone): the light reports link them by relative path."""
+    import shutil
+
+    root = Path(out_dir) / STATIC
+    for rel, src in _static_assets().items():
+        dest = root / rel
+        if dest.is_file() and dest.stat().st_size == src.stat().st_size \
+                and dest.read_bytes() == src.read_bytes():
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    return root
+
+
+def _bokeh_scripts(prefix: str) -> str:
+    """``<script src>`` tags for the shared BokehJS: plain (not async) tags run in order
+    before the figures' embed scripts below them, so ``window.Bokeh`` is there."""
+    import bokeh
+
+    return "".join(f'<script src="{prefix}bokeh/{bokeh.__version__}/{f.name}"></script>'
+                   for f in _bokeh_files())
+
+
+def _share_bokehjs(nb, prefix: str | None) -> None:
+    """Keep BokehJS once per report: the first ``output_notebook()`` output stays (inline,
+    ``prefix=None``) or becomes script tags to ``_static/`` (``prefix``); later copies
+    (each notebook call inlines all ~4 MB again) are dropped."""
+    import nbformat
+
+    seen = False
+    for cell in nb.cells:
+        keep = []
+        for o in cell.get("outputs", []):
+            if BOKEH_LOAD_MIME in o.get("data", {}):
+                if seen:
+                    continue
+                seen = True
+                if prefix is not None:
+                    o = nbformat.v4.new_output("display_data",
+                                               data={"text/html": _bokeh_scripts(prefix)})
+            keep.append(o)
+        if "outputs" in cell:
+            cell["outputs"] = keep
+
+
+def render_html(notebook_path, html_path, no_input: bool = False,
+                self_contained: bool = True) -> None:
+    """Render an executed notebook to HTML that opens offline (nothing from a CDN);
+    ``no_input`` hides the code cells.
+
+    ``self_contained``: one file carrying BokehJS and the widget renderer inline (for
+    e-mailing one report, ~4-15 MB). Otherwise a light page (the figures' data only)
+    linking ``_static/`` beside it by relative path (:func:`write_static` puts the
+    assets there), so the folder opens from disk (file://) or any static server."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook_path, as_version=4)
+    _share_bokehjs(nb, None if self_contained else f"{STATIC}/")
     exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input=no_input)
     modules = ""
-    if "widgets" in nb.metadata:  # embedded widget state: inline its renderer
-        renderer, require = _js_asset(WIDGET_RENDERER), _js_asset(REQUIRE_JS)
+    if "widgets" in nb.metadata:  # embedded widget state: load its renderer
+        if self_contained:
+            renderer, require = _js_asset(WIDGET_RENDERER), _js_asset(REQUIRE_JS)
+            bokeh_widget = _data_url(Path(sys.prefix) / "share" / "jupyter" /
+                                     "nbextensions/jupyter_bokeh/index.js")
+        else:
+            assets = _static_assets()
+            renderer, require, bokeh_widget = (
+                f"{STATIC}/{rel}" if rel in assets else None
+                for rel in ("widgets/embed-amd.js", "widgets/require.js",
+                            "widgets/jupyter_bokeh.js"))
+            bokeh_widget = bokeh_widget and bokeh_widget[:-3]  # require adds the .js
         if renderer and require:
             exporter.widget_renderer_url, exporter.require_js_url = renderer, require
-            modules = _widget_modules()
+            modules = _widget_modules(bokeh_widget)
     body, _ = exporter.from_notebook_node(nb)
     if modules:  # after require.js: where the renderer finds third-party widget modules
         tag = f'<script src="{exporter.require_js_url}"></script>'
@@ -414,15 +578,13 @@ def _js_asset(relpath: str) -> str | None:
     return _data_url(JS_DIR / relpath)
 
 
-def _widget_modules() -> str:
+def _widget_modules(bokeh_widget: str | None) -> str:
     """A require.config mapping third-party widget modules (jupyter_bokeh's BokehModel)
-    to inlined data: URLs, so the widget renderer never asks a CDN for them."""
-    shared = Path(sys.prefix) / "share" / "jupyter"
-    paths = {name: url for name, url in
-             (("@bokeh/jupyter_bokeh", _data_url(shared / "nbextensions/jupyter_bokeh/index.js")),)
-             if url}
-    if not paths:
+    to a local copy (a data: URL, or a path relative to the page), so the widget
+    renderer never asks a CDN for them."""
+    if not bokeh_widget:
         return ""
+    paths = {"@bokeh/jupyter_bokeh": bokeh_widget}
     return f"<script>require.config({{paths: {json.dumps(paths)}}});</script>"
 
 
@@ -431,6 +593,16 @@ def _offline(body: str) -> str:
     import re
 
     return re.sub(r'<script[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>\s*', "", body)
+
+
+def folder_size(out_dir) -> tuple[int, int]:
+    """(bytes of the whole folder, bytes of its ``_static/``): what ``quantlab report``
+    prints."""
+    root = Path(out_dir)
+    total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
+    static = sum(f.stat().st_size for f in (root / STATIC).rglob("*") if f.is_file()) \
+        if (root / STATIC).is_dir() else 0
+    return total, static
 
 
 def _key(run: Run) -> tuple:
@@ -481,6 +653,7 @@ def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
 def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: bool = False,
               jobs: int = 1, scheduler: str | None = None, client=None,
               no_input: bool = False, timeout: float | None = None, index: bool = False,
+              self_contained: bool = False, keep_notebooks: bool = True,
               log=sys.stderr) -> list[Run]:
     """Execute ``runs``: here one after another (``jobs=1``), on ``jobs`` local dask
     workers, or on an existing cluster (``scheduler="tcp://host:8786"`` or ``client``).
@@ -492,6 +665,10 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
     an interrupted batch still lists what it finished. Names are checked and made unique
     (:func:`plan_outputs`) before anything runs. In place, a notebook is written back only
     when its run succeeded and its file did not change meanwhile.
+
+    ``render``: an HTML report beside each notebook, light (linking ``out_dir/_static/``,
+    written once per batch) unless ``self_contained``; ``keep_notebooks=False`` deletes
+    each executed ``.ipynb`` once its report is written (the report is the product).
     """
     from tqdm.auto import tqdm
 
@@ -516,6 +693,8 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
         out = Path(out_dir)
         plan_outputs(runs, out)
         out.mkdir(parents=True, exist_ok=True)
+        if render and not self_contained:
+            write_static(out)
     prov = None if in_place else provenance()  # once per batch: git and checksum cost I/O
 
     # read every notebook first: one that cannot be read fails alone, before the batch
@@ -528,6 +707,7 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
             r.error = f"cannot read {r.notebook}: {type(e).__name__}: {e}"
             continue
         sources[id(r)] = text
+        r.description = describe(text)
         payload.append((text, r.parameters, str(Path(r.notebook).parent),
                         r.timeout if r.timeout is not None else timeout))
     bar = tqdm(total=len(runs), desc="notebooks", unit="run", file=log,
@@ -545,7 +725,11 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
             _finish(run, result, dest, prov)
             if render and run.output and Path(run.output).exists():
                 run.html = str(Path(run.output).with_suffix(".html"))
-                render_html(run.output, run.html, no_input=no_input)
+                render_html(run.output, run.html, no_input=no_input,
+                            self_contained=self_contained)
+                if not keep_notebooks:
+                    Path(run.output).unlink()
+                    run.output = ""
         except Exception as e:  # a result we cannot write or render fails that run only
             run.status = "failed"
             run.error = (run.error + "; " if run.error else "") + \
@@ -657,7 +841,8 @@ def _git_commit() -> str:
 
 _INDEX_TYPES = {"notebook": str, "name": str, "parameters": dict, "status": str,
                 "duration": (int, float), "started": str, "ended": str, "error": str,
-                "records": dict, "output": str, "html": str, "timeout": (int, float, type(None))}
+                "records": dict, "output": str, "html": str, "timeout": (int, float, type(None)),
+                "description": str}
 
 
 def read_index(out_dir) -> list[Run]:
@@ -718,8 +903,122 @@ def _href(html_path: str) -> str:
     return "./" + quote(Path(html_path).name, safe="")
 
 
+METRIC_COLUMNS = 6  # sortable columns of recorded numbers in the index, at most
+
+# The index's behaviour, plain JavaScript (the page opens offline, from disk): a text
+# filter, click-to-sort headers (numbers by their raw value in data-sort), and a side by
+# side comparison of the selected runs' recorded values. Text goes in with textContent
+# only: names and values are never parsed as markup.
+_INDEX_JS = """
+const body = document.querySelector("#runs tbody");
+const rows = () => [...body.rows];
+const cellKey = c => c.dataset.sort !== undefined ? c.dataset.sort : c.innerText.trim();
+document.querySelectorAll("#runs th.sort").forEach(th => th.addEventListener("click", () => {
+  const i = th.cellIndex, dir = th.dataset.dir === "asc" ? -1 : 1;
+  document.querySelectorAll("#runs th").forEach(h => delete h.dataset.dir);
+  th.dataset.dir = dir === 1 ? "asc" : "desc";
+  rows().sort((a, b) => {
+    const x = cellKey(a.cells[i]), y = cellKey(b.cells[i]);
+    if (x === "" || y === "") return (x === "") - (y === "");  // blanks last
+    const nx = Number(x), ny = Number(y);
+    return dir * (isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny);
+  }).forEach(r => body.appendChild(r));
+}));
+const filter = document.getElementById("filter"), shown = document.getElementById("shown");
+function applyFilter() {
+  const words = filter.value.toLowerCase().split(/\\s+/).filter(w => w);
+  let n = 0;
+  rows().forEach(r => {
+    const text = r.innerText.toLowerCase();
+    r.hidden = !words.every(w => text.includes(w));
+    n += !r.hidden;
+  });
+  shown.textContent = n + " of " + rows().length + " runs shown";
+}
+filter.addEventListener("input", applyFilter);
+applyFilter();
+document.getElementById("compare").addEventListener("click", () => {
+  const picked = rows().filter(r => r.querySelector("input.pick").checked);
+  const table = document.getElementById("comparison-table");
+  const box = document.getElementById("comparison");
+  table.replaceChildren();
+  box.hidden = picked.length === 0;
+  if (!picked.length) return;
+  const keys = [];
+  picked.forEach(r => r.querySelectorAll(".rec").forEach(d => {
+    if (!keys.includes(d.dataset.key)) keys.push(d.dataset.key);
+  }));
+  const head = table.createTHead().insertRow();
+  ["recorded value", ...picked.map(r => r.dataset.name)].forEach(t => {
+    const th = document.createElement("th"); th.textContent = t; head.appendChild(th);
+  });
+  const tb = table.createTBody();
+  keys.forEach(k => {
+    const tr = tb.insertRow();
+    tr.insertCell().textContent = k;
+    picked.forEach(r => {
+      const d = [...r.querySelectorAll(".rec")].find(d => d.dataset.key === k);
+      tr.insertCell().textContent = d ? d.querySelector(".v").textContent : "";
+    });
+  });
+});
+"""
+
+_INDEX_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; }
+table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .4em .7em;
+vertical-align: top; text-align: left; } tr.failed { background: #fdd; }
+th.sort { cursor: pointer; } th[data-dir=asc]::after { content: " \\25B2"; }
+th[data-dir=desc]::after { content: " \\25BC"; } td.num { text-align: right; }
+.err { color: #900; font-size: .85em; max-width: 40em; } .meta { color: #555; }
+.desc { color: #444; font-size: .85em; max-width: 36em; } .controls { margin: 1em 0; }
+#filter { width: 24em; padding: .3em; } #comparison { margin-top: 2em; }
+"""
+
+
+def _metric_columns(runs: list[Run]) -> list[str]:
+    """Record keys shown as sortable columns: numbers recorded by two runs or more, or
+    named after a known metric; in order of appearance, at most METRIC_COLUMNS."""
+    seen: dict[str, int] = {}
+    for r in runs:
+        for k, v in r.records.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                seen[k] = seen.get(k, 0) + 1
+    keys = [k for k, n in seen.items() if n > 1 or _metric_name(k) in fmt.KINDS]
+    return keys[:METRIC_COLUMNS]
+
+
+def _index_row(r: Run, metrics: list[str]) -> str:
+    """One run of the index as a table row (every text escaped)."""
+    e = html.escape
+    link = (f'<a href="{e(_href(r.html))}">{e(r.name)}</a>' if r.html else e(r.name))
+    desc = f'<div class="desc">{e(r.description)}</div>' if r.description else ""
+    params = "<br>".join(f"{e(str(k))} = {e(json.dumps(v, default=str))}"
+                         for k, v in r.parameters.items())
+    recs = "".join(f'<div class="rec" data-key="{e(str(k))}"><span class="k">{e(str(k))}'
+                   f'</span>: <span class="v">{e(_fmt(v, str(k)))}</span></div>'
+                   for k, v in r.records.items())
+    status = e(r.status) + (f'<div class="err">{e(r.error)}</div>' if r.error else "")
+    cells = []
+    for k in metrics:
+        v = r.records.get(k)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+        cells.append(f'<td class="num" data-sort="{e(json.dumps(float(v))) if ok else ""}">'
+                     f'{e(_fmt(v, k)) if k in r.records else ""}</td>')
+    return (f'<tr class="{e(r.status)}" data-name="{e(r.name)}">'
+            f'<td><input type="checkbox" class="pick" aria-label="select {e(r.name)}"></td>'
+            f'<td data-sort="{e(r.name)}">{link}{desc}</td><td>{params or "defaults"}</td>'
+            f'<td>{status}</td><td>{e(r.started)}</td>'
+            f'<td class="num" data-sort="{float(r.duration)!r}">{float(r.duration):.1f} s</td>'
+            f'{"".join(cells)}<td>{recs}</td></tr>')
+
+
 def write_index(runs: list[Run], out_dir, prov: dict | None = None) -> Path:
-    """``index.html``: every run with parameters, status, duration, records, provenance.
+    """``index.html``: every run with its description (the notebook's first sentence),
+    parameters, status, duration, its recorded values formatted by :mod:`quantlab.fmt`
+    (the common numeric ones also as sortable columns) and the batch's provenance; a
+    text filter, sorting by any column and a side by side comparison of selected runs
+    (plain JavaScript, offline).
 
     Runs recorded by earlier batches in the same folder stay listed (a run of the same
     name replaces its entry). Every text is HTML-escaped and every link is a relative
@@ -730,47 +1029,28 @@ def write_index(runs: list[Run], out_dir, prov: dict | None = None) -> Path:
     names = {r.name for r in runs}
     merged = [r for r in read_index(out_dir) if r.name not in names] + list(runs)
     e = html.escape
-    rows = []
-    for r in merged:
-        link = (f'<a href="{e(_href(r.html))}">{e(r.name)}</a>' if r.html else e(r.name))
-        params = "<br>".join(f"{e(str(k))} = {e(json.dumps(v, default=str))}"
-                             for k, v in r.parameters.items())
-        recs = "<br>".join(f"{e(str(k))}: {e(_fmt(v))}" for k, v in r.records.items())
-        status = e(r.status) + (f'<div class="err">{e(r.error)}</div>' if r.error else "")
-        rows.append(f'<tr class="{e(r.status)}"><td>{link}</td><td>{params or "defaults"}</td>'
-                    f'<td>{status}</td><td>{e(r.started)}</td><td>{float(r.duration):.1f} s</td>'
-                    f'<td>{recs}</td></tr>')
+    metrics = _metric_columns(merged)
+    rows = [_index_row(r, metrics) for r in merged]
+    heads = "".join(f'<th class="sort num">{e(k)}</th>' for k in metrics)
     n_failed = sum(r.status != "ok" for r in merged)
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>quantlab reports</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .4em .7em;
-vertical-align: top; text-align: left; }} tr.failed {{ background: #fdd; }}
-.err {{ color: #900; font-size: .85em; max-width: 40em; }} .meta {{ color: #555; }}
-</style></head><body>
+<style>{_INDEX_CSS}</style></head><body>
 <h1>quantlab reports</h1>
 <p class="meta">quantlab {e(__version__)} · commit {e(str(prov["git_commit"]))} ·
 data sha256 {e(str(prov["data_sha256"])[:16])} · generated {e(_dt.datetime.now().isoformat(timespec='seconds'))}
 · {len(merged) - n_failed} ok, {n_failed} failed</p>
-<table id="runs"><thead><tr><th>run</th><th>parameters</th><th>status</th><th>started</th>
-<th>duration</th><th>recorded values</th></tr></thead><tbody>
+<div class="controls"><input id="filter" type="search" aria-label="filter runs"
+ placeholder="filter: name, description, parameters, values"> <button id="compare" type="button">compare selected</button>
+ <span id="shown" class="meta"></span></div>
+<table id="runs"><thead><tr><th title="select runs to compare"></th><th class="sort">run</th>
+<th class="sort">parameters</th><th class="sort">status</th><th class="sort">started</th>
+<th class="sort num">duration</th>{heads}<th>recorded values</th></tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table>
-<script>
-// click a header to sort by that column (numbers numerically), again to reverse
-document.querySelectorAll("#runs th").forEach((th, i) => th.addEventListener("click", () => {{
-  const body = document.querySelector("#runs tbody");
-  const dir = th.dataset.dir === "asc" ? -1 : 1;
-  th.dataset.dir = dir === 1 ? "asc" : "desc";
-  const key = r => r.children[i].innerText;
-  [...body.rows].sort((a, b) => {{
-    const x = parseFloat(key(a)), y = parseFloat(key(b));
-    return dir * (isNaN(x) || isNaN(y) ? key(a).localeCompare(key(b)) : x - y);
-  }}).forEach(r => body.appendChild(r));
-}}));
-</script>
-<style>th {{ cursor: pointer; }}</style>
+<div id="comparison" hidden><h2>Selected runs side by side</h2>
+<table id="comparison-table"></table></div>
+<script>{_INDEX_JS}</script>
 </body></html>
 """
     out = Path(out_dir)

@@ -7,6 +7,7 @@ Screenshots land in tests/artifacts/ (ignored by git).
 """
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -138,68 +139,211 @@ def test_explore_notebook_runs_renders_and_reacts(lab):
     assert after != before, "the z-score plot did not change after moving the slider"
 
 
-def test_report_renders_offline_from_disk(tmp_path):
-    from quantlab import suite
+# --------------------------------------------------------------------------- reports
+# One `quantlab report` over a few notebooks (kept fast); the folder is what `make report`
+# writes: light reports sharing _static/, opened from file:// with the network blocked.
 
-    run = suite.Run(str(REPO / "notebooks" / "00_quickstart.ipynb"))
-    suite.run_suite([run], tmp_path, render=True)
-    assert run.status == "ok", run.error
-    with _browser() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context()
-        requests = []
+FOLDER = ["00_quickstart", "01_explore", "02_traditional_strategies"]
+REPORT_MAX = 2_000_000   # bytes of one report apart from _static/ (issue #28)
+TOTAL_MAX = 30_000_000   # `make report` (14 runs) in total
+# the widgets' empty figures are the `views` branch's to fix
+VIEWS = {"01_explore", "09_tick_engine", "11_parameter_sweeps"}
 
-        def block(route):
-            requests.append(route.request.url)
-            route.abort()
+# every bokeh plot of every document in the page: [id, title, glyph renderers with data]
+_PLOTS_JS = """() => {
+  const out = [];
+  for (const doc of (window.Bokeh ? Bokeh.documents : [])) {
+    for (const m of doc.all_models) {
+      if (!("renderers" in m.properties && "toolbar" in m.properties)) continue;  // a plot
+      let n = 0;
+      for (const r of m.renderers) {
+        if (!r.glyph || !r.data_source || !r.data_source.data) continue;
+        const d = r.data_source.data;
+        const cols = d instanceof Map ? [...d.values()] : Object.values(d);
+        if (cols.some(c => c != null && c.length > 0)) n++;
+      }
+      out.push([m.id, String((m.title && m.title.text) || ""), n]);
+    }
+  }
+  return out;
+}"""
 
-        context.route("http://*/**", block)
-        context.route("https://*/**", block)
-        page = context.new_page()
-        page.goto(Path(run.html).as_uri())
-        page.wait_for_selector(".bk-Canvas, .bk-Figure, canvas", timeout=30_000)
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "report_offline.png"), full_page=True)
-        n_canvas = page.locator("canvas").count()
-        browser.close()
-    assert n_canvas > 0, "bokeh did not draw in the offline report"
-    assert requests == [], f"the report tried to fetch {requests}"
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """`quantlab report` over FOLDER (notebooks kept, to render --self-contained copies
+    without running them again); returns (out, the command's stderr)."""
+    import io
+    from contextlib import redirect_stderr
+
+    from quantlab import cli
+
+    out = tmp_path_factory.mktemp("folder") / "reports"
+    err = io.StringIO()
+    with redirect_stderr(err):
+        code = cli.main(["report", *(str(REPO / "notebooks" / f"{n}.ipynb") for n in FOLDER),
+                         "--out", str(out), "--keep-notebooks"])
+    assert code == 0, err.getvalue()[-3000:]
+    return out, err.getvalue()
 
 
-def test_report_with_widgets_renders_them_offline(tmp_path):
-    from quantlab import suite
-
-    if suite._js_asset(suite.WIDGET_RENDERER) is None:
-        pytest.fail("npm assets missing: `make install` puts them in .cache/npm")
-    run = suite.Run(str(REPO / "notebooks" / "01_explore.ipynb"))
-    suite.run_suite([run], tmp_path, render=True)
-    assert run.status == "ok", run.error
-    html = Path(run.html).read_text()
-    assert "data:text/javascript;base64," in html  # renderer and require.js travel inline
-    requests = []
+def _blocked_context(browser, requests):
+    """A browser context with no network: every http(s)/ws request is recorded, aborted."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
 
     def block(route):
         requests.append(route.request.url)
         route.abort()
 
+    for pattern in ("http://*/**", "https://*/**"):
+        context.route(pattern, block)
+    context.on("websocket", lambda ws: requests.append(ws.url))
+    return context
+
+
+def _open_report(context, path):
+    """Open a report from disk; wait for bokeh (and embedded widgets) to draw. Returns
+    (page, console problems: errors and bokeh warnings, and uncaught exceptions)."""
+    page = context.new_page()
+    problems = []
+    page.on("console", lambda m: problems.append(f"{m.type}: {m.text[:300]}")
+            if m.type == "error" or (m.type == "warning" and "bokeh" in m.text.lower())
+            else None)
+    page.on("pageerror", lambda e: problems.append(f"pageerror: {str(e)[:300]}"))
+    page.goto(Path(path).resolve().as_uri())
+    page.wait_for_function("window.Bokeh !== undefined && Bokeh.documents.length > 0",
+                           timeout=30_000)
+    page.wait_for_timeout(3000)  # embedded widgets render after load
+    return page, problems
+
+
+def _xfail_views(name):
+    return pytest.param(name, marks=pytest.mark.xfail(
+        name in VIEWS, reason="views branch: the widgets' empty figures", strict=False))
+
+
+@pytest.mark.parametrize("name", [_xfail_views(n) for n in FOLDER])
+def test_report_from_disk_has_data_in_every_plot_and_no_console_error(folder, name):
+    """Reports showed empty panels ('[bokeh] could not set initial ranges'); a light
+    report must also find BokehJS and the widget renderer in _static/ with no network."""
+    out, _ = folder
+    requests = []
     with _browser() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context()
-        context.route("http://*/**", block)
-        context.route("https://*/**", block)
-        page = context.new_page()
-        page.goto(Path(run.html).as_uri())
-        page.wait_for_selector(".widget-slider", timeout=30_000)
-        page.wait_for_timeout(3000)  # let the embedded bokeh widgets draw
+        context = _blocked_context(browser, requests)
+        page, problems = _open_report(context, out / f"{name}.html")
+        plots = page.evaluate(_PLOTS_JS)
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "report_widgets_offline.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / f"report_{name}.png"), full_page=True)
+        browser.close()
+    assert requests == [], f"{name}: the report tried to fetch {requests}"
+    assert problems == [], f"{name}: console: {problems}"
+    assert plots, f"{name}: no bokeh plot rendered"
+    empty = [(pid, title) for pid, title, n in plots if n == 0]
+    assert empty == [], f"{name}: plots without a glyph with data: {empty}"
+
+
+def test_self_contained_report_opens_with_all_network_blocked(folder, tmp_path):
+    """--self-contained: one file, alone in its folder (no _static/ to lean on), opened
+    offline; widgets, BokehJS and jupyter_bokeh all travel inside it."""
+    from quantlab import suite
+
+    out, _ = folder
+    if suite._js_asset(suite.WIDGET_RENDERER) is None:
+        pytest.fail("npm assets missing: `make install` puts them in .cache/npm")
+    html = tmp_path / "01_explore.html"
+    suite.render_html(out / "01_explore.ipynb", html, self_contained=True)
+    assert "data:text/javascript;base64," in html.read_text()
+    assert list(tmp_path.iterdir()) == [html]
+    requests = []
+    with _browser() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = _blocked_context(browser, requests)
+        context.set_offline(True)
+        page, problems = _open_report(context, html)
+        page.wait_for_selector(".widget-slider", timeout=30_000)
         readout = page.locator(".widget-slider", has_text="window").first.locator(
             ".widget-readout").first.inner_text()
         n_canvas = page.locator("canvas").count()
+        plots = page.evaluate(_PLOTS_JS)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report_self_contained.png"), full_page=True)
         browser.close()
     assert readout == "20"  # the slider's saved state, rendered with no network
-    assert n_canvas >= 5, "the embedded bokeh widgets did not draw"  # explorers + static
-    assert requests == [], f"the report tried to fetch {requests}"
+    assert n_canvas >= 5 and len(plots) >= 5, "the embedded bokeh widgets did not draw"
+    assert problems == [] and requests == [], (problems, requests)
+
+
+def test_light_widget_report_loads_the_renderer_from_static(folder):
+    """The light 01_explore links _static/widgets/ (renderer, require.js, jupyter_bokeh)
+    by relative path: from file:// with no network the widgets still render."""
+    out, _ = folder
+    text = (out / "01_explore.html").read_text()
+    assert "data:text/javascript" not in text and "_static/widgets/embed-amd.js" in text
+    requests = []
+    with _browser() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = _blocked_context(browser, requests)
+        page, _ = _open_report(context, out / "01_explore.html")
+        page.wait_for_selector(".widget-slider", timeout=30_000)
+        readout = page.locator(".widget-slider", has_text="window").first.locator(
+            ".widget-readout").first.inner_text()
+        browser.close()
+    assert readout == "20" and requests == []
+
+
+def test_report_folder_is_under_the_size_goal(folder):
+    """204 MB for 14 runs: each HTML 4-15 MB plus an 8 MB notebook. Goal: each report
+    < 2 MB apart from _static/, the whole `make report` < 30 MB (14 reports)."""
+    from quantlab import suite
+
+    out, err = folder
+    sizes = {f.name: f.stat().st_size for f in out.glob("*.html")}
+    assert set(sizes) == {f"{n}.html" for n in FOLDER} | {"index.html"}
+    big = {k: v for k, v in sizes.items() if v >= REPORT_MAX}
+    assert big == {}, f"reports over {REPORT_MAX / 1e6} MB: {big}"
+    total, static = suite.folder_size(out)
+    m = re.search(r"report size: ([0-9.]+) MB in .* \(([0-9.]+) MB shared in _static/\)", err)
+    assert m and float(m.group(1)) == pytest.approx(total / 1e6, abs=0.05), err[-500:]
+    notebooks = sum(f.stat().st_size for f in out.glob("*.ipynb"))  # kept here only
+    # the shared assets plus 14 reports of the largest size seen stay under the goal
+    assert static + 14 * max(sizes.values()) < TOTAL_MAX, (static, sizes)
+    assert total - notebooks < TOTAL_MAX
+
+
+def test_index_filter_sort_and_compare(folder):
+    out, _ = folder
+    with _index_page((out / "index.html").resolve().as_uri()) as (page, dialogs):
+        page.set_viewport_size({"width": 1600, "height": 1000})
+        names = lambda: [r for r in page.locator("#runs tbody tr:not([hidden])")  # noqa: E731
+                         .evaluate_all("rs => rs.map(r => r.dataset.name)")]
+        assert names() == FOLDER
+        assert page.locator("#runs .desc").first.inner_text().startswith("Quickstart: ")
+        page.fill("#filter", "traditional")
+        assert names() == ["02_traditional_strategies"]
+        assert page.locator("#shown").inner_text() == "1 of 3 runs shown"
+        page.fill("#filter", "explore interactively")  # words of the description
+        assert names() == ["01_explore"]
+        page.fill("#filter", "")
+        durations = {n: float(page.locator(f'#runs tr[data-name="{n}"] td').nth(5)
+                              .get_attribute("data-sort")) for n in FOLDER}
+        page.locator("#runs th", has_text="duration").click()
+        assert names() == sorted(FOLDER, key=durations.get)
+        page.locator("#runs th", has_text="duration").click()
+        assert names() == sorted(FOLDER, key=durations.get, reverse=True)
+        page.locator("#runs th", has_text="run").first.click()
+        assert names() == FOLDER
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "index.png"), full_page=True)
+        for n in ("00_quickstart", "02_traditional_strategies"):
+            page.locator(f'#runs tr[data-name="{n}"] input.pick').check()
+        page.click("#compare")
+        head = page.locator("#comparison-table thead th").all_inner_texts()
+        first = page.locator("#comparison-table tbody tr").first.locator("td").all_inner_texts()
+        page.screenshot(path=str(ARTIFACTS / "index_compare.png"), full_page=True)
+    assert dialogs == []
+    assert head == ["recorded value", "00_quickstart", "02_traditional_strategies"]
+    assert len(first) == 3 and first[1] != ""
 
 
 # --------------------------------------------------------------------------- hostile index

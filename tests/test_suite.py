@@ -45,12 +45,45 @@ def test_runs_record_status_and_values(report):
     assert Path(ok.output).exists() and Path(bad.output).exists()
 
 
-def test_html_is_self_contained(report):
+REPORT_MAX = 2_000_000  # bytes of one report apart from the shared _static/ (issue #28)
+
+
+def _script_srcs(text):
+    return re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', text)
+
+
+def test_report_folder_shares_bokehjs_instead_of_inlining_it_per_report(report):
+    """Each report inlined the 4 MB BokehJS (and 5 MB of widget renderer): 204 MB for
+    14 runs. Now a light report links the folder's _static/ by relative path."""
     out, (ok, _) = report
     text = Path(ok.html).read_text()
-    assert "Bokeh" in text and len(text) > 1_000_000  # BokehJS inlined
-    external = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+)"', text)
-    assert external == [], f"report fetches from the network: {external}"
+    assert len(text.encode()) < REPORT_MAX
+    assert "root._bokeh_onload_callbacks" not in text  # the inline BokehJS loader is gone
+    srcs = _script_srcs(text)
+    bokeh = [s for s in srcs if "/bokeh.min.js" in s]
+    assert bokeh and all(s.startswith("_static/") for s in srcs), srcs
+    for src in srcs:  # relative, inside the folder, and there
+        assert ":" not in src and ".." not in src and (out / src).is_file(), src
+    assert (out / bokeh[0]).read_bytes() == suite._bokeh_files()[0].read_bytes()
+
+
+def test_self_contained_report_carries_bokehjs_once(report, tmp_path):
+    """--self-contained keeps one offline file; every output_notebook() call used to
+    inline BokehJS again, now the first copy serves the whole page."""
+    out, (ok, _) = report
+    nb = nbformat.read(ok.output, as_version=4)
+    loader = next(o for c in nb.cells for o in c.get("outputs", [])
+                  if suite.BOKEH_LOAD_MIME in o.get("data", {}))
+    again = nbformat.v4.new_code_cell(outputs=[loader])  # a second output_notebook()
+    nb.cells.append(again)
+    nbformat.write(nb, tmp_path / "twice.ipynb")
+    suite.render_html(tmp_path / "twice.ipynb", tmp_path / "one.html", self_contained=True)
+    text = (tmp_path / "one.html").read_text()
+    assert text.count("root._bokeh_onload_callbacks = [];") == 1
+    assert 1_000_000 < len(text.encode()) < 8_000_000  # BokehJS inline, once
+    assert [s for s in _script_srcs(text) if not s.startswith("data:")] == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "one.html", tmp_path / "twice.ipynb"] \
+        or sorted(p.name for p in tmp_path.iterdir()) == ["one.html", "twice.ipynb"]
 
 
 def test_index_escapes_and_lists_everything(report):
@@ -153,14 +186,18 @@ def test_dask_workers_elsewhere_return_notebooks_and_provenance(tmp_path):
 
 
 @pytest.mark.parametrize("notebook", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
-def test_every_report_is_a_single_offline_file(notebook, tmp_path):
+def test_every_report_is_light_and_offline(notebook, tmp_path):
+    """Was test_every_report_is_a_single_offline_file: reports now share _static/
+    (issue #28); each must stay under REPORT_MAX and link only files inside the folder."""
     run = suite.Run(str(NOTEBOOKS / notebook))
-    suite.run_suite([run], tmp_path, render=True)
+    suite.run_suite([run], tmp_path, render=True, keep_notebooks=False)
     assert run.status == "ok", run.error
     html = Path(run.html).read_text()
     refs = re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="(https?://[^"]+)"', html)
     assert refs == [], f"{notebook}: report references {refs}"
-    assert [p.name for p in tmp_path.iterdir() if p.suffix not in (".ipynb", ".html")] == []
+    assert len(html.encode()) < REPORT_MAX, f"{notebook}: {len(html.encode()) / 1e6:.1f} MB"
+    assert all((tmp_path / s).is_file() for s in _script_srcs(html) if not s.startswith("data:"))
+    assert {p.name for p in tmp_path.iterdir()} == {suite.STATIC, f"{run.name}.html"}
 
 
 def test_cli_lab_opens_jupyterlab_on_the_notebooks(monkeypatch, capsys):
@@ -348,7 +385,7 @@ def test_same_named_notebooks_get_one_output_each(tmp_path, fake_exec):
     nbs = [_tiny(tmp_path / d / n) for d, n in (("nb", "ok.ipynb"), ("nb2", "ok.ipynb"),
                                                 ("nb3", "OK.ipynb"), ("nb4", "index.ipynb"))]
     out = tmp_path / "rep"
-    assert cli.main(["report", *map(str, nbs), "--out", str(out)]) == 0
+    assert cli.main(["report", *map(str, nbs), "--out", str(out), "--keep-notebooks"]) == 0
     runs = _index(out)
     assert [r["name"] for r in runs] == ["ok", "ok-2", "OK-3", "index-2"]
     assert [r["records"]["cwd"] for r in runs] == ["nb", "nb2", "nb3", "nb4"]
@@ -469,10 +506,12 @@ def test_make_clean_keeps_reports():
     if shutil.which("make") is None:
         pytest.skip("no make")
     repo = Path(__file__).parent.parent
-    clean = subprocess.run(["make", "-n", "-C", str(repo), "clean"], capture_output=True,
-                           text=True, check=True).stdout
+    # --no-print-directory: make's "Entering directory" line names the checkout's path
+    clean = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(repo), "clean"],
+                           capture_output=True, text=True, check=True).stdout
     assert "rm -rf" in clean and "reports" not in clean
-    reports = subprocess.run(["make", "-n", "-C", str(repo), "clean-reports"],
+    reports = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(repo),
+                              "clean-reports"],
                              capture_output=True, text=True, check=True).stdout
     assert "rm -rf reports" in reports
 
@@ -504,3 +543,120 @@ def test_suite_name_hidden_reserved_or_explicitly_empty_is_refused(tmp_path, fak
     for ok in ("console", "COM10", "a.hidden", "nul_run", "CONx"):
         assert suite.check_name(ok) == ok
     assert suite.Run(str(tmp_path / "nb" / "ok.ipynb")).name == "ok"
+
+
+# --------------------------------------------------------------------------- light reports,
+# the index (issue #28)
+
+def test_report_keeps_notebooks_only_with_keep_notebooks(tmp_path, fake_exec, capsys):
+    """The executed .ipynb (8 MB each, BokehJS twice) sat beside every report."""
+    nb = _tiny(tmp_path / "nb" / "t.ipynb")
+    out = tmp_path / "rep"
+    assert cli.main(["report", str(nb), "--out", str(out)]) == 0
+    assert not (out / "t.ipynb").exists() and (out / "t.html").exists()
+    assert _index(out)[0]["output"] == "" and _index(out)[0]["records"]["cwd"] == "nb"
+    assert cli.main(["report", str(nb), "--out", str(out), "--keep-notebooks"]) == 0
+    assert (out / "t.ipynb").exists() and _index(out)[0]["output"] == str(out / "t.ipynb")
+    # run-suite's product is the notebook: always kept
+    assert cli.main(["run-suite", str(nb), "--out", str(tmp_path / "rs")]) == 0
+    assert (tmp_path / "rs" / "t.ipynb").exists()
+
+
+def test_report_prints_the_folder_size(tmp_path, fake_exec, capsys):
+    nb = _tiny(tmp_path / "nb" / "t.ipynb")
+    out = tmp_path / "rep"
+    capsys.readouterr()
+    assert cli.main(["report", str(nb), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    total, static = suite.folder_size(out)
+    m = re.search(r"report size: ([0-9.]+) MB in .* \(([0-9.]+) MB shared in _static/\)", err)
+    assert m, err
+    assert float(m.group(1)) == pytest.approx(total / 1e6, abs=0.05)
+    assert float(m.group(2)) == pytest.approx(static / 1e6, abs=0.05) and static > 1e6
+    assert total == sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+
+
+def test_self_contained_option_writes_no_static(tmp_path, fake_exec):
+    nb = _tiny(tmp_path / "nb" / "t.ipynb")
+    out = tmp_path / "rep"
+    assert cli.main(["report", str(nb), "--out", str(out), "--self-contained"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "index.json", "t.html"]
+
+
+def test_static_assets_are_copied_once_and_repaired(tmp_path):
+    root = suite.write_static(tmp_path)
+    files = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    assert any(p.name == "bokeh.min.js" for p in files)
+    assert any(p.name == "embed-amd.js" for p in files) == \
+        (suite.JS_DIR / suite.WIDGET_RENDERER).exists()
+    victim = next(p for p in files if p.name == "bokeh.min.js")
+    victim.write_text("truncated")
+    suite.write_static(tmp_path)
+    assert victim.read_bytes() == suite._bokeh_files()[0].read_bytes()
+    assert all(p.stat().st_mtime_ns == t for p, t in files.items() if p != victim)
+
+
+def _md_notebook(*sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(s) if i else nbformat.v4.new_code_cell(s)
+                for i, s in enumerate(("x = 1",) + sources)]
+    return nbformat.writes(nb)
+
+
+@pytest.mark.parametrize("sources, expected", [
+    (("# Title\n\nFirst **bold** sentence with `ql.run_x`. Second one.", "## Later"),
+     "Title. First bold sentence with ql.run_x."),
+    (("No heading here, see [the docs](https://x.org/a). More.",),
+     "No heading here, see the docs."),
+    (("# Only a title",), "Only a title"),
+    (("Ends without a stop",), "Ends without a stop"),
+    ((), ""),
+])
+def test_index_description_is_the_first_markdown_sentence(sources, expected):
+    assert suite.describe(_md_notebook(*sources)) == expected
+
+
+def test_index_description_of_real_notebooks_and_long_or_broken_input():
+    text = (NOTEBOOKS / "00_quickstart.ipynb").read_text()
+    assert suite.describe(text).startswith("Quickstart: real prices and returns. Loads ")
+    assert suite.describe(text).endswith("simple returns.")
+    long = suite.describe(_md_notebook("word " * 200))
+    assert len(long) == suite.DESCRIPTION_MAX and long.endswith("…")
+    for broken in ("not json", "[]", '{"cells": 3}', ""):
+        assert suite.describe(broken) == ""
+
+
+def test_recorded_values_are_formatted_by_metric_name():
+    """The index mixed 12.4086 (a +1,240.9 % return) with 0.459572 and 49.000."""
+    cases = {("total_return", 12.4086): "+1,240.9 %", ("annual_volatility", 0.459572): "46.0 %",
+             ("n_trades", 49.0): "49", ("sharpe_AAPL", 0.459572): "0.46",
+             ("worst_return", -0.0493): "-4.9 %", ("fees_paid", 37926.211): "37,926",
+             ("share_abs_z_above_2", 0.09149): "0.09149", ("symbol", "IBM"): "IBM",
+             ("ok", True): "True", ("total_return", None): "n/a",
+             ("profit_factor", float("inf")): "inf"}
+    for (k, v), text in cases.items():
+        assert suite._fmt(v, k) == text, (k, v)
+
+
+def test_record_display_uses_the_same_formatting(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    suite.record(total_return=9.201, n_trades=49.0, symbol="IBM")
+    assert shown[0]["text/plain"] == "total_return: +920.1 %\nn_trades: 49\nsymbol: IBM"
+    assert shown[0][suite.RECORD_MIME] == {"total_return": 9.201, "n_trades": 49.0, "symbol": "IBM"}
+
+
+def test_index_shows_descriptions_metric_columns_and_raw_sort_keys(tmp_path):
+    runs = [suite.Run("a.ipynb", "a", status="ok", description="<b>Alpha</b>. Tests.",
+                      records={"total_return": 9.201, "sharpe_MSFT": 1.5, "note": "x"}),
+            suite.Run("b.ipynb", "b", status="ok",
+                      records={"total_return": -0.25, "sharpe_MSFT": float("inf")})]
+    page = (suite.write_index(runs, tmp_path)).read_text()
+    assert '<div class="desc">&lt;b&gt;Alpha&lt;/b&gt;. Tests.</div>' in page
+    heads = re.findall(r'<th class="sort num">([^<]*)</th>', page)
+    assert heads == ["duration", "total_return", "sharpe_MSFT"]  # numbers in 2 runs
+    assert '<td class="num" data-sort="9.201">+920.1 %</td>' in page
+    assert '<td class="num" data-sort="-0.25">-25.0 %</td>' in page
+    assert 'data-sort="Infinity">inf</td>' in page  # JS Number() reads it
+    assert page.count("<script") == 1
+    assert _index(tmp_path)[0]["description"] == "<b>Alpha</b>. Tests."
