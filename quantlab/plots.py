@@ -541,6 +541,11 @@ class _EngineDashboard(StaticView):
         if symbols and list(fig_pos.x_range.factors) != symbols:
             fig_pos.x_range.factors = symbols
         if publish:
+            if self.widget is not None:
+                # the widget's synced snapshot of the document: patches sent to a live
+                # view are not widget state, so a saved/exported notebook (papermill
+                # stores widget state) would otherwise show the construction-time data
+                self.widget.render_bundle = type(self.widget)._model_to_traits(self.figure)
             self.refresh()
 
     def static_figure(self):

@@ -150,6 +150,9 @@ def test_engine_dashboard_static_output_shows_the_last_update(monkeypatch):
     eng.replay(T.synthetic_ticks(20_000, n_symbols=10, seed=7), chunk=5000, on_chunk=dash.update)
     assert len(updated) == 4 and updated[-1][1]["display_id"] == shown[0][1]["display_id"]
     assert "needs a running kernel" not in updated[-1][0]["text/html"]   # no controls
+    # the widget state a saved notebook keeps is the last update too, not the first
+    state = dash.widget.get_state()["render_bundle"]
+    assert '["t",[1,2,3,4,5]]' in state
     figs = _assert_figures_have_data(dash.static_figure())
     pos = _data(figs, "positions")
     np.testing.assert_allclose(pos["position"], eng.positions().to_numpy())
