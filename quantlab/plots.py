@@ -168,6 +168,7 @@ def fills_and_position(fig_p, orders, position, x_range=None, title="position (s
     fig_q = figure(x_axis_type="datetime", height=150, title=title,
                    x_range=x_range or fig_p.x_range, x_axis_label="date",
                    y_axis_label="shares")
+    money_axis(fig_q.yaxis)   # compact: 60.0k shares
     fig_q.step(position.time.values, np.nan_to_num(np.asarray(position.values, dtype=float)),
                mode="after", color=PALETTE[4])
     return fig_q

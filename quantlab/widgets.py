@@ -145,8 +145,9 @@ class StrategyExplorer(plots.StaticView):
         fp.scatter("time", "y", source=src["sell"], marker="inverted_triangle", size=9,
                    color=plots.PALETTE[3], legend_label="sell (enter/exit/flip)")
         fp.legend.location = "top_left"
-        fq = plots.figure(x_axis_type="datetime", height=130, title="position",
+        fq = plots.figure(x_axis_type="datetime", height=150, title="position",
                           x_range=fp.x_range, x_axis_label="date", y_axis_label="shares")
+        plots.money_axis(fq.yaxis)   # compact: 60.0k shares
         fq.step("time", "y", source=src["position"], mode="after", color=plots.PALETTE[4])
         fe = plots.figure(x_axis_type="datetime", height=200, title="equity",
                           x_range=fp.x_range, x_axis_label="date", y_axis_label="equity")

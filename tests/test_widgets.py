@@ -164,3 +164,19 @@ def test_engine_dashboard_static_copy_before_any_sample_has_fixed_ranges():
     dash = ql.plots.engine_dashboard(ql.engine.TickEngine())
     lat = [f for f in dash.static_figure().select({"type": Plot}) if "latency" in f.title.text][0]
     assert (lat.x_range.start, lat.x_range.end) == (0, 1)   # not "could not set initial ranges"
+
+
+def test_exported_notebook_without_widget_state_shows_the_static_copy():
+    """nbconvert skips a widget-view whose model is not in the notebook's widget state
+    and renders the bundle's next mimetype: the static copy with the disabled controls."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    e = ql.widgets.RollingExplorer(ql.data.load(), window=20)
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("explorer")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=e._repr_mimebundle_())]
+    nb.cells = [cell]
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    assert "quantlab-static-view" in body and "needs a running kernel" in body
+    assert 'type="application/vnd.jupyter.widget-view+json"' not in body
