@@ -10,9 +10,12 @@ result objects whose ``plot()`` / ``figure()`` / ``to_html()`` / ``report()`` de
 """
 from __future__ import annotations
 
+import html as _html
+
 import numpy as np
 
 from quantlab import _validate as _v
+from quantlab import fmt
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
@@ -43,12 +46,140 @@ def figure(**kw):
     return bokeh_figure(**kw)
 
 
+# ---- static copies of interactive views ---------------------------------------------
+# A live view (ipywidgets + jupyter_bokeh) needs a kernel; a saved or exported notebook
+# has none. nbconvert's HTML exporter skips a widget-view output whose model is not in
+# the notebook's widget state and renders the next mimetype of the same bundle
+# (nbconvert PR #1643, the ipympl pattern), so each view's display bundle carries the
+# widget AND a text/html copy of its current figures with its controls shown disabled.
+NEEDS_KERNEL = "needs a running kernel: run the notebook to change these"
+
+
+def static_html(layout, controls=(), note: str = NEEDS_KERNEL) -> str:
+    """HTML of a bokeh ``layout`` (BokehJS must be on the page: :func:`init_notebook`
+    or a report loads it) below ``controls`` ((label, value) pairs) drawn disabled, with
+    ``note`` beside them."""
+    from bokeh.embed import components
+
+    script, div = components(layout, wrap_script=False)
+    ctl = "".join(f'<label style="margin-right:1em">{_html.escape(str(k))} '
+                  f'<select disabled><option selected>{_html.escape(str(v))}</option>'
+                  f'</select></label>' for k, v in controls)
+    head = (f'<fieldset disabled style="border:0;padding:0;margin:0 0 4px 0">{ctl}'
+            f'<em style="color:#777">{_html.escape(note)}</em></fieldset>') if controls else ""
+    # wait for BokehJS (loaded by an earlier output) instead of failing on a missing Bokeh
+    wait = ("(function(){var n=0;(function go(){if(window.Bokeh&&window.Bokeh.embed){"
+            + script + "}else if(n++<200){setTimeout(go,50);}})();})();")
+    return f'<div class="quantlab-static-view">{head}{div}<script type="text/javascript">' \
+           f'{wait}</script></div>'
+
+
+class StaticView:
+    """Base of the interactive views: displayed as one output whose bundle holds the live
+    widget (``self.widget``; a kernel renders it) and a static copy of the current state
+    (``static_figure()`` and ``controls()``), which exports and kernel-less viewers show.
+    ``refresh()`` re-publishes the output, so a view changed by later cells (a replay
+    feeding a dashboard) is stored in its final state by papermill/nbclient."""
+
+    widget = None
+    _display_id = None
+
+    def static_figure(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def controls(self) -> list:
+        """(label, current value) of each control that needs a kernel."""
+        return []
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = {}
+        if self.widget is not None and hasattr(self.widget, "_repr_mimebundle_"):
+            bundle.update(self.widget._repr_mimebundle_() or {})
+        bundle["text/plain"] = (f"{type(self).__name__} (interactive: needs a running "
+                                f"kernel; run the cell)")
+        bundle["text/html"] = (static_html(self.static_figure(), self.controls())
+                               + self.static_extra())
+        return bundle
+
+    def static_extra(self) -> str:
+        """HTML shown below the static figure (a metrics table)."""
+        return ""
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        self._display_id = self._display_id or f"quantlab-view-{id(self)}"
+        display(self._repr_mimebundle_(), raw=True, display_id=self._display_id)
+
+    def refresh(self) -> None:
+        """Re-publish the displayed output (no-op before it is displayed)."""
+        if self._display_id is None:
+            return
+        from IPython.display import update_display
+
+        update_display(self._repr_mimebundle_(), raw=True, display_id=self._display_id)
+
+
+def copy_source(src):
+    """A new ColumnDataSource with ``src``'s current data (a bokeh model belongs to one
+    document, so a static copy of a live figure needs its own sources)."""
+    from bokeh.models import ColumnDataSource
+
+    return ColumnDataSource({k: list(v) if isinstance(v, tuple) else v
+                             for k, v in src.data.items()})
+
+
+def money_axis(axis) -> None:
+    """Format a bokeh axis (or a splattable list of axes) as money: 1.0M, 250.0k."""
+    axis.formatter = fmt.money_tick_formatter()
+
+
+def pct_axis(axis) -> None:
+    """Format an axis of fractions as percentages: 0.25 -> 25 %."""
+    axis.formatter = fmt.pct_tick_formatter()
+
+
+def sign_changes(size, start: float = 0.0) -> np.ndarray:
+    """For a sequence of signed fill sizes of one account (in time order), True where
+    the fill enters, exits or flips the position (its sign changes); False where it only
+    re-sizes it. The position before the first fill is ``start``."""
+    size = np.asarray(size, dtype=float)
+    after = start + np.cumsum(size)
+    before = np.concatenate([[start], after[:-1]])
+    # tolerance: cumulative sums of fractional sizes leave dust where the book is flat
+    tol = 1e-9 * max(1.0, float(np.nanmax(np.abs(after))) if after.size else 1.0)
+    sa = np.where(np.abs(after) <= tol, 0, np.sign(after))
+    sb = np.where(np.abs(before) <= tol, 0, np.sign(before))
+    return sa != sb
+
+
+def fills_and_position(fig_p, orders, position, x_range=None, title="position (shares)"):
+    """Draw entry/exit/flip fills on ``fig_p`` (buy/sell triangles) and return a step
+    figure of ``position`` (a time DataArray): re-sizing fills are steps there, not
+    markers on the price."""
+    o = orders.sort_values("time", kind="stable")
+    key = sign_changes(o["size"].to_numpy())
+    for side, color, marker, label in ((o["size"].to_numpy() > 0, PALETTE[2], "triangle", "buy"),
+                                       (o["size"].to_numpy() < 0, PALETTE[3],
+                                        "inverted_triangle", "sell")):
+        m = side & key
+        fig_p.scatter(o["time"].to_numpy()[m], o["price"].to_numpy()[m], size=9, color=color,
+                      marker=marker, legend_label=f"{label} (enter/exit/flip)")
+    fig_q = figure(x_axis_type="datetime", height=150, title=title,
+                   x_range=x_range or fig_p.x_range, x_axis_label="date",
+                   y_axis_label="shares")
+    money_axis(fig_q.yaxis)   # compact: 60.0k shares
+    fig_q.step(position.time.values, np.nan_to_num(np.asarray(position.values, dtype=float)),
+               mode="after", color=PALETTE[4])
+    return fig_q
+
+
 def price_figure(ds, assets=None, var: str = "close", log: bool = True, title=None):
     """Price lines of ``ds[var]`` for ``assets`` (default all), on a log axis by default."""
     da = ds[var]
     assets = list(da.asset.values) if assets is None else np.atleast_1d(assets).tolist()
     fig = figure(x_axis_type="datetime", y_axis_type="log" if log else "linear",
-                  title=title or f"{var} (adjusted)", y_axis_label=var)
+                  title=title or f"{var} (adjusted)", x_axis_label="date", y_axis_label=var)
     for i, a in enumerate(assets):
         s = da.sel(asset=a)
         fig.line(s.time.values, s.values, legend_label=str(a),
@@ -63,7 +194,7 @@ def histogram_figure(values, bins: int = 80, title: str = "distribution", x_labe
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
     counts, edges = np.histogram(v, bins=bins, density=True)
-    fig = figure(title=title, x_axis_label=x_label, y_axis_label="density",
+    fig = figure(title=title, x_axis_label=x_label or "value", y_axis_label="density",
                   tools="pan,wheel_zoom,box_zoom,reset,save")
     fig.quad(top=counts, bottom=0, left=edges[:-1], right=edges[1:],
              fill_color=PALETTE[0], line_color="white", alpha=0.8)
@@ -79,7 +210,8 @@ def line_figure(da, title: str = "", y_label: str = "", bands=()):
     horizontal reference lines at ``bands`` (e.g. z-score +-2)."""
     from bokeh.models import Span
 
-    fig = figure(x_axis_type="datetime", title=title, y_axis_label=y_label)
+    fig = figure(x_axis_type="datetime", title=title, x_axis_label="date",
+                 y_axis_label=y_label or str(da.name or "value"))
     others = [d for d in da.dims if d != "time"]
     series = [(str(v), da.sel({others[0]: v})) for v in da[others[0]].values] if others \
         else [(str(da.name or ""), da)]
@@ -110,26 +242,30 @@ def backtest_figure(res, asset=None, **sel):
     if "asset" in eq.dims:
         eq = eq.sel(asset=asset)
     price = res.prices.sel(asset=asset)
-    fig_p = figure(x_axis_type="datetime", title=f"{asset}: close and fills", height=250)
+    fig_p = figure(x_axis_type="datetime", title=f"{asset}: close and fills", height=250,
+                   x_axis_label="date", y_axis_label="price")
     fig_p.line(price.time.values, price.values, color=PALETTE[0])
     o = res.orders[res.orders["asset"] == asset]
     for k, v in params.items():
         o = o[o[k] == v]
-    for side, color, marker in ((o["size"] > 0, PALETTE[2], "triangle"),
-                                (o["size"] < 0, PALETTE[3], "inverted_triangle")):
-        fig_p.scatter(o.loc[side, "time"].values, o.loc[side, "price"].values, size=8,
-                      color=color, marker=marker,
-                      legend_label="buy" if marker == "triangle" else "sell")
-    fig_e = figure(x_axis_type="datetime", title="equity", height=250, x_range=fig_p.x_range)
+    pos = res.positions.sel(asset=asset, **{k: v for k, v in params.items()
+                                            if k in res.positions.dims})
+    fig_q = fills_and_position(fig_p, o, pos)
+    fig_p.legend.location = "top_left"
+    fig_e = figure(x_axis_type="datetime", title="equity", height=250, x_range=fig_p.x_range,
+                   x_axis_label="date", y_axis_label="equity")
+    money_axis(fig_e.yaxis)
     fig_e.line(eq.time.values, eq.values, color=PALETTE[1], legend_label="strategy")
     first = price.dropna("time")
     bh = res.init_cash * price.ffill("time") / float(first[0])
     fig_e.line(bh.time.values, bh.values, color="gray", legend_label=f"buy and hold {asset}")
     fig_e.legend.location = "top_left"
     dd = eq / eq.copy(data=np.fmax.accumulate(eq.values)) - 1
-    fig_d = figure(x_axis_type="datetime", title="drawdown", height=180, x_range=fig_p.x_range)
+    fig_d = figure(x_axis_type="datetime", title="drawdown", height=180, x_range=fig_p.x_range,
+                   x_axis_label="date", y_axis_label="drawdown")
+    pct_axis(fig_d.yaxis)
     fig_d.varea(dd.time.values, dd.values, 0, color=PALETTE[3], alpha=0.4)
-    return column(fig_p, fig_e, fig_d, sizing_mode="stretch_width")
+    return column(fig_p, fig_q, fig_e, fig_d, sizing_mode="stretch_width")
 
 
 def diagnostics_figure(diag, asset, title: str = ""):
@@ -143,8 +279,9 @@ def diagnostics_figure(diag, asset, title: str = ""):
             continue
         s = da.sel(asset=asset)
         kw = {"x_range": figs[0].x_range} if figs else {}
-        fig = figure(x_axis_type="datetime", height=170,
-                      title=f"{title + ': ' if title and not figs else ''}{name}", **kw)
+        fig = figure(x_axis_type="datetime", height=170, x_axis_label="date",
+                     y_axis_label=name,
+                     title=f"{title + ': ' if title and not figs else ''}{name}", **kw)
         parts = [(str(v), s.sel({d: v})) for d in s.dims if d != "time"
                  for v in s[d].values] or [(name, s)]
         for j, (label, part) in enumerate(parts):
@@ -155,28 +292,37 @@ def diagnostics_figure(diag, asset, title: str = ""):
     return column(*figs, sizing_mode="stretch_width")
 
 
-def heatmap_figure(table, title: str = "", palette: str = "RdBu"):
-    """A labelled heatmap of a pandas DataFrame (rows x columns), values in the cells."""
-    from bokeh.models import ColumnDataSource, LinearColorMapper
-    from bokeh.palettes import all_palettes
+def heatmap_figure(table, title: str = "", x_label: str | None = None,
+                   y_label: str | None = None):
+    """A labelled heatmap of a pandas DataFrame (rows x columns), values in the cells.
+
+    Colours diverge around 0 (red below, green above: returns, Sharpe ratios,
+    correlations), the limit is the largest absolute value; each label is white on dark
+    cells and black on light ones. Axis titles default to the columns' and index's
+    names."""
+    from bokeh.models import ColumnDataSource
     from bokeh.plotting import figure as bokeh_figure
+
+    from quantlab.tearsheet import _diverging  # lazy: tearsheet imports this module
 
     rows, cols = [str(r) for r in table.index], [str(c) for c in table.columns]
     stacked = table.stack(future_stack=True)
     vals = stacked.to_numpy(dtype=float)
+    lim = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
+    fill, ink = _diverging(vals, lim or 1.0)
     src = ColumnDataSource({"row": [str(r) for r, _ in stacked.index],
                             "col": [str(c) for _, c in stacked.index], "value": vals,
-                            "label": [f"{v:.2f}" if np.isfinite(v) else "" for v in vals]})
-    lim = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
-    mapper = LinearColorMapper(palette=list(reversed(all_palettes[palette][11])), low=-lim,
-                               high=lim, nan_color="#eeeeee")
-    fig = bokeh_figure(x_range=cols, y_range=list(reversed(rows)), title=title, height=60 + 40 * len(rows),
-                 sizing_mode="stretch_width", tools="hover,save", toolbar_location="right",
-                 tooltips=[("", "@row / @col"), ("value", "@label")])
-    fig.rect("col", "row", 1, 1, source=src, fill_color={"field": "value", "transform": mapper},
-             line_color="white")
+                            "label": [f"{v:.2f}" if np.isfinite(v) else "" for v in vals],
+                            "fill": fill, "ink": ink})
+    fig = bokeh_figure(x_range=cols, y_range=list(reversed(rows)), title=title,
+                       height=90 + 40 * len(rows), sizing_mode="stretch_width",
+                       tools="hover,save", toolbar_location="right",
+                       tooltips=[("", "@row / @col"), ("value", "@label")],
+                       x_axis_label=x_label or str(table.columns.name or "column"),
+                       y_axis_label=y_label or str(table.index.name or "row"))
+    fig.rect("col", "row", 1, 1, source=src, fill_color="fill", line_color="white")
     fig.text("col", "row", text="label", source=src, text_align="center",
-             text_baseline="middle", text_font_size="11px")
+             text_baseline="middle", text_font_size="11px", text_color="ink")
     fig.xaxis.major_label_orientation = 0.6
     fig.grid.visible = False
     return fig
@@ -231,7 +377,9 @@ def risk_report_figure(report):
     dd = report.drawdown_series()
     if dd is None:
         return None
-    return line_figure(dd, title="drawdown", y_label="fraction")
+    fig = line_figure(dd, title="drawdown", y_label="drawdown")
+    pct_axis(fig.yaxis)
+    return fig
 
 
 def risk_report_html(report) -> str:
@@ -276,13 +424,16 @@ def walk_forward_figure(wf, title: str = ""):
     from bokeh.models import Span
 
     eq = wf.oos_equity
-    fig_e = figure(x_axis_type="datetime", height=250,
-                    title=title or "walk-forward: stitched out-of-sample equity")
+    fig_e = figure(x_axis_type="datetime", height=250, x_axis_label="date",
+                   y_axis_label="equity",
+                   title=title or "walk-forward: stitched out-of-sample equity")
+    money_axis(fig_e.yaxis)
     fig_e.line(eq.time.values, eq.values, color=PALETTE[1], line_width=1.5)
     f = wf.folds
     t = f["oos_start"].values
     fig_s = figure(x_axis_type="datetime", height=220, x_range=fig_e.x_range,
-                    title="Sharpe ratio per fold", y_axis_label="annualised")
+                    title="Sharpe ratio per fold", x_axis_label="out-of-sample start",
+                    y_axis_label="annualised Sharpe ratio")
     fig_s.line(t, f["is_sharpe_ratio"].values, color=PALETTE[0], legend_label="in sample")
     fig_s.line(t, f["oos_sharpe_ratio"].values, color=PALETTE[3], legend_label="out of sample")
     fig_s.add_layout(Span(location=0, dimension="width", line_color="gray"))
@@ -292,7 +443,8 @@ def walk_forward_figure(wf, title: str = ""):
         if not np.issubdtype(f[k].dtype, np.number):
             continue
         fig_p = figure(x_axis_type="datetime", height=150, x_range=fig_e.x_range,
-                        title=f"chosen {k}")
+                       title=f"chosen {k}", x_axis_label="out-of-sample start",
+                       y_axis_label=k)
         fig_p.step(t, f[k].values, color=PALETTE[(i + 2) % len(PALETTE)], mode="after")
         figs.append(fig_p)
     return column(*figs, sizing_mode="stretch_width")
@@ -309,59 +461,106 @@ def tearsheet(returns, benchmark=None, **kw):
 
 
 
+class _EngineDashboard(StaticView):
+    """The tick engine dashboard: live (a jupyter_bokeh widget) and static (its current
+    data, re-published by each ``update``)."""
+
+    def __init__(self, engine, history):
+        import time
+
+        self.engine, self.history = engine, history
+        self.sources = self._sources()
+        self.figure, self._f_pos = self._layout(self.sources)
+        self.state = {"t": 0, "ticks": engine.core.ticks, "wall": time.perf_counter()}
+        self.update(publish=False)
+        try:   # built after the first update: the embedded (saved) state has data
+            from jupyter_bokeh import BokehModel
+
+            self.widget = BokehModel(self.figure)
+        except ImportError:   # outside Jupyter: the static copy only
+            self.widget = None
+
+    @staticmethod
+    def _sources():
+        from bokeh.models import ColumnDataSource
+
+        return {"tp": ColumnDataSource({"t": [], "tps": []}),
+                "pnl": ColumnDataSource({"t": [], "equity": []}),
+                "lat": ColumnDataSource({"left": [], "right": [], "count": []}),
+                "pos": ColumnDataSource({"symbol": [], "position": []})}
+
+    @staticmethod
+    def _layout(src, static=False):
+        from bokeh.layouts import gridplot
+
+        symbols = [str(v) for v in src["pos"].data["symbol"]]
+        f_tp = figure(title="throughput", height=220, x_axis_label="update",
+                      y_axis_label="ticks/s")
+        f_tp.line("t", "tps", source=src["tp"])
+        f_tp.scatter("t", "tps", source=src["tp"], size=4)  # one update is still visible
+        f_pnl = figure(title="equity", height=220, x_axis_label="update",
+                       y_axis_label="equity (currency)")
+        money_axis(f_pnl.yaxis)
+        f_pnl.line("t", "equity", source=src["pnl"], color="#2ca02c")
+        f_pnl.scatter("t", "equity", source=src["pnl"], size=4, color="#2ca02c")
+        f_lat = figure(title="latency (sampled ticks)", height=220, x_axis_label="µs",
+                       y_axis_label="ticks")
+        f_lat.quad(left="left", right="right", top="count", bottom=0, source=src["lat"])
+        f_pos = figure(title="positions", height=220, x_range=symbols or ["-"],
+                       x_axis_label="symbol", y_axis_label="shares")
+        f_pos.vbar(x="symbol", top="position", width=0.8, source=src["pos"])
+        f_pos.xaxis.major_label_orientation = 1.2
+        # a static copy of an empty source (no latency sample yet) gets fixed ranges:
+        # empty axes, not BokehJS's "could not set initial ranges"
+        for f, key in ((f_tp, "tp"), (f_pnl, "pnl"), (f_lat, "lat")):
+            if static and not len(src[key].data[next(iter(src[key].data))]):
+                f.x_range.start, f.x_range.end = 0, 1
+                f.y_range.start, f.y_range.end = 0, 1
+        grid = gridplot([[f_tp, f_pnl], [f_lat, f_pos]], sizing_mode="stretch_width")
+        return grid, f_pos
+
+    def update(self, _engine=None, _result=None, publish: bool = True):
+        import time
+
+        src, state, engine = self.sources, self.state, self.engine
+        now = time.perf_counter()
+        s = engine.get_performance_stats()
+        state["t"] += 1
+        tps = (s["ticks_processed"] - state["ticks"]) / max(now - state["wall"], 1e-9)
+        state["ticks"], state["wall"] = s["ticks_processed"], now
+        src["tp"].stream({"t": [state["t"]], "tps": [tps]}, rollover=self.history)
+        src["pnl"].stream({"t": [state["t"]], "equity": [engine.pnl()["equity"]]},
+                          rollover=self.history)
+        n = min(engine.core.n_samples, len(engine.core.samples))
+        if n:
+            counts, edges = np.histogram(np.asarray(engine.core.samples[:n]) / 1000.0, 40)
+            src["lat"].data = {"left": edges[:-1], "right": edges[1:], "count": counts}
+        pos = engine.positions()
+        symbols = [str(v) for v in pos.index.to_numpy()]
+        src["pos"].data = {"symbol": symbols, "position": pos.to_numpy()}
+        fig_pos = self._f_pos
+        if symbols and list(fig_pos.x_range.factors) != symbols:
+            fig_pos.x_range.factors = symbols
+        if publish:
+            if self.widget is not None:
+                # the widget's synced snapshot of the document: patches sent to a live
+                # view are not widget state, so a saved/exported notebook (papermill
+                # stores widget state) would otherwise show the construction-time data
+                self.widget.render_bundle = type(self.widget)._model_to_traits(self.figure)
+            self.refresh()
+
+    def static_figure(self):
+        return self._layout({k: copy_source(v) for k, v in self.sources.items()}, True)[0]
+
+
 def engine_dashboard(engine, history=300):
-    """A live bokeh dashboard (a jupyter_bokeh widget): throughput, latency histogram,
+    """A live bokeh dashboard of a ``TickEngine``: throughput, latency histogram,
     positions and P&L. Call ``.update()`` (or pass it as ``replay(on_chunk=...)``) to
-    refresh while a replay runs."""
-    import time
-
-    from bokeh.layouts import gridplot
-    from bokeh.models import ColumnDataSource
-
+    refresh while a replay runs; a saved or exported notebook shows the last update."""
     from quantlab.engine import TickEngine  # lazy: heavy, the tick engine loads pandas+xarray
 
     if not isinstance(engine, TickEngine):
         raise TypeError(f"engine_dashboard draws a ql.engine.TickEngine, got "
                         f"{type(engine).__name__}")
     history = _v.integer("history", history, 1, 10 ** 6)
-    src = {"tp": ColumnDataSource({"t": [], "tps": []}),
-           "pnl": ColumnDataSource({"t": [], "equity": []}),
-           "lat": ColumnDataSource({"left": [], "right": [], "count": []}),
-           "pos": ColumnDataSource({"symbol": [], "position": []})}
-    f_tp = figure(title="throughput (ticks/s)", height=220)
-    f_tp.line("t", "tps", source=src["tp"])
-    f_pnl = figure(title="equity (currency)", height=220)
-    f_pnl.line("t", "equity", source=src["pnl"], color="#2ca02c")
-    f_lat = figure(title="latency (µs, sampled ticks)", height=220)
-    f_lat.quad(left="left", right="right", top="count", bottom=0, source=src["lat"])
-    f_pos = figure(title="positions (shares)", height=220)
-    f_pos.vbar(x="symbol", top="position", width=0.8, source=src["pos"])
-    grid = gridplot([[f_tp, f_pnl], [f_lat, f_pos]], sizing_mode="stretch_width")
-    state = {"t": 0, "ticks": engine.core.ticks, "wall": time.perf_counter()}
-
-    def update(_engine=None, _result=None):
-        now = time.perf_counter()
-        s = engine.get_performance_stats()
-        state["t"] += 1
-        tps = (s["ticks_processed"] - state["ticks"]) / max(now - state["wall"], 1e-9)
-        state["ticks"], state["wall"] = s["ticks_processed"], now
-        src["tp"].stream({"t": [state["t"]], "tps": [tps]}, rollover=history)
-        src["pnl"].stream({"t": [state["t"]], "equity": [engine.pnl()["equity"]]},
-                          rollover=history)
-        n = min(engine.core.n_samples, len(engine.core.samples))
-        if n:
-            counts, edges = np.histogram(np.asarray(engine.core.samples[:n]) / 1000.0, 40)
-            src["lat"].data = {"left": edges[:-1], "right": edges[1:], "count": counts}
-        pos = engine.positions()
-        src["pos"].data = {"symbol": pos.index.to_numpy(), "position": pos.to_numpy()}
-
-    try:
-        from jupyter_bokeh import BokehModel
-
-        widget = BokehModel(grid)
-    except ImportError:   # outside Jupyter: the bokeh layout itself
-        widget = grid
-    widget.update = update   # type: ignore[attr-defined]
-    widget.sources = src     # type: ignore[attr-defined]
-    update()
-    return widget
+    return _EngineDashboard(engine, history)

@@ -3,18 +3,24 @@
 The figure is embedded with ``jupyter_bokeh.BokehModel``, so a control change only
 sends the new column data to the browser. ipywidgets, bokeh and jupyter_bokeh are
 imported when an explorer is built, never by ``import quantlab``.
+
+Each explorer displays as one output holding the live widget and a static copy of its
+current figures (controls drawn disabled, marked as needing a kernel): a kernel renders
+the widget; a saved notebook opened without one, and an exported report, show the
+static copy (``ql.plots.StaticView``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from quantlab import plots, rolling, strategies
+from quantlab import fmt, plots, rolling, strategies
+from quantlab.tearsheet import _diverging
 from quantlab.backtesting import Slippage, backtest
 
 __all__ = ["RollingExplorer", "StrategyExplorer", "SweepExplorer"]
 
 
-class RollingExplorer:
+class RollingExplorer(plots.StaticView):
     """Pick an asset and drag a window: the price and its rolling z-score update in place.
 
     ``RollingExplorer(ds, var="close", window=20)``; display it as the last expression of a
@@ -24,8 +30,7 @@ class RollingExplorer:
 
     def __init__(self, ds, var: str = "close", window: int = 20, max_window: int = 252):
         import ipywidgets as w
-        from bokeh.layouts import column
-        from bokeh.models import ColumnDataSource, Span
+        from bokeh.models import ColumnDataSource
         from jupyter_bokeh import BokehModel
 
         self.ds = ds
@@ -36,19 +41,27 @@ class RollingExplorer:
                                   description="window", continuous_update=False)
         self.busy = w.HTML("")
         self.source = ColumnDataSource(self._data())
-        price = plots.figure(x_axis_type="datetime", title="price", height=220)
-        price.line("time", "price", source=self.source, color=plots.PALETTE[0])
-        z = plots.figure(x_axis_type="datetime", title="rolling z-score", height=220,
-                          x_range=price.x_range)
-        z.line("time", "z", source=self.source, color=plots.PALETTE[1])
-        for level in (-2, 2):
-            z.add_layout(Span(location=level, dimension="width", line_dash="dashed",
-                              line_color="gray"))
-        self.figure = column(price, z, sizing_mode="stretch_width")
+        self.figure = self._layout(self.source)
         self.model = BokehModel(self.figure)
         self.asset.observe(self._update, names="value")
         self.window.observe(self._update, names="value")
         self.widget = w.VBox([w.HBox([self.asset, self.window, self.busy]), self.model])
+
+    def _layout(self, source):
+        from bokeh.layouts import column
+        from bokeh.models import Span
+
+        price = plots.figure(x_axis_type="datetime", title="price", height=220,
+                             x_axis_label="date", y_axis_label=self.var)
+        price.line("time", "price", source=source, color=plots.PALETTE[0])
+        z = plots.figure(x_axis_type="datetime", title="rolling z-score", height=220,
+                         x_range=price.x_range, x_axis_label="date",
+                         y_axis_label="z-score")
+        z.line("time", "z", source=source, color=plots.PALETTE[1])
+        for level in (-2, 2):
+            z.add_layout(Span(location=level, dimension="width", line_dash="dashed",
+                              line_color="gray"))
+        return column(price, z, sizing_mode="stretch_width")
 
     def _data(self) -> dict:
         s = self.ds[self.var].sel(asset=self.asset.value)
@@ -61,25 +74,28 @@ class RollingExplorer:
         self.source.data = self._data()
         self.busy.value = ""
 
-    def _ipython_display_(self):
-        from IPython.display import display
+    def controls(self) -> list:
+        return [("asset", self.asset.value), ("window", self.window.value)]
 
-        display(self.widget)
+    def static_figure(self):
+        return self._layout(plots.copy_source(self.source))
 
 
-class StrategyExplorer:
+class StrategyExplorer(plots.StaticView):
     """Strategy dropdown, controls generated from its ``param_space``, asset, date range,
-    fees and slippage model, driving bokeh figures (price with fills, equity against
-    buy-and-hold, drawdown) and a metrics table, updated in place.
+    fees and slippage model, driving bokeh figures (price with entry/exit fills, the
+    position, equity against buy-and-hold, drawdown) and a metrics table, updated in place.
 
     Signals are computed on the whole universe (cross-sectional strategies need it) and
     cached per (strategy, parameters); a change of asset, dates or costs only re-runs
     the backtest, a few milliseconds on the bundled data.
     """
 
+    METRICS = ("total_return", "annual_return", "sharpe_ratio", "sortino_ratio",
+               "max_drawdown", "n_trades", "fees_paid", "exposure")
+
     def __init__(self, ds, strategy: str | None = None):
         import ipywidgets as w
-        from bokeh.layouts import column
         from bokeh.models import ColumnDataSource
         from jupyter_bokeh import BokehModel
 
@@ -104,32 +120,47 @@ class StrategyExplorer:
         self.table = w.HTML()
         self.busy = w.HTML()
         self.src = {k: ColumnDataSource({"time": [], "y": []})
-                    for k in ("price", "buy", "sell", "equity", "hold", "drawdown")}
-        fp = plots.figure(x_axis_type="datetime", height=220, title="price and fills")
-        fp.line("time", "y", source=self.src["price"], color=plots.PALETTE[0])
-        fp.scatter("time", "y", source=self.src["buy"], marker="triangle", size=8,
-                   color=plots.PALETTE[2], legend_label="buy")
-        fp.scatter("time", "y", source=self.src["sell"], marker="inverted_triangle", size=8,
-                   color=plots.PALETTE[3], legend_label="sell")
-        fe = plots.figure(x_axis_type="datetime", height=200, title="equity",
-                           x_range=fp.x_range)
-        fe.line("time", "y", source=self.src["equity"], color=plots.PALETTE[1],
-                legend_label="strategy")
-        fe.line("time", "y", source=self.src["hold"], color="gray", legend_label="buy and hold")
-        fe.legend.location = "top_left"
-        fd = plots.figure(x_axis_type="datetime", height=150, title="drawdown",
-                           x_range=fp.x_range)
-        fd.line("time", "y", source=self.src["drawdown"], color=plots.PALETTE[3])
+                    for k in ("price", "buy", "sell", "position", "equity", "hold",
+                              "drawdown")}
         self.strategy.observe(self._new_strategy, names="value")
         for c in (self.asset, self.dates, self.fees, self.slip_model, self.slip_bps):
             c.observe(self.update, names="value")
         # fill the figures before embedding them: the embedded state (what a saved
-        # notebook or a report shows) is the document at that moment
+        # notebook shows) is the document at that moment
         self._new_strategy()
-        self.model = BokehModel(column(fp, fe, fd, sizing_mode="stretch_width"))
+        self.model = BokehModel(self._layout(self.src))
         controls = w.HBox([w.VBox([self.strategy, self.asset, self.dates]),
                            w.VBox([self.fees, self.slip_model, self.slip_bps]), self.params])
         self.widget = w.VBox([controls, self.busy, self.model, self.table])
+
+    @staticmethod
+    def _layout(src):
+        from bokeh.layouts import column
+
+        fp = plots.figure(x_axis_type="datetime", height=220, title="price and fills",
+                          x_axis_label="date", y_axis_label="price")
+        fp.line("time", "y", source=src["price"], color=plots.PALETTE[0])
+        fp.scatter("time", "y", source=src["buy"], marker="triangle", size=9,
+                   color=plots.PALETTE[2], legend_label="buy (enter/exit/flip)")
+        fp.scatter("time", "y", source=src["sell"], marker="inverted_triangle", size=9,
+                   color=plots.PALETTE[3], legend_label="sell (enter/exit/flip)")
+        fp.legend.location = "top_left"
+        fq = plots.figure(x_axis_type="datetime", height=150, title="position",
+                          x_range=fp.x_range, x_axis_label="date", y_axis_label="shares")
+        plots.money_axis(fq.yaxis)   # compact: 60.0k shares
+        fq.step("time", "y", source=src["position"], mode="after", color=plots.PALETTE[4])
+        fe = plots.figure(x_axis_type="datetime", height=200, title="equity",
+                          x_range=fp.x_range, x_axis_label="date", y_axis_label="equity")
+        plots.money_axis(fe.yaxis)
+        fe.line("time", "y", source=src["equity"], color=plots.PALETTE[1],
+                legend_label="strategy")
+        fe.line("time", "y", source=src["hold"], color="gray", legend_label="buy and hold")
+        fe.legend.location = "top_left"
+        fd = plots.figure(x_axis_type="datetime", height=150, title="drawdown",
+                          x_range=fp.x_range, x_axis_label="date", y_axis_label="drawdown")
+        plots.pct_axis(fd.yaxis)
+        fd.line("time", "y", source=src["drawdown"], color=plots.PALETTE[3])
+        return column(fp, fq, fe, fd, sizing_mode="stretch_width")
 
     def _controls_for(self, name):
         import ipywidgets as w
@@ -167,9 +198,6 @@ class StrategyExplorer:
         return self._cache[key]
 
     def update(self, _change=None) -> None:
-        import numpy as np
-
-
         self.busy.value = "<i>computing...</i>"
         first, last = self.dates.value
         window = slice(f"{first}-01-01", f"{last}-12-31")
@@ -180,48 +208,63 @@ class StrategyExplorer:
         res = backtest(ds, sig, fees=self.fees.value, slippage=slip)
         eq = res.equity.sel(asset=asset)
         price = ds["close"].sel(asset=asset)
-        o = res.orders
+        o = res.orders.sort_values("time", kind="stable")
+        # markers only where the position enters, exits or flips; re-sizing fills are
+        # the steps of the position panel (they buried the price before)
+        key = plots.sign_changes(o["size"].to_numpy())
+        buy, sell = key & (o["size"].to_numpy() > 0), key & (o["size"].to_numpy() < 0)
         first_px = float(price.dropna("time")[0]) if price.notnull().any() else np.nan
         self.src["price"].data = {"time": price.time.values, "y": price.values}
-        self.src["buy"].data = {"time": o.loc[o["size"] > 0, "time"].values,
-                                "y": o.loc[o["size"] > 0, "price"].values}
-        self.src["sell"].data = {"time": o.loc[o["size"] < 0, "time"].values,
-                                 "y": o.loc[o["size"] < 0, "price"].values}
+        self.src["buy"].data = {"time": o["time"].to_numpy()[buy], "y": o["price"].to_numpy()[buy]}
+        self.src["sell"].data = {"time": o["time"].to_numpy()[sell],
+                                 "y": o["price"].to_numpy()[sell]}
+        pos = res.positions.sel(asset=asset)
+        self.src["position"].data = {"time": pos.time.values,
+                                     "y": np.nan_to_num(np.asarray(pos.values, dtype=float))}
         self.src["equity"].data = {"time": eq.time.values, "y": eq.values}
         self.src["hold"].data = {"time": price.time.values,
                                  "y": res.init_cash * price.ffill("time").values / first_px}
         peak = np.fmax.accumulate(eq.values)
         self.src["drawdown"].data = {"time": eq.time.values, "y": eq.values / peak - 1}
         m = res.metrics().sel(asset=asset)
-        keys = ["total_return", "annual_return", "sharpe_ratio", "sortino_ratio",
-                "max_drawdown", "n_trades", "fees_paid", "exposure"]
-        self.metrics = {k: float(m[k]) for k in keys}
-        cells = "".join(f"<tr><td>{k}</td><td>{v:,.3f}</td></tr>" for k, v in self.metrics.items())
-        self.table.value = f"<table>{cells}</table>"
+        self.metrics = {k: float(m[k]) for k in self.METRICS}
+        self.table.value = self._table_html()
         self.busy.value = ""
 
-    def _ipython_display_(self):
-        from IPython.display import display
+    def _table_html(self) -> str:
+        cells = "".join(f"<tr><td>{fmt.label(k)}</td><td style='text-align:right'>"
+                        f"{fmt.metric(k, v)}</td></tr>" for k, v in self.metrics.items())
+        return f"<table>{cells}</table>"
 
-        display(self.widget)
+    def controls(self) -> list:
+        first, last = self.dates.value
+        return [("strategy", self.strategy.value), ("asset", self.asset.value),
+                ("years", f"{first}-{last}"), ("fees", fmt.pct(self.fees.value, 2, sign=False)),
+                ("slippage", f"{self.slip_model.value} {self.slip_bps.value:g} bps"),
+                *self.current_params().items()]
+
+    def static_figure(self):
+        return self._layout({k: plots.copy_source(v) for k, v in self.src.items()})
+
+    def static_extra(self) -> str:
+        return self._table_html()
 
 
-class SweepExplorer:
+class SweepExplorer(plots.StaticView):
     """A metric of a ``ql.sweep`` result as a heatmap over two parameter dims; clicking a
-    cell re-runs that one backtest and shows its equity curve.
+    cell re-runs that one backtest and shows its equity curve (at first: the best cell's).
 
     ``SweepExplorer(result, data)``: ``data`` is the Dataset the sweep ran on. Other
     parameter dims (and ``asset``) get a dropdown each. The re-run uses the strategy,
-    parameters and backtest keyword arguments recorded in ``result.attrs``.
+    parameters and backtest keyword arguments recorded in ``result.attrs``. Colours
+    diverge around 0 (``ql.tearsheet``'s palette), labels are white on dark cells.
     """
 
     def __init__(self, result, data, metric=None):
         import json
 
         import ipywidgets as w
-        from bokeh.layouts import column
-        from bokeh.models import ColumnDataSource, LinearColorMapper, TapTool
-        from bokeh.palettes import RdBu11
+        from bokeh.models import ColumnDataSource
         from jupyter_bokeh import BokehModel
 
         self.result, self.data = result, data
@@ -240,17 +283,18 @@ class SweepExplorer:
         self.fixed = {d: w.Dropdown(options=list(result[d].values), description=d)
                       for d in [*self.params, *(["asset"] if "asset" in result.dims else [])]}
         self.busy = w.HTML("")
-        self.source = ColumnDataSource({"x": [], "y": [], "value": [], "label": []})
-        self.mapper = LinearColorMapper(palette=list(reversed(RdBu11)), nan_color="#eeeeee")
-        self.heat = plots.figure(x_range=["-"], y_range=["-"], height=320,
-                                  title="click a cell to re-run its backtest",
-                                  tools="tap,hover,save", tooltips=[("value", "@label")])
-        self.heat.rect("x", "y", 1, 1, source=self.source, line_color="white",
-                       fill_color={"field": "value", "transform": self.mapper})
-        self.heat.select_one(TapTool).mode = "replace"
+        self.source = ColumnDataSource({"x": [], "y": [], "value": [], "label": [],
+                                        "fill": [], "ink": []})
         self.eq_source = ColumnDataSource({"time": [], "equity": []})
-        self.eq = plots.figure(x_axis_type="datetime", height=240, title="equity")
-        self.eq.line("time", "equity", source=self.eq_source, color=plots.PALETTE[1])
+        self.heat, self.eq = self._layout(self.source, self.eq_source, live=True)
+        self._draw()
+        finite = np.isfinite(np.asarray(self.source.data["value"], dtype=float))
+        if finite.any():   # the equity panel starts with the best cell, not empty
+            self.select(int(np.nanargmax(np.where(finite, self.source.data["value"],
+                                                  -np.inf))))
+        # built after drawing: the embedded (saved) state has the data
+        from bokeh.layouts import column
+
         self.model = BokehModel(column(self.heat, self.eq, sizing_mode="stretch_width"))
         self.source.selected.on_change("indices", lambda attr, old, new: new and self.select(new[0]))
         for c in (self.metric, self.x, self.y, *self.fixed.values()):
@@ -258,7 +302,34 @@ class SweepExplorer:
         controls = w.HBox([self.metric, self.x, self.y])
         self.widget = w.VBox([controls, w.HBox(list(self.fixed.values())), self.busy,
                               self.model])
-        self._draw()
+
+    @staticmethod
+    def _layout(src, eq_src, live=False, heat=None, eq=None):
+        """(heatmap, equity figure) on the given sources; ranges, axis titles and titles
+        are copied from ``heat``/``eq`` (a static copy of the live figures)."""
+        from bokeh.models import TapTool
+
+        h = plots.figure(x_range=list(heat.x_range.factors) if heat else ["-"],
+                         y_range=list(heat.y_range.factors) if heat else ["-"], height=320,
+                         title="click a cell to re-run its backtest" if live else
+                         "the sweep (click a cell in a running kernel to re-run it)",
+                         tools="tap,hover,save" if live else "hover,save",
+                         tooltips=[("value", "@label")])
+        h.rect("x", "y", 1, 1, source=src, line_color="white", fill_color="fill")
+        h.text("x", "y", text="label", source=src, text_align="center",
+               text_baseline="middle", text_font_size="11px", text_color="ink")
+        h.grid.visible = False
+        if live:
+            h.select_one(TapTool).mode = "replace"
+        e = plots.figure(x_axis_type="datetime", height=240,
+                         title=eq.title.text if eq else "equity", x_axis_label="date",
+                         y_axis_label="equity")
+        plots.money_axis(e.yaxis)
+        e.line("time", "equity", source=eq_src, color=plots.PALETTE[1])
+        if heat:
+            h.xaxis.axis_label, h.yaxis.axis_label = heat.xaxis[0].axis_label, \
+                heat.yaxis[0].axis_label
+        return h, e
 
     def _cells(self):
         """(coords of each heatmap cell, in the source's order)."""
@@ -276,17 +347,19 @@ class SweepExplorer:
     def _draw(self, _change=None):
         da, sel, cells = self._cells()
         x, y = self.x.value, self._y()
-        vals = [float(da.sel({x: xv, **({y: yv} if y else {})})) for xv, yv in cells]
-        fin = [v for v in vals if np.isfinite(v)]
-        if fin:
-            lim = max(abs(min(fin)), abs(max(fin))) or 1.0
-            self.mapper.low, self.mapper.high = -lim, lim
+        vals = np.array([float(da.sel({x: xv, **({y: yv} if y else {})})) for xv, yv in cells])
+        fin = vals[np.isfinite(vals)]
+        lim = float(np.abs(fin).max()) if fin.size else 1.0
+        fill, ink = _diverging(vals, lim or 1.0)
         self.heat.x_range.factors = [str(v) for v in da[x].values]
         self.heat.y_range.factors = [str(v) for v in (da[y].values if y else [""])]
-        self.heat.xaxis.axis_label, self.heat.yaxis.axis_label = x, y or ""
+        self.heat.xaxis.axis_label = x
+        self.heat.yaxis.axis_label = y or " "
+        self.heat.title.text = f"{self.metric.value} (click a cell to re-run its backtest)"
         self.source.data = {"x": [str(c[0]) for c in cells],
                             "y": [str(c[1]) if y else "" for c in cells], "value": vals,
-                            "label": [f"{v:.4g}" for v in vals]}
+                            "label": [f"{v:.3g}" if np.isfinite(v) else "" for v in vals],
+                            "fill": fill, "ink": ink}
         self._sel = sel
 
     def select(self, i: int):
@@ -309,8 +382,16 @@ class SweepExplorer:
         self.busy.value = ""
         return res
 
-    def _ipython_display_(self):
-        from IPython.display import display
+    def controls(self) -> list:
+        return [("metric", self.metric.value), ("x", self.x.value), ("y", self._y() or "-"),
+                *((d, c.value) for d, c in self.fixed.items()
+                  if d not in {self.x.value, self._y()})]
 
-        display(self.widget)
+    def static_figure(self):
+        from bokeh.layouts import column
 
+        h, e = self._layout(plots.copy_source(self.source), plots.copy_source(self.eq_source),
+                            heat=self.heat, eq=self.eq)
+        h.title.text = self.heat.title.text.replace("click a cell", "in a running kernel, "
+                                                    "click a cell")
+        return column(h, e, sizing_mode="stretch_width")

@@ -1,0 +1,96 @@
+"""Figures of ql.plots (issue #28): heatmap colours and labels, axis titles, fills,
+money axes."""
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from bokeh.models import CustomJSTickFormatter, GlyphRenderer, Plot
+
+import quantlab as ql
+from quantlab import fmt
+
+
+def _figs(layout):
+    return list(layout.select({"type": Plot})) if not isinstance(layout, Plot) else [layout]
+
+
+def _lum(c):
+    rgb = [int(c[k:k + 2], 16) / 255 for k in (1, 3, 5)]
+    return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return ql.data.load()
+
+
+def test_heatmap_labels_are_readable_on_dark_cells_and_colours_centre_on_zero():
+    t = pd.DataFrame([[-2.0, -0.05, 0.0], [0.05, 1.0, 2.0]],
+                     index=pd.Index([0.02, 0.04], name="stop_loss"),
+                     columns=pd.Index([0.1, 0.2, 0.3], name="take_profit"))
+    fig = ql.plots.heatmap_figure(t, title="Sharpe")
+    data = [r for r in fig.renderers if isinstance(r, GlyphRenderer)][0].data_source.data
+    by_value = dict(zip(data["value"], zip(data["fill"], data["ink"])))
+    for v, (fill, ink) in by_value.items():
+        assert ink == ("#ffffff" if _lum(fill) < 0.5 else "#000000")
+    assert by_value[-2.0][1] == "#ffffff" and by_value[2.0][1] == "#ffffff"  # dark extremes
+    assert by_value[0.0][1] == "#000000"
+    # diverging around 0: losses red-ish, gains green-ish, +-x mirror each other
+    r_lo, g_lo = int(by_value[-2.0][0][1:3], 16), int(by_value[-2.0][0][3:5], 16)
+    r_hi, g_hi = int(by_value[2.0][0][1:3], 16), int(by_value[2.0][0][3:5], 16)
+    assert r_lo > g_lo and g_hi > r_hi
+    assert fig.xaxis[0].axis_label == "take_profit" and fig.yaxis[0].axis_label == "stop_loss"
+    # text glyph colours come from the ink column
+    text = [r for r in fig.renderers if type(r.glyph).__name__ == "Text"][0]
+    assert text.glyph.text_color == "ink" or text.glyph.text_color.field == "ink"
+
+
+def test_every_axis_has_a_title(ds):
+    res = ql.backtest(ds, ql.strategies.get("volatility_regime").signal(ds), fees=0.001)
+    s = ql.strategies.get("spc")
+    figs = [ql.plots.price_figure(ds), ql.plots.line_figure(ds["close"]),
+            ql.plots.histogram_figure(np.random.default_rng(0).normal(size=500)),
+            ql.plots.backtest_figure(res, asset="IBM"),
+            ql.plots.diagnostics_figure(s.diagnostics(ds), "AAPL", title="spc"),
+            ql.plots.heatmap_figure(pd.DataFrame([[1.0, -1.0]]))]
+    for layout in figs:
+        for f in _figs(layout):
+            for ax in [*f.xaxis, *f.yaxis]:
+                assert ax.axis_label, f"{f.title.text!r}: untitled axis"
+
+
+def test_backtest_figure_marks_only_position_sign_changes_and_steps_the_position(ds):
+    # sizes that re-size often (0.5 <-> 1.0) and flip rarely
+    close = ds["close"].sel(asset=["AAPL"])
+    t = np.arange(close.sizes["time"])
+    sig = xr.DataArray(np.where((t // 250) % 2 == 0, 1.0, -1.0) * np.where(t % 10 < 5, 1.0, 0.5),
+                       dims="time", coords={"time": close.time}).expand_dims(asset=["AAPL"]).T
+    res = ql.backtest(ds.sel(asset=["AAPL"]), sig.transpose("time", "asset"), fees=0.001)
+    layout = ql.plots.backtest_figure(res, asset="AAPL")
+    figs = _figs(layout)
+    fills = [f for f in figs if "fills" in f.title.text][0]
+    marked = sum(len(r.data_source.data["x"]) for r in fills.renderers
+                 if type(r.glyph).__name__ == "Scatter")
+    pos = res.positions.sel(asset="AAPL").values
+    sgn = np.sign(pos)
+    flips = int((sgn[1:] != sgn[:-1]).sum() + (sgn[0] != 0))
+    assert marked == flips and len(res.orders) > 3 * flips
+    step = [f for f in figs if f.title.text.startswith("position")][0]
+    np.testing.assert_allclose(step.renderers[0].data_source.data["y"], pos)
+
+
+def test_sign_changes_by_hand():
+    # positions 10 15 10 0 -3 0 8: enter, resize, resize, exit, enter short, exit, enter
+    got = ql.plots.sign_changes([10, 5, -5, -10, -3, 3, 8])
+    assert got.tolist() == [True, False, False, True, True, True, True]
+    assert ql.plots.sign_changes([]).tolist() == []
+
+
+def test_money_axes_are_formatted_compactly(ds):
+    res = ql.backtest(ds, ql.strategies.get("volatility_regime").signal(ds), fees=0.001)
+    figs = _figs(ql.plots.backtest_figure(res))
+    eq = [f for f in figs if f.title.text == "equity"][0]
+    fmt_ = eq.yaxis[0].formatter
+    assert isinstance(fmt_, CustomJSTickFormatter) and fmt_.code == fmt._MONEY_JS
+    dd = [f for f in figs if f.title.text == "drawdown"][0]
+    assert dd.yaxis[0].formatter.code == fmt._PCT_JS
