@@ -59,6 +59,85 @@ def simple_returns(const real[:, :] prices):
 
 # ---- Bar validation
 
+# The panels are read through raw pointers with per-variable strides (any layout, no
+# copies): value of variable v at (t, a) is ptr[v][t * st[v] + a * sa[v]].
+
+cdef inline double _at(const double** ptr, const Py_ssize_t* st, const Py_ssize_t* sa,
+                       Py_ssize_t v, Py_ssize_t t, Py_ssize_t a) noexcept nogil:
+    return ptr[v][t * st[v] + a * sa[v]]
+
+
+cdef inline void _find_present(const double** ptr, const Py_ssize_t* st,
+                               const Py_ssize_t* sa, const bint* present, char[:, ::1] has,
+                               Py_ssize_t n, Py_ssize_t m) noexcept nogil:
+    """has[a, v] = 1 where asset a has a value of variable v (stops at the first one)."""
+    cdef Py_ssize_t v, a, t
+    for v in range(NROLES):
+        if not present[v]:
+            continue
+        for a in range(m):
+            for t in range(n):
+                if not isnan(_at(ptr, st, sa, v, t, a)):
+                    has[a, v] = 1
+                    break
+
+
+cdef inline int _price_code(const double** ptr, const Py_ssize_t* st, const Py_ssize_t* sa,
+                            const char* has, Py_ssize_t t, Py_ssize_t a,
+                            Py_ssize_t* bad_v) noexcept nogil:
+    """The value rules of a complete finite bar (has: the asset's row of ``has``):
+    volume >= 0, prices > 0, low <= high, low <= close <= high, low <= open <= high."""
+    cdef Py_ssize_t v
+    cdef double lo, hi
+    if has[VOLUME] and _at(ptr, st, sa, VOLUME, t, a) < 0:
+        bad_v[0] = VOLUME
+        return NEGATIVE_VOLUME
+    for v in range(VOLUME):
+        if has[v] and _at(ptr, st, sa, v, t, a) <= 0:
+            bad_v[0] = v
+            return NONPOSITIVE
+    if has[HIGH] and has[LOW]:
+        hi = _at(ptr, st, sa, HIGH, t, a)
+        lo = _at(ptr, st, sa, LOW, t, a)
+        if hi < lo:
+            bad_v[0] = HIGH
+            return HIGH_BELOW_LOW
+        if has[CLOSE] and not (lo <= _at(ptr, st, sa, CLOSE, t, a) <= hi):
+            bad_v[0] = CLOSE
+            return CLOSE_OUTSIDE
+        if has[OPEN] and not (lo <= _at(ptr, st, sa, OPEN, t, a) <= hi):
+            bad_v[0] = OPEN
+            return OPEN_OUTSIDE
+    return OK
+
+
+cdef inline int _bar_code(const double** ptr, const Py_ssize_t* st, const Py_ssize_t* sa,
+                          const char* has, Py_ssize_t t, Py_ssize_t a,
+                          Py_ssize_t* bad_v) noexcept nogil:
+    """Code of bar (t, a) over the variables its asset has: OK for an empty bar (all
+    NaN), INFINITE (first ±inf variable), PARTIAL (last NaN variable), else the value
+    rules. The offending variable goes to bad_v."""
+    cdef Py_ssize_t v, n_nan = 0, n_has = 0, inf_v = -1
+    cdef double x
+    for v in range(NROLES):
+        if has[v]:
+            n_has += 1
+            x = _at(ptr, st, sa, v, t, a)
+            if isnan(x):
+                n_nan += 1
+                bad_v[0] = v
+            elif isinf(x) and inf_v < 0:
+                inf_v = v
+    if inf_v >= 0:
+        bad_v[0] = inf_v
+        return INFINITE
+    if n_nan == n_has:
+        return OK   # no bar (or no data at all for this asset)
+    if n_nan > 0:
+        return PARTIAL
+    return _price_code(ptr, st, sa, has, t, a, bad_v)
+
+
 def check_bars(open_, high, low, close, volume):
     """Scan the (time, asset) panels of a bar set (None = variable absent; any strides,
     no copies) for the first invalid value.
@@ -71,7 +150,7 @@ def check_bars(open_, high, low, close, volume):
     (asset, role) bool.
     """
     panels = (open_, high, low, close, volume)
-    cdef Py_ssize_t n = -1, m = -1, t, a, v, n_nan, n_has, inf_v
+    cdef Py_ssize_t n = -1, m = -1, t, a, v
     cdef const double* ptr[NROLES]
     cdef Py_ssize_t st[NROLES]
     cdef Py_ssize_t sa[NROLES]
@@ -98,60 +177,11 @@ def check_bars(open_, high, low, close, volume):
     cdef char[:, ::1] has = has_np.view(np.int8)
     cdef int code = OK
     cdef Py_ssize_t bad_v = -1, bad_t = -1, bad_a = -1
-    cdef double x, lo, hi
     with nogil:
-        for v in range(NROLES):   # 1. which variables each asset has (first value)
-            if not present[v]:
-                continue
-            for a in range(m):
-                for t in range(n):
-                    if not isnan(ptr[v][t * st[v] + a * sa[v]]):
-                        has[a, v] = 1
-                        break
+        _find_present(ptr, st, sa, present, has, n, m)   # 1. the variables each asset has
         for t in range(n):   # 2. the bars, in time order
             for a in range(m):
-                n_nan = 0
-                n_has = 0
-                inf_v = -1
-                for v in range(NROLES):
-                    if has[a, v]:
-                        n_has += 1
-                        x = ptr[v][t * st[v] + a * sa[v]]
-                        if isnan(x):
-                            n_nan += 1
-                            bad_v = v
-                        elif isinf(x) and inf_v < 0:
-                            inf_v = v
-                if inf_v >= 0:
-                    code = INFINITE
-                    bad_v = inf_v
-                elif n_nan == n_has:
-                    continue   # no bar (or no data at all for this asset)
-                elif n_nan > 0:
-                    code = PARTIAL
-                elif has[a, VOLUME] and ptr[VOLUME][t * st[VOLUME] + a * sa[VOLUME]] < 0:
-                    code = NEGATIVE_VOLUME
-                    bad_v = VOLUME
-                else:
-                    for v in range(VOLUME):
-                        if has[a, v] and ptr[v][t * st[v] + a * sa[v]] <= 0:
-                            code = NONPOSITIVE
-                            bad_v = v
-                            break
-                    if code == OK and has[a, HIGH] and has[a, LOW]:
-                        hi = ptr[HIGH][t * st[HIGH] + a * sa[HIGH]]
-                        lo = ptr[LOW][t * st[LOW] + a * sa[LOW]]
-                        if hi < lo:
-                            code = HIGH_BELOW_LOW
-                            bad_v = HIGH
-                        elif has[a, CLOSE] and not (
-                                lo <= ptr[CLOSE][t * st[CLOSE] + a * sa[CLOSE]] <= hi):
-                            code = CLOSE_OUTSIDE
-                            bad_v = CLOSE
-                        elif has[a, OPEN] and not (
-                                lo <= ptr[OPEN][t * st[OPEN] + a * sa[OPEN]] <= hi):
-                            code = OPEN_OUTSIDE
-                            bad_v = OPEN
+                code = _bar_code(ptr, st, sa, &has[a, 0], t, a, &bad_v)
                 if code != OK:
                     bad_t = t
                     bad_a = a

@@ -84,6 +84,89 @@ cdef inline HeadSum _head_sum(double v, double s, double c, double nn, double ts
                       if ((tot >= dminp) & (tot > nmin)) else NAN)
 
 
+cdef inline void _zero(double* v, Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t a
+    for a in range(m):
+        v[a] = 0.0
+
+
+cdef inline void _sum_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w, Py_ssize_t m,
+                            double* S, double* C, double* N, double[:, ::1] tail_s,
+                            double[:, ::1] tail_n) noexcept nogil:
+    """Tail sums of the block before b0, walked backwards: row k of tail_s, tail_n holds
+    the compensated sum and count of rows [b0 - w + k, b0)."""
+    cdef Py_ssize_t k = w - 1, a
+    cdef const real* x0
+    cdef const real* x1
+    cdef const real* x2
+    cdef const real* x3
+    cdef double s, c, nn
+    _zero(S, m)
+    _zero(C, m)
+    _zero(N, m)
+    while k >= 0:
+        if k >= 3:   # four rows per pass over the state (unroll and jam)
+            x0, x1, x2, x3 = (&x[b0 - w + k, 0], &x[b0 - w + k - 1, 0],
+                              &x[b0 - w + k - 2, 0], &x[b0 - w + k - 3, 0])
+            for a in range(m):
+                s, c, nn = S[a], C[a], N[a]
+                s, c, nn, tail_s[k, a], tail_n[k, a] = _tail_sum(x0[a], s, c, nn)
+                s, c, nn, tail_s[k - 1, a], tail_n[k - 1, a] = _tail_sum(x1[a], s, c, nn)
+                s, c, nn, tail_s[k - 2, a], tail_n[k - 2, a] = _tail_sum(x2[a], s, c, nn)
+                S[a], C[a], N[a], tail_s[k - 3, a], tail_n[k - 3, a] = _tail_sum(
+                        x3[a], s, c, nn)
+            k -= 4
+        else:
+            x0 = &x[b0 - w + k, 0]
+            for a in range(m):
+                S[a], C[a], N[a], tail_s[k, a], tail_n[k, a] = _tail_sum(
+                        x0[a], S[a], C[a], N[a])
+            k -= 1
+
+
+cdef inline void _sum_heads(const real[:, :] x, real[:, ::1] out, Py_ssize_t b0,
+                            Py_ssize_t end, Py_ssize_t m, double* S, double* C, double* N,
+                            double[:, ::1] tail_s, double[:, ::1] tail_n, bint mean,
+                            double dminp, double nmin) noexcept nogil:
+    """Rows b0 <= t < end of the block starting at b0: the head sum grows forwards and
+    the window ending at t adds tail row t + 1 - b0 (row w: the empty tail)."""
+    cdef Py_ssize_t t = b0, j, a
+    cdef const real* x0
+    cdef const real* x1
+    cdef const real* x2
+    cdef const real* x3
+    cdef real* o0
+    cdef real* o1
+    cdef real* o2
+    cdef real* o3
+    cdef double s, c, nn
+    _zero(S, m)
+    _zero(C, m)
+    _zero(N, m)
+    while t < end:
+        j = t + 1 - b0
+        if t + 4 <= end:
+            x0, x1, x2, x3 = &x[t, 0], &x[t + 1, 0], &x[t + 2, 0], &x[t + 3, 0]
+            o0, o1, o2, o3 = &out[t, 0], &out[t + 1, 0], &out[t + 2, 0], &out[t + 3, 0]
+            for a in range(m):
+                s, c, nn = S[a], C[a], N[a]
+                s, c, nn, o0[a] = _head_sum(
+                        x0[a], s, c, nn, tail_s[j, a], tail_n[j, a], mean, dminp, nmin)
+                s, c, nn, o1[a] = _head_sum(
+                        x1[a], s, c, nn, tail_s[j + 1, a], tail_n[j + 1, a], mean, dminp, nmin)
+                s, c, nn, o2[a] = _head_sum(
+                        x2[a], s, c, nn, tail_s[j + 2, a], tail_n[j + 2, a], mean, dminp, nmin)
+                S[a], C[a], N[a], o3[a] = _head_sum(
+                        x3[a], s, c, nn, tail_s[j + 3, a], tail_n[j + 3, a], mean, dminp, nmin)
+            t += 4
+        else:
+            x0, o0 = &x[t, 0], &out[t, 0]
+            for a in range(m):
+                S[a], C[a], N[a], o0[a] = _head_sum(
+                        x0[a], S[a], C[a], N[a], tail_s[j, a], tail_n[j, a], mean, dminp, nmin)
+            t += 1
+
+
 def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean):
     """Rolling sum (``mean=False``) or mean over the last ``window`` rows, NaN/inf skipped.
 
@@ -91,7 +174,7 @@ def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean):
     values, and so is their total.
     Sum of an empty window is 0 when ``minp == 0`` (pandas); mean needs one observation.
     """
-    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a, b0, k, w, end, j
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], b0, w
     out_np = _empty_like(x)
     if m == 0 or n == 0:
         return out_np
@@ -102,80 +185,15 @@ def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean):
     cdef double* S = &state[0, 0]       # compensated sum s + c of the current part
     cdef double* C = &state[1, 0]
     cdef double* N = &state[2, 0]       # its count of finite values
-    cdef const real* x0
-    cdef const real* x1
-    cdef const real* x2
-    cdef const real* x3
-    cdef real* o0
-    cdef real* o1
-    cdef real* o2
-    cdef real* o3
-    cdef double s, c, nn, dminp = minp
+    cdef double dminp = minp
     cdef double nmin = 0.0 if mean else -1.0   # a mean needs one observation
     with nogil:
         b0 = 0
         while b0 < n:
-            if b0 > 0:
-                # tail sums of the previous block: row k holds rows [b0 - w + k, b0)
-                for a in range(m):
-                    S[a] = 0.0
-                    C[a] = 0.0
-                    N[a] = 0.0
-                k = w - 1
-                while k >= 0:
-                    if k >= 3:   # four rows per pass over the state (unroll and jam)
-                        x0, x1, x2, x3 = (&x[b0 - w + k, 0], &x[b0 - w + k - 1, 0],
-                                          &x[b0 - w + k - 2, 0], &x[b0 - w + k - 3, 0])
-                        for a in range(m):
-                            s, c, nn = S[a], C[a], N[a]
-                            s, c, nn, tail_s[k, a], tail_n[k, a] = _tail_sum(x0[a], s, c, nn)
-                            s, c, nn, tail_s[k - 1, a], tail_n[k - 1, a] = _tail_sum(
-                                    x1[a], s, c, nn)
-                            s, c, nn, tail_s[k - 2, a], tail_n[k - 2, a] = _tail_sum(
-                                    x2[a], s, c, nn)
-                            S[a], C[a], N[a], tail_s[k - 3, a], tail_n[k - 3, a] = _tail_sum(
-                                    x3[a], s, c, nn)
-                        k -= 4
-                    else:
-                        x0 = &x[b0 - w + k, 0]
-                        for a in range(m):
-                            S[a], C[a], N[a], tail_s[k, a], tail_n[k, a] = _tail_sum(
-                                    x0[a], S[a], C[a], N[a])
-                        k -= 1
-            for a in range(m):
-                S[a] = 0.0
-                C[a] = 0.0
-                N[a] = 0.0
-            # the window ending at t starts at tail row t + 1 - b0 (row w: empty tail; the
-            # first block's tail rows are all zeros)
-            end = b0 + w if b0 + w < n else n
-            t = b0
-            while t < end:
-                j = t + 1 - b0
-                if t + 4 <= end:
-                    x0, x1, x2, x3 = &x[t, 0], &x[t + 1, 0], &x[t + 2, 0], &x[t + 3, 0]
-                    o0, o1, o2, o3 = &out[t, 0], &out[t + 1, 0], &out[t + 2, 0], &out[t + 3, 0]
-                    for a in range(m):
-                        s, c, nn = S[a], C[a], N[a]
-                        s, c, nn, o0[a] = _head_sum(
-                                x0[a], s, c, nn, tail_s[j, a], tail_n[j, a], mean, dminp, nmin)
-                        s, c, nn, o1[a] = _head_sum(
-                                x1[a], s, c, nn, tail_s[j + 1, a], tail_n[j + 1, a], mean, dminp,
-                                nmin)
-                        s, c, nn, o2[a] = _head_sum(
-                                x2[a], s, c, nn, tail_s[j + 2, a], tail_n[j + 2, a], mean, dminp,
-                                nmin)
-                        S[a], C[a], N[a], o3[a] = _head_sum(
-                                x3[a], s, c, nn, tail_s[j + 3, a], tail_n[j + 3, a], mean, dminp,
-                                nmin)
-                    t += 4
-                else:
-                    x0, o0 = &x[t, 0], &out[t, 0]
-                    for a in range(m):
-                        S[a], C[a], N[a], o0[a] = _head_sum(
-                                x0[a], S[a], C[a], N[a], tail_s[j, a], tail_n[j, a], mean, dminp,
-                                nmin)
-                    t += 1
+            if b0 > 0:   # the first block's tail rows are all zeros
+                _sum_tails(x, b0, w, m, S, C, N, tail_s, tail_n)
+            _sum_heads(x, out, b0, b0 + w if b0 + w < n else n, m, S, C, N, tail_s, tail_n,
+                       mean, dminp, nmin)
             b0 += w
     return out_np
 
@@ -235,13 +253,152 @@ cdef inline double _zscore(double var, double z) noexcept nogil:
     return z / sd if sd > 0.0 else NAN
 
 
+# The statistic is chosen at compile time: a fused "tag" type specialises the head loops
+# once per statistic, each branch-free with nothing to select per value (a runtime mode
+# test in the loop cost 10-30%: gcc does not inline a four-row helper called three times).
+cdef struct VarTag:
+    char unused
+cdef struct StdTag:
+    char unused
+cdef struct ZTag:
+    char unused
+
+ctypedef fused Stat:
+    VarTag
+    StdTag
+    ZTag
+
+
+cdef inline double _var_out(double var, double z, Stat tag) noexcept nogil:
+    """The window's statistic: variance, std or z-score (by the tag's type)."""
+    if Stat is VarTag:
+        return var
+    elif Stat is StdTag:
+        return sqrt(var)
+    else:
+        return _zscore(var, z)
+
+
+cdef inline void _var_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w, Py_ssize_t m,
+                            double* KA, double* B1, double* B2, double* BN,
+                            double[:, ::1] T1, double[:, ::1] T2,
+                            double[:, ::1] TN) noexcept nogil:
+    """Tail sums of the block before b0, backwards, about its last finite value: row k
+    of T1, T2, TN holds rows [b0 - w + k, b0); KA the tail's shift."""
+    cdef Py_ssize_t k = w - 1, a
+    cdef const real* x0
+    cdef const real* x1
+    cdef const real* x2
+    cdef const real* x3
+    cdef double ka, s1, s2, nn
+    _zero(B1, m)
+    _zero(B2, m)
+    _zero(BN, m)
+    while k >= 0:
+        if k >= 3:   # four rows per pass over the state (unroll and jam)
+            x0, x1, x2, x3 = (&x[b0 - w + k, 0], &x[b0 - w + k - 1, 0],
+                              &x[b0 - w + k - 2, 0], &x[b0 - w + k - 3, 0])
+            for a in range(m):
+                ka, s1, s2, nn = KA[a], B1[a], B2[a], BN[a]
+                ka, s1, s2, nn = _tail_var(x0[a], ka, s1, s2, nn)
+                T1[k, a], T2[k, a], TN[k, a] = s1, s2, nn
+                ka, s1, s2, nn = _tail_var(x1[a], ka, s1, s2, nn)
+                T1[k - 1, a], T2[k - 1, a], TN[k - 1, a] = s1, s2, nn
+                ka, s1, s2, nn = _tail_var(x2[a], ka, s1, s2, nn)
+                T1[k - 2, a], T2[k - 2, a], TN[k - 2, a] = s1, s2, nn
+                ka, s1, s2, nn = _tail_var(x3[a], ka, s1, s2, nn)
+                T1[k - 3, a], T2[k - 3, a], TN[k - 3, a] = s1, s2, nn
+                KA[a], B1[a], B2[a], BN[a] = ka, s1, s2, nn
+            k -= 4
+        else:
+            x0 = &x[b0 - w + k, 0]
+            for a in range(m):
+                KA[a], B1[a], B2[a], BN[a] = _tail_var(x0[a], KA[a], B1[a], B2[a], BN[a])
+                T1[k, a], T2[k, a], TN[k, a] = B1[a], B2[a], BN[a]
+            k -= 1
+
+
+cdef inline void _var_rows4(const real[:, :] x, real[:, ::1] out, Py_ssize_t t,
+                            Py_ssize_t j, Py_ssize_t m, const double* KA, double* KB,
+                            double* B1, double* B2, double* BN, double[:, ::1] T1,
+                            double[:, ::1] T2, double[:, ::1] TN, double dd, double dminp,
+                            Stat tag) noexcept nogil:
+    """Rows t..t+3 (tail rows j..j+3), four rows per pass over the state."""
+    cdef Py_ssize_t a
+    cdef const real* x0 = &x[t, 0]
+    cdef const real* x1 = &x[t + 1, 0]
+    cdef const real* x2 = &x[t + 2, 0]
+    cdef const real* x3 = &x[t + 3, 0]
+    cdef real* o0 = &out[t, 0]
+    cdef real* o1 = &out[t + 1, 0]
+    cdef real* o2 = &out[t + 2, 0]
+    cdef real* o3 = &out[t + 3, 0]
+    cdef double ka, kb, s1, s2, nn, var, z
+    for a in range(m):
+        ka = KA[a]
+        kb, s1, s2, nn, var, z = _var_step(
+                x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a],
+                dd, dminp)
+        o0[a] = _var_out(var, z, tag)
+        kb, s1, s2, nn, var, z = _var_step(
+                x1[a], kb, s1, s2, nn, ka, T1[j + 1, a], T2[j + 1, a], TN[j + 1, a],
+                dd, dminp)
+        o1[a] = _var_out(var, z, tag)
+        kb, s1, s2, nn, var, z = _var_step(
+                x2[a], kb, s1, s2, nn, ka, T1[j + 2, a], T2[j + 2, a], TN[j + 2, a],
+                dd, dminp)
+        o2[a] = _var_out(var, z, tag)
+        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
+                x3[a], kb, s1, s2, nn, ka, T1[j + 3, a], T2[j + 3, a], TN[j + 3, a],
+                dd, dminp)
+        o3[a] = _var_out(var, z, tag)
+
+
+cdef inline void _var_row(const real[:, :] x, real[:, ::1] out, Py_ssize_t t,
+                          Py_ssize_t j, Py_ssize_t m, const double* KA, double* KB,
+                          double* B1, double* B2, double* BN, double[:, ::1] T1,
+                          double[:, ::1] T2, double[:, ::1] TN, double dd, double dminp,
+                          Stat tag) noexcept nogil:
+    """Row t alone (tail row j): the block's last rows."""
+    cdef Py_ssize_t a
+    cdef const real* x0 = &x[t, 0]
+    cdef real* o0 = &out[t, 0]
+    cdef double var, z
+    for a in range(m):
+        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
+                x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j, a],
+                dd, dminp)
+        o0[a] = _var_out(var, z, tag)
+
+
+cdef inline void _var_heads(const real[:, :] x, real[:, ::1] out, Py_ssize_t b0,
+                            Py_ssize_t end, Py_ssize_t m, const double* KA, double* KB,
+                            double* B1, double* B2, double* BN, double[:, ::1] T1,
+                            double[:, ::1] T2, double[:, ::1] TN, double dd, double dminp,
+                            Stat tag) noexcept nogil:
+    """Rows b0 <= t < end: the head grows forwards; the window ending at t adds tail row
+    t + 1 - b0 (row w: the empty tail)."""
+    cdef Py_ssize_t t = b0, j
+    _zero(B1, m)
+    _zero(B2, m)
+    _zero(BN, m)
+    while t < end:
+        j = t + 1 - b0
+        if t + 4 <= end:
+            _var_rows4(x, out, t, j, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp, tag)
+            t += 4
+        else:
+            _var_row(x, out, t, j, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp, tag)
+            t += 1
+
+
 def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t ddof,
              int mode):
     """Rolling variance (``mode=0``), std (1) or z-score ``(x - mean) / std`` (2).
 
     The z-score is NaN where the window's std is 0 or ``x`` is NaN or ±inf.
     """
-    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a, b0, k, w, end, j, g
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], b0, w, end
     out_np = _empty_like(x)
     if m == 0 or n == 0:
         return out_np
@@ -257,134 +414,26 @@ def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t 
     cdef double* B1 = &state[2, 0]      # Σ(x - k), Σ(x - k)², count of the current part
     cdef double* B2 = &state[3, 0]
     cdef double* BN = &state[4, 0]
-    cdef const real* x0
-    cdef const real* x1
-    cdef const real* x2
-    cdef const real* x3
-    cdef real* o0
-    cdef real* o1
-    cdef real* o2
-    cdef real* o3
-    cdef double ka, kb, s1, s2, nn, var, z, dd = ddof, dminp = minp
+    cdef double dd = ddof, dminp = minp
+    cdef VarTag var_tag
+    cdef StdTag std_tag
+    cdef ZTag z_tag
+    var_tag.unused = std_tag.unused = z_tag.unused = 0   # tags: only their types matter
     with nogil:
         b0 = 0
         while b0 < n:
-            for a in range(m):
-                B1[a] = 0.0
-                B2[a] = 0.0
-                BN[a] = 0.0
             if b0 > 0:
-                # tail sums of the previous block, backwards, about its last finite value
-                k = w - 1
-                while k >= 0:
-                    if k >= 3:   # four rows per pass over the state (unroll and jam)
-                        x0, x1, x2, x3 = (&x[b0 - w + k, 0], &x[b0 - w + k - 1, 0],
-                                          &x[b0 - w + k - 2, 0], &x[b0 - w + k - 3, 0])
-                        for a in range(m):
-                            ka, s1, s2, nn = KA[a], B1[a], B2[a], BN[a]
-                            ka, s1, s2, nn = _tail_var(x0[a], ka, s1, s2, nn)
-                            T1[k, a], T2[k, a], TN[k, a] = s1, s2, nn
-                            ka, s1, s2, nn = _tail_var(x1[a], ka, s1, s2, nn)
-                            T1[k - 1, a], T2[k - 1, a], TN[k - 1, a] = s1, s2, nn
-                            ka, s1, s2, nn = _tail_var(x2[a], ka, s1, s2, nn)
-                            T1[k - 2, a], T2[k - 2, a], TN[k - 2, a] = s1, s2, nn
-                            ka, s1, s2, nn = _tail_var(x3[a], ka, s1, s2, nn)
-                            T1[k - 3, a], T2[k - 3, a], TN[k - 3, a] = s1, s2, nn
-                            KA[a], B1[a], B2[a], BN[a] = ka, s1, s2, nn
-                        k -= 4
-                    else:
-                        x0 = &x[b0 - w + k, 0]
-                        for a in range(m):
-                            KA[a], B1[a], B2[a], BN[a] = _tail_var(
-                                    x0[a], KA[a], B1[a], B2[a], BN[a])
-                            T1[k, a], T2[k, a], TN[k, a] = B1[a], B2[a], BN[a]
-                        k -= 1
-                for a in range(m):
-                    B1[a] = 0.0
-                    B2[a] = 0.0
-                    BN[a] = 0.0
-            # the window ending at t starts at tail row t + 1 - b0 (row w: empty tail)
+                _var_tails(x, b0, w, m, KA, B1, B2, BN, T1, T2, TN)
             end = b0 + w if b0 + w < n else n
-            t = b0
-            while t < end:
-                j = t + 1 - b0
-                g = 4 if t + 4 <= end else 1
-                x0, o0 = &x[t, 0], &out[t, 0]
-                if g == 4:
-                    x1, x2, x3 = &x[t + 1, 0], &x[t + 2, 0], &x[t + 3, 0]
-                    o1, o2, o3 = &out[t + 1, 0], &out[t + 2, 0], &out[t + 3, 0]
-                # one loop per mode and group size, each branch-free: gcc vectorises them
-                if g == 4 and mode == 0:
-                    for a in range(m):
-                        ka = KA[a]
-                        kb, s1, s2, nn, o0[a], z = _var_step(
-                                x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a],
-                                dd, dminp)
-                        kb, s1, s2, nn, o1[a], z = _var_step(
-                                x1[a], kb, s1, s2, nn, ka, T1[j + 1, a], T2[j + 1, a], TN[j + 1, a],
-                                dd, dminp)
-                        kb, s1, s2, nn, o2[a], z = _var_step(
-                                x2[a], kb, s1, s2, nn, ka, T1[j + 2, a], T2[j + 2, a], TN[j + 2, a],
-                                dd, dminp)
-                        KB[a], B1[a], B2[a], BN[a], o3[a], z = _var_step(
-                                x3[a], kb, s1, s2, nn, ka, T1[j + 3, a], T2[j + 3, a], TN[j + 3, a],
-                                dd, dminp)
-                elif g == 4 and mode == 1:
-                    for a in range(m):
-                        ka = KA[a]
-                        kb, s1, s2, nn, var, z = _var_step(
-                                x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a],
-                                dd, dminp)
-                        o0[a] = sqrt(var)
-                        kb, s1, s2, nn, var, z = _var_step(
-                                x1[a], kb, s1, s2, nn, ka, T1[j + 1, a], T2[j + 1, a], TN[j + 1, a],
-                                dd, dminp)
-                        o1[a] = sqrt(var)
-                        kb, s1, s2, nn, var, z = _var_step(
-                                x2[a], kb, s1, s2, nn, ka, T1[j + 2, a], T2[j + 2, a], TN[j + 2, a],
-                                dd, dminp)
-                        o2[a] = sqrt(var)
-                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
-                                x3[a], kb, s1, s2, nn, ka, T1[j + 3, a], T2[j + 3, a], TN[j + 3, a],
-                                dd, dminp)
-                        o3[a] = sqrt(var)
-                elif g == 4:
-                    for a in range(m):
-                        ka = KA[a]
-                        kb, s1, s2, nn, var, z = _var_step(
-                                x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a],
-                                dd, dminp)
-                        o0[a] = _zscore(var, z)
-                        kb, s1, s2, nn, var, z = _var_step(
-                                x1[a], kb, s1, s2, nn, ka, T1[j + 1, a], T2[j + 1, a], TN[j + 1, a],
-                                dd, dminp)
-                        o1[a] = _zscore(var, z)
-                        kb, s1, s2, nn, var, z = _var_step(
-                                x2[a], kb, s1, s2, nn, ka, T1[j + 2, a], T2[j + 2, a], TN[j + 2, a],
-                                dd, dminp)
-                        o2[a] = _zscore(var, z)
-                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
-                                x3[a], kb, s1, s2, nn, ka, T1[j + 3, a], T2[j + 3, a], TN[j + 3, a],
-                                dd, dminp)
-                        o3[a] = _zscore(var, z)
-                elif mode == 0:
-                    for a in range(m):
-                        KB[a], B1[a], B2[a], BN[a], o0[a], z = _var_step(
-                                x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j,
-                                a], dd, dminp)
-                elif mode == 1:
-                    for a in range(m):
-                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
-                                x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j,
-                                a], dd, dminp)
-                        o0[a] = sqrt(var)
-                else:
-                    for a in range(m):
-                        KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
-                                x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j,
-                                a], dd, dminp)
-                        o0[a] = _zscore(var, z)
-                t += g
+            if mode == 0:
+                _var_heads(x, out, b0, end, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp,
+                           var_tag)
+            elif mode == 1:
+                _var_heads(x, out, b0, end, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp,
+                           std_tag)
+            else:
+                _var_heads(x, out, b0, end, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp,
+                           z_tag)
             b0 += w
     return out_np
 
@@ -538,11 +587,64 @@ def roll_rank(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
 # Each part works on x - K with K a value of the column in that part (the tail's last
 # finite one, the head's first), so the level does not cost digits either.
 
+cdef inline void _first_finite(const real[:, :] x, Py_ssize_t row, Py_ssize_t m,
+                               double[::1] shift, double[::1] seen) noexcept nogil:
+    """A part's shift of each column: its first finite value met (seen marks it set)."""
+    cdef Py_ssize_t i
+    for i in range(m):
+        if _ok(x[row, i]) and seen[i] == 0.0:
+            shift[i] = x[row, i]
+            seen[i] = 1.0
+
+
+cdef inline void _zero_pairs(double[:, ::1] cnt, double[:, ::1] mx, double[:, ::1] my,
+                             double[:, ::1] sxx, double[:, ::1] syy,
+                             double[:, ::1] sxy) noexcept nogil:
+    cnt[:, :] = 0.0
+    mx[:, :] = 0.0
+    my[:, :] = 0.0
+    sxx[:, :] = 0.0
+    syy[:, :] = 0.0
+    sxy[:, :] = 0.0
+
+
+cdef inline void _corr_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w, Py_ssize_t m,
+                             double[:, ::1] cnt, double[:, ::1] mx, double[:, ::1] my,
+                             double[:, ::1] sxx, double[:, ::1] syy, double[:, ::1] sxy,
+                             double[:, :, ::1] tn, double[:, :, ::1] tmx,
+                             double[:, :, ::1] tmy, double[:, :, ::1] txx,
+                             double[:, :, ::1] tyy, double[:, :, ::1] txy,
+                             double[::1] ka, double[::1] seen) noexcept nogil:
+    """Welford sums of each pair over the block before b0, added backwards about the
+    tail's shift ka: row k of the t* buffers holds rows [b0 - w + k, b0)."""
+    cdef Py_ssize_t k, row, i, j
+    cdef double xi, yj
+    seen[:] = 0.0
+    _zero_pairs(cnt, mx, my, sxx, syy, sxy)
+    for k in range(w - 1, -1, -1):
+        row = b0 - w + k
+        _first_finite(x, row, m, ka, seen)
+        for i in range(m):
+            xi = x[row, i] - ka[i]
+            for j in range(i, m):
+                yj = x[row, j] - ka[j]
+                if _ok(xi) and _ok(yj):
+                    cnt[i, j] += 1.0
+                    add_pair(xi, yj, cnt[i, j], &mx[i, j], &my[i, j],
+                             &sxx[i, j], &syy[i, j], &sxy[i, j])
+                tn[k, i, j] = cnt[i, j]
+                tmx[k, i, j] = mx[i, j]
+                tmy[k, i, j] = my[i, j]
+                txx[k, i, j] = sxx[i, j]
+                tyy[k, i, j] = syy[i, j]
+                txy[k, i, j] = sxy[i, j]
+
+
 def roll_corr(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
     """out[t, i, j] = Pearson correlation of assets i, j over the window's rows where both
     are finite; NaN below ``minp`` such rows or with zero variance. Symmetric in i, j.
     Memory: the output plus 6 (min(window, n) + 1) m² doubles of tail buffers."""
-    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, i, j, k, w, b0, end, row
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, i, j, k, w, b0, end
     out_np = np.empty((n, m, m), dtype=np.asarray(x).dtype)
     if n == 0 or m == 0:
         return out_np
@@ -562,47 +664,14 @@ def roll_corr(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
         b0 = 0
         while b0 < n:
             if b0 > 0:
-                seen[:] = 0.0
-                cnt[:, :] = 0.0
-                mx[:, :] = 0.0
-                my[:, :] = 0.0
-                sxx[:, :] = 0.0
-                syy[:, :] = 0.0
-                sxy[:, :] = 0.0
-                for k in range(w - 1, -1, -1):
-                    row = b0 - w + k
-                    for i in range(m):
-                        if _ok(x[row, i]) and seen[i] == 0.0:
-                            ka[i] = x[row, i]
-                            seen[i] = 1.0
-                    for i in range(m):
-                        xi = x[row, i] - ka[i]
-                        for j in range(i, m):
-                            yj = x[row, j] - ka[j]
-                            if _ok(xi) and _ok(yj):
-                                cnt[i, j] += 1.0
-                                add_pair(xi, yj, cnt[i, j], &mx[i, j], &my[i, j],
-                                         &sxx[i, j], &syy[i, j], &sxy[i, j])
-                            tn[k, i, j] = cnt[i, j]
-                            tmx[k, i, j] = mx[i, j]
-                            tmy[k, i, j] = my[i, j]
-                            txx[k, i, j] = sxx[i, j]
-                            tyy[k, i, j] = syy[i, j]
-                            txy[k, i, j] = sxy[i, j]
-            cnt[:, :] = 0.0
-            mx[:, :] = 0.0
-            my[:, :] = 0.0
-            sxx[:, :] = 0.0
-            syy[:, :] = 0.0
-            sxy[:, :] = 0.0
+                _corr_tails(x, b0, w, m, cnt, mx, my, sxx, syy, sxy, tn, tmx, tmy, txx, tyy,
+                            txy, ka, seen)
+            _zero_pairs(cnt, mx, my, sxx, syy, sxy)
             seen[:] = 0.0
             end = b0 + w if b0 + w < n else n
             for t in range(b0, end):
                 k = t + 1 - b0      # tail row of the window start
-                for i in range(m):
-                    if _ok(x[t, i]) and seen[i] == 0.0:
-                        kb[i] = x[t, i]
-                        seen[i] = 1.0
+                _first_finite(x, t, m, kb, seen)
                 for i in range(m):
                     xi = x[t, i] - kb[i]
                     for j in range(i, m):

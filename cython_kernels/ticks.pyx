@@ -301,46 +301,78 @@ cdef inline int _tick(const Params* p, State* st, Py_ssize_t idx, long long s, l
                       long long ask, long long bsz, long long asz, long long ts,
                       bint check_risk, long long* oi, long long* os, long long* oq,
                       long long* op) noexcept nogil:
-    cdef long long m2, d, qty, price, newpos, gross_after, eq2, pos, mtm2, gross2, cash, t
-    cdef double micro, imb, tot, fast, slow
-    cdef int direction, up, down
+    """One tick through the four steps of the module docstring; 1 when it placed an
+    order (written to oi, os, oq, op), else 0. The steps are inline helpers: gcc inlines
+    them into the batch loop, so the split costs nothing per tick."""
+    cdef long long seen, pos, m2, qty, price
+    cdef int direction
     st.ticks += 1
-    # 1. validation (the upper bounds keep bid + ask and bsz + asz within int64 for
-    # columns given as raw int64; the dict and float paths already stop at 2^62). One
-    # unsigned compare per range: 0 <= v < 2^62 is (unsigned)v < 2^62 (negatives wrap
-    # above), 0 < v < 2^62 is (unsigned)v - 1 < 2^62 - 1 (0 wraps too)
+    if not _valid(p, st, s, bid, ask, bsz, asz, ts):    # 1. validation
+        return 0
+    seen = st.n_ticks[s]
+    pos = st.pos[s]
+    m2 = bid + ask
+    if not _mark(p, st, s, m2, ts, seen, pos):           # 2. marks, kill switch
+        return 0
+    direction = _signal(p, st, s, bid, ask, bsz, asz, seen)   # 3. signal
+    if direction == 0:
+        return 0
+    st.signals += 1
+    if st.latest_ts - ts > p.max_age:
+        st.stale += 1
+        return 0
+    qty = direction * p.order_size                       # 4. the order
+    price = ask if direction > 0 else bid
+    if not _fill(p, st, s, ts, qty, price, pos, m2, check_risk):
+        return 0
+    oi[0] = idx
+    os[0] = s
+    oq[0] = qty
+    op[0] = price
+    return 1
+
+
+cdef inline bint _valid(const Params* p, State* st, long long s, long long bid,
+                        long long ask, long long bsz, long long asz,
+                        long long ts) noexcept nogil:
+    """Step 1: False (the reason counted) for a tick to reject. The upper bounds keep
+    bid + ask and bsz + asz within int64 for columns given as raw int64; the dict and
+    float paths already stop at 2^62. One unsigned compare per range: 0 <= v < 2^62 is
+    (unsigned)v < 2^62 (negatives wrap above), 0 < v < 2^62 is (unsigned)v - 1 < 2^62 - 1
+    (0 wraps too)."""
     cdef unsigned long long lim = LIMIT_I
     if s < 0 or s >= p.capacity:
         st.tick_rejects[BAD_SYMBOL] += 1
-        return 0
+        return False
     if (<unsigned long long>bid - 1 >= lim - 1) | (<unsigned long long>ask - 1 >= lim - 1):
         st.tick_rejects[BAD_PRICE] += 1
-        return 0
+        return False
     if ((<unsigned long long>bsz >= lim) | (<unsigned long long>asz >= lim)) or bsz + asz == 0:
         st.tick_rejects[BAD_SIZE] += 1
-        return 0
+        return False
     if bid >= ask:
         st.tick_rejects[CROSSED] += 1
-        return 0
-    cdef long long seen = st.n_ticks[s]
-    if <unsigned long long>ts >= lim or (seen > 0 and ts < st.last_ts[s]):
+        return False
+    if <unsigned long long>ts >= lim or (st.n_ticks[s] > 0 and ts < st.last_ts[s]):
         st.tick_rejects[OUT_OF_ORDER] += 1
-        return 0
+        return False
     if st.started and ts - st.latest_ts > p.max_skew:   # both in [0, 2^62): no overflow
         st.tick_rejects[CLOCK_SKEW] += 1
-        return 0
-    # 2. marks and the drawdown kill switch; a mark the exact state cannot hold is a bad
-    # price, refused before anything changes
-    m2 = bid + ask
-    pos = st.pos[s]
-    mtm2 = st.mtm2
-    gross2 = st.gross2
+        return False
+    return True
+
+
+cdef inline bint _mark(const Params* p, State* st, long long s, long long m2, long long ts,
+                       long long seen, long long pos) noexcept nogil:
+    """Step 2: the symbol's mark and the drawdown kill switch. False (a bad price,
+    counted; nothing changed) when the exact state cannot hold the new mark."""
+    cdef long long d, t, eq2, mtm2 = st.mtm2, gross2 = st.gross2
     if seen > 0 and pos != 0:
         d = m2 - st.mid2[s]
         if (QL_MUL(pos, d, &t) or QL_ADD(mtm2, t, &mtm2) or _out(mtm2)
                 or QL_MUL(_abs(pos), d, &t) or QL_ADD(gross2, t, &gross2) or _out(gross2)):
             st.tick_rejects[BAD_PRICE] += 1
-            return 0
+            return False
         st.mtm2 = mtm2
         st.gross2 = gross2
     st.mid2[s] = m2
@@ -353,8 +385,16 @@ cdef inline int _tick(const Params* p, State* st, Py_ssize_t idx, long long s, l
         st.peak2 = eq2
     if (st.peak2 - eq2) * 0.5 * p.tick_size > p.max_drawdown:
         st.killed = True
-    # 3. signal
-    tot = <double>(bsz + asz)
+    return True
+
+
+cdef inline int _signal(const Params* p, State* st, long long s, long long bid,
+                        long long ask, long long bsz, long long asz,
+                        long long seen) noexcept nogil:
+    """Step 3: update the symbol's EWMAs of the microprice; the signal +1, -1, or 0
+    (none, or still in warmup)."""
+    cdef double micro, imb, fast, slow, tot = <double>(bsz + asz)
+    cdef int up, down
     micro = (<double>bid * asz + <double>ask * bsz) / tot
     if seen == 0:
         fast = micro
@@ -375,24 +415,25 @@ cdef inline int _tick(const Params* p, State* st, Py_ssize_t idx, long long s, l
     down = (fast < slow) & (imb <= -p.threshold)
     if not ((up | down) & (fabs(imb) >= p.min_confidence)):
         return 0
-    direction = up - down
-    st.signals += 1
-    if st.latest_ts - ts > p.max_age:
-        st.stale += 1
-        return 0
-    # 4. the order: the state after the fill, refused (even without risk checks) when the
-    # exact state cannot hold it, then the risk checks
-    qty = direction * p.order_size
-    price = ask if direction > 0 else bid
-    newpos = pos + qty      # |pos| < 2^60 / 3 (gross bound, mid2 >= 3), order_size < 2^60
+    return up - down
+
+
+cdef inline bint _fill(const Params* p, State* st, long long s, long long ts, long long qty,
+                       long long price, long long pos, long long m2,
+                       bint check_risk) noexcept nogil:
+    """Step 4: the state after the fill, refused (even without risk checks) when the
+    exact state cannot hold it, then the risk checks; True when filled."""
+    cdef long long t, cash, mtm2, gross_after
+    cdef long long newpos = pos + qty   # |pos| < 2^60 / 3 (gross bound, mid2 >= 3),
+                                        # order_size < 2^60
     if (QL_MUL(qty, price, &t) or QL_SUB(st.cash, t, &cash) or _out(cash)
             or QL_MUL(qty, m2, &t) or QL_ADD(st.mtm2, t, &mtm2) or _out(mtm2)
             or QL_MUL(_abs(newpos) - _abs(pos), m2, &t) or QL_ADD(st.gross2, t, &gross_after)
             or _out(gross_after)):
         st.order_rejects[NOTIONAL] += 1
-        return 0
+        return False
     if check_risk and not _allowed(p, st, pos, ts, price, newpos, m2, gross_after):
-        return 0
+        return False
     st.cash = cash
     st.mtm2 = mtm2
     st.gross2 = gross_after
@@ -404,11 +445,7 @@ cdef inline int _tick(const Params* p, State* st, Py_ssize_t idx, long long s, l
     st.ring[st.ring_i] = ts
     st.ring_i = st.ring_i + 1 if st.ring_i + 1 < st.ring_n else 0
     st.orders += 1
-    oi[0] = idx
-    os[0] = s
-    oq[0] = qty
-    op[0] = price
-    return 1
+    return True
 
 
 cdef inline bint _allowed(const Params* p, State* st, long long pos, long long ts,

@@ -322,19 +322,30 @@ def _block(tb: np.ndarray, recs: dict, a0: int, a1: int, assets, variables):
 
 def _write(store: Path, state: dict, staged: list, source: Path, files, shas, owner) -> None:
     """Check the staged bars against the committed rows, then write the new rows chunk by
-    chunk (one chunk row in memory), committing n_time after each complete chunk row.
-    Longer than most functions: the check and the write share the chunk grid and the
-    committed-state bookkeeping, kept in one place on purpose."""
-    ct, ca = state["chunk_time"], state["chunk_asset"]
-    assets, variables = state["assets"], state["variables"]
+    chunk (one chunk row in memory), committing n_time after each complete chunk row."""
     n_old = state["n_time"]
     if n_old:
         g, tarr, arrs = _open_arrays(store, state, create=False)
     committed = tarr[:n_old] if n_old else np.empty(0, np.int64)
-    end = committed[-1] if n_old else np.iinfo(np.int64).min
     recs = {r.asset: r for r in staged}
+    new = _new_times(staged, committed)
+    if n_old:
+        _check_overlap(store, state, staged, recs, committed, arrs)
+    if state["freq"] is not None:      # the given freq must fit every step
+        _cal.infer(pd.DatetimeIndex(np.r_[committed, new].view("datetime64[ns]")),
+                   freq=state["freq"])
+    if not n_old:      # the marker first: from here the directory is a store to resume
+        _write_marker(store, state)
+        g, tarr, arrs = _open_arrays(store, state, create=True)
+    _write_rows(store, state, recs, new, tarr, arrs)
+    _write_provenance(store, state, source, files, shas, owner, g, tarr)
 
-    # times: new ones after the store's end; earlier ones must be rows the store holds
+
+def _new_times(staged: list, committed: np.ndarray) -> np.ndarray:
+    """The sorted times after the store's end; a staged time at or before the end must
+    be a row the store holds (DataError otherwise)."""
+    n_old = committed.size
+    end = committed[-1] if n_old else np.iinfo(np.int64).min
     new = np.empty(0, np.int64)
     for r in staged:
         old = r.t[r.t <= end]
@@ -351,40 +362,48 @@ def _write(store: Path, state: dict, staged: list, source: Path, files, shas, ow
             pos = np.minimum(np.searchsorted(new, later), max(new.size - 1, 0))
             if new.size == 0 or (new[pos] != later).any():
                 new = np.union1d(new, later)
+    return new
 
-    # overlap: every committed row a file speaks for must agree with it, chunk by chunk
+
+def _check_overlap(store: Path, state: dict, staged: list, recs: dict,
+                   committed: np.ndarray, arrs: dict) -> None:
+    """Every committed row a file speaks for must agree with it (NaN = no bar), checked
+    chunk by chunk on the store's grid; DataError at the first difference."""
+    ct, ca = state["chunk_time"], state["chunk_asset"]
+    assets, variables = state["assets"], state["variables"]
+    n_old, end = committed.size, committed[-1]
     lo = [np.searchsorted(committed, r.t[0]) for r in staged if r.t.size and r.t[0] <= end]
-    if lo:
-        for t0 in range(min(lo) // ct * ct, n_old, ct):
-            t1 = min(t0 + ct, n_old)
-            tb = committed[t0:t1]
-            for a0 in range(0, len(assets), ca):
-                a1 = min(a0 + ca, len(assets))
-                if not any(a in recs for a in assets[a0:a1]):
-                    continue
-                got, span = _block(tb, recs, a0, a1, assets, variables)
-                if not span.any():
-                    continue
-                for k, v in enumerate(variables):
-                    have = arrs[v][t0:t1, a0:a1]
-                    bad = span & ~((got[k] == have) | (np.isnan(got[k]) & np.isnan(have)))
-                    if bad.any():
-                        i, j = map(int, np.argwhere(bad)[0])
-                        a = assets[a0 + j]
-                        raise DataError(
-                            f"{recs[a].file}: asset {a!r} at {_data._fmt_time(tb[i])}: {v} is "
-                            f"{got[k][i, j]:g} in the file but {have[i, j]:g} in the store "
-                            f"{store} (NaN = no bar); ingest only adds bars after the store's "
-                            "end: put changed history in a new store")
+    if not lo:
+        return
+    for t0 in range(min(lo) // ct * ct, n_old, ct):
+        t1 = min(t0 + ct, n_old)
+        tb = committed[t0:t1]
+        for a0 in range(0, len(assets), ca):
+            a1 = min(a0 + ca, len(assets))
+            if not any(a in recs for a in assets[a0:a1]):
+                continue
+            got, span = _block(tb, recs, a0, a1, assets, variables)
+            if not span.any():
+                continue
+            for k, v in enumerate(variables):
+                have = arrs[v][t0:t1, a0:a1]
+                bad = span & ~((got[k] == have) | (np.isnan(got[k]) & np.isnan(have)))
+                if bad.any():
+                    i, j = map(int, np.argwhere(bad)[0])
+                    a = assets[a0 + j]
+                    raise DataError(
+                        f"{recs[a].file}: asset {a!r} at {_data._fmt_time(tb[i])}: {v} is "
+                        f"{got[k][i, j]:g} in the file but {have[i, j]:g} in the store "
+                        f"{store} (NaN = no bar); ingest only adds bars after the store's "
+                        "end: put changed history in a new store")
 
-    if state["freq"] is not None:      # the given freq must fit every step
-        _cal.infer(pd.DatetimeIndex(np.r_[committed, new].view("datetime64[ns]")),
-                   freq=state["freq"])
 
-    # write: resize, the time coordinate, then chunk rows; commit after each row
-    if not n_old:      # the marker first: from here the directory is a store to resume
-        _write_marker(store, state)
-        g, tarr, arrs = _open_arrays(store, state, create=True)
+def _write_rows(store: Path, state: dict, recs: dict, new: np.ndarray, tarr, arrs) -> None:
+    """Resize, write the time coordinate, then the chunk rows; the marker records each
+    complete chunk and, after each chunk row, n_time (what a resumed ingest trusts)."""
+    ct, ca = state["chunk_time"], state["chunk_asset"]
+    assets, variables = state["assets"], state["variables"]
+    n_old = state["n_time"]
     n_new = n_old + new.size
     tarr.resize((n_new,))
     for a in arrs.values():
@@ -406,7 +425,11 @@ def _write(store: Path, state: dict, staged: list, source: Path, files, shas, ow
         _write_marker(store, state)
         t0 = t1
 
-    # provenance and calendar, once every row is in
+
+def _write_provenance(store: Path, state: dict, source: Path, files, shas, owner, g,
+                      tarr) -> None:
+    """Provenance (file hashes, owned assets) and calendar attributes, once every row
+    is in."""
     state.pop("chunk", None)
     for f in files:
         a = [x for x, o in owner.items() if o == f]
