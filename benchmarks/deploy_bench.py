@@ -51,9 +51,11 @@ def synthetic_ohlcv(n_assets: int, n_bars: int, seed: int = 0) -> xr.Dataset:
     wick = np.abs(rng.normal(0, 0.005, (2, *close.shape)))
     dims = ("time", "asset")
     coords = {"time": time_, "asset": [f"S{i:03d}" for i in range(n_assets)]}
-    ds = xr.Dataset({"open": (dims, open_), "high": (dims, np.maximum(open_, close) * (1 + wick[0])),
-                     "low": (dims, np.minimum(open_, close) * (1 - wick[1])), "close": (dims, close),
-                     "volume": (dims, np.round(rng.lognormal(13, 1, close.shape)))}, coords=coords)
+    high = np.maximum(open_, close) * (1 + wick[0])
+    low = np.minimum(open_, close) * (1 - wick[1])
+    volume = np.round(rng.lognormal(13, 1, close.shape))
+    ds = xr.Dataset({"open": (dims, open_), "high": (dims, high), "low": (dims, low),
+                     "close": (dims, close), "volume": (dims, volume)}, coords=coords)
     return ds.assign_coords(asset_class=("asset", ["equity"] * n_assets))
 
 

@@ -127,3 +127,18 @@ def test_alert_monitor_on_a_deployment_before_its_first_bar_is_quiet():
 def test_alert_monitor_still_refuses_other_objects():
     with pytest.raises(TypeError, match="watches a TickEngine or a ql.Deployment, got dict"):
         ql.engine.AlertMonitor({}, {"drawdown": 1})
+
+
+def test_deployment_dashboard_of_one_group_account_compares_with_its_backtest():
+    """group=True: one account, equity (time,) for both the deployment and the backtest."""
+    ds = ql.data.load().isel(time=slice(0, HISTORY + 5))
+    hist, bars = ds.isel(time=slice(0, HISTORY)), ds.isel(time=slice(HISTORY, None))
+    dep = ql.deploy("volatility_regime", PARAMS, history=hist, group=True,
+                    execution="next_open", **OPTIONS)
+    dep.replay(bars)
+    res = ql.backtest(bars, dep.targets, group=True, execution="next_open", **OPTIONS)
+    src = _sources(dep.plot(backtest=res))
+    assert dep.equity.dims == ("time",)
+    np.testing.assert_array_equal(src["deployment.equity"]["equity"], dep.equity.values)
+    np.testing.assert_allclose(src["deployment.backtest"]["equity"], res.equity.values,
+                               rtol=1e-9)
