@@ -564,3 +564,88 @@ def engine_dashboard(engine, history=300):
                         f"{type(engine).__name__}")
     history = _v.integer("history", history, 1, 10 ** 6)
     return _EngineDashboard(engine, history)
+
+
+# ---- deployments -------------------------------------------------------------------------
+
+def _total(da):
+    """Equity summed over accounts (time,); refuses parameter dims (one column only)."""
+    extra = [d for d in da.dims if d not in ("time", "asset")]
+    if extra:
+        raise ValueError(f"backtest has parameter dims {extra}: select one combination "
+                         f"(res.isel({extra[0]}=0) or .sel(...)) before comparing it with "
+                         "a deployment")
+    return da.sum("asset") if "asset" in da.dims else da
+
+
+def deployment_dashboard(dep, backtest=None):
+    """A static bokeh layout of a ``ql.Deployment`` (the data live in the figure, so it
+    works in saved HTML): equity against ``backtest``'s (a BacktestResult of the same
+    bars, optional; summed over accounts, on the deployment's bars), drawdown from the
+    running peak, fills (price at each fill; buys and sells), risk-limit rejections by
+    reason, and decision time per bar (ms, with its p50 and p99). Its data sources are
+    named ``deployment.<equity|backtest|buy|sell|rejections|latency>`` (``.select(name=)``)."""
+    from bokeh.layouts import column, gridplot
+    from bokeh.models import ColumnDataSource, HoverTool, Span
+
+    from quantlab.live import Deployment  # lazy: drawing is the face, live the research side
+
+    if not isinstance(dep, Deployment):
+        raise TypeError(f"deployment_dashboard draws a ql.Deployment, got "
+                        f"{type(dep).__name__}")
+    if backtest is not None and not hasattr(backtest, "equity"):
+        raise TypeError(f"backtest is a BacktestResult (ql.backtest(...)) of the same bars, "
+                        f"got {type(backtest).__name__}")
+    eq = _total(dep.equity)
+    t = eq.time.values
+    src = {"equity": ColumnDataSource({"time": t, "equity": eq.values,
+                                       "drawdown": eq.values / np.fmax.accumulate(
+                                           eq.values) - 1 if len(t) else eq.values})}
+    f_eq = figure(x_axis_type="datetime", title="equity: deployment vs backtest", height=250,
+                  y_axis_label="currency")
+    f_eq.line("time", "equity", source=src["equity"], color=PALETTE[1], line_width=1.5,
+              legend_label="deployment")
+    if backtest is not None:
+        be = _total(backtest.equity).reindex(time=t)
+        src["backtest"] = ColumnDataSource({"time": t, "equity": be.values,
+                                            "difference": eq.values - be.values})
+        f_eq.line("time", "equity", source=src["backtest"], color="gray", line_dash="dashed",
+                  line_width=1.5, legend_label="backtest, same bars")
+    f_eq.legend.location = "top_left"
+    f_dd = figure(x_axis_type="datetime", title="drawdown", height=180, x_range=f_eq.x_range)
+    f_dd.varea("time", "drawdown", 0, source=src["equity"], color=PALETTE[3], alpha=0.4)
+    o = dep.orders
+    f_or = figure(x_axis_type="datetime", title="fills (price)", height=220,
+                  x_range=f_eq.x_range, tools="pan,wheel_zoom,box_zoom,reset,save")
+    for side, color, marker in (("buy", PALETTE[2], "triangle"),
+                                ("sell", PALETTE[3], "inverted_triangle")):
+        sel = o[(o["size"] > 0) if side == "buy" else (o["size"] < 0)]
+        src[side] = ColumnDataSource({"time": sel["time"].values, "price": sel["price"].values,
+                                      "asset": sel["asset"].astype(str).values,
+                                      "size": sel["size"].values})
+        f_or.scatter("time", "price", source=src[side], size=7, color=color, marker=marker,
+                     legend_label=side)
+    f_or.add_tools(HoverTool(tooltips=[("asset", "@asset"), ("size", "@size{0,0.00}"),
+                                       ("price", "@price{0,0.00}")]))
+    f_or.legend.location = "top_left"
+    counts = dep.rejections["reason"].value_counts()
+    reasons = [str(r) for r in counts.index] or ["none"]
+    src["rejections"] = ColumnDataSource({"reason": reasons,
+                                          "count": counts.to_numpy().tolist() or [0]})
+    f_rej = figure(x_range=reasons, title=f"rejections by reason ({int(counts.sum())})",
+                   height=220)
+    f_rej.vbar(x="reason", top="count", width=0.7, source=src["rejections"], color=PALETTE[3])
+    lat = dep.latency * 1e3
+    src["latency"] = ColumnDataSource({"time": lat.index.values, "ms": lat.to_numpy()})
+    f_lat = figure(x_axis_type="datetime", title="decision time per bar (ms)", height=220,
+                   x_range=f_eq.x_range)
+    f_lat.scatter("time", "ms", source=src["latency"], size=3, color=PALETTE[0])
+    for q, dash in ((50, "dashed"), (99, "dotted")):
+        if len(lat):
+            f_lat.add_layout(Span(location=float(np.percentile(lat, q)), dimension="width",
+                                  line_dash=dash, line_color="gray"))
+    for k, v in src.items():     # findable: layout.select(name="deployment.equity")
+        v.name = f"deployment.{k}"
+    layout = column(f_eq, f_dd, f_or, gridplot([[f_rej, f_lat]], sizing_mode="stretch_width"),
+                    sizing_mode="stretch_width")
+    return layout

@@ -1,5 +1,6 @@
-"""Watching a running ``TickEngine``: ``health_check`` (one status) and ``AlertMonitor``
-(rules on its statistics, each breach sent to log or callables)."""
+"""Watching a running ``TickEngine`` or ``ql.Deployment``: ``health_check`` (one status
+of an engine) and ``AlertMonitor`` (rules on their statistics, each breach sent to log or
+callables)."""
 from __future__ import annotations
 
 import logging
@@ -34,7 +35,11 @@ def health_check(engine, p99_limit_us=10.0, reject_limit=0.05) -> dict:
 
 
 class AlertMonitor:
-    """Rules on the engine's statistics; each breach goes to every sink.
+    """Rules on the statistics of a ``TickEngine`` or a ``ql.Deployment``; each breach
+    goes to every sink. Both expose ``get_performance_stats()`` and ``pnl()`` under the
+    same names; on a deployment a "tick" is a bar (bad bars raise, so its error rate is
+    0), a rejected order is a target changed by its risk limits, and the latency is the
+    decision time per bar (signal + risk checks + kernel step).
 
     ``rules``: "max" rules fire when the value is above the limit: {"p99_latency_us": 10,
     "error_rate": 0.01 (rejected ticks / ticks), "rejection_rate": 0.5 (rejected orders /
@@ -49,7 +54,7 @@ class AlertMonitor:
     MIN_RULES = ("success_rate",)
     KNOWN = MAX_RULES + MIN_RULES
 
-    def __init__(self, engine: TickEngine, rules: dict, sinks=("log",)):
+    def __init__(self, engine, rules: dict, sinks=("log",)):
         if not isinstance(rules, Mapping):
             raise TypeError(f"alert rules are a dict of rule -> limit, got "
                             f"{type(rules).__name__}")
@@ -66,8 +71,11 @@ class AlertMonitor:
         bad = [s for s in sinks if s != "log" and not callable(s)]
         if bad:
             raise ValueError(f"alert sinks are 'log' or callables, got {bad!r}")
-        if not isinstance(engine, TickEngine):
-            raise TypeError(f"AlertMonitor watches a TickEngine, got {type(engine).__name__}")
+        from quantlab.live import Deployment  # lazy: live imports engine.feeds (a cycle)
+
+        if not isinstance(engine, (TickEngine, Deployment)):
+            raise TypeError(f"AlertMonitor watches a TickEngine or a ql.Deployment, got "
+                            f"{type(engine).__name__}")
         rates = ("success_rate", "error_rate", "rejection_rate")       # in [0, 1]
         rules = {k: _v.number(f"alert rule {k!r}", v, 0, 1 if self._rule[k] in rates
                               else None, finite=False)                # inf: never fires
@@ -82,7 +90,10 @@ class AlertMonitor:
                       if s["ticks_processed"] else 0.0)
         values = {"p99_latency_us": s["p99_latency_us"], "error_rate": error_rate,
                   "rejection_rate": s["orders_rejected"] / tried if tried else 0.0,
-                  "drawdown": self.engine.pnl()["drawdown"], "success_rate": 1.0 - error_rate}
+                  # a deployment before its first bar may not know its accounts yet
+                  "drawdown": self.engine.pnl()["drawdown"] if s["ticks_processed"] or
+                  isinstance(self.engine, TickEngine) else 0.0,
+                  "success_rate": 1.0 - error_rate}
         alerts = []
         for k, lim in self.rules.items():
             rule = self._rule[k]

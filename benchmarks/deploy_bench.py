@@ -1,0 +1,134 @@
+"""Deployment decision time and replay speed (issue #27). Not in `make test`.
+
+    python benchmarks/deploy_bench.py                       # 20 and 500 assets, full replay
+    python benchmarks/deploy_bench.py --bars 10 --large 100 --replay-bars 200   # a quick look
+
+decision  for every strategy, ``ql.deploy(name, history=<warmup bars>)`` then ``--bars``
+          bars through ``on_bar``; p50/p99 of ``Deployment.latency``: the decision time per
+          bar (signal from the trailing window + risk checks + one backtest-kernel step;
+          the bar's own checks are not in it). At 20 assets: sp500_20 for close-only
+          strategies, a synthetic OHLCV panel (20 assets) for those that need more; at
+          ``--large`` assets: a synthetic OHLCV panel. The all-pairs strategies
+          (info_theory, complex_systems) are skipped at the large size unless ``--pairs``.
+          Strategies that read all history (warmup None: factor_momentum, spc) get
+          ``--history`` bars.
+replay    bars per second of wall time for ``Deployment.replay`` of the bundled equities
+          (3,270 bars, 4 assets; every bar checked and decided) for ``--replay-strategy``.
+Goal (issue #27): p99 < 20 ms per bar at 500 assets; the 3,270-bar replay in < 10 s.
+Times are wall-clock: run it on an otherwise idle machine.
+"""
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+import quantlab as ql
+
+PAIRS = ("info_theory", "complex_systems")
+# shorter than the defaults where those need more history than the panels give
+PARAMS = {"factor_momentum": {"beta_window": 12, "lookback": 3}}
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def synthetic_ohlcv(n_assets: int, n_bars: int, seed: int = 0) -> xr.Dataset:
+    """Daily GBM OHLCV bars ending 2019-12-31 (inside the bundled factor data's span)."""
+    rng = np.random.default_rng(seed)
+    time_ = pd.bdate_range(end="2019-12-31", periods=n_bars)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.0003, 0.015, (n_bars, n_assets)), axis=0))
+    open_ = np.vstack([close[:1], close[:-1]]) * np.exp(rng.normal(0, 0.003, close.shape))
+    wick = np.abs(rng.normal(0, 0.005, (2, *close.shape)))
+    dims = ("time", "asset")
+    coords = {"time": time_, "asset": [f"S{i:03d}" for i in range(n_assets)]}
+    high = np.maximum(open_, close) * (1 + wick[0])
+    low = np.minimum(open_, close) * (1 - wick[1])
+    volume = np.round(rng.lognormal(13, 1, close.shape))
+    ds = xr.Dataset({"open": (dims, open_), "high": (dims, high), "low": (dims, low),
+                     "close": (dims, close), "volume": (dims, volume)}, coords=coords)
+    return ds.assign_coords(asset_class=("asset", ["equity"] * n_assets))
+
+
+def decision_times(name: str, ds: xr.Dataset, n_bars: int, history: int) -> tuple:
+    """(p50 ms, p99 ms, first ms, history bars) of ``n_bars`` decisions after a warm-up
+    history. The first decision (it loads the strategy's bundled inputs, warms caches) is
+    reported apart, not in the percentiles."""
+    s = ql.strategies.get(name, **PARAMS.get(name, {}))
+    need = (s.warmup + s.period) if s.warmup is not None else history
+    if need + n_bars > ds.sizes["time"]:
+        raise ValueError(f"{name}: needs {need} + {n_bars} bars, the panel has "
+                         f"{ds.sizes['time']}")
+    ds = ds.isel(time=slice(ds.sizes["time"] - need - n_bars - 1, None))
+    dep = ql.deploy(s, history=ds.isel(time=slice(0, need)), fees=0.001)
+    dep.replay(ds.isel(time=slice(need, None)))
+    lat = dep.latency.to_numpy() * 1e3
+    return float(np.percentile(lat[1:], 50)), float(np.percentile(lat[1:], 99)), lat[0], need
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--bars", type=int, default=50, help="decisions timed per strategy")
+    p.add_argument("--small", type=int, default=20, help="assets of the small size")
+    p.add_argument("--large", type=int, default=500, help="assets of the large size (0: skip)")
+    p.add_argument("--history", type=int, default=300,
+                   help="history bars for strategies that read all of it")
+    p.add_argument("--pairs", action="store_true", help="time the all-pairs strategies "
+                   "at the large size too")
+    p.add_argument("--strategies", nargs="*", default=None, help="default: all")
+    p.add_argument("--replay-strategy", default="volatility_regime")
+    p.add_argument("--replay-bars", type=int, default=0,
+                   help="bars of the bundled equities to replay (0: all 3,270)")
+    a = p.parse_args(argv)
+    names = a.strategies or ql.strategies.names()
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical cores); load average "
+          f"{os.getloadavg()[0]:.1f}; quantlab {ql.__version__}")
+    sp = ql.data.load("sp500_20").isel(asset=slice(0, a.small))
+    longest = max((ql.strategies.get(n, **PARAMS.get(n, {})).warmup or a.history)
+                  for n in names) + max(ql.strategies.get(n).period for n in names)
+    panels = {a.small: synthetic_ohlcv(a.small, longest + a.bars + 6)}
+    if a.large:
+        panels[a.large] = synthetic_ohlcv(a.large, longest + a.bars + 6, seed=1)
+    rows = []
+    for n in names:
+        s = ql.strategies.get(n)
+        for size in panels:
+            if size == a.large and n in PAIRS and not a.pairs:
+                rows.append((n, size, "skipped (all pairs; --pairs)", np.nan, np.nan,
+                             np.nan, 0))
+                continue
+            closes_only = set(s.requires) <= {"close"}
+            ds, label = ((sp, "sp500_20") if size == a.small and closes_only
+                         else (panels[size], "synthetic OHLCV"))
+            t = time.perf_counter()
+            p50, p99, first, hist = decision_times(n, ds, a.bars, a.history)
+            rows.append((n, size, label, p50, p99, first, hist))
+            print(f"  {n:26s} {size:4d} assets ({label}): p50 {p50:8.2f} ms  p99 "
+                  f"{p99:8.2f} ms  [{time.perf_counter() - t:.1f} s]", flush=True)
+    table = pd.DataFrame(rows, columns=["strategy", "assets", "data", "p50_ms", "p99_ms",
+                                        "first_ms", "history_bars"])
+    print(f"\ndecision time per bar ({a.bars} bars each; goal p99 < 20 ms at 500 assets)")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    eq = ql.data.load()
+    if a.replay_bars:
+        eq = eq.isel(time=slice(0, a.replay_bars))
+    dep = ql.deploy(a.replay_strategy, fees=0.001)
+    t = time.perf_counter()
+    dep.replay(eq)
+    wall = time.perf_counter() - t
+    print(f"\nreplay: {a.replay_strategy} over {eq.sizes['time']:,} bundled bars x "
+          f"{eq.sizes['asset']} assets in {wall:.1f} s = {eq.sizes['time'] / wall:,.0f} bars/s "
+          f"(goal: 3,270 bars in < 10 s)")
+
+
+if __name__ == "__main__":
+    main()
