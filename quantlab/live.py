@@ -170,7 +170,7 @@ class Deployment:
         self._orders: list = []
         self._rejections: list = []
         self.killed = False
-        self._peak = float(options.init_cash)
+        self._peak = None               # the equity peak (all accounts), from the first bar
         self._last_wall = None
         self.listeners: list = []       # called with each bar's status (CLI, dashboards)
         if history is not None:
@@ -194,11 +194,18 @@ class Deployment:
         return max(w + self.strategy.period - 1, self.options.history_needed())
 
     def _add_history(self, history: xr.Dataset) -> None:
+        """Validated once as a whole (as ql.backtest does), then buffered row by row."""
         _validate.coords(history, what="history")
-        validate(history[[v for v in BAR_VARS if v in history]])
         self._vars = self._pick(history.data_vars)
-        for i in range(history.sizes["time"]):
-            self._push(self._parse(history.isel(time=i)))
+        absent = sorted(self._required() - set(history.data_vars))
+        if absent:
+            raise DataError(f"history lacks {absent} (needed by {self.strategy.name} and "
+                            "the backtest options)")
+        history = validate(history[list(self._vars)].sel(asset=self.universe))
+        values = {v: history[v].transpose("time", "asset").values.astype(float)
+                  for v in self._vars}
+        for i, t in enumerate(history.indexes["time"]):
+            self._push((np.datetime64(t, "ns"), {v: values[v][i] for v in self._vars}))
 
     # ---- bars in ----------------------------------------------------------------------
     def _parse(self, bar) -> tuple:
@@ -329,7 +336,7 @@ class Deployment:
 
     def _watch_drawdown(self) -> None:
         eq = float(np.sum(self._rec["equity"][-1]))
-        self._peak = max(self._peak, eq)
+        self._peak = max(self._peak or self.equity_start(), eq)
         if eq <= (1 - self.risk.max_drawdown_pct) * self._peak and not self.killed:
             self.killed = True
 
@@ -343,10 +350,15 @@ class Deployment:
         return self._rec["positions"][-1] if self._rec["positions"] else \
             np.zeros(len(self.universe))
 
+    def equity_start(self) -> float:
+        """Initial cash of all accounts (one per asset unless ``group=True``)."""
+        return float(self.options.init_cash) * self.options.n_accounts(
+            len(self.universe or [None]))
+
     def equity_now(self):
         if self._rec["equity"]:
             return float(np.sum(self._rec["equity"][-1]))
-        return float(self.options.init_cash) * self.options.n_accounts(len(self.universe))
+        return self.equity_start()
 
     def _last_close(self) -> np.ndarray:
         """The last valid close per asset (NaN before its first bar)."""
@@ -508,8 +520,9 @@ class Deployment:
 
     def pnl(self) -> dict:
         eq = float(self.equity_now())
-        return {"equity": eq, "peak": self._peak, "drawdown": self._peak - eq,
-                "drawdown_pct": 1 - eq / self._peak if self._peak > 0 else 0.0}
+        peak = self._peak or self.equity_start()
+        return {"equity": eq, "peak": peak, "drawdown": peak - eq,
+                "drawdown_pct": 1 - eq / peak if peak > 0 else 0.0}
 
     def health_check(self, max_silent_bars: float = 3, bar_seconds: float | None = None,
                      p99_limit_ms: float = 20.0) -> dict:

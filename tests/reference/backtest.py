@@ -432,10 +432,11 @@ class _Sim:
 def simulate(close, exec_price, target, slip_base, impact, impact_cap, asset, group,
              n_groups, init_cash, fees, fixed_fees, max_leverage, max_position_size, daily,
              next_open, dd_limit=0.0, dd_cooldown=0, metrics_only=False, bars=None,
-             stops=None, events=None, limit=None, borrow=0.0, margin=0.0):
-    """The kernel's arguments; per bar: stops, resting limits, targets/events, equity
+             stops=None, events=None, limit=None, borrow=0.0, margin=0.0, state=None):
+    """The kernel's arguments (a fresh run: ``state`` must be None); per bar: stops, resting limits, targets/events, equity
     at the execution prices (drawdown control, drained accounts), orders (sells before
     buys), then the close (borrow, margin calls) -- see backtest.pyx's docstring."""
+    assert state is None, "the twin runs whole panels (chunked runs: test_backtest_state)"
     m = np.asarray(target).shape[1]
     nan_col = np.full(m, np.nan)
     a = dict(close=np.asarray(close), exec_price=np.asarray(exec_price),
