@@ -358,12 +358,40 @@ class _GaussianProcess:
 class OptimizationResult(Mapping):
     """The best parameters (a mapping: ``dict(res)``, ``res.items()``) and the search.
 
-    ``best_value`` (a tuple for several objectives), ``best_trial`` (its row in
-    ``trials``), ``trials`` (one row per trial:
-    parameters, objective(s), headline metrics), ``trial_returns`` (time, trial) of the
-    distinct trials, ``dsr`` and ``pbo`` from those trials, ``pareto`` (the non-dominated
-    trials of a multi-objective search), ``study`` (optuna's, for tpe/genetic),
-    ``strategy`` (with the best parameters)."""
+    Made by :func:`optimize_strategy_parameters`.
+
+    Attributes
+    ----------
+    best_params : dict
+        The best parameters.
+    best_value : float or tuple
+        Its objective (a tuple for several objectives).
+    best_trial : int
+        Its row in ``trials``.
+    trials : pandas.DataFrame
+        One row per trial: parameters, objective(s), headline metrics.
+    trial_returns : xarray.DataArray
+        (time, trial) returns of the distinct trials.
+    dsr, pbo : float
+        Deflated Sharpe ratio and probability of backtest overfitting from those trials.
+    pareto : pandas.DataFrame or None
+        The non-dominated trials of a multi-objective search.
+    study : optuna.Study or None
+        Optuna's study, for tpe/genetic.
+    strategy : Strategy
+        The strategy with the best parameters.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> res = optimize.optimize_strategy_parameters(
+    ...     s, {"window": [10, 21]}, ds, optimization_method="grid", n_trials=2, progress=False)
+    >>> dict(res), len(res.trials)
+    ({'window': 21}, 2)
+    """
 
     best_params: dict
     best_value: float | tuple
@@ -508,25 +536,80 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
                                  _mask=None, **backtest_kw) -> OptimizationResult:
     """Search ``param_bounds`` of ``strategy`` for the best ``objective``.
 
-    ``strategy``: a registry name, a Strategy (its other parameters stay as given) or a
-    Strategy class (the seed's ``strategy_class``). ``param_bounds``: {name: (low, high)}
-    (two ints -> integers) or {name: [choices]}; default ``strategy.param_space``. Both
-    ends of a range and every choice must pass the strategy's parameter rules, and the
-    space's corners its combination rules (checked before any trial).
-    ``start_date``/``end_date``: the scoring window, dates inside the data's span (None:
-    its first/last bar).
-    ``data``: a Dataset (the seed's ``price_data``; default the bundled equities).
-    ``objective``: a metric name, or several for ``"genetic"``/``"tpe"``/``"grid"``
-    (Pareto front in ``result.pareto``; the best is the front's best on the first one);
-    ``direction`` "maximize"/"minimize" overrides the metric's natural one.
-    ``n_trials``: evaluations (for ``"grid"``, the budget: ⌊n_trials^(1/k)⌋ values per
-    (low, high) range of the k ranges, at least 2; lists are used as given).
-    ``storage`` ("sqlite:///study.db") and ``study_name`` keep an optuna study so a
-    rerun resumes it (its stored trials count towards ``n_trials`` and are re-run once
-    for their returns). ``n_jobs`` threads or a dask ``client`` evaluate trials in
-    batches (tpe/genetic; a batch is asked before it is told, so only ``n_jobs=1`` is
-    reproducible; the GP runs one trial at a time). ``backtest_kw`` go to ``ql.backtest``
-    (fees, slippage, ...; always ``group=True``).
+    Each trial is a ``group=True`` backtest scored on the window ``start_date`` to
+    ``end_date``; the result carries the overfitting guards (DSR and PBO over the distinct
+    trials).
+
+    Parameters
+    ----------
+    strategy : str, Strategy or Strategy class
+        A registry name, a Strategy (its other parameters stay as given) or a Strategy
+        class (the seed's ``strategy_class``).
+    param_bounds : dict, optional
+        {name: (low, high)} (two ints -> integers) or {name: [choices]}; default
+        ``strategy.param_space``. Both ends of a range and every choice must pass the
+        strategy's parameter rules, and the space's corners its combination rules (checked
+        before any trial).
+    data : xarray.Dataset, optional
+        The seed's ``price_data``; default the bundled equities.
+    start_date, end_date : str or datetime-like, optional
+        The scoring window, dates inside the data's span (None: its first/last bar).
+    optimization_method : {'tpe', 'bayesian', 'genetic', 'grid'}, default 'tpe'
+        The search (``METHODS``; bayesian = a Gaussian-process search).
+    objective : str or sequence of str, default 'sharpe_ratio'
+        A metric name, or several for ``"genetic"``/``"tpe"``/``"grid"`` (Pareto front in
+        ``result.pareto``; the best is the front's best on the first one).
+    n_trials : int, default 50
+        Evaluations (for ``"grid"``, the budget: ⌊n_trials^(1/k)⌋ values per (low, high)
+        range of the k ranges, at least 2; lists are used as given).
+    seed : int, default 0
+        Random seed.
+    storage : str, optional
+        ``"sqlite:///study.db"``: with ``study_name``, keeps an optuna study so a rerun
+        resumes it (its stored trials count towards ``n_trials`` and are re-run once for
+        their returns).
+    n_jobs : int, default 1
+        Threads evaluating trials in batches (tpe/genetic; a batch is asked before it is
+        told, so only ``n_jobs=1`` is reproducible; the GP runs one trial at a time).
+    study_name : str, optional
+        The optuna study's name in ``storage``.
+    client : dask.distributed.Client, optional
+        Evaluate trials on a dask cluster instead of threads.
+    direction : {'maximize', 'minimize'}, optional
+        Overrides the metric's natural direction.
+    risk_free_rate : float, default 0.0
+        Annual, for the metrics.
+    population_size : int, optional
+        Population of the genetic search.
+    progress : bool, default True
+        Show a progress bar.
+    strategy_class, parameter_bounds, price_data : optional
+        The seed's names of ``strategy``, ``param_bounds`` and ``data``
+        (``quantlab.compat.OPTIMIZER_KEYWORDS``; giving both names is a TypeError).
+    **backtest_kw
+        Options of ``ql.backtest`` (fees, slippage, ...; always ``group=True``).
+
+    Returns
+    -------
+    OptimizationResult
+
+    Raises
+    ------
+    ValueError
+        If the method, objective, bounds, dates or a count is invalid.
+    TypeError
+        If a seed keyword and its quantlab name are both given.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> res = optimize.optimize_strategy_parameters(
+    ...     s, {"window": [10, 21]}, ds, optimization_method="grid", n_trials=2, progress=False)
+    >>> res.best_params, round(res.best_value, 4)
+    ({'window': 21}, 0.0963)
     """
     from tqdm.auto import tqdm
 
@@ -643,11 +726,33 @@ def _grid(strat, space, free, n_trials, ev, objectives, directions, times, metho
 # ----------------------------------------------------------------------------- walk-forward
 @dataclass(repr=False)
 class WalkForwardResult:
-    """``folds``: one row per fold (in-sample and out-of-sample windows, chosen
-    parameters, IS and OOS objective and Sharpe ratio, the fold's DSR and PBO).
-    ``oos_returns``/``oos_equity``: the stitched out-of-sample account (one backtest whose
-    parameters switch at each fold's first OOS bar, ``step_size`` bars per fold).
-    ``stability``: per parameter, its spread across folds and how often it changed."""
+    """The folds of a walk-forward run and the stitched out-of-sample account.
+
+    Attributes
+    ----------
+    folds : pandas.DataFrame
+        One row per fold (in-sample and out-of-sample windows, chosen parameters, IS and
+        OOS objective and Sharpe ratio, the fold's DSR and PBO).
+    oos_returns, oos_equity : xarray.DataArray
+        The stitched out-of-sample account (one backtest whose parameters switch at each
+        fold's first OOS bar, ``step_size`` bars per fold).
+    oos_metrics : xarray.Dataset
+        Metrics of that account.
+    stability : pandas.DataFrame
+        Per parameter, its spread across folds and how often it changed.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+    ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+    >>> out = wf.run(s, {"window": [10, 21]}, ds)
+    >>> out.folds.columns.tolist()
+    ['is_start', 'is_end', 'oos_start', 'oos_end', 'window', 'is_sharpe_ratio', 'oos_sharpe_ratio', 'dsr', 'pbo']
+    """
 
     folds: pd.DataFrame
     oos_returns: xr.DataArray
@@ -684,10 +789,53 @@ class WalkForwardResult:
 
 
 class WalkForwardOptimizer:
-    """Optimise on ``optimization_window`` bars, validate on the next
-    ``validation_window``, move by ``step_size``: ⌊(T - W - V) / step⌋ + 1 folds. Each
-    fold's optimisation sees no bar after its in-sample window. ``optimize_kw`` go to
-    ``optimize_strategy_parameters`` (objective, n_jobs, ...)."""
+    """Walk-forward optimisation.
+
+    Optimise on ``optimization_window`` bars, validate on the next ``validation_window``,
+    move by ``step_size``: ⌊(T - W - V) / step⌋ + 1 folds. Each fold's optimisation sees no
+    bar after its in-sample window.
+
+    Parameters
+    ----------
+    optimization_window : int, default 252
+        In-sample bars W (>= 1).
+    validation_window : int, default 63
+        Out-of-sample bars V (>= 1).
+    step_size : int, default 21
+        Bars between folds (>= 1, <= ``validation_window``).
+    optimization_method : str, default 'tpe'
+        As in :func:`optimize_strategy_parameters`.
+    n_trials : int, default 20
+        Evaluations per fold.
+    objective : str, default 'sharpe_ratio'
+        One metric name.
+    seed : int, default 0
+        Random seed.
+    progress : bool, default True
+        Show a progress bar.
+    **optimize_kw
+        Go to :func:`optimize_strategy_parameters` (n_jobs, ...).
+
+    Raises
+    ------
+    ValueError
+        If a window is out of range, ``step_size`` > ``validation_window`` (bars left
+        untested), or the method/objective is invalid.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+    ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+    >>> out = wf.run(s, {"window": [10, 21]}, ds)
+    >>> wf.fold_bounds(300)
+    [(0, 100, 150), (50, 150, 200), (100, 200, 250), (150, 250, 300)]
+    >>> len(out.folds)
+    4
+    """
 
     def __init__(self, optimization_window=252, validation_window=63, step_size=21,
                  optimization_method="tpe", n_trials=20, objective="sharpe_ratio", seed=0,
@@ -790,9 +938,27 @@ def _stability(chosen: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- regimes
 @dataclass(repr=False)
 class RegimeAdaptiveResult:
-    """Parameters per regime label (``params``; ``default`` where the label is empty or
-    unseen) and their searches (``results``). ``signal(ds)`` switches between them with
-    the label known at each bar, so it looks no further ahead than the labels do."""
+    """Parameters per regime label (``params``; ``default`` where the label is empty or unseen) and their searches (``results``).
+
+    ``signal(ds)`` switches between them with the label known at each bar, so it looks no
+    further ahead than the labels do.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> import numpy as np, xarray as xr
+    >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
+    ...                       coords={"time": ds["time"]})
+    >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
+    ...     min_bars=20, progress=False).run(s, {"window": [10, 21]}, ds)
+    >>> ra.default
+    {'window': 21}
+    >>> ra.signal(ds).dims
+    ('time', 'asset')
+    """
 
     strategy: object
     params: dict
@@ -835,10 +1001,52 @@ def _labels(lab, ds) -> xr.DataArray:
 
 
 class RegimeAdaptiveOptimizer:
-    """Best parameters per regime: for each label, a search scored only on the returns
-    earned while that label held (the return of bar t+1 belongs to the label at t, when
-    the position was chosen). Labels with fewer than ``min_bars`` such returns, and empty
-    labels, use the parameters that are best over all bars (``default``)."""
+    """Best parameters per regime.
+
+    For each label, a search scored only on the returns earned while that label held (the
+    return of bar t+1 belongs to the label at t, when the position was chosen). Labels with
+    fewer than ``min_bars`` such returns, and empty labels, use the parameters that are
+    best over all bars (``default``).
+
+    Parameters
+    ----------
+    regimes : xarray.DataArray or callable
+        String labels on ``time``, or a function of the data returning them (e.g.
+        ``lambda ds: ql.ensemble.detect_regimes(ds)["regime"]``).
+    optimization_method : str, default 'tpe'
+        As in :func:`optimize_strategy_parameters`.
+    n_trials : int, default 30
+        Evaluations per label.
+    objective : str, default 'sharpe_ratio'
+        The metric.
+    min_bars : int, default 63
+        Returns a label needs for its own search (>= 0).
+    seed : int, default 0
+        Random seed.
+    progress : bool, default True
+        Show a progress bar.
+    **optimize_kw
+        Go to :func:`optimize_strategy_parameters`.
+
+    Raises
+    ------
+    ValueError
+        If the method or a count is invalid.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> import numpy as np, xarray as xr
+    >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
+    ...                       coords={"time": ds["time"]})
+    >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
+    ...     min_bars=20, progress=False).run(s, {"window": [10, 21]}, ds)
+    >>> ra.params
+    {'early': {'window': 21}, 'late': {'window': 21}}
+    """
 
     def __init__(self, regimes, optimization_method="tpe", n_trials=30,
                  objective="sharpe_ratio", min_bars=63, seed=0, progress=True, **optimize_kw):
