@@ -34,6 +34,31 @@ def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
     ``risk_on`` when at least half the assets trade above their ``breadth_window``-bar
     mean, else ``risk_off``. ``regime`` joins the three labels ("low_vol|bull|risk_on");
     "" before enough history exists.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Prices on (time, asset).
+    window : int, default 63
+        Bars of the realised volatility.
+    trend_window : int, default 200
+        Bars of the trend mean.
+    breadth_window : int, default 50
+        Bars of each asset's mean for the breadth.
+
+    Returns
+    -------
+    xarray.Dataset
+        String labels on ``time``: ``volatility``, ``trend``, ``sentiment``, ``regime``.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import ensemble
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> labels = ensemble.detect_regimes(ds)
+    >>> list(labels.data_vars), str(labels["regime"].values[-1])
+    (['volatility', 'trend', 'sentiment', 'regime'], 'low_vol|bull|risk_on')
     """
     close = ds["close"].ffill("time")
     mkt = returns(close).mean("asset")
@@ -71,21 +96,47 @@ def _rebalance_mask(index: pd.DatetimeIndex, reweight) -> np.ndarray:
 
 
 class Ensemble:
-    """``Ensemble(strategies, allocation="equal", reweight="1D", lookback=63,
-    shrinkage=0.5, **backtest_kw)``.
-
-    ``strategies``: registry names or ``Strategy`` objects. ``allocation``:
-
-    - ``equal``: 1/K;
-    - ``risk_parity``: equal risk contributions of the streams' ``lookback``-bar
-      covariance (``ql.risk.risk_parity_weights``);
-    - ``performance_momentum``: tilt to recent risk-adjusted winners: w ∝ max(Sharpe
-      over ``lookback``, 0), shrunk toward equal by ``shrinkage`` (equal if no winner);
-    - ``regime``: as performance momentum, but each strategy's Sharpe is measured only
-      over past bars in the same regime as today (``detect_regimes``), so a strategy
-      that earns in calm bull markets gets weight in them.
+    """A portfolio of strategies whose weights follow an allocation rule.
 
     Weights at t use streams up to t-1; ``reweight`` sets how often they change.
+
+    Parameters
+    ----------
+    strategies : list of str or Strategy
+        Registry names or ``Strategy`` objects.
+    allocation : {'equal', 'risk_parity', 'performance_momentum', 'regime'}, default 'equal'
+        - ``equal``: 1/K;
+        - ``risk_parity``: equal risk contributions of the streams' ``lookback``-bar
+          covariance (``ql.risk.risk_parity_weights``);
+        - ``performance_momentum``: tilt to recent risk-adjusted winners: w ∝ max(Sharpe
+          over ``lookback``, 0), shrunk toward equal by ``shrinkage`` (equal if no winner);
+        - ``regime``: as performance momentum, but each strategy's Sharpe is measured only
+          over past bars in the same regime as today (``detect_regimes``), so a strategy
+          that earns in calm bull markets gets weight in them.
+    reweight : str, default '1D'
+        How often the weights change (a pandas frequency).
+    lookback : int, default 63
+        Bars of the covariance / Sharpe estimates.
+    shrinkage : float, default 0.5
+        Shrinkage toward equal weights, in [0, 1].
+    **backtest_kw
+        Options of ``ql.backtest`` for the streams and the ensemble.
+
+    Raises
+    ------
+    ValueError
+        If ``allocation`` is unknown or ``shrinkage`` is outside [0, 1].
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import ensemble
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+    >>> ens.weights(ds).isel(time=-1).values
+    array([0.5, 0.5])
+    >>> ens.signal(ds).dims
+    ('time', 'asset')
     """
 
     def __init__(self, strategies, allocation="equal", reweight="1D", lookback=63,
@@ -216,5 +267,23 @@ class Ensemble:
 
 
 def create_unconventional_ensemble(allocation="regime", **kw) -> Ensemble:
-    """The seed's ensemble of the six unconventional strategies."""
+    """The seed's ensemble of the six unconventional strategies.
+
+    Parameters
+    ----------
+    allocation : str, default 'regime'
+        As in :class:`Ensemble`.
+    **kw
+        Other :class:`Ensemble` options.
+
+    Returns
+    -------
+    Ensemble
+
+    Examples
+    --------
+    >>> from quantlab import ensemble
+    >>> sorted(ensemble.create_unconventional_ensemble().strategies)
+    ['attention', 'complex_systems', 'fractal_chaos', 'info_theory', 'quantum', 'sentiment_regime']
+    """
     return Ensemble(registry.names("unconventional"), allocation=allocation, **kw)
