@@ -59,9 +59,26 @@ def _as_series(data, symbol) -> pd.Series:
 
 
 class CrossMarketAnalyzer:
-    """Collect series by asset class, then ``correlations``, ``lead_lag``,
-    ``fx_impact``, ``commodity_influence``, ``volatility_linkage``, ``macro_signals``
-    and ``report``. ``CrossMarketAnalyzer.from_bundled()`` loads the offline data."""
+    """Cross-market analysis of series collected by asset class.
+
+    Collect series by asset class, then ``correlations``, ``lead_lag``, ``fx_impact``,
+    ``commodity_influence``, ``volatility_linkage``, ``macro_signals`` and ``report``.
+    ``CrossMarketAnalyzer.from_bundled()`` loads the offline data.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import crossmarket
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> cm = crossmarket.CrossMarketAnalyzer()
+    >>> for a in ["IBM", "MSFT"]:
+    ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+    >>> cm.asset_classes()
+    {'equity': ['IBM', 'MSFT']}
+    >>> cm.correlations().round(3).values
+    array([[1.   , 0.324],
+           [0.324, 1.   ]])
+    """
 
     def __init__(self):
         self._series: dict[str, pd.Series] = {}

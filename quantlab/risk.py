@@ -62,9 +62,27 @@ def _scalar(v):
 
 
 class KellyFraction(float):
-    """The capped Kelly fraction (a float, as before), with the estimate behind it:
-    ``.uncapped`` (fraction x μ / σ², before the cap), ``.cap`` and ``.capped`` (True
-    when the cap bound it)."""
+    """The capped Kelly fraction (a float, as before), with the estimate behind it.
+
+    ``.uncapped`` (fraction x μ / σ², before the cap), ``.cap`` and ``.capped`` (True when
+    the cap bound it). Returned by :meth:`RiskManager.calculate_kelly_criterion`.
+
+    Parameters
+    ----------
+    capped : float
+        The fraction after the cap.
+    uncapped : float
+        fraction x μ / σ².
+    cap : float
+        The cap.
+
+    Examples
+    --------
+    >>> from quantlab import risk
+    >>> k = risk.KellyFraction(1.0, uncapped=1.05, cap=1.0)
+    >>> float(k), k.capped
+    (1.0, True)
+    """
 
     def __new__(cls, capped, uncapped, cap):
         obj = super().__new__(cls, capped)
@@ -77,14 +95,46 @@ class KellyFraction(float):
 
 
 class RiskManager:
-    """``RiskManager(confidence_level=0.95, max_drawdown_limit=0.20)``: losses as positive
-    fractions at ``confidence_level``; ``max_drawdown_limit`` as a positive fraction.
+    """Risk measures, sizing, drawdown control and reports.
+
+    Losses are positive fractions at ``confidence_level``; ``max_drawdown_limit`` is a
+    positive fraction.
 
     ``dd_mode`` (with ``dd_cooldown``) chooses how ``backtest`` enforces the limit:
-    ``"cooldown"`` (default) flattens on a breach, waits ``dd_cooldown`` bars and
-    re-enters with the peak restarted, so the run's max drawdown can exceed the limit
-    over several episodes; ``"halt"`` measures from the all-time peak and stays flat for
-    the rest of the run, so the limit holds (up to the breach bar's own move and costs).
+    ``"cooldown"`` (default) flattens on a breach, waits ``dd_cooldown`` bars and re-enters
+    with the peak restarted, so the run's max drawdown can exceed the limit over several
+    episodes; ``"halt"`` measures from the all-time peak and stays flat for the rest of the
+    run, so the limit holds (up to the breach bar's own move and costs).
+
+    Parameters
+    ----------
+    confidence_level : float, default 0.95
+        In (0.5, 1).
+    max_drawdown_limit : float, default 0.20
+        In (0, 1).
+    dd_cooldown : int, default 21
+        Bars flat after a breach (>= 0).
+    periods : int, default 252
+        Bars per year (>= 1).
+    dd_mode : {'cooldown', 'halt'}, default 'cooldown'
+        See above.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import risk
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+    >>> rm = risk.RiskManager(confidence_level=0.95, max_drawdown_limit=0.2)
+    >>> round(rm.calculate_var(r)["var_95"], 4)
+    0.0471
+    >>> rm.calculate_kelly_criterion(r)
+    KellyFraction(1.0, uncapped=1.04915882224626, cap=1.0)
     """
 
     def __init__(self, confidence_level=0.95, max_drawdown_limit=0.20, dd_cooldown=21,
@@ -344,8 +394,44 @@ class RiskManager:
 
 @dataclass(repr=False)
 class RiskReport:
-    """Tables of a risk report; ``to_html()`` (self-contained, BokehJS inline) and the
-    notebook's rich display."""
+    """Tables of a risk report; ``to_html()`` (self-contained, BokehJS inline) and the notebook's rich display.
+
+    Made by :meth:`RiskManager.generate_risk_report`.
+
+    Attributes
+    ----------
+    confidence_level : float
+        The VaR/CVaR confidence.
+    var : pandas.DataFrame
+        VaR and CVaR per method (losses as positive fractions).
+    drawdown : dict
+        The drawdown check.
+    equity : xarray.DataArray or None
+        The equity curve, when built from a backtest.
+    stress : pandas.DataFrame or None
+        Stress-test results.
+    contributions : pandas.DataFrame or None
+        Risk contributions.
+    attribution : pandas.Series or None
+        Return attribution.
+    dd_mode : str or None
+        The backtest's drawdown control ("cooldown", "halt").
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import risk
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+    >>> rm = risk.RiskManager(confidence_level=0.95, max_drawdown_limit=0.2)
+    >>> report = rm.generate_risk_report(r)
+    >>> report.var.round(4)
+                       VaR    CVaR
+    historical      0.0471  0.0651
+    parametric      0.0513  0.0645
+    cornish_fisher  0.0496  0.0755
+    monte_carlo     0.0495  0.0694
+    """
 
     confidence_level: float
     var: pd.DataFrame
@@ -430,7 +516,30 @@ def _cov(x) -> pd.DataFrame:
 
 
 def risk_contributions(cov, weights) -> pd.Series:
-    """Each asset's share of portfolio variance: w_i (Σw)_i / w'Σw (sums to 1)."""
+    """Each asset's share of portfolio variance: w_i (Σw)_i / w'Σw (sums to 1).
+
+    Parameters
+    ----------
+    cov : pandas.DataFrame or array-like
+        Covariance matrix Σ.
+    weights : array-like or pandas.Series
+        Portfolio weights w.
+
+    Returns
+    -------
+    pandas.Series
+        Named ``risk_contribution``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from quantlab import risk
+    >>> cov = pd.DataFrame([[0.04, 0.006], [0.006, 0.01]], index=["a", "b"], columns=["a", "b"])
+    >>> risk.risk_contributions(cov, [1 / 3, 2 / 3]).round(4)
+    a    0.5
+    b    0.5
+    Name: risk_contribution, dtype: float64
+    """
     c = _cov(cov)
     w = np.asarray(weights, dtype=float)
     var = w @ c.to_numpy() @ w
@@ -443,8 +552,40 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
     """Long-only weights whose risk contributions equal ``budgets`` (default equal).
 
     Newton's method on Spinu's (2013) convex problem min ½ y'Σy - Σ b_i ln y_i, whose
-    solution scaled to sum 1 is the risk-budgeting portfolio (no scipy needed; converges
-    to machine precision in a few steps)."""
+    solution scaled to sum 1 is the risk-budgeting portfolio (no scipy needed; converges to
+    machine precision in a few steps).
+
+    Parameters
+    ----------
+    cov : pandas.DataFrame or array-like
+        Covariance matrix Σ (symmetric positive definite).
+    budgets : array-like, optional
+        Risk budgets b (positive; normalised to sum 1); default equal.
+    tol : float, default 1e-12
+        Convergence tolerance.
+    max_iter : int, default 100
+        Newton steps at most.
+
+    Returns
+    -------
+    pandas.Series
+        Weights summing to 1, named ``weight``.
+
+    Raises
+    ------
+    ValueError
+        If ``cov`` is not a valid covariance matrix or ``budgets`` does not fit it.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from quantlab import risk
+    >>> cov = pd.DataFrame([[0.04, 0.006], [0.006, 0.01]], index=["a", "b"], columns=["a", "b"])
+    >>> risk.risk_parity_weights(cov).round(4)
+    a    0.3333
+    b    0.6667
+    Name: weight, dtype: float64
+    """
     c = _cov(cov)
     S = c.to_numpy()
     n = S.shape[0]
