@@ -176,7 +176,39 @@ class RiskManager:
         return mu + sd * z
 
     def calculate_var(self, returns, method="historical", n_sims=100_000, seed=0) -> dict:
-        """Value at risk as a positive loss: ``{"var_95": ..., "method", "n"}``."""
+        """Value at risk as a positive loss: ``{"var_95": ..., "method", "n"}``.
+
+        Parameters
+        ----------
+        returns : array-like, pandas.Series or xarray.DataArray
+            Per-period simple returns.
+        method : {'historical', 'parametric', 'cornish_fisher', 'monte_carlo'}, default 'historical'
+            The estimator.
+        n_sims : int, default 100000
+            Draws of ``monte_carlo`` (a Student t fitted by moments).
+        seed : int, default 0
+            Random seed of ``monte_carlo``.
+
+        Returns
+        -------
+        dict
+            ``var_<confidence>``, ``method`` and ``n`` (observations used).
+
+        Raises
+        ------
+        ValueError
+            If ``method`` is unknown.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> round(rm.calculate_var(r, method="parametric")["var_95"], 4)
+        0.0513
+        """
         self._method(method)
         r, n = _returns(returns)
         if method == "monte_carlo":
@@ -186,7 +218,39 @@ class RiskManager:
         return {self._key("var"): _scalar(v), "method": method, "n": n}
 
     def calculate_cvar(self, returns, method="historical", n_sims=100_000, seed=0) -> dict:
-        """Conditional VaR (expected shortfall) as a positive loss: ``{"cvar_95": ...}``."""
+        """Conditional VaR (expected shortfall) as a positive loss: ``{"cvar_95": ...}``.
+
+        Parameters
+        ----------
+        returns : array-like, pandas.Series or xarray.DataArray
+            Per-period simple returns.
+        method : {'historical', 'parametric', 'cornish_fisher', 'monte_carlo'}, default 'historical'
+            The estimator.
+        n_sims : int, default 100000
+            Draws of ``monte_carlo`` (a Student t fitted by moments).
+        seed : int, default 0
+            Random seed of ``monte_carlo``.
+
+        Returns
+        -------
+        dict
+            ``cvar_<confidence>``, ``method`` and ``n``.
+
+        Raises
+        ------
+        ValueError
+            If ``method`` is unknown.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> round(rm.calculate_cvar(r)["cvar_95"], 4)
+        0.0651
+        """
         self._method(method)
         r, n = _returns(returns)
         if method == "monte_carlo":
@@ -198,13 +262,38 @@ class RiskManager:
 
     # ---- sizing --------------------------------------------------------------------
     def calculate_kelly_criterion(self, returns, fraction=1.0, cap=1.0):
-        """Continuous-time Kelly fraction f* = μ / σ² of per-period returns (Merton 1969;
-        Thorp 2006), times ``fraction`` (half Kelly = 0.5), capped at ``cap``. ≤ 0 means
-        no bet (do not short on it: the estimate's error is large).
+        """Continuous-time Kelly fraction f* = μ / σ² of per-period returns (Merton 1969; Thorp 2006).
 
-        The capped value is returned as before: a ``KellyFraction`` (a float with
-        ``.uncapped``, ``.cap``, ``.capped``) for 1-D returns, a DataArray with the
-        coordinate ``kelly_uncapped`` for a DataArray; :meth:`kelly` reports both."""
+        Times ``fraction`` (half Kelly = 0.5), capped at ``cap``. ≤ 0 means no bet (do not
+        short on it: the estimate's error is large).
+
+        Parameters
+        ----------
+        returns : array-like, pandas.Series or xarray.DataArray
+            Per-period simple returns.
+        fraction : float, default 1.0
+            Multiplier of μ / σ² (half Kelly = 0.5).
+        cap : float, default 1.0
+            Largest fraction returned.
+
+        Returns
+        -------
+        KellyFraction or xarray.DataArray
+            The capped value, as before: a ``KellyFraction`` (a float with ``.uncapped``,
+            ``.cap``, ``.capped``) for 1-D returns, a DataArray with the coordinate
+            ``kelly_uncapped`` for a DataArray; :meth:`kelly` reports both.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> k = rm.calculate_kelly_criterion(r, fraction=0.5)
+        >>> round(float(k), 4), k.capped
+        (0.5246, False)
+        """
         fraction = _validate.number("fraction", fraction, 0, None, lo_open=True)
         cap = _validate.number("cap", cap, 0, None, lo_open=True, finite=False)
         r, _ = _returns(returns)
@@ -219,9 +308,36 @@ class RiskManager:
         return KellyFraction(min(float(f), cap), float(f), cap)
 
     def kelly(self, returns, fraction=1.0, cap=1.0) -> dict:
-        """Kelly sizing as a report: ``{"kelly": capped, "kelly_uncapped": fraction x μ/σ²,
-        "capped": whether the cap bound it, "fraction", "cap"}`` (full and half Kelly
-        differ in ``kelly_uncapped`` even when both hit the cap)."""
+        """Kelly sizing as a report.
+
+        ``{"kelly": capped, "kelly_uncapped": fraction x μ/σ², "capped": whether the cap bound
+        it, "fraction", "cap"}`` (full and half Kelly differ in ``kelly_uncapped`` even when
+        both hit the cap).
+
+        Parameters
+        ----------
+        returns : array-like, pandas.Series or xarray.DataArray
+            Per-period simple returns.
+        fraction : float, default 1.0
+            Multiplier of μ / σ² (half Kelly = 0.5).
+        cap : float, default 1.0
+            Largest fraction returned.
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> out = rm.kelly(r)
+        >>> round(out["kelly_uncapped"], 4), out["capped"]
+        (1.0492, True)
+        """
         k = self.calculate_kelly_criterion(returns, fraction, cap)
         if isinstance(k, xr.DataArray):
             unc = k["kelly_uncapped"].drop_vars("kelly_uncapped")
@@ -231,17 +347,70 @@ class RiskManager:
                 "fraction": float(fraction), "cap": float(cap)}
 
     def position_size(self, signal, returns, target_vol=0.15, window=63, max_leverage=1.0):
-        """Volatility targeting: signal × min(max_leverage, target_vol / σ_t), σ_t the
-        annualised std of the ``window`` returns up to t (Moreira & Muir 2017)."""
+        """Volatility targeting: signal × min(max_leverage, target_vol / σ_t).
+
+        σ_t is the annualised std of the ``window`` returns up to t (Moreira & Muir 2017).
+
+        Parameters
+        ----------
+        signal : xarray.DataArray
+            Target exposure on (time, asset).
+        returns : xarray.DataArray
+            Returns on the same coordinates.
+        target_vol : float, default 0.15
+            Annualised volatility target.
+        window : int, default 63
+            Bars of σ_t.
+        max_leverage : float, default 1.0
+            Largest scale.
+
+        Returns
+        -------
+        xarray.DataArray
+            The scaled signal.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+        >>> rm.position_size(sig, ql.data.returns(ds["close"])).isel(time=-1).round(3).values
+        array([0.054,   nan, 0.151, 0.122])
+        """
         sd = rolling.std(returns, window, min_periods=window // 2) * math.sqrt(self.periods)
         scale = (target_vol / sd.where(sd > 0)).clip(max=max_leverage)
         return (signal * scale).clip(-max_leverage, max_leverage)
 
     # ---- drawdowns -----------------------------------------------------------------
     def check_drawdown(self, equity) -> dict:
-        """Current drawdown, max drawdown, whether |max drawdown| breached the limit, the
-        breach episodes, bars under water now, and recovery times (bars from each
-        drawdown's trough back to its prior peak) of the episodes that recovered."""
+        """Drawdown state of an equity curve against the limit.
+
+        Current drawdown, max drawdown, whether |max drawdown| breached the limit, the breach
+        episodes, bars under water now, and recovery times (bars from each drawdown's trough
+        back to its prior peak) of the episodes that recovered.
+
+        Parameters
+        ----------
+        equity : array-like, pandas.Series or xarray.DataArray
+            Equity values.
+
+        Returns
+        -------
+        dict
+            ``current_drawdown``, ``max_drawdown``, ``limit``, ``breached``, ``breaches``,
+            ``time_under_water``, ``recovery_times``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from quantlab import risk
+        >>> out = risk.RiskManager().check_drawdown(pd.Series([100, 110, 99, 104, 120, 90.0]))
+        >>> out["max_drawdown"], out["breached"], out["recovery_times"]
+        (-0.25, True, [2])
+        """
         eq = pd.Series(np.asarray(getattr(equity, "values", equity), dtype=float),
                        index=getattr(equity, "index", None)).dropna()
         if isinstance(equity, xr.DataArray):
@@ -275,28 +444,95 @@ class RiskManager:
                                    if e["recovery_bars"] is not None]}
 
     def backtest_kwargs(self) -> dict:
-        """The drawdown control for ``ql.backtest``: flat after a breach of the limit;
-        ``dd_mode="cooldown"``: ``dd_cooldown`` bars out, then back in with the peak
-        reset; ``"halt"``: out for the rest of the run (see ``backtest``)."""
+        """The drawdown control for ``ql.backtest``.
+
+        Flat after a breach of the limit; ``dd_mode="cooldown"``: ``dd_cooldown`` bars out, then
+        back in with the peak reset; ``"halt"``: out for the rest of the run (see ``backtest``).
+
+        Returns
+        -------
+        dict
+            ``dd_limit``, ``dd_cooldown``, ``dd_mode``.
+
+        Examples
+        --------
+        >>> from quantlab import risk
+        >>> risk.RiskManager(max_drawdown_limit=0.2).backtest_kwargs()
+        {'dd_limit': 0.2, 'dd_cooldown': 21, 'dd_mode': 'cooldown'}
+        """
         return {"dd_limit": self.max_drawdown_limit, "dd_cooldown": self.dd_cooldown,
                 "dd_mode": self.dd_mode}
 
     def backtest(self, data, signal, **kw):
-        """``ql.backtest`` with this manager's drawdown control."""
+        """``ql.backtest`` with this manager's drawdown control.
+
+        Parameters
+        ----------
+        data : xarray.Dataset
+            Prices.
+        signal : xarray.DataArray
+            Target exposure.
+        **kw
+            Other options of :func:`quantlab.backtest`.
+
+        Returns
+        -------
+        BacktestResult
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+        >>> rm.backtest(ds, sig).metrics()["max_drawdown"].round(3).values
+        array([-0.152,  0.   , -0.131, -0.294])
+        """
 
         return backtest(data, signal, **{**self.backtest_kwargs(), **kw})
 
     # ---- stress tests --------------------------------------------------------------
     def stress_test(self, portfolio, scenarios=None, data=None) -> pd.DataFrame:
-        """P&L (fraction of equity) under historical windows present in the data and
-        hypothetical shocks.
+        """P&L (fraction of equity) under historical windows present in the data and hypothetical shocks.
 
-        ``portfolio``: a ``BacktestResult`` (its equity for the historical windows, its
-        last bar's weights for the shocks) or a pandas Series of asset weights with
-        ``data`` (a Dataset) for prices. Hypothetical: ``equities -20%`` (every asset of
-        class equity drops 20%), ``vol x3`` (parametric VaR with three times the
-        volatility), ``correlations -> 1`` (parametric VaR with all correlations 1).
-        ``scenarios`` adds ``{name: {asset: shock}}`` price shocks.
+        Hypothetical: ``equities -20%`` (every asset of class equity drops 20%), ``vol x3``
+        (parametric VaR with three times the volatility), ``correlations -> 1`` (parametric VaR
+        with all correlations 1).
+
+        Parameters
+        ----------
+        portfolio : BacktestResult or pandas.Series
+            A ``BacktestResult`` of one account (its equity for the historical windows, its
+            last bar's weights for the shocks) or a pandas Series of asset weights with
+            ``data``.
+        scenarios : dict, optional
+            Adds ``{name: {asset: shock}}`` price shocks.
+        data : xarray.Dataset, optional
+            Prices for a weights Series.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per scenario: ``kind``, ``pnl``, ``covered``, ``window``.
+
+        Raises
+        ------
+        ValueError
+            If a result has several accounts (select one first).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> import pandas as pd
+        >>> table = rm.stress_test(pd.Series({"IBM": 0.5, "MSFT": 0.5}), data=ds)
+        >>> table.columns.tolist(), table.index[-1]
+        (['kind', 'pnl', 'covered', 'window'], 'correlations -> 1')
         """
         if hasattr(portfolio, "equity"):
             eq = portfolio.equity
@@ -346,9 +582,36 @@ class RiskManager:
 
     # ---- risk budgets --------------------------------------------------------------
     def risk_budget(self, returns_or_cov, weights=None, budgets=None) -> pd.DataFrame:
-        """Risk contributions of ``weights`` (default: the risk-parity weights for
-        ``budgets``) next to the budgets; input a covariance matrix (DataFrame) or a
-        (time x asset) returns DataFrame/DataArray."""
+        """Risk contributions of ``weights`` next to the budgets.
+
+        Parameters
+        ----------
+        returns_or_cov : pandas.DataFrame or xarray.DataArray
+            A covariance matrix (DataFrame) or a (time x asset) returns DataFrame/DataArray.
+        weights : array-like, optional
+            Default: the risk-parity weights for ``budgets``.
+        budgets : array-like, optional
+            Risk budgets; default equal.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``weight``, ``risk_contribution``, ``budget`` per asset.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> rets = ql.data.returns(ds["close"]).sel(asset=["IBM", "MSFT"]).to_pandas().dropna()
+        >>> rm.risk_budget(rets).round(3)
+               weight  risk_contribution  budget
+        asset
+        IBM     0.532                0.5     0.5
+        MSFT    0.468                0.5     0.5
+        """
         cov = _cov(returns_or_cov)
         if weights is None:
             weights = risk_parity_weights(cov, budgets)
@@ -360,8 +623,30 @@ class RiskManager:
 
     # ---- report --------------------------------------------------------------------
     def generate_risk_report(self, result_or_returns) -> "RiskReport":
-        """VaR/CVaR by method, drawdowns, stress tests, risk contributions and P&L
-        attribution per asset of a backtest result (or of a returns series)."""
+        """A risk report of a backtest result (or of a returns series).
+
+        VaR/CVaR by method, drawdowns, stress tests, risk contributions and P&L attribution per
+        asset.
+
+        Parameters
+        ----------
+        result_or_returns : BacktestResult or array-like
+            A backtest, or per-period returns.
+
+        Returns
+        -------
+        RiskReport
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> rm.generate_risk_report(r).var.index.tolist()
+        ['historical', 'parametric', 'cornish_fisher', 'monte_carlo']
+        """
         res = result_or_returns if hasattr(result_or_returns, "equity") else None
         if res is not None:
             if res.equity.ndim > 1:
