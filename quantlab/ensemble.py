@@ -180,11 +180,49 @@ class Ensemble:
         return self._cache["parts"]
 
     def streams(self, ds) -> xr.DataArray:
-        """Each strategy's return stream, (time, strategy)."""
+        """Each strategy's return stream, (time, strategy).
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices on (time, asset).
+
+        Returns
+        -------
+        xarray.DataArray
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import ensemble
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        >>> ens.streams(ds).isel(time=-1).round(4).values
+        array([0.0093, 0.    ])
+        """
         return self._parts(ds)[1]
 
     def weights(self, ds) -> xr.DataArray:
-        """(time, strategy) weights summing to 1, from streams up to t-1."""
+        """(time, strategy) weights summing to 1, from streams up to t-1.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices on (time, asset).
+
+        Returns
+        -------
+        xarray.DataArray
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import ensemble
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        >>> ens.weights(ds).isel(time=-1).values
+        array([0.5, 0.5])
+        """
         r = self.streams(ds)
         past = r.shift(time=1)                        # decided before bar t trades
         k = r.sizes["strategy"]
@@ -246,7 +284,26 @@ class Ensemble:
 
     # ---- the blended portfolio -----------------------------------------------------
     def signal(self, ds) -> xr.DataArray:
-        """Σ_k w_k(t) · signal_k(t): the combined exposure, (time, asset), in [-1, 1]."""
+        """Σ_k w_k(t) · signal_k(t): the combined exposure, (time, asset), in [-1, 1].
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices on (time, asset).
+
+        Returns
+        -------
+        xarray.DataArray
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import ensemble
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        >>> ens.signal(ds).dims
+        ('time', 'asset')
+        """
         sigs = self._parts(ds)[0]
         w = self.weights(ds)
         held = sigs.ffill("time").fillna(0.0)        # NaN = hold: the held target counts
@@ -255,13 +312,54 @@ class Ensemble:
             .transpose("time", "asset").rename("signal")
 
     def backtest(self, ds):
-        """The ensemble as one portfolio account with the ensemble's costs."""
+        """The ensemble as one portfolio account with the ensemble's costs.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices on (time, asset).
+
+        Returns
+        -------
+        BacktestResult
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import ensemble
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        >>> ens.backtest(ds).equity.dims
+        ('time',)
+        """
 
         return backtest(ds, self.signal(ds), group=True, **self.backtest_kw)
 
     def attribution(self, ds) -> pd.DataFrame:
-        """P&L per strategy: w_k(t) · stream_k(t), cumulated; an approximation of each
-        strategy's share (it ignores the netting of trades inside the portfolio)."""
+        """P&L per strategy: w_k(t) · stream_k(t), cumulated.
+
+        An approximation of each strategy's share (it ignores the netting of trades inside the
+        portfolio).
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices on (time, asset).
+
+        Returns
+        -------
+        pandas.DataFrame
+            (time, strategy) cumulative P&L.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import ensemble
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        >>> ens.attribution(ds).iloc[-1].round(4).tolist()
+        [-0.0044, 0.0]
+        """
         contrib = (self.weights(ds) * self.streams(ds).fillna(0.0))
         return contrib.cumsum("time").to_pandas()
 
