@@ -205,7 +205,7 @@ class BacktestResult:
         >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
         >>> res = ql.backtest(ds, sig, fees=0.001)
         >>> one = ql.backtest(ds.sel(asset=["IBM"]), sig.sel(asset=["IBM"]))
-    >>> type(one.tearsheet("buy_and_hold")).__name__
+        >>> type(one.tearsheet("buy_and_hold")).__name__
         'Column'
         """
         from quantlab import tearsheet   # lazy: drawing lives in the face (bokeh)
