@@ -410,8 +410,36 @@ class OptimizationResult(Mapping):
     backtest_options: dict = field(default_factory=dict)   # what ql.deploy carries over
 
     def backtest(self, data, start_date=None, end_date=None, **backtest_kw):
-        """The best parameters' strategy return stream on ``[start_date, end_date]`` of
-        ``data`` (signal warmed up on earlier bars), e.g. out of sample."""
+        """The best parameters' strategy backtested on ``[start_date, end_date]`` of ``data``, e.g. out of sample.
+
+        The signal is warmed up on earlier bars.
+
+        Parameters
+        ----------
+        data : xarray.Dataset
+            Prices.
+        start_date, end_date : str or datetime-like, optional
+            The window (None: the data's first/last bar).
+        **backtest_kw
+            Options of :func:`quantlab.backtest` (default: the search's).
+
+        Returns
+        -------
+        BacktestResult
+            One portfolio account.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> s = ql.strategies.get("volatility_regime", lookback=60)
+        >>> res = optimize.optimize_strategy_parameters(s, {"window": [10, 21]}, ds,
+        ...     optimization_method="grid", n_trials=2, progress=False, end_date="2000-12-29")
+        >>> oos = res.backtest(ds, start_date="2001-01-02")
+        >>> round(float(oos.metrics()["total_return"]), 4)
+        0.2928
+        """
         ev = _Evaluator(self.strategy, data, start_date, end_date, ("sharpe_ratio",),
                         backtest_kw)
         return ev.backtest({})
@@ -434,14 +462,51 @@ class OptimizationResult(Mapping):
 
     @property
     def best_returns(self) -> xr.DataArray:
-        """The best trial's returns over the scoring window."""
+        """The best trial's returns over the scoring window.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> s = ql.strategies.get("volatility_regime", lookback=60)
+        >>> res = optimize.optimize_strategy_parameters(s, {"window": [10, 21]}, ds,
+        ...     optimization_method="grid", n_trials=2, progress=False, end_date="2000-12-29")
+        >>> res.best_returns.sizes["time"]
+        212
+        """
         key = _key(self.best_params)
         i = [j for j, k in enumerate(self.trial_returns.attrs["keys"]) if k == key][0]
         return self.trial_returns.isel(trial=i, drop=True)
 
     def reality_check(self, benchmark=None, **kw) -> dict:
-        """``ql.integrity.reality_check`` of the trials against ``benchmark`` returns (cash
-        by default): is the best one better once the search is accounted for?"""
+        """``ql.integrity.reality_check`` of the trials against ``benchmark`` returns (cash by default).
+
+        Is the best one better once the search is accounted for?
+
+        Parameters
+        ----------
+        benchmark : array-like, optional
+            Benchmark returns on the scoring window; default cash.
+        **kw
+            Options of :func:`quantlab.integrity.reality_check` (reps, seed, ...).
+
+        Returns
+        -------
+        dict
+            ``{"spa_pvalue", "spa_lower", "spa_upper", "reality_check_pvalue"}``.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> s = ql.strategies.get("volatility_regime", lookback=60)
+        >>> res = optimize.optimize_strategy_parameters(s, {"window": [10, 21]}, ds,
+        ...     optimization_method="grid", n_trials=2, progress=False, end_date="2000-12-29")
+        >>> round(res.reality_check(reps=100)["spa_pvalue"], 2)
+        0.95
+        """
         if benchmark is not None and isinstance(benchmark, xr.DataArray):
             benchmark = benchmark.reindex(time=self.trial_returns.time).values
         return integrity.reality_check(self.trial_returns.values, benchmark, **kw)
@@ -764,12 +829,36 @@ class WalkForwardResult:
 
     @property
     def efficiency(self) -> float:
-        """Mean OOS Sharpe ratio / mean IS Sharpe ratio over the folds (1 = no decay)."""
+        """Mean OOS Sharpe ratio / mean IS Sharpe ratio over the folds (1 = no decay).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+        >>> out = wf.run(ql.strategies.get("volatility_regime", lookback=60), {"window": [10, 21]}, ds)
+        >>> round(out.efficiency, 3)
+        -0.228
+        """
         return float(self.folds["oos_sharpe_ratio"].mean() / self.folds["is_sharpe_ratio"].mean())
 
     @property
     def oos_psr(self) -> float:
-        """Probabilistic Sharpe ratio (vs 0) of the stitched out-of-sample returns."""
+        """Probabilistic Sharpe ratio (vs 0) of the stitched out-of-sample returns.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+        >>> out = wf.run(ql.strategies.get("volatility_regime", lookback=60), {"window": [10, 21]}, ds)
+        >>> round(out.oos_psr, 3)
+        0.438
+        """
         try:
             return integrity.probabilistic_sharpe_ratio(self.oos_returns.values)
         except ValueError:
