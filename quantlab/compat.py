@@ -94,6 +94,31 @@ class BacktestingEngine:
                                                lo_open=True)
 
     def run_backtest(self, signals, price_data, **kw):
+        """Backtest ``signals`` on ``price_data`` with this engine's capital and costs.
+
+        Parameters
+        ----------
+        signals : xarray.DataArray
+            Target exposure in [-1, 1] on (time, asset).
+        price_data : xarray.Dataset
+            Prices on (time, asset).
+        **kw
+            Other options of :func:`quantlab.backtest`.
+
+        Returns
+        -------
+        BacktestResult
+            With ``risk_free_rate`` set to the engine's.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+        >>> res = ql.BacktestingEngine().run_backtest(sig, ds)
+        >>> res.risk_free_rate, res["total_return"].round(4).values
+        (0.02, array([ 0.0137,  0.    ,  0.0466, -0.2449]))
+        """
         res = backtest(price_data, signals, init_cash=self.initial_capital, fees=self.fees,
                        slippage=self.slippage, **kw)
         res.risk_free_rate = self.risk_free_rate
