@@ -947,7 +947,27 @@ class WalkForwardOptimizer:
         self.seed, self.progress, self.kw = seed, progress, optimize_kw
 
     def fold_bounds(self, n_bars: int) -> list[tuple[int, int, int]]:
-        """(is_start, oos_start, oos_end) bar positions of every fold."""
+        """(is_start, oos_start, oos_end) bar positions of every fold.
+
+        Parameters
+        ----------
+        n_bars : int
+            Bars of the data.
+
+        Returns
+        -------
+        list of tuple of int
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+        >>> wf.fold_bounds(300)
+        [(0, 100, 150), (50, 150, 200), (100, 200, 250), (150, 250, 300)]
+        """
         if n_bars < self.w + self.v:
             raise ValueError(f"{n_bars} bars are fewer than optimization_window + "
                              f"validation_window = {self.w + self.v}")
@@ -956,10 +976,70 @@ class WalkForwardOptimizer:
                 for i in range(k)]
 
     def optimize_strategy(self, *args, **kwargs) -> WalkForwardResult:
-        """The seed's name of :meth:`run` (seed keywords accepted): quantlab.compat."""
+        """The seed's name of :meth:`run` (seed keywords accepted): quantlab.compat.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            As :meth:`run`, or the seed's ``strategy_class``, ``parameter_bounds``,
+            ``price_data``.
+
+        Returns
+        -------
+        WalkForwardResult
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+        >>> out = wf.optimize_strategy(strategy_class=ql.strategies.get("volatility_regime", lookback=60),
+        ...                            parameter_bounds={"window": [10, 21]}, price_data=ds)
+        >>> len(out.folds)
+        4
+        """
         return seed_walk_forward(self, *args, **kwargs)
 
     def run(self, strategy, param_bounds=None, data=None, **backtest_kw) -> WalkForwardResult:
+        """Run every fold and stitch the out-of-sample account.
+
+        Each fold searches ``param_bounds`` on its in-sample bars only
+        (:func:`optimize_strategy_parameters`), then trades the chosen parameters on the next
+        ``step_size`` out-of-sample bars.
+
+        Parameters
+        ----------
+        strategy : str, Strategy or Strategy class
+            As in :func:`optimize_strategy_parameters`.
+        param_bounds : dict, optional
+            As in :func:`optimize_strategy_parameters`.
+        data : xarray.Dataset, optional
+            Prices; default the bundled equities.
+        **backtest_kw
+            Options of ``ql.backtest``.
+
+        Returns
+        -------
+        WalkForwardResult
+
+        Raises
+        ------
+        ValueError
+            If the bounds are invalid or the data is too short for one fold.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+        >>> out = wf.run(ql.strategies.get("volatility_regime", lookback=60), {"window": [10, 21]}, ds)
+        >>> out.folds[["oos_start", "window"]].astype(str).values.tolist()[:2]
+        [['2000-07-24', '21'], ['2000-10-03', '10']]
+        """
         from tqdm.auto import tqdm
 
         strat = resolve(strategy)
@@ -1059,6 +1139,31 @@ class RegimeAdaptiveResult:
         return f"RegimeAdaptiveResult({self.strategy.name}: {self.params}, default {self.default})"
 
     def labels(self, ds) -> xr.DataArray:
+        """The regime labels on ``ds``'s times ("" where unknown).
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices.
+
+        Returns
+        -------
+        xarray.DataArray
+            String labels on ``time``.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
+        ...                       coords={"time": ds["time"]})
+        >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
+        ...     min_bars=20, progress=False).run(ql.strategies.get("volatility_regime", lookback=60),
+        ...                                      {"window": [10, 21]}, ds)
+        >>> ra.labels(ds).values[[0, -1]].tolist()
+        ['early', 'late']
+        """
         lab = self.regimes(ds) if callable(self.regimes) else self.regimes
         return _labels(lab, ds)
 
@@ -1066,6 +1171,33 @@ class RegimeAdaptiveResult:
         return self.strategy.default_inputs(ds)
 
     def signal(self, ds, **inputs) -> xr.DataArray:
+        """The strategy's signal with each bar's parameters chosen by the label known at that bar.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices.
+        **inputs
+            External inputs (default: the strategy's ``default_inputs``).
+
+        Returns
+        -------
+        xarray.DataArray
+            (time, asset) exposure.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
+        ...                       coords={"time": ds["time"]})
+        >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
+        ...     min_bars=20, progress=False).run(ql.strategies.get("volatility_regime", lookback=60),
+        ...                                      {"window": [10, 21]}, ds)
+        >>> ra.signal(ds).dims
+        ('time', 'asset')
+        """
         inputs = inputs or self.default_inputs(ds)
         lab = self.labels(ds)
         make = lambda p: type(self.strategy)(**{**self.strategy.params, **p}).signal(ds, **inputs)  # noqa: E731
@@ -1075,6 +1207,32 @@ class RegimeAdaptiveResult:
         return out.transpose("time", "asset").rename("signal")
 
     def backtest(self, ds, **backtest_kw):
+        """``ql.backtest`` of :meth:`signal` as one portfolio account (``group=True``).
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices.
+        **backtest_kw
+            Options of ``ql.backtest``.
+
+        Returns
+        -------
+        BacktestResult
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
+        ...                       coords={"time": ds["time"]})
+        >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
+        ...     min_bars=20, progress=False).run(ql.strategies.get("volatility_regime", lookback=60),
+        ...                                      {"window": [10, 21]}, ds)
+        >>> ra.backtest(ds).equity.dims
+        ('time',)
+        """
         return backtest(ds, self.signal(ds), group=True, **backtest_kw)
 
 
@@ -1149,6 +1307,43 @@ class RegimeAdaptiveOptimizer:
 
     def run(self, strategy, param_bounds=None, data=None, start_date=None, end_date=None,
             **backtest_kw) -> RegimeAdaptiveResult:
+        """Search the parameters of each regime label, and the default over all bars.
+
+        Parameters
+        ----------
+        strategy : str, Strategy or Strategy class
+            As in :func:`optimize_strategy_parameters`.
+        param_bounds : dict, optional
+            As in :func:`optimize_strategy_parameters`.
+        data : xarray.Dataset, optional
+            Prices; default the bundled equities.
+        start_date, end_date : str or datetime-like, optional
+            The scoring window.
+        **backtest_kw
+            Options of ``ql.backtest``.
+
+        Returns
+        -------
+        RegimeAdaptiveResult
+
+        Raises
+        ------
+        ValueError
+            If the bounds, dates or labels are invalid.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
+        ...                       coords={"time": ds["time"]})
+        >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
+        ...     min_bars=20, progress=False).run(ql.strategies.get("volatility_regime", lookback=60),
+        ...                                      {"window": [10, 21]}, ds)
+        >>> ra.params
+        {'early': {'window': 21}, 'late': {'window': 21}}
+        """
         from tqdm.auto import tqdm
 
         strat = resolve(strategy)
