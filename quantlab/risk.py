@@ -730,7 +730,18 @@ class RiskReport:
 
     @property
     def drawdown_control(self) -> str:
-        """Which drawdown control produced the equity, in words."""
+        """Which drawdown control produced the equity, in words.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> report = risk.RiskManager().generate_risk_report(r)
+        >>> report.drawdown_control
+        'none in the backtest'
+        """
         return {None: "none in the backtest",
                 "cooldown": "cooldown (flat dd_cooldown bars, then re-entry with the peak "
                             "restarted)",
@@ -744,7 +755,22 @@ class RiskReport:
                 f"{self.drawdown['limit']:.0%}; drawdown control: {self.dd_mode or 'none'})")
 
     def tables_html(self) -> str:
-        """The report's tables as HTML fragments (no figure)."""
+        """The report's tables as HTML fragments (no figure).
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> report = risk.RiskManager().generate_risk_report(r)
+        >>> report.tables_html()[:30]
+        '<h3>Value at risk, 95% (losses'
+        """
         dd = {k: v for k, v in self.drawdown.items() if k not in ("breaches", "recovery_times")}
         dd["drawdown_control"] = self.drawdown_control
         dd["n_breaches"] = len(self.drawdown["breaches"])
@@ -763,7 +789,22 @@ class RiskReport:
         return "\n".join(parts)
 
     def drawdown_series(self) -> xr.DataArray | None:
-        """Drawdown of the equity (fraction below its running peak, <= 0), or None."""
+        """Drawdown of the equity (fraction below its running peak, <= 0), or None.
+
+        Returns
+        -------
+        xarray.DataArray or None
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> report = risk.RiskManager().generate_risk_report(r)
+        >>> report.drawdown_series() is None  # built from returns: no equity curve
+        True
+        """
         if self.equity is None:
             return None
         eq = self.equity
@@ -776,7 +817,22 @@ class RiskReport:
         return plots.risk_report_figure(self)
 
     def to_html(self) -> str:
-        """A self-contained HTML page (BokehJS inlined: opens offline)."""
+        """A self-contained HTML page (BokehJS inlined: opens offline).
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> report = risk.RiskManager().generate_risk_report(r)
+        >>> report.to_html()[:15]
+        '<html><body><h2'
+        """
         from quantlab import plots  # lazy: the face imports bokeh; research must not
 
         return plots.risk_report_html(self)
