@@ -49,6 +49,7 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(BIN)/python -m pytest quantlab --doctest-modules -p no:nbval  # docstring Examples (issue #29)
 
 bench: install
 	$(BIN)/python benchmarks/run.py

@@ -77,11 +77,35 @@ def _hhmm(ns: int) -> str:
 
 
 def infer(time, freq=None) -> dict:
-    """``{"freq", "calendar", "periods_per_year"}`` of a time index (DatetimeIndex,
-    datetime64 array, or an object with a ``time`` coordinate); see the module table.
-    ``freq`` (e.g. ``"1min"``) overrides the inferred step; every step must still be a
-    whole multiple of it. Raises ValueError when the index is too short (< 3 stamps),
-    not strictly increasing, or irregular (ticks)."""
+    """The bar frequency, calendar and periods per year of a time index (see the module table).
+
+    Parameters
+    ----------
+    time : pandas.DatetimeIndex, numpy.ndarray or xarray object
+        A DatetimeIndex, a datetime64 array, or an object with a ``time`` coordinate.
+    freq : str, optional
+        The bar step (e.g. ``"1min"``), overriding the inferred one; every step must still
+        be a whole multiple of it.
+
+    Returns
+    -------
+    dict
+        ``{"freq", "calendar", "periods_per_year"}``.
+
+    Raises
+    ------
+    ValueError
+        When the index is too short (< 3 stamps), not strictly increasing, or irregular
+        (ticks), or ``freq`` does not fit it.
+
+    Examples
+    --------
+    >>> import pandas as pd, quantlab as ql
+    >>> ql.calendar.infer(ql.data.load().isel(time=slice(0, 300)))
+    {'freq': '1D', 'calendar': 'business_day', 'periods_per_year': 252}
+    >>> ql.calendar.infer(pd.date_range("2024-01-01", periods=60, freq="h"))
+    {'freq': '1h', 'calendar': '24/7', 'periods_per_year': 8760}
+    """
     idx = _time_index(time)
     if idx is None:
         raise ValueError(f"no datetime time index in {type(time).__name__}")
@@ -137,9 +161,35 @@ def infer(time, freq=None) -> dict:
 
 
 def annotate(ds, freq=None):
-    """Set ``freq``, ``calendar`` and ``periods_per_year`` in ``ds.attrs`` (in place, and
-    returned) when they can be inferred; leave them absent otherwise (a single bar,
-    ticks): :func:`periods_for` then asks for ``periods=``."""
+    """Set ``freq``, ``calendar`` and ``periods_per_year`` in ``ds.attrs`` when they can be inferred.
+
+    In place, and returned; left absent otherwise (a single bar, ticks): :func:`periods_for`
+    then asks for ``periods=``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset or xarray.DataArray
+        Data with a ``time`` coordinate.
+    freq : str, optional
+        The bar step, as in :func:`infer`.
+
+    Returns
+    -------
+    same type as ``ds``
+        ``ds`` itself.
+
+    Raises
+    ------
+    ValueError
+        Only when ``freq`` is given and does not fit.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.calendar.annotate(ql.data.load().isel(time=slice(0, 300)))
+    >>> ds.attrs["calendar"], ds.attrs["periods_per_year"]
+    ('business_day', 252)
+    """
     try:
         ds.attrs.update(infer(ds, freq=freq))
     except ValueError:
@@ -149,11 +199,40 @@ def annotate(ds, freq=None):
 
 
 def periods_for(obj, periods=None, default=None):
-    """The periods per year to annualise ``obj`` with: ``periods`` when given (a positive
-    number), else ``obj.attrs["periods_per_year"]``, else inferred from its time index
-    (Dataset, DataArray, pandas object with a DatetimeIndex, or a DatetimeIndex), else
-    ``default`` when given (e.g. 252 for a bare NumPy array, as empyrical assumes).
-    Raises ValueError naming what is missing when none exists."""
+    """The periods per year to annualise ``obj`` with.
+
+    ``periods`` when given (a positive number), else ``obj.attrs["periods_per_year"]``, else
+    inferred from its time index (Dataset, DataArray, pandas object with a DatetimeIndex, or
+    a DatetimeIndex), else ``default`` when given (e.g. 252 for a bare NumPy array, as
+    empyrical assumes).
+
+    Parameters
+    ----------
+    obj : object
+        The data.
+    periods : float, optional
+        Explicit periods per year (> 0).
+    default : float, optional
+        Fallback (> 0) when nothing can be inferred.
+
+    Returns
+    -------
+    float or int
+
+    Raises
+    ------
+    ValueError
+        Naming what is missing when none exists, or if ``periods``/``default`` is not
+        positive.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> ql.calendar.periods_for(ql.data.load().isel(time=slice(0, 300)))
+    252
+    >>> ql.calendar.periods_for(np.zeros(3), default=252)
+    252.0
+    """
     if periods is not None:
         return _v.number("periods", periods, 0, lo_open=True)
     if default is not None:

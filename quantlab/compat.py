@@ -50,11 +50,37 @@ __all__ = ["BacktestingEngine", "TICK_RESULT_KEYS", "TICK_RESULT_UNITS", "tick_r
 # ---- backtest facade -----------------------------------------------------------------
 
 class BacktestingEngine:
-    """The seed's facade: ``BacktestingEngine(initial_capital=100000,
-    commission_per_trade=0.001, slippage_bps=5, risk_free_rate=0.02)
-    .run_backtest(signals, price_data)``; ``result["total_return"]`` etc. work.
-    commission -> ``fees`` (fraction of traded value), bps -> ``slippage = bps / 1e4``,
-    risk_free_rate is annual."""
+    """The seed's backtesting facade over :func:`quantlab.backtest`.
+
+    ``BacktestingEngine(initial_capital=100000, commission_per_trade=0.001,
+    slippage_bps=5, risk_free_rate=0.02).run_backtest(signals, price_data)``;
+    ``result["total_return"]`` etc. work.
+
+    Parameters
+    ----------
+    initial_capital : float, default 100000.0
+        ``init_cash`` (> 0).
+    commission_per_trade : float, default 0.001
+        ``fees``: a fraction of traded value, in [0, 1).
+    slippage_bps : float, default 5.0
+        ``slippage = bps / 1e4``, in [0, 1e4).
+    risk_free_rate : float, default 0.02
+        Annual (> -1), the default of the result's metrics.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    >>> engine = ql.BacktestingEngine(commission_per_trade=0.001, slippage_bps=5)
+    >>> engine.run_backtest(sig, ds)["total_return"].round(4).values
+    array([ 0.0137,  0.    ,  0.0466, -0.2449])
+    """
 
     def __init__(self, initial_capital=100_000.0, commission_per_trade=0.001, slippage_bps=5.0,
                  risk_free_rate=0.02):
@@ -68,6 +94,31 @@ class BacktestingEngine:
                                                lo_open=True)
 
     def run_backtest(self, signals, price_data, **kw):
+        """Backtest ``signals`` on ``price_data`` with this engine's capital and costs.
+
+        Parameters
+        ----------
+        signals : xarray.DataArray
+            Target exposure in [-1, 1] on (time, asset).
+        price_data : xarray.Dataset
+            Prices on (time, asset).
+        **kw
+            Other options of :func:`quantlab.backtest`.
+
+        Returns
+        -------
+        BacktestResult
+            With ``risk_free_rate`` set to the engine's.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+        >>> res = ql.BacktestingEngine().run_backtest(sig, ds)
+        >>> res.risk_free_rate, res["total_return"].round(4).values
+        (0.02, array([ 0.0137,  0.    ,  0.0466, -0.2449]))
+        """
         res = backtest(price_data, signals, init_cash=self.initial_capital, fees=self.fees,
                        slippage=self.slippage, **kw)
         res.risk_free_rate = self.risk_free_rate
@@ -86,9 +137,36 @@ TICK_RESULT_UNITS = {"processing_latency_ms": ("processing_time_us", 1e-3)}
 
 
 def tick_result_item(result, key):
-    """``result[key]`` for a ``TickResult``: the seed read its results as dicts. Another
-    key is a KeyError listing the keys (attributes such as ``order_array`` are read as
-    attributes, not as seed keys)."""
+    """``result[key]`` for a ``TickResult``: the seed read its results as dicts.
+
+    Another key is a KeyError listing the keys (attributes such as ``order_array`` are read
+    as attributes, not as seed keys).
+
+    Parameters
+    ----------
+    result : TickResult
+        A tick engine result.
+    key : str
+        A seed key (``TICK_RESULT_KEYS`` or ``TICK_RESULT_UNITS``).
+
+    Returns
+    -------
+    object
+        The attribute, converted to the seed's units where they differ.
+
+    Raises
+    ------
+    KeyError
+        For another key.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from quantlab import compat
+    >>> result = SimpleNamespace(processing_time_us=2500.0, order_count=3)
+    >>> compat.tick_result_item(result, "order_count"), compat.tick_result_item(result, "processing_latency_ms")
+    (3, 2.5)
+    """
     try:
         if key in TICK_RESULT_UNITS:
             attr, factor = TICK_RESULT_UNITS[key]
@@ -141,11 +219,37 @@ PARAM_REFUSED = {
 
 
 def seed_params(name: str, params: dict) -> dict:
-    """``params`` of strategy ``name`` with the seed's names (``PARAM_ALIASES``) replaced
-    by quantlab's. A TypeError (never a silently dropped or misread value) for: a seed
-    name together with the quantlab name it stands for, or two seed names of one
-    parameter; a seed name without a quantlab equal (``PARAM_REFUSED``: says what to
-    use); a seed name of another strategy's parameter."""
+    """``params`` of strategy ``name`` with the seed's names (``PARAM_ALIASES``) replaced by quantlab's.
+
+    Parameters
+    ----------
+    name : str
+        A registry name.
+    params : dict
+        Parameters, possibly with the seed's names.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    TypeError
+        Never a silently dropped or misread value: for a seed name together with the
+        quantlab name it stands for, or two seed names of one parameter; a seed name
+        without a quantlab equal (``PARAM_REFUSED``: says what to use); a seed name of
+        another strategy's parameter.
+
+    Examples
+    --------
+    >>> from quantlab import compat
+    >>> compat.seed_params("attention", {"attention_lookback": 30})
+    {'window': 30}
+    >>> compat.seed_params("attention", {"attention_lookback": 30, "window": 20})
+    Traceback (most recent call last):
+    ...
+    TypeError: attention: 'attention_lookback' and 'window' are one parameter ('window'); give it once
+    """
     for old, why in PARAM_REFUSED.items():
         if old in params:
             raise TypeError(f"{name}: the seed's parameter {old!r} has no quantlab equal: "
@@ -176,9 +280,32 @@ OPTIMIZER_KEYWORDS = {"strategy_class": "strategy", "parameter_bounds": "param_b
 
 def seed_optimizer_arguments(strategy, param_bounds, data, *, strategy_class=None,
                              parameter_bounds=None, price_data=None) -> tuple:
-    """``(strategy, param_bounds, data)`` with each seed keyword standing in for the
-    quantlab one it names (``OPTIMIZER_KEYWORDS``). Both given is a TypeError: one of
-    them would be silently ignored."""
+    """``(strategy, param_bounds, data)`` with each seed keyword standing in for the quantlab one it names (``OPTIMIZER_KEYWORDS``).
+
+    Parameters
+    ----------
+    strategy, param_bounds, data : object
+        The quantlab arguments (None when not given).
+    strategy_class, parameter_bounds, price_data : object, optional
+        The seed's names of the same arguments.
+
+    Returns
+    -------
+    tuple
+        ``(strategy, param_bounds, data)``.
+
+    Raises
+    ------
+    TypeError
+        If both names of one argument are given: one of them would be silently ignored.
+
+    Examples
+    --------
+    >>> from quantlab import compat
+    >>> compat.seed_optimizer_arguments(None, None, None, strategy_class="spc",
+    ...                                 parameter_bounds={"k": (0.1, 1.0)})
+    ('spc', {'k': (0.1, 1.0)}, None)
+    """
     given = {"strategy": strategy, "param_bounds": param_bounds, "data": data}
     seed = {"strategy_class": strategy_class, "parameter_bounds": parameter_bounds,
             "price_data": price_data}
@@ -196,9 +323,43 @@ def seed_optimizer_arguments(strategy, param_bounds, data, *, strategy_class=Non
 def seed_walk_forward(optimizer, strategy=None, param_bounds=None, data=None, *,
                       strategy_class=None, parameter_bounds=None, price_data=None,
                       **backtest_kw):
-    """``WalkForwardOptimizer.optimize_strategy(...)``, the seed's name: ``.run(...)``,
-    with the seed's keywords (``OPTIMIZER_KEYWORDS``) accepted as in
-    ``optimize_strategy_parameters``."""
+    """``WalkForwardOptimizer.optimize_strategy(...)``, the seed's name for ``.run(...)``.
+
+    The seed's keywords (``OPTIMIZER_KEYWORDS``) are accepted as in
+    ``optimize_strategy_parameters``.
+
+    Parameters
+    ----------
+    optimizer : WalkForwardOptimizer
+        The optimiser to run.
+    strategy, param_bounds, data : object, optional
+        As in :meth:`WalkForwardOptimizer.run`.
+    strategy_class, parameter_bounds, price_data : object, optional
+        The seed's names of the same arguments.
+    **backtest_kw
+        Options of ``ql.backtest``.
+
+    Returns
+    -------
+    WalkForwardResult
+
+    Raises
+    ------
+    TypeError
+        If both names of one argument are given.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import compat, optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+    ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+    >>> out = compat.seed_walk_forward(wf, strategy_class=ql.strategies.get(
+    ...     "volatility_regime", lookback=60), parameter_bounds={"window": [10, 21]}, price_data=ds)
+    >>> len(out.folds)
+    4
+    """
     strategy, param_bounds, data = seed_optimizer_arguments(
         strategy, param_bounds, data, strategy_class=strategy_class,
         parameter_bounds=parameter_bounds, price_data=price_data)

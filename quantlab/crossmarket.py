@@ -59,9 +59,26 @@ def _as_series(data, symbol) -> pd.Series:
 
 
 class CrossMarketAnalyzer:
-    """Collect series by asset class, then ``correlations``, ``lead_lag``,
-    ``fx_impact``, ``commodity_influence``, ``volatility_linkage``, ``macro_signals``
-    and ``report``. ``CrossMarketAnalyzer.from_bundled()`` loads the offline data."""
+    """Cross-market analysis of series collected by asset class.
+
+    Collect series by asset class, then ``correlations``, ``lead_lag``, ``fx_impact``,
+    ``commodity_influence``, ``volatility_linkage``, ``macro_signals`` and ``report``.
+    ``CrossMarketAnalyzer.from_bundled()`` loads the offline data.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import crossmarket
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> cm = crossmarket.CrossMarketAnalyzer()
+    >>> for a in ["IBM", "MSFT"]:
+    ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+    >>> cm.asset_classes()
+    {'equity': ['IBM', 'MSFT']}
+    >>> cm.correlations().round(3).values
+    array([[1.   , 0.324],
+           [0.324, 1.   ]])
+    """
 
     def __init__(self):
         self._series: dict[str, pd.Series] = {}
@@ -70,7 +87,38 @@ class CrossMarketAnalyzer:
 
     # ---- data ----------------------------------------------------------------------
     def add_market_data(self, asset_class: str, symbol: str, data) -> "CrossMarketAnalyzer":
-        """Add a daily series (close prices; yields or indicator levels for rates/macro)."""
+        """Add a daily series (close prices; yields or indicator levels for rates/macro).
+
+        Parameters
+        ----------
+        asset_class : str
+            One of ``CLASSES`` (e.g. ``"equity"``, ``"fx"``, ``"commodity"``, ``"rates"``).
+        symbol : str
+            The series' name.
+        data : pandas.Series or xarray.DataArray
+            Daily values on a DatetimeIndex / ``time``.
+
+        Returns
+        -------
+        CrossMarketAnalyzer
+            ``self``, for chaining.
+
+        Raises
+        ------
+        ValueError, DataError
+            For an unknown class or a malformed series.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import crossmarket
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> cm = crossmarket.CrossMarketAnalyzer()
+        >>> for a in ["IBM", "MSFT"]:
+        ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+        >>> cm.asset_classes()
+        {'equity': ['IBM', 'MSFT']}
+        """
         if asset_class not in CLASSES:
             raise ValueError(f"unknown asset class {asset_class!r}; use one of "
                              f"{', '.join(CLASSES)}")
@@ -99,15 +147,53 @@ class CrossMarketAnalyzer:
         return out
 
     def asset_classes(self) -> dict:
-        """{class: [symbols]} of what was added."""
+        """{class: [symbols]} of what was added.
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import crossmarket
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> cm = crossmarket.CrossMarketAnalyzer()
+        >>> for a in ["IBM", "MSFT"]:
+        ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+        >>> cm.asset_classes()
+        {'equity': ['IBM', 'MSFT']}
+        """
         out: dict = {}
         for s, c in self._class.items():
             out.setdefault(c, []).append(s)
         return out
 
     def prices(self, symbols=None) -> xr.DataArray:
-        """(time, asset) levels on the union of dates, gaps of up to MAX_FILL_DAYS bars
-        forward-filled within each series' coverage."""
+        """(time, asset) levels on the union of dates.
+
+        Gaps of up to MAX_FILL_DAYS bars are forward-filled within each series' coverage.
+
+        Parameters
+        ----------
+        symbols : list of str, optional
+            Symbols to include (default all).
+
+        Returns
+        -------
+        xarray.DataArray
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import crossmarket
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> cm = crossmarket.CrossMarketAnalyzer()
+        >>> for a in ["IBM", "MSFT"]:
+        ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+        >>> cm.prices().isel(time=-1).round(2).values
+        array([87.  , 23.98])
+        """
         symbols = self._symbols(symbols)
         frame = pd.concat([self._series[s] for s in symbols], axis=1, sort=True)
         for s in symbols:   # fill short gaps only inside the series' own coverage
@@ -119,7 +205,29 @@ class CrossMarketAnalyzer:
         return da.assign_coords(asset_class=("asset", [self._class[s] for s in symbols]))
 
     def returns(self, symbols=None) -> xr.DataArray:
-        """Simple returns, or first differences for rates/macro levels."""
+        """Simple returns, or first differences for rates/macro levels.
+
+        Parameters
+        ----------
+        symbols : list of str, optional
+            Symbols to include (default all).
+
+        Returns
+        -------
+        xarray.DataArray
+            (time, asset).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import crossmarket
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> cm = crossmarket.CrossMarketAnalyzer()
+        >>> for a in ["IBM", "MSFT"]:
+        ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+        >>> cm.returns().isel(time=-1).round(4).values
+        array([0.0167, 0.0095])
+        """
         p = self.prices(symbols)
         level = xr.DataArray([self._class[str(a)] in LEVEL_CLASSES for a in p.asset.values],
                              dims="asset", coords={"asset": p.asset})
@@ -143,11 +251,49 @@ class CrossMarketAnalyzer:
     # ---- co-movement ---------------------------------------------------------------
     def correlations(self, window=None, method="pearson", symbols=None, start=None,
                      end=None) -> xr.DataArray:
-        """Return correlations: pairwise over common dates, ``(asset, asset_other)``; with
-        ``window``, rolling ``(time, asset, asset_other)`` via ``ql.rolling.corr``
-        (pearson only). ``attrs["window"]`` states the dates used. Pairs that never
-        overlap (equities 2000-2013 and VIX 2014-2019) are NaN, or an error when the
-        symbols were asked for by name."""
+        """Return correlations: pairwise over common dates, ``(asset, asset_other)``.
+
+        With ``window``, rolling ``(time, asset, asset_other)`` via ``ql.rolling.corr``
+        (pearson only). ``attrs["window"]`` states the dates used. Pairs that never overlap
+        (equities 2000-2013 and VIX 2014-2019) are NaN, or an error when the symbols were asked
+        for by name.
+
+        Parameters
+        ----------
+        window : int, optional
+            Rolling window in bars.
+        method : {'pearson', 'spearman'}, default 'pearson'
+            Correlation of the full-window estimate.
+        symbols : list of str, optional
+            Symbols to include (default all).
+        start, end : str or datetime-like, optional
+            Date range.
+
+        Returns
+        -------
+        xarray.DataArray
+
+        Raises
+        ------
+        ValueError
+            If ``method`` is unknown, or not pearson with ``window``.
+        DataError
+            If symbols asked for by name never overlap.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import crossmarket
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> cm = crossmarket.CrossMarketAnalyzer()
+        >>> for a in ["IBM", "MSFT"]:
+        ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+        >>> cm.correlations().round(3).values
+        array([[1.   , 0.324],
+               [0.324, 1.   ]])
+        >>> cm.correlations(window=20).dims
+        ('time', 'asset', 'asset_other')
+        """
         if method not in ("pearson", "spearman"):
             raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
         r = self.returns(symbols).sel(time=slice(start, end))
@@ -170,15 +316,47 @@ class CrossMarketAnalyzer:
         return out.assign_attrs(window=self._window(r), method=method)
 
     def lead_lag(self, max_lag=10, symbols=None, min_obs=250, te_bins=3) -> pd.DataFrame:
-        """One row per ordered pair: the lag (1..max_lag bars) at which the leader's past
-        return correlates most with the follower's (|corr|), that correlation, the
-        Granger F-test p-value at that lag (statsmodels; does the leader's past add to the
-        follower's own past?), transfer entropy leader -> follower at that lag (bits,
-        3 equal-count bins), the overlap window and n.
+        """Lead-lag relations of every ordered pair.
 
-        Multiple testing: the lag is picked by looking, so its p-value is Bonferroni
-        corrected for the ``max_lag`` lags tried, then Holm's step-down adjusts across all
-        pairs (``p_adjusted``); ``significant`` is p_adjusted < 0.05.
+        One row per ordered pair: the lag (1..max_lag bars) at which the leader's past return
+        correlates most with the follower's (|corr|), that correlation, the Granger F-test
+        p-value at that lag (statsmodels; does the leader's past add to the follower's own
+        past?), transfer entropy leader -> follower at that lag (bits, 3 equal-count bins), the
+        overlap window and n.
+
+        Multiple testing: the lag is picked by looking, so its p-value is Bonferroni corrected
+        for the ``max_lag`` lags tried, then Holm's step-down adjusts across all pairs
+        (``p_adjusted``); ``significant`` is p_adjusted < 0.05.
+
+        Parameters
+        ----------
+        max_lag : int, default 10
+            Largest lag tried, in bars.
+        symbols : list of str, optional
+            Symbols to include (default all).
+        min_obs : int, default 250
+            Overlapping returns a pair needs.
+        te_bins : int, default 3
+            Bins of the transfer entropy.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns leader, follower, lag, correlation, granger_p, transfer_entropy, n,
+            window, p_adjusted, significant.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import crossmarket
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> cm = crossmarket.CrossMarketAnalyzer()
+        >>> for a in ["IBM", "MSFT"]:
+        ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+        >>> cm.lead_lag(max_lag=3, min_obs=100)[["leader", "follower", "lag"]]
+          leader follower  lag
+        0    IBM     MSFT    3
+        1   MSFT      IBM    1
         """
         from statsmodels.tsa.stattools import grangercausalitytests
 

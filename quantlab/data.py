@@ -43,7 +43,18 @@ _PACKAGE_DIR = Path(__file__).parent
 
 
 def data_dir() -> Path:
-    """Directory of the bundled files: ``quantlab/_data`` in a wheel, ``data/`` in a checkout."""
+    """Directory of the bundled files: ``quantlab/_data`` in a wheel, ``data/`` in a checkout.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.data.data_dir().is_dir()
+    True
+    """
     for d in (_PACKAGE_DIR / "_data", _PACKAGE_DIR.parent / "data"):
         if (d / "equities.csv.gz").exists():
             return d
@@ -51,7 +62,19 @@ def data_dir() -> Path:
 
 
 def checksum() -> str:
-    """sha256 over the bundled data files (name and content), for report provenance."""
+    """sha256 over the bundled data files (name and content), for report provenance.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> len(ql.data.checksum())
+    64
+    """
     h = hashlib.sha256()
     for f in sorted(data_dir().glob("*.gz")):
         h.update(f.name.encode())
@@ -119,12 +142,56 @@ _SETS = {
 
 
 def available() -> pd.DataFrame:
-    """The named data sets: variables, frequency, date range, provenance and source."""
+    """The named data sets: variables, frequency, date range, provenance and source.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per data set name (the index); columns ``variables``, ``frequency``,
+        ``start``, ``end``, ``provenance``, ``source``.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> table = ql.data.available()
+    >>> "equities" in table.index
+    True
+    >>> table.columns.tolist()
+    ['variables', 'frequency', 'start', 'end', 'provenance', 'source']
+    """
     return pd.DataFrame([s.row() for s in _SETS.values()]).set_index("name")
 
 
 def load(name: str = "equities") -> xr.Dataset:
-    """Load a named real data set (see :func:`available`), validated."""
+    """Load a named real data set (see :func:`available`), validated.
+
+    Parameters
+    ----------
+    name : str, default 'equities'
+        A name from :func:`available`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Price sets have dims ``(time, asset)`` (validated by :func:`validate`); attrs
+        ``name``, ``frequency`` and ``provenance``.
+
+    Raises
+    ------
+    KeyError
+        If ``name`` is not a bundled data set.
+    ModuleNotFoundError
+        If the data set is read from an optional package that is not installed.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> dict(ds.sizes)
+    {'time': 300, 'asset': 4}
+    >>> ds["asset"].values.tolist()
+    ['AAPL', 'GOOG', 'IBM', 'MSFT']
+    """
     if name not in _SETS:
         raise KeyError(f"unknown data set {name!r}; available: {', '.join(_SETS)}")
     spec = _SETS[name]
@@ -303,7 +370,36 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
     increasing (no duplicates, sorted); finite or NaN values; per asset, every bar is
     complete or entirely NaN over the variables that asset has (a close-only asset has
     only ``close``); prices > 0; ``low <= open, close <= high``; ``volume >= 0``.
-    Returns ``ds`` unchanged so it can be chained.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset or xarray.DataArray
+        The prices (a DataArray is taken as its named variable, else ``close``).
+    source : str, optional
+        Where the data came from, prefixed to error messages.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` unchanged, so it can be chained.
+
+    Raises
+    ------
+    DataError
+        On the first rule broken, naming variable, asset and time.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> ql.data.validate(ds) is ds
+    True
+    >>> bad = ds.copy(deep=True)
+    >>> bad["low"][5, 0] = 999.0
+    >>> ql.data.validate(bad)
+    Traceback (most recent call last):
+    ...
+    quantlab.errors.DataError: 'high' of asset 'AAPL' at 2000-03-08: high 3.982 < low 999
     """
     where = f"{source}: " if source else ""
     if isinstance(ds, xr.DataArray):
@@ -399,9 +495,32 @@ def _check_time(index: pd.Index, where: str) -> None:
 def returns(x, dim: str = "time"):
     """Simple returns ``p_t / p_{t-1} - 1`` (DESIGN.md), over ``dim``.
 
-    ``x``: a price DataArray, a Dataset (its ``close``), or a 1-D/2-D NumPy array
-    (time first). NaN bars stay NaN; the bar after a gap is measured from the last
-    valid price, so returns compound to the total return. The first bar is NaN.
+    NaN bars stay NaN; the bar after a gap is measured from the last valid price, so
+    returns compound to the total return. The first bar is NaN.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        Prices: a DataArray, a Dataset (its ``close``), or a 1-D/2-D NumPy array (time
+        first).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    xarray.DataArray or numpy.ndarray
+        Same shape as the prices (``long_name`` "simple return" on a DataArray).
+
+    Raises
+    ------
+    ValueError
+        If a NumPy array is not 1-D or 2-D.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> ql.data.returns(np.array([100.0, 110.0, np.nan, 99.0]))
+    array([ nan,  0.1,  nan, -0.1])
     """
     if isinstance(x, xr.Dataset):
         x = x["close"]
@@ -421,13 +540,46 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
 
     Each value, labelled by its period (e.g. the month's first day, as Fama-French
     publish), is stamped at the END of its period and becomes usable from
-    ``period end + release_lag`` (days as int, or anything ``pd.Timedelta`` or
-    ``pd.tseries.frequencies.to_offset`` accepts, e.g. ``"30D"`` or ``"1MS"``). With a
-    daily ``index``, each date gets the latest value usable on it (NaN before the first).
+    ``period end + release_lag``. With a daily ``index``, each date gets the latest value
+    usable on it (NaN before the first).
 
-    ``series``: pandas Series/DataFrame (DatetimeIndex) or xarray object with ``time``;
-    ``period``: "M", "Q", "Y" or "D"; default from ``attrs["period"]`` or the index.
-    Returns the same type.
+    Parameters
+    ----------
+    series : pandas.Series, pandas.DataFrame, xarray.DataArray or xarray.Dataset
+        pandas with a DatetimeIndex, or xarray with ``time``.
+    release_lag : int, str or pandas.Timedelta, default 0
+        Days as int, or anything ``pd.Timedelta`` or ``pd.tseries.frequencies.to_offset``
+        accepts, e.g. ``"30D"`` or ``"1MS"``.
+    index : array-like of datetime, optional
+        Dates to give values on (e.g. a daily price index).
+    period : {'M', 'Q', 'Y', 'D'}, optional
+        The series' period; default from ``attrs["period"]`` or the index.
+
+    Returns
+    -------
+    same type as ``series``
+
+    Raises
+    ------
+    DataError
+        If the series has no DatetimeIndex, unsorted or duplicate times, or time zones.
+    ValueError
+        If the period cannot be inferred.
+
+    Examples
+    --------
+    >>> import pandas as pd, quantlab as ql
+    >>> monthly = pd.Series([1.0, 2.0, 3.0],
+    ...                     index=pd.date_range("2020-01-01", periods=3, freq="MS"))
+    >>> days = pd.date_range("2020-01-30", "2020-03-10", freq="10D")
+    >>> ql.data.as_of(monthly, release_lag=5, index=days, period="M")
+    time
+    2020-01-30    NaN
+    2020-02-09    1.0
+    2020-02-19    1.0
+    2020-02-29    1.0
+    2020-03-10    2.0
+    Freq: 10D, dtype: float64
     """
     is_xr = isinstance(series, (xr.DataArray, xr.Dataset))
     if is_xr:
@@ -527,7 +679,9 @@ def _asset_name(file_name: str) -> str:
 
 def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unknown",
              layout: str = "auto") -> xr.Dataset:
-    """Read user CSV data into a validated price Dataset.
+    r"""Read user CSV data into a validated price Dataset.
+
+    Layouts:
 
     - a directory: one Yahoo-style CSV per symbol (``Date,Open,High,Low,Close,Adj
       Close,Volume``) or kline export, each file named ``*.csv`` or ``*.csv.gz`` (any
@@ -554,9 +708,48 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
     mixing both is a DataError. Yahoo's all-"null" rows are missing bars. ``Adj Close``
     adjusts open/high/low/close by ``adj_close / close`` and volume by its inverse; without
     ``Close`` it loads only as a close-only asset (beside open/high/low/volume it is a
-    DataError: never adjusted mixed with unadjusted). Anything else (bad encoding, short
-    or long rows, duplicate columns, unparsable values, invalid bars) raises :class:`DataError`
-    naming file, data row (blank lines not counted), column and value.
+    DataError: never adjusted mixed with unadjusted).
+
+    Parameters
+    ----------
+    path_or_dir : str or os.PathLike
+        A CSV file (``.csv`` or gzip) or a directory of one file per asset.
+    asset : str, optional
+        The symbol of a single-asset file (default: from the file name); not for a
+        directory.
+    asset_class : str, default 'unknown'
+        Stored as the ``asset_class`` coordinate.
+    layout : {'auto', 'single', 'long', 'wide', 'kline'}, default 'auto'
+        The table layout; ``auto`` detects it (a directory: ``auto``, ``single`` or
+        ``kline``).
+
+    Returns
+    -------
+    xarray.Dataset
+        Validated prices with dims ``(time, asset)``; attrs ``source`` and ``time_zone``.
+
+    Raises
+    ------
+    DataError
+        Anything else (bad encoding, short or long rows, duplicate columns, unparsable
+        values, invalid bars), naming file, data row (blank lines not counted), column and
+        value.
+    ValueError
+        If ``layout`` is unknown or does not fit a directory, or ``asset=`` is given with
+        a directory.
+    TypeError
+        If ``asset`` or ``asset_class`` is not a non-empty string.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, quantlab as ql
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ACME.csv"
+    >>> _ = path.write_text("Date,Open,High,Low,Close,Volume\n"
+    ...                     "2024-01-02,10,11,9.5,10.5,1000\n"
+    ...                     "2024-01-03,10.5,11.2,10.1,11,1200\n")
+    >>> ds = ql.data.load_csv(path)
+    >>> ds["asset"].values.tolist(), ds["close"].values.ravel().tolist()
+    (['ACME'], [10.5, 11.0])
     """
     choice("layout", layout, ("auto", "single", "long", "wide", "kline"))
     if not isinstance(asset_class, str) or not asset_class.strip():

@@ -34,6 +34,31 @@ def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
     ``risk_on`` when at least half the assets trade above their ``breadth_window``-bar
     mean, else ``risk_off``. ``regime`` joins the three labels ("low_vol|bull|risk_on");
     "" before enough history exists.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Prices on (time, asset).
+    window : int, default 63
+        Bars of the realised volatility.
+    trend_window : int, default 200
+        Bars of the trend mean.
+    breadth_window : int, default 50
+        Bars of each asset's mean for the breadth.
+
+    Returns
+    -------
+    xarray.Dataset
+        String labels on ``time``: ``volatility``, ``trend``, ``sentiment``, ``regime``.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import ensemble
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> labels = ensemble.detect_regimes(ds)
+    >>> list(labels.data_vars), str(labels["regime"].values[-1])
+    (['volatility', 'trend', 'sentiment', 'regime'], 'low_vol|bull|risk_on')
     """
     close = ds["close"].ffill("time")
     mkt = returns(close).mean("asset")
@@ -71,21 +96,47 @@ def _rebalance_mask(index: pd.DatetimeIndex, reweight) -> np.ndarray:
 
 
 class Ensemble:
-    """``Ensemble(strategies, allocation="equal", reweight="1D", lookback=63,
-    shrinkage=0.5, **backtest_kw)``.
-
-    ``strategies``: registry names or ``Strategy`` objects. ``allocation``:
-
-    - ``equal``: 1/K;
-    - ``risk_parity``: equal risk contributions of the streams' ``lookback``-bar
-      covariance (``ql.risk.risk_parity_weights``);
-    - ``performance_momentum``: tilt to recent risk-adjusted winners: w ∝ max(Sharpe
-      over ``lookback``, 0), shrunk toward equal by ``shrinkage`` (equal if no winner);
-    - ``regime``: as performance momentum, but each strategy's Sharpe is measured only
-      over past bars in the same regime as today (``detect_regimes``), so a strategy
-      that earns in calm bull markets gets weight in them.
+    """A portfolio of strategies whose weights follow an allocation rule.
 
     Weights at t use streams up to t-1; ``reweight`` sets how often they change.
+
+    Parameters
+    ----------
+    strategies : list of str or Strategy
+        Registry names or ``Strategy`` objects.
+    allocation : {'equal', 'risk_parity', 'performance_momentum', 'regime'}, default 'equal'
+        - ``equal``: 1/K;
+        - ``risk_parity``: equal risk contributions of the streams' ``lookback``-bar
+          covariance (``ql.risk.risk_parity_weights``);
+        - ``performance_momentum``: tilt to recent risk-adjusted winners: w ∝ max(Sharpe
+          over ``lookback``, 0), shrunk toward equal by ``shrinkage`` (equal if no winner);
+        - ``regime``: as performance momentum, but each strategy's Sharpe is measured only
+          over past bars in the same regime as today (``detect_regimes``), so a strategy
+          that earns in calm bull markets gets weight in them.
+    reweight : str, default '1D'
+        How often the weights change (a pandas frequency).
+    lookback : int, default 63
+        Bars of the covariance / Sharpe estimates.
+    shrinkage : float, default 0.5
+        Shrinkage toward equal weights, in [0, 1].
+    **backtest_kw
+        Options of ``ql.backtest`` for the streams and the ensemble.
+
+    Raises
+    ------
+    ValueError
+        If ``allocation`` is unknown or ``shrinkage`` is outside [0, 1].
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import ensemble
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+    >>> ens.weights(ds).isel(time=-1).values
+    array([0.5, 0.5])
+    >>> ens.signal(ds).dims
+    ('time', 'asset')
     """
 
     def __init__(self, strategies, allocation="equal", reweight="1D", lookback=63,
@@ -129,11 +180,49 @@ class Ensemble:
         return self._cache["parts"]
 
     def streams(self, ds) -> xr.DataArray:
-        """Each strategy's return stream, (time, strategy)."""
+        """Each strategy's return stream, (time, strategy).
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices on (time, asset).
+
+        Returns
+        -------
+        xarray.DataArray
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import ensemble
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        >>> ens.streams(ds).isel(time=-1).round(4).values
+        array([0.0093, 0.    ])
+        """
         return self._parts(ds)[1]
 
     def weights(self, ds) -> xr.DataArray:
-        """(time, strategy) weights summing to 1, from streams up to t-1."""
+        """(time, strategy) weights summing to 1, from streams up to t-1.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices on (time, asset).
+
+        Returns
+        -------
+        xarray.DataArray
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import ensemble
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        >>> ens.weights(ds).isel(time=-1).values
+        array([0.5, 0.5])
+        """
         r = self.streams(ds)
         past = r.shift(time=1)                        # decided before bar t trades
         k = r.sizes["strategy"]
@@ -195,7 +284,26 @@ class Ensemble:
 
     # ---- the blended portfolio -----------------------------------------------------
     def signal(self, ds) -> xr.DataArray:
-        """Σ_k w_k(t) · signal_k(t): the combined exposure, (time, asset), in [-1, 1]."""
+        """Σ_k w_k(t) · signal_k(t): the combined exposure, (time, asset), in [-1, 1].
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices on (time, asset).
+
+        Returns
+        -------
+        xarray.DataArray
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import ensemble
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        >>> ens.signal(ds).dims
+        ('time', 'asset')
+        """
         sigs = self._parts(ds)[0]
         w = self.weights(ds)
         held = sigs.ffill("time").fillna(0.0)        # NaN = hold: the held target counts
@@ -204,17 +312,76 @@ class Ensemble:
             .transpose("time", "asset").rename("signal")
 
     def backtest(self, ds):
-        """The ensemble as one portfolio account with the ensemble's costs."""
+        """The ensemble as one portfolio account with the ensemble's costs.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices on (time, asset).
+
+        Returns
+        -------
+        BacktestResult
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import ensemble
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        >>> ens.backtest(ds).equity.dims
+        ('time',)
+        """
 
         return backtest(ds, self.signal(ds), group=True, **self.backtest_kw)
 
     def attribution(self, ds) -> pd.DataFrame:
-        """P&L per strategy: w_k(t) · stream_k(t), cumulated; an approximation of each
-        strategy's share (it ignores the netting of trades inside the portfolio)."""
+        """P&L per strategy: w_k(t) · stream_k(t), cumulated.
+
+        An approximation of each strategy's share (it ignores the netting of trades inside the
+        portfolio).
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices on (time, asset).
+
+        Returns
+        -------
+        pandas.DataFrame
+            (time, strategy) cumulative P&L.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import ensemble
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        >>> ens.attribution(ds).iloc[-1].round(4).tolist()
+        [-0.0044, 0.0]
+        """
         contrib = (self.weights(ds) * self.streams(ds).fillna(0.0))
         return contrib.cumsum("time").to_pandas()
 
 
 def create_unconventional_ensemble(allocation="regime", **kw) -> Ensemble:
-    """The seed's ensemble of the six unconventional strategies."""
+    """The seed's ensemble of the six unconventional strategies.
+
+    Parameters
+    ----------
+    allocation : str, default 'regime'
+        As in :class:`Ensemble`.
+    **kw
+        Other :class:`Ensemble` options.
+
+    Returns
+    -------
+    Ensemble
+
+    Examples
+    --------
+    >>> from quantlab import ensemble
+    >>> sorted(ensemble.create_unconventional_ensemble().strategies)
+    ['attention', 'complex_systems', 'fractal_chaos', 'info_theory', 'quantum', 'sentiment_regime']
+    """
     return Ensemble(registry.names("unconventional"), allocation=allocation, **kw)

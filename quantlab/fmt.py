@@ -84,8 +84,34 @@ def _unsigned_zero(s: str) -> str:
 
 
 def pct(x, digits: int = 1, sign: bool = True) -> str:
-    """A fraction as a percentage: ``pct(9.201) == "+920.1 %"``, ``pct(0.25, sign=False)
-    == "25.0 %"``; thousands separators from 10,000 %."""
+    """A fraction as a percentage, with thousands separators from 10,000 %.
+
+    Parameters
+    ----------
+    x : float
+        The value.
+    digits : int, default 1
+        Decimals.
+    sign : bool, default True
+        Show ``+`` on positive values.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a real number (None is NaN, shown as ``n/a``).
+
+    Examples
+    --------
+    >>> from quantlab import fmt
+    >>> fmt.pct(9.201)
+    '+920.1 %'
+    >>> fmt.pct(0.25, sign=False)
+    '25.0 %'
+    """
     v = _real("pct value", x)
     digits = _validate.integer("digits", digits, 0, 12)
     sp = _special(v)
@@ -99,8 +125,34 @@ _UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 
 
 def money(x, compact: bool = False, currency: str = "") -> str:
-    """Money: ``"37,926"`` (cents only below 1,000: ``"12.50"``; zero is ``"0"``);
-    ``compact=True`` for axes and tight cells: ``"1.0M"``, ``"37.9k"``, ``"2.5B"``, ``"1.0T"``."""
+    """Money: ``"37,926"`` (cents only below 1,000: ``"12.50"``; zero is ``"0"``).
+
+    ``compact=True`` for axes and tight cells: ``"1.0M"``, ``"37.9k"``, ``"2.5B"``, ``"1.0T"``.
+
+    Parameters
+    ----------
+    x : float
+        The value.
+    compact : bool, default False
+        Abbreviate with k/M/B/T.
+    currency : str, default ''
+        Prefix, e.g. ``"$"``.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a real number (None is NaN, shown as ``n/a``).
+
+    Examples
+    --------
+    >>> from quantlab import fmt
+    >>> fmt.money(37926.4), fmt.money(12.5), fmt.money(1e6, compact=True)
+    ('37,926', '12.50', '1.0M')
+    """
     v = _real("money value", x)
     if not isinstance(currency, str):
         raise TypeError(f"currency must be a string such as '$', got {currency!r}")
@@ -124,13 +176,57 @@ def money(x, compact: bool = False, currency: str = "") -> str:
 
 
 def count(x) -> str:
-    """An integer count with thousands separators: ``count(8017.0) == "8,017"``."""
+    """An integer count with thousands separators.
+
+    Parameters
+    ----------
+    x : float
+        The value.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a real number (None is NaN, shown as ``n/a``).
+
+    Examples
+    --------
+    >>> from quantlab import fmt
+    >>> fmt.count(8017.0)
+    '8,017'
+    """
     v = _real("count value", x)
     return _special(v) or f"{round(v):,d}"
 
 
 def ratio(x, digits: int = 2) -> str:
-    """A ratio to 2 decimals (``"1.23"``, ``"-0.45"``); beyond 1e6 in exponent form."""
+    """A ratio to 2 decimals (``"1.23"``, ``"-0.45"``); beyond 1e6 in exponent form.
+
+    Parameters
+    ----------
+    x : float
+        The value.
+    digits : int, default 2
+        Decimals.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a real number (None is NaN, shown as ``n/a``).
+
+    Examples
+    --------
+    >>> from quantlab import fmt
+    >>> fmt.ratio(1.2345)
+    '1.23'
+    """
     v = _real("ratio value", x)
     digits = _validate.integer("digits", digits, 0, 12)
     sp = _special(v)
@@ -142,8 +238,30 @@ def ratio(x, digits: int = 2) -> str:
 
 
 def duration(x, unit: str = "bars") -> str:
-    """A length in bars (``"1 bar"``, ``"123 bars"``) or, for ``unit="days"`` or a
-    timedelta, in days."""
+    """A length in bars (``"1 bar"``, ``"123 bars"``) or, for ``unit="days"`` or a timedelta, in days.
+
+    Parameters
+    ----------
+    x : float or timedelta
+        The length.
+    unit : {'bars', 'days'}, default 'bars'
+        Unit of a number.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a real number (None is NaN, shown as ``n/a``).
+
+    Examples
+    --------
+    >>> from quantlab import fmt
+    >>> fmt.duration(1), fmt.duration(123), fmt.duration(10, unit="days")
+    ('1 bar', '123 bars', '10 days')
+    """
     if unit not in ("bars", "days"):
         raise ValueError(f"duration unit must be 'bars' or 'days', got {unit!r}")
     if x is pd.NaT:
@@ -160,8 +278,28 @@ def duration(x, unit: str = "bars") -> str:
 
 
 def general(x) -> str:
-    """Any number, 4 significant digits, no exponent between 1e-3 and 1e15:
-    ``"12.41"``, ``"0.4596"``, ``"1,234,568"``."""
+    """Any number, 4 significant digits, no exponent between 1e-3 and 1e15.
+
+    Parameters
+    ----------
+    x : float
+        The value.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a real number (None is NaN, shown as ``n/a``).
+
+    Examples
+    --------
+    >>> from quantlab import fmt
+    >>> fmt.general(12.4123), fmt.general(1234567.8)
+    ('12.41', '1,234,568')
+    """
     v = _real("value", x)
     sp = _special(v)
     if sp:
@@ -177,7 +315,24 @@ def general(x) -> str:
 
 
 def date(t) -> str:
-    """A timestamp as ``YYYY-MM-DD`` (with the time of day when it is not midnight)."""
+    """A timestamp as ``YYYY-MM-DD`` (with the time of day when it is not midnight).
+
+    Parameters
+    ----------
+    t : datetime-like
+        The timestamp.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from quantlab import fmt
+    >>> import pandas as pd
+    >>> fmt.date(pd.Timestamp("2024-01-02")), fmt.date(pd.Timestamp("2024-01-02 13:30"))
+    ('2024-01-02', '2024-01-02 13:30')
+    """
     if t is None or (not isinstance(t, str) and pd.isna(t)):
         return NA
     ts = pd.Timestamp(t)
@@ -189,22 +344,90 @@ _FORMATTERS = {"return": pct, "pct": lambda v: pct(v, sign=False), "ratio": rati
 
 
 def kind(name: str) -> str:
-    """The kind of a metric name (``"general"`` for a name not in :data:`KINDS`)."""
+    """The kind of a metric name (``"general"`` for a name not in :data:`KINDS`).
+
+    Parameters
+    ----------
+    name : str
+        A metric name.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+
+    Examples
+    --------
+    >>> from quantlab import fmt
+    >>> fmt.kind("total_return"), fmt.kind("my_score")
+    ('return', 'general')
+    """
     if not isinstance(name, str):
         raise TypeError(f"metric name must be a string, got {name!r}")
     return KINDS.get(name, "general")
 
 
 def label(name: str) -> str:
-    """A person's label for a metric name: ``"sharpe_ratio"`` -> ``"Sharpe ratio"``."""
+    """A person's label for a metric name: ``"sharpe_ratio"`` -> ``"Sharpe ratio"``.
+
+    Parameters
+    ----------
+    name : str
+        A metric name.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+
+    Examples
+    --------
+    >>> from quantlab import fmt
+    >>> fmt.label("sharpe_ratio")
+    'Sharpe ratio'
+    """
     kind(name)
     return _LABELS.get(name, name.replace("_", " ").capitalize())
 
 
 def metric(name: str, value) -> str | np.ndarray:
-    """Format ``value`` as the metric ``name`` (:data:`KINDS`): ``metric("total_return",
-    9.201) == "+920.1 %"``, ``metric("n_trades", 49.0) == "49"``. An array (or
-    DataArray) gives an array of strings of the same shape."""
+    """Format ``value`` as the metric ``name`` (:data:`KINDS`).
+
+    An array (or DataArray) gives an array of strings of the same shape.
+
+    Parameters
+    ----------
+    name : str
+        A metric name.
+    value : float or array-like
+        The value(s).
+
+    Returns
+    -------
+    str or numpy.ndarray
+        A string, or an object array of strings for array input.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string or a value is not a real number.
+
+    Examples
+    --------
+    >>> from quantlab import fmt
+    >>> fmt.metric("total_return", 9.201), fmt.metric("n_trades", 49.0)
+    ('+920.1 %', '49')
+    >>> fmt.metric("total_return", [0.1, -0.05])
+    array(['+10.0 %', '-5.0 %'], dtype=object)
+    """
     f = _FORMATTERS[kind(name)]
     if np.ndim(value) == 0:
         return f(value)
@@ -233,14 +456,40 @@ return (Number(t) == 0 ? t.replace("-", "") : t) + " %";
 
 
 def money_tick_formatter():
-    """A bokeh tick formatter for money axes: ``1.0M``, ``250.0k``, ``37.9k``, ``500``."""
+    """A bokeh tick formatter for money axes: ``1.0M``, ``250.0k``, ``37.9k``, ``500``.
+
+    The rules of ``money(compact=True)`` in JavaScript: static HTML needs no kernel.
+
+    Returns
+    -------
+    bokeh.models.CustomJSTickFormatter
+
+    Examples
+    --------
+    >>> from quantlab import fmt
+    >>> type(fmt.money_tick_formatter()).__name__
+    'CustomJSTickFormatter'
+    """
     from bokeh.models import CustomJSTickFormatter
 
     return CustomJSTickFormatter(code=_MONEY_JS)
 
 
 def pct_tick_formatter():
-    """A bokeh tick formatter for axes of fractions: ``0.25`` -> ``25 %``."""
+    """A bokeh tick formatter for axes of fractions: ``0.25`` -> ``25 %``.
+
+    The rules of :func:`pct` in JavaScript: static HTML needs no kernel.
+
+    Returns
+    -------
+    bokeh.models.CustomJSTickFormatter
+
+    Examples
+    --------
+    >>> from quantlab import fmt
+    >>> type(fmt.pct_tick_formatter()).__name__
+    'CustomJSTickFormatter'
+    """
     from bokeh.models import CustomJSTickFormatter
 
     return CustomJSTickFormatter(code=_PCT_JS)

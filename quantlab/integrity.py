@@ -42,10 +42,44 @@ def _moments(returns):
 
 def probabilistic_sharpe_ratio(returns=None, sr_benchmark=0.0, *, sharpe=None, n_obs=None,
                                skew=0.0, kurtosis=3.0) -> float:
-    """PSR(SR*) = Φ((SR - SR*) √(n - 1) / √(1 - γ3·SR + (γ4 - 1)/4 · SR²)).
+    """Probabilistic Sharpe ratio: PSR(SR*) = Φ((SR - SR*) √(n - 1) / √(1 - γ3·SR + (γ4 - 1)/4 · SR²)).
 
     From ``returns`` (per-period Sharpe, skewness and Pearson kurtosis estimated), or from
-    ``sharpe`` (per period), ``n_obs``, ``skew`` and ``kurtosis`` directly."""
+    ``sharpe`` (per period), ``n_obs``, ``skew`` and ``kurtosis`` directly (Bailey & López
+    de Prado 2012).
+
+    Parameters
+    ----------
+    returns : array-like, optional
+        Per-period returns of the strategy.
+    sr_benchmark : float, default 0.0
+        The per-period Sharpe ratio SR* to beat.
+    sharpe : float, optional
+        Per-period Sharpe ratio, instead of ``returns``.
+    n_obs : int, optional
+        Number of observations, with ``sharpe``.
+    skew : float, default 0.0
+        Skewness γ3 of the returns (with ``sharpe``).
+    kurtosis : float, default 3.0
+        Pearson kurtosis γ4 of the returns (3 for the normal; with ``sharpe``).
+
+    Returns
+    -------
+    float
+        The probability that the true Sharpe ratio exceeds SR*.
+
+    Raises
+    ------
+    ValueError
+        If neither ``returns`` nor the needed statistics are given, or the Sharpe ratio's
+        variance estimate 1 - γ3·SR + (γ4 - 1)/4 · SR² is not positive.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> round(ql.integrity.probabilistic_sharpe_ratio(sharpe=0.1, n_obs=252), 4)
+    0.943
+    """
     if returns is not None:
         sharpe, skew, kurtosis, n_obs = _moments(returns)
     if sharpe is None or n_obs is None:
@@ -65,9 +99,44 @@ def _sr_var_factor(sharpe, skew, kurtosis) -> float:
 
 def min_track_record_length(returns=None, sr_benchmark=0.0, confidence=0.95, *, sharpe=None,
                             skew=0.0, kurtosis=3.0) -> float:
-    """MinTRL = 1 + (1 - γ3·SR + (γ4 - 1)/4 · SR²) · (Φ⁻¹(confidence) / (SR - SR*))²: the
+    """Minimum track record length for PSR(SR*) to reach ``confidence``.
+
+    MinTRL = 1 + (1 - γ3·SR + (γ4 - 1)/4 · SR²) · (Φ⁻¹(confidence) / (SR - SR*))²: the
     number of observations needed for PSR(SR*) to reach ``confidence`` (Bailey & López de
-    Prado 2012). Per-period Sharpe ratios; ``inf`` when SR <= SR*."""
+    Prado 2012). Per-period Sharpe ratios; ``inf`` when SR <= SR*.
+
+    Parameters
+    ----------
+    returns : array-like, optional
+        Per-period returns of the strategy.
+    sr_benchmark : float, default 0.0
+        The per-period Sharpe ratio SR* to beat.
+    confidence : float, default 0.95
+        The PSR to reach.
+    sharpe : float, optional
+        Per-period Sharpe ratio, instead of ``returns``.
+    skew : float, default 0.0
+        Skewness γ3 of the returns (with ``sharpe``).
+    kurtosis : float, default 3.0
+        Pearson kurtosis γ4 of the returns (3 for the normal; with ``sharpe``).
+
+    Returns
+    -------
+    float
+        Observations (periods); ``inf`` when SR <= SR*.
+
+    Raises
+    ------
+    ValueError
+        If neither ``returns`` nor the needed statistics are given, or the Sharpe ratio's
+        variance estimate 1 - γ3·SR + (γ4 - 1)/4 · SR² is not positive.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> round(ql.integrity.min_track_record_length(sharpe=0.1), 1)
+    272.9
+    """
     if returns is not None:
         sharpe, skew, kurtosis, _ = _moments(returns)
     if sharpe is None:
@@ -79,8 +148,28 @@ def min_track_record_length(returns=None, sr_benchmark=0.0, confidence=0.95, *, 
 
 
 def expected_max_sharpe(n_trials, sr_variance) -> float:
-    """E[max of n_trials Sharpe ratios of unskilled trials] ≈ √V · ((1 - γ) Φ⁻¹(1 - 1/N) +
-    γ Φ⁻¹(1 - 1/(N e))), γ Euler's constant (the false-strategy theorem)."""
+    """Expected maximum Sharpe ratio of ``n_trials`` unskilled trials (the false-strategy theorem).
+
+    E[max] ≈ √V · ((1 - γ) Φ⁻¹(1 - 1/N) + γ Φ⁻¹(1 - 1/(N e))), γ Euler's constant.
+
+    Parameters
+    ----------
+    n_trials : int
+        Number of trials N; below 2 the result is 0.
+    sr_variance : float
+        Variance V of the trials' per-period Sharpe ratios.
+
+    Returns
+    -------
+    float
+        The expected maximum per-period Sharpe ratio.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> round(ql.integrity.expected_max_sharpe(100, 0.01), 4)
+    0.2531
+    """
     if n_trials < 2:
         return 0.0
     return math.sqrt(sr_variance) * ((1 - EULER_GAMMA) * _N.inv_cdf(1 - 1 / n_trials)
@@ -90,10 +179,51 @@ def expected_max_sharpe(n_trials, sr_variance) -> float:
 def deflated_sharpe_ratio(returns=None, n_trials=None, trials_sharpe_variance=None, *,
                           trial_sharpes=None, sharpe=None, n_obs=None, skew=0.0,
                           kurtosis=3.0) -> float:
-    """DSR = PSR(SR0) with SR0 = ``expected_max_sharpe(N, V)``: N trials whose per-period
-    Sharpe ratios have variance V (``n_trials`` and ``trials_sharpe_variance``, or both from
-    ``trial_sharpes``). The chosen strategy's ``returns`` (or ``sharpe``, ``n_obs``,
-    ``skew``, ``kurtosis``) give the rest."""
+    """Deflated Sharpe ratio: DSR = PSR(SR0) with SR0 = ``expected_max_sharpe(N, V)``.
+
+    N trials whose per-period Sharpe ratios have variance V (``n_trials`` and
+    ``trials_sharpe_variance``, or both from ``trial_sharpes``). The chosen strategy's
+    ``returns`` (or ``sharpe``, ``n_obs``, ``skew``, ``kurtosis``) give the rest.
+
+    Parameters
+    ----------
+    returns : array-like, optional
+        Per-period returns of the chosen strategy.
+    n_trials : int, optional
+        Number of configurations tried.
+    trials_sharpe_variance : float, optional
+        Variance of their per-period Sharpe ratios.
+    trial_sharpes : array-like, optional
+        The trials' per-period Sharpe ratios (non-finite ones dropped), instead of
+        ``n_trials`` and ``trials_sharpe_variance``.
+    sharpe : float, optional
+        Per-period Sharpe ratio, instead of ``returns``.
+    n_obs : int, optional
+        Number of observations, with ``sharpe``.
+    skew : float, default 0.0
+        Skewness γ3 of the returns (with ``sharpe``).
+    kurtosis : float, default 3.0
+        Pearson kurtosis γ4 of the returns (3 for the normal; with ``sharpe``).
+
+    Returns
+    -------
+    float
+        The probability that the chosen strategy's true Sharpe ratio exceeds SR0.
+
+    Raises
+    ------
+    ValueError
+        If the trials are not described, or the statistics are missing (see
+        :func:`probabilistic_sharpe_ratio`).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> dsr = ql.integrity.deflated_sharpe_ratio(
+    ...     sharpe=0.1, n_obs=252, trial_sharpes=[0.02, 0.05, 0.1, -0.01, 0.03])
+    >>> round(dsr, 4)
+    0.7911
+    """
     if trial_sharpes is not None:
         t = np.asarray(trial_sharpes, dtype=float)
         t = t[np.isfinite(t)]
@@ -107,18 +237,44 @@ def deflated_sharpe_ratio(returns=None, n_trials=None, trials_sharpe_variance=No
 
 
 def pbo(trial_returns, n_splits=16, metric=None) -> dict:
-    """Probability of backtest overfitting by CSCV.
+    """Probability of backtest overfitting by CSCV (Bailey, Borwein, López de Prado & Zhu).
 
-    ``trial_returns``: (time, trials) returns of every configuration tried. The rows are
-    cut into ``n_splits`` (even) blocks; for each of the C(S, S/2) ways to pick half the
-    blocks as in-sample, the best in-sample trial (by ``metric``, default the per-period
-    Sharpe ratio) is ranked out of sample; λ = logit of its relative rank. PBO = share of
-    splits with λ ≤ 0, i.e. the best in-sample trial is at or below the out-of-sample
-    median. Returns {"pbo", "logits", "n_splits", "n_combinations"}.
-
+    The rows are cut into ``n_splits`` (even) blocks; for each of the C(S, S/2) ways to
+    pick half the blocks as in-sample, the best in-sample trial (by ``metric``, default the
+    per-period Sharpe ratio) is ranked out of sample; λ = logit of its relative rank.
+    PBO = share of splits with λ ≤ 0, i.e. the best in-sample trial is at or below the
+    out-of-sample median.
     The default Sharpe ratio is computed for all splits at once from per-block sums (a
     split's mean and variance are sums over its blocks); a custom ``metric(rows x trials)
     -> trials`` is called twice per split.
+
+    Parameters
+    ----------
+    trial_returns : array-like or xarray.DataArray
+        (time, trials) returns of every configuration tried (at least 2 trials).
+    n_splits : int, default 16
+        Number of blocks S, even and >= 2; rows beyond a multiple of S are dropped.
+    metric : callable, optional
+        ``metric(rows x trials) -> trials`` score, higher is better.
+
+    Returns
+    -------
+    dict
+        ``{"pbo", "logits", "n_splits", "n_combinations"}``.
+
+    Raises
+    ------
+    ValueError
+        If ``trial_returns`` is not (time, trials) with 2+ trials, ``n_splits`` is odd or
+        < 2, there are fewer than 2·S rows, or a split has no finite in-sample score.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> noise = np.random.default_rng(1).normal(0, 0.01, (400, 10))  # 10 unskilled trials
+    >>> out = ql.integrity.pbo(noise, n_splits=8)
+    >>> out["pbo"], out["n_combinations"]
+    (0.4, 70)
     """
     x = np.asarray(getattr(trial_returns, "values", trial_returns), dtype=float)
     if x.ndim != 2 or x.shape[1] < 2:
@@ -160,11 +316,47 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
 
 
 def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, seed=0) -> dict:
-    """Is the best trial better than ``benchmark`` (default: cash, zero returns) once the
-    search over all trials is accounted for? Hansen's SPA test (studentised; p-values
-    lower/consistent/upper) and White's Reality Check (not studentised, upper p-value) by
-    the stationary bootstrap of ``arch.bootstrap`` on losses = -returns. Rows with any NaN
-    are dropped. Small p-values: some trial beats the benchmark beyond data snooping."""
+    """Is the best trial better than ``benchmark`` once the search over all trials is accounted for?
+
+    Hansen's SPA test (studentised; p-values lower/consistent/upper) and White's Reality
+    Check (not studentised, upper p-value) by the stationary bootstrap of
+    ``arch.bootstrap`` on losses = -returns. Rows with any NaN are dropped. Small
+    p-values: some trial beats the benchmark beyond data snooping.
+
+    Parameters
+    ----------
+    trial_returns : array-like or xarray.DataArray
+        (time, trials) returns of every configuration tried.
+    benchmark : array-like, optional
+        (time,) benchmark returns; default cash (zero returns).
+    block_size : int, optional
+        Mean block length of the bootstrap (``arch``'s default when None).
+    reps : int, default 1000
+        Bootstrap replications.
+    seed : int, default 0
+        Random seed.
+
+    Returns
+    -------
+    dict
+        ``{"spa_pvalue", "spa_lower", "spa_upper", "reality_check_pvalue"}``.
+
+    Raises
+    ------
+    ImportError
+        If ``arch`` is not installed.
+    ValueError
+        If ``trial_returns`` is not 2-D, ``benchmark`` has another length, or fewer than 20
+        complete rows remain.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> noise = np.random.default_rng(1).normal(0, 0.01, (200, 5))
+    >>> out = ql.integrity.reality_check(noise, reps=100)
+    >>> round(out["spa_pvalue"], 2), round(out["reality_check_pvalue"], 2)
+    (0.78, 0.83)
+    """
     try:
         from arch.bootstrap import SPA
     except ImportError as err:

@@ -254,6 +254,38 @@ def hurst(x, nvals=None, corrected=True, unbiased=True) -> float:
     ``corrected`` subtracts the Anis-Lloyd-Peters expectation of white noise and adds 0.5,
     so white noise scores 0.5 without small-sample bias; H > 0.5 trends, < 0.5 reverts.
     ``nvals`` default: 15 log-spaced sizes over the middle quarter of log(len(x)) (nolds).
+
+    Parameters
+    ----------
+    x : array-like, pandas.Series or 1-D xarray.DataArray
+        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
+        the start or end is dropped; NaN inside raises.
+    nvals : sequence of int, optional
+        Block sizes; default 15 log-spaced sizes over the middle quarter of log(len(x))
+        (nolds).
+    corrected : bool, default True
+        Subtract the Anis-Lloyd-Peters expectation of white noise and add 0.5.
+    unbiased : bool, default True
+        Block std with ddof=1 (else ddof=0).
+
+    Returns
+    -------
+    float
+        H; about 0.5 for white noise.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has NaN inside, is too short, or a parameter is out of range.
+    TypeError
+        If ``x`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.random.default_rng(0).standard_normal(500)
+    >>> round(ql.measures.hurst(x), 4)
+    0.5096
     """
     a = _series(x)
     return _hurst_plan(a.size, _sizes(nvals, "block"), bool(corrected))(a, bool(unbiased)) + (
@@ -261,7 +293,43 @@ def hurst(x, nvals=None, corrected=True, unbiased=True) -> float:
 
 
 def rolling_hurst(x, window, dim="time", nvals=None, corrected=True, unbiased=True):
-    """:func:`hurst` over every window of length ``window``."""
+    """:func:`hurst` over every window of length ``window``.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        Series along ``dim`` (NumPy: time on axis 0), any other dims.
+    window : int
+        Observations per window (the value at t uses the ``window`` observations ending
+        at t).
+    dim : str, default 'time'
+        The time dimension.
+    nvals : sequence of int, optional
+        Block sizes; default 15 log-spaced sizes over the middle quarter of log(len(x))
+        (nolds).
+    corrected : bool, default True
+        Subtract the Anis-Lloyd-Peters expectation of white noise and add 0.5.
+    unbiased : bool, default True
+        Block std with ddof=1 (else ddof=0).
+
+    Returns
+    -------
+    same type as ``x``
+        float64, same dims; NaN before the first full window and for windows holding a NaN.
+
+    Raises
+    ------
+    ValueError
+        If ``window`` or a parameter is out of range (e.g. too short a window).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"])
+    >>> ql.measures.rolling_hurst(r, 100).isel(time=-1).round(3).values
+    array([0.42 ,   nan, 0.503, 0.468])
+    """
     nvals = _sizes(nvals, "block")
     _hurst_nvals(_window(window), nvals)   # fail early (no allocation)
     return _rolling(_hurst_kernel(bool(corrected), bool(unbiased), nvals), x, window, dim)
@@ -299,13 +367,77 @@ def dfa(x, nvals=None, overlap=False) -> float:
     gives 0.5, a random walk 1.5. Boxes do not overlap (antropy
     ``detrended_fluctuation``, nolds ``overlap=False``) unless ``overlap=True`` (nolds'
     default, half-overlapping). ``nvals`` default 4, 4·1.2, ... ≤ len(x)/10 (nolds).
+
+    Parameters
+    ----------
+    x : array-like, pandas.Series or 1-D xarray.DataArray
+        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
+        the start or end is dropped; NaN inside raises.
+    nvals : sequence of int, optional
+        Box sizes: >= 2 distinct sizes in [4, len(x)); default 4, 4·1.2, ... <= len(x)/10
+        (nolds).
+    overlap : bool, default False
+        Half-overlapping boxes (nolds' default) instead of disjoint ones.
+
+    Returns
+    -------
+    float
+        alpha.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has NaN inside, is too short, or a parameter is out of range.
+    TypeError
+        If ``x`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.random.default_rng(0).standard_normal(500)
+    >>> round(ql.measures.dfa(x), 4)
+    0.5294
     """
     a = _series(x)
     return _one(_k.roll_dfa, a, _dfa_nvals(a.size, _sizes(nvals, "box")), bool(overlap))
 
 
 def rolling_dfa(x, window, dim="time", nvals=None, overlap=False):
-    """:func:`dfa` over every window of length ``window``."""
+    """:func:`dfa` over every window of length ``window``.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        Series along ``dim`` (NumPy: time on axis 0), any other dims.
+    window : int
+        Observations per window (the value at t uses the ``window`` observations ending
+        at t).
+    dim : str, default 'time'
+        The time dimension.
+    nvals : sequence of int, optional
+        Box sizes: >= 2 distinct sizes in [4, len(x)); default 4, 4·1.2, ... <= len(x)/10
+        (nolds).
+    overlap : bool, default False
+        Half-overlapping boxes (nolds' default) instead of disjoint ones.
+
+    Returns
+    -------
+    same type as ``x``
+        float64, same dims; NaN before the first full window and for windows holding a NaN.
+
+    Raises
+    ------
+    ValueError
+        If ``window`` or a parameter is out of range (e.g. too short a window).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"])
+    >>> ql.measures.rolling_dfa(r, 100).isel(time=-1).round(3).values
+    array([0.652,   nan, 0.553, 0.842])
+    """
     nv = _dfa_nvals(_window(window), _sizes(nvals, "box"))
     return _rolling(lambda v, w: _k.roll_dfa(v, w, nv, bool(overlap)), x, window, dim)
 
@@ -320,22 +452,110 @@ def _kmax(n, kmax):
 
 
 def higuchi_fd(x, kmax=10) -> float:
-    """Higuchi (1988) fractal dimension: slope of log L(k) on log(1/k), k = 1..kmax, with
+    """Higuchi (1988) fractal dimension: slope of log L(k) on log(1/k), k = 1..kmax.
+
     L(k) = mean over m < k of (N-1)/(k²·N_m) Σ_j |x[m+jk] - x[m+(j-1)k]|, N_m = ⌊(N-m-1)/k⌋.
-    About 2 for white noise, 1.5 for a random walk, 1 for a straight line (antropy)."""
+    About 2 for white noise, 1.5 for a random walk, 1 for a straight line (antropy).
+
+    Parameters
+    ----------
+    x : array-like, pandas.Series or 1-D xarray.DataArray
+        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
+        the start or end is dropped; NaN inside raises.
+    kmax : int, default 10
+        Largest interval k.
+
+    Returns
+    -------
+    float
+        The fractal dimension.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has NaN inside, is too short, or a parameter is out of range.
+    TypeError
+        If ``x`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.random.default_rng(0).standard_normal(500)
+    >>> round(ql.measures.higuchi_fd(x), 4)
+    2.0026
+    """
     a = _series(x)
     return _k.higuchi(a, _kmax(a.size, kmax))
 
 
 def rolling_higuchi_fd(x, window, dim="time", kmax=10):
-    """:func:`higuchi_fd` over every window of length ``window``."""
+    """:func:`higuchi_fd` over every window of length ``window``.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        Series along ``dim`` (NumPy: time on axis 0), any other dims.
+    window : int
+        Observations per window (the value at t uses the ``window`` observations ending
+        at t).
+    dim : str, default 'time'
+        The time dimension.
+    kmax : int, default 10
+        Largest interval k.
+
+    Returns
+    -------
+    same type as ``x``
+        float64, same dims; NaN before the first full window and for windows holding a NaN.
+
+    Raises
+    ------
+    ValueError
+        If ``window`` or a parameter is out of range (e.g. too short a window).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"])
+    >>> ql.measures.rolling_higuchi_fd(r, 100).isel(time=-1).round(3).values
+    array([2.025,   nan, 2.039, 2.023])
+    """
     k = _kmax(_window(window), kmax)
     return _rolling(lambda v, w: _k.roll_higuchi(v, w, k), x, window, dim)
 
 
 def katz_fd(x) -> float:
-    """Katz (1988) fractal dimension log10(L/a) / log10(d/a): L the curve length Σ|Δx|,
-    a the mean step, d the largest distance from the first point (antropy ``katz_fd``)."""
+    """Katz (1988) fractal dimension log10(L/a) / log10(d/a).
+
+    L the curve length Σ|Δx|, a the mean step, d the largest distance from the first point
+    (antropy ``katz_fd``).
+
+    Parameters
+    ----------
+    x : array-like, pandas.Series or 1-D xarray.DataArray
+        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
+        the start or end is dropped; NaN inside raises.
+
+    Returns
+    -------
+    float
+        The fractal dimension.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has NaN inside, is too short, or a parameter is out of range.
+    TypeError
+        If ``x`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.random.default_rng(0).standard_normal(500)
+    >>> round(ql.measures.katz_fd(x), 4)
+    4.9711
+    """
     a = _series(x)
     if a.size < 2:
         raise ValueError("katz_fd needs at least 2 points")
@@ -343,7 +563,36 @@ def katz_fd(x) -> float:
 
 
 def rolling_katz_fd(x, window, dim="time"):
-    """:func:`katz_fd` over every window of length ``window``."""
+    """:func:`katz_fd` over every window of length ``window``.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        Series along ``dim`` (NumPy: time on axis 0), any other dims.
+    window : int
+        Observations per window (the value at t uses the ``window`` observations ending
+        at t).
+    dim : str, default 'time'
+        The time dimension.
+
+    Returns
+    -------
+    same type as ``x``
+        float64, same dims; NaN before the first full window and for windows holding a NaN.
+
+    Raises
+    ------
+    ValueError
+        If ``window`` or a parameter is out of range (e.g. too short a window).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"])
+    >>> ql.measures.rolling_katz_fd(r, 100).isel(time=-1).round(3).values
+    array([4.283,   nan, 3.48 , 3.948])
+    """
     _window(window, 2)   # katz_fd needs 2 points
     return _rolling(_k.roll_katz, x, window, dim)
 
@@ -363,8 +612,7 @@ def _lyap_args(n, emb_dim, lag, min_tsep, trajectory_len):
 
 
 def lyapunov_r(x, emb_dim=10, lag=1, min_tsep=10, trajectory_len=20, tau=1.0) -> float:
-    """Largest Lyapunov exponent by Rosenstein, Collins & De Luca (1993), nolds ``lyap_r``
-    with ``fit="poly"``.
+    """Largest Lyapunov exponent by Rosenstein, Collins & De Luca (1993), nolds ``lyap_r`` with ``fit="poly"``.
 
     Delay-embed x (``emb_dim`` coordinates ``lag`` apart), pair each orbit vector with its
     nearest neighbour (Euclidean) at least ``min_tsep`` steps away in time, follow both
@@ -373,6 +621,41 @@ def lyapunov_r(x, emb_dim=10, lag=1, min_tsep=10, trajectory_len=20, tau=1.0) ->
     the predictability horizon), ≤ 0 a stable or periodic regime. The logistic map at
     r = 4 gives ln 2. Unlike nolds, ``lag`` and ``min_tsep`` have fixed defaults rather
     than being estimated from the spectrum, so rolling windows stay comparable.
+
+    Parameters
+    ----------
+    x : array-like, pandas.Series or 1-D xarray.DataArray
+        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
+        the start or end is dropped; NaN inside raises.
+    emb_dim : int, default 10
+        Embedding dimension.
+    lag : int, default 1
+        Delay between embedding coordinates.
+    min_tsep : int, default 10
+        Minimum time separation of nearest neighbours.
+    trajectory_len : int, default 20
+        Steps each pair is followed.
+    tau : float, default 1.0
+        Time units per step (the exponent is per ``tau``).
+
+    Returns
+    -------
+    float
+        The exponent per ``tau``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has NaN inside, is too short, or a parameter is out of range.
+    TypeError
+        If ``x`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.random.default_rng(0).standard_normal(500)
+    >>> round(ql.measures.lyapunov_r(x[:300]), 4)
+    0.0298
     """
     tau = _validate.number("tau", tau, 0, lo_open=True)
     a = _series(x)
@@ -382,7 +665,46 @@ def lyapunov_r(x, emb_dim=10, lag=1, min_tsep=10, trajectory_len=20, tau=1.0) ->
 
 def rolling_lyapunov_r(x, window, dim="time", emb_dim=10, lag=1, min_tsep=10,
                        trajectory_len=20, tau=1.0):
-    """:func:`lyapunov_r` over every window of length ``window``."""
+    """:func:`lyapunov_r` over every window of length ``window``.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        Series along ``dim`` (NumPy: time on axis 0), any other dims.
+    window : int
+        Observations per window (the value at t uses the ``window`` observations ending
+        at t).
+    dim : str, default 'time'
+        The time dimension.
+    emb_dim : int, default 10
+        Embedding dimension.
+    lag : int, default 1
+        Delay between embedding coordinates.
+    min_tsep : int, default 10
+        Minimum time separation of nearest neighbours.
+    trajectory_len : int, default 20
+        Steps each pair is followed.
+    tau : float, default 1.0
+        Time units per step (the exponent is per ``tau``).
+
+    Returns
+    -------
+    same type as ``x``
+        float64, same dims; NaN before the first full window and for windows holding a NaN.
+
+    Raises
+    ------
+    ValueError
+        If ``window`` or a parameter is out of range (e.g. too short a window).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"])
+    >>> ql.measures.rolling_lyapunov_r(r, 100).isel(time=-1).round(3).values
+    array([0.025,   nan, 0.019, 0.022])
+    """
     tau = _validate.number("tau", tau, 0, lo_open=True)
     args = _lyap_args(_window(window), emb_dim, lag, min_tsep, trajectory_len)
     out = _rolling(partial(_roll_lyap_chunked, args=args), x, window, dim)
@@ -422,17 +744,81 @@ def _sampen_args(n, order, tolerance):
 
 
 def sample_entropy(x, order=2, tolerance=None) -> float:
-    """Sample entropy (Richman & Moorman 2000) in nats: -ln(A/B), B the pairs of
-    ``order``-point templates within Chebyshev distance < r, A those still within r at
-    ``order + 1`` points. r = ``tolerance``, default 0.2·std(x) (ddof=0), as antropy.
-    inf when no pair extends, NaN when no pair matches."""
+    """Sample entropy (Richman & Moorman 2000) in nats: -ln(A/B).
+
+    B the pairs of ``order``-point templates within Chebyshev distance < r, A those still
+    within r at ``order + 1`` points. r = ``tolerance``, default 0.2·std(x) (ddof=0), as
+    antropy. inf when no pair extends, NaN when no pair matches.
+
+    Parameters
+    ----------
+    x : array-like, pandas.Series or 1-D xarray.DataArray
+        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
+        the start or end is dropped; NaN inside raises.
+    order : int, default 2
+        Template length.
+    tolerance : float, optional
+        Matching radius r; default 0.2·std(x) (ddof=0), as antropy.
+
+    Returns
+    -------
+    float
+        Nats; inf when no pair extends, NaN when no pair matches.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has NaN inside, is too short, or a parameter is out of range.
+    TypeError
+        If ``x`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.random.default_rng(0).standard_normal(500)
+    >>> round(ql.measures.sample_entropy(x), 4)
+    2.2594
+    """
     a = _series(x, scale=tolerance is None)   # a given r is in x's units
     order, r = _sampen_args(a.size, order, tolerance)
     return _one(_k.roll_sampen, a, order, r)
 
 
 def rolling_sample_entropy(x, window, dim="time", order=2, tolerance=None):
-    """:func:`sample_entropy` over every window; r is 0.2·std of each window by default."""
+    """:func:`sample_entropy` over every window; r is 0.2·std of each window by default.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        Series along ``dim`` (NumPy: time on axis 0), any other dims.
+    window : int
+        Observations per window (the value at t uses the ``window`` observations ending
+        at t).
+    dim : str, default 'time'
+        The time dimension.
+    order : int, default 2
+        Template length.
+    tolerance : float, optional
+        Matching radius r; default 0.2·std(x) (ddof=0), as antropy.
+
+    Returns
+    -------
+    same type as ``x``
+        float64, same dims; NaN before the first full window and for windows holding a NaN.
+
+    Raises
+    ------
+    ValueError
+        If ``window`` or a parameter is out of range (e.g. too short a window).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"])
+    >>> ql.measures.rolling_sample_entropy(r, 100).isel(time=-1).round(3).values
+    array([2.398,   nan, 1.651, 2.037])
+    """
     order, r = _sampen_args(_window(window), order, tolerance)
     return _rolling(lambda v, w: _k.roll_sampen(v, w, order, r), x, window, dim,
                     scale=tolerance is None)
@@ -449,17 +835,85 @@ def _perm_args(n, order, delay):
 
 
 def permutation_entropy(x, order=3, delay=1, normalize=False) -> float:
-    """Permutation entropy (Bandt & Pompe 2002) in bits: -Σ p·log2 p over the ordinal
-    patterns of ``order`` points ``delay`` apart (ties in time order, as antropy);
-    divided by log2(order!) when ``normalize``. Low entropy = structure. Integers are
-    compared exactly (int64 beyond 2**53 by rank)."""
+    """Permutation entropy (Bandt & Pompe 2002) in bits: -Σ p·log2 p over the ordinal patterns.
+
+    Patterns of ``order`` points ``delay`` apart (ties in time order, as antropy); divided
+    by log2(order!) when ``normalize``. Low entropy = structure. Integers are compared
+    exactly (int64 beyond 2**53 by rank).
+
+    Parameters
+    ----------
+    x : array-like, pandas.Series or 1-D xarray.DataArray
+        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
+        the start or end is dropped; NaN inside raises.
+    order : int, default 3
+        Points per ordinal pattern.
+    delay : int, default 1
+        Steps between the pattern's points.
+    normalize : bool, default False
+        Divide by log2(order!) (1 = no structure).
+
+    Returns
+    -------
+    float
+        Bits (or a fraction of the maximum when ``normalize``).
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has NaN inside, is too short, or a parameter is out of range.
+    TypeError
+        If ``x`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.random.default_rng(0).standard_normal(500)
+    >>> round(ql.measures.permutation_entropy(x, normalize=True), 4)
+    0.9991
+    """
     a = _series(x, ranks=True)
     order, delay = _perm_args(a.size, order, delay)
     return _one(_k.roll_permen, a, order, delay, bool(normalize))
 
 
 def rolling_permutation_entropy(x, window, dim="time", order=3, delay=1, normalize=False):
-    """:func:`permutation_entropy` over every window, in O(1) per step."""
+    """:func:`permutation_entropy` over every window, in O(1) per step.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        Series along ``dim`` (NumPy: time on axis 0), any other dims.
+    window : int
+        Observations per window (the value at t uses the ``window`` observations ending
+        at t).
+    dim : str, default 'time'
+        The time dimension.
+    order : int, default 3
+        Points per ordinal pattern.
+    delay : int, default 1
+        Steps between the pattern's points.
+    normalize : bool, default False
+        Divide by log2(order!) (1 = no structure).
+
+    Returns
+    -------
+    same type as ``x``
+        float64, same dims; NaN before the first full window and for windows holding a NaN.
+
+    Raises
+    ------
+    ValueError
+        If ``window`` or a parameter is out of range (e.g. too short a window).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"])
+    >>> ql.measures.rolling_permutation_entropy(r, 100).isel(time=-1).round(3).values
+    array([2.56 ,   nan, 2.574, 2.579])
+    """
     order, delay = _perm_args(_window(window), order, delay)
     return _rolling(lambda v, w: _k.roll_permen(v, w, order, delay, bool(normalize)),
                     x, window, dim, ranks=True)
@@ -521,14 +975,84 @@ def _states(what, cells, formula, hint):
 
 def shannon_entropy(x, bins=None, binning=None) -> float:
     """Shannon entropy -Σ p·log2 p (bits) of x's symbols (module docstring: binning).
-    NaN at the ends is dropped; interior NaN or any ±inf raises (no bin holds them)."""
+
+    Integer (or bool) input is taken as symbols, float input is binned. NaN at the ends is
+    dropped; interior NaN or any ±inf raises (no bin holds them).
+
+    Parameters
+    ----------
+    x : array-like, pandas.Series or 1-D xarray.DataArray
+        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
+        the start or end is dropped; NaN inside raises.
+    bins : int, optional
+        Bins for float input (module docstring); default 10.
+    binning : {'width', 'quantile'}, optional
+        Equal-width bins over the window's range or equal-count bins by rank; default
+        'width'.
+
+    Returns
+    -------
+    float
+        Bits.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has NaN inside, is too short, or a parameter is out of range.
+    TypeError
+        If ``x`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.random.default_rng(0).standard_normal(500)
+    >>> round(ql.measures.shannon_entropy([0, 1, 0, 1, 1, 2]), 4)
+    1.4591
+    >>> round(ql.measures.shannon_entropy(x), 4)
+    2.5972
+    """
     v, b, q, base = _symbols(x, "shannon", bins, binning)
     return _one(lambda u, w: _k.roll_shannon(u, w, b, q, base), _series(v))
 
 
 def rolling_shannon_entropy(x, window, dim="time", bins=None, binning=None):
-    """:func:`shannon_entropy` over every window (floats binned within each window);
-    NaN for windows holding a NaN or ±inf."""
+    """:func:`shannon_entropy` over every window (floats binned within each window).
+
+    NaN for windows holding a NaN or ±inf.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        Series along ``dim`` (NumPy: time on axis 0), any other dims.
+    window : int
+        Observations per window (the value at t uses the ``window`` observations ending
+        at t).
+    dim : str, default 'time'
+        The time dimension.
+    bins : int, optional
+        Bins for float input (module docstring); default 10.
+    binning : {'width', 'quantile'}, optional
+        Equal-width bins over the window's range or equal-count bins by rank; default
+        'width'.
+
+    Returns
+    -------
+    same type as ``x``
+        float64, same dims; NaN before the first full window and for windows holding a NaN.
+
+    Raises
+    ------
+    ValueError
+        If ``window`` or a parameter is out of range (e.g. too short a window).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"])
+    >>> ql.measures.rolling_shannon_entropy(r, 100).isel(time=-1).round(3).values
+    array([2.955,   nan, 2.776, 2.755])
+    """
     v, b, q, base = _symbols(x, "shannon", bins, binning)
     return _rolling(lambda u, w: _k.roll_shannon(u, w, b, q, base), v, window, dim)
 
@@ -562,8 +1086,40 @@ def _mi_states(ax, ay):
 
 
 def mutual_information(x, y, bins=None, binning=None) -> float:
-    """Mutual information I(X; Y) = H(X) + H(Y) - H(X, Y) in bits (PyInform's
-    ``mutual_info`` on symbols)."""
+    """Mutual information I(X; Y) = H(X) + H(Y) - H(X, Y) in bits (PyInform's ``mutual_info`` on symbols).
+
+    Parameters
+    ----------
+    x, y : array-like, pandas.Series or 1-D xarray.DataArray
+        Two aligned series of the same length; NaN edges of either are dropped from both.
+    bins : int, optional
+        Bins for float input (module docstring); default 3.
+    binning : {'width', 'quantile'}, optional
+        Equal-width bins over the window's range or equal-count bins by rank; default
+        'quantile'.
+
+    Returns
+    -------
+    float
+        Bits.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has NaN inside, is too short, or a parameter is out of range.
+    TypeError
+        If ``x`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.random.default_rng(0).standard_normal(500)
+    >>> y = np.roll(x, 1)  # y_t = x_{t-1}
+    >>> round(ql.measures.mutual_information(x, x), 4)  # log2(3) with 3 bins
+    1.585
+    >>> round(ql.measures.mutual_information(x, y), 2)  # unrelated at the same time
+    0.0
+    """
     u, v, b, q, ax, ay = _symbols2(x, y, "mutual", bins, binning)
     _mi_states(ax, ay)
     u, v = _pair(u, v)
@@ -571,8 +1127,41 @@ def mutual_information(x, y, bins=None, binning=None) -> float:
 
 
 def rolling_mutual_information(x, y, window, dim="time", bins=None, binning=None):
-    """:func:`mutual_information` between x and y (broadcast together) over every
-    window."""
+    """:func:`mutual_information` between x and y (broadcast together) over every window.
+
+    Parameters
+    ----------
+    x, y : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        Series along ``dim``, broadcast together.
+    window : int
+        Observations per window (the value at t uses the ``window`` observations ending
+        at t).
+    dim : str, default 'time'
+        The time dimension.
+    bins : int, optional
+        Bins for float input (module docstring); default 3.
+    binning : {'width', 'quantile'}, optional
+        Equal-width bins over the window's range or equal-count bins by rank; default
+        'quantile'.
+
+    Returns
+    -------
+    same type as ``x``
+        float64, same dims; NaN before the first full window and for windows holding a NaN.
+
+    Raises
+    ------
+    ValueError
+        If ``window`` or a parameter is out of range (e.g. too short a window).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"])
+    >>> ql.measures.rolling_mutual_information(r, r.sel(asset="IBM"), 100).isel(time=-1).round(3).values
+    array([0.141,   nan, 1.585, 0.152])
+    """
     u, v, b, q, ax, ay = _symbols2(x, y, "mutual", bins, binning)
     _mi_states(ax, ay)
     return _rolling(lambda s, t, w: _k.roll_mutual(s, t, w, b, q, ax, ay), u, window, dim, v)
@@ -593,7 +1182,7 @@ def _te_states(k, a_s, a_t):
 
 
 def transfer_entropy(source, target, k=1, bins=None, binning=None) -> float:
-    """Transfer entropy source -> target in bits (Schreiber 2000), target history ``k``:
+    """Transfer entropy source -> target in bits (Schreiber 2000), target history ``k``.
 
         TE = Σ p(x_{t+1}, x_t^(k), y_t) · log2 [p(x_{t+1} | x_t^(k), y_t) / p(x_{t+1} | x_t^(k))]
 
@@ -602,7 +1191,41 @@ def transfer_entropy(source, target, k=1, bins=None, binning=None) -> float:
     probabilities over the ``len - k`` transitions). Compare both directions to find the
     leader; plug-in estimates are biased upwards on short series, so compare against a
     shuffled source as a baseline. The count table (``bins**k * bins**2`` states) is
-    limited to 2**24 states."""
+    limited to 2**24 states.
+
+    Parameters
+    ----------
+    source, target : array-like, pandas.Series or 1-D xarray.DataArray
+        Two aligned series of the same length; NaN edges of either are dropped from both.
+    k : int, default 1
+        Length of the target's history.
+    bins : int, optional
+        Bins for float input (module docstring); default 3.
+    binning : {'width', 'quantile'}, optional
+        Equal-width bins over the window's range or equal-count bins by rank; default
+        'quantile'.
+
+    Returns
+    -------
+    float
+        Bits.
+
+    Raises
+    ------
+    ValueError
+        If a series has NaN inside, ``k`` or ``bins`` is out of range, or the count table
+        would exceed 2**24 states.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.random.default_rng(0).standard_normal(500)
+    >>> y = np.roll(x, 1)  # y_t = x_{t-1}
+    >>> round(ql.measures.transfer_entropy(x, y), 2)  # x leads y
+    1.58
+    >>> round(ql.measures.transfer_entropy(y, x), 2)
+    0.02
+    """
     u, v, b, q, a_s, a_t = _symbols2(source, target, "transfer", bins, binning, "source",
                                      "target")
     k = _te_states(k, a_s, a_t)
@@ -614,8 +1237,45 @@ def transfer_entropy(source, target, k=1, bins=None, binning=None) -> float:
 
 def rolling_transfer_entropy(source, target, window, dim="time", k=1, bins=None,
                              binning=None):
-    """:func:`transfer_entropy` source -> target over every window (broadcast together,
-    e.g. every asset's returns against one market index)."""
+    """:func:`transfer_entropy` source -> target over every window.
+
+    Broadcast together, e.g. every asset's returns against one market index.
+
+    Parameters
+    ----------
+    source, target : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        Series along ``dim``, broadcast together.
+    window : int
+        Observations per window (the value at t uses the ``window`` observations ending
+        at t).
+    dim : str, default 'time'
+        The time dimension.
+    k : int, default 1
+        Length of the target's history.
+    bins : int, optional
+        Bins for float input (module docstring); default 3.
+    binning : {'width', 'quantile'}, optional
+        Equal-width bins over the window's range or equal-count bins by rank; default
+        'quantile'.
+
+    Returns
+    -------
+    same type as ``x``
+        float64, same dims; NaN before the first full window and for windows holding a NaN.
+
+    Raises
+    ------
+    ValueError
+        If ``window`` or a parameter is out of range (e.g. too short a window).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"])
+    >>> ql.measures.rolling_transfer_entropy(r, r.sel(asset="IBM"), 100).isel(time=-1).round(3).values
+    array([0.118,   nan, 0.   , 0.087])
+    """
     u, v, b, q, a_s, a_t = _symbols2(source, target, "transfer", bins, binning, "source",
                                      "target")
     k = _te_states(k, a_s, a_t)

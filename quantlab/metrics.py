@@ -63,7 +63,33 @@ _F = {name: i for i, name in enumerate(_k.FIELDS)}
 
 
 def annualization_factor(period="daily", annualization=None) -> float:
-    """Periods per year: ``annualization`` if given, else 252/52/12/4/1 by ``period``."""
+    """Periods per year: ``annualization`` if given, else 252/52/12/4/1 by ``period``.
+
+    Parameters
+    ----------
+    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+        Sampling period.
+    annualization : float, optional
+        Periods per year (> 0); overrides ``period``.
+
+    Returns
+    -------
+    float
+        Periods per year.
+
+    Raises
+    ------
+    ValueError
+        If ``period`` is unknown or ``annualization`` is not a positive number.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.metrics.annualization_factor("monthly")
+    12.0
+    >>> ql.metrics.annualization_factor(annualization=365)
+    365.0
+    """
     if annualization is not None:
         return _v.number("annualization", annualization, 0, None, lo_open=True)
     return float(ANNUALIZATION[_v.choice("period", period, tuple(ANNUALIZATION))])
@@ -657,87 +683,502 @@ def _metric(name, returns, factor_returns=None, dim="time", period="daily",
 # --------------------------------------------------------------------------- public API
 
 def sharpe_ratio(returns, risk_free=0.0, period="daily", annualization=None, dim="time"):
-    """mean(r - rf) / std(r - rf, ddof=1) · sqrt(periods); rf per period, a number or a
-    series aligned on time."""
+    """Annualised Sharpe ratio: mean(r - rf) / std(r - rf, ddof=1) · sqrt(periods).
+
+    rf is per period, a number or a series aligned on time.
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    risk_free : float or array-like, default 0.0
+        Risk-free rate PER PERIOD: a number or a series aligned on time.
+    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+        Sampling period; sets the periods per year (252/52/12/4/1).
+    annualization : float, optional
+        Periods per year, overriding ``period`` (> 0).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+    ValueError
+        If ``period`` is unknown or ``annualization`` is not a positive number.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.sharpe_ratio(r)), 4)
+    2.1031
+
+    One value per asset of a Dataset's returns:
+
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> ql.metrics.sharpe_ratio(ql.data.returns(ds["close"])).round(3).values
+    array([-0.47 ,    nan,  0.53 , -0.052])
+    """
     return _metric("sharpe_ratio", returns, dim=dim, period=period,
                    annualization=annualization, risk_free=risk_free)
 
 
 def sortino_ratio(returns, required_return=0.0, period="daily", annualization=None,
                   dim="time"):
-    """mean(r - req) · periods / downside_risk(r, req); req a number or a series."""
+    """Annualised Sortino ratio: mean(r - req) · periods / downside_risk(r, req).
+
+    req is a number or a series.
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    required_return : float or array-like, default 0.0
+        Minimum acceptable return per period: a number or a series aligned on time.
+    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+        Sampling period; sets the periods per year (252/52/12/4/1).
+    annualization : float, optional
+        Periods per year, overriding ``period`` (> 0).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+    ValueError
+        If ``period`` is unknown or ``annualization`` is not a positive number.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.sortino_ratio(r)), 4)
+    3.1436
+    """
     return _metric("sortino_ratio", returns, dim=dim, period=period,
                    annualization=annualization, required_return=required_return)
 
 
 def downside_risk(returns, required_return=0.0, period="daily", annualization=None,
                   dim="time"):
-    """sqrt(mean(min(r - req, 0)²)) · sqrt(periods); req a number or a series."""
+    """Annualised downside deviation: sqrt(mean(min(r - req, 0)²)) · sqrt(periods).
+
+    req is a number or a series.
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    required_return : float or array-like, default 0.0
+        Minimum acceptable return per period: a number or a series aligned on time.
+    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+        Sampling period; sets the periods per year (252/52/12/4/1).
+    annualization : float, optional
+        Periods per year, overriding ``period`` (> 0).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+    ValueError
+        If ``period`` is unknown or ``annualization`` is not a positive number.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.downside_risk(r)), 4)
+    0.1336
+    """
     return _metric("downside_risk", returns, dim=dim, period=period,
                    annualization=annualization, required_return=required_return)
 
 
 def calmar_ratio(returns, period="daily", annualization=None, dim="time"):
-    """annual_return / |max_drawdown|; NaN without a drawdown."""
+    """Calmar ratio: annual_return / |max_drawdown|; NaN without a drawdown.
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+        Sampling period; sets the periods per year (252/52/12/4/1).
+    annualization : float, optional
+        Periods per year, overriding ``period`` (> 0).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+    ValueError
+        If ``period`` is unknown or ``annualization`` is not a positive number.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.calmar_ratio(r)), 4)
+    24.814
+    """
     return _metric("calmar_ratio", returns, dim=dim, period=period,
                    annualization=annualization)
 
 
 def max_drawdown(returns, dim="time"):
-    """min_t (W_t / max_{s<=t} W_s - 1), W = Π(1 + r) from 1 (the start is a peak); <= 0."""
+    """Maximum drawdown: min_t (W_t / max_{s<=t} W_s - 1), W = Π(1 + r) from 1.
+
+    The start is a peak; the result is <= 0.
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.max_drawdown(r)), 4)
+    -0.02
+    """
     return _metric("max_drawdown", returns, dim=dim)
 
 
 def annual_return(returns, period="daily", annualization=None, dim="time"):
-    """Compound annual growth: Π(1 + r)^(periods / n) - 1, n valid periods."""
+    """Compound annual growth: Π(1 + r)^(periods / n) - 1, n valid periods.
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+        Sampling period; sets the periods per year (252/52/12/4/1).
+    annualization : float, optional
+        Periods per year, overriding ``period`` (> 0).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+    ValueError
+        If ``period`` is unknown or ``annualization`` is not a positive number.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.annual_return(r)), 4)
+    0.4963
+    """
     return _metric("annual_return", returns, dim=dim, period=period,
                    annualization=annualization)
 
 
 def annual_volatility(returns, period="daily", alpha=2.0, annualization=None, dim="time"):
-    """std(r, ddof=1) · periods^(1/alpha)."""
+    """Annualised volatility: std(r, ddof=1) · periods^(1/alpha).
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+        Sampling period; sets the periods per year (252/52/12/4/1).
+    alpha : float, default 2.0
+        Scaling exponent: volatility grows as periods^(1/alpha) (> 0).
+    annualization : float, optional
+        Periods per year, overriding ``period`` (> 0).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+    ValueError
+        If ``period`` is unknown or ``annualization`` is not a positive number.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.annual_volatility(r)), 4)
+    0.1997
+    """
     return _metric("annual_volatility", returns, dim=dim, period=period,
                    annualization=annualization, alpha=alpha)
 
 
 def cum_returns_final(returns, starting_value=0.0, dim="time"):
-    """Π(1 + r) - 1, or Π(1 + r) · starting_value when it is non-zero."""
+    """Final cumulative return: Π(1 + r) - 1, or Π(1 + r) · starting_value when it is non-zero.
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    starting_value : float, default 0.0
+        Initial capital; 0 returns the cumulative return instead of a final value.
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.cum_returns_final(r)), 4)
+    0.0096
+    >>> round(float(ql.metrics.cum_returns_final(r, starting_value=100)), 2)
+    100.96
+    """
     return _metric("cum_returns_final", returns, dim=dim, starting_value=starting_value)
 
 
 def total_return(returns, dim="time"):
-    """Π(1 + r) - 1."""
+    """Total compounded return: Π(1 + r) - 1.
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.total_return(r)), 4)
+    0.0096
+    """
     return _metric("total_return", returns, dim=dim)
 
 
 def tail_ratio(returns, dim="time"):
-    """|95th percentile| / |5th percentile| of the returns."""
+    """Tail ratio: |95th percentile| / |5th percentile| of the returns.
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.tail_ratio(r)), 4)
+    0.8462
+    """
     return _metric("tail_ratio", returns, dim=dim)
 
 
 def stability_of_timeseries(returns, dim="time"):
-    """R² of the linear fit of cumulative log returns Σ log(1 + r) on time."""
+    """Stability: R² of the linear fit of cumulative log returns Σ log(1 + r) on time.
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.stability_of_timeseries(r)), 4)
+    0.0794
+    """
     return _metric("stability_of_timeseries", returns, dim=dim)
 
 
 def value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
-    """The ``cutoff`` quantile of returns (negative = loss), ``cutoff`` in [0, 1].
+    """Value at risk: the ``cutoff`` quantile of returns (negative = loss).
 
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    cutoff : float, default 0.05
+        Tail probability in [0, 1] ((0, 1) for the fitted methods).
+    method : {'historical', 'parametric', 'cornish_fisher'}, default 'historical'
+        How the tail is estimated (see Notes).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+    ValueError
+        If ``cutoff`` is outside [0, 1] (0 and 1 need method='historical') or ``method``
+        is unknown.
+
+    Notes
+    -----
     historical: percentile with linear interpolation (numpy, as empyrical);
     parametric: mean + std · Φ⁻¹(cutoff) (std ddof=1);
     cornish_fisher: mean + std · z_cf with z_cf the Cornish-Fisher expansion using the
     sample's skewness and excess kurtosis (population moments, scipy's default).
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.value_at_risk(r)), 4)
+    -0.0163
     """
     return _metric("value_at_risk", returns, dim=dim, cutoff=cutoff, method=method)
 
 
 def conditional_value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
-    """Mean return in the worst ``cutoff`` tail (negative = loss).
+    """Conditional value at risk: the mean return in the worst ``cutoff`` tail (negative = loss).
 
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    cutoff : float, default 0.05
+        Tail probability in [0, 1] ((0, 1) for the fitted methods).
+    method : {'historical', 'parametric', 'cornish_fisher'}, default 'historical'
+        How the tail is estimated (see Notes).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+    ValueError
+        If ``cutoff`` is outside [0, 1] (0 and 1 need method='historical') or ``method``
+        is unknown.
+
+    Notes
+    -----
     historical: mean of the int((n-1)·cutoff)+1 smallest returns (empyrical; cutoff 0:
     the minimum, 1: the mean);
     parametric: mean - std · φ(z)/cutoff (normal expected shortfall);
     cornish_fisher: the tail mean of the Cornish-Fisher distribution (closed form).
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.conditional_value_at_risk(r)), 4)
+    -0.02
     """
     return _metric("conditional_value_at_risk", returns, dim=dim, cutoff=cutoff,
                    method=method)
@@ -745,68 +1186,431 @@ def conditional_value_at_risk(returns, cutoff=0.05, method="historical", dim="ti
 
 def alpha(returns, factor_returns, risk_free=0.0, period="daily", annualization=None,
           dim="time"):
-    """(1 + mean(r - rf - β(b - rf)))^periods - 1 (empyrical's annualised alpha)."""
+    """Annualised alpha: (1 + mean(r - rf - β(b - rf)))^periods - 1 (empyrical's).
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    factor_returns : array-like, pandas.Series or xarray.DataArray
+        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
+        periods where either side is NaN are dropped.
+    risk_free : float or array-like, default 0.0
+        Risk-free rate PER PERIOD: a number or a series aligned on time.
+    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+        Sampling period; sets the periods per year (252/52/12/4/1).
+    annualization : float, optional
+        Periods per year, overriding ``period`` (> 0).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+    ValueError
+        If ``period`` is unknown or ``annualization`` is not a positive number.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> b = np.array([0.005, -0.01, 0.01, 0.002, -0.004, 0.003])
+    >>> round(float(ql.metrics.alpha(r, b)), 4)
+    -0.0238
+    """
     return _metric("alpha", returns, factor_returns, dim=dim, period=period,
                    annualization=annualization, risk_free=risk_free)
 
 
 def beta(returns, factor_returns, risk_free=0.0, dim="time"):
-    """cov(r, b) / var(b) over paired periods (risk_free cancels, as in empyrical)."""
+    """Beta: cov(r, b) / var(b) over paired periods.
+
+    risk_free cancels, as in empyrical (it is checked, then unused).
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    factor_returns : array-like, pandas.Series or xarray.DataArray
+        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
+        periods where either side is NaN are dropped.
+    risk_free : float or array-like, default 0.0
+        Risk-free rate PER PERIOD: a number or a series aligned on time.
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> b = np.array([0.005, -0.01, 0.01, 0.002, -0.004, 0.003])
+    >>> round(float(ql.metrics.beta(r, b)), 4)
+    1.7621
+    """
     if _is_scalar(risk_free):
         _params("daily", None, risk_free=risk_free)  # checked, then unused
     return _metric("beta", returns, factor_returns, dim=dim)
 
 
 def up_capture(returns, factor_returns, period="daily", annualization=None, dim="time"):
-    """annual_return(r | b > 0) / annual_return(b | b > 0)."""
+    """Up capture: annual_return(r | b > 0) / annual_return(b | b > 0).
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    factor_returns : array-like, pandas.Series or xarray.DataArray
+        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
+        periods where either side is NaN are dropped.
+    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+        Sampling period; sets the periods per year (252/52/12/4/1).
+    annualization : float, optional
+        Periods per year, overriding ``period`` (> 0).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+    ValueError
+        If ``period`` is unknown or ``annualization`` is not a positive number.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> b = np.array([0.005, -0.01, 0.01, 0.002, -0.004, 0.003])
+    >>> round(float(ql.metrics.up_capture(r, b)), 4)
+    3.172
+    """
     return _metric("up_capture", returns, factor_returns, dim=dim, period=period,
                    annualization=annualization)
 
 
 def down_capture(returns, factor_returns, period="daily", annualization=None, dim="time"):
-    """annual_return(r | b < 0) / annual_return(b | b < 0)."""
+    """Down capture: annual_return(r | b < 0) / annual_return(b | b < 0).
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    factor_returns : array-like, pandas.Series or xarray.DataArray
+        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
+        periods where either side is NaN are dropped.
+    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+        Sampling period; sets the periods per year (252/52/12/4/1).
+    annualization : float, optional
+        Periods per year, overriding ``period`` (> 0).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+    ValueError
+        If ``period`` is unknown or ``annualization`` is not a positive number.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> b = np.array([0.005, -0.01, 0.01, 0.002, -0.004, 0.003])
+    >>> round(float(ql.metrics.down_capture(r, b)), 4)
+    1.1547
+    """
     return _metric("down_capture", returns, factor_returns, dim=dim, period=period,
                    annualization=annualization)
 
 
 def recovery_time(returns, dim="time"):
-    """Periods from the max-drawdown trough until the prior peak is regained; NaN if never."""
+    """Periods from the max-drawdown trough until the prior peak is regained; NaN if never.
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.recovery_time([0.1, -0.2, 0.1, 0.1, 0.1])), 4)
+    3.0
+    """
     return _metric("recovery_time", returns, dim=dim)
 
 
 def drawdown_duration(returns, dim="time"):
-    """Longest run of consecutive periods spent below the running peak (underwater)."""
+    """Longest run of consecutive periods spent below the running peak (underwater).
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.drawdown_duration(r)), 4)
+    5.0
+    """
     return _metric("drawdown_duration", returns, dim=dim)
 
 
 def win_rate(returns, dim="time"):
-    """Share of non-zero periods that are positive."""
+    """Share of non-zero periods that are positive.
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.win_rate(r)), 4)
+    0.6667
+    """
     return _metric("win_rate", returns, dim=dim)
 
 
 def profit_factor(returns, dim="time"):
-    """Σ positive returns / |Σ negative returns| (inf without losses)."""
+    """Profit factor: Σ positive returns / |Σ negative returns| (inf without losses).
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> round(float(ql.metrics.profit_factor(r)), 4)
+    1.4
+    """
     return _metric("profit_factor", returns, dim=dim)
 
 
 def information_ratio(returns, factor_returns, period="daily", annualization=None,
                       dim="time"):
-    """Annualised mean active return / tracking error: mean(r - b) · periods / TE."""
+    """Information ratio: annualised mean active return / tracking error, mean(r - b) · periods / TE.
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    factor_returns : array-like, pandas.Series or xarray.DataArray
+        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
+        periods where either side is NaN are dropped.
+    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+        Sampling period; sets the periods per year (252/52/12/4/1).
+    annualization : float, optional
+        Periods per year, overriding ``period`` (> 0).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+    ValueError
+        If ``period`` is unknown or ``annualization`` is not a positive number.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> b = np.array([0.005, -0.01, 0.01, 0.002, -0.004, 0.003])
+    >>> round(float(ql.metrics.information_ratio(r, b)), 4)
+    1.8404
+    """
     return _metric("information_ratio", returns, factor_returns, dim=dim, period=period,
                    annualization=annualization)
 
 
 def tracking_error(returns, factor_returns, period="daily", annualization=None, dim="time"):
-    """std(r - b, ddof=1) · sqrt(periods)."""
+    """Annualised tracking error: std(r - b, ddof=1) · sqrt(periods).
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas). NaN periods are skipped.
+    factor_returns : array-like, pandas.Series or xarray.DataArray
+        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
+        periods where either side is NaN are dropped.
+    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+        Sampling period; sets the periods per year (252/52/12/4/1).
+    annualization : float, optional
+        Periods per year, overriding ``period`` (> 0).
+    dim : str, default 'time'
+        The time dimension of an xarray input.
+
+    Returns
+    -------
+    float, pandas.Series or xarray.DataArray
+        A scalar for 1-D input, else one value per column (the time dimension reduced).
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+    ValueError
+        If ``period`` is unknown or ``annualization`` is not a positive number.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
+    >>> b = np.array([0.005, -0.01, 0.01, 0.002, -0.004, 0.003])
+    >>> round(float(ql.metrics.tracking_error(r, b)), 4)
+    0.0913
+    """
     return _metric("tracking_error", returns, factor_returns, dim=dim, period=period,
                    annualization=annualization)
 
 
 def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
             annualization=None, cutoff=0.05, dim="time") -> xr.Dataset:
-    """Every returns metric as an ``xr.Dataset`` (one variable per metric, the non-time
-    dims kept). ``risk_free_rate`` is ANNUAL, converted per period as
-    (1 + rf)^(1/periods) - 1 (DESIGN.md); benchmark metrics only with a benchmark."""
+    """Every returns metric as an ``xr.Dataset`` (one variable per metric, the non-time dims kept).
+
+    ``risk_free_rate`` is ANNUAL, converted per period as (1 + rf)^(1/periods) - 1
+    (DESIGN.md); benchmark metrics only with a benchmark.
+
+    Parameters
+    ----------
+    returns : array-like or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays).
+    benchmark : array-like or xarray.DataArray, optional
+        Benchmark returns on the same time axis; adds alpha, beta, captures, information
+        ratio and tracking error.
+    risk_free_rate : float, default 0.0
+        ANNUAL risk-free rate (> -1).
+    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+        Sampling period; sets the periods per year.
+    annualization : float, optional
+        Periods per year, overriding ``period``.
+    cutoff : float, default 0.05
+        Tail probability of the VaR and CVaR.
+    dim : str, default 'time'
+        The time dimension.
+
+    Returns
+    -------
+    xarray.Dataset
+        One variable per metric; attrs ``periods_per_year``, ``risk_free_rate_annual``,
+        ``risk_free_per_period`` and ``cutoff``.
+
+    Raises
+    ------
+    ValueError
+        If ``returns`` is a scalar, ``risk_free_rate`` <= -1, or ``period``/``cutoff`` is
+        out of range.
+    TypeError
+        If ``returns`` is complex, datetime or non-numeric.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> s = ql.metrics.summary(np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007]))
+    >>> round(float(s["sharpe_ratio"]), 4), round(float(s["max_drawdown"]), 4)
+    (2.1031, -0.02)
+    >>> "beta" in s
+    False
+    """
     ann = annualization_factor(period, annualization)
     risk_free_rate = _v.number("risk_free_rate", risk_free_rate, -1, None, lo_open=True)
     rf = (1.0 + risk_free_rate) ** (1.0 / ann) - 1.0

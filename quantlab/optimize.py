@@ -358,12 +358,40 @@ class _GaussianProcess:
 class OptimizationResult(Mapping):
     """The best parameters (a mapping: ``dict(res)``, ``res.items()``) and the search.
 
-    ``best_value`` (a tuple for several objectives), ``best_trial`` (its row in
-    ``trials``), ``trials`` (one row per trial:
-    parameters, objective(s), headline metrics), ``trial_returns`` (time, trial) of the
-    distinct trials, ``dsr`` and ``pbo`` from those trials, ``pareto`` (the non-dominated
-    trials of a multi-objective search), ``study`` (optuna's, for tpe/genetic),
-    ``strategy`` (with the best parameters)."""
+    Made by :func:`optimize_strategy_parameters`.
+
+    Attributes
+    ----------
+    best_params : dict
+        The best parameters.
+    best_value : float or tuple
+        Its objective (a tuple for several objectives).
+    best_trial : int
+        Its row in ``trials``.
+    trials : pandas.DataFrame
+        One row per trial: parameters, objective(s), headline metrics.
+    trial_returns : xarray.DataArray
+        (time, trial) returns of the distinct trials.
+    dsr, pbo : float
+        Deflated Sharpe ratio and probability of backtest overfitting from those trials.
+    pareto : pandas.DataFrame or None
+        The non-dominated trials of a multi-objective search.
+    study : optuna.Study or None
+        Optuna's study, for tpe/genetic.
+    strategy : Strategy
+        The strategy with the best parameters.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> res = optimize.optimize_strategy_parameters(
+    ...     s, {"window": [10, 21]}, ds, optimization_method="grid", n_trials=2, progress=False)
+    >>> dict(res), len(res.trials)
+    ({'window': 21}, 2)
+    """
 
     best_params: dict
     best_value: float | tuple
@@ -382,8 +410,36 @@ class OptimizationResult(Mapping):
     backtest_options: dict = field(default_factory=dict)   # what ql.deploy carries over
 
     def backtest(self, data, start_date=None, end_date=None, **backtest_kw):
-        """The best parameters' strategy return stream on ``[start_date, end_date]`` of
-        ``data`` (signal warmed up on earlier bars), e.g. out of sample."""
+        """The best parameters' strategy backtested on ``[start_date, end_date]`` of ``data``, e.g. out of sample.
+
+        The signal is warmed up on earlier bars.
+
+        Parameters
+        ----------
+        data : xarray.Dataset
+            Prices.
+        start_date, end_date : str or datetime-like, optional
+            The window (None: the data's first/last bar).
+        **backtest_kw
+            Options of :func:`quantlab.backtest` (default: the search's).
+
+        Returns
+        -------
+        BacktestResult
+            One portfolio account.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> s = ql.strategies.get("volatility_regime", lookback=60)
+        >>> res = optimize.optimize_strategy_parameters(s, {"window": [10, 21]}, ds,
+        ...     optimization_method="grid", n_trials=2, progress=False, end_date="2000-12-29")
+        >>> oos = res.backtest(ds, start_date="2001-01-02")
+        >>> round(float(oos.metrics()["total_return"]), 4)
+        0.2928
+        """
         ev = _Evaluator(self.strategy, data, start_date, end_date, ("sharpe_ratio",),
                         backtest_kw)
         return ev.backtest({})
@@ -406,14 +462,51 @@ class OptimizationResult(Mapping):
 
     @property
     def best_returns(self) -> xr.DataArray:
-        """The best trial's returns over the scoring window."""
+        """The best trial's returns over the scoring window.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> s = ql.strategies.get("volatility_regime", lookback=60)
+        >>> res = optimize.optimize_strategy_parameters(s, {"window": [10, 21]}, ds,
+        ...     optimization_method="grid", n_trials=2, progress=False, end_date="2000-12-29")
+        >>> res.best_returns.sizes["time"]
+        212
+        """
         key = _key(self.best_params)
         i = [j for j, k in enumerate(self.trial_returns.attrs["keys"]) if k == key][0]
         return self.trial_returns.isel(trial=i, drop=True)
 
     def reality_check(self, benchmark=None, **kw) -> dict:
-        """``ql.integrity.reality_check`` of the trials against ``benchmark`` returns (cash
-        by default): is the best one better once the search is accounted for?"""
+        """``ql.integrity.reality_check`` of the trials against ``benchmark`` returns (cash by default).
+
+        Is the best one better once the search is accounted for?
+
+        Parameters
+        ----------
+        benchmark : array-like, optional
+            Benchmark returns on the scoring window; default cash.
+        **kw
+            Options of :func:`quantlab.integrity.reality_check` (reps, seed, ...).
+
+        Returns
+        -------
+        dict
+            ``{"spa_pvalue", "spa_lower", "spa_upper", "reality_check_pvalue"}``.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> s = ql.strategies.get("volatility_regime", lookback=60)
+        >>> res = optimize.optimize_strategy_parameters(s, {"window": [10, 21]}, ds,
+        ...     optimization_method="grid", n_trials=2, progress=False, end_date="2000-12-29")
+        >>> round(res.reality_check(reps=100)["spa_pvalue"], 2)
+        0.95
+        """
         if benchmark is not None and isinstance(benchmark, xr.DataArray):
             benchmark = benchmark.reindex(time=self.trial_returns.time).values
         return integrity.reality_check(self.trial_returns.values, benchmark, **kw)
@@ -508,25 +601,80 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
                                  _mask=None, **backtest_kw) -> OptimizationResult:
     """Search ``param_bounds`` of ``strategy`` for the best ``objective``.
 
-    ``strategy``: a registry name, a Strategy (its other parameters stay as given) or a
-    Strategy class (the seed's ``strategy_class``). ``param_bounds``: {name: (low, high)}
-    (two ints -> integers) or {name: [choices]}; default ``strategy.param_space``. Both
-    ends of a range and every choice must pass the strategy's parameter rules, and the
-    space's corners its combination rules (checked before any trial).
-    ``start_date``/``end_date``: the scoring window, dates inside the data's span (None:
-    its first/last bar).
-    ``data``: a Dataset (the seed's ``price_data``; default the bundled equities).
-    ``objective``: a metric name, or several for ``"genetic"``/``"tpe"``/``"grid"``
-    (Pareto front in ``result.pareto``; the best is the front's best on the first one);
-    ``direction`` "maximize"/"minimize" overrides the metric's natural one.
-    ``n_trials``: evaluations (for ``"grid"``, the budget: ⌊n_trials^(1/k)⌋ values per
-    (low, high) range of the k ranges, at least 2; lists are used as given).
-    ``storage`` ("sqlite:///study.db") and ``study_name`` keep an optuna study so a
-    rerun resumes it (its stored trials count towards ``n_trials`` and are re-run once
-    for their returns). ``n_jobs`` threads or a dask ``client`` evaluate trials in
-    batches (tpe/genetic; a batch is asked before it is told, so only ``n_jobs=1`` is
-    reproducible; the GP runs one trial at a time). ``backtest_kw`` go to ``ql.backtest``
-    (fees, slippage, ...; always ``group=True``).
+    Each trial is a ``group=True`` backtest scored on the window ``start_date`` to
+    ``end_date``; the result carries the overfitting guards (DSR and PBO over the distinct
+    trials).
+
+    Parameters
+    ----------
+    strategy : str, Strategy or Strategy class
+        A registry name, a Strategy (its other parameters stay as given) or a Strategy
+        class (the seed's ``strategy_class``).
+    param_bounds : dict, optional
+        {name: (low, high)} (two ints -> integers) or {name: [choices]}; default
+        ``strategy.param_space``. Both ends of a range and every choice must pass the
+        strategy's parameter rules, and the space's corners its combination rules (checked
+        before any trial).
+    data : xarray.Dataset, optional
+        The seed's ``price_data``; default the bundled equities.
+    start_date, end_date : str or datetime-like, optional
+        The scoring window, dates inside the data's span (None: its first/last bar).
+    optimization_method : {'tpe', 'bayesian', 'genetic', 'grid'}, default 'tpe'
+        The search (``METHODS``; bayesian = a Gaussian-process search).
+    objective : str or sequence of str, default 'sharpe_ratio'
+        A metric name, or several for ``"genetic"``/``"tpe"``/``"grid"`` (Pareto front in
+        ``result.pareto``; the best is the front's best on the first one).
+    n_trials : int, default 50
+        Evaluations (for ``"grid"``, the budget: ⌊n_trials^(1/k)⌋ values per (low, high)
+        range of the k ranges, at least 2; lists are used as given).
+    seed : int, default 0
+        Random seed.
+    storage : str, optional
+        ``"sqlite:///study.db"``: with ``study_name``, keeps an optuna study so a rerun
+        resumes it (its stored trials count towards ``n_trials`` and are re-run once for
+        their returns).
+    n_jobs : int, default 1
+        Threads evaluating trials in batches (tpe/genetic; a batch is asked before it is
+        told, so only ``n_jobs=1`` is reproducible; the GP runs one trial at a time).
+    study_name : str, optional
+        The optuna study's name in ``storage``.
+    client : dask.distributed.Client, optional
+        Evaluate trials on a dask cluster instead of threads.
+    direction : {'maximize', 'minimize'}, optional
+        Overrides the metric's natural direction.
+    risk_free_rate : float, default 0.0
+        Annual, for the metrics.
+    population_size : int, optional
+        Population of the genetic search.
+    progress : bool, default True
+        Show a progress bar.
+    strategy_class, parameter_bounds, price_data : optional
+        The seed's names of ``strategy``, ``param_bounds`` and ``data``
+        (``quantlab.compat.OPTIMIZER_KEYWORDS``; giving both names is a TypeError).
+    **backtest_kw
+        Options of ``ql.backtest`` (fees, slippage, ...; always ``group=True``).
+
+    Returns
+    -------
+    OptimizationResult
+
+    Raises
+    ------
+    ValueError
+        If the method, objective, bounds, dates or a count is invalid.
+    TypeError
+        If a seed keyword and its quantlab name are both given.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> res = optimize.optimize_strategy_parameters(
+    ...     s, {"window": [10, 21]}, ds, optimization_method="grid", n_trials=2, progress=False)
+    >>> res.best_params, round(res.best_value, 4)
+    ({'window': 21}, 0.0963)
     """
     from tqdm.auto import tqdm
 
@@ -643,11 +791,33 @@ def _grid(strat, space, free, n_trials, ev, objectives, directions, times, metho
 # ----------------------------------------------------------------------------- walk-forward
 @dataclass(repr=False)
 class WalkForwardResult:
-    """``folds``: one row per fold (in-sample and out-of-sample windows, chosen
-    parameters, IS and OOS objective and Sharpe ratio, the fold's DSR and PBO).
-    ``oos_returns``/``oos_equity``: the stitched out-of-sample account (one backtest whose
-    parameters switch at each fold's first OOS bar, ``step_size`` bars per fold).
-    ``stability``: per parameter, its spread across folds and how often it changed."""
+    """The folds of a walk-forward run and the stitched out-of-sample account.
+
+    Attributes
+    ----------
+    folds : pandas.DataFrame
+        One row per fold (in-sample and out-of-sample windows, chosen parameters, IS and
+        OOS objective and Sharpe ratio, the fold's DSR and PBO).
+    oos_returns, oos_equity : xarray.DataArray
+        The stitched out-of-sample account (one backtest whose parameters switch at each
+        fold's first OOS bar, ``step_size`` bars per fold).
+    oos_metrics : xarray.Dataset
+        Metrics of that account.
+    stability : pandas.DataFrame
+        Per parameter, its spread across folds and how often it changed.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+    ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+    >>> out = wf.run(s, {"window": [10, 21]}, ds)
+    >>> out.folds.columns.tolist()
+    ['is_start', 'is_end', 'oos_start', 'oos_end', 'window', 'is_sharpe_ratio', 'oos_sharpe_ratio', 'dsr', 'pbo']
+    """
 
     folds: pd.DataFrame
     oos_returns: xr.DataArray
@@ -659,12 +829,36 @@ class WalkForwardResult:
 
     @property
     def efficiency(self) -> float:
-        """Mean OOS Sharpe ratio / mean IS Sharpe ratio over the folds (1 = no decay)."""
+        """Mean OOS Sharpe ratio / mean IS Sharpe ratio over the folds (1 = no decay).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+        >>> out = wf.run(ql.strategies.get("volatility_regime", lookback=60), {"window": [10, 21]}, ds)
+        >>> round(out.efficiency, 3)
+        -0.228
+        """
         return float(self.folds["oos_sharpe_ratio"].mean() / self.folds["is_sharpe_ratio"].mean())
 
     @property
     def oos_psr(self) -> float:
-        """Probabilistic Sharpe ratio (vs 0) of the stitched out-of-sample returns."""
+        """Probabilistic Sharpe ratio (vs 0) of the stitched out-of-sample returns.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+        >>> out = wf.run(ql.strategies.get("volatility_regime", lookback=60), {"window": [10, 21]}, ds)
+        >>> round(out.oos_psr, 3)
+        0.438
+        """
         try:
             return integrity.probabilistic_sharpe_ratio(self.oos_returns.values)
         except ValueError:
@@ -684,10 +878,53 @@ class WalkForwardResult:
 
 
 class WalkForwardOptimizer:
-    """Optimise on ``optimization_window`` bars, validate on the next
-    ``validation_window``, move by ``step_size``: ⌊(T - W - V) / step⌋ + 1 folds. Each
-    fold's optimisation sees no bar after its in-sample window. ``optimize_kw`` go to
-    ``optimize_strategy_parameters`` (objective, n_jobs, ...)."""
+    """Walk-forward optimisation.
+
+    Optimise on ``optimization_window`` bars, validate on the next ``validation_window``,
+    move by ``step_size``: ⌊(T - W - V) / step⌋ + 1 folds. Each fold's optimisation sees no
+    bar after its in-sample window.
+
+    Parameters
+    ----------
+    optimization_window : int, default 252
+        In-sample bars W (>= 1).
+    validation_window : int, default 63
+        Out-of-sample bars V (>= 1).
+    step_size : int, default 21
+        Bars between folds (>= 1, <= ``validation_window``).
+    optimization_method : str, default 'tpe'
+        As in :func:`optimize_strategy_parameters`.
+    n_trials : int, default 20
+        Evaluations per fold.
+    objective : str, default 'sharpe_ratio'
+        One metric name.
+    seed : int, default 0
+        Random seed.
+    progress : bool, default True
+        Show a progress bar.
+    **optimize_kw
+        Go to :func:`optimize_strategy_parameters` (n_jobs, ...).
+
+    Raises
+    ------
+    ValueError
+        If a window is out of range, ``step_size`` > ``validation_window`` (bars left
+        untested), or the method/objective is invalid.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+    ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+    >>> out = wf.run(s, {"window": [10, 21]}, ds)
+    >>> wf.fold_bounds(300)
+    [(0, 100, 150), (50, 150, 200), (100, 200, 250), (150, 250, 300)]
+    >>> len(out.folds)
+    4
+    """
 
     def __init__(self, optimization_window=252, validation_window=63, step_size=21,
                  optimization_method="tpe", n_trials=20, objective="sharpe_ratio", seed=0,
@@ -710,7 +947,27 @@ class WalkForwardOptimizer:
         self.seed, self.progress, self.kw = seed, progress, optimize_kw
 
     def fold_bounds(self, n_bars: int) -> list[tuple[int, int, int]]:
-        """(is_start, oos_start, oos_end) bar positions of every fold."""
+        """(is_start, oos_start, oos_end) bar positions of every fold.
+
+        Parameters
+        ----------
+        n_bars : int
+            Bars of the data.
+
+        Returns
+        -------
+        list of tuple of int
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+        >>> wf.fold_bounds(300)
+        [(0, 100, 150), (50, 150, 200), (100, 200, 250), (150, 250, 300)]
+        """
         if n_bars < self.w + self.v:
             raise ValueError(f"{n_bars} bars are fewer than optimization_window + "
                              f"validation_window = {self.w + self.v}")
@@ -719,10 +976,70 @@ class WalkForwardOptimizer:
                 for i in range(k)]
 
     def optimize_strategy(self, *args, **kwargs) -> WalkForwardResult:
-        """The seed's name of :meth:`run` (seed keywords accepted): quantlab.compat."""
+        """The seed's name of :meth:`run` (seed keywords accepted): quantlab.compat.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            As :meth:`run`, or the seed's ``strategy_class``, ``parameter_bounds``,
+            ``price_data``.
+
+        Returns
+        -------
+        WalkForwardResult
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+        >>> out = wf.optimize_strategy(strategy_class=ql.strategies.get("volatility_regime", lookback=60),
+        ...                            parameter_bounds={"window": [10, 21]}, price_data=ds)
+        >>> len(out.folds)
+        4
+        """
         return seed_walk_forward(self, *args, **kwargs)
 
     def run(self, strategy, param_bounds=None, data=None, **backtest_kw) -> WalkForwardResult:
+        """Run every fold and stitch the out-of-sample account.
+
+        Each fold searches ``param_bounds`` on its in-sample bars only
+        (:func:`optimize_strategy_parameters`), then trades the chosen parameters on the next
+        ``step_size`` out-of-sample bars.
+
+        Parameters
+        ----------
+        strategy : str, Strategy or Strategy class
+            As in :func:`optimize_strategy_parameters`.
+        param_bounds : dict, optional
+            As in :func:`optimize_strategy_parameters`.
+        data : xarray.Dataset, optional
+            Prices; default the bundled equities.
+        **backtest_kw
+            Options of ``ql.backtest``.
+
+        Returns
+        -------
+        WalkForwardResult
+
+        Raises
+        ------
+        ValueError
+            If the bounds are invalid or the data is too short for one fold.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+        >>> out = wf.run(ql.strategies.get("volatility_regime", lookback=60), {"window": [10, 21]}, ds)
+        >>> out.folds[["oos_start", "window"]].astype(str).values.tolist()[:2]
+        [['2000-07-24', '21'], ['2000-10-03', '10']]
+        """
         from tqdm.auto import tqdm
 
         strat = resolve(strategy)
@@ -790,9 +1107,27 @@ def _stability(chosen: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- regimes
 @dataclass(repr=False)
 class RegimeAdaptiveResult:
-    """Parameters per regime label (``params``; ``default`` where the label is empty or
-    unseen) and their searches (``results``). ``signal(ds)`` switches between them with
-    the label known at each bar, so it looks no further ahead than the labels do."""
+    """Parameters per regime label (``params``; ``default`` where the label is empty or unseen) and their searches (``results``).
+
+    ``signal(ds)`` switches between them with the label known at each bar, so it looks no
+    further ahead than the labels do.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> import numpy as np, xarray as xr
+    >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
+    ...                       coords={"time": ds["time"]})
+    >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
+    ...     min_bars=20, progress=False).run(s, {"window": [10, 21]}, ds)
+    >>> ra.default
+    {'window': 21}
+    >>> ra.signal(ds).dims
+    ('time', 'asset')
+    """
 
     strategy: object
     params: dict
@@ -804,6 +1139,31 @@ class RegimeAdaptiveResult:
         return f"RegimeAdaptiveResult({self.strategy.name}: {self.params}, default {self.default})"
 
     def labels(self, ds) -> xr.DataArray:
+        """The regime labels on ``ds``'s times ("" where unknown).
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices.
+
+        Returns
+        -------
+        xarray.DataArray
+            String labels on ``time``.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
+        ...                       coords={"time": ds["time"]})
+        >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
+        ...     min_bars=20, progress=False).run(ql.strategies.get("volatility_regime", lookback=60),
+        ...                                      {"window": [10, 21]}, ds)
+        >>> ra.labels(ds).values[[0, -1]].tolist()
+        ['early', 'late']
+        """
         lab = self.regimes(ds) if callable(self.regimes) else self.regimes
         return _labels(lab, ds)
 
@@ -811,6 +1171,33 @@ class RegimeAdaptiveResult:
         return self.strategy.default_inputs(ds)
 
     def signal(self, ds, **inputs) -> xr.DataArray:
+        """The strategy's signal with each bar's parameters chosen by the label known at that bar.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices.
+        **inputs
+            External inputs (default: the strategy's ``default_inputs``).
+
+        Returns
+        -------
+        xarray.DataArray
+            (time, asset) exposure.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
+        ...                       coords={"time": ds["time"]})
+        >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
+        ...     min_bars=20, progress=False).run(ql.strategies.get("volatility_regime", lookback=60),
+        ...                                      {"window": [10, 21]}, ds)
+        >>> ra.signal(ds).dims
+        ('time', 'asset')
+        """
         inputs = inputs or self.default_inputs(ds)
         lab = self.labels(ds)
         make = lambda p: type(self.strategy)(**{**self.strategy.params, **p}).signal(ds, **inputs)  # noqa: E731
@@ -820,6 +1207,32 @@ class RegimeAdaptiveResult:
         return out.transpose("time", "asset").rename("signal")
 
     def backtest(self, ds, **backtest_kw):
+        """``ql.backtest`` of :meth:`signal` as one portfolio account (``group=True``).
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices.
+        **backtest_kw
+            Options of ``ql.backtest``.
+
+        Returns
+        -------
+        BacktestResult
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
+        ...                       coords={"time": ds["time"]})
+        >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
+        ...     min_bars=20, progress=False).run(ql.strategies.get("volatility_regime", lookback=60),
+        ...                                      {"window": [10, 21]}, ds)
+        >>> ra.backtest(ds).equity.dims
+        ('time',)
+        """
         return backtest(ds, self.signal(ds), group=True, **backtest_kw)
 
 
@@ -835,10 +1248,52 @@ def _labels(lab, ds) -> xr.DataArray:
 
 
 class RegimeAdaptiveOptimizer:
-    """Best parameters per regime: for each label, a search scored only on the returns
-    earned while that label held (the return of bar t+1 belongs to the label at t, when
-    the position was chosen). Labels with fewer than ``min_bars`` such returns, and empty
-    labels, use the parameters that are best over all bars (``default``)."""
+    """Best parameters per regime.
+
+    For each label, a search scored only on the returns earned while that label held (the
+    return of bar t+1 belongs to the label at t, when the position was chosen). Labels with
+    fewer than ``min_bars`` such returns, and empty labels, use the parameters that are
+    best over all bars (``default``).
+
+    Parameters
+    ----------
+    regimes : xarray.DataArray or callable
+        String labels on ``time``, or a function of the data returning them (e.g.
+        ``lambda ds: ql.ensemble.detect_regimes(ds)["regime"]``).
+    optimization_method : str, default 'tpe'
+        As in :func:`optimize_strategy_parameters`.
+    n_trials : int, default 30
+        Evaluations per label.
+    objective : str, default 'sharpe_ratio'
+        The metric.
+    min_bars : int, default 63
+        Returns a label needs for its own search (>= 0).
+    seed : int, default 0
+        Random seed.
+    progress : bool, default True
+        Show a progress bar.
+    **optimize_kw
+        Go to :func:`optimize_strategy_parameters`.
+
+    Raises
+    ------
+    ValueError
+        If the method or a count is invalid.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> import numpy as np, xarray as xr
+    >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
+    ...                       coords={"time": ds["time"]})
+    >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
+    ...     min_bars=20, progress=False).run(s, {"window": [10, 21]}, ds)
+    >>> ra.params
+    {'early': {'window': 21}, 'late': {'window': 21}}
+    """
 
     def __init__(self, regimes, optimization_method="tpe", n_trials=30,
                  objective="sharpe_ratio", min_bars=63, seed=0, progress=True, **optimize_kw):
@@ -852,6 +1307,43 @@ class RegimeAdaptiveOptimizer:
 
     def run(self, strategy, param_bounds=None, data=None, start_date=None, end_date=None,
             **backtest_kw) -> RegimeAdaptiveResult:
+        """Search the parameters of each regime label, and the default over all bars.
+
+        Parameters
+        ----------
+        strategy : str, Strategy or Strategy class
+            As in :func:`optimize_strategy_parameters`.
+        param_bounds : dict, optional
+            As in :func:`optimize_strategy_parameters`.
+        data : xarray.Dataset, optional
+            Prices; default the bundled equities.
+        start_date, end_date : str or datetime-like, optional
+            The scoring window.
+        **backtest_kw
+            Options of ``ql.backtest``.
+
+        Returns
+        -------
+        RegimeAdaptiveResult
+
+        Raises
+        ------
+        ValueError
+            If the bounds, dates or labels are invalid.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, quantlab as ql
+        >>> from quantlab import optimize
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
+        ...                       coords={"time": ds["time"]})
+        >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
+        ...     min_bars=20, progress=False).run(ql.strategies.get("volatility_regime", lookback=60),
+        ...                                      {"window": [10, 21]}, ds)
+        >>> ra.params
+        {'early': {'window': 21}, 'late': {'window': 21}}
+        """
         from tqdm.auto import tqdm
 
         strat = resolve(strategy)

@@ -49,14 +49,49 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
                           end=None, progress: bool = True, **backtest_kw) -> dict:
     """Run strategies on ``symbols`` and report their backtests.
 
-    Returns ``{symbol: {strategy: {"sharpe_ratio", "total_return", "annual_return",
-    "max_drawdown", "n_trades", "fees_paid", "exposure", "signals"}}}`` keyed by registry
-    name (the seed's short names are aliases). Each strategy's signal is computed on the
-    whole universe of ``data`` (default: the bundled equities), so cross-sectional
-    strategies rank against all assets, with its ``default_inputs``; each symbol is then
-    backtested on its own account with ``backtest_kw`` (e.g. ``fees=0.001``).
-    ``"correlation"`` adds, per symbol, its return correlation with the others and the
-    universe's 63-bar rolling average pairwise correlation.
+    Each strategy's signal is computed on the whole universe of ``data`` (default: the
+    bundled equities), so cross-sectional strategies rank against all assets, with its
+    ``default_inputs``; each symbol is then backtested on its own account with
+    ``backtest_kw`` (e.g. ``fees=0.001``). ``"correlation"`` adds, per symbol, its return
+    correlation with the others and the universe's 63-bar rolling average pairwise
+    correlation.
+
+    Parameters
+    ----------
+    symbols : str or list of str
+        Assets of ``data`` to report.
+    analysis_type : str or list of str, default 'comprehensive'
+        Registry names (or the seed's short names, aliases), ``"correlation"``, or
+        ``"comprehensive"`` (every strategy and the correlation).
+    data : xarray.Dataset, optional
+        Prices on (time, asset); default the bundled equities.
+    start, end : str or datetime-like, optional
+        Time range of ``data`` to use.
+    progress : bool, default True
+        Show a progress bar over the strategies.
+    **backtest_kw
+        Options of :func:`quantlab.backtest`.
+
+    Returns
+    -------
+    dict
+        ``{symbol: {strategy: {"sharpe_ratio", "total_return", "annual_return",
+        "max_drawdown", "n_trades", "fees_paid", "exposure", "signals"}}}`` keyed by
+        registry name (the seed's short names are aliases).
+
+    Raises
+    ------
+    ValueError
+        If an ``analysis_type`` or a symbol is unknown (the closest name is suggested).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> out = ql.run_research_analysis(["IBM"], "volatility", data=ds, progress=False)
+    >>> row = out["IBM"]["volatility_regime"]
+    >>> round(row["total_return"], 4), row["n_trades"]
+    (-0.0041, 10)
     """
     from tqdm.auto import tqdm
 

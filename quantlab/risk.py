@@ -62,9 +62,27 @@ def _scalar(v):
 
 
 class KellyFraction(float):
-    """The capped Kelly fraction (a float, as before), with the estimate behind it:
-    ``.uncapped`` (fraction x μ / σ², before the cap), ``.cap`` and ``.capped`` (True
-    when the cap bound it)."""
+    """The capped Kelly fraction (a float, as before), with the estimate behind it.
+
+    ``.uncapped`` (fraction x μ / σ², before the cap), ``.cap`` and ``.capped`` (True when
+    the cap bound it). Returned by :meth:`RiskManager.calculate_kelly_criterion`.
+
+    Parameters
+    ----------
+    capped : float
+        The fraction after the cap.
+    uncapped : float
+        fraction x μ / σ².
+    cap : float
+        The cap.
+
+    Examples
+    --------
+    >>> from quantlab import risk
+    >>> k = risk.KellyFraction(1.0, uncapped=1.05, cap=1.0)
+    >>> float(k), k.capped
+    (1.0, True)
+    """
 
     def __new__(cls, capped, uncapped, cap):
         obj = super().__new__(cls, capped)
@@ -77,14 +95,46 @@ class KellyFraction(float):
 
 
 class RiskManager:
-    """``RiskManager(confidence_level=0.95, max_drawdown_limit=0.20)``: losses as positive
-    fractions at ``confidence_level``; ``max_drawdown_limit`` as a positive fraction.
+    """Risk measures, sizing, drawdown control and reports.
+
+    Losses are positive fractions at ``confidence_level``; ``max_drawdown_limit`` is a
+    positive fraction.
 
     ``dd_mode`` (with ``dd_cooldown``) chooses how ``backtest`` enforces the limit:
-    ``"cooldown"`` (default) flattens on a breach, waits ``dd_cooldown`` bars and
-    re-enters with the peak restarted, so the run's max drawdown can exceed the limit
-    over several episodes; ``"halt"`` measures from the all-time peak and stays flat for
-    the rest of the run, so the limit holds (up to the breach bar's own move and costs).
+    ``"cooldown"`` (default) flattens on a breach, waits ``dd_cooldown`` bars and re-enters
+    with the peak restarted, so the run's max drawdown can exceed the limit over several
+    episodes; ``"halt"`` measures from the all-time peak and stays flat for the rest of the
+    run, so the limit holds (up to the breach bar's own move and costs).
+
+    Parameters
+    ----------
+    confidence_level : float, default 0.95
+        In (0.5, 1).
+    max_drawdown_limit : float, default 0.20
+        In (0, 1).
+    dd_cooldown : int, default 21
+        Bars flat after a breach (>= 0).
+    periods : int, default 252
+        Bars per year (>= 1).
+    dd_mode : {'cooldown', 'halt'}, default 'cooldown'
+        See above.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import risk
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+    >>> rm = risk.RiskManager(confidence_level=0.95, max_drawdown_limit=0.2)
+    >>> round(rm.calculate_var(r)["var_95"], 4)
+    0.0471
+    >>> rm.calculate_kelly_criterion(r)
+    KellyFraction(1.0, uncapped=1.04915882224626, cap=1.0)
     """
 
     def __init__(self, confidence_level=0.95, max_drawdown_limit=0.20, dd_cooldown=21,
@@ -126,7 +176,39 @@ class RiskManager:
         return mu + sd * z
 
     def calculate_var(self, returns, method="historical", n_sims=100_000, seed=0) -> dict:
-        """Value at risk as a positive loss: ``{"var_95": ..., "method", "n"}``."""
+        """Value at risk as a positive loss: ``{"var_95": ..., "method", "n"}``.
+
+        Parameters
+        ----------
+        returns : array-like, pandas.Series or xarray.DataArray
+            Per-period simple returns.
+        method : {'historical', 'parametric', 'cornish_fisher', 'monte_carlo'}, default 'historical'
+            The estimator.
+        n_sims : int, default 100000
+            Draws of ``monte_carlo`` (a Student t fitted by moments).
+        seed : int, default 0
+            Random seed of ``monte_carlo``.
+
+        Returns
+        -------
+        dict
+            ``var_<confidence>``, ``method`` and ``n`` (observations used).
+
+        Raises
+        ------
+        ValueError
+            If ``method`` is unknown.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> round(rm.calculate_var(r, method="parametric")["var_95"], 4)
+        0.0513
+        """
         self._method(method)
         r, n = _returns(returns)
         if method == "monte_carlo":
@@ -136,7 +218,39 @@ class RiskManager:
         return {self._key("var"): _scalar(v), "method": method, "n": n}
 
     def calculate_cvar(self, returns, method="historical", n_sims=100_000, seed=0) -> dict:
-        """Conditional VaR (expected shortfall) as a positive loss: ``{"cvar_95": ...}``."""
+        """Conditional VaR (expected shortfall) as a positive loss: ``{"cvar_95": ...}``.
+
+        Parameters
+        ----------
+        returns : array-like, pandas.Series or xarray.DataArray
+            Per-period simple returns.
+        method : {'historical', 'parametric', 'cornish_fisher', 'monte_carlo'}, default 'historical'
+            The estimator.
+        n_sims : int, default 100000
+            Draws of ``monte_carlo`` (a Student t fitted by moments).
+        seed : int, default 0
+            Random seed of ``monte_carlo``.
+
+        Returns
+        -------
+        dict
+            ``cvar_<confidence>``, ``method`` and ``n``.
+
+        Raises
+        ------
+        ValueError
+            If ``method`` is unknown.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> round(rm.calculate_cvar(r)["cvar_95"], 4)
+        0.0651
+        """
         self._method(method)
         r, n = _returns(returns)
         if method == "monte_carlo":
@@ -148,13 +262,38 @@ class RiskManager:
 
     # ---- sizing --------------------------------------------------------------------
     def calculate_kelly_criterion(self, returns, fraction=1.0, cap=1.0):
-        """Continuous-time Kelly fraction f* = μ / σ² of per-period returns (Merton 1969;
-        Thorp 2006), times ``fraction`` (half Kelly = 0.5), capped at ``cap``. ≤ 0 means
-        no bet (do not short on it: the estimate's error is large).
+        """Continuous-time Kelly fraction f* = μ / σ² of per-period returns (Merton 1969; Thorp 2006).
 
-        The capped value is returned as before: a ``KellyFraction`` (a float with
-        ``.uncapped``, ``.cap``, ``.capped``) for 1-D returns, a DataArray with the
-        coordinate ``kelly_uncapped`` for a DataArray; :meth:`kelly` reports both."""
+        Times ``fraction`` (half Kelly = 0.5), capped at ``cap``. ≤ 0 means no bet (do not
+        short on it: the estimate's error is large).
+
+        Parameters
+        ----------
+        returns : array-like, pandas.Series or xarray.DataArray
+            Per-period simple returns.
+        fraction : float, default 1.0
+            Multiplier of μ / σ² (half Kelly = 0.5).
+        cap : float, default 1.0
+            Largest fraction returned.
+
+        Returns
+        -------
+        KellyFraction or xarray.DataArray
+            The capped value, as before: a ``KellyFraction`` (a float with ``.uncapped``,
+            ``.cap``, ``.capped``) for 1-D returns, a DataArray with the coordinate
+            ``kelly_uncapped`` for a DataArray; :meth:`kelly` reports both.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> k = rm.calculate_kelly_criterion(r, fraction=0.5)
+        >>> round(float(k), 4), k.capped
+        (0.5246, False)
+        """
         fraction = _validate.number("fraction", fraction, 0, None, lo_open=True)
         cap = _validate.number("cap", cap, 0, None, lo_open=True, finite=False)
         r, _ = _returns(returns)
@@ -169,9 +308,36 @@ class RiskManager:
         return KellyFraction(min(float(f), cap), float(f), cap)
 
     def kelly(self, returns, fraction=1.0, cap=1.0) -> dict:
-        """Kelly sizing as a report: ``{"kelly": capped, "kelly_uncapped": fraction x μ/σ²,
-        "capped": whether the cap bound it, "fraction", "cap"}`` (full and half Kelly
-        differ in ``kelly_uncapped`` even when both hit the cap)."""
+        """Kelly sizing as a report.
+
+        ``{"kelly": capped, "kelly_uncapped": fraction x μ/σ², "capped": whether the cap bound
+        it, "fraction", "cap"}`` (full and half Kelly differ in ``kelly_uncapped`` even when
+        both hit the cap).
+
+        Parameters
+        ----------
+        returns : array-like, pandas.Series or xarray.DataArray
+            Per-period simple returns.
+        fraction : float, default 1.0
+            Multiplier of μ / σ² (half Kelly = 0.5).
+        cap : float, default 1.0
+            Largest fraction returned.
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> out = rm.kelly(r)
+        >>> round(out["kelly_uncapped"], 4), out["capped"]
+        (1.0492, True)
+        """
         k = self.calculate_kelly_criterion(returns, fraction, cap)
         if isinstance(k, xr.DataArray):
             unc = k["kelly_uncapped"].drop_vars("kelly_uncapped")
@@ -181,17 +347,70 @@ class RiskManager:
                 "fraction": float(fraction), "cap": float(cap)}
 
     def position_size(self, signal, returns, target_vol=0.15, window=63, max_leverage=1.0):
-        """Volatility targeting: signal × min(max_leverage, target_vol / σ_t), σ_t the
-        annualised std of the ``window`` returns up to t (Moreira & Muir 2017)."""
+        """Volatility targeting: signal × min(max_leverage, target_vol / σ_t).
+
+        σ_t is the annualised std of the ``window`` returns up to t (Moreira & Muir 2017).
+
+        Parameters
+        ----------
+        signal : xarray.DataArray
+            Target exposure on (time, asset).
+        returns : xarray.DataArray
+            Returns on the same coordinates.
+        target_vol : float, default 0.15
+            Annualised volatility target.
+        window : int, default 63
+            Bars of σ_t.
+        max_leverage : float, default 1.0
+            Largest scale.
+
+        Returns
+        -------
+        xarray.DataArray
+            The scaled signal.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+        >>> rm.position_size(sig, ql.data.returns(ds["close"])).isel(time=-1).round(3).values
+        array([0.054,   nan, 0.151, 0.122])
+        """
         sd = rolling.std(returns, window, min_periods=window // 2) * math.sqrt(self.periods)
         scale = (target_vol / sd.where(sd > 0)).clip(max=max_leverage)
         return (signal * scale).clip(-max_leverage, max_leverage)
 
     # ---- drawdowns -----------------------------------------------------------------
     def check_drawdown(self, equity) -> dict:
-        """Current drawdown, max drawdown, whether |max drawdown| breached the limit, the
-        breach episodes, bars under water now, and recovery times (bars from each
-        drawdown's trough back to its prior peak) of the episodes that recovered."""
+        """Drawdown state of an equity curve against the limit.
+
+        Current drawdown, max drawdown, whether |max drawdown| breached the limit, the breach
+        episodes, bars under water now, and recovery times (bars from each drawdown's trough
+        back to its prior peak) of the episodes that recovered.
+
+        Parameters
+        ----------
+        equity : array-like, pandas.Series or xarray.DataArray
+            Equity values.
+
+        Returns
+        -------
+        dict
+            ``current_drawdown``, ``max_drawdown``, ``limit``, ``breached``, ``breaches``,
+            ``time_under_water``, ``recovery_times``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from quantlab import risk
+        >>> out = risk.RiskManager().check_drawdown(pd.Series([100, 110, 99, 104, 120, 90.0]))
+        >>> out["max_drawdown"], out["breached"], out["recovery_times"]
+        (-0.25, True, [2])
+        """
         eq = pd.Series(np.asarray(getattr(equity, "values", equity), dtype=float),
                        index=getattr(equity, "index", None)).dropna()
         if isinstance(equity, xr.DataArray):
@@ -225,28 +444,95 @@ class RiskManager:
                                    if e["recovery_bars"] is not None]}
 
     def backtest_kwargs(self) -> dict:
-        """The drawdown control for ``ql.backtest``: flat after a breach of the limit;
-        ``dd_mode="cooldown"``: ``dd_cooldown`` bars out, then back in with the peak
-        reset; ``"halt"``: out for the rest of the run (see ``backtest``)."""
+        """The drawdown control for ``ql.backtest``.
+
+        Flat after a breach of the limit; ``dd_mode="cooldown"``: ``dd_cooldown`` bars out, then
+        back in with the peak reset; ``"halt"``: out for the rest of the run (see ``backtest``).
+
+        Returns
+        -------
+        dict
+            ``dd_limit``, ``dd_cooldown``, ``dd_mode``.
+
+        Examples
+        --------
+        >>> from quantlab import risk
+        >>> risk.RiskManager(max_drawdown_limit=0.2).backtest_kwargs()
+        {'dd_limit': 0.2, 'dd_cooldown': 21, 'dd_mode': 'cooldown'}
+        """
         return {"dd_limit": self.max_drawdown_limit, "dd_cooldown": self.dd_cooldown,
                 "dd_mode": self.dd_mode}
 
     def backtest(self, data, signal, **kw):
-        """``ql.backtest`` with this manager's drawdown control."""
+        """``ql.backtest`` with this manager's drawdown control.
+
+        Parameters
+        ----------
+        data : xarray.Dataset
+            Prices.
+        signal : xarray.DataArray
+            Target exposure.
+        **kw
+            Other options of :func:`quantlab.backtest`.
+
+        Returns
+        -------
+        BacktestResult
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+        >>> rm.backtest(ds, sig).metrics()["max_drawdown"].round(3).values
+        array([-0.152,  0.   , -0.131, -0.294])
+        """
 
         return backtest(data, signal, **{**self.backtest_kwargs(), **kw})
 
     # ---- stress tests --------------------------------------------------------------
     def stress_test(self, portfolio, scenarios=None, data=None) -> pd.DataFrame:
-        """P&L (fraction of equity) under historical windows present in the data and
-        hypothetical shocks.
+        """P&L (fraction of equity) under historical windows present in the data and hypothetical shocks.
 
-        ``portfolio``: a ``BacktestResult`` (its equity for the historical windows, its
-        last bar's weights for the shocks) or a pandas Series of asset weights with
-        ``data`` (a Dataset) for prices. Hypothetical: ``equities -20%`` (every asset of
-        class equity drops 20%), ``vol x3`` (parametric VaR with three times the
-        volatility), ``correlations -> 1`` (parametric VaR with all correlations 1).
-        ``scenarios`` adds ``{name: {asset: shock}}`` price shocks.
+        Hypothetical: ``equities -20%`` (every asset of class equity drops 20%), ``vol x3``
+        (parametric VaR with three times the volatility), ``correlations -> 1`` (parametric VaR
+        with all correlations 1).
+
+        Parameters
+        ----------
+        portfolio : BacktestResult or pandas.Series
+            A ``BacktestResult`` of one account (its equity for the historical windows, its
+            last bar's weights for the shocks) or a pandas Series of asset weights with
+            ``data``.
+        scenarios : dict, optional
+            Adds ``{name: {asset: shock}}`` price shocks.
+        data : xarray.Dataset, optional
+            Prices for a weights Series.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per scenario: ``kind``, ``pnl``, ``covered``, ``window``.
+
+        Raises
+        ------
+        ValueError
+            If a result has several accounts (select one first).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> import pandas as pd
+        >>> table = rm.stress_test(pd.Series({"IBM": 0.5, "MSFT": 0.5}), data=ds)
+        >>> table.columns.tolist(), table.index[-1]
+        (['kind', 'pnl', 'covered', 'window'], 'correlations -> 1')
         """
         if hasattr(portfolio, "equity"):
             eq = portfolio.equity
@@ -296,9 +582,36 @@ class RiskManager:
 
     # ---- risk budgets --------------------------------------------------------------
     def risk_budget(self, returns_or_cov, weights=None, budgets=None) -> pd.DataFrame:
-        """Risk contributions of ``weights`` (default: the risk-parity weights for
-        ``budgets``) next to the budgets; input a covariance matrix (DataFrame) or a
-        (time x asset) returns DataFrame/DataArray."""
+        """Risk contributions of ``weights`` next to the budgets.
+
+        Parameters
+        ----------
+        returns_or_cov : pandas.DataFrame or xarray.DataArray
+            A covariance matrix (DataFrame) or a (time x asset) returns DataFrame/DataArray.
+        weights : array-like, optional
+            Default: the risk-parity weights for ``budgets``.
+        budgets : array-like, optional
+            Risk budgets; default equal.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``weight``, ``risk_contribution``, ``budget`` per asset.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> rets = ql.data.returns(ds["close"]).sel(asset=["IBM", "MSFT"]).to_pandas().dropna()
+        >>> rm.risk_budget(rets).round(3)
+               weight  risk_contribution  budget
+        asset
+        IBM     0.532                0.5     0.5
+        MSFT    0.468                0.5     0.5
+        """
         cov = _cov(returns_or_cov)
         if weights is None:
             weights = risk_parity_weights(cov, budgets)
@@ -310,8 +623,30 @@ class RiskManager:
 
     # ---- report --------------------------------------------------------------------
     def generate_risk_report(self, result_or_returns) -> "RiskReport":
-        """VaR/CVaR by method, drawdowns, stress tests, risk contributions and P&L
-        attribution per asset of a backtest result (or of a returns series)."""
+        """A risk report of a backtest result (or of a returns series).
+
+        VaR/CVaR by method, drawdowns, stress tests, risk contributions and P&L attribution per
+        asset.
+
+        Parameters
+        ----------
+        result_or_returns : BacktestResult or array-like
+            A backtest, or per-period returns.
+
+        Returns
+        -------
+        RiskReport
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> rm = risk.RiskManager()
+        >>> rm.generate_risk_report(r).var.index.tolist()
+        ['historical', 'parametric', 'cornish_fisher', 'monte_carlo']
+        """
         res = result_or_returns if hasattr(result_or_returns, "equity") else None
         if res is not None:
             if res.equity.ndim > 1:
@@ -344,8 +679,44 @@ class RiskManager:
 
 @dataclass(repr=False)
 class RiskReport:
-    """Tables of a risk report; ``to_html()`` (self-contained, BokehJS inline) and the
-    notebook's rich display."""
+    """Tables of a risk report; ``to_html()`` (self-contained, BokehJS inline) and the notebook's rich display.
+
+    Made by :meth:`RiskManager.generate_risk_report`.
+
+    Attributes
+    ----------
+    confidence_level : float
+        The VaR/CVaR confidence.
+    var : pandas.DataFrame
+        VaR and CVaR per method (losses as positive fractions).
+    drawdown : dict
+        The drawdown check.
+    equity : xarray.DataArray or None
+        The equity curve, when built from a backtest.
+    stress : pandas.DataFrame or None
+        Stress-test results.
+    contributions : pandas.DataFrame or None
+        Risk contributions.
+    attribution : pandas.Series or None
+        Return attribution.
+    dd_mode : str or None
+        The backtest's drawdown control ("cooldown", "halt").
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import risk
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+    >>> rm = risk.RiskManager(confidence_level=0.95, max_drawdown_limit=0.2)
+    >>> report = rm.generate_risk_report(r)
+    >>> report.var.round(4)
+                       VaR    CVaR
+    historical      0.0471  0.0651
+    parametric      0.0513  0.0645
+    cornish_fisher  0.0496  0.0755
+    monte_carlo     0.0495  0.0694
+    """
 
     confidence_level: float
     var: pd.DataFrame
@@ -359,7 +730,18 @@ class RiskReport:
 
     @property
     def drawdown_control(self) -> str:
-        """Which drawdown control produced the equity, in words."""
+        """Which drawdown control produced the equity, in words.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> report = risk.RiskManager().generate_risk_report(r)
+        >>> report.drawdown_control
+        'none in the backtest'
+        """
         return {None: "none in the backtest",
                 "cooldown": "cooldown (flat dd_cooldown bars, then re-entry with the peak "
                             "restarted)",
@@ -373,7 +755,22 @@ class RiskReport:
                 f"{self.drawdown['limit']:.0%}; drawdown control: {self.dd_mode or 'none'})")
 
     def tables_html(self) -> str:
-        """The report's tables as HTML fragments (no figure)."""
+        """The report's tables as HTML fragments (no figure).
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> report = risk.RiskManager().generate_risk_report(r)
+        >>> report.tables_html()[:30]
+        '<h3>Value at risk, 95% (losses'
+        """
         dd = {k: v for k, v in self.drawdown.items() if k not in ("breaches", "recovery_times")}
         dd["drawdown_control"] = self.drawdown_control
         dd["n_breaches"] = len(self.drawdown["breaches"])
@@ -392,7 +789,22 @@ class RiskReport:
         return "\n".join(parts)
 
     def drawdown_series(self) -> xr.DataArray | None:
-        """Drawdown of the equity (fraction below its running peak, <= 0), or None."""
+        """Drawdown of the equity (fraction below its running peak, <= 0), or None.
+
+        Returns
+        -------
+        xarray.DataArray or None
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> report = risk.RiskManager().generate_risk_report(r)
+        >>> report.drawdown_series() is None  # built from returns: no equity curve
+        True
+        """
         if self.equity is None:
             return None
         eq = self.equity
@@ -405,7 +817,22 @@ class RiskReport:
         return plots.risk_report_figure(self)
 
     def to_html(self) -> str:
-        """A self-contained HTML page (BokehJS inlined: opens offline)."""
+        """A self-contained HTML page (BokehJS inlined: opens offline).
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab import risk
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
+        >>> report = risk.RiskManager().generate_risk_report(r)
+        >>> report.to_html()[:15]
+        '<html><body><h2'
+        """
         from quantlab import plots  # lazy: the face imports bokeh; research must not
 
         return plots.risk_report_html(self)
@@ -430,7 +857,30 @@ def _cov(x) -> pd.DataFrame:
 
 
 def risk_contributions(cov, weights) -> pd.Series:
-    """Each asset's share of portfolio variance: w_i (Σw)_i / w'Σw (sums to 1)."""
+    """Each asset's share of portfolio variance: w_i (Σw)_i / w'Σw (sums to 1).
+
+    Parameters
+    ----------
+    cov : pandas.DataFrame or array-like
+        Covariance matrix Σ.
+    weights : array-like or pandas.Series
+        Portfolio weights w.
+
+    Returns
+    -------
+    pandas.Series
+        Named ``risk_contribution``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from quantlab import risk
+    >>> cov = pd.DataFrame([[0.04, 0.006], [0.006, 0.01]], index=["a", "b"], columns=["a", "b"])
+    >>> risk.risk_contributions(cov, [1 / 3, 2 / 3]).round(4)
+    a    0.5
+    b    0.5
+    Name: risk_contribution, dtype: float64
+    """
     c = _cov(cov)
     w = np.asarray(weights, dtype=float)
     var = w @ c.to_numpy() @ w
@@ -443,8 +893,40 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
     """Long-only weights whose risk contributions equal ``budgets`` (default equal).
 
     Newton's method on Spinu's (2013) convex problem min ½ y'Σy - Σ b_i ln y_i, whose
-    solution scaled to sum 1 is the risk-budgeting portfolio (no scipy needed; converges
-    to machine precision in a few steps)."""
+    solution scaled to sum 1 is the risk-budgeting portfolio (no scipy needed; converges to
+    machine precision in a few steps).
+
+    Parameters
+    ----------
+    cov : pandas.DataFrame or array-like
+        Covariance matrix Σ (symmetric positive definite).
+    budgets : array-like, optional
+        Risk budgets b (positive; normalised to sum 1); default equal.
+    tol : float, default 1e-12
+        Convergence tolerance.
+    max_iter : int, default 100
+        Newton steps at most.
+
+    Returns
+    -------
+    pandas.Series
+        Weights summing to 1, named ``weight``.
+
+    Raises
+    ------
+    ValueError
+        If ``cov`` is not a valid covariance matrix or ``budgets`` does not fit it.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from quantlab import risk
+    >>> cov = pd.DataFrame([[0.04, 0.006], [0.006, 0.01]], index=["a", "b"], columns=["a", "b"])
+    >>> risk.risk_parity_weights(cov).round(4)
+    a    0.3333
+    b    0.6667
+    Name: weight, dtype: float64
+    """
     c = _cov(cov)
     S = c.to_numpy()
     n = S.shape[0]

@@ -74,50 +74,366 @@ def _kernel(name, window, min_periods, **kw):
 
 
 def sum(x, window, dim="time", min_periods=None, threads=None):  # noqa: A001 (mirrors pandas' name)
-    """Rolling sum, compensated (Neumaier); 0 for an empty window when ``min_periods=0``.
-    No value leaves residue once out of the window; window 1 returns ``x``."""
+    """Rolling sum, compensated (Neumaier).
+
+    0 for an empty window when ``min_periods=0``. No value leaves residue once out of the
+    window; window 1 returns ``x``.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
+        has time on axis 0. NaN and ±inf are skipped (missing).
+    window : int
+        Window length in rows (>= 1); longer than the series sees every row so far.
+    dim : str, default 'time'
+        The dimension to roll along.
+    min_periods : int, optional
+        Finite observations needed for a value, 0 <= min_periods <= window (default
+        ``window``).
+
+    threads : int, optional
+        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
+        memory-speed statistics stay on one thread unless it is given). The same bits for
+        any number.
+    Returns
+    -------
+    same type as ``x``
+        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
+        ``min_periods`` finite values are in the window.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is complex, datetime, timedelta or object.
+    ValueError
+        If ``window`` or ``min_periods`` is not an integer in range.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    >>> ql.rolling.sum(x, 3).round(3)
+    array([nan, nan,  7.,  9., 12., nan, nan])
+    """
     return _apply(_kernel("roll_sum", window, min_periods, mean=False), x, dim, threads)
 
 
 def mean(x, window, dim="time", min_periods=None, threads=None):
-    """Rolling mean Σx / n over the finite values of the window."""
+    """Rolling mean Σx / n over the finite values of the window.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
+        has time on axis 0. NaN and ±inf are skipped (missing).
+    window : int
+        Window length in rows (>= 1); longer than the series sees every row so far.
+    dim : str, default 'time'
+        The dimension to roll along.
+    min_periods : int, optional
+        Finite observations needed for a value, 0 <= min_periods <= window (default
+        ``window``).
+
+    threads : int, optional
+        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
+        memory-speed statistics stay on one thread unless it is given). The same bits for
+        any number.
+    Returns
+    -------
+    same type as ``x``
+        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
+        ``min_periods`` finite values are in the window.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is complex, datetime, timedelta or object.
+    ValueError
+        If ``window`` or ``min_periods`` is not an integer in range.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    >>> ql.rolling.mean(x, 3).round(3)
+    array([  nan,   nan, 2.333, 3.   , 4.   ,   nan,   nan])
+    """
     return _apply(_kernel("roll_sum", window, min_periods, mean=True), x, dim, threads)
 
 
 def var(x, window, dim="time", min_periods=None, ddof=1, threads=None):
-    """Rolling variance Σ(x - x̄)² / (n - ddof), from sums shifted by values of the window
-    (Chan, Golub & LeVeque 1983): accurate at any level/σ; exactly 0 for equal values."""
+    """Rolling variance Σ(x - x̄)² / (n - ddof).
+
+    Computed from sums shifted by values of the window (Chan, Golub & LeVeque 1983):
+    accurate at any level/σ; exactly 0 for equal values.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
+        has time on axis 0. NaN and ±inf are skipped (missing).
+    window : int
+        Window length in rows (>= 1); longer than the series sees every row so far.
+    dim : str, default 'time'
+        The dimension to roll along.
+    min_periods : int, optional
+        Finite observations needed for a value, 0 <= min_periods <= window (default
+        ``window``).
+    ddof : int, default 1
+        Delta degrees of freedom (>= 0).
+
+    threads : int, optional
+        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
+        memory-speed statistics stay on one thread unless it is given). The same bits for
+        any number.
+    Returns
+    -------
+    same type as ``x``
+        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
+        ``min_periods`` finite values are in the window.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is complex, datetime, timedelta or object.
+    ValueError
+        If ``window`` or ``min_periods`` is not an integer in range.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    >>> ql.rolling.var(x, 3).round(3)
+    array([  nan,   nan, 2.333, 1.   , 1.   ,   nan,   nan])
+    """
     return _apply(_kernel("roll_var", window, min_periods, ddof=_ddof(ddof), mode=0), x,
                   dim, threads)
 
 
 def std(x, window, dim="time", min_periods=None, ddof=1, threads=None):
-    """Rolling standard deviation, ``sqrt(var)`` with ``ddof=1`` like pandas."""
+    """Rolling standard deviation, ``sqrt(var)`` with ``ddof=1`` like pandas.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
+        has time on axis 0. NaN and ±inf are skipped (missing).
+    window : int
+        Window length in rows (>= 1); longer than the series sees every row so far.
+    dim : str, default 'time'
+        The dimension to roll along.
+    min_periods : int, optional
+        Finite observations needed for a value, 0 <= min_periods <= window (default
+        ``window``).
+    ddof : int, default 1
+        Delta degrees of freedom (>= 0).
+
+    threads : int, optional
+        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
+        memory-speed statistics stay on one thread unless it is given). The same bits for
+        any number.
+    Returns
+    -------
+    same type as ``x``
+        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
+        ``min_periods`` finite values are in the window.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is complex, datetime, timedelta or object.
+    ValueError
+        If ``window`` or ``min_periods`` is not an integer in range.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    >>> ql.rolling.std(x, 3).round(3)
+    array([  nan,   nan, 1.528, 1.   , 1.   ,   nan,   nan])
+    """
     return _apply(_kernel("roll_var", window, min_periods, ddof=_ddof(ddof), mode=1), x,
                   dim, threads)
 
 
 def zscore(x, window, dim="time", min_periods=None, ddof=1, threads=None):
-    """(x_t - rolling mean_t) / rolling std_t, the window including t; NaN where std = 0
-    or x_t is NaN or ±inf (a missing value)."""
+    """Rolling z-score: (x_t - rolling mean_t) / rolling std_t, the window including t.
+
+    NaN where std = 0 or x_t is NaN or ±inf (a missing value).
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
+        has time on axis 0. NaN and ±inf are skipped (missing).
+    window : int
+        Window length in rows (>= 1); longer than the series sees every row so far.
+    dim : str, default 'time'
+        The dimension to roll along.
+    min_periods : int, optional
+        Finite observations needed for a value, 0 <= min_periods <= window (default
+        ``window``).
+    ddof : int, default 1
+        Delta degrees of freedom (>= 0).
+
+    threads : int, optional
+        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
+        memory-speed statistics stay on one thread unless it is given). The same bits for
+        any number.
+    Returns
+    -------
+    same type as ``x``
+        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
+        ``min_periods`` finite values are in the window.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is complex, datetime, timedelta or object.
+    ValueError
+        If ``window`` or ``min_periods`` is not an integer in range.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    >>> ql.rolling.zscore(x, 3).round(3)
+    array([  nan,   nan, 1.091, 0.   , 1.   ,   nan,   nan])
+    """
     return _apply(_kernel("roll_var", window, min_periods, ddof=_ddof(ddof), mode=2), x,
                   dim, threads)
 
 
 def min(x, window, dim="time", min_periods=None, threads=None):  # noqa: A001
-    """Rolling minimum (van Herk / Gil-Werman, O(1) per element)."""
+    """Rolling minimum (van Herk / Gil-Werman, O(1) per element).
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
+        has time on axis 0. NaN and ±inf are skipped (missing).
+    window : int
+        Window length in rows (>= 1); longer than the series sees every row so far.
+    dim : str, default 'time'
+        The dimension to roll along.
+    min_periods : int, optional
+        Finite observations needed for a value, 0 <= min_periods <= window (default
+        ``window``).
+
+    threads : int, optional
+        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
+        memory-speed statistics stay on one thread unless it is given). The same bits for
+        any number.
+    Returns
+    -------
+    same type as ``x``
+        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
+        ``min_periods`` finite values are in the window.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is complex, datetime, timedelta or object.
+    ValueError
+        If ``window`` or ``min_periods`` is not an integer in range.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    >>> ql.rolling.min(x, 3).round(3)
+    array([nan, nan,  1.,  2.,  3., nan, nan])
+    """
     return _apply(_kernel("roll_minmax", window, min_periods, is_max=False), x, dim, threads)
 
 
 def max(x, window, dim="time", min_periods=None, threads=None):  # noqa: A001
-    """Rolling maximum (van Herk / Gil-Werman, O(1) per element)."""
+    """Rolling maximum (van Herk / Gil-Werman, O(1) per element).
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
+        has time on axis 0. NaN and ±inf are skipped (missing).
+    window : int
+        Window length in rows (>= 1); longer than the series sees every row so far.
+    dim : str, default 'time'
+        The dimension to roll along.
+    min_periods : int, optional
+        Finite observations needed for a value, 0 <= min_periods <= window (default
+        ``window``).
+
+    threads : int, optional
+        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
+        memory-speed statistics stay on one thread unless it is given). The same bits for
+        any number.
+    Returns
+    -------
+    same type as ``x``
+        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
+        ``min_periods`` finite values are in the window.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is complex, datetime, timedelta or object.
+    ValueError
+        If ``window`` or ``min_periods`` is not an integer in range.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    >>> ql.rolling.max(x, 3).round(3)
+    array([nan, nan,  4.,  4.,  5., nan, nan])
+    """
     return _apply(_kernel("roll_minmax", window, min_periods, is_max=True), x, dim, threads)
 
 
 def ewm_mean(x, window, dim="time", min_periods=None, threads=None):
-    """pandas ``ewm(span=window, adjust=True).mean()``: alpha = 2 / (window + 1),
-    y_t = Σ (1-alpha)^i x_{t-i} / Σ (1-alpha)^i over observed x. ``min_periods``
-    defaults to 1 (pandas' default), and may exceed ``window``. ±inf is missing (pandas)."""
+    """Exponentially weighted mean, pandas ``ewm(span=window, adjust=True).mean()``.
+
+    alpha = 2 / (window + 1), y_t = Σ (1-alpha)^i x_{t-i} / Σ (1-alpha)^i over observed x.
+    ±inf is missing (pandas).
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
+        has time on axis 0. NaN and ±inf are skipped (missing).
+    window : int
+        Window length in rows (>= 1); longer than the series sees every row so far.
+    dim : str, default 'time'
+        The dimension to roll along.
+    min_periods : int, optional
+        Observations needed for a value (>= 0; default 1, pandas' default); may exceed
+        ``window``.
+
+    threads : int, optional
+        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
+        memory-speed statistics stay on one thread unless it is given). The same bits for
+        any number.
+    Returns
+    -------
+    same type as ``x``
+        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
+        ``min_periods`` finite values are in the window.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is complex, datetime, timedelta or object.
+    ValueError
+        If ``window`` or ``min_periods`` is not an integer in range.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    >>> ql.rolling.ewm_mean(x, 3).round(3)
+    array([1.   , 1.667, 3.   , 3.   , 4.032, 4.032, 5.358])
+    """
     window = _validate.integer("window", window, 1)
     minp = 1 if min_periods is None else _validate.integer("min_periods", min_periods, 0)
     return _apply(partial(_k.ewm_mean, alpha=2.0 / (window + 1.0),
@@ -125,19 +441,101 @@ def ewm_mean(x, window, dim="time", min_periods=None, threads=None):
 
 
 def rank(x, window, dim="time", min_periods=None, threads=None):
-    """pandas ``rolling(window).rank(method="average", pct=True)``: the percentile rank
-    of x_t among the window's values, ties averaged; NaN where x_t is NaN or ±inf.
-    O(window) per element."""
+    """Rolling percentile rank, pandas ``rolling(window).rank(method="average", pct=True)``.
+
+    The percentile rank of x_t among the window's values, ties averaged; NaN where x_t is
+    NaN or ±inf. O(window) per element.
+
+    Parameters
+    ----------
+    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
+        has time on axis 0. NaN and ±inf are skipped (missing).
+    window : int
+        Window length in rows (>= 1); longer than the series sees every row so far.
+    dim : str, default 'time'
+        The dimension to roll along.
+    min_periods : int, optional
+        Finite observations needed for a value, 0 <= min_periods <= window (default
+        ``window``).
+
+    threads : int, optional
+        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
+        memory-speed statistics stay on one thread unless it is given). The same bits for
+        any number.
+    Returns
+    -------
+    same type as ``x``
+        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
+        ``min_periods`` finite values are in the window.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is complex, datetime, timedelta or object.
+    ValueError
+        If ``window`` or ``min_periods`` is not an integer in range.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    >>> ql.rolling.rank(x, 3).round(3)
+    array([  nan,   nan, 1.   , 0.667, 1.   ,   nan,   nan])
+    """
     k = _kernel("roll_rank", window, min_periods)
     return _apply(k, x, dim, threads, cost=0.8 * builtins.min(k.keywords["window"], 10**6))
 
 
 def corr(x, window, dim="time", min_periods=None, asset_dim="asset", threads=None):
-    """Rolling pairwise Pearson correlation of every pair of ``asset_dim`` members over
-    the rows where both are valid (pandas ``df.rolling(window).corr()``), as a
-    DataArray ``(time, asset, asset_other)``. NaN below ``min_periods`` (default
-    ``window``) common rows or where a variance is 0. Memory: time × asset² values.
-    ``threads``: the members of other dims (one correlation each) on that many threads."""
+    """Rolling pairwise Pearson correlation of every pair of ``asset_dim`` members.
+
+    Over the rows where both are valid (pandas ``df.rolling(window).corr()``). NaN below
+    ``min_periods`` (default ``window``) common rows or where a variance is 0.
+    Memory: time × asset² values.
+
+    Parameters
+    ----------
+    x : xarray.DataArray or numpy.ndarray
+        Values with ``dim`` and ``asset_dim`` (NumPy: 2-D, time by asset).
+    window : int
+        Window length in rows (>= 1).
+    dim : str, default 'time'
+        The dimension to roll along.
+    min_periods : int, optional
+        Common valid rows needed for a value, 0 <= min_periods <= window (default
+        ``window``).
+    asset_dim : str, default 'asset'
+        The dimension whose members are paired.
+
+    threads : int, optional
+        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
+        memory-speed statistics stay on one thread unless it is given). The same bits for
+        any number.
+    Returns
+    -------
+    xarray.DataArray or numpy.ndarray
+        ``(time, asset, asset_other)`` named ``corr``; coordinates on ``asset_dim`` are
+        repeated as ``<name>_other``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is a Dataset, a NumPy array is not 2-D, or ``window``/``min_periods`` is
+        out of range.
+    TypeError
+        If ``x`` is complex, datetime, timedelta or object.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> c = ql.rolling.corr(ql.data.returns(ds["close"]), 20)
+    >>> c.dims
+    ('time', 'asset', 'asset_other')
+    >>> c.isel(time=-1).sel(asset="AAPL").round(2).values
+    array([1.  ,  nan, 0.71, 0.63])
+    """
     kernel = _kernel("roll_corr", window, min_periods)
     if isinstance(x, xr.Dataset):
         raise ValueError("corr takes a DataArray (e.g. returns of ds['close']), not a Dataset")

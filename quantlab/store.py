@@ -212,7 +212,7 @@ def _stage_all(files, mode: str, state: dict | None, staging: Path):
 
 def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
            asset_class: str = "unknown", layout: str = "auto") -> Path:
-    """Ingest a folder of CSV/Parquet files (or one file) into the zarr store ``store``.
+    r"""Ingest a folder of CSV/Parquet files (or one file) into the zarr store ``store``.
 
     Files are read and validated one at a time by :func:`ql.data.load_csv`'s reader (one
     file per symbol, kline exports; a single file may be a long table; ``layout`` and
@@ -226,8 +226,46 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     naming file, asset, time); a bar before the store's end at a time the store does not
     hold, a new asset or a new variable is a DataError (ingest into a new store).
     A killed ingest leaves the store readable up to its last complete chunk row; rerun
-    the same call to resume. ``freq`` (e.g. ``"1min"``) overrides the inferred bar
-    frequency (see :mod:`quantlab.calendar`). Returns the store's path.
+    the same call to resume.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        A folder of CSV/Parquet files, or one file.
+    store : str or os.PathLike
+        The store's directory (created if absent).
+    freq : str, optional
+        Overrides the inferred bar frequency, e.g. ``"1min"`` (see
+        :mod:`quantlab.calendar`).
+    chunk_time, chunk_asset : int, optional
+        Chunk shape of a new store (defaults 8192 x 64).
+    asset_class : str, default 'unknown'
+        As in :func:`ql.data.load_csv`.
+    layout : {'auto', 'single', 'long', 'wide', 'kline'}, default 'auto'
+        As in :func:`ql.data.load_csv`.
+
+    Returns
+    -------
+    pathlib.Path
+        The store's path.
+
+    Raises
+    ------
+    DataError
+        For invalid files and for bars that conflict with the store (see above).
+    ValueError
+        If a chunk size or ``layout`` is out of range.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, quantlab as ql
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "ACME.csv").write_text("Date,Open,High,Low,Close,Volume\n"
+    ...     "2024-01-02,10,11,9.5,10.5,1000\n2024-01-03,10.5,11.2,10.1,11,1200\n"
+    ...     "2024-01-04,11,11.5,10.8,11.2,900\n")
+    >>> path = ql.store.ingest(folder, folder / "store")
+    >>> path.name
+    'store'
     """
     _zarr()
     _v.choice("layout", layout, ("auto", "single", "long", "wide", "kline"))
@@ -455,12 +493,44 @@ def _put(arr, t0, t1, a0, a1, values) -> None:
 # --------------------------------------------------------------------------- open
 
 def open(store, chunks: dict | None = None) -> xr.Dataset:  # noqa: A001 (ql.data.open)
-    """The store as a lazily loaded, dask-backed Dataset: dims (time, asset), the
-    variables, ``asset_class`` coord and attrs of :func:`ql.data.load_csv` (``source``,
-    ``time_zone``, ``freq``, ``calendar``, ``periods_per_year``) plus provenance
-    (``source_files``, ``sha256`` per file). Only complete chunk rows are shown: a store
-    whose ingest was killed opens at its last complete row. ``chunks``: dask chunks per
-    dim (default: the store's)."""
+    r"""The store as a lazily loaded, dask-backed Dataset.
+
+    Dims (time, asset), the variables, ``asset_class`` coord and attrs of
+    :func:`ql.data.load_csv` (``source``, ``time_zone``, ``freq``, ``calendar``,
+    ``periods_per_year``) plus provenance (``source_files``, ``sha256`` per file). Only
+    complete chunk rows are shown: a store whose ingest was killed opens at its last
+    complete row.
+
+    Parameters
+    ----------
+    store : str or os.PathLike
+        A store made by :func:`ingest`.
+    chunks : dict, optional
+        Dask chunks per dim (``time``, ``asset``; default: the store's).
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    DataError
+        If ``store`` is not a quantlab store or is empty.
+    ValueError
+        If ``chunks`` names another dim or a size < 1.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, quantlab as ql
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "ACME.csv").write_text("Date,Open,High,Low,Close,Volume\n"
+    ...     "2024-01-02,10,11,9.5,10.5,1000\n2024-01-03,10.5,11.2,10.1,11,1200\n"
+    ...     "2024-01-04,11,11.5,10.8,11.2,900\n")
+    >>> path = ql.store.ingest(folder, folder / "store")
+    >>> ds = ql.store.open(path)
+    >>> ds["close"].values.ravel().tolist(), ds.attrs["calendar"]
+    ([10.5, 11.0, 11.2], 'business_day')
+    """
     import dask.array as da
 
     zarr = _zarr()

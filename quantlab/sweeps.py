@@ -83,22 +83,65 @@ def _run_chunk(strategy, data, keys, combos, inputs, metrics, backtest_kw):
 def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, workers=None,
           client=None, store=None, progress=True, max_combinations=MAX_COMBINATIONS,
           **backtest_kw) -> xr.Dataset:
-    """Backtest every combination of ``grid`` ({parameter: [values]}) of ``strategy`` (a
-    registry name or a Strategy, whose other parameters stay as given) on ``data`` (a
-    Dataset on (time, asset), or a close DataArray).
+    """Backtest every combination of ``grid`` of ``strategy`` on ``data``.
 
-    ``grid`` values: a non-empty list of distinct values (one value alone is a
-    one-element list), each valid for the strategy (``Strategy._check_param``: the
-    parameter's type, its choices, its valid range -- the same checks as
-    ``ql.strategies.get``), and every combination valid together. ``chunks``: combinations
-    per chunk, >= 1 (default: ~20M signal values per chunk); ``workers``: threads, >= 1
-    (default: the machine's cores); ``client``: a ``dask.distributed.Client`` instead of
-    threads; ``store``: a directory for incremental results and resuming (see the
-    module doc). ``metrics``: names accepted by ``backtest(metrics_only=)``.
-    ``max_combinations``: a grid of more combinations is refused before any work
-    (default ``MAX_COMBINATIONS`` = 10^6, minutes to hours of backtests); pass a larger
-    integer to run a bigger grid deliberately.
-    ``backtest_kw``: scalar options of ``ql.backtest`` (fees, periods, group, ...).
+    The strategy's other parameters stay as given. Chunks of combinations run on threads
+    or a dask cluster; with ``store`` results are written incrementally and a rerun resumes
+    (see the module doc).
+
+    Parameters
+    ----------
+    strategy : str or Strategy
+        A registry name or a Strategy, whose other parameters stay as given.
+    data : xarray.Dataset or xarray.DataArray
+        A Dataset on (time, asset), or a close DataArray.
+    grid : dict
+        {parameter: [values]}: each a non-empty list of distinct values (one value alone is
+        a one-element list), each valid for the strategy (``Strategy._check_param``: the
+        parameter's type, its choices, its valid range -- the same checks as
+        ``ql.strategies.get``), and every combination valid together.
+    metrics : tuple of str, default DEFAULT_METRICS
+        Names accepted by ``backtest(metrics_only=)``.
+    chunks : int, optional
+        Combinations per chunk, >= 1 (default: ~20M signal values per chunk).
+    workers : int, optional
+        Threads, >= 1 (default: the machine's cores).
+    client : dask.distributed.Client, optional
+        Run on a dask cluster instead of threads.
+    store : str or os.PathLike, optional
+        A directory for incremental results and resuming (see the module doc).
+    progress : bool, default True
+        Show a progress bar.
+    max_combinations : int, default MAX_COMBINATIONS
+        A grid of more combinations is refused before any work (default 10^6, minutes to
+        hours of backtests); pass a larger integer to run a bigger grid deliberately.
+    **backtest_kw
+        Scalar options of ``ql.backtest`` (fees, periods, group, ...).
+
+    Returns
+    -------
+    xarray.Dataset
+        One variable per metric on (grid parameters..., asset); attrs name the strategy,
+        its parameters, the backtest options and the data.
+
+    Raises
+    ------
+    ValueError
+        If a grid value or combination is invalid, the grid exceeds ``max_combinations``,
+        or ``chunks``/``workers``/``metrics`` is out of range.
+    TypeError
+        If ``grid`` is not a dict of lists or a value has the wrong type.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> out = ql.sweep(s, ds, {"window": [10, 21]}, metrics=("total_return",),
+    ...                progress=False, workers=1, fees=0.001)
+    >>> out["total_return"].round(4).values
+    array([[ 0.0185,  0.    ,  0.0531, -0.2407],
+           [ 0.0634,  0.    ,  0.04  , -0.1515]])
     """
     strat = resolve(strategy)
     max_combinations = _validate.integer("max_combinations", max_combinations, lo=1)

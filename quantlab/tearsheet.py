@@ -114,9 +114,35 @@ def _underwater(eq: np.ndarray, capital: float) -> np.ndarray:
 
 
 def drawdown_table(returns, capital: float = 1.0, top: int = 5) -> pd.DataFrame:
-    """The ``top`` deepest drawdowns of a 1-D return series: start (the peak's bar),
-    trough, recovery (first bar back at the peak; NaT if not yet), depth (<= 0) and
-    length (bars from the peak to the recovery, or to the last bar)."""
+    """The ``top`` deepest drawdowns of a 1-D return series.
+
+    Start (the peak's bar), trough, recovery (first bar back at the peak; NaT if not yet),
+    depth (<= 0) and length (bars from the peak to the recovery, or to the last bar).
+
+    Parameters
+    ----------
+    returns : array-like, pandas.Series or xarray.DataArray
+        1-D simple returns (on ``time`` for dates).
+    capital : float, default 1.0
+        Starting value of the equity.
+    top : int, default 5
+        Rows to keep.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns start, trough, recovery, depth, length; deepest first.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"].sel(asset="IBM"))
+    >>> ql.tearsheet.drawdown_table(r, top=2).round(4)
+           start     trough   recovery   depth  length
+    0 2000-09-01 2000-12-21        NaT -0.3889     170
+    1 2000-03-27 2000-07-06 2000-08-25 -0.2010     106
+    """
     r = returns if isinstance(returns, xr.DataArray) else _as_returns("returns", returns)
     t = pd.DatetimeIndex(r["time"].values)
     dd = _underwater(_equity(r.values, capital), capital)
@@ -137,7 +163,29 @@ def drawdown_table(returns, capital: float = 1.0, top: int = 5) -> pd.DataFrame:
 
 
 def monthly_returns(returns) -> pd.Series:
-    """Compounded calendar-month returns of a 1-D series (NaN: a month without data)."""
+    """Compounded calendar-month returns of a 1-D series (NaN: a month without data).
+
+    Parameters
+    ----------
+    returns : pandas.Series or xarray.DataArray
+        1-D simple returns on ``time``.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by month end.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"].sel(asset="IBM"))
+    >>> ql.tearsheet.monthly_returns(r).head(3).round(4)
+    2000-03-31    0.1807
+    2000-04-30   -0.0580
+    2000-05-31   -0.0364
+    Freq: ME, dtype: float64
+    """
     r = returns if isinstance(returns, pd.Series) else \
         pd.Series(np.asarray(returns.values), index=pd.DatetimeIndex(returns["time"].values))
     return (1.0 + r).resample("ME").prod(min_count=1) - 1.0
@@ -340,15 +388,54 @@ def _trades_of(trades, sel):
 def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: int = 126,
               periods: int = 252, title: str | None = None, capital: float = 1.0,
               risk_free_rate: float = 0.0, extra=None):
-    """A bokeh layout summarising ``returns`` (simple returns on ``time``; more dims =
-    one column per combination, switched by a Select).
+    """A bokeh layout summarising ``returns``.
 
-    ``benchmark``: returns on ``time`` (or on a subset of the returns' dims), aligned on
-    the returns' times; ``trades``: a frame like ``res.trades``; ``positions``: exposure
-    (position value / equity) on ``time`` [``asset``, ...]; ``window``: bars of the rolling
-    Sharpe/volatility; ``periods``: per year; ``capital``: starting value of the equity
-    curves; ``risk_free_rate``: annual; ``extra``: a Dataset of more per-column values for
-    the summary table (``from_result`` passes the backtest metrics).
+    Summary table, equity, drawdowns, monthly returns, rolling Sharpe/volatility,
+    distribution and, when given, trades and exposure.
+
+    Parameters
+    ----------
+    returns : xarray.DataArray
+        Simple returns on ``time``; more dims = one column per combination, switched by a
+        Select.
+    benchmark : xarray.DataArray, optional
+        Returns on ``time`` (or on a subset of the returns' dims), aligned on the returns'
+        times.
+    trades : pandas.DataFrame, optional
+        A frame like ``res.trades``.
+    positions : xarray.DataArray, optional
+        Exposure (position value / equity) on ``time`` [``asset``, ...].
+    window : int, default 126
+        Bars of the rolling Sharpe/volatility.
+    periods : int, default 252
+        Bars per year.
+    title : str, optional
+        The heading.
+    capital : float, default 1.0
+        Starting value of the equity curves.
+    risk_free_rate : float, default 0.0
+        Annual.
+    extra : xarray.Dataset, optional
+        More per-column values for the summary table (``from_result`` passes the backtest
+        metrics).
+
+    Returns
+    -------
+    bokeh.models.Column
+        The layout (``bokeh.io.show`` it, or save it as static HTML).
+
+    Raises
+    ------
+    ValueError, TypeError
+        If an argument is out of range or of the wrong type.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"].sel(asset="IBM"))
+    >>> type(ql.tearsheet.tearsheet(r)).__name__
+    'Column'
     """
     from bokeh.layouts import column as bcol
     from bokeh.layouts import row as brow
@@ -556,10 +643,39 @@ def _exposure(res) -> xr.DataArray:
 
 
 def from_result(res, benchmark=None, **kw):
-    """The tear sheet of a BacktestResult: its returns, trades (``trades=False``: no
-    trade list), exposure and backtest metrics, equity in money from ``res.init_cash``.
-    ``benchmark="buy_and_hold"`` uses the close prices (per asset; the equal-weight mean
-    of the assets' returns for ``group=True``), or pass returns."""
+    """The tear sheet of a BacktestResult.
+
+    Its returns, trades (``trades=False``: no trade list), exposure and backtest metrics,
+    equity in money from ``res.init_cash``. ``benchmark="buy_and_hold"`` uses the close
+    prices (per asset; the equal-weight mean of the assets' returns for ``group=True``), or
+    pass returns.
+
+    Parameters
+    ----------
+    res : BacktestResult
+        A backtest.
+    benchmark : {'buy_and_hold'} or xarray.DataArray, optional
+        The benchmark.
+    **kw
+        Options of :func:`tearsheet` (``trades=False`` drops the trade list).
+
+    Returns
+    -------
+    bokeh.models.Column
+
+    Raises
+    ------
+    ValueError
+        If ``benchmark`` is an unknown string.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300)).sel(asset=["IBM"])
+    >>> res = ql.backtest(ds, ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds))
+    >>> type(ql.tearsheet.from_result(res, "buy_and_hold")).__name__
+    'Column'
+    """
     if isinstance(benchmark, str):
         _validate.choice("benchmark", benchmark, ("buy_and_hold",))
         ret = res.prices.ffill("time") / res.prices.ffill("time").shift(time=1) - 1.0
@@ -606,7 +722,29 @@ def _summary_parts(res, max_rows: int = 8):
 
 
 def summary_text(res) -> str:
-    """A few lines describing a BacktestResult (its ``__repr__``)."""
+    """A few lines describing a BacktestResult (its ``__repr__``).
+
+    Parameters
+    ----------
+    res : BacktestResult
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300)).sel(asset=["IBM"])
+    >>> res = ql.backtest(ds, ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds))
+    >>> print(ql.tearsheet.summary_text(res))  # doctest: +ELLIPSIS
+    BacktestResult: 1 account (asset: 1)
+      2000-03-01 – 2001-05-08, 300 bars, 252 per year, initial cash 100,000
+            Total return Annual return Sharpe ratio Max drawdown Trades Fees paid
+      asset
+      IBM         +6.6 %        +5.5 %         0.43      -13.1 %     10         0
+    ...
+    """
     acc, span, table, more, how = _summary_parts(res)
     lines = [f"BacktestResult: {acc}", f"  {span}", *("  " + ln for ln in
              table.to_string().splitlines())]
@@ -617,7 +755,24 @@ def summary_text(res) -> str:
 
 
 def summary_html(res) -> str:
-    """The same summary as HTML (its ``_repr_html_``)."""
+    """The same summary as HTML (its ``_repr_html_``).
+
+    Parameters
+    ----------
+    res : BacktestResult
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300)).sel(asset=["IBM"])
+    >>> res = ql.backtest(ds, ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds))
+    >>> ql.tearsheet.summary_html(res)[:39]
+    '<div><b>BacktestResult</b>: 1 account ('
+    """
     acc, span, table, more, how = _summary_parts(res)
     e = html.escape
     return (f"<div><b>BacktestResult</b>: {e(acc)}<br>{e(span)}"

@@ -66,6 +66,95 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
              dd_cooldown=21, dd_mode="cooldown") -> BacktestResult:
     """Simulate ``signal`` (or ``entries``/``exits``) on ``data``; see the package doc.
 
+    Conventions (fills, sizing, group accounts, stops) are in the :mod:`quantlab.backtesting`
+    module documentation; each option's details are in the Notes below.
+
+    Parameters
+    ----------
+    data : xarray.Dataset
+        Prices with dims (time, asset): ``close``, plus ``open``/``high``/``low``/``volume``
+        where execution, stops, limit orders or slippage models need them.
+    signal : xarray.DataArray, optional
+        Target exposure in [-1, 1] on (time, asset[, parameter dims]); NaN = hold.
+    entries, exits : xarray.DataArray of bool, optional
+        Long-only order events instead of ``signal`` (see Notes, Orders).
+    size : float or xarray.DataArray, optional
+        Order size for ``entries``, in ``size_type`` units, >= 0 (inf = all the buying
+        power).
+    accumulate : bool, default False
+        Entries add ``size`` and exits sell ``size`` instead of opening/closing.
+    size_type : {'equity', 'value', 'shares'}, default 'equity'
+        Unit of ``size``.
+    init_cash : float, default 100000.0
+        Initial cash per account (> 0).
+    fees : float or xarray.DataArray, default 0.0
+        Fraction of traded value, in [0, 1); a labelled DataArray sweeps it.
+    fixed_fees : float or xarray.DataArray, default 0.0
+        Per order, >= 0 (see Notes, Fixed fees).
+    slippage : float or Slippage, default 0.0
+        Fraction of the price in [0, 1), or a :class:`Slippage` model.
+    max_position_size : float, optional
+        Cap on each asset's exposure (> 0; default ``max_leverage``; inf = no cap).
+    max_leverage : float, default 1.0
+        Exposure = signal x max_leverage, in (0, 100].
+    borrow_rate : float, default 0.0
+        Annual rate on borrowed cash and short value, in [0, 1).
+    maintenance_margin : float, default 0.25
+        Equity / gross position value below which an account is liquidated, in [0, 1).
+    execution : {'close', 'next_open'}, default 'close'
+        Fill at the decision bar's close or the next bar's open.
+    rebalance : {'on_change', 'daily'}, default 'on_change'
+        Order when the target changes, or every bar.
+    group : bool, default False
+        One cash account per parameter combination across the assets (a portfolio).
+    periods : int, default 252
+        Bars per year (>= 1), for the metrics and ``borrow_rate``.
+    sl_stop, tp_stop, sl_trail : float or xarray.DataArray, optional
+        Stop-loss, take-profit and trailing-stop fractions (> 0; NaN = off); DataArrays
+        over asset/parameter dims become dims of the result.
+    order_type : {'market', 'limit'}, default 'market'
+        Limit orders need ``execution="close"`` (see Notes).
+    limit_offset : float or xarray.DataArray, optional
+        Limit distance from the close, in [0, 1).
+    limit_tif : int, optional
+        Bars a limit order rests (>= 1; None = until replaced).
+    metrics_only : tuple of str, optional
+        Return only these metrics, streamed (see Notes).
+    dd_limit : float, optional
+        Drawdown limit in (0, 1) (see Notes).
+    dd_cooldown : int, default 21
+        Bars an account stays flat after a breach (>= 0; ``dd_mode="cooldown"``).
+    dd_mode : {'cooldown', 'halt'}, default 'cooldown'
+        What follows a breach.
+
+    Returns
+    -------
+    BacktestResult or xarray.Dataset
+        A :class:`BacktestResult` (equity, cash, positions, orders, trades, metrics), or
+        with ``metrics_only`` a Dataset of those metrics per account.
+
+    Raises
+    ------
+    ValueError
+        Ranges (a ValueError names the argument, value and range): ``init_cash`` > 0 finite;
+        ``fees`` in [0, 1) (fraction of traded value); ``fixed_fees`` >= 0 finite (per order);
+        ``slippage`` in [0, 1) or a ``Slippage`` whose largest slippage stays < 1 (a sell
+        never fills at a price <= 0); ``max_leverage`` in (0, 100]; ``max_position_size`` > 0
+        (inf = no cap); ``borrow_rate`` and ``maintenance_margin`` in [0, 1), with
+        ``max_leverage * maintenance_margin < 1`` (else every levered order is margin-called
+        on its own bar); ``periods`` an
+        integer >= 1; ``sl_stop``/``tp_stop``/``sl_trail`` > 0 finite (NaN = off);
+        ``limit_offset`` in [0, 1); ``limit_tif`` an integer >= 1; ``size`` >= 0 (inf = all
+        the buying power); ``dd_limit`` in (0, 1); ``dd_cooldown`` an integer >= 0. DataArray
+        options are checked value by value and need coordinates for the time/asset dims they
+        have, as ``data`` and ``signal`` do (a missing one is a DataError saying how to add it).
+    TypeError
+        If an option has the wrong type (e.g. a list for ``fees``).
+    DataError
+        If ``data``/``signal`` lack a time/asset coordinate or the data is invalid.
+
+    Notes
+    -----
     ``metrics_only`` (a tuple of metric names): keep no equity, positions or orders and
     return an ``xr.Dataset`` of those metrics per account, accumulated while the kernel
     runs (memory independent of the number of bars). Names: the returns metrics that need
@@ -84,19 +173,6 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     the run's max drawdown is then the limit plus the breach bar's own move and costs.
     ``res.halted`` marks the flat bars and ``res.dd_mode`` names the mode (both None
     without ``dd_limit``).
-
-    Ranges (a ValueError names the argument, value and range): ``init_cash`` > 0 finite;
-    ``fees`` in [0, 1) (fraction of traded value); ``fixed_fees`` >= 0 finite (per order);
-    ``slippage`` in [0, 1) or a ``Slippage`` whose largest slippage stays < 1 (a sell
-    never fills at a price <= 0); ``max_leverage`` in (0, 100]; ``max_position_size`` > 0
-    (inf = no cap); ``borrow_rate`` and ``maintenance_margin`` in [0, 1), with
-    ``max_leverage * maintenance_margin < 1`` (else every levered order is margin-called
-    on its own bar); ``periods`` an
-    integer >= 1; ``sl_stop``/``tp_stop``/``sl_trail`` > 0 finite (NaN = off);
-    ``limit_offset`` in [0, 1); ``limit_tif`` an integer >= 1; ``size`` >= 0 (inf = all
-    the buying power); ``dd_limit`` in (0, 1); ``dd_cooldown`` an integer >= 0. DataArray
-    options are checked value by value and need coordinates for the time/asset dims they
-    have, as ``data`` and ``signal`` do (a missing one is a DataError saying how to add it).
 
     Fixed fees: a signal or entry order is skipped, never reversed or filled at a loss the
     account cannot pay, when the account's equity after it (after the bar's earlier
@@ -137,6 +213,21 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     (slippage and fees apply; exit reason ``margin_call``); its targets become 0, so the
     next signal change re-enters. A gap can jump past the margin: an account left with
     equity <= 0 is closed (no more orders or interest; its equity stays where it ended).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    >>> res = ql.backtest(ds, sig, fees=0.001)
+    >>> res.metrics()["total_return"].round(4).values
+    array([ 0.0185,  0.    ,  0.0531, -0.2407])
+    >>> ql.backtest(ds, sig, fees=0.001, metrics_only=("turnover",))["turnover"].round(2).values
+    array([ 9.41,  0.  , 12.53, 10.76])
+    >>> ql.backtest(ds, sig, fees=1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: fees must be in [0, 1), got 1.5
     """
     opts = BacktestOptions(
         size=size, accumulate=accumulate, size_type=size_type, init_cash=init_cash,

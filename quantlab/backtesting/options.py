@@ -43,6 +43,41 @@ class Slippage:
     - ``Slippage("adaptive", bps=2, vol_mult=0.1, range_mult=0.1, window=20)``:
       bps/1e4 + vol_mult · σ + range_mult · (high - low) / close of the decision bar: wider
       in volatile markets. Needs ``high`` and ``low``.
+
+    Parameters
+    ----------
+    model : {'fixed', 'volume_based', 'adaptive'}, default 'fixed'
+        The model.
+    bps : float, default 0.0
+        Constant part, in basis points.
+    coef : float, default 0.1
+        Impact coefficient (``volume_based``).
+    cap : float, default 0.05
+        Largest impact (``volume_based``).
+    window : int, default 20
+        Bars of the returns' std σ.
+    vol_mult : float, default 0.1
+        Weight of σ (``adaptive``).
+    range_mult : float, default 0.1
+        Weight of the bar's range (``adaptive``).
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is unknown or a parameter is out of range.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    >>> res = ql.backtest(ds, sig, slippage=ql.Slippage("fixed", bps=5))
+    >>> res.metrics()["total_return"].round(4).values
+    array([ 0.0233,  0.    ,  0.0597, -0.2366])
+    >>> ql.Slippage("volume")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown slippage model 'volume'; use fixed, volume_based or adaptive
     """
 
     model: str = "fixed"
@@ -209,10 +244,30 @@ _CHECKS = {
 
 @dataclass(frozen=True, eq=False)   # eq=False: fields may be DataArrays
 class BacktestOptions:
-    """The options of :func:`quantlab.backtest` (see its docstring for each one), checked
-    and converted once at construction: numbers become floats/ints, sweepable options
-    (``size``, ``fees``, ``fixed_fees``, stops, ``limit_offset``) 0-d or labelled
-    DataArrays, ``slippage`` a :class:`Slippage`, ``metrics_only`` a tuple of names."""
+    """The options of :func:`quantlab.backtest`, checked and converted once at construction.
+
+    See :func:`quantlab.backtest` for each option. Numbers become floats/ints, sweepable
+    options (``size``, ``fees``, ``fixed_fees``, stops, ``limit_offset``) 0-d or labelled
+    DataArrays, ``slippage`` a :class:`Slippage`, ``metrics_only`` a tuple of names.
+
+    Parameters
+    ----------
+    **options
+        The keyword options of :func:`quantlab.backtest` (all but ``data``, ``signal``,
+        ``entries`` and ``exits``).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`quantlab.backtest`.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> opts = ql.BacktestOptions(fees=0.001)
+    >>> float(opts.fees), opts.to_dict()["fees"]
+    (0.001, 0.001)
+    """
 
     size: object = None
     accumulate: bool = False

@@ -19,7 +19,47 @@ __all__ = ["BacktestResult", "from_run", "streamed_metrics"]
 
 @dataclass
 class BacktestResult:
-    """Equity, cash, positions (shares) and returns as DataArrays; orders and trades."""
+    """Equity, cash, positions (shares) and returns as DataArrays; orders and trades.
+
+    Made by :func:`quantlab.backtest`. ``res["total_return"]`` reads one metric (a float
+    for a single account). Printed, it shows a summary table per account.
+
+    Attributes
+    ----------
+    equity, cash, positions : xarray.DataArray
+        Per bar and account (positions in shares, per asset).
+    orders : pandas.DataFrame
+        Every order: bar, account, time, asset, size, price, fee, reason.
+    init_cash : float
+        Initial cash per account.
+    periods : int
+        Bars per year.
+    group : bool
+        Whether accounts span the assets.
+    prices : xarray.DataArray
+        The close prices the positions are marked at.
+    risk_free_rate : float
+        Annual; the default of :meth:`metrics`.
+    halted : xarray.DataArray or None
+        ``dd_limit``'s flat bars.
+    interest : xarray.DataArray or None
+        ``borrow_rate`` charges.
+    dd_mode : str or None
+        The drawdown control that ran ("cooldown", "halt"; None: off).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    >>> res = ql.backtest(ds, sig, fees=0.001)
+    >>> res.equity.dims
+    ('time', 'asset')
+    >>> res["n_trades"].values
+    array([12.,  0., 10.,  9.])
+    >>> res.trades.columns.tolist()
+    ['asset', 'entry_time', 'exit_time', 'size', 'entry_price', 'exit_price', 'fee', 'pnl', 'exit_reason']
+    """
 
     equity: xr.DataArray
     cash: xr.DataArray
@@ -36,17 +76,66 @@ class BacktestResult:
 
     @property
     def returns(self) -> xr.DataArray:
+        """Per-bar simple returns of each account's equity (the first from ``init_cash``).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+        >>> res = ql.backtest(ds, sig, fees=0.001)
+        >>> res.returns.isel(time=-1).round(5).values
+        array([-0.00406,  0.     ,  0.00858,  0.00396])
+        """
         prev = self.equity.shift(time=1).fillna(self.init_cash)
         return (self.equity / prev - 1.0).rename("returns")
 
     @cached_property
     def trades(self) -> pd.DataFrame:  # built once: metrics() and users both read it
+        """Round-trip trades (closed and still open), one row each, built once.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+        >>> res = ql.backtest(ds, sig, fees=0.001)
+        >>> len(res.trades)
+        31
+        """
         return build_trades(self.orders, self.prices)
 
     def metrics(self, risk_free_rate: float | None = None) -> xr.Dataset:
-        """``ql.metrics.summary`` of the returns plus n_trades, fees_paid, turnover
-        (traded value / mean equity), exposure (mean |position value| / equity),
-        trade_win_rate and trade_profit_factor (closed and open trades)."""
+        """Performance metrics of every account.
+
+        ``ql.metrics.summary`` of the returns plus n_trades, fees_paid, turnover (traded value /
+        mean equity), exposure (mean |position value| / equity), trade_win_rate and
+        trade_profit_factor (closed and open trades).
+
+        Parameters
+        ----------
+        risk_free_rate : float, optional
+            ANNUAL risk-free rate (> -1); default the result's ``risk_free_rate``.
+
+        Returns
+        -------
+        xarray.Dataset
+            One variable per metric, one value per account.
+
+        Raises
+        ------
+        ValueError
+            If ``risk_free_rate`` <= -1 or is not finite.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+        >>> res = ql.backtest(ds, sig, fees=0.001)
+        >>> res.metrics()["total_return"].round(4).values
+        array([ 0.0185,  0.    ,  0.0531, -0.2407])
+        """
         rf = self.risk_free_rate if risk_free_rate is None else risk_free_rate
         rf = _validate.number("risk_free_rate (annual)", rf, -1, None, lo_open=True)
         ds = metrics.summary(self.returns, risk_free_rate=rf,
@@ -92,9 +181,33 @@ class BacktestResult:
         return plots.backtest_figure(self, **kw)
 
     def tearsheet(self, benchmark=None, **kw):
-        """A tear sheet of this backtest (``ql.tearsheet.from_result``): summary beside
-        ``benchmark`` ("buy_and_hold" or a return series), equity, drawdowns, monthly
-        returns, rolling Sharpe, distribution, trades."""
+        """A tear sheet of this backtest (``ql.tearsheet.from_result``).
+
+        Summary beside ``benchmark`` ("buy_and_hold" or a return series), equity, drawdowns,
+        monthly returns, rolling Sharpe, distribution, trades.
+
+        Parameters
+        ----------
+        benchmark : str or array-like, optional
+            "buy_and_hold" or a return series.
+        **kw
+            Passed to :func:`quantlab.tearsheet.from_result`.
+
+        Returns
+        -------
+        bokeh layout
+            The tear sheet.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+        >>> res = ql.backtest(ds, sig, fees=0.001)
+        >>> one = ql.backtest(ds.sel(asset=["IBM"]), sig.sel(asset=["IBM"]))
+        >>> type(one.tearsheet("buy_and_hold")).__name__
+        'Column'
+        """
         from quantlab import tearsheet   # lazy: drawing lives in the face (bokeh)
 
         return tearsheet.from_result(self, benchmark, **kw)

@@ -27,11 +27,13 @@ MAX_BARS = 10 ** 6   # upper bound of integer parameters (windows, lags, holding
 
 
 class Strategy(abc.ABC):
-    """Base class. Subclasses set ``name``, ``defaults`` (parameter -> default),
-    ``param_space`` (parameter -> (low, high) or a list of choices: the range searched by
-    optimisers and sweeps), ``requires`` (data variables), ``inputs`` (external inputs)
-    and implement ``_signal`` (and, to show their intermediate quantities,
-    ``_diagnostics``) for one parameter combination.
+    """Base class of the strategies in the registry.
+
+    Subclasses set ``name``, ``defaults`` (parameter -> default), ``param_space``
+    (parameter -> (low, high) or a list of choices: the range searched by optimisers and
+    sweeps), ``requires`` (data variables), ``inputs`` (external inputs) and implement
+    ``_signal`` (and, to show their intermediate quantities, ``_diagnostics``) for one
+    parameter combination.
 
     Every parameter value (each element of a list) is checked when the strategy is made
     (:meth:`_check_param`): its type comes from ``defaults`` and its valid values from
@@ -41,7 +43,44 @@ class Strategy(abc.ABC):
     >= 1, at 0 must be >= 0 (bar counts and lags: a negative lag reads the future); a
     float must be finite. Integers are at most ``MAX_BARS`` (the rolling kernels allocate
     by window: 10^12 would ask for terabytes).
-    ``_check_combination(**params)`` may refuse combinations (e.g. lookback < window)."""
+    ``_check_combination(**params)`` may refuse combinations (e.g. lookback < window).
+
+    Parameters
+    ----------
+    **params
+        Parameter values overriding ``defaults``; a list of values makes a grid (one
+        signal dimension per list parameter).
+
+    Raises
+    ------
+    ValueError
+        If a parameter is unknown, out of its limits, a list is empty or repeats a value,
+        or a combination is refused.
+    TypeError
+        If a value has the wrong type (e.g. a float for an integer parameter).
+
+    Examples
+    --------
+    >>> import xarray as xr, quantlab as ql
+    >>> @ql.strategies.register
+    ... class Trend(ql.strategies.Strategy):
+    ...     name = "demo_trend"
+    ...     defaults = {"window": 20}
+    ...     param_space = {"window": (5, 100)}
+    ...     def _signal(self, ds, window):
+    ...         close = ds["close"]
+    ...         return xr.where(close > close.rolling(time=window).mean(), 1.0, 0.0)
+    >>> s = ql.strategies.get("demo_trend", window=10)
+    >>> s
+    ql.strategies.get('demo_trend', window=10)
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s.signal(ds).isel(time=-1).values
+    array([1., 0., 1., 1.])
+    >>> ql.strategies.get("demo_trend", window=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: demo_trend parameter 'window' must be an integer >= 1, got 0
+    """
 
     name: str = ""
     defaults: dict = {}
@@ -148,11 +187,63 @@ class Strategy(abc.ABC):
 
     # ---- public API
     def default_inputs(self, ds: xr.Dataset) -> dict:
-        """The bundled defaults of the external inputs, cut at ``ds``'s last timestamp."""
+        """The bundled defaults of the external inputs, cut at ``ds``'s last timestamp.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            The price data the strategy will run on.
+
+        Returns
+        -------
+        dict
+            Input name -> value, to pass as ``signal(ds, **inputs)``; empty without inputs.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> s = ql.strategies.get("factor_momentum")
+        >>> s.inputs, list(s.default_inputs(ds))
+        (('factors',), ['factors'])
+        """
         return {}
 
     def signal(self, ds: xr.Dataset, **inputs) -> xr.DataArray:
-        """Target exposure in [-1, 1] on (time, asset[, one dim per list parameter])."""
+        """Target exposure in [-1, 1] on (time, asset[, one dim per list parameter]).
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices with dims (time, asset) holding the ``requires`` variables.
+        **inputs
+            The external inputs named in ``inputs`` (see :meth:`default_inputs`).
+
+        Returns
+        -------
+        xarray.DataArray
+            Exposure named ``signal``, clipped to [-1, 1]; NaN = hold.
+
+        Raises
+        ------
+        TypeError
+            If ``ds`` is not a Dataset.
+        ValueError
+            If a required variable or external input is missing.
+        DataError
+            If ``ds`` lacks time/asset coordinates or an input is malformed.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> s = ql.strategies.get("volatility_regime")
+        >>> s.signal(ds).isel(time=-1).round(3).values
+        array([0.   ,   nan, 0.341, 0.385])
+        >>> grid = ql.strategies.get("volatility_regime", window=[10, 21]).signal(ds)
+        >>> grid.dims
+        ('time', 'asset', 'window')
+        """
         self._check(ds, inputs)
         grid = {k: v for k, v in self.params.items() if isinstance(v, (list, tuple))}
         if not grid:
@@ -164,30 +255,92 @@ class Strategy(abc.ABC):
         return out.transpose("time", "asset", *grid).rename("signal")
 
     def diagnostics(self, ds: xr.Dataset, **inputs) -> xr.Dataset:
-        """The intermediate quantities behind the signal (first value of list parameters)."""
+        """The intermediate quantities behind the signal (first value of list parameters).
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices with dims (time, asset).
+        **inputs
+            The external inputs named in ``inputs``.
+
+        Returns
+        -------
+        xarray.Dataset
+            One variable per quantity (by default just the signal).
+
+        Raises
+        ------
+        TypeError, ValueError, DataError
+            As :meth:`signal`.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> list(ql.strategies.get("volatility_regime").diagnostics(ds).data_vars)
+        ['realised_vol', 'vol_percentile', 'high_vol_regime']
+        """
         self._check(ds, inputs)
         p = {k: (v[0] if isinstance(v, (list, tuple)) else v) for k, v in self.params.items()}
         return self._diagnostics(ds, **p, **inputs)
 
     @property
     def warmup(self) -> int | None:
-        """Bars of history (bar t included) the signal at t depends on: a deployment
-        computes each bar's decision from that many trailing bars (see
-        :meth:`history_start`). None: all of it (a recursion with unbounded memory, such
-        as a CUSUM, or calendar-based inputs); the deployment then keeps every bar."""
+        """Bars of history (bar t included) the signal at t depends on.
+
+        A deployment computes each bar's decision from that many trailing bars (see
+        :meth:`history_start`). None: all of it (a recursion with unbounded memory, such as a
+        CUSUM, or calendar-based inputs); the deployment then keeps every bar.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ql.strategies.get("volatility_regime").warmup
+        273
+        >>> ql.strategies.get("spc").warmup is None
+        True
+        """
         need = [self._warmup(**p) for p in self._combos()]
         return None if None in need else max(need)
 
     @property
     def period(self) -> int:
-        """Rebalance days are counted every ``period`` bars from the first bar, so a
-        trailing window must start on a multiple of it to keep their phase."""
+        """Rebalance period in bars.
+
+        Rebalance days are counted every ``period`` bars from the first bar, so a trailing
+        window must start on a multiple of it to keep their phase.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ql.strategies.get("volatility_regime").period
+        1
+        """
         return math.lcm(*(self._period(**p) for p in self._combos()))
 
     def history_start(self, t: int) -> int:
-        """First bar of the trailing window whose signal at its last bar, t (0-based over
-        the whole history), equals the full-history signal at t: t + 1 - ``warmup``,
-        rounded down to a multiple of ``period``; 0 when ``warmup`` is None."""
+        """First bar of the trailing window that reproduces the full-history signal at bar ``t``.
+
+        The window whose signal at its last bar, t (0-based over the whole history), equals
+        the full-history signal at t: t + 1 - ``warmup``, rounded down to a multiple of
+        ``period``; 0 when ``warmup`` is None.
+
+        Parameters
+        ----------
+        t : int
+            The bar, 0-based over the whole history.
+
+        Returns
+        -------
+        int
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ql.strategies.get("volatility_regime").history_start(1000)
+        728
+        """
         if self.warmup is None:
             return 0
         start = max(0, t + 1 - self.warmup)
@@ -244,7 +397,33 @@ class Strategy(abc.ABC):
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
-    """Class decorator adding a strategy to the registry under ``cls.name``."""
+    """Class decorator adding a strategy to the registry under ``cls.name``.
+
+    Parameters
+    ----------
+    cls : type
+        A :class:`Strategy` subclass with a non-empty ``name``.
+
+    Returns
+    -------
+    type
+        ``cls``, unchanged.
+
+    Raises
+    ------
+    TypeError
+        If ``cls`` is not a Strategy subclass or has no name.
+
+    Examples
+    --------
+    See :class:`Strategy` for a full strategy.
+
+    >>> import quantlab as ql
+    >>> ql.strategies.register(int)
+    Traceback (most recent call last):
+    ...
+    TypeError: register a Strategy subclass with a non-empty `name`
+    """
     if not (isinstance(cls, type) and issubclass(cls, Strategy) and cls.name):
         raise TypeError("register a Strategy subclass with a non-empty `name`")
     _REGISTRY[cls.name] = cls
@@ -252,8 +431,29 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 
 def names(family: str | None = None) -> list[str]:
-    """Registry names of every available strategy, or of one ``family``:
-    ``"traditional"`` or ``"unconventional"`` (the module that defines them)."""
+    """Registry names of every available strategy, or of one ``family``.
+
+    Parameters
+    ----------
+    family : {'traditional', 'unconventional'}, optional
+        The module that defines them.
+
+    Returns
+    -------
+    list of str
+        Sorted names.
+
+    Raises
+    ------
+    ValueError
+        If ``family`` is unknown.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.strategies.names("traditional")
+    ['cross_sectional_momentum', 'factor_momentum', 'liquidity_timing', 'spc', 'volatility_regime']
+    """
     if family is None:
         return sorted(_REGISTRY)
     found = sorted(k for k, cls in _REGISTRY.items()
@@ -265,8 +465,32 @@ def names(family: str | None = None) -> list[str]:
 
 
 def get(name: str, **params) -> Strategy:
-    """The strategy ``name`` (or a seed alias) with ``params`` (the seed's parameter names
-    too: ``quantlab.compat.PARAM_ALIASES``)."""
+    """The strategy ``name`` (or a seed alias) with ``params``.
+
+    The seed's parameter names are accepted too (``quantlab.compat.PARAM_ALIASES``).
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`names` or an alias in ``ALIASES`` (e.g. ``"volatility"``).
+    **params
+        Parameter values (see :class:`Strategy`).
+
+    Returns
+    -------
+    Strategy
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown (the closest name is suggested) or a parameter is invalid.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.strategies.get("volatility", window=10)
+    ql.strategies.get('volatility_regime', window=10, lookback=252, threshold=0.8, target_vol=0.15)
+    """
     key = ALIASES.get(name, name)
     if key not in _REGISTRY:
         near = difflib.get_close_matches(name, names() + list(ALIASES), n=1)
@@ -276,8 +500,31 @@ def get(name: str, **params) -> Strategy:
 
 
 def resolve(strategy) -> Strategy:
-    """A Strategy from a registry name (or alias), a Strategy class (its defaults) or a
-    Strategy (as given): what sweeps and optimisers accept."""
+    """A Strategy from a registry name (or alias), a Strategy class (its defaults) or a Strategy (as given).
+
+    What sweeps and optimisers accept.
+
+    Parameters
+    ----------
+    strategy : str, type or Strategy
+
+    Returns
+    -------
+    Strategy
+
+    Raises
+    ------
+    TypeError
+        If ``strategy`` is none of these.
+    ValueError
+        If a name is unknown.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.strategies.resolve("spc")
+    ql.strategies.get('spc', span=252, k=0.5, h=4.0)
+    """
     if isinstance(strategy, str):
         return get(strategy)
     if isinstance(strategy, type) and issubclass(strategy, Strategy):
