@@ -138,7 +138,7 @@ def drawdown_table(returns, capital: float = 1.0, top: int = 5) -> pd.DataFrame:
     >>> import quantlab as ql
     >>> ds = ql.data.load().isel(time=slice(0, 300))
     >>> r = ql.data.returns(ds["close"].sel(asset="IBM"))
-    >>> ql.tearsheet.drawdown_table(r, top=2).round(4)
+    >>> ql.tearsheet.drawdown_table(r, top=2).round({"depth": 4})
            start     trough   recovery   depth  length
     0 2000-09-01 2000-12-21        NaT -0.3889     170
     1 2000-03-27 2000-07-06 2000-08-25 -0.2010     106
