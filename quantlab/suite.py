@@ -531,6 +531,11 @@ def render_html(notebook_path, html_path, no_input: bool = False,
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook_path, as_version=4)
+    if _static_views_only(nb):
+        # every widget output carries a static copy of its view (quantlab.plots.StaticView):
+        # without the saved widget state nbconvert shows the copies, controls greyed out
+        # and marked "needs a running kernel", instead of controls that do nothing
+        nb.metadata.pop("widgets", None)
     _share_bokehjs(nb, None if self_contained else f"{STATIC}/")
     exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input=no_input)
     modules = ""
@@ -554,6 +559,16 @@ def render_html(notebook_path, html_path, no_input: bool = False,
         tag = f'<script src="{exporter.require_js_url}"></script>'
         body = body.replace(tag, tag + modules, 1)
     _atomic_write(html_path, _offline(body))
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _static_views_only(nb) -> bool:
+    """True when the notebook has widget outputs and each also holds an HTML copy."""
+    views = [o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])
+             if WIDGET_VIEW in o.get("data", {})]
+    return bool(views) and all("text/html" in d for d in views)
 
 
 # Pinned npm packages `make install` puts in .cache/npm (see the Makefile).
