@@ -61,10 +61,17 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
              size_type="equity", init_cash=100_000.0, fees=0.0, fixed_fees=0.0, slippage=0.0,
              max_position_size=None, max_leverage=1.0, borrow_rate=0.0,
              maintenance_margin=0.25, execution="close", rebalance="on_change", group=False,
-             periods=252, sl_stop=None, tp_stop=None, sl_trail=None, order_type="market",
+             periods=None, sl_stop=None, tp_stop=None, sl_trail=None, order_type="market",
              limit_offset=None, limit_tif=None, metrics_only=None, dd_limit=None,
              dd_cooldown=21, dd_mode="cooldown") -> BacktestResult:
     """Simulate ``signal`` (or ``entries``/``exits``) on ``data``; see the package doc.
+
+    A dask-backed ``data`` (``ql.data.open``) or signal runs out of core: independent
+    accounts (``group=False``) per asset chunk in parallel, lazily (equity, cash and
+    positions are dask arrays, ``orders`` a dask DataFrame); portfolios (``group=True``)
+    stream over the time chunks carrying the kernel's state, each chunk computed in turn
+    into a temporary zarr store that the dask-array results read (orders: a pandas
+    frame). Memory: one chunk. Both equal the in-memory backtest.
 
     ``metrics_only`` (a tuple of metric names): keep no equity, positions or orders and
     return an ``xr.Dataset`` of those metrics per account, accumulated while the kernel
@@ -92,7 +99,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     (inf = no cap); ``borrow_rate`` and ``maintenance_margin`` in [0, 1), with
     ``max_leverage * maintenance_margin < 1`` (else every levered order is margin-called
     on its own bar); ``periods`` an
-    integer >= 1; ``sl_stop``/``tp_stop``/``sl_trail`` > 0 finite (NaN = off);
+    integer >= 1 (None: the data's ``periods_per_year`` attr or its inferred calendar,
+    ``ql.calendar.periods_for``, else 252); ``sl_stop``/``tp_stop``/``sl_trail`` > 0 finite (NaN = off);
     ``limit_offset`` in [0, 1); ``limit_tif`` an integer >= 1; ``size`` >= 0 (inf = all
     the buying power); ``dd_limit`` in (0, 1); ``dd_cooldown`` an integer >= 0. DataArray
     options are checked value by value and need coordinates for the time/asset dims they
@@ -147,7 +155,11 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         sl_stop=sl_stop, tp_stop=tp_stop, sl_trail=sl_trail, order_type=order_type,
         limit_offset=limit_offset, limit_tif=limit_tif, metrics_only=metrics_only,
         dd_limit=dd_limit, dd_cooldown=dd_cooldown, dd_mode=dd_mode)
+    if result.is_lazy(data, signal, entries, exits):
+        return result.chunked(data, signal, entries, exits, opts)
     run = dispatch.simulate(data, signal, entries, exits, opts)
     if opts.metrics_only is not None:
-        return result.streamed_metrics(run, opts)
+        out = result.streamed_metrics(run, opts)
+        out.attrs["periods"] = run.periods
+        return out
     return result.from_run(run, opts)
