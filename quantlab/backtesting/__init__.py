@@ -100,7 +100,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     ``max_leverage * maintenance_margin < 1`` (else every levered order is margin-called
     on its own bar); ``periods`` an
     integer >= 1 (None: the data's ``periods_per_year`` attr or its inferred calendar,
-    ``ql.calendar.periods_for``, else 252); ``sl_stop``/``tp_stop``/``sl_trail`` > 0 finite (NaN = off);
+    ``ql.calendar.periods_for``, else 252); ``sl_stop``/``tp_stop``/``sl_trail`` > 0
+    finite (NaN = off);
     ``limit_offset`` in [0, 1); ``limit_tif`` an integer >= 1; ``size`` >= 0 (inf = all
     the buying power); ``dd_limit`` in (0, 1); ``dd_cooldown`` an integer >= 0. DataArray
     options are checked value by value and need coordinates for the time/asset dims they

@@ -288,14 +288,15 @@ def _per_asset(ds, tmpl, params, signal, entries, exits, opts):
     def cut(x, a0, a1):   # a block's inputs: dask loads only this asset chunk
         return None if x is None else x.isel(asset=slice(int(a0), int(a1)))
 
-    blocks = [dask.delayed(_asset_block, pure=True)(*(cut(x, a0, a1) for x in (ds, sig_in, ent, ex)),
-                                                    opts, (a0, a1), n_par)
-              for a0, a1 in zip(edges[:-1], edges[1:])]
+    blocks = [dask.delayed(_asset_block, pure=True)(
+        *(cut(x, a0, a1) for x in (ds, sig_in, ent, ex)), opts, (a0, a1), n_par)
+        for a0, a1 in zip(edges[:-1], edges[1:])]
     widths = np.diff(edges)
 
     def lazy(key, lead, dtype=np.float64):   # concatenated along the asset axis
-        parts = [da.from_delayed(dask.delayed(dict.get)(b, key), (*lead, int(w), *tmpl.shape[2:]),
-                                 dtype=dtype) for b, w in zip(blocks, widths)]
+        parts = [da.from_delayed(dask.delayed(dict.get)(b, key),
+                                 (*lead, int(w), *tmpl.shape[2:]), dtype=dtype)
+                 for b, w in zip(blocks, widths)]
         return da.concatenate(parts, axis=len(lead))
 
     coords = {d: tmpl[d] for d in tmpl.dims}
@@ -325,6 +326,8 @@ def _no_orders():
             np.empty(0), np.empty(0, np.int8))
 
 
+# about 80 lines: one loop over the time chunks and its five outputs, kept together so
+# the chain of states is read in one place
 def _streamed(ds, tmpl, params, signal, entries, exits, opts, store=None):
     """A portfolio streamed over time chunks, the kernel's state carried between them.
 
