@@ -7,7 +7,10 @@ Each step runs in its own child process, so its peak RSS is its own (os.wait4):
   generate  testing.synthetic_minute_panel(..., store=): a panel straight into a store;
   files     one file per asset (Parquet or CSV, each asset's own random walk): the input;
   ingest    ql.data.ingest(files, store): read + validate (load_csv's reader) + write;
-  scan      ql.data.open(store) and a dask reduction over every close (a full read).
+  scan      ql.data.open(store) and a dask reduction over every close (a full read);
+  backtest  ql.backtest of the store, group=False (per asset chunk) and group=True
+            (streamed over time chunks), with 1 and 2 dask worker threads, and the
+            in-memory backtest of the loaded panel (its peak RSS holds the whole panel).
 Rates are bars (one asset's OHLCV at one minute) per second of wall time. Not in
 `make test`: a full-size run takes long and writes ~20 GB to --workdir.
 """
@@ -71,8 +74,44 @@ def step_scan(a):
     assert np.isfinite(float(ds["close"].mean().compute()))
 
 
+def step_backtest(a, group, workers):
+    """ql.backtest of the ingested store (dask-backed): group=False lazily per asset
+    chunk, group=True streamed over time chunks; ``workers`` threads of dask's local
+    scheduler (group=True is one sequential chain: workers only load chunks)."""
+    import dask
+    import xarray as xr
+
+    import quantlab as ql
+    ds = ql.data.open(Path(a.workdir) / "ingested")
+    # a lazy signal: long half the assets' exposure when the bar closed up
+    sig = xr.where(ds["close"] > ds["open"], 0.5, 0.0)
+    with dask.config.set(scheduler="threads", num_workers=workers):
+        res = ql.backtest(ds, sig, group=group, fees=0.0005)
+        assert np.isfinite(res.equity.isel(time=-1).values).all()
+
+
+def _bt(group, workers):
+    return lambda a: step_backtest(a, group, workers)
+
+
 STEPS = {"generate": step_generate, "files": step_files, "ingest": step_ingest,
-         "scan": step_scan}
+         "scan": step_scan, "backtest-group=False-1w": _bt(False, 1),
+         "backtest-group=False-2w": _bt(False, 2), "backtest-group=True-1w": _bt(True, 1),
+         "backtest-group=True-2w": _bt(True, 2), "backtest-in-memory": None}
+
+
+def step_in_memory(a):
+    """The same backtest (group=False) on the panel loaded into memory: the peer."""
+    import xarray as xr
+
+    import quantlab as ql
+    ds = ql.data.open(Path(a.workdir) / "ingested").load()
+    sig = xr.where(ds["close"] > ds["open"], 0.5, 0.0)
+    res = ql.backtest(ds, sig, fees=0.0005)
+    assert np.isfinite(res.equity.isel(time=-1).values).all()
+
+
+STEPS["backtest-in-memory"] = step_in_memory
 
 
 def run_child(argv, step):

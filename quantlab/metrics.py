@@ -674,8 +674,19 @@ def _dispatch(names, returns, factor_returns, dim, params):
     return {n: (np.float64(v) if r.ndim == 1 else v) for n, v in res.items()}
 
 
+def _data_periods(returns, period, annualization):
+    """``annualization``, else the ``periods_per_year`` attr of labelled returns (a
+    calendar set by ``ql.data.load``/``open``; ``ql.calendar``) when ``period`` is left
+    at "daily"; bare arrays keep empyrical's 252."""
+    if annualization is None and period == "daily":
+        attrs = getattr(returns, "attrs", None) or {}
+        return attrs.get("periods_per_year")
+    return annualization
+
+
 def _metric(name, returns, factor_returns=None, dim="time", period="daily",
             annualization=None, **kw):
+    annualization = _data_periods(returns, period, annualization)
     return _dispatch([name], returns, factor_returns, dim,
                      _params(period, annualization, **kw))[name]
 
@@ -1568,7 +1579,9 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
     """Every returns metric as an ``xr.Dataset`` (one variable per metric, the non-time dims kept).
 
     ``risk_free_rate`` is ANNUAL, converted per period as (1 + rf)^(1/periods) - 1
-    (DESIGN.md); benchmark metrics only with a benchmark.
+    (DESIGN.md); benchmark metrics only with a benchmark. Annualised with
+    ``annualization``, else the returns' ``periods_per_year`` attr, else ``period`` (252
+    daily); ``attrs["periods"]`` says which.
 
     Parameters
     ----------
@@ -1611,6 +1624,7 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
     >>> "beta" in s
     False
     """
+    annualization = _data_periods(returns, period, annualization)
     ann = annualization_factor(period, annualization)
     risk_free_rate = _v.number("risk_free_rate", risk_free_rate, -1, None, lo_open=True)
     rf = (1.0 + risk_free_rate) ** (1.0 / ann) - 1.0
@@ -1623,6 +1637,6 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
     params = _params(period, annualization, risk_free=rf, required_return=0.0, cutoff=cutoff)
     res = _dispatch(names, returns, benchmark, dim, params)
     ds = xr.Dataset(res)
-    ds.attrs.update(periods_per_year=ann, risk_free_rate_annual=risk_free_rate,
+    ds.attrs.update(periods_per_year=ann, periods=ann, risk_free_rate_annual=risk_free_rate,
                     risk_free_per_period=rf, cutoff=cutoff)
     return ds

@@ -34,6 +34,7 @@ import xarray as xr
 
 from quantlab import _validate, integrity
 from quantlab.backtesting import backtest
+from quantlab.calendar import periods_for
 from quantlab.compat import seed_optimizer_arguments, seed_walk_forward
 from quantlab.data import load as load_data
 from quantlab.metrics import METRICS, summary
@@ -222,7 +223,8 @@ class _Evaluator:
         self.inputs = strat.default_inputs(self.history)
         self.kw = dict(backtest_kw)
         self.kw.pop("group", None)
-        self.periods = int(self.kw.get("periods", 252))
+        # the data's calendar unless periods= is given (ql.backtest resolves it the same way)
+        self.periods = int(round(periods_for(data, self.kw.get("periods"), default=252)))
         self.rf = risk_free_rate
         self.mask = None if mask is None else np.asarray(mask, dtype=bool)
         if self.mask is not None and self.mask.shape != window.shape:
@@ -1080,7 +1082,7 @@ class WalkForwardOptimizer:
         acct = backtest(data.sel(time=span), sig, group=True, **kw)
         oos_r = acct.returns
         metrics = summary(oos_r, risk_free_rate=self.kw.get("risk_free_rate", 0.0),
-                          annualization=int(kw.get("periods", 252)))
+                          annualization=acct.periods)
         params = list(results[0].best_params)
         return WalkForwardResult(folds, oos_r, acct.equity, metrics,
                                  _stability(folds[params]), self.objective, results)

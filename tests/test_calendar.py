@@ -137,3 +137,83 @@ def test_periods_for_prefers_given_then_attrs_and_checks_the_number():
     assert periods_for(ds, default=12) == 252                        # inferred beats default
     with pytest.raises(ValueError, match="default must be"):
         periods_for(ds, default=0)
+
+
+# ---- wiring: backtests, metrics and results annualise from the data's calendar ------
+
+def _crypto(freq, n, seed=0):
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2024-01-01", periods=n, freq=freq)   # weekends included: 24/7
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, 2)), 0))
+    ds = xr.Dataset({"close": (("time", "asset"), c)},
+                    coords={"time": t, "asset": ["BTC", "ETH"]})
+    sig = xr.DataArray(np.where(rng.random((n, 2)) < 0.2, 1.0, np.nan),
+                       dims=("time", "asset"), coords=ds["close"].coords)
+    return ds, sig
+
+
+@pytest.mark.parametrize("freq,n,want", [("1D", 400, 365), ("1min", 3000, 525_600)])
+def test_backtest_of_24_7_panel_annualises_with_its_calendar_not_252(freq, n, want):
+    ds, sig = _crypto(freq, n)
+    for group in (False, True):
+        res = ql.backtest(ds, sig, group=group)
+        assert res.periods == want
+        m = res.metrics()
+        assert m.attrs["periods"] == want
+        ref = ql.metrics.summary(res.returns, annualization=want)
+        np.testing.assert_allclose(m["sharpe_ratio"].values, ref["sharpe_ratio"].values)
+        assert not np.allclose(m["sharpe_ratio"].values,
+                               ql.metrics.summary(res.returns, annualization=252)
+                               ["sharpe_ratio"].values)
+        mo = ql.backtest(ds, sig, group=group, metrics_only=("sharpe_ratio",))
+        assert mo.attrs["periods"] == want
+        np.testing.assert_allclose(mo["sharpe_ratio"].values, m["sharpe_ratio"].values,
+                                   rtol=1e-10)
+
+
+def test_backtest_periods_argument_overrides_the_calendar():
+    ds, sig = _crypto("1D", 400)
+    res = ql.backtest(ds, sig, periods=252)
+    assert res.periods == 252 and res.metrics().attrs["periods"] == 252
+    ds.attrs["periods_per_year"] = 360          # an explicit attr wins over inference
+    assert ql.backtest(ds, sig).periods == 360
+
+
+def test_backtest_borrow_rate_converted_with_the_data_periods():
+    ds, sig = _crypto("1D", 60)
+    kw = dict(max_leverage=2.0, borrow_rate=0.1, group=True)
+    res = ql.backtest(ds, sig.fillna(1.0), **kw)
+    assert res.periods == 365
+    np.testing.assert_array_equal(res.interest.values,
+                                  ql.backtest(ds, sig.fillna(1.0), periods=365, **kw)
+                                  .interest.values)
+    r252 = ql.backtest(ds, sig.fillna(1.0), periods=252, **kw).interest.values
+    assert not np.allclose(res.interest.values, r252)
+
+
+def test_bundled_equities_backtest_annualises_with_252():
+    ds = ql.data.load()
+    sig = xr.ones_like(ds["close"]).where(ds["close"].time == ds["close"].time[0])
+    res = ql.backtest(ds, sig)
+    assert res.periods == 252 and res.metrics().attrs["periods"] == 252
+
+
+def test_metrics_of_returns_with_periods_attr_use_it_bare_arrays_use_252():
+    rng = np.random.default_rng(3)
+    r = rng.normal(0.001, 0.01, 500)
+    da = xr.DataArray(r, dims="time", attrs={"periods_per_year": 365})
+    s365 = r.mean() / r.std(ddof=1) * np.sqrt(365)
+    assert float(ql.metrics.sharpe_ratio(da)) == pytest.approx(s365, rel=1e-12)
+    assert ql.metrics.summary(da).attrs["periods"] == 365
+    assert float(ql.metrics.sharpe_ratio(r)) == pytest.approx(s365 * np.sqrt(252 / 365),
+                                                              rel=1e-12)
+    assert ql.metrics.summary(da, annualization=12).attrs["periods"] == 12
+
+
+def test_backtest_options_keep_periods_none_round_trip():
+    opts = ql.BacktestOptions()
+    assert opts.periods is None
+    assert ql.BacktestOptions.from_dict(opts.to_dict()).periods is None
+    assert ql.BacktestOptions.from_dict(ql.BacktestOptions(periods=365).to_dict()).periods == 365
+    with pytest.raises(ValueError, match="periods"):
+        ql.BacktestOptions(periods=0)

@@ -61,13 +61,20 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
              size_type="equity", init_cash=100_000.0, fees=0.0, fixed_fees=0.0, slippage=0.0,
              max_position_size=None, max_leverage=1.0, borrow_rate=0.0,
              maintenance_margin=0.25, execution="close", rebalance="on_change", group=False,
-             periods=252, sl_stop=None, tp_stop=None, sl_trail=None, order_type="market",
+             periods=None, sl_stop=None, tp_stop=None, sl_trail=None, order_type="market",
              limit_offset=None, limit_tif=None, metrics_only=None, dd_limit=None,
              dd_cooldown=21, dd_mode="cooldown") -> BacktestResult:
     """Simulate ``signal`` (or ``entries``/``exits``) on ``data``; see the package doc.
 
     Conventions (fills, sizing, group accounts, stops) are in the :mod:`quantlab.backtesting`
     module documentation; each option's details are in the Notes below.
+
+    A dask-backed ``data`` (``ql.data.open``) or signal runs out of core: independent
+    accounts (``group=False``) per asset chunk in parallel, lazily (equity, cash and
+    positions are dask arrays, ``orders`` a dask DataFrame); portfolios (``group=True``)
+    stream over the time chunks carrying the kernel's state, each chunk computed in turn
+    into a temporary zarr store that the dask-array results read (orders: a pandas
+    frame). Memory: one chunk. Both equal the in-memory backtest.
 
     Parameters
     ----------
@@ -107,8 +114,10 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         Order when the target changes, or every bar.
     group : bool, default False
         One cash account per parameter combination across the assets (a portfolio).
-    periods : int, default 252
-        Bars per year (>= 1), for the metrics and ``borrow_rate``.
+    periods : int, optional
+        Bars per year (>= 1), for the metrics and ``borrow_rate``; default the data's
+        ``periods_per_year`` attr or its inferred calendar (``ql.calendar.periods_for``),
+        else 252.
     sl_stop, tp_stop, sl_trail : float or xarray.DataArray, optional
         Stop-loss, take-profit and trailing-stop fractions (> 0; NaN = off); DataArrays
         over asset/parameter dims become dims of the result.
@@ -238,7 +247,11 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         sl_stop=sl_stop, tp_stop=tp_stop, sl_trail=sl_trail, order_type=order_type,
         limit_offset=limit_offset, limit_tif=limit_tif, metrics_only=metrics_only,
         dd_limit=dd_limit, dd_cooldown=dd_cooldown, dd_mode=dd_mode)
+    if result.is_lazy(data, signal, entries, exits):
+        return result.chunked(data, signal, entries, exits, opts)
     run = dispatch.simulate(data, signal, entries, exits, opts)
     if opts.metrics_only is not None:
-        return result.streamed_metrics(run, opts)
+        out = result.streamed_metrics(run, opts)
+        out.attrs["periods"] = run.periods
+        return out
     return result.from_run(run, opts)

@@ -15,6 +15,7 @@ import xarray as xr
 from quantlab import _validate
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions
+from quantlab.calendar import periods_for
 from quantlab.data import validate
 from quantlab.errors import DataError
 from quantlab.signals import from_entries_exits
@@ -36,6 +37,7 @@ class Run:
     ds: xr.Dataset          # the data, on the signal's assets
     params: list            # the parameter dims
     group: bool             # one account per parameter combination (else per column)
+    periods: int = 252      # periods per year: the options' or the data's calendar
 
     @property
     def acct_dims(self) -> list:
@@ -56,6 +58,14 @@ def as_dataset(data) -> xr.Dataset:
         raise DataError("data has no 'close' variable")
     _validate.coords(data, what="data")
     return data
+
+
+def resolve_periods(ds, opts: BacktestOptions) -> int:
+    """``opts.periods``, else the data's periods per year (its ``periods_per_year`` attr
+    or inferred calendar, ``ql.calendar.periods_for``), else 252."""
+    if opts.periods is not None:
+        return int(opts.periods)
+    return int(round(periods_for(ds, None, default=252)))
 
 
 def input_signal(signal, entries, exits, opts: BacktestOptions) -> xr.DataArray:
@@ -203,6 +213,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     Without ``state`` the run's length bounds the drawdown halt and the limit orders'
     time in force; with one, nothing depends on where the run ends."""
     ds = as_dataset(data)
+    periods = resolve_periods(ds, opts)
     signal = check_signal(input_signal(signal, entries, exits, opts), ds)
     signal, params = broadcast(signal, opts)
     ds = align_data(ds, signal, opts)
@@ -229,8 +240,8 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         opts.rebalance == "daily", opts.execution == "next_open", float(opts.dd_limit or 0.0),
         endless if opts.dd_mode == "halt" else min(opts.dd_cooldown, endless),
         opts.metrics_only is not None, **kw,
-        borrow=(1 + float(opts.borrow_rate)) ** (1 / opts.periods) - 1, margin=margin,
+        borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
         state=state)
     if state is not None and opts.metrics_only is None and first:
         out[3][0][:] -= first        # order times: the kernel counts bars from the start
-    return Run(out, signal, ds, params, bool(opts.group))
+    return Run(out, signal, ds, params, bool(opts.group), periods)

@@ -220,7 +220,7 @@ _CHECKS = {
     "max_position_size": _optional(_number(0, None, lo_open=True, finite=False)),
     "borrow_rate": _number(0, 1, hi_open=True),
     "maintenance_margin": _number(0, 1, hi_open=True),
-    "periods": _integer(1),
+    "periods": _optional(_integer(1)),   # None: the data's calendar (resolved by dispatch)
     "size_type": _choice(*SIZE_TYPES),
     "order_type": _choice("market", "limit"),
     "execution": _choice("close", "next_open"),
@@ -283,7 +283,7 @@ class BacktestOptions:
     execution: str = "close"
     rebalance: str = "on_change"
     group: bool = False
-    periods: int = 252
+    periods: int | None = None
     sl_stop: object = None
     tp_stop: object = None
     sl_trail: object = None
