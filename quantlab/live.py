@@ -11,6 +11,7 @@ backtest of the same bars (orders, fills, equity). Paper trading only: no broker
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -27,6 +28,7 @@ from quantlab._kernels.backtest import SimState
 from quantlab.backtesting import dispatch
 from quantlab.backtesting.options import BacktestOptions
 from quantlab.backtesting.result import from_run
+from quantlab.calendar import periods_for
 from quantlab.data import load_csv, validate
 from quantlab.engine.feeds import FeedError
 from quantlab.errors import DataError
@@ -152,6 +154,9 @@ class Deployment:
 
     def __init__(self, strategy, options, *, universe=None, history=None, inputs=None,
                  risk=None):
+        if options.periods is None:   # annualise (borrow_rate) as ql.backtest of this data
+            options = dataclasses.replace(options, periods=int(round(periods_for(
+                history, None, default=252) if history is not None else 252)))
         self.strategy, self.options = strategy, options
         self.risk = risk or RiskLimits()
         self.inputs = inputs
