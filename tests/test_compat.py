@@ -47,7 +47,7 @@ def test_backtesting_engine_is_ql_backtest_with_the_seed_units():
 
 def test_backtesting_engine_still_reachable_as_ql_name():
     assert ql.BacktestingEngine.__name__ == "BacktestingEngine"
-    assert compat.BacktestingEngine.__doc__.startswith("The seed's facade")
+    assert compat.BacktestingEngine.__doc__.startswith("The seed's")
 
 
 @pytest.mark.parametrize("kw, name", [({"initial_capital": 0}, "initial_capital"),

@@ -120,9 +120,11 @@ def test_limit_offset_grid_is_a_dim_equal_to_single_runs():
 def test_leverage_borrows_cash_and_pays_interest_on_it():
     ds = _bars([FLAT] * 5)
     rate = 0.05
+    # five daily bars over a weekend: a 24/7 calendar, 365 bars a year (ql.calendar)
     res = ql.backtest(ds, _sig(ds, [1, NA, NA, NA, NA]), max_leverage=2, borrow_rate=rate)
     assert res.positions.values[0, 0] == pytest.approx(2000)       # 2 x equity
-    per_bar = (1 + rate) ** (1 / 252) - 1
+    assert res.periods == 365
+    per_bar = (1 + rate) ** (1 / 365) - 1
     cash = -100_000.0
     for t in range(5):   # interest on the borrowed cash at every close, compounding
         cash -= per_bar * -cash
