@@ -146,8 +146,6 @@ def test_explore_notebook_runs_renders_and_reacts(lab):
 FOLDER = ["00_quickstart", "01_explore", "02_traditional_strategies"]
 REPORT_MAX = 2_000_000   # bytes of one report apart from _static/ (issue #28)
 TOTAL_MAX = 30_000_000   # `make report` (14 runs) in total
-# the widgets' empty figures are the `views` branch's to fix
-VIEWS = {"01_explore", "09_tick_engine", "11_parameter_sweeps"}
 
 # every bokeh plot of every document in the page: [id, title, glyph renderers with data]
 _PLOTS_JS = """() => {
@@ -217,12 +215,7 @@ def _open_report(context, path):
     return page, problems
 
 
-def _xfail_views(name):
-    return pytest.param(name, marks=pytest.mark.xfail(
-        name in VIEWS, reason="views branch: the widgets' empty figures", strict=False))
-
-
-@pytest.mark.parametrize("name", [_xfail_views(n) for n in FOLDER])
+@pytest.mark.parametrize("name", FOLDER)
 def test_report_from_disk_has_data_in_every_plot_and_no_console_error(folder, name):
     """Reports showed empty panels ('[bokeh] could not set initial ranges'); a light
     report must also find BokehJS and the widget renderer in _static/ with no network."""
@@ -245,15 +238,15 @@ def test_report_from_disk_has_data_in_every_plot_and_no_console_error(folder, na
 
 def test_self_contained_report_opens_with_all_network_blocked(folder, tmp_path):
     """--self-contained: one file, alone in its folder (no _static/ to lean on), opened
-    offline; widgets, BokehJS and jupyter_bokeh all travel inside it."""
+    offline; BokehJS and the explorers' static views (their current figures, controls
+    marked "needs a running kernel") travel inside it."""
     from quantlab import suite
 
     out, _ = folder
-    if suite._js_asset(suite.WIDGET_RENDERER) is None:
-        pytest.fail("npm assets missing: `make install` puts them in .cache/npm")
     html = tmp_path / "01_explore.html"
     suite.render_html(out / "01_explore.ipynb", html, self_contained=True)
-    assert "data:text/javascript;base64," in html.read_text()
+    text = html.read_text()
+    assert "needs a running kernel" in text and "_static/" not in text
     assert list(tmp_path.iterdir()) == [html]
     requests = []
     with _browser() as pw:
@@ -261,16 +254,14 @@ def test_self_contained_report_opens_with_all_network_blocked(folder, tmp_path):
         context = _blocked_context(browser, requests)
         context.set_offline(True)
         page, problems = _open_report(context, html)
-        page.wait_for_selector(".widget-slider", timeout=30_000)
-        readout = page.locator(".widget-slider", has_text="window").first.locator(
-            ".widget-readout").first.inner_text()
+        page.wait_for_timeout(2000)   # the static copies draw after BokehJS loads
         n_canvas = page.locator("canvas").count()
         plots = page.evaluate(_PLOTS_JS)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report_self_contained.png"), full_page=True)
         browser.close()
-    assert readout == "20"  # the slider's saved state, rendered with no network
-    assert n_canvas >= 5 and len(plots) >= 5, "the embedded bokeh widgets did not draw"
+    assert n_canvas >= 5 and len(plots) >= 5, "the static views did not draw"
+    assert all(n > 0 for _, _, n in plots), plots          # every plot has data
     assert problems == [] and requests == [], (problems, requests)
 
 
