@@ -453,6 +453,15 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
         raise DataError(where + _bar_message(_k.CODE_NAMES[code], vars_,
                                              vars_.index(BAR_VARS[v]), bar,
                                              str(ds.asset.values[a]), ds.time.values[t]))
+    if "close" in names:   # bars are complete over an asset's variables: close must be one
+        has = np.asarray(has, dtype=bool)
+        orphans = np.flatnonzero(~has[:, BAR_VARS.index("close")] & has.any(axis=1))
+        if orphans.size:
+            a = orphans[0]
+            others = [n for n, keep in zip(BAR_VARS, has[a]) if keep]
+            raise DataError(f"{where}asset {str(ds.asset.values[a])!r} has {', '.join(others)} but "
+                            "no close at any bar: close is the price signals, backtests and "
+                            "metrics read (drop the asset, or fill its close)")
     return ds
 
 

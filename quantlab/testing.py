@@ -7,14 +7,46 @@ import numpy as np
 from quantlab import _validate as _v
 
 __all__ = ["assert_no_lookahead", "synthetic_ticks", "to_dicts", "seed_batch",
-           "synthetic_minute_panel"]
+           "synthetic_minute_panel", "ticks_from_bars"]
 
 
 def assert_no_lookahead(strategy, ds, n_cuts: int = 5, min_history: int | None = None) -> None:
     """Assert that the signal at t uses data up to t only: computed on
     ``ds.isel(time=slice(0, t + 1))`` (with that truncated data's ``default_inputs``) it
     equals the signal at t computed on all of ``ds``, at ``n_cuts`` times spread over the
-    second half of the data. Raises AssertionError naming the first differing time."""
+    second half of the data.
+
+    Parameters
+    ----------
+    strategy : quantlab.strategies.Strategy
+        The strategy, with its parameters.
+    ds : xarray.Dataset
+        The bars (time, asset).
+    n_cuts : int, default 5
+        Truncation points checked.
+    min_history : int, optional
+        First cut (bars); default: half of ``ds``.
+
+    Raises
+    ------
+    AssertionError
+        Naming the first time where the truncated signal differs (rtol 1e-9).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab.testing import assert_no_lookahead
+    >>> ds = ql.data.load().isel(time=slice(0, 400))
+    >>> assert_no_lookahead(ql.strategies.get("volatility_regime"), ds, n_cuts=3)
+    >>> class Peek(ql.strategies.Strategy):   # reads tomorrow's close
+    ...     name, defaults, param_space = "peek_demo", {}, {}
+    ...     def _signal(self, ds):
+    ...         return (ds["close"].shift(time=-1) > ds["close"]).astype(float)
+    >>> assert_no_lookahead(Peek(), ds, n_cuts=3)
+    Traceback (most recent call last):
+    ...
+    AssertionError: ql.strategies.get('peek_demo') looks ahead: its signal at 2000-12-13 differs when later data is removed ([0. 0. 0. 0.] vs [0. 0. 1. 0.])
+    """
     full = strategy.signal(ds, **strategy.default_inputs(ds))
     n = ds.sizes["time"]
     start = n // 2 if min_history is None else min_history
@@ -35,7 +67,38 @@ def synthetic_ticks(n=10_000, n_symbols=50, seed=0, bad_fraction=0.0, start_pric
                     tick_size=0.01) -> dict:
     """Random-walk quotes with varying book imbalance (columns; prices in currency,
     timestamps in µs). ``bad_fraction`` of ticks are corrupted (crossed quotes,
-    negative or NaN prices, negative sizes, unknown symbols, out-of-order timestamps)."""
+    negative or NaN prices, negative sizes, unknown symbols, out-of-order timestamps).
+
+    Parameters
+    ----------
+    n : int, default 10000
+        Ticks (at most 1e8).
+    n_symbols : int, default 50
+        Symbols, ids 0 .. n_symbols - 1.
+    seed : int, default 0
+        Random seed: the same seed gives the same ticks.
+    bad_fraction : float, default 0.0
+        Fraction of corrupted ticks, in [0, 1].
+    start_price : float, default 100.0
+        First mid of every symbol (> 0).
+    tick_size : float, default 0.01
+        Price grid (> 0).
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``symbol_id``, ``bid_price``, ``ask_price``, ``bid_size``, ``ask_size``,
+        ``timestamp``: the columns :meth:`quantlab.engine.TickEngine.process_ticks` reads.
+
+    Examples
+    --------
+    >>> from quantlab.testing import synthetic_ticks
+    >>> cols = synthetic_ticks(5, n_symbols=2, seed=1)
+    >>> sorted(cols)
+    ['ask_price', 'ask_size', 'bid_price', 'bid_size', 'symbol_id', 'timestamp']
+    >>> cols["symbol_id"], cols["bid_price"]
+    (array([0, 1, 1, 1, 0]), array([ 99.99, 100.  ,  99.99,  99.98,  99.98]))
+    """
     from quantlab.engine.config import MAX_SYMBOLS   # lazy: cycle (engine's bench imports us)
 
     n = _v.integer("n", n, 0, 10 ** 8)          # ~10 arrays of n: bounded before allocating
@@ -76,7 +139,26 @@ def synthetic_ticks(n=10_000, n_symbols=50, seed=0, bad_fraction=0.0, start_pric
 
 
 def to_dicts(cols, as_strings=False) -> list:
-    """Columns -> the seed's list of dicts (prices as decimal strings if asked)."""
+    """Columns -> the seed's list of dicts (prices as decimal strings if asked).
+
+    Parameters
+    ----------
+    cols : dict of numpy.ndarray
+        Tick columns, as :func:`synthetic_ticks` returns.
+    as_strings : bool, default False
+        Prices as ``"%.2f"`` strings (the seed's wire format) instead of floats.
+
+    Returns
+    -------
+    list of dict
+        One dict per tick, with ``venue_id`` 1 and ``flags`` 0.
+
+    Examples
+    --------
+    >>> from quantlab.testing import synthetic_ticks, to_dicts
+    >>> to_dicts(synthetic_ticks(5, n_symbols=2, seed=1), as_strings=True)[0]
+    {'symbol_id': 0, 'bid_price': '99.99', 'ask_price': '100.01', 'bid_size': 476, 'ask_size': 620, 'timestamp': 1700000000000192, 'venue_id': 1, 'flags': 0}
+    """
     n = len(cols["timestamp"])
     fmt = (lambda x: f"{x:.2f}") if as_strings else float
     return [{"symbol_id": int(cols["symbol_id"][i]), "bid_price": fmt(cols["bid_price"][i]),
@@ -87,7 +169,27 @@ def to_dicts(cols, as_strings=False) -> list:
 
 def seed_batch(n_symbols=100, n_ticks=1000) -> list:
     """The seed's sample batch shape: n_symbols x n_ticks dicts, prices as strings,
-    constant prices per symbol (so, rightly, no signals)."""
+    constant prices per symbol (so, rightly, no signals).
+
+    Parameters
+    ----------
+    n_symbols : int, default 100
+        Symbols per tick time.
+    n_ticks : int, default 1000
+        Tick times (at most 1e7).
+
+    Returns
+    -------
+    list of dict
+        ``n_symbols * n_ticks`` dicts, time-major.
+
+    Examples
+    --------
+    >>> from quantlab.testing import seed_batch
+    >>> batch = seed_batch(2, 3)
+    >>> len(batch), batch[1]["symbol_id"], batch[1]["bid_price"]
+    (6, 1, '101.00')
+    """
     from quantlab.engine.config import MAX_SYMBOLS   # lazy: cycle (engine's bench imports us)
 
     n_symbols = _v.integer("n_symbols", n_symbols, 0, MAX_SYMBOLS)
@@ -117,7 +219,35 @@ def synthetic_minute_panel(n_assets, n_days, store=None, seed=0, calendar="24/7"
     ``store``: a new directory to write straight into, one day generated and one chunk
     row held at a time (returns its path; open it with ``ql.data.open``); None returns
     the Dataset in memory (at most 2 GB). The values depend on the seed only, not on the
-    chunking."""
+    chunking.
+
+    Parameters
+    ----------
+    n_assets, n_days : int
+        Panel size.
+    store : str or path, optional
+        A new directory to write a zarr store into; None: return the Dataset.
+    seed : int, default 0
+        Random seed.
+    calendar : {"24/7", "session"}, default "24/7"
+        Every minute of every day, or 390 session minutes of business days.
+    chunk_time, chunk_asset : int, optional
+        The store's chunk shape (defaults: a day of bars, all assets).
+
+    Returns
+    -------
+    xarray.Dataset or pathlib.Path
+        The panel (with ``freq``/``calendar``/``periods_per_year`` attrs), or the store.
+
+    Examples
+    --------
+    >>> from quantlab.testing import synthetic_minute_panel
+    >>> ds = synthetic_minute_panel(3, 2)
+    >>> dict(ds.sizes), list(ds.data_vars), ds.attrs["periods_per_year"]
+    ({'time': 2880, 'asset': 3}, ['open', 'high', 'low', 'close', 'volume'], 525600)
+    >>> dict(synthetic_minute_panel(2, 3, calendar="session").sizes)
+    {'time': 1170, 'asset': 2}
+    """
     import pandas as pd
     import xarray as xr
 
@@ -172,7 +302,31 @@ def ticks_from_bars(ds, spread: float = 0.0, unit: str = "us") -> dict:
     open, high, low, close at 0, 1/4, 1/2, 3/4 of the bar (the high before the low), the
     bar's volume split evenly over their sizes; assets without a bar send nothing. Bars
     aggregated from them by the engine (``quantlab.engine.bars``, ``freq`` = the bar
-    spacing) are the bars of ``ds`` again (exactly, with ``spread=0``)."""
+    spacing) are the bars of ``ds`` again (exactly, with ``spread=0``).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Bars with open/high/low/close (and optionally volume) on (time, asset).
+    spread : float, default 0.0
+        Quoted spread around each mid (currency).
+    unit : {"s", "ms", "us", "ns"}, default "us"
+        Unit of the integer timestamps.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        Tick columns in time order, as :meth:`quantlab.engine.TickEngine.process_ticks`
+        reads them.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab.testing import ticks_from_bars
+    >>> ticks = ticks_from_bars(ql.data.load().isel(time=slice(0, 2)))
+    >>> len(ticks["timestamp"])   # 2 bars x 3 assets x 4 quotes (GOOG has no bars in 2000)
+    24
+    """
     t = ds.indexes["time"].asi8 // {"s": 10 ** 9, "ms": 10 ** 6, "us": 10 ** 3, "ns": 1}[unit]
     step = int(np.min(np.diff(t))) if len(t) > 1 else 4
     px = np.stack([ds[v].transpose("time", "asset").values

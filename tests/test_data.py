@@ -869,3 +869,19 @@ def test_load_csv_kline_row_with_too_many_fields_names_data_row(tmp_path):
     with pytest.raises(ql.DataError, match=re.escape(f"{f}: data row 2 has 13 fields, the first "
                                                      "row has 12")):
         ql.data.load_csv(f)
+
+
+def test_validate_refuses_an_asset_with_ohlv_but_an_all_nan_close():
+    """An asset whose close is NaN at every bar while its open/high/low/volume have values
+    was read as a close-less asset and accepted; every signal and backtest reads close."""
+    ds = ql.data.load().isel(time=slice(0, 50)).copy(deep=True)
+    ds["close"][:, 0] = np.nan
+    with pytest.raises(ql.DataError, match=r"asset 'AAPL' has open, high, low, volume but "
+                                           r"no close at any bar"):
+        ql.data.validate(ds)
+    # an asset with no data at all is still fine (not yet listed), as is a close-only asset
+    for v in ("open", "high", "low", "volume"):
+        ds[v][:, 0] = np.nan
+    assert ql.data.validate(ds) is ds
+    ds["close"][:, 0] = 10.0
+    assert ql.data.validate(ds) is ds

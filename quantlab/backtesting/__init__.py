@@ -46,6 +46,10 @@ them).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
+import xarray as xr
+
 from quantlab.backtesting import dispatch, result
 from quantlab.backtesting.options import (DD_MODES, MAX_LEVERAGE, SIZE_TYPES,
                                           STREAMED_EXTRAS, BacktestOptions, Slippage)
@@ -63,7 +67,7 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
              maintenance_margin=0.25, execution="close", rebalance="on_change", group=False,
              periods=None, sl_stop=None, tp_stop=None, sl_trail=None, order_type="market",
              limit_offset=None, limit_tif=None, metrics_only=None, dd_limit=None,
-             dd_cooldown=21, dd_mode="cooldown") -> BacktestResult:
+             dd_cooldown=21, dd_mode="cooldown", client=None) -> BacktestResult:
     """Simulate ``signal`` (or ``entries``/``exits``) on ``data``; see the package doc.
 
     Conventions (fills, sizing, group accounts, stops) are in the :mod:`quantlab.backtesting`
@@ -133,6 +137,9 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         Drawdown limit in (0, 1) (see Notes).
     dd_cooldown : int, default 21
         Bars an account stays flat after a breach (>= 0; ``dd_mode="cooldown"``).
+    client : dask.distributed.Client, optional
+        Where a dask-backed backtest runs (see Notes, Clusters). Default: the active
+        ``Client`` if there is one (dask's default scheduler), else dask's threads.
     dd_mode : {'cooldown', 'halt'}, default 'cooldown'
         What follows a breach.
 
@@ -164,6 +171,15 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
 
     Notes
     -----
+    Clusters (``client=``, dask-backed data only): independent accounts are submitted to
+    the client at once (the result's arrays are persisted there, still dask-backed:
+    compute them on it, e.g. with the client as the default, ``client.as_current()``);
+    a portfolio's time chunks are loaded through it in turn while the kernel's chain runs
+    here. The data must be readable by every worker (a store on a path they all see).
+    A portfolio's per-bar results go to a temporary store on this machine (``TMPDIR``):
+    on a cluster of several machines, set ``TMPDIR`` to storage the workers share, or
+    compute them with ``dask.config.set(scheduler="threads")``.
+
     ``metrics_only`` (a tuple of metric names): keep no equity, positions or orders and
     return an ``xr.Dataset`` of those metrics per account, accumulated while the kernel
     runs (memory independent of the number of bars). Names: the returns metrics that need
@@ -248,10 +264,32 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         limit_offset=limit_offset, limit_tif=limit_tif, metrics_only=metrics_only,
         dd_limit=dd_limit, dd_cooldown=dd_cooldown, dd_mode=dd_mode)
     if result.is_lazy(data, signal, entries, exits):
-        return result.chunked(data, signal, entries, exits, opts)
+        return _lazy(data, signal, entries, exits, opts, client)
+    if client is not None:
+        raise ValueError("client= runs dask-backed data on a cluster; this data is in "
+                         "memory: chunk it (data.chunk({'asset': 50})) or drop client=")
     run = dispatch.simulate(data, signal, entries, exits, opts)
     if opts.metrics_only is not None:
         out = result.streamed_metrics(run, opts)
         out.attrs["periods"] = run.periods
         return out
     return result.from_run(run, opts)
+
+
+def _lazy(data, signal, entries, exits, opts, client):
+    """``result.chunked`` on ``client`` (None: dask's default scheduler)."""
+    if client is None:
+        return result.chunked(data, signal, entries, exits, opts)
+    if not (callable(getattr(client, "get", None)) and callable(getattr(client, "persist", None))):
+        raise TypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
+    import dask   # lazy: dask-backed runs only
+
+    with dask.config.set(scheduler=client):   # the chunks a portfolio's chain loads
+        out = result.chunked(data, signal, entries, exits, opts)
+    if isinstance(out, xr.Dataset):   # metrics_only
+        return client.persist(out)
+    if opts.group:   # computed already, into the temporary store
+        return out
+    equity, cash, positions, orders = client.persist(
+        [out.equity, out.cash, out.positions, out.orders])
+    return replace(out, equity=equity, cash=cash, positions=positions, orders=orders)

@@ -18,8 +18,9 @@ from quantlab._kernels import backtest as _k
 from quantlab.data import returns
 from quantlab.errors import DataError
 
+# `param` is shared with the other backtesting layers, not public API
 __all__ = ["BacktestOptions", "Slippage", "DD_MODES", "SIZE_TYPES", "STREAMED_EXTRAS",
-           "MAX_LEVERAGE", "param"]
+           "MAX_LEVERAGE"]
 
 # dd_limit's modes: "cooldown" flat for dd_cooldown bars then back in with the peak
 # restarted; "halt" measured from the all-time peak and flat for the rest of the run
@@ -107,7 +108,44 @@ class Slippage:
             object.__setattr__(self, k, v)
 
     def panels(self, ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray, float]:
-        """(base fraction, impact coefficient per sqrt(share), cap) on (time, asset)."""
+        """The model's cost panels on (time, asset), as the kernel reads them.
+
+        Slippage of an order of Δ shares = base + min(impact · sqrt(|Δ|), cap), as a
+        fraction of the execution price.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            The bars, with ``close`` (and ``volume`` for "volume_based", ``high`` and
+            ``low`` for "adaptive").
+
+        Returns
+        -------
+        base : xarray.DataArray
+            Fixed fraction per bar (bps / 1e4, plus the adaptive model's volatility and
+            range terms).
+        impact : xarray.DataArray
+            Coefficient per sqrt(share) (0 except "volume_based").
+        cap : float
+            Upper bound of the impact term.
+
+        Raises
+        ------
+        DataError
+            If a variable the model reads is missing.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> base, impact, cap = ql.Slippage("adaptive", bps=5).panels(ds)
+        >>> base.dims, round(float(base.isel(time=-1, asset=0)), 4), cap
+        (('time', 'asset'), 0.0119, 0.05)
+        >>> ql.Slippage("volume_based").panels(ds.drop_vars("volume"))
+        Traceback (most recent call last):
+        ...
+        quantlab.errors.DataError: Slippage('volume_based') needs a 'volume' variable
+        """
         close = ds["close"].transpose("time", "asset")
 
         def const(v):  # a stride-0 view: no 20 MB panel for a constant
@@ -336,7 +374,20 @@ class BacktestOptions:
 
     # ---- what a bar-by-bar run (a deployment, a time-chunked backtest) needs to know
     def needs(self) -> tuple:
-        """Data variables these options read beyond ``close``."""
+        """Data variables these options read beyond ``close``.
+
+        Returns
+        -------
+        tuple of str
+            Sorted names: ``open`` for ``execution="next_open"``, ``volume`` or
+            ``high``/``low`` for the slippage models that read them.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ql.BacktestOptions(execution="next_open", slippage=ql.Slippage("adaptive")).needs()
+        ('high', 'low', 'open')
+        """
         need = {"open"} if self.execution == "next_open" else set()
         if self.slippage.model == "volume_based":
             need.add("volume")
@@ -346,16 +397,67 @@ class BacktestOptions:
 
     def history_needed(self) -> int:
         """Bars (the current one included) the slippage model reads: its window of
-        returns, one bar more for ``next_open`` (costs from the decision bar)."""
+        returns, one bar more for ``next_open`` (costs from the decision bar).
+
+        Returns
+        -------
+        int
+            1 for fixed slippage, else ``slippage.window + 1`` (+ 1 with ``next_open``).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ql.BacktestOptions().history_needed()
+        1
+        >>> ql.BacktestOptions(slippage=ql.Slippage("volume_based", window=20)).history_needed()
+        21
+        """
         if self.slippage.model == "fixed":
             return 1
         return self.slippage.window + 1 + (self.execution == "next_open")
 
     def n_accounts(self, n_assets: int) -> int:
+        """Accounts a backtest of ``n_assets`` runs: one (``group=True``) or one per asset.
+
+        Parameters
+        ----------
+        n_assets : int
+            Assets in the panel.
+
+        Returns
+        -------
+        int
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ql.BacktestOptions().n_accounts(4), ql.BacktestOptions(group=True).n_accounts(4)
+        (4, 1)
+        """
         return 1 if self.group else n_assets
 
     def to_dict(self) -> dict:
-        """Plain values (JSON): one combination only (no swept DataArray options)."""
+        """Plain values (JSON): one combination only (no swept DataArray options).
+
+        Returns
+        -------
+        dict
+            Every option by name; the slippage model as a dict of its fields.
+
+        Raises
+        ------
+        ValueError
+            If an option varies over a dim (a sweep): save one combination.
+
+        Examples
+        --------
+        >>> import json, quantlab as ql
+        >>> d = ql.BacktestOptions(fees=0.001, sl_stop=0.05).to_dict()
+        >>> d["fees"], d["sl_stop"], d["slippage"]["model"]
+        (0.001, 0.05, 'fixed')
+        >>> len(json.dumps(d)) > 0
+        True
+        """
         out = {}
         for name in _CHECKS:
             v = getattr(self, name)
@@ -372,6 +474,28 @@ class BacktestOptions:
 
     @classmethod
     def from_dict(cls, d: dict) -> BacktestOptions:
+        """Options from :meth:`to_dict`'s values, checked as by the constructor.
+
+        Parameters
+        ----------
+        d : dict
+            Option values by name (the slippage model as a dict or a :class:`Slippage`).
+
+        Returns
+        -------
+        BacktestOptions
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> o = ql.BacktestOptions(fees=0.001, execution="next_open")
+        >>> ql.BacktestOptions.from_dict(o.to_dict()).to_dict() == o.to_dict()
+        True
+        >>> ql.BacktestOptions.from_dict({"fees": -1})
+        Traceback (most recent call last):
+        ...
+        ValueError: fees must be in [0, 1), got -1
+        """
         d = dict(d)
         if isinstance(d.get("slippage"), dict):
             d["slippage"] = Slippage(**d["slippage"])

@@ -18,7 +18,9 @@ from quantlab.backtesting.dispatch import Run
 from quantlab.backtesting.options import STREAMED_EXTRAS, BacktestOptions
 from quantlab.backtesting.trades import REASONS, build_trades
 
-__all__ = ["BacktestResult", "from_run", "streamed_metrics", "chunked", "is_lazy"]
+# from_run, streamed_metrics, chunked and is_lazy serve quantlab.backtest and the
+# deployment (the layers above); they are not public API
+__all__ = ["BacktestResult"]
 
 
 @dataclass
@@ -181,6 +183,27 @@ class BacktestResult:
         return float(v) if v.ndim == 0 else v
 
     def plot(self, **kw):
+        """Price with fills, position and equity of one account (bokeh).
+
+        Parameters
+        ----------
+        **kw
+            Passed to :func:`quantlab.plots.backtest_figure`: ``asset=`` (the account to
+            show; the first by default) and parameter-dim selections.
+
+        Returns
+        -------
+        bokeh.models.Column
+            The figures, linked on time.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> res = ql.backtest(ds, ql.strategies.get("volatility_regime").signal(ds))
+        >>> type(res.plot(asset="AAPL")).__name__
+        'Column'
+        """
         from quantlab import plots   # lazy: drawing lives in the face (bokeh)
 
         return plots.backtest_figure(self, **kw)
@@ -218,7 +241,24 @@ class BacktestResult:
         return tearsheet.from_result(self, benchmark, **kw)
 
     def compute(self) -> BacktestResult:
-        """This result in memory: a dask-backed result's arrays loaded in one pass."""
+        """This result in memory: a dask-backed result's arrays loaded in one pass.
+
+        Returns
+        -------
+        BacktestResult
+            The same result with NumPy-backed arrays and the orders as a DataFrame.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> sig = ql.strategies.get("volatility_regime").signal(ds)
+        >>> lazy = ql.backtest(ds.chunk({"asset": 2}), sig.chunk({"asset": 2}))
+        >>> type(lazy.equity.data).__name__, type(lazy.compute().equity.data).__name__
+        ('Array', 'ndarray')
+        >>> bool((lazy.compute().equity == ql.backtest(ds, sig).equity).all())
+        True
+        """
         import dask   # lazy: only dask-backed results need it
 
         arrays = [self.equity, self.cash, self.positions, self.halted, self.interest]

@@ -7,7 +7,8 @@ import xarray as xr
 
 from quantlab._kernels import backtest as _k
 
-__all__ = ["REASONS", "build_trades"]
+# build_trades serves BacktestResult.trades; not public API
+__all__ = ["REASONS"]
 
 # the kernel's order reasons (cython_kernels/backtest.pyx R_*), in its order.
 # "fixed_fee" marks an order that was skipped, not filled (size 0, fee 0): its fixed fee

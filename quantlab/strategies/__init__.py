@@ -182,8 +182,8 @@ class Strategy(abc.ABC):
         """Refuse a combination of valid values that does not work together (override)."""
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"ql.strategies.get({self.name!r}, {args})"
+        args = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        return f"ql.strategies.get({self.name!r}{args})"
 
     # ---- public API
     def default_inputs(self, ds: xr.Dataset) -> dict:

@@ -10,6 +10,8 @@ from quantlab.data import as_of, load, returns
 from quantlab.errors import DataError
 from quantlab.strategies import Strategy, register
 
+__all__ = ["CrossSectionalMomentum", "FactorMomentum", "LiquidityTiming", "SPC", "VolatilityRegime"]
+
 ANNUAL = np.sqrt(252.0)
 
 
@@ -26,7 +28,31 @@ class CrossSectionalMomentum(Strategy):
     skipping the latest month, keep outperforming over the next months (Jegadeesh &
     Titman 1993). Score = p[t-skip] / p[t-lookback] - 1, ranked across the universe each
     rebalance: long the top ``quantile``, short the bottom, flat between.
-    Meaningful on a cross-section (``"sp500_20"``); on 4 stocks it is a toy."""
+    Meaningful on a cross-section (``"sp500_20"``); on 4 stocks it is a toy.
+
+    Parameters
+    ----------
+    lookback : int, default 252
+        Bars of the past return, p[t-lookback]; searched over [63, 378] by the
+        optimiser.
+    skip : int, default 21
+        Most recent bars left out, p[t-skip] (< lookback); searched over [0, 42] by the
+        optimiser.
+    quantile : float, default 0.3
+        Fraction of the universe held long (top) and short (bottom); searched over [0.1,
+        0.5] by the optimiser.
+    hold : int, default 21
+        Bars between rebalances; searched over [5, 63] by the optimiser.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load("sp500_20").isel(time=slice(-600, None), asset=slice(0, 6))
+    >>> sig = ql.strategies.get("cross_sectional_momentum").signal(ds)
+    >>> last = sig.dropna("time", how="all").isel(time=-1)   # the last bar with a decision
+    >>> str(last.time.values)[:10], last.round(2).values.tolist()
+    ('2022-12-12', [0.0, -1.0, 0.0, 0.0, 1.0, 1.0])
+    """
 
     name = "cross_sectional_momentum"
     defaults = {"lookback": 252, "skip": 21, "quantile": 0.3, "hold": 21}
@@ -70,7 +96,30 @@ class VolatilityRegime(Strategy):
     returns, so scaling exposure by 1/variance raises Sharpe ratios (Moreira & Muir 2017,
     "Volatility-Managed Portfolios"). Exposure = min(1, target_vol / σ_t) (vol
     targeting), and flat when σ_t is above its ``threshold`` percentile of the last
-    ``lookback`` bars (the high-volatility regime)."""
+    ``lookback`` bars (the high-volatility regime).
+
+    Parameters
+    ----------
+    window : int, default 21
+        Bars of the realised volatility σ_t; searched over [5, 63] by the optimiser.
+    lookback : int, default 252
+        Bars of the percentile's history; searched over [126, 504] by the optimiser.
+    threshold : float, default 0.8
+        Percentile of σ above which the asset is flat; searched over [0.5, 0.95] by the
+        optimiser.
+    target_vol : float, default 0.15
+        Annualised volatility targeted (exposure = min(1, target_vol / σ_t)); searched
+        over [0.05, 0.4] by the optimiser.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(-600, None))
+    >>> sig = ql.strategies.get("volatility_regime").signal(ds)
+    >>> last = sig.dropna("time", how="all").isel(time=-1)   # the last bar with a decision
+    >>> str(last.time.values)[:10], last.round(2).values.tolist()
+    ('2013-03-01', [0.56, 0.87, 1.0, 0.94])
+    """
 
     name = "volatility_regime"
     defaults = {"window": 21, "lookback": 252, "threshold": 0.8, "target_vol": 0.15}
@@ -110,7 +159,28 @@ class LiquidityTiming(Strategy):
     """Liquidity timing: stock returns fall when market illiquidity rises (Amihud 2002,
     "Illiquidity and stock returns"). Amihud illiquidity = rolling mean of |r| / dollar
     volume; long while it is at or below its ``threshold`` percentile of the last
-    ``lookback`` bars, flat when liquidity dries up."""
+    ``lookback`` bars, flat when liquidity dries up.
+
+    Parameters
+    ----------
+    window : int, default 21
+        Bars of the rolling mean of |r| / dollar volume; searched over [5, 63] by the
+        optimiser.
+    lookback : int, default 252
+        Bars of the percentile's history; searched over [126, 504] by the optimiser.
+    threshold : float, default 0.8
+        Percentile of illiquidity above which the asset is flat; searched over [0.5,
+        0.95] by the optimiser.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(-600, None))
+    >>> sig = ql.strategies.get("liquidity_timing").signal(ds)
+    >>> last = sig.dropna("time", how="all").isel(time=-1)   # the last bar with a decision
+    >>> str(last.time.values)[:10], last.round(2).values.tolist()
+    ('2013-03-01', [0.0, 1.0, 1.0, 1.0])
+    """
 
     name = "liquidity_timing"
     defaults = {"window": 21, "lookback": 252, "threshold": 0.8}
@@ -148,7 +218,27 @@ class SPC(Strategy):
     1954, "Continuous inspection schemes"; Roberts 1959 for the EWMA chart). Returns
     are standardised by the EWMA mean and std up to the previous bar,
     z_t = (r_t - μ_{t-1}) / σ_{t-1}; S⁺ = max(0, S⁺ + z - k), S⁻ = max(0, S⁻ - z - k).
-    Long while S⁺ > h (upward shift), short while S⁻ > h, flat when in control."""
+    Long while S⁺ > h (upward shift), short while S⁻ > h, flat when in control.
+
+    Parameters
+    ----------
+    span : int, default 252
+        Span of the EWMA mean and std that standardise returns; searched over [20, 252]
+        by the optimiser.
+    k : float, default 0.5
+        CUSUM allowance (in std units); searched over [0.0, 1.5] by the optimiser.
+    h : float, default 4.0
+        CUSUM decision limit (in std units); searched over [2.0, 8.0] by the optimiser.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(-600, None))
+    >>> sig = ql.strategies.get("spc").signal(ds)
+    >>> last = sig.dropna("time", how="all").isel(time=-1)   # the last bar with a decision
+    >>> str(last.time.values)[:10], last.round(2).values.tolist()
+    ('2013-03-01', [0.0, 0.0, 0.0, 0.0])
+    """
 
     name = "spc"
     defaults = {"span": 252, "k": 0.5, "h": 4.0}
@@ -195,7 +285,30 @@ class FactorMomentum(Strategy):
     d_f = sign(Σ log(1 + f)); assets are held by their rolling factor betas:
     exposure = Σ_f β_af d_f / Σ_f |β_af|, β from OLS of monthly excess returns on the
     factors over ``beta_window`` months. Factors arrive monthly and are used only from
-    month end + ``release_lag`` days (``ql.data.as_of``)."""
+    month end + ``release_lag`` days (``ql.data.as_of``).
+
+    Parameters
+    ----------
+    lookback : int, default 12
+        Months of each factor's trailing return (its direction); searched over [3, 24]
+        by the optimiser.
+    beta_window : int, default 36
+        Months of each rolling OLS fit of the betas; searched over [24, 60] by the
+        optimiser.
+    release_lag : int, default 5
+        Days after month end a factor value becomes known; searched over [0, 30] by the
+        optimiser.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load()
+    >>> s = ql.strategies.get("factor_momentum")
+    >>> sig = s.signal(ds, **s.default_inputs(ds))   # the bundled Fama-French factors
+    >>> last = sig.dropna("time", how="all").isel(time=-1)   # the last bar with a decision
+    >>> str(last.time.values)[:10], last.round(2).values.tolist()
+    ('2013-03-01', [0.01, 0.77, 0.45, 1.0])
+    """
 
     name = "factor_momentum"
     defaults = {"lookback": 12, "beta_window": 36, "release_lag": 5}

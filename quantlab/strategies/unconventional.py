@@ -9,6 +9,8 @@ import xarray as xr
 from quantlab import measures, rolling
 from quantlab.data import returns
 from quantlab.strategies import Strategy, register
+
+__all__ = ["Attention", "ComplexSystems", "FractalChaos", "InfoTheory", "Quantum", "SentimentRegime"]
 from quantlab.strategies.traditional import _on_rebalance_days
 
 
@@ -42,7 +44,29 @@ class Attention(Strategy):
     volume, abnormal log range log(high / low), and the absolute overnight gap
     |open_t / close_{t-1} - 1|. An attention shock is a score above ``threshold``; the
     position follows the shock bar's return (``mode="continuation"``, the short-horizon
-    finding) or fades it (``"reversal"``), and is held ``hold`` bars."""
+    finding) or fades it (``"reversal"``), and is held ``hold`` bars.
+
+    Parameters
+    ----------
+    window : int, default 63
+        Bars of the trailing z-scores (volume, range, gap); searched over [21, 252] by
+        the optimiser.
+    threshold : float, default 2.0
+        Attention score that makes a shock; searched over [1.0, 4.0] by the optimiser.
+    hold : int, default 10
+        Bars a shock's position is held; searched over [1, 21] by the optimiser.
+    mode : {'continuation', 'reversal'}, default 'continuation'
+        Follow the shock bar's return or fade it.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(-600, None))
+    >>> sig = ql.strategies.get("attention").signal(ds)
+    >>> last = sig.dropna("time", how="all").isel(time=-1)   # the last bar with a decision
+    >>> str(last.time.values)[:10], last.round(2).values.tolist()
+    ('2013-03-01', [0.0, 0.0, 0.0, 0.0])
+    """
 
     name = "attention"
     defaults = {"window": 63, "threshold": 2.0, "hold": 10, "mode": "continuation"}
@@ -111,7 +135,33 @@ class SentimentRegime(Strategy):
     linearly (or falls) in large market moves: in CSAD = a + b|R_m| + c·R_m², c < 0
     signals herding (Chang, Cheng & Khorana 2000, J. Banking & Finance), fitted over the
     trailing ``herd_window`` bars. Herding markets are crowded and fragile: exposure is
-    scaled by ``herd_scale`` while c < 0. Needs a cross-section (3+ assets)."""
+    scaled by ``herd_scale`` while c < 0. Needs a cross-section (3+ assets).
+
+    Parameters
+    ----------
+    anchor_window : int, default 252
+        Bars of the running high (252: the 52-week high); searched over [126, 504] by
+        the optimiser.
+    quantile : float, default 0.3
+        Fraction of the cross-section held long (nearest the high) and short; searched
+        over [0.1, 0.5] by the optimiser.
+    hold : int, default 21
+        Bars between rebalances; searched over [5, 63] by the optimiser.
+    herd_window : int, default 126
+        Bars of the CSAD regression; searched over [63, 252] by the optimiser.
+    herd_scale : float, default 0.5
+        Exposure multiplier while herding (c < 0); searched over [0.0, 1.0] by the
+        optimiser.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load("sp500_20").isel(time=slice(-600, None), asset=slice(0, 6))
+    >>> sig = ql.strategies.get("sentiment_regime").signal(ds)
+    >>> last = sig.dropna("time", how="all").isel(time=-1)   # the last bar with a decision
+    >>> str(last.time.values)[:10], last.round(2).values.tolist()
+    ('2022-12-12', [0.0, -1.0, 0.0, 0.0, 1.0, 1.0])
+    """
 
     name = "sentiment_regime"
     defaults = {"anchor_window": 252, "quantile": 0.3, "hold": 21, "herd_window": 126,
@@ -172,7 +222,31 @@ class InfoTheory(Strategy):
     without a leader, i follows its own ``trend``-bar return while its entropy is below
     ``entropy_max``, and is flat otherwise (no structure, no bet).
     Plug-in TE is biased upward on short windows, so ``te_min`` should exceed what a
-    shuffled source gives (about 0.01-0.02 bits at window 252)."""
+    shuffled source gives (about 0.01-0.02 bits at window 252).
+
+    Parameters
+    ----------
+    window : int, default 252
+        Bars of the transfer-entropy and entropy estimates; searched over [126, 504] by
+        the optimiser.
+    te_min : float, default 0.02
+        Net information flow (bits) that makes a leader; searched over [0.0, 0.1] by the
+        optimiser.
+    entropy_max : float, default 0.98
+        Normalised permutation entropy below which an asset follows its trend; searched
+        over [0.9, 1.0] by the optimiser.
+    trend : int, default 21
+        Bars of the asset's own trend return; searched over [5, 63] by the optimiser.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(-600, None))
+    >>> sig = ql.strategies.get("info_theory").signal(ds)
+    >>> last = sig.dropna("time", how="all").isel(time=-1)   # the last bar with a decision
+    >>> str(last.time.values)[:10], last.round(2).values.tolist()
+    ('2013-03-01', [-1.0, 0.0, -1.0, 0.0])
+    """
 
     name = "info_theory"
     defaults = {"window": 252, "te_min": 0.02, "entropy_max": 0.98, "trend": 21}
@@ -276,7 +350,32 @@ class ComplexSystems(Strategy):
     ``lookback``, and exposure goes to 0 while it exceeds ``threshold`` (their 1-sigma
     rule). Each window's network uses the assets with data in it (at least 2): an asset
     not yet listed or without data is NaN and does not blank the others. Long-only; with
-    ``group=True`` the weights form one portfolio."""
+    ``group=True`` the weights form one portfolio.
+
+    Parameters
+    ----------
+    window : int, default 63
+        Bars of each correlation matrix (network and absorption ratio); searched over
+        [21, 252] by the optimiser.
+    shift : int, default 15
+        Bars of the short mean of the absorption ratio; searched over [5, 42] by the
+        optimiser.
+    lookback : int, default 252
+        Bars of its long mean and std (the standardisation); searched over [126, 504] by
+        the optimiser.
+    threshold : float, default 1.0
+        Standardised absorption ratio above which exposure is 0; searched over [0.0,
+        2.0] by the optimiser.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load("sp500_20").isel(time=slice(-600, None), asset=slice(0, 6))
+    >>> sig = ql.strategies.get("complex_systems").signal(ds)
+    >>> last = sig.dropna("time", how="all").isel(time=-1)   # the last bar with a decision
+    >>> str(last.time.values)[:10], last.round(2).values.tolist()
+    ('2022-12-28', [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    """
 
     name = "complex_systems"
     defaults = {"window": 63, "shift": 15, "lookback": 252, "threshold": 1.0}
@@ -327,7 +426,31 @@ class FractalChaos(Strategy):
     about what noise gives), so the gate is relative: trade only while λ is in the lower
     ``chaos_quantile`` of its own trailing ``window`` values (a longer horizon than
     usual). Expect H near 0.5 most of the time: this is a regime filter, not a
-    forecaster."""
+    forecaster.
+
+    Parameters
+    ----------
+    window : int, default 252
+        Bars of the rolling Hurst, Higuchi and Lyapunov estimates; searched over [126,
+        504] by the optimiser.
+    band : float, default 0.05
+        Distance of H from 0.5 that makes a regime; searched over [0.0, 0.15] by the
+        optimiser.
+    trend : int, default 21
+        Bars of the return followed or faded; searched over [5, 63] by the optimiser.
+    chaos_quantile : float, default 0.75
+        Trade while λ is in this lower quantile of its trailing values; searched over
+        [0.2, 1.0] by the optimiser.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(-600, None))
+    >>> sig = ql.strategies.get("fractal_chaos").signal(ds)
+    >>> last = sig.dropna("time", how="all").isel(time=-1)   # the last bar with a decision
+    >>> str(last.time.values)[:10], last.round(2).values.tolist()
+    ('2013-03-01', [0.0, 0.0, 0.0, 0.0])
+    """
 
     name = "fractal_chaos"
     defaults = {"window": 252, "band": 0.05, "trend": 21, "chaos_quantile": 0.75}
@@ -417,7 +540,28 @@ class Quantum(Strategy):
     leaves its current level through the thinner barrier -- toward a neighbouring level
     it has visited (a thin barrier) rather than into a range it has not visited in the
     window (a wall to the grid's end); more recent volatility, more energy, thinner
-    barriers."""
+    barriers.
+
+    Parameters
+    ----------
+    window : int, default 126
+        Bars of standardised log price whose occupancy density is read as |ψ|²; searched
+        over [63, 252] by the optimiser.
+    energy : float, default 1.0
+        Kinetic energy scale (> 0); searched over [0.1, 10.0] by the optimiser.
+    vol_window : int, default 10
+        Bars of the recent volatility (< window); searched over [5, 42] by the
+        optimiser.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(-600, None))
+    >>> sig = ql.strategies.get("quantum").signal(ds)
+    >>> last = sig.dropna("time", how="all").isel(time=-1)   # the last bar with a decision
+    >>> str(last.time.values)[:10], last.round(2).values.tolist()
+    ('2013-03-01', [0.16, -0.86, -0.66, 1.0])
+    """
 
     name = "quantum"
     defaults = {"window": 126, "energy": 1.0, "vol_window": 10}
