@@ -42,20 +42,35 @@ _DOC = {
     "bundled": """\
 >>> from quantlab import crossmarket
 >>> cm = crossmarket.CrossMarketAnalyzer.from_bundled()""",
+    "symbols_panel": """\
+Parameters
+----------
+symbols : list of str, optional
+    Symbols to include (default all).
+
+Returns
+-------
+xarray.DataArray
+    (time, asset), one column per symbol, on the union of dates.""",
     "symbols": """\
 symbols : list of str, optional
     Symbols to include (default all).""",
-    "beta_window": """\
+    "beta_window_out": """\
 window : int, default 63
-    Bars of the rolling beta and correlation (at least ``window // 2`` valid pairs).""",
-    "betas_returns": """\
+    Bars of the rolling beta and correlation (at least ``window // 2`` valid pairs).
+
 Returns
 -------
 rolling : xarray.Dataset
     ``beta`` and ``correlation``, (time, asset) over the targets.
 summary : pandas.DataFrame
     One row per target: beta_mean, beta_std, stability (1 - std / |mean| of the
-    beta over time; near 1 = stable), correlation (full window), n, window.""",
+    beta over time; near 1 = stable), correlation (full window), n, window.
+
+Raises
+------
+ValueError
+    If the driver is unknown or was not added with that class.""",
     "report_args": """\
 window : int, default 63
     Bars of the rolling commodity betas.
@@ -208,13 +223,7 @@ class CrossMarketAnalyzer:
 
         Gaps of up to MAX_FILL_DAYS bars are forward-filled within each series' coverage.
 
-        Parameters
-        ----------
-        {{symbols}}
-
-        Returns
-        -------
-        xarray.DataArray
+        {{symbols_panel}}
 
         Examples
         --------
@@ -235,14 +244,7 @@ class CrossMarketAnalyzer:
     def returns(self, symbols=None) -> xr.DataArray:
         """Simple returns, or first differences for rates/macro levels.
 
-        Parameters
-        ----------
-        {{symbols}}
-
-        Returns
-        -------
-        xarray.DataArray
-            (time, asset).
+        {{symbols_panel}}
 
         Examples
         --------
@@ -434,14 +436,7 @@ class CrossMarketAnalyzer:
             The equity symbol(s), the targets.
         fx : str
             A symbol added with class ``"fx"``, the driver.
-        {{beta_window}}
-
-        {{betas_returns}}
-
-        Raises
-        ------
-        ValueError
-            If ``fx`` is unknown or not of class ``"fx"``.
+        {{beta_window_out}}
 
         Examples
         --------
@@ -468,25 +463,15 @@ class CrossMarketAnalyzer:
         targets : list of str, optional
             Target symbols (default every equity).
         commodity : str, default 'WTI'
-            A symbol added with class ``"commodity"``, the driver.
-        {{beta_window}}
-
-        {{betas_returns}}
-
-        Raises
-        ------
-        ValueError
-            If ``commodity`` is unknown or not of class ``"commodity"``.
+            The driver: its returns are the regressor (added with class "commodity").
+        {{beta_window_out}}
 
         Examples
         --------
         {{bundled}}
         >>> rolling_beta, summary = cm.commodity_influence(targets=["IBM", "MSFT"])
-        >>> summary[["beta_mean", "correlation", "n"]].round(3)
-               beta_mean  correlation     n
-        asset
-        IBM        0.055        0.088  3274
-        MSFT       0.073        0.099  3274
+        >>> summary["beta_mean"].round(3).to_dict(), summary["n"].to_dict()
+        ({'IBM': 0.055, 'MSFT': 0.073}, {'IBM': 3274, 'MSFT': 3274})
         """
         self._need(commodity, "commodity")
         if targets is None:
