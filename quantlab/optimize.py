@@ -63,6 +63,15 @@ _DOC = {
 >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
 ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
 >>> out = wf.run(s, {"window": [10, 21]}, ds)""",
+    "plot_kw": """\
+Parameters
+----------
+**kw
+    Options of the ``ql.plots`` figure function (``title``).
+
+Returns
+-------
+bokeh.models.Column""",
     "walk_setup": """\
 >>> import quantlab as ql
 >>> from quantlab import optimize
@@ -545,14 +554,7 @@ class OptimizationResult(Mapping):
         """The trials in the order run, the running best, and the histogram of the CSCV
         logits (``ql.plots.optimization_figure``).
 
-        Parameters
-        ----------
-        **kw
-            Options of :func:`quantlab.plots.optimization_figure` (``title``).
-
-        Returns
-        -------
-        bokeh.models.Column
+        {{plot_kw}}
 
         Examples
         --------
@@ -918,8 +920,8 @@ class WalkForwardResult:
         Examples
         --------
         {{walk}}
-        >>> round(out.oos_psr, 3)
-        0.438
+        >>> f"{out.oos_psr:.1%} that the true Sharpe ratio is above 0"
+        '43.8% that the true Sharpe ratio is above 0'
         """
         try:
             return integrity.probabilistic_sharpe_ratio(self.oos_returns.values)
@@ -937,14 +939,7 @@ class WalkForwardResult:
         """Stitched out-of-sample equity, in- and out-of-sample Sharpe ratio per fold and
         the chosen parameters per fold (``ql.plots.walk_forward_figure``).
 
-        Parameters
-        ----------
-        **kw
-            Options of :func:`quantlab.plots.walk_forward_figure` (``title``).
-
-        Returns
-        -------
-        bokeh.models.Column
+        {{plot_kw}}
 
         Examples
         --------
@@ -1085,7 +1080,7 @@ class WalkForwardOptimizer:
         data : xarray.Dataset, optional
             Prices; default the bundled equities.
         **backtest_kw
-            Options of ``ql.backtest``.
+            Options of :func:`quantlab.backtest` (fees, slippage, ...; always one account).
 
         Returns
         -------
