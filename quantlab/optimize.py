@@ -72,6 +72,13 @@ Parameters
 Returns
 -------
 bokeh.models.Column""",
+    "run_args": """\
+strategy : str, Strategy or Strategy class
+    As in :func:`optimize_strategy_parameters`.
+param_bounds : dict, optional
+    As in :func:`optimize_strategy_parameters`.
+data : xarray.Dataset, optional
+    Prices; default the bundled equities.""",
     "walk_setup": """\
 >>> import quantlab as ql
 >>> from quantlab import optimize
@@ -1073,12 +1080,7 @@ class WalkForwardOptimizer:
 
         Parameters
         ----------
-        strategy : str, Strategy or Strategy class
-            As in :func:`optimize_strategy_parameters`.
-        param_bounds : dict, optional
-            As in :func:`optimize_strategy_parameters`.
-        data : xarray.Dataset, optional
-            Prices; default the bundled equities.
+        {{run_args}}
         **backtest_kw
             Options of :func:`quantlab.backtest` (fees, slippage, ...; always one account).
 
@@ -1231,7 +1233,7 @@ class RegimeAdaptiveResult:
         Parameters
         ----------
         ds : xarray.Dataset
-            Prices.
+            Prices; the inputs end at its last timestamp.
 
         Returns
         -------
@@ -1367,12 +1369,7 @@ class RegimeAdaptiveOptimizer:
 
         Parameters
         ----------
-        strategy : str, Strategy or Strategy class
-            As in :func:`optimize_strategy_parameters`.
-        param_bounds : dict, optional
-            As in :func:`optimize_strategy_parameters`.
-        data : xarray.Dataset, optional
-            Prices; default the bundled equities.
+        {{run_args}}
         start_date, end_date : str or datetime-like, optional
             The scoring window.
         **backtest_kw
