@@ -59,31 +59,24 @@ def _returns(returns, name="returns"):
 
 
 # shared docstring blocks (quantlab._doc.fill): written once, used by many docstrings
+_EX_RETURNS = """\
+>>> import quantlab as ql
+>>> from quantlab import risk
+>>> ds = ql.data.load().isel(time=slice(0, 300))
+>>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]"""
+_EX_RM = _EX_RETURNS + "\n>>> rm = risk.RiskManager()"
 _DOC = {
-    "rm_sig": """\
->>> import quantlab as ql
->>> from quantlab import risk
->>> ds = ql.data.load().isel(time=slice(0, 300))
->>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
->>> rm = risk.RiskManager()
+    "rm": _EX_RM,
+    "rm_sig": _EX_RM + """
 >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)""",
-    "rm": """\
->>> import quantlab as ql
->>> from quantlab import risk
->>> ds = ql.data.load().isel(time=slice(0, 300))
->>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
->>> rm = risk.RiskManager()""",
-    "report": """\
->>> import quantlab as ql
->>> from quantlab import risk
->>> ds = ql.data.load().isel(time=slice(0, 300))
->>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
->>> report = risk.RiskManager().generate_risk_report(r)""",
+    "report": _EX_RETURNS + "\n>>> report = risk.RiskManager().generate_risk_report(r)",
     "cov": """\
 >>> import pandas as pd
 >>> from quantlab import risk
 >>> cov = pd.DataFrame([[0.04, 0.006], [0.006, 0.01]], index=["a", "b"], columns=["a", "b"])""",
     "var_params": """\
+Parameters
+----------
 returns : array-like, pandas.Series or xarray.DataArray
     Per-period simple returns.
 method : {'historical', 'parametric', 'cornish_fisher', 'monte_carlo'}, default 'historical'
@@ -92,6 +85,15 @@ n_sims : int, default 100000
     Draws of ``monte_carlo`` (a Student t fitted by moments).
 seed : int, default 0
     Random seed of ``monte_carlo``.""",
+    "var_raises_examples": """\
+Raises
+------
+ValueError
+    If ``method`` is unknown.
+
+Examples
+--------
+""" + _EX_RM,
     "kelly_params": """\
 returns : array-like, pandas.Series or xarray.DataArray
     Per-period simple returns.
@@ -167,7 +169,7 @@ class RiskManager:
     Raises
     ------
     ValueError
-        If a parameter is out of range.
+        If a parameter is out of range (the message names it and the range).
 
     Examples
     --------
@@ -223,8 +225,6 @@ class RiskManager:
     def calculate_var(self, returns, method="historical", n_sims=100_000, seed=0) -> dict:
         """Value at risk as a positive loss: ``{"var_95": ..., "method", "n"}``.
 
-        Parameters
-        ----------
         {{var_params}}
 
         Returns
@@ -232,14 +232,7 @@ class RiskManager:
         dict
             ``var_<confidence>``, ``method`` and ``n`` (observations used).
 
-        Raises
-        ------
-        ValueError
-            If ``method`` is unknown.
-
-        Examples
-        --------
-        {{rm}}
+        {{var_raises_examples}}
         >>> round(rm.calculate_var(r, method="parametric")["var_95"], 4)
         0.0513
         """
@@ -254,8 +247,6 @@ class RiskManager:
     def calculate_cvar(self, returns, method="historical", n_sims=100_000, seed=0) -> dict:
         """Conditional VaR (expected shortfall) as a positive loss: ``{"cvar_95": ...}``.
 
-        Parameters
-        ----------
         {{var_params}}
 
         Returns
@@ -263,14 +254,7 @@ class RiskManager:
         dict
             ``cvar_<confidence>``, ``method`` and ``n``.
 
-        Raises
-        ------
-        ValueError
-            If ``method`` is unknown.
-
-        Examples
-        --------
-        {{rm}}
+        {{var_raises_examples}}
         >>> round(rm.calculate_cvar(r)["cvar_95"], 4)
         0.0651
         """
@@ -690,12 +674,7 @@ class RiskReport:
 
     Examples
     --------
-    >>> import quantlab as ql
-    >>> from quantlab import risk
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-    >>> rm = risk.RiskManager(confidence_level=0.95, max_drawdown_limit=0.2)
-    >>> report = rm.generate_risk_report(r)
+    {{report}}
     >>> report.var.round(4)
                        VaR    CVaR
     historical      0.0471  0.0651
@@ -742,6 +721,7 @@ class RiskReport:
         Returns
         -------
         str
+            HTML fragments: an h3 heading and a table per section.
 
         Examples
         --------
@@ -809,12 +789,13 @@ class RiskReport:
         Returns
         -------
         str
+            The page.
 
         Examples
         --------
         {{report}}
-        >>> report.to_html()[:15]
-        '<html><body><h2'
+        >>> report.to_html().startswith("<html><body><h2")
+        True
         """
         from quantlab import plots  # lazy: the face imports bokeh; research must not
 
