@@ -31,14 +31,15 @@ RELEASE_LAGS = {"rates": 1, "core_cpi": 15, "macro": 30}
 
 
 # shared numpydoc blocks (quantlab._doc.fill): written once, used by many docstrings
-_DOC = {
-    "two_equities": """\
+_TWO_EQUITIES = """\
 >>> import quantlab as ql
 >>> from quantlab import crossmarket
 >>> ds = ql.data.load().isel(time=slice(0, 300))
 >>> cm = crossmarket.CrossMarketAnalyzer()
 >>> for a in ["IBM", "MSFT"]:
-...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())""",
+...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())"""
+_DOC = {
+    "two_equities": _TWO_EQUITIES,
     "bundled": """\
 >>> from quantlab import crossmarket
 >>> cm = crossmarket.CrossMarketAnalyzer.from_bundled()""",
@@ -51,7 +52,11 @@ symbols : list of str, optional
 Returns
 -------
 xarray.DataArray
-    (time, asset), one column per symbol, on the union of dates.""",
+    (time, asset), one column per symbol, on the union of dates.
+
+Examples
+--------
+""" + _TWO_EQUITIES,
     "symbols": """\
 symbols : list of str, optional
     Symbols to include (default all).""",
@@ -224,10 +229,6 @@ class CrossMarketAnalyzer:
         Gaps of up to MAX_FILL_DAYS bars are forward-filled within each series' coverage.
 
         {{symbols_panel}}
-
-        Examples
-        --------
-        {{two_equities}}
         >>> cm.prices().isel(time=-1).round(2).values
         array([87.  , 23.98])
         """
@@ -245,10 +246,6 @@ class CrossMarketAnalyzer:
         """Simple returns, or first differences for rates/macro levels.
 
         {{symbols_panel}}
-
-        Examples
-        --------
-        {{two_equities}}
         >>> cm.returns().isel(time=-1).round(4).values
         array([0.0167, 0.0095])
         """

@@ -1344,7 +1344,7 @@ class RegimeAdaptiveOptimizer:
     Raises
     ------
     ValueError
-        If the method or a count is invalid.
+        If the method is unknown or a count is out of range (the message names it).
 
     Examples
     --------

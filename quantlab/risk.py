@@ -649,7 +649,8 @@ class RiskManager:
 class RiskReport:
     """Tables of a risk report; ``to_html()`` (self-contained, BokehJS inline) and the notebook's rich display.
 
-    Made by :meth:`RiskManager.generate_risk_report`; the parameters are its attributes.
+    :meth:`RiskManager.generate_risk_report` builds it; each parameter below is kept as
+    an attribute of the same name.
 
     Parameters
     ----------
