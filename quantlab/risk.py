@@ -89,7 +89,7 @@ seed : int, default 0
 Raises
 ------
 ValueError
-    If ``method`` is unknown.
+    If ``method`` is not one of ``METHODS`` (the message lists them).
 
 Examples
 --------
