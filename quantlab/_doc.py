@@ -19,6 +19,7 @@ the block of that name, indented like the slot. Braces elsewhere (numpydoc's
 """
 from __future__ import annotations
 
+import inspect
 import re
 import textwrap
 
@@ -34,6 +35,8 @@ def fill(blocks: dict):
     ----------
     blocks : dict of str to str
         Block text by slot name; each block is dedented, then indented like its slot.
+        On a class, the docstrings of its methods (plain, class, static, properties)
+        are filled too.
 
     Raises
     ------
@@ -65,5 +68,14 @@ def fill(blocks: dict):
     def decorate(obj):
         if obj.__doc__:
             obj.__doc__ = _SLOT.sub(sub, obj.__doc__)
+        if isinstance(obj, type):   # a class: its methods' docstrings too
+            for name, member in vars(obj).items():
+                if isinstance(member, (classmethod, staticmethod)):
+                    decorate(member.__func__)
+                    member.__doc__ = member.__func__.__doc__
+                elif isinstance(member, property):
+                    member.__doc__ = decorate(member.fget).__doc__ if member.fget else None
+                elif inspect.isfunction(member):
+                    decorate(member)
         return obj
     return decorate

@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import data, measures, rolling
+from quantlab._doc import fill
 from quantlab.data import _check_time
 from quantlab.errors import DataError
 
@@ -27,6 +28,60 @@ LEVEL_CLASSES = ("rates", "macro")      # yields and indicators: changes, not re
 MAX_FILL_DAYS = 3
 # days after the period end when each low-frequency series is published (approximate)
 RELEASE_LAGS = {"rates": 1, "core_cpi": 15, "macro": 30}
+
+
+# shared numpydoc blocks (quantlab._doc.fill): written once, used by many docstrings
+_TWO_EQUITIES = """\
+>>> import quantlab as ql
+>>> from quantlab import crossmarket
+>>> ds = ql.data.load().isel(time=slice(0, 300))
+>>> cm = crossmarket.CrossMarketAnalyzer()
+>>> for a in ["IBM", "MSFT"]:
+...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())"""
+_DOC = {
+    "two_equities": _TWO_EQUITIES,
+    "bundled": """\
+>>> from quantlab import crossmarket
+>>> cm = crossmarket.CrossMarketAnalyzer.from_bundled()""",
+    "symbols_panel": """\
+Parameters
+----------
+symbols : list of str, optional
+    Symbols to include (default all).
+
+Returns
+-------
+xarray.DataArray
+    (time, asset), one column per symbol, on the union of dates.
+
+Examples
+--------
+""" + _TWO_EQUITIES,
+    "symbols": """\
+symbols : list of str, optional
+    Symbols to include (default all).""",
+    "beta_window_out": """\
+window : int, default 63
+    Bars of the rolling beta and correlation (at least ``window // 2`` valid pairs).
+
+Returns
+-------
+rolling : xarray.Dataset
+    ``beta`` and ``correlation``, (time, asset) over the targets.
+summary : pandas.DataFrame
+    One row per target: beta_mean, beta_std, stability (1 - std / |mean| of the
+    beta over time; near 1 = stable), correlation (full window), n, window.
+
+Raises
+------
+ValueError
+    If the driver is unknown or was not added with that class.""",
+    "report_args": """\
+window : int, default 63
+    Bars of the rolling commodity betas.
+max_lag : int, default 5
+    Largest lag of ``lead_lag``, in bars.""",
+}
 
 
 def _as_series(data, symbol) -> pd.Series:
@@ -58,6 +113,7 @@ def _as_series(data, symbol) -> pd.Series:
     return s
 
 
+@fill(_DOC)
 class CrossMarketAnalyzer:
     """Cross-market analysis of series collected by asset class.
 
@@ -67,12 +123,7 @@ class CrossMarketAnalyzer:
 
     Examples
     --------
-    >>> import quantlab as ql
-    >>> from quantlab import crossmarket
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> cm = crossmarket.CrossMarketAnalyzer()
-    >>> for a in ["IBM", "MSFT"]:
-    ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+    {{two_equities}}
     >>> cm.asset_classes()
     {'equity': ['IBM', 'MSFT']}
     >>> cm.correlations().round(3).values
@@ -110,12 +161,7 @@ class CrossMarketAnalyzer:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import crossmarket
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> cm = crossmarket.CrossMarketAnalyzer()
-        >>> for a in ["IBM", "MSFT"]:
-        ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+        {{two_equities}}
         >>> cm.asset_classes()
         {'equity': ['IBM', 'MSFT']}
         """
@@ -134,10 +180,23 @@ class CrossMarketAnalyzer:
 
     @classmethod
     def from_bundled(cls) -> "CrossMarketAnalyzer":
-        """The daily series of ``ql.data.load("cross_market")``: SP500 and NASDAQ
+        """The bundled cross-market daily series, ready to analyse.
+
+        The daily series of ``ql.data.load("cross_market")``: SP500 and NASDAQ
         (1999-2018), AAPL GOOG IBM MSFT (2000-2013), WTI (1986-2019), VIX (2014-2019).
         Monthly and quarterly series (yields, core CPI, macro) are read by
-        ``macro_signals`` with their publication lags, not mixed into the daily panel."""
+        ``macro_signals`` with their publication lags, not mixed into the daily panel.
+
+        Returns
+        -------
+        CrossMarketAnalyzer
+
+        Examples
+        --------
+        {{bundled}}
+        >>> cm.asset_classes()["commodity"], cm.asset_classes()["volatility"]
+        (['WTI'], ['VIX'])
+        """
         cm = data.load("cross_market")
         classes = {"equity_index": "equity", "equity": "equity", "commodity": "commodity",
                    "volatility": "volatility"}
@@ -155,12 +214,7 @@ class CrossMarketAnalyzer:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import crossmarket
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> cm = crossmarket.CrossMarketAnalyzer()
-        >>> for a in ["IBM", "MSFT"]:
-        ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+        {{two_equities}}
         >>> cm.asset_classes()
         {'equity': ['IBM', 'MSFT']}
         """
@@ -174,23 +228,7 @@ class CrossMarketAnalyzer:
 
         Gaps of up to MAX_FILL_DAYS bars are forward-filled within each series' coverage.
 
-        Parameters
-        ----------
-        symbols : list of str, optional
-            Symbols to include (default all).
-
-        Returns
-        -------
-        xarray.DataArray
-
-        Examples
-        --------
-        >>> import quantlab as ql
-        >>> from quantlab import crossmarket
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> cm = crossmarket.CrossMarketAnalyzer()
-        >>> for a in ["IBM", "MSFT"]:
-        ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+        {{symbols_panel}}
         >>> cm.prices().isel(time=-1).round(2).values
         array([87.  , 23.98])
         """
@@ -207,24 +245,7 @@ class CrossMarketAnalyzer:
     def returns(self, symbols=None) -> xr.DataArray:
         """Simple returns, or first differences for rates/macro levels.
 
-        Parameters
-        ----------
-        symbols : list of str, optional
-            Symbols to include (default all).
-
-        Returns
-        -------
-        xarray.DataArray
-            (time, asset).
-
-        Examples
-        --------
-        >>> import quantlab as ql
-        >>> from quantlab import crossmarket
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> cm = crossmarket.CrossMarketAnalyzer()
-        >>> for a in ["IBM", "MSFT"]:
-        ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+        {{symbols_panel}}
         >>> cm.returns().isel(time=-1).round(4).values
         array([0.0167, 0.0095])
         """
@@ -264,8 +285,7 @@ class CrossMarketAnalyzer:
             Rolling window in bars.
         method : {'pearson', 'spearman'}, default 'pearson'
             Correlation of the full-window estimate.
-        symbols : list of str, optional
-            Symbols to include (default all).
+        {{symbols}}
         start, end : str or datetime-like, optional
             Date range.
 
@@ -282,12 +302,7 @@ class CrossMarketAnalyzer:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import crossmarket
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> cm = crossmarket.CrossMarketAnalyzer()
-        >>> for a in ["IBM", "MSFT"]:
-        ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+        {{two_equities}}
         >>> cm.correlations().round(3).values
         array([[1.   , 0.324],
                [0.324, 1.   ]])
@@ -332,8 +347,7 @@ class CrossMarketAnalyzer:
         ----------
         max_lag : int, default 10
             Largest lag tried, in bars.
-        symbols : list of str, optional
-            Symbols to include (default all).
+        {{symbols}}
         min_obs : int, default 250
             Overlapping returns a pair needs.
         te_bins : int, default 3
@@ -347,12 +361,7 @@ class CrossMarketAnalyzer:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import crossmarket
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> cm = crossmarket.CrossMarketAnalyzer()
-        >>> for a in ["IBM", "MSFT"]:
-        ...     _ = cm.add_market_data("equity", a, ds["close"].sel(asset=a).to_series())
+        {{two_equities}}
         >>> cm.lead_lag(max_lag=3, min_obs=100)[["leader", "follower", "lag"]]
           leader follower  lag
         0    IBM     MSFT    3
@@ -416,14 +425,51 @@ class CrossMarketAnalyzer:
         return xr.Dataset({"beta": beta, "correlation": corr}), summary
 
     def fx_impact(self, equity, fx, window=63):
-        """Rolling beta and correlation of equity returns on an FX rate's returns, with
-        the beta's stability (1 - std / |mean| over time; near 1 = stable).
-        Returns (Dataset of rolling series, summary DataFrame)."""
+        """Rolling beta and correlation of equity returns on an FX rate's returns.
+
+        Parameters
+        ----------
+        equity : str or list of str
+            The equity symbol(s), the targets.
+        fx : str
+            A symbol added with class ``"fx"``, the driver.
+        {{beta_window_out}}
+
+        Examples
+        --------
+        {{two_equities}}
+        >>> import numpy as np, pandas as pd
+        >>> t = ds.indexes["time"]
+        >>> fx = pd.Series(1.1 + 0.05 * np.sin(np.arange(len(t)) / 7), index=t)
+        >>> _ = cm.add_market_data("fx", "EURUSD", fx)
+        >>> rolling_beta, summary = cm.fx_impact(["IBM", "MSFT"], "EURUSD")
+        >>> summary[["beta_mean", "correlation", "n"]].round(3)
+               beta_mean  correlation    n
+        asset
+        IBM        0.323        0.020  299
+        MSFT       0.677        0.058  299
+        """
         self._need(fx, "fx")
         return self._betas([equity] if isinstance(equity, str) else list(equity), fx, window)
 
     def commodity_influence(self, targets=None, commodity="WTI", window=63):
-        """Rolling betas of ``targets`` (default every equity) on a commodity's returns."""
+        """Rolling betas and correlations of ``targets`` on a commodity's returns.
+
+        Parameters
+        ----------
+        targets : list of str, optional
+            Target symbols (default every equity).
+        commodity : str, default 'WTI'
+            The driver: its returns are the regressor (added with class "commodity").
+        {{beta_window_out}}
+
+        Examples
+        --------
+        {{bundled}}
+        >>> rolling_beta, summary = cm.commodity_influence(targets=["IBM", "MSFT"])
+        >>> summary["beta_mean"].round(3).to_dict(), summary["n"].to_dict()
+        ({'IBM': 0.055, 'MSFT': 0.073}, {'IBM': 3274, 'MSFT': 3274})
+        """
         self._need(commodity, "commodity")
         if targets is None:
             targets = self.asset_classes().get("equity", [])
@@ -436,10 +482,40 @@ class CrossMarketAnalyzer:
             raise ValueError(f"{symbol} is {self._class[symbol]!r}, not {cls!r}")
 
     def volatility_linkage(self, index="SP500", vix="VIX", window=21) -> xr.Dataset:
-        """VIX against the index's realised volatility (annualised % std of the last
-        ``window`` returns) and returns: the variance risk premium VIX² - RV² (implied
-        above realised is the usual state), and the leverage effect (VIX changes move
-        against index returns). ``attrs`` hold the window and headline numbers."""
+        """VIX against the index's realised volatility and returns.
+
+        Realised volatility is the annualised % std of the last ``window`` returns; the
+        variance risk premium is VIX² - RV² (implied above realised is the usual state);
+        the leverage effect is VIX changes moving against index returns.
+
+        Parameters
+        ----------
+        index : str, default 'SP500'
+            The equity index symbol.
+        vix : str, default 'VIX'
+            A symbol added with class ``"volatility"``.
+        window : int, default 21
+            Bars of the realised volatility.
+
+        Returns
+        -------
+        xarray.Dataset
+            vix, realised_vol, variance_premium, index_return, vix_change over time;
+            ``attrs`` hold the window, leverage_correlation, vix_rv_correlation and
+            mean_variance_premium.
+
+        Raises
+        ------
+        ValueError
+            If ``vix`` is unknown or not of class ``"volatility"``.
+
+        Examples
+        --------
+        {{bundled}}
+        >>> v = cm.volatility_linkage()
+        >>> round(v.attrs["leverage_correlation"], 3), v.attrs["window"]
+        (-0.828, '2014-01-03 .. 2018-12-31')
+        """
         self._need(vix, "volatility")
         p = self.prices([index, vix])
         r = p.sel(asset=index, drop=True).pipe(lambda s: s / s.shift(time=1) - 1)
@@ -460,16 +536,40 @@ class CrossMarketAnalyzer:
     # ---- macro ---------------------------------------------------------------------
     def macro_signals(self, index=None) -> xr.Dataset:
         """Daily growth, inflation, rates and credit regime signals, each value usable
-        only from its publication (``ql.data.as_of``: quarterly macro 30 days after the
-        quarter, core CPI 15 days after the month, yields the next day):
+        only from its publication.
 
+        ``ql.data.as_of`` lags each release: quarterly macro 30 days after the quarter,
+        core CPI 15 days after the month, yields the next day.
         growth_up: real GDP growth (q/q, annualised) above its trailing 5-year median;
         inflation_up: core CPI y/y above its trailing 5-year median; rates_up: the 3-month
         T-bill above its level a year earlier; credit_stress: the BAA-AAA spread above its
-        trailing 12-month mean. ``regime`` names the growth/inflation quadrant. On the
-        dates of ``index`` (default: the union of added series' dates). A value holds
-        until the next release and becomes NaN one period after the series' last release
-        (the bundled quarterly macro ends in 2009Q3, core CPI and yields in late 2018)."""
+        trailing 12-month mean. ``regime`` names the growth/inflation quadrant. A value
+        holds until the next release and becomes NaN one period after the series' last
+        release (the bundled quarterly macro ends in 2009Q3, core CPI and yields in late
+        2018).
+
+        Parameters
+        ----------
+        index : array-like of datetime, optional
+            Dates of the output (default: the union of the added series' dates).
+
+        Returns
+        -------
+        xarray.Dataset
+            Over ``time``: gdp_growth, growth_up, core_inflation, inflation_up, tbill,
+            rates_up, credit_spread, credit_stress (1.0/0.0, NaN before enough history)
+            and regime (goldilocks, reflation, stagflation, deflation, or '').
+
+        Examples
+        --------
+        >>> from quantlab import crossmarket
+        >>> import pandas as pd
+        >>> m = crossmarket.CrossMarketAnalyzer().macro_signals(
+        ...     index=pd.date_range("2005-01-03", periods=5, freq="B"))
+        >>> m["regime"].values
+        array(['goldilocks', 'goldilocks', 'goldilocks', 'goldilocks', 'goldilocks'],
+              dtype='<U10')
+        """
         index = (self.prices().indexes["time"] if index is None else pd.DatetimeIndex(index))
         macro = data.load("macro")
         gdp = macro["realgdp"].to_series()
@@ -519,9 +619,26 @@ class CrossMarketAnalyzer:
 
     # ---- report --------------------------------------------------------------------
     def report_data(self, window=63, max_lag=5) -> dict:
-        """What ``report`` draws: ``correlations`` (full window), ``lead_lag``,
-        ``commodity_beta`` (rolling betas on the first commodity, or None) and ``macro``
-        (growth_up, inflation_up, credit_stress as one (signal, time) DataArray)."""
+        """What ``report`` draws, as data.
+
+        Parameters
+        ----------
+        {{report_args}}
+
+        Returns
+        -------
+        dict
+            ``correlations`` (full window), ``lead_lag``, ``commodity_beta`` (rolling
+            betas on the first commodity, or None) and ``macro`` (growth_up,
+            inflation_up, credit_stress as one (signal, time) DataArray).
+
+        Examples
+        --------
+        {{two_equities}}
+        >>> out = cm.report_data(max_lag=2)
+        >>> sorted(out), out["commodity_beta"], out["macro"].dims
+        (['commodity_beta', 'correlations', 'lead_lag', 'macro'], None, ('signal', 'time'))
+        """
         out = {"correlations": self.correlations(), "lead_lag": self.lead_lag(max_lag=max_lag),
                "commodity_beta": None}
         classes = self.asset_classes()
@@ -533,9 +650,25 @@ class CrossMarketAnalyzer:
         return out
 
     def report(self, window=63, max_lag=5):
-        """A bokeh column of ``report_data`` (``ql.plots.crossmarket_figure``): correlation
-        heatmap, lead-lag network of the significant pairs, rolling betas on oil (when
-        present) and the macro regimes."""
+        """A bokeh column of ``report_data`` (``ql.plots.crossmarket_figure``).
+
+        Correlation heatmap, lead-lag network of the significant pairs, rolling betas on
+        oil (when present) and the macro regimes.
+
+        Parameters
+        ----------
+        {{report_args}}
+
+        Returns
+        -------
+        bokeh.models.Column
+
+        Examples
+        --------
+        {{two_equities}}
+        >>> type(cm.report(max_lag=2)).__name__
+        'Column'
+        """
         from quantlab import plots  # lazy: the face imports bokeh; research must not
 
         return plots.crossmarket_figure(self.report_data(window=window, max_lag=max_lag))

@@ -15,6 +15,7 @@ import xarray as xr
 
 from quantlab import rolling
 from quantlab import strategies as registry
+from quantlab._doc import fill
 from quantlab.backtesting import backtest
 from quantlab.data import returns
 from quantlab.risk import risk_parity_weights
@@ -22,6 +23,23 @@ from quantlab.risk import risk_parity_weights
 __all__ = ["Ensemble", "detect_regimes", "create_unconventional_ensemble"]
 
 ALLOCATIONS = ("equal", "risk_parity", "performance_momentum", "regime")
+
+
+# shared docstring blocks (quantlab._doc.fill): written once, used by many docstrings
+_EX_ENS = """\
+>>> import quantlab as ql
+>>> from quantlab import ensemble
+>>> ds = ql.data.load().isel(time=slice(0, 300))
+>>> ens = ensemble.Ensemble(["volatility_regime", "spc"])"""
+_DOC = {
+    "ens": _EX_ENS,
+    "ens_examples": "Examples\n--------\n" + _EX_ENS,
+    "ds_param": """\
+Parameters
+----------
+ds : xarray.Dataset
+    Prices on (time, asset).""",
+}
 
 
 def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
@@ -95,6 +113,7 @@ def _rebalance_mask(index: pd.DatetimeIndex, reweight) -> np.ndarray:
     return np.asarray(mask)
 
 
+@fill(_DOC)
 class Ensemble:
     """A portfolio of strategies whose weights follow an allocation rule.
 
@@ -129,10 +148,7 @@ class Ensemble:
 
     Examples
     --------
-    >>> import quantlab as ql
-    >>> from quantlab import ensemble
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+    {{ens}}
     >>> ens.weights(ds).isel(time=-1).values
     array([0.5, 0.5])
     >>> ens.signal(ds).dims
@@ -182,21 +198,14 @@ class Ensemble:
     def streams(self, ds) -> xr.DataArray:
         """Each strategy's return stream, (time, strategy).
 
-        Parameters
-        ----------
-        ds : xarray.Dataset
-            Prices on (time, asset).
+        {{ds_param}}
 
         Returns
         -------
         xarray.DataArray
+            (time, strategy) returns, one account per strategy.
 
-        Examples
-        --------
-        >>> import quantlab as ql
-        >>> from quantlab import ensemble
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        {{ens_examples}}
         >>> ens.streams(ds).isel(time=-1).round(4).values
         array([0.0093, 0.    ])
         """
@@ -205,21 +214,14 @@ class Ensemble:
     def weights(self, ds) -> xr.DataArray:
         """(time, strategy) weights summing to 1, from streams up to t-1.
 
-        Parameters
-        ----------
-        ds : xarray.Dataset
-            Prices on (time, asset).
+        {{ds_param}}
 
         Returns
         -------
         xarray.DataArray
+            Named ``weight``; never NaN (equal weights until the streams exist).
 
-        Examples
-        --------
-        >>> import quantlab as ql
-        >>> from quantlab import ensemble
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        {{ens_examples}}
         >>> ens.weights(ds).isel(time=-1).values
         array([0.5, 0.5])
         """
@@ -286,21 +288,14 @@ class Ensemble:
     def signal(self, ds) -> xr.DataArray:
         """Σ_k w_k(t) · signal_k(t): the combined exposure, (time, asset), in [-1, 1].
 
-        Parameters
-        ----------
-        ds : xarray.Dataset
-            Prices on (time, asset).
+        {{ds_param}}
 
         Returns
         -------
         xarray.DataArray
+            The blended target exposure, clipped to [-1, 1].
 
-        Examples
-        --------
-        >>> import quantlab as ql
-        >>> from quantlab import ensemble
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        {{ens_examples}}
         >>> ens.signal(ds).dims
         ('time', 'asset')
         """
@@ -314,21 +309,14 @@ class Ensemble:
     def backtest(self, ds):
         """The ensemble as one portfolio account with the ensemble's costs.
 
-        Parameters
-        ----------
-        ds : xarray.Dataset
-            Prices on (time, asset).
+        {{ds_param}}
 
         Returns
         -------
         BacktestResult
+            One account (``group=True``).
 
-        Examples
-        --------
-        >>> import quantlab as ql
-        >>> from quantlab import ensemble
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        {{ens_examples}}
         >>> ens.backtest(ds).equity.dims
         ('time',)
         """
@@ -341,22 +329,14 @@ class Ensemble:
         An approximation of each strategy's share (it ignores the netting of trades inside the
         portfolio).
 
-        Parameters
-        ----------
-        ds : xarray.Dataset
-            Prices on (time, asset).
+        {{ds_param}}
 
         Returns
         -------
         pandas.DataFrame
             (time, strategy) cumulative P&L.
 
-        Examples
-        --------
-        >>> import quantlab as ql
-        >>> from quantlab import ensemble
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> ens = ensemble.Ensemble(["volatility_regime", "spc"])
+        {{ens_examples}}
         >>> ens.attribution(ds).iloc[-1].round(4).tolist()
         [-0.0044, 0.0]
         """

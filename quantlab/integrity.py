@@ -21,11 +21,44 @@ from statistics import NormalDist
 
 import numpy as np
 
+from quantlab._doc import fill
+
 __all__ = ["probabilistic_sharpe_ratio", "deflated_sharpe_ratio", "min_track_record_length",
            "expected_max_sharpe", "pbo", "reality_check"]
 
 _N = NormalDist()
 EULER_GAMMA = 0.5772156649015329
+
+
+# shared docstring blocks (quantlab._doc.fill): written once, used by many docstrings
+_SHARPE = """\
+sharpe : float, optional
+    Per-period Sharpe ratio, instead of ``returns``."""
+_MOMENTS = """\
+skew : float, default 0.0
+    Skewness γ3 of the returns (with ``sharpe``).
+kurtosis : float, default 3.0
+    Pearson kurtosis γ4 of the returns (3 for the normal; with ``sharpe``)."""
+_DOC = {
+    "returns_benchmark": """\
+Parameters
+----------
+returns : array-like, optional
+    Per-period returns of the strategy.
+sr_benchmark : float, default 0.0
+    The per-period Sharpe ratio SR* to beat.""",
+    "sharpe_stats": _SHARPE + """
+n_obs : int, optional
+    Number of observations, with ``sharpe``.
+""" + _MOMENTS,
+    "sharpe_moments": _SHARPE + "\n" + _MOMENTS,
+    "stats_raises": """\
+Raises
+------
+ValueError
+    If neither ``returns`` nor the needed statistics are given, or the Sharpe ratio's
+    variance estimate 1 - γ3·SR + (γ4 - 1)/4 · SR² is not positive.""",
+}
 
 
 def _moments(returns):
@@ -40,6 +73,7 @@ def _moments(returns):
     return r.mean() / sd, float((z ** 3).mean()), float((z ** 4).mean()), r.size
 
 
+@fill(_DOC)
 def probabilistic_sharpe_ratio(returns=None, sr_benchmark=0.0, *, sharpe=None, n_obs=None,
                                skew=0.0, kurtosis=3.0) -> float:
     """Probabilistic Sharpe ratio: PSR(SR*) = Φ((SR - SR*) √(n - 1) / √(1 - γ3·SR + (γ4 - 1)/4 · SR²)).
@@ -48,31 +82,15 @@ def probabilistic_sharpe_ratio(returns=None, sr_benchmark=0.0, *, sharpe=None, n
     ``sharpe`` (per period), ``n_obs``, ``skew`` and ``kurtosis`` directly (Bailey & López
     de Prado 2012).
 
-    Parameters
-    ----------
-    returns : array-like, optional
-        Per-period returns of the strategy.
-    sr_benchmark : float, default 0.0
-        The per-period Sharpe ratio SR* to beat.
-    sharpe : float, optional
-        Per-period Sharpe ratio, instead of ``returns``.
-    n_obs : int, optional
-        Number of observations, with ``sharpe``.
-    skew : float, default 0.0
-        Skewness γ3 of the returns (with ``sharpe``).
-    kurtosis : float, default 3.0
-        Pearson kurtosis γ4 of the returns (3 for the normal; with ``sharpe``).
+    {{returns_benchmark}}
+    {{sharpe_stats}}
 
     Returns
     -------
     float
         The probability that the true Sharpe ratio exceeds SR*.
 
-    Raises
-    ------
-    ValueError
-        If neither ``returns`` nor the needed statistics are given, or the Sharpe ratio's
-        variance estimate 1 - γ3·SR + (γ4 - 1)/4 · SR² is not positive.
+    {{stats_raises}}
 
     Examples
     --------
@@ -97,6 +115,7 @@ def _sr_var_factor(sharpe, skew, kurtosis) -> float:
     return v
 
 
+@fill(_DOC)
 def min_track_record_length(returns=None, sr_benchmark=0.0, confidence=0.95, *, sharpe=None,
                             skew=0.0, kurtosis=3.0) -> float:
     """Minimum track record length for PSR(SR*) to reach ``confidence``.
@@ -105,31 +124,17 @@ def min_track_record_length(returns=None, sr_benchmark=0.0, confidence=0.95, *, 
     number of observations needed for PSR(SR*) to reach ``confidence`` (Bailey & López de
     Prado 2012). Per-period Sharpe ratios; ``inf`` when SR <= SR*.
 
-    Parameters
-    ----------
-    returns : array-like, optional
-        Per-period returns of the strategy.
-    sr_benchmark : float, default 0.0
-        The per-period Sharpe ratio SR* to beat.
+    {{returns_benchmark}}
     confidence : float, default 0.95
         The PSR to reach.
-    sharpe : float, optional
-        Per-period Sharpe ratio, instead of ``returns``.
-    skew : float, default 0.0
-        Skewness γ3 of the returns (with ``sharpe``).
-    kurtosis : float, default 3.0
-        Pearson kurtosis γ4 of the returns (3 for the normal; with ``sharpe``).
+    {{sharpe_moments}}
 
     Returns
     -------
     float
         Observations (periods); ``inf`` when SR <= SR*.
 
-    Raises
-    ------
-    ValueError
-        If neither ``returns`` nor the needed statistics are given, or the Sharpe ratio's
-        variance estimate 1 - γ3·SR + (γ4 - 1)/4 · SR² is not positive.
+    {{stats_raises}}
 
     Examples
     --------
@@ -176,6 +181,7 @@ def expected_max_sharpe(n_trials, sr_variance) -> float:
                                      + EULER_GAMMA * _N.inv_cdf(1 - 1 / (n_trials * math.e)))
 
 
+@fill(_DOC)
 def deflated_sharpe_ratio(returns=None, n_trials=None, trials_sharpe_variance=None, *,
                           trial_sharpes=None, sharpe=None, n_obs=None, skew=0.0,
                           kurtosis=3.0) -> float:
@@ -196,14 +202,7 @@ def deflated_sharpe_ratio(returns=None, n_trials=None, trials_sharpe_variance=No
     trial_sharpes : array-like, optional
         The trials' per-period Sharpe ratios (non-finite ones dropped), instead of
         ``n_trials`` and ``trials_sharpe_variance``.
-    sharpe : float, optional
-        Per-period Sharpe ratio, instead of ``returns``.
-    n_obs : int, optional
-        Number of observations, with ``sharpe``.
-    skew : float, default 0.0
-        Skewness γ3 of the returns (with ``sharpe``).
-    kurtosis : float, default 3.0
-        Pearson kurtosis γ4 of the returns (3 for the normal; with ``sharpe``).
+    {{sharpe_stats}}
 
     Returns
     -------

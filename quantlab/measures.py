@@ -36,6 +36,7 @@ import xarray as xr
 
 from quantlab import _apply as bridge
 from quantlab import _validate
+from quantlab._doc import fill
 from quantlab._kernels import load
 
 _k = load("measures")   # the x86-64-v3 build where the CPU runs it (AVX in simd.h)
@@ -69,6 +70,143 @@ _EXACT = 2 ** 53     # integers converted to float64 beyond this lose their low 
 # scale-invariant): squares of 1e300 overflowed and of 1e-300 underflowed (hurst, dfa,
 # lyapunov_r, sample_entropy gave NaN, -inf or 0 instead of the value at scale 1)
 _SCALE_LO, _SCALE_HI = 2.0 ** -400, 2.0 ** 400
+
+
+# shared numpydoc blocks (quantlab._doc.fill): each written once, slotted as {{name}}
+_WINDOW_DIM = """\
+window : int
+    Observations per window (the value at t uses the ``window`` observations ending
+    at t).
+dim : str, default 'time'
+    The time dimension."""
+
+
+def _bins_doc(n, binning):
+    return f"""\
+bins : int, optional
+    Bins for float input (module docstring); default {n}.
+binning : {{'width', 'quantile'}}, optional
+    Equal-width bins over the window's range or equal-count bins by rank; default
+    '{binning}'."""
+
+
+_RETURNS_FD = """\
+Returns
+-------
+float
+    The fractal dimension."""
+_RETURNS_BITS = """\
+Returns
+-------
+float
+    Bits."""
+_WINDOW_RETURNS = """\
+Returns
+-------
+same type as ``x``
+    float64, same dims; NaN before the first full window and for windows holding a NaN."""
+_SERIES_RAISES = """\
+Raises
+------
+ValueError
+    If ``x`` has NaN inside, is too short, or a parameter is out of range.
+TypeError
+    If ``x`` is complex, datetime or non-numeric."""
+_WINDOW_RAISES = """\
+Raises
+------
+ValueError
+    If ``window`` or a parameter is out of range (e.g. too short a window)."""
+_SERIES_EXAMPLES = """\
+Examples
+--------
+>>> import numpy as np, quantlab as ql
+>>> x = np.random.default_rng(0).standard_normal(500)"""
+_WINDOW_EXAMPLES = """\
+Examples
+--------
+>>> import quantlab as ql
+>>> ds = ql.data.load().isel(time=slice(0, 300))
+>>> r = ql.data.returns(ds["close"])"""
+
+
+def _pair_doc(names):
+    return f"""\
+Parameters
+----------
+{names} : xarray.DataArray, xarray.Dataset or numpy.ndarray
+    Series along ``dim``, broadcast together.
+""" + _WINDOW_DIM
+
+
+_DOC = {
+    "series_params": """\
+Parameters
+----------
+x : array-like, pandas.Series or 1-D xarray.DataArray
+    The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
+    the start or end is dropped; NaN inside raises.""",
+    "window_params": """\
+Parameters
+----------
+x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+    Series along ``dim`` (NumPy: time on axis 0), any other dims.
+""" + _WINDOW_DIM,
+    "hurst_params": """\
+nvals : sequence of int, optional
+    Block sizes; default 15 log-spaced sizes over the middle quarter of log(len(x))
+    (nolds).
+corrected : bool, default True
+    Subtract the Anis-Lloyd-Peters expectation of white noise and add 0.5.
+unbiased : bool, default True
+    Block std with ddof=1 (else ddof=0).""",
+    "dfa_params": """\
+nvals : sequence of int, optional
+    Box sizes: >= 2 distinct sizes in [4, len(x)); default 4, 4·1.2, ... <= len(x)/10
+    (nolds).
+overlap : bool, default False
+    Half-overlapping boxes (nolds' default) instead of disjoint ones.""",
+    "higuchi_params": """\
+kmax : int, default 10
+    Largest interval k.""",
+    "lyapunov_params": """\
+emb_dim : int, default 10
+    Embedding dimension.
+lag : int, default 1
+    Delay between embedding coordinates.
+min_tsep : int, default 10
+    Minimum time separation of nearest neighbours.
+trajectory_len : int, default 20
+    Steps each pair is followed.
+tau : float, default 1.0
+    Time units per step (the exponent is per ``tau``).""",
+    "sampen_params": """\
+order : int, default 2
+    Template length.
+tolerance : float, optional
+    Matching radius r; default 0.2·std(x) (ddof=0), as antropy.""",
+    "permen_params": """\
+order : int, default 3
+    Points per ordinal pattern.
+delay : int, default 1
+    Steps between the pattern's points.
+normalize : bool, default False
+    Divide by log2(order!) (1 = no structure).""",
+    "shannon_params": _bins_doc(10, "width"),
+    "mi_params": _bins_doc(3, "quantile"),
+    "te_params": """\
+k : int, default 1
+    Length of the target's history.
+""" + _bins_doc(3, "quantile"),
+    "window_out": _WINDOW_RETURNS + "\n\n" + _WINDOW_RAISES + "\n\n" + _WINDOW_EXAMPLES,
+    "series_out": _SERIES_RAISES + "\n\n" + _SERIES_EXAMPLES,
+    "fd_out": _RETURNS_FD + "\n\n" + _SERIES_RAISES + "\n\n" + _SERIES_EXAMPLES,
+    "bits_out": _RETURNS_BITS + "\n\n" + _SERIES_RAISES + "\n\n" + _SERIES_EXAMPLES,
+    "returns_bits": _RETURNS_BITS,
+    "series_examples": _SERIES_EXAMPLES,
+    "xy_window": _pair_doc("x, y"),
+    "st_window": _pair_doc("source, target"),
+}
 
 
 # ---- input handling ---------------------------------------------------------------
@@ -245,6 +383,7 @@ def _hurst_kernel(corrected, unbiased, nvals):
     return run
 
 
+@fill(_DOC)
 def hurst(x, nvals=None, corrected=True, unbiased=True) -> float:
     """Hurst exponent by rescaled range (Hurst 1951; nolds ``hurst_rs``, ``fit="poly"``).
 
@@ -255,35 +394,15 @@ def hurst(x, nvals=None, corrected=True, unbiased=True) -> float:
     so white noise scores 0.5 without small-sample bias; H > 0.5 trends, < 0.5 reverts.
     ``nvals`` default: 15 log-spaced sizes over the middle quarter of log(len(x)) (nolds).
 
-    Parameters
-    ----------
-    x : array-like, pandas.Series or 1-D xarray.DataArray
-        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
-        the start or end is dropped; NaN inside raises.
-    nvals : sequence of int, optional
-        Block sizes; default 15 log-spaced sizes over the middle quarter of log(len(x))
-        (nolds).
-    corrected : bool, default True
-        Subtract the Anis-Lloyd-Peters expectation of white noise and add 0.5.
-    unbiased : bool, default True
-        Block std with ddof=1 (else ddof=0).
+    {{series_params}}
+    {{hurst_params}}
 
     Returns
     -------
     float
         H; about 0.5 for white noise.
 
-    Raises
-    ------
-    ValueError
-        If ``x`` has NaN inside, is too short, or a parameter is out of range.
-    TypeError
-        If ``x`` is complex, datetime or non-numeric.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.random.default_rng(0).standard_normal(500)
+    {{series_out}}
     >>> round(ql.measures.hurst(x), 4)
     0.5096
     """
@@ -292,41 +411,14 @@ def hurst(x, nvals=None, corrected=True, unbiased=True) -> float:
         0.5 if corrected else 0.0)
 
 
+@fill(_DOC)
 def rolling_hurst(x, window, dim="time", nvals=None, corrected=True, unbiased=True):
     """:func:`hurst` over every window of length ``window``.
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        Series along ``dim`` (NumPy: time on axis 0), any other dims.
-    window : int
-        Observations per window (the value at t uses the ``window`` observations ending
-        at t).
-    dim : str, default 'time'
-        The time dimension.
-    nvals : sequence of int, optional
-        Block sizes; default 15 log-spaced sizes over the middle quarter of log(len(x))
-        (nolds).
-    corrected : bool, default True
-        Subtract the Anis-Lloyd-Peters expectation of white noise and add 0.5.
-    unbiased : bool, default True
-        Block std with ddof=1 (else ddof=0).
+    {{window_params}}
+    {{hurst_params}}
 
-    Returns
-    -------
-    same type as ``x``
-        float64, same dims; NaN before the first full window and for windows holding a NaN.
-
-    Raises
-    ------
-    ValueError
-        If ``window`` or a parameter is out of range (e.g. too short a window).
-
-    Examples
-    --------
-    >>> import quantlab as ql
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> r = ql.data.returns(ds["close"])
+    {{window_out}}
     >>> ql.measures.rolling_hurst(r, 100).isel(time=-1).round(3).values
     array([0.42 ,   nan, 0.503, 0.468])
     """
@@ -359,6 +451,7 @@ def _dfa_nvals(n, nvals):
     return nv.astype(np.intp)
 
 
+@fill(_DOC)
 def dfa(x, nvals=None, overlap=False) -> float:
     """Detrended fluctuation analysis exponent alpha (Peng et al. 1994), linear detrending.
 
@@ -368,33 +461,15 @@ def dfa(x, nvals=None, overlap=False) -> float:
     ``detrended_fluctuation``, nolds ``overlap=False``) unless ``overlap=True`` (nolds'
     default, half-overlapping). ``nvals`` default 4, 4·1.2, ... ≤ len(x)/10 (nolds).
 
-    Parameters
-    ----------
-    x : array-like, pandas.Series or 1-D xarray.DataArray
-        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
-        the start or end is dropped; NaN inside raises.
-    nvals : sequence of int, optional
-        Box sizes: >= 2 distinct sizes in [4, len(x)); default 4, 4·1.2, ... <= len(x)/10
-        (nolds).
-    overlap : bool, default False
-        Half-overlapping boxes (nolds' default) instead of disjoint ones.
+    {{series_params}}
+    {{dfa_params}}
 
     Returns
     -------
     float
         alpha.
 
-    Raises
-    ------
-    ValueError
-        If ``x`` has NaN inside, is too short, or a parameter is out of range.
-    TypeError
-        If ``x`` is complex, datetime or non-numeric.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.random.default_rng(0).standard_normal(500)
+    {{series_out}}
     >>> round(ql.measures.dfa(x), 4)
     0.5294
     """
@@ -402,39 +477,14 @@ def dfa(x, nvals=None, overlap=False) -> float:
     return _one(_k.roll_dfa, a, _dfa_nvals(a.size, _sizes(nvals, "box")), bool(overlap))
 
 
+@fill(_DOC)
 def rolling_dfa(x, window, dim="time", nvals=None, overlap=False):
     """:func:`dfa` over every window of length ``window``.
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        Series along ``dim`` (NumPy: time on axis 0), any other dims.
-    window : int
-        Observations per window (the value at t uses the ``window`` observations ending
-        at t).
-    dim : str, default 'time'
-        The time dimension.
-    nvals : sequence of int, optional
-        Box sizes: >= 2 distinct sizes in [4, len(x)); default 4, 4·1.2, ... <= len(x)/10
-        (nolds).
-    overlap : bool, default False
-        Half-overlapping boxes (nolds' default) instead of disjoint ones.
+    {{window_params}}
+    {{dfa_params}}
 
-    Returns
-    -------
-    same type as ``x``
-        float64, same dims; NaN before the first full window and for windows holding a NaN.
-
-    Raises
-    ------
-    ValueError
-        If ``window`` or a parameter is out of range (e.g. too short a window).
-
-    Examples
-    --------
-    >>> import quantlab as ql
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> r = ql.data.returns(ds["close"])
+    {{window_out}}
     >>> ql.measures.rolling_dfa(r, 100).isel(time=-1).round(3).values
     array([0.652,   nan, 0.553, 0.842])
     """
@@ -451,36 +501,17 @@ def _kmax(n, kmax):
     return kmax
 
 
+@fill(_DOC)
 def higuchi_fd(x, kmax=10) -> float:
     """Higuchi (1988) fractal dimension: slope of log L(k) on log(1/k), k = 1..kmax.
 
     L(k) = mean over m < k of (N-1)/(k²·N_m) Σ_j |x[m+jk] - x[m+(j-1)k]|, N_m = ⌊(N-m-1)/k⌋.
     About 2 for white noise, 1.5 for a random walk, 1 for a straight line (antropy).
 
-    Parameters
-    ----------
-    x : array-like, pandas.Series or 1-D xarray.DataArray
-        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
-        the start or end is dropped; NaN inside raises.
-    kmax : int, default 10
-        Largest interval k.
+    {{series_params}}
+    {{higuchi_params}}
 
-    Returns
-    -------
-    float
-        The fractal dimension.
-
-    Raises
-    ------
-    ValueError
-        If ``x`` has NaN inside, is too short, or a parameter is out of range.
-    TypeError
-        If ``x`` is complex, datetime or non-numeric.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.random.default_rng(0).standard_normal(500)
+    {{fd_out}}
     >>> round(ql.measures.higuchi_fd(x), 4)
     2.0026
     """
@@ -488,36 +519,14 @@ def higuchi_fd(x, kmax=10) -> float:
     return _k.higuchi(a, _kmax(a.size, kmax))
 
 
+@fill(_DOC)
 def rolling_higuchi_fd(x, window, dim="time", kmax=10):
     """:func:`higuchi_fd` over every window of length ``window``.
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        Series along ``dim`` (NumPy: time on axis 0), any other dims.
-    window : int
-        Observations per window (the value at t uses the ``window`` observations ending
-        at t).
-    dim : str, default 'time'
-        The time dimension.
-    kmax : int, default 10
-        Largest interval k.
+    {{window_params}}
+    {{higuchi_params}}
 
-    Returns
-    -------
-    same type as ``x``
-        float64, same dims; NaN before the first full window and for windows holding a NaN.
-
-    Raises
-    ------
-    ValueError
-        If ``window`` or a parameter is out of range (e.g. too short a window).
-
-    Examples
-    --------
-    >>> import quantlab as ql
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> r = ql.data.returns(ds["close"])
+    {{window_out}}
     >>> ql.measures.rolling_higuchi_fd(r, 100).isel(time=-1).round(3).values
     array([2.025,   nan, 2.039, 2.023])
     """
@@ -525,34 +534,16 @@ def rolling_higuchi_fd(x, window, dim="time", kmax=10):
     return _rolling(lambda v, w: _k.roll_higuchi(v, w, k), x, window, dim)
 
 
+@fill(_DOC)
 def katz_fd(x) -> float:
     """Katz (1988) fractal dimension log10(L/a) / log10(d/a).
 
     L the curve length Σ|Δx|, a the mean step, d the largest distance from the first point
     (antropy ``katz_fd``).
 
-    Parameters
-    ----------
-    x : array-like, pandas.Series or 1-D xarray.DataArray
-        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
-        the start or end is dropped; NaN inside raises.
+    {{series_params}}
 
-    Returns
-    -------
-    float
-        The fractal dimension.
-
-    Raises
-    ------
-    ValueError
-        If ``x`` has NaN inside, is too short, or a parameter is out of range.
-    TypeError
-        If ``x`` is complex, datetime or non-numeric.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.random.default_rng(0).standard_normal(500)
+    {{fd_out}}
     >>> round(ql.measures.katz_fd(x), 4)
     4.9711
     """
@@ -562,34 +553,13 @@ def katz_fd(x) -> float:
     return _one(_k.roll_katz, a)
 
 
+@fill(_DOC)
 def rolling_katz_fd(x, window, dim="time"):
     """:func:`katz_fd` over every window of length ``window``.
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        Series along ``dim`` (NumPy: time on axis 0), any other dims.
-    window : int
-        Observations per window (the value at t uses the ``window`` observations ending
-        at t).
-    dim : str, default 'time'
-        The time dimension.
+    {{window_params}}
 
-    Returns
-    -------
-    same type as ``x``
-        float64, same dims; NaN before the first full window and for windows holding a NaN.
-
-    Raises
-    ------
-    ValueError
-        If ``window`` or a parameter is out of range (e.g. too short a window).
-
-    Examples
-    --------
-    >>> import quantlab as ql
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> r = ql.data.returns(ds["close"])
+    {{window_out}}
     >>> ql.measures.rolling_katz_fd(r, 100).isel(time=-1).round(3).values
     array([4.283,   nan, 3.48 , 3.948])
     """
@@ -611,6 +581,7 @@ def _lyap_args(n, emb_dim, lag, min_tsep, trajectory_len):
     return emb_dim, lag, min_tsep, trajectory_len
 
 
+@fill(_DOC)
 def lyapunov_r(x, emb_dim=10, lag=1, min_tsep=10, trajectory_len=20, tau=1.0) -> float:
     """Largest Lyapunov exponent by Rosenstein, Collins & De Luca (1993), nolds ``lyap_r`` with ``fit="poly"``.
 
@@ -622,38 +593,15 @@ def lyapunov_r(x, emb_dim=10, lag=1, min_tsep=10, trajectory_len=20, tau=1.0) ->
     r = 4 gives ln 2. Unlike nolds, ``lag`` and ``min_tsep`` have fixed defaults rather
     than being estimated from the spectrum, so rolling windows stay comparable.
 
-    Parameters
-    ----------
-    x : array-like, pandas.Series or 1-D xarray.DataArray
-        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
-        the start or end is dropped; NaN inside raises.
-    emb_dim : int, default 10
-        Embedding dimension.
-    lag : int, default 1
-        Delay between embedding coordinates.
-    min_tsep : int, default 10
-        Minimum time separation of nearest neighbours.
-    trajectory_len : int, default 20
-        Steps each pair is followed.
-    tau : float, default 1.0
-        Time units per step (the exponent is per ``tau``).
+    {{series_params}}
+    {{lyapunov_params}}
 
     Returns
     -------
     float
         The exponent per ``tau``.
 
-    Raises
-    ------
-    ValueError
-        If ``x`` has NaN inside, is too short, or a parameter is out of range.
-    TypeError
-        If ``x`` is complex, datetime or non-numeric.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.random.default_rng(0).standard_normal(500)
+    {{series_out}}
     >>> round(ql.measures.lyapunov_r(x[:300]), 4)
     0.0298
     """
@@ -663,45 +611,15 @@ def lyapunov_r(x, emb_dim=10, lag=1, min_tsep=10, trajectory_len=20, tau=1.0) ->
     return _one(_k.roll_lyap, a, *args) / tau
 
 
+@fill(_DOC)
 def rolling_lyapunov_r(x, window, dim="time", emb_dim=10, lag=1, min_tsep=10,
                        trajectory_len=20, tau=1.0):
     """:func:`lyapunov_r` over every window of length ``window``.
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        Series along ``dim`` (NumPy: time on axis 0), any other dims.
-    window : int
-        Observations per window (the value at t uses the ``window`` observations ending
-        at t).
-    dim : str, default 'time'
-        The time dimension.
-    emb_dim : int, default 10
-        Embedding dimension.
-    lag : int, default 1
-        Delay between embedding coordinates.
-    min_tsep : int, default 10
-        Minimum time separation of nearest neighbours.
-    trajectory_len : int, default 20
-        Steps each pair is followed.
-    tau : float, default 1.0
-        Time units per step (the exponent is per ``tau``).
+    {{window_params}}
+    {{lyapunov_params}}
 
-    Returns
-    -------
-    same type as ``x``
-        float64, same dims; NaN before the first full window and for windows holding a NaN.
-
-    Raises
-    ------
-    ValueError
-        If ``window`` or a parameter is out of range (e.g. too short a window).
-
-    Examples
-    --------
-    >>> import quantlab as ql
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> r = ql.data.returns(ds["close"])
+    {{window_out}}
     >>> ql.measures.rolling_lyapunov_r(r, 100).isel(time=-1).round(3).values
     array([0.025,   nan, 0.019, 0.022])
     """
@@ -743,6 +661,7 @@ def _sampen_args(n, order, tolerance):
     return order, _validate.number("tolerance", tolerance, 0)
 
 
+@fill(_DOC)
 def sample_entropy(x, order=2, tolerance=None) -> float:
     """Sample entropy (Richman & Moorman 2000) in nats: -ln(A/B).
 
@@ -750,32 +669,15 @@ def sample_entropy(x, order=2, tolerance=None) -> float:
     within r at ``order + 1`` points. r = ``tolerance``, default 0.2·std(x) (ddof=0), as
     antropy. inf when no pair extends, NaN when no pair matches.
 
-    Parameters
-    ----------
-    x : array-like, pandas.Series or 1-D xarray.DataArray
-        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
-        the start or end is dropped; NaN inside raises.
-    order : int, default 2
-        Template length.
-    tolerance : float, optional
-        Matching radius r; default 0.2·std(x) (ddof=0), as antropy.
+    {{series_params}}
+    {{sampen_params}}
 
     Returns
     -------
     float
         Nats; inf when no pair extends, NaN when no pair matches.
 
-    Raises
-    ------
-    ValueError
-        If ``x`` has NaN inside, is too short, or a parameter is out of range.
-    TypeError
-        If ``x`` is complex, datetime or non-numeric.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.random.default_rng(0).standard_normal(500)
+    {{series_out}}
     >>> round(ql.measures.sample_entropy(x), 4)
     2.2594
     """
@@ -784,38 +686,14 @@ def sample_entropy(x, order=2, tolerance=None) -> float:
     return _one(_k.roll_sampen, a, order, r)
 
 
+@fill(_DOC)
 def rolling_sample_entropy(x, window, dim="time", order=2, tolerance=None):
     """:func:`sample_entropy` over every window; r is 0.2·std of each window by default.
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        Series along ``dim`` (NumPy: time on axis 0), any other dims.
-    window : int
-        Observations per window (the value at t uses the ``window`` observations ending
-        at t).
-    dim : str, default 'time'
-        The time dimension.
-    order : int, default 2
-        Template length.
-    tolerance : float, optional
-        Matching radius r; default 0.2·std(x) (ddof=0), as antropy.
+    {{window_params}}
+    {{sampen_params}}
 
-    Returns
-    -------
-    same type as ``x``
-        float64, same dims; NaN before the first full window and for windows holding a NaN.
-
-    Raises
-    ------
-    ValueError
-        If ``window`` or a parameter is out of range (e.g. too short a window).
-
-    Examples
-    --------
-    >>> import quantlab as ql
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> r = ql.data.returns(ds["close"])
+    {{window_out}}
     >>> ql.measures.rolling_sample_entropy(r, 100).isel(time=-1).round(3).values
     array([2.398,   nan, 1.651, 2.037])
     """
@@ -834,6 +712,7 @@ def _perm_args(n, order, delay):
     return order, delay
 
 
+@fill(_DOC)
 def permutation_entropy(x, order=3, delay=1, normalize=False) -> float:
     """Permutation entropy (Bandt & Pompe 2002) in bits: -Σ p·log2 p over the ordinal patterns.
 
@@ -841,34 +720,15 @@ def permutation_entropy(x, order=3, delay=1, normalize=False) -> float:
     by log2(order!) when ``normalize``. Low entropy = structure. Integers are compared
     exactly (int64 beyond 2**53 by rank).
 
-    Parameters
-    ----------
-    x : array-like, pandas.Series or 1-D xarray.DataArray
-        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
-        the start or end is dropped; NaN inside raises.
-    order : int, default 3
-        Points per ordinal pattern.
-    delay : int, default 1
-        Steps between the pattern's points.
-    normalize : bool, default False
-        Divide by log2(order!) (1 = no structure).
+    {{series_params}}
+    {{permen_params}}
 
     Returns
     -------
     float
         Bits (or a fraction of the maximum when ``normalize``).
 
-    Raises
-    ------
-    ValueError
-        If ``x`` has NaN inside, is too short, or a parameter is out of range.
-    TypeError
-        If ``x`` is complex, datetime or non-numeric.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.random.default_rng(0).standard_normal(500)
+    {{series_out}}
     >>> round(ql.measures.permutation_entropy(x, normalize=True), 4)
     0.9991
     """
@@ -877,40 +737,14 @@ def permutation_entropy(x, order=3, delay=1, normalize=False) -> float:
     return _one(_k.roll_permen, a, order, delay, bool(normalize))
 
 
+@fill(_DOC)
 def rolling_permutation_entropy(x, window, dim="time", order=3, delay=1, normalize=False):
     """:func:`permutation_entropy` over every window, in O(1) per step.
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        Series along ``dim`` (NumPy: time on axis 0), any other dims.
-    window : int
-        Observations per window (the value at t uses the ``window`` observations ending
-        at t).
-    dim : str, default 'time'
-        The time dimension.
-    order : int, default 3
-        Points per ordinal pattern.
-    delay : int, default 1
-        Steps between the pattern's points.
-    normalize : bool, default False
-        Divide by log2(order!) (1 = no structure).
+    {{window_params}}
+    {{permen_params}}
 
-    Returns
-    -------
-    same type as ``x``
-        float64, same dims; NaN before the first full window and for windows holding a NaN.
-
-    Raises
-    ------
-    ValueError
-        If ``window`` or a parameter is out of range (e.g. too short a window).
-
-    Examples
-    --------
-    >>> import quantlab as ql
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> r = ql.data.returns(ds["close"])
+    {{window_out}}
     >>> ql.measures.rolling_permutation_entropy(r, 100).isel(time=-1).round(3).values
     array([2.56 ,   nan, 2.574, 2.579])
     """
@@ -973,39 +807,17 @@ def _states(what, cells, formula, hint):
                          f"(16,777,216) state limit of the count table; {hint}")
 
 
+@fill(_DOC)
 def shannon_entropy(x, bins=None, binning=None) -> float:
     """Shannon entropy -Σ p·log2 p (bits) of x's symbols (module docstring: binning).
 
     Integer (or bool) input is taken as symbols, float input is binned. NaN at the ends is
     dropped; interior NaN or any ±inf raises (no bin holds them).
 
-    Parameters
-    ----------
-    x : array-like, pandas.Series or 1-D xarray.DataArray
-        The series (increments, e.g. returns, for the fractal and chaos measures). NaN at
-        the start or end is dropped; NaN inside raises.
-    bins : int, optional
-        Bins for float input (module docstring); default 10.
-    binning : {'width', 'quantile'}, optional
-        Equal-width bins over the window's range or equal-count bins by rank; default
-        'width'.
+    {{series_params}}
+    {{shannon_params}}
 
-    Returns
-    -------
-    float
-        Bits.
-
-    Raises
-    ------
-    ValueError
-        If ``x`` has NaN inside, is too short, or a parameter is out of range.
-    TypeError
-        If ``x`` is complex, datetime or non-numeric.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.random.default_rng(0).standard_normal(500)
+    {{bits_out}}
     >>> round(ql.measures.shannon_entropy([0, 1, 0, 1, 1, 2]), 4)
     1.4591
     >>> round(ql.measures.shannon_entropy(x), 4)
@@ -1015,41 +827,16 @@ def shannon_entropy(x, bins=None, binning=None) -> float:
     return _one(lambda u, w: _k.roll_shannon(u, w, b, q, base), _series(v))
 
 
+@fill(_DOC)
 def rolling_shannon_entropy(x, window, dim="time", bins=None, binning=None):
     """:func:`shannon_entropy` over every window (floats binned within each window).
 
     NaN for windows holding a NaN or ±inf.
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        Series along ``dim`` (NumPy: time on axis 0), any other dims.
-    window : int
-        Observations per window (the value at t uses the ``window`` observations ending
-        at t).
-    dim : str, default 'time'
-        The time dimension.
-    bins : int, optional
-        Bins for float input (module docstring); default 10.
-    binning : {'width', 'quantile'}, optional
-        Equal-width bins over the window's range or equal-count bins by rank; default
-        'width'.
+    {{window_params}}
+    {{shannon_params}}
 
-    Returns
-    -------
-    same type as ``x``
-        float64, same dims; NaN before the first full window and for windows holding a NaN.
-
-    Raises
-    ------
-    ValueError
-        If ``window`` or a parameter is out of range (e.g. too short a window).
-
-    Examples
-    --------
-    >>> import quantlab as ql
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> r = ql.data.returns(ds["close"])
+    {{window_out}}
     >>> ql.measures.rolling_shannon_entropy(r, 100).isel(time=-1).round(3).values
     array([2.955,   nan, 2.776, 2.755])
     """
@@ -1085,6 +872,7 @@ def _mi_states(ax, ay):
             "lower bins (integer symbols: bin them, e.g. pass floats with bins=)")
 
 
+@fill(_DOC)
 def mutual_information(x, y, bins=None, binning=None) -> float:
     """Mutual information I(X; Y) = H(X) + H(Y) - H(X, Y) in bits (PyInform's ``mutual_info`` on symbols).
 
@@ -1092,28 +880,9 @@ def mutual_information(x, y, bins=None, binning=None) -> float:
     ----------
     x, y : array-like, pandas.Series or 1-D xarray.DataArray
         Two aligned series of the same length; NaN edges of either are dropped from both.
-    bins : int, optional
-        Bins for float input (module docstring); default 3.
-    binning : {'width', 'quantile'}, optional
-        Equal-width bins over the window's range or equal-count bins by rank; default
-        'quantile'.
+    {{mi_params}}
 
-    Returns
-    -------
-    float
-        Bits.
-
-    Raises
-    ------
-    ValueError
-        If ``x`` has NaN inside, is too short, or a parameter is out of range.
-    TypeError
-        If ``x`` is complex, datetime or non-numeric.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.random.default_rng(0).standard_normal(500)
+    {{bits_out}}
     >>> y = np.roll(x, 1)  # y_t = x_{t-1}
     >>> round(ql.measures.mutual_information(x, x), 4)  # log2(3) with 3 bins
     1.585
@@ -1126,39 +895,14 @@ def mutual_information(x, y, bins=None, binning=None) -> float:
     return float(_k.roll_mutual(u[None], v[None], u.size, b, q, ax, ay)[0, -1])
 
 
+@fill(_DOC)
 def rolling_mutual_information(x, y, window, dim="time", bins=None, binning=None):
     """:func:`mutual_information` between x and y (broadcast together) over every window.
 
-    Parameters
-    ----------
-    x, y : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        Series along ``dim``, broadcast together.
-    window : int
-        Observations per window (the value at t uses the ``window`` observations ending
-        at t).
-    dim : str, default 'time'
-        The time dimension.
-    bins : int, optional
-        Bins for float input (module docstring); default 3.
-    binning : {'width', 'quantile'}, optional
-        Equal-width bins over the window's range or equal-count bins by rank; default
-        'quantile'.
+    {{xy_window}}
+    {{mi_params}}
 
-    Returns
-    -------
-    same type as ``x``
-        float64, same dims; NaN before the first full window and for windows holding a NaN.
-
-    Raises
-    ------
-    ValueError
-        If ``window`` or a parameter is out of range (e.g. too short a window).
-
-    Examples
-    --------
-    >>> import quantlab as ql
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> r = ql.data.returns(ds["close"])
+    {{window_out}}
     >>> ql.measures.rolling_mutual_information(r, r.sel(asset="IBM"), 100).isel(time=-1).round(3).values
     array([0.141,   nan, 1.585, 0.152])
     """
@@ -1181,6 +925,7 @@ def _te_states(k, a_s, a_t):
     return k
 
 
+@fill(_DOC)
 def transfer_entropy(source, target, k=1, bins=None, binning=None) -> float:
     """Transfer entropy source -> target in bits (Schreiber 2000), target history ``k``.
 
@@ -1197,18 +942,9 @@ def transfer_entropy(source, target, k=1, bins=None, binning=None) -> float:
     ----------
     source, target : array-like, pandas.Series or 1-D xarray.DataArray
         Two aligned series of the same length; NaN edges of either are dropped from both.
-    k : int, default 1
-        Length of the target's history.
-    bins : int, optional
-        Bins for float input (module docstring); default 3.
-    binning : {'width', 'quantile'}, optional
-        Equal-width bins over the window's range or equal-count bins by rank; default
-        'quantile'.
+    {{te_params}}
 
-    Returns
-    -------
-    float
-        Bits.
+    {{returns_bits}}
 
     Raises
     ------
@@ -1216,10 +952,7 @@ def transfer_entropy(source, target, k=1, bins=None, binning=None) -> float:
         If a series has NaN inside, ``k`` or ``bins`` is out of range, or the count table
         would exceed 2**24 states.
 
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.random.default_rng(0).standard_normal(500)
+    {{series_examples}}
     >>> y = np.roll(x, 1)  # y_t = x_{t-1}
     >>> round(ql.measures.transfer_entropy(x, y), 2)  # x leads y
     1.58
@@ -1235,44 +968,17 @@ def transfer_entropy(source, target, k=1, bins=None, binning=None) -> float:
     return float(_k.roll_transfer(u[None], v[None], u.size, k, b, q, a_s, a_t)[0, -1])
 
 
+@fill(_DOC)
 def rolling_transfer_entropy(source, target, window, dim="time", k=1, bins=None,
                              binning=None):
     """:func:`transfer_entropy` source -> target over every window.
 
     Broadcast together, e.g. every asset's returns against one market index.
 
-    Parameters
-    ----------
-    source, target : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        Series along ``dim``, broadcast together.
-    window : int
-        Observations per window (the value at t uses the ``window`` observations ending
-        at t).
-    dim : str, default 'time'
-        The time dimension.
-    k : int, default 1
-        Length of the target's history.
-    bins : int, optional
-        Bins for float input (module docstring); default 3.
-    binning : {'width', 'quantile'}, optional
-        Equal-width bins over the window's range or equal-count bins by rank; default
-        'quantile'.
+    {{st_window}}
+    {{te_params}}
 
-    Returns
-    -------
-    same type as ``x``
-        float64, same dims; NaN before the first full window and for windows holding a NaN.
-
-    Raises
-    ------
-    ValueError
-        If ``window`` or a parameter is out of range (e.g. too short a window).
-
-    Examples
-    --------
-    >>> import quantlab as ql
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> r = ql.data.returns(ds["close"])
+    {{window_out}}
     >>> ql.measures.rolling_transfer_entropy(r, r.sel(asset="IBM"), 100).isel(time=-1).round(3).values
     array([0.118,   nan, 0.   , 0.087])
     """

@@ -33,6 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, integrity
+from quantlab._doc import fill
 from quantlab.backtesting import backtest
 from quantlab.calendar import periods_for
 from quantlab.compat import seed_optimizer_arguments, seed_walk_forward
@@ -43,6 +44,58 @@ from quantlab.strategies import resolve
 __all__ = ["optimize_strategy_parameters", "OptimizationResult", "WalkForwardOptimizer",
            "WalkForwardResult", "RegimeAdaptiveOptimizer", "RegimeAdaptiveResult",
            "METHODS", "OBJECTIVES"]
+
+
+# shared docstring blocks (quantlab._doc.fill): the examples' common setup, written once
+_DOC = {
+    "search": """\
+>>> import quantlab as ql
+>>> from quantlab import optimize
+>>> ds = ql.data.load().isel(time=slice(0, 300))
+>>> s = ql.strategies.get("volatility_regime", lookback=60)
+>>> res = optimize.optimize_strategy_parameters(s, {"window": [10, 21]}, ds,
+...     optimization_method="grid", n_trials=2, progress=False, end_date="2000-12-29")""",
+    "walk": """\
+>>> import quantlab as ql
+>>> from quantlab import optimize
+>>> ds = ql.data.load().isel(time=slice(0, 300))
+>>> s = ql.strategies.get("volatility_regime", lookback=60)
+>>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+>>> out = wf.run(s, {"window": [10, 21]}, ds)""",
+    "plot_kw": """\
+Parameters
+----------
+**kw
+    Options of the ``ql.plots`` figure function (``title``).
+
+Returns
+-------
+bokeh.models.Column""",
+    "run_args": """\
+strategy : str, Strategy or Strategy class
+    As in :func:`optimize_strategy_parameters`.
+param_bounds : dict, optional
+    As in :func:`optimize_strategy_parameters`.
+data : xarray.Dataset, optional
+    Prices; default the bundled equities.""",
+    "walk_setup": """\
+>>> import quantlab as ql
+>>> from quantlab import optimize
+>>> ds = ql.data.load().isel(time=slice(0, 300))
+>>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+...     step_size=50, optimization_method="grid", n_trials=2, progress=False)""",
+    "regime": """\
+>>> import quantlab as ql
+>>> from quantlab import optimize
+>>> ds = ql.data.load().isel(time=slice(0, 300))
+>>> s = ql.strategies.get("volatility_regime", lookback=60)
+>>> import numpy as np, xarray as xr
+>>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
+...                       coords={"time": ds["time"]})
+>>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
+...     min_bars=20, progress=False).run(s, {"window": [10, 21]}, ds)""",
+}
 
 METHODS = ("bayesian", "tpe", "genetic", "grid")
 _BACKTEST_ONLY = ("n_trades", "fees_paid", "turnover", "exposure", "trade_win_rate",
@@ -356,13 +409,14 @@ class _GaussianProcess:
 
 
 # ----------------------------------------------------------------------------- result
+@fill(_DOC)
 @dataclass(repr=False)
 class OptimizationResult(Mapping):
     """The best parameters (a mapping: ``dict(res)``, ``res.items()``) and the search.
 
-    Made by :func:`optimize_strategy_parameters`.
+    Made by :func:`optimize_strategy_parameters`; the parameters are its attributes.
 
-    Attributes
+    Parameters
     ----------
     best_params : dict
         The best parameters.
@@ -370,27 +424,32 @@ class OptimizationResult(Mapping):
         Its objective (a tuple for several objectives).
     best_trial : int
         Its row in ``trials``.
+    objective : str or tuple of str
+        The objective name(s).
+    method : str
+        The search method.
     trials : pandas.DataFrame
         One row per trial: parameters, objective(s), headline metrics.
     trial_returns : xarray.DataArray
         (time, trial) returns of the distinct trials.
     dsr, pbo : float
         Deflated Sharpe ratio and probability of backtest overfitting from those trials.
+    pbo_logits : numpy.ndarray, optional
+        The CSCV logits behind ``pbo``.
     pareto : pandas.DataFrame or None
         The non-dominated trials of a multi-objective search.
     study : optuna.Study or None
         Optuna's study, for tpe/genetic.
+    directions : tuple of str, default ('maximize',)
+        'maximize' or 'minimize', per objective.
     strategy : Strategy
         The strategy with the best parameters.
+    backtest_options : dict, optional
+        The search's backtest options (``group=True``), carried over by ``ql.deploy``.
 
     Examples
     --------
-    >>> import quantlab as ql
-    >>> from quantlab import optimize
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> s = ql.strategies.get("volatility_regime", lookback=60)
-    >>> res = optimize.optimize_strategy_parameters(
-    ...     s, {"window": [10, 21]}, ds, optimization_method="grid", n_trials=2, progress=False)
+    {{search}}
     >>> dict(res), len(res.trials)
     ({'window': 21}, 2)
     """
@@ -432,12 +491,7 @@ class OptimizationResult(Mapping):
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import optimize
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> s = ql.strategies.get("volatility_regime", lookback=60)
-        >>> res = optimize.optimize_strategy_parameters(s, {"window": [10, 21]}, ds,
-        ...     optimization_method="grid", n_trials=2, progress=False, end_date="2000-12-29")
+        {{search}}
         >>> oos = res.backtest(ds, start_date="2001-01-02")
         >>> round(float(oos.metrics()["total_return"]), 4)
         0.2928
@@ -468,12 +522,7 @@ class OptimizationResult(Mapping):
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import optimize
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> s = ql.strategies.get("volatility_regime", lookback=60)
-        >>> res = optimize.optimize_strategy_parameters(s, {"window": [10, 21]}, ds,
-        ...     optimization_method="grid", n_trials=2, progress=False, end_date="2000-12-29")
+        {{search}}
         >>> res.best_returns.sizes["time"]
         212
         """
@@ -500,12 +549,7 @@ class OptimizationResult(Mapping):
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import optimize
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> s = ql.strategies.get("volatility_regime", lookback=60)
-        >>> res = optimize.optimize_strategy_parameters(s, {"window": [10, 21]}, ds,
-        ...     optimization_method="grid", n_trials=2, progress=False, end_date="2000-12-29")
+        {{search}}
         >>> round(res.reality_check(reps=100)["spa_pvalue"], 2)
         0.95
         """
@@ -514,6 +558,17 @@ class OptimizationResult(Mapping):
         return integrity.reality_check(self.trial_returns.values, benchmark, **kw)
 
     def plot(self, **kw):
+        """The trials in the order run, the running best, and the histogram of the CSCV
+        logits (``ql.plots.optimization_figure``).
+
+        {{plot_kw}}
+
+        Examples
+        --------
+        {{search}}
+        >>> type(res.plot(title="window")).__name__
+        'Column'
+        """
         from quantlab import plots  # lazy: the face (bokeh); research must not import it
 
         return plots.optimization_figure(self, **kw)
@@ -594,6 +649,7 @@ def _build_result(strat, method, objectives, directions, records, times, study=N
 
 
 # ----------------------------------------------------------------------------- search
+@fill(_DOC)
 def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, start_date=None,
                                  end_date=None, optimization_method="tpe",
                                  objective="sharpe_ratio", n_trials=50, seed=0, storage=None,
@@ -678,8 +734,28 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
     >>> res.best_params, round(res.best_value, 4)
     ({'window': 21}, 0.0963)
     """
-    from tqdm.auto import tqdm
+    args = _setup(strategy, param_bounds, data, start_date, end_date, optimization_method,
+                  objective, n_trials, seed, n_jobs, direction, risk_free_rate,
+                  population_size, strategy_class, parameter_bounds, price_data, _mask,
+                  backtest_kw)
+    strat, objectives, directions, n_trials, n_jobs, seed, population_size, space, fixed, \
+        free, ev = args
+    if optimization_method == "grid" or not free:
+        return _carry(_grid(strat, space, free, n_trials, ev, objectives, directions,
+                            ev.times, "grid" if free else optimization_method), ev)
+    sampler, batch = _sampler(strat, optimization_method, free, objectives, directions,
+                              seed, storage, study_name, n_trials, population_size, n_jobs, client)
+    records = _search(ev, sampler, fixed, n_trials, batch, client,
+                      f"{optimization_method} {strat.name}", progress)
+    study = getattr(sampler, "study", None)
+    return _carry(_build_result(strat, optimization_method, objectives, directions, records,
+                                ev.times, study), ev)
 
+
+def _setup(strategy, param_bounds, data, start_date, end_date, method, objective, n_trials,
+           seed, n_jobs, direction, risk_free_rate, population_size, strategy_class,
+           parameter_bounds, price_data, mask, backtest_kw):
+    """Validate the arguments (before any trial) and build the search space and evaluator."""
     strategy, param_bounds, data = seed_optimizer_arguments(   # quantlab.compat
         strategy, param_bounds, data, strategy_class=strategy_class,
         parameter_bounds=parameter_bounds, price_data=price_data)
@@ -687,7 +763,7 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
         raise ValueError("give a strategy (registry name, Strategy or Strategy class)")
     strat = resolve(strategy)
     data = load_data() if data is None else data
-    _check_method(optimization_method)
+    _check_method(method)
     objectives = _check_objectives(objective)
     if direction is not None:
         _validate.choice("direction", direction, ("maximize", "minimize"))
@@ -703,28 +779,34 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
              for k, p in space.items() if p.fixed}
     free = {k: p for k, p in space.items() if not p.fixed}
     ev = _Evaluator(strat, data, start_date, end_date, objectives, backtest_kw,
-                    risk_free_rate, _mask)
-    times = ev.times
+                    risk_free_rate, mask)
+    return (strat, objectives, directions, n_trials, n_jobs, seed, population_size, space,
+            fixed, free, ev)
 
-    if optimization_method == "grid" or not free:
-        return _carry(_grid(strat, space, free, n_trials, ev, objectives, directions,
-                            times, "grid" if free else optimization_method), ev)
-    if optimization_method == "bayesian":
+
+def _sampler(strat, method, free, objectives, directions, seed, storage, study_name,
+             n_trials, population_size, n_jobs, client):
+    """The sampler of ``method`` and how many trials it proposes per batch."""
+    if method == "bayesian":
         if len(objectives) > 1:
             raise ValueError("'bayesian' optimises one objective; use 'genetic' or 'tpe' "
                              "for several")
         if storage is not None:
             raise ValueError("storage= keeps optuna studies ('tpe', 'genetic'); the "
                              "Gaussian-process search is not persisted")
-        sampler = _GaussianProcess(free, directions[0], seed, n_trials)
-        batch = 1
-    else:
-        name = study_name or f"{strat.name}-{optimization_method}-{'-'.join(objectives)}"
-        sampler = _Optuna(optimization_method, free, directions, seed, storage, name,
-                          n_trials, population_size)
-        batch = n_jobs if client is None else max(
-            1, sum(client.nthreads().values()))
+        return _GaussianProcess(free, directions[0], seed, n_trials), 1
+    name = study_name or f"{strat.name}-{method}-{'-'.join(objectives)}"
+    sampler = _Optuna(method, free, directions, seed, storage, name, n_trials,
+                      population_size)
+    return sampler, n_jobs if client is None else max(1, sum(client.nthreads().values()))
 
+
+def _search(ev, sampler, fixed, n_trials, batch, client, desc, progress):
+    """Ask, evaluate (dask, threads or inline) and tell until ``n_trials`` records:
+    [(params, objective values, returns, headline)], a resumed study's trials first."""
+    from tqdm.auto import tqdm
+
+    pool = None
     if client is not None:
         remote = client.scatter(ev, broadcast=True)
         run = lambda ps: client.gather(client.map(_call, [remote] * len(ps), ps, pure=False))  # noqa: E731
@@ -738,8 +820,7 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
 
     records = []
     previous = sampler.previous()
-    bar = tqdm(total=n_trials, desc=f"{optimization_method} {strat.name}", unit="trial",
-               disable=not progress)
+    bar = tqdm(total=n_trials, desc=desc, unit="trial", disable=not progress)
     try:
         for i in range(0, min(len(previous), n_trials), max(batch, 1)):   # resumed study
             ps = previous[i:i + max(batch, 1)][: n_trials - len(records)]
@@ -755,12 +836,9 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
             bar.update(len(asked))
     finally:
         bar.close()
-        if client is None and batch > 1:
+        if pool is not None:
             pool.shutdown()
-    study = getattr(sampler, "study", None)
-    return _carry(_build_result(strat, optimization_method, objectives, directions, records,
-                                times, study), ev)
-
+    return records
 
 def _grid(strat, space, free, n_trials, ev, objectives, directions, times, method):
     """Every combination as list parameters: dims of one signal and one backtest."""
@@ -791,11 +869,14 @@ def _grid(strat, space, free, n_trials, ev, objectives, directions, times, metho
 
 
 # ----------------------------------------------------------------------------- walk-forward
+@fill(_DOC)
 @dataclass(repr=False)
 class WalkForwardResult:
     """The folds of a walk-forward run and the stitched out-of-sample account.
 
-    Attributes
+    Made by :meth:`WalkForwardOptimizer.run`; the parameters are its attributes.
+
+    Parameters
     ----------
     folds : pandas.DataFrame
         One row per fold (in-sample and out-of-sample windows, chosen parameters, IS and
@@ -807,16 +888,14 @@ class WalkForwardResult:
         Metrics of that account.
     stability : pandas.DataFrame
         Per parameter, its spread across folds and how often it changed.
+    objective : str
+        The objective optimised in each fold.
+    results : list of OptimizationResult, optional
+        Each fold's search.
 
     Examples
     --------
-    >>> import quantlab as ql
-    >>> from quantlab import optimize
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> s = ql.strategies.get("volatility_regime", lookback=60)
-    >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
-    ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
-    >>> out = wf.run(s, {"window": [10, 21]}, ds)
+    {{walk}}
     >>> out.folds.columns.tolist()
     ['is_start', 'is_end', 'oos_start', 'oos_end', 'window', 'is_sharpe_ratio', 'oos_sharpe_ratio', 'dsr', 'pbo']
     """
@@ -835,12 +914,7 @@ class WalkForwardResult:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import optimize
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
-        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
-        >>> out = wf.run(ql.strategies.get("volatility_regime", lookback=60), {"window": [10, 21]}, ds)
+        {{walk}}
         >>> round(out.efficiency, 3)
         -0.228
         """
@@ -852,14 +926,9 @@ class WalkForwardResult:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import optimize
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
-        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
-        >>> out = wf.run(ql.strategies.get("volatility_regime", lookback=60), {"window": [10, 21]}, ds)
-        >>> round(out.oos_psr, 3)
-        0.438
+        {{walk}}
+        >>> f"{out.oos_psr:.1%} that the true Sharpe ratio is above 0"
+        '43.8% that the true Sharpe ratio is above 0'
         """
         try:
             return integrity.probabilistic_sharpe_ratio(self.oos_returns.values)
@@ -874,11 +943,23 @@ class WalkForwardResult:
                 f"{self.folds['pbo'].median():.2f})")
 
     def plot(self, **kw):
+        """Stitched out-of-sample equity, in- and out-of-sample Sharpe ratio per fold and
+        the chosen parameters per fold (``ql.plots.walk_forward_figure``).
+
+        {{plot_kw}}
+
+        Examples
+        --------
+        {{walk}}
+        >>> type(out.plot()).__name__
+        'Column'
+        """
         from quantlab import plots  # lazy: the face (bokeh); research must not import it
 
         return plots.walk_forward_figure(self, **kw)
 
 
+@fill(_DOC)
 class WalkForwardOptimizer:
     """Walk-forward optimisation.
 
@@ -915,13 +996,7 @@ class WalkForwardOptimizer:
 
     Examples
     --------
-    >>> import quantlab as ql
-    >>> from quantlab import optimize
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> s = ql.strategies.get("volatility_regime", lookback=60)
-    >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
-    ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
-    >>> out = wf.run(s, {"window": [10, 21]}, ds)
+    {{walk}}
     >>> wf.fold_bounds(300)
     [(0, 100, 150), (50, 150, 200), (100, 200, 250), (150, 250, 300)]
     >>> len(out.folds)
@@ -962,11 +1037,7 @@ class WalkForwardOptimizer:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import optimize
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
-        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+        {{walk_setup}}
         >>> wf.fold_bounds(300)
         [(0, 100, 150), (50, 150, 200), (100, 200, 250), (150, 250, 300)]
         """
@@ -992,11 +1063,7 @@ class WalkForwardOptimizer:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import optimize
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
-        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
+        {{walk_setup}}
         >>> out = wf.optimize_strategy(strategy_class=ql.strategies.get("volatility_regime", lookback=60),
         ...                            parameter_bounds={"window": [10, 21]}, price_data=ds)
         >>> len(out.folds)
@@ -1013,14 +1080,9 @@ class WalkForwardOptimizer:
 
         Parameters
         ----------
-        strategy : str, Strategy or Strategy class
-            As in :func:`optimize_strategy_parameters`.
-        param_bounds : dict, optional
-            As in :func:`optimize_strategy_parameters`.
-        data : xarray.Dataset, optional
-            Prices; default the bundled equities.
+        {{run_args}}
         **backtest_kw
-            Options of ``ql.backtest``.
+            Options of :func:`quantlab.backtest` (fees, slippage, ...; always one account).
 
         Returns
         -------
@@ -1033,12 +1095,7 @@ class WalkForwardOptimizer:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import optimize
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
-        ...     step_size=50, optimization_method="grid", n_trials=2, progress=False)
-        >>> out = wf.run(ql.strategies.get("volatility_regime", lookback=60), {"window": [10, 21]}, ds)
+        {{walk}}
         >>> out.folds[["oos_start", "window"]].astype(str).values.tolist()[:2]
         [['2000-07-24', '21'], ['2000-10-03', '10']]
         """
@@ -1107,6 +1164,7 @@ def _stability(chosen: pd.DataFrame) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- regimes
+@fill(_DOC)
 @dataclass(repr=False)
 class RegimeAdaptiveResult:
     """Parameters per regime label (``params``; ``default`` where the label is empty or unseen) and their searches (``results``).
@@ -1114,17 +1172,24 @@ class RegimeAdaptiveResult:
     ``signal(ds)`` switches between them with the label known at each bar, so it looks no
     further ahead than the labels do.
 
+    Made by :meth:`RegimeAdaptiveOptimizer.run`; the parameters are its attributes.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        The strategy whose parameters switch.
+    params : dict
+        ``{label: parameters}`` found per regime.
+    default : dict
+        Parameters for bars whose label is empty or was not seen in the search.
+    results : dict
+        ``{label: OptimizationResult}``, each regime's search.
+    regimes : xarray.DataArray or callable
+        The labels on time, or a function ``ds -> labels``.
+
     Examples
     --------
-    >>> import quantlab as ql
-    >>> from quantlab import optimize
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> s = ql.strategies.get("volatility_regime", lookback=60)
-    >>> import numpy as np, xarray as xr
-    >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
-    ...                       coords={"time": ds["time"]})
-    >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
-    ...     min_bars=20, progress=False).run(s, {"window": [10, 21]}, ds)
+    {{regime}}
     >>> ra.default
     {'window': 21}
     >>> ra.signal(ds).dims
@@ -1155,14 +1220,7 @@ class RegimeAdaptiveResult:
 
         Examples
         --------
-        >>> import numpy as np, xarray as xr, quantlab as ql
-        >>> from quantlab import optimize
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
-        ...                       coords={"time": ds["time"]})
-        >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
-        ...     min_bars=20, progress=False).run(ql.strategies.get("volatility_regime", lookback=60),
-        ...                                      {"window": [10, 21]}, ds)
+        {{regime}}
         >>> ra.labels(ds).values[[0, -1]].tolist()
         ['early', 'late']
         """
@@ -1170,6 +1228,25 @@ class RegimeAdaptiveResult:
         return _labels(lab, ds)
 
     def default_inputs(self, ds) -> dict:
+        """The strategy's bundled external inputs cut at ``ds``'s last timestamp.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices; the inputs end at its last timestamp.
+
+        Returns
+        -------
+        dict
+            ``{name: series}`` for ``signal(ds, **inputs)``; empty for a strategy that
+            uses prices only.
+
+        Examples
+        --------
+        {{regime}}
+        >>> ra.default_inputs(ds)
+        {}
+        """
         return self.strategy.default_inputs(ds)
 
     def signal(self, ds, **inputs) -> xr.DataArray:
@@ -1189,14 +1266,7 @@ class RegimeAdaptiveResult:
 
         Examples
         --------
-        >>> import numpy as np, xarray as xr, quantlab as ql
-        >>> from quantlab import optimize
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
-        ...                       coords={"time": ds["time"]})
-        >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
-        ...     min_bars=20, progress=False).run(ql.strategies.get("volatility_regime", lookback=60),
-        ...                                      {"window": [10, 21]}, ds)
+        {{regime}}
         >>> ra.signal(ds).dims
         ('time', 'asset')
         """
@@ -1224,14 +1294,7 @@ class RegimeAdaptiveResult:
 
         Examples
         --------
-        >>> import numpy as np, xarray as xr, quantlab as ql
-        >>> from quantlab import optimize
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
-        ...                       coords={"time": ds["time"]})
-        >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
-        ...     min_bars=20, progress=False).run(ql.strategies.get("volatility_regime", lookback=60),
-        ...                                      {"window": [10, 21]}, ds)
+        {{regime}}
         >>> ra.backtest(ds).equity.dims
         ('time',)
         """
@@ -1249,6 +1312,7 @@ def _labels(lab, ds) -> xr.DataArray:
     return lab.where(lab.notnull(), "").astype(str)
 
 
+@fill(_DOC)
 class RegimeAdaptiveOptimizer:
     """Best parameters per regime.
 
@@ -1280,19 +1344,11 @@ class RegimeAdaptiveOptimizer:
     Raises
     ------
     ValueError
-        If the method or a count is invalid.
+        If the method is unknown or a count is out of range (the message names it).
 
     Examples
     --------
-    >>> import quantlab as ql
-    >>> from quantlab import optimize
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> s = ql.strategies.get("volatility_regime", lookback=60)
-    >>> import numpy as np, xarray as xr
-    >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
-    ...                       coords={"time": ds["time"]})
-    >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
-    ...     min_bars=20, progress=False).run(s, {"window": [10, 21]}, ds)
+    {{regime}}
     >>> ra.params
     {'early': {'window': 21}, 'late': {'window': 21}}
     """
@@ -1313,12 +1369,7 @@ class RegimeAdaptiveOptimizer:
 
         Parameters
         ----------
-        strategy : str, Strategy or Strategy class
-            As in :func:`optimize_strategy_parameters`.
-        param_bounds : dict, optional
-            As in :func:`optimize_strategy_parameters`.
-        data : xarray.Dataset, optional
-            Prices; default the bundled equities.
+        {{run_args}}
         start_date, end_date : str or datetime-like, optional
             The scoring window.
         **backtest_kw
@@ -1335,14 +1386,7 @@ class RegimeAdaptiveOptimizer:
 
         Examples
         --------
-        >>> import numpy as np, xarray as xr, quantlab as ql
-        >>> from quantlab import optimize
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> halves = xr.DataArray(np.where(np.arange(300) < 150, "early", "late"),
-        ...                       coords={"time": ds["time"]})
-        >>> ra = optimize.RegimeAdaptiveOptimizer(halves, optimization_method="grid", n_trials=2,
-        ...     min_bars=20, progress=False).run(ql.strategies.get("volatility_regime", lookback=60),
-        ...                                      {"window": [10, 21]}, ds)
+        {{regime}}
         >>> ra.params
         {'early': {'window': 21}, 'late': {'window': 21}}
         """

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, metrics, rolling
+from quantlab._doc import fill
 from quantlab.backtesting import DD_MODES, backtest
 from quantlab.data import returns as simple_returns
 
@@ -56,6 +57,51 @@ def _returns(returns, name="returns"):
                          f"{MIN_OBS}")
     return returns, n
 
+
+# shared docstring blocks (quantlab._doc.fill): written once, used by many docstrings
+_EX_RETURNS = """\
+>>> import quantlab as ql
+>>> from quantlab import risk
+>>> ds = ql.data.load().isel(time=slice(0, 300))
+>>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]"""
+_EX_RM = _EX_RETURNS + "\n>>> rm = risk.RiskManager()"
+_DOC = {
+    "rm": _EX_RM,
+    "rm_sig": _EX_RM + """
+>>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)""",
+    "report": _EX_RETURNS + "\n>>> report = risk.RiskManager().generate_risk_report(r)",
+    "cov": """\
+>>> import pandas as pd
+>>> from quantlab import risk
+>>> cov = pd.DataFrame([[0.04, 0.006], [0.006, 0.01]], index=["a", "b"], columns=["a", "b"])""",
+    "var_params": """\
+Parameters
+----------
+returns : array-like, pandas.Series or xarray.DataArray
+    Per-period simple returns.
+method : {'historical', 'parametric', 'cornish_fisher', 'monte_carlo'}, default 'historical'
+    The estimator.
+n_sims : int, default 100000
+    Draws of ``monte_carlo`` (a Student t fitted by moments).
+seed : int, default 0
+    Random seed of ``monte_carlo``.""",
+    "var_raises_examples": """\
+Raises
+------
+ValueError
+    If ``method`` is not one of ``METHODS`` (the message lists them).
+
+Examples
+--------
+""" + _EX_RM,
+    "kelly_params": """\
+returns : array-like, pandas.Series or xarray.DataArray
+    Per-period simple returns.
+fraction : float, default 1.0
+    Multiplier of μ / σ² (half Kelly = 0.5).
+cap : float, default 1.0
+    Largest fraction returned.""",
+}
 
 def _scalar(v):
     return float(v) if np.ndim(v) == 0 else v
@@ -94,6 +140,7 @@ class KellyFraction(float):
         return f"KellyFraction({float(self)!r}, uncapped={self.uncapped!r}, cap={self.cap!r})"
 
 
+@fill(_DOC)
 class RiskManager:
     """Risk measures, sizing, drawdown control and reports.
 
@@ -122,7 +169,7 @@ class RiskManager:
     Raises
     ------
     ValueError
-        If a parameter is out of range.
+        If a parameter is out of range (the message names it and the range).
 
     Examples
     --------
@@ -178,34 +225,14 @@ class RiskManager:
     def calculate_var(self, returns, method="historical", n_sims=100_000, seed=0) -> dict:
         """Value at risk as a positive loss: ``{"var_95": ..., "method", "n"}``.
 
-        Parameters
-        ----------
-        returns : array-like, pandas.Series or xarray.DataArray
-            Per-period simple returns.
-        method : {'historical', 'parametric', 'cornish_fisher', 'monte_carlo'}, default 'historical'
-            The estimator.
-        n_sims : int, default 100000
-            Draws of ``monte_carlo`` (a Student t fitted by moments).
-        seed : int, default 0
-            Random seed of ``monte_carlo``.
+        {{var_params}}
 
         Returns
         -------
         dict
             ``var_<confidence>``, ``method`` and ``n`` (observations used).
 
-        Raises
-        ------
-        ValueError
-            If ``method`` is unknown.
-
-        Examples
-        --------
-        >>> import quantlab as ql
-        >>> from quantlab import risk
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-        >>> rm = risk.RiskManager()
+        {{var_raises_examples}}
         >>> round(rm.calculate_var(r, method="parametric")["var_95"], 4)
         0.0513
         """
@@ -220,34 +247,14 @@ class RiskManager:
     def calculate_cvar(self, returns, method="historical", n_sims=100_000, seed=0) -> dict:
         """Conditional VaR (expected shortfall) as a positive loss: ``{"cvar_95": ...}``.
 
-        Parameters
-        ----------
-        returns : array-like, pandas.Series or xarray.DataArray
-            Per-period simple returns.
-        method : {'historical', 'parametric', 'cornish_fisher', 'monte_carlo'}, default 'historical'
-            The estimator.
-        n_sims : int, default 100000
-            Draws of ``monte_carlo`` (a Student t fitted by moments).
-        seed : int, default 0
-            Random seed of ``monte_carlo``.
+        {{var_params}}
 
         Returns
         -------
         dict
             ``cvar_<confidence>``, ``method`` and ``n``.
 
-        Raises
-        ------
-        ValueError
-            If ``method`` is unknown.
-
-        Examples
-        --------
-        >>> import quantlab as ql
-        >>> from quantlab import risk
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-        >>> rm = risk.RiskManager()
+        {{var_raises_examples}}
         >>> round(rm.calculate_cvar(r)["cvar_95"], 4)
         0.0651
         """
@@ -269,12 +276,7 @@ class RiskManager:
 
         Parameters
         ----------
-        returns : array-like, pandas.Series or xarray.DataArray
-            Per-period simple returns.
-        fraction : float, default 1.0
-            Multiplier of μ / σ² (half Kelly = 0.5).
-        cap : float, default 1.0
-            Largest fraction returned.
+        {{kelly_params}}
 
         Returns
         -------
@@ -285,11 +287,7 @@ class RiskManager:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import risk
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-        >>> rm = risk.RiskManager()
+        {{rm}}
         >>> k = rm.calculate_kelly_criterion(r, fraction=0.5)
         >>> round(float(k), 4), k.capped
         (0.5246, False)
@@ -316,12 +314,7 @@ class RiskManager:
 
         Parameters
         ----------
-        returns : array-like, pandas.Series or xarray.DataArray
-            Per-period simple returns.
-        fraction : float, default 1.0
-            Multiplier of μ / σ² (half Kelly = 0.5).
-        cap : float, default 1.0
-            Largest fraction returned.
+        {{kelly_params}}
 
         Returns
         -------
@@ -329,11 +322,7 @@ class RiskManager:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import risk
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-        >>> rm = risk.RiskManager()
+        {{rm}}
         >>> out = rm.kelly(r)
         >>> round(out["kelly_uncapped"], 4), out["capped"]
         (1.0492, True)
@@ -371,12 +360,7 @@ class RiskManager:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import risk
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-        >>> rm = risk.RiskManager()
-        >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+        {{rm_sig}}
         >>> rm.position_size(sig, ql.data.returns(ds["close"])).isel(time=-1).round(3).values
         array([0.054,   nan, 0.151, 0.122])
         """
@@ -481,12 +465,7 @@ class RiskManager:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import risk
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-        >>> rm = risk.RiskManager()
-        >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+        {{rm_sig}}
         >>> rm.backtest(ds, sig).metrics()["max_drawdown"].round(3).values
         array([-0.152,  0.   , -0.131, -0.294])
         """
@@ -524,11 +503,7 @@ class RiskManager:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import risk
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-        >>> rm = risk.RiskManager()
+        {{rm}}
         >>> import pandas as pd
         >>> table = rm.stress_test(pd.Series({"IBM": 0.5, "MSFT": 0.5}), data=ds)
         >>> table.columns.tolist(), table.index[-1]
@@ -600,11 +575,7 @@ class RiskManager:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import risk
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-        >>> rm = risk.RiskManager()
+        {{rm}}
         >>> rets = ql.data.returns(ds["close"]).sel(asset=["IBM", "MSFT"]).to_pandas().dropna()
         >>> rm.risk_budget(rets).round(3)
                weight  risk_contribution  budget
@@ -639,11 +610,7 @@ class RiskManager:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import risk
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-        >>> rm = risk.RiskManager()
+        {{rm}}
         >>> rm.generate_risk_report(r).var.index.tolist()
         ['historical', 'parametric', 'cornish_fisher', 'monte_carlo']
         """
@@ -677,13 +644,15 @@ class RiskManager:
         return report
 
 
+@fill(_DOC)
 @dataclass(repr=False)
 class RiskReport:
     """Tables of a risk report; ``to_html()`` (self-contained, BokehJS inline) and the notebook's rich display.
 
-    Made by :meth:`RiskManager.generate_risk_report`.
+    :meth:`RiskManager.generate_risk_report` builds it; each parameter below is kept as
+    an attribute of the same name.
 
-    Attributes
+    Parameters
     ----------
     confidence_level : float
         The VaR/CVaR confidence.
@@ -699,17 +668,14 @@ class RiskReport:
         Risk contributions.
     attribution : pandas.Series or None
         Return attribution.
+    extra : dict, optional
+        Further tables by name.
     dd_mode : str or None
         The backtest's drawdown control ("cooldown", "halt").
 
     Examples
     --------
-    >>> import quantlab as ql
-    >>> from quantlab import risk
-    >>> ds = ql.data.load().isel(time=slice(0, 300))
-    >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-    >>> rm = risk.RiskManager(confidence_level=0.95, max_drawdown_limit=0.2)
-    >>> report = rm.generate_risk_report(r)
+    {{report}}
     >>> report.var.round(4)
                        VaR    CVaR
     historical      0.0471  0.0651
@@ -734,11 +700,7 @@ class RiskReport:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import risk
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-        >>> report = risk.RiskManager().generate_risk_report(r)
+        {{report}}
         >>> report.drawdown_control
         'none in the backtest'
         """
@@ -760,14 +722,11 @@ class RiskReport:
         Returns
         -------
         str
+            HTML fragments: an h3 heading and a table per section.
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import risk
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-        >>> report = risk.RiskManager().generate_risk_report(r)
+        {{report}}
         >>> report.tables_html()[:30]
         '<h3>Value at risk, 95% (losses'
         """
@@ -797,11 +756,7 @@ class RiskReport:
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import risk
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-        >>> report = risk.RiskManager().generate_risk_report(r)
+        {{report}}
         >>> report.drawdown_series() is None  # built from returns: no equity curve
         True
         """
@@ -811,7 +766,20 @@ class RiskReport:
         return (eq / eq.copy(data=np.fmax.accumulate(eq.values)) - 1).rename("drawdown")
 
     def figure(self):
-        """The drawdown as a bokeh figure (``ql.plots.risk_report_figure``), or None."""
+        """The drawdown as a bokeh figure (``ql.plots.risk_report_figure``), or None.
+
+        Returns
+        -------
+        bokeh.plotting.figure or None
+            None when the report has no equity curve (built from returns).
+
+        Examples
+        --------
+        {{rm_sig}}
+        >>> bt = rm.backtest(ds.sel(asset=["IBM"]), sig.sel(asset=["IBM"]), group=True)
+        >>> type(rm.generate_risk_report(bt).figure()).__name__
+        'figure'
+        """
         from quantlab import plots  # lazy: the face imports bokeh; research must not
 
         return plots.risk_report_figure(self)
@@ -822,16 +790,13 @@ class RiskReport:
         Returns
         -------
         str
+            The page.
 
         Examples
         --------
-        >>> import quantlab as ql
-        >>> from quantlab import risk
-        >>> ds = ql.data.load().isel(time=slice(0, 300))
-        >>> r = ql.data.returns(ds["close"]).sel(asset="IBM").values[1:]
-        >>> report = risk.RiskManager().generate_risk_report(r)
-        >>> report.to_html()[:15]
-        '<html><body><h2'
+        {{report}}
+        >>> report.to_html().startswith("<html><body><h2")
+        True
         """
         from quantlab import plots  # lazy: the face imports bokeh; research must not
 
@@ -856,6 +821,7 @@ def _cov(x) -> pd.DataFrame:
     return pd.DataFrame(a)
 
 
+@fill(_DOC)
 def risk_contributions(cov, weights) -> pd.Series:
     """Each asset's share of portfolio variance: w_i (Σw)_i / w'Σw (sums to 1).
 
@@ -873,9 +839,7 @@ def risk_contributions(cov, weights) -> pd.Series:
 
     Examples
     --------
-    >>> import pandas as pd
-    >>> from quantlab import risk
-    >>> cov = pd.DataFrame([[0.04, 0.006], [0.006, 0.01]], index=["a", "b"], columns=["a", "b"])
+    {{cov}}
     >>> risk.risk_contributions(cov, [1 / 3, 2 / 3]).round(4)
     a    0.5
     b    0.5
@@ -889,6 +853,7 @@ def risk_contributions(cov, weights) -> pd.Series:
     return pd.Series(w * (c.to_numpy() @ w) / var, index=c.index, name="risk_contribution")
 
 
+@fill(_DOC)
 def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series:
     """Long-only weights whose risk contributions equal ``budgets`` (default equal).
 
@@ -919,9 +884,7 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
 
     Examples
     --------
-    >>> import pandas as pd
-    >>> from quantlab import risk
-    >>> cov = pd.DataFrame([[0.04, 0.006], [0.006, 0.01]], index=["a", "b"], columns=["a", "b"])
+    {{cov}}
     >>> risk.risk_parity_weights(cov).round(4)
     a    0.3333
     b    0.6667

@@ -31,11 +31,65 @@ import xarray as xr
 
 from quantlab import _validate
 from quantlab import _apply as bridge
+from quantlab._doc import fill
 from quantlab._kernels import load
 
 _k = load("rolling")
 
 __all__ = ["mean", "sum", "var", "std", "min", "max", "zscore", "ewm_mean", "rank", "corr"]
+
+
+# shared numpydoc blocks (quantlab._doc.fill): each written once, slotted as {{name}}
+_THREADS = """\
+threads : int, optional
+    Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
+    memory-speed statistics stay on one thread unless it is given). The same bits for
+    any number."""
+_X_WINDOW_DIM = """\
+Parameters
+----------
+x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+    The values; a Dataset applies to every variable that has ``dim``, a NumPy array
+    has time on axis 0. NaN and ±inf are skipped (missing).
+window : int
+    Window length in rows (>= 1); longer than the series sees every row so far.
+dim : str, default 'time'
+    The dimension to roll along.
+"""
+_DOC = {
+    "window_params": _X_WINDOW_DIM + """\
+min_periods : int, optional
+    Finite observations needed for a value, 0 <= min_periods <= window (default
+    ``window``).""",
+    "ewm_params": _X_WINDOW_DIM + """\
+min_periods : int, optional
+    Observations needed for a value (>= 0; default 1, pandas' default); may exceed
+    ``window``.
+""" + _THREADS,
+    "ddof_threads": """\
+ddof : int, default 1
+    Delta degrees of freedom (>= 0).
+""" + _THREADS,
+    "threads": _THREADS,
+    "window_out": """\
+Returns
+-------
+same type as ``x``
+    Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
+    ``min_periods`` finite values are in the window.
+
+Raises
+------
+TypeError
+    If ``x`` is complex, datetime, timedelta or object.
+ValueError
+    If ``window`` or ``min_periods`` is not an integer in range.
+
+Examples
+--------
+>>> import numpy as np, quantlab as ql
+>>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])""",
+}
 
 
 # The kernels take C integers. A window or count beyond any panel's length acts as one
@@ -73,137 +127,48 @@ def _kernel(name, window, min_periods, **kw):
     return partial(getattr(_k, name), window=window, minp=minp, **kw)
 
 
+@fill(_DOC)
 def sum(x, window, dim="time", min_periods=None, threads=None):  # noqa: A001 (mirrors pandas' name)
     """Rolling sum, compensated (Neumaier).
 
     0 for an empty window when ``min_periods=0``. No value leaves residue once out of the
     window; window 1 returns ``x``.
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
-        has time on axis 0. NaN and ±inf are skipped (missing).
-    window : int
-        Window length in rows (>= 1); longer than the series sees every row so far.
-    dim : str, default 'time'
-        The dimension to roll along.
-    min_periods : int, optional
-        Finite observations needed for a value, 0 <= min_periods <= window (default
-        ``window``).
+    {{window_params}}
+    {{threads}}
 
-    threads : int, optional
-        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
-        memory-speed statistics stay on one thread unless it is given). The same bits for
-        any number.
-    Returns
-    -------
-    same type as ``x``
-        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
-        ``min_periods`` finite values are in the window.
-
-    Raises
-    ------
-    TypeError
-        If ``x`` is complex, datetime, timedelta or object.
-    ValueError
-        If ``window`` or ``min_periods`` is not an integer in range.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    {{window_out}}
     >>> ql.rolling.sum(x, 3).round(3)
     array([nan, nan,  7.,  9., 12., nan, nan])
     """
     return _apply(_kernel("roll_sum", window, min_periods, mean=False), x, dim, threads)
 
 
+@fill(_DOC)
 def mean(x, window, dim="time", min_periods=None, threads=None):
     """Rolling mean Σx / n over the finite values of the window.
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
-        has time on axis 0. NaN and ±inf are skipped (missing).
-    window : int
-        Window length in rows (>= 1); longer than the series sees every row so far.
-    dim : str, default 'time'
-        The dimension to roll along.
-    min_periods : int, optional
-        Finite observations needed for a value, 0 <= min_periods <= window (default
-        ``window``).
+    {{window_params}}
+    {{threads}}
 
-    threads : int, optional
-        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
-        memory-speed statistics stay on one thread unless it is given). The same bits for
-        any number.
-    Returns
-    -------
-    same type as ``x``
-        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
-        ``min_periods`` finite values are in the window.
-
-    Raises
-    ------
-    TypeError
-        If ``x`` is complex, datetime, timedelta or object.
-    ValueError
-        If ``window`` or ``min_periods`` is not an integer in range.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    {{window_out}}
     >>> ql.rolling.mean(x, 3).round(3)
     array([  nan,   nan, 2.333, 3.   , 4.   ,   nan,   nan])
     """
     return _apply(_kernel("roll_sum", window, min_periods, mean=True), x, dim, threads)
 
 
+@fill(_DOC)
 def var(x, window, dim="time", min_periods=None, ddof=1, threads=None):
     """Rolling variance Σ(x - x̄)² / (n - ddof).
 
     Computed from sums shifted by values of the window (Chan, Golub & LeVeque 1983):
     accurate at any level/σ; exactly 0 for equal values.
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
-        has time on axis 0. NaN and ±inf are skipped (missing).
-    window : int
-        Window length in rows (>= 1); longer than the series sees every row so far.
-    dim : str, default 'time'
-        The dimension to roll along.
-    min_periods : int, optional
-        Finite observations needed for a value, 0 <= min_periods <= window (default
-        ``window``).
-    ddof : int, default 1
-        Delta degrees of freedom (>= 0).
+    {{window_params}}
+    {{ddof_threads}}
 
-    threads : int, optional
-        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
-        memory-speed statistics stay on one thread unless it is given). The same bits for
-        any number.
-    Returns
-    -------
-    same type as ``x``
-        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
-        ``min_periods`` finite values are in the window.
-
-    Raises
-    ------
-    TypeError
-        If ``x`` is complex, datetime, timedelta or object.
-    ValueError
-        If ``window`` or ``min_periods`` is not an integer in range.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    {{window_out}}
     >>> ql.rolling.var(x, 3).round(3)
     array([  nan,   nan, 2.333, 1.   , 1.   ,   nan,   nan])
     """
@@ -211,45 +176,14 @@ def var(x, window, dim="time", min_periods=None, ddof=1, threads=None):
                   dim, threads)
 
 
+@fill(_DOC)
 def std(x, window, dim="time", min_periods=None, ddof=1, threads=None):
     """Rolling standard deviation, ``sqrt(var)`` with ``ddof=1`` like pandas.
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
-        has time on axis 0. NaN and ±inf are skipped (missing).
-    window : int
-        Window length in rows (>= 1); longer than the series sees every row so far.
-    dim : str, default 'time'
-        The dimension to roll along.
-    min_periods : int, optional
-        Finite observations needed for a value, 0 <= min_periods <= window (default
-        ``window``).
-    ddof : int, default 1
-        Delta degrees of freedom (>= 0).
+    {{window_params}}
+    {{ddof_threads}}
 
-    threads : int, optional
-        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
-        memory-speed statistics stay on one thread unless it is given). The same bits for
-        any number.
-    Returns
-    -------
-    same type as ``x``
-        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
-        ``min_periods`` finite values are in the window.
-
-    Raises
-    ------
-    TypeError
-        If ``x`` is complex, datetime, timedelta or object.
-    ValueError
-        If ``window`` or ``min_periods`` is not an integer in range.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    {{window_out}}
     >>> ql.rolling.std(x, 3).round(3)
     array([  nan,   nan, 1.528, 1.   , 1.   ,   nan,   nan])
     """
@@ -257,47 +191,16 @@ def std(x, window, dim="time", min_periods=None, ddof=1, threads=None):
                   dim, threads)
 
 
+@fill(_DOC)
 def zscore(x, window, dim="time", min_periods=None, ddof=1, threads=None):
     """Rolling z-score: (x_t - rolling mean_t) / rolling std_t, the window including t.
 
     NaN where std = 0 or x_t is NaN or ±inf (a missing value).
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
-        has time on axis 0. NaN and ±inf are skipped (missing).
-    window : int
-        Window length in rows (>= 1); longer than the series sees every row so far.
-    dim : str, default 'time'
-        The dimension to roll along.
-    min_periods : int, optional
-        Finite observations needed for a value, 0 <= min_periods <= window (default
-        ``window``).
-    ddof : int, default 1
-        Delta degrees of freedom (>= 0).
+    {{window_params}}
+    {{ddof_threads}}
 
-    threads : int, optional
-        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
-        memory-speed statistics stay on one thread unless it is given). The same bits for
-        any number.
-    Returns
-    -------
-    same type as ``x``
-        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
-        ``min_periods`` finite values are in the window.
-
-    Raises
-    ------
-    TypeError
-        If ``x`` is complex, datetime, timedelta or object.
-    ValueError
-        If ``window`` or ``min_periods`` is not an integer in range.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    {{window_out}}
     >>> ql.rolling.zscore(x, 3).round(3)
     array([  nan,   nan, 1.091, 0.   , 1.   ,   nan,   nan])
     """
@@ -305,132 +208,44 @@ def zscore(x, window, dim="time", min_periods=None, ddof=1, threads=None):
                   dim, threads)
 
 
+@fill(_DOC)
 def min(x, window, dim="time", min_periods=None, threads=None):  # noqa: A001
     """Rolling minimum (van Herk / Gil-Werman, O(1) per element).
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
-        has time on axis 0. NaN and ±inf are skipped (missing).
-    window : int
-        Window length in rows (>= 1); longer than the series sees every row so far.
-    dim : str, default 'time'
-        The dimension to roll along.
-    min_periods : int, optional
-        Finite observations needed for a value, 0 <= min_periods <= window (default
-        ``window``).
+    {{window_params}}
+    {{threads}}
 
-    threads : int, optional
-        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
-        memory-speed statistics stay on one thread unless it is given). The same bits for
-        any number.
-    Returns
-    -------
-    same type as ``x``
-        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
-        ``min_periods`` finite values are in the window.
-
-    Raises
-    ------
-    TypeError
-        If ``x`` is complex, datetime, timedelta or object.
-    ValueError
-        If ``window`` or ``min_periods`` is not an integer in range.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    {{window_out}}
     >>> ql.rolling.min(x, 3).round(3)
     array([nan, nan,  1.,  2.,  3., nan, nan])
     """
     return _apply(_kernel("roll_minmax", window, min_periods, is_max=False), x, dim, threads)
 
 
+@fill(_DOC)
 def max(x, window, dim="time", min_periods=None, threads=None):  # noqa: A001
     """Rolling maximum (van Herk / Gil-Werman, O(1) per element).
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
-        has time on axis 0. NaN and ±inf are skipped (missing).
-    window : int
-        Window length in rows (>= 1); longer than the series sees every row so far.
-    dim : str, default 'time'
-        The dimension to roll along.
-    min_periods : int, optional
-        Finite observations needed for a value, 0 <= min_periods <= window (default
-        ``window``).
+    {{window_params}}
+    {{threads}}
 
-    threads : int, optional
-        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
-        memory-speed statistics stay on one thread unless it is given). The same bits for
-        any number.
-    Returns
-    -------
-    same type as ``x``
-        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
-        ``min_periods`` finite values are in the window.
-
-    Raises
-    ------
-    TypeError
-        If ``x`` is complex, datetime, timedelta or object.
-    ValueError
-        If ``window`` or ``min_periods`` is not an integer in range.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    {{window_out}}
     >>> ql.rolling.max(x, 3).round(3)
     array([nan, nan,  4.,  4.,  5., nan, nan])
     """
     return _apply(_kernel("roll_minmax", window, min_periods, is_max=True), x, dim, threads)
 
 
+@fill(_DOC)
 def ewm_mean(x, window, dim="time", min_periods=None, threads=None):
     """Exponentially weighted mean, pandas ``ewm(span=window, adjust=True).mean()``.
 
     alpha = 2 / (window + 1), y_t = Σ (1-alpha)^i x_{t-i} / Σ (1-alpha)^i over observed x.
     ±inf is missing (pandas).
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
-        has time on axis 0. NaN and ±inf are skipped (missing).
-    window : int
-        Window length in rows (>= 1); longer than the series sees every row so far.
-    dim : str, default 'time'
-        The dimension to roll along.
-    min_periods : int, optional
-        Observations needed for a value (>= 0; default 1, pandas' default); may exceed
-        ``window``.
+    {{ewm_params}}
 
-    threads : int, optional
-        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
-        memory-speed statistics stay on one thread unless it is given). The same bits for
-        any number.
-    Returns
-    -------
-    same type as ``x``
-        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
-        ``min_periods`` finite values are in the window.
-
-    Raises
-    ------
-    TypeError
-        If ``x`` is complex, datetime, timedelta or object.
-    ValueError
-        If ``window`` or ``min_periods`` is not an integer in range.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    {{window_out}}
     >>> ql.rolling.ewm_mean(x, 3).round(3)
     array([1.   , 1.667, 3.   , 3.   , 4.032, 4.032, 5.358])
     """
@@ -440,46 +255,17 @@ def ewm_mean(x, window, dim="time", min_periods=None, threads=None):
                           minp=builtins.max(builtins.min(minp, _BIG), 1)), x, dim, threads)
 
 
+@fill(_DOC)
 def rank(x, window, dim="time", min_periods=None, threads=None):
     """Rolling percentile rank, pandas ``rolling(window).rank(method="average", pct=True)``.
 
     The percentile rank of x_t among the window's values, ties averaged; NaN where x_t is
     NaN or ±inf. O(window) per element.
 
-    Parameters
-    ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        The values; a Dataset applies to every variable that has ``dim``, a NumPy array
-        has time on axis 0. NaN and ±inf are skipped (missing).
-    window : int
-        Window length in rows (>= 1); longer than the series sees every row so far.
-    dim : str, default 'time'
-        The dimension to roll along.
-    min_periods : int, optional
-        Finite observations needed for a value, 0 <= min_periods <= window (default
-        ``window``).
+    {{window_params}}
+    {{threads}}
 
-    threads : int, optional
-        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
-        memory-speed statistics stay on one thread unless it is given). The same bits for
-        any number.
-    Returns
-    -------
-    same type as ``x``
-        Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
-        ``min_periods`` finite values are in the window.
-
-    Raises
-    ------
-    TypeError
-        If ``x`` is complex, datetime, timedelta or object.
-    ValueError
-        If ``window`` or ``min_periods`` is not an integer in range.
-
-    Examples
-    --------
-    >>> import numpy as np, quantlab as ql
-    >>> x = np.array([1., 2., 4., 3., 5., np.nan, 6.])
+    {{window_out}}
     >>> ql.rolling.rank(x, 3).round(3)
     array([  nan,   nan, 1.   , 0.667, 1.   ,   nan,   nan])
     """
@@ -487,6 +273,7 @@ def rank(x, window, dim="time", min_periods=None, threads=None):
     return _apply(k, x, dim, threads, cost=0.8 * builtins.min(k.keywords["window"], 10**6))
 
 
+@fill(_DOC)
 def corr(x, window, dim="time", min_periods=None, asset_dim="asset", threads=None):
     """Rolling pairwise Pearson correlation of every pair of ``asset_dim`` members.
 
@@ -507,11 +294,8 @@ def corr(x, window, dim="time", min_periods=None, asset_dim="asset", threads=Non
         ``window``).
     asset_dim : str, default 'asset'
         The dimension whose members are paired.
+    {{threads}}
 
-    threads : int, optional
-        Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
-        memory-speed statistics stay on one thread unless it is given). The same bits for
-        any number.
     Returns
     -------
     xarray.DataArray or numpy.ndarray
