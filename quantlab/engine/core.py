@@ -68,6 +68,21 @@ def _real_column(where: str, f: str, values, in_ticks: bool = False) -> np.ndarr
     return v
 
 
+def _native(v: np.ndarray) -> np.ndarray:
+    """A checked real column as one the kernel converts itself (``COLUMN_DTYPES``): bool
+    as uint8; float16, long double and byte-swapped columns (rare) converted whole."""
+    v = np.ascontiguousarray(v)
+    if v.dtype.kind == "b":
+        return v.view(np.uint8)
+    if v.dtype not in _k.COLUMN_DTYPES:
+        return v.astype(np.float64 if v.dtype.kind == "f" else np.int64)
+    return v
+
+
+def _int_column(v: np.ndarray, f: str) -> np.ndarray:
+    """A non-price column as the kernel reads it, whole (for the deployment's bars)."""
+    return v if v.dtype == np.int64 else _column(v, to_int, integral=f in _INTEGRAL)
+
 
 class TickEngine:
     """``TickEngine(config=None)``; see the module docstring."""
@@ -119,24 +134,28 @@ class TickEngine:
         if missing:
             raise ValueError(f"process_ticks: missing column(s) {missing}")
         in_ticks = bool(columns.get("prices_in_ticks", False))
-        arr = {}
+        cols = []
         for f in FIELDS:
             v = _real_column("process_ticks", f, self._timestamps(columns[f])
                              if f == "timestamp" else columns[f], in_ticks)
             if v.ndim != 1:
                 raise ValueError(f"process_ticks: column {f!r} must be one-dimensional, got "
                                  f"shape {v.shape}")
-            if f in ("bid_price", "ask_price") and not in_ticks:
-                arr[f] = _column(v, to_ticks, self.tick_size)
-            elif v.dtype == np.int64:
-                arr[f] = np.ascontiguousarray(v)
-            else:
-                arr[f] = _column(v, to_int, integral=f in _INTEGRAL)
-        out = self._run(lambda core: core.process(*(arr[f] for f in FIELDS), bool(check_risk)))
+            cols.append(_native(v))
+        # converted chunk by chunk inside the kernel (issue #32): prices in currency via
+        # their double, in tick_size units; integers exactly; floats rounded (ids and
+        # timestamps with a fraction are -1)
+        price = tuple(f in ("bid_price", "ask_price") and not in_ticks for f in FIELDS)
+        scale = tuple(float(self.tick_size) if p else 1.0 for p in price)
+        integral = tuple(f in _INTEGRAL for f in FIELDS)
+        exact = tuple(not p for p in price)
+        out = self._run(lambda core: core.process_columns(cols, scale, integral, exact,
+                                                          bool(check_risk)))
         if self.deployment is not None:   # bars of the quotes as sent (in currency)
-            scale = self.tick_size if in_ticks else 1.0
-            self._to_bars({f: np.asarray(columns[f], dtype=float) * scale
-                           if f in ("bid_price", "ask_price") else arr[f] for f in FIELDS})
+            ticks_scale = self.tick_size if in_ticks else 1.0
+            self._to_bars({f: np.asarray(columns[f], dtype=float) * ticks_scale
+                           if f in ("bid_price", "ask_price") else _int_column(v, f)
+                           for f, p, v in zip(FIELDS, price, cols)})
         return out
 
     def process_market_data(self, ticks, check_risk=True) -> TickResult:
