@@ -113,37 +113,61 @@ class PyTickEngine:
                 self.latencies.append(time.perf_counter_ns() - t0)
         return out
 
-    # ~85 lines: one tick top to bottom, in ticks.pyx's order (validate, mark, signal,
-    # order); split up, the oracle would no longer read side by side with the kernel
     def tick(self, idx, s, bid, ask, bsz, asz, ts, check_risk=True):
-        p = self.p
+        """One parsed tick through the kernel's four steps (``ticks.pyx``'s ``_tick``):
+        validate, mark, signal, order. Returns the order (idx, symbol, qty, price ticks)
+        or None."""
         self.ticks += 1
-        if s < 0 or s >= p["capacity"]:
-            self.tick_rejects[3] += 1
-            return None
-        if bid <= 0 or ask <= 0 or bid >= LIMIT or ask >= LIMIT:
-            self.tick_rejects[0] += 1
-            return None
-        if bsz < 0 or asz < 0 or bsz >= LIMIT or asz >= LIMIT or bsz + asz == 0:
-            self.tick_rejects[1] += 1
-            return None
-        if bid >= ask:
-            self.tick_rejects[2] += 1
-            return None
-        if ts < 0 or ts >= LIMIT or (self.n_ticks[s] > 0 and ts < self.last_ts[s]):
-            self.tick_rejects[4] += 1
-            return None
-        if self.started and ts - self.latest_ts > self.max_skew:   # a far-future stamp
-            self.tick_rejects[5] += 1
+        if not self._valid(s, bid, ask, bsz, asz, ts):          # 1. validation
             return None
         m2 = bid + ask
+        if not self._mark(s, m2, ts):                            # 2. marks, kill switch
+            return None
+        direction = self._signal(s, bid, ask, bsz, asz)          # 3. signal
+        if direction == 0:
+            return None
+        self.signals += 1
+        if self.latest_ts - ts > self.p["max_age"]:
+            self.stale += 1
+            return None
+        qty = direction * self.p["order_size"]                   # 4. the order
+        price = ask if direction > 0 else bid
+        if not self._fill(s, ts, qty, price, m2, check_risk):
+            return None
+        return (idx, s, qty, price)
+
+    def _valid(self, s, bid, ask, bsz, asz, ts) -> bool:
+        """Step 1: False (the reason counted) for a tick to reject."""
+        if s < 0 or s >= self.p["capacity"]:
+            self.tick_rejects[3] += 1
+            return False
+        if bid <= 0 or ask <= 0 or bid >= LIMIT or ask >= LIMIT:
+            self.tick_rejects[0] += 1
+            return False
+        if bsz < 0 or asz < 0 or bsz >= LIMIT or asz >= LIMIT or bsz + asz == 0:
+            self.tick_rejects[1] += 1
+            return False
+        if bid >= ask:
+            self.tick_rejects[2] += 1
+            return False
+        if ts < 0 or ts >= LIMIT or (self.n_ticks[s] > 0 and ts < self.last_ts[s]):
+            self.tick_rejects[4] += 1
+            return False
+        if self.started and ts - self.latest_ts > self.max_skew:   # a far-future stamp
+            self.tick_rejects[5] += 1
+            return False
+        return True
+
+    def _mark(self, s, m2, ts) -> bool:
+        """Step 2: the symbol's mark and the drawdown kill switch; False (a bad price,
+        nothing changed) when the exact state cannot hold the new mark."""
         if self.n_ticks[s] > 0:
             d = m2 - self.mid2[s]
             mtm2 = self.mtm2 + self.pos[s] * d
             gross2 = self.gross2 + abs(self.pos[s]) * d
-            if _out(mtm2) or _out(gross2):   # the state cannot hold this mark: a bad price
+            if _out(mtm2) or _out(gross2):
                 self.tick_rejects[0] += 1
-                return None
+                return False
             self.mtm2, self.gross2 = mtm2, gross2
         self.mid2[s] = m2
         self.last_ts[s] = ts
@@ -153,8 +177,14 @@ class PyTickEngine:
         eq2 = 2 * self.cash + self.mtm2
         if eq2 > self.peak2:
             self.peak2 = eq2
-        if (self.peak2 - eq2) * 0.5 * p["tick_size"] > p["max_drawdown"]:
+        if (self.peak2 - eq2) * 0.5 * self.p["tick_size"] > self.p["max_drawdown"]:
             self.killed = True
+        return True
+
+    def _signal(self, s, bid, ask, bsz, asz) -> int:
+        """Step 3: update the symbol's EWMAs of the microprice; +1, -1 or 0 (none, or
+        still in warmup)."""
+        p = self.p
         tot = float(bsz + asz)
         micro = (float(bid) * asz + float(ask) * bsz) / tot
         if self.n_ticks[s] == 0:
@@ -165,30 +195,27 @@ class PyTickEngine:
             self.slow[s] = self.slow[s] + self.alpha_slow * (micro - self.slow[s])
         self.n_ticks[s] += 1
         if self.n_ticks[s] < p["slow_span"]:
-            return None
+            return 0
         imb = (float(bsz) - float(asz)) / tot
         direction = 0
         if self.fast[s] > self.slow[s] and imb >= p["threshold"]:
             direction = 1
         elif self.fast[s] < self.slow[s] and imb <= -p["threshold"]:
             direction = -1
-        if direction == 0 or abs(imb) < p["min_confidence"]:
-            return None
-        self.signals += 1
-        if self.latest_ts - ts > p["max_age"]:
-            self.stale += 1
-            return None
-        qty = direction * p["order_size"]
-        price = ask if direction > 0 else bid
+        return 0 if abs(imb) < p["min_confidence"] else direction
+
+    def _fill(self, s, ts, qty, price, m2, check_risk) -> bool:
+        """Step 4: the state after the fill, refused (risk checks or not) when the exact
+        state cannot hold it, then the risk checks; True when filled."""
         newpos = self.pos[s] + qty
         cash = self.cash - qty * price
         mtm2 = self.mtm2 + qty * m2
         gross_after = self.gross2 + (abs(newpos) - abs(self.pos[s])) * m2
-        if _out(cash) or _out(mtm2) or _out(gross_after):   # the exact state's bounds,
-            self.order_rejects[3] += 1                         # risk checks or not
-            return None
+        if _out(cash) or _out(mtm2) or _out(gross_after):
+            self.order_rejects[3] += 1
+            return False
         if check_risk and not self.allowed(s, ts, qty, price, newpos, m2, gross_after):
-            return None
+            return False
         self.cash, self.mtm2, self.gross2 = cash, mtm2, gross_after
         if self.pos[s] == 0:
             self.open_positions += 1
@@ -198,7 +225,7 @@ class PyTickEngine:
         self.ring[self.ring_i] = ts
         self.ring_i = (self.ring_i + 1) % len(self.ring)
         self.orders += 1
-        return (idx, s, qty, price)
+        return True
 
     def allowed(self, s, ts, qty, price, newpos, m2, gross_after) -> bool:
         p = self.p
