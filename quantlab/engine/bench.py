@@ -27,7 +27,31 @@ def bench(n_columnar=2_000_000, n_reference=100_000) -> str:
     The reference runs the dict batches whole and ``n_reference`` columnar ticks
     (pre-parsed, so it is timed on the same work), extrapolated per tick. The same ticks
     follow as the narrower dtypes of a pandas or Parquet frame. The last row is
-    a floor, not an engine: summing the columns once, what reading them costs."""
+    a floor, not an engine: summing the columns once, what reading them costs.
+
+    Parameters
+    ----------
+    n_columnar : int
+        Random-walk ticks through ``process_ticks`` (1 .. 10^8).
+    n_reference : int
+        Of those, ticks timed through the reference (1 .. 10^9).
+
+    Returns
+    -------
+    str
+        The Markdown table.
+
+    Examples
+    --------
+    The full table takes seconds (two 100,000-tick dict batches through the
+    pure-Python reference); its arguments are checked first:
+
+    >>> from quantlab.engine import bench
+    >>> bench(n_columnar=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_columnar must be an integer in [1, 100000000], got 0
+    """
     n_columnar = _v.integer("n_columnar", n_columnar, 1, 10 ** 8)
     n_reference = _v.integer("n_reference", n_reference, 1, 10 ** 9)
 

@@ -11,6 +11,8 @@ import time
 
 from quantlab.engine.config import _core_params, load_config
 
+__all__ = ["PyTickEngine", "reference_engine", "FIELDS", "TICK_REJECTS", "ORDER_REJECTS"]
+
 TICK_REJECTS = ("bad_price", "bad_size", "crossed", "bad_symbol", "out_of_order",
                 "clock_skew")
 ORDER_REJECTS = ("kill_switch", "rate", "max_position", "max_order_notional",
@@ -78,8 +80,26 @@ def _out(v: int) -> bool:
 
 
 class PyTickEngine:
-    """Same parameters as ``TickCore`` (see ``quantlab.engine.TickEngine``); made by
-    ``reference_engine(config)``."""
+    """The pure-Python oracle: the kernel's state and steps in plain Python numbers;
+    made by ``reference_engine(config)``.
+
+    Parameters
+    ----------
+    p : dict
+        ``TickCore``'s parameters (``quantlab.engine.config._core_params``).
+
+    Examples
+    --------
+    >>> from quantlab.engine import TickEngine, reference_engine
+    >>> from quantlab.testing import synthetic_ticks, to_dicts
+    >>> ticks = to_dicts(synthetic_ticks(1000, n_symbols=3, seed=1))
+    >>> ref = reference_engine()
+    >>> orders = ref.process_market_data(ticks)
+    >>> len(orders) == TickEngine().process_market_data(ticks).order_count
+    True
+    >>> ref.ticks, ref.tick_rejects
+    (1000, [0, 0, 0, 0, 0, 0])
+    """
 
     def __init__(self, p: dict):
         self.p = p
@@ -101,7 +121,29 @@ class PyTickEngine:
         self.latencies: list[int] = []
 
     def process_market_data(self, ticks, check_risk=True) -> list:
-        """Seed dicts in, orders (tick index, symbol, qty, price ticks) out."""
+        """Seed dicts in, orders (tick index, symbol, qty, price ticks) out.
+
+        Parameters
+        ----------
+        ticks : iterable of dict
+            The seed's tick dicts (``TickEngine.process_market_data``).
+        check_risk : bool
+            False skips the order risk checks.
+
+        Returns
+        -------
+        list of tuple
+
+        Examples
+        --------
+        >>> from quantlab.engine import reference_engine
+        >>> ref = reference_engine()
+        >>> ref.process_market_data([{"symbol_id": 0, "bid_price": "100.00",
+        ...     "ask_price": "100.02", "bid_size": 300, "ask_size": 100, "timestamp": 1}])
+        []
+        >>> ref.ticks, ref.mid2[0]
+        (1, 20002)
+        """
         out = []
         every = self.p["sample_every"]
         for i, tick in enumerate(ticks):
@@ -115,8 +157,32 @@ class PyTickEngine:
 
     def tick(self, idx, s, bid, ask, bsz, asz, ts, check_risk=True):
         """One parsed tick through the kernel's four steps (``ticks.pyx``'s ``_tick``):
-        validate, mark, signal, order. Returns the order (idx, symbol, qty, price ticks)
-        or None."""
+        validate, mark, signal, order.
+
+        Parameters
+        ----------
+        idx : int
+            The tick's index (reported with its order).
+        s, bid, ask, bsz, asz, ts : int
+            Symbol id, bid and ask in ticks, sizes, timestamp (``parse_tick``; -1: missing).
+        check_risk : bool
+            False skips the order risk checks.
+
+        Returns
+        -------
+        tuple or None
+            The order (idx, symbol, qty, price ticks), or None.
+
+        Examples
+        --------
+        >>> from quantlab.engine import reference_engine
+        >>> ref = reference_engine({"signal": {"slow_span": 2, "fast_span": 1}})
+        >>> ref.tick(0, 0, 10000, 10002, 300, 100, 1)      # warm-up
+        >>> ref.tick(1, 0, 10001, 10003, 300, 100, 2)      # rising, bid-heavy: buy
+        (1, 0, 100, 10003)
+        >>> ref.tick(2, 0, 10003, 10002, 300, 100, 3), ref.tick_rejects[2]   # crossed
+        (None, 1)
+        """
         self.ticks += 1
         if not self._valid(s, bid, ask, bsz, asz, ts):          # 1. validation
             return None
@@ -228,6 +294,38 @@ class PyTickEngine:
         return True
 
     def allowed(self, s, ts, qty, price, newpos, m2, gross_after) -> bool:
+        """The risk checks in the kernel's order (kill switch, rate, max position, max
+        order notional, max positions, concentration); a rejection is counted under its
+        reason.
+
+        Parameters
+        ----------
+        s : int
+            Symbol id.
+        ts : int
+            The tick's timestamp.
+        qty, price : int
+            The order: signed shares, price in ticks.
+        newpos : int
+            The symbol's position after the fill.
+        m2 : int
+            The symbol's mark in half ticks (bid + ask).
+        gross_after : int
+            Σ |pos|·mid2 after the fill.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> from quantlab.engine import reference_engine
+        >>> ref = reference_engine({"risk": {"max_position": 100}})
+        >>> ref.allowed(0, 1, 100, 10001, 100, 20002, 2_000_200)
+        True
+        >>> ref.allowed(0, 1, 100, 10001, 200, 20002, 4_000_400), ref.order_rejects
+        (False, [0, 0, 1, 0, 0, 0])
+        """
         p = self.p
         if self.killed:
             self.order_rejects[0] += 1
@@ -252,5 +350,22 @@ class PyTickEngine:
 
 
 def reference_engine(config=None) -> PyTickEngine:
-    """The pure-Python oracle with the same configuration as ``TickEngine(config)``."""
+    """The pure-Python oracle with the same configuration as ``TickEngine(config)``.
+
+    Parameters
+    ----------
+    config : str, Path, dict or None
+        As for ``TickEngine`` (``load_config``).
+
+    Returns
+    -------
+    PyTickEngine
+
+    Examples
+    --------
+    >>> from quantlab.engine import reference_engine
+    >>> ref = reference_engine({"risk": {"max_position": 500}})
+    >>> ref.p["max_position"], ref.p["tick_size"]
+    (500, 0.01)
+    """
     return PyTickEngine(_core_params(load_config(config)))
