@@ -167,6 +167,20 @@ def test_uint64_ids_and_timestamps_beyond_2_53_are_exact_not_rounded_through_flo
     assert eng.get_performance_stats()["tick_rejects"]["bad_symbol"] == 1
 
 
+@pytest.mark.parametrize("dtype", ["uint64", "int64"])
+def test_replay_of_uint64_timestamps_beyond_2_53_matches_the_int64_columns(dtype):
+    """replay converted non-int64 timestamps through float64 (its far-off check needs
+    int64 ones): uint64 stamps past 2^53 moved by a few µs, reordering ticks."""
+    cols = _ticks(signed=False, n=3000)
+    cols["timestamp"] = cols["timestamp"] - cols["timestamp"][0] + 2 ** 53 + 1
+    want = E.TickEngine(CONFIG)
+    want_res = want.process_ticks(cols)
+    eng = E.TickEngine(CONFIG)
+    res = eng.replay(dict(cols, timestamp=cols["timestamp"].astype(dtype)), chunk=1000)
+    assert res.order_array.tolist() == want_res.order_array.tolist()
+    assert list(eng.core.last_ts) == list(want.core.last_ts)
+
+
 def test_natural_dtype_columns_are_converted_in_chunks_not_whole_columns():
     """The old path made a float64 and an int64 copy of every non-int64 column before
     the kernel ran (issue #32: most of the time of int32 ids and float sizes); now only

@@ -109,8 +109,10 @@ def replay(engine, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
         cols[f] = _real_column("replay", f, engine._timestamps(cols[f])
                                if f == "timestamp" else cols[f], in_ticks)
     ts = cols["timestamp"]
-    ts = (np.array(ts, dtype=np.int64) if ts.dtype == np.int64
-          else _column(ts, to_int, integral=True))          # a copy: marked below
+    # a copy (marked below); integers exactly, as process_ticks takes them (a uint64
+    # beyond 2^63 wraps negative: rejected), not rounded through float64
+    ts = (ts.astype(np.int64) if ts.dtype.kind in "iu"
+          else _column(ts, to_int, integral=True))
     per_s = 1e6 if engine.config["engine"]["timestamp_unit"] == "us" else 1e9
     ts[_far_off(ts, max_gap * per_s)] = -1                  # rejected: out of order
     cols["timestamp"] = ts
