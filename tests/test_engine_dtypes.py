@@ -198,6 +198,24 @@ def test_natural_dtype_columns_are_converted_in_chunks_not_whole_columns():
     assert peak < 4 * 8 * n + 2 ** 20, peak      # the output, not 4+ columns of 8n
 
 
+def test_read_only_strided_and_misaligned_columns_give_the_same_results():
+    """Columns as buffers hand them over: read-only (pyarrow's zero-copy arrays), strided
+    (a column of a 2-D array), misaligned (a view at an odd byte offset)."""
+    cols = _as(_ticks(), "int32", "float64", "float32", "int64")
+    want = _run(_int64_twin(cols))
+    ro = {f: v.copy() for f, v in cols.items()}
+    for v in ro.values():
+        v.flags.writeable = False
+    wide = np.stack([cols["bid_price"], cols["ask_price"]], axis=1)     # strided columns
+    raw = np.zeros(len(cols["symbol_id"]) * 4 + 1, np.uint8)
+    odd = raw[1:].view(np.int32)                                       # misaligned
+    odd[:] = cols["symbol_id"]
+    assert not odd.flags.aligned
+    for variant in (ro, dict(cols, bid_price=wide[:, 0], ask_price=wide[:, 1]),
+                    dict(cols, symbol_id=odd)):
+        assert _run(variant) == want
+
+
 def test_process_columns_refuses_what_it_cannot_convert():
     core = E.TickEngine().core
     ok = [np.zeros(3, np.int64)] * 6

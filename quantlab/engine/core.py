@@ -70,8 +70,11 @@ def _real_column(where: str, f: str, values, in_ticks: bool = False) -> np.ndarr
 
 def _native(v: np.ndarray) -> np.ndarray:
     """A checked real column as one the kernel converts itself (``COLUMN_DTYPES``): bool
-    as uint8; float16, long double and byte-swapped columns (rare) converted whole."""
+    as uint8; float16, long double and byte-swapped columns (rare) converted whole;
+    strided or misaligned ones (a view into a buffer) copied whole, as they are."""
     v = np.ascontiguousarray(v)
+    if not v.flags.aligned:      # the kernel reads typed pointers
+        v = v.copy()
     if v.dtype.kind == "b":
         return v.view(np.uint8)
     if v.dtype not in _k.COLUMN_DTYPES:
