@@ -5,8 +5,11 @@ State is preallocated per symbol (capacity fixed at construction); nothing is al
 per tick. Prices are int64 ticks (quantised by the caller), cash is int64 ticks x shares
 and marks are in half ticks (bid + ask), so positions, cash and P&L are exact integers;
 only the signal (EWMAs of the microprice, book imbalance) uses doubles. The pure-Python
-oracle ``quantlab/engine_reference.py`` performs the same operations in the same order,
+oracle ``quantlab/engine/reference.py`` performs the same operations in the same order,
 and the tests require identical signals, orders, rejections, positions and P&L.
+Input: int64 columns (``process``), columns of any real dtype converted 512 ticks at a
+time into a reused buffer (``process_columns``), or the seed's dicts parsed the same way
+(``process_dicts``).
 
 Per tick, in order:
 1. validate (reject and count: bad price, bad size, crossed or locked book, symbol id out
