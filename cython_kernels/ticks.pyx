@@ -39,7 +39,7 @@ limit: a mark as a bad price (the tick is rejected, nothing changes), a fill as
 max_order_notional, even with check_risk=False. With every state value below 2^60, equity
 2 cash + Σ pos·mid2, its peak and the drawdown (peak - equity) stay below 2^63 unchecked.
 """
-from numbers import Complex as _Complex, Real as _Real
+from numbers import Complex as _Complex, Integral as _Integral, Real as _Real
 
 import numpy as np
 
@@ -721,8 +721,10 @@ cdef long long _parse(object v, double scale, bint exact, bint integral) except?
     cdef double x
     if v is None:
         return -1
-    if exact and isinstance(v, int):
-        return _exact(v)
+    if exact and isinstance(v, _Integral):
+        # NumPy integer scalars too: through float() an int64 ns timestamp lost its
+        # last 8 bits (the oracle's to_int does the same)
+        return _exact(int(v))
     if isinstance(v, _Complex) and not isinstance(v, _Real):
         return -1     # NumPy's complex scalars convert to float by dropping the imaginary part
     try:

@@ -227,3 +227,26 @@ def test_process_columns_refuses_what_it_cannot_convert():
     with pytest.raises(ValueError, match="contiguous"):
         core.process_columns(ok[:5] + [np.zeros(6, np.int64)[::2]], *args)
     assert core.process_columns(ok, *args).shape == (4, 0) and core.ticks == 3
+
+
+@pytest.mark.parametrize("np_int", [np.int64, np.uint64])
+def test_numpy_integer_scalars_in_tick_dicts_are_exact_like_python_ints(np_int):
+    """Dicts built from NumPy arrays hold np.int64 scalars: they went through float(), so
+    an ns timestamp (~1.7e18 > 2^53) lost its last bits in both the kernel's parser and
+    the oracle's (ticks 1 ns apart became equal or out of order)."""
+    cols = _ticks(signed=False, n=400)
+    base = 1_700_000_000_000_000_001
+    cols["timestamp"] = base + np.cumsum(np.ones(400, np.int64) * 3)
+    plain = ql.testing.to_dicts(cols)             # Python ints
+    scalars = [{k: (np_int(v) if isinstance(v, int) else v) for k, v in t.items()}
+               for t in plain]
+    config = dict(CONFIG, engine={"timestamp_unit": "ns"})
+    want = E.TickEngine(config)
+    want_res = want.process_market_data(plain)
+    eng, ref = E.TickEngine(config), E.reference_engine(config)
+    res = eng.process_market_data(scalars)
+    orders = ref.process_market_data(scalars)
+    assert res.order_array.tolist() == want_res.order_array.tolist()
+    assert [list(o) for o in orders] == want_res.order_array.T.tolist()
+    assert list(eng.core.last_ts) == list(want.core.last_ts) == ref.last_ts
+    assert max(ref.last_ts) == int(cols["timestamp"].max())    # to the nanosecond

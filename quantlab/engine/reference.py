@@ -51,7 +51,7 @@ def to_int(value, integral: bool = False) -> int:
     """A size, id or timestamp as an integer (ints exactly, others rounded half to even);
     -1 if unparsable or absurdly large, or (``integral``: ids, timestamps) if it has a
     fraction: symbol 1.5 is no symbol, never symbol 2."""
-    if isinstance(value, int):
+    if isinstance(value, numbers.Integral):   # NumPy integers too: exact, not via float
         return _bounded(int(value))
     if _not_real(value):
         return -1
