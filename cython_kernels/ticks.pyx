@@ -5,8 +5,11 @@ State is preallocated per symbol (capacity fixed at construction); nothing is al
 per tick. Prices are int64 ticks (quantised by the caller), cash is int64 ticks x shares
 and marks are in half ticks (bid + ask), so positions, cash and P&L are exact integers;
 only the signal (EWMAs of the microprice, book imbalance) uses doubles. The pure-Python
-oracle ``quantlab/engine_reference.py`` performs the same operations in the same order,
+oracle ``quantlab/engine/reference.py`` performs the same operations in the same order,
 and the tests require identical signals, orders, rejections, positions and P&L.
+Input: int64 columns (``process``), columns of any real dtype converted 512 ticks at a
+time into a reused buffer (``process_columns``), or the seed's dicts parsed the same way
+(``process_dicts``).
 
 Per tick, in order:
 1. validate (reject and count: bad price, bad size, crossed or locked book, symbol id out
@@ -36,7 +39,7 @@ limit: a mark as a bad price (the tick is rejected, nothing changes), a fill as
 max_order_notional, even with check_risk=False. With every state value below 2^60, equity
 2 cash + Σ pos·mid2, its peak and the drawdown (peak - equity) stay below 2^63 unchecked.
 """
-from numbers import Complex as _Complex, Real as _Real
+from numbers import Complex as _Complex, Integral as _Integral, Real as _Real
 
 import numpy as np
 
@@ -259,6 +262,62 @@ cdef class TickCore:
                 k = self._batch(cols, m, a, check_risk, &out[0, 0], n, k)
         return out_np[:, :k].copy()   # not a view that keeps the (4, n) buffer alive
 
+    def process_columns(self, list columns, tuple scale, tuple integral, tuple exact,
+                        bint check_risk=True):
+        """``process`` of six columns of any real NumPy dtype (``COLUMN_DTYPES``; bool as
+        uint8), converted CHUNK ticks at a time into a reused int64 buffer inside the nogil
+        loop (issue #32: whole-column conversions cost more than the engine). Column f:
+        integers taken exactly when ``exact[f]`` (int64 ones not even copied), else, like
+        floats, ``_quantise(x, scale[f], integral[f])``."""
+        cdef Py_ssize_t n, a, m, k = 0, f, chunk = CHUNK
+        cdef const char* src[6]
+        cdef int code[6]
+        cdef double sc[6]
+        cdef bint integ[6]
+        cdef bint ex[6]
+        cdef const unsigned char[::1] raw
+        if len(columns) != 6:
+            raise ValueError(f"process_columns takes 6 columns, got {len(columns)}")
+        lengths = tuple(len(c) for c in columns)
+        if len(set(lengths)) > 1:
+            raise ValueError(f"columns of different lengths {lengths} (symbol_id, bid_price, "
+                             "ask_price, bid_size, ask_size, timestamp)")
+        n = lengths[0]
+        for f in range(6):
+            col = columns[f]
+            if not isinstance(col, np.ndarray) or col.ndim != 1 or not col.flags.c_contiguous:
+                raise ValueError("process_columns takes one-dimensional contiguous arrays")
+            c = _CODES.get(col.dtype)
+            if c is None:
+                raise TypeError(f"column {f} has dtype {col.dtype}; supported: "
+                                f"{', '.join(map(str, COLUMN_DTYPES))}")
+            code[f] = c
+            sc[f] = scale[f]
+            integ[f] = integral[f]
+            ex[f] = exact[f]
+            if n:
+                raw = col.view(np.uint8)    # the pointer outlives raw: ``columns`` holds col
+                src[f] = <const char*>&raw[0]
+        out_np = np.empty((4, n), dtype=np.int64)
+        buf_np = np.empty((6, CHUNK), dtype=np.int64)
+        cdef long long[:, ::1] out = out_np, buf = buf_np
+        cdef const long long* cols[6]
+        if n == 0:
+            return out_np[:, :0].copy()
+        with nogil:
+            a = 0
+            while a < n:
+                m = min(chunk, n - a)
+                for f in range(6):
+                    if code[f] == C_I64 and ex[f]:
+                        cols[f] = <const long long*>src[f] + a
+                    else:
+                        _convert(src[f], code[f], a, m, &buf[f, 0], sc[f], integ[f], ex[f])
+                        cols[f] = &buf[f, 0]
+                k = self._batch(cols, m, a, check_risk, &out[0, 0], n, k)
+                a += m
+        return out_np[:, :k].copy()   # not a view that keeps the (4, n) buffer alive
+
     cdef Py_ssize_t _batch(self, const long long** cols, Py_ssize_t n, Py_ssize_t idx0,
                            bint check_risk, long long* out, Py_ssize_t out_stride,
                            Py_ssize_t k) noexcept nogil:
@@ -295,6 +354,68 @@ cdef class TickCore:
         self.st = st
         self.n_samples = n_samples
         return k
+
+
+# ---- process_columns' per-chunk conversion (issue #32) -----------------------------------
+cdef enum:
+    C_I8, C_I16, C_I32, C_I64, C_U8, C_U16, C_U32, C_U64, C_F32, C_F64
+# native byte order only; the caller converts anything else (float16, longdouble, swapped)
+COLUMN_DTYPES = tuple(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8,
+                                            np.uint16, np.uint32, np.uint64, np.float32,
+                                            np.float64))
+_CODES = {d: i for i, d in enumerate(COLUMN_DTYPES)}
+
+ctypedef fused _num:
+    signed char
+    short
+    int
+    long long
+    unsigned char
+    unsigned short
+    unsigned int
+    unsigned long long
+    float
+    double
+
+
+cdef inline void _conv(const _num* x, Py_ssize_t m, long long* dst, double scale,
+                       bint integral, bint exact) noexcept nogil:
+    """x[:m] as int64: floats (and integers unless ``exact``) as ``_quantise`` of their
+    double, which is what NumPy's float64 conversion and ``quantise`` gave; integers
+    exactly otherwise (uint64 beyond int64 wraps negative: rejected for the same reason
+    as -1)."""
+    cdef Py_ssize_t i
+    if _num is float or _num is double or not exact:
+        for i in range(m):
+            dst[i] = _quantise(<double>x[i], scale, integral)
+    else:
+        for i in range(m):
+            dst[i] = <long long>x[i]
+
+
+cdef void _convert(const char* src, int code, Py_ssize_t a, Py_ssize_t m, long long* dst,
+                   double scale, bint integral, bint exact) noexcept nogil:
+    """Elements a..a+m-1 of a column of type ``code`` into dst (``_conv``)."""
+    if code == C_I8:
+        _conv(<const signed char*>src + a, m, dst, scale, integral, exact)
+    elif code == C_I16:
+        _conv(<const short*>src + a, m, dst, scale, integral, exact)
+    elif code == C_I32:
+        _conv(<const int*>src + a, m, dst, scale, integral, exact)
+    elif code == C_I64:
+        _conv(<const long long*>src + a, m, dst, scale, integral, exact)
+    elif code == C_U8:
+        _conv(<const unsigned char*>src + a, m, dst, scale, integral, exact)
+    elif code == C_U16:
+        _conv(<const unsigned short*>src + a, m, dst, scale, integral, exact)
+    elif code == C_U32:
+        _conv(<const unsigned int*>src + a, m, dst, scale, integral, exact)
+    elif code == C_U64:
+        _conv(<const unsigned long long*>src + a, m, dst, scale, integral, exact)
+    elif code == C_F32:
+        _conv(<const float*>src + a, m, dst, scale, integral, exact)
+    else:
+        _conv(<const double*>src + a, m, dst, scale, integral, exact)
 
 
 cdef inline int _tick(const Params* p, State* st, Py_ssize_t idx, long long s, long long bid,
@@ -600,8 +721,10 @@ cdef long long _parse(object v, double scale, bint exact, bint integral) except?
     cdef double x
     if v is None:
         return -1
-    if exact and isinstance(v, int):
-        return _exact(v)
+    if exact and isinstance(v, _Integral):
+        # NumPy integer scalars too: through float() an int64 ns timestamp lost its
+        # last 8 bits (the oracle's to_int does the same)
+        return _exact(int(v))
     if isinstance(v, _Complex) and not isinstance(v, _Real):
         return -1     # NumPy's complex scalars convert to float by dropping the imaginary part
     try:
@@ -645,7 +768,7 @@ def quantise(const double[::1] x, double scale, bint integral=False):
     return out_np
 
 
-CHUNK = 512      # ticks parsed at a time by process_dicts: 6 x 512 int64 = 24 KiB
+CHUNK = 512      # ticks parsed (converted) at a time: 6 x 512 int64 = 24 KiB, in L1
 _KEYS = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
 
 

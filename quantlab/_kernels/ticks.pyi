@@ -4,6 +4,7 @@ import numpy.typing as npt
 I64 = npt.NDArray[np.int64]
 
 CHUNK: int
+COLUMN_DTYPES: tuple[np.dtype, ...]
 TICK_REJECTS: tuple[str, ...]
 ORDER_REJECTS: tuple[str, ...]
 
@@ -40,6 +41,9 @@ class TickCore:
                  max_samples: int, max_skew: int = ...) -> None: ...
     def process(self, sym: I64, bid: I64, ask: I64, bsz: I64, asz: I64, ts: I64,
                 check_risk: bool = True) -> I64: ...
+    def process_columns(self, columns: list[npt.NDArray], scale: tuple[float, ...],
+                        integral: tuple[bool, ...], exact: tuple[bool, ...],
+                        check_risk: bool = True) -> I64: ...
     def process_dicts(self, ticks: list[dict], check_risk: bool = True) -> I64: ...
 
 def quantise(x: npt.NDArray[np.float64], scale: float,

@@ -2,7 +2,9 @@
 positions and P&L out, with sampled latency statistics, health checks and alerts.
 
 One engine replaces the seed's Rust/Go/C++ trio. ``TickEngine.process_ticks(columns)``
-runs NumPy columns through the Cython core without per-tick Python objects;
+runs NumPy columns of any real dtype (int32 ids, float32 prices, float sizes as pandas and
+Parquet hold them: converted chunk by chunk in the kernel) through the Cython core without
+per-tick Python objects;
 ``process_market_data(ticks)`` takes the seed's dicts (prices and sizes as strings or
 numbers). The pure-Python oracle ``reference_engine()`` (``quantlab.engine.reference``)
 does the same work tick by tick, and the tests require identical results. Tick semantics

@@ -17,7 +17,29 @@ log = logging.getLogger("quantlab.engine")
 
 def health_check(engine, p99_limit_us=10.0, reject_limit=0.05) -> dict:
     """``engine.health_check(...)``: critical: kill switch on; degraded: p99 latency above
-    ``p99_limit_us`` or more than ``reject_limit`` of ticks rejected; healthy otherwise."""
+    ``p99_limit_us`` or more than ``reject_limit`` of ticks rejected; healthy otherwise.
+
+    Parameters
+    ----------
+    engine : TickEngine or ql.Deployment
+        Anything with ``get_performance_stats()``.
+    p99_limit_us : float
+        Sampled p99 latency (µs) above which it is degraded (>= 0; inf: off).
+    reject_limit : float
+        Share of rejected ticks, in [0, 1], above which it is degraded.
+
+    Returns
+    -------
+    dict
+        ``{"status": "healthy" | "degraded" | "critical", "message": ...}``.
+
+    Examples
+    --------
+    >>> from quantlab.engine import TickEngine
+    >>> from quantlab.engine.alerts import health_check
+    >>> health_check(TickEngine(), p99_limit_us=float("inf"))
+    {'status': 'healthy', 'message': '0 ticks, 0 orders'}
+    """
     p99_limit_us = _v.number("p99_limit_us", p99_limit_us, 0, finite=False)
     reject_limit = _v.number("reject_limit", reject_limit, 0, 1)
     s = engine.get_performance_stats()
@@ -48,6 +70,25 @@ class AlertMonitor:
     ``max_error_rate``, ``min_success_rate`` are accepted (``quantlab.compat.ALERT_RULES``);
     an alert's ``"rule"`` is the name given.
     ``sinks``: "log" (the ``quantlab.engine`` logger) or callables ``f(alert_dict)``.
+
+    Parameters
+    ----------
+    engine : TickEngine or ql.Deployment
+        What to watch.
+    rules : dict
+        Rule name -> limit (above); rates in [0, 1], inf never fires.
+    sinks : sequence
+        "log" and/or callables taking the alert dict.
+
+    Examples
+    --------
+    >>> from quantlab.engine import AlertMonitor, TickEngine
+    >>> from quantlab.testing import synthetic_ticks
+    >>> eng = TickEngine()
+    >>> _ = eng.process_ticks(synthetic_ticks(1000, n_symbols=5, seed=1, bad_fraction=0.1))
+    >>> mon = AlertMonitor(eng, {"error_rate": 0.05}, sinks=[print])
+    >>> alerts = mon.check()
+    {'rule': 'error_rate', 'value': 0.1, 'limit': 0.05, 'message': 'error_rate = 0.1 above 0.05'}
     """
 
     MAX_RULES = ("p99_latency_us", "error_rate", "rejection_rate", "drawdown")
@@ -84,6 +125,16 @@ class AlertMonitor:
         self.history: list = []
 
     def check(self) -> list:
+        """Evaluate every rule now; each breach goes to every sink, is kept in
+        ``history`` and returned.
+
+        Examples
+        --------
+        >>> from quantlab.engine import AlertMonitor, TickEngine
+        >>> mon = AlertMonitor(TickEngine(), {"min_success_rate": 0.99})   # a seed name
+        >>> mon.check()        # no ticks yet: nothing breached
+        []
+        """
         s = self.engine.get_performance_stats()
         tried = s["orders_submitted"] + s["orders_rejected"]
         error_rate = (s["rejected_ticks"] / s["ticks_processed"]

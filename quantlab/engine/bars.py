@@ -29,6 +29,26 @@ class BarAggregator:
     ("s", "ms", "us", "ns"; the engine's ``timestamp_unit``). Ticks whose quote is not a
     valid one (NaN or non-positive prices, bid > ask, unknown symbol) are skipped and
     counted in ``skipped``; ticks of a bar already closed are counted in ``late``.
+
+    Parameters
+    ----------
+    freq : str
+        A fixed pandas frequency, a whole number of ``unit``.
+    symbols : list or dict
+        Asset name per symbol_id.
+    unit : {"s", "ms", "us", "ns"}
+        The timestamps' unit.
+
+    Examples
+    --------
+    >>> from quantlab.engine import BarAggregator
+    >>> agg = BarAggregator("1s", ["AAA", "BBB"], unit="us")
+    >>> ticks = {"symbol_id": [0, 1, 0, 0], "bid_price": [10.0, 20.0, 10.2, 10.4],
+    ...          "ask_price": [10.2, 20.2, 10.4, 10.6], "bid_size": [1, 1, 1, 1],
+    ...          "ask_size": [1, 1, 1, 1], "timestamp": [0, 10, 500_000, 1_200_000]}
+    >>> bars = agg.add(ticks)        # the tick at 1.2 s closes the first second's bar
+    >>> len(bars), bars[0]["close"].values.round(2).tolist(), agg.skipped
+    (1, [10.3, 20.1], 0)
     """
 
     def __init__(self, freq: str, symbols, unit: str = "us"):
@@ -56,7 +76,29 @@ class BarAggregator:
     def add(self, columns) -> list:
         """Ticks in (a mapping of the engine's columns: symbol_id, bid_price, ask_price,
         bid_size, ask_size, timestamp); the bars they close out, oldest first (each a
-        Dataset row with a scalar ``time`` and an ``asset`` dim)."""
+        Dataset row with a scalar ``time`` and an ``asset`` dim).
+
+        Parameters
+        ----------
+        columns : mapping of arrays
+            The engine's tick columns (prices in currency).
+
+        Returns
+        -------
+        list of xr.Dataset
+
+        Examples
+        --------
+        >>> from quantlab.engine import BarAggregator
+        >>> agg = BarAggregator("1min", {7: "AAA"}, unit="s")
+        >>> tick = {"symbol_id": [7], "bid_price": [10.0], "ask_price": [10.2],
+        ...         "bid_size": [5], "ask_size": [3], "timestamp": [30]}
+        >>> agg.add(tick)        # the bar is still open
+        []
+        >>> bar = agg.add(dict(tick, timestamp=[90]))[0]
+        >>> str(bar.time.values), float(bar["volume"].sel(asset="AAA"))
+        ('1970-01-01T00:00:00.000000000', 8.0)
+        """
         sym = np.asarray(columns["symbol_id"]).astype(np.int64, copy=False)
         bid = np.asarray(columns["bid_price"], dtype=float)
         ask = np.asarray(columns["ask_price"], dtype=float)
@@ -87,7 +129,17 @@ class BarAggregator:
         return self._bars(tuple(a[done] for a in new))
 
     def flush(self) -> list:
-        """Close the open bar (end of a replay or a session)."""
+        """Close the open bar (end of a replay or a session).
+
+        Examples
+        --------
+        >>> from quantlab.engine import BarAggregator
+        >>> agg = BarAggregator("1min", ["AAA"], unit="s")
+        >>> _ = agg.add({"symbol_id": [0], "bid_price": [10.0], "ask_price": [10.2],
+        ...              "bid_size": [5], "ask_size": [3], "timestamp": [30]})
+        >>> [float(b["open"][0]) for b in agg.flush()], agg.flush()
+        ([10.1], [])
+        """
         pending, self._pending = self._pending, None
         return [] if pending is None else self._bars(pending)
 

@@ -33,7 +33,34 @@ _OPTIONAL = {("risk", "max_drawdown_pct"): float, ("log", "file"): str}
 def load_config(config=None, environ=None) -> dict:
     """Defaults <- ``config`` (a YAML path or a dict of sections) <- environment variables
     (``QUANTLAB_<SECTION>_<KEY>``, the seed's ``MAX_DRAWDOWN``, ``LOG_LEVEL``,
-    ``LOG_FILE``)."""
+    ``LOG_FILE``). Every value is checked: out of range, of the wrong type, or an unknown
+    section, key or ``QUANTLAB_*`` variable is an error naming it.
+
+    Parameters
+    ----------
+    config : str, Path, dict or None
+        A YAML file or a dict of sections (``{"risk": {"max_position": 500}}``).
+    environ : mapping or None
+        The environment variables (default ``os.environ``).
+
+    Returns
+    -------
+    dict
+        The settings by section (engine, signal, risk, log).
+
+    Examples
+    --------
+    >>> from quantlab.engine import load_config
+    >>> cfg = load_config({"risk": {"max_position": 500}}, environ={})
+    >>> cfg["risk"]["max_position"], cfg["engine"]["tick_size"]
+    (500, 0.01)
+    >>> load_config(environ={"QUANTLAB_SIGNAL_ORDER_SIZE": "50"})["signal"]["order_size"]
+    50
+    >>> load_config({"risk": {"max_position": -1}}, environ={})
+    Traceback (most recent call last):
+    ...
+    ValueError: config: risk.max_position must be an integer in [0, 4611686018427387904], got -1
+    """
     import yaml
 
     cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
@@ -233,7 +260,24 @@ def configure_logging(cfg) -> logging.Logger:
     """The ``quantlab.engine`` logger with ``cfg["log"]``'s level and file. Both are
     process-wide, as logging is: the last engine made sets the level; a ``log.file``
     adds a file handler (one per file: it replaces one this function added for another
-    file); ``log.file`` unset leaves the handlers as they are."""
+    file); ``log.file`` unset leaves the handlers as they are.
+
+    Parameters
+    ----------
+    cfg : dict
+        Settings from ``load_config`` (its ``log`` section is read).
+
+    Returns
+    -------
+    logging.Logger
+
+    Examples
+    --------
+    >>> from quantlab.engine import load_config
+    >>> from quantlab.engine.config import configure_logging
+    >>> configure_logging(load_config(environ={})).name
+    'quantlab.engine'
+    """
     logger = logging.getLogger("quantlab.engine")
     logger.setLevel(cfg["log"]["level"])
     path = cfg["log"]["file"]

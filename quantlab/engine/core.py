@@ -68,9 +68,45 @@ def _real_column(where: str, f: str, values, in_ticks: bool = False) -> np.ndarr
     return v
 
 
+def _native(v: np.ndarray) -> np.ndarray:
+    """A checked real column as one the kernel converts itself (``COLUMN_DTYPES``): bool
+    as uint8; float16, long double and byte-swapped columns (rare) converted whole;
+    strided or misaligned ones (a view into a buffer) copied whole, as they are."""
+    v = np.ascontiguousarray(v)
+    if not v.flags.aligned:      # the kernel reads typed pointers
+        v = v.copy()
+    if v.dtype.kind == "b":
+        return v.view(np.uint8)
+    if v.dtype not in _k.COLUMN_DTYPES:
+        return v.astype(np.float64 if v.dtype.kind == "f" else np.int64)
+    return v
+
+
+def _int_column(v: np.ndarray, f: str) -> np.ndarray:
+    """A non-price column as the kernel reads it, whole (for the deployment's bars)."""
+    return v if v.dtype == np.int64 else _column(v, to_int, integral=f in _INTEGRAL)
+
 
 class TickEngine:
-    """``TickEngine(config=None)``; see the module docstring."""
+    """The Cython tick engine: quotes in, signals, risk-checked orders, positions and P&L
+    out (tick semantics: ``cython_kernels/ticks.pyx``; the package docstring).
+
+    Parameters
+    ----------
+    config : str, Path, dict or None
+        Settings (``load_config``): a YAML path or a dict of sections over the defaults
+        in ``quantlab/config/engine.yaml``; ``QUANTLAB_<SECTION>_<KEY>`` variables
+        override both. Out-of-range settings raise ``ValueError`` naming them.
+
+    Examples
+    --------
+    >>> from quantlab.engine import TickEngine
+    >>> from quantlab.testing import synthetic_ticks
+    >>> eng = TickEngine({"engine": {"max_symbols": 8}})
+    >>> res = eng.process_ticks(synthetic_ticks(2000, n_symbols=5, seed=1))
+    >>> res.ticks, res.order_count, eng.ticks
+    (2000, 274, 2000)
+    """
 
     def __init__(self, config=None):
         self.config = load_config(config)
@@ -106,11 +142,40 @@ class TickEngine:
 
     # ---- processing ------------------------------------------------------------------
     def process_ticks(self, columns, check_risk=True) -> TickResult:
-        """NumPy columns (symbol_id, bid_price, ask_price, bid_size, ask_size, timestamp;
-        prices as floats, or int64 ticks when ``columns["prices_in_ticks"]`` is true;
-        timestamps as integers of the configured unit, or datetimes). A complex,
-        timedelta, text or object column (datetimes elsewhere than the timestamp) is a
-        TypeError naming it, raised before any tick is processed; NaN is a rejected tick."""
+        """Process a batch of tick columns through the kernel.
+
+        Parameters
+        ----------
+        columns : mapping of arrays or DataFrame
+            ``FIELDS``: symbol_id, bid_price, ask_price, bid_size, ask_size, timestamp;
+            prices in currency, or in ticks when ``columns["prices_in_ticks"]`` is true;
+            timestamps as integers of the configured unit, or datetimes. Any real dtype
+            (int8..uint64, float32/64, bool) is converted chunk by chunk in the kernel,
+            with the int64 path's results. A complex, timedelta, text or object column
+            (datetimes elsewhere than the timestamp) is a ``TypeError`` naming it, raised
+            before any tick is processed; NaN, inf or a fractional id/timestamp is a
+            rejected tick; sizes are rounded half to even.
+        check_risk : bool
+            False skips the order risk checks (kill switch included).
+
+        Returns
+        -------
+        TickResult
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from quantlab.engine import TickEngine
+        >>> from quantlab.testing import synthetic_ticks
+        >>> cols = synthetic_ticks(2000, n_symbols=5, seed=1)
+        >>> res = TickEngine().process_ticks(cols)
+        >>> res.order_count, res.rejected_ticks
+        (274, 0)
+        >>> narrow = dict(cols, symbol_id=cols["symbol_id"].astype(np.int16),
+        ...               bid_size=cols["bid_size"].astype(float))
+        >>> TickEngine().process_ticks(narrow).order_count      # same as int64 columns
+        274
+        """
         if not isinstance(columns, (Mapping, pd.DataFrame)):
             raise TypeError(f"process_ticks takes a mapping of columns ({', '.join(FIELDS)}) "
                             f"or a DataFrame, got {type(columns).__name__}; a list of tick "
@@ -119,31 +184,60 @@ class TickEngine:
         if missing:
             raise ValueError(f"process_ticks: missing column(s) {missing}")
         in_ticks = bool(columns.get("prices_in_ticks", False))
-        arr = {}
+        cols = []
         for f in FIELDS:
             v = _real_column("process_ticks", f, self._timestamps(columns[f])
                              if f == "timestamp" else columns[f], in_ticks)
             if v.ndim != 1:
                 raise ValueError(f"process_ticks: column {f!r} must be one-dimensional, got "
                                  f"shape {v.shape}")
-            if f in ("bid_price", "ask_price") and not in_ticks:
-                arr[f] = _column(v, to_ticks, self.tick_size)
-            elif v.dtype == np.int64:
-                arr[f] = np.ascontiguousarray(v)
-            else:
-                arr[f] = _column(v, to_int, integral=f in _INTEGRAL)
-        out = self._run(lambda core: core.process(*(arr[f] for f in FIELDS), bool(check_risk)))
+            cols.append(_native(v))
+        # converted chunk by chunk inside the kernel (issue #32): prices in currency via
+        # their double, in tick_size units; integers exactly; floats rounded (ids and
+        # timestamps with a fraction are -1)
+        price = tuple(f in ("bid_price", "ask_price") and not in_ticks for f in FIELDS)
+        scale = tuple(float(self.tick_size) if p else 1.0 for p in price)
+        integral = tuple(f in _INTEGRAL for f in FIELDS)
+        exact = tuple(not p for p in price)
+        out = self._run(lambda core: core.process_columns(cols, scale, integral, exact,
+                                                          bool(check_risk)))
         if self.deployment is not None:   # bars of the quotes as sent (in currency)
-            scale = self.tick_size if in_ticks else 1.0
-            self._to_bars({f: np.asarray(columns[f], dtype=float) * scale
-                           if f in ("bid_price", "ask_price") else arr[f] for f in FIELDS})
+            ticks_scale = self.tick_size if in_ticks else 1.0
+            self._to_bars({f: np.asarray(columns[f], dtype=float) * ticks_scale
+                           if f in ("bid_price", "ask_price") else _int_column(v, f)
+                           for f, p, v in zip(FIELDS, price, cols)})
         return out
 
     def process_market_data(self, ticks, check_risk=True) -> TickResult:
-        """The seed's list of tick dicts (``venue_id`` and ``flags`` are accepted and
-        ignored); one dict is one tick; a DataFrame goes to ``process_ticks``.
-        ``check_risk=False`` skips the order risk checks (kill switch included): for
-        simulations that study the raw signal only."""
+        """Process the seed's tick dicts.
+
+        Parameters
+        ----------
+        ticks : list of dict, dict or DataFrame
+            One dict per tick with the ``FIELDS`` keys (prices and sizes as numbers or
+            decimal strings; ``venue_id`` and ``flags`` are accepted and ignored); one
+            dict is one tick; a DataFrame goes to ``process_ticks``. Missing or
+            unparsable values are a rejected tick.
+        check_risk : bool
+            False skips the order risk checks (kill switch included): for simulations
+            that study the raw signal only.
+
+        Returns
+        -------
+        TickResult
+
+        Examples
+        --------
+        >>> from quantlab.engine import TickEngine
+        >>> eng = TickEngine()
+        >>> res = eng.process_market_data([
+        ...     {"symbol_id": 0, "bid_price": "100.00", "ask_price": "100.02",
+        ...      "bid_size": 300, "ask_size": 100, "timestamp": 1},
+        ...     {"symbol_id": 0, "bid_price": "abc", "ask_price": "100.02",
+        ...      "bid_size": 300, "ask_size": 100, "timestamp": 2}])
+        >>> res.ticks, res.rejected_ticks
+        (2, 1)
+        """
         if isinstance(ticks, pd.DataFrame):
             return self.process_ticks(ticks, check_risk)
         if isinstance(ticks, Mapping):
@@ -191,13 +285,34 @@ class TickEngine:
 
     # ---- state -----------------------------------------------------------------------
     def positions(self) -> pd.Series:
-        """Open positions (shares) by symbol id."""
+        """Open positions (shares) by symbol id.
+
+        Examples
+        --------
+        >>> from quantlab.engine import TickEngine
+        >>> from quantlab.testing import synthetic_ticks
+        >>> eng = TickEngine()
+        >>> _ = eng.process_ticks(synthetic_ticks(2000, n_symbols=5, seed=1))
+        >>> eng.positions().to_dict()
+        {0: -1000, 1: -800, 2: 1000, 3: 800, 4: -1000}
+        """
         pos = np.asarray(self.core.pos)
         nz = np.flatnonzero(pos)
         return pd.Series(pos[nz], index=pd.Index(nz, name="symbol_id"), name="position")
 
     def pnl(self) -> dict:
-        """Cash, marked value (at mids) and equity in currency; drawdown from the peak."""
+        """Cash, marked value (at mids) and equity in currency; drawdown from the peak.
+
+        Examples
+        --------
+        >>> from quantlab.engine import TickEngine
+        >>> from quantlab.testing import synthetic_ticks
+        >>> eng = TickEngine()
+        >>> _ = eng.process_ticks(synthetic_ticks(2000, n_symbols=5, seed=1))
+        >>> {k: round(v, 2) for k, v in eng.pnl().items()}
+        {'cash': 98974.0, 'market_value': -98944.0, 'equity': 30.0, 'drawdown': 75.0,
+         'gross_notional': 459680.0}
+        """
         c = self.core
         ts = self.tick_size
         equity = (2 * c.cash + c.mtm2) * 0.5 * ts
@@ -206,6 +321,19 @@ class TickEngine:
                 "gross_notional": c.gross2 * 0.5 * ts}
 
     def get_performance_stats(self) -> dict:
+        """Counters since the engine was made (ticks, signals, orders, rejections by
+        reason, feed rejects), sampled latency percentiles (µs) and throughput.
+
+        Examples
+        --------
+        >>> from quantlab.engine import TickEngine
+        >>> from quantlab.testing import synthetic_ticks
+        >>> eng = TickEngine()
+        >>> _ = eng.process_ticks(synthetic_ticks(2000, n_symbols=5, seed=1, bad_fraction=0.01))
+        >>> s = eng.get_performance_stats()
+        >>> s["ticks_processed"], s["rejected_ticks"], s["tick_rejects"]["crossed"]
+        (2000, 20, 2)
+        """
         c = self.core
         n = min(c.n_samples, len(c.samples))
         lat = np.asarray(c.samples[:n], dtype=float) / 1000.0   # µs
@@ -227,8 +355,32 @@ class TickEngine:
 
 
     def health_check(self, p99_limit_us=10.0, reject_limit=0.05) -> dict:
-        """critical: kill switch on; degraded: p99 latency above ``p99_limit_us`` or more
-        than ``reject_limit`` of ticks rejected; healthy otherwise."""
+        """The engine's status: critical (kill switch on), degraded (p99 latency above
+        ``p99_limit_us`` or more than ``reject_limit`` of ticks rejected) or healthy.
+
+        Parameters
+        ----------
+        p99_limit_us : float
+            Sampled p99 latency (µs) above which the engine is degraded (>= 0; inf: off).
+        reject_limit : float
+            Share of rejected ticks, in [0, 1], above which it is degraded.
+
+        Returns
+        -------
+        dict
+            ``{"status": ..., "message": ...}``.
+
+        Examples
+        --------
+        >>> from quantlab.engine import TickEngine
+        >>> from quantlab.testing import synthetic_ticks
+        >>> eng = TickEngine()
+        >>> _ = eng.process_ticks(synthetic_ticks(1000, n_symbols=5, seed=1, bad_fraction=0.1))
+        >>> eng.health_check(p99_limit_us=float("inf"))["status"]
+        'degraded'
+        >>> eng.health_check(p99_limit_us=float("inf"), reject_limit=0.2)
+        {'status': 'healthy', 'message': '1000 ticks, 114 orders'}
+        """
         from quantlab.engine.alerts import health_check  # lazy: cycle, alerts imports core
 
         return health_check(self, p99_limit_us, reject_limit)
@@ -248,21 +400,48 @@ class TickEngine:
 
     def replay(self, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
                max_gap=1.0) -> TickResult:
-        """Replay recorded ticks: a CSV (gzip allowed) or Parquet file with the six
-        ``FIELDS`` columns (prices in currency, timestamps as integers of the configured
-        unit, datetimes, or ISO 8601 text: all with UTC offsets or none), or a dict of
-        arrays (or a DataFrame). A file that cannot be read is a ``DataError`` naming it.
+        """Replay recorded ticks in chunks, flat out or paced by their timestamps.
 
-        ``speed=None`` runs flat out; ``speed=1.0`` paces chunks by their timestamps (2.0 =
-        twice as fast). The replay clock is the stream's time with each gap between
-        consecutive ticks capped at ``max_gap`` seconds (default 1 s; ``math.inf``: no
-        cap) and backward steps counted as none, so a session break or a corrupt
-        timestamp pauses a paced replay for at most ``max_gap / speed`` seconds.
         A tick whose timestamp is more than ``max_gap`` + 2 IQR from the median of the 16
         ticks around it (a corrupt far-future or far-past stamp; runs of up to 4) is
         rejected as out of order whatever the speed: accepted, it would make every later
         tick of its symbol out of order and every signal stale.
-        ``chunk``: ticks per batch; ``on_chunk(engine, result)`` is called after each."""
+
+        Parameters
+        ----------
+        path_or_arrays : str, Path, dict of arrays or DataFrame
+            A CSV (gzip allowed) or Parquet file with the six ``FIELDS`` columns (prices
+            in currency, timestamps as integers of the configured unit, datetimes, or
+            ISO 8601 text: all with UTC offsets or none), or the columns themselves. A
+            file that cannot be read is a ``DataError`` naming it.
+        speed : float or None
+            None runs flat out; 1.0 paces chunks by their timestamps (2.0 = twice as
+            fast).
+        chunk : int
+            Ticks per batch (>= 1).
+        on_chunk : callable or None
+            ``on_chunk(engine, result)``, called after each batch.
+        max_gap : float
+            Seconds: the replay clock is the stream's time with each gap between
+            consecutive ticks capped at ``max_gap`` (``math.inf``: no cap) and backward
+            steps counted as none, so a session break or a corrupt timestamp pauses a
+            paced replay for at most ``max_gap / speed`` seconds.
+
+        Returns
+        -------
+        TickResult
+            All chunks combined.
+
+        Examples
+        --------
+        >>> from quantlab.engine import TickEngine
+        >>> from quantlab.testing import synthetic_ticks
+        >>> sizes = []
+        >>> res = TickEngine().replay(synthetic_ticks(2000, n_symbols=5, seed=1), chunk=500,
+        ...                           on_chunk=lambda eng, r: sizes.append(r.ticks))
+        >>> res.ticks, res.order_count, sizes
+        (2000, 274, [500, 500, 500, 500])
+        """
         from quantlab.engine.feeds import replay  # lazy: cycle, feeds imports core
 
         return replay(self, path_or_arrays, speed, chunk, on_chunk, max_gap)
@@ -272,9 +451,7 @@ class TickEngine:
                        max_message_bytes=2 ** 20) -> TickResult:
         """Consume an async iterator of ticks (dicts, or JSON text/bytes of one dict or a
         list of dicts); stops at the feed's end, after ``max_messages`` messages or
-        ``timeout`` seconds. Ticks are processed in batches of up to ``batch``, and whenever
-        the feed is quiet for ``max_delay`` seconds: on a slow feed a tick waits at most
-        that long for its signal (``None``: only full batches, and the rest at the end).
+        ``timeout`` seconds.
 
         Malformed messages (not JSON, nested too deep, not UTF-8, longer than
         ``max_message_bytes``, or JSON that is neither an object nor a list) are counted
@@ -287,7 +464,49 @@ class TickEngine:
         as ``__cause__``). With ``reconnect=N``, ``feed`` must be a callable that opens the
         feed anew (e.g. ``lambda: websocket_feed(url)``); it is called again after
         ``backoff * 2**k`` seconds (k = 0, 1, ...; at most 30 s) up to N times in a row,
-        the count starting again after each message received; past N, ``FeedError``."""
+        the count starting again after each message received; past N, ``FeedError``.
+
+        Parameters
+        ----------
+        feed : async iterator, or a callable returning one
+            The messages (e.g. ``websocket_feed(url)``); a callable with ``reconnect``.
+        batch : int
+            Ticks processed at a time (>= 1).
+        max_delay : float or None
+            Seconds: the pending ticks are processed whenever the feed is quiet this
+            long, so on a slow feed a tick waits at most that long for its signal
+            (``None``: only full batches, and the rest at the end).
+        max_messages : int or None
+            Stop after this many messages.
+        timeout : float or None
+            Stop after this many seconds.
+        reconnect : int
+            Reopen a failed feed up to this many times in a row (0: raise ``FeedError``).
+        backoff : float
+            Seconds before the first reopening (doubled each time, at most 30 s).
+        max_message_bytes : int
+            Longer messages are skipped (``feed_rejects["oversized"]``).
+
+        Returns
+        -------
+        TickResult
+            All batches combined.
+
+        Examples
+        --------
+        >>> import asyncio, json
+        >>> from quantlab.engine import TickEngine
+        >>> from quantlab.testing import synthetic_ticks, to_dicts
+        >>> ticks = to_dicts(synthetic_ticks(500, n_symbols=2, seed=0))
+        >>> async def feed():
+        ...     for t in ticks:
+        ...         yield json.dumps(t)
+        ...     yield "not json"
+        >>> eng = TickEngine()
+        >>> res = asyncio.run(eng.run_feed(feed(), batch=100))
+        >>> res.ticks, eng.signal_errors, eng.feed_rejects["not_json"]
+        (500, 1, 1)
+        """
         from quantlab.engine.feeds import run_feed  # lazy: cycle, feeds imports core
 
         return await run_feed(self, feed, batch, max_delay, max_messages, timeout,
@@ -307,7 +526,40 @@ class TickEngine:
         backtest options), or a parameter dict with ``strategy=`` a registry name.
         ``symbols``: the asset name of each symbol_id (a list: id = position, or a
         dict); default the assets of ``history`` (bars before the first tick, for the
-        signal's warm-up). Call :meth:`flush_bars` at the end of a replay."""
+        signal's warm-up). Call :meth:`flush_bars` at the end of a replay.
+
+        Parameters
+        ----------
+        result_or_params : OptimizationResult or dict
+            The strategy's result, or its parameters (then ``strategy=`` is required).
+        strategy : str or None
+            A registry name (``ql.strategies.names()``) for a parameter dict.
+        symbols : list or dict or None
+            The asset name of each symbol_id.
+        bar : str
+            A fixed pandas frequency ("1min", "1D").
+        history : xr.Dataset or None
+            Bars before the first tick.
+        **backtest_options
+            ``ql.backtest`` options (fees, slippage, ...).
+
+        Returns
+        -------
+        ql.Deployment
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> from quantlab.engine import TickEngine
+        >>> ds = ql.data.load("equities").isel(time=slice(0, 70), asset=slice(0, 2))
+        >>> eng = TickEngine({"engine": {"max_symbols": 8}})
+        >>> dep = eng.load_strategy_params({"window": 15}, strategy="volatility_regime",
+        ...                                bar="1D", history=ds.isel(time=slice(0, 60)))
+        >>> _ = eng.process_ticks(ql.testing.ticks_from_bars(ds.isel(time=slice(60, 70))))
+        >>> eng.flush_bars()
+        >>> len(dep.equity)
+        10
+        """
         from quantlab import live   # lazy: the research stack loads only when deploying
 
         if hasattr(result_or_params, "best_params"):
@@ -333,7 +585,16 @@ class TickEngine:
             self.deployment.on_bar(b)
 
     def flush_bars(self) -> None:
-        """Hand the open bar to the deployment (at the end of a replay)."""
+        """Hand the open bar to the deployment (at the end of a replay); nothing without
+        one (:meth:`load_strategy_params`).
+
+        Examples
+        --------
+        >>> from quantlab.engine import TickEngine
+        >>> eng = TickEngine()
+        >>> eng.flush_bars() is None      # no deployment: nothing to hand on
+        True
+        """
         if self._bars is not None:
             for b in self._bars.flush():
                 self.deployment.on_bar(b)

@@ -37,7 +37,23 @@ _WINDOW = 8    # _far_off's neighbours: 2 * _WINDOW ticks
 class FeedError(ConnectionError):
     """A feed failed (disconnected) after its ticks (or a deployment's bars) were
     processed; ``.result`` is the ``TickResult`` of what was processed (a deployment's
-    statistics), ``.ticks`` its tick count (bars)."""
+    statistics), ``.ticks`` its tick count (bars).
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> from quantlab.engine import FeedError, TickEngine
+    >>> from quantlab.testing import synthetic_ticks, to_dicts
+    >>> async def dropped():
+    ...     for t in to_dicts(synthetic_ticks(300, n_symbols=2, seed=0)):
+    ...         yield t
+    ...     raise ConnectionResetError("peer reset")
+    >>> try:
+    ...     asyncio.run(TickEngine().run_feed(dropped()))
+    ... except FeedError as e:
+    ...     print(e.ticks, e.result.ticks, type(e.__cause__).__name__)
+    300 300 ConnectionResetError
+    """
 
     def __init__(self, message, result):
         super().__init__(message)
@@ -49,7 +65,27 @@ class FeedError(ConnectionError):
 
 def replay(engine, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
            max_gap=1.0) -> TickResult:
-    """``engine.replay(...)``: see ``TickEngine.replay``."""
+    """``engine.replay(...)``: see ``TickEngine.replay``.
+
+    Parameters
+    ----------
+    engine : TickEngine
+        The engine the ticks go through.
+    path_or_arrays, speed, chunk, on_chunk, max_gap
+        As in ``TickEngine.replay``.
+
+    Returns
+    -------
+    TickResult
+
+    Examples
+    --------
+    >>> from quantlab.engine import TickEngine
+    >>> from quantlab.engine.feeds import replay
+    >>> from quantlab.testing import synthetic_ticks
+    >>> replay(TickEngine(), synthetic_ticks(2000, n_symbols=5, seed=1), chunk=700).ticks
+    2000
+    """
     chunk = _v.integer("chunk", chunk, 1)
     if speed is not None:
         speed = _v.number("speed", speed, 0, lo_open=True)
@@ -73,8 +109,10 @@ def replay(engine, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
         cols[f] = _real_column("replay", f, engine._timestamps(cols[f])
                                if f == "timestamp" else cols[f], in_ticks)
     ts = cols["timestamp"]
-    ts = (np.array(ts, dtype=np.int64) if ts.dtype == np.int64
-          else _column(ts, to_int, integral=True))          # a copy: marked below
+    # a copy (marked below); integers exactly, as process_ticks takes them (a uint64
+    # beyond 2^63 wraps negative: rejected), not rounded through float64
+    ts = (ts.astype(np.int64) if ts.dtype.kind in "iu"
+          else _column(ts, to_int, integral=True))
     per_s = 1e6 if engine.config["engine"]["timestamp_unit"] == "us" else 1e9
     ts[_far_off(ts, max_gap * per_s)] = -1                  # rejected: out of order
     cols["timestamp"] = ts
@@ -215,7 +253,41 @@ async def websocket_feed(url, max_messages=None, close_timeout=0.5):
     cannot finish: the connection is dropped after ``close_timeout`` seconds
     (websockets' default, 10 s, made every early stop take 10 s; websockets#1555).
     A close with an error code or a dropped connection raises websockets'
-    ``ConnectionClosedError``; ``TickEngine.run_feed`` keeps what arrived before it."""
+    ``ConnectionClosedError``; ``TickEngine.run_feed`` keeps what arrived before it.
+
+    Parameters
+    ----------
+    url : str
+        ``ws://`` or ``wss://`` address.
+    max_messages : int or None
+        Stop after this many messages (>= 1).
+    close_timeout : float
+        Seconds to wait for the closing handshake (>= 0).
+
+    Yields
+    ------
+    str or bytes
+        Each message as received.
+
+    Examples
+    --------
+    A local server sending 50 ticks, consumed by an engine:
+
+    >>> import asyncio, json, websockets
+    >>> from quantlab.engine import TickEngine, websocket_feed
+    >>> from quantlab.testing import synthetic_ticks, to_dicts
+    >>> ticks = to_dicts(synthetic_ticks(50, n_symbols=2, seed=0))
+    >>> async def main():
+    ...     async def send(ws):
+    ...         for t in ticks:
+    ...             await ws.send(json.dumps(t))
+    ...     async with websockets.serve(send, "127.0.0.1", 0) as server:
+    ...         port = server.sockets[0].getsockname()[1]
+    ...         feed = websocket_feed(f"ws://127.0.0.1:{port}", max_messages=40)
+    ...         return await TickEngine().run_feed(feed, batch=16, timeout=10)
+    >>> asyncio.run(main()).ticks
+    40
+    """
     import websockets
 
     if max_messages is not None:
@@ -235,7 +307,32 @@ async def websocket_feed(url, max_messages=None, close_timeout=0.5):
 async def run_feed(engine, feed, batch=1000, max_delay=0.001, max_messages=None,
                    timeout=None, *, reconnect=0, backoff=0.5,
                    max_message_bytes=2 ** 20) -> TickResult:
-    """``engine.run_feed(...)``: see ``TickEngine.run_feed``."""
+    """``engine.run_feed(...)``: see ``TickEngine.run_feed``.
+
+    Parameters
+    ----------
+    engine : TickEngine
+        The engine the ticks go through.
+    feed, batch, max_delay, max_messages, timeout, reconnect, backoff, max_message_bytes
+        As in ``TickEngine.run_feed``.
+
+    Returns
+    -------
+    TickResult
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> from quantlab.engine import TickEngine
+    >>> from quantlab.engine.feeds import run_feed
+    >>> async def feed():
+    ...     yield [{"symbol_id": 0, "bid_price": 100.0, "ask_price": 100.02,
+    ...             "bid_size": 300, "ask_size": 100, "timestamp": 1}]
+    ...     yield b'{"symbol_id": 0, "bid_price": 100.01}'     # incomplete: rejected
+    >>> res = asyncio.run(run_feed(TickEngine(), feed()))
+    >>> res.ticks, res.rejected_ticks
+    (2, 1)
+    """
     batch = _v.integer("batch", batch, 1)
     if max_delay is not None:
         max_delay = _v.number("max_delay", max_delay, 0)

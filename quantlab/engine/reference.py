@@ -11,6 +11,8 @@ import time
 
 from quantlab.engine.config import _core_params, load_config
 
+__all__ = ["PyTickEngine", "reference_engine", "FIELDS", "TICK_REJECTS", "ORDER_REJECTS"]
+
 TICK_REJECTS = ("bad_price", "bad_size", "crossed", "bad_symbol", "out_of_order",
                 "clock_skew")
 ORDER_REJECTS = ("kill_switch", "rate", "max_position", "max_order_notional",
@@ -49,7 +51,7 @@ def to_int(value, integral: bool = False) -> int:
     """A size, id or timestamp as an integer (ints exactly, others rounded half to even);
     -1 if unparsable or absurdly large, or (``integral``: ids, timestamps) if it has a
     fraction: symbol 1.5 is no symbol, never symbol 2."""
-    if isinstance(value, int):
+    if isinstance(value, numbers.Integral):   # NumPy integers too: exact, not via float
         return _bounded(int(value))
     if _not_real(value):
         return -1
@@ -78,8 +80,26 @@ def _out(v: int) -> bool:
 
 
 class PyTickEngine:
-    """Same parameters as ``TickCore`` (see ``quantlab.engine.TickEngine``); made by
-    ``reference_engine(config)``."""
+    """The pure-Python oracle: the kernel's state and steps in plain Python numbers;
+    made by ``reference_engine(config)``.
+
+    Parameters
+    ----------
+    p : dict
+        ``TickCore``'s parameters (``quantlab.engine.config._core_params``).
+
+    Examples
+    --------
+    >>> from quantlab.engine import TickEngine, reference_engine
+    >>> from quantlab.testing import synthetic_ticks, to_dicts
+    >>> ticks = to_dicts(synthetic_ticks(1000, n_symbols=3, seed=1))
+    >>> ref = reference_engine()
+    >>> orders = ref.process_market_data(ticks)
+    >>> len(orders) == TickEngine().process_market_data(ticks).order_count
+    True
+    >>> ref.ticks, ref.tick_rejects
+    (1000, [0, 0, 0, 0, 0, 0])
+    """
 
     def __init__(self, p: dict):
         self.p = p
@@ -101,7 +121,29 @@ class PyTickEngine:
         self.latencies: list[int] = []
 
     def process_market_data(self, ticks, check_risk=True) -> list:
-        """Seed dicts in, orders (tick index, symbol, qty, price ticks) out."""
+        """Seed dicts in, orders (tick index, symbol, qty, price ticks) out.
+
+        Parameters
+        ----------
+        ticks : iterable of dict
+            The seed's tick dicts (``TickEngine.process_market_data``).
+        check_risk : bool
+            False skips the order risk checks.
+
+        Returns
+        -------
+        list of tuple
+
+        Examples
+        --------
+        >>> from quantlab.engine import reference_engine
+        >>> ref = reference_engine()
+        >>> ref.process_market_data([{"symbol_id": 0, "bid_price": "100.00",
+        ...     "ask_price": "100.02", "bid_size": 300, "ask_size": 100, "timestamp": 1}])
+        []
+        >>> ref.ticks, ref.mid2[0]
+        (1, 20002)
+        """
         out = []
         every = self.p["sample_every"]
         for i, tick in enumerate(ticks):
@@ -113,37 +155,85 @@ class PyTickEngine:
                 self.latencies.append(time.perf_counter_ns() - t0)
         return out
 
-    # ~85 lines: one tick top to bottom, in ticks.pyx's order (validate, mark, signal,
-    # order); split up, the oracle would no longer read side by side with the kernel
     def tick(self, idx, s, bid, ask, bsz, asz, ts, check_risk=True):
-        p = self.p
+        """One parsed tick through the kernel's four steps (``ticks.pyx``'s ``_tick``):
+        validate, mark, signal, order.
+
+        Parameters
+        ----------
+        idx : int
+            The tick's index (reported with its order).
+        s, bid, ask, bsz, asz, ts : int
+            Symbol id, bid and ask in ticks, sizes, timestamp (``parse_tick``; -1: missing).
+        check_risk : bool
+            False skips the order risk checks.
+
+        Returns
+        -------
+        tuple or None
+            The order (idx, symbol, qty, price ticks), or None.
+
+        Examples
+        --------
+        >>> from quantlab.engine import reference_engine
+        >>> ref = reference_engine({"signal": {"slow_span": 2, "fast_span": 1}})
+        >>> ref.tick(0, 0, 10000, 10002, 300, 100, 1)      # warm-up
+        >>> ref.tick(1, 0, 10001, 10003, 300, 100, 2)      # rising, bid-heavy: buy
+        (1, 0, 100, 10003)
+        >>> ref.tick(2, 0, 10003, 10002, 300, 100, 3), ref.tick_rejects[2]   # crossed
+        (None, 1)
+        """
         self.ticks += 1
-        if s < 0 or s >= p["capacity"]:
-            self.tick_rejects[3] += 1
-            return None
-        if bid <= 0 or ask <= 0 or bid >= LIMIT or ask >= LIMIT:
-            self.tick_rejects[0] += 1
-            return None
-        if bsz < 0 or asz < 0 or bsz >= LIMIT or asz >= LIMIT or bsz + asz == 0:
-            self.tick_rejects[1] += 1
-            return None
-        if bid >= ask:
-            self.tick_rejects[2] += 1
-            return None
-        if ts < 0 or ts >= LIMIT or (self.n_ticks[s] > 0 and ts < self.last_ts[s]):
-            self.tick_rejects[4] += 1
-            return None
-        if self.started and ts - self.latest_ts > self.max_skew:   # a far-future stamp
-            self.tick_rejects[5] += 1
+        if not self._valid(s, bid, ask, bsz, asz, ts):          # 1. validation
             return None
         m2 = bid + ask
+        if not self._mark(s, m2, ts):                            # 2. marks, kill switch
+            return None
+        direction = self._signal(s, bid, ask, bsz, asz)          # 3. signal
+        if direction == 0:
+            return None
+        self.signals += 1
+        if self.latest_ts - ts > self.p["max_age"]:
+            self.stale += 1
+            return None
+        qty = direction * self.p["order_size"]                   # 4. the order
+        price = ask if direction > 0 else bid
+        if not self._fill(s, ts, qty, price, m2, check_risk):
+            return None
+        return (idx, s, qty, price)
+
+    def _valid(self, s, bid, ask, bsz, asz, ts) -> bool:
+        """Step 1: False (the reason counted) for a tick to reject."""
+        if s < 0 or s >= self.p["capacity"]:
+            self.tick_rejects[3] += 1
+            return False
+        if bid <= 0 or ask <= 0 or bid >= LIMIT or ask >= LIMIT:
+            self.tick_rejects[0] += 1
+            return False
+        if bsz < 0 or asz < 0 or bsz >= LIMIT or asz >= LIMIT or bsz + asz == 0:
+            self.tick_rejects[1] += 1
+            return False
+        if bid >= ask:
+            self.tick_rejects[2] += 1
+            return False
+        if ts < 0 or ts >= LIMIT or (self.n_ticks[s] > 0 and ts < self.last_ts[s]):
+            self.tick_rejects[4] += 1
+            return False
+        if self.started and ts - self.latest_ts > self.max_skew:   # a far-future stamp
+            self.tick_rejects[5] += 1
+            return False
+        return True
+
+    def _mark(self, s, m2, ts) -> bool:
+        """Step 2: the symbol's mark and the drawdown kill switch; False (a bad price,
+        nothing changed) when the exact state cannot hold the new mark."""
         if self.n_ticks[s] > 0:
             d = m2 - self.mid2[s]
             mtm2 = self.mtm2 + self.pos[s] * d
             gross2 = self.gross2 + abs(self.pos[s]) * d
-            if _out(mtm2) or _out(gross2):   # the state cannot hold this mark: a bad price
+            if _out(mtm2) or _out(gross2):
                 self.tick_rejects[0] += 1
-                return None
+                return False
             self.mtm2, self.gross2 = mtm2, gross2
         self.mid2[s] = m2
         self.last_ts[s] = ts
@@ -153,8 +243,14 @@ class PyTickEngine:
         eq2 = 2 * self.cash + self.mtm2
         if eq2 > self.peak2:
             self.peak2 = eq2
-        if (self.peak2 - eq2) * 0.5 * p["tick_size"] > p["max_drawdown"]:
+        if (self.peak2 - eq2) * 0.5 * self.p["tick_size"] > self.p["max_drawdown"]:
             self.killed = True
+        return True
+
+    def _signal(self, s, bid, ask, bsz, asz) -> int:
+        """Step 3: update the symbol's EWMAs of the microprice; +1, -1 or 0 (none, or
+        still in warmup)."""
+        p = self.p
         tot = float(bsz + asz)
         micro = (float(bid) * asz + float(ask) * bsz) / tot
         if self.n_ticks[s] == 0:
@@ -165,30 +261,27 @@ class PyTickEngine:
             self.slow[s] = self.slow[s] + self.alpha_slow * (micro - self.slow[s])
         self.n_ticks[s] += 1
         if self.n_ticks[s] < p["slow_span"]:
-            return None
+            return 0
         imb = (float(bsz) - float(asz)) / tot
         direction = 0
         if self.fast[s] > self.slow[s] and imb >= p["threshold"]:
             direction = 1
         elif self.fast[s] < self.slow[s] and imb <= -p["threshold"]:
             direction = -1
-        if direction == 0 or abs(imb) < p["min_confidence"]:
-            return None
-        self.signals += 1
-        if self.latest_ts - ts > p["max_age"]:
-            self.stale += 1
-            return None
-        qty = direction * p["order_size"]
-        price = ask if direction > 0 else bid
+        return 0 if abs(imb) < p["min_confidence"] else direction
+
+    def _fill(self, s, ts, qty, price, m2, check_risk) -> bool:
+        """Step 4: the state after the fill, refused (risk checks or not) when the exact
+        state cannot hold it, then the risk checks; True when filled."""
         newpos = self.pos[s] + qty
         cash = self.cash - qty * price
         mtm2 = self.mtm2 + qty * m2
         gross_after = self.gross2 + (abs(newpos) - abs(self.pos[s])) * m2
-        if _out(cash) or _out(mtm2) or _out(gross_after):   # the exact state's bounds,
-            self.order_rejects[3] += 1                         # risk checks or not
-            return None
+        if _out(cash) or _out(mtm2) or _out(gross_after):
+            self.order_rejects[3] += 1
+            return False
         if check_risk and not self.allowed(s, ts, qty, price, newpos, m2, gross_after):
-            return None
+            return False
         self.cash, self.mtm2, self.gross2 = cash, mtm2, gross_after
         if self.pos[s] == 0:
             self.open_positions += 1
@@ -198,9 +291,41 @@ class PyTickEngine:
         self.ring[self.ring_i] = ts
         self.ring_i = (self.ring_i + 1) % len(self.ring)
         self.orders += 1
-        return (idx, s, qty, price)
+        return True
 
     def allowed(self, s, ts, qty, price, newpos, m2, gross_after) -> bool:
+        """The risk checks in the kernel's order (kill switch, rate, max position, max
+        order notional, max positions, concentration); a rejection is counted under its
+        reason.
+
+        Parameters
+        ----------
+        s : int
+            Symbol id.
+        ts : int
+            The tick's timestamp.
+        qty, price : int
+            The order: signed shares, price in ticks.
+        newpos : int
+            The symbol's position after the fill.
+        m2 : int
+            The symbol's mark in half ticks (bid + ask).
+        gross_after : int
+            Σ |pos|·mid2 after the fill.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> from quantlab.engine import reference_engine
+        >>> ref = reference_engine({"risk": {"max_position": 100}})
+        >>> ref.allowed(0, 1, 100, 10001, 100, 20002, 2_000_200)
+        True
+        >>> ref.allowed(0, 1, 100, 10001, 200, 20002, 4_000_400), ref.order_rejects
+        (False, [0, 0, 1, 0, 0, 0])
+        """
         p = self.p
         if self.killed:
             self.order_rejects[0] += 1
@@ -225,5 +350,22 @@ class PyTickEngine:
 
 
 def reference_engine(config=None) -> PyTickEngine:
-    """The pure-Python oracle with the same configuration as ``TickEngine(config)``."""
+    """The pure-Python oracle with the same configuration as ``TickEngine(config)``.
+
+    Parameters
+    ----------
+    config : str, Path, dict or None
+        As for ``TickEngine`` (``load_config``).
+
+    Returns
+    -------
+    PyTickEngine
+
+    Examples
+    --------
+    >>> from quantlab.engine import reference_engine
+    >>> ref = reference_engine({"risk": {"max_position": 500}})
+    >>> ref.p["max_position"], ref.p["tick_size"]
+    (500, 0.01)
+    """
     return PyTickEngine(_core_params(load_config(config)))

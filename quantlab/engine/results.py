@@ -17,7 +17,31 @@ class TickResult:
     """One batch: counts, the orders, and the batch's wall time. ``order_array`` holds the
     orders as the rows (tick index, symbol, signed qty, price in ticks) of a (4, orders)
     int64 array; the ``orders`` DataFrame (price in currency) is built on first access,
-    because building one (~60 µs) takes longer than processing a hundred ticks."""
+    because building one (~60 µs) takes longer than processing a hundred ticks.
+
+    Parameters
+    ----------
+    ticks, signal_count, order_count, rejected_ticks, rejected_orders : int
+        The batch's counts.
+    processing_time_us : float
+        Its wall time in µs (the dict path's includes parsing).
+    order_array : ndarray
+        (4, orders) int64: tick index, symbol, signed qty, price in ticks.
+    tick_size : float
+        Currency per tick (the ``orders`` prices).
+
+    Examples
+    --------
+    >>> from quantlab.engine import TickEngine
+    >>> from quantlab.testing import synthetic_ticks
+    >>> res = TickEngine().process_ticks(synthetic_ticks(2000, n_symbols=5, seed=1))
+    >>> res.order_count, res["order_count"], res.order_array.shape
+    (274, 274, (4, 274))
+    >>> res.orders.head(2)
+       tick  symbol_id  qty   price
+    0   297          2  100  100.06
+    1   298          4  100  100.13
+    """
 
     ticks: int
     signal_count: int
@@ -34,14 +58,36 @@ class TickResult:
         return compat.tick_result_item(self, key)
 
     def get(self, key, default=None):
-        """``result[key]`` for a seed key, else ``default`` (as ``dict.get``)."""
+        """``result[key]`` for a seed key, else ``default`` (as ``dict.get``).
+
+        Parameters
+        ----------
+        key : str
+            A seed key (``keys()``).
+        default : object
+            Returned for any other key.
+
+        Examples
+        --------
+        >>> from quantlab.engine import TickEngine
+        >>> res = TickEngine().process_market_data([])
+        >>> res.get("order_count"), res.get("no such key", -1)
+        (0, -1)
+        """
         try:
             return compat.tick_result_item(self, key)
         except KeyError:
             return default
 
     def keys(self) -> list:
-        """The seed's keys (``quantlab.compat.TICK_RESULT_KEYS`` and ``TICK_RESULT_UNITS``)."""
+        """The seed's keys (``quantlab.compat.TICK_RESULT_KEYS`` and ``TICK_RESULT_UNITS``).
+
+        Examples
+        --------
+        >>> from quantlab.engine import TickEngine
+        >>> TickEngine().process_market_data([]).keys()[:3]
+        ['ticks', 'signal_count', 'order_count']
+        """
         return [*compat.TICK_RESULT_KEYS, *compat.TICK_RESULT_UNITS]
 
     def __contains__(self, key) -> bool:
@@ -61,7 +107,30 @@ class TickResult:
 
     @classmethod
     def combine(cls, parts, tick_size) -> "TickResult":
-        """One result for consecutive batches (their order tick indices already offset)."""
+        """One result for consecutive batches (their order tick indices already offset).
+
+        Parameters
+        ----------
+        parts : list of TickResult
+            The batches, in order.
+        tick_size : float
+            Currency per tick.
+
+        Returns
+        -------
+        TickResult
+
+        Examples
+        --------
+        >>> from quantlab.engine import TickEngine, TickResult
+        >>> from quantlab.testing import synthetic_ticks
+        >>> cols, eng = synthetic_ticks(2000, n_symbols=5, seed=1), TickEngine()
+        >>> parts = [eng.process_ticks({k: v[i:i + 1000] for k, v in cols.items()})
+        ...          for i in (0, 1000)]
+        >>> both = TickResult.combine(parts, eng.tick_size)
+        >>> both.ticks, both.order_count
+        (2000, 274)
+        """
         counts = ("ticks", "signal_count", "order_count", "rejected_ticks", "rejected_orders",
                   "processing_time_us")
         totals = {k: sum(getattr(p, k) for p in parts) for k in counts}
