@@ -62,10 +62,18 @@ def _ddof(ddof):
 _COST = {"roll_sum": 2.0, "roll_var": 3.0, "roll_minmax": 3.0, "ewm_mean": 3.0}
 
 
+_ROWS = {"roll_sum", "roll_var", "roll_minmax"}
+
+
 def _apply(kernel, x, dim, threads, cost=None):
     """Run a (time, column) -> (time, column) kernel over ``dim`` of any supported input."""
     cost = _COST[kernel.func.__name__] if cost is None else cost
-    return bridge.apply(kernel, x, dim=dim, threads=threads, cost=cost)
+    # into: the kernels write each block straight into one result (out=), so threads pay
+    # for them by default (issue #32); the block-decomposed ones (sum/var/min/max) also
+    # compute row ranges from multiples of the window with a whole run's bits (rows=):
+    # each thread then streams whole rows
+    rows = kernel.keywords["window"] if kernel.func.__name__ in _ROWS else 0
+    return bridge.apply(kernel, x, dim=dim, threads=threads, cost=cost, into=True, rows=rows)
 
 
 def _kernel(name, window, min_periods, **kw):
