@@ -62,7 +62,9 @@ def time_major(kernel, arr, *args, time_axis: int = -1, name: str = "x", threads
     if panel.dtype != dtype or (panel.shape[1] > 1 and panel.strides[1] != panel.itemsize):
         panel = np.ascontiguousarray(panel, dtype=dtype)
     # column slices keep each row's values adjacent: the kernels take them without a copy
-    if into and rows > 0:
+    # rows: whole rows per thread, but only as many blocks as windows fit in the panel;
+    # fewer windows than threads (a short panel, a long window): columns into out
+    if into and rows > 0 and -(-panel.shape[0] // rows) >= _threads.resolve(threads):
         out = np.empty(panel.shape, dtype=dtype)
         _threads.by_rows(lambda lo, hi: kernel(panel, *args, out=out, start=lo, stop=hi),
                          panel.shape[0], builtins.min(rows, panel.shape[0]),

@@ -252,6 +252,23 @@ def test_rolling_row_blocks_give_the_bits_of_one_thread(tiny_blocks, stat, windo
     np.testing.assert_allclose(got, ref(stat, x, window, 1), rtol=1e-9, atol=1e-12)
 
 
+def test_rolling_window_as_long_as_the_panel_still_uses_threads_by_columns(tiny_blocks,
+                                                                          monkeypatch):
+    """One window spans the panel: there is one row block only, so the pool cuts columns
+    (written into one result) instead of running one thread."""
+    fanned = []
+    real_run = _threads.run
+    monkeypatch.setattr(_threads, "run", lambda fn, parts, n: (fanned.append(len(parts)),
+                                                               real_run(fn, parts, n)))
+    x = _panel(40, n=120)
+    for stat in ("mean", "std", "max"):
+        for window in (120, 500):
+            fanned.clear()
+            _same(getattr(rolling, stat)(x, window, min_periods=3, threads=2),
+                  getattr(rolling, stat)(x, window, min_periods=3, threads=1))
+            assert fanned[0] > 1
+
+
 def test_rolling_kernel_out_writes_only_its_block():
     """out= takes a column block of a larger result (rows strided): the kernel fills it
     and leaves the rest alone; the values are those of a whole call."""
