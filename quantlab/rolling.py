@@ -56,9 +56,10 @@ def _ddof(ddof):
     return builtins.min(_validate.integer("ddof", ddof, 0), _BIG)
 
 
-# each kernel's time per value in copies of a value, measured on 2520 x 1000, window 20
-# (quantlab._threads.PAYS_FROM: by default the pool skips kernels cheaper than ~5; rank
-# is O(window) per value)
+# each kernel's time per value in copies of a value, measured on 2520 x 1000, window 20:
+# the pool's measure of work (quantlab._threads.MIN_WORK per thread; the kernels write
+# into one result, so PAYS_FROM, the price of copying blocks, does not hold them back;
+# rank is O(window) per value)
 _COST = {"roll_sum": 2.0, "roll_var": 3.0, "roll_minmax": 3.0, "ewm_mean": 3.0}
 
 
