@@ -75,7 +75,8 @@ def bench_rolling(n=2520, m=1000, window=20):
 
     Returns rows (stat, {implementation: seconds}); 'copy' is a memory copy of the panel,
     the floor; 'quantlab' runs one thread, 'quantlab 2 threads' the same kernel over
-    column blocks on quantlab's thread pool (``threads=2``); 'quantlab baseline' is the x86-64
+    blocks of rows (columns for ewm/rank) on quantlab's thread pool (``threads=2``), each
+    written into one result; 'quantlab baseline' is the x86-64
     baseline build (SSE2), what a CPU without AVX2 runs.
     """
     import bottleneck as bn
@@ -176,8 +177,12 @@ def cpu_header():
                          if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    try:   # a loaded machine stretches wall times: say how loaded it was
+        load = "load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        load = "load average unknown"
     return (f"CPU: {model}; SIMD level: {cpu_level()}; cores: {os.cpu_count()}; "
-            f"QUANTLAB_THREADS: {os.environ.get('QUANTLAB_THREADS', 'unset')}")
+            f"QUANTLAB_THREADS: {os.environ.get('QUANTLAB_THREADS', 'unset')}; {load}")
 
 
 SINGLE_METRICS = ("sharpe_ratio", "sortino_ratio", "annual_return", "annual_volatility",
@@ -467,14 +472,27 @@ def bench_threads(n=2520, m=1000, window=20, counts=(1, 2), rounds=15):
     return list(cases), times
 
 
-def threads_table(counts=(1, 2)):
+def core_counts():
+    """1, 2, 4, ... up to the machine's core count, and the core count itself."""
+    import os
+
+    cores = max(1, os.cpu_count() or 1)
+    counts = [1]
+    while counts[-1] * 2 <= cores:
+        counts.append(counts[-1] * 2)
+    return tuple(counts) if counts[-1] == cores else (*counts, cores)
+
+
+def threads_table(counts=None):
+    counts = counts or core_counts()
     names, times = bench_threads(counts=counts)
-    print(f"Threads: 2520 x 1000 float64 panel, window 20; quantlab's pool over column blocks "
+    print(f"Threads: 2520 x 1000 float64 panel, window 20; quantlab's pool over row blocks "
+          f"(rolling; cut at multiples of the window) and column blocks (summary) "
           f"({cpu_header()}). Each cell: median ms / best ms over 15 rounds that time every "
           "thread count in turn (shared machine: read the medians and bests together), "
           "(speedup) = 1-thread median / this median; CPU = the median CPU time of all "
-          "threads / 1 thread's (what the split costs: on idle cores the speedup is at "
-          "most threads / CPU).")
+          "threads / 1 thread's (what the split costs); idle = threads / CPU, the speedup "
+          "on idle cores (on a loaded machine wall times say more about the load).")
     print()
     print("| threads | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 1) + "|")
@@ -486,7 +504,7 @@ def threads_table(counts=(1, 2)):
                    / statistics.median(times[(name, counts[0], "cpu")]))
             cells.append(f"{statistics.median(ts) * 1e3:.2f} / {min(ts) * 1e3:.2f} "
                          f"({statistics.median(one) / statistics.median(ts):.2f}x; "
-                         f"CPU {cpu:.2f}x)")
+                         f"CPU {cpu:.2f}x; idle {t / cpu:.2f}x)")
         print(f"| {t} | " + " | ".join(cells) + " |")
 
 

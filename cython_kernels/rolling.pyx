@@ -2,7 +2,9 @@
 """Rolling-window kernels over a (time, asset) panel whose rows are contiguous.
 
 Rows may be strided (a column chunk of a larger C-ordered array, as dask hands over),
-but each row's assets must be adjacent in memory: the hot loops walk row pointers.
+but each row's assets must be adjacent in memory: the hot loops walk row pointers. The
+same holds for ``out=`` (a preallocated result, e.g. one column block of a larger one,
+which is how quantlab._threads runs blocks side by side without copying them).
 
 Every kernel walks time in the outer loop and assets in the inner loop, so the hot loop
 reads and writes contiguous memory, with one small state slot per asset. State is kept
@@ -22,10 +24,36 @@ ctypedef fused real:
     double
 
 
-def _empty_like(x):
-    if x.shape[1] > 1 and x.strides[1] != x.itemsize:
+def _out_like(x, out):
+    """The kernel's (n, m) output of x's dtype: new, or ``out`` checked. ``out`` may be a
+    column block of a larger panel (rows strided, each row's values adjacent), so a
+    thread pool writes every block straight into one result (no copy per block)."""
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1]
+    dtype = np.asarray(x).dtype
+    if m > 1 and x.strides[1] != x.itemsize:
         raise ValueError("rolling kernels need each row's values adjacent (inner stride 1)")
-    return np.empty((x.shape[0], x.shape[1]), dtype=np.asarray(x).dtype)
+    if out is None:
+        return np.empty((n, m), dtype=dtype)
+    if (not isinstance(out, np.ndarray) or out.shape != (n, m) or out.dtype != dtype
+            or (m > 1 and out.strides[1] != out.itemsize) or not out.flags.writeable):
+        raise ValueError(f"out must be a writeable {dtype} array of shape {(n, m)} with "
+                         f"each row's values adjacent, got {type(out).__name__} "
+                         f"{getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}")
+    if np.may_share_memory(out, np.asarray(x)):   # the kernels read rows already passed
+        raise ValueError("out must not overlap the input x")
+    return out
+
+
+def _rows(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t n, Py_ssize_t w):
+    """The rows [start, stop) a block-decomposed kernel computes (``stop < 0``: to the
+    end). ``start`` is a multiple of the block length ``w`` (the window, at most n): the
+    blocks then fall where they fall in a whole run, whose bits each row range gets (the
+    window ending at t reads the rows of t's block and the one before only)."""
+    stop = n if stop < 0 else stop
+    if not 0 <= start <= stop <= n or start % w:
+        raise ValueError(f"rows [start, stop) = [{start}, {stop}) must lie in [0, {n}] with "
+                         f"start a multiple of {w} (the window)")
+    return start, stop
 
 
 # Hot loops are branch-free (selects instead of ifs on NaN) over raw row pointers, so
@@ -124,7 +152,7 @@ cdef inline void _sum_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w, Py_
             k -= 1
 
 
-cdef inline void _sum_heads(const real[:, :] x, real[:, ::1] out, Py_ssize_t b0,
+cdef inline void _sum_heads(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
                             Py_ssize_t end, Py_ssize_t m, double* S, double* C, double* N,
                             double[:, ::1] tail_s, double[:, ::1] tail_n, bint mean,
                             double dminp, double nmin) noexcept nogil:
@@ -167,18 +195,21 @@ cdef inline void _sum_heads(const real[:, :] x, real[:, ::1] out, Py_ssize_t b0,
             t += 1
 
 
-def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean):
+def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean, out=None,
+             Py_ssize_t start=0, Py_ssize_t stop=-1):
     """Rolling sum (``mean=False``) or mean over the last ``window`` rows, NaN/inf skipped.
 
     Each part (tail, head) is a compensated sum (Neumaier 1974) of at most ``window``
     values, and so is their total.
     Sum of an empty window is 0 when ``minp == 0`` (pandas); mean needs one observation.
+    ``out``: write into this array (see :func:`_out_like`); ``start``, ``stop``: compute
+    rows [start, stop) only (:func:`_rows`), with the bits of a whole run.
     """
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], b0, w
-    out_np = _empty_like(x)
+    out_np = _out_like(x, out)
     if m == 0 or n == 0:
         return out_np
-    cdef real[:, ::1] out = out_np
+    cdef real[:, :] res = out_np
     w = window if window < n else n     # a longer window sees the same rows
     cdef double[:, ::1] tail_s = np.zeros((w + 1, m)), tail_n = np.zeros((w + 1, m))
     cdef double[:, ::1] state = np.zeros((3, m))
@@ -187,13 +218,13 @@ def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean):
     cdef double* N = &state[2, 0]       # its count of finite values
     cdef double dminp = minp
     cdef double nmin = 0.0 if mean else -1.0   # a mean needs one observation
+    b0, stop = _rows(start, stop, n, w)
     with nogil:
-        b0 = 0
-        while b0 < n:
+        while b0 < stop:
             if b0 > 0:   # the first block's tail rows are all zeros
                 _sum_tails(x, b0, w, m, S, C, N, tail_s, tail_n)
-            _sum_heads(x, out, b0, b0 + w if b0 + w < n else n, m, S, C, N, tail_s, tail_n,
-                       mean, dminp, nmin)
+            _sum_heads(x, res, b0, b0 + w if b0 + w < stop else stop, m, S, C, N, tail_s,
+                       tail_n, mean, dminp, nmin)
             b0 += w
     return out_np
 
@@ -318,7 +349,7 @@ cdef inline void _var_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w, Py_
             k -= 1
 
 
-cdef inline void _var_rows4(const real[:, :] x, real[:, ::1] out, Py_ssize_t t,
+cdef inline void _var_rows4(const real[:, :] x, real[:, :] out, Py_ssize_t t,
                             Py_ssize_t j, Py_ssize_t m, const double* KA, double* KB,
                             double* B1, double* B2, double* BN, double[:, ::1] T1,
                             double[:, ::1] T2, double[:, ::1] TN, double dd, double dminp,
@@ -354,7 +385,7 @@ cdef inline void _var_rows4(const real[:, :] x, real[:, ::1] out, Py_ssize_t t,
         o3[a] = _var_out(var, z, tag)
 
 
-cdef inline void _var_row(const real[:, :] x, real[:, ::1] out, Py_ssize_t t,
+cdef inline void _var_row(const real[:, :] x, real[:, :] out, Py_ssize_t t,
                           Py_ssize_t j, Py_ssize_t m, const double* KA, double* KB,
                           double* B1, double* B2, double* BN, double[:, ::1] T1,
                           double[:, ::1] T2, double[:, ::1] TN, double dd, double dminp,
@@ -371,7 +402,7 @@ cdef inline void _var_row(const real[:, :] x, real[:, ::1] out, Py_ssize_t t,
         o0[a] = _var_out(var, z, tag)
 
 
-cdef inline void _var_heads(const real[:, :] x, real[:, ::1] out, Py_ssize_t b0,
+cdef inline void _var_heads(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
                             Py_ssize_t end, Py_ssize_t m, const double* KA, double* KB,
                             double* B1, double* B2, double* BN, double[:, ::1] T1,
                             double[:, ::1] T2, double[:, ::1] TN, double dd, double dminp,
@@ -393,16 +424,17 @@ cdef inline void _var_heads(const real[:, :] x, real[:, ::1] out, Py_ssize_t b0,
 
 
 def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t ddof,
-             int mode):
+             int mode, out=None, Py_ssize_t start=0, Py_ssize_t stop=-1):
     """Rolling variance (``mode=0``), std (1) or z-score ``(x - mean) / std`` (2).
 
-    The z-score is NaN where the window's std is 0 or ``x`` is NaN or ±inf.
+    The z-score is NaN where the window's std is 0 or ``x`` is NaN or ±inf. ``out``,
+    ``start``, ``stop``: as :func:`roll_sum`.
     """
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], b0, w, end
-    out_np = _empty_like(x)
+    out_np = _out_like(x, out)
     if m == 0 or n == 0:
         return out_np
-    cdef real[:, ::1] out = out_np
+    cdef real[:, :] res = out_np
     w = window if window < n else n
     # tail Σd, Σd² and count by row of the window start; row w (zeros): no tail
     cdef double[:, ::1] T1 = np.zeros((w + 1, m)), T2 = np.zeros((w + 1, m))
@@ -419,20 +451,20 @@ def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t 
     cdef StdTag std_tag
     cdef ZTag z_tag
     var_tag.unused = std_tag.unused = z_tag.unused = 0   # tags: only their types matter
+    b0, stop = _rows(start, stop, n, w)
     with nogil:
-        b0 = 0
-        while b0 < n:
+        while b0 < stop:
             if b0 > 0:
                 _var_tails(x, b0, w, m, KA, B1, B2, BN, T1, T2, TN)
-            end = b0 + w if b0 + w < n else n
+            end = b0 + w if b0 + w < stop else stop
             if mode == 0:
-                _var_heads(x, out, b0, end, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp,
+                _var_heads(x, res, b0, end, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp,
                            var_tag)
             elif mode == 1:
-                _var_heads(x, out, b0, end, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp,
+                _var_heads(x, res, b0, end, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp,
                            std_tag)
             else:
-                _var_heads(x, out, b0, end, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp,
+                _var_heads(x, res, b0, end, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp,
                            z_tag)
             b0 += w
     return out_np
@@ -443,12 +475,13 @@ def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t 
 # previous block (a suffix extreme, computed backwards once per block into a small
 # buffer) and the head of t's block (a running prefix extreme): 3 comparisons a value.
 
-def roll_minmax(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint is_max):
+def roll_minmax(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint is_max, out=None,
+                Py_ssize_t start=0, Py_ssize_t stop=-1):
     """Rolling max (``is_max``) or min, NaN and ±inf skipped (van Herk 1992; Gil & Werman
-    1993)."""
+    1993). ``out``, ``start``, ``stop``: as :func:`roll_sum`."""
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a, b0, k, j
-    out_np = _empty_like(x)
-    cdef real[:, ::1] out = out_np
+    out_np = _out_like(x, out)
+    cdef real[:, :] res = out_np
     if m == 0 or n == 0:
         return out_np
     if window > n:
@@ -466,9 +499,14 @@ def roll_minmax(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint is_
     cdef double* S1
     cdef real* o
     cdef double v, best, NEG = -INFINITY, dminp = minp
+    b0, stop = _rows(start, stop, n, window)
     with nogil:
-        b0 = 0
-        while b0 < n:
+        if b0 > 0:   # the running count starts as a whole run has it: [b0 - window, b0)
+            for k in range(b0 - window, b0):
+                xt = &x[k, 0]
+                for a in range(m):
+                    N[a] += 1.0 if _ok(xt[a]) else 0.0
+        while b0 < stop:
             # suffix extremes of the previous block [b0 - window, b0), backwards
             if b0 > 0:
                 for k in range(window - 1, -1, -1):
@@ -486,10 +524,10 @@ def roll_minmax(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint is_
                             S[a] = v if v > S1[a] else S1[a]
             for a in range(m):
                 P[a] = NEG
-            for t in range(b0, b0 + window if b0 + window < n else n):
+            for t in range(b0, b0 + window if b0 + window < stop else stop):
                 xt = &x[t, 0]
                 xo = &x[t - window, 0] if t >= window else &nan_row[0]
-                o = &out[t, 0]
+                o = &res[t, 0]
                 j = t - window + 1 - (b0 - window)   # suffix row of the window start
                 S = &suffix[j, 0] if (b0 > 0 and j < window) else NULL
                 for a in range(m):
@@ -511,13 +549,13 @@ def roll_minmax(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint is_
 
 # ---- Exponentially weighted mean (pandas ewm(span, adjust=True, ignore_na=False).mean())
 
-def ewm_mean(const real[:, :] x, double alpha, Py_ssize_t minp):
+def ewm_mean(const real[:, :] x, double alpha, Py_ssize_t minp, out=None):
     """Adjusted EWMA: weights (1 - alpha)^i over positions, NaN observations skipped but
     still aging the weights (pandas ``ignore_na=False``); NaN input shows the last mean.
     ±inf is missing, as NaN (pandas turns inf into NaN before its ewm kernels)."""
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a
-    out_np = _empty_like(x)
-    cdef real[:, ::1] out = out_np
+    out_np = _out_like(x, out)
+    cdef real[:, :] res = out_np
     cdef double[::1] weighted = np.full(m, NAN), old_wt = np.ones(m)
     cdef Py_ssize_t[::1] nobs = np.zeros(m, dtype=np.intp)
     cdef double old_wt_factor = 1.0 - alpha, cur
@@ -538,18 +576,18 @@ def ewm_mean(const real[:, :] x, double alpha, Py_ssize_t minp):
                 elif valid:
                     weighted[a] = cur
                     old_wt[a] = 1.0
-                out[t, a] = weighted[a] if nobs[a] >= minp else NAN
+                res[t, a] = weighted[a] if nobs[a] >= minp else NAN
     return out_np
 
 
 # ---- Rolling percentile rank of the current value (average ties), O(window) a step
 
-def roll_rank(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
+def roll_rank(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, out=None):
     """pct rank of x[t] among the window's finite values: (less + (equal + 1) / 2) / nobs;
     NaN where x[t] is NaN or ±inf (pandas)."""
     cdef Py_ssize_t n = x.shape[0], m = x.shape[1], t, a, j, lo
-    out_np = _empty_like(x)
-    cdef real[:, ::1] out = out_np
+    out_np = _out_like(x, out)
+    cdef real[:, :] res = out_np
     cdef Py_ssize_t[::1] nobs = np.zeros(m, dtype=np.intp), less = np.zeros(m, dtype=np.intp)
     cdef Py_ssize_t[::1] equal = np.zeros(m, dtype=np.intp)
     cdef real v, w
@@ -572,9 +610,9 @@ def roll_rank(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp):
                     equal[a] += w == v
             for a in range(m):
                 if not _ok(x[t, a]) or nobs[a] < minp or nobs[a] == 0:
-                    out[t, a] = NAN
+                    res[t, a] = NAN
                 else:
-                    out[t, a] = (less[a] + (equal[a] + 1) * 0.5) / nobs[a]
+                    res[t, a] = (less[a] + (equal[a] + 1) * 0.5) / nobs[a]
     return out_np
 
 

@@ -20,6 +20,8 @@ kernel here treats its columns independently, so the bits are those of one call.
 """
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 import xarray as xr
 
@@ -33,7 +35,7 @@ def kernel_dtype(dtype) -> type:
 
 
 def time_major(kernel, arr, *args, time_axis: int = -1, name: str = "x", threads=None,
-               cost: float = 1.0):
+               cost: float = 1.0, into: bool = False, rows: int = 0):
     """Run ``kernel(panel, *args)`` on ``arr`` with time on ``time_axis``.
 
     The kernel sees a (time, columns) panel, the other axes flattened into columns, with
@@ -42,7 +44,12 @@ def time_major(kernel, arr, *args, time_axis: int = -1, name: str = "x", threads
     chunk of one -- what dask hands over -- reach the kernel without a copy. Complex,
     datetime, timedelta and object arrays are refused (``TypeError`` naming ``name``).
     ``threads``: column blocks on the pool (``quantlab._threads``; None: the default);
-    ``cost``: the kernel's time per value in copies of a value (``_threads.PAYS_FROM``).
+    ``cost``: the kernel's time per value in copies of a value (``_threads.PAYS_FROM``);
+    ``into``: the kernel takes ``out=`` and writes each block into one preallocated
+    result (no copy per block, so threads pay for memory-speed kernels too); ``rows``:
+    (> 0, with ``into``) the kernel also takes ``start=``, ``stop=`` and computes rows
+    from a multiple of ``rows`` with the bits of a whole run: the pool cuts rows, not
+    columns (``_threads.by_rows``).
     """
     arr = np.asarray(arr)
     real_array(name, arr.dtype)
@@ -55,7 +62,20 @@ def time_major(kernel, arr, *args, time_axis: int = -1, name: str = "x", threads
     if panel.dtype != dtype or (panel.shape[1] > 1 and panel.strides[1] != panel.itemsize):
         panel = np.ascontiguousarray(panel, dtype=dtype)
     # column slices keep each row's values adjacent: the kernels take them without a copy
-    out = _threads.by_columns(lambda p: kernel(p, *args), panel, threads=threads, cost=cost)
+    # rows: whole rows per thread, but only as many blocks as windows fit in the panel;
+    # fewer windows than threads (a short panel, a long window): columns into out
+    if into and rows > 0 and -(-panel.shape[0] // rows) >= _threads.resolve(threads):
+        out = np.empty(panel.shape, dtype=dtype)
+        _threads.by_rows(lambda lo, hi: kernel(panel, *args, out=out, start=lo, stop=hi),
+                         panel.shape[0], builtins.min(rows, panel.shape[0]),
+                         panel.size * cost, threads)
+    elif into:
+        out = _threads.by_columns(lambda p, out: kernel(p, *args, out=out), panel,
+                                  threads=threads, cost=cost,
+                                  out=np.empty(panel.shape, dtype=dtype))
+    else:
+        out = _threads.by_columns(lambda p: kernel(p, *args), panel, threads=threads,
+                                  cost=cost)
     return np.moveaxis(out.reshape(a.shape), 0, time_axis)
 
 
@@ -99,18 +119,19 @@ def _per_member(kernel, a, new, threads=None):
     return out
 
 
-def _block(kernel, layout, core, new, threads=None, cost=1.0):
+def _block(kernel, layout, core, new, threads=None, cost=1.0, into=False, rows=0):
     """The NumPy function of one block: arrays with ``dim`` (then ``core``) last."""
     if core is not None:   # the kernel relates the core dim's members: one call each
         return lambda a: _per_member(kernel, a, new, threads)
     if layout == "series":
         return lambda *arrays: _series_major(kernel, *arrays, threads=threads)
-    return lambda a: time_major(kernel, a, time_axis=-1, threads=threads, cost=cost)
+    return lambda a: time_major(kernel, a, time_axis=-1, threads=threads, cost=cost,
+                                into=into, rows=rows)
 
 
 def apply(kernel, *inputs, dim: str = "time", layout: str = "time", core: str | None = None,
           new_dim: tuple[str, int] | None = None, names=None, integers=None, threads=None,
-          cost: float = 1.0):
+          cost: float = 1.0, into: bool = False, rows: int = 0):
     """Run ``kernel`` along ``dim`` of ``inputs`` (several are broadcast together).
 
     ``kernel(*panels)`` returns a panel of the first's shape (``layout``: module
@@ -123,7 +144,10 @@ def apply(kernel, *inputs, dim: str = "time", layout: str = "time", core: str | 
     ``threads``: the pool's thread count (``quantlab._threads``; None: the default,
     which is 1 inside dask's worker threads); ``cost``: a time-layout kernel's time per
     value in copies of a value (by default the pool skips kernels below
-    ``_threads.PAYS_FROM``).
+    ``_threads.PAYS_FROM``); ``into``: a time-layout kernel takes ``out=`` (the rolling
+    kernels) and writes each column block straight into one result; ``rows``: it also
+    takes ``start=``/``stop=``, and blocks of rows starting at multiples of ``rows`` (the
+    window) are run instead (:func:`time_major`).
     """
     if threads is not None:
         threads = _threads.resolve(threads)   # checked before any work
@@ -136,10 +160,11 @@ def apply(kernel, *inputs, dim: str = "time", layout: str = "time", core: str | 
             raise ValueError(f"dim={dim!r} is not a dimension of the input {tuple(x.dims)}")
         return x.map(lambda v: apply(kernel, v, dim=dim, layout=layout, core=core,
                                      new_dim=new_dim, names=[f"{names[0]}[{v.name!r}]"],
-                                     integers=integers, threads=threads, cost=cost)
+                                     integers=integers, threads=threads, cost=cost,
+                                     into=into, rows=rows)
                      if dim in v.dims else v, keep_attrs=True)
     new = new_dim[1] if new_dim else None
-    block = _block(kernel, layout, core, new, threads, cost)
+    block = _block(kernel, layout, core, new, threads, cost, into, rows)
     if not isinstance(x, xr.DataArray):
         return _apply_numpy(block, inputs, names, dim, core, new, integers)
     for d in (dim,) if core is None else (dim, core):

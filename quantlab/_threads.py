@@ -11,7 +11,8 @@ The thread count is ``threads=`` where a function takes it, else the package def
 ``$QUANTLAB_THREADS`` if set (an integer >= 1; anything else is a ValueError naming
 it), else ``os.cpu_count()``. Small inputs run on the calling thread (:data:`MIN_WORK`),
 and so do, by default, kernels too cheap to repay the copy of a block
-(:data:`PAYS_FROM`) and calls made from a pool worker or from another thread (dask's
+(:data:`PAYS_FROM`; kernels writing into the result through ``out=`` copy nothing and
+are not held back) and calls made from a pool worker or from another thread (dask's
 workers, a user's own pool: they are parallel already) unless ``threads`` is given.
 """
 from __future__ import annotations
@@ -25,16 +26,19 @@ import numpy as np
 
 from quantlab import _validate
 
-__all__ = ["default_threads", "resolve", "blocks", "run", "by_columns", "MIN_WORK"]
+__all__ = ["default_threads", "resolve", "blocks", "run", "by_columns", "by_rows", "MIN_WORK"]
 
-# Work is counted in "copies": the time to copy one value (~1 ns). Each block's result
-# (or a metrics block's input) is copied once: the kernels allocate their own output and
-# the metrics kernels take C-contiguous panels. Measured on a 2-core AMD EPYC, 2520 x
+# Work is counted in "copies": the time to copy one value (~1 ns). Without ``out=``
+# each block's result (or a metrics block's input) is copied once: such kernels allocate
+# their own output and the metrics kernels take C-contiguous panels. Measured on a 2-core AMD EPYC, 2520 x
 # 1000 float64, CPU time of all threads (2 threads / 1): rolling mean 2.0x (its kernel
 # costs ~2 copies per value; without the copy 1.2x), std 1.85x, zscore 1.9x, ewm/min 2.1x,
 # sharpe's sums 2.6x -- a second core cannot pay that -- but rank (window 20, ~16 copies)
 # 1.16x, historical VaR 1.26x, summary 1.09x. So by default only kernels of at least
-# PAYS_FROM copies per value use threads; an explicit ``threads=`` is obeyed.
+# PAYS_FROM copies per value use threads; an explicit ``threads=`` is obeyed. The
+# rolling kernels take ``out=`` and write each block into the one result (by_columns'
+# ``out``): no copy, and the rule does not apply to them (issue #32; benchmarks/run.py
+# --only threads has the speedups).
 PAYS_FROM = 5.0
 # Below this much work per thread a block's dispatch (a future, a wake-up: 30-60 µs
 # idle, milliseconds on a loaded machine) is not repaid. Measured (2520 rows, CPU time
@@ -103,15 +107,16 @@ def _executor(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def blocks(m: int, work: float, threads=None, cost: float = PAYS_FROM
+def blocks(m: int, work: float, threads=None, cost: float = PAYS_FROM, copied: bool = True
            ) -> tuple[int, list[tuple[int, int]]]:
     """(threads to use, contiguous (lo, hi) blocks of ``m`` columns): as many threads as
     ``threads`` allows with at least :data:`MIN_WORK` of ``work`` (in copies of a value)
     each, and up to :data:`PER_THREAD` blocks per thread (of at least :data:`MIN_BLOCK`
     work), handed out as threads come free. By default (``threads=None``) a kernel of
-    ``cost`` below :data:`PAYS_FROM` copies per value runs on one thread."""
+    ``cost`` below :data:`PAYS_FROM` copies per value runs on one thread when each
+    block's result is ``copied`` into the output (not when the kernel writes it there)."""
     n = resolve(threads)
-    if getattr(_local, "worker", False) or (threads is None and cost < PAYS_FROM):
+    if getattr(_local, "worker", False) or (threads is None and copied and cost < PAYS_FROM):
         n = 1                             # inside the pool: never wait on the pool
     n = max(1, min(n, m, int(work // MIN_WORK)))
     if n == 1:
@@ -169,8 +174,20 @@ def run(fn, parts, n: int) -> None:
         raise err
 
 
+def _blocks_of(panels, lo, hi, m, axis, contiguous):
+    """Block [lo, hi) of each panel (a panel with no rows, a "none" marker, as is)."""
+    sub = []
+    for p in panels:
+        if p.shape[0] == 0 and p.shape[axis] != m:
+            sub.append(p)
+            continue
+        b = p[:, lo:hi] if axis == 1 else p[lo:hi]
+        sub.append(np.ascontiguousarray(b) if contiguous else b)
+    return sub
+
+
 def by_columns(fn, *panels, cost: float = 1.0, threads=None, contiguous=False,
-               axis: int = 1):
+               axis: int = 1, out=None):
     """``fn(*blocks)`` over column blocks of (time, m) ``panels`` (``axis=0``: (m, time)
     panels, blocks of rows), each block's result written into its slice of one output.
 
@@ -180,32 +197,48 @@ def by_columns(fn, *panels, cost: float = 1.0, threads=None, contiguous=False,
     as is. ``contiguous``: blocks are copied C-contiguous first (for kernels taking
     ``double[:, ::1]``; the copy runs in the block's thread). ``cost``: the kernel's time
     per value of the first panel in copies of a value (:data:`PAYS_FROM`). One block:
-    ``fn`` on the panels themselves, no copy.
+    ``fn`` on the panels themselves, no copy. ``out``: a preallocated result that
+    ``fn(*blocks, out=its block)`` writes into (the rolling kernels' ``out=``): no copy
+    of a block, so memory-speed kernels pay on several threads too; returns ``out``.
     """
     m = panels[0].shape[axis]
-    n, parts = blocks(m, panels[0].size * cost, threads, cost)
+    n, parts = blocks(m, panels[0].size * cost, threads, cost, copied=out is None)
+    if out is not None:
+        def into(lo, hi):
+            fn(*_blocks_of(panels, lo, hi, m, axis, contiguous),
+               out=out[:, lo:hi] if axis == 1 else out[lo:hi])
+
+        run(into, parts, n)
+        return out
     if len(parts) == 1:
         return fn(*panels)
-    out = [None]
+    res_box = [None]
     lock = threading.Lock()
 
     def one(lo, hi):
-        sub = []
-        for p in panels:
-            if p.shape[0] == 0 and p.shape[axis] != m:
-                sub.append(p)
-                continue
-            b = p[:, lo:hi] if axis == 1 else p[lo:hi]
-            sub.append(np.ascontiguousarray(b) if contiguous else b)
-        res = np.asarray(fn(*sub))
+        res = np.asarray(fn(*_blocks_of(panels, lo, hi, m, axis, contiguous)))
         with lock:
-            if out[0] is None:
+            if res_box[0] is None:
                 shape = (*res.shape[:-1], m) if axis == 1 else (m, *res.shape[1:])
-                out[0] = np.empty(shape, dtype=res.dtype)
+                res_box[0] = np.empty(shape, dtype=res.dtype)
         if axis == 1:
-            out[0][..., lo:hi] = res
+            res_box[0][..., lo:hi] = res
         else:
-            out[0][lo:hi] = res
+            res_box[0][lo:hi] = res
 
     run(one, parts, n)
-    return out[0]
+    return res_box[0]
+
+
+def by_rows(fn, n: int, align: int, work: float, threads=None) -> None:
+    """``fn(start, stop)`` over blocks of ``n`` rows whose starts are multiples of
+    ``align``, on the pool (``work``, ``threads``: as :func:`blocks`; nothing is copied).
+
+    For the block-decomposed rolling kernels (``start=``, ``stop=``, ``out=``): each
+    thread streams whole rows, as one thread does, where column blocks read every row
+    in pieces (measured, one thread, 2520 x 1000 rolling mean: 2 column blocks cost 1.3x
+    the CPU time of the whole panel, 4 blocks 1.6x -- the second core's gain, gone).
+    """
+    units = -(-n // align) if n else 0
+    k, parts = blocks(units, work, threads, copied=False)
+    run(lambda lo, hi: fn(lo * align, min(hi * align, n)), parts, k)

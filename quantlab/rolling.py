@@ -110,16 +110,25 @@ def _ddof(ddof):
     return builtins.min(_validate.integer("ddof", ddof, 0), _BIG)
 
 
-# each kernel's time per value in copies of a value, measured on 2520 x 1000, window 20
-# (quantlab._threads.PAYS_FROM: by default the pool skips kernels cheaper than ~5; rank
-# is O(window) per value)
+# each kernel's time per value in copies of a value, measured on 2520 x 1000, window 20:
+# the pool's measure of work (quantlab._threads.MIN_WORK per thread; the kernels write
+# into one result, so PAYS_FROM, the price of copying blocks, does not hold them back;
+# rank is O(window) per value)
 _COST = {"roll_sum": 2.0, "roll_var": 3.0, "roll_minmax": 3.0, "ewm_mean": 3.0}
+
+
+_ROWS = {"roll_sum", "roll_var", "roll_minmax"}
 
 
 def _apply(kernel, x, dim, threads, cost=None):
     """Run a (time, column) -> (time, column) kernel over ``dim`` of any supported input."""
     cost = _COST[kernel.func.__name__] if cost is None else cost
-    return bridge.apply(kernel, x, dim=dim, threads=threads, cost=cost)
+    # into: the kernels write each block straight into one result (out=), so threads pay
+    # for them by default (issue #32); the block-decomposed ones (sum/var/min/max) also
+    # compute row ranges from multiples of the window with a whole run's bits (rows=):
+    # each thread then streams whole rows
+    rows = kernel.keywords["window"] if kernel.func.__name__ in _ROWS else 0
+    return bridge.apply(kernel, x, dim=dim, threads=threads, cost=cost, into=True, rows=rows)
 
 
 def _kernel(name, window, min_periods, **kw):

@@ -189,27 +189,129 @@ def test_top_level_rolling_exports_take_threads():
     _same(ql.rolling.mean(x, 4, threads=2), rolling.mean(x, 4, threads=1))
 
 
-def test_memory_bound_kernels_stay_on_one_thread_by_default(monkeypatch):
-    """A block's result is copied into the output (the kernels allocate their own): for
-    kernels costing ~2-3 copies per value that copy eats the second core's gain, so the
-    default runs them on one thread; heavy kernels (rank, measures, summary) fan out."""
+def test_rolling_kernels_use_threads_by_default_writing_blocks_in_place(monkeypatch):
+    """Issue #32: the rolling kernels write each block into one result (out=), so no
+    block is copied and the default fans them out (the old default kept mean/std/zscore
+    on one thread: the copy of each block cost what the second core saved). The
+    block-decomposed ones cut rows at multiples of the window (whole rows per thread);
+    cheap metrics (their blocks are copied) still stay on one thread."""
     monkeypatch.setenv("QUANTLAB_THREADS", "2")
-    fanned = []
-    real_run = _threads.run
+    fanned, by_rows = [], []
+    real_run, real_rows = _threads.run, _threads.by_rows
     monkeypatch.setattr(_threads, "run", lambda fn, parts, n: (fanned.append(n),
                                                                real_run(fn, parts, n)))
-    x = _panel(200, n=1000)
-    for stat in ("mean", "std", "zscore", "min", "ewm_mean"):
-        getattr(rolling, stat)(x, 20)
+    monkeypatch.setattr(_threads, "by_rows", lambda *a, **k: (by_rows.append(a[1:3]),
+                                                             real_rows(*a, **k)))
+    x = _panel(500, n=1200)
+    for stat in ("mean", "std", "zscore", "min", "max", "sum", "var", "ewm_mean", "rank"):
+        got = getattr(rolling, stat)(x, 20)
+        _same(got, getattr(rolling, stat)(x, 20, threads=1))
+    assert fanned[::2] == [2] * 9                       # default: 2 threads, each stat
+    assert by_rows[::2] == [(1200, 20)] * 7             # rows cut at multiples of 20
+    fanned.clear()
     r = np.nan_to_num(x, posinf=0.0)
     metrics.sharpe_ratio(r), metrics.max_drawdown(r), metrics.annual_return(r)
-    assert fanned == []
-    rolling.mean(np.tile(x, 3), 20, threads=2)      # asked for (and big enough): obeyed
-    assert fanned == [2]
-    rolling.rank(x, 20)
+    rolling.mean(x[:100, :50], 20)                      # small: one thread
+    assert set(fanned) <= {1}
     metrics.summary(r)
-    measures.rolling_katz_fd(xr.DataArray(x, dims=("time", "asset")), 50)
-    assert fanned[1:] == [2, 2, 2, 2]               # rank, summary's two passes, katz
+    measures.rolling_katz_fd(xr.DataArray(x[:, :200], dims=("time", "asset")), 50)
+    assert fanned[-3:] == [2, 2, 2]                     # summary's two passes, katz
+
+
+def _all_nan_blocks_panel(n=300, m=6, dtype=np.float64):
+    """Whole windows of NaN (the tail's shift then comes from an older block), a level
+    of 1e6 with tiny moves, an inf, a constant stretch: where a row range started
+    afresh could differ from a whole run."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(0.0, 1.0, (n, m))
+    x[40:100, 0] = np.nan
+    x[:, 1] = 1e6 + rng.normal(0, 1e-3, n)
+    x[120:190, 1] = np.nan
+    x[::7, 2] = np.nan
+    x[77, 3] = np.inf
+    x[200:260, 4] = 3.25
+    x[rng.random(n) < 0.5, 5] = np.nan
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("window", [1, 3, 7, 20, 61, 299, 300, 1000])
+@pytest.mark.parametrize("stat", ["sum", "mean", "var", "std", "zscore", "min", "max"])
+def test_rolling_row_blocks_give_the_bits_of_one_thread(tiny_blocks, stat, window):
+    f = getattr(rolling, stat)
+    for dtype in (np.float64, np.float32):
+        x = _all_nan_blocks_panel(dtype=dtype)
+        for minp in (0, 1, window):
+            one = f(x, window, min_periods=minp, threads=1)
+            for threads in (2, 3, 7):
+                _same(f(x, window, min_periods=minp, threads=threads), one)
+    # and the values are the plain NumPy twin's (every window recomputed; not column 1,
+    # at a level of 1e6 the twin's own two-pass sums lose the digits compared)
+    from tests.reference import rolling as ref
+    x = _all_nan_blocks_panel()[:, [0, 2, 3, 4, 5]]
+    got = f(x, window, min_periods=1, threads=3)
+    np.testing.assert_allclose(got, ref(stat, x, window, 1), rtol=1e-9, atol=1e-12)
+
+
+def test_rolling_window_as_long_as_the_panel_still_uses_threads_by_columns(tiny_blocks,
+                                                                          monkeypatch):
+    """One window spans the panel: there is one row block only, so the pool cuts columns
+    (written into one result) instead of running one thread."""
+    fanned = []
+    real_run = _threads.run
+    monkeypatch.setattr(_threads, "run", lambda fn, parts, n: (fanned.append(len(parts)),
+                                                               real_run(fn, parts, n)))
+    x = _panel(40, n=120)
+    for stat in ("mean", "std", "max"):
+        for window in (120, 500):
+            fanned.clear()
+            _same(getattr(rolling, stat)(x, window, min_periods=3, threads=2),
+                  getattr(rolling, stat)(x, window, min_periods=3, threads=1))
+            assert fanned[0] > 1
+
+
+def test_rolling_kernel_out_writes_only_its_block():
+    """out= takes a column block of a larger result (rows strided): the kernel fills it
+    and leaves the rest alone; the values are those of a whole call."""
+    from quantlab._kernels import load
+    k = load("rolling")
+    x = _panel(9)
+    whole = k.roll_var(x, 20, 5, 1, 1)
+    out = np.full_like(x, 7.0)
+    got = k.roll_var(x[:, 2:6], 20, 5, 1, 1, out=out[:, 2:6])
+    assert got is not None and np.shares_memory(got, out)
+    _same(out[:, 2:6], whole[:, 2:6])
+    assert (out[:, :2] == 7.0).all() and (out[:, 6:] == 7.0).all()
+    for name, args in [("roll_sum", (20, 5, True)), ("roll_minmax", (20, 5, False)),
+                       ("ewm_mean", (0.1, 3)), ("roll_rank", (20, 5))]:
+        fn = getattr(k, name)
+        out = np.full_like(x, 7.0)
+        fn(x[:, 3:], *args, out=out[:, 3:])
+        _same(out[:, 3:], fn(x, *args)[:, 3:])
+        assert (out[:, :3] == 7.0).all()
+
+
+def test_rolling_kernel_bad_out_or_rows_is_a_value_error_naming_it():
+    from quantlab._kernels import load
+    k = load("rolling")
+    x = _panel(4)
+    bad = [np.empty((300, 5)), np.empty((299, 4)), np.empty((300, 4), np.float32),
+           np.empty((4, 300)).T, [[0.0] * 4] * 300]
+    ro = np.empty((300, 4))
+    ro.flags.writeable = False
+    for out in [*bad, ro, x]:
+        for call in (lambda o: k.roll_sum(x, 5, 5, True, out=o),
+                     lambda o: k.roll_var(x, 5, 5, 1, 2, out=o),
+                     lambda o: k.roll_minmax(x, 5, 5, True, out=o),
+                     lambda o: k.ewm_mean(x, 0.5, 1, out=o),
+                     lambda o: k.roll_rank(x, 5, 5, out=o)):
+            with pytest.raises(ValueError, match="out"):
+                call(out)
+    for start, stop in [(3, -1), (-5, -1), (10, 5), (0, 301), (305, -1)]:
+        for call in (lambda a, b: k.roll_sum(x, 5, 5, True, start=a, stop=b),
+                     lambda a, b: k.roll_var(x, 5, 5, 1, 1, start=a, stop=b),
+                     lambda a, b: k.roll_minmax(x, 5, 5, True, start=a, stop=b)):
+            with pytest.raises(ValueError, match="start"):
+                call(start, stop)
 
 
 def test_corr_over_members_of_a_third_dim_with_threads_equals_one_thread(tiny_blocks):
