@@ -15,11 +15,12 @@ chunked along non-time dims is computed lazily chunk by chunk (the kernels relea
 the GIL, so dask's threads use every core); chunks along ``dim`` are merged into one
 automatically, since a window needs the rows before it.
 
-``threads``: in-memory input runs over blocks of columns (``corr``: the members of
-other dims) on that many threads, with the same bits as one thread. Default:
-``$QUANTLAB_THREADS``, else ``os.cpu_count()``, for ``rank`` and ``corr``; the other
-kernels run at memory speed and each block's result is copied into the output, which
-costs what a second core saves, so by default they (and small panels) stay on one.
+``threads``: in-memory input runs on that many threads, each writing its block straight
+into one result: blocks of whole rows for sum/mean/var/std/zscore/min/max (starting at
+multiples of the window, so each reads only its rows and the window before them),
+blocks of columns for ``ewm_mean`` and ``rank`` (``corr``: the members of other dims).
+The same bits as one thread. Default: ``$QUANTLAB_THREADS``, else ``os.cpu_count()``;
+small panels, and calls from dask's or other pools' worker threads, stay on one.
 """
 from __future__ import annotations
 
@@ -42,9 +43,9 @@ __all__ = ["mean", "sum", "var", "std", "min", "max", "zscore", "ewm_mean", "ran
 # shared numpydoc blocks (quantlab._doc.fill): each written once, slotted as {{name}}
 _THREADS = """\
 threads : int, optional
-    Threads over column blocks (default ``QUANTLAB_THREADS``, else the cores; the
-    memory-speed statistics stay on one thread unless it is given). The same bits for
-    any number."""
+    Threads over blocks of rows (columns for ewm_mean/rank), written into one result;
+    default ``QUANTLAB_THREADS``, else the cores; small panels stay on one thread. The
+    same bits for any number."""
 _X_WINDOW_DIM = """\
 Parameters
 ----------
