@@ -10,18 +10,38 @@ result objects whose ``plot()`` / ``figure()`` / ``to_html()`` / ``report()`` de
 """
 from __future__ import annotations
 
+import abc
 import html as _html
 
 import numpy as np
+import pandas as pd
 
 from quantlab import _validate as _v
 from quantlab import fmt
+from quantlab import tearsheet as _ts
+from quantlab.backtesting import BacktestResult
+
+__all__ = ["PALETTE", "NEEDS_KERNEL", "init_notebook", "show", "figure", "static_html",
+           "StaticView", "copy_source", "money_tick_formatter", "pct_tick_formatter",
+           "money_axis", "pct_axis", "sign_changes", "fills_and_position", "price_figure",
+           "histogram_figure", "line_figure", "backtest_figure", "diagnostics_figure",
+           "heatmap_figure", "network_figure", "crossmarket_figure", "risk_report_figure",
+           "risk_report_html", "optimization_figure", "walk_forward_figure", "tearsheet",
+           "engine_dashboard", "deployment_dashboard"]
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 
 def init_notebook() -> None:
-    """Load BokehJS inline (no CDN: the machine and the reports may be offline)."""
+    """Load BokehJS inline (no CDN: the machine and the reports may be offline).
+
+    Call it once per notebook, before the first figure is shown.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.plots.init_notebook()   # in a script it only sets bokeh's output mode
+    """
     from bokeh.io import output_notebook
     from bokeh.resources import INLINE
 
@@ -29,15 +49,52 @@ def init_notebook() -> None:
 
 
 def show(obj) -> None:
+    """Display a bokeh figure or layout (in a notebook: as the cell's output).
+
+    Parameters
+    ----------
+    obj : bokeh.models.LayoutDOM
+        A figure or layout, e.g. of :func:`price_figure`.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from unittest import mock
+    >>> fig = ql.plots.figure(title="empty")
+    >>> with mock.patch("bokeh.io.show") as shown:   # no browser in a doctest
+    ...     ql.plots.show(fig)
+    >>> shown.call_count
+    1
+    """
     from bokeh.io import show as _show
 
     _show(obj)
 
 
 def figure(**kw):
-    """A ``bokeh.plotting.figure`` with quantlab's defaults: 300 px high, stretched to
-    the cell's width, tools pan/zoom/reset/save/hover. Every keyword goes to bokeh and
-    overrides a default; use it for your own plots so they match ours."""
+    """A ``bokeh.plotting.figure`` with quantlab's defaults.
+
+    300 px high, stretched to the cell's width, tools pan/zoom/reset/save/hover. Use it
+    for your own plots so they match ours.
+
+    Parameters
+    ----------
+    **kw
+        Keyword arguments of ``bokeh.plotting.figure``; each overrides a default.
+
+    Returns
+    -------
+    bokeh.plotting.figure
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 50))
+    >>> fig = ql.plots.figure(x_axis_type="datetime", title="IBM")
+    >>> r = fig.line(ds.time.values, ds["close"].sel(asset="IBM").values)
+    >>> fig.height, len(fig.renderers)
+    (300, 1)
+    """
     from bokeh.plotting import figure as bokeh_figure
 
     kw.setdefault("height", 300)
@@ -56,9 +113,31 @@ NEEDS_KERNEL = "needs a running kernel: run the notebook to change these"
 
 
 def static_html(layout, controls=(), note: str = NEEDS_KERNEL) -> str:
-    """HTML of a bokeh ``layout`` (BokehJS must be on the page: :func:`init_notebook`
-    or a report loads it) below ``controls`` ((label, value) pairs) drawn disabled, with
-    ``note`` beside them."""
+    """HTML of a bokeh layout below its controls drawn disabled.
+
+    BokehJS must be on the page (:func:`init_notebook` or a report loads it); the script
+    waits for it.
+
+    Parameters
+    ----------
+    layout : bokeh.models.LayoutDOM
+        The figures.
+    controls : sequence of (str, object), default ()
+        (label, current value) of each control, drawn as a disabled select.
+    note : str, default :data:`NEEDS_KERNEL`
+        Text beside the controls.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> page = ql.plots.static_html(ql.plots.figure(), [("asset", "IBM")])
+    >>> page.startswith('<div class="quantlab-static-view">'), "<select disabled>" in page
+    (True, True)
+    """
     from bokeh.embed import components
 
     script, div = components(layout, wrap_script=False)
@@ -74,21 +153,69 @@ def static_html(layout, controls=(), note: str = NEEDS_KERNEL) -> str:
            f'{wait}</script></div>'
 
 
-class StaticView:
-    """Base of the interactive views: displayed as one output whose bundle holds the live
-    widget (``self.widget``; a kernel renders it) and a static copy of the current state
-    (``static_figure()`` and ``controls()``), which exports and kernel-less viewers show.
-    ``refresh()`` re-publishes the output, so a view changed by later cells (a replay
-    feeding a dashboard) is stored in its final state by papermill/nbclient."""
+class StaticView(abc.ABC):
+    """Base of the interactive views: one output with the live widget and a static copy.
+
+    The output's bundle holds the live widget (``self.widget``; a kernel renders it) and
+    a static copy of the current state (:meth:`static_figure` and :meth:`controls`),
+    which exports and kernel-less viewers show. :meth:`refresh` re-publishes the output,
+    so a view changed by later cells (a replay feeding a dashboard) is stored in its
+    final state by papermill/nbclient. A subclass must define :meth:`static_figure`
+    (an abstract method: a view without a static copy cannot be built).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> class Price(ql.plots.StaticView):
+    ...     def static_figure(self):
+    ...         return ql.plots.figure(title="price")
+    >>> Price()._repr_mimebundle_()["text/plain"]
+    'Price (interactive: needs a running kernel; run the cell)'
+    >>> class NoCopy(ql.plots.StaticView):
+    ...     pass
+    >>> NoCopy()
+    Traceback (most recent call last):
+    ...
+    TypeError: Can't instantiate abstract class NoCopy ...
+    """
 
     widget = None
     _display_id = None
 
-    def static_figure(self):  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def static_figure(self):
+        """A bokeh layout of the view's current state on its own sources (a copy).
+
+        Returns
+        -------
+        bokeh.models.LayoutDOM
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> class Price(ql.plots.StaticView):
+        ...     def static_figure(self):
+        ...         return ql.plots.figure(title="price")
+        >>> Price().static_figure().title.text
+        'price'
+        """
 
     def controls(self) -> list:
-        """(label, current value) of each control that needs a kernel."""
+        """(label, current value) of each control that needs a kernel.
+
+        Returns
+        -------
+        list of (str, object)
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> class Price(ql.plots.StaticView):
+        ...     def static_figure(self):
+        ...         return ql.plots.figure()
+        >>> Price().controls()
+        []
+        """
         return []
 
     def _repr_mimebundle_(self, include=None, exclude=None):
@@ -102,7 +229,21 @@ class StaticView:
         return bundle
 
     def static_extra(self) -> str:
-        """HTML shown below the static figure (a metrics table)."""
+        """HTML shown below the static figure (a metrics table); empty by default.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> class Price(ql.plots.StaticView):
+        ...     def static_figure(self):
+        ...         return ql.plots.figure()
+        >>> Price().static_extra()
+        ''
+        """
         return ""
 
     def _ipython_display_(self):
@@ -112,7 +253,17 @@ class StaticView:
         display(self._repr_mimebundle_(), raw=True, display_id=self._display_id)
 
     def refresh(self) -> None:
-        """Re-publish the displayed output (no-op before it is displayed)."""
+        """Re-publish the displayed output (no-op before it is displayed).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> class Price(ql.plots.StaticView):
+        ...     def static_figure(self):
+        ...         return ql.plots.figure()
+        >>> Price().refresh() is None   # not displayed yet: nothing to update
+        True
+        """
         if self._display_id is None:
             return
         from IPython.display import update_display
@@ -129,14 +280,75 @@ def copy_source(src):
                              for k, v in src.data.items()})
 
 
+# ---- axes ----------------------------------------------------------------------------
+# the rules of fmt.money(compact=True) / fmt.pct(), in JavaScript: static HTML needs no kernel
+_MONEY_JS = """
+const a = Math.abs(tick), s = tick < 0 ? "-" : "";
+const units = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "k"]];
+for (const [scale, unit] of units) {
+    if (Math.round(a / scale * 10) / 10 >= 1 && (a >= scale || unit != "k"))
+        return s + (a / scale).toFixed(1) + unit;
+}
+return s + String(Number(a.toFixed(2)));
+"""
+
+_PCT_JS = """
+const v = 100 * tick;
+if (Math.abs(v) < 0.05) return "0 %";
+const d = Math.abs(v) < 10 && v != Math.round(v) ? 1 : 0;
+const t = v.toFixed(d);
+return (Number(t) == 0 ? t.replace("-", "") : t) + " %";
+"""
+
+
+def money_tick_formatter():
+    """A bokeh tick formatter for money axes: ``1.0M``, ``250.0k``, ``37.9k``, ``500``.
+
+    The rules of ``fmt.money(compact=True)`` in JavaScript: static HTML needs no kernel.
+
+    Returns
+    -------
+    bokeh.models.CustomJSTickFormatter
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> type(ql.plots.money_tick_formatter()).__name__
+    'CustomJSTickFormatter'
+    """
+    from bokeh.models import CustomJSTickFormatter
+
+    return CustomJSTickFormatter(code=_MONEY_JS)
+
+
+def pct_tick_formatter():
+    """A bokeh tick formatter for axes of fractions: ``0.25`` -> ``25 %``.
+
+    The rules of ``fmt.pct`` in JavaScript: static HTML needs no kernel.
+
+    Returns
+    -------
+    bokeh.models.CustomJSTickFormatter
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> type(ql.plots.pct_tick_formatter()).__name__
+    'CustomJSTickFormatter'
+    """
+    from bokeh.models import CustomJSTickFormatter
+
+    return CustomJSTickFormatter(code=_PCT_JS)
+
+
 def money_axis(axis) -> None:
     """Format a bokeh axis (or a splattable list of axes) as money: 1.0M, 250.0k."""
-    axis.formatter = fmt.money_tick_formatter()
+    axis.formatter = money_tick_formatter()
 
 
 def pct_axis(axis) -> None:
     """Format an axis of fractions as percentages: 0.25 -> 25 %."""
-    axis.formatter = fmt.pct_tick_formatter()
+    axis.formatter = pct_tick_formatter()
 
 
 def sign_changes(size, start: float = 0.0) -> np.ndarray:
@@ -303,8 +515,6 @@ def heatmap_figure(table, title: str = "", x_label: str | None = None,
     from bokeh.models import ColumnDataSource
     from bokeh.plotting import figure as bokeh_figure
 
-    from quantlab.tearsheet import _diverging  # lazy: tearsheet imports this module
-
     rows, cols = [str(r) for r in table.index], [str(c) for c in table.columns]
     stacked = table.stack(future_stack=True)
     vals = stacked.to_numpy(dtype=float)
@@ -450,11 +660,397 @@ def walk_forward_figure(wf, title: str = ""):
     return column(*figs, sizing_mode="stretch_width")
 
 
-def tearsheet(returns, benchmark=None, **kw):
-    """A tear sheet of any return stream: ``quantlab.tearsheet.tearsheet``."""
-    from quantlab import tearsheet as _tearsheet   # lazy: cycle (it draws with figure)
+# ---- tear sheets ----------------------------------------------------------------------
+# The data come from quantlab.tearsheet (pandas tables); here they become one display
+# source per section, and the figures and tables drawn from those sources.
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+           "Dec")
+_BLUE, _GREY, _RED, _GREEN = "#1f77b4", "#7f7f7f", "#d62728", "#2ca02c"
 
-    return _tearsheet.tearsheet(returns, benchmark, **kw)
+
+def _diverging(v: np.ndarray, lim: float):
+    """Cell colours from a red-white-green palette centred on 0, and a label colour
+    chosen by the cell's brightness (white on dark cells)."""
+    from bokeh.palettes import RdYlGn11
+
+    pal = list(reversed(RdYlGn11))   # red for losses, green for gains
+    fill, ink = [], []
+    for x in v:
+        if not np.isfinite(x):
+            fill.append("#eeeeee")
+            ink.append("#000000")
+            continue
+        i = int(np.clip(np.floor((x / lim + 1) / 2 * len(pal)), 0, len(pal) - 1))
+        c = pal[i]
+        rgb = [int(c[k:k + 2], 16) / 255 for k in (1, 3, 5)]
+        lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+        fill.append(c)
+        ink.append("#ffffff" if lum < 0.5 else "#000000")
+    return fill, ink
+
+
+def _column(r, b, trades, pos, ex, *, window, periods, capital, rf, lim) -> dict:
+    """Every section's data for one column: {section: ColumnDataSource data dict}."""
+    t = pd.DatetimeIndex(r["time"].values)
+    rs = pd.Series(r.values, index=t)
+    bs = None if b is None else pd.Series(b.values, index=t)
+    data = {"eq": {"time": t}, "dd": {"time": t}}
+    for key, s in (("strategy", rs), ("benchmark", bs)):
+        if s is not None:
+            eq = _ts._equity(s.to_numpy(), capital)
+            data["eq"][key], data["dd"][key] = eq, _ts._underwater(eq, capital)
+    table = _ts.summary_table(r, b, periods=periods, risk_free_rate=rf, extra=ex)
+    data["summary"] = {c: table[c].tolist() for c in table.columns}
+    data.update(_drawdown_rows(r, capital))
+    data.update(_calendar(rs, bs, lim))
+    data["roll"] = {"time": rs.index, "zero": np.zeros(len(rs))}   # a reference line
+    for key, s in (("strategy", rs), ("benchmark", bs)):
+        if s is not None:
+            st = _ts.rolling_stats(s, window, periods, rf)
+            data["roll"][f"sharpe_{key}"] = st["sharpe_ratio"].to_numpy()
+            data["roll"][f"vol_{key}"] = st["volatility"].to_numpy()
+    value = dict(zip(table["name"], table["value"]))
+    data.update(_distribution(rs, value["value_at_risk"], value["conditional_value_at_risk"]))
+    data["trades"] = _trade_rows(trades)
+    if pos is not None:
+        others = [d for d in pos.dims if d != "time"]
+        lines = [(str(a), pos.sel({others[0]: a}).values) for a in pos[others[0]].values] \
+            if others else [("exposure", pos.values)]
+        data["pos"] = {"xs": [t] * len(lines), "ys": [y for _, y in lines],
+                       "name": [n for n, _ in lines],
+                       "color": [PALETTE[i % len(PALETTE)] for i in range(len(lines))]}
+    return data
+
+
+def _drawdown_rows(r, capital) -> dict:
+    top = _ts.drawdown_table(r, capital)
+    last = pd.Timestamp(r["time"].values[-1])
+    return {"ddtab": {"rank": list(range(1, len(top) + 1)),
+                      "start": [fmt.date(x) for x in top["start"]],
+                      "trough": [fmt.date(x) for x in top["trough"]],
+                      "recovery": [fmt.date(x) if pd.notna(x) else "not yet"
+                                   for x in top["recovery"]],
+                      "depth": top["depth"].to_numpy(), "length": top["length"].to_numpy(),
+                      "depth_s": [fmt.metric("depth", x) for x in top["depth"]],
+                      "length_s": [fmt.metric("length", x) for x in top["length"]]},
+            "ddspan": {"left": top["start"].to_numpy(),
+                       "right": top["recovery"].fillna(last).to_numpy(),
+                       "bottom": top["depth"].to_numpy(), "top": np.zeros(len(top))}}
+
+
+def _calendar(rs, bs, lim) -> dict:
+    """Monthly heatmap cells (value, % label, fill and ink colours) and yearly bars."""
+    mo = _ts.monthly_returns(rs)
+    val = mo.to_numpy()
+    fill, ink = _diverging(val, lim)
+    heat = {"year": [str(d.year) for d in mo.index],
+            "month": [_MONTHS[d.month - 1] for d in mo.index], "value": val,
+            "label": ["" if not np.isfinite(x) else
+                      fmt.pct(x, sign=False).removesuffix(" %") for x in val],
+            "fill": fill, "ink": ink}
+    yr = _ts.yearly_returns(rs)
+    year = {"year": [str(d.year) for d in yr.index], "strategy": yr.to_numpy(),
+            "s_label": [fmt.pct(x) for x in yr],
+            "color": [_GREEN if x >= 0 else _RED for x in yr.fillna(0)]}
+    if bs is not None:
+        by = _ts.yearly_returns(bs)
+        year.update(benchmark=by.to_numpy(), b_label=[fmt.pct(x) for x in by])
+    return {"heat": heat, "year": year}
+
+
+def _distribution(rs, var, cvar) -> dict:
+    """Histogram of the observed returns; VaR and CVaR (5 %) from ``ql.metrics``."""
+    v = rs.dropna().to_numpy()
+    counts, edges = np.histogram(v, bins=60, density=True) if v.size else \
+        (np.zeros(1), np.array([0.0, 1.0]))
+    hi = float(counts.max()) if counts.max() > 0 else 1.0
+    return {"hist": {"left": edges[:-1], "right": edges[1:], "top": counts},
+            "risk": {"x": [var, cvar], "y0": [0.0, 0.0], "y1": [hi, hi],
+                     "name": [f"VaR 95 % {fmt.pct(var, 2)}", f"CVaR 95 % {fmt.pct(cvar, 2)}"],
+                     "color": ["#ff7f0e", _RED]}}
+
+
+def _trade_rows(trades) -> dict:
+    """The trade list (``tearsheet.trade_list``) as display columns: numbers to sort by
+    and their formatted text (``*_s``); asset and reason HTML-escaped."""
+    cols = {"asset": [], "entry": [], "exit": [], "ret": [], "ret_s": [], "pnl": [],
+            "pnl_s": [], "reason": []}
+    if trades is None or len(trades) == 0:
+        return cols
+    tr = _ts.trade_list(trades)
+    cols["asset"] = [_html.escape(a) for a in tr["asset"]]
+    cols["entry"] = [fmt.date(x) for x in tr["entry_time"]]
+    cols["exit"] = [fmt.date(x) if pd.notna(x) else "open" for x in tr["exit_time"]]
+    cols["ret"] = tr["return"].to_numpy(float)
+    cols["ret_s"] = [fmt.metric("trade_return", x) for x in cols["ret"]]
+    cols["pnl"] = tr["pnl"].to_numpy(float)
+    cols["pnl_s"] = [fmt.money(x) for x in cols["pnl"]]
+    cols["reason"] = [_html.escape(x) for x in tr["exit_reason"]]
+    return cols
+
+
+def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: int = 126,
+              periods: int | None = None, title: str | None = None,
+              capital: float | None = None, risk_free_rate: float | None = None,
+              extra=None):
+    """A tear sheet: one bokeh layout summarising a return stream or a backtest.
+
+    Summary table (strategy beside benchmark, values of ``ql.metrics``), equity on a log
+    axis, the underwater curve with the top-5 drawdowns, monthly-returns heatmap and
+    yearly bars, rolling Sharpe ratio and volatility, the return distribution with
+    VaR/CVaR and, when given, exposure and the trade list. Returns with more dims than
+    ``time`` (assets, parameters) get one column per combination and a Select that
+    switches every section in the browser (CustomJS: works in static HTML, no kernel).
+    The data are those of ``ql.tearsheet`` (``summary_table``, ``drawdown_table``, ...).
+
+    Parameters
+    ----------
+    returns : xarray.DataArray, pandas.Series, pandas.DataFrame or BacktestResult
+        Simple returns on ``time`` (at most 64 columns). A BacktestResult brings its
+        returns, trades, exposure, backtest metrics, periods, risk-free rate and
+        ``init_cash`` (``ql.tearsheet.result_inputs``); the options below override them.
+    benchmark : xarray.DataArray or pandas.Series, optional
+        Returns on ``time`` (or on a subset of the returns' dims), aligned on the returns'
+        times; for a BacktestResult also ``"buy_and_hold"``.
+    trades : pandas.DataFrame or False, optional
+        A frame like ``res.trades`` (a BacktestResult's by default); False: no trade list.
+    positions : xarray.DataArray, optional
+        Exposure (position value / equity) on ``time`` [``asset``, ...].
+    window : int, default 126
+        Bars of the rolling Sharpe/volatility, 2 to the number of bars.
+    periods : int, optional
+        Bars per year (default 252, or the result's).
+    title : str, optional
+        The heading.
+    capital : float, optional
+        Starting value of the equity curves, > 0 (default 1, or ``res.init_cash``).
+    risk_free_rate : float, optional
+        Annual, > -1 (default 0, or the result's).
+    extra : xarray.Dataset, optional
+        More per-column values for the summary table (a result's backtest metrics).
+
+    Returns
+    -------
+    bokeh.models.Column
+        The layout (``ql.plots.show`` it, or save it as static HTML).
+
+    Raises
+    ------
+    ValueError, TypeError, quantlab.DataError
+        If an argument is out of range or of the wrong type, or a column has no data.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"].sel(asset="IBM"))
+    >>> sheet = ql.plots.tearsheet(r, title="IBM")
+    >>> type(sheet).__name__, len(sheet.select({"type": ql.plots.figure().__class__}))
+    ('Column', 7)
+    """
+    from bokeh.models import ColumnDataSource
+
+    if isinstance(returns, BacktestResult):
+        given = {"positions": positions, "periods": periods, "capital": capital,
+                 "risk_free_rate": risk_free_rate, "extra": extra}
+        kw = _ts.result_inputs(returns, benchmark, trades=True if trades is None else trades,
+                               **{k: v for k, v in given.items() if v is not None})
+        return tearsheet(**kw, window=window, title=title)
+    r, b, opts, cols = _ts._inputs(
+        returns, benchmark, trades=trades, positions=positions, window=window,
+        periods=252 if periods is None else periods, capital=1.0 if capital is None
+        else capital, risk_free_rate=0.0 if risk_free_rate is None else risk_free_rate,
+        extra=extra)
+    # one colour scale for every column's heatmap (the colour bar stays true when switching)
+    mo = (1.0 + r).resample(time="ME").prod(min_count=1) - 1.0
+    finite = np.abs(mo.values[np.isfinite(mo.values)])
+    lim = float(finite.max()) if finite.size and finite.max() > 0 else 0.1
+    per_col = [_column(*c[1:], lim=lim, **opts) for c in cols]
+    first = per_col[0]
+    log = all(np.nanmin(d["eq"][k]) > 0 for d in per_col for k in d["eq"] if k != "time")
+    src = {k: ColumnDataSource(v, name=k) for k, v in first.items()}   # named: tests
+    parts = _sections(src, first, b is not None, log, opts["window"], lim, opts["capital"])
+    return _tearsheet_layout(src, per_col, [c[0] for c in cols], parts, title,
+                             any(c[3] is not None for c in cols))
+
+
+def _tearsheet_layout(src, per_col, labels, parts, title, has_trades):
+    """Heading, the Select switching every source between the columns, the tables and
+    figures."""
+    from bokeh.layouts import column as bcol
+    from bokeh.layouts import row as brow
+    from bokeh.models import ColumnDataSource, CustomJS, Div, Select
+
+    head = [Div(text=f"<h2>{_html.escape(str(title or 'Tear sheet'))}</h2>")]
+    if len(labels) > 1:
+        sel = Select(title="column (switches every section)", value=labels[0], options=labels)
+        keys = list(src)
+        alts = [[ColumnDataSource(d[k]) for d in per_col] for k in keys]
+        sel.js_on_change("value", CustomJS(
+            args={"srcs": [src[k] for k in keys], "alts": alts, "labels": labels},
+            code="const i = labels.indexOf(cb_obj.value);\n"
+                 "for (let j = 0; j < srcs.length; j++) srcs[j].data = alts[j][i].data;"))
+        head.append(sel)
+    tail = [Div(text="<b>trades</b> (click a header to sort)"), parts["trades"]] \
+        if has_trades else []
+    layout = bcol(*head, brow(parts["summary"], parts["ddtab"], sizing_mode="stretch_width"),
+                  *parts["figures"], *tail, sizing_mode="stretch_width")
+    layout.tags = [{"columns": list(labels)}]
+    return layout
+
+
+def _sections(src, first, has_b, log, window, lim, capital) -> dict:
+    """The figures and tables drawn from the display sources (one per section)."""
+    from bokeh.layouts import row
+
+    summary, ddtab, trades = _tables(src, first, has_b)
+    eq, dd = _equity_figures(src, has_b, log, capital)
+    heat, yearly = _calendar_figures(src, first, has_b, lim)
+    figs = [eq, dd, row(heat, yearly, sizing_mode="stretch_width"),
+            *_rolling_figures(src, has_b, window, eq.x_range), _distribution_figure(src)]
+    if "pos" in src:
+        figs.append(_exposure_figure(src, eq.x_range))
+    return {"summary": summary, "ddtab": ddtab, "trades": trades, "figures": figs}
+
+
+def _tables(src, first, has_b):
+    """The summary, drawdown and trade tables (numbers sort by value, shown via fmt)."""
+    from bokeh.models import DataTable, HTMLTemplateFormatter, TableColumn
+
+    def num_col(field, title, width=90):   # numeric (sorts by value), shown via fmt
+        return TableColumn(field=field, title=title, width=width,
+                           formatter=HTMLTemplateFormatter(template=f"<%= {field}_s %>"))
+
+    summary = DataTable(source=src["summary"], sortable=False, reorderable=False,
+                        index_position=None,
+                        height=30 + 25 * len(first["summary"]["metric"]), width=520,
+                        columns=[TableColumn(field="metric", title="metric", width=220),
+                                 TableColumn(field="strategy", title="strategy"),
+                                 *([TableColumn(field="benchmark", title="benchmark")]
+                                   if has_b else [])])
+    ddtab = DataTable(source=src["ddtab"], index_position=None, reorderable=False,
+                      height=190, width=640,
+                      columns=[TableColumn(field="rank", title="#", width=30),
+                               TableColumn(field="start", title="start (peak)"),
+                               TableColumn(field="trough", title="trough"),
+                               TableColumn(field="recovery", title="recovery"),
+                               num_col("depth", "depth"), num_col("length", "length")])
+    trades = DataTable(source=src["trades"], index_position=None, reorderable=False, height=300,
+                       sizing_mode="stretch_width",
+                       columns=[TableColumn(field="asset", title="asset"),
+                                TableColumn(field="entry", title="entry"),
+                                TableColumn(field="exit", title="exit"),
+                                num_col("ret", "return"), num_col("pnl", "P&L"),
+                                TableColumn(field="reason", title="exit reason")])
+    return summary, ddtab, trades
+
+
+def _equity_figures(src, has_b, log, capital):
+    """Equity (log axis unless it reached 0) and the underwater curve."""
+    eq = figure(x_axis_type="datetime", y_axis_type="log" if log else "linear",
+                title="equity" + ("" if log else " (linear axis: equity reached 0)")
+                + (" vs benchmark" if has_b else ""), x_axis_label="time",
+                y_axis_label="equity" if capital != 1.0 else "growth of 1")
+    eq.line("time", "strategy", source=src["eq"], color=_BLUE, line_width=1.5,
+            legend_label="strategy")
+    if has_b:
+        eq.line("time", "benchmark", source=src["eq"], color=_GREY, legend_label="benchmark")
+    eq.yaxis.formatter = money_tick_formatter()
+    eq.legend.location = "top_left"
+    dd = figure(x_axis_type="datetime", height=220, x_range=eq.x_range,
+                title="underwater (top-5 drawdowns shaded)", x_axis_label="time",
+                y_axis_label="drawdown")
+    dd.quad(left="left", right="right", bottom="bottom", top="top", source=src["ddspan"],
+            color=_RED, alpha=0.12)
+    dd.varea(x="time", y1="strategy", y2=0, source=src["dd"], color=_RED, alpha=0.5,
+             legend_label="strategy")
+    if has_b:
+        dd.line("time", "benchmark", source=src["dd"], color=_GREY, legend_label="benchmark")
+    dd.yaxis.formatter = pct_tick_formatter()
+    dd.legend.location = "bottom_left"
+    return eq, dd
+
+
+def _calendar_figures(src, first, has_b, lim):
+    """The monthly-returns heatmap (one colour scale for every column) and yearly bars."""
+    from bokeh.models import ColorBar, LinearColorMapper
+    from bokeh.palettes import RdYlGn11
+
+    years = sorted(set(first["heat"]["year"]))
+    heat = figure(x_range=list(_MONTHS), y_range=list(reversed(years)), height=60 + 22 * len(years),
+                  title="monthly returns (%)", x_axis_label="month", y_axis_label="year",
+                  tools="save,hover", tooltips=[("", "@month @year"), ("return", "@label %")])
+    heat.rect("month", "year", 1, 1, source=src["heat"], fill_color="fill", line_color="white")
+    heat.text("month", "year", text="label", source=src["heat"], text_color="ink",
+              text_align="center", text_baseline="middle", text_font_size="10px")
+    heat.add_layout(ColorBar(color_mapper=LinearColorMapper(
+        palette=list(reversed(RdYlGn11)), low=-lim, high=lim),
+        formatter=pct_tick_formatter(), title="return"), "right")
+    heat.grid.visible = False
+    yearly = figure(x_range=years, height=heat.height, title="yearly returns",
+                    x_axis_label="year", y_axis_label="return",
+                    tooltips=[("year", "@year"), ("strategy", "@s_label")]
+                    + ([("benchmark", "@b_label")] if has_b else []))
+    if has_b:
+        from bokeh.transform import dodge
+
+        yearly.vbar(x=dodge("year", -0.18, range=yearly.x_range), top="strategy", width=0.35,
+                    source=src["year"], color="color", legend_label="strategy")
+        yearly.vbar(x=dodge("year", 0.18, range=yearly.x_range), top="benchmark", width=0.35,
+                    source=src["year"], color=_GREY, legend_label="benchmark")
+        yearly.legend.location = "top_left"
+    else:
+        yearly.vbar(x="year", top="strategy", width=0.7, source=src["year"], color="color")
+    yearly.yaxis.formatter = pct_tick_formatter()
+    yearly.xaxis.major_label_orientation = 0.8
+    return heat, yearly
+
+
+def _rolling_figures(src, has_b, window, x_range):
+    """Rolling Sharpe ratio (with a 0 line) and rolling volatility."""
+    figs = []
+    for key, name, ylab in (("sharpe", "rolling Sharpe ratio", "Sharpe ratio (annualised)"),
+                            ("vol", "rolling volatility", "volatility (annualised)")):
+        name = f"{name} ({window} bars)"
+        f = figure(x_axis_type="datetime", height=220, x_range=x_range, title=name,
+                   x_axis_label="time", y_axis_label=ylab)
+        f.line("time", f"{key}_strategy", source=src["roll"], color=_BLUE, legend_label="strategy")
+        if has_b:
+            f.line("time", f"{key}_benchmark", source=src["roll"], color=_GREY,
+                   legend_label="benchmark")
+        if key == "vol":
+            f.yaxis.formatter = pct_tick_formatter()
+        else:   # Sharpe is NaN on flat windows: the 0 line keeps the axis when all are
+            f.line("time", "zero", source=src["roll"], color="black", line_dash="dotted",
+                   line_width=1)
+        f.legend.location = "top_left"
+        figs.append(f)
+    return figs
+
+
+def _distribution_figure(src):
+    """Histogram of the period returns with VaR and CVaR marked."""
+    hist = figure(height=260, title="distribution of period returns (VaR/CVaR: ql.metrics, 5 %)",
+                  x_axis_label="return per period", y_axis_label="density",
+                  tools="pan,wheel_zoom,box_zoom,reset,save")
+    hist.quad(left="left", right="right", top="top", bottom=0, source=src["hist"],
+              color=_BLUE, alpha=0.6, line_color="white")
+    hist.segment(x0="x", x1="x", y0="y0", y1="y1", source=src["risk"], color="color",
+                 line_width=2, line_dash="dashed", legend_field="name")
+    hist.xaxis.formatter = pct_tick_formatter()
+    hist.legend.location = "top_left"
+    return hist
+
+
+def _exposure_figure(src, x_range):
+    """One exposure line per asset."""
+    pos = figure(x_axis_type="datetime", height=200, x_range=x_range,
+                 title="exposure (position value / equity)", x_axis_label="time",
+                 y_axis_label="exposure")
+    pos.multi_line(xs="xs", ys="ys", source=src["pos"], color="color", legend_field="name")
+    pos.yaxis.formatter = pct_tick_formatter()
+    pos.legend.location = "top_left"
+    return pos
 
 
 # ---- tick engine ---------------------------------------------------------------------

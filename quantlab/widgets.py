@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from quantlab import fmt, plots, rolling, strategies
-from quantlab.tearsheet import _diverging
 from quantlab.backtesting import Slippage, backtest
 
 __all__ = ["RollingExplorer", "StrategyExplorer", "SweepExplorer"]
@@ -257,7 +256,7 @@ class SweepExplorer(plots.StaticView):
     ``SweepExplorer(result, data)``: ``data`` is the Dataset the sweep ran on. Other
     parameter dims (and ``asset``) get a dropdown each. The re-run uses the strategy,
     parameters and backtest keyword arguments recorded in ``result.attrs``. Colours
-    diverge around 0 (``ql.tearsheet``'s palette), labels are white on dark cells.
+    diverge around 0 (the tear sheet's palette), labels are white on dark cells.
     """
 
     def __init__(self, result, data, metric=None):
@@ -350,7 +349,7 @@ class SweepExplorer(plots.StaticView):
         vals = np.array([float(da.sel({x: xv, **({y: yv} if y else {})})) for xv, yv in cells])
         fin = vals[np.isfinite(vals)]
         lim = float(np.abs(fin).max()) if fin.size else 1.0
-        fill, ink = _diverging(vals, lim or 1.0)
+        fill, ink = plots._diverging(vals, lim or 1.0)
         self.heat.x_range.factors = [str(v) for v in da[x].values]
         self.heat.y_range.factors = [str(v) for v in (da[y].values if y else [""])]
         self.heat.xaxis.axis_label = x

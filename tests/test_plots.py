@@ -7,7 +7,6 @@ import xarray as xr
 from bokeh.models import CustomJSTickFormatter, GlyphRenderer, Plot
 
 import quantlab as ql
-from quantlab import fmt
 
 
 def _figs(layout):
@@ -91,6 +90,6 @@ def test_money_axes_are_formatted_compactly(ds):
     figs = _figs(ql.plots.backtest_figure(res))
     eq = [f for f in figs if f.title.text == "equity"][0]
     fmt_ = eq.yaxis[0].formatter
-    assert isinstance(fmt_, CustomJSTickFormatter) and fmt_.code == fmt._MONEY_JS
+    assert isinstance(fmt_, CustomJSTickFormatter) and fmt_.code == ql.plots._MONEY_JS
     dd = [f for f in figs if f.title.text == "drawdown"][0]
-    assert dd.yaxis[0].formatter.code == fmt._PCT_JS
+    assert dd.yaxis[0].formatter.code == ql.plots._PCT_JS

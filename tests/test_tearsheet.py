@@ -11,6 +11,7 @@ import xarray as xr
 
 import quantlab as ql
 from quantlab import fmt
+from quantlab import plots
 from quantlab import tearsheet as T
 
 
@@ -143,7 +144,7 @@ def test_fmt_metric_table_covers_every_metric_name(ds, sig, res):
 def test_money_and_pct_tick_formatters_match_python():
     values = [0, 1.5, 12.25, 500, 999.96, 37926.2, 999_960, 2e6, -2.5e9, 1e12]
     fracs = [0, 0.25, -0.4, 0.055, -1e-12]
-    script = (f"const m = (tick) => {{{fmt._MONEY_JS}}};\nconst p = (tick) => {{{fmt._PCT_JS}}};\n"
+    script = (f"const m = (tick) => {{{plots._MONEY_JS}}};\nconst p = (tick) => {{{plots._PCT_JS}}};\n"
               f"console.log(JSON.stringify([{values}.map(m), {fracs}.map(p)]));")
     out = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
     import json
@@ -274,7 +275,7 @@ def test_monthly_heatmap_skips_months_without_data_and_inks_by_brightness(ds):
     r = ds["close"].sel(asset="GOOG").pipe(lambda c: c / c.shift(time=1) - 1)  # listed 2004
     mo = T.monthly_returns(r)
     assert mo[: "2004-07"].isna().all() and np.isfinite(mo["2004-09":]).all()
-    fill, ink = T._diverging(np.array([-0.4, -0.001, 0.4, np.nan]), 0.4)
+    fill, ink = plots._diverging(np.array([-0.4, -0.001, 0.4, np.nan]), 0.4)
     assert ink == ["#ffffff", "#000000", "#ffffff", "#000000"]   # dark cells: white labels
     assert fill[3] == "#eeeeee"
 
@@ -330,12 +331,12 @@ def test_tearsheet_plain_returns_series_and_dataframe(res):
     from bokeh.models import Select
 
     r = res.returns.sel(asset="IBM").to_series()
-    sheet = T.tearsheet(r, window=21, title="IBM <b>")
+    sheet = plots.tearsheet(r, window=21, title="IBM <b>")
     assert not list(sheet.select({"type": Select}))
     assert "IBM &lt;b&gt;" in sheet.children[0].text
     assert not list(sheet.select({"name": "trades"}))   # no trades given: no trade list
     frame = res.returns.to_pandas()[["AAPL", "MSFT"]]
-    sheet2 = T.tearsheet(frame, benchmark=r, window=21)
+    sheet2 = plots.tearsheet(frame, benchmark=r, window=21)
     assert list(sheet2.select({"type": Select}))[0].options == ["AAPL", "MSFT"]
 
 
@@ -351,7 +352,7 @@ def test_tearsheet_equity_through_zero_uses_a_linear_axis():
     t = pd.date_range("2020-01-01", periods=50, freq="B")
     r = pd.Series(0.01, index=t)
     r.iloc[30] = -1.0     # wiped out: a log axis cannot show 0
-    sheet = T.tearsheet(r, window=10)
+    sheet = plots.tearsheet(r, window=10)
     eq = [f for f in _figures(sheet) if f.title.text.startswith("equity")][0]
     assert isinstance(eq.left[0], LinearAxis) and "linear" in eq.title.text
 
@@ -377,51 +378,51 @@ def test_tearsheet_static_html_has_no_http_resource(sheet):
 ])
 def test_tearsheet_bad_options_are_named(res, kw, err, match):
     with pytest.raises(err, match=match):
-        T.tearsheet(res.returns.sel(asset="AAPL"), **kw)
+        plots.tearsheet(res.returns.sel(asset="AAPL"), **kw)
 
 
 def test_tearsheet_repeated_column_labels_and_extra_beyond_the_columns_are_refused():
     t = pd.date_range("2020-01-01", periods=40, freq="B")
     frame = pd.DataFrame(np.full((40, 2), 0.001), index=t, columns=["a", "a"])
     with pytest.raises(ql.DataError, match=r"repeated column labels \['a'\]"):
-        T.tearsheet(frame, window=5)
+        plots.tearsheet(frame, window=5)
     r = xr.DataArray(np.full((40, 2), 0.001), dims=("time", "asset"),
                      coords={"time": t, "asset": ["a", "b"]})
     extra = xr.Dataset({"n_trades": (("asset", "k"), np.zeros((2, 3)))},
                        coords={"asset": ["a", "b"]})
     with pytest.raises(ValueError, match="one value per returns column"):
-        T.tearsheet(r, window=5, extra=extra)
+        plots.tearsheet(r, window=5, extra=extra)
 
 
 def test_tearsheet_bad_returns_are_refused():
     t = pd.date_range("2020-01-01", periods=30, freq="B")
     with pytest.raises(ql.DataError, match="inf"):
-        T.tearsheet(pd.Series([0.01] * 29 + [np.inf], index=t), window=5)
+        plots.tearsheet(pd.Series([0.01] * 29 + [np.inf], index=t), window=5)
     with pytest.raises(TypeError, match="returns"):
-        T.tearsheet([0.01, 0.02])
+        plots.tearsheet([0.01, 0.02])
     with pytest.raises(TypeError, match="complex"):
-        T.tearsheet(pd.Series(np.ones(30) * 1j, index=t), window=5)
+        plots.tearsheet(pd.Series(np.ones(30) * 1j, index=t), window=5)
     with pytest.raises(ql.DataError, match="time"):
-        T.tearsheet(xr.DataArray(np.zeros(30), dims="x"), window=5)
+        plots.tearsheet(xr.DataArray(np.zeros(30), dims="x"), window=5)
     with pytest.raises(ql.DataError, match="no timestamp"):
-        T.tearsheet(pd.Series(0.01, index=t), pd.Series(0.01, index=t + pd.Timedelta(days=3650)),
+        plots.tearsheet(pd.Series(0.01, index=t), pd.Series(0.01, index=t + pd.Timedelta(days=3650)),
                     window=5)
     with pytest.raises(ql.DataError, match="strictly increasing"):
-        T.tearsheet(pd.Series(0.01, index=t[::-1]), window=5)
+        plots.tearsheet(pd.Series(0.01, index=t[::-1]), window=5)
     with pytest.raises(ql.DataError, match="datetimes"):
-        T.tearsheet(xr.DataArray(np.zeros(30), dims="time", coords={"time": np.arange(30)}),
+        plots.tearsheet(xr.DataArray(np.zeros(30), dims="time", coords={"time": np.arange(30)}),
                     window=5)
     wide = xr.DataArray(np.zeros((30, 65)), dims=("time", "asset"),
                         coords={"time": t, "asset": [f"A{i}" for i in range(65)]})
     with pytest.raises(ValueError, match="65 columns"):
-        T.tearsheet(wide, window=5)
+        plots.tearsheet(wide, window=5)
 
 
 def test_tearsheet_positions_with_two_extra_dims_is_refused(res):
     pos = xr.DataArray(np.zeros((res.returns.sizes["time"], 2, 2)), dims=("time", "a", "b"),
                        coords={"time": res.returns["time"].values})
     with pytest.raises(ValueError, match="at most one dim"):
-        T.tearsheet(res.returns.sel(asset="AAPL"), positions=pos)
+        plots.tearsheet(res.returns.sel(asset="AAPL"), positions=pos)
 
 
 def test_summary_text_and_html_are_short_and_formatted(res, res_group):
@@ -442,14 +443,14 @@ def test_tearsheet_with_an_all_nan_column_is_refused(res):
     r = res.returns.copy()
     r.loc[{"asset": "IBM"}] = np.nan
     with pytest.raises(ql.DataError, match="'IBM' has no observation"):
-        T.tearsheet(r)
+        plots.tearsheet(r)
 
 
 def test_tearsheet_flat_column_still_draws_every_figure():
     from bokeh.models import GlyphRenderer
 
     t = pd.date_range("2020-01-01", periods=60, freq="B")
-    sheet = T.tearsheet(pd.Series(0.0, index=t), window=20)   # Sharpe NaN everywhere
+    sheet = plots.tearsheet(pd.Series(0.0, index=t), window=20)   # Sharpe NaN everywhere
     for f in _figures(sheet):
         data = [g.data_source.data for g in f.renderers if isinstance(g, GlyphRenderer)]
         assert any(np.isfinite(np.asarray(v, dtype=float)).any() for d in data
