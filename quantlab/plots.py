@@ -163,6 +163,11 @@ class StaticView(abc.ABC):
     final state by papermill/nbclient. A subclass must define :meth:`static_figure`
     (an abstract method: a view without a static copy cannot be built).
 
+    Parameters
+    ----------
+    *args, **kwargs
+        Those of the subclass's ``__init__`` (this base takes none).
+
     Examples
     --------
     >>> import quantlab as ql
@@ -171,12 +176,13 @@ class StaticView(abc.ABC):
     ...         return ql.plots.figure(title="price")
     >>> Price()._repr_mimebundle_()["text/plain"]
     'Price (interactive: needs a running kernel; run the cell)'
-    >>> class NoCopy(ql.plots.StaticView):
+    >>> class NoCopy(ql.plots.StaticView):   # no static_figure: refused when built
     ...     pass
-    >>> NoCopy()
-    Traceback (most recent call last):
-    ...
-    TypeError: Can't instantiate abstract class NoCopy ...
+    >>> try:
+    ...     NoCopy()
+    ... except TypeError as e:
+    ...     print("static_figure" in str(e))
+    True
     """
 
     widget = None
@@ -272,8 +278,29 @@ class StaticView(abc.ABC):
 
 
 def copy_source(src):
-    """A new ColumnDataSource with ``src``'s current data (a bokeh model belongs to one
-    document, so a static copy of a live figure needs its own sources)."""
+    """A new ColumnDataSource with ``src``'s current data.
+
+    A bokeh model belongs to one document, so a static copy of a live figure needs its
+    own sources.
+
+    Parameters
+    ----------
+    src : bokeh.models.ColumnDataSource
+        The live source.
+
+    Returns
+    -------
+    bokeh.models.ColumnDataSource
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from bokeh.models import ColumnDataSource
+    >>> src = ColumnDataSource({"x": [1, 2], "y": (3.0, 4.0)})
+    >>> copy = ql.plots.copy_source(src)
+    >>> copy is src, copy.data
+    (False, {'x': [1, 2], 'y': [3.0, 4.0]})
+    """
     from bokeh.models import ColumnDataSource
 
     return ColumnDataSource({k: list(v) if isinstance(v, tuple) else v
@@ -342,19 +369,67 @@ def pct_tick_formatter():
 
 
 def money_axis(axis) -> None:
-    """Format a bokeh axis (or a splattable list of axes) as money: 1.0M, 250.0k."""
+    """Format a bokeh axis (or a splattable list of axes) as money: 1.0M, 250.0k.
+
+    Parameters
+    ----------
+    axis : bokeh axis or list of axes
+        E.g. ``fig.yaxis``.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> fig = ql.plots.figure()
+    >>> ql.plots.money_axis(fig.yaxis)
+    >>> fig.yaxis[0].formatter.code == ql.plots.money_tick_formatter().code
+    True
+    """
     axis.formatter = money_tick_formatter()
 
 
 def pct_axis(axis) -> None:
-    """Format an axis of fractions as percentages: 0.25 -> 25 %."""
+    """Format an axis of fractions as percentages: 0.25 -> 25 %.
+
+    Parameters
+    ----------
+    axis : bokeh axis or list of axes
+        E.g. ``fig.yaxis``.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> fig = ql.plots.figure()
+    >>> ql.plots.pct_axis(fig.yaxis)
+    >>> type(fig.yaxis[0].formatter).__name__
+    'CustomJSTickFormatter'
+    """
     axis.formatter = pct_tick_formatter()
 
 
 def sign_changes(size, start: float = 0.0) -> np.ndarray:
-    """For a sequence of signed fill sizes of one account (in time order), True where
-    the fill enters, exits or flips the position (its sign changes); False where it only
-    re-sizes it. The position before the first fill is ``start``."""
+    """Where a sequence of fills enters, exits or flips the position.
+
+    For the signed fill sizes of one account (in time order): True where the position's
+    sign changes, False where a fill only re-sizes it. Sizes within 1e-9 of the largest
+    position of zero count as flat (dust of fractional sizes).
+
+    Parameters
+    ----------
+    size : array-like of float
+        Signed fill sizes (buys > 0).
+    start : float, default 0.0
+        The position before the first fill.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.plots.sign_changes([10, 5, -15, -3, 3])   # enter, resize, exit, short, exit
+    array([ True, False,  True,  True,  True])
+    """
     size = np.asarray(size, dtype=float)
     after = start + np.cumsum(size)
     before = np.concatenate([[start], after[:-1]])
@@ -366,9 +441,39 @@ def sign_changes(size, start: float = 0.0) -> np.ndarray:
 
 
 def fills_and_position(fig_p, orders, position, x_range=None, title="position (shares)"):
-    """Draw entry/exit/flip fills on ``fig_p`` (buy/sell triangles) and return a step
-    figure of ``position`` (a time DataArray): re-sizing fills are steps there, not
-    markers on the price."""
+    """Fill markers on a price figure and a step figure of the position.
+
+    Entries, exits and flips (:func:`sign_changes`) are drawn on ``fig_p`` as buy/sell
+    triangles; re-sizing fills are steps of the returned position figure, not markers.
+
+    Parameters
+    ----------
+    fig_p : bokeh.plotting.figure
+        The price figure (datetime x axis).
+    orders : pandas.DataFrame
+        Fills of one account, like ``res.orders``: ``time``, ``size``, ``price``.
+    position : xarray.DataArray
+        The position on ``time`` (shares).
+    x_range : bokeh range, optional
+        Shared x range (default ``fig_p``'s).
+    title : str, default 'position (shares)'
+        Title of the position figure.
+
+    Returns
+    -------
+    bokeh.plotting.figure
+        The position figure.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300)).sel(asset=["IBM"])
+    >>> res = ql.backtest(ds, ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds))
+    >>> fig = ql.plots.price_figure(ds, log=False)
+    >>> pos = ql.plots.fills_and_position(fig, res.orders, res.positions.sel(asset="IBM"))
+    >>> len(fig.renderers), len(pos.renderers)
+    (3, 1)
+    """
     o = orders.sort_values("time", kind="stable")
     key = sign_changes(o["size"].to_numpy())
     for side, color, marker, label in ((o["size"].to_numpy() > 0, PALETTE[2], "triangle", "buy"),
@@ -387,7 +492,33 @@ def fills_and_position(fig_p, orders, position, x_range=None, title="position (s
 
 
 def price_figure(ds, assets=None, var: str = "close", log: bool = True, title=None):
-    """Price lines of ``ds[var]`` for ``assets`` (default all), on a log axis by default."""
+    """Price lines of ``ds[var]``, one per asset, on a log axis by default.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Bars on (time, asset).
+    assets : str or list of str, optional
+        Assets to draw (default all).
+    var : str, default 'close'
+        The variable.
+    log : bool, default True
+        Log y axis.
+    title : str, optional
+        Default ``"<var> (adjusted)"``.
+
+    Returns
+    -------
+    bokeh.plotting.figure
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> fig = ql.plots.price_figure(ds, ["IBM", "MSFT"])
+    >>> len(fig.renderers), fig.title.text
+    (2, 'close (adjusted)')
+    """
     da = ds[var]
     assets = list(da.asset.values) if assets is None else np.atleast_1d(assets).tolist()
     fig = figure(x_axis_type="datetime", y_axis_type="log" if log else "linear",
@@ -402,7 +533,33 @@ def price_figure(ds, assets=None, var: str = "close", log: bool = True, title=No
 
 
 def histogram_figure(values, bins: int = 80, title: str = "distribution", x_label: str = ""):
-    """Histogram of the finite entries of ``values`` with a matching-moment normal curve."""
+    """Histogram of the finite entries of ``values`` with a normal curve of the
+    same mean and standard deviation.
+
+    Parameters
+    ----------
+    values : array-like
+        Any shape; NaN and inf are left out.
+    bins : int, default 80
+        Histogram bins.
+    title : str, default 'distribution'
+        The title.
+    x_label : str, default ''
+        Axis title (default ``"value"``).
+
+    Returns
+    -------
+    bokeh.plotting.figure
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"].sel(asset="IBM"))
+    >>> fig = ql.plots.histogram_figure(r.values, bins=30, x_label="daily return")
+    >>> [type(g.glyph).__name__ for g in fig.renderers]
+    ['Quad', 'Line']
+    """
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
     counts, edges = np.histogram(v, bins=bins, density=True)
@@ -418,8 +575,32 @@ def histogram_figure(values, bins: int = 80, title: str = "distribution", x_labe
 
 
 def line_figure(da, title: str = "", y_label: str = "", bands=()):
-    """Lines of a (time[, other]) DataArray, one per entry of its non-time dim; optional
-    horizontal reference lines at ``bands`` (e.g. z-score +-2)."""
+    """Lines of a (time[, other]) DataArray, one per entry of its non-time dim.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        On ``time`` and at most one other dim.
+    title : str, default ''
+        The title.
+    y_label : str, default ''
+        Axis title (default the array's name).
+    bands : sequence of float, default ()
+        Horizontal reference lines (e.g. z-score ±2).
+
+    Returns
+    -------
+    bokeh.plotting.figure
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> z = ql.rolling.zscore(ds["close"], 20)
+    >>> fig = ql.plots.line_figure(z, title="z-score", bands=(-2, 2))
+    >>> len(fig.renderers), sum(type(c).__name__ == "Span" for c in fig.center)
+    (4, 2)
+    """
     from bokeh.models import Span
 
     fig = figure(x_axis_type="datetime", title=title, x_axis_label="date",
@@ -438,10 +619,29 @@ def line_figure(da, title: str = "", y_label: str = "", bands=()):
 
 
 def backtest_figure(res, asset=None, **sel):
-    """Price with fills, equity against buy-and-hold, and drawdown of one backtest column.
+    """Price with fills, position, equity against buy-and-hold, and drawdown
+    of one backtest column.
 
-    ``asset`` (default the first) and ``sel`` (parameter values, default the first of
-    each parameter dim) pick the column.
+    Parameters
+    ----------
+    res : BacktestResult
+        A backtest.
+    asset : str, optional
+        The asset (default the first).
+    **sel
+        Parameter values picking the column (default the first of each parameter dim).
+
+    Returns
+    -------
+    bokeh.models.Column
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> res = ql.backtest(ds, ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds))
+    >>> [f.title.text for f in ql.plots.backtest_figure(res, asset="IBM").children]
+    ['IBM: close and fills', 'position (shares)', 'equity', 'drawdown']
     """
     from bokeh.layouts import column
 
@@ -481,8 +681,32 @@ def backtest_figure(res, asset=None, **sel):
 
 
 def diagnostics_figure(diag, asset, title: str = ""):
-    """One small panel per (time, asset) variable of a strategy's ``diagnostics``
-    Dataset, for ``asset``, with linked x ranges."""
+    """One small panel per (time, asset) variable of a strategy's
+    ``diagnostics`` Dataset, for one asset, with linked x ranges.
+
+    Parameters
+    ----------
+    diag : xarray.Dataset
+        ``strategy.diagnostics(ds)``.
+    asset : str
+        The asset.
+    title : str, default ''
+        Prefix of the first panel's title.
+
+    Returns
+    -------
+    bokeh.models.Column
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("spc")
+    >>> col = ql.plots.diagnostics_figure(s.diagnostics(ds), "IBM", title="spc")
+    >>> len(col.children) == len([v for v in s.diagnostics(ds).data_vars.values()
+    ...                           if {"time", "asset"} <= set(v.dims)])
+    True
+    """
     from bokeh.layouts import column
 
     figs = []
@@ -506,12 +730,34 @@ def diagnostics_figure(diag, asset, title: str = ""):
 
 def heatmap_figure(table, title: str = "", x_label: str | None = None,
                    y_label: str | None = None):
-    """A labelled heatmap of a pandas DataFrame (rows x columns), values in the cells.
+    """A labelled heatmap of a DataFrame (rows x columns), values in the cells.
 
     Colours diverge around 0 (red below, green above: returns, Sharpe ratios,
     correlations), the limit is the largest absolute value; each label is white on dark
-    cells and black on light ones. Axis titles default to the columns' and index's
-    names."""
+    cells and black on light ones.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The values.
+    title : str, default ''
+        The title.
+    x_label, y_label : str, optional
+        Axis titles (default the columns' and the index's names).
+
+    Returns
+    -------
+    bokeh.plotting.figure
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> corr = ql.data.returns(ds["close"]).to_pandas().corr().round(2)
+    >>> fig = ql.plots.heatmap_figure(corr, title="correlations")
+    >>> len(fig.renderers[0].data_source.data["value"])   # 4 x 4 cells
+    16
+    """
     from bokeh.models import ColumnDataSource
     from bokeh.plotting import figure as bokeh_figure
 
@@ -540,8 +786,36 @@ def heatmap_figure(table, title: str = "", x_label: str | None = None,
 
 def network_figure(edges, title: str = "", source: str = "leader", target: str = "follower",
                    weight: str = "transfer_entropy", keep: str = "significant"):
-    """A directed graph on a circle: one arrow per row of ``edges`` (a DataFrame such as
-    ``CrossMarketAnalyzer.lead_lag()``) where ``keep`` is true, width by ``weight``."""
+    """A directed graph on a circle, one arrow per row of ``edges`` where
+    ``keep`` is true, its width by ``weight``.
+
+    Parameters
+    ----------
+    edges : pandas.DataFrame
+        E.g. ``CrossMarketAnalyzer.lead_lag()``.
+    title : str, default ''
+        The title.
+    source, target : str, default 'leader', 'follower'
+        Columns naming the nodes of each arrow.
+    weight : str, default 'transfer_entropy'
+        Column of the arrow width.
+    keep : str, default 'significant'
+        Boolean column of the arrows to draw (all when the frame lacks it).
+
+    Returns
+    -------
+    bokeh.plotting.figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import quantlab as ql
+    >>> edges = pd.DataFrame({"leader": ["IBM", "MSFT"], "follower": ["MSFT", "AAPL"],
+    ...                       "transfer_entropy": [0.02, 0.01], "significant": [True, False]})
+    >>> fig = ql.plots.network_figure(edges, title="lead-lag")
+    >>> sum(type(a).__name__ == "Arrow" for a in fig.center)   # the significant pair
+    1
+    """
     from bokeh.models import Arrow, ColumnDataSource, LabelSet, VeeHead
 
     nodes = sorted(set(edges[source]) | set(edges[target]))
@@ -567,9 +841,36 @@ def network_figure(edges, title: str = "", source: str = "leader", target: str =
 
 
 def crossmarket_figure(parts: dict):
-    """A column for ``CrossMarketAnalyzer.report``: correlation heatmap, lead-lag
-    network of the significant pairs, rolling betas on the commodity (when present) and
-    the macro regime signals. ``parts`` is ``CrossMarketAnalyzer.report_data()``."""
+    """A column for ``CrossMarketAnalyzer.report``: correlation heatmap,
+    lead-lag network, rolling betas on the commodity (when present) and the macro regime
+    signals.
+
+    Parameters
+    ----------
+    parts : dict
+        ``CrossMarketAnalyzer.report_data()``: ``correlations`` (a DataArray with a
+        ``window`` attribute), ``lead_lag`` (DataFrame), ``commodity_beta`` (DataArray or
+        None) and ``macro`` (DataArray on time and signal).
+
+    Returns
+    -------
+    bokeh.models.Column
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import xarray as xr
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"])
+    >>> corr = r.to_pandas().corr().rename_axis(columns="asset_other")
+    >>> parts = {"correlations": xr.DataArray(corr, attrs={"window": "2000"}),
+    ...          "lead_lag": pd.DataFrame({"leader": ["IBM"], "follower": ["MSFT"],
+    ...                                    "transfer_entropy": [0.02], "significant": [True]}),
+    ...          "commodity_beta": None, "macro": r.rename(asset="signal")}
+    >>> [f.title.text for f in ql.plots.crossmarket_figure(parts).children]
+    ['return correlations, 2000', 'lead-lag (significant after Holm)', 'macro regime signals (1 = up / stress)']
+    """
     from bokeh.layouts import column
 
     c = parts["correlations"]
@@ -583,7 +884,27 @@ def crossmarket_figure(parts: dict):
 
 
 def risk_report_figure(report):
-    """The drawdown of a ``RiskReport``'s equity, or None when it has no equity."""
+    """The drawdown of a ``RiskReport``'s equity, or None when it has none.
+
+    Parameters
+    ----------
+    report : quantlab.risk.RiskReport
+        From ``RiskManager().generate_risk_report`` (of a backtest: it has an equity).
+
+    Returns
+    -------
+    bokeh.plotting.figure or None
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import risk
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    >>> report = risk.RiskManager().generate_risk_report(ql.backtest(ds, sig, group=True))
+    >>> ql.plots.risk_report_figure(report).title.text
+    'drawdown'
+    """
     dd = report.drawdown_series()
     if dd is None:
         return None
@@ -593,7 +914,29 @@ def risk_report_figure(report):
 
 
 def risk_report_html(report) -> str:
-    """A ``RiskReport`` as a self-contained HTML page (BokehJS inlined: opens offline)."""
+    """A ``RiskReport`` as a self-contained HTML page (BokehJS inlined: opens
+    offline).
+
+    Parameters
+    ----------
+    report : quantlab.risk.RiskReport
+        From ``RiskManager().generate_risk_report``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import risk
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    >>> report = risk.RiskManager().generate_risk_report(ql.backtest(ds, sig, group=True))
+    >>> page = ql.plots.risk_report_html(report)
+    >>> page.startswith("<!DOCTYPE html>"), "<h2>Risk report</h2>" in page
+    (True, True)
+    """
     from bokeh.embed import file_html
     from bokeh.resources import INLINE
 
@@ -606,8 +949,32 @@ def risk_report_html(report) -> str:
 
 
 def optimization_figure(res, title: str = ""):
-    """An optimisation's trials in the order run, the running best, and the histogram of
-    its CSCV logits (mass at or below 0 is the PBO)."""
+    """An optimisation's trials in the order run, the running best, and the
+    histogram of its CSCV logits (mass at or below 0 is the PBO).
+
+    Parameters
+    ----------
+    res : quantlab.optimize.OptimizationResult
+        From ``optimize_strategy_parameters``.
+    title : str, default ''
+        Default: method, objective, DSR and PBO.
+
+    Returns
+    -------
+    bokeh.models.Column or bokeh.plotting.figure
+        A figure alone when there are no CSCV logits.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> res = optimize.optimize_strategy_parameters(s, {"window": [10, 21]}, ds,
+    ...     optimization_method="grid", n_trials=2, progress=False, end_date="2000-12-29")
+    >>> [f.title.text[:22] for f in ql.plots.optimization_figure(res).children]
+    ['grid: sharpe_ratio per', 'CSCV logits (<= 0: ove']
+    """
     from bokeh.layouts import column
 
     obj = res.objective if isinstance(res.objective, str) else res.objective[0]
@@ -628,8 +995,32 @@ def optimization_figure(res, title: str = ""):
 
 
 def walk_forward_figure(wf, title: str = ""):
-    """Stitched out-of-sample equity, in- and out-of-sample Sharpe ratio per fold, and
-    the chosen parameters per fold."""
+    """Stitched out-of-sample equity, in- and out-of-sample Sharpe ratio
+    per fold, and the chosen parameters per fold.
+
+    Parameters
+    ----------
+    wf : quantlab.optimize.WalkForwardResult
+        From ``WalkForwardOptimizer.run``.
+    title : str, default ''
+        Title of the equity panel.
+
+    Returns
+    -------
+    bokeh.models.Column
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> wf = optimize.WalkForwardOptimizer(optimization_window=150, validation_window=100,
+    ...     step_size=100, optimization_method="grid", n_trials=2, progress=False)
+    >>> out = wf.run(s, {"window": [10, 21]}, ds)
+    >>> [f.title.text for f in ql.plots.walk_forward_figure(out).children]
+    ['walk-forward: stitched out-of-sample equity', 'Sharpe ratio per fold', 'chosen window']
+    """
     from bokeh.layouts import column
     from bokeh.models import Span
 
@@ -844,9 +1235,13 @@ def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: i
     >>> import quantlab as ql
     >>> ds = ql.data.load().isel(time=slice(0, 300))
     >>> r = ql.data.returns(ds["close"].sel(asset="IBM"))
-    >>> sheet = ql.plots.tearsheet(r, title="IBM")
-    >>> type(sheet).__name__, len(sheet.select({"type": ql.plots.figure().__class__}))
+    >>> sheet = ql.plots.tearsheet(r.isel(time=slice(0, 150)), window=21, title="IBM")
+    >>> from bokeh.models import Plot
+    >>> type(sheet).__name__, len(list(sheet.select({"type": Plot})))   # 7 figures
     ('Column', 7)
+
+    A backtest's (``res.tearsheet("buy_and_hold")``) adds its exposure and trade list:
+    ``ql.plots.tearsheet(res, "buy_and_hold")``.
     """
     from bokeh.models import ColumnDataSource
 
@@ -1150,9 +1545,39 @@ class _EngineDashboard(StaticView):
 
 
 def engine_dashboard(engine, history=300):
-    """A live bokeh dashboard of a ``TickEngine``: throughput, latency histogram,
-    positions and P&L. Call ``.update()`` (or pass it as ``replay(on_chunk=...)``) to
-    refresh while a replay runs; a saved or exported notebook shows the last update."""
+    """A live bokeh dashboard of a ``TickEngine``: throughput, equity, latency
+    histogram and positions.
+
+    Call ``.update()`` (or pass it as ``replay(on_chunk=...)``) to refresh while a replay
+    runs; a saved or exported notebook shows the last update (a :class:`StaticView`).
+
+    Parameters
+    ----------
+    engine : quantlab.engine.TickEngine
+        The engine.
+    history : int, default 300
+        Updates kept on the throughput and equity lines, 1 to 1e6.
+
+    Returns
+    -------
+    StaticView
+
+    Raises
+    ------
+    TypeError
+        If ``engine`` is not a TickEngine.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import testing
+    >>> eng = ql.engine.TickEngine()
+    >>> dash = ql.plots.engine_dashboard(eng)
+    >>> result = eng.replay(testing.synthetic_ticks(500, n_symbols=3, seed=1), chunk=250,
+    ...                     on_chunk=dash.update)
+    >>> dash.sources["pos"].data["symbol"], len(dash.sources["tp"].data["t"])
+    (['0', '1', '2'], 3)
+    """
     from quantlab.engine import TickEngine  # lazy: heavy, the tick engine loads pandas+xarray
 
     if not isinstance(engine, TickEngine):
@@ -1175,12 +1600,44 @@ def _total(da):
 
 
 def deployment_dashboard(dep, backtest=None):
-    """A static bokeh layout of a ``ql.Deployment`` (the data live in the figure, so it
-    works in saved HTML): equity against ``backtest``'s (a BacktestResult of the same
-    bars, optional; summed over accounts, on the deployment's bars), drawdown from the
-    running peak, fills (price at each fill; buys and sells), risk-limit rejections by
+    """A static bokeh layout of a ``ql.Deployment`` (the data live in the
+    figure, so it works in saved HTML).
+
+    Equity against ``backtest``'s (summed over accounts, on the deployment's bars),
+    drawdown from the running peak, fills (buys and sells), risk-limit rejections by
     reason, and decision time per bar (ms, with its p50 and p99). Its data sources are
-    named ``deployment.<equity|backtest|buy|sell|rejections|latency>`` (``.select(name=)``)."""
+    named ``deployment.<equity|backtest|buy|sell|rejections|latency>``
+    (``layout.select(name=...)``).
+
+    Parameters
+    ----------
+    dep : quantlab.live.Deployment
+        A deployment (``ql.deploy``).
+    backtest : BacktestResult, optional
+        A backtest of the same bars, one parameter combination.
+
+    Returns
+    -------
+    bokeh.models.Column
+
+    Raises
+    ------
+    TypeError
+        If ``dep`` is not a Deployment or ``backtest`` not a BacktestResult.
+    ValueError
+        If ``backtest`` has parameter dims.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 40))
+    >>> dep = ql.deploy("volatility_regime", {"window": 5, "lookback": 20},
+    ...                 history=ds.isel(time=slice(0, 30)))
+    >>> dep = dep.replay(ds.isel(time=slice(30, 40)), echo=None)
+    >>> layout = ql.plots.deployment_dashboard(dep)
+    >>> len(layout.select_one({"name": "deployment.equity"}).data["time"])
+    10
+    """
     from bokeh.layouts import column, gridplot
     from bokeh.models import ColumnDataSource, HoverTool, Span
 
