@@ -10,6 +10,9 @@ name gets :func:`general`.
 Missing and infinite values: NaN (and None) -> ``"n/a"``, ±inf -> ``"inf"`` / ``"-inf"``
 (a profit factor without losses is inf). A value that rounds to zero is shown unsigned
 (never ``"-0.0 %"``). Non-numbers (strings, complex) are a TypeError naming the argument.
+
+Pure formatting (a research module: no bokeh); the same rules for bokeh axes, in
+JavaScript, are ``ql.plots.money_tick_formatter`` and ``ql.plots.pct_tick_formatter``.
 """
 from __future__ import annotations
 

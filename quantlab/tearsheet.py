@@ -7,7 +7,10 @@
 drawing, ``ql.plots.tearsheet`` (this module draws nothing: the face does).
 ``summary_text``/``summary_html`` are a BacktestResult's short repr.
 
-NaN returns are "no observation": skipped by the metrics, a flat step on the curves.
+Each takes one return series on ``time`` (pandas Series or DataArray); anything else is a
+TypeError, a second dim a ValueError, ±inf or an unsorted time a ``DataError``, each naming
+the argument. NaN returns are "no observation": skipped by the metrics, a flat step on
+the curves.
 Equity = capital · Π(1 + r); drawdowns are measured from the running peak including the
 starting capital (as ``ql.metrics.max_drawdown``).
 """
@@ -141,7 +144,7 @@ def drawdown_table(returns, capital: float = 1.0, top: int = 5) -> pd.DataFrame:
     0 2000-09-01 2000-12-21        NaT -0.3889     170
     1 2000-03-27 2000-07-06 2000-08-25 -0.2010     106
     """
-    r = returns if isinstance(returns, xr.DataArray) else _as_returns("returns", returns)
+    r = _one_d("returns", returns)
     t = pd.DatetimeIndex(r["time"].values)
     dd = _underwater(_equity(r.values, capital), capital)
     under = dd < 0
@@ -184,17 +187,23 @@ def monthly_returns(returns) -> pd.Series:
     2000-05-31   -0.0364
     Freq: ME, dtype: float64
     """
-    r = returns if isinstance(returns, pd.Series) else \
-        pd.Series(np.asarray(returns.values), index=pd.DatetimeIndex(returns["time"].values))
-    return (1.0 + r).resample("ME").prod(min_count=1) - 1.0
+    return (1.0 + _series(returns)).resample("ME").prod(min_count=1) - 1.0
 
 
 
-def _series(returns) -> pd.Series:
-    """A 1-D return series (pandas Series or DataArray on ``time``) as a pandas Series."""
-    if isinstance(returns, pd.Series):
-        return returns
-    return pd.Series(np.asarray(returns.values), index=pd.DatetimeIndex(returns["time"].values))
+def _one_d(name, x) -> xr.DataArray:
+    """A checked 1-D return series on ``time`` (``_as_returns``, one column only)."""
+    r = _as_returns(name, x)
+    if r.ndim != 1:
+        raise ValueError(f"{name} must be one series on time, got dims {dict(r.sizes)}: "
+                         "select one column first")
+    return r
+
+
+def _series(returns, name="returns") -> pd.Series:
+    """A checked 1-D return series (pandas Series or DataArray on ``time``) as a Series."""
+    r = _one_d(name, returns)
+    return pd.Series(r.values, index=pd.DatetimeIndex(r["time"].values))
 
 
 def yearly_returns(returns) -> pd.Series:
@@ -321,17 +330,13 @@ def summary_table(returns, benchmark=None, *, periods: int = 252, risk_free_rate
     >>> round(float(v), 4), round(float(ql.metrics.sharpe_ratio(r)), 4)
     (0.5297, 0.5297)
     """
-    r = returns if isinstance(returns, xr.DataArray) else _as_returns("returns", returns)
-    b = None
-    if benchmark is not None:
-        b = benchmark if isinstance(benchmark, xr.DataArray) else \
-            _as_returns("benchmark", benchmark)
-        b = b.reindex(time=r["time"])
+    r = _one_d("returns", returns)
+    b = None if benchmark is None else _one_d("benchmark", benchmark).reindex(time=r["time"])
     periods = _validate.integer("periods", periods, 1)
     rf = _validate.number("risk_free_rate (annual)", risk_free_rate, -1, None, lo_open=True)
     m = metrics.summary(r, benchmark=b, risk_free_rate=rf, annualization=periods)
     mb = None if b is None else metrics.summary(b, risk_free_rate=rf, annualization=periods)
-    rs, bs = _series(r), None if b is None else _series(b)
+    rs, bs = _series(r), None if b is None else _series(b, "benchmark")
 
     def head(s):
         return [fmt.date(s.index[0]), fmt.date(s.index[-1]), fmt.count(int(s.notna().sum()))]

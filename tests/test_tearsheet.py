@@ -631,3 +631,20 @@ def test_trade_list_returns_are_pnl_over_entry_value_in_entry_order(res_group):
         T.trade_list(pd.DataFrame({"pnl": [1.0]}))
     with pytest.raises(TypeError, match="DataFrame"):
         T.trade_list([1, 2])
+
+
+@pytest.mark.parametrize("func", [T.drawdown_table, T.monthly_returns, T.yearly_returns,
+                                  T.rolling_stats, T.summary_table])
+def test_tearsheet_data_functions_refuse_bad_series_by_name(func):
+    t = pd.date_range("2020-01-01", periods=30, freq="B")
+    with pytest.raises(TypeError, match="returns"):
+        func([0.01, 0.02])                                   # no time index
+    with pytest.raises(ValueError, match="one series on time"):
+        func(xr.DataArray(np.zeros((30, 2)), dims=("time", "asset"),
+                          coords={"time": t, "asset": ["a", "b"]}))
+    with pytest.raises(ql.DataError, match="inf"):
+        func(pd.Series([0.01] * 29 + [np.inf], index=t))
+    with pytest.raises(ql.DataError, match="strictly increasing"):
+        func(pd.Series(0.01, index=t[::-1]))
+    with pytest.raises(TypeError, match="complex"):
+        func(pd.Series(np.ones(30) * 1j, index=t))
