@@ -6,7 +6,10 @@ offline, in JupyterLab and in the HTML reports alike. :func:`figure` is bokeh's
 ``figure`` with quantlab's defaults, for plots of your own.
 
 This is the one module of the library that draws: research modules return data and
-result objects whose ``plot()`` / ``figure()`` / ``to_html()`` / ``report()`` delegate here.
+result objects whose ``plot()`` / ``figure()`` / ``to_html()`` / ``report()`` /
+``tearsheet()`` delegate here. :func:`tearsheet` draws the data of ``ql.tearsheet``;
+:func:`money_tick_formatter` / :func:`pct_tick_formatter` put ``ql.fmt``'s rules on axes.
+Interactive views derive from :class:`StaticView` (they must define ``static_figure``).
 """
 from __future__ import annotations
 
