@@ -548,7 +548,7 @@ def _canonical_json(layout) -> str:
 
 
 def test_res_tearsheet_and_from_result_draw_the_same_document_as_plots_tearsheet():
-    ds = ql.data.load().isel(time=slice(0, 250)).sel(asset=["IBM", "MSFT"])
+    ds = ql.data.load().isel(time=slice(0, 150)).sel(asset=["IBM", "MSFT"])
     res = ql.backtest(ds, ql.strategies.get("volatility_regime", window=10,
                                             lookback=60).signal(ds), fees=0.001)
     want = _canonical_json(plots.tearsheet(res, "buy_and_hold", window=21, title="t"))
