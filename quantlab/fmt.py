@@ -10,6 +10,9 @@ name gets :func:`general`.
 Missing and infinite values: NaN (and None) -> ``"n/a"``, ±inf -> ``"inf"`` / ``"-inf"``
 (a profit factor without losses is inf). A value that rounds to zero is shown unsigned
 (never ``"-0.0 %"``). Non-numbers (strings, complex) are a TypeError naming the argument.
+
+Pure formatting (a research module: no bokeh); the same rules for bokeh axes, in
+JavaScript, are ``ql.plots.money_tick_formatter`` and ``ql.plots.pct_tick_formatter``.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import pandas as pd
 from quantlab import _validate
 
 __all__ = ["KINDS", "metric", "kind", "label", "pct", "money", "count", "ratio",
-           "duration", "general", "date", "money_tick_formatter", "pct_tick_formatter"]
+           "duration", "general", "date"]
 
 NA = "n/a"
 
@@ -433,63 +436,3 @@ def metric(name: str, value) -> str | np.ndarray:
         return f(value)
     return np.frompyfunc(f, 1, 1)(value)
 
-
-# --------------------------------------------------------------------------- bokeh axes
-# the same rules as money(compact=True) / pct(), in JavaScript: static HTML needs no kernel
-_MONEY_JS = """
-const a = Math.abs(tick), s = tick < 0 ? "-" : "";
-const units = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "k"]];
-for (const [scale, unit] of units) {
-    if (Math.round(a / scale * 10) / 10 >= 1 && (a >= scale || unit != "k"))
-        return s + (a / scale).toFixed(1) + unit;
-}
-return s + String(Number(a.toFixed(2)));
-"""
-
-_PCT_JS = """
-const v = 100 * tick;
-if (Math.abs(v) < 0.05) return "0 %";
-const d = Math.abs(v) < 10 && v != Math.round(v) ? 1 : 0;
-const t = v.toFixed(d);
-return (Number(t) == 0 ? t.replace("-", "") : t) + " %";
-"""
-
-
-def money_tick_formatter():
-    """A bokeh tick formatter for money axes: ``1.0M``, ``250.0k``, ``37.9k``, ``500``.
-
-    The rules of ``money(compact=True)`` in JavaScript: static HTML needs no kernel.
-
-    Returns
-    -------
-    bokeh.models.CustomJSTickFormatter
-
-    Examples
-    --------
-    >>> from quantlab import fmt
-    >>> type(fmt.money_tick_formatter()).__name__
-    'CustomJSTickFormatter'
-    """
-    from bokeh.models import CustomJSTickFormatter
-
-    return CustomJSTickFormatter(code=_MONEY_JS)
-
-
-def pct_tick_formatter():
-    """A bokeh tick formatter for axes of fractions: ``0.25`` -> ``25 %``.
-
-    The rules of :func:`pct` in JavaScript: static HTML needs no kernel.
-
-    Returns
-    -------
-    bokeh.models.CustomJSTickFormatter
-
-    Examples
-    --------
-    >>> from quantlab import fmt
-    >>> type(fmt.pct_tick_formatter()).__name__
-    'CustomJSTickFormatter'
-    """
-    from bokeh.models import CustomJSTickFormatter
-
-    return CustomJSTickFormatter(code=_PCT_JS)

@@ -6,22 +6,45 @@ offline, in JupyterLab and in the HTML reports alike. :func:`figure` is bokeh's
 ``figure`` with quantlab's defaults, for plots of your own.
 
 This is the one module of the library that draws: research modules return data and
-result objects whose ``plot()`` / ``figure()`` / ``to_html()`` / ``report()`` delegate here.
+result objects whose ``plot()`` / ``figure()`` / ``to_html()`` / ``report()`` /
+``tearsheet()`` delegate here. :func:`tearsheet` draws the data of ``ql.tearsheet``;
+:func:`money_tick_formatter` / :func:`pct_tick_formatter` put ``ql.fmt``'s rules on axes.
+Interactive views derive from :class:`StaticView` (they must define ``static_figure``).
 """
 from __future__ import annotations
 
+import abc
 import html as _html
 
 import numpy as np
+import pandas as pd
 
 from quantlab import _validate as _v
 from quantlab import fmt
+from quantlab import tearsheet as _ts
+from quantlab.backtesting import BacktestResult
+
+__all__ = ["PALETTE", "NEEDS_KERNEL", "init_notebook", "show", "figure", "static_html",
+           "StaticView", "copy_source", "money_tick_formatter", "pct_tick_formatter",
+           "money_axis", "pct_axis", "sign_changes", "fills_and_position", "price_figure",
+           "histogram_figure", "line_figure", "backtest_figure", "diagnostics_figure",
+           "heatmap_figure", "network_figure", "crossmarket_figure", "risk_report_figure",
+           "risk_report_html", "optimization_figure", "walk_forward_figure", "tearsheet",
+           "engine_dashboard", "deployment_dashboard"]
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 
 def init_notebook() -> None:
-    """Load BokehJS inline (no CDN: the machine and the reports may be offline)."""
+    """Load BokehJS inline (no CDN: the machine and the reports may be offline).
+
+    Call it once per notebook, before the first figure is shown.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.plots.init_notebook()   # in a script it only sets bokeh's output mode
+    """
     from bokeh.io import output_notebook
     from bokeh.resources import INLINE
 
@@ -29,15 +52,52 @@ def init_notebook() -> None:
 
 
 def show(obj) -> None:
+    """Display a bokeh figure or layout (in a notebook: as the cell's output).
+
+    Parameters
+    ----------
+    obj : bokeh.models.LayoutDOM
+        A figure or layout, e.g. of :func:`price_figure`.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from unittest import mock
+    >>> fig = ql.plots.figure(title="empty")
+    >>> with mock.patch("bokeh.io.show") as shown:   # no browser in a doctest
+    ...     ql.plots.show(fig)
+    >>> shown.call_count
+    1
+    """
     from bokeh.io import show as _show
 
     _show(obj)
 
 
 def figure(**kw):
-    """A ``bokeh.plotting.figure`` with quantlab's defaults: 300 px high, stretched to
-    the cell's width, tools pan/zoom/reset/save/hover. Every keyword goes to bokeh and
-    overrides a default; use it for your own plots so they match ours."""
+    """A ``bokeh.plotting.figure`` with quantlab's defaults.
+
+    300 px high, stretched to the cell's width, tools pan/zoom/reset/save/hover. Use it
+    for your own plots so they match ours.
+
+    Parameters
+    ----------
+    **kw
+        Keyword arguments of ``bokeh.plotting.figure``; each overrides a default.
+
+    Returns
+    -------
+    bokeh.plotting.figure
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 50))
+    >>> fig = ql.plots.figure(x_axis_type="datetime", title="IBM")
+    >>> r = fig.line(ds.time.values, ds["close"].sel(asset="IBM").values)
+    >>> fig.height, len(fig.renderers)
+    (300, 1)
+    """
     from bokeh.plotting import figure as bokeh_figure
 
     kw.setdefault("height", 300)
@@ -56,9 +116,31 @@ NEEDS_KERNEL = "needs a running kernel: run the notebook to change these"
 
 
 def static_html(layout, controls=(), note: str = NEEDS_KERNEL) -> str:
-    """HTML of a bokeh ``layout`` (BokehJS must be on the page: :func:`init_notebook`
-    or a report loads it) below ``controls`` ((label, value) pairs) drawn disabled, with
-    ``note`` beside them."""
+    """HTML of a bokeh layout below its controls drawn disabled.
+
+    BokehJS must be on the page (:func:`init_notebook` or a report loads it); the script
+    waits for it.
+
+    Parameters
+    ----------
+    layout : bokeh.models.LayoutDOM
+        The figures.
+    controls : sequence of (str, object), default ()
+        (label, current value) of each control, drawn as a disabled select.
+    note : str, default :data:`NEEDS_KERNEL`
+        Text beside the controls.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> page = ql.plots.static_html(ql.plots.figure(), [("asset", "IBM")])
+    >>> page.startswith('<div class="quantlab-static-view">'), "<select disabled>" in page
+    (True, True)
+    """
     from bokeh.embed import components
 
     script, div = components(layout, wrap_script=False)
@@ -74,21 +156,75 @@ def static_html(layout, controls=(), note: str = NEEDS_KERNEL) -> str:
            f'{wait}</script></div>'
 
 
-class StaticView:
-    """Base of the interactive views: displayed as one output whose bundle holds the live
-    widget (``self.widget``; a kernel renders it) and a static copy of the current state
-    (``static_figure()`` and ``controls()``), which exports and kernel-less viewers show.
-    ``refresh()`` re-publishes the output, so a view changed by later cells (a replay
-    feeding a dashboard) is stored in its final state by papermill/nbclient."""
+class StaticView(abc.ABC):
+    """Base of the interactive views: one output with the live widget and a static copy.
+
+    The output's bundle holds the live widget (``self.widget``; a kernel renders it) and
+    a static copy of the current state (:meth:`static_figure` and :meth:`controls`),
+    which exports and kernel-less viewers show. :meth:`refresh` re-publishes the output,
+    so a view changed by later cells (a replay feeding a dashboard) is stored in its
+    final state by papermill/nbclient. A subclass must define :meth:`static_figure`
+    (an abstract method: a view without a static copy cannot be built).
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Those of the subclass's ``__init__`` (this base takes none).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> class Price(ql.plots.StaticView):
+    ...     def static_figure(self):
+    ...         return ql.plots.figure(title="price")
+    >>> Price()._repr_mimebundle_()["text/plain"]
+    'Price (interactive: needs a running kernel; run the cell)'
+    >>> class NoCopy(ql.plots.StaticView):   # no static_figure: refused when built
+    ...     pass
+    >>> try:
+    ...     NoCopy()
+    ... except TypeError as e:
+    ...     print("static_figure" in str(e))
+    True
+    """
 
     widget = None
     _display_id = None
 
-    def static_figure(self):  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def static_figure(self):
+        """A bokeh layout of the view's current state on its own sources (a copy).
+
+        Returns
+        -------
+        bokeh.models.LayoutDOM
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> class Price(ql.plots.StaticView):
+        ...     def static_figure(self):
+        ...         return ql.plots.figure(title="price")
+        >>> Price().static_figure().title.text
+        'price'
+        """
 
     def controls(self) -> list:
-        """(label, current value) of each control that needs a kernel."""
+        """(label, current value) of each control that needs a kernel.
+
+        Returns
+        -------
+        list of (str, object)
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> class Price(ql.plots.StaticView):
+        ...     def static_figure(self):
+        ...         return ql.plots.figure()
+        >>> Price().controls()
+        []
+        """
         return []
 
     def _repr_mimebundle_(self, include=None, exclude=None):
@@ -102,7 +238,21 @@ class StaticView:
         return bundle
 
     def static_extra(self) -> str:
-        """HTML shown below the static figure (a metrics table)."""
+        """HTML shown below the static figure (a metrics table); empty by default.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> class Price(ql.plots.StaticView):
+        ...     def static_figure(self):
+        ...         return ql.plots.figure()
+        >>> Price().static_extra()
+        ''
+        """
         return ""
 
     def _ipython_display_(self):
@@ -112,7 +262,17 @@ class StaticView:
         display(self._repr_mimebundle_(), raw=True, display_id=self._display_id)
 
     def refresh(self) -> None:
-        """Re-publish the displayed output (no-op before it is displayed)."""
+        """Re-publish the displayed output (no-op before it is displayed).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> class Price(ql.plots.StaticView):
+        ...     def static_figure(self):
+        ...         return ql.plots.figure()
+        >>> Price().refresh() is None   # not displayed yet: nothing to update
+        True
+        """
         if self._display_id is None:
             return
         from IPython.display import update_display
@@ -121,28 +281,158 @@ class StaticView:
 
 
 def copy_source(src):
-    """A new ColumnDataSource with ``src``'s current data (a bokeh model belongs to one
-    document, so a static copy of a live figure needs its own sources)."""
+    """A new ColumnDataSource with ``src``'s current data.
+
+    A bokeh model belongs to one document, so a static copy of a live figure needs its
+    own sources.
+
+    Parameters
+    ----------
+    src : bokeh.models.ColumnDataSource
+        The live source.
+
+    Returns
+    -------
+    bokeh.models.ColumnDataSource
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from bokeh.models import ColumnDataSource
+    >>> src = ColumnDataSource({"x": [1, 2], "y": (3.0, 4.0)})
+    >>> copy = ql.plots.copy_source(src)
+    >>> copy is src, copy.data
+    (False, {'x': [1, 2], 'y': [3.0, 4.0]})
+    """
     from bokeh.models import ColumnDataSource
 
     return ColumnDataSource({k: list(v) if isinstance(v, tuple) else v
                              for k, v in src.data.items()})
 
 
+# ---- axes ----------------------------------------------------------------------------
+# the rules of fmt.money(compact=True) / fmt.pct(), in JavaScript: static HTML needs no kernel
+_MONEY_JS = """
+const a = Math.abs(tick), s = tick < 0 ? "-" : "";
+const units = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "k"]];
+for (const [scale, unit] of units) {
+    if (Math.round(a / scale * 10) / 10 >= 1 && (a >= scale || unit != "k"))
+        return s + (a / scale).toFixed(1) + unit;
+}
+return s + String(Number(a.toFixed(2)));
+"""
+
+_PCT_JS = """
+const v = 100 * tick;
+if (Math.abs(v) < 0.05) return "0 %";
+const d = Math.abs(v) < 10 && v != Math.round(v) ? 1 : 0;
+const t = v.toFixed(d);
+return (Number(t) == 0 ? t.replace("-", "") : t) + " %";
+"""
+
+
+def money_tick_formatter():
+    """A bokeh tick formatter for money axes: ``1.0M``, ``250.0k``, ``37.9k``, ``500``.
+
+    The rules of ``fmt.money(compact=True)`` in JavaScript: static HTML needs no kernel.
+
+    Returns
+    -------
+    bokeh.models.CustomJSTickFormatter
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> type(ql.plots.money_tick_formatter()).__name__
+    'CustomJSTickFormatter'
+    """
+    from bokeh.models import CustomJSTickFormatter
+
+    return CustomJSTickFormatter(code=_MONEY_JS)
+
+
+def pct_tick_formatter():
+    """A bokeh tick formatter for axes of fractions: ``0.25`` -> ``25 %``.
+
+    The rules of ``fmt.pct`` in JavaScript: static HTML needs no kernel.
+
+    Returns
+    -------
+    bokeh.models.CustomJSTickFormatter
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> type(ql.plots.pct_tick_formatter()).__name__
+    'CustomJSTickFormatter'
+    """
+    from bokeh.models import CustomJSTickFormatter
+
+    return CustomJSTickFormatter(code=_PCT_JS)
+
+
 def money_axis(axis) -> None:
-    """Format a bokeh axis (or a splattable list of axes) as money: 1.0M, 250.0k."""
-    axis.formatter = fmt.money_tick_formatter()
+    """Format a bokeh axis (or a splattable list of axes) as money: 1.0M, 250.0k.
+
+    Parameters
+    ----------
+    axis : bokeh axis or list of axes
+        E.g. ``fig.yaxis``.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> fig = ql.plots.figure()
+    >>> ql.plots.money_axis(fig.yaxis)
+    >>> fig.yaxis[0].formatter.code == ql.plots.money_tick_formatter().code
+    True
+    """
+    axis.formatter = money_tick_formatter()
 
 
 def pct_axis(axis) -> None:
-    """Format an axis of fractions as percentages: 0.25 -> 25 %."""
-    axis.formatter = fmt.pct_tick_formatter()
+    """Format an axis of fractions as percentages: 0.25 -> 25 %.
+
+    Parameters
+    ----------
+    axis : bokeh axis or list of axes
+        E.g. ``fig.yaxis``.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> fig = ql.plots.figure()
+    >>> ql.plots.pct_axis(fig.yaxis)
+    >>> type(fig.yaxis[0].formatter).__name__
+    'CustomJSTickFormatter'
+    """
+    axis.formatter = pct_tick_formatter()
 
 
 def sign_changes(size, start: float = 0.0) -> np.ndarray:
-    """For a sequence of signed fill sizes of one account (in time order), True where
-    the fill enters, exits or flips the position (its sign changes); False where it only
-    re-sizes it. The position before the first fill is ``start``."""
+    """Where a sequence of fills enters, exits or flips the position.
+
+    For the signed fill sizes of one account (in time order): True where the position's
+    sign changes, False where a fill only re-sizes it. Sizes within 1e-9 of the largest
+    position of zero count as flat (dust of fractional sizes).
+
+    Parameters
+    ----------
+    size : array-like of float
+        Signed fill sizes (buys > 0).
+    start : float, default 0.0
+        The position before the first fill.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.plots.sign_changes([10, 5, -15, -3, 3])   # enter, resize, exit, short, exit
+    array([ True, False,  True,  True,  True])
+    """
     size = np.asarray(size, dtype=float)
     after = start + np.cumsum(size)
     before = np.concatenate([[start], after[:-1]])
@@ -154,9 +444,39 @@ def sign_changes(size, start: float = 0.0) -> np.ndarray:
 
 
 def fills_and_position(fig_p, orders, position, x_range=None, title="position (shares)"):
-    """Draw entry/exit/flip fills on ``fig_p`` (buy/sell triangles) and return a step
-    figure of ``position`` (a time DataArray): re-sizing fills are steps there, not
-    markers on the price."""
+    """Fill markers on a price figure and a step figure of the position.
+
+    Entries, exits and flips (:func:`sign_changes`) are drawn on ``fig_p`` as buy/sell
+    triangles; re-sizing fills are steps of the returned position figure, not markers.
+
+    Parameters
+    ----------
+    fig_p : bokeh.plotting.figure
+        The price figure (datetime x axis).
+    orders : pandas.DataFrame
+        Fills of one account, like ``res.orders``: ``time``, ``size``, ``price``.
+    position : xarray.DataArray
+        The position on ``time`` (shares).
+    x_range : bokeh range, optional
+        Shared x range (default ``fig_p``'s).
+    title : str, default 'position (shares)'
+        Title of the position figure.
+
+    Returns
+    -------
+    bokeh.plotting.figure
+        The position figure.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300)).sel(asset=["IBM"])
+    >>> res = ql.backtest(ds, ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds))
+    >>> fig = ql.plots.price_figure(ds, log=False)
+    >>> pos = ql.plots.fills_and_position(fig, res.orders, res.positions.sel(asset="IBM"))
+    >>> len(fig.renderers), len(pos.renderers)
+    (3, 1)
+    """
     o = orders.sort_values("time", kind="stable")
     key = sign_changes(o["size"].to_numpy())
     for side, color, marker, label in ((o["size"].to_numpy() > 0, PALETTE[2], "triangle", "buy"),
@@ -175,7 +495,33 @@ def fills_and_position(fig_p, orders, position, x_range=None, title="position (s
 
 
 def price_figure(ds, assets=None, var: str = "close", log: bool = True, title=None):
-    """Price lines of ``ds[var]`` for ``assets`` (default all), on a log axis by default."""
+    """Price lines of ``ds[var]``, one per asset, on a log axis by default.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Bars on (time, asset).
+    assets : str or list of str, optional
+        Assets to draw (default all).
+    var : str, default 'close'
+        The variable.
+    log : bool, default True
+        Log y axis.
+    title : str, optional
+        Default ``"<var> (adjusted)"``.
+
+    Returns
+    -------
+    bokeh.plotting.figure
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> fig = ql.plots.price_figure(ds, ["IBM", "MSFT"])
+    >>> len(fig.renderers), fig.title.text
+    (2, 'close (adjusted)')
+    """
     da = ds[var]
     assets = list(da.asset.values) if assets is None else np.atleast_1d(assets).tolist()
     fig = figure(x_axis_type="datetime", y_axis_type="log" if log else "linear",
@@ -190,7 +536,33 @@ def price_figure(ds, assets=None, var: str = "close", log: bool = True, title=No
 
 
 def histogram_figure(values, bins: int = 80, title: str = "distribution", x_label: str = ""):
-    """Histogram of the finite entries of ``values`` with a matching-moment normal curve."""
+    """Histogram of the finite entries of ``values`` with a normal curve of the
+    same mean and standard deviation.
+
+    Parameters
+    ----------
+    values : array-like
+        Any shape; NaN and inf are left out.
+    bins : int, default 80
+        Histogram bins.
+    title : str, default 'distribution'
+        The title.
+    x_label : str, default ''
+        Axis title (default ``"value"``).
+
+    Returns
+    -------
+    bokeh.plotting.figure
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"].sel(asset="IBM"))
+    >>> fig = ql.plots.histogram_figure(r.values, bins=30, x_label="daily return")
+    >>> [type(g.glyph).__name__ for g in fig.renderers]
+    ['Quad', 'Line']
+    """
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
     counts, edges = np.histogram(v, bins=bins, density=True)
@@ -206,8 +578,32 @@ def histogram_figure(values, bins: int = 80, title: str = "distribution", x_labe
 
 
 def line_figure(da, title: str = "", y_label: str = "", bands=()):
-    """Lines of a (time[, other]) DataArray, one per entry of its non-time dim; optional
-    horizontal reference lines at ``bands`` (e.g. z-score +-2)."""
+    """Lines of a (time[, other]) DataArray, one per entry of its non-time dim.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        On ``time`` and at most one other dim.
+    title : str, default ''
+        The title.
+    y_label : str, default ''
+        Axis title (default the array's name).
+    bands : sequence of float, default ()
+        Horizontal reference lines (e.g. z-score ±2).
+
+    Returns
+    -------
+    bokeh.plotting.figure
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> z = ql.rolling.zscore(ds["close"], 20)
+    >>> fig = ql.plots.line_figure(z, title="z-score", bands=(-2, 2))
+    >>> len(fig.renderers), sum(type(c).__name__ == "Span" for c in fig.center)
+    (4, 2)
+    """
     from bokeh.models import Span
 
     fig = figure(x_axis_type="datetime", title=title, x_axis_label="date",
@@ -226,10 +622,29 @@ def line_figure(da, title: str = "", y_label: str = "", bands=()):
 
 
 def backtest_figure(res, asset=None, **sel):
-    """Price with fills, equity against buy-and-hold, and drawdown of one backtest column.
+    """Price with fills, position, equity against buy-and-hold, and drawdown
+    of one backtest column.
 
-    ``asset`` (default the first) and ``sel`` (parameter values, default the first of
-    each parameter dim) pick the column.
+    Parameters
+    ----------
+    res : BacktestResult
+        A backtest.
+    asset : str, optional
+        The asset (default the first).
+    **sel
+        Parameter values picking the column (default the first of each parameter dim).
+
+    Returns
+    -------
+    bokeh.models.Column
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> res = ql.backtest(ds, ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds))
+    >>> [f.title.text for f in ql.plots.backtest_figure(res, asset="IBM").children]
+    ['IBM: close and fills', 'position (shares)', 'equity', 'drawdown']
     """
     from bokeh.layouts import column
 
@@ -269,8 +684,32 @@ def backtest_figure(res, asset=None, **sel):
 
 
 def diagnostics_figure(diag, asset, title: str = ""):
-    """One small panel per (time, asset) variable of a strategy's ``diagnostics``
-    Dataset, for ``asset``, with linked x ranges."""
+    """One small panel per (time, asset) variable of a strategy's
+    ``diagnostics`` Dataset, for one asset, with linked x ranges.
+
+    Parameters
+    ----------
+    diag : xarray.Dataset
+        ``strategy.diagnostics(ds)``.
+    asset : str
+        The asset.
+    title : str, default ''
+        Prefix of the first panel's title.
+
+    Returns
+    -------
+    bokeh.models.Column
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("spc")
+    >>> col = ql.plots.diagnostics_figure(s.diagnostics(ds), "IBM", title="spc")
+    >>> len(col.children) == len([v for v in s.diagnostics(ds).data_vars.values()
+    ...                           if {"time", "asset"} <= set(v.dims)])
+    True
+    """
     from bokeh.layouts import column
 
     figs = []
@@ -294,16 +733,36 @@ def diagnostics_figure(diag, asset, title: str = ""):
 
 def heatmap_figure(table, title: str = "", x_label: str | None = None,
                    y_label: str | None = None):
-    """A labelled heatmap of a pandas DataFrame (rows x columns), values in the cells.
+    """A labelled heatmap of a DataFrame (rows x columns), values in the cells.
 
     Colours diverge around 0 (red below, green above: returns, Sharpe ratios,
     correlations), the limit is the largest absolute value; each label is white on dark
-    cells and black on light ones. Axis titles default to the columns' and index's
-    names."""
+    cells and black on light ones.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The values.
+    title : str, default ''
+        The title.
+    x_label, y_label : str, optional
+        Axis titles (default the columns' and the index's names).
+
+    Returns
+    -------
+    bokeh.plotting.figure
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> corr = ql.data.returns(ds["close"]).to_pandas().corr().round(2)
+    >>> fig = ql.plots.heatmap_figure(corr, title="correlations")
+    >>> len(fig.renderers[0].data_source.data["value"])   # 4 x 4 cells
+    16
+    """
     from bokeh.models import ColumnDataSource
     from bokeh.plotting import figure as bokeh_figure
-
-    from quantlab.tearsheet import _diverging  # lazy: tearsheet imports this module
 
     rows, cols = [str(r) for r in table.index], [str(c) for c in table.columns]
     stacked = table.stack(future_stack=True)
@@ -330,8 +789,36 @@ def heatmap_figure(table, title: str = "", x_label: str | None = None,
 
 def network_figure(edges, title: str = "", source: str = "leader", target: str = "follower",
                    weight: str = "transfer_entropy", keep: str = "significant"):
-    """A directed graph on a circle: one arrow per row of ``edges`` (a DataFrame such as
-    ``CrossMarketAnalyzer.lead_lag()``) where ``keep`` is true, width by ``weight``."""
+    """A directed graph on a circle, one arrow per row of ``edges`` where
+    ``keep`` is true, its width by ``weight``.
+
+    Parameters
+    ----------
+    edges : pandas.DataFrame
+        E.g. ``CrossMarketAnalyzer.lead_lag()``.
+    title : str, default ''
+        The title.
+    source, target : str, default 'leader', 'follower'
+        Columns naming the nodes of each arrow.
+    weight : str, default 'transfer_entropy'
+        Column of the arrow width.
+    keep : str, default 'significant'
+        Boolean column of the arrows to draw (all when the frame lacks it).
+
+    Returns
+    -------
+    bokeh.plotting.figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import quantlab as ql
+    >>> edges = pd.DataFrame({"leader": ["IBM", "MSFT"], "follower": ["MSFT", "AAPL"],
+    ...                       "transfer_entropy": [0.02, 0.01], "significant": [True, False]})
+    >>> fig = ql.plots.network_figure(edges, title="lead-lag")
+    >>> sum(type(a).__name__ == "Arrow" for a in fig.center)   # the significant pair
+    1
+    """
     from bokeh.models import Arrow, ColumnDataSource, LabelSet, VeeHead
 
     nodes = sorted(set(edges[source]) | set(edges[target]))
@@ -357,9 +844,36 @@ def network_figure(edges, title: str = "", source: str = "leader", target: str =
 
 
 def crossmarket_figure(parts: dict):
-    """A column for ``CrossMarketAnalyzer.report``: correlation heatmap, lead-lag
-    network of the significant pairs, rolling betas on the commodity (when present) and
-    the macro regime signals. ``parts`` is ``CrossMarketAnalyzer.report_data()``."""
+    """A column for ``CrossMarketAnalyzer.report``: correlation heatmap,
+    lead-lag network, rolling betas on the commodity (when present) and the macro regime
+    signals.
+
+    Parameters
+    ----------
+    parts : dict
+        ``CrossMarketAnalyzer.report_data()``: ``correlations`` (a DataArray with a
+        ``window`` attribute), ``lead_lag`` (DataFrame), ``commodity_beta`` (DataArray or
+        None) and ``macro`` (DataArray on time and signal).
+
+    Returns
+    -------
+    bokeh.models.Column
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import xarray as xr
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"])
+    >>> corr = r.to_pandas().corr().rename_axis(columns="asset_other")
+    >>> parts = {"correlations": xr.DataArray(corr, attrs={"window": "2000"}),
+    ...          "lead_lag": pd.DataFrame({"leader": ["IBM"], "follower": ["MSFT"],
+    ...                                    "transfer_entropy": [0.02], "significant": [True]}),
+    ...          "commodity_beta": None, "macro": r.rename(asset="signal")}
+    >>> [f.title.text for f in ql.plots.crossmarket_figure(parts).children]
+    ['return correlations, 2000', 'lead-lag (significant after Holm)', 'macro regime signals (1 = up / stress)']
+    """
     from bokeh.layouts import column
 
     c = parts["correlations"]
@@ -373,7 +887,27 @@ def crossmarket_figure(parts: dict):
 
 
 def risk_report_figure(report):
-    """The drawdown of a ``RiskReport``'s equity, or None when it has no equity."""
+    """The drawdown of a ``RiskReport``'s equity, or None when it has none.
+
+    Parameters
+    ----------
+    report : quantlab.risk.RiskReport
+        From ``RiskManager().generate_risk_report`` (of a backtest: it has an equity).
+
+    Returns
+    -------
+    bokeh.plotting.figure or None
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import risk
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    >>> report = risk.RiskManager().generate_risk_report(ql.backtest(ds, sig, group=True))
+    >>> ql.plots.risk_report_figure(report).title.text
+    'drawdown'
+    """
     dd = report.drawdown_series()
     if dd is None:
         return None
@@ -383,7 +917,29 @@ def risk_report_figure(report):
 
 
 def risk_report_html(report) -> str:
-    """A ``RiskReport`` as a self-contained HTML page (BokehJS inlined: opens offline)."""
+    """A ``RiskReport`` as a self-contained HTML page (BokehJS inlined: opens
+    offline).
+
+    Parameters
+    ----------
+    report : quantlab.risk.RiskReport
+        From ``RiskManager().generate_risk_report``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import risk
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    >>> report = risk.RiskManager().generate_risk_report(ql.backtest(ds, sig, group=True))
+    >>> page = ql.plots.risk_report_html(report)
+    >>> page.startswith("<!DOCTYPE html>"), "<h2>Risk report</h2>" in page
+    (True, True)
+    """
     from bokeh.embed import file_html
     from bokeh.resources import INLINE
 
@@ -396,8 +952,32 @@ def risk_report_html(report) -> str:
 
 
 def optimization_figure(res, title: str = ""):
-    """An optimisation's trials in the order run, the running best, and the histogram of
-    its CSCV logits (mass at or below 0 is the PBO)."""
+    """An optimisation's trials in the order run, the running best, and the
+    histogram of its CSCV logits (mass at or below 0 is the PBO).
+
+    Parameters
+    ----------
+    res : quantlab.optimize.OptimizationResult
+        From ``optimize_strategy_parameters``.
+    title : str, default ''
+        Default: method, objective, DSR and PBO.
+
+    Returns
+    -------
+    bokeh.models.Column or bokeh.plotting.figure
+        A figure alone when there are no CSCV logits.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> res = optimize.optimize_strategy_parameters(s, {"window": [10, 21]}, ds,
+    ...     optimization_method="grid", n_trials=2, progress=False, end_date="2000-12-29")
+    >>> [f.title.text[:22] for f in ql.plots.optimization_figure(res).children]
+    ['grid: sharpe_ratio per', 'CSCV logits (<= 0: ove']
+    """
     from bokeh.layouts import column
 
     obj = res.objective if isinstance(res.objective, str) else res.objective[0]
@@ -418,8 +998,32 @@ def optimization_figure(res, title: str = ""):
 
 
 def walk_forward_figure(wf, title: str = ""):
-    """Stitched out-of-sample equity, in- and out-of-sample Sharpe ratio per fold, and
-    the chosen parameters per fold."""
+    """Stitched out-of-sample equity, in- and out-of-sample Sharpe ratio
+    per fold, and the chosen parameters per fold.
+
+    Parameters
+    ----------
+    wf : quantlab.optimize.WalkForwardResult
+        From ``WalkForwardOptimizer.run``.
+    title : str, default ''
+        Title of the equity panel.
+
+    Returns
+    -------
+    bokeh.models.Column
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import optimize
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> s = ql.strategies.get("volatility_regime", lookback=60)
+    >>> wf = optimize.WalkForwardOptimizer(optimization_window=150, validation_window=100,
+    ...     step_size=100, optimization_method="grid", n_trials=2, progress=False)
+    >>> out = wf.run(s, {"window": [10, 21]}, ds)
+    >>> [f.title.text for f in ql.plots.walk_forward_figure(out).children]
+    ['walk-forward: stitched out-of-sample equity', 'Sharpe ratio per fold', 'chosen window']
+    """
     from bokeh.layouts import column
     from bokeh.models import Span
 
@@ -450,11 +1054,401 @@ def walk_forward_figure(wf, title: str = ""):
     return column(*figs, sizing_mode="stretch_width")
 
 
-def tearsheet(returns, benchmark=None, **kw):
-    """A tear sheet of any return stream: ``quantlab.tearsheet.tearsheet``."""
-    from quantlab import tearsheet as _tearsheet   # lazy: cycle (it draws with figure)
+# ---- tear sheets ----------------------------------------------------------------------
+# The data come from quantlab.tearsheet (pandas tables); here they become one display
+# source per section, and the figures and tables drawn from those sources.
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+           "Dec")
+_BLUE, _GREY, _RED, _GREEN = "#1f77b4", "#7f7f7f", "#d62728", "#2ca02c"
 
-    return _tearsheet.tearsheet(returns, benchmark, **kw)
+
+def _diverging(v: np.ndarray, lim: float):
+    """Cell colours from a red-white-green palette centred on 0, and a label colour
+    chosen by the cell's brightness (white on dark cells)."""
+    from bokeh.palettes import RdYlGn11
+
+    pal = list(reversed(RdYlGn11))   # red for losses, green for gains
+    fill, ink = [], []
+    for x in v:
+        if not np.isfinite(x):
+            fill.append("#eeeeee")
+            ink.append("#000000")
+            continue
+        i = int(np.clip(np.floor((x / lim + 1) / 2 * len(pal)), 0, len(pal) - 1))
+        c = pal[i]
+        rgb = [int(c[k:k + 2], 16) / 255 for k in (1, 3, 5)]
+        lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+        fill.append(c)
+        ink.append("#ffffff" if lum < 0.5 else "#000000")
+    return fill, ink
+
+
+def _column(r, b, trades, pos, ex, *, window, periods, capital, rf, lim) -> dict:
+    """Every section's data for one column: {section: ColumnDataSource data dict}."""
+    t = pd.DatetimeIndex(r["time"].values)
+    rs = pd.Series(r.values, index=t)
+    bs = None if b is None else pd.Series(b.values, index=t)
+    data = {"eq": {"time": t}, "dd": {"time": t}}
+    for key, s in (("strategy", rs), ("benchmark", bs)):
+        if s is not None:
+            eq = _ts._equity(s.to_numpy(), capital)
+            data["eq"][key], data["dd"][key] = eq, _ts._underwater(eq, capital)
+    table = _ts.summary_table(r, b, periods=periods, risk_free_rate=rf, extra=ex)
+    data["summary"] = {c: table[c].tolist() for c in table.columns}
+    data.update(_drawdown_rows(r, capital))
+    data.update(_calendar(rs, bs, lim))
+    data["roll"] = {"time": rs.index, "zero": np.zeros(len(rs))}   # a reference line
+    for key, s in (("strategy", rs), ("benchmark", bs)):
+        if s is not None:
+            st = _ts.rolling_stats(s, window, periods, rf)
+            data["roll"][f"sharpe_{key}"] = st["sharpe_ratio"].to_numpy()
+            data["roll"][f"vol_{key}"] = st["volatility"].to_numpy()
+    value = dict(zip(table["name"], table["value"]))
+    data.update(_distribution(rs, value["value_at_risk"], value["conditional_value_at_risk"]))
+    data["trades"] = _trade_rows(trades)
+    if pos is not None:
+        others = [d for d in pos.dims if d != "time"]
+        lines = [(str(a), pos.sel({others[0]: a}).values) for a in pos[others[0]].values] \
+            if others else [("exposure", pos.values)]
+        data["pos"] = {"xs": [t] * len(lines), "ys": [y for _, y in lines],
+                       "name": [n for n, _ in lines],
+                       "color": [PALETTE[i % len(PALETTE)] for i in range(len(lines))]}
+    return data
+
+
+def _drawdown_rows(r, capital) -> dict:
+    top = _ts.drawdown_table(r, capital)
+    last = pd.Timestamp(r["time"].values[-1])
+    return {"ddtab": {"rank": list(range(1, len(top) + 1)),
+                      "start": [fmt.date(x) for x in top["start"]],
+                      "trough": [fmt.date(x) for x in top["trough"]],
+                      "recovery": [fmt.date(x) if pd.notna(x) else "not yet"
+                                   for x in top["recovery"]],
+                      "depth": top["depth"].to_numpy(), "length": top["length"].to_numpy(),
+                      "depth_s": [fmt.metric("depth", x) for x in top["depth"]],
+                      "length_s": [fmt.metric("length", x) for x in top["length"]]},
+            "ddspan": {"left": top["start"].to_numpy(),
+                       "right": top["recovery"].fillna(last).to_numpy(),
+                       "bottom": top["depth"].to_numpy(), "top": np.zeros(len(top))}}
+
+
+def _calendar(rs, bs, lim) -> dict:
+    """Monthly heatmap cells (value, % label, fill and ink colours) and yearly bars."""
+    mo = _ts.monthly_returns(rs)
+    val = mo.to_numpy()
+    fill, ink = _diverging(val, lim)
+    heat = {"year": [str(d.year) for d in mo.index],
+            "month": [_MONTHS[d.month - 1] for d in mo.index], "value": val,
+            "label": ["" if not np.isfinite(x) else
+                      fmt.pct(x, sign=False).removesuffix(" %") for x in val],
+            "fill": fill, "ink": ink}
+    yr = _ts.yearly_returns(rs)
+    year = {"year": [str(d.year) for d in yr.index], "strategy": yr.to_numpy(),
+            "s_label": [fmt.pct(x) for x in yr],
+            "color": [_GREEN if x >= 0 else _RED for x in yr.fillna(0)]}
+    if bs is not None:
+        by = _ts.yearly_returns(bs)
+        year.update(benchmark=by.to_numpy(), b_label=[fmt.pct(x) for x in by])
+    return {"heat": heat, "year": year}
+
+
+def _distribution(rs, var, cvar) -> dict:
+    """Histogram of the observed returns; VaR and CVaR (5 %) from ``ql.metrics``."""
+    v = rs.dropna().to_numpy()
+    counts, edges = np.histogram(v, bins=60, density=True) if v.size else \
+        (np.zeros(1), np.array([0.0, 1.0]))
+    hi = float(counts.max()) if counts.max() > 0 else 1.0
+    return {"hist": {"left": edges[:-1], "right": edges[1:], "top": counts},
+            "risk": {"x": [var, cvar], "y0": [0.0, 0.0], "y1": [hi, hi],
+                     "name": [f"VaR 95 % {fmt.pct(var, 2)}", f"CVaR 95 % {fmt.pct(cvar, 2)}"],
+                     "color": ["#ff7f0e", _RED]}}
+
+
+def _trade_rows(trades) -> dict:
+    """The trade list (``tearsheet.trade_list``) as display columns: numbers to sort by
+    and their formatted text (``*_s``); asset and reason HTML-escaped."""
+    cols = {"asset": [], "entry": [], "exit": [], "ret": [], "ret_s": [], "pnl": [],
+            "pnl_s": [], "reason": []}
+    if trades is None or len(trades) == 0:
+        return cols
+    tr = _ts.trade_list(trades)
+    cols["asset"] = [_html.escape(a) for a in tr["asset"]]
+    cols["entry"] = [fmt.date(x) for x in tr["entry_time"]]
+    cols["exit"] = [fmt.date(x) if pd.notna(x) else "open" for x in tr["exit_time"]]
+    cols["ret"] = tr["return"].to_numpy(float)
+    cols["ret_s"] = [fmt.metric("trade_return", x) for x in cols["ret"]]
+    cols["pnl"] = tr["pnl"].to_numpy(float)
+    cols["pnl_s"] = [fmt.money(x) for x in cols["pnl"]]
+    cols["reason"] = [_html.escape(x) for x in tr["exit_reason"]]
+    return cols
+
+
+def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: int = 126,
+              periods: int | None = None, title: str | None = None,
+              capital: float | None = None, risk_free_rate: float | None = None,
+              extra=None):
+    """A tear sheet: one bokeh layout summarising a return stream or a backtest.
+
+    Summary table (strategy beside benchmark, values of ``ql.metrics``), equity on a log
+    axis, the underwater curve with the top-5 drawdowns, monthly-returns heatmap and
+    yearly bars, rolling Sharpe ratio and volatility, the return distribution with
+    VaR/CVaR and, when given, exposure and the trade list. Returns with more dims than
+    ``time`` (assets, parameters) get one column per combination and a Select that
+    switches every section in the browser (CustomJS: works in static HTML, no kernel).
+    The data are those of ``ql.tearsheet`` (``summary_table``, ``drawdown_table``, ...).
+
+    Parameters
+    ----------
+    returns : xarray.DataArray, pandas.Series, pandas.DataFrame or BacktestResult
+        Simple returns on ``time`` (at most 64 columns). A BacktestResult brings its
+        returns, trades, exposure, backtest metrics, periods, risk-free rate and
+        ``init_cash`` (``ql.tearsheet.result_inputs``); the options below override them.
+    benchmark : xarray.DataArray or pandas.Series, optional
+        Returns on ``time`` (or on a subset of the returns' dims), aligned on the returns'
+        times; for a BacktestResult also ``"buy_and_hold"``.
+    trades : pandas.DataFrame or False, optional
+        A frame like ``res.trades`` (a BacktestResult's by default); False: no trade list.
+    positions : xarray.DataArray, optional
+        Exposure (position value / equity) on ``time`` [``asset``, ...].
+    window : int, default 126
+        Bars of the rolling Sharpe/volatility, 2 to the number of bars.
+    periods : int, optional
+        Bars per year (default 252, or the result's).
+    title : str, optional
+        The heading.
+    capital : float, optional
+        Starting value of the equity curves, > 0 (default 1, or ``res.init_cash``).
+    risk_free_rate : float, optional
+        Annual, > -1 (default 0, or the result's).
+    extra : xarray.Dataset, optional
+        More per-column values for the summary table (a result's backtest metrics).
+
+    Returns
+    -------
+    bokeh.models.Column
+        The layout (``ql.plots.show`` it, or save it as static HTML).
+
+    Raises
+    ------
+    ValueError, TypeError, quantlab.DataError
+        If an argument is out of range or of the wrong type, or a column has no data.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> r = ql.data.returns(ds["close"].sel(asset="IBM"))
+    >>> sheet = ql.plots.tearsheet(r.isel(time=slice(0, 150)), window=21, title="IBM")
+    >>> from bokeh.models import Plot
+    >>> type(sheet).__name__, len(list(sheet.select({"type": Plot})))   # 7 figures
+    ('Column', 7)
+
+    A backtest's (``res.tearsheet("buy_and_hold")``) adds its exposure and trade list:
+    ``ql.plots.tearsheet(res, "buy_and_hold")``.
+    """
+    from bokeh.models import ColumnDataSource
+
+    if isinstance(returns, BacktestResult):
+        given = {"positions": positions, "periods": periods, "capital": capital,
+                 "risk_free_rate": risk_free_rate, "extra": extra}
+        kw = _ts.result_inputs(returns, benchmark, trades=True if trades is None else trades,
+                               **{k: v for k, v in given.items() if v is not None})
+        return tearsheet(**kw, window=window, title=title)
+    r, b, opts, cols = _ts._inputs(
+        returns, benchmark, trades=trades, positions=positions, window=window,
+        periods=252 if periods is None else periods, capital=1.0 if capital is None
+        else capital, risk_free_rate=0.0 if risk_free_rate is None else risk_free_rate,
+        extra=extra)
+    # one colour scale for every column's heatmap (the colour bar stays true when switching)
+    mo = (1.0 + r).resample(time="ME").prod(min_count=1) - 1.0
+    finite = np.abs(mo.values[np.isfinite(mo.values)])
+    lim = float(finite.max()) if finite.size and finite.max() > 0 else 0.1
+    per_col = [_column(*c[1:], lim=lim, **opts) for c in cols]
+    first = per_col[0]
+    log = all(np.nanmin(d["eq"][k]) > 0 for d in per_col for k in d["eq"] if k != "time")
+    src = {k: ColumnDataSource(v, name=k) for k, v in first.items()}   # named: tests
+    parts = _sections(src, first, b is not None, log, opts["window"], lim, opts["capital"])
+    return _tearsheet_layout(src, per_col, [c[0] for c in cols], parts, title,
+                             any(c[3] is not None for c in cols))
+
+
+def _tearsheet_layout(src, per_col, labels, parts, title, has_trades):
+    """Heading, the Select switching every source between the columns, the tables and
+    figures."""
+    from bokeh.layouts import column as bcol
+    from bokeh.layouts import row as brow
+    from bokeh.models import ColumnDataSource, CustomJS, Div, Select
+
+    head = [Div(text=f"<h2>{_html.escape(str(title or 'Tear sheet'))}</h2>")]
+    if len(labels) > 1:
+        sel = Select(title="column (switches every section)", value=labels[0], options=labels)
+        keys = list(src)
+        alts = [[ColumnDataSource(d[k]) for d in per_col] for k in keys]
+        sel.js_on_change("value", CustomJS(
+            args={"srcs": [src[k] for k in keys], "alts": alts, "labels": labels},
+            code="const i = labels.indexOf(cb_obj.value);\n"
+                 "for (let j = 0; j < srcs.length; j++) srcs[j].data = alts[j][i].data;"))
+        head.append(sel)
+    tail = [Div(text="<b>trades</b> (click a header to sort)"), parts["trades"]] \
+        if has_trades else []
+    layout = bcol(*head, brow(parts["summary"], parts["ddtab"], sizing_mode="stretch_width"),
+                  *parts["figures"], *tail, sizing_mode="stretch_width")
+    layout.tags = [{"columns": list(labels)}]
+    return layout
+
+
+def _sections(src, first, has_b, log, window, lim, capital) -> dict:
+    """The figures and tables drawn from the display sources (one per section)."""
+    from bokeh.layouts import row
+
+    summary, ddtab, trades = _tables(src, first, has_b)
+    eq, dd = _equity_figures(src, has_b, log, capital)
+    heat, yearly = _calendar_figures(src, first, has_b, lim)
+    figs = [eq, dd, row(heat, yearly, sizing_mode="stretch_width"),
+            *_rolling_figures(src, has_b, window, eq.x_range), _distribution_figure(src)]
+    if "pos" in src:
+        figs.append(_exposure_figure(src, eq.x_range))
+    return {"summary": summary, "ddtab": ddtab, "trades": trades, "figures": figs}
+
+
+def _tables(src, first, has_b):
+    """The summary, drawdown and trade tables (numbers sort by value, shown via fmt)."""
+    from bokeh.models import DataTable, HTMLTemplateFormatter, TableColumn
+
+    def num_col(field, title, width=90):   # numeric (sorts by value), shown via fmt
+        return TableColumn(field=field, title=title, width=width,
+                           formatter=HTMLTemplateFormatter(template=f"<%= {field}_s %>"))
+
+    summary = DataTable(source=src["summary"], sortable=False, reorderable=False,
+                        index_position=None,
+                        height=30 + 25 * len(first["summary"]["metric"]), width=520,
+                        columns=[TableColumn(field="metric", title="metric", width=220),
+                                 TableColumn(field="strategy", title="strategy"),
+                                 *([TableColumn(field="benchmark", title="benchmark")]
+                                   if has_b else [])])
+    ddtab = DataTable(source=src["ddtab"], index_position=None, reorderable=False,
+                      height=190, width=640,
+                      columns=[TableColumn(field="rank", title="#", width=30),
+                               TableColumn(field="start", title="start (peak)"),
+                               TableColumn(field="trough", title="trough"),
+                               TableColumn(field="recovery", title="recovery"),
+                               num_col("depth", "depth"), num_col("length", "length")])
+    trades = DataTable(source=src["trades"], index_position=None, reorderable=False, height=300,
+                       sizing_mode="stretch_width",
+                       columns=[TableColumn(field="asset", title="asset"),
+                                TableColumn(field="entry", title="entry"),
+                                TableColumn(field="exit", title="exit"),
+                                num_col("ret", "return"), num_col("pnl", "P&L"),
+                                TableColumn(field="reason", title="exit reason")])
+    return summary, ddtab, trades
+
+
+def _equity_figures(src, has_b, log, capital):
+    """Equity (log axis unless it reached 0) and the underwater curve."""
+    eq = figure(x_axis_type="datetime", y_axis_type="log" if log else "linear",
+                title="equity" + ("" if log else " (linear axis: equity reached 0)")
+                + (" vs benchmark" if has_b else ""), x_axis_label="time",
+                y_axis_label="equity" if capital != 1.0 else "growth of 1")
+    eq.line("time", "strategy", source=src["eq"], color=_BLUE, line_width=1.5,
+            legend_label="strategy")
+    if has_b:
+        eq.line("time", "benchmark", source=src["eq"], color=_GREY, legend_label="benchmark")
+    eq.yaxis.formatter = money_tick_formatter()
+    eq.legend.location = "top_left"
+    dd = figure(x_axis_type="datetime", height=220, x_range=eq.x_range,
+                title="underwater (top-5 drawdowns shaded)", x_axis_label="time",
+                y_axis_label="drawdown")
+    dd.quad(left="left", right="right", bottom="bottom", top="top", source=src["ddspan"],
+            color=_RED, alpha=0.12)
+    dd.varea(x="time", y1="strategy", y2=0, source=src["dd"], color=_RED, alpha=0.5,
+             legend_label="strategy")
+    if has_b:
+        dd.line("time", "benchmark", source=src["dd"], color=_GREY, legend_label="benchmark")
+    dd.yaxis.formatter = pct_tick_formatter()
+    dd.legend.location = "bottom_left"
+    return eq, dd
+
+
+def _calendar_figures(src, first, has_b, lim):
+    """The monthly-returns heatmap (one colour scale for every column) and yearly bars."""
+    from bokeh.models import ColorBar, LinearColorMapper
+    from bokeh.palettes import RdYlGn11
+
+    years = sorted(set(first["heat"]["year"]))
+    heat = figure(x_range=list(_MONTHS), y_range=list(reversed(years)), height=60 + 22 * len(years),
+                  title="monthly returns (%)", x_axis_label="month", y_axis_label="year",
+                  tools="save,hover", tooltips=[("", "@month @year"), ("return", "@label %")])
+    heat.rect("month", "year", 1, 1, source=src["heat"], fill_color="fill", line_color="white")
+    heat.text("month", "year", text="label", source=src["heat"], text_color="ink",
+              text_align="center", text_baseline="middle", text_font_size="10px")
+    heat.add_layout(ColorBar(color_mapper=LinearColorMapper(
+        palette=list(reversed(RdYlGn11)), low=-lim, high=lim),
+        formatter=pct_tick_formatter(), title="return"), "right")
+    heat.grid.visible = False
+    yearly = figure(x_range=years, height=heat.height, title="yearly returns",
+                    x_axis_label="year", y_axis_label="return",
+                    tooltips=[("year", "@year"), ("strategy", "@s_label")]
+                    + ([("benchmark", "@b_label")] if has_b else []))
+    if has_b:
+        from bokeh.transform import dodge
+
+        yearly.vbar(x=dodge("year", -0.18, range=yearly.x_range), top="strategy", width=0.35,
+                    source=src["year"], color="color", legend_label="strategy")
+        yearly.vbar(x=dodge("year", 0.18, range=yearly.x_range), top="benchmark", width=0.35,
+                    source=src["year"], color=_GREY, legend_label="benchmark")
+        yearly.legend.location = "top_left"
+    else:
+        yearly.vbar(x="year", top="strategy", width=0.7, source=src["year"], color="color")
+    yearly.yaxis.formatter = pct_tick_formatter()
+    yearly.xaxis.major_label_orientation = 0.8
+    return heat, yearly
+
+
+def _rolling_figures(src, has_b, window, x_range):
+    """Rolling Sharpe ratio (with a 0 line) and rolling volatility."""
+    figs = []
+    for key, name, ylab in (("sharpe", "rolling Sharpe ratio", "Sharpe ratio (annualised)"),
+                            ("vol", "rolling volatility", "volatility (annualised)")):
+        name = f"{name} ({window} bars)"
+        f = figure(x_axis_type="datetime", height=220, x_range=x_range, title=name,
+                   x_axis_label="time", y_axis_label=ylab)
+        f.line("time", f"{key}_strategy", source=src["roll"], color=_BLUE, legend_label="strategy")
+        if has_b:
+            f.line("time", f"{key}_benchmark", source=src["roll"], color=_GREY,
+                   legend_label="benchmark")
+        if key == "vol":
+            f.yaxis.formatter = pct_tick_formatter()
+        else:   # Sharpe is NaN on flat windows: the 0 line keeps the axis when all are
+            f.line("time", "zero", source=src["roll"], color="black", line_dash="dotted",
+                   line_width=1)
+        f.legend.location = "top_left"
+        figs.append(f)
+    return figs
+
+
+def _distribution_figure(src):
+    """Histogram of the period returns with VaR and CVaR marked."""
+    hist = figure(height=260, title="distribution of period returns (VaR/CVaR: ql.metrics, 5 %)",
+                  x_axis_label="return per period", y_axis_label="density",
+                  tools="pan,wheel_zoom,box_zoom,reset,save")
+    hist.quad(left="left", right="right", top="top", bottom=0, source=src["hist"],
+              color=_BLUE, alpha=0.6, line_color="white")
+    hist.segment(x0="x", x1="x", y0="y0", y1="y1", source=src["risk"], color="color",
+                 line_width=2, line_dash="dashed", legend_field="name")
+    hist.xaxis.formatter = pct_tick_formatter()
+    hist.legend.location = "top_left"
+    return hist
+
+
+def _exposure_figure(src, x_range):
+    """One exposure line per asset."""
+    pos = figure(x_axis_type="datetime", height=200, x_range=x_range,
+                 title="exposure (position value / equity)", x_axis_label="time",
+                 y_axis_label="exposure")
+    pos.multi_line(xs="xs", ys="ys", source=src["pos"], color="color", legend_field="name")
+    pos.yaxis.formatter = pct_tick_formatter()
+    pos.legend.location = "top_left"
+    return pos
 
 
 # ---- tick engine ---------------------------------------------------------------------
@@ -554,9 +1548,39 @@ class _EngineDashboard(StaticView):
 
 
 def engine_dashboard(engine, history=300):
-    """A live bokeh dashboard of a ``TickEngine``: throughput, latency histogram,
-    positions and P&L. Call ``.update()`` (or pass it as ``replay(on_chunk=...)``) to
-    refresh while a replay runs; a saved or exported notebook shows the last update."""
+    """A live bokeh dashboard of a ``TickEngine``: throughput, equity, latency
+    histogram and positions.
+
+    Call ``.update()`` (or pass it as ``replay(on_chunk=...)``) to refresh while a replay
+    runs; a saved or exported notebook shows the last update (a :class:`StaticView`).
+
+    Parameters
+    ----------
+    engine : quantlab.engine.TickEngine
+        The engine.
+    history : int, default 300
+        Updates kept on the throughput and equity lines, 1 to 1e6.
+
+    Returns
+    -------
+    StaticView
+
+    Raises
+    ------
+    TypeError
+        If ``engine`` is not a TickEngine.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab import testing
+    >>> eng = ql.engine.TickEngine()
+    >>> dash = ql.plots.engine_dashboard(eng)
+    >>> result = eng.replay(testing.synthetic_ticks(500, n_symbols=3, seed=1), chunk=250,
+    ...                     on_chunk=dash.update)
+    >>> dash.sources["pos"].data["symbol"], len(dash.sources["tp"].data["t"])
+    (['0', '1', '2'], 3)
+    """
     from quantlab.engine import TickEngine  # lazy: heavy, the tick engine loads pandas+xarray
 
     if not isinstance(engine, TickEngine):
@@ -579,12 +1603,44 @@ def _total(da):
 
 
 def deployment_dashboard(dep, backtest=None):
-    """A static bokeh layout of a ``ql.Deployment`` (the data live in the figure, so it
-    works in saved HTML): equity against ``backtest``'s (a BacktestResult of the same
-    bars, optional; summed over accounts, on the deployment's bars), drawdown from the
-    running peak, fills (price at each fill; buys and sells), risk-limit rejections by
+    """A static bokeh layout of a ``ql.Deployment`` (the data live in the
+    figure, so it works in saved HTML).
+
+    Equity against ``backtest``'s (summed over accounts, on the deployment's bars),
+    drawdown from the running peak, fills (buys and sells), risk-limit rejections by
     reason, and decision time per bar (ms, with its p50 and p99). Its data sources are
-    named ``deployment.<equity|backtest|buy|sell|rejections|latency>`` (``.select(name=)``)."""
+    named ``deployment.<equity|backtest|buy|sell|rejections|latency>``
+    (``layout.select(name=...)``).
+
+    Parameters
+    ----------
+    dep : quantlab.live.Deployment
+        A deployment (``ql.deploy``).
+    backtest : BacktestResult, optional
+        A backtest of the same bars, one parameter combination.
+
+    Returns
+    -------
+    bokeh.models.Column
+
+    Raises
+    ------
+    TypeError
+        If ``dep`` is not a Deployment or ``backtest`` not a BacktestResult.
+    ValueError
+        If ``backtest`` has parameter dims.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 40))
+    >>> dep = ql.deploy("volatility_regime", {"window": 5, "lookback": 20},
+    ...                 history=ds.isel(time=slice(0, 30)))
+    >>> dep = dep.replay(ds.isel(time=slice(30, 40)), echo=None)
+    >>> layout = ql.plots.deployment_dashboard(dep)
+    >>> len(layout.select_one({"name": "deployment.equity"}).data["time"])
+    10
+    """
     from bokeh.layouts import column, gridplot
     from bokeh.models import ColumnDataSource, HoverTool, Span
 

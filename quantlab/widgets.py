@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from quantlab import fmt, plots, rolling, strategies
-from quantlab.tearsheet import _diverging
 from quantlab.backtesting import Slippage, backtest
 
 __all__ = ["RollingExplorer", "StrategyExplorer", "SweepExplorer"]
@@ -23,9 +22,30 @@ __all__ = ["RollingExplorer", "StrategyExplorer", "SweepExplorer"]
 class RollingExplorer(plots.StaticView):
     """Pick an asset and drag a window: the price and its rolling z-score update in place.
 
-    ``RollingExplorer(ds, var="close", window=20)``; display it as the last expression of a
-    cell. The statistic is ``ql.rolling.zscore`` (Cython), so a drag answers in
-    milliseconds on the bundled data.
+    Display it as the last expression of a cell. The statistic is ``ql.rolling.zscore``
+    (Cython), so a drag answers in milliseconds on the bundled data.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Bars on (time, asset).
+    var : str, default 'close'
+        The variable shown.
+    window : int, default 20
+        The first window of the slider.
+    max_window : int, default 252
+        The slider's largest window.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> e = ql.widgets.RollingExplorer(ds, window=10)
+    >>> e.window.value = 30                     # what a drag does: the source updates
+    >>> e.controls()
+    [('asset', 'AAPL'), ('window', 30)]
+    >>> [f.title.text for f in e.static_figure().children]
+    ['price', 'rolling z-score']
     """
 
     def __init__(self, ds, var: str = "close", window: int = 20, max_window: int = 252):
@@ -82,13 +102,30 @@ class RollingExplorer(plots.StaticView):
 
 
 class StrategyExplorer(plots.StaticView):
-    """Strategy dropdown, controls generated from its ``param_space``, asset, date range,
-    fees and slippage model, driving bokeh figures (price with entry/exit fills, the
-    position, equity against buy-and-hold, drawdown) and a metrics table, updated in place.
+    """A strategy's controls driving its backtest's figures and metrics, in place.
 
-    Signals are computed on the whole universe (cross-sectional strategies need it) and
-    cached per (strategy, parameters); a change of asset, dates or costs only re-runs
-    the backtest, a few milliseconds on the bundled data.
+    Strategy dropdown, controls generated from its ``param_space``, asset, date range,
+    fees and slippage model drive bokeh figures (price with entry/exit fills, the
+    position, equity against buy-and-hold, drawdown) and a metrics table. Signals are
+    computed on the whole universe (cross-sectional strategies need it) and cached per
+    (strategy, parameters); a change of asset, dates or costs only re-runs the backtest,
+    a few milliseconds on the bundled data.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Bars on (time, asset); strategies needing variables it lacks are not offered.
+    strategy : str, optional
+        The first strategy shown (default the first offered).
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> e = ql.widgets.StrategyExplorer(ds, "volatility_regime")
+    >>> e.asset.value = "IBM"                  # re-runs the backtest
+    >>> e.controls()[:3], e.metrics["n_trades"] > 0
+    ([('strategy', 'volatility_regime'), ('asset', 'IBM'), ('years', '2000-2001')], True)
     """
 
     METRICS = ("total_return", "annual_return", "sharpe_ratio", "sortino_ratio",
@@ -187,10 +224,37 @@ class StrategyExplorer(plots.StaticView):
         self.update()
 
     def current_params(self) -> dict:
+        """The strategy parameters the controls show.
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> ql.widgets.StrategyExplorer(ds, "volatility_regime").current_params()
+        {'window': 21, 'lookback': 252, 'threshold': 0.8, 'target_vol': 0.15}
+        """
         return {c.description: c.value for c in self.params.children}
 
     def signal(self):
-        """The cached universe-wide signal of the current strategy and parameters."""
+        """The cached universe-wide signal of the current strategy and parameters.
+
+        Returns
+        -------
+        xarray.DataArray
+            On (time, asset), in [-1, 1].
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> e = ql.widgets.StrategyExplorer(ds, "volatility_regime")
+        >>> e.signal().dims, e.signal() is e.signal()   # computed once per parameters
+        (('time', 'asset'), True)
+        """
         key = (self.strategy.value, tuple(sorted(self.current_params().items())))
         if key not in self._cache:
             s = strategies.get(self.strategy.value, **self.current_params())
@@ -198,6 +262,24 @@ class StrategyExplorer(plots.StaticView):
         return self._cache[key]
 
     def update(self, _change=None) -> None:
+        """Re-run the backtest of the current controls and refresh figures and table.
+
+        Parameters
+        ----------
+        _change : dict, optional
+            The ipywidgets change notice (unused: every control calls it).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> e = ql.widgets.StrategyExplorer(ds, "volatility_regime")
+        >>> e.fees.value = 0.0                     # a control change calls update()
+        >>> e.metrics["fees_paid"]
+        0.0
+        >>> e.update() is None                     # or call it directly
+        True
+        """
         self.busy.value = "<i>computing...</i>"
         first, last = self.dates.value
         window = slice(f"{first}-01-01", f"{last}-12-31")
@@ -251,13 +333,39 @@ class StrategyExplorer(plots.StaticView):
 
 
 class SweepExplorer(plots.StaticView):
-    """A metric of a ``ql.sweep`` result as a heatmap over two parameter dims; clicking a
-    cell re-runs that one backtest and shows its equity curve (at first: the best cell's).
+    """A metric of a ``ql.sweep`` result as a heatmap over two parameter dims.
 
-    ``SweepExplorer(result, data)``: ``data`` is the Dataset the sweep ran on. Other
-    parameter dims (and ``asset``) get a dropdown each. The re-run uses the strategy,
-    parameters and backtest keyword arguments recorded in ``result.attrs``. Colours
-    diverge around 0 (``ql.tearsheet``'s palette), labels are white on dark cells.
+    Clicking a cell re-runs that one backtest and shows its equity curve (at first: the
+    best cell's). Other parameter dims (and ``asset``) get a dropdown each. The re-run
+    uses the strategy, parameters and backtest keyword arguments recorded in
+    ``result.attrs``. Colours diverge around 0 (the tear sheet's palette), labels are
+    white on dark cells.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        A ``ql.sweep`` result.
+    data : xarray.Dataset
+        The Dataset the sweep ran on.
+    metric : str, optional
+        The metric shown first (default the result's first variable).
+
+    Raises
+    ------
+    ValueError
+        If the result has no parameter dims.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 300))
+    >>> sw = ql.sweep("volatility_regime", ds, {"window": [10, 20], "lookback": [40, 60]},
+    ...               metrics=("sharpe_ratio",), progress=False)
+    >>> e = ql.widgets.SweepExplorer(sw, ds)
+    >>> e.controls()
+    [('metric', 'sharpe_ratio'), ('x', 'window'), ('y', 'lookback'), ('asset', 'AAPL')]
+    >>> len(e.source.data["value"]), len(e.eq_source.data["equity"])   # 2 x 2 cells
+    (4, 300)
     """
 
     def __init__(self, result, data, metric=None):
@@ -350,7 +458,7 @@ class SweepExplorer(plots.StaticView):
         vals = np.array([float(da.sel({x: xv, **({y: yv} if y else {})})) for xv, yv in cells])
         fin = vals[np.isfinite(vals)]
         lim = float(np.abs(fin).max()) if fin.size else 1.0
-        fill, ink = _diverging(vals, lim or 1.0)
+        fill, ink = plots._diverging(vals, lim or 1.0)
         self.heat.x_range.factors = [str(v) for v in da[x].values]
         self.heat.y_range.factors = [str(v) for v in (da[y].values if y else [""])]
         self.heat.xaxis.axis_label = x
@@ -363,7 +471,27 @@ class SweepExplorer(plots.StaticView):
         self._sel = sel
 
     def select(self, i: int):
-        """Re-run the backtest of cell ``i`` (source order) and show its equity."""
+        """Re-run the backtest of cell ``i`` (source order) and show its equity.
+
+        Parameters
+        ----------
+        i : int
+            The cell, in the order of ``self.source`` (x fastest).
+
+        Returns
+        -------
+        BacktestResult
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> sw = ql.sweep("volatility_regime", ds, {"window": [10, 20], "lookback": [40, 60]},
+        ...               metrics=("sharpe_ratio",), progress=False)
+        >>> e = ql.widgets.SweepExplorer(sw, ds)
+        >>> e.select(1).equity.dims, e.eq.title.text
+        (('time', 'asset'), "equity: {'window': 20, 'lookback': 40, 'threshold': 0.8, 'target_vol': 0.15}")
+        """
 
         _, sel, cells = self._cells()
         xv, yv = cells[i]
@@ -384,8 +512,8 @@ class SweepExplorer(plots.StaticView):
 
     def controls(self) -> list:
         return [("metric", self.metric.value), ("x", self.x.value), ("y", self._y() or "-"),
-                *((d, c.value) for d, c in self.fixed.items()
-                  if d not in {self.x.value, self._y()})]
+                *((d, c.value.item() if isinstance(c.value, np.generic) else c.value)
+                  for d, c in self.fixed.items() if d not in {self.x.value, self._y()})]
 
     def static_figure(self):
         from bokeh.layouts import column

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # the face: the modules that draw, display, run notebooks or parse the command line
-FACE = {"plots", "widgets", "suite", "cli", "tearsheet", "fmt", "__main__"}
+FACE = {"plots", "widgets", "suite", "cli", "__main__"}
 # top-level packages research modules must not import: drawing and notebook machinery
 DRAWING = {"bokeh", "IPython", "ipywidgets", "ipykernel", "nbformat", "nbconvert",
            "papermill", "notebook", "matplotlib", "plotly", "holoviews", "panel"}

@@ -7,7 +7,6 @@ import xarray as xr
 from bokeh.models import CustomJSTickFormatter, GlyphRenderer, Plot
 
 import quantlab as ql
-from quantlab import fmt
 
 
 def _figs(layout):
@@ -91,6 +90,50 @@ def test_money_axes_are_formatted_compactly(ds):
     figs = _figs(ql.plots.backtest_figure(res))
     eq = [f for f in figs if f.title.text == "equity"][0]
     fmt_ = eq.yaxis[0].formatter
-    assert isinstance(fmt_, CustomJSTickFormatter) and fmt_.code == fmt._MONEY_JS
+    assert isinstance(fmt_, CustomJSTickFormatter) and fmt_.code == ql.plots._MONEY_JS
     dd = [f for f in figs if f.title.text == "drawdown"][0]
-    assert dd.yaxis[0].formatter.code == fmt._PCT_JS
+    assert dd.yaxis[0].formatter.code == ql.plots._PCT_JS
+
+
+def test_static_view_without_static_figure_fails_at_construction():
+    # it used to build and raise NotImplementedError only when displayed (issue #26)
+    class NoCopy(ql.plots.StaticView):
+        def controls(self):
+            return [("asset", "IBM")]
+
+    with pytest.raises(TypeError, match="static_figure"):
+        NoCopy()
+
+    class Copy(NoCopy):
+        def static_figure(self):
+            return ql.plots.figure(title="copy")
+
+    bundle = Copy()._repr_mimebundle_()
+    assert "<select disabled><option selected>IBM</option>" in bundle["text/html"]
+    assert bundle["text/plain"].startswith("Copy (interactive")
+
+
+def test_every_view_of_the_library_defines_its_static_copy():
+    import inspect
+
+    from quantlab import plots, widgets
+
+    views = [c for m in (plots, widgets) for c in vars(m).values()
+             if inspect.isclass(c) and issubclass(c, plots.StaticView) and c is not plots.StaticView]
+    assert {c.__name__ for c in views} >= {"RollingExplorer", "StrategyExplorer",
+                                           "SweepExplorer", "_EngineDashboard"}
+    assert not [c.__name__ for c in views if inspect.isabstract(c)]
+    assert inspect.isabstract(plots.StaticView)
+
+
+def test_plots_and_widgets_all_list_their_public_names_only():
+    import inspect
+
+    from quantlab import plots, widgets
+
+    for mod in (plots, widgets):
+        own = {n for n, v in vars(mod).items() if not n.startswith("_")
+               and (inspect.isfunction(v) or inspect.isclass(v))
+               and v.__module__ == mod.__name__}
+        assert set(mod.__all__) - {"PALETTE", "NEEDS_KERNEL"} == own, mod.__name__
+        assert all(hasattr(mod, n) for n in mod.__all__)

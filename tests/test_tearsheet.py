@@ -1,8 +1,12 @@
 """Tear sheets and number formatting (issue #28) on the bundled real data."""
+import json
 import math
+import os
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,7 +15,10 @@ import xarray as xr
 
 import quantlab as ql
 from quantlab import fmt
+from quantlab import plots
 from quantlab import tearsheet as T
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +150,7 @@ def test_fmt_metric_table_covers_every_metric_name(ds, sig, res):
 def test_money_and_pct_tick_formatters_match_python():
     values = [0, 1.5, 12.25, 500, 999.96, 37926.2, 999_960, 2e6, -2.5e9, 1e12]
     fracs = [0, 0.25, -0.4, 0.055, -1e-12]
-    script = (f"const m = (tick) => {{{fmt._MONEY_JS}}};\nconst p = (tick) => {{{fmt._PCT_JS}}};\n"
+    script = (f"const m = (tick) => {{{plots._MONEY_JS}}};\nconst p = (tick) => {{{plots._PCT_JS}}};\n"
               f"console.log(JSON.stringify([{values}.map(m), {fracs}.map(p)]));")
     out = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
     import json
@@ -274,7 +281,7 @@ def test_monthly_heatmap_skips_months_without_data_and_inks_by_brightness(ds):
     r = ds["close"].sel(asset="GOOG").pipe(lambda c: c / c.shift(time=1) - 1)  # listed 2004
     mo = T.monthly_returns(r)
     assert mo[: "2004-07"].isna().all() and np.isfinite(mo["2004-09":]).all()
-    fill, ink = T._diverging(np.array([-0.4, -0.001, 0.4, np.nan]), 0.4)
+    fill, ink = plots._diverging(np.array([-0.4, -0.001, 0.4, np.nan]), 0.4)
     assert ink == ["#ffffff", "#000000", "#ffffff", "#000000"]   # dark cells: white labels
     assert fill[3] == "#eeeeee"
 
@@ -330,12 +337,12 @@ def test_tearsheet_plain_returns_series_and_dataframe(res):
     from bokeh.models import Select
 
     r = res.returns.sel(asset="IBM").to_series()
-    sheet = T.tearsheet(r, window=21, title="IBM <b>")
+    sheet = plots.tearsheet(r, window=21, title="IBM <b>")
     assert not list(sheet.select({"type": Select}))
     assert "IBM &lt;b&gt;" in sheet.children[0].text
     assert not list(sheet.select({"name": "trades"}))   # no trades given: no trade list
     frame = res.returns.to_pandas()[["AAPL", "MSFT"]]
-    sheet2 = T.tearsheet(frame, benchmark=r, window=21)
+    sheet2 = plots.tearsheet(frame, benchmark=r, window=21)
     assert list(sheet2.select({"type": Select}))[0].options == ["AAPL", "MSFT"]
 
 
@@ -351,7 +358,7 @@ def test_tearsheet_equity_through_zero_uses_a_linear_axis():
     t = pd.date_range("2020-01-01", periods=50, freq="B")
     r = pd.Series(0.01, index=t)
     r.iloc[30] = -1.0     # wiped out: a log axis cannot show 0
-    sheet = T.tearsheet(r, window=10)
+    sheet = plots.tearsheet(r, window=10)
     eq = [f for f in _figures(sheet) if f.title.text.startswith("equity")][0]
     assert isinstance(eq.left[0], LinearAxis) and "linear" in eq.title.text
 
@@ -377,51 +384,51 @@ def test_tearsheet_static_html_has_no_http_resource(sheet):
 ])
 def test_tearsheet_bad_options_are_named(res, kw, err, match):
     with pytest.raises(err, match=match):
-        T.tearsheet(res.returns.sel(asset="AAPL"), **kw)
+        plots.tearsheet(res.returns.sel(asset="AAPL"), **kw)
 
 
 def test_tearsheet_repeated_column_labels_and_extra_beyond_the_columns_are_refused():
     t = pd.date_range("2020-01-01", periods=40, freq="B")
     frame = pd.DataFrame(np.full((40, 2), 0.001), index=t, columns=["a", "a"])
     with pytest.raises(ql.DataError, match=r"repeated column labels \['a'\]"):
-        T.tearsheet(frame, window=5)
+        plots.tearsheet(frame, window=5)
     r = xr.DataArray(np.full((40, 2), 0.001), dims=("time", "asset"),
                      coords={"time": t, "asset": ["a", "b"]})
     extra = xr.Dataset({"n_trades": (("asset", "k"), np.zeros((2, 3)))},
                        coords={"asset": ["a", "b"]})
     with pytest.raises(ValueError, match="one value per returns column"):
-        T.tearsheet(r, window=5, extra=extra)
+        plots.tearsheet(r, window=5, extra=extra)
 
 
 def test_tearsheet_bad_returns_are_refused():
     t = pd.date_range("2020-01-01", periods=30, freq="B")
     with pytest.raises(ql.DataError, match="inf"):
-        T.tearsheet(pd.Series([0.01] * 29 + [np.inf], index=t), window=5)
+        plots.tearsheet(pd.Series([0.01] * 29 + [np.inf], index=t), window=5)
     with pytest.raises(TypeError, match="returns"):
-        T.tearsheet([0.01, 0.02])
+        plots.tearsheet([0.01, 0.02])
     with pytest.raises(TypeError, match="complex"):
-        T.tearsheet(pd.Series(np.ones(30) * 1j, index=t), window=5)
+        plots.tearsheet(pd.Series(np.ones(30) * 1j, index=t), window=5)
     with pytest.raises(ql.DataError, match="time"):
-        T.tearsheet(xr.DataArray(np.zeros(30), dims="x"), window=5)
+        plots.tearsheet(xr.DataArray(np.zeros(30), dims="x"), window=5)
     with pytest.raises(ql.DataError, match="no timestamp"):
-        T.tearsheet(pd.Series(0.01, index=t), pd.Series(0.01, index=t + pd.Timedelta(days=3650)),
+        plots.tearsheet(pd.Series(0.01, index=t), pd.Series(0.01, index=t + pd.Timedelta(days=3650)),
                     window=5)
     with pytest.raises(ql.DataError, match="strictly increasing"):
-        T.tearsheet(pd.Series(0.01, index=t[::-1]), window=5)
+        plots.tearsheet(pd.Series(0.01, index=t[::-1]), window=5)
     with pytest.raises(ql.DataError, match="datetimes"):
-        T.tearsheet(xr.DataArray(np.zeros(30), dims="time", coords={"time": np.arange(30)}),
+        plots.tearsheet(xr.DataArray(np.zeros(30), dims="time", coords={"time": np.arange(30)}),
                     window=5)
     wide = xr.DataArray(np.zeros((30, 65)), dims=("time", "asset"),
                         coords={"time": t, "asset": [f"A{i}" for i in range(65)]})
     with pytest.raises(ValueError, match="65 columns"):
-        T.tearsheet(wide, window=5)
+        plots.tearsheet(wide, window=5)
 
 
 def test_tearsheet_positions_with_two_extra_dims_is_refused(res):
     pos = xr.DataArray(np.zeros((res.returns.sizes["time"], 2, 2)), dims=("time", "a", "b"),
                        coords={"time": res.returns["time"].values})
     with pytest.raises(ValueError, match="at most one dim"):
-        T.tearsheet(res.returns.sel(asset="AAPL"), positions=pos)
+        plots.tearsheet(res.returns.sel(asset="AAPL"), positions=pos)
 
 
 def test_summary_text_and_html_are_short_and_formatted(res, res_group):
@@ -442,14 +449,14 @@ def test_tearsheet_with_an_all_nan_column_is_refused(res):
     r = res.returns.copy()
     r.loc[{"asset": "IBM"}] = np.nan
     with pytest.raises(ql.DataError, match="'IBM' has no observation"):
-        T.tearsheet(r)
+        plots.tearsheet(r)
 
 
 def test_tearsheet_flat_column_still_draws_every_figure():
     from bokeh.models import GlyphRenderer
 
     t = pd.date_range("2020-01-01", periods=60, freq="B")
-    sheet = T.tearsheet(pd.Series(0.0, index=t), window=20)   # Sharpe NaN everywhere
+    sheet = plots.tearsheet(pd.Series(0.0, index=t), window=20)   # Sharpe NaN everywhere
     for f in _figures(sheet):
         data = [g.data_source.data for g in f.renderers if isinstance(g, GlyphRenderer)]
         assert any(np.isfinite(np.asarray(v, dtype=float)).any() for d in data
@@ -505,3 +512,139 @@ def test_tearsheet_static_html_select_switches_offline_in_a_browser(tmp_path, re
     assert empty == [8, []]   # 8 plots (with exposure), none without data
     assert before == pytest.approx(float(res.equity.sel(asset="AAPL")[-1]), rel=1e-12)
     assert after == pytest.approx(float(res.equity.sel(asset="MSFT")[-1]), rel=1e-12)
+
+
+# --------------------------------------------------------------------------- data vs drawing
+# issue #26: tearsheet.py and fmt.py are research modules (data and number formatting);
+# the drawing of the tear sheet lives in ql.plots
+
+def test_tearsheet_and_fmt_data_functions_run_without_loading_bokeh():
+    code = r"""
+import sys
+import quantlab as ql
+from quantlab import fmt, tearsheet as T
+ds = ql.data.load().isel(time=slice(0, 200)).sel(asset=["IBM", "MSFT"])
+sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+res = ql.backtest(ds, sig, fees=0.001)
+r = res.returns.sel(asset="IBM")
+T.summary_table(r, r * 0.5, extra={"n_trades": 3.0}); T.drawdown_table(r)
+T.monthly_returns(r); T.yearly_returns(r); T.rolling_stats(r, 21); T.trade_list(res.trades)
+T.result_inputs(res, "buy_and_hold"); T.summary_text(res); T.summary_html(res)
+fmt.metric("total_return", 0.1)
+assert not hasattr(fmt, "money_tick_formatter") and not hasattr(T, "tearsheet")
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("bokeh", "ipywidgets", "jupyter_bokeh")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def _canonical_json(layout) -> str:
+    from bokeh.embed import json_item
+
+    s = json.dumps(json_item(layout), sort_keys=True)
+    ids = {}
+    return re.sub(r'"p\d+"', lambda m: ids.setdefault(m.group(0), f'"ID{len(ids)}"'), s)
+
+
+def test_res_tearsheet_and_from_result_draw_the_same_document_as_plots_tearsheet():
+    ds = ql.data.load().isel(time=slice(0, 150)).sel(asset=["IBM", "MSFT"])
+    res = ql.backtest(ds, ql.strategies.get("volatility_regime", window=10,
+                                            lookback=60).signal(ds), fees=0.001)
+    want = _canonical_json(plots.tearsheet(res, "buy_and_hold", window=21, title="t"))
+    assert _canonical_json(res.tearsheet("buy_and_hold", window=21, title="t")) == want
+    assert _canonical_json(T.from_result(res, "buy_and_hold", window=21, title="t")) == want
+    # the pieces it draws are ql.tearsheet's data
+    kw = T.result_inputs(res, "buy_and_hold")
+    assert kw["capital"] == res.init_cash and kw["trades"] is res.trades
+    assert list(kw["extra"].data_vars) == ["n_trades", "fees_paid", "turnover", "exposure",
+                                           "trade_win_rate", "trade_profit_factor"]
+    np.testing.assert_allclose(kw["positions"].sel(asset="IBM"),
+                               (res.positions * ds["close"]).sel(asset="IBM")
+                               / res.equity.sel(asset="IBM"), rtol=1e-12)
+    assert "trades" not in T.result_inputs(res, trades=False)
+    with pytest.raises(ValueError, match="benchmark"):
+        T.result_inputs(res, "sp500")
+
+
+def test_summary_table_values_equal_ql_metrics_with_benchmark_and_extra(res):
+    r, b = res.returns.sel(asset="AAPL"), res.returns.sel(asset="MSFT")
+    t = T.summary_table(r.to_series(), b.to_series(), periods=252, risk_free_rate=0.02,
+                        extra={"n_trades": 7.0})
+    assert list(t.columns) == ["metric", "strategy", "benchmark", "name", "value"]
+    assert t["name"].tolist() == ["start", "end", "periods", *T.SUMMARY, *T.PAIRED,
+                                  "n_trades"]
+    v = dict(zip(t["name"], t["value"]))
+    rf = 1.02 ** (1 / 252) - 1
+    assert v["sharpe_ratio"] == pytest.approx(float(ql.metrics.sharpe_ratio(r, risk_free=rf)),
+                                              rel=1e-12)
+    assert v["beta"] == pytest.approx(float(ql.metrics.beta(r, b)), rel=1e-9)
+    row = t.set_index("name").loc["total_return"]
+    assert row["strategy"] == fmt.pct(float(ql.metrics.total_return(r)))
+    assert row["benchmark"] == fmt.pct(float(ql.metrics.total_return(b)))
+    assert t.set_index("name").loc["n_trades", "strategy"] == "7"
+    assert t.set_index("name").loc["periods", "strategy"] == fmt.count(int(r.notnull().sum()))
+
+
+def test_rolling_stats_equal_a_numpy_window_by_window_reference():
+    rng = np.random.default_rng(3)
+    t = pd.date_range("2020-01-01", periods=80, freq="B")
+    r = pd.Series(rng.normal(0.001, 0.01, 80), index=t)
+    r.iloc[10] = np.nan                        # a missing bar: windows over it are NaN
+    r.iloc[50:60] = 0.002                      # a flat window: no Sharpe ratio
+    got = T.rolling_stats(r, window=10, periods=12, risk_free_rate=0.05)
+    rf = 1.05 ** (1 / 12) - 1
+    for i in range(80):
+        w = r.to_numpy()[max(0, i - 9):i + 1]
+        if i < 9 or np.isnan(w).any():
+            assert np.isnan(got["volatility"].iloc[i]), i
+            continue
+        sd = w.std(ddof=1)   # a flat window leaves ~1e-19 of rounding here, 0 in pandas
+        assert got["volatility"].iloc[i] == pytest.approx(sd * np.sqrt(12), rel=1e-9, abs=1e-12)
+        want = (w.mean() - rf) / sd * np.sqrt(12) if sd > 1e-12 else np.nan
+        assert got["sharpe_ratio"].iloc[i] == pytest.approx(want, rel=1e-6, nan_ok=True), i
+    assert np.isnan(got["sharpe_ratio"].iloc[59])   # 50..59 flat
+    with pytest.raises(ValueError, match="window"):
+        T.rolling_stats(r, window=1)
+    with pytest.raises(ValueError, match="periods"):
+        T.rolling_stats(r, periods=0)
+
+
+def test_yearly_returns_equal_pandas_groupby_compounded(res):
+    r = res.returns.sel(asset="GOOG").to_series()          # listed 2004: NaN years first
+    got = T.yearly_returns(res.returns.sel(asset="GOOG"))
+    want = (1 + r).groupby(r.index.year).prod(min_count=1) - 1
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-12)
+    assert got.index.year.tolist() == want.index.tolist()
+
+
+def test_trade_list_returns_are_pnl_over_entry_value_in_entry_order(res_group):
+    tr = T.trade_list(res_group.trades)
+    want = res_group.trades.sort_values("entry_time", kind="stable")
+    assert tr["entry_time"].tolist() == want["entry_time"].tolist()
+    np.testing.assert_allclose(tr["return"], want["pnl"] / (want["size"].abs()
+                                                            * want["entry_price"]))
+    assert tr["asset"].tolist() == want["asset"].astype(str).tolist()
+    bare = res_group.trades[list(T.TRADE_COLUMNS)]         # no size: return unknown
+    assert T.trade_list(bare)["return"].isna().all() and set(T.trade_list(bare)["asset"]) == {""}
+    with pytest.raises(ValueError, match="entry_time"):
+        T.trade_list(pd.DataFrame({"pnl": [1.0]}))
+    with pytest.raises(TypeError, match="DataFrame"):
+        T.trade_list([1, 2])
+
+
+@pytest.mark.parametrize("func", [T.drawdown_table, T.monthly_returns, T.yearly_returns,
+                                  T.rolling_stats, T.summary_table])
+def test_tearsheet_data_functions_refuse_bad_series_by_name(func):
+    t = pd.date_range("2020-01-01", periods=30, freq="B")
+    with pytest.raises(TypeError, match="returns"):
+        func([0.01, 0.02])                                   # no time index
+    with pytest.raises(ValueError, match="one series on time"):
+        func(xr.DataArray(np.zeros((30, 2)), dims=("time", "asset"),
+                          coords={"time": t, "asset": ["a", "b"]}))
+    with pytest.raises(ql.DataError, match="inf"):
+        func(pd.Series([0.01] * 29 + [np.inf], index=t))
+    with pytest.raises(ql.DataError, match="strictly increasing"):
+        func(pd.Series(0.01, index=t[::-1]))
+    with pytest.raises(TypeError, match="complex"):
+        func(pd.Series(np.ones(30) * 1j, index=t))
