@@ -26,7 +26,7 @@ from quantlab import _validate, fmt, metrics
 from quantlab.errors import DataError
 
 __all__ = ["drawdown_table", "monthly_returns", "yearly_returns", "rolling_stats",
-           "summary_table", "trade_list", "result_inputs", "from_result", "summary_text",
+           "summary_table", "trade_list", "result_inputs", "summary_text",
            "summary_html"]
 
 MAX_COLUMNS = 64   # every column's data is embedded in the page: bound the HTML size
@@ -539,37 +539,6 @@ def result_inputs(res, benchmark=None, *, trades=True, **kw) -> dict:
     kw.setdefault("risk_free_rate", getattr(res, "risk_free_rate", 0.0))
     kw.setdefault("extra", m[[k for k in _EXTRA if k in m]])
     return {"returns": res.returns, "benchmark": benchmark, **kw}
-
-
-def from_result(res, benchmark=None, **kw):
-    """The tear sheet of a BacktestResult: ``ql.plots.tearsheet(res, benchmark, **kw)``.
-
-    Kept for ``BacktestResult.tearsheet``; the drawing lives in ``ql.plots``.
-
-    Parameters
-    ----------
-    res : BacktestResult
-        A backtest.
-    benchmark : {'buy_and_hold'} or xarray.DataArray, optional
-        The benchmark.
-    **kw
-        Options of ``ql.plots.tearsheet`` (``trades=False`` drops the trade list).
-
-    Returns
-    -------
-    bokeh.models.Column
-
-    Examples
-    --------
-    >>> import quantlab as ql
-    >>> ds = ql.data.load().isel(time=slice(0, 300)).sel(asset=["IBM"])
-    >>> res = ql.backtest(ds, ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds))
-    >>> type(ql.tearsheet.from_result(res, "buy_and_hold")).__name__
-    'Column'
-    """
-    from quantlab import plots   # lazy: the face draws (plots imports this module)
-
-    return plots.tearsheet(res, benchmark, **kw)
 
 
 def _summary_parts(res, max_rows: int = 8):

@@ -34,14 +34,6 @@ DRAWING = {"bokeh", "IPython", "ipywidgets", "ipykernel", "nbformat", "nbconvert
 OWNED_ELSEWHERE = ()
 # import lines another branch is rewriting (rule (d) only); none left
 REWRITTEN_IMPORTS = ()
-# rule (d) only, files this branch may not edit:
-# - quantlab/testing.py: another helper appends to it this round; its two function-level
-#   `quantlab.engine.config` imports break a real cycle (the engine package imports
-#   engine.bench, which imports testing) and get their `# lazy:` comment at merge;
-# - quantlab/tearsheet.py (merged from `tearsheet`): `metrics` in _column(), `PALETTE` in
-#   _palette() and `plots._figure` (now `plots.figure`) in _sections() go to its top
-#   (no cycle: plots and metrics do not import it); remove it from this list then.
-
 UNOWNED = ()
 LAZY = re.compile(r"#\s*lazy:\s*\S")
 

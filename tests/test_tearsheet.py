@@ -43,7 +43,7 @@ def res_group(ds, sig):
 
 @pytest.fixture(scope="module")
 def sheet(res):
-    return T.from_result(res, benchmark="buy_and_hold")
+    return res.tearsheet(benchmark="buy_and_hold")
 
 
 def _source(layout, name):
@@ -289,7 +289,7 @@ def test_monthly_heatmap_skips_months_without_data_and_inks_by_brightness(ds):
 def test_tearsheet_group_true_is_one_portfolio(res_group):
     from bokeh.models import Select
 
-    sheet = T.from_result(res_group, benchmark="buy_and_hold")
+    sheet = res_group.tearsheet(benchmark="buy_and_hold")
     assert not list(sheet.select({"type": Select}))
     trades = _source(sheet, "trades").data
     assert len(trades["entry"]) == len(res_group.trades) > 0
@@ -310,7 +310,7 @@ def test_tearsheet_parameter_dim_select_switches_every_section(ds, sig):
     fees = xr.DataArray([0.0, 0.005], dims="cost", coords={"cost": [0.0, 0.005]})
     res = ql.backtest(ds.sel(asset=["AAPL", "IBM"]), sig.sel(asset=["AAPL", "IBM"]),
                       fees=fees)
-    sheet = T.from_result(res)
+    sheet = res.tearsheet()
     sel = list(sheet.select({"type": Select}))[0]
     assert sel.options == ["AAPL · cost=0.0", "AAPL · cost=0.005", "IBM · cost=0.0",
                            "IBM · cost=0.005"]
@@ -346,8 +346,8 @@ def test_tearsheet_plain_returns_series_and_dataframe(res):
     assert list(sheet2.select({"type": Select}))[0].options == ["AAPL", "MSFT"]
 
 
-def test_from_result_trades_false_leaves_out_the_trade_list(res_group):
-    sheet = T.from_result(res_group, trades=False, window=63)
+def test_res_tearsheet_trades_false_leaves_out_the_trade_list(res_group):
+    sheet = res_group.tearsheet(trades=False, window=63)
     assert not list(sheet.select({"name": "trades"}))
     assert "63 bars" in " ".join(f.title.text for f in _figures(sheet))
 
@@ -475,7 +475,7 @@ def test_tearsheet_static_html_select_switches_offline_in_a_browser(tmp_path, re
     from playwright.sync_api import sync_playwright
 
     page_file = tmp_path / "tearsheet.html"
-    page_file.write_text(file_html(T.from_result(res, benchmark="buy_and_hold"), INLINE,
+    page_file.write_text(file_html(res.tearsheet(benchmark="buy_and_hold"), INLINE,
                                    "tear sheet"))
     last = "d => d.get_model_by_name('eq').data.strategy.at(-1)"
     with sync_playwright() as pw:
@@ -547,13 +547,12 @@ def _canonical_json(layout) -> str:
     return re.sub(r'"p\d+"', lambda m: ids.setdefault(m.group(0), f'"ID{len(ids)}"'), s)
 
 
-def test_res_tearsheet_and_from_result_draw_the_same_document_as_plots_tearsheet():
+def test_res_tearsheet_draws_the_same_document_as_plots_tearsheet():
     ds = ql.data.load().isel(time=slice(0, 150)).sel(asset=["IBM", "MSFT"])
     res = ql.backtest(ds, ql.strategies.get("volatility_regime", window=10,
                                             lookback=60).signal(ds), fees=0.001)
     want = _canonical_json(plots.tearsheet(res, "buy_and_hold", window=21, title="t"))
     assert _canonical_json(res.tearsheet("buy_and_hold", window=21, title="t")) == want
-    assert _canonical_json(T.from_result(res, "buy_and_hold", window=21, title="t")) == want
     # the pieces it draws are ql.tearsheet's data
     kw = T.result_inputs(res, "buy_and_hold")
     assert kw["capital"] == res.init_cash and kw["trades"] is res.trades

@@ -209,7 +209,7 @@ class BacktestResult:
         return plots.backtest_figure(self, **kw)
 
     def tearsheet(self, benchmark=None, **kw):
-        """A tear sheet of this backtest (``ql.tearsheet.from_result``).
+        """A tear sheet of this backtest (:func:`quantlab.plots.tearsheet`).
 
         Summary beside ``benchmark`` ("buy_and_hold" or a return series), equity, drawdowns,
         monthly returns, rolling Sharpe, distribution, trades.
@@ -219,7 +219,7 @@ class BacktestResult:
         benchmark : str or array-like, optional
             "buy_and_hold" or a return series.
         **kw
-            Passed to :func:`quantlab.tearsheet.from_result`.
+            Passed to :func:`quantlab.plots.tearsheet` (``window``, ``trades``, ...).
 
         Returns
         -------
@@ -236,9 +236,9 @@ class BacktestResult:
         >>> type(one.tearsheet("buy_and_hold")).__name__
         'Column'
         """
-        from quantlab import tearsheet   # lazy: drawing lives in the face (bokeh)
+        from quantlab import plots   # lazy: drawing lives in the face (bokeh)
 
-        return tearsheet.from_result(self, benchmark, **kw)
+        return plots.tearsheet(self, benchmark, **kw)
 
     def compute(self) -> BacktestResult:
         """This result in memory: a dask-backed result's arrays loaded in one pass.
