@@ -822,10 +822,12 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def _static_views_only(nb) -> bool:
-    """True when the notebook has widget outputs and each also holds an HTML copy."""
+    """True when every widget output (if any) also holds an HTML copy. With none (their
+    outputs stripped from a stored notebook) the saved widget state has nothing to draw
+    and would only make the page fetch a widget renderer."""
     views = [o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])
              if WIDGET_VIEW in o.get("data", {})]
-    return bool(views) and all("text/html" in d for d in views)
+    return all("text/html" in d for d in views)
 
 
 # Pinned npm packages `make install` puts in .cache/npm (see the Makefile).
@@ -1183,7 +1185,9 @@ def stored_result(nb_json: str, notebook: str = "") -> dict:
     """The outcome of a run taken from a notebook's STORED outputs, without executing it
     (``quantlab report --from-stored``): ``ok`` when every code cell carries an
     execution count and no error output, else ``failed`` saying why. Started/ended are
-    the notebook file's modification time, the duration 0.
+    the notebook file's modification time, the duration 0. A cell whose outputs were
+    stripped before committing (``strip-output``) gets a visible note saying so
+    (``NOT_STORED``) instead of passing for a cell without output.
 
     Parameters
     ----------
@@ -1230,8 +1234,31 @@ def stored_result(nb_json: str, notebook: str = "") -> dict:
             error = (f"stored outputs are not current: code cell {i} was never executed "
                      "(run `make notebooks`)")
             break
+    if status == "ok":
+        nb_json = _mark_not_stored(nb_json)
     return {"status": status, "error": error, "duration": 0.0, "started": when,
             "ended": when, "notebook": nb_json}
+
+
+NOT_STORED = ("output not stored in the committed notebook (tagged strip-output, too big "
+              "to commit): `quantlab report` without --from-stored executes it")
+
+
+def _mark_not_stored(nb_json: str) -> str:
+    """Say so where a stored notebook has no outputs because they were stripped before
+    committing (cells tagged ``strip-output``), so a report rendered from stored outputs
+    never passes a missing figure off as a cell without output. The cell that only loads
+    BokehJS (``init_notebook``/``output_notebook``) is left alone: the report loads it."""
+    nb = json.loads(nb_json)
+    for cell in nb.get("cells", []):
+        src = "".join(cell.get("source", ""))
+        if (cell.get("cell_type") == "code" and not cell.get("outputs")
+                and STRIP_TAG in cell.get("metadata", {}).get("tags", [])
+                and "init_notebook" not in src and "output_notebook" not in src):
+            cell["outputs"] = [{"output_type": "display_data", "metadata": {}, "data": {
+                "text/html": f'<p class="ql-not-stored"><i>{html.escape(NOT_STORED)}</i></p>',
+                "text/plain": NOT_STORED}}]
+    return json.dumps(nb, indent=1, ensure_ascii=False)
 
 
 def _read_or_none(path: Path) -> str | None:
