@@ -175,10 +175,10 @@ def lab_command(extra=(), token: str | None = None, uid: int | None = None):
     >>> argv, env, url = lab_command(["--port", "8890"], token="t0k", uid=1000)
     >>> url, env["JUPYTER_TOKEN"], "--allow-root" in argv
     ('http://127.0.0.1:8890/lab?token=t0k', 't0k', False)
-    >>> lab_command(["--ip=0.0.0.0"])
+    >>> lab_command(["--ip=0.0.0.0"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: quantlab lab binds 127.0.0.1 with token auth; '--ip=0.0.0.0' would change that (run jupyter lab yourself to do so)
+    ValueError: quantlab lab binds 127.0.0.1 with token auth; '--ip=0.0.0.0' would change ...
     """
     rest, port, args = [], LAB_PORT, list(extra)
     while args:

@@ -3,7 +3,9 @@ slider drag changes the plot; and a rendered report opens from disk with the net
 blocked. Headless Debian Chromium driven by playwright (no browser download).
 
 Without a browser the test skips locally and FAILS under CI=true (never a silent skip).
-Screenshots land in tests/artifacts/ (ignored by git).
+One headless chromium serves every test (a fresh context per page). Screenshots land in
+tests/artifacts/ (ignored by git): the 02 tear sheet (tearsheet_02.png), the index
+(index.png), reports.
 """
 import contextlib
 import os
@@ -106,11 +108,11 @@ def _explorer_pixels(page):
     return box.locator("canvas").last.screenshot()
 
 
-def test_explore_notebook_runs_renders_and_reacts(lab):
+def test_explore_notebook_runs_renders_and_reacts(lab, chromium):
     ARTIFACTS.mkdir(exist_ok=True)
-    with _browser() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with contextlib.closing(chromium.new_context(viewport={"width": 1400, "height": 1000})) \
+            as context:
+        page = context.new_page()
         page.goto(f"{lab}/lab/tree/01_explore.ipynb?reset", timeout=60_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                                timeout=90_000)
@@ -134,7 +136,6 @@ def test_explore_notebook_runs_renders_and_reacts(lab):
             after = _explorer_pixels(page)
         page.screenshot(path=str(ARTIFACTS / "01_explore_after.png"), full_page=True)
         value = window.locator(".widget-readout").first.inner_text()
-        browser.close()
     assert int(value) > 20, f"slider did not move (readout {value})"
     assert after != before, "the z-score plot did not change after moving the slider"
 
@@ -176,7 +177,8 @@ _PLOTS_JS = """() => {
         if (cols(r.data_source.data).some(c => c != null && c.length > 0)) n++;
       }
       const labels = [];
-      for (const leg of (m.legend || [])) for (const it of leg.items) {
+      const side = [...m.center, ...m.left, ...m.right, ...m.above, ...m.below];
+      for (const leg of side.filter(x => "items" in x.properties)) for (const it of leg.items) {
         const l = it.label || {};
         if (l.value !== undefined) labels.push(String(l.value));
         else if (l.field) for (const r of it.renderers)
@@ -415,17 +417,19 @@ def test_make_report_folder_is_under_the_size_goal(folder):
     assert float(m.group(2)) == pytest.approx(static / 1e6, abs=0.05)
 
 
-def test_index_of_make_report_lists_every_run_and_filters_sorts_compares(folder):
+def test_index_of_make_report_lists_every_run_and_filters_sorts_compares(folder, chromium):
     out, _, _ = folder
-    with _index_page((out / "index.html").resolve().as_uri()) as (page, dialogs):
+    with _index_page(chromium, (out / "index.html").resolve().as_uri()) as (page, dialogs):
         page.set_viewport_size({"width": 1600, "height": 1000})
         names = lambda: [r for r in page.locator("#runs tbody tr:not([hidden])")  # noqa: E731
                          .evaluate_all("rs => rs.map(r => r.dataset.name)")]
         assert names() == RUNS
         assert page.locator("#runs .desc").first.inner_text().startswith("Quickstart: ")
-        page.fill("#filter", "traditional")
+        page.fill("#filter", "02_traditional")
         assert names() == ["02_traditional_strategies"]
         assert page.locator("#shown").inner_text() == f"1 of {len(RUNS)} runs shown"
+        page.fill("#filter", 'symbol = "MSFT"')   # a parameter: the two runs that set it
+        assert names() == ["00_quickstart-MSFT", "04_backtest_and_costs-fast"]
         page.fill("#filter", "explore interactively")  # words of the description
         assert names() == ["01_explore"]
         page.fill("#filter", "")
@@ -505,18 +509,17 @@ def hostile_report(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def _index_page(index_uri):
+def _index_page(browser, index_uri):
     """A page on ``index_uri``, recording every dialog (a script that ran) it opens."""
-    with _browser() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            dialogs = []
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(index_uri)
-            yield page, dialogs
-        finally:
-            browser.close()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(index_uri)
+        yield page, dialogs
+    finally:
+        context.close()
 
 
 def _visit_every_link(page, index_uri):
@@ -544,11 +547,11 @@ def _inside(url, out):
     return u.scheme == "file" and path.parent == out.resolve() and path.is_file()
 
 
-def test_index_of_hostile_names_runs_no_script(hostile_report):
+def test_index_of_hostile_names_runs_no_script(hostile_report, chromium):
     root, out, codes, _, _ = hostile_report
     assert codes[:2] == [1, 0]  # markup.ipynb fails on purpose
     index_uri = (out / "index.html").resolve().as_uri()
-    with _index_page(index_uri) as (page, dialogs):
+    with _index_page(chromium, index_uri) as (page, dialogs):
         page.wait_for_load_state("load")
         rows = page.locator("#runs tbody tr").count()
         text = page.locator("#runs").inner_text()
@@ -565,14 +568,15 @@ def test_index_of_hostile_names_runs_no_script(hostile_report):
         assert _inside(resolved, out) and _inside(landed, out), (href, resolved, landed)
 
 
-def test_traversal_name_is_refused_and_nothing_is_written_outside_out(hostile_report):
+def test_traversal_name_is_refused_and_nothing_is_written_outside_out(hostile_report,
+                                                                     chromium):
     root, out, codes, before, after = hostile_report
     assert codes[2] == 2  # ../victim/important: refused before anything ran
     assert after == before, "a file outside --out was written"
     assert not (root / "rep3").exists()
     assert (root / "victim" / "important.ipynb").read_text() == "precious"
     index_uri = (out / "index.html").resolve().as_uri()
-    with _index_page(index_uri) as (page, dialogs):
+    with _index_page(chromium, index_uri) as (page, dialogs):
         link = page.locator("#runs a", has_text="%2e%2e%2fvictim")
         resolved = link.evaluate("a => a.href")
         link.click()
