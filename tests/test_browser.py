@@ -331,7 +331,12 @@ def test_tearsheet_of_02_shows_its_six_sections_and_the_trade_list(folder, chrom
         heads = page.locator(".slick-column-name").all_inner_texts()
         rows = page.locator(".slick-row").count()
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "tearsheet_02.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "report_02_full.png"), full_page=True)
+        # the tear sheet alone: the output holding its drawdowns table
+        sheet = page.locator(".jp-Cell-outputWrapper").filter(
+            has=page.locator(".slick-column-name", has_text="start (peak)"))
+        assert sheet.count() == 1
+        sheet.first.screenshot(path=str(ARTIFACTS / "tearsheet_02.png"))
     finally:
         context.close()
     assert problems == [] and requests == [], (problems, requests)
