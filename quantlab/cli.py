@@ -4,13 +4,18 @@
                        [--out DIR] [--clean] [--timeout S] [--jobs N]
                        [--scheduler ADDRESS] [--in-place]
     quantlab report    (the same options, no --in-place) [--no-input] [--self-contained]
-                       [--keep-notebooks]  # HTML reports + index; prints the folder size
+                       [--keep-notebooks] [--from-stored]
+                       # HTML reports + index; prints the folder size
     quantlab lab       [--port N] [jupyter lab options]  # JupyterLab on notebooks/
     quantlab engine-bench [--ticks N]
     quantlab deploy STRATEGY [--params best.json] (--replay PATH_OR_SET | --feed ws://...)
                     [--start DATE] [--checkpoint DIR] [--every N] [--set KEY VALUE ...]
 
 ``run-suite`` and ``report`` are :mod:`quantlab.suite` (batch rules are there).
+``report --from-stored`` renders the committed notebooks' STORED outputs (kept current
+by ``make notebooks``) instead of executing them: seconds instead of minutes, the same
+pages as long as the stored outputs are current; a run with parameters has no stored
+outputs and is executed.
 ``lab`` binds 127.0.0.1 only, keeps token authentication (a fresh random token, given
 to jupyter through ``JUPYTER_TOKEN`` so it is not on the process list) and prints the
 URL with the token; as root it adds ``--allow-root``. Options that would change the
@@ -29,6 +34,8 @@ import numpy as np
 
 from quantlab import suite
 from quantlab._validate import integer
+
+__all__ = ["lab_command", "main", "parser"]
 
 LAB_HOST = "127.0.0.1"
 LAB_PORT = 8888
@@ -68,6 +75,21 @@ def _batch_options(s) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The ``quantlab`` argument parser: ``run-suite``, ``report``, ``lab``,
+    ``engine-bench`` and ``deploy`` (see the module docstring).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+
+    Examples
+    --------
+    >>> from quantlab import cli
+    >>> a = cli.parser().parse_args(["report", "--from-stored", "--out", "reports",
+    ...                              "-p", "symbol", "MSFT"])
+    >>> a.cmd, a.from_stored, a.out, a.parameter
+    ('report', True, 'reports', [['symbol', 'MSFT']])
+    """
     p = argparse.ArgumentParser(prog="quantlab", description="quantlab: notebook suite, "
                                 "reports, JupyterLab and the tick-engine benchmark")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -87,6 +109,10 @@ def parser() -> argparse.ArgumentParser:
                            "light reports linking the shared OUT/_static/ by relative path")
             s.add_argument("--keep-notebooks", action="store_true",
                            help="keep each executed .ipynb beside its report")
+            s.add_argument("--from-stored", action="store_true",
+                           help="render the notebooks' stored outputs (the committed, "
+                           "executed notebooks/: `make notebooks`) without executing; "
+                           "runs with parameters have none and are executed")
     sub.add_parser("lab", help=f"open JupyterLab on the notebooks ({LAB_HOST}, token auth; "
                    "prints the URL with the token); further options go to jupyter lab")
     eb = sub.add_parser("engine-bench", help="the tick engine vs its pure-Python reference")
@@ -117,11 +143,43 @@ def _deploy_options(d) -> None:
 
 
 def lab_command(extra=(), token: str | None = None, uid: int | None = None):
-    """``(argv, env, url)`` for ``jupyter lab`` on notebooks/: bound to LAB_HOST, port
-    ``--port`` of ``extra`` (default LAB_PORT, no silent move to another port), token
-    auth with ``token`` (default: a fresh random one) passed in the environment, and
-    ``--allow-root`` when ``uid`` (default ``os.getuid()``) is 0. ``extra`` options that
-    set the address or the authentication are refused (ValueError)."""
+    """``(argv, env, url)`` for ``jupyter lab`` on notebooks/.
+
+    Bound to LAB_HOST, port ``--port`` of ``extra`` (default LAB_PORT, no silent move to
+    another port), token auth with ``token`` passed in the environment (not on the
+    process list), and ``--allow-root`` when ``uid`` is 0. ``extra`` options that set
+    the address or the authentication are refused.
+
+    Parameters
+    ----------
+    extra : sequence of str
+        Further jupyter lab options.
+    token : str, optional
+        The access token (default: a fresh random one).
+    uid : int, optional
+        The user id (default ``os.getuid()``).
+
+    Returns
+    -------
+    tuple
+        (argv list, environment dict, URL with the token).
+
+    Raises
+    ------
+    ValueError
+        For ``--ip``, token/password options or a port outside [1, 65535].
+
+    Examples
+    --------
+    >>> from quantlab.cli import lab_command
+    >>> argv, env, url = lab_command(["--port", "8890"], token="t0k", uid=1000)
+    >>> url, env["JUPYTER_TOKEN"], "--allow-root" in argv
+    ('http://127.0.0.1:8890/lab?token=t0k', 't0k', False)
+    >>> lab_command(["--ip=0.0.0.0"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: quantlab lab binds 127.0.0.1 with token auth; '--ip=0.0.0.0' would change ...
+    """
     rest, port, args = [], LAB_PORT, list(extra)
     while args:
         arg = args.pop(0)
@@ -219,8 +277,8 @@ def _batch(p, a) -> int:
     suite.run_suite(runs, None if in_place else out, in_place=in_place,
                     render=a.cmd == "report", jobs=a.jobs, scheduler=a.scheduler,
                     no_input=a.no_input, timeout=timeout, index=not in_place,
-                    **({"self_contained": a.self_contained, "keep_notebooks": a.keep_notebooks}
-                       if a.cmd == "report" else {}))
+                    **({"self_contained": a.self_contained, "keep_notebooks": a.keep_notebooks,
+                        "from_stored": a.from_stored} if a.cmd == "report" else {}))
     if not in_place:
         index = suite.write_index(runs, out)
         print(f"wrote {index}", file=sys.stderr)
@@ -300,6 +358,30 @@ def _deploy(a) -> int:
 
 
 def main(argv=None) -> int:
+    """Run the ``quantlab`` command line; returns the exit code.
+
+    0: every run succeeded; 1: a run failed (the others still ran); 2: bad input,
+    refused before anything ran.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import contextlib, io
+    >>> from quantlab import cli
+    >>> err = io.StringIO()
+    >>> with contextlib.redirect_stderr(err):
+    ...     code = cli.main(["run-suite", "--timeout", "-1", "--out", "unused"])
+    >>> code, err.getvalue().split(":")[1].strip()
+    (2, 'error')
+    """
     p = parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["engine-bench"]:

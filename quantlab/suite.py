@@ -33,8 +33,11 @@ Reports (``quantlab report``): light pages that link the folder's ``_static/`` (
 the ipywidgets renderer, require.js, jupyter_bokeh; copied once per batch) by relative
 path, so the folder opens offline from disk or any static server; ``--self-contained``
 inlines them into each page instead. The executed notebooks are deleted once rendered
-unless ``--keep-notebooks``. ``index.html`` lists every run with a description line,
-formatted recorded values (:mod:`quantlab.fmt`), sorting, a filter and a comparison.
+unless ``--keep-notebooks``. ``--from-stored`` renders the committed notebooks' STORED
+outputs (``notebooks/``, kept current by ``make notebooks``) without executing them; a
+run with parameters has no stored outputs and is executed. ``index.html`` lists every
+run with a description line, formatted recorded values (:mod:`quantlab.fmt`), sorting,
+a filter and a comparison.
 """
 from __future__ import annotations
 
@@ -56,6 +59,11 @@ from urllib.parse import quote
 from quantlab import __version__, fmt
 from quantlab._validate import integer, number
 from quantlab.data import checksum
+
+__all__ = ["Run", "check_name", "check_parameters", "check_timeout", "clean_index",
+           "config_timeout", "describe", "expand_grid", "folder_size", "load_config",
+           "plan_outputs", "provenance", "read_index", "record", "render_html", "run_suite",
+           "stored_result", "write_index", "write_static"]
 
 RECORD_MIME = "application/vnd.quantlab.record+json"
 STRIP_TAG = "strip-output"  # outputs too big to commit (inline BokehJS)
@@ -84,8 +92,20 @@ def _jsonable(v):
 def record(**values) -> None:
     """Record headline values of a notebook run; the report index shows them.
 
-    Displayed as a small table in the notebook and stored as a ``{RECORD_MIME}``
+    Displayed as a small table in the notebook and stored as a ``RECORD_MIME``
     output, which the suite runner reads back (no scraping of printed text).
+
+    Parameters
+    ----------
+    **values : str, number, bool, date or None
+        Scalars (numpy/pandas scalars are converted; NaN is stored as None).
+
+    Examples
+    --------
+    >>> from quantlab.suite import record
+    >>> record(sharpe_ratio=1.234, symbol="AAPL")  # outside Jupyter: the raw bundle
+    {'application/vnd.quantlab.record+json': {'sharpe_ratio': 1.234, 'symbol': 'AAPL'},
+     'text/plain': 'sharpe_ratio: 1.23\\nsymbol: AAPL'}
     """
     from IPython.display import display
 
@@ -131,6 +151,29 @@ def _fmt(v, key: str = "") -> str:
 
 @dataclass
 class Run:
+    """One notebook run of a batch: what to run, and what came of it.
+
+    Parameters
+    ----------
+    notebook : str
+        Path of the source notebook.
+    name : str, optional
+        Output name in ``--out`` (``NAME.ipynb``, ``NAME.html``); default the notebook's
+        stem. An explicit ``""`` is refused by :func:`check_name`.
+    parameters : dict
+        Values papermill injects after the ``parameters`` cell.
+    status, duration, started, ended, error, records, output, html, description
+        Filled in by :func:`run_suite`.
+    timeout : float, optional
+        Seconds for the whole notebook; None: the batch's default.
+
+    Examples
+    --------
+    >>> from quantlab.suite import Run
+    >>> r = Run("notebooks/00_quickstart.ipynb", parameters={"symbol": "MSFT"})
+    >>> r.name, r.status
+    ('00_quickstart', 'pending')
+    """
     notebook: str
     name: str | None = None   # None: the notebook's stem; an explicit "" is refused
     parameters: dict = field(default_factory=dict)
@@ -158,10 +201,37 @@ _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def check_name(name) -> str:
-    """A run name is a file name in ``--out``: refuse anything that is not one plain,
-    portable file name (no separator, no control character, not ``.``/``..``, not
-    starting with '.' (a hidden file), not a Windows device name such as CON, NUL or
-    COM1, with or without an extension: ``NUL.ipynb`` cannot be created there)."""
+    """Refuse a run name that is not one plain, portable file name in ``--out``.
+
+    Refused: a separator, a control or bidi-override character, ``.``/``..``, a leading
+    '.' (a hidden file), a Windows device name such as CON, NUL or COM1 with or without
+    an extension (``NUL.ipynb`` cannot be created there), over ``NAME_MAX`` bytes.
+
+    Parameters
+    ----------
+    name : str
+        The run name.
+
+    Returns
+    -------
+    str
+        ``name``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        Naming the name and the rule it breaks.
+
+    Examples
+    --------
+    >>> from quantlab.suite import check_name
+    >>> check_name("00_quickstart-MSFT")
+    '00_quickstart-MSFT'
+    >>> check_name("etc/x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: run name 'etc/x': a name becomes a file in --out, so it may not contain ...
+    """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"run name {name!r}: must be a non-empty string (leave the name "
                          "out to use the notebook's)")
@@ -202,8 +272,33 @@ def _plain(value, what: str):
 
 
 def check_parameters(params, what: str = "parameters") -> dict:
-    """Names must be Python identifiers: papermill writes ``NAME = VALUE`` into the
-    notebook, so a name like ``x=1;import os`` would be code."""
+    """Check notebook parameters: names must be Python identifiers (papermill writes
+    ``NAME = VALUE`` into the notebook, so a name like ``x=1;import os`` would be code);
+    values plain (str, number, bool, None, a date as its ISO text, lists/maps of them).
+
+    Parameters
+    ----------
+    params : dict
+        NAME -> VALUE.
+    what : str
+        Where they come from, for the messages.
+
+    Returns
+    -------
+    dict
+        The parameters, dates as text.
+
+    Examples
+    --------
+    >>> import datetime
+    >>> from quantlab.suite import check_parameters
+    >>> check_parameters({"symbol": "MSFT", "start": datetime.date(2020, 1, 2)})
+    {'symbol': 'MSFT', 'start': '2020-01-02'}
+    >>> check_parameters({"x=1;import os": 1})
+    Traceback (most recent call last):
+    ...
+    ValueError: parameters: parameter name 'x=1;import os' is not a Python identifier
+    """
     if not isinstance(params, dict):
         raise TypeError(f"{what}: expected a mapping NAME: VALUE, got {params!r}")
     for k in params:
@@ -213,7 +308,29 @@ def check_parameters(params, what: str = "parameters") -> dict:
 
 
 def check_timeout(value, what: str = "timeout") -> float:
-    """Seconds for a whole notebook, in (0, MAX_TIMEOUT]."""
+    """Seconds for a whole notebook, in (0, MAX_TIMEOUT].
+
+    Parameters
+    ----------
+    value : float
+        The limit in seconds.
+    what : str
+        Its name in the message.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from quantlab.suite import check_timeout
+    >>> check_timeout(300)
+    300.0
+    >>> check_timeout(0, "--timeout")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: --timeout ...
+    """
     return number(what, value, 0, MAX_TIMEOUT, lo_open=True)
 
 
@@ -234,7 +351,27 @@ def _read_yaml_config(path) -> dict:
 
 
 def config_timeout(path) -> float | None:
-    """The suite config's default per-notebook ``timeout:`` (None when it sets none)."""
+    """The suite config's default per-notebook ``timeout:`` (None when it sets none).
+
+    Parameters
+    ----------
+    path : path or None
+        The suite YAML; None or a missing file: None.
+
+    Returns
+    -------
+    float or None
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from quantlab.suite import config_timeout
+    >>> cfg = Path(tempfile.mkdtemp()) / "suite.yaml"
+    >>> _ = cfg.write_text("timeout: 120\\nruns: []\\n")
+    >>> config_timeout(cfg)
+    120.0
+    """
     return _read_yaml_config(path).get("timeout") if path and Path(path).exists() else None
 
 
@@ -242,7 +379,34 @@ def load_config(path=None, notebooks_dir: Path | None = None) -> list[Run]:
     """Runs from a suite YAML file, or every notebook in ``notebooks/`` with defaults.
 
     Keys: ``runs`` (each ``notebook``, optional ``name``, ``parameters``, ``timeout``),
-    ``notebooks_dir``, ``timeout`` (seconds a notebook, default for every run)."""
+    ``notebooks_dir`` (relative to the file), ``timeout`` (seconds a notebook, default
+    for every run). Unknown keys, bad names, repeated names and missing notebooks are
+    refused before anything runs.
+
+    Parameters
+    ----------
+    path : path, optional
+        The suite YAML; None: every ``*.ipynb`` of ``notebooks_dir``.
+    notebooks_dir : path, optional
+        Where notebooks are found (default the repository's ``notebooks/``).
+
+    Returns
+    -------
+    list of Run
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from quantlab.suite import load_config
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.ipynb").write_text("{}")
+    >>> _ = (d / "suite.yaml").write_text(
+    ...     "timeout: 60\\nruns:\\n  - notebook: a.ipynb\\n"
+    ...     "  - {notebook: a.ipynb, name: a-MSFT, parameters: {symbol: MSFT}}\\n")
+    >>> [(r.name, r.parameters, r.timeout) for r in load_config(d / "suite.yaml", d)]
+    [('a', {}, 60.0), ('a-MSFT', {'symbol': 'MSFT'}, 60.0)]
+    """
     nb_dir = Path(notebooks_dir or REPO / "notebooks")
     if path is None:
         return [Run(str(p)) for p in sorted(nb_dir.glob("*.ipynb"))]
@@ -393,8 +557,28 @@ DESCRIPTION_MAX = 240  # characters of an index line
 
 def describe(nb_json: str) -> str:
     """One line for the index: the first markdown cell's title (a leading heading) and
-    first sentence, markdown marks removed (``Quickstart: real prices and returns. Loads
-    ...``); "" when there is none or the notebook cannot be parsed."""
+    first sentence, markdown marks removed; "" when there is none or the notebook cannot
+    be parsed.
+
+    Parameters
+    ----------
+    nb_json : str
+        The notebook's JSON text.
+
+    Returns
+    -------
+    str
+        At most ``DESCRIPTION_MAX`` characters.
+
+    Examples
+    --------
+    >>> import nbformat
+    >>> from quantlab.suite import describe
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+    ...     "# Quickstart\\n\\nLoads **real** prices. Then plots them.")])
+    >>> describe(nbformat.writes(nb))
+    'Quickstart. Loads real prices.'
+    """
     import re
 
     try:
@@ -471,7 +655,26 @@ def _static_assets() -> dict[str, Path]:
 
 def write_static(out_dir) -> Path:
     """Copy the shared assets into ``out_dir/_static/`` (a file already there with the
-    same bytes is left alone): the light reports link them by relative path."""
+    same bytes is left alone): the light reports link them by relative path.
+
+    Parameters
+    ----------
+    out_dir : path
+        The report folder.
+
+    Returns
+    -------
+    Path
+        ``out_dir/_static``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from quantlab.suite import write_static
+    >>> root = write_static(tempfile.mkdtemp())
+    >>> root.name, (root / "bokeh").is_dir()
+    ('_static', True)
+    """
     import shutil
 
     root = Path(out_dir) / STATIC
@@ -516,17 +719,72 @@ def _share_bokehjs(nb, prefix: str | None) -> None:
             keep.append(o)
         if "outputs" in cell:
             cell["outputs"] = keep
+    if not seen:
+        _load_bokehjs_before_first_figure(nb, prefix)
+
+
+def _uses_bokeh(output) -> bool:
+    """An output that draws with BokehJS: an embed (``bokehjs_exec``) or HTML/JS calling
+    ``Bokeh.`` (the explorers' static copies)."""
+    data = output.get("data", {})
+    return "application/vnd.bokehjs_exec.v0+json" in data or any(
+        isinstance(v, (str, list)) and "Bokeh." in "".join(v)
+        for k, v in data.items() if k in ("text/html", "application/javascript"))
+
+
+def _load_bokehjs_before_first_figure(nb, prefix: str | None) -> None:
+    """A stored notebook has no ``output_notebook()`` output (stripped before committing,
+    ~4 MB): load BokehJS just before its first figure, from ``_static/`` (``prefix``) or
+    inline (``prefix=None``)."""
+    import nbformat
+    from bokeh.resources import INLINE
+
+    for cell in nb.cells:
+        outputs = cell.get("outputs", [])
+        for i, o in enumerate(outputs):
+            if _uses_bokeh(o):
+                tags = _bokeh_scripts(prefix) if prefix is not None else INLINE.render_js()
+                outputs.insert(i, nbformat.v4.new_output("display_data",
+                                                         data={"text/html": tags}))
+                return
 
 
 def render_html(notebook_path, html_path, no_input: bool = False,
                 self_contained: bool = True) -> None:
-    """Render an executed notebook to HTML that opens offline (nothing from a CDN);
-    ``no_input`` hides the code cells.
+    """Render an executed notebook to HTML that opens offline (nothing from a CDN).
 
     ``self_contained``: one file carrying BokehJS and the widget renderer inline (for
     e-mailing one report, ~4-15 MB). Otherwise a light page (the figures' data only)
     linking ``_static/`` beside it by relative path (:func:`write_static` puts the
-    assets there), so the folder opens from disk (file://) or any static server."""
+    assets there), so the folder opens from disk (file://) or any static server.
+    BokehJS is loaded once per page: from the notebook's ``output_notebook()`` output,
+    or, when that was stripped (stored notebooks), just before the first figure.
+
+    Parameters
+    ----------
+    notebook_path : path
+        The executed (or stored) notebook.
+    html_path : path
+        Where the report goes (written atomically).
+    no_input : bool
+        Hide the code cells.
+    self_contained : bool
+        Inline the assets instead of linking ``_static/``.
+
+    Examples
+    --------
+    >>> import tempfile, nbformat
+    >>> from pathlib import Path
+    >>> from quantlab.suite import render_html
+    >>> d = Path(tempfile.mkdtemp())
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    >>> nb.cells[0].outputs = [nbformat.v4.new_output("execute_result",
+    ...     data={"text/plain": "2"}, execution_count=1)]
+    >>> nbformat.write(nb, d / "two.ipynb")
+    >>> render_html(d / "two.ipynb", d / "two.html", self_contained=False)
+    >>> "https://" in (d / "two.html").read_text().split("<body")[1]
+    False
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -565,10 +823,12 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def _static_views_only(nb) -> bool:
-    """True when the notebook has widget outputs and each also holds an HTML copy."""
+    """True when every widget output (if any) also holds an HTML copy. With none (their
+    outputs stripped from a stored notebook) the saved widget state has nothing to draw
+    and would only make the page fetch a widget renderer."""
     views = [o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])
              if WIDGET_VIEW in o.get("data", {})]
-    return bool(views) and all("text/html" in d for d in views)
+    return all("text/html" in d for d in views)
 
 
 # Pinned npm packages `make install` puts in .cache/npm (see the Makefile).
@@ -612,7 +872,29 @@ def _offline(body: str) -> str:
 
 def folder_size(out_dir) -> tuple[int, int]:
     """(bytes of the whole folder, bytes of its ``_static/``): what ``quantlab report``
-    prints."""
+    prints. Symlinks are not followed.
+
+    Parameters
+    ----------
+    out_dir : path
+        The report folder.
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from quantlab.suite import folder_size
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.html").write_text("x" * 10)
+    >>> (d / "_static").mkdir()
+    >>> _ = (d / "_static" / "b.js").write_text("y" * 5)
+    >>> folder_size(d)
+    (15, 5)
+    """
     root = Path(out_dir)
     total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
     static = sum(f.stat().st_size for f in (root / STATIC).rglob("*") if f.is_file()) \
@@ -636,6 +918,26 @@ def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
     gets a suffix ``-2``, ``-3``... Names compare case-insensitively, so the folder
     survives a copy to macOS or Windows. The same notebook with the same parameters keeps
     its earlier name and replaces that run.
+
+    Parameters
+    ----------
+    runs : list of Run
+        Renamed in place.
+    out_dir : path
+        The output folder.
+
+    Returns
+    -------
+    list of Run
+        ``runs``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from quantlab.suite import Run, plan_outputs
+    >>> runs = [Run("a.ipynb", "q"), Run("b.ipynb", "Q"), Run("c.ipynb", "index")]
+    >>> [r.name for r in plan_outputs(runs, tempfile.mkdtemp())]
+    ['q', 'Q-2', 'index-2']
     """
     root = Path(out_dir).resolve()
     if root.exists() and not root.is_dir():
@@ -669,27 +971,106 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
               jobs: int = 1, scheduler: str | None = None, client=None,
               no_input: bool = False, timeout: float | None = None, index: bool = False,
               self_contained: bool = False, keep_notebooks: bool = True,
-              log=sys.stderr) -> list[Run]:
-    """Execute ``runs``: here one after another (``jobs=1``), on ``jobs`` local dask
-    workers, or on an existing cluster (``scheduler="tcp://host:8786"`` or ``client``).
-    Workers get the notebook as JSON and return the executed JSON, so they need no shared
-    disk. A progress bar counts runs done and failed.
+              from_stored: bool = False, log=sys.stderr) -> list[Run]:
+    """Execute ``runs`` (papermill) and write their notebooks, reports and index.
 
-    ``timeout`` (s) bounds each notebook that sets none itself (``Run.timeout``); None:
-    no limit. ``index=True`` rewrites ``out_dir/index.html`` after every finished run, so
-    an interrupted batch still lists what it finished. Names are checked and made unique
-    (:func:`plan_outputs`) before anything runs. In place, a notebook is written back only
-    when its run succeeded and its file did not change meanwhile.
+    Runs go one after another (``jobs=1``), on ``jobs`` local dask workers, or on an
+    existing cluster (``scheduler="tcp://host:8786"`` or ``client``). Workers get the
+    notebook as JSON and return the executed JSON, so they need no shared disk. A
+    progress bar counts runs done and failed.
 
-    ``render``: an HTML report beside each notebook, light (linking ``out_dir/_static/``,
-    written once per batch) unless ``self_contained``; ``keep_notebooks=False`` deletes
-    each executed ``.ipynb`` once its report is written (the report is the product).
+    Parameters
+    ----------
+    runs : list of Run
+        What to run; names are checked and made unique (:func:`plan_outputs`) before
+        anything runs.
+    out_dir : path, optional
+        Output folder (required unless ``in_place``).
+    in_place : bool
+        Write each notebook back over its source, only when its run succeeded and its
+        file did not change meanwhile (outputs tagged ``strip-output`` dropped).
+    render : bool
+        An HTML report beside each notebook, light (linking ``out_dir/_static/``,
+        written once per batch) unless ``self_contained``.
+    jobs, scheduler, client
+        Local dask workers, or an existing cluster's address or client.
+    no_input : bool
+        Hide code cells in the reports.
+    timeout : float, optional
+        Seconds for each notebook that sets none itself (``Run.timeout``); None: no limit.
+    index : bool
+        Rewrite ``out_dir/index.html`` after every finished run, so an interrupted batch
+        still lists what it finished.
+    self_contained, keep_notebooks : bool
+        One file per report carrying BokehJS; ``keep_notebooks=False`` deletes each
+        executed ``.ipynb`` once its report is written (the report is the product).
+    from_stored : bool
+        Do not execute runs without parameters: take their notebook's STORED outputs
+        (the committed, executed notebooks; see :func:`stored_result`). A run with
+        parameters has no stored outputs and is executed as usual.
+    log : file
+        Where progress and one line per finished run go.
+
+    Returns
+    -------
+    list of Run
+        ``runs``, each with its status, error, duration, records, output and html.
+
+    Examples
+    --------
+    >>> import tempfile, nbformat
+    >>> from pathlib import Path
+    >>> from quantlab import suite
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    >>> nb.cells[0].execution_count = 1
+    >>> nbformat.write(nb, tmp / "tiny.ipynb")
+    >>> [run] = suite.run_suite([suite.Run(str(tmp / "tiny.ipynb"))], tmp / "out",
+    ...                         from_stored=True, log=open(os.devnull, "w"))
+    >>> run.status, Path(run.output).name
+    ('ok', 'tiny.ipynb')
     """
-    from tqdm.auto import tqdm
+    if from_stored and in_place:
+        raise ValueError("from_stored renders stored outputs; in_place refreshes them: "
+                         "choose one")
+    out = _check_batch(runs, out_dir, in_place, render, self_contained, jobs, timeout)
+    prov = None if in_place else provenance()  # once per batch: git and checksum cost I/O
+    payload, sources = _read_notebooks(runs, timeout)
+    bar = _progress(len(runs), log)
+    opts = {"in_place": in_place, "render": render, "no_input": no_input,
+            "self_contained": self_contained, "keep_notebooks": keep_notebooks}
 
-    jobs = integer("jobs", jobs, 1, 1024)
+    def done(run, result):
+        _collect(run, result, out, prov, sources.get(id(run)), opts)
+        if index:  # a failure here must not stop the batch: main writes it again at the end
+            try:
+                write_index([r for r in runs if r.status != "pending"], out, prov)
+            except Exception as e:
+                print(f"index not updated after {run.name}: {type(e).__name__}: {e}", file=log)
+        bar.set_postfix(failed=sum(r.status == "failed" for r in runs))
+        bar.update()
+        msg = f"{run.name}: {run.status} ({run.duration:.1f} s){' ' + run.error if run.error else ''}"
+        (bar.write(msg, file=log) if len(runs) > 1 else print(msg, file=log, flush=True))
+
+    todo = []
+    for run, args in zip(runs, payload):
+        if args is None:
+            done(run, _failed(run.error))
+        elif from_stored and not run.parameters:
+            done(run, stored_result(args[0], run.notebook))
+        else:
+            todo.append((run, args))
+    _execute(todo, done, jobs, scheduler, client)
+    bar.close()
+    return runs
+
+
+def _check_batch(runs, out_dir, in_place, render, self_contained, jobs, timeout):
+    """Refuse a bad batch before anything runs; returns the output folder (None in
+    place), created, with its ``_static/`` when light reports are rendered."""
+    integer("jobs", jobs, 1, 1024)
     if timeout is not None:
-        timeout = check_timeout(timeout)
+        check_timeout(timeout)
     for r in runs:
         if r.timeout is not None:
             r.timeout = check_timeout(r.timeout, f"run {r.name!r}: timeout")
@@ -701,18 +1082,20 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
         seen = [str(Path(r.notebook).resolve()) for r in runs]
         if len(set(seen)) < len(seen):
             raise ValueError("in_place: a notebook is listed twice")
-        out = None
-    else:
-        if out_dir is None:
-            raise ValueError("out_dir is required unless in_place=True")
-        out = Path(out_dir)
-        plan_outputs(runs, out)
-        out.mkdir(parents=True, exist_ok=True)
-        if render and not self_contained:
-            write_static(out)
-    prov = None if in_place else provenance()  # once per batch: git and checksum cost I/O
+        return None
+    if out_dir is None:
+        raise ValueError("out_dir is required unless in_place=True")
+    out = Path(out_dir)
+    plan_outputs(runs, out)
+    out.mkdir(parents=True, exist_ok=True)
+    if render and not self_contained:
+        write_static(out)
+    return out
 
-    # read every notebook first: one that cannot be read fails alone, before the batch
+
+def _read_notebooks(runs, timeout):
+    """Read every notebook first, so one that cannot be read fails alone, before the
+    batch. Returns (per run: execution arguments or None, {id(run): source text})."""
     payload, sources = [], {}
     for r in runs:
         try:
@@ -725,81 +1108,158 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
         r.description = describe(text)
         payload.append((text, r.parameters, str(Path(r.notebook).parent),
                         r.timeout if r.timeout is not None else timeout))
-    bar = tqdm(total=len(runs), desc="notebooks", unit="run", file=log,
-               disable=len(runs) < 2)
+    return payload, sources
 
-    def done(run, result):
-        try:
-            if in_place:
-                dest = Path(run.notebook)
-                if result["status"] == "ok" and _read_or_none(dest) != sources.get(id(run)):
-                    result = {**result, "status": "failed", "error": f"{dest} changed on "
-                              "disk while it ran: not overwritten (run it again)"}
-            else:
-                dest = out / f"{run.name}.ipynb"
-            _finish(run, result, dest, prov)
-            if render and run.output and Path(run.output).exists():
-                run.html = str(Path(run.output).with_suffix(".html"))
-                render_html(run.output, run.html, no_input=no_input,
-                            self_contained=self_contained)
-                if not keep_notebooks:
-                    Path(run.output).unlink()
-                    run.output = ""
-        except Exception as e:  # a result we cannot write or render fails that run only
-            run.status = "failed"
-            run.error = (run.error + "; " if run.error else "") + \
-                f"writing the output: {type(e).__name__}: {e}"
-        if index:  # a failure here must not stop the batch: main writes it again at the end
-            try:
-                write_index([r for r in runs if r.status != "pending"], out, prov)
-            except Exception as e:
-                print(f"index not updated after {run.name}: {type(e).__name__}: {e}", file=log)
-        failed = sum(r.status == "failed" for r in runs)
-        bar.set_postfix(failed=failed)
-        bar.update()
-        msg = f"{run.name}: {run.status} ({run.duration:.1f} s){' ' + run.error if run.error else ''}"
-        (bar.write(msg, file=log) if len(runs) > 1 else print(msg, file=log, flush=True))
 
-    todo = []
-    for run, args in zip(runs, payload):
-        if args is None:
-            done(run, _failed(run.error))
+def _progress(n: int, log):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n, desc="notebooks", unit="run", file=log, disable=n < 2)
+
+
+def _collect(run: Run, result: dict, out, prov, source, opts) -> None:
+    """One finished run: write its notebook (in place only if unchanged meanwhile),
+    render its report, drop the notebook unless kept. A result that cannot be written
+    or rendered fails that run only."""
+    try:
+        if opts["in_place"]:
+            dest = Path(run.notebook)
+            if result["status"] == "ok" and _read_or_none(dest) != source:
+                result = {**result, "status": "failed", "error": f"{dest} changed on "
+                          "disk while it ran: not overwritten (run it again)"}
         else:
-            todo.append((run, args))
+            dest = out / f"{run.name}.ipynb"
+        _finish(run, result, dest, prov)
+        if opts["render"] and run.output and Path(run.output).exists():
+            run.html = str(Path(run.output).with_suffix(".html"))
+            render_html(run.output, run.html, no_input=opts["no_input"],
+                        self_contained=opts["self_contained"])
+            if not opts["keep_notebooks"]:
+                Path(run.output).unlink()
+                run.output = ""
+    except Exception as e:
+        run.status = "failed"
+        run.error = (run.error + "; " if run.error else "") + \
+            f"writing the output: {type(e).__name__}: {e}"
+
+
+def _execute(todo, done, jobs, scheduler, client) -> None:
+    """Execute ``(run, args)`` pairs here (``jobs=1``, no cluster) or on dask, calling
+    ``done(run, result)`` as each finishes."""
     if jobs <= 1 and scheduler is None and client is None:
         for run, args in todo:
             done(run, execute_notebook_json(*args))
-    elif todo:
-        from dask.distributed import Client, LocalCluster, as_completed
+        return
+    if not todo:
+        return
+    from dask.distributed import Client, LocalCluster, as_completed
 
-        own = cluster = None
-        if client is None:
-            if scheduler:
-                client = own = Client(scheduler)
-            else:
-                cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
-                client = own = Client(cluster)
-        try:
-            futures = {client.submit(execute_notebook_json, *args, pure=False): run
-                       for run, args in todo}
-            for fut in as_completed(list(futures)):
-                run = futures.pop(fut)
-                try:
-                    result = fut.result()
-                except Exception as e:  # the worker died (too often) while running it
-                    result = _failed(f"worker died: {type(e).__name__}: {e}")
-                # forget it at once: a result the client still holds is recomputed when
-                # the worker keeping it dies, running the notebook's side effects twice
-                fut.release()
-                done(run, result)
-        finally:
-            if own is not None:
-                own.close()
-            if cluster is not None:
-                cluster.close()
-    bar.close()
-    return runs
+    own = cluster = None
+    if client is None:
+        if scheduler:
+            client = own = Client(scheduler)
+        else:
+            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = own = Client(cluster)
+    try:
+        futures = {client.submit(execute_notebook_json, *args, pure=False): run
+                   for run, args in todo}
+        for fut in as_completed(list(futures)):
+            run = futures.pop(fut)
+            try:
+                result = fut.result()
+            except Exception as e:  # the worker died (too often) while running it
+                result = _failed(f"worker died: {type(e).__name__}: {e}")
+            # forget it at once: a result the client still holds is recomputed when
+            # the worker keeping it dies, running the notebook's side effects twice
+            fut.release()
+            done(run, result)
+    finally:
+        if own is not None:
+            own.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def stored_result(nb_json: str, notebook: str = "") -> dict:
+    """The outcome of a run taken from a notebook's STORED outputs, without executing it
+    (``quantlab report --from-stored``): ``ok`` when every code cell carries an
+    execution count and no error output, else ``failed`` saying why. Started/ended are
+    the notebook file's modification time, the duration 0. A cell whose outputs were
+    stripped before committing (``strip-output``) gets a visible note saying so
+    (``NOT_STORED``) instead of passing for a cell without output.
+
+    Parameters
+    ----------
+    nb_json : str
+        The notebook's JSON text.
+    notebook : str
+        Its path (for the time stamps and the messages).
+
+    Returns
+    -------
+    dict
+        As :func:`execute_notebook_json`: status, error, duration, started, ended, notebook.
+
+    Examples
+    --------
+    >>> import nbformat
+    >>> from quantlab.suite import stored_result
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    >>> stored_result(nbformat.writes(nb))["error"]
+    'stored outputs are not current: code cell 0 was never executed (run `make notebooks`)'
+    >>> nb.cells[0].execution_count = 1
+    >>> stored_result(nbformat.writes(nb))["status"]
+    'ok'
+    """
+    try:
+        when = _dt.datetime.fromtimestamp(os.stat(notebook).st_mtime).isoformat(
+            timespec="seconds")
+    except OSError:
+        when = _dt.datetime.now().isoformat(timespec="seconds")
+    status, error = "ok", ""
+    try:
+        cells = json.loads(nb_json).get("cells", [])
+    except (ValueError, AttributeError) as e:
+        return {**_failed(f"{notebook}: not a notebook ({e})"), "started": when, "ended": when}
+    for i, cell in enumerate(c for c in cells if c.get("cell_type") == "code"):
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors:
+            status = "failed"
+            error = f"stored outputs: code cell {i}: {errors[0].get('ename')}: " \
+                    f"{errors[0].get('evalue')}"
+            break
+        if not cell.get("execution_count"):
+            status = "failed"
+            error = (f"stored outputs are not current: code cell {i} was never executed "
+                     "(run `make notebooks`)")
+            break
+    if status == "ok":
+        nb_json = _mark_not_stored(nb_json)
+    return {"status": status, "error": error, "duration": 0.0, "started": when,
+            "ended": when, "notebook": nb_json}
+
+
+NOT_STORED = ("output not stored in the committed notebook (tagged strip-output, too big "
+              "to commit): `quantlab report` without --from-stored executes it")
+
+
+def _mark_not_stored(nb_json: str) -> str:
+    """Say so where a stored notebook has no outputs because they were stripped before
+    committing (cells tagged ``strip-output``), so a report rendered from stored outputs
+    never passes a missing figure off as a cell without output. The cell that only loads
+    BokehJS (``init_notebook``/``output_notebook``) is left alone: the report loads it."""
+    nb = json.loads(nb_json)
+    for cell in nb.get("cells", []):
+        src = "".join(cell.get("source", ""))
+        if (cell.get("cell_type") == "code" and not cell.get("outputs")
+                and STRIP_TAG in cell.get("metadata", {}).get("tags", [])
+                and "init_notebook" not in src and "output_notebook" not in src):
+            cell["outputs"] = [{"output_type": "display_data", "metadata": {}, "data": {
+                "text/html": f'<p class="ql-not-stored"><i>{html.escape(NOT_STORED)}</i></p>',
+                "text/plain": NOT_STORED}}]
+    return json.dumps(nb, indent=1, ensure_ascii=False)
 
 
 def _read_or_none(path: Path) -> str | None:
@@ -810,7 +1270,19 @@ def _read_or_none(path: Path) -> str | None:
 
 
 def provenance() -> dict:
-    """What a run depended on: versions, commit, data checksum."""
+    """What a run depended on: versions, commit, data checksum.
+
+    Returns
+    -------
+    dict
+        ``quantlab``, ``git_commit``, ``data_sha256``, ``packages``, ``python``.
+
+    Examples
+    --------
+    >>> from quantlab.suite import provenance
+    >>> sorted(provenance())
+    ['data_sha256', 'git_commit', 'packages', 'python', 'quantlab']
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     pkgs = {}
@@ -825,7 +1297,27 @@ def provenance() -> dict:
 
 def expand_grid(runs: list[Run], grid: dict) -> list[Run]:
     """One run per combination of the grid's values (cartesian product), per notebook;
-    names carry the parameters (``00_quickstart-symbol=MSFT-window=50``)."""
+    names carry the parameters (``00_quickstart-symbol=MSFT-window=50``).
+
+    Parameters
+    ----------
+    runs : list of Run
+        The base runs (their parameters are kept, the grid's added).
+    grid : dict
+        Parameter name -> non-empty list of values.
+
+    Returns
+    -------
+    list of Run
+
+    Examples
+    --------
+    >>> from quantlab.suite import Run, expand_grid
+    >>> runs = expand_grid([Run("q.ipynb")], {"symbol": ["MSFT", "IBM"], "window": [50]})
+    >>> [(r.name, r.parameters) for r in runs]  # doctest: +NORMALIZE_WHITESPACE
+    [('q-symbol=MSFT-window=50', {'symbol': 'MSFT', 'window': 50}),
+     ('q-symbol=IBM-window=50', {'symbol': 'IBM', 'window': 50})]
+    """
     import itertools
     import re
 
@@ -864,7 +1356,28 @@ def read_index(out_dir) -> list[Run]:
     """The runs an earlier batch recorded in ``out_dir/index.json`` ([] when none).
 
     The file is input like any other: an entry of the wrong shape, or whose name is not
-    a plain file name, is refused (ValueError) rather than linked or deleted."""
+    a plain file name, is refused (ValueError) rather than linked or deleted.
+
+    Parameters
+    ----------
+    out_dir : path
+        The report folder.
+
+    Returns
+    -------
+    list of Run
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from quantlab.suite import Run, read_index, write_index
+    >>> d = tempfile.mkdtemp()
+    >>> read_index(d)
+    []
+    >>> _ = write_index([Run("a.ipynb", status="ok")], d, {"git_commit": "x", "data_sha256": "y"})
+    >>> [(r.name, r.status) for r in read_index(d)]
+    [('a', 'ok')]
+    """
     path = Path(out_dir) / "index.json"
     if not path.exists():
         return []
@@ -895,7 +1408,34 @@ def read_index(out_dir) -> list[Run]:
 def clean_index(out_dir, log=sys.stderr) -> list[str]:
     """Forget the earlier runs in ``out_dir``: delete the notebooks and reports its index
     lists (only those, only inside ``out_dir``) and the index itself. Nothing else in the
-    folder is touched. Returns the deleted paths."""
+    folder is touched.
+
+    Parameters
+    ----------
+    out_dir : path
+        The report folder.
+    log : file
+        Where a note goes when the index cannot be read (then only it is deleted).
+
+    Returns
+    -------
+    list of str
+        The deleted paths.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from quantlab.suite import Run, clean_index, write_index
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = write_index([Run("a.ipynb")], d, {"git_commit": "x", "data_sha256": "y"})
+    >>> _ = (d / "a.html").write_text("report")
+    >>> _ = (d / "notes.txt").write_text("mine")
+    >>> sorted(Path(p).name for p in clean_index(d))
+    ['a.html', 'index.html', 'index.json']
+    >>> sorted(p.name for p in d.iterdir())
+    ['notes.txt']
+    """
     root = Path(out_dir).resolve()
     try:
         earlier = read_index(out_dir)
@@ -1029,15 +1569,39 @@ def _index_row(r: Run, metrics: list[str]) -> str:
 
 
 def write_index(runs: list[Run], out_dir, prov: dict | None = None) -> Path:
-    """``index.html``: every run with its description (the notebook's first sentence),
-    parameters, status, duration, its recorded values formatted by :mod:`quantlab.fmt`
-    (the common numeric ones also as sortable columns) and the batch's provenance; a
-    text filter, sorting by any column and a side by side comparison of selected runs
-    (plain JavaScript, offline).
+    """Write ``index.html`` (and ``index.json``) listing every run of the folder.
 
+    Each run with its description (the notebook's first sentence), parameters, status,
+    duration, its recorded values formatted by :mod:`quantlab.fmt` (the common numeric
+    ones also as sortable columns) and the batch's provenance; a text filter, sorting by
+    any column and a side by side comparison of selected runs (plain JavaScript, offline).
     Runs recorded by earlier batches in the same folder stay listed (a run of the same
     name replaces its entry). Every text is HTML-escaped and every link is a relative
-    path inside ``out_dir``; both files are replaced atomically."""
+    path inside ``out_dir``; both files are replaced atomically.
+
+    Parameters
+    ----------
+    runs : list of Run
+        This batch's runs.
+    out_dir : path
+        The report folder.
+    prov : dict, optional
+        ``git_commit`` and ``data_sha256`` shown on the page (default: computed).
+
+    Returns
+    -------
+    Path
+        ``out_dir/index.html``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from quantlab.suite import Run, write_index
+    >>> run = Run("q.ipynb", status="ok", records={"sharpe_ratio": 1.5})
+    >>> page = write_index([run], tempfile.mkdtemp(), {"git_commit": "abc", "data_sha256": "f00"})
+    >>> page.name, "1.50" in page.read_text()
+    ('index.html', True)
+    """
     if prov is None:
         prov = {"git_commit": _git_commit(), "data_sha256": checksum()}
     # earlier batches first (minus the runs this one redoes), then this batch in order

@@ -661,3 +661,87 @@ def test_index_shows_descriptions_metric_columns_and_raw_sort_keys(tmp_path):
     assert 'data-sort="Infinity">inf</td>' in page  # JS Number() reads it
     assert page.count("<script") == 1
     assert _index(tmp_path)[0]["description"] == "<b>Alpha</b>. Tests."
+
+
+# --------------------------------------------------------------------------- --from-stored
+# (issue #28): reports from the committed notebooks' stored outputs, without executing.
+
+def _stored(path, *, executed=True, strip_figure=False, widget_state=False, figure=True):
+    """A committed-looking notebook: init cell stripped (BokehJS load), a figure embed,
+    optionally a stripped figure cell and widget state whose views were stripped."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("symbol = 'AAPL'", execution_count=1)
+    p.metadata["tags"] = ["parameters"]
+    init = nbformat.v4.new_code_cell("ql.plots.init_notebook()", execution_count=2)
+    init.metadata["tags"] = [suite.STRIP_TAG]
+    nb.cells = [p, init]
+    if figure:
+        nb.cells.append(nbformat.v4.new_code_cell("show(fig)", execution_count=3, outputs=[
+            nbformat.v4.new_output("display_data", data={
+                "text/html": '<div id="fig-1"></div>',
+                "application/vnd.bokehjs_exec.v0+json": ""}, metadata={})]))
+    if strip_figure:
+        c = nbformat.v4.new_code_cell("show(big)", execution_count=4)
+        c.metadata["tags"] = [suite.STRIP_TAG]
+        nb.cells.append(c)
+    if not executed:
+        nb.cells.append(nbformat.v4.new_code_cell("y = 2"))
+    if widget_state:
+        nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+            "state": {}, "version_major": 2, "version_minor": 0}}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_from_stored_renders_stored_outputs_without_executing(tmp_path, fake_exec):
+    a = _stored(tmp_path / "nb" / "a.ipynb", strip_figure=True)
+    runs = [suite.Run(str(a)), suite.Run(str(a), "a-MSFT", {"symbol": "MSFT"})]
+    suite.run_suite(runs, tmp_path / "out", render=True, from_stored=True,
+                    keep_notebooks=False)
+    assert [r.status for r in runs] == ["ok", "ok"]
+    assert fake_exec == [{"symbol": "MSFT"}]   # only the run with parameters executed
+    assert runs[0].duration == 0.0 and runs[0].started
+    page = (tmp_path / "out" / "a.html").read_text()
+    # the stored notebook's BokehJS load was stripped: the report loads it from _static/
+    # before the first figure, once
+    assert page.count("_static/bokeh/") == len(suite._bokeh_files())
+    assert page.index("_static/bokeh/") < page.index('id="fig-1"')
+    # the stripped figure is said to be missing; the stripped init cell is not
+    assert page.count('class="ql-not-stored"') == 1
+    assert 'class="ql-not-stored"' not in (tmp_path / "out" / "a-MSFT.html").read_text()
+
+
+def test_from_stored_refuses_outputs_that_are_not_current(tmp_path):
+    stale = _stored(tmp_path / "stale.ipynb", executed=False)
+    [run] = suite.run_suite([suite.Run(str(stale))], tmp_path / "out", render=True,
+                            from_stored=True)
+    assert run.status == "failed" and "never executed" in run.error
+    nb = nbformat.read(_stored(tmp_path / "err.ipynb"), as_version=4)
+    nb.cells[-1].outputs.append(nbformat.v4.new_output("error", ename="KeyError",
+                                                       evalue="'x'", traceback=[]))
+    nbformat.write(nb, tmp_path / "err.ipynb")
+    out = suite.stored_result((tmp_path / "err.ipynb").read_text(), str(tmp_path / "err.ipynb"))
+    assert out["status"] == "failed" and "KeyError: 'x'" in out["error"]
+    with pytest.raises(ValueError, match="choose one"):
+        suite.run_suite([suite.Run(str(stale))], from_stored=True, in_place=True)
+
+
+def test_stored_notebook_with_widget_state_but_stripped_views_fetches_no_renderer(tmp_path):
+    """09_tick_engine's stored notebook keeps widget state while its widget outputs were
+    stripped: the report then loaded the widget renderer from unpkg.com (a network
+    request from a report that must open offline)."""
+    nb = _stored(tmp_path / "w.ipynb", widget_state=True)
+    suite.render_html(nb, tmp_path / "w.html", self_contained=False)
+    page = (tmp_path / "w.html").read_text()
+    assert "unpkg.com" not in page and "widgetState" not in page
+
+
+def test_report_from_stored_cli_option(tmp_path, fake_exec, capsys):
+    a = _stored(tmp_path / "nb" / "a.ipynb")
+    code = cli.main(["report", str(a), "--from-stored", "--out", str(tmp_path / "out")])
+    assert code == 0 and fake_exec == []
+    assert (tmp_path / "out" / "a.html").exists()
+    assert cli.parser().parse_args(["report"]).from_stored is False
+    with pytest.raises(SystemExit):   # run-suite executes: it has no --from-stored
+        cli.parser().parse_args(["run-suite", "--from-stored"])
