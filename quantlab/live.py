@@ -372,9 +372,11 @@ class Deployment:
         """The buffered bars from ``start`` (an index over all bars seen) to the latest:
         one Dataset over views of the buffer (no copy, no concat)."""
         i = max(0, start - self._first)
-        coords = {"time": self._buf.times()[i:], "asset": self._asset_index}
-        return xr.Dataset({v: (("time", "asset"), a) for v, a in self._buf.rows(i).items()},
-                          coords=coords)
+        # pandas indexes and Variables: xarray skips its coercion and alignment passes
+        coords = xr.Coordinates({"time": pd.DatetimeIndex(self._buf.times()[i:]),
+                                 "asset": self._asset_index})
+        return xr.Dataset({v: xr.Variable(("time", "asset"), a)
+                           for v, a in self._buf.rows(i).items()}, coords=coords)
 
     def on_bar(self, bar) -> dict:
         """Trade one closed bar: signal from the trailing window, risk limits, one step
