@@ -50,7 +50,35 @@ class RiskLimits:
     ``max_positions``: assets held at once (the smallest new positions keep their old
     target); ``max_concentration``: |target| / Σ|targets| (clipped); ``max_drawdown_pct``:
     equity below (1 - it) x its peak trips the kill switch: everything is closed and no
-    new position is opened until :meth:`Deployment.reset_kill_switch`."""
+    new position is opened until :meth:`Deployment.reset_kill_switch`.
+
+    Parameters
+    ----------
+    max_position : float, default inf
+        Largest |target exposure| per asset (> 0).
+    max_order_value : float, default inf
+        Largest value one order may trade, in currency (> 0).
+    max_positions : int, default 0
+        Most assets held at once (0 = no limit).
+    max_concentration : float, default inf
+        Largest share |target| / Σ|targets| of one asset (> 0).
+    max_drawdown_pct : float, default 1.0
+        Kill switch: equity at or below (1 - it) x its peak, in (0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quantlab.live import RiskLimits
+    >>> lim = RiskLimits(max_position=0.5)
+    >>> target, rejected = lim.apply(np.array([0.8, -0.2]), np.zeros(2),
+    ...                              np.array([10.0, 20.0]), 1000.0, killed=False)
+    >>> target, rejected
+    (array([ 0.5, -0.2]), [(0, 'max_position', 0.8, 0.5)])
+    >>> RiskLimits(max_drawdown_pct=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: risk max_drawdown_pct (a fraction of the peak) must be in (0, 1], got 0
+    """
 
     max_position: float = math.inf
     max_order_value: float = math.inf
@@ -70,13 +98,39 @@ class RiskLimits:
 
     def apply(self, target: np.ndarray, held: np.ndarray, price: np.ndarray, equity: float,
               killed: bool) -> tuple[np.ndarray, list]:
-        """``target`` (exposure per asset, NaN = hold) after the limits, and the
-        rejections [(asset index, reason, wanted, given)]. ``held``: current shares."""
+        """``target`` after the limits, and the rejections.
+
+        Parameters
+        ----------
+        target : numpy.ndarray
+            Exposure per asset wanted (NaN = hold).
+        held : numpy.ndarray
+            Shares held per asset now.
+        price : numpy.ndarray
+            The last valid price per asset (values the holdings).
+        equity : float
+            Equity of all accounts now.
+        killed : bool
+            The drawdown kill switch is on: close everything, open nothing.
+
+        Returns
+        -------
+        (numpy.ndarray, list)
+            The targets after the limits, and [(asset index, reason, wanted, given)].
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from quantlab.live import RiskLimits
+        >>> RiskLimits().apply(np.array([0.5, np.nan]), np.array([0.0, 10.0]),
+        ...                    np.array([10.0, 20.0]), 1000.0, killed=True)
+        (array([0., 0.]), [(0, 'kill_switch', 0.5, 0.0), (1, 'kill_switch', nan, 0.0)])
+        """
         out, rej = target.copy(), []
         now = np.where(np.isfinite(price) & (equity > 0), held * price / equity, 0.0)
 
         def change(i, reason, value):
-            rej.append((i, reason, float(target[i]), float(value)))
+            rej.append((int(i), reason, float(target[i]), float(value)))
             out[i] = value
 
         if killed:    # close everything, open nothing
@@ -190,6 +244,39 @@ def deploy(strategy, params: dict | None = None, *, universe=None, history=None,
     (default: its bundled ``default_inputs`` cut at each bar). ``risk``: a
     :class:`RiskLimits` (or its fields as a dict). ``backtest_options``: those of
     ``ql.backtest`` (init_cash, fees, slippage, execution, max_leverage, sl_stop, ...).
+
+    Parameters
+    ----------
+    strategy : str, Strategy or OptimizationResult
+        What to trade.
+    params : dict, optional
+        Strategy parameters (one value each), over the defaults or the optimised ones.
+    universe : list of str, optional
+        The assets (default: those of ``history``, else of the first bar).
+    history : xarray.Dataset, optional
+        Bars before the start, to warm up the signal (no orders on them).
+    inputs : dict, optional
+        The strategy's external inputs (default: its ``default_inputs`` at each bar);
+        saved with :meth:`Deployment.checkpoint`.
+    risk : RiskLimits or dict, optional
+        Pre-trade limits (default: none).
+    **backtest_options
+        Those of ``ql.backtest``.
+
+    Returns
+    -------
+    Deployment
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 70))
+    >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+    ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+    >>> dep.replay(ds.isel(time=slice(60, None)))
+    <Deployment ql.strategies.get('volatility_regime', window=10, lookback=20, threshold=0.8,
+    target_vol=0.15): 4 assets, 10 bars (2000-05-25 .. 2000-06-08), equity 409,404.98,
+    24 orders, 0 rejections>
     """
     s, carried = _resolve(strategy, params)
     options = BacktestOptions(**{**carried, **backtest_options})
@@ -206,6 +293,25 @@ class Deployment:
     account]), ``positions`` (time, asset; shares), ``signal`` (what the strategy asked
     for), ``targets`` (after the risk limits), ``orders``, ``rejections`` (DataFrames),
     ``latency`` (seconds per decision). Accounts follow ``group`` as in ``ql.backtest``.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        One parameter combination.
+    options : BacktestOptions
+        Those of ``ql.backtest``.
+    universe, history, inputs, risk
+        As in :func:`deploy`.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 70))
+    >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+    ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+    >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+    >>> dep.positions.shape, len(dep.orders), dep.universe
+    ((10, 4), 24, ['AAPL', 'GOOG', 'IBM', 'MSFT'])
     """
 
     def __init__(self, strategy, options, *, universe=None, history=None, inputs=None,
@@ -405,10 +511,11 @@ class Deployment:
         --------
         >>> import quantlab as ql
         >>> ds = ql.data.load().isel(time=slice(0, 70))
-        >>> dep = ql.deploy("volatility_regime", history=ds.isel(time=slice(0, 69)))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 69)))
         >>> status = dep.on_bar(ds.isel(time=69))
         >>> str(status["time"])[:10], round(status["equity"], 2), status["orders"]
-        ('2000-04-07', 400000.0, 0)
+        ('2000-06-08', 400000.0, 1)
         """
         parsed = self._parse(bar)
         if self.universe is None:
@@ -480,21 +587,65 @@ class Deployment:
             self.killed = True
 
     def reset_kill_switch(self) -> None:
-        """Trade again after the drawdown kill switch (the peak restarts from now)."""
+        """Trade again after the drawdown kill switch (the peak restarts from now).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> dep.killed = True           # as after a drawdown
+        >>> dep.reset_kill_switch()
+        >>> dep.killed, dep.pnl()["drawdown"]
+        (False, 0.0)
+        """
         self.killed = False
         self._peak = float(np.sum(self.equity_now()))
 
     # ---- state -------------------------------------------------------------------------
     def positions_now(self) -> np.ndarray:
+        """Shares held per asset after the latest bar (zeros before the first).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> dep.positions_now().round(1)
+        array([10135.9,     0. ,     0. ,     0. ])
+        """
         return self._rec["positions"][-1] if self._rec["positions"] else \
             np.zeros(len(self.universe))
 
     def equity_start(self) -> float:
-        """Initial cash of all accounts (one per asset unless ``group=True``)."""
+        """Initial cash of all accounts (one per asset unless ``group=True``).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ql.deploy("volatility_regime", universe=["A", "B"], init_cash=1000).equity_start()
+        2000.0
+        """
         return float(self.options.init_cash) * self.options.n_accounts(
             len(self.universe or [None]))
 
     def equity_now(self):
+        """Equity of all accounts after the latest bar (initial cash before the first).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> round(dep.equity_now(), 2)
+        409404.98
+        """
         if self._rec["equity"]:
             return float(np.sum(self._rec["equity"][-1]))
         return self.equity_start()
@@ -539,7 +690,29 @@ class Deployment:
         """Save everything needed to continue: ``path/deployment.json`` (strategy,
         options, limits, counters) and ``path/deployment.npz`` (kernel state, the bars
         the next decisions need, the records). Written to temporary files and renamed, so
-        a process killed while saving leaves the previous checkpoint intact."""
+        a process killed while saving leaves the previous checkpoint intact.
+
+        Parameters
+        ----------
+        path : str or Path
+            A directory (created if needed).
+
+        Returns
+        -------
+        Path
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> ck = dep.checkpoint(tempfile.mkdtemp())
+        >>> sorted(p.name for p in ck.iterdir())
+        ['deployment.json', 'deployment.npz']
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "quantlab": __version__, "strategy": self.strategy.name,
@@ -572,7 +745,33 @@ class Deployment:
     def restore(cls, path, *, strategy: str | None = None, inputs=None) -> Deployment:
         """A Deployment continued from :meth:`checkpoint`. ``strategy``: refuse a
         checkpoint of another strategy. ``inputs``: external inputs replacing those
-        saved with the checkpoint (a deployment given ``inputs=`` saves them)."""
+        saved with the checkpoint (a deployment given ``inputs=`` saves them).
+
+        Parameters
+        ----------
+        path : str or Path
+            The directory :meth:`checkpoint` wrote.
+        strategy : str, optional
+            Refuse a checkpoint of another strategy.
+        inputs : dict, optional
+            External inputs replacing the saved ones.
+
+        Returns
+        -------
+        Deployment
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> back = ql.Deployment.restore(dep.checkpoint(tempfile.mkdtemp()))
+        >>> back.equity_now() == dep.equity_now(), len(back.orders) == len(dep.orders)
+        (True, True)
+        """
         path = Path(path)
         try:
             meta = json.loads((path / "deployment.json").read_text())
@@ -617,7 +816,34 @@ class Deployment:
         """Feed the bars of ``source`` (a Dataset, or a path ``ql.data.load_csv`` reads)
         through :meth:`on_bar`, in time order. ``speed``: bars per second (None: as fast
         as possible). ``every``: print a status line every that many bars (0: none).
-        Returns self."""
+        Each bar is checked as :meth:`on_bar` checks it (the assets and variables once).
+
+        Parameters
+        ----------
+        source : xarray.Dataset or path
+            The bars.
+        speed : float, optional
+            Bars per second (> 0); None: as fast as possible.
+        every : int, default 0
+            Print a status line every that many bars.
+        echo : callable, default print
+            Where status lines go.
+
+        Returns
+        -------
+        Deployment
+            self.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 62))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)))
+        >>> _ = dep.replay(ds.isel(time=slice(60, None)), every=1)   # doctest: +ELLIPSIS
+        2000-05-25T00:00:00  equity 400,000.00  orders 3  rejected 0  ... ms
+        2000-05-26T00:00:00  equity 399,907.77  orders 3  rejected 0  ... ms
+        """
         ds = source if isinstance(source, xr.Dataset) else load_csv(source)
         _validate.coords(ds, what="replay data")
         speed = None if speed is None else _validate.number("speed", speed, 0, lo_open=True)
@@ -654,7 +880,30 @@ class Deployment:
 
     async def run_feed(self, bars, every: int = 0, echo=print):
         """Trade the bars an async iterator yields (a live feed). A feed that fails
-        raises ``quantlab.engine.FeedError`` after keeping every bar received before."""
+        raises ``quantlab.engine.FeedError`` after keeping every bar received before.
+
+        Parameters
+        ----------
+        bars : async iterable of xarray.Dataset
+            One bar each (as :meth:`on_bar` takes).
+        every : int, default 0
+            Print a status line every that many bars.
+        echo : callable, default print
+            Where status lines go.
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 63))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)))
+        >>> async def feed():
+        ...     for i in range(60, 63):
+        ...         yield ds.isel(time=i)
+        >>> len(asyncio.run(dep.run_feed(feed())).equity)
+        3
+        """
         n = 0
         try:
             async for bar in bars:
@@ -669,13 +918,40 @@ class Deployment:
         return self
 
     def status_line(self, status: dict) -> str:
+        """One line of a bar's status (:meth:`on_bar`'s dict).
+
+        Parameters
+        ----------
+        status : dict
+            What :meth:`on_bar` returned.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import quantlab as ql
+        >>> ql.deploy("spc").status_line({"time": np.datetime64("2024-01-02"),
+        ...     "equity": 1e5, "orders": 2, "rejections": 0, "latency_s": 0.0042})
+        '2024-01-02  equity 100,000.00  orders 2  rejected 0  4.2 ms'
+        """
         return (f"{str(status['time'])[:19]}  equity {status['equity']:,.2f}  orders "
                 f"{status['orders']}  rejected {status['rejections']}  "
                 f"{status['latency_s'] * 1e3:.1f} ms")
 
     # ---- monitoring -------------------------------------------------------------------
     def get_performance_stats(self) -> dict:
-        """The statistics AlertMonitor and the dashboard read (the engine's names)."""
+        """The statistics AlertMonitor and the dashboard read (the engine's names).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> st = dep.get_performance_stats()
+        >>> st["bars_processed"], st["orders_submitted"], st["kill_switch"]
+        (10, 24, False)
+        """
         lat = np.array(self._rec["latency"]) * 1e6
         return {"ticks_processed": len(lat), "bars_processed": len(lat),
                 "rejected_ticks": 0, "orders_submitted": len(self._orders),
@@ -684,6 +960,18 @@ class Deployment:
                 "p99_latency_us": float(np.percentile(lat, 99)) if lat.size else 0.0}
 
     def pnl(self) -> dict:
+        """Equity, its peak and the drawdown from it (currency and fraction).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> {k: round(v, 2) for k, v in dep.pnl().items()}
+        {'equity': 409404.98, 'peak': 409991.15, 'drawdown': 586.17, 'drawdown_pct': 0.0}
+        """
         eq = float(self.equity_now())
         peak = self._peak or self.equity_start()
         return {"equity": eq, "peak": peak, "drawdown": peak - eq,
@@ -694,7 +982,27 @@ class Deployment:
         """``waiting`` before the first bar; ``critical`` with the kill switch on;
         ``degraded`` when no bar came for ``max_silent_bars`` bar intervals
         (``bar_seconds``: wall-clock seconds per bar, default the data's spacing) or the
-        p99 decision time is above ``p99_limit_ms``; else ``healthy``."""
+        p99 decision time is above ``p99_limit_ms``; else ``healthy``.
+
+        Parameters
+        ----------
+        max_silent_bars : float, default 3
+            Bar intervals without a bar before ``degraded`` (> 0).
+        bar_seconds : float, optional
+            Wall-clock seconds per bar (default: the data's median spacing).
+        p99_limit_ms : float, default 20.0
+            The p99 decision time above which the deployment is ``degraded``.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> dep.health_check(bar_seconds=86400, p99_limit_ms=1e6)["status"]
+        'healthy'
+        """
         max_silent_bars = _validate.number("max_silent_bars", max_silent_bars, 0,
                                            lo_open=True)
         if self._last_wall is None:
@@ -719,7 +1027,23 @@ class Deployment:
                 f"{len(self._orders)} orders, {len(self._rejections)} rejections"}
 
     def plot(self, **kw):
-        """The deployment dashboard (equity vs backtest, drawdown, orders, rejections)."""
+        """The deployment dashboard (equity vs backtest, drawdown, orders, rejections).
+
+        Parameters
+        ----------
+        **kw
+            Passed to ``ql.plots.deployment_dashboard``.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> type(dep.plot()).__name__
+        'Column'
+        """
         from quantlab import plots   # lazy: drawing lives in the face
 
         return plots.deployment_dashboard(self, **kw)

@@ -30,7 +30,33 @@ RESERVED = {"t", "col", "time", "asset", "size", "price", "fee", "reason", "trad
 
 @dataclass
 class Run:
-    """One kernel call: its output and the labelled frame to read it back with."""
+    """One kernel call: its output and the labelled frame to read it back with.
+
+    Parameters
+    ----------
+    out : tuple
+        ``quantlab._kernels.backtest.simulate``'s return value.
+    signal : xarray.DataArray
+        The broadcast signal, (time, asset, *params).
+    ds : xarray.Dataset
+        The data, on the signal's assets.
+    params : list of str
+        The parameter dims.
+    group : bool
+        One account per parameter combination (else one per column).
+    periods : int, default 252
+        Periods per year.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab.backtesting.dispatch import simulate
+    >>> from quantlab.backtesting.options import BacktestOptions
+    >>> ds = ql.data.load().isel(time=slice(0, 5))
+    >>> run = simulate(ds, ds["close"] * 0 + 0.5, None, None, BacktestOptions(group=True))
+    >>> run.acct_dims, run.acct_shape, run.periods
+    (['time'], (5,), 252)
+    """
 
     out: tuple              # simulate()'s return value
     signal: xr.DataArray    # the broadcast signal, (time, asset, *params)
@@ -211,7 +237,38 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     bar, a time chunk of a long backtest. ``start``: the rows before it only feed the
     data-driven slippage models (their trailing windows); the kernel runs from it.
     Without ``state`` the run's length bounds the drawdown halt and the limit orders'
-    time in force; with one, nothing depends on where the run ends."""
+    time in force; with one, nothing depends on where the run ends.
+
+    Parameters
+    ----------
+    data : xarray.Dataset or xarray.DataArray
+        Prices on (time, asset) with ``close`` (a DataArray is the close).
+    signal : xarray.DataArray or None
+        Target exposure in [-1, 1] on (time, asset[, params]); or None with ``entries``.
+    entries, exits : xarray.DataArray or None
+        Boolean order events (instead of ``signal``).
+    opts : BacktestOptions
+        The options of ``ql.backtest``.
+    state : SimState, optional
+        Continue from it (updated in place).
+    start : int, default 0
+        The first row the kernel runs (earlier rows feed the slippage windows only).
+
+    Returns
+    -------
+    Run
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab.backtesting.dispatch import simulate
+    >>> from quantlab.backtesting.options import BacktestOptions
+    >>> ds = ql.data.load().isel(time=slice(0, 5))
+    >>> run = simulate(ds, ds["close"] * 0 + 1.0, None, None, BacktestOptions(fees=0.001))
+    >>> equity = run.out[0]
+    >>> equity.shape, round(float(equity[0, 0]), 2)      # (time, asset); the first fee
+    ((5, 4), 99900.1)
+    """
     ds = as_dataset(data)
     periods = resolve_periods(ds, opts)
     signal = check_signal(input_signal(signal, entries, exits, opts), ds)
