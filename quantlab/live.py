@@ -522,12 +522,16 @@ class Deployment:
             self.universe = [str(a) for a in bar.indexes["asset"]]
         return self._trade(parsed)
 
-    def _trade(self, parsed) -> dict:
-        """Buffer a checked bar and decide on it (the timed part)."""
+    def _trade(self, parsed, given=None) -> dict:
+        """Buffer a checked bar and decide on it (the timed part); ``given``: its signal
+        and the seconds it took, computed beforehand (replay's block)."""
         start = _time.perf_counter()
         self._push(parsed)
         n_orders, n_rej = len(self._orders), len(self._rejections)
-        signal = self._decide()
+        if given is None:
+            signal, before = self._decide(), 0.0
+        else:
+            signal, before = given
         held = self.positions_now()
         target, rejected = self.risk.apply(signal, held, self._last_px,
                                            self.equity_now(), self.killed)
@@ -535,7 +539,7 @@ class Deployment:
             self._rejections.append({"time": parsed[0], "asset": self.universe[i],
                                      "reason": reason, "wanted": wanted, "given": given})
         self._advance(target)
-        latency = _time.perf_counter() - start
+        latency = _time.perf_counter() - start + before
         for k, v in (("signal", signal), ("target", target), ("latency", latency)):
             self._rec[k].append(v)
         self._watch_drawdown()
@@ -549,13 +553,17 @@ class Deployment:
 
     def _decide(self) -> np.ndarray:
         """The strategy's exposure per asset at the latest bar, from its trailing window."""
-        window = self._window(self.strategy.history_start(self._seen - 1))
+        return self._signal_rows(self._window(
+            self.strategy.history_start(self._seen - 1)))[-1]
+
+    def _signal_rows(self, window: xr.Dataset) -> np.ndarray:
+        """The strategy's signal over ``window`` as (time, asset) in universe order."""
         inputs = self.inputs if self.inputs is not None else \
             self.strategy.default_inputs(window)
         sig = self.strategy.signal(window, **inputs).transpose("time", "asset")
         if not sig.indexes["asset"].equals(self._asset_index):
             sig = sig.sel(asset=self.universe)
-        return np.asarray(sig.values[-1], dtype=float)
+        return np.asarray(sig.values, dtype=float)
 
     def _advance(self, target: np.ndarray) -> None:
         """One kernel step at the latest bar from the saved state: ql.backtest's own
@@ -812,11 +820,17 @@ class Deployment:
         return dep
 
     # ---- sources -----------------------------------------------------------------------
-    def replay(self, source, speed: float | None = None, every: int = 0, echo=print):
+    def replay(self, source, speed: float | None = None, every: int = 0, echo=print,
+               block: int = 1):
         """Feed the bars of ``source`` (a Dataset, or a path ``ql.data.load_csv`` reads)
         through :meth:`on_bar`, in time order. ``speed``: bars per second (None: as fast
         as possible). ``every``: print a status line every that many bars (0: none).
         Each bar is checked as :meth:`on_bar` checks it (the assets and variables once).
+        ``block`` > 1 computes the signals of that many bars in one strategy call, over
+        the window from the first one's ``history_start``: the same values, by the
+        strategy's declared history (tests/test_warmup.py), for a fraction of the cost;
+        each bar's latency then carries its share of that call. A block with a bar the
+        checks may refuse goes bar by bar (the refusal as on_bar words it).
 
         Parameters
         ----------
@@ -828,6 +842,8 @@ class Deployment:
             Print a status line every that many bars.
         echo : callable, default print
             Where status lines go.
+        block : int, default 1
+            Bars per strategy call (1: one per bar, as live).
 
         Returns
         -------
@@ -848,17 +864,21 @@ class Deployment:
         _validate.coords(ds, what="replay data")
         speed = None if speed is None else _validate.number("speed", speed, 0, lo_open=True)
         every = _validate.integer("every", every, 0)
+        block = _validate.integer("block", block, 1, 10 ** 6)
         cols = times = None
+        signals: dict = {}          # bar index -> (its signal, its share of the call)
         for i in range(ds.sizes["time"]):
             tick = _time.monotonic()
             if cols is None and self.universe is not None and self._vars:
                 cols, times = self._panel(ds)
+            if cols and block > 1 and i not in signals:
+                signals = self._block_signals(cols, times, i, min(i + block, len(times)))
             if cols:   # the same checks as on_bar, on rows taken once from the panel
                 t = times[i]
                 self._check_time(t)
                 row = {v: a[i] for v, a in cols.items()}
                 self._check_row(t, row, self.universe)
-                status = self._trade((t, row))
+                status = self._trade((t, row), signals.pop(i, None))
             else:
                 status = self.on_bar(ds.isel(time=i))
             if every and (i + 1) % every == 0:
@@ -866,6 +886,32 @@ class Deployment:
             if speed:
                 _time.sleep(max(0.0, 1 / speed - (_time.monotonic() - tick)))
         return self
+
+    def _block_signals(self, cols: dict, times, i: int, j: int) -> dict:
+        """{bar index: (signal, seconds)} of replayed bars i .. j-1 from one strategy call
+        over the buffered window of bar i and the bars up to j-1; {} (bar by bar) when a
+        bar among them may be refused: out of time order, or a scan of the last 20
+        buffered bars with all of them finds a fault (a wider scan is the stricter)."""
+        last = self._buf.last_time()
+        if np.any(np.diff(times[i:j]) <= np.timedelta64(0)) or \
+                (last is not None and times[i] <= last):
+            return {}
+        recent = self._buf.tail(20)
+        panels = [None if v not in cols else
+                  np.vstack([recent[v], cols[v][i:j]]) if recent else cols[v][i:j]
+                  for v in BAR_VARS]
+        if _check_bars(*panels)[0]:
+            return {}
+        start = _time.perf_counter()
+        k = max(0, self.strategy.history_start(self._seen) - self._first)
+        old = self._buf.rows(k)
+        coords = xr.Coordinates({"time": pd.DatetimeIndex(np.concatenate(
+            [self._buf.times()[k:], times[i:j]])), "asset": self._asset_index})
+        window = xr.Dataset({v: xr.Variable(("time", "asset"), np.concatenate(
+            [old[v], cols[v][i:j]])) for v in self._vars}, coords=coords)
+        sig = self._signal_rows(window)[-(j - i):]
+        share = (_time.perf_counter() - start) / (j - i)
+        return {i + r: (sig[r], share) for r in range(j - i)}
 
     def _panel(self, ds: xr.Dataset) -> tuple:
         """({variable: (time, asset) in universe order}, naive datetime64 times) of a

@@ -204,3 +204,35 @@ def test_checkpoint_of_an_input_it_cannot_save_without_pickle_names_it(tmp_path)
                     inputs={"mixed": np.array([1, "a"], dtype=object)})
     with pytest.raises(TypeError, match="input 'mixed'"):
         dep.checkpoint(tmp_path / "ck2")
+
+
+@pytest.mark.parametrize("name, params", [
+    ("volatility_regime", {"window": 10, "lookback": 40}),
+    ("cross_sectional_momentum", {"lookback": 40, "skip": 5, "hold": 7}),   # period 7
+    ("spc", {"span": 30, "h": 2.0}),                                        # all history
+    ("sentiment_regime", {}),
+])
+def test_replay_in_blocks_decides_as_bar_by_bar(name, params):
+    eq = ql.data.load().isel(time=slice(0, 420))
+    s = ql.strategies.get(name, **params)
+    hist, bars = eq.isel(time=slice(0, 300)), eq.isel(time=slice(300, None))
+    one = ql.deploy(s, history=hist, fees=0.001).replay(bars)
+    blocks = ql.deploy(s, history=hist, fees=0.001).replay(bars, block=16)
+    np.testing.assert_allclose(blocks.signal.values, one.signal.values, rtol=1e-9,
+                               atol=1e-12)
+    np.testing.assert_allclose(blocks.equity.values, one.equity.values, rtol=1e-9)
+    assert len(blocks.orders) == len(one.orders) > 0
+    assert (blocks.latency > 0).all()
+
+
+def test_replay_in_blocks_refuses_a_bad_bar_as_bar_by_bar():
+    ds, _ = _panel()
+    bad = ds.copy(deep=True)
+    bad["open"][45, 3] = np.nan
+    dep = ql.deploy("volatility_regime", {"window": 5, "lookback": 10},
+                    history=ds.isel(time=slice(0, 30)))
+    with pytest.raises(DataError, match="A3.*partially missing"):
+        dep.replay(bad.isel(time=slice(30, None)), block=8)
+    assert len(dep.equity) == 15
+    with pytest.raises(ValueError, match="block"):
+        dep.replay(ds, block=0)
