@@ -236,3 +236,43 @@ def test_replay_in_blocks_refuses_a_bad_bar_as_bar_by_bar():
     assert len(dep.equity) == 15
     with pytest.raises(ValueError, match="block"):
         dep.replay(ds, block=0)
+
+
+def _limits_reference(lim, target, held, price, equity):
+    """RiskLimits.apply's rules asset by asset in plain Python (killed=False)."""
+    out, rej = target.copy(), []
+    now = np.where(np.isfinite(price) & (equity > 0), held * price / equity, 0.0)
+    for i in range(len(out)):
+        if np.isfinite(out[i]) and abs(out[i]) > lim.max_position:
+            rej.append((i, "max_position", float(out[i]), np.sign(out[i]) * lim.max_position))
+            out[i] = rej[-1][3]
+    gross = np.nansum(np.abs(np.where(np.isfinite(out), out, now)))
+    for i in range(len(out)):
+        if np.isfinite(out[i]) and abs(out[i]) / gross > lim.max_concentration:
+            v = np.sign(out[i]) * lim.max_concentration * gross
+            rej.append((i, "max_concentration", float(target[i]), v))
+            out[i] = v
+    for i in range(len(out)):
+        if np.isfinite(out[i]) and np.isfinite(price[i]) and \
+                abs(out[i] - now[i]) * equity > lim.max_order_value:
+            rej.append((i, "max_order_value", float(target[i]), np.nan))
+            out[i] = np.nan
+    return out, rej
+
+
+def test_risk_limits_on_500_assets_match_the_asset_by_asset_reference():
+    rng = np.random.default_rng(7)
+    n = 500
+    target = rng.uniform(-1, 1, n) * 0.02
+    target[rng.uniform(size=n) < 0.2] = np.nan
+    held = rng.normal(0, 50, n)
+    price = rng.uniform(5, 50, n)
+    price[:7] = np.nan
+    lim = ql.live.RiskLimits(max_position=0.015, max_concentration=0.0025,
+                             max_order_value=3e3)
+    got, rej = lim.apply(target, held, price, 1e6, killed=False)
+    want, rej_want = _limits_reference(lim, target, held, price, 1e6)
+    np.testing.assert_array_equal(got, want)
+    assert {r[1] for r in rej} == {"max_position", "max_concentration", "max_order_value"}
+    assert [r[:3] for r in rej] == [r[:3] for r in rej_want]
+    np.testing.assert_array_equal([r[3] for r in rej], [r[3] for r in rej_want])
