@@ -438,7 +438,8 @@ class Deployment:
                 _validate.real_array(f"variable {v!r}", da.dtype)
             except TypeError as e:
                 raise DataError(f"{where}: {e}") from None
-            a = np.asarray(da.transpose(*dims).values, dtype=np.float64)
+            a = np.asarray((da if da.dims == dims else da.transpose(*dims)).values,
+                           dtype=np.float64)
             out[v] = a if take is None else a[..., take]
         return out
 
