@@ -24,7 +24,8 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import __version__, _validate, strategies
-from quantlab._kernels.backtest import SimState
+from quantlab._kernels.backtest import REASONS, SimState
+from quantlab._kernels.data import check_bars as _check_bars
 from quantlab.backtesting import dispatch
 from quantlab.backtesting.options import BacktestOptions
 from quantlab.backtesting.result import from_run
@@ -49,7 +50,35 @@ class RiskLimits:
     ``max_positions``: assets held at once (the smallest new positions keep their old
     target); ``max_concentration``: |target| / Σ|targets| (clipped); ``max_drawdown_pct``:
     equity below (1 - it) x its peak trips the kill switch: everything is closed and no
-    new position is opened until :meth:`Deployment.reset_kill_switch`."""
+    new position is opened until :meth:`Deployment.reset_kill_switch`.
+
+    Parameters
+    ----------
+    max_position : float, default inf
+        Largest |target exposure| per asset (> 0).
+    max_order_value : float, default inf
+        Largest value one order may trade, in currency (> 0).
+    max_positions : int, default 0
+        Most assets held at once (0 = no limit).
+    max_concentration : float, default inf
+        Largest share |target| / Σ|targets| of one asset (> 0).
+    max_drawdown_pct : float, default 1.0
+        Kill switch: equity at or below (1 - it) x its peak, in (0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quantlab.live import RiskLimits
+    >>> lim = RiskLimits(max_position=0.5)
+    >>> target, rejected = lim.apply(np.array([0.8, -0.2]), np.zeros(2),
+    ...                              np.array([10.0, 20.0]), 1000.0, killed=False)
+    >>> target, rejected
+    (array([ 0.5, -0.2]), [(0, 'max_position', 0.8, 0.5)])
+    >>> RiskLimits(max_drawdown_pct=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: risk max_drawdown_pct (a fraction of the peak) must be in (0, 1], got 0
+    """
 
     max_position: float = math.inf
     max_order_value: float = math.inf
@@ -69,32 +98,59 @@ class RiskLimits:
 
     def apply(self, target: np.ndarray, held: np.ndarray, price: np.ndarray, equity: float,
               killed: bool) -> tuple[np.ndarray, list]:
-        """``target`` (exposure per asset, NaN = hold) after the limits, and the
-        rejections [(asset index, reason, wanted, given)]. ``held``: current shares."""
+        """``target`` after the limits, and the rejections.
+
+        Parameters
+        ----------
+        target : numpy.ndarray
+            Exposure per asset wanted (NaN = hold).
+        held : numpy.ndarray
+            Shares held per asset now.
+        price : numpy.ndarray
+            The last valid price per asset (values the holdings).
+        equity : float
+            Equity of all accounts now.
+        killed : bool
+            The drawdown kill switch is on: close everything, open nothing.
+
+        Returns
+        -------
+        (numpy.ndarray, list)
+            The targets after the limits, and [(asset index, reason, wanted, given)].
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from quantlab.live import RiskLimits
+        >>> RiskLimits().apply(np.array([0.5, np.nan]), np.array([0.0, 10.0]),
+        ...                    np.array([10.0, 20.0]), 1000.0, killed=True)
+        (array([0., 0.]), [(0, 'kill_switch', 0.5, 0.0), (1, 'kill_switch', nan, 0.0)])
+        """
         out, rej = target.copy(), []
         now = np.where(np.isfinite(price) & (equity > 0), held * price / equity, 0.0)
 
         def change(i, reason, value):
-            rej.append((i, reason, float(target[i]), float(value)))
+            rej.append((int(i), reason, float(target[i]), float(value)))
             out[i] = value
 
         if killed:    # close everything, open nothing
             for i in np.flatnonzero((np.isfinite(out) & (out != 0)) | (now != 0)):
                 change(i, "kill_switch", 0.0)
             return out, rej
-        for i in np.flatnonzero(np.isfinite(out)):
-            if abs(out[i]) > self.max_position:
-                change(i, "max_position", math.copysign(self.max_position, out[i]))
+        # each rule picks its assets with one vectorised test (NaN compares False): the
+        # Python loop runs over the changed assets only (500 assets cost no more)
+        for i in np.flatnonzero(np.abs(out) > self.max_position):
+            change(i, "max_position", math.copysign(self.max_position, out[i]))
         gross = np.nansum(np.abs(np.where(np.isfinite(out), out, now)))
         if np.isfinite(self.max_concentration) and gross > 0:
-            for i in np.flatnonzero(np.isfinite(out)):
-                if abs(out[i]) / gross > self.max_concentration:
-                    change(i, "max_concentration",
-                           math.copysign(self.max_concentration * gross, out[i]))
+            for i in np.flatnonzero(np.abs(out) / gross > self.max_concentration):
+                change(i, "max_concentration",
+                       math.copysign(self.max_concentration * gross, out[i]))
         if np.isfinite(self.max_order_value):
-            for i in np.flatnonzero(np.isfinite(out) & np.isfinite(price)):
-                if abs(out[i] - now[i]) * equity > self.max_order_value:
-                    change(i, "max_order_value", np.nan)     # keeps its position
+            with np.errstate(invalid="ignore"):
+                big = np.abs(out - now) * equity > self.max_order_value
+            for i in np.flatnonzero(big & np.isfinite(price)):
+                change(i, "max_order_value", np.nan)     # keeps its position
         if self.max_positions:
             after = np.where(np.isfinite(out), out, now)
             new = [i for i in np.flatnonzero((after != 0) & (now == 0))]
@@ -102,6 +158,61 @@ class RiskLimits:
             for i in sorted(new, key=lambda i: abs(after[i]))[:max(excess, 0)]:
                 change(i, "max_positions", np.nan)
         return out, rej
+
+
+class _Bars:
+    """The buffered bars: one (capacity, asset) array per variable and a time array;
+    rows [lo, hi) are live. A push writes row hi; when the array is full the live rows
+    move to the front (or the capacity doubles), so a bar costs O(1) amortised and a
+    window is a view, not a copy. ``keep``: rows kept (None: all)."""
+
+    def __init__(self, keep):
+        self.keep, self.seen, self.lo, self.hi = keep, 0, 0, 0
+        self.data: dict = {}
+        self.time = np.empty(0, "datetime64[ns]")
+
+    def __len__(self):
+        return self.hi - self.lo
+
+    def push(self, t, values: dict) -> None:
+        if not self.data:
+            cap = max(64, 2 * (self.keep or 0))
+            self.data = {v: np.empty((cap, len(a))) for v, a in values.items()}
+            self.time = np.empty(cap, "datetime64[ns]")
+        if self.hi == len(self.time):
+            n = len(self)
+            grow = self.keep is None or 2 * n > len(self.time)
+            size = 2 * len(self.time) if grow else len(self.time)
+            for v, a in self.data.items():
+                new = np.empty((size, a.shape[1])) if grow else a
+                new[:n] = a[self.lo:self.hi]
+                self.data[v] = new
+            t_new = np.empty(size, "datetime64[ns]") if grow else self.time
+            t_new[:n] = self.time[self.lo:self.hi]
+            self.time, self.lo, self.hi = t_new, 0, n
+        for v, a in self.data.items():
+            a[self.hi] = values[v]
+        self.time[self.hi] = t
+        self.hi += 1
+        self.seen += 1
+        if self.keep is not None:
+            self.lo = max(self.lo, self.hi - self.keep)
+
+    def rows(self, i: int = 0) -> dict:
+        """Views of the live rows from the i-th on."""
+        return {v: a[self.lo + i:self.hi] for v, a in self.data.items()}
+
+    def tail(self, k: int) -> dict:
+        return self.rows(max(0, len(self) - k)) if len(self) else {}
+
+    def last(self) -> dict:
+        return {v: a[self.hi - 1] for v, a in self.data.items()}
+
+    def times(self) -> np.ndarray:
+        return self.time[self.lo:self.hi]
+
+    def last_time(self):
+        return self.time[self.hi - 1] if len(self) else None
 
 
 def _resolve(strategy, params):
@@ -134,6 +245,39 @@ def deploy(strategy, params: dict | None = None, *, universe=None, history=None,
     (default: its bundled ``default_inputs`` cut at each bar). ``risk``: a
     :class:`RiskLimits` (or its fields as a dict). ``backtest_options``: those of
     ``ql.backtest`` (init_cash, fees, slippage, execution, max_leverage, sl_stop, ...).
+
+    Parameters
+    ----------
+    strategy : str, Strategy or OptimizationResult
+        What to trade.
+    params : dict, optional
+        Strategy parameters (one value each), over the defaults or the optimised ones.
+    universe : list of str, optional
+        The assets (default: those of ``history``, else of the first bar).
+    history : xarray.Dataset, optional
+        Bars before the start, to warm up the signal (no orders on them).
+    inputs : dict, optional
+        The strategy's external inputs (default: its ``default_inputs`` at each bar);
+        saved with :meth:`Deployment.checkpoint`.
+    risk : RiskLimits or dict, optional
+        Pre-trade limits (default: none).
+    **backtest_options
+        Those of ``ql.backtest``.
+
+    Returns
+    -------
+    Deployment
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 70))
+    >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+    ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+    >>> dep.replay(ds.isel(time=slice(60, None)))
+    <Deployment ql.strategies.get('volatility_regime', window=10, lookback=20, threshold=0.8,
+    target_vol=0.15): 4 assets, 10 bars (2000-05-25 .. 2000-06-08), equity 409,404.98,
+    24 orders, 0 rejections>
     """
     s, carried = _resolve(strategy, params)
     options = BacktestOptions(**{**carried, **backtest_options})
@@ -150,6 +294,25 @@ class Deployment:
     account]), ``positions`` (time, asset; shares), ``signal`` (what the strategy asked
     for), ``targets`` (after the risk limits), ``orders``, ``rejections`` (DataFrames),
     ``latency`` (seconds per decision). Accounts follow ``group`` as in ``ql.backtest``.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        One parameter combination.
+    options : BacktestOptions
+        Those of ``ql.backtest``.
+    universe, history, inputs, risk
+        As in :func:`deploy`.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 70))
+    >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+    ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+    >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+    >>> dep.positions.shape, len(dep.orders), dep.universe
+    ((10, 4), 24, ['AAPL', 'GOOG', 'IBM', 'MSFT'])
     """
 
     def __init__(self, strategy, options, *, universe=None, history=None, inputs=None,
@@ -164,11 +327,11 @@ class Deployment:
             universe = history.asset.values.tolist()
         self.universe = None if universe is None else [str(a) for a in universe]
         self._vars: tuple = ()          # set by the history or the first bar
-        self._buf: dict = {}
-        self._keep = self._history_needed()
-        self._times: list = []          # the buffered bars' times
-        self._first = 0                 # index (over all bars seen) of the first buffered
-        self._seen = 0                  # bars seen, history included
+        keep = self._history_needed()
+        # enough for the next bar's window, whatever its phase (None: all history)
+        self._buf = _Bars(None if keep is None else keep + self.strategy.period)
+        self._last_px = None            # the last valid close per asset
+        self._stepper = None            # the backtest kernel's prepared step
         self.state = None               # the backtest kernel's state (SimState)
         self._rec = {k: [] for k in ("time", "equity", "cash", "positions", "signal",
                                      "target", "latency")}
@@ -180,6 +343,11 @@ class Deployment:
         self.listeners: list = []       # called with each bar's status (CLI, dashboards)
         if history is not None:
             self._add_history(history)
+
+    # the buffered bars' times, first index (over all bars seen) and count
+    _times = property(lambda self: self._buf.times())
+    _first = property(lambda self: self._buf.seen - len(self._buf))
+    _seen = property(lambda self: self._buf.seen)
 
     # ---- what a bar needs -------------------------------------------------------
     def _required(self) -> set:
@@ -228,77 +396,152 @@ class Deployment:
             raise DataError("a bar needs a 'time' coordinate and an 'asset' dim "
                             "(ds.isel(time=i) of a quantlab Dataset)")
         t = np.datetime64(pd.Timestamp(bar["time"].values).tz_localize(None), "ns")
-        if self._times and t <= self._times[-1]:
-            what = "duplicated" if t == self._times[-1] else "out of order"
+        self._check_time(t)
+        values = self._columns(bar, f"bar at {str(t)[:19]}", ("asset",))
+        self._check_row(t, values, self.universe or [str(a) for a in bar.indexes["asset"]])
+        return t, values
+
+    def _check_time(self, t) -> None:
+        last = self._buf.last_time()
+        if last is not None and t <= last:
+            what = "duplicated" if t == last else "out of order"
             raise DataError(f"bar at {str(t)[:19]} is {what}: the last bar was at "
-                            f"{str(self._times[-1])[:19]}; bars must arrive in time order")
-        assets = [str(a) for a in bar.asset.values]
-        universe = self.universe or assets
-        missing, extra = set(universe) - set(assets), set(assets) - set(universe)
-        if missing or extra or len(set(assets)) != len(assets):
-            raise DataError(
-                f"bar at {str(t)[:19]}: assets {sorted(assets)} are not the universe "
-                f"{sorted(universe)} (missing {sorted(missing)}, unknown {sorted(extra)}); "
-                "send every asset, with NaN values where it has no bar")
-        vars_ = self._vars or self._pick(bar.data_vars)
-        absent = sorted(v for v in set(vars_) | self._required() if v not in bar)
+                            f"{str(last)[:19]}; bars must arrive in time order")
+
+    def _columns(self, data: xr.Dataset, where: str, dims: tuple) -> dict:
+        """{variable: values on ``dims`` (the last one 'asset'), universe order} of a bar
+        or of many; DataError for missing/unknown assets, missing variables, other dims."""
+        index = data.indexes["asset"]
+        universe = self.universe or [str(a) for a in index]
+        same = self._asset_index is not None and index.equals(self._asset_index)
+        if not same:
+            assets = [str(a) for a in index]
+            missing, extra = set(universe) - set(assets), set(assets) - set(universe)
+            if missing or extra or len(set(assets)) != len(assets):
+                raise DataError(
+                    f"{where}: assets {sorted(assets)} are not the universe "
+                    f"{sorted(universe)} (missing {sorted(missing)}, unknown "
+                    f"{sorted(extra)}); send every asset, with NaN values where it has no bar")
+        vars_ = self._vars or self._pick(data.data_vars)
+        absent = sorted(v for v in set(vars_) | self._required() if v not in data)
         if absent:
-            raise DataError(f"bar at {str(t)[:19]} lacks {absent} (needed by "
-                            f"{self.strategy.name} and the backtest options)")
-        row = bar[list(vars_)].sel(asset=universe)
-        # checked with the last bars before it: which variables an asset has (a bar is
-        # complete or all NaN over them) shows over several bars, not in one
-        recent = xr.concat([self._window(self._seen - 20)[list(vars_)],
-                            row.expand_dims(time=[t])], dim="time") if self._times else \
-            row.expand_dims(time=[t])
-        validate(recent, source=f"bar at {str(t)[:19]}")
+            raise DataError(f"{where} lacks {absent} (needed by {self.strategy.name} and "
+                            "the backtest options)")
+        take = None if same else pd.Index([str(a) for a in index]).get_indexer(universe)
+        out = {}
+        for v in vars_:
+            da = data[v]
+            if set(da.dims) != set(dims):
+                raise DataError(f"{where}: variable {v!r} has dims {da.dims}; expected "
+                                f"{dims}")
+            try:
+                _validate.real_array(f"variable {v!r}", da.dtype)
+            except TypeError as e:
+                raise DataError(f"{where}: {e}") from None
+            a = np.asarray((da if da.dims == dims else da.transpose(*dims)).values,
+                           dtype=np.float64)
+            out[v] = a if take is None else a[..., take]
+        return out
+
+    @property
+    def _asset_index(self):
         if self.universe is None:
-            self.universe = universe
-        return t, {v: np.asarray(row[v].values, dtype=np.float64) for v in vars_}
+            return None
+        if getattr(self, "_index_cache", (None,))[0] is not self.universe:
+            self._index_cache = (self.universe, pd.Index(self.universe))
+        return self._index_cache[1]
+
+    def _check_row(self, t, values: dict, labels) -> None:
+        """``ql.data.validate``'s bar rules on the new bar with the last 20 buffered ones
+        (which variables an asset has shows over several bars, not in one): one scan of
+        NumPy rows by validate's own kernel; only a refused bar (or the very first, whose
+        asset labels are checked too) builds the Dataset, to word the error as validate."""
+        recent = self._buf.tail(20)
+        panels = [None if v not in values else
+                  (np.vstack([recent[v], values[v][None]]) if recent else values[v][None])
+                  for v in BAR_VARS]
+        if self.universe is not None and not _check_bars(*panels)[0]:
+            return
+        times = np.append(self._buf.times()[-20:], t) if recent else np.array([t])
+        validate(xr.Dataset({v: (("time", "asset"), p) for v, p in zip(BAR_VARS, panels)
+                             if p is not None}, coords={"time": times, "asset": labels}),
+                 source=f"bar at {str(t)[:19]}")
 
     def _push(self, parsed) -> None:
         t, values = parsed
         if not self._vars:
             self._vars = tuple(values)
-        self._times.append(t)
-        for v in self._vars:
-            self._buf.setdefault(v, []).append(values[v])
-        self._seen += 1
-        if self._keep is not None:
-            # keep enough for the next bar's window, whatever its phase
-            drop = len(self._times) - self._keep - self.strategy.period
-            if drop > 0:
-                del self._times[:drop]
-                for v in self._vars:
-                    del self._buf[v][:drop]
-                self._first += drop
+        self._buf.push(t, values)
+        close = values["close"]
+        self._last_px = close.copy() if self._last_px is None else \
+            np.where(np.isnan(close), self._last_px, close)
 
     def _window(self, start: int) -> xr.Dataset:
-        """The buffered bars from ``start`` (an index over all bars seen) to the latest."""
+        """The buffered bars from ``start`` (an index over all bars seen) to the latest:
+        one Dataset over views of the buffer (no copy, no concat)."""
         i = max(0, start - self._first)
-        coords = {"time": np.array(self._times[i:]), "asset": self.universe}
-        return xr.Dataset({v: (("time", "asset"), np.array(self._buf[v][i:]))
-                           for v in self._vars}, coords=coords)
+        # pandas indexes and Variables: xarray skips its coercion and alignment passes
+        coords = xr.Coordinates({"time": pd.DatetimeIndex(self._buf.times()[i:]),
+                                 "asset": self._asset_index})
+        return xr.Dataset({v: xr.Variable(("time", "asset"), a)
+                           for v, a in self._buf.rows(i).items()}, coords=coords)
 
     def on_bar(self, bar) -> dict:
         """Trade one closed bar: signal from the trailing window, risk limits, one step
-        of the backtest kernel. Returns a status dict (time, equity, orders this bar,
-        rejections this bar, latency). A bad bar raises DataError and changes nothing."""
+        of the backtest kernel.
+
+        Parameters
+        ----------
+        bar : xarray.Dataset
+            One bar, ``ds.isel(time=i)`` of a quantlab Dataset (or a ``time`` dim of
+            length 1): every asset of the universe (NaN where it has no bar) and the
+            variables the strategy and the options read.
+
+        Returns
+        -------
+        dict
+            ``time``, ``equity`` (all accounts), ``orders`` and ``rejections`` (this
+            bar's counts), ``latency_s`` (the decision time).
+
+        Raises
+        ------
+        DataError
+            A duplicated or out-of-order bar, missing or unknown assets, a missing
+            variable, or a bar ``ql.data.validate`` refuses; the state is unchanged.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 69)))
+        >>> status = dep.on_bar(ds.isel(time=69))
+        >>> str(status["time"])[:10], round(status["equity"], 2), status["orders"]
+        ('2000-06-08', 400000.0, 1)
+        """
         parsed = self._parse(bar)
+        if self.universe is None:
+            self.universe = [str(a) for a in bar.indexes["asset"]]
+        return self._trade(parsed)
+
+    def _trade(self, parsed, given=None) -> dict:
+        """Buffer a checked bar and decide on it (the timed part); ``given``: its signal
+        and the seconds it took, computed beforehand (replay's block)."""
         start = _time.perf_counter()
         self._push(parsed)
         n_orders, n_rej = len(self._orders), len(self._rejections)
-        signal = self._decide()
+        if given is None:
+            signal, before = self._decide(), 0.0
+        else:
+            signal, before = given
         held = self.positions_now()
-        close = self._buf["close"][-1]
-        target, rejected = self.risk.apply(signal, held, np.where(np.isfinite(close), close,
-                                                                  self._last_close()),
+        target, rejected = self.risk.apply(signal, held, self._last_px,
                                            self.equity_now(), self.killed)
         for i, reason, wanted, given in rejected:
             self._rejections.append({"time": parsed[0], "asset": self.universe[i],
                                      "reason": reason, "wanted": wanted, "given": given})
         self._advance(target)
-        latency = _time.perf_counter() - start
+        latency = _time.perf_counter() - start + before
         for k, v in (("signal", signal), ("target", target), ("latency", latency)):
             self._rec[k].append(v)
         self._watch_drawdown()
@@ -312,32 +555,40 @@ class Deployment:
 
     def _decide(self) -> np.ndarray:
         """The strategy's exposure per asset at the latest bar, from its trailing window."""
-        window = self._window(self.strategy.history_start(self._seen - 1))
+        return self._signal_rows(self._window(
+            self.strategy.history_start(self._seen - 1)))[-1]
+
+    def _signal_rows(self, window: xr.Dataset) -> np.ndarray:
+        """The strategy's signal over ``window`` as (time, asset) in universe order."""
         inputs = self.inputs if self.inputs is not None else \
             self.strategy.default_inputs(window)
-        sig = self.strategy.signal(window, **inputs)
-        return np.asarray(sig.isel(time=-1).sel(asset=self.universe).values, dtype=float)
+        sig = self.strategy.signal(window, **inputs).transpose("time", "asset")
+        if not sig.indexes["asset"].equals(self._asset_index):
+            sig = sig.sel(asset=self.universe)
+        return np.asarray(sig.values, dtype=float)
 
     def _advance(self, target: np.ndarray) -> None:
         """One kernel step at the latest bar from the saved state: ql.backtest's own
-        dispatch and kernel, over the bars the slippage model reads."""
-        window = self._window(self._seen - self.options.history_needed())
-        n = len(self.universe)
-        sig = np.full((window.sizes["time"], n), np.nan)
-        sig[-1] = target
-        sig = xr.DataArray(sig, dims=("time", "asset"), coords=window["close"].coords)
+        kernel (dispatch.Stepper), on NumPy rows; the slippage models read the last
+        ``history_needed`` bars."""
+        if self._stepper is None:
+            self._stepper = dispatch.Stepper(self.options, self.universe)
         if self.state is None:
-            self.state = SimState(n, self.options.n_accounts(n), float(self.options.init_cash))
-        res = from_run(dispatch.simulate(window, sig, None, None, self.options,
-                                         state=self.state, start=window.sizes["time"] - 1),
-                       self.options)
-        self._rec["time"].append(self._times[-1])
-        self._rec["equity"].append(np.atleast_1d(res.equity.values[-1]))
-        self._rec["cash"].append(np.atleast_1d(res.cash.values[-1]))
-        self._rec["positions"].append(res.positions.values[-1])
-        for o in res.orders.itertuples():
-            self._orders.append({"time": o.time, "asset": o.asset, "size": o.size,
-                                 "price": o.price, "fee": o.fee, "reason": o.reason})
+            self.state = self._stepper.new_state()
+        k = self.options.history_needed()
+        base, impact = self._stepper.slippage(self._buf.rows(max(0, len(self._buf) - k)),
+                                              self._buf.times()[-k:])
+        eq, cash, pos, (col, size, price, fee, reason) = self._stepper.step(
+            self.state, self._buf.last(), target, base, impact)
+        t = self._buf.last_time()
+        self._rec["time"].append(t)
+        self._rec["equity"].append(eq.copy())
+        self._rec["cash"].append(cash.copy())
+        self._rec["positions"].append(pos.copy())
+        for j in range(len(col)):
+            self._orders.append({"time": pd.Timestamp(t), "asset": self.universe[col[j]],
+                                 "size": float(size[j]), "price": float(price[j]),
+                                 "fee": float(fee[j]), "reason": REASONS[reason[j]]})
 
     def _watch_drawdown(self) -> None:
         eq = float(np.sum(self._rec["equity"][-1]))
@@ -346,29 +597,68 @@ class Deployment:
             self.killed = True
 
     def reset_kill_switch(self) -> None:
-        """Trade again after the drawdown kill switch (the peak restarts from now)."""
+        """Trade again after the drawdown kill switch (the peak restarts from now).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> dep.killed = True           # as after a drawdown
+        >>> dep.reset_kill_switch()
+        >>> dep.killed, dep.pnl()["drawdown"]
+        (False, 0.0)
+        """
         self.killed = False
         self._peak = float(np.sum(self.equity_now()))
 
     # ---- state -------------------------------------------------------------------------
     def positions_now(self) -> np.ndarray:
+        """Shares held per asset after the latest bar (zeros before the first).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> dep.positions_now().round(1)
+        array([10135.9,     0. ,     0. ,     0. ])
+        """
         return self._rec["positions"][-1] if self._rec["positions"] else \
             np.zeros(len(self.universe))
 
     def equity_start(self) -> float:
-        """Initial cash of all accounts (one per asset unless ``group=True``)."""
+        """Initial cash of all accounts (one per asset unless ``group=True``).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ql.deploy("volatility_regime", universe=["A", "B"], init_cash=1000).equity_start()
+        2000.0
+        """
         return float(self.options.init_cash) * self.options.n_accounts(
             len(self.universe or [None]))
 
     def equity_now(self):
+        """Equity of all accounts after the latest bar (initial cash before the first).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> round(dep.equity_now(), 2)
+        409404.98
+        """
         if self._rec["equity"]:
             return float(np.sum(self._rec["equity"][-1]))
         return self.equity_start()
-
-    def _last_close(self) -> np.ndarray:
-        """The last valid close per asset (NaN before its first bar)."""
-        c = np.array(self._buf["close"])
-        return pd.DataFrame(c).ffill().to_numpy()[-1] if len(c) else c
 
     def _frame(self, key) -> xr.DataArray:
         """A record as (time, asset), or (time,) for a group account's equity and cash."""
@@ -410,7 +700,29 @@ class Deployment:
         """Save everything needed to continue: ``path/deployment.json`` (strategy,
         options, limits, counters) and ``path/deployment.npz`` (kernel state, the bars
         the next decisions need, the records). Written to temporary files and renamed, so
-        a process killed while saving leaves the previous checkpoint intact."""
+        a process killed while saving leaves the previous checkpoint intact.
+
+        Parameters
+        ----------
+        path : str or Path
+            A directory (created if needed).
+
+        Returns
+        -------
+        Path
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> ck = dep.checkpoint(tempfile.mkdtemp())
+        >>> sorted(p.name for p in ck.iterdir())
+        ['deployment.json', 'deployment.npz']
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "quantlab": __version__, "strategy": self.strategy.name,
@@ -421,8 +733,11 @@ class Deployment:
                 "record_times": [str(t) for t in self._rec["time"]],
                 "orders": [{**o, "time": str(o["time"])} for o in self._orders],
                 "rejections": [{**r, "time": str(r["time"])} for r in self._rejections]}
-        arrays = {f"buf.{v}": np.array(self._buf[v], dtype=float).reshape(
-            len(self._times), -1) for v in self._vars}
+        arrays = {f"buf.{v}": np.array(a) for v, a in self._buf.rows().items()}
+        if self._last_px is not None:
+            arrays["last_close"] = self._last_px
+        if self.inputs is not None:
+            meta["inputs"] = _save_inputs(self.inputs, arrays)
         for k in ("equity", "cash", "positions", "signal", "target", "latency"):
             arrays[f"rec.{k}"] = np.array(self._rec[k], dtype=float)
         if self.state is not None:
@@ -439,8 +754,34 @@ class Deployment:
     @classmethod
     def restore(cls, path, *, strategy: str | None = None, inputs=None) -> Deployment:
         """A Deployment continued from :meth:`checkpoint`. ``strategy``: refuse a
-        checkpoint of another strategy. ``inputs``: the external inputs, if the
-        deployment was given its own (they are not saved)."""
+        checkpoint of another strategy. ``inputs``: external inputs replacing those
+        saved with the checkpoint (a deployment given ``inputs=`` saves them).
+
+        Parameters
+        ----------
+        path : str or Path
+            The directory :meth:`checkpoint` wrote.
+        strategy : str, optional
+            Refuse a checkpoint of another strategy.
+        inputs : dict, optional
+            External inputs replacing the saved ones.
+
+        Returns
+        -------
+        Deployment
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> back = ql.Deployment.restore(dep.checkpoint(tempfile.mkdtemp()))
+        >>> back.equity_now() == dep.equity_now(), len(back.orders) == len(dep.orders)
+        (True, True)
+        """
         path = Path(path)
         try:
             meta = json.loads((path / "deployment.json").read_text())
@@ -454,15 +795,22 @@ class Deployment:
         if strategy is not None and strategies.resolve(strategy).name != meta["strategy"]:
             raise ValueError(f"checkpoint {path} is of strategy {meta['strategy']!r}, not "
                              f"{strategies.resolve(strategy).name!r}")
+        if inputs is None and meta.get("inputs") is not None:
+            inputs = _load_inputs(meta["inputs"], arrays)
         dep = cls(strategies.get(meta["strategy"], **meta["params"]),
                   BacktestOptions.from_dict(meta["options"]), universe=meta["universe"],
                   inputs=inputs, risk=RiskLimits(**meta["risk"]))
-        dep._first, dep._seen, dep.killed = meta["first"], meta["seen"], meta["killed"]
-        dep._peak = meta["peak"]
-        dep._times = [np.datetime64(t, "ns") for t in meta["times"]]
+        dep.killed, dep._peak = meta["killed"], meta["peak"]
         dep._vars = tuple(meta["variables"])
-        for v in dep._vars:
-            dep._buf[v] = list(arrays[f"buf.{v}"])
+        for i, t in enumerate(meta["times"]):
+            dep._buf.push(np.datetime64(t, "ns"), {v: arrays[f"buf.{v}"][i]
+                                                   for v in dep._vars})
+        dep._buf.seen = meta["seen"]
+        if "last_close" in arrays:
+            dep._last_px = arrays["last_close"]
+        elif dep._vars:   # an older checkpoint: the last valid close in the buffer
+            c = arrays["buf.close"]
+            dep._last_px = pd.DataFrame(c).ffill().to_numpy()[-1] if len(c) else None
         dep._rec["time"] = [np.datetime64(t, "ns") for t in meta["record_times"]]
         for k in ("equity", "cash", "positions", "signal", "target", "latency"):
             dep._rec[k] = list(arrays[f"rec.{k}"])
@@ -474,27 +822,136 @@ class Deployment:
         return dep
 
     # ---- sources -----------------------------------------------------------------------
-    def replay(self, source, speed: float | None = None, every: int = 0, echo=print):
+    def replay(self, source, speed: float | None = None, every: int = 0, echo=print,
+               block: int = 1):
         """Feed the bars of ``source`` (a Dataset, or a path ``ql.data.load_csv`` reads)
         through :meth:`on_bar`, in time order. ``speed``: bars per second (None: as fast
         as possible). ``every``: print a status line every that many bars (0: none).
-        Returns self."""
+        Each bar is checked as :meth:`on_bar` checks it (the assets and variables once).
+        ``block`` > 1 computes the signals of that many bars in one strategy call, over
+        the window from the first one's ``history_start``: the same values, by the
+        strategy's declared history (tests/test_warmup.py), for a fraction of the cost;
+        each bar's latency then carries its share of that call. A block with a bar the
+        checks may refuse goes bar by bar (the refusal as on_bar words it).
+
+        Parameters
+        ----------
+        source : xarray.Dataset or path
+            The bars.
+        speed : float, optional
+            Bars per second (> 0); None: as fast as possible.
+        every : int, default 0
+            Print a status line every that many bars.
+        echo : callable, default print
+            Where status lines go.
+        block : int, default 1
+            Bars per strategy call (1: one per bar, as live).
+
+        Returns
+        -------
+        Deployment
+            self.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 62))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)))
+        >>> _ = dep.replay(ds.isel(time=slice(60, None)), every=1)   # doctest: +ELLIPSIS
+        2000-05-25T00:00:00  equity 400,000.00  orders 3  rejected 0  ... ms
+        2000-05-26T00:00:00  equity 399,907.77  orders 3  rejected 0  ... ms
+        """
         ds = source if isinstance(source, xr.Dataset) else load_csv(source)
         _validate.coords(ds, what="replay data")
         speed = None if speed is None else _validate.number("speed", speed, 0, lo_open=True)
         every = _validate.integer("every", every, 0)
+        block = _validate.integer("block", block, 1, 10 ** 6)
+        cols = times = None
+        signals: dict = {}          # bar index -> (its signal, its share of the call)
         for i in range(ds.sizes["time"]):
             tick = _time.monotonic()
-            status = self.on_bar(ds.isel(time=i))
+            if cols is None and self.universe is not None and self._vars:
+                cols, times = self._panel(ds)
+            if cols and block > 1 and i not in signals:
+                signals = self._block_signals(cols, times, i, min(i + block, len(times)))
+            if cols:   # the same checks as on_bar, on rows taken once from the panel
+                t = times[i]
+                self._check_time(t)
+                row = {v: a[i] for v, a in cols.items()}
+                self._check_row(t, row, self.universe)
+                status = self._trade((t, row), signals.pop(i, None))
+            else:
+                status = self.on_bar(ds.isel(time=i))
             if every and (i + 1) % every == 0:
                 echo(self.status_line(status))
             if speed:
                 _time.sleep(max(0.0, 1 / speed - (_time.monotonic() - tick)))
         return self
 
+    def _block_signals(self, cols: dict, times, i: int, j: int) -> dict:
+        """{bar index: (signal, seconds)} of replayed bars i .. j-1 from one strategy call
+        over the buffered window of bar i and the bars up to j-1; {} (bar by bar) when a
+        bar among them may be refused: out of time order, or a scan of the last 20
+        buffered bars with all of them finds a fault (a wider scan is the stricter)."""
+        last = self._buf.last_time()
+        if np.any(np.diff(times[i:j]) <= np.timedelta64(0)) or \
+                (last is not None and times[i] <= last):
+            return {}
+        recent = self._buf.tail(20)
+        panels = [None if v not in cols else
+                  np.vstack([recent[v], cols[v][i:j]]) if recent else cols[v][i:j]
+                  for v in BAR_VARS]
+        if _check_bars(*panels)[0]:
+            return {}
+        start = _time.perf_counter()
+        k = max(0, self.strategy.history_start(self._seen) - self._first)
+        old = self._buf.rows(k)
+        coords = xr.Coordinates({"time": pd.DatetimeIndex(np.concatenate(
+            [self._buf.times()[k:], times[i:j]])), "asset": self._asset_index})
+        window = xr.Dataset({v: xr.Variable(("time", "asset"), np.concatenate(
+            [old[v], cols[v][i:j]])) for v in self._vars}, coords=coords)
+        sig = self._signal_rows(window)[-(j - i):]
+        share = (_time.perf_counter() - start) / (j - i)
+        return {i + r: (sig[r], share) for r in range(j - i)}
+
+    def _panel(self, ds: xr.Dataset) -> tuple:
+        """({variable: (time, asset) in universe order}, naive datetime64 times) of a
+        replayed Dataset, its assets and variables checked once; ({}, None) when its
+        time index holds no dates (each bar then goes through on_bar)."""
+        idx = ds.indexes["time"]
+        if not isinstance(idx, pd.DatetimeIndex):
+            return {}, None
+        idx = idx.tz_localize(None) if idx.tz is not None else idx
+        return (self._columns(ds, "replay data", ("time", "asset")),
+                idx.values.astype("datetime64[ns]"))
+
     async def run_feed(self, bars, every: int = 0, echo=print):
         """Trade the bars an async iterator yields (a live feed). A feed that fails
-        raises ``quantlab.engine.FeedError`` after keeping every bar received before."""
+        raises ``quantlab.engine.FeedError`` after keeping every bar received before.
+
+        Parameters
+        ----------
+        bars : async iterable of xarray.Dataset
+            One bar each (as :meth:`on_bar` takes).
+        every : int, default 0
+            Print a status line every that many bars.
+        echo : callable, default print
+            Where status lines go.
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 63))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)))
+        >>> async def feed():
+        ...     for i in range(60, 63):
+        ...         yield ds.isel(time=i)
+        >>> len(asyncio.run(dep.run_feed(feed())).equity)
+        3
+        """
         n = 0
         try:
             async for bar in bars:
@@ -509,13 +966,40 @@ class Deployment:
         return self
 
     def status_line(self, status: dict) -> str:
+        """One line of a bar's status (:meth:`on_bar`'s dict).
+
+        Parameters
+        ----------
+        status : dict
+            What :meth:`on_bar` returned.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import quantlab as ql
+        >>> ql.deploy("spc").status_line({"time": np.datetime64("2024-01-02"),
+        ...     "equity": 1e5, "orders": 2, "rejections": 0, "latency_s": 0.0042})
+        '2024-01-02  equity 100,000.00  orders 2  rejected 0  4.2 ms'
+        """
         return (f"{str(status['time'])[:19]}  equity {status['equity']:,.2f}  orders "
                 f"{status['orders']}  rejected {status['rejections']}  "
                 f"{status['latency_s'] * 1e3:.1f} ms")
 
     # ---- monitoring -------------------------------------------------------------------
     def get_performance_stats(self) -> dict:
-        """The statistics AlertMonitor and the dashboard read (the engine's names)."""
+        """The statistics AlertMonitor and the dashboard read (the engine's names).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> st = dep.get_performance_stats()
+        >>> st["bars_processed"], st["orders_submitted"], st["kill_switch"]
+        (10, 24, False)
+        """
         lat = np.array(self._rec["latency"]) * 1e6
         return {"ticks_processed": len(lat), "bars_processed": len(lat),
                 "rejected_ticks": 0, "orders_submitted": len(self._orders),
@@ -524,6 +1008,18 @@ class Deployment:
                 "p99_latency_us": float(np.percentile(lat, 99)) if lat.size else 0.0}
 
     def pnl(self) -> dict:
+        """Equity, its peak and the drawdown from it (currency and fraction).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> {k: round(v, 2) for k, v in dep.pnl().items()}
+        {'equity': 409404.98, 'peak': 409991.15, 'drawdown': 586.17, 'drawdown_pct': 0.0}
+        """
         eq = float(self.equity_now())
         peak = self._peak or self.equity_start()
         return {"equity": eq, "peak": peak, "drawdown": peak - eq,
@@ -534,7 +1030,27 @@ class Deployment:
         """``waiting`` before the first bar; ``critical`` with the kill switch on;
         ``degraded`` when no bar came for ``max_silent_bars`` bar intervals
         (``bar_seconds``: wall-clock seconds per bar, default the data's spacing) or the
-        p99 decision time is above ``p99_limit_ms``; else ``healthy``."""
+        p99 decision time is above ``p99_limit_ms``; else ``healthy``.
+
+        Parameters
+        ----------
+        max_silent_bars : float, default 3
+            Bar intervals without a bar before ``degraded`` (> 0).
+        bar_seconds : float, optional
+            Wall-clock seconds per bar (default: the data's median spacing).
+        p99_limit_ms : float, default 20.0
+            The p99 decision time above which the deployment is ``degraded``.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> dep.health_check(bar_seconds=86400, p99_limit_ms=1e6)["status"]
+        'healthy'
+        """
         max_silent_bars = _validate.number("max_silent_bars", max_silent_bars, 0,
                                            lo_open=True)
         if self._last_wall is None:
@@ -559,7 +1075,23 @@ class Deployment:
                 f"{len(self._orders)} orders, {len(self._rejections)} rejections"}
 
     def plot(self, **kw):
-        """The deployment dashboard (equity vs backtest, drawdown, orders, rejections)."""
+        """The deployment dashboard (equity vs backtest, drawdown, orders, rejections).
+
+        Parameters
+        ----------
+        **kw
+            Passed to ``ql.plots.deployment_dashboard``.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> type(dep.plot()).__name__
+        'Column'
+        """
         from quantlab import plots   # lazy: drawing lives in the face
 
         return plots.deployment_dashboard(self, **kw)
@@ -571,6 +1103,82 @@ class Deployment:
         return (f"<Deployment {self.strategy!r}: {len(self.universe or [])} assets, {n} "
                 f"bars ({span}), equity {self.equity_now():,.2f}, {len(self._orders)} "
                 f"orders, {len(self._rejections)} rejections{', KILLED' if self.killed else ''}>")
+
+
+def _save_inputs(inputs: dict, arrays: dict) -> list:
+    """The external inputs as JSON descriptions + npz arrays (no pickle): xarray
+    Datasets/DataArrays, pandas Series/DataFrames (through xarray), NumPy arrays and
+    JSON values. Anything else is a TypeError naming the input."""
+    if not isinstance(inputs, dict):
+        raise TypeError(f"inputs must be a dict of name -> value, got {type(inputs).__name__}")
+    out = []
+    for i, (name, value) in enumerate(inputs.items()):
+        key = f"inputs.{i}"
+        desc = {"name": name}
+        if isinstance(value, (pd.Series, pd.DataFrame)):
+            desc["kind"] = type(value).__name__
+            value = xr.DataArray(value)
+        if isinstance(value, (xr.Dataset, xr.DataArray)):
+            ds = value.to_dataset(name="__value__") if isinstance(value, xr.DataArray) \
+                else value
+            desc.setdefault("kind", type(value).__name__)
+            desc["da_name"] = value.name if isinstance(value, xr.DataArray) else None
+            desc["attrs"] = _jsonable(name, value.attrs)
+            desc["vars"] = []
+            for j, (v, var) in enumerate([*ds.data_vars.items(), *ds.coords.items()]):
+                arrays[f"{key}.{j}"] = _plain(name, var.values)
+                desc["vars"].append([str(v), list(var.dims), v in ds.coords,
+                                     _jsonable(name, var.attrs)])
+        elif isinstance(value, np.ndarray):
+            desc["kind"] = "ndarray"
+            arrays[key] = _plain(name, value)
+        else:
+            desc["kind"], desc["value"] = "json", _jsonable(name, value)
+        out.append(desc)
+    return out
+
+
+def _plain(name, a: np.ndarray) -> np.ndarray:
+    """``a`` as an array npz stores without pickle (object strings -> unicode)."""
+    if a.dtype.kind == "O":
+        if not all(isinstance(x, str) for x in a.ravel()):
+            raise TypeError(f"cannot save input {name!r} in a checkpoint: it holds Python "
+                            "objects; pass it to Deployment.restore(inputs=) instead")
+        return a.astype(str)
+    return a
+
+
+def _jsonable(name, value):
+    try:
+        json.dumps(value, default=_json_default)
+    except (TypeError, ValueError):
+        raise TypeError(f"cannot save input {name!r} in a checkpoint ({type(value).__name__}"
+                        "); pass it to Deployment.restore(inputs=) instead") from None
+    return value
+
+
+def _load_inputs(descs: list, arrays: dict) -> dict:
+    """The inputs :func:`_save_inputs` saved."""
+    out = {}
+    for i, d in enumerate(descs):
+        key = f"inputs.{i}"
+        if d["kind"] == "json":
+            out[d["name"]] = d["value"]
+            continue
+        if d["kind"] == "ndarray":
+            out[d["name"]] = arrays[key]
+            continue
+        data = {v: (tuple(dims), arrays[f"{key}.{j}"], attrs)
+                for j, (v, dims, is_coord, attrs) in enumerate(d["vars"]) if not is_coord}
+        coords = {v: (tuple(dims), arrays[f"{key}.{j}"], attrs)
+                  for j, (v, dims, is_coord, attrs) in enumerate(d["vars"]) if is_coord}
+        ds = xr.Dataset(data, coords=coords, attrs=d["attrs"])
+        if d["kind"] == "Dataset":
+            out[d["name"]] = ds
+            continue
+        da = ds["__value__"].rename(d["da_name"]).assign_attrs(d["attrs"])
+        out[d["name"]] = da.to_pandas() if d["kind"] in ("Series", "DataFrame") else da
+    return out
 
 
 def _json_default(o):

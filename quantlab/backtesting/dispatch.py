@@ -20,7 +20,7 @@ from quantlab.data import validate
 from quantlab.errors import DataError
 from quantlab.signals import from_entries_exits
 
-__all__ = ["Run", "simulate", "RESERVED"]
+__all__ = ["Run", "simulate", "Stepper", "RESERVED"]
 
 # columns of the orders/trades tables: a parameter dim may not take one of these names
 RESERVED = {"t", "col", "time", "asset", "size", "price", "fee", "reason", "traded",
@@ -30,7 +30,33 @@ RESERVED = {"t", "col", "time", "asset", "size", "price", "fee", "reason", "trad
 
 @dataclass
 class Run:
-    """One kernel call: its output and the labelled frame to read it back with."""
+    """One kernel call: its output and the labelled frame to read it back with.
+
+    Parameters
+    ----------
+    out : tuple
+        ``quantlab._kernels.backtest.simulate``'s return value.
+    signal : xarray.DataArray
+        The broadcast signal, (time, asset, *params).
+    ds : xarray.Dataset
+        The data, on the signal's assets.
+    params : list of str
+        The parameter dims.
+    group : bool
+        One account per parameter combination (else one per column).
+    periods : int, default 252
+        Periods per year.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab.backtesting.dispatch import simulate
+    >>> from quantlab.backtesting.options import BacktestOptions
+    >>> ds = ql.data.load().isel(time=slice(0, 5))
+    >>> run = simulate(ds, ds["close"] * 0 + 0.5, None, None, BacktestOptions(group=True))
+    >>> run.acct_dims, run.acct_shape, run.periods
+    (['time'], (5,), 252)
+    """
 
     out: tuple              # simulate()'s return value
     signal: xr.DataArray    # the broadcast signal, (time, asset, *params)
@@ -211,7 +237,38 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     bar, a time chunk of a long backtest. ``start``: the rows before it only feed the
     data-driven slippage models (their trailing windows); the kernel runs from it.
     Without ``state`` the run's length bounds the drawdown halt and the limit orders'
-    time in force; with one, nothing depends on where the run ends."""
+    time in force; with one, nothing depends on where the run ends.
+
+    Parameters
+    ----------
+    data : xarray.Dataset or xarray.DataArray
+        Prices on (time, asset) with ``close`` (a DataArray is the close).
+    signal : xarray.DataArray or None
+        Target exposure in [-1, 1] on (time, asset[, params]); or None with ``entries``.
+    entries, exits : xarray.DataArray or None
+        Boolean order events (instead of ``signal``).
+    opts : BacktestOptions
+        The options of ``ql.backtest``.
+    state : SimState, optional
+        Continue from it (updated in place).
+    start : int, default 0
+        The first row the kernel runs (earlier rows feed the slippage windows only).
+
+    Returns
+    -------
+    Run
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> from quantlab.backtesting.dispatch import simulate
+    >>> from quantlab.backtesting.options import BacktestOptions
+    >>> ds = ql.data.load().isel(time=slice(0, 5))
+    >>> run = simulate(ds, ds["close"] * 0 + 1.0, None, None, BacktestOptions(fees=0.001))
+    >>> equity = run.out[0]
+    >>> equity.shape, round(float(equity[0, 0]), 2)      # (time, asset); the first fee
+    ((5, 4), 99900.1)
+    """
     ds = as_dataset(data)
     periods = resolve_periods(ds, opts)
     signal = check_signal(input_signal(signal, entries, exits, opts), ds)
@@ -245,3 +302,167 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     if state is not None and opts.metrics_only is None and first:
         out[3][0][:] -= first        # order times: the kernel counts bars from the start
     return Run(out, signal, ds, params, bool(opts.group), periods)
+
+
+class Stepper:
+    """``simulate`` prepared for one bar at a time: a deployment's per-bar kernel step.
+
+    The per-column constants (accounts, fees, stops, limits, borrow, margin) are built
+    once by the same code ``simulate`` uses; :meth:`step` then calls the same kernel on
+    one row of NumPy arrays from a ``SimState`` (no xarray per bar), so a deployment
+    trades bit for bit as ``ql.backtest`` over the same bars.
+
+    Parameters
+    ----------
+    opts : BacktestOptions
+        One combination of options (no swept dim, no order events, no metrics_only).
+    assets : sequence of str
+        The traded assets, in the order of every row passed to :meth:`step`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quantlab.backtesting.dispatch import Stepper
+    >>> from quantlab.backtesting.options import BacktestOptions
+    >>> st = Stepper(BacktestOptions(init_cash=1000.0, fees=0.001), ["A", "B"])
+    >>> state = st.new_state()
+    >>> base, impact = st.slippage({"close": np.array([[10.0, 20.0]])})
+    >>> eq, cash, pos, orders = st.step(state, {"close": np.array([10.0, 20.0])},
+    ...                                 np.array([1.0, 0.0]), base, impact)
+    >>> pos, orders[1]           # 1000 less the fee, at 10: 99.9 shares; B stays flat
+    (array([99.9,  0. ]), array([99.9]))
+    """
+
+    def __init__(self, opts: BacktestOptions, assets):
+        if opts.metrics_only is not None:
+            raise ValueError("a deployment keeps its equity bar by bar: metrics_only= "
+                             "is for sweeps")
+        if opts.events:
+            raise ValueError("size= and accumulate= go with entries=/exits= (order "
+                             "events), not with signal= (target exposures)")
+        self.opts, self.assets = opts, [str(a) for a in assets]
+        n = len(self.assets)
+        template = xr.DataArray(np.zeros((1, n)), dims=("time", "asset"),
+                                coords={"time": [np.datetime64(0, "ns")],
+                                        "asset": self.assets})
+        signal, params = broadcast(template, opts)
+        if params or signal.shape != (1, n):
+            raise ValueError(f"a deployment trades one combination of options; these vary "
+                             f"over {[d for d in signal.dims if d != 'asset']} (pick one "
+                             "value each)")
+        endless = 2 ** 62                  # a resumable run has no known end
+        (self._asset, self._group, self.n_groups, (self._fees, self._fixed), kw) = \
+            _kernel_args(signal, template.to_dataset(name="close"), opts, params, endless)
+        self._ohlc = kw.pop("bars") is not None      # stops/limits read the bar's range
+        self._kw = kw
+        periods = 252 if opts.periods is None else int(opts.periods)
+        self._borrow = (1 + float(opts.borrow_rate)) ** (1 / periods) - 1
+        self._margin = float(opts.maintenance_margin or 0.0)  # as simulate with a state
+        self._cooldown = endless if opts.dd_mode == "halt" else min(opts.dd_cooldown,
+                                                                    endless)
+        slip = opts.slippage
+        self._fixed_slip = slip.model == "fixed"
+        self._cap = float(slip.cap)
+        self._const = (np.full(n, slip.bps / 1e4), np.zeros(n))
+
+    def new_state(self) -> _k.SimState:
+        """A fresh kernel state (every account holding ``init_cash``).
+
+        Examples
+        --------
+        >>> from quantlab.backtesting.dispatch import Stepper
+        >>> from quantlab.backtesting.options import BacktestOptions
+        >>> Stepper(BacktestOptions(), ["A", "B"]).new_state().bar
+        0
+        """
+        return _k.SimState(len(self.assets), self.n_groups, float(self.opts.init_cash))
+
+    def slippage(self, bars: dict, time=None) -> tuple[np.ndarray, np.ndarray]:
+        """(base, impact) of the latest bar: ``slippage_panels`` over ``bars`` (variable
+        -> (rows, asset) arrays, the last ``opts.history_needed()`` bars at least);
+        constants for the fixed model (no data read).
+
+        Parameters
+        ----------
+        bars : dict
+            Variable name -> (time, asset) array, oldest row first.
+        time : array of datetime64, optional
+            The rows' times (named in an error about the adaptive slippage).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from quantlab.backtesting.dispatch import Stepper
+        >>> from quantlab.backtesting.options import BacktestOptions
+        >>> Stepper(BacktestOptions(slippage=0.001), ["A"]).slippage({"close": np.ones((1, 1))})
+        (array([0.001]), array([0.]))
+        """
+        if self._fixed_slip:
+            return self._const
+        n_rows = len(bars["close"])
+        time = np.arange(n_rows) if time is None else time
+        ds = xr.Dataset({v: (("time", "asset"), a) for v, a in bars.items()},
+                        coords={"time": time, "asset": self.assets})
+        base, impact, _ = slippage_panels(ds, self.opts)
+        return (np.asarray(base.values[-1], dtype=np.float64),
+                np.asarray(impact.values[-1], dtype=np.float64))
+
+    def step(self, state, bar: dict, target: np.ndarray, base: np.ndarray,
+             impact: np.ndarray) -> tuple:
+        """Advance ``state`` (updated in place) by one bar.
+
+        Parameters
+        ----------
+        state : SimState
+            The kernel state after the previous bar (:meth:`new_state` before the first).
+        bar : dict
+            Variable -> (asset,) values of this bar: ``close``, and ``open`` (next_open,
+            stops, limits), ``high``/``low`` (stops, limits; the close stands in).
+        target : numpy.ndarray
+            Exposure per asset in [-1, 1]; NaN = keep the last target.
+        base, impact : numpy.ndarray
+            This bar's slippage (:meth:`slippage`).
+
+        Returns
+        -------
+        tuple
+            (equity per account, cash per account, shares per asset, orders) where orders
+            is (asset index, size, price, fee, reason code into ``REASONS``) arrays.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from quantlab.backtesting.dispatch import Stepper
+        >>> from quantlab.backtesting.options import BacktestOptions
+        >>> st = Stepper(BacktestOptions(init_cash=100.0), ["A"])
+        >>> s = st.new_state()
+        >>> for px, tgt in ((10.0, 1.0), (12.0, np.nan)):
+        ...     eq, cash, pos, orders = st.step(s, {"close": np.array([px])},
+        ...                                     np.array([tgt]), *st.slippage({}))
+        >>> eq, pos, s.bar
+        (array([120.]), array([10.]), 2)
+        """
+        target = np.asarray(target, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = np.abs(target) > 1.0 + 1e-12     # NaN compares False
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"signal must be in [-1, 1] (target exposure); "
+                             f"{int(bad.sum())} values are not, first {float(target[i])} "
+                             f"at asset {self.assets[i]!r}")
+        row = lambda a: np.asarray(a, dtype=np.float64).reshape(1, -1)  # noqa: E731
+        close = row(bar["close"])
+        kw = self._kw
+        if self._ohlc:
+            kw = {**kw, "bars": tuple(row(bar[v]) if v in bar else close
+                                      for v in ("open", "high", "low"))}
+        o = self.opts
+        out = _k.simulate(
+            close, row(bar["open"]) if o.execution == "next_open" else close,
+            target.reshape(1, -1), row(base), row(impact), self._cap, self._asset,
+            self._group, self.n_groups, float(o.init_cash), self._fees, self._fixed,
+            float(o.max_leverage), float(o.max_position_size), o.rebalance == "daily",
+            o.execution == "next_open", float(o.dd_limit or 0.0), self._cooldown, False,
+            **kw, borrow=self._borrow, margin=self._margin, state=state)
+        eq, cash, pos, (_, col, size, price, fee, reason), _, _ = out
+        return eq[-1], cash[-1], pos[-1], (self._asset[col], size, price, fee, reason)
