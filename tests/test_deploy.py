@@ -201,11 +201,11 @@ def test_a_feed_that_disconnects_keeps_every_bar_before(equities):
     assert len(dep.equity) == 5
 
 
-def _deploy_cmd(ck):
+def _deploy_cmd(ck, *extra):
     import sys
     return [sys.executable, "-m", "quantlab", "deploy", "volatility_regime", "--replay",
             "equities", "--start", "2012-10-01", "--set", "fees", "0.001", "--set",
-            "sl_stop", "0.05", "--checkpoint", str(ck), "--every", "1"]
+            "sl_stop", "0.05", "--checkpoint", str(ck), "--every", "1", *extra]
 
 
 def test_a_killed_deploy_process_restored_from_its_checkpoint_ends_as_an_uninterrupted_run(
@@ -243,6 +243,14 @@ def test_a_killed_deploy_process_restored_from_its_checkpoint_ends_as_an_uninter
     pd.testing.assert_frame_equal(b.orders, a.orders)
     for k, v in a.state.to_dict().items():
         np.testing.assert_array_equal(b.state.to_dict()[k], v, err_msg=k)
+    # --block 16: one strategy call per 16 bars; the windows' sums start elsewhere, so
+    # the signals (and equity) agree to rounding, and the orders are the same
+    blocked = subprocess.run(_deploy_cmd(tmp_path / "blocked", "--block", "16"),
+                             capture_output=True, text=True, env=env, timeout=600)
+    assert blocked.returncode == 0, blocked.stderr
+    c = ql.Deployment.restore(tmp_path / "blocked")
+    np.testing.assert_allclose(c.equity.values, a.equity.values, rtol=1e-12)
+    pd.testing.assert_frame_equal(c.orders, a.orders, rtol=1e-12)
 
 
 def test_engine_ticks_become_the_bars_and_drive_the_same_deployment(equities):
