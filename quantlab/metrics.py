@@ -584,12 +584,14 @@ def _rate_for_pandas(name, x, returns):
 
 
 def _dispatch(names, returns, factor_returns, dim, params):
-    """Route any supported input through ``_compute_np``; returns {name: result}."""
+    """Route any supported input (DataArray, pandas, array-like) through ``_compute_np``;
+    returns {name: result}."""
     needs_b = [n for n in names if METRICS[n][1]]
     if needs_b and factor_returns is None:
         raise ValueError(f"{needs_b[0]} needs factor_returns (the benchmark)")
     rate_key = next((k for k in ("risk_free", "required_return")
                      if k in params and not _is_scalar(params[k])), None)
+    rate_obj = None
     if rate_key is not None:
         if not all(n in _RATE for n in names):
             raise ValueError(f"{rate_key} must be a number here, got {type(params[rate_key])}")
@@ -597,71 +599,87 @@ def _dispatch(names, returns, factor_returns, dim, params):
         params = dict(params, **{rate_key: 0.0})
     if isinstance(returns, xr.Dataset):
         raise TypeError("metrics take returns as a DataArray; for a Dataset pick a variable")
-    if isinstance(returns, xr.DataArray):
-        if dim not in returns.dims:
-            raise ValueError(f"dim={dim!r} is not a dimension of the returns {returns.dims}")
-        _v.real_array("returns", returns.dtype)
-        rt = None
-        if rate_key is not None:
-            rt = _rate_for_xarray(rate_key, rate_obj, returns, dim)
-        b = None
-        if factor_returns is not None:
-            fb = _factor_for_xarray(factor_returns, returns, dim)
-            returns, fb = xr.align(returns, fb, join="inner")
-            _, b = xr.broadcast(returns, fb)
-            b = b.transpose(*returns.dims)
-        if rt is not None:
-            aligned = xr.align(returns, rt, join="left")[1]
-            if isinstance(aligned.data, np.ndarray):
-                _check_overlap(rate_key, rt, aligned)
-            rt = xr.broadcast(returns, aligned)[1].transpose(*returns.dims)
-        has_b, has_rate = b is not None, rt is not None
+    route = (_dispatch_xarray if isinstance(returns, xr.DataArray) else _dispatch_pandas
+             if isinstance(returns, (pd.Series, pd.DataFrame)) else _dispatch_numpy)
+    return route(names, returns, factor_returns, dim, params, rate_key, rate_obj)
 
-        def f(r, *more):
-            bb = np.moveaxis(more[0], -1, 0) if has_b else None
-            rr = np.moveaxis(more[-1], -1, 0) if has_rate else None
-            res = _compute_np(names, np.moveaxis(r, -1, 0), bb, params, rate=rr)
-            out = tuple(res[n] for n in names)
-            return out if len(out) > 1 else out[0]
 
-        if not (has_b or has_rate) and isinstance(returns.data, np.ndarray):
-            # in memory, one input: what apply_ufunc would build, without its ~0.1 ms
-            res = _compute_np(names, np.moveaxis(returns.data, returns.dims.index(dim), 0),
-                              None, params)
-            dims = tuple(d for d in returns.dims if d != dim)
-            coords = {k: c for k, c in returns.coords.items() if dim not in c.dims}
-            return {n: xr.DataArray(res[n], dims=dims, coords=coords, name=n,
-                                    attrs=dict(returns.attrs)) for n in names}
-        args = [returns] + ([b] if has_b else []) + ([rt] if has_rate else [])
-        res = xr.apply_ufunc(f, *args, input_core_dims=[[dim]] * len(args),
-                             output_core_dims=[[] for _ in names], dask="parallelized",
-                             output_dtypes=[np.float64] * len(names),
-                             dask_gufunc_kwargs={"allow_rechunk": True})
-        res = res if isinstance(res, tuple) else (res,)
-        return {n: v.rename(n) for n, v in zip(names, res)}
-    if isinstance(returns, (pd.Series, pd.DataFrame)):
-        ra = _real("returns", returns)
-        rt = None if rate_key is None else _rate_for_pandas(rate_key, rate_obj, returns)
-        b = None
-        if factor_returns is not None:
-            if isinstance(factor_returns, (pd.Series, pd.DataFrame)):
-                idx = returns.index.intersection(factor_returns.index)
-                returns, factor_returns = returns.loc[idx], factor_returns.loc[idx]
-                ra = _real("returns", returns)
-            b = _real("factor_returns", factor_returns)
-            if b.ndim == 0 or b.shape[0] != len(returns):
-                raise ValueError(f"factor_returns has {b.shape[0] if b.ndim else 0} periods, "
-                                 f"returns {len(returns)}")
-        rate = None
-        if rt is not None:
-            aligned = (rt.reindex(index=returns.index, columns=returns.columns)
-                       if isinstance(rt, pd.DataFrame) else rt.reindex(returns.index))
+def _dispatch_xarray(names, returns, factor_returns, dim, params, rate_key, rate_obj):
+    """``_dispatch`` for a DataArray: benchmark and rate aligned on ``dim`` by label; in
+    memory and alone, the arrays directly, else ``xr.apply_ufunc`` (dask too)."""
+    if dim not in returns.dims:
+        raise ValueError(f"dim={dim!r} is not a dimension of the returns {returns.dims}")
+    _v.real_array("returns", returns.dtype)
+    rt = None
+    if rate_key is not None:
+        rt = _rate_for_xarray(rate_key, rate_obj, returns, dim)
+    b = None
+    if factor_returns is not None:
+        fb = _factor_for_xarray(factor_returns, returns, dim)
+        returns, fb = xr.align(returns, fb, join="inner")
+        _, b = xr.broadcast(returns, fb)
+        b = b.transpose(*returns.dims)
+    if rt is not None:
+        aligned = xr.align(returns, rt, join="left")[1]
+        if isinstance(aligned.data, np.ndarray):
             _check_overlap(rate_key, rt, aligned)
-            rate = aligned.to_numpy(dtype=np.float64)
-        res = _compute_np(names, ra, b, params, rate=rate)
-        if isinstance(returns, pd.Series):
-            return {n: float(v) for n, v in res.items()}
-        return {n: pd.Series(v, index=returns.columns, name=n) for n, v in res.items()}
+        rt = xr.broadcast(returns, aligned)[1].transpose(*returns.dims)
+    has_b, has_rate = b is not None, rt is not None
+
+    if not (has_b or has_rate) and isinstance(returns.data, np.ndarray):
+        # in memory, one input: what apply_ufunc would build, without its ~0.1 ms
+        res = _compute_np(names, np.moveaxis(returns.data, returns.dims.index(dim), 0),
+                          None, params)
+        dims = tuple(d for d in returns.dims if d != dim)
+        coords = {k: c for k, c in returns.coords.items() if dim not in c.dims}
+        return {n: xr.DataArray(res[n], dims=dims, coords=coords, name=n,
+                                attrs=dict(returns.attrs)) for n in names}
+
+    def f(r, *more):
+        bb = np.moveaxis(more[0], -1, 0) if has_b else None
+        rr = np.moveaxis(more[-1], -1, 0) if has_rate else None
+        res = _compute_np(names, np.moveaxis(r, -1, 0), bb, params, rate=rr)
+        out = tuple(res[n] for n in names)
+        return out if len(out) > 1 else out[0]
+
+    args = [returns] + ([b] if has_b else []) + ([rt] if has_rate else [])
+    res = xr.apply_ufunc(f, *args, input_core_dims=[[dim]] * len(args),
+                         output_core_dims=[[] for _ in names], dask="parallelized",
+                         output_dtypes=[np.float64] * len(names),
+                         dask_gufunc_kwargs={"allow_rechunk": True})
+    res = res if isinstance(res, tuple) else (res,)
+    return {n: v.rename(n) for n, v in zip(names, res)}
+
+
+def _dispatch_pandas(names, returns, factor_returns, dim, params, rate_key, rate_obj):
+    """``_dispatch`` for a Series (-> floats) or DataFrame (-> Series per metric): a
+    pandas benchmark is aligned on the index, a rate reindexed on it."""
+    ra = _real("returns", returns)
+    rt = None if rate_key is None else _rate_for_pandas(rate_key, rate_obj, returns)
+    b = None
+    if factor_returns is not None:
+        if isinstance(factor_returns, (pd.Series, pd.DataFrame)):
+            idx = returns.index.intersection(factor_returns.index)
+            returns, factor_returns = returns.loc[idx], factor_returns.loc[idx]
+            ra = _real("returns", returns)
+        b = _real("factor_returns", factor_returns)
+        if b.ndim == 0 or b.shape[0] != len(returns):
+            raise ValueError(f"factor_returns has {b.shape[0] if b.ndim else 0} periods, "
+                             f"returns {len(returns)}")
+    rate = None
+    if rt is not None:
+        aligned = (rt.reindex(index=returns.index, columns=returns.columns)
+                   if isinstance(rt, pd.DataFrame) else rt.reindex(returns.index))
+        _check_overlap(rate_key, rt, aligned)
+        rate = aligned.to_numpy(dtype=np.float64)
+    res = _compute_np(names, ra, b, params, rate=rate)
+    if isinstance(returns, pd.Series):
+        return {n: float(v) for n, v in res.items()}
+    return {n: pd.Series(v, index=returns.columns, name=n) for n, v in res.items()}
+
+
+def _dispatch_numpy(names, returns, factor_returns, dim, params, rate_key, rate_obj):
+    """``_dispatch`` for array-likes: time on the leading axis, matched by position."""
     r = _real("returns", returns)
     if r.ndim == 0:
         raise ValueError("returns must have a time axis, got a scalar")
