@@ -43,6 +43,7 @@ import xarray as xr
 
 from quantlab import _threads
 from quantlab import _validate as _v
+from quantlab._doc import fill
 from quantlab._kernels import load
 
 # the x86-64-v3/v4 build where the CPU runs it and one is built
@@ -711,6 +712,42 @@ def _metric(name, returns, factor_returns=None, dim="time", period="daily",
 
 # --------------------------------------------------------------------------- public API
 
+# Shared numpydoc blocks (quantlab._doc.fill): each described once, so they cannot drift
+_DOC = {
+    "returns": """returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+    Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+    pandas). NaN periods are skipped.""",
+    "factor_returns": """factor_returns : array-like, pandas.Series or xarray.DataArray
+    Benchmark returns on the same time axis (aligned by label for pandas/xarray);
+    periods where either side is NaN are dropped.""",
+    "dim": """dim : str, default 'time'
+    The time dimension of an xarray input.""",
+    "period": """period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+    Sampling period; sets the periods per year (252/52/12/4/1).""",
+    "annualization": """annualization : float, optional
+    Periods per year, overriding ``period`` (> 0).""",
+    "risk_free": """risk_free : float or array-like, default 0.0
+    Risk-free rate PER PERIOD: a number or a series aligned on time.""",
+    "required_return": """required_return : float or array-like, default 0.0
+    Minimum acceptable return per period: a number or a series aligned on time.""",
+    "cutoff": """cutoff : float, default 0.05
+    Tail probability in [0, 1] ((0, 1) for the fitted methods).""",
+    "method": """method : {'historical', 'parametric', 'cornish_fisher'}, default 'historical'
+    How the tail is estimated (see Notes).""",
+    "per_column": """float, pandas.Series or xarray.DataArray
+    A scalar for 1-D input, else one value per column (the time dimension reduced).""",
+    "type_error": """TypeError
+    If ``returns`` is complex, datetime or non-numeric.""",
+    "period_error": """ValueError
+    If ``period`` is unknown or ``annualization`` is not a positive number.""",
+    "cutoff_error": """ValueError
+    If ``cutoff`` is outside [0, 1] (0 and 1 need method='historical') or ``method``
+    is unknown.""",
+}
+
+
+
+@fill(_DOC)
 def sharpe_ratio(returns, risk_free=0.0, period="daily", annualization=None, dim="time"):
     """Annualised Sharpe ratio: mean(r - rf) / std(r - rf, ddof=1) · sqrt(periods).
 
@@ -718,29 +755,20 @@ def sharpe_ratio(returns, risk_free=0.0, period="daily", annualization=None, dim
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    risk_free : float or array-like, default 0.0
-        Risk-free rate PER PERIOD: a number or a series aligned on time.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{risk_free}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -759,6 +787,7 @@ def sharpe_ratio(returns, risk_free=0.0, period="daily", annualization=None, dim
                    annualization=annualization, risk_free=risk_free)
 
 
+@fill(_DOC)
 def sortino_ratio(returns, required_return=0.0, period="daily", annualization=None,
                   dim="time"):
     """Annualised Sortino ratio: mean(r - req) · periods / downside_risk(r, req).
@@ -767,29 +796,20 @@ def sortino_ratio(returns, required_return=0.0, period="daily", annualization=No
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    required_return : float or array-like, default 0.0
-        Minimum acceptable return per period: a number or a series aligned on time.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{required_return}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -802,6 +822,7 @@ def sortino_ratio(returns, required_return=0.0, period="daily", annualization=No
                    annualization=annualization, required_return=required_return)
 
 
+@fill(_DOC)
 def downside_risk(returns, required_return=0.0, period="daily", annualization=None,
                   dim="time"):
     """Annualised downside deviation: sqrt(mean(min(r - req, 0)²)) · sqrt(periods).
@@ -810,29 +831,20 @@ def downside_risk(returns, required_return=0.0, period="daily", annualization=No
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    required_return : float or array-like, default 0.0
-        Minimum acceptable return per period: a number or a series aligned on time.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{required_return}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -845,32 +857,25 @@ def downside_risk(returns, required_return=0.0, period="daily", annualization=No
                    annualization=annualization, required_return=required_return)
 
 
+@fill(_DOC)
 def calmar_ratio(returns, period="daily", annualization=None, dim="time"):
     """Calmar ratio: annual_return / |max_drawdown|; NaN without a drawdown.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -883,6 +888,7 @@ def calmar_ratio(returns, period="daily", annualization=None, dim="time"):
                    annualization=annualization)
 
 
+@fill(_DOC)
 def max_drawdown(returns, dim="time"):
     """Maximum drawdown: min_t (W_t / max_{s<=t} W_s - 1), W = Π(1 + r) from 1.
 
@@ -890,21 +896,16 @@ def max_drawdown(returns, dim="time"):
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -916,32 +917,25 @@ def max_drawdown(returns, dim="time"):
     return _metric("max_drawdown", returns, dim=dim)
 
 
+@fill(_DOC)
 def annual_return(returns, period="daily", annualization=None, dim="time"):
     """Compound annual growth: Π(1 + r)^(periods / n) - 1, n valid periods.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -954,34 +948,27 @@ def annual_return(returns, period="daily", annualization=None, dim="time"):
                    annualization=annualization)
 
 
+@fill(_DOC)
 def annual_volatility(returns, period="daily", alpha=2.0, annualization=None, dim="time"):
     """Annualised volatility: std(r, ddof=1) · periods^(1/alpha).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
+    {{returns}}
+    {{period}}
     alpha : float, default 2.0
         Scaling exponent: volatility grows as periods^(1/alpha) (> 0).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -994,28 +981,24 @@ def annual_volatility(returns, period="daily", alpha=2.0, annualization=None, di
                    annualization=annualization, alpha=alpha)
 
 
+@fill(_DOC)
 def cum_returns_final(returns, starting_value=0.0, dim="time"):
     """Final cumulative return: Π(1 + r) - 1, or Π(1 + r) · starting_value when it is non-zero.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
+    {{returns}}
     starting_value : float, default 0.0
         Initial capital; 0 returns the cumulative return instead of a final value.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1029,26 +1012,22 @@ def cum_returns_final(returns, starting_value=0.0, dim="time"):
     return _metric("cum_returns_final", returns, dim=dim, starting_value=starting_value)
 
 
+@fill(_DOC)
 def total_return(returns, dim="time"):
     """Total compounded return: Π(1 + r) - 1.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1060,26 +1039,22 @@ def total_return(returns, dim="time"):
     return _metric("total_return", returns, dim=dim)
 
 
+@fill(_DOC)
 def tail_ratio(returns, dim="time"):
     """Tail ratio: |95th percentile| / |5th percentile| of the returns.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1091,26 +1066,22 @@ def tail_ratio(returns, dim="time"):
     return _metric("tail_ratio", returns, dim=dim)
 
 
+@fill(_DOC)
 def stability_of_timeseries(returns, dim="time"):
     """Stability: R² of the linear fit of cumulative log returns Σ log(1 + r) on time.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1122,33 +1093,25 @@ def stability_of_timeseries(returns, dim="time"):
     return _metric("stability_of_timeseries", returns, dim=dim)
 
 
+@fill(_DOC)
 def value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
     """Value at risk: the ``cutoff`` quantile of returns (negative = loss).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    cutoff : float, default 0.05
-        Tail probability in [0, 1] ((0, 1) for the fitted methods).
-    method : {'historical', 'parametric', 'cornish_fisher'}, default 'historical'
-        How the tail is estimated (see Notes).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{cutoff}}
+    {{method}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``cutoff`` is outside [0, 1] (0 and 1 need method='historical') or ``method``
-        is unknown.
+    {{type_error}}
+    {{cutoff_error}}
 
     Notes
     -----
@@ -1167,33 +1130,25 @@ def value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
     return _metric("value_at_risk", returns, dim=dim, cutoff=cutoff, method=method)
 
 
+@fill(_DOC)
 def conditional_value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
     """Conditional value at risk: the mean return in the worst ``cutoff`` tail (negative = loss).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    cutoff : float, default 0.05
-        Tail probability in [0, 1] ((0, 1) for the fitted methods).
-    method : {'historical', 'parametric', 'cornish_fisher'}, default 'historical'
-        How the tail is estimated (see Notes).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{cutoff}}
+    {{method}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``cutoff`` is outside [0, 1] (0 and 1 need method='historical') or ``method``
-        is unknown.
+    {{type_error}}
+    {{cutoff_error}}
 
     Notes
     -----
@@ -1213,38 +1168,28 @@ def conditional_value_at_risk(returns, cutoff=0.05, method="historical", dim="ti
                    method=method)
 
 
+@fill(_DOC)
 def alpha(returns, factor_returns, risk_free=0.0, period="daily", annualization=None,
           dim="time"):
     """Annualised alpha: (1 + mean(r - rf - β(b - rf)))^periods - 1 (empyrical's).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    factor_returns : array-like, pandas.Series or xarray.DataArray
-        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
-        periods where either side is NaN are dropped.
-    risk_free : float or array-like, default 0.0
-        Risk-free rate PER PERIOD: a number or a series aligned on time.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{factor_returns}}
+    {{risk_free}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -1258,6 +1203,7 @@ def alpha(returns, factor_returns, risk_free=0.0, period="daily", annualization=
                    annualization=annualization, risk_free=risk_free)
 
 
+@fill(_DOC)
 def beta(returns, factor_returns, risk_free=0.0, dim="time"):
     """Beta: cov(r, b) / var(b) over paired periods.
 
@@ -1265,26 +1211,18 @@ def beta(returns, factor_returns, risk_free=0.0, dim="time"):
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    factor_returns : array-like, pandas.Series or xarray.DataArray
-        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
-        periods where either side is NaN are dropped.
-    risk_free : float or array-like, default 0.0
-        Risk-free rate PER PERIOD: a number or a series aligned on time.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{factor_returns}}
+    {{risk_free}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1299,35 +1237,26 @@ def beta(returns, factor_returns, risk_free=0.0, dim="time"):
     return _metric("beta", returns, factor_returns, dim=dim)
 
 
+@fill(_DOC)
 def up_capture(returns, factor_returns, period="daily", annualization=None, dim="time"):
     """Up capture: annual_return(r | b > 0) / annual_return(b | b > 0).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    factor_returns : array-like, pandas.Series or xarray.DataArray
-        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
-        periods where either side is NaN are dropped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{factor_returns}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -1341,35 +1270,26 @@ def up_capture(returns, factor_returns, period="daily", annualization=None, dim=
                    annualization=annualization)
 
 
+@fill(_DOC)
 def down_capture(returns, factor_returns, period="daily", annualization=None, dim="time"):
     """Down capture: annual_return(r | b < 0) / annual_return(b | b < 0).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    factor_returns : array-like, pandas.Series or xarray.DataArray
-        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
-        periods where either side is NaN are dropped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{factor_returns}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -1383,26 +1303,22 @@ def down_capture(returns, factor_returns, period="daily", annualization=None, di
                    annualization=annualization)
 
 
+@fill(_DOC)
 def recovery_time(returns, dim="time"):
     """Periods from the max-drawdown trough until the prior peak is regained; NaN if never.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1414,26 +1330,22 @@ def recovery_time(returns, dim="time"):
     return _metric("recovery_time", returns, dim=dim)
 
 
+@fill(_DOC)
 def drawdown_duration(returns, dim="time"):
     """Longest run of consecutive periods spent below the running peak (underwater).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1445,26 +1357,22 @@ def drawdown_duration(returns, dim="time"):
     return _metric("drawdown_duration", returns, dim=dim)
 
 
+@fill(_DOC)
 def win_rate(returns, dim="time"):
     """Share of non-zero periods that are positive.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1476,26 +1384,22 @@ def win_rate(returns, dim="time"):
     return _metric("win_rate", returns, dim=dim)
 
 
+@fill(_DOC)
 def profit_factor(returns, dim="time"):
     """Profit factor: Σ positive returns / |Σ negative returns| (inf without losses).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1507,36 +1411,27 @@ def profit_factor(returns, dim="time"):
     return _metric("profit_factor", returns, dim=dim)
 
 
+@fill(_DOC)
 def information_ratio(returns, factor_returns, period="daily", annualization=None,
                       dim="time"):
     """Information ratio: annualised mean active return / tracking error, mean(r - b) · periods / TE.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    factor_returns : array-like, pandas.Series or xarray.DataArray
-        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
-        periods where either side is NaN are dropped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{factor_returns}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -1550,35 +1445,26 @@ def information_ratio(returns, factor_returns, period="daily", annualization=Non
                    annualization=annualization)
 
 
+@fill(_DOC)
 def tracking_error(returns, factor_returns, period="daily", annualization=None, dim="time"):
     """Annualised tracking error: std(r - b, ddof=1) · sqrt(periods).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    factor_returns : array-like, pandas.Series or xarray.DataArray
-        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
-        periods where either side is NaN are dropped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{factor_returns}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -1592,6 +1478,7 @@ def tracking_error(returns, factor_returns, period="daily", annualization=None, 
                    annualization=annualization)
 
 
+@fill(_DOC)
 def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
             annualization=None, cutoff=0.05, dim="time") -> xr.Dataset:
     """Every returns metric as an ``xr.Dataset`` (one variable per metric, the non-time dims kept).
@@ -1630,8 +1517,7 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
     ValueError
         If ``returns`` is a scalar, ``risk_free_rate`` <= -1, or ``period``/``cutoff`` is
         out of range.
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------

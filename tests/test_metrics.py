@@ -376,3 +376,26 @@ def test_dataarray_result_is_what_apply_ufunc_builds(layout):
     lazy = M.sharpe_ratio(da_.chunk())
     assert lazy.chunks is not None
     xr.testing.assert_allclose(lazy.compute(), M.sharpe_ratio(da_))
+
+
+def test_metric_docstrings_share_their_parameter_blocks_without_unfilled_slots():
+    """Issue 26: the repeated Parameters/Returns/Raises entries are one shared block each
+    (quantlab._doc.fill); every public function renders them in full, no ``{{slot}}``
+    left, and each block reads the same wherever it is used."""
+    import inspect
+    import textwrap
+
+    uses = {k: 0 for k in M._DOC}
+    for name in M.__all__:
+        doc = inspect.getdoc(getattr(M, name))
+        if doc is None:
+            continue
+        assert "{{" not in doc and "}}" not in doc, name
+        for key, block in M._DOC.items():
+            uses[key] += textwrap.dedent(block).strip() in doc
+    # the blocks every returns metric takes, and the benchmark block of the paired ones
+    assert uses["returns"] == 23 and uses["dim"] == 23 and uses["per_column"] == 23
+    assert uses["type_error"] == 24 and uses["factor_returns"] == 6
+    assert uses["period"] == uses["annualization"] == uses["period_error"] == 11
+    assert "risk_free : float or array-like, default 0.0\n    Risk-free rate PER PERIOD" in \
+        inspect.getdoc(M.sharpe_ratio)
