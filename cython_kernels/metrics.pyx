@@ -18,13 +18,15 @@ include "returns_acc.pxi"
 
 
 
-def accumulate(const double[:, ::1] r, const double[:, ::1] logr, const double[:, ::1] b,
+def accumulate(const double[:, :] r, const double[:, :] logr, const double[:, :] b,
                double required_return):
     """Sufficient statistics of each column of ``r`` (and of its pairs with ``b``, a panel
     of the same shape, or an empty (0, 0) array for no benchmark): array (NFIELDS, m).
 
     ``logr`` = log1p(r), computed by NumPy's SIMD log beforehand (a scalar log1p per
-    element would be a fifth of this loop)."""
+    element would be a fifth of this loop). Any strides: a column block of a panel or a
+    benchmark broadcast over the columns (stride 0) is read in place, not copied (the
+    loop is scalar, so strides cost nothing here)."""
     cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a
     cdef bint has_b = b.shape[0] > 0
     if logr.shape[0] != n or logr.shape[1] != m:
@@ -223,7 +225,7 @@ cdef inline double _lerp(double a, double b, double frac) noexcept nogil:
     return a + diff * frac if frac < 0.5 else b - diff * (1.0 - frac)
 
 
-def quantiles(const double[:, ::1] r, const double[::1] qs, double tail,
+def quantiles(const double[:, :] r, const double[::1] qs, double tail,
               Py_ssize_t block=32):
     """Per column of ``r``: the percentiles ``qs`` (ascending fractions, linear interpolation) of the
     non-NaN values, then the mean of the ``int((n - 1) * tail) + 1`` smallest values
@@ -232,7 +234,9 @@ def quantiles(const double[:, ::1] r, const double[::1] qs, double tail,
 
     Columns are copied ``block`` at a time (256 bytes of each row: a row of a wide panel
     is a page away from the next, so few wide visits beat many narrow ones) into
-    buffers, NaNs counted; the selection skips them."""
+    buffers, NaNs counted; the selection skips them. ``r`` may have any strides (a
+    column block of a panel is read in place: the copy into the buffers is a gather
+    anyway)."""
     cdef Py_ssize_t n = r.shape[0], m = r.shape[1], nq = qs.shape[0], a0, a, t, j, kt, nb, c
     cdef Py_ssize_t B = max(1, min(block, m))
     out_np = np.full((nq + 1, m), np.nan)

@@ -359,11 +359,13 @@ def _single_pass(names, params, b):
 _COST = {"accumulate": 30.0, "quantiles": 6.0, "pass": 1.0}
 
 
-def _columns(kernel, *panels, cost="pass"):
-    """``kernel(*panels)`` (C-contiguous (time, column) panels -> (fields, column)) over
-    blocks of columns on the package's threads (``quantlab._threads``): the kernels
-    treat columns independently, so the bits are those of one call."""
-    return _threads.by_columns(kernel, *panels, contiguous=True, cost=_COST[cost])
+def _columns(kernel, *panels, cost="pass", contiguous=True):
+    """``kernel(*panels)`` ((time, column) panels -> (fields, column)) over blocks of
+    columns on the package's threads (``quantlab._threads``): the kernels treat columns
+    independently, so the bits are those of one call. ``contiguous=False`` for kernels
+    taking any strides (``accumulate``, ``quantiles``): a block is then a view, not a
+    copy (a 20 MB copy per call of a 2520 x 1000 panel)."""
+    return _threads.by_columns(kernel, *panels, contiguous=contiguous, cost=_COST[cost])
 
 
 def _fused(rp, bp, params, columns=None) -> dict:
@@ -377,7 +379,7 @@ def _fused(rp, bp, params, columns=None) -> dict:
         with np.errstate(invalid="ignore", divide="ignore"):
             return _k.accumulate(r, np.log1p(r), b, rr)
 
-    acc = _columns(block, rp, bp, cost="accumulate")
+    acc = _columns(block, rp, bp, cost="accumulate", contiguous=False)
     a = {f: acc[i] for f, i in _F.items()}
     # Welford's running mean turns inf into NaN (inf - inf); the mean of a column
     # holding +inf (-inf, not both) is +inf (-inf), as numpy's and empyrical's
@@ -427,7 +429,10 @@ def _compute_np(names, r, b, params, rate=None) -> dict[str, np.ndarray]:
     rp = _panel(r)
     bp = np.empty((0, 0))
     if b is not None:
-        bp = _panel(_along_time(b, r))
+        # a view: a benchmark series broadcast over the columns keeps stride 0 (the
+        # fused kernel takes any strides), never a (time, column) copy
+        b = _along_time(np.asarray(b, dtype=np.float64), r)
+        bp = b.reshape(b.shape[0], int(np.prod(b.shape[1:])))
     out = {}
     historical = params["method"] == "historical"
     var_names = [n for n in names if n in ("value_at_risk", "conditional_value_at_risk")]
@@ -444,7 +449,8 @@ def _compute_np(names, r, b, params, rate=None) -> dict[str, np.ndarray]:
                         | ({0.05, 0.95} if "tail_ratio" in names else set()))
         tail = cutoff if "conditional_value_at_risk" in var_names and historical else -1.0
         lv = np.array(levels, dtype=np.float64)
-        qv = _columns(lambda r: _k.quantiles(r, lv, tail), rp, cost="quantiles")
+        qv = _columns(lambda r: _k.quantiles(r, lv, tail), rp, cost="quantiles",
+                      contiguous=False)
         q = [qv[levels.index(x)] if x in levels else None for x in (cutoff, 0.05, 0.95)]
         q.append(qv[-1])
     for n in names:
