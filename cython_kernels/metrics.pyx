@@ -225,7 +225,7 @@ cdef inline double _lerp(double a, double b, double frac) noexcept nogil:
     return a + diff * frac if frac < 0.5 else b - diff * (1.0 - frac)
 
 
-def quantiles(const double[:, :] r, const double[::1] qs, double tail,
+def quantiles(const double[:, ::1] r, const double[::1] qs, double tail,
               Py_ssize_t block=32):
     """Per column of ``r``: the percentiles ``qs`` (ascending fractions, linear interpolation) of the
     non-NaN values, then the mean of the ``int((n - 1) * tail) + 1`` smallest values
@@ -234,9 +234,7 @@ def quantiles(const double[:, :] r, const double[::1] qs, double tail,
 
     Columns are copied ``block`` at a time (256 bytes of each row: a row of a wide panel
     is a page away from the next, so few wide visits beat many narrow ones) into
-    buffers, NaNs counted; the selection skips them. ``r`` may have any strides (a
-    column block of a panel is read in place: the copy into the buffers is a gather
-    anyway)."""
+    buffers, NaNs counted; the selection skips them."""
     cdef Py_ssize_t n = r.shape[0], m = r.shape[1], nq = qs.shape[0], a0, a, t, j, kt, nb, c
     cdef Py_ssize_t B = max(1, min(block, m))
     out_np = np.full((nq + 1, m), np.nan)
