@@ -18,13 +18,15 @@ include "returns_acc.pxi"
 
 
 
-def accumulate(const double[:, ::1] r, const double[:, ::1] logr, const double[:, ::1] b,
+def accumulate(const double[:, :] r, const double[:, :] logr, const double[:, :] b,
                double required_return):
     """Sufficient statistics of each column of ``r`` (and of its pairs with ``b``, a panel
     of the same shape, or an empty (0, 0) array for no benchmark): array (NFIELDS, m).
 
     ``logr`` = log1p(r), computed by NumPy's SIMD log beforehand (a scalar log1p per
-    element would be a fifth of this loop)."""
+    element would be a fifth of this loop). Any strides: a column block of a panel or a
+    benchmark broadcast over the columns (stride 0) is read in place, not copied (the
+    loop is scalar, so strides cost nothing here)."""
     cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a
     cdef bint has_b = b.shape[0] > 0
     if logr.shape[0] != n or logr.shape[1] != m:

@@ -43,6 +43,7 @@ import xarray as xr
 
 from quantlab import _threads
 from quantlab import _validate as _v
+from quantlab._doc import fill
 from quantlab._kernels import load
 
 # the x86-64-v3/v4 build where the CPU runs it and one is built
@@ -358,11 +359,14 @@ def _single_pass(names, params, b):
 _COST = {"accumulate": 30.0, "quantiles": 6.0, "pass": 1.0}
 
 
-def _columns(kernel, *panels, cost="pass"):
-    """``kernel(*panels)`` (C-contiguous (time, column) panels -> (fields, column)) over
-    blocks of columns on the package's threads (``quantlab._threads``): the kernels
-    treat columns independently, so the bits are those of one call."""
-    return _threads.by_columns(kernel, *panels, contiguous=True, cost=_COST[cost])
+def _columns(kernel, *panels, cost="pass", contiguous=True):
+    """``kernel(*panels)`` ((time, column) panels -> (fields, column)) over blocks of
+    columns on the package's threads (``quantlab._threads``): the kernels treat columns
+    independently, so the bits are those of one call. ``contiguous=False`` for a kernel
+    taking any strides (``accumulate``): a block is then a view, not a copy (20 MB per
+    call of a 2520 x 1000 panel). The quantile and single-metric passes keep
+    C-contiguous input (generic strides measured 10-25% slower for them)."""
+    return _threads.by_columns(kernel, *panels, contiguous=contiguous, cost=_COST[cost])
 
 
 def _fused(rp, bp, params, columns=None) -> dict:
@@ -376,7 +380,7 @@ def _fused(rp, bp, params, columns=None) -> dict:
         with np.errstate(invalid="ignore", divide="ignore"):
             return _k.accumulate(r, np.log1p(r), b, rr)
 
-    acc = _columns(block, rp, bp, cost="accumulate")
+    acc = _columns(block, rp, bp, cost="accumulate", contiguous=False)
     a = {f: acc[i] for f, i in _F.items()}
     # Welford's running mean turns inf into NaN (inf - inf); the mean of a column
     # holding +inf (-inf, not both) is +inf (-inf), as numpy's and empyrical's
@@ -426,7 +430,10 @@ def _compute_np(names, r, b, params, rate=None) -> dict[str, np.ndarray]:
     rp = _panel(r)
     bp = np.empty((0, 0))
     if b is not None:
-        bp = _panel(_along_time(b, r))
+        # a view: a benchmark series broadcast over the columns keeps stride 0 (the
+        # fused kernel takes any strides), never a (time, column) copy
+        b = _along_time(np.asarray(b, dtype=np.float64), r)
+        bp = b.reshape(b.shape[0], int(np.prod(b.shape[1:])))
     out = {}
     historical = params["method"] == "historical"
     var_names = [n for n in names if n in ("value_at_risk", "conditional_value_at_risk")]
@@ -584,12 +591,14 @@ def _rate_for_pandas(name, x, returns):
 
 
 def _dispatch(names, returns, factor_returns, dim, params):
-    """Route any supported input through ``_compute_np``; returns {name: result}."""
+    """Route any supported input (DataArray, pandas, array-like) through ``_compute_np``;
+    returns {name: result}."""
     needs_b = [n for n in names if METRICS[n][1]]
     if needs_b and factor_returns is None:
         raise ValueError(f"{needs_b[0]} needs factor_returns (the benchmark)")
     rate_key = next((k for k in ("risk_free", "required_return")
                      if k in params and not _is_scalar(params[k])), None)
+    rate_obj = None
     if rate_key is not None:
         if not all(n in _RATE for n in names):
             raise ValueError(f"{rate_key} must be a number here, got {type(params[rate_key])}")
@@ -597,71 +606,92 @@ def _dispatch(names, returns, factor_returns, dim, params):
         params = dict(params, **{rate_key: 0.0})
     if isinstance(returns, xr.Dataset):
         raise TypeError("metrics take returns as a DataArray; for a Dataset pick a variable")
-    if isinstance(returns, xr.DataArray):
-        if dim not in returns.dims:
-            raise ValueError(f"dim={dim!r} is not a dimension of the returns {returns.dims}")
-        _v.real_array("returns", returns.dtype)
-        rt = None
-        if rate_key is not None:
-            rt = _rate_for_xarray(rate_key, rate_obj, returns, dim)
-        b = None
-        if factor_returns is not None:
-            fb = _factor_for_xarray(factor_returns, returns, dim)
-            returns, fb = xr.align(returns, fb, join="inner")
-            _, b = xr.broadcast(returns, fb)
-            b = b.transpose(*returns.dims)
-        if rt is not None:
-            aligned = xr.align(returns, rt, join="left")[1]
-            if isinstance(aligned.data, np.ndarray):
-                _check_overlap(rate_key, rt, aligned)
-            rt = xr.broadcast(returns, aligned)[1].transpose(*returns.dims)
-        has_b, has_rate = b is not None, rt is not None
+    route = (_dispatch_xarray if isinstance(returns, xr.DataArray) else _dispatch_pandas
+             if isinstance(returns, (pd.Series, pd.DataFrame)) else _dispatch_numpy)
+    return route(names, returns, factor_returns, dim, params, rate_key, rate_obj)
 
-        def f(r, *more):
-            bb = np.moveaxis(more[0], -1, 0) if has_b else None
-            rr = np.moveaxis(more[-1], -1, 0) if has_rate else None
-            res = _compute_np(names, np.moveaxis(r, -1, 0), bb, params, rate=rr)
-            out = tuple(res[n] for n in names)
-            return out if len(out) > 1 else out[0]
 
-        if not (has_b or has_rate) and isinstance(returns.data, np.ndarray):
-            # in memory, one input: what apply_ufunc would build, without its ~0.1 ms
-            res = _compute_np(names, np.moveaxis(returns.data, returns.dims.index(dim), 0),
-                              None, params)
-            dims = tuple(d for d in returns.dims if d != dim)
-            coords = {k: c for k, c in returns.coords.items() if dim not in c.dims}
-            return {n: xr.DataArray(res[n], dims=dims, coords=coords, name=n,
-                                    attrs=dict(returns.attrs)) for n in names}
-        args = [returns] + ([b] if has_b else []) + ([rt] if has_rate else [])
-        res = xr.apply_ufunc(f, *args, input_core_dims=[[dim]] * len(args),
-                             output_core_dims=[[] for _ in names], dask="parallelized",
-                             output_dtypes=[np.float64] * len(names),
-                             dask_gufunc_kwargs={"allow_rechunk": True})
-        res = res if isinstance(res, tuple) else (res,)
-        return {n: v.rename(n) for n, v in zip(names, res)}
-    if isinstance(returns, (pd.Series, pd.DataFrame)):
-        ra = _real("returns", returns)
-        rt = None if rate_key is None else _rate_for_pandas(rate_key, rate_obj, returns)
-        b = None
-        if factor_returns is not None:
-            if isinstance(factor_returns, (pd.Series, pd.DataFrame)):
-                idx = returns.index.intersection(factor_returns.index)
-                returns, factor_returns = returns.loc[idx], factor_returns.loc[idx]
-                ra = _real("returns", returns)
-            b = _real("factor_returns", factor_returns)
-            if b.ndim == 0 or b.shape[0] != len(returns):
-                raise ValueError(f"factor_returns has {b.shape[0] if b.ndim else 0} periods, "
-                                 f"returns {len(returns)}")
-        rate = None
-        if rt is not None:
-            aligned = (rt.reindex(index=returns.index, columns=returns.columns)
-                       if isinstance(rt, pd.DataFrame) else rt.reindex(returns.index))
+def _dispatch_xarray(names, returns, factor_returns, dim, params, rate_key, rate_obj):
+    """``_dispatch`` for a DataArray: benchmark and rate aligned on ``dim`` by label; in
+    memory and alone, the arrays directly, else ``xr.apply_ufunc`` (dask too)."""
+    if dim not in returns.dims:
+        raise ValueError(f"dim={dim!r} is not a dimension of the returns {returns.dims}")
+    _v.real_array("returns", returns.dtype)
+    rt = None
+    if rate_key is not None:
+        rt = _rate_for_xarray(rate_key, rate_obj, returns, dim)
+    b = None
+    if factor_returns is not None:
+        fb = _factor_for_xarray(factor_returns, returns, dim)
+        returns, fb = xr.align(returns, fb, join="inner")
+        _, b = xr.broadcast(returns, fb)
+        b = b.transpose(*returns.dims)
+    if rt is not None:
+        aligned = xr.align(returns, rt, join="left")[1]
+        if isinstance(aligned.data, np.ndarray):
             _check_overlap(rate_key, rt, aligned)
-            rate = aligned.to_numpy(dtype=np.float64)
-        res = _compute_np(names, ra, b, params, rate=rate)
-        if isinstance(returns, pd.Series):
-            return {n: float(v) for n, v in res.items()}
-        return {n: pd.Series(v, index=returns.columns, name=n) for n, v in res.items()}
+        rt = xr.broadcast(returns, aligned)[1].transpose(*returns.dims)
+    has_b, has_rate = b is not None, rt is not None
+
+    if not (has_b or has_rate) and isinstance(returns.data, np.ndarray):
+        # in memory, one input: what apply_ufunc would build, without its ~0.1 ms
+        res = _compute_np(names, np.moveaxis(returns.data, returns.dims.index(dim), 0),
+                          None, params)
+        if returns.sizes[dim]:
+            # one template with the returns' other coordinates and their indexes, shared
+            # (building each result's indexes anew cost ~0.3 ms a call on 1000 labels)
+            tmpl = returns.isel({dim: 0}, drop=True)
+            return {n: tmpl.copy(deep=False, data=res[n]).rename(n) for n in names}
+        dims = tuple(d for d in returns.dims if d != dim)
+        coords = {k: c for k, c in returns.coords.items() if dim not in c.dims}
+        return {n: xr.DataArray(res[n], dims=dims, coords=coords, name=n,
+                                attrs=dict(returns.attrs)) for n in names}
+
+    def f(r, *more):
+        bb = np.moveaxis(more[0], -1, 0) if has_b else None
+        rr = np.moveaxis(more[-1], -1, 0) if has_rate else None
+        res = _compute_np(names, np.moveaxis(r, -1, 0), bb, params, rate=rr)
+        out = tuple(res[n] for n in names)
+        return out if len(out) > 1 else out[0]
+
+    args = [returns] + ([b] if has_b else []) + ([rt] if has_rate else [])
+    res = xr.apply_ufunc(f, *args, input_core_dims=[[dim]] * len(args),
+                         output_core_dims=[[] for _ in names], dask="parallelized",
+                         output_dtypes=[np.float64] * len(names),
+                         dask_gufunc_kwargs={"allow_rechunk": True})
+    res = res if isinstance(res, tuple) else (res,)
+    return {n: v.rename(n) for n, v in zip(names, res)}
+
+
+def _dispatch_pandas(names, returns, factor_returns, dim, params, rate_key, rate_obj):
+    """``_dispatch`` for a Series (-> floats) or DataFrame (-> Series per metric): a
+    pandas benchmark is aligned on the index, a rate reindexed on it."""
+    ra = _real("returns", returns)
+    rt = None if rate_key is None else _rate_for_pandas(rate_key, rate_obj, returns)
+    b = None
+    if factor_returns is not None:
+        if isinstance(factor_returns, (pd.Series, pd.DataFrame)):
+            idx = returns.index.intersection(factor_returns.index)
+            returns, factor_returns = returns.loc[idx], factor_returns.loc[idx]
+            ra = _real("returns", returns)
+        b = _real("factor_returns", factor_returns)
+        if b.ndim == 0 or b.shape[0] != len(returns):
+            raise ValueError(f"factor_returns has {b.shape[0] if b.ndim else 0} periods, "
+                             f"returns {len(returns)}")
+    rate = None
+    if rt is not None:
+        aligned = (rt.reindex(index=returns.index, columns=returns.columns)
+                   if isinstance(rt, pd.DataFrame) else rt.reindex(returns.index))
+        _check_overlap(rate_key, rt, aligned)
+        rate = aligned.to_numpy(dtype=np.float64)
+    res = _compute_np(names, ra, b, params, rate=rate)
+    if isinstance(returns, pd.Series):
+        return {n: float(v) for n, v in res.items()}
+    return {n: pd.Series(v, index=returns.columns, name=n) for n, v in res.items()}
+
+
+def _dispatch_numpy(names, returns, factor_returns, dim, params, rate_key, rate_obj):
+    """``_dispatch`` for array-likes: time on the leading axis, matched by position."""
     r = _real("returns", returns)
     if r.ndim == 0:
         raise ValueError("returns must have a time axis, got a scalar")
@@ -693,6 +723,42 @@ def _metric(name, returns, factor_returns=None, dim="time", period="daily",
 
 # --------------------------------------------------------------------------- public API
 
+# Shared numpydoc blocks (quantlab._doc.fill): each described once, so they cannot drift
+_DOC = {
+    "returns": """returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+    Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+    pandas). NaN periods are skipped.""",
+    "factor_returns": """factor_returns : array-like, pandas.Series or xarray.DataArray
+    Benchmark returns on the same time axis (aligned by label for pandas/xarray);
+    periods where either side is NaN are dropped.""",
+    "dim": """dim : str, default 'time'
+    The time dimension of an xarray input.""",
+    "period": """period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
+    Sampling period; sets the periods per year (252/52/12/4/1).""",
+    "annualization": """annualization : float, optional
+    Periods per year, overriding ``period`` (> 0).""",
+    "risk_free": """risk_free : float or array-like, default 0.0
+    Risk-free rate PER PERIOD: a number or a series aligned on time.""",
+    "required_return": """required_return : float or array-like, default 0.0
+    Minimum acceptable return per period: a number or a series aligned on time.""",
+    "cutoff": """cutoff : float, default 0.05
+    Tail probability in [0, 1] ((0, 1) for the fitted methods).""",
+    "method": """method : {'historical', 'parametric', 'cornish_fisher'}, default 'historical'
+    How the tail is estimated (see Notes).""",
+    "per_column": """float, pandas.Series or xarray.DataArray
+    A scalar for 1-D input, else one value per column (the time dimension reduced).""",
+    "type_error": """TypeError
+    If ``returns`` is complex, datetime or non-numeric.""",
+    "period_error": """ValueError
+    If ``period`` is unknown or ``annualization`` is not a positive number.""",
+    "cutoff_error": """ValueError
+    If ``cutoff`` is outside [0, 1] (0 and 1 need method='historical') or ``method``
+    is unknown.""",
+}
+
+
+
+@fill(_DOC)
 def sharpe_ratio(returns, risk_free=0.0, period="daily", annualization=None, dim="time"):
     """Annualised Sharpe ratio: mean(r - rf) / std(r - rf, ddof=1) · sqrt(periods).
 
@@ -700,29 +766,20 @@ def sharpe_ratio(returns, risk_free=0.0, period="daily", annualization=None, dim
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    risk_free : float or array-like, default 0.0
-        Risk-free rate PER PERIOD: a number or a series aligned on time.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{risk_free}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -741,6 +798,7 @@ def sharpe_ratio(returns, risk_free=0.0, period="daily", annualization=None, dim
                    annualization=annualization, risk_free=risk_free)
 
 
+@fill(_DOC)
 def sortino_ratio(returns, required_return=0.0, period="daily", annualization=None,
                   dim="time"):
     """Annualised Sortino ratio: mean(r - req) · periods / downside_risk(r, req).
@@ -749,29 +807,20 @@ def sortino_ratio(returns, required_return=0.0, period="daily", annualization=No
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    required_return : float or array-like, default 0.0
-        Minimum acceptable return per period: a number or a series aligned on time.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{required_return}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -784,6 +833,7 @@ def sortino_ratio(returns, required_return=0.0, period="daily", annualization=No
                    annualization=annualization, required_return=required_return)
 
 
+@fill(_DOC)
 def downside_risk(returns, required_return=0.0, period="daily", annualization=None,
                   dim="time"):
     """Annualised downside deviation: sqrt(mean(min(r - req, 0)²)) · sqrt(periods).
@@ -792,29 +842,20 @@ def downside_risk(returns, required_return=0.0, period="daily", annualization=No
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    required_return : float or array-like, default 0.0
-        Minimum acceptable return per period: a number or a series aligned on time.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{required_return}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -827,32 +868,25 @@ def downside_risk(returns, required_return=0.0, period="daily", annualization=No
                    annualization=annualization, required_return=required_return)
 
 
+@fill(_DOC)
 def calmar_ratio(returns, period="daily", annualization=None, dim="time"):
     """Calmar ratio: annual_return / |max_drawdown|; NaN without a drawdown.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -865,6 +899,7 @@ def calmar_ratio(returns, period="daily", annualization=None, dim="time"):
                    annualization=annualization)
 
 
+@fill(_DOC)
 def max_drawdown(returns, dim="time"):
     """Maximum drawdown: min_t (W_t / max_{s<=t} W_s - 1), W = Π(1 + r) from 1.
 
@@ -872,21 +907,16 @@ def max_drawdown(returns, dim="time"):
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -898,32 +928,25 @@ def max_drawdown(returns, dim="time"):
     return _metric("max_drawdown", returns, dim=dim)
 
 
+@fill(_DOC)
 def annual_return(returns, period="daily", annualization=None, dim="time"):
     """Compound annual growth: Π(1 + r)^(periods / n) - 1, n valid periods.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -936,34 +959,27 @@ def annual_return(returns, period="daily", annualization=None, dim="time"):
                    annualization=annualization)
 
 
+@fill(_DOC)
 def annual_volatility(returns, period="daily", alpha=2.0, annualization=None, dim="time"):
     """Annualised volatility: std(r, ddof=1) · periods^(1/alpha).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
+    {{returns}}
+    {{period}}
     alpha : float, default 2.0
         Scaling exponent: volatility grows as periods^(1/alpha) (> 0).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -976,28 +992,24 @@ def annual_volatility(returns, period="daily", alpha=2.0, annualization=None, di
                    annualization=annualization, alpha=alpha)
 
 
+@fill(_DOC)
 def cum_returns_final(returns, starting_value=0.0, dim="time"):
     """Final cumulative return: Π(1 + r) - 1, or Π(1 + r) · starting_value when it is non-zero.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
+    {{returns}}
     starting_value : float, default 0.0
         Initial capital; 0 returns the cumulative return instead of a final value.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1011,26 +1023,22 @@ def cum_returns_final(returns, starting_value=0.0, dim="time"):
     return _metric("cum_returns_final", returns, dim=dim, starting_value=starting_value)
 
 
+@fill(_DOC)
 def total_return(returns, dim="time"):
     """Total compounded return: Π(1 + r) - 1.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1042,26 +1050,22 @@ def total_return(returns, dim="time"):
     return _metric("total_return", returns, dim=dim)
 
 
+@fill(_DOC)
 def tail_ratio(returns, dim="time"):
     """Tail ratio: |95th percentile| / |5th percentile| of the returns.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1073,26 +1077,22 @@ def tail_ratio(returns, dim="time"):
     return _metric("tail_ratio", returns, dim=dim)
 
 
+@fill(_DOC)
 def stability_of_timeseries(returns, dim="time"):
     """Stability: R² of the linear fit of cumulative log returns Σ log(1 + r) on time.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1104,33 +1104,25 @@ def stability_of_timeseries(returns, dim="time"):
     return _metric("stability_of_timeseries", returns, dim=dim)
 
 
+@fill(_DOC)
 def value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
     """Value at risk: the ``cutoff`` quantile of returns (negative = loss).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    cutoff : float, default 0.05
-        Tail probability in [0, 1] ((0, 1) for the fitted methods).
-    method : {'historical', 'parametric', 'cornish_fisher'}, default 'historical'
-        How the tail is estimated (see Notes).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{cutoff}}
+    {{method}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``cutoff`` is outside [0, 1] (0 and 1 need method='historical') or ``method``
-        is unknown.
+    {{type_error}}
+    {{cutoff_error}}
 
     Notes
     -----
@@ -1149,33 +1141,25 @@ def value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
     return _metric("value_at_risk", returns, dim=dim, cutoff=cutoff, method=method)
 
 
+@fill(_DOC)
 def conditional_value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
     """Conditional value at risk: the mean return in the worst ``cutoff`` tail (negative = loss).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    cutoff : float, default 0.05
-        Tail probability in [0, 1] ((0, 1) for the fitted methods).
-    method : {'historical', 'parametric', 'cornish_fisher'}, default 'historical'
-        How the tail is estimated (see Notes).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{cutoff}}
+    {{method}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``cutoff`` is outside [0, 1] (0 and 1 need method='historical') or ``method``
-        is unknown.
+    {{type_error}}
+    {{cutoff_error}}
 
     Notes
     -----
@@ -1195,38 +1179,28 @@ def conditional_value_at_risk(returns, cutoff=0.05, method="historical", dim="ti
                    method=method)
 
 
+@fill(_DOC)
 def alpha(returns, factor_returns, risk_free=0.0, period="daily", annualization=None,
           dim="time"):
     """Annualised alpha: (1 + mean(r - rf - β(b - rf)))^periods - 1 (empyrical's).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    factor_returns : array-like, pandas.Series or xarray.DataArray
-        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
-        periods where either side is NaN are dropped.
-    risk_free : float or array-like, default 0.0
-        Risk-free rate PER PERIOD: a number or a series aligned on time.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{factor_returns}}
+    {{risk_free}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -1240,6 +1214,7 @@ def alpha(returns, factor_returns, risk_free=0.0, period="daily", annualization=
                    annualization=annualization, risk_free=risk_free)
 
 
+@fill(_DOC)
 def beta(returns, factor_returns, risk_free=0.0, dim="time"):
     """Beta: cov(r, b) / var(b) over paired periods.
 
@@ -1247,26 +1222,18 @@ def beta(returns, factor_returns, risk_free=0.0, dim="time"):
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    factor_returns : array-like, pandas.Series or xarray.DataArray
-        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
-        periods where either side is NaN are dropped.
-    risk_free : float or array-like, default 0.0
-        Risk-free rate PER PERIOD: a number or a series aligned on time.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{factor_returns}}
+    {{risk_free}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1281,35 +1248,26 @@ def beta(returns, factor_returns, risk_free=0.0, dim="time"):
     return _metric("beta", returns, factor_returns, dim=dim)
 
 
+@fill(_DOC)
 def up_capture(returns, factor_returns, period="daily", annualization=None, dim="time"):
     """Up capture: annual_return(r | b > 0) / annual_return(b | b > 0).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    factor_returns : array-like, pandas.Series or xarray.DataArray
-        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
-        periods where either side is NaN are dropped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{factor_returns}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -1323,35 +1281,26 @@ def up_capture(returns, factor_returns, period="daily", annualization=None, dim=
                    annualization=annualization)
 
 
+@fill(_DOC)
 def down_capture(returns, factor_returns, period="daily", annualization=None, dim="time"):
     """Down capture: annual_return(r | b < 0) / annual_return(b | b < 0).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    factor_returns : array-like, pandas.Series or xarray.DataArray
-        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
-        periods where either side is NaN are dropped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{factor_returns}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -1365,26 +1314,22 @@ def down_capture(returns, factor_returns, period="daily", annualization=None, di
                    annualization=annualization)
 
 
+@fill(_DOC)
 def recovery_time(returns, dim="time"):
     """Periods from the max-drawdown trough until the prior peak is regained; NaN if never.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1396,26 +1341,22 @@ def recovery_time(returns, dim="time"):
     return _metric("recovery_time", returns, dim=dim)
 
 
+@fill(_DOC)
 def drawdown_duration(returns, dim="time"):
     """Longest run of consecutive periods spent below the running peak (underwater).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1427,26 +1368,22 @@ def drawdown_duration(returns, dim="time"):
     return _metric("drawdown_duration", returns, dim=dim)
 
 
+@fill(_DOC)
 def win_rate(returns, dim="time"):
     """Share of non-zero periods that are positive.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1458,26 +1395,22 @@ def win_rate(returns, dim="time"):
     return _metric("win_rate", returns, dim=dim)
 
 
+@fill(_DOC)
 def profit_factor(returns, dim="time"):
     """Profit factor: Σ positive returns / |Σ negative returns| (inf without losses).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------
@@ -1489,36 +1422,27 @@ def profit_factor(returns, dim="time"):
     return _metric("profit_factor", returns, dim=dim)
 
 
+@fill(_DOC)
 def information_ratio(returns, factor_returns, period="daily", annualization=None,
                       dim="time"):
     """Information ratio: annualised mean active return / tracking error, mean(r - b) · periods / TE.
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    factor_returns : array-like, pandas.Series or xarray.DataArray
-        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
-        periods where either side is NaN are dropped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{factor_returns}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -1532,35 +1456,26 @@ def information_ratio(returns, factor_returns, period="daily", annualization=Non
                    annualization=annualization)
 
 
+@fill(_DOC)
 def tracking_error(returns, factor_returns, period="daily", annualization=None, dim="time"):
     """Annualised tracking error: std(r - b, ddof=1) · sqrt(periods).
 
     Parameters
     ----------
-    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
-        pandas). NaN periods are skipped.
-    factor_returns : array-like, pandas.Series or xarray.DataArray
-        Benchmark returns on the same time axis (aligned by label for pandas/xarray);
-        periods where either side is NaN are dropped.
-    period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-        Sampling period; sets the periods per year (252/52/12/4/1).
-    annualization : float, optional
-        Periods per year, overriding ``period`` (> 0).
-    dim : str, default 'time'
-        The time dimension of an xarray input.
+    {{returns}}
+    {{factor_returns}}
+    {{period}}
+    {{annualization}}
+    {{dim}}
 
     Returns
     -------
-    float, pandas.Series or xarray.DataArray
-        A scalar for 1-D input, else one value per column (the time dimension reduced).
+    {{per_column}}
 
     Raises
     ------
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
-    ValueError
-        If ``period`` is unknown or ``annualization`` is not a positive number.
+    {{type_error}}
+    {{period_error}}
 
     Examples
     --------
@@ -1574,6 +1489,7 @@ def tracking_error(returns, factor_returns, period="daily", annualization=None, 
                    annualization=annualization)
 
 
+@fill(_DOC)
 def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
             annualization=None, cutoff=0.05, dim="time") -> xr.Dataset:
     """Every returns metric as an ``xr.Dataset`` (one variable per metric, the non-time dims kept).
@@ -1612,8 +1528,7 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
     ValueError
         If ``returns`` is a scalar, ``risk_free_rate`` <= -1, or ``period``/``cutoff`` is
         out of range.
-    TypeError
-        If ``returns`` is complex, datetime or non-numeric.
+    {{type_error}}
 
     Examples
     --------

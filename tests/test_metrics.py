@@ -376,3 +376,114 @@ def test_dataarray_result_is_what_apply_ufunc_builds(layout):
     lazy = M.sharpe_ratio(da_.chunk())
     assert lazy.chunks is not None
     xr.testing.assert_allclose(lazy.compute(), M.sharpe_ratio(da_))
+
+
+def test_metric_docstrings_share_their_parameter_blocks_without_unfilled_slots():
+    """Issue 26: the repeated Parameters/Returns/Raises entries are one shared block each
+    (quantlab._doc.fill); every public function renders them in full, no ``{{slot}}``
+    left, and each block reads the same wherever it is used."""
+    import inspect
+    import textwrap
+
+    uses = {k: 0 for k in M._DOC}
+    for name in M.__all__:
+        doc = inspect.getdoc(getattr(M, name))
+        if doc is None:
+            continue
+        assert "{{" not in doc and "}}" not in doc, name
+        for key, block in M._DOC.items():
+            uses[key] += textwrap.dedent(block).strip() in doc
+    # the blocks every returns metric takes, and the benchmark block of the paired ones
+    assert uses["returns"] == 23 and uses["dim"] == 23 and uses["per_column"] == 23
+    assert uses["type_error"] == 24 and uses["factor_returns"] == 6
+    assert uses["period"] == uses["annualization"] == 11
+    assert uses["period_error"] == 12  # annualization_factor raises it too
+    assert "risk_free : float or array-like, default 0.0\n    Risk-free rate PER PERIOD" in \
+        inspect.getdoc(M.sharpe_ratio)
+
+
+def _simd_panel():
+    rng = np.random.default_rng(33)
+    x = rng.normal(0.0004, 0.015, (700, 203))
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[:, 5] = 0.001                               # constant
+    x[:200, 6] = np.nan                           # listed late
+    x[rng.random(x.shape) < 0.002] = np.inf
+    x[rng.random(x.shape) < 0.002] = -np.inf
+    return x
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_metrics_simd_builds_give_the_same_bits():
+    """Issue 32: metrics.pyx is also built for x86-64-v3/v4 (cython_kernels/simd/); every
+    kernel of every build the CPU runs gives the baseline build's bits (no FMA)."""
+    from quantlab._kernels import LEVELS, cpu_level, load
+
+    levels = [lv for lv in LEVELS if LEVELS[lv] <= LEVELS[cpu_level()]]
+    if len(levels) == 1:
+        pytest.skip("this CPU runs the baseline build only")
+    mods = {lv: load("metrics", lv) for lv in levels}
+    assert len({m.__name__ for m in mods.values()}) == len(levels)
+    assert M._k is mods[levels[-1]]
+    x = _simd_panel()
+    b = np.broadcast_to(np.random.default_rng(4).normal(0, 0.01, (700, 1)), x.shape)
+    calls = [("sums", (x,)), ("downside", (x, 0.001)), ("wealth", (x,)), ("drawdown", (x,)),
+             ("quantiles", (x, np.array([0.05, 0.5, 0.95]), 0.05)),
+             ("accumulate", (x, np.log1p(x), b, 0.0))]
+    for name, args in calls:
+        base = np.ascontiguousarray(getattr(mods["baseline"], name)(*args))
+        assert np.isfinite(base).any()
+        for lv in levels[1:]:
+            out = np.ascontiguousarray(getattr(mods[lv], name)(*args))
+            np.testing.assert_array_equal(out.view(np.uint8), base.view(np.uint8),
+                                          err_msg=f"{name} {lv}")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_fused_kernel_reads_column_blocks_and_a_broadcast_benchmark_in_place(monkeypatch):
+    """Issue 32: summary() copied every column block (and the benchmark broadcast to a
+    full (time, column) panel) before the fused kernel; it now reads strided views, with
+    the same bits as on contiguous copies, on 1 or 2 threads."""
+    x = _simd_panel()
+    b1 = np.random.default_rng(4).normal(0, 0.01, 700)
+    view = x[:, 50:150]
+    bview = np.broadcast_to(b1[:, None], view.shape)
+    assert bview.strides[1] == 0 and not view.flags.c_contiguous
+    copy, bcopy = np.ascontiguousarray(view), np.ascontiguousarray(bview)
+    np.testing.assert_array_equal(M._k.accumulate(view, np.log1p(view), bview, 0.0),
+                                  M._k.accumulate(copy, np.log1p(copy), bcopy, 0.0))
+    monkeypatch.setenv("QUANTLAB_THREADS", "1")
+    one = M.summary(x, benchmark=b1)
+    monkeypatch.setenv("QUANTLAB_THREADS", "2")
+    two = M.summary(x, benchmark=b1)
+    xr.testing.assert_identical(one, two)
+    # the benchmark series was never materialised as a (time, column) panel
+    seen = []
+    fused = M._k.accumulate
+
+    def spy(r, logr, b, rr):
+        seen.append(b.strides)
+        return fused(r, logr, b, rr)
+
+    monkeypatch.setattr(M._k, "accumulate", spy)
+    M.beta(x, b1)
+    assert seen and all(s[1] == 0 for s in seen)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_single_metrics_on_a_panel_with_nan_holes_equal_empyrical_per_column():
+    """Each of issue 32's metrics called alone on a panel whose columns have different
+    NaN holes equals empyrical on each column's NaN-dropped series (1e-8)."""
+    import empyrical as ep
+
+    rng = np.random.default_rng(35)
+    r = rng.normal(0.0004, 0.015, (500, 8))
+    r[rng.random(r.shape) < 0.07] = np.nan
+    r[:120, 2] = np.nan
+    r[400:, 3] = np.nan
+    for metric in ("sharpe_ratio", "sortino_ratio", "annual_return", "annual_volatility",
+                   "max_drawdown", "calmar_ratio", "value_at_risk",
+                   "conditional_value_at_risk"):
+        got = getattr(M, metric)(r)
+        want = [getattr(ep, metric)(r[~np.isnan(r[:, j]), j]) for j in range(r.shape[1])]
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-14, err_msg=metric)
