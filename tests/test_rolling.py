@@ -186,7 +186,7 @@ def test_the_best_build_the_cpu_runs_is_loaded():
         assert ql.rolling._k is load("rolling")
     assert load("rolling", "baseline").__name__ == "quantlab._kernels.rolling"
     # modules without SIMD builds fall back to the baseline one
-    assert load("metrics").__name__ == "quantlab._kernels.metrics"
+    assert load("backtest").__name__ == "quantlab._kernels.backtest"
 
 
 def test_simd_level_errors(monkeypatch):
