@@ -997,7 +997,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              double max_position_size, bint daily, bint next_open,
              double dd_limit=0.0, Py_ssize_t dd_cooldown=0, bint metrics_only=False,
              bars=None, stops=None, events=None, limit=None, double borrow=0.0,
-             double margin=0.0, SimState state=None):
+             double margin=0.0, SimState state=None, bint fast=True):
     # > 80 lines only by its docstring (the kernel's reference); the code is ~55 lines
     """Run the simulation.
 
@@ -1078,6 +1078,10 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     positions, halted, interest) hold the call's rows; metrics-only statistics and
     extras are the running totals since the state's start. With ``next_open`` row 0 acts
     on the previous call's last target (and event size) row.
+
+    ``fast``: without stops, limit orders, drawdown control, margin, borrowing and
+    drained accounts a bar skips the phases that would do nothing (same bits); False
+    runs every phase (tests compare the two).
     """
     cdef const double[:, :] tgt
     cdef Py_ssize_t n, m
@@ -1133,7 +1137,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     if s.use_limit:
         s.lim_off, s.tif = limit
     s.use_margin = margin > 0
-    s.fast = not (s.use_stops or s.use_limit or dd_limit > 0 or s.use_margin or borrow > 0
+    s.fast = fast and not (s.use_stops or s.use_limit or dd_limit > 0 or s.use_margin or borrow > 0
                   or np.asarray(state["drained"]).any())
     s.todo = np.empty(m, dtype=np.intp)
     cdef int err = 0
