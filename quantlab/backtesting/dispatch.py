@@ -92,7 +92,8 @@ def bool_events(entries, exits, opts: BacktestOptions):
             _validate.coords(v, what=name)
     if exits is None:
         raise ValueError("from_entries_exits needs exits as well as entries")
-    entries, exits = xr.align(_bool(entries, "entries"), _bool(exits, "exits"), join="exact")
+    entries, exits = xr.align(_bool(entries, "entries"), _bool(exits, "exits"), join="exact",
+                              copy=False)   # read only: no copies
     return xr.broadcast(entries, exits)
 
 
