@@ -998,7 +998,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              double dd_limit=0.0, Py_ssize_t dd_cooldown=0, bint metrics_only=False,
              bars=None, stops=None, events=None, limit=None, double borrow=0.0,
              double margin=0.0, SimState state=None, bint fast=True):
-    # > 80 lines only by its docstring (the kernel's reference); the code is ~55 lines
+    # > 80 lines only by its docstring (the kernel's reference); the code is ~70 lines
     """Run the simulation.
 
     close, exec_price, slip_base, impact: (time, asset), read for column c at asset[c]
