@@ -12,6 +12,7 @@ leverage with borrowing costs and margin calls) extend this same loop.
 """
 import numpy as np
 
+cimport cython
 from libc.math cimport INFINITY, NAN, fabs, isnan, log1p, sqrt
 from libc.stdlib cimport free, realloc
 
@@ -375,11 +376,13 @@ def _scalar(d, name):
     return int(v)
 
 
+@cython.final   # direct (inlinable) calls of the phases, no vtable
 cdef class _Sim:
     """One call's inputs, the state's arrays, per-bar scratch and outputs; the phases are
     its methods (``step`` runs one bar). Row r of the inputs is absolute bar t0 + r."""
     # inputs (time-indexed ones by the call's row r)
     cdef const double[:, :] close, exec_price, target, slip_base, impact, size
+    cdef const unsigned char[:, :] entries, exits   # boolean events instead of target
     cdef const double[:, :] bar_open, bar_high, bar_low
     cdef const double[::1] fees, fixed, sl_stop, tp_stop, sl_trail, lim_off
     cdef const Py_ssize_t[::1] asset, group
@@ -387,7 +390,12 @@ cdef class _Sim:
     cdef Py_ssize_t m, n_groups, dd_cooldown, tif, t0, base
     cdef int size_type
     cdef bint daily, next_open, metrics_only, use_stops, use_events, use_limit, use_margin
-    cdef bint accumulate
+    cdef bint accumulate, use_bool
+    # no stops, limits, drawdown control, margin, borrowing or drained account: a bar is
+    # its signals, the orders of the columns whose target changed and the marks
+    cdef bint fast
+    cdef Py_ssize_t[::1] todo   # fast path: the columns with a pending order this bar
+    cdef Py_ssize_t n_todo
     # the state (SimState's arrays)
     cdef double[::1] q, last, want, entry, extreme, ev, ev_size, lim_px, lim_q
     cdef double[::1] prev_target, prev_size, cash, prev_eq, peak, drain_fee
@@ -411,6 +419,8 @@ cdef class _Sim:
     cdef int step(self, Py_ssize_t r) noexcept nogil:
         """One bar; -1 when out of memory for the order records."""
         cdef Py_ssize_t g
+        if self.fast:
+            return self.fast_step(r)
         for g in range(self.n_groups):
             self.live[g] = self.prev_eq[g]   # the last closes' marks until equity_phase
         if self.use_stops and self.stops_phase(r) < 0:
@@ -427,6 +437,116 @@ cdef class _Sim:
             return -1
         self.record_phase(r)
         return 0
+
+    cdef int fast_step(self, Py_ssize_t r) noexcept nogil:
+        """``step`` without stops, limits, drawdown control, margin or borrowing (the
+        phases that would do nothing are skipped; the others give the same bits): one
+        pass for targets and equity, the orders of the columns whose target changed, one
+        pass for the marks."""
+        cdef Py_ssize_t g, k, side
+        if self.signal_phase(r):
+            for g in range(self.n_groups):
+                self.live[g] = self.eq[g]
+            for side in range(2):   # orders_phase over the pending columns only
+                for k in range(self.n_todo):
+                    if self.pending[self.todo[k]] and self.order(r, self.todo[k], side) < 0:
+                        return -1
+        self.close_phase(r)
+        self.record_accounts(r)
+        return 0
+
+    cdef bint signal_phase(self, Py_ssize_t r) noexcept nogil:
+        """targets_phase and equity_phase fused (no stops, no drawdown control, nothing
+        drained): the same values, the columns with an order in ``todo``; True if any."""
+        cdef Py_ssize_t c, g, j, n_todo = 0
+        cdef double s, p, x
+        cdef double lev = self.max_leverage, cap = self.max_pos
+        cdef const double[:, :] exec_price = self.exec_price
+        cdef const Py_ssize_t[::1] asset = self.asset, group = self.group
+        cdef double[::1] px = self.px, want = self.want, q = self.q, last = self.last
+        cdef double[::1] eq = self.eq, gross = self.gross, e = self.e
+        cdef signed char[::1] pending = self.pending
+        cdef Py_ssize_t[::1] todo = self.todo
+        cdef bint events = self.use_events, daily = self.daily
+        cdef Py_ssize_t lag = 1 if self.next_open else 0, row = r - lag
+        # locals, not self's fields: a store through a char pointer (pending) would
+        # make the compiler reload every field
+        cdef bint bools = self.use_bool and row >= 0, floats = not self.use_bool and row >= 0
+        cdef const double[:, :] target = self.target
+        cdef const unsigned char[:, :] ent = self.entries, ext = self.exits
+        cdef double[::1] cash = self.cash
+        for g in range(self.n_groups):
+            eq[g] = cash[g]
+            gross[g] = 0
+        for c in range(self.m):
+            p = exec_price[r, asset[c]]
+            px[c] = p
+            if floats:
+                s = target[row, c]
+            elif bools:   # as row_target
+                s = NAN if (ent[row, c] != 0) == (ext[row, c] != 0) else (
+                    1.0 if ent[row, c] != 0 else 0.0)
+            else:
+                s = self.prev_target[c]
+            if events:
+                if not isnan(s):   # an event waits through missing bars
+                    self.ev[c] = s
+                    self.ev_size[c] = (self.size[r - lag, c] if r >= lag
+                                       else self.prev_size[c])
+                    pending[c] = 1
+            else:
+                if not isnan(s):
+                    if s != want[c]:
+                        pending[c] = 1   # stays pending through missing bars
+                    want[c] = s
+                if daily:
+                    pending[c] = 1
+            if pending[c] and not isnan(p):
+                todo[n_todo] = c
+                n_todo += 1
+            if isnan(p):
+                p = last[c]
+            g = group[c]
+            if q[c] != 0 and not isnan(p):
+                eq[g] += q[c] * p
+            x = want[c] * lev
+            if x > cap:
+                x = cap
+            elif x < -cap:
+                x = -cap
+            e[c] = x
+            gross[g] += fabs(x)
+        self.n_todo = n_todo
+        return n_todo > 0
+
+    cdef void close_phase(self, Py_ssize_t r) noexcept nogil:
+        """mark_phase and the positions of record_phase fused (no borrowing, no margin
+        call between them)."""
+        cdef Py_ssize_t c, g
+        cdef double v, cl
+        cdef double[::1] eq = self.eq, gross_v = self.gross_v, short_v = self.short_v
+        cdef double[::1] q = self.q, last = self.last
+        cdef const double[:, :] close = self.close
+        cdef const Py_ssize_t[::1] group = self.group, asset = self.asset
+        cdef double[:, ::1] positions = self.positions
+        cdef bint keep = not self.metrics_only
+        for g in range(self.n_groups):
+            eq[g] = self.cash[g]
+            gross_v[g] = 0.0
+            short_v[g] = 0.0
+        for c in range(self.m):
+            cl = close[r, asset[c]]
+            if not isnan(cl):
+                last[c] = cl
+            if keep:
+                positions[r, c] = q[c]
+            if q[c] != 0:
+                g = group[c]
+                v = q[c] * last[c]
+                eq[g] += v
+                gross_v[g] += fabs(v)
+                if q[c] < 0:
+                    short_v[g] -= v
 
     cdef inline int fill_(self, Py_ssize_t r, Py_ssize_t c, double d, double pe,
                           double bp, double tiny, double ref, double mark, double* live,
@@ -546,7 +666,7 @@ cdef class _Sim:
         cdef double s
         # local views: the compiler keeps their pointers in registers (self's fields
         # would be reloaded after every store through a char pointer such as pending)
-        cdef const double[:, :] target = self.target, exec_price = self.exec_price
+        cdef const double[:, :] exec_price = self.exec_price
         cdef const Py_ssize_t[::1] asset = self.asset
         cdef double[::1] px = self.px, want = self.want
         cdef signed char[::1] pending = self.pending, stopped = self.stopped
@@ -554,10 +674,7 @@ cdef class _Sim:
             px[c] = exec_price[r, asset[c]]
             if self.use_stops and stopped[c]:   # the stop replaces this bar's signal
                 continue
-            if self.next_open:   # row r-1 acts at row r; row 0 on the last call's last
-                s = target[r - 1, c] if r > 0 else self.prev_target[c]
-            else:
-                s = target[r, c]
+            s = self.row_target(r - 1 if self.next_open else r, c)
             if self.use_events:
                 if not isnan(s):   # an event waits through missing bars
                     self.ev[c] = s
@@ -573,6 +690,19 @@ cdef class _Sim:
                 want[c] = s
             if self.daily:
                 pending[c] = 1
+
+    cdef inline double row_target(self, Py_ssize_t r, Py_ssize_t c) noexcept nogil:
+        """Column c's target (or event) of row r; row -1 (next_open's row 0 acts on it)
+        is the last call's last row. Boolean entries/exits read as 1 (entry), 0 (exit) or
+        NaN (neither, or both: they cancel), as ``ql.signals.from_entries_exits``."""
+        cdef bint en, ex
+        if r < 0:
+            return self.prev_target[c]
+        if not self.use_bool:
+            return self.target[r, c]
+        en = self.entries[r, c] != 0
+        ex = self.exits[r, c] != 0
+        return NAN if en == ex else (1.0 if en else 0.0)
 
     cdef void equity_phase(self, Py_ssize_t r) noexcept nogil:
         """Account equity at the execution prices (last valid price if none), exposures,
@@ -829,13 +959,18 @@ cdef class _Sim:
 
     cdef void record_phase(self, Py_ssize_t r) noexcept nogil:
         """Positions, equity and cash of the bar, or the metrics-only statistics."""
-        cdef Py_ssize_t c, g, t = self.t0 + r
-        cdef double ret
+        cdef Py_ssize_t c
         cdef double[:, ::1] positions = self.positions
         cdef double[::1] q = self.q
         if not self.metrics_only:
             for c in range(self.m):
                 positions[r, c] = q[c]
+        self.record_accounts(r)
+
+    cdef void record_accounts(self, Py_ssize_t r) noexcept nogil:
+        """Equity and cash of the bar (or the metrics-only statistics), the peak."""
+        cdef Py_ssize_t g, t = self.t0 + r
+        cdef double ret
         cdef double[::1] eq = self.eq, prev_eq = self.prev_eq, peak = self.peak
         cdef double[:, ::1] stats = self.stats, extra = self.extra
         cdef Py_ssize_t[::1] resume = self.resume
@@ -854,7 +989,7 @@ cdef class _Sim:
 
 
 def simulate(const double[:, :] close, const double[:, :] exec_price,
-             const double[:, :] target, const double[:, :] slip_base,
+             target, const double[:, :] slip_base,
              const double[:, :] impact, double impact_cap,
              const Py_ssize_t[::1] asset, const Py_ssize_t[::1] group, Py_ssize_t n_groups,
              double init_cash, const double[::1] fees, const double[::1] fixed_fees,
@@ -862,14 +997,16 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              double max_position_size, bint daily, bint next_open,
              double dd_limit=0.0, Py_ssize_t dd_cooldown=0, bint metrics_only=False,
              bars=None, stops=None, events=None, limit=None, double borrow=0.0,
-             double margin=0.0, SimState state=None):
-    # > 80 lines only by its docstring (the kernel's reference); the code is ~55 lines
+             double margin=0.0, SimState state=None, bint fast=True):
+    # > 80 lines only by its docstring (the kernel's reference); the code is ~70 lines
     """Run the simulation.
 
     close, exec_price, slip_base, impact: (time, asset), read for column c at asset[c]
     (parameter combinations share their asset's prices without copies; any strides, so
     a constant may be a stride-0 broadcast). target: (time, column), exposure in [-1, 1],
-    NaN = keep the last target. ``exec_price`` is the close (``execution="close"``) or the
+    NaN = keep the last target; or a pair (entries, exits) of boolean (or uint8) arrays
+    (time, column), read as 1 (entry), 0 (exit), NaN (neither or both) without a float
+    copy. ``exec_price`` is the close (``execution="close"``) or the
     open (``"next_open"``, then ``target`` row t-1 acts at row t).
     Slippage of an order of Δ shares: slip_base + min(impact · sqrt(|Δ|), impact_cap).
     group[col]: account of each column (0 .. n_groups-1); fees, fixed_fees per column (a
@@ -941,8 +1078,26 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     positions, halted, interest) hold the call's rows; metrics-only statistics and
     extras are the running totals since the state's start. With ``next_open`` row 0 acts
     on the previous call's last target (and event size) row.
+
+    ``fast``: without stops, limit orders, drawdown control, margin, borrowing and
+    drained accounts a bar skips the phases that would do nothing (same bits); False
+    runs every phase (tests compare the two).
     """
-    cdef Py_ssize_t n = target.shape[0], m = target.shape[1], r, g, k
+    cdef const double[:, :] tgt
+    cdef Py_ssize_t n, m
+    cdef const unsigned char[:, :] ent, ext
+    if isinstance(target, tuple):   # boolean entries/exits
+        pair = [np.asarray(a) for a in target]
+        if len(pair) != 2 or pair[0].shape != pair[1].shape:
+            raise ValueError(f"target: (entries, exits) of one shape, got "
+                             f"{[a.shape for a in pair]}")
+        ent, ext = (a.view(np.uint8) if a.dtype == np.bool_ else a for a in pair)
+        tgt = np.empty((0, ent.shape[1]))
+        n, m = ent.shape[0], ent.shape[1]
+    else:
+        tgt = target
+        n, m = tgt.shape[0], tgt.shape[1]
+    cdef Py_ssize_t r, g, k
     cdef Py_ssize_t rows = 0 if metrics_only else n
     if state is None:
         state = SimState(m, n_groups, init_cash)
@@ -958,7 +1113,10 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     s.equity, s.cash_out, s.positions, s.interest = equity_np, cash_np, pos_np, interest_np
     s.halted = halted_np
     s.close, s.exec_price, s.target, s.slip_base, s.impact = (
-        close, exec_price, target, slip_base, impact)
+        close, exec_price, tgt, slip_base, impact)
+    s.use_bool = isinstance(target, tuple)
+    if s.use_bool:
+        s.entries, s.exits = ent, ext
     s.size = s.bar_open = s.bar_high = s.bar_low = close
     s.fees, s.fixed = fees, fixed_fees
     s.sl_stop = s.tp_stop = s.sl_trail = s.lim_off = fees
@@ -979,6 +1137,9 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     if s.use_limit:
         s.lim_off, s.tif = limit
     s.use_margin = margin > 0
+    s.fast = fast and not (s.use_stops or s.use_limit or dd_limit > 0 or s.use_margin or borrow > 0
+                  or np.asarray(state["drained"]).any())
+    s.todo = np.empty(m, dtype=np.intp)
     cdef int err = 0
     with nogil:
         for r in range(n):
@@ -1019,7 +1180,7 @@ cdef _finish(_Sim s, SimState state, Py_ssize_t n, bint metrics_only, equity_np,
     out the order records, apply fee cuts to earlier calls' records; the results."""
     cdef Py_ssize_t g, k
     if n > 0:
-        state._a["prev_target"][:] = s.target[n - 1]
+        state._a["prev_target"][:] = [s.row_target(n - 1, k) for k in range(s.m)]
         if s.use_events:
             state._a["prev_size"][:] = s.size[n - 1]
     state.bar += n

@@ -10,7 +10,7 @@ Orders = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], F64, F64, F64, npt.ND
 def simulate(
     close: F64,
     exec_price: F64,
-    target: F64,
+    target: F64 | tuple[npt.NDArray[np.bool_ | np.uint8], npt.NDArray[np.bool_ | np.uint8]],
     slip_base: F64,
     impact: F64,
     impact_cap: float,
@@ -34,6 +34,7 @@ def simulate(
     borrow: float = 0.0,  # per bar
     margin: float = 0.0,  # maintenance margin
     state: SimState | None = None,  # start state, updated in place (order t: absolute bars)
+    fast: bool = True,  # False: every per-bar phase (same bits; for tests)
 ) -> tuple[F64, F64, F64, Orders, npt.NDArray[np.int8], F64] | tuple[F64, F64]: ...
 
 class SimState:

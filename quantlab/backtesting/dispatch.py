@@ -18,7 +18,7 @@ from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions
 from quantlab.calendar import periods_for
 from quantlab.data import validate
 from quantlab.errors import DataError
-from quantlab.signals import from_entries_exits
+from quantlab.signals import _bool, from_entries_exits
 
 __all__ = ["Run", "simulate", "Stepper", "RESERVED"]
 
@@ -110,19 +110,27 @@ def input_signal(signal, entries, exits, opts: BacktestOptions) -> xr.DataArray:
     return from_entries_exits(entries, exits)
 
 
+def bool_events(entries, exits, opts: BacktestOptions):
+    """``entries``/``exits`` checked as ``input_signal`` checks them, on their common dims:
+    the kernel reads the booleans as 1/0/NaN targets (no float panel)."""
+    for name, v in (("entries", entries), ("exits", exits)):
+        if isinstance(v, xr.DataArray):
+            _validate.coords(v, what=name)
+    if exits is None:
+        raise ValueError("from_entries_exits needs exits as well as entries")
+    entries, exits = xr.align(_bool(entries, "entries"), _bool(exits, "exits"), join="exact",
+                              copy=False)   # read only: no copies
+    return xr.broadcast(entries, exits)
+
+
 def check_signal(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
     if not isinstance(signal, xr.DataArray):
         raise TypeError("signal must be an xarray DataArray on (time, asset[, params])")
     _validate.coords(signal, what="signal")
     _validate.real_array("signal", signal.dtype)
-    if not signal.indexes["time"].equals(ds.indexes["time"]):
-        extra = signal.indexes["time"].difference(ds.indexes["time"])
-        raise ValueError("signal and data have different time axes"
-                         + (f" (e.g. {extra[0]} is not in the data)" if len(extra) else "")
-                         + "; align them first (signal.reindex(time=ds.time))")
-    missing = set(signal.asset.values.tolist()) - set(ds.asset.values.tolist())
-    if missing:
-        raise ValueError(f"signal has assets not in the data: {sorted(missing)}")
+    if signal.dtype == bool:   # entries (booleans): in range, labels checked below
+        return _check_labels(signal, ds)
+    _check_labels(signal, ds)
     v = signal.values
     with np.errstate(invalid="ignore"):
         bad = np.abs(v) > 1.0 + 1e-12  # NaN compares False
@@ -131,6 +139,18 @@ def check_signal(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
         where = {d: str(signal[d].values[j])[:19] for d, j in zip(signal.dims, i)}
         raise ValueError(f"signal must be in [-1, 1] (target exposure); {int(bad.sum())} "
                          f"values are not, first {float(v[i])} at {where}")
+    return signal
+
+
+def _check_labels(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
+    if not signal.indexes["time"].equals(ds.indexes["time"]):
+        extra = signal.indexes["time"].difference(ds.indexes["time"])
+        raise ValueError("signal and data have different time axes"
+                         + (f" (e.g. {extra[0]} is not in the data)" if len(extra) else "")
+                         + "; align them first (signal.reindex(time=ds.time))")
+    missing = set(signal.asset.values.tolist()) - set(ds.asset.values.tolist())
+    if missing:
+        raise ValueError(f"signal has assets not in the data: {sorted(missing)}")
     return signal
 
 
@@ -271,27 +291,37 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     """
     ds = as_dataset(data)
     periods = resolve_periods(ds, opts)
-    signal = check_signal(input_signal(signal, entries, exits, opts), ds)
+    ex = None   # entries/exits: booleans to the kernel (signal: the entries, a template)
+    if signal is None and entries is not None:
+        signal, ex = bool_events(entries, exits, opts)
+    else:
+        signal = input_signal(signal, entries, exits, opts)
+    signal = check_signal(signal, ds)
     signal, params = broadcast(signal, opts)
+    ex = None if ex is None else xr.broadcast(ex, signal)[0].transpose(*signal.dims)
     ds = align_data(ds, signal, opts)
     base, impact, cap = slippage_panels(ds, opts)
     if start:
         signal, ds = signal.isel(time=slice(start, None)), ds.isel(time=slice(start, None))
         base, impact = base.isel(time=slice(start, None)), impact.isel(time=slice(start, None))
+        ex = None if ex is None else ex.isel(time=slice(start, None))
     n, n_cols = signal.shape[0], int(np.prod(signal.shape[1:]))
+    if ex is None:
+        target = np.ascontiguousarray(signal.values.reshape(n, n_cols), dtype=np.float64)
+    else:   # views where the layout allows (no float panel)
+        target = (signal.values.reshape(n, n_cols), ex.values.reshape(n, n_cols))
     endless = n if state is None else 2 ** 62     # a resumable run has no known end
     asset_of_col, grp, n_groups, (fees, fixed_fees), kw = _kernel_args(signal, ds, opts,
                                                                        params, endless)
     margin = 0.0
     if opts.maintenance_margin and (opts.max_leverage > 1 or state is not None
-                                    or bool((signal < 0).any())):
+                                    or (ex is None and bool((signal < 0).any()))):
         margin = float(opts.maintenance_margin)   # no account can breach it otherwise
     exec_px = ds["open"] if opts.execution == "next_open" else ds["close"]
     first = 0 if state is None else state.bar
     out = _k.simulate(
         _panel(ds["close"]), _panel(exec_px),
-        np.ascontiguousarray(signal.values.reshape(n, n_cols), dtype=np.float64),
-        _panel(base), _panel(impact), float(cap), asset_of_col, grp, n_groups,
+        target, _panel(base), _panel(impact), float(cap), asset_of_col, grp, n_groups,
         float(opts.init_cash), fees, fixed_fees,
         float(opts.max_leverage), float(opts.max_position_size),
         opts.rebalance == "daily", opts.execution == "next_open", float(opts.dd_limit or 0.0),

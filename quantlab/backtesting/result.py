@@ -80,6 +80,18 @@ class BacktestResult:
     interest: xr.DataArray | None = field(default=None, repr=False)  # borrow_rate charges
     dd_mode: str | None = None  # the drawdown control that ran ("cooldown", "halt"; None: off)
 
+    def __post_init__(self):
+        if isinstance(self.orders, _LazyOrders):   # the table is built on first use
+            self.__dict__["_lazy_orders"] = self.__dict__.pop("orders")
+
+    def __getattr__(self, name):   # only for attributes not set: a lazy ``orders``
+        lazy = self.__dict__.get("_lazy_orders") if name == "orders" else None
+        if lazy is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.__dict__["orders"] = lazy.frame()
+        del self.__dict__["_lazy_orders"]
+        return self.__dict__["orders"]
+
     @property
     def returns(self) -> xr.DataArray:
         """Per-bar simple returns of each account's equity (the first from ``init_cash``).
@@ -291,6 +303,17 @@ class BacktestResult:
         return tearsheet.summary_html(self)
 
 
+@dataclass(frozen=True)
+class _LazyOrders:
+    """A run's order arrays, labelled into the orders table when it is first read."""
+
+    run: Run
+    arrays: tuple
+
+    def frame(self) -> pd.DataFrame:
+        return _orders(self.run, *self.arrays)
+
+
 def _orders(run: Run, ot, oc, osz, opx, ofee, oreason) -> pd.DataFrame:
     """The kernel's order arrays as a table labelled with time, asset and parameters."""
     signal = run.signal
@@ -319,7 +342,7 @@ def from_run(run: Run, opts: BacktestOptions) -> BacktestResult:
     interest_da = None if not opts.borrow_rate else account(interest, "interest")
     prices = run.ds["close"].transpose("time", "asset")
     return BacktestResult(account(eq, "equity"), account(cash, "cash"), positions,
-                          _orders(run, *order_arrays), float(opts.init_cash), run.periods,
+                          _LazyOrders(run, order_arrays), float(opts.init_cash), run.periods,
                           bool(opts.group), prices, halted=halted_da, interest=interest_da,
                           dd_mode=opts.dd_mode if opts.dd_limit else None)
 

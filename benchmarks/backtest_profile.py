@@ -1,0 +1,113 @@
+"""Where ``ql.backtest``'s time goes on the issue #32 benchmark, and its same-run ratio to
+vectorbt (issue #32).
+
+MA(10)/MA(50) crossover on 2520 x 1000 (``run.BACKTEST_SETUP``), fees 0.1 %, slippage
+5 bp. Prints the load (``uptime``), then
+
+1. the split of one steady-state ``ql.backtest`` call: the kernel alone (inputs
+   prepared beforehand), input checks and conversion (``dispatch.simulate`` minus the
+   kernel), result building (``from_run``), and the pieces read on demand (the orders
+   table, the trades);
+2. ``ql.backtest`` against vectorbt's bare ``Portfolio.from_signals(...)`` (the
+   simulation only) and ``from_signals(...).value()`` (plus the equity curve), numba
+   engine: the calls alternate, each ratio is the median over rounds of the ratio within
+   a round, so a load change hits both sides of a ratio alike.
+
+Usage: ``python benchmarks/backtest_profile.py [rounds]`` (default 7).
+"""
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import BACKTEST_SETUP  # noqa: E402
+
+KW = dict(fees=0.001, slippage=0.0005)
+
+
+def _once(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _median(fn, k=5):
+    fn()
+    return statistics.median(_once(fn) for _ in range(k))
+
+
+def split(ns):
+    """Seconds of each stage of one steady-state call (medians)."""
+    from quantlab._kernels import backtest as _k
+    from quantlab.backtesting import dispatch, result
+    from quantlab.backtesting.options import BacktestOptions
+
+    ql, da, ent, ex = ns["ql"], ns["da"], ns["entries"], ns["exits"]
+    opts = BacktestOptions(**KW)
+    close = np.asarray(da.values)
+    n, m = close.shape
+    cols = np.arange(m, dtype=np.intp)
+    args = (close, close, (ent.values, ex.values), np.broadcast_to(0.0005, close.shape),
+            np.broadcast_to(0.0, close.shape), 0.05, cols, cols, m, 1e5, np.full(m, 0.001),
+            np.zeros(m), 1.0, 1.0, False, False)
+    run = dispatch.simulate(da, None, ent, ex, opts)
+    res = result.from_run(run, opts)
+    out = {"total ql.backtest": _median(lambda: ql.backtest(da, entries=ent, exits=ex, **KW)),
+           "kernel only": _median(lambda: _k.simulate(*args)),
+           "dispatch.simulate (checks + kernel)": _median(
+               lambda: dispatch.simulate(da, None, ent, ex, opts)),
+           "  of which data validation": _median(
+               lambda: dispatch.align_data(dispatch.as_dataset(da), run.signal, opts)),
+           "from_run (result arrays)": _median(lambda: result.from_run(run, opts)),
+           "orders table (on first read)": _median(lambda: result._orders(run, *run.out[3])),
+           "trades (on first read)": _median(
+               lambda: result.build_trades(res.orders, res.prices), k=1)}
+    return out
+
+
+def ratios(ns, rounds):
+    """Per round: ql, vectorbt bare, vectorbt .value() (alternating); the median ratios."""
+    import vectorbt as vbt
+
+    ql, da, ent, ex = ns["ql"], ns["da"], ns["entries"], ns["exits"]
+    c, e, x = da.to_pandas(), ent.to_pandas(), ex.to_pandas()
+    calls = {"ql": lambda: ql.backtest(da, entries=ent, exits=ex, **KW),
+             "vbt_bare": lambda: vbt.Portfolio.from_signals(c, e, x, engine="numba", **KW),
+             "vbt_value": lambda: vbt.Portfolio.from_signals(c, e, x, engine="numba",
+                                                             **KW).value()}
+    for f in calls.values():
+        f()
+    times = {k: [] for k in calls}
+    for _ in range(rounds):
+        for k, f in calls.items():
+            times[k].append(_once(f))
+    q = np.array(times["ql"])
+    return {k: np.median(v) for k, v in times.items()}, {
+        "bare / ql": statistics.median(np.array(times["vbt_bare"]) / q),
+        "value / ql": statistics.median(np.array(times["vbt_value"]) / q)}
+
+
+def main(rounds=7):
+    warnings.simplefilter("ignore")
+    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    ns = {}
+    exec(BACKTEST_SETUP, ns)
+    for k, v in split(ns).items():
+        print(f"{k:40s} {v * 1e3:8.1f} ms")
+    med, rat = ratios(ns, rounds)
+    for k, v in med.items():
+        print(f"{k:40s} {v * 1e3:8.1f} ms (median of {rounds})")
+    for k, v in rat.items():
+        print(f"{k:40s} {v:8.2f} x (median of same-round ratios)")
+    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 7)
