@@ -291,6 +291,10 @@ def bench_backtest():
     theirs, rust = (timeit(lambda: vbt.Portfolio.from_signals(
         close, vbt_entries, vbt_exits, fees=0.001, slippage=0.0005,
         engine=engine).final_value(), repeat=3) for engine in ("numba", "rust"))
+    # vectorbt's bare simulation (no equity curve) and with its equity curve, each timed
+    # alternately with quantlab (benchmarks/backtest_profile.ratios): the ratios of issue #32
+    from backtest_profile import ratios
+    med, rat = ratios(ns, 5)
     first = {}
     for name, call in (("quantlab", "ql.backtest(da, entries=entries, exits=exits, "
                                     "fees=0.001, slippage=0.0005)"),
@@ -309,6 +313,10 @@ def bench_backtest():
              ours, theirs),
             ("the same, vectorbt's Rust engine", "vectorbt from_signals, engine=\"rust\"",
              ours, rust),
+            ("the same, vectorbt's bare simulation (no equity curve; alternated)",
+             "vectorbt from_signals", med["ql"], med["ql"] * rat["bare / ql"]),
+            ("the same, vectorbt with its equity curve (alternated)",
+             "vectorbt from_signals(...).value()", med["ql"], med["ql"] * rat["value / ql"]),
             ("backtest, first call in a fresh process (incl. import + JIT)",
              "vectorbt from_signals", first["quantlab"], first["vectorbt"])]
 
