@@ -103,6 +103,10 @@ def _read_file(path: Path, layout: str):
         raise DataError(f"{path}: cannot read as Parquet ({e})") from None
     if not isinstance(df.index, pd.RangeIndex):
         df = df.reset_index()
+    stem = path.name[: -len(next(e for e in _PARQUET_EXTS if path.name.lower().endswith(e)))]
+    fast = _clean_parquet(df, stem, layout)
+    if fast is not None:
+        return fast
     texts = {}
     for c in df.columns:     # ISO text by NumPy: pandas' own datetime formatting is slow
         col = df[c]
@@ -127,7 +131,6 @@ def _read_file(path: Path, layout: str):
         [pa.array(texts[c]) if c in texts else pa.Array.from_pandas(df[c]) for c in df.columns],
         names=[str(c) for c in df.columns])
     del df
-    stem = path.name[: -len(next(e for e in _PARQUET_EXTS if path.name.lower().endswith(e)))]
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / f"{stem}.csv"
         # Arrow's CSV writer: shortest round-trip floats, ~10x pandas' to_csv
@@ -137,6 +140,53 @@ def _read_file(path: Path, layout: str):
             return _data._read_table(csv, None, layout)
         except DataError as e:
             raise DataError(str(e).replace(str(csv), str(path))) from None
+
+
+def _clean_parquet(df: pd.DataFrame, stem: str, layout: str):
+    """The common Parquet file without a text round trip: one ns datetime column named
+    as a date, float64/integer price and volume columns, no NaN, strictly increasing
+    times and valid bars. Returns what load_csv's reader would return for its CSV text
+    (Arrow writes shortest round-trip floats, so the values are the same), or None when
+    any rule might apply: the text path then gives load_csv's exact message."""
+    if layout not in ("single", "single_or_kline"):
+        return None
+    names = [_data._normal_name(str(c).strip()) for c in df.columns]
+    keep = [c for c in (*_data.BAR_VARS, "adj_close") if c in names]
+    known = [n for n in names if n in _data._KNOWN]
+    if (names.count("date") != 1 or "asset" in names or "adj_close" in keep
+            or "close" not in keep or len(known) != len(set(known))
+            or len({str(c) for c in df.columns}) != df.shape[1]
+            or str(df.columns[0]).strip().isdigit()     # a headerless kline's first row
+            or any(not str(c).strip() or str(c).strip() != str(c) for c in df.columns)):
+        return None
+    date = df.iloc[:, names.index("date")]
+    aware = isinstance(date.dtype, pd.DatetimeTZDtype)
+    if aware:
+        date = date.dt.tz_convert("UTC").dt.tz_localize(None)
+    t = date.to_numpy()
+    if t.dtype.kind != "M" or np.datetime_data(t.dtype)[0] not in ("s", "ms", "us", "ns"):
+        return None
+    ns = t.astype("datetime64[ns]")     # pandas 3 reads Parquet times as [us]
+    if (not t.size or np.isnat(t).any() or (ns.astype(t.dtype) != t).any()   # past 2262
+            or (t.size > 1 and (np.diff(ns.view(np.int64)) <= 0).any())):
+        return None
+    t = ns
+    cols = {}
+    for c in keep:
+        col = df.iloc[:, names.index(c)]
+        if not (col.dtype == np.float64 or (isinstance(col.dtype, np.dtype)
+                                            and col.dtype.kind in "iu")):
+            return None
+        cols[c] = col.to_numpy(np.float64)
+        if np.isnan(cols[c]).any():
+            return None
+    panels = [cols[v][:, None] if v in cols else None for v in _data.BAR_VARS]
+    if _data._k.check_bars(*panels)[0]:
+        return None
+    asset = _data._asset_name(f"{stem}.csv")
+    if not asset:
+        return None
+    return {asset: pd.DataFrame(cols, index=pd.DatetimeIndex(t, name="date"))}, aware
 
 
 class _Staged:
