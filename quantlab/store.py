@@ -190,13 +190,22 @@ def _clean_parquet(df: pd.DataFrame, stem: str, layout: str):
 
 
 class _Staged:
-    """One asset's validated bars, staged on disk and memory-mapped (a file is read
-    once; the chunk writer then slices every asset without holding them in memory)."""
+    """One asset's validated bars, staged on disk (a file is read once; the chunk writer
+    then slices every asset without holding them in memory). ``t`` and ``v`` map the
+    file anew on each access: a mapping kept open would keep every page it touched in
+    the process's RSS, so peak RSS would grow with the panel (issue #30)."""
 
     def __init__(self, folder: Path, k: int, asset: str, file: str, variables: list[str]):
         self.asset, self.file, self.vars = asset, file, variables
-        self.t = np.load(folder / f"{k}.t.npy", mmap_mode="r")
-        self.v = np.load(folder / f"{k}.v.npy", mmap_mode="r")
+        self._t, self._v = folder / f"{k}.t.npy", folder / f"{k}.v.npy"
+
+    @property
+    def t(self) -> np.ndarray:
+        return np.load(self._t, mmap_mode="r")
+
+    @property
+    def v(self) -> np.ndarray:
+        return np.load(self._v, mmap_mode="r")
 
 
 def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Staged], bool]:
@@ -397,11 +406,12 @@ def _block(tb: np.ndarray, recs: dict, a0: int, a1: int, assets, variables):
     span = np.zeros((len(tb), a1 - a0), bool)
     for j, a in enumerate(assets[a0:a1]):
         r = recs.get(a)
-        if r is None or len(r.t) == 0:
+        t = r.t if r is not None else ()
+        if len(t) == 0:
             continue
-        pos = np.minimum(np.searchsorted(r.t, tb), len(r.t) - 1)
-        hit = r.t[pos] == tb
-        span[:, j] = (tb >= r.t[0]) & (tb <= r.t[-1])
+        pos = np.minimum(np.searchsorted(t, tb), len(t) - 1)
+        hit = t[pos] == tb
+        span[:, j] = (tb >= t[0]) & (tb <= t[-1])
         rows = r.v[pos[hit]]
         for k, v in enumerate(r.vars):
             out[variables.index(v), hit, j] = rows[:, k]
@@ -436,7 +446,8 @@ def _new_times(staged: list, committed: np.ndarray) -> np.ndarray:
     end = committed[-1] if n_old else np.iinfo(np.int64).min
     new = np.empty(0, np.int64)
     for r in staged:
-        old = r.t[r.t <= end]
+        t = r.t
+        old = t[t <= end]
         if old.size:
             pos = np.minimum(np.searchsorted(committed, old), n_old - 1)
             miss = np.flatnonzero(committed[pos] != old)
@@ -445,7 +456,7 @@ def _new_times(staged: list, committed: np.ndarray) -> np.ndarray:
                                 f": a bar before the store's last time "
                                 f"{_data._fmt_time(end)} at a time the store does not hold; a "
                                 "store grows at its end only (ingest into a new store)")
-        later = np.asarray(r.t[r.t > end])
+        later = np.asarray(t[t > end])
         if later.size:
             pos = np.minimum(np.searchsorted(new, later), max(new.size - 1, 0))
             if new.size == 0 or (new[pos] != later).any():
@@ -460,7 +471,8 @@ def _check_overlap(store: Path, state: dict, staged: list, recs: dict,
     ct, ca = state["chunk_time"], state["chunk_asset"]
     assets, variables = state["assets"], state["variables"]
     n_old, end = committed.size, committed[-1]
-    lo = [np.searchsorted(committed, r.t[0]) for r in staged if r.t.size and r.t[0] <= end]
+    first = [t[0] for t in (r.t for r in staged) if t.size]
+    lo = [np.searchsorted(committed, t0) for t0 in first if t0 <= end]
     if not lo:
         return
     for t0 in range(min(lo) // ct * ct, n_old, ct):

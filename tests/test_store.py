@@ -364,3 +364,20 @@ def test_unclean_parquet_keeps_load_csvs_message_when_the_fast_path_declines(
     d.reset_index(drop=True).to_parquet(src / "ACME.parquet", index=False)
     with pytest.raises(DataError, match=message):
         ql.data.ingest(src, tmp_path / "st")
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc (Linux)")
+def test_staged_bars_are_not_kept_mapped_so_ingest_rss_does_not_grow_with_the_panel(
+        panel, tmp_path):
+    """A staged asset kept memory-mapped keeps every page the writer touched in RSS (the
+    whole panel by the end of an ingest, issue #30); each read maps and unmaps."""
+    from quantlab import store as st
+    src = _write_csv(panel, tmp_path / "src")
+    recs, _ = st._stage(src / "IBM.csv", "x", "single_or_kline", tmp_path / "staging")
+    tb = np.array(recs[0].t[:10])   # a copy: a view would keep the map
+    got, span = st._block(tb, {"IBM": recs[0]}, 0, 1, ["IBM"], VARS)
+    want = panel.sel(asset="IBM").to_dataframe()[VARS].dropna().to_numpy()[:10]
+    np.testing.assert_array_equal(got[:, :, 0].T, want)
+    assert span.all()
+    maps = Path("/proc/self/maps").read_text()
+    assert str(tmp_path / "staging") not in maps
