@@ -87,8 +87,9 @@ def _list_files(source: Path) -> list[Path]:
 
 def _read_file(path: Path, layout: str):
     """One file -> ({asset: frame}, tz_aware), read and validated by load_csv's reader.
-    Parquet is written out as CSV text (one file at a time) and read the same way, so
-    its rules and messages are load_csv's; messages name the Parquet file."""
+    A clean Parquet file is taken as is (``_clean_parquet``); any other is written out
+    as CSV text (one file at a time) and read the same way, so its rules and messages
+    are load_csv's; messages name the Parquet file."""
     if not path.name.lower().endswith(_PARQUET_EXTS):
         return _data._read_table(path, None, layout)
     try:
