@@ -87,8 +87,9 @@ def _list_files(source: Path) -> list[Path]:
 
 def _read_file(path: Path, layout: str):
     """One file -> ({asset: frame}, tz_aware), read and validated by load_csv's reader.
-    Parquet is written out as CSV text (one file at a time) and read the same way, so
-    its rules and messages are load_csv's; messages name the Parquet file."""
+    A clean Parquet file is taken as is (``_clean_parquet``); any other is written out
+    as CSV text (one file at a time) and read the same way, so its rules and messages
+    are load_csv's; messages name the Parquet file."""
     if not path.name.lower().endswith(_PARQUET_EXTS):
         return _data._read_table(path, None, layout)
     try:
@@ -103,6 +104,10 @@ def _read_file(path: Path, layout: str):
         raise DataError(f"{path}: cannot read as Parquet ({e})") from None
     if not isinstance(df.index, pd.RangeIndex):
         df = df.reset_index()
+    stem = path.name[: -len(next(e for e in _PARQUET_EXTS if path.name.lower().endswith(e)))]
+    fast = _clean_parquet(df, stem, layout)
+    if fast is not None:
+        return fast
     texts = {}
     for c in df.columns:     # ISO text by NumPy: pandas' own datetime formatting is slow
         col = df[c]
@@ -127,7 +132,6 @@ def _read_file(path: Path, layout: str):
         [pa.array(texts[c]) if c in texts else pa.Array.from_pandas(df[c]) for c in df.columns],
         names=[str(c) for c in df.columns])
     del df
-    stem = path.name[: -len(next(e for e in _PARQUET_EXTS if path.name.lower().endswith(e)))]
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / f"{stem}.csv"
         # Arrow's CSV writer: shortest round-trip floats, ~10x pandas' to_csv
@@ -139,14 +143,70 @@ def _read_file(path: Path, layout: str):
             raise DataError(str(e).replace(str(csv), str(path))) from None
 
 
+def _clean_parquet(df: pd.DataFrame, stem: str, layout: str):
+    """The common Parquet file without a text round trip: one ns datetime column named
+    as a date, float64/integer price and volume columns, no NaN, strictly increasing
+    times and valid bars. Returns what load_csv's reader would return for its CSV text
+    (Arrow writes shortest round-trip floats, so the values are the same), or None when
+    any rule might apply: the text path then gives load_csv's exact message."""
+    if layout not in ("single", "single_or_kline"):
+        return None
+    names = [_data._normal_name(str(c).strip()) for c in df.columns]
+    keep = [c for c in (*_data.BAR_VARS, "adj_close") if c in names]
+    known = [n for n in names if n in _data._KNOWN]
+    if (names.count("date") != 1 or "asset" in names or "adj_close" in keep
+            or "close" not in keep or len(known) != len(set(known))
+            or len({str(c) for c in df.columns}) != df.shape[1]
+            or str(df.columns[0]).strip().isdigit()     # a headerless kline's first row
+            or any(not str(c).strip() or str(c).strip() != str(c) for c in df.columns)):
+        return None
+    date = df.iloc[:, names.index("date")]
+    aware = isinstance(date.dtype, pd.DatetimeTZDtype)
+    if aware:
+        date = date.dt.tz_convert("UTC").dt.tz_localize(None)
+    t = date.to_numpy()
+    if t.dtype.kind != "M" or np.datetime_data(t.dtype)[0] not in ("s", "ms", "us", "ns"):
+        return None
+    ns = t.astype("datetime64[ns]")     # pandas 3 reads Parquet times as [us]
+    if (not t.size or np.isnat(t).any() or (ns.astype(t.dtype) != t).any()   # past 2262
+            or (t.size > 1 and (np.diff(ns.view(np.int64)) <= 0).any())):
+        return None
+    t = ns
+    cols = {}
+    for c in keep:
+        col = df.iloc[:, names.index(c)]
+        if not (col.dtype == np.float64 or (isinstance(col.dtype, np.dtype)
+                                            and col.dtype.kind in "iu")):
+            return None
+        cols[c] = col.to_numpy(np.float64)
+        if np.isnan(cols[c]).any():
+            return None
+    panels = [cols[v][:, None] if v in cols else None for v in _data.BAR_VARS]
+    if _data._k.check_bars(*panels)[0]:
+        return None
+    asset = _data._asset_name(f"{stem}.csv")
+    if not asset:
+        return None
+    return {asset: pd.DataFrame(cols, index=pd.DatetimeIndex(t, name="date"))}, aware
+
+
 class _Staged:
-    """One asset's validated bars, staged on disk and memory-mapped (a file is read
-    once; the chunk writer then slices every asset without holding them in memory)."""
+    """One asset's validated bars, staged on disk (a file is read once; the chunk writer
+    then slices every asset without holding them in memory). ``t`` and ``v`` map the
+    file anew on each access: a mapping kept open would keep every page it touched in
+    the process's RSS, so peak RSS would grow with the panel (issue #30)."""
 
     def __init__(self, folder: Path, k: int, asset: str, file: str, variables: list[str]):
         self.asset, self.file, self.vars = asset, file, variables
-        self.t = np.load(folder / f"{k}.t.npy", mmap_mode="r")
-        self.v = np.load(folder / f"{k}.v.npy", mmap_mode="r")
+        self._t, self._v = folder / f"{k}.t.npy", folder / f"{k}.v.npy"
+
+    @property
+    def t(self) -> np.ndarray:
+        return np.load(self._t, mmap_mode="r")
+
+    @property
+    def v(self) -> np.ndarray:
+        return np.load(self._v, mmap_mode="r")
 
 
 def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Staged], bool]:
@@ -347,11 +407,12 @@ def _block(tb: np.ndarray, recs: dict, a0: int, a1: int, assets, variables):
     span = np.zeros((len(tb), a1 - a0), bool)
     for j, a in enumerate(assets[a0:a1]):
         r = recs.get(a)
-        if r is None or len(r.t) == 0:
+        t = r.t if r is not None else ()
+        if len(t) == 0:
             continue
-        pos = np.minimum(np.searchsorted(r.t, tb), len(r.t) - 1)
-        hit = r.t[pos] == tb
-        span[:, j] = (tb >= r.t[0]) & (tb <= r.t[-1])
+        pos = np.minimum(np.searchsorted(t, tb), len(t) - 1)
+        hit = t[pos] == tb
+        span[:, j] = (tb >= t[0]) & (tb <= t[-1])
         rows = r.v[pos[hit]]
         for k, v in enumerate(r.vars):
             out[variables.index(v), hit, j] = rows[:, k]
@@ -386,7 +447,8 @@ def _new_times(staged: list, committed: np.ndarray) -> np.ndarray:
     end = committed[-1] if n_old else np.iinfo(np.int64).min
     new = np.empty(0, np.int64)
     for r in staged:
-        old = r.t[r.t <= end]
+        t = r.t
+        old = t[t <= end]
         if old.size:
             pos = np.minimum(np.searchsorted(committed, old), n_old - 1)
             miss = np.flatnonzero(committed[pos] != old)
@@ -395,7 +457,7 @@ def _new_times(staged: list, committed: np.ndarray) -> np.ndarray:
                                 f": a bar before the store's last time "
                                 f"{_data._fmt_time(end)} at a time the store does not hold; a "
                                 "store grows at its end only (ingest into a new store)")
-        later = np.asarray(r.t[r.t > end])
+        later = np.asarray(t[t > end])
         if later.size:
             pos = np.minimum(np.searchsorted(new, later), max(new.size - 1, 0))
             if new.size == 0 or (new[pos] != later).any():
@@ -410,7 +472,8 @@ def _check_overlap(store: Path, state: dict, staged: list, recs: dict,
     ct, ca = state["chunk_time"], state["chunk_asset"]
     assets, variables = state["assets"], state["variables"]
     n_old, end = committed.size, committed[-1]
-    lo = [np.searchsorted(committed, r.t[0]) for r in staged if r.t.size and r.t[0] <= end]
+    first = [t[0] for t in (r.t for r in staged) if t.size]
+    lo = [np.searchsorted(committed, t0) for t0 in first if t0 <= end]
     if not lo:
         return
     for t0 in range(min(lo) // ct * ct, n_old, ct):

@@ -307,3 +307,77 @@ def test_synthetic_minute_panel_store_equals_in_memory_and_validates(tmp_path):
         synthetic_minute_panel(10 ** 5, 10 ** 4)
     with pytest.raises(ValueError, match="n_assets must be an integer"):
         synthetic_minute_panel(0, 1)
+
+
+def test_clean_parquet_ingest_skips_the_csv_text_round_trip_with_the_same_bars(
+        tmp_path, monkeypatch):
+    """A clean Parquet file (ns dates naive or UTC, float64/int columns, valid bars) is
+    read without writing it as CSV text (issue #30: that round trip was most of ingest),
+    and stores exactly the bars load_csv reads from the same data as CSV."""
+    import pyarrow.csv as pa_csv
+    t = pd.date_range("2024-01-01 09:30", periods=6, freq="min")
+    rng = np.random.default_rng(0)
+    close = 100 + rng.normal(0, 1, 6).cumsum()
+    df = pd.DataFrame({"Date": t, "Open": close - 0.1, "High": close + 0.5,
+                       "Low": close - 0.5, "Close": close,
+                       "Volume": np.arange(1, 7, dtype=np.int64) * 100, "Note": list("abcdef")})
+    for aware in (False, True):
+        src, csv_dir = tmp_path / f"pq{aware}", tmp_path / f"csv{aware}"
+        src.mkdir()
+        csv_dir.mkdir()
+        d = df.assign(Date=t.tz_localize("UTC")) if aware else df
+        d.to_parquet(src / "ACME.parquet", index=False)
+        d.to_csv(csv_dir / "ACME.csv", index=False)
+        want = ql.data.load_csv(csv_dir)
+        with monkeypatch.context() as m:
+            m.setattr(pa_csv, "write_csv", lambda *a, **k: pytest.fail("CSV round trip"))
+            got = ql.data.open(ql.data.ingest(src, tmp_path / f"st{aware}"))
+        xr.testing.assert_identical(got.compute().drop_attrs(), want.drop_attrs())
+        assert got.attrs["time_zone"] == ("UTC" if aware else "as written (no UTC offset)")
+        np.testing.assert_array_equal(got["volume"].values[:, 0], [100, 200, 300, 400, 500, 600])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.assign(High=d["High"].where(d.index != 2, 1.0)),
+     r"ACME\.parquet: data row 3: 'high' of asset 'ACME'"),
+    (lambda d: d.assign(Close=d["Close"].where(d.index != 1)),
+     r"ACME\.parquet: data row 2: asset 'ACME' at .*partially missing bar"),
+    (lambda d: d.iloc[[0, 2, 1, 3]], r"ACME\.parquet: data row 3: asset 'ACME': timestamps "
+                                     r"not sorted"),
+    (lambda d: d.iloc[[0, 1, 1, 2]], r"ACME\.parquet: asset 'ACME': duplicate timestamp"),
+    (lambda d: d.assign(Close=d["Close"].astype(str)), r"ACME\.parquet: data row 1: column "
+                                                       r"'close' .*unparsable number"),
+])
+def test_unclean_parquet_keeps_load_csvs_message_when_the_fast_path_declines(
+        tmp_path, change, message):
+    """Anything the fast Parquet read does not vouch for goes the text way: load_csv's
+    rules and messages, naming the Parquet file and its data row."""
+    t = pd.date_range("2024-01-01", periods=4, freq="D")
+    d = pd.DataFrame({"Date": t, "Open": 10.0, "High": 11.0, "Low": 9.0, "Close": 10.5})
+    if "str" in message or "unparsable" in message:
+        d = d.assign(Close=["10.5", "x", "10.5", "10.5"])
+        message = message.replace("data row 1", "data row 2")
+    else:
+        d = change(d)
+    src = tmp_path / "src"
+    src.mkdir()
+    d.reset_index(drop=True).to_parquet(src / "ACME.parquet", index=False)
+    with pytest.raises(DataError, match=message):
+        ql.data.ingest(src, tmp_path / "st")
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc (Linux)")
+def test_staged_bars_are_not_kept_mapped_so_ingest_rss_does_not_grow_with_the_panel(
+        panel, tmp_path):
+    """A staged asset kept memory-mapped keeps every page the writer touched in RSS (the
+    whole panel by the end of an ingest, issue #30); each read maps and unmaps."""
+    from quantlab import store as st
+    src = _write_csv(panel, tmp_path / "src")
+    recs, _ = st._stage(src / "IBM.csv", "x", "single_or_kline", tmp_path / "staging")
+    tb = np.array(recs[0].t[:10])   # a copy: a view would keep the map
+    got, span = st._block(tb, {"IBM": recs[0]}, 0, 1, ["IBM"], VARS)
+    want = panel.sel(asset="IBM").to_dataframe()[VARS].dropna().to_numpy()[:10]
+    np.testing.assert_array_equal(got[:, :, 0].T, want)
+    assert span.all()
+    maps = Path("/proc/self/maps").read_text()
+    assert str(tmp_path / "staging") not in maps
