@@ -139,7 +139,7 @@ def _random_orders(seed, ncol=6, n=400):
                     6: float(rng.integers(-3, 4))}[kind]
             pos[c] = q + size
             rows.append(dict(t=i, col=c, time=t[i], asset=assets[c % 3],
-                             k=[1.0, 2.0, np.nan][c // 3 % 3] if c < 6 else 3.0,
+                             k=[1.0, 2.0, np.nan][c // 3],
                              size=size, price=float(rng.choice([100.0, -5.0, 37.3])) *
                              rng.random(), fee=abs(size) * rng.random() * 0.01,
                              reason=str(rng.choice(["signal", "stop", "trailing"]))))
@@ -195,3 +195,18 @@ def test_running_sums_add_left_to_right_like_a_loop():
             acc += x[i]
             assert out[i] == acc
         assert np.float64(tot).view(np.int64) == np.float64(acc).view(np.int64)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "uint8", "uint64", "float32", "bool", "object",
+                                   "datetime64[ns]"])
+def test_trades_label_and_time_dtypes_equal_the_order_loop(dtype):
+    orders, prices = _random_orders(7)
+    lab = (orders["col"] % 2).to_numpy()
+    orders["k"] = (lab.astype(dtype) if dtype != "object" else
+                   np.array(["a", "b"], dtype=object)[lab])
+    if dtype == "uint64":
+        orders["k"] = lab.astype(np.uint64) + np.uint64(2**63)
+    _assert_same(orders, prices)
+    # integer asset labels and a time column that is not datetime (ints: object exits)
+    ints = orders.assign(asset=orders["col"] % 3, time=orders["t"])
+    _assert_same(ints, prices.assign_coords(asset=[0, 1, 2], time=np.arange(len(prices))))

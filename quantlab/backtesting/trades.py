@@ -27,6 +27,33 @@ def build_trades(orders: pd.DataFrame, prices: xr.DataArray) -> pd.DataFrame:
     of its flow and fee to the trade it opens (size ``q + size``). An open trade's pnl
     adds ``q * last close``. Vectorised over all orders; every sum runs in order position
     by position (``_running_sums``), so values equal an order-by-order loop bit for bit.
+
+    Parameters
+    ----------
+    orders : pandas.DataFrame
+        The orders table (``BacktestResult.orders``): time, asset, parameter columns,
+        size, price, fee, reason; in time order within each column.
+    prices : xarray.DataArray
+        Closes on (time, asset); the last non-NaN close marks open trades.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trade: the column labels, entry/exit time and price, size (signed
+        shares at entry), fee, pnl (net of fees) and exit_reason.
+
+    Examples
+    --------
+    >>> t = pd.date_range("2022-01-01", periods=3, freq="D")
+    >>> orders = pd.DataFrame(dict(time=t, asset="X", size=[2.0, -6.0, 4.0],
+    ...                            price=[10.0, 12.0, 11.0], fee=[0.2, 0.6, 0.4],
+    ...                            reason="signal"))
+    >>> prices = xr.DataArray([[10.0], [12.0], [11.0]], dims=("time", "asset"),
+    ...                       coords={"time": t, "asset": ["X"]})
+    >>> build_trades(orders, prices)[["size", "entry_price", "exit_price", "fee", "pnl"]]
+       size  entry_price  exit_price  fee  pnl
+    0   2.0         10.0        12.0  0.4  3.6
+    1  -4.0         12.0        11.0  0.8  3.2
     """
     cols = ["asset", *[c for c in orders.columns if c not in
                        ("t", "col", "time", "asset", "size", "price", "fee", "reason")]]
@@ -105,7 +132,7 @@ def _like_loop(v: pd.Series) -> pd.Series:
     kind = v.dtype.kind if isinstance(v.dtype, np.dtype) else ""
     if kind in "bM" and kind:
         return v
-    if kind in "if" and kind:
+    if kind in "if" and kind and v.dtype != np.uint64:   # uint64 may exceed int64
         return v.astype(np.int64 if kind == "i" else np.float64)
     return pd.Series(v.tolist())
 
