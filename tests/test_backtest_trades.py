@@ -210,3 +210,18 @@ def test_trades_label_and_time_dtypes_equal_the_order_loop(dtype):
     # integer asset labels and a time column that is not datetime (ints: object exits)
     ints = orders.assign(asset=orders["col"] % 3, time=orders["t"])
     _assert_same(ints, prices.assign_coords(asset=[0, 1, 2], time=np.arange(len(prices))))
+
+
+def test_build_trades_of_many_columns_does_not_loop_per_column_or_order(monkeypatch):
+    """Issue #32: 1.3 s for 67k orders was a Python loop per column (groupby iteration,
+    itertuples); the vectorised build iterates neither (no timing asserted)."""
+    orders, prices = _random_orders(2)
+    expected = _reference(orders, prices)
+
+    def refuse(*a, **k):
+        raise AssertionError("per-column / per-order Python loop")
+    monkeypatch.setattr(pd.core.groupby.generic.DataFrameGroupBy, "__iter__", refuse)
+    monkeypatch.setattr(pd.DataFrame, "itertuples", refuse)
+    with pytest.raises(AssertionError, match="loop"):
+        _reference(orders, prices)
+    pd.testing.assert_frame_equal(build_trades(orders, prices), expected, check_exact=True)
