@@ -145,8 +145,9 @@ cdef inline int _bar_code(const double** ptr, const Py_ssize_t* st, const Py_ssi
 # finite bar with 0 < low <= open, close <= high and volume >= 0, which the exact scan
 # finds valid too. The other bars must be empty (all NaN); then each asset either has
 # every given variable (some complete bar) or none, which is ``has``. Anything else
-# (e.g. a close-only asset in an OHLCV set) goes to the exact scan. gcc does not
-# vectorise these loops here, so the chain branches (well predicted on valid data).
+# (e.g. a close-only asset in an OHLCV set) goes to the exact scan. A single-variable set
+# (close only) has its own shorter loop. gcc does not vectorise these loops here (no
+# -march for this kernel), so the chains branch (well predicted on valid data).
 
 cdef int _quick_line(const double** q, const Py_ssize_t* d, Py_ssize_t k,
                      char* full, Py_ssize_t df) noexcept nogil:
@@ -168,16 +169,38 @@ cdef int _quick_line(const double** q, const Py_ssize_t* d, Py_ssize_t k,
     return 0
 
 
+cdef int _quick_line1(const double* q, Py_ssize_t d, Py_ssize_t k, char* full,
+                      Py_ssize_t df, bint volume) noexcept nogil:
+    """_quick_line for a single variable (e.g. a close-only set): 0 < x < inf (volume:
+    0 <= x < inf) or NaN; a third of the work of the five-variable chain."""
+    cdef Py_ssize_t j
+    cdef double x
+    for j in range(k):
+        x = q[j * d]
+        if (x > 0 or (volume and x == 0)) and x < INFINITY:
+            full[j * df] = 1
+        elif not isnan(x):
+            return 1
+    return 0
+
+
 cdef bint _quick_valid(const double** ptr, const Py_ssize_t* st, const Py_ssize_t* sa,
-                       char* full, Py_ssize_t n, Py_ssize_t m, bint time_inner) noexcept nogil:
+                       char* full, Py_ssize_t n, Py_ssize_t m, bint time_inner,
+                       Py_ssize_t single) noexcept nogil:
     """True only if the panel is valid (absent variables already proxied); then full[a]
-    = 1 for the assets with data. Rows (columns if time_inner) in memory order."""
+    = 1 for the assets with data. Rows (columns if time_inner) in memory order.
+    single: the only variable given, or -1."""
     cdef Py_ssize_t i, v
     cdef const double* q[NROLES]
     for i in range(m if time_inner else n):
         for v in range(NROLES):
             q[v] = ptr[v] + i * (sa[v] if time_inner else st[v])
-        if time_inner:
+        if single >= 0:
+            if (_quick_line1(q[single], st[single], n, &full[i], 0, single == VOLUME)
+                    if time_inner else
+                    _quick_line1(q[single], sa[single], m, full, 1, single == VOLUME)):
+                return False
+        elif time_inner:
             if _quick_line(q, st, n, &full[i], 0):
                 return False
         elif _quick_line(q, sa, m, full, 1):
@@ -246,6 +269,7 @@ cdef _check_bars(open_, high, low, close, volume, int mode):
     cdef bint time_inner = abs(st[first]) < abs(sa[first])
     # the proxies of absent variables (see _quick_line); the exact scan reads present ones
     cdef Py_ssize_t proxy = CLOSE if present[CLOSE] else first
+    cdef Py_ssize_t single = first if len(views) == 1 else -1
     for v in range(NROLES):
         if not present[v]:
             ptr[v], st[v], sa[v] = ptr[proxy], st[proxy], sa[proxy]
@@ -258,7 +282,7 @@ cdef _check_bars(open_, high, low, close, volume, int mode):
     cdef bint proved = False
     if mode != FULL and m > 0:
         with nogil:
-            proved = _quick_valid(ptr, st, sa, &full[0], n, m, time_inner)
+            proved = _quick_valid(ptr, st, sa, &full[0], n, m, time_inner, single)
     if mode == PROVE:
         return bool(proved)
     with nogil:
