@@ -196,3 +196,23 @@ def test_check_bars_edge_shapes_equal_exact_scan():
     assert k.check_bars(None, None, None, None, None)[:4] == (0, -1, -1, -1)
     with pytest.raises(ValueError, match="different shapes"):
         k.check_bars(None, None, None, c, c[:2])
+
+
+EDGE = [0.0, -0.0, -1e-300, 5e-324, 1e-300, 1e300, np.inf, -np.inf, np.nan, -1.0]
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_check_bars_fast_path_edge_values_equal_exact_scan(order):
+    # every boundary value in every variable of every role set: 0 and -0 are bad prices
+    # but good volumes, denormals are positive, inf is refused, NaN makes a partial bar
+    for keep in ROLE_SETS:
+        for v in keep:
+            for value in EDGE:
+                x = _bars(6, 3)
+                x[v, 4, 1] = value
+                panels = [np.asarray(x[r], order=order) if r in keep else None for r in range(5)]
+                *got, has = k.check_bars(*panels)
+                *full, _ = k._check_bars_full(*panels)
+                want, want_has = ref.check_bars(*panels)
+                assert tuple(got) == tuple(full) == want, (keep, v, value)
+                np.testing.assert_array_equal(has, want_has)
