@@ -5,7 +5,7 @@ Loops only; labels, NaN policy and error messages live in ``quantlab/data.py``.
 """
 import numpy as np
 
-from libc.math cimport INFINITY, NAN, isinf, isnan
+from libc.math cimport INFINITY, isinf, isnan
 
 ctypedef fused real:
     float
