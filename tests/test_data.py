@@ -885,3 +885,66 @@ def test_validate_refuses_an_asset_with_ohlv_but_an_all_nan_close():
     assert ql.data.validate(ds) is ds
     ds["close"][:, 0] = 10.0
     assert ql.data.validate(ds) is ds
+
+
+# --------------------------------------------------------------------------- validate fast path
+# issue #32: check_bars proves a clean panel in one pass and only then falls back to the
+# exact scan, so every DataError message must be the one the exact scan gives.
+
+def _validate_message(ds):
+    try:
+        ql.data.validate(ds)
+    except ql.DataError as e:
+        return str(e)
+    return None
+
+
+def test_validate_fast_path_gives_the_exact_scans_message_on_random_faults(monkeypatch):
+    import quantlab._kernels.data as kd
+    rng = np.random.default_rng(3)
+    n, m = 12, 4
+    seen = set()
+    for i in range(120):
+        c = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, (n, m)), axis=0))
+        x = {"open": c * rng.uniform(0.99, 1.01, (n, m)), "high": c * 1.02, "low": c * 0.98,
+             "close": c, "volume": rng.integers(0, 1000, (n, m)).astype(float)}
+        x["open"] = np.clip(x["open"], x["low"], x["high"])
+        for _ in range(rng.integers(0, 3)):   # a fault of a random kind at a random place
+            v = ["open", "high", "low", "close", "volume"][rng.integers(5)]
+            t, a = rng.integers(n), rng.integers(m)
+            x[v][t, a] = rng.choice([np.nan, -1.0, 0.0, np.inf, -np.inf, 1e-3, 1e9])
+            if rng.random() < 0.2:   # a close-only or all-NaN asset
+                for w in ("open", "high", "low", "volume") if rng.random() < 0.5 else x:
+                    x[w][:, a] = np.nan
+        names = [["open", "high", "low", "close", "volume"], ["close"], ["close", "volume"],
+                 ["open", "high", "low", "close"]][rng.integers(4)]
+        dtype = [np.float64, np.float32][rng.integers(2)]
+        ds = xr.Dataset({v: (("time", "asset"), x[v].astype(dtype)) for v in names},
+                        coords={"time": pd.date_range("2021-01-01", periods=n),
+                                "asset": list("ABCD")})
+        if rng.random() < 0.5:
+            ds = ds.transpose("asset", "time")   # Fortran-order panels reach check_bars
+        got = _validate_message(ds)
+        with monkeypatch.context() as mp:
+            mp.setattr(kd, "check_bars", kd._check_bars_full)
+            want = _validate_message(ds)
+        assert got == want, f"case {i}"
+        seen.add(got is None)
+    assert seen == {True, False}
+
+
+def test_validate_clean_close_only_float32_panel_passes_via_fast_path_issue32():
+    # the finding of issue #32: a clean close-only panel paid the full exact scan
+    import quantlab._kernels.data as kd
+    rng = np.random.default_rng(1)
+    c = (100 * np.exp(np.cumsum(rng.normal(0, 0.02, (250, 30)), axis=0))).astype(np.float32)
+    c[:40, 3] = np.nan   # listed late
+    c[:, 4] = np.nan     # no data
+    ds = xr.Dataset({"close": (("time", "asset"), c)},
+                    coords={"time": pd.date_range("2020-01-01", periods=250),
+                            "asset": [f"A{i}" for i in range(30)]})
+    assert ql.data.validate(ds) is ds
+    assert kd._fast_proves_valid(None, None, None, c.astype(np.float64), None)
+    ds["close"][100, 5] = -2.0
+    with pytest.raises(ql.DataError, match="'close' of asset 'A5' at 2020-04-10: non-positive"):
+        ql.data.validate(ds)
