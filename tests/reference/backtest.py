@@ -437,6 +437,9 @@ def simulate(close, exec_price, target, slip_base, impact, impact_cap, asset, gr
     at the execution prices (drawdown control, drained accounts), orders (sells before
     buys), then the close (borrow, margin calls) -- see backtest.pyx's docstring."""
     assert state is None, "the twin runs whole panels (chunked runs: test_backtest_state)"
+    if isinstance(target, tuple):   # boolean (entries, exits): 1 entry, 0 exit, both nothing
+        entries, exits = (np.asarray(x).astype(bool) for x in target)
+        target = np.where(entries & ~exits, 1.0, np.where(exits & ~entries, 0.0, np.nan))
     m = np.asarray(target).shape[1]
     nan_col = np.full(m, np.nan)
     a = dict(close=np.asarray(close), exec_price=np.asarray(exec_price),
