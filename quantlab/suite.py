@@ -103,14 +103,18 @@ def record(**values) -> None:
     Examples
     --------
     >>> from quantlab.suite import record
-    >>> record(sharpe_ratio=1.234, symbol="AAPL")  # outside Jupyter: the raw bundle
-    {'application/vnd.quantlab.record+json': {'sharpe_ratio': 1.234, 'symbol': 'AAPL'},
-     'text/plain': 'sharpe_ratio: 1.23\\nsymbol: AAPL'}
+    >>> record(sharpe_ratio=1.234, symbol="AAPL")  # outside a notebook: the table as text
+    sharpe_ratio: 1.23
+    symbol: AAPL
     """
+    from IPython import get_ipython
     from IPython.display import display
 
     clean = {k: _jsonable(v) for k, v in values.items()}
     text = "\n".join(f"{k}: {_fmt(v, k)}" for k, v in clean.items())
+    if get_ipython() is None:   # plain Python: no display system to carry the bundle
+        print(text)
+        return
     display({RECORD_MIME: clean, "text/plain": text}, raw=True)
 
 
