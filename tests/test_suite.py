@@ -643,9 +643,18 @@ def test_recorded_values_are_formatted_by_metric_name():
 def test_record_display_uses_the_same_formatting(monkeypatch):
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    monkeypatch.setattr("IPython.get_ipython", lambda: object())   # as in a notebook
     suite.record(total_return=9.201, n_trades=49.0, symbol="IBM")
     assert shown[0]["text/plain"] == "total_return: +920.1 %\nn_trades: 49\nsymbol: IBM"
     assert shown[0][suite.RECORD_MIME] == {"total_return": 9.201, "n_trades": 49.0, "symbol": "IBM"}
+
+
+def test_record_outside_a_notebook_prints_its_table_whatever_shell_exists(monkeypatch, capsys):
+    """Outside Jupyter, display() printed the raw bundle, or its text once some IPython
+    shell existed: record's output depended on what ran before it."""
+    monkeypatch.setattr("IPython.get_ipython", lambda: None)
+    suite.record(total_return=9.201, symbol="IBM")
+    assert capsys.readouterr().out == "total_return: +920.1 %\nsymbol: IBM\n"
 
 
 def test_index_shows_descriptions_metric_columns_and_raw_sort_keys(tmp_path):
