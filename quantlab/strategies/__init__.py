@@ -346,6 +346,33 @@ class Strategy(abc.ABC):
         start = max(0, t + 1 - self.warmup)
         return start - start % self.period
 
+    def live(self, **inputs):
+        """A per-bar signal for deployments, or None when this strategy has none.
+
+        ``ql.deploy`` feeds it every bar and reads the exposure at the new bar from
+        state it carries (``quantlab.strategies._live.LiveSignal``) instead of
+        recomputing the trailing window. None for list-valued parameters and for
+        strategies that do not override ``_live``.
+
+        Parameters
+        ----------
+        **inputs
+            The external inputs named in ``inputs``.
+
+        Returns
+        -------
+        LiveSignal or None
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ql.strategies.get("volatility_regime", window=[10, 21]).live() is None
+        True
+        """
+        if any(isinstance(v, (list, tuple)) for v in self.params.values()):
+            return None
+        return self._live(**self.params, **inputs)
+
     # ---- for subclasses
     def _warmup(self, **params) -> int | None:
         """``warmup`` of one parameter combination (override; None = all history)."""
@@ -355,6 +382,11 @@ class Strategy(abc.ABC):
         """``period`` of one parameter combination (override when signals are kept only
         on every n-th bar)."""
         return 1
+
+    def _live(self, **kw):
+        """The :class:`~quantlab.strategies._live.LiveSignal` of one parameter
+        combination (override; None: the deployment recomputes the trailing window)."""
+        return None
 
     def _combos(self):
         return self._each(self.params)

@@ -1,0 +1,146 @@
+"""Per-bar signals for deployments (issue #27): a strategy's exposure at each new bar from
+state carried between bars, instead of recomputing its whole trailing window.
+
+A strategy opts in by overriding ``Strategy._live(**params, **inputs)`` to return a
+:class:`LiveSignal`; ``Strategy.live(**inputs)`` returns it (None for strategies without
+one and for list-valued parameters: the deployment then recomputes the trailing window).
+
+The contract, checked per strategy against ``signal`` on real data:
+
+- ``update(i, time, rows)`` is called once per bar in time order, from the first bar the
+  deployment holds; ``i`` is that bar's index counted from the first bar of the
+  deployment's history (so rebalance phases, ``i % period``, match ``signal``'s).
+- It returns the exposure per asset at that bar (float64, NaN = hold, clipped to
+  [-1, 1]), equal to the last row of ``strategy.signal`` over the bars fed so far, to
+  1e-9 relative.
+- Values must not depend on where the feed started beyond the strategy's ``warmup``:
+  compute each window's statistic from that window (no running sums over the whole
+  feed), so a deployment restored from its buffered ``warmup`` bars continues with the
+  same bits as one that never stopped. (Strategies whose ``warmup`` is None keep all
+  bars and are refed all of them.)
+"""
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+__all__ = ["LiveSignal", "Rows"]
+
+
+class LiveSignal(abc.ABC):
+    """The exposure of one strategy (one parameter combination), bar by bar.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Last(LiveSignal):          # long when the close rose since the last bar
+    ...     def __init__(self):
+    ...         self.rows = Rows(2)
+    ...     def update(self, i, time, rows):
+    ...         w = self.rows.push(rows["close"])
+    ...         return np.sign(w[-1] - w[0]) if len(w) == 2 else np.full(w.shape[1], np.nan)
+    >>> s = Last()
+    >>> s.update(0, None, {"close": np.array([1.0, 2.0])})
+    array([nan, nan])
+    >>> s.update(1, None, {"close": np.array([1.5, 1.0])})
+    array([ 1., -1.])
+    """
+
+    @abc.abstractmethod
+    def update(self, i: int, time, rows: dict) -> np.ndarray:
+        """The exposure per asset at a new bar.
+
+        Parameters
+        ----------
+        i : int
+            The bar's index from the first bar of the deployment's history.
+        time : numpy.datetime64
+            The bar's timestamp.
+        rows : dict
+            Variable name -> float64 array (asset,) of this bar (NaN: no bar).
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 (asset,) in [-1, 1]; NaN = hold.
+
+        Examples
+        --------
+        See :class:`LiveSignal`.
+        """
+
+
+class Rows:
+    """The last ``k`` rows pushed, as one contiguous (rows, asset) array without copies.
+
+    Each row is written twice into a (2k, asset) buffer, so the trailing window is always
+    one slice of it (O(asset) per push, no concatenation).
+
+    Parameters
+    ----------
+    k : int
+        Rows kept (>= 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = Rows(2)
+    >>> r.push(np.array([1.0, 2.0]))
+    array([[1., 2.]])
+    >>> _ = r.push(np.array([3.0, 4.0])); r.push(np.array([5.0, 6.0]))
+    array([[3., 4.],
+           [5., 6.]])
+    """
+
+    def __init__(self, k: int):
+        if int(k) < 1:
+            raise ValueError(f"Rows needs k >= 1, got {k!r}")
+        self.k, self.n, self._pos, self._buf = int(k), 0, 0, None
+
+    def push(self, row: np.ndarray) -> np.ndarray:
+        """Append ``row`` and return the window of the last min(n, k) rows (a view).
+
+        Parameters
+        ----------
+        row : numpy.ndarray
+            One bar's values (asset,).
+
+        Returns
+        -------
+        numpy.ndarray
+            (min(n, k), asset) view; valid until the next push.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Rows(3).push(np.array([1.0])).shape
+        (1, 1)
+        """
+        row = np.asarray(row, dtype=np.float64)
+        if self._buf is None:
+            self._buf = np.empty((2 * self.k, row.shape[0]))
+        self._buf[self._pos] = row
+        self._buf[self._pos + self.k] = row
+        self._pos = (self._pos + 1) % self.k
+        self.n += 1
+        return self.window()
+
+    def window(self) -> np.ndarray:
+        """The last min(n, k) rows, oldest first (a view).
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> r = Rows(2); _ = r.push(np.array([7.0])); r.window()
+        array([[7.]])
+        """
+        m = min(self.n, self.k)
+        if self._buf is None:
+            return np.empty((0, 0))
+        end = self._pos + self.k
+        return self._buf[end - m:end]
