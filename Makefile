@@ -9,7 +9,7 @@ REPORTS ?= reports
 JS_STAMP := .cache/npm/.installed
 JS_PKGS := @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8
 
-.PHONY: install browser report report-stored report-full test bench lab notebooks docs clean clean-reports
+.PHONY: install browser report report-stored report-full test bench bench-docs lab notebooks docs clean clean-reports
 
 install: $(STAMP) $(JS_STAMP)
 
@@ -60,6 +60,10 @@ test: install browser
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# the same run, its tables also written into docs/benchmarks.md (between its markers)
+bench-docs: install
+	$(BIN)/python benchmarks/run.py --write docs/benchmarks.md
 
 # JupyterLab on notebooks/ at 127.0.0.1 with token auth (the URL with its token is
 # printed; --allow-root is added as root). LAB_ARGS go to jupyter lab, e.g. --port=8890.

@@ -1,13 +1,21 @@
 """quantlab benchmarks: each kernel against its named peer in the same run, as a ratio.
 
-    make bench            # or: python benchmarks/run.py [--quick]
+    make bench                                   # or: python benchmarks/run.py
+    python benchmarks/run.py --only rolling      # one section
+    python benchmarks/run.py --write docs/benchmarks.md
 
-Prints a Markdown table (paste it into the README). Absolute times on these shared
-machines are noisy; the ratio peer/quantlab within one run is what to read.
-Timings are the median of repeated runs after a warm-up.
+Prints Markdown tables, each section's with the CPU, SIMD level, core count and load.
+``--write FILE`` also puts each section's output between the markers
+``<!-- bench:SECTION -->`` and ``<!-- /bench:SECTION -->`` of FILE (the prose around
+them stays), so the published tables are one run's output, not hand-copied numbers.
+Absolute times on these shared machines are noisy; the ratio peer/quantlab within one
+run is what to read. Timings are the median of repeated runs after a warm-up.
 """
 import argparse
+import contextlib
+import io
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -30,7 +38,7 @@ def timeit(fn, repeat=7, number=None):
     for _ in range(repeat):
         t = time.perf_counter()
         for _ in range(number):
-            fn()
+            SECTIONS[name]()
         times.append((time.perf_counter() - t) / number)
     return statistics.median(times)
 
@@ -407,34 +415,60 @@ def bench_measures(n=2520, m=100, window=252, n_peer_windows=200):
     return rows
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["threads", "core", "metrics", "rolling", "measures",
-                                           "engine", "sweep"],
-                        help="run one section only")
-    only = parser.parse_args().only
-    print(cpu_header())
-    print()
-    if only in (None, "threads"):
-        threads_table()
-    if only in (None, "core"):
-        core()
-    if only in (None, "metrics"):
-        metrics_table()
-    if only in (None, "rolling"):
-        rolling_table()
-    if only in (None, "measures"):
-        measures_table()
-    if only in (None, "sweep"):
-        sweep_table()
-    if only in (None, "engine"):
-        from quantlab.engine.bench import bench
+def engine_table():
+    from quantlab.engine.bench import bench
 
-        print()
-        print("Tick engine (`quantlab engine-bench`): ticks per second against the pure-Python "
-              "reference engine in the same run, and the seed's published 42,735 ticks/s.")
-        print()
-        print(bench())
+    print()
+    print("Tick engine (`quantlab engine-bench`): ticks per second against the pure-Python "
+          "reference engine in the same run, and the seed's published 42,735 ticks/s. "
+          + cpu_header() + ".")
+    print()
+    print(bench())
+
+
+SECTIONS = {"threads": lambda: threads_table(), "core": lambda: core(),
+            "metrics": lambda: metrics_table(), "rolling": lambda: rolling_table(),
+            "measures": lambda: measures_table(), "sweep": lambda: sweep_table(),
+            "engine": lambda: engine_table()}
+
+
+def write_sections(path, outputs: dict, dry: bool = False) -> None:
+    """Replace the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in
+    ``path`` by each section's output; a section without markers is an error (the page
+    would silently keep old numbers); ``dry``: only check."""
+    from pathlib import Path
+
+    text = Path(path).read_text()
+    for name, out in outputs.items():
+        pat = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
+        if not pat.search(text):
+            raise SystemExit(f"{path} has no <!-- bench:{name} --> ... <!-- /bench:{name} --> "
+                             "markers")
+        text = pat.sub(lambda m: m.group(1) + out.strip("\n") + "\n" + m.group(2), text)
+    if not dry:
+        Path(path).write_text(text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=list(SECTIONS), help="run one section only")
+    parser.add_argument("--write", metavar="FILE",
+                        help="also write each section's tables between its markers in FILE")
+    args = parser.parse_args()
+    todo = [n for n in SECTIONS if args.only in (None, n)]
+    if args.write:   # check the page before the run, not after minutes of timing
+        write_sections(args.write, {n: "" for n in todo}, dry=True)
+    print(cpu_header())
+    outputs = {}
+    for name in todo:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            SECTIONS[name]()
+        outputs[name] = buf.getvalue()
+        print(outputs[name], flush=True)
+    if args.write:
+        write_sections(args.write, outputs)
 
 
 def bench_threads(n=2520, m=1000, window=20, counts=(1, 2), rounds=15):
@@ -520,7 +554,7 @@ def measures_table():
     print()
     print("Measures: one series of 2520 points, and rolling (window 252) over a 2520 x 100 "
           "panel, single-threaded; the peer's rolling time is its per-window time on 200 "
-          "windows x 227,000 windows (extrapolated).")
+          "windows x 227,000 windows (extrapolated). " + cpu_header() + ".")
     print()
     print("| measure | peer | quantlab 1 series | peer | ratio | quantlab rolling | "
           "peer rolling (extrap.) | ratio |")
@@ -545,7 +579,8 @@ def sweep_table():
     print()
     print("Sweeps: a 10 x 10 MA-crossover grid on a 2520-bar synthetic panel (one process per "
           "row; vectorbt after its numba warm-up). vectorbt at 1000 assets is not run: it was "
-          "killed by the out-of-memory killer at 24 GB RSS on this 24 GB machine.")
+          "killed by the out-of-memory killer at 24 GB RSS on this 24 GB machine. "
+          + cpu_header() + ".")
     print()
     print("| run | backtests | seconds | backtests/s | peak RSS |")
     print("|---|---|---|---|---|")
@@ -560,6 +595,9 @@ def sweep_table():
 def core():
     rows = [bench_returns(), bench_load(), bench_import(), bench_metrics(), *bench_backtest(),
             bench_stops()]
+    print(f"Core: returns, loading, import, metrics, backtests ({cpu_header()}). "
+          "Ratio = peer time / quantlab time (> 1: quantlab faster).")
+    print()
     print("| what | peer | quantlab | peer time | peer / quantlab |")
     print("|---|---|---|---|---|")
     for what, peer_name, ours, peer in rows:
@@ -573,7 +611,7 @@ def rolling_table():
     from quantlab._kernels import cpu_level
 
     print(f"Rolling window 20 on a 2520 x 1000 float64 panel; times in ms; quantlab runs its "
-          f"{cpu_level()} kernel build ({ql.rolling._k.__name__}). Peers: (ratio) = "
+          f"{cpu_level()} kernel build ({ql.rolling._k.__name__}; {cpu_header()}). Peers: (ratio) = "
           "peer time / quantlab single-threaded time (> 1: quantlab faster). 2 threads: "
           "(speedup) = single-threaded time / 2-thread time. Baseline: the x86-64 (SSE2) "
           "build, what a CPU without AVX2 runs, (ratio) as for the peers.")
