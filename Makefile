@@ -58,12 +58,13 @@ test: install browser
 	$(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 	$(BIN)/python -m pytest quantlab --doctest-modules -p no:nbval  # docstring Examples (issue #29)
 
+# BENCH_ARGS: e.g. "--only rolling", or a long section: "--only scale -- --assets 100 --days 30"
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 # the same run, its tables also written into docs/benchmarks.md (between its markers)
 bench-docs: install
-	$(BIN)/python benchmarks/run.py --write docs/benchmarks.md
+	$(BIN)/python benchmarks/run.py --write docs/benchmarks.md $(BENCH_ARGS)
 
 # JupyterLab on notebooks/ at 127.0.0.1 with token auth (the URL with its token is
 # printed; --allow-root is added as root). LAB_ARGS go to jupyter lab, e.g. --port=8890.

@@ -38,7 +38,10 @@ def timeit(fn, repeat=7, number=None):
     for _ in range(repeat):
         t = time.perf_counter()
         for _ in range(number):
-            SECTIONS[name]()
+            if name in LONG:
+                script_table(LONG[name], args.extra)
+            else:
+                SECTIONS[name]()
         times.append((time.perf_counter() - t) / number)
     return statistics.median(times)
 
@@ -426,6 +429,22 @@ def engine_table():
     print(bench())
 
 
+def script_table(name, extra):
+    """benchmarks/NAME.py in a child process (its own peak RSS), its output as is."""
+    from pathlib import Path
+
+    script = Path(__file__).with_name(f"{name}.py")
+    out = subprocess.run([sys.executable, "-W", "ignore", str(script), *extra],
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{script.name} failed:\n{out.stderr[-3000:]}")
+    print(out.stdout)
+
+
+# sections that take minutes to hours (a 500-asset deployment, a 380M-bar store): run
+# only when named, e.g. make bench BENCH_ARGS="--only scale -- --assets 100 --days 30"
+LONG = {"deploy": "deploy_bench", "scale": "scale_bench"}
+
 SECTIONS = {"threads": lambda: threads_table(), "core": lambda: core(),
             "metrics": lambda: metrics_table(), "rolling": lambda: rolling_table(),
             "measures": lambda: measures_table(), "sweep": lambda: sweep_table(),
@@ -452,11 +471,15 @@ def write_sections(path, outputs: dict, dry: bool = False) -> None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=list(SECTIONS), help="run one section only")
+    parser.add_argument("--only", choices=[*SECTIONS, *LONG],
+                        help="run one section only (deploy and scale run only when named)")
+    parser.add_argument("extra", nargs="*",
+                        help="after --: arguments for the deploy/scale script")
     parser.add_argument("--write", metavar="FILE",
                         help="also write each section's tables between its markers in FILE")
     args = parser.parse_args()
-    todo = [n for n in SECTIONS if args.only in (None, n)]
+    todo = [n for n in (*SECTIONS, *LONG) if args.only == n or (args.only is None
+                                                                and n in SECTIONS)]
     if args.write:   # check the page before the run, not after minutes of timing
         write_sections(args.write, {n: "" for n in todo}, dry=True)
     print(cpu_header())
@@ -464,7 +487,10 @@ def main():
     for name in todo:
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            SECTIONS[name]()
+            if name in LONG:
+                script_table(LONG[name], args.extra)
+            else:
+                SECTIONS[name]()
         outputs[name] = buf.getvalue()
         print(outputs[name], flush=True)
     if args.write:
