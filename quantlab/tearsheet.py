@@ -187,7 +187,7 @@ def monthly_returns(returns) -> pd.Series:
     2000-05-31   -0.0364
     Freq: ME, dtype: float64
     """
-    return (1.0 + _series(returns)).resample("ME").prod(min_count=1) - 1.0
+    return _compounded(returns, "ME")
 
 
 
@@ -229,7 +229,12 @@ def yearly_returns(returns) -> pd.Series:
     2001-12-31    0.3879
     Freq: YE-DEC, dtype: float64
     """
-    return (1.0 + _series(returns)).resample("YE").prod(min_count=1) - 1.0
+    return _compounded(returns, "YE")
+
+
+def _compounded(returns, rule: str) -> pd.Series:
+    """Returns compounded per calendar period ``rule``: prod(1 + r) - 1 (NaN: no data)."""
+    return (1.0 + _series(returns)).resample(rule).prod(min_count=1) - 1.0
 
 
 def rolling_stats(returns, window: int = 126, periods: int = 252,

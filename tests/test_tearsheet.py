@@ -647,3 +647,15 @@ def test_tearsheet_data_functions_refuse_bad_series_by_name(func):
         func(pd.Series(0.01, index=t[::-1]))
     with pytest.raises(TypeError, match="complex"):
         func(pd.Series(np.ones(30) * 1j, index=t))
+
+
+@pytest.mark.parametrize("func, rule", [(T.monthly_returns, "ME"), (T.yearly_returns, "YE")])
+def test_monthly_and_yearly_returns_are_one_compounding_bit_identical(ds, func, rule):
+    # issue #26: both go through _compounded; values stay bit-identical to the old formula
+    r = ql.data.returns(ds["close"].sel(asset="GOOG"))      # listed 2004: NaN periods first
+    s = r.to_series()
+    want = (1.0 + s).resample(rule).prod(min_count=1) - 1.0
+    got = func(r)
+    assert got.index.equals(want.index)
+    np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())   # exact, NaN in place
+    assert got.isna().any() and T._compounded(r, rule).equals(got)
