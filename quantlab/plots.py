@@ -1464,7 +1464,8 @@ class _EngineDashboard(StaticView):
 
         self.engine, self.history = engine, history
         self.sources = self._sources()
-        self.figure, self._f_pos = self._layout(self.sources)
+        self.figure, self._figs = self._layout(self.sources)
+        self._fitted = {}   # range id -> the (start, end) the last update fitted
         self.state = {"t": 0, "ticks": engine.core.ticks, "wall": time.perf_counter()}
         self.update(publish=False)
         try:   # built after the first update: the embedded (saved) state has data
@@ -1486,22 +1487,28 @@ class _EngineDashboard(StaticView):
     @staticmethod
     def _layout(src, static=False):
         from bokeh.layouts import gridplot
+        from bokeh.models import Range1d
+
+        # live figures: Range1d fitted by _fit_ranges (why: see there); the static copy
+        # keeps bokeh's auto-fitting DataRange1d
+        def live(*axes):
+            return {} if static else {f"{a}_range": Range1d(0, 1) for a in axes}
 
         symbols = [str(v) for v in src["pos"].data["symbol"]]
         f_tp = figure(title="throughput", height=220, x_axis_label="update",
-                      y_axis_label="ticks/s")
+                      y_axis_label="ticks/s", **live("x", "y"))
         f_tp.line("t", "tps", source=src["tp"])
         f_tp.scatter("t", "tps", source=src["tp"], size=4)  # one update is still visible
         f_pnl = figure(title="equity", height=220, x_axis_label="update",
-                       y_axis_label="equity (currency)")
+                       y_axis_label="equity (currency)", **live("x", "y"))
         money_axis(f_pnl.yaxis)
         f_pnl.line("t", "equity", source=src["pnl"], color="#2ca02c")
         f_pnl.scatter("t", "equity", source=src["pnl"], size=4, color="#2ca02c")
         f_lat = figure(title="latency (sampled ticks)", height=220, x_axis_label="µs",
-                       y_axis_label="ticks")
+                       y_axis_label="ticks", **live("x", "y"))
         f_lat.quad(left="left", right="right", top="count", bottom=0, source=src["lat"])
         f_pos = figure(title="positions", height=220, x_range=symbols or ["-"],
-                       x_axis_label="symbol", y_axis_label="shares")
+                       x_axis_label="symbol", y_axis_label="shares", **live("y"))
         f_pos.vbar(x="symbol", top="position", width=0.8, source=src["pos"])
         f_pos.xaxis.major_label_orientation = 1.2
         # a static copy of an empty source (no latency sample yet) gets fixed ranges:
@@ -1511,7 +1518,32 @@ class _EngineDashboard(StaticView):
                 f.x_range.start, f.x_range.end = 0, 1
                 f.y_range.start, f.y_range.end = 0, 1
         grid = gridplot([[f_tp, f_pnl], [f_lat, f_pos]], sizing_mode="stretch_width")
-        return grid, f_pos
+        return grid, {"tp": f_tp, "pnl": f_pnl, "lat": f_lat, "pos": f_pos}
+
+    # source -> (x columns, y columns, whether y starts at 0 (bars)); None: a factor axis
+    _FIT = {"tp": (("t",), ("tps",), False), "pnl": (("t",), ("equity",), False),
+            "lat": (("left", "right"), ("count",), True), "pos": (None, ("position",), True)}
+
+    def _fit_ranges(self):
+        """Fit each live range to its data unless the user has zoomed or panned it.
+
+        Each update re-renders the live view from the document (``render_bundle``,
+        ``refresh``), and a re-rendered DataRange1d forgets the user's zoom (BokehJS keeps
+        it only in the view). So the ranges are Range1d, fitted here: a range whose
+        start/end (synced back from the browser) differ from the last fit was moved by
+        the user and is left alone; ``reset_start/end`` always hold the current fit, so
+        the reset tool returns to following the data.
+        """
+        for key, (xs, ys, zero) in self._FIT.items():
+            fig, data = self._figs[key], self.sources[key].data
+            for rng, cols, z in ((fig.x_range, xs, False), (fig.y_range, ys, zero)):
+                fit = None if cols is None else _data_fit([data[c] for c in cols], z)
+                if fit is None:   # a factor axis, or no data yet: keep 0..1
+                    continue
+                if (rng.start, rng.end) == self._fitted.get(rng.id, (0, 1)):
+                    rng.update(start=fit[0], end=fit[1])
+                rng.update(reset_start=fit[0], reset_end=fit[1])
+                self._fitted[rng.id] = fit
 
     def update(self, _engine=None, _result=None, publish: bool = True):
         import time
@@ -1532,9 +1564,10 @@ class _EngineDashboard(StaticView):
         pos = engine.positions()
         symbols = [str(v) for v in pos.index.to_numpy()]
         src["pos"].data = {"symbol": symbols, "position": pos.to_numpy()}
-        fig_pos = self._f_pos
+        fig_pos = self._figs["pos"]
         if symbols and list(fig_pos.x_range.factors) != symbols:
             fig_pos.x_range.factors = symbols
+        self._fit_ranges()
         if publish:
             if self.widget is not None:
                 # the widget's synced snapshot of the document: patches sent to a live
@@ -1547,12 +1580,27 @@ class _EngineDashboard(StaticView):
         return self._layout({k: copy_source(v) for k, v in self.sources.items()}, True)[0]
 
 
+def _data_fit(cols, zero=False):
+    """(start, end) as bokeh's DataRange1d fits the finite values of ``cols`` (and 0 if
+    ``zero``): 5 % padding a side, ±1 around a single value; None without data."""
+    v = np.concatenate([np.asarray(c, dtype=float).ravel() for c in cols])
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    if zero:
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    pad = 0.05 * (hi - lo) if hi > lo else 1.0
+    return lo - pad, hi + pad
+
+
 def engine_dashboard(engine, history=300):
     """A live bokeh dashboard of a ``TickEngine``: throughput, equity, latency
     histogram and positions.
 
     Call ``.update()`` (or pass it as ``replay(on_chunk=...)``) to refresh while a replay
     runs; a saved or exported notebook shows the last update (a :class:`StaticView`).
+    A zoom or pan survives the updates; the reset tool returns to following the data.
 
     Parameters
     ----------

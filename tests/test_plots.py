@@ -137,3 +137,67 @@ def test_plots_and_widgets_all_list_their_public_names_only():
                and v.__module__ == mod.__name__}
         assert set(mod.__all__) - {"PALETTE", "NEEDS_KERNEL"} == own, mod.__name__
         assert all(hasattr(mod, n) for n in mod.__all__)
+
+
+# ---- live dashboards: a user's zoom survives updates (issue #26) ---------------------------
+
+def _browser_sets(dash, rng, start, end):
+    """A range change arriving from the browser, as jupyter_bokeh syncs it (or plainly set
+    when jupyter_bokeh is missing)."""
+    for attr, v in (("start", start), ("end", end)):
+        if dash.widget is None:
+            setattr(rng, attr, v)
+        else:
+            dash.widget._sync_model(dash.widget, {"event": "jsevent", "kind": "ModelChanged",
+                                                  "model": {"id": rng.id}, "attr": attr,
+                                                  "new": v}, [])
+
+
+def _padded(lo, hi):   # bokeh's DataRange1d default: 10 % padding, half on each side
+    return pytest.approx((lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)), rel=1e-12)
+
+
+def test_engine_dashboard_zoom_survives_updates_and_reset_returns_to_following_the_data():
+    from quantlab import testing
+
+    eng = ql.engine.TickEngine()
+    dash = ql.plots.engine_dashboard(eng)
+    ticks = testing.synthetic_ticks(4000, n_symbols=3, seed=1)
+
+    def part(a, b):
+        return {k: v[a:b] for k, v in ticks.items()}
+
+    eng.replay(part(0, 2000), chunk=500, on_chunk=dash.update)
+    figs = {f.title.text: f for f in _figs(dash.figure)}
+    x, y_eq = figs["throughput"].x_range, figs["equity"].y_range
+    assert dash.sources["tp"].data["t"] == [1, 2, 3, 4, 5]
+    assert (x.start, x.end) == _padded(1, 5)                     # follows the data
+    eq = dash.sources["pnl"].data["equity"]
+    assert (y_eq.start, y_eq.end) == _padded(min(eq), max(eq))
+    _browser_sets(dash, x, 1.5, 2.5)                              # the user zooms
+    eng.replay(part(2000, 3000), chunk=500, on_chunk=dash.update)
+    assert (x.start, x.end) == (1.5, 2.5)                         # kept over two updates
+    assert (x.reset_start, x.reset_end) == _padded(1, 7)          # reset: the current fit
+    if dash.widget is not None:   # a re-rendered live view (and a saved notebook) keeps it
+        bundle = dash.widget.get_state()["render_bundle"]
+        assert '"start":1.5' in bundle and '"end":2.5' in bundle
+    eq = dash.sources["pnl"].data["equity"]
+    assert (y_eq.start, y_eq.end) == _padded(min(eq), max(eq))   # untouched axes follow
+    _browser_sets(dash, x, x.reset_start, x.reset_end)            # the reset tool
+    eng.replay(part(3000, 4000), chunk=500, on_chunk=dash.update)
+    assert (x.start, x.end) == _padded(1, 9)                      # follows the data again
+
+
+def test_engine_dashboard_ranges_fit_like_bokeh_and_static_copy_auto_fits():
+    from bokeh.models import DataRange1d
+
+    fit = ql.plots._data_fit
+    assert fit([[0.0, 10.0]]) == pytest.approx((-0.5, 10.5))
+    assert fit([[3.0, np.nan]]) == (2.0, 4.0)                     # one value: ±1
+    assert fit([[2.0, 5.0]], zero=True) == pytest.approx((-0.25, 5.25))   # bars start at 0
+    assert fit([[np.nan], []]) is None and fit([[]], zero=True) is None
+    dash = ql.plots.engine_dashboard(ql.engine.TickEngine())
+    lat = {f.title.text: f for f in _figs(dash.figure)}["latency (sampled ticks)"]
+    assert (lat.x_range.start, lat.x_range.end) == (0, 1)         # no sample yet
+    assert all(isinstance(f.y_range, DataRange1d) for f in _figs(dash.static_figure())
+               if "latency" not in f.title.text)
