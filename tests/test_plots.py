@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from bokeh.models import CustomJSTickFormatter, GlyphRenderer, Plot
+from bokeh.models import ColumnDataSource, CustomJSTickFormatter, GlyphRenderer, Plot
 
 import quantlab as ql
 
@@ -119,9 +119,12 @@ def test_every_view_of_the_library_defines_its_static_copy():
     from quantlab import plots, widgets
 
     views = [c for m in (plots, widgets) for c in vars(m).values()
-             if inspect.isclass(c) and issubclass(c, plots.StaticView) and c is not plots.StaticView]
+             if inspect.isclass(c) and issubclass(c, plots.StaticView)
+             and c not in (plots.StaticView, plots._LiveView)]   # the two abstract bases
     assert {c.__name__ for c in views} >= {"RollingExplorer", "StrategyExplorer",
-                                           "SweepExplorer", "_EngineDashboard"}
+                                           "SweepExplorer", "_EngineDashboard",
+                                           "_DeploymentDashboard"}
+    assert inspect.isabstract(plots._LiveView)
     assert not [c.__name__ for c in views if inspect.isabstract(c)]
     assert inspect.isabstract(plots.StaticView)
 
@@ -201,3 +204,43 @@ def test_engine_dashboard_ranges_fit_like_bokeh_and_static_copy_auto_fits():
     assert (lat.x_range.start, lat.x_range.end) == (0, 1)         # no sample yet
     assert all(isinstance(f.y_range, DataRange1d) for f in _figs(dash.static_figure())
                if "latency" not in f.title.text)
+
+
+def test_live_deployment_dashboard_zoom_survives_bars_and_reset_follows_the_data():
+    from bokeh.models import Span
+
+    ds = ql.data.load().isel(time=slice(0, 60))
+    dep = ql.deploy("volatility_regime", {"window": 5, "lookback": 20},
+                    history=ds.isel(time=slice(0, 30)), fees=0.001)
+    dash = ql.plots.deployment_dashboard(dep, live=True)
+    assert len(dash.sources["equity"].data["time"]) == 0          # before any bar: 0..1
+    assert (dash._figs["eq"].x_range.start, dash._figs["eq"].x_range.end) == (0, 1)
+    dep.listeners.append(dash.update)
+    dep.replay(ds.isel(time=slice(30, 45)), echo=None)
+    figs = {f.title.text: f for f in _figs(dash.figure)}
+    x, y = figs["equity: deployment vs backtest"].x_range, figs["drawdown"].y_range
+    ms = ds.time.values[30:45].astype("datetime64[ms]").astype(np.int64).astype(float)
+    assert (x.start, x.end) == _padded(ms[0], ms[-1])             # follows the bars
+    eq = dep.equity.sum("asset").values
+    np.testing.assert_array_equal(dash.sources["equity"].data["equity"], eq)
+    dd = eq / np.maximum.accumulate(eq) - 1
+    assert (y.start, y.end) == _padded(min(dd.min(), 0), 0)       # from 0 (an area)
+    zoom = (ms[3], ms[6])
+    _browser_sets(dash, x, *zoom)                                 # the user zooms
+    dep.replay(ds.isel(time=slice(45, 55)), echo=None)
+    assert (x.start, x.end) == zoom                               # kept over ten bars
+    ms = ds.time.values[30:55].astype("datetime64[ms]").astype(np.int64).astype(float)
+    assert (x.reset_start, x.reset_end) == _padded(ms[0], ms[-1])
+    for f in ("fills (price)", "decision time per bar (ms)", "drawdown"):
+        assert figs[f].x_range is x                               # one shared time axis
+    lat = dep.latency.to_numpy() * 1e3
+    spans = [s for s in figs["decision time per bar (ms)"].center if isinstance(s, Span)]
+    assert [s.location for s in spans] == pytest.approx([np.percentile(lat, 50),
+                                                         np.percentile(lat, 99)])
+    _browser_sets(dash, x, x.reset_start, x.reset_end)            # the reset tool
+    dep.replay(ds.isel(time=slice(55, 60)), echo=None)
+    ms = ds.time.values[30:60].astype("datetime64[ms]").astype(np.int64).astype(float)
+    assert (x.start, x.end) == _padded(ms[0], ms[-1])             # follows again
+    static = {m.name: m.data for m in dash.static_figure().select({"type": ColumnDataSource})}
+    np.testing.assert_array_equal(static["deployment.equity"]["equity"],
+                                  dep.equity.sum("asset").values)
