@@ -1702,7 +1702,9 @@ def deployment_dashboard(dep, backtest=None, live: bool = False):
         A backtest of the same bars, one parameter combination.
     live : bool, default False
         Return a :class:`StaticView` with ``update()`` and ``sources`` (a saved or
-        exported notebook shows the last update) instead of a plain layout.
+        exported notebook shows the last update) instead of a plain layout. An update
+        re-publishes the whole document (about 20 bars' worth of decision time at 300
+        bars): on a fast replay update every few bars, then once at the end.
 
     Returns
     -------
