@@ -1455,7 +1455,52 @@ def _exposure_figure(src, x_range):
 
 
 
-class _EngineDashboard(StaticView):
+class _LiveView(StaticView):
+    """A dashboard updated in place: live figures with ranges that follow the data until
+    the user zooms (:meth:`_follow`), re-published after each update (:meth:`_publish`)."""
+
+    _fitted: dict = None
+
+    def _attach_widget(self):
+        try:   # built after the first update: the embedded (saved) state has data
+            from jupyter_bokeh import BokehModel
+
+            self.widget = BokehModel(self.figure)
+        except ImportError:   # outside Jupyter: the static copy only
+            self.widget = None
+
+    def _follow(self, spec):
+        """Fit each live Range1d of ``spec`` ((range, columns, include 0) triples) to its
+        data unless the user has zoomed or panned it.
+
+        Each update re-renders the live view from the document (``render_bundle``,
+        ``refresh``), and a re-rendered DataRange1d forgets the user's zoom (BokehJS keeps
+        it only in the view). So the ranges are Range1d, fitted here: a range whose
+        start/end (synced back from the browser) differ from the last fit was moved by
+        the user and is left alone; ``reset_start/end`` always hold the current fit, so
+        the reset tool returns to following the data.
+        """
+        if self._fitted is None:
+            self._fitted = {}   # range id -> the (start, end) the last update fitted
+        for rng, cols, zero in spec:
+            fit = _data_fit(cols, zero)
+            if fit is None:   # no data yet: keep 0..1
+                continue
+            if (rng.start, rng.end) == self._fitted.get(rng.id, (0, 1)):
+                rng.update(start=fit[0], end=fit[1])
+            rng.update(reset_start=fit[0], reset_end=fit[1])
+            self._fitted[rng.id] = fit
+
+    def _publish(self):
+        if self.widget is not None:
+            # the widget's synced snapshot of the document: patches sent to a live
+            # view are not widget state, so a saved/exported notebook (papermill
+            # stores widget state) would otherwise show the construction-time data
+            self.widget.render_bundle = type(self.widget)._model_to_traits(self.figure)
+        self.refresh()
+
+
+class _EngineDashboard(_LiveView):
     """The tick engine dashboard: live (a jupyter_bokeh widget) and static (its current
     data, re-published by each ``update``)."""
 
@@ -1464,15 +1509,10 @@ class _EngineDashboard(StaticView):
 
         self.engine, self.history = engine, history
         self.sources = self._sources()
-        self.figure, self._f_pos = self._layout(self.sources)
+        self.figure, self._figs = self._layout(self.sources)
         self.state = {"t": 0, "ticks": engine.core.ticks, "wall": time.perf_counter()}
         self.update(publish=False)
-        try:   # built after the first update: the embedded (saved) state has data
-            from jupyter_bokeh import BokehModel
-
-            self.widget = BokehModel(self.figure)
-        except ImportError:   # outside Jupyter: the static copy only
-            self.widget = None
+        self._attach_widget()
 
     @staticmethod
     def _sources():
@@ -1486,22 +1526,28 @@ class _EngineDashboard(StaticView):
     @staticmethod
     def _layout(src, static=False):
         from bokeh.layouts import gridplot
+        from bokeh.models import Range1d
+
+        # live figures: Range1d fitted by _fit_ranges (why: see there); the static copy
+        # keeps bokeh's auto-fitting DataRange1d
+        def live(*axes):
+            return {} if static else {f"{a}_range": Range1d(0, 1) for a in axes}
 
         symbols = [str(v) for v in src["pos"].data["symbol"]]
         f_tp = figure(title="throughput", height=220, x_axis_label="update",
-                      y_axis_label="ticks/s")
+                      y_axis_label="ticks/s", **live("x", "y"))
         f_tp.line("t", "tps", source=src["tp"])
         f_tp.scatter("t", "tps", source=src["tp"], size=4)  # one update is still visible
         f_pnl = figure(title="equity", height=220, x_axis_label="update",
-                       y_axis_label="equity (currency)")
+                       y_axis_label="equity (currency)", **live("x", "y"))
         money_axis(f_pnl.yaxis)
         f_pnl.line("t", "equity", source=src["pnl"], color="#2ca02c")
         f_pnl.scatter("t", "equity", source=src["pnl"], size=4, color="#2ca02c")
         f_lat = figure(title="latency (sampled ticks)", height=220, x_axis_label="µs",
-                       y_axis_label="ticks")
+                       y_axis_label="ticks", **live("x", "y"))
         f_lat.quad(left="left", right="right", top="count", bottom=0, source=src["lat"])
         f_pos = figure(title="positions", height=220, x_range=symbols or ["-"],
-                       x_axis_label="symbol", y_axis_label="shares")
+                       x_axis_label="symbol", y_axis_label="shares", **live("y"))
         f_pos.vbar(x="symbol", top="position", width=0.8, source=src["pos"])
         f_pos.xaxis.major_label_orientation = 1.2
         # a static copy of an empty source (no latency sample yet) gets fixed ranges:
@@ -1511,7 +1557,20 @@ class _EngineDashboard(StaticView):
                 f.x_range.start, f.x_range.end = 0, 1
                 f.y_range.start, f.y_range.end = 0, 1
         grid = gridplot([[f_tp, f_pnl], [f_lat, f_pos]], sizing_mode="stretch_width")
-        return grid, f_pos
+        return grid, {"tp": f_tp, "pnl": f_pnl, "lat": f_lat, "pos": f_pos}
+
+    # source -> (x columns, y columns, whether y starts at 0 (bars)); None: a factor axis
+    _FIT = {"tp": (("t",), ("tps",), False), "pnl": (("t",), ("equity",), False),
+            "lat": (("left", "right"), ("count",), True), "pos": (None, ("position",), True)}
+
+    def _fit_ranges(self):
+        spec = []
+        for key, (xs, ys, zero) in self._FIT.items():
+            fig, data = self._figs[key], self.sources[key].data
+            if xs is not None:
+                spec.append((fig.x_range, [data[c] for c in xs], False))
+            spec.append((fig.y_range, [data[c] for c in ys], zero))
+        self._follow(spec)
 
     def update(self, _engine=None, _result=None, publish: bool = True):
         import time
@@ -1532,19 +1591,39 @@ class _EngineDashboard(StaticView):
         pos = engine.positions()
         symbols = [str(v) for v in pos.index.to_numpy()]
         src["pos"].data = {"symbol": symbols, "position": pos.to_numpy()}
-        fig_pos = self._f_pos
+        fig_pos = self._figs["pos"]
         if symbols and list(fig_pos.x_range.factors) != symbols:
             fig_pos.x_range.factors = symbols
+        self._fit_ranges()
         if publish:
-            if self.widget is not None:
-                # the widget's synced snapshot of the document: patches sent to a live
-                # view are not widget state, so a saved/exported notebook (papermill
-                # stores widget state) would otherwise show the construction-time data
-                self.widget.render_bundle = type(self.widget)._model_to_traits(self.figure)
-            self.refresh()
+            self._publish()
 
     def static_figure(self):
         return self._layout({k: copy_source(v) for k, v in self.sources.items()}, True)[0]
+
+
+def _as_float(c) -> np.ndarray:
+    """Numbers as float; datetimes as bokeh's datetime axes hold them: ms since the epoch
+    (NaT: NaN)."""
+    a = np.asarray(c)
+    if a.dtype.kind != "M":
+        return a.astype(float).ravel()
+    ms = a.astype("datetime64[ms]").astype(np.int64).astype(float)
+    return np.where(np.isnat(a), np.nan, ms).ravel()
+
+
+def _data_fit(cols, zero=False):
+    """(start, end) as bokeh's DataRange1d fits the finite values of ``cols`` (and 0 if
+    ``zero``): 5 % padding a side, ±1 around a single value; None without data."""
+    v = np.concatenate([_as_float(c) for c in cols])
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    if zero:
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    pad = 0.05 * (hi - lo) if hi > lo else 1.0
+    return lo - pad, hi + pad
 
 
 def engine_dashboard(engine, history=300):
@@ -1553,6 +1632,7 @@ def engine_dashboard(engine, history=300):
 
     Call ``.update()`` (or pass it as ``replay(on_chunk=...)``) to refresh while a replay
     runs; a saved or exported notebook shows the last update (a :class:`StaticView`).
+    A zoom or pan survives the updates; the reset tool returns to following the data.
 
     Parameters
     ----------
@@ -1602,9 +1682,11 @@ def _total(da):
     return da.sum("asset") if "asset" in da.dims else da
 
 
-def deployment_dashboard(dep, backtest=None):
+def deployment_dashboard(dep, backtest=None, live: bool = False):
     """A static bokeh layout of a ``ql.Deployment`` (the data live in the
-    figure, so it works in saved HTML).
+    figure, so it works in saved HTML), or with ``live=True`` a view to update as bars
+    arrive (``dep.listeners.append(dash.update)``): the same figures are refreshed, so a
+    zoom or pan survives the updates and the reset tool returns to following the data.
 
     Equity against ``backtest``'s (summed over accounts, on the deployment's bars),
     drawdown from the running peak, fills (buys and sells), risk-limit rejections by
@@ -1618,10 +1700,15 @@ def deployment_dashboard(dep, backtest=None):
         A deployment (``ql.deploy``).
     backtest : BacktestResult, optional
         A backtest of the same bars, one parameter combination.
+    live : bool, default False
+        Return a :class:`StaticView` with ``update()`` and ``sources`` (a saved or
+        exported notebook shows the last update) instead of a plain layout. An update
+        re-publishes the whole document (about 20 bars' worth of decision time at 300
+        bars): on a fast replay update every few bars, then once at the end.
 
     Returns
     -------
-    bokeh.models.Column
+    bokeh.models.Column or StaticView
 
     Raises
     ------
@@ -1641,8 +1728,7 @@ def deployment_dashboard(dep, backtest=None):
     >>> len(layout.select_one({"name": "deployment.equity"}).data["time"])
     10
     """
-    from bokeh.layouts import column, gridplot
-    from bokeh.models import ColumnDataSource, HoverTool, Span
+    from bokeh.models import ColumnDataSource
 
     from quantlab.live import Deployment  # lazy: drawing is the face, live the research side
 
@@ -1652,56 +1738,149 @@ def deployment_dashboard(dep, backtest=None):
     if backtest is not None and not hasattr(backtest, "equity"):
         raise TypeError(f"backtest is a BacktestResult (ql.backtest(...)) of the same bars, "
                         f"got {type(backtest).__name__}")
+    if live:
+        return _DeploymentDashboard(dep, backtest)
+    src = {k: ColumnDataSource(v) for k, v in _deployment_data(dep, backtest).items()}
+    return _deployment_layout(src)[0]
+
+
+def _deployment_data(dep, backtest) -> dict:
+    """The columns of each source of a deployment dashboard, from its records."""
     eq = _total(dep.equity)
     t = eq.time.values
-    src = {"equity": ColumnDataSource({"time": t, "equity": eq.values,
-                                       "drawdown": eq.values / np.fmax.accumulate(
-                                           eq.values) - 1 if len(t) else eq.values})}
-    f_eq = figure(x_axis_type="datetime", title="equity: deployment vs backtest", height=250,
-                  y_axis_label="currency")
-    f_eq.line("time", "equity", source=src["equity"], color=PALETTE[1], line_width=1.5,
-              legend_label="deployment")
+    data = {"equity": {"time": t, "equity": eq.values,
+                       "drawdown": eq.values / np.fmax.accumulate(eq.values) - 1
+                       if len(t) else eq.values}}
     if backtest is not None:
         be = _total(backtest.equity).reindex(time=t)
-        src["backtest"] = ColumnDataSource({"time": t, "equity": be.values,
-                                            "difference": eq.values - be.values})
+        data["backtest"] = {"time": t, "equity": be.values, "difference": eq.values - be.values}
+    o = dep.orders
+    for side in ("buy", "sell"):
+        sel = o[(o["size"] > 0) if side == "buy" else (o["size"] < 0)]
+        data[side] = {"time": sel["time"].values, "price": sel["price"].values,
+                      "asset": sel["asset"].astype(str).values, "size": sel["size"].values}
+    counts = dep.rejections["reason"].value_counts()
+    data["rejections"] = {"reason": [str(r) for r in counts.index] or ["none"],
+                          "count": counts.to_numpy().tolist() or [0]}
+    lat = dep.latency * 1e3
+    data["latency"] = {"time": lat.index.values, "ms": lat.to_numpy()}
+    return data
+
+
+def _deployment_layout(src, live=False):
+    """(layout, figures, p50/p99 spans) of a deployment dashboard on the sources ``src``;
+    ``live``: Range1d ranges that :meth:`_LiveView._follow` fits."""
+    from bokeh.layouts import column, gridplot
+    from bokeh.models import HoverTool, Range1d, Span
+
+    def rng(axis="y"):
+        return {f"{axis}_range": Range1d(0, 1)} if live else {}
+
+    f_eq = figure(x_axis_type="datetime", title="equity: deployment vs backtest", height=250,
+                  y_axis_label="currency", **rng("x"), **rng())
+    f_eq.line("time", "equity", source=src["equity"], color=PALETTE[1], line_width=1.5,
+              legend_label="deployment")
+    if "backtest" in src:
         f_eq.line("time", "equity", source=src["backtest"], color="gray", line_dash="dashed",
                   line_width=1.5, legend_label="backtest, same bars")
     f_eq.legend.location = "top_left"
-    f_dd = figure(x_axis_type="datetime", title="drawdown", height=180, x_range=f_eq.x_range)
+    f_dd = figure(x_axis_type="datetime", title="drawdown", height=180, x_range=f_eq.x_range,
+                  **rng())
     f_dd.varea("time", "drawdown", 0, source=src["equity"], color=PALETTE[3], alpha=0.4)
-    o = dep.orders
     f_or = figure(x_axis_type="datetime", title="fills (price)", height=220,
-                  x_range=f_eq.x_range, tools="pan,wheel_zoom,box_zoom,reset,save")
+                  x_range=f_eq.x_range, tools="pan,wheel_zoom,box_zoom,reset,save", **rng())
     for side, color, marker in (("buy", PALETTE[2], "triangle"),
                                 ("sell", PALETTE[3], "inverted_triangle")):
-        sel = o[(o["size"] > 0) if side == "buy" else (o["size"] < 0)]
-        src[side] = ColumnDataSource({"time": sel["time"].values, "price": sel["price"].values,
-                                      "asset": sel["asset"].astype(str).values,
-                                      "size": sel["size"].values})
         f_or.scatter("time", "price", source=src[side], size=7, color=color, marker=marker,
                      legend_label=side)
     f_or.add_tools(HoverTool(tooltips=[("asset", "@asset"), ("size", "@size{0,0.00}"),
                                        ("price", "@price{0,0.00}")]))
     f_or.legend.location = "top_left"
-    counts = dep.rejections["reason"].value_counts()
-    reasons = [str(r) for r in counts.index] or ["none"]
-    src["rejections"] = ColumnDataSource({"reason": reasons,
-                                          "count": counts.to_numpy().tolist() or [0]})
-    f_rej = figure(x_range=reasons, title=f"rejections by reason ({int(counts.sum())})",
-                   height=220)
+    rej = src["rejections"].data
+    f_rej = figure(x_range=list(rej["reason"]), title=_rejections_title(rej), height=220,
+                   **rng())
     f_rej.vbar(x="reason", top="count", width=0.7, source=src["rejections"], color=PALETTE[3])
-    lat = dep.latency * 1e3
-    src["latency"] = ColumnDataSource({"time": lat.index.values, "ms": lat.to_numpy()})
     f_lat = figure(x_axis_type="datetime", title="decision time per bar (ms)", height=220,
-                   x_range=f_eq.x_range)
+                   x_range=f_eq.x_range, **rng())
     f_lat.scatter("time", "ms", source=src["latency"], size=3, color=PALETTE[0])
-    for q, dash in ((50, "dashed"), (99, "dotted")):
-        if len(lat):
-            f_lat.add_layout(Span(location=float(np.percentile(lat, q)), dimension="width",
-                                  line_dash=dash, line_color="gray"))
+    spans = [Span(location=None, dimension="width", line_dash=d, line_color="gray")
+             for d in ("dashed", "dotted")]    # p50, p99
+    for span, loc in zip(spans, _latency_lines(src["latency"].data["ms"])):
+        span.location = loc
+        f_lat.add_layout(span)
     for k, v in src.items():     # findable: layout.select(name="deployment.equity")
         v.name = f"deployment.{k}"
     layout = column(f_eq, f_dd, f_or, gridplot([[f_rej, f_lat]], sizing_mode="stretch_width"),
                     sizing_mode="stretch_width")
-    return layout
+    return layout, {"eq": f_eq, "dd": f_dd, "or": f_or, "rej": f_rej, "lat": f_lat}, spans
+
+
+def _rejections_title(rej) -> str:
+    return f"rejections by reason ({int(np.sum(rej['count']))})"
+
+
+def _latency_lines(ms):
+    """p50 and p99 of the decision times (None: no bar yet)."""
+    ms = np.asarray(ms, dtype=float)
+    return [float(np.percentile(ms, q)) if len(ms) else None for q in (50, 99)]
+
+
+class _DeploymentDashboard(_LiveView):
+    """The live deployment dashboard: the figures of :func:`deployment_dashboard`, whose
+    sources ``update`` refreshes from the deployment (a zoom survives, see ``_follow``)."""
+
+    def __init__(self, dep, backtest):
+        from bokeh.models import ColumnDataSource
+
+        self.dep, self.backtest = dep, backtest
+        self.sources = {k: ColumnDataSource(v)
+                        for k, v in _deployment_data(dep, backtest).items()}
+        self.figure, self._figs, self._spans = _deployment_layout(self.sources, live=True)
+        self.update(publish=False)
+        self._attach_widget()
+
+    def update(self, _status=None, publish: bool = True):
+        """Redraw from the deployment's records (a ``dep.listeners`` entry: called with
+        each bar's status, which it does not need).
+
+        Parameters
+        ----------
+        _status : dict, optional
+            The bar's status (ignored).
+        publish : bool, default True
+            Re-publish the displayed output and the widget's saved state.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 40))
+        >>> dep = ql.deploy("volatility_regime", {"window": 5, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 30)))
+        >>> dash = ql.plots.deployment_dashboard(dep, live=True)
+        >>> dep.listeners.append(dash.update)
+        >>> dep = dep.replay(ds.isel(time=slice(30, 40)), echo=None)
+        >>> len(dash.sources["equity"].data["time"])
+        10
+        """
+        data = _deployment_data(self.dep, self.backtest)
+        for k, v in data.items():
+            self.sources[k].data = v
+        f, src = self._figs, data
+        f["rej"].x_range.factors = list(src["rejections"]["reason"])
+        f["rej"].title.text = _rejections_title(src["rejections"])
+        for span, loc in zip(self._spans, _latency_lines(src["latency"]["ms"])):
+            span.location = loc
+        times = [src[k]["time"] for k in ("equity", "buy", "sell", "latency")]
+        prices = [src["buy"]["price"], src["sell"]["price"]]
+        self._follow([(f["eq"].x_range, times, False),
+                      (f["eq"].y_range, [src[k]["equity"] for k in ("equity", "backtest")
+                                         if k in src], False),
+                      (f["dd"].y_range, [src["equity"]["drawdown"]], True),
+                      (f["or"].y_range, prices, False),
+                      (f["rej"].y_range, [src["rejections"]["count"]], True),
+                      (f["lat"].y_range, [src["latency"]["ms"]], False)])
+        if publish:
+            self._publish()
+
+    def static_figure(self):
+        return _deployment_layout({k: copy_source(v) for k, v in self.sources.items()})[0]

@@ -6,7 +6,7 @@ import xarray as xr
 
 from quantlab import _validate
 
-__all__ = ["from_entries_exits"]
+__all__ = ["check_events", "from_entries_exits"]
 
 
 def from_entries_exits(entries, exits) -> xr.DataArray:
@@ -48,13 +48,50 @@ def from_entries_exits(entries, exits) -> xr.DataArray:
     """
     if exits is None:
         raise ValueError("from_entries_exits needs exits as well as entries")
-    entries, exits = xr.align(_bool(entries, "entries"), _bool(exits, "exits"), join="exact")
+    entries, exits = xr.align(check_events(entries, "entries"),
+                             check_events(exits, "exits"), join="exact")
     both = entries & exits
     out = xr.where(entries & ~both, 1.0, np.nan)
     return xr.where(exits & ~both, 0.0, out).rename("signal")
 
 
-def _bool(x, name):
+def check_events(x, name: str) -> xr.DataArray:
+    """Check one boolean event array (entries or exits) and return it unchanged.
+
+    The checks ``from_entries_exits`` and ``ql.backtest(entries=, exits=)`` apply to each
+    of their event arrays: a boolean DataArray whose time/asset dims have coordinates
+    (events are matched by label, not by position).
+
+    Parameters
+    ----------
+    x : xarray.DataArray of bool
+        Events on (time, asset[, params]).
+    name : str
+        The argument's name, used in the error messages (``"entries"``, ``"exits"``).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``x`` itself (no copy).
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a DataArray or not boolean.
+    DataError
+        If a time/asset dimension has no coordinate.
+
+    Examples
+    --------
+    >>> import pandas as pd, xarray as xr, quantlab as ql
+    >>> time = pd.date_range("2024-01-01", periods=3)
+    >>> ev = xr.DataArray([True, False, True], coords={"time": time})
+    >>> ql.signals.check_events(ev, "entries") is ev
+    True
+    >>> ql.signals.check_events(ev.astype(int), "entries")
+    Traceback (most recent call last):
+    TypeError: entries must be boolean, got int64
+    """
     if not isinstance(x, xr.DataArray):
         raise TypeError(f"{name} must be a boolean DataArray on (time, asset[, params])")
     if x.dtype != bool:

@@ -17,6 +17,7 @@ starting capital (as ``ql.metrics.max_drawdown``).
 from __future__ import annotations
 
 import html
+import unicodedata
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,8 @@ def _as_returns(name, x) -> xr.DataArray:
         if isinstance(x, pd.Series):
             x = xr.DataArray(x.to_numpy(), dims=("time",), coords={"time": idx})
         else:
+            for i, c in enumerate(x.columns):   # before str(): None/NaN would read 'nan'
+                _check_label(name, "column", i, c)
             x = xr.DataArray(x.to_numpy(), dims=("time", "column"),
                              coords={"time": idx, "column": [str(c) for c in x.columns]})
     if not isinstance(x, xr.DataArray):
@@ -86,14 +89,28 @@ def _columns(r: xr.DataArray) -> list[tuple[str, dict]]:
         raise ValueError("returns has no columns (a non-time dim of size 0)")
     if not others:
         return [("strategy", {})]
-    idx = pd.MultiIndex.from_product([r[d].values for d in others], names=others)
     plain = ("asset", "column")   # named by their value; parameters as name=value
+    for d in set(others) & set(plain):
+        for i, v in enumerate(r[d].values):
+            _check_label("returns", d, i, v)
+    idx = pd.MultiIndex.from_product([r[d].values for d in others], names=others)
     labels = [" · ".join(str(v) if d in plain else f"{d}={v}" for d, v in zip(others, key))
               for key in idx]
-    if len(set(labels)) < len(labels):   # the Select finds a column by its label
-        dup = sorted({s for s in labels if labels.count(s) > 1})
-        raise DataError(f"returns has repeated column labels {dup}; make them unique")
+    # the Select finds a column by its label, and a reader tells them apart by eye:
+    # labels equal once spaces are stripped and Unicode is normalised (NFC) are repeats
+    seen = [unicodedata.normalize("NFC", s).strip() for s in labels]
+    if len(set(seen)) < len(seen):
+        dup = sorted({s for s, k in zip(labels, seen) if seen.count(k) > 1})
+        raise DataError(f"returns has repeated column labels {dup} (compared without "
+                        "surrounding spaces, in Unicode NFC); make them unique")
     return [(s, dict(zip(others, key))) for s, key in zip(labels, idx)]
+
+
+def _check_label(name, dim, i, v) -> None:
+    """A column label must be a visible name: not missing (None/NaN/NaT) nor blank."""
+    if (pd.api.types.is_scalar(v) and pd.isna(v)) or not str(v).strip():
+        raise DataError(f"{name} {dim} {i} has no label ({v!r}): name every column (the "
+                        "tear sheet's Select and tables show it)")
 
 
 def _pick(da, sel):
@@ -187,7 +204,7 @@ def monthly_returns(returns) -> pd.Series:
     2000-05-31   -0.0364
     Freq: ME, dtype: float64
     """
-    return (1.0 + _series(returns)).resample("ME").prod(min_count=1) - 1.0
+    return _compounded(returns, "ME")
 
 
 
@@ -229,7 +246,12 @@ def yearly_returns(returns) -> pd.Series:
     2001-12-31    0.3879
     Freq: YE-DEC, dtype: float64
     """
-    return (1.0 + _series(returns)).resample("YE").prod(min_count=1) - 1.0
+    return _compounded(returns, "YE")
+
+
+def _compounded(returns, rule: str) -> pd.Series:
+    """Returns compounded per calendar period ``rule``: prod(1 + r) - 1 (NaN: no data)."""
+    return (1.0 + _series(returns)).resample(rule).prod(min_count=1) - 1.0
 
 
 def rolling_stats(returns, window: int = 126, periods: int = 252,

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from bokeh.models import CustomJSTickFormatter, GlyphRenderer, Plot
+from bokeh.models import ColumnDataSource, CustomJSTickFormatter, GlyphRenderer, Plot
 
 import quantlab as ql
 
@@ -119,9 +119,12 @@ def test_every_view_of_the_library_defines_its_static_copy():
     from quantlab import plots, widgets
 
     views = [c for m in (plots, widgets) for c in vars(m).values()
-             if inspect.isclass(c) and issubclass(c, plots.StaticView) and c is not plots.StaticView]
+             if inspect.isclass(c) and issubclass(c, plots.StaticView)
+             and c not in (plots.StaticView, plots._LiveView)]   # the two abstract bases
     assert {c.__name__ for c in views} >= {"RollingExplorer", "StrategyExplorer",
-                                           "SweepExplorer", "_EngineDashboard"}
+                                           "SweepExplorer", "_EngineDashboard",
+                                           "_DeploymentDashboard"}
+    assert inspect.isabstract(plots._LiveView)
     assert not [c.__name__ for c in views if inspect.isabstract(c)]
     assert inspect.isabstract(plots.StaticView)
 
@@ -137,3 +140,107 @@ def test_plots_and_widgets_all_list_their_public_names_only():
                and v.__module__ == mod.__name__}
         assert set(mod.__all__) - {"PALETTE", "NEEDS_KERNEL"} == own, mod.__name__
         assert all(hasattr(mod, n) for n in mod.__all__)
+
+
+# ---- live dashboards: a user's zoom survives updates (issue #26) ---------------------------
+
+def _browser_sets(dash, rng, start, end):
+    """A range change arriving from the browser, as jupyter_bokeh syncs it (or plainly set
+    when jupyter_bokeh is missing)."""
+    for attr, v in (("start", start), ("end", end)):
+        if dash.widget is None:
+            setattr(rng, attr, v)
+        else:
+            dash.widget._sync_model(dash.widget, {"event": "jsevent", "kind": "ModelChanged",
+                                                  "model": {"id": rng.id}, "attr": attr,
+                                                  "new": v}, [])
+
+
+def _padded(lo, hi):   # bokeh's DataRange1d default: 10 % padding, half on each side
+    return pytest.approx((lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)), rel=1e-12)
+
+
+def test_engine_dashboard_zoom_survives_updates_and_reset_returns_to_following_the_data():
+    from quantlab import testing
+
+    eng = ql.engine.TickEngine()
+    dash = ql.plots.engine_dashboard(eng)
+    ticks = testing.synthetic_ticks(4000, n_symbols=3, seed=1)
+
+    def part(a, b):
+        return {k: v[a:b] for k, v in ticks.items()}
+
+    eng.replay(part(0, 2000), chunk=500, on_chunk=dash.update)
+    figs = {f.title.text: f for f in _figs(dash.figure)}
+    x, y_eq = figs["throughput"].x_range, figs["equity"].y_range
+    assert dash.sources["tp"].data["t"] == [1, 2, 3, 4, 5]
+    assert (x.start, x.end) == _padded(1, 5)                     # follows the data
+    eq = dash.sources["pnl"].data["equity"]
+    assert (y_eq.start, y_eq.end) == _padded(min(eq), max(eq))
+    _browser_sets(dash, x, 1.5, 2.5)                              # the user zooms
+    eng.replay(part(2000, 3000), chunk=500, on_chunk=dash.update)
+    assert (x.start, x.end) == (1.5, 2.5)                         # kept over two updates
+    assert (x.reset_start, x.reset_end) == _padded(1, 7)          # reset: the current fit
+    if dash.widget is not None:   # a re-rendered live view (and a saved notebook) keeps it
+        bundle = dash.widget.get_state()["render_bundle"]
+        assert '"start":1.5' in bundle and '"end":2.5' in bundle
+    eq = dash.sources["pnl"].data["equity"]
+    assert (y_eq.start, y_eq.end) == _padded(min(eq), max(eq))   # untouched axes follow
+    _browser_sets(dash, x, x.reset_start, x.reset_end)            # the reset tool
+    eng.replay(part(3000, 4000), chunk=500, on_chunk=dash.update)
+    assert (x.start, x.end) == _padded(1, 9)                      # follows the data again
+
+
+def test_engine_dashboard_ranges_fit_like_bokeh_and_static_copy_auto_fits():
+    from bokeh.models import DataRange1d
+
+    fit = ql.plots._data_fit
+    assert fit([[0.0, 10.0]]) == pytest.approx((-0.5, 10.5))
+    assert fit([[3.0, np.nan]]) == (2.0, 4.0)                     # one value: ±1
+    assert fit([[2.0, 5.0]], zero=True) == pytest.approx((-0.25, 5.25))   # bars start at 0
+    assert fit([[np.nan], []]) is None and fit([[]], zero=True) is None
+    dash = ql.plots.engine_dashboard(ql.engine.TickEngine())
+    lat = {f.title.text: f for f in _figs(dash.figure)}["latency (sampled ticks)"]
+    assert (lat.x_range.start, lat.x_range.end) == (0, 1)         # no sample yet
+    assert all(isinstance(f.y_range, DataRange1d) for f in _figs(dash.static_figure())
+               if "latency" not in f.title.text)
+
+
+def test_live_deployment_dashboard_zoom_survives_bars_and_reset_follows_the_data():
+    from bokeh.models import Span
+
+    ds = ql.data.load().isel(time=slice(0, 60))
+    dep = ql.deploy("volatility_regime", {"window": 5, "lookback": 20},
+                    history=ds.isel(time=slice(0, 30)), fees=0.001)
+    dash = ql.plots.deployment_dashboard(dep, live=True)
+    assert len(dash.sources["equity"].data["time"]) == 0          # before any bar: 0..1
+    assert (dash._figs["eq"].x_range.start, dash._figs["eq"].x_range.end) == (0, 1)
+    dep.listeners.append(dash.update)
+    dep.replay(ds.isel(time=slice(30, 45)), echo=None)
+    figs = {f.title.text: f for f in _figs(dash.figure)}
+    x, y = figs["equity: deployment vs backtest"].x_range, figs["drawdown"].y_range
+    ms = ds.time.values[30:45].astype("datetime64[ms]").astype(np.int64).astype(float)
+    assert (x.start, x.end) == _padded(ms[0], ms[-1])             # follows the bars
+    eq = dep.equity.sum("asset").values
+    np.testing.assert_array_equal(dash.sources["equity"].data["equity"], eq)
+    dd = eq / np.maximum.accumulate(eq) - 1
+    assert (y.start, y.end) == _padded(min(dd.min(), 0), 0)       # from 0 (an area)
+    zoom = (ms[3], ms[6])
+    _browser_sets(dash, x, *zoom)                                 # the user zooms
+    dep.replay(ds.isel(time=slice(45, 55)), echo=None)
+    assert (x.start, x.end) == zoom                               # kept over ten bars
+    ms = ds.time.values[30:55].astype("datetime64[ms]").astype(np.int64).astype(float)
+    assert (x.reset_start, x.reset_end) == _padded(ms[0], ms[-1])
+    for f in ("fills (price)", "decision time per bar (ms)", "drawdown"):
+        assert figs[f].x_range is x                               # one shared time axis
+    lat = dep.latency.to_numpy() * 1e3
+    spans = [s for s in figs["decision time per bar (ms)"].center if isinstance(s, Span)]
+    assert [s.location for s in spans] == pytest.approx([np.percentile(lat, 50),
+                                                         np.percentile(lat, 99)])
+    _browser_sets(dash, x, x.reset_start, x.reset_end)            # the reset tool
+    dep.replay(ds.isel(time=slice(55, 60)), echo=None)
+    ms = ds.time.values[30:60].astype("datetime64[ms]").astype(np.int64).astype(float)
+    assert (x.start, x.end) == _padded(ms[0], ms[-1])             # follows again
+    static = {m.name: m.data for m in dash.static_figure().select({"type": ColumnDataSource})}
+    np.testing.assert_array_equal(static["deployment.equity"]["equity"],
+                                  dep.equity.sum("asset").values)

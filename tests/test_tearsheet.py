@@ -647,3 +647,44 @@ def test_tearsheet_data_functions_refuse_bad_series_by_name(func):
         func(pd.Series(0.01, index=t[::-1]))
     with pytest.raises(TypeError, match="complex"):
         func(pd.Series(np.ones(30) * 1j, index=t))
+
+
+@pytest.mark.parametrize("func, rule", [(T.monthly_returns, "ME"), (T.yearly_returns, "YE")])
+def test_monthly_and_yearly_returns_are_one_compounding_bit_identical(ds, func, rule):
+    # issue #26: both go through _compounded; values stay bit-identical to the old formula
+    r = ql.data.returns(ds["close"].sel(asset="GOOG"))      # listed 2004: NaN periods first
+    s = r.to_series()
+    want = (1.0 + s).resample(rule).prod(min_count=1) - 1.0
+    got = func(r)
+    assert got.index.equals(want.index)
+    np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())   # exact, NaN in place
+    assert got.isna().any() and T._compounded(r, rule).equals(got)
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([np.nan, "A"], r"returns column 0 has no label \(nan\)"),
+    ([None, "A"], r"returns column 0 has no label \(None\)"),
+    (["", "A"], r"returns column 0 has no label \(''\)"),
+    (["A", "  "], r"returns column 1 has no label \('  '\)"),
+    (["Nestl\u00e9", "Nestle\u0301"], r"repeated column labels \['Nestl"),   # NFC vs NFD
+    (["AAPL", " AAPL "], r"repeated column labels \[' AAPL ', 'AAPL'\]"),
+])
+def test_tearsheet_columns_without_a_visible_distinct_label_are_refused(labels, message):
+    t = pd.date_range("2020-01-01", periods=30, freq="B")
+    df = pd.DataFrame(0.01, index=t, columns=pd.Index(labels, dtype=object))
+    with pytest.raises(ql.DataError, match=message):
+        plots.tearsheet(df, window=5)
+    da = xr.DataArray(df.to_numpy(), dims=("time", "asset"),
+                      coords={"time": t, "asset": np.array(labels, dtype=object)})
+    on_asset = re.sub(r"column (\d) has no label.*", r"asset \1 has no label", message)
+    with pytest.raises(ql.DataError, match=on_asset):   # xarray may store None as nan
+        plots.tearsheet(da, window=5)
+
+
+def test_tearsheet_keeps_labels_that_look_like_numbers_dates_or_nan_strings():
+    t = pd.date_range("2020-01-01", periods=30, freq="B")
+    labels = ["NaN", "None", "1", "1.0", "2020-01-01", "a", "A"]
+    df = pd.DataFrame(np.arange(7) / 100 + np.zeros((30, 1)), index=t, columns=labels)
+    from bokeh.models import Select
+    lay = plots.tearsheet(df, window=5)
+    assert lay.select_one({"type": Select}).options == labels

@@ -18,7 +18,7 @@ from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions
 from quantlab.calendar import periods_for
 from quantlab.data import validate
 from quantlab.errors import DataError
-from quantlab.signals import _bool, from_entries_exits
+from quantlab.signals import check_events as _bool, from_entries_exits
 
 __all__ = ["Run", "simulate", "Stepper", "RESERVED"]
 
