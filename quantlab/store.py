@@ -1,7 +1,9 @@
 """A local on-disk store for your own bars: CSV/Parquet files -> a zarr store chunked
 over (time, asset), appendable, resumable after a kill, opened lazily with dask.
 
-Layout of a store directory: one zarr group holding a float64 array per bar variable
+A store is a local directory or any fsspec URL zarr understands (``s3://``, ``gs://``,
+``memory://``, ``file://``; ``storage_options=`` go to the filesystem): its layout is one
+zarr group holding a float64 array per bar variable
 (``time x asset``, chunks ``chunk_time x chunk_asset``) and an int64 ``time`` array (ns
 since 1970, naive UTC or as written), plus ``quantlab_store.json``: the progress marker
 and the store's metadata (assets, asset classes, variables, attrs, the sha256 of every
@@ -44,25 +46,90 @@ def _zarr():
     return zarr
 
 
-# --------------------------------------------------------------------------- marker
+# --------------------------------------------------------------------------- location
 
-def _read_marker(store: Path) -> dict | None:
-    try:
-        text = (store / MARKER).read_text()
-    except FileNotFoundError:
-        return None
-    state = json.loads(text)
-    if state.get("format") != FORMAT:
-        raise DataError(f"{store}: store format {state.get('format')!r}, this quantlab reads "
-                        f"{FORMAT}")
-    return state
+def _missing_package(url: str, err: Exception) -> str:
+    """Name the package fsspec needs for ``url``'s protocol (s3 -> s3fs, gs -> gcsfs)."""
+    from fsspec.registry import known_implementations
+    proto = url.split("://", 1)[0]
+    pkg = known_implementations.get(proto, {}).get("class", "").split(".")[0]
+    pkg = pkg or "the fsspec implementation of this protocol"
+    return (f"store {url!r}: the {proto}:// protocol needs the {pkg!r} package, which is "
+            f"not installed ({err}); pip install {pkg}")
 
 
-def _write_marker(store: Path, state: dict) -> None:
-    """Atomic: a kill leaves the previous marker or this one, never half of one."""
-    tmp = store / f".{MARKER}.tmp"
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, store / MARKER)
+class _Where:
+    """Where a store lives: an fsspec filesystem ``fs`` and the store's ``root`` on it,
+    one code path for every protocol. ``zarr`` and ``options`` are what
+    ``zarr.open_group`` takes: the URL and its storage options, or the directory for a
+    local store (a plain path or ``file://``: zarr's own LocalStore). ``staging`` is a
+    local folder, as staged bars are memory-mapped: inside a local store, in the temp
+    folder (keyed by the URL) for a remote one. ``shown`` names the store in messages."""
+
+    def __init__(self, store, storage_options, who: str):
+        try:
+            from fsspec.core import url_to_fs
+            from fsspec.implementations.local import LocalFileSystem
+        except ImportError:
+            raise ModuleNotFoundError("ql.data.ingest/open need fsspec: pip install fsspec"
+                                      ) from None
+        if storage_options is not None and not isinstance(storage_options, dict):
+            raise TypeError(f"{who}: storage_options must be a dict or None, got "
+                            f"{storage_options!r}")
+        text = os.fspath(store) if isinstance(store, (str, os.PathLike)) else None
+        if not isinstance(text, str) or not text.strip():
+            raise TypeError(f"{who}: store must be a path or an fsspec URL string, got "
+                            f"{store!r}")
+        url = text if "://" in text else str(Path(text).expanduser())
+        opts = dict(storage_options or {})
+        try:
+            fs, root = url_to_fs(url, **opts)
+        except ImportError as e:
+            raise ModuleNotFoundError(f"{who}: " + _missing_package(url, e)) from None
+        except ValueError as e:          # fsspec: "Protocol not known: ..."
+            raise ValueError(f"{who}: store {text!r}: {e}; give a local path or an fsspec "
+                             "URL (s3://bucket/path, gs://..., memory://..., file://...)"
+                             ) from None
+        self.fs, self.root = fs, root.rstrip("/") or root
+        self.local = isinstance(fs, LocalFileSystem)
+        self.shown = url
+        self.zarr, self.options = (self.root, None) if self.local else (url, opts or None)
+        self.staging = (Path(self.root) / _STAGING if self.local else
+                        Path(tempfile.gettempdir()) / "quantlab-staging"
+                        / hashlib.sha256(url.encode()).hexdigest()[:24])
+
+    def key(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def entries(self) -> set[str]:
+        """Names in the store's folder (none when it does not exist)."""
+        try:
+            listed = self.fs.ls(self.root, detail=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
+        return {str(p).rstrip("/").rsplit("/", 1)[-1] for p in listed}
+
+    def group(self, mode: str):
+        return _zarr().open_group(self.zarr, mode=mode, storage_options=self.options)
+
+    def read_marker(self) -> dict | None:
+        try:
+            text = self.fs.cat_file(self.key(MARKER))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        state = json.loads(text)
+        if state.get("format") != FORMAT:
+            raise DataError(f"{self.shown}: store format {state.get('format')!r}, this "
+                            f"quantlab reads {FORMAT}")
+        return state
+
+    def write_marker(self, state: dict) -> None:
+        """Atomic: a kill leaves the previous marker or this one, never half of one (a
+        rename on a disk; on an object store, where a move is copy + delete, the copy
+        replaces the object whole)."""
+        tmp = self.key(f".{MARKER}.tmp")
+        self.fs.pipe_file(tmp, json.dumps(state, indent=1).encode())
+        self.fs.mv(tmp, self.key(MARKER))
 
 
 # --------------------------------------------------------------------------- reading
@@ -271,7 +338,7 @@ def _stage_all(files, mode: str, state: dict | None, staging: Path):
 
 
 def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
-           asset_class: str = "unknown", layout: str = "auto") -> Path:
+           asset_class: str = "unknown", layout: str = "auto", storage_options=None):
     r"""Ingest a folder of CSV/Parquet files (or one file) into the zarr store ``store``.
 
     Files are read and validated one at a time by :func:`ql.data.load_csv`'s reader (one
@@ -293,7 +360,9 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     source : str or os.PathLike
         A folder of CSV/Parquet files, or one file.
     store : str or os.PathLike
-        The store's directory (created if absent).
+        The store's directory (created if absent), or an fsspec URL zarr understands
+        (``s3://bucket/path``, ``gs://...``, ``memory://...``, ``file://...``; the
+        protocol's package, e.g. s3fs or gcsfs, must be installed).
     freq : str, optional
         Overrides the inferred bar frequency, e.g. ``"1min"`` (see
         :mod:`quantlab.calendar`).
@@ -303,18 +372,22 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
         As in :func:`ql.data.load_csv`.
     layout : {'auto', 'single', 'long', 'wide', 'kline'}, default 'auto'
         As in :func:`ql.data.load_csv`.
+    storage_options : dict, optional
+        Passed to the URL's fsspec filesystem (credentials, endpoint, ...).
 
     Returns
     -------
-    pathlib.Path
-        The store's path.
+    pathlib.Path or str
+        The store's path (a local path given) or its URL.
 
     Raises
     ------
     DataError
         For invalid files and for bars that conflict with the store (see above).
     ValueError
-        If a chunk size or ``layout`` is out of range.
+        If a chunk size or ``layout`` is out of range, or the URL's protocol is unknown.
+    ModuleNotFoundError
+        If the URL's protocol needs a package that is not installed (named).
 
     Examples
     --------
@@ -326,6 +399,8 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     >>> path = ql.store.ingest(folder, folder / "store")
     >>> path.name
     'store'
+    >>> ql.store.ingest(folder, "memory://doc/acme")      # an fsspec URL
+    'memory://doc/acme'
     """
     _zarr()
     _v.choice("layout", layout, ("auto", "single", "long", "wide", "kline"))
@@ -337,8 +412,8 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
         chunk_asset = _v.integer("chunk_asset", chunk_asset, 1, 10 ** 5)
     if freq is not None:
         _cal._step(freq)
+    loc = _Where(store, storage_options, "ingest")
     source = Path(source).expanduser()
-    store = Path(store).expanduser()
     files = _list_files(source)
     if source.is_dir():
         if layout not in ("auto", "single", "kline"):
@@ -347,23 +422,21 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
         mode = {"auto": "single_or_kline", "single": "single", "kline": "kline"}[layout]
     else:
         mode = layout
-    store.mkdir(parents=True, exist_ok=True)
-    if not store.is_dir() or ({p.name for p in store.iterdir()} - {_STAGING}
-                              and not (store / MARKER).exists()):
-        raise DataError(f"{store}: exists and is not a quantlab store (no {MARKER}); "
+    if loc.fs.isfile(loc.root) or (loc.entries() - {_STAGING} and
+                                   not loc.fs.exists(loc.key(MARKER))):
+        raise DataError(f"{loc.shown}: exists and is not a quantlab store (no {MARKER}); "
                         "give a new or empty directory")
-    state = _read_marker(store)
+    loc.fs.makedirs(loc.root, exist_ok=True)
+    state = loc.read_marker()
     if state is not None:
         for name, given in (("chunk_time", chunk_time), ("chunk_asset", chunk_asset)):
             if given is not None and given != state[name]:
-                raise ValueError(f"ingest: {name}={given}, but the store {store} has "
+                raise ValueError(f"ingest: {name}={given}, but the store {loc.shown} has "
                                  f"{name}={state[name]}; omit it to append")
         if freq is not None and state.get("freq") not in (None, freq):
             raise ValueError(f"ingest: freq={freq!r}, but the store has freq="
                              f"{state['freq']!r}")
-    staging = store / _STAGING
-
-    owner, staged, shas, zones = _stage_all(files, mode, state, staging)
+    owner, staged, shas, zones = _stage_all(files, mode, state, loc.staging)
     if state is None:
         variables = [v for v in _data.BAR_VARS if any(v in r.vars for r in staged)]
         state = {"format": FORMAT, "n_time": 0, "chunk_time": chunk_time or CHUNK_TIME,
@@ -374,21 +447,20 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
                            else "as written (no UTC offset)"}}
     for r in staged:
         if r.asset not in state["assets"]:
-            raise DataError(f"{r.file}: asset {r.asset!r} is not in the store {store} (its "
+            raise DataError(f"{r.file}: asset {r.asset!r} is not in the store {loc.shown} (its "
                             f"assets are fixed at the first ingest: {', '.join(state['assets'])}"
                             "); ingest into a new store")
         extra = [v for v in r.vars if v not in state["variables"]]
         if extra:
             raise DataError(f"{r.file}: asset {r.asset!r} has {', '.join(extra)}, which the "
-                            f"store {store} does not hold ({', '.join(state['variables'])})")
-    _write(store, state, staged, source, files, shas, owner)
-    shutil.rmtree(staging, ignore_errors=True)
-    return store
+                            f"store {loc.shown} does not hold ({', '.join(state['variables'])})")
+    _write(loc, state, staged, source, files, shas, owner)
+    shutil.rmtree(loc.staging, ignore_errors=True)
+    return Path(loc.shown) if "://" not in loc.shown else loc.shown
 
 
-def _open_arrays(store: Path, state: dict, create: bool):
-    zarr = _zarr()
-    g = zarr.open_group(store, mode="a")
+def _open_arrays(loc: _Where, state: dict, create: bool):
+    g = loc.group("a")
     n_asset = len(state["assets"])
     if create:
         g.create_array("time", shape=(0,), chunks=(state["chunk_time"],), dtype="int64",
@@ -419,25 +491,25 @@ def _block(tb: np.ndarray, recs: dict, a0: int, a1: int, assets, variables):
     return out, span
 
 
-def _write(store: Path, state: dict, staged: list, source: Path, files, shas, owner) -> None:
+def _write(loc: _Where, state: dict, staged: list, source: Path, files, shas, owner) -> None:
     """Check the staged bars against the committed rows, then write the new rows chunk by
     chunk (one chunk row in memory), committing n_time after each complete chunk row."""
     n_old = state["n_time"]
     if n_old:
-        g, tarr, arrs = _open_arrays(store, state, create=False)
+        g, tarr, arrs = _open_arrays(loc, state, create=False)
     committed = tarr[:n_old] if n_old else np.empty(0, np.int64)
     recs = {r.asset: r for r in staged}
     new = _new_times(staged, committed)
     if n_old:
-        _check_overlap(store, state, staged, recs, committed, arrs)
+        _check_overlap(loc.shown, state, staged, recs, committed, arrs)
     if state["freq"] is not None:      # the given freq must fit every step
         _cal.infer(pd.DatetimeIndex(np.r_[committed, new].view("datetime64[ns]")),
                    freq=state["freq"])
     if not n_old:      # the marker first: from here the directory is a store to resume
-        _write_marker(store, state)
-        g, tarr, arrs = _open_arrays(store, state, create=True)
-    _write_rows(store, state, recs, new, tarr, arrs)
-    _write_provenance(store, state, source, files, shas, owner, g, tarr)
+        loc.write_marker(state)
+        g, tarr, arrs = _open_arrays(loc, state, create=True)
+    _write_rows(loc, state, recs, new, tarr, arrs)
+    _write_provenance(loc, state, source, files, shas, owner, g, tarr)
 
 
 def _new_times(staged: list, committed: np.ndarray) -> np.ndarray:
@@ -465,7 +537,7 @@ def _new_times(staged: list, committed: np.ndarray) -> np.ndarray:
     return new
 
 
-def _check_overlap(store: Path, state: dict, staged: list, recs: dict,
+def _check_overlap(store: str, state: dict, staged: list, recs: dict,
                    committed: np.ndarray, arrs: dict) -> None:
     """Every committed row a file speaks for must agree with it (NaN = no bar), checked
     chunk by chunk on the store's grid; DataError at the first difference."""
@@ -499,7 +571,7 @@ def _check_overlap(store: Path, state: dict, staged: list, recs: dict,
                         "end: put changed history in a new store")
 
 
-def _write_rows(store: Path, state: dict, recs: dict, new: np.ndarray, tarr, arrs) -> None:
+def _write_rows(loc: _Where, state: dict, recs: dict, new: np.ndarray, tarr, arrs) -> None:
     """Resize, write the time coordinate, then the chunk rows; the marker records each
     complete chunk and, after each chunk row, n_time (what a resumed ingest trusts)."""
     ct, ca = state["chunk_time"], state["chunk_asset"]
@@ -510,7 +582,7 @@ def _write_rows(store: Path, state: dict, recs: dict, new: np.ndarray, tarr, arr
     for a in arrs.values():
         a.resize((n_new, len(assets)))
     tarr[n_old:n_new] = new
-    _write_marker(store, state)
+    loc.write_marker(state)
     t0 = n_old
     while t0 < n_new:
         t1 = min((t0 // ct + 1) * ct, n_new)     # on the chunk grid
@@ -521,13 +593,13 @@ def _write_rows(store: Path, state: dict, recs: dict, new: np.ndarray, tarr, arr
             for k, v in enumerate(variables):
                 _put(arrs[v], t0, t1, a0, a1, got[k])
             state["chunk"] = [t0 // ct, a0 // ca]
-            _write_marker(store, state)          # after the chunk is complete
+            loc.write_marker(state)          # after the chunk is complete
         state["n_time"] = t1
-        _write_marker(store, state)
+        loc.write_marker(state)
         t0 = t1
 
 
-def _write_provenance(store: Path, state: dict, source: Path, files, shas, owner, g,
+def _write_provenance(loc: _Where, state: dict, source: Path, files, shas, owner, g,
                       tarr) -> None:
     """Provenance (file hashes, owned assets) and calendar attributes, once every row
     is in."""
@@ -545,7 +617,7 @@ def _write_provenance(store: Path, state: dict, source: Path, files, shas, owner
     attrs.update(cal.attrs)
     state["attrs"] = attrs
     g.attrs.update(attrs)
-    _write_marker(store, state)
+    loc.write_marker(state)
 
 
 def _put(arr, t0, t1, a0, a1, values) -> None:
@@ -555,7 +627,8 @@ def _put(arr, t0, t1, a0, a1, values) -> None:
 
 # --------------------------------------------------------------------------- open
 
-def open(store, chunks: dict | None = None) -> xr.Dataset:  # noqa: A001 (ql.data.open)
+def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
+         storage_options: dict | None = None) -> xr.Dataset:
     r"""The store as a lazily loaded, dask-backed Dataset.
 
     Dims (time, asset), the variables, ``asset_class`` coord and attrs of
@@ -567,9 +640,11 @@ def open(store, chunks: dict | None = None) -> xr.Dataset:  # noqa: A001 (ql.dat
     Parameters
     ----------
     store : str or os.PathLike
-        A store made by :func:`ingest`.
+        A store made by :func:`ingest`: a local path or an fsspec URL.
     chunks : dict, optional
         Dask chunks per dim (``time``, ``asset``; default: the store's).
+    storage_options : dict, optional
+        Passed to the URL's fsspec filesystem.
 
     Returns
     -------
@@ -593,20 +668,22 @@ def open(store, chunks: dict | None = None) -> xr.Dataset:  # noqa: A001 (ql.dat
     >>> ds = ql.store.open(path)
     >>> ds["close"].values.ravel().tolist(), ds.attrs["calendar"]
     ([10.5, 11.0, 11.2], 'business_day')
+    >>> ql.store.open(ql.store.ingest(folder, "memory://doc/open"))["close"].shape
+    (3, 1)
     """
     import dask.array as da
 
-    zarr = _zarr()
-    store = Path(store).expanduser()
-    state = _read_marker(store)
+    _zarr()
+    loc = _Where(store, storage_options, "open")
+    state = loc.read_marker()
     if state is None:
-        raise DataError(f"{store}: not a quantlab store (no {MARKER}); create it with "
+        raise DataError(f"{loc.shown}: not a quantlab store (no {MARKER}); create it with "
                         "ql.data.ingest")
     n = state["n_time"]
     if n == 0:
-        raise DataError(f"{store}: empty store (its first ingest stopped before a chunk row "
+        raise DataError(f"{loc.shown}: empty store (its first ingest stopped before a chunk row "
                         "was complete); rerun ql.data.ingest to resume")
-    g = zarr.open_group(store, mode="r")
+    g = loc.group("r")
     time = g["time"][:n].view("datetime64[ns]")
     chunks = dict(chunks or {})
     for d in chunks:
@@ -620,7 +697,7 @@ def open(store, chunks: dict | None = None) -> xr.Dataset:  # noqa: A001 (ql.dat
     ds.attrs.update(state["attrs"])
     if "freq" not in ds.attrs:      # a first ingest stopped: calendar of what is there
         _cal.annotate(ds, freq=state.get("freq"))
-    ds.attrs["store"] = str(store)
+    ds.attrs["store"] = loc.shown
     return ds
 
 
@@ -634,18 +711,18 @@ def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class=
     ``pieces``: an iterable of ``(times, {variable: array (len(times), len(assets))})``,
     times datetime64/int64 ns, strictly increasing across pieces. Committed per chunk row
     like :func:`ingest`. Returns the store's path."""
-    store = Path(store).expanduser()
-    if store.exists() and any(store.iterdir()):
-        raise DataError(f"{store}: not empty; write_panel creates a new store")
-    store.mkdir(parents=True, exist_ok=True)
+    loc = _Where(store, None, "write_panel")
+    if loc.fs.isfile(loc.root) or loc.entries():
+        raise DataError(f"{loc.shown}: not empty; write_panel creates a new store")
+    loc.fs.makedirs(loc.root, exist_ok=True)
     ct = _v.integer("chunk_time", chunk_time or CHUNK_TIME, 1, 10 ** 7)
     ca = _v.integer("chunk_asset", chunk_asset or CHUNK_ASSET, 1, 10 ** 5)
     variables = list(variables)
     state = {"format": FORMAT, "n_time": 0, "chunk_time": ct, "chunk_asset": ca,
              "assets": [str(a) for a in assets], "asset_class": [asset_class] * len(assets),
              "variables": variables, "aware": False, "freq": freq, "files": {}, "attrs": {}}
-    g, tarr, arrs = _open_arrays(store, state, create=True)
-    _write_marker(store, state)
+    g, tarr, arrs = _open_arrays(loc, state, create=True)
+    loc.write_marker(state)
     buf_t, buf = [], {v: [] for v in variables}
     last = None
 
@@ -660,7 +737,7 @@ def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class=
             for a0 in range(0, len(assets), ca):
                 _put(arrs[v], t0, t1, a0, min(a0 + ca, len(assets)), blocks[v][:n_rows, a0:a0 + ca])
         state["n_time"] = t1
-        _write_marker(store, state)
+        loc.write_marker(state)
         buf_t[:] = [t[n_rows:]]
         for v in variables:
             buf[v][:] = [blocks[v][n_rows:]]
@@ -684,5 +761,5 @@ def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class=
     state["attrs"] = {"source": source, "time_zone": "as written (no UTC offset)",
                       "source_files": [], "sha256": {}, **cal.attrs}
     g.attrs.update(state["attrs"])
-    _write_marker(store, state)
-    return store
+    loc.write_marker(state)
+    return Path(loc.shown) if "://" not in loc.shown else loc.shown
