@@ -13,11 +13,15 @@ written, so a killed ingest leaves a readable store and a rerun resumes it.
 """
 from __future__ import annotations
 
+import codecs
+import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -154,11 +158,13 @@ def _list_files(source: Path) -> list[Path]:
 
 def _read_file(path: Path, layout: str):
     """One file -> ({asset: frame}, tz_aware), read and validated by load_csv's reader.
-    A clean Parquet file is taken as is (``_clean_parquet``); any other is written out
-    as CSV text (one file at a time) and read the same way, so its rules and messages
-    are load_csv's; messages name the Parquet file."""
+    A clean CSV or Parquet file is read by Arrow (``_clean_csv``, ``_clean_parquet``);
+    any other CSV goes through load_csv's reader, any other Parquet is written out as CSV
+    text (one file at a time) and read the same way, so its rules and messages are
+    load_csv's; messages name the Parquet file."""
     if not path.name.lower().endswith(_PARQUET_EXTS):
-        return _data._read_table(path, None, layout)
+        fast = _clean_csv(path, layout)
+        return fast if fast is not None else _data._read_table(path, None, layout)
     try:
         import pyarrow as pa
         import pyarrow.csv as pa_csv
@@ -255,6 +261,140 @@ def _clean_parquet(df: pd.DataFrame, stem: str, layout: str):
     if not asset:
         return None
     return {asset: pd.DataFrame(cols, index=pd.DatetimeIndex(t, name="date"))}, aware
+
+
+# A clean CSV file: what Arrow reads with explicit types and load_csv's reader would read
+# the same, else None (load_csv's reader then gives its exact message). Arrow's float
+# parser and pandas' agree bit for bit on decimal text (both correctly rounded); dates
+# are ISO 8601 of one shape per column (the shape of the first: load_csv parses a column
+# with the format of its first date) or epoch digits of one length (one unit).
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"
+                       r"(?:Z|[+-]\d{2}:\d{2})?)?")
+
+
+def _csv_bytes(path: Path) -> bytes | None:
+    """The file's UTF-8 bytes (gzip by content, a UTF-8 BOM dropped), or None for
+    anything load_csv's reader treats specially (other encodings, NUL, leading blanks)."""
+    try:
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    if (not data or data[:1].isspace() or b"\x00" in data
+            or data.startswith(tuple(_data._COMPRESSED))):
+        return None
+    return data
+
+
+def _csv_header(first: str, layout: str):
+    """(column names, kline) of a clean header line (or a headerless kline's first row),
+    or None when load_csv's reader might refuse it or read it another way."""
+    if '"' in first or "," not in first:
+        return None
+    cells = first.split(",")
+    kline = layout == "kline" or (layout in ("auto", "single_or_kline")
+                                  and _data._is_headerless_kline(cells))
+    if kline:
+        return (_data.KLINE_COLUMNS + [f"extra_{i}" for i in range(len(cells))]
+                )[:len(cells)], True
+    header = [h.strip() for h in cells]
+    names = [_data._normal_name(h) for h in header]
+    keys = [n if n in _data._KNOWN else h for h, n in zip(header, names)]
+    keys = [k for k in keys if k]
+    if (layout not in ("auto", "single", "single_or_kline") or len(keys) != len(set(keys))
+            or "date" not in names or "asset" in names or "close" not in names):
+        return None
+    return names, False
+
+
+def _csv_dates(col, kline: bool):
+    """(int64 ns since 1970, tz_aware) of a date column of one shape, or None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    first = col[0].as_py()
+    if first.isdigit():                            # epoch: one length, so one unit
+        if first[0] == "0" or len(first) not in _data._EPOCH_UNITS:
+            return None
+        if not pc.all(pc.match_substring_regex(col, rf"^[0-9]{{{len(first)}}}$")).as_py():
+            return None
+        ints = pc.cast(col, pa.int64()).to_numpy()
+        t = pd.to_datetime(ints, unit=_data._EPOCH_UNITS[len(first)])
+        lo, hi = pd.Timestamp.min.as_unit("ns"), pd.Timestamp.max.as_unit("ns")
+        if t.min() < lo or t.max() > hi:
+            return None
+        return t.as_unit("ns").asi8, True
+    if kline or not _ISO_DATE.fullmatch(first) or not "1678" <= first[:4] <= "2261":
+        return None
+    shape = "".join("[0-9]" if c.isdigit() else re.escape(c) for c in first)
+    if not pc.all(pc.match_substring_regex(col, f"^{shape}$")).as_py():
+        return None
+    years = pc.min_max(pc.utf8_slice_codeunits(col, 0, 4)).as_py()
+    if not "1678" <= years["min"] <= years["max"] <= "2261":
+        return None
+    aware = re.search(r"(?:Z|[+-]\d{2}:\d{2})$", first) is not None
+    t = pc.cast(col, pa.timestamp("ns", "UTC" if aware else None))
+    return t.cast(pa.int64()).to_numpy(), aware
+
+
+def _clean_csv(path: Path, layout: str):
+    """A clean CSV file read by Arrow with explicit types (no per-row Python): one asset
+    (a per-symbol file or kline export), comma-separated, every price cell a finite
+    number, dates of one shape, strictly increasing, valid bars. Returns what load_csv's
+    reader returns for it, or None when any of its rules might apply (the caller then
+    runs that reader, with its exact message), or when pyarrow is not installed."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+    except ImportError:
+        return None
+    data = _csv_bytes(path)
+    end = data.find(b"\n") if data is not None else -1
+    if end < 0:
+        return None
+    try:
+        got = _csv_header(data[:end].rstrip(b"\r").decode(), layout)
+    except UnicodeDecodeError:
+        return None
+    if got is None:
+        return None
+    names, kline = got
+    keep = [c for c in (*_data.BAR_VARS, "adj_close") if c in names]
+    if "close" not in keep:       # load_csv: adj_close alone is a close-only asset
+        return None
+    fields = [f"f{i}" for i in range(len(names))]
+    use = {"date": fields[names.index("date")], **{c: fields[names.index(c)] for c in keep}}
+    try:
+        pa.array([data], pa.large_binary()).cast(pa.large_string())    # UTF-8 throughout
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(column_names=fields, skip_rows=0 if kline else 1),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=b'"' in data),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={f: pa.string() if c == "date" else pa.float64()
+                              for c, f in use.items()},
+                include_columns=list(use.values()), null_values=[],
+                strings_can_be_null=False, quoted_strings_can_be_null=False))
+        if table.num_rows == 0:
+            return None
+        dates = _csv_dates(table.column(use["date"]), kline)
+    except (pa.ArrowException, ValueError, OverflowError):
+        return None
+    if dates is None or (dates[0].size > 1 and (np.diff(dates[0]) <= 0).any()):
+        return None
+    cols = {c: table.column(use[c]).to_numpy() for c in keep}
+    del table
+    if not all(np.isfinite(v).all() for v in cols.values()) or (
+            "adj_close" in cols and not (cols["adj_close"] > 0).all()):
+        return None
+    panels = [cols[v][:, None] if v in cols else None for v in _data.BAR_VARS]
+    asset = _data._asset_name(path.name)
+    if _data._k.check_bars(*panels)[0] or not asset:
+        return None
+    t = pd.DatetimeIndex(dates[0].view("datetime64[ns]"), name="date")
+    return {asset: pd.DataFrame(cols, index=t)}, dates[1]
 
 
 class _Staged:
