@@ -539,7 +539,7 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     >>> path = ql.store.ingest(folder, folder / "store")
     >>> path.name
     'store'
-    >>> ql.store.ingest(folder, "memory://doc/acme")      # an fsspec URL
+    >>> ql.store.ingest(folder / "ACME.csv", "memory://doc/acme")      # an fsspec URL
     'memory://doc/acme'
     """
     _zarr()
@@ -808,7 +808,7 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     >>> ds = ql.store.open(path)
     >>> ds["close"].values.ravel().tolist(), ds.attrs["calendar"]
     ([10.5, 11.0, 11.2], 'business_day')
-    >>> ql.store.open(ql.store.ingest(folder, "memory://doc/open"))["close"].shape
+    >>> ql.store.open(ql.store.ingest(folder / "ACME.csv", "memory://doc/open"))["close"].shape
     (3, 1)
     """
     import dask.array as da
