@@ -416,6 +416,24 @@ class _Staged:
         return np.load(self._v, mmap_mode="r")
 
 
+def _assemble(frames: dict):
+    """(asset, int64 ns times, variables, (time, variable) values) per asset, as
+    load_csv assembles them (``_bars_from_frame``: adj_close adjustment, the file's
+    union of times). One unadjusted asset (the common file) is taken as it is: its
+    reader already proved its times strictly increasing, so the union is its own."""
+    if len(frames) == 1 and "adj_close" not in next(iter(frames.values())):
+        (asset, df), = frames.items()
+        variables = [v for v in _data.BAR_VARS if v in df]
+        t = df.index.values.astype("datetime64[ns]").view(np.int64)
+        yield asset, t, variables, df[variables].to_numpy(np.float64)
+        return
+    ds = _data._bars_from_frame(frames, "unknown")
+    t = ds.indexes["time"].values.astype("datetime64[ns]").view(np.int64)
+    variables = [v for v in _data.BAR_VARS if v in ds]
+    for k, asset in enumerate(ds.indexes["asset"]):
+        yield asset, t, variables, np.column_stack([ds[v].values[:, k] for v in variables])
+
+
 def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Staged], bool]:
     # keyed by name and content: asset names come from file names
     folder = staging / hashlib.sha256(f"{path.name}\0{sha}\0{layout}".encode()).hexdigest()
@@ -424,20 +442,13 @@ def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Stag
         frames, aware = _read_file(path, layout)
         folder.mkdir(parents=True, exist_ok=True)
         entries = []
-        # load_csv's own assembly (adj_close adjustment, the file's union of times)
-        ds = _data._bars_from_frame(frames, "unknown")
-        del frames
-        t = ds.indexes["time"].values.astype("datetime64[ns]").view(np.int64)
-        variables = [v for v in _data.BAR_VARS if v in ds]
-        entries = []
-        for k, asset in enumerate(ds.indexes["asset"]):
-            values = np.column_stack([ds[v].values[:, k] for v in variables])
+        for k, (asset, t, variables, values) in enumerate(_assemble(frames)):
             for suffix, arr in (("t", t), ("v", values)):
                 tmp = folder / f"{k}.{suffix}.tmp.npy"
                 np.save(tmp, arr)
                 os.replace(tmp, folder / f"{k}.{suffix}.npy")
             entries.append({"asset": str(asset), "vars": variables})
-        del ds
+        del frames
         tmp = folder / "manifest.tmp"
         tmp.write_text(json.dumps({"aware": aware, "assets": entries}))
         os.replace(tmp, manifest)

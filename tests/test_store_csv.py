@@ -280,3 +280,25 @@ def test_random_cell_and_row_mutations_read_alike_or_fail_alike(tmp_path):
         n_fast += store._clean_csv(path, "single_or_kline") is not None
         _reads_alike(path)
     assert 0 < n_fast < 240          # both ways were exercised
+
+
+def test_one_asset_staging_shortcut_equals_load_csvs_assembly(tmp_path):
+    """_assemble takes one unadjusted asset's frame as it is (no Dataset built); its
+    times and values equal load_csv's assembly (_bars_from_frame), NaN bars included,
+    and an adjusted or multi-asset file still goes through that assembly."""
+    from quantlab.store import _assemble
+    t = pd.DatetimeIndex(pd.date_range("2024-01-02", periods=6, freq="D").as_unit("ns"),
+                         name="date")
+    df = _frame(3, 6).rename(columns=str.lower).set_index(t)
+    df.iloc[2] = np.nan                                       # a missing bar
+    cases = [{"A": df}, {"A": df.assign(adj_close=df["close"] * 0.5)},
+             {"A": df, "B": df.iloc[1:4] * 2}, {"A": df[["close"]]}]
+    for frames in cases:
+        ds = qd._bars_from_frame(frames, "unknown")
+        got = list(_assemble(frames))
+        assert [g[0] for g in got] == list(ds.asset.values)
+        for a, tt, variables, values in got:
+            assert variables == [v for v in qd.BAR_VARS if v in ds]
+            np.testing.assert_array_equal(tt, ds.time.values.view(np.int64))
+            np.testing.assert_array_equal(
+                values, np.column_stack([ds[v].sel(asset=a).values for v in variables]))
