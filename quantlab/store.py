@@ -367,7 +367,9 @@ def _clean_csv(path: Path, layout: str):
     fields = [f"f{i}" for i in range(len(names))]
     use = {"date": fields[names.index("date")], **{c: fields[names.index(c)] for c in keep}}
     try:
-        pa.array([data], pa.large_binary()).cast(pa.large_string())    # UTF-8 throughout
+        pa.Array.from_buffers(pa.large_string(), 1, [       # UTF-8 throughout, no copy
+            None, pa.py_buffer(np.array([0, len(data)], np.int64)), pa.py_buffer(data)]
+        ).validate(full=True)
         table = pa_csv.read_csv(
             pa.BufferReader(data),
             read_options=pa_csv.ReadOptions(column_names=fields, skip_rows=0 if kline else 1),
@@ -494,7 +496,10 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
 
     Files are read and validated one at a time by :func:`ql.data.load_csv`'s reader (one
     file per symbol, kline exports; a single file may be a long table; ``layout`` and
-    ``asset_class`` as in load_csv), staged on disk, and written in chunks of
+    ``asset_class`` as in load_csv; a clean comma-separated CSV or Parquet file -- ISO
+    8601 or epoch dates of one shape, finite numbers, sorted, valid bars -- is read by
+    pyarrow when installed, with the same bars; any other goes load_csv's reader and
+    gets its message), staged on local disk, and written in chunks of
     ``chunk_time`` x ``chunk_asset`` (defaults 8192 x 64 for a new store; an existing
     store keeps its own): memory holds one file and one chunk row, never the panel.
 

@@ -55,6 +55,7 @@ def _reads_alike(path, mode="single_or_kline"):
 
 T = pd.date_range("2024-01-02 09:30", periods=N, freq="min")
 TNS = T.as_unit("ns").asi8
+SHAPE_DAYS = [str(d.date()) for d in pd.date_range("2024-01-02", periods=N, freq="D")]
 SHAPES = {
     "date": [str(d.date()) for d in pd.date_range("2024-01-02", periods=N, freq="D")],
     "minute": list(T.strftime("%Y-%m-%d %H:%M")),
@@ -64,6 +65,9 @@ SHAPES = {
     "nanos": [str(d) for d in T + pd.Timedelta("7ns")],
     "utc_Z": list(T.strftime("%Y-%m-%dT%H:%M:%SZ")),
     "offset": [d.isoformat() for d in T.tz_localize("Europe/Berlin")],
+    "offset_dst": [d.isoformat() for d in pd.date_range(
+        "2024-03-31 01:00", periods=N, freq="5min", tz="Europe/Berlin")],   # +01 -> +02
+    "deci": [f"{d} 09:30:00.{i % 10}" for i, d in enumerate(SHAPE_DAYS)],
     "epoch_s": [str(d // 10 ** 9) for d in TNS],
     "epoch_ms": [str(d // 10 ** 6) for d in TNS],
     "epoch_us": [str(d // 10 ** 3) for d in TNS],
