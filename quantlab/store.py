@@ -541,7 +541,8 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     DataError
         For invalid files and for bars that conflict with the store (see above).
     ValueError
-        If a chunk size or ``layout`` is out of range, or the URL's protocol is unknown.
+        If a chunk size or ``layout`` is out of range, the URL's protocol is unknown, or
+        ``source`` is a URL (ingest reads local files).
     ModuleNotFoundError
         If the URL's protocol needs a package that is not installed (named).
 
@@ -569,6 +570,10 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     if freq is not None:
         _cal._step(freq)
     loc = _Where(store, storage_options, "ingest")
+    if "://" in os.fspath(source):
+        raise ValueError(f"ingest: source {os.fspath(source)!r} is a URL; ingest reads local "
+                         "files (the store may be a URL): copy them first, e.g. "
+                         "fsspec.filesystem(protocol).get(url, folder, recursive=True)")
     source = Path(source).expanduser()
     files = _list_files(source)
     if source.is_dir():

@@ -179,3 +179,15 @@ def test_unknown_protocol_and_bad_store_arguments_are_refused(tmp_path, url):
     with pytest.raises(DataError, match="exists and is not a quantlab store"):
         ql.data.ingest(src, url)
     assert np.array_equal(fs.cat_file(url.split("://", 1)[1] + "/mine.txt"), b"x")
+
+
+def test_url_source_is_refused_naming_it_and_synthetic_panels_write_to_urls(tmp_path, url):
+    """A URL as ingest's source (not its store) is a clear ValueError, not a local folder
+    named 's3:'; the synthetic generator's writer takes a URL store like ingest."""
+    with pytest.raises(ValueError, match=r"source 's3://bucket/files' is a URL"):
+        ql.data.ingest("s3://bucket/files", tmp_path / "st")
+    assert not (tmp_path / "st").exists() and not Path("s3:").exists()
+    from quantlab.testing import synthetic_minute_panel
+    mem = synthetic_minute_panel(3, 1, seed=2)
+    assert synthetic_minute_panel(3, 1, store=url, seed=2, chunk_time=500) == url
+    xr.testing.assert_identical(ql.data.open(url).compute().drop_attrs(), mem.drop_attrs())
