@@ -99,6 +99,7 @@ def test_memory_url_ingest_interrupted_mid_chunk_resumes_to_the_uninterrupted_re
             ql.data.ingest(src, url, chunk_time=100, chunk_asset=3)
     part = ql.data.open(url)
     assert part.sizes["time"] == 300
+    assert fsspec.filesystem("memory").exists(url.split("://", 1)[1] + "/" + store.MARKER)
     xr.testing.assert_identical(part.compute().drop_attrs(),
                                 want.isel(time=slice(0, 300)).drop_attrs())
     ql.data.ingest(src, url)                                          # resume
