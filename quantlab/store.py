@@ -597,25 +597,33 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
         if freq is not None and state.get("freq") not in (None, freq):
             raise ValueError(f"ingest: freq={freq!r}, but the store has freq="
                              f"{state['freq']!r}")
-    owner, staged, shas, zones = _stage_all(files, mode, state, loc.staging)
-    if state is None:
-        variables = [v for v in _data.BAR_VARS if any(v in r.vars for r in staged)]
-        state = {"format": FORMAT, "n_time": 0, "chunk_time": chunk_time or CHUNK_TIME,
-                 "chunk_asset": chunk_asset or CHUNK_ASSET, "assets": list(owner),
-                 "asset_class": [asset_class] * len(owner), "variables": variables,
-                 "aware": next(iter(zones)), "freq": freq, "files": {},
-                 "attrs": {"source": str(source), "time_zone": "UTC" if next(iter(zones))
-                           else "as written (no UTC offset)"}}
-    for r in staged:
-        if r.asset not in state["assets"]:
-            raise DataError(f"{r.file}: asset {r.asset!r} is not in the store {loc.shown} (its "
-                            f"assets are fixed at the first ingest: {', '.join(state['assets'])}"
-                            "); ingest into a new store")
-        extra = [v for v in r.vars if v not in state["variables"]]
-        if extra:
-            raise DataError(f"{r.file}: asset {r.asset!r} has {', '.join(extra)}, which the "
-                            f"store {loc.shown} does not hold ({', '.join(state['variables'])})")
-    _write(loc, state, staged, source, files, shas, owner)
+    try:
+        owner, staged, shas, zones = _stage_all(files, mode, state, loc.staging)
+        if state is None:
+            variables = [v for v in _data.BAR_VARS if any(v in r.vars for r in staged)]
+            aware = next(iter(zones))
+            state = {"format": FORMAT, "n_time": 0, "chunk_time": chunk_time or CHUNK_TIME,
+                     "chunk_asset": chunk_asset or CHUNK_ASSET, "assets": list(owner),
+                     "asset_class": [asset_class] * len(owner), "variables": variables,
+                     "aware": aware, "freq": freq, "files": {},
+                     "attrs": {"source": str(source), "time_zone": "UTC" if aware
+                               else "as written (no UTC offset)"}}
+        for r in staged:
+            if r.asset not in state["assets"]:
+                raise DataError(f"{r.file}: asset {r.asset!r} is not in the store "
+                                f"{loc.shown} (its assets are fixed at the first ingest: "
+                                f"{', '.join(state['assets'])}); ingest into a new store")
+            extra = [v for v in r.vars if v not in state["variables"]]
+            if extra:
+                raise DataError(f"{r.file}: asset {r.asset!r} has {', '.join(extra)}, which "
+                                f"the store {loc.shown} does not hold "
+                                f"({', '.join(state['variables'])})")
+        _write(loc, state, staged, source, files, shas, owner)
+    except (DataError, ValueError):
+        # a refusal is not a kill: nothing to resume, so leave no staged copy (a
+        # remote store's is in the temp folder, where nobody would find it)
+        shutil.rmtree(loc.staging, ignore_errors=True)
+        raise
     shutil.rmtree(loc.staging, ignore_errors=True)
     return Path(loc.shown) if "://" not in loc.shown else loc.shown
 

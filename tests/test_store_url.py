@@ -76,6 +76,7 @@ def test_memory_url_store_ingests_appends_and_opens_equal_to_load_csv(panel, tmp
         df[i] = ",".join(cells)
         (src / "IBM.csv").write_text("\n".join(df) + "\n")
         ql.data.ingest(src, url)
+    assert not store._Where(url, None, "t").staging.exists()    # a refusal: none left
 
 
 def test_memory_url_ingest_interrupted_mid_chunk_resumes_to_the_uninterrupted_result(
