@@ -1233,9 +1233,9 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, **kw):
     return importlib.import_module("quantlab.store").ingest(source, store, freq, chunk_time, chunk_asset, **kw)
 
 
-def open(store, chunks=None):  # noqa: A001 -- ql.data.open(store), as DESIGN.md names it
-    """A store as a lazy, dask-backed Dataset: :func:`quantlab.store.open`."""
-    return importlib.import_module("quantlab.store").open(store, chunks)
+def open(store, chunks=None, **kw):  # noqa: A001 -- ql.data.open(store), as DESIGN.md names it
+    """A store (a path or an fsspec URL) as a lazy, dask-backed Dataset: :func:`quantlab.store.open`."""
+    return importlib.import_module("quantlab.store").open(store, chunks, **kw)
 
 
 def _annotate(ds):

@@ -1,7 +1,9 @@
 """A local on-disk store for your own bars: CSV/Parquet files -> a zarr store chunked
 over (time, asset), appendable, resumable after a kill, opened lazily with dask.
 
-Layout of a store directory: one zarr group holding a float64 array per bar variable
+A store is a local directory or any fsspec URL zarr understands (``s3://``, ``gs://``,
+``memory://``, ``file://``; ``storage_options=`` go to the filesystem): its layout is one
+zarr group holding a float64 array per bar variable
 (``time x asset``, chunks ``chunk_time x chunk_asset``) and an int64 ``time`` array (ns
 since 1970, naive UTC or as written), plus ``quantlab_store.json``: the progress marker
 and the store's metadata (assets, asset classes, variables, attrs, the sha256 of every
@@ -11,11 +13,15 @@ written, so a killed ingest leaves a readable store and a rerun resumes it.
 """
 from __future__ import annotations
 
+import codecs
+import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -44,25 +50,90 @@ def _zarr():
     return zarr
 
 
-# --------------------------------------------------------------------------- marker
+# --------------------------------------------------------------------------- location
 
-def _read_marker(store: Path) -> dict | None:
-    try:
-        text = (store / MARKER).read_text()
-    except FileNotFoundError:
-        return None
-    state = json.loads(text)
-    if state.get("format") != FORMAT:
-        raise DataError(f"{store}: store format {state.get('format')!r}, this quantlab reads "
-                        f"{FORMAT}")
-    return state
+def _missing_package(url: str, err: Exception) -> str:
+    """Name the package fsspec needs for ``url``'s protocol (s3 -> s3fs, gs -> gcsfs)."""
+    from fsspec.registry import known_implementations
+    proto = url.split("://", 1)[0]
+    pkg = known_implementations.get(proto, {}).get("class", "").split(".")[0]
+    pkg = pkg or "the fsspec implementation of this protocol"
+    return (f"store {url!r}: the {proto}:// protocol needs the {pkg!r} package, which is "
+            f"not installed ({err}); pip install {pkg}")
 
 
-def _write_marker(store: Path, state: dict) -> None:
-    """Atomic: a kill leaves the previous marker or this one, never half of one."""
-    tmp = store / f".{MARKER}.tmp"
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, store / MARKER)
+class _Where:
+    """Where a store lives: an fsspec filesystem ``fs`` and the store's ``root`` on it,
+    one code path for every protocol. ``zarr`` and ``options`` are what
+    ``zarr.open_group`` takes: the URL and its storage options, or the directory for a
+    local store (a plain path or ``file://``: zarr's own LocalStore). ``staging`` is a
+    local folder, as staged bars are memory-mapped: inside a local store, in the temp
+    folder (keyed by the URL) for a remote one. ``shown`` names the store in messages."""
+
+    def __init__(self, store, storage_options, who: str):
+        try:
+            from fsspec.core import url_to_fs
+            from fsspec.implementations.local import LocalFileSystem
+        except ImportError:
+            raise ModuleNotFoundError("ql.data.ingest/open need fsspec: pip install fsspec"
+                                      ) from None
+        if storage_options is not None and not isinstance(storage_options, dict):
+            raise TypeError(f"{who}: storage_options must be a dict or None, got "
+                            f"{storage_options!r}")
+        text = os.fspath(store) if isinstance(store, (str, os.PathLike)) else None
+        if not isinstance(text, str) or not text.strip():
+            raise TypeError(f"{who}: store must be a path or an fsspec URL string, got "
+                            f"{store!r}")
+        url = text if "://" in text else str(Path(text).expanduser())
+        opts = dict(storage_options or {})
+        try:
+            fs, root = url_to_fs(url, **opts)
+        except ImportError as e:
+            raise ModuleNotFoundError(f"{who}: " + _missing_package(url, e)) from None
+        except ValueError as e:          # fsspec: "Protocol not known: ..."
+            raise ValueError(f"{who}: store {text!r}: {e}; give a local path or an fsspec "
+                             "URL (s3://bucket/path, gs://..., memory://..., file://...)"
+                             ) from None
+        self.fs, self.root = fs, root.rstrip("/") or root
+        self.local = isinstance(fs, LocalFileSystem)
+        self.shown = url
+        self.zarr, self.options = (self.root, None) if self.local else (url, opts or None)
+        self.staging = (Path(self.root) / _STAGING if self.local else
+                        Path(tempfile.gettempdir()) / "quantlab-staging"
+                        / hashlib.sha256(url.encode()).hexdigest()[:24])
+
+    def key(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def entries(self) -> set[str]:
+        """Names in the store's folder (none when it does not exist)."""
+        try:
+            listed = self.fs.ls(self.root, detail=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
+        return {str(p).rstrip("/").rsplit("/", 1)[-1] for p in listed}
+
+    def group(self, mode: str):
+        return _zarr().open_group(self.zarr, mode=mode, storage_options=self.options)
+
+    def read_marker(self) -> dict | None:
+        try:
+            text = self.fs.cat_file(self.key(MARKER))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        state = json.loads(text)
+        if state.get("format") != FORMAT:
+            raise DataError(f"{self.shown}: store format {state.get('format')!r}, this "
+                            f"quantlab reads {FORMAT}")
+        return state
+
+    def write_marker(self, state: dict) -> None:
+        """Atomic: a kill leaves the previous marker or this one, never half of one (a
+        rename on a disk; on an object store, where a move is copy + delete, the copy
+        replaces the object whole)."""
+        tmp = self.key(f".{MARKER}.tmp")
+        self.fs.pipe_file(tmp, json.dumps(state, indent=1).encode())
+        self.fs.mv(tmp, self.key(MARKER))
 
 
 # --------------------------------------------------------------------------- reading
@@ -87,11 +158,13 @@ def _list_files(source: Path) -> list[Path]:
 
 def _read_file(path: Path, layout: str):
     """One file -> ({asset: frame}, tz_aware), read and validated by load_csv's reader.
-    A clean Parquet file is taken as is (``_clean_parquet``); any other is written out
-    as CSV text (one file at a time) and read the same way, so its rules and messages
-    are load_csv's; messages name the Parquet file."""
+    A clean CSV or Parquet file is read by Arrow (``_clean_csv``, ``_clean_parquet``);
+    any other CSV goes through load_csv's reader, any other Parquet is written out as CSV
+    text (one file at a time) and read the same way, so its rules and messages are
+    load_csv's; messages name the Parquet file."""
     if not path.name.lower().endswith(_PARQUET_EXTS):
-        return _data._read_table(path, None, layout)
+        fast = _clean_csv(path, layout)
+        return fast if fast is not None else _data._read_table(path, None, layout)
     try:
         import pyarrow as pa
         import pyarrow.csv as pa_csv
@@ -190,6 +263,142 @@ def _clean_parquet(df: pd.DataFrame, stem: str, layout: str):
     return {asset: pd.DataFrame(cols, index=pd.DatetimeIndex(t, name="date"))}, aware
 
 
+# A clean CSV file: what Arrow reads with explicit types and load_csv's reader would read
+# the same, else None (load_csv's reader then gives its exact message). Arrow's float
+# parser and pandas' agree bit for bit on decimal text (both correctly rounded); dates
+# are ISO 8601 of one shape per column (the shape of the first: load_csv parses a column
+# with the format of its first date) or epoch digits of one length (one unit).
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"
+                       r"(?:Z|[+-]\d{2}:\d{2})?)?")
+
+
+def _csv_bytes(path: Path) -> bytes | None:
+    """The file's UTF-8 bytes (gzip by content, a UTF-8 BOM dropped), or None for
+    anything load_csv's reader treats specially (other encodings, NUL, leading blanks)."""
+    try:
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    if (not data or data[:1].isspace() or b"\x00" in data
+            or data.startswith(tuple(_data._COMPRESSED))):
+        return None
+    return data
+
+
+def _csv_header(first: str, layout: str):
+    """(column names, kline) of a clean header line (or a headerless kline's first row),
+    or None when load_csv's reader might refuse it or read it another way."""
+    if '"' in first or "," not in first:
+        return None
+    cells = first.split(",")
+    kline = layout == "kline" or (layout in ("auto", "single_or_kline")
+                                  and _data._is_headerless_kline(cells))
+    if kline:
+        return (_data.KLINE_COLUMNS + [f"extra_{i}" for i in range(len(cells))]
+                )[:len(cells)], True
+    header = [h.strip() for h in cells]
+    names = [_data._normal_name(h) for h in header]
+    keys = [n if n in _data._KNOWN else h for h, n in zip(header, names)]
+    keys = [k for k in keys if k]
+    if (layout not in ("auto", "single", "single_or_kline") or len(keys) != len(set(keys))
+            or "date" not in names or "asset" in names or "close" not in names):
+        return None
+    return names, False
+
+
+def _csv_dates(col, kline: bool):
+    """(int64 ns since 1970, tz_aware) of a date column of one shape, or None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    first = col[0].as_py()
+    if first.isdigit():                            # epoch: one length, so one unit
+        if first[0] == "0" or len(first) not in _data._EPOCH_UNITS:
+            return None
+        if not pc.all(pc.match_substring_regex(col, rf"^[0-9]{{{len(first)}}}$")).as_py():
+            return None
+        ints = pc.cast(col, pa.int64()).to_numpy()
+        t = pd.to_datetime(ints, unit=_data._EPOCH_UNITS[len(first)])
+        lo, hi = pd.Timestamp.min.as_unit("ns"), pd.Timestamp.max.as_unit("ns")
+        if t.min() < lo or t.max() > hi:
+            return None
+        return t.as_unit("ns").asi8, True
+    if kline or not _ISO_DATE.fullmatch(first) or not "1678" <= first[:4] <= "2261":
+        return None
+    shape = "".join("[0-9]" if c.isdigit() else re.escape(c) for c in first)
+    if not pc.all(pc.match_substring_regex(col, f"^{shape}$")).as_py():
+        return None
+    years = pc.min_max(pc.utf8_slice_codeunits(col, 0, 4)).as_py()
+    if not "1678" <= years["min"] <= years["max"] <= "2261":
+        return None
+    aware = re.search(r"(?:Z|[+-]\d{2}:\d{2})$", first) is not None
+    t = pc.cast(col, pa.timestamp("ns", "UTC" if aware else None))
+    return t.cast(pa.int64()).to_numpy(), aware
+
+
+def _clean_csv(path: Path, layout: str):
+    """A clean CSV file read by Arrow with explicit types (no per-row Python): one asset
+    (a per-symbol file or kline export), comma-separated, every price cell a finite
+    number, dates of one shape, strictly increasing, valid bars. Returns what load_csv's
+    reader returns for it, or None when any of its rules might apply (the caller then
+    runs that reader, with its exact message), or when pyarrow is not installed."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+    except ImportError:
+        return None
+    data = _csv_bytes(path)
+    end = data.find(b"\n") if data is not None else -1
+    if end < 0:
+        return None
+    try:
+        got = _csv_header(data[:end].rstrip(b"\r").decode(), layout)
+    except UnicodeDecodeError:
+        return None
+    if got is None:
+        return None
+    names, kline = got
+    keep = [c for c in (*_data.BAR_VARS, "adj_close") if c in names]
+    if "close" not in keep:       # load_csv: adj_close alone is a close-only asset
+        return None
+    fields = [f"f{i}" for i in range(len(names))]
+    use = {"date": fields[names.index("date")], **{c: fields[names.index(c)] for c in keep}}
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [       # UTF-8 throughout, no copy
+            None, pa.py_buffer(np.array([0, len(data)], np.int64)), pa.py_buffer(data)]
+        ).validate(full=True)
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(column_names=fields, skip_rows=0 if kline else 1),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=b'"' in data),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={f: pa.string() if c == "date" else pa.float64()
+                              for c, f in use.items()},
+                include_columns=list(use.values()), null_values=[],
+                strings_can_be_null=False, quoted_strings_can_be_null=False))
+        if table.num_rows == 0:
+            return None
+        dates = _csv_dates(table.column(use["date"]), kline)
+    except (pa.ArrowException, ValueError, OverflowError):
+        return None
+    if dates is None or (dates[0].size > 1 and (np.diff(dates[0]) <= 0).any()):
+        return None
+    cols = {c: table.column(use[c]).to_numpy() for c in keep}
+    del table
+    if not all(np.isfinite(v).all() for v in cols.values()) or (
+            "adj_close" in cols and not (cols["adj_close"] > 0).all()):
+        return None
+    panels = [cols[v][:, None] if v in cols else None for v in _data.BAR_VARS]
+    asset = _data._asset_name(path.name)
+    if _data._k.check_bars(*panels)[0] or not asset:
+        return None
+    t = pd.DatetimeIndex(dates[0].view("datetime64[ns]"), name="date")
+    return {asset: pd.DataFrame(cols, index=t)}, dates[1]
+
+
 class _Staged:
     """One asset's validated bars, staged on disk (a file is read once; the chunk writer
     then slices every asset without holding them in memory). ``t`` and ``v`` map the
@@ -209,6 +418,24 @@ class _Staged:
         return np.load(self._v, mmap_mode="r")
 
 
+def _assemble(frames: dict):
+    """(asset, int64 ns times, variables, (time, variable) values) per asset, as
+    load_csv assembles them (``_bars_from_frame``: adj_close adjustment, the file's
+    union of times). One unadjusted asset (the common file) is taken as it is: its
+    reader already proved its times strictly increasing, so the union is its own."""
+    if len(frames) == 1 and "adj_close" not in next(iter(frames.values())):
+        (asset, df), = frames.items()
+        variables = [v for v in _data.BAR_VARS if v in df]
+        t = df.index.values.astype("datetime64[ns]").view(np.int64)
+        yield asset, t, variables, df[variables].to_numpy(np.float64)
+        return
+    ds = _data._bars_from_frame(frames, "unknown")
+    t = ds.indexes["time"].values.astype("datetime64[ns]").view(np.int64)
+    variables = [v for v in _data.BAR_VARS if v in ds]
+    for k, asset in enumerate(ds.indexes["asset"]):
+        yield asset, t, variables, np.column_stack([ds[v].values[:, k] for v in variables])
+
+
 def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Staged], bool]:
     # keyed by name and content: asset names come from file names
     folder = staging / hashlib.sha256(f"{path.name}\0{sha}\0{layout}".encode()).hexdigest()
@@ -217,20 +444,13 @@ def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Stag
         frames, aware = _read_file(path, layout)
         folder.mkdir(parents=True, exist_ok=True)
         entries = []
-        # load_csv's own assembly (adj_close adjustment, the file's union of times)
-        ds = _data._bars_from_frame(frames, "unknown")
-        del frames
-        t = ds.indexes["time"].values.astype("datetime64[ns]").view(np.int64)
-        variables = [v for v in _data.BAR_VARS if v in ds]
-        entries = []
-        for k, asset in enumerate(ds.indexes["asset"]):
-            values = np.column_stack([ds[v].values[:, k] for v in variables])
+        for k, (asset, t, variables, values) in enumerate(_assemble(frames)):
             for suffix, arr in (("t", t), ("v", values)):
                 tmp = folder / f"{k}.{suffix}.tmp.npy"
                 np.save(tmp, arr)
                 os.replace(tmp, folder / f"{k}.{suffix}.npy")
             entries.append({"asset": str(asset), "vars": variables})
-        del ds
+        del frames
         tmp = folder / "manifest.tmp"
         tmp.write_text(json.dumps({"aware": aware, "assets": entries}))
         os.replace(tmp, manifest)
@@ -271,12 +491,15 @@ def _stage_all(files, mode: str, state: dict | None, staging: Path):
 
 
 def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
-           asset_class: str = "unknown", layout: str = "auto") -> Path:
+           asset_class: str = "unknown", layout: str = "auto", storage_options=None):
     r"""Ingest a folder of CSV/Parquet files (or one file) into the zarr store ``store``.
 
     Files are read and validated one at a time by :func:`ql.data.load_csv`'s reader (one
     file per symbol, kline exports; a single file may be a long table; ``layout`` and
-    ``asset_class`` as in load_csv), staged on disk, and written in chunks of
+    ``asset_class`` as in load_csv; a clean comma-separated CSV or Parquet file -- ISO
+    8601 or epoch dates of one shape, finite numbers, sorted, valid bars -- is read by
+    pyarrow when installed, with the same bars; any other goes load_csv's reader and
+    gets its message), staged on local disk, and written in chunks of
     ``chunk_time`` x ``chunk_asset`` (defaults 8192 x 64 for a new store; an existing
     store keeps its own): memory holds one file and one chunk row, never the panel.
 
@@ -293,7 +516,9 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     source : str or os.PathLike
         A folder of CSV/Parquet files, or one file.
     store : str or os.PathLike
-        The store's directory (created if absent).
+        The store's directory (created if absent), or an fsspec URL zarr understands
+        (``s3://bucket/path``, ``gs://...``, ``memory://...``, ``file://...``; the
+        protocol's package, e.g. s3fs or gcsfs, must be installed).
     freq : str, optional
         Overrides the inferred bar frequency, e.g. ``"1min"`` (see
         :mod:`quantlab.calendar`).
@@ -303,18 +528,23 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
         As in :func:`ql.data.load_csv`.
     layout : {'auto', 'single', 'long', 'wide', 'kline'}, default 'auto'
         As in :func:`ql.data.load_csv`.
+    storage_options : dict, optional
+        Passed to the URL's fsspec filesystem (credentials, endpoint, ...).
 
     Returns
     -------
-    pathlib.Path
-        The store's path.
+    pathlib.Path or str
+        The store's path (a local path given) or its URL.
 
     Raises
     ------
     DataError
         For invalid files and for bars that conflict with the store (see above).
     ValueError
-        If a chunk size or ``layout`` is out of range.
+        If a chunk size or ``layout`` is out of range, the URL's protocol is unknown, or
+        ``source`` is a URL (ingest reads local files).
+    ModuleNotFoundError
+        If the URL's protocol needs a package that is not installed (named).
 
     Examples
     --------
@@ -326,6 +556,8 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     >>> path = ql.store.ingest(folder, folder / "store")
     >>> path.name
     'store'
+    >>> ql.store.ingest(folder / "ACME.csv", "memory://doc/acme")      # an fsspec URL
+    'memory://doc/acme'
     """
     _zarr()
     _v.choice("layout", layout, ("auto", "single", "long", "wide", "kline"))
@@ -337,8 +569,12 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
         chunk_asset = _v.integer("chunk_asset", chunk_asset, 1, 10 ** 5)
     if freq is not None:
         _cal._step(freq)
+    loc = _Where(store, storage_options, "ingest")
+    if "://" in os.fspath(source):
+        raise ValueError(f"ingest: source {os.fspath(source)!r} is a URL; ingest reads local "
+                         "files (the store may be a URL): copy them first, e.g. "
+                         "fsspec.filesystem(protocol).get(url, folder, recursive=True)")
     source = Path(source).expanduser()
-    store = Path(store).expanduser()
     files = _list_files(source)
     if source.is_dir():
         if layout not in ("auto", "single", "kline"):
@@ -347,48 +583,53 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
         mode = {"auto": "single_or_kline", "single": "single", "kline": "kline"}[layout]
     else:
         mode = layout
-    store.mkdir(parents=True, exist_ok=True)
-    if not store.is_dir() or ({p.name for p in store.iterdir()} - {_STAGING}
-                              and not (store / MARKER).exists()):
-        raise DataError(f"{store}: exists and is not a quantlab store (no {MARKER}); "
+    if loc.fs.isfile(loc.root) or (loc.entries() - {_STAGING} and
+                                   not loc.fs.exists(loc.key(MARKER))):
+        raise DataError(f"{loc.shown}: exists and is not a quantlab store (no {MARKER}); "
                         "give a new or empty directory")
-    state = _read_marker(store)
+    loc.fs.makedirs(loc.root, exist_ok=True)
+    state = loc.read_marker()
     if state is not None:
         for name, given in (("chunk_time", chunk_time), ("chunk_asset", chunk_asset)):
             if given is not None and given != state[name]:
-                raise ValueError(f"ingest: {name}={given}, but the store {store} has "
+                raise ValueError(f"ingest: {name}={given}, but the store {loc.shown} has "
                                  f"{name}={state[name]}; omit it to append")
         if freq is not None and state.get("freq") not in (None, freq):
             raise ValueError(f"ingest: freq={freq!r}, but the store has freq="
                              f"{state['freq']!r}")
-    staging = store / _STAGING
+    try:
+        owner, staged, shas, zones = _stage_all(files, mode, state, loc.staging)
+        if state is None:
+            variables = [v for v in _data.BAR_VARS if any(v in r.vars for r in staged)]
+            aware = next(iter(zones))
+            state = {"format": FORMAT, "n_time": 0, "chunk_time": chunk_time or CHUNK_TIME,
+                     "chunk_asset": chunk_asset or CHUNK_ASSET, "assets": list(owner),
+                     "asset_class": [asset_class] * len(owner), "variables": variables,
+                     "aware": aware, "freq": freq, "files": {},
+                     "attrs": {"source": str(source), "time_zone": "UTC" if aware
+                               else "as written (no UTC offset)"}}
+        for r in staged:
+            if r.asset not in state["assets"]:
+                raise DataError(f"{r.file}: asset {r.asset!r} is not in the store "
+                                f"{loc.shown} (its assets are fixed at the first ingest: "
+                                f"{', '.join(state['assets'])}); ingest into a new store")
+            extra = [v for v in r.vars if v not in state["variables"]]
+            if extra:
+                raise DataError(f"{r.file}: asset {r.asset!r} has {', '.join(extra)}, which "
+                                f"the store {loc.shown} does not hold "
+                                f"({', '.join(state['variables'])})")
+        _write(loc, state, staged, source, files, shas, owner)
+    except (DataError, ValueError):
+        # a refusal is not a kill: nothing to resume, so leave no staged copy (a
+        # remote store's is in the temp folder, where nobody would find it)
+        shutil.rmtree(loc.staging, ignore_errors=True)
+        raise
+    shutil.rmtree(loc.staging, ignore_errors=True)
+    return Path(loc.shown) if "://" not in loc.shown else loc.shown
 
-    owner, staged, shas, zones = _stage_all(files, mode, state, staging)
-    if state is None:
-        variables = [v for v in _data.BAR_VARS if any(v in r.vars for r in staged)]
-        state = {"format": FORMAT, "n_time": 0, "chunk_time": chunk_time or CHUNK_TIME,
-                 "chunk_asset": chunk_asset or CHUNK_ASSET, "assets": list(owner),
-                 "asset_class": [asset_class] * len(owner), "variables": variables,
-                 "aware": next(iter(zones)), "freq": freq, "files": {},
-                 "attrs": {"source": str(source), "time_zone": "UTC" if next(iter(zones))
-                           else "as written (no UTC offset)"}}
-    for r in staged:
-        if r.asset not in state["assets"]:
-            raise DataError(f"{r.file}: asset {r.asset!r} is not in the store {store} (its "
-                            f"assets are fixed at the first ingest: {', '.join(state['assets'])}"
-                            "); ingest into a new store")
-        extra = [v for v in r.vars if v not in state["variables"]]
-        if extra:
-            raise DataError(f"{r.file}: asset {r.asset!r} has {', '.join(extra)}, which the "
-                            f"store {store} does not hold ({', '.join(state['variables'])})")
-    _write(store, state, staged, source, files, shas, owner)
-    shutil.rmtree(staging, ignore_errors=True)
-    return store
 
-
-def _open_arrays(store: Path, state: dict, create: bool):
-    zarr = _zarr()
-    g = zarr.open_group(store, mode="a")
+def _open_arrays(loc: _Where, state: dict, create: bool):
+    g = loc.group("a")
     n_asset = len(state["assets"])
     if create:
         g.create_array("time", shape=(0,), chunks=(state["chunk_time"],), dtype="int64",
@@ -419,25 +660,25 @@ def _block(tb: np.ndarray, recs: dict, a0: int, a1: int, assets, variables):
     return out, span
 
 
-def _write(store: Path, state: dict, staged: list, source: Path, files, shas, owner) -> None:
+def _write(loc: _Where, state: dict, staged: list, source: Path, files, shas, owner) -> None:
     """Check the staged bars against the committed rows, then write the new rows chunk by
     chunk (one chunk row in memory), committing n_time after each complete chunk row."""
     n_old = state["n_time"]
     if n_old:
-        g, tarr, arrs = _open_arrays(store, state, create=False)
+        g, tarr, arrs = _open_arrays(loc, state, create=False)
     committed = tarr[:n_old] if n_old else np.empty(0, np.int64)
     recs = {r.asset: r for r in staged}
     new = _new_times(staged, committed)
     if n_old:
-        _check_overlap(store, state, staged, recs, committed, arrs)
+        _check_overlap(loc.shown, state, staged, recs, committed, arrs)
     if state["freq"] is not None:      # the given freq must fit every step
         _cal.infer(pd.DatetimeIndex(np.r_[committed, new].view("datetime64[ns]")),
                    freq=state["freq"])
     if not n_old:      # the marker first: from here the directory is a store to resume
-        _write_marker(store, state)
-        g, tarr, arrs = _open_arrays(store, state, create=True)
-    _write_rows(store, state, recs, new, tarr, arrs)
-    _write_provenance(store, state, source, files, shas, owner, g, tarr)
+        loc.write_marker(state)
+        g, tarr, arrs = _open_arrays(loc, state, create=True)
+    _write_rows(loc, state, recs, new, tarr, arrs)
+    _write_provenance(loc, state, source, files, shas, owner, g, tarr)
 
 
 def _new_times(staged: list, committed: np.ndarray) -> np.ndarray:
@@ -465,7 +706,7 @@ def _new_times(staged: list, committed: np.ndarray) -> np.ndarray:
     return new
 
 
-def _check_overlap(store: Path, state: dict, staged: list, recs: dict,
+def _check_overlap(store: str, state: dict, staged: list, recs: dict,
                    committed: np.ndarray, arrs: dict) -> None:
     """Every committed row a file speaks for must agree with it (NaN = no bar), checked
     chunk by chunk on the store's grid; DataError at the first difference."""
@@ -499,7 +740,7 @@ def _check_overlap(store: Path, state: dict, staged: list, recs: dict,
                         "end: put changed history in a new store")
 
 
-def _write_rows(store: Path, state: dict, recs: dict, new: np.ndarray, tarr, arrs) -> None:
+def _write_rows(loc: _Where, state: dict, recs: dict, new: np.ndarray, tarr, arrs) -> None:
     """Resize, write the time coordinate, then the chunk rows; the marker records each
     complete chunk and, after each chunk row, n_time (what a resumed ingest trusts)."""
     ct, ca = state["chunk_time"], state["chunk_asset"]
@@ -510,7 +751,7 @@ def _write_rows(store: Path, state: dict, recs: dict, new: np.ndarray, tarr, arr
     for a in arrs.values():
         a.resize((n_new, len(assets)))
     tarr[n_old:n_new] = new
-    _write_marker(store, state)
+    loc.write_marker(state)
     t0 = n_old
     while t0 < n_new:
         t1 = min((t0 // ct + 1) * ct, n_new)     # on the chunk grid
@@ -521,13 +762,13 @@ def _write_rows(store: Path, state: dict, recs: dict, new: np.ndarray, tarr, arr
             for k, v in enumerate(variables):
                 _put(arrs[v], t0, t1, a0, a1, got[k])
             state["chunk"] = [t0 // ct, a0 // ca]
-            _write_marker(store, state)          # after the chunk is complete
+            loc.write_marker(state)          # after the chunk is complete
         state["n_time"] = t1
-        _write_marker(store, state)
+        loc.write_marker(state)
         t0 = t1
 
 
-def _write_provenance(store: Path, state: dict, source: Path, files, shas, owner, g,
+def _write_provenance(loc: _Where, state: dict, source: Path, files, shas, owner, g,
                       tarr) -> None:
     """Provenance (file hashes, owned assets) and calendar attributes, once every row
     is in."""
@@ -545,7 +786,7 @@ def _write_provenance(store: Path, state: dict, source: Path, files, shas, owner
     attrs.update(cal.attrs)
     state["attrs"] = attrs
     g.attrs.update(attrs)
-    _write_marker(store, state)
+    loc.write_marker(state)
 
 
 def _put(arr, t0, t1, a0, a1, values) -> None:
@@ -555,7 +796,8 @@ def _put(arr, t0, t1, a0, a1, values) -> None:
 
 # --------------------------------------------------------------------------- open
 
-def open(store, chunks: dict | None = None) -> xr.Dataset:  # noqa: A001 (ql.data.open)
+def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
+         storage_options: dict | None = None) -> xr.Dataset:
     r"""The store as a lazily loaded, dask-backed Dataset.
 
     Dims (time, asset), the variables, ``asset_class`` coord and attrs of
@@ -567,9 +809,11 @@ def open(store, chunks: dict | None = None) -> xr.Dataset:  # noqa: A001 (ql.dat
     Parameters
     ----------
     store : str or os.PathLike
-        A store made by :func:`ingest`.
+        A store made by :func:`ingest`: a local path or an fsspec URL.
     chunks : dict, optional
         Dask chunks per dim (``time``, ``asset``; default: the store's).
+    storage_options : dict, optional
+        Passed to the URL's fsspec filesystem.
 
     Returns
     -------
@@ -593,20 +837,22 @@ def open(store, chunks: dict | None = None) -> xr.Dataset:  # noqa: A001 (ql.dat
     >>> ds = ql.store.open(path)
     >>> ds["close"].values.ravel().tolist(), ds.attrs["calendar"]
     ([10.5, 11.0, 11.2], 'business_day')
+    >>> ql.store.open(ql.store.ingest(folder / "ACME.csv", "memory://doc/open"))["close"].shape
+    (3, 1)
     """
     import dask.array as da
 
-    zarr = _zarr()
-    store = Path(store).expanduser()
-    state = _read_marker(store)
+    _zarr()
+    loc = _Where(store, storage_options, "open")
+    state = loc.read_marker()
     if state is None:
-        raise DataError(f"{store}: not a quantlab store (no {MARKER}); create it with "
+        raise DataError(f"{loc.shown}: not a quantlab store (no {MARKER}); create it with "
                         "ql.data.ingest")
     n = state["n_time"]
     if n == 0:
-        raise DataError(f"{store}: empty store (its first ingest stopped before a chunk row "
+        raise DataError(f"{loc.shown}: empty store (its first ingest stopped before a chunk row "
                         "was complete); rerun ql.data.ingest to resume")
-    g = zarr.open_group(store, mode="r")
+    g = loc.group("r")
     time = g["time"][:n].view("datetime64[ns]")
     chunks = dict(chunks or {})
     for d in chunks:
@@ -620,7 +866,7 @@ def open(store, chunks: dict | None = None) -> xr.Dataset:  # noqa: A001 (ql.dat
     ds.attrs.update(state["attrs"])
     if "freq" not in ds.attrs:      # a first ingest stopped: calendar of what is there
         _cal.annotate(ds, freq=state.get("freq"))
-    ds.attrs["store"] = str(store)
+    ds.attrs["store"] = loc.shown
     return ds
 
 
@@ -634,18 +880,18 @@ def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class=
     ``pieces``: an iterable of ``(times, {variable: array (len(times), len(assets))})``,
     times datetime64/int64 ns, strictly increasing across pieces. Committed per chunk row
     like :func:`ingest`. Returns the store's path."""
-    store = Path(store).expanduser()
-    if store.exists() and any(store.iterdir()):
-        raise DataError(f"{store}: not empty; write_panel creates a new store")
-    store.mkdir(parents=True, exist_ok=True)
+    loc = _Where(store, None, "write_panel")
+    if loc.fs.isfile(loc.root) or loc.entries():
+        raise DataError(f"{loc.shown}: not empty; write_panel creates a new store")
+    loc.fs.makedirs(loc.root, exist_ok=True)
     ct = _v.integer("chunk_time", chunk_time or CHUNK_TIME, 1, 10 ** 7)
     ca = _v.integer("chunk_asset", chunk_asset or CHUNK_ASSET, 1, 10 ** 5)
     variables = list(variables)
     state = {"format": FORMAT, "n_time": 0, "chunk_time": ct, "chunk_asset": ca,
              "assets": [str(a) for a in assets], "asset_class": [asset_class] * len(assets),
              "variables": variables, "aware": False, "freq": freq, "files": {}, "attrs": {}}
-    g, tarr, arrs = _open_arrays(store, state, create=True)
-    _write_marker(store, state)
+    g, tarr, arrs = _open_arrays(loc, state, create=True)
+    loc.write_marker(state)
     buf_t, buf = [], {v: [] for v in variables}
     last = None
 
@@ -660,7 +906,7 @@ def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class=
             for a0 in range(0, len(assets), ca):
                 _put(arrs[v], t0, t1, a0, min(a0 + ca, len(assets)), blocks[v][:n_rows, a0:a0 + ca])
         state["n_time"] = t1
-        _write_marker(store, state)
+        loc.write_marker(state)
         buf_t[:] = [t[n_rows:]]
         for v in variables:
             buf[v][:] = [blocks[v][n_rows:]]
@@ -684,5 +930,5 @@ def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class=
     state["attrs"] = {"source": source, "time_zone": "as written (no UTC offset)",
                       "source_files": [], "sha256": {}, **cal.attrs}
     g.attrs.update(state["attrs"])
-    _write_marker(store, state)
-    return store
+    loc.write_marker(state)
+    return Path(loc.shown) if "://" not in loc.shown else loc.shown
