@@ -85,6 +85,9 @@ CASES = [
     ("quantum", _equities, {}),
     ("quantum", _equities, dict(window=63, energy=5.0, vol_window=5)),
     ("quantum", lambda: _gappy(_equities()), dict(window=40, energy=0.3, vol_window=50)),
+    ("complex_systems", _sp500, {}),
+    ("complex_systems", _sp500, dict(window=21, shift=5, lookback=126, threshold=0.0)),
+    ("complex_systems", lambda: _gappy(_sp500()), dict(window=30, lookback=100)),
 ]
 
 
@@ -98,24 +101,25 @@ def test_live_signal_of_unconventional_strategy_equals_full_history_signal_each_
 @pytest.mark.parametrize("name, wrong", [("fractal_chaos", dict(window=127)),
                                          ("quantum", dict(vol_window=11)),
                                          ("attention", dict(hold=9)),
-                                         ("sentiment_regime", dict(herd_window=120))])
+                                         ("sentiment_regime", dict(herd_window=120)),
+                                         ("complex_systems", dict(window=62))])
 def test_live_signal_comparison_catches_a_wrong_window(name, wrong):
     # the check above can fail: a live signal built with another window differs
-    ds = _sp500() if name == "sentiment_regime" else _equities()
+    ds = _sp500() if name in ("sentiment_regime", "complex_systems") else _equities()
     base = {"fractal_chaos": dict(window=126)}.get(name, {})
     want = _full(ql.strategies.get(name, **base), ds)
     got = _feed(ql.strategies.get(name, **{**base, **wrong}).live(), ds)
     assert _mismatches(got, want) > 0
 
 
-def test_live_signal_of_sentiment_regime_refuses_fewer_than_3_assets():
-    live = ql.strategies.get("sentiment_regime").live()
-    with pytest.raises(ValueError, match="at least 3 assets"):
-        live.update(0, None, {"close": np.array([1.0, 2.0])})
+@pytest.mark.parametrize("name, n", [("sentiment_regime", 2), ("complex_systems", 1)])
+def test_live_signal_refuses_a_cross_section_too_small_as_signal_does(name, n):
+    live = ql.strategies.get(name).live()
+    with pytest.raises(ValueError, match=f"at least {n + 1} assets"):
+        live.update(0, None, {"close": np.arange(1.0, n + 1)})
 
 
-def test_live_signal_is_none_for_the_all_pairs_strategies_and_grids():
-    # info_theory and complex_systems keep the trailing-window recompute (all pairs)
+def test_live_signal_is_none_for_info_theory_and_grids():
+    # info_theory keeps the trailing-window recompute (all pairs' transfer entropy)
     assert ql.strategies.get("info_theory").live() is None
-    assert ql.strategies.get("complex_systems").live() is None
     assert ql.strategies.get("quantum", window=[63, 126]).live() is None

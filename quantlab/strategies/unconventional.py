@@ -304,7 +304,17 @@ def _network(c: xr.DataArray):
     centrality (the leading eigenvector of |C|, summing to 1; NaN for the assets left
     out), absorption ratio (share of variance in the top k = ceil(n / 5) eigenvalues of
     the n assets used), average off-diagonal correlation."""
-    a = c.transpose("time", "asset", "asset_other").values
+    centrality, absorption, avg = _network_arrays(c.transpose("time", "asset",
+                                                              "asset_other").values)
+    time = c.time
+    return (xr.DataArray(centrality, dims=("time", "asset"),
+                         coords={"time": time, "asset": c.asset}),
+            xr.DataArray(absorption, dims="time", coords={"time": time}),
+            xr.DataArray(avg, dims="time", coords={"time": time}))
+
+
+def _network_arrays(a: np.ndarray):
+    """:func:`_network` on a (time, asset, asset) array: (centrality, absorption, avg)."""
     n_t, n = a.shape[:2]
     fin = np.isfinite(a)
     # assets used at each bar: those with a defined correlation; while a pair among
@@ -336,11 +346,7 @@ def _network(c: xr.DataArray):
         k = max(1, int(np.ceil(m / 5)))
         absorption[rows] = vals[:, -k:].sum(1) / vals.sum(1)
         avg[rows] = (sub.sum((1, 2)) - m) / (m * (m - 1))
-    time = c.time
-    return (xr.DataArray(centrality, dims=("time", "asset"),
-                         coords={"time": time, "asset": c.asset}),
-            xr.DataArray(absorption, dims="time", coords={"time": time}),
-            xr.DataArray(avg, dims="time", coords={"time": time}))
+    return centrality, absorption, avg
 
 
 @register
@@ -413,6 +419,9 @@ class ComplexSystems(Strategy):
         weight = inv / inv.sum("asset")
         on = xr.where(shift_z > threshold, 0.0, 1.0).where(shift_z.notnull())
         return weight * on
+
+    def _live(self, window, shift, lookback, threshold):
+        return _NetworkLive(window, shift, lookback, threshold)
 
     def _diagnostics(self, ds, window, shift, lookback, threshold):
         centrality, ar, shift_z, avg = self._parts(ds, window, shift, lookback)
@@ -838,6 +847,53 @@ class _QuantumLive(LiveSignal):
             out = _nan(n)
             out[ok] = np.where(good, t, np.nan)
         return np.clip(out, -1.0, 1.0)
+
+
+def _last_corr(rets: np.ndarray, window: int) -> np.ndarray:
+    """``rolling.corr(returns, window)``'s last (asset, asset) matrix: Pearson over the
+    last ``window`` rows for the assets with a return on all of them (min_periods =
+    window), NaN for the others and for a zero variance."""
+    n = rets.shape[1]
+    out = np.full((n, n), np.nan)
+    if rets.shape[0] < window:
+        return out
+    x = rets[-window:]
+    ok = np.flatnonzero(np.isfinite(x).all(0))
+    xc = x[:, ok] - x[:, ok].mean(0)
+    cov = xc.T @ xc
+    d = np.diag(cov).copy()
+    with _quiet():
+        r = np.clip(cov / np.sqrt(np.outer(d, d)), -1.0, 1.0)
+    r[(d <= 0)[:, None] | (d <= 0)[None, :]] = np.nan
+    out[ok[:, None], ok[None, :]] = r
+    return out
+
+
+class _NetworkLive(LiveSignal):
+    """Complex systems per bar: the network of the last ``window`` returns' correlation
+    matrix, and the last ``lookback`` absorption ratios for its standardised shift."""
+
+    def __init__(self, window, shift, lookback, threshold):
+        self.window, self.shift, self.lookback, self.threshold = window, shift, lookback, \
+            threshold
+        self.prices, self.rets, self.ar = _Prices(), Rows(window), Rows(lookback)
+
+    def update(self, i, time, rows):
+        _, _, r = self.prices.push(rows["close"])
+        if r.shape[0] < 2:
+            raise ValueError("complex_systems needs at least 2 assets")
+        centrality, ar, _ = _network_arrays(_last_corr(self.rets.push(r), self.window)[None])
+        hist = self.ar.push(ar)
+        minp = self.lookback // 2
+        short = rolling.mean(hist, self.shift)[-1, 0]
+        long_ = rolling.mean(hist, self.lookback, min_periods=minp)[-1, 0]
+        sd = rolling.std(hist, self.lookback, min_periods=minp)[-1, 0]
+        with _quiet():
+            z = (short - long_) / (sd if sd > 0 else np.nan)
+            inv = 1.0 / centrality[0]
+            weight = inv / np.nansum(inv)
+        on = np.nan if np.isnan(z) else (0.0 if z > self.threshold else 1.0)
+        return np.clip(weight * on, -1.0, 1.0)
 
 
 _k_measures = measures._k   # the measures kernels (roll_higuchi, roll_lyap)
