@@ -12,12 +12,18 @@ RTOL = 1e-9
 
 
 def _equities():
-    # bars 800..1599: asset 1 is listed at bar 1122 (NaN before), a late listing inside
-    return ql.data.load().isel(time=slice(800, 1600))
+    # bars 800..1499: asset 1 is listed at bar 1122 (NaN before), a late listing inside
+    return ql.data.load().isel(time=slice(800, 1500))
 
 
-def _sp500():
-    return ql.data.load("sp500_20").isel(time=slice(-800, None), asset=slice(0, 8))
+def _sp500(n_assets=8):
+    return ql.data.load("sp500_20").isel(time=slice(-700, None), asset=slice(0, n_assets))
+
+
+def _ticks(ds, tick=0.5):
+    """``ds`` with prices on a coarse tick grid: many equal returns (ties in the
+    quantile bins of the transfer entropy)."""
+    return ds.copy(data={v: np.round(ds[v].values / tick) * tick for v in ds.data_vars})
 
 
 def _gappy(ds, seed=7):
@@ -88,6 +94,10 @@ CASES = [
     ("complex_systems", _sp500, {}),
     ("complex_systems", _sp500, dict(window=21, shift=5, lookback=126, threshold=0.0)),
     ("complex_systems", lambda: _gappy(_sp500()), dict(window=30, lookback=100)),
+    ("info_theory", lambda: _sp500(5), {}),
+    ("info_theory", lambda: _equities().isel(time=slice(0, 500)),
+     dict(window=126, te_min=0.0, entropy_max=0.99, trend=5)),
+    ("info_theory", lambda: _ticks(_gappy(_sp500(5))), dict(window=60, te_min=0.01)),
 ]
 
 
@@ -101,12 +111,15 @@ def test_live_signal_of_unconventional_strategy_equals_full_history_signal_each_
 @pytest.mark.parametrize("name, wrong", [("fractal_chaos", dict(window=127)),
                                          ("quantum", dict(vol_window=11)),
                                          ("attention", dict(hold=9)),
-                                         ("sentiment_regime", dict(herd_window=120)),
-                                         ("complex_systems", dict(window=62))])
+                                         ("sentiment_regime", dict(anchor_window=200)),
+                                         ("complex_systems", dict(window=62)),
+                                         ("info_theory", dict(window=60))])
 def test_live_signal_comparison_catches_a_wrong_window(name, wrong):
     # the check above can fail: a live signal built with another window differs
     ds = _sp500() if name in ("sentiment_regime", "complex_systems") else _equities()
-    base = {"fractal_chaos": dict(window=126)}.get(name, {})
+    base = {"fractal_chaos": dict(window=126), "info_theory": dict(window=61)}.get(name, {})
+    if name == "info_theory":
+        ds = _sp500(4).isel(time=slice(0, 300))
     want = _full(ql.strategies.get(name, **base), ds)
     got = _feed(ql.strategies.get(name, **{**base, **wrong}).live(), ds)
     assert _mismatches(got, want) > 0
@@ -119,7 +132,5 @@ def test_live_signal_refuses_a_cross_section_too_small_as_signal_does(name, n):
         live.update(0, None, {"close": np.arange(1.0, n + 1)})
 
 
-def test_live_signal_is_none_for_info_theory_and_grids():
-    # info_theory keeps the trailing-window recompute (all pairs' transfer entropy)
-    assert ql.strategies.get("info_theory").live() is None
+def test_live_signal_is_none_for_a_parameter_grid():
     assert ql.strategies.get("quantum", window=[63, 126]).live() is None

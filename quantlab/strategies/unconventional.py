@@ -291,6 +291,9 @@ class InfoTheory(Strategy):
         sig = xr.where(total > 0, vote, xr.where(pe < entropy_max, own, 0.0))
         return sig.where(pe.notnull() & flow.notnull().any("asset_other"))
 
+    def _live(self, window, te_min, entropy_max, trend):
+        return _InfoLive(window, te_min, entropy_max, trend)
+
     def _diagnostics(self, ds, window, te_min, entropy_max, trend):
         r, flow, pe, _ = self._parts(ds, window, te_min)
         return xr.Dataset({"net_transfer_entropy": flow, "permutation_entropy": pe,
@@ -894,6 +897,88 @@ class _NetworkLive(LiveSignal):
             weight = inv / np.nansum(inv)
         on = np.nan if np.isnan(z) else (0.0 if z > self.threshold else 1.0)
         return np.clip(weight * on, -1.0, 1.0)
+
+
+def _last_te(rets: np.ndarray, window: int, bins: int) -> np.ndarray:
+    """``te[i, j]`` = TE(j -> i) over the last ``window`` rows (``rolling_transfer_entropy``
+    with quantile bins): each asset's bins once (the kernel's rule, a run of ties takes
+    the bin of its average rank), then every pair counted by the kernel from them."""
+    n = rets.shape[1]
+    te = np.full((n, n), np.nan)
+    if rets.shape[0] < window:
+        return te
+    x = rets[-window:]
+    ok = np.flatnonzero(np.isfinite(x).all(0))
+    m = ok.size
+    order = np.argsort(x[:, ok], axis=0, kind="stable")
+    v = np.take_along_axis(x[:, ok], order, axis=0)
+    pos = np.arange(window)[:, None]
+    tie = np.zeros((window + 1, m), dtype=bool)
+    tie[1:-1] = v[1:] == v[:-1]                 # sorted position p ties with p - 1
+    first = np.maximum.accumulate(np.where(tie[:-1], 0, pos), axis=0)
+    last = np.minimum.accumulate(np.where(tie[1:], window, pos)[::-1], axis=0)[::-1]
+    codes = np.empty((window, m))
+    np.put_along_axis(codes, order, (first + last) * bins // (2 * window), axis=0)
+    codes = np.ascontiguousarray(codes.T)
+    step = max(1, 2 ** 20 // max(1, m * window))   # targets per call: ~8 MB of pairs
+    for a in range(0, m, step):
+        tgt = codes[a:a + step]
+        out = _k_measures.roll_transfer(np.tile(codes, (tgt.shape[0], 1)),
+                                        np.repeat(tgt, m, axis=0), window, 1, 0, False,
+                                        bins, bins)[:, -1]
+        te[ok[a:a + step, None], ok[None, :]] = out.reshape(tgt.shape[0], m)
+    return te
+
+
+class _InfoLive(LiveSignal):
+    """Information flow per bar: every pair's transfer entropy and each asset's
+    permutation entropy over the last ``window`` returns (one window, not the rolling
+    panel), and the lagged covariances from the last ``window + 1``."""
+
+    def __init__(self, window, te_min, entropy_max, trend):
+        self.window, self.te_min, self.entropy_max, self.trend = window, te_min, \
+            entropy_max, trend
+        self.prices, self.rets, self.closes = _Prices(), Rows(window + 1), Rows(trend + 1)
+        self.bins = measures._symbols(np.zeros(1), "transfer", None, None)[1]
+
+    def _permen(self, x, window):
+        return _k_measures.roll_permen(x, window, 3, 1, True)
+
+    def update(self, i, time, rows):
+        ff, _, r = self.prices.push(rows["close"])
+        hist, closes, w = self.rets.push(r), self.closes.push(ff), self.window
+        if hist.shape[0] > w:
+            now, lag = hist[1:], hist[:-1]               # r_t and r_{t-1} over the window
+        else:
+            now, lag = hist, np.vstack([_nan(r.shape[0])[None], hist[:-1]])
+        flow = _last_te(now, w, self.bins)
+        flow = flow - flow.T                        # TE(j -> i) - TE(i -> j)
+        pe = _last(self._permen, now, w)
+        cov = _lagged_cov(now, lag, w // 2)
+        with _quiet():
+            weight = np.where(flow > self.te_min, flow, 0.0)
+            lead = np.where(np.isnan(r), 0.0, np.sign(r))[None, :] * np.sign(cov)
+            total = weight.sum(1)
+            vote = np.nansum(weight * lead, axis=1) / np.where(total > 0, total, np.nan)
+            own = np.sign(closes[-1] / closes[0] - 1) if closes.shape[0] > self.trend \
+                else _nan(r.shape[0])
+        sig = np.where(total > 0, vote, np.where(pe < self.entropy_max, own, 0.0))
+        ok = ~np.isnan(pe) & (~np.isnan(flow)).any(1)
+        return np.clip(np.where(ok, sig, np.nan), -1.0, 1.0)
+
+
+def _lagged_cov(now: np.ndarray, lag: np.ndarray, min_periods: int) -> np.ndarray:
+    """``cov[i, j]`` = mean(r_i·r_j,lag) - mean(r_i)·mean(r_j,lag) over the window's rows,
+    each mean over its finite values (``rolling.mean``), NaN below ``min_periods``."""
+    fn, fl = np.isfinite(now), np.isfinite(lag)
+    a, b = np.where(fn, now, 0.0), np.where(fl, lag, 0.0)
+    cn, cl = fn.sum(0), fl.sum(0)
+    cnt = fn.T.astype(np.float64) @ fl.astype(np.float64)
+    with _quiet():
+        prod = np.where(cnt >= min_periods, (a.T @ b) / cnt, np.nan)
+        mn = np.where(cn >= min_periods, a.sum(0) / cn, np.nan)
+        ml = np.where(cl >= min_periods, b.sum(0) / cl, np.nan)
+    return prod - mn[:, None] * ml[None, :]
 
 
 _k_measures = measures._k   # the measures kernels (roll_higuchi, roll_lyap)
