@@ -4,7 +4,9 @@ same NaN pattern), from bar 0 and from a deployment's later start (``history_sta
 Before, ``live()`` was None and a deployment recomputed the trailing window each bar
 (fractal_chaos: ~12 s per bar at 500 assets)."""
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 
 import quantlab as ql
 
@@ -134,3 +136,22 @@ def test_live_signal_refuses_a_cross_section_too_small_as_signal_does(name, n):
 
 def test_live_signal_is_none_for_a_parameter_grid():
     assert ql.strategies.get("quantum", window=[63, 126]).live() is None
+
+
+@pytest.mark.parametrize("name, params, bars", [
+    ("fractal_chaos", dict(window=60, trend=3, chaos_quantile=0.9), 125),
+    ("quantum", dict(window=20, vol_window=5), 40)])
+def test_live_signal_on_threads_over_blocks_of_assets_equals_signal(name, params, bars,
+                                                                    monkeypatch):
+    # 300 assets: enough work that each bar's windows run on 2 threads in blocks of
+    # assets (_threads.blocks: >= 500k copies per thread)
+    monkeypatch.setenv("QUANTLAB_THREADS", "2")
+    rng = np.random.default_rng(5)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (bars, 300)), axis=0))
+    ds = xr.Dataset({"close": (("time", "asset"), close)},
+                    coords={"time": pd.bdate_range("2020-01-01", periods=bars),
+                            "asset": [f"S{i}" for i in range(300)]})
+    s = ql.strategies.get(name, **params)
+    want = _full(s, ds)
+    assert np.isfinite(want).sum() > 1000 and np.nanmax(np.abs(want)) > 0
+    assert _mismatches(_feed(s.live(), ds), want) == 0
