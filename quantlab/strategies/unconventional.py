@@ -3,12 +3,15 @@ the idea is an analogy rather than an established result. The measures come from
 ``ql.measures`` (validated against nolds, antropy and PyInform)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
-from quantlab import measures, rolling
+from quantlab import _threads, measures, rolling
 from quantlab.data import returns
 from quantlab.strategies import Strategy, register
+from quantlab.strategies._live import LiveSignal, Rows
 
 __all__ = ["Attention", "ComplexSystems", "FractalChaos", "InfoTheory", "Quantum", "SentimentRegime"]
 from quantlab.strategies.traditional import _on_rebalance_days
@@ -97,6 +100,9 @@ class Attention(Strategy):
         direction = np.sign(returns(ds["close"])) * (1.0 if mode == "continuation" else -1.0)
         sig = _hold_after(direction, score > threshold, int(hold))
         return sig.where(score.notnull() | (sig != 0))
+
+    def _live(self, window, threshold, hold, mode):
+        return _AttentionLive(window, threshold, hold, mode)
 
     def _diagnostics(self, ds, window, threshold, hold, mode):
         z = self._parts(ds, window)
@@ -200,6 +206,9 @@ class SentimentRegime(Strategy):
         scale = xr.where(gamma < 0, herd_scale, 1.0).where(gamma.notnull())
         return _on_rebalance_days((side * scale).where(nearness.notnull()), hold)
 
+    def _live(self, anchor_window, quantile, hold, herd_window, herd_scale):
+        return _SentimentLive(anchor_window, quantile, hold, herd_window, herd_scale)
+
     def _diagnostics(self, ds, anchor_window, quantile, hold, herd_window, herd_scale):
         nearness, rank, csad, gamma = self._parts(ds, anchor_window, herd_window)
         return xr.Dataset({"nearness_52w_high": nearness, "nearness_rank": rank,
@@ -282,6 +291,9 @@ class InfoTheory(Strategy):
         sig = xr.where(total > 0, vote, xr.where(pe < entropy_max, own, 0.0))
         return sig.where(pe.notnull() & flow.notnull().any("asset_other"))
 
+    def _live(self, window, te_min, entropy_max, trend):
+        return _InfoLive(window, te_min, entropy_max, trend)
+
     def _diagnostics(self, ds, window, te_min, entropy_max, trend):
         r, flow, pe, _ = self._parts(ds, window, te_min)
         return xr.Dataset({"net_transfer_entropy": flow, "permutation_entropy": pe,
@@ -295,7 +307,17 @@ def _network(c: xr.DataArray):
     centrality (the leading eigenvector of |C|, summing to 1; NaN for the assets left
     out), absorption ratio (share of variance in the top k = ceil(n / 5) eigenvalues of
     the n assets used), average off-diagonal correlation."""
-    a = c.transpose("time", "asset", "asset_other").values
+    centrality, absorption, avg = _network_arrays(c.transpose("time", "asset",
+                                                              "asset_other").values)
+    time = c.time
+    return (xr.DataArray(centrality, dims=("time", "asset"),
+                         coords={"time": time, "asset": c.asset}),
+            xr.DataArray(absorption, dims="time", coords={"time": time}),
+            xr.DataArray(avg, dims="time", coords={"time": time}))
+
+
+def _network_arrays(a: np.ndarray):
+    """:func:`_network` on a (time, asset, asset) array: (centrality, absorption, avg)."""
     n_t, n = a.shape[:2]
     fin = np.isfinite(a)
     # assets used at each bar: those with a defined correlation; while a pair among
@@ -327,11 +349,7 @@ def _network(c: xr.DataArray):
         k = max(1, int(np.ceil(m / 5)))
         absorption[rows] = vals[:, -k:].sum(1) / vals.sum(1)
         avg[rows] = (sub.sum((1, 2)) - m) / (m * (m - 1))
-    time = c.time
-    return (xr.DataArray(centrality, dims=("time", "asset"),
-                         coords={"time": time, "asset": c.asset}),
-            xr.DataArray(absorption, dims="time", coords={"time": time}),
-            xr.DataArray(avg, dims="time", coords={"time": time}))
+    return centrality, absorption, avg
 
 
 @register
@@ -404,6 +422,9 @@ class ComplexSystems(Strategy):
         weight = inv / inv.sum("asset")
         on = xr.where(shift_z > threshold, 0.0, 1.0).where(shift_z.notnull())
         return weight * on
+
+    def _live(self, window, shift, lookback, threshold):
+        return _NetworkLive(window, shift, lookback, threshold)
 
     def _diagnostics(self, ds, window, shift, lookback, threshold):
         centrality, ar, shift_z, avg = self._parts(ds, window, shift, lookback)
@@ -479,6 +500,9 @@ class FractalChaos(Strategy):
                           xr.where((h < 0.5 - band) & (d > 1.5), -1.0, 0.0))
         calm = rolling.rank(lam, window, min_periods=window // 4) <= chaos_quantile
         return (regime * move * calm).where(h.notnull() & d.notnull() & lam.notnull())
+
+    def _live(self, window, band, trend, chaos_quantile):
+        return _FractalLive(window, band, trend, chaos_quantile)
 
     def _diagnostics(self, ds, window, band, trend, chaos_quantile):
         h, d, lam = self._parts(ds, window)
@@ -604,6 +628,368 @@ class Quantum(Strategy):
         up, down = self._parts(ds, window, energy, vol_window)
         return (up - down) / (up + down)
 
+    def _live(self, window, energy, vol_window):
+        return _QuantumLive(window, energy, vol_window)
+
     def _diagnostics(self, ds, window, energy, vol_window):
         up, down = self._parts(ds, window, energy, vol_window)
         return xr.Dataset({"tunnel_up": up, "tunnel_down": down})
+
+
+# ---- per-bar signals for deployments (issue #27; protocol in strategies/_live.py)
+# Each class computes only the new bar's statistics from rings of the last rows (Rows),
+# with the kernels the full-history signal uses, on the window alone: a deployment
+# restored from its warmup bars continues with the same bits.
+
+def _nan(n: int) -> np.ndarray:
+    return np.full(n, np.nan)
+
+
+def _quiet():
+    """Warnings off for NaN/inf arithmetic on a bar (NaN = no bar, as xarray's silence)."""
+    return np.errstate(all="ignore")
+
+
+class _Prices:
+    """The last valid close per asset (``ffill``) and the bar's simple return from it
+    (``ql.data.returns``: NaN on a bar without a close)."""
+
+    def __init__(self):
+        self.last = None
+
+    def push(self, close: np.ndarray):
+        close = np.asarray(close, dtype=np.float64)
+        prev = _nan(close.shape[0]) if self.last is None else self.last
+        with _quiet():
+            r = close / prev - 1.0
+        self.last = np.where(np.isnan(close), prev, close)
+        return self.last, prev, r
+
+
+def _last(kernel, rows: np.ndarray, window: int, *args, cost: float = 8.0) -> np.ndarray:
+    """The last value of a ``measures`` rolling kernel over the trailing ``window`` rows
+    (time, asset): one window per asset, NaN while fewer rows are kept. Blocks of assets
+    run on the thread pool (the kernels release the GIL), as in the rolling panel;
+    ``cost``: the kernel's time per value (``_threads.by_columns``)."""
+    if rows.shape[0] < window:
+        return _nan(rows.shape[1])
+    x = np.ascontiguousarray(measures._rescale(np.ascontiguousarray(rows[-window:].T)))
+    return _threads.by_columns(lambda b: kernel(b, window, *args)[:, -1], x, cost=cost,
+                               axis=0, contiguous=True)
+
+
+def _last_rank(rows: np.ndarray, min_periods: int) -> np.ndarray:
+    """``rolling.rank`` (pandas average pct rank) of the last row among ``rows``."""
+    x = rows[-1]
+    ok = np.isfinite(rows)
+    less = ((rows < x) & ok).sum(0)
+    eq = ((rows == x) & ok).sum(0)
+    cnt = ok.sum(0)
+    with _quiet():
+        rank = (less + (eq + 1) / 2.0) / cnt
+    return np.where(np.isfinite(x) & (cnt >= min_periods), rank, np.nan)
+
+
+class _AttentionLive(LiveSignal):
+    """Attention per bar: the three proxies of the last ``window + 1`` bars (z of the new
+    one against the ``window`` before it) and the positions opened in the last ``hold``."""
+
+    def __init__(self, window, threshold, hold, mode):
+        self.window, self.threshold = window, threshold
+        self.sign = 1.0 if mode == "continuation" else -1.0
+        self.prices, self.proxies, self.opened = _Prices(), Rows(window + 1), Rows(hold)
+
+    def update(self, i, time, rows):
+        o, h, lo, c, v = (np.asarray(rows[k], dtype=np.float64)
+                          for k in ("open", "high", "low", "close", "volume"))
+        _, prev, r = self.prices.push(c)
+        with _quiet():
+            x = np.concatenate([np.log(np.where(v > 0, v, np.nan)), np.log(h / lo),
+                                np.abs(o / prev - 1)])
+        hist = self.proxies.push(x)
+        base = hist[:-1]
+        if base.shape[0] == 0:
+            z = _nan(x.shape[0])
+        else:
+            minp = self.window // 2
+            mu = rolling.mean(base, self.window, min_periods=minp)[-1]
+            sd = rolling.std(base, self.window, min_periods=minp)[-1]
+            with _quiet():
+                z = (x - mu) / np.where(sd > 0, sd, np.nan)
+        n = c.shape[0]
+        with _quiet(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN: NaN, as xarray
+            score = np.nanmean(z.reshape(3, n), axis=0)
+        event = score > self.threshold
+        opened = self.opened.push(np.where(event, np.sign(r) * self.sign, np.nan))
+        have = ~np.isnan(opened)                 # ffill(limit=hold - 1) then fillna(0)
+        last = opened.shape[0] - 1 - np.argmax(have[::-1], axis=0)
+        sig = np.where(have.any(0), opened[last, np.arange(n)], 0.0)
+        return np.clip(np.where(~np.isnan(score) | (sig != 0), sig, np.nan), -1.0, 1.0)
+
+
+class _SentimentLive(LiveSignal):
+    """Sentiment regime per bar: the last ``anchor_window`` closes (52-week high) and the
+    last ``herd_window`` (CSAD, |R_m|, R_m²) rows of the herding fit; decided every
+    ``hold`` bars."""
+
+    def __init__(self, anchor_window, quantile, hold, herd_window, herd_scale):
+        self.anchor, self.quantile, self.hold = anchor_window, quantile, hold
+        self.herd_window, self.herd_scale = herd_window, herd_scale
+        self.prices, self.closes, self.herd = _Prices(), Rows(anchor_window), Rows(herd_window)
+
+    def update(self, i, time, rows):
+        ff, _, r = self.prices.push(rows["close"])
+        n = ff.shape[0]
+        if n < 3:
+            raise ValueError("sentiment_regime needs a cross-section of at least 3 assets")
+        with _quiet(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rm = np.nanmean(r)
+            csad = np.nanmean(np.abs(r - rm))
+        closes = self.closes.push(ff)
+        herd = self.herd.push(np.array([csad, abs(rm), rm * rm]))
+        if i % self.hold:
+            return _nan(n)
+        high = closes.max(0) if closes.shape[0] == self.anchor else _nan(n)
+        with _quiet():
+            near = ff / high
+        rank = _cross_rank(near)
+        q = self.quantile
+        side = np.where(rank > 1 - q, 1.0, np.where(rank <= q, -1.0, 0.0))
+        gamma = _ols2_last(herd, self.herd_window)[2]
+        scale = np.nan if np.isnan(gamma) else (self.herd_scale if gamma < 0 else 1.0)
+        return np.clip(np.where(np.isnan(near), np.nan, side * scale), -1.0, 1.0)
+
+
+def _cross_rank(x: np.ndarray) -> np.ndarray:
+    """pandas ``rank(pct=True)`` (average ties) of one row; NaN stays NaN."""
+    ok = ~np.isnan(x)
+    v = np.sort(x[ok])
+    out = _nan(x.shape[0])
+    less = np.searchsorted(v, x[ok], "left")
+    leq = np.searchsorted(v, x[ok], "right")
+    out[ok] = (less + leq + 1) / 2.0 / v.size
+    return out
+
+
+def _ols2_last(rows: np.ndarray, window: int) -> np.ndarray:
+    """:func:`_rolling_ols2`'s last coefficients from its (y, x1, x2) rows."""
+    y, x1, x2 = rows.T
+    one = np.where(~np.isnan(y) & ~np.isnan(x1) & ~np.isnan(x2), 1.0, np.nan)
+    cols = [one, x1 * one, x2 * one]
+    prods = np.stack([a * b for a in cols for b in cols] + [a * y for a in cols], -1)
+    m = rolling.mean(prods, window, min_periods=window // 2)[-1]
+    xtx, xty = m[:9].reshape(3, 3), m[9:]
+    if not (np.isfinite(xtx).all() and np.isfinite(xty).all()) \
+            or not abs(np.linalg.det(xtx)) > 1e-18:
+        return _nan(3)
+    return np.linalg.solve(xtx[None], xty[None][..., None])[0, :, 0]
+
+
+class _FractalLive(LiveSignal):
+    """Fractal/chaos per bar: one Hurst, Higuchi and Lyapunov value per asset from the
+    last ``window`` returns and log prices, and the last ``window`` Lyapunov values for
+    its rank."""
+
+    def __init__(self, window, band, trend, chaos_quantile):
+        self.window, self.band, self.trend, self.q = window, band, trend, chaos_quantile
+        self.prices, self.rets, self.logp = _Prices(), Rows(window), Rows(window)
+        self.closes, self.lams = Rows(trend + 1), Rows(window)
+        self.hurst = measures._hurst_kernel(True, True, None)
+
+    def update(self, i, time, rows):
+        ff, _, r = self.prices.push(rows["close"])
+        w = self.window
+        with _quiet():
+            logp = self.logp.push(np.log(ff))
+        rets = self.rets.push(r)
+        closes = self.closes.push(ff)
+        h = _last(self.hurst, rets, w)
+        d = _last(_k_measures.roll_higuchi, logp, w, 10)
+        lam = _last(_k_measures.roll_lyap, rets, w, 5, 1, 5, 10, cost=w)  # O(window²)
+        calm = _last_rank(self.lams.push(lam), w // 4) <= self.q
+        with _quiet():
+            move = np.sign(closes[-1] / closes[0] - 1) if closes.shape[0] > self.trend \
+                else _nan(ff.shape[0])
+            regime = np.where((h > 0.5 + self.band) & (d < 1.5), 1.0,
+                              np.where((h < 0.5 - self.band) & (d > 1.5), -1.0, 0.0))
+        sig = regime * move * calm
+        ok = ~np.isnan(h) & ~np.isnan(d) & ~np.isnan(lam)
+        return np.clip(np.where(ok, sig, np.nan), -1.0, 1.0)
+
+
+class _QuantumLive(LiveSignal):
+    """Quantum per bar: the tunnelling of each asset's last ``window`` log prices, its
+    kinetic energy from the last ``window - 1`` and ``vol_window`` log returns."""
+
+    def __init__(self, window, energy, vol_window):
+        self.window, self.energy, self.vol_window = window, energy, vol_window
+        self.prices, self.logp = _Prices(), Rows(max(window, vol_window + 1))
+
+    def update(self, i, time, rows):
+        ff, _, _ = self.prices.push(rows["close"])
+        with _quiet():
+            logp = self.logp.push(np.log(ff))
+        n, w = ff.shape[0], self.window
+        if logp.shape[0] < self.logp.k:
+            return _nan(n)
+        with _quiet():
+            d = np.diff(logp, axis=0)
+            ratio = (d[-self.vol_window:].std(0, ddof=1) / d[-(w - 1):].std(0, ddof=1)) ** 2
+            kin = self.energy * ratio
+            x = logp[-w:].T
+            ok = np.isfinite(x).all(1) & np.isfinite(kin)
+            x = x[ok]
+            sd = x.std(1, keepdims=True)
+            z = (x - x.mean(1, keepdims=True)) / np.where(sd > 0, sd, np.nan)
+            good = np.isfinite(z).all(1)
+            z, kin = np.where(good[:, None], z, 0.0), kin[ok]
+            t = _threads.by_columns(_tunnel_signal, z, kin[:, None], axis=0,
+                                    cost=GRID.size * 8.0)   # NumPy releases the GIL
+            out = _nan(n)
+            out[ok] = np.where(good, t, np.nan)
+        return np.clip(out, -1.0, 1.0)
+
+
+def _last_corr(rets: np.ndarray, window: int) -> np.ndarray:
+    """``rolling.corr(returns, window)``'s last (asset, asset) matrix: Pearson over the
+    last ``window`` rows for the assets with a return on all of them (min_periods =
+    window), NaN for the others and for a zero variance."""
+    n = rets.shape[1]
+    out = np.full((n, n), np.nan)
+    if rets.shape[0] < window:
+        return out
+    x = rets[-window:]
+    ok = np.flatnonzero(np.isfinite(x).all(0))
+    xc = x[:, ok] - x[:, ok].mean(0)
+    cov = xc.T @ xc
+    d = np.diag(cov).copy()
+    with _quiet():
+        r = np.clip(cov / np.sqrt(np.outer(d, d)), -1.0, 1.0)
+    r[(d <= 0)[:, None] | (d <= 0)[None, :]] = np.nan
+    out[ok[:, None], ok[None, :]] = r
+    return out
+
+
+class _NetworkLive(LiveSignal):
+    """Complex systems per bar: the network of the last ``window`` returns' correlation
+    matrix, and the last ``lookback`` absorption ratios for its standardised shift."""
+
+    def __init__(self, window, shift, lookback, threshold):
+        self.window, self.shift, self.lookback, self.threshold = window, shift, lookback, \
+            threshold
+        self.prices, self.rets, self.ar = _Prices(), Rows(window), Rows(lookback)
+
+    def update(self, i, time, rows):
+        _, _, r = self.prices.push(rows["close"])
+        if r.shape[0] < 2:
+            raise ValueError("complex_systems needs at least 2 assets")
+        centrality, ar, _ = _network_arrays(_last_corr(self.rets.push(r), self.window)[None])
+        hist = self.ar.push(ar)
+        minp = self.lookback // 2
+        short = rolling.mean(hist, self.shift)[-1, 0]
+        long_ = rolling.mean(hist, self.lookback, min_periods=minp)[-1, 0]
+        sd = rolling.std(hist, self.lookback, min_periods=minp)[-1, 0]
+        with _quiet():
+            z = (short - long_) / (sd if sd > 0 else np.nan)
+            inv = 1.0 / centrality[0]
+            weight = inv / np.nansum(inv)
+        on = np.nan if np.isnan(z) else (0.0 if z > self.threshold else 1.0)
+        return np.clip(weight * on, -1.0, 1.0)
+
+
+def _last_te(rets: np.ndarray, window: int, bins: int) -> np.ndarray:
+    """``te[i, j]`` = TE(j -> i) over the last ``window`` rows (``rolling_transfer_entropy``
+    with quantile bins): each asset's bins once (the kernel's rule, a run of ties takes
+    the bin of its average rank), then every pair counted by the kernel from them."""
+    n = rets.shape[1]
+    te = np.full((n, n), np.nan)
+    if rets.shape[0] < window:
+        return te
+    x = rets[-window:]
+    ok = np.flatnonzero(np.isfinite(x).all(0))
+    m = ok.size
+    order = np.argsort(x[:, ok], axis=0, kind="stable")
+    v = np.take_along_axis(x[:, ok], order, axis=0)
+    pos = np.arange(window)[:, None]
+    tie = np.zeros((window + 1, m), dtype=bool)
+    tie[1:-1] = v[1:] == v[:-1]                 # sorted position p ties with p - 1
+    first = np.maximum.accumulate(np.where(tie[:-1], 0, pos), axis=0)
+    last = np.minimum.accumulate(np.where(tie[1:], window, pos)[::-1], axis=0)[::-1]
+    codes = np.empty((window, m))
+    np.put_along_axis(codes, order, (first + last) * bins // (2 * window), axis=0)
+    codes = np.ascontiguousarray(codes.T)
+    step = max(1, 2 ** 20 // max(1, m * window))   # targets per call: ~8 MB of pairs
+    for a in range(0, m, step):
+        tgt = codes[a:a + step]
+        out = _k_measures.roll_transfer(np.tile(codes, (tgt.shape[0], 1)),
+                                        np.repeat(tgt, m, axis=0), window, 1, 0, False,
+                                        bins, bins)[:, -1]
+        te[ok[a:a + step, None], ok[None, :]] = out.reshape(tgt.shape[0], m)
+    return te
+
+
+class _InfoLive(LiveSignal):
+    """Information flow per bar: every pair's transfer entropy and each asset's
+    permutation entropy over the last ``window`` returns (one window, not the rolling
+    panel), and the lagged covariances from the last ``window + 1``."""
+
+    def __init__(self, window, te_min, entropy_max, trend):
+        self.window, self.te_min, self.entropy_max, self.trend = window, te_min, \
+            entropy_max, trend
+        self.prices, self.rets, self.closes = _Prices(), Rows(window + 1), Rows(trend + 1)
+        self.bins = measures._symbols(np.zeros(1), "transfer", None, None)[1]
+
+    def _permen(self, x, window):
+        return _k_measures.roll_permen(x, window, 3, 1, True)
+
+    def update(self, i, time, rows):
+        ff, _, r = self.prices.push(rows["close"])
+        hist, closes, w = self.rets.push(r), self.closes.push(ff), self.window
+        if hist.shape[0] > w:
+            now, lag = hist[1:], hist[:-1]               # r_t and r_{t-1} over the window
+        else:
+            now, lag = hist, np.vstack([_nan(r.shape[0])[None], hist[:-1]])
+        flow = _last_te(now, w, self.bins)
+        flow = flow - flow.T                        # TE(j -> i) - TE(i -> j)
+        pe = _last(self._permen, now, w)
+        cov = _lagged_cov(now, lag, w // 2)
+        with _quiet():
+            weight = np.where(flow > self.te_min, flow, 0.0)
+            lead = np.where(np.isnan(r), 0.0, np.sign(r))[None, :] * np.sign(cov)
+            total = weight.sum(1)
+            vote = np.nansum(weight * lead, axis=1) / np.where(total > 0, total, np.nan)
+            own = np.sign(closes[-1] / closes[0] - 1) if closes.shape[0] > self.trend \
+                else _nan(r.shape[0])
+        sig = np.where(total > 0, vote, np.where(pe < self.entropy_max, own, 0.0))
+        ok = ~np.isnan(pe) & (~np.isnan(flow)).any(1)
+        return np.clip(np.where(ok, sig, np.nan), -1.0, 1.0)
+
+
+def _lagged_cov(now: np.ndarray, lag: np.ndarray, min_periods: int) -> np.ndarray:
+    """``cov[i, j]`` = mean(r_i·r_j,lag) - mean(r_i)·mean(r_j,lag) over the window's rows,
+    each mean over its finite values (``rolling.mean``), NaN below ``min_periods``."""
+    fn, fl = np.isfinite(now), np.isfinite(lag)
+    a, b = np.where(fn, now, 0.0), np.where(fl, lag, 0.0)
+    cn, cl = fn.sum(0), fl.sum(0)
+    cnt = fn.T.astype(np.float64) @ fl.astype(np.float64)
+    with _quiet():
+        prod = np.where(cnt >= min_periods, (a.T @ b) / cnt, np.nan)
+        mn = np.where(cn >= min_periods, a.sum(0) / cn, np.nan)
+        ml = np.where(cl >= min_periods, b.sum(0) / cl, np.nan)
+    return prod - mn[:, None] * ml[None, :]
+
+
+def _tunnel_signal(z: np.ndarray, kin: np.ndarray) -> np.ndarray:
+    """(T_up - T_down) / (T_up + T_down) of each row of ``z`` (``kin``: (n, 1)), a few
+    rows at a time: their KDE fits a 2 MB cache (1.5-2x faster than all at once)."""
+    out = np.empty(z.shape[0])
+    step = max(1, 2 ** 18 // (GRID.size * z.shape[1]))
+    for a in range(0, z.shape[0], step):
+        up, down = _tunnelling(z[a:a + step], kin[a:a + step, 0])
+        out[a:a + step] = (up - down) / (up + down)
+    return out
+
+
+_k_measures = measures._k   # the measures kernels (roll_higuchi, roll_lyap)
