@@ -38,10 +38,7 @@ def timeit(fn, repeat=7, number=None):
     for _ in range(repeat):
         t = time.perf_counter()
         for _ in range(number):
-            if name in LONG:
-                script_table(LONG[name], args.extra)
-            else:
-                SECTIONS[name]()
+            fn()
         times.append((time.perf_counter() - t) / number)
     return statistics.median(times)
 
