@@ -220,6 +220,8 @@ def _kernel_args(signal, ds, opts, params, endless):
     n_par = int(np.prod(shape[2:])) if params else 1
 
     def per_col(v):  # a per-parameter value -> one value per column
+        if getattr(v, "ndim", None) == 0:   # one value (no broadcast needed)
+            return np.full(n_cols, float(v), dtype=np.float64)
         return np.ascontiguousarray(
             xr.broadcast(v, signal.isel(time=0, drop=True))[0]
             .transpose(*signal.dims[1:]).values.reshape(n_cols), dtype=np.float64)
@@ -250,7 +252,7 @@ def _kernel_args(signal, ds, opts, params, endless):
 
 
 def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
-             start: int = 0) -> Run:
+             start: int = 0, lean: bool = False) -> Run:
     """Check and align the inputs, then run the kernel once over every column.
 
     ``state`` (a ``SimState``): continue from it (updated in place) -- a deployment's
@@ -273,6 +275,10 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         Continue from it (updated in place).
     start : int, default 0
         The first row the kernel runs (earlier rows feed the slippage windows only).
+    lean : bool, default False
+        Let the kernel skip writing cash and positions where it can (its fast path,
+        no ``state``): ``run.out[1]`` and ``run.out[2]`` are then None, rebuilt on
+        demand from the orders (``result.from_run`` does).
 
     Returns
     -------
@@ -328,7 +334,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         endless if opts.dd_mode == "halt" else min(opts.dd_cooldown, endless),
         opts.metrics_only is not None, **kw,
         borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
-        state=state)
+        state=state, lean=lean)
     if state is not None and opts.metrics_only is None and first:
         out[3][0][:] -= first        # order times: the kernel counts bars from the start
     return Run(out, signal, ds, params, bool(opts.group), periods)
