@@ -14,7 +14,9 @@ import numpy as np
 
 cimport cython
 from libc.math cimport INFINITY, NAN, fabs, isnan, log1p, sqrt
+from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, realloc
+from libc.string cimport memcpy
 
 cdef extern from *:
     void prefetch "__builtin_prefetch"(const void* p) noexcept nogil
@@ -495,11 +497,25 @@ cdef class _Sim:
             # (a cache line per 8 assets), while the signals are read
             for j in range(0, n_assets, 8):
                 prefetch(&exec_price[r, j])
-        for c in range(self.m):
+        # boolean rows, on change: 8 columns at a time are skipped while they have no
+        # entry, no exit and nothing pending (most bars of most columns)
+        cdef bint skim = (bools and not daily and ent.strides[1] == 1
+                          and ext.strides[1] == 1)
+        cdef uint64_t w_en, w_ex, w_pe
+        c = 0
+        while c < self.m:
+            if skim and c + 8 <= self.m and c % 8 == 0:
+                memcpy(&w_en, &ent[row, c], 8)
+                memcpy(&w_ex, &ext[row, c], 8)
+                memcpy(&w_pe, &pending[c], 8)
+                if (w_en | w_ex | w_pe) == 0:
+                    c += 8
+                    continue
             if floats:
                 s = target[row, c]
             elif bools:   # as row_target
                 if ent[row, c] == ext[row, c] and not daily and not pending[c]:
+                    c += 1
                     continue   # neither (or both, as bytes 1/1): nothing to do
                 s = NAN if (ent[row, c] != 0) == (ext[row, c] != 0) else (
                     1.0 if ent[row, c] != 0 else 0.0)
@@ -524,6 +540,7 @@ cdef class _Sim:
                     px[c] = p
                     todo[n_todo] = c
                     n_todo += 1
+            c += 1
         self.n_todo = n_todo
         return n_todo > 0
 
@@ -604,8 +621,7 @@ cdef class _Sim:
                 positions[r, c] = q[c]
                 cash_out[r, c] = cash[c]
             prev_eq[c] = v
-            if v > peak[c] and resume[c] < t:
-                peak[c] = v
+            peak[c] = v if (v > peak[c] and resume[c] < t) else peak[c]   # branch-free
 
     cdef void close_phase(self, Py_ssize_t r) noexcept nogil:
         """mark_phase and the positions of record_phase fused (no borrowing, no margin
