@@ -132,3 +132,27 @@ def test_lean_backtest_cash_positions_are_lazy_and_equal_the_eager_ones(opts):
             _bits(getattr(r, k).values, getattr(eager, k).values)
     assert res.cash is res.cash and res.positions is res.positions     # built once
     xr.testing.assert_identical(res.metrics(), eager.metrics())
+
+
+def test_entries_exits_in_another_asset_order_are_refused_not_read_misaligned():
+    # the aligned-frame shortcut (no xr.align/broadcast when dims, sizes and indexes
+    # match) must not take exits whose labels are in another order
+    ds = _panel(3, n=60, m=2)
+    ent, ex = _labelled(ds, 1)
+    with pytest.raises(ValueError):
+        ql.backtest(ds, entries=ent, exits=ex.isel(asset=[1, 0]))
+    swapped = ql.backtest(ds, entries=ent, exits=ex.isel(asset=[1, 0]).sortby("asset"))
+    _bits(swapped.equity.values, ql.backtest(ds, entries=ent, exits=ex).equity.values)
+
+
+def test_scalar_fees_skip_the_broadcast_with_the_same_result():
+    # a plain number (0-d, no coordinate) is no longer broadcast against the signal;
+    # one with a scalar coordinate still is: all three give one result, as before
+    ds = _panel(3, n=60, m=2)
+    ent, ex = _labelled(ds, 1)
+    plain = ql.backtest(ds, entries=ent, exits=ex, fees=0.001, fixed_fees=1.0)
+    for fee in (xr.DataArray(0.001), xr.DataArray(0.001, coords={"fee_rate": 0.001})):
+        res = ql.backtest(ds, entries=ent, exits=ex, fees=fee, fixed_fees=1.0)
+        xr.testing.assert_identical(res.equity, plain.equity)
+        _bits(res.cash.values, plain.cash.values)
+    assert len(plain.orders) > 3 and plain.equity.dims == ("time", "asset")
