@@ -5,9 +5,10 @@ MA(10)/MA(50) crossover on 2520 x 1000 (``run.BACKTEST_SETUP``), fees 0.1 %, sli
 5 bp. Prints the load (``uptime``), then
 
 1. the split of one steady-state ``ql.backtest`` call: the kernel alone (inputs
-   prepared beforehand), input checks and conversion (``dispatch.simulate`` minus the
-   kernel), result building (``from_run``), and the pieces read on demand (the orders
-   table, the trades);
+   prepared beforehand; lean, as ``ql.backtest`` runs it: equity and orders, and for
+   comparison writing the cash and positions panels too), input checks and conversion
+   (``dispatch.simulate`` minus the kernel), result building (``from_run``), and the
+   pieces read on demand (the orders table, cash and positions, the trades);
 2. ``ql.backtest`` against vectorbt's bare ``Portfolio.from_signals(...)`` (the
    simulation only) and ``from_signals(...).value()`` (plus the equity curve), numba
    engine: the calls alternate, each ratio is the median over rounds of the ratio within
@@ -57,16 +58,20 @@ def split(ns):
     args = (close, close, (ent.values, ex.values), np.broadcast_to(0.0005, close.shape),
             np.broadcast_to(0.0, close.shape), 0.05, cols, cols, m, 1e5, np.full(m, 0.001),
             np.zeros(m), 1.0, 1.0, False, False)
-    run = dispatch.simulate(da, None, ent, ex, opts)
+    run = dispatch.simulate(da, None, ent, ex, opts, lean=True)
     res = result.from_run(run, opts)
     out = {"total ql.backtest": _median(lambda: ql.backtest(da, entries=ent, exits=ex, **KW)),
-           "kernel only": _median(lambda: _k.simulate(*args)),
+           "kernel only (lean: equity and orders)": _median(
+               lambda: _k.simulate(*args, lean=True)),
+           "kernel writing cash and positions too": _median(lambda: _k.simulate(*args)),
            "dispatch.simulate (checks + kernel)": _median(
-               lambda: dispatch.simulate(da, None, ent, ex, opts)),
+               lambda: dispatch.simulate(da, None, ent, ex, opts, lean=True)),
            "  of which data validation": _median(
                lambda: dispatch.align_data(dispatch.as_dataset(da), run.signal, opts)),
            "from_run (result arrays)": _median(lambda: result.from_run(run, opts)),
            "orders table (on first read)": _median(lambda: result._orders(run, *run.out[3])),
+           "cash + positions (on first read)": _median(
+               lambda: [result._LazyPanel(run, k, 1e5).frame() for k in ("cash", "positions")]),
            "trades (on first read)": _median(
                lambda: result.build_trades(res.orders, res.prices), k=1)}
     return out

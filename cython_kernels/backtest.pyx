@@ -14,7 +14,12 @@ import numpy as np
 
 cimport cython
 from libc.math cimport INFINITY, NAN, fabs, isnan, log1p, sqrt
+from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, realloc
+from libc.string cimport memcpy
+
+cdef extern from *:
+    void prefetch "__builtin_prefetch"(const void* p) noexcept nogil
 
 include "welford.pxi"
 include "returns_acc.pxi"
@@ -394,6 +399,12 @@ cdef class _Sim:
     # no stops, limits, drawdown control, margin, borrowing or drained account: a bar is
     # its signals, the orders of the columns whose target changed and the marks
     cdef bint fast
+    # fast path, one account per column (group[c] == c): a bar's equity at the execution
+    # prices is only needed for the columns with an order
+    cdef bint solo
+    # lean: cash and positions are not written (rebuilt from the order records on
+    # demand, ``cash_from_orders``/``positions_from_orders``); fast path only
+    cdef bint lean
     cdef Py_ssize_t[::1] todo   # fast path: the columns with a pending order this bar
     cdef Py_ssize_t n_todo
     # the state (SimState's arrays)
@@ -445,26 +456,32 @@ cdef class _Sim:
         pass for the marks."""
         cdef Py_ssize_t g, k, side
         if self.signal_phase(r):
-            for g in range(self.n_groups):
-                self.live[g] = self.eq[g]
+            if self.solo:
+                self.solo_equity(r)
+            else:
+                self.exec_equity(r)
+                for g in range(self.n_groups):
+                    self.live[g] = self.eq[g]
             for side in range(2):   # orders_phase over the pending columns only
                 for k in range(self.n_todo):
                     if self.pending[self.todo[k]] and self.order(r, self.todo[k], side) < 0:
                         return -1
+        if self.solo and not self.metrics_only:
+            self.solo_close(r)
+            return 0
         self.close_phase(r)
         self.record_accounts(r)
         return 0
 
     cdef bint signal_phase(self, Py_ssize_t r) noexcept nogil:
-        """targets_phase and equity_phase fused (no stops, no drawdown control, nothing
-        drained): the same values, the columns with an order in ``todo``; True if any."""
-        cdef Py_ssize_t c, g, j, n_todo = 0
-        cdef double s, p, x
-        cdef double lev = self.max_leverage, cap = self.max_pos
+        """targets_phase without stops or drawdown control: the targets (or events), the
+        columns with an order this bar in ``todo`` (their execution price in ``px``);
+        True if any."""
+        cdef Py_ssize_t c, n_todo = 0
+        cdef double s, p
         cdef const double[:, :] exec_price = self.exec_price
-        cdef const Py_ssize_t[::1] asset = self.asset, group = self.group
-        cdef double[::1] px = self.px, want = self.want, q = self.q, last = self.last
-        cdef double[::1] eq = self.eq, gross = self.gross, e = self.e
+        cdef const Py_ssize_t[::1] asset = self.asset
+        cdef double[::1] px = self.px, want = self.want
         cdef signed char[::1] pending = self.pending
         cdef Py_ssize_t[::1] todo = self.todo
         cdef bint events = self.use_events, daily = self.daily
@@ -474,16 +491,32 @@ cdef class _Sim:
         cdef bint bools = self.use_bool and row >= 0, floats = not self.use_bool and row >= 0
         cdef const double[:, :] target = self.target
         cdef const unsigned char[:, :] ent = self.entries, ext = self.exits
-        cdef double[::1] cash = self.cash
-        for g in range(self.n_groups):
-            eq[g] = cash[g]
-            gross[g] = 0
-        for c in range(self.m):
-            p = exec_price[r, asset[c]]
-            px[c] = p
+        cdef Py_ssize_t j, n_assets = exec_price.shape[1]
+        if exec_price.strides[1] == sizeof(double):
+            # the few columns with an order read this row at random: fetch it now
+            # (a cache line per 8 assets), while the signals are read
+            for j in range(0, n_assets, 8):
+                prefetch(&exec_price[r, j])
+        # boolean rows, on change: 8 columns at a time are skipped while they have no
+        # entry, no exit and nothing pending (most bars of most columns)
+        cdef bint skim = (bools and not daily and ent.strides[1] == 1
+                          and ext.strides[1] == 1)
+        cdef uint64_t w_en, w_ex, w_pe
+        c = 0
+        while c < self.m:
+            if skim and c + 8 <= self.m and c % 8 == 0:
+                memcpy(&w_en, &ent[row, c], 8)
+                memcpy(&w_ex, &ext[row, c], 8)
+                memcpy(&w_pe, &pending[c], 8)
+                if (w_en | w_ex | w_pe) == 0:
+                    c += 8
+                    continue
             if floats:
                 s = target[row, c]
             elif bools:   # as row_target
+                if ent[row, c] == ext[row, c] and not daily and not pending[c]:
+                    c += 1
+                    continue   # neither (or both, as bytes 1/1): nothing to do
                 s = NAN if (ent[row, c] != 0) == (ext[row, c] != 0) else (
                     1.0 if ent[row, c] != 0 else 0.0)
             else:
@@ -501,9 +534,31 @@ cdef class _Sim:
                     want[c] = s
                 if daily:
                     pending[c] = 1
-            if pending[c] and not isnan(p):
-                todo[n_todo] = c
-                n_todo += 1
+            if pending[c]:
+                p = exec_price[r, asset[c]]
+                if not isnan(p):
+                    px[c] = p
+                    todo[n_todo] = c
+                    n_todo += 1
+            c += 1
+        self.n_todo = n_todo
+        return n_todo > 0
+
+    cdef void exec_equity(self, Py_ssize_t r) noexcept nogil:
+        """equity_phase without drawdown control or drained accounts: every account's
+        equity at the execution prices (the last valid price if none), exposures."""
+        cdef Py_ssize_t c, g
+        cdef double p, x
+        cdef double lev = self.max_leverage, cap = self.max_pos
+        cdef const double[:, :] exec_price = self.exec_price
+        cdef const Py_ssize_t[::1] asset = self.asset, group = self.group
+        cdef double[::1] want = self.want, q = self.q, last = self.last
+        cdef double[::1] eq = self.eq, gross = self.gross, e = self.e, cash = self.cash
+        for g in range(self.n_groups):
+            eq[g] = cash[g]
+            gross[g] = 0
+        for c in range(self.m):
+            p = exec_price[r, asset[c]]
             if isnan(p):
                 p = last[c]
             g = group[c]
@@ -516,8 +571,57 @@ cdef class _Sim:
                 x = -cap
             e[c] = x
             gross[g] += fabs(x)
-        self.n_todo = n_todo
-        return n_todo > 0
+
+    cdef void solo_equity(self, Py_ssize_t r) noexcept nogil:
+        """exec_equity for one account per column: only the columns with an order (the
+        same operations, so the same bits: cash + q p, 0 + |e|)."""
+        cdef Py_ssize_t c, k
+        cdef double x
+        cdef double lev = self.max_leverage, cap = self.max_pos
+        cdef double[::1] want = self.want, q = self.q, px = self.px
+        cdef double[::1] eq = self.eq, gross = self.gross, e = self.e, cash = self.cash
+        cdef double[::1] live = self.live
+        for k in range(self.n_todo):
+            c = self.todo[k]   # px[c] is valid (not NaN) for a column in todo
+            eq[c] = cash[c]
+            if q[c] != 0:
+                eq[c] += q[c] * px[c]
+            live[c] = eq[c]
+            x = want[c] * lev
+            if x > cap:
+                x = cap
+            elif x < -cap:
+                x = -cap
+            e[c] = x
+            gross[c] = 0
+            gross[c] += fabs(x)
+
+    cdef void solo_close(self, Py_ssize_t r) noexcept nogil:
+        """close_phase and record_accounts for one account per column, fused (no
+        metrics-only statistics): the mark, the equity row, the peak."""
+        cdef Py_ssize_t c, t = self.t0 + r
+        cdef double v, cl
+        cdef double[::1] q = self.q, last = self.last, cash = self.cash
+        cdef double[::1] prev_eq = self.prev_eq, peak = self.peak
+        cdef Py_ssize_t[::1] resume = self.resume
+        cdef const double[:, :] close = self.close
+        cdef const Py_ssize_t[::1] asset = self.asset
+        cdef double[:, ::1] positions = self.positions, cash_out = self.cash_out
+        cdef double[:, ::1] equity = self.equity
+        cdef bint keep = not self.lean
+        for c in range(self.m):
+            cl = close[r, asset[c]]
+            if not isnan(cl):
+                last[c] = cl
+            v = cash[c]
+            if q[c] != 0:
+                v += q[c] * last[c]
+            equity[r, c] = v
+            if keep:
+                positions[r, c] = q[c]
+                cash_out[r, c] = cash[c]
+            prev_eq[c] = v
+            peak[c] = v if (v > peak[c] and resume[c] < t) else peak[c]   # branch-free
 
     cdef void close_phase(self, Py_ssize_t r) noexcept nogil:
         """mark_phase and the positions of record_phase fused (no borrowing, no margin
@@ -529,7 +633,7 @@ cdef class _Sim:
         cdef const double[:, :] close = self.close
         cdef const Py_ssize_t[::1] group = self.group, asset = self.asset
         cdef double[:, ::1] positions = self.positions
-        cdef bint keep = not self.metrics_only
+        cdef bint keep = not self.metrics_only and not self.lean
         for g in range(self.n_groups):
             eq[g] = self.cash[g]
             gross_v[g] = 0.0
@@ -982,7 +1086,8 @@ cdef class _Sim:
                 extra[g, X_EXPO] += self.gross_v[g] / eq[g]
             else:
                 self.equity[r, g] = eq[g]
-                self.cash_out[r, g] = self.cash[g]
+                if not self.lean:
+                    self.cash_out[r, g] = self.cash[g]
             prev_eq[g] = eq[g]
             if eq[g] > peak[g] and resume[g] < t:
                 peak[g] = eq[g]
@@ -997,7 +1102,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              double max_position_size, bint daily, bint next_open,
              double dd_limit=0.0, Py_ssize_t dd_cooldown=0, bint metrics_only=False,
              bars=None, stops=None, events=None, limit=None, double borrow=0.0,
-             double margin=0.0, SimState state=None, bint fast=True):
+             double margin=0.0, SimState state=None, bint fast=True, bint lean=False):
     # > 80 lines only by its docstring (the kernel's reference); the code is ~70 lines
     """Run the simulation.
 
@@ -1082,6 +1187,11 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     ``fast``: without stops, limit orders, drawdown control, margin, borrowing and
     drained accounts a bar skips the phases that would do nothing (same bits); False
     runs every phase (tests compare the two).
+
+    ``lean`` (fast path, no ``state``, not metrics-only; else ignored): cash and
+    positions come back as None, not written per bar (their panels are step functions
+    of the order records: ``cash_from_orders`` and ``positions_from_orders`` rebuild
+    them bit for bit).
     """
     cdef const double[:, :] tgt
     cdef Py_ssize_t n, m
@@ -1099,14 +1209,18 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
         n, m = tgt.shape[0], tgt.shape[1]
     cdef Py_ssize_t r, g, k
     cdef Py_ssize_t rows = 0 if metrics_only else n
+    cdef bint fresh = state is None   # lean: the rebuilds start from init_cash and flat
     if state is None:
         state = SimState(m, n_groups, init_cash)
     elif state.n_columns != m or state.n_groups != n_groups:
         raise ValueError(f"state is for {state.n_columns} columns and {state.n_groups} "
                          f"accounts, the call has {m} and {n_groups}")
+    fast = fast and not (stops is not None or limit is not None or dd_limit > 0
+                         or margin > 0 or borrow > 0 or np.asarray(state["drained"]).any())
+    lean = lean and fresh and fast and not metrics_only
     equity_np = np.empty((rows, n_groups))
-    cash_np = np.empty((rows, n_groups))
-    pos_np = np.empty((rows, m))
+    cash_np = np.empty((0 if lean else rows, n_groups))
+    pos_np = np.empty((0 if lean else rows, m))
     interest_np = np.zeros((rows if borrow > 0 else 0, n_groups))
     halted_np = np.zeros((n, n_groups), dtype=np.int8)
     cdef _Sim s = _bind(state, m, n_groups)
@@ -1137,8 +1251,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     if s.use_limit:
         s.lim_off, s.tif = limit
     s.use_margin = margin > 0
-    s.fast = fast and not (s.use_stops or s.use_limit or dd_limit > 0 or s.use_margin or borrow > 0
-                  or np.asarray(state["drained"]).any())
+    s.fast, s.lean = fast, lean
+    s.solo = fast and n_groups == m and np.array_equal(np.asarray(group), np.arange(m))
     s.todo = np.empty(m, dtype=np.intp)
     cdef int err = 0
     with nogil:
@@ -1148,8 +1262,82 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
                 break
     if err < 0:   # the state is left part-way through a bar: unusable
         raise MemoryError("backtest: out of memory for the order records")
-    return _finish(s, state, n, metrics_only, equity_np, cash_np, pos_np, halted_np,
-                   interest_np)
+    return _finish(s, state, n, metrics_only, equity_np, None if lean else cash_np,
+                   None if lean else pos_np, halted_np, interest_np)
+
+
+def _order_rows(Py_ssize_t n, Py_ssize_t m, orders):
+    """The order records' (t, col, size, price, fee, reason) arrays, checked: bars in
+    [0, n) in record (time) order, columns in [0, m)."""
+    ot, oc, osz, opx, ofee, oreason = (np.ascontiguousarray(a) for a in orders)
+    k = len(ot)
+    if not all(len(a) == k for a in (oc, osz, opx, ofee, oreason)):
+        raise ValueError("orders: (t, col, size, price, fee, reason) of one length")
+    if k and (ot[0] < 0 or ot[k - 1] >= n or (k > 1 and (np.diff(ot) < 0).any())):
+        raise ValueError(f"orders: bars must be in [0, {n}) and non-decreasing")
+    if k and (oc.min() < 0 or oc.max() >= m):
+        raise ValueError(f"orders: columns must be in [0, {m})")
+    return (ot.astype(np.intp, copy=False), oc.astype(np.intp, copy=False),
+            osz.astype(np.float64, copy=False), opx.astype(np.float64, copy=False),
+            ofee.astype(np.float64, copy=False), oreason.astype(np.int8, copy=False))
+
+
+def positions_from_orders(Py_ssize_t n, Py_ssize_t m, orders):
+    """Shares held after each bar, (n, m), from a fresh run's order records: what the
+    kernel writes as positions, rebuilt with its operations (q[col] += size, record by
+    record; a record skipped for its fixed fee moves nothing), so bit for bit."""
+    if n < 0 or m < 0:
+        raise ValueError(f"n and m must be >= 0, got {n} and {m}")
+    cdef const Py_ssize_t[::1] ot, oc
+    cdef const double[::1] osz
+    cdef const signed char[::1] why
+    ot, oc, osz, _, _, why = _order_rows(n, m, orders)
+    out_np = np.empty((n, m))
+    q_np = np.zeros(m)
+    cdef double[:, ::1] out = out_np
+    cdef double[::1] q = q_np
+    cdef Py_ssize_t r, c, k = 0, k_end = ot.shape[0]
+    with nogil:
+        for r in range(n):
+            while k < k_end and ot[k] == r:
+                if why[k] != R_FIXED_FEE:
+                    q[oc[k]] += osz[k]
+                k += 1
+            for c in range(m):
+                out[r, c] = q[c]
+    return out_np
+
+
+def cash_from_orders(Py_ssize_t n, const Py_ssize_t[::1] group, Py_ssize_t n_groups,
+                     double init_cash, orders):
+    """Cash of each account after each bar, (n, n_groups), from a fresh run's order
+    records without borrowing (the fast path's): the kernel's fill, cash += -size price
+    - fee record by record, so bit for bit. ``group[col]``: the account of each column."""
+    cdef Py_ssize_t m = group.shape[0]
+    if n < 0 or n_groups < 1:
+        raise ValueError(f"n must be >= 0 and n_groups >= 1, got {n} and {n_groups}")
+    if m and (np.min(group) < 0 or np.max(group) >= n_groups):
+        raise ValueError(f"group: accounts must be in [0, {n_groups})")
+    cdef const Py_ssize_t[::1] ot, oc
+    cdef const double[::1] osz, opx, ofee
+    cdef const signed char[::1] why
+    ot, oc, osz, opx, ofee, why = _order_rows(n, m, orders)
+    out_np = np.empty((n, n_groups))
+    cash_np = np.full(n_groups, init_cash)
+    cdef double[:, ::1] out = out_np
+    cdef double[::1] cash = cash_np
+    cdef double d, pe, fee
+    cdef Py_ssize_t r, g, k = 0, k_end = ot.shape[0]
+    with nogil:
+        for r in range(n):
+            while k < k_end and ot[k] == r:
+                if why[k] != R_FIXED_FEE:
+                    d, pe, fee = osz[k], opx[k], ofee[k]
+                    cash[group[oc[k]]] += -d * pe - fee   # as fill()
+                k += 1
+            for g in range(n_groups):
+                out[r, g] = cash[g]
+    return out_np
 
 
 cdef _Sim _bind(SimState state, Py_ssize_t m, Py_ssize_t n_groups):

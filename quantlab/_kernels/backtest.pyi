@@ -35,7 +35,13 @@ def simulate(
     margin: float = 0.0,  # maintenance margin
     state: SimState | None = None,  # start state, updated in place (order t: absolute bars)
     fast: bool = True,  # False: every per-bar phase (same bits; for tests)
-) -> tuple[F64, F64, F64, Orders, npt.NDArray[np.int8], F64] | tuple[F64, F64]: ...
+    lean: bool = False,  # fast path, no state: cash and positions come back None
+) -> tuple[F64, F64 | None, F64 | None, Orders, npt.NDArray[np.int8], F64] | tuple[F64, F64]: ...
+
+# a lean run's panels, rebuilt bit for bit from its order records
+def positions_from_orders(n: int, m: int, orders: Orders) -> F64: ...
+def cash_from_orders(n: int, group: npt.NDArray[np.intp], n_groups: int, init_cash: float,
+                     orders: Orders) -> F64: ...
 
 class SimState:
     """Everything simulate carries from one bar to the next (resumable runs)."""

@@ -268,7 +268,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     if client is not None:
         raise ValueError("client= runs dask-backed data on a cluster; this data is in "
                          "memory: chunk it (data.chunk({'asset': 50})) or drop client=")
-    run = dispatch.simulate(data, signal, entries, exits, opts)
+    # lean: cash and positions are rebuilt from the orders on first read
+    run = dispatch.simulate(data, signal, entries, exits, opts, lean=True)
     if opts.metrics_only is not None:
         out = result.streamed_metrics(run, opts)
         out.attrs["periods"] = run.periods

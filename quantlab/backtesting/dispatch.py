@@ -118,9 +118,22 @@ def bool_events(entries, exits, opts: BacktestOptions):
             _validate.coords(v, what=name)
     if exits is None:
         raise ValueError("from_entries_exits needs exits as well as entries")
-    entries, exits = xr.align(_bool(entries, "entries"), _bool(exits, "exits"), join="exact",
-                              copy=False)   # read only: no copies
+    entries, exits = _bool(entries, "entries"), _bool(exits, "exits")
+    if _same_frame(entries, exits):   # the usual case: nothing to align or broadcast
+        return entries, exits
+    entries, exits = xr.align(entries, exits, join="exact", copy=False)   # read only
     return xr.broadcast(entries, exits)
+
+
+def _same_frame(a, b) -> bool:
+    """``a`` and ``b`` have the same dims in the same order, the same sizes and equal
+    indexes: ``xr.align(join="exact")`` and ``xr.broadcast`` would return them as they
+    are (both are ~ms on a large panel, this is µs)."""
+    if not (isinstance(a, xr.DataArray) and isinstance(b, xr.DataArray)):
+        return False
+    if a.dims != b.dims or a.shape != b.shape or set(a.indexes) != set(b.indexes):
+        return False
+    return all(a.indexes[d].equals(b.indexes[d]) for d in a.indexes)
 
 
 def check_signal(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
@@ -165,7 +178,11 @@ def broadcast(signal: xr.DataArray, opts: BacktestOptions) -> tuple[xr.DataArray
     swept = [opts.fees, opts.fixed_fees, *_stops(opts).values()]
     swept += [] if opts.limit_offset is None else [opts.limit_offset]
     swept += [opts.size] if opts.events else []
-    signal = xr.broadcast(signal, *swept)[0]
+    # a plain number adds no dim or coordinate: only labelled values are broadcast
+    swept = [v for v in swept if not (isinstance(v, xr.DataArray) and v.ndim == 0
+                                      and not v.coords)]
+    if swept:
+        signal = xr.broadcast(signal, *swept)[0]
     params = [d for d in signal.dims if d not in ("time", "asset")]
     clash = set(params) & RESERVED
     if clash:
@@ -220,6 +237,8 @@ def _kernel_args(signal, ds, opts, params, endless):
     n_par = int(np.prod(shape[2:])) if params else 1
 
     def per_col(v):  # a per-parameter value -> one value per column
+        if getattr(v, "ndim", None) == 0:   # one value (no broadcast needed)
+            return np.full(n_cols, float(v), dtype=np.float64)
         return np.ascontiguousarray(
             xr.broadcast(v, signal.isel(time=0, drop=True))[0]
             .transpose(*signal.dims[1:]).values.reshape(n_cols), dtype=np.float64)
@@ -250,7 +269,7 @@ def _kernel_args(signal, ds, opts, params, endless):
 
 
 def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
-             start: int = 0) -> Run:
+             start: int = 0, lean: bool = False) -> Run:
     """Check and align the inputs, then run the kernel once over every column.
 
     ``state`` (a ``SimState``): continue from it (updated in place) -- a deployment's
@@ -273,6 +292,10 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         Continue from it (updated in place).
     start : int, default 0
         The first row the kernel runs (earlier rows feed the slippage windows only).
+    lean : bool, default False
+        Let the kernel skip writing cash and positions where it can (its fast path,
+        no ``state``): ``run.out[1]`` and ``run.out[2]`` are then None, rebuilt on
+        demand from the orders (``result.from_run`` does).
 
     Returns
     -------
@@ -298,7 +321,8 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         signal = input_signal(signal, entries, exits, opts)
     signal = check_signal(signal, ds)
     signal, params = broadcast(signal, opts)
-    ex = None if ex is None else xr.broadcast(ex, signal)[0].transpose(*signal.dims)
+    if ex is not None and not _same_frame(ex, signal):   # the exits over the params
+        ex = xr.broadcast(ex, signal)[0].transpose(*signal.dims)
     ds = align_data(ds, signal, opts)
     base, impact, cap = slippage_panels(ds, opts)
     if start:
@@ -328,7 +352,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         endless if opts.dd_mode == "halt" else min(opts.dd_cooldown, endless),
         opts.metrics_only is not None, **kw,
         borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
-        state=state)
+        state=state, lean=lean)
     if state is not None and opts.metrics_only is None and first:
         out[3][0][:] -= first        # order times: the kernel counts bars from the start
     return Run(out, signal, ds, params, bool(opts.group), periods)

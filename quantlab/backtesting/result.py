@@ -81,16 +81,17 @@ class BacktestResult:
     dd_mode: str | None = None  # the drawdown control that ran ("cooldown", "halt"; None: off)
 
     def __post_init__(self):
-        if isinstance(self.orders, _LazyOrders):   # the table is built on first use
-            self.__dict__["_lazy_orders"] = self.__dict__.pop("orders")
+        for name in _LAZY:   # built on first use (a lean run's cash and positions)
+            if isinstance(self.__dict__.get(name), (_LazyOrders, _LazyPanel)):
+                self.__dict__["_lazy_" + name] = self.__dict__.pop(name)
 
-    def __getattr__(self, name):   # only for attributes not set: a lazy ``orders``
-        lazy = self.__dict__.get("_lazy_orders") if name == "orders" else None
+    def __getattr__(self, name):   # only for attributes not set: a lazy field
+        lazy = self.__dict__.get("_lazy_" + name) if name in _LAZY else None
         if lazy is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        self.__dict__["orders"] = lazy.frame()
-        del self.__dict__["_lazy_orders"]
-        return self.__dict__["orders"]
+        self.__dict__[name] = lazy.frame()
+        del self.__dict__["_lazy_" + name]
+        return self.__dict__[name]
 
     @property
     def returns(self) -> xr.DataArray:
@@ -303,6 +304,35 @@ class BacktestResult:
         return tearsheet.summary_html(self)
 
 
+_LAZY = ("orders", "cash", "positions")   # BacktestResult fields that may come lazy
+
+
+@dataclass(frozen=True)
+class _LazyPanel:
+    """A lean run's cash or positions (``name``), rebuilt from its order records when
+    first read: the kernel's own operations in its order, so the bits it would have
+    written (``positions_from_orders``, ``cash_from_orders``)."""
+
+    run: Run
+    name: str
+    init_cash: float
+
+    def frame(self) -> xr.DataArray:
+        run, orders = self.run, self.run.out[3]
+        n, m = run.signal.shape[0], int(np.prod(run.signal.shape[1:]))
+        if self.name == "positions":
+            pos = _k.positions_from_orders(n, m, orders)
+            return xr.DataArray(pos.reshape(run.signal.shape), dims=run.signal.dims,
+                                coords={d: run.signal[d] for d in run.signal.dims},
+                                name="positions")
+        n_par = int(np.prod(run.signal.shape[2:]))
+        n_groups = n_par if run.group else m
+        grp = np.tile(np.arange(n_par, dtype=np.intp), run.signal.shape[1]) if run.group \
+            else np.arange(m, dtype=np.intp)
+        cash = _k.cash_from_orders(n, grp, n_groups, self.init_cash, orders)
+        return _account(run, cash, "cash")
+
+
 @dataclass(frozen=True)
 class _LazyOrders:
     """A run's order arrays, labelled into the orders table when it is first read."""
@@ -327,22 +357,31 @@ def _orders(run: Run, ot, oc, osz, opx, ofee, oreason) -> pd.DataFrame:
     return orders
 
 
+def _account(run: Run, a, name) -> xr.DataArray:
+    """A per-account kernel array labelled (time, *params) or (time, asset, *params)."""
+    return xr.DataArray(a.reshape(run.acct_shape), dims=run.acct_dims,
+                        coords={d: run.signal[d] for d in run.acct_dims}, name=name)
+
+
 def from_run(run: Run, opts: BacktestOptions) -> BacktestResult:
     """A full run's arrays as labelled DataArrays and the orders table."""
     eq, cash, pos, order_arrays, halted, interest = run.out
-    signal, acct_dims, acct_shape = run.signal, run.acct_dims, run.acct_shape
+    signal = run.signal
 
     def account(a, name):
-        return xr.DataArray(a.reshape(acct_shape), dims=acct_dims,
-                            coords={d: signal[d] for d in acct_dims}, name=name)
+        return _account(run, a, name)
 
-    positions = xr.DataArray(pos.reshape(signal.shape), dims=signal.dims,
-                             coords={d: signal[d] for d in signal.dims}, name="positions")
+    # a lean run (cash, positions None): rebuilt from the orders when first read
+    init_cash = float(opts.init_cash)
+    cash = _LazyPanel(run, "cash", init_cash) if cash is None else account(cash, "cash")
+    positions = _LazyPanel(run, "positions", init_cash) if pos is None else xr.DataArray(
+        pos.reshape(signal.shape), dims=signal.dims,
+        coords={d: signal[d] for d in signal.dims}, name="positions")
     halted_da = None if not opts.dd_limit else account(halted.astype(bool), "halted")
     interest_da = None if not opts.borrow_rate else account(interest, "interest")
     prices = run.ds["close"].transpose("time", "asset")
-    return BacktestResult(account(eq, "equity"), account(cash, "cash"), positions,
-                          _LazyOrders(run, order_arrays), float(opts.init_cash), run.periods,
+    return BacktestResult(account(eq, "equity"), cash, positions,
+                          _LazyOrders(run, order_arrays), init_cash, run.periods,
                           bool(opts.group), prices, halted=halted_da, interest=interest_da,
                           dd_mode=opts.dd_mode if opts.dd_limit else None)
 
