@@ -165,6 +165,9 @@ def main():
     p.add_argument("--chunk-time", type=int, default=8192)
     p.add_argument("--chunk-asset", type=int, default=64)
     p.add_argument("--workdir", default=None, help="default: a temporary directory, removed")
+    p.add_argument("--skip", nargs="*", default=[], choices=list(STEPS),
+                   help="steps not to run (skip files and ingest only with a --workdir "
+                        "that holds them from an earlier run)")
     p.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.step:
@@ -180,7 +183,7 @@ def main():
     print("| step | startup s | work s | bars/s | peak RSS (MB) | note |\n"
           "|---|---:|---:|---:|---:|---|")
     try:
-        for step in STEPS:
+        for step in (k for k in STEPS if k not in a.skip):
             wall, secs, note, rss = run_child(argv, step, work)
             print(f"| {step} | {wall - secs:.1f} | {secs:.1f} | {bars / secs:,.0f} | "
                   f"{rss:,.0f} | {note} |", flush=True)
