@@ -8,9 +8,10 @@ Each step runs in its own child process, so its peak RSS is its own (os.wait4):
   files     one file per asset (Parquet or CSV, each asset's own random walk): the input;
   ingest    ql.data.ingest(files, store): read + validate (load_csv's reader) + write;
   scan      ql.data.open(store) and a dask reduction over every close (a full read);
-  backtest  ql.backtest of the store, group=False (per asset chunk) and group=True
-            (streamed over time chunks), with 1 and 2 dask worker threads, and the
-            in-memory backtest of the loaded panel (its peak RSS holds the whole panel).
+  backtest  ql.backtest of the store, group=False (one chain per asset chunk) and
+            group=True (one chain), both streamed over the time chunks into a results
+            store, with 1 and 2 dask worker threads, and the in-memory backtest of the
+            loaded panel (its peak RSS holds the whole panel).
 Rates are bars (one asset's OHLCV at one minute) per second of the step's WORK: each
 child imports quantlab, xarray, dask, zarr and pyarrow first (the "startup" column, ~1-10 s
 on a loaded machine, which dominated every small-size rate before), then times the step
@@ -90,9 +91,9 @@ def signal(ds):
 
 
 def step_backtest(a, group, workers):
-    """ql.backtest of the ingested store (dask-backed): group=False lazily per asset
-    chunk, group=True streamed over time chunks; ``workers`` threads of dask's local
-    scheduler (group=True is one sequential chain: workers only load chunks)."""
+    """ql.backtest of the ingested store (dask-backed), streamed over the time chunks:
+    group=False one chain per asset chunk (``workers`` threads of dask's local scheduler
+    run the chains), group=True one chain (workers only load its chunks)."""
     import dask
 
     import quantlab as ql
