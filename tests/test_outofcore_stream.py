@@ -205,3 +205,32 @@ def test_next_chunk_is_loaded_while_the_kernel_runs_the_current_one(monkeypatch)
     assert started == [True] * 7
     monkeypatch.undo()
     _assert_equal(res, ql.backtest(ds, sig, group=True, fees=0.001))
+
+
+def test_group_false_allocation_per_kernel_call_does_not_grow_with_the_bars(monkeypatch):
+    # memory per chain step is one (time chunk x asset chunk): a 4x longer panel with
+    # the same chunks allocates the same per call (the whole-time call grew 4x)
+    import tracemalloc
+
+    peaks, real = [], dispatch.simulate
+
+    def measured(*a, **k):
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        out = real(*a, **k)
+        peaks[-1] = max(peaks[-1], tracemalloc.get_traced_memory()[1] - base)
+        return out
+    monkeypatch.setattr(dispatch, "simulate", measured)
+    got = []
+    tracemalloc.start()
+    try:
+        for n in (1000, 4000):
+            ds, sig = _panel(7, n=n, m=4)
+            peaks.append(0)
+            with dask.config.set(scheduler="sync"):
+                res = ql.backtest(ds.chunk(time=250, asset=2), sig, fees=0.001, sl_stop=0.03)
+                res.equity.values   # (a lazy graph ran the kernel here)
+            got.append(peaks[-1])
+    finally:
+        tracemalloc.stop()
+    assert 0 < got[1] < 1.5 * got[0], got
