@@ -234,3 +234,16 @@ def test_group_false_allocation_per_kernel_call_does_not_grow_with_the_bars(monk
     finally:
         tracemalloc.stop()
     assert 0 < got[1] < 1.5 * got[0], got
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_bad_bar_in_a_later_chunk_raises_the_in_memory_data_error(group):
+    # the chains stop at the chunk that holds it (the prefetch thread ends with them)
+    ds, sig = _panel()
+    ds["high"][30, 2] = np.nan
+    with pytest.raises(ql.DataError) as want:
+        ql.backtest(ds, sig, group=group)
+    with pytest.raises(ql.DataError) as got:
+        ql.backtest(ds.chunk(time=7, asset=3), sig, group=group)
+    assert str(got.value) == str(want.value)
+    assert "'high' of asset 'A2' at 2024-02-12: partially missing bar" in str(got.value)
