@@ -8,9 +8,10 @@ Each step runs in its own child process, so its peak RSS is its own (os.wait4):
   files     one file per asset (Parquet or CSV, each asset's own random walk): the input;
   ingest    ql.data.ingest(files, store): read + validate (load_csv's reader) + write;
   scan      ql.data.open(store) and a dask reduction over every close (a full read);
-  backtest  ql.backtest of the store, group=False (per asset chunk) and group=True
-            (streamed over time chunks), with 1 and 2 dask worker threads, and the
-            in-memory backtest of the loaded panel (its peak RSS holds the whole panel).
+  backtest  ql.backtest of the store, group=False (one chain per asset chunk) and
+            group=True (one chain), both streamed over the time chunks into a results
+            store, with 1 and 2 dask worker threads, and the in-memory backtest of the
+            loaded panel (its peak RSS holds the whole panel).
 Rates are bars (one asset's OHLCV at one minute) per second of the step's WORK: each
 child imports quantlab, xarray, dask, zarr and pyarrow first (the "startup" column, ~1-10 s
 on a loaded machine, which dominated every small-size rate before), then times the step
@@ -90,9 +91,9 @@ def signal(ds):
 
 
 def step_backtest(a, group, workers):
-    """ql.backtest of the ingested store (dask-backed): group=False lazily per asset
-    chunk, group=True streamed over time chunks; ``workers`` threads of dask's local
-    scheduler (group=True is one sequential chain: workers only load chunks)."""
+    """ql.backtest of the ingested store (dask-backed), streamed over the time chunks:
+    group=False one chain per asset chunk (``workers`` threads of dask's local scheduler
+    run the chains), group=True one chain (workers only load its chunks)."""
     import dask
 
     import quantlab as ql
@@ -165,6 +166,9 @@ def main():
     p.add_argument("--chunk-time", type=int, default=8192)
     p.add_argument("--chunk-asset", type=int, default=64)
     p.add_argument("--workdir", default=None, help="default: a temporary directory, removed")
+    p.add_argument("--skip", nargs="*", default=[], choices=list(STEPS),
+                   help="steps not to run (skip files and ingest only with a --workdir "
+                        "that holds them from an earlier run)")
     p.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.step:
@@ -180,7 +184,7 @@ def main():
     print("| step | startup s | work s | bars/s | peak RSS (MB) | note |\n"
           "|---|---:|---:|---:|---:|---|")
     try:
-        for step in STEPS:
+        for step in (k for k in STEPS if k not in a.skip):
             wall, secs, note, rss = run_child(argv, step, work)
             print(f"| {step} | {wall - secs:.1f} | {secs:.1f} | {bars / secs:,.0f} | "
                   f"{rss:,.0f} | {note} |", flush=True)

@@ -1,6 +1,7 @@
-"""ql.backtest on dask-backed panels (issue #30): lazy per asset chunk (group=False),
-streamed over time chunks with the kernel's state (group=True); equal to the in-memory
-backtest to 1e-12 for every chunking and every feature that carries state."""
+"""ql.backtest on dask-backed panels (issue #30): streamed over time chunks with the
+kernel's state, one chain per asset chunk (group=False) or one for the portfolio
+(group=True); equal to the in-memory backtest to 1e-12 for every chunking and every
+feature that carries state."""
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -77,7 +78,10 @@ def test_dask_backtest_equals_in_memory(feature, group, chunks):
     _assert_equal(lazy, ref)
 
 
-def test_dask_backtest_group_false_is_lazy_until_computed():
+def test_dask_backtest_group_false_runs_into_a_store_that_the_result_reads_lazily():
+    # group=False was a lazy graph (one kernel call per asset chunk over all bars, run
+    # when computed); it now runs at the call, one chain per asset chunk over the time
+    # chunks, into a store the dask-backed result reads (as group=True always did)
     ds, sig = _panel()
     calls = []
     real = ql.backtesting.dispatch.simulate
@@ -89,10 +93,10 @@ def test_dask_backtest_group_false_is_lazy_until_computed():
     ql.backtesting.dispatch.simulate = spy
     try:
         res = ql.backtest(ds.chunk(time=N, asset=1), sig.chunk(asset=1))
-        assert not calls                      # nothing ran yet
+        assert len(calls) == M                # one chain per asset chunk, one time chunk
         assert res.equity.data.numblocks == (1, M)
         res.equity.values
-        assert len(calls) == M                # one kernel call per asset chunk
+        assert len(calls) == M                # reading the result runs nothing again
         m = res.metrics()                     # metrics of the lazy result itself
         ref = ql.backtest(ds, sig)
         np.testing.assert_allclose(m["sharpe_ratio"].values,

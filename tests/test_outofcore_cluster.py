@@ -71,3 +71,24 @@ def test_client_with_in_memory_data_or_a_non_client_is_refused(client, panel):
         ql.backtest(ds, sig, client=client)
     with pytest.raises(TypeError, match="client must be a dask.distributed.Client, got str"):
         ql.backtest(lazy_ds, lazy_sig, client="tcp://127.0.0.1:8786")
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_streamed_chains_on_a_client_equal_in_memory_with_stops_and_a_drained_account(
+        client, group):
+    # group=False: each asset chunk's chain runs on a worker process, streamed over the
+    # time chunks, writing its block of the results store; a drained account's fee is
+    # cut a chunk after its order went out
+    from test_outofcore_stream import DRAIN, _drain_panel
+    ds, sig = _drain_panel()
+    for kw in (DRAIN, dict(sl_stop=0.03, sl_trail=0.05, fees=0.001)):
+        want = ql.backtest(ds, sig, group=group, **kw)
+        got = ql.backtest(ds.chunk({"time": 5, "asset": 2}), sig, group=group, client=client,
+                          **kw).compute()
+        xr.testing.assert_allclose(got.equity, want.equity, rtol=1e-12, atol=0)
+        key = ["t", "col"]
+        a = got.orders.sort_values(key, kind="stable").reset_index(drop=True)
+        b = want.orders.sort_values(key, kind="stable").reset_index(drop=True)
+        assert len(a) == len(b) > 5
+        for col in ("t", "col", "size", "price", "fee"):
+            np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-12)

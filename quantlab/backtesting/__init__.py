@@ -285,12 +285,10 @@ def _lazy(data, signal, entries, exits, opts, client):
         raise TypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
     import dask   # lazy: dask-backed runs only
 
-    with dask.config.set(scheduler=client):   # the chunks a portfolio's chain loads
+    # the chains of independent accounts run on its workers; a portfolio's chunks are
+    # loaded through it
+    with dask.config.set(scheduler=client):
         out = result.chunked(data, signal, entries, exits, opts)
-    if isinstance(out, xr.Dataset):   # metrics_only
+    if isinstance(out, xr.Dataset):   # metrics_only: one small task per asset chunk
         return client.persist(out)
-    if opts.group:   # computed already, into the temporary store
-        return out
-    equity, cash, positions, orders = client.persist(
-        [out.equity, out.cash, out.positions, out.orders])
-    return replace(out, equity=equity, cash=cash, positions=positions, orders=orders)
+    return out   # computed already, into the store the result reads

@@ -405,6 +405,18 @@ def streamed_metrics(run: Run, opts: BacktestOptions, n_bars=None) -> xr.Dataset
 
 
 # ---- out-of-core: a dask-backed panel, run chunk by chunk ------------------------------
+#
+# Both account kinds run as chains over the time chunks with the kernel's state carried
+# (a lazy graph cannot carry it: a later chunk may still cut the fee of an order an
+# earlier chunk returned, a drained account). A portfolio is one chain; independent
+# accounts are one chain per asset chunk, the chains in parallel as dask tasks. Each
+# chain writes its per-bar outputs into its own arrays of one zarr store and its
+# finished orders as parts beside them, so memory is one (time chunk x asset chunk) of
+# inputs (plus the next, prefetched) per running chain. The result reads the store.
+
+_OUTPUTS = ("equity", "cash", "positions", "halted", "interest")
+_ORDER_COLS = 6   # an order part: t, col, size, price, fee, reason as float64 columns
+
 
 def is_lazy(*objs) -> bool:
     """True when any of the inputs (Datasets or DataArrays) holds dask arrays."""
@@ -436,30 +448,155 @@ def _sliced_opts(opts: BacktestOptions, **sel) -> BacktestOptions:
     return replace(opts, **changes) if changes else opts
 
 
-def _load(x, **sel):
-    return None if x is None else x.isel({d: s for d, s in sel.items() if d in x.dims}).compute()
+def _cut(x, sel):
+    return None if x is None else x.isel({d: s for d, s in sel.items() if d in x.dims})
+
+
+def _load(inputs, sel, scheduler=None):
+    """The inputs' rows ``sel``, loaded in ONE ``dask.compute`` (graph parts the inputs
+    share, e.g. the close a signal is computed from, are read once). ``scheduler``:
+    dask's (None: the current one)."""
+    import dask   # lazy: dask-backed runs only
+
+    cut = [_cut(x, sel) for x in inputs]
+    lazy = [i for i, x in enumerate(cut) if x is not None and is_lazy(x)]
+    kw = {} if scheduler is None else {"scheduler": scheduler}
+    for i, x in zip(lazy, dask.compute(*(cut[i] for i in lazy), **kw)):
+        cut[i] = x
+    return cut
+
+
+def _prefetched(loads):
+    """The results of ``loads`` (callables) in order, the next one running in a thread
+    while the caller works on the current one (the kernel releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="ql-prefetch") as pool:
+        nxt = pool.submit(loads[0]) if loads else None
+        for i in range(len(loads)):
+            cur = nxt.result()
+            nxt = pool.submit(loads[i + 1]) if i + 1 < len(loads) else None
+            yield cur
+
+
+class _Inputs:
+    """A chain's (data, signal, entries, exits), cut but not loaded: a plain holder, so a
+    dask task receives the lazy objects (dask would load any collection it sees)."""
+
+    def __init__(self, *inputs):
+        self.inputs = inputs
+
+
+class _Labels:
+    """What ``_orders`` reads of a run's signal (its shape and coordinates), without the
+    signal's data: cheap to send to a dask task."""
+
+    def __init__(self, tmpl):
+        self.shape = tuple(tmpl.shape)
+        self.coords = xr.Dataset(coords={d: tmpl[d] for d in tmpl.dims})
+
+    def __getattr__(self, name):   # signal.time, signal.asset
+        if name.startswith("_") or name == "coords":
+            raise AttributeError(name)
+        return self.coords[name]
+
+    def __getitem__(self, name):   # signal[param]
+        return self.coords[name]
+
+
+class _Sink:
+    """Where one chain's outputs go: block ``block`` of the store at ``path`` (its own
+    zarr arrays, so concurrent chains never share a zarr chunk) and its order parts.
+
+    A part's fee can still change while its account is drained but not closed (the
+    kernel's ``SimState`` keeps a reference to that record and cuts the fee in place):
+    those parts stay in memory until the account closes or the run ends; every other
+    part is written as soon as its chunk is done."""
+
+    def __init__(self, path, block, col0, opts):
+        self.path, self.block, self.col0 = path, block, col0
+        self.keys = [k for k in _OUTPUTS if _wanted(k, opts)]
+        self.held = []   # (part number, first absolute order number, order arrays)
+        self.arrays = {}
+
+    def write(self, run, t0, t1, state, base, part):
+        import zarr   # lazy: out-of-core runs only
+
+        eq, cash, pos, orders, halted, interest = run.out
+        values = dict(zip(_OUTPUTS, (eq, cash, pos, halted.astype(bool), interest)))
+        for k in self.keys:
+            if k not in self.arrays:
+                self.arrays[k] = zarr.open_array(self.path, path=f"{k}/{self.block}",
+                                                 mode="r+")
+            a = self.arrays[k]
+            a[t0:t1] = values[k].reshape((t1 - t0, *a.shape[1:]))
+        orders[0][:] += t0          # row numbers in the whole run
+        self.held.append((part, base, orders))
+        self.flush(state)
+
+    def flush(self, state, final=False):
+        """Write every held part no drained account can still change (all if ``final``).
+
+        A drained account's record gets the fee the state holds for it (``drain_fee``,
+        cut exactly as the record is): the kernel cannot reach a record an earlier call
+        returned once the account is closed, though a close with cash < 0 still cuts."""
+        drained = state["drained"] != 0
+        recs, fees = state["drain_rec"][drained], state["drain_fee"][drained]
+        may_cut = (state["bust"] == 0) | ((state["cash"] < 0) & (state["drain_fee"] > 0))
+        pending = state["drain_rec"][drained & may_cut]
+        keep = []
+        for part, base, o in self.held:
+            n = len(o[0])
+            inside = (recs >= base) & (recs < base + n)
+            o[4][recs[inside] - base] = fees[inside]
+            if not final and ((pending >= base) & (pending < base + n)).any():
+                keep.append((part, base, o))
+            elif n:
+                packed = np.column_stack([np.asarray(c, np.float64) for c in o])
+                packed[:, 1] += self.col0   # the column number in the whole panel
+                np.save(_part_file(self.path, self.block, part), packed)
+        self.held = keep
+
+
+def _wanted(key, opts):
+    return ((key != "halted" or bool(opts.dd_limit))
+            and (key != "interest" or bool(opts.borrow_rate)))
+
+
+def _part_file(path, block, part):
+    import os
+
+    return os.path.join(path, "orders", f"{block:06d}-{part:07d}.npy")
+
+
+def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None):
+    """The kernel over the time chunks ``edges`` of one block of columns with one
+    ``SimState``; each chunk reads its rows plus the slippage model's window before them
+    (``history_needed``), loaded in one ``dask.compute`` while the previous chunk runs.
+    Per-bar outputs and orders go to ``sink`` (None with metrics_only). The last run."""
+    from functools import partial
+
+    from quantlab._kernels.backtest import SimState   # lazy: only streamed runs need it
+
+    state = SimState(n_cols, n_par if opts.group else n_cols, float(opts.init_cash))
+    h = opts.history_needed() - 1
+    spans = [(max(0, int(t0) - h), int(t0), int(t1)) for t0, t1 in zip(edges[:-1], edges[1:])]
+    loads = [partial(_load, inputs, {"time": slice(w0, t1)}, scheduler)
+             for w0, _, t1 in spans]
+    run = None
+    for part, ((w0, t0, t1), loaded) in enumerate(zip(spans, _prefetched(loads))):
+        base = state.n_orders
+        run = dispatch.simulate(*loaded, _sliced_opts(opts, time=slice(w0, t1)),
+                                state=state, start=t0 - w0)
+        if sink is not None:
+            sink.write(run, t0, t1, state, base, part)
+    if sink is not None:
+        sink.flush(state, final=True)   # the run is over: no fee can change any more
+    return run
 
 
 def _data_vars(ds):   # the variables a backtest reads: only those are loaded per chunk
     return ds[[v for v in ("open", "high", "low", "close", "volume") if v in ds]]
-
-
-def _asset_block(ds, signal, entries, exits, opts, a, n_par):
-    """One asset chunk of independent accounts (its inputs already cut to the chunk and
-    loaded by dask), run in memory: its arrays and orders."""
-    o = _sliced_opts(opts, asset=slice(int(a[0]), int(a[1])))
-    run = dispatch.simulate(ds, signal, entries, exits, o)
-    if opts.metrics_only is not None:
-        m = streamed_metrics(run, o)
-        return {k: m[k].transpose("asset", *run.params).values for k in opts.metrics_only}
-    eq, cash, pos, orders, halted, interest = run.out
-    shape = run.signal.shape
-    frame = _orders(run, *orders)
-    frame["col"] += int(a[0]) * n_par   # the column number in the whole panel
-    return {"equity": eq.reshape(shape), "cash": cash.reshape(shape),
-            "positions": pos.reshape(shape), "halted": halted.astype(bool).reshape(shape),
-            "interest": (interest.reshape(shape) if opts.borrow_rate else None),
-            "orders": frame}
 
 
 def _template(data, signal, entries, exits, opts):
@@ -478,141 +615,159 @@ def _template(data, signal, entries, exits, opts):
     return _data_vars(ds), tmpl, params
 
 
-def chunked(data, signal, entries, exits, opts: BacktestOptions):
-    """``ql.backtest`` of a dask-backed panel (see ``backtest``): per asset chunk for
-    independent accounts, streamed over time chunks for portfolios."""
+def chunked(data, signal, entries, exits, opts: BacktestOptions, store=None):
+    """``ql.backtest`` of a dask-backed panel (see ``backtest``): streamed over the time
+    chunks, one chain for a portfolio, one per asset chunk for independent accounts.
+    ``store``: the directory of the per-bar results (default: a temporary one in
+    ``TMPDIR``, removed at exit); on a cluster, a path every worker can write."""
     ds, tmpl, params = _template(data, signal, entries, exits, opts)
     opts = replace(opts, periods=dispatch.resolve_periods(dispatch.as_dataset(data), opts))
-    # the inputs each block reads: the user's signal (or entries/exits), on the data's assets
+    # the inputs each chain reads: the user's signal (or entries/exits), on the data's assets
+    inputs = [ds, *(None if x is None else x.sel(asset=tmpl.asset.values)
+                    for x in (signal, entries, exits))]
     if opts.group:
-        return _streamed(ds, tmpl, params, signal, entries, exits, opts)
-    return _per_asset(ds, tmpl, params, signal, entries, exits, opts)
+        return _streamed(inputs, tmpl, params, opts, store)
+    return _per_asset(inputs, tmpl, params, opts, store)
 
 
-def _per_asset(ds, tmpl, params, signal, entries, exits, opts):
-    """Independent accounts: one delayed kernel call per asset chunk, results lazy."""
-    import dask   # lazy: dask is only needed for dask-backed panels
-    import dask.array as da
-    import dask.dataframe as dd
+def _new_store(store, shapes, blocks, step, opts):
+    """The zarr store of a run's per-bar outputs: per key, one array per block (block b:
+    ``shapes[b][key]``), chunked (``step`` rows, the block's width)."""
+    import os
 
-    n_par = int(np.prod(tmpl.shape[2:]))
-    edges = _bounds([ds, signal, entries], "asset", tmpl.sizes["asset"])
-    sig_in = None if signal is None else signal.sel(asset=tmpl.asset.values)
-    ent = None if entries is None else entries.sel(asset=tmpl.asset.values)
-    ex = None if exits is None else exits.sel(asset=tmpl.asset.values)
-    def cut(x, a0, a1):   # a block's inputs: dask loads only this asset chunk
-        return None if x is None else x.isel(asset=slice(int(a0), int(a1)))
+    import zarr   # lazy: out-of-core runs only
 
-    blocks = [dask.delayed(_asset_block, pure=True)(
-        *(cut(x, a0, a1) for x in (ds, sig_in, ent, ex)), opts, (a0, a1), n_par)
-        for a0, a1 in zip(edges[:-1], edges[1:])]
-    widths = np.diff(edges)
-
-    def lazy(key, lead, dtype=np.float64):   # concatenated along the asset axis
-        parts = [da.from_delayed(dask.delayed(dict.get)(b, key),
-                                 (*lead, int(w), *tmpl.shape[2:]), dtype=dtype)
-                 for b, w in zip(blocks, widths)]
-        return da.concatenate(parts, axis=len(lead))
-
-    coords = {d: tmpl[d] for d in tmpl.dims}
-    if opts.metrics_only is not None:
-        dims = ("asset", *params)
-        return xr.Dataset({k: (dims, lazy(k, ())) for k in opts.metrics_only},
-                          coords={d: tmpl[d] for d in dims},
-                          attrs={"periods": opts.periods})
-
-    def arr(key, dtype=np.float64):
-        return xr.DataArray(lazy(key, (tmpl.sizes["time"],), dtype), dims=tmpl.dims,
-                            coords=coords, name=key)
-
-    meta = _orders(Run(None, tmpl, None, params, False), *_no_orders())
-    orders = dd.from_delayed([dask.delayed(dict.get)(b, "orders") for b in blocks], meta=meta,
-                             verify_meta=False)
-    return BacktestResult(arr("equity"), arr("cash"), arr("positions"), orders,
-                          float(opts.init_cash), opts.periods, False,
-                          ds["close"].transpose("time", "asset"),
-                          halted=arr("halted", bool) if opts.dd_limit else None,
-                          interest=arr("interest") if opts.borrow_rate else None,
-                          dd_mode=opts.dd_mode if opts.dd_limit else None)
-
-
-def _no_orders():
-    return (np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0), np.empty(0),
-            np.empty(0), np.empty(0, np.int8))
-
-
-# about 80 lines: one loop over the time chunks and its five outputs, kept together so
-# the chain of states is read in one place
-def _streamed(ds, tmpl, params, signal, entries, exits, opts, store=None):
-    """A portfolio streamed over time chunks, the kernel's state carried between them.
-
-    Each chunk reads its rows plus the slippage model's window before them
-    (``history_needed``), so memory is one time chunk. The per-bar outputs are written
-    chunk by chunk into a zarr store (a temporary directory) and come back as dask
-    arrays reading it: a lazy graph cannot carry the state, since a later chunk may still
-    cut the fee of an order an earlier chunk returned (a drained account), and
-    recomputing a chunk would rerun every chunk before it."""
-    import dask.array as da
-    import zarr
-
-    from quantlab._kernels.backtest import SimState   # lazy: only streamed runs need it
-
-    n = tmpl.sizes["time"]
-    n_par = int(np.prod(tmpl.shape[2:]))
-    n_cols = int(np.prod(tmpl.shape[1:]))
-    acct_shape = (n, *tmpl.shape[2:])
-    state = SimState(n_cols, n_par, float(opts.init_cash))
-    edges = _bounds([ds, signal, entries], "time", n)
-    h = opts.history_needed() - 1
-    sig_in = None if signal is None else signal.sel(asset=tmpl.asset.values)
-    ent = None if entries is None else entries.sel(asset=tmpl.asset.values)
-    ex = None if exits is None else exits.sel(asset=tmpl.asset.values)
-    metrics_only = opts.metrics_only is not None
-    if not metrics_only:
-        path = store or tempfile.mkdtemp(prefix="ql-backtest-")
-        if store is None:
-            atexit.register(shutil.rmtree, path, True)
-        root = zarr.open_group(path, mode="w")
-        step = int(max(np.diff(edges).max(), 1))
-        shapes = {"equity": acct_shape, "cash": acct_shape, "positions": tmpl.shape,
-                  "halted": acct_shape, "interest": acct_shape}
-        out = {k: root.create_array(k, shape=s, chunks=(step, *s[1:]),
-                                    dtype=bool if k == "halted" else np.float64)
-               for k, s in shapes.items()}
-        order_parts = []
-    run = None
-    for t0, t1 in zip(edges[:-1], edges[1:]):
-        w0 = max(0, int(t0) - h)
-        sel = {"time": slice(w0, int(t1))}
-        run = dispatch.simulate(_load(ds, **sel), _load(sig_in, **sel), _load(ent, **sel),
-                                _load(ex, **sel), _sliced_opts(opts, **sel), state=state,
-                                start=int(t0) - w0)
-        if metrics_only:
+    path = store or tempfile.mkdtemp(prefix="ql-backtest-")
+    if store is None:
+        atexit.register(shutil.rmtree, path, True)
+    root = zarr.open_group(path, mode="w")
+    for key in _OUTPUTS:
+        if not _wanted(key, opts):
             continue
-        eq, cash, pos, orders, halted, interest = run.out
-        rows = slice(int(t0), int(t1))
-        out["equity"][rows] = eq.reshape((-1, *acct_shape[1:]))
-        out["cash"][rows] = cash.reshape((-1, *acct_shape[1:]))
-        out["positions"][rows] = pos.reshape((-1, *tmpl.shape[1:]))
-        out["halted"][rows] = halted.astype(bool).reshape((-1, *acct_shape[1:]))
-        if opts.borrow_rate:
-            out["interest"][rows] = interest.reshape((-1, *acct_shape[1:]))
-        orders[0][:] += int(t0)        # row numbers in the whole run
-        order_parts.append(orders)     # kept as arrays: a later chunk may cut a fee
-    if metrics_only:
-        return streamed_metrics(run, opts, n_bars=n)
-    orders = _orders(Run(None, tmpl, None, params, True),
-                     *(np.concatenate(p) for p in zip(*order_parts)))
-    acct_dims = ["time", *params]
+        grp = root.create_group(key)
+        for b in range(blocks):
+            s = shapes(b, key)
+            grp.create_array(str(b), shape=s, chunks=(max(min(step, s[0]), 1), *s[1:]),
+                             dtype=bool if key == "halted" else np.float64)
+    os.makedirs(os.path.join(path, "orders"), exist_ok=True)
+    return str(path)
+
+
+def _stored(path, key, blocks, axis):
+    """One output of every block, read lazily from the store (blocks joined on ``axis``)."""
+    import dask.array as da
+
+    parts = [da.from_zarr(path, component=f"{key}/{b}") for b in range(blocks)]
+    return parts[0] if len(parts) == 1 else da.concatenate(parts, axis=axis)
+
+
+def _read_orders(path, labels, params, group, blocks):
+    """The orders table of blocks ``blocks`` from the parts in the store, in run order."""
+    import glob
+    import os
+
+    files = sorted(f for b in blocks
+                   for f in glob.glob(os.path.join(path, "orders", f"{b:06d}-*.npy")))
+    packed = (np.concatenate([np.load(f) for f in files]) if files
+              else np.empty((0, _ORDER_COLS)))
+    t, col, size, price, fee, reason = packed.T
+    return _orders(Run(None, labels, None, params, group), t.astype(np.intp),
+                   col.astype(np.intp), size, price, fee, reason.astype(np.int8))
+
+
+@dataclass(frozen=True)
+class _StoredOrders(_LazyOrders):
+    """A streamed run's orders, read from its store when the table is first used
+    (``arrays``: the store's path and the blocks)."""
+
+    def frame(self) -> pd.DataFrame:
+        path, blocks = self.arrays
+        return _read_orders(path, self.run.signal, self.run.params, self.run.group, blocks)
+
+
+def _result(path, tmpl, params, opts, blocks, orders, prices):
+    """The result reading the store: per-bar arrays lazily, ``orders`` as given."""
+    acct_dims = ["time", *params] if opts.group else list(tmpl.dims)
 
     def arr(key, dims):
-        return xr.DataArray(da.from_zarr(path, component=key), dims=dims,
+        if not _wanted(key, opts):
+            return None
+        return xr.DataArray(_stored(path, key, blocks, 1), dims=dims,
                             coords={d: tmpl[d] for d in dims}, name=key)
 
     return BacktestResult(arr("equity", acct_dims), arr("cash", acct_dims),
                           arr("positions", list(tmpl.dims)), orders,
-                          float(opts.init_cash), opts.periods, True,
-                          ds["close"].transpose("time", "asset"),
-                          halted=arr("halted", acct_dims) if opts.dd_limit else None,
-                          interest=arr("interest", acct_dims) if opts.borrow_rate else None,
+                          float(opts.init_cash), opts.periods, bool(opts.group), prices,
+                          halted=arr("halted", acct_dims), interest=arr("interest", acct_dims),
                           dd_mode=opts.dd_mode if opts.dd_limit else None)
+
+
+def _asset_chain(inputs, opts, a, edges, n_par, path, block):
+    """One asset chunk ``a`` = (a0, a1) of independent accounts, streamed over the time
+    chunks with its own state (a dask task: its loads run here, on dask's synchronous
+    scheduler). metrics_only: its metrics; else its outputs go to block ``block``."""
+    a0, a1 = int(a[0]), int(a[1])
+    o = _sliced_opts(opts, asset=slice(a0, a1))
+    cols = (a1 - a0) * n_par
+    sink = None if path is None else _Sink(path, block, a0 * n_par, opts)
+    run = _chain(inputs.inputs, o, edges, cols, n_par, sink, scheduler="sync")
+    if opts.metrics_only is None:
+        return None
+    m = streamed_metrics(run, o, n_bars=int(edges[-1]))
+    return {k: m[k].transpose("asset", *run.params).values for k in opts.metrics_only}
+
+
+def _per_asset(inputs, tmpl, params, opts, store=None):
+    """Independent accounts: one chain per asset chunk, the chains in parallel as dask
+    tasks (the current scheduler: threads, or a client's workers). The per-bar results
+    are computed here into the store; metrics_only stays lazy (one task per chunk)."""
+    import dask   # lazy: dask is only needed for dask-backed panels
+    import dask.array as da
+
+    n, n_par = tmpl.sizes["time"], int(np.prod(tmpl.shape[2:]))
+    a_edges = _bounds(inputs[:3], "asset", tmpl.sizes["asset"])
+    t_edges = _bounds(inputs[:3], "time", n)
+    spans = list(zip(a_edges[:-1], a_edges[1:]))
+    metrics_only = opts.metrics_only is not None
+    path = None
+    if not metrics_only:
+        step = int(max(np.diff(t_edges).max(), 1))
+        path = _new_store(store, lambda b, k: (n, int(np.diff(spans[b])[0]),
+                                               *tmpl.shape[2:]), len(spans), step, opts)
+    blocks = [dask.delayed(_asset_chain, pure=False)(
+        _Inputs(*(_cut(x, {"asset": slice(int(a0), int(a1))}) for x in inputs)),
+        opts, (a0, a1), t_edges, n_par, path, b) for b, (a0, a1) in enumerate(spans)]
+    if metrics_only:
+        def lazy(key, block, w):
+            return da.from_delayed(dask.delayed(dict.get)(block, key),
+                                   (int(w), *tmpl.shape[2:]), dtype=np.float64)
+        dims = ("asset", *params)
+        return xr.Dataset({k: (dims, da.concatenate([lazy(k, b, a1 - a0) for b, (a0, a1)
+                                                     in zip(blocks, spans)]))
+                           for k in opts.metrics_only},
+                          coords={d: tmpl[d] for d in dims}, attrs={"periods": opts.periods})
+    dask.compute(*blocks)
+    orders = _StoredOrders(Run(None, _Labels(tmpl), None, params, False),
+                           (path, range(len(spans))))
+    return _result(path, tmpl, params, opts, len(spans), orders,
+                   inputs[0]["close"].transpose("time", "asset"))
+
+
+def _streamed(inputs, tmpl, params, opts, store=None):
+    """A portfolio: one chain over the time chunks, the kernel's state carried, each
+    chunk's inputs loaded through the current dask scheduler (a client's workers too)
+    while the kernel runs the previous one. metrics_only keeps nothing per bar."""
+    n = tmpl.sizes["time"]
+    n_par = int(np.prod(tmpl.shape[2:]))
+    n_cols = int(np.prod(tmpl.shape[1:]))
+    edges = _bounds(inputs[:3], "time", n)
+    if opts.metrics_only is not None:
+        run = _chain(inputs, opts, edges, n_cols, n_par, None)
+        return streamed_metrics(run, opts, n_bars=n)
+    step = int(max(np.diff(edges).max(), 1))
+    shapes = {"positions": tmpl.shape}
+    path = _new_store(store, lambda b, k: shapes.get(k, (n, *tmpl.shape[2:])), 1, step, opts)
+    _chain(inputs, opts, edges, n_cols, n_par, _Sink(path, 0, 0, opts))
+    orders = _StoredOrders(Run(None, _Labels(tmpl), None, params, True), (path, range(1)))
+    return _result(path, tmpl, params, opts, 1, orders,
+                   inputs[0]["close"].transpose("time", "asset"))

@@ -1,0 +1,249 @@
+"""Out-of-core backtests streamed over time chunks for BOTH account kinds (issue #30):
+bounded blocks per kernel call, order parts written to the store as chunks finish (a
+drained account's record kept until its fee is final), each chunk's inputs loaded in one
+dask.compute and prefetched while the kernel runs; equal to the in-memory backtest."""
+import glob
+import os
+import threading
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from dask.callbacks import Callback
+
+import quantlab as ql
+from quantlab.backtesting import dispatch, result
+
+from test_outofcore import _assert_equal, _orders, _panel
+
+N, M = 40, 4
+
+
+def _drain_panel(seed=18, n=48, m=3, p=2):
+    """Close-only bars, 30% missing, targets per (asset, p): with fees 0.3, slippage 0.2,
+    leverage 3 and a 2% drawdown limit, forced exits' fees drain accounts; at seed 18 an
+    account is closed with cash < 0 and its drawdown order's fee is cut a bar later."""
+    rng = np.random.default_rng(seed)
+    t = pd.bdate_range("2024-01-01", periods=n)
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, (n, m)), 0))
+    c = np.where(rng.random((n, m)) < 0.3, np.nan, c)
+    ds = xr.Dataset({"close": (("time", "asset"), c)},
+                    coords={"time": t, "asset": [f"A{i}" for i in range(m)]})
+    sig = xr.DataArray(rng.choice([-0.6, 0.0, 0.4, 0.9, np.nan], size=(n, m, p)),
+                       dims=("time", "asset", "p"),
+                       coords={**ds["close"].coords, "p": np.arange(p)})
+    return ds, sig
+
+
+DRAIN = dict(fees=0.3, slippage=0.2, dd_limit=0.02, dd_cooldown=1, max_leverage=3.0,
+             rebalance="daily")
+
+
+class _Spy:
+    """Records the (rows, assets) of every kernel call ``ql.backtest`` makes."""
+
+    def __init__(self, monkeypatch):
+        self.calls, real = [], dispatch.simulate
+
+        def spy(data, signal, *a, **k):
+            self.calls.append((data.sizes["time"] - k.get("start", 0), data.sizes["asset"]))
+            return real(data, signal, *a, **k)
+        monkeypatch.setattr(dispatch, "simulate", spy)
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_group_false_runs_each_asset_chunk_streamed_over_time_chunks(monkeypatch, group):
+    # group=False ran one kernel call per asset chunk over the WHOLE time axis: memory
+    # grew with the run's length. Now every call is one (time chunk x asset chunk).
+    ds, sig = _panel()
+    ref = ql.backtest(ds, sig, group=group, fees=0.001, sl_stop=0.03)
+    spy = _Spy(monkeypatch)
+    lazy = ql.backtest(ds.chunk(time=7, asset=3), sig, group=group, fees=0.001, sl_stop=0.03)
+    n_time = -(-N // 7)
+    if group:   # a portfolio: one chain over all assets
+        assert len(spy.calls) == n_time and all(r <= 7 for r, _ in spy.calls)
+    else:       # one chain per asset chunk (widths 3 and 1)
+        assert sorted(spy.calls) == sorted([(7, 3)] * (n_time - 1) + [(5, 3)]
+                                           + [(7, 1)] * (n_time - 1) + [(5, 1)])
+    assert lazy.equity.data.numblocks == ((n_time,) if group else (n_time, 2))
+    _assert_equal(lazy, ref)
+
+
+def test_group_false_metrics_only_streams_each_asset_chunk_and_equals_in_memory(monkeypatch):
+    ds, sig = _panel(3)
+    names = ("sharpe_ratio", "max_drawdown", "total_return", "fees_paid", "turnover",
+             "exposure", "n_orders")
+    kw = dict(fees=0.001, tp_stop=0.05, sl_trail=0.04, dd_limit=0.1)
+    ref = ql.backtest(ds, sig, metrics_only=names, **kw)
+    spy = _Spy(monkeypatch)
+    lazy = ql.backtest(ds.chunk(time=9, asset=2), sig, metrics_only=names, **kw)
+    assert not spy.calls   # metrics_only stays lazy: one task per asset chunk
+    got = lazy.compute()
+    assert len(spy.calls) == 2 * 5 and max(r for r, _ in spy.calls) <= 9
+    for k in names:
+        np.testing.assert_allclose(got[k].values, ref[k].values, rtol=1e-12, atol=1e-12,
+                                   err_msg=k)
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_streamed_orders_are_written_to_the_store_per_chunk_not_kept_in_memory(
+        monkeypatch, tmp_path, group):
+    ds, sig = _panel(4)
+    held = []
+    real = result._Sink.write
+
+    def write(self, *a):
+        real(self, *a)
+        held.append(len(self.held))
+    monkeypatch.setattr(result._Sink, "write", write)
+    kw = dict(group=group, fees=0.001, sl_stop=0.03)
+    ref = ql.backtest(ds, sig, **kw)
+    lazy = result.chunked(ds.chunk(time=5, asset=2), sig, None, None,
+                          ql.BacktestOptions(**kw), store=str(tmp_path))
+    assert held and max(held) == 0   # no drained account: every part written at once
+    parts = glob.glob(os.path.join(tmp_path, "orders", "*.npy"))
+    assert len(parts) >= 8           # one per (asset chunk, time chunk) with orders
+    assert "orders" not in vars(lazy)   # read from the store on first use
+    _assert_equal(lazy, ref)
+
+
+@pytest.mark.parametrize("group", [False, True])
+@pytest.mark.parametrize("time_chunk", [1, 5])
+def test_drained_account_fee_cut_across_a_chunk_boundary_equals_in_memory(group, time_chunk):
+    ds, sig = _drain_panel()
+    ref = ql.backtest(ds, sig, group=group, **DRAIN)
+    got = ql.backtest(ds.chunk(time=time_chunk), sig, group=group, **DRAIN)
+    assert (ref.orders["reason"] == "drawdown").any()
+    _assert_equal(got, ref)
+
+
+def test_drained_account_fee_cut_path_is_exercised(monkeypatch):
+    # writing every part as soon as its chunk is done misses the later cut of the
+    # drained account's fee (its record went out with an earlier chunk)
+    ds, sig = _drain_panel()
+    ref = _orders(ql.backtest(ds, sig, group=True, **DRAIN).orders)
+    real = result._Sink.flush
+    monkeypatch.setattr(result._Sink, "flush", lambda self, state, final=False:
+                        real(self, state, True))
+    eager = _orders(ql.backtest(ds.chunk(time=1), sig, group=True, **DRAIN).orders_frame)
+    assert len(eager) == len(ref)
+    assert not np.allclose(eager["fee"], ref["fee"])
+    monkeypatch.undo()
+    held = []
+    real_write = result._Sink.write
+
+    def write(self, *a):
+        real_write(self, *a)
+        held.append(len(self.held))
+    monkeypatch.setattr(result._Sink, "write", write)
+    got = _orders(ql.backtest(ds.chunk(time=1), sig, group=True, **DRAIN).orders_frame)
+    assert max(held) >= 1   # the drained account's part waited for its fee
+    pd.testing.assert_frame_equal(got, ref, rtol=1e-12, atol=1e-12)
+
+
+class _Computes(Callback):
+    def __init__(self):
+        super().__init__()
+        self.n, self.lock = 0, threading.Lock()
+
+    def _start(self, dsk):
+        with self.lock:
+            self.n += 1
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_each_chunks_inputs_are_loaded_in_one_dask_compute(monkeypatch, group):
+    # _load computed the data and the signal of a chunk separately: a signal computed
+    # from the store's close read that close twice
+    ds, sig = _panel(5)
+    lazy_ds = ds.chunk(time=8, asset=M if group else 2)
+    lazy_sig = (lazy_ds["close"] > lazy_ds["open"]) * 0.5   # lazy, from the data
+    ref = ql.backtest(ds, (ds["close"] > ds["open"]) * 0.5, group=group, fees=0.001)
+    syncs, real = [], dask.compute
+
+    def compute(*a, **k):   # the chains of independent accounts load on "sync"
+        if k.get("scheduler") == "sync":
+            syncs.append(len(a))
+        return real(*a, **k)
+    monkeypatch.setattr(dask, "compute", compute)
+    with _Computes() as c:   # graph runs of the main process's chain (group=True)
+        res = ql.backtest(lazy_ds, lazy_sig, group=group, fees=0.001)
+        n = c.n
+    if group:   # one compute per time chunk
+        assert n == 5 and not syncs
+    else:       # the chains in one compute; one compute of (data, signal) per chunk each
+        assert n == 1 and syncs == [2] * 10
+    monkeypatch.undo()
+    _assert_equal(res, ref)
+
+
+def test_next_chunk_is_loaded_while_the_kernel_runs_the_current_one(monkeypatch):
+    ds, sig = _panel(6)
+    started, order = [], []
+    real_load, real_sim = result._load, dispatch.simulate
+    loaded = [threading.Event() for _ in range(8)]
+
+    def load(inputs, sel, scheduler=None):
+        k = sel["time"].stop // 5 - 1
+        order.append(("load", k))
+        out = real_load(inputs, sel, scheduler)
+        loaded[k].set()
+        return out
+
+    def sim(*a, **k):
+        i = sum(1 for e in order if e[0] == "sim")
+        order.append(("sim", i))
+        if i + 1 < 8:   # the next chunk's load runs in the prefetch thread meanwhile
+            started.append(loaded[i + 1].wait(30))
+        return real_sim(*a, **k)
+
+    monkeypatch.setattr(result, "_load", load)
+    monkeypatch.setattr(dispatch, "simulate", sim)
+    res = ql.backtest(ds.chunk(time=5), sig, group=True, fees=0.001)
+    assert started == [True] * 7
+    monkeypatch.undo()
+    _assert_equal(res, ql.backtest(ds, sig, group=True, fees=0.001))
+
+
+def test_group_false_allocation_per_kernel_call_does_not_grow_with_the_bars(monkeypatch):
+    # memory per chain step is one (time chunk x asset chunk): a 4x longer panel with
+    # the same chunks allocates the same per call (the whole-time call grew 4x)
+    import tracemalloc
+
+    peaks, real = [], dispatch.simulate
+
+    def measured(*a, **k):
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        out = real(*a, **k)
+        peaks[-1] = max(peaks[-1], tracemalloc.get_traced_memory()[1] - base)
+        return out
+    monkeypatch.setattr(dispatch, "simulate", measured)
+    got = []
+    tracemalloc.start()
+    try:
+        for n in (1000, 4000):
+            ds, sig = _panel(7, n=n, m=4)
+            peaks.append(0)
+            with dask.config.set(scheduler="sync"):
+                res = ql.backtest(ds.chunk(time=250, asset=2), sig, fees=0.001, sl_stop=0.03)
+                res.equity.values   # (a lazy graph ran the kernel here)
+            got.append(peaks[-1])
+    finally:
+        tracemalloc.stop()
+    assert 0 < got[1] < 1.5 * got[0], got
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_bad_bar_in_a_later_chunk_raises_the_in_memory_data_error(group):
+    # the chains stop at the chunk that holds it (the prefetch thread ends with them)
+    ds, sig = _panel()
+    ds["high"][30, 2] = np.nan
+    with pytest.raises(ql.DataError) as want:
+        ql.backtest(ds, sig, group=group)
+    with pytest.raises(ql.DataError) as got:
+        ql.backtest(ds.chunk(time=7, asset=3), sig, group=group)
+    assert str(got.value) == str(want.value)
+    assert "'high' of asset 'A2' at 2024-02-12: partially missing bar" in str(got.value)
