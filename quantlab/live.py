@@ -1,9 +1,11 @@
 """Deployment: a researched strategy trading bar by bar on replayed or live data.
 
 ``ql.deploy(strategy, **backtest_options)`` -> :class:`Deployment`. Each closed bar goes
-through :meth:`Deployment.on_bar`: the strategy's signal is computed from the trailing
-window of history it declares (``strategy.warmup`` bars, windows starting on a multiple
-of ``strategy.period``: see :meth:`Strategy.history_start`), the target passes the risk
+through :meth:`Deployment.on_bar`: the strategy's per-bar signal (``strategy.live()``, a
+``LiveSignal`` fed every bar from the first history bar) gives the exposure at the new
+bar; a strategy without one recomputes its signal over the trailing window of history
+it declares (``strategy.warmup`` bars, windows starting on a multiple of
+``strategy.period``: see :meth:`Strategy.history_start`). The target passes the risk
 limits, and the backtest kernel advances one bar from its saved state. The kernel, its
 options and its state are those of ``ql.backtest``, so a replay trades exactly as the
 backtest of the same bars (orders, fills, equity). Paper trading only: no broker.
@@ -327,6 +329,11 @@ class Deployment:
             universe = history.asset.values.tolist()
         self.universe = None if universe is None else [str(a) for a in universe]
         self._vars: tuple = ()          # set by the history or the first bar
+        # the strategy's per-bar signal (None: each decision recomputes the trailing
+        # window); fed every bar from the first history bar, its last output decides
+        self._live = strategy.live(**{k: v for k, v in (inputs or {}).items()
+                                      if k in strategy.inputs})
+        self._live_out = None
         keep = self._history_needed()
         # enough for the next bar's window, whatever its phase (None: all history)
         self._buf = _Bars(None if keep is None else keep + self.strategy.period)
@@ -360,10 +367,15 @@ class Deployment:
             tuple(sorted(self._required() - set(BAR_VARS)))
 
     def _history_needed(self) -> int | None:
-        """Bars kept: the strategy's window (any phase) and the slippage model's."""
+        """Bars kept: the strategy's window (any phase) and the slippage model's. A
+        per-bar signal is rebuilt on restore from them: twice its warmup, so the
+        statistics its window ranks are each rebuilt from their own full window (and the
+        block kernels' blocks before them, see ``_live.rolling_last``)."""
         w = self.strategy.warmup
         if w is None:
             return None
+        if self._live is not None:
+            w *= 2
         return max(w + self.strategy.period - 1, self.options.history_needed())
 
     def _add_history(self, history: xr.Dataset) -> None:
@@ -472,6 +484,8 @@ class Deployment:
         if not self._vars:
             self._vars = tuple(values)
         self._buf.push(t, values)
+        if self._live is not None:   # i counted from the first history bar: signal's phase
+            self._live_out = self._live.update(self._seen - 1, t, values)
         close = values["close"]
         self._last_px = close.copy() if self._last_px is None else \
             np.where(np.isnan(close), self._last_px, close)
@@ -487,7 +501,7 @@ class Deployment:
                            for v, a in self._buf.rows(i).items()}, coords=coords)
 
     def on_bar(self, bar) -> dict:
-        """Trade one closed bar: signal from the trailing window, risk limits, one step
+        """Trade one closed bar: the strategy's signal, risk limits, one step
         of the backtest kernel.
 
         Parameters
@@ -554,7 +568,10 @@ class Deployment:
         return status
 
     def _decide(self) -> np.ndarray:
-        """The strategy's exposure per asset at the latest bar, from its trailing window."""
+        """The strategy's exposure per asset at the latest bar: its per-bar signal's output
+        (computed as the bar was buffered), else the signal of its trailing window."""
+        if self._live is not None:
+            return np.clip(np.asarray(self._live_out, dtype=np.float64), -1.0, 1.0)
         return self._signal_rows(self._window(
             self.strategy.history_start(self._seen - 1)))[-1]
 
@@ -806,6 +823,11 @@ class Deployment:
             dep._buf.push(np.datetime64(t, "ns"), {v: arrays[f"buf.{v}"][i]
                                                    for v in dep._vars})
         dep._buf.seen = meta["seen"]
+        if dep._live is not None:    # rebuilt from the buffered bars, with their indices
+            rows = dep._buf.rows()
+            for j, t in enumerate(dep._buf.times()):
+                dep._live_out = dep._live.update(dep._first + j, t,
+                                                 {v: a[j] for v, a in rows.items()})
         if "last_close" in arrays:
             dep._last_px = arrays["last_close"]
         elif dep._vars:   # an older checkpoint: the last valid close in the buffer
@@ -828,7 +850,9 @@ class Deployment:
         through :meth:`on_bar`, in time order. ``speed``: bars per second (None: as fast
         as possible). ``every``: print a status line every that many bars (0: none).
         Each bar is checked as :meth:`on_bar` checks it (the assets and variables once).
-        ``block`` > 1 computes the signals of that many bars in one strategy call, over
+        A strategy with a per-bar signal (``strategy.live()``) is updated bar by bar
+        whatever ``block`` is. Otherwise ``block`` > 1 computes the signals of that many
+        bars in one strategy call, over
         the window from the first one's ``history_start``: the same values, by the
         strategy's declared history (tests/test_warmup.py), for a fraction of the cost;
         each bar's latency then carries its share of that call. A block with a bar the
@@ -873,7 +897,7 @@ class Deployment:
             tick = _time.monotonic()
             if cols is None and self.universe is not None and self._vars:
                 cols, times = self._panel(ds)
-            if cols and block > 1 and i not in signals:
+            if cols and block > 1 and i not in signals and self._live is None:
                 signals = self._block_signals(cols, times, i, min(i + block, len(times)))
             if cols:   # the same checks as on_bar, on rows taken once from the panel
                 t = times[i]
