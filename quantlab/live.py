@@ -38,7 +38,7 @@ from quantlab.errors import DataError
 
 __all__ = ["deploy", "Deployment", "RiskLimits", "FORMAT"]
 
-FORMAT = 1        # checkpoint format version
+FORMAT = 2        # checkpoint format version (1: one npz rewritten whole; 2: segments)
 BAR_VARS = ("open", "high", "low", "close", "volume")
 
 
@@ -714,10 +714,15 @@ class Deployment:
 
     # ---- checkpoints (plain JSON + npz, no pickle) ---------------------------------------
     def checkpoint(self, path) -> Path:
-        """Save everything needed to continue: ``path/deployment.json`` (strategy,
-        options, limits, counters) and ``path/deployment.npz`` (kernel state, the bars
-        the next decisions need, the records). Written to temporary files and renamed, so
-        a process killed while saving leaves the previous checkpoint intact.
+        """Save everything needed to continue, appending: ``path/deployment.json`` (the
+        manifest: strategy, options, limits, counters, the segments to read) and one
+        ``seg-G-K.npz`` per checkpoint with what came since the previous one at ``path``
+        (bars, records, orders, rejections) and the kernel state. So a checkpoint after
+        every bar costs O(one bar), not O(all bars so far). Every
+        ``COMPACT`` segments (and the first checkpoint at a path) the deployment is
+        written whole as a new generation G. Each file is written to a temporary name
+        and renamed, the manifest last: a process killed while saving leaves the
+        previous checkpoint intact.
 
         Parameters
         ----------
@@ -735,38 +740,69 @@ class Deployment:
         >>> ds = ql.data.load().isel(time=slice(0, 70))
         >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
         ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
-        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
         >>> ck = dep.checkpoint(tempfile.mkdtemp())
-        >>> sorted(p.name for p in ck.iterdir())
-        ['deployment.json', 'deployment.npz']
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> sorted(p.name for p in dep.checkpoint(ck).iterdir())
+        ['deployment.json', 'seg-1-0.npz', 'seg-1-1.npz']
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        ck = getattr(self, "_ck", None)
+        whole = ck is None or ck["path"] != str(path.resolve()) or ck["n"] >= self.COMPACT
+        if whole:
+            ck = {"path": str(path.resolve()), "gen": (ck or {}).get("gen", 0) + 1, "n": 0,
+                  "seen": self._first, "rec": 0, "orders": 0, "rej": 0}
+            old = [p for p in path.glob("seg-*.npz")]
         meta = {"format": FORMAT, "quantlab": __version__, "strategy": self.strategy.name,
                 "params": self.strategy.params, "options": self.options.to_dict(),
                 "risk": asdict(self.risk), "universe": self.universe, "variables": self._vars,
                 "first": self._first, "seen": self._seen, "killed": self.killed,
-                "peak": self._peak, "times": [str(t) for t in self._times],
-                "record_times": [str(t) for t in self._rec["time"]],
-                "orders": [{**o, "time": str(o["time"])} for o in self._orders],
-                "rejections": [{**r, "time": str(r["time"])} for r in self._rejections]}
-        arrays = {f"buf.{v}": np.array(a) for v, a in self._buf.rows().items()}
+                "peak": self._peak, "generation": ck["gen"], "segments": ck["n"] + 1}
+        arrays = self._segment(ck)
+        if self.inputs is not None:      # saved whole once a generation, named each time
+            if whole:
+                ck["inputs"] = _save_inputs(self.inputs, arrays)
+            meta["inputs"] = ck["inputs"]
+        seg = path / f"seg-{ck['gen']}-{ck['n']}.npz"
+        with open(f"{seg}.tmp", "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(f"{seg}.tmp", seg)                  # the segment first: the manifest
+        tmp = path / "deployment.json.tmp"              # names it only once it is whole
+        tmp.write_text(json.dumps(meta, default=_json_default))
+        os.replace(tmp, path / "deployment.json")
+        self._ck = {**ck, "n": ck["n"] + 1, "seen": self._seen, "rec": len(self._rec["time"]),
+                    "orders": len(self._orders), "rej": len(self._rejections)}
+        if whole:                                       # the older generations' files
+            for p in old:
+                if not p.name.startswith(f"seg-{ck['gen']}-"):
+                    p.unlink(missing_ok=True)
+        return path
+
+    COMPACT = 256   # segments before a checkpoint is rewritten whole (restore reads them all)
+
+    def _segment(self, ck: dict) -> dict:
+        """The arrays of one checkpoint segment: what came since ``ck``'s counters (the
+        bars still buffered among them), and the state now."""
+        start = max(ck["seen"], self._first) - self._first
+        arrays = {"bars.index": np.arange(self._first + start, self._seen),
+                  "bars.time": self._buf.times()[start:].astype("datetime64[ns]")}
+        arrays.update({f"bars.{v}": np.array(a) for v, a in self._buf.rows(start).items()})
+        arrays["rec.time"] = np.array(self._rec["time"][ck["rec"]:], dtype="datetime64[ns]")
+        for k in ("equity", "cash", "positions", "signal", "target", "latency"):
+            arrays[f"rec.{k}"] = np.array(self._rec[k][ck["rec"]:], dtype=float)
+        for name, rows, cols in (("orders", self._orders[ck["orders"]:], _ORDER_COLS),
+                                 ("rej", self._rejections[ck["rej"]:], _REJ_COLS)):
+            for c in cols:
+                vals = [r[c] for r in rows]
+                arrays[f"{name}.{c}"] = (np.array(vals, dtype="datetime64[ns]") if c == "time"
+                                         else np.array(vals, dtype=str) if c in _TEXT_COLS
+                                         else np.array(vals, dtype=float))
         if self._last_px is not None:
             arrays["last_close"] = self._last_px
-        if self.inputs is not None:
-            meta["inputs"] = _save_inputs(self.inputs, arrays)
-        for k in ("equity", "cash", "positions", "signal", "target", "latency"):
-            arrays[f"rec.{k}"] = np.array(self._rec[k], dtype=float)
         if self.state is not None:
             arrays.update({f"state.{k}": np.asarray(v)
                            for k, v in self.state.to_dict().items()})
-        tmp_npz, tmp_json = path / "deployment.npz.tmp", path / "deployment.json.tmp"
-        with open(tmp_npz, "wb") as f:
-            np.savez(f, **arrays)
-        tmp_json.write_text(json.dumps(meta, default=_json_default))
-        os.replace(tmp_npz, path / "deployment.npz")   # the arrays first: the JSON names
-        os.replace(tmp_json, path / "deployment.json")  # a complete pair only once both are
-        return path
+        return arrays
 
     @classmethod
     def restore(cls, path, *, strategy: str | None = None, inputs=None) -> Deployment:
@@ -802,17 +838,21 @@ class Deployment:
         path = Path(path)
         try:
             meta = json.loads((path / "deployment.json").read_text())
-            arrays = dict(np.load(path / "deployment.npz", allow_pickle=False))
-        except FileNotFoundError:
+            if meta.get("format") == 1:      # one npz holding everything (quantlab <= 0.1)
+                arrays = dict(np.load(path / "deployment.npz", allow_pickle=False))
+            elif meta.get("format") == FORMAT:
+                meta, arrays = _read_segments(path, meta)
+        except FileNotFoundError as e:
             raise FileNotFoundError(f"no deployment checkpoint in {path} (deployment.json "
-                                    "and deployment.npz)") from None
-        if meta.get("format") != FORMAT:
+                                    f"and the files it names: {e.filename})") from None
+        if meta.get("format") not in (1, FORMAT):
             raise ValueError(f"checkpoint {path} has format {meta.get('format')!r}; this "
-                             f"quantlab {__version__} reads format {FORMAT}")
+                             f"quantlab {__version__} reads formats 1 and {FORMAT}")
         if strategy is not None and strategies.resolve(strategy).name != meta["strategy"]:
             raise ValueError(f"checkpoint {path} is of strategy {meta['strategy']!r}, not "
                              f"{strategies.resolve(strategy).name!r}")
-        if inputs is None and meta.get("inputs") is not None:
+        given = inputs is not None      # other inputs: the next checkpoint is whole
+        if not given and meta.get("inputs") is not None:
             inputs = _load_inputs(meta["inputs"], arrays)
         dep = cls(strategies.get(meta["strategy"], **meta["params"]),
                   BacktestOptions.from_dict(meta["options"]), universe=meta["universe"],
@@ -841,6 +881,12 @@ class Deployment:
                            for r in meta["rejections"]]
         state = {k[6:]: v for k, v in arrays.items() if k.startswith("state.")}
         dep.state = SimState.from_dict(state) if state else None
+        if meta.get("format") == FORMAT and not given:   # the next checkpoint appends
+            dep._ck = {"path": str(path.resolve()), "gen": meta["generation"],
+                       "inputs": meta.get("inputs"),
+                       "n": meta["segments"], "seen": meta["seen"],
+                       "rec": len(dep._rec["time"]), "orders": len(dep._orders),
+                       "rej": len(dep._rejections)}
         return dep
 
     # ---- sources -----------------------------------------------------------------------
@@ -1127,6 +1173,41 @@ class Deployment:
         return (f"<Deployment {self.strategy!r}: {len(self.universe or [])} assets, {n} "
                 f"bars ({span}), equity {self.equity_now():,.2f}, {len(self._orders)} "
                 f"orders, {len(self._rejections)} rejections{', KILLED' if self.killed else ''}>")
+
+
+_ORDER_COLS = ("time", "asset", "size", "price", "fee", "reason")
+_REJ_COLS = ("time", "asset", "reason", "wanted", "given")
+_TEXT_COLS = ("asset", "reason")
+
+
+def _read_segments(path: Path, meta: dict) -> tuple:
+    """(meta, arrays) of a segmented checkpoint in the one-file layout ``restore``
+    reads: the segments concatenated, the bars from the buffer's first on, the state of
+    the last segment."""
+    segs = [dict(np.load(path / f"seg-{meta['generation']}-{k}.npz", allow_pickle=False))
+            for k in range(meta["segments"])]
+    arrays = {k: v for k, v in segs[-1].items() if k.startswith("state.") or k == "last_close"}
+    for k in segs[0]:
+        if k.startswith("inputs."):
+            arrays[k] = segs[0][k]
+
+    def cat(key):
+        return np.concatenate([s[key] for s in segs])
+
+    keep = cat("bars.index") >= meta["first"]
+    meta = {**meta, "times": [str(t) for t in cat("bars.time")[keep]],
+            "record_times": [str(t) for t in cat("rec.time")]}
+    for v in meta["variables"]:
+        arrays[f"buf.{v}"] = cat(f"bars.{v}")[keep]
+    for k in ("equity", "cash", "positions", "signal", "target", "latency"):
+        arrays[f"rec.{k}"] = np.concatenate([s[f"rec.{k}"] for s in segs
+                                             if len(s[f"rec.{k}"])]) \
+            if any(len(s[f"rec.{k}"]) for s in segs) else np.zeros(0)
+    for name, key, cols in (("orders", "orders", _ORDER_COLS), ("rejections", "rej", _REJ_COLS)):
+        c = {col: cat(f"{key}.{col}") for col in cols}
+        meta[name] = [{col: (str(c[col][j]) if col == "time" else c[col][j].item())
+                       for col in cols} for j in range(len(c["time"]))]
+    return meta, arrays
 
 
 def _save_inputs(inputs: dict, arrays: dict) -> list:

@@ -138,6 +138,35 @@ class _Ewm:
         return np.where(self.nobs >= self.minp, self.mean, np.nan)
 
 
+class _FactorLive(LiveSignal):
+    """factor_momentum: exposure = f(betas, directions) as of the bar, and both change
+    only when a month's values become usable (month end + ``release_lag`` days,
+    ``ql.data.as_of``); the betas of a month use completed months only. So the signal is
+    recomputed over every bar fed (warmup None) on the first bar past such a date and
+    kept between: one full call a month, a row copy on the other bars."""
+
+    def __init__(self, strategy, release_lag, factors):
+        self.s, self.lag, self.factors = strategy, np.timedelta64(release_lag, "D"), factors
+        self.times, self.closes, self.key, self.out = [], [], None, None
+
+    def update(self, i, time, rows):
+        t = np.datetime64(time, "ns")
+        self.times.append(t)
+        self.closes.append(np.array(rows["close"], dtype=np.float64))
+        # the month after the last one usable at t: its end + lag <= t
+        key = ((t - self.lag).astype("datetime64[D]") + 1).astype("datetime64[M]")
+        if key != self.key:
+            self.key = key
+            close = np.array(self.closes)
+            ds = xr.Dataset({"close": (("time", "asset"), close)},
+                            coords={"time": pd.DatetimeIndex(self.times),
+                                    "asset": [str(a) for a in range(close.shape[1])]})
+            inputs = self.s.default_inputs(ds) if self.factors is None else \
+                {"factors": self.factors}
+            self.out = self.s.signal(ds, **inputs).values[-1]
+        return self.out.copy()
+
+
 class _SPCLive(LiveSignal):
     """spc: the EWMA standardisation and the CUSUM recursion carried bar to bar (warmup
     None: the deployment keeps and refeeds every bar)."""
@@ -514,6 +543,10 @@ class FactorMomentum(Strategy):
                 raise DataError(f"{self.name}: factors[{v!r}] must be on ('time',) only, "
                                 f"got {f[v].dims}")
             _validate.real_array(f"{self.name} factors[{v!r}]", f[v].dtype)
+
+    def _live(self, lookback, beta_window, release_lag, factors=None):
+        # factors None: the bundled defaults (a deployment given no inputs)
+        return _FactorLive(self, release_lag, factors)
 
     def _parts(self, ds, lookback, beta_window, release_lag, factors):
         names = [v for v in ("mkt_rf", "smb", "hml") if v in factors]
