@@ -782,26 +782,32 @@ class Deployment:
 
     def _segment(self, ck: dict) -> dict:
         """The arrays of one checkpoint segment: what came since ``ck``'s counters (the
-        bars still buffered among them), and the state now."""
+        bars still buffered among them), and the state now. Few arrays (each costs a zip
+        entry): rows of one kind stacked, the kernel state packed by dtype."""
         start = max(ck["seen"], self._first) - self._first
+        rows = self._buf.rows(start)
+        n, r0 = len(self._buf) - start, ck["rec"]
         arrays = {"bars.index": np.arange(self._first + start, self._seen),
-                  "bars.time": self._buf.times()[start:].astype("datetime64[ns]")}
-        arrays.update({f"bars.{v}": np.array(a) for v, a in self._buf.rows(start).items()})
-        arrays["rec.time"] = np.array(self._rec["time"][ck["rec"]:], dtype="datetime64[ns]")
-        for k in ("equity", "cash", "positions", "signal", "target", "latency"):
-            arrays[f"rec.{k}"] = np.array(self._rec[k][ck["rec"]:], dtype=float)
-        for name, rows, cols in (("orders", self._orders[ck["orders"]:], _ORDER_COLS),
-                                 ("rej", self._rejections[ck["rej"]:], _REJ_COLS)):
-            for c in cols:
-                vals = [r[c] for r in rows]
-                arrays[f"{name}.{c}"] = (np.array(vals, dtype="datetime64[ns]") if c == "time"
-                                         else np.array(vals, dtype=str) if c in _TEXT_COLS
-                                         else np.array(vals, dtype=float))
+                  "bars.time": self._buf.times()[start:].astype("datetime64[ns]"),
+                  "bars": np.stack([rows[v] for v in self._vars]) if self._vars
+                  else np.zeros((0, n, 0))}
+        arrays["rec.time"] = np.array(self._rec["time"][r0:], dtype="datetime64[ns]")
+        for key, names in (("rec.assets", _REC_ASSET), ("rec.accounts", _REC_ACCOUNT)):
+            arrays[key] = np.array([self._rec[k][r0:] for k in names], dtype=float)
+        arrays["rec.latency"] = np.array(self._rec["latency"][r0:], dtype=float)
+        for name, rows_, cols in (("orders", self._orders[ck["orders"]:], _ORDER_COLS),
+                                  ("rej", self._rejections[ck["rej"]:], _REJ_COLS)):
+            if rows_:
+                arrays[f"{name}.time"] = np.array([r["time"] for r in rows_],
+                                                  dtype="datetime64[ns]")
+                arrays[f"{name}.text"] = np.array([[r[c] for c in _TEXT_COLS]
+                                                   for r in rows_], dtype=str)
+                arrays[f"{name}.values"] = np.array([[r[c] for c in cols[3:]]
+                                                     for r in rows_], dtype=float)
         if self._last_px is not None:
             arrays["last_close"] = self._last_px
         if self.state is not None:
-            arrays.update({f"state.{k}": np.asarray(v)
-                           for k, v in self.state.to_dict().items()})
+            arrays.update(_pack("state", self.state.to_dict()))
         return arrays
 
     @classmethod
@@ -1175,38 +1181,68 @@ class Deployment:
                 f"orders, {len(self._rejections)} rejections{', KILLED' if self.killed else ''}>")
 
 
-_ORDER_COLS = ("time", "asset", "size", "price", "fee", "reason")
+_ORDER_COLS = ("time", "asset", "reason", "size", "price", "fee")   # time, text, values
 _REJ_COLS = ("time", "asset", "reason", "wanted", "given")
 _TEXT_COLS = ("asset", "reason")
+_REC_ASSET = ("positions", "signal", "target")      # (asset,) records, stacked
+_REC_ACCOUNT = ("equity", "cash")                   # (account,) records
+
+
+def _pack(prefix: str, d: dict) -> dict:
+    """``d``'s arrays as one flat array per dtype plus their layout (a JSON string)."""
+    flat, layout = {}, []
+    for k, v in d.items():
+        v = np.asarray(v)
+        parts = flat.setdefault(v.dtype.str, [])
+        layout.append([k, v.dtype.str, list(v.shape), sum(p.size for p in parts)])
+        parts.append(v.ravel())
+    out = {f"{prefix}.{dt}": np.concatenate(p) for dt, p in flat.items()}
+    out[f"{prefix}.layout"] = np.array(json.dumps(layout))
+    return out
+
+
+def _unpack(prefix: str, arrays: dict) -> dict:
+    """The arrays :func:`_pack` packed."""
+    if f"{prefix}.layout" not in arrays:
+        return {}
+    out = {}
+    for k, dt, shape, at in json.loads(str(arrays[f"{prefix}.layout"])):
+        size = int(np.prod(shape, dtype=np.int64))
+        out[k] = arrays[f"{prefix}.{dt}"][at:at + size].reshape(shape)
+    return out
 
 
 def _read_segments(path: Path, meta: dict) -> tuple:
     """(meta, arrays) of a segmented checkpoint in the one-file layout ``restore``
-    reads: the segments concatenated, the bars from the buffer's first on, the state of
-    the last segment."""
+    reads (format 1): the segments concatenated, the bars from the buffer's first on,
+    the state of the last segment."""
     segs = [dict(np.load(path / f"seg-{meta['generation']}-{k}.npz", allow_pickle=False))
             for k in range(meta["segments"])]
-    arrays = {k: v for k, v in segs[-1].items() if k.startswith("state.") or k == "last_close"}
-    for k in segs[0]:
-        if k.startswith("inputs."):
-            arrays[k] = segs[0][k]
+    arrays = {f"state.{k}": v for k, v in _unpack("state", segs[-1]).items()}
+    if "last_close" in segs[-1]:
+        arrays["last_close"] = segs[-1]["last_close"]
+    arrays.update({k: v for k, v in segs[0].items() if k.startswith("inputs.")})
 
-    def cat(key):
-        return np.concatenate([s[key] for s in segs])
+    def cat(key, axis=0):
+        parts = [s[key] for s in segs if key in s]
+        return np.concatenate(parts, axis=axis) if parts else None
 
     keep = cat("bars.index") >= meta["first"]
+    bars = cat("bars", axis=1)
     meta = {**meta, "times": [str(t) for t in cat("bars.time")[keep]],
             "record_times": [str(t) for t in cat("rec.time")]}
-    for v in meta["variables"]:
-        arrays[f"buf.{v}"] = cat(f"bars.{v}")[keep]
-    for k in ("equity", "cash", "positions", "signal", "target", "latency"):
-        arrays[f"rec.{k}"] = np.concatenate([s[f"rec.{k}"] for s in segs
-                                             if len(s[f"rec.{k}"])]) \
-            if any(len(s[f"rec.{k}"]) for s in segs) else np.zeros(0)
+    for j, v in enumerate(meta["variables"]):
+        arrays[f"buf.{v}"] = bars[j][keep]
+    for key, names in (("rec.assets", _REC_ASSET), ("rec.accounts", _REC_ACCOUNT)):
+        got = [s[key] for s in segs if s[key].size]
+        for j, k in enumerate(names):
+            arrays[f"rec.{k}"] = np.concatenate([g[j] for g in got]) if got else np.zeros(0)
+    arrays["rec.latency"] = cat("rec.latency")
     for name, key, cols in (("orders", "orders", _ORDER_COLS), ("rejections", "rej", _REJ_COLS)):
-        c = {col: cat(f"{key}.{col}") for col in cols}
-        meta[name] = [{col: (str(c[col][j]) if col == "time" else c[col][j].item())
-                       for col in cols} for j in range(len(c["time"]))]
+        time_, text, vals = (cat(f"{key}.{c}") for c in ("time", "text", "values"))
+        meta[name] = [] if time_ is None else [
+            {"time": str(time_[j]), **dict(zip(_TEXT_COLS, map(str, text[j]))),
+             **dict(zip(cols[3:], map(float, vals[j])))} for j in range(len(time_))]
     return meta, arrays
 
 
