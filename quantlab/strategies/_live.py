@@ -15,9 +15,15 @@ The contract, checked per strategy against ``signal`` on real data:
   1e-9 relative.
 - Values must not depend on where the feed started beyond the strategy's ``warmup``:
   compute each window's statistic from that window (no running sums over the whole
-  feed), so a deployment restored from its buffered ``warmup`` bars continues with the
-  same bits as one that never stopped. (Strategies whose ``warmup`` is None keep all
-  bars and are refed all of them.)
+  feed), so a deployment restored from its buffered bars (2 x ``warmup`` + ``period``,
+  refed with their indices) continues with the same bits as one that never stopped.
+  (Strategies whose ``warmup`` is None keep all bars and are refed all of them.)
+- External inputs: ``ql.deploy(..., inputs=)`` passes those the strategy declares;
+  without them ``live()`` gets none and uses the bundled defaults itself.
+
+Helpers: :class:`Rows` (the trailing rows, no copies), :class:`Returns` (simple returns
+bridging gaps, as ``ql.data.returns``), :func:`rank_last` (``ql.rolling.rank``'s last
+row) and :func:`rolling_last` (a block kernel's last row with the whole feed's bits).
 """
 from __future__ import annotations
 
