@@ -681,12 +681,34 @@ class Deployment:
         """A record as (time, asset), or (time,) for a group account's equity and cash."""
         account = key in ("equity", "cash") and self.options.group
         width = 1 if account else len(self.universe or [])
-        v = np.array(self._rec[key], dtype=float).reshape(len(self._rec["time"]), width)
-        coords = {"time": np.array(self._rec["time"], dtype="datetime64[ns]")}
+        n = len(self._rec["time"])
+        v = self._stacked(key, np.float64).reshape(n, width).copy()
+        coords = {"time": self._stacked("time", "datetime64[ns]").copy()}
         if account:
             return xr.DataArray(v[:, 0], dims=("time",), coords=coords, name=key)
         return xr.DataArray(v, dims=("time", "asset"),
                             coords={**coords, "asset": list(self.universe or [])}, name=key)
+
+    def _stacked(self, key, dtype) -> np.ndarray:
+        """``np.array(self._rec[key])``, converting only the records added since the last
+        call (a doubling buffer): reading ``dep.equity`` after every bar (the CLI, the
+        monitors) costs O(bars) copies, not O(bars) Python conversions."""
+        rec = self._rec[key]
+        cache = self.__dict__.setdefault("_stack", {})
+        buf, m = cache.get(key, (None, 0))
+        if buf is not None and (m > len(rec) or (m and rec[m - 1] is not self._stack_last[key])):
+            buf, m = None, 0          # the records were replaced: start again
+        if buf is None or len(buf) < len(rec):
+            new = np.empty((max(64, 2 * len(rec)), *np.shape(rec[0])) if rec else (0,),
+                           dtype=dtype)
+            if m:
+                new[:m] = buf[:m]
+            buf = new
+        if len(rec) > m:
+            buf[m:len(rec)] = np.array(rec[m:], dtype=dtype)
+        cache[key] = (buf, len(rec))
+        self.__dict__.setdefault("_stack_last", {})[key] = rec[-1] if rec else None
+        return buf[:len(rec)]
 
     equity = property(lambda self: self._frame("equity"),
                       doc="Equity per account at each bar's close.")

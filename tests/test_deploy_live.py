@@ -150,3 +150,23 @@ def test_a_format_1_checkpoint_still_restores(equities, tmp_path):
     back = Deployment.restore(tmp_path / "v1")
     np.testing.assert_array_equal(back.equity.values, dep.equity.values)
     pd.testing.assert_frame_equal(back.orders, dep.orders)
+
+
+def test_reading_the_records_after_every_bar_converts_only_the_new_ones(equities):
+    """`quantlab deploy` reads len(dep.equity) after every bar: the records are stacked
+    incrementally (it was a full conversion of every record each bar: quadratic), with
+    the same values as a deployment read once at the end."""
+    hist, bars = equities.isel(time=slice(0, 200)), equities.isel(time=slice(200, 260))
+    dep = ql.deploy("volatility_regime", PARAMS["volatility_regime"], history=hist,
+                    group=True)
+    seen = []
+    dep.listeners.append(lambda st: seen.append((len(dep.equity), dep.positions.values[-1])))
+    dep.replay(bars)
+    once = ql.deploy("volatility_regime", PARAMS["volatility_regime"], history=hist,
+                     group=True).replay(bars)
+    assert [n for n, _ in seen] == list(range(1, 61))
+    np.testing.assert_array_equal(np.array([p for _, p in seen]), once.positions.values)
+    for k in ("equity", "cash", "positions", "signal", "targets"):
+        xr_equal = getattr(dep, k).identical(getattr(once, k))
+        assert xr_equal, k
+    assert "_stack" in dep.__dict__ and dep.__dict__["_stack"]["time"][0].size >= 60
