@@ -771,8 +771,14 @@ class Deployment:
         path.mkdir(parents=True, exist_ok=True)
         ck = getattr(self, "_ck", None)
         whole = ck is None or ck["path"] != str(path.resolve()) or ck["n"] >= self.COMPACT
-        if whole:
-            ck = {"path": str(path.resolve()), "gen": (ck or {}).get("gen", 0) + 1, "n": 0,
+        if whole:   # a generation above any there: another checkpoint's files stay intact
+            try:
+                there = int(json.loads((path / "deployment.json").read_text())
+                            .get("generation", 0))
+            except (OSError, ValueError, TypeError, AttributeError):
+                there = 0
+            ck = {"path": str(path.resolve()), "gen": max((ck or {}).get("gen", 0), there) + 1,
+                  "n": 0,
                   "seen": self._first, "rec": 0, "orders": 0, "rej": 0}
             old = [p for p in path.glob("seg-*.npz")]
         meta = {"format": FORMAT, "quantlab": __version__, "strategy": self.strategy.name,

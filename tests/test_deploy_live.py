@@ -170,3 +170,27 @@ def test_reading_the_records_after_every_bar_converts_only_the_new_ones(equities
         xr_equal = getattr(dep, k).identical(getattr(once, k))
         assert xr_equal, k
     assert "_stack" in dep.__dict__ and dep.__dict__["_stack"]["time"][0].size >= 60
+
+
+def test_a_new_deployment_checkpointing_into_a_used_folder_leaves_the_old_one_readable(
+        equities, tmp_path, monkeypatch):
+    """Its first (whole) checkpoint is a new generation: killed while writing it, the
+    folder still restores the previous deployment."""
+    a = ql.deploy("spc", history=equities.isel(time=slice(0, 100)))
+    for i in range(100, 104):
+        a.on_bar(equities.isel(time=i))
+        a.checkpoint(tmp_path)
+    b = ql.deploy("volatility_regime", PARAMS["volatility_regime"],
+                  history=equities.isel(time=slice(0, 100)))
+    b.on_bar(equities.isel(time=100))
+    monkeypatch.setattr(json, "dumps", lambda *x, **k: (_ for _ in ()).throw(
+        KeyboardInterrupt("killed")))
+    with pytest.raises(KeyboardInterrupt):
+        b.checkpoint(tmp_path)
+    monkeypatch.undo()
+    back = Deployment.restore(tmp_path)
+    assert back.strategy.name == "spc"
+    np.testing.assert_array_equal(back.equity.values, a.equity.values)
+    b.checkpoint(tmp_path)
+    assert Deployment.restore(tmp_path).strategy.name == "volatility_regime"
+    assert len(list(tmp_path.glob("seg-*"))) == 1
