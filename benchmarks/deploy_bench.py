@@ -13,16 +13,22 @@ decision  for every strategy, ``ql.deploy(name, history=<warmup bars>)`` then ``
           Strategies that read all history (warmup None: factor_momentum, spc) get
           ``--history`` bars.
           ``signal_ms``: the median of 5 strategy calls on the last bar's window alone
-          (the rest of the decision -- window, risk checks, kernel step -- is p50 - it).
+          (path ``window``) or of 5 updates of (a copy of) its per-bar signal (path
+          ``live``, ``strategy.live()``); the rest of the decision -- risk checks,
+          kernel step -- is p50 - it.
 replay    bars per second of wall time for ``Deployment.replay`` of the bundled equities
           (3,270 bars, 4 assets; every bar checked and decided) for ``--replay-strategy``
           (several: comma-separated), bar by bar (block 1) and with the signals of
-          ``--replay-block`` bars per strategy call (the same decisions).
+          ``--replay-block`` bars per strategy call (the same decisions; strategies
+          with a per-bar signal update bar by bar anyway); ``--replay-checkpoint``: again
+          with a checkpoint after every bar.
 Goal (issue #27): p99 < 20 ms per bar at 500 assets; the 3,270-bar replay in < 10 s.
 Times are wall-clock: run it on an otherwise idle machine.
 """
 import argparse
+import copy
 import os
+import tempfile
 import platform
 import time
 
@@ -78,11 +84,16 @@ def decision_times(name: str, ds: xr.Dataset, n_bars: int, history: int) -> tupl
     lat = dep.latency.to_numpy() * 1e3
     sig = []
     for _ in range(5):
-        t = time.perf_counter()
-        dep._decide()
+        if dep._live is not None:   # one update of a copy, with the last bar again
+            live, last = copy.deepcopy(dep._live), dep._buf.last()
+            t = time.perf_counter()
+            live.update(dep._seen, dep._buf.last_time(), last)
+        else:
+            t = time.perf_counter()
+            dep._decide()
         sig.append((time.perf_counter() - t) * 1e3)
     return (float(np.percentile(lat[1:], 50)), float(np.percentile(lat[1:], 99)), lat[0],
-            need, float(np.median(sig)))
+            need, float(np.median(sig)), "live" if dep._live is not None else "window")
 
 
 def main(argv=None):
@@ -95,7 +106,11 @@ def main(argv=None):
     p.add_argument("--pairs", action="store_true", help="time the all-pairs strategies "
                    "at the large size too")
     p.add_argument("--strategies", nargs="*", default=None, help="default: all")
-    p.add_argument("--replay-strategy", default="volatility_regime")
+    p.add_argument("--replay-strategy",
+                   default="volatility_regime,cross_sectional_momentum,spc")
+    p.add_argument("--replay-checkpoint", action="store_true",
+                   help="also replay with a checkpoint after every bar (as `quantlab "
+                   "deploy --checkpoint`)")
     p.add_argument("--replay-block", type=int, default=64,
                    help="bars per strategy call in the second replay (0: skip it)")
     p.add_argument("--replay-bars", type=int, default=0,
@@ -116,19 +131,19 @@ def main(argv=None):
         for size in panels:
             if size == a.large and n in PAIRS and not a.pairs:
                 rows.append((n, size, "skipped (all pairs; --pairs)", np.nan, np.nan,
-                             np.nan, 0, np.nan))
+                             np.nan, 0, np.nan, ""))
                 continue
             closes_only = set(s.requires) <= {"close"}
             ds, label = ((sp, "sp500_20") if size == a.small and closes_only
                          else (panels[size], "synthetic OHLCV"))
             t = time.perf_counter()
-            p50, p99, first, hist, sig = decision_times(n, ds, a.bars, a.history)
-            rows.append((n, size, label, p50, p99, first, hist, sig))
+            p50, p99, first, hist, sig, path = decision_times(n, ds, a.bars, a.history)
+            rows.append((n, size, label, p50, p99, first, hist, sig, path))
             print(f"  {n:26s} {size:4d} assets ({label}): p50 {p50:8.2f} ms  p99 "
                   f"{p99:8.2f} ms  signal {sig:8.2f} ms  [{time.perf_counter() - t:.1f} s]",
                   flush=True)
     table = pd.DataFrame(rows, columns=["strategy", "assets", "data", "p50_ms", "p99_ms",
-                                        "first_ms", "history_bars", "signal_ms"])
+                                        "first_ms", "history_bars", "signal_ms", "path"])
     print(f"\ndecision time per bar ({a.bars} bars each; goal p99 < 20 ms at 500 assets)")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     eq = ql.data.load()
@@ -136,12 +151,17 @@ def main(argv=None):
         eq = eq.isel(time=slice(0, a.replay_bars))
     print()
     for name in a.replay_strategy.split(","):
-        for block in (1, a.replay_block) if a.replay_block > 1 else (1,):
+        runs = [(b, False) for b in ((1, a.replay_block) if a.replay_block > 1 else (1,))]
+        for block, ck in runs + ([(1, True)] if a.replay_checkpoint else []):
             dep = ql.deploy(name, fees=0.001)
+            folder = tempfile.mkdtemp()
+            if ck:       # what the CLI does after each bar
+                dep.listeners.append(lambda status, dep=dep: dep.checkpoint(folder))
             t = time.perf_counter()
             dep.replay(eq, block=block)
             wall = time.perf_counter() - t
-            print(f"replay: {name} (block {block}) over {eq.sizes['time']:,} bundled bars x "
+            how = "checkpoint every bar" if ck else f"block {block}"
+            print(f"replay: {name} ({how}) over {eq.sizes['time']:,} bundled bars x "
                   f"{eq.sizes['asset']} assets in {wall:.1f} s = "
                   f"{eq.sizes['time'] / wall:,.0f} bars/s (goal: 3,270 bars in < 10 s)",
                   flush=True)

@@ -1,9 +1,11 @@
 """Deployment: a researched strategy trading bar by bar on replayed or live data.
 
 ``ql.deploy(strategy, **backtest_options)`` -> :class:`Deployment`. Each closed bar goes
-through :meth:`Deployment.on_bar`: the strategy's signal is computed from the trailing
-window of history it declares (``strategy.warmup`` bars, windows starting on a multiple
-of ``strategy.period``: see :meth:`Strategy.history_start`), the target passes the risk
+through :meth:`Deployment.on_bar`: the strategy's per-bar signal (``strategy.live()``, a
+``LiveSignal`` fed every bar from the first history bar) gives the exposure at the new
+bar; a strategy without one recomputes its signal over the trailing window of history
+it declares (``strategy.warmup`` bars, windows starting on a multiple of
+``strategy.period``: see :meth:`Strategy.history_start`). The target passes the risk
 limits, and the backtest kernel advances one bar from its saved state. The kernel, its
 options and its state are those of ``ql.backtest``, so a replay trades exactly as the
 backtest of the same bars (orders, fills, equity). Paper trading only: no broker.
@@ -36,7 +38,7 @@ from quantlab.errors import DataError
 
 __all__ = ["deploy", "Deployment", "RiskLimits", "FORMAT"]
 
-FORMAT = 1        # checkpoint format version
+FORMAT = 2        # checkpoint format version (1: one npz rewritten whole; 2: segments)
 BAR_VARS = ("open", "high", "low", "close", "volume")
 
 
@@ -327,6 +329,11 @@ class Deployment:
             universe = history.asset.values.tolist()
         self.universe = None if universe is None else [str(a) for a in universe]
         self._vars: tuple = ()          # set by the history or the first bar
+        # the strategy's per-bar signal (None: each decision recomputes the trailing
+        # window); fed every bar from the first history bar, its last output decides
+        self._live = strategy.live(**{k: v for k, v in (inputs or {}).items()
+                                      if k in strategy.inputs})
+        self._live_out = None
         keep = self._history_needed()
         # enough for the next bar's window, whatever its phase (None: all history)
         self._buf = _Bars(None if keep is None else keep + self.strategy.period)
@@ -360,10 +367,15 @@ class Deployment:
             tuple(sorted(self._required() - set(BAR_VARS)))
 
     def _history_needed(self) -> int | None:
-        """Bars kept: the strategy's window (any phase) and the slippage model's."""
+        """Bars kept: the strategy's window (any phase) and the slippage model's. A
+        per-bar signal is rebuilt on restore from them: twice its warmup, so the
+        statistics its window ranks are each rebuilt from their own full window (and the
+        block kernels' blocks before them, see ``_live.rolling_last``)."""
         w = self.strategy.warmup
         if w is None:
             return None
+        if self._live is not None:
+            w *= 2
         return max(w + self.strategy.period - 1, self.options.history_needed())
 
     def _add_history(self, history: xr.Dataset) -> None:
@@ -472,6 +484,8 @@ class Deployment:
         if not self._vars:
             self._vars = tuple(values)
         self._buf.push(t, values)
+        if self._live is not None:   # i counted from the first history bar: signal's phase
+            self._live_out = self._live.update(self._seen - 1, t, values)
         close = values["close"]
         self._last_px = close.copy() if self._last_px is None else \
             np.where(np.isnan(close), self._last_px, close)
@@ -487,7 +501,7 @@ class Deployment:
                            for v, a in self._buf.rows(i).items()}, coords=coords)
 
     def on_bar(self, bar) -> dict:
-        """Trade one closed bar: signal from the trailing window, risk limits, one step
+        """Trade one closed bar: the strategy's signal, risk limits, one step
         of the backtest kernel.
 
         Parameters
@@ -554,7 +568,10 @@ class Deployment:
         return status
 
     def _decide(self) -> np.ndarray:
-        """The strategy's exposure per asset at the latest bar, from its trailing window."""
+        """The strategy's exposure per asset at the latest bar: its per-bar signal's output
+        (computed as the bar was buffered), else the signal of its trailing window."""
+        if self._live is not None:
+            return np.clip(np.asarray(self._live_out, dtype=np.float64), -1.0, 1.0)
         return self._signal_rows(self._window(
             self.strategy.history_start(self._seen - 1)))[-1]
 
@@ -664,12 +681,34 @@ class Deployment:
         """A record as (time, asset), or (time,) for a group account's equity and cash."""
         account = key in ("equity", "cash") and self.options.group
         width = 1 if account else len(self.universe or [])
-        v = np.array(self._rec[key], dtype=float).reshape(len(self._rec["time"]), width)
-        coords = {"time": np.array(self._rec["time"], dtype="datetime64[ns]")}
+        n = len(self._rec["time"])
+        v = self._stacked(key, np.float64).reshape(n, width).copy()
+        coords = {"time": self._stacked("time", "datetime64[ns]").copy()}
         if account:
             return xr.DataArray(v[:, 0], dims=("time",), coords=coords, name=key)
         return xr.DataArray(v, dims=("time", "asset"),
                             coords={**coords, "asset": list(self.universe or [])}, name=key)
+
+    def _stacked(self, key, dtype) -> np.ndarray:
+        """``np.array(self._rec[key])``, converting only the records added since the last
+        call (a doubling buffer): reading ``dep.equity`` after every bar (the CLI, the
+        monitors) costs O(bars) copies, not O(bars) Python conversions."""
+        rec = self._rec[key]
+        cache = self.__dict__.setdefault("_stack", {})
+        buf, m = cache.get(key, (None, 0))
+        if buf is not None and (m > len(rec) or (m and rec[m - 1] is not self._stack_last[key])):
+            buf, m = None, 0          # the records were replaced: start again
+        if buf is None or len(buf) < len(rec):
+            new = np.empty((max(64, 2 * len(rec)), *np.shape(rec[0])) if rec else (0,),
+                           dtype=dtype)
+            if m:
+                new[:m] = buf[:m]
+            buf = new
+        if len(rec) > m:
+            buf[m:len(rec)] = np.array(rec[m:], dtype=dtype)
+        cache[key] = (buf, len(rec))
+        self.__dict__.setdefault("_stack_last", {})[key] = rec[-1] if rec else None
+        return buf[:len(rec)]
 
     equity = property(lambda self: self._frame("equity"),
                       doc="Equity per account at each bar's close.")
@@ -697,10 +736,15 @@ class Deployment:
 
     # ---- checkpoints (plain JSON + npz, no pickle) ---------------------------------------
     def checkpoint(self, path) -> Path:
-        """Save everything needed to continue: ``path/deployment.json`` (strategy,
-        options, limits, counters) and ``path/deployment.npz`` (kernel state, the bars
-        the next decisions need, the records). Written to temporary files and renamed, so
-        a process killed while saving leaves the previous checkpoint intact.
+        """Save everything needed to continue, appending: ``path/deployment.json`` (the
+        manifest: strategy, options, limits, counters, the segments to read) and one
+        ``seg-G-K.npz`` per checkpoint with what came since the previous one at ``path``
+        (bars, records, orders, rejections) and the kernel state. So a checkpoint after
+        every bar costs O(one bar), not O(all bars so far). Every
+        ``COMPACT`` segments (and the first checkpoint at a path) the deployment is
+        written whole as a new generation G. Each file is written to a temporary name
+        and renamed, the manifest last: a process killed while saving leaves the
+        previous checkpoint intact.
 
         Parameters
         ----------
@@ -718,38 +762,81 @@ class Deployment:
         >>> ds = ql.data.load().isel(time=slice(0, 70))
         >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
         ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
-        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
         >>> ck = dep.checkpoint(tempfile.mkdtemp())
-        >>> sorted(p.name for p in ck.iterdir())
-        ['deployment.json', 'deployment.npz']
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> sorted(p.name for p in dep.checkpoint(ck).iterdir())
+        ['deployment.json', 'seg-1-0.npz', 'seg-1-1.npz']
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        ck = getattr(self, "_ck", None)
+        whole = ck is None or ck["path"] != str(path.resolve()) or ck["n"] >= self.COMPACT
+        if whole:   # a generation above any there: another checkpoint's files stay intact
+            try:
+                there = int(json.loads((path / "deployment.json").read_text())
+                            .get("generation", 0))
+            except (OSError, ValueError, TypeError, AttributeError):
+                there = 0
+            ck = {"path": str(path.resolve()), "gen": max((ck or {}).get("gen", 0), there) + 1,
+                  "n": 0,
+                  "seen": self._first, "rec": 0, "orders": 0, "rej": 0}
+            old = [p for p in path.glob("seg-*.npz")]
         meta = {"format": FORMAT, "quantlab": __version__, "strategy": self.strategy.name,
                 "params": self.strategy.params, "options": self.options.to_dict(),
                 "risk": asdict(self.risk), "universe": self.universe, "variables": self._vars,
                 "first": self._first, "seen": self._seen, "killed": self.killed,
-                "peak": self._peak, "times": [str(t) for t in self._times],
-                "record_times": [str(t) for t in self._rec["time"]],
-                "orders": [{**o, "time": str(o["time"])} for o in self._orders],
-                "rejections": [{**r, "time": str(r["time"])} for r in self._rejections]}
-        arrays = {f"buf.{v}": np.array(a) for v, a in self._buf.rows().items()}
+                "peak": self._peak, "generation": ck["gen"], "segments": ck["n"] + 1}
+        arrays = self._segment(ck)
+        if self.inputs is not None:      # saved whole once a generation, named each time
+            if whole:
+                ck["inputs"] = _save_inputs(self.inputs, arrays)
+            meta["inputs"] = ck["inputs"]
+        seg = path / f"seg-{ck['gen']}-{ck['n']}.npz"
+        with open(f"{seg}.tmp", "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(f"{seg}.tmp", seg)                  # the segment first: the manifest
+        tmp = path / "deployment.json.tmp"              # names it only once it is whole
+        tmp.write_text(json.dumps(meta, default=_json_default))
+        os.replace(tmp, path / "deployment.json")
+        self._ck = {**ck, "n": ck["n"] + 1, "seen": self._seen, "rec": len(self._rec["time"]),
+                    "orders": len(self._orders), "rej": len(self._rejections)}
+        if whole:                                       # the older generations' files
+            for p in old:
+                if not p.name.startswith(f"seg-{ck['gen']}-"):
+                    p.unlink(missing_ok=True)
+        return path
+
+    COMPACT = 256   # segments before a checkpoint is rewritten whole (restore reads them all)
+
+    def _segment(self, ck: dict) -> dict:
+        """The arrays of one checkpoint segment: what came since ``ck``'s counters (the
+        bars still buffered among them), and the state now. Few arrays (each costs a zip
+        entry): rows of one kind stacked, the kernel state packed by dtype."""
+        start = max(ck["seen"], self._first) - self._first
+        rows = self._buf.rows(start)
+        n, r0 = len(self._buf) - start, ck["rec"]
+        arrays = {"bars.index": np.arange(self._first + start, self._seen),
+                  "bars.time": self._buf.times()[start:].astype("datetime64[ns]"),
+                  "bars": np.stack([rows[v] for v in self._vars]) if self._vars
+                  else np.zeros((0, n, 0))}
+        arrays["rec.time"] = np.array(self._rec["time"][r0:], dtype="datetime64[ns]")
+        for key, names in (("rec.assets", _REC_ASSET), ("rec.accounts", _REC_ACCOUNT)):
+            arrays[key] = np.array([self._rec[k][r0:] for k in names], dtype=float)
+        arrays["rec.latency"] = np.array(self._rec["latency"][r0:], dtype=float)
+        for name, rows_, cols in (("orders", self._orders[ck["orders"]:], _ORDER_COLS),
+                                  ("rej", self._rejections[ck["rej"]:], _REJ_COLS)):
+            if rows_:
+                arrays[f"{name}.time"] = np.array([r["time"] for r in rows_],
+                                                  dtype="datetime64[ns]")
+                arrays[f"{name}.text"] = np.array([[r[c] for c in _TEXT_COLS]
+                                                   for r in rows_], dtype=str)
+                arrays[f"{name}.values"] = np.array([[r[c] for c in cols[3:]]
+                                                     for r in rows_], dtype=float)
         if self._last_px is not None:
             arrays["last_close"] = self._last_px
-        if self.inputs is not None:
-            meta["inputs"] = _save_inputs(self.inputs, arrays)
-        for k in ("equity", "cash", "positions", "signal", "target", "latency"):
-            arrays[f"rec.{k}"] = np.array(self._rec[k], dtype=float)
         if self.state is not None:
-            arrays.update({f"state.{k}": np.asarray(v)
-                           for k, v in self.state.to_dict().items()})
-        tmp_npz, tmp_json = path / "deployment.npz.tmp", path / "deployment.json.tmp"
-        with open(tmp_npz, "wb") as f:
-            np.savez(f, **arrays)
-        tmp_json.write_text(json.dumps(meta, default=_json_default))
-        os.replace(tmp_npz, path / "deployment.npz")   # the arrays first: the JSON names
-        os.replace(tmp_json, path / "deployment.json")  # a complete pair only once both are
-        return path
+            arrays.update(_pack("state", self.state.to_dict()))
+        return arrays
 
     @classmethod
     def restore(cls, path, *, strategy: str | None = None, inputs=None) -> Deployment:
@@ -785,17 +872,21 @@ class Deployment:
         path = Path(path)
         try:
             meta = json.loads((path / "deployment.json").read_text())
-            arrays = dict(np.load(path / "deployment.npz", allow_pickle=False))
-        except FileNotFoundError:
+            if meta.get("format") == 1:      # one npz holding everything (quantlab <= 0.1)
+                arrays = dict(np.load(path / "deployment.npz", allow_pickle=False))
+            elif meta.get("format") == FORMAT:
+                meta, arrays = _read_segments(path, meta)
+        except FileNotFoundError as e:
             raise FileNotFoundError(f"no deployment checkpoint in {path} (deployment.json "
-                                    "and deployment.npz)") from None
-        if meta.get("format") != FORMAT:
+                                    f"and the files it names: {e.filename})") from None
+        if meta.get("format") not in (1, FORMAT):
             raise ValueError(f"checkpoint {path} has format {meta.get('format')!r}; this "
-                             f"quantlab {__version__} reads format {FORMAT}")
+                             f"quantlab {__version__} reads formats 1 and {FORMAT}")
         if strategy is not None and strategies.resolve(strategy).name != meta["strategy"]:
             raise ValueError(f"checkpoint {path} is of strategy {meta['strategy']!r}, not "
                              f"{strategies.resolve(strategy).name!r}")
-        if inputs is None and meta.get("inputs") is not None:
+        given = inputs is not None      # other inputs: the next checkpoint is whole
+        if not given and meta.get("inputs") is not None:
             inputs = _load_inputs(meta["inputs"], arrays)
         dep = cls(strategies.get(meta["strategy"], **meta["params"]),
                   BacktestOptions.from_dict(meta["options"]), universe=meta["universe"],
@@ -806,6 +897,11 @@ class Deployment:
             dep._buf.push(np.datetime64(t, "ns"), {v: arrays[f"buf.{v}"][i]
                                                    for v in dep._vars})
         dep._buf.seen = meta["seen"]
+        if dep._live is not None:    # rebuilt from the buffered bars, with their indices
+            rows = dep._buf.rows()
+            for j, t in enumerate(dep._buf.times()):
+                dep._live_out = dep._live.update(dep._first + j, t,
+                                                 {v: a[j] for v, a in rows.items()})
         if "last_close" in arrays:
             dep._last_px = arrays["last_close"]
         elif dep._vars:   # an older checkpoint: the last valid close in the buffer
@@ -819,6 +915,12 @@ class Deployment:
                            for r in meta["rejections"]]
         state = {k[6:]: v for k, v in arrays.items() if k.startswith("state.")}
         dep.state = SimState.from_dict(state) if state else None
+        if meta.get("format") == FORMAT and not given:   # the next checkpoint appends
+            dep._ck = {"path": str(path.resolve()), "gen": meta["generation"],
+                       "inputs": meta.get("inputs"),
+                       "n": meta["segments"], "seen": meta["seen"],
+                       "rec": len(dep._rec["time"]), "orders": len(dep._orders),
+                       "rej": len(dep._rejections)}
         return dep
 
     # ---- sources -----------------------------------------------------------------------
@@ -828,7 +930,9 @@ class Deployment:
         through :meth:`on_bar`, in time order. ``speed``: bars per second (None: as fast
         as possible). ``every``: print a status line every that many bars (0: none).
         Each bar is checked as :meth:`on_bar` checks it (the assets and variables once).
-        ``block`` > 1 computes the signals of that many bars in one strategy call, over
+        A strategy with a per-bar signal (``strategy.live()``) is updated bar by bar
+        whatever ``block`` is. Otherwise ``block`` > 1 computes the signals of that many
+        bars in one strategy call, over
         the window from the first one's ``history_start``: the same values, by the
         strategy's declared history (tests/test_warmup.py), for a fraction of the cost;
         each bar's latency then carries its share of that call. A block with a bar the
@@ -873,7 +977,7 @@ class Deployment:
             tick = _time.monotonic()
             if cols is None and self.universe is not None and self._vars:
                 cols, times = self._panel(ds)
-            if cols and block > 1 and i not in signals:
+            if cols and block > 1 and i not in signals and self._live is None:
                 signals = self._block_signals(cols, times, i, min(i + block, len(times)))
             if cols:   # the same checks as on_bar, on rows taken once from the panel
                 t = times[i]
@@ -1103,6 +1207,71 @@ class Deployment:
         return (f"<Deployment {self.strategy!r}: {len(self.universe or [])} assets, {n} "
                 f"bars ({span}), equity {self.equity_now():,.2f}, {len(self._orders)} "
                 f"orders, {len(self._rejections)} rejections{', KILLED' if self.killed else ''}>")
+
+
+_ORDER_COLS = ("time", "asset", "reason", "size", "price", "fee")   # time, text, values
+_REJ_COLS = ("time", "asset", "reason", "wanted", "given")
+_TEXT_COLS = ("asset", "reason")
+_REC_ASSET = ("positions", "signal", "target")      # (asset,) records, stacked
+_REC_ACCOUNT = ("equity", "cash")                   # (account,) records
+
+
+def _pack(prefix: str, d: dict) -> dict:
+    """``d``'s arrays as one flat array per dtype plus their layout (a JSON string)."""
+    flat, layout = {}, []
+    for k, v in d.items():
+        v = np.asarray(v)
+        parts = flat.setdefault(v.dtype.str, [])
+        layout.append([k, v.dtype.str, list(v.shape), sum(p.size for p in parts)])
+        parts.append(v.ravel())
+    out = {f"{prefix}.{dt}": np.concatenate(p) for dt, p in flat.items()}
+    out[f"{prefix}.layout"] = np.array(json.dumps(layout))
+    return out
+
+
+def _unpack(prefix: str, arrays: dict) -> dict:
+    """The arrays :func:`_pack` packed."""
+    if f"{prefix}.layout" not in arrays:
+        return {}
+    out = {}
+    for k, dt, shape, at in json.loads(str(arrays[f"{prefix}.layout"])):
+        size = int(np.prod(shape, dtype=np.int64))
+        out[k] = arrays[f"{prefix}.{dt}"][at:at + size].reshape(shape)
+    return out
+
+
+def _read_segments(path: Path, meta: dict) -> tuple:
+    """(meta, arrays) of a segmented checkpoint in the one-file layout ``restore``
+    reads (format 1): the segments concatenated, the bars from the buffer's first on,
+    the state of the last segment."""
+    segs = [dict(np.load(path / f"seg-{meta['generation']}-{k}.npz", allow_pickle=False))
+            for k in range(meta["segments"])]
+    arrays = {f"state.{k}": v for k, v in _unpack("state", segs[-1]).items()}
+    if "last_close" in segs[-1]:
+        arrays["last_close"] = segs[-1]["last_close"]
+    arrays.update({k: v for k, v in segs[0].items() if k.startswith("inputs.")})
+
+    def cat(key, axis=0):
+        parts = [s[key] for s in segs if key in s]
+        return np.concatenate(parts, axis=axis) if parts else None
+
+    keep = cat("bars.index") >= meta["first"]
+    bars = cat("bars", axis=1)
+    meta = {**meta, "times": [str(t) for t in cat("bars.time")[keep]],
+            "record_times": [str(t) for t in cat("rec.time")]}
+    for j, v in enumerate(meta["variables"]):
+        arrays[f"buf.{v}"] = bars[j][keep]
+    for key, names in (("rec.assets", _REC_ASSET), ("rec.accounts", _REC_ACCOUNT)):
+        got = [s[key] for s in segs if s[key].size]
+        for j, k in enumerate(names):
+            arrays[f"rec.{k}"] = np.concatenate([g[j] for g in got]) if got else np.zeros(0)
+    arrays["rec.latency"] = cat("rec.latency")
+    for name, key, cols in (("orders", "orders", _ORDER_COLS), ("rejections", "rej", _REJ_COLS)):
+        time_, text, vals = (cat(f"{key}.{c}") for c in ("time", "text", "values"))
+        meta[name] = [] if time_ is None else [
+            {"time": str(time_[j]), **dict(zip(_TEXT_COLS, map(str, text[j]))),
+             **dict(zip(cols[3:], map(float, vals[j])))} for j in range(len(time_))]
+    return meta, arrays
 
 
 def _save_inputs(inputs: dict, arrays: dict) -> list:

@@ -352,7 +352,8 @@ class Strategy(abc.ABC):
         ``ql.deploy`` feeds it every bar and reads the exposure at the new bar from
         state it carries (``quantlab.strategies._live.LiveSignal``) instead of
         recomputing the trailing window. None for list-valued parameters and for
-        strategies that do not override ``_live``.
+        strategies that do not override ``_live``. Without its external inputs a
+        strategy's live signal uses its bundled defaults (as ``default_inputs``).
 
         Parameters
         ----------

@@ -15,9 +15,15 @@ The contract, checked per strategy against ``signal`` on real data:
   1e-9 relative.
 - Values must not depend on where the feed started beyond the strategy's ``warmup``:
   compute each window's statistic from that window (no running sums over the whole
-  feed), so a deployment restored from its buffered ``warmup`` bars continues with the
-  same bits as one that never stopped. (Strategies whose ``warmup`` is None keep all
-  bars and are refed all of them.)
+  feed), so a deployment restored from its buffered bars (2 x ``warmup`` + ``period``,
+  refed with their indices) continues with the same bits as one that never stopped.
+  (Strategies whose ``warmup`` is None keep all bars and are refed all of them.)
+- External inputs: ``ql.deploy(..., inputs=)`` passes those the strategy declares;
+  without them ``live()`` gets none and uses the bundled defaults itself.
+
+Helpers: :class:`Rows` (the trailing rows, no copies), :class:`Returns` (simple returns
+bridging gaps, as ``ql.data.returns``), :func:`rank_last` (``ql.rolling.rank``'s last
+row) and :func:`rolling_last` (a block kernel's last row with the whole feed's bits).
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ import abc
 
 import numpy as np
 
-__all__ = ["LiveSignal", "Rows"]
+__all__ = ["LiveSignal", "Rows", "Returns", "rank_last", "rolling_last"]
 
 
 class LiveSignal(abc.ABC):
@@ -144,3 +150,127 @@ class Rows:
             return np.empty((0, 0))
         end = self._pos + self.k
         return self._buf[end - m:end]
+
+
+class Returns:
+    """Simple returns bar by bar, as ``ql.data.returns`` over the whole feed:
+    r_t = p_t / p_last - 1, p_last the last valid price before t (a gap is bridged by the
+    first bar after it); NaN where p_t is NaN or no earlier price exists. ``last`` is the
+    forward-filled price (pandas ``ffill``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = Returns()
+    >>> r.push(np.array([100.0, np.nan]))
+    array([nan, nan])
+    >>> _ = r.push(np.array([np.nan, 5.0])); r.push(np.array([110.0, 6.0]))
+    array([0.1, 0.2])
+    >>> r.last
+    array([110.,   6.])
+    """
+
+    def __init__(self):
+        self.last = None
+
+    def push(self, price: np.ndarray) -> np.ndarray:
+        """The returns at a new bar; updates ``last``.
+
+        Parameters
+        ----------
+        price : numpy.ndarray
+            The bar's prices (asset,); NaN: no bar.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 (asset,).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Returns().push(np.array([1.0]))
+        array([nan])
+        """
+        price = np.asarray(price, dtype=np.float64)
+        if self.last is None:
+            self.last = np.full(price.shape, np.nan)
+        r = price / self.last - 1.0
+        self.last = np.where(np.isnan(price), self.last, price)
+        return r
+
+
+def rank_last(window: np.ndarray, minp: int = 1) -> np.ndarray:
+    """Percentile rank of the window's last row among its finite values, per column:
+    ``ql.rolling.rank``'s value at the window's last row (pandas ``rolling.rank(pct=True,
+    method="average")``): (less + (equal + 1) / 2) / n, n the finite values; NaN where the
+    last value is not finite or n < ``minp``.
+
+    Parameters
+    ----------
+    window : numpy.ndarray
+        (rows, asset), oldest first (e.g. :meth:`Rows.push`'s window).
+    minp : int, default 1
+        Finite values needed.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (asset,) in (0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rank_last(np.array([[1.0, 3.0], [2.0, np.nan], [2.0, 1.0]]))
+    array([0.83333333, 0.5       ])
+    >>> rank_last(np.array([[1.0], [np.nan], [2.0]]), minp=3)
+    array([nan])
+    """
+    x = window[-1]
+    finite = np.isfinite(window)
+    n = finite.sum(axis=0)
+    less = ((window < x) & (window != -np.inf)).sum(axis=0)
+    equal = (window == x).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pct = (less + (equal + 1) * 0.5) / n
+    return np.where(np.isfinite(x) & (n >= max(minp, 1)), pct, np.nan)
+
+
+def rolling_last(fn, rows: Rows, i: int, window: int) -> np.ndarray:
+    """``fn(x, window)[-1]`` (a ``ql.rolling`` function on NumPy rows) at bar ``i``, with
+    the bits of ``fn`` over the whole feed.
+
+    The block kernels (sum, mean, var, std, min, max) cut the rows into blocks of
+    ``window`` from the first row and read, for row i, its block and the one before: so
+    ``rows`` (kept with ``Rows(2 * window)``) from that block's start on give the same
+    value, and ties between windows rank as in ``signal``. A feed that started later
+    than that block uses the rows it has.
+
+    Parameters
+    ----------
+    fn : callable
+        E.g. ``ql.rolling.std``.
+    rows : Rows
+        The last rows fed, ``k >= 2 * window``; the last one is bar ``i``.
+    i : int
+        The bar's index from the first bar of the feed.
+    window : int
+        The window of ``fn``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (asset,).
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> x = np.random.default_rng(0).normal(size=(50, 3))
+    >>> r = Rows(2 * 5)
+    >>> got = [rolling_last(ql.rolling.std, r, i, 5) for i in range(50) if r.push(x[i]) is not None]
+    >>> bool((np.array(got) == ql.rolling.std(x, 5))[4:].all())
+    True
+    """
+    w = rows.window()
+    first = max(0, (i // window - 1) * window)
+    return fn(w[-min(len(w), i - first + 1):], window)[-1]

@@ -9,6 +9,7 @@ from quantlab import _validate, rolling
 from quantlab.data import as_of, load, returns
 from quantlab.errors import DataError
 from quantlab.strategies import Strategy, register
+from quantlab.strategies._live import LiveSignal, Returns, Rows, rank_last, rolling_last
 
 __all__ = ["CrossSectionalMomentum", "FactorMomentum", "LiquidityTiming", "SPC", "VolatilityRegime"]
 
@@ -20,6 +21,177 @@ def _on_rebalance_days(sig: xr.DataArray, every: int) -> xr.DataArray:
     between, so positions change at most once per period."""
     keep = (np.arange(sig.sizes["time"]) % every) == 0
     return sig.where(xr.DataArray(keep, dims="time", coords={"time": sig.time}))
+
+
+# ---- per-bar signals for deployments (issue #27; the protocol: strategies/_live.py).
+# Each equals the last row of its strategy's `signal` over the bars fed so far (checked
+# row by row in tests/test_live_signal.py); each window statistic is computed from its
+# own window (NumPy over a Rows view), so a feed restarted `warmup` bars back continues
+# with the same bits.
+
+def _full(n: int) -> np.ndarray:
+    return np.full(n, np.nan)
+
+
+def _cross_rank(x: np.ndarray) -> np.ndarray:
+    """pandas ``rank(axis=1, pct=True)`` of one row: average ranks of the finite values
+    over their count; NaN stays NaN."""
+    out = np.full(x.shape, np.nan)
+    ok = ~np.isnan(x)
+    if ok.any():
+        v, inv, cnt = np.unique(x[ok], return_inverse=True, return_counts=True)
+        below = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+        out[ok] = (below + (cnt + 1) / 2)[inv] / ok.sum()
+    return out
+
+
+class _MomentumLive(LiveSignal):
+    """cross_sectional_momentum: p[t-skip] / p[t-lookback] - 1 of the forward-filled
+    closes, ranked across assets on rebalance bars (i % hold == 0), NaN between."""
+
+    def __init__(self, lookback, skip, quantile, hold):
+        self.skip, self.q, self.hold = skip, quantile, hold
+        self.ret, self.closes = Returns(), Rows(lookback + 1)
+
+    def update(self, i, time, rows):
+        self.ret.push(rows["close"])
+        w = self.closes.push(self.ret.last)
+        if i % self.hold or len(w) < self.closes.k:
+            return _full(w.shape[1])
+        score = w[-1 - self.skip] / w[0] - 1
+        rank = _cross_rank(score)
+        sig = np.where(rank > 1 - self.q, 1.0, np.where(rank <= self.q, -1.0, 0.0))
+        return np.where(np.isnan(score), np.nan, sig)
+
+
+class _PercentileLive(LiveSignal):
+    """volatility_regime and liquidity_timing: a ``window``-bar statistic per bar, its
+    percentile rank over the last ``lookback`` of them (min_periods ``window``)."""
+
+    def __init__(self, window, lookback, threshold):
+        self.window, self.threshold = window, threshold
+        self.ret, self.x, self.stat = Returns(), Rows(2 * window), Rows(lookback)
+
+    def update(self, i, time, rows):
+        self.x.push(self._value(self.ret.push(rows["close"]), rows))
+        # the kernel's bits (rolling_last): windows equal in exact arithmetic tie as in
+        # `signal`, so a percentile at the threshold decides the same way
+        stat = rolling_last(self._stat, self.x, i, self.window)
+        return self._signal(stat, rank_last(self.stat.push(stat), self.window))
+
+
+class _VolRegimeLive(_PercentileLive):
+    def __init__(self, window, lookback, threshold, target_vol):
+        super().__init__(window, lookback, threshold)
+        self.target_vol = target_vol
+
+    def _value(self, r, rows):
+        return r
+
+    @staticmethod
+    def _stat(x, window):
+        return rolling.std(x, window) * ANNUAL
+
+    def _signal(self, vol, pct):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            expo = np.minimum(self.target_vol / vol, 1.0)
+        out = np.where(pct > self.threshold, 0.0, expo)
+        return np.where(np.isnan(vol) | np.isnan(pct), np.nan, out)
+
+
+class _LiquidityLive(_PercentileLive):
+    def _value(self, r, rows):
+        dollar = rows["close"] * rows["volume"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.abs(r) / np.where(dollar > 0, dollar, np.nan)
+
+    _stat = staticmethod(rolling.mean)
+
+    def _signal(self, illiq, pct):
+        return np.where(np.isnan(pct), np.nan, np.where(pct > self.threshold, 0.0, 1.0))
+
+
+class _Ewm:
+    """``ql.rolling.ewm_mean`` (pandas ``ewm(span, adjust=True)``, ``ignore_na=False``)
+    one bar at a time: the kernel's recursion, vectorised over assets."""
+
+    def __init__(self, span, minp):
+        self.f, self.minp = 1.0 - 2.0 / (span + 1.0), max(minp, 1)
+        self.mean = self.wt = self.nobs = None
+
+    def push(self, x):
+        if self.mean is None:
+            self.mean, self.wt = np.full(x.shape, np.nan), np.ones(x.shape)
+            self.nobs = np.zeros(x.shape, dtype=np.intp)
+        valid = np.isfinite(x)
+        self.nobs += valid
+        has = ~np.isnan(self.mean)
+        self.wt = np.where(has, self.wt * self.f, self.wt)
+        upd = has & valid
+        with np.errstate(invalid="ignore"):
+            new = (self.wt * self.mean + x) / (self.wt + 1.0)
+        self.mean = np.where(upd & (self.mean != x), new, self.mean)
+        self.wt = np.where(upd, self.wt + 1.0, self.wt)
+        first = ~has & valid
+        self.mean = np.where(first, x, self.mean)
+        self.wt = np.where(first, 1.0, self.wt)
+        return np.where(self.nobs >= self.minp, self.mean, np.nan)
+
+
+class _FactorLive(LiveSignal):
+    """factor_momentum: exposure = f(betas, directions) as of the bar, and both change
+    only when a month's values become usable (month end + ``release_lag`` days,
+    ``ql.data.as_of``); the betas of a month use completed months only. So the signal is
+    recomputed over every bar fed (warmup None) on the first bar past such a date and
+    kept between: one full call a month, a row copy on the other bars."""
+
+    def __init__(self, strategy, release_lag, factors):
+        self.s, self.lag, self.factors = strategy, np.timedelta64(release_lag, "D"), factors
+        self.times, self.closes, self.key, self.out = [], [], None, None
+
+    def update(self, i, time, rows):
+        t = np.datetime64(time, "ns")
+        self.times.append(t)
+        self.closes.append(np.array(rows["close"], dtype=np.float64))
+        # the month after the last one usable at t: its end + lag <= t
+        key = ((t - self.lag).astype("datetime64[D]") + 1).astype("datetime64[M]")
+        if key != self.key:
+            self.key = key
+            close = np.array(self.closes)
+            ds = xr.Dataset({"close": (("time", "asset"), close)},
+                            coords={"time": pd.DatetimeIndex(self.times),
+                                    "asset": [str(a) for a in range(close.shape[1])]})
+            inputs = self.s.default_inputs(ds) if self.factors is None else \
+                {"factors": self.factors}
+            self.out = self.s.signal(ds, **inputs).values[-1]
+        return self.out.copy()
+
+
+class _SPCLive(LiveSignal):
+    """spc: the EWMA standardisation and the CUSUM recursion carried bar to bar (warmup
+    None: the deployment keeps and refeeds every bar)."""
+
+    def __init__(self, span, k, h):
+        self.k, self.h = k, h
+        self.ret, self.m1, self.m2 = Returns(), _Ewm(span, span), _Ewm(span, span)
+        self.mu = self.sd = self.up = self.dn = self.started = None
+
+    def update(self, i, time, rows):
+        r = self.ret.push(rows["close"])
+        if self.mu is None:
+            self.mu, self.sd = _full(r.shape[0]), _full(r.shape[0])
+            self.up, self.dn = np.zeros(r.shape[0]), np.zeros(r.shape[0])
+            self.started = np.zeros(r.shape[0], dtype=bool)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = (r - self.mu) / np.where(self.sd > 0, self.sd, np.nan)
+            mu, m2 = self.m1.push(r), self.m2.push(r ** 2)
+            self.mu, self.sd = mu, np.sqrt(np.clip(m2 - mu ** 2, 0, None))
+        ok = ~np.isnan(z)
+        self.up = np.where(ok, np.maximum(0.0, self.up + np.nan_to_num(z) - self.k), self.up)
+        self.dn = np.where(ok, np.maximum(0.0, self.dn - np.nan_to_num(z) - self.k), self.dn)
+        self.started |= ok
+        sig = (self.up > self.h).astype(float) - (self.dn > self.h).astype(float)
+        return np.where(self.started, sig, np.nan)
 
 
 @register
@@ -73,6 +245,9 @@ class CrossSectionalMomentum(Strategy):
 
     def _period(self, hold, **_):
         return hold                    # rebalance days counted from the first bar
+
+    def _live(self, lookback, skip, quantile, hold):
+        return _MomentumLive(lookback, skip, quantile, hold)
 
     def _parts(self, ds, lookback, skip):
         close = ds["close"].ffill("time")
@@ -138,6 +313,9 @@ class VolatilityRegime(Strategy):
     def _warmup(self, window, lookback, **_):
         return window + lookback       # window-bar vols (window + 1 closes), ranked over lookback
 
+    def _live(self, window, lookback, threshold, target_vol):
+        return _VolRegimeLive(window, lookback, threshold, target_vol)
+
     def _parts(self, ds, window, lookback):
         vol = rolling.std(returns(ds["close"]), window) * ANNUAL
         pct = rolling.rank(vol, lookback, min_periods=window)
@@ -197,6 +375,9 @@ class LiquidityTiming(Strategy):
     def _warmup(self, window, lookback, **_):
         return window + lookback       # window-bar illiquidity ranked over lookback
 
+    def _live(self, window, lookback, threshold):
+        return _LiquidityLive(window, lookback, threshold)
+
     def _parts(self, ds, window, lookback):
         dollar = ds["close"] * ds["volume"]
         illiq = rolling.mean(abs(returns(ds["close"])) / dollar.where(dollar > 0), window)
@@ -245,6 +426,9 @@ class SPC(Strategy):
     param_space = {"span": (20, 252), "k": (0.0, 1.5), "h": (2.0, 8.0)}
     limits = {"span": (2, None, "an EWMA std needs span >= 2"),
               "k": (0.0, None, "the CUSUM allowance"), "h": (0.0, None, "the CUSUM limit")}
+
+    def _live(self, span, k, h):
+        return _SPCLive(span, k, h)
 
     def _parts(self, ds, span, k, h):
         r = returns(ds["close"])
@@ -359,6 +543,10 @@ class FactorMomentum(Strategy):
                 raise DataError(f"{self.name}: factors[{v!r}] must be on ('time',) only, "
                                 f"got {f[v].dims}")
             _validate.real_array(f"{self.name} factors[{v!r}]", f[v].dtype)
+
+    def _live(self, lookback, beta_window, release_lag, factors=None):
+        # factors None: the bundled defaults (a deployment given no inputs)
+        return _FactorLive(self, release_lag, factors)
 
     def _parts(self, ds, lookback, beta_window, release_lag, factors):
         names = [v for v in ("mkt_rf", "smb", "hml") if v in factors]
