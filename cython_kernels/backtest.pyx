@@ -1362,6 +1362,13 @@ cdef _Sim _bind(SimState state, Py_ssize_t m, Py_ssize_t n_groups):
     return s
 
 
+cdef inline bint _may_cut(_Sim s, Py_ssize_t g):
+    """A later bar may still cut the fee of account g's drain order: it is drained and
+    open, or closed (bust) with cash < 0 and fee left to cut (the cut comes on a later
+    bar, see drain_phase)."""
+    return s.drained[g] and (not s.bust[g] or (s.cash[g] < 0 and s.drain_fee[g] > 0))
+
+
 cdef _finish(_Sim s, SimState state, Py_ssize_t n, bint metrics_only, equity_np, cash_np,
              pos_np, halted_np, interest_np):
     """Close the call: advance the state's bar (and carry the last target rows), hand
@@ -1395,10 +1402,10 @@ cdef _finish(_Sim s, SimState state, Py_ssize_t n, bint metrics_only, equity_np,
         ofee[k] = s.orders.buf[k].fee
         oreason[k] = <signed char>s.orders.buf[k].reason
     for g in range(s.n_groups):   # a later call may still cut this drain's fee
-        if s.drained[g] and not s.bust[g] and s.drain_rec[g] >= s.base:
+        if _may_cut(s, g) and s.drain_rec[g] >= s.base:
             state._drain_ref[g] = (ofee_np, s.drain_rec[g] - s.base)
-    for g in list(state._drain_ref):   # closed: no cut can come any more
-        if s.bust[g]:
+    for g in list(state._drain_ref):   # no cut can come any more
+        if not _may_cut(s, g):
             del state._drain_ref[g]
     state.n_orders += s.orders.n
     return (equity_np, cash_np, pos_np, (ot_np, oc_np, osz_np, opx_np, ofee_np, oreason_np),

@@ -257,3 +257,37 @@ def test_enum_names_are_exported_once():
     except ImportError:
         import quantlab.backtest as bt
     assert tuple(bt.REASONS) == _k.REASONS and tuple(bt.SIZE_TYPES) == _k.SIZE_TYPES
+
+
+def test_fee_cut_of_an_account_closed_with_negative_cash_reaches_an_earlier_calls_record():
+    # an account drained by a forced order's fee and closed (equity <= 0) with cash < 0
+    # has that fee cut on a later bar; bar by bar, the record went out with an earlier
+    # call and the state must keep its reference while the account is closed (it kept it
+    # only while the account was open: the fee stayed 1636.48 too high)
+    import pandas as pd
+    import xarray as xr
+
+    import quantlab as ql
+    from quantlab.backtesting import dispatch
+    from quantlab.backtesting.options import BacktestOptions
+
+    rng = np.random.default_rng(18)
+    n, m, p = 48, 3, 2
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, (n, m)), 0))
+    c = np.where(rng.random((n, m)) < 0.3, np.nan, c)
+    ds = xr.Dataset({"close": (("time", "asset"), c)},
+                    coords={"time": pd.bdate_range("2024-01-01", periods=n),
+                            "asset": [f"A{i}" for i in range(m)]})
+    sig = xr.DataArray(rng.choice([-0.6, 0.0, 0.4, 0.9, np.nan], size=(n, m, p)),
+                       dims=("time", "asset", "p"),
+                       coords={**ds["close"].coords, "p": np.arange(p)})
+    kw = dict(fees=0.3, slippage=0.2, dd_limit=0.02, dd_cooldown=1, max_leverage=3.0,
+              rebalance="daily", group=True)
+    ref = ql.backtest(ds, sig, **kw).orders
+    state, fees = _k.SimState(m * p, p, 100_000.0), []
+    for r in range(n):
+        run = dispatch.simulate(ds.isel(time=slice(r, r + 1)), sig.isel(time=slice(r, r + 1)),
+                                None, None, BacktestOptions(**kw), state=state)
+        fees.append(run.out[3][4])
+    assert (ref["reason"] == "drawdown").any()
+    np.testing.assert_array_equal(np.concatenate(fees), ref["fee"].to_numpy())
