@@ -471,6 +471,9 @@ class FactorMomentum(Strategy):
     factors over ``beta_window`` months. Factors arrive monthly and are used only from
     month end + ``release_lag`` days (``ql.data.as_of``).
 
+    Computed in memory: the monthly factor regressions run in pandas on the whole close
+    panel, so a dask-backed panel is loaded.
+
     Parameters
     ----------
     lookback : int, default 12

@@ -370,6 +370,9 @@ class ComplexSystems(Strategy):
     not yet listed or without data is NaN and does not blank the others. Long-only; with
     ``group=True`` the weights form one portfolio.
 
+    Computed in memory: each bar's eigen-decomposition needs the whole cross-section
+    of correlations, so a dask-backed panel is loaded.
+
     Parameters
     ----------
     window : int, default 63
@@ -565,6 +568,9 @@ class Quantum(Strategy):
     it has visited (a thin barrier) rather than into a range it has not visited in the
     window (a wall to the grid's end); more recent volatility, more energy, thinner
     barriers.
+
+    Computed in memory: the tunnelling probabilities are solved window by window in
+    NumPy over the whole close panel, so a dask-backed panel is loaded.
 
     Parameters
     ----------
