@@ -438,13 +438,13 @@ cdef inline VarState _var_step(double v, double kb, double b1, double b2, double
 
 
 cdef inline (double, double, double, double) _tail_var(
-        double v, double ka, double s1, double s2, double nn) noexcept nogil:
-    """v joins a tail walked backwards (shift ka: the head's first row if finite, else
-    the first finite value met, the last finite value of the block; sums s1, s2; count
-    nn)."""
+        double v, double ka, double z, double s1, double s2, double nn) noexcept nogil:
+    """v joins a tail walked backwards (shift ka: row b0's value if finite, z = -1, else
+    the first finite value met, z = 0: the last finite value of the block; sums s1, s2;
+    count nn). z is read-only: a flag updated here stopped gcc vectorising the loop."""
     cdef bint ok = _ok(v)
     cdef double d
-    ka = v if (ok & (not _ok(ka))) else ka
+    ka = v if (ok & (nn == z)) else ka
     d = (v - ka) if ok else 0.0
     return ka, s1 + d, s2 + d * d, nn + (1.0 if ok else 0.0)
 
@@ -481,41 +481,42 @@ cdef inline double _var_out(double var, double z, Stat tag) noexcept nogil:
 
 
 cdef inline void _var_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w, Py_ssize_t c0,
-                            Py_ssize_t c1,                            double* KA, double* B1, double* B2, double* BN,
-                            double[:, ::1] T1, double[:, ::1] T2,
+                            Py_ssize_t c1, double* KA, double* H, double* B1, double* B2,
+                            double* BN, double[:, ::1] T1, double[:, ::1] T2,
                             double[:, ::1] TN) noexcept nogil:
     """Tail sums of the block before b0 in columns [c0, c1), backwards, about row b0's
-    value if finite, else the tail's last finite value (KA): row k of T1, T2, TN holds
-    rows [b0 - w + k, b0)."""
+    value if finite, else the tail's last finite value (KA; H: -1 if row b0's value is finite, else 0): row k of T1, T2, TN
+    holds rows [b0 - w + k, b0)."""
     cdef Py_ssize_t k = w - 1, a
     cdef const real* x0
     cdef const real* x1
     cdef const real* x2
     cdef const real* x3
-    cdef double ka, s1, s2, nn
+    cdef double ka, z, s1, s2, nn
     cdef const real* xb = &x[b0, 0]
     for a in range(c0, c1):
-        KA[a], B1[a], B2[a], BN[a] = xb[a], 0.0, 0.0, 0.0
+        KA[a], H[a] = xb[a], (-1.0 if _ok(xb[a]) else 0.0)
+        B1[a], B2[a], BN[a] = 0.0, 0.0, 0.0
     while k >= 0:
         if k >= 3:   # four rows per pass over the state (unroll and jam)
             x0, x1, x2, x3 = (&x[b0 - w + k, 0], &x[b0 - w + k - 1, 0],
                               &x[b0 - w + k - 2, 0], &x[b0 - w + k - 3, 0])
             for a in range(c0, c1):
-                ka, s1, s2, nn = KA[a], B1[a], B2[a], BN[a]
-                ka, s1, s2, nn = _tail_var(x0[a], ka, s1, s2, nn)
+                ka, z, s1, s2, nn = KA[a], H[a], B1[a], B2[a], BN[a]
+                ka, s1, s2, nn = _tail_var(x0[a], ka, z, s1, s2, nn)
                 T1[k, a], T2[k, a], TN[k, a] = s1, s2, nn
-                ka, s1, s2, nn = _tail_var(x1[a], ka, s1, s2, nn)
+                ka, s1, s2, nn = _tail_var(x1[a], ka, z, s1, s2, nn)
                 T1[k - 1, a], T2[k - 1, a], TN[k - 1, a] = s1, s2, nn
-                ka, s1, s2, nn = _tail_var(x2[a], ka, s1, s2, nn)
+                ka, s1, s2, nn = _tail_var(x2[a], ka, z, s1, s2, nn)
                 T1[k - 2, a], T2[k - 2, a], TN[k - 2, a] = s1, s2, nn
-                ka, s1, s2, nn = _tail_var(x3[a], ka, s1, s2, nn)
+                ka, s1, s2, nn = _tail_var(x3[a], ka, z, s1, s2, nn)
                 T1[k - 3, a], T2[k - 3, a], TN[k - 3, a] = s1, s2, nn
                 KA[a], B1[a], B2[a], BN[a] = ka, s1, s2, nn
             k -= 4
         else:
             x0 = &x[b0 - w + k, 0]
             for a in range(c0, c1):
-                KA[a], B1[a], B2[a], BN[a] = _tail_var(x0[a], KA[a], B1[a], B2[a], BN[a])
+                KA[a], B1[a], B2[a], BN[a] = _tail_var(x0[a], KA[a], H[a], B1[a], B2[a], BN[a])
                 T1[k, a], T2[k, a], TN[k, a] = B1[a], B2[a], BN[a]
             k -= 1
 
@@ -704,7 +705,7 @@ cdef inline void _var_part(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
         _fin_heads(x, out, b0, end, w, c0, c1, B1, B2, T1, T2, dd, tag)
         return
     if b0 > 0:
-        _var_tails(x, b0, w, c0, c1, KA, B1, B2, BN, T1, T2, TN)
+        _var_tails(x, b0, w, c0, c1, KA, KB, B1, B2, BN, T1, T2, TN)   # KB: the tail's flag
     _var_heads(x, out, b0, end, c0, c1, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp, tag)
 
 
