@@ -112,31 +112,104 @@ cdef inline HeadSum _head_sum(double v, double s, double c, double nn, double ts
                       if ((tot >= dminp) & (tot > nmin)) else NAN)
 
 
-cdef inline void _zero(double* v, Py_ssize_t m) noexcept nogil:
-    cdef Py_ssize_t a
+# ---- The finite path (issue #32)
+# Where a block and the one before it hold no NaN or ±inf in a group of columns (the
+# usual case after the first block), every window holds `w` values: the sum / variance
+# kernels then skip the per-value count, missing-value selects and count buffer (and,
+# for the variance, the shift selects: both parts share the shift x[b0], a value of
+# every window ending in the block). They do the same operations in the same order as
+# the general path on such data, hence the same bits: whichever path a group takes
+# (a NaN elsewhere in the panel, another column split, thread or build), its values do
+# not change.
+
+cdef enum:
+    _GROUP = 64   # columns per choice of path; blocks of rows are the window
+
+
+cdef inline void _scan(const real[:, :] x, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t m,
+                       double* acc) noexcept nogil:
+    """acc[a] = 0 if rows [r0, r1) of column a are finite (else NaN: inf - inf is NaN).
+    Whole rows, in order: the prefetcher streams them (by groups of columns it did not)."""
+    cdef Py_ssize_t r, a
+    cdef const real* xr
     for a in range(m):
-        v[a] = 0.0
+        acc[a] = 0.0
+    for r in range(r0, r1):
+        xr = &x[r, 0]
+        for a in range(m):
+            acc[a] += xr[a] - xr[a]
 
 
-cdef inline void _sum_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w, Py_ssize_t m,
-                            double* S, double* C, double* N, double[:, ::1] tail_s,
+cdef inline void _groups(const double* acc, Py_ssize_t m, unsigned char* ok) noexcept nogil:
+    """ok[g] = 1 if acc is 0 over the columns of group g (see _scan), else 0."""
+    cdef Py_ssize_t g, a
+    for g in range((m + _GROUP - 1) // _GROUP):
+        ok[g] = 1
+        for a in range(g * _GROUP, (g + 1) * _GROUP if (g + 1) * _GROUP < m else m):
+            ok[g] = ok[g] & (acc[a] == 0.0)
+
+
+cdef inline void _plan(const real[:, :] x, Py_ssize_t b0, Py_ssize_t end, Py_ssize_t w,
+                       Py_ssize_t m, bint first, bint full, double* acc, unsigned char* fin,
+                       unsigned char* path) noexcept nogil:
+    """path[g] = 1 where group g takes the finite path over rows [b0, end): b0 > 0, its
+    rows there and in the previous block are finite (fin[g], updated here) and ``full``
+    (a window of w values is not NaN). ``first``: fin is not set yet."""
+    cdef Py_ssize_t g
+    if first and b0 > 0:
+        _scan(x, b0 - w, b0, m, acc)
+        _groups(acc, m, fin)
+    _scan(x, b0, end, m, acc)
+    _groups(acc, m, path)
+    for g in range((m + _GROUP - 1) // _GROUP):
+        fin[g], path[g] = path[g], path[g] & fin[g] & full & (b0 > 0)
+
+
+cdef inline Py_ssize_t _run(const unsigned char* path, Py_ssize_t g,
+                            Py_ssize_t ng) noexcept nogil:
+    """The end of the run of groups from g on the same path."""
+    cdef Py_ssize_t h = g + 1
+    while h < ng and path[h] == path[g]:
+        h += 1
+    return h
+
+
+def _finite_plan(const real[:, :] x, Py_ssize_t window):
+    """The path roll_sum / roll_var take (1: finite, 0: general), by block of ``window``
+    rows (first axis) and group of _GROUP columns, for a window of ``window`` values not
+    NaN (tests and benchmarks: which data the finite path covers)."""
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], w = window if window < n else n, b0
+    cdef Py_ssize_t ng = (m + _GROUP - 1) // _GROUP
+    plan = np.zeros(((n + w - 1) // w if n else 0, ng), np.uint8)
+    cdef unsigned char[:, ::1] p = plan
+    cdef unsigned char[::1] fin = np.zeros(ng, np.uint8)
+    cdef double[::1] acc = np.zeros(m)
+    if m == 0:
+        return plan
+    for b0 in range(0, n, w):
+        _plan(x, b0, b0 + w if b0 + w < n else n, w, m, b0 == 0, True, &acc[0], &fin[0],
+              &p[b0 // w, 0])
+    return plan
+
+
+cdef inline void _sum_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w, Py_ssize_t c0,
+                            Py_ssize_t m, double* S, double* C, double* N, double[:, ::1] tail_s,
                             double[:, ::1] tail_n) noexcept nogil:
-    """Tail sums of the block before b0, walked backwards: row k of tail_s, tail_n holds
-    the compensated sum and count of rows [b0 - w + k, b0)."""
+    """Tail sums of the block before b0, walked backwards, in columns [c0, m): row k of
+    tail_s, tail_n holds the compensated sum and count of rows [b0 - w + k, b0)."""
     cdef Py_ssize_t k = w - 1, a
     cdef const real* x0
     cdef const real* x1
     cdef const real* x2
     cdef const real* x3
     cdef double s, c, nn
-    _zero(S, m)
-    _zero(C, m)
-    _zero(N, m)
+    for a in range(c0, m):
+        S[a], C[a], N[a] = 0.0, 0.0, 0.0
     while k >= 0:
         if k >= 3:   # four rows per pass over the state (unroll and jam)
             x0, x1, x2, x3 = (&x[b0 - w + k, 0], &x[b0 - w + k - 1, 0],
                               &x[b0 - w + k - 2, 0], &x[b0 - w + k - 3, 0])
-            for a in range(m):
+            for a in range(c0, m):
                 s, c, nn = S[a], C[a], N[a]
                 s, c, nn, tail_s[k, a], tail_n[k, a] = _tail_sum(x0[a], s, c, nn)
                 s, c, nn, tail_s[k - 1, a], tail_n[k - 1, a] = _tail_sum(x1[a], s, c, nn)
@@ -146,17 +219,17 @@ cdef inline void _sum_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w, Py_
             k -= 4
         else:
             x0 = &x[b0 - w + k, 0]
-            for a in range(m):
+            for a in range(c0, m):
                 S[a], C[a], N[a], tail_s[k, a], tail_n[k, a] = _tail_sum(
                         x0[a], S[a], C[a], N[a])
             k -= 1
 
 
 cdef inline void _sum_heads(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
-                            Py_ssize_t end, Py_ssize_t m, double* S, double* C, double* N,
+                            Py_ssize_t end, Py_ssize_t c0, Py_ssize_t m, double* S, double* C, double* N,
                             double[:, ::1] tail_s, double[:, ::1] tail_n, bint mean,
                             double dminp, double nmin) noexcept nogil:
-    """Rows b0 <= t < end of the block starting at b0: the head sum grows forwards and
+    """Rows b0 <= t < end, columns [c0, m): the head sum grows forwards and
     the window ending at t adds tail row t + 1 - b0 (row w: the empty tail)."""
     cdef Py_ssize_t t = b0, j, a
     cdef const real* x0
@@ -168,15 +241,14 @@ cdef inline void _sum_heads(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
     cdef real* o2
     cdef real* o3
     cdef double s, c, nn
-    _zero(S, m)
-    _zero(C, m)
-    _zero(N, m)
+    for a in range(c0, m):
+        S[a], C[a], N[a] = 0.0, 0.0, 0.0
     while t < end:
         j = t + 1 - b0
         if t + 4 <= end:
             x0, x1, x2, x3 = &x[t, 0], &x[t + 1, 0], &x[t + 2, 0], &x[t + 3, 0]
             o0, o1, o2, o3 = &out[t, 0], &out[t + 1, 0], &out[t + 2, 0], &out[t + 3, 0]
-            for a in range(m):
+            for a in range(c0, m):
                 s, c, nn = S[a], C[a], N[a]
                 s, c, nn, o0[a] = _head_sum(
                         x0[a], s, c, nn, tail_s[j, a], tail_n[j, a], mean, dminp, nmin)
@@ -189,9 +261,88 @@ cdef inline void _sum_heads(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
             t += 4
         else:
             x0, o0 = &x[t, 0], &out[t, 0]
-            for a in range(m):
+            for a in range(c0, m):
                 S[a], C[a], N[a], o0[a] = _head_sum(
                         x0[a], S[a], C[a], N[a], tail_s[j, a], tail_n[j, a], mean, dminp, nmin)
+            t += 1
+
+
+cdef inline void _fin_sum_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w,
+                                Py_ssize_t c0, Py_ssize_t c1, double* S, double* C,
+                                double[:, ::1] tail_s) noexcept nogil:
+    """_sum_tails on finite data (no counts)."""
+    cdef Py_ssize_t k = w - 1, a
+    cdef const real* x0
+    cdef const real* x1
+    cdef const real* x2
+    cdef const real* x3
+    cdef double s, c
+    for a in range(c0, c1):
+        S[a], C[a] = 0.0, 0.0
+    while k >= 0:
+        if k >= 3:   # four rows per pass over the state (unroll and jam)
+            x0, x1, x2, x3 = (&x[b0 - w + k, 0], &x[b0 - w + k - 1, 0],
+                              &x[b0 - w + k - 2, 0], &x[b0 - w + k - 3, 0])
+            for a in range(c0, c1):
+                s, c = _add(S[a], C[a], x0[a])
+                tail_s[k, a] = s + c
+                s, c = _add(s, c, x1[a])
+                tail_s[k - 1, a] = s + c
+                s, c = _add(s, c, x2[a])
+                tail_s[k - 2, a] = s + c
+                s, c = _add(s, c, x3[a])
+                tail_s[k - 3, a] = s + c
+                S[a], C[a] = s, c
+            k -= 4
+        else:
+            x0 = &x[b0 - w + k, 0]
+            for a in range(c0, c1):
+                s, c = _add(S[a], C[a], x0[a])
+                tail_s[k, a] = s + c
+                S[a], C[a] = s, c
+            k -= 1
+
+
+cdef inline (double, double, double) _fin_head_sum(double v, double s, double c,
+                                                   double ts, double div) noexcept nogil:
+    """_head_sum on finite data: the new head sum and the window's sum / div."""
+    cdef double s2, c2
+    s, c = _add(s, c, v)
+    s2, c2 = _add(s, c, ts)
+    return s, c, (s2 + c2) / div
+
+
+cdef inline void _fin_sum_heads(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
+                                Py_ssize_t end, Py_ssize_t c0, Py_ssize_t c1, double* S,
+                                double* C, double[:, ::1] tail_s, double div) noexcept nogil:
+    """_sum_heads on finite data after the first block: sum / div (1, or w for a mean)."""
+    cdef Py_ssize_t t = b0, j, a
+    cdef const real* x0
+    cdef const real* x1
+    cdef const real* x2
+    cdef const real* x3
+    cdef real* o0
+    cdef real* o1
+    cdef real* o2
+    cdef real* o3
+    cdef double s, c
+    for a in range(c0, c1):
+        S[a], C[a] = 0.0, 0.0
+    while t < end:
+        j = t + 1 - b0
+        if t + 4 <= end:   # four rows per pass over the state
+            x0, x1, x2, x3 = &x[t, 0], &x[t + 1, 0], &x[t + 2, 0], &x[t + 3, 0]
+            o0, o1, o2, o3 = &out[t, 0], &out[t + 1, 0], &out[t + 2, 0], &out[t + 3, 0]
+            for a in range(c0, c1):
+                s, c, o0[a] = _fin_head_sum(x0[a], S[a], C[a], tail_s[j, a], div)
+                s, c, o1[a] = _fin_head_sum(x1[a], s, c, tail_s[j + 1, a], div)
+                s, c, o2[a] = _fin_head_sum(x2[a], s, c, tail_s[j + 2, a], div)
+                S[a], C[a], o3[a] = _fin_head_sum(x3[a], s, c, tail_s[j + 3, a], div)
+            t += 4
+        else:
+            x0, o0 = &x[t, 0], &out[t, 0]
+            for a in range(c0, c1):
+                S[a], C[a], o0[a] = _fin_head_sum(x0[a], S[a], C[a], tail_s[j, a], div)
             t += 1
 
 
@@ -218,25 +369,43 @@ def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean, 
     cdef double* N = &state[2, 0]       # its count of finite values
     cdef double dminp = minp
     cdef double nmin = 0.0 if mean else -1.0   # a mean needs one observation
+    cdef Py_ssize_t ng = (m + _GROUP - 1) // _GROUP, g, h, c0, c1, end
+    cdef unsigned char[::1] fin = np.zeros(ng, np.uint8), path = np.zeros(ng, np.uint8)
+    cdef double[::1] acc = np.zeros(m)
+    cdef bint full = (w >= dminp) & (w > nmin)  # a window of w values is not NaN
     b0, stop = _rows(start, stop, n, w)
     with nogil:
         while b0 < stop:
-            if b0 > 0:   # the first block's tail rows are all zeros
-                _sum_tails(x, b0, w, m, S, C, N, tail_s, tail_n)
-            _sum_heads(x, res, b0, b0 + w if b0 + w < stop else stop, m, S, C, N, tail_s,
-                       tail_n, mean, dminp, nmin)
+            end = b0 + w if b0 + w < stop else stop
+            _plan(x, b0, end, w, m, b0 == start, full, &acc[0], &fin[0], &path[0])
+            g = 0
+            while g < ng:   # runs of groups on the same path
+                h = _run(&path[0], g, ng)
+                c0, c1 = g * _GROUP, (h * _GROUP if h < ng else m)
+                if path[g]:
+                    _fin_sum_tails(x, b0, w, c0, c1, S, C, tail_s)
+                    _fin_sum_heads(x, res, b0, end, c0, c1, S, C, tail_s, w if mean else 1.0)
+                else:
+                    if b0 > 0:   # the first block's tail rows are all zeros
+                        _sum_tails(x, b0, w, c0, c1, S, C, N, tail_s, tail_n)
+                    _sum_heads(x, res, b0, end, c0, c1, S, C, N, tail_s, tail_n, mean,
+                               dminp, nmin)
+                g = h
             b0 += w
     return out_np
 
 
-# Variance: each part keeps shifted sums Σ(x - k), Σ(x - k)² about its own shift k, the
-# part's first finite value (the head's) or last finite value (the tail's). Both shifts
-# are values of the window, so |x - k| never exceeds the window's range and
-# s2 - s1²/n does not cancel at any level/σ (Chan, Golub & LeVeque 1983, "shifted
-# data"); the tail is moved onto the head's shift before the two are added. A window of
-# identical values has deviations exactly 0, hence variance exactly 0 (as pandas).
+# Variance: each part keeps shifted sums Σ(x - k), Σ(x - k)² about its own shift k:
+# x[b0], the first row of the block, where finite (it lies in every window ending in the
+# block, and both parts then share it: nothing to move); else the part's first finite
+# value (the head's) or last finite value (the tail's). Shifts are values of the window,
+# so |x - k| never exceeds the window's range and s2 - s1²/n does not cancel at any
+# level/σ (Chan, Golub & LeVeque 1983, "shifted data"); the tail is moved onto the
+# head's shift before the two are added. A window of identical values has deviations
+# exactly 0, hence variance exactly 0 (as pandas).
 
 ctypedef (double, double, double, double, double, double) VarState
+
 
 
 cdef inline VarState _var_step(double v, double kb, double b1, double b2, double nb,
@@ -269,12 +438,13 @@ cdef inline VarState _var_step(double v, double kb, double b1, double b2, double
 
 
 cdef inline (double, double, double, double) _tail_var(
-        double v, double ka, double s1, double s2, double nn) noexcept nogil:
-    """v joins a tail walked backwards (shift ka: its first finite value met, the last
-    finite value of the block; sums s1, s2; count nn)."""
+        double v, double ka, double z, double s1, double s2, double nn) noexcept nogil:
+    """v joins a tail walked backwards (shift ka: row b0's value if finite, z = -1, else
+    the first finite value met, z = 0: the last finite value of the block; sums s1, s2;
+    count nn). z is read-only: a flag updated here stopped gcc vectorising the loop."""
     cdef bint ok = _ok(v)
     cdef double d
-    ka = v if (ok & (nn == 0.0)) else ka
+    ka = v if (ok & (nn == z)) else ka
     d = (v - ka) if ok else 0.0
     return ka, s1 + d, s2 + d * d, nn + (1.0 if ok else 0.0)
 
@@ -310,47 +480,49 @@ cdef inline double _var_out(double var, double z, Stat tag) noexcept nogil:
         return _zscore(var, z)
 
 
-cdef inline void _var_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w, Py_ssize_t m,
-                            double* KA, double* B1, double* B2, double* BN,
-                            double[:, ::1] T1, double[:, ::1] T2,
+cdef inline void _var_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w, Py_ssize_t c0,
+                            Py_ssize_t c1, double* KA, double* H, double* B1, double* B2,
+                            double* BN, double[:, ::1] T1, double[:, ::1] T2,
                             double[:, ::1] TN) noexcept nogil:
-    """Tail sums of the block before b0, backwards, about its last finite value: row k
-    of T1, T2, TN holds rows [b0 - w + k, b0); KA the tail's shift."""
+    """Tail sums of the block before b0 in columns [c0, c1), backwards, about row b0's
+    value if finite, else the tail's last finite value (KA; H: -1 if row b0's value is finite, else 0): row k of T1, T2, TN
+    holds rows [b0 - w + k, b0)."""
     cdef Py_ssize_t k = w - 1, a
     cdef const real* x0
     cdef const real* x1
     cdef const real* x2
     cdef const real* x3
-    cdef double ka, s1, s2, nn
-    _zero(B1, m)
-    _zero(B2, m)
-    _zero(BN, m)
+    cdef double ka, z, s1, s2, nn
+    cdef const real* xb = &x[b0, 0]
+    for a in range(c0, c1):
+        KA[a], H[a] = xb[a], (-1.0 if _ok(xb[a]) else 0.0)
+        B1[a], B2[a], BN[a] = 0.0, 0.0, 0.0
     while k >= 0:
         if k >= 3:   # four rows per pass over the state (unroll and jam)
             x0, x1, x2, x3 = (&x[b0 - w + k, 0], &x[b0 - w + k - 1, 0],
                               &x[b0 - w + k - 2, 0], &x[b0 - w + k - 3, 0])
-            for a in range(m):
-                ka, s1, s2, nn = KA[a], B1[a], B2[a], BN[a]
-                ka, s1, s2, nn = _tail_var(x0[a], ka, s1, s2, nn)
+            for a in range(c0, c1):
+                ka, z, s1, s2, nn = KA[a], H[a], B1[a], B2[a], BN[a]
+                ka, s1, s2, nn = _tail_var(x0[a], ka, z, s1, s2, nn)
                 T1[k, a], T2[k, a], TN[k, a] = s1, s2, nn
-                ka, s1, s2, nn = _tail_var(x1[a], ka, s1, s2, nn)
+                ka, s1, s2, nn = _tail_var(x1[a], ka, z, s1, s2, nn)
                 T1[k - 1, a], T2[k - 1, a], TN[k - 1, a] = s1, s2, nn
-                ka, s1, s2, nn = _tail_var(x2[a], ka, s1, s2, nn)
+                ka, s1, s2, nn = _tail_var(x2[a], ka, z, s1, s2, nn)
                 T1[k - 2, a], T2[k - 2, a], TN[k - 2, a] = s1, s2, nn
-                ka, s1, s2, nn = _tail_var(x3[a], ka, s1, s2, nn)
+                ka, s1, s2, nn = _tail_var(x3[a], ka, z, s1, s2, nn)
                 T1[k - 3, a], T2[k - 3, a], TN[k - 3, a] = s1, s2, nn
                 KA[a], B1[a], B2[a], BN[a] = ka, s1, s2, nn
             k -= 4
         else:
             x0 = &x[b0 - w + k, 0]
-            for a in range(m):
-                KA[a], B1[a], B2[a], BN[a] = _tail_var(x0[a], KA[a], B1[a], B2[a], BN[a])
+            for a in range(c0, c1):
+                KA[a], B1[a], B2[a], BN[a] = _tail_var(x0[a], KA[a], H[a], B1[a], B2[a], BN[a])
                 T1[k, a], T2[k, a], TN[k, a] = B1[a], B2[a], BN[a]
             k -= 1
 
 
 cdef inline void _var_rows4(const real[:, :] x, real[:, :] out, Py_ssize_t t,
-                            Py_ssize_t j, Py_ssize_t m, const double* KA, double* KB,
+                            Py_ssize_t j, Py_ssize_t c0, Py_ssize_t c1, const double* KA, double* KB,
                             double* B1, double* B2, double* BN, double[:, ::1] T1,
                             double[:, ::1] T2, double[:, ::1] TN, double dd, double dminp,
                             Stat tag) noexcept nogil:
@@ -365,7 +537,7 @@ cdef inline void _var_rows4(const real[:, :] x, real[:, :] out, Py_ssize_t t,
     cdef real* o2 = &out[t + 2, 0]
     cdef real* o3 = &out[t + 3, 0]
     cdef double ka, kb, s1, s2, nn, var, z
-    for a in range(m):
+    for a in range(c0, c1):
         ka = KA[a]
         kb, s1, s2, nn, var, z = _var_step(
                 x0[a], KB[a], B1[a], B2[a], BN[a], ka, T1[j, a], T2[j, a], TN[j, a],
@@ -386,7 +558,7 @@ cdef inline void _var_rows4(const real[:, :] x, real[:, :] out, Py_ssize_t t,
 
 
 cdef inline void _var_row(const real[:, :] x, real[:, :] out, Py_ssize_t t,
-                          Py_ssize_t j, Py_ssize_t m, const double* KA, double* KB,
+                          Py_ssize_t j, Py_ssize_t c0, Py_ssize_t c1, const double* KA, double* KB,
                           double* B1, double* B2, double* BN, double[:, ::1] T1,
                           double[:, ::1] T2, double[:, ::1] TN, double dd, double dminp,
                           Stat tag) noexcept nogil:
@@ -395,7 +567,7 @@ cdef inline void _var_row(const real[:, :] x, real[:, :] out, Py_ssize_t t,
     cdef const real* x0 = &x[t, 0]
     cdef real* o0 = &out[t, 0]
     cdef double var, z
-    for a in range(m):
+    for a in range(c0, c1):
         KB[a], B1[a], B2[a], BN[a], var, z = _var_step(
                 x0[a], KB[a], B1[a], B2[a], BN[a], KA[a], T1[j, a], T2[j, a], TN[j, a],
                 dd, dminp)
@@ -403,24 +575,159 @@ cdef inline void _var_row(const real[:, :] x, real[:, :] out, Py_ssize_t t,
 
 
 cdef inline void _var_heads(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
-                            Py_ssize_t end, Py_ssize_t m, const double* KA, double* KB,
+                            Py_ssize_t end, Py_ssize_t c0, Py_ssize_t c1, const double* KA, double* KB,
                             double* B1, double* B2, double* BN, double[:, ::1] T1,
                             double[:, ::1] T2, double[:, ::1] TN, double dd, double dminp,
                             Stat tag) noexcept nogil:
-    """Rows b0 <= t < end: the head grows forwards; the window ending at t adds tail row
-    t + 1 - b0 (row w: the empty tail)."""
-    cdef Py_ssize_t t = b0, j
-    _zero(B1, m)
-    _zero(B2, m)
-    _zero(BN, m)
+    """Rows b0 <= t < end, columns [c0, c1): the head grows forwards; the window ending
+    at t adds tail row t + 1 - b0 (row w: the empty tail)."""
+    cdef Py_ssize_t t = b0, j, a
+    for a in range(c0, c1):
+        B1[a], B2[a], BN[a] = 0.0, 0.0, 0.0
     while t < end:
         j = t + 1 - b0
         if t + 4 <= end:
-            _var_rows4(x, out, t, j, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp, tag)
+            _var_rows4(x, out, t, j, c0, c1, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp, tag)
             t += 4
         else:
-            _var_row(x, out, t, j, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp, tag)
+            _var_row(x, out, t, j, c0, c1, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp, tag)
             t += 1
+
+
+
+cdef inline void _fin_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w, Py_ssize_t c0,
+                            Py_ssize_t c1, double* B1, double* B2, double[:, ::1] T1,
+                            double[:, ::1] T2) noexcept nogil:
+    """_var_tails on finite data: Σd, Σd² about x[b0] of rows [b0 - w + k, b0) in row k
+    (d in double, as the general path: float32 - float32 would round in float)."""
+    cdef Py_ssize_t k = w - 1, a
+    cdef const real* xb = &x[b0, 0]
+    cdef const real* x0
+    cdef const real* x1
+    cdef const real* x2
+    cdef const real* x3
+    cdef double s1, s2, d
+    for a in range(c0, c1):
+        B1[a], B2[a] = 0.0, 0.0
+    while k >= 0:
+        if k >= 3:   # four rows per pass over the state (unroll and jam)
+            x0, x1, x2, x3 = (&x[b0 - w + k, 0], &x[b0 - w + k - 1, 0],
+                              &x[b0 - w + k - 2, 0], &x[b0 - w + k - 3, 0])
+            for a in range(c0, c1):
+                d = <double>x0[a] - xb[a]
+                s1, s2 = B1[a] + d, B2[a] + d * d
+                T1[k, a], T2[k, a] = s1, s2
+                d = <double>x1[a] - xb[a]
+                s1, s2 = s1 + d, s2 + d * d
+                T1[k - 1, a], T2[k - 1, a] = s1, s2
+                d = <double>x2[a] - xb[a]
+                s1, s2 = s1 + d, s2 + d * d
+                T1[k - 2, a], T2[k - 2, a] = s1, s2
+                d = <double>x3[a] - xb[a]
+                s1, s2 = s1 + d, s2 + d * d
+                T1[k - 3, a], T2[k - 3, a] = s1, s2
+                B1[a], B2[a] = s1, s2
+            k -= 4
+        else:
+            x0 = &x[b0 - w + k, 0]
+            for a in range(c0, c1):
+                d = <double>x0[a] - xb[a]
+                B1[a], B2[a] = B1[a] + d, B2[a] + d * d
+                T1[k, a], T2[k, a] = B1[a], B2[a]
+            k -= 1
+
+
+cdef inline (double, double, double) _fin_step(double v, double kb, double b1, double b2,
+                                               double t1, double t2, double nd, double q,
+                                               double nn, Stat tag) noexcept nogil:
+    """_var_step on finite data with n = nn values in the window, nd = nn - ddof, q =
+    1 / (nn nd): the new head sums and the statistic."""
+    cdef double d = v - kb, s1, s2, mu, var
+    b1 += d
+    b2 += d * d
+    s1 = b1 + t1
+    s2 = b2 + t2
+    mu = s1 * nd * q
+    var = (s2 - s1 * mu) * nn * q
+    var = 0.0 if var <= 0.0 else var
+    return b1, b2, _var_out(var, d - mu, tag)
+
+
+cdef inline void _fin_heads(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
+                            Py_ssize_t end, Py_ssize_t w, Py_ssize_t c0, Py_ssize_t c1,
+                            double* B1, double* B2, double[:, ::1] T1, double[:, ::1] T2,
+                            double dd, Stat tag) noexcept nogil:
+    """_var_heads on finite data after the first block: every window holds w values."""
+    cdef Py_ssize_t t = b0, j, a
+    cdef const real* xb = &x[b0, 0]
+    cdef const real* x0
+    cdef const real* x1
+    cdef const real* x2
+    cdef const real* x3
+    cdef real* o0
+    cdef real* o1
+    cdef real* o2
+    cdef real* o3
+    cdef double nn = w, nd = w - dd, q = 1.0 / (nn * (nn - dd)), s1, s2
+    for a in range(c0, c1):
+        B1[a], B2[a] = 0.0, 0.0
+    while t < end:
+        j = t + 1 - b0
+        if t + 4 <= end:   # four rows per pass over the state
+            x0, x1, x2, x3 = &x[t, 0], &x[t + 1, 0], &x[t + 2, 0], &x[t + 3, 0]
+            o0, o1, o2, o3 = &out[t, 0], &out[t + 1, 0], &out[t + 2, 0], &out[t + 3, 0]
+            for a in range(c0, c1):
+                s1, s2, o0[a] = _fin_step(x0[a], xb[a], B1[a], B2[a], T1[j, a], T2[j, a],
+                                          nd, q, nn, tag)
+                s1, s2, o1[a] = _fin_step(x1[a], xb[a], s1, s2, T1[j + 1, a],
+                                          T2[j + 1, a], nd, q, nn, tag)
+                s1, s2, o2[a] = _fin_step(x2[a], xb[a], s1, s2, T1[j + 2, a],
+                                          T2[j + 2, a], nd, q, nn, tag)
+                B1[a], B2[a], o3[a] = _fin_step(x3[a], xb[a], s1, s2, T1[j + 3, a],
+                                                T2[j + 3, a], nd, q, nn, tag)
+            t += 4
+        else:
+            x0, o0 = &x[t, 0], &out[t, 0]
+            for a in range(c0, c1):
+                B1[a], B2[a], o0[a] = _fin_step(x0[a], xb[a], B1[a], B2[a], T1[j, a],
+                                                T2[j, a], nd, q, nn, tag)
+            t += 1
+
+
+cdef inline void _var_part(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
+                           Py_ssize_t end, Py_ssize_t w, Py_ssize_t c0, Py_ssize_t c1,
+                           bint fin, double* KA, double* KB, double* B1, double* B2,
+                           double* BN, double[:, ::1] T1, double[:, ::1] T2,
+                           double[:, ::1] TN, double dd, double dminp, Stat tag) noexcept nogil:
+    """Rows [b0, end) of columns [c0, c1): the finite path (``fin``) or the general one."""
+    if fin:
+        _fin_tails(x, b0, w, c0, c1, B1, B2, T1, T2)
+        _fin_heads(x, out, b0, end, w, c0, c1, B1, B2, T1, T2, dd, tag)
+        return
+    if b0 > 0:
+        _var_tails(x, b0, w, c0, c1, KA, KB, B1, B2, BN, T1, T2, TN)   # KB: the tail's flag
+    _var_heads(x, out, b0, end, c0, c1, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp, tag)
+
+
+cdef inline void _var_mode(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
+                           Py_ssize_t end, Py_ssize_t w, Py_ssize_t c0, Py_ssize_t c1,
+                           bint fin, int mode, double* KA, double* KB, double* B1,
+                           double* B2, double* BN, double[:, ::1] T1, double[:, ::1] T2,
+                           double[:, ::1] TN, double dd, double dminp) noexcept nogil:
+    """_var_part for the statistic ``mode`` (0 variance, 1 std, 2 z-score)."""
+    cdef VarTag var_tag
+    cdef StdTag std_tag
+    cdef ZTag z_tag
+    var_tag.unused = std_tag.unused = z_tag.unused = 0   # tags: only their types matter
+    if mode == 0:
+        _var_part(x, out, b0, end, w, c0, c1, fin, KA, KB, B1, B2, BN, T1, T2, TN, dd,
+                  dminp, var_tag)
+    elif mode == 1:
+        _var_part(x, out, b0, end, w, c0, c1, fin, KA, KB, B1, B2, BN, T1, T2, TN, dd,
+                  dminp, std_tag)
+    else:
+        _var_part(x, out, b0, end, w, c0, c1, fin, KA, KB, B1, B2, BN, T1, T2, TN, dd,
+                  dminp, z_tag)
 
 
 def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t ddof,
@@ -430,7 +737,7 @@ def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t 
     The z-score is NaN where the window's std is 0 or ``x`` is NaN or ±inf. ``out``,
     ``start``, ``stop``: as :func:`roll_sum`.
     """
-    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], b0, w, end
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], b0, w, end, g, h, ng
     out_np = _out_like(x, out)
     if m == 0 or n == 0:
         return out_np
@@ -447,25 +754,22 @@ def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t 
     cdef double* B2 = &state[3, 0]
     cdef double* BN = &state[4, 0]
     cdef double dd = ddof, dminp = minp
-    cdef VarTag var_tag
-    cdef StdTag std_tag
-    cdef ZTag z_tag
-    var_tag.unused = std_tag.unused = z_tag.unused = 0   # tags: only their types matter
+    # by group of _GROUP columns: the previous block's rows are finite, this block's
+    ng = (m + _GROUP - 1) // _GROUP
+    cdef unsigned char[::1] fin = np.zeros(ng, np.uint8), path = np.zeros(ng, np.uint8)
+    cdef double[::1] acc = np.zeros(m)
+    cdef bint full = (w > dd) & (w >= dminp)    # a window of w values is not NaN
     b0, stop = _rows(start, stop, n, w)
     with nogil:
         while b0 < stop:
-            if b0 > 0:
-                _var_tails(x, b0, w, m, KA, B1, B2, BN, T1, T2, TN)
             end = b0 + w if b0 + w < stop else stop
-            if mode == 0:
-                _var_heads(x, res, b0, end, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp,
-                           var_tag)
-            elif mode == 1:
-                _var_heads(x, res, b0, end, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp,
-                           std_tag)
-            else:
-                _var_heads(x, res, b0, end, m, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp,
-                           z_tag)
+            _plan(x, b0, end, w, m, b0 == start, full, &acc[0], &fin[0], &path[0])
+            g = 0
+            while g < ng:   # runs of groups on the same path
+                h = _run(&path[0], g, ng)
+                _var_mode(x, res, b0, end, w, g * _GROUP, h * _GROUP if h < ng else m,
+                          path[g], mode, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp)
+                g = h
             b0 += w
     return out_np
 
