@@ -194,3 +194,30 @@ def test_a_group_deployment_restores_as_a_group(saved, tmp_path):
     back = Deployment.restore(dep.checkpoint(tmp_path / "g"))
     assert back.options.group is True
     np.testing.assert_array_equal(back.equity.values, dep.equity.values)
+
+
+def test_cli_deploy_counts_bars_instead_of_building_the_equity_each_bar(tmp_path,
+                                                                         monkeypatch, capsys):
+    """`quantlab deploy` printed a status line when len(dep.equity) % every == 0: the
+    equity DataArray was built after every bar (~2 ms). Now a bar counter, continued
+    from the bars a resumed checkpoint has traded."""
+    from quantlab import cli
+    ds = ql.data.load("equities")
+    start = ds.time.values[-30]
+    hist = ds.sel(time=ds.time < start)
+    dep = ql.deploy("volatility_regime", history=hist, fees=0.001)
+    dep.replay(ds.sel(time=ds.time >= start).isel(time=slice(0, 7)))   # 7 bars traded
+    dep.checkpoint(tmp_path / "ck")
+    calls = []
+    equity = Deployment.equity
+    monkeypatch.setattr(Deployment, "equity",
+                        property(lambda self: calls.append(1) or equity.fget(self)))
+    assert cli.main(["deploy", "volatility_regime", "--replay", "equities", "--start",
+                     str(start)[:10], "--checkpoint", str(tmp_path / "ck"),
+                     "--every", "5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    status = [line[:10] for line in out if line.startswith("20")]
+    times = [str(t)[:10] for t in ds.time.values[-30:]]
+    assert status == [times[i - 1] for i in range(10, 31, 5)]   # bars 10, 15, ..., 30
+    assert "resumed from" in out[0] and "7 bars traded" in out[0]
+    assert len(calls) <= 3          # resume message, the bars left; not one per bar
