@@ -925,6 +925,9 @@ class Deployment:
                            for r in meta["rejections"]]
         state = {k[6:]: v for k, v in arrays.items() if k.startswith("state.")}
         dep.state = SimState.from_dict(state) if state else None
+        if state and int(state["n_columns"]) != len(dep.universe or []):   # kernel bounds
+            raise ValueError(f"the kernel state has {int(state['n_columns'])} columns, the "
+                             f"universe {len(dep.universe or [])} assets")
         return dep
 
     # ---- sources -----------------------------------------------------------------------
@@ -1263,9 +1266,15 @@ def _bad(where, what) -> DataError:
 
 def _load_npz(file: Path) -> dict:
     """The arrays of ``file``, read whole and the file closed; any failure a DataError."""
-    try:
-        with np.load(file, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+    try:     # our own handle: np.load leaks its own when the zip directory is bad
+        with open(file, "rb") as f:
+            z = np.load(f, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise _bad(file, f"not an npz archive (one {type(z).__name__})")
+            with z:
+                return {k: z[k] for k in z.files}
+    except DataError:
+        raise
     except FileNotFoundError:
         raise _bad(file, "the file is missing (the manifest names it)") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError,
@@ -1308,7 +1317,11 @@ def _read_checkpoint(path: Path) -> tuple:
             for k in range(meta["segments"])]
     for k, seg in enumerate(segs):
         _check_segment(path / f"seg-{meta['generation']}-{k}.npz", meta, seg)
-    meta, arrays = _read_segments(path, meta, segs)
+    try:      # the kernel state's layout (JSON) and packed arrays
+        meta, arrays = _read_segments(path, meta, segs)
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise _bad(path / f"seg-{meta['generation']}-{meta['segments'] - 1}.npz",
+                   f"cannot unpack it ({type(e).__name__}: {e})") from None
     _check_arrays(path / f"seg-{meta['generation']}-*.npz", meta, arrays)
     return meta, arrays
 
@@ -1401,6 +1414,10 @@ def _check_arrays(where, meta: dict, arrays: dict) -> None:
                               f"{'none' if got is None else got.shape}")
         if got.dtype.kind not in "fiu":
             raise _bad(where, f"array {key!r} must be numeric, found {got.dtype}")
+    last = arrays.get("last_close")
+    if last is not None and (last.shape != (width,) or last.dtype.kind not in "fiu"):
+        raise _bad(where, f"array 'last_close' must be {width} numbers, found {last.dtype} "
+                          f"{last.shape}")
     for key in ("times", "record_times"):
         try:
             np.array(meta[key], dtype="datetime64[ns]")

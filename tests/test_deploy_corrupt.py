@@ -6,6 +6,7 @@ left npz handles open, or silently restored WRONG numbers ("killed": "false" act
 killed; "times": [] or "options": {} fell back to defaults). Now every failure is a
 quantlab DataError naming the file and the key, and an intact checkpoint restores
 exactly."""
+import gc
 import json
 import shutil
 
@@ -70,6 +71,22 @@ def _seg(k, fn):
     return f
 
 
+def _swap_state(arrays):
+    """The kernel state of a 2-asset deployment in a 4-asset checkpoint."""
+    from quantlab.live import _pack
+    ds = ql.data.load().isel(time=slice(0, 62), asset=slice(0, 2))
+    other = ql.deploy("volatility_regime", PARAMS, history=ds.isel(time=slice(0, 60)))
+    other.replay(ds.isel(time=slice(60, None)))
+    for k in [k for k in arrays if k.startswith("state.")]:
+        del arrays[k]
+    arrays.update(_pack("state", other.state.to_dict()))
+
+
+def _npy(file):
+    with open(file, "wb") as f:
+        np.save(f, np.zeros(3))
+
+
 def _truncate(name):
     def f(d):
         b = (d / name).read_bytes()
@@ -107,12 +124,22 @@ CORRUPT = {   # name -> (edit, the message DataError must match)
                         "seg-1-0.npz: the file is missing"),
     "segment empty": (_write("seg-1-1.npz", b""), r"seg-1-1.npz: cannot read it"),
     "segment truncated": (_truncate("seg-1-1.npz"), r"seg-1-1.npz: cannot read it"),
+    "segment a .npy": (lambda d: _npy(d / "seg-1-1.npz"),
+                       "seg-1-1.npz: not an npz archive"),
     "segment lacks rec.time": (_seg(1, lambda a: a.pop("rec.time")),
                                "seg-1-1.npz: array 'rec.time' is missing"),
     "segment short bars": (_seg(1, lambda a: a.update(bars=a["bars"][:, :-1])),
                            "seg-1-1.npz: array 'bars' must have the shape"),
     "segment short records": (_seg(0, lambda a: a.update(
         {"rec.accounts": a["rec.accounts"][:, :-1]})), "array 'rec.accounts'"),
+    "state layout garbage": (_seg(1, lambda a: a.update({"state.layout": np.array("{")})),
+                             r"seg-1-1.npz: cannot unpack it \(JSONDecodeError"),
+    "state of 2 assets": (_seg(1, lambda a: _swap_state(a)),
+                          "kernel state has 2 columns, the universe 4 assets"),
+    "last_close short": (_seg(1, lambda a: a.update(last_close=a["last_close"][:2])),
+                         "'last_close' must be 4 numbers"),
+    "bars text": (_seg(1, lambda a: a.update(bars=a["bars"].astype(str))),
+                  "array 'buf.open' must be numeric"),
     "path is a file": (None, "cannot read it"),
     "strategy unknown": (_edit(("strategy",), "nope"), "cannot be restored"),
 }
@@ -179,10 +206,13 @@ def test_restore_closes_the_npz_files(saved, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ResourceWarning)
         Deployment.restore(root / "v2")
-        shutil.copytree(root / "v2", tmp_path / "ck")
-        _truncate("seg-1-1.npz")(tmp_path / "ck")
-        with pytest.raises(DataError):
-            Deployment.restore(tmp_path / "ck")
+        for k, bad in enumerate((_truncate("seg-1-1.npz"), _write("seg-1-1.npz", b""),
+                                 _write("seg-1-1.npz", b"PK\x03\x04junk"))):
+            shutil.copytree(root / "v2", tmp_path / f"ck{k}")
+            bad(tmp_path / f"ck{k}")
+            with pytest.raises(DataError, match="seg-1-1.npz: cannot read it"):
+                Deployment.restore(tmp_path / f"ck{k}")
+        gc.collect()          # an unreferenced open file warns when collected
 
 
 def test_a_group_deployment_restores_as_a_group(saved, tmp_path):
