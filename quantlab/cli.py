@@ -323,8 +323,17 @@ def _deploy(a) -> int:
     params, options = _deploy_setup(a)
     ck = Path(a.checkpoint) if a.checkpoint else None
     dep = None
+    if ck is not None and ck.exists() and not ck.is_dir():
+        print(f"quantlab deploy: --checkpoint {ck} is a file, not a directory",
+              file=sys.stderr)
+        return 2
     if ck is not None and (ck / "deployment.json").exists():
-        dep = live.Deployment.restore(ck, strategy=a.strategy)
+        try:       # refused before any bar: a damaged checkpoint is not started over
+            dep = live.Deployment.restore(ck, strategy=a.strategy)
+        except ValueError as e:            # DataError included
+            print(f"quantlab deploy: cannot resume from --checkpoint {ck}: {e}",
+                  file=sys.stderr)
+            return 2
         print(f"resumed from {ck}: {len(dep.equity)} bars traded", flush=True)
     every = integer("--every", a.every, 1)
     block = integer("--block", a.block, 1)

@@ -251,3 +251,22 @@ def test_cli_deploy_counts_bars_instead_of_building_the_equity_each_bar(tmp_path
     assert status == [times[i - 1] for i in range(10, 31, 5)]   # bars 10, 15, ..., 30
     assert "resumed from" in out[0] and "7 bars traded" in out[0]
     assert len(calls) <= 3          # resume message, the bars left; not one per bar
+
+
+def test_cli_deploy_refuses_a_corrupt_checkpoint_with_exit_2(saved, tmp_path, capsys):
+    """`quantlab deploy --checkpoint DIR` raised a raw traceback on a damaged checkpoint
+    (and a FileExistsError onto a file): now a message naming it and exit code 2, before
+    any bar (the folder is left as it was)."""
+    from quantlab import cli
+    root, _ = saved
+    shutil.copytree(root / "v2", tmp_path / "ck")
+    _edit(("killed",), "false")(tmp_path / "ck")
+    before = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    args = ["deploy", "volatility_regime", "--replay", "equities", "--checkpoint"]
+    assert cli.main([*args, str(tmp_path / "ck")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume from --checkpoint" in err and "'killed' must be bool" in err
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == before
+    (tmp_path / "afile").write_text("x")
+    assert cli.main([*args, str(tmp_path / "afile")]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
