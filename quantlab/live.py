@@ -1336,8 +1336,8 @@ def _check_manifest(file: Path, meta: dict) -> None:
                              f"found {meta[key]}")
     if meta["first"] > meta["seen"]:
         raise _bad(file, f"'first' ({meta['first']}) is above 'seen' ({meta['seen']})")
-    if isinstance(meta["peak"], float) and math.isnan(meta["peak"]):
-        raise _bad(file, "'peak' is NaN")
+    if meta["peak"] is not None and not math.isfinite(meta["peak"]):
+        raise _bad(file, f"'peak' must be finite, found {meta['peak']}")
     for key in ("universe", "variables"):
         if meta[key] is not None and not all(isinstance(a, str) for a in meta[key]):
             raise _bad(file, f"{key!r} must be a list of str, found {meta[key]!r}")
@@ -1420,10 +1420,12 @@ def _check_arrays(where, meta: dict, arrays: dict) -> None:
                           f"{last.shape}")
     for key in ("times", "record_times"):
         try:
-            np.array(meta[key], dtype="datetime64[ns]")
+            t = np.array(meta[key], dtype="datetime64[ns]")
         except (ValueError, TypeError) as e:
             raise _bad(where, f"{key!r} holds a value that is not a timestamp ({e})") \
                 from None
+        if np.isnat(t).any() or (np.diff(t) <= np.timedelta64(0)).any():
+            raise _bad(where, f"{key!r} must be strictly increasing timestamps")
 
 
 def _read_segments(path: Path, meta: dict, segs: list | None = None) -> tuple:

@@ -107,7 +107,10 @@ CORRUPT = {   # name -> (edit, the message DataError must match)
     "killed 'false'": (_edit(("killed",), "false"), "'killed' must be bool, found 'false'"),
     "seen 'many'": (_edit(("seen",), "many"), "'seen' must be int, found 'many'"),
     "seen -1": (_edit(("seen",), -1), "'seen' must be >= 0"),
-    "seen +1": (_edit(("seen",), None), "'seen' must be int"),
+    "seen null": (_edit(("seen",), None), "'seen' must be int"),
+    "seen +1": (lambda d: _edit(("seen",), json.loads(
+        (d / "deployment.json").read_text())["seen"] + 1)(d),
+        r"61 buffered bar times, but 'seen' - 'first' = 62"),
     "peak 'abc'": (_edit(("peak",), "abc"), "'peak' must be float or int or null"),
     "options {}": (_edit(("options",), {}), r"'options' must hold every key the writer "
                                             r"writes; missing \['borrow_rate'"),
@@ -168,6 +171,11 @@ V1 = {
     "npz truncated": (_truncate("deployment.npz"), "deployment.npz: cannot read it"),
     "bad order": (_edit(("orders",), [{"time": "2020-01-01"}]), "each of 'orders'"),
     "bad time": (_edit(("times",), None), "'times' must be list"),
+    "times reversed": (lambda d: _edit(("times",), json.loads(
+        (d / "deployment.json").read_text())["times"][::-1])(d), "strictly increasing"),
+    "time not a date": (lambda d: _edit(("record_times",), ["x"] * len(json.loads(
+        (d / "deployment.json").read_text())["record_times"]))(d), "not a timestamp"),
+    "peak inf": (_edit(("peak",), float("inf")), "'peak' must be finite, found inf"),
 }
 
 
