@@ -862,6 +862,15 @@ class Deployment:
         -------
         Deployment
 
+        Raises
+        ------
+        FileNotFoundError
+            No ``deployment.json`` in ``path``.
+        DataError
+            A checkpoint that cannot be restored exactly: a file unreadable or missing,
+            a manifest key missing or of the wrong type, options or risk keys missing or
+            unknown, lengths that disagree; the message names the file and the key.
+
         Examples
         --------
         >>> import tempfile
