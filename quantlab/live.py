@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time as _time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -768,7 +769,11 @@ class Deployment:
         ['deployment.json', 'seg-1-0.npz', 'seg-1-1.npz']
         """
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ValueError(f"checkpoint path {path} (or a folder above it) is a file, "
+                             "not a directory") from None
         ck = getattr(self, "_ck", None)
         whole = ck is None or ck["path"] != str(path.resolve()) or ck["n"] >= self.COMPACT
         if whole:   # a generation above any there: another checkpoint's files stay intact
@@ -782,7 +787,7 @@ class Deployment:
                   "seen": self._first, "rec": 0, "orders": 0, "rej": 0}
             old = [p for p in path.glob("seg-*.npz")]
         meta = {"format": FORMAT, "quantlab": __version__, "strategy": self.strategy.name,
-                "params": self.strategy.params, "options": self.options.to_dict(),
+                "params": self.strategy.params, "options": {**self.options.to_dict(), "group": self.options.group},
                 "risk": asdict(self.risk), "universe": self.universe, "variables": self._vars,
                 "first": self._first, "seen": self._seen, "killed": self.killed,
                 "peak": self._peak, "generation": ck["gen"], "segments": ck["n"] + 1}
@@ -857,6 +862,15 @@ class Deployment:
         -------
         Deployment
 
+        Raises
+        ------
+        FileNotFoundError
+            No ``deployment.json`` in ``path``.
+        DataError
+            A checkpoint that cannot be restored exactly: a file unreadable or missing,
+            a manifest key missing or of the wrong type, options or risk keys missing or
+            unknown, lengths that disagree; the message names the file and the key.
+
         Examples
         --------
         >>> import tempfile
@@ -870,24 +884,29 @@ class Deployment:
         (True, True)
         """
         path = Path(path)
-        try:
-            meta = json.loads((path / "deployment.json").read_text())
-            if meta.get("format") == 1:      # one npz holding everything (quantlab <= 0.1)
-                arrays = dict(np.load(path / "deployment.npz", allow_pickle=False))
-            elif meta.get("format") == FORMAT:
-                meta, arrays = _read_segments(path, meta)
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"no deployment checkpoint in {path} (deployment.json "
-                                    f"and the files it names: {e.filename})") from None
-        if meta.get("format") not in (1, FORMAT):
-            raise ValueError(f"checkpoint {path} has format {meta.get('format')!r}; this "
-                             f"quantlab {__version__} reads formats 1 and {FORMAT}")
+        meta, arrays = _read_checkpoint(path)
         if strategy is not None and strategies.resolve(strategy).name != meta["strategy"]:
             raise ValueError(f"checkpoint {path} is of strategy {meta['strategy']!r}, not "
                              f"{strategies.resolve(strategy).name!r}")
         given = inputs is not None      # other inputs: the next checkpoint is whole
-        if not given and meta.get("inputs") is not None:
-            inputs = _load_inputs(meta["inputs"], arrays)
+        try:     # the manifest and arrays were checked; this names anything left
+            if not given and meta.get("inputs") is not None:
+                inputs = _load_inputs(meta["inputs"], arrays)
+            dep = cls._rebuild(meta, arrays, inputs)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise DataError(f"checkpoint {path} cannot be restored: {type(e).__name__}: "
+                            f"{e}") from None
+        if meta.get("format") == FORMAT and not given:   # the next checkpoint appends
+            dep._ck = {"path": str(path.resolve()), "gen": meta["generation"],
+                       "inputs": meta.get("inputs"),
+                       "n": meta["segments"], "seen": meta["seen"],
+                       "rec": len(dep._rec["time"]), "orders": len(dep._orders),
+                       "rej": len(dep._rejections)}
+        return dep
+
+    @classmethod
+    def _rebuild(cls, meta: dict, arrays: dict, inputs) -> Deployment:
+        """The Deployment of a checked manifest and its arrays (see :meth:`restore`)."""
         dep = cls(strategies.get(meta["strategy"], **meta["params"]),
                   BacktestOptions.from_dict(meta["options"]), universe=meta["universe"],
                   inputs=inputs, risk=RiskLimits(**meta["risk"]))
@@ -915,12 +934,9 @@ class Deployment:
                            for r in meta["rejections"]]
         state = {k[6:]: v for k, v in arrays.items() if k.startswith("state.")}
         dep.state = SimState.from_dict(state) if state else None
-        if meta.get("format") == FORMAT and not given:   # the next checkpoint appends
-            dep._ck = {"path": str(path.resolve()), "gen": meta["generation"],
-                       "inputs": meta.get("inputs"),
-                       "n": meta["segments"], "seen": meta["seen"],
-                       "rec": len(dep._rec["time"]), "orders": len(dep._orders),
-                       "rej": len(dep._rejections)}
+        if state and int(state["n_columns"]) != len(dep.universe or []):   # kernel bounds
+            raise ValueError(f"the kernel state has {int(state['n_columns'])} columns, the "
+                             f"universe {len(dep.universe or [])} assets")
         return dep
 
     # ---- sources -----------------------------------------------------------------------
@@ -1240,12 +1256,194 @@ def _unpack(prefix: str, arrays: dict) -> dict:
     return out
 
 
-def _read_segments(path: Path, meta: dict) -> tuple:
+# manifest key -> the JSON types it may hold (format 2 names segments; format 1 holds
+# the bars' and records' times, orders and rejections itself)
+_MANIFEST = {"format": (int,), "strategy": (str,), "params": (dict,), "options": (dict,),
+             "risk": (dict,), "universe": (list, type(None)), "variables": (list,),
+             "first": (int,), "seen": (int,), "killed": (bool,),
+             "peak": (float, int, type(None))}
+_MANIFEST_V = {1: {"times": (list,), "record_times": (list,), "orders": (list,),
+                   "rejections": (list,)},
+               2: {"generation": (int,), "segments": (int,)}}
+_SEG_KEYS = ("bars.index", "bars.time", "bars", "rec.time", "rec.assets", "rec.accounts",
+             "rec.latency")
+
+
+def _bad(where, what) -> DataError:
+    return DataError(f"corrupt deployment checkpoint {where}: {what}")
+
+
+def _load_npz(file: Path) -> dict:
+    """The arrays of ``file``, read whole and the file closed; any failure a DataError."""
+    try:     # our own handle: np.load leaks its own when the zip directory is bad
+        with open(file, "rb") as f:
+            z = np.load(f, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise _bad(file, f"not an npz archive (one {type(z).__name__})")
+            with z:
+                return {k: z[k] for k in z.files}
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise _bad(file, "the file is missing (the manifest names it)") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError,
+            UnicodeDecodeError) as e:
+        raise _bad(file, f"cannot read it ({type(e).__name__}: {e})") from None
+
+
+def _read_checkpoint(path: Path) -> tuple:
+    """(meta, arrays) of the checkpoint at ``path`` in format 1's layout, every file read
+    and checked: a DataError naming the file and key for anything unreadable, missing,
+    of the wrong type or inconsistent (no defaults: a checkpoint restores exactly or not
+    at all). FileNotFoundError: no checkpoint there."""
+    file = path / "deployment.json"
+    try:
+        text = file.read_bytes().decode("utf-8")
+        meta = json.loads(text)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no deployment checkpoint in {path} (no {file.name})") \
+            from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise _bad(file, f"cannot read it ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict):
+        raise _bad(file, f"expected a JSON object, found {type(meta).__name__}")
+    if meta.get("format") not in (1, FORMAT) or isinstance(meta.get("format"), bool):
+        raise DataError(f"checkpoint {path} has format {meta.get('format')!r}; this "
+                        f"quantlab {__version__} reads formats 1 and {FORMAT}")
+    for key, types in {**_MANIFEST, **_MANIFEST_V[meta["format"]]}.items():
+        if key not in meta:
+            raise _bad(file, f"key {key!r} is missing")
+        v = meta[key]
+        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+            want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise _bad(file, f"{key!r} must be {want}, found {v!r}")
+    _check_manifest(file, meta)
+    if meta["format"] == 1:
+        arrays = _load_npz(path / "deployment.npz")
+        _check_arrays(path / "deployment.npz", meta, arrays)
+        return meta, arrays
+    segs = [_load_npz(path / f"seg-{meta['generation']}-{k}.npz")
+            for k in range(meta["segments"])]
+    for k, seg in enumerate(segs):
+        _check_segment(path / f"seg-{meta['generation']}-{k}.npz", meta, seg)
+    try:      # the kernel state's layout (JSON) and packed arrays
+        meta, arrays = _read_segments(path, meta, segs)
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise _bad(path / f"seg-{meta['generation']}-{meta['segments'] - 1}.npz",
+                   f"cannot unpack it ({type(e).__name__}: {e})") from None
+    _check_arrays(path / f"seg-{meta['generation']}-*.npz", meta, arrays)
+    return meta, arrays
+
+
+def _check_manifest(file: Path, meta: dict) -> None:
+    """The manifest's values: counts, names, and options/risk with exactly the keys
+    the writer writes."""
+    for key in ("first", "seen", *(("segments", "generation") if meta["format"] == 2
+                                   else ())):
+        if meta[key] < (1 if key == "segments" else 0):
+            raise _bad(file, f"{key!r} must be >= {1 if key == 'segments' else 0}, "
+                             f"found {meta[key]}")
+    if meta["first"] > meta["seen"]:
+        raise _bad(file, f"'first' ({meta['first']}) is above 'seen' ({meta['seen']})")
+    if meta["peak"] is not None and not math.isfinite(meta["peak"]):
+        raise _bad(file, f"'peak' must be finite, found {meta['peak']}")
+    for key in ("universe", "variables"):
+        if meta[key] is not None and not all(isinstance(a, str) for a in meta[key]):
+            raise _bad(file, f"{key!r} must be a list of str, found {meta[key]!r}")
+    unknown = set(meta["variables"]) - set(BAR_VARS)
+    if unknown:
+        raise _bad(file, f"'variables' holds unknown {sorted(unknown)}; known {BAR_VARS}")
+    for key, want in (("options", BacktestOptions().to_dict()),
+                      ("risk", asdict(RiskLimits()))):
+        # "group" (to_dict leaves it out) is written since quantlab 0.2; older: False
+        missing = set(want) - set(meta[key])
+        extra = set(meta[key]) - set(want) - ({"group"} if key == "options" else set())
+        if missing or extra:
+            raise _bad(file, f"{key!r} must hold every key the writer writes; missing "
+                             f"{sorted(missing)}, unknown {sorted(extra)}")
+    if not isinstance(meta["options"].get("group", False), bool):
+        raise _bad(file, f"options 'group' must be bool, found "
+                         f"{meta['options']['group']!r}")
+    if meta["format"] == 1:
+        for key in ("times", "record_times"):
+            if not all(isinstance(t, str) for t in meta[key]):
+                raise _bad(file, f"{key!r} must be a list of timestamps (str)")
+        for key, cols in (("orders", _ORDER_COLS), ("rejections", _REJ_COLS)):
+            for o in meta[key]:
+                if not isinstance(o, dict) or set(o) != set(cols):
+                    raise _bad(file, f"each of {key!r} must be an object with the keys "
+                                     f"{list(cols)}, found {o!r}")
+
+
+def _check_segment(file: Path, meta: dict, seg: dict) -> None:
+    """One format-2 segment's arrays: present, and shapes agreeing with each other."""
+    for key in _SEG_KEYS:
+        if key not in seg:
+            raise _bad(file, f"array {key!r} is missing")
+    n, r = len(seg["bars.index"]), len(seg["rec.time"])
+    width = len(meta["universe"] or [])
+    shapes = {"bars.time": (n,), "bars": (len(meta["variables"]), n, width),
+              "rec.latency": (r,)}
+    if r:
+        acc = 1 if meta["options"].get("group") else width
+        shapes.update({"rec.assets": (len(_REC_ASSET), r, width),
+                       "rec.accounts": (len(_REC_ACCOUNT), r, acc)})
+    for key, name, cols in (("orders", "orders", _ORDER_COLS), ("rej", "rejections",
+                                                                _REJ_COLS)):
+        if f"{key}.time" in seg:
+            m = len(seg[f"{key}.time"])
+            shapes.update({f"{key}.text": (m, len(_TEXT_COLS)),
+                           f"{key}.values": (m, len(cols) - 3)})
+    if not meta["variables"] and n == 0:
+        shapes.pop("bars")
+    for key, shape in shapes.items():
+        if key not in seg or seg[key].shape != shape:
+            raise _bad(file, f"array {key!r} must have the shape {shape}, found "
+                             f"{seg[key].shape if key in seg else 'none'}")
+
+
+def _check_arrays(where, meta: dict, arrays: dict) -> None:
+    """The restored layout: bars, records and their times of agreeing lengths."""
+    n, r = len(meta["times"]), len(meta["record_times"])
+    if meta["seen"] - meta["first"] != n:
+        raise _bad(where, f"{n} buffered bar times, but 'seen' - 'first' = "
+                          f"{meta['seen'] - meta['first']}")
+    width = len(meta["universe"] or [])
+    acc = 1 if meta["options"].get("group") else width
+    shapes = {f"buf.{v}": (n, width) for v in meta["variables"]}
+    shapes.update({f"rec.{k}": (r, width) for k in _REC_ASSET})
+    shapes.update({f"rec.{k}": (r, acc) for k in _REC_ACCOUNT})
+    shapes["rec.latency"] = (r,)
+    if r == 0:
+        shapes.update({f"rec.{k}": (0,) for k in (*_REC_ASSET, *_REC_ACCOUNT)})
+    for key, shape in shapes.items():
+        got = arrays.get(key)
+        if got is None or (got.shape != shape and not (r == 0 and got.size == 0)):
+            raise _bad(where, f"array {key!r} must have the shape {shape}, found "
+                              f"{'none' if got is None else got.shape}")
+        if got.dtype.kind not in "fiu":
+            raise _bad(where, f"array {key!r} must be numeric, found {got.dtype}")
+    last = arrays.get("last_close")
+    if last is not None and (last.shape != (width,) or last.dtype.kind not in "fiu"):
+        raise _bad(where, f"array 'last_close' must be {width} numbers, found {last.dtype} "
+                          f"{last.shape}")
+    for key in ("times", "record_times"):
+        try:
+            t = np.array(meta[key], dtype="datetime64[ns]")
+        except (ValueError, TypeError) as e:
+            raise _bad(where, f"{key!r} holds a value that is not a timestamp ({e})") \
+                from None
+        if np.isnat(t).any() or (np.diff(t) <= np.timedelta64(0)).any():
+            raise _bad(where, f"{key!r} must be strictly increasing timestamps")
+
+
+def _read_segments(path: Path, meta: dict, segs: list | None = None) -> tuple:
     """(meta, arrays) of a segmented checkpoint in the one-file layout ``restore``
     reads (format 1): the segments concatenated, the bars from the buffer's first on,
-    the state of the last segment."""
-    segs = [dict(np.load(path / f"seg-{meta['generation']}-{k}.npz", allow_pickle=False))
-            for k in range(meta["segments"])]
+    the state of the last segment. ``segs``: the segments' arrays, already read."""
+    if segs is None:
+        segs = [_load_npz(path / f"seg-{meta['generation']}-{k}.npz")
+                for k in range(meta["segments"])]
     arrays = {f"state.{k}": v for k, v in _unpack("state", segs[-1]).items()}
     if "last_close" in segs[-1]:
         arrays["last_close"] = segs[-1]["last_close"]
