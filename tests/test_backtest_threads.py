@@ -21,7 +21,7 @@ def small_blocks(monkeypatch):
 
 @pytest.fixture(scope="module")
 def ds():
-    return ql.data.load("sp500_20").isel(time=slice(-2520, None))
+    return ql.data.load("sp500_20").isel(time=slice(-1500, None))
 
 
 def ma_cross(ds, fast=10, slow=50, short=False):
@@ -123,7 +123,7 @@ def random_panel(seed, n=300, m=13, short=False):
     return data, xr.DataArray(sig, dims=("time", "asset"), coords=coords)
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 def test_backtest_threads_random_panels_with_nan_holes_equal_one_thread(seed, monkeypatch):
     calls = spy(monkeypatch)
     data, sig = random_panel(seed)
@@ -178,9 +178,19 @@ def test_backtest_threads_group_true_unchanged(ds, monkeypatch):
 
 
 def test_backtest_threads_default_follows_quantlab_threads(ds, monkeypatch):
+    """Default: metrics-only runs use $QUANTLAB_THREADS, full runs one thread (their
+    equity copy and orders merge cost more than a second core gains)."""
     sig = ma_cross(ds)
     monkeypatch.setenv("QUANTLAB_THREADS", "2")
+    used = []
+    real = dispatch._by_accounts
+    monkeypatch.setattr(dispatch, "_by_accounts", lambda args, kw, threads: used.append(
+        _threads.resolve(threads)) or real(args, kw, threads))
     same(ql.backtest(ds, sig, fees=0.001), ql.backtest(ds, sig, fees=0.001, threads=1))
+    names = ("sharpe_ratio", "fees_paid")
+    xr.testing.assert_identical(ql.backtest(ds, sig, metrics_only=names),
+                                ql.backtest(ds, sig, metrics_only=names, threads=1))
+    assert used == [1, 1, 2, 1]
     monkeypatch.setenv("QUANTLAB_THREADS", "zero")
     with pytest.raises(ValueError, match="QUANTLAB_THREADS"):
         ql.backtest(ds, sig)

@@ -146,10 +146,11 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     threads : int, optional
         Threads for independent accounts (``group=False``, in memory): blocks of
         columns run side by side with the bits and order rows of one thread (an integer
-        >= 1; None: the package default, ``$QUANTLAB_THREADS`` or the core count, 1
-        inside other threads). Runs where the order of a bar's records could differ
-        (stops, limits, ``dd_limit``, margin or borrowing, fixed fees; except
-        ``metrics_only``) and portfolios use one thread.
+        >= 1). None: with ``metrics_only`` the package default (``$QUANTLAB_THREADS`` or
+        the core count, 1 inside other threads), else 1 (measured: a full run's copy
+        and merge cost more than a second core gains). Runs where the order of a bar's
+        records could differ (stops, limits, ``dd_limit``, margin or borrowing, fixed
+        fees; except ``metrics_only``) and portfolios use one thread.
 
     Returns
     -------

@@ -269,7 +269,8 @@ def _kernel_args(signal, ds, opts, params, endless):
 
 
 # The kernel's time per column and bar in copies of a value (``_threads.PAYS_FROM``):
-# measured on 2520 x 1000 MA crossovers (benchmarks/backtest_profile.py), ~8 copies
+# measured on 2520 x 1000 MA crossovers (benchmarks/backtest_profile.py), ~8.5 ns a
+# value lean (~8 copies), ~37 ns metrics-only
 _COST = 8.0
 
 
@@ -375,8 +376,10 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         demand from the orders (``result.from_run`` does).
     threads : int, optional
         Independent accounts (``group=False``, no ``state``) run over blocks of columns
-        on this many threads (``quantlab._threads``; None: the package default), with
-        the bits of one call (:func:`_by_accounts`).
+        on this many threads (``quantlab._threads``), with the bits of one call
+        (:func:`_by_accounts`). None: the package default with ``metrics_only``, else 1
+        (the copy of each block's equity and the merge of the orders cost more than a
+        second core gains).
 
     Returns
     -------
@@ -434,6 +437,12 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     kw.update(borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
               state=state, lean=lean)
     if state is None and not opts.group and _threadable(kw, fixed_fees, opts):
+        # by default only metrics-only runs use the pool: a full run copies each block's
+        # equity and merges the orders, and measured (2520 x 1000 MA crossover, 2
+        # cores) 2 threads cost 1.4-1.65x the CPU time of one (metrics-only: 1.0x)
+        if threads is None and opts.metrics_only is None:
+            _threads.resolve(None)   # a bad $QUANTLAB_THREADS is refused all the same
+            threads = 1
         out = _by_accounts(args, kw, threads)
     else:
         out = _k.simulate(*args, **kw)
