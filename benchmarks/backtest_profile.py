@@ -14,7 +14,13 @@ MA(10)/MA(50) crossover on 2520 x 1000 (``run.BACKTEST_SETUP``), fees 0.1 %, sli
    engine: the calls alternate, each ratio is the median over rounds of the ratio within
    a round, so a load change hits both sides of a ratio alike.
 
-Usage: ``python benchmarks/backtest_profile.py [rounds]`` (default 7).
+3. ``threads=1`` against ``threads=2`` (independent accounts on the pool, issue #32):
+   alternating calls, wall-clock and CPU time (all threads) per call, same-round
+   ratios, for the entries/exits run, the same crossover as a target signal, and the
+   entries/exits run with ``metrics_only`` (a sweep's mode).
+
+Usage: ``python benchmarks/backtest_profile.py [rounds]`` (default 7);
+``python benchmarks/backtest_profile.py [rounds] threads`` runs part 3 only.
 """
 from __future__ import annotations
 
@@ -99,6 +105,47 @@ def ratios(ns, rounds):
         "value / ql": statistics.median(np.array(times["vbt_value"]) / q)}
 
 
+def _timed(fn):
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def threads_ratios(ns, rounds):
+    """threads=1 vs 2, alternating: median same-round ratios of wall and CPU time."""
+    ql, da, ent, ex = ns["ql"], ns["da"], ns["entries"], ns["exits"]
+    sig = (ns["f"] > ns["s"]).astype(float).where(ns["s"].notnull())
+    out = {}
+    for what, kw in (("entries/exits", dict(entries=ent, exits=ex)),
+                     ("target signal", dict(signal=sig)),
+                     ("metrics_only", dict(entries=ent, exits=ex, metrics_only=(
+                         "sharpe_ratio", "total_return", "max_drawdown", "fees_paid")))):
+        calls = {k: (lambda k=k: ql.backtest(da, threads=k, **kw, **KW)) for k in (1, 2)}
+        for f in calls.values():
+            f()
+        t = {k: [] for k in calls}
+        for _ in range(rounds):
+            for k, f in calls.items():
+                t[k].append(_timed(f))
+        one, two = np.array(t[1]), np.array(t[2])
+        out[what] = {"wall 1 thread": np.median(one[:, 0]), "wall 2 threads": np.median(two[:, 0]),
+                     "speedup (wall 1 / wall 2)": statistics.median(one[:, 0] / two[:, 0]),
+                     "CPU 2 threads / CPU 1": statistics.median(two[:, 1] / one[:, 1])}
+    return out
+
+
+def main_threads(rounds=7):
+    warnings.simplefilter("ignore")
+    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    ns = {}
+    exec(BACKTEST_SETUP, ns)
+    for what, r in threads_ratios(ns, rounds).items():
+        for k, v in r.items():
+            print(f"{what:15s} {k:28s} {v * 1e3 if 'wall' == k[:4] else v:8.2f}"
+                  + (" ms" if k[:4] == "wall" else " x"))
+    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+
+
 def main(rounds=7):
     warnings.simplefilter("ignore")
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
@@ -115,4 +162,8 @@ def main(rounds=7):
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 7)
+    if sys.argv[2:3] == ["threads"]:
+        main_threads(int(sys.argv[1]))
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 7)
+        main_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 7)

@@ -50,6 +50,7 @@ from dataclasses import replace
 
 import xarray as xr
 
+from quantlab import _threads
 from quantlab.backtesting import dispatch, result
 from quantlab.backtesting.options import (DD_MODES, MAX_LEVERAGE, SIZE_TYPES,
                                           STREAMED_EXTRAS, BacktestOptions, Slippage)
@@ -67,7 +68,7 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
              maintenance_margin=0.25, execution="close", rebalance="on_change", group=False,
              periods=None, sl_stop=None, tp_stop=None, sl_trail=None, order_type="market",
              limit_offset=None, limit_tif=None, metrics_only=None, dd_limit=None,
-             dd_cooldown=21, dd_mode="cooldown", client=None) -> BacktestResult:
+             dd_cooldown=21, dd_mode="cooldown", client=None, threads=None) -> BacktestResult:
     """Simulate ``signal`` (or ``entries``/``exits``) on ``data``; see the package doc.
 
     Conventions (fills, sizing, group accounts, stops) are in the :mod:`quantlab.backtesting`
@@ -142,6 +143,14 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         ``Client`` if there is one (dask's default scheduler), else dask's threads.
     dd_mode : {'cooldown', 'halt'}, default 'cooldown'
         What follows a breach.
+    threads : int, optional
+        Threads for independent accounts (``group=False``, in memory): blocks of
+        columns run side by side with the bits and order rows of one thread (an integer
+        >= 1). None: with ``metrics_only`` the package default (``$QUANTLAB_THREADS`` or
+        the core count, 1 inside other threads), else 1 (measured: a full run's copy
+        and merge cost more than a second core gains). Runs where the order of a bar's
+        records could differ (stops, limits, ``dd_limit``, margin or borrowing, fixed
+        fees; except ``metrics_only``) and portfolios use one thread.
 
     Returns
     -------
@@ -263,13 +272,15 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         sl_stop=sl_stop, tp_stop=tp_stop, sl_trail=sl_trail, order_type=order_type,
         limit_offset=limit_offset, limit_tif=limit_tif, metrics_only=metrics_only,
         dd_limit=dd_limit, dd_cooldown=dd_cooldown, dd_mode=dd_mode)
+    if threads is not None:
+        threads = _threads.resolve(threads)   # checked before any work
     if result.is_lazy(data, signal, entries, exits):
         return _lazy(data, signal, entries, exits, opts, client)
     if client is not None:
         raise ValueError("client= runs dask-backed data on a cluster; this data is in "
                          "memory: chunk it (data.chunk({'asset': 50})) or drop client=")
     # lean: cash and positions are rebuilt from the orders on first read
-    run = dispatch.simulate(data, signal, entries, exits, opts, lean=True)
+    run = dispatch.simulate(data, signal, entries, exits, opts, lean=True, threads=threads)
     if opts.metrics_only is not None:
         out = result.streamed_metrics(run, opts)
         out.attrs["periods"] = run.periods

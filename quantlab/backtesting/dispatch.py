@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from quantlab import _validate
+from quantlab import _threads, _validate
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions
 from quantlab.calendar import periods_for
@@ -268,8 +268,86 @@ def _kernel_args(signal, ds, opts, params, endless):
     return asset_of_col, grp, n_groups, costs, kw
 
 
+# The kernel's time per column and bar in copies of a value (``_threads.PAYS_FROM``):
+# measured on 2520 x 1000 MA crossovers (benchmarks/backtest_profile.py), ~8.5 ns a
+# value lean (~8 copies), ~37 ns metrics-only
+_COST = 8.0
+
+
+def _threadable(kw, fixed_fees, opts) -> bool:
+    """Blocks of independent accounts give the bits AND the order-record order of one
+    call here. Metrics-only keeps no records: always. Otherwise only the kernel's fast
+    path (no stops, limits, drawdown control, margin, borrowing) without fixed fees:
+    there a bar's records are its sells, then its buys, each in column order (the
+    ``side`` loop of ``fast_step``), one per column; every record is a fill whose size
+    has its side's sign (NaN: side 0, as the kernel places it), so a stable sort by
+    (bar, size > 0) of the blocks' records, concatenated in column order, is that order.
+    A fixed fee can record a skipped order (size 0) of either side: one call then."""
+    if opts.metrics_only is not None:
+        return True
+    return (kw["stops"] is None and kw["limit"] is None and not opts.dd_limit
+            and kw["margin"] == 0 and kw["borrow"] == 0 and not (fixed_fees > 0).any())
+
+
+def _by_accounts(args, kw, threads):
+    """``_k.simulate(*args, **kw)`` of one account per column, over blocks of columns on
+    the pool (the kernel releases the GIL): each block reads views of the inputs (its
+    columns, and the prices of their assets), its equity is copied into one output and
+    the order records are merged into the single call's order (:func:`_threadable`)."""
+    close, exec_px, target, base, impact, cap, asset, grp, m = args[:9]
+    rest = args[9:]
+    fees, fixed = rest[1], rest[2]
+    n = close.shape[0]
+    n_thr, parts = _threads.blocks(m, n * m * _COST, threads, _COST)
+    if len(parts) == 1:
+        return _k.simulate(*args, **kw)
+    metrics_only = args[-1]
+    eq = None if metrics_only else np.empty((n, m))
+    res = {}
+
+    def cols(a, lo, hi):   # per-column arrays (1-D) or (time, column) panels
+        return a[lo:hi] if a.ndim == 1 else a[:, lo:hi]
+
+    def one(lo, hi):
+        a0, a1 = int(asset[lo]), int(asset[hi - 1]) + 1
+        px = [p[:, a0:a1] for p in (close, exec_px, base, impact)]
+        tgt = (tuple(cols(x, lo, hi) for x in target) if isinstance(target, tuple)
+               else cols(target, lo, hi))
+        sub = dict(kw)
+        if kw["bars"] is not None:
+            sub["bars"] = tuple(p[:, a0:a1] for p in kw["bars"])
+        if kw["stops"] is not None:
+            sub["stops"] = tuple(cols(x, lo, hi) for x in kw["stops"])
+        if kw["limit"] is not None:
+            sub["limit"] = (cols(kw["limit"][0], lo, hi), kw["limit"][1])
+        if kw["events"] is not None:
+            sub["events"] = (cols(kw["events"][0], lo, hi), *kw["events"][1:])
+        out = _k.simulate(px[0], px[1], tgt, px[2], px[3], cap,
+                          np.ascontiguousarray(asset[lo:hi] - a0),
+                          np.arange(hi - lo, dtype=np.intp), hi - lo, rest[0],
+                          fees[lo:hi], fixed[lo:hi], *rest[3:], **sub)
+        if eq is not None:
+            eq[:, lo:hi] = out[0]
+            out = (None, *out[1:])
+        res[lo] = out
+
+    _threads.run(one, parts, n_thr)
+    outs = [res[lo] for lo, _ in parts]
+    if metrics_only:   # (stats, extras), one row per account
+        return tuple(np.concatenate([o[i] for o in outs]) for i in range(2))
+    joined = [None if outs[0][i] is None else np.concatenate([o[i] for o in outs], axis=1)
+              for i in (1, 2, 4, 5)]   # cash, positions, halted, interest
+    rec = [np.concatenate([o[3][i] for o in outs]) for i in range(6)]
+    rec[1] += np.repeat([lo for lo, _ in parts], [len(o[3][0]) for o in outs])
+    key = rec[0] * 2 + (rec[2] > 0)   # (bar, side): sells before buys
+    if len(key) > 1 and (np.diff(key) < 0).any():
+        order = np.argsort(key, kind="stable")
+        rec = [a[order] for a in rec]
+    return (eq, joined[0], joined[1], tuple(rec), joined[2], joined[3])
+
+
 def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
-             start: int = 0, lean: bool = False) -> Run:
+             start: int = 0, lean: bool = False, threads=None) -> Run:
     """Check and align the inputs, then run the kernel once over every column.
 
     ``state`` (a ``SimState``): continue from it (updated in place) -- a deployment's
@@ -296,6 +374,12 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         Let the kernel skip writing cash and positions where it can (its fast path,
         no ``state``): ``run.out[1]`` and ``run.out[2]`` are then None, rebuilt on
         demand from the orders (``result.from_run`` does).
+    threads : int, optional
+        Independent accounts (``group=False``, no ``state``) run over blocks of columns
+        on this many threads (``quantlab._threads``), with the bits of one call
+        (:func:`_by_accounts`). None: the package default with ``metrics_only``, else 1
+        (the copy of each block's equity and the merge of the orders cost more than a
+        second core gains).
 
     Returns
     -------
@@ -343,16 +427,25 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         margin = float(opts.maintenance_margin)   # no account can breach it otherwise
     exec_px = ds["open"] if opts.execution == "next_open" else ds["close"]
     first = 0 if state is None else state.bar
-    out = _k.simulate(
-        _panel(ds["close"]), _panel(exec_px),
-        target, _panel(base), _panel(impact), float(cap), asset_of_col, grp, n_groups,
-        float(opts.init_cash), fees, fixed_fees,
-        float(opts.max_leverage), float(opts.max_position_size),
-        opts.rebalance == "daily", opts.execution == "next_open", float(opts.dd_limit or 0.0),
-        endless if opts.dd_mode == "halt" else min(opts.dd_cooldown, endless),
-        opts.metrics_only is not None, **kw,
-        borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
-        state=state, lean=lean)
+    args = (_panel(ds["close"]), _panel(exec_px), target, _panel(base), _panel(impact),
+            float(cap), asset_of_col, grp, n_groups, float(opts.init_cash), fees, fixed_fees,
+            float(opts.max_leverage), float(opts.max_position_size),
+            opts.rebalance == "daily", opts.execution == "next_open",
+            float(opts.dd_limit or 0.0),
+            endless if opts.dd_mode == "halt" else min(opts.dd_cooldown, endless),
+            opts.metrics_only is not None)
+    kw.update(borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
+              state=state, lean=lean)
+    if state is None and not opts.group and _threadable(kw, fixed_fees, opts):
+        # by default only metrics-only runs use the pool: a full run copies each block's
+        # equity and merges the orders, and measured (2520 x 1000 MA crossover, 2
+        # cores) 2 threads cost 1.4-1.65x the CPU time of one (metrics-only: 1.0x)
+        if threads is None and opts.metrics_only is None:
+            _threads.resolve(None)   # a bad $QUANTLAB_THREADS is refused all the same
+            threads = 1
+        out = _by_accounts(args, kw, threads)
+    else:
+        out = _k.simulate(*args, **kw)
     if state is not None and opts.metrics_only is None and first:
         out[3][0][:] -= first        # order times: the kernel counts bars from the start
     return Run(out, signal, ds, params, bool(opts.group), periods)
