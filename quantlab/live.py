@@ -787,7 +787,7 @@ class Deployment:
                   "seen": self._first, "rec": 0, "orders": 0, "rej": 0}
             old = [p for p in path.glob("seg-*.npz")]
         meta = {"format": FORMAT, "quantlab": __version__, "strategy": self.strategy.name,
-                "params": self.strategy.params, "options": {**self.options.to_dict(), "group": self.options.group},
+                "params": self.strategy.params, "options": self.options.to_dict(),
                 "risk": asdict(self.risk), "universe": self.universe, "variables": self._vars,
                 "first": self._first, "seen": self._seen, "killed": self.killed,
                 "peak": self._peak, "generation": ck["gen"], "segments": ck["n"] + 1}
@@ -1355,9 +1355,10 @@ def _check_manifest(file: Path, meta: dict) -> None:
         raise _bad(file, f"'variables' holds unknown {sorted(unknown)}; known {BAR_VARS}")
     for key, want in (("options", BacktestOptions().to_dict()),
                       ("risk", asdict(RiskLimits()))):
-        # "group" (to_dict leaves it out) is written since quantlab 0.2; older: False
-        missing = set(want) - set(meta[key])
-        extra = set(meta[key]) - set(want) - ({"group"} if key == "options" else set())
+        # "group" and "accumulate" are written since quantlab 0.2; older: False
+        missing = set(want) - set(meta[key]) - ({"group", "accumulate"} if key == "options"
+                                                else set())
+        extra = set(meta[key]) - set(want)
         if missing or extra:
             raise _bad(file, f"{key!r} must hold every key the writer writes; missing "
                              f"{sorted(missing)}, unknown {sorted(extra)}")

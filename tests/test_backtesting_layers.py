@@ -60,8 +60,9 @@ def test_import_quantlab_stays_lazy_without_the_backtest_package():
 
 def test_backtest_options_cover_every_backtest_argument_once():
     # client= says where a dask-backed run computes, not what: it is not an option
+    # (threads= says how, not what: same)
     args = set(inspect.signature(ql.backtest).parameters) - {"data", "signal", "entries",
-                                                             "exits", "client"}
+                                                             "exits", "client", "threads"}
     fields = {f.name for f in dataclasses.fields(ql.BacktestOptions)}
     assert args == fields
     # every option has a checker in the one table, except the two flags (any truthiness)
@@ -171,3 +172,13 @@ def test_optimizer_direction_and_method_typos_name_the_choices():
 def test_optimizer_infinite_or_nan_bound_is_refused_by_the_shared_number_checker(bounds):
     with pytest.raises(ValueError, match=r"h: each bound must be a finite number"):
         optimize_strategy_parameters("spc", {"h": bounds}, n_trials=2, progress=False)
+
+
+def test_options_to_dict_round_trips_every_option_including_group_and_accumulate():
+    # to_dict left out group and accumulate: a saved group deployment restored as
+    # per-asset accounts (found by the checkpoint hardening)
+    o = ql.BacktestOptions(group=True, accumulate=True, fees=0.001)
+    d = o.to_dict()
+    assert d["group"] is True and d["accumulate"] is True
+    assert set(d) == {f.name for f in dataclasses.fields(ql.BacktestOptions)}
+    assert ql.BacktestOptions.from_dict(d).to_dict() == d

@@ -470,6 +470,7 @@ class BacktestOptions:
             elif isinstance(v, tuple):
                 v = list(v)
             out[name] = v
+        out["group"], out["accumulate"] = bool(self.group), bool(self.accumulate)
         return out
 
     @classmethod
