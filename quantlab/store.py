@@ -128,13 +128,13 @@ class _Where:
             state = json.loads(text)
         except (ValueError, UnicodeDecodeError) as e:   # JSONDecodeError is a ValueError
             state = e
+        if isinstance(state, dict) and "format" in state and state["format"] != FORMAT:
+            raise DataError(f"{self.shown}: store format {state.get('format')!r}, this "
+                            f"quantlab reads {FORMAT}")
         if not isinstance(state, dict) or not {"format", "n_time", "assets"} <= set(state):
             raise DataError(f"{self.key(MARKER)}: corrupt store marker ("
                             f"{state if isinstance(state, Exception) else 'not a marker'}); "
                             "re-run ingest into a new store") from None
-        if state.get("format") != FORMAT:
-            raise DataError(f"{self.shown}: store format {state.get('format')!r}, this "
-                            f"quantlab reads {FORMAT}")
         return state
 
     def write_marker(self, state: dict) -> None:
