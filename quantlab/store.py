@@ -663,16 +663,29 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     return Path(loc.shown) if "://" not in loc.shown else loc.shown
 
 
+def _corrupt(loc: _Where, e: Exception) -> Exception:
+    """A damaged zarr.json: zarr/JSON errors of many types -> DataError (ImportError kept)."""
+    if isinstance(e, ImportError):
+        return e
+    return DataError(f"{loc.shown}: corrupt store metadata ({type(e).__name__}: {e}); "
+                     "re-run ingest into a new store")
+
+
 def _open_arrays(loc: _Where, state: dict, create: bool):
+    if not create:
+        try:
+            g = loc.group("a")
+            return g, g["time"], {v: g[v] for v in state["variables"]}
+        except Exception as e:
+            raise _corrupt(loc, e) from None
     g = loc.group("a")
     n_asset = len(state["assets"])
-    if create:
-        g.create_array("time", shape=(0,), chunks=(state["chunk_time"],), dtype="int64",
-                       fill_value=0, dimension_names=("time",), overwrite=True)
-        for v in state["variables"]:
-            g.create_array(v, shape=(0, n_asset), dtype="float64", fill_value=np.nan,
-                           chunks=(state["chunk_time"], state["chunk_asset"]),
-                           dimension_names=("time", "asset"), overwrite=True)
+    g.create_array("time", shape=(0,), chunks=(state["chunk_time"],), dtype="int64",
+                   fill_value=0, dimension_names=("time",), overwrite=True)
+    for v in state["variables"]:
+        g.create_array(v, shape=(0, n_asset), dtype="float64", fill_value=np.nan,
+                       chunks=(state["chunk_time"], state["chunk_asset"]),
+                       dimension_names=("time", "asset"), overwrite=True)
     return g, g["time"], {v: g[v] for v in state["variables"]}
 
 
@@ -896,9 +909,8 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     try:
         g = loc.group("r")
         arrays = {v: g[v] for v in ("time", *state["variables"])}
-    except Exception as e:   # zarr/JSON errors of many types for a damaged zarr.json
-        raise DataError(f"{loc.shown}: corrupt store metadata ({type(e).__name__}: {e}); "
-                        "re-run ingest into a new store") from None
+    except Exception as e:
+        raise _corrupt(loc, e) from None
     time = _Checked(arrays["time"], loc.shown, "time")[:n].view("datetime64[ns]")
     chunks = dict(chunks or {})
     for d in chunks:

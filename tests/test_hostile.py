@@ -504,6 +504,15 @@ def test_open_corrupt_store_marker_or_zarr_json_is_a_data_error_saying_reingest(
         ql.data.open(store)["close"].values
 
 
+def test_ingest_append_into_a_store_with_corrupt_zarr_json_is_a_data_error(store, tmp_path):
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "X.csv").write_text(HEADER + "\n2021-01-04,1,1.01,0.99,1,1,1000\n")
+    (store / "zarr.json").write_bytes(b"{x")
+    with pytest.raises(ql.DataError, match=r"corrupt store metadata .*re-run ingest"):
+        ql.data.ingest(new, store)
+
+
 def test_open_or_ingest_with_a_file_as_the_store_is_a_data_error(tmp_path):
     f = tmp_path / "X.csv"
     f.write_text(_yahoo())
