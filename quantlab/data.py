@@ -16,6 +16,7 @@ import hashlib
 import importlib
 import io
 import re
+import unicodedata
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -428,19 +429,24 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
                         f"({ds.indexes['time'].tz}); quantlab's timestamps are naive (UTC when "
                         "the source gave offsets): ds.assign_coords(time=ds.indexes['time']"
                         ".tz_convert('UTC').tz_localize(None))")
-    if ds.indexes["asset"].has_duplicates:
-        dup = ds.indexes["asset"][ds.indexes["asset"].duplicated()][0]
-        raise DataError(f"{where}duplicate asset {dup!r}")
-    labels = [a.strip() if isinstance(a, str) else a for a in ds.indexes["asset"]]
-    if "" in labels:
-        raise DataError(f"{where}empty asset name at position {labels.index('')}")
-    if len(set(labels)) < len(labels):   # ' AAPL' and 'AAPL' would never align
-        seen = {}
-        for a, s in zip(ds.indexes["asset"], labels):
-            if s in seen:
-                raise DataError(f"{where}assets {seen[s]!r} and {a!r} differ only by "
-                                "surrounding spaces")
-            seen[s] = a
+    index = ds.indexes["asset"]
+    missing = index.isna()
+    if missing.any():
+        raise DataError(f"{where}missing asset name ({index[missing][0]!r}) at position "
+                        f"{int(np.flatnonzero(missing)[0])}")
+    if index.has_duplicates:
+        raise DataError(f"{where}duplicate asset {index[index.duplicated()][0]!r}")
+    # ' AAPL' and 'AAPL', or NFC 'Nestlé' and NFD 'Nestle'+U+0301, would never align
+    labels = (pd.Index(index.str.strip().str.normalize("NFC")) if index.inferred_type == "string"
+              else pd.Index([_label(a) for a in index]))
+    if (labels == "").any():
+        raise DataError(f"{where}empty asset name at position "
+                        f"{int(np.flatnonzero(labels == '')[0])}")
+    if labels.has_duplicates:
+        d = labels.duplicated(keep=False)
+        a, b = index[d & (labels == labels[d][0])][:2]
+        raise DataError(f"{where}assets {a!r} and {b!r} differ only by surrounding spaces "
+                        "or Unicode form (NFC/NFD); rename one")
 
     # one Cython scan over the panels as they are (no stacked copy); assets are checked
     # on the variables they have, so a close-only asset in an OHLCV set is checked on close
@@ -463,6 +469,10 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
                             "no close at any bar: close is the price signals, backtests and "
                             "metrics read (drop the asset, or fill its close)")
     return ds
+
+
+def _label(a):
+    return unicodedata.normalize("NFC", a.strip()) if isinstance(a, str) else a
 
 
 def _bar_message(code, vars_, v, bar, asset, time) -> str:
@@ -683,7 +693,12 @@ def _asset_name(file_name: str) -> str:
     low = file_name.lower()
     stem = next((file_name[:-len(e)] for e in _NAME_EXTS if low.endswith(e)), file_name)
     m = _BINANCE_NAME.fullmatch(stem.strip())
-    return (m.group(1) if m else stem).strip()
+    return _nfc((m.group(1) if m else stem).strip())
+
+
+def _nfc(name: str) -> str:
+    # NFC 'Nestlé' and NFD 'Nestle'+U+0301 print alike: one name, so the twin checks fire
+    return unicodedata.normalize("NFC", name)
 
 
 def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unknown",
@@ -765,7 +780,7 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
         raise TypeError(f"load_csv: asset_class must be a non-empty string, got {asset_class!r}")
     if asset is not None and (not isinstance(asset, str) or not asset.strip()):
         raise TypeError(f"load_csv: asset must be a non-empty string or None, got {asset!r}")
-    asset = asset.strip() if asset is not None else None
+    asset = _nfc(asset.strip()) if asset is not None else None
     path = Path(path_or_dir)
     if path.is_dir():
         if asset is not None:
@@ -902,13 +917,14 @@ def _read_table(path: Path, asset: str | None, layout: str):
     kline = layout == "kline" or (layout in ("auto", "single_or_kline")
                                   and _is_headerless_kline(first))
     in_dir = layout == "single_or_kline"   # a directory's file: one asset per file
+    detect = layout in ("auto", "single_or_kline")
     if in_dir:
         layout = "single"
     if kline:
         header = (KLINE_COLUMNS + [f"extra_{i}" for i in range(raw.shape[1])])[:raw.shape[1]]
         layout = "single"
     else:
-        header = [h.strip() for h in first]
+        header = [_nfc(h.strip()) for h in first]
         raw = raw.iloc[1:]
     raw.columns = range(raw.shape[1])
     n_fields = raw.shape[1]
@@ -945,6 +961,8 @@ def _read_table(path: Path, asset: str | None, layout: str):
         return _long_frames(raw, path), aware
     if layout == "single":
         _check_one_asset(raw, path, header, names, in_dir)
+        if detect and not kline:
+            _check_unread(path, header, names, in_dir)
         name = asset or _asset_name(path.name)
         if not name:
             raise DataError(f"{path}: cannot name an asset from the file name; pass asset=")
@@ -1005,6 +1023,28 @@ def _check_one_asset(raw, path: Path, header, names, in_dir: bool) -> None:
         raise DataError(f"{path}: no price column (Open/High/Low/Close/Adj Close; columns: "
                         f"{', '.join(cols)}): a wide table (one close column per asset: "
                         f"{', '.join(map(repr, cols))})? " + fix)
+
+
+def _unread(header, names) -> list[str]:
+    """The named columns a close-only single-asset read would drop: with no open, high
+    or low, 'Date,Close,MSFT,GOOG' may be a wide table with an asset named Close."""
+    if {"open", "high", "low"} & set(names):
+        return []     # a bar file: extra columns (Dividends, Stock Splits) are ignored
+    return [h for h, n in zip(header, names) if h and n not in _KNOWN]
+
+
+def _check_unread(path: Path, header, names, in_dir: bool) -> None:
+    """Never drop what may be other assets' closes silently (auto layout only)."""
+    extra = _unread(header, names)
+    if extra:
+        price = [h for h, n in zip(header, names) if n in {*BAR_VARS, "adj_close"}]
+        wide = ("load the file on its own with layout='wide'" if in_dir
+                else "pass layout='wide'")
+        raise DataError(f"{path}: columns {', '.join(map(repr, extra))} are not price "
+                        f"columns and would be ignored beside {', '.join(map(repr, price))}: "
+                        f"a wide table with an asset named {price[0]!r}? {wide} (every "
+                        "column after the date is one asset's close); one asset's file? "
+                        "pass layout='single' to read its prices and ignore the others")
 
 
 def _check_short_rows(path, text, sep, raw, lines, n_fields, kline) -> None:
@@ -1132,7 +1172,7 @@ def _bounded_ns(values: pd.Series, t: pd.Series, lines, path: Path) -> np.ndarra
 
 def _long_frames(raw: pd.DataFrame, path: Path) -> dict[str, pd.DataFrame]:
     """A long table: asset names stripped once, before grouping; repeats are errors."""
-    names = raw["asset"].str.strip()
+    names = raw["asset"].str.strip().str.normalize("NFC")
     blank = (names == "").to_numpy()
     if blank.any():
         i = int(np.flatnonzero(blank)[0])
@@ -1145,7 +1185,7 @@ def _long_frames(raw: pd.DataFrame, path: Path) -> dict[str, pd.DataFrame]:
         same = rows[(rows["asset"] == a) & (rows.index == t)]["_line"]
         raise DataError(f"{path}: asset {a!r} at {_fmt_time(t)} appears in data rows "
                         f"{', '.join(map(str, same))} (asset names compared after stripping "
-                        "spaces); one row per asset and date")
+                        "spaces, in Unicode NFC form); one row per asset and date")
     return {a: _numeric_bars(g.drop(columns="asset"), path, a)
             for a, g in raw.groupby("asset", sort=True)}
 

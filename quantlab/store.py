@@ -119,12 +119,22 @@ class _Where:
     def read_marker(self) -> dict | None:
         try:
             text = self.fs.cat_file(self.key(MARKER))
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        except (FileNotFoundError, IsADirectoryError):
             return None
-        state = json.loads(text)
-        if state.get("format") != FORMAT:
+        except NotADirectoryError:
+            raise DataError(f"{self.shown}: not a folder (a file given as the store?); a "
+                            "store is the folder ql.data.ingest writes") from None
+        try:
+            state = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as e:   # JSONDecodeError is a ValueError
+            state = e
+        if isinstance(state, dict) and "format" in state and state["format"] != FORMAT:
             raise DataError(f"{self.shown}: store format {state.get('format')!r}, this "
                             f"quantlab reads {FORMAT}")
+        if not isinstance(state, dict) or not {"format", "n_time", "assets"} <= set(state):
+            raise DataError(f"{self.key(MARKER)}: corrupt store marker ("
+                            f"{state if isinstance(state, Exception) else 'not a marker'}); "
+                            "re-run ingest into a new store") from None
         return state
 
     def write_marker(self, state: dict) -> None:
@@ -189,6 +199,8 @@ def _read_file(path: Path, layout: str):
         elif pd.api.types.is_datetime64_dtype(col.dtype):
             z = ""
         else:
+            if _csv_unwritable(col):   # lists, structs, bytes: their text, which load_csv
+                texts[c] = col.map(_cell_text).to_numpy(dtype=object)  # ignores or refuses
             continue
         values = col.to_numpy()       # its own unit: no ns overflow past 2262 here
         nat = np.isnat(values)
@@ -208,12 +220,33 @@ def _read_file(path: Path, layout: str):
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / f"{stem}.csv"
         # Arrow's CSV writer: shortest round-trip floats, ~10x pandas' to_csv
-        pa_csv.write_csv(table, str(csv))
+        try:
+            pa_csv.write_csv(table, str(csv))
+        except pa.ArrowException as e:
+            raise DataError(f"{path}: a column type that has no CSV text "
+                            f"({', '.join(f'{f.name!r}: {f.type}' for f in table.schema)}): "
+                            f"{e}") from None
         del table
         try:
             return _data._read_table(csv, None, layout)
         except DataError as e:
             raise DataError(str(e).replace(str(csv), str(path))) from None
+
+
+def _cell_text(x) -> str:
+    return repr(x) if isinstance(x, (bytes, bytearray)) else str(x)   # no raw NUL bytes
+
+
+def _csv_unwritable(col: pd.Series) -> bool:
+    """A column Arrow's CSV writer refuses (list, struct, map, binary values)."""
+    import pyarrow as pa
+    if col.dtype != object:
+        return False
+    try:
+        t = pa.Array.from_pandas(col).type
+    except (pa.ArrowException, TypeError, ValueError):
+        return True
+    return pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
 
 
 def _clean_parquet(df: pd.DataFrame, stem: str, layout: str):
@@ -230,6 +263,7 @@ def _clean_parquet(df: pd.DataFrame, stem: str, layout: str):
     if (names.count("date") != 1 or "asset" in names or "adj_close" in keep
             or "close" not in keep or len(known) != len(set(known))
             or len({str(c) for c in df.columns}) != df.shape[1]
+            or _data._unread([str(c) for c in df.columns], names)
             or str(df.columns[0]).strip().isdigit()     # a headerless kline's first row
             or any(not str(c).strip() or str(c).strip() != str(c) for c in df.columns)):
         return None
@@ -305,7 +339,8 @@ def _csv_header(first: str, layout: str):
     keys = [n if n in _data._KNOWN else h for h, n in zip(header, names)]
     keys = [k for k in keys if k]
     if (layout not in ("auto", "single", "single_or_kline") or len(keys) != len(set(keys))
-            or "date" not in names or "asset" in names or "close" not in names):
+            or "date" not in names or "asset" in names or "close" not in names
+            or _data._unread(header, names)):     # load_csv's reader refuses or asks
         return None
     return names, False
 
@@ -628,16 +663,29 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     return Path(loc.shown) if "://" not in loc.shown else loc.shown
 
 
+def _corrupt(loc: _Where, e: Exception) -> Exception:
+    """A damaged zarr.json: zarr/JSON errors of many types -> DataError (ImportError kept)."""
+    if isinstance(e, ImportError):
+        return e
+    return DataError(f"{loc.shown}: corrupt store metadata ({type(e).__name__}: {e}); "
+                     "re-run ingest into a new store")
+
+
 def _open_arrays(loc: _Where, state: dict, create: bool):
+    if not create:
+        try:
+            g = loc.group("a")
+            return g, g["time"], {v: g[v] for v in state["variables"]}
+        except Exception as e:
+            raise _corrupt(loc, e) from None
     g = loc.group("a")
     n_asset = len(state["assets"])
-    if create:
-        g.create_array("time", shape=(0,), chunks=(state["chunk_time"],), dtype="int64",
-                       fill_value=0, dimension_names=("time",), overwrite=True)
-        for v in state["variables"]:
-            g.create_array(v, shape=(0, n_asset), dtype="float64", fill_value=np.nan,
-                           chunks=(state["chunk_time"], state["chunk_asset"]),
-                           dimension_names=("time", "asset"), overwrite=True)
+    g.create_array("time", shape=(0,), chunks=(state["chunk_time"],), dtype="int64",
+                   fill_value=0, dimension_names=("time",), overwrite=True)
+    for v in state["variables"]:
+        g.create_array(v, shape=(0, n_asset), dtype="float64", fill_value=np.nan,
+                       chunks=(state["chunk_time"], state["chunk_asset"]),
+                       dimension_names=("time", "asset"), overwrite=True)
     return g, g["time"], {v: g[v] for v in state["variables"]}
 
 
@@ -797,7 +845,7 @@ def _put(arr, t0, t1, a0, a1, values) -> None:
 # --------------------------------------------------------------------------- open
 
 def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
-         storage_options: dict | None = None) -> xr.Dataset:
+         storage_options: dict | None = None, verify: bool = False) -> xr.Dataset:
     r"""The store as a lazily loaded, dask-backed Dataset.
 
     Dims (time, asset), the variables, ``asset_class`` coord and attrs of
@@ -814,6 +862,9 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
         Dask chunks per dim (``time``, ``asset``; default: the store's).
     storage_options : dict, optional
         Passed to the URL's fsspec filesystem.
+    verify : bool, default False
+        Read every chunk once now (a full read of the store), so a damaged chunk is a
+        DataError here rather than when the data are first computed.
 
     Returns
     -------
@@ -822,7 +873,9 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     Raises
     ------
     DataError
-        If ``store`` is not a quantlab store or is empty.
+        If ``store`` is not a quantlab store (a file, no marker), is empty, or its
+        metadata are corrupt; when a damaged chunk is read (at compute time, or at once
+        with ``verify=True``), naming the variable and rows: re-run ingest.
     ValueError
         If ``chunks`` names another dim or a size < 1.
 
@@ -841,6 +894,7 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     (3, 1)
     """
     import dask.array as da
+    import dask.base
 
     _zarr()
     loc = _Where(store, storage_options, "open")
@@ -852,15 +906,26 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     if n == 0:
         raise DataError(f"{loc.shown}: empty store (its first ingest stopped before a chunk row "
                         "was complete); rerun ql.data.ingest to resume")
-    g = loc.group("r")
-    time = g["time"][:n].view("datetime64[ns]")
+    try:
+        g = loc.group("r")
+        arrays = {v: g[v] for v in ("time", *state["variables"])}
+    except Exception as e:
+        raise _corrupt(loc, e) from None
+    time = _Checked(arrays["time"], loc.shown, "time")[:n].view("datetime64[ns]")
     chunks = dict(chunks or {})
     for d in chunks:
         _v.choice("chunks dimension", d, ("time", "asset"))
     ct = _v.integer("chunks['time']", chunks.get("time", state["chunk_time"]), 1)
     ca = _v.integer("chunks['asset']", chunks.get("asset", state["chunk_asset"]), 1)
-    data = {v: (("time", "asset"), da.from_zarr(g[v])[:n].rechunk((ct, ca)))
-            for v in state["variables"]}
+    token = dask.base.tokenize(loc.shown, json.dumps(state, sort_keys=True, default=str))
+    data = {}
+    for v in state["variables"]:
+        z = _Checked(arrays[v], loc.shown, v)
+        if verify:
+            for t0 in range(0, n, state["chunk_time"]):
+                z[t0:min(t0 + state["chunk_time"], n)]
+        data[v] = (("time", "asset"), da.from_array(z, chunks=z.chunks, name=f"ql-store-{v}-"
+                                                   f"{token}")[:n].rechunk((ct, ca)))
     ds = xr.Dataset(data, coords={"time": time, "asset": state["assets"],
                                   "asset_class": ("asset", state["asset_class"])})
     ds.attrs.update(state["attrs"])
@@ -868,6 +933,26 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
         _cal.annotate(ds, freq=state.get("freq"))
     ds.attrs["store"] = loc.shown
     return ds
+
+
+class _Checked:
+    """A zarr array whose read errors (a truncated or damaged chunk: zstd's
+    "decompression error", short reads) are a DataError naming the store, variable and
+    rows, wherever dask computes them."""
+
+    def __init__(self, arr, shown: str, var: str):
+        self.arr, self.shown, self.var = arr, shown, var
+        self.shape, self.dtype, self.ndim, self.chunks = arr.shape, arr.dtype, arr.ndim, arr.chunks
+
+    def __getitem__(self, key):
+        try:
+            return self.arr[key]
+        except Exception as e:    # codec errors have no common type (RuntimeError, ValueError)
+            rows = key[0] if isinstance(key, tuple) else key
+            rows = f"{rows.start or 0}:{rows.stop}" if isinstance(rows, slice) else rows
+            raise DataError(f"{self.shown}: variable {self.var!r}, rows {rows}: damaged "
+                            f"chunk ({type(e).__name__}: {e}); re-run ingest into a new "
+                            "store") from None
 
 
 # --------------------------------------------------------------------------- writer

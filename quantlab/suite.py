@@ -50,6 +50,7 @@ import os
 import stat
 import subprocess
 import sys
+import unicodedata
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -198,6 +199,7 @@ class Run:
 
 
 # Windows device names, reserved whatever the extension (superscript digits included)
+_WINDOWS_FORBIDDEN = ':*?"<>|'
 _RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
                       | {f"{p}{d}" for p in ("COM", "LPT") for d in "0123456789\u00b9\u00b2\u00b3"})
 # bidi embeddings/overrides/isolates: they make a listed name read as another (U+202E)
@@ -207,7 +209,9 @@ _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 def check_name(name) -> str:
     """Refuse a run name that is not one plain, portable file name in ``--out``.
 
-    Refused: a separator, a control or bidi-override character, ``.``/``..``, a leading
+    Refused: a separator, a control or bidi-override character, a character Windows
+    forbids in file names (``: * ? " < > |``; ``a:b`` on NTFS names a hidden stream of
+    ``a``), ``.``/``..``, a leading
     '.' (a hidden file), a Windows device name such as CON, NUL or COM1 with or without
     an extension (``NUL.ipynb`` cannot be created there), over ``NAME_MAX`` bytes.
 
@@ -251,6 +255,12 @@ def check_name(name) -> str:
         raise ValueError(f"run name {name!r}: a name becomes a file in --out, so it may not "
                          "contain '/', '\\', control or bidi-override characters, nor be "
                          "'.' or '..'")
+    bad = sorted({c for c in name if c in _WINDOWS_FORBIDDEN})
+    if bad:
+        raise ValueError(f"run name {name!r}: contains {' '.join(bad)}; the characters "
+                         f"{' '.join(_WINDOWS_FORBIDDEN)} are not allowed in Windows file "
+                         "names (on NTFS 'a:b' writes a hidden stream of 'a'): the outputs "
+                         "would not copy there")
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:
@@ -912,6 +922,11 @@ def _key(run: Run) -> tuple:
             json.dumps(run.parameters, sort_keys=True, default=str))
 
 
+def _fold(name: str) -> str:
+    # one file on macOS (NFD on disk) and Windows (case-insensitive): 'é' vs 'e'+U+0301
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
     """Check every run's name and make the output names unique, before anything runs.
 
@@ -919,7 +934,8 @@ def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
     outside ``out_dir`` (a symlink planted there included). A repeat within the batch,
     ``index`` (the batch's own page), a source notebook of the batch, or a name that an
     earlier run in ``out_dir``'s index holds for another notebook or other parameters
-    gets a suffix ``-2``, ``-3``... Names compare case-insensitively, so the folder
+    gets a suffix ``-2``, ``-3``... Names compare case-insensitively and in Unicode
+    NFC form (``'é'`` and ``'e'`` + combining accent are one name), so the folder
     survives a copy to macOS or Windows. The same notebook with the same parameters keeps
     its earlier name and replaces that run.
 
@@ -946,14 +962,14 @@ def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
     root = Path(out_dir).resolve()
     if root.exists() and not root.is_dir():
         raise ValueError(f"--out {root} is not a folder")
-    earlier = {r.name.casefold(): (r.name, _key(r)) for r in read_index(out_dir)}
+    earlier = {_fold(r.name): (r.name, _key(r)) for r in read_index(out_dir)}
     sources = {str(Path(r.notebook).resolve()) for r in runs}  # --out may hold the inputs
     used = set()
     for run in runs:
         check_name(run.name)
         key, base, i, name = _key(run), run.name, 1, run.name
         while True:
-            fold = name.casefold()
+            fold = _fold(name)
             held = earlier.get(fold)
             if (fold not in used and fold not in RESERVED and (held is None or held[1] == key)
                     and str((root / f"{name}.ipynb").resolve()) not in sources):
@@ -966,7 +982,7 @@ def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
             if dest.parent != root:
                 raise ValueError(f"run {run.name!r}: its output {dest} would be outside "
                                  f"--out {root}")
-        used.add(name.casefold())
+        used.add(_fold(name))
         run.name = name
     return runs
 

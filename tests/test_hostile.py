@@ -18,9 +18,10 @@ import quantlab as ql
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume"
 
-# names an outside tester tries: spaces, unicode (both normal forms), 250 characters,
+# names an outside tester tries: spaces, unicode, 250 characters,
 # case-only twins, names that look like numbers, dates, NaN, booleans, paths, markup
-NAMES = ["AAPL US", "Nestlé", "Nestle\u0301", "日本株", "🚀", "A" * 250, "AAPL", "aapl",
+# ("Nestle\u0301", NFD, reads as "Nestlé": its own tests below)
+NAMES = ["AAPL US", "Nestlé", "日本株", "🚀", "A" * 250, "AAPL", "aapl",
          "001", "1", "1.0", "1e5", "2020-01-01", "NaN", "None", "True", "inf", "-",
          "BRK.", "../x", "a/b", "..", ".X", "C:\\evil", "A\nB", "<img src=x onerror=alert(1)>"]
 FILE_NAMES = [n for n in NAMES if "/" not in n and "\n" not in n and n != ".." and n[0] != "."]
@@ -304,16 +305,20 @@ def test_deploy_checkpoint_restore_under_hostile_names_continues_like_plain_name
     back.replay(hostile.isel(time=slice(80, 90)), echo=None)
     dp.replay(plain.isel(time=slice(80, 90)), echo=None)
     np.testing.assert_array_equal(back.equity.values, dp.equity.values)
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["ck", "deployment.json",
-                                                           "deployment.npz"]
+    names = sorted(p.relative_to(tmp_path).parts for p in tmp_path.rglob("*"))
+    # hostile asset names never become file names (appending checkpoints add seg-*.npz)
+    assert names[0] == ("ck",) and all(n[0] == "ck" and re.fullmatch(
+        r"deployment\.(json|npz)|seg-[0-9-]+\.npz", n[1]) for n in names[1:])
 
 
 @pytest.mark.parametrize("folder", ["with space", "日本", "a" * 250, ".hidden", "x\ny", "-rf"])
 def test_deploy_checkpoint_into_hostile_folder_names_round_trips(panels, tmp_path, folder):
     dep = _deploy(panels[0].isel(time=slice(0, 80), asset=slice(0, 3)))
     ck = dep.checkpoint(tmp_path / folder)
-    assert sorted(p.relative_to(tmp_path).parts for p in tmp_path.rglob("*") if p.is_file()) == [
-        (folder, "deployment.json"), (folder, "deployment.npz")]
+    files = [p.relative_to(tmp_path).parts for p in tmp_path.rglob("*") if p.is_file()]
+    # appending checkpoints (round 1) add segment files: all inside the folder, one level
+    assert (folder, "deployment.json") in files and all(len(f) == 2 and f[0] == folder
+                                                        for f in files)
     assert ql.Deployment.restore(ck).equity_now() == dep.equity_now()
 
 
@@ -375,3 +380,175 @@ def test_report_run_names_that_differ_only_in_case_get_suffixes(tmp_path):
                                                           "2020-01-01", "1e5", "AAPL US"])]
     assert [r.name for r in plan_outputs(runs, tmp_path)] == [
         "AAPL", "aapl-2", "Aapl-3", "index-2", "2020-01-01", "1e5", "AAPL US"]
+
+
+# ---- session 36 round 2 (storehard): Unicode forms, wide tables, corrupt stores --------
+
+NFC, NFD = "Nestl\u00e9", "Nestle\u0301"
+
+
+def test_load_csv_nfd_asset_name_reads_as_nfc_in_file_long_and_wide_tables(tmp_path):
+    d = _folder(tmp_path, [NFD])
+    assert ql.data.load_csv(d).asset.values.tolist() == [NFC]
+    assert ql.data.load_csv(_long(tmp_path / "long.csv", [NFD])).asset.values.tolist() == [NFC]
+    f = tmp_path / "w.csv"
+    f.write_text(f"Date,{NFD},X\n2020-01-02,1,2\n2020-01-03,1,2\n")
+    assert ql.data.load_csv(f).asset.values.tolist() == [NFC, "X"]
+    assert ql.data.load_csv(d / f"{NFD}.csv", asset=NFD).asset.values.tolist() == [NFC]
+
+
+def test_load_csv_asset_names_differing_only_in_unicode_form_are_refused(tmp_path):
+    with pytest.raises(ql.DataError, match=f"both hold asset '{NFC}'"):
+        ql.data.load_csv(_folder(tmp_path, [NFC, NFD]))
+    with pytest.raises(ql.DataError, match="appears in data rows 1, 31"):
+        ql.data.load_csv(_long(tmp_path / "long.csv", [NFC, NFD]))
+    f = tmp_path / "w.csv"
+    f.write_text(f"Date,{NFC},{NFD}\n2020-01-02,1,2\n2020-01-03,1,2\n")
+    with pytest.raises(ql.DataError, match=f"columns 2 .* and 3 .* both read as '{NFC}'"):
+        ql.data.load_csv(f)
+
+
+def test_ingest_asset_names_differing_only_in_unicode_form_are_refused(tmp_path):
+    with pytest.raises(ql.DataError, match=f"both hold asset '{NFC}'"):
+        ql.data.ingest(_folder(tmp_path, [NFC, NFD]), tmp_path / "store")
+    (tmp_path / "b").mkdir()
+    ql.data.ingest(_folder(tmp_path / "b", [NFD]), tmp_path / "s2")
+    assert ql.data.open(tmp_path / "s2").asset.values.tolist() == [NFC]
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([NFC, NFD], "differ only by surrounding spaces or Unicode form"),
+    (["A", np.nan], "missing asset name (nan) at position 1"),
+    ([None, "A"], "missing asset name (nan) at position 0"),   # xarray: None -> nan
+    ([np.nan, np.nan], "missing asset name (nan) at position 0"),
+])
+def test_validate_refuses_missing_and_unicode_twin_asset_labels(labels, message):
+    ds = xr.Dataset({"close": (("time", "asset"), np.ones((3, 2)))},
+                    coords={"time": pd.bdate_range("2020-01-01", periods=3),
+                            "asset": np.array(labels, dtype=object)})
+    with pytest.raises(ql.DataError, match=re.escape(message)):
+        ql.data.validate(ds)
+
+
+@pytest.mark.parametrize("price", ["Close", "Adj Close"])
+def test_wide_table_with_an_asset_named_close_does_not_drop_the_other_assets(tmp_path, price):
+    f = tmp_path / "w.csv"
+    f.write_text(f"Date,{price},MSFT,GOOG\n2020-01-02,1,2,3\n2020-01-03,1.5,2.5,3.5\n")
+    for read in (ql.data.load_csv, lambda f: ql.data.ingest(f, tmp_path / "store")):
+        with pytest.raises(ql.DataError, match="columns 'MSFT', 'GOOG' are not price columns "
+                                               "and would be ignored.*layout='wide'"):
+            read(f)
+    ds = ql.data.load_csv(f, layout="wide")
+    assert ds.asset.values.tolist() == [price, "MSFT", "GOOG"]
+    np.testing.assert_array_equal(ds["close"].values, [[1, 2, 3], [1.5, 2.5, 3.5]])
+    one = ql.data.load_csv(f, layout="single")   # said so: the close, the rest ignored
+    np.testing.assert_array_equal(one["close"].values.ravel(), [1, 1.5])
+
+
+def test_wide_table_with_an_asset_named_close_in_a_folder_is_refused(tmp_path):
+    (tmp_path / "W.csv").write_text("Date,Close,MSFT\n2020-01-02,1,2\n")
+    with pytest.raises(ql.DataError, match="'MSFT' .* load the file on its own"):
+        ql.data.load_csv(tmp_path)
+
+
+def test_bar_file_with_extra_columns_still_ignores_them(tmp_path):
+    f = tmp_path / "X.csv"
+    f.write_text(HEADER + ",Dividends,Stock Splits\n"
+                 + "\n".join(r + ",0,0" for r in _rows()) + "\n")
+    np.testing.assert_allclose(ql.data.load_csv(f)["close"].values.ravel(), _closes(0),
+                               rtol=1e-12)
+
+
+_NESTED = {"list": [[1, 2], [3], []] * 10, "struct": [{"a": 1}] * 30,
+           "bytes": [b"x\x00"] * 30}
+
+
+@pytest.mark.parametrize("kind", sorted(_NESTED))
+def test_ingest_parquet_with_unused_nested_column_reads_like_without_it(tmp_path, kind):
+    df = _GOOD.assign(Close=np.where(np.arange(30) == 3, np.nan, 1.5))   # not the fast path
+    df.loc[3, ["Open", "High", "Low", "Volume"]] = np.nan
+    df.to_parquet(tmp_path / "X.parquet")
+    df.assign(extra=_NESTED[kind]).to_parquet(tmp_path / "Y.parquet")
+    ref = ql.data.open(ql.data.ingest(tmp_path / "X.parquet", tmp_path / "s1"))["close"]
+    got = ql.data.open(ql.data.ingest(tmp_path / "Y.parquet", tmp_path / "s2"))["close"]
+    np.testing.assert_array_equal(got.values, ref.values)
+    assert np.isnan(got.values[3, 0]) and got.values[0, 0] == 1.5
+
+
+@pytest.mark.parametrize("kind", sorted(_NESTED))
+def test_ingest_parquet_with_nested_price_column_is_a_data_error_naming_it(tmp_path, kind):
+    f = tmp_path / "X.parquet"
+    _GOOD.assign(Close=_NESTED[kind]).to_parquet(f)
+    with pytest.raises(ql.DataError, match=re.escape(str(f)) + ".*column 'close'.*unparsable"):
+        ql.data.ingest(f, tmp_path / "store")
+
+
+@pytest.fixture
+def store(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "X.csv").write_text(_yahoo())
+    return ql.data.ingest(src, tmp_path / "store")
+
+
+@pytest.mark.parametrize("name, data", [
+    ("quantlab_store.json", b""), ("quantlab_store.json", b"{garbage"),
+    ("quantlab_store.json", b"[1, 2]"), ("quantlab_store.json", b"\xff\xfe"),
+    ("zarr.json", b""), ("zarr.json", b"{x"), ("close/zarr.json", b"not json"),
+    ("time/zarr.json", b"{}"),
+])
+def test_open_corrupt_store_marker_or_zarr_json_is_a_data_error_saying_reingest(store, name,
+                                                                                data):
+    (store / name).write_bytes(data)
+    with pytest.raises(ql.DataError, match=r"corrupt .*re-run ingest"):
+        ql.data.open(store)["close"].values
+
+
+def test_ingest_append_into_a_store_with_corrupt_zarr_json_is_a_data_error(store, tmp_path):
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "X.csv").write_text(HEADER + "\n2021-01-04,1,1.01,0.99,1,1,1000\n")
+    (store / "zarr.json").write_bytes(b"{x")
+    with pytest.raises(ql.DataError, match=r"corrupt store metadata .*re-run ingest"):
+        ql.data.ingest(new, store)
+
+
+def test_open_or_ingest_with_a_file_as_the_store_is_a_data_error(tmp_path):
+    f = tmp_path / "X.csv"
+    f.write_text(_yahoo())
+    with pytest.raises(ql.DataError, match=re.escape(str(f)) + ": not a folder"):
+        ql.data.open(f)
+    with pytest.raises(ql.DataError, match=re.escape(str(f)) + ": exists and is not a quantlab"):
+        ql.data.ingest(f, f)
+
+
+def test_open_truncated_chunk_is_a_data_error_at_compute_and_with_verify(store):
+    chunk = next(p for p in (store / "close").rglob("*") if p.is_file() and p.name != "zarr.json")
+    ref = ql.data.open(store)["close"].values
+    np.testing.assert_allclose(ref.ravel(), _closes(0), rtol=1e-12)
+    np.testing.assert_array_equal(ql.data.open(store, verify=True)["close"].values, ref)
+    chunk.write_bytes(chunk.read_bytes()[:40])
+    ds = ql.data.open(store)       # lazy: the damage shows when computed
+    with pytest.raises(ql.DataError, match=r"variable 'close', rows 0:30: damaged chunk .*"
+                                           r"re-run ingest"):
+        ds["close"].mean().compute()
+    with pytest.raises(ql.DataError, match="variable 'close'.*damaged chunk"):
+        ql.data.open(store, verify=True)
+
+
+@pytest.mark.parametrize("name", ["a:b", "C:evil", "x*", "what?", 'say"hi"', "a<b", "a>b",
+                                  "a|b"])
+def test_report_run_name_with_a_character_windows_forbids_is_refused(name):
+    from quantlab.suite import check_name
+
+    with pytest.raises(ValueError, match=r"not allowed in Windows file names") as e:
+        check_name(name)
+    assert repr(name) in str(e.value)
+
+
+def test_report_run_names_that_differ_only_in_unicode_form_get_suffixes(tmp_path):
+    from quantlab.suite import Run, plan_outputs
+
+    runs = [Run("a.ipynb", NFC), Run("b.ipynb", NFD), Run("c.ipynb", NFD.upper())]
+    assert [r.name for r in plan_outputs(runs, tmp_path)] == [NFC, NFD + "-2",
+                                                              NFD.upper() + "-3"]
