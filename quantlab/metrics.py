@@ -354,8 +354,11 @@ def _single_pass(names, params, b):
     return kinds.pop() if len(kinds) == 1 and None not in kinds else None
 
 
-# each kernel's time per value in copies of a value (quantlab._threads.PAYS_FROM)
-_COST = {"accumulate": 30.0, "quantiles": 6.0}
+# each kernel's time per value in copies of a value (quantlab._threads.PAYS_FROM). The
+# one-pass kernels (~1) stay on one thread by default: read in place (no copy) two
+# threads cost 1.5x the CPU time of one (2520 x 1000, memory-bound), and on a loaded
+# machine (load 5-7 on 2 cores) 3-5x the wall time of one thread (metrics2, issue 32)
+_COST = {"accumulate": 30.0, "quantiles": 6.0, "pass": 1.0}
 
 
 def _columns(kernel, *panels, cost="accumulate"):
@@ -363,21 +366,8 @@ def _columns(kernel, *panels, cost="accumulate"):
     columns on the package's threads (``quantlab._threads``): the kernels treat columns
     independently, so the bits are those of one call. Every kernel reads rows of
     contiguous values at any row stride, so a block is a view of the panel, never a
-    copy (20 MB per call of a 2520 x 1000 panel)."""
+    copy (20 MB per call of a 2520 x 1000 panel); one block: the panel itself."""
     return _threads.by_columns(kernel, *panels, contiguous=False, cost=_COST[cost])
-
-
-def _pass(kernel, rp, rows):
-    """A one-pass kernel's (rows, column) statistics of ``rp`` over column blocks on the
-    package's threads, each block written into its slice of one result: nothing is
-    copied but the few result rows, so these memory-speed passes pay on several cores
-    too (``_threads.by_columns``' ``out=``); the bits are those of one call."""
-    out = np.empty((rows, rp.shape[1]))
-
-    def into(r, out):
-        out[...] = kernel(r)
-
-    return _threads.by_columns(into, rp, cost=1.0, out=out)
 
 
 def _fused(rp, bp, params, columns=None) -> dict:
@@ -411,14 +401,14 @@ def _fast_acc(kind, rp, required_return) -> dict:
     the fused pass's own operations (same bits)."""
     m = rp.shape[1]
     if kind in ("wealth", "drawdown"):
-        out = (_pass(_k.wealth, rp, 2) if kind == "wealth" else _pass(_k.drawdown, rp, 3))
+        out = _columns(_k.wealth if kind == "wealth" else _k.drawdown, rp, cost="pass")
         return dict(zip(("n", "wealth", "max_dd"), out))
     if kind == "sums":
-        n, mean, m2 = _pass(_k.sums, rp, 3)
+        n, mean, m2 = _columns(_k.sums, rp, cost="pass")
         a = {"n": n, "mean": mean, "m2": m2}
         bad = ~np.isfinite(m2)
     else:
-        n, mean, d2 = _pass(lambda r: _k.downside(r, required_return), rp, 3)
+        n, mean, d2 = _columns(lambda r: _k.downside(r, required_return), rp, cost="pass")
         a = {"n": n, "mean": mean, "down2": d2}
         bad = ~np.isfinite(mean)
     # no min/max: a constant column has M2 exactly 0 (each x - k is 0), std 0 as the

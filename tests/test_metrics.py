@@ -525,6 +525,10 @@ def test_single_metric_passes_read_column_blocks_in_place_same_bits_on_1_or_2_th
     for n in names:
         np.testing.assert_array_equal(getattr(M, n)(big), one[n], err_msg=n)
     assert seen and all(seen)   # every block read in place, none copied
+    from quantlab import _threads
+    for kern in (k.sums, k.wealth, k.drawdown, lambda r: k.downside(r, 0.001)):
+        np.testing.assert_array_equal(   # forced onto 2 threads: views, same bits
+            _threads.by_columns(kern, big, threads=2, contiguous=False), kern(big))
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
