@@ -1,5 +1,6 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Performance-metric kernels over a C-contiguous (time, column) panel of returns.
+"""Performance-metric kernels over a (time, column) panel of returns (rows of contiguous
+values, any row stride: a column block of a C-ordered panel is read in place).
 
 ``accumulate`` is ONE pass over time (columns innermost, contiguous) that fills, per
 column, the sufficient statistics every returns metric is a closed form of: Welford
@@ -225,7 +226,7 @@ cdef inline double _lerp(double a, double b, double frac) noexcept nogil:
     return a + diff * frac if frac < 0.5 else b - diff * (1.0 - frac)
 
 
-def quantiles(const double[:, ::1] r, const double[::1] qs, double tail,
+def quantiles(const double[:, :] r, const double[::1] qs, double tail,
               Py_ssize_t block=32):
     """Per column of ``r``: the percentiles ``qs`` (ascending fractions, linear interpolation) of the
     non-NaN values, then the mean of the ``int((n - 1) * tail) + 1`` smallest values
@@ -283,6 +284,19 @@ def quantiles(const double[:, ::1] r, const double[::1] qs, double tail,
     return out_np
 
 
+cdef const double* _base(const double[:, :] r) except? NULL:
+    """The first value of a panel whose rows are contiguous values (any row stride: a
+    column block of a C-ordered panel is read in place), NULL if it has none."""
+    if r.shape[1] > 1 and r.strides[1] != sizeof(double):
+        raise ValueError("the panel's rows must be contiguous values")
+    return &r[0, 0] if r.shape[0] > 0 and r.shape[1] > 0 else NULL
+
+
+cdef inline Py_ssize_t _rs(const double[:, :] r) noexcept:
+    # the row stride in values
+    return r.strides[0] // <Py_ssize_t>sizeof(double)
+
+
 # ---- Single-metric passes: only the statistics one metric needs (summary() keeps
 # ``accumulate``). Each is one pass over time with the columns innermost and branch-free
 # NaN selects, so the compiler vectorises the column loop. Four rows are taken per
@@ -291,11 +305,12 @@ def quantiles(const double[:, ::1] r, const double[::1] qs, double tail,
 # a time in time order: the running products, drawdowns and downside squares are the
 # same operations in the same order as ``acc_add`` (same bits).
 
-cdef void _shift(const double[:, ::1] r, double[::1] k) noexcept nogil:
+cdef void _shift(const double* r, Py_ssize_t rs, Py_ssize_t n, Py_ssize_t m,
+                 double[::1] k) noexcept nogil:
     """k[a] = the first non-NaN value of column a among the first 64 rows, else 0: the
     shift of the first block's sums (Chan, Golub & LeVeque 1983: Σ(x - k), Σ(x - k)²
     lose no precision to the mean when k is near it; a constant column gives exactly 0)."""
-    cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, missing = m
+    cdef Py_ssize_t t, a, missing = m
     cdef double x
     for a in range(m):
         k[a] = NAN
@@ -303,7 +318,7 @@ cdef void _shift(const double[:, ::1] r, double[::1] k) noexcept nogil:
     while t < n and t < 64 and missing > 0:
         missing = 0
         for a in range(m):
-            x = r[t, a]
+            x = r[t * rs + a]
             k[a] = x if isnan(k[a]) else k[a]
             missing += 1 if isnan(k[a]) else 0
         t += 1
@@ -348,7 +363,7 @@ cdef void _merge(Py_ssize_t m, double[::1] cnt, double[::1] mean, double[::1] m2
         b2[a] = 0.0
 
 
-cdef void _redo(const double[:, ::1] r, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t m,
+cdef void _redo(const double* r, Py_ssize_t rs, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t m,
                 double[::1] k, double[::1] bc, double[::1] b1, double[::1] b2,
                 bint with_b2) noexcept nogil:
     """Set the block's count and sums: t1 - t0 values where the unmasked sum came out a
@@ -364,7 +379,7 @@ cdef void _redo(const double[:, ::1] r, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t
         u = 0.0
         v = 0.0
         for t in range(t0, t1):
-            x = r[t, a]
+            x = r[t * rs + a]
             c += _ok(x)
             d = _d(x, k[a])
             u += d
@@ -375,7 +390,7 @@ cdef void _redo(const double[:, ::1] r, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t
             b2[a] = v
 
 
-def sums(const double[:, ::1] r):
+def sums(const double[:, :] r):
     """Per column: rows n (non-NaN count), mean and M2 = Σ(x - mean)² of the non-NaN
     values; (3, m).
 
@@ -385,6 +400,8 @@ def sums(const double[:, ::1] r):
     multiply per value, vectorised over the columns). The hot loop does not test for
     NaN: a block whose sum came out NaN is summed again for that column (``_redo``)."""
     cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, t0, t1, t4, blk = BLOCK
+    cdef const double* rp = _base(r)
+    cdef Py_ssize_t rs = _rs(r)
     out_np = np.zeros((3, m))
     cdef double[:, ::1] out = out_np
     cdef double[::1] cnt = out[0], mean = out[1], m2 = out[2]
@@ -392,17 +409,17 @@ def sums(const double[:, ::1] r):
     cdef double[::1] k = tmp[0], bc = tmp[1], b1 = tmp[2], b2 = tmp[3]
     cdef double x0, x1, x2, x3, d, u, v, ka
     with nogil:
-        _shift(r, k)
+        _shift(rp, rs, n, m, k)
         t0 = 0
         while t0 < n:
             t1 = t0 + blk if t0 + blk <= n else n
             t4 = t0 + (t1 - t0) // 4 * 4
             for t in range(t0, t4, 4):
                 for a in range(m):
-                    x0 = r[t, a]
-                    x1 = r[t + 1, a]
-                    x2 = r[t + 2, a]
-                    x3 = r[t + 3, a]
+                    x0 = rp[t * rs + a]
+                    x1 = rp[(t + 1) * rs + a]
+                    x2 = rp[(t + 2) * rs + a]
+                    x3 = rp[(t + 3) * rs + a]
                     ka = k[a]
                     u = b1[a]
                     v = b2[a]
@@ -422,10 +439,10 @@ def sums(const double[:, ::1] r):
                     b2[a] = v
             for t in range(t4, t1):
                 for a in range(m):
-                    d = r[t, a] - k[a]
+                    d = rp[t * rs + a] - k[a]
                     b1[a] += d
                     b2[a] += d * d
-            _redo(r, t0, t1, m, k, bc, b1, b2, True)
+            _redo(rp, rs, t0, t1, m, k, bc, b1, b2, True)
             _merge(m, cnt, mean, m2, k, bc, b1, b2, True)
             t0 = t1
     return out_np
@@ -437,11 +454,13 @@ cdef inline double _neg(double x, double req) noexcept nogil:
     return y if y < 0 else 0.0
 
 
-def downside(const double[:, ::1] r, double required_return):
+def downside(const double[:, :] r, double required_return):
     """Per column: rows n, mean (blocked, as ``sums``) and down2 = Σ min(x - req, 0)² of
     the non-NaN values; (3, m). down2 is summed as ``acc_add`` does (same bits; a NaN
     adds 0: NaN < 0 is false)."""
     cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, t0, t1, t4, blk = BLOCK
+    cdef const double* rp = _base(r)
+    cdef Py_ssize_t rs = _rs(r)
     out_np = np.zeros((3, m))
     cdef double[:, ::1] out = out_np
     cdef double[::1] cnt = out[0], mean = out[1], d2 = out[2]
@@ -449,17 +468,17 @@ def downside(const double[:, ::1] r, double required_return):
     cdef double[::1] k = tmp[0], bc = tmp[1], b1 = tmp[2]
     cdef double x0, x1, x2, x3, y, u, v, ka, q = required_return
     with nogil:
-        _shift(r, k)
+        _shift(rp, rs, n, m, k)
         t0 = 0
         while t0 < n:
             t1 = t0 + blk if t0 + blk <= n else n
             t4 = t0 + (t1 - t0) // 4 * 4
             for t in range(t0, t4, 4):
                 for a in range(m):
-                    x0 = r[t, a]
-                    x1 = r[t + 1, a]
-                    x2 = r[t + 2, a]
-                    x3 = r[t + 3, a]
+                    x0 = rp[t * rs + a]
+                    x1 = rp[(t + 1) * rs + a]
+                    x2 = rp[(t + 2) * rs + a]
+                    x3 = rp[(t + 3) * rs + a]
                     ka = k[a]
                     u = b1[a]
                     v = d2[a]
@@ -479,11 +498,11 @@ def downside(const double[:, ::1] r, double required_return):
                     d2[a] = v
             for t in range(t4, t1):
                 for a in range(m):
-                    x0 = r[t, a]
+                    x0 = rp[t * rs + a]
                     b1[a] += x0 - k[a]
                     y = _neg(x0, q)
                     d2[a] += y * y
-            _redo(r, t0, t1, m, k, bc, b1, b1, False)
+            _redo(rp, rs, t0, t1, m, k, bc, b1, b1, False)
             _merge(m, cnt, mean, mean, k, bc, b1, b1, False)
             t0 = t1
     return out_np
@@ -494,7 +513,7 @@ cdef inline double _g(double x) noexcept nogil:
     return 1.0 + (0.0 if isnan(x) else x)
 
 
-def wealth(const double[:, ::1] r):
+def wealth(const double[:, :] r):
     """Per column: rows n and wealth Π(1 + x) over the non-NaN values; (2, m).
 
     A plain product (as ``acc_add``, same bits), no log1p: each factor rounds 1 + x and
@@ -506,6 +525,8 @@ def wealth(const double[:, ::1] r):
     for NaN: a 64-row block whose product came out NaN is multiplied again for that
     column, skipping the NaNs (× 1.0 is exact: the same bits as skipping them)."""
     cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, t0, t1, t4, blk = BLOCK
+    cdef const double* rp = _base(r)
+    cdef Py_ssize_t rs = _rs(r)
     out_np = np.zeros((2, m))
     cdef double[:, ::1] out = out_np
     cdef double[::1] cnt = out[0], w = out[1]
@@ -523,14 +544,14 @@ def wealth(const double[:, ::1] r):
             for t in range(t0, t4, 4):
                 for a in range(m):
                     v = w[a]
-                    v = v * (1.0 + r[t, a])
-                    v = v * (1.0 + r[t + 1, a])
-                    v = v * (1.0 + r[t + 2, a])
-                    v = v * (1.0 + r[t + 3, a])
+                    v = v * (1.0 + rp[t * rs + a])
+                    v = v * (1.0 + rp[(t + 1) * rs + a])
+                    v = v * (1.0 + rp[(t + 2) * rs + a])
+                    v = v * (1.0 + rp[(t + 3) * rs + a])
                     w[a] = v
             for t in range(t4, t1):
                 for a in range(m):
-                    w[a] *= 1.0 + r[t, a]
+                    w[a] *= 1.0 + rp[t * rs + a]
             for a in range(m):
                 if not isnan(w[a]):
                     cnt[a] += t1 - t0
@@ -538,8 +559,8 @@ def wealth(const double[:, ::1] r):
                 v = w0[a]
                 c = 0.0
                 for t in range(t0, t1):
-                    c += _ok(r[t, a])
-                    v = v * _g(r[t, a])
+                    c += _ok(rp[t * rs + a])
+                    v = v * _g(rp[t * rs + a])
                 w[a] = v
                 cnt[a] += c
             t0 = t1
@@ -557,10 +578,12 @@ cdef inline (double, double, double, double) _dd_step(
     return c, v, p, (dd if dd < md else md)
 
 
-def drawdown(const double[:, ::1] r):
+def drawdown(const double[:, :] r):
     """Per column: rows n, wealth Π(1 + x), max_dd = min_t (W_t / max_{s<=t} W_s - 1)
     with the initial 1.0 a peak; (3, m). Same operations as ``acc_add`` (same bits)."""
     cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, n4 = n - n % 4
+    cdef const double* rp = _base(r)
+    cdef Py_ssize_t rs = _rs(r)
     out_np = np.zeros((3, m))
     cdef double[:, ::1] out = out_np
     cdef double[::1] cnt = out[0], w = out[1], mdd = out[2]
@@ -573,12 +596,12 @@ def drawdown(const double[:, ::1] r):
         # once per four rows (the step is inlined; same operations in the same order)
         for t in range(0, n4, 4):
             for a in range(m):
-                c, v, p, md = _dd_step(r[t, a], cnt[a], w[a], peak[a], mdd[a])
-                c, v, p, md = _dd_step(r[t + 1, a], c, v, p, md)
-                c, v, p, md = _dd_step(r[t + 2, a], c, v, p, md)
-                cnt[a], w[a], peak[a], mdd[a] = _dd_step(r[t + 3, a], c, v, p, md)
+                c, v, p, md = _dd_step(rp[t * rs + a], cnt[a], w[a], peak[a], mdd[a])
+                c, v, p, md = _dd_step(rp[(t + 1) * rs + a], c, v, p, md)
+                c, v, p, md = _dd_step(rp[(t + 2) * rs + a], c, v, p, md)
+                cnt[a], w[a], peak[a], mdd[a] = _dd_step(rp[(t + 3) * rs + a], c, v, p, md)
         for t in range(n4, n):
             for a in range(m):
-                cnt[a], w[a], peak[a], mdd[a] = _dd_step(r[t, a], cnt[a], w[a], peak[a],
+                cnt[a], w[a], peak[a], mdd[a] = _dd_step(rp[t * rs + a], cnt[a], w[a], peak[a],
                                                         mdd[a])
     return out_np

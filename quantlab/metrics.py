@@ -354,19 +354,20 @@ def _single_pass(names, params, b):
     return kinds.pop() if len(kinds) == 1 and None not in kinds else None
 
 
-# each kernel's time per value in copies of a value (quantlab._threads.PAYS_FROM: the
-# one-pass kernels, ~1, do not repay the copy of a block; measured 2520 x 1000)
+# each kernel's time per value in copies of a value (quantlab._threads.PAYS_FROM). The
+# one-pass kernels (~1) stay on one thread by default: read in place (no copy) two
+# threads cost 1.5x the CPU time of one (2520 x 1000, memory-bound), and on a loaded
+# machine (load 5-7 on 2 cores) 3-5x the wall time of one thread (metrics2, issue 32)
 _COST = {"accumulate": 30.0, "quantiles": 6.0, "pass": 1.0}
 
 
-def _columns(kernel, *panels, cost="pass", contiguous=True):
+def _columns(kernel, *panels, cost="accumulate"):
     """``kernel(*panels)`` ((time, column) panels -> (fields, column)) over blocks of
     columns on the package's threads (``quantlab._threads``): the kernels treat columns
-    independently, so the bits are those of one call. ``contiguous=False`` for a kernel
-    taking any strides (``accumulate``): a block is then a view, not a copy (20 MB per
-    call of a 2520 x 1000 panel). The quantile and single-metric passes keep
-    C-contiguous input (generic strides measured 10-25% slower for them)."""
-    return _threads.by_columns(kernel, *panels, contiguous=contiguous, cost=_COST[cost])
+    independently, so the bits are those of one call. Every kernel reads rows of
+    contiguous values at any row stride, so a block is a view of the panel, never a
+    copy (20 MB per call of a 2520 x 1000 panel); one block: the panel itself."""
+    return _threads.by_columns(kernel, *panels, contiguous=False, cost=_COST[cost])
 
 
 def _fused(rp, bp, params, columns=None) -> dict:
@@ -380,7 +381,7 @@ def _fused(rp, bp, params, columns=None) -> dict:
         with np.errstate(invalid="ignore", divide="ignore"):
             return _k.accumulate(r, np.log1p(r), b, rr)
 
-    acc = _columns(block, rp, bp, cost="accumulate", contiguous=False)
+    acc = _columns(block, rp, bp)
     a = {f: acc[i] for f, i in _F.items()}
     # Welford's running mean turns inf into NaN (inf - inf); the mean of a column
     # holding +inf (-inf, not both) is +inf (-inf), as numpy's and empyrical's
@@ -400,14 +401,14 @@ def _fast_acc(kind, rp, required_return) -> dict:
     the fused pass's own operations (same bits)."""
     m = rp.shape[1]
     if kind in ("wealth", "drawdown"):
-        out = _columns(_k.wealth if kind == "wealth" else _k.drawdown, rp)
+        out = _columns(_k.wealth if kind == "wealth" else _k.drawdown, rp, cost="pass")
         return dict(zip(("n", "wealth", "max_dd"), out))
     if kind == "sums":
-        n, mean, m2 = _columns(_k.sums, rp)
+        n, mean, m2 = _columns(_k.sums, rp, cost="pass")
         a = {"n": n, "mean": mean, "m2": m2}
         bad = ~np.isfinite(m2)
     else:
-        n, mean, d2 = _columns(lambda r: _k.downside(r, required_return), rp)
+        n, mean, d2 = _columns(lambda r: _k.downside(r, required_return), rp, cost="pass")
         a = {"n": n, "mean": mean, "down2": d2}
         bad = ~np.isfinite(mean)
     # no min/max: a constant column has M2 exactly 0 (each x - k is 0), std 0 as the
@@ -639,8 +640,11 @@ def _dispatch_xarray(names, returns, factor_returns, dim, params, rate_key, rate
                           None, params)
         if returns.sizes[dim]:
             # one template with the returns' other coordinates and their indexes, shared
-            # (building each result's indexes anew cost ~0.3 ms a call on 1000 labels)
-            tmpl = returns.isel({dim: 0}, drop=True)
+            # (building each result's indexes anew cost ~0.3 ms a call on 1000 labels);
+            # the time coordinates dropped first, not indexed (a datetime index's row 0
+            # went through pandas: a third of the wrapper's time)
+            tmpl = returns.drop_vars([k for k, c in returns.coords.items()
+                                      if c.dims == (dim,)]).isel({dim: 0}, drop=True)
             return {n: tmpl.copy(deep=False, data=res[n]).rename(n) for n in names}
         dims = tuple(d for d in returns.dims if d != dim)
         coords = {k: c for k, c in returns.coords.items() if dim not in c.dims}

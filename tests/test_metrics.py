@@ -487,3 +487,86 @@ def test_single_metrics_on_a_panel_with_nan_holes_equal_empyrical_per_column():
         got = getattr(M, metric)(r)
         want = [getattr(ep, metric)(r[~np.isnan(r[:, j]), j]) for j in range(r.shape[1])]
         np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-14, err_msg=metric)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_single_metric_passes_read_column_blocks_in_place_same_bits_on_1_or_2_threads(
+        monkeypatch):
+    """Issue 32 (metrics2): the one-pass kernels (sums, downside, wealth, drawdown) and
+    the quantile kernel took only C-contiguous panels, so every threaded column block
+    was copied first (a copy per value: the second core never paid). They now read a
+    block of a C-ordered panel in place, with the bits of a contiguous copy, and a
+    metric gives the same bits on 1 or 2 threads."""
+    x = _simd_panel()
+    view = x[:, 50:150]
+    assert not view.flags.c_contiguous
+    copy = np.ascontiguousarray(view)
+    k = M._k
+    for kern in (k.sums, k.wealth, k.drawdown, lambda r: k.downside(r, 0.001),
+                 lambda r: k.quantiles(r, np.array([0.05, 0.95]), 0.05)):
+        np.testing.assert_array_equal(kern(view), kern(copy))
+    with pytest.raises(ValueError, match="contiguous"):
+        k.sums(x[:, ::2])
+    big = np.random.default_rng(7).normal(0.0004, 0.015, (1000, 1100))
+    big[np.random.default_rng(8).random(big.shape) < 0.05] = np.nan
+    names = SINGLE + ["value_at_risk", "conditional_value_at_risk"]
+    monkeypatch.setenv("QUANTLAB_THREADS", "1")
+    one = {n: getattr(M, n)(big) for n in names}
+    monkeypatch.setenv("QUANTLAB_THREADS", "2")
+    seen = []
+    for kname in ("sums", "downside", "wealth", "drawdown", "quantiles"):
+        orig = getattr(k, kname)
+
+        def spy(r, *a, _orig=orig, **kw):
+            seen.append(np.shares_memory(r, big))
+            return _orig(r, *a, **kw)
+
+        monkeypatch.setattr(k, kname, spy)
+    for n in names:
+        np.testing.assert_array_equal(getattr(M, n)(big), one[n], err_msg=n)
+    assert seen and all(seen)   # every block read in place, none copied
+    from quantlab import _threads
+    for kern in (k.sums, k.wealth, k.drawdown, lambda r: k.downside(r, 0.001)):
+        np.testing.assert_array_equal(   # forced onto 2 threads: views, same bits
+            _threads.by_columns(kern, big, threads=2, contiguous=False), kern(big))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("shape", ["1-D", "one column"])
+def test_single_metrics_on_one_series_with_nan_holes_equal_empyrical_and_summary(shape):
+    """The issue-32 metrics alone on one series (1-D, or a (time, 1) panel) with NaN
+    holes: empyrical's value on the NaN-dropped series (1e-8) and summary()'s (1e-12)."""
+    import empyrical as ep
+
+    rng = np.random.default_rng(36)
+    s = rng.normal(0.0004, 0.015, 900)
+    s[rng.random(900) < 0.1] = np.nan
+    s[:50] = np.nan
+    r = s if shape == "1-D" else s[:, None]
+    clean = s[~np.isnan(s)]
+    summ = M.summary(s[:, None])
+    for metric in ("sharpe_ratio", "sortino_ratio", "annual_return", "annual_volatility",
+                   "max_drawdown", "calmar_ratio", "value_at_risk",
+                   "conditional_value_at_risk"):
+        got = np.ravel(getattr(M, metric)(r))
+        assert got.shape == (1,)
+        assert got[0] == pytest.approx(getattr(ep, metric)(clean), rel=1e-8, abs=1e-14), metric
+        assert got[0] == pytest.approx(float(summ[metric].values[0]), rel=1e-12), metric
+
+
+def test_dataarray_result_keeps_coordinates_as_before_without_indexing_time():
+    """The DataArray wrapper now drops the returns' 1-D time coordinates before taking
+    its result template (indexing a datetime index at row 0 went through pandas); the
+    result's coordinates, name and attrs are those of isel(time=0, drop=True)."""
+    n, m = 300, 4
+    r = np.random.default_rng(9).normal(0.0004, 0.015, (n, m))
+    da = xr.DataArray(r, dims=("time", "asset"),
+                      coords={"time": pd.bdate_range("2020-01-01", periods=n),
+                              "asset": list("ABCD"), "sector": ("asset", list("xxyy")),
+                              "flag": ("time", np.arange(n) % 2), "region": "EU",
+                              "w": (("time", "asset"), r * 0 + 1)},
+                      attrs={"units": "ret"})
+    got = M.annual_volatility(da)
+    want = da.isel(time=0, drop=True).copy(data=M.annual_volatility(r)).rename(
+        "annual_volatility")
+    xr.testing.assert_identical(got, want)
