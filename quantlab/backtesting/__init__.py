@@ -46,8 +46,6 @@ them).
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import xarray as xr
 
 from quantlab import _threads
@@ -74,12 +72,12 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     Conventions (fills, sizing, group accounts, stops) are in the :mod:`quantlab.backtesting`
     module documentation; each option's details are in the Notes below.
 
-    A dask-backed ``data`` (``ql.data.open``) or signal runs out of core: independent
-    accounts (``group=False``) per asset chunk in parallel, lazily (equity, cash and
-    positions are dask arrays, ``orders`` a dask DataFrame); portfolios (``group=True``)
-    stream over the time chunks carrying the kernel's state, each chunk computed in turn
-    into a temporary zarr store that the dask-array results read (orders: a pandas
-    frame). Memory: one chunk. Both equal the in-memory backtest.
+    A dask-backed ``data`` (``ql.data.open``) or signal runs out of core, streamed over
+    its time chunks carrying the kernel's state: one chain per asset chunk, in parallel,
+    for independent accounts (``group=False``), one chain for portfolios
+    (``group=True``). Each chunk is computed in turn into a temporary zarr store that the
+    results' dask arrays read (``orders``: a pandas frame read on first use). Memory: one
+    (time chunk x asset chunk) per running chain. Both equal the in-memory backtest.
 
     Parameters
     ----------
@@ -180,14 +178,13 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
 
     Notes
     -----
-    Clusters (``client=``, dask-backed data only): independent accounts are submitted to
-    the client at once (the result's arrays are persisted there, still dask-backed:
-    compute them on it, e.g. with the client as the default, ``client.as_current()``);
-    a portfolio's time chunks are loaded through it in turn while the kernel's chain runs
-    here. The data must be readable by every worker (a store on a path they all see).
-    A portfolio's per-bar results go to a temporary store on this machine (``TMPDIR``):
-    on a cluster of several machines, set ``TMPDIR`` to storage the workers share, or
-    compute them with ``dask.config.set(scheduler="threads")``.
+    Clusters (``client=``, dask-backed data only): independent accounts' chains run on
+    the workers, each writing its block of the results into the results' store; a
+    portfolio's time chunks are loaded through the client in turn while its chain runs
+    here. The data must be readable by every worker (a store on a path they all see, or
+    an object-store URL). The results' store is made in this machine's ``TMPDIR``: on a
+    cluster of several machines, set ``TMPDIR`` (or ``tempfile.tempdir``) to storage
+    every worker mounts at the same path.
 
     ``metrics_only`` (a tuple of metric names): keep no equity, positions or orders and
     return an ``xr.Dataset`` of those metrics per account, accumulated while the kernel
