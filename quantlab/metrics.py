@@ -355,10 +355,11 @@ def _single_pass(names, params, b):
 
 
 # each kernel's time per value in copies of a value (quantlab._threads.PAYS_FROM). The
-# one-pass kernels (~1) stay on one thread by default: read in place (no copy) two
-# threads cost 1.5x the CPU time of one (2520 x 1000, memory-bound), and on a loaded
-# machine (load 5-7 on 2 cores) 3-5x the wall time of one thread (metrics2, issue 32)
-_COST = {"accumulate": 30.0, "quantiles": 6.0, "pass": 1.0}
+# one-pass kernels read column blocks in place (no copy), so they are threaded too: on an
+# idle 2-core machine two threads ran annual_volatility, annual_return, sharpe and
+# max_drawdown 1.3-1.7x faster (2520 x 1000; on a loaded machine threads lose, as any
+# threaded kernel does -- QUANTLAB_THREADS=1 turns them off)
+_COST = {"accumulate": 30.0, "quantiles": 6.0, "pass": 6.0}
 
 
 def _columns(kernel, *panels, cost="accumulate"):
