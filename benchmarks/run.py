@@ -435,7 +435,8 @@ def script_table(name, extra):
                          capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"{script.name} failed:\n{out.stderr[-3000:]}")
-    print(out.stdout)
+    # a script printing plain text (not Markdown tables) is shown as it is
+    print(out.stdout if "|---" in out.stdout else f"```text\n{out.stdout.rstrip()}\n```")
 
 
 # sections that take minutes to hours (a 500-asset deployment, a 380M-bar store): run
