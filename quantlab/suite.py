@@ -180,7 +180,7 @@ class Run:
     ('00_quickstart', 'pending')
     """
     notebook: str
-    name: str | None = None   # None: the notebook's stem; an explicit "" is refused
+    name: str | None = None   # None: the notebook's stem (: * ? " < > | -> _); "" is refused
     parameters: dict = field(default_factory=dict)
     status: str = "pending"
     duration: float = 0.0
@@ -194,8 +194,9 @@ class Run:
     description: str = ""  # the notebook's first markdown cell, first sentence
 
     def __post_init__(self):
-        if self.name is None:
-            self.name = Path(self.notebook).stem
+        if self.name is None:   # a default name: characters Windows forbids become '_'
+            self.name = "".join("_" if c in _WINDOWS_FORBIDDEN else c
+                                for c in Path(self.notebook).stem)
 
 
 # Windows device names, reserved whatever the extension (superscript digits included)

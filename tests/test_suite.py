@@ -333,20 +333,24 @@ def test_index_links_are_relative_paths_never_a_scheme(tmp_path):
         assert raw not in page
 
 
-def test_report_of_javascript_named_notebook_is_refused_before_anything_runs(tmp_path,
-                                                                             fake_exec, capsys):
+def test_report_of_javascript_named_notebook_gets_a_portable_name_and_a_config_name_is_refused(
+        tmp_path, fake_exec, capsys):
     # ':' is not portable (Windows; an NTFS stream), so a 'javascript:' name never becomes
-    # a file or a link: refused, naming the rule, with nothing written
+    # a file or a link: an explicit name is refused, naming the rule, with nothing written;
+    # a notebook's own stem becomes its default name with '_' for each such character
     nb = _tiny(tmp_path / "nbx" / "javascript:alert(document.domain).ipynb")
-    out = tmp_path / "rep"
-    assert cli.main(["report", str(nb), "--out", str(out)]) == 2
-    assert "not allowed in Windows file names" in capsys.readouterr().err
-    cfg = tmp_path / "s.yaml"  # a config name does the same
+    cfg = tmp_path / "s.yaml"
     cfg.write_text(f"notebooks_dir: {nb.parent}\nruns:\n  - notebook: {nb.name}\n"
                    "    name: 'javascript:alert(1)'\n")
+    out = tmp_path / "rep"
     assert cli.main(["report", "--config", str(cfg), "--out", str(out)]) == 2
-    assert "run name 'javascript:alert(1)'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "run name 'javascript:alert(1)'" in err and "Windows file names" in err
     assert not out.exists() or not any(out.iterdir())
+    assert suite.Run(str(nb)).name == "javascript_alert(document.domain)"
+    assert suite.Run("a?b#c.ipynb").name == "a_b#c"
+    assert cli.main(["report", str(nb), "--out", str(out)]) == 0
+    assert all(not set(':*?"<>|') & set(p.name) for p in out.rglob("*"))
 
 
 @pytest.mark.parametrize("name", ["../victim/important", "ABS", "..", ".", "sub/x",
