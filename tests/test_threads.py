@@ -194,7 +194,7 @@ def test_rolling_kernels_use_threads_by_default_writing_blocks_in_place(monkeypa
     block is copied and the default fans them out (the old default kept mean/std/zscore
     on one thread: the copy of each block cost what the second core saved). The
     block-decomposed ones cut rows at multiples of the window (whole rows per thread);
-    cheap metrics (their blocks are copied) still stay on one thread."""
+    the one-pass metrics read their column blocks in place, so they fan out too."""
     monkeypatch.setenv("QUANTLAB_THREADS", "2")
     fanned, by_rows = [], []
     real_run, real_rows = _threads.run, _threads.by_rows
@@ -209,10 +209,12 @@ def test_rolling_kernels_use_threads_by_default_writing_blocks_in_place(monkeypa
     assert fanned[::2] == [2] * 9                       # default: 2 threads, each stat
     assert by_rows[::2] == [(1200, 20)] * 7             # rows cut at multiples of 20
     fanned.clear()
-    r = np.nan_to_num(x, posinf=0.0)
-    metrics.sharpe_ratio(r), metrics.max_drawdown(r), metrics.annual_return(r)
     rolling.mean(x[:100, :50], 20)                      # small: one thread
     assert set(fanned) <= {1}
+    fanned.clear()
+    r = np.nan_to_num(x, posinf=0.0)
+    metrics.sharpe_ratio(r), metrics.max_drawdown(r), metrics.annual_return(r)
+    assert fanned == [2, 2, 2]                          # in place: no copy to pay for
     metrics.summary(r)
     measures.rolling_katz_fd(xr.DataArray(x[:, :200], dims=("time", "asset")), 50)
     assert fanned[-3:] == [2, 2, 2]                     # summary's two passes, katz
