@@ -195,7 +195,8 @@ class Returns:
         price = np.asarray(price, dtype=np.float64)
         if self.last is None:
             self.last = np.full(price.shape, np.nan)
-        r = price / self.last - 1.0
+        with np.errstate(all="ignore"):   # NaN = no bar; no warning for it
+            r = price / self.last - 1.0
         self.last = np.where(np.isnan(price), self.last, price)
         return r
 

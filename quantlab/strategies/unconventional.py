@@ -11,7 +11,7 @@ import xarray as xr
 from quantlab import _threads, measures, rolling
 from quantlab.data import returns
 from quantlab.strategies import Strategy, register
-from quantlab.strategies._live import LiveSignal, Rows
+from quantlab.strategies._live import LiveSignal, Returns, Rows, rank_last
 
 __all__ = ["Attention", "ComplexSystems", "FractalChaos", "InfoTheory", "Quantum", "SentimentRegime"]
 from quantlab.strategies.traditional import _on_rebalance_days
@@ -656,22 +656,6 @@ def _quiet():
     return np.errstate(all="ignore")
 
 
-class _Prices:
-    """The last valid close per asset (``ffill``) and the bar's simple return from it
-    (``ql.data.returns``: NaN on a bar without a close)."""
-
-    def __init__(self):
-        self.last = None
-
-    def push(self, close: np.ndarray):
-        close = np.asarray(close, dtype=np.float64)
-        prev = _nan(close.shape[0]) if self.last is None else self.last
-        with _quiet():
-            r = close / prev - 1.0
-        self.last = np.where(np.isnan(close), prev, close)
-        return self.last, prev, r
-
-
 def _last(kernel, rows: np.ndarray, window: int, *args, cost: float = 8.0) -> np.ndarray:
     """The last value of a ``measures`` rolling kernel over the trailing ``window`` rows
     (time, asset): one window per asset, NaN while fewer rows are kept. Blocks of assets
@@ -684,18 +668,6 @@ def _last(kernel, rows: np.ndarray, window: int, *args, cost: float = 8.0) -> np
                                axis=0, contiguous=True)
 
 
-def _last_rank(rows: np.ndarray, min_periods: int) -> np.ndarray:
-    """``rolling.rank`` (pandas average pct rank) of the last row among ``rows``."""
-    x = rows[-1]
-    ok = np.isfinite(rows)
-    less = ((rows < x) & ok).sum(0)
-    eq = ((rows == x) & ok).sum(0)
-    cnt = ok.sum(0)
-    with _quiet():
-        rank = (less + (eq + 1) / 2.0) / cnt
-    return np.where(np.isfinite(x) & (cnt >= min_periods), rank, np.nan)
-
-
 class _AttentionLive(LiveSignal):
     """Attention per bar: the three proxies of the last ``window + 1`` bars (z of the new
     one against the ``window`` before it) and the positions opened in the last ``hold``."""
@@ -703,12 +675,13 @@ class _AttentionLive(LiveSignal):
     def __init__(self, window, threshold, hold, mode):
         self.window, self.threshold = window, threshold
         self.sign = 1.0 if mode == "continuation" else -1.0
-        self.prices, self.proxies, self.opened = _Prices(), Rows(window + 1), Rows(hold)
+        self.prices, self.proxies, self.opened = Returns(), Rows(window + 1), Rows(hold)
 
     def update(self, i, time, rows):
         o, h, lo, c, v = (np.asarray(rows[k], dtype=np.float64)
                           for k in ("open", "high", "low", "close", "volume"))
-        _, prev, r = self.prices.push(c)
+        prev = _nan(c.shape[0]) if self.prices.last is None else self.prices.last
+        r = self.prices.push(c)
         with _quiet():
             x = np.concatenate([np.log(np.where(v > 0, v, np.nan)), np.log(h / lo),
                                 np.abs(o / prev - 1)])
@@ -742,10 +715,11 @@ class _SentimentLive(LiveSignal):
     def __init__(self, anchor_window, quantile, hold, herd_window, herd_scale):
         self.anchor, self.quantile, self.hold = anchor_window, quantile, hold
         self.herd_window, self.herd_scale = herd_window, herd_scale
-        self.prices, self.closes, self.herd = _Prices(), Rows(anchor_window), Rows(herd_window)
+        self.prices, self.closes, self.herd = Returns(), Rows(anchor_window), Rows(herd_window)
 
     def update(self, i, time, rows):
-        ff, _, r = self.prices.push(rows["close"])
+        r = self.prices.push(rows["close"])
+        ff = self.prices.last
         n = ff.shape[0]
         if n < 3:
             raise ValueError("sentiment_regime needs a cross-section of at least 3 assets")
@@ -800,12 +774,13 @@ class _FractalLive(LiveSignal):
 
     def __init__(self, window, band, trend, chaos_quantile):
         self.window, self.band, self.trend, self.q = window, band, trend, chaos_quantile
-        self.prices, self.rets, self.logp = _Prices(), Rows(window), Rows(window)
+        self.prices, self.rets, self.logp = Returns(), Rows(window), Rows(window)
         self.closes, self.lams = Rows(trend + 1), Rows(window)
         self.hurst = measures._hurst_kernel(True, True, None)
 
     def update(self, i, time, rows):
-        ff, _, r = self.prices.push(rows["close"])
+        r = self.prices.push(rows["close"])
+        ff = self.prices.last
         w = self.window
         with _quiet():
             logp = self.logp.push(np.log(ff))
@@ -814,7 +789,7 @@ class _FractalLive(LiveSignal):
         h = _last(self.hurst, rets, w)
         d = _last(_k_measures.roll_higuchi, logp, w, 10)
         lam = _last(_k_measures.roll_lyap, rets, w, 5, 1, 5, 10, cost=w)  # O(window²)
-        calm = _last_rank(self.lams.push(lam), w // 4) <= self.q
+        calm = rank_last(self.lams.push(lam), w // 4) <= self.q
         with _quiet():
             move = np.sign(closes[-1] / closes[0] - 1) if closes.shape[0] > self.trend \
                 else _nan(ff.shape[0])
@@ -831,10 +806,11 @@ class _QuantumLive(LiveSignal):
 
     def __init__(self, window, energy, vol_window):
         self.window, self.energy, self.vol_window = window, energy, vol_window
-        self.prices, self.logp = _Prices(), Rows(max(window, vol_window + 1))
+        self.prices, self.logp = Returns(), Rows(max(window, vol_window + 1))
 
     def update(self, i, time, rows):
-        ff, _, _ = self.prices.push(rows["close"])
+        self.prices.push(rows["close"])
+        ff = self.prices.last
         with _quiet():
             logp = self.logp.push(np.log(ff))
         n, w = ff.shape[0], self.window
@@ -885,10 +861,10 @@ class _NetworkLive(LiveSignal):
     def __init__(self, window, shift, lookback, threshold):
         self.window, self.shift, self.lookback, self.threshold = window, shift, lookback, \
             threshold
-        self.prices, self.rets, self.ar = _Prices(), Rows(window), Rows(lookback)
+        self.prices, self.rets, self.ar = Returns(), Rows(window), Rows(lookback)
 
     def update(self, i, time, rows):
-        _, _, r = self.prices.push(rows["close"])
+        r = self.prices.push(rows["close"])
         if r.shape[0] < 2:
             raise ValueError("complex_systems needs at least 2 assets")
         centrality, ar, _ = _network_arrays(_last_corr(self.rets.push(r), self.window)[None])
@@ -944,14 +920,15 @@ class _InfoLive(LiveSignal):
     def __init__(self, window, te_min, entropy_max, trend):
         self.window, self.te_min, self.entropy_max, self.trend = window, te_min, \
             entropy_max, trend
-        self.prices, self.rets, self.closes = _Prices(), Rows(window + 1), Rows(trend + 1)
+        self.prices, self.rets, self.closes = Returns(), Rows(window + 1), Rows(trend + 1)
         self.bins = measures._symbols(np.zeros(1), "transfer", None, None)[1]
 
     def _permen(self, x, window):
         return _k_measures.roll_permen(x, window, 3, 1, True)
 
     def update(self, i, time, rows):
-        ff, _, r = self.prices.push(rows["close"])
+        r = self.prices.push(rows["close"])
+        ff = self.prices.last
         hist, closes, w = self.rets.push(r), self.closes.push(ff), self.window
         if hist.shape[0] > w:
             now, lag = hist[1:], hist[:-1]               # r_t and r_{t-1} over the window
