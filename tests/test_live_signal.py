@@ -175,8 +175,35 @@ def test_factor_momentum_live_over_13_years_never_recomputes_and_keeps_bounded_s
     assert _mismatches(got, want) == 0
     assert np.isfinite(want).sum() > 5000
     assert 0 < len(live.excess) <= 37
-    assert all(np.ndim(v) <= 1 for v in vars(live).values() if isinstance(v, np.ndarray)
-               and v.shape[:1] == (ds.sizes["time"],))      # nothing per bar fed
+
+
+def _state_bytes(live) -> int:
+    """Bytes of the arrays a live signal holds (attributes, lists and dicts of them)."""
+    def size(v):
+        if isinstance(v, np.ndarray):
+            return v.nbytes
+        if isinstance(v, dict):
+            return sum(size(x) for x in v.values())
+        if isinstance(v, (list, tuple)):
+            return sum(size(x) for x in v)
+        return sum(size(x) for x in vars(v).values()) if hasattr(v, "__dict__") else 0
+    return size(live)
+
+
+@pytest.mark.parametrize("name, params", [
+    ("factor_momentum", {"lookback": 3, "beta_window": 12}), ("spc", {"span": 30})])
+def test_live_signals_reading_all_history_keep_state_that_does_not_grow_with_it(
+        name, params, data):
+    """warmup None strategies: a deployment running for years holds as much as one
+    running for months (before: factor_momentum kept every close and time fed)."""
+    ds = data["equities"]
+    live, rows, times = ql.strategies.get(name, **params).live(), _rows(ds), ds.time.values
+    size = {}
+    for i in range(ds.sizes["time"]):
+        live.update(i, times[i], {v: a[i] for v, a in rows.items()})
+        if i + 1 in (550, 1100):
+            size[i + 1] = _state_bytes(live)
+    assert 0 < size[1100] <= size[550]
 
 
 def test_factor_momentum_live_with_missing_and_nan_factor_months_equals_the_full_history():
