@@ -147,10 +147,11 @@ class _FactorLive(LiveSignal):
     The monthly excess returns of the completed months are kept as they complete (the
     last forward-filled close of each calendar month, as ``resample("ME").last()`` of
     the filled closes; a month without bars has no close); a new usable month costs one
-    OLS per distinct NaN pattern over its ``beta_window`` months (``np.linalg.lstsq`` on
-    the same rows as ``FactorMomentum._parts``, all assets of a pattern as columns of
-    one right-hand side). Kept: the months of the next window and those not yet usable.
-    The directions depend on the factors alone: computed once, as ``_parts`` does."""
+    OLS per distinct NaN pattern over its ``beta_window`` months (the solution
+    ``np.linalg.lstsq`` gives on the rows ``FactorMomentum._parts`` fits, for all assets
+    of a pattern at once). Kept: the months of the next window and those not yet usable,
+    so neither time nor memory grows with the history (issue #27). The directions
+    depend on the factors alone: computed once, as ``_parts`` does."""
 
     def __init__(self, lookback, beta_window, release_lag, factors):
         f = load("ff3") if factors is None else factors   # the bundled defaults, uncut:
@@ -254,8 +255,9 @@ def _pinv(a):
 
 
 class _SPCLive(LiveSignal):
-    """spc: the EWMA standardisation and the CUSUM recursion carried bar to bar (warmup
-    None: the deployment keeps and refeeds every bar)."""
+    """spc: the EWMA standardisation and the CUSUM recursion carried bar to bar: O(asset)
+    time and state per bar whatever the history (warmup None: the deployment keeps and
+    refeeds every bar)."""
 
     def __init__(self, span, k, h):
         self.k, self.h = k, h
