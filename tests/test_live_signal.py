@@ -285,3 +285,15 @@ def test_factor_momentum_deployment_restored_from_its_bars_continues_bit_for_bit
     np.testing.assert_array_equal(back.signal.values, whole.signal.values)
     np.testing.assert_array_equal(back.equity.values, whole.equity.values)
     assert np.isfinite(whole.signal.values).sum() > 500
+
+
+@pytest.mark.parametrize("variant", ["float32", "mkt_rf only", "no rf"])
+def test_factor_momentum_live_with_other_factor_sets_equals_the_full_history(variant):
+    ds = ql.data.load().isel(time=slice(0, 700))
+    f = ql.data.load("ff3")
+    f = {"float32": f.astype("float32"), "mkt_rf only": f[["mkt_rf", "rf"]],
+         "no rf": f.drop_vars("rf")}[variant]
+    s = ql.strategies.get("factor_momentum", lookback=3, beta_window=12)
+    want = s.signal(ds, factors=f).transpose("time", "asset").values
+    assert _mismatches(_feed(s.live(factors=f), ds), want) == 0
+    assert np.isfinite(want).sum() > 1000
