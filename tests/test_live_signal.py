@@ -292,3 +292,23 @@ def test_factor_momentum_live_with_other_factor_sets_equals_the_full_history(var
     want = s.signal(ds, factors=f).transpose("time", "asset").values
     assert _mismatches(_feed(s.live(factors=f), ds), want) == 0
     assert np.isfinite(want).sum() > 1000
+
+
+def test_factor_momentum_live_refed_from_keep_since_continues_as_the_full_feed(data):
+    """The bound a deployment's buffer could use (warmup None keeps every bar): refed
+    from ``keep_since()`` -- about beta_window + 1 months of bars, whatever the history
+    -- the live signal gives the same values as the one fed from the first bar."""
+    ds = ql.data.load()
+    s = ql.strategies.get("factor_momentum")
+    rows, times = _rows(ds), ds.time.values
+    full = s.live()
+    want = np.array([full.update(i, times[i], {v: a[i] for v, a in rows.items()})
+                     for i in range(ds.sizes["time"])])
+    for t0 in (1500, 3000):
+        ref = s.live()
+        _feed(ref, ds.isel(time=slice(0, t0 + 1)))
+        start = int(np.searchsorted(times, ref.keep_since()))
+        assert 700 < t0 + 1 - start < 850                # 37-38 months of daily bars
+        got = _feed(s.live(), ds, start)[t0 - start:]
+        assert _mismatches(got, want[t0:]) == 0
+    assert s.live().keep_since() is None

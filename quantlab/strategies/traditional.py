@@ -205,6 +205,18 @@ class _FactorLive(LiveSignal):
             self.key, self.out = key, self._exposure(rb, rd, mt, close.shape[0])
         return self.out.copy()
 
+    def keep_since(self):
+        """The first bar time a rebuild needs (None: every bar fed): the first day of the
+        month before the current betas' window. Refed from there, this signal continues
+        with the same values as the one fed from the start (for a deployment's restore:
+        its buffer could drop older bars), provided every asset has a bar between that
+        day and that month's end (no older close to forward-fill)."""
+        rb = self.key[0] if self.key else -1
+        if rb < 0 or rb - self.bw + 1 < np.searchsorted(self.months, self.first):
+            return None
+        month = self.months[rb - self.bw + 1] - 1
+        return np.datetime64(int(month), "M").astype("datetime64[ns]")
+
     def _exposure(self, rb, rd, mt, n):
         if rd < 0 or rb - self.bw + 1 < np.searchsorted(self.months, self.first):
             return _full(n)              # no usable month, or fewer than beta_window
