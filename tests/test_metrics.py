@@ -258,6 +258,7 @@ def _panels():
     yield "empty", np.empty((0, 3))
     yield "length_1", r[:1, :4]
     yield "odd_length", r[:7, :3]  # the 4-row unrolled loops' remainder
+    yield "length_77", h[:77, :9]  # sums' 8-row sweeps: 64 + 8 rows, then a remainder of 5
 
 
 @pytest.mark.parametrize("name,panel", list(_panels()), ids=lambda x: x if isinstance(x, str) else "")
