@@ -102,8 +102,10 @@ def annualization_factor(period="daily", annualization=None) -> float:
 def _std(a, ddof=1):
     with np.errstate(invalid="ignore", divide="ignore"):
         var = np.where(a["n"] > ddof, a["m2"] / (a["n"] - ddof), np.nan)
-    # a constant series has exactly zero dispersion (empyrical's _zero_dispersion_std)
-    return np.where(a["min"] == a["max"], 0.0, np.sqrt(np.maximum(var, 0.0)))
+    sd = np.sqrt(np.maximum(var, 0.0))
+    # a constant series has exactly zero dispersion (empyrical's _zero_dispersion_std);
+    # the single-metric sums have no min/max: their M2 of a constant column is exactly 0
+    return sd if "min" not in a else np.where(a["min"] == a["max"], 0.0, sd)
 
 
 def _nan_below(a, n_min, values):
@@ -304,7 +306,7 @@ VAR_METHODS = ("historical", "parametric", "cornish_fisher")
 def _panel(x) -> np.ndarray:
     """(time, ...) float array -> C-contiguous float64 (time, columns)."""
     x = np.asarray(x, dtype=np.float64)
-    return np.ascontiguousarray(x.reshape(x.shape[0], int(np.prod(x.shape[1:]))))
+    return np.ascontiguousarray(x.reshape(x.shape[0], math.prod(x.shape[1:])))
 
 
 def _along_time(x, r):
@@ -400,7 +402,6 @@ def _fast_acc(kind, rp, required_return) -> dict:
     (±inf, or |x| ~ 1e154 overflowing a square) takes the fused pass's fields, so every
     input gives what ``summary()`` gives. wealth/drawdown are
     the fused pass's own operations (same bits)."""
-    m = rp.shape[1]
     if kind in ("wealth", "drawdown"):
         out = _columns(_k.wealth if kind == "wealth" else _k.drawdown, rp, cost="pass")
         return dict(zip(("n", "wealth", "max_dd"), out))
@@ -412,10 +413,8 @@ def _fast_acc(kind, rp, required_return) -> dict:
         n, mean, d2 = _columns(lambda r: _k.downside(r, required_return), rp, cost="pass")
         a = {"n": n, "mean": mean, "down2": d2}
         bad = ~np.isfinite(mean)
-    # no min/max: a constant column has M2 exactly 0 (each x - k is 0), std 0 as the
-    # fused pass's min == max test gives
-    a["min"] = np.full(m, np.nan)
-    a["max"] = np.full(m, np.nan)
+    # no min/max (``_std`` skips its min == max test): a constant column has M2 exactly
+    # 0 (each x - k is 0), std 0 as the fused pass's test gives
     if bad.any():
         fused = _fused(rp, np.empty((0, 0)), {"required_return": required_return}, bad)
         for f in a:
