@@ -369,8 +369,26 @@ def _columns(kernel, *panels, cost="accumulate"):
     columns on the package's threads (``quantlab._threads``): the kernels treat columns
     independently, so the bits are those of one call. Every kernel reads rows of
     contiguous values at any row stride, so a block is a view of the panel, never a
-    copy (20 MB per call of a 2520 x 1000 panel); one block: the panel itself."""
-    return _threads.by_columns(kernel, *panels, contiguous=False, cost=_COST[cost])
+    copy (20 MB per call of a 2520 x 1000 panel); one block: the panel itself.
+
+    The one-pass kernels (``cost="pass"``) take one block per thread, not the pool's two:
+    they stream the panel at memory speed, and a narrower block reads shorter pieces of
+    each row (one thread, 2520 x 1000, sums: 1 block 0.98 ms, 2 blocks 1.12 ms, 4 blocks
+    1.35 ms of CPU; the second block per thread only pays on a loaded machine)."""
+    if cost != "pass":
+        return _threads.by_columns(kernel, *panels, contiguous=False, cost=_COST[cost])
+    m = panels[0].shape[1]
+    n, _ = _threads.blocks(m, panels[0].size * _COST[cost], cost=_COST[cost], copied=False)
+    if n == 1:
+        return kernel(*panels)
+    edges = [m * i // n for i in range(n + 1)]
+    res = [None] * n
+
+    def one(i, _):
+        res[i] = kernel(*(p[:, edges[i]:edges[i + 1]] for p in panels))
+
+    _threads.run(one, [(i, i + 1) for i in range(n)], n)
+    return np.concatenate(res, axis=-1)
 
 
 def _fused(rp, bp, params, columns=None) -> dict:

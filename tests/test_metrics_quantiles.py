@@ -172,3 +172,31 @@ def test_dataarray_results_built_directly_equal_the_apply_ufunc_path(name, da):
         if chunked is not None:
             xr.testing.assert_identical(got, getattr(M, metric)(chunked).compute())
         assert got.attrs == da.attrs and got.attrs is not da.attrs
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_one_pass_metrics_take_one_block_per_thread_with_the_bits_of_one(monkeypatch):
+    """The memory-speed one-pass kernels (sums, downside, wealth, drawdown) now get one
+    column block per thread (the pool's default of two per thread reads shorter pieces of
+    each row: 20% more CPU for the same sums); the bits are those of one thread."""
+    rng = np.random.default_rng(324)
+    big = rng.normal(0.0004, 0.015, (1000, 1100))
+    big[rng.random(big.shape) < 0.05] = np.nan
+    names = ("sharpe_ratio", "sortino_ratio", "annual_return", "annual_volatility",
+             "max_drawdown", "calmar_ratio")
+    monkeypatch.setenv("QUANTLAB_THREADS", "1")
+    one = {n: getattr(M, n)(big) for n in names}
+    monkeypatch.setenv("QUANTLAB_THREADS", "2")
+    widths = []
+    for kname in ("sums", "downside", "wealth", "drawdown"):
+        orig = getattr(K, kname)
+
+        def spy(r, *a, _orig=orig):
+            widths.append(r.shape[1])
+            return _orig(r, *a)
+
+        monkeypatch.setattr(K, kname, spy)
+    for n in names:
+        widths.clear()
+        np.testing.assert_array_equal(getattr(M, n)(big), one[n], err_msg=n)
+        assert sorted(widths) == [550, 550], (n, widths)
