@@ -7,8 +7,9 @@ column, the sufficient statistics every returns metric is a closed form of: Welf
 moments up to the 4th, min/max, downside squares, wealth and the drawdown family,
 win/loss counts and sums, the stability regression's co-moments, and the paired
 benchmark statistics (beta, alpha, tracking error, up/down capture). ``quantiles``
-gets order statistics by selection (sampled bracket + Floyd-Rivest), not a full sort. NaN = no
-observation: skipped everywhere. Formulas live in ``quantlab/metrics.py``.
+gets order statistics by selection (a sampled bracket, then a branch-free quickselect
+among the few values inside it), not a full sort. NaN = no observation: skipped
+everywhere. Formulas live in ``quantlab/metrics.py``.
 """
 import numpy as np
 
@@ -129,92 +130,81 @@ cdef double select(double* v, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
 
 
 cdef enum:
-    SAMPLE = 128  # values drawn to bracket the ranks
+    SAMPLE = 128  # values drawn per column to bracket a rank
+    TILE = 8      # rows of a column block read per visit (see quantiles)
+    SMALL = 16    # a selection window this small is finished by Floyd-Rivest
 
 
-cdef void _ranks(const double* v, Py_ssize_t n, Py_ssize_t c, Py_ssize_t klo,
-                 Py_ssize_t khi, bint want_sum, double* cand, double* samp,
-                 double* out) noexcept nogil:
-    """out[0] = the klo-th smallest of the c non-NaN values of v[:n] (0-based), out[1] =
-    the khi-th (khi = klo or klo + 1), out[2] = the sum of the klo + 1 smallest (if
-    ``want_sum``).
+cdef inline double _med3(double a, double b, double c) noexcept nogil:
+    cdef double lo = a if a < b else b, hi = b if a < b else a
+    return lo if c < lo else (hi if c > hi else c)
 
-    Floyd & Rivest's sampling without the recursion: two order statistics of a sample
-    of 128 values bracket the ranks; one branch-free pass counts (and sums) the values
-    below the bracket and copies those inside it (never a NaN) to ``cand``; selection
-    runs on those few. (A partitioning select on all n mispredicts a branch per value.)
-    If the sample missed (ranks outside the bracket), selection runs on all c values.
-    ``v`` is not changed."""
-    cdef Py_ssize_t i, s = 0, rlo, rhi, cl = -1, cc = 0, k, n4
-    cdef double lo_t = -INFINITY, hi_t = INFINITY, x, sb = 0.0, tot, s0, s1, s2, s3
-    if c > 4 * SAMPLE:
-        for i in range(SAMPLE):
-            x = v[(i * n) // SAMPLE]
-            samp[s] = x
-            s += 0 if isnan(x) else 1
-    if s >= SAMPLE // 2:
-        # +-8 sample ranks: > 3 standard deviations of a sample count at a 5% tail
-        rlo = (klo * s) // c - 8
-        rhi = ((khi + 1) * s) // c + 8
-        if rlo >= 0:
-            lo_t = select(samp, s, rlo)
-        if rhi < s:
-            hi_t = (select(samp + rlo + 1, s - rlo - 1, rhi - rlo - 1) if rlo >= 0
-                    else select(samp, s, rhi))
-        cl = 0
-        if want_sum and lo_t > -INFINITY:  # else nothing is below the bracket
-            # four partial sums: one would chain every value through an add's latency
-            s0 = s1 = s2 = s3 = 0.0
-            n4 = n - n % 4
-            for i in range(0, n4, 4):
-                s0 += v[i] if v[i] < lo_t else 0.0
-                s1 += v[i + 1] if v[i + 1] < lo_t else 0.0
-                s2 += v[i + 2] if v[i + 2] < lo_t else 0.0
-                s3 += v[i + 3] if v[i + 3] < lo_t else 0.0
-            for i in range(n4, n):
-                s0 += v[i] if v[i] < lo_t else 0.0
-            sb = (s0 + s1) + (s2 + s3)
+
+cdef void _bsel(double* v, double* w, Py_ssize_t n, Py_ssize_t k, double* res) noexcept nogil:
+    """res[0] = the k-th smallest (0-based) of v[:n] (no NaN, 0 <= k < n), res[1] = the
+    (k+1)-th (+inf if k = n - 1), res[2] = the sum of the k + 1 smallest. v and w (n
+    values each, distinct) are scratch: both are overwritten.
+
+    Quickselect (pivot: median of 3) with a branch-free three-way partition into the
+    other buffer (values < pivot to its front, > pivot to its back, == pivot only
+    counted): the partitioning branch of a classic select (Floyd-Rivest's included)
+    mispredicts about every other value, which made half of VaR's time. What is dropped
+    leaves its trace: the sum of a dropped left part, the minimum (the pivot) of a
+    dropped right part. A small window, or one that shrinks too slowly (an adversarial
+    order), is finished in place by Floyd-Rivest."""
+    cdef double s_lo = 0.0, min_hi = INFINITY, p, x, tot
+    cdef Py_ssize_t lt, gt, i, eq, rounds = 0
+    cdef double* u
+    while n > SMALL and rounds < 64:
+        rounds += 1
+        p = _med3(v[0], v[n // 2], v[n - 1])
+        lt = 0
+        gt = 0
         for i in range(n):
             x = v[i]
-            cl += x < lo_t
-            cand[cc] = x
-            cc += (x >= lo_t) & (x <= hi_t)  # false for NaN
-        if not (cl <= klo and khi < cl + cc):
-            cl = -1
-    if cl < 0:
-        cc = 0
-        for i in range(n):
-            x = v[i]
-            cand[cc] = x
-            cc += 0 if isnan(x) else 1
-        cl = 0
-        sb = 0.0
-    k = klo - cl
-    out[0] = select(cand, cc, k)
-    out[1] = out[0]
-    if khi > klo:
-        x = cand[k + 1]
-        for i in range(k + 2, cc):  # after select, cand[k+1:] >= out[0]: its minimum
-            x = cand[i] if cand[i] < x else x
-        out[1] = x
-    if want_sum:
-        tot = sb
-        for i in range(k + 1):
-            tot += cand[i]
-        out[2] = tot
-
-
-cdef double percentile(const double* v, Py_ssize_t nv, Py_ssize_t n, double q,
-                       double* cand, double* samp) noexcept nogil:
-    """numpy.percentile of the n non-NaN values of v[:nv] at 100 q (linear
-    interpolation), by selection."""
-    cdef double pos = q * (n - 1)
-    cdef Py_ssize_t lo = <Py_ssize_t>pos
-    cdef double frac = pos - lo
-    cdef double res[3]
-    _ranks(v, nv, n, lo, lo + 1 if (frac != 0 and lo + 1 < n) else lo, False, cand, samp,
-           res)
-    return _lerp(res[0], res[1], frac)
+            w[lt] = x
+            w[n - 1 - gt] = x
+            lt += x < p
+            gt += x > p
+        eq = n - lt - gt
+        if k < lt:                      # in the left part; the dropped rest is >= p
+            min_hi = p
+            u = v
+            v = w
+            w = u
+            n = lt
+        elif k < lt + eq:               # the pivot itself
+            tot = s_lo
+            for i in range(lt):
+                tot += w[i]
+            res[0] = p
+            res[2] = tot + (k - lt + 1) * p
+            if k + 1 < lt + eq:
+                res[1] = p
+            else:
+                x = min_hi
+                for i in range(n - gt, n):
+                    x = w[i] if w[i] < x else x
+                res[1] = x
+            return
+        else:                           # in the right part; the dropped rest is <= p
+            for i in range(lt):
+                s_lo += w[i]
+            s_lo += eq * p
+            k -= lt + eq
+            u = v
+            v = w + (n - gt)
+            w = u
+            n = gt
+    res[0] = select(v, n, k)            # v[:k] <= v[k] <= v[k+1:]
+    x = min_hi
+    for i in range(k + 1, n):
+        x = v[i] if v[i] < x else x
+    res[1] = x
+    tot = s_lo
+    for i in range(k + 1):
+        tot += v[i]
+    res[2] = tot
 
 
 cdef inline double _lerp(double a, double b, double frac) noexcept nogil:
@@ -226,60 +216,166 @@ cdef inline double _lerp(double a, double b, double frac) noexcept nogil:
     return a + diff * frac if frac < 0.5 else b - diff * (1.0 - frac)
 
 
+cdef void _bracket(const double* r, Py_ssize_t rs, Py_ssize_t n, const double* lv,
+                   Py_ssize_t L, double* samp, double* s2, double* lo,
+                   double* hi) noexcept nogil:
+    """lo[l], hi[l]: values that bracket the rank lv[l] · (c - 1) of one column's c
+    non-NaN values (r: its first value, rs: the row stride), from the order statistics
+    lv[l] · s ± (4 + 3 standard deviations of a sample count) of a systematic sample of
+    SAMPLE rows (s of them not NaN). No bracket (-inf, +inf) for a short column or a
+    sample of less than half values. The caller checks that the rank fell inside."""
+    cdef Py_ssize_t i, l, s = 0, rlo, rhi, mid, d
+    cdef double x, res[3]
+    for l in range(L):
+        lo[l] = -INFINITY
+        hi[l] = INFINITY
+    if n <= 4 * SAMPLE:
+        return
+    for i in range(SAMPLE):
+        x = r[((i * n) // SAMPLE) * rs]
+        samp[s] = x
+        s += 0 if isnan(x) else 1
+    if s < SAMPLE // 2:
+        return
+    for l in range(L):
+        mid = <Py_ssize_t>(lv[l] * s)
+        d = 4 + <Py_ssize_t>(3.0 * sqrt(s * lv[l] * (1.0 - lv[l])))
+        rlo = mid - d
+        rhi = mid + d + 1
+        if rlo >= 0:
+            for i in range(s):
+                s2[i] = samp[i]
+            _bsel(s2, s2 + SAMPLE, s, rlo, res)
+            lo[l] = res[0]
+        if rhi < s:
+            for i in range(s):
+                s2[i] = samp[i]
+            _bsel(s2, s2 + SAMPLE, s, rhi, res)
+            hi[l] = res[0]
+
+
+cdef void _gather(const double* r, Py_ssize_t rs, Py_ssize_t t0, Py_ssize_t t1,
+                  double lo, double hi, bint want_sum, double* cand, Py_ssize_t* cc,
+                  Py_ssize_t* cl, double* sb, Py_ssize_t* ok) noexcept nogil:
+    """Rows t0..t1 of one column: values in [lo, hi] appended to cand (branch-free: every
+    value is stored, the count moves on if it is in), ok += the non-NaN, cl += those
+    below lo and (``want_sum``) sb += their sum. One loop per bracket shape, each with
+    few live values: a loop doing all of it spilled a compare's byte to the stack and
+    stalled on reading it back (store forwarding), 3x slower."""
+    cdef Py_ssize_t t, c = cc[0], nn = 0, above = 0
+    cdef double x, s = 0.0
+    if lo == -INFINITY:                 # a lower tail: nothing below
+        for t in range(t0, t1):
+            x = r[t * rs]
+            nn += x == x
+            cand[c] = x
+            c += x <= hi                # false for NaN
+        above = nn - (c - cc[0])
+    elif hi == INFINITY:                # an upper tail: below = not taken
+        for t in range(t0, t1):
+            x = r[t * rs]
+            nn += x == x
+            cand[c] = x
+            c += x >= lo
+    else:
+        for t in range(t0, t1):
+            x = r[t * rs]
+            nn += x == x
+            cand[c] = x
+            c += (x >= lo) & (x <= hi)
+        for t in range(t0, t1):
+            above += r[t * rs] > hi
+    if want_sum and lo > -INFINITY:
+        for t in range(t0, t1):
+            x = r[t * rs]
+            s += x if x < lo else 0.0
+    cl[0] += nn - (c - cc[0]) - above
+    cc[0] = c
+    sb[0] += s
+    ok[0] += nn
+
+
 def quantiles(const double[:, :] r, const double[::1] qs, double tail,
               Py_ssize_t block=32):
-    """Per column of ``r``: the percentiles ``qs`` (ascending fractions, linear interpolation) of the
-    non-NaN values, then the mean of the ``int((n - 1) * tail) + 1`` smallest values
-    (empyrical's CVaR; skipped, its row NaN, when ``tail`` < 0). Returns (len(qs) + 1, m);
-    NaN for a column without data.
+    """Per column of ``r``: the percentiles ``qs`` (ascending fractions, linear
+    interpolation) of the non-NaN values, then the mean of the ``int((n - 1) * tail) + 1``
+    smallest values (empyrical's CVaR; skipped, its row NaN, when ``tail`` < 0). Returns
+    (len(qs) + 1, m); NaN for a column without data.
 
-    Columns are copied ``block`` at a time (256 bytes of each row: a row of a wide panel
-    is a page away from the next, so few wide visits beat many narrow ones) into
-    buffers, NaNs counted; the selection skips them."""
-    cdef Py_ssize_t n = r.shape[0], m = r.shape[1], nq = qs.shape[0], a0, a, t, j, kt, nb, c
-    cdef Py_ssize_t B = max(1, min(block, m))
+    Per distinct level (a q, the tail) and column: a bracket around the rank from a
+    sample (``_bracket``); one pass over the rows, ``block`` columns at a time, ``TILE``
+    rows of a column per visit (256 bytes of each row: a row of a wide panel is a page
+    away from the next), appends the values inside each bracket to the level's
+    candidates and counts the NaNs and the values below; the rank is then selected among
+    the few candidates (``_bsel``). A missed bracket: the column's values, all of them.
+    Neither the panel nor a transposed copy of it is partitioned."""
+    # > 80 lines: the block pass and the per-column finish share their buffers
+    cdef Py_ssize_t n = r.shape[0], m = r.shape[1], nq = qs.shape[0], a0, j, t, t0, t1
+    cdef Py_ssize_t B = max(1, min(block, m)), N = max(n, 1), rs = _rs(r), nb, l, c, k, kh
+    levels = sorted(set(np.asarray(qs).tolist()) | ({tail} if tail >= 0 else set()))
+    cdef Py_ssize_t L = max(len(levels), 1)
+    cdef double[::1] lv = np.array(levels + [0.0] * (L - len(levels)), dtype=np.float64)
+    cdef Py_ssize_t[::1] qi = np.array([levels.index(q) for q in np.asarray(qs).tolist()]
+                                       + [levels.index(tail) if tail >= 0 else 0],
+                                       dtype=np.intp)
     out_np = np.full((nq + 1, m), np.nan)
     cdef double[:, ::1] out = out_np
-    cdef double[:, ::1] buf = np.empty((B, max(n, 1)))
-    cdef double[::1] cand = np.empty(max(n, 1)), samp = np.empty(SAMPLE)
-    cdef Py_ssize_t[::1] nan = np.zeros(B, dtype=np.intp)
-    cdef double* v
-    cdef double x, pos, tlo = NAN, thi = NAN
-    cdef double res[3]
-    cdef Py_ssize_t kh
+    cdef double[:, :, ::1] cand = np.empty((L, B, N))
+    cdef double[::1] tmp = np.empty(N), samp = np.empty(3 * SAMPLE)
+    cdef double[:, ::1] lo = np.empty((B, L)), hi = np.empty((B, L)), sb = np.zeros((L, B))
+    cdef double[:, ::1] kv = np.empty((L, 3))
+    cdef Py_ssize_t[:, ::1] cc = np.zeros((L, B), dtype=np.intp)
+    cdef Py_ssize_t[:, ::1] cl = np.zeros((L, B), dtype=np.intp)
+    cdef Py_ssize_t[::1] ok = np.zeros(B, dtype=np.intp), scratch = np.zeros(1, dtype=np.intp)
+    cdef const double* rp = _base(r)
+    cdef double pos
+    if rp == NULL or (nq == 0 and tail < 0):
+        return out_np
     with nogil:
         a0 = 0
         while a0 < m:
             nb = B if a0 + B <= m else m - a0
             for j in range(nb):
-                nan[j] = 0
-            for t in range(n):
-                for j in range(nb):
-                    x = r[t, a0 + j]
-                    buf[j, t] = x
-                    nan[j] += isnan(x)
+                _bracket(rp + a0 + j, rs, n, &lv[0], L, &samp[0], &samp[SAMPLE],
+                         &lo[j, 0], &hi[j, 0])
+                ok[j] = 0
+                for l in range(L):
+                    cc[l, j] = 0
+                    cl[l, j] = 0
+                    sb[l, j] = 0.0
+            t0 = 0
+            while t0 < n:
+                t1 = t0 + TILE if t0 + TILE <= n else n
+                for l in range(L):
+                    for j in range(nb):
+                        _gather(rp + a0 + j, rs, t0, t1, lo[j, l], hi[j, l], lv[l] == tail,
+                                &cand[l, j, 0], &cc[l, j], &cl[l, j], &sb[l, j],
+                                &ok[j] if l == 0 else &scratch[0])
+                t0 = t1
             for j in range(nb):
-                c = n - nan[j]
+                c = ok[j]
                 if c == 0:
                     continue
-                v = &buf[j, 0]
-                a = a0 + j
-                kt = -1
-                if tail >= 0:
-                    # the CVaR tail's selection also gives a percentile at its rank
-                    # (cutoff 0.05 and the 5th percentile in summary())
-                    kt = <Py_ssize_t>((c - 1) * tail)
-                    kh = kt + 1 if kt + 1 < c else kt
-                    _ranks(v, n, c, kt, kh, True, &cand[0], &samp[0], res)
-                    out[nq, a] = res[2] / (kt + 1)
-                    tlo = res[0]
-                    thi = res[1]
+                for l in range(L):
+                    k = <Py_ssize_t>(lv[l] * (c - 1))
+                    kh = k + 1 if k + 1 < c else k
+                    if not (cl[l, j] <= k and kh < cl[l, j] + cc[l, j]):
+                        # the sample missed the rank: select among all the values
+                        cc[l, j] = 0
+                        cl[l, j] = 0
+                        sb[l, j] = 0.0
+                        _gather(rp + a0 + j, rs, 0, n, -INFINITY, INFINITY, False,
+                                &cand[l, j, 0], &cc[l, j], &cl[l, j], &sb[l, j], &scratch[0])
+                    _bsel(&cand[l, j, 0], &tmp[0], cc[l, j], k - cl[l, j], &kv[l, 0])
+                    kv[l, 2] += sb[l, j]
                 for t in range(nq):
+                    l = qi[t]
                     pos = qs[t] * (c - 1)
-                    if <Py_ssize_t>pos == kt:
-                        out[t, a] = _lerp(tlo, thi, pos - kt)
-                    else:
-                        out[t, a] = percentile(v, n, c, qs[t], &cand[0], &samp[0])
+                    k = <Py_ssize_t>pos
+                    out[t, a0 + j] = _lerp(kv[l, 0], kv[l, 1], pos - k)
+                if tail >= 0:
+                    l = qi[nq]
+                    out[nq, a0 + j] = kv[l, 2] / (<Py_ssize_t>(lv[l] * (c - 1)) + 1)
             a0 += B
     return out_np
 
@@ -397,47 +493,61 @@ def sums(const double[:, :] r):
     Blocks of 64 rows are summed as Σ(x - k), Σ(x - k)² with k the mean so far (the
     first valid value for the first block), then merged: about Welford's accuracy
     (the sums stay near 0) at the cost of plain sums (one subtract, two adds and a
-    multiply per value, vectorised over the columns). The hot loop does not test for
-    NaN: a block whose sum came out NaN is summed again for that column (``_redo``)."""
-    cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, t0, t1, t4, blk = BLOCK
+    multiply per value, vectorised over the columns). Eight rows per sweep over the
+    columns, the running sums in registers: the state is loaded and stored once per
+    eight values (four rows per sweep ran 1.3x slower; each column still adds its
+    values one at a time in time order, so the bits are unchanged). The hot loop does
+    not test for NaN: a block whose sum came out NaN is summed again for that column
+    (``_redo``)."""
+    cdef Py_ssize_t n = r.shape[0], m = r.shape[1], t, a, t0, t1, t8, blk = BLOCK
     cdef const double* rp = _base(r)
+    cdef const double* p
     cdef Py_ssize_t rs = _rs(r)
     out_np = np.zeros((3, m))
     cdef double[:, ::1] out = out_np
     cdef double[::1] cnt = out[0], mean = out[1], m2 = out[2]
     cdef double[:, ::1] tmp = np.zeros((4, m))
     cdef double[::1] k = tmp[0], bc = tmp[1], b1 = tmp[2], b2 = tmp[3]
-    cdef double x0, x1, x2, x3, d, u, v, ka
+    cdef double d, u, v, ka
     with nogil:
         _shift(rp, rs, n, m, k)
         t0 = 0
         while t0 < n:
             t1 = t0 + blk if t0 + blk <= n else n
-            t4 = t0 + (t1 - t0) // 4 * 4
-            for t in range(t0, t4, 4):
+            t8 = t0 + (t1 - t0) // 8 * 8
+            for t in range(t0, t8, 8):
+                p = rp + t * rs
                 for a in range(m):
-                    x0 = rp[t * rs + a]
-                    x1 = rp[(t + 1) * rs + a]
-                    x2 = rp[(t + 2) * rs + a]
-                    x3 = rp[(t + 3) * rs + a]
                     ka = k[a]
                     u = b1[a]
                     v = b2[a]
-                    d = x0 - ka
+                    d = p[a] - ka
                     u = u + d
                     v = v + d * d
-                    d = x1 - ka
+                    d = p[rs + a] - ka
                     u = u + d
                     v = v + d * d
-                    d = x2 - ka
+                    d = p[2 * rs + a] - ka
                     u = u + d
                     v = v + d * d
-                    d = x3 - ka
+                    d = p[3 * rs + a] - ka
+                    u = u + d
+                    v = v + d * d
+                    d = p[4 * rs + a] - ka
+                    u = u + d
+                    v = v + d * d
+                    d = p[5 * rs + a] - ka
+                    u = u + d
+                    v = v + d * d
+                    d = p[6 * rs + a] - ka
+                    u = u + d
+                    v = v + d * d
+                    d = p[7 * rs + a] - ka
                     u = u + d
                     v = v + d * d
                     b1[a] = u
                     b2[a] = v
-            for t in range(t4, t1):
+            for t in range(t8, t1):
                 for a in range(m):
                     d = rp[t * rs + a] - k[a]
                     b1[a] += d
