@@ -141,10 +141,11 @@ def run_step(a):
 
     import quantlab.backtesting  # noqa: F401
     import quantlab.store  # noqa: F401
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     got = STEPS[a.step](a)
     secs, note = got if got else (time.perf_counter() - t, "")
-    Path(a.workdir, f".{a.step}.secs").write_text(f"{secs}\n{note}")
+    cpu = time.process_time() - c      # every thread's CPU seconds (the in-memory load too)
+    Path(a.workdir, f".{a.step}.secs").write_text(f"{secs}\n{cpu}\n{note}")
 
 
 def run_child(argv, step, work):
@@ -154,8 +155,8 @@ def run_child(argv, step, work):
     wall = time.perf_counter() - t
     if status:
         raise SystemExit(f"step {step} failed (status {status})")
-    secs, note = Path(work, f".{step}.secs").read_text().split("\n", 1)
-    return wall, float(secs), note, usage.ru_maxrss / 1024   # ru_maxrss: KiB on Linux
+    secs, cpu, note = Path(work, f".{step}.secs").read_text().split("\n", 2)
+    return wall, float(secs), float(cpu), note, usage.ru_maxrss / 1024   # maxrss: KiB
 
 
 def main():
@@ -181,15 +182,17 @@ def main():
     print(f"Store scale bench: {a.assets} assets x {a.days} days of 1-minute OHLCV = "
           f"{bars:,} bars ({bars * 5 * 8 / 1e9:.2f} GB float64); chunks {a.chunk_time} x "
           f"{a.chunk_asset}; input {a.format}. CPU: {cpu_name()} ({os.cpu_count()} cores)\n")
-    print("| step | startup s | work s | bars/s | peak RSS (MB) | note |\n"
-          "|---|---:|---:|---:|---:|---|")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print("| step | startup s | work s | bars/s | CPU s | bars/CPU s | peak RSS (MB) | note |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---|")
     try:
         for step in (k for k in STEPS if k not in a.skip):
-            wall, secs, note, rss = run_child(argv, step, work)
+            wall, secs, cpu, note, rss = run_child(argv, step, work)
             print(f"| {step} | {wall - secs:.1f} | {secs:.1f} | {bars / secs:,.0f} | "
-                  f"{rss:,.0f} | {note} |", flush=True)
+                  f"{cpu:.1f} | {bars / cpu:,.0f} | {rss:,.0f} | {note} |", flush=True)
         size = sum(f.stat().st_size for f in Path(work, "ingested").rglob("*") if f.is_file())
-        print(f"\nstore on disk: {size / 1e6:,.0f} MB")
+        print(f"\nstore on disk: {size / 1e6:,.0f} MB; load average "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if a.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

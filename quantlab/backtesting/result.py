@@ -12,6 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, metrics
+from quantlab import store as _store
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting import dispatch
 from quantlab.backtesting.dispatch import Run
@@ -595,8 +596,18 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None):
     return run
 
 
-def _data_vars(ds):   # the variables a backtest reads: only those are loaded per chunk
-    return ds[[v for v in ("open", "high", "low", "close", "volume") if v in ds]]
+def _data_vars(ds, opts):
+    """The variables loaded per chunk: every bar variable (``validate`` checks them all),
+    or of an ingested store's panel, validated at ingest, only those the run reads
+    (``close``, ``opts.needs()``, the bar range for stops and limits): a chunk's
+    decode time is most of a streamed run's."""
+    bars = [v for v in ("open", "high", "low", "close", "volume") if v in ds]
+    if all(_store.validated(ds[v]) for v in bars):
+        used = {"close", *opts.needs()}
+        if dispatch.has_range_orders(opts):
+            used |= {"open", "high", "low"}
+        bars = [v for v in bars if v in used]
+    return ds[bars]
 
 
 def _template(data, signal, entries, exits, opts):
@@ -609,10 +620,11 @@ def _template(data, signal, entries, exits, opts):
     missing = set(sig.asset.values.tolist()) - set(ds.asset.values.tolist())
     if missing:
         raise ValueError(f"signal has assets not in the data: {sorted(missing)}")
+    ds = _data_vars(ds, opts)     # before the selection: it makes new graphs
     if not ds.indexes["asset"].equals(sig.indexes["asset"]):
         ds = ds.sel(asset=sig.asset.values)
     tmpl, params = dispatch.broadcast(sig, opts)
-    return _data_vars(ds), tmpl, params
+    return ds, tmpl, params
 
 
 def chunked(data, signal, entries, exits, opts: BacktestOptions, store=None):
@@ -648,7 +660,8 @@ def _new_store(store, shapes, blocks, step, opts):
         for b in range(blocks):
             s = shapes(b, key)
             grp.create_array(str(b), shape=s, chunks=(max(min(step, s[0]), 1), *s[1:]),
-                             dtype=bool if key == "halted" else np.float64)
+                             dtype=bool if key == "halted" else np.float64,
+                             compressors=_store.compressors())
     os.makedirs(os.path.join(path, "orders"), exist_ok=True)
     return str(path)
 
