@@ -546,7 +546,8 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     pyarrow when installed, with the same bars; any other goes load_csv's reader and
     gets its message), staged on local disk, and written in chunks of
     ``chunk_time`` x ``chunk_asset`` (defaults 8192 x 64 for a new store; an existing
-    store keeps its own): memory holds one file and one chunk row, never the panel.
+    store keeps its own), compressed with Blosc LZ4 + shuffle (an existing store keeps
+    its codec): memory holds one file and one chunk row, never the panel.
 
     Rerunning on the same store appends: files whose sha256 was ingested are skipped;
     bars after the store's last time are added; bars at times the store holds must agree
