@@ -184,8 +184,8 @@ def main():
           f"{bars:,} bars ({bars * 5 * 8 / 1e9:.2f} GB float64); chunks {a.chunk_time} x "
           f"{a.chunk_asset}; input {a.format}. CPU: {cpu_name()} ({os.cpu_count()} cores)\n")
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
-    print("| step | startup s | work s | bars/s | CPU s | bars/CPU s | peak RSS (MB) | note |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---|")
+    print("| step | startup s | work s | bars/s | CPU s | bars/CPU s | peak RSS (MB) "
+          "| note |\n|---|---:|---:|---:|---:|---:|---:|---|")
     try:
         for step in (k for k in STEPS if k not in a.skip):
             wall, secs, cpu, note, rss = run_child(argv, step, work)

@@ -53,8 +53,8 @@ def _zarr():
 def compressors():
     """The codec of every array a new store (and a streamed backtest's results) is
     written with: Blosc LZ4 with byte shuffle decodes a chunk of float64 prices ~3x
-    faster than zarr's default zstd (5.6 vs 18 ns a value) and writes it ~4x faster,
-    and shuffled bytes compress smaller (0.76 vs 0.90 of raw). An existing store keeps its own
+    faster than zarr's default zstd (5.6 vs 18 ns a value), writes it ~4x faster, and
+    shuffled bytes compress smaller (0.76 vs 0.90 of raw). An existing store keeps its
     codec: zarr reads it from each array's metadata (old zstd stores open and append)."""
     from zarr.codecs import BloscCodec
     return (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)
