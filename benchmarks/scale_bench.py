@@ -12,7 +12,8 @@ Each step runs in its own child process, so its peak RSS is its own (os.wait4):
             group=True (one chain), both streamed over the time chunks into a results
             store, with 1 and 2 dask worker threads, and the in-memory backtest of the
             loaded panel (its peak RSS holds the whole panel).
-Rates are bars (one asset's OHLCV at one minute) per second of the step's WORK: each
+Rates are bars (one asset's OHLCV at one minute) per second of the step's WORK, wall
+and CPU (every thread's, time.process_time): each
 child imports quantlab, xarray, dask, zarr and pyarrow first (the "startup" column, ~1-10 s
 on a loaded machine, which dominated every small-size rate before), then times the step
 alone; the in-memory step times the backtest after the load (its load is noted). The
@@ -122,10 +123,11 @@ def step_in_memory(a):
     ds = ql.data.open(Path(a.workdir) / "ingested").load()
     sig = signal(ds)
     loaded = time.perf_counter() - t
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     res = ql.backtest(ds, sig, fees=0.0005)
     assert np.isfinite(res.equity.isel(time=-1).values).all()
-    return time.perf_counter() - t, f"load + signal {loaded:.1f} s not counted"
+    return (time.perf_counter() - t, time.process_time() - c,
+            f"load + signal {loaded:.1f} s not counted")
 
 
 STEPS["backtest-in-memory"] = step_in_memory
@@ -141,10 +143,10 @@ def run_step(a):
 
     import quantlab.backtesting  # noqa: F401
     import quantlab.store  # noqa: F401
-    t = time.perf_counter()
-    got = STEPS[a.step](a)
-    secs, note = got if got else (time.perf_counter() - t, "")
-    Path(a.workdir, f".{a.step}.secs").write_text(f"{secs}\n{note}")
+    t, c = time.perf_counter(), time.process_time()
+    got = STEPS[a.step](a)     # the in-memory step times its backtest alone
+    secs, cpu, note = got if got else (time.perf_counter() - t, time.process_time() - c, "")
+    Path(a.workdir, f".{a.step}.secs").write_text(f"{secs}\n{cpu}\n{note}")
 
 
 def run_child(argv, step, work):
@@ -154,8 +156,8 @@ def run_child(argv, step, work):
     wall = time.perf_counter() - t
     if status:
         raise SystemExit(f"step {step} failed (status {status})")
-    secs, note = Path(work, f".{step}.secs").read_text().split("\n", 1)
-    return wall, float(secs), note, usage.ru_maxrss / 1024   # ru_maxrss: KiB on Linux
+    secs, cpu, note = Path(work, f".{step}.secs").read_text().split("\n", 2)
+    return wall, float(secs), float(cpu), note, usage.ru_maxrss / 1024   # maxrss: KiB
 
 
 def main():
@@ -181,15 +183,17 @@ def main():
     print(f"Store scale bench: {a.assets} assets x {a.days} days of 1-minute OHLCV = "
           f"{bars:,} bars ({bars * 5 * 8 / 1e9:.2f} GB float64); chunks {a.chunk_time} x "
           f"{a.chunk_asset}; input {a.format}. CPU: {cpu_name()} ({os.cpu_count()} cores)\n")
-    print("| step | startup s | work s | bars/s | peak RSS (MB) | note |\n"
-          "|---|---:|---:|---:|---:|---|")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print("| step | startup s | work s | bars/s | CPU s | bars/CPU s | peak RSS (MB) "
+          "| note |\n|---|---:|---:|---:|---:|---:|---:|---|")
     try:
         for step in (k for k in STEPS if k not in a.skip):
-            wall, secs, note, rss = run_child(argv, step, work)
+            wall, secs, cpu, note, rss = run_child(argv, step, work)
             print(f"| {step} | {wall - secs:.1f} | {secs:.1f} | {bars / secs:,.0f} | "
-                  f"{rss:,.0f} | {note} |", flush=True)
+                  f"{cpu:.1f} | {bars / cpu:,.0f} | {rss:,.0f} | {note} |", flush=True)
         size = sum(f.stat().st_size for f in Path(work, "ingested").rglob("*") if f.is_file())
-        print(f"\nstore on disk: {size / 1e6:,.0f} MB")
+        print(f"\nstore on disk: {size / 1e6:,.0f} MB; load average "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if a.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

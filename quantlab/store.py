@@ -50,6 +50,16 @@ def _zarr():
     return zarr
 
 
+def compressors():
+    """The codec of every array a new store (and a streamed backtest's results) is
+    written with: Blosc LZ4 with byte shuffle decodes a chunk of float64 prices ~3x
+    faster than zarr's default zstd (5.6 vs 18 ns a value), writes it ~4x faster, and
+    shuffled bytes compress smaller (0.76 vs 0.90 of raw). An existing store keeps its
+    codec: zarr reads it from each array's metadata (old zstd stores open and append)."""
+    from zarr.codecs import BloscCodec
+    return (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)
+
+
 # --------------------------------------------------------------------------- location
 
 def _missing_package(url: str, err: Exception) -> str:
@@ -536,7 +546,8 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     pyarrow when installed, with the same bars; any other goes load_csv's reader and
     gets its message), staged on local disk, and written in chunks of
     ``chunk_time`` x ``chunk_asset`` (defaults 8192 x 64 for a new store; an existing
-    store keeps its own): memory holds one file and one chunk row, never the panel.
+    store keeps its own), compressed with Blosc LZ4 + shuffle (an existing store keeps
+    its codec): memory holds one file and one chunk row, never the panel.
 
     Rerunning on the same store appends: files whose sha256 was ingested are skipped;
     bars after the store's last time are added; bars at times the store holds must agree
@@ -675,17 +686,21 @@ def _open_arrays(loc: _Where, state: dict, create: bool):
     if not create:
         try:
             g = loc.group("a")
-            return g, g["time"], {v: g[v] for v in state["variables"]}
+            arrays = {v: g[v] for v in ("time", *state["variables"])}
         except Exception as e:
             raise _corrupt(loc, e) from None
+        checked = {v: _Checked(a, loc.shown, v) for v, a in arrays.items()}
+        return g, checked.pop("time"), checked
     g = loc.group("a")
     n_asset = len(state["assets"])
     g.create_array("time", shape=(0,), chunks=(state["chunk_time"],), dtype="int64",
-                   fill_value=0, dimension_names=("time",), overwrite=True)
+                   fill_value=0, dimension_names=("time",), overwrite=True,
+                   compressors=compressors())
     for v in state["variables"]:
         g.create_array(v, shape=(0, n_asset), dtype="float64", fill_value=np.nan,
                        chunks=(state["chunk_time"], state["chunk_asset"]),
-                       dimension_names=("time", "asset"), overwrite=True)
+                       dimension_names=("time", "asset"), overwrite=True,
+                       compressors=compressors())
     return g, g["time"], {v: g[v] for v in state["variables"]}
 
 
@@ -928,6 +943,9 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
                                                    f"{token}")[:n].rechunk((ct, ca)))
     ds = xr.Dataset(data, coords={"time": time, "asset": state["assets"],
                                   "asset_class": ("asset", state["asset_class"])})
+    if state["files"]:     # ingest's reader validated every file's bars (see validated)
+        for v in state["variables"]:
+            ds[v].encoding[_VALIDATED] = ds[v].data.name
     ds.attrs.update(state["attrs"])
     if "freq" not in ds.attrs:      # a first ingest stopped: calendar of what is there
         _cal.annotate(ds, freq=state.get("freq"))
@@ -935,24 +953,55 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     return ds
 
 
+_VALIDATED = "quantlab_validated"
+
+
+def validated(var: xr.DataArray) -> bool:
+    """True for a bar variable of an ingested store as :func:`open` returned it: ingest
+    validated its bars (``ql.data.validate``'s rules, by load_csv's reader), and its
+    dask graph is the store's own (any change or selection makes a new graph), so a
+    backtest need not load it only to check it again."""
+    name = getattr(var.data, "name", None)
+    return name is not None and var.encoding.get(_VALIDATED) == name
+
+
 class _Checked:
-    """A zarr array whose read errors (a truncated or damaged chunk: zstd's
-    "decompression error", short reads) are a DataError naming the store, variable and
-    rows, wherever dask computes them."""
+    """A zarr array whose read and write errors (a truncated or damaged chunk: the
+    codec's "decompression error", short reads; an append that fills a partial chunk
+    decodes it first) are a DataError naming the store, variable and rows (and, for a
+    write, the chunk), wherever dask computes them or ingest appends."""
 
     def __init__(self, arr, shown: str, var: str):
         self.arr, self.shown, self.var = arr, shown, var
-        self.shape, self.dtype, self.ndim, self.chunks = arr.shape, arr.dtype, arr.ndim, arr.chunks
+        self.dtype, self.ndim, self.chunks = arr.dtype, arr.ndim, arr.chunks
+
+    @property
+    def shape(self):
+        return self.arr.shape
+
+    def resize(self, shape) -> None:
+        self.arr.resize(shape)
 
     def __getitem__(self, key):
         try:
             return self.arr[key]
         except Exception as e:    # codec errors have no common type (RuntimeError, ValueError)
-            rows = key[0] if isinstance(key, tuple) else key
-            rows = f"{rows.start or 0}:{rows.stop}" if isinstance(rows, slice) else rows
-            raise DataError(f"{self.shown}: variable {self.var!r}, rows {rows}: damaged "
-                            f"chunk ({type(e).__name__}: {e}); re-run ingest into a new "
-                            "store") from None
+            raise self._damaged(key, e, "") from None
+
+    def __setitem__(self, key, value) -> None:
+        try:
+            self.arr[key] = value
+        except Exception as e:
+            key = key if isinstance(key, tuple) else (key,)
+            chunk = tuple((k.start or 0) // c if isinstance(k, slice) else k // c
+                          for k, c in zip(key, self.chunks))
+            raise self._damaged(key, e, f", chunk {chunk} (appending)") from None
+
+    def _damaged(self, key, e: Exception, where: str) -> DataError:
+        rows = key[0] if isinstance(key, tuple) else key
+        rows = f"{rows.start or 0}:{rows.stop}" if isinstance(rows, slice) else rows
+        return DataError(f"{self.shown}: variable {self.var!r}, rows {rows}{where}: damaged "
+                         f"chunk ({type(e).__name__}: {e}); re-run ingest into a new store")
 
 
 # --------------------------------------------------------------------------- writer

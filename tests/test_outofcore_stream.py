@@ -221,6 +221,12 @@ def test_group_false_allocation_per_kernel_call_does_not_grow_with_the_bars(monk
         peaks[-1] = max(peaks[-1], tracemalloc.get_traced_memory()[1] - base)
         return out
     monkeypatch.setattr(dispatch, "simulate", measured)
+    real_write = result._Sink.write
+
+    def write(self, *a):   # tracemalloc sees every thread: no write during a kernel call
+        real_write(self, *a)
+        self.wait()
+    monkeypatch.setattr(result._Sink, "write", write)
     got = []
     tracemalloc.start()
     try:
@@ -247,3 +253,45 @@ def test_a_bad_bar_in_a_later_chunk_raises_the_in_memory_data_error(group):
         ql.backtest(ds.chunk(time=7, asset=3), sig, group=group)
     assert str(got.value) == str(want.value)
     assert "'high' of asset 'A2' at 2024-02-12: partially missing bar" in str(got.value)
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_results_are_written_by_a_writer_thread_while_the_next_chunk_runs(
+        monkeypatch, group):
+    # each chunk's per-bar outputs were written (compressed) before the next kernel run
+    ds, sig = _panel(6)
+    overlapped, names, puts = [], set(), []
+    real_put, real_sim = result._Sink._put, dispatch.simulate
+    ran = [threading.Event() for _ in range(9)]
+
+    def put(self, values, t0, t1):
+        names.add(threading.current_thread().name)
+        puts.append(t0 // 5)
+        if t0 // 5 + 1 < 8:   # the next chunk's kernel run starts while this one writes
+            overlapped.append(ran[t0 // 5 + 1].wait(10))
+        real_put(self, values, t0, t1)
+
+    def sim(*a, **k):
+        ran[sum(e.is_set() for e in ran)].set()
+        return real_sim(*a, **k)
+
+    monkeypatch.setattr(result._Sink, "_put", put)
+    monkeypatch.setattr(dispatch, "simulate", sim)
+    res = ql.backtest(ds.chunk(time=5, asset=4), sig, group=group, fees=0.001)
+    assert names and all(n.startswith("ql-results") for n in names)
+    assert puts == list(range(8)) and overlapped == [True] * 7
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("ql-results")]
+    monkeypatch.undo()
+    _assert_equal(res, ql.backtest(ds, sig, group=group, fees=0.001))
+
+
+def test_a_failed_results_write_raises_and_ends_the_writer_thread(monkeypatch):
+    ds, sig = _panel(6)
+
+    def put(self, values, t0, t1):
+        if t0 >= 10:
+            raise OSError("disk full")
+    monkeypatch.setattr(result._Sink, "_put", put)
+    with pytest.raises(OSError, match="disk full"):
+        ql.backtest(ds.chunk(time=5), sig, group=True, fees=0.001)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("ql-results")]

@@ -381,3 +381,60 @@ def test_staged_bars_are_not_kept_mapped_so_ingest_rss_does_not_grow_with_the_pa
     assert span.all()
     maps = Path("/proc/self/maps").read_text()
     assert str(tmp_path / "staging") not in maps
+
+
+def _codec(path: Path, var: str):
+    import zarr
+    (c,) = zarr.open_array(path / var, mode="r").compressors
+    return c
+
+
+def test_new_store_is_blosc_lz4_shuffle_and_an_old_zstd_store_opens_and_appends(
+        panel, tmp_path, monkeypatch):
+    """New stores: Blosc LZ4 + byte shuffle (~3x faster to decode than zstd). A store
+    written before (zarr's default zstd) keeps its codec: zarr reads it from the arrays'
+    metadata, so it opens, and an append writes its new chunks with zstd too."""
+    from zarr.codecs import BloscCodec, ZstdCodec
+
+    from quantlab import store as st
+    src = _write_csv(panel, tmp_path / "src")
+    new = ql.data.ingest(src, tmp_path / "new", chunk_time=100, chunk_asset=3)
+    for v in ("time", *VARS):
+        c = _codec(new, v)
+        assert isinstance(c, BloscCodec), (v, c)
+        assert (c.cname.value, c.shuffle.value) == ("lz4", "shuffle"), v
+    _same(ql.data.open(new), ql.data.load_csv(src))
+
+    old_src = _write_csv(panel, tmp_path / "old_src", upto="2004-12-31")  # row 2 partial
+    with monkeypatch.context() as m:        # the store as quantlab wrote it before
+        m.setattr(st, "compressors", lambda: (ZstdCodec(level=0, checksum=False),))
+        old = ql.data.ingest(old_src, tmp_path / "old", chunk_time=100, chunk_asset=3)
+    assert all(isinstance(_codec(old, v), ZstdCodec) for v in ("time", *VARS))
+    _same(ql.data.open(old), ql.data.load_csv(old_src))
+    _write_csv(panel, old_src)                                   # append the second year
+    ql.data.ingest(old_src, old)
+    assert all(isinstance(_codec(old, v), ZstdCodec) for v in ("time", *VARS))
+    got = ql.data.open(old)
+    _same(got, ql.data.load_csv(old_src))
+    xr.testing.assert_identical(got.compute().drop_attrs(),
+                                ql.data.open(new).compute().drop_attrs())
+
+
+def test_append_into_a_damaged_chunk_is_a_data_error_naming_variable_and_chunk(
+        panel, tmp_path):
+    """Appending fills the store's partial last chunk row: zarr decodes those chunks
+    first, and a damaged one is a DataError naming the variable, rows and chunk, not the
+    codec's raw error. Files that repeat committed rows read them first: the same."""
+    src = _write_csv(panel, tmp_path / "src", upto="2004-12-31")   # 252 rows: row 2 partial
+    dst = tmp_path / "st"
+    ql.data.ingest(src, dst, chunk_time=100, chunk_asset=3)
+    chunk = dst / "high" / "c" / "2" / "1"
+    chunk.write_bytes(chunk.read_bytes()[:40])
+    later = _write_csv(panel.sel(time=slice("2005-01-01", None)), tmp_path / "later")
+    with pytest.raises(DataError, match=r"st: variable 'high', rows 252:300, chunk \(2, 1\) "
+                                        r"\(appending\): damaged chunk \(.+\); re-run ingest"):
+        ql.data.ingest(later, dst)
+    _write_csv(panel, src)                               # the whole history: read first
+    with pytest.raises(DataError, match=r"variable 'high', rows 200:252: damaged chunk"):
+        ql.data.ingest(src, dst)
+    assert ql.data.open(dst).sizes["time"] == 252        # nothing committed

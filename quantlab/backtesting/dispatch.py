@@ -167,6 +167,11 @@ def _check_labels(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
     return signal
 
 
+def has_range_orders(opts) -> bool:
+    """Stops or limit orders: the kernel checks them within each bar's open/high/low."""
+    return bool(_stops(opts)) or opts.limit_offset is not None
+
+
 def _stops(opts):
     return {k: getattr(opts, k) for k in ("sl_stop", "tp_stop", "sl_trail")
             if getattr(opts, k) is not None}
@@ -250,7 +255,7 @@ def _kernel_args(signal, ds, opts, params, endless):
     stops = _stops(opts)
     nan = xr.DataArray(np.nan)
     kw = dict(bars=None, stops=None, events=None, limit=None)
-    if stops or opts.limit_offset is not None:   # checked within each bar's range
+    if has_range_orders(opts):   # checked within each bar's range
         kw["bars"] = tuple(_panel(ds[v] if v in ds else ds["close"])
                            for v in ("open", "high", "low"))
     if stops:

@@ -12,6 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, metrics
+from quantlab import store as _store
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting import dispatch
 from quantlab.backtesting.dispatch import Run
@@ -518,21 +519,49 @@ class _Sink:
         self.keys = [k for k in _OUTPUTS if _wanted(k, opts)]
         self.held = []   # (part number, first absolute order number, order arrays)
         self.arrays = {}
+        self.writer = self.pending = None
 
     def write(self, run, t0, t1, state, base, part):
-        import zarr   # lazy: out-of-core runs only
+        """The chunk's per-bar outputs go to the writer thread (compressing and writing
+        them overlaps the next chunk's kernel run; at most one chunk is in flight); its
+        orders are settled here, as they depend on ``state``, which the next run changes."""
+        from concurrent.futures import ThreadPoolExecutor
 
         eq, cash, pos, orders, halted, interest = run.out
         values = dict(zip(_OUTPUTS, (eq, cash, pos, halted.astype(bool), interest)))
-        for k in self.keys:
-            if k not in self.arrays:
-                self.arrays[k] = zarr.open_array(self.path, path=f"{k}/{self.block}",
-                                                 mode="r+")
-            a = self.arrays[k]
-            a[t0:t1] = values[k].reshape((t1 - t0, *a.shape[1:]))
+        self.wait()
+        if self.writer is None:
+            self.writer = ThreadPoolExecutor(1, thread_name_prefix="ql-results")
+        self.pending = self.writer.submit(self._put, {k: values[k] for k in self.keys},
+                                          t0, t1)
         orders[0][:] += t0          # row numbers in the whole run
         self.held.append((part, base, orders))
         self.flush(state)
+
+    def _put(self, values, t0, t1):
+        import zarr   # lazy: out-of-core runs only
+
+        for k, v in values.items():
+            if k not in self.arrays:     # opened once per chain, not once per chunk
+                self.arrays[k] = zarr.open_array(self.path, path=f"{k}/{self.block}",
+                                                 mode="r+")
+            a = self.arrays[k]
+            a[t0:t1] = v.reshape((t1 - t0, *a.shape[1:]))
+
+    def wait(self):
+        """Until the writer thread has written the last chunk (its error raised here)."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def close(self):
+        """Wait for the last write and end the writer thread (also after an error)."""
+        try:
+            self.wait()
+        finally:
+            if self.writer is not None:
+                self.writer.shutdown()
+                self.writer = None
 
     def flush(self, state, final=False):
         """Write every held part no drained account can still change (all if ``final``).
@@ -584,19 +613,33 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None):
     loads = [partial(_load, inputs, {"time": slice(w0, t1)}, scheduler)
              for w0, _, t1 in spans]
     run = None
-    for part, ((w0, t0, t1), loaded) in enumerate(zip(spans, _prefetched(loads))):
-        base = state.n_orders
-        run = dispatch.simulate(*loaded, _sliced_opts(opts, time=slice(w0, t1)),
-                                state=state, start=t0 - w0)
+    try:
+        for part, ((w0, t0, t1), loaded) in enumerate(zip(spans, _prefetched(loads))):
+            base = state.n_orders
+            run = dispatch.simulate(*loaded, _sliced_opts(opts, time=slice(w0, t1)),
+                                    state=state, start=t0 - w0)
+            if sink is not None:
+                sink.write(run, t0, t1, state, base, part)
         if sink is not None:
-            sink.write(run, t0, t1, state, base, part)
-    if sink is not None:
-        sink.flush(state, final=True)   # the run is over: no fee can change any more
+            sink.flush(state, final=True)   # the run is over: no fee can change any more
+    finally:
+        if sink is not None:
+            sink.close()
     return run
 
 
-def _data_vars(ds):   # the variables a backtest reads: only those are loaded per chunk
-    return ds[[v for v in ("open", "high", "low", "close", "volume") if v in ds]]
+def _data_vars(ds, opts):
+    """The variables loaded per chunk: every bar variable (``validate`` checks them all),
+    or of an ingested store's panel, validated at ingest, only those the run reads
+    (``close``, ``opts.needs()``, the bar range for stops and limits): a chunk's
+    decode time is most of a streamed run's."""
+    bars = [v for v in ("open", "high", "low", "close", "volume") if v in ds]
+    if all(_store.validated(ds[v]) for v in bars):
+        used = {"close", *opts.needs()}
+        if dispatch.has_range_orders(opts):
+            used |= {"open", "high", "low"}
+        bars = [v for v in bars if v in used]
+    return ds[bars]
 
 
 def _template(data, signal, entries, exits, opts):
@@ -609,10 +652,11 @@ def _template(data, signal, entries, exits, opts):
     missing = set(sig.asset.values.tolist()) - set(ds.asset.values.tolist())
     if missing:
         raise ValueError(f"signal has assets not in the data: {sorted(missing)}")
+    ds = _data_vars(ds, opts)     # before the selection: it makes new graphs
     if not ds.indexes["asset"].equals(sig.indexes["asset"]):
         ds = ds.sel(asset=sig.asset.values)
     tmpl, params = dispatch.broadcast(sig, opts)
-    return _data_vars(ds), tmpl, params
+    return ds, tmpl, params
 
 
 def chunked(data, signal, entries, exits, opts: BacktestOptions, store=None):
@@ -648,7 +692,8 @@ def _new_store(store, shapes, blocks, step, opts):
         for b in range(blocks):
             s = shapes(b, key)
             grp.create_array(str(b), shape=s, chunks=(max(min(step, s[0]), 1), *s[1:]),
-                             dtype=bool if key == "halted" else np.float64)
+                             dtype=bool if key == "halted" else np.float64,
+                             compressors=_store.compressors())
     os.makedirs(os.path.join(path, "orders"), exist_ok=True)
     return str(path)
 
