@@ -985,12 +985,16 @@ class _Checked:
     def __getitem__(self, key):
         try:
             return self.arr[key]
+        except (OSError, MemoryError):  # the disk or memory, not the chunk: as they are
+            raise
         except Exception as e:    # codec errors have no common type (RuntimeError, ValueError)
             raise self._damaged(key, e, "") from None
 
     def __setitem__(self, key, value) -> None:
         try:
             self.arr[key] = value
+        except (OSError, MemoryError):  # a full disk is not a damaged chunk
+            raise
         except Exception as e:
             key = key if isinstance(key, tuple) else (key,)
             chunk = tuple((k.start or 0) // c if isinstance(k, slice) else k // c

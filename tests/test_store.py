@@ -438,3 +438,30 @@ def test_append_into_a_damaged_chunk_is_a_data_error_naming_variable_and_chunk(
     with pytest.raises(DataError, match=r"variable 'high', rows 200:252: damaged chunk"):
         ql.data.ingest(src, dst)
     assert ql.data.open(dst).sizes["time"] == 252        # nothing committed
+
+
+@pytest.mark.parametrize("err", [OSError(28, "No space left on device"), MemoryError()])
+def test_disk_and_memory_errors_are_not_called_a_damaged_chunk(err):
+    """Only the chunk's own errors (codec, short data) become 'damaged chunk': a full
+    disk or exhausted memory while reading or appending is raised as it is."""
+    from quantlab.store import _Checked
+
+    class Failing:
+        shape, dtype, ndim, chunks = (4, 2), np.float64, 2, (2, 2)
+
+        def __getitem__(self, key):
+            raise err
+
+        def __setitem__(self, key, value):
+            raise err
+
+    arr = _Checked(Failing(), "st", "close")
+    with pytest.raises(type(err)):
+        arr[0:2]
+    with pytest.raises(type(err)):
+        arr[0:2, 0:2] = 1.0
+    codec = _Checked(type("Codec", (Failing,), {
+        "__getitem__": lambda self, key: (_ for _ in ()).throw(RuntimeError("bad"))})(),
+        "st", "close")
+    with pytest.raises(DataError, match="damaged chunk"):
+        codec[0:2]
