@@ -121,48 +121,15 @@ cdef inline HeadSum _head_sum(double v, double s, double c, double nn, double ts
 # the general path on such data, hence the same bits: whichever path a group takes
 # (a NaN elsewhere in the panel, another column split, thread or build), its values do
 # not change.
+# No separate pass looks for NaN first (that pass read every block once more: 6-14% of
+# the time): a group whose previous block was finite tries the finite path, and the
+# sums it ends with tell whether that held -- a NaN or ±inf anywhere in the tail or the
+# head leaves its running sum (of squares) NaN or ±inf for good. A group that fails is
+# redone on the general path, which counts the head's finite values: whether the next
+# block may try. Finite data whose sums overflow are redone too (same bits either way).
 
 cdef enum:
     _GROUP = 64   # columns per choice of path; blocks of rows are the window
-
-
-cdef inline void _scan(const real[:, :] x, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t m,
-                       double* acc) noexcept nogil:
-    """acc[a] = 0 if rows [r0, r1) of column a are finite (else NaN: inf - inf is NaN).
-    Whole rows, in order: the prefetcher streams them (by groups of columns it did not)."""
-    cdef Py_ssize_t r, a
-    cdef const real* xr
-    for a in range(m):
-        acc[a] = 0.0
-    for r in range(r0, r1):
-        xr = &x[r, 0]
-        for a in range(m):
-            acc[a] += xr[a] - xr[a]
-
-
-cdef inline void _groups(const double* acc, Py_ssize_t m, unsigned char* ok) noexcept nogil:
-    """ok[g] = 1 if acc is 0 over the columns of group g (see _scan), else 0."""
-    cdef Py_ssize_t g, a
-    for g in range((m + _GROUP - 1) // _GROUP):
-        ok[g] = 1
-        for a in range(g * _GROUP, (g + 1) * _GROUP if (g + 1) * _GROUP < m else m):
-            ok[g] = ok[g] & (acc[a] == 0.0)
-
-
-cdef inline void _plan(const real[:, :] x, Py_ssize_t b0, Py_ssize_t end, Py_ssize_t w,
-                       Py_ssize_t m, bint first, bint full, double* acc, unsigned char* fin,
-                       unsigned char* path) noexcept nogil:
-    """path[g] = 1 where group g takes the finite path over rows [b0, end): b0 > 0, its
-    rows there and in the previous block are finite (fin[g], updated here) and ``full``
-    (a window of w values is not NaN). ``first``: fin is not set yet."""
-    cdef Py_ssize_t g
-    if first and b0 > 0:
-        _scan(x, b0 - w, b0, m, acc)
-        _groups(acc, m, fin)
-    _scan(x, b0, end, m, acc)
-    _groups(acc, m, path)
-    for g in range((m + _GROUP - 1) // _GROUP):
-        fin[g], path[g] = path[g], path[g] & fin[g] & full & (b0 > 0)
 
 
 cdef inline Py_ssize_t _run(const unsigned char* path, Py_ssize_t g,
@@ -174,21 +141,60 @@ cdef inline Py_ssize_t _run(const unsigned char* path, Py_ssize_t g,
     return h
 
 
-def _finite_plan(const real[:, :] x, Py_ssize_t window):
-    """The path roll_sum / roll_var take (1: finite, 0: general), by block of ``window``
-    rows (first axis) and group of _GROUP columns, for a window of ``window`` values not
-    NaN (tests and benchmarks: which data the finite path covers)."""
-    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], w = window if window < n else n, b0
+cdef inline void _held(unsigned char* path, const double* tail, const double* head,
+                       Py_ssize_t g, Py_ssize_t h, Py_ssize_t m) noexcept nogil:
+    """After the finite path over groups [g, h): path[i] = 0 where the tail's or the
+    head's final sum is NaN or ±inf in a column of group i (the path did not hold)."""
+    cdef Py_ssize_t a
+    cdef double acc
+    while g < h:
+        acc = 0.0
+        for a in range(g * _GROUP, (g + 1) * _GROUP if (g + 1) * _GROUP < m else m):
+            acc += (tail[a] - tail[a]) + (head[a] - head[a])   # 0, or NaN
+        path[g] = acc == 0.0
+        g += 1
+
+
+cdef inline void _counted(unsigned char* fin, const double* N, double n, Py_ssize_t g,
+                          Py_ssize_t h, Py_ssize_t m) noexcept nogil:
+    """After the general path over groups [g, h): fin[i] = 1 where every column of
+    group i counted n finite values in the head (the next block may try the finite
+    path), else 0."""
+    cdef Py_ssize_t a
+    cdef bint ok
+    while g < h:
+        ok = True
+        for a in range(g * _GROUP, (g + 1) * _GROUP if (g + 1) * _GROUP < m else m):
+            ok = ok & (N[a] == n)
+        fin[g] = ok
+        g += 1
+
+
+cdef inline void _try(unsigned char* path, const unsigned char* fin, Py_ssize_t ng,
+                      bint can) noexcept nogil:
+    """path[g] = 1 where group g tries the finite path: ``can`` (a block with a block
+    before it, whose full window is not NaN) and its previous block finite (fin[g])."""
+    cdef Py_ssize_t g
+    for g in range(ng):
+        path[g] = fin[g] & can
+
+
+def _finite_plan(const real[:, :] x, Py_ssize_t window, bint var=True):
+    """The path the sum (``var=False``: a mean) or variance kernel takes (1: finite, 0:
+    general), by block of ``window`` rows (first axis) and group of _GROUP columns,
+    for ``min_periods = window`` (tests and benchmarks: which data the finite path
+    covers). The kernel runs on ``x`` to tell."""
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], w = window if window < n else n
     cdef Py_ssize_t ng = (m + _GROUP - 1) // _GROUP
     plan = np.zeros(((n + w - 1) // w if n else 0, ng), np.uint8)
-    cdef unsigned char[:, ::1] p = plan
-    cdef unsigned char[::1] fin = np.zeros(ng, np.uint8)
-    cdef double[::1] acc = np.zeros(m)
-    if m == 0:
+    if m == 0 or n == 0:
         return plan
-    for b0 in range(0, n, w):
-        _plan(x, b0, b0 + w if b0 + w < n else n, w, m, b0 == 0, True, &acc[0], &fin[0],
-              &p[b0 // w, 0])
+    cdef unsigned char[:, ::1] p = plan
+    cdef real[:, :] out = np.empty((n, m), np.asarray(x).dtype)
+    if var:
+        _var_rows(x, out, w, w, 1, 0, 0, n, &p[0, 0])
+    else:
+        _sum_rows(x, out, w, w, True, 0, n, &p[0, 0])
     return plan
 
 
@@ -346,6 +352,56 @@ cdef inline void _fin_sum_heads(const real[:, :] x, real[:, :] out, Py_ssize_t b
             t += 1
 
 
+cdef void _sum_rows(const real[:, :] x, real[:, :] res, Py_ssize_t w, Py_ssize_t minp,
+                    bint mean, Py_ssize_t start, Py_ssize_t stop, unsigned char* taken):
+    """roll_sum's rows [start, stop) (start a multiple of w <= n) into res; ``taken``
+    (or NULL): the path each block and group took, (blocks, groups) C order."""
+    cdef Py_ssize_t m = x.shape[1], b0 = start, g, h, i, c0, c1, end
+    cdef Py_ssize_t ng = (m + _GROUP - 1) // _GROUP
+    cdef double dminp = minp
+    cdef double nmin = 0.0 if mean else -1.0   # a mean needs one observation
+    cdef bint full = (w >= dminp) & (w > nmin)  # a window of w values is not NaN
+    cdef double[:, ::1] tail_s = np.zeros((w + 1, m)), tail_n = np.zeros((w + 1, m))
+    cdef double[:, ::1] state = np.zeros((3, m))
+    cdef unsigned char[:, ::1] flags = np.ones((2, ng), np.uint8)
+    cdef double* S = &state[0, 0]       # compensated sum s + c of the current part
+    cdef double* C = &state[1, 0]
+    cdef double* N = &state[2, 0]       # its count of finite values
+    cdef unsigned char* fin = &flags[0, 0]   # the previous block is finite (first: unknown)
+    cdef unsigned char* path = &flags[1, 0]
+    with nogil:
+        while b0 < stop:
+            end = b0 + w if b0 + w < stop else stop
+            _try(path, fin, ng, full & (b0 > 0))
+            g = 0
+            while g < ng:   # runs of groups trying the finite path
+                h = _run(path, g, ng)
+                if path[g]:
+                    c0, c1 = g * _GROUP, (h * _GROUP if h < ng else m)
+                    _fin_sum_tails(x, b0, w, c0, c1, S, C, tail_s)
+                    _fin_sum_heads(x, res, b0, end, c0, c1, S, C, tail_s, w if mean else 1.0)
+                    _held(path, &tail_s[0, 0], S, g, h, m)
+                g = h
+            g = 0
+            while g < ng:   # the general path: groups not trying, or whose try failed
+                h = _run(path, g, ng)
+                c0, c1 = g * _GROUP, (h * _GROUP if h < ng else m)
+                if path[g]:
+                    for i in range(g, h):
+                        fin[i] = 1
+                else:
+                    if b0 > 0:   # the first block's tail rows are all zeros
+                        _sum_tails(x, b0, w, c0, c1, S, C, N, tail_s, tail_n)
+                    _sum_heads(x, res, b0, end, c0, c1, S, C, N, tail_s, tail_n, mean,
+                               dminp, nmin)
+                    _counted(fin, N, end - b0, g, h, m)
+                g = h
+            if taken != NULL:
+                for g in range(ng):
+                    taken[(b0 // w) * ng + g] = path[g]
+            b0 += w
+
+
 def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean, out=None,
              Py_ssize_t start=0, Py_ssize_t stop=-1):
     """Rolling sum (``mean=False``) or mean over the last ``window`` rows, NaN/inf skipped.
@@ -356,42 +412,14 @@ def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean, 
     ``out``: write into this array (see :func:`_out_like`); ``start``, ``stop``: compute
     rows [start, stop) only (:func:`_rows`), with the bits of a whole run.
     """
-    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], b0, w
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], w
     out_np = _out_like(x, out)
     if m == 0 or n == 0:
         return out_np
     cdef real[:, :] res = out_np
     w = window if window < n else n     # a longer window sees the same rows
-    cdef double[:, ::1] tail_s = np.zeros((w + 1, m)), tail_n = np.zeros((w + 1, m))
-    cdef double[:, ::1] state = np.zeros((3, m))
-    cdef double* S = &state[0, 0]       # compensated sum s + c of the current part
-    cdef double* C = &state[1, 0]
-    cdef double* N = &state[2, 0]       # its count of finite values
-    cdef double dminp = minp
-    cdef double nmin = 0.0 if mean else -1.0   # a mean needs one observation
-    cdef Py_ssize_t ng = (m + _GROUP - 1) // _GROUP, g, h, c0, c1, end
-    cdef unsigned char[::1] fin = np.zeros(ng, np.uint8), path = np.zeros(ng, np.uint8)
-    cdef double[::1] acc = np.zeros(m)
-    cdef bint full = (w >= dminp) & (w > nmin)  # a window of w values is not NaN
-    b0, stop = _rows(start, stop, n, w)
-    with nogil:
-        while b0 < stop:
-            end = b0 + w if b0 + w < stop else stop
-            _plan(x, b0, end, w, m, b0 == start, full, &acc[0], &fin[0], &path[0])
-            g = 0
-            while g < ng:   # runs of groups on the same path
-                h = _run(&path[0], g, ng)
-                c0, c1 = g * _GROUP, (h * _GROUP if h < ng else m)
-                if path[g]:
-                    _fin_sum_tails(x, b0, w, c0, c1, S, C, tail_s)
-                    _fin_sum_heads(x, res, b0, end, c0, c1, S, C, tail_s, w if mean else 1.0)
-                else:
-                    if b0 > 0:   # the first block's tail rows are all zeros
-                        _sum_tails(x, b0, w, c0, c1, S, C, N, tail_s, tail_n)
-                    _sum_heads(x, res, b0, end, c0, c1, S, C, N, tail_s, tail_n, mean,
-                               dminp, nmin)
-                g = h
-            b0 += w
+    start, stop = _rows(start, stop, n, w)
+    _sum_rows(x, res, w, minp, mean, start, stop, NULL)
     return out_np
 
 
@@ -730,19 +758,13 @@ cdef inline void _var_mode(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
                   dminp, z_tag)
 
 
-def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t ddof,
-             int mode, out=None, Py_ssize_t start=0, Py_ssize_t stop=-1):
-    """Rolling variance (``mode=0``), std (1) or z-score ``(x - mean) / std`` (2).
-
-    The z-score is NaN where the window's std is 0 or ``x`` is NaN or ±inf. ``out``,
-    ``start``, ``stop``: as :func:`roll_sum`.
-    """
-    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], b0, w, end, g, h, ng
-    out_np = _out_like(x, out)
-    if m == 0 or n == 0:
-        return out_np
-    cdef real[:, :] res = out_np
-    w = window if window < n else n
+cdef void _var_rows(const real[:, :] x, real[:, :] res, Py_ssize_t w, Py_ssize_t minp,
+                    Py_ssize_t ddof, int mode, Py_ssize_t start, Py_ssize_t stop,
+                    unsigned char* taken):
+    """roll_var's rows [start, stop) (start a multiple of w <= n) into res; ``taken``:
+    as :func:`_sum_rows`."""
+    cdef Py_ssize_t m = x.shape[1], b0 = start, end, g, h, i
+    cdef Py_ssize_t ng = (m + _GROUP - 1) // _GROUP
     # tail Σd, Σd² and count by row of the window start; row w (zeros): no tail
     cdef double[:, ::1] T1 = np.zeros((w + 1, m)), T2 = np.zeros((w + 1, m))
     cdef double[:, ::1] TN = np.zeros((w + 1, m))
@@ -754,23 +776,54 @@ def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t 
     cdef double* B2 = &state[3, 0]
     cdef double* BN = &state[4, 0]
     cdef double dd = ddof, dminp = minp
-    # by group of _GROUP columns: the previous block's rows are finite, this block's
-    ng = (m + _GROUP - 1) // _GROUP
-    cdef unsigned char[::1] fin = np.zeros(ng, np.uint8), path = np.zeros(ng, np.uint8)
-    cdef double[::1] acc = np.zeros(m)
+    cdef unsigned char[:, ::1] flags = np.ones((2, ng), np.uint8)
+    cdef unsigned char* fin = &flags[0, 0]   # the previous block is finite (first: unknown)
+    cdef unsigned char* path = &flags[1, 0]
     cdef bint full = (w > dd) & (w >= dminp)    # a window of w values is not NaN
-    b0, stop = _rows(start, stop, n, w)
     with nogil:
         while b0 < stop:
             end = b0 + w if b0 + w < stop else stop
-            _plan(x, b0, end, w, m, b0 == start, full, &acc[0], &fin[0], &path[0])
+            _try(path, fin, ng, full & (b0 > 0))
             g = 0
-            while g < ng:   # runs of groups on the same path
-                h = _run(&path[0], g, ng)
-                _var_mode(x, res, b0, end, w, g * _GROUP, h * _GROUP if h < ng else m,
-                          path[g], mode, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp)
+            while g < ng:   # runs of groups trying the finite path
+                h = _run(path, g, ng)
+                if path[g]:
+                    _var_mode(x, res, b0, end, w, g * _GROUP, h * _GROUP if h < ng else m,
+                              True, mode, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp)
+                    _held(path, &T2[0, 0], B2, g, h, m)   # Σd²: NaN/inf once any d is
                 g = h
+            g = 0
+            while g < ng:   # the general path: groups not trying, or whose try failed
+                h = _run(path, g, ng)
+                if path[g]:
+                    for i in range(g, h):
+                        fin[i] = 1
+                else:
+                    _var_mode(x, res, b0, end, w, g * _GROUP, h * _GROUP if h < ng else m,
+                              False, mode, KA, KB, B1, B2, BN, T1, T2, TN, dd, dminp)
+                    _counted(fin, BN, end - b0, g, h, m)
+                g = h
+            if taken != NULL:
+                for g in range(ng):
+                    taken[(b0 // w) * ng + g] = path[g]
             b0 += w
+
+
+def roll_var(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, Py_ssize_t ddof,
+             int mode, out=None, Py_ssize_t start=0, Py_ssize_t stop=-1):
+    """Rolling variance (``mode=0``), std (1) or z-score ``(x - mean) / std`` (2).
+
+    The z-score is NaN where the window's std is 0 or ``x`` is NaN or ±inf. ``out``,
+    ``start``, ``stop``: as :func:`roll_sum`.
+    """
+    cdef Py_ssize_t n = x.shape[0], m = x.shape[1], w
+    out_np = _out_like(x, out)
+    if m == 0 or n == 0:
+        return out_np
+    cdef real[:, :] res = out_np
+    w = window if window < n else n
+    start, stop = _rows(start, stop, n, w)
+    _var_rows(x, res, w, minp, ddof, mode, start, stop, NULL)
     return out_np
 
 

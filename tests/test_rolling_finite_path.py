@@ -1,8 +1,10 @@
 """The finite path of the sum / mean / var / std / zscore kernels (issue #32: rolling std
 at 3x bottleneck single-threaded). Where a block of `window` rows and the one before it
 hold no NaN or ±inf in a group of 64 columns, the kernels skip the per-value count and
-missing-value work. These tests pin that the path is taken on clean data, that it never
-changes a bit (whichever path a group takes) and that its values are right."""
+missing-value work. No pass looks for NaN first: a group tries the finite path when its
+previous block was finite and is redone on the general path when its sums show a NaN or
+±inf. These tests pin that the path is taken on clean data, that it never changes a bit
+(whichever path a group takes, tried or redone) and that its values are right."""
 import numpy as np
 import pytest
 import reference as ref
@@ -29,18 +31,19 @@ def _call(stat, x, window, minp, ddof):
     return f(x, window, min_periods=minp, threads=1, **kw)
 
 
-def test_rolling_std_clean_panel_takes_the_finite_path_after_the_first_block():
+@pytest.mark.parametrize("var", [True, False])
+def test_rolling_std_clean_panel_takes_the_finite_path_after_the_first_block(var):
     """Was: every value paid the general path's count, shift and NaN selects (std 3x
     bottleneck single-threaded, issue #32); a clean block now takes the finite path."""
     k = load("rolling")
     x = _panel()
-    plan = k._finite_plan(x, 20)
+    plan = k._finite_plan(x, 20, var)
     assert plan.shape == (12, 3)
     assert not plan[0].any()          # the first block has no previous block
     assert plan[1:].all()
     x[100, 70] = np.nan               # group 1, block 5: that block and the next
     x[5, 149] = np.inf                # group 2, blocks 0 and 1 (±inf is missing too)
-    plan = k._finite_plan(x, 20)
+    plan = k._finite_plan(x, 20, var)
     want = np.ones((12, 3), np.uint8)
     want[0] = 0
     want[5:7, 1] = 0
@@ -133,3 +136,48 @@ def test_rolling_finite_path_same_bits_in_every_simd_build_and_row_range():
             for start, stop in [(0, 140), (140, 300)]:   # multiples of the window
                 getattr(mod, name)(x, *args, out=part, start=start, stop=stop)
             np.testing.assert_array_equal(part.view(np.uint8), ref_out.view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("window,minp", [(20, None), (20, 3), (7, 0)])
+def test_rolling_failed_finite_try_is_redone_with_the_bits_of_the_general_path(dtype, window,
+                                                                               minp):
+    """A group tries the finite path when its previous block was finite (or unknown: the
+    first block of a row range) and is redone on the general path when a NaN / ±inf
+    shows in the block (head) or the one before (tail), or its sums overflow. Every
+    column must keep the bits of the general path: poison columns (a NaN in every
+    block) send each group to the general path always, and the other columns are
+    compared with the same columns run without them, whole and by row ranges."""
+    n, m = 300, 130                   # groups 0-63, 64-127, 128-129
+    x = _panel(n, m, dtype)
+    x[6 * window + 3, 5] = np.nan     # in the tail of the range starting at block 7
+    x[7 * window + 1, 70] = np.inf    # in the head of block 7
+    x[8 * window - 1, 71] = -np.inf   # the last row of block 7
+    x[9 * window + 2, 129] = dtype(3e38) if dtype == np.float32 else 1e308
+    x[9 * window + 3, 129] = x[9 * window + 2, 129]   # finite values, sums overflow
+    x[0, 100] = np.nan                # first block: general anyway
+    poison = [0, 64, 128]
+    keep = np.setdiff1d(np.arange(m), poison)
+    holed = x.copy()
+    holed[::3, poison] = np.nan       # every block of every group: the general path
+    k = load("rolling")
+    assert not k._finite_plan(holed, window).any()
+    minp = window if minp is None else minp
+    calls = [("roll_sum", (window, minp, True)), ("roll_sum", (window, minp, False))] + [
+        ("roll_var", (window, minp, ddof, mode)) for ddof in (0, 1) for mode in (0, 1, 2)]
+    ranges = [(0, n), (0, 7 * window), (7 * window, 9 * window), (9 * window, n)]
+    for name, args in calls:
+        f = getattr(k, name)
+        want = f(holed, *args)[:, keep]
+        got = f(x, *args)
+        parts = np.full_like(x, -1.0)
+        for start, stop in ranges:
+            f(x, *args, out=parts, start=start, stop=stop)
+        for res in (got, parts):
+            np.testing.assert_array_equal(np.ascontiguousarray(res[:, keep]).view(np.uint8),
+                                          np.ascontiguousarray(want).view(np.uint8),
+                                          err_msg=f"{name}{args}")
+    plan = k._finite_plan(x, window)
+    assert not plan[7, 0] and not plan[7:9, 1].any() and plan[8, 0] and plan[9, 1]
+    if dtype == np.float64:           # Σd² overflows in block 9 and as block 10's tail
+        assert not plan[9:11, 2].any() and plan[11, 2]
