@@ -105,6 +105,17 @@ cdef inline double touch(double lvl, double op, double lo, double hi,
     return op if op >= lvl else (lvl if hi >= lvl else NAN)
 
 
+cdef inline double exposure(double want, double lev, double cap) noexcept nogil:
+    """A column's exposure: its target times the leverage, within [-cap, cap] (NaN
+    stays NaN)."""
+    cdef double x = want * lev
+    if x > cap:
+        return cap
+    if x < -cap:
+        return -cap
+    return x
+
+
 cdef inline void bar_range(double o, double h, double l, double cl, double* op, double* hi,
                            double* lo) noexcept nogil:
     """Open, high and low of a bar with close ``cl``; those the data lacks (NaN: close
@@ -578,11 +589,7 @@ cdef class _Sim:
             g = group[c]
             if q[c] != 0 and not isnan(p):
                 eq[g] += q[c] * p
-            x = want[c] * lev
-            if x > cap:
-                x = cap
-            elif x < -cap:
-                x = -cap
+            x = exposure(want[c], lev, cap)
             e[c] = x
             gross[g] += fabs(x)
 
@@ -601,11 +608,7 @@ cdef class _Sim:
             if q[c] != 0:
                 eq[c] += q[c] * px[c]
             live[c] = eq[c]
-            x = want[c] * lev
-            if x > cap:
-                x = cap
-            elif x < -cap:
-                x = -cap
+            x = exposure(want[c], lev, cap)
             e[c] = x
             gross[c] = 0
             gross[c] += fabs(x)
@@ -839,11 +842,7 @@ cdef class _Sim:
             p = px[c] if not isnan(px[c]) else last[c]
             if q[c] != 0 and not isnan(p):
                 eq[group[c]] += q[c] * p
-            e[c] = want[c] * self.max_leverage
-            if e[c] > self.max_pos:
-                e[c] = self.max_pos
-            elif e[c] < -self.max_pos:
-                e[c] = -self.max_pos
+            e[c] = exposure(want[c], self.max_leverage, self.max_pos)
             gross[group[c]] += fabs(e[c])
         for g in range(self.n_groups):
             self.live[g] = self.eq[g]   # at the execution prices

@@ -161,6 +161,8 @@ def _check_labels(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
         raise ValueError("signal and data have different time axes"
                          + (f" (e.g. {extra[0]} is not in the data)" if len(extra) else "")
                          + "; align them first (signal.reindex(time=ds.time))")
+    if signal.indexes["asset"].equals(ds.indexes["asset"]):   # the usual case
+        return signal
     missing = set(signal.asset.values.tolist()) - set(ds.asset.values.tolist())
     if missing:
         raise ValueError(f"signal has assets not in the data: {sorted(missing)}")
@@ -197,7 +199,7 @@ def align_data(ds: xr.Dataset, signal: xr.DataArray, opts: BacktestOptions) -> x
         raise DataError("execution='next_open' needs an 'open' variable")
     if not ds.indexes["asset"].equals(signal.indexes["asset"]):
         ds = ds.sel(asset=signal.asset.values)   # a copy of every variable: only if needed
-    validate(ds[[v for v in ("open", "high", "low", "close", "volume") if v in ds]])
+    validate(ds)   # it reads the bar variables only: no subset Dataset needed
     return ds
 
 
@@ -227,7 +229,9 @@ def _check_slippage_panel(slip, base):
 
 
 def _panel(da):  # (time, asset) float64; constants stay stride-0 views (no copy)
-    return np.asarray(da.transpose("time", "asset").data, dtype=np.float64)
+    if da.dims != ("time", "asset"):
+        da = da.transpose("time", "asset")
+    return np.asarray(da.data, dtype=np.float64)
 
 
 def _kernel_args(signal, ds, opts, params, endless):
@@ -362,10 +366,10 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         demand from the orders (``result.from_run`` does).
     threads : int, optional
         Independent accounts (``group=False``, no ``state``) run over blocks of columns
-        on this many threads (``quantlab._threads``), with the bits of one call
-        (:func:`_by_accounts`). None: the package default with ``metrics_only``, else 1
-        (the copy of each block's equity and the merge of the orders cost more than a
-        second core gains).
+        on this many threads (``quantlab._threads``), with the bits and order rows of
+        one call, every option (:func:`_by_accounts`). None: the package default with
+        ``metrics_only``, else 1 (the serial checks and result building leave a second
+        core little to gain).
 
     Returns
     -------
