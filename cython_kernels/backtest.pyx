@@ -20,6 +20,9 @@ from libc.string cimport memcpy
 
 cdef extern from *:
     void prefetch "__builtin_prefetch"(const void* p) noexcept nogil
+    # a per-bar output's row: stores through it touch no other array (the compiler
+    # keeps the inputs' pointers in registers, as with a C-contiguous memoryview)
+    ctypedef double* out_row "double * __restrict__"
 
 include "welford.pxi"
 include "returns_acc.pxi"
@@ -103,6 +106,12 @@ cdef inline double touch(double lvl, double op, double lo, double hi,
     if below:
         return op if op <= lvl else (lvl if lo <= lvl else NAN)
     return op if op >= lvl else (lvl if hi >= lvl else NAN)
+
+
+cdef inline out_row row_of(double[:, :] a, Py_ssize_t r) noexcept nogil:
+    """Row r of a per-bar output (rows contiguous, as ``_out`` checks): a plain pointer
+    the compiler can store through like a C-contiguous row (an output with rows only)."""
+    return &a[r, 0]
 
 
 cdef inline double exposure(double want, double lev, double cap) noexcept nogil:
@@ -623,9 +632,10 @@ cdef class _Sim:
         cdef Py_ssize_t[::1] resume = self.resume
         cdef const double[:, :] close = self.close
         cdef const Py_ssize_t[::1] asset = self.asset
-        cdef double[:, :] positions = self.positions, cash_out = self.cash_out
-        cdef double[:, :] equity = self.equity
         cdef bint keep = not self.lean
+        cdef out_row equity = row_of(self.equity, r)
+        cdef out_row positions = row_of(self.positions, r) if keep else NULL
+        cdef out_row cash_out = row_of(self.cash_out, r) if keep else NULL
         for c in range(self.m):
             cl = close[r, asset[c]]
             if not isnan(cl):
@@ -633,12 +643,13 @@ cdef class _Sim:
             v = cash[c]
             if q[c] != 0:
                 v += q[c] * last[c]
-            equity[r, c] = v
-            if keep:
-                positions[r, c] = q[c]
-                cash_out[r, c] = cash[c]
+            equity[c] = v
             prev_eq[c] = v
             peak[c] = v if (v > peak[c] and resume[c] < t) else peak[c]   # branch-free
+        if keep:   # a loop of its own: the lean loop above tests nothing more
+            for c in range(self.m):
+                positions[c] = q[c]
+                cash_out[c] = cash[c]
 
     cdef void close_phase(self, Py_ssize_t r) noexcept nogil:
         """mark_phase and the positions of record_phase fused (no borrowing, no margin
@@ -649,8 +660,8 @@ cdef class _Sim:
         cdef double[::1] q = self.q, last = self.last
         cdef const double[:, :] close = self.close
         cdef const Py_ssize_t[::1] group = self.group, asset = self.asset
-        cdef double[:, :] positions = self.positions
         cdef bint keep = not self.metrics_only and not self.lean
+        cdef out_row positions = row_of(self.positions, r) if keep else NULL
         for g in range(self.n_groups):
             eq[g] = self.cash[g]
             gross_v[g] = 0.0
@@ -660,7 +671,7 @@ cdef class _Sim:
             if not isnan(cl):
                 last[c] = cl
             if keep:
-                positions[r, c] = q[c]
+                positions[c] = q[c]
             if q[c] != 0:
                 g = group[c]
                 v = q[c] * last[c]
@@ -1081,11 +1092,12 @@ cdef class _Sim:
     cdef void record_phase(self, Py_ssize_t r) noexcept nogil:
         """Positions, equity and cash of the bar, or the metrics-only statistics."""
         cdef Py_ssize_t c
-        cdef double[:, :] positions = self.positions
+        cdef out_row positions
         cdef double[::1] q = self.q
         if not self.metrics_only:
+            positions = row_of(self.positions, r)
             for c in range(self.m):
-                positions[r, c] = q[c]
+                positions[c] = q[c]
         self.record_accounts(r)
 
     cdef void record_accounts(self, Py_ssize_t r) noexcept nogil:
@@ -1095,6 +1107,9 @@ cdef class _Sim:
         cdef double[::1] eq = self.eq, prev_eq = self.prev_eq, peak = self.peak
         cdef double[:, ::1] stats = self.stats, extra = self.extra
         cdef Py_ssize_t[::1] resume = self.resume
+        cdef bint keep = not self.metrics_only
+        cdef out_row equity = row_of(self.equity, r) if keep else NULL
+        cdef out_row cash_out = row_of(self.cash_out, r) if keep and not self.lean else NULL
         for g in range(self.n_groups):
             if self.metrics_only:
                 ret = eq[g] / prev_eq[g] - 1.0
@@ -1102,9 +1117,9 @@ cdef class _Sim:
                 extra[g, X_EQSUM] += eq[g]
                 extra[g, X_EXPO] += self.gross_v[g] / eq[g]
             else:
-                self.equity[r, g] = eq[g]
+                equity[g] = eq[g]
                 if not self.lean:
-                    self.cash_out[r, g] = self.cash[g]
+                    cash_out[g] = self.cash[g]
             prev_eq[g] = eq[g]
             if eq[g] > peak[g] and resume[g] < t:
                 peak[g] = eq[g]
@@ -1306,10 +1321,13 @@ def _out(given, shape, dtype, used, alloc):
         return alloc((0, shape[1]), dtype=dtype)
     if given is None:
         return alloc(shape, dtype=dtype)
-    if not isinstance(given, np.ndarray) or given.shape != shape or given.dtype != dtype:
-        raise ValueError(f"out: expected a {np.dtype(dtype).name} array of shape {shape}, "
-                         f"got {getattr(given, 'dtype', type(given).__name__)} "
-                         f"{getattr(given, 'shape', '')}")
+    if (not isinstance(given, np.ndarray) or given.shape != shape or given.dtype != dtype
+            or (shape[1] > 1 and given.strides[1] != given.itemsize)
+            or not given.flags.writeable):
+        raise ValueError(f"out: expected a writeable {np.dtype(dtype).name} array of shape "
+                         f"{shape} with contiguous rows (e.g. a column block of a "
+                         f"C-contiguous panel), got {getattr(given, 'dtype', type(given).__name__)}"
+                         f" {getattr(given, 'shape', '')}")
     return given
 
 
