@@ -277,6 +277,15 @@ def kernel_args(seed=0, n=200, m=9):
     return args, kw
 
 
+def block(args, kw, lo, hi):
+    """``kernel_args``' call on columns [lo, hi) (one asset per column)."""
+    c = slice(lo, hi)
+    cols = np.arange(hi - lo, dtype=np.intp)
+    sub = (*(a[:, c] for a in args[:5]), args[5], cols, cols, hi - lo, args[9],
+           args[10][c], args[11][c], *args[12:])
+    return sub, dict(kw, stops=tuple(x[c] for x in kw["stops"]))
+
+
 def test_kernel_out_writes_into_strided_blocks():
     """``out=``: each column block writes its columns of the caller's panels (strided
     views) with the bits of a call allocating its own; ``halted``/``interest`` too."""
@@ -287,13 +296,9 @@ def test_kernel_out_writes_into_strided_blocks():
     panels = (np.full((n, m), -1.0), np.full((n, m), -1.0), np.full((n, m), -1.0),
               np.zeros((n, m), dtype=np.int8), np.zeros((n, m)))
     for lo, hi in ((0, 4), (4, 9)):
-        c = slice(lo, hi)
-        sub = (args[0][:, c], args[1][:, c], args[2][:, c], args[3][:, c], args[4][:, c],
-               args[5], np.arange(hi - lo, dtype=np.intp), np.arange(hi - lo, dtype=np.intp),
-               hi - lo, args[9], args[10][c], args[11][c], *args[12:])
-        stops = tuple(x[c] for x in kw["stops"])
-        got = _k.simulate(*sub, dd_limit=0.3, dd_cooldown=5, **dict(kw, stops=stops),
-                          out=tuple(p[:, c] for p in panels))
+        sub, sub_kw = block(args, kw, lo, hi)
+        got = _k.simulate(*sub, dd_limit=0.3, dd_cooldown=5, **sub_kw,
+                          out=tuple(p[:, lo:hi] for p in panels))
         for i, p in zip((0, 1, 2, 4, 5), panels):
             assert np.shares_memory(got[i], p)
     for i, p in zip((0, 1, 2, 4, 5), panels):
@@ -332,12 +337,8 @@ def test_kernel_merge_orders_equals_lexsort_of_phase_keys(seed):
     edges = [0, 3, 4, 8, 11]
     parts = []
     for lo, hi in zip(edges[:-1], edges[1:]):
-        c = slice(lo, hi)
-        sub = (args[0][:, c], args[1][:, c], args[2][:, c], args[3][:, c], args[4][:, c],
-               args[5], np.arange(hi - lo, dtype=np.intp), np.arange(hi - lo, dtype=np.intp),
-               hi - lo, args[9], args[10][c], args[11][c], *args[12:])
-        parts.append(_k.simulate(*sub, keyed=True, **dict(
-            kw, stops=tuple(x[c] for x in kw["stops"])))[3])
+        sub, sub_kw = block(args, kw, lo, hi)
+        parts.append(_k.simulate(*sub, keyed=True, **sub_kw)[3])
     merged = _k.merge_orders(parts, np.array(edges[:-1], dtype=np.intp))
     naive = np.concatenate([p[1] + lo for p, lo in zip(parts, edges)])
     assert not np.array_equal(naive, col)      # the blocks' rows interleave
