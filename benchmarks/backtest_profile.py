@@ -16,8 +16,9 @@ MA(10)/MA(50) crossover on 2520 x 1000 (``run.BACKTEST_SETUP``), fees 0.1 %, sli
 
 3. ``threads=1`` against ``threads=2`` (independent accounts on the pool, issue #32):
    alternating calls, wall-clock and CPU time (all threads) per call, same-round
-   ratios, for the entries/exits run, the same crossover as a target signal, and the
-   entries/exits run with ``metrics_only`` (a sweep's mode).
+   ratios, for the entries/exits run, the same crossover as a target signal, the
+   entries/exits run with a 5 % stop-loss (every option runs in blocks), and with
+   ``metrics_only`` (a sweep's mode).
 
 Usage: ``python benchmarks/backtest_profile.py [rounds]`` (default 7);
 ``python benchmarks/backtest_profile.py [rounds] threads`` runs part 3 only.
@@ -118,6 +119,7 @@ def threads_ratios(ns, rounds):
     out = {}
     for what, kw in (("entries/exits", dict(entries=ent, exits=ex)),
                      ("target signal", dict(signal=sig)),
+                     ("stop-loss", dict(entries=ent, exits=ex, sl_stop=0.05)),
                      ("metrics_only", dict(entries=ent, exits=ex, metrics_only=(
                          "sharpe_ratio", "total_return", "max_drawdown", "fees_paid")))):
         calls = {k: (lambda k=k: ql.backtest(da, threads=k, **kw, **KW)) for k in (1, 2)}

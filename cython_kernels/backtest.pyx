@@ -14,12 +14,15 @@ import numpy as np
 
 cimport cython
 from libc.math cimport INFINITY, NAN, fabs, isnan, log1p, sqrt
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
 
 cdef extern from *:
     void prefetch "__builtin_prefetch"(const void* p) noexcept nogil
+    # a per-bar output's row: stores through it touch no other array (the compiler
+    # keeps the inputs' pointers in registers, as with a C-contiguous memoryview)
+    ctypedef double* out_row "double * __restrict__"
 
 include "welford.pxi"
 include "returns_acc.pxi"
@@ -57,12 +60,23 @@ cdef struct Order:
     double price     # fill price incl. slippage
     double fee
     int reason
+    int phase        # the bar's phase that placed it (P_*): blocks' records merge by it
 
 
 cdef struct Orders:
     Order* buf
     Py_ssize_t n
     Py_ssize_t cap
+    int phase        # the phase now running: each record takes it
+
+
+# The phases of a bar in the order they record orders: stops, resting limits (sells,
+# then buys), the bar's orders (sells, then buys), margin calls. With one account per
+# column a column records at most one order per phase and each phase goes through the
+# columns in order, so a call's records are sorted by (bar, phase, column): column
+# blocks run apart merge back into one call's order (merge_orders)
+cdef enum:
+    P_STOP, P_LIMIT_SELL, P_LIMIT_BUY, P_SELL, P_BUY, P_MARGIN
 
 
 cdef int push(Orders* o, Py_ssize_t t, Py_ssize_t col, double size, double price,
@@ -80,6 +94,7 @@ cdef int push(Orders* o, Py_ssize_t t, Py_ssize_t col, double size, double price
     o.buf[o.n].price = price
     o.buf[o.n].fee = fee
     o.buf[o.n].reason = reason
+    o.buf[o.n].phase = o.phase
     o.n += 1
     return 0
 
@@ -91,6 +106,23 @@ cdef inline double touch(double lvl, double op, double lo, double hi,
     if below:
         return op if op <= lvl else (lvl if lo <= lvl else NAN)
     return op if op >= lvl else (lvl if hi >= lvl else NAN)
+
+
+cdef inline out_row row_of(double[:, :] a, Py_ssize_t r) noexcept nogil:
+    """Row r of a per-bar output (rows contiguous, as ``_out`` checks): a plain pointer
+    the compiler can store through like a C-contiguous row (an output with rows only)."""
+    return &a[r, 0]
+
+
+cdef inline double exposure(double want, double lev, double cap) noexcept nogil:
+    """A column's exposure: its target times the leverage, within [-cap, cap] (NaN
+    stays NaN)."""
+    cdef double x = want * lev
+    if x > cap:
+        return cap
+    if x < -cap:
+        return -cap
+    return x
 
 
 cdef inline void bar_range(double o, double h, double l, double cl, double* op, double* hi,
@@ -420,8 +452,9 @@ cdef class _Sim:
     cdef signed char[::1] stopped
     cdef double[::1] late_cut   # fee cuts of order records returned by earlier calls
     # outputs
-    cdef double[:, ::1] equity, cash_out, positions, interest
-    cdef signed char[:, ::1] halted
+    # per-bar outputs: any strides (a column block of the caller's panel, out=)
+    cdef double[:, :] equity, cash_out, positions, interest
+    cdef signed char[:, :] halted
     cdef Orders orders
 
     def __dealloc__(self):
@@ -463,6 +496,7 @@ cdef class _Sim:
                 for g in range(self.n_groups):
                     self.live[g] = self.eq[g]
             for side in range(2):   # orders_phase over the pending columns only
+                self.orders.phase = P_SELL + side
                 for k in range(self.n_todo):
                     if self.pending[self.todo[k]] and self.order(r, self.todo[k], side) < 0:
                         return -1
@@ -564,11 +598,7 @@ cdef class _Sim:
             g = group[c]
             if q[c] != 0 and not isnan(p):
                 eq[g] += q[c] * p
-            x = want[c] * lev
-            if x > cap:
-                x = cap
-            elif x < -cap:
-                x = -cap
+            x = exposure(want[c], lev, cap)
             e[c] = x
             gross[g] += fabs(x)
 
@@ -587,11 +617,7 @@ cdef class _Sim:
             if q[c] != 0:
                 eq[c] += q[c] * px[c]
             live[c] = eq[c]
-            x = want[c] * lev
-            if x > cap:
-                x = cap
-            elif x < -cap:
-                x = -cap
+            x = exposure(want[c], lev, cap)
             e[c] = x
             gross[c] = 0
             gross[c] += fabs(x)
@@ -606,9 +632,10 @@ cdef class _Sim:
         cdef Py_ssize_t[::1] resume = self.resume
         cdef const double[:, :] close = self.close
         cdef const Py_ssize_t[::1] asset = self.asset
-        cdef double[:, ::1] positions = self.positions, cash_out = self.cash_out
-        cdef double[:, ::1] equity = self.equity
         cdef bint keep = not self.lean
+        cdef out_row equity = row_of(self.equity, r)
+        cdef out_row positions = row_of(self.positions, r) if keep else NULL
+        cdef out_row cash_out = row_of(self.cash_out, r) if keep else NULL
         for c in range(self.m):
             cl = close[r, asset[c]]
             if not isnan(cl):
@@ -616,12 +643,13 @@ cdef class _Sim:
             v = cash[c]
             if q[c] != 0:
                 v += q[c] * last[c]
-            equity[r, c] = v
-            if keep:
-                positions[r, c] = q[c]
-                cash_out[r, c] = cash[c]
+            equity[c] = v
             prev_eq[c] = v
             peak[c] = v if (v > peak[c] and resume[c] < t) else peak[c]   # branch-free
+        if keep:   # a loop of its own: the lean loop above tests nothing more
+            for c in range(self.m):
+                positions[c] = q[c]
+                cash_out[c] = cash[c]
 
     cdef void close_phase(self, Py_ssize_t r) noexcept nogil:
         """mark_phase and the positions of record_phase fused (no borrowing, no margin
@@ -632,8 +660,8 @@ cdef class _Sim:
         cdef double[::1] q = self.q, last = self.last
         cdef const double[:, :] close = self.close
         cdef const Py_ssize_t[::1] group = self.group, asset = self.asset
-        cdef double[:, ::1] positions = self.positions
         cdef bint keep = not self.metrics_only and not self.lean
+        cdef out_row positions = row_of(self.positions, r) if keep else NULL
         for g in range(self.n_groups):
             eq[g] = self.cash[g]
             gross_v[g] = 0.0
@@ -643,7 +671,7 @@ cdef class _Sim:
             if not isnan(cl):
                 last[c] = cl
             if keep:
-                positions[r, c] = q[c]
+                positions[c] = q[c]
             if q[c] != 0:
                 g = group[c]
                 v = q[c] * last[c]
@@ -690,6 +718,7 @@ cdef class _Sim:
         cdef double cl, op, hi, lo, lvl, tl, hit, sgn, cost = 0.0
         cdef int why, code
         cdef bint long_
+        self.orders.phase = P_STOP
         for c in range(self.m):
             self.stopped[c] = 0
             if self.q[c] == 0 or isnan(self.entry[c]):
@@ -738,6 +767,7 @@ cdef class _Sim:
         cdef Py_ssize_t side, c, j, g, t = self.t0 + r
         cdef double cl, op, hi, lo, hit
         for side in range(2):
+            self.orders.phase = P_LIMIT_SELL + side
             for c in range(self.m):
                 if isnan(self.lim_px[c]) or (self.lim_q[c] > 0) != (side == 1):
                     continue
@@ -823,11 +853,7 @@ cdef class _Sim:
             p = px[c] if not isnan(px[c]) else last[c]
             if q[c] != 0 and not isnan(p):
                 eq[group[c]] += q[c] * p
-            e[c] = want[c] * self.max_leverage
-            if e[c] > self.max_pos:
-                e[c] = self.max_pos
-            elif e[c] < -self.max_pos:
-                e[c] = -self.max_pos
+            e[c] = exposure(want[c], self.max_leverage, self.max_pos)
             gross[group[c]] += fabs(e[c])
         for g in range(self.n_groups):
             self.live[g] = self.eq[g]   # at the execution prices
@@ -870,6 +896,7 @@ cdef class _Sim:
         cdef signed char[::1] pending = self.pending
         cdef double[::1] px = self.px
         for side in range(2):
+            self.orders.phase = P_SELL + side
             for c in range(self.m):
                 if pending[c] and not isnan(px[c]):
                     if self.order(r, c, side) < 0:
@@ -1029,6 +1056,7 @@ cdef class _Sim:
     cdef int margin_phase(self, Py_ssize_t r) noexcept nogil:
         """Maintenance margin: liquidate an account below it at the close."""
         cdef Py_ssize_t g
+        self.orders.phase = P_MARGIN
         for g in range(self.n_groups):
             if (self.gross_v[g] > 0 and self.eq[g] < self.margin * self.gross_v[g]
                     and not self.bust[g]):
@@ -1064,11 +1092,12 @@ cdef class _Sim:
     cdef void record_phase(self, Py_ssize_t r) noexcept nogil:
         """Positions, equity and cash of the bar, or the metrics-only statistics."""
         cdef Py_ssize_t c
-        cdef double[:, ::1] positions = self.positions
+        cdef out_row positions
         cdef double[::1] q = self.q
         if not self.metrics_only:
+            positions = row_of(self.positions, r)
             for c in range(self.m):
-                positions[r, c] = q[c]
+                positions[c] = q[c]
         self.record_accounts(r)
 
     cdef void record_accounts(self, Py_ssize_t r) noexcept nogil:
@@ -1078,6 +1107,9 @@ cdef class _Sim:
         cdef double[::1] eq = self.eq, prev_eq = self.prev_eq, peak = self.peak
         cdef double[:, ::1] stats = self.stats, extra = self.extra
         cdef Py_ssize_t[::1] resume = self.resume
+        cdef bint keep = not self.metrics_only
+        cdef out_row equity = row_of(self.equity, r) if keep else NULL
+        cdef out_row cash_out = row_of(self.cash_out, r) if keep and not self.lean else NULL
         for g in range(self.n_groups):
             if self.metrics_only:
                 ret = eq[g] / prev_eq[g] - 1.0
@@ -1085,9 +1117,9 @@ cdef class _Sim:
                 extra[g, X_EQSUM] += eq[g]
                 extra[g, X_EXPO] += self.gross_v[g] / eq[g]
             else:
-                self.equity[r, g] = eq[g]
+                equity[g] = eq[g]
                 if not self.lean:
-                    self.cash_out[r, g] = self.cash[g]
+                    cash_out[g] = self.cash[g]
             prev_eq[g] = eq[g]
             if eq[g] > peak[g] and resume[g] < t:
                 peak[g] = eq[g]
@@ -1102,7 +1134,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              double max_position_size, bint daily, bint next_open,
              double dd_limit=0.0, Py_ssize_t dd_cooldown=0, bint metrics_only=False,
              bars=None, stops=None, events=None, limit=None, double borrow=0.0,
-             double margin=0.0, SimState state=None, bint fast=True, bint lean=False):
+             double margin=0.0, SimState state=None, bint fast=True, bint lean=False,
+             out=None, bint keyed=False):
     # > 80 lines only by its docstring (the kernel's reference); the code is ~70 lines
     """Run the simulation.
 
@@ -1192,6 +1225,17 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     positions come back as None, not written per bar (their panels are step functions
     of the order records: ``cash_from_orders`` and ``positions_from_orders`` rebuild
     them bit for bit).
+
+    ``out`` (equity, cash, positions, halted, interest): arrays to write the per-bar
+    outputs into, any strides (e.g. a column block of the whole run's panel), each None
+    (allocated) or of the output's shape, with ``halted`` zeros (only drawdown control
+    writes it); those the call does not write (lean cash and positions, interest
+    without borrowing, all in metrics-only) are ignored and come back as usual.
+
+    ``keyed``: the orders come back with a seventh array, each record's phase of its
+    bar (``P_*``: stops, limit sells, limit buys, sells, buys, margin calls); with one
+    account per column the records are sorted by (bar, phase, column), which
+    ``merge_orders`` uses to join column blocks' records in one call's order.
     """
     cdef const double[:, :] tgt
     cdef Py_ssize_t n, m
@@ -1218,11 +1262,15 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     fast = fast and not (stops is not None or limit is not None or dd_limit > 0
                          or margin > 0 or borrow > 0 or np.asarray(state["drained"]).any())
     lean = lean and fresh and fast and not metrics_only
-    equity_np = np.empty((rows, n_groups))
-    cash_np = np.empty((0 if lean else rows, n_groups))
-    pos_np = np.empty((0 if lean else rows, m))
-    interest_np = np.zeros((rows if borrow > 0 else 0, n_groups))
-    halted_np = np.zeros((n, n_groups), dtype=np.int8)
+    given = (None,) * 5 if out is None else tuple(out)
+    if len(given) != 5:
+        raise ValueError("out: (equity, cash, positions, halted, interest)")
+    equity_np = _out(given[0], (rows, n_groups), np.float64, rows > 0, np.empty)
+    cash_np = _out(given[1], (rows, n_groups), np.float64, rows > 0 and not lean, np.empty)
+    pos_np = _out(given[2], (rows, m), np.float64, rows > 0 and not lean, np.empty)
+    interest_np = _out(given[4], (rows, n_groups), np.float64, rows > 0 and borrow > 0,
+                       np.zeros)
+    halted_np = _out(given[3], (n, n_groups), np.int8, True, np.zeros)
     cdef _Sim s = _bind(state, m, n_groups)
     s.equity, s.cash_out, s.positions, s.interest = equity_np, cash_np, pos_np, interest_np
     s.halted = halted_np
@@ -1263,7 +1311,24 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     if err < 0:   # the state is left part-way through a bar: unusable
         raise MemoryError("backtest: out of memory for the order records")
     return _finish(s, state, n, metrics_only, equity_np, None if lean else cash_np,
-                   None if lean else pos_np, halted_np, interest_np)
+                   None if lean else pos_np, halted_np, interest_np, keyed)
+
+
+def _out(given, shape, dtype, used, alloc):
+    """A per-bar output: ``given`` (checked) where the call writes one, else a fresh
+    array of the shape the call returns (no rows where it writes none)."""
+    if not used:
+        return alloc((0, shape[1]), dtype=dtype)
+    if given is None:
+        return alloc(shape, dtype=dtype)
+    if (not isinstance(given, np.ndarray) or given.shape != shape or given.dtype != dtype
+            or (shape[1] > 1 and given.strides[1] != given.itemsize)
+            or not given.flags.writeable):
+        raise ValueError(f"out: expected a writeable {np.dtype(dtype).name} array of shape "
+                         f"{shape} with contiguous rows (e.g. a column block of a "
+                         f"C-contiguous panel), got {getattr(given, 'dtype', type(given).__name__)}"
+                         f" {getattr(given, 'shape', '')}")
+    return given
 
 
 def _order_rows(Py_ssize_t n, Py_ssize_t m, orders):
@@ -1370,7 +1435,7 @@ cdef inline bint _may_cut(_Sim s, Py_ssize_t g):
 
 
 cdef _finish(_Sim s, SimState state, Py_ssize_t n, bint metrics_only, equity_np, cash_np,
-             pos_np, halted_np, interest_np):
+             pos_np, halted_np, interest_np, bint keyed=False):
     """Close the call: advance the state's bar (and carry the last target rows), hand
     out the order records, apply fee cuts to earlier calls' records; the results."""
     cdef Py_ssize_t g, k
@@ -1391,10 +1456,13 @@ cdef _finish(_Sim s, SimState state, Py_ssize_t n, bint metrics_only, equity_np,
     opx_np = np.empty(s.orders.n)
     ofee_np = np.empty(s.orders.n)
     oreason_np = np.empty(s.orders.n, dtype=np.int8)
+    ophase_np = np.empty(s.orders.n if keyed else 0, dtype=np.int8)
     cdef Py_ssize_t[::1] ot = ot_np, oc = oc_np
     cdef double[::1] osz = osz_np, opx = opx_np, ofee = ofee_np
-    cdef signed char[::1] oreason = oreason_np
+    cdef signed char[::1] oreason = oreason_np, ophase = ophase_np
     for k in range(s.orders.n):
+        if keyed:
+            ophase[k] = <signed char>s.orders.buf[k].phase
         ot[k] = s.orders.buf[k].t
         oc[k] = s.orders.buf[k].col
         osz[k] = s.orders.buf[k].size
@@ -1408,5 +1476,58 @@ cdef _finish(_Sim s, SimState state, Py_ssize_t n, bint metrics_only, equity_np,
         if not _may_cut(s, g):
             del state._drain_ref[g]
     state.n_orders += s.orders.n
-    return (equity_np, cash_np, pos_np, (ot_np, oc_np, osz_np, opx_np, ofee_np, oreason_np),
-            halted_np, interest_np)
+    rows = (ot_np, oc_np, osz_np, opx_np, ofee_np, oreason_np)
+    return (equity_np, cash_np, pos_np, rows + (ophase_np,) if keyed else rows, halted_np,
+            interest_np)
+
+
+def merge_orders(parts, const Py_ssize_t[::1] col0):
+    """One call's order records from column blocks' keyed records (``simulate(...,
+    keyed=True)`` on blocks of independent accounts, block i's columns starting at
+    ``col0[i]``, blocks in column order): a k-way merge by (bar, phase), ties to the
+    lower block, each block's rows already in that order, columns shifted by the
+    block's first column. Returns (t, col, size, price, fee, reason)."""
+    cdef Py_ssize_t k = len(parts), i, j, best, total = 0
+    if col0.shape[0] != k:
+        raise ValueError("merge_orders: one first column per block")
+    rows = [tuple(np.ascontiguousarray(a) for a in p) for p in parts]
+    lens = np.array([len(p[0]) for p in rows], dtype=np.intp)
+    for p in rows:
+        if len(p) != 7 or any(len(a) != len(p[0]) for a in p):
+            raise ValueError("merge_orders: keyed records (7 arrays of one length) per block")
+    total = int(lens.sum())
+    out = (np.empty(total, dtype=np.intp), np.empty(total, dtype=np.intp),
+           np.empty(total), np.empty(total), np.empty(total), np.empty(total, dtype=np.int8))
+    cdef Py_ssize_t[::1] ot = out[0], oc = out[1]
+    cdef double[::1] osz = out[2], opx = out[3], ofee = out[4]
+    cdef signed char[::1] orsn = out[5]
+    # one merged key per record (bar x phases + phase), blocks' rows concatenated
+    if k == 0:
+        return out
+    cat = [np.concatenate([p[f] for p in rows]) for f in range(7)]
+    key_np = cat[0].astype(np.int64) * (P_MARGIN + 1) + cat[6]
+    start_np = np.zeros(k + 1, dtype=np.intp)
+    np.cumsum(lens, out=start_np[1:])
+    cdef const int64_t[::1] key = key_np
+    cdef const Py_ssize_t[::1] t = cat[0].astype(np.intp, copy=False)
+    cdef const Py_ssize_t[::1] c = cat[1].astype(np.intp, copy=False)
+    cdef const double[::1] sz = cat[2].astype(np.float64, copy=False)
+    cdef const double[::1] px = cat[3].astype(np.float64, copy=False)
+    cdef const double[::1] fee = cat[4].astype(np.float64, copy=False)
+    cdef const signed char[::1] rsn = cat[5].astype(np.int8, copy=False)
+    cdef Py_ssize_t[::1] head = start_np[:k].copy(), end = start_np[1:].copy()
+    with nogil:
+        for j in range(total):
+            best = -1
+            for i in range(k):   # a few blocks: a scan of their heads
+                if head[i] < end[i] and (best < 0 or key[head[i]] < key[head[best]]):
+                    best = i
+            i = head[best]
+            head[best] += 1
+            ot[j] = t[i]
+            oc[j] = c[i] + col0[best]
+            osz[j] = sz[i]
+            opx[j] = px[i]
+            ofee[j] = fee[i]
+            orsn[j] = rsn[i]
+    return out

@@ -436,13 +436,15 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
                         f"{int(np.flatnonzero(missing)[0])}")
     if index.has_duplicates:
         raise DataError(f"{where}duplicate asset {index[index.duplicated()][0]!r}")
-    # ' AAPL' and 'AAPL', or NFC 'Nestlé' and NFD 'Nestle'+U+0301, would never align
-    labels = (pd.Index(index.str.strip().str.normalize("NFC")) if index.inferred_type == "string"
-              else pd.Index([_label(a) for a in index]))
-    if (labels == "").any():
+    # ' AAPL' and 'AAPL', or NFC 'Nestlé' and NFD 'Nestle'+U+0301, would never align;
+    # a numeric index holds no strings (its labels are itself, checked above)
+    numeric = index.dtype.kind in "iufb"
+    labels = (index if numeric else pd.Index(index.str.strip().str.normalize("NFC"))
+              if index.inferred_type == "string" else pd.Index([_label(a) for a in index]))
+    if not numeric and (labels == "").any():
         raise DataError(f"{where}empty asset name at position "
                         f"{int(np.flatnonzero(labels == '')[0])}")
-    if labels.has_duplicates:
+    if not numeric and labels.has_duplicates:
         d = labels.duplicated(keep=False)
         a, b = index[d & (labels == labels[d][0])][:2]
         raise DataError(f"{where}assets {a!r} and {b!r} differ only by surrounding spaces "
@@ -450,8 +452,7 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
 
     # one Cython scan over the panels as they are (no stacked copy); assets are checked
     # on the variables they have, so a close-only asset in an OHLCV set is checked on close
-    panels = [np.asarray(ds[v].transpose("time", "asset").values, dtype=np.float64)
-              if v in names else None for v in BAR_VARS]
+    panels = [_time_asset(ds[v]) if v in names else None for v in BAR_VARS]
     code, v, t, a, has = _k.check_bars(*panels)
     if code:
         vars_ = [n for n, keep in zip(BAR_VARS, has[a]) if keep]
@@ -469,6 +470,13 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
                             "no close at any bar: close is the price signals, backtests and "
                             "metrics read (drop the asset, or fill its close)")
     return ds
+
+
+def _time_asset(da: xr.DataArray) -> np.ndarray:
+    """``da``'s values on (time, asset) as float64 (a view where they already are)."""
+    if da.dims != ("time", "asset"):
+        da = da.transpose("time", "asset")
+    return np.asarray(da.values, dtype=np.float64)
 
 
 def _label(a):

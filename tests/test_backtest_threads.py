@@ -100,7 +100,8 @@ def test_backtest_threads_long_short_orders_keep_single_call_row_order(ds, monke
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(size=0.5, size_type="equity"),
-                                dict(size=0.3, accumulate=True, fees=0.001)])
+                                dict(size=0.3, accumulate=True, fees=0.001),
+                                dict(size=0.5, sl_stop=0.03, fixed_fees=1.0)])
 def test_backtest_threads_entries_exits_equal_one_thread(ds, kw):
     c = ds["close"]
     fast, slow = c.rolling(time=10).mean(), c.rolling(time=30).mean()
@@ -132,26 +133,84 @@ def test_backtest_threads_random_panels_with_nan_holes_equal_one_thread(seed, mo
     assert calls == [1, 1]
 
 
-def test_backtest_threads_random_shorts_margin_use_one_call(monkeypatch):
+def test_backtest_threads_random_shorts_margin_equal_one_thread(monkeypatch):
     """Shorts turn the maintenance margin on (its calls are recorded after the bar's
-    orders): one call, same results."""
+    orders, the margin phase): blocks merged by phase, same results."""
     calls = spy(monkeypatch)
-    data, sig = random_panel(7, short=True)
-    same(ql.backtest(data, sig, fees=0.002, threads=1),
-         ql.backtest(data, sig, fees=0.002, threads=2))
-    assert calls == []
+    data, sig = random_panel(3, short=True)
+    kw = dict(fees=0.002, max_leverage=3.0, maintenance_margin=0.3)
+    one = ql.backtest(data, sig, threads=1, **kw)
+    same(one, ql.backtest(data, sig, threads=2, **kw))
+    assert calls == [1, 1]
+    assert (one.orders["reason"] == "margin_call").any()
 
 
-@pytest.mark.parametrize("kw", [dict(fixed_fees=5.0), dict(sl_stop=0.05, tp_stop=0.1),
-                                dict(dd_limit=0.2), dict(max_leverage=2.0, borrow_rate=0.05),
-                                dict(order_type="limit", limit_offset=0.01)])
-def test_backtest_threads_options_with_phase_order_use_one_call(ds, kw, monkeypatch):
-    """Fixed fees (a skipped order of either side), stops, limits, drawdown control,
-    margin and borrowing record orders in other phases: one call, same results."""
+PHASED = {
+    "fixed_fees": dict(fixed_fees=5.0),
+    "stops": dict(sl_stop=0.05, tp_stop=0.1),
+    "trailing": dict(sl_trail=0.05, fees=0.001),
+    "drawdown": dict(dd_limit=0.2),
+    "drawdown_halt_fixed": dict(dd_limit=0.1, dd_mode="halt", fixed_fees=2.0),
+    "leverage_borrow": dict(max_leverage=2.0, borrow_rate=0.05),
+    "limit": dict(order_type="limit", limit_offset=0.01),
+    "limit_tif_stop": dict(order_type="limit", limit_offset=0.01, limit_tif=3, sl_stop=0.03,
+                           fees=0.001),
+    "stop_sweep": dict(sl_stop=xr.DataArray([0.03, 0.08], dims="sl",
+                                            coords={"sl": [0.03, 0.08]})),
+}
+
+
+@pytest.mark.parametrize("case", PHASED)
+@pytest.mark.parametrize("which", ["sp500_20", "ohlcv"])
+def test_backtest_threads_every_option_equals_one_thread(case, which, monkeypatch):
+    """Fixed fees, stops, limits, drawdown control, margin and borrowing (orders in
+    several phases of a bar) run in column blocks with the bits and order rows of one
+    call (with the bars' high/low: the ohlcv set)."""
     calls = spy(monkeypatch)
+    ds = (ql.data.load("sp500_20").isel(time=slice(-1500, None)) if which == "sp500_20"
+          else ql.data.load())
+    kw = PHASED[case]
     sig = ma_cross(ds, short="max_leverage" in kw)
-    same(ql.backtest(ds, sig, threads=1, **kw), ql.backtest(ds, sig, threads=2, **kw))
-    assert calls == []
+    one = ql.backtest(ds, sig, threads=1, **kw)
+    same(one, ql.backtest(ds, sig, threads=2, **kw))
+    same(one, ql.backtest(ds, sig, threads=4, **kw))
+    assert calls == [1, 1, 1]
+    assert len(one.orders) > 5
+    if "dd_limit" in kw:
+        np.testing.assert_array_equal(one.halted.values,
+                                      ql.backtest(ds, sig, threads=3, **kw).halted.values)
+    if "borrow_rate" in kw:
+        np.testing.assert_array_equal(one.interest.values,
+                                      ql.backtest(ds, sig, threads=3, **kw).interest.values)
+
+
+def test_backtest_threads_stops_before_earlier_columns_signals(ds, monkeypatch):
+    """A bar whose stop (an earlier phase) is in a later block than a signal order: the
+    single call records the stop first; concatenating blocks would not."""
+    calls = spy(monkeypatch)
+    sig = ma_cross(ds, 5, 20)
+    kw = dict(sl_stop=0.02, fees=0.001)
+    one = ql.backtest(ds, sig, threads=1, **kw)
+    same(one, ql.backtest(ds, sig, threads=4, **kw))
+    assert calls == [1, 1]
+    o = one.orders
+    stop = o["reason"] == "stop"
+    late = [t for t, b in o.groupby("t") if (b["reason"] == "stop").any()
+            and (b["col"][b["reason"] == "signal"].min() < b["col"][b["reason"] == "stop"].max())]
+    assert len(late) > 5 and stop.sum() > 20
+
+
+def test_backtest_threads_fixed_fee_skips_of_both_sides(monkeypatch):
+    """Orders skipped for their fixed fee (size 0: no side to sort by) on sells and buys,
+    with margin calls: the blocks' phases keep the single call's row order."""
+    calls = spy(monkeypatch)
+    data, sig = random_panel(0, short=True)
+    kw = dict(init_cash=100.0, fixed_fees=30.0, fees=0.01)
+    one = ql.backtest(data, sig, threads=1, **kw)
+    same(one, ql.backtest(data, sig, threads=3, **kw))
+    assert calls == [1, 1]
+    skipped = one.orders[one.orders["reason"] == "fixed_fee"]
+    assert len(skipped) > 100 and (skipped["size"] == 0).all()
 
 
 @pytest.mark.parametrize("kw", [dict(fees=0.001), dict(fixed_fees=5.0, sl_stop=0.05),
@@ -179,7 +238,7 @@ def test_backtest_threads_group_true_unchanged(ds, monkeypatch):
 
 def test_backtest_threads_default_follows_quantlab_threads(ds, monkeypatch):
     """Default: metrics-only runs use $QUANTLAB_THREADS, full runs one thread (their
-    equity copy and orders merge cost more than a second core gains)."""
+    serial Python part leaves a second core little to gain)."""
     sig = ma_cross(ds)
     monkeypatch.setenv("QUANTLAB_THREADS", "2")
     used = []
@@ -202,3 +261,89 @@ def test_backtest_threads_default_follows_quantlab_threads(ds, monkeypatch):
 def test_backtest_threads_bad_value_is_refused_naming_it(ds, bad, exc):
     with pytest.raises(exc, match="threads"):
         ql.backtest(ds, ma_cross(ds), threads=bad)
+
+
+def kernel_args(seed=0, n=200, m=9):
+    """A small independent-accounts kernel call with stops, borrowing and margin."""
+    rng = np.random.default_rng(seed)
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.03, (n, m)), axis=0))
+    tgt = np.round(rng.uniform(-1, 1, (n, m)), 1)
+    tgt[rng.random((n, m)) < 0.7] = np.nan
+    cols = np.arange(m, dtype=np.intp)
+    args = (close, close, tgt, np.full((n, m), 0.001), np.zeros((n, m)), 0.05, cols, cols,
+            m, 1000.0, np.full(m, 0.001), np.full(m, 1.0), 2.0, 2.0, False, False)
+    kw = dict(stops=(np.full(m, 0.04), np.full(m, np.nan), np.full(m, np.nan)),
+              borrow=1e-4, margin=0.3)
+    return args, kw
+
+
+def block(args, kw, lo, hi):
+    """``kernel_args``' call on columns [lo, hi) (one asset per column)."""
+    c = slice(lo, hi)
+    cols = np.arange(hi - lo, dtype=np.intp)
+    sub = (*(a[:, c] for a in args[:5]), args[5], cols, cols, hi - lo, args[9],
+           args[10][c], args[11][c], *args[12:])
+    return sub, dict(kw, stops=tuple(x[c] for x in kw["stops"]))
+
+
+def test_kernel_out_writes_into_strided_blocks():
+    """``out=``: each column block writes its columns of the caller's panels (strided
+    views) with the bits of a call allocating its own; ``halted``/``interest`` too."""
+    from quantlab._kernels import backtest as _k
+    args, kw = kernel_args()
+    n, m = args[0].shape
+    ref = _k.simulate(*args, dd_limit=0.3, dd_cooldown=5, **kw)
+    panels = (np.full((n, m), -1.0), np.full((n, m), -1.0), np.full((n, m), -1.0),
+              np.zeros((n, m), dtype=np.int8), np.zeros((n, m)))
+    for lo, hi in ((0, 4), (4, 9)):
+        sub, sub_kw = block(args, kw, lo, hi)
+        got = _k.simulate(*sub, dd_limit=0.3, dd_cooldown=5, **sub_kw,
+                          out=tuple(p[:, lo:hi] for p in panels))
+        for i, p in zip((0, 1, 2, 4, 5), panels):
+            assert np.shares_memory(got[i], p)
+    for i, p in zip((0, 1, 2, 4, 5), panels):
+        np.testing.assert_array_equal(p, ref[i])
+    assert ref[4].any() and ref[5].any()   # drawdown halts and interest were written
+
+
+def test_kernel_out_is_checked_and_unused_panels_are_ignored():
+    from quantlab._kernels import backtest as _k
+    args, _ = kernel_args()
+    n, m = args[0].shape
+    with pytest.raises(ValueError, match="out"):
+        _k.simulate(*args, out=(np.empty((n, m + 1)), None, None, None, None))
+    with pytest.raises(ValueError, match="out"):
+        _k.simulate(*args, out=(np.empty((n, m), dtype=np.float32), None, None, None, None))
+    with pytest.raises(ValueError, match="out"):
+        _k.simulate(*args, out=(None, None))
+    cash = np.full((n, m), 7.0)
+    lean = _k.simulate(*args, lean=True, out=(None, cash, None, None, None))
+    assert lean[1] is None and (cash == 7.0).all()    # lean: cash is not written
+    assert lean[5].shape == (0, m)                      # no borrowing: no interest rows
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_kernel_merge_orders_equals_lexsort_of_phase_keys(seed):
+    """``keyed`` records are sorted by (bar, phase, column) in one call, and merging
+    column blocks' keyed records gives that call's records exactly."""
+    from quantlab._kernels import backtest as _k
+    args, kw = kernel_args(seed, m=11)
+    n, m = args[0].shape
+    whole = _k.simulate(*args, keyed=True, **kw)[3]
+    t, col, phase = whole[0], whole[1], whole[6]
+    assert len(t) > 50 and len(np.unique(phase)) >= 3
+    order = np.lexsort((col, phase, t))
+    np.testing.assert_array_equal(order, np.arange(len(t)))   # already in key order
+    edges = [0, 3, 4, 8, 11]
+    parts = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sub, sub_kw = block(args, kw, lo, hi)
+        parts.append(_k.simulate(*sub, keyed=True, **sub_kw)[3])
+    merged = _k.merge_orders(parts, np.array(edges[:-1], dtype=np.intp))
+    naive = np.concatenate([p[1] + lo for p, lo in zip(parts, edges)])
+    assert not np.array_equal(naive, col)      # the blocks' rows interleave
+    for a, b in zip(merged, whole[:6]):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    empty = _k.merge_orders([], np.zeros(0, dtype=np.intp))
+    assert [len(a) for a in empty] == [0] * 6

@@ -6,6 +6,10 @@ F64 = npt.NDArray[np.float64]
 # "fixed_fee": an order skipped because of its fixed fee, size 0 and fee 0; a forced
 # order's fee is capped at the equity left, so fees never make equity negative)
 Orders = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], F64, F64, F64, npt.NDArray[np.int8]]
+# keyed=True: and each record's phase of its bar (stops, limit sells/buys, sells, buys,
+# margin calls), by which column blocks' records merge into one call's order
+KeyedOrders = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], F64, F64, F64,
+                    npt.NDArray[np.int8], npt.NDArray[np.int8]]
 
 def simulate(
     close: F64,
@@ -36,7 +40,15 @@ def simulate(
     state: SimState | None = None,  # start state, updated in place (order t: absolute bars)
     fast: bool = True,  # False: every per-bar phase (same bits; for tests)
     lean: bool = False,  # fast path, no state: cash and positions come back None
-) -> tuple[F64, F64 | None, F64 | None, Orders, npt.NDArray[np.int8], F64] | tuple[F64, F64]: ...
+    # equity, cash, positions, halted (zeros), interest to write into (any strides)
+    out: tuple[F64 | None, F64 | None, F64 | None, npt.NDArray[np.int8] | None, F64 | None]
+    | None = None,
+    keyed: bool = False,  # orders get a 7th array: each record's phase of its bar (int8)
+) -> tuple[F64, F64 | None, F64 | None, Orders | KeyedOrders, npt.NDArray[np.int8], F64] | tuple[
+    F64, F64]: ...
+
+# one call's records from column blocks' keyed records (block i's columns from col0[i])
+def merge_orders(parts: list[KeyedOrders], col0: npt.NDArray[np.intp]) -> Orders: ...
 
 # a lean run's panels, rebuilt bit for bit from its order records
 def positions_from_orders(n: int, m: int, orders: Orders) -> F64: ...

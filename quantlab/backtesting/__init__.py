@@ -142,13 +142,16 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     dd_mode : {'cooldown', 'halt'}, default 'cooldown'
         What follows a breach.
     threads : int, optional
-        Threads for independent accounts (``group=False``, in memory): blocks of
-        columns run side by side with the bits and order rows of one thread (an integer
-        >= 1). None: with ``metrics_only`` the package default (``$QUANTLAB_THREADS`` or
-        the core count, 1 inside other threads), else 1 (measured: a full run's copy
-        and merge cost more than a second core gains). Runs where the order of a bar's
-        records could differ (stops, limits, ``dd_limit``, margin or borrowing, fixed
-        fees; except ``metrics_only``) and portfolios use one thread.
+        Threads for independent accounts (``group=False``, in memory; an integer >= 1):
+        blocks of columns run side by side, with every option (stops, limits,
+        ``dd_limit``, margin, borrowing, fixed fees, order events), each block writing
+        its columns of the results and recording its own orders, merged back into one
+        thread's row order: the same bits and order rows as ``threads=1``. None: with
+        ``metrics_only`` the package default (``$QUANTLAB_THREADS`` or the core count, 1
+        inside other threads), else 1 (measured: a full run's serial checks and result
+        building leave a second core little to gain, at more CPU time). Small runs
+        use one thread whatever ``threads`` is, and so do portfolios (``group=True``:
+        one account spans every column).
 
     Returns
     -------

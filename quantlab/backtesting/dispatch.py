@@ -161,6 +161,8 @@ def _check_labels(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
         raise ValueError("signal and data have different time axes"
                          + (f" (e.g. {extra[0]} is not in the data)" if len(extra) else "")
                          + "; align them first (signal.reindex(time=ds.time))")
+    if signal.indexes["asset"].equals(ds.indexes["asset"]):   # the usual case
+        return signal
     missing = set(signal.asset.values.tolist()) - set(ds.asset.values.tolist())
     if missing:
         raise ValueError(f"signal has assets not in the data: {sorted(missing)}")
@@ -202,7 +204,7 @@ def align_data(ds: xr.Dataset, signal: xr.DataArray, opts: BacktestOptions) -> x
         raise DataError("execution='next_open' needs an 'open' variable")
     if not ds.indexes["asset"].equals(signal.indexes["asset"]):
         ds = ds.sel(asset=signal.asset.values)   # a copy of every variable: only if needed
-    validate(ds[[v for v in ("open", "high", "low", "close", "volume") if v in ds]])
+    validate(ds)   # it reads the bar variables only: no subset Dataset needed
     return ds
 
 
@@ -232,7 +234,9 @@ def _check_slippage_panel(slip, base):
 
 
 def _panel(da):  # (time, asset) float64; constants stay stride-0 views (no copy)
-    return np.asarray(da.transpose("time", "asset").data, dtype=np.float64)
+    if da.dims != ("time", "asset"):
+        da = da.transpose("time", "asset")
+    return np.asarray(da.data, dtype=np.float64)
 
 
 def _kernel_args(signal, ds, opts, params, endless):
@@ -279,26 +283,12 @@ def _kernel_args(signal, ds, opts, params, endless):
 _COST = 8.0
 
 
-def _threadable(kw, fixed_fees, opts) -> bool:
-    """Blocks of independent accounts give the bits AND the order-record order of one
-    call here. Metrics-only keeps no records: always. Otherwise only the kernel's fast
-    path (no stops, limits, drawdown control, margin, borrowing) without fixed fees:
-    there a bar's records are its sells, then its buys, each in column order (the
-    ``side`` loop of ``fast_step``), one per column; every record is a fill whose size
-    has its side's sign (NaN: side 0, as the kernel places it), so a stable sort by
-    (bar, size > 0) of the blocks' records, concatenated in column order, is that order.
-    A fixed fee can record a skipped order (size 0) of either side: one call then."""
-    if opts.metrics_only is not None:
-        return True
-    return (kw["stops"] is None and kw["limit"] is None and not opts.dd_limit
-            and kw["margin"] == 0 and kw["borrow"] == 0 and not (fixed_fees > 0).any())
-
-
 def _by_accounts(args, kw, threads):
     """``_k.simulate(*args, **kw)`` of one account per column, over blocks of columns on
     the pool (the kernel releases the GIL): each block reads views of the inputs (its
-    columns, and the prices of their assets), its equity is copied into one output and
-    the order records are merged into the single call's order (:func:`_threadable`)."""
+    columns, and the prices of their assets) and writes its columns of the one set of
+    output panels (the kernel's ``out=``: nothing is copied or joined); its order records
+    come keyed by phase and ``merge_orders`` joins them in the single call's order."""
     close, exec_px, target, base, impact, cap, asset, grp, m = args[:9]
     rest = args[9:]
     fees, fixed = rest[1], rest[2]
@@ -307,7 +297,12 @@ def _by_accounts(args, kw, threads):
     if len(parts) == 1:
         return _k.simulate(*args, **kw)
     metrics_only = args[-1]
-    eq = None if metrics_only else np.empty((n, m))
+    rows = 0 if metrics_only else n
+    # equity, cash, positions, halted, interest: the kernel leaves alone (and returns
+    # empty or None) those the run does not write; np.empty/zeros of a large panel touch
+    # no memory until written
+    panels = (np.empty((rows, m)), np.empty((rows, m)), np.empty((rows, m)),
+              np.zeros((n, m), dtype=np.int8), np.zeros((rows, m)))
     res = {}
 
     def cols(a, lo, hi):   # per-column arrays (1-D) or (time, column) panels
@@ -318,7 +313,7 @@ def _by_accounts(args, kw, threads):
         px = [p[:, a0:a1] for p in (close, exec_px, base, impact)]
         tgt = (tuple(cols(x, lo, hi) for x in target) if isinstance(target, tuple)
                else cols(target, lo, hi))
-        sub = dict(kw)
+        sub = dict(kw, out=tuple(p[:, lo:hi] for p in panels), keyed=not metrics_only)
         if kw["bars"] is not None:
             sub["bars"] = tuple(p[:, a0:a1] for p in kw["bars"])
         if kw["stops"] is not None:
@@ -327,28 +322,23 @@ def _by_accounts(args, kw, threads):
             sub["limit"] = (cols(kw["limit"][0], lo, hi), kw["limit"][1])
         if kw["events"] is not None:
             sub["events"] = (cols(kw["events"][0], lo, hi), *kw["events"][1:])
-        out = _k.simulate(px[0], px[1], tgt, px[2], px[3], cap,
-                          np.ascontiguousarray(asset[lo:hi] - a0),
-                          np.arange(hi - lo, dtype=np.intp), hi - lo, rest[0],
-                          fees[lo:hi], fixed[lo:hi], *rest[3:], **sub)
-        if eq is not None:
-            eq[:, lo:hi] = out[0]
-            out = (None, *out[1:])
-        res[lo] = out
+        res[lo] = _k.simulate(px[0], px[1], tgt, px[2], px[3], cap,
+                              np.ascontiguousarray(asset[lo:hi] - a0),
+                              np.arange(hi - lo, dtype=np.intp), hi - lo, rest[0],
+                              fees[lo:hi], fixed[lo:hi], *rest[3:], **sub)
 
     _threads.run(one, parts, n_thr)
     outs = [res[lo] for lo, _ in parts]
     if metrics_only:   # (stats, extras), one row per account
         return tuple(np.concatenate([o[i] for o in outs]) for i in range(2))
-    joined = [None if outs[0][i] is None else np.concatenate([o[i] for o in outs], axis=1)
-              for i in (1, 2, 4, 5)]   # cash, positions, halted, interest
-    rec = [np.concatenate([o[3][i] for o in outs]) for i in range(6)]
-    rec[1] += np.repeat([lo for lo, _ in parts], [len(o[3][0]) for o in outs])
-    key = rec[0] * 2 + (rec[2] > 0)   # (bar, side): sells before buys
-    if len(key) > 1 and (np.diff(key) < 0).any():
-        order = np.argsort(key, kind="stable")
-        rec = [a[order] for a in rec]
-    return (eq, joined[0], joined[1], tuple(rec), joined[2], joined[3])
+    first = outs[0]
+    # a panel the kernel did not write comes back None (lean) or with no rows
+    joined = [None if first[i] is None else (
+        full if len(first[i]) == len(full) else np.zeros((0, m), dtype=full.dtype))
+        for i, full in zip((0, 1, 2, 4, 5), panels)]
+    rec = _k.merge_orders([o[3] for o in outs],
+                          np.array([lo for lo, _ in parts], dtype=np.intp))
+    return (joined[0], joined[1], joined[2], rec, joined[3], joined[4])
 
 
 def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
@@ -381,10 +371,10 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         demand from the orders (``result.from_run`` does).
     threads : int, optional
         Independent accounts (``group=False``, no ``state``) run over blocks of columns
-        on this many threads (``quantlab._threads``), with the bits of one call
-        (:func:`_by_accounts`). None: the package default with ``metrics_only``, else 1
-        (the copy of each block's equity and the merge of the orders cost more than a
-        second core gains).
+        on this many threads (``quantlab._threads``), with the bits and order rows of
+        one call, every option (:func:`_by_accounts`). None: the package default with
+        ``metrics_only``, else 1 (the serial checks and result building leave a second
+        core little to gain).
 
     Returns
     -------
@@ -441,10 +431,10 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
             opts.metrics_only is not None)
     kw.update(borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
               state=state, lean=lean)
-    if state is None and not opts.group and _threadable(kw, fixed_fees, opts):
-        # by default only metrics-only runs use the pool: a full run copies each block's
-        # equity and merges the orders, and measured (2520 x 1000 MA crossover, 2
-        # cores) 2 threads cost 1.4-1.65x the CPU time of one (metrics-only: 1.0x)
+    if state is None and not opts.group:
+        # by default only metrics-only runs use the pool: measured (2520 x 1000 MA
+        # crossover, 2 shared cores) a full run's serial Python part (checks, result)
+        # leaves little for a second core to gain, at more CPU time (metrics-only: 1.0x)
         if threads is None and opts.metrics_only is None:
             _threads.resolve(None)   # a bad $QUANTLAB_THREADS is refused all the same
             threads = 1
