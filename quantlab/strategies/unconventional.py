@@ -768,15 +768,18 @@ def _ols2_last(rows: np.ndarray, window: int) -> np.ndarray:
 
 
 class _FractalLive(LiveSignal):
-    """Fractal/chaos per bar: one Hurst, Higuchi and Lyapunov value per asset from the
-    last ``window`` returns and log prices, and the last ``window`` Lyapunov values for
-    its rank."""
+    """Fractal/chaos per bar: one Hurst and Higuchi value per asset from the last
+    ``window`` returns and log prices, the Lyapunov exponent of the last ``window``
+    returns from a stream keeping each window's nearest neighbours
+    (``measures._LyapStream``), and the last ``window`` Lyapunov values for its rank."""
 
     def __init__(self, window, band, trend, chaos_quantile):
         self.window, self.band, self.trend, self.q = window, band, trend, chaos_quantile
         self.prices, self.rets, self.logp = Returns(), Rows(window), Rows(window)
         self.closes, self.lams = Rows(trend + 1), Rows(window)
         self.hurst = measures._hurst_kernel(True, True, None)
+        self.lyap = measures._LyapStream(window, emb_dim=5, lag=1, min_tsep=5,
+                                         trajectory_len=10)
 
     def update(self, i, time, rows):
         r = self.prices.push(rows["close"])
@@ -788,7 +791,7 @@ class _FractalLive(LiveSignal):
         closes = self.closes.push(ff)
         h = _last(self.hurst, rets, w)
         d = _last(_k_measures.roll_higuchi, logp, w, 10)
-        lam = _last(_k_measures.roll_lyap, rets, w, 5, 1, 5, 10, cost=w)  # O(window²)
+        lam = self.lyap.push(r)     # O(window) per asset: the window's neighbours kept
         calm = rank_last(self.lams.push(lam), w // 4) <= self.q
         with _quiet():
             move = np.sign(closes[-1] / closes[0] - 1) if closes.shape[0] > self.trend \
@@ -975,4 +978,4 @@ def _tunnel_signal(z: np.ndarray, kin: np.ndarray) -> np.ndarray:
     return out
 
 
-_k_measures = measures._k   # the measures kernels (roll_higuchi, roll_lyap)
+_k_measures = measures._k   # the measures kernels (roll_higuchi, roll_permen, ...)
