@@ -680,14 +680,15 @@ class _LyapStream:
         out, mx = np.empty(n), np.empty(n)
         self.t += 1
         _k.lyap_push(*self.state, row, self.t, *self.args, out, mx)
-        # _rescale of the window panel (as its caller applies it before roll_lyap): the
-        # fast path leaves every series as it is; otherwise series with extreme values
-        # (rare) are rescaled and recomputed whole
-        clean = ~np.isnan(mx)
-        if self.t < w - 1 or n == 0 or (clean.all() and mx.max() <= _SCALE_HI
-                                         and (mx.max() >= _SCALE_LO or mx.max() == 0.0)):
+        # _rescale of the window panel (as its caller applies it before roll_lyap): its
+        # fast path leaves every series as it is; otherwise (a window not finite: mx NaN)
+        # series with extreme values (rare) are rescaled and recomputed whole
+        if self.t < w - 1 or n == 0:
             return out
-        bad = clean & ((mx > _SCALE_HI) | ((mx < _SCALE_LO) & (mx > 0)))
+        big = mx.max()
+        if big <= _SCALE_HI and (big >= _SCALE_LO or big == 0.0):
+            return out
+        bad = ~np.isnan(mx) & ((mx > _SCALE_HI) | ((mx < _SCALE_LO) & (mx > 0)))
         if bad.any():
             p = (self.t + 1) % w
             x = np.ascontiguousarray(_rescale(self.state[0][bad, p:p + w]))
