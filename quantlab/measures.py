@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 
 from quantlab import _apply as bridge
-from quantlab import _validate
+from quantlab import _threads, _validate
 from quantlab._doc import fill
 from quantlab._kernels import load
 
@@ -679,7 +679,11 @@ class _LyapStream:
                           np.full(n, -w, dtype=np.intp), np.zeros(n, dtype=np.int8))
         out, mx = np.empty(n), np.empty(n)
         self.t += 1
-        _k.lyap_push(*self.state, row, self.t, *self.args, out, mx)
+        emb, _, _, traj = self.args
+        k, parts = _threads.blocks(n, n * self.ntraj * (emb + traj), copied=False)
+        _threads.run(lambda lo, hi: _k.lyap_push(*(a[lo:hi] for a in self.state), row[lo:hi],
+                                                 self.t, *self.args, out[lo:hi], mx[lo:hi]),
+                     parts, k)   # series are independent: blocks of them on the pool
         # _rescale of the window panel (as its caller applies it before roll_lyap): its
         # fast path leaves every series as it is; otherwise (a window not finite: mx NaN)
         # series with extreme values (rare) are rescaled and recomputed whole

@@ -149,3 +149,20 @@ def test_stream_refuses_a_short_window_and_another_number_of_series():
     s.push(np.zeros(3))
     with pytest.raises(ValueError, match="3 series, the row 4"):
         s.push(np.zeros(4))
+
+
+def test_stream_on_threads_over_blocks_of_series_gives_the_same_bits(monkeypatch):
+    # series are independent: blocks of them on the pool (small blocks forced here)
+    monkeypatch.setenv("QUANTLAB_THREADS", "2")
+    monkeypatch.setattr(m._threads, "MIN_WORK", 1000)
+    monkeypatch.setattr(m._threads, "MIN_BLOCK", 1000)
+    blocks, run = [], m._threads.run
+    monkeypatch.setattr(m._threads, "run",
+                        lambda fn, parts, n: blocks.append((n, len(parts))) or run(fn, parts, n))
+    x = np.hstack([_walks(5, T=200, n=6)] * 4)
+    x[50:53, 7] = np.nan
+    window, args = 60, (5, 1, 5, 10)
+    got = _stream(x, window, args)
+    assert all(n == 2 and p == 4 for n, p in blocks) and len(blocks) == 200
+    rolled = k.roll_lyap(np.ascontiguousarray(x.T), window, *args).T
+    assert _same(got, rolled) and _same(got[:, 18:], got[:, :6])
