@@ -158,8 +158,8 @@ def test_live_signal_on_threads_over_blocks_of_assets_equals_signal(name, params
 
 
 def test_complex_systems_live_update_runs_blas_on_one_thread(monkeypatch):
-    # at 500 assets on 2 busy cores the per-bar eigh took 230-1,400 ms while BLAS's
-    # threads fought the others for the cores, ~40-80 ms on one thread; BLAS is back to
+    # at 500 assets on 2 busy cores a bar's eigh cost 130-900 ms of CPU while BLAS's
+    # threads fought the others for the cores, 35-42 ms on one thread; BLAS is back to
     # its threads after the update, and threadpoolctl is imported only by it
     from threadpoolctl import threadpool_info
 

@@ -661,9 +661,10 @@ _BLAS = None   # threadpoolctl's controller of the loaded BLAS, built on first u
 
 def _one_blas_thread():
     """A context holding NumPy's BLAS to one thread. A live update of complex_systems at
-    500 assets (one correlation matrix and its eigh per bar) took 230-1,400 ms instead of
-    ~40-80 ms on 2 busy cores: BLAS's threads (spinning after each call) fought the other
-    work for them. threadpoolctl is imported on first use, not by ``import quantlab``;
+    500 assets (one correlation matrix and its eigh per bar) cost 130-900 ms of CPU per
+    bar instead of 35-42 ms on 2 busy cores (benchmarks/deploy_bench.py, load 4-6): BLAS's
+    threads (spinning after each call) fought the other work for them.
+    threadpoolctl is imported on first use, not by ``import quantlab``;
     the controller is built once (``threadpool_limits`` scans the loaded libraries at
     each call: 0.5-0.9 ms; ``limit`` on the kept controller: 0.01 ms)."""
     global _BLAS
