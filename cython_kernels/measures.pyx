@@ -881,6 +881,7 @@ cdef double _lyap_one(const double* x, Py_ssize_t ntraj, Py_ssize_t emb, Py_ssiz
     smallest i on the left (i descending, <=), and a left tie beats the right."""
     cdef Py_ssize_t i, d, e, kk, j, L, span = (emb - 1) * lag
     cdef double v
+    cdef double* acc
     for i in range(ntraj):
         rbest[i] = INFINITY
         lbest[i] = INFINITY
@@ -894,11 +895,25 @@ cdef double _lyap_one(const double* x, Py_ssize_t ntraj, Py_ssize_t emb, Py_ssiz
         for i in range(L + span):
             v = x[i] - x[i + d]
             sq[i] = v * v
-        for i in range(L):
-            dist[i] = sq[i]
-        for e in range(1, emb):     # coordinates in _d2's order: roll_lyap's rolling bits
+        # coordinates added in _d2's order (roll_lyap's rolling bits), three per pass
+        # over dist: few passes, as when pairs were summed first (emb 10: 1.45x the
+        # time with one coordinate per pass)
+        acc = sq
+        e = 1
+        while e + 2 < emb:
             for i in range(L):
-                dist[i] += sq[i + e * lag]
+                dist[i] = ((acc[i] + sq[i + e * lag]) + sq[i + (e + 1) * lag]) \
+                    + sq[i + (e + 2) * lag]
+            acc = dist
+            e += 3
+        while e < emb:
+            for i in range(L):
+                dist[i] = acc[i] + sq[i + e * lag]
+            acc = dist
+            e += 1
+        if emb == 1:
+            for i in range(L):
+                dist[i] = sq[i]
         argmin_update(dist, rbest, rarg, L, d, 0)
         argmin_update(dist, lbest + d, larg + d, L, 0, 1)
     for i in range(ntraj):
