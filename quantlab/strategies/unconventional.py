@@ -662,8 +662,10 @@ _BLAS = None   # threadpoolctl's controller of the loaded BLAS, built on first u
 def _one_blas_thread():
     """A context holding NumPy's BLAS to one thread. A live update of complex_systems at
     500 assets (one correlation matrix and its eigh per bar) cost 130-900 ms of CPU per
-    bar instead of 35-42 ms on 2 busy cores (benchmarks/deploy_bench.py, load 4-6): BLAS's
-    threads (spinning after each call) fought the other work for them.
+    bar instead of 35-42 ms on 2 busy cores (benchmarks/deploy_bench.py, load 4-6; p50
+    96-750 ms -> 34-158 ms): BLAS's threads (spinning after each call) fought the other
+    work for them. At load ~2 two threads were faster (p50 32-34 ms vs 39 ms) for
+    1.6-2.5x the CPU, with a p99 of 34-790 ms vs 41-48 ms.
     threadpoolctl is imported on first use, not by ``import quantlab``;
     the controller is built once (``threadpool_limits`` scans the loaded libraries at
     each call: 0.5-0.9 ms; ``limit`` on the kept controller: 0.01 ms)."""
