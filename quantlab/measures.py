@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 
 from quantlab import _apply as bridge
-from quantlab import _validate
+from quantlab import _threads, _validate
 from quantlab._doc import fill
 from quantlab._kernels import load
 
@@ -647,6 +647,57 @@ def _roll_lyap_chunked(x, window, args):
         part = np.ascontiguousarray(x[:, t0 - window + 1:t1])
         out[:, t0:t1] = _k.roll_lyap(part, window, *args)[:, window - 1:]
     return out
+
+
+class _LyapStream:
+    """The largest Lyapunov exponent of each series' last ``window`` values, one new
+    value per series at a time (a live signal's per-bar :func:`rolling_lyapunov_r`).
+
+    ``push(row)`` returns ``roll_lyap(_rescale(last window), window, ...)[:, -1]`` bit for
+    bit (NaN while fewer than ``window`` values or the window holds a NaN or ±inf): the
+    kernel ``lyap_push`` keeps each window's nearest neighbours and log distances, so a
+    value costs O(window) per series instead of O(window²). The state is NumPy arrays
+    (copyable) and depends only on the last ``window`` values: a stream started later
+    gives the same bits once it has a window. Arguments as :func:`rolling_lyapunov_r`.
+    """
+
+    def __init__(self, window, emb_dim=10, lag=1, min_tsep=10, trajectory_len=20):
+        self.window = _window(window)
+        self.args = _lyap_args(self.window, emb_dim, lag, min_tsep, trajectory_len)
+        emb, lag, _, traj = self.args
+        self.ntraj = self.window - (emb - 1) * lag - traj + 1
+        self.t, self.state = -1, None
+
+    def push(self, row) -> np.ndarray:
+        """The exponent of each series' window ending at the new value ``row`` (series,)."""
+        row = np.ascontiguousarray(row, dtype=np.float64)
+        n, w = row.shape[0], self.window
+        if self.state is None:
+            self.state = (np.full((n, 2 * w), np.nan), np.empty((n, self.ntraj)),
+                          np.empty((n, self.ntraj), dtype=np.intp),
+                          np.empty((n, self.ntraj * self.args[3])),
+                          np.full(n, -w, dtype=np.intp), np.zeros(n, dtype=np.int8))
+        out, mx = np.empty(n), np.empty(n)
+        self.t += 1
+        emb, _, _, traj = self.args
+        k, parts = _threads.blocks(n, n * self.ntraj * (emb + traj), copied=False)
+        _threads.run(lambda lo, hi: _k.lyap_push(*(a[lo:hi] for a in self.state), row[lo:hi],
+                                                 self.t, *self.args, out[lo:hi], mx[lo:hi]),
+                     parts, k)   # series are independent: blocks of them on the pool
+        # _rescale of the window panel (as its caller applies it before roll_lyap): its
+        # fast path leaves every series as it is; otherwise (a window not finite: mx NaN)
+        # series with extreme values (rare) are rescaled and recomputed whole
+        if self.t < w - 1 or n == 0:
+            return out
+        big = mx.max()
+        if big <= _SCALE_HI and (big >= _SCALE_LO or big == 0.0):
+            return out
+        bad = ~np.isnan(mx) & ((mx > _SCALE_HI) | ((mx < _SCALE_LO) & (mx > 0)))
+        if bad.any():
+            p = (self.t + 1) % w
+            x = np.ascontiguousarray(_rescale(self.state[0][bad, p:p + w]))
+            out[bad] = _k.roll_lyap(x, w, *self.args)[:, -1]
+        return out
 
 
 # ---- entropies --------------------------------------------------------------------

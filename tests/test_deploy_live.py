@@ -13,8 +13,11 @@ import pytest
 import quantlab as ql
 from quantlab.live import Deployment
 
-LIVE = ["volatility_regime", "liquidity_timing", "cross_sectional_momentum", "spc"]
+# fractal_chaos: its Lyapunov stream (measures._LyapStream) is rebuilt from the buffer
+LIVE = ["volatility_regime", "liquidity_timing", "cross_sectional_momentum", "spc",
+        "fractal_chaos"]
 PARAMS = {"volatility_regime": {"window": 10, "lookback": 40},
+          "fractal_chaos": {"window": 40, "band": 0.0, "trend": 5, "chaos_quantile": 0.6},
           "liquidity_timing": {"window": 5, "lookback": 30},
           "cross_sectional_momentum": {"lookback": 40, "skip": 5, "hold": 7},
           "spc": {"span": 30, "h": 2.0}}

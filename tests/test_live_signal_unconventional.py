@@ -155,3 +155,30 @@ def test_live_signal_on_threads_over_blocks_of_assets_equals_signal(name, params
     want = _full(s, ds)
     assert np.isfinite(want).sum() > 1000 and np.nanmax(np.abs(want)) > 0
     assert _mismatches(_feed(s.live(), ds), want) == 0
+
+
+def test_complex_systems_live_update_runs_blas_on_one_thread(monkeypatch):
+    # at 500 assets on 2 busy cores a bar's eigh cost 130-900 ms of CPU while BLAS's
+    # threads fought the others for the cores, 35-42 ms on one thread; BLAS is back to
+    # its threads after the update, and threadpoolctl is imported only by it
+    from threadpoolctl import threadpool_info
+
+    from quantlab.strategies import unconventional as u
+
+    def blas():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    seen, network = [], u._network_arrays
+    monkeypatch.setattr(u, "_network_arrays", lambda a: seen.append(blas()) or network(a))
+    ds = _sp500(4).isel(time=slice(0, 30))
+    before = blas()
+    _feed(ql.strategies.get("complex_systems", window=21).live(), ds)
+    assert len(seen) == 30 and all(t == [1] * len(before) for t in seen) and before
+    assert blas() == before
+    code = ("import sys, quantlab, quantlab.strategies.unconventional; "
+            "print('threadpoolctl' in sys.modules)")
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"

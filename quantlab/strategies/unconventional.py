@@ -656,6 +656,26 @@ def _quiet():
     return np.errstate(all="ignore")
 
 
+_BLAS = None   # threadpoolctl's controller of the loaded BLAS, built on first use
+
+
+def _one_blas_thread():
+    """A context holding NumPy's BLAS to one thread. A live update of complex_systems at
+    500 assets (one correlation matrix and its eigh per bar) cost 130-900 ms of CPU per
+    bar instead of 35-42 ms on 2 busy cores (benchmarks/deploy_bench.py, load 4-6; p50
+    96-750 ms -> 34-158 ms): BLAS's threads (spinning after each call) fought the other
+    work for them. At load ~2 two threads were faster (p50 32-34 ms vs 39 ms) for
+    1.6-2.5x the CPU, with a p99 of 34-790 ms vs 41-48 ms.
+    threadpoolctl is imported on first use, not by ``import quantlab``;
+    the controller is built once (``threadpool_limits`` scans the loaded libraries at
+    each call: 0.5-0.9 ms; ``limit`` on the kept controller: 0.01 ms)."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
 def _last(kernel, rows: np.ndarray, window: int, *args, cost: float = 8.0) -> np.ndarray:
     """The last value of a ``measures`` rolling kernel over the trailing ``window`` rows
     (time, asset): one window per asset, NaN while fewer rows are kept. Blocks of assets
@@ -768,15 +788,18 @@ def _ols2_last(rows: np.ndarray, window: int) -> np.ndarray:
 
 
 class _FractalLive(LiveSignal):
-    """Fractal/chaos per bar: one Hurst, Higuchi and Lyapunov value per asset from the
-    last ``window`` returns and log prices, and the last ``window`` Lyapunov values for
-    its rank."""
+    """Fractal/chaos per bar: one Hurst and Higuchi value per asset from the last
+    ``window`` returns and log prices, the Lyapunov exponent of the last ``window``
+    returns from a stream keeping each window's nearest neighbours
+    (``measures._LyapStream``), and the last ``window`` Lyapunov values for its rank."""
 
     def __init__(self, window, band, trend, chaos_quantile):
         self.window, self.band, self.trend, self.q = window, band, trend, chaos_quantile
         self.prices, self.rets, self.logp = Returns(), Rows(window), Rows(window)
         self.closes, self.lams = Rows(trend + 1), Rows(window)
         self.hurst = measures._hurst_kernel(True, True, None)
+        self.lyap = measures._LyapStream(window, emb_dim=5, lag=1, min_tsep=5,
+                                         trajectory_len=10)
 
     def update(self, i, time, rows):
         r = self.prices.push(rows["close"])
@@ -788,7 +811,7 @@ class _FractalLive(LiveSignal):
         closes = self.closes.push(ff)
         h = _last(self.hurst, rets, w)
         d = _last(_k_measures.roll_higuchi, logp, w, 10)
-        lam = _last(_k_measures.roll_lyap, rets, w, 5, 1, 5, 10, cost=w)  # O(window²)
+        lam = self.lyap.push(r)     # O(window) per asset: the window's neighbours kept
         calm = rank_last(self.lams.push(lam), w // 4) <= self.q
         with _quiet():
             move = np.sign(closes[-1] / closes[0] - 1) if closes.shape[0] > self.trend \
@@ -867,7 +890,9 @@ class _NetworkLive(LiveSignal):
         r = self.prices.push(rows["close"])
         if r.shape[0] < 2:
             raise ValueError("complex_systems needs at least 2 assets")
-        centrality, ar, _ = _network_arrays(_last_corr(self.rets.push(r), self.window)[None])
+        with _one_blas_thread():   # the matrix product and eigh of one bar
+            centrality, ar, _ = _network_arrays(_last_corr(self.rets.push(r),
+                                                           self.window)[None])
         hist = self.ar.push(ar)
         minp = self.lookback // 2
         short = rolling.mean(hist, self.shift)[-1, 0]
@@ -975,4 +1000,4 @@ def _tunnel_signal(z: np.ndarray, kin: np.ndarray) -> np.ndarray:
     return out
 
 
-_k_measures = measures._k   # the measures kernels (roll_higuchi, roll_lyap)
+_k_measures = measures._k   # the measures kernels (roll_higuchi, roll_permen, ...)
