@@ -114,7 +114,7 @@ def decision_times(name: str, ds: xr.Dataset, n_bars: int, history: int) -> tupl
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--bars", type=int, default=50, help="decisions timed per strategy")
-    p.add_argument("--small", type=int, default=20, help="assets of the small size")
+    p.add_argument("--small", type=int, default=20, help="assets of the small size (0: skip)")
     p.add_argument("--large", type=int, default=500, help="assets of the large size (0: skip)")
     p.add_argument("--history", type=int, default=1300,
                    help="history bars for strategies that read all of it")
@@ -145,7 +145,7 @@ def main(argv=None):
     sp = ql.data.load("sp500_20").isel(asset=slice(0, a.small)).sel(time=slice(None, END))
     longest = max((ql.strategies.get(n, **PARAMS.get(n, {})).warmup or a.history)
                   for n in names) + max(ql.strategies.get(n).period for n in names)
-    panels = {a.small: synthetic_ohlcv(a.small, longest + a.bars + 6)}
+    panels = {a.small: synthetic_ohlcv(a.small, longest + a.bars + 6)} if a.small else {}
     if a.large:
         panels[a.large] = synthetic_ohlcv(a.large, longest + a.bars + 6, seed=1)
     rows = []
