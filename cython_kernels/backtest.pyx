@@ -1271,6 +1271,10 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     interest_np = _out(given[4], (rows, n_groups), np.float64, rows > 0 and borrow > 0,
                        np.zeros)
     halted_np = _out(given[3], (n, n_groups), np.int8, True, np.zeros)
+    if out is not None:    # rows are declared __restrict__: an overlap would be undefined
+        _disjoint((equity_np, cash_np, pos_np, halted_np, interest_np),
+                  (close, exec_price, slip_base, impact,
+                   *(target if isinstance(target, tuple) else (target,))))
     cdef _Sim s = _bind(state, m, n_groups)
     s.equity, s.cash_out, s.positions, s.interest = equity_np, cash_np, pos_np, interest_np
     s.halted = halted_np
@@ -1329,6 +1333,17 @@ def _out(given, shape, dtype, used, alloc):
                          f"C-contiguous panel), got {getattr(given, 'dtype', type(given).__name__)}"
                          f" {getattr(given, 'shape', '')}")
     return given
+
+
+def _disjoint(outs, ins):
+    """``out=`` arrays share no memory with one another nor with the inputs."""
+    outs = [o for o in outs if o.size]
+    for i, o in enumerate(outs):
+        for other in (*outs[i + 1:], *ins):
+            if (other is not None and np.may_share_memory(o, other)   # bounds, then exact
+                    and np.shares_memory(o, other)):
+                raise ValueError("out: the output arrays must not overlap one another "
+                                 "or the inputs (close, prices, target)")
 
 
 def _order_rows(Py_ssize_t n, Py_ssize_t m, orders):

@@ -672,6 +672,11 @@ class _LyapStream:
         """The exponent of each series' window ending at the new value ``row`` (series,)."""
         row = np.ascontiguousarray(row, dtype=np.float64)
         n, w = row.shape[0], self.window
+        if row.ndim != 1 or (self.state is not None and n != self.state[0].shape[0]):
+            # before the clock moves: a refused row leaves every window as it was
+            raise ValueError(f"_LyapStream.push: a row of {row.shape} values, the stream "
+                             f"has {'?' if self.state is None else self.state[0].shape[0]} "
+                             "series")
         if self.state is None:
             self.state = (np.full((n, 2 * w), np.nan), np.empty((n, self.ntraj)),
                           np.empty((n, self.ntraj), dtype=np.intp),

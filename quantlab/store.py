@@ -879,7 +879,11 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
         Passed to the URL's fsspec filesystem.
     verify : bool, default False
         Read every chunk once now (a full read of the store), so a damaged chunk is a
-        DataError here rather than when the data are first computed.
+        DataError here rather than when the data are first computed; and trust nothing
+        ingest checked: a backtest of this panel loads and validates every bar variable.
+        Without it, a backtest of an ingested store reads only the variables it uses
+        (ingest validated them all): arrays edited outside quantlab after ingest are
+        checked by ``verify=True`` or ``ql.data.validate``, not by that backtest.
 
     Returns
     -------
@@ -943,7 +947,9 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
                                                    f"{token}")[:n].rechunk((ct, ca)))
     ds = xr.Dataset(data, coords={"time": time, "asset": state["assets"],
                                   "asset_class": ("asset", state["asset_class"])})
-    if state["files"]:     # ingest's reader validated every file's bars (see validated)
+    # every row came through ingest's reader, which validated its bars (see validated);
+    # not rows written by write_panel, nor when verify asks for every bar to be checked
+    if state["files"] and not state.get("unchecked") and not verify:
         for v in state["variables"]:
             ds[v].encoding[_VALIDATED] = ds[v].data.name
     ds.attrs.update(state["attrs"])
@@ -957,8 +963,9 @@ _VALIDATED = "quantlab_validated"
 
 
 def validated(var: xr.DataArray) -> bool:
-    """True for a bar variable of an ingested store as :func:`open` returned it: ingest
-    validated its bars (``ql.data.validate``'s rules, by load_csv's reader), and its
+    """True for a bar variable of an ingested store as :func:`open` returned it (without
+    ``verify``; every row ingested, none by :func:`write_panel`): ingest validated its
+    bars (``ql.data.validate``'s rules, by load_csv's reader), and its
     dask graph is the store's own (any change or selection makes a new graph), so a
     backtest need not load it only to check it again."""
     name = getattr(var.data, "name", None)
@@ -1027,7 +1034,8 @@ def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class=
     variables = list(variables)
     state = {"format": FORMAT, "n_time": 0, "chunk_time": ct, "chunk_asset": ca,
              "assets": [str(a) for a in assets], "asset_class": [asset_class] * len(assets),
-             "variables": variables, "aware": False, "freq": freq, "files": {}, "attrs": {}}
+             "variables": variables, "aware": False, "freq": freq, "files": {}, "attrs": {},
+             "unchecked": True}   # its rows never passed ingest's checks (see open)
     g, tarr, arrs = _open_arrays(loc, state, create=True)
     loc.write_marker(state)
     buf_t, buf = [], {v: [] for v in variables}

@@ -316,6 +316,12 @@ def test_kernel_out_is_checked_and_unused_panels_are_ignored():
         _k.simulate(*args, out=(np.empty((n, m), dtype=np.float32), None, None, None, None))
     with pytest.raises(ValueError, match="out"):
         _k.simulate(*args, out=(None, None))
+    panel = np.empty((n, 2 * m))         # equity and cash rows overlapping, or the input
+    for out in ((panel[:, :m], panel[:, 1:m + 1], None, None, None),
+                (args[0], None, None, None, None)):
+        with pytest.raises(ValueError, match="must not overlap"):
+            _k.simulate(*args, out=out)
+    _k.simulate(*args, out=(panel[:, :m], panel[:, m:], None, None, None))  # side by side
     cash = np.full((n, m), 7.0)
     lean = _k.simulate(*args, lean=True, out=(None, cash, None, None, None))
     assert lean[1] is None and (cash == 7.0).all()    # lean: cash is not written

@@ -182,3 +182,25 @@ def test_complex_systems_live_update_runs_blas_on_one_thread(monkeypatch):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+def test_overlapping_blas_limits_restore_blas_once_the_last_one_ends():
+    # two complex_systems updates on threads overlap: the limit is process-wide, so it
+    # holds until the last one ends and BLAS then gets its own threads back (entered A,
+    # B; left A, B: each restoring what it saw on entry left BLAS at one thread)
+    from threadpoolctl import threadpool_info
+
+    from quantlab.strategies import unconventional as u
+
+    def blas():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas()
+    a, b = u._one_blas_thread(), u._one_blas_thread()
+    a.__enter__()
+    b.__enter__()
+    assert blas() == [1] * len(before)
+    a.__exit__(None, None, None)
+    assert blas() == [1] * len(before)          # B still running on one thread
+    b.__exit__(None, None, None)
+    assert blas() == before and before

@@ -145,10 +145,16 @@ def test_lyapunov_r_equals_the_rolling_last_value_on_a_tick_grid():
 def test_stream_refuses_a_short_window_and_another_number_of_series():
     with pytest.raises(ValueError, match="needs at least"):
         m._LyapStream(24, 5, 1, 5, 10)
+    x = _walks(3, T=80)[:, :3]
+    ref = m._LyapStream(25, 5, 1, 5, 10)
     s = m._LyapStream(25, 5, 1, 5, 10)
-    s.push(np.zeros(3))
-    with pytest.raises(ValueError, match="3 series, the row 4"):
-        s.push(np.zeros(4))
+    for t in range(40):
+        ref.push(x[t]), s.push(x[t])
+    for bad in (np.zeros(4), np.zeros(2), np.zeros((3, 1))):   # longer, shorter, 2-D
+        with pytest.raises(ValueError, match=r"the stream has 3 series"):
+            s.push(bad)
+    for t in range(40, 80):       # a refused row left every window as it was
+        assert _same(s.push(x[t]), ref.push(x[t]))
 
 
 def test_stream_on_threads_over_blocks_of_series_gives_the_same_bits(monkeypatch):

@@ -80,3 +80,39 @@ def test_a_generated_store_is_not_taken_as_validated(tmp_path):
     ds = ql.data.open(path)
     assert not any(qstore.validated(ds[v]) for v in ds.data_vars)
     assert not qstore.validated(ds["close"].compute())
+
+
+def test_rows_not_ingested_or_verify_are_checked_by_the_backtest(stored, tmp_path):
+    """write_panel's rows never passed ingest's checks: an ingest appending to its store
+    does not make them trusted; ``open(verify=True)`` trusts nothing. Either way a close
+    spike outside [low, high] is refused, as the in-memory backtest refuses it."""
+    import shutil
+    path, mem, sig = stored
+    spike = mem.copy(deep=True)
+    spike["close"][10, 1] = float(spike["high"][10, 1]) * 1000
+    pieces = [(spike.time.values[:60], {v: spike[v].values[:60] for v in VARS})]
+    st = qstore.write_panel(tmp_path / "wp", pieces, [str(a) for a in mem.asset.values],
+                            VARS, chunk_time=25, chunk_asset=4)
+    later = tmp_path / "later"
+    later.mkdir()
+    for a in mem.asset.values:
+        df = mem.sel(asset=a, time=mem.time[60:]).to_dataframe()[VARS]
+        df.index.name = "Date"
+        df.to_csv(later / f"{a}.csv")
+    ql.data.ingest(later, st)
+    ds = ql.data.open(st)
+    assert ds.sizes["time"] == N and not any(qstore.validated(ds[v]) for v in VARS)
+    with pytest.raises(ql.DataError, match="close .* outside"):
+        ql.backtest(ds, sig)
+    with pytest.raises(ql.DataError, match="close .* outside"):
+        ql.backtest(spike, sig)
+    edited = tmp_path / "edited"            # an ingested store edited outside quantlab
+    shutil.copytree(path, edited)
+    import zarr
+    arr = zarr.open_array(edited / "close", mode="r+")
+    arr[10, 1] = arr[10, 1] * 1000
+    assert all(qstore.validated(ql.data.open(edited)[v]) for v in VARS)
+    checked = ql.data.open(edited, verify=True)
+    assert not any(qstore.validated(checked[v]) for v in VARS)
+    with pytest.raises(ql.DataError, match="close .* outside"):
+        ql.backtest(checked, sig)

@@ -3,6 +3,8 @@ the idea is an analogy rather than an established result. The measures come from
 ``ql.measures`` (validated against nolds, antropy and PyInform)."""
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
 
 import numpy as np
@@ -669,11 +671,34 @@ def _one_blas_thread():
     threadpoolctl is imported on first use, not by ``import quantlab``;
     the controller is built once (``threadpool_limits`` scans the loaded libraries at
     each call: 0.5-0.9 ms; ``limit`` on the kept controller: 0.01 ms)."""
+    return _blas_one()
+
+
+_BLAS_LOCK = threading.Lock()
+_BLAS_HELD = [0, None]   # updates inside the limit, and the limiter that restores BLAS
+
+
+@contextlib.contextmanager
+def _blas_one():
+    # the limit is process-wide: with updates overlapping on threads, the first one in
+    # sets it and the last one out restores it (each restoring its own entry's count
+    # would leave BLAS at one thread, or lift the limit under a running update)
     global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
+    with _BLAS_LOCK:
+        if _BLAS is None:
+            from threadpoolctl import ThreadpoolController
+            _BLAS = ThreadpoolController()
+        if _BLAS_HELD[0] == 0:
+            _BLAS_HELD[1] = _BLAS.limit(limits=1, user_api="blas")
+        _BLAS_HELD[0] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_HELD[0] -= 1
+            if _BLAS_HELD[0] == 0:
+                _BLAS_HELD[1].restore_original_limits()
+                _BLAS_HELD[1] = None
 
 
 def _last(kernel, rows: np.ndarray, window: int, *args, cost: float = 8.0) -> np.ndarray:
