@@ -473,7 +473,8 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
 
 
 def _time_asset(da: xr.DataArray) -> np.ndarray:
-    """``da``'s values on (time, asset) as float64 (a view where they already are)."""
+    """``da``'s values on (time, asset) as float64: a view where they already are (a
+    constant broadcast stays a stride-0 view; no copy)."""
     if da.dims != ("time", "asset"):
         da = da.transpose("time", "asset")
     return np.asarray(da.values, dtype=np.float64)

@@ -16,7 +16,7 @@ from quantlab import _threads, _validate
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions
 from quantlab.calendar import periods_for
-from quantlab.data import validate
+from quantlab.data import _time_asset as _panel, validate
 from quantlab.errors import DataError
 from quantlab.signals import check_events as _bool, from_entries_exits
 
@@ -231,12 +231,6 @@ def _check_slippage_panel(slip, base):
         raise ValueError(f"Slippage({slip.model!r}) reaches a slippage of {v:.4g} at {where}; "
                          "it must stay < 1 (a sell would fill at a price <= 0): lower "
                          "bps, vol_mult or range_mult")
-
-
-def _panel(da):  # (time, asset) float64; constants stay stride-0 views (no copy)
-    if da.dims != ("time", "asset"):
-        da = da.transpose("time", "asset")
-    return np.asarray(da.data, dtype=np.float64)
 
 
 def _kernel_args(signal, ds, opts, params, endless):

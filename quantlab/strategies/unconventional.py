@@ -659,8 +659,11 @@ def _quiet():
 
 
 _BLAS = None   # threadpoolctl's controller of the loaded BLAS, built on first use
+_BLAS_LOCK = threading.Lock()
+_BLAS_HELD = [0, None]   # updates inside the limit, and the limiter that restores BLAS
 
 
+@contextlib.contextmanager
 def _one_blas_thread():
     """A context holding NumPy's BLAS to one thread. A live update of complex_systems at
     500 assets (one correlation matrix and its eigh per bar) cost 130-900 ms of CPU per
@@ -671,15 +674,6 @@ def _one_blas_thread():
     threadpoolctl is imported on first use, not by ``import quantlab``;
     the controller is built once (``threadpool_limits`` scans the loaded libraries at
     each call: 0.5-0.9 ms; ``limit`` on the kept controller: 0.01 ms)."""
-    return _blas_one()
-
-
-_BLAS_LOCK = threading.Lock()
-_BLAS_HELD = [0, None]   # updates inside the limit, and the limiter that restores BLAS
-
-
-@contextlib.contextmanager
-def _blas_one():
     # the limit is process-wide: with updates overlapping on threads, the first one in
     # sets it and the last one out restores it (each restoring its own entry's count
     # would leave BLAS at one thread, or lift the limit under a running update)
