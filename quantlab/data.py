@@ -364,7 +364,8 @@ def _fmt_time(t) -> str:
     return str(t.date()) if t == t.normalize() else str(t)
 
 
-def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dataset:
+def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None, *,
+             labels: bool = True, values: bool = True) -> xr.Dataset:
     """Check a price set; raise :class:`DataError` naming variable, asset and time.
 
     Rules: dims ``(time, asset)`` on every bar variable; datetime ``time`` strictly
@@ -378,6 +379,9 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
         The prices (a DataArray is taken as its named variable, else ``close``).
     source : str, optional
         Where the data came from, prefixed to error messages.
+    labels, values : bool, default True
+        Check the ``time`` and ``asset`` labels, the values. A streamed backtest checks
+        the whole panel's labels once and each time chunk's values.
 
     Returns
     -------
@@ -423,6 +427,14 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
     if ds.sizes["time"] == 0 or ds.sizes["asset"] == 0:
         raise DataError(f"{where}empty data set (time={ds.sizes['time']}, "
                         f"asset={ds.sizes['asset']})")
+    if labels:
+        _check_labels(ds, where)
+    if values:
+        _check_values(ds, names, where)
+    return ds
+
+
+def _check_labels(ds: xr.Dataset, where: str) -> None:
     _check_time(ds.indexes["time"], where)
     if ds.indexes["time"].tz is not None:
         raise DataError(f"{where}time coordinate is time-zone aware "
@@ -450,6 +462,8 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
         raise DataError(f"{where}assets {a!r} and {b!r} differ only by surrounding spaces "
                         "or Unicode form (NFC/NFD); rename one")
 
+
+def _check_values(ds: xr.Dataset, names: list, where: str) -> None:
     # one Cython scan over the panels as they are (no stacked copy); assets are checked
     # on the variables they have, so a close-only asset in an OHLCV set is checked on close
     panels = [_time_asset(ds[v]) if v in names else None for v in BAR_VARS]
@@ -469,7 +483,6 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None) -> xr.Dat
             raise DataError(f"{where}asset {str(ds.asset.values[a])!r} has {', '.join(others)} but "
                             "no close at any bar: close is the price signals, backtests and "
                             "metrics read (drop the asset, or fill its close)")
-    return ds
 
 
 def _time_asset(da: xr.DataArray) -> np.ndarray:

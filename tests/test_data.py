@@ -948,3 +948,19 @@ def test_validate_clean_close_only_float32_panel_passes_via_fast_path_issue32():
     ds["close"][100, 5] = -2.0
     with pytest.raises(ql.DataError, match="'close' of asset 'A5' at 2020-04-10: non-positive"):
         ql.data.validate(ds)
+
+
+def test_validate_labels_and_values_can_be_checked_apart():
+    # a streamed backtest checks the whole panel's labels once (values=False) and each
+    # time chunk's values (labels=False): each part still catches its own faults
+    dup = _panel().assign_coords(asset=["A", "A"])
+    bad = _panel()
+    bad["close"][1, 0] = -1.0
+    ql.data.validate(dup, labels=False)
+    ql.data.validate(bad, values=False)
+    with pytest.raises(ql.DataError, match="duplicate asset 'A'"):
+        ql.data.validate(dup, values=False)
+    with pytest.raises(ql.DataError, match="non-positive price -1"):
+        ql.data.validate(bad, labels=False)
+    with pytest.raises(ql.DataError, match="expected \\('time', 'asset'\\)"):  # always
+        ql.data.validate(_panel().rename(time="date"), labels=False, values=False)

@@ -258,6 +258,64 @@ def test_a_bad_bar_in_a_later_chunk_raises_the_in_memory_data_error(group):
 
 
 @pytest.mark.parametrize("group", [False, True])
+def test_labels_are_checked_once_and_values_in_every_chunk(monkeypatch, group):
+    # each chunk's run re-checked the time and asset labels (~40% of a small chunk's
+    # Python time); now the whole panel's labels once, each chunk's values
+    from quantlab import data as qdata
+    ds, sig = _panel()
+    counts = {"labels": 0, "values": 0}
+    for name, key in (("_check_labels", "labels"), ("_check_values", "values")):
+        def count(*a, _real=getattr(qdata, name), _key=key):
+            counts[_key] += 1
+            return _real(*a)
+        monkeypatch.setattr(qdata, name, count)
+    chunked = ds.chunk(time=7, asset=3)
+    ql.backtest(chunked, sig, group=group)
+    n_chunks = 6 * (1 if group else 2)
+    assert counts == {"labels": 1, "values": n_chunks}
+    monkeypatch.undo()
+    bad = sig.copy()
+    bad[33, 1] = 1.5    # a value: found in its chunk, with the in-memory message
+    with pytest.raises(ValueError) as want:
+        ql.backtest(ds, bad, group=group)
+    with pytest.raises(ValueError) as got:
+        ql.backtest(chunked, bad, group=group)
+    assert str(got.value) == str(want.value) and "first 1.5" in str(got.value)
+    spy = _Spy(monkeypatch)   # a label: refused before any chunk runs
+    shifted = sig.assign_coords(time=sig.indexes["time"] + pd.Timedelta("1D"))
+    with pytest.raises(ValueError, match="different time axes"):
+        ql.backtest(chunked, shifted, group=group)
+    renamed = ds.assign_coords(asset=["A0", " A0", "A2", "A3"])
+    with pytest.raises(ql.DataError, match="differ only by surrounding spaces"):
+        ql.backtest(renamed.chunk(time=7, asset=3), sig.assign_coords(asset=renamed.asset),
+                    group=group)
+    assert spy.calls == []
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_every_results_chunk_is_written_even_all_zero(monkeypatch, group):
+    # zarr skips a chunk equal to the fill value (0.0) after comparing it, a full pass
+    # that was most of the writer's time; the writer now writes every chunk, so a flat
+    # account's positions chunk is a file like any other (and reads back as zeros)
+    ds, sig = _panel()
+    sig = sig.copy()
+    sig[:, 0] = 0.0        # asset A0 never trades, nothing does in the first time chunk:
+    sig[:7] = 0.0          # their positions chunks are all 0.0
+    paths = []
+    real = result._new_store
+
+    def keep(*a, **k):
+        paths.append(real(*a, **k))
+        return paths[-1]
+    monkeypatch.setattr(result, "_new_store", keep)
+    res = ql.backtest(ds.chunk(time=7, asset=1 if not group else 4), sig, group=group)
+    files = glob.glob(os.path.join(paths[0], "positions", "0", "c", "*", "*"))
+    assert len(files) == 6, files     # one per time chunk of block 0 (A0 alone or all)
+    assert (res.positions.sel(asset="A0").values == 0).all()
+    assert (res.positions.isel(time=slice(0, 7)).values == 0).all()
+
+
+@pytest.mark.parametrize("group", [False, True])
 def test_results_are_written_by_a_writer_thread_while_the_next_chunk_runs(
         monkeypatch, group):
     # each chunk's per-bar outputs were written (compressed) before the next kernel run

@@ -136,17 +136,24 @@ def _same_frame(a, b) -> bool:
     return all(a.indexes[d].equals(b.indexes[d]) for d in a.indexes)
 
 
-def check_signal(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
+def check_signal(signal: xr.DataArray, ds: xr.Dataset, labels: bool = True) -> xr.DataArray:
+    """``signal`` if it is a target exposure in [-1, 1] (or booleans) on the data's time
+    and assets; ``labels=False``: the values only (labels checked on the whole panel)."""
     if not isinstance(signal, xr.DataArray):
         raise TypeError("signal must be an xarray DataArray on (time, asset[, params])")
-    _validate.coords(signal, what="signal")
+    if labels:
+        _validate.coords(signal, what="signal")
     _validate.real_array("signal", signal.dtype)
-    if signal.dtype == bool:   # entries (booleans): in range, labels checked below
-        return _check_labels(signal, ds)
-    _check_labels(signal, ds)
+    if labels:
+        check_labels(signal, ds)
+    if signal.dtype == bool:   # entries (booleans): in range
+        return signal
     v = signal.values
+    lim = 1.0 + 1e-12
+    if v.size and np.fmax.reduce(v, axis=None) <= lim and np.fmin.reduce(v, axis=None) >= -lim:
+        return signal   # two NaN-skipping passes, no temporary: the usual case
     with np.errstate(invalid="ignore"):
-        bad = np.abs(v) > 1.0 + 1e-12  # NaN compares False
+        bad = np.abs(v) > lim  # NaN compares False
     if bad.any():
         i = np.unravel_index(np.flatnonzero(bad)[0], v.shape)
         where = {d: str(signal[d].values[j])[:19] for d, j in zip(signal.dims, i)}
@@ -155,7 +162,7 @@ def check_signal(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
     return signal
 
 
-def _check_labels(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
+def check_labels(signal: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
     if not signal.indexes["time"].equals(ds.indexes["time"]):
         extra = signal.indexes["time"].difference(ds.indexes["time"])
         raise ValueError("signal and data have different time axes"
@@ -198,13 +205,15 @@ def broadcast(signal: xr.DataArray, opts: BacktestOptions) -> tuple[xr.DataArray
     return signal.transpose("time", "asset", *params), params
 
 
-def align_data(ds: xr.Dataset, signal: xr.DataArray, opts: BacktestOptions) -> xr.Dataset:
-    """The data on the signal's assets, its bars checked (``ql.data.validate``)."""
+def align_data(ds: xr.Dataset, signal: xr.DataArray, opts: BacktestOptions,
+               labels: bool = True) -> xr.Dataset:
+    """The data on the signal's assets, its bars checked (``ql.data.validate``; its
+    labels too unless ``labels=False``)."""
     if opts.execution == "next_open" and "open" not in ds:
         raise DataError("execution='next_open' needs an 'open' variable")
     if not ds.indexes["asset"].equals(signal.indexes["asset"]):
         ds = ds.sel(asset=signal.asset.values)   # a copy of every variable: only if needed
-    validate(ds)   # it reads the bar variables only: no subset Dataset needed
+    validate(ds, labels=labels)   # it reads the bar variables only: no subset needed
     return ds
 
 
@@ -336,7 +345,8 @@ def _by_accounts(args, kw, threads):
 
 
 def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
-             start: int = 0, lean: bool = False, threads=None) -> Run:
+             start: int = 0, lean: bool = False, threads=None,
+             labels_checked: bool = False) -> Run:
     """Check and align the inputs, then run the kernel once over every column.
 
     ``state`` (a ``SimState``): continue from it (updated in place) -- a deployment's
@@ -369,6 +379,9 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         one call, every option (:func:`_by_accounts`). None: the package default with
         ``metrics_only``, else 1 (the serial checks and result building leave a second
         core little to gain).
+    labels_checked : bool, default False
+        The caller checked the time and asset labels of the whole panel (a streamed
+        run's time chunk): only the values are checked here.
 
     Returns
     -------
@@ -392,11 +405,11 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         signal, ex = bool_events(entries, exits, opts)
     else:
         signal = input_signal(signal, entries, exits, opts)
-    signal = check_signal(signal, ds)
+    signal = check_signal(signal, ds, labels=not labels_checked)
     signal, params = broadcast(signal, opts)
     if ex is not None and not _same_frame(ex, signal):   # the exits over the params
         ex = xr.broadcast(ex, signal)[0].transpose(*signal.dims)
-    ds = align_data(ds, signal, opts)
+    ds = align_data(ds, signal, opts, labels=not labels_checked)
     base, impact, cap = slippage_panels(ds, opts)
     if start:
         signal, ds = signal.isel(time=slice(start, None)), ds.isel(time=slice(start, None))

@@ -12,6 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, metrics
+from quantlab import data as _data
 from quantlab import store as _store
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting import dispatch
@@ -543,8 +544,8 @@ class _Sink:
 
         for k, v in values.items():
             if k not in self.arrays:     # opened once per chain, not once per chunk
-                self.arrays[k] = zarr.open_array(self.path, path=f"{k}/{self.block}",
-                                                 mode="r+")
+                self.arrays[k] = _store.writes_all(
+                    zarr.open_array(self.path, path=f"{k}/{self.block}", mode="r+"))
             a = self.arrays[k]
             a[t0:t1] = v.reshape((t1 - t0, *a.shape[1:]))
 
@@ -617,7 +618,7 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None):
         for part, ((w0, t0, t1), loaded) in enumerate(zip(spans, _prefetched(loads))):
             base = state.n_orders
             run = dispatch.simulate(*loaded, _sliced_opts(opts, time=slice(w0, t1)),
-                                    state=state, start=t0 - w0)
+                                    state=state, start=t0 - w0, labels_checked=True)
             if sink is not None:
                 sink.write(run, t0, t1, state, base, part)
         if sink is not None:
@@ -655,6 +656,9 @@ def _template(data, signal, entries, exits, opts):
     ds = _data_vars(ds, opts)     # before the selection: it makes new graphs
     if not ds.indexes["asset"].equals(sig.indexes["asset"]):
         ds = ds.sel(asset=sig.asset.values)
+    # the labels of the whole panel, once: each chunk's run checks its values only
+    _data.validate(ds, values=False)
+    dispatch.check_labels(sig, ds)
     tmpl, params = dispatch.broadcast(sig, opts)
     return ds, tmpl, params
 
