@@ -45,7 +45,7 @@ def _damage(path, var):
             chunk.write_bytes(chunk.read_bytes()[:40])
 
 
-def test_store_backtest_loads_only_the_variables_it_reads(stored, tmp_path, one_thread):
+def test_store_backtest_loads_only_the_variables_it_reads(stored, tmp_path):
     import shutil
     path, mem, sig = stored
     bad = tmp_path / "bad"
@@ -82,17 +82,7 @@ def test_a_generated_store_is_not_taken_as_validated(tmp_path):
     assert not qstore.validated(ds["close"].compute())
 
 
-@pytest.fixture
-def one_thread():
-    # a chain that fails does not stop the other asset chunk's chain on dask's threads:
-    # it would go on calling the kernel into the next test (whose spy counts the calls)
-    import dask
-    with dask.config.set(scheduler="sync"):
-        yield
-
-
-def test_rows_not_ingested_or_verify_are_checked_by_the_backtest(stored, tmp_path,
-                                                                one_thread):
+def test_rows_not_ingested_or_verify_are_checked_by_the_backtest(stored, tmp_path):
     """write_panel's rows never passed ingest's checks: an ingest appending to its store
     does not make them trusted; ``open(verify=True)`` trusts nothing. Either way a close
     spike outside [low, high] is refused, as the in-memory backtest refuses it."""

@@ -5,6 +5,7 @@ dask.compute and prefetched while the kernel runs; equal to the in-memory backte
 import glob
 import os
 import threading
+import time
 
 import dask
 import numpy as np
@@ -255,6 +256,28 @@ def test_a_bad_bar_in_a_later_chunk_raises_the_in_memory_data_error(group):
         ql.backtest(ds.chunk(time=7, asset=3), sig, group=group)
     assert str(got.value) == str(want.value)
     assert "'high' of asset 'A2' at 2024-02-12: partially missing bar" in str(got.value)
+
+
+def test_a_failed_chain_stops_the_other_chains_before_the_backtest_raises(monkeypatch):
+    # the other asset chunks' chains went on calling the kernel on dask's threads after
+    # ql.backtest had raised (wasted CPU; a later test's spy counted their calls)
+    ds, sig = _panel(n=60)
+    ds["high"][8, 0] = np.nan        # asset chunk 0 fails in its second time chunk
+    calls, real = [], dispatch.simulate
+
+    def slow(data, *a, **k):
+        calls.append(str(data.asset.values[0]))
+        if data.asset.values[0] != "A0":
+            time.sleep(0.05)     # chunk 1's chain is still running when chunk 0 fails
+        return real(data, *a, **k)
+    monkeypatch.setattr(dispatch, "simulate", slow)
+    with dask.config.set(scheduler="threads", num_workers=2):
+        with pytest.raises(ql.DataError, match="partially missing bar"):
+            ql.backtest(ds.chunk(time=5, asset=2), sig, group=False)
+    n = len(calls)
+    time.sleep(0.3)
+    assert len(calls) == n                       # nothing runs after the raise
+    assert 0 < calls.count("A2") < 12, calls     # and chunk 1's chain stopped early
 
 
 @pytest.mark.parametrize("group", [False, True])

@@ -599,11 +599,45 @@ def _part_file(path, block, part):
     return os.path.join(path, "orders", f"{block:06d}-{part:07d}.npy")
 
 
-def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None):
+class _Siblings:
+    """The chains of one run in this process: when one fails, the others stop before
+    their next chunk, and the run waits for them before it raises (a failed run left
+    them calling the kernel after ``ql.backtest`` had raised). A copy sent to another
+    process is a fresh one, never stopped: a cluster's chains run to their end."""
+
+    def __init__(self):
+        import threading
+
+        self._done = threading.Condition()
+        self._running = 0
+        self.stopped = False
+
+    def __reduce__(self):
+        return (_Siblings, ())
+
+    def __enter__(self):
+        with self._done:
+            self._running += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self._done:
+            self._running -= 1
+            self._done.notify_all()
+
+    def stop(self):
+        """Stop the chains and wait until none runs (each ends its current chunk)."""
+        with self._done:
+            self.stopped = True
+            self._done.wait_for(lambda: self._running == 0)
+
+
+def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None, siblings=None):
     """The kernel over the time chunks ``edges`` of one block of columns with one
     ``SimState``; each chunk reads its rows plus the slippage model's window before them
     (``history_needed``), loaded in one ``dask.compute`` while the previous chunk runs.
-    Per-bar outputs and orders go to ``sink`` (None with metrics_only). The last run."""
+    Per-bar outputs and orders go to ``sink`` (None with metrics_only). The last run
+    (None if ``siblings`` were stopped: another chain failed)."""
     from functools import partial
 
     from quantlab._kernels.backtest import SimState   # lazy: only streamed runs need it
@@ -616,6 +650,8 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None):
     run = None
     try:
         for part, ((w0, t0, t1), loaded) in enumerate(zip(spans, _prefetched(loads))):
+            if siblings is not None and siblings.stopped:
+                return None
             base = state.n_orders
             run = dispatch.simulate(*loaded, _sliced_opts(opts, time=slice(w0, t1)),
                                     state=state, start=t0 - w0, labels_checked=True)
@@ -751,16 +787,20 @@ def _result(path, tmpl, params, opts, blocks, orders, prices):
                           dd_mode=opts.dd_mode if opts.dd_limit else None)
 
 
-def _asset_chain(inputs, opts, a, edges, n_par, path, block):
+def _asset_chain(inputs, opts, a, edges, n_par, path, block, siblings=None):
     """One asset chunk ``a`` = (a0, a1) of independent accounts, streamed over the time
     chunks with its own state (a dask task: its loads run here, on dask's synchronous
     scheduler). metrics_only: its metrics; else its outputs go to block ``block``."""
     a0, a1 = int(a[0]), int(a[1])
     o = _sliced_opts(opts, asset=slice(a0, a1))
     cols = (a1 - a0) * n_par
-    sink = None if path is None else _Sink(path, block, a0 * n_par, opts)
-    run = _chain(inputs.inputs, o, edges, cols, n_par, sink, scheduler="sync")
-    if opts.metrics_only is None:
+    with siblings or _Siblings():
+        if siblings is not None and siblings.stopped:   # queued behind a failed chain
+            return None
+        sink = None if path is None else _Sink(path, block, a0 * n_par, opts)
+        run = _chain(inputs.inputs, o, edges, cols, n_par, sink, scheduler="sync",
+                     siblings=siblings)
+    if opts.metrics_only is None or run is None:
         return None
     m = streamed_metrics(run, o, n_bars=int(edges[-1]))
     return {k: m[k].transpose("asset", *run.params).values for k in opts.metrics_only}
@@ -783,9 +823,11 @@ def _per_asset(inputs, tmpl, params, opts, store=None):
         step = int(max(np.diff(t_edges).max(), 1))
         path = _new_store(store, lambda b, k: (n, int(np.diff(spans[b])[0]),
                                                *tmpl.shape[2:]), len(spans), step, opts)
+    siblings = None if metrics_only else _Siblings()   # metrics_only: computed later
     blocks = [dask.delayed(_asset_chain, pure=False)(
         _Inputs(*(_cut(x, {"asset": slice(int(a0), int(a1))}) for x in inputs)),
-        opts, (a0, a1), t_edges, n_par, path, b) for b, (a0, a1) in enumerate(spans)]
+        opts, (a0, a1), t_edges, n_par, path, b, siblings)
+        for b, (a0, a1) in enumerate(spans)]
     if metrics_only:
         def lazy(key, block, w):
             return da.from_delayed(dask.delayed(dict.get)(block, key),
@@ -795,7 +837,11 @@ def _per_asset(inputs, tmpl, params, opts, store=None):
                                                      in zip(blocks, spans)]))
                            for k in opts.metrics_only},
                           coords={d: tmpl[d] for d in dims}, attrs={"periods": opts.periods})
-    dask.compute(*blocks)
+    try:
+        dask.compute(*blocks)
+    except BaseException:
+        siblings.stop()
+        raise
     orders = _StoredOrders(Run(None, _Labels(tmpl), None, params, False),
                            (path, range(len(spans))))
     return _result(path, tmpl, params, opts, len(spans), orders,
