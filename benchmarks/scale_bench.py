@@ -8,7 +8,7 @@ Each step runs in its own child process, so its peak RSS is its own (os.wait4):
   files     one file per asset (Parquet or CSV, each asset's own random walk): the input;
   ingest    ql.data.ingest(files, store): read + validate (load_csv's reader) + write;
   scan      ql.data.open(store) and a dask reduction over every close (a full read);
-  backtest  ql.backtest of the store, group=False (one chain per asset chunk) and
+  backtest  ql.backtest of the store, group=False (a chain per span of asset chunks) and
             group=True (one chain), both streamed over the time chunks into a results
             store, with 1 and 2 dask worker threads, and the in-memory backtest of the
             loaded panel (its peak RSS holds the whole panel).
@@ -93,8 +93,9 @@ def signal(ds):
 
 def step_backtest(a, group, workers):
     """ql.backtest of the ingested store (dask-backed), streamed over the time chunks:
-    group=False one chain per asset chunk (``workers`` threads of dask's local scheduler
-    run the chains), group=True one chain (workers only load its chunks)."""
+    group=False one chain per span of asset chunks (as many as ``workers``, the threads
+    of dask's local scheduler that run the chains), group=True one chain (workers only
+    load its chunks)."""
     import dask
 
     import quantlab as ql

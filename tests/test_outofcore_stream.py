@@ -61,7 +61,9 @@ def test_group_false_runs_each_asset_chunk_streamed_over_time_chunks(monkeypatch
     ds, sig = _panel()
     ref = ql.backtest(ds, sig, group=group, fees=0.001, sl_stop=0.03)
     spy = _Spy(monkeypatch)
-    lazy = ql.backtest(ds.chunk(time=7, asset=3), sig, group=group, fees=0.001, sl_stop=0.03)
+    with dask.config.set(scheduler="threads", num_workers=2):   # a chain per asset chunk
+        lazy = ql.backtest(ds.chunk(time=7, asset=3), sig, group=group, fees=0.001,
+                           sl_stop=0.03)
     n_time = -(-N // 7)
     if group:   # a portfolio: one chain over all assets
         assert len(spy.calls) == n_time and all(r <= 7 for r, _ in spy.calls)

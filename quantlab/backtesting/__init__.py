@@ -73,11 +73,12 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     module documentation; each option's details are in the Notes below.
 
     A dask-backed ``data`` (``ql.data.open``) or signal runs out of core, streamed over
-    its time chunks carrying the kernel's state: one chain per asset chunk, in parallel,
-    for independent accounts (``group=False``), one chain for portfolios
-    (``group=True``). Each chunk is computed in turn into a temporary zarr store that the
-    results' dask arrays read (``orders``: a pandas frame read on first use). Memory: one
-    (time chunk x asset chunk) per running chain. Both equal the in-memory backtest.
+    its time chunks carrying the kernel's state: for independent accounts
+    (``group=False``) one chain per span of asset chunks, as many spans as dask's
+    scheduler runs tasks at once, in parallel; one chain for portfolios (``group=True``).
+    Each chunk is computed in turn into a temporary zarr store that the results' dask
+    arrays read (``orders``: a pandas frame read on first use). Memory: one time chunk of
+    the chain's assets per running chain. Both equal the in-memory backtest.
 
     Parameters
     ----------
