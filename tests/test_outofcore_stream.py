@@ -61,7 +61,7 @@ def test_group_false_runs_each_asset_chunk_streamed_over_time_chunks(monkeypatch
     ds, sig = _panel()
     ref = ql.backtest(ds, sig, group=group, fees=0.001, sl_stop=0.03)
     spy = _Spy(monkeypatch)
-    with dask.config.set(scheduler="threads", num_workers=2):   # a chain per asset chunk
+    with dask.config.set(scheduler="threads", num_workers=4):   # a chain per asset chunk
         lazy = ql.backtest(ds.chunk(time=7, asset=3), sig, group=group, fees=0.001,
                            sl_stop=0.03)
     n_time = -(-N // 7)
@@ -81,7 +81,8 @@ def test_group_false_metrics_only_streams_each_asset_chunk_and_equals_in_memory(
     kw = dict(fees=0.001, tp_stop=0.05, sl_trail=0.04, dd_limit=0.1)
     ref = ql.backtest(ds, sig, metrics_only=names, **kw)
     spy = _Spy(monkeypatch)
-    lazy = ql.backtest(ds.chunk(time=9, asset=2), sig, metrics_only=names, **kw)
+    with dask.config.set(scheduler="threads", num_workers=4):   # a chain per asset chunk
+        lazy = ql.backtest(ds.chunk(time=9, asset=2), sig, metrics_only=names, **kw)
     assert not spy.calls   # metrics_only stays lazy: one task per asset chunk
     got = lazy.compute()
     assert len(spy.calls) == 2 * 5 and max(r for r, _ in spy.calls) <= 9
@@ -171,7 +172,7 @@ def test_each_chunks_inputs_are_loaded_in_one_dask_compute(monkeypatch, group):
             syncs.append(len(a))
         return real(*a, **k)
     monkeypatch.setattr(dask, "compute", compute)
-    with _Computes() as c:   # graph runs of the main process's chain (group=True)
+    with _Computes() as c, dask.config.set(num_workers=4):   # group=False: 2 chains
         res = ql.backtest(lazy_ds, lazy_sig, group=group, fees=0.001)
         n = c.n
     if group:   # one compute per time chunk
@@ -273,7 +274,7 @@ def test_a_failed_chain_stops_the_other_chains_before_the_backtest_raises(monkey
             time.sleep(0.05)     # chunk 1's chain is still running when chunk 0 fails
         return real(data, *a, **k)
     monkeypatch.setattr(dispatch, "simulate", slow)
-    with dask.config.set(scheduler="threads", num_workers=2):
+    with dask.config.set(scheduler="threads", num_workers=4):   # 2 chains
         with pytest.raises(ql.DataError, match="partially missing bar"):
             ql.backtest(ds.chunk(time=5, asset=2), sig, group=False)
     n = len(calls)
@@ -295,7 +296,8 @@ def test_labels_are_checked_once_and_values_in_every_chunk(monkeypatch, group):
             return _real(*a)
         monkeypatch.setattr(qdata, name, count)
     chunked = ds.chunk(time=7, asset=3)
-    ql.backtest(chunked, sig, group=group)
+    with dask.config.set(scheduler="threads", num_workers=4):   # group=False: 2 chains
+        ql.backtest(chunked, sig, group=group)
     n_chunks = 6 * (1 if group else 2)
     assert counts == {"labels": 1, "values": n_chunks}
     monkeypatch.undo()
