@@ -716,20 +716,28 @@ def _open_arrays(loc: _Where, state: dict, create: bool):
 def _block(tb: np.ndarray, recs: dict, a0: int, a1: int, assets, variables):
     """The (variable, time, asset) block of staged bars at times ``tb``, assets a0:a1,
     and the mask of cells inside each asset's file span (where a file speaks)."""
-    out = np.full((len(variables), len(tb), a1 - a0), np.nan)
-    span = np.zeros((len(tb), a1 - a0), bool)
+    # filled asset by asset into (variable, asset, time): each asset's values land in a
+    # contiguous row (a (time, asset) block took a strided column per asset and variable)
+    out = np.full((len(variables), a1 - a0, len(tb)), np.nan)
+    span = np.zeros((a1 - a0, len(tb)), bool)
+    n = len(tb)
     for j, a in enumerate(assets[a0:a1]):
         r = recs.get(a)
         t = r.t if r is not None else ()
         if len(t) == 0:
             continue
-        pos = np.minimum(np.searchsorted(t, tb), len(t) - 1)
-        hit = t[pos] == tb
-        span[:, j] = (tb >= t[0]) & (tb <= t[-1])
-        rows = r.v[pos[hit]]
+        p0 = int(np.searchsorted(t, tb[0]))
+        if p0 + n <= len(t) and t[p0 + n - 1] == tb[-1] and np.array_equal(t[p0:p0 + n], tb):
+            hit, rows = slice(None), r.v[p0:p0 + n]   # the usual case: every bar, in a row
+            span[j] = True
+        else:
+            pos = np.minimum(np.searchsorted(t, tb), len(t) - 1)
+            hit = t[pos] == tb
+            span[j] = (tb >= t[0]) & (tb <= t[-1])
+            rows = r.v[pos[hit]]
         for k, v in enumerate(r.vars):
-            out[variables.index(v), hit, j] = rows[:, k]
-    return out, span
+            out[variables.index(v), j, hit] = rows[:, k]
+    return out.transpose(0, 2, 1), span.T
 
 
 def _write(loc: _Where, state: dict, staged: list, source: Path, files, shas, owner) -> None:

@@ -62,6 +62,21 @@ def test_ingest_folder_opens_lazily_equal_to_load_csv_with_provenance(panel, tmp
         (src / "IBM.csv").read_bytes()).hexdigest()
 
 
+@pytest.mark.parametrize("chunk_time", [7, 100, 1000])
+def test_ingest_assets_with_holes_late_listing_and_early_end_equal_load_csv(
+        panel, tmp_path, chunk_time):
+    # a chunk is filled per asset from a run of its staged rows when it has every bar of
+    # the chunk, else row by row: both ways give load_csv's panel
+    ds = panel.copy(deep=True)
+    for v in VARS:
+        ds[v][[3, 40, 41, 42, 300], 0] = np.nan      # AAPL: holes (one at a chunk edge)
+        ds[v][450:, 2] = np.nan                       # IBM: ends early
+    src = _write_csv(ds, tmp_path / "src")
+    want = ql.data.load_csv(src)
+    _same(ql.data.open(ql.data.ingest(src, tmp_path / "st", chunk_time=chunk_time,
+                                      chunk_asset=3)), want)
+
+
 def test_ingest_parquet_folder_equals_the_same_bars_as_csv(panel, tmp_path):
     want = ql.data.load_csv(_write_csv(panel, tmp_path / "csv"))
     src = _write_csv(panel, tmp_path / "pq", fmt="parquet")
