@@ -10,7 +10,8 @@ Each step runs in its own child process, so its peak RSS is its own (os.wait4):
   scan      ql.data.open(store) and a dask reduction over every close (a full read);
   backtest  ql.backtest of the store, group=False (a chain per span of asset chunks) and
             group=True (one chain), both streamed over the time chunks into a results
-            store, with 1 and 2 dask worker threads, and the in-memory backtest of the
+            store, with 1 and 2 dask worker threads (and 1 pinned to one core: what a
+            second worker with its own core adds), and the in-memory backtest of the
             loaded panel (its peak RSS holds the whole panel).
 Rates are bars (one asset's OHLCV at one minute) per second of the step's WORK, wall
 and CPU (every thread's, time.process_time): each
@@ -113,7 +114,11 @@ def _bt(group, workers):
 STEPS = {"generate": step_generate, "files": step_files, "ingest": step_ingest,
          "scan": step_scan, "backtest-group=False-1w": _bt(False, 1),
          "backtest-group=False-2w": _bt(False, 2), "backtest-group=True-1w": _bt(True, 1),
-         "backtest-group=True-2w": _bt(True, 2), "backtest-in-memory": None}
+         "backtest-group=True-2w": _bt(True, 2),
+         # a worker and its core: 1 worker pinned to one core, against 2 workers on 2
+         # (the unpinned 1-worker run's loads and writes already use a second core)
+         "backtest-group=False-1w-1core": _bt(False, 1),
+         "backtest-group=True-1w-1core": _bt(True, 1), "backtest-in-memory": None}
 
 
 def step_in_memory(a):
@@ -136,7 +141,9 @@ STEPS["backtest-in-memory"] = step_in_memory
 
 def run_step(a):
     """In the child: imports first (not timed), then the step; its work seconds (and a
-    note) go to a file the parent reads."""
+    note) go to a file the parent reads. A ``-1core`` step runs on one core."""
+    if a.step.endswith("-1core"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:1])
     import dask.array  # noqa: F401
     import pyarrow.parquet  # noqa: F401
     import xarray  # noqa: F401
