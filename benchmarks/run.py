@@ -495,10 +495,14 @@ def main():
         write_sections(args.write, outputs)
 
 
-def bench_threads(n=2520, m=1000, window=20, counts=(1, 2), rounds=15):
-    """Rolling mean/std/zscore (``threads=``) and metrics ``summary`` (via
-    $QUANTLAB_THREADS, its only knob) on a 2520 x 1000 float64 panel with each thread
-    count in ``counts``, timed in turn round after round (the order of the counts
+THREAD_ROUNDS = 40   # 15 rounds of ~3 ms calls left the medians 1.3-1.6x apart run to run
+
+
+def bench_threads(n=2520, m=1000, window=20, counts=(1, 2), rounds=THREAD_ROUNDS):
+    """Rolling mean/std/zscore (``threads=``), metrics ``summary`` (via
+    $QUANTLAB_THREADS, its only knob) on a 2520 x 1000 float64 panel, and the backtest
+    benchmark's MA crossover (``BACKTEST_SETUP``, ``threads=``) with each thread count
+    in ``counts``, timed in turn round after round (the order of the counts
     alternating): {(case, threads): [seconds per round], (case, threads, "cpu"): [CPU
     seconds of all threads per round]}."""
     import os
@@ -514,10 +518,17 @@ def bench_threads(n=2520, m=1000, window=20, counts=(1, 2), rounds=15):
         os.environ["QUANTLAB_THREADS"] = str(t)
         ql.metrics.summary(x, benchmark=b)
 
+    bt = {}
+    exec(BACKTEST_SETUP, bt)
+
+    def backtest(t):
+        ql.backtest(bt["da"], entries=bt["entries"], exits=bt["exits"], fees=0.001,
+                    slippage=0.0005, threads=t)
+
     cases = {"rolling mean": lambda t: ql.rolling.mean(x, window, threads=t),
              "rolling std": lambda t: ql.rolling.std(x, window, threads=t),
              "rolling zscore": lambda t: ql.rolling.zscore(x, window, threads=t),
-             "metrics summary": summary}
+             "metrics summary": summary, "backtest": backtest}
     times = {}
     try:
         for f in cases.values():       # warm-up: the pool, the kernels' first pages
@@ -553,8 +564,10 @@ def threads_table(counts=None):
     counts = counts or core_counts()
     names, times = bench_threads(counts=counts)
     print(f"Threads: 2520 x 1000 float64 panel, window 20; quantlab's pool over row blocks "
-          f"(rolling; cut at multiples of the window) and column blocks (summary) "
-          f"({cpu_header()}). Each cell: median ms / best ms over 15 rounds that time every "
+          f"(rolling; cut at multiples of the window) and column blocks (summary; the "
+          f"backtest's accounts: the MA crossover of the backtest table, whose checks and "
+          f"result building stay serial) ({cpu_header()}). Each cell: median ms / best ms "
+          f"over {THREAD_ROUNDS} rounds that time every "
           "thread count in turn (shared machine: read the medians and bests together), "
           "(speedup) = 1-thread median / this median; CPU = the median CPU time of all "
           "threads / 1 thread's (what the split costs); idle = threads / CPU, the speedup "
