@@ -194,6 +194,8 @@ def main():
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     print("| step | startup s | work s | bars/s | CPU s | bars/CPU s | peak RSS (MB) "
           "| note |\n|---|---:|---:|---:|---:|---:|---:|---|")
+    if not hasattr(os, "sched_setaffinity"):   # Linux only: no pinned rows elsewhere
+        a.skip += [k for k in STEPS if k.endswith("-1core")]
     try:
         for step in (k for k in STEPS if k not in a.skip):
             wall, secs, cpu, note, rss = run_child(argv, step, work)

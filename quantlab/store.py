@@ -685,17 +685,18 @@ def _corrupt(loc: _Where, e: Exception) -> Exception:
 def writes_all(arr):
     """``arr`` (a zarr array) writing every chunk it is given. zarr's default first
     compares each chunk to the fill value, to skip empty ones: a full pass that took 3 of
-    the 4 ms of writing a (8192, 64) float64 chunk (its compare for the fill 0.0 goes
-    through a void dtype), and most of a streamed backtest's writer thread."""
-    with_config = getattr(arr, "with_config", None)   # zarr >= 3.1
-    return arr if with_config is None else with_config({"write_empty_chunks": True})
+    the 4 ms of writing a (8192, 64) float64 chunk when the fill is 0.0 (its compare goes
+    through a void dtype), and most of a streamed backtest's writer thread. (Ingest keeps
+    the default: its fill is NaN, a plain compare, and a late listing's empty chunks
+    stay unwritten.)"""
+    return arr.with_config({"write_empty_chunks": True})
 
 
 def _open_arrays(loc: _Where, state: dict, create: bool):
     if not create:
         try:
             g = loc.group("a")
-            arrays = {v: writes_all(g[v]) for v in ("time", *state["variables"])}
+            arrays = {v: g[v] for v in ("time", *state["variables"])}
         except Exception as e:
             raise _corrupt(loc, e) from None
         checked = {v: _Checked(a, loc.shown, v) for v, a in arrays.items()}
@@ -710,7 +711,7 @@ def _open_arrays(loc: _Where, state: dict, create: bool):
                        chunks=(state["chunk_time"], state["chunk_asset"]),
                        dimension_names=("time", "asset"), overwrite=True,
                        compressors=compressors())
-    return g, writes_all(g["time"]), {v: writes_all(g[v]) for v in state["variables"]}
+    return g, g["time"], {v: g[v] for v in state["variables"]}
 
 
 def _block(tb: np.ndarray, recs: dict, a0: int, a1: int, assets, variables):

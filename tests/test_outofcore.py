@@ -124,6 +124,9 @@ def test_independent_accounts_run_as_many_chains_as_the_scheduler_runs_tasks():
         assert _slots() == 1        # a chain keeps ~1.5 cores busy
     with dask.config.set(scheduler="threads", num_workers=8):
         assert _slots() == 4
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(6) as pool, dask.config.set(pool=pool):
+        assert _slots() == 3
     with LocalCluster(n_workers=1, threads_per_worker=3, processes=False,
                       dashboard_address=":0") as cluster, Client(cluster):
         assert _slots() == 3
@@ -134,6 +137,13 @@ def test_independent_accounts_run_as_many_chains_as_the_scheduler_runs_tasks():
             lazy = ql.backtest(ds.chunk(time=7, asset=1), sig, fees=0.001)
         assert lazy.equity.data.numblocks == (6, blocks)
         _assert_equal(lazy, ref)
+    # joined asset chunks stay within dask's array.chunk-size per time chunk of a chain
+    # (7 rows x 2 assets x 8 bytes = 112 bytes): a wide universe's chain cannot outgrow it
+    with dask.config.set({"scheduler": "threads", "num_workers": 1,
+                          "array.chunk-size": "112B"}):
+        lazy = ql.backtest(ds.chunk(time=7, asset=1), sig, fees=0.001)
+    assert lazy.equity.data.numblocks == (6, 2)
+    _assert_equal(lazy, ref)
 
 
 def test_dask_backtest_param_sweep_and_entries_events():

@@ -267,10 +267,14 @@ def test_a_failed_chain_stops_the_other_chains_before_the_backtest_raises(monkey
     ds, sig = _panel(n=60)
     ds["high"][8, 0] = np.nan        # asset chunk 0 fails in its second time chunk
     calls, real = [], dispatch.simulate
+    started = threading.Event()
 
     def slow(data, *a, **k):
         calls.append(str(data.asset.values[0]))
-        if data.asset.values[0] != "A0":
+        if data.asset.values[0] == "A0":
+            assert started.wait(10)   # fail only once chunk 1's chain has begun
+        else:
+            started.set()
             time.sleep(0.05)     # chunk 1's chain is still running when chunk 0 fails
         return real(data, *a, **k)
     monkeypatch.setattr(dispatch, "simulate", slow)
@@ -337,7 +341,7 @@ def test_every_results_chunk_is_written_even_all_zero(monkeypatch, group):
     monkeypatch.setattr(result, "_new_store", keep)
     res = ql.backtest(ds.chunk(time=7, asset=1 if not group else 4), sig, group=group)
     files = glob.glob(os.path.join(paths[0], "positions", "0", "c", "*", "*"))
-    assert len(files) == 6, files     # one per time chunk of block 0 (A0 alone or all)
+    assert len(files) == 6, files     # one per time chunk of block 0 (A0's span, or all)
     assert (res.positions.sel(asset="A0").values == 0).all()
     assert (res.positions.isel(time=slice(0, 7)).values == 0).all()
 
