@@ -96,15 +96,27 @@ def step_backtest(a, group, workers):
     """ql.backtest of the ingested store (dask-backed), streamed over the time chunks:
     group=False one chain per span of asset chunks (as many as ``workers``, the threads
     of dask's local scheduler that run the chains), group=True one chain (workers only
-    load its chunks)."""
+    load its chunks). ``--repeat`` runs, the median timed (one run's time moved by
+    +-15 % on an idle machine)."""
+    import statistics
+
     import dask
 
     import quantlab as ql
     ds = ql.data.open(Path(a.workdir) / "ingested")
     sig = signal(ds)
-    with dask.config.set(scheduler="threads", num_workers=workers):
-        res = ql.backtest(ds, sig, group=group, fees=0.0005)
-        assert np.isfinite(res.equity.isel(time=-1).values).all()
+    walls, cpus = [], []
+    for _ in range(a.repeat):
+        t, c = time.perf_counter(), time.process_time()
+        with dask.config.set(scheduler="threads", num_workers=workers):
+            res = ql.backtest(ds, sig, group=group, fees=0.0005)
+            assert np.isfinite(res.equity.isel(time=-1).values).all()
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+        del res
+    note = "" if a.repeat == 1 else (f"median of {a.repeat}: "
+                                     + " ".join(f"{w:.2f}" for w in walls) + " s")
+    return statistics.median(walls), statistics.median(cpus), note, sum(walls)
 
 
 def _bt(group, workers):
@@ -132,8 +144,9 @@ def step_in_memory(a):
     t, c = time.perf_counter(), time.process_time()
     res = ql.backtest(ds, sig, fees=0.0005)
     assert np.isfinite(res.equity.isel(time=-1).values).all()
-    return (time.perf_counter() - t, time.process_time() - c,
-            f"load + signal {loaded:.1f} s not counted")
+    secs = time.perf_counter() - t
+    return (secs, time.process_time() - c, f"load + signal {loaded:.1f} s not counted",
+            secs + loaded)
 
 
 STEPS["backtest-in-memory"] = step_in_memory
@@ -152,9 +165,12 @@ def run_step(a):
     import quantlab.backtesting  # noqa: F401
     import quantlab.store  # noqa: F401
     t, c = time.perf_counter(), time.process_time()
-    got = STEPS[a.step](a)     # the in-memory step times its backtest alone
-    secs, cpu, note = got if got else (time.perf_counter() - t, time.process_time() - c, "")
-    Path(a.workdir, f".{a.step}.secs").write_text(f"{secs}\n{cpu}\n{note}")
+    got = STEPS[a.step](a)     # the backtests time themselves (the median of repeats)
+    if not got:
+        secs = time.perf_counter() - t
+        got = (secs, time.process_time() - c, "", secs)
+    secs, cpu, note, spent = got   # spent: every second of the step's work, repeats too
+    Path(a.workdir, f".{a.step}.secs").write_text(f"{secs}\n{cpu}\n{spent}\n{note}")
 
 
 def run_child(argv, step, work):
@@ -164,8 +180,8 @@ def run_child(argv, step, work):
     wall = time.perf_counter() - t
     if status:
         raise SystemExit(f"step {step} failed (status {status})")
-    secs, cpu, note = Path(work, f".{step}.secs").read_text().split("\n", 2)
-    return wall, float(secs), float(cpu), note, usage.ru_maxrss / 1024   # maxrss: KiB
+    secs, cpu, spent, note = Path(work, f".{step}.secs").read_text().split("\n", 3)
+    return wall - float(spent), float(secs), float(cpu), note, usage.ru_maxrss / 1024
 
 
 def main():
@@ -176,6 +192,7 @@ def main():
     p.add_argument("--chunk-time", type=int, default=8192)
     p.add_argument("--chunk-asset", type=int, default=64)
     p.add_argument("--workdir", default=None, help="default: a temporary directory, removed")
+    p.add_argument("--repeat", type=int, default=3, help="runs of each store backtest step")
     p.add_argument("--skip", nargs="*", default=[], choices=list(STEPS),
                    help="steps not to run (skip files and ingest only with a --workdir "
                         "that holds them from an earlier run)")
@@ -186,7 +203,7 @@ def main():
     work = a.workdir or tempfile.mkdtemp(prefix="ql-scale-")
     argv = ["--assets", str(a.assets), "--days", str(a.days), "--format", a.format,
             "--chunk-time", str(a.chunk_time), "--chunk-asset", str(a.chunk_asset),
-            "--workdir", work]
+            "--workdir", work, "--repeat", str(a.repeat)]
     bars = a.assets * a.days * 1440
     print(f"Store scale bench: {a.assets} assets x {a.days} days of 1-minute OHLCV = "
           f"{bars:,} bars ({bars * 5 * 8 / 1e9:.2f} GB float64); chunks {a.chunk_time} x "
@@ -198,8 +215,8 @@ def main():
         a.skip += [k for k in STEPS if k.endswith("-1core")]
     try:
         for step in (k for k in STEPS if k not in a.skip):
-            wall, secs, cpu, note, rss = run_child(argv, step, work)
-            print(f"| {step} | {wall - secs:.1f} | {secs:.1f} | {bars / secs:,.0f} | "
+            startup, secs, cpu, note, rss = run_child(argv, step, work)
+            print(f"| {step} | {startup:.1f} | {secs:.1f} | {bars / secs:,.0f} | "
                   f"{cpu:.1f} | {bars / cpu:,.0f} | {rss:,.0f} | {note} |", flush=True)
         size = sum(f.stat().st_size for f in Path(work, "ingested").rglob("*") if f.is_file())
         print(f"\nstore on disk: {size / 1e6:,.0f} MB; load average "
