@@ -510,28 +510,45 @@ def _stage_all(files, mode: str, state: dict | None, staging: Path):
     """Read, validate and stage each new or changed file (those whose sha256 the store
     recorded are skipped); the cross-file checks of load_csv's directory reader (one
     owner per asset, no mix of naive and UTC timestamps), also against the store."""
+    from concurrent.futures import ThreadPoolExecutor
+
     done = (state or {}).get("files", {})
     owner, staged, shas, zones = {}, [], {}, {}
-    for f in files:
+
+    def read(f):   # hashing and pyarrow's reads release the GIL: files on 2 threads
         sha = _sha256(f)
-        shas[f.name] = sha
         if done.get(f.name, {}).get("sha256") == sha:
-            assets, aware = done[f.name]["assets"], done[f.name]["aware"]
-        else:
-            recs, aware = _stage(f, sha, mode, staging)
-            staged += recs
-            assets = [r.asset for r in recs]
-        zones.setdefault(aware, f)
-        if len(zones) > 1 or (state and state["aware"] != aware):
-            other = zones.get(not aware) or "the store"
-            raise DataError(f"{f} has {'UTC offsets (or epoch times)' if aware else 'naive timestamps'}"
-                            f" but {other} has {'naive timestamps' if aware else 'UTC offsets'}: "
-                            "their bars would not align; write every file with offsets, or none")
-        for a in assets:
-            if a in owner:
-                raise DataError(f"{owner[a]} and {f} both hold asset {a!r}: keep one "
-                                "(or rename one file)")
-            owner[a] = f
+            return sha, None, done[f.name]["aware"], done[f.name]["assets"]
+        recs, aware = _stage(f, sha, mode, staging)
+        return sha, recs, aware, [r.asset for r in recs]
+
+    with ThreadPoolExecutor(2, thread_name_prefix="ql-stage") as pool:
+        # each file checked in file order, as it comes: the errors of a one-by-one run;
+        # an error cancels the files not yet begun
+        futures = [pool.submit(read, f) for f in files]
+        try:
+            for f, fu in zip(files, futures):
+                sha, recs, aware, assets = fu.result()
+                shas[f.name] = sha
+                staged += recs or []
+                zones.setdefault(aware, f)
+                if len(zones) > 1 or (state and state["aware"] != aware):
+                    other = zones.get(not aware) or "the store"
+                    raise DataError(
+                        f"{f} has "
+                        f"{'UTC offsets (or epoch times)' if aware else 'naive timestamps'}"
+                        f" but {other} has {'naive timestamps' if aware else 'UTC offsets'}"
+                        ": their bars would not align; write every file with offsets, or "
+                        "none")
+                for a in assets:
+                    if a in owner:
+                        raise DataError(f"{owner[a]} and {f} both hold asset {a!r}: keep "
+                                        "one (or rename one file)")
+                    owner[a] = f
+        except BaseException:
+            for fu in futures:
+                fu.cancel()
+            raise
     return owner, staged, shas, zones
 
 
@@ -539,7 +556,7 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
            asset_class: str = "unknown", layout: str = "auto", storage_options=None):
     r"""Ingest a folder of CSV/Parquet files (or one file) into the zarr store ``store``.
 
-    Files are read and validated one at a time by :func:`ql.data.load_csv`'s reader (one
+    Files are read and validated two at a time by :func:`ql.data.load_csv`'s reader (one
     file per symbol, kline exports; a single file may be a long table; ``layout`` and
     ``asset_class`` as in load_csv; a clean comma-separated CSV or Parquet file -- ISO
     8601 or epoch dates of one shape, finite numbers, sorted, valid bars -- is read by
@@ -547,7 +564,7 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     gets its message), staged on local disk, and written in chunks of
     ``chunk_time`` x ``chunk_asset`` (defaults 8192 x 64 for a new store; an existing
     store keeps its own), compressed with Blosc LZ4 + shuffle (an existing store keeps
-    its codec): memory holds one file and one chunk row, never the panel.
+    its codec): memory holds two files and one chunk row, never the panel.
 
     Rerunning on the same store appends: files whose sha256 was ingested are skipped;
     bars after the store's last time are added; bars at times the store holds must agree

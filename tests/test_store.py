@@ -307,6 +307,34 @@ def test_ingest_refuses_naive_files_after_utc_ones(tmp_path):
         ql.data.ingest(src, tmp_path / "st")
 
 
+def test_ingest_stages_files_on_two_threads_with_the_errors_of_one_by_one(tmp_path,
+                                                                          monkeypatch):
+    # files are read two at a time; each is checked in file order as it comes, so the
+    # first fault in file order is the one raised
+    import threading
+
+    from quantlab import store
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "A.csv").write_text("Date,Close\n2024-01-01T00:00:00Z,1\n2024-01-02T00:00:00Z,2\n")
+    (src / "B.csv").write_text("Date,Close\n2024-01-01,1\n2024-01-02,2\n")  # naive
+    (src / "C.csv").write_text("Date,Close\n2024-01-01,1\n2024-01-01,2\n")  # duplicate
+    for i in range(6):
+        (src / f"D{i}.csv").write_text("Date,Close\n2024-01-01,1\n2024-01-02,2\n")
+    names, real = [], store._stage
+
+    def stage(path, *a):
+        names.append((path.name, threading.current_thread().name))
+        return real(path, *a)
+    monkeypatch.setattr(store, "_stage", stage)
+    with pytest.raises(DataError, match="B.csv has naive timestamps but .*A.csv has UTC"):
+        ql.data.ingest(src, tmp_path / "st")
+    assert names and all(t.startswith("ql-stage") for _, t in names)
+    (src / "A.csv").unlink()
+    with pytest.raises(DataError, match="C.csv"):        # then C's own fault
+        ql.data.ingest(src, tmp_path / "st2")
+
+
 def test_synthetic_minute_panel_store_equals_in_memory_and_validates(tmp_path):
     from quantlab.testing import synthetic_minute_panel
     mem = synthetic_minute_panel(5, 3, seed=3)
