@@ -96,8 +96,8 @@ def step_backtest(a, group, workers):
     """ql.backtest of the ingested store (dask-backed), streamed over the time chunks:
     group=False one chain per span of asset chunks (as many as ``workers``, the threads
     of dask's local scheduler that run the chains), group=True one chain (workers only
-    load its chunks). ``--repeat`` runs, the median timed (one run's time moved by
-    +-15 % on an idle machine)."""
+    load its chunks). ``--repeat`` runs, the median timed (one run's time moved by up
+    to 20 % on an idle machine)."""
     import statistics
 
     import dask

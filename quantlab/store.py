@@ -518,7 +518,7 @@ def _stage_all(files, mode: str, state: dict | None, staging: Path):
     def read(f):   # hashing and pyarrow's reads release the GIL: files on 2 threads
         sha = _sha256(f)
         if done.get(f.name, {}).get("sha256") == sha:
-            return sha, None, done[f.name]["aware"], done[f.name]["assets"]
+            return sha, [], done[f.name]["aware"], done[f.name]["assets"]
         recs, aware = _stage(f, sha, mode, staging)
         return sha, recs, aware, [r.asset for r in recs]
 
@@ -530,7 +530,7 @@ def _stage_all(files, mode: str, state: dict | None, staging: Path):
             for f, fu in zip(files, futures):
                 sha, recs, aware, assets = fu.result()
                 shas[f.name] = sha
-                staged += recs or []
+                staged += recs
                 zones.setdefault(aware, f)
                 if len(zones) > 1 or (state and state["aware"] != aware):
                     other = zones.get(not aware) or "the store"

@@ -790,15 +790,15 @@ def _result(path, tmpl, params, opts, blocks, orders, prices):
                           dd_mode=opts.dd_mode if opts.dd_limit else None)
 
 
-def _asset_chain(inputs, opts, a, edges, n_par, path, block, siblings=None):
+def _asset_chain(inputs, opts, a, edges, n_par, path, block, siblings):
     """One asset chunk ``a`` = (a0, a1) of independent accounts, streamed over the time
     chunks with its own state (a dask task: its loads run here, on dask's synchronous
     scheduler). metrics_only: its metrics; else its outputs go to block ``block``."""
     a0, a1 = int(a[0]), int(a[1])
     o = _sliced_opts(opts, asset=slice(a0, a1))
     cols = (a1 - a0) * n_par
-    with siblings or _Siblings():
-        if siblings is not None and siblings.stopped:   # queued behind a failed chain
+    with siblings:
+        if siblings.stopped:   # queued behind a failed chain
             return None
         sink = None if path is None else _Sink(path, block, a0 * n_par, opts)
         run = _chain(inputs.inputs, o, edges, cols, n_par, sink, scheduler="sync",
@@ -875,7 +875,7 @@ def _per_asset(inputs, tmpl, params, opts, store=None):
         # chunk (those cost the run 1.3x its time, 200 assets in chunks of 64)
         path = _new_store(store, lambda b, k: (n, int(np.diff(spans[b])[0]),
                                                *tmpl.shape[2:]), len(spans), step, opts)
-    siblings = None if metrics_only else _Siblings()   # metrics_only: computed later
+    siblings = _Siblings()   # metrics_only: computed later, never stopped
     blocks = [dask.delayed(_asset_chain, pure=False)(
         _Inputs(*(_cut(x, {"asset": slice(int(a0), int(a1))}) for x in inputs)),
         opts, (a0, a1), t_edges, n_par, path, b, siblings)
