@@ -1499,50 +1499,59 @@ cdef _finish(_Sim s, SimState state, Py_ssize_t n, bint metrics_only, equity_np,
 def merge_orders(parts, const Py_ssize_t[::1] col0):
     """One call's order records from column blocks' keyed records (``simulate(...,
     keyed=True)`` on blocks of independent accounts, block i's columns starting at
-    ``col0[i]``, blocks in column order): a k-way merge by (bar, phase), ties to the
-    lower block, each block's rows already in that order, columns shifted by the
-    block's first column. Returns (t, col, size, price, fee, reason)."""
-    cdef Py_ssize_t k = len(parts), i, j, best, total = 0
+    ``col0[i]``, blocks in column order): a stable counting sort by (bar, phase) of the
+    blocks' rows in block order, so ties go to the lower block, then to the block's own
+    order; columns shifted by the block's first column. O(records + bars x phases) and
+    branch-free (a k-way merge's compares mispredict, ~17 ns a record). Returns (t, col,
+    size, price, fee, reason)."""
+    cdef Py_ssize_t k = len(parts), b, j, pos, t_min = 0, n_keys, total
+    cdef const Py_ssize_t[::1] t, c
+    cdef const double[::1] sz, px, fee
+    cdef const signed char[::1] rsn, ph
     if col0.shape[0] != k:
         raise ValueError("merge_orders: one first column per block")
-    rows = [tuple(np.ascontiguousarray(a) for a in p) for p in parts]
-    lens = np.array([len(p[0]) for p in rows], dtype=np.intp)
-    for p in rows:
+    types = (np.intp, np.intp, np.float64, np.float64, np.float64, np.int8, np.int8)
+    rows = []
+    for p in parts:
         if len(p) != 7 or any(len(a) != len(p[0]) for a in p):
             raise ValueError("merge_orders: keyed records (7 arrays of one length) per block")
-    total = int(lens.sum())
+        rows.append(tuple(np.ascontiguousarray(a, dtype=d) for a, d in zip(p, types)))
+    total = sum(len(p[0]) for p in rows)
     out = (np.empty(total, dtype=np.intp), np.empty(total, dtype=np.intp),
            np.empty(total), np.empty(total), np.empty(total), np.empty(total, dtype=np.int8))
     cdef Py_ssize_t[::1] ot = out[0], oc = out[1]
     cdef double[::1] osz = out[2], opx = out[3], ofee = out[4]
     cdef signed char[::1] orsn = out[5]
-    # one merged key per record (bar x phases + phase), blocks' rows concatenated
-    if k == 0:
+    live = [p for p in rows if len(p[0])]
+    if not live:
         return out
-    cat = [np.concatenate([p[f] for p in rows]) for f in range(7)]
-    key_np = cat[0].astype(np.int64) * (P_MARGIN + 1) + cat[6]
-    start_np = np.zeros(k + 1, dtype=np.intp)
-    np.cumsum(lens, out=start_np[1:])
-    cdef const int64_t[::1] key = key_np
-    cdef const Py_ssize_t[::1] t = cat[0].astype(np.intp, copy=False)
-    cdef const Py_ssize_t[::1] c = cat[1].astype(np.intp, copy=False)
-    cdef const double[::1] sz = cat[2].astype(np.float64, copy=False)
-    cdef const double[::1] px = cat[3].astype(np.float64, copy=False)
-    cdef const double[::1] fee = cat[4].astype(np.float64, copy=False)
-    cdef const signed char[::1] rsn = cat[5].astype(np.int8, copy=False)
-    cdef Py_ssize_t[::1] head = start_np[:k].copy(), end = start_np[1:].copy()
-    with nogil:
-        for j in range(total):
-            best = -1
-            for i in range(k):   # a few blocks: a scan of their heads
-                if head[i] < end[i] and (best < 0 or key[head[i]] < key[head[best]]):
-                    best = i
-            i = head[best]
-            head[best] += 1
-            ot[j] = t[i]
-            oc[j] = c[i] + col0[best]
-            osz[j] = sz[i]
-            opx[j] = px[i]
-            ofee[j] = fee[i]
-            orsn[j] = rsn[i]
+    t_min = min(int(p[0].min()) for p in live)
+    if (max(int(p[6].max()) for p in live) > P_MARGIN
+            or min(int(p[6].min()) for p in live) < 0):
+        raise ValueError(f"merge_orders: phases are in [0, {P_MARGIN}]")
+    # key = (bar - first bar) x phases + phase; start[key]: its first row in the output
+    n_keys = (max(int(p[0].max()) for p in live) - t_min + 1) * (P_MARGIN + 1)
+    start_np = np.zeros(n_keys + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] start = start_np
+    for p in live:
+        t, ph = p[0], p[6]
+        with nogil:
+            for j in range(t.shape[0]):
+                start[(t[j] - t_min) * (P_MARGIN + 1) + ph[j] + 1] += 1
+    np.cumsum(start_np, out=start_np)
+    for b in range(k):
+        if not len(rows[b][0]):
+            continue
+        t, c, sz, px, fee, rsn, ph = rows[b]
+        with nogil:
+            for j in range(t.shape[0]):
+                pos = (t[j] - t_min) * (P_MARGIN + 1) + ph[j]
+                start[pos] += 1
+                pos = start[pos] - 1
+                ot[pos] = t[j]
+                oc[pos] = c[j] + col0[b]
+                osz[pos] = sz[j]
+                opx[pos] = px[j]
+                ofee[pos] = fee[j]
+                orsn[pos] = rsn[j]
     return out

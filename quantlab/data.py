@@ -27,6 +27,7 @@ import pandas as pd
 import xarray as xr
 from pandas.tseries.api import guess_datetime_format
 
+from quantlab import _threads
 from quantlab._apply import apply_over_time, time_major
 from quantlab._kernels import data as _k
 from quantlab._validate import choice, real_array
@@ -365,7 +366,7 @@ def _fmt_time(t) -> str:
 
 
 def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None, *,
-             labels: bool = True, values: bool = True) -> xr.Dataset:
+             labels: bool = True, values: bool = True, threads=None) -> xr.Dataset:
     """Check a price set; raise :class:`DataError` naming variable, asset and time.
 
     Rules: dims ``(time, asset)`` on every bar variable; datetime ``time`` strictly
@@ -382,6 +383,9 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None, *,
     labels, values : bool, default True
         Check the ``time`` and ``asset`` labels, the values. A streamed backtest checks
         the whole panel's labels once and each time chunk's values.
+    threads : int, optional
+        Check blocks of assets on this many threads (``quantlab._threads``; default:
+        the package default); the first fault found is the one a single thread finds.
 
     Returns
     -------
@@ -430,7 +434,7 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None, *,
     if labels:
         _check_labels(ds, where)
     if values:
-        _check_values(ds, names, where)
+        _check_values(ds, names, where, threads)
     return ds
 
 
@@ -463,11 +467,11 @@ def _check_labels(ds: xr.Dataset, where: str) -> None:
                         "or Unicode form (NFC/NFD); rename one")
 
 
-def _check_values(ds: xr.Dataset, names: list, where: str) -> None:
+def _check_values(ds: xr.Dataset, names: list, where: str, threads=None) -> None:
     # one Cython scan over the panels as they are (no stacked copy); assets are checked
     # on the variables they have, so a close-only asset in an OHLCV set is checked on close
     panels = [_time_asset(ds[v]) if v in names else None for v in BAR_VARS]
-    code, v, t, a, has = _k.check_bars(*panels)
+    code, v, t, a, has = _check_bars(panels, threads)
     if code:
         vars_ = [n for n, keep in zip(BAR_VARS, has[a]) if keep]
         bar = [panels[BAR_VARS.index(n)][t, a] for n in vars_]
@@ -483,6 +487,29 @@ def _check_values(ds: xr.Dataset, names: list, where: str) -> None:
             raise DataError(f"{where}asset {str(ds.asset.values[a])!r} has {', '.join(others)} but "
                             "no close at any bar: close is the price signals, backtests and "
                             "metrics read (drop the asset, or fill its close)")
+
+
+def _check_bars(panels, threads):
+    """``_k.check_bars(*panels)`` over blocks of assets on the pool (it releases the
+    GIL): its scan runs in time order, so the first fault of the whole panel is the
+    earliest (time, asset) of the blocks' first faults."""
+    n, m = next(p for p in panels if p is not None).shape
+    work = n * m * sum(p is not None for p in panels)   # ~1 copy a value: memory-bound
+    n_thr, parts = _threads.blocks(m, work, threads, copied=False)
+    if len(parts) == 1:
+        return _k.check_bars(*panels)
+    res = {}
+
+    def one(lo, hi):
+        res[lo] = _k.check_bars(*(None if p is None else p[:, lo:hi] for p in panels))
+
+    _threads.run(one, parts, n_thr)
+    has = np.concatenate([res[lo][4] for lo, _ in parts])
+    bad = [(r[2], r[3] + lo, r[0], r[1]) for lo, _ in parts if (r := res[lo])[0]]
+    if not bad:
+        return 0, -1, -1, -1, has
+    t, a, code, v = min(bad)
+    return code, v, t, a, has
 
 
 def _time_asset(da: xr.DataArray) -> np.ndarray:

@@ -237,8 +237,8 @@ def test_backtest_threads_group_true_unchanged(ds, monkeypatch):
 
 
 def test_backtest_threads_default_follows_quantlab_threads(ds, monkeypatch):
-    """Default: metrics-only runs use $QUANTLAB_THREADS, full runs one thread (their
-    serial Python part leaves a second core little to gain)."""
+    """Default: full and metrics-only runs use $QUANTLAB_THREADS, with the same bits
+    and order rows as one thread."""
     sig = ma_cross(ds)
     monkeypatch.setenv("QUANTLAB_THREADS", "2")
     used = []
@@ -249,7 +249,7 @@ def test_backtest_threads_default_follows_quantlab_threads(ds, monkeypatch):
     names = ("sharpe_ratio", "fees_paid")
     xr.testing.assert_identical(ql.backtest(ds, sig, metrics_only=names),
                                 ql.backtest(ds, sig, metrics_only=names, threads=1))
-    assert used == [1, 1, 2, 1]
+    assert used == [2, 1, 2, 1]
     monkeypatch.setenv("QUANTLAB_THREADS", "zero")
     with pytest.raises(ValueError, match="QUANTLAB_THREADS"):
         ql.backtest(ds, sig)
@@ -353,3 +353,9 @@ def test_kernel_merge_orders_equals_lexsort_of_phase_keys(seed):
         np.testing.assert_array_equal(a, b)
     empty = _k.merge_orders([], np.zeros(0, dtype=np.intp))
     assert [len(a) for a in empty] == [0] * 6
+    none = [tuple(a[:0] for a in parts[0])] * 2        # blocks with no orders
+    assert [len(a) for a in _k.merge_orders(none, np.array([0, 3]))] == [0] * 6
+    bad = list(parts[0])
+    bad[6] = np.full(len(bad[0]), 9, dtype=np.int8)   # not a phase: would index past
+    with pytest.raises(ValueError, match="phases"):
+        _k.merge_orders([tuple(bad)], np.zeros(1, dtype=np.intp))

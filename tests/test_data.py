@@ -964,3 +964,55 @@ def test_validate_labels_and_values_can_be_checked_apart():
         ql.data.validate(bad, labels=False)
     with pytest.raises(ql.DataError, match="expected \\('time', 'asset'\\)"):  # always
         ql.data.validate(_panel().rename(time="date"), labels=False, values=False)
+
+
+def test_validate_on_threads_names_the_first_fault_of_one_thread(monkeypatch):
+    """Blocks of assets checked side by side (issue #32): the fault named is the one
+    the single time-ordered scan finds first, even when a later block's fault comes
+    earlier in time, for random faults, variable sets and layouts."""
+    from quantlab import _threads
+    monkeypatch.setattr(_threads, "MIN_WORK", 1)
+    monkeypatch.setattr(_threads, "MIN_BLOCK", 1)
+    calls = []
+    real = _threads.run
+    monkeypatch.setattr(_threads, "run", lambda fn, parts, n: calls.append(len(parts))
+                        or real(fn, parts, n))
+    rng = np.random.default_rng(7)
+    n, m = 30, 10
+    seen = set()
+    for i in range(150):
+        c = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, (n, m)), axis=0))
+        x = {"open": c, "high": c * 1.02, "low": c * 0.98, "close": c,
+             "volume": rng.integers(0, 1000, (n, m)).astype(float)}
+        x = {k: v.copy() for k, v in x.items()}
+        for _ in range(rng.integers(0, 4)):
+            v = ["open", "high", "low", "close", "volume"][rng.integers(5)]
+            x[v][rng.integers(n), rng.integers(m)] = rng.choice([np.nan, -1.0, np.inf, 1e9])
+        if rng.random() < 0.2:
+            for w in ("open", "high", "low", "volume"):   # a close-only asset
+                x[w][:, rng.integers(m)] = np.nan
+        names = [["open", "high", "low", "close", "volume"], ["close"],
+                 ["high", "low", "close"]][rng.integers(3)]
+        ds = xr.Dataset({v: (("time", "asset"), x[v]) for v in names},
+                        coords={"time": pd.date_range("2021-01-01", periods=n),
+                                "asset": [f"A{j}" for j in range(m)]})
+        if rng.random() < 0.3:
+            ds = ds.transpose("asset", "time")
+        msgs = []
+        for t in (1, 3):
+            try:
+                ql.data.validate(ds, threads=t)
+                msgs.append(None)
+            except ql.DataError as e:
+                msgs.append(str(e))
+        assert msgs[0] == msgs[1], f"case {i}"
+        seen.add(msgs[0] is None)
+    assert seen == {True, False} and calls and min(calls) >= 3
+    # a fault late in asset A1 and one early in asset A8: A8's is named
+    ds = xr.Dataset({"close": (("time", "asset"), 50 + np.zeros((n, m)))},
+                    coords={"time": pd.date_range("2021-01-01", periods=n),
+                            "asset": [f"A{j}" for j in range(m)]})
+    ds["close"][20, 1] = -1.0
+    ds["close"][3, 8] = np.inf
+    with pytest.raises(ql.DataError, match="'close' of asset 'A8' at 2021-01-04: infinite"):
+        ql.data.validate(ds, threads=2)

@@ -147,12 +147,11 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         blocks of columns run side by side, with every option (stops, limits,
         ``dd_limit``, margin, borrowing, fixed fees, order events), each block writing
         its columns of the results and recording its own orders, merged back into one
-        thread's row order: the same bits and order rows as ``threads=1``. None: with
-        ``metrics_only`` the package default (``$QUANTLAB_THREADS`` or the core count, 1
-        inside other threads), else 1 (measured: a full run's serial checks and result
-        building leave a second core little to gain, at more CPU time). Small runs
-        use one thread whatever ``threads`` is, and so do portfolios (``group=True``:
-        one account spans every column).
+        thread's row order: the same bits and order rows as ``threads=1``. The bars'
+        checks run on as many threads. None: the package default (``$QUANTLAB_THREADS``
+        or the core count, 1 inside other threads). Small runs use one thread whatever
+        ``threads`` is, and so do portfolios' simulations (``group=True``: one account
+        spans every column).
 
     Returns
     -------

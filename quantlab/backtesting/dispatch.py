@@ -206,14 +206,14 @@ def broadcast(signal: xr.DataArray, opts: BacktestOptions) -> tuple[xr.DataArray
 
 
 def align_data(ds: xr.Dataset, signal: xr.DataArray, opts: BacktestOptions,
-               labels: bool = True) -> xr.Dataset:
-    """The data on the signal's assets, its bars checked (``ql.data.validate``; its
-    labels too unless ``labels=False``)."""
+               labels: bool = True, threads=None) -> xr.Dataset:
+    """The data on the signal's assets, its bars checked (``ql.data.validate`` on
+    ``threads``; its labels too unless ``labels=False``)."""
     if opts.execution == "next_open" and "open" not in ds:
         raise DataError("execution='next_open' needs an 'open' variable")
     if not ds.indexes["asset"].equals(signal.indexes["asset"]):
         ds = ds.sel(asset=signal.asset.values)   # a copy of every variable: only if needed
-    validate(ds, labels=labels)   # it reads the bar variables only: no subset needed
+    validate(ds, labels=labels, threads=threads)   # it reads the bar variables only: no subset needed
     return ds
 
 
@@ -376,9 +376,8 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     threads : int, optional
         Independent accounts (``group=False``, no ``state``) run over blocks of columns
         on this many threads (``quantlab._threads``), with the bits and order rows of
-        one call, every option (:func:`_by_accounts`). None: the package default with
-        ``metrics_only``, else 1 (the serial checks and result building leave a second
-        core little to gain).
+        one call, every option (:func:`_by_accounts`); the bars are checked on as many.
+        None: the package default.
     labels_checked : bool, default False
         The caller checked the time and asset labels of the whole panel (a streamed
         run's time chunk): only the values are checked here.
@@ -409,7 +408,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     signal, params = broadcast(signal, opts)
     if ex is not None and not _same_frame(ex, signal):   # the exits over the params
         ex = xr.broadcast(ex, signal)[0].transpose(*signal.dims)
-    ds = align_data(ds, signal, opts, labels=not labels_checked)
+    ds = align_data(ds, signal, opts, labels=not labels_checked, threads=threads)
     base, impact, cap = slippage_panels(ds, opts)
     if start:
         signal, ds = signal.isel(time=slice(start, None)), ds.isel(time=slice(start, None))
@@ -439,12 +438,6 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     kw.update(borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
               state=state, lean=lean)
     if state is None and not opts.group:
-        # by default only metrics-only runs use the pool: measured (2520 x 1000 MA
-        # crossover, 2 shared cores) a full run's serial Python part (checks, result)
-        # leaves little for a second core to gain, at more CPU time (metrics-only: 1.0x)
-        if threads is None and opts.metrics_only is None:
-            _threads.resolve(None)   # a bad $QUANTLAB_THREADS is refused all the same
-            threads = 1
         out = _by_accounts(args, kw, threads)
     else:
         out = _k.simulate(*args, **kw)
