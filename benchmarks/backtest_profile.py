@@ -67,7 +67,7 @@ def split(ns):
             np.zeros(m), 1.0, 1.0, False, False)
     run = dispatch.simulate(da, None, ent, ex, opts, lean=True)
     res = result.from_run(run, opts)
-    out = {"total ql.backtest": _median(lambda: ql.backtest(da, entries=ent, exits=ex, **KW)),
+    out = {"total ql.backtest": _median(lambda: ql.backtest(da, entries=ent, exits=ex, threads=1, **KW)),
            "kernel only (lean: equity and orders)": _median(
                lambda: _k.simulate(*args, lean=True)),
            "kernel writing cash and positions too": _median(lambda: _k.simulate(*args)),
@@ -90,7 +90,7 @@ def ratios(ns, rounds):
 
     ql, da, ent, ex = ns["ql"], ns["da"], ns["entries"], ns["exits"]
     c, e, x = da.to_pandas(), ent.to_pandas(), ex.to_pandas()
-    calls = {"ql": lambda: ql.backtest(da, entries=ent, exits=ex, **KW),
+    calls = {"ql": lambda: ql.backtest(da, entries=ent, exits=ex, threads=1, **KW),
              "vbt_bare": lambda: vbt.Portfolio.from_signals(c, e, x, engine="numba", **KW),
              "vbt_value": lambda: vbt.Portfolio.from_signals(c, e, x, engine="numba",
                                                              **KW).value()}

@@ -294,8 +294,9 @@ def bench_backtest():
     import vectorbt as vbt
 
     close = ns["da"].to_pandas()
+    # one thread, as vectorbt runs (the threads table has quantlab's second core)
     ours = timeit(lambda: ql.backtest(ns["da"], entries=ns["entries"], exits=ns["exits"],
-                                      fees=0.001, slippage=0.0005), repeat=3)
+                                      fees=0.001, slippage=0.0005, threads=1), repeat=3)
     theirs, rust = (timeit(lambda: vbt.Portfolio.from_signals(
         close, vbt_entries, vbt_exits, fees=0.001, slippage=0.0005,
         engine=engine).final_value(), repeat=3) for engine in ("numba", "rust"))
@@ -305,7 +306,7 @@ def bench_backtest():
     med, rat = ratios(ns, 5)
     first = {}
     for name, call in (("quantlab", "ql.backtest(da, entries=entries, exits=exits, "
-                                    "fees=0.001, slippage=0.0005)"),
+                                    "fees=0.001, slippage=0.0005, threads=1)"),
                        ("vectorbt", "import vectorbt as vbt; vbt.Portfolio.from_signals("
                                     "da.to_pandas(), entries.to_pandas(), exits.to_pandas(), "
                                     "fees=0.001, slippage=0.0005, engine='numba')"
@@ -351,7 +352,7 @@ def bench_stops():
     kw = dict(fees=0.001, sl_stop=0.05, tp_stop=0.1)
 
     def ours():
-        return ql.backtest(ds, entries=e, exits=x, **kw)
+        return ql.backtest(ds, entries=e, exits=x, threads=1, **kw)
 
     def theirs():
         return vbt.Portfolio.from_signals(pd_["close"], ep, xp, open=pd_["open"],
@@ -565,9 +566,9 @@ def threads_table(counts=None):
     names, times = bench_threads(counts=counts)
     print(f"Threads: 2520 x 1000 float64 panel, window 20; quantlab's pool over row blocks "
           f"(rolling; cut at multiples of the window) and column blocks (summary; the "
-          f"backtest's accounts: the MA crossover of the backtest table, whose checks and "
-          f"result building stay serial) ({cpu_header()}). Each cell: median ms / best ms "
-          f"over {THREAD_ROUNDS} rounds that time every "
+          f"backtest's accounts: the MA crossover of the backtest table, whose signal "
+          f"checks and result building stay serial) ({cpu_header()}). Each cell: median "
+          f"ms / best ms over {THREAD_ROUNDS} rounds that time every "
           "thread count in turn (shared machine: read the medians and bests together), "
           "(speedup) = 1-thread median / this median; CPU = the median CPU time of all "
           "threads / 1 thread's (what the split costs); idle = threads / CPU, the speedup "

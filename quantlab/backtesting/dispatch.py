@@ -213,7 +213,7 @@ def align_data(ds: xr.Dataset, signal: xr.DataArray, opts: BacktestOptions,
         raise DataError("execution='next_open' needs an 'open' variable")
     if not ds.indexes["asset"].equals(signal.indexes["asset"]):
         ds = ds.sel(asset=signal.asset.values)   # a copy of every variable: only if needed
-    validate(ds, labels=labels, threads=threads)   # it reads the bar variables only: no subset needed
+    validate(ds, labels=labels, threads=threads)   # the bar variables only: no subset
     return ds
 
 
