@@ -108,21 +108,23 @@ def _executor(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def blocks(m: int, work: float, threads=None, cost: float = PAYS_FROM, copied: bool = True
-           ) -> tuple[int, list[tuple[int, int]]]:
+def blocks(m: int, work: float, threads=None, cost: float = PAYS_FROM, copied: bool = True,
+           min_cols: int = 1) -> tuple[int, list[tuple[int, int]]]:
     """(threads to use, contiguous (lo, hi) blocks of ``m`` columns): as many threads as
     ``threads`` allows with at least :data:`MIN_WORK` of ``work`` (in copies of a value)
     each, and up to :data:`PER_THREAD` blocks per thread (of at least :data:`MIN_BLOCK`
-    work), handed out as threads come free. By default (``threads=None``) a kernel of
-    ``cost`` below :data:`PAYS_FROM` copies per value runs on one thread when each
-    block's result is ``copied`` into the output (not when the kernel writes it there)."""
+    work and ``min_cols`` columns: a kernel with a cost per row and call), handed out as
+    threads come free. By default (``threads=None``) a kernel of ``cost`` below
+    :data:`PAYS_FROM` copies per value runs on one thread when each block's result is
+    ``copied`` into the output (not when the kernel writes it there)."""
     n = resolve(threads)
     if getattr(_local, "worker", False) or (threads is None and copied and cost < PAYS_FROM):
         n = 1                             # inside the pool: never wait on the pool
-    n = max(1, min(n, m, int(work // MIN_WORK)))
+    widest = max(1, m // max(1, min_cols))   # most blocks of min_cols columns
+    n = max(1, min(n, widest, int(work // MIN_WORK)))
     if n == 1:
         return 1, [(0, m)]
-    k = max(n, min(m, n * PER_THREAD, int(work // MIN_BLOCK)))
+    k = max(n, min(widest, n * PER_THREAD, int(work // MIN_BLOCK)))
     edges = [m * i // k for i in range(k + 1)]
     return n, [(edges[i], edges[i + 1]) for i in range(k)]
 

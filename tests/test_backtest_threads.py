@@ -17,6 +17,7 @@ def small_blocks(monkeypatch):
     """Cut even the bundled 20-asset panel into blocks of a column or two."""
     monkeypatch.setattr(_threads, "MIN_WORK", 1)
     monkeypatch.setattr(_threads, "MIN_BLOCK", 1)
+    monkeypatch.setattr(dispatch, "_MIN_COLS", 1)
 
 
 @pytest.fixture(scope="module")
@@ -359,3 +360,52 @@ def test_kernel_merge_orders_equals_lexsort_of_phase_keys(seed):
     bad[6] = np.full(len(bad[0]), 9, dtype=np.int8)   # not a phase: would index past
     with pytest.raises(ValueError, match="phases"):
         _k.merge_orders([tuple(bad)], np.zeros(1, dtype=np.intp))
+
+
+MIN_COLS = dispatch._MIN_COLS   # the package's value (the autouse fixture sets 1)
+
+
+def test_backtest_threads_narrow_panel_stays_on_one_thread(ds, monkeypatch):
+    """A block of accounts costs the kernel ~10 ns a bar whatever its width: a panel
+    too narrow for two blocks of ``_MIN_COLS`` columns runs as one kernel call (a long
+    4-asset run cut into 1-column blocks took twice the CPU)."""
+    assert MIN_COLS > 1
+    monkeypatch.setattr(dispatch, "_MIN_COLS", MIN_COLS)
+    widths = []
+    real = dispatch._k.simulate
+    monkeypatch.setattr(dispatch._k, "simulate",
+                        lambda *a, **k: widths.append(len(a[10])) or real(*a, **k))
+    narrow = ds.isel(asset=slice(0, 2 * MIN_COLS - 1))
+    ql.backtest(narrow, ma_cross(narrow), fees=0.001, threads=2)
+    assert widths == [narrow.sizes["asset"]]
+    wide = xr.concat([ds.assign_coords(asset=[f"{a}{k}" for a in ds.asset.values])
+                      for k in range(-(-2 * MIN_COLS // ds.sizes["asset"]))], "asset")
+    widths.clear()
+    ql.backtest(wide, ma_cross(wide), fees=0.001, threads=2)
+    assert len(widths) >= 2 and min(widths) >= MIN_COLS
+
+
+@pytest.mark.parametrize("span", [50, 10 ** 7])
+def test_kernel_merge_orders_dense_and_sparse_bars_give_the_stable_key_order(span):
+    """Counting per (bar, phase) where records are dense, a stable sort where the bars
+    far outnumber them (a count per key would take 48 bytes a bar): either way the
+    records in (bar, phase) order, ties to the lower block, then the block's order."""
+    from quantlab._kernels import backtest as _k
+    rng = np.random.default_rng(span)
+    parts, col0 = [], np.array([0, 5, 9], dtype=np.intp)
+    for b in range(3):
+        r = 300
+        t = np.sort(rng.integers(0, span, r)).astype(np.intp)
+        phase = rng.integers(0, 6, r).astype(np.int8)
+        o = np.lexsort((phase, t))
+        parts.append((t[o], rng.integers(0, 4, r).astype(np.intp), rng.normal(size=r),
+                      rng.normal(size=r), rng.normal(size=r),
+                      rng.integers(0, 5, r).astype(np.int8), phase[o]))
+    got = _k.merge_orders(parts, col0)
+    key = np.concatenate([p[0] * 6 + p[6] for p in parts])
+    order = np.argsort(key, kind="stable")
+    want = [np.concatenate([p[f] for p in parts])[order] for f in (0, 1, 2, 3, 4, 5)]
+    want[1] = np.concatenate([p[1] + c for p, c in zip(parts, col0)])[order]
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
