@@ -838,14 +838,17 @@ cdef class _Sim:
         """New targets (NaN = hold) or order events, and the execution prices."""
         cdef Py_ssize_t c
         cdef double s
-        # local views: the compiler keeps their pointers in registers (self's fields
-        # would be reloaded after every store through a char pointer such as pending)
-        cdef const double[:, :] exec_price = self.exec_price
-        cdef const Py_ssize_t[::1] asset = self.asset
-        cdef double[::1] px = self.px, want = self.want
-        cdef signed char[::1] pending = self.pending, stopped = self.stopped
+        # local pointers: the compiler keeps them in registers (self's fields would be
+        # reloaded after every store through a char pointer such as pending)
+        cdef Py_ssize_t es = self.exec_price.strides[1]
+        cdef const char* ep = <const char*>&self.exec_price[r, 0]
+        cdef const Py_ssize_t* asset = &self.asset[0]
+        cdef double* px = &self.px[0]
+        cdef double* want = &self.want[0]
+        cdef signed char* pending = &self.pending[0]
+        cdef signed char* stopped = &self.stopped[0]
         for c in range(self.m):
-            px[c] = exec_price[r, asset[c]]
+            px[c] = at(ep, es, asset[c])
             if self.use_stops and stopped[c]:   # the stop replaces this bar's signal
                 continue
             s = self.row_target(r - 1 if self.next_open else r, c)
@@ -883,9 +886,14 @@ cdef class _Sim:
         drawdown control, and a drained account's closes."""
         cdef Py_ssize_t c, g
         cdef double p
-        cdef double[::1] eq = self.eq, gross = self.gross, e = self.e, q = self.q
-        cdef double[::1] px = self.px, last = self.last, want = self.want
-        cdef const Py_ssize_t[::1] group = self.group
+        cdef double* eq = &self.eq[0]
+        cdef double* gross = &self.gross[0]
+        cdef double* e = &self.e[0]
+        cdef double* q = &self.q[0]
+        cdef double* px = &self.px[0]
+        cdef double* last = &self.last[0]
+        cdef double* want = &self.want[0]
+        cdef const Py_ssize_t* group = &self.group[0]
         for g in range(self.n_groups):
             eq[g] = self.cash[g]
             gross[g] = 0
@@ -899,7 +907,8 @@ cdef class _Sim:
             self.live[g] = self.eq[g]   # at the execution prices
         if self.dd_limit > 0:   # drawdown control (off: no cost)
             self.drawdown_phase(r)
-        cdef signed char[::1] drained = self.drained, bust = self.bust
+        cdef signed char* drained = &self.drained[0]
+        cdef signed char* bust = &self.bust[0]
         for c in range(self.m):   # a drained account closes what it holds, then stops
             g = group[c]
             if drained[g] and not bust[g]:
@@ -933,8 +942,8 @@ cdef class _Sim:
         """Orders: sells (side 0) before buys (side 1), so a portfolio's sells fund its
         buys."""
         cdef Py_ssize_t side, c
-        cdef signed char[::1] pending = self.pending
-        cdef double[::1] px = self.px
+        cdef signed char* pending = &self.pending[0]
+        cdef double* px = &self.px[0]
         for side in range(2):
             self.orders.phase = P_SELL + side
             for c in range(self.m):
@@ -1037,9 +1046,10 @@ cdef class _Sim:
         prices, lost more, it pays only what was there."""
         cdef Py_ssize_t c, g
         cdef double cost
-        cdef signed char[::1] bust = self.bust, drained = self.drained
-        cdef const Py_ssize_t[::1] group = self.group
-        cdef double[::1] q = self.q
+        cdef signed char* bust = &self.bust[0]
+        cdef signed char* drained = &self.drained[0]
+        cdef const Py_ssize_t* group = &self.group[0]
+        cdef double* q = &self.q[0]
         for g in range(self.n_groups):
             if drained[g]:
                 bust[g] = 1   # no more orders or interest, once it holds nothing
@@ -1063,16 +1073,21 @@ cdef class _Sim:
         """Mark to the close (last valid close on a missing bar); borrowing costs."""
         cdef Py_ssize_t c, g
         cdef double cost, v, cl
-        cdef double[::1] eq = self.eq, gross_v = self.gross_v, short_v = self.short_v
-        cdef double[::1] q = self.q, last = self.last
-        cdef const double[:, :] close = self.close
-        cdef const Py_ssize_t[::1] group = self.group, asset = self.asset
+        cdef double* eq = &self.eq[0]
+        cdef double* gross_v = &self.gross_v[0]
+        cdef double* short_v = &self.short_v[0]
+        cdef double* q = &self.q[0]
+        cdef double* last = &self.last[0]
+        cdef Py_ssize_t cs = self.close.strides[1]
+        cdef const char* cr = <const char*>&self.close[r, 0]
+        cdef const Py_ssize_t* group = &self.group[0]
+        cdef const Py_ssize_t* asset = &self.asset[0]
         for g in range(self.n_groups):
             eq[g] = self.cash[g]
             gross_v[g] = 0.0
             short_v[g] = 0.0
         for c in range(self.m):
-            cl = close[r, asset[c]]
+            cl = at(cr, cs, asset[c])
             if not isnan(cl):
                 last[c] = cl
             if q[c] != 0:
@@ -1133,7 +1148,7 @@ cdef class _Sim:
         """Positions, equity and cash of the bar, or the metrics-only statistics."""
         cdef Py_ssize_t c
         cdef out_row positions
-        cdef double[::1] q = self.q
+        cdef double* q = &self.q[0]
         if not self.metrics_only:
             positions = row_of(self.positions, r)
             for c in range(self.m):
