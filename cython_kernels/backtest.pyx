@@ -1572,6 +1572,9 @@ def merge_orders(parts, const Py_ssize_t[::1] col0):
     for p in parts:
         if len(p) != 7 or any(len(a) != len(p[0]) for a in p):
             raise ValueError("merge_orders: keyed records (7 arrays of one length) per block")
+        key = np.asarray(p[6])
+        if key.size and not (key.dtype.kind in "iu" and 0 <= key.min() <= key.max() <= P_MARGIN):
+            raise ValueError(f"merge_orders: phases are integers in [0, {P_MARGIN}]")
         rows.append(tuple(np.ascontiguousarray(a, dtype=d) for a, d in zip(p, types)))
     total = sum(len(p[0]) for p in rows)
     out = (np.empty(total, dtype=np.intp), np.empty(total, dtype=np.intp),
@@ -1583,9 +1586,6 @@ def merge_orders(parts, const Py_ssize_t[::1] col0):
     if not live:
         return out
     t_min = min(int(p[0].min()) for p in live)
-    if (max(int(p[6].max()) for p in live) > P_MARGIN
-            or min(int(p[6].min()) for p in live) < 0):
-        raise ValueError(f"merge_orders: phases are in [0, {P_MARGIN}]")
     # key = (bar - first bar) x phases + phase; start[key]: its first row in the output
     n_keys = (max(int(p[0].max()) for p in live) - t_min + 1) * (P_MARGIN + 1)
     if n_keys > 4 * total + 4096:

@@ -411,6 +411,8 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None, *,
     quantlab.errors.DataError: 'high' of asset 'AAPL' at 2000-03-08: high 3.982 < low 999
     """
     where = f"{source}: " if source else ""
+    if threads is not None:
+        _threads.resolve(threads)   # checked whatever is checked
     if isinstance(ds, xr.DataArray):
         ds = ds.to_dataset(name=ds.name if ds.name in BAR_VARS else "close")
     if not isinstance(ds, xr.Dataset):

@@ -151,7 +151,9 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         checks run on as many threads. None: the package default (``$QUANTLAB_THREADS``
         or the core count, 1 inside other threads). Small runs use one thread whatever
         ``threads`` is, and so do portfolios' simulations (``group=True``: one account
-        spans every column).
+        spans every column) and panels narrower than two blocks of 16 accounts. A
+        dask-backed run does not read it: its chains run on dask's threads, each
+        chunk's checks on the package default of the thread running it.
 
     Returns
     -------
