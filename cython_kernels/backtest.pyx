@@ -486,7 +486,7 @@ cdef class _Sim:
         if self.orders_phase(r) < 0:
             return -1
         self.drain_phase()
-        self.mark_phase(r)
+        self.mark_phase(r, False)
         if self.use_margin and self.margin_phase(r) < 0:
             return -1
         self.record_phase(r)
@@ -513,7 +513,7 @@ cdef class _Sim:
         if self.solo and not self.metrics_only:
             self.solo_close(r)
             return 0
-        self.close_phase(r)
+        self.mark_phase(r, not self.metrics_only and not self.lean)
         self.record_accounts(r)
         return 0
 
@@ -654,7 +654,7 @@ cdef class _Sim:
             gross[c] += fabs(x)
 
     cdef void solo_close(self, Py_ssize_t r) noexcept nogil:
-        """close_phase and record_accounts for one account per column, fused (no
+        """mark_phase and record_accounts for one account per column, fused (no
         metrics-only statistics): the mark, the equity row, the peak."""
         cdef Py_ssize_t c, t = self.t0 + r
         cdef double v, cl
@@ -685,40 +685,6 @@ cdef class _Sim:
             for c in range(self.m):
                 positions[c] = q[c]
                 cash_out[c] = cash[c]
-
-    cdef void close_phase(self, Py_ssize_t r) noexcept nogil:
-        """mark_phase and the positions of record_phase fused (no borrowing, no margin
-        call between them)."""
-        cdef Py_ssize_t c, g
-        cdef double v, cl
-        cdef double* eq = &self.eq[0]
-        cdef double* gross_v = &self.gross_v[0]
-        cdef double* short_v = &self.short_v[0]
-        cdef double* q = &self.q[0]
-        cdef double* last = &self.last[0]
-        cdef Py_ssize_t cs = self.close.strides[1]
-        cdef const char* cr = <const char*>&self.close[r, 0]
-        cdef const Py_ssize_t* group = &self.group[0]
-        cdef const Py_ssize_t* asset = &self.asset[0]
-        cdef bint keep = not self.metrics_only and not self.lean
-        cdef out_row positions = row_of(self.positions, r) if keep else NULL
-        for g in range(self.n_groups):
-            eq[g] = self.cash[g]
-            gross_v[g] = 0.0
-            short_v[g] = 0.0
-        for c in range(self.m):
-            cl = at(cr, cs, asset[c])
-            if not isnan(cl):
-                last[c] = cl
-            if keep:
-                positions[c] = q[c]
-            if q[c] != 0:
-                g = group[c]
-                v = q[c] * last[c]
-                eq[g] += v
-                gross_v[g] += fabs(v)
-                if q[c] < 0:
-                    short_v[g] -= v
 
     cdef inline int fill_(self, Py_ssize_t r, Py_ssize_t c, double d, double pe,
                           double bp, double tiny, double ref, double mark, double* live,
@@ -1069,8 +1035,10 @@ cdef class _Sim:
                 else:   # the record went out with an earlier call
                     self.late_cut[g] += cost
 
-    cdef void mark_phase(self, Py_ssize_t r) noexcept nogil:
-        """Mark to the close (last valid close on a missing bar); borrowing costs."""
+    cdef void mark_phase(self, Py_ssize_t r, bint keep) noexcept nogil:
+        """Mark to the close (last valid close on a missing bar); borrowing costs.
+        ``keep``: write the bar's positions in the same pass (the fast path's
+        record_phase: no margin call can come between)."""
         cdef Py_ssize_t c, g
         cdef double cost, v, cl
         cdef double* eq = &self.eq[0]
@@ -1082,6 +1050,7 @@ cdef class _Sim:
         cdef const char* cr = <const char*>&self.close[r, 0]
         cdef const Py_ssize_t* group = &self.group[0]
         cdef const Py_ssize_t* asset = &self.asset[0]
+        cdef out_row positions = row_of(self.positions, r) if keep else NULL
         for g in range(self.n_groups):
             eq[g] = self.cash[g]
             gross_v[g] = 0.0
@@ -1090,6 +1059,8 @@ cdef class _Sim:
             cl = at(cr, cs, asset[c])
             if not isnan(cl):
                 last[c] = cl
+            if keep:
+                positions[c] = q[c]
             if q[c] != 0:
                 g = group[c]
                 v = q[c] * last[c]
