@@ -491,13 +491,20 @@ def _check_values(ds: xr.Dataset, names: list, where: str, threads=None) -> None
                             "metrics read (drop the asset, or fill its close)")
 
 
+# Bars are checked in blocks of 256 assets or more: the fast pass proves a whole
+# C-contiguous panel in memory order, a block row by row (2 blocks of 200 of a 20000 x
+# 400 OHLCV panel: 1.3x faster on 2 threads; 4 blocks of 100: 1.3x the time of one, at
+# 2.6x the CPU)
+_CHECK_COLS = 256
+
+
 def _check_bars(panels, threads):
     """``_k.check_bars(*panels)`` over blocks of assets on the pool (it releases the
     GIL): its scan runs in time order, so the first fault of the whole panel is the
     earliest (time, asset) of the blocks' first faults."""
     n, m = next(p for p in panels if p is not None).shape
     work = n * m * sum(p is not None for p in panels)   # ~1 copy a value: memory-bound
-    n_thr, parts = _threads.blocks(m, work, threads, copied=False)
+    n_thr, parts = _threads.blocks(m, work, threads, copied=False, min_cols=_CHECK_COLS)
     if len(parts) == 1:
         return _k.check_bars(*panels)
     res = {}

@@ -973,6 +973,7 @@ def test_validate_on_threads_names_the_first_fault_of_one_thread(monkeypatch):
     from quantlab import _threads
     monkeypatch.setattr(_threads, "MIN_WORK", 1)
     monkeypatch.setattr(_threads, "MIN_BLOCK", 1)
+    monkeypatch.setattr(ql.data, "_CHECK_COLS", 1)
     calls = []
     real = _threads.run
     monkeypatch.setattr(_threads, "run", lambda fn, parts, n: calls.append(len(parts))

@@ -381,7 +381,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         Independent accounts (``group=False``, no ``state``) run over blocks of columns
         on this many threads (``quantlab._threads``), with the bits and order rows of
         one call, every option (:func:`_by_accounts`); the bars are checked on as many.
-        None: the package default.
+        None: the package default with ``metrics_only``, else 1 (see below).
     labels_checked : bool, default False
         The caller checked the time and asset labels of the whole panel (a streamed
         run's time chunk): only the values are checked here.
@@ -401,6 +401,13 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     >>> equity.shape, round(float(equity[0, 0]), 2)      # (time, asset); the first fee
     ((5, 4), 99900.1)
     """
+    if threads is None and opts.metrics_only is None:
+        # full runs default to one thread: on a long panel of a few hundred assets two
+        # threads took more time than one (129,600 x 200 minute bars: 0.31 vs 0.28 s,
+        # the kernel's blocks at 2.3x the CPU of one call); 2520 x 1000 MA crossover:
+        # 1.3x at 1.2x the CPU (benchmarks/run.py)
+        _threads.resolve(None)   # a bad $QUANTLAB_THREADS is refused all the same
+        threads = 1
     ds = as_dataset(data)
     periods = resolve_periods(ds, opts)
     ex = None   # entries/exits: booleans to the kernel (signal: the entries, a template)
