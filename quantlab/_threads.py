@@ -109,12 +109,13 @@ def _executor(n: int) -> ThreadPoolExecutor:
 
 
 def blocks(m: int, work: float, threads=None, cost: float = PAYS_FROM, copied: bool = True,
-           min_cols: int = 1) -> tuple[int, list[tuple[int, int]]]:
+           min_cols: int = 1, per_thread: int = PER_THREAD
+           ) -> tuple[int, list[tuple[int, int]]]:
     """(threads to use, contiguous (lo, hi) blocks of ``m`` columns): as many threads as
     ``threads`` allows with at least :data:`MIN_WORK` of ``work`` (in copies of a value)
-    each, and up to :data:`PER_THREAD` blocks per thread (of at least :data:`MIN_BLOCK`
-    work and ``min_cols`` columns: a kernel with a cost per row and call), handed out as
-    threads come free. By default (``threads=None``) a kernel of ``cost`` below
+    each, and up to ``per_thread`` blocks per thread (:data:`PER_THREAD`; of at least
+    :data:`MIN_BLOCK` work and ``min_cols`` columns: a kernel with a cost per row and
+    call), handed out as threads come free. By default (``threads=None``) a kernel of ``cost`` below
     :data:`PAYS_FROM` copies per value runs on one thread when each block's result is
     ``copied`` into the output (not when the kernel writes it there)."""
     n = resolve(threads)
@@ -124,7 +125,7 @@ def blocks(m: int, work: float, threads=None, cost: float = PAYS_FROM, copied: b
     n = max(1, min(n, widest, int(work // MIN_WORK)))
     if n == 1:
         return 1, [(0, m)]
-    k = max(n, min(widest, n * PER_THREAD, int(work // MIN_BLOCK)))
+    k = max(n, min(widest, n * per_thread, int(work // MIN_BLOCK)))
     edges = [m * i // k for i in range(k + 1)]
     return n, [(edges[i], edges[i + 1]) for i in range(k)]
 

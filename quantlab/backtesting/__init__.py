@@ -150,8 +150,9 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         thread's row order: the same bits and order rows as ``threads=1``. The bars'
         checks run on as many threads. None: with ``metrics_only`` the package default
         (``$QUANTLAB_THREADS`` or the core count, 1 inside other threads), else 1
-        (measured: on a long panel of a few hundred assets a full run took more time
-        on two threads than on one; the MA crossover of 2520 x 1000 ran 1.3x faster). Small runs use one
+        (measured: on a long panel of a few hundred assets a full run once took more
+        time on two threads than on one; the MA crossover of 2520 x 1000 runs 1.4x
+        faster). Small runs use one
         thread whatever ``threads`` is, and so do portfolios' simulations (``group=True``: one account
         spans every column) and panels narrower than two blocks of 16 accounts. A
         dask-backed run does not read it: its chains run on dask's threads, each

@@ -286,7 +286,10 @@ def _kernel_args(signal, ds, opts, params, endless):
 _COST = 8.0
 # Each call also costs ~10 ns a bar whatever its width (a 1-column MA crossover of 200k
 # bars: 13 ns a bar, 128 columns 7.6 ns a value): blocks of 16 columns or more keep
-# that under ~10 % (a 1M-bar, 4-asset run cut into 1-column blocks took 2x the CPU)
+# that under ~10 % (a 1M-bar, 4-asset run cut into 1-column blocks took 2x the CPU).
+# One block per thread: a block reads and writes a strided slice of every row, which
+# costs more per value the narrower it is (129,600 bars x 256, 2 threads: 2 blocks
+# 160 ms, 4 blocks 248 ms, one call 248 ms; x 512: 336, 424 and 469 ms)
 _MIN_COLS = 16
 
 
@@ -300,7 +303,8 @@ def _by_accounts(args, kw, threads):
     rest = args[9:]
     fees, fixed = rest[1], rest[2]
     n = close.shape[0]
-    n_thr, parts = _threads.blocks(m, n * m * _COST, threads, _COST, min_cols=_MIN_COLS)
+    n_thr, parts = _threads.blocks(m, n * m * _COST, threads, _COST, min_cols=_MIN_COLS,
+                                   per_thread=1)
     if len(parts) == 1:
         return _k.simulate(*args, **kw)
     metrics_only = args[-1]
@@ -403,9 +407,10 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     """
     if threads is None and opts.metrics_only is None:
         # full runs default to one thread: on a long panel of a few hundred assets two
-        # threads took more time than one (129,600 x 200 minute bars: 0.31 vs 0.28 s,
-        # the kernel's blocks at 2.3x the CPU of one call); 2520 x 1000 MA crossover:
-        # 1.3x at 1.2x the CPU (benchmarks/run.py)
+        # threads in 4 blocks took more time than one (129,600 x 200 minute bars: 0.31
+        # vs 0.28 s; in 2 blocks, now, the kernel 131 vs 153 ms: to be measured on more
+        # shapes before a default changes); 2520 x 1000 MA crossover: 1.4x
+        # (benchmarks/run.py)
         _threads.resolve(None)   # a bad $QUANTLAB_THREADS is refused all the same
         threads = 1
     ds = as_dataset(data)
