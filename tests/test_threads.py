@@ -341,3 +341,13 @@ def test_a_forked_child_after_the_pool_started_does_not_hang(tiny_blocks):
     with mp.get_context("fork").Pool(1) as pool:
         got = pool.apply_async(_rank_in_child, (x,)).get(timeout=120)
     _same(got, want)
+
+
+def test_blocks_min_cols_and_per_thread():
+    """``min_cols``: no block narrower (a kernel with a cost per row and call);
+    ``per_thread``: at most that many blocks per thread."""
+    assert _threads.blocks(20, 1e9, 2, min_cols=16) == (1, [(0, 20)])
+    n, parts = _threads.blocks(40, 1e9, 2, min_cols=16)
+    assert n == 2 and len(parts) == 2 and min(hi - lo for lo, hi in parts) >= 16
+    assert len(_threads.blocks(1000, 1e9, 2)[1]) == 2 * _threads.PER_THREAD
+    assert _threads.blocks(1000, 1e9, 2, per_thread=1) == (2, [(0, 500), (500, 1000)])
