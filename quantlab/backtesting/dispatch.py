@@ -385,7 +385,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         Independent accounts (``group=False``, no ``state``) run over blocks of columns
         on this many threads (``quantlab._threads``), with the bits and order rows of
         one call, every option (:func:`_by_accounts`); the bars are checked on as many.
-        None: the package default with ``metrics_only``, else 1 (see below).
+        None: the package default.
     labels_checked : bool, default False
         The caller checked the time and asset labels of the whole panel (a streamed
         run's time chunk): only the values are checked here.
@@ -405,14 +405,6 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     >>> equity.shape, round(float(equity[0, 0]), 2)      # (time, asset); the first fee
     ((5, 4), 99900.1)
     """
-    if threads is None and opts.metrics_only is None:
-        # full runs default to one thread: on a long panel of a few hundred assets two
-        # threads in 4 blocks took more time than one (129,600 x 200 minute bars: 0.31
-        # vs 0.28 s; in 2 blocks, now, the kernel 131 vs 153 ms: to be measured on more
-        # shapes before a default changes); 2520 x 1000 MA crossover: 1.4x
-        # (benchmarks/run.py)
-        _threads.resolve(None)   # a bad $QUANTLAB_THREADS is refused all the same
-        threads = 1
     ds = as_dataset(data)
     periods = resolve_periods(ds, opts)
     ex = None   # entries/exits: booleans to the kernel (signal: the entries, a template)
@@ -454,6 +446,9 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     kw.update(borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
               state=state, lean=lean)
     if state is None and not opts.group:
+        # measured on 2 idle cores, 2 threads vs 1, MA crossovers: 2520 x 1000 1.28x
+        # (with stops 1.63x), 129,600 x 200 minute bars 1.33x, 200,000 x 40 1.14x,
+        # 1,000,000 x 4 1.02x (one call), 252 x 5000 1.22x, at 1.0-1.35x the CPU
         out = _by_accounts(args, kw, threads)
     else:
         out = _k.simulate(*args, **kw)
