@@ -1532,7 +1532,7 @@ def merge_orders(parts, const Py_ssize_t[::1] col0):
     branch-free (a k-way merge's compares mispredict, ~17 ns a record); a stable argsort
     where the bars far outnumber the records. Returns (t, col, size, price, fee,
     reason)."""
-    cdef Py_ssize_t k = len(parts), b, j, pos, t_min = 0, n_keys, total
+    cdef Py_ssize_t k = len(parts), j, pos, t_min = 0, n_keys, total, c0
     cdef const Py_ssize_t[::1] t, c
     cdef const double[::1] sz, px, fee
     cdef const signed char[::1] rsn, ph
@@ -1547,47 +1547,48 @@ def merge_orders(parts, const Py_ssize_t[::1] col0):
         if key.size and not (key.dtype.kind in "iu" and 0 <= key.min() <= key.max() <= P_MARGIN):
             raise ValueError(f"merge_orders: phases are integers in [0, {P_MARGIN}]")
         rows.append(tuple(np.ascontiguousarray(a, dtype=d) for a, d in zip(p, types)))
-    total = sum(len(p[0]) for p in rows)
+    live = []   # (rows, first column) of the blocks with records
+    for j in range(k):
+        if len(rows[j][0]):
+            live.append((rows[j], col0[j]))
+    if not live:
+        return tuple(np.empty(0, dtype=d) for d in types[:6])
+    total = sum(len(p[0]) for p, _ in live)
+    t_min = min(int(p[0].min()) for p, _ in live)
+    # key = (bar - first bar) x phases + phase; start[key]: its first row in the output
+    n_keys = (max(int(p[0].max()) for p, _ in live) - t_min + 1) * (P_MARGIN + 1)
+    if n_keys > 4 * total + 4096:
+        # few orders over many bars (a long run of a few assets): a stable sort of the
+        # keys, O(records log records), not a count per key (48 bytes a bar)
+        key = np.concatenate([(p[0] - t_min) * (P_MARGIN + 1) + p[6] for p, _ in live])
+        order = np.argsort(key, kind="stable")
+        cols = np.concatenate([p[1] + c0 for p, c0 in live])
+        cat = [np.concatenate([p[f] for p, _ in live]) for f in (0, 2, 3, 4, 5)]
+        return (cat[0][order], cols[order], cat[1][order], cat[2][order], cat[3][order],
+                cat[4][order])
     out = (np.empty(total, dtype=np.intp), np.empty(total, dtype=np.intp),
            np.empty(total), np.empty(total), np.empty(total), np.empty(total, dtype=np.int8))
     cdef Py_ssize_t[::1] ot = out[0], oc = out[1]
     cdef double[::1] osz = out[2], opx = out[3], ofee = out[4]
     cdef signed char[::1] orsn = out[5]
-    live = [p for p in rows if len(p[0])]
-    if not live:
-        return out
-    t_min = min(int(p[0].min()) for p in live)
-    # key = (bar - first bar) x phases + phase; start[key]: its first row in the output
-    n_keys = (max(int(p[0].max()) for p in live) - t_min + 1) * (P_MARGIN + 1)
-    if n_keys > 4 * total + 4096:
-        # few orders over many bars (a long run of a few assets): a stable sort of the
-        # keys, O(records log records), not a count per key (48 bytes a bar)
-        key = np.concatenate([(p[0] - t_min) * (P_MARGIN + 1) + p[6] for p in live])
-        order = np.argsort(key, kind="stable")
-        shift = [col0[b] for b in range(k) if len(rows[b][0])]
-        cat = [np.concatenate([p[f] for p in live]) for f in (0, 2, 3, 4, 5)]
-        cols = np.concatenate([p[1] + c0 for p, c0 in zip(live, shift)])
-        return (cat[0][order], cols[order], cat[1][order], cat[2][order], cat[3][order],
-                cat[4][order])
     start_np = np.zeros(n_keys + 1, dtype=np.intp)
     cdef Py_ssize_t[::1] start = start_np
-    for p in live:
+    for p, _ in live:
         t, ph = p[0], p[6]
         with nogil:
             for j in range(t.shape[0]):
                 start[(t[j] - t_min) * (P_MARGIN + 1) + ph[j] + 1] += 1
     np.cumsum(start_np, out=start_np)
-    for b in range(k):
-        if not len(rows[b][0]):
-            continue
-        t, c, sz, px, fee, rsn, ph = rows[b]
+    for p, shift in live:
+        c0 = shift
+        t, c, sz, px, fee, rsn, ph = p
         with nogil:
             for j in range(t.shape[0]):
                 pos = (t[j] - t_min) * (P_MARGIN + 1) + ph[j]
                 start[pos] += 1
                 pos = start[pos] - 1
                 ot[pos] = t[j]
-                oc[pos] = c[j] + col0[b]
+                oc[pos] = c[j] + c0
                 osz[pos] = sz[j]
                 opx[pos] = px[j]
                 ofee[pos] = fee[j]

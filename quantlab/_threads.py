@@ -115,9 +115,10 @@ def blocks(m: int, work: float, threads=None, cost: float = PAYS_FROM, copied: b
     ``threads`` allows with at least :data:`MIN_WORK` of ``work`` (in copies of a value)
     each, and up to ``per_thread`` blocks per thread (:data:`PER_THREAD`; of at least
     :data:`MIN_BLOCK` work and ``min_cols`` columns: a kernel with a cost per row and
-    call), handed out as threads come free. By default (``threads=None``) a kernel of ``cost`` below
-    :data:`PAYS_FROM` copies per value runs on one thread when each block's result is
-    ``copied`` into the output (not when the kernel writes it there)."""
+    call), handed out as threads come free. By default (``threads=None``) a kernel of
+    ``cost`` below :data:`PAYS_FROM` copies per value runs on one thread when each
+    block's result is ``copied`` into the output (not when the kernel writes it
+    there)."""
     n = resolve(threads)
     if getattr(_local, "worker", False) or (threads is None and copied and cost < PAYS_FROM):
         n = 1                             # inside the pool: never wait on the pool

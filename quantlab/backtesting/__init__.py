@@ -153,9 +153,9 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         over panels from 1M bars x 4 assets to 252 x 5000). Small runs use one
         thread whatever ``threads`` is, and so do portfolios' simulations
         (``group=True``: one account spans every column) and panels narrower than two
-        blocks of 16 accounts. A
-        dask-backed run does not read it: its chains run on dask's threads, each
-        chunk's checks on the package default of the thread running it.
+        blocks of 16 accounts. A dask-backed run does not read it: its chains run on
+        dask's threads, each chunk's checks on the package default of the thread
+        running it.
 
     Returns
     -------
