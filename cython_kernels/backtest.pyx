@@ -1162,7 +1162,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              double dd_limit=0.0, Py_ssize_t dd_cooldown=0, bint metrics_only=False,
              bars=None, stops=None, events=None, limit=None, double borrow=0.0,
              double margin=0.0, SimState state=None, bint fast=True, bint lean=False,
-             out=None, bint keyed=False):
+             out=None, bint keyed=False, bint check=False):
     # > 80 lines only by its docstring (the kernel's reference); the code is ~70 lines
     """Run the simulation.
 
@@ -1263,6 +1263,11 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     bar (``P_*``: stops, limit sells, limit buys, sells, buys, margin calls); with one
     account per column the records are sorted by (bar, phase, column), which
     ``merge_orders`` uses to join column blocks' records in one call's order.
+
+    ``check``: before each bar, its closes must each be NaN or a finite price > 0
+    (``ql.data.validate``'s rules for a close-only panel), read from the row the bar
+    reads anyway; else :class:`InvalidPrice` is raised at the first such row (the caller
+    names the value with ``validate``; a ``state`` is then left part-way).
     """
     cdef const double[:, :] tgt
     cdef Py_ssize_t n, m
@@ -1334,15 +1339,41 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     s.solo = fast and n_groups == m and np.array_equal(np.asarray(group), np.arange(m))
     s.todo = np.empty(m, dtype=np.intp)
     cdef int err = 0
+    cdef Py_ssize_t n_px = close.shape[1] if check else 0
+    cdef Py_ssize_t px_step = close.strides[1] // sizeof(double)
     with nogil:
         for r in range(n):
+            if n_px and _bad_prices(&close[r, 0], px_step, n_px):
+                err = -2
+                break
             err = s.step(r)
             if err < 0:
                 break
+    if err == -2:
+        raise InvalidPrice(f"close at row {r}: a value is neither NaN nor a finite price > 0")
     if err < 0:   # the state is left part-way through a bar: unusable
         raise MemoryError("backtest: out of memory for the order records")
     return _finish(s, state, n, metrics_only, equity_np, None if lean else cash_np,
                    None if lean else pos_np, halted_np, interest_np, keyed)
+
+
+class InvalidPrice(ValueError):
+    """``simulate(check=True)`` met a close that is neither NaN nor a finite price > 0."""
+
+
+cdef extern from "simd.h" nogil:
+    int bad_prices(const double* p, Py_ssize_t n)
+
+
+cdef inline bint _bad_prices(const double* p, Py_ssize_t step, Py_ssize_t k) noexcept nogil:
+    """Some one of the ``k`` values ``p[0], p[step], ...`` is neither NaN nor in (0, inf)."""
+    cdef Py_ssize_t i
+    cdef bint bad = False
+    if step == 1:
+        return bad_prices(p, k)
+    for i in range(k):
+        bad |= (p[i * step] <= 0) | (p[i * step] == INFINITY)
+    return bad
 
 
 def _out(given, shape, dtype, used, alloc):

@@ -16,7 +16,7 @@ from quantlab import _threads, _validate
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions
 from quantlab.calendar import periods_for
-from quantlab.data import _time_asset as _panel, validate
+from quantlab.data import BAR_VARS, _time_asset as _panel, validate
 from quantlab.errors import DataError
 from quantlab.signals import check_events as _bool, from_entries_exits
 
@@ -206,15 +206,25 @@ def broadcast(signal: xr.DataArray, opts: BacktestOptions) -> tuple[xr.DataArray
 
 
 def align_data(ds: xr.Dataset, signal: xr.DataArray, opts: BacktestOptions,
-               labels: bool = True, threads=None) -> xr.Dataset:
+               labels: bool = True, threads=None, values: bool = True) -> xr.Dataset:
     """The data on the signal's assets, its bars checked (``ql.data.validate`` on
-    ``threads``; its labels too unless ``labels=False``)."""
+    ``threads``; its labels unless ``labels=False``, its values unless ``values=False``)."""
     if opts.execution == "next_open" and "open" not in ds:
         raise DataError("execution='next_open' needs an 'open' variable")
     if not ds.indexes["asset"].equals(signal.indexes["asset"]):
         ds = ds.sel(asset=signal.asset.values)   # a copy of every variable: only if needed
-    validate(ds, labels=labels, threads=threads)   # the bar variables only: no subset
+    validate(ds, labels=labels, values=values, threads=threads)   # bar variables only
     return ds
+
+
+def _kernel_checks(ds: xr.Dataset, opts: BacktestOptions, state, start: int) -> bool:
+    """Whether the kernel checks the closes as it reads them (``simulate(check=True)``)
+    instead of a ``validate`` pass over the panel first: for a fresh run over every row
+    of a close-only panel (``validate``'s rules for one are the kernel's: NaN or a
+    finite price > 0) whose slippage reads no data. A fault is then named by
+    ``validate`` as before."""
+    return (state is None and not start and opts.slippage.model == "fixed"
+            and [v for v in BAR_VARS if v in ds.data_vars] == ["close"])
 
 
 def slippage_panels(ds: xr.Dataset, opts: BacktestOptions):
@@ -416,7 +426,9 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     signal, params = broadcast(signal, opts)
     if ex is not None and not _same_frame(ex, signal):   # the exits over the params
         ex = xr.broadcast(ex, signal)[0].transpose(*signal.dims)
-    ds = align_data(ds, signal, opts, labels=not labels_checked, threads=threads)
+    check = _kernel_checks(ds, opts, state, start)
+    ds = align_data(ds, signal, opts, labels=not labels_checked, threads=threads,
+                    values=not check)
     base, impact, cap = slippage_panels(ds, opts)
     if start:
         signal, ds = signal.isel(time=slice(start, None)), ds.isel(time=slice(start, None))
@@ -444,14 +456,18 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
             endless if opts.dd_mode == "halt" else min(opts.dd_cooldown, endless),
             opts.metrics_only is not None)
     kw.update(borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
-              state=state, lean=lean)
-    if state is None and not opts.group:
-        # measured on 2 idle cores, 2 threads vs 1, MA crossovers: 2520 x 1000 1.28x
-        # (with stops 1.63x), 129,600 x 200 minute bars 1.33x, 200,000 x 40 1.14x,
-        # 1,000,000 x 4 1.02x (one call), 252 x 5000 1.22x, at 1.0-1.35x the CPU
-        out = _by_accounts(args, kw, threads)
-    else:
-        out = _k.simulate(*args, **kw)
+              state=state, lean=lean, check=check)
+    try:
+        if state is None and not opts.group:
+            # measured on 2 idle cores, 2 threads vs 1, MA crossovers: 2520 x 1000 1.28x
+            # (with stops 1.63x), 129,600 x 200 minute bars 1.33x, 200,000 x 40 1.14x,
+            # 1,000,000 x 4 1.02x (one call), 252 x 5000 1.22x, at 1.0-1.35x the CPU
+            out = _by_accounts(args, kw, threads)
+        else:
+            out = _k.simulate(*args, **kw)
+    except _k.InvalidPrice:
+        validate(ds, labels=False, threads=threads)   # names the first fault
+        raise
     if state is not None and opts.metrics_only is None and first:
         out[3][0][:] -= first        # order times: the kernel counts bars from the start
     return Run(out, signal, ds, params, bool(opts.group), periods)

@@ -1,0 +1,109 @@
+"""The backtest kernel checks a close-only panel's closes as it reads them
+(``simulate(check=True)``) instead of a ``validate`` pass first: the same faults are
+refused with the same message, NaN bars still pass, and other panels keep the pass."""
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+from quantlab import _threads
+from quantlab import data as qdata
+from quantlab.backtesting import dispatch
+from quantlab._kernels import backtest as _k
+
+
+def _close(n=300, m=40, seed=0):
+    rng = np.random.default_rng(seed)
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (n, m)), axis=0))
+    t = pd.date_range("2020-01-01", periods=n, freq="D")
+    return xr.DataArray(c, dims=("time", "asset"),
+                        coords={"time": t, "asset": [f"A{i}" for i in range(m)]}, name="close")
+
+
+def _signal(close):
+    return xr.where(close > close.rolling(time=5, min_periods=1).mean(), 1.0, -0.5)
+
+
+def _message(fn):
+    with pytest.raises(ql.DataError) as e:
+        fn()
+    return str(e.value)
+
+
+@pytest.mark.parametrize("value", [0.0, -0.0, -3.0, np.inf, -np.inf])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_bad_close_is_named_as_validate_names_it(value, threads):
+    n, m = 2500, 64   # on 2 threads, two blocks of accounts: the fault in either
+    assert len(_threads.blocks(m, n * m * dispatch._COST, 2, dispatch._COST,
+                               min_cols=dispatch._MIN_COLS, per_thread=1)[1]) == 2
+    close = _close(n, m)
+    sig = _signal(close)
+    rng = np.random.default_rng(1)
+    for _ in range(6):   # one fault, or two where the later row comes first in the panel
+        bad = close.copy()
+        t, a = int(rng.integers(0, n)), int(rng.integers(0, m))
+        bad[t, a] = value
+        if rng.random() < 0.5:
+            bad[max(t - 3, 0), m - 1 - a] = -1.0
+        want = _message(lambda: ql.data.validate(bad))
+        got = _message(lambda: ql.backtest(bad, sig, fees=0.001, threads=threads))
+        assert got == want
+        got = _message(lambda: ql.backtest(bad, sig, threads=threads,
+                                           metrics_only=["sharpe_ratio"]))
+        assert got == want
+
+
+def test_nan_closes_pass_and_the_run_equals_a_validated_one(monkeypatch):
+    close = _close()
+    close[10:20, 3] = np.nan      # a gap
+    close[:50, 7] = np.nan        # late listing
+    close[:, 9] = np.nan          # never listed
+    sig = _signal(close).fillna(0.0)
+    fused = ql.backtest(close, sig, fees=0.001, slippage=0.0005, threads=2)
+    monkeypatch.setattr("quantlab.backtesting.dispatch._kernel_checks", lambda *a: False)
+    plain = ql.backtest(close, sig, fees=0.001, slippage=0.0005, threads=2)
+    xr.testing.assert_identical(fused.equity, plain.equity)
+    pd.testing.assert_frame_equal(fused.orders, plain.orders)
+
+
+def test_the_validate_pass_runs_only_where_the_kernel_cannot_check(monkeypatch):
+    calls = []
+    real = qdata._check_bars
+    monkeypatch.setattr(qdata, "_check_bars", lambda p, t: calls.append(1) or real(p, t))
+    close = _close(m=8)
+    sig = _signal(close)
+    ql.backtest(close, sig)
+    assert calls == []                       # close only, fixed slippage: the kernel
+    ds = close.to_dataset()
+    ds["volume"] = xr.full_like(close, 1e6)
+    ql.backtest(ds, sig)                     # volume is checked too: the pass
+    assert calls == [1]
+    ql.backtest(ds, sig, slippage=ql.Slippage("volume_based"))
+    assert calls == [1, 1]
+
+
+@pytest.mark.parametrize("m", [1, 3, 4, 7, 8, 9, 17])
+def test_kernel_check_finds_the_first_bad_row_at_any_width_and_stride(m):
+    rng = np.random.default_rng(m)
+    n = 12
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, m)), axis=0))
+    c[2, 0] = np.nan
+    target = np.full((n, m), 0.5)
+
+    def run(close, check):
+        return _k.simulate(close, close, target, np.zeros((n, m)), np.zeros((n, m)), 0.0,
+                           np.arange(m, dtype=np.intp), np.arange(m, dtype=np.intp), m,
+                           1e5, np.zeros(m), np.zeros(m), 1.0, 1.0, False, False,
+                           check=check)
+
+    run(c, True)   # NaN passes
+    for value in (0.0, -1.0, np.inf, -np.inf):
+        for j in {0, m // 2, m - 1}:   # the SIMD lanes, the tail
+            bad = c.copy()
+            bad[5, j] = value
+            bad[9, 0] = -2.0
+            for layout in (bad, np.asfortranarray(bad)):   # contiguous rows, strided
+                with pytest.raises(_k.InvalidPrice, match="row 5"):
+                    run(layout, True)
+                run(layout, False)   # not asked: no check
