@@ -1507,6 +1507,23 @@ cdef inline bint _may_cut(_Sim s, Py_ssize_t g):
     return s.drained[g] and (not s.bust[g] or (s.cash[g] < 0 and s.drain_fee[g] > 0))
 
 
+cdef void _unpack_orders(const Order* buf, Py_ssize_t n, bint keyed, Py_ssize_t[::1] ot,
+                         Py_ssize_t[::1] oc, double[::1] osz, double[::1] opx,
+                         double[::1] ofee, signed char[::1] oreason,
+                         signed char[::1] ophase) noexcept nogil:
+    """The records' fields into their arrays (``ophase`` only if ``keyed``)."""
+    cdef Py_ssize_t k
+    for k in range(n):
+        if keyed:
+            ophase[k] = <signed char>buf[k].phase
+        ot[k] = buf[k].t
+        oc[k] = buf[k].col
+        osz[k] = buf[k].size
+        opx[k] = buf[k].price
+        ofee[k] = buf[k].fee
+        oreason[k] = <signed char>buf[k].reason
+
+
 cdef _finish(_Sim s, SimState state, Py_ssize_t n, bint metrics_only, equity_np, cash_np,
              pos_np, halted_np, interest_np, bint keyed=False):
     """Close the call: advance the state's bar (and carry the last target rows), hand
@@ -1533,15 +1550,9 @@ cdef _finish(_Sim s, SimState state, Py_ssize_t n, bint metrics_only, equity_np,
     cdef Py_ssize_t[::1] ot = ot_np, oc = oc_np
     cdef double[::1] osz = osz_np, opx = opx_np, ofee = ofee_np
     cdef signed char[::1] oreason = oreason_np, ophase = ophase_np
-    for k in range(s.orders.n):
-        if keyed:
-            ophase[k] = <signed char>s.orders.buf[k].phase
-        ot[k] = s.orders.buf[k].t
-        oc[k] = s.orders.buf[k].col
-        osz[k] = s.orders.buf[k].size
-        opx[k] = s.orders.buf[k].price
-        ofee[k] = s.orders.buf[k].fee
-        oreason[k] = <signed char>s.orders.buf[k].reason
+    with nogil:   # the arrays' first touch too: a column block beside runs unblocked
+        _unpack_orders(s.orders.buf, s.orders.n, keyed, ot, oc, osz, opx, ofee, oreason,
+                       ophase)
     for g in range(s.n_groups):   # a later call may still cut this drain's fee
         if _may_cut(s, g) and s.drain_rec[g] >= s.base:
             state._drain_ref[g] = (ofee_np, s.drain_rec[g] - s.base)

@@ -410,3 +410,17 @@ def test_kernel_merge_orders_dense_and_sparse_bars_give_the_stable_key_order(spa
     for g, w in zip(got, want):
         assert g.dtype == w.dtype
         np.testing.assert_array_equal(g, w)
+
+
+def test_backtest_threads_blocks_orders_are_joined_once_when_first_read(ds, monkeypatch):
+    calls = []
+    real = dispatch._k.merge_orders
+    monkeypatch.setattr(dispatch._k, "merge_orders",
+                        lambda *a: calls.append(1) or real(*a))
+    sig = ma_cross(ds, short=True)
+    res = ql.backtest(ds, sig, fees=0.001, threads=3)
+    ql.metrics.sharpe_ratio(res.returns), ql.metrics.max_drawdown(res.returns)
+    assert calls == []                      # equity, returns and their metrics: no join
+    res.positions, res.orders, res.cash, res.trades
+    assert calls == [1]                     # joined on the first read, once
+    same(res, ql.backtest(ds, sig, fees=0.001, threads=1))

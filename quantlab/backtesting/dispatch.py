@@ -357,9 +357,30 @@ def _by_accounts(args, kw, threads):
     joined = [None if first[i] is None else (
         full if len(first[i]) == len(full) else np.zeros((0, m), dtype=full.dtype))
         for i, full in zip((0, 1, 2, 4, 5), panels)]
-    rec = _k.merge_orders([o[3] for o in outs],
-                          np.array([lo for lo, _ in parts], dtype=np.intp))
+    rec = BlockOrders([o[3] for o in outs], np.array([lo for lo, _ in parts], dtype=np.intp))
     return (joined[0], joined[1], joined[2], rec, joined[3], joined[4])
+
+
+class BlockOrders:
+    """Column blocks' keyed order records, joined into the one call's (``merge_orders``)
+    when first read (:func:`order_arrays`): a caller that reads only the equity or the
+    metrics does not wait for the join (0.5-0.8 ms of a 2520 x 1000 run's ~13 ms on 2
+    threads); the orders table, cash and positions are built on first read anyway."""
+
+    def __init__(self, parts, col0):
+        self._parts, self._col0, self._arrays = parts, col0, None
+
+    def arrays(self) -> tuple:
+        if self._arrays is None:
+            self._arrays = _k.merge_orders(self._parts, self._col0)
+            self._parts = None
+        return self._arrays
+
+
+def order_arrays(rec) -> tuple:
+    """A run's (t, col, size, price, fee, reason) order arrays (``Run.out[3]``),
+    joined first where they came from column blocks."""
+    return rec.arrays() if isinstance(rec, BlockOrders) else rec
 
 
 def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,

@@ -320,7 +320,7 @@ class _LazyPanel:
     init_cash: float
 
     def frame(self) -> xr.DataArray:
-        run, orders = self.run, self.run.out[3]
+        run, orders = self.run, dispatch.order_arrays(self.run.out[3])
         n, m = run.signal.shape[0], int(np.prod(run.signal.shape[1:]))
         if self.name == "positions":
             pos = _k.positions_from_orders(n, m, orders)
@@ -340,10 +340,10 @@ class _LazyOrders:
     """A run's order arrays, labelled into the orders table when it is first read."""
 
     run: Run
-    arrays: tuple
+    arrays: tuple   # or dispatch.BlockOrders (joined on first read)
 
     def frame(self) -> pd.DataFrame:
-        return _orders(self.run, *self.arrays)
+        return _orders(self.run, *dispatch.order_arrays(self.arrays))
 
 
 def _orders(run: Run, ot, oc, osz, opx, ofee, oreason) -> pd.DataFrame:
