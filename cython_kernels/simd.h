@@ -158,22 +158,12 @@ static inline void argmin_update(const double* v, double* best, ptrdiff_t* arg, 
 
 /* Whether some one of p[0..n) is neither NaN nor a price in (0, inf): x <= 0 or x == inf
  * (ordered compares, false for NaN), or-ed over the row and tested once at the end.
- * Scalar, gcc does not vectorise the double compares into an int reduction. */
+ * Scalar, gcc does not vectorise the double compares into an int reduction. SSE2 only:
+ * the backtest kernel, its one caller, is built for the baseline alone. */
 static inline int bad_prices(const double* p, ptrdiff_t n) {
     ptrdiff_t i = 0;
     int bad = 0;
-#if defined(__AVX__)
-    const __m256d zero = _mm256_setzero_pd(), inf = _mm256_set1_pd(INFINITY);
-    __m256d acc = _mm256_setzero_pd(), a, b;
-    for (; i + 8 <= n; i += 8) {
-        a = _mm256_loadu_pd(p + i);
-        b = _mm256_loadu_pd(p + i + 4);
-        acc = _mm256_or_pd(acc, _mm256_or_pd(
-            _mm256_or_pd(_mm256_cmp_pd(a, zero, _CMP_LE_OQ), _mm256_cmp_pd(a, inf, _CMP_EQ_OQ)),
-            _mm256_or_pd(_mm256_cmp_pd(b, zero, _CMP_LE_OQ), _mm256_cmp_pd(b, inf, _CMP_EQ_OQ))));
-    }
-    bad = _mm256_movemask_pd(acc);
-#elif defined(__SSE2__)
+#if defined(__SSE2__)
     const __m128d zero = _mm_setzero_pd(), inf = _mm_set1_pd(INFINITY);
     __m128d acc = _mm_setzero_pd(), a, b;
     for (; i + 4 <= n; i += 4) {
