@@ -107,3 +107,25 @@ def test_kernel_check_finds_the_first_bad_row_at_any_width_and_stride(m):
                 with pytest.raises(_k.InvalidPrice, match="row 5"):
                     run(layout, True)
                 run(layout, False)   # not asked: no check
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_streamed_close_only_run_is_checked_by_the_kernel_chunk_by_chunk(group,
+                                                                           monkeypatch):
+    import dask
+    calls = []
+    real = qdata._check_bars
+    monkeypatch.setattr(qdata, "_check_bars", lambda p, t: calls.append(1) or real(p, t))
+    close = _close(n=300, m=8)
+    sig = _signal(close)
+    with dask.config.set(scheduler="sync"):
+        res = ql.backtest(close.chunk(time=50, asset=4), sig, group=group, fees=0.001)
+        np.testing.assert_array_equal(
+            res.equity.values, ql.backtest(close, sig, group=group, fees=0.001).equity.values)
+        assert calls == []                   # every chunk checked in the kernel
+        bad = close.copy()
+        bad[220, 5] = -1.0                   # in the fifth time chunk
+        want = _message(lambda: ql.backtest(bad, sig, group=group))
+        got = _message(lambda: ql.backtest(bad.chunk(time=50, asset=4), sig, group=group))
+    assert got == want
+    assert "non-positive price -1" in got

@@ -217,13 +217,14 @@ def align_data(ds: xr.Dataset, signal: xr.DataArray, opts: BacktestOptions,
     return ds
 
 
-def _kernel_checks(ds: xr.Dataset, opts: BacktestOptions, state, start: int) -> bool:
+def _kernel_checks(ds: xr.Dataset, opts: BacktestOptions, start: int) -> bool:
     """Whether the kernel checks the closes as it reads them (``simulate(check=True)``)
-    instead of a ``validate`` pass over the panel first: for a fresh run over every row
-    of a close-only panel (``validate``'s rules for one are the kernel's: NaN or a
-    finite price > 0) whose slippage reads no data. A fault is then named by
-    ``validate`` as before."""
-    return (state is None and not start and opts.slippage.model == "fixed"
+    instead of a ``validate`` pass over the panel first: for a run over every row of a
+    close-only panel (``validate``'s rules for one are the kernel's: NaN or a finite
+    price > 0) whose slippage reads no data. A fault is then named by ``validate`` as
+    before; a ``state`` is left part-way (a streamed run's, private to it, is dropped
+    with the run)."""
+    return (not start and opts.slippage.model == "fixed"
             and [v for v in BAR_VARS if v in ds.data_vars] == ["close"])
 
 
@@ -405,7 +406,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     opts : BacktestOptions
         The options of ``ql.backtest``.
     state : SimState, optional
-        Continue from it (updated in place).
+        Continue from it (updated in place; left part-way when the data are refused).
     start : int, default 0
         The first row the kernel runs (earlier rows feed the slippage windows only).
     lean : bool, default False
@@ -447,7 +448,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     signal, params = broadcast(signal, opts)
     if ex is not None and not _same_frame(ex, signal):   # the exits over the params
         ex = xr.broadcast(ex, signal)[0].transpose(*signal.dims)
-    check = _kernel_checks(ds, opts, state, start)
+    check = _kernel_checks(ds, opts, start)
     ds = align_data(ds, signal, opts, labels=not labels_checked, threads=threads,
                     values=not check)
     base, impact, cap = slippage_panels(ds, opts)
