@@ -65,18 +65,20 @@ def split(ns):
     args = (close, close, (ent.values, ex.values), np.broadcast_to(0.0005, close.shape),
             np.broadcast_to(0.0, close.shape), 0.05, cols, cols, m, 1e5, np.full(m, 0.001),
             np.zeros(m), 1.0, 1.0, False, False)
-    run = dispatch.simulate(da, None, ent, ex, opts, lean=True)
+    run = dispatch.simulate(da, None, ent, ex, opts, lean=True, threads=1)
     res = result.from_run(run, opts)
     out = {"total ql.backtest": _median(lambda: ql.backtest(da, entries=ent, exits=ex, threads=1, **KW)),
-           "kernel only (lean: equity and orders)": _median(
-               lambda: _k.simulate(*args, lean=True)),
+           "kernel only (lean; checks the closes)": _median(
+               lambda: _k.simulate(*args, lean=True, check=True)),
            "kernel writing cash and positions too": _median(lambda: _k.simulate(*args)),
            "dispatch.simulate (checks + kernel)": _median(
-               lambda: dispatch.simulate(da, None, ent, ex, opts, lean=True)),
-           "  of which data validation": _median(
-               lambda: dispatch.align_data(dispatch.as_dataset(da), run.signal, opts)),
+               lambda: dispatch.simulate(da, None, ent, ex, opts, lean=True, threads=1)),
+           "  of which the labels check": _median(
+               lambda: dispatch.align_data(dispatch.as_dataset(da), run.signal, opts,
+                                           values=False)),
            "from_run (result arrays)": _median(lambda: result.from_run(run, opts)),
-           "orders table (on first read)": _median(lambda: result._orders(run, *run.out[3])),
+           "orders table (on first read)": _median(
+               lambda: result._orders(run, *dispatch.order_arrays(run.out[3]))),
            "cash + positions (on first read)": _median(
                lambda: [result._LazyPanel(run, k, 1e5).frame() for k in ("cash", "positions")]),
            "trades (on first read)": _median(

@@ -1340,10 +1340,10 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     s.todo = np.empty(m, dtype=np.intp)
     cdef int err = 0
     cdef Py_ssize_t n_px = close.shape[1] if check else 0
-    cdef Py_ssize_t px_step = close.strides[1] // sizeof(double)
+    cdef Py_ssize_t px_step = close.strides[1]   # bytes: any stride (a record's field)
     with nogil:
         for r in range(n):
-            if n_px and _bad_prices(&close[r, 0], px_step, n_px):
+            if n_px and _bad_prices(<const char*>&close[r, 0], px_step, n_px):
                 err = -2
                 break
             err = s.step(r)
@@ -1365,14 +1365,17 @@ cdef extern from "simd.h" nogil:
     int bad_prices(const double* p, Py_ssize_t n)
 
 
-cdef inline bint _bad_prices(const double* p, Py_ssize_t step, Py_ssize_t k) noexcept nogil:
-    """Some one of the ``k`` values ``p[0], p[step], ...`` is neither NaN nor in (0, inf)."""
+cdef inline bint _bad_prices(const char* p, Py_ssize_t step, Py_ssize_t k) noexcept nogil:
+    """Some one of the ``k`` doubles at ``p``, ``p + step`` bytes, ... is neither NaN nor
+    in (0, inf)."""
     cdef Py_ssize_t i
     cdef bint bad = False
-    if step == 1:
-        return bad_prices(p, k)
+    cdef double x
+    if step == sizeof(double):
+        return bad_prices(<const double*>p, k)
     for i in range(k):
-        bad |= (p[i * step] <= 0) | (p[i * step] == INFINITY)
+        memcpy(&x, p + i * step, sizeof(double))   # a stride need not keep doubles aligned
+        bad |= (x <= 0) | (x == INFINITY)
     return bad
 
 

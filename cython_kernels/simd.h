@@ -158,8 +158,8 @@ static inline void argmin_update(const double* v, double* best, ptrdiff_t* arg, 
 
 /* Whether some one of p[0..n) is neither NaN nor a price in (0, inf): x <= 0 or x == inf
  * (ordered compares, false for NaN), or-ed over the row and tested once at the end.
- * Scalar, gcc does not vectorise the double compares into an int reduction. SSE2 only:
- * the backtest kernel, its one caller, is built for the baseline alone. */
+ * Intrinsics, as gcc does not vectorise the double compares into an int reduction;
+ * SSE2 only: the backtest kernel, its one caller, is built for the baseline alone. */
 static inline int bad_prices(const double* p, ptrdiff_t n) {
     ptrdiff_t i = 0;
     int bad = 0;

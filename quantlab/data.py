@@ -523,10 +523,14 @@ def _check_bars(panels, threads):
 
 def _time_asset(da: xr.DataArray) -> np.ndarray:
     """``da``'s values on (time, asset) as float64: a view where they already are (a
-    constant broadcast stays a stride-0 view; no copy)."""
+    constant broadcast stays a stride-0 view; no copy), unless its strides are not whole
+    doubles (a field of a record array), which the bar checks cannot step through."""
     if da.dims != ("time", "asset"):
         da = da.transpose("time", "asset")
-    return np.asarray(da.values, dtype=np.float64)
+    a = np.asarray(da.values, dtype=np.float64)
+    if any(s % a.itemsize for s in a.strides):
+        a = np.ascontiguousarray(a)
+    return a
 
 
 def _label(a):

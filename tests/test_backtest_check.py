@@ -129,3 +129,57 @@ def test_a_streamed_close_only_run_is_checked_by_the_kernel_chunk_by_chunk(group
         got = _message(lambda: ql.backtest(bad.chunk(time=50, asset=4), sig, group=group))
     assert got == want
     assert "non-positive price -1" in got
+
+
+def test_the_named_fault_comes_without_the_kernels_error_attached():
+    close = _close(m=8)
+    bad = close.copy()
+    bad[40, 2] = 0.0
+    with pytest.raises(ql.DataError) as e:
+        ql.backtest(bad, _signal(close))
+    assert e.value.__context__ is None and e.value.__cause__ is None
+
+
+def test_no_kernel_column_still_gets_the_data_checked():
+    close = _close(m=8)
+    bad = close.copy()
+    bad[40, 2] = np.inf
+    empty_sweep = xr.DataArray(np.zeros(0), dims="fee_rate", coords={"fee_rate": np.zeros(0)})
+    want = _message(lambda: ql.data.validate(bad))
+    assert _message(lambda: ql.backtest(bad, _signal(close), fees=empty_sweep)) == want
+
+
+def test_a_record_arrays_field_is_read_as_its_values():
+    # a float64 field of a record array has a 12-byte stride here: no whole doubles
+    close = _close(n=60, m=8)
+    rec = np.zeros(close.shape, dtype=[("x", "f4"), ("close", "f8")])
+    rec["close"] = close.values
+    field = close.copy(data=rec["close"])
+    assert field.values.strides[1] == 12
+    ql.data.validate(field)
+    sig = _signal(close)
+    np.testing.assert_array_equal(ql.backtest(field, sig, fees=0.001).equity.values,
+                                  ql.backtest(close, sig, fees=0.001).equity.values)
+    rec["close"][30, 5] = -2.0
+    want = _message(lambda: ql.data.validate(close.copy(data=rec["close"].copy())))
+    assert "non-positive price -2" in want
+    assert _message(lambda: ql.data.validate(field)) == want
+    assert _message(lambda: ql.backtest(field, sig)) == want
+
+
+def test_lazy_fields_read_from_many_threads_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+    close = _close(n=2500, m=64)
+    sig = _signal(close)
+    ref = ql.backtest(close, sig, fees=0.001, threads=1)
+    for _ in range(5):
+        res = ql.backtest(close, sig, fees=0.001, threads=2)
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda k: getattr(res, ("orders", "positions", "cash")[k % 3]),
+                                range(12)))
+        for k, g in enumerate(got):
+            want = getattr(ref, ("orders", "positions", "cash")[k % 3])
+            if isinstance(g, pd.DataFrame):
+                pd.testing.assert_frame_equal(g, want, check_exact=True)
+            else:
+                np.testing.assert_array_equal(g.values, want.values)

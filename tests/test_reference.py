@@ -371,3 +371,21 @@ def test_backtest_through_ql_backtest_equals_reference(name, monkeypatch):
         np.testing.assert_allclose(getattr(res, name).values.reshape(want[k].shape), want[k],
                                    rtol=1e-12, atol=1e-9)
     assert len(res.orders) == len(want[3][0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_backtest_close_check_stops_at_the_twins_row(seed):
+    rng = np.random.default_rng(seed)
+    n, m = 40, 9
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (n, m)), axis=0))
+    close[rng.random((n, m)) < 0.1] = np.nan
+    for _ in range(rng.integers(1, 4)):
+        close[rng.integers(0, n), rng.integers(0, m)] = rng.choice([0.0, -1.0, np.inf, -np.inf])
+    cols = np.arange(m, dtype=np.intp)
+    args = (close, close, np.full((n, m), 0.5), np.zeros((n, m)), np.zeros((n, m)), 0.0,
+            cols, cols, m, 1e5, np.zeros(m), np.zeros(m), 1.0, 1.0, False, False)
+    with pytest.raises(ValueError) as want:
+        ref.backtest.simulate(*args, check=True)
+    with pytest.raises(_bt.InvalidPrice) as got:
+        _bt.simulate(*args, check=True)
+    assert str(got.value) == str(want.value)

@@ -44,8 +44,12 @@ def simulate(
     out: tuple[F64 | None, F64 | None, F64 | None, npt.NDArray[np.int8] | None, F64 | None]
     | None = None,
     keyed: bool = False,  # orders get a 7th array: each record's phase of its bar (int8)
+    check: bool = False,  # each bar's closes NaN or in (0, inf), else InvalidPrice
 ) -> tuple[F64, F64 | None, F64 | None, Orders | KeyedOrders, npt.NDArray[np.int8], F64] | tuple[
     F64, F64]: ...
+
+class InvalidPrice(ValueError):
+    """simulate(check=True) met a close neither NaN nor a finite price > 0."""
 
 # one call's records from column blocks' keyed records (block i's columns from col0[i])
 def merge_orders(parts: list[KeyedOrders], col0: npt.NDArray[np.intp]) -> Orders: ...

@@ -35,7 +35,8 @@ class Run:
     Parameters
     ----------
     out : tuple
-        ``quantlab._kernels.backtest.simulate``'s return value.
+        ``quantlab._kernels.backtest.simulate``'s return value; its orders (``out[3]``)
+        may be column blocks' :class:`BlockOrders`: read them with :func:`order_arrays`.
     signal : xarray.DataArray
         The broadcast signal, (time, asset, *params).
     ds : xarray.Dataset
@@ -58,7 +59,7 @@ class Run:
     (['time'], (5,), 252)
     """
 
-    out: tuple              # simulate()'s return value
+    out: tuple              # simulate()'s return value (orders: see order_arrays)
     signal: xr.DataArray    # the broadcast signal, (time, asset, *params)
     ds: xr.Dataset          # the data, on the signal's assets
     params: list            # the parameter dims
@@ -309,7 +310,8 @@ def _by_accounts(args, kw, threads):
     the pool (the kernel releases the GIL): each block reads views of the inputs (its
     columns, and the prices of their assets) and writes its columns of the one set of
     output panels (the kernel's ``out=``: nothing is copied or joined); its order records
-    come keyed by phase and ``merge_orders`` joins them in the single call's order."""
+    come keyed by phase, as a :class:`BlockOrders` that ``merge_orders`` joins in the
+    single call's order when first read."""
     close, exec_px, target, base, impact, cap, asset, grp, m = args[:9]
     rest = args[9:]
     fees, fixed = rest[1], rest[2]
@@ -373,7 +375,10 @@ class BlockOrders:
 
     def arrays(self) -> tuple:
         if self._arrays is None:
-            self._arrays = _k.merge_orders(self._parts, self._col0)
+            parts = self._parts
+            if parts is None:   # another thread joined them between the two reads
+                return self._arrays
+            self._arrays = _k.merge_orders(parts, self._col0)   # set before parts go
             self._parts = None
         return self._arrays
 
@@ -448,7 +453,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     signal, params = broadcast(signal, opts)
     if ex is not None and not _same_frame(ex, signal):   # the exits over the params
         ex = xr.broadcast(ex, signal)[0].transpose(*signal.dims)
-    check = _kernel_checks(ds, opts, start)
+    check = signal.size > 0 and _kernel_checks(ds, opts, start)   # no column: no kernel
     ds = align_data(ds, signal, opts, labels=not labels_checked, threads=threads,
                     values=not check)
     base, impact, cap = slippage_panels(ds, opts)
@@ -487,9 +492,13 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
             out = _by_accounts(args, kw, threads)
         else:
             out = _k.simulate(*args, **kw)
-    except _k.InvalidPrice:
-        validate(ds, labels=False, threads=threads)   # names the first fault
-        raise
+    except _k.InvalidPrice as e:
+        refused = e
+    else:
+        refused = None
+    if refused is not None:   # named as the validate pass names it (no kernel traceback)
+        validate(ds, labels=False, threads=threads)
+        raise refused
     if state is not None and opts.metrics_only is None and first:
         out[3][0][:] -= first        # order times: the kernel counts bars from the start
     return Run(out, signal, ds, params, bool(opts.group), periods)

@@ -90,10 +90,12 @@ class BacktestResult:
     def __getattr__(self, name):   # only for attributes not set: a lazy field
         lazy = self.__dict__.get("_lazy_" + name) if name in _LAZY else None
         if lazy is None:
+            if name in _LAZY and name in self.__dict__:   # built by another thread meanwhile
+                return self.__dict__[name]
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        self.__dict__[name] = lazy.frame()
-        del self.__dict__["_lazy_" + name]
-        return self.__dict__[name]
+        value = self.__dict__.setdefault(name, lazy.frame())   # the first thread's wins
+        self.__dict__.pop("_lazy_" + name, None)
+        return value
 
     @property
     def returns(self) -> xr.DataArray:

@@ -432,11 +432,17 @@ class _Sim:
 def simulate(close, exec_price, target, slip_base, impact, impact_cap, asset, group,
              n_groups, init_cash, fees, fixed_fees, max_leverage, max_position_size, daily,
              next_open, dd_limit=0.0, dd_cooldown=0, metrics_only=False, bars=None,
-             stops=None, events=None, limit=None, borrow=0.0, margin=0.0, state=None):
+             stops=None, events=None, limit=None, borrow=0.0, margin=0.0, state=None,
+             check=False):
     """The kernel's arguments (a fresh run: ``state`` must be None); per bar: stops, resting limits, targets/events, equity
     at the execution prices (drawdown control, drained accounts), orders (sells before
-    buys), then the close (borrow, margin calls) -- see backtest.pyx's docstring."""
+    buys), then the close (borrow, margin calls) -- see backtest.pyx's docstring.
+    ``check``: the first row with a close neither NaN nor in (0, inf) raises."""
     assert state is None, "the twin runs whole panels (chunked runs: test_backtest_state)"
+    bad_rows = np.flatnonzero(((np.asarray(close) <= 0) | (np.asarray(close) == np.inf)).any(1))
+    if check and bad_rows.size:
+        raise ValueError(f"close at row {bad_rows[0]}: a value is neither NaN nor a finite "
+                         "price > 0")
     if isinstance(target, tuple):   # boolean (entries, exits): 1 entry, 0 exit, both nothing
         entries, exits = (np.asarray(x).astype(bool) for x in target)
         target = np.where(entries & ~exits, 1.0, np.where(exits & ~entries, 0.0, np.nan))
