@@ -486,9 +486,11 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
               state=state, lean=lean, check=check)
     try:
         if state is None and not opts.group:
-            # measured on 2 idle cores, 2 threads vs 1, MA crossovers: 2520 x 1000 1.28x
-            # (with stops 1.63x), 129,600 x 200 minute bars 1.33x, 200,000 x 40 1.14x,
-            # 1,000,000 x 4 1.02x (one call), 252 x 5000 1.22x, at 1.0-1.35x the CPU
+            # measured on 2 idle cores, 2 threads vs 1, MA crossovers: 2520 x 1000
+            # 1.59-1.60x (make bench; 1.28x before the checks moved into the kernel and
+            # the join of the orders was deferred), with stops 1.63x, 129,600 x 200
+            # minute bars 1.33x, 200,000 x 40 1.14x, 1,000,000 x 4 1.02x (one call),
+            # 252 x 5000 1.22x, at 1.0-1.35x the CPU
             out = _by_accounts(args, kw, threads)
         else:
             out = _k.simulate(*args, **kw)
