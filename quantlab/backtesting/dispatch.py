@@ -484,6 +484,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
             opts.metrics_only is not None)
     kw.update(borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
               state=state, lean=lean, check=check)
+    refused = None
     try:
         if state is None and not opts.group:
             # measured on 2 idle cores, 2 threads vs 1, MA crossovers: 2520 x 1000
@@ -496,8 +497,6 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
             out = _k.simulate(*args, **kw)
     except _k.InvalidPrice as e:
         refused = e
-    else:
-        refused = None
     if refused is not None:   # named as the validate pass names it (no kernel traceback)
         validate(ds, labels=False, threads=threads)
         raise refused

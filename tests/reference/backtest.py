@@ -439,10 +439,12 @@ def simulate(close, exec_price, target, slip_base, impact, impact_cap, asset, gr
     buys), then the close (borrow, margin calls) -- see backtest.pyx's docstring.
     ``check``: the first row with a close neither NaN nor in (0, inf) raises."""
     assert state is None, "the twin runs whole panels (chunked runs: test_backtest_state)"
-    bad_rows = np.flatnonzero(((np.asarray(close) <= 0) | (np.asarray(close) == np.inf)).any(1))
-    if check and bad_rows.size:
-        raise ValueError(f"close at row {bad_rows[0]}: a value is neither NaN nor a finite "
-                         "price > 0")
+    if check:
+        c = np.asarray(close)
+        bad_rows = np.flatnonzero(((c <= 0) | (c == np.inf)).any(axis=1))
+        if bad_rows.size:
+            raise ValueError(f"close at row {bad_rows[0]}: a value is neither NaN nor a "
+                             "finite price > 0")
     if isinstance(target, tuple):   # boolean (entries, exits): 1 entry, 0 exit, both nothing
         entries, exits = (np.asarray(x).astype(bool) for x in target)
         target = np.where(entries & ~exits, 1.0, np.where(exits & ~entries, 0.0, np.nan))
