@@ -1162,7 +1162,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              double dd_limit=0.0, Py_ssize_t dd_cooldown=0, bint metrics_only=False,
              bars=None, stops=None, events=None, limit=None, double borrow=0.0,
              double margin=0.0, SimState state=None, bint fast=True, bint lean=False,
-             out=None, bint keyed=False, bint check=False):
+             out=None, bint keyed=False, bint check=False,
+             bint check_target=False):
     # > 80 lines only by its docstring (the kernel's reference); the code is ~70 lines
     """Run the simulation.
 
@@ -1268,6 +1269,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     (``ql.data.validate``'s rules for a close-only panel), read from the row the bar
     reads anyway; else :class:`InvalidPrice` is raised at the first such row (the caller
     names the value with ``validate``; a ``state`` is then left part-way).
+    ``check_target``: likewise, each bar's targets must be NaN or in [-1, 1] (to 1e-12,
+    as ``check_signal``), else :class:`InvalidTarget`.
     """
     cdef const double[:, :] tgt
     cdef Py_ssize_t n, m
@@ -1341,16 +1344,23 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     cdef int err = 0
     cdef Py_ssize_t n_px = close.shape[1] if check else 0
     cdef Py_ssize_t px_step = close.strides[1]   # bytes: any stride (a record's field)
+    cdef Py_ssize_t n_tg = m if check_target and not s.use_bool else 0
+    cdef Py_ssize_t tg_step = tgt.strides[1]
     with nogil:
         for r in range(n):
             if n_px and _bad_prices(<const char*>&close[r, 0], px_step, n_px):
                 err = -2
+                break
+            if n_tg and _bad_targets(<const char*>&tgt[r, 0], tg_step, n_tg):
+                err = -3
                 break
             err = s.step(r)
             if err < 0:
                 break
     if err == -2:
         raise InvalidPrice(f"close at row {r}: a value is neither NaN nor a finite price > 0")
+    if err == -3:
+        raise InvalidTarget(f"target at row {r}: a value is outside [-1, 1]")
     if err < 0:   # the state is left part-way through a bar: unusable
         raise MemoryError("backtest: out of memory for the order records")
     return _finish(s, state, n, metrics_only, equity_np, None if lean else cash_np,
@@ -1361,8 +1371,13 @@ class InvalidPrice(ValueError):
     """``simulate(check=True)`` met a close that is neither NaN nor a finite price > 0."""
 
 
+class InvalidTarget(ValueError):
+    """``simulate(check_target=True)`` met a target outside [-1, 1] (NaN passes)."""
+
+
 cdef extern from "simd.h" nogil:
     int bad_prices(const double* p, Py_ssize_t n)
+    int bad_targets(const double* p, Py_ssize_t n, double lim)
 
 
 cdef inline bint _bad_prices(const char* p, Py_ssize_t step, Py_ssize_t k) noexcept nogil:
@@ -1376,6 +1391,23 @@ cdef inline bint _bad_prices(const char* p, Py_ssize_t step, Py_ssize_t k) noexc
     for i in range(k):
         memcpy(&x, p + i * step, sizeof(double))   # a stride need not keep doubles aligned
         bad |= (x <= 0) | (x == INFINITY)
+    return bad
+
+
+cdef double TARGET_LIM = 1.0 + 1e-12   # check_signal's tolerance for a full exposure
+
+
+cdef inline bint _bad_targets(const char* p, Py_ssize_t step, Py_ssize_t k) noexcept nogil:
+    """Some one of the ``k`` doubles at ``p``, ``p + step`` bytes, ... is outside
+    [-1, 1] (to ``TARGET_LIM``; NaN passes)."""
+    cdef Py_ssize_t i
+    cdef bint bad = False
+    cdef double x
+    if step == sizeof(double):
+        return bad_targets(<const double*>p, k, TARGET_LIM)
+    for i in range(k):
+        memcpy(&x, p + i * step, sizeof(double))
+        bad |= fabs(x) > TARGET_LIM
     return bad
 
 

@@ -180,4 +180,23 @@ static inline int bad_prices(const double* p, ptrdiff_t n) {
     return bad != 0;
 }
 
+/* Whether some one of p[0..n) is outside [-lim, lim]: |x| > lim (an ordered compare,
+ * false for NaN), as bad_prices: or-ed over the row, tested once at the end. */
+static inline int bad_targets(const double* p, ptrdiff_t n, double lim) {
+    ptrdiff_t i = 0;
+    int bad = 0;
+#if defined(__SSE2__)
+    const __m128d sign = _mm_set1_pd(-0.0), hi = _mm_set1_pd(lim);
+    __m128d acc = _mm_setzero_pd();
+    for (; i + 4 <= n; i += 4)
+        acc = _mm_or_pd(acc, _mm_or_pd(
+            _mm_cmpgt_pd(_mm_andnot_pd(sign, _mm_loadu_pd(p + i)), hi),
+            _mm_cmpgt_pd(_mm_andnot_pd(sign, _mm_loadu_pd(p + i + 2)), hi)));
+    bad = _mm_movemask_pd(acc);
+#endif
+    for (; i < n; i++)
+        bad |= fabs(p[i]) > lim;
+    return bad != 0;
+}
+
 #endif

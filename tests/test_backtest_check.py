@@ -1,6 +1,8 @@
 """The backtest kernel checks a close-only panel's closes as it reads them
-(``simulate(check=True)``) instead of a ``validate`` pass first: the same faults are
-refused with the same message, NaN bars still pass, and other panels keep the pass."""
+(``simulate(check=True)``) instead of a ``validate`` pass first, and a float signal's
+targets (``check_target=True``) instead of ``check_signal``'s pass: the same faults are
+refused with the same message, NaN bars and targets still pass, and other panels keep
+the pass."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -183,3 +185,137 @@ def test_lazy_fields_read_from_many_threads_at_once():
                 pd.testing.assert_frame_equal(g, want, check_exact=True)
             else:
                 np.testing.assert_array_equal(g.values, want.values)
+
+
+def _signal_message(sig, close):
+    """What the values pass before the kernel said of ``sig`` (check_signal's own)."""
+    with pytest.raises(ValueError) as e:
+        dispatch.check_signal(sig, close.to_dataset())
+    return str(e.value)
+
+
+def _value_error(fn):
+    with pytest.raises(ValueError) as e:
+        fn()
+    assert not isinstance(e.value, _k.InvalidTarget)
+    assert e.value.__context__ is None and e.value.__cause__ is None
+    return str(e.value)
+
+
+@pytest.mark.parametrize("value", [1.5, -1.0 - 1e-11, np.inf, -np.inf, 7.0])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_signal_out_of_range_is_named_as_check_signal_names_it(value, threads):
+    n, m = 2500, 64   # on 2 threads, two blocks of accounts: the fault in either
+    close = _close(n, m)
+    rng = np.random.default_rng(2)
+    for _ in range(5):   # one fault, or two where the later row comes first in the panel
+        sig = _signal(close)
+        t, a = int(rng.integers(0, n)), int(rng.integers(0, m))
+        sig[t, a] = value
+        if rng.random() < 0.5:
+            sig[max(t - 3, 0), m - 1 - a] = -2.0
+        want = _signal_message(sig, close)
+        assert "signal must be in [-1, 1]" in want
+        assert _value_error(lambda: ql.backtest(close, sig, fees=0.001,
+                                                threads=threads)) == want
+        assert _value_error(lambda: ql.backtest(close, sig, threads=threads,
+                                                metrics_only=["sharpe_ratio"])) == want
+
+
+def test_the_signal_pass_runs_only_where_the_kernel_cannot_check(monkeypatch):
+    passes = []
+    real = dispatch.check_signal
+
+    def spy(signal, ds, labels=True, values=True):
+        passes.append(values and signal.dtype != bool)
+        return real(signal, ds, labels=labels, values=values)
+
+    monkeypatch.setattr(dispatch, "check_signal", spy)
+    close = _close(m=8)
+    ql.backtest(close, _signal(close), fees=0.001)
+    assert passes == [False]                       # the kernel checked the targets
+    passes.clear()
+    ds = close.to_dataset()
+    ds["volume"] = xr.full_like(close, 1e6)
+    slip = ql.Slippage("volume_based")
+    ql.backtest(ds, _signal(close), slippage=slip)  # the closes by validate, targets not
+    assert passes == [False]
+    passes.clear()
+    import dask
+    with dask.config.set(scheduler="sync"):   # each later chunk starts after its window
+        ql.backtest(ds.chunk(time=100), _signal(close), slippage=slip, group=True)
+    assert passes == [False, True, True]
+
+
+def test_targets_at_the_bounds_and_nan_pass_and_the_run_is_unchanged(monkeypatch):
+    close = _close(n=2500, m=64)
+    sig = _signal(close)
+    sig[5, 1], sig[6, 2], sig[7, 3], sig[8, 4] = 1.0 + 1e-13, -1.0 - 1e-13, np.nan, -1.0
+    fused = ql.backtest(close, sig, fees=0.001, threads=2)
+    real = _k.simulate
+    monkeypatch.setattr(_k, "simulate", lambda *a, **kw: real(*a, **dict(kw, check_target=False)))
+    plain = ql.backtest(close, sig, fees=0.001, threads=2)
+    xr.testing.assert_identical(fused.equity, plain.equity)
+    pd.testing.assert_frame_equal(fused.orders, plain.orders)
+
+
+@pytest.mark.parametrize("m", [1, 3, 4, 7, 8, 9, 17])
+def test_kernel_target_check_finds_the_first_bad_row_at_any_width_and_stride(m):
+    rng = np.random.default_rng(m)
+    n = 12
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, m)), axis=0))
+    target = np.full((n, m), 0.5)
+    target[2, 0] = np.nan
+
+    def run(tgt, check_target, close=c):
+        return _k.simulate(close, close, tgt, np.zeros((n, m)), np.zeros((n, m)), 0.0,
+                           np.arange(m, dtype=np.intp), np.arange(m, dtype=np.intp), m,
+                           1e5, np.zeros(m), np.zeros(m), 1.0, 1.0, False, False,
+                           check=True, check_target=check_target)
+
+    run(target, True)   # NaN passes
+    for value in (1.0 + 1e-11, -1.5, np.inf, -np.inf):
+        for j in {0, m // 2, m - 1}:   # the SIMD lanes, the tail
+            bad = target.copy()
+            bad[5, j] = value
+            bad[9, 0] = 2.0
+            for layout in (bad, np.asfortranarray(bad)):   # contiguous rows, strided
+                with pytest.raises(_k.InvalidTarget, match="row 5"):
+                    run(layout, True)
+                run(layout, False)   # not asked: no check
+            badc = c.copy()
+            badc[5, j] = -1.0       # the close of the same row is named first
+            with pytest.raises(_k.InvalidPrice, match="row 5"):
+                run(bad, True, badc)
+
+
+def test_a_bad_signal_is_named_before_a_bad_close_as_before():
+    close = _close(n=300, m=8)
+    sig = _signal(close)
+    sig[250, 3] = 3.0
+    bad = close.copy()
+    bad[20, 1] = 0.0              # an earlier row: the kernel meets the close first
+    want = _signal_message(sig, close)
+    assert _value_error(lambda: ql.backtest(bad, sig, fees=0.001)) == want
+
+
+def test_no_kernel_column_still_gets_the_signal_checked():
+    close = _close(m=8)
+    sig = _signal(close)
+    sig[40, 2] = -4.0
+    empty_sweep = xr.DataArray(np.zeros(0), dims="fee_rate", coords={"fee_rate": np.zeros(0)})
+    want = _signal_message(sig, close)
+    assert _value_error(lambda: ql.backtest(close, sig, fees=empty_sweep)) == want
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_streamed_signal_is_checked_by_the_kernel_chunk_by_chunk(group):
+    import dask
+    close = _close(n=300, m=8)
+    sig = _signal(close)
+    sig[220, 5] = 1.25                       # in the fifth time chunk
+    want = _value_error(lambda: ql.backtest(close, sig, group=group))
+    with dask.config.set(scheduler="sync"):
+        got = _value_error(lambda: ql.backtest(close.chunk(time=50, asset=4), sig,
+                                               group=group))
+    assert got == want and "first 1.25" in got

@@ -45,11 +45,15 @@ def simulate(
     | None = None,
     keyed: bool = False,  # orders get a 7th array: each record's phase of its bar (int8)
     check: bool = False,  # each bar's closes NaN or in (0, inf), else InvalidPrice
+    check_target: bool = False,  # each bar's targets NaN or in [-1, 1], else InvalidTarget
 ) -> tuple[F64, F64 | None, F64 | None, Orders | KeyedOrders, npt.NDArray[np.int8], F64] | tuple[
     F64, F64]: ...
 
 class InvalidPrice(ValueError):
     """simulate(check=True) met a close neither NaN nor a finite price > 0."""
+
+class InvalidTarget(ValueError):
+    """simulate(check_target=True) met a target outside [-1, 1] (NaN passes)."""
 
 # one call's records from column blocks' keyed records (block i's columns from col0[i])
 def merge_orders(parts: list[KeyedOrders], col0: npt.NDArray[np.intp]) -> Orders: ...

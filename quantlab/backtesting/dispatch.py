@@ -137,9 +137,11 @@ def _same_frame(a, b) -> bool:
     return all(a.indexes[d].equals(b.indexes[d]) for d in a.indexes)
 
 
-def check_signal(signal: xr.DataArray, ds: xr.Dataset, labels: bool = True) -> xr.DataArray:
+def check_signal(signal: xr.DataArray, ds: xr.Dataset, labels: bool = True,
+                 values: bool = True) -> xr.DataArray:
     """``signal`` if it is a target exposure in [-1, 1] (or booleans) on the data's time
-    and assets; ``labels=False``: the values only (labels checked on the whole panel)."""
+    and assets; ``labels=False``: the values only (labels checked on the whole panel);
+    ``values=False``: not the values (the kernel checks them, ``check_target``)."""
     if not isinstance(signal, xr.DataArray):
         raise TypeError("signal must be an xarray DataArray on (time, asset[, params])")
     if labels:
@@ -147,7 +149,7 @@ def check_signal(signal: xr.DataArray, ds: xr.Dataset, labels: bool = True) -> x
     _validate.real_array("signal", signal.dtype)
     if labels:
         check_labels(signal, ds)
-    if signal.dtype == bool:   # entries (booleans): in range
+    if signal.dtype == bool or not values:   # entries (booleans): in range
         return signal
     v = signal.values
     lim = 1.0 + 1e-12
@@ -449,8 +451,15 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         signal, ex = bool_events(entries, exits, opts)
     else:
         signal = input_signal(signal, entries, exits, opts)
-    signal = check_signal(signal, ds, labels=not labels_checked)
+    # a float signal's values: checked by the kernel as it reads each bar's row (one
+    # SIMD test, in its threads), not by a pass over the panel first; a fault is then
+    # named by check_signal as before
+    unchecked = signal if ex is None and not start and signal.dtype != bool else None
+    signal = check_signal(signal, ds, labels=not labels_checked, values=unchecked is None)
     signal, params = broadcast(signal, opts)
+    if unchecked is not None and signal.size == 0:   # no column: no kernel to check it
+        check_signal(unchecked, ds, labels=False)
+        unchecked = None
     if ex is not None and not _same_frame(ex, signal):   # the exits over the params
         ex = xr.broadcast(ex, signal)[0].transpose(*signal.dims)
     check = signal.size > 0 and _kernel_checks(ds, opts, start)   # no column: no kernel
@@ -483,7 +492,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
             endless if opts.dd_mode == "halt" else min(opts.dd_cooldown, endless),
             opts.metrics_only is not None)
     kw.update(borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
-              state=state, lean=lean, check=check)
+              state=state, lean=lean, check=check, check_target=unchecked is not None)
     refused = None
     try:
         if state is None and not opts.group:
@@ -495,10 +504,13 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
             out = _by_accounts(args, kw, threads)
         else:
             out = _k.simulate(*args, **kw)
-    except _k.InvalidPrice as e:
+    except (_k.InvalidPrice, _k.InvalidTarget) as e:
         refused = e
-    if refused is not None:   # named as the validate pass names it (no kernel traceback)
-        validate(ds, labels=False, threads=threads)
+    if refused is not None:   # named as the passes name it (no kernel traceback); the
+        if unchecked is not None:         # signal first, as its pass ran first
+            check_signal(unchecked, ds, labels=False)
+        if isinstance(refused, _k.InvalidPrice):
+            validate(ds, labels=False, threads=threads)
         raise refused
     if state is not None and opts.metrics_only is None and first:
         out[3][0][:] -= first        # order times: the kernel counts bars from the start

@@ -433,18 +433,22 @@ def simulate(close, exec_price, target, slip_base, impact, impact_cap, asset, gr
              n_groups, init_cash, fees, fixed_fees, max_leverage, max_position_size, daily,
              next_open, dd_limit=0.0, dd_cooldown=0, metrics_only=False, bars=None,
              stops=None, events=None, limit=None, borrow=0.0, margin=0.0, state=None,
-             check=False):
+             check=False, check_target=False):
     """The kernel's arguments (a fresh run: ``state`` must be None); per bar: stops, resting limits, targets/events, equity
     at the execution prices (drawdown control, drained accounts), orders (sells before
     buys), then the close (borrow, margin calls) -- see backtest.pyx's docstring.
-    ``check``: the first row with a close neither NaN nor in (0, inf) raises."""
+    ``check``: the first row with a close neither NaN nor in (0, inf) raises;
+    ``check_target``: or with a float target outside [-1, 1] (to 1e-12), the close first."""
     assert state is None, "the twin runs whole panels (chunked runs: test_backtest_state)"
-    if check:
-        c = np.asarray(close)
-        bad_rows = np.flatnonzero(((c <= 0) | (c == np.inf)).any(axis=1))
-        if bad_rows.size:
-            raise ValueError(f"close at row {bad_rows[0]}: a value is neither NaN nor a "
-                             "finite price > 0")
+    c = np.asarray(close)
+    with np.errstate(invalid="ignore"):
+        bad_px = ((c <= 0) | (c == np.inf)).any(axis=1) & check
+        bad_tg = np.zeros(len(c), dtype=bool)
+        if check_target and not isinstance(target, tuple):
+            bad_tg = (np.abs(np.asarray(target)) > 1.0 + 1e-12).any(axis=1)
+    for r in np.flatnonzero(bad_px | bad_tg)[:1]:
+        raise ValueError(f"close at row {r}: a value is neither NaN nor a finite price > 0"
+                         if bad_px[r] else f"target at row {r}: a value is outside [-1, 1]")
     if isinstance(target, tuple):   # boolean (entries, exits): 1 entry, 0 exit, both nothing
         entries, exits = (np.asarray(x).astype(bool) for x in target)
         target = np.where(entries & ~exits, 1.0, np.where(exits & ~entries, 0.0, np.nan))
