@@ -393,7 +393,7 @@ def order_arrays(rec) -> tuple:
 
 def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
              start: int = 0, lean: bool = False, threads=None,
-             labels_checked: bool = False) -> Run:
+             labels_checked: bool = False, out=None) -> Run:
     """Check and align the inputs, then run the kernel once over every column.
 
     ``state`` (a ``SimState``): continue from it (updated in place) -- a deployment's
@@ -428,6 +428,10 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     labels_checked : bool, default False
         The caller checked the time and asset labels of the whole panel (a streamed
         run's time chunk): only the values are checked here.
+    out : tuple of arrays, optional
+        With ``state``: the per-bar outputs to write into (the kernel's ``out=``: equity,
+        cash, positions, halted zeros, interest zeros), e.g. a streamed run's buffers
+        reused chunk after chunk.
 
     Returns
     -------
@@ -493,6 +497,8 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
             opts.metrics_only is not None)
     kw.update(borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
               state=state, lean=lean, check=check, check_target=unchecked is not None)
+    if out is not None:
+        kw["out"] = out
     refused = None
     try:
         if state is None and not opts.group:

@@ -646,19 +646,28 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None, siblings=No
 
     from quantlab._kernels.backtest import SimState   # lazy: only streamed runs need it
 
-    state = SimState(n_cols, n_par if opts.group else n_cols, float(opts.init_cash))
+    n_groups = n_par if opts.group else n_cols
+    state = SimState(n_cols, n_groups, float(opts.init_cash))
     h = opts.history_needed() - 1
     spans = [(max(0, int(t0) - h), int(t0), int(t1)) for t0, t1 in zip(edges[:-1], edges[1:])]
     loads = [partial(_load, inputs, {"time": slice(w0, t1)}, scheduler)
              for w0, _, t1 in spans]
+    step = int(max(np.diff(edges).max(), 1))
+    ring = [] if sink is None else [_outputs(step, n_cols, n_groups) for _ in range(2)]
     run = None
     try:
         for part, ((w0, t0, t1), loaded) in enumerate(zip(spans, _prefetched(loads))):
             if siblings is not None and siblings.stopped:
                 return None
             base = state.n_orders
+            out = None
+            if ring:   # the sink writes at most one chunk's set while the kernel fills the other
+                out = tuple(a[:t1 - t0] for a in ring[part % 2])
+                out[3][:] = 0          # halted and interest: the kernel adds to zeros
+                out[4][:] = 0.0
             run = dispatch.simulate(*loaded, _sliced_opts(opts, time=slice(w0, t1)),
-                                    state=state, start=t0 - w0, labels_checked=True)
+                                    state=state, start=t0 - w0, labels_checked=True,
+                                    out=out)
             if sink is not None:
                 sink.write(run, t0, t1, state, base, part)
         if sink is not None:
@@ -667,6 +676,16 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None, siblings=No
         if sink is not None:
             sink.close()
     return run
+
+
+def _outputs(step, n_cols, n_groups):
+    """One set of a chain's per-bar outputs (the kernel's ``out=``: equity, cash,
+    positions, halted, interest) for time chunks of up to ``step`` rows, reused chunk
+    after chunk: a fresh 8192 x 200 positions panel per chunk cost its page faults. NaN
+    at first: a value the kernel did not write could not pass for one it did."""
+    return (np.full((step, n_groups), np.nan), np.full((step, n_groups), np.nan),
+            np.full((step, n_cols), np.nan), np.zeros((step, n_groups), np.int8),
+            np.zeros((step, n_groups)))
 
 
 def _data_vars(ds, opts):
