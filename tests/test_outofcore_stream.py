@@ -386,3 +386,34 @@ def test_a_failed_results_write_raises_and_ends_the_writer_thread(monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         ql.backtest(ds.chunk(time=5), sig, group=True, fees=0.001)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("ql-results")]
+
+
+def _fee_panel():
+    """One asset, entries adding to a position (size=0.3, accumulate) and fixed fees of
+    30% of the starting cash: the exit's fee exceeds its proceeds and leaves cash < 0,
+    below the maintenance margin (found by an outside probe: the streamed run was
+    margin-called, the in-memory one was not)."""
+    c = np.array([99.56, 97.33, 104.96, 93.65, 90.51, 88.63, 85.59])
+    t = pd.date_range("2024-01-01", periods=len(c), freq="D")
+    ds = xr.Dataset({v: (("time", "asset"), c[:, None].copy())
+                     for v in ("open", "high", "low", "close")}, coords={"time": t, "asset": ["X"]})
+    ent = xr.DataArray(np.isin(np.arange(7), [0, 1, 2, 4, 6])[:, None], coords=ds["close"].coords)
+    ext = xr.DataArray(np.isin(np.arange(7), [5, 6])[:, None], coords=ds["close"].coords)
+    return ds, ent, ext
+
+
+@pytest.mark.parametrize("group", [False, True])
+@pytest.mark.parametrize("time_chunk", [2, 7])
+def test_a_fixed_fee_leaving_cash_negative_is_margin_called_in_memory_as_streamed(
+        group, time_chunk):
+    ds, ent, ext = _fee_panel()
+    kw = dict(size=0.3, accumulate=True, fixed_fees=30000.0, init_cash=100000, group=group)
+    ref = ql.backtest(ds, entries=ent, exits=ext, **kw)
+    assert list(ref.orders["reason"]) == ["signal", "signal", "signal", "margin_call"]
+    assert (ref.cash.values >= 0).all()
+    _assert_equal(ql.backtest(ds.chunk(time=time_chunk), entries=ent, exits=ext, **kw), ref)
+    # a long-only target signal, unlevered: the same
+    sig = xr.where(ent, 1.0, 0.0).astype(float)
+    ref = ql.backtest(ds, sig, fixed_fees=60000.0, init_cash=100000, group=group)
+    _assert_equal(ql.backtest(ds.chunk(time=time_chunk), sig, fixed_fees=60000.0,
+                              init_cash=100000, group=group), ref)

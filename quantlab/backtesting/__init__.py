@@ -246,7 +246,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     power cash + (max_leverage - 1) x equity. ``borrow_rate`` (annual, converted per bar
     as (1 + r)^(1/periods) - 1) is charged at every close on borrowed cash (negative
     cash) and on the value of short positions; ``res.interest`` has the charges. With
-    leverage or shorts, an account whose equity at a close is below
+    leverage, shorts or fixed fees (a fixed fee can exceed a sale's proceeds and leave
+    cash below 0), an account whose equity at a close is below
     ``maintenance_margin`` x its gross position value is liquidated at that close
     (slippage and fees apply; exit reason ``margin_call``); its targets become 0, so the
     next signal change re-enters. A gap can jump past the margin: an account left with

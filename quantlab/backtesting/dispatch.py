@@ -483,9 +483,12 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     asset_of_col, grp, n_groups, (fees, fixed_fees), kw = _kernel_args(signal, ds, opts,
                                                                        params, endless)
     margin = 0.0
+    # no account can breach it otherwise (its cash never goes below 0); a fixed fee can
+    # exceed a sale's proceeds; a streamed run cannot know its later chunks' signs
     if opts.maintenance_margin and (opts.max_leverage > 1 or state is not None
+                                    or bool(np.any(fixed_fees))
                                     or (ex is None and bool((signal < 0).any()))):
-        margin = float(opts.maintenance_margin)   # no account can breach it otherwise
+        margin = float(opts.maintenance_margin)
     exec_px = ds["open"] if opts.execution == "next_open" else ds["close"]
     first = 0 if state is None else state.bar
     args = (_panel(ds["close"]), _panel(exec_px), target, _panel(base), _panel(impact),
