@@ -45,6 +45,20 @@ def _damage(path, var):
             chunk.write_bytes(chunk.read_bytes()[:40])
 
 
+@pytest.mark.parametrize("chunks", [{"time": 37}, {"asset": 5}, {"time": 60, "asset": 1}])
+@pytest.mark.parametrize("group", [False, True])
+def test_a_rechunked_store_backtests_as_the_in_memory_panel(stored, chunks, group):
+    # rechunking one dim leaves the asset_class coordinate in chunks of its own: the
+    # run's chunk bounds are the data's (an outside probe: xarray's "inconsistent
+    # chunks along dimension asset" before)
+    path, mem, sig = stored
+    ds = ql.data.open(path).chunk(chunks)
+    if "asset" not in chunks:
+        assert ds["asset_class"].chunks != ds["close"].chunks[1:]
+    _assert_equal(ql.backtest(ds, sig, group=group, fees=0.001),
+                  ql.backtest(mem, sig, group=group, fees=0.001))
+
+
 def test_store_backtest_loads_only_the_variables_it_reads(stored, tmp_path):
     import shutil
     path, mem, sig = stored

@@ -438,7 +438,7 @@ def _bounds(obj, dim, n):
         das = o.data_vars.values() if isinstance(o, xr.Dataset) else [o]
         for da in das:
             if isinstance(da, xr.DataArray) and da.chunks is not None and dim in da.dims:
-                sizes = da.chunksizes[dim]
+                sizes = da.chunks[da.get_axis_num(dim)]   # the data's (not a coord's)
                 return np.r_[0, np.cumsum(sizes)].astype(int)
     return np.array([0, n])
 
