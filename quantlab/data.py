@@ -366,7 +366,8 @@ def _fmt_time(t) -> str:
 
 
 def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None, *,
-             labels: bool = True, values: bool = True, threads=None) -> xr.Dataset:
+             labels: bool = True, values: bool = True, threads=None,
+             part: bool = False) -> xr.Dataset:
     """Check a price set; raise :class:`DataError` naming variable, asset and time.
 
     Rules: dims ``(time, asset)`` on every bar variable; datetime ``time`` strictly
@@ -386,6 +387,10 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None, *,
     threads : int, optional
         Check blocks of assets on this many threads (``quantlab._threads``; default:
         the package default); the first fault found is the one a single thread finds.
+    part : bool, default False
+        ``ds`` is a time chunk of a larger panel (a streamed backtest's): an asset with
+        other values but no close in it may have closes elsewhere, so it is named at its
+        first partially missing bar, as the check of the whole panel names it.
 
     Returns
     -------
@@ -436,7 +441,7 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None, *,
     if labels:
         _check_labels(ds, where)
     if values:
-        _check_values(ds, names, where, threads)
+        _check_values(ds, names, where, threads, part)
     return ds
 
 
@@ -469,7 +474,8 @@ def _check_labels(ds: xr.Dataset, where: str) -> None:
                         "or Unicode form (NFC/NFD); rename one")
 
 
-def _check_values(ds: xr.Dataset, names: list, where: str, threads=None) -> None:
+def _check_values(ds: xr.Dataset, names: list, where: str, threads=None,
+                  part: bool = False) -> None:
     # one Cython scan over the panels as they are (no stacked copy); assets are checked
     # on the variables they have, so a close-only asset in an OHLCV set is checked on close
     panels = [_time_asset(ds[v]) if v in names else None for v in BAR_VARS]
@@ -483,6 +489,17 @@ def _check_values(ds: xr.Dataset, names: list, where: str, threads=None) -> None
     if "close" in names:   # bars are complete over an asset's variables: close must be one
         has = np.asarray(has, dtype=bool)
         orphans = np.flatnonzero(~has[:, BAR_VARS.index("close")] & has.any(axis=1))
+        if orphans.size and part:
+            # scanned again with a last row where these assets have a complete bar (so
+            # close is one of their variables): their first bar with close NaN and other
+            # values set is named, as in the scan of the whole panel
+            last = ds[names].isel(time=[-1]).copy(deep=True)
+            for v in names:
+                row = np.full(ds.sizes["asset"], np.nan)
+                row[orphans] = 0.0 if v == "volume" else 1.0
+                last[v][0] = row
+            last = last.assign_coords(time=last.indexes["time"] + pd.Timedelta(1, "ns"))
+            _check_values(xr.concat([ds[names], last], dim="time"), names, where, threads)
         if orphans.size:
             a = orphans[0]
             others = [n for n, keep in zip(BAR_VARS, has[a]) if keep]

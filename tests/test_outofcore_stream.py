@@ -261,6 +261,30 @@ def test_a_bad_bar_in_a_later_chunk_raises_the_in_memory_data_error(group):
     assert "'high' of asset 'A2' at 2024-02-12: partially missing bar" in str(got.value)
 
 
+@pytest.mark.parametrize("group", [False, True])
+@pytest.mark.parametrize("rows", [slice(7, 14), slice(9, 13), slice(0, 40)])
+def test_a_close_missing_over_a_whole_chunk_is_named_as_in_memory(group, rows):
+    # a chunk where an asset has open, high, low and volume but no close: its first such
+    # bar is partially missing, as in the whole panel (an outside probe: "no close at any
+    # bar" before, untrue of the panel). An asset with no close anywhere: the whole
+    # panel's check says so; a chunk cannot know it, and names that first bar
+    ds, sig = _panel()
+    ds["close"][rows, 1] = np.nan
+    with pytest.raises(ql.DataError) as want:
+        ql.backtest(ds, sig.fillna(0.0), group=group)
+    with pytest.raises(ql.DataError) as got:
+        ql.backtest(ds.chunk(time=7, asset=3), sig.fillna(0.0), group=group)
+    bar = ("'close' of asset 'A1' at 2024-01-%s: partially missing bar (close NaN while "
+           "open, high, low, volume set)" % ("01" if rows.start == 0 else
+                                             f"{rows.start + 1 + 2 * (rows.start // 5):02d}"))
+    assert bar in str(got.value)
+    if rows.stop < 40:
+        assert str(got.value) == str(want.value)
+    else:
+        assert "asset 'A1' has open, high, low, volume but no close at any bar" in str(
+            want.value)
+
+
 def test_a_failed_chain_stops_the_other_chains_before_the_backtest_raises(monkeypatch):
     # the other asset chunks' chains went on calling the kernel on dask's threads after
     # ql.backtest had raised (wasted CPU; a later test's spy counted their calls)

@@ -216,7 +216,8 @@ def align_data(ds: xr.Dataset, signal: xr.DataArray, opts: BacktestOptions,
         raise DataError("execution='next_open' needs an 'open' variable")
     if not ds.indexes["asset"].equals(signal.indexes["asset"]):
         ds = ds.sel(asset=signal.asset.values)   # a copy of every variable: only if needed
-    validate(ds, labels=labels, values=values, threads=threads)   # bar variables only
+    # bar variables only; without labels: a streamed run's time chunk (``part``)
+    validate(ds, labels=labels, values=values, threads=threads, part=not labels)
     return ds
 
 
@@ -519,7 +520,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         if unchecked is not None:         # signal first, as its pass ran first
             check_signal(unchecked, ds, labels=False)
         if isinstance(refused, _k.InvalidPrice):
-            validate(ds, labels=False, threads=threads)
+            validate(ds, labels=False, threads=threads, part=labels_checked)
         raise refused
     if state is not None and opts.metrics_only is None and first:
         out[3][0][:] -= first        # order times: the kernel counts bars from the start
