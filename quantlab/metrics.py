@@ -734,12 +734,15 @@ def _dispatch_numpy(names, returns, factor_returns, dim, params, rate_key, rate_
 
 
 def _data_periods(returns, period, annualization):
-    """``annualization``, else the ``periods_per_year`` attr of labelled returns (a
-    calendar set by ``ql.data.load``/``open``; ``ql.calendar``) when ``period`` is left
-    at "daily"; bare arrays keep empyrical's 252."""
+    """``annualization``, else, when ``period`` is left at "daily", of labelled returns
+    their ``periods_per_year`` attr (a calendar set by ``ql.data.load``/``open``, a
+    backtest's returns) or their time index's calendar (``ql.calendar.periods_for``:
+    returns derived from prices lose attrs), else 252; bare arrays keep empyrical's 252."""
     if annualization is None and period == "daily":
-        attrs = getattr(returns, "attrs", None) or {}
-        return attrs.get("periods_per_year")
+        if not isinstance(returns, (xr.DataArray, pd.Series, pd.DataFrame)):
+            return None
+        from quantlab import calendar   # its attr, else its time index's calendar
+        return calendar.periods_for(returns, default=252)
     return annualization
 
 
@@ -1525,8 +1528,9 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
 
     ``risk_free_rate`` is ANNUAL, converted per period as (1 + rf)^(1/periods) - 1
     (DESIGN.md); benchmark metrics only with a benchmark. Annualised with
-    ``annualization``, else the returns' ``periods_per_year`` attr, else ``period`` (252
-    daily); ``attrs["periods"]`` says which.
+    ``annualization``, else the returns' ``periods_per_year`` attr, else their time
+    index's calendar (``ql.calendar.periods_for``), else ``period`` (252 daily);
+    ``attrs["periods"]`` says which.
 
     Parameters
     ----------

@@ -217,3 +217,26 @@ def test_backtest_options_keep_periods_none_round_trip():
     assert ql.BacktestOptions.from_dict(ql.BacktestOptions(periods=365).to_dict()).periods == 365
     with pytest.raises(ValueError, match="periods"):
         ql.BacktestOptions(periods=0)
+
+
+@pytest.mark.parametrize("freq,n,want", [("1D", 400, 365), ("1min", 3000, 525_600)])
+def test_metrics_of_a_backtests_returns_and_of_derived_returns_use_the_calendar(freq, n,
+                                                                               want):
+    # an outside probe: ql.metrics of res.returns (in memory or streamed) and of returns
+    # computed from the close annualised with 252
+    ds, sig = _crypto(freq, n)
+    for data in (ds, ds.chunk(time=n // 3)):
+        res = ql.backtest(data, sig)
+        assert res.returns.attrs["periods_per_year"] == want
+        np.testing.assert_allclose(ql.metrics.sharpe_ratio(res.returns).values,
+                                   res.metrics()["sharpe_ratio"].values, rtol=1e-10)
+    r = ds["close"] / ds["close"].shift(time=1) - 1    # arithmetic drops the attrs
+    assert not r.attrs
+    assert ql.metrics.summary(r).attrs["periods"] == want
+    np.testing.assert_allclose(ql.metrics.sharpe_ratio(r).values,
+                               ql.metrics.sharpe_ratio(r, annualization=want).values)
+    eq = ql.data.load()["close"]
+    rb = eq / eq.shift(time=1) - 1                     # business days: 252 as before
+    assert ql.metrics.summary(rb).attrs["periods"] == 252
+    irregular = r.isel(time=[0, 1, 5, 9, 30])          # no calendar to infer: 252
+    assert ql.metrics.summary(irregular).attrs["periods"] == 252

@@ -99,7 +99,9 @@ class BacktestResult:
 
     @property
     def returns(self) -> xr.DataArray:
-        """Per-bar simple returns of each account's equity (the first from ``init_cash``).
+        """Per-bar simple returns of each account's equity (the first from ``init_cash``),
+        with ``attrs["periods_per_year"]`` the run's ``periods``: ``ql.metrics`` of them
+        annualise as ``metrics()`` does (a 1-minute 24/7 run's 525,600, not 252).
 
         Examples
         --------
@@ -111,7 +113,9 @@ class BacktestResult:
         array([-0.00406,  0.     ,  0.00858,  0.00396])
         """
         prev = self.equity.shift(time=1).fillna(self.init_cash)
-        return (self.equity / prev - 1.0).rename("returns")
+        out = (self.equity / prev - 1.0).rename("returns")
+        out.attrs["periods_per_year"] = self.periods
+        return out
 
     @cached_property
     def trades(self) -> pd.DataFrame:  # built once: metrics() and users both read it
