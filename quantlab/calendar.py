@@ -19,7 +19,10 @@ weekly/monthly/quarterly  ``"periodic"``                  52 / 12 / 4 (yearly 1)
 Bars are labelled at their open (a 09:30-16:00 minute session is stamped 09:30 ..
 15:59). Holidays and missing bars are gaps, not a different frequency: the frequency is
 the smallest step between timestamps, and every step must be a whole multiple of it.
-A session crossing midnight (futures) reads as whole days.
+A session crossing midnight (futures) reads as whole days. Daily bars stamped at a local
+time of day and read in UTC are still daily: a daylight-saving change makes a step 23 or
+25 hours, and business days east of UTC (a Tokyo Monday is a Sunday in UTC) are told from
+24/7 bars by their Friday-to-Monday steps.
 """
 from __future__ import annotations
 
@@ -118,7 +121,16 @@ def infer(time, freq=None) -> dict:
     d = np.diff(ns)
     if (d <= 0).any():
         raise ValueError("the time index is not strictly increasing")
+    days = np.rint(d / _DAY)
+    if days.min() >= 1 and (np.abs(d - days * _DAY) <= _DAY // 24).all():
+        # daily bars stamped at a local time of day, read in UTC: a daylight-saving
+        # change makes a step 23 or 25 hours
+        d = days.astype(np.int64) * _DAY
     weekend = bool((idx.day_of_week >= 5).any())
+    if weekend and d.min() == _DAY and (d == 3 * _DAY).mean() > 0.1:
+        # Friday-to-Monday steps: business days stamped east of UTC (local midnight in
+        # Tokyo is 15:00 UTC the day before, a Sunday for a Monday)
+        weekend = False
     if freq is not None:
         step = _step(freq)
         bad = np.flatnonzero(d % step)

@@ -240,3 +240,30 @@ def test_metrics_of_a_backtests_returns_and_of_derived_returns_use_the_calendar(
     assert ql.metrics.summary(rb).attrs["periods"] == 252
     irregular = r.isel(time=[0, 1, 5, 9, 30])          # no calendar to infer: 252
     assert ql.metrics.summary(irregular).attrs["periods"] == 252
+
+
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "America/New_York", "Asia/Tokyo",
+                                "Australia/Lord_Howe", "UTC"])
+@pytest.mark.parametrize("freq,want", [("D", ("24/7", 365)), ("B", ("business_day", 252))])
+def test_daily_bars_at_local_midnight_read_in_utc_keep_their_calendar(tz, freq, want):
+    # an outside probe: daily 24/7 bars with UTC offsets across daylight saving were
+    # "irregular" (no calendar: a backtest used 252); Tokyo business days read as 24/7
+    idx = _drop(pd.date_range("2022-01-03", periods=900, freq=freq, tz=tz), 0.05)
+    utc = idx.tz_convert("UTC").tz_localize(None)
+    got = infer(utc)
+    assert (got["freq"], got["calendar"], got["periods_per_year"]) == ("1D", *want)
+    assert infer(idx) == got
+
+
+def test_a_24_7_store_of_offset_stamps_annualises_with_365(tmp_path):
+    t = pd.date_range("2023-01-01", periods=400, freq="D", tz="Europe/Berlin")
+    c = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, .01, 400)))
+    src = tmp_path / "src"
+    src.mkdir()
+    pd.DataFrame({"Date": [x.isoformat() for x in t], "Open": c, "High": c * 1.01,
+                  "Low": c * .99, "Close": c, "Volume": 100}).to_csv(src / "BTC.csv",
+                                                                   index=False)
+    ds = ql.data.open(ql.data.ingest(src, tmp_path / "st"))
+    assert (ds.attrs["calendar"], ds.attrs["periods_per_year"]) == ("24/7", 365)
+    assert ql.data.load_csv(src).attrs["periods_per_year"] == 365
+    assert ql.backtest(ds, xr.ones_like(ds["close"]).load()).periods == 365
