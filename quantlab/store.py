@@ -668,7 +668,7 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
             state = {"format": FORMAT, "n_time": 0, "chunk_time": chunk_time or CHUNK_TIME,
                      "chunk_asset": chunk_asset or CHUNK_ASSET, "assets": list(owner),
                      "asset_class": [asset_class] * len(owner), "variables": variables,
-                     "aware": aware, "freq": freq, "files": {},
+                     "aware": aware, "freq": freq, "files": {}, "every_chunk": True,
                      "attrs": {"source": str(source), "time_zone": "UTC" if aware
                                else "as written (no UTC offset)"}}
         for r in staged:
@@ -703,17 +703,19 @@ def writes_all(arr):
     """``arr`` (a zarr array) writing every chunk it is given. zarr's default first
     compares each chunk to the fill value, to skip empty ones: a full pass that took 3 of
     the 4 ms of writing a (8192, 64) float64 chunk when the fill is 0.0 (its compare goes
-    through a void dtype), and most of a streamed backtest's writer thread. (Ingest keeps
-    the default: its fill is NaN, a plain compare, and a late listing's empty chunks
-    stay unwritten.)"""
+    through a void dtype), and most of a streamed backtest's writer thread; a store's
+    chunks, so that a missing chunk file is damage (see ``_missing_chunk``)."""
     return arr.with_config({"write_empty_chunks": True})
 
 
 def _open_arrays(loc: _Where, state: dict, create: bool):
+    # a store made with "every_chunk" holds a file for each chunk of its rows, empty ones
+    # too (NaN, a few bytes), so open() can tell a deleted chunk from an empty one
+    every = writes_all if state.get("every_chunk") else (lambda a: a)
     if not create:
         try:
             g = loc.group("a")
-            arrays = {v: g[v] for v in ("time", *state["variables"])}
+            arrays = {v: every(g[v]) for v in ("time", *state["variables"])}
         except Exception as e:
             raise _corrupt(loc, e) from None
         checked = {v: _Checked(a, loc.shown, v) for v, a in arrays.items()}
@@ -728,7 +730,7 @@ def _open_arrays(loc: _Where, state: dict, create: bool):
                        chunks=(state["chunk_time"], state["chunk_asset"]),
                        dimension_names=("time", "asset"), overwrite=True,
                        compressors=compressors())
-    return g, g["time"], {v: g[v] for v in state["variables"]}
+    return g, every(g["time"]), {v: every(g[v]) for v in state["variables"]}
 
 
 def _block(tb: np.ndarray, recs: dict, a0: int, a1: int, assets, variables):
@@ -965,6 +967,8 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
         arrays = {v: g[v] for v in ("time", *state["variables"])}
     except Exception as e:
         raise _corrupt(loc, e) from None
+    if state.get("every_chunk"):
+        _missing_chunk(loc, state)
     time = _Checked(arrays["time"], loc.shown, "time")[:n].view("datetime64[ns]")
     chunks = dict(chunks or {})
     for d in chunks:
@@ -992,6 +996,26 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
         _cal.annotate(ds, freq=state.get("freq"))
     ds.attrs["store"] = loc.shown
     return ds
+
+
+def _missing_chunk(loc: _Where, state: dict) -> None:
+    """A DataError naming the first chunk file missing from the store's complete rows
+    (zarr reads a missing chunk as its fill value: NaN prices, 1970 times)."""
+    n, ct, ca = state["n_time"], state["chunk_time"], state["chunk_asset"]
+    rows = range(-(-n // ct))
+    for v in ("time", *state["variables"]):
+        try:
+            have = {p.rsplit(f"/{v}/c/", 1)[-1] for p in loc.fs.find(loc.key(f"{v}/c"))}
+        except FileNotFoundError:
+            have = set()
+        want = ([str(i) for i in rows] if v == "time" else
+                [f"{i}/{j}" for i in rows for j in range(-(-len(state["assets"]) // ca))])
+        for key in want:
+            if key not in have:
+                i = int(key.split("/")[0])
+                raise DataError(f"{loc.shown}: variable {v!r}, rows {i * ct}:"
+                                f"{min((i + 1) * ct, n)}: chunk {key} is missing (deleted or "
+                                "never written); re-run ingest into a new store")
 
 
 _VALIDATED = "quantlab_validated"
@@ -1070,6 +1094,7 @@ def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class=
     state = {"format": FORMAT, "n_time": 0, "chunk_time": ct, "chunk_asset": ca,
              "assets": [str(a) for a in assets], "asset_class": [asset_class] * len(assets),
              "variables": variables, "aware": False, "freq": freq, "files": {}, "attrs": {},
+             "every_chunk": True,
              "unchecked": True}   # its rows never passed ingest's checks (see open)
     g, tarr, arrs = _open_arrays(loc, state, create=True)
     loc.write_marker(state)

@@ -508,3 +508,37 @@ def test_disk_and_memory_errors_are_not_called_a_damaged_chunk(err):
         "st", "close")
     with pytest.raises(DataError, match="damaged chunk"):
         codec[0:2]
+
+
+def test_a_deleted_chunk_file_is_named_at_open_and_empty_chunks_are_written(panel,
+                                                                              tmp_path):
+    # an outside probe: zarr reads a missing chunk as its fill value, so a deleted chunk
+    # file opened as NaN prices (or 1970 times), even with verify=True
+    import json
+    import shutil
+    src = _write_csv(panel, tmp_path / "src")     # GOOG listed mid-way: all-NaN chunks
+    path = Path(ql.data.ingest(src, tmp_path / "st", chunk_time=100, chunk_asset=1))
+    assert ql.data.open(path)["close"][:100, 1].isnull().all()   # GOOG, before listing
+    assert (path / "close" / "c" / "0" / "1").is_file()          # still written
+    for victim, what in (("close/c/1/0", "variable 'close', rows 100:200: chunk 1/0"),
+                         ("time/c/4", "variable 'time', rows 400:500: chunk 4"),
+                         ("volume/c/0/1", "variable 'volume', rows 0:100: chunk 0/1")):
+        broken = tmp_path / victim.replace("/", "_")
+        shutil.copytree(path, broken)
+        (broken / victim).unlink()
+        for verify in (False, True):
+            with pytest.raises(DataError, match=f"{what} is missing"):
+                ql.data.open(broken, verify=verify)
+    gen = ql.testing.synthetic_minute_panel(3, 1, store=tmp_path / "gen", chunk_time=500)
+    (Path(gen) / "close" / "c" / "1" / "0").unlink()
+    with pytest.raises(DataError, match="chunk 1/0 is missing"):
+        ql.data.open(gen)
+    # a store made before: no such promise, its empty chunks were never written
+    old = tmp_path / "old"
+    shutil.copytree(path, old)
+    marker = json.loads((old / "quantlab_store.json").read_text())
+    del marker["every_chunk"]
+    (old / "quantlab_store.json").write_text(json.dumps(marker))
+    (old / "close" / "c" / "0" / "1").unlink()
+    xr.testing.assert_identical(ql.data.open(old).load().drop_attrs(),
+                                ql.data.open(path).load().drop_attrs())
