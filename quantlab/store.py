@@ -13,7 +13,9 @@ written, so a killed ingest leaves a readable store and a rerun resumes it.
 """
 from __future__ import annotations
 
+import builtins
 import codecs
+import contextlib
 import gzip
 import hashlib
 import json
@@ -38,6 +40,7 @@ __all__ = ["ingest", "open"]
 MARKER = "quantlab_store.json"
 FORMAT = 1
 _STAGING = ".staging"
+_LOCK = ".ingest.lock"
 _PARQUET_EXTS = (".parquet", ".pq")
 CHUNK_TIME, CHUNK_ASSET = 8192, 64
 
@@ -646,49 +649,75 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
         mode = {"auto": "single_or_kline", "single": "single", "kline": "kline"}[layout]
     else:
         mode = layout
-    if loc.fs.isfile(loc.root) or (loc.entries() - {_STAGING} and
+    if loc.fs.isfile(loc.root) or (loc.entries() - {_STAGING, _LOCK} and
                                    not loc.fs.exists(loc.key(MARKER))):
         raise DataError(f"{loc.shown}: exists and is not a quantlab store (no {MARKER}); "
                         "give a new or empty directory")
     loc.fs.makedirs(loc.root, exist_ok=True)
-    state = loc.read_marker()
-    if state is not None:
-        for name, given in (("chunk_time", chunk_time), ("chunk_asset", chunk_asset)):
-            if given is not None and given != state[name]:
-                raise ValueError(f"ingest: {name}={given}, but the store {loc.shown} has "
-                                 f"{name}={state[name]}; omit it to append")
-        if freq is not None and state.get("freq") not in (None, freq):
-            raise ValueError(f"ingest: freq={freq!r}, but the store has freq="
-                             f"{state['freq']!r}")
-    try:
-        owner, staged, shas, zones = _stage_all(files, mode, state, loc.staging)
-        if state is None:
-            variables = [v for v in _data.BAR_VARS if any(v in r.vars for r in staged)]
-            aware = next(iter(zones))
-            state = {"format": FORMAT, "n_time": 0, "chunk_time": chunk_time or CHUNK_TIME,
-                     "chunk_asset": chunk_asset or CHUNK_ASSET, "assets": list(owner),
-                     "asset_class": [asset_class] * len(owner), "variables": variables,
-                     "aware": aware, "freq": freq, "files": {}, "every_chunk": True,
-                     "attrs": {"source": str(source), "time_zone": "UTC" if aware
-                               else "as written (no UTC offset)"}}
-        for r in staged:
-            if r.asset not in state["assets"]:
-                raise DataError(f"{r.file}: asset {r.asset!r} is not in the store "
-                                f"{loc.shown} (its assets are fixed at the first ingest: "
-                                f"{', '.join(state['assets'])}); ingest into a new store")
-            extra = [v for v in r.vars if v not in state["variables"]]
-            if extra:
-                raise DataError(f"{r.file}: asset {r.asset!r} has {', '.join(extra)}, which "
-                                f"the store {loc.shown} does not hold "
-                                f"({', '.join(state['variables'])})")
-        _write(loc, state, staged, source, files, shas, owner)
-    except (DataError, ValueError):
-        # a refusal is not a kill: nothing to resume, so leave no staged copy (a
-        # remote store's is in the temp folder, where nobody would find it)
+    with _writer_lock(loc):
+        state = loc.read_marker()
+        if state is not None:
+            for name, given in (("chunk_time", chunk_time), ("chunk_asset", chunk_asset)):
+                if given is not None and given != state[name]:
+                    raise ValueError(f"ingest: {name}={given}, but the store {loc.shown} has "
+                                     f"{name}={state[name]}; omit it to append")
+            if freq is not None and state.get("freq") not in (None, freq):
+                raise ValueError(f"ingest: freq={freq!r}, but the store has freq="
+                                 f"{state['freq']!r}")
+        try:
+            owner, staged, shas, zones = _stage_all(files, mode, state, loc.staging)
+            if state is None:
+                variables = [v for v in _data.BAR_VARS if any(v in r.vars for r in staged)]
+                aware = next(iter(zones))
+                state = {"format": FORMAT, "n_time": 0, "chunk_time": chunk_time or CHUNK_TIME,
+                         "chunk_asset": chunk_asset or CHUNK_ASSET, "assets": list(owner),
+                         "asset_class": [asset_class] * len(owner), "variables": variables,
+                         "aware": aware, "freq": freq, "files": {}, "every_chunk": True,
+                         "attrs": {"source": str(source), "time_zone": "UTC" if aware
+                                   else "as written (no UTC offset)"}}
+            for r in staged:
+                if r.asset not in state["assets"]:
+                    raise DataError(f"{r.file}: asset {r.asset!r} is not in the store "
+                                    f"{loc.shown} (its assets are fixed at the first ingest: "
+                                    f"{', '.join(state['assets'])}); ingest into a new store")
+                extra = [v for v in r.vars if v not in state["variables"]]
+                if extra:
+                    raise DataError(f"{r.file}: asset {r.asset!r} has {', '.join(extra)}, which "
+                                    f"the store {loc.shown} does not hold "
+                                    f"({', '.join(state['variables'])})")
+            _write(loc, state, staged, source, files, shas, owner)
+        except (DataError, ValueError):
+            # a refusal is not a kill: nothing to resume, so leave no staged copy (a
+            # remote store's is in the temp folder, where nobody would find it)
+            shutil.rmtree(loc.staging, ignore_errors=True)
+            raise
         shutil.rmtree(loc.staging, ignore_errors=True)
-        raise
-    shutil.rmtree(loc.staging, ignore_errors=True)
     return Path(loc.shown) if "://" not in loc.shown else loc.shown
+
+
+@contextlib.contextmanager
+def _writer_lock(loc: _Where):
+    """One ingest at a time into a local store: an exclusive ``flock`` on a file in it,
+    released by the system if the process dies (a killed ingest does not block its
+    resume). Two at once interleaved their rows and both reported success. Stores on
+    an fsspec URL have no such lock: one writer at a time is the caller's to ensure."""
+    try:
+        import fcntl
+    except ImportError:   # Windows: no flock
+        fcntl = None
+    if not loc.local or fcntl is None:
+        yield
+        return
+    with builtins.open(loc.key(_LOCK), "a+b") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(f"{loc.shown}: another ingest is writing this store; wait for "
+                            "it to finish (one ingest at a time)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _corrupt(loc: _Where, e: Exception) -> Exception:

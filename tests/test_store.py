@@ -223,6 +223,28 @@ def test_ingest_killed_with_sigkill_reads_and_resumes_to_the_uninterrupted_resul
         {k: v for k, v in want.attrs.items() if k != "store"}
 
 
+def test_a_second_ingest_into_a_store_being_written_is_refused(panel, tmp_path):
+    # an outside probe: two ingests at once interleaved their rows into one store and
+    # both reported success. The first holds the store's lock while it writes (paused
+    # mid-chunk here); the second is refused; the lock dies with the first's process
+    src = _write_csv(panel, tmp_path / "src")
+    other = _write_csv(panel.isel(asset=[0, 1]), tmp_path / "other")
+    dst = tmp_path / "st"
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(
+        _KILLED.format(k=7, src=str(src), dst=str(dst)))], stdout=subprocess.PIPE, text=True,
+        env=os.environ.copy())
+    try:
+        assert proc.stdout.readline().strip() == "killme"
+        for s in (src, other):
+            with pytest.raises(DataError, match="another ingest is writing this store"):
+                ql.data.ingest(s, dst)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    ql.data.ingest(src, dst)                          # resumes: the lock went with it
+    _same(ql.data.open(dst), ql.data.load_csv(src))
+
+
 def test_append_killed_mid_chunk_keeps_the_committed_rows_and_resumes(panel, tmp_path):
     src = _write_csv(panel, tmp_path / "src", upto="2004-12-31")     # 252 rows: row 2 partial
     dst = tmp_path / "st"
