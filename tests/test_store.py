@@ -450,8 +450,7 @@ def test_staged_bars_are_not_kept_mapped_so_ingest_rss_does_not_grow_with_the_pa
 
 def _codec(path: Path, var: str):
     import zarr
-    (c,) = zarr.open_array(path / var, mode="r").compressors
-    return c
+    return zarr.open_array(path / var, mode="r").compressors[0]
 
 
 def test_new_store_is_blosc_lz4_shuffle_and_an_old_zstd_store_opens_and_appends(
@@ -464,15 +463,19 @@ def test_new_store_is_blosc_lz4_shuffle_and_an_old_zstd_store_opens_and_appends(
     from quantlab import store as st
     src = _write_csv(panel, tmp_path / "src")
     new = ql.data.ingest(src, tmp_path / "new", chunk_time=100, chunk_asset=3)
+    import zarr
+    from zarr.codecs import Crc32cCodec
     for v in ("time", *VARS):
         c = _codec(new, v)
         assert isinstance(c, BloscCodec), (v, c)
         assert (c.cname.value, c.shuffle.value) == ("lz4", "shuffle"), v
+        assert isinstance(zarr.open_array(new / v, mode="r").compressors[1], Crc32cCodec)
     _same(ql.data.open(new), ql.data.load_csv(src))
 
     old_src = _write_csv(panel, tmp_path / "old_src", upto="2004-12-31")  # row 2 partial
     with monkeypatch.context() as m:        # the store as quantlab wrote it before
-        m.setattr(st, "compressors", lambda: (ZstdCodec(level=0, checksum=False),))
+        m.setattr(st, "compressors", lambda checksum=False: (ZstdCodec(level=0,
+                                                                      checksum=False),))
         old = ql.data.ingest(old_src, tmp_path / "old", chunk_time=100, chunk_asset=3)
     assert all(isinstance(_codec(old, v), ZstdCodec) for v in ("time", *VARS))
     _same(ql.data.open(old), ql.data.load_csv(old_src))
@@ -564,3 +567,30 @@ def test_a_deleted_chunk_file_is_named_at_open_and_empty_chunks_are_written(pane
     (old / "close" / "c" / "0" / "1").unlink()
     xr.testing.assert_identical(ql.data.open(old).load().drop_attrs(),
                                 ql.data.open(path).load().drop_attrs())
+
+
+def test_a_flipped_byte_in_a_stored_chunk_is_a_data_error_not_other_prices(tmp_path):
+    # an outside probe: LZ4 decoded most single flipped bytes of a chunk into other
+    # numbers, silently, even through open(verify=True) and validate. Each chunk of a
+    # new store carries a CRC32C of its compressed bytes
+    src = tmp_path / "src"
+    src.mkdir()
+    t = pd.date_range("2024-01-01", periods=3000, freq="min")
+    c = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 1e-3, 3000)))
+    pd.DataFrame({"Date": t.strftime("%Y-%m-%d %H:%M:%S"), "Open": c, "High": c * 1.001,
+                  "Low": c * .999, "Close": c, "Volume": 10.0}).to_csv(src / "X.csv",
+                                                                       index=False)
+    st = Path(ql.data.ingest(src, tmp_path / "st", chunk_time=1000))
+    want = ql.data.open(st)["close"].values
+    chunk = st / "close" / "c" / "1" / "0"
+    orig = chunk.read_bytes()
+    for off in range(16, len(orig), max(1, len(orig) // 40)):
+        b = bytearray(orig)
+        b[off] ^= 0x10
+        chunk.write_bytes(bytes(b))
+        with pytest.raises(DataError, match=r"variable 'close', rows 1000:2000: damaged"):
+            ql.data.open(st, verify=True)
+        with pytest.raises(DataError, match="damaged"):
+            ql.data.open(st)["close"].values
+    chunk.write_bytes(orig)
+    np.testing.assert_array_equal(ql.data.open(st, verify=True)["close"].values, want)
