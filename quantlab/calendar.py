@@ -9,7 +9,8 @@ daily, weekends too       ``"24/7"``                      365
 intraday, whole days      ``"24/7"`` (weekends seen, or   365 x bars per day
                           under a week of data)           (525,600 for 1min)
 intraday, whole weekdays  ``"24/5"`` (a week or more,     260 x bars per day
-                          no weekend bar)
+                          no weekend bar, or a pause of
+                          a day or more every week)
 intraday, a session       ``"session HH:MM-HH:MM"``       252 x bars per session
                           (the usual first bar's open to  (98,280 for 1-minute
                           the usual last bar's close)     09:30-16:00 bars)
@@ -160,7 +161,12 @@ def infer(time, freq=None) -> dict:
     last = pd.Series(ns[ends] % _DAY).mode().iloc[0]
     per_day = _DAY / step
     if first < step and last >= _DAY - step:        # whole days
-        if weekend or ns[-1] - ns[0] < 7 * _DAY:
+        weeks = (ns[-1] - ns[0]) // (7 * _DAY)
+        if weeks and (d >= _DAY).sum() >= 0.7 * weeks:
+            # a pause of a day or more every week: a 24/5 market, also when its week opens
+            # on Sunday evening in UTC (FX: Sunday 22:00 to Friday 22:00)
+            cal, days = "24/5", 260
+        elif weekend or ns[-1] - ns[0] < 7 * _DAY:
             cal, days = "24/7", 365
         else:
             cal, days = "24/5", 260

@@ -267,3 +267,16 @@ def test_a_24_7_store_of_offset_stamps_annualises_with_365(tmp_path):
     assert (ds.attrs["calendar"], ds.attrs["periods_per_year"]) == ("24/7", 365)
     assert ql.data.load_csv(src).attrs["periods_per_year"] == 365
     assert ql.backtest(ds, xr.ones_like(ds["close"]).load()).periods == 365
+
+
+@pytest.mark.parametrize("freq,per_day", [("h", 24), ("15min", 96)])
+def test_fx_week_from_sunday_evening_utc_is_24_5(freq, per_day):
+    # an outside probe: FX bars Sunday 22:00 to Friday 22:00 UTC (weekend stamps on
+    # Sundays) read as 24/7, 8760 a year for hourly bars instead of ~6240
+    t = pd.date_range("2024-01-07 22:00", "2024-12-27 21:45", freq=freq)
+    t = t[(t + pd.Timedelta("2h")).day_of_week < 5]
+    t = _drop(t, 0.02)
+    got = infer(t)
+    assert (got["calendar"], got["periods_per_year"]) == ("24/5", 260 * per_day)
+    crypto = _drop(pd.date_range("2024-01-01", periods=24 * 200, freq="h"), 0.02)
+    assert infer(crypto)["calendar"] == "24/7"          # no weekly pause: still 24/7
