@@ -441,3 +441,21 @@ def test_a_fixed_fee_leaving_cash_negative_is_margin_called_in_memory_as_streame
     ref = ql.backtest(ds, sig, fixed_fees=60000.0, init_cash=100000, group=group)
     _assert_equal(ql.backtest(ds.chunk(time=time_chunk), sig, fixed_fees=60000.0,
                               init_cash=100000, group=group), ref)
+
+
+@pytest.mark.parametrize("model", ["volume_based", "adaptive"])
+@pytest.mark.parametrize("time_chunk", [9, 25, 70])
+@pytest.mark.parametrize("group", [False, True])
+def test_a_slippage_window_starting_inside_a_gap_equals_in_memory(model, time_chunk, group):
+    # an outside probe: a chunk whose slippage history began inside a run of missing
+    # bars lost the return across the gap (measured from the last close before it)
+    ds, sig = _panel(7, n=160, m=4)
+    for v in ds.data_vars:
+        ds[v][30:52, 0] = np.nan            # a gap longer than a chunk
+        ds[v][:45, 2] = np.nan              # a late listing
+        ds[v][100:103, 3] = np.nan
+    kw = dict(slippage=ql.Slippage(model, window=40), fees=0.001, group=group)
+    for execution in ("close", "next_open"):
+        ref = ql.backtest(ds, sig, execution=execution, **kw)
+        got = ql.backtest(ds.chunk(time=time_chunk, asset=2), sig, execution=execution, **kw)
+        _assert_equal(got, ref)

@@ -232,11 +232,12 @@ def _kernel_checks(ds: xr.Dataset, opts: BacktestOptions, start: int) -> bool:
             and [v for v in BAR_VARS if v in ds.data_vars] == ["close"])
 
 
-def slippage_panels(ds: xr.Dataset, opts: BacktestOptions):
+def slippage_panels(ds: xr.Dataset, opts: BacktestOptions, prev_close=None):
     """(base, impact, cap) of the slippage model on (time, asset); with next_open they
-    come from the bars up to the decision bar only."""
+    come from the bars up to the decision bar only. ``prev_close``: per asset, the last
+    valid close before ``ds`` (``Slippage.panels``' ``prev``)."""
     slip = opts.slippage
-    base, impact, cap = slip.panels(ds)
+    base, impact, cap = slip.panels(ds, prev=prev_close)
     if slip.model == "adaptive":   # data-driven: its largest value must still be < 1
         _check_slippage_panel(slip, base)
     if opts.execution == "next_open" and slip.model != "fixed":  # costs from bars up to t
@@ -394,7 +395,7 @@ def order_arrays(rec) -> tuple:
 
 def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
              start: int = 0, lean: bool = False, threads=None,
-             labels_checked: bool = False, out=None) -> Run:
+             labels_checked: bool = False, out=None, prev_close=None) -> Run:
     """Check and align the inputs, then run the kernel once over every column.
 
     ``state`` (a ``SimState``): continue from it (updated in place) -- a deployment's
@@ -433,6 +434,9 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         With ``state``: the per-bar outputs to write into (the kernel's ``out=``: equity,
         cash, positions, halted zeros, interest zeros), e.g. a streamed run's buffers
         reused chunk after chunk.
+    prev_close : numpy.ndarray, optional
+        Per asset, the last valid close before ``data``'s first row (a time chunk's):
+        the data-driven slippage models' first returns are measured from it.
 
     Returns
     -------
@@ -470,7 +474,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     check = signal.size > 0 and _kernel_checks(ds, opts, start)   # no column: no kernel
     ds = align_data(ds, signal, opts, labels=not labels_checked, threads=threads,
                     values=not check)
-    base, impact, cap = slippage_panels(ds, opts)
+    base, impact, cap = slippage_panels(ds, opts, prev_close)
     if start:
         signal, ds = signal.isel(time=slice(start, None)), ds.isel(time=slice(start, None))
         base, impact = base.isel(time=slice(start, None)), impact.isel(time=slice(start, None))

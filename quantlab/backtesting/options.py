@@ -107,7 +107,7 @@ class Slippage:
         for k, v in checked.items():   # frozen: set the converted values once
             object.__setattr__(self, k, v)
 
-    def panels(self, ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray, float]:
+    def panels(self, ds: xr.Dataset, prev=None) -> tuple[xr.DataArray, xr.DataArray, float]:
         """The model's cost panels on (time, asset), as the kernel reads them.
 
         Slippage of an order of Δ shares = base + min(impact · sqrt(|Δ|), cap), as a
@@ -118,6 +118,9 @@ class Slippage:
         ds : xarray.Dataset
             The bars, with ``close`` (and ``volume`` for "volume_based", ``high`` and
             ``low`` for "adaptive").
+        prev : numpy.ndarray, optional
+            Per asset, the last valid close before ``ds``'s first bar (a time chunk's):
+            each asset's first return is measured from it, as in the whole panel.
 
         Returns
         -------
@@ -155,7 +158,7 @@ class Slippage:
         if self.model == "volume_based":
             if "volume" not in ds:
                 raise DataError("Slippage('volume_based') needs a 'volume' variable")
-            sigma = rolling.std(returns(close), self.window, min_periods=2)
+            sigma = rolling.std(_returns(close, prev), self.window, min_periods=2)
             with np.errstate(divide="ignore", invalid="ignore"):
                 impact = (self.coef * sigma / np.sqrt(ds["volume"])).where(ds["volume"] > 0)
             impact = impact.fillna(0.0)
@@ -163,10 +166,26 @@ class Slippage:
             missing = [v for v in ("high", "low") if v not in ds]
             if missing:
                 raise DataError(f"Slippage('adaptive') needs {', '.join(missing)}")
-            sigma = rolling.std(returns(close), self.window, min_periods=2).fillna(0.0)
+            sigma = rolling.std(_returns(close, prev), self.window, min_periods=2).fillna(0.0)
             rng = ((ds["high"] - ds["low"]) / close).fillna(0.0)
             base = base + self.vol_mult * sigma + self.range_mult * rng
         return base, impact, self.cap
+
+
+def _returns(close: xr.DataArray, prev) -> xr.DataArray:
+    """``returns(close)`` on (time, asset), each asset's first valid bar measured from
+    ``prev`` (its last valid close before the first row) where that is known: a time
+    chunk whose history starts inside a gap gives the whole panel's returns."""
+    r = returns(close)
+    if prev is None:
+        return r
+    c = close.values
+    valid = ~np.isnan(c)
+    cols = np.flatnonzero(valid.any(axis=0) & ~np.isnan(prev))
+    rows = valid.argmax(axis=0)[cols]
+    out = r.values.copy()
+    out[rows, cols] = c[rows, cols] / prev[cols] - 1.0
+    return r.copy(data=out)
 
 
 def param(name, v, lo=None, hi=None, *, lo_open=False, hi_open=False, finite=True,

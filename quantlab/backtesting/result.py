@@ -658,12 +658,16 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None, siblings=No
              for w0, _, t1 in spans]
     step = int(max(np.diff(edges).max(), 1))
     ring = [] if sink is None else [_outputs(step, n_cols, n_groups) for _ in range(2)]
-    run = None
+    run = prev = None   # prev: per asset, the last valid close before the chunk's rows
     try:
         for part, ((w0, t0, t1), loaded) in enumerate(zip(spans, _prefetched(loads))):
             if siblings is not None and siblings.stopped:
                 return None
             base = state.n_orders
+            this = prev
+            if h and part + 1 < len(spans):   # the next chunk's rows start at its w0
+                prev = _last_valid(loaded[0]["close"].transpose("time", "asset")
+                                   .values[:spans[part + 1][0] - w0], prev)
             out = None
             if ring:   # the sink writes at most one chunk's set while the kernel fills the other
                 out = tuple(a[:t1 - t0] for a in ring[part % 2])
@@ -671,7 +675,7 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None, siblings=No
                 out[4][:] = 0.0
             run = dispatch.simulate(*loaded, _sliced_opts(opts, time=slice(w0, t1)),
                                     state=state, start=t0 - w0, labels_checked=True,
-                                    out=out)
+                                    out=out, prev_close=this)
             if sink is not None:
                 sink.write(run, t0, t1, state, base, part)
         if sink is not None:
@@ -680,6 +684,19 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None, siblings=No
         if sink is not None:
             sink.close()
     return run
+
+
+def _last_valid(close, prev):
+    """Per asset (column), the last valid value of ``close`` (rows in time order), else
+    ``prev`` (None: NaN)."""
+    if not len(close):
+        return prev
+    valid = ~np.isnan(close)
+    out = np.full(close.shape[1], np.nan) if prev is None else prev.copy()
+    cols = np.flatnonzero(valid.any(axis=0))
+    rows = close.shape[0] - 1 - valid[::-1].argmax(axis=0)[cols]
+    out[cols] = close[rows, cols]
+    return out
 
 
 def _outputs(step, n_cols, n_groups):
