@@ -893,8 +893,10 @@ def _data_files(path: Path, exts: tuple, who: str, kind: str = ".csv") -> list:
         if p.name.startswith(".") or not p.name.lower().endswith(exts):
             skipped.append(p.name + ("/" if p.is_dir() else ""))
         elif not p.is_file():
-            raise DataError(f"{p}: not a readable file "
-                            f"({'broken symbolic link' if p.is_symlink() else 'a directory'})")
+            kind = ("a directory" if p.is_dir() else "a broken symbolic link"
+                    if p.is_symlink() and not p.exists() else
+                    "a named pipe" if p.is_fifo() else "a device or socket")
+            raise DataError(f"{p}: not a readable file ({kind})")
         else:
             files.append(p)
     names = " or ".join("*" + e for e in exts)

@@ -78,6 +78,36 @@ def _missing_package(url: str, err: Exception) -> str:
             f"not installed ({err}); pip install {pkg}")
 
 
+def _marker_problem(state: dict) -> str | None:
+    """What is wrong with a marker's fields (None: nothing), so an edited or damaged one
+    is named rather than read as other rows or assets."""
+    def count(k, lo):
+        v = state.get(k)
+        ok = isinstance(v, int) and not isinstance(v, bool) and v >= lo
+        return None if ok else f"{k} must be an integer >= {lo}, got {v!r}"
+
+    missing = [k for k in ("format", "n_time", "chunk_time", "chunk_asset", "assets",
+                           "asset_class", "variables", "files", "attrs") if k not in state]
+    if missing:
+        return f"no {', '.join(missing)}"
+    for problem in (count("n_time", 0), count("chunk_time", 1), count("chunk_asset", 1)):
+        if problem:
+            return problem
+    assets, classes, variables = state["assets"], state["asset_class"], state["variables"]
+    if not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
+        return "assets must be a list of names"
+    if len(set(assets)) != len(assets):
+        return f"duplicate assets {sorted({a for a in assets if assets.count(a) > 1})}"
+    if not isinstance(classes, list) or len(classes) != len(assets):
+        return f"asset_class must list one class per asset ({len(assets)})"
+    if (not isinstance(variables, list) or not variables
+            or not set(variables) <= set(_data.BAR_VARS)):
+        return f"variables must be some of {list(_data.BAR_VARS)}, got {variables!r}"
+    if not isinstance(state["files"], dict) or not isinstance(state["attrs"], dict):
+        return "files and attrs must be mappings"
+    return None
+
+
 class _Where:
     """Where a store lives: an fsspec filesystem ``fs`` and the store's ``root`` on it,
     one code path for every protocol. ``zarr`` and ``options`` are what
@@ -147,9 +177,10 @@ class _Where:
         if isinstance(state, dict) and "format" in state and state["format"] != FORMAT:
             raise DataError(f"{self.shown}: store format {state.get('format')!r}, this "
                             f"quantlab reads {FORMAT}")
-        if not isinstance(state, dict) or not {"format", "n_time", "assets"} <= set(state):
-            raise DataError(f"{self.key(MARKER)}: corrupt store marker ("
-                            f"{state if isinstance(state, Exception) else 'not a marker'}); "
+        problem = (state if isinstance(state, Exception) else
+                   "not a marker" if not isinstance(state, dict) else _marker_problem(state))
+        if problem:
+            raise DataError(f"{self.key(MARKER)}: corrupt store marker ({problem}); "
                             "re-run ingest into a new store") from None
         return state
 
@@ -664,7 +695,8 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
                 if given is not None and given != state[name]:
                     raise ValueError(f"ingest: {name}={given}, but the store {loc.shown} has "
                                      f"{name}={state[name]}; omit it to append")
-            if freq is not None and state.get("freq") not in (None, freq):
+            if freq is not None and state.get("freq") is not None and \
+                _cal._step(state["freq"]) != _cal._step(freq):
                 raise ValueError(f"ingest: freq={freq!r}, but the store has freq="
                                  f"{state['freq']!r}")
         try:
@@ -943,7 +975,8 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     store : str or os.PathLike
         A store made by :func:`ingest`: a local path or an fsspec URL.
     chunks : dict, optional
-        Dask chunks per dim (``time``, ``asset``; default: the store's).
+        Dask chunks per dim (``time``, ``asset``; default: the store's; -1: the whole
+        dim).
     storage_options : dict, optional
         Passed to the URL's fsspec filesystem.
     verify : bool, default False
@@ -1001,10 +1034,22 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
         raise _corrupt(loc, e) from None
     if state.get("every_chunk"):
         _missing_chunk(loc, state)
+    for v, a in arrays.items():   # the marker's rows and assets must be in the arrays
+        width = () if v == "time" else (len(state["assets"]),)
+        if a.shape[0] < n or tuple(a.shape[1:]) != width:
+            raise DataError(f"{loc.shown}: variable {v!r} holds {a.shape}, but the marker "
+                            f"lists {n} rows x {len(state['assets'])} assets; re-run ingest "
+                            "into a new store")
     time = _Checked(arrays["time"], loc.shown, "time")[:n].view("datetime64[ns]")
+    if chunks is not None and not isinstance(chunks, dict):
+        raise TypeError(f"open: chunks must be a dict {{'time': rows, 'asset': assets}} "
+                        f"(-1: the whole dim) or None, got {chunks!r}")
     chunks = dict(chunks or {})
     for d in chunks:
         _v.choice("chunks dimension", d, ("time", "asset"))
+    whole = {"time": n, "asset": len(state["assets"])}
+    chunks = {d: whole[d] if c == -1 and not isinstance(c, bool) else c
+              for d, c in chunks.items()}
     ct = _v.integer("chunks['time']", chunks.get("time", state["chunk_time"]), 1)
     ca = _v.integer("chunks['asset']", chunks.get("asset", state["chunk_asset"]), 1)
     token = dask.base.tokenize(loc.shown, json.dumps(state, sort_keys=True, default=str))

@@ -594,3 +594,38 @@ def test_a_flipped_byte_in_a_stored_chunk_is_a_data_error_not_other_prices(tmp_p
             ql.data.open(st)["close"].values
     chunk.write_bytes(orig)
     np.testing.assert_array_equal(ql.data.open(st, verify=True)["close"].values, want)
+
+
+def test_edited_markers_odd_chunks_and_odd_files_get_named_errors(panel, tmp_path):
+    # an outside probe: raw KeyError/xarray errors, a negative n_time opened 45 rows,
+    # freq '1D' refused against 'D', a named pipe called "a directory"
+    import json
+    import shutil
+    src = _write_csv(panel.isel(asset=[0], time=slice(0, 50)), tmp_path / "src")
+    st = Path(ql.data.ingest(src, tmp_path / "st", freq="D"))
+    ql.data.ingest(src, st, freq="1D")                     # the same step, other spelling
+    assert ql.data.open(st, chunks={"time": -1})["close"].data.chunks[0] == (50,)
+    with pytest.raises(TypeError, match="chunks must be a dict"):
+        ql.data.open(st, chunks="auto")
+    edits = {"no attrs": (lambda m: m.pop("attrs"), "no attrs"),
+             "string rows": (lambda m: m.update(n_time="50"), "n_time must be an integer"),
+             "negative rows": (lambda m: m.update(n_time=-5), "n_time must be an integer"),
+             "duplicate": (lambda m: m.update(assets=m["assets"] * 2,
+                                              asset_class=m["asset_class"] * 2),
+                           "duplicate assets"),
+             "extra asset": (lambda m: m.update(assets=m["assets"] + ["Y"],
+                                                asset_class=m["asset_class"] * 2),
+                             r"holds \(50, 1\), but the marker lists 50 rows x 2 assets")}
+    for k, (edit, msg) in edits.items():
+        d = tmp_path / k.replace(" ", "_")
+        shutil.copytree(st, d)
+        m = json.loads((d / "quantlab_store.json").read_text())
+        edit(m)
+        (d / "quantlab_store.json").write_text(json.dumps(m))
+        with pytest.raises(DataError, match=msg):
+            ql.data.open(d)
+    fifo = tmp_path / "fifo"
+    shutil.copytree(src, fifo)
+    os.mkfifo(fifo / "P.csv")
+    with pytest.raises(DataError, match=r"P\.csv: not a readable file \(a named pipe\)"):
+        ql.data.ingest(fifo, tmp_path / "s_fifo")
