@@ -838,11 +838,30 @@ def _write(loc: _Where, state: dict, staged: list, source: Path, files, shas, ow
     if state["freq"] is not None:      # the given freq must fit every step
         _cal.infer(pd.DatetimeIndex(np.r_[committed, new].view("datetime64[ns]")),
                    freq=state["freq"])
+    elif n_old and new.size and state["attrs"].get("freq"):
+        _same_calendar(state, committed, new, staged)
     if not n_old:      # the marker first: from here the directory is a store to resume
         loc.write_marker(state)
         g, tarr, arrs = _open_arrays(loc, state, create=True)
     _write_rows(loc, state, recs, new, tarr, arrs)
     _write_provenance(loc, state, source, files, shas, owner, g, tarr)
+
+
+def _same_calendar(state: dict, committed: np.ndarray, new: np.ndarray, staged) -> None:
+    """An append keeps the store's inferred bar frequency (hourly bars after daily ones
+    left no calendar, silently: its metrics then annualised with 252). The calendar may
+    still change with more rows (a first week of 24/7-looking minutes turning 24/5)."""
+    was = {k: state["attrs"].get(k) for k in ("freq", "calendar")}
+    try:
+        now = _cal.infer(pd.DatetimeIndex(np.r_[committed, new].view("datetime64[ns]")))
+    except ValueError as e:
+        now = {"freq": None, "calendar": str(e)}
+    if now["freq"] != was["freq"]:
+        files = ", ".join(sorted({Path(r.file).name for r in staged}))[:200]
+        raise DataError(f"appending {files}: the store's bars are {was.get('freq')} "
+                        f"({was.get('calendar')}); with the new rows they would be "
+                        f"{now['freq']} ({now['calendar']}); ingest them into a new store, "
+                        "or give freq= to the first ingest")
 
 
 def _new_times(staged: list, committed: np.ndarray) -> np.ndarray:

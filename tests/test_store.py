@@ -629,3 +629,19 @@ def test_edited_markers_odd_chunks_and_odd_files_get_named_errors(panel, tmp_pat
     os.mkfifo(fifo / "P.csv")
     with pytest.raises(DataError, match=r"P\.csv: not a readable file \(a named pipe\)"):
         ql.data.ingest(fifo, tmp_path / "s_fifo")
+
+
+def test_an_append_that_changes_the_bar_frequency_is_refused(panel, tmp_path):
+    # an outside probe: hourly bars appended to a daily store were taken, and the store
+    # lost its calendar (its metrics then annualised with 252)
+    src = _write_csv(panel.isel(asset=[0], time=slice(0, 60)), tmp_path / "src")
+    st = ql.data.ingest(src, tmp_path / "st")
+    df = pd.read_csv(src / "AAPL.csv", index_col=0, parse_dates=True)
+    later = df.iloc[-1:].copy()
+    hourly = pd.concat([df, later.set_axis(df.index[-1:] + pd.Timedelta("1h"))])
+    hourly.to_csv(src / "AAPL.csv")
+    with pytest.raises(DataError, match=r"AAPL\.csv: the store's bars are 1D \(business_day"):
+        ql.data.ingest(src, st)
+    assert ql.data.open(st).sizes["time"] == 60 and ql.data.open(st).attrs["freq"] == "1D"
+    _write_csv(panel.isel(asset=[0], time=slice(0, 80)), src)    # more days: fine
+    assert ql.data.open(ql.data.ingest(src, st)).attrs["periods_per_year"] == 252
