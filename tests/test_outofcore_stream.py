@@ -459,3 +459,19 @@ def test_a_slippage_window_starting_inside_a_gap_equals_in_memory(model, time_ch
         ref = ql.backtest(ds, sig, execution=execution, **kw)
         got = ql.backtest(ds.chunk(time=time_chunk, asset=2), sig, execution=execution, **kw)
         _assert_equal(got, ref)
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_failed_run_removes_its_temporary_results_store_now(group, tmp_path, monkeypatch):
+    # an outside probe: every failed streamed run left its results store in TMPDIR
+    # until the process exited
+    monkeypatch.setattr(result.tempfile, "tempdir", str(tmp_path))
+    ds, sig = _panel()
+    bad = ds.copy(deep=True)
+    bad["close"][30, 1] = -1.0
+    with pytest.raises(ql.DataError):
+        ql.backtest(bad.chunk(time=7), sig, group=group)
+    assert not list(tmp_path.glob("ql-backtest-*"))
+    res = ql.backtest(ds.chunk(time=7), sig, group=group)   # a result keeps its store
+    assert len(list(tmp_path.glob("ql-backtest-*"))) == 1
+    res.equity.compute()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -783,6 +784,18 @@ def _new_store(store, shapes, blocks, step, opts):
     return str(path)
 
 
+@contextmanager
+def _dropped_on_failure(path, store):
+    """Remove a failed run's temporary results store now, not at exit (a user's
+    ``store=`` is left as it is)."""
+    try:
+        yield
+    except BaseException:
+        if store is None and path is not None:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
 def _stored(path, key, blocks, axis):
     """One output of every block, read lazily from the store (blocks joined on ``axis``)."""
     import dask.array as da
@@ -931,11 +944,12 @@ def _per_asset(inputs, tmpl, params, opts, store=None):
                                                      in zip(blocks, spans)]))
                            for k in opts.metrics_only},
                           coords={d: tmpl[d] for d in dims}, attrs={"periods": opts.periods})
-    try:
-        dask.compute(*blocks)
-    except BaseException:
-        siblings.stop()
-        raise
+    with _dropped_on_failure(path, store):
+        try:
+            dask.compute(*blocks)
+        except BaseException:
+            siblings.stop()   # before the store goes: its chains end their chunks first
+            raise
     orders = _StoredOrders(Run(None, _Labels(tmpl), None, params, False),
                            (path, range(len(spans))))
     return _result(path, tmpl, params, opts, len(spans), orders,
@@ -956,7 +970,8 @@ def _streamed(inputs, tmpl, params, opts, store=None):
     step = int(max(np.diff(edges).max(), 1))
     shapes = {"positions": tmpl.shape}
     path = _new_store(store, lambda b, k: shapes.get(k, (n, *tmpl.shape[2:])), 1, step, opts)
-    _chain(inputs, opts, edges, n_cols, n_par, _Sink(path, 0, 0, opts))
+    with _dropped_on_failure(path, store):
+        _chain(inputs, opts, edges, n_cols, n_par, _Sink(path, 0, 0, opts))
     orders = _StoredOrders(Run(None, _Labels(tmpl), None, params, True), (path, range(1)))
     return _result(path, tmpl, params, opts, 1, orders,
                    inputs[0]["close"].transpose("time", "asset"))
