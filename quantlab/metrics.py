@@ -43,6 +43,7 @@ import xarray as xr
 
 from quantlab import _threads
 from quantlab import _validate as _v
+from quantlab import calendar as _calendar
 from quantlab._doc import fill
 from quantlab._kernels import load
 
@@ -741,8 +742,7 @@ def _data_periods(returns, period, annualization):
     if annualization is None and period == "daily":
         if not isinstance(returns, (xr.DataArray, pd.Series, pd.DataFrame)):
             return None
-        from quantlab import calendar   # its attr, else its time index's calendar
-        return calendar.periods_for(returns, default=252)
+        return _calendar.periods_for(returns, default=252)   # attr, else the index
     return annualization
 
 
