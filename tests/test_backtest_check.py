@@ -237,14 +237,37 @@ def test_the_signal_pass_runs_only_where_the_kernel_cannot_check(monkeypatch):
     passes.clear()
     ds = close.to_dataset()
     ds["volume"] = xr.full_like(close, 1e6)
-    slip = ql.Slippage("volume_based")
-    ql.backtest(ds, _signal(close), slippage=slip)  # the closes by validate, targets not
-    assert passes == [False]
+    # the bars by validate's pass before the kernel: the signal's pass first, as before
+    ql.backtest(ds, _signal(close), fees=0.001)
+    ql.backtest(ds, _signal(close), slippage=ql.Slippage("volume_based"))
+    assert passes == [True, True]
     passes.clear()
     import dask
-    with dask.config.set(scheduler="sync"):   # each later chunk starts after its window
-        ql.backtest(ds.chunk(time=100), _signal(close), slippage=slip, group=True)
-    assert passes == [False, True, True]
+    with dask.config.set(scheduler="sync"):   # close-only chunks: the kernel
+        ql.backtest(close.chunk(time=100), _signal(close), group=True)
+    assert passes == [False, False, False]
+
+
+@pytest.mark.parametrize("panel", ["close", "ohlcv", "close+slippage window"])
+def test_a_bad_signal_is_named_before_a_bad_bar_on_every_panel(panel):
+    # the review: with the targets checked in the kernel on every panel, an OHLCV
+    # panel's bad close (validate's pass, before the kernel) was named first
+    close = _close(n=300, m=8)
+    ds, kw = close.to_dataset(), {"fees": 0.001}
+    if panel == "ohlcv":
+        for v in ("open", "high", "low"):
+            ds[v] = close
+        ds["volume"] = xr.full_like(close, 1e6)
+    if panel == "close+slippage window":
+        ds["high"], ds["low"] = close * 1.01, close * 0.99
+        kw = {"slippage": ql.Slippage("adaptive")}
+    sig = _signal(close)
+    sig[250, 3] = 3.0
+    bad = ds.copy(deep=True)
+    for v in bad.data_vars:
+        if v != "volume":
+            bad[v][20, 1] = -1.0
+    assert _value_error(lambda: ql.backtest(bad, sig, **kw)) == _signal_message(sig, close)
 
 
 def test_targets_at_the_bounds_and_nan_pass_and_the_run_is_unchanged(monkeypatch):

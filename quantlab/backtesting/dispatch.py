@@ -461,9 +461,11 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     else:
         signal = input_signal(signal, entries, exits, opts)
     # a float signal's values: checked by the kernel as it reads each bar's row (one
-    # SIMD test, in its threads), not by a pass over the panel first; a fault is then
-    # named by check_signal as before
-    unchecked = signal if ex is None and not start and signal.dtype != bool else None
+    # SIMD test, in its threads), not by a pass over the panel first, where the kernel
+    # checks the closes too (else validate's pass would name a bad bar before a bad
+    # signal); a fault is then named by check_signal as before, the signal first
+    unchecked = (signal if ex is None and signal.dtype != bool
+                 and _kernel_checks(ds, opts, start) else None)
     signal = check_signal(signal, ds, labels=not labels_checked, values=unchecked is None)
     signal, params = broadcast(signal, opts)
     if unchecked is not None and signal.size == 0:   # no column: no kernel to check it

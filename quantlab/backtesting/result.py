@@ -100,9 +100,10 @@ class BacktestResult:
 
     @property
     def returns(self) -> xr.DataArray:
-        """Per-bar simple returns of each account's equity (the first from ``init_cash``),
-        with ``attrs["periods_per_year"]`` the run's ``periods``: ``ql.metrics`` of them
-        annualise as ``metrics()`` does (a 1-minute 24/7 run's 525,600, not 252).
+        """Per-bar simple returns of each account's equity (the first from ``init_cash``).
+        ``ql.metrics`` of them annualise with their time index's calendar, as ``metrics()``
+        does unless the run was given ``periods=`` (no attr: it would outlive a
+        ``resample``).
 
         Examples
         --------
@@ -114,9 +115,7 @@ class BacktestResult:
         array([-0.00406,  0.     ,  0.00858,  0.00396])
         """
         prev = self.equity.shift(time=1).fillna(self.init_cash)
-        out = (self.equity / prev - 1.0).rename("returns")
-        out.attrs["periods_per_year"] = self.periods
-        return out
+        return (self.equity / prev - 1.0).rename("returns")
 
     @cached_property
     def trades(self) -> pd.DataFrame:  # built once: metrics() and users both read it
