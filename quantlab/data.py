@@ -494,9 +494,10 @@ def _check_values(ds: xr.Dataset, names: list, where: str, threads=None,
             # close is one of their variables): their first bar with close NaN and other
             # values set is named, as in the scan of the whole panel
             last = ds[names].isel(time=[-1]).copy(deep=True)
-            for v in names:
+            for v in names:   # over the variables each has in the chunk, and close
                 row = np.full(ds.sizes["asset"], np.nan)
-                row[orphans] = 0.0 if v == "volume" else 1.0
+                own = orphans[has[orphans, BAR_VARS.index(v)] | (v == "close")]
+                row[own] = 0.0 if v == "volume" else 1.0
                 last[v][0] = row
             last = last.assign_coords(time=last.indexes["time"] + pd.Timedelta(1, "ns"))
             _check_values(xr.concat([ds[names], last], dim="time"), names, where, threads)

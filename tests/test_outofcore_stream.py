@@ -285,6 +285,22 @@ def test_a_close_missing_over_a_whole_chunk_is_named_as_in_memory(group, rows):
             want.value)
 
 
+def test_a_chunk_without_close_names_only_the_variables_the_asset_has():
+    # the review: the rescan gave the asset every variable (high, low, volume it never has)
+    ds = ql.data.load().isel(time=slice(0, 200)).copy(deep=True)
+    for v in ["high", "low", "volume"]:
+        ds[v][:, 3] = np.nan               # MSFT: open and close only
+    ds["close"][100:160, 3] = np.nan       # no close in chunk [100, 150)
+    sig = ds["close"] * 0 + 0.5
+    with pytest.raises(ql.DataError) as want:
+        ql.backtest(ds, sig)
+    for group in (False, True):
+        with pytest.raises(ql.DataError) as got:
+            ql.backtest(ds.chunk(time=50), sig, group=group)
+        assert str(got.value) == str(want.value)
+    assert "(close NaN while open set)" in str(want.value)
+
+
 def test_a_failed_chain_stops_the_other_chains_before_the_backtest_raises(monkeypatch):
     # the other asset chunks' chains went on calling the kernel on dask's threads after
     # ql.backtest had raised (wasted CPU; a later test's spy counted their calls)
