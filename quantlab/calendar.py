@@ -20,7 +20,9 @@ weekly/monthly/quarterly  ``"periodic"``                  52 / 12 / 4 (yearly 1)
 Bars are labelled at their open (a 09:30-16:00 minute session is stamped 09:30 ..
 15:59). Holidays and missing bars are gaps, not a different frequency: the frequency is
 the smallest step between timestamps, and every step must be a whole multiple of it.
-A session crossing midnight (futures) reads as whole days. Daily bars stamped at a local
+A session crossing midnight (futures) reads as whole days; one with a few hours' worth of
+bars a day (ASX, NZX in UTC) as a ``"session across midnight UTC"``, 252 x its bars a
+day. Daily bars stamped at a local
 time of day and read in UTC are still daily: a daylight-saving change makes a step 23 or
 25 hours, and business days east of UTC (a Tokyo Monday is a Sunday in UTC) are told from
 24/7 bars by their Friday-to-Monday steps.
@@ -127,10 +129,11 @@ def infer(time, freq=None) -> dict:
         # daily bars stamped at a local time of day, read in UTC: a daylight-saving
         # change makes a step 23 or 25 hours
         d = days.astype(np.int64) * _DAY
-    weekend = bool((idx.day_of_week >= 5).any())
-    if weekend and d.min() == _DAY and (d == 3 * _DAY).mean() > 0.1:
-        # Friday-to-Monday steps: business days stamped east of UTC (local midnight in
-        # Tokyo is 15:00 UTC the day before, a Sunday for a Monday)
+    weekdays = np.unique(idx.day_of_week)
+    weekend = bool((weekdays >= 5).any())
+    if weekend and d.min() == _DAY and weekdays.size <= 5:
+        # five weekdays, one of them a weekend day: business days stamped east of UTC
+        # (local midnight in Tokyo is 15:00 UTC the day before, a Sunday for a Monday)
         weekend = False
     if freq is not None:
         step = _step(freq)
@@ -160,11 +163,23 @@ def infer(time, freq=None) -> dict:
     first = pd.Series(ns[starts] % _DAY).mode().iloc[0]
     last = pd.Series(ns[ends] % _DAY).mode().iloc[0]
     per_day = _DAY / step
+    counts = np.diff(np.r_[starts, len(ns)])        # bars per UTC day
+    if first < step and last >= _DAY - step and np.median(counts) < 0.8 * per_day:
+        # bars around the clock in UTC but a few hours' worth a day: a session across
+        # midnight UTC (ASX 10:00-16:00 local), each UTC day the end of one and the
+        # start of the next
+        weekly = weekdays.size <= 6 or (d >= _DAY).sum() >= 0.7 * ((ns[-1] - ns[0])
+                                                                   // (7 * _DAY))
+        ppy = (252 if weekly else 365) * float(np.median(counts))
+        return {"freq": fs, "calendar": "session across midnight UTC",
+                "periods_per_year": int(ppy) if ppy.is_integer() else ppy}
     if first < step and last >= _DAY - step:        # whole days
         weeks = (ns[-1] - ns[0]) // (7 * _DAY)
-        if weeks and (d >= _DAY).sum() >= 0.7 * weeks:
-            # a pause of a day or more every week: a 24/5 market, also when its week opens
-            # on Sunday evening in UTC (FX: Sunday 22:00 to Friday 22:00)
+        pauses = int((d >= _DAY).sum())
+        if weeks >= 2 and 0.7 * weeks <= pauses <= 1.5 * weeks and weekdays.size <= 6:
+            # a pause of a day or more about once a week and a weekday never seen: a 24/5
+            # market, also when its week opens on Sunday evening in UTC (FX: Sunday
+            # 22:00 to Friday 22:00); not a 24/7 market's outages
             cal, days = "24/5", 260
         elif weekend or ns[-1] - ns[0] < 7 * _DAY:
             cal, days = "24/7", 365

@@ -280,3 +280,24 @@ def test_fx_week_from_sunday_evening_utc_is_24_5(freq, per_day):
     assert (got["calendar"], got["periods_per_year"]) == ("24/5", 260 * per_day)
     crypto = _drop(pd.date_range("2024-01-01", periods=24 * 200, freq="h"), 0.02)
     assert infer(crypto)["calendar"] == "24/7"          # no weekly pause: still 24/7
+
+
+def test_review_cases_sessions_across_utc_midnight_and_24_7_holes_and_outages():
+    def session(tz, start, end, freq="5min"):
+        days = pd.bdate_range("2024-01-01", "2024-06-30")
+        return pd.DatetimeIndex(np.concatenate([
+            pd.date_range(f"{d.date()} {start}", f"{d.date()} {end}", freq=freq,
+                          inclusive="left", tz=tz) for d in days])).tz_convert("UTC")
+
+    asx = infer(session("Australia/Sydney", "10:00", "16:00"))
+    assert (asx["calendar"], asx["periods_per_year"]) == ("session across midnight UTC",
+                                                          252 * 72)
+    assert infer(session("Pacific/Auckland", "10:00", "16:45"))["periods_per_year"] == 252 * 81
+    d = pd.date_range("2024-01-01", periods=400, freq="D")
+    keep = np.ones(400, bool)
+    for i in range(5, 400, 9):
+        keep[i:i + 2] = False             # 2-day holes: still 24/7, not business days
+    assert infer(d[keep])["periods_per_year"] == 365
+    h = pd.DatetimeIndex(np.r_[pd.date_range("2024-01-01", periods=72, freq="h"),
+                               pd.date_range("2024-01-05", periods=120, freq="h")])
+    assert infer(h)["calendar"] == "24/7"   # one outage is not a weekly pause
