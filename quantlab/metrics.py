@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from statistics import NormalDist
 
 import numpy as np
@@ -298,6 +299,9 @@ METRICS = {
     "information_ratio": (_f_information_ratio, True),
     "tracking_error": (_f_tracking_error, True),
 }
+# the metrics whose formula reads the periods per year (the others need no calendar)
+_ANNUALISED = frozenset(n for n, (f, _) in METRICS.items() if f is not None
+                        and "ann" in f.__code__.co_varnames[:f.__code__.co_argcount])
 _QUANTILE = ("value_at_risk", "conditional_value_at_risk", "tail_ratio")
 VAR_METHODS = ("historical", "parametric", "cornish_fisher")
 
@@ -734,21 +738,45 @@ def _dispatch_numpy(names, returns, factor_returns, dim, params, rate_key, rate_
     return {n: (np.float64(v) if r.ndim == 1 else v) for n, v in res.items()}
 
 
-def _data_periods(returns, period, annualization):
+def _data_periods(returns, period, annualization, dim="time"):
     """``annualization``, else, when ``period`` is left at "daily", of labelled returns
-    their ``periods_per_year`` attr (a calendar set by ``ql.data.load``/``open``, a
-    backtest's returns) or their time index's calendar (``ql.calendar.periods_for``:
-    returns derived from prices lose attrs), else 252; bare arrays keep empyrical's 252."""
-    if annualization is None and period == "daily":
-        if not isinstance(returns, (xr.DataArray, pd.Series, pd.DataFrame)):
-            return None
-        return _calendar.periods_for(returns, default=252)   # attr, else the index
-    return annualization
+    their ``periods_per_year`` attr (a calendar set by ``ql.data.load``/``open``) or the
+    calendar of their datetime index along ``dim`` (``ql.calendar.infer``: returns
+    derived from prices lose attrs), else 252; bare arrays keep empyrical's 252."""
+    if annualization is not None or period != "daily":
+        return annualization
+    attrs = getattr(returns, "attrs", None) or {}
+    if "periods_per_year" in attrs:
+        return attrs["periods_per_year"]
+    if isinstance(returns, xr.DataArray):
+        index = returns.indexes.get(dim)
+    else:
+        index = getattr(returns, "index", None) if isinstance(
+            returns, (pd.Series, pd.DataFrame)) else None
+    return _index_periods(index) if isinstance(index, pd.DatetimeIndex) else None
+
+
+_LAST_INDEX = (None, None)   # (weakref to an index, its periods): calls on one panel
+
+
+def _index_periods(index: pd.DatetimeIndex):
+    """The periods per year of ``index``'s calendar, else None (252); the last index's
+    is kept, so metrics called one after another on a long panel infer it once."""
+    global _LAST_INDEX
+    ref, periods = _LAST_INDEX
+    if ref is None or ref() is not index:
+        try:
+            periods = _calendar.infer(index)["periods_per_year"]
+        except ValueError:
+            periods = None
+        _LAST_INDEX = (weakref.ref(index), periods)
+    return periods
 
 
 def _metric(name, returns, factor_returns=None, dim="time", period="daily",
             annualization=None, **kw):
-    annualization = _data_periods(returns, period, annualization)
+    if name in _ANNUALISED:   # the others never read it: no calendar to infer
+        annualization = _data_periods(returns, period, annualization, dim)
     return _dispatch([name], returns, factor_returns, dim,
                      _params(period, annualization, **kw))[name]
 
@@ -1572,7 +1600,7 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
     >>> "beta" in s
     False
     """
-    annualization = _data_periods(returns, period, annualization)
+    annualization = _data_periods(returns, period, annualization, dim)
     ann = annualization_factor(period, annualization)
     risk_free_rate = _v.number("risk_free_rate", risk_free_rate, -1, None, lo_open=True)
     rf = (1.0 + risk_free_rate) ** (1.0 / ann) - 1.0

@@ -301,3 +301,26 @@ def test_review_cases_sessions_across_utc_midnight_and_24_7_holes_and_outages():
     h = pd.DatetimeIndex(np.r_[pd.date_range("2024-01-01", periods=72, freq="h"),
                                pd.date_range("2024-01-05", periods=120, freq="h")])
     assert infer(h)["calendar"] == "24/7"   # one outage is not a weekly pause
+
+
+def test_metrics_infer_along_their_dim_and_only_when_they_annualise(monkeypatch):
+    # the review: dim= was ignored (a 'date' dim fell back to 252), and every metric,
+    # max_drawdown too, inferred the calendar of its index on every call
+    r = np.random.default_rng(5).normal(0.0001, 0.01, 24 * 60)
+    t = pd.date_range("2024-01-01", periods=r.size, freq="h")
+    want = float(ql.metrics.sharpe_ratio(r, annualization=8760))
+    for x, kw in ((xr.DataArray(r, dims="time", coords={"time": t}), {}),
+                  (xr.DataArray(r, dims="date", coords={"date": t}), {"dim": "date"}),
+                  (pd.Series(r, index=t), {})):
+        assert float(ql.metrics.sharpe_ratio(x, **kw)) == pytest.approx(want, rel=1e-12)
+    calls = []
+    real = ql.calendar.infer
+    monkeypatch.setattr(ql.calendar, "infer", lambda *a, **k: calls.append(1) or real(*a, **k))
+    da = xr.DataArray(r, dims="time", coords={"time": pd.date_range("2020-01-01",
+                                                                    periods=r.size, freq="h")})
+    ql.metrics.max_drawdown(da)
+    ql.metrics.value_at_risk(da)
+    assert calls == []                          # not annualised: no calendar
+    ql.metrics.sharpe_ratio(da)
+    ql.metrics.sortino_ratio(da)
+    assert calls == [1]                         # one panel's index: inferred once
