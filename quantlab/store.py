@@ -746,13 +746,17 @@ def _writer_lock(loc: _Where):
     with builtins.open(loc.key(_LOCK), "a+b") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
         except BlockingIOError:
             raise DataError(f"{loc.shown}: another ingest is writing this store; wait for "
                             "it to finish (one ingest at a time)") from None
+        except OSError:   # no locks on this file system (NFS without lockd): as a URL
+            locked = False
         try:
             yield
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _corrupt(loc: _Where, e: Exception) -> Exception:
@@ -1181,7 +1185,7 @@ def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class=
     times datetime64/int64 ns, strictly increasing across pieces. Committed per chunk row
     like :func:`ingest`. Returns the store's path."""
     loc = _Where(store, None, "write_panel")
-    if loc.fs.isfile(loc.root) or loc.entries():
+    if loc.fs.isfile(loc.root) or loc.entries() - {_LOCK}:   # a refused ingest's lock
         raise DataError(f"{loc.shown}: not empty; write_panel creates a new store")
     loc.fs.makedirs(loc.root, exist_ok=True)
     ct = _v.integer("chunk_time", chunk_time or CHUNK_TIME, 1, 10 ** 7)
