@@ -131,9 +131,9 @@ def infer(time, freq=None) -> dict:
         d = days.astype(np.int64) * _DAY
     weekdays = np.unique(idx.day_of_week)
     weekend = bool((weekdays >= 5).any())
-    if weekend and d.min() == _DAY and weekdays.size <= 5:
-        # five weekdays, one of them a weekend day: business days stamped east of UTC
-        # (local midnight in Tokyo is 15:00 UTC the day before, a Sunday for a Monday)
+    if weekend and d.min() == _DAY and weekdays.size <= 5 and ns[-1] - ns[0] >= 14 * _DAY:
+        # over two weeks, five weekdays, one of them a weekend day: business days stamped
+        # east of UTC (local midnight in Tokyo is 15:00 UTC the day before, a Sunday)
         weekend = False
     if freq is not None:
         step = _step(freq)

@@ -460,10 +460,8 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         signal, ex = bool_events(entries, exits, opts)
     else:
         signal = input_signal(signal, entries, exits, opts)
-    # a float signal's values: checked by the kernel as it reads each bar's row (one
-    # SIMD test, in its threads), not by a pass over the panel first, where the kernel
-    # checks the closes too (else validate's pass would name a bad bar before a bad
-    # signal); a fault is then named by check_signal as before, the signal first
+    # a float signal checked by the kernel row by row where it checks the closes too
+    # (else validate's pass names a bad bar first); check_signal names a fault as before
     unchecked = (signal if ex is None and signal.dtype != bool
                  and _kernel_checks(ds, opts, start) else None)
     signal = check_signal(signal, ds, labels=not labels_checked, values=unchecked is None)
@@ -490,8 +488,8 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     asset_of_col, grp, n_groups, (fees, fixed_fees), kw = _kernel_args(signal, ds, opts,
                                                                        params, endless)
     margin = 0.0
-    # no account can breach it otherwise (its cash never goes below 0); a fixed fee can
-    # exceed a sale's proceeds; a streamed run cannot know its later chunks' signs
+    # else no account can breach it: cash stays >= 0 (a fixed fee can exceed a sale's
+    # proceeds; a streamed run cannot know its later chunks' signs)
     if opts.maintenance_margin and (opts.max_leverage > 1 or state is not None
                                     or bool(np.any(fixed_fees))
                                     or (ex is None and bool((signal < 0).any()))):
