@@ -22,10 +22,10 @@ Bars are labelled at their open (a 09:30-16:00 minute session is stamped 09:30 .
 the smallest step between timestamps, and every step must be a whole multiple of it.
 A session crossing midnight (futures) reads as whole days; one with a few hours' worth of
 bars a day (ASX, NZX in UTC) as a ``"session across midnight UTC"``, 252 x its bars a
-day. Daily bars stamped at a local
-time of day and read in UTC are still daily: a daylight-saving change makes a step 23 or
-25 hours, and business days east of UTC (a Tokyo Monday is a Sunday in UTC) are told from
-24/7 bars by their Friday-to-Monday steps.
+day. Daily bars stamped at a local time of day and read in UTC are still daily: a
+daylight-saving change makes a step 23 or 25 hours, and business days east of UTC (a
+Tokyo Monday is a Sunday in UTC) are told from 24/7 bars by the five weekdays they fall
+on over two weeks or more.
 """
 from __future__ import annotations
 
@@ -164,18 +164,17 @@ def infer(time, freq=None) -> dict:
     last = pd.Series(ns[ends] % _DAY).mode().iloc[0]
     per_day = _DAY / step
     counts = np.diff(np.r_[starts, len(ns)])        # bars per UTC day
+    weeks = (ns[-1] - ns[0]) // (7 * _DAY)
+    pauses = int((d >= _DAY).sum())                 # a day or more without a bar
     if first < step and last >= _DAY - step and np.median(counts) < 0.8 * per_day:
         # bars around the clock in UTC but a few hours' worth a day: a session across
         # midnight UTC (ASX 10:00-16:00 local), each UTC day the end of one and the
         # start of the next
-        weekly = weekdays.size <= 6 or (d >= _DAY).sum() >= 0.7 * ((ns[-1] - ns[0])
-                                                                   // (7 * _DAY))
+        weekly = weekdays.size <= 6 or pauses >= 0.7 * weeks
         ppy = (252 if weekly else 365) * float(np.median(counts))
         return {"freq": fs, "calendar": "session across midnight UTC",
                 "periods_per_year": int(ppy) if ppy.is_integer() else ppy}
     if first < step and last >= _DAY - step:        # whole days
-        weeks = (ns[-1] - ns[0]) // (7 * _DAY)
-        pauses = int((d >= _DAY).sum())
         if weeks >= 2 and 0.7 * weeks <= pauses <= 1.5 * weeks and weekdays.size <= 6:
             # a pause of a day or more about once a week and a weekday never seen: a 24/5
             # market, also when its week opens on Sunday evening in UTC (FX: Sunday

@@ -1556,9 +1556,9 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
 
     ``risk_free_rate`` is ANNUAL, converted per period as (1 + rf)^(1/periods) - 1
     (DESIGN.md); benchmark metrics only with a benchmark. Annualised with
-    ``annualization``, else the returns' ``periods_per_year`` attr, else their time
-    index's calendar (``ql.calendar.periods_for``), else ``period`` (252 daily);
-    ``attrs["periods"]`` says which.
+    ``annualization``, else the returns' ``periods_per_year`` attr, else the calendar of
+    their datetime index along ``dim`` (``ql.calendar.infer``), else ``period`` (252
+    daily); ``attrs["periods"]`` says which.
 
     Parameters
     ----------

@@ -1055,14 +1055,14 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
         arrays = {v: g[v] for v in ("time", *state["variables"])}
     except Exception as e:
         raise _corrupt(loc, e) from None
-    if state.get("every_chunk"):
-        _missing_chunk(loc, state)
     for v, a in arrays.items():   # the marker's rows and assets must be in the arrays
         width = () if v == "time" else (len(state["assets"]),)
         if a.shape[0] < n or tuple(a.shape[1:]) != width:
             raise DataError(f"{loc.shown}: variable {v!r} holds {a.shape}, but the marker "
                             f"lists {n} rows x {len(state['assets'])} assets; re-run ingest "
                             "into a new store")
+    if state.get("every_chunk"):   # then every chunk of those rows has its file
+        _missing_chunk(loc, state)
     time = _Checked(arrays["time"], loc.shown, "time")[:n].view("datetime64[ns]")
     if chunks is not None and not isinstance(chunks, dict):
         raise TypeError(f"open: chunks must be a dict {{'time': rows, 'asset': assets}} "

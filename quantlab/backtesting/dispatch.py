@@ -462,8 +462,8 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         signal = input_signal(signal, entries, exits, opts)
     # a float signal checked by the kernel row by row where it checks the closes too
     # (else validate's pass names a bad bar first); check_signal names a fault as before
-    unchecked = (signal if ex is None and signal.dtype != bool
-                 and _kernel_checks(ds, opts, start) else None)
+    in_kernel = _kernel_checks(ds, opts, start)
+    unchecked = signal if ex is None and signal.dtype != bool and in_kernel else None
     signal = check_signal(signal, ds, labels=not labels_checked, values=unchecked is None)
     signal, params = broadcast(signal, opts)
     if unchecked is not None and signal.size == 0:   # no column: no kernel to check it
@@ -471,7 +471,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         unchecked = None
     if ex is not None and not _same_frame(ex, signal):   # the exits over the params
         ex = xr.broadcast(ex, signal)[0].transpose(*signal.dims)
-    check = signal.size > 0 and _kernel_checks(ds, opts, start)   # no column: no kernel
+    check = signal.size > 0 and in_kernel   # no column: no kernel
     ds = align_data(ds, signal, opts, labels=not labels_checked, threads=threads,
                     values=not check)
     base, impact, cap = slippage_panels(ds, opts, prev_close)
