@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import warnings
-import weakref
 from statistics import NormalDist
 
 import numpy as np
@@ -741,36 +740,15 @@ def _dispatch_numpy(names, returns, factor_returns, dim, params, rate_key, rate_
 def _data_periods(returns, period, annualization, dim="time"):
     """``annualization``, else, when ``period`` is left at "daily", of labelled returns
     their ``periods_per_year`` attr (a calendar set by ``ql.data.load``/``open``) or the
-    calendar of their datetime index along ``dim`` (``ql.calendar.infer``: returns
-    derived from prices lose attrs), else 252; bare arrays keep empyrical's 252."""
-    if annualization is not None or period != "daily":
+    calendar of their datetime index along ``dim`` (``ql.calendar.periods_for``: returns
+    derived from prices lose attrs), else None (252); bare arrays keep empyrical's 252."""
+    if annualization is not None or period != "daily" or not isinstance(
+            returns, (xr.DataArray, pd.Series, pd.DataFrame)):
         return annualization
-    attrs = getattr(returns, "attrs", None) or {}
-    if "periods_per_year" in attrs:
-        return attrs["periods_per_year"]
-    if isinstance(returns, xr.DataArray):
-        index = returns.indexes.get(dim)
-    else:
-        index = getattr(returns, "index", None) if isinstance(
-            returns, (pd.Series, pd.DataFrame)) else None
-    return _index_periods(index) if isinstance(index, pd.DatetimeIndex) else None
-
-
-_LAST_INDEX = (None, None)   # (weakref to an index, its periods): calls on one panel
-
-
-def _index_periods(index: pd.DatetimeIndex):
-    """The periods per year of ``index``'s calendar, else None (252); the last index's
-    is kept, so metrics called one after another on a long panel infer it once."""
-    global _LAST_INDEX
-    ref, periods = _LAST_INDEX
-    if ref is None or ref() is not index:
-        try:
-            periods = _calendar.infer(index)["periods_per_year"]
-        except ValueError:
-            periods = None
-        _LAST_INDEX = (weakref.ref(index), periods)
-    return periods
+    try:
+        return _calendar.periods_for(returns, dim=dim)
+    except ValueError:
+        return None
 
 
 def _metric(name, returns, factor_returns=None, dim="time", period="daily",

@@ -314,8 +314,8 @@ def test_metrics_infer_along_their_dim_and_only_when_they_annualise(monkeypatch)
                   (pd.Series(r, index=t), {})):
         assert float(ql.metrics.sharpe_ratio(x, **kw)) == pytest.approx(want, rel=1e-12)
     calls = []
-    real = ql.calendar.infer
-    monkeypatch.setattr(ql.calendar, "infer", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = ql.calendar._infer   # the inference itself, under infer's cache of an index
+    monkeypatch.setattr(ql.calendar, "_infer", lambda *a, **k: calls.append(1) or real(*a, **k))
     da = xr.DataArray(r, dims="time", coords={"time": pd.date_range("2020-01-01",
                                                                     periods=r.size, freq="h")})
     ql.metrics.max_drawdown(da)
@@ -324,3 +324,11 @@ def test_metrics_infer_along_their_dim_and_only_when_they_annualise(monkeypatch)
     ql.metrics.sharpe_ratio(da)
     ql.metrics.sortino_ratio(da)
     assert calls == [1]                         # one panel's index: inferred once
+    ql.backtest(xr.Dataset({"close": (100 * (1 + da).cumprod()).expand_dims(asset=["A"], axis=1)}),
+                da.expand_dims(asset=["A"], axis=1) * 0 + 1.0)
+    assert calls == [1]                         # a backtest of it too
+    backwards = da.indexes["time"][::-1]
+    for _ in range(2):                          # an index's error is kept and raised again
+        with pytest.raises(ValueError, match="not strictly increasing"):
+            infer(backwards)
+    assert calls == [1, 1]
