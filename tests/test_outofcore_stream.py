@@ -491,3 +491,37 @@ def test_a_failed_run_removes_its_temporary_results_store_now(group, tmp_path, m
     res = ql.backtest(ds.chunk(time=7), sig, group=group)   # a result keeps its store
     assert len(list(tmp_path.glob("ql-backtest-*"))) == 1
     res.equity.compute()
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_results_store_lives_as_long_as_something_reads_it(group, tmp_path, monkeypatch):
+    # each streamed run's store stayed in TMPDIR until the process exited: a loop of
+    # runs filled the disk with stores no one could read any more
+    import gc
+    import pickle
+
+    monkeypatch.setattr(result.tempfile, "tempdir", str(tmp_path))
+    ds, sig = _panel()
+    ref = ql.backtest(ds, sig, group=group, fees=0.001)
+
+    def stores():
+        gc.collect()
+        return len(list(tmp_path.glob("ql-backtest-*")))
+
+    for _ in range(3):                                   # a loop keeping nothing
+        ql.backtest(ds.chunk(time=7), sig, group=group, fees=0.001).equity.sum().compute()
+    assert stores() == 0
+    res = ql.backtest(ds.chunk(time=7), sig, group=group, fees=0.001)
+    mean, orders = res.returns.mean("time"), res.__dict__["_lazy_orders"]
+    copy = pickle.loads(pickle.dumps(res.equity))        # as a cluster's worker gets it
+    del res
+    assert stores() == 1                                 # its arrays still read it
+    np.testing.assert_array_equal(copy.values, ref.equity.values)
+    del copy                                             # a copy never removes it
+    assert stores() == 1
+    mean.compute()
+    del mean
+    assert stores() == 1                                 # the orders are read on first use
+    pd.testing.assert_frame_equal(orders.frame(), ref.orders)
+    del orders
+    assert stores() == 0

@@ -1,9 +1,10 @@
 """The kernel's arrays -> ``BacktestResult`` (or a metrics-only Dataset)."""
 from __future__ import annotations
 
-import atexit
 import shutil
 import tempfile
+import uuid
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -748,7 +749,8 @@ def chunked(data, signal, entries, exits, opts: BacktestOptions, store=None):
     chunks, one chain for a portfolio, one per span of asset chunks (``_spans``) for
     independent accounts.
     ``store``: the directory of the per-bar results (default: a temporary one in
-    ``TMPDIR``, removed at exit); on a cluster, a path every worker can write."""
+    ``TMPDIR``, removed once nothing reads it, :class:`_Results`); on a cluster, a path
+    every worker can write."""
     ds, tmpl, params = _template(data, signal, entries, exits, opts)
     opts = replace(opts, periods=dispatch.resolve_periods(dispatch.as_dataset(data), opts))
     # the inputs each chain reads: the user's signal (or entries/exits), on the data's assets
@@ -767,8 +769,6 @@ def _new_store(store, shapes, blocks, step, opts):
     import zarr   # lazy: out-of-core runs only
 
     path = store or tempfile.mkdtemp(prefix="ql-backtest-")
-    if store is None:
-        atexit.register(shutil.rmtree, path, True)
     root = zarr.open_group(path, mode="w")
     for key in _OUTPUTS:
         if not _wanted(key, opts):
@@ -783,6 +783,34 @@ def _new_store(store, shapes, blocks, step, opts):
     return str(path)
 
 
+class _Results:
+    """A run's results store (``path``) as its readers hold it: a temporary one
+    (``owned``) is removed when the last of them is gone -- the result, the dask arrays
+    read from it (:func:`_stored`), its orders -- or at exit; a loop of streamed runs
+    would otherwise fill ``TMPDIR`` with stores no one reads. A copy in another process
+    (a cluster's worker reading the arrays) never removes it; a user's ``store=`` stays."""
+
+    def __init__(self, path, owned):
+        self.path = path
+        if owned:
+            weakref.finalize(self, shutil.rmtree, path, True)
+
+    def __reduce__(self):
+        return (_Results, (self.path, False))
+
+
+class _Reader:
+    """A stored zarr array for ``dask.array.from_array``: the graph that reads it holds
+    ``results`` (:class:`_Results`), so the store lives as long as the graph."""
+
+    def __init__(self, array, results):
+        self.array, self.results = array, results
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+
+    def __getitem__(self, key):
+        return self.array[key]
+
+
 @contextmanager
 def _dropped_on_failure(path, store):
     """Remove a failed run's temporary results store now, not at exit (a user's
@@ -795,11 +823,17 @@ def _dropped_on_failure(path, store):
         raise
 
 
-def _stored(path, key, blocks, axis):
+def _stored(results, key, blocks, axis):
     """One output of every block, read lazily from the store (blocks joined on ``axis``)."""
     import dask.array as da
+    import zarr   # lazy: out-of-core runs only
 
-    parts = [da.from_zarr(path, component=f"{key}/{b}") for b in range(blocks)]
+    run = uuid.uuid4().hex   # a user's store= rewritten by a later run is another array
+    parts = []
+    for b in range(blocks):
+        z = zarr.open_array(results.path, path=f"{key}/{b}", mode="r")
+        parts.append(da.from_array(_Reader(z, results), chunks=z.chunks,
+                                   name=f"ql-results-{key}-{b}-{run}"))
     return parts[0] if len(parts) == 1 else da.concatenate(parts, axis=axis)
 
 
@@ -823,18 +857,23 @@ class _StoredOrders(_LazyOrders):
     (``arrays``: the store's path and the blocks)."""
 
     def frame(self) -> pd.DataFrame:
-        path, blocks = self.arrays
-        return _read_orders(path, self.run.signal, self.run.params, self.run.group, blocks)
+        results, blocks = self.arrays
+        return _read_orders(results.path, self.run.signal, self.run.params, self.run.group,
+                            blocks)
 
 
-def _result(path, tmpl, params, opts, blocks, orders, prices):
-    """The result reading the store: per-bar arrays lazily, ``orders`` as given."""
+def _result(path, store, tmpl, params, opts, blocks, group, prices):
+    """The result reading the store at ``path`` (temporary unless ``store``): per-bar
+    arrays lazily, the orders when first used."""
     acct_dims = ["time", *params] if opts.group else list(tmpl.dims)
+    results = _Results(path, owned=store is None)
+    orders = _StoredOrders(Run(None, _Labels(tmpl), None, params, group),
+                           (results, range(blocks)))
 
     def arr(key, dims):
         if not _wanted(key, opts):
             return None
-        return xr.DataArray(_stored(path, key, blocks, 1), dims=dims,
+        return xr.DataArray(_stored(results, key, blocks, 1), dims=dims,
                             coords={d: tmpl[d] for d in dims}, name=key)
 
     return BacktestResult(arr("equity", acct_dims), arr("cash", acct_dims),
@@ -949,9 +988,7 @@ def _per_asset(inputs, tmpl, params, opts, store=None):
         except BaseException:
             siblings.stop()   # before the store goes: its chains end their chunks first
             raise
-    orders = _StoredOrders(Run(None, _Labels(tmpl), None, params, False),
-                           (path, range(len(spans))))
-    return _result(path, tmpl, params, opts, len(spans), orders,
+    return _result(path, store, tmpl, params, opts, len(spans), False,
                    inputs[0]["close"].transpose("time", "asset"))
 
 
@@ -971,6 +1008,5 @@ def _streamed(inputs, tmpl, params, opts, store=None):
     path = _new_store(store, lambda b, k: shapes.get(k, (n, *tmpl.shape[2:])), 1, step, opts)
     with _dropped_on_failure(path, store):
         _chain(inputs, opts, edges, n_cols, n_par, _Sink(path, 0, 0, opts))
-    orders = _StoredOrders(Run(None, _Labels(tmpl), None, params, True), (path, range(1)))
-    return _result(path, tmpl, params, opts, 1, orders,
+    return _result(path, store, tmpl, params, opts, 1, True,
                    inputs[0]["close"].transpose("time", "asset"))
