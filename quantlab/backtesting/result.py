@@ -657,7 +657,7 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None, siblings=No
     spans = [(max(0, int(t0) - h), int(t0), int(t1)) for t0, t1 in zip(edges[:-1], edges[1:])]
     loads = [partial(_load, inputs, {"time": slice(w0, t1)}, scheduler)
              for w0, _, t1 in spans]
-    step = int(max(np.diff(edges).max(), 1))
+    step = _rows_per_chunk(edges)
     ring = [] if sink is None else [_outputs(step, n_cols, n_groups) for _ in range(2)]
     run = prev = None   # prev: per asset, the last valid close before the chunk's rows
     try:
@@ -685,6 +685,12 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None, siblings=No
         if sink is not None:
             sink.close()
     return run
+
+
+def _rows_per_chunk(edges) -> int:
+    """The most rows of a time chunk (``edges``: its boundaries): a chain's buffers and
+    the results store's chunks."""
+    return int(max(np.diff(edges).max(), 1))
 
 
 def _last_valid(close, prev):
@@ -959,7 +965,7 @@ def _per_asset(inputs, tmpl, params, opts, store=None):
     n, n_par = tmpl.sizes["time"], int(np.prod(tmpl.shape[2:]))
     chunks = _bounds(inputs[:3], "asset", tmpl.sizes["asset"])
     t_edges = _bounds(inputs[:3], "time", n)
-    step = int(max(np.diff(t_edges).max(), 1))
+    step = _rows_per_chunk(t_edges)
     a_edges = _spans(chunks, max(_slots(), _by_memory(step, tmpl.sizes["asset"] * n_par)))
     spans = list(zip(a_edges[:-1], a_edges[1:]))
     metrics_only = opts.metrics_only is not None
@@ -1003,7 +1009,7 @@ def _streamed(inputs, tmpl, params, opts, store=None):
     if opts.metrics_only is not None:
         run = _chain(inputs, opts, edges, n_cols, n_par, None)
         return streamed_metrics(run, opts, n_bars=n)
-    step = int(max(np.diff(edges).max(), 1))
+    step = _rows_per_chunk(edges)
     shapes = {"positions": tmpl.shape}
     path = _new_store(store, lambda b, k: shapes.get(k, (n, *tmpl.shape[2:])), 1, step, opts)
     with _dropped_on_failure(path, store):
