@@ -31,7 +31,7 @@ from quantlab._kernels.backtest import REASONS, SimState
 from quantlab._kernels.data import check_bars as _check_bars
 from quantlab.backtesting import dispatch
 from quantlab.backtesting.options import BacktestOptions
-from quantlab.backtesting.result import from_run
+from quantlab.backtesting.result import _last_valid, from_run
 from quantlab.calendar import periods_for
 from quantlab.data import load_csv, validate
 from quantlab.engine.feeds import FeedError
@@ -339,6 +339,9 @@ class Deployment:
         # enough for the next bar's window, whatever its phase (None: all history)
         self._buf = _Bars(None if keep is None else keep + self.strategy.period)
         self._last_px = None            # the last valid close per asset
+        # per asset, the last valid close before the slippage window's first row: a
+        # return across a gap longer than the window is measured from it (ql.backtest)
+        self._slip_prev = None
         self._stepper = None            # the backtest kernel's prepared step
         self.state = None               # the backtest kernel's state (SimState)
         self._rec = {k: [] for k in ("time", "equity", "cash", "positions", "signal",
@@ -484,6 +487,9 @@ class Deployment:
         t, values = parsed
         if not self._vars:
             self._vars = tuple(values)
+        k = self.options.history_needed()
+        if 1 < k <= len(self._buf):   # the slippage window's first row leaves it (keep >= k)
+            self._slip_prev = _last_valid(self._buf.tail(k)["close"][:1], self._slip_prev)
         self._buf.push(t, values)
         if self._live is not None:   # i counted from the first history bar: signal's phase
             self._live_out = self._live.update(self._seen - 1, t, values)
@@ -588,14 +594,14 @@ class Deployment:
     def _advance(self, target: np.ndarray) -> None:
         """One kernel step at the latest bar from the saved state: ql.backtest's own
         kernel (dispatch.Stepper), on NumPy rows; the slippage models read the last
-        ``history_needed`` bars."""
+        ``history_needed`` bars and each asset's last valid close before them."""
         if self._stepper is None:
             self._stepper = dispatch.Stepper(self.options, self.universe)
         if self.state is None:
             self.state = self._stepper.new_state()
         k = self.options.history_needed()
         base, impact = self._stepper.slippage(self._buf.rows(max(0, len(self._buf) - k)),
-                                              self._buf.times()[-k:])
+                                              self._buf.times()[-k:], self._slip_prev)
         eq, cash, pos, (col, size, price, fee, reason) = self._stepper.step(
             self.state, self._buf.last(), target, base, impact)
         t = self._buf.last_time()
@@ -839,6 +845,8 @@ class Deployment:
                                                      for r in rows_], dtype=float)
         if self._last_px is not None:
             arrays["last_close"] = self._last_px
+        if self._slip_prev is not None:
+            arrays["slip_prev"] = self._slip_prev
         if self.state is not None:
             arrays.update(_pack("state", self.state.to_dict()))
         return arrays
@@ -926,6 +934,10 @@ class Deployment:
         elif dep._vars:   # an older checkpoint: the last valid close in the buffer
             c = arrays["buf.close"]
             dep._last_px = pd.DataFrame(c).ffill().to_numpy()[-1] if len(c) else None
+        if "slip_prev" in arrays:
+            dep._slip_prev = np.asarray(arrays["slip_prev"], dtype=np.float64)
+        elif len(dep._buf) and dep.options.history_needed() > 1:   # an older checkpoint
+            dep._slip_prev = dep._window_prev()
         dep._rec["time"] = [np.datetime64(t, "ns") for t in meta["record_times"]]
         for k in ("equity", "cash", "positions", "signal", "target", "latency"):
             dep._rec[k] = list(arrays[f"rec.{k}"])
@@ -938,6 +950,16 @@ class Deployment:
             raise ValueError(f"the kernel state has {int(state['n_columns'])} columns, the "
                              f"universe {len(dep.universe or [])} assets")
         return dep
+
+    def _window_prev(self):
+        """``_slip_prev`` of a checkpoint that lacks it, from the buffer: the last valid
+        close in the rows before the slippage window; for an asset with no close in the
+        whole buffer, the last one seen (``_last_px``: from before the buffer, so before
+        the window); else NaN (that close left with the bars no longer buffered)."""
+        c = self._buf.rows()["close"]
+        before = None if self._last_px is None else \
+            np.where(np.isnan(c).all(axis=0), self._last_px, np.nan)
+        return _last_valid(c[:max(0, len(c) - self.options.history_needed())], before)
 
     # ---- sources -----------------------------------------------------------------------
     def replay(self, source, speed: float | None = None, every: int = 0, echo=print,
@@ -1424,10 +1446,11 @@ def _check_arrays(where, meta: dict, arrays: dict) -> None:
                               f"{'none' if got is None else got.shape}")
         if got.dtype.kind not in "fiu":
             raise _bad(where, f"array {key!r} must be numeric, found {got.dtype}")
-    last = arrays.get("last_close")
-    if last is not None and (last.shape != (width,) or last.dtype.kind not in "fiu"):
-        raise _bad(where, f"array 'last_close' must be {width} numbers, found {last.dtype} "
-                          f"{last.shape}")
+    for key in ("last_close", "slip_prev"):   # optional: older checkpoints lack them
+        last = arrays.get(key)
+        if last is not None and (last.shape != (width,) or last.dtype.kind not in "fiu"):
+            raise _bad(where, f"array {key!r} must be {width} numbers, found {last.dtype} "
+                              f"{last.shape}")
     for key in ("times", "record_times"):
         try:
             t = np.array(meta[key], dtype="datetime64[ns]")
@@ -1446,8 +1469,9 @@ def _read_segments(path: Path, meta: dict, segs: list | None = None) -> tuple:
         segs = [_load_npz(path / f"seg-{meta['generation']}-{k}.npz")
                 for k in range(meta["segments"])]
     arrays = {f"state.{k}": v for k, v in _unpack("state", segs[-1]).items()}
-    if "last_close" in segs[-1]:
-        arrays["last_close"] = segs[-1]["last_close"]
+    for key in ("last_close", "slip_prev"):   # per asset, now: the last segment's
+        if key in segs[-1]:
+            arrays[key] = segs[-1][key]
     arrays.update({k: v for k, v in segs[0].items() if k.startswith("inputs.")})
 
     def cat(key, axis=0):

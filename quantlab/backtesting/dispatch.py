@@ -604,7 +604,7 @@ class Stepper:
         """
         return _k.SimState(len(self.assets), self.n_groups, float(self.opts.init_cash))
 
-    def slippage(self, bars: dict, time=None) -> tuple[np.ndarray, np.ndarray]:
+    def slippage(self, bars: dict, time=None, prev=None) -> tuple[np.ndarray, np.ndarray]:
         """(base, impact) of the latest bar: ``slippage_panels`` over ``bars`` (variable
         -> (rows, asset) arrays, the last ``opts.history_needed()`` bars at least);
         constants for the fixed model (no data read).
@@ -615,6 +615,10 @@ class Stepper:
             Variable name -> (time, asset) array, oldest row first.
         time : array of datetime64, optional
             The rows' times (named in an error about the adaptive slippage).
+        prev : numpy.ndarray, optional
+            Per asset, the last valid close before the first row (``slippage_panels``'
+            ``prev_close``): a return across a gap that starts before ``bars`` is
+            measured from it, as in the whole panel.
 
         Examples
         --------
@@ -630,7 +634,7 @@ class Stepper:
         time = np.arange(n_rows) if time is None else time
         ds = xr.Dataset({v: (("time", "asset"), a) for v, a in bars.items()},
                         coords={"time": time, "asset": self.assets})
-        base, impact, _ = slippage_panels(ds, self.opts)
+        base, impact, _ = slippage_panels(ds, self.opts, prev)
         return (np.asarray(base.values[-1], dtype=np.float64),
                 np.asarray(impact.values[-1], dtype=np.float64))
 
