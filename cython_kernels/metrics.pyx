@@ -401,25 +401,23 @@ cdef inline Py_ssize_t _rs(const double[:, :] r) noexcept:
 # a time in time order: the running products, drawdowns and downside squares are the
 # same operations in the same order as ``acc_add`` (same bits).
 
-cdef void _shift(const double* r, Py_ssize_t rs, Py_ssize_t n, Py_ssize_t m,
-                 double[::1] k) noexcept nogil:
-    """k[a] = the first non-NaN value of column a among the first 64 rows, else 0: the
-    shift of the first block's sums (Chan, Golub & LeVeque 1983: Σ(x - k), Σ(x - k)²
-    lose no precision to the mean when k is near it; a constant column gives exactly 0)."""
-    cdef Py_ssize_t t, a, missing = m
+cdef void _seed(const double* r, Py_ssize_t rs, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t m,
+                const double[::1] cnt, double[::1] k) noexcept nogil:
+    """k[a] of each column with no value yet (cnt 0): its first non-NaN value in rows
+    [t0, t1), else 0. The shift of the first block with values (Chan, Golub & LeVeque
+    1983: Σ(x - k), Σ(x - k)² lose no precision to the mean when k is near it; a constant
+    column gives exactly 0), also after a run of leading NaN longer than a block."""
+    cdef Py_ssize_t t, a
     cdef double x
     for a in range(m):
-        k[a] = NAN
-    t = 0
-    while t < n and t < 64 and missing > 0:
-        missing = 0
-        for a in range(m):
+        if cnt[a] != 0:
+            continue
+        k[a] = 0.0
+        for t in range(t0, t1):
             x = r[t * rs + a]
-            k[a] = x if isnan(k[a]) else k[a]
-            missing += 1 if isnan(k[a]) else 0
-        t += 1
-    for a in range(m):
-        k[a] = 0.0 if isnan(k[a]) else k[a]
+            if not isnan(x):
+                k[a] = x
+                break
 
 
 cdef inline double _ok(double x) noexcept nogil:
@@ -449,7 +447,9 @@ cdef void _merge(Py_ssize_t m, double[::1] cnt, double[::1] mean, double[::1] m2
         nn = cnt[a] + nb
         mb = k[a] + b1[a] / nb
         delta = mb - mean[a]
-        mean[a] += delta * nb / nn
+        # a column's first values: their mean as is (0 + delta·nb/nn can round off a
+        # constant column's value, and its next block's d = x - k would not be 0)
+        mean[a] = mb if cnt[a] == 0 else mean[a] + delta * nb / nn
         if with_m2:
             m2[a] += (b2[a] - b1[a] * b1[a] / nb) + delta * delta * cnt[a] * nb / nn
         cnt[a] = nn
@@ -491,7 +491,7 @@ def sums(const double[:, :] r):
     values; (3, m).
 
     Blocks of 64 rows are summed as Σ(x - k), Σ(x - k)² with k the mean so far (the
-    first valid value for the first block), then merged: about Welford's accuracy
+    first valid value for a column's first block with values), then merged: about Welford's accuracy
     (the sums stay near 0) at the cost of plain sums (one subtract, two adds and a
     multiply per value, vectorised over the columns). Eight rows per sweep over the
     columns, the running sums in registers: the state is loaded and stored once per
@@ -510,10 +510,10 @@ def sums(const double[:, :] r):
     cdef double[::1] k = tmp[0], bc = tmp[1], b1 = tmp[2], b2 = tmp[3]
     cdef double d, u, v, ka
     with nogil:
-        _shift(rp, rs, n, m, k)
         t0 = 0
         while t0 < n:
             t1 = t0 + blk if t0 + blk <= n else n
+            _seed(rp, rs, t0, t1, m, cnt, k)
             t8 = t0 + (t1 - t0) // 8 * 8
             for t in range(t0, t8, 8):
                 p = rp + t * rs
@@ -578,10 +578,10 @@ def downside(const double[:, :] r, double required_return):
     cdef double[::1] k = tmp[0], bc = tmp[1], b1 = tmp[2]
     cdef double x0, x1, x2, x3, y, u, v, ka, q = required_return
     with nogil:
-        _shift(rp, rs, n, m, k)
         t0 = 0
         while t0 < n:
             t1 = t0 + blk if t0 + blk <= n else n
+            _seed(rp, rs, t0, t1, m, cnt, k)
             t4 = t0 + (t1 - t0) // 4 * 4
             for t in range(t0, t4, 4):
                 for a in range(m):

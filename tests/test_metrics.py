@@ -580,3 +580,25 @@ def test_dataarray_result_keeps_coordinates_as_before_without_indexing_time():
     got.attrs["units"] = "x"
     got.coords["sector"].attrs["k"] = 1
     assert da.attrs == {"units": "ret"} and da.coords["sector"].attrs == {}
+
+
+def test_metrics_alone_of_a_constant_column_that_starts_late_are_exact():
+    # an outside probe: a column with no value in its first 64 rows (an asset listed
+    # late holding a constant return) was summed unshifted, and alone its volatility
+    # came out 7.6e-11 and its Sharpe 1.3e9 (summary(): 0 and inf)
+    rng = np.random.default_rng(7)
+    n, lead = 300, np.r_[0, 1, 63, 64, 65, 80, 127, 128, 129, 250, 297]
+    consts = rng.uniform(-0.01, 0.01, lead.size)
+    r = np.tile(consts, (n, 1))
+    for j, k in enumerate(lead):
+        r[:k, j] = np.nan
+    want = ql.metrics.summary(r)
+    assert (ql.metrics.annual_volatility(r) == 0).all()
+    np.testing.assert_array_equal(ql.metrics.sharpe_ratio(r), want["sharpe_ratio"])
+    np.testing.assert_array_equal(ql.metrics.sharpe_ratio(r), np.sign(consts) * np.inf)
+    np.testing.assert_array_equal(ql.metrics.sortino_ratio(r), want["sortino_ratio"])
+    # near-constant: the shift is the column's first value wherever it starts
+    noisy = 1e-4 + 1e-9 * rng.standard_normal((n, lead.size))
+    noisy[np.isnan(r)] = np.nan
+    exact = np.nanstd(noisy, axis=0, ddof=1) * np.sqrt(252)
+    np.testing.assert_allclose(ql.metrics.annual_volatility(noisy), exact, rtol=1e-9)
