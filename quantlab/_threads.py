@@ -86,17 +86,22 @@ def resolve(threads=None) -> int:
     thread: the package default on the main thread, 1 elsewhere (already parallel)."""
     if threads is not None:
         return _validate.integer("threads", threads, 1, MAX_THREADS)
+    n = default_threads()   # checked on every thread: a bad setting is always named
     if (getattr(_local, "worker", False)
             or threading.current_thread() is not threading.main_thread()):
         return 1
-    return default_threads()
+    return n
 
 
 def _mark():
     _local.worker = True
 
 
-def _executor(n: int) -> ThreadPoolExecutor:
+def _submit(fn, n: int) -> list:
+    """``n`` futures of ``fn`` on the pool, grown to ``n`` threads first if smaller.
+    Submitted under the lock: a call growing the pool shuts the old one down (its
+    started work finishes), and another thread submitting to it after that raised
+    "cannot schedule new futures after shutdown" (an outside probe)."""
     global _pool, _pool_size
     with _lock:
         if _pool is None or _pool_size < n:
@@ -105,7 +110,7 @@ def _executor(n: int) -> ThreadPoolExecutor:
             _pool_size = n
             if old is not None:
                 old.shutdown(wait=False)
-        return _pool
+        return [_pool.submit(fn) for _ in range(n)]
 
 
 def blocks(m: int, work: float, threads=None, cost: float = PAYS_FROM, copied: bool = True,
@@ -156,7 +161,7 @@ def run(fn, parts, n: int) -> None:
                 stop[0] = True
                 raise
 
-    futures = [_executor(n - 1).submit(worker) for _ in range(n - 1)]
+    futures = _submit(worker, n - 1)
     err = None
     outer = getattr(_local, "worker", False)
     _local.worker = True      # the caller's blocks do not fan out again either

@@ -672,6 +672,10 @@ def _dispatch_xarray(names, returns, factor_returns, dim, params, rate_key, rate
         if isinstance(aligned.data, np.ndarray):
             _check_overlap(rate_key, rt, aligned)
         rt = xr.broadcast(returns, aligned)[1].transpose(*returns.dims)
+    if returns.size == 0:   # nothing to compute lazily (dask's gufunc divides by a
+        # zero-size chunk: a ZeroDivisionError): NaN per column, as in memory
+        returns, b, rt = (None if v is None else v.copy(data=np.asarray(v.values))
+                          for v in (returns, b, rt))
     has_b, has_rate = b is not None, rt is not None
 
     if not (has_b or has_rate) and isinstance(returns.data, np.ndarray):

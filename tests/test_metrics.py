@@ -602,3 +602,18 @@ def test_metrics_alone_of_a_constant_column_that_starts_late_are_exact():
     noisy[np.isnan(r)] = np.nan
     exact = np.nanstd(noisy, axis=0, ddof=1) * np.sqrt(252)
     np.testing.assert_allclose(ql.metrics.annual_volatility(noisy), exact, rtol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (0,), (0, 0)])
+def test_metrics_of_an_empty_dask_array_are_nan_as_in_memory(shape):
+    # an outside probe: dask-backed returns with no rows raised ZeroDivisionError from
+    # dask's gufunc
+    dims = ("time", "asset")[:len(shape)]
+    mem = xr.DataArray(np.zeros(shape), dims=dims)
+    lazy = mem.chunk()
+    for f in (ql.metrics.sharpe_ratio, ql.metrics.max_drawdown, ql.metrics.value_at_risk):
+        got, want = f(lazy), f(mem)
+        assert got.shape == want.shape and np.isnan(got.values).all()
+    got = ql.metrics.summary(lazy, benchmark=lazy.isel(asset=0) if len(shape) > 1 and
+                             shape[1] else None)
+    assert all(np.isnan(got[k].values).all() for k in got.data_vars)

@@ -122,6 +122,18 @@ def test_invalid_quantlab_threads_is_a_value_error_naming_it(monkeypatch, value)
         rolling.mean(np.ones((1000, 400)), 5)
     with pytest.raises(ValueError, match="QUANTLAB_THREADS"):
         _threads.default_threads()
+    errors = []                   # from another thread too (it runs on 1 thread anyway)
+
+    def other():
+        try:
+            rolling.mean(np.ones((1000, 400)), 5)
+        except ValueError as e:
+            errors.append(str(e))
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert len(errors) == 1 and "QUANTLAB_THREADS" in errors[0]
 
 
 def test_default_threads_from_env_else_cpu_count(monkeypatch):
@@ -368,3 +380,36 @@ def test_blocks_min_cols_and_per_thread():
     assert n == 2 and len(parts) == 2 and min(hi - lo for lo, hi in parts) >= 16
     assert len(_threads.blocks(1000, 1e9, 2)[1]) == 2 * _threads.PER_THREAD
     assert _threads.blocks(1000, 1e9, 2, per_thread=1) == (2, [(0, 500), (500, 1000)])
+
+
+def test_threads_asking_for_more_threads_than_the_pool_has_never_find_it_shut(tiny_blocks):
+    # an outside probe: a call growing the pool shut the old one down while another
+    # thread was about to submit to it ("cannot schedule new futures after shutdown")
+    x = _panel(64, n=200)
+    want = rolling.ewm_mean(x, 10, threads=1)
+    errors, wrong = [], [0]
+
+    def hammer(stop):
+        while not stop:
+            try:
+                wrong[0] += not np.array_equal(rolling.ewm_mean(x, 10, threads=2), want,
+                                               equal_nan=True)
+            except Exception as e:   # noqa: BLE001 (counted, asserted below)
+                errors.append(repr(e))
+
+    for _ in range(8):
+        stop = []
+        threads = [threading.Thread(target=hammer, args=(stop,), daemon=True)
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            for k in range(3, 15):           # each k grows (replaces) the pool once
+                rolling.ewm_mean(x, 10, threads=k)
+        finally:
+            stop.append(True)
+            for t in threads:
+                t.join(timeout=30)
+        _threads._pool.shutdown()            # nothing runs now: start small again
+        _threads._forget_pool()
+    assert errors == [] and wrong[0] == 0
