@@ -114,8 +114,12 @@ def _nan_below(a, n_min, values):
 
 
 def _annual_return(a, ann):
+    # a wealth below 0 (a period's return below -1: more than the capital lost) has no
+    # compound rate; its power flipped sign with the parity of ann / n (+432 % a year
+    # after losing 202 %): -1, the whole capital lost a year, as at a wealth of 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        return _nan_below(a, 1, a["wealth"] ** (ann / a["n"]) - 1.0)
+        cagr = np.where(a["wealth"] < 0, -1.0, a["wealth"] ** (ann / a["n"]) - 1.0)
+        return _nan_below(a, 1, cagr)
 
 
 def _f_sharpe(a, risk_free=0.0, ann=252.0, **_):
@@ -972,7 +976,8 @@ def max_drawdown(returns, dim="time"):
 
 @fill(_DOC)
 def annual_return(returns, period="daily", annualization=None, dim="time"):
-    """Compound annual growth: Π(1 + r)^(periods / n) - 1, n valid periods.
+    """Compound annual growth: Π(1 + r)^(periods / n) - 1, n valid periods; -1 where the
+    wealth Π(1 + r) is 0 or below (a return of -1 or below: the capital lost).
 
     Parameters
     ----------

@@ -617,3 +617,15 @@ def test_metrics_of_an_empty_dask_array_are_nan_as_in_memory(shape):
     got = ql.metrics.summary(lazy, benchmark=lazy.isel(asset=0) if len(shape) > 1 and
                              shape[1] else None)
     assert all(np.isnan(got[k].values).all() for k in got.data_vars)
+
+
+def test_annual_return_after_losing_more_than_the_capital_is_minus_one():
+    # an outside probe: [0.01, -2, 0.01] gave +432 % a year (the power of a negative
+    # wealth, its sign flipping with the parity of 252 / n), one more bar -1320 %
+    for r in ([0.01, -2.0, 0.01], [0.01, -2.0, 0.01, 0.02], [0.01, -1.0, 0.01]):
+        r = np.array(r)
+        assert ql.metrics.annual_return(r) == -1.0
+        assert float(ql.metrics.summary(r)["annual_return"]) == -1.0
+        assert ql.metrics.calmar_ratio(r) == pytest.approx(-1.0 / abs(ql.metrics.max_drawdown(r)))
+    assert ql.metrics.cum_returns_final(np.array([0.01, -2.0, 0.01])) == pytest.approx(
+        1.01 * -1.0 * 1.01 - 1.0)             # the wealth itself stays arithmetic
