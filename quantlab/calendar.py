@@ -125,10 +125,10 @@ def infer(time, freq=None) -> dict:
         try:
             found = _infer(idx, None)
         except ValueError as e:
-            found = e
+            found = e.args   # not the error: its traceback holds the caller's data
         _LAST = (weakref.ref(idx), found)
-    if isinstance(found, ValueError):
-        raise ValueError(*found.args)
+    if isinstance(found, tuple):
+        raise ValueError(*found)
     return dict(found)
 
 

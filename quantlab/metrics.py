@@ -115,13 +115,17 @@ def _nan_below(a, n_min, values):
     return np.where(a["n"] >= n_min, values, np.nan)
 
 
+def _rate(wealth, power):
+    """wealth^power - 1, a compound rate; -1 for a wealth below 0 (a period's return
+    below -1: more than the capital lost), which has none: its power flipped sign with
+    the parity of the exponent (+432 % a year after losing 202 %), as at a wealth of 0."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return np.where(wealth < 0, -1.0, wealth ** power - 1.0)
+
+
 def _annual_return(a, ann):
-    # a wealth below 0 (a period's return below -1: more than the capital lost) has no
-    # compound rate; its power flipped sign with the parity of ann / n (+432 % a year
-    # after losing 202 %): -1, the whole capital lost a year, as at a wealth of 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        cagr = np.where(a["wealth"] < 0, -1.0, a["wealth"] ** (ann / a["n"]) - 1.0)
-        return _nan_below(a, 1, cagr)
+        return _nan_below(a, 1, _rate(a["wealth"], ann / a["n"]))
 
 
 def _f_sharpe(a, risk_free=0.0, ann=252.0, **_):
@@ -242,15 +246,14 @@ def _f_beta(a, **_):
 def _f_alpha(a, risk_free=0.0, ann=252.0, **_):
     b = _f_beta(a)
     mean_alpha = (a["p_mr"] - risk_free) - b * (a["p_mb"] - risk_free)
-    with np.errstate(invalid="ignore", over="ignore"):
-        return (1.0 + mean_alpha) ** ann - 1.0
+    return _rate(1.0 + mean_alpha, ann)
 
 
 def _capture(a, side, ann):
     n = a[f"{side}_n"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        ar = a[f"{side}_wr"] ** (ann / n) - 1.0
-        ab = a[f"{side}_wb"] ** (ann / n) - 1.0
+        ar = _rate(a[f"{side}_wr"], ann / n)
+        ab = _rate(a[f"{side}_wb"], ann / n)
         return np.where(n > 0, ar / ab, np.nan)
 
 

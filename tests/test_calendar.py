@@ -332,3 +332,19 @@ def test_metrics_infer_along_their_dim_and_only_when_they_annualise(monkeypatch)
         with pytest.raises(ValueError, match="not strictly increasing"):
             infer(backwards)
     assert calls == [1, 1]
+
+
+def test_a_cached_calendar_error_keeps_no_data_alive():
+    # the review: infer kept its last error, whose traceback held the caller's object
+    # (an 80 MB tick panel stayed alive until the next call)
+    import gc
+    import weakref
+
+    t = pd.DatetimeIndex(np.cumsum(np.random.default_rng(0).integers(1, 10**9, 500)))
+    da = xr.DataArray(np.zeros(t.size), dims="time", coords={"time": t})   # ticks
+    alive = weakref.ref(da)
+    with pytest.raises(ValueError, match="irregular"):
+        infer(da)
+    del da
+    gc.collect()
+    assert alive() is None

@@ -629,3 +629,18 @@ def test_annual_return_after_losing_more_than_the_capital_is_minus_one():
         assert ql.metrics.calmar_ratio(r) == pytest.approx(-1.0 / abs(ql.metrics.max_drawdown(r)))
     assert ql.metrics.cum_returns_final(np.array([0.01, -2.0, 0.01])) == pytest.approx(
         1.01 * -1.0 * 1.01 - 1.0)             # the wealth itself stays arithmetic
+
+
+def test_benchmark_rates_after_losing_more_than_the_capital_are_minus_one():
+    # the review: up/down capture and alpha took the same powers of a negative wealth
+    # (down_capture -0, 0.78, 0.89, 1.25 or NaN with 1..5 down bars; alpha +6.7e43 a
+    # year at 252 periods, -4.5e43 at 251)
+    for n_dn in range(1, 6):
+        r = np.r_[-2.0, np.full(n_dn - 1, -0.01), 0.01, 0.02, 0.01]
+        b = np.r_[np.full(n_dn, -0.01), 0.01, 0.01, 0.01]
+        want = -1.0 / (0.99 ** 252 - 1.0)   # the strategy lost it all; the benchmark 0.99^252
+        assert ql.metrics.down_capture(r, b) == pytest.approx(want)
+        assert float(ql.metrics.summary(r, benchmark=b)["down_capture"]) == pytest.approx(want)
+    r, b = np.r_[-10.0, np.full(4, 0.01)], np.r_[0.0, np.linspace(-0.01, 0.01, 4)]
+    for ann in (251, 252):
+        assert ql.metrics.alpha(r, b, annualization=ann) == -1.0

@@ -1,6 +1,8 @@
 """The kernel's arrays -> ``BacktestResult`` (or a metrics-only Dataset)."""
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
 import tempfile
 import uuid
@@ -602,8 +604,6 @@ def _wanted(key, opts):
 
 
 def _part_file(path, block, part):
-    import os
-
     return os.path.join(path, "orders", f"{block:06d}-{part:07d}.npy")
 
 
@@ -770,8 +770,6 @@ def chunked(data, signal, entries, exits, opts: BacktestOptions, store=None):
 def _new_store(store, shapes, blocks, step, opts):
     """The zarr store of a run's per-bar outputs: per key, one array per block (block b:
     ``shapes[b][key]``), chunked (``step`` rows, the block's width)."""
-    import os
-
     import zarr   # lazy: out-of-core runs only
 
     path = store or tempfile.mkdtemp(prefix="ql-backtest-")
@@ -792,17 +790,34 @@ def _new_store(store, shapes, blocks, step, opts):
 class _Results:
     """A run's results store (``path``) as its readers hold it: a temporary one
     (``owned``) is removed when the last of them is gone -- the result, the dask arrays
-    read from it (:func:`_stored`), its orders -- or at exit; a loop of streamed runs
-    would otherwise fill ``TMPDIR`` with stores no one reads. A copy in another process
-    (a cluster's worker reading the arrays) never removes it; a user's ``store=`` stays."""
+    read from it (:func:`_stored`), its orders -- as a loop of streamed runs would
+    otherwise fill ``TMPDIR`` with stores no one reads. Once a reader is pickled (a
+    cluster's workers computing or persisting the arrays) this process cannot know who
+    still reads the store: it is then removed at exit, as before. A copy never removes
+    it; nor does a forked child; a user's ``store=`` stays."""
 
     def __init__(self, path, owned):
         self.path = path
-        if owned:
-            weakref.finalize(self, shutil.rmtree, path, True)
+        self._gone = weakref.finalize(self, _remove, path, os.getpid()) if owned else None
 
     def __reduce__(self):
+        if self._gone is not None and self._gone.detach() is not None:
+            atexit.register(_remove, self.path, os.getpid())
         return (_Results, (self.path, False))
+
+    def check(self):
+        """FileNotFoundError if the store was removed (zarr would read its chunks as
+        zeros, and the orders as none)."""
+        if not os.path.isdir(self.path):
+            raise FileNotFoundError(
+                f"the results store {self.path} of a streamed backtest was removed: it "
+                "lives while its result or an array read from it does (keep the result, "
+                "or res.compute() it)")
+
+
+def _remove(path, pid):
+    if os.getpid() == pid:   # not a forked child's exit
+        shutil.rmtree(path, True)
 
 
 class _Reader:
@@ -814,6 +829,7 @@ class _Reader:
         self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
 
     def __getitem__(self, key):
+        self.results.check()
         return self.array[key]
 
 
@@ -846,7 +862,6 @@ def _stored(results, key, blocks, axis):
 def _read_orders(path, labels, params, group, blocks):
     """The orders table of blocks ``blocks`` from the parts in the store, in run order."""
     import glob
-    import os
 
     files = sorted(f for b in blocks
                    for f in glob.glob(os.path.join(path, "orders", f"{b:06d}-*.npy")))
@@ -864,6 +879,7 @@ class _StoredOrders(_LazyOrders):
 
     def frame(self) -> pd.DataFrame:
         results, blocks = self.arrays
+        results.check()
         return _read_orders(results.path, self.run.signal, self.run.params, self.run.group,
                             blocks)
 
