@@ -5,7 +5,8 @@ through :meth:`Deployment.on_bar`: the strategy's per-bar signal (``strategy.liv
 ``LiveSignal`` fed every bar from the first history bar) gives the exposure at the new
 bar; a strategy without one recomputes its signal over the trailing window of history
 it declares (``strategy.warmup`` bars, windows starting on a multiple of
-``strategy.period``: see :meth:`Strategy.history_start`). The target passes the risk
+``strategy.period``: see :meth:`Strategy.history_start`), given each asset's last close
+before it (a return across a gap is measured from it). The target passes the risk
 limits, and the backtest kernel advances one bar from its saved state. The kernel, its
 options and its state are those of ``ql.backtest``, so a replay trades exactly as the
 backtest of the same bars (orders, fills, equity). Paper trading only: no broker.
@@ -339,8 +340,11 @@ class Deployment:
         # enough for the next bar's window, whatever its phase (None: all history)
         self._buf = _Bars(None if keep is None else keep + self.strategy.period)
         self._last_px = None            # the last valid close per asset
-        # per asset, the last valid close before the slippage window's first row: a
-        # return across a gap longer than the window is measured from it (ql.backtest)
+        # per asset, the last valid close before the buffered bars, and before the
+        # slippage window's first row: ql.data.returns measures the return across a gap
+        # from it, so the signal of a trailing window and the slippage need it across a
+        # gap that began before them (the latter kept too: O(assets) a bar, not a scan)
+        self._prev_close = None
         self._slip_prev = None
         self._stepper = None            # the backtest kernel's prepared step
         self.state = None               # the backtest kernel's state (SimState)
@@ -490,6 +494,8 @@ class Deployment:
         k = self.options.history_needed()
         if 1 < k <= len(self._buf):   # the slippage window's first row leaves it (keep >= k)
             self._slip_prev = _last_valid(self._buf.tail(k)["close"][:1], self._slip_prev)
+        if len(self._buf) == self._buf.keep:          # the first buffered row leaves
+            self._prev_close = _last_valid(self._buf.rows()["close"][:1], self._prev_close)
         self._buf.push(t, values)
         if self._live is not None:   # i counted from the first history bar: signal's phase
             self._live_out = self._live.update(self._seen - 1, t, values)
@@ -497,15 +503,29 @@ class Deployment:
         self._last_px = close.copy() if self._last_px is None else \
             np.where(np.isnan(close), self._last_px, close)
 
+    def _trailing(self, start: int) -> tuple:
+        """(rows, times) of the trailing window from bar ``start`` (over all bars seen):
+        the buffered bars from ``period`` bars before it (the rebalance phase kept), the
+        close of the bar before it set to each asset's last valid close before it. So
+        the window's returns and forward-filled closes from ``start`` on are the full
+        history's, across a gap that began before it too (``warmup`` counts bars as if
+        there were none); by the warmup, nothing else in those bars reaches the signal
+        at the last one. Views of the buffer but that close (one copy)."""
+        i, p = start - self._first, self.strategy.period
+        if i < p:    # the buffer holds every bar since the first: start is 0
+            return self._buf.rows(max(0, i)), self._buf.times()[max(0, i):]
+        rows = self._buf.rows(i - p)
+        rows["close"] = rows["close"].copy()
+        rows["close"][p - 1] = _last_valid(self._buf.rows()["close"][:i], self._prev_close)
+        return rows, self._buf.times()[i - p:]
+
     def _window(self, start: int) -> xr.Dataset:
-        """The buffered bars from ``start`` (an index over all bars seen) to the latest:
-        one Dataset over views of the buffer (no copy, no concat)."""
-        i = max(0, start - self._first)
+        """The trailing window from bar ``start`` (:meth:`_trailing`) as one Dataset."""
+        rows, times = self._trailing(start)
         # pandas indexes and Variables: xarray skips its coercion and alignment passes
-        coords = xr.Coordinates({"time": pd.DatetimeIndex(self._buf.times()[i:]),
-                                 "asset": self._asset_index})
-        return xr.Dataset({v: xr.Variable(("time", "asset"), a)
-                           for v, a in self._buf.rows(i).items()}, coords=coords)
+        coords = xr.Coordinates({"time": pd.DatetimeIndex(times), "asset": self._asset_index})
+        return xr.Dataset({v: xr.Variable(("time", "asset"), a) for v, a in rows.items()},
+                          coords=coords)
 
     def on_bar(self, bar) -> dict:
         """Trade one closed bar: the strategy's signal, risk limits, one step
@@ -845,7 +865,9 @@ class Deployment:
                                                      for r in rows_], dtype=float)
         if self._last_px is not None:
             arrays["last_close"] = self._last_px
-        if self._slip_prev is not None:
+        if self._prev_close is not None:
+            arrays["prev_close"] = self._prev_close
+        if self._slip_prev is not None:      # derivable from prev_close; older readers
             arrays["slip_prev"] = self._slip_prev
         if self.state is not None:
             arrays.update(_pack("state", self.state.to_dict()))
@@ -924,20 +946,22 @@ class Deployment:
             dep._buf.push(np.datetime64(t, "ns"), {v: arrays[f"buf.{v}"][i]
                                                    for v in dep._vars})
         dep._buf.seen = meta["seen"]
-        if dep._live is not None:    # rebuilt from the buffered bars, with their indices
-            rows = dep._buf.rows()
-            for j, t in enumerate(dep._buf.times()):
-                dep._live_out = dep._live.update(dep._first + j, t,
-                                                 {v: a[j] for v, a in rows.items()})
         if "last_close" in arrays:
             dep._last_px = arrays["last_close"]
         elif dep._vars:   # an older checkpoint: the last valid close in the buffer
             c = arrays["buf.close"]
             dep._last_px = pd.DataFrame(c).ffill().to_numpy()[-1] if len(c) else None
+        if "prev_close" in arrays:
+            dep._prev_close = np.asarray(arrays["prev_close"], dtype=np.float64)
+        elif dep._first and len(dep._buf):   # an older checkpoint
+            dep._prev_close = dep._old_prev_close(arrays.get("slip_prev"))
         if "slip_prev" in arrays:
             dep._slip_prev = np.asarray(arrays["slip_prev"], dtype=np.float64)
         elif len(dep._buf) and dep.options.history_needed() > 1:   # an older checkpoint
-            dep._slip_prev = dep._window_prev()
+            dep._slip_prev = _last_valid(dep._buf.rows()["close"][:max(
+                0, len(dep._buf) - dep.options.history_needed())], dep._prev_close)
+        if dep._live is not None:    # rebuilt from the buffered bars, with their indices
+            dep._refeed()
         dep._rec["time"] = [np.datetime64(t, "ns") for t in meta["record_times"]]
         for k in ("equity", "cash", "positions", "signal", "target", "latency"):
             dep._rec[k] = list(arrays[f"rec.{k}"])
@@ -951,15 +975,32 @@ class Deployment:
                              f"universe {len(dep.universe or [])} assets")
         return dep
 
-    def _window_prev(self):
-        """``_slip_prev`` of a checkpoint that lacks it, from the buffer: the last valid
-        close in the rows before the slippage window; for an asset with no close in the
-        whole buffer, the last one seen (``_last_px``: from before the buffer, so before
-        the window); else NaN (that close left with the bars no longer buffered)."""
+    def _refeed(self) -> None:
+        """The per-bar signal of a restored deployment: fed the buffered bars with their
+        indices, after a bar holding only ``_prev_close`` (the returns and forward-filled
+        closes across a gap that began before the buffer, as in the uninterrupted run)."""
+        rows, times = self._buf.rows(), self._buf.times()
+        if self._prev_close is not None and len(times):
+            self._live.update(self._first - 1, times[0] - np.timedelta64(1, "ns"),
+                              {v: self._prev_close if v == "close" else np.full_like(
+                                  self._prev_close, np.nan) for v in rows})
+        for j, t in enumerate(times):
+            self._live_out = self._live.update(self._first + j, t,
+                                               {v: a[j] for v, a in rows.items()})
+
+    def _old_prev_close(self, slip_prev):
+        """``_prev_close`` of a checkpoint that lacks it, as far as it tells: for an
+        asset without a close in the buffer, the last one seen (``last_close``); without
+        one before the slippage window, ``slip_prev``; else NaN (that close left with the
+        bars no longer buffered)."""
         c = self._buf.rows()["close"]
-        before = None if self._last_px is None else \
-            np.where(np.isnan(c).all(axis=0), self._last_px, np.nan)
-        return _last_valid(c[:max(0, len(c) - self.options.history_needed())], before)
+        out = np.full(c.shape[1], np.nan)
+        if slip_prev is not None:
+            before = c[:max(0, len(c) - self.options.history_needed())]
+            out = np.where(np.isnan(before).all(axis=0), slip_prev, out)
+        if self._last_px is not None:
+            out = np.where(np.isnan(c).all(axis=0), self._last_px, out)
+        return out
 
     # ---- sources -----------------------------------------------------------------------
     def replay(self, source, speed: float | None = None, every: int = 0, echo=print,
@@ -1047,10 +1088,9 @@ class Deployment:
         if _check_bars(*panels)[0]:
             return {}
         start = _time.perf_counter()
-        k = max(0, self.strategy.history_start(self._seen) - self._first)
-        old = self._buf.rows(k)
+        old, old_times = self._trailing(self.strategy.history_start(self._seen))
         coords = xr.Coordinates({"time": pd.DatetimeIndex(np.concatenate(
-            [self._buf.times()[k:], times[i:j]])), "asset": self._asset_index})
+            [old_times, times[i:j]])), "asset": self._asset_index})
         window = xr.Dataset({v: xr.Variable(("time", "asset"), np.concatenate(
             [old[v], cols[v][i:j]])) for v in self._vars}, coords=coords)
         sig = self._signal_rows(window)[-(j - i):]
@@ -1446,7 +1486,7 @@ def _check_arrays(where, meta: dict, arrays: dict) -> None:
                               f"{'none' if got is None else got.shape}")
         if got.dtype.kind not in "fiu":
             raise _bad(where, f"array {key!r} must be numeric, found {got.dtype}")
-    for key in ("last_close", "slip_prev"):   # optional: older checkpoints lack them
+    for key in ("last_close", "prev_close", "slip_prev"):   # optional: older lack them
         last = arrays.get(key)
         if last is not None and (last.shape != (width,) or last.dtype.kind not in "fiu"):
             raise _bad(where, f"array {key!r} must be {width} numbers, found {last.dtype} "
@@ -1469,7 +1509,7 @@ def _read_segments(path: Path, meta: dict, segs: list | None = None) -> tuple:
         segs = [_load_npz(path / f"seg-{meta['generation']}-{k}.npz")
                 for k in range(meta["segments"])]
     arrays = {f"state.{k}": v for k, v in _unpack("state", segs[-1]).items()}
-    for key in ("last_close", "slip_prev"):   # per asset, now: the last segment's
+    for key in ("last_close", "prev_close", "slip_prev"):   # per asset: the last segment's
         if key in segs[-1]:
             arrays[key] = segs[-1][key]
     arrays.update({k: v for k, v in segs[0].items() if k.startswith("inputs.")})

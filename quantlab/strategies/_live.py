@@ -16,7 +16,8 @@ The contract, checked per strategy against ``signal`` on real data:
 - Values must not depend on where the feed started beyond the strategy's ``warmup``:
   compute each window's statistic from that window (no running sums over the whole
   feed), so a deployment restored from its buffered bars (2 x ``warmup`` + ``period``,
-  refed with their indices) continues with the same bits as one that never stopped.
+  refed with their indices, after a bar holding only each asset's last close before
+  them: ``close``, NaN elsewhere) continues with the same bits as one that never stopped.
   (Strategies whose ``warmup`` is None keep all bars and are refed all of them.)
 - External inputs: ``ql.deploy(..., inputs=)`` passes those the strategy declares;
   without them ``live()`` gets none and uses the bundled defaults itself.
