@@ -955,11 +955,7 @@ class Deployment:
             dep._prev_close = np.asarray(arrays["prev_close"], dtype=np.float64)
         elif dep._first and len(dep._buf):   # an older checkpoint
             dep._prev_close = dep._old_prev_close(arrays.get("slip_prev"))
-        if "slip_prev" in arrays:
-            dep._slip_prev = np.asarray(arrays["slip_prev"], dtype=np.float64)
-        elif len(dep._buf) and dep.options.history_needed() > 1:   # an older checkpoint
-            dep._slip_prev = _last_valid(dep._buf.rows()["close"][:max(
-                0, len(dep._buf) - dep.options.history_needed())], dep._prev_close)
+        dep._restore_slip_prev(arrays)
         if dep._live is not None:    # rebuilt from the buffered bars, with their indices
             dep._refeed()
         dep._rec["time"] = [np.datetime64(t, "ns") for t in meta["record_times"]]
@@ -974,6 +970,30 @@ class Deployment:
             raise ValueError(f"the kernel state has {int(state['n_columns'])} columns, the "
                              f"universe {len(dep.universe or [])} assets")
         return dep
+
+    def _restore_slip_prev(self, arrays: dict) -> None:
+        """``_slip_prev`` of a checkpoint: the last valid close before the slippage
+        window is that of ``prev_close`` and the buffered bars before the window, so a
+        saved copy must agree with them (a tampered one restored, then refused the
+        asset's next bar with the deployment's bar already buffered), as must
+        ``last_close`` of an asset without a close in the buffer; else (an older
+        checkpoint) rebuilt from them."""
+        k, c = self.options.history_needed(), self._buf.rows()["close"] if self._vars else None
+        if k <= 1 or c is None or not len(c):
+            return
+        derived = _last_valid(c[:max(0, len(c) - k)], self._prev_close)
+        if "prev_close" in arrays:
+            empty = np.isnan(c).all(axis=0)
+            if self._last_px is not None and not np.array_equal(
+                    self._last_px[empty], self._prev_close[empty], equal_nan=True):
+                raise ValueError("its 'last_close' and 'prev_close' disagree for an asset "
+                                 "without a close in the buffered bars")
+            if "slip_prev" in arrays and (derived is None or not np.array_equal(
+                    derived, arrays["slip_prev"], equal_nan=True)):
+                raise ValueError("its 'slip_prev' disagrees with its 'prev_close' and "
+                                 "buffered closes")
+        self._slip_prev = (np.asarray(arrays["slip_prev"], dtype=np.float64)
+                           if "slip_prev" in arrays else derived)
 
     def _refeed(self) -> None:
         """The per-bar signal of a restored deployment: fed the buffered bars with their
@@ -1488,9 +1508,16 @@ def _check_arrays(where, meta: dict, arrays: dict) -> None:
             raise _bad(where, f"array {key!r} must be numeric, found {got.dtype}")
     for key in ("last_close", "prev_close", "slip_prev"):   # optional: older lack them
         last = arrays.get(key)
-        if last is not None and (last.shape != (width,) or last.dtype.kind not in "fiu"):
+        if last is None:
+            continue
+        if last.shape != (width,) or last.dtype.kind not in "fiu":
             raise _bad(where, f"array {key!r} must be {width} numbers, found {last.dtype} "
                               f"{last.shape}")
+        bad = np.flatnonzero(~(np.isnan(last) | (np.isfinite(last) & (last > 0))))
+        if bad.size:   # closes, as validate has them: a bad one changed every fill after
+            raise _bad(where, f"array {key!r} holds {last[bad[0]]!r} for asset "
+                              f"{(meta['universe'] or [None] * width)[bad[0]]!r}: a close "
+                              "is NaN or a finite price > 0")
     for key in ("times", "record_times"):
         try:
             t = np.array(meta[key], dtype="datetime64[ns]")

@@ -244,3 +244,43 @@ def test_each_strategy_restores_across_a_gap_longer_than_its_buffer(name, kind, 
                            ["current", "without_prev_close"], tmp_path, g1)
     assert len(whole._buf) < g1 - g0
     _traded_after(_backtest(s, ds, options), ds, g1)
+
+
+def _tampered(path, key, edit):
+    for seg in sorted(path.glob("seg-*.npz"))[-1:]:   # the per-asset arrays: the last's
+        with np.load(seg) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays[key] = edit(arrays[key].copy())
+        np.savez(seg, **arrays)
+
+
+def test_a_checkpoint_s_closes_before_the_windows_are_checked(panels, tmp_path):
+    """The review: prev_close, slip_prev and last_close were restored as saved. inf, 0
+    or a negative price changed every later fill (up to 6,633 in equity), and a small
+    slip_prev restored, then refused IBM's next bar (a slippage of 4.5e6) with the bar
+    already buffered: the deployment could not go on. Now a close outside NaN or a
+    finite price > 0 is refused, and slip_prev must be what prev_close and the buffered
+    bars make it (last_close too, where the buffer holds no close of the asset)."""
+    ds, options = panels["past_buffer"], _options("adaptive", True)
+    s = ql.strategies.get("volatility_regime", **PARAMS)
+    g0, g1 = GAPS["past_buffer"]
+    dep = ql.deploy(s, history=ds.isel(time=slice(0, H)), **options)
+    dep.replay(ds.isel(time=slice(H, g1 - 11)))     # in the gap, past the buffer
+    j = list(ds.asset.values).index("IBM")
+    cases = {("prev_close", "inf"): lambda a: np.where(np.arange(a.size) == j, np.inf, a),
+             ("slip_prev", "0"): lambda a: np.where(np.arange(a.size) == 0, 0.0, a),
+             ("last_close", "-1"): lambda a: np.where(np.arange(a.size) == 0, -1.0, a)}
+    for (key, what), edit in cases.items():
+        path = dep.checkpoint(tmp_path / f"{key}-{what}")
+        _tampered(path, key, edit)
+        with pytest.raises(ql.DataError, match=f"array '{key}' holds .*NaN or a finite "
+                                               "price > 0"):
+            ql.Deployment.restore(path)
+    for key, value, msg in (("slip_prev", 1e-6, "'slip_prev' disagrees"),
+                            ("prev_close", 50.0, "'last_close' and 'prev_close' disagree")):
+        path = dep.checkpoint(tmp_path / f"{key}-off")
+        _tampered(path, key, lambda a: np.where(np.arange(a.size) == j, value, a))
+        with pytest.raises(ql.DataError, match=msg):
+            ql.Deployment.restore(path)
+    back = ql.Deployment.restore(dep.checkpoint(tmp_path / "intact"))   # untouched: fine
+    np.testing.assert_array_equal(back._slip_prev, dep._slip_prev)
