@@ -949,8 +949,7 @@ class Deployment:
         if "last_close" in arrays:
             dep._last_px = arrays["last_close"]
         elif dep._vars:   # an older checkpoint: the last valid close in the buffer
-            c = arrays["buf.close"]
-            dep._last_px = pd.DataFrame(c).ffill().to_numpy()[-1] if len(c) else None
+            dep._last_px = _last_valid(arrays["buf.close"], None)
         if "prev_close" in arrays:
             dep._prev_close = np.asarray(arrays["prev_close"], dtype=np.float64)
         elif dep._first and len(dep._buf):   # an older checkpoint
@@ -978,9 +977,10 @@ class Deployment:
         asset's next bar with the deployment's bar already buffered), as must
         ``last_close`` of an asset without a close in the buffer; else (an older
         checkpoint) rebuilt from them."""
-        k, c = self.options.history_needed(), self._buf.rows()["close"] if self._vars else None
-        if k <= 1 or c is None or not len(c):
+        k = self.options.history_needed()
+        if k <= 1 or not self._vars or not len(self._buf):
             return
+        c = self._buf.rows()["close"]
         derived = _last_valid(c[:max(0, len(c) - k)], self._prev_close)
         if "prev_close" in arrays:
             empty = np.isnan(c).all(axis=0)
