@@ -31,8 +31,8 @@ from quantlab import __version__, _validate, strategies
 from quantlab._kernels.backtest import REASONS, SimState
 from quantlab._kernels.data import check_bars as _check_bars
 from quantlab.backtesting import dispatch
-from quantlab.backtesting.options import BacktestOptions
-from quantlab.backtesting.result import _last_valid, from_run
+from quantlab.backtesting.options import BacktestOptions, last_valid
+from quantlab.backtesting.result import from_run
 from quantlab.calendar import periods_for
 from quantlab.data import load_csv, validate
 from quantlab.engine.feeds import FeedError
@@ -202,6 +202,14 @@ class _Bars:
         if self.keep is not None:
             self.lo = max(self.lo, self.hi - self.keep)
 
+    def unpush(self, n_before: int) -> None:
+        """Take back the last push, made when ``n_before`` rows were live: a push moves
+        the live rows only ahead of the new one, so they are the ``n_before`` rows
+        before it."""
+        self.hi -= 1
+        self.seen -= 1
+        self.lo = self.hi - n_before
+
     def rows(self, i: int = 0) -> dict:
         """Views of the live rows from the i-th on."""
         return {v: a[self.lo + i:self.hi] for v, a in self.data.items()}
@@ -333,8 +341,7 @@ class Deployment:
         self._vars: tuple = ()          # set by the history or the first bar
         # the strategy's per-bar signal (None: each decision recomputes the trailing
         # window); fed every bar from the first history bar, its last output decides
-        self._live = strategy.live(**{k: v for k, v in (inputs or {}).items()
-                                      if k in strategy.inputs})
+        self._live = self._new_live()
         self._live_out = None
         keep = self._history_needed()
         # enough for the next bar's window, whatever its phase (None: all history)
@@ -358,6 +365,10 @@ class Deployment:
         self.listeners: list = []       # called with each bar's status (CLI, dashboards)
         if history is not None:
             self._add_history(history)
+
+    def _new_live(self):
+        return self.strategy.live(**{k: v for k, v in (self.inputs or {}).items()
+                                     if k in self.strategy.inputs})
 
     # the buffered bars' times, first index (over all bars seen) and count
     _times = property(lambda self: self._buf.times())
@@ -493,9 +504,9 @@ class Deployment:
             self._vars = tuple(values)
         k = self.options.history_needed()
         if 1 < k <= len(self._buf):   # the slippage window's first row leaves it (keep >= k)
-            self._slip_prev = _last_valid(self._buf.tail(k)["close"][:1], self._slip_prev)
+            self._slip_prev = last_valid(self._buf.tail(k)["close"][:1], self._slip_prev)
         if len(self._buf) == self._buf.keep:          # the first buffered row leaves
-            self._prev_close = _last_valid(self._buf.rows()["close"][:1], self._prev_close)
+            self._prev_close = last_valid(self._buf.rows()["close"][:1], self._prev_close)
         self._buf.push(t, values)
         if self._live is not None:   # i counted from the first history bar: signal's phase
             self._live_out = self._live.update(self._seen - 1, t, values)
@@ -516,7 +527,7 @@ class Deployment:
             return self._buf.rows(max(0, i)), self._buf.times()[max(0, i):]
         rows = self._buf.rows(i - p)
         rows["close"] = rows["close"].copy()
-        rows["close"][p - 1] = _last_valid(self._buf.rows()["close"][:i], self._prev_close)
+        rows["close"][p - 1] = last_valid(self._buf.rows()["close"][:i], self._prev_close)
         return rows, self._buf.times()[i - p:]
 
     def _window(self, start: int) -> xr.Dataset:
@@ -548,7 +559,11 @@ class Deployment:
         ------
         DataError
             A duplicated or out-of-order bar, missing or unknown assets, a missing
-            variable, or a bar ``ql.data.validate`` refuses; the state is unchanged.
+            variable, or a bar ``ql.data.validate`` refuses.
+        ValueError
+            The bar's slippage reaching 1 (``Slippage('adaptive')`` on an extreme bar).
+            After any error, from the strategy's signal too, the deployment is as before
+            the bar: send it again (corrected) or the next one.
 
         Examples
         --------
@@ -569,19 +584,24 @@ class Deployment:
         """Buffer a checked bar and decide on it (the timed part); ``given``: its signal
         and the seconds it took, computed beforehand (replay's block)."""
         start = _time.perf_counter()
-        self._push(parsed)
         n_orders, n_rej = len(self._orders), len(self._rejections)
-        if given is None:
-            signal, before = self._decide(), 0.0
-        else:
-            signal, before = given
-        held = self.positions_now()
-        target, rejected = self.risk.apply(signal, held, self._last_px,
-                                           self.equity_now(), self.killed)
-        for i, reason, wanted, given in rejected:
-            self._rejections.append({"time": parsed[0], "asset": self.universe[i],
-                                     "reason": reason, "wanted": wanted, "given": given})
-        self._advance(target)
+        undo = self._mark()
+        try:
+            self._push(parsed)
+            if given is None:
+                signal, before = self._decide(), 0.0
+            else:
+                signal, before = given
+            held = self.positions_now()
+            target, rejected = self.risk.apply(signal, held, self._last_px,
+                                               self.equity_now(), self.killed)
+            for i, reason, wanted, given in rejected:
+                self._rejections.append({"time": parsed[0], "asset": self.universe[i],
+                                         "reason": reason, "wanted": wanted, "given": given})
+            self._advance(target)
+        except BaseException:
+            self._rollback(undo, n_rej)
+            raise
         latency = _time.perf_counter() - start + before
         for k, v in (("signal", signal), ("target", target), ("latency", latency)):
             self._rec[k].append(v)
@@ -593,6 +613,25 @@ class Deployment:
         for listener in self.listeners:
             listener(status)
         return status
+
+    def _mark(self) -> tuple:
+        """What taking a bar changes before its kernel step (the step, its last part,
+        raises only before it changes the state): see :meth:`_rollback`."""
+        return (self._buf.seen, len(self._buf), self._vars, self._prev_close,
+                self._slip_prev, self._last_px, self._live_out)
+
+    def _rollback(self, undo: tuple, n_rej: int) -> None:
+        """Forget a bar that raised after it was buffered (its signal, risk limits or
+        slippage): the deployment is as before it, so the bar, corrected or not, can be
+        sent again. A per-bar signal is rebuilt from the buffered bars, as on restore."""
+        seen, n_before, self._vars, self._prev_close, self._slip_prev, self._last_px, \
+            self._live_out = undo
+        if self._buf.seen > seen:
+            self._buf.unpush(n_before)
+        del self._rejections[n_rej:]
+        if self._live is not None:
+            self._live = self._new_live()
+            self._refeed()
 
     def _decide(self) -> np.ndarray:
         """The strategy's exposure per asset at the latest bar: its per-bar signal's output
@@ -949,7 +988,7 @@ class Deployment:
         if "last_close" in arrays:
             dep._last_px = arrays["last_close"]
         elif dep._vars:   # an older checkpoint: the last valid close in the buffer
-            dep._last_px = _last_valid(arrays["buf.close"], None)
+            dep._last_px = last_valid(arrays["buf.close"], None)
         if "prev_close" in arrays:
             dep._prev_close = np.asarray(arrays["prev_close"], dtype=np.float64)
         elif dep._first and len(dep._buf):   # an older checkpoint
@@ -981,7 +1020,7 @@ class Deployment:
         if k <= 1 or not self._vars or not len(self._buf):
             return
         c = self._buf.rows()["close"]
-        derived = _last_valid(c[:max(0, len(c) - k)], self._prev_close)
+        derived = last_valid(c[:max(0, len(c) - k)], self._prev_close)
         if "prev_close" in arrays:
             empty = np.isnan(c).all(axis=0)
             if self._last_px is not None and not np.array_equal(

@@ -271,3 +271,59 @@ def test_engine_ticks_become_the_bars_and_drive_the_same_deployment(equities):
     pd.testing.assert_frame_equal(dep.orders, direct.orders)
     with pytest.raises(TypeError, match="strategy="):
         eng.load_strategy_params({"window": 15})
+
+
+def _extreme(bar):
+    """``bar`` with a range of 50x its close: the adaptive slippage reaches >= 1 on it."""
+    bad = bar.copy(deep=True)
+    bad["high"][:] = bad["close"].values * 50
+    return bad
+
+
+@pytest.mark.parametrize("kind", ["per_bar", "window"])
+@pytest.mark.parametrize("name", ["cross_sectional_momentum", "volatility_regime", "spc"])
+def test_a_bar_that_raises_once_buffered_is_forgotten(name, kind, equities, monkeypatch):
+    """A bar refused after it was buffered (the adaptive slippage reaching 1 on it, a
+    per-bar signal raising) leaves the deployment as before it: the same time can be sent
+    again, corrected, and it trades on with the bits of one that never saw the bad bar.
+    (It stayed buffered: the retry was refused as a duplicate and the deployment stuck.)"""
+    s = ql.strategies.get(name, **PARAMS.get(name, {}))
+    if kind == "window":
+        monkeypatch.setattr(type(s), "live", lambda self, **inputs: None)
+    opts = {"slippage": ql.Slippage("adaptive", bps=2), "fees": 0.0005}
+    hist = equities.isel(time=slice(0, HISTORY))
+    dep, ref = (ql.deploy(s, history=hist, **opts) for _ in range(2))
+    assert (dep._live is None) == (kind == "window")
+    for i in range(HISTORY, HISTORY + 40):
+        bar = equities.isel(time=i)
+        ref.on_bar(bar)
+        if i == HISTORY + 10:
+            with pytest.raises(ValueError, match="reaches a slippage"):
+                dep.on_bar(_extreme(bar))
+        if i == HISTORY + 20 and kind == "per_bar":
+            monkeypatch.setattr(dep._live, "update", lambda *a: 1 / 0)
+            with pytest.raises(ZeroDivisionError):
+                dep.on_bar(bar)
+            assert "update" not in vars(dep._live)   # rebuilt: the failed one is gone
+        dep.on_bar(bar)
+    np.testing.assert_array_equal(dep.equity.values, ref.equity.values)
+    pd.testing.assert_frame_equal(dep.orders, ref.orders)
+    pd.testing.assert_frame_equal(dep.rejections, ref.rejections)
+    for k, v in ref.state.to_dict().items():
+        np.testing.assert_array_equal(dep.state.to_dict()[k], v, err_msg=k)
+    np.testing.assert_array_equal(dep._live_out, ref._live_out)
+    for k in ("_prev_close", "_slip_prev", "_last_px"):
+        np.testing.assert_array_equal(getattr(dep, k), getattr(ref, k), err_msg=k)
+
+
+def test_a_first_bar_that_raises_leaves_an_empty_deployment(equities):
+    """Without history, a first bar refused once buffered leaves nothing behind."""
+    opts = {"slippage": ql.Slippage("adaptive", bps=2)}
+    dep, ref = (ql.deploy("volatility_regime", **opts) for _ in range(2))
+    with pytest.raises(ValueError, match="reaches a slippage"):
+        dep.on_bar(_extreme(equities.isel(time=0)))
+    assert len(dep._buf) == 0 and dep._seen == 0 and dep._last_px is None
+    for i in range(5):
+        dep.on_bar(equities.isel(time=i))
+        ref.on_bar(equities.isel(time=i))
+    np.testing.assert_array_equal(dep.equity.values, ref.equity.values)

@@ -188,6 +188,20 @@ def _returns(close: xr.DataArray, prev) -> xr.DataArray:
     return r.copy(data=out)
 
 
+def last_valid(close, prev):
+    """Per asset (column), the last valid value of ``close`` (rows in time order), else
+    ``prev`` (None: NaN): the close a later chunk's (or bar's) first return is measured
+    from (:func:`_returns`' ``prev``)."""
+    if not len(close):
+        return prev
+    valid = ~np.isnan(close)
+    out = np.full(close.shape[1], np.nan) if prev is None else prev.copy()
+    cols = np.flatnonzero(valid.any(axis=0))
+    rows = close.shape[0] - 1 - valid[::-1].argmax(axis=0)[cols]
+    out[cols] = close[rows, cols]
+    return out
+
+
 def param(name, v, lo=None, hi=None, *, lo_open=False, hi_open=False, finite=True,
           nan_ok=False) -> xr.DataArray:
     """A numeric option as a 0-d DataArray (a scalar) or the DataArray itself (a sweep over

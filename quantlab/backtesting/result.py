@@ -21,7 +21,7 @@ from quantlab import store as _store
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting import dispatch
 from quantlab.backtesting.dispatch import Run
-from quantlab.backtesting.options import STREAMED_EXTRAS, BacktestOptions
+from quantlab.backtesting.options import STREAMED_EXTRAS, BacktestOptions, last_valid
 from quantlab.backtesting.trades import REASONS, build_trades
 
 # from_run, streamed_metrics, chunked and is_lazy serve quantlab.backtest and the
@@ -667,7 +667,7 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None, siblings=No
             base = state.n_orders
             this = prev
             if h and part + 1 < len(spans):   # the next chunk's rows start at its w0
-                prev = _last_valid(loaded[0]["close"].transpose("time", "asset")
+                prev = last_valid(loaded[0]["close"].transpose("time", "asset")
                                    .values[:spans[part + 1][0] - w0], prev)
             out = None
             if ring:   # the sink writes at most one chunk's set while the kernel fills the other
@@ -691,19 +691,6 @@ def _rows_per_chunk(edges) -> int:
     """The most rows of a time chunk (``edges``: its boundaries): a chain's buffers and
     the results store's chunks."""
     return int(max(np.diff(edges).max(), 1))
-
-
-def _last_valid(close, prev):
-    """Per asset (column), the last valid value of ``close`` (rows in time order), else
-    ``prev`` (None: NaN)."""
-    if not len(close):
-        return prev
-    valid = ~np.isnan(close)
-    out = np.full(close.shape[1], np.nan) if prev is None else prev.copy()
-    cols = np.flatnonzero(valid.any(axis=0))
-    rows = close.shape[0] - 1 - valid[::-1].argmax(axis=0)[cols]
-    out[cols] = close[rows, cols]
-    return out
 
 
 def _outputs(step, n_cols, n_groups):
