@@ -327,3 +327,25 @@ def test_a_first_bar_that_raises_leaves_an_empty_deployment(equities):
         dep.on_bar(equities.isel(time=i))
         ref.on_bar(equities.isel(time=i))
     np.testing.assert_array_equal(dep.equity.values, ref.equity.values)
+
+
+def test_engine_bars_after_one_the_deployment_refuses_are_handed_on_later(equities):
+    """A batch of ticks closes several bars; the deployment raises on one (the adaptive
+    slippage reaching 1 on it): that bar is left out, and the bars after it are handed on
+    at the next call, not lost with the error (they were)."""
+    hist, bars = equities.isel(time=slice(0, HISTORY)), equities.isel(time=slice(HISTORY, HISTORY + 12))
+    bad = bars.copy(deep=True)
+    bad["high"][4] = bad["close"][4] * 50
+    opts = {"slippage": ql.Slippage("adaptive", bps=2), "fees": 0.001}
+    eng = ql.engine.TickEngine({"engine": {"max_symbols": 8}})
+    dep = eng.load_strategy_params({"window": 15}, strategy="volatility_regime", bar="1D",
+                                   history=hist, **opts)
+    with pytest.raises(ValueError, match="reaches a slippage"):
+        eng.process_ticks(ql.testing.ticks_from_bars(bad))     # one batch: 11 bars close
+    assert len(dep.equity) == 4
+    eng.flush_bars()
+    direct = ql.deploy("volatility_regime", {"window": 15}, history=hist, **opts)
+    direct.replay(bars.drop_isel(time=4)[["open", "high", "low", "close", "volume"]])
+    assert len(dep.equity) == bars.sizes["time"] - 1
+    np.testing.assert_array_equal(dep.equity.values, direct.equity.values)
+    pd.testing.assert_frame_equal(dep.orders, direct.orders)

@@ -121,6 +121,7 @@ class TickEngine:
         self.feed_rejects = dict.fromkeys(FEED_REJECTS, 0)
         self.deployment = None     # a research strategy on this engine's bars
         self._bars = None          # its BarAggregator
+        self._queued: list = []    # closed bars not yet handed to the deployment
         r = self.config["risk"]
         log.info("tick engine started: %d symbols, tick size %g; risk: max_position %d, "
                  "max_order_notional %g, max_orders_per_second %d, max_drawdown %g "
@@ -581,8 +582,15 @@ class TickEngine:
         return self.deployment
 
     def _to_bars(self, columns) -> None:
-        for b in self._bars.add(columns):
-            self.deployment.on_bar(b)
+        self._hand_on(self._bars.add(columns))
+
+    def _hand_on(self, bars: list) -> None:
+        """Closed bars to the deployment, oldest first. A bar it raises on is left out
+        (the deployment is as before it, the error names it); the bars after it are
+        handed on first at the next call, not lost with the error."""
+        self._queued.extend(bars)
+        while self._queued:
+            self.deployment.on_bar(self._queued.pop(0))
 
     def flush_bars(self) -> None:
         """Hand the open bar to the deployment (at the end of a replay); nothing without
@@ -596,5 +604,4 @@ class TickEngine:
         True
         """
         if self._bars is not None:
-            for b in self._bars.flush():
-                self.deployment.on_bar(b)
+            self._hand_on(self._bars.flush())
