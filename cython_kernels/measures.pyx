@@ -115,6 +115,30 @@ cdef extern from "simd.h" nogil:
     void argmin_update(const double* v, double* best, Py_ssize_t* arg, Py_ssize_t n,
                        Py_ssize_t a0, int or_equal)
 
+# below this share of the prefix sum of squares, a block's sum of squares is recomputed
+cdef double _PREFIX_TINY = 1e-8
+
+
+cdef void _block_rs(const double* x, Py_ssize_t n, double* rng, double* ss) noexcept nogil:
+    """Range of the cumulative deviations from the block's mean and their sum of squares,
+    in two passes over the block's values (nolds' ``rs``), taken from x[0]: values a few
+    ulps apart differ exactly (Sterbenz), where their mean rounds by as much as they
+    differ."""
+    cdef Py_ssize_t j
+    cdef double m = 0.0, d, y = 0.0, q = 0.0, hi = -INFINITY, lo = INFINITY
+    for j in range(n):
+        m += x[j] - x[0]
+    m /= n
+    for j in range(n):
+        d = (x[j] - x[0]) - m
+        y += d
+        q += d * d
+        hi = y if y > hi else hi
+        lo = y if y < lo else lo
+    rng[0] = hi - lo
+    ss[0] = q
+
+
 cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
                    const double* logexp, Py_ssize_t nn, double ddof,
                    double* P, double* Q, Py_ssize_t* chg, const double* J, double* xs,
@@ -126,7 +150,10 @@ cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
     sum, so the range (P[s] cancels) is one vectorised max/min pass per block
     (``J[j] = j + 1``). A constant block (``chg[j]``: changes of value up to j) has a
     range of exactly 0 in nolds and is left out; from prefix sums it would be rounding
-    noise over a zero deviation.
+    noise over a zero deviation. A block whose spread is below the prefix sums' rounding
+    (values a few ulps apart after a volatile stretch) is recomputed from its values
+    (``_block_rs``): the prefix sums gave it a variance of 0 (an infinite R/S, NaN H) or
+    of noise.
     """
     cdef Py_ssize_t i, n, s, j, k, cc, cnt = 0
     cdef double acc, mu, mb, rng, ss, cp, cq, inv
@@ -168,8 +195,13 @@ cdef double _hurst(const double* x, Py_ssize_t N, const Py_ssize_t* nv,
                 s += n
                 continue
             mb = (P[s + n] - P[s]) * inv
-            rng = drift_range(P + s + 1, J, mb, n)
             ss = Q[s + n] - Q[s] - n * mb * mb
+            # Q's rounding is ~ eps * Q[s + n] per step: below 1e-8 of it ss has lost its
+            # digits (normal blocks hold >= n / N of Q; a rare path, O(n) like the scan)
+            if ss > _PREFIX_TINY * Q[s + n]:
+                rng = drift_range(P + s + 1, J, mb, n)
+            else:
+                _block_rs(x + s, n, &rng, &ss)
             if rng != 0.0:    # blocks with a zero range are left out (as nolds)
                 acc += rng / sqrt((ss if ss > 0.0 else 0.0) / (n - ddof))
                 k += 1

@@ -250,6 +250,22 @@ def test_simd_builds_give_the_same_bits():
 
 
 
+@pytest.mark.parametrize("level,step", [(0.5, np.spacing(0.5)), (0.0, 1e-16), (3.0, 1e-9)])
+def test_hurst_of_blocks_a_few_ulps_apart_after_a_volatile_stretch(level, step):
+    # nolds' inputs (a logistic map settling on a fixed point): the prefix sums, centred
+    # on the whole series' mean, rounded such blocks' variance to 0 (R/S inf, H NaN) or
+    # to noise (stale prices times an adjustment: 0.34 for 0.44). A block's R/S is
+    # affine-invariant, so blocks k * step + level score as the integers k (no block
+    # straddles the two stretches: 64 and 320 are multiples of every size)
+    rng = np.random.default_rng(3)
+    loud, k = rng.normal(size=64), rng.integers(0, 3, 256).astype(float)
+    x = np.r_[loud, level + step * k]
+    want = ref.hurst(np.r_[loud, k], [8, 16, 32])
+    assert m.hurst(x, nvals=[8, 16, 32]) == pytest.approx(want, rel=1e-12)
+    got = m.rolling_hurst(np.c_[x, x], 320, nvals=[8, 16, 32])[-1]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_hurst_plan_is_for_one_length():
     plan = m._hurst_plan(100, None, True)
     assert plan.n == 100 and m._hurst_plan(100, None, True) is plan     # cached
