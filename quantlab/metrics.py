@@ -553,6 +553,22 @@ def _real(name, x) -> np.ndarray:
     return a.astype(np.float64, copy=False)
 
 
+def _factor_array(x, r) -> np.ndarray:
+    """The benchmark as a float array along the time axis of ``r``: one series, or one per
+    column of ``r``. Length-1 axes beyond ``r``'s are dropped (a one-column DataFrame or
+    (n, 1) array for one series: empyrical takes them)."""
+    b = _real("factor_returns", x)
+    while b.ndim > r.ndim and b.shape[-1] == 1:
+        b = b[..., 0]
+    if b.ndim == 0 or b.shape[0] != r.shape[0]:
+        raise ValueError(f"factor_returns has {b.shape[0] if b.ndim else 0} periods, "
+                         f"returns {r.shape[0]}")
+    if b.ndim > r.ndim or any(m not in (1, n) for m, n in zip(b.shape[1:], r.shape[1:])):
+        raise ValueError(f"factor_returns has shape {b.shape}, the returns {r.shape}: give "
+                         "one benchmark series or one per column")
+    return b
+
+
 def _rate_array(name, x, shape) -> np.ndarray:
     """A positional rate series for returns of ``shape``: (time,) or the returns' shape."""
     a = _real(name, x)
@@ -590,10 +606,14 @@ def _factor_for_xarray(x, returns, dim) -> xr.DataArray:
         if dim not in x.dims:
             raise ValueError(f"factor_returns has no {dim!r} dimension (dims {x.dims})")
         return x
+    if isinstance(x, pd.DataFrame) and x.shape[1] == 1:   # one column: that series
+        x = x.iloc[:, 0]
     if isinstance(x, pd.Series) and dim in returns.coords:
         return xr.DataArray(_real("factor_returns", x), dims=(dim,),
                             coords={dim: x.index.values})
     a = _real("factor_returns", x)
+    while a.ndim > 1 and a.shape[-1] == 1:
+        a = a[..., 0]
     if a.ndim != 1 or a.shape[0] != returns.sizes[dim]:
         raise ValueError(f"factor_returns has shape {a.shape}, the returns "
                          f"{returns.sizes[dim]} periods along {dim!r}")
@@ -720,10 +740,7 @@ def _dispatch_pandas(names, returns, factor_returns, dim, params, rate_key, rate
             idx = returns.index.intersection(factor_returns.index)
             returns, factor_returns = returns.loc[idx], factor_returns.loc[idx]
             ra = _real("returns", returns)
-        b = _real("factor_returns", factor_returns)
-        if b.ndim == 0 or b.shape[0] != len(returns):
-            raise ValueError(f"factor_returns has {b.shape[0] if b.ndim else 0} periods, "
-                             f"returns {len(returns)}")
+        b = _factor_array(factor_returns, ra)
     rate = None
     if rt is not None:
         aligned = (rt.reindex(index=returns.index, columns=returns.columns)
@@ -741,10 +758,7 @@ def _dispatch_numpy(names, returns, factor_returns, dim, params, rate_key, rate_
     r = _real("returns", returns)
     if r.ndim == 0:
         raise ValueError("returns must have a time axis, got a scalar")
-    b = None if factor_returns is None else _real("factor_returns", factor_returns)
-    if b is not None and (b.ndim == 0 or b.shape[0] != r.shape[0]):
-        raise ValueError(f"factor_returns has {b.shape[0] if b.ndim else 0} periods, "
-                         f"returns {r.shape[0]}")
+    b = None if factor_returns is None else _factor_array(factor_returns, r)
     rate = None if rate_key is None else _rate_array(rate_key, rate_obj, r.shape)
     res = _compute_np(names, r, b, params, rate=rate)
     return {n: (np.float64(v) if r.ndim == 1 else v) for n, v in res.items()}
@@ -1554,11 +1568,13 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
 
     Parameters
     ----------
-    returns : array-like or xarray.DataArray
-        Simple per-period returns, time along ``dim`` (the leading axis for arrays).
-    benchmark : array-like or xarray.DataArray, optional
-        Benchmark returns on the same time axis; adds alpha, beta, captures, information
-        ratio and tracking error.
+    returns : array-like, pandas.Series/DataFrame or xarray.DataArray
+        Simple per-period returns, time along ``dim`` (the leading axis for arrays and
+        pandas).
+    benchmark : array-like, pandas.Series or xarray.DataArray, optional
+        Benchmark returns on the same time axis (aligned by label for pandas/xarray, by
+        position for arrays); adds alpha, beta, captures, information ratio and
+        tracking error.
     risk_free_rate : float, default 0.0
         ANNUAL risk-free rate (> -1).
     period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
@@ -1601,7 +1617,12 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
         arr = _real("returns", returns)
         if arr.ndim == 0:
             raise ValueError("returns must have a time axis, got a scalar")
-        returns = xr.DataArray(arr, dims=(dim,) + tuple(f"dim_{i}" for i in range(1, arr.ndim)))
+        # a pandas index stays the time coordinate: a pandas benchmark is aligned on it
+        # by label, as by the metric functions (it was paired by position)
+        coords = ({dim: returns.index.values}
+                  if isinstance(returns, (pd.Series, pd.DataFrame)) else None)
+        returns = xr.DataArray(arr, dims=(dim,) + tuple(f"dim_{i}" for i in range(1, arr.ndim)),
+                               coords=coords)
     params = _params(period, annualization, risk_free=rf, required_return=0.0, cutoff=cutoff)
     res = _dispatch(names, returns, benchmark, dim, params)
     ds = xr.Dataset(res)

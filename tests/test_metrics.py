@@ -229,6 +229,38 @@ def test_benchmark_array_of_another_length_is_refused():
             M.beta(r, bench.values[:40])
 
 
+@pytest.mark.parametrize("name", ["alpha", "beta", "up_capture", "down_capture"])
+def test_one_column_benchmark_is_that_series(name):
+    # empyrical's test_beta passes simple_benchmark_df (a one-column DataFrame) with a
+    # Series of returns: NumPy's "more dimensions than allowed by the axis remapping";
+    # an (n, 1) array for one series too
+    df, _, bench = _rate_case()
+    f = getattr(M, name)
+    want = f(df["a"], bench)
+    da_ = xr.DataArray(df["a"].values, dims="time", coords={"time": _IDX})
+    for r, b in [(df["a"], bench.to_frame("b")), (df["a"].values, bench.values[:, None]),
+                 (df["a"].values[:, None], bench.values[:, None, None]),
+                 (da_, bench.to_frame("b")), (da_, bench.values[:, None])]:
+        assert np.ravel(f(r, b)) == pytest.approx([want], rel=1e-12)
+    s = M.summary(df["a"], benchmark=bench.to_frame("b"))
+    assert float(s[name]) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match=r"factor_returns has shape \(60, 2\), the returns"):
+        f(df.values, np.c_[bench.values, bench.values])
+
+
+def test_summary_aligns_a_pandas_benchmark_on_the_index():
+    # summary() dropped the returns' index and paired a pandas benchmark by position: in
+    # another order (empyrical's alignment tests) beta came out -0.02 for 0.27; on fewer
+    # dates it raised. The metric functions align on the index; summary() now does too
+    df, _, bench = _rate_case()
+    for r in (df["a"], df):
+        for b in (bench.iloc[::-1], bench.iloc[7:], bench.iloc[7:].to_frame()):
+            s = M.summary(r, benchmark=b)
+            for name in ("alpha", "beta", "up_capture", "down_capture", "tracking_error"):
+                np.testing.assert_allclose(s[name].values, getattr(M, name)(r, b),
+                                           rtol=1e-12)
+
+
 # ---- issue 32: a metric called alone runs only its own pass ------------------------
 
 SINGLE = ["sharpe_ratio", "sortino_ratio", "annual_return", "annual_volatility",
