@@ -4,8 +4,11 @@ Same names and arguments as empyrical (``risk_free``/``required_return`` per per
 ``period="daily"`` or ``annualization=``, ``cutoff``), plus ``dim=`` for DataArrays
 (reduce ``time``, keep every other dim). pandas in -> pandas out (Series -> float,
 DataFrame -> Series), NumPy in -> NumPy out (1-D -> float64, N-D reduces axis 0),
-inputs never modified. Signs as empyrical: ``max_drawdown <= 0``; ``value_at_risk``
-and ``conditional_value_at_risk`` are return quantiles (negative for losses).
+inputs never modified. Annualised as empyrical (``period``, 252 a year for daily), except
+that labelled returns left at ``period="daily"`` use their ``periods_per_year`` attr or
+their datetime index's calendar (365 for a daily index of 7 days a week). Signs as
+empyrical: ``max_drawdown <= 0``; ``value_at_risk`` and ``conditional_value_at_risk``
+are return quantiles (negative for losses).
 
 NaN rule: a NaN is "no observation" and is skipped by every metric, so each result
 equals empyrical's on the NaN-dropped series. (empyrical itself is inconsistent:
@@ -799,7 +802,10 @@ _DOC = {
     "dim": """dim : str, default 'time'
     The time dimension of an xarray input.""",
     "period": """period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'
-    Sampling period; sets the periods per year (252/52/12/4/1).""",
+    Sampling period; sets the periods per year (252/52/12/4/1). Left at 'daily', pandas
+    and xarray returns use their ``periods_per_year`` attr, else the calendar of their
+    datetime index (``ql.calendar.periods_for``: 365 for 7 days a week, where empyrical
+    assumes 252); arrays 252.""",
     "annualization": """annualization : float, optional
     Periods per year, overriding ``period`` (> 0).""",
     "risk_free": """risk_free : float or array-like, default 0.0
