@@ -21,6 +21,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from quantlab import _validate
 from quantlab._doc import fill
 
 __all__ = ["probabilistic_sharpe_ratio", "deflated_sharpe_ratio", "min_track_record_length",
@@ -28,6 +29,9 @@ __all__ = ["probabilistic_sharpe_ratio", "deflated_sharpe_ratio", "min_track_rec
 
 _N = NormalDist()
 EULER_GAMMA = 0.5772156649015329
+# CSCV tries C(S, S/2) splits: 184,756 at S = 20 (12,870 at the usual 16); each more
+# pair of blocks multiplies them by ~4, so a larger S only exhausts memory
+MAX_SPLITS = 20
 
 
 # shared docstring blocks (quantlab._doc.fill): written once, used by many docstrings
@@ -48,8 +52,8 @@ returns : array-like, optional
 sr_benchmark : float, default 0.0
     The per-period Sharpe ratio SR* to beat.""",
     "sharpe_stats": _SHARPE + """
-n_obs : int, optional
-    Number of observations, with ``sharpe``.
+n_obs : float, optional
+    Number of observations (> 1), with ``sharpe``.
 """ + _MOMENTS,
     "sharpe_moments": _SHARPE + "\n" + _MOMENTS,
     "stats_raises": """\
@@ -63,12 +67,17 @@ ValueError
 
 def _moments(returns):
     r = np.asarray(getattr(returns, "values", returns), dtype=float)
+    if r.ndim != 1:   # checked before the NaN mask, which flattens a table into one series
+        raise ValueError(f"need a 1-D series of returns, got shape {r.shape}")
     r = r[~np.isnan(r)]
-    if r.ndim != 1 or r.size < 3:
+    if r.size < 3:
         raise ValueError(f"need a 1-D series of at least 3 returns, got {r.size}")
-    sd = r.std(ddof=1)
-    if sd == 0:
+    if np.isinf(r).any():
+        raise ValueError(f"returns hold ±inf (position {int(np.flatnonzero(np.isinf(r))[0])} "
+                         "of the non-NaN values): the moments are undefined")
+    if r.max() == r.min():   # exact: the std of a constant is a rounding residue, not 0
         raise ValueError("returns have zero variance: the Sharpe ratio is undefined")
+    sd = r.std(ddof=1)
     z = (r - r.mean()) / r.std(ddof=0)
     return r.mean() / sd, float((z ** 3).mean()), float((z ** 4).mean()), r.size
 
@@ -102,12 +111,21 @@ def probabilistic_sharpe_ratio(returns=None, sr_benchmark=0.0, *, sharpe=None, n
         sharpe, skew, kurtosis, n_obs = _moments(returns)
     if sharpe is None or n_obs is None:
         raise ValueError("give returns, or sharpe and n_obs")
+    n_obs = _validate.number("n_obs", n_obs, lo=1, lo_open=True)   # MinTRL's are fractional
+    sharpe, sr_benchmark = _finite(sharpe=sharpe, sr_benchmark=sr_benchmark)
     return _N.cdf((sharpe - sr_benchmark) * math.sqrt(n_obs - 1)
                   / math.sqrt(_sr_var_factor(sharpe, skew, kurtosis)))
 
 
+def _finite(**values) -> list[float]:
+    """Each value as a float, or a ValueError naming it (NaN or ±inf made every
+    probability NaN, or 0 or 1, without a word)."""
+    return [_validate.number(k, v) for k, v in values.items()]
+
+
 def _sr_var_factor(sharpe, skew, kurtosis) -> float:
     """1 - γ3·SR + (γ4 - 1)/4 · SR²: (n - 1) × the variance of the Sharpe estimate."""
+    skew, kurtosis = _finite(skew=skew, kurtosis=kurtosis)
     v = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe * sharpe
     if v <= 0:
         raise ValueError("the Sharpe ratio's variance estimate is not positive "
@@ -146,6 +164,8 @@ def min_track_record_length(returns=None, sr_benchmark=0.0, confidence=0.95, *, 
         sharpe, skew, kurtosis, _ = _moments(returns)
     if sharpe is None:
         raise ValueError("give returns, or sharpe")
+    sharpe, sr_benchmark = _finite(sharpe=sharpe, sr_benchmark=sr_benchmark)
+    confidence = _validate.number("confidence", confidence, 0, 1, lo_open=True, hi_open=True)
     if sharpe <= sr_benchmark:
         return math.inf
     return 1.0 + _sr_var_factor(sharpe, skew, kurtosis) * (
@@ -175,6 +195,8 @@ def expected_max_sharpe(n_trials, sr_variance) -> float:
     >>> round(ql.integrity.expected_max_sharpe(100, 0.01), 4)
     0.2531
     """
+    n_trials = _validate.integer("n_trials", n_trials, lo=1)
+    sr_variance = _validate.number("sr_variance", sr_variance, lo=0)
     if n_trials < 2:
         return 0.0
     return math.sqrt(sr_variance) * ((1 - EULER_GAMMA) * _N.inv_cdf(1 - 1 / n_trials)
@@ -226,11 +248,15 @@ def deflated_sharpe_ratio(returns=None, n_trials=None, trials_sharpe_variance=No
     if trial_sharpes is not None:
         t = np.asarray(trial_sharpes, dtype=float)
         t = t[np.isfinite(t)]
+        if t.size == 0:
+            raise ValueError("trial_sharpes holds no finite Sharpe ratio")
         n_trials = t.size
         trials_sharpe_variance = float(t.var(ddof=1)) if t.size > 1 else 0.0
     if n_trials is None or trials_sharpe_variance is None:
         raise ValueError("give n_trials and trials_sharpe_variance, or trial_sharpes")
-    sr0 = expected_max_sharpe(n_trials, trials_sharpe_variance)
+    sr0 = expected_max_sharpe(_validate.integer("n_trials", n_trials, lo=1),
+                              _validate.number("trials_sharpe_variance",
+                                               trials_sharpe_variance, lo=0))
     return probabilistic_sharpe_ratio(returns, sr0, sharpe=sharpe, n_obs=n_obs, skew=skew,
                                       kurtosis=kurtosis)
 
@@ -252,7 +278,8 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     trial_returns : array-like or xarray.DataArray
         (time, trials) returns of every configuration tried (at least 2 trials).
     n_splits : int, default 16
-        Number of blocks S, even and >= 2; rows beyond a multiple of S are dropped.
+        Number of blocks S, even, in [2, ``MAX_SPLITS``] (20: C(20, 10) = 184,756
+        splits); rows beyond a multiple of S are dropped.
     metric : callable, optional
         ``metric(rows x trials) -> trials`` score, higher is better.
 
@@ -265,7 +292,8 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     ------
     ValueError
         If ``trial_returns`` is not (time, trials) with 2+ trials, ``n_splits`` is odd or
-        < 2, there are fewer than 2·S rows, or a split has no finite in-sample score.
+        outside [2, 20], there are fewer than 2·S rows, a split has no finite in-sample
+        score, or ``metric`` does not return one score per trial.
 
     Examples
     --------
@@ -278,7 +306,8 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     x = np.asarray(getattr(trial_returns, "values", trial_returns), dtype=float)
     if x.ndim != 2 or x.shape[1] < 2:
         raise ValueError("trial_returns must be (time, trials) with at least 2 trials")
-    if n_splits % 2 or n_splits < 2:
+    n_splits = _validate.integer("n_splits", n_splits, lo=2, hi=MAX_SPLITS)
+    if n_splits % 2:
         raise ValueError(f"n_splits must be even and >= 2, got {n_splits}")
     x = x[: x.shape[0] - x.shape[0] % n_splits]
     if x.shape[0] < 2 * n_splits:
@@ -303,6 +332,10 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
         rows = np.arange(x.shape[0]).reshape(n_splits, -1)
         is_score = np.array([metric(x[rows[m].ravel()]) for m in in_sample], dtype=float)
         oos_score = np.array([metric(x[rows[~m].ravel()]) for m in in_sample], dtype=float)
+        if is_score.shape != (len(combos), x.shape[1]) or oos_score.shape != is_score.shape:
+            # another shape broadcast into the ranks (a wrong PBO) or failed inside numpy
+            raise ValueError(f"metric must return one score per trial ({x.shape[1]}), got "
+                             f"shape {is_score.shape[1:]}")
     if np.isnan(is_score).all(axis=1).any():
         raise ValueError("a split has no finite in-sample score (constant or empty trials)")
     best = np.nanargmax(is_score, axis=1)
@@ -320,7 +353,10 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
     Hansen's SPA test (studentised; p-values lower/consistent/upper) and White's Reality
     Check (not studentised, upper p-value) by the stationary bootstrap of
     ``arch.bootstrap`` on losses = -returns. Rows with any NaN are dropped. Small
-    p-values: some trial beats the benchmark beyond data snooping.
+    p-values: some trial beats the benchmark beyond data snooping. A trial that differs
+    from the benchmark by a constant has no variance to bootstrap: one ahead by a constant
+    > 0 beats it surely (p-values 0); one never ahead (e.g. a trial that never trades,
+    against cash) cannot be the edge and is left out (p-values 1 when no trial is left).
 
     Parameters
     ----------
@@ -329,11 +365,11 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
     benchmark : array-like, optional
         (time,) benchmark returns; default cash (zero returns).
     block_size : int, optional
-        Mean block length of the bootstrap (``arch``'s default when None).
+        Mean block length of the bootstrap, >= 1 (``arch``'s default when None).
     reps : int, default 1000
-        Bootstrap replications.
+        Bootstrap replications, >= 1.
     seed : int, default 0
-        Random seed.
+        Random seed, >= 0.
 
     Returns
     -------
@@ -362,6 +398,10 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
         raise ImportError("reality_check needs the 'arch' package: pip install arch "
                           "(or quantlab[data])") from err
 
+    if block_size is not None:
+        block_size = _validate.integer("block_size", block_size, lo=1)
+    reps = _validate.integer("reps", reps, lo=1)
+    seed = _validate.integer("seed", seed, lo=0)
     x = np.asarray(getattr(trial_returns, "values", trial_returns), dtype=float)
     if x.ndim != 2:
         raise ValueError("trial_returns must be (time, trials)")
@@ -373,6 +413,17 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
     if keep.sum() < 20:
         raise ValueError(f"{keep.sum()} complete rows are too few for a bootstrap test")
     x, b = x[keep], b[keep]
+    # a constant difference has no variance: the studentised statistic was 0/0 and arch
+    # reported p = 0 ("beats the benchmark") for trials equal to it or always behind it
+    d = x - b[:, None]
+    const = d.max(0) == d.min(0)
+    if (const & (d[0] > 0)).any():
+        return dict.fromkeys(("spa_pvalue", "spa_lower", "spa_upper",
+                              "reality_check_pvalue"), 0.0)
+    x = x[:, ~const]
+    if x.shape[1] == 0:
+        return dict.fromkeys(("spa_pvalue", "spa_lower", "spa_upper",
+                              "reality_check_pvalue"), 1.0)
     spa = SPA(-b, -x, block_size=block_size, reps=reps, seed=seed)
     spa.compute()
     rc = SPA(-b, -x, block_size=block_size, reps=reps, seed=seed, studentize=False)

@@ -128,3 +128,85 @@ def test_errors():
         I.deflated_sharpe_ratio(np.arange(10.0))
     with pytest.raises(ValueError, match="rows"):
         I.reality_check(np.zeros((50, 2)), benchmark=np.zeros(40))
+
+
+def test_constant_and_two_dimensional_returns_are_refused_not_scored():
+    # the std of a constant 0.001 is a rounding residue: PSR was 1.0, DSR near 1
+    for r in (np.full(100, 0.001), np.full(37, 0.1)):
+        with pytest.raises(ValueError, match="zero variance"):
+            I.probabilistic_sharpe_ratio(r)
+        with pytest.raises(ValueError, match="zero variance"):
+            I.deflated_sharpe_ratio(r, trial_sharpes=[0.1, 0.2])
+    # a (time, trials) table was flattened into one series by the NaN mask
+    with pytest.raises(ValueError, match=r"1-D.*\(400, 5\)"):
+        I.probabilistic_sharpe_ratio(np.random.default_rng(0).normal(0, 0.01, (400, 5)))
+    with pytest.raises(ValueError, match="inf"):
+        I.min_track_record_length(np.r_[np.random.default_rng(0).normal(0, 0.01, 50), np.inf])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: I.deflated_sharpe_ratio(sharpe=0.1, n_obs=252, n_trials=0,
+                                     trials_sharpe_variance=0.01), "n_trials"),
+    (lambda: I.deflated_sharpe_ratio(sharpe=0.1, n_obs=252, n_trials=-3,
+                                     trials_sharpe_variance=0.01), "n_trials"),
+    (lambda: I.deflated_sharpe_ratio(sharpe=0.1, n_obs=252, n_trials=1.5,
+                                     trials_sharpe_variance=0.01), "n_trials"),
+    (lambda: I.deflated_sharpe_ratio(sharpe=0.1, n_obs=252, n_trials=math.inf,
+                                     trials_sharpe_variance=0.01), "n_trials"),
+    (lambda: I.deflated_sharpe_ratio(sharpe=0.1, n_obs=252, n_trials=10,
+                                     trials_sharpe_variance=math.nan), "trials_sharpe_variance"),
+    (lambda: I.deflated_sharpe_ratio(sharpe=0.1, n_obs=252, n_trials=10,
+                                     trials_sharpe_variance=-0.1), "trials_sharpe_variance"),
+    (lambda: I.deflated_sharpe_ratio(sharpe=0.1, n_obs=252,
+                                     trial_sharpes=[math.nan, math.nan]), "no finite"),
+    (lambda: I.expected_max_sharpe(10, math.inf), "sr_variance"),
+    (lambda: I.probabilistic_sharpe_ratio(sharpe=math.nan, n_obs=100), "sharpe"),
+    (lambda: I.probabilistic_sharpe_ratio(sharpe=0.1, n_obs=0), "n_obs"),
+    (lambda: I.probabilistic_sharpe_ratio(sharpe=0.1, n_obs=100, sr_benchmark=math.nan),
+     "sr_benchmark"),
+    (lambda: I.probabilistic_sharpe_ratio(sharpe=0.1, n_obs=100, kurtosis=math.nan),
+     "kurtosis"),
+    (lambda: I.min_track_record_length(sharpe=0.1, confidence=1.0), "confidence"),
+    (lambda: I.min_track_record_length(sharpe=0.1, confidence=math.nan), "confidence"),
+])
+def test_bad_statistics_are_named_not_nan_or_a_silent_default(call, match):
+    # before: n_trials 0, -3 or 1.5 deflated nothing (the PSR), NaN gave NaN, inf gave 0
+    # or 1, and others failed inside math/statistics ("math domain error")
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_pbo_n_splits_and_metric_are_checked_before_the_splits():
+    x = np.random.default_rng(0).normal(0, 0.01, (400, 5))
+    # 40 blocks are C(40, 20) = 1.4e11 splits: the process ran out of memory
+    with pytest.raises(ValueError, match=r"n_splits must be an integer in \[2, 20\]"):
+        I.pbo(x, n_splits=40)
+    with pytest.raises(TypeError, match="n_splits"):
+        I.pbo(x, n_splits="8")
+    assert I.pbo(x, n_splits=8.0)["pbo"] == I.pbo(x, n_splits=8)["pbo"]
+    # a metric of another shape broadcast into the ranks: PBO 1.0 from nothing
+    with pytest.raises(ValueError, match=r"one score per trial \(5\), got shape \(2,\)"):
+        I.pbo(x, n_splits=8, metric=lambda a: np.zeros(2))
+    with pytest.raises(ValueError, match="one score per trial"):
+        I.pbo(x, n_splits=8, metric=lambda a: 1.0)
+
+
+def test_reality_check_trials_a_constant_away_from_the_benchmark():
+    rng = np.random.default_rng(0)
+    noise, bench = rng.normal(0, 0.01, (200, 3)), rng.normal(0, 0.01, 200)
+    # equal to the benchmark, or always behind it: arch's SPA said p = 0 ("beats it")
+    assert I.reality_check(np.zeros((200, 3)), reps=100)["spa_pvalue"] == 1.0
+    assert I.reality_check(np.column_stack([bench, bench]), benchmark=bench,
+                           reps=100)["spa_pvalue"] == 1.0
+    assert I.reality_check(np.full((200, 2), -0.001), reps=100)["spa_pvalue"] == 1.0
+    losers = np.column_stack([noise - 0.01, np.zeros(200)])   # e.g. a trial that never trades
+    assert I.reality_check(losers, reps=100)["spa_pvalue"] > 0.1
+    # a trial without such a twin is tested as before; one surely ahead: p = 0
+    assert I.reality_check(np.column_stack([noise, np.zeros(200)]), reps=100) == \
+        I.reality_check(noise, reps=100)
+    assert I.reality_check(np.column_stack([noise, np.full(200, 0.001)]),
+                           reps=100)["spa_pvalue"] == 0.0
+    with pytest.raises(ValueError, match="block_size"):
+        I.reality_check(noise, block_size=0)     # ZeroDivisionError inside arch
+    with pytest.raises(ValueError, match="reps"):
+        I.reality_check(noise, reps=0)
