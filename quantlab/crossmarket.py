@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import data, measures, rolling
+from quantlab import _validate, data, measures, rolling
 from quantlab._doc import fill
 from quantlab.data import _check_time
 from quantlab.errors import DataError
@@ -157,7 +157,8 @@ class CrossMarketAnalyzer:
         Raises
         ------
         ValueError, DataError
-            For an unknown class or a malformed series.
+            For an unknown class, a blank or already added symbol, or a malformed series
+            (±inf, prices <= 0, fewer than 2 values, unsorted or repeated dates).
 
         Examples
         --------
@@ -168,9 +169,17 @@ class CrossMarketAnalyzer:
         if asset_class not in CLASSES:
             raise ValueError(f"unknown asset class {asset_class!r}; use one of "
                              f"{', '.join(CLASSES)}")
+        if not isinstance(symbol, str) or not symbol.strip():
+            raise ValueError(f"symbol must be a non-blank string, got {symbol!r}")
+        if symbol in self._series:   # replacing it silently lost the first series
+            raise ValueError(f"symbol {symbol!r} was already added (as "
+                             f"{self._class[symbol]!r}); give each series its own symbol")
         s = _as_series(data, symbol).dropna()
         if s.size < 2:
             raise DataError(f"{symbol}: fewer than 2 observations")
+        if np.isinf(s.to_numpy()).any():   # its returns were ±inf and NaN, taken as data
+            t = s.index[np.flatnonzero(np.isinf(s.to_numpy()))[0]]
+            raise DataError(f"{symbol}: value {s[t]} at {t.date()}")
         if asset_class not in LEVEL_CLASSES and (s <= 0).any():
             t = s.index[np.flatnonzero((s <= 0).to_numpy())[0]]
             raise DataError(f"{symbol}: non-positive price {s[t]} at {t.date()}")
@@ -346,10 +355,11 @@ class CrossMarketAnalyzer:
         Parameters
         ----------
         max_lag : int, default 10
-            Largest lag tried, in bars.
+            Largest lag tried, in bars (>= 1).
         {{symbols}}
         min_obs : int, default 250
-            Overlapping returns a pair needs.
+            Overlapping returns a pair needs (>= 1; at least 3 x max_lag + 2 for the
+            Granger test). Pairs with fewer, or where a series is constant, are left out.
         te_bins : int, default 3
             Bins of the transfer entropy.
 
@@ -369,6 +379,10 @@ class CrossMarketAnalyzer:
         """
         from statsmodels.tsa.stattools import grangercausalitytests
 
+        max_lag = _validate.integer("max_lag", max_lag, lo=1)
+        min_obs = _validate.integer("min_obs", min_obs, lo=1)
+        # the Granger regression of lag k needs more than 3k + 1 rows (statsmodels)
+        need = max(min_obs, 3 * max_lag + 2)
         r = self.returns(symbols).to_pandas()
         rows = []
         for lead in r.columns:
@@ -376,10 +390,13 @@ class CrossMarketAnalyzer:
                 if lead == follow:
                     continue
                 pair = r[[lead, follow]].dropna()
-                if len(pair) < min_obs:
+                if len(pair) < need:
                     continue
                 x, y = pair[lead].to_numpy(), pair[follow].to_numpy()
-                cors = [np.corrcoef(x[:-k], y[k:])[0, 1] for k in range(1, max_lag + 1)]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    cors = [np.corrcoef(x[:-k], y[k:])[0, 1] for k in range(1, max_lag + 1)]
+                if np.isnan(cors).all():   # a series constant over the overlap: no relation
+                    continue
                 k = int(np.nanargmax(np.abs(cors))) + 1
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -392,7 +409,9 @@ class CrossMarketAnalyzer:
                              "transfer_entropy": float(te), "n": len(pair),
                              "window": f"{pair.index[0].date()} .. {pair.index[-1].date()}"})
         if not rows:
-            raise DataError(f"no pair overlaps on {min_obs}+ observations")
+            raise DataError(f"no pair of the {r.shape[1]} symbol(s) overlaps on {need}+ "
+                            f"observations (min_obs {min_obs}, 3 x max_lag + 2) of returns "
+                            "that vary")
         out = pd.DataFrame(rows)
         out["p_adjusted"] = _holm(np.minimum(out["granger_p"] * max_lag, 1.0))
         out["significant"] = out["p_adjusted"] < 0.05
@@ -402,6 +421,11 @@ class CrossMarketAnalyzer:
     # ---- influence -----------------------------------------------------------------
     def _betas(self, targets, driver, window):
         """Rolling OLS beta of each target's returns on the driver's, and its stability."""
+        if driver in targets:
+            raise ValueError(f"{driver} is the driver; it cannot be a target too")
+        dup = sorted({t for t in targets if targets.count(t) > 1})
+        if dup:
+            raise ValueError(f"targets repeat {dup}; give each symbol once")
         r = self.returns([*targets, driver])
         x = r.sel(asset=driver, drop=True)
         y = r.sel(asset=list(targets))

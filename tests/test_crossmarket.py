@@ -209,3 +209,53 @@ def test_report_without_a_commodity_has_three_panels():
             rng.normal(0, 0.01, 600)))))
     assert cm.report_data(max_lag=2)["commodity_beta"] is None
     assert len(cm.report(max_lag=2).children) == 3
+
+
+def test_symbols_are_distinct_non_blank_strings_and_values_finite():
+    a = CM.CrossMarketAnalyzer().add_market_data("equity", "X", _series([1.0, 2.0, 3.0]))
+    # a second series under the same name silently replaced the first (even of another class)
+    with pytest.raises(ValueError, match="'X' was already added \\(as 'equity'\\)"):
+        a.add_market_data("fx", "X", _series([4.0, 5.0, 6.0]))
+    assert a.prices().values.ravel().tolist() == [1.0, 2.0, 3.0]
+    for bad in (None, 3, ("t",), "", "  "):   # KeyError deep inside, or a blank label
+        with pytest.raises(ValueError, match="non-blank string"):
+            a.add_market_data("equity", bad, _series([1.0, 2.0]))
+    # ±inf became returns of inf and NaN that the correlations took as data
+    for cls in ("equity", "rates"):
+        with pytest.raises(DataError, match="Y: value inf at 2001-01-02"):
+            a.add_market_data(cls, "Y", _series([1.0, np.inf, 3.0]))
+    for name in ("Ünï 股票", "a/b", "..", "<b>x</b>"):   # any other name is a label
+        a.add_market_data("equity", name, _series([1.0, 2.0, 4.0]))
+    assert list(a.asset_classes()["equity"])[1:] == ["Ünï 股票", "a/b", "..", "<b>x</b>"]
+
+
+def test_lead_lag_constant_series_and_bad_lags_are_named():
+    rng = np.random.default_rng(0)
+    a = CM.CrossMarketAnalyzer()
+    a.add_market_data("equity", "A", _series(100 * np.cumprod(1 + rng.normal(0, 0.01, 400))))
+    a.add_market_data("equity", "FLAT", _series(np.full(400, 5.0)))
+    # its correlations are all NaN: np.nanargmax raised 'All-NaN slice encountered'
+    with pytest.raises(DataError, match="of returns that vary"):
+        a.lead_lag(max_lag=3)
+    a.add_market_data("equity", "B", _series(100 * np.cumprod(1 + rng.normal(0, 0.01, 400))))
+    assert {tuple(p) for p in a.lead_lag(max_lag=3)[["leader", "follower"]].values} == \
+        {("A", "B"), ("B", "A")}
+    for lag in (0, -1):                # argmax of an empty sequence
+        with pytest.raises(ValueError, match="max_lag must be an integer >= 1"):
+            a.lead_lag(max_lag=lag)
+    with pytest.raises(ValueError, match="max_lag must be an integer"):
+        a.lead_lag(max_lag=2.5)
+    # statsmodels: "Insufficient observations. Maximum allowable lag is ..."
+    with pytest.raises(DataError, match="602\\+ observations"):
+        a.lead_lag(max_lag=200)
+
+
+def test_beta_targets_are_distinct_and_not_the_driver():
+    rng = np.random.default_rng(0)
+    a = CM.CrossMarketAnalyzer()
+    for cls, name in (("equity", "A"), ("commodity", "OIL"), ("fx", "EUR")):
+        a.add_market_data(cls, name, _series(100 * np.cumprod(1 + rng.normal(0, 0.01, 100))))
+    with pytest.raises(ValueError, match="OIL is the driver"):   # pandas InvalidIndexError
+        a.commodity_influence(targets=["A", "OIL"], commodity="OIL")
+    with pytest.raises(ValueError, match=r"targets repeat \['A'\]"):   # pandas: non-unique
+        a.fx_impact(["A", "A"], "EUR")
