@@ -23,6 +23,7 @@ from quantlab import _validate, metrics, rolling
 from quantlab._doc import fill
 from quantlab.backtesting import DD_MODES, backtest
 from quantlab.data import returns as simple_returns
+from quantlab.errors import DataError
 
 __all__ = ["RiskManager", "RiskReport", "KellyFraction", "risk_parity_weights",
            "risk_contributions", "HISTORICAL_SCENARIOS"]
@@ -56,6 +57,11 @@ def _returns(returns, name="returns"):
         raise ValueError(f"{name}: {n} non-NaN observations; risk estimates need at least "
                          f"{MIN_OBS}")
     return returns, n
+
+
+def _sims(n_sims, seed) -> tuple[int, int]:
+    """The Monte Carlo's draws and seed, checked (0 draws failed as an IndexError)."""
+    return _validate.integer("n_sims", n_sims, lo=1), _validate.integer("seed", seed, lo=0)
 
 
 # shared docstring blocks (quantlab._doc.fill): written once, used by many docstrings
@@ -239,6 +245,7 @@ class RiskManager:
         self._method(method)
         r, n = _returns(returns)
         if method == "monte_carlo":
+            n_sims, seed = _sims(n_sims, seed)
             v = -float(np.percentile(self._monte_carlo(r, n_sims, seed), self.cutoff * 100))
         else:
             v = -metrics.value_at_risk(r, cutoff=self.cutoff, method=method)
@@ -261,6 +268,7 @@ class RiskManager:
         self._method(method)
         r, n = _returns(returns)
         if method == "monte_carlo":
+            n_sims, seed = _sims(n_sims, seed)
             sims = np.sort(self._monte_carlo(r, n_sims, seed))
             v = -float(sims[: max(1, int(self.cutoff * n_sims))].mean())
         else:
@@ -338,7 +346,9 @@ class RiskManager:
     def position_size(self, signal, returns, target_vol=0.15, window=63, max_leverage=1.0):
         """Volatility targeting: signal × min(max_leverage, target_vol / σ_t).
 
-        σ_t is the annualised std of the ``window`` returns up to t (Moreira & Muir 2017).
+        σ_t is the annualised std of the ``window`` returns up to t (Moreira & Muir 2017);
+        where it is 0 (a constant price) the scale is ``max_leverage``, where it is not yet
+        known the result is NaN (hold), except that a signal of 0 stays 0 (an exit).
 
         Parameters
         ----------
@@ -347,16 +357,23 @@ class RiskManager:
         returns : xarray.DataArray
             Returns on the same coordinates.
         target_vol : float, default 0.15
-            Annualised volatility target.
+            Annualised volatility target, > 0.
         window : int, default 63
-            Bars of σ_t.
+            Bars of σ_t, >= 2.
         max_leverage : float, default 1.0
-            Largest scale.
+            Largest scale, > 0 (inf: no cap).
 
         Returns
         -------
         xarray.DataArray
             The scaled signal.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For an argument of the wrong type or out of range.
+        DataError
+            If signal and returns differ in their time or asset coordinates.
 
         Examples
         --------
@@ -364,9 +381,21 @@ class RiskManager:
         >>> rm.position_size(sig, ql.data.returns(ds["close"])).isel(time=-1).round(3).values
         array([0.054,   nan, 0.151, 0.122])
         """
+        target_vol = _validate.number("target_vol", target_vol, 0, lo_open=True)
+        max_leverage = _validate.number("max_leverage", max_leverage, 0, lo_open=True,
+                                        finite=False)
+        window = _validate.integer("window", window, lo=2)   # a std needs 2 returns
+        if not (isinstance(signal, xr.DataArray) and isinstance(returns, xr.DataArray)):
+            raise TypeError("signal and returns must be xarray DataArrays on (time, asset)")
+        try:   # an inner join kept the common labels only: other assets gave an empty signal
+            xr.align(signal, returns, join="exact")
+        except ValueError:
+            raise DataError("signal and returns must have the same time and asset "
+                            "coordinates") from None
         sd = rolling.std(returns, window, min_periods=window // 2) * math.sqrt(self.periods)
-        scale = (target_vol / sd.where(sd > 0)).clip(max=max_leverage)
-        return (signal * scale).clip(-max_leverage, max_leverage)
+        with np.errstate(divide="ignore"):   # σ = 0: inf, capped; it was NaN, i.e. hold
+            scale = (target_vol / sd).clip(max=max_leverage)
+        return (signal * scale).clip(-max_leverage, max_leverage).where(signal != 0, 0.0)
 
     # ---- drawdowns -----------------------------------------------------------------
     def check_drawdown(self, equity) -> dict:
@@ -395,12 +424,13 @@ class RiskManager:
         >>> out["max_drawdown"], out["breached"], out["recovery_times"]
         (-0.25, True, [2])
         """
+        # a list's .index is a method: only a Series brings its index
         eq = pd.Series(np.asarray(getattr(equity, "values", equity), dtype=float),
-                       index=getattr(equity, "index", None)).dropna()
+                       index=equity.index if isinstance(equity, pd.Series) else None).dropna()
         if isinstance(equity, xr.DataArray):
             eq.index = equity.dropna("time").indexes["time"]
-        if eq.size < 2 or (eq <= 0).any():
-            raise ValueError("equity must hold at least 2 positive values")
+        if eq.size < 2 or (eq <= 0).any() or np.isinf(eq.to_numpy()).any():
+            raise ValueError("equity must hold at least 2 positive finite values")
         peak = eq.cummax()
         dd = eq / peak - 1
         episodes, breaches, start = [], [], None
@@ -526,6 +556,13 @@ class RiskManager:
                 raise ValueError("pass data= (a Dataset) with a weights Series")
             w = pd.Series(portfolio, dtype=float)
             ds = data
+            bad = [a for a, v in w.items() if not math.isfinite(v)]
+            if bad:   # NaN or inf made every P&L NaN, or inf, without a word
+                raise ValueError(f"weights must be finite numbers; {bad[0]!r} is {w[bad[0]]}")
+            unknown = [a for a in w.index if a not in ds.indexes["asset"]]
+            if unknown:
+                raise ValueError(f"weights name asset(s) {unknown} not in data "
+                                 f"({', '.join(map(str, ds.asset.values))})")
             r = simple_returns(ds["close"].sel(asset=list(w.index))).fillna(0.0)
             eq = (1 + (r * xr.DataArray(w, dims="asset")).sum("asset")).cumprod("time")
         rows = []
@@ -586,7 +623,7 @@ class RiskManager:
         cov = _cov(returns_or_cov)
         if weights is None:
             weights = risk_parity_weights(cov, budgets)
-        w = pd.Series(weights, index=cov.index, dtype=float)
+        w = pd.Series(_weights(weights, len(cov)), index=cov.index, dtype=float)
         b = pd.Series(np.full(len(w), 1 / len(w)) if budgets is None else budgets,
                       index=cov.index, dtype=float)
         return pd.DataFrame({"weight": w, "risk_contribution": risk_contributions(cov, w),
@@ -808,6 +845,15 @@ class RiskReport:
 
 # ---- risk parity ---------------------------------------------------------------------
 
+def _weights(weights, n) -> np.ndarray:
+    """``weights`` as n finite floats (NaN made every contribution NaN)."""
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (n,) or not np.isfinite(w).all():
+        raise ValueError(f"weights must be {n} finite numbers, got "
+                         f"{_validate._show(w.tolist())}")
+    return w
+
+
 def _cov(x) -> pd.DataFrame:
     if isinstance(x, xr.DataArray):
         x = x.transpose("time", ...).to_pandas()
@@ -846,7 +892,7 @@ def risk_contributions(cov, weights) -> pd.Series:
     Name: risk_contribution, dtype: float64
     """
     c = _cov(cov)
-    w = np.asarray(weights, dtype=float)
+    w = _weights(weights, len(c))
     var = w @ c.to_numpy() @ w
     if var <= 0:
         raise ValueError("portfolio variance is zero: risk contributions are undefined")
@@ -895,10 +941,12 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
     n = S.shape[0]
     if not np.isfinite(S).all() or np.any(np.diag(S) <= 0):
         raise ValueError("covariance must be finite with positive variances")
+    if not np.allclose(S, S.T, rtol=1e-9, atol=0):   # the Newton steps assume Σ = Σ'
+        raise ValueError("covariance must be symmetric")
     b = np.full(n, 1.0 / n) if budgets is None else np.asarray(
         pd.Series(budgets, index=c.index, dtype=float) if isinstance(budgets, dict)
         else budgets, dtype=float)
-    if b.shape != (n,) or np.any(b <= 0):
+    if b.shape != (n,) or not np.all(np.isfinite(b) & (b > 0)):   # NaN: NaN weights
         raise ValueError(f"budgets must be {n} positive numbers")
     b = b / b.sum()
     y = b / np.sqrt(np.diag(S))

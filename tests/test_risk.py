@@ -254,3 +254,59 @@ def test_risk_report_drawdown_series_matches_numpy_and_the_figure_draws_it():
     no_equity = ql.risk.RiskReport(0.95, report.var, report.drawdown)
     assert no_equity.drawdown_series() is None and no_equity.figure() is None
     assert no_equity.to_html().startswith("<html><body><h2>Risk report</h2>")
+
+
+def test_position_size_arguments_coordinates_and_a_constant_price():
+    r = _close(np.ones(300)).isel(asset=0) * 0 + np.r_[np.zeros(1), _standardised(299, 0, 0.02)]
+    rm = ql.risk.RiskManager()
+    sig = xr.ones_like(r)
+    # a negative target flipped the signal's sign; NaN made it NaN (= hold) everywhere
+    for kw, match in (({"target_vol": -0.1}, "target_vol"), ({"target_vol": np.nan}, "target_vol"),
+                      ({"max_leverage": -1.0}, "max_leverage"), ({"window": 1}, "window")):
+        with pytest.raises(ValueError, match=match):
+            rm.position_size(sig, r, **kw)
+    # other assets: the inner join left an empty signal
+    two = _close(np.c_[np.ones(50), np.ones(50)])
+    with pytest.raises(ql.errors.DataError, match="same time and asset"):
+        rm.position_size(xr.ones_like(two), two.assign_coords(asset=["X", "Y"]))
+    # a constant price: σ = 0 gives the cap (target / 0), not NaN, which held the last
+    # position, so a signal of 0 (an exit) kept the position open
+    flat = xr.zeros_like(r)
+    exit_ = xr.where(r.time < r.time[200], 1.0, 0.0)
+    size = rm.position_size(exit_, flat, max_leverage=2.0)
+    assert (size.isel(time=slice(40, 200)) == 2.0).all()
+    assert (size.isel(time=slice(200, None)) == 0.0).all()
+    # where σ is not known yet the size is NaN (hold), except a signal of 0
+    assert size.isel(time=slice(0, 30)).isnull().all()
+    assert (rm.position_size(exit_ * 0, r).isel(time=slice(0, 30)) == 0).all()
+
+
+def test_risk_inputs_named_not_nan():
+    rm = ql.risk.RiskManager()
+    r = _standardised(300, 0.0005, 0.01)
+    with pytest.raises(ValueError, match="n_sims"):        # IndexError inside
+        rm.calculate_var(r, method="monte_carlo", n_sims=0)
+    with pytest.raises(ValueError, match="n_sims"):
+        rm.calculate_cvar(r, method="monte_carlo", n_sims=0)
+    # a list's .index is a method: every list failed inside pandas
+    assert rm.check_drawdown([100.0, 110.0, 99.0, 120.0])["max_drawdown"] == pytest.approx(-0.1)
+    with pytest.raises(ValueError, match="positive finite"):
+        rm.check_drawdown([100.0, np.inf, 50.0])
+    cov = np.array([[0.04, 0.01], [0.01, 0.09]])
+    with pytest.raises(ValueError, match="budgets"):          # NaN weights before
+        ql.risk.risk_parity_weights(cov, budgets=[np.nan, 1.0])
+    with pytest.raises(ValueError, match="symmetric"):        # weights of some other matrix
+        ql.risk.risk_parity_weights(np.array([[0.04, 0.5], [-0.5, 0.09]]))
+    with pytest.raises(ValueError, match="2 finite numbers"):  # NaN contributions before
+        ql.risk.risk_contributions(cov, [np.nan, 1.0])
+    with pytest.raises(ValueError, match="2 finite numbers"):  # pandas' length error before
+        rm.risk_budget(pd.DataFrame(cov, index=["a", "b"], columns=["a", "b"]), weights=[1.0])
+
+
+def test_stress_test_weights_are_finite_and_in_the_data(equities):
+    rm = ql.risk.RiskManager()
+    with pytest.raises(ValueError, match=r"\['XXX'\] not in data"):   # KeyError before
+        rm.stress_test(pd.Series({"IBM": 0.5, "XXX": 0.5}), data=equities)
+    for bad in (np.nan, np.inf):                                    # every P&L NaN or inf
+        with pytest.raises(ValueError, match="'IBM' is"):
+            rm.stress_test(pd.Series({"IBM": bad, "MSFT": 0.5}), data=equities)
