@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import rolling
+from quantlab import _validate, rolling
 from quantlab import strategies as registry
 from quantlab._doc import fill
 from quantlab.backtesting import backtest
@@ -122,7 +122,7 @@ class Ensemble:
     Parameters
     ----------
     strategies : list of str or Strategy
-        Registry names or ``Strategy`` objects.
+        Registry names, ``Strategy`` objects or classes (one alone: an ensemble of one).
     allocation : {'equal', 'risk_parity', 'performance_momentum', 'regime'}, default 'equal'
         - ``equal``: 1/K;
         - ``risk_parity``: equal risk contributions of the streams' ``lookback``-bar
@@ -135,7 +135,7 @@ class Ensemble:
     reweight : str, default '1D'
         How often the weights change (a pandas frequency).
     lookback : int, default 63
-        Bars of the covariance / Sharpe estimates.
+        Bars of the covariance / Sharpe estimates (>= 2).
     shrinkage : float, default 0.5
         Shrinkage toward equal weights, in [0, 1].
     **backtest_kw
@@ -144,7 +144,9 @@ class Ensemble:
     Raises
     ------
     ValueError
-        If ``allocation`` is unknown or ``shrinkage`` is outside [0, 1].
+        If ``allocation`` is unknown, ``shrinkage`` is outside [0, 1] or ``lookback`` < 2.
+    TypeError
+        If a member is not a name, Strategy or Strategy class.
 
     Examples
     --------
@@ -160,9 +162,11 @@ class Ensemble:
         if allocation not in ALLOCATIONS:
             raise ValueError(f"unknown allocation {allocation!r}; use one of "
                              f"{', '.join(ALLOCATIONS)}")
-        if not 0 <= shrinkage <= 1:
-            raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage!r}")
-        objs = [registry.get(s) if isinstance(s, str) else s for s in strategies]
+        shrinkage = _validate.number("shrinkage", shrinkage, 0, 1)
+        lookback = _validate.integer("lookback", lookback, lo=2)   # a std needs 2 returns
+        if isinstance(strategies, (str, registry.Strategy, type)):   # one, not its letters
+            strategies = [strategies]
+        objs = [registry.resolve(s) for s in strategies]
         if len(objs) < 1:
             raise ValueError("an ensemble needs at least one strategy")
         names = [s.name for s in objs]
@@ -259,7 +263,7 @@ class Ensemble:
             win = win[~np.isnan(win).any(1)]
             if len(win) < L // 2:
                 continue
-            cov = np.cov(win.T)
+            cov = np.atleast_2d(np.cov(win, rowvar=False))   # one stream: a 0-d variance
             if np.all(np.diag(cov) > 0):
                 w[t] = risk_parity_weights(cov).to_numpy()
         return w

@@ -99,3 +99,28 @@ def test_seed_constructor():
     e = ql.ensemble.create_unconventional_ensemble()
     assert list(e.strategies) == ql.strategies.names("unconventional")
     assert e.allocation == "regime"
+
+
+@pytest.mark.parametrize("allocation", ["equal", "risk_parity", "performance_momentum",
+                                        "regime"])
+def test_an_ensemble_of_one_is_that_strategy(allocation):
+    m = _market(np.random.default_rng(0).normal(0, 0.01, (300, 2)))
+    # risk_parity failed inside numpy ('Input must be 1- or 2-d.': np.cov of one stream)
+    e = ql.ensemble.Ensemble([_Fixed("a", side=1.0)], allocation=allocation)
+    assert (e.weights(m) == 1.0).all()
+    xr.testing.assert_allclose(e.backtest(m).returns, ql.backtest(
+        m, _Fixed("a", side=1.0).signal(m), group=True).returns)
+    # one name alone is one member, not one per letter ("unknown strategy 'v'")
+    assert list(ql.ensemble.Ensemble("spc").strategies) == ["spc"]
+
+
+def test_members_and_numbers_are_checked():
+    for bad in ([42], [None]):                      # AttributeError: no .name
+        with pytest.raises(TypeError, match="registry name, a Strategy"):
+            ql.ensemble.Ensemble(bad)
+    # NaN failed as int(nan); 2.7 became 2; 0 and 1 gave equal weights without a word
+    for lb in (np.nan, 2.7, 0, 1, -5):
+        with pytest.raises(ValueError, match="lookback"):
+            ql.ensemble.Ensemble(["spc"], lookback=lb)
+    with pytest.raises(TypeError, match="shrinkage"):   # '<=' between int and str
+        ql.ensemble.Ensemble(["spc"], shrinkage="0.5")
