@@ -49,12 +49,21 @@ def _changes_access(key: str) -> bool:
     return key == "--ip" or key.endswith(".ip") or any(f in key for f in _LAB_FIXED)
 
 
+def _yaml_value(option: str, key: str, text: str):
+    """``text`` read as YAML (1 -> int, [1, 2] -> list); a ValueError naming the option
+    when it is not YAML (a traceback and exit 1 before)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{option} {key} {text!r}: not YAML ({e})") from None
+
+
 def _parse_p(pairs) -> dict:
     """``-p NAME VALUE`` pairs, values read as YAML scalars like papermill (1 -> int);
     a date stays its text (papermill cannot store a date)."""
-    import yaml
-
-    return suite.check_parameters({k: yaml.safe_load(v) for k, v in pairs or []}, "-p")
+    return suite.check_parameters({k: _yaml_value("-p", k, v) for k, v in pairs or []}, "-p")
 
 
 def _batch_options(s) -> None:
@@ -253,7 +262,11 @@ def _plan(a, config, out, in_place):
     for r in runs:
         r.parameters.update(params)
     if a.params_file:
-        runs = suite.expand_grid(runs, yaml.safe_load(Path(a.params_file).read_text()))
+        try:
+            grid = yaml.safe_load(Path(a.params_file).read_text())
+        except yaml.YAMLError as e:   # a traceback and exit 1 before
+            raise ValueError(f"--params-file {a.params_file}: not YAML ({e})") from None
+        runs = suite.expand_grid(runs, grid)
     if in_place:  # stored outputs are of the defaults: one run per notebook
         runs = [r for r in runs if not r.parameters]
         runs = list({str(Path(r.notebook).resolve()): r for r in runs}.values())
@@ -300,17 +313,26 @@ def _deploy_setup(a):
     """(params, backtest options) from --params and --set."""
     import json
 
-    import yaml
-
     params, options = {}, {}
     if a.params:
-        obj = json.loads(Path(a.params).read_text())
-        if not isinstance(obj, dict):
-            raise SystemExit(f"--params {a.params}: a JSON object of parameters expected")
-        params, options = (obj["params"], dict(obj.get("backtest", {}))) \
-            if "params" in obj else (obj, {})
-    options.update({k: yaml.safe_load(v) for k, v in a.set})
+        try:
+            obj = json.loads(Path(a.params).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--params {a.params}: not JSON ({e})") from None
+        params, options = (obj.get("params"), obj.get("backtest", {})) \
+            if isinstance(obj, dict) and "params" in obj else (obj, {})
+        if not (isinstance(params, dict) and isinstance(options, dict)):
+            raise ValueError(f"--params {a.params}: a JSON object of parameters expected, "
+                             "or {\"params\": {...}, \"backtest\": {...}}")
+    options.update({k: _yaml_value("--set", k, v) for k, v in a.set})
     return params, options
+
+
+def _start(text) -> np.datetime64:
+    try:
+        return np.datetime64(text)
+    except ValueError:
+        raise ValueError(f"--start {text!r} is not a date (e.g. 2012-01-03)") from None
 
 
 def _deploy(a) -> int:
@@ -319,8 +341,8 @@ def _deploy(a) -> int:
     import asyncio
 
     from quantlab import data, engine, live  # lazy: the research stack, only this command
+    from quantlab.errors import DataError
 
-    params, options = _deploy_setup(a)
     ck = Path(a.checkpoint) if a.checkpoint else None
     dep = None
     if ck is not None and ck.exists() and not ck.is_dir():
@@ -335,8 +357,33 @@ def _deploy(a) -> int:
                   file=sys.stderr)
             return 2
         print(f"resumed from {ck}: {len(dep.equity)} bars traded", flush=True)
-    every = integer("--every", a.every, 1)
-    block = integer("--block", a.block, 1)
+    try:   # the user's input, refused before any bar with its message, not a traceback
+        params, options = _deploy_setup(a)
+        every = integer("--every", a.every, 1)
+        block = integer("--block", a.block, 1)
+        if a.replay:
+            ds = data.load(a.replay) if a.replay in data.available().index else \
+                data.load_csv(a.replay)
+            start = ds.time.values[0] if a.start is None else _start(a.start)
+            if start > ds.time.values[-1]:   # no bar to trade: it ran 0 bars and exit 0
+                raise ValueError(f"--start {a.start} is after the replay's last bar, "
+                                 f"{str(ds.time.values[-1])[:10]}")
+            if dep is None:
+                dep = live.deploy(a.strategy, params, history=ds.sel(time=ds.time < start),
+                                  **options)
+        else:
+            if not a.symbols:
+                raise ValueError("--feed needs --symbols: the asset name of each symbol_id")
+            eng = engine.TickEngine()
+            symbols = a.symbols.split(",")
+            if dep is None:
+                dep = eng.load_strategy_params(params, strategy=a.strategy, symbols=symbols,
+                                               bar=a.bar, **options)
+            else:
+                eng.deployment, eng._bars = dep, engine.BarAggregator(a.bar, symbols)
+    except (OSError, TypeError, ValueError) as e:   # DataError included
+        print(f"quantlab deploy: error: {e}", file=sys.stderr)
+        return 2
 
     traded = len(dep.equity) if dep is not None else 0   # bars traded (resumed: so far)
 
@@ -348,29 +395,19 @@ def _deploy(a) -> int:
         if traded % every == 0:
             print(dep.status_line(status), flush=True)
 
-    if a.replay:
-        ds = data.load(a.replay) if a.replay in data.available().index else \
-            data.load_csv(a.replay)
-        start = ds.time.values[0] if a.start is None else np.datetime64(a.start)
-        if dep is None:
-            dep = live.deploy(a.strategy, params, history=ds.sel(time=ds.time < start),
-                              **options)
-        dep.listeners.append(bar_done)
-        done = dep.equity.time.values
-        bars = ds.sel(time=ds.time > done[-1]) if len(done) else ds.sel(time=ds.time >= start)
-        dep.replay(bars, block=block)
-    else:
-        if not a.symbols:
-            raise SystemExit("--feed needs --symbols: the asset name of each symbol_id")
-        eng = engine.TickEngine()
-        symbols = a.symbols.split(",")
-        if dep is None:
-            dep = eng.load_strategy_params(params, strategy=a.strategy, symbols=symbols,
-                                           bar=a.bar, **options)
+    dep.listeners.append(bar_done)
+    try:
+        if a.replay:
+            done = dep.equity.time.values
+            bars = ds.sel(time=ds.time > done[-1]) if len(done) else \
+                ds.sel(time=ds.time >= start)
+            dep.replay(bars, block=block)
         else:
-            eng.deployment, eng._bars = dep, engine.BarAggregator(a.bar, symbols)
-        dep.listeners.append(bar_done)
-        asyncio.run(eng.run_feed(engine.websocket_feed(a.feed)))
+            asyncio.run(eng.run_feed(engine.websocket_feed(a.feed)))
+    except (DataError, engine.FeedError) as e:   # a refused bar, a failed feed: said, exit 1
+        print(f"quantlab deploy: {e}", file=sys.stderr)
+        print(repr(dep), flush=True)
+        return 1
     print(repr(dep), flush=True)
     return 0
 

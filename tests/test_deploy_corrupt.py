@@ -278,3 +278,40 @@ def test_cli_deploy_refuses_a_corrupt_checkpoint_with_exit_2(saved, tmp_path, ca
     (tmp_path / "afile").write_text("x")
     assert cli.main([*args, str(tmp_path / "afile")]) == 2
     assert "is a file, not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, match", [
+    (["nope", "--replay", "equities"], "unknown strategy 'nope'"),
+    (["volatility_regime", "--replay", "/no/such dir"], "/no/such dir: no such file"),
+    (["volatility_regime", "--replay", "equities", "--params", "bad.json"], "not JSON"),
+    (["volatility_regime", "--replay", "equities", "--params", "list.json"],
+     "a JSON object of parameters"),
+    (["volatility_regime", "--replay", "equities", "--params", "nested.json"],
+     "a JSON object of parameters"),
+    (["volatility_regime", "--replay", "equities", "--params", "wrong.json"],
+     "'window' must be an integer, got 'abc'"),
+    (["volatility_regime", "--replay", "equities", "--set", "fees", "-1"], "fees must be"),
+    (["volatility_regime", "--replay", "equities", "--set", "fees", "[1"], "--set fees"),
+    (["volatility_regime", "--replay", "equities", "--start", "notadate"], "--start"),
+    (["volatility_regime", "--replay", "equities", "--start", "2099-01-01"],
+     "after the replay's last bar"),     # ran 0 bars and exited 0
+    (["volatility_regime", "--replay", "equities", "--every", "0"], "--every"),
+    (["volatility_regime", "--feed", "ws://127.0.0.1:1/x"], "--feed needs --symbols"),
+    (["volatility_regime", "--feed", "ws://127.0.0.1:1/x", "--symbols", "A", "--bar", "x"],
+     "freq"),
+])
+def test_cli_deploy_user_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args,
+                                                         match):
+    """`quantlab deploy` let every user error out as a traceback with exit 1 (an unknown
+    strategy, a missing file, bad JSON, a bad --set or --start): now the message and exit
+    code 2, before any bar."""
+    from quantlab import cli
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.json").write_text("{bad")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "nested.json").write_text('{"params": 5}')
+    (tmp_path / "wrong.json").write_text('{"window": "abc"}')
+    assert cli.main(["deploy", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("quantlab deploy: error: ") and match in err
+    assert "Traceback" not in err

@@ -761,3 +761,16 @@ def test_report_from_stored_cli_option(tmp_path, fake_exec, capsys):
     assert cli.parser().parse_args(["report"]).from_stored is False
     with pytest.raises(SystemExit):   # run-suite executes: it has no --from-stored
         cli.parser().parse_args(["run-suite", "--from-stored"])
+
+
+@pytest.mark.parametrize("args", [["-p", "x", "[1"], ["--params-file", "grid.yaml"]])
+def test_a_value_or_params_file_that_is_not_yaml_is_refused(tmp_path, fake_exec, capsys,
+                                                            args):
+    # a yaml ScannerError traceback and exit 1 before
+    nb = _tiny(tmp_path / "ok.ipynb")
+    (tmp_path / "grid.yaml").write_text("x: [1, 2\n")
+    args = [str(tmp_path / a) if a == "grid.yaml" else a for a in args]
+    assert cli.main(["run-suite", str(nb), *args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "not YAML" in err and "Traceback" not in err
+    assert fake_exec == []
