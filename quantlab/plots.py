@@ -1183,7 +1183,7 @@ def _trade_rows(trades) -> dict:
     return cols
 
 
-def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: int = 126,
+def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: int | None = None,
               periods: int | None = None, title: str | None = None,
               capital: float | None = None, risk_free_rate: float | None = None,
               extra=None):
@@ -1210,8 +1210,9 @@ def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: i
         A frame like ``res.trades`` (a BacktestResult's by default); False: no trade list.
     positions : xarray.DataArray, optional
         Exposure (position value / equity) on ``time`` [``asset``, ...].
-    window : int, default 126
-        Bars of the rolling Sharpe/volatility, 2 to the number of bars.
+    window : int, optional
+        Bars of the rolling Sharpe/volatility, 2 to the number of bars (default 126, or
+        all the bars when there are fewer).
     periods : int, optional
         Bars per year (default 252, or the result's).
     title : str, optional

@@ -142,9 +142,9 @@ def drawdown_table(returns, capital: float = 1.0, top: int = 5) -> pd.DataFrame:
     returns : array-like, pandas.Series or xarray.DataArray
         1-D simple returns (on ``time`` for dates).
     capital : float, default 1.0
-        Starting value of the equity.
+        Starting value of the equity, > 0.
     top : int, default 5
-        Rows to keep.
+        Rows to keep, >= 0.
 
     Returns
     -------
@@ -161,6 +161,8 @@ def drawdown_table(returns, capital: float = 1.0, top: int = 5) -> pd.DataFrame:
     0 2000-09-01 2000-12-21        NaT -0.3889     170
     1 2000-03-27 2000-07-06 2000-08-25 -0.2010     106
     """
+    capital = _validate.number("capital", capital, 0, None, lo_open=True)   # 0, NaN: no rows
+    top = _validate.integer("top", top, 0)   # -1 kept all but the shallowest
     r = _one_d("returns", returns)
     t = pd.DatetimeIndex(r["time"].values)
     dd = _underwater(_equity(r.values, capital), capital)
@@ -447,7 +449,7 @@ def _trades_of(trades, sel):
     return trades[keep]
 
 
-def _inputs(returns, benchmark=None, *, trades=None, positions=None, window=126, periods=252,
+def _inputs(returns, benchmark=None, *, trades=None, positions=None, window=None, periods=252,
             capital=1.0, risk_free_rate=0.0, extra=None):
     """The checked inputs of a tear sheet (``ql.plots.tearsheet`` draws them).
 
@@ -459,7 +461,8 @@ def _inputs(returns, benchmark=None, *, trades=None, positions=None, window=126,
     if n < 2:
         raise ValueError(f"returns needs at least 2 periods, got {n}")
     opts = {"periods": _validate.integer("periods", periods, 1),
-            "window": _validate.integer("window", window, 2, n),
+            # the default fits a short result (2 bars: "window ... got 126", never given)
+            "window": min(126, n) if window is None else _validate.integer("window", window, 2, n),
             "capital": _validate.number("capital", capital, 0, None, lo_open=True),
             "rf": _validate.number("risk_free_rate (annual)", risk_free_rate, -1, None,
                                    lo_open=True)}

@@ -688,3 +688,22 @@ def test_tearsheet_keeps_labels_that_look_like_numbers_dates_or_nan_strings():
     from bokeh.models import Select
     lay = plots.tearsheet(df, window=5)
     assert lay.select_one({"type": Select}).options == labels
+
+
+def test_a_short_result_gets_a_tear_sheet_with_the_default_window(ds):
+    # 2 bars: "window must be an integer in [2, 2], got 126", a window never given
+    short = ds.isel(time=slice(0, 2))
+    res = ql.backtest(short, xr.ones_like(short["close"]))
+    assert type(res.tearsheet()).__name__ == "Column"
+    with pytest.raises(ValueError, match=r"window must be an integer in \[2, 2\], got 5"):
+        res.tearsheet(window=5)                     # one given is still checked
+
+
+def test_drawdown_table_capital_and_top_are_checked(res):
+    r = res.returns.isel(asset=0)
+    for capital in (0, -1.0, np.nan):   # an empty table (NaN drawdowns), or nonsense
+        with pytest.raises(ValueError, match="capital"):
+            T.drawdown_table(r, capital=capital)
+    with pytest.raises(ValueError, match="top"):   # head(-1): all but the shallowest
+        T.drawdown_table(r, top=-1)
+    assert T.drawdown_table(r, top=0).empty
