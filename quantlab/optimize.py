@@ -970,9 +970,9 @@ class WalkForwardOptimizer:
     Parameters
     ----------
     optimization_window : int, default 252
-        In-sample bars W (>= 1).
+        In-sample bars W (>= 3).
     validation_window : int, default 63
-        Out-of-sample bars V (>= 1).
+        Out-of-sample bars V (>= 3).
     step_size : int, default 21
         Bars between folds (>= 1, <= ``validation_window``).
     optimization_method : str, default 'tpe'
@@ -1010,6 +1010,11 @@ class WalkForwardOptimizer:
             _validate.integer(name, v, lo=1) for name, v in (
                 ("optimization_window (bars)", optimization_window),
                 ("validation_window (bars)", validation_window), ("step_size (bars)", step_size)))
+        for name, v in (("optimization_window", optimization_window),
+                        ("validation_window", validation_window)):
+            if v < 3:   # else every fold failed on 'the scoring window ... holds 1 bars'
+                raise ValueError(f"{name} ({v} bars) must be at least 3: each fold's "
+                                 "search and its out-of-sample test are scored on 3+ bars")
         if step_size > validation_window:
             raise ValueError(f"step_size ({step_size}) > validation_window "
                              f"({validation_window}) would leave bars out of sample untested")
@@ -1041,6 +1046,7 @@ class WalkForwardOptimizer:
         >>> wf.fold_bounds(300)
         [(0, 100, 150), (50, 150, 200), (100, 200, 250), (150, 250, 300)]
         """
+        n_bars = _validate.integer("n_bars", n_bars, lo=0)
         if n_bars < self.w + self.v:
             raise ValueError(f"{n_bars} bars are fewer than optimization_window + "
                              f"validation_window = {self.w + self.v}")

@@ -425,3 +425,14 @@ def test_search_bounds_with_an_invalid_combination_are_refused_before_any_trial(
                                          n_trials=3, progress=False)
     assert all(k * s <= 5 for k, s in Counted.calls)
     assert 1 <= res.best_params["k"] <= 5
+
+
+def test_walk_forward_windows_too_short_to_score_are_refused_up_front():
+    # every fold failed on "the scoring window [...] holds 1 bars" after the search
+    for kw in ({"optimization_window": 2}, {"validation_window": 1, "step_size": 1}):
+        name = next(iter(kw))
+        with pytest.raises(ValueError, match=f"{name} \\({kw[name]} bars\\) must be at least 3"):
+            O.WalkForwardOptimizer(**kw)
+    assert O.WalkForwardOptimizer(3, 3, 3).fold_bounds(9) == [(0, 3, 6), (3, 6, 9)]
+    with pytest.raises(ValueError, match="n_bars must be an integer"):   # a bare TypeError
+        O.WalkForwardOptimizer(3, 3, 3).fold_bounds(20.5)
