@@ -291,7 +291,7 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     Raises
     ------
     ValueError
-        If ``trial_returns`` is not (time, trials) with 2+ trials, ``n_splits`` is odd or
+        If ``trial_returns`` is not (time, trials) with 2+ distinct trials, ``n_splits`` is odd or
         outside [2, 20], there are fewer than 2·S rows, a split has no finite in-sample
         score, or ``metric`` does not return one score per trial.
 
@@ -338,6 +338,10 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
                              f"shape {is_score.shape[1:]}")
     if np.isnan(is_score).all(axis=1).any():
         raise ValueError("a split has no finite in-sample score (constant or empty trials)")
+    same = (x == x[:, :1]) | (np.isnan(x) & np.isnan(x[:, :1]))
+    if same.all():   # every split's pick ties at the median: PBO 1.0 from no selection at all
+        raise ValueError("the trials' returns are identical: there is no selection to "
+                         "overfit, PBO is undefined")
     best = np.nanargmax(is_score, axis=1)
     val = oos_score[np.arange(len(combos)), best][:, None]
     rank = ((oos_score < val).sum(1) + 0.5 * ((oos_score == val).sum(1) - 1) + 1) / (

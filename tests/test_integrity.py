@@ -210,3 +210,14 @@ def test_reality_check_trials_a_constant_away_from_the_benchmark():
         I.reality_check(noise, block_size=0)     # ZeroDivisionError inside arch
     with pytest.raises(ValueError, match="reps"):
         I.reality_check(noise, reps=0)
+
+
+def test_pbo_of_identical_trials_is_undefined_not_one():
+    # every split's best in-sample tied at the out-of-sample median: PBO 1.0 ("overfit")
+    # for trials whose parameters change nothing
+    r = np.random.default_rng(0).normal(0, 0.01, (400, 1))
+    r[:10] = np.nan
+    with pytest.raises(ValueError, match="identical"):
+        I.pbo(np.repeat(r, 3, axis=1), n_splits=8)
+    two = np.column_stack([r[:, 0], r[:, 0], r[:, 0] + 0.001])   # a real choice
+    assert 0 <= I.pbo(two, n_splits=8)["pbo"] <= 1
