@@ -38,6 +38,7 @@ from quantlab.backtesting import backtest
 from quantlab.calendar import periods_for
 from quantlab.compat import seed_optimizer_arguments, seed_walk_forward
 from quantlab.data import load as load_data
+from quantlab.errors import DataError
 from quantlab.metrics import METRICS, summary
 from quantlab.strategies import resolve
 
@@ -1307,13 +1308,18 @@ class RegimeAdaptiveResult:
         return backtest(ds, self.signal(ds), group=True, **backtest_kw)
 
 
-def _labels(lab, ds) -> xr.DataArray:
+def _labels(lab, ds, search=False) -> xr.DataArray:
     if isinstance(lab, pd.Series):
         lab = xr.DataArray(lab.to_numpy(), dims="time", coords={"time": lab.index.values})
     if not isinstance(lab, xr.DataArray) or lab.dims != ("time",):
         raise ValueError("regimes must be labels on time: a (time,) DataArray, a Series, or "
                          "a function of the Dataset returning one (e.g. "
                          "lambda ds: ql.ensemble.detect_regimes(ds)['volatility'])")
+    if search and lab.sizes["time"] and not lab.indexes["time"].isin(ds.indexes["time"]).any():
+        # every label was dropped by the reindex: a run of the default alone, without a word
+        raise DataError(f"regimes share no timestamp with the data (labels from "
+                        f"{str(lab.time.values[0])[:19]}, bars from "
+                        f"{str(ds.time.values[0])[:19]}); put them on the data's times")
     lab = lab.reindex(time=ds.time)
     return lab.where(lab.notnull(), "").astype(str)
 
@@ -1339,7 +1345,7 @@ class RegimeAdaptiveOptimizer:
     objective : str, default 'sharpe_ratio'
         The metric.
     min_bars : int, default 63
-        Returns a label needs for its own search (>= 0).
+        Returns a label needs for its own search (>= 0; a search needs 3 at least).
     seed : int, default 0
         Random seed.
     progress : bool, default True
@@ -1403,7 +1409,8 @@ class RegimeAdaptiveOptimizer:
         data = load_data() if data is None else data
         start_date, end_date = _check_dates(data, start_date, end_date)
         hist = data.sel(time=slice(None, end_date))
-        lab = _labels(self.regimes(hist) if callable(self.regimes) else self.regimes, hist)
+        lab = _labels(self.regimes(hist) if callable(self.regimes) else self.regimes, hist,
+                      search=True)
         window = hist.time.sel(time=slice(start_date, None))
         held = lab.shift(time=1, fill_value="").sel(time=window)   # label when chosen
         common = dict(optimization_method=self.method, objective=self.objective,
@@ -1413,7 +1420,7 @@ class RegimeAdaptiveOptimizer:
         labels = [str(v) for v in np.unique(held.values) if v != ""]
         for label in tqdm(labels, desc="regimes", disable=not self.progress):
             mask = (held == label).values
-            if mask.sum() < self.min_bars:
+            if mask.sum() < max(self.min_bars, 3):   # fewer: no score, and the run failed
                 continue
             results[label] = optimize_strategy_parameters(strat, param_bounds, data,
                                                           _mask=mask, **common)

@@ -436,3 +436,19 @@ def test_walk_forward_windows_too_short_to_score_are_refused_up_front():
     assert O.WalkForwardOptimizer(3, 3, 3).fold_bounds(9) == [(0, 3, 6), (3, 6, 9)]
     with pytest.raises(ValueError, match="n_bars must be an integer"):   # a bare TypeError
         O.WalkForwardOptimizer(3, 3, 3).fold_bounds(20.5)
+
+
+def test_regime_labels_too_rare_to_score_or_on_other_times():
+    ds = _market(n=300)
+    n = ds.sizes["time"]
+    rare = xr.DataArray(np.where(np.arange(n) == 150, "rare", "common"),
+                        coords={"time": ds.time})
+    # one bar of "rare" with min_bars=0: its search had no score and the whole run failed
+    out = O.RegimeAdaptiveOptimizer(rare, optimization_method="grid", n_trials=2, min_bars=0,
+                                    progress=False).run(LagSign(), {"k": [1, 2]}, ds)
+    assert list(out.params) == ["common"]
+    # labels an hour off the bars: all dropped by the reindex, the default alone, silently
+    off = rare.assign_coords(time=ds.time.values + np.timedelta64(1, "h"))
+    with pytest.raises(ql.DataError, match="share no timestamp"):
+        O.RegimeAdaptiveOptimizer(off, optimization_method="grid", n_trials=2,
+                                  progress=False).run(LagSign(), {"k": [1, 2]}, ds)
