@@ -35,6 +35,7 @@ import numpy as np
 
 from quantlab import suite
 from quantlab._validate import integer
+from quantlab.errors import DataError
 
 __all__ = ["lab_command", "main", "parser"]
 
@@ -341,7 +342,6 @@ def _deploy(a) -> int:
     import asyncio
 
     from quantlab import data, engine, live  # lazy: the research stack, only this command
-    from quantlab.errors import DataError
 
     ck = Path(a.checkpoint) if a.checkpoint else None
     dep = None
