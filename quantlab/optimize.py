@@ -497,8 +497,10 @@ class OptimizationResult(Mapping):
         >>> round(float(oos.metrics()["total_return"]), 4)
         0.2928
         """
+        # the search's costs unless overridden, as documented: they were dropped, and an
+        # out-of-sample run of a search with fees traded for free
         ev = _Evaluator(self.strategy, data, start_date, end_date, ("sharpe_ratio",),
-                        backtest_kw)
+                        {**self.backtest_options, **backtest_kw})
         return ev.backtest({})
 
     def __getitem__(self, key):

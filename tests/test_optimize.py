@@ -452,3 +452,13 @@ def test_regime_labels_too_rare_to_score_or_on_other_times():
     with pytest.raises(ql.DataError, match="share no timestamp"):
         O.RegimeAdaptiveOptimizer(off, optimization_method="grid", n_trials=2,
                                   progress=False).run(LagSign(), {"k": [1, 2]}, ds)
+
+
+def test_result_backtest_trades_with_the_searchs_costs_unless_told_otherwise(market):
+    # documented "default: the search's", but the options were dropped: an out-of-sample
+    # run of a search with fees traded for free
+    res = O.optimize_strategy_parameters(LagSign(), {"k": [2, 3]}, market, end_date="2002-12-31",
+                                         optimization_method="grid", fees=0.01, progress=False)
+    oos = lambda **kw: float(res.backtest(market, "2003-01-01", **kw)["total_return"])  # noqa: E731
+    assert oos() == oos(fees=0.01) != oos(fees=0.0)
+    assert oos(fees=0.0) > oos()
