@@ -47,7 +47,7 @@ _DOC = {
 Parameters
 ----------
 symbols : list of str, optional
-    Symbols to include (default all).
+    Symbols to include, distinct (default all; one name alone is one symbol).
 
 Returns
 -------
@@ -59,7 +59,7 @@ Examples
 """ + _TWO_EQUITIES,
     "symbols": """\
 symbols : list of str, optional
-    Symbols to include (default all).""",
+    Symbols to include, distinct (default all; one name alone is one symbol).""",
     "beta_window_out": """\
 window : int, default 63
     Bars of the rolling beta and correlation (at least ``window // 2`` valid pairs).
@@ -267,7 +267,13 @@ class CrossMarketAnalyzer:
     def _symbols(self, symbols):
         if not self._series:
             raise ValueError("no data: add_market_data(...) or from_bundled() first")
-        symbols = list(self._series) if symbols is None else list(symbols)
+        symbols = list(self._series) if symbols is None else \
+            [symbols] if isinstance(symbols, str) else list(symbols)   # not its letters
+        if not symbols:
+            raise ValueError("symbols is empty: give at least one added symbol")
+        dup = sorted({s for s in symbols if symbols.count(s) > 1}, key=str)
+        if dup:   # duplicate labels in every result; lead_lag failed inside pandas
+            raise ValueError(f"symbols repeat {dup}; give each symbol once")
         unknown = [s for s in symbols if s not in self._series]
         if unknown:
             raise ValueError(f"unknown symbol(s) {unknown}; added: {', '.join(self._series)}")

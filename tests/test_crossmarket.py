@@ -259,3 +259,15 @@ def test_beta_targets_are_distinct_and_not_the_driver():
         a.commodity_influence(targets=["A", "OIL"], commodity="OIL")
     with pytest.raises(ValueError, match=r"targets repeat \['A'\]"):   # pandas: non-unique
         a.fx_impact(["A", "A"], "EUR")
+
+
+def test_symbols_argument_one_name_empty_or_repeated(bundled):
+    # a name alone was split into letters: "unknown symbol(s) ['I', 'B', 'M']"
+    assert bundled.prices("IBM").asset.values.tolist() == ["IBM"]
+    with pytest.raises(ValueError, match="symbols is empty"):   # pandas: nothing to concat
+        bundled.correlations(symbols=[])
+    # repeated: a matrix with repeated labels, or a pandas error in lead_lag
+    for call in (lambda: bundled.correlations(symbols=["IBM", "IBM"]),
+                 lambda: bundled.lead_lag(symbols=["IBM", "IBM", "MSFT"], max_lag=2)):
+        with pytest.raises(ValueError, match=r"symbols repeat \['IBM'\]"):
+            call()
