@@ -487,8 +487,8 @@ class CrossMarketAnalyzer:
 
         Parameters
         ----------
-        targets : list of str, optional
-            Target symbols (default every equity).
+        targets : str or list of str, optional
+            Target symbol(s) (default every equity).
         commodity : str, default 'WTI'
             The driver: its returns are the regressor (added with class "commodity").
         {{beta_window_out}}
@@ -503,7 +503,8 @@ class CrossMarketAnalyzer:
         self._need(commodity, "commodity")
         if targets is None:
             targets = self.asset_classes().get("equity", [])
-        return self._betas(list(targets), commodity, window)
+        return self._betas([targets] if isinstance(targets, str) else list(targets), commodity,
+                           window)
 
     def _need(self, symbol, cls):
         if symbol not in self._series:

@@ -259,6 +259,9 @@ def test_beta_targets_are_distinct_and_not_the_driver():
         a.commodity_influence(targets=["A", "OIL"], commodity="OIL")
     with pytest.raises(ValueError, match=r"targets repeat \['A'\]"):   # pandas: non-unique
         a.fx_impact(["A", "A"], "EUR")
+    # one name is one target, as in fx_impact (it was split into letters: unknown 'A'...)
+    a.add_market_data("equity", "AB", _series(100 * np.cumprod(1 + rng.normal(0, 0.01, 100))))
+    assert a.commodity_influence("AB", "OIL")[1].index.tolist() == ["AB"]
 
 
 def test_symbols_argument_one_name_empty_or_repeated(bundled):
