@@ -99,6 +99,9 @@ data : xarray.Dataset, optional
 }
 
 METHODS = ("bayesian", "tpe", "genetic", "grid")
+# a grid is one vectorised backtest holding ~750 bytes per combination x bar x asset
+# (measured on the bundled strategies): 10^7 of them are ~7.5 GB
+MAX_GRID_CELLS = 10 ** 7
 _BACKTEST_ONLY = ("n_trades", "fees_paid", "turnover", "exposure", "trade_win_rate",
                   "trade_profit_factor")
 # smaller is better for these; every other objective is maximised (max_drawdown <= 0 too)
@@ -687,7 +690,9 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
         ``result.pareto``; the best is the front's best on the first one).
     n_trials : int, default 50
         Evaluations (for ``"grid"``, the budget: ⌊n_trials^(1/k)⌋ values per (low, high)
-        range of the k ranges, at least 2; lists are used as given).
+        range of the k ranges, at least 2; lists are used as given; a grid of more than
+        ``MAX_GRID_CELLS`` combinations x bars x assets is refused, as one backtest of it
+        would exhaust memory).
     seed : int, default 0
         Random seed.
     storage : str, optional
@@ -850,6 +855,15 @@ def _grid(strat, space, free, n_trials, ev, objectives, directions, times, metho
     per = max(2, int(math.floor((max(n_trials, 1) / n_cat) ** (1 / n_num) + 1e-9))) \
         if n_num else 1
     values = {k: p.values(per) for k, p in space.items()}
+    combos = math.prod(len(v) for v in values.values())
+    cells = combos * ev.history.sizes["time"] * ev.history.sizes.get("asset", 1)
+    if cells > MAX_GRID_CELLS:   # one vectorised backtest: it ran out of memory
+        raise ValueError(
+            f"the grid is {combos:,} combinations x {ev.history.sizes['time']:,} bars x "
+            f"{ev.history.sizes.get('asset', 1):,} assets = {cells:,} values in one "
+            f"vectorised backtest, more than MAX_GRID_CELLS = {MAX_GRID_CELLS:,} (hundreds "
+            "of bytes each); lower n_trials or the choices, search with 'tpe', or run the "
+            "grid in chunks with ql.sweeps.sweep")
     grid_params = {k: v for k, v in values.items() if len(v) > 1}
     single = {k: v[0] for k, v in values.items() if len(v) == 1}
     res = ev.backtest({**single, **{k: list(v) for k, v in grid_params.items()}})

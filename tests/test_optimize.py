@@ -462,3 +462,19 @@ def test_result_backtest_trades_with_the_searchs_costs_unless_told_otherwise(mar
     oos = lambda **kw: float(res.backtest(market, "2003-01-01", **kw)["total_return"])  # noqa: E731
     assert oos() == oos(fees=0.01) != oos(fees=0.0)
     assert oos(fees=0.0) > oos()
+
+
+def test_a_grid_too_big_for_one_backtest_is_refused_before_it_runs(market, monkeypatch):
+    # n_trials=10**9 over two float ranges: ~10^9 combinations in one vectorised backtest,
+    # which allocated until the process ran out of memory
+    with pytest.raises(ValueError, match="combinations x .* MAX_GRID_CELLS"):
+        O.optimize_strategy_parameters(LagSign(), {"k": (1, 10), "scale": (0.5, 1.0)}, market,
+                                       optimization_method="grid", n_trials=10**9,
+                                       progress=False)
+    cells = market.sizes["time"] * market.sizes["asset"]
+    monkeypatch.setattr(O, "MAX_GRID_CELLS", 2 * cells)      # the bound itself is allowed
+    f = lambda ks: O.optimize_strategy_parameters(  # noqa: E731
+        LagSign(), {"k": ks}, market, optimization_method="grid", progress=False)
+    assert len(f([1, 2]).trials) == 2
+    with pytest.raises(ValueError, match="3 combinations"):
+        f([1, 2, 3])
