@@ -676,6 +676,10 @@ class RiskManager:
             value = (res.positions * px).mean("time")
             w = (value / float(res.equity.mean("time"))).to_series()
             cov = (px / px.shift(time=1) - 1).to_pandas().cov()
+            # an asset never priced in the run (listed later) holds nothing; its NaN weight
+            # made every contribution NaN
+            held = w.notna().to_numpy()
+            w, cov = w[held], cov.loc[held, held]
             if w.abs().sum() > 0:
                 report.contributions = self.risk_budget(cov, weights=w)
         return report

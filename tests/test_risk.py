@@ -310,3 +310,14 @@ def test_stress_test_weights_are_finite_and_in_the_data(equities):
     for bad in (np.nan, np.inf):                                    # every P&L NaN or inf
         with pytest.raises(ValueError, match="'IBM' is"):
             rm.stress_test(pd.Series({"IBM": bad, "MSFT": 0.5}), data=equities)
+
+
+def test_risk_report_contributions_leave_out_an_asset_never_priced(equities):
+    # GOOG lists in 2004: its NaN weight made every contribution NaN (then a ValueError
+    # once risk_contributions refused NaN weights)
+    ds = equities.isel(time=slice(0, 300))
+    sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    rep = ql.risk.RiskManager().generate_risk_report(ql.backtest(ds, sig, group=True))
+    c = rep.contributions
+    assert c.index.tolist() == ["AAPL", "IBM", "MSFT"] and np.isfinite(c.to_numpy()).all()
+    assert c["risk_contribution"].sum() == pytest.approx(1.0)
