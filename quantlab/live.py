@@ -576,9 +576,16 @@ class Deployment:
         ('2000-06-08', 400000.0, 1)
         """
         parsed = self._parse(bar)
-        if self.universe is None:
-            self.universe = [str(a) for a in bar.indexes["asset"]]
-        return self._trade(parsed)
+        if self.universe is not None:
+            return self._trade(parsed)
+        self.universe = [str(a) for a in bar.indexes["asset"]]
+        try:
+            return self._trade(parsed)
+        except BaseException:
+            if not self._seen:   # refused, not traded: the next first bar sets them
+                self.universe = self._stepper = None
+                self._buf = _Bars(self._buf.keep)      # its arrays are the bar's width
+            raise
 
     def _trade(self, parsed, given=None) -> dict:
         """Buffer a checked bar and decide on it (the timed part); ``given``: its signal
@@ -618,14 +625,16 @@ class Deployment:
         """What taking a bar changes before its kernel step (the step, its last part,
         raises only before it changes the state): see :meth:`_rollback`."""
         return (self._buf.seen, len(self._buf), self._vars, self._prev_close,
-                self._slip_prev, self._last_px, self._live_out)
+                self._slip_prev, self._last_px, self._live_out, self.state)
 
     def _rollback(self, undo: tuple, n_rej: int) -> None:
         """Forget a bar that raised after it was buffered (its signal, risk limits or
         slippage): the deployment is as before it, so the bar, corrected or not, can be
         sent again. A per-bar signal is rebuilt from the buffered bars, as on restore."""
         seen, n_before, self._vars, self._prev_close, self._slip_prev, self._last_px, \
-            self._live_out = undo
+            self._live_out, state = undo
+        if state is None:    # the first traded bar: no state, as before it (checkpoints)
+            self.state = None
         if self._buf.seen > seen:
             self._buf.unpush(n_before)
         del self._rejections[n_rej:]

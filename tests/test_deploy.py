@@ -349,3 +349,30 @@ def test_engine_bars_after_one_the_deployment_refuses_are_handed_on_later(equiti
     assert len(dep.equity) == bars.sizes["time"] - 1
     np.testing.assert_array_equal(dep.equity.values, direct.equity.values)
     pd.testing.assert_frame_equal(dep.orders, direct.orders)
+
+
+def test_a_refused_first_bar_sets_neither_the_universe_nor_the_state(equities, tmp_path):
+    """The first bar's assets make the universe and its kernel step the state: refused
+    once buffered, it sets neither, so the next first bar may carry other assets (the
+    one that broke the slippage left out) and the checkpoints are a fresh deployment's.
+    (The refused bar's assets stayed the universe: the corrected bar was refused.)"""
+    opts = {"slippage": ql.Slippage("adaptive", bps=2)}
+    bad = _extreme(equities.isel(time=0))
+    fewer = equities.isel(time=slice(0, 5), asset=slice(1, None))
+    dep, ref = (ql.deploy("volatility_regime", **opts) for _ in range(2))
+    with pytest.raises(ValueError, match="reaches a slippage"):
+        dep.on_bar(bad)
+    assert dep.universe is None and dep.state is None
+    dep.replay(fewer)
+    ref.replay(fewer)
+    assert dep.universe == ref.universe == [str(a) for a in fewer.asset.values]
+    np.testing.assert_array_equal(dep.equity.values, ref.equity.values)
+    hist = equities.isel(time=slice(0, HISTORY))          # a universe, no traded bar yet
+    dep, ref = (ql.deploy("volatility_regime", history=hist, **opts) for _ in range(2))
+    with pytest.raises(ValueError, match="reaches a slippage"):
+        dep.on_bar(_extreme(equities.isel(time=HISTORY)))
+    assert dep.state is None and dep.universe == ref.universe
+    for d, name in ((dep, "dep"), (ref, "ref")):
+        d.checkpoint(tmp_path / name)
+    assert sorted(np.load(next((tmp_path / "dep").glob("seg-*.npz")))) == \
+        sorted(np.load(next((tmp_path / "ref").glob("seg-*.npz"))))
