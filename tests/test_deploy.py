@@ -376,3 +376,28 @@ def test_a_refused_first_bar_sets_neither_the_universe_nor_the_state(equities, t
         d.checkpoint(tmp_path / name)
     assert sorted(np.load(next((tmp_path / "dep").glob("seg-*.npz")))) == \
         sorted(np.load(next((tmp_path / "ref").glob("seg-*.npz"))))
+
+
+def test_engine_bars_queued_for_a_replaced_deployment_are_not_handed_to_the_new(equities):
+    """Bars left queued after the deployment raised belong to it (its bar aggregator,
+    its symbols): a deployment loaded in its place starts with none of them. (They went
+    to it first: refused one by one, an error a call, its own bars delayed behind.)"""
+    hist, bars = equities.isel(time=slice(0, HISTORY)), equities.isel(time=slice(HISTORY, HISTORY + 12))
+    bad = bars.copy(deep=True)
+    bad["high"][4] = bad["close"][4] * 50
+    opts = {"slippage": ql.Slippage("adaptive", bps=2)}
+    eng = ql.engine.TickEngine({"engine": {"max_symbols": 8}})
+    eng.load_strategy_params({"window": 15}, strategy="volatility_regime", bar="1D",
+                             history=hist, **opts)
+    with pytest.raises(ValueError, match="reaches a slippage"):
+        eng.process_ticks(ql.testing.ticks_from_bars(bad))   # bars 5.. stay queued
+    later = equities.isel(time=slice(HISTORY + 20, HISTORY + 30))
+    fewer = equities.isel(time=slice(0, HISTORY + 20), asset=slice(0, 3))
+    dep = eng.load_strategy_params({"window": 15}, strategy="volatility_regime", bar="1D",
+                                   history=fewer, **opts)
+    eng.process_ticks(ql.testing.ticks_from_bars(later.isel(asset=slice(0, 3))))
+    eng.flush_bars()
+    direct = ql.deploy("volatility_regime", {"window": 15}, history=fewer, **opts)
+    direct.replay(later.isel(asset=slice(0, 3))[["open", "high", "low", "close", "volume"]])
+    np.testing.assert_array_equal(dep.equity.values, direct.equity.values)
+    pd.testing.assert_frame_equal(dep.orders, direct.orders)

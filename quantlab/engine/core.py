@@ -579,6 +579,7 @@ class TickEngine:
         self.deployment = live.deploy(target, params, universe=bars.assets, history=history,
                                       **backtest_options)
         self._bars = bars
+        self._queued = []    # the bars of the deployment this one replaces are not its
         return self.deployment
 
     def _to_bars(self, columns) -> None:
