@@ -563,7 +563,8 @@ class Deployment:
         ValueError
             The bar's slippage reaching 1 (``Slippage('adaptive')`` on an extreme bar).
             After any error, from the strategy's signal too, the deployment is as before
-            the bar: send it again (corrected) or the next one.
+            the bar: send it again (corrected) or the next one. A listener's error comes
+            after the bar was traded: it stays traded.
 
         Examples
         --------

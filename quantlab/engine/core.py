@@ -587,8 +587,9 @@ class TickEngine:
 
     def _hand_on(self, bars: list) -> None:
         """Closed bars to the deployment, oldest first. A bar it raises on is left out
-        (the deployment is as before it, the error names it); the bars after it are
-        handed on first at the next call, not lost with the error."""
+        (the deployment is as before it, the error names it; a listener's error comes
+        after the bar was traded); the bars after it are handed on first at the next
+        call, not lost with the error."""
         self._queued.extend(bars)
         while self._queued:
             self.deployment.on_bar(self._queued.pop(0))
