@@ -360,6 +360,7 @@ class Deployment:
         self._orders: list = []
         self._rejections: list = []
         self.killed = False
+        self._broken = None             # why bars are refused: a bar's kernel step interrupted
         self._peak = None               # the equity peak (all accounts), from the first bar
         self._last_wall = None
         self.listeners: list = []       # called with each bar's status (CLI, dashboards)
@@ -565,6 +566,9 @@ class Deployment:
             After any error, from the strategy's signal too, the deployment is as before
             the bar: send it again (corrected) or the next one. A listener's error comes
             after the bar was traded: it stays traded.
+        RuntimeError
+            After an interrupt (Ctrl-C) landed between a bar's kernel step and its
+            records: restore the deployment from its last checkpoint.
 
         Examples
         --------
@@ -576,6 +580,7 @@ class Deployment:
         >>> str(status["time"])[:10], round(status["equity"], 2), status["orders"]
         ('2000-06-08', 400000.0, 1)
         """
+        self._check_whole()
         parsed = self._parse(bar)
         if self.universe is not None:
             return self._trade(parsed)
@@ -592,8 +597,9 @@ class Deployment:
         """Buffer a checked bar and decide on it (the timed part); ``given``: its signal
         and the seconds it took, computed beforehand (replay's block)."""
         start = _time.perf_counter()
+        self._check_whole()
         n_orders, n_rej = len(self._orders), len(self._rejections)
-        undo = self._mark()
+        undo, bar = self._mark(), self._bars_stepped()
         try:
             self._push(parsed)
             if given is None:
@@ -607,12 +613,17 @@ class Deployment:
                 self._rejections.append({"time": parsed[0], "asset": self.universe[i],
                                          "reason": reason, "wanted": wanted, "given": given})
             self._advance(target)
-        except BaseException:
-            self._rollback(undo, n_rej)
+            latency = _time.perf_counter() - start + before
+            for k, v in (("signal", signal), ("target", target), ("latency", latency)):
+                self._rec[k].append(v)
+        except BaseException as e:
+            if self._bars_stepped() == bar:
+                self._rollback(undo, n_rej)
+            else:   # only an interrupt (Ctrl-C) lands after the step: its state is kept
+                self._broken = (f"the bar at {str(parsed[0])[:19]} was interrupted "
+                                f"({type(e).__name__}) after its kernel step, before its "
+                                "records: restore the deployment from its last checkpoint")
             raise
-        latency = _time.perf_counter() - start + before
-        for k, v in (("signal", signal), ("target", target), ("latency", latency)):
-            self._rec[k].append(v)
         self._watch_drawdown()
         self._last_wall = _time.monotonic()
         status = {"time": parsed[0], "equity": float(self.equity_now()),
@@ -622,9 +633,18 @@ class Deployment:
             listener(status)
         return status
 
+    def _bars_stepped(self) -> int:
+        return 0 if self.state is None else int(self.state.bar)
+
+    def _check_whole(self) -> None:
+        """Refuse bars and checkpoints once a bar was interrupted after its kernel step."""
+        if self._broken:
+            raise RuntimeError(self._broken)
+
     def _mark(self) -> tuple:
-        """What taking a bar changes before its kernel step (the step, its last part,
-        raises only before it changes the state): see :meth:`_rollback`."""
+        """What taking a bar changes before its kernel step: see :meth:`_rollback`. (The
+        step raises only before it changes the state; what lands after it, an interrupt,
+        stops the deployment: :meth:`_check_whole`.)"""
         return (self._buf.seen, len(self._buf), self._vars, self._prev_close,
                 self._slip_prev, self._last_px, self._live_out, self.state)
 
@@ -843,6 +863,7 @@ class Deployment:
         >>> sorted(p.name for p in dep.checkpoint(ck).iterdir())
         ['deployment.json', 'seg-1-0.npz', 'seg-1-1.npz']
         """
+        self._check_whole()
         path = Path(path)
         try:
             path.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import xarray as xr
 
 import quantlab as ql
 from quantlab.errors import DataError
+from quantlab.backtesting import dispatch
 
 HISTORY, REPLAY = 560, 160      # bars of warm-up history, bars traded
 
@@ -401,3 +402,46 @@ def test_engine_bars_queued_for_a_replaced_deployment_are_not_handed_to_the_new(
     direct.replay(later.isel(asset=slice(0, 3))[["open", "high", "low", "close", "volume"]])
     np.testing.assert_array_equal(dep.equity.values, direct.equity.values)
     pd.testing.assert_frame_equal(dep.orders, direct.orders)
+
+
+def test_an_interrupt_after_the_kernel_step_refuses_further_bars(equities, monkeypatch,
+                                                                 tmp_path):
+    """Ctrl-C landing after a bar's kernel step changed the state (the kernel returns,
+    the records are not yet kept) cannot be undone: the deployment then refuses bars and
+    checkpoints, naming the restore, where it stepped the same bar again (a rollback of
+    the buffer alone) or refused it as a duplicate."""
+    hist = equities.isel(time=slice(0, HISTORY))
+    dep = ql.deploy("volatility_regime", history=hist, fees=0.001)
+    ck = dep.checkpoint(tmp_path / "ck")
+    real = dispatch.Stepper.step
+
+    def interrupted(self, *a, **kw):
+        real(self, *a, **kw)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(dispatch.Stepper, "step", interrupted)
+    bar = equities.isel(time=HISTORY)
+    with pytest.raises(KeyboardInterrupt):
+        dep.on_bar(bar)
+    monkeypatch.setattr(dispatch.Stepper, "step", real)
+    for call in (lambda: dep.on_bar(bar), lambda: dep.on_bar(equities.isel(time=HISTORY + 1)),
+                 lambda: dep.checkpoint(ck)):
+        with pytest.raises(RuntimeError, match="restore the deployment"):
+            call()
+    again = ql.Deployment.restore(ck)     # the checkpoint before it is intact
+    again.on_bar(bar)
+    assert len(again.equity) == 1
+
+
+def test_an_interrupt_before_the_kernel_step_is_undone(equities, monkeypatch):
+    """Ctrl-C in the strategy's signal (most of a bar's time): the bar is forgotten."""
+    hist = equities.isel(time=slice(0, HISTORY))
+    dep, ref = (ql.deploy("volatility_regime", history=hist, fees=0.001) for _ in range(2))
+    monkeypatch.setattr(type(dep), "_decide", lambda self: (_ for _ in ()).throw(
+        KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        dep.on_bar(equities.isel(time=HISTORY))
+    monkeypatch.undo()
+    for i in range(HISTORY, HISTORY + 5):
+        dep.on_bar(equities.isel(time=i))
+        ref.on_bar(equities.isel(time=i))
+    np.testing.assert_array_equal(dep.equity.values, ref.equity.values)
