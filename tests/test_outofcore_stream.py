@@ -232,7 +232,7 @@ def test_group_false_allocation_per_kernel_call_does_not_grow_with_the_bars(monk
         self.wait()
     monkeypatch.setattr(result._Sink, "write", write)
     # nor a prefetched load: its allocations would count in whichever call it overlaps
-    monkeypatch.setattr(result, "_prefetched", lambda loads: (load() for load in loads))
+    monkeypatch.setattr(result, "_prefetched", lambda loads, depth=1: (load() for load in loads))
     got = []
     tracemalloc.start()
     try:
@@ -532,3 +532,56 @@ def test_a_results_store_lives_as_long_as_something_reads_it(group, tmp_path, mo
     shutil.rmtree(kept)                                  # as the exit does: then it says so
     with pytest.raises(FileNotFoundError, match="results store .* was removed"):
         copy.values
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_prefetched_gives_each_load_in_order_at_most_depth_ahead(depth):
+    """Loads run ``depth`` ahead of the consumer, in order; a failed load raises at its
+    place, after the ones before it were consumed."""
+    started, running = [], [0]
+    lock = threading.Lock()
+
+    def load(i):
+        def f():
+            with lock:
+                started.append(i)
+                running[0] += 1
+            time.sleep(0.005)
+            with lock:
+                running[0] -= 1
+            if i == 6:
+                raise KeyError(i)
+            return i
+        return f
+
+    got = []
+    with pytest.raises(KeyError):
+        for i, x in enumerate(result._prefetched([load(i) for i in range(9)], depth)):
+            got.append(x)
+            assert max(started) <= i + depth      # never more than depth ahead
+    assert got == list(range(6))
+
+
+def test_portfolio_loads_two_chunks_at_once_on_local_threads_only():
+    with dask.config.set(scheduler="threads", num_workers=2):
+        assert result._portfolio_loads() == ("sync", 2)
+    with dask.config.set(scheduler="threads", num_workers=1):
+        assert result._portfolio_loads() == (None, 1)
+    with dask.config.set(scheduler="sync"):
+        assert result._portfolio_loads() == (None, 1)
+    with dask.config.set(scheduler="processes", num_workers=2):
+        assert result._portfolio_loads() == (None, 1)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_group_true_equal_with_one_or_two_loads_at_once(workers):
+    """A portfolio on local threads loads 2 chunks at once with 2 workers: the same bits
+    as with one."""
+    ds, sig = _panel(3, n=1200, m=5)
+    ref = ql.backtest(ds, sig, group=True, fees=0.001, sl_stop=0.03)
+    with dask.config.set(scheduler="threads", num_workers=workers):
+        res = ql.backtest(ds.chunk(time=100, asset=2), sig, group=True, fees=0.001,
+                          sl_stop=0.03)
+        eq = res.equity.values
+    np.testing.assert_array_equal(eq, ref.equity.values)
+    np.testing.assert_array_equal(res.positions.values, ref.positions.values)
