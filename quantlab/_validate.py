@@ -15,7 +15,7 @@ import numpy as np
 
 from quantlab.errors import DataError
 
-__all__ = ["integer", "number", "choice", "real_array", "coords"]
+__all__ = ["integer", "number", "choice", "real_array", "coords", "client"]
 
 
 def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
@@ -70,6 +70,17 @@ def choice(name: str, value, options):
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {_show(value)}")
     return value
+
+
+def client(value):
+    """``value``: None or a dask.distributed Client (anything with its ``submit``,
+    ``scatter`` and ``gather``), else a TypeError naming it (42 failed later as an
+    AttributeError deep in a run)."""
+    if value is None or all(callable(getattr(value, m, None))
+                            for m in ("submit", "scatter", "gather")):
+        return value
+    raise TypeError(f"client must be a dask.distributed.Client or None, got "
+                    f"{type(value).__name__} {_show(value)}")
 
 
 def real_array(name: str, dtype) -> None:

@@ -742,6 +742,7 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
     >>> res.best_params, round(res.best_value, 4)
     ({'window': 21}, 0.0963)
     """
+    client = _validate.client(client)
     args = _setup(strategy, param_bounds, data, start_date, end_date, optimization_method,
                   objective, n_trials, seed, n_jobs, direction, risk_free_rate,
                   population_size, strategy_class, parameter_bounds, price_data, _mask,

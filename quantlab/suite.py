@@ -57,7 +57,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from urllib.parse import quote
 
-from quantlab import __version__, fmt
+from quantlab import __version__, _validate, fmt
 from quantlab._validate import integer, number
 from quantlab.data import checksum
 
@@ -1055,6 +1055,7 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
         raise ValueError("from_stored renders stored outputs; in_place refreshes them: "
                          "choose one")
     out = _check_batch(runs, out_dir, in_place, render, self_contained, jobs, timeout)
+    client = _validate.client(client)
     prov = None if in_place else provenance()  # once per batch: git and checksum cost I/O
     payload, sources = _read_notebooks(runs, timeout)
     bar = _progress(len(runs), log)

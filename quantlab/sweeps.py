@@ -150,6 +150,7 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
     metrics = _check_metrics(metrics)
     per_chunk_arg = None if chunks is None else _validate.integer("chunks", chunks, lo=1)
     workers = None if workers is None else _validate.integer("workers", workers, lo=1)
+    client = _validate.client(client)
     _check_backtest_kw(backtest_kw)
 
     n_combos = math.prod(len(v) for v in values)

@@ -1,11 +1,14 @@
 """Metrics-only backtests and ql.sweep: equal to full backtests + metrics(), chunked,
 threaded or on a dask LocalCluster, resumable from a store; the SweepExplorer re-runs a
 clicked cell."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
 
 import quantlab as ql
+from quantlab import suite
 
 ALL = ql.metrics.streaming_names() + ["fees_paid", "turnover", "exposure", "n_orders"]
 
@@ -339,3 +342,21 @@ def test_sweep_huge_grid_is_refused_upfront_with_its_count_unless_opted_in(equit
 def test_sweep_max_combinations_is_checked(bad, exc, equities):
     with pytest.raises(exc, match=f"max_combinations must be an integer.*{bad!r}"):
         ql.sweep("spc", equities, {"k": [0.1]}, max_combinations=bad, progress=False)
+
+
+@pytest.mark.parametrize("where", ["sweep", "optimize", "run_suite"])
+def test_a_client_that_is_not_one_is_named(where, tmp_path):
+    """client=42 was an AttributeError deep in the run (or after its first chunk)."""
+    ds = ql.data.load().isel(time=slice(0, 120))
+    calls = {
+        "sweep": lambda: ql.sweep("volatility_regime", ds, {"window": [10, 20]},
+                                  client=42, progress=False),
+        "optimize": lambda: ql.optimize.optimize_strategy_parameters(
+            "volatility_regime", {"window": [10, 20]}, ds, optimization_method="tpe",
+            n_trials=2, client=42, progress=False),
+        "run_suite": lambda: suite.run_suite(
+            [suite.Run(str(Path(__file__).parents[1] / "notebooks" / "00_quickstart.ipynb"))],
+            tmp_path, client=42),
+    }
+    with pytest.raises(TypeError, match="client must be a dask.distributed.Client.*int 42"):
+        calls[where]()
