@@ -333,9 +333,18 @@ class _Optuna:
         else:
             pop = population_size or max(4, min(50, n_trials // 5))
             sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=pop)
-        self.study = optuna.create_study(study_name=study_name, storage=storage,
-                                         sampler=sampler, directions=directions,
-                                         load_if_exists=True)
+        try:
+            self.study = optuna.create_study(study_name=study_name, storage=storage,
+                                             sampler=sampler, directions=directions,
+                                             load_if_exists=True)
+        except Exception as e:   # sqlalchemy's or optuna's words alone did not say which
+            if storage is None:
+                raise
+            first = (str(e).splitlines() or [""])[0]
+            raise ValueError(f"optuna could not create or load the study in storage="
+                             f"{_validate._show(storage)} ({type(e).__name__}: {first}); "
+                             "give a database URL such as 'sqlite:///study.db' or an optuna "
+                             "storage") from e
         self.dists = {
             k: CategoricalDistribution(p.choices) if p.choices is not None
             else IntDistribution(p.low, p.high) if p.integer

@@ -156,6 +156,16 @@ def test_stored_study_resumes(market, tmp_path):
                                        progress=False)
 
 
+@pytest.mark.parametrize("storage", ["foo", "sqlite:////no/such/dir/study.db", 42])
+def test_a_storage_optuna_cannot_open_is_named(market, storage):
+    """sqlalchemy's "Could not parse SQLAlchemy URL" / "unable to open database file" (or
+    an AttributeError for 42) did not say it was storage= that failed."""
+    with pytest.raises(ValueError, match=r"storage=.*(sqlite:///study.db|optuna storage)"):
+        O.optimize_strategy_parameters(LagSign(), {"k": (1, 10)}, market,
+                                       optimization_method="tpe", storage=storage,
+                                       n_trials=2, progress=False)
+
+
 def _rescore(res, market, **kw):
     """Every trial's objective evaluated again, one at a time."""
     for _, row in res.trials.iterrows():
