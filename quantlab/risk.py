@@ -44,8 +44,14 @@ MIN_OBS = 20
 
 def _returns(returns, name="returns"):
     """A 1-D float array without NaN, or a DataArray; too few observations is an error."""
+    where = ""
     if isinstance(returns, xr.DataArray) and returns.ndim > 1:
-        n = int(returns.notnull().sum("time").min())
+        counts = returns.notnull().sum("time")
+        n = int(counts.min())
+        if n < MIN_OBS:   # the series that has too few, named (of maybe hundreds)
+            at = {d: v.item() for d, v in counts[counts.argmin(...)].coords.items()
+                  if d in counts.dims}
+            where = f" at {at}"
     else:
         returns = np.asarray(getattr(returns, "values", returns), dtype=np.float64)
         if returns.ndim != 1:
@@ -54,8 +60,8 @@ def _returns(returns, name="returns"):
         returns = returns[~np.isnan(returns)]
         n = returns.size
     if n < MIN_OBS:
-        raise ValueError(f"{name}: {n} non-NaN observations; risk estimates need at least "
-                         f"{MIN_OBS}")
+        raise ValueError(f"{name}: {n} non-NaN observations{where}; risk estimates need "
+                         f"at least {MIN_OBS}")
     return returns, n
 
 

@@ -321,3 +321,12 @@ def test_risk_report_contributions_leave_out_an_asset_never_priced(equities):
     c = rep.contributions
     assert c.index.tolist() == ["AAPL", "IBM", "MSFT"] and np.isfinite(c.to_numpy()).all()
     assert c["risk_contribution"].sum() == pytest.approx(1.0)
+
+
+def test_too_few_observations_names_the_series():
+    """A panel's estimate with one short column said "0 observations" without naming it
+    (of maybe hundreds of assets)."""
+    ds = ql.data.load()
+    r = ql.data.returns(ds["close"]).isel(time=slice(0, 300))   # GOOG lists in 2004
+    with pytest.raises(ValueError, match=r"0 non-NaN observations at \{'asset': 'GOOG'\}"):
+        ql.risk.RiskManager().calculate_kelly_criterion(r)
