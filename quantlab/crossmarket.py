@@ -659,7 +659,8 @@ class CrossMarketAnalyzer:
         Returns
         -------
         dict
-            ``correlations`` (full window), ``lead_lag``, ``commodity_beta`` (rolling
+            ``correlations`` (full window), ``lead_lag`` (no rows when no pair overlaps
+            on enough returns), ``commodity_beta`` (rolling
             betas on the first commodity, or None) and ``macro`` (growth_up,
             inflation_up, credit_stress as one (signal, time) DataArray).
 
@@ -670,7 +671,12 @@ class CrossMarketAnalyzer:
         >>> sorted(out), out["commodity_beta"], out["macro"].dims
         (['commodity_beta', 'correlations', 'lead_lag', 'macro'], None, ('signal', 'time'))
         """
-        out = {"correlations": self.correlations(), "lead_lag": self.lead_lag(max_lag=max_lag),
+        try:
+            lead_lag = self.lead_lag(max_lag=max_lag)
+        except DataError:   # no pair long enough: the other panels are still worth drawing
+            lead_lag = pd.DataFrame(columns=["leader", "follower", "lag", "transfer_entropy",
+                                             "significant"])
+        out = {"correlations": self.correlations(), "lead_lag": lead_lag,
                "commodity_beta": None}
         classes = self.asset_classes()
         if "commodity" in classes:

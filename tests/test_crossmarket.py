@@ -274,3 +274,17 @@ def test_symbols_argument_one_name_empty_or_repeated(bundled):
                  lambda: bundled.lead_lag(symbols=["IBM", "IBM", "MSFT"], max_lag=2)):
         with pytest.raises(ValueError, match=r"symbols repeat \['IBM'\]"):
             call()
+
+
+def test_report_of_series_too_short_for_lead_lag_draws_the_other_panels():
+    """lead_lag's "no pair overlaps on 17+ observations" failed the whole report."""
+    cm = ql.crossmarket.CrossMarketAnalyzer()
+    rng = np.random.default_rng(1)
+    for s in ("A", "B"):
+        cm.add_market_data("equity", s, _series(100 * np.exp(np.cumsum(
+            rng.normal(0, 0.01, 60)))))
+    with pytest.raises(DataError, match="no pair"):
+        cm.lead_lag(max_lag=5)
+    parts = cm.report_data(max_lag=5)
+    assert len(parts["lead_lag"]) == 0 and parts["correlations"].notnull().all()
+    assert len(cm.report(max_lag=5).children) == 3
