@@ -565,7 +565,8 @@ class Deployment:
             The bar's slippage reaching 1 (``Slippage('adaptive')`` on an extreme bar).
             After any error, from the strategy's signal too, the deployment is as before
             the bar: send it again (corrected) or the next one. A listener's error comes
-            after the bar was traded: it stays traded.
+            after the bar was traded: it stays traded, every listener is called, and the
+            first error is raised.
         RuntimeError
             After an interrupt (Ctrl-C) landed between a bar's kernel step and its
             records: restore the deployment from its last checkpoint.
@@ -629,8 +630,14 @@ class Deployment:
         status = {"time": parsed[0], "equity": float(self.equity_now()),
                   "orders": len(self._orders) - n_orders,
                   "rejections": len(self._rejections) - n_rej, "latency_s": latency}
-        for listener in self.listeners:
-            listener(status)
+        failed = None
+        for listener in self.listeners:   # each sees the bar, whatever one before did
+            try:
+                listener(status)
+            except Exception as e:
+                failed = failed or e
+        if failed is not None:
+            raise failed
         return status
 
     def _bars_stepped(self) -> int:

@@ -445,3 +445,22 @@ def test_an_interrupt_before_the_kernel_step_is_undone(equities, monkeypatch):
         dep.on_bar(equities.isel(time=i))
         ref.on_bar(equities.isel(time=i))
     np.testing.assert_array_equal(dep.equity.values, ref.equity.values)
+
+
+def test_a_listener_that_raises_does_not_keep_the_bar_from_the_others(equities, tmp_path):
+    """A dashboard's error skipped the listeners after it (a checkpoint among them); now
+    every listener sees the bar, then the first error is raised (the bar stays traded)."""
+    dep = ql.deploy("volatility_regime", history=equities.isel(time=slice(0, HISTORY)))
+    seen = []
+
+    def broken(status):
+        raise KeyError("dashboard")
+    dep.listeners += [broken, lambda st: dep.checkpoint(tmp_path / "ck"),
+                      lambda st: seen.append(st["time"])]
+    bar = equities.isel(time=HISTORY)
+    with pytest.raises(KeyError, match="dashboard"):
+        dep.on_bar(bar)
+    assert seen == [bar.time.values] and len(dep.equity) == 1
+    assert len(ql.Deployment.restore(tmp_path / "ck").equity) == 1
+    with pytest.raises(DataError, match="duplicated"):   # traded: not taken twice
+        dep.on_bar(bar)
