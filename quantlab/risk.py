@@ -399,6 +399,13 @@ class RiskManager:
             raise DataError("signal and returns must have the same time and asset "
                             "coordinates") from None
         sd = rolling.std(returns, window, min_periods=window // 2) * math.sqrt(self.periods)
+        if math.isinf(max_leverage):   # σ = 0 (a constant price) would size it infinite
+            flat = (sd == 0) & (signal != 0) & signal.notnull()
+            if bool(flat.any()):
+                at = {d: str(v.values)[:19] for d, v in flat[flat.argmax(...)].coords.items()
+                      if d in flat.dims}
+                raise DataError(f"zero volatility at {at} with max_leverage=inf: the "
+                                "position would be infinite; give a finite max_leverage")
         with np.errstate(divide="ignore"):   # σ = 0: inf, capped; it was NaN, i.e. hold
             scale = (target_vol / sd).clip(max=max_leverage)
         return (signal * scale).clip(-max_leverage, max_leverage).where(signal != 0, 0.0)

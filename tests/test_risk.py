@@ -279,6 +279,12 @@ def test_position_size_arguments_coordinates_and_a_constant_price():
     # where σ is not known yet the size is NaN (hold), except a signal of 0
     assert size.isel(time=slice(0, 30)).isnull().all()
     assert (rm.position_size(exit_ * 0, r).isel(time=slice(0, 30)) == 0).all()
+    # with no cap, σ = 0 sized the position infinite
+    with pytest.raises(ql.errors.DataError, match="zero volatility at .*max_leverage=inf"):
+        rm.position_size(exit_, flat, max_leverage=np.inf)
+    assert (rm.position_size(exit_ * 0, flat, max_leverage=np.inf) == 0).all()   # flat: fine
+    np.testing.assert_array_equal(rm.position_size(sig, r, max_leverage=np.inf).values,
+                                  rm.position_size(sig, r, max_leverage=1e300).values)
 
 
 def test_risk_inputs_named_not_nan():
