@@ -15,7 +15,7 @@ import numpy as np
 
 from quantlab.errors import DataError
 
-__all__ = ["integer", "number", "choice", "real_array", "coords", "client"]
+__all__ = ["integer", "number", "choice", "real_array", "coords", "client", "where"]
 
 
 def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
@@ -81,6 +81,12 @@ def client(value):
         return value
     raise TypeError(f"client must be a dask.distributed.Client or None, got "
                     f"{type(value).__name__} {_show(value)}")
+
+
+def where(obj, index) -> dict:
+    """The labels of the element ``index`` (``obj.argmax(...)``: dim -> position) of a
+    DataArray, as an error names it: ``{'time': '2001-05-23T00:00:00', 'asset': 'AAPL'}``."""
+    return {d: str(obj[d].values[int(i)])[:19] for d, i in index.items()}
 
 
 def real_array(name: str, dtype) -> None:

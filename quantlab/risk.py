@@ -49,9 +49,7 @@ def _returns(returns, name="returns"):
         counts = returns.notnull().sum("time")
         n = int(counts.min())
         if n < MIN_OBS:   # the series that has too few, named (of maybe hundreds)
-            at = {d: v.item() for d, v in counts[counts.argmin(...)].coords.items()
-                  if d in counts.dims}
-            where = f" at {at}"
+            where = f" at {_validate.where(counts, counts.argmin(...))}"
     else:
         returns = np.asarray(getattr(returns, "values", returns), dtype=np.float64)
         if returns.ndim != 1:
@@ -402,8 +400,7 @@ class RiskManager:
         if math.isinf(max_leverage):   # σ = 0 (a constant price) would size it infinite
             flat = (sd == 0) & (signal != 0) & signal.notnull()
             if bool(flat.any()):
-                at = {d: str(v.values)[:19] for d, v in flat[flat.argmax(...)].coords.items()
-                      if d in flat.dims}
+                at = _validate.where(flat, flat.argmax(...))
                 raise DataError(f"zero volatility at {at} with max_leverage=inf: the "
                                 "position would be infinite; give a finite max_leverage")
         with np.errstate(divide="ignore"):   # σ = 0: inf, capped; it was NaN, i.e. hold

@@ -252,7 +252,7 @@ def _check_slippage_panel(slip, base):
     worst = base.fillna(0.0).argmax(...)
     v = float(base.isel(worst))
     if v >= 1:
-        where = {d: str(base[d].values[int(i)])[:19] for d, i in worst.items()}
+        where = _validate.where(base, worst)
         raise ValueError(f"Slippage({slip.model!r}) reaches a slippage of {v:.4g} at {where}; "
                          "it must stay < 1 (a sell would fill at a price <= 0): lower "
                          "bps, vol_mult or range_mult")
