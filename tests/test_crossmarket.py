@@ -20,6 +20,16 @@ def _series(values, start="2001-01-01"):
     return pd.Series(values, index=pd.bdate_range(start, periods=len(values)))
 
 
+def _two_equities(n, seed):
+    """An analyzer of two random-walk equities "A" and "B" of ``n`` business days."""
+    cm = ql.crossmarket.CrossMarketAnalyzer()
+    rng = np.random.default_rng(seed)
+    for s in ("A", "B"):
+        cm.add_market_data("equity", s, _series(100 * np.exp(np.cumsum(
+            rng.normal(0, 0.01, n)))))
+    return cm
+
+
 def test_cross_market_data_set_keeps_each_coverage_unfilled():
     ds = ql.data.load("cross_market")
     classes = dict(zip(ds.asset.values, ds.asset_class.values))
@@ -202,11 +212,7 @@ def test_report_data_is_what_report_draws_without_bokeh(bundled):
 
 
 def test_report_without_a_commodity_has_three_panels():
-    cm = ql.crossmarket.CrossMarketAnalyzer()
-    rng = np.random.default_rng(0)
-    for s in ("A", "B"):
-        cm.add_market_data("equity", s, _series(100 * np.exp(np.cumsum(
-            rng.normal(0, 0.01, 600)))))
+    cm = _two_equities(600, seed=0)
     assert cm.report_data(max_lag=2)["commodity_beta"] is None
     assert len(cm.report(max_lag=2).children) == 3
 
@@ -278,11 +284,7 @@ def test_symbols_argument_one_name_empty_or_repeated(bundled):
 
 def test_report_of_series_too_short_for_lead_lag_draws_the_other_panels():
     """lead_lag's "no pair overlaps on 17+ observations" failed the whole report."""
-    cm = ql.crossmarket.CrossMarketAnalyzer()
-    rng = np.random.default_rng(1)
-    for s in ("A", "B"):
-        cm.add_market_data("equity", s, _series(100 * np.exp(np.cumsum(
-            rng.normal(0, 0.01, 60)))))
+    cm = _two_equities(60, seed=1)
     with pytest.raises(DataError, match="no pair"):
         cm.lead_lag(max_lag=5)
     parts = cm.report_data(max_lag=5)
