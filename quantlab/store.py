@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import zlib
 from pathlib import Path
@@ -1131,6 +1132,46 @@ def validated(var: xr.DataArray) -> bool:
     return name is not None and var.encoding.get(_VALIDATED) == name
 
 
+def _chunk_files(arr):
+    """(directory, checksum) of a local zarr v3 array in the store's own codecs
+    (little-endian bytes, Blosc, then optionally CRC32C: :func:`compressors`), whose
+    chunks :class:`_Checked` decodes from their files; None for any other array."""
+    from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec   # lazy: zarr is optional
+    from zarr.storage import LocalStore   # lazy: zarr is optional
+
+    meta = getattr(arr, "metadata", None)
+    codecs_ = tuple(getattr(meta, "codecs", ()))
+    if (getattr(meta, "zarr_format", None) != 3 or sys.byteorder != "little"
+            or not isinstance(getattr(arr, "store_path", None).store, LocalStore)
+            or len(codecs_) not in (2, 3) or not isinstance(codecs_[0], BytesCodec)
+            or getattr(codecs_[0].endian, "value", None) != "little"
+            or not isinstance(codecs_[1], BloscCodec)
+            or not all(isinstance(c, Crc32cCodec) for c in codecs_[2:])):
+        return None
+    return Path(arr.store_path.store.root) / arr.store_path.path, len(codecs_) == 3
+
+
+def _decoded(raw: bytes, checksum: bool, out: np.ndarray) -> np.ndarray:
+    """``out`` filled from one chunk file's bytes ``raw`` (Blosc, then a CRC32C of it if
+    ``checksum``), as zarr's codecs decode it. A wrong checksum or a frame whose sizes
+    (Blosc's header: bytes 4-8 the decoded size, 12-16 the frame's) do not match raises
+    ValueError: a short frame decoded into ``out`` would leave its end unwritten."""
+    import crc32c   # lazy: a store's reads only
+    import numcodecs.blosc   # lazy: a store's reads only (zarr's dependency)
+
+    frame = memoryview(raw)
+    if checksum:
+        frame = frame[:-4]
+        if len(raw) < 4 or crc32c.crc32c(frame) != int.from_bytes(raw[-4:], "little"):
+            raise ValueError("Stored and computed checksum do not match")
+    if (len(frame) < 16 or int.from_bytes(frame[4:8], "little") != out.nbytes
+            or int.from_bytes(frame[12:16], "little") != len(frame)):
+        raise ValueError(f"a Blosc frame of {len(frame)} bytes is not a chunk of "
+                         f"{out.nbytes} bytes")
+    numcodecs.blosc.decompress(frame, out)
+    return out
+
+
 class _Checked:
     """A zarr array whose read and write errors (a truncated or damaged chunk: the
     codec's "decompression error", short reads; an append that fills a partial chunk
@@ -1140,6 +1181,7 @@ class _Checked:
     def __init__(self, arr, shown: str, var: str):
         self.arr, self.shown, self.var = arr, shown, var
         self.dtype, self.ndim, self.chunks = arr.dtype, arr.ndim, arr.chunks
+        self._files = _chunk_files(arr)
 
     @property
     def shape(self):
@@ -1150,11 +1192,39 @@ class _Checked:
 
     def __getitem__(self, key):
         try:
-            return self.arr[key]
+            got = None if self._files is None else self._chunk(key)
+            return self.arr[key] if got is None else got
         except (OSError, MemoryError):  # the disk or memory, not the chunk: as they are
             raise
         except Exception as e:    # codec errors have no common type (RuntimeError, ValueError)
             raise self._damaged(key, e, "") from None
+
+    def _chunk(self, key):
+        """The one whole chunk ``key`` selects (as dask's ``from_array`` asks), decoded
+        from its file here: zarr's asyncio read of a (8192, 64) chunk cost ~3x its Blosc
+        decode, most of it Python holding the GIL (a streamed portfolio of 200 assets x
+        130k minute bars, medians of 7 on 2 cores: 1 dask worker 0.76 -> 0.57-0.65 s, 2
+        workers 0.63-0.67 -> 0.53-0.59 s). None (zarr reads it) for any other key, or a
+        chunk without a file (zarr's fill value)."""
+        if not isinstance(key, tuple) or len(key) != self.ndim:
+            return None
+        at = []
+        for k, c, n in zip(key, self.chunks, self.arr.shape):
+            if not isinstance(k, slice) or k.step not in (None, 1):
+                return None
+            start = k.start or 0
+            if start % c or k.stop != min(start + c, n):
+                return None
+            at.append(start // c)
+        folder, checksum = self._files
+        try:
+            raw = (folder / self.arr.metadata.chunk_key_encoding.encode_chunk_key(
+                tuple(at))).read_bytes()
+        except FileNotFoundError:
+            return None
+        out = _decoded(raw, checksum, np.empty(self.chunks, self.dtype))
+        edge = tuple(slice(0, k.stop - (k.start or 0)) for k in key)
+        return np.ascontiguousarray(out[edge])   # an edge chunk: its part, as zarr's
 
     def __setitem__(self, key, value) -> None:
         try:

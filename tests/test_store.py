@@ -596,6 +596,53 @@ def test_a_flipped_byte_in_a_stored_chunk_is_a_data_error_not_other_prices(tmp_p
     np.testing.assert_array_equal(ql.data.open(st, verify=True)["close"].values, want)
 
 
+@pytest.mark.parametrize("checksum", [True, False])
+def test_chunks_decoded_from_their_files_equal_zarrs_reads(panel, tmp_path, monkeypatch,
+                                                          checksum):
+    """open() decodes each whole chunk from its file, not through zarr's event loop: the
+    same values, dtype and edges (partial rows and assets) as zarr reads; a chunk
+    without its file is zarr's fill value; a frame of the wrong size is damage (decoded
+    into the chunk, it would leave the chunk's end unwritten)."""
+    import zarr
+
+    from quantlab import store as st
+    if not checksum:   # a store as quantlab wrote it before the CRC32C
+        blosc = st.compressors()
+        monkeypatch.setattr(st, "compressors", lambda checksum=False: blosc)
+    src = _write_csv(panel, tmp_path / "src")
+    path = Path(ql.data.ingest(src, tmp_path / "st", chunk_time=150, chunk_asset=3))
+    reads = []
+    real = zarr.Array.__getitem__
+    monkeypatch.setattr(zarr.Array, "__getitem__",
+                        lambda self, key: reads.append(key) or real(self, key))
+    ds = ql.data.open(path)
+    del reads[:]
+    got = ds.compute()
+    assert reads == []                       # every chunk from its file
+    for v in VARS:
+        z = zarr.open_array(path / v, mode="r")
+        assert len(z.compressors) == 1 + checksum
+        want = real(z, slice(0, ds.sizes["time"]))
+        assert got[v].dtype == want.dtype
+        np.testing.assert_array_equal(got[v].values, want)
+    xr.testing.assert_identical(got.drop_attrs(), ql.data.load_csv(src).drop_attrs())
+    one = st._Checked(zarr.open_array(path / "close", mode="r"), "st", "close")
+    want = got["close"].values
+    n = ds.sizes["time"]
+    last = n // 150 * 150
+    assert 0 < n - last < 150
+    edge = one[(slice(last, n), slice(3, 4))]             # the last row and asset chunk
+    assert edge.shape == (n - last, 1) and edge.flags.c_contiguous and edge.flags.writeable
+    np.testing.assert_array_equal(edge, want[last:, 3:])
+    (path / "close" / "c" / "0" / "0").rename(tmp_path / "kept")     # zarr: NaN
+    assert np.isnan(one[(slice(0, 150), slice(0, 3))]).all() and len(reads) == 1
+    (path / "close" / "c" / "0" / "0").write_bytes(                   # another array's
+        (path / "time" / "c" / "0").read_bytes())                     # chunk: 1200 bytes
+    with pytest.raises(DataError, match=r"variable 'close', rows 0:150: damaged chunk "
+                                        r"\(ValueError: .* not a chunk of 3600 bytes"):
+        one[(slice(0, 150), slice(0, 3))]
+
+
 def test_edited_markers_odd_chunks_and_odd_files_get_named_errors(panel, tmp_path):
     # an outside probe: raw KeyError/xarray errors, a negative n_time opened 45 rows,
     # freq '1D' refused against 'D', a named pipe called "a directory"
