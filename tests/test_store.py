@@ -641,6 +641,11 @@ def test_chunks_decoded_from_their_files_equal_zarrs_reads(panel, tmp_path, monk
     with pytest.raises(DataError, match=r"variable 'close', rows 0:150: damaged chunk "
                                         r"\(ValueError: .* not a chunk of 3600 bytes"):
         one[(slice(0, 150), slice(0, 3))]
+    good = (tmp_path / "kept").read_bytes()     # a sound frame with 64 MB after it: read
+    (path / "close" / "c" / "0" / "0").write_bytes(good + bytes(64 << 20))   # no further
+    with pytest.raises(DataError, match=r"rows 0:150: damaged chunk \(ValueError: "
+                                        r"(Stored and computed checksum|a Blosc frame of 3617)"):
+        one[(slice(0, 150), slice(0, 3))]
 
 
 def test_edited_markers_odd_chunks_and_odd_files_get_named_errors(panel, tmp_path):
