@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import zlib
@@ -1062,8 +1063,16 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
             raise DataError(f"{loc.shown}: variable {v!r} holds {a.shape}, but the marker "
                             f"lists {n} rows x {len(state['assets'])} assets; re-run ingest "
                             "into a new store")
+        # an edited zarr.json: chunks of another grid or dtype decode as damage or, same
+        # sized, as other numbers (float64 bytes read as int64)
+        grid = (state["chunk_time"], *((state["chunk_asset"],) if width else ()))
+        dtype = np.dtype("int64" if v == "time" else "float64")
+        if tuple(a.chunks) != grid or a.dtype != dtype:
+            raise DataError(f"{loc.shown}: variable {v!r} is {a.dtype} in chunks "
+                            f"{tuple(a.chunks)}, but the store writes {dtype} in chunks {grid} "
+                            "(its zarr.json edited?); re-run ingest into a new store")
     if state.get("every_chunk"):   # then every chunk of those rows has its file
-        _missing_chunk(loc, state)
+        _missing_chunk(loc, state, arrays)
     time = _Checked(arrays["time"], loc.shown, "time")[:n].view("datetime64[ns]")
     if chunks is not None and not isinstance(chunks, dict):
         raise TypeError(f"open: chunks must be a dict {{'time': rows, 'asset': assets}} "
@@ -1099,24 +1108,34 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     return ds
 
 
-def _missing_chunk(loc: _Where, state: dict) -> None:
+def _missing_chunk(loc: _Where, state: dict, arrays: dict) -> None:
     """A DataError naming the first chunk file missing from the store's complete rows
-    (zarr reads a missing chunk as its fill value: NaN prices, 1970 times)."""
+    (zarr reads a missing chunk as its fill value: NaN prices, 1970 times), looked up
+    where each array's own key encoding puts it (an edited one would read every chunk as
+    fill), or not a regular file (zarr hangs on a FIFO and reads a directory as fill)."""
     n, ct, ca = state["n_time"], state["chunk_time"], state["chunk_asset"]
     rows = range(-(-n // ct))
     for v in ("time", *state["variables"]):
         try:
-            have = {p.rsplit(f"/{v}/c/", 1)[-1] for p in loc.fs.find(loc.key(f"{v}/c"))}
+            have = loc.fs.find(loc.key(v), detail=True)
         except FileNotFoundError:
-            have = set()
-        want = ([str(i) for i in rows] if v == "time" else
-                [f"{i}/{j}" for i in rows for j in range(-(-len(state["assets"]) // ca))])
-        for key in want:
-            if key not in have:
-                i = int(key.split("/")[0])
-                raise DataError(f"{loc.shown}: variable {v!r}, rows {i * ct}:"
-                                f"{min((i + 1) * ct, n)}: chunk {key} is missing (deleted or "
-                                "never written); re-run ingest into a new store")
+            have = {}
+        base = loc.fs._strip_protocol(loc.key(v))
+        encode = arrays[v].metadata.chunk_key_encoding.encode_chunk_key
+        want = ([(i,) for i in rows] if v == "time" else
+                [(i, j) for i in rows for j in range(-(-len(state["assets"]) // ca))])
+        for at in want:
+            key = encode(at)
+            info = have.get(f"{base}/{key}")
+            problem = ("is missing (deleted or never written" if info is None else
+                       None if info["type"] == "file" or (
+                           loc.local and info.get("islink")
+                           and os.path.isfile(info["name"])) else
+                       "is not a regular file (a FIFO, device or link to one")
+            if problem:
+                raise DataError(f"{loc.shown}: variable {v!r}, rows {at[0] * ct}:"
+                                f"{min((at[0] + 1) * ct, n)}: chunk {'/'.join(map(str, at))} "
+                                f"{problem}; file {v}/{key}); re-run ingest into a new store")
 
 
 _VALIDATED = "quantlab_validated"
@@ -1221,12 +1240,17 @@ class _Checked:
             at.append(start // c)
         folder, checksum = self._files
         out = np.empty(self.chunks, self.dtype)
-        try:   # at most a frame's size and one byte more: a huge file is damage, not read
-            with builtins.open(folder / self.arr.metadata.chunk_key_encoding.encode_chunk_key(
-                    tuple(at)), "rb") as f:
-                raw = f.read(out.nbytes + _BLOSC_OVERHEAD + 4 * checksum + 1)
+        path = folder / self.arr.metadata.chunk_key_encoding.encode_chunk_key(tuple(at))
+        try:   # non-blocking: a FIFO must not hang the read (zarr's would)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):   # zarr: a directory is fill
+            os.close(fd)
+            raise ValueError(f"chunk file {path} is not a regular file")
+        with builtins.open(fd, "rb") as f:
+            # at most a frame's size and one byte more: a huge file is damage, not read
+            raw = f.read(out.nbytes + _BLOSC_OVERHEAD + 4 * checksum + 1)
         out = _decoded(raw, checksum, out)
         edge = tuple(slice(0, k.stop - (k.start or 0)) for k in key)
         return np.ascontiguousarray(out[edge])   # an edge chunk: its part, as zarr's

@@ -697,3 +697,97 @@ def test_an_append_that_changes_the_bar_frequency_is_refused(panel, tmp_path):
     assert ql.data.open(st).sizes["time"] == 60 and ql.data.open(st).attrs["freq"] == "1D"
     _write_csv(panel.isel(asset=[0], time=slice(0, 80)), src)    # more days: fine
     assert ql.data.open(ql.data.ingest(src, st)).attrs["periods_per_year"] == 252
+
+
+def test_odd_chunk_files_and_edited_zarr_json_are_named_data_errors_not_hangs_or_nan(
+        panel, tmp_path):
+    # an outside probe: a FIFO as a chunk file hung open() (the direct read and zarr's);
+    # a directory as a chunk file was a bare IsADirectoryError (zarr reads it as NaN);
+    # a zarr.json whose chunk key separator was edited opened all-NaN prices, and one
+    # of another chunk grid or dtype decoded as damage or as other numbers
+    import builtins
+    import json
+    import shutil
+    import threading
+
+    import zarr
+
+    from quantlab.store import _Checked
+    src = _write_csv(panel, tmp_path / "src")
+    path = Path(ql.data.ingest(src, tmp_path / "st", chunk_time=150, chunk_asset=3))
+
+    def copy(name, every_chunk=True):
+        p = tmp_path / name
+        shutil.copytree(path, p)
+        if not every_chunk:   # a store made before every chunk had its file
+            marker = json.loads((p / "quantlab_store.json").read_text())
+            del marker["every_chunk"]
+            (p / "quantlab_store.json").write_text(json.dumps(marker))
+        (p / "close" / "c" / "0" / "0").unlink()
+        return p, p / "close" / "c" / "0" / "0"
+
+    def guarded(fn, fifo):   # the old code blocked until a writer opened the FIFO
+        got = []
+        th = threading.Thread(target=lambda: got.append(_raised(fn)), daemon=True)
+        th.start()
+        th.join(60)
+        if th.is_alive():
+            with builtins.open(fifo, "wb"):
+                pass
+            th.join()
+            pytest.fail("a FIFO chunk file hung the read")
+        return got[0]
+
+    for every in (True, False):
+        p, chunk = copy(f"fifo{every}", every)
+        os.mkfifo(chunk)
+        e = guarded(lambda: ql.data.open(p)["close"].values, chunk)
+        assert isinstance(e, DataError) and "variable 'close', rows 0:150" in str(e), e
+        assert "not a regular file" in str(e), e
+    p, chunk = copy("devzero")
+    os.symlink("/dev/zero", chunk)
+    with pytest.raises(DataError, match=r"rows 0:150: chunk 0/0 is not a regular file"):
+        ql.data.open(p)
+    p, chunk = copy("dir", every_chunk=False)
+    chunk.mkdir()
+    one = _Checked(zarr.open_array(p / "close", mode="r"), "st", "close")
+    with pytest.raises(DataError, match=r"rows 0:150: damaged chunk .*not a regular file"):
+        one[(slice(0, 150), slice(0, 3))]
+    p, chunk = copy("link")
+    os.symlink(path / "close" / "c" / "0" / "0", chunk)   # a link to a sound chunk: read
+    np.testing.assert_array_equal(ql.data.open(p)["close"].values,
+                                  ql.data.open(path)["close"].values)
+
+    def edited(name, edit):
+        p = tmp_path / name
+        shutil.copytree(path, p)
+        meta = json.loads((p / "close" / "zarr.json").read_text())
+        edit(meta)
+        (p / "close" / "zarr.json").write_text(json.dumps(meta))
+        return p
+
+    for name, edit in (
+            ("dot", lambda m: m["chunk_key_encoding"].update(configuration={"separator": "."})),
+            ("v2", lambda m: m.update(chunk_key_encoding={"name": "v2",
+                                                          "configuration": {"separator": "/"}}))):
+        with pytest.raises(DataError, match=r"variable 'close', rows 0:150: chunk 0/0 is "
+                                            r"missing .*file close/(c\.0\.0|0/0)\)"):
+            ql.data.open(edited(name, edit))
+    for name, edit, what in (
+            ("grid", lambda m: m["chunk_grid"]["configuration"].update(chunk_shape=[75, 3]),
+             r"float64 in chunks \(75, 3\)"),
+            ("f32", lambda m: m.update(data_type="float32"), r"float32 in chunks \(150, 3\)"),
+            ("i64", lambda m: m.update(data_type="int64", fill_value=0),
+             r"int64 in chunks \(150, 3\)")):
+        with pytest.raises(DataError, match=r"variable 'close' is " + what + r", but the "
+                                            r"store writes float64 in chunks \(150, 3\)"):
+            ql.data.open(edited(name, edit))
+
+
+def _raised(fn):
+    try:
+        fn()
+    except Exception as e:
+        return e
+    return None
+
