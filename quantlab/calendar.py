@@ -186,11 +186,17 @@ def _infer(idx: pd.DatetimeIndex, freq) -> dict:
     ends = np.r_[starts[1:] - 1, len(ns) - 1]
     first = pd.Series(ns[starts] % _DAY).mode().iloc[0]
     last = pd.Series(ns[ends] % _DAY).mode().iloc[0]
-    per_day = _DAY / step
     counts = np.diff(np.r_[starts, len(ns)])        # bars per UTC day
+    if starts.size == 2:
+        # two days, both cut by the data's ends (two hours of 24/7 bars across midnight
+        # UTC tied into a "session 00:00-02:00"): the second day's first bar and the
+        # first day's last are the only open and close seen; their counts tell nothing
+        first, last, counts = ns[starts[1]] % _DAY, ns[ends[0]] % _DAY, counts[:0]
+    per_day = _DAY / step
     weeks = (ns[-1] - ns[0]) // (7 * _DAY)
     pauses = int((d >= _DAY).sum())                 # a day or more without a bar
-    if first < step and last >= _DAY - step and np.median(counts) < 0.8 * per_day:
+    if (first < step and last >= _DAY - step and counts.size
+            and np.median(counts) < 0.8 * per_day):
         # bars around the clock in UTC but a few hours' worth a day: a session across
         # midnight UTC (ASX 10:00-16:00 local), each UTC day the end of one and the
         # start of the next

@@ -348,3 +348,21 @@ def test_a_cached_calendar_error_keeps_no_data_alive():
     del da
     gc.collect()
     assert alive() is None
+
+
+def test_two_days_cut_by_the_data_are_not_a_session_of_their_ends():
+    # an outside probe: four hours of 24/7 minute bars across midnight UTC (a DST night
+    # in Berlin) and four 1-second stamps around a new year (a leap second's place) tied
+    # the first/last-bar modes into "session 00:00-02:00" (43,800 a year: Sharpe off by
+    # sqrt(12)) and "session 00:00-00:00" (730)
+    berlin = pd.date_range("2024-10-27 00:00", periods=240, freq="min", tz="Europe/Berlin")
+    assert infer(berlin) == {"freq": "1min", "calendar": "24/7", "periods_per_year": 525_600}
+    leap = pd.DatetimeIndex(["2016-12-31 23:59:58", "2016-12-31 23:59:59",
+                             "2017-01-01 00:00:00", "2017-01-01 00:00:01"])
+    assert infer(leap) == {"freq": "1s", "calendar": "24/7", "periods_per_year": 31_536_000}
+    # two sessions: the second day's open and the first day's close, not the data's ends
+    two = _session(pd.bdate_range("2024-03-07", periods=2), shift=lambda d: pd.Timedelta(0))
+    assert infer(two) == {"freq": "1min", "calendar": "session 09:30-16:00",
+                          "periods_per_year": 98_280}
+    late = two[100:-100]                        # cut mid-session at both ends
+    assert infer(late) == infer(two)
