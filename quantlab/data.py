@@ -869,8 +869,10 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
             raise ValueError(f"load_csv: a directory holds one file per asset; layout must be "
                              f"'auto', 'single' or 'kline', got {layout!r}")
         frames, aware = _read_directory(path, layout)
-    elif path.exists():
+    elif path.is_file():
         frames, aware = _read_table(path, asset, layout)
+    elif path.exists():
+        raise _not_a_file(path)
     elif path.is_symlink():
         raise DataError(f"{path}: broken symbolic link")
     else:
@@ -894,10 +896,7 @@ def _data_files(path: Path, exts: tuple, who: str, kind: str = ".csv") -> list:
         if p.name.startswith(".") or not p.name.lower().endswith(exts):
             skipped.append(p.name + ("/" if p.is_dir() else ""))
         elif not p.is_file():
-            kind = ("a directory" if p.is_dir() else "a broken symbolic link"
-                    if p.is_symlink() and not p.exists() else
-                    "a named pipe" if p.is_fifo() else "a device or socket")
-            raise DataError(f"{p}: not a readable file ({kind})")
+            raise _not_a_file(p)
         else:
             files.append(p)
     names = " or ".join("*" + e for e in exts)
@@ -908,6 +907,15 @@ def _data_files(path: Path, exts: tuple, who: str, kind: str = ".csv") -> list:
         warnings.warn(f"{who}: {path}: skipped {len(skipped)} entries not named {names} "
                       f"(or hidden): {', '.join(skipped)}", UserWarning, stacklevel=4)
     return files
+
+
+def _not_a_file(p: Path) -> DataError:
+    """The DataError for a path that is not a regular file (reading a named pipe waits
+    for a writer, forever; a device like /dev/zero never ends)."""
+    kind = ("a directory" if p.is_dir() else "a broken symbolic link"
+            if p.is_symlink() and not p.exists() else
+            "a named pipe" if p.is_fifo() else "a device or socket")
+    return DataError(f"{p}: not a readable file ({kind})")
 
 
 def _read_directory(path: Path, layout: str):

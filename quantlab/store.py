@@ -210,6 +210,8 @@ def _list_files(source: Path) -> list[Path]:
     if source.is_file():
         return [source]
     if not source.is_dir():
+        if source.exists() or source.is_symlink():   # a FIFO, a device, a broken link
+            raise _data._not_a_file(source)
         raise FileNotFoundError(f"{source}: no such file or directory")
     return _data._data_files(source, (*_data._DIR_EXTS, *_PARQUET_EXTS), "ingest",
                              ".csv or .parquet")

@@ -379,6 +379,39 @@ def test_load_csv_symlinks_follow_and_broken_links_are_named(tmp_path):
         ql.data.load_csv(d / "GONE.csv")
 
 
+
+def test_load_csv_and_ingest_given_a_named_pipe_or_a_device_name_it_never_hang(tmp_path):
+    # an outside probe: a folder's named pipe was named, but one given as the file hung
+    # load_csv (reading it waits for a writer) and was "no such file" to ingest; a link
+    # to /dev/zero was read until memory ran out, one to /dev/null was an "empty file"
+    import os
+    import threading
+    pytest.importorskip("zarr")
+    fifo = tmp_path / "P.csv"
+    os.mkfifo(fifo)
+    (tmp_path / "N.csv").symlink_to("/dev/null")
+    for path, kind in ((fifo, "a named pipe"), (tmp_path / "N.csv", "a device or socket")):
+        for call in (ql.data.load_csv, lambda p: ql.data.ingest(p, tmp_path / "st")):
+            got = []
+            th = threading.Thread(target=lambda: got.append(_raised(call, path)), daemon=True)
+            th.start()
+            th.join(60)
+            if th.is_alive():          # the old code: unblock it, then fail
+                with open(fifo, "wb"):
+                    pass
+                th.join()
+                pytest.fail(f"{path} hung")
+            assert isinstance(got[0], ql.DataError), got[0]
+            assert str(got[0]) == f"{path}: not a readable file ({kind})"
+
+
+def _raised(call, *args):
+    try:
+        call(*args)
+    except Exception as e:
+        return e
+    return None
+
 def test_load_csv_long_table_whitespace_tickers_do_not_overwrite_each_other(tmp_path):
     f = _write(tmp_path / "long.csv", "date,ticker,close\n2020-01-02,AAPL,1\n"
                                       "2020-01-03, AAPL,2\n2020-01-06,AAPL ,3\n")
