@@ -1243,8 +1243,10 @@ class _Checked:
         folder, checksum = self._files
         out = np.empty(self.chunks, self.dtype)
         path = folder / self.arr.metadata.chunk_key_encoding.encode_chunk_key(tuple(at))
-        try:   # non-blocking: a FIFO must not hang the read (zarr's would)
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:   # non-blocking: a FIFO must not hang the read (zarr's would); binary on
+            # Windows (else its C runtime turns CRLF into LF and stops at a Ctrl-Z byte)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                         | getattr(os, "O_BINARY", 0))
         except FileNotFoundError:
             return None
         if not stat.S_ISREG(os.fstat(fd).st_mode):   # zarr: a directory is fill
