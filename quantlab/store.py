@@ -1196,6 +1196,12 @@ def _decoded(raw: bytes, checksum: bool, out: np.ndarray) -> np.ndarray:
     return out
 
 
+def _not_the_chunk(e: Exception) -> bool:
+    """True for the disk's or memory's errors, raised as they are; not for a codec's
+    OSError (gzip's BadGzipFile: a chunk that is not gzip data is damage)."""
+    return isinstance(e, (OSError, MemoryError)) and not isinstance(e, gzip.BadGzipFile)
+
+
 class _Checked:
     """A zarr array whose read and write errors (a truncated or damaged chunk: the
     codec's "decompression error", short reads; an append that fills a partial chunk
@@ -1218,9 +1224,9 @@ class _Checked:
         try:
             got = None if self._files is None else self._chunk(key)
             return self.arr[key] if got is None else got
-        except (OSError, MemoryError):  # the disk or memory, not the chunk: as they are
-            raise
         except Exception as e:    # codec errors have no common type (RuntimeError, ValueError)
+            if _not_the_chunk(e):
+                raise
             raise self._damaged(key, e, "") from None
 
     def _chunk(self, key):
@@ -1262,9 +1268,9 @@ class _Checked:
     def __setitem__(self, key, value) -> None:
         try:
             self.arr[key] = value
-        except (OSError, MemoryError):  # a full disk is not a damaged chunk
-            raise
         except Exception as e:
+            if _not_the_chunk(e):   # a full disk is not a damaged chunk
+                raise
             key = key if isinstance(key, tuple) else (key,)
             chunk = tuple((k.start or 0) // c if isinstance(k, slice) else k // c
                           for k, c in zip(key, self.chunks))

@@ -791,3 +791,21 @@ def _raised(fn):
         return e
     return None
 
+
+
+def test_a_chunk_that_is_not_gzip_data_is_a_damaged_chunk_not_a_bare_oserror(panel, tmp_path):
+    # an outside probe: gzip's BadGzipFile is an OSError, which the store passes on as the
+    # disk's error: a store whose zarr.json names gzip over Blosc chunks raised it bare
+    import json
+    src = _write_csv(panel, tmp_path / "src", upto="2005-06-30")
+    path = Path(ql.data.ingest(src, tmp_path / "st", chunk_time=150, chunk_asset=3))
+    meta = json.loads((path / "close" / "zarr.json").read_text())
+    meta["codecs"][1] = {"name": "gzip", "configuration": {"level": 5}}
+    (path / "close" / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"variable 'close', rows 0:150: damaged chunk "
+                                        r"\(BadGzipFile: "):
+        ql.data.open(path, verify=True)
+    _write_csv(panel, src)                          # an append reads the store's chunks
+    with pytest.raises(DataError, match=r"variable 'close', rows \d+:\d+.*: damaged chunk "
+                                        r"\(BadGzipFile: "):
+        ql.data.ingest(src, path)
