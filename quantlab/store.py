@@ -1073,6 +1073,11 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
             raise DataError(f"{loc.shown}: variable {v!r} is {a.dtype} in chunks "
                             f"{tuple(a.chunks)}, but the store writes {dtype} in chunks {grid} "
                             "(its zarr.json edited?); re-run ingest into a new store")
+        codecs_ = [c.to_dict()["name"] for c in getattr(a.metadata, "codecs", ())]
+        if codecs_[:1] != ["bytes"]:   # a transpose first reads every chunk scrambled
+            raise DataError(f"{loc.shown}: variable {v!r} has codecs {codecs_}; the store "
+                            "writes bytes, then a compressor (its zarr.json edited?); re-run "
+                            "ingest into a new store")
     if state.get("every_chunk"):   # then every chunk of those rows has its file
         _missing_chunk(loc, state, arrays)
     time = _Checked(arrays["time"], loc.shown, "time")[:n].view("datetime64[ns]")

@@ -782,6 +782,10 @@ def test_odd_chunk_files_and_edited_zarr_json_are_named_data_errors_not_hangs_or
         with pytest.raises(DataError, match=r"variable 'close' is " + what + r", but the "
                                             r"store writes float64 in chunks \(150, 3\)"):
             ql.data.open(edited(name, edit))
+    transposed = edited("transpose", lambda m: m["codecs"].insert(
+        0, {"name": "transpose", "configuration": {"order": [1, 0]}}))   # zarr: scrambled
+    with pytest.raises(DataError, match=r"variable 'close' has codecs \['transpose', 'bytes'"):
+        ql.data.open(transposed)
 
 
 def _raised(fn):
