@@ -1080,7 +1080,10 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
                             "ingest into a new store")
     if state.get("every_chunk"):   # then every chunk of those rows has its file
         _missing_chunk(loc, state, arrays)
-    time = _Checked(arrays["time"], loc.shown, "time")[:n].view("datetime64[ns]")
+    tz = _Checked(arrays["time"], loc.shown, "time")   # by whole chunks: from their files
+    ct, size = tz.chunks[0], tz.shape[0]               # (a FIFO hangs zarr's read)
+    time = np.concatenate([tz[(slice(t0, min(t0 + ct, size)),)] for t0 in range(0, n, ct)]
+                          )[:n].view("datetime64[ns]")
     if chunks is not None and not isinstance(chunks, dict):
         raise TypeError(f"open: chunks must be a dict {{'time': rows, 'asset': assets}} "
                         f"(-1: the whole dim) or None, got {chunks!r}")

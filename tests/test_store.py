@@ -744,6 +744,11 @@ def test_odd_chunk_files_and_edited_zarr_json_are_named_data_errors_not_hangs_or
         e = guarded(lambda: ql.data.open(p)["close"].values, chunk)
         assert isinstance(e, DataError) and "variable 'close', rows 0:150" in str(e), e
         assert "not a regular file" in str(e), e
+    p, _ = copy("timefifo", every_chunk=False)          # the time read too
+    os.remove(p / "time" / "c" / "0")
+    os.mkfifo(p / "time" / "c" / "0")
+    e = guarded(lambda: ql.data.open(p), p / "time" / "c" / "0")
+    assert isinstance(e, DataError) and "variable 'time', rows 0:150" in str(e), e
     p, chunk = copy("devzero")
     os.symlink("/dev/zero", chunk)
     with pytest.raises(DataError, match=r"rows 0:150: chunk 0/0 is not a regular file"):
