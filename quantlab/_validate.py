@@ -15,7 +15,7 @@ import numpy as np
 
 from quantlab.errors import DataError
 
-__all__ = ["integer", "number", "choice", "real_array", "coords", "client", "where"]
+__all__ = ["integer", "number", "flag", "choice", "real_array", "coords", "client", "where"]
 
 
 def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
@@ -63,6 +63,14 @@ def number(name: str, value, lo: float | None = None, hi: float | None = None, *
             or (hi is not None and (v > hi or (hi_open and v == hi)))):
         raise ValueError(f"{name} must be {_range_text(lo, hi, lo_open, hi_open)}, got {_show(value)}")
     return v
+
+
+def flag(name: str, value) -> bool:
+    """``value`` as a bool; only True or False (NumPy's too) pass: a string such as
+    vectorbt's ``accumulate="disabled"`` or a number is truthy and would switch it on."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_show(value)}")
+    return bool(value)
 
 
 def choice(name: str, value, options):

@@ -232,6 +232,10 @@ def test_bad_order_options():
     e = xr.zeros_like(ds["close"], dtype=bool)
     with pytest.raises(ValueError, match=r"size \(inf = all the buying power\) must be >= 0"):
         ql.backtest(ds, entries=e, exits=e, size=-1.0)
+    # vectorbt's accumulate modes are strings, all truthy: "disabled" must not switch it on
+    for name, bad in (("accumulate", "disabled"), ("accumulate", 1), ("group", "no")):
+        with pytest.raises(TypeError, match=f"{name} must be True or False, got {bad!r}"):
+            ql.backtest(ds, entries=e, exits=e, size=1.0, **{name: bad})
     with pytest.raises(ValueError, match="rebalance='daily' applies to target"):
         ql.backtest(ds, entries=e, exits=e, accumulate=True, rebalance="daily")
     with pytest.raises(ValueError, match=r"limit_offset must be in \[0, 1\), got 1.5"):

@@ -179,7 +179,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         options are checked value by value and need coordinates for the time/asset dims they
         have, as ``data`` and ``signal`` do (a missing one is a DataError saying how to add it).
     TypeError
-        If an option has the wrong type (e.g. a list for ``fees``).
+        If an option has the wrong type (e.g. a list for ``fees``, or anything but True or
+        False for ``accumulate``/``group``).
     DataError
         If ``data``/``signal`` lack a time/asset coordinate or the data is invalid.
 

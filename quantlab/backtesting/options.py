@@ -292,6 +292,8 @@ _CHECKS = {
     "borrow_rate": _number(0, 1, hi_open=True),
     "maintenance_margin": _number(0, 1, hi_open=True),
     "periods": _optional(_integer(1)),   # None: the data's calendar (resolved by dispatch)
+    "accumulate": _validate.flag,   # a truthy string (vectorbt's "disabled") is refused
+    "group": _validate.flag,
     "size_type": _choice(*SIZE_TYPES),
     "order_type": _choice("market", "limit"),
     "execution": _choice("close", "next_open"),
@@ -503,7 +505,6 @@ class BacktestOptions:
             elif isinstance(v, tuple):
                 v = list(v)
             out[name] = v
-        out["group"], out["accumulate"] = bool(self.group), bool(self.accumulate)
         return out
 
     @classmethod

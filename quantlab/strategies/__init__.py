@@ -139,9 +139,7 @@ class Strategy(abc.ABC):
         if isinstance(value, np.generic):
             value = value.item()
         if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise TypeError(f"{label} must be True or False, got {value!r}")
-            return value
+            return _validate.flag(label, value)
         if isinstance(default, str):
             # the options are limits[key]; a param_space list is only what is searched
             options = cls.limits.get(key)
