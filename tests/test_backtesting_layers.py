@@ -65,8 +65,9 @@ def test_backtest_options_cover_every_backtest_argument_once():
                                                              "exits", "client", "threads"}
     fields = {f.name for f in dataclasses.fields(ql.BacktestOptions)}
     assert args == fields
-    # every option has a checker in the one table, except the two flags (any truthiness)
-    assert fields - set(opt_mod._CHECKS) == {"accumulate", "group"}
+    # every option has a checker in the one table, the two flags too (True or False: a
+    # truthy string such as vectorbt's accumulate="disabled" would switch one on)
+    assert set(opt_mod._CHECKS) == fields
     # defaults are the same in both places
     sig = inspect.signature(ql.backtest).parameters
     for f in dataclasses.fields(ql.BacktestOptions):
