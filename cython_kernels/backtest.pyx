@@ -938,7 +938,7 @@ cdef class _Sim:
         """Column c's pending order, if it is on this side: skipped for its fixed fee,
         rested as a limit order, or filled at the execution price with slippage."""
         cdef Py_ssize_t g = self.group[c], j = self.asset[c], k
-        cdef double p = self.px[c], d, sl, cost = 0.0, scale = 1.0
+        cdef double p = self.px[c], d, sl, cost = 0.0, scale = 1.0, want
         cdef bint forced
         cdef int code
         if self.bust[g]:
@@ -949,6 +949,17 @@ cdef class _Sim:
         forced = self.drained[g] or (self.dd_limit > 0 and self.halted[r, g])
         d = self.shares(r, c, g, p, forced, &scale)
         if fabs(d) * p <= 1e-12 * fabs(self.eq[g]):
+            want = self.e[c] * scale * self.eq[g] - self.q[c] * p   # value to trade
+            if (self.fixed[c] > 0 and not forced and not self.use_events
+                    and self.live[g] <= self.fixed[c]
+                    and fabs(want) > 1e-12 * fabs(self.eq[g])):
+                # sizing netted the fee out of the target and nothing is left (a fee of
+                # all the equity): skipped for its fee, as a larger fee is
+                if (want > 0) != (side == 1):
+                    return 0  # the other pass records it
+                self.pending[c] = 0
+                return -1 if skip(&self.orders, self.extra, self.metrics_only, self.t0 + r,
+                                  c, g, p) < 0 else 0
             self.pending[c] = 0  # already there
             self.ev[c] = NAN
             return 0

@@ -232,6 +232,22 @@ def test_fixed_fee_larger_than_cash_skips_order_events(group, execution):
     assert float(streamed["n_orders"].sum()) == 1 and float(streamed["fees_paid"].sum()) == 0
 
 
+@pytest.mark.parametrize("group", [False, True])
+@pytest.mark.parametrize("execution", ["close", "next_open"])
+def test_a_fixed_fee_of_all_the_equity_skips_the_order(group, execution):
+    # sizing nets the fee out of the target: 1 x (100 - 100) buys 0 shares. The fee
+    # stops the order (vectorbt's fixed_fees=100 on init_cash=100 fills nothing either),
+    # so it is recorded as for a larger fee, not dropped as "already at the target"
+    kw = dict(init_cash=100.0, fixed_fees=100.0, group=group, execution=execution)
+    res = ql.backtest(_ds(), _sig(a=(1, NA, NA, NA, NA)), **kw)
+    assert list(res.orders["reason"]) == ["fixed_fee"]
+    assert list(res.orders["t"]) == [1 if execution == "next_open" else 0]
+    assert (res.positions.values == 0).all()
+    np.testing.assert_allclose(res.equity.values, 100.0)
+    streamed = ql.backtest(_ds(), _sig(a=(1, NA, NA, NA, NA)), metrics_only=("n_orders",), **kw)
+    assert float(streamed["n_orders"].sum()) == 1
+
+
 def test_fixed_fee_that_turns_a_buy_into_a_sell_skips_it():
     # bar 0: 0.5 of (10,000 - 600) -> 47 shares, cash 4,700, equity 9,400 at 100; a
     # target of 0.52 at bar 1 asks to buy (0.52 x 9,400 / 100 = 48.88 > 47) but net of
