@@ -380,7 +380,7 @@ def _deploy(a) -> int:
                 dep = eng.load_strategy_params(params, strategy=a.strategy, symbols=symbols,
                                                bar=a.bar, **options)
             else:
-                eng.deployment, eng._bars = dep, engine.BarAggregator(a.bar, symbols)
+                eng.deployment, eng._bars = dep, eng._bar_aggregator(a.bar, symbols)
     except (OSError, TypeError, ValueError) as e:   # DataError included
         print(f"quantlab deploy: error: {e}", file=sys.stderr)
         return 2

@@ -71,3 +71,62 @@ def test_a_frequency_that_is_not_a_whole_number_of_units_is_refused():
         BarAggregator("500ms", ["A"], unit="s")
     with pytest.raises(ValueError, match="fixed pandas frequency"):
         BarAggregator("bogus", ["A"])
+
+
+def _bars_frame(bars, names):
+    got = pd.DataFrame({
+        "asset": np.tile(names, len(bars)),
+        "time": np.repeat([b.time.values for b in bars], len(names)),
+        **{k: np.concatenate([b[k].values for b in bars])
+           for k in ("open", "high", "low", "close", "volume")}})
+    return got.dropna(subset=["close"]).set_index(["asset", "time"]).sort_index()
+
+
+def test_ticks_out_of_order_within_a_bar_are_taken_in_time_order_as_resample_does():
+    cols = {k: v[:5000] for k, v in _ticks().items()}
+    rng = np.random.default_rng(3)
+    order = np.argsort(cols["timestamp"] + rng.integers(0, 20 * 10 ** 6, 5000), kind="stable")
+    cols = {k: v[order] for k, v in cols.items()}         # arrival order: up to 20 s late
+    names = ["AAA", "BBB", "CCC"]
+    agg = BarAggregator("1min", names, unit="us")
+    bars = agg.add(cols) + agg.flush()                    # one batch: no tick is late
+    got = _bars_frame(bars, names)
+    want = _pandas_bars(cols, names, "1min").sort_index()
+    want.index = want.index.set_names(["asset", "time"])
+    assert len(got) == len(want)
+    for k in ("open", "high", "low", "close", "volume"):
+        np.testing.assert_array_equal(got[k].to_numpy(), want[k].to_numpy(), err_msg=k)
+
+
+def test_a_far_future_timestamp_is_skipped_not_closing_the_open_bars():
+    cols = _ticks(4000)
+    names = ["AAA", "BBB", "CCC"]
+    clean = BarAggregator("1min", names, unit="us")
+    want = clean.add(cols) + clean.flush()
+    i = 1500
+    bad = {k: np.insert(v, [i, 3000], v[[i, 3000]]) for k, v in cols.items()}
+    bad["timestamp"][i] += 40 * 86_400 * 10 ** 6           # 40 days ahead: corrupt
+    bad["timestamp"][3001] = 2 ** 62                        # beyond pandas' datetimes
+    agg = BarAggregator("1min", names, unit="us")
+    got = agg.add({k: v[:2000] for k, v in bad.items()})
+    got += agg.add({k: v[2000:] for k, v in bad.items()}) + agg.flush()
+    assert (agg.skipped, agg.late) == (2, 0)
+    assert [b.time.values for b in got] == [b.time.values for b in want]
+    for g, w in zip(got, want):
+        assert g.identical(w)
+    off = BarAggregator("1min", names, unit="us", max_skew_s=float("inf"))
+    off.add({k: v[:2000] for k, v in bad.items()})        # the stamp closes every bar:
+    off.add({k: v[2000:] for k, v in bad.items()})
+    assert off.late > 0                                   # later ticks of them are lost
+
+
+def test_symbol_ids_and_timestamps_with_a_fraction_are_skipped_never_truncated():
+    agg = BarAggregator("1min", ["A", "B"], unit="s")
+    tick = {"symbol_id": [1.5, np.nan, 1.0, 0], "bid_price": [10.0, 11.0, 12.0, 13.0],
+            "ask_price": [10.2, 11.2, 12.2, 13.2], "bid_size": [1] * 4, "ask_size": [1] * 4,
+            "timestamp": [5, 5, 5, 6.5]}
+    (bar,) = agg.add(tick) + agg.flush()
+    assert agg.skipped == 3
+    assert np.isnan(bar["close"].values[0]) and bar["close"].values[1] == pytest.approx(12.1)
+    with pytest.raises(ValueError, match="different lengths"):
+        agg.add(dict(tick, timestamp=[5]))

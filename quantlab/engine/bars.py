@@ -7,6 +7,11 @@ the quote mid (bid + ask) / 2; open/high/low/close are the first, highest, lowes
 last mid of its ticks, volume the sum of the quoted sizes (bid_size + ask_size). A bar
 is closed -- handed on -- when a tick of a later bar arrives (or at :meth:`flush`). An
 asset without a tick in a bar has a missing (all-NaN) bar, as in quantlab Datasets.
+Within a bar, ticks are taken in timestamp order (ties in arrival order), as ``resample``
+does. Symbol ids and timestamps are never rounded or truncated (1.5 is no symbol), and a
+tick stamped more than ``max_skew_s`` after the newest one accepted before it (a corrupt
+far-future stamp) is skipped, as the engine's ``clock_skew`` rule does: accepted, it would
+close the open bars early and make every later tick late.
 """
 from __future__ import annotations
 
@@ -15,10 +20,25 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate
+from quantlab._kernels import ticks as _k
 
 __all__ = ["BarAggregator"]
 
 _UNITS = {"s": 1, "ms": 10 ** 3, "us": 10 ** 6, "ns": 10 ** 9}
+_FIELDS = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
+_NONE = np.iinfo(np.int64).min       # no tick accepted yet
+
+
+def _whole(values, unit: str) -> np.ndarray:
+    """Symbol ids or timestamps as int64: integers as they are (uint64 beyond int64 wraps
+    negative: skipped), datetimes in ``unit``; a float with a fraction, NaN or inf is -1
+    (skipped), never truncated into another symbol or bar."""
+    v = np.asarray(values)
+    if v.dtype.kind == "M":
+        return v.astype(f"datetime64[{unit}]").view(np.int64)      # NaT: negative
+    if v.dtype.kind in "iub":
+        return v.astype(np.int64)
+    return _k.quantise(np.ascontiguousarray(v, dtype=np.float64).ravel(), 1.0, True)
 
 
 class BarAggregator:
@@ -27,7 +47,8 @@ class BarAggregator:
     ``freq``: a pandas frequency ("1min", "5s", "1D"); ``symbols``: the asset name of
     each symbol_id (a list: id = position; or a dict); ``unit``: the timestamps' unit
     ("s", "ms", "us", "ns"; the engine's ``timestamp_unit``). Ticks whose quote is not a
-    valid one (NaN or non-positive prices, bid > ask, unknown symbol) are skipped and
+    valid one (NaN or non-positive prices, bid > ask, unknown symbol, a timestamp that is
+    negative, beyond pandas' datetimes or more than ``max_skew_s`` ahead) are skipped and
     counted in ``skipped``; ticks of a bar already closed are counted in ``late``.
 
     Parameters
@@ -38,6 +59,9 @@ class BarAggregator:
         Asset name per symbol_id.
     unit : {"s", "ms", "us", "ns"}
         The timestamps' unit.
+    max_skew_s : float
+        Seconds (>= 0; inf: no limit): a tick stamped further ahead of the newest tick
+        accepted before it is skipped (the engine's ``risk.max_clock_skew_s``).
 
     Examples
     --------
@@ -51,8 +75,9 @@ class BarAggregator:
     (1, [10.3, 20.1], 0)
     """
 
-    def __init__(self, freq: str, symbols, unit: str = "us"):
+    def __init__(self, freq: str, symbols, unit: str = "us", max_skew_s: float = 2592000.0):
         unit = _validate.choice("unit", unit, tuple(_UNITS))
+        max_skew_s = _validate.number("max_skew_s", max_skew_s, 0, finite=False)
         try:
             step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
         except (ValueError, TypeError):
@@ -63,6 +88,9 @@ class BarAggregator:
         if width < 1 or width != int(width):
             raise ValueError(f"freq {freq!r} is not a whole number of {unit}")
         self.freq, self.unit, self._width = freq, unit, int(width)
+        self._skew = max_skew_s * per              # float: inf compares as no limit
+        self._max_ts = np.iinfo(np.int64).max // (10 ** 9 // per)   # pandas' last datetime
+        self._newest = _NONE                       # newest accepted timestamp
         names = dict(symbols) if isinstance(symbols, dict) else dict(enumerate(symbols))
         self.symbols = {int(k): str(v) for k, v in names.items()}
         self.assets = sorted(set(self.symbols.values()), key=list(self.symbols.values()).index)
@@ -99,21 +127,27 @@ class BarAggregator:
         >>> str(bar.time.values), float(bar["volume"].sel(asset="AAA"))
         ('1970-01-01T00:00:00.000000000', 8.0)
         """
-        sym = np.asarray(columns["symbol_id"]).astype(np.int64, copy=False)
+        lengths = {f: np.size(columns[f]) for f in _FIELDS}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"BarAggregator.add: columns of different lengths {lengths}")
+        sym = _whole(columns["symbol_id"], self.unit)
         bid = np.asarray(columns["bid_price"], dtype=float)
         ask = np.asarray(columns["ask_price"], dtype=float)
         size = np.asarray(columns["bid_size"], dtype=float) + \
             np.asarray(columns["ask_size"], dtype=float)
-        ts = np.asarray(columns["timestamp"]).astype(np.int64, copy=False)
+        ts = _whole(columns["timestamp"], self.unit)
         known = np.isin(sym, self._ids)
         col = np.full(sym.shape, -1, dtype=np.int64)
         col[known] = self._cols[np.searchsorted(self._ids, sym[known])]
         with np.errstate(invalid="ignore"):
             ok = (col >= 0) & (bid > 0) & (ask >= bid) & np.isfinite(ask) & \
-                np.isfinite(size) & (size >= 0) & (ts >= 0)
+                np.isfinite(size) & (size >= 0) & (ts >= 0) & (ts <= self._max_ts)
+        ok &= ~self._skewed(ts, ok)
         self.skipped += int((~ok).sum())
+        if ok.any():
+            self._newest = max(self._newest, int(ts[ok].max()))
         bucket = ts[ok] // self._width
-        new = (bucket, col[ok], (bid[ok] + ask[ok]) / 2, size[ok])
+        new = (bucket, col[ok], ts[ok], (bid[ok] + ask[ok]) / 2, size[ok])
         if self._last_closed is not None:
             keep = new[0] > self._last_closed
             self.late += int((~keep).sum())
@@ -127,6 +161,22 @@ class BarAggregator:
         done = new[0] < latest
         self._pending = tuple(a[~done] for a in new)
         return self._bars(tuple(a[done] for a in new))
+
+    def _skewed(self, ts, ok) -> np.ndarray:
+        """The ``ok`` ticks stamped more than max_skew after the newest tick accepted
+        before them (across batches). Each pass drops the ticks skewed against the newest
+        of those still kept; dropping only lowers that newest, so the passes end at the
+        tick-by-tick answer (one pass per corrupt stamp in a chain, one when none)."""
+        skewed = np.zeros(ts.shape, dtype=bool)
+        if self._skew == np.inf or not ok.any():
+            return skewed
+        while True:
+            kept = np.where(ok & ~skewed, ts, _NONE)
+            before = np.maximum.accumulate(np.r_[self._newest, kept[:-1]])
+            more = ok & ~skewed & (before != _NONE) & (ts - np.maximum(before, 0) > self._skew)
+            if not more.any():
+                return skewed
+            skewed |= more
 
     def flush(self) -> list:
         """Close the open bar (end of a replay or a session).
@@ -144,12 +194,12 @@ class BarAggregator:
         return [] if pending is None else self._bars(pending)
 
     def _bars(self, ticks) -> list:
-        """One Dataset row per bucket that has ticks, in time order (a stable sort keeps
-        each bar's ticks in arrival order: open = first, close = last)."""
-        bucket, col, mid, vol = ticks
+        """One Dataset row per bucket that has ticks, in time order; each bar's ticks in
+        timestamp order, ties in arrival order (open = first, close = last)."""
+        bucket, col, ts, mid, vol = ticks
         if bucket.size == 0:
             return []
-        order = np.lexsort((np.arange(bucket.size), col, bucket))
+        order = np.lexsort((np.arange(bucket.size), ts, col, bucket))
         bucket, col, mid, vol = bucket[order], col[order], mid[order], vol[order]
         key = bucket * len(self.assets) + col
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])

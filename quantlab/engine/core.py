@@ -575,12 +575,18 @@ class TickEngine:
             if history is None:
                 raise ValueError("give symbols= (asset name per symbol_id) or history= bars")
             symbols = [str(a) for a in history.asset.values]
-        bars = BarAggregator(bar, symbols, unit=self.config["engine"]["timestamp_unit"])
+        bars = self._bar_aggregator(bar, symbols)
         self.deployment = live.deploy(target, params, universe=bars.assets, history=history,
                                       **backtest_options)
         self._bars = bars
         self._queued = []    # the bars of the deployment this one replaces are not its
         return self.deployment
+
+    def _bar_aggregator(self, bar: str, symbols) -> BarAggregator:
+        """Bars of this engine's ticks: its timestamp unit and clock-skew limit."""
+        e = self.config["engine"]
+        return BarAggregator(bar, symbols, unit=e["timestamp_unit"],
+                             max_skew_s=self.config["risk"]["max_clock_skew_s"])
 
     def _to_bars(self, columns) -> None:
         self._hand_on(self._bars.add(columns))
