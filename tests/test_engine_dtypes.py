@@ -250,3 +250,14 @@ def test_numpy_integer_scalars_in_tick_dicts_are_exact_like_python_ints(np_int):
     assert [list(o) for o in orders] == want_res.order_array.T.tolist()
     assert list(eng.core.last_ts) == list(want.core.last_ts) == ref.last_ts
     assert max(ref.last_ts) == int(cols["timestamp"].max())    # to the nanosecond
+
+
+@pytest.mark.parametrize("flag", ["no", "False", 1, np.array([True]), None])
+def test_prices_in_ticks_that_is_not_a_bool_is_refused_naming_it(flag):
+    cols = dict(_ticks(signed=False), prices_in_ticks=flag)
+    for run in (lambda e: e.process_ticks(cols), lambda e: e.replay(cols)):
+        eng = ql.engine.TickEngine()
+        with pytest.raises(TypeError, match="prices_in_ticks must be True or False"):
+            run(eng)
+        assert eng.ticks == 0
+    assert _run(dict(cols, prices_in_ticks=np.bool_(False))) == _run(_ticks(signed=False))

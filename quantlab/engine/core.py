@@ -68,6 +68,16 @@ def _real_column(where: str, f: str, values, in_ticks: bool = False) -> np.ndarr
     return v
 
 
+def _in_ticks(where: str, columns) -> bool:
+    """The ``prices_in_ticks`` flag of a batch: True or False (default), else a TypeError;
+    ``bool("no")`` would be True (prices read as ticks: 100x off at a 0.01 tick)."""
+    flag = columns.get("prices_in_ticks", False)
+    if not isinstance(flag, (bool, np.bool_)):
+        raise TypeError(f"{where}: prices_in_ticks must be True or False, got "
+                        f"{_v._show(flag)}")
+    return bool(flag)
+
+
 def _native(v: np.ndarray) -> np.ndarray:
     """A checked real column as one the kernel converts itself (``COLUMN_DTYPES``): bool
     as uint8; float16, long double and byte-swapped columns (rare) converted whole;
@@ -184,7 +194,7 @@ class TickEngine:
         missing = [f for f in FIELDS if f not in columns]
         if missing:
             raise ValueError(f"process_ticks: missing column(s) {missing}")
-        in_ticks = bool(columns.get("prices_in_ticks", False))
+        in_ticks = _in_ticks("process_ticks", columns)
         cols = []
         for f in FIELDS:
             v = _real_column("process_ticks", f, self._timestamps(columns[f])

@@ -23,7 +23,7 @@ import pandas as pd
 
 from quantlab import _validate as _v
 from quantlab.data import _parse_dates, _read_text
-from quantlab.engine.core import _column, _real_column
+from quantlab.engine.core import _column, _in_ticks, _real_column
 from quantlab.engine.reference import FIELDS, _not_real, to_int
 from quantlab.engine.results import TickResult
 from quantlab.errors import DataError
@@ -104,7 +104,7 @@ def replay(engine, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
     else:
         raise TypeError(f"replay takes a CSV/Parquet path, a dict of columns or a "
                         f"DataFrame, got {type(path_or_arrays).__name__}")
-    in_ticks = bool(cols.get("prices_in_ticks", False))
+    in_ticks = _in_ticks("replay", cols)
     for f in FIELDS:    # every column checked before the first chunk runs
         cols[f] = _real_column("replay", f, engine._timestamps(cols[f])
                                if f == "timestamp" else cols[f], in_ticks)
