@@ -336,3 +336,52 @@ def test_factor_momentum_on_data_with_a_non_date_time_index_is_a_data_error(equi
         s.signal(bad, factors=factors)
     with pytest.raises(ql.DataError, match="factor_momentum data has no 'time'"):
         s.default_inputs(equities.rename(time="date"))
+
+
+ALL = TRADITIONAL + ["attention", "sentiment_regime", "info_theory", "complex_systems",
+                     "fractal_chaos", "quantum"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_data_with_asset_time_dim_order_gives_the_time_asset_signal(name, equities):
+    # the pandas cross-sectional ranks read the array as (time, asset): a Dataset stored
+    # (asset, time) ranked each asset over time instead, without an error
+    ds = equities.isel(time=slice(-700, None))
+    s = ql.strategies.get(name)
+    inputs = s.default_inputs(ds)
+    want = s.signal(ds, **inputs)
+    got = s.signal(ds.transpose("asset", "time"), **inputs)
+    xr.testing.assert_identical(got, want)
+    xr.testing.assert_identical(s.diagnostics(ds.transpose("asset", "time"), **inputs),
+                                s.diagnostics(ds, **inputs))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda ds: ds.isel(asset=[0, 1, 0, 2, 3]), "duplicate asset 'AAPL'"),
+    (lambda ds: ds.isel(time=np.r_[np.arange(5, 600), np.arange(5)]),
+     "time must be strictly increasing; 2000-03-01 00:00:00 comes after"),
+    (lambda ds: ds.isel(time=np.r_[np.arange(300), np.arange(299, 600)]),
+     "time must be strictly increasing; .* comes after"),
+    (lambda ds: ds.assign_coords(time=np.arange(600)[::-1]),
+     "time must be strictly increasing; 598 comes after 599"),
+])
+@pytest.mark.parametrize("name", ALL)
+def test_repeated_assets_or_unsorted_repeated_times_are_a_data_error(make, match, name,
+                                                                      equities):
+    # windows count bars and ranks compare assets: these gave numbers, no error
+    s = ql.strategies.get(name)
+    ds = equities.isel(time=slice(0, 600))
+    inputs = s.default_inputs(ds)
+    with pytest.raises(ql.DataError, match=f"{name}: {match}"):
+        s.signal(make(ds), **inputs)
+
+
+@pytest.mark.parametrize("make", [lambda t: np.arange(len(t)),
+                                  lambda t: pd.DatetimeIndex(t).tz_localize("UTC")])
+def test_factor_momentum_default_inputs_of_non_date_or_zoned_times_is_a_data_error(make,
+                                                                                   equities):
+    # a bare "Invalid comparison between dtype=datetime64 and int64" before
+    s = ql.strategies.get("factor_momentum")
+    bad = equities.assign_coords(time=make(equities.indexes["time"]))
+    with pytest.raises(ql.DataError, match="factor_momentum: data's time index"):
+        s.default_inputs(bad)

@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate
+from quantlab.errors import DataError
 from quantlab.compat import ALIASES, seed_params   # the seed's names -> quantlab's
 
 __all__ = ["Strategy", "register", "names", "get", "resolve", "ALIASES", "MAX_BARS"]
@@ -242,7 +243,7 @@ class Strategy(abc.ABC):
         >>> grid.dims
         ('time', 'asset', 'window')
         """
-        self._check(ds, inputs)
+        ds = self._check(ds, inputs)
         grid = {k: v for k, v in self.params.items() if isinstance(v, (list, tuple))}
         if not grid:
             return self._clip(self._signal(ds, **self.params, **inputs))
@@ -279,7 +280,7 @@ class Strategy(abc.ABC):
         >>> list(ql.strategies.get("volatility_regime").diagnostics(ds).data_vars)
         ['realised_vol', 'vol_percentile', 'high_vol_regime']
         """
-        self._check(ds, inputs)
+        ds = self._check(ds, inputs)
         p = {k: (v[0] if isinstance(v, (list, tuple)) else v) for k, v in self.params.items()}
         return self._diagnostics(ds, **p, **inputs)
 
@@ -405,10 +406,21 @@ class Strategy(abc.ABC):
         """Intermediate quantities; by default just the signal."""
         return xr.Dataset({"signal": self._signal(ds, **kw)})
 
-    def _check(self, ds, inputs):
+    def _check(self, ds, inputs) -> xr.Dataset:
+        """``ds`` checked, with its dims in (time, asset) order (kernels and the pandas
+        cross-sectional ranks read the arrays positionally), and the inputs checked."""
         if not isinstance(ds, xr.Dataset):
             raise TypeError(f"{self.name}: data must be an xarray Dataset (ql.data.load())")
         _validate.coords(ds, what=f"{self.name} data")
+        # rolling windows count bars and ranks compare assets: unsorted or repeated
+        # labels gave numbers without an error
+        time, asset = ds.indexes["time"], ds.indexes["asset"]
+        if asset.has_duplicates:
+            raise DataError(f"{self.name}: duplicate asset {asset[asset.duplicated()][0]!r}")
+        if not (time.is_monotonic_increasing and time.is_unique):
+            i = int(np.flatnonzero(~(time[1:] > time[:-1]))[0])
+            raise DataError(f"{self.name}: time must be strictly increasing; "
+                            f"{str(time[i + 1])[:19]} comes after {str(time[i])[:19]}")
         missing = [v for v in self.requires if v not in ds]
         if missing:
             raise ValueError(f"{self.name} needs data variable(s) {missing}; this data set has "
@@ -418,6 +430,7 @@ class Strategy(abc.ABC):
             raise ValueError(f"{self.name} needs the external input(s) {absent}: pass them, "
                              f"e.g. s.signal(ds, **s.default_inputs(ds))")
         self._check_inputs(ds, inputs)
+        return ds.transpose("time", "asset", ...)
 
     def _check_inputs(self, ds, inputs) -> None:
         """Check the external inputs' types and indexes (override; raise DataError)."""

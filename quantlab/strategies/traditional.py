@@ -609,17 +609,26 @@ class FactorMomentum(Strategy):
 
     def default_inputs(self, ds):
         _validate.coords(ds, dims=("time",), what=f"{self.name} data")
-
+        self._check_dates(ds)    # the cut compares ds's last timestamp with month ends
         ff3 = load("ff3")
         end = ds.indexes["time"][-1]
         month_end = ff3.indexes["time"].to_period("M").end_time.normalize()
         return {"factors": ff3.isel(time=np.flatnonzero(month_end <= end))}
 
     def _check_inputs(self, ds, inputs):
-        if not isinstance(ds.indexes["time"], pd.DatetimeIndex):
-            raise DataError(f"{self.name}: data's time index must hold dates (monthly "
-                            f"returns are resampled from it), got {ds.indexes['time'].dtype}")
+        self._check_dates(ds)
         self._check_factors(inputs["factors"])
+
+    def _check_dates(self, ds):
+        """``ds``'s time index: naive dates (monthly returns are resampled from it and
+        compared with the factors' months)."""
+        idx = ds.indexes["time"]
+        if not isinstance(idx, pd.DatetimeIndex):
+            raise DataError(f"{self.name}: data's time index must hold dates (monthly "
+                            f"returns are resampled from it), got {idx.dtype}")
+        if idx.tz is not None:
+            raise DataError(f"{self.name}: data's time index is timezone-aware ({idx.tz}); "
+                            "use naive dates (.tz_convert('UTC').tz_localize(None))")
 
     def _check_factors(self, f):
         """The checks of ``factors`` (also those a deployment passes to ``live``)."""
