@@ -385,3 +385,17 @@ def test_factor_momentum_default_inputs_of_non_date_or_zoned_times_is_a_data_err
     bad = equities.assign_coords(time=make(equities.indexes["time"]))
     with pytest.raises(ql.DataError, match="factor_momentum: data's time index"):
         s.default_inputs(bad)
+
+
+@pytest.mark.parametrize("name", [None, 5, ["spc"]])
+def test_a_strategy_name_that_is_not_a_string_is_a_type_error_naming_it(name):
+    # None and 5 were a bare "'NoneType' object is not iterable" from difflib
+    with pytest.raises(TypeError, match="strategy name must be a string"):
+        ql.strategies.get(name)
+
+
+@pytest.mark.parametrize("name, near", [("SPC", "spc"), (" Quantum ", "quantum"),
+                                        ("Cross_Sectional_Momentum", "cross_sectional_momentum")])
+def test_a_near_miss_in_case_or_spaces_suggests_the_name(name, near):
+    with pytest.raises(ValueError, match=f"unknown strategy {name!r}. Did you mean {near!r}"):
+        ql.strategies.get(name)

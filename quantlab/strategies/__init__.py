@@ -535,9 +535,13 @@ def get(name: str, **params) -> Strategy:
     >>> ql.strategies.get("volatility", window=10)
     ql.strategies.get('volatility_regime', window=10, lookback=252, threshold=0.8, target_vol=0.15)
     """
+    if not isinstance(name, str):
+        raise TypeError(f"strategy name must be a string (ql.strategies.names()), got "
+                        f"{type(name).__name__}")
     key = ALIASES.get(name, name)
     if key not in _REGISTRY:
-        near = difflib.get_close_matches(name, names() + list(ALIASES), n=1)
+        # the names are lower case: 'SPC' and ' spc' are near 'spc'
+        near = difflib.get_close_matches(name.strip().lower(), names() + list(ALIASES), n=1)
         hint = f" Did you mean {near[0]!r}?" if near else ""
         raise ValueError(f"unknown strategy {name!r}.{hint} Available: {', '.join(names())}")
     return _REGISTRY[key](**seed_params(key, params))
