@@ -130,3 +130,20 @@ def test_symbol_ids_and_timestamps_with_a_fraction_are_skipped_never_truncated()
     assert np.isnan(bar["close"].values[0]) and bar["close"].values[1] == pytest.approx(12.1)
     with pytest.raises(ValueError, match="different lengths"):
         agg.add(dict(tick, timestamp=[5]))
+
+
+@pytest.mark.parametrize("symbols, exc, match", [
+    ({1.5: "A"}, ValueError, "symbol_id must be an integer, got 1.5"),
+    ({"x": "A"}, TypeError, "symbol_id must be an integer, got 'x'"),
+    ({True: "A"}, TypeError, "symbol_id must be an integer, got True"),
+    (["A", None], ValueError, "symbol_id 1 has no asset name"),
+    ([], ValueError, "symbols is empty"),
+    ("AB", TypeError, "symbols must be a list of asset names"),
+    (None, TypeError, "symbols must be a list of asset names"),
+])
+def test_symbols_that_would_map_ticks_to_the_wrong_asset_are_refused(symbols, exc, match):
+    # {1.5: 'A'} took symbol 1's ticks as A's, 'AB' made assets 'A' and 'B'
+    with pytest.raises(exc, match=match):
+        BarAggregator("1min", symbols)
+    agg = BarAggregator("1min", {"3": "A", np.int64(5): "B", 7.0: "C"})   # JSON keys too
+    assert agg.symbols == {3: "A", 5: "B", 7: "C"}

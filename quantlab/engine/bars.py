@@ -15,6 +15,8 @@ close the open bars early and make every later tick late.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -91,8 +93,20 @@ class BarAggregator:
         self._skew = max_skew_s * per              # float: inf compares as no limit
         self._max_ts = np.iinfo(np.int64).max // (10 ** 9 // per)   # pandas' last datetime
         self._newest = _NONE                       # newest accepted timestamp
-        names = dict(symbols) if isinstance(symbols, dict) else dict(enumerate(symbols))
-        self.symbols = {int(k): str(v) for k, v in names.items()}
+        if isinstance(symbols, (str, bytes)) or not isinstance(symbols, (Mapping, Iterable)):
+            raise TypeError(f"symbols must be a list of asset names (symbol_id = position) "
+                            f"or a dict symbol_id -> name, got {type(symbols).__name__}")
+        names = dict(symbols) if isinstance(symbols, Mapping) else dict(enumerate(symbols))
+        if not names:
+            raise ValueError("symbols is empty: give the asset name of each symbol_id")
+        # a key 1.5 was truncated to symbol 1, a missing name became the asset 'None';
+        # digit strings are ids (the keys of a JSON object)
+        self.symbols = {_validate.integer("symbols: symbol_id", int(k) if isinstance(k, str)
+                                          and k.strip().lstrip("+-").isdigit() else k): str(v)
+                        for k, v in names.items()}
+        for k, v in names.items():
+            if v is None or str(v).strip() == "":
+                raise ValueError(f"symbols: symbol_id {k!r} has no asset name ({v!r})")
         self.assets = sorted(set(self.symbols.values()), key=list(self.symbols.values()).index)
         self._ids = np.array(sorted(self.symbols), dtype=np.int64)
         self._cols = np.array([self.assets.index(self.symbols[i]) for i in self._ids.tolist()])
