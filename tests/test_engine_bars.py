@@ -69,8 +69,9 @@ def test_invalid_and_late_ticks_are_skipped_and_counted():
 def test_a_frequency_that_is_not_a_whole_number_of_units_is_refused():
     with pytest.raises(ValueError, match="whole number"):
         BarAggregator("500ms", ["A"], unit="s")
-    with pytest.raises(ValueError, match="fixed pandas frequency"):
-        BarAggregator("bogus", ["A"])
+    for freq in ("bogus", None, "0min", "-1D"):     # None and 0 were "not a whole number"
+        with pytest.raises(ValueError, match="fixed pandas frequency"):
+            BarAggregator(freq, ["A"])
 
 
 def _bars_frame(bars, names):

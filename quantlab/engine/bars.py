@@ -83,8 +83,10 @@ class BarAggregator:
         try:
             step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
         except (ValueError, TypeError):
+            step = pd.NaT
+        if pd.isna(step) or step <= pd.Timedelta(0):     # None gave NaT; '0min', '-1D'
             raise ValueError(f"freq must be a fixed pandas frequency such as '1min' or "
-                             f"'1D', got {freq!r}") from None
+                             f"'1D', got {freq!r}")
         per = _UNITS[unit]
         width = step.value * per / 10 ** 9        # bar width in timestamp units
         if width < 1 or width != int(width):
