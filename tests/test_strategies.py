@@ -399,3 +399,47 @@ def test_a_strategy_name_that_is_not_a_string_is_a_type_error_naming_it(name):
 def test_a_near_miss_in_case_or_spaces_suggests_the_name(name, near):
     with pytest.raises(ValueError, match=f"unknown strategy {name!r}. Did you mean {near!r}"):
         ql.strategies.get(name)
+
+
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda c: c.astype(str), TypeError, "data variable 'close' must be numeric"),
+    (lambda c: c + 0j, TypeError, "data variable 'close' is complex"),
+    (lambda c: c.astype("int64").astype("datetime64[ns]"), TypeError,
+     "data variable 'close' holds datetime64"),
+    (lambda c: c.expand_dims(x=2), ql.DataError,
+     r"data variable 'close' has dims \('x', 'time', 'asset'\)"),
+])
+@pytest.mark.parametrize("name", ALL)
+def test_a_price_variable_of_the_wrong_kind_is_refused_naming_it(make, exc, match, name,
+                                                                  equities):
+    # a bare pandas 'Unsupported dtype for fill operation', a ZeroDivisionError, a
+    # transpose error deep inside before
+    s = ql.strategies.get(name)
+    ds = equities.isel(time=slice(-300, None))
+    inputs = s.default_inputs(ds)
+    with pytest.raises(exc, match=f"{name}: {match}"):
+        s.signal(ds.assign(close=make(ds["close"])), **inputs)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_an_empty_panel_is_a_data_error(name, equities):
+    s = ql.strategies.get(name)
+    for ds, sizes in ((equities.isel(time=[]), "time=0"), (equities.isel(asset=[]), "asset=0")):
+        with pytest.raises(ql.DataError, match=f"{name}: empty data set .*{sizes}"):
+            s.signal(ds, **(s.default_inputs(ds) if ds.sizes["time"] else {}))
+    if name == "factor_momentum":     # an IndexError before
+        with pytest.raises(ql.DataError, match="empty data set"):
+            s.default_inputs(equities.isel(time=[]))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_float16_and_integer_prices_give_the_float64_signal_of_the_same_values(name,
+                                                                              equities):
+    # float16 was a NotImplementedError from bottleneck's fill in most strategies
+    s = ql.strategies.get(name)
+    ds = equities.isel(time=slice(-600, None))
+    inputs = s.default_inputs(ds)
+    for dtype in ("float16", "int64"):
+        close = (ds["close"] * 10).round().astype(dtype)   # vs the same values as float64
+        want = s.signal(ds.assign(close=close.astype("float64")), **inputs)
+        xr.testing.assert_identical(s.signal(ds.assign(close=close), **inputs), want)

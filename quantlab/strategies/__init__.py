@@ -425,6 +425,18 @@ class Strategy(abc.ABC):
         if missing:
             raise ValueError(f"{self.name} needs data variable(s) {missing}; this data set has "
                              f"{sorted(map(str, ds.data_vars))}")
+        if ds.sizes["time"] == 0 or ds.sizes["asset"] == 0:
+            raise DataError(f"{self.name}: empty data set (time={ds.sizes['time']}, "
+                            f"asset={ds.sizes['asset']})")
+        for v in self.requires:
+            if set(ds[v].dims) != {"time", "asset"}:
+                raise DataError(f"{self.name}: data variable {v!r} has dims {ds[v].dims}; "
+                                "expected ('time', 'asset')")
+            _validate.real_array(f"{self.name}: data variable {v!r}", ds[v].dtype)
+        # bools, integers and float16 as float64: bottleneck and pandas' fills have no
+        # float16 or bool loops (NotImplementedError, a bare TypeError deep inside)
+        ds = ds.assign({v: ds[v].astype(np.float64) for v in self.requires
+                        if ds[v].dtype not in (np.float32, np.float64)})
         absent = [i for i in self.inputs if i not in inputs]
         if absent:
             raise ValueError(f"{self.name} needs the external input(s) {absent}: pass them, "

@@ -623,6 +623,8 @@ class FactorMomentum(Strategy):
         """``ds``'s time index: naive dates (monthly returns are resampled from it and
         compared with the factors' months)."""
         idx = ds.indexes["time"]
+        if len(idx) == 0:
+            raise DataError(f"{self.name}: empty data set (time=0)")
         if not isinstance(idx, pd.DatetimeIndex):
             raise DataError(f"{self.name}: data's time index must hold dates (monthly "
                             f"returns are resampled from it), got {idx.dtype}")
