@@ -204,6 +204,13 @@ def test_stats_health_and_alerts(caplog):
         E.AlertMonitor(eng, {"latency": 1})
     with pytest.raises(ValueError, match="sinks are 'log' or callables.*email"):
         E.AlertMonitor(eng, {"drawdown": 1}, sinks=["log", "email"])
+    # one sink alone: "log" was taken as the sinks 'l', 'o', 'g'; None a bare TypeError
+    assert E.AlertMonitor(eng, {"drawdown": 1}, sinks="log").sinks == ["log"]
+    assert E.AlertMonitor(eng, {"drawdown": 1}, sinks=seen.append).sinks == [seen.append]
+    with pytest.raises(TypeError, match="alert sinks are a list of 'log' and callables"):
+        E.AlertMonitor(eng, {"drawdown": 1}, sinks=None)
+    with pytest.raises(ValueError, match="sinks are 'log' or callables"):
+        E.AlertMonitor(eng, {"drawdown": 1}, sinks=[np.array(["log"])])
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

@@ -4,7 +4,7 @@ callables)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from quantlab import _validate as _v
 from quantlab import compat
@@ -77,8 +77,8 @@ class AlertMonitor:
         What to watch.
     rules : dict
         Rule name -> limit (above); rates in [0, 1], inf never fires.
-    sinks : sequence
-        "log" and/or callables taking the alert dict.
+    sinks : sequence, str or callable
+        "log" and/or callables taking the alert dict (one of them alone too).
 
     Examples
     --------
@@ -109,7 +109,12 @@ class AlertMonitor:
         if twice:
             raise ValueError(f"alert rules {twice} are one rule ({self._rule[twice[0]]!r}); "
                              "give it once")
-        bad = [s for s in sinks if s != "log" and not callable(s)]
+        if isinstance(sinks, str) or callable(sinks):
+            sinks = [sinks]      # one sink: "log" was read as the sinks 'l', 'o', 'g'
+        elif not isinstance(sinks, Iterable):
+            raise TypeError(f"alert sinks are a list of 'log' and callables, got "
+                            f"{type(sinks).__name__}")
+        bad = [s for s in sinks if not (isinstance(s, str) and s == "log" or callable(s))]
         if bad:
             raise ValueError(f"alert sinks are 'log' or callables, got {bad!r}")
         from quantlab.live import Deployment  # lazy: live imports engine.feeds (a cycle)
