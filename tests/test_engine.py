@@ -450,7 +450,7 @@ def test_columns_quantise_like_the_reference():
 
     odd = np.array([100.005, 99.995, 0.015, -0.015, 2.5, 3.5, -2.5, 0.0, -0.0, 1e30, -1e30,
                     2.0 ** 62, 2.0 ** 62 - 1024, -(2.0 ** 62), np.nan, np.inf, -np.inf,
-                    1e-300, 123456789.125])
+                    1e-300, 123456789.125, 1e308, -1e308])   # 1e308 / 0.01: the oracle raised
     rnd = np.random.default_rng(4).normal(100, 30, 2000).round(3)
     for x in (odd, rnd):
         for ts in (0.01, 0.0001, 0.5, 1.0):

@@ -41,10 +41,11 @@ def to_ticks(value, tick_size: float) -> int:
     if _not_real(value):
         return -1
     try:
-        x = float(value)
+        x = float(value) / tick_size
     except (TypeError, ValueError, OverflowError):
         return -1
-    return _bounded(round(x / tick_size)) if math.isfinite(x) else -1
+    # x / tick_size itself may overflow: 1e308 at a 0.01 tick is inf (round raised)
+    return _bounded(round(x)) if math.isfinite(x) else -1
 
 
 def to_int(value, integral: bool = False) -> int:
