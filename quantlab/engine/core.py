@@ -71,11 +71,7 @@ def _real_column(where: str, f: str, values, in_ticks: bool = False) -> np.ndarr
 def _in_ticks(where: str, columns) -> bool:
     """The ``prices_in_ticks`` flag of a batch: True or False (default), else a TypeError;
     ``bool("no")`` would be True (prices read as ticks: 100x off at a 0.01 tick)."""
-    flag = columns.get("prices_in_ticks", False)
-    if not isinstance(flag, (bool, np.bool_)):
-        raise TypeError(f"{where}: prices_in_ticks must be True or False, got "
-                        f"{_v._show(flag)}")
-    return bool(flag)
+    return _v.flag(f"{where}: prices_in_ticks", columns.get("prices_in_ticks", False))
 
 
 def _native(v: np.ndarray) -> np.ndarray:
