@@ -18,7 +18,7 @@ import xarray as xr
 
 from quantlab import _validate, data, measures, rolling
 from quantlab._doc import fill
-from quantlab.data import _check_time
+from quantlab.data import _check_time, shifted
 from quantlab.errors import DataError
 
 __all__ = ["CrossMarketAnalyzer", "CLASSES", "MAX_FILL_DAYS"]
@@ -261,7 +261,7 @@ class CrossMarketAnalyzer:
         p = self.prices(symbols)
         level = xr.DataArray([self._class[str(a)] in LEVEL_CLASSES for a in p.asset.values],
                              dims="asset", coords={"asset": p.asset})
-        out = xr.where(level, p - p.shift(time=1), p / p.shift(time=1) - 1)
+        out = xr.where(level, p - shifted(p), p / shifted(p) - 1)
         return out.transpose("time", "asset").rename("returns")
 
     def _symbols(self, symbols):
@@ -549,7 +549,7 @@ class CrossMarketAnalyzer:
         """
         self._need(vix, "volatility")
         p = self.prices([index, vix])
-        r = p.sel(asset=index, drop=True).pipe(lambda s: s / s.shift(time=1) - 1)
+        r = p.sel(asset=index, drop=True).pipe(lambda s: s / shifted(s) - 1)
         v = p.sel(asset=vix, drop=True)
         common = r.notnull() & v.notnull()
         rv = rolling.std(r.where(common), window, min_periods=window // 2) * np.sqrt(252) * 100

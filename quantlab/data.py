@@ -632,6 +632,17 @@ def returns(x, dim: str = "time"):
     return time_major(_k.simple_returns, a, time_axis=0)
 
 
+def shifted(x: xr.DataArray, n: int = 1, dim: str = "time", **kw) -> xr.DataArray:
+    """``x.shift({dim: n}, **kw)``, also of a dask-backed ``x`` no longer than ``|n|``
+    along ``dim``: all fill then, still lazy. (xarray pads the empty rest, and dask's pad
+    of an empty dim divides by zero, dask 2026.8: a one-bar lazy panel, or one shorter
+    than a strategy's lookback, crashed five strategies with a bare ZeroDivisionError.)"""
+    if abs(n) >= x.sizes[dim] and hasattr(x.data, "map_blocks"):
+        one = xr.DataArray(np.zeros(1, x.dtype)).shift(dim_0=1, **kw)   # its fill, dtype
+        return xr.full_like(x, one.values[0], dtype=one.dtype)
+    return x.shift({dim: n}, **kw)
+
+
 # --------------------------------------------------------------------------- as_of
 
 def as_of(series, release_lag=0, index=None, period: str | None = None):

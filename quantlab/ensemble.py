@@ -17,7 +17,7 @@ from quantlab import _validate, rolling
 from quantlab import strategies as registry
 from quantlab._doc import fill
 from quantlab.backtesting import backtest
-from quantlab.data import returns
+from quantlab.data import returns, shifted
 from quantlab.risk import risk_parity_weights
 
 __all__ = ["Ensemble", "detect_regimes", "create_unconventional_ensemble"]
@@ -230,7 +230,7 @@ class Ensemble:
         array([0.5, 0.5])
         """
         r = self.streams(ds)
-        past = r.shift(time=1)                        # decided before bar t trades
+        past = shifted(r)                              # decided before bar t trades
         k = r.sizes["strategy"]
         n = r.sizes["time"]
         equal = np.full((n, k), 1.0 / k)

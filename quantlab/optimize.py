@@ -37,7 +37,7 @@ from quantlab._doc import fill
 from quantlab.backtesting import backtest
 from quantlab.calendar import periods_for
 from quantlab.compat import seed_optimizer_arguments, seed_walk_forward
-from quantlab.data import load as load_data
+from quantlab.data import load as load_data, shifted
 from quantlab.errors import DataError
 from quantlab.metrics import METRICS, summary
 from quantlab.strategies import resolve
@@ -1438,7 +1438,7 @@ class RegimeAdaptiveOptimizer:
         lab = _labels(self.regimes(hist) if callable(self.regimes) else self.regimes, hist,
                       search=True)
         window = hist.time.sel(time=slice(start_date, None))
-        held = lab.shift(time=1, fill_value="").sel(time=window)   # label when chosen
+        held = shifted(lab, fill_value="").sel(time=window)   # label when chosen
         common = dict(optimization_method=self.method, objective=self.objective,
                       n_trials=self.n_trials, seed=self.seed, progress=False,
                       start_date=start_date, end_date=end_date, **self.kw, **backtest_kw)

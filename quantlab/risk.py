@@ -22,7 +22,7 @@ import xarray as xr
 from quantlab import _validate, metrics, rolling
 from quantlab._doc import fill
 from quantlab.backtesting import DD_MODES, backtest
-from quantlab.data import returns as simple_returns
+from quantlab.data import returns as simple_returns, shifted
 from quantlab.errors import DataError
 
 __all__ = ["RiskManager", "RiskReport", "KellyFraction", "risk_parity_weights",
@@ -681,11 +681,11 @@ class RiskManager:
         if res is not None and "asset" in res.positions.dims:
             report.stress = self.stress_test(res)
             px = res.prices.ffill("time")
-            pnl = (res.positions.shift(time=1) * px.diff("time")).sum("time").to_series()
+            pnl = (shifted(res.positions) * px.diff("time")).sum("time").to_series()
             report.attribution = (pnl / res.init_cash).rename("pnl_fraction")
             value = (res.positions * px).mean("time")
             w = (value / float(res.equity.mean("time"))).to_series()
-            cov = (px / px.shift(time=1) - 1).to_pandas().cov()
+            cov = (px / shifted(px) - 1).to_pandas().cov()
             # an asset never priced in the run (listed later) holds nothing; its NaN weight
             # made every contribution NaN
             held = w.notna().to_numpy()

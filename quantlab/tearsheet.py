@@ -24,6 +24,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, fmt, metrics
+from quantlab.data import shifted
 from quantlab.errors import DataError
 
 __all__ = ["drawdown_table", "monthly_returns", "yearly_returns", "rolling_stats",
@@ -550,7 +551,7 @@ def result_inputs(res, benchmark=None, *, trades=True, **kw) -> dict:
     """
     if isinstance(benchmark, str):
         _validate.choice("benchmark", benchmark, ("buy_and_hold",))
-        ret = res.prices.ffill("time") / res.prices.ffill("time").shift(time=1) - 1.0
+        ret = res.prices.ffill("time") / shifted(res.prices.ffill("time")) - 1.0
         benchmark = ret.mean("asset", skipna=True) if res.group else ret
         benchmark = benchmark.rename("buy_and_hold")
     if trades is True:

@@ -16,7 +16,7 @@ from quantlab import _threads, _validate
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions
 from quantlab.calendar import periods_for
-from quantlab.data import BAR_VARS, _time_asset as _panel, validate
+from quantlab.data import BAR_VARS, _time_asset as _panel, shifted, validate
 from quantlab.errors import DataError
 from quantlab.signals import check_events as _bool, from_entries_exits
 
@@ -241,7 +241,7 @@ def slippage_panels(ds: xr.Dataset, opts: BacktestOptions, prev_close=None):
     if slip.model == "adaptive":   # data-driven: its largest value must still be < 1
         _check_slippage_panel(slip, base)
     if opts.execution == "next_open" and slip.model != "fixed":  # costs from bars up to t
-        base, impact = base.shift(time=1).fillna(0.0), impact.shift(time=1).fillna(0.0)
+        base, impact = shifted(base).fillna(0.0), shifted(impact).fillna(0.0)
     return base, impact, cap
 
 

@@ -117,12 +117,8 @@ class BacktestResult:
         >>> res.returns.isel(time=-1).round(5).values
         array([-0.00406,  0.     ,  0.00858,  0.00396])
         """
-        eq = self.equity
-        if eq.sizes["time"] == 1:   # dask's shift of one bar divides by zero (dask 2026.8)
-            prev = xr.full_like(eq, self.init_cash)
-        else:
-            prev = eq.shift(time=1).fillna(self.init_cash)
-        return (eq / prev - 1.0).rename("returns")
+        prev = _data.shifted(self.equity).fillna(self.init_cash)
+        return (self.equity / prev - 1.0).rename("returns")
 
     @cached_property
     def trades(self) -> pd.DataFrame:  # built once: metrics() and users both read it

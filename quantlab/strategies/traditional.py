@@ -6,7 +6,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, rolling
-from quantlab.data import as_of, load, returns
+from quantlab.data import as_of, load, returns, shifted
 from quantlab.errors import DataError
 from quantlab.strategies import Strategy, register
 from quantlab.strategies._live import LiveSignal, Returns, Rows, rank_last, rolling_last
@@ -351,7 +351,7 @@ class CrossSectionalMomentum(Strategy):
 
     def _parts(self, ds, lookback, skip):
         close = ds["close"].ffill("time")
-        score = close.shift(time=skip) / close.shift(time=lookback) - 1
+        score = shifted(close, skip) / shifted(close, lookback) - 1
         rank = score.copy(data=score.to_pandas().rank(axis=1, pct=True).to_numpy())
         return score, rank
 
@@ -534,7 +534,7 @@ class SPC(Strategy):
         r = returns(ds["close"])
         mu = rolling.ewm_mean(r, span, min_periods=span)
         sd = np.sqrt((rolling.ewm_mean(r ** 2, span, min_periods=span) - mu ** 2).clip(min=0))
-        z = ((r - mu.shift(time=1)) / sd.shift(time=1).where(sd.shift(time=1) > 0))
+        z = ((r - shifted(mu)) / shifted(sd).where(shifted(sd) > 0))
         zt = z.transpose("time", "asset").values
         up, dn = np.zeros_like(zt), np.zeros_like(zt)
         su = np.zeros(zt.shape[1])

@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from quantlab import _threads, measures, rolling
-from quantlab.data import returns
+from quantlab.data import returns, shifted
 from quantlab.strategies import Strategy, register
 from quantlab.strategies._live import LiveSignal, Returns, Rows, rank_last
 
@@ -31,7 +31,7 @@ def _hold_after(value: xr.DataArray, event: xr.DataArray, hold: int) -> xr.DataA
 def _trailing_z(x: xr.DataArray, window: int) -> xr.DataArray:
     """(x_t - mean) / std of the ``window`` bars before t (t itself is not in its own
     baseline, so a shock cannot hide in it)."""
-    prev = x.shift(time=1)
+    prev = shifted(x)
     sd = rolling.std(prev, window, min_periods=window // 2)
     return (x - rolling.mean(prev, window, min_periods=window // 2)) / sd.where(sd > 0)
 
@@ -89,7 +89,7 @@ class Attention(Strategy):
     def _parts(self, ds, window):
         vol = np.log(ds["volume"].where(ds["volume"] > 0))
         rng = np.log(ds["high"] / ds["low"])
-        prev_close = ds["close"].ffill("time").shift(time=1)
+        prev_close = shifted(ds["close"].ffill("time"))
         gap = abs(ds["open"] / prev_close - 1)
         z = xr.concat([_trailing_z(v, window) for v in (vol, rng, gap)], dim="proxy")
         return z.assign_coords(proxy=["abnormal_volume", "abnormal_range", "overnight_gap"])
@@ -277,7 +277,7 @@ class InfoTheory(Strategy):
         back = te.rename(asset="asset_other", asset_other="asset")  # i -> j
         flow = (te - back).transpose("time", "asset", "asset_other")
         pe = measures.rolling_permutation_entropy(r, window, order=3, normalize=True)
-        lagged = src.shift(time=1)                                   # j's return at t-1
+        lagged = shifted(src)                                       # j's return at t-1
         mean = lambda v: rolling.mean(v, window, min_periods=window // 2)  # noqa: E731
         cov = (mean(r * lagged) - mean(r) * mean(lagged)).transpose(*flow.dims)
         return r, flow, pe, cov
@@ -289,7 +289,7 @@ class InfoTheory(Strategy):
         total = w.sum("asset_other")
         vote = (w * lead_sign).sum("asset_other") / total.where(total > 0)
         close = ds["close"].ffill("time")
-        own = np.sign(close / close.shift(time=trend) - 1)
+        own = np.sign(close / shifted(close, trend) - 1)
         sig = xr.where(total > 0, vote, xr.where(pe < entropy_max, own, 0.0))
         return sig.where(pe.notnull() & flow.notnull().any("asset_other"))
 
@@ -500,7 +500,7 @@ class FractalChaos(Strategy):
     def _signal(self, ds, window, band, trend, chaos_quantile):
         h, d, lam = self._parts(ds, window)
         close = ds["close"].ffill("time")
-        move = np.sign(close / close.shift(time=trend) - 1)
+        move = np.sign(close / shifted(close, trend) - 1)
         regime = xr.where((h > 0.5 + band) & (d < 1.5), 1.0,
                           xr.where((h < 0.5 - band) & (d > 1.5), -1.0, 0.0))
         calm = rolling.rank(lam, window, min_periods=window // 4) <= chaos_quantile
