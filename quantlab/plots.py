@@ -23,6 +23,7 @@ from quantlab import _validate as _v
 from quantlab import fmt
 from quantlab import tearsheet as _ts
 from quantlab.backtesting import BacktestResult
+from quantlab.errors import DataError
 
 __all__ = ["PALETTE", "NEEDS_KERNEL", "init_notebook", "show", "figure", "static_html",
            "StaticView", "copy_source", "money_tick_formatter", "pct_tick_formatter",
@@ -30,9 +31,29 @@ __all__ = ["PALETTE", "NEEDS_KERNEL", "init_notebook", "show", "figure", "static
            "histogram_figure", "line_figure", "backtest_figure", "diagnostics_figure",
            "heatmap_figure", "network_figure", "crossmarket_figure", "risk_report_figure",
            "risk_report_html", "optimization_figure", "walk_forward_figure", "tearsheet",
-           "engine_dashboard", "deployment_dashboard"]
+           "engine_dashboard", "deployment_dashboard", "MAX_LINES"]
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+# lines of one figure, at most: each carries its data and a legend entry, so 10,000 assets
+# made a 62 MB page (2+ min to build) that froze the browser
+MAX_LINES = _ts.MAX_COLUMNS
+
+
+def _check_lines(what: str, n: int) -> None:
+    """Refuse more than MAX_LINES lines in one figure, before any is sliced out."""
+    if n > MAX_LINES:
+        raise ValueError(f"{what}: {n} lines, at most {MAX_LINES} in one figure (each "
+                         "embeds its data and a legend entry): select some with "
+                         ".sel()/.isel() first")
+
+
+def _series(what: str, parts: list) -> list:
+    """``parts`` ((label, DataArray) pairs, one line each) with some finite value among
+    them: a figure of all-NaN series was silently blank."""
+    if not any(np.isfinite(np.asarray(s.values, dtype=float)).any() for _, s in parts):
+        raise DataError(f"{what}: no finite value to draw (every series is all-NaN/inf or "
+                        "empty)")
+    return parts
 
 
 def init_notebook() -> None:
@@ -524,10 +545,12 @@ def price_figure(ds, assets=None, var: str = "close", log: bool = True, title=No
     """
     da = ds[var]
     assets = list(da.asset.values) if assets is None else np.atleast_1d(assets).tolist()
+    what = f"price_figure of {var!r}"
+    _check_lines(what, len(assets))
+    parts = _series(what, [(a, da.sel(asset=a)) for a in assets])
     fig = figure(x_axis_type="datetime", y_axis_type="log" if log else "linear",
                   title=title or f"{var} (adjusted)", x_axis_label="date", y_axis_label=var)
-    for i, a in enumerate(assets):
-        s = da.sel(asset=a)
+    for i, (a, s) in enumerate(parts):
         fig.line(s.time.values, s.values, legend_label=str(a),
                  color=PALETTE[i % len(PALETTE)], line_width=1.5)
     fig.legend.location = "top_left"
@@ -565,6 +588,9 @@ def histogram_figure(values, bins: int = 80, title: str = "distribution", x_labe
     """
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
+    if not v.size:   # np.histogram drew an empty (0, 1) axis and a NaN curve, silently
+        raise DataError(f"histogram_figure {title!r}: no finite value to draw (all NaN/inf "
+                        "or empty)")
     counts, edges = np.histogram(v, bins=bins, density=True)
     fig = figure(title=title, x_axis_label=x_label or "value", y_axis_label="density",
                   tools="pan,wheel_zoom,box_zoom,reset,save")
@@ -609,8 +635,13 @@ def line_figure(da, title: str = "", y_label: str = "", bands=()):
     fig = figure(x_axis_type="datetime", title=title, x_axis_label="date",
                  y_axis_label=y_label or str(da.name or "value"))
     others = [d for d in da.dims if d != "time"]
-    series = [(str(v), da.sel({others[0]: v})) for v in da[others[0]].values] if others \
-        else [(str(da.name or ""), da)]
+    if len(others) > 1:
+        raise ValueError(f"line_figure: da has dims {tuple(da.dims)}; one besides 'time' at "
+                         "most (select or stack the others first)")
+    what = f"line_figure of {da.name or 'da'!r}"
+    _check_lines(what, da.sizes[others[0]] if others else 1)
+    series = _series(what, [(str(v), da.sel({others[0]: v})) for v in da[others[0]].values]
+                     if others else [(str(da.name or ""), da)])
     for i, (label, s) in enumerate(series):
         fig.line(s.time.values, s.values, color=PALETTE[i % len(PALETTE)], line_width=1.2,
                  legend_label=label or "value")
@@ -721,6 +752,8 @@ def diagnostics_figure(diag, asset, title: str = ""):
         fig = figure(x_axis_type="datetime", height=170, x_axis_label="date",
                      y_axis_label=name,
                      title=f"{title + ': ' if title and not figs else ''}{name}", **kw)
+        _check_lines(f"diagnostics_figure {name!r}",
+                     sum(s.sizes[d] for d in s.dims if d != "time"))
         parts = [(str(v), s.sel({d: v})) for d in s.dims if d != "time"
                  for v in s[d].values] or [(name, s)]
         for j, (label, part) in enumerate(parts):

@@ -129,6 +129,41 @@ def test_every_view_of_the_library_defines_its_static_copy():
     assert inspect.isabstract(plots.StaticView)
 
 
+def _panel(n_time, n_asset, fill=1.0):
+    t = pd.date_range("2020-01-01", periods=n_time)
+    return xr.DataArray(np.full((n_time, n_asset), fill), dims=("time", "asset"), name="close",
+                        coords={"time": t, "asset": [f"A{i}" for i in range(n_asset)]})
+
+
+def test_line_figures_refuse_more_lines_than_a_browser_can_take_before_building():
+    """10,000 assets made a 62 MB page (2+ min to build) with a 10,000-entry legend."""
+    many = _panel(5, ql.plots.MAX_LINES + 1)
+    with pytest.raises(ValueError, match=r"65 lines, at most 64 in one figure"):
+        ql.plots.line_figure(many)
+    with pytest.raises(ValueError, match=r"price_figure of 'close': 65 lines"):
+        ql.plots.price_figure(xr.Dataset({"close": many}))
+    with pytest.raises(ValueError, match=r"one besides 'time' at most"):
+        ql.plots.line_figure(many.expand_dims(other=2))
+    assert len(ql.plots.line_figure(many.isel(asset=slice(0, 64))).renderers) == 64
+
+
+@pytest.mark.parametrize("fill", [np.nan, np.inf])
+def test_figures_of_nothing_finite_are_a_data_error_not_a_blank_plot(fill):
+    nothing = _panel(30, 3, fill)
+    with pytest.raises(ql.errors.DataError, match="line_figure of 'close': no finite value"):
+        ql.plots.line_figure(nothing)
+    with pytest.raises(ql.errors.DataError, match="price_figure of 'close': no finite value"):
+        ql.plots.price_figure(xr.Dataset({"close": nothing}))
+    with pytest.raises(ql.errors.DataError, match="histogram_figure 'r': no finite value"):
+        ql.plots.histogram_figure(nothing.values, title="r")
+    with pytest.raises(ql.errors.DataError, match="no finite value"):
+        ql.plots.histogram_figure([])
+    one_bar = _panel(1, 1)   # one finite value is drawn
+    assert len(ql.plots.line_figure(one_bar).renderers) == 1
+    part = nothing.copy(data=np.where(np.arange(3) == 1, 1.0, nothing.values))
+    assert len(ql.plots.line_figure(part).renderers) == 3   # one series with data is enough
+
+
 def test_plots_and_widgets_all_list_their_public_names_only():
     import inspect
 
@@ -138,7 +173,7 @@ def test_plots_and_widgets_all_list_their_public_names_only():
         own = {n for n, v in vars(mod).items() if not n.startswith("_")
                and (inspect.isfunction(v) or inspect.isclass(v))
                and v.__module__ == mod.__name__}
-        assert set(mod.__all__) - {"PALETTE", "NEEDS_KERNEL"} == own, mod.__name__
+        assert set(mod.__all__) - {"PALETTE", "NEEDS_KERNEL", "MAX_LINES"} == own, mod.__name__
         assert all(hasattr(mod, n) for n in mod.__all__)
 
 
