@@ -879,10 +879,15 @@ def _widget_modules(bokeh_widget: str | None) -> str:
 
 
 def _offline(body: str) -> str:
-    """Remove the template's CDN scripts (require.js, MathJax): reports must not fetch."""
+    """Remove the template's CDN scripts: reports must not fetch. Both ``<script src>``
+    tags (require.js, MathJax) and inline scripts that ``import()`` from the network (the
+    lab template's mermaid loader, which fetched from cdnjs as soon as a markdown cell held
+    a mermaid diagram; the diagram then stays as its text)."""
     import re
 
-    return re.sub(r'<script[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>\s*', "", body)
+    body = re.sub(r'<script[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>\s*', "", body)
+    return re.sub(r'<script\b[^>]*>(?:(?!</script>).)*?\bimport\(\s*["\']https?://'
+                  r'(?:(?!</script>).)*</script>\s*', "", body, flags=re.S)
 
 
 def folder_size(out_dir) -> tuple[int, int]:

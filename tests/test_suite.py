@@ -753,6 +753,22 @@ def test_stored_notebook_with_widget_state_but_stripped_views_fetches_no_rendere
     assert "unpkg.com" not in page and "widgetState" not in page
 
 
+@pytest.mark.parametrize("self_contained", [True, False])
+def test_report_with_a_mermaid_diagram_imports_nothing_from_the_network(tmp_path,
+                                                                        self_contained):
+    """nbconvert's lab template kept an inline module script that import()ed mermaid from
+    cdnjs as soon as a markdown cell held a mermaid diagram (only <script src> tags were
+    removed); the diagram now stays as its text."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "# Flow\n\n```mermaid\ngraph TD; data-->signal\n```\n")])
+    nbformat.write(nb, tmp_path / "m.ipynb")
+    suite.render_html(tmp_path / "m.ipynb", tmp_path / "m.html", self_contained=self_contained)
+    page = (tmp_path / "m.html").read_text()
+    assert "graph TD; data--&gt;signal" in page
+    assert re.findall(r"""import\(\s*["'][a-z]+:""", page) == []
+    assert "cdnjs" not in page and "jsdelivr" not in page
+
+
 def test_report_from_stored_cli_option(tmp_path, fake_exec, capsys):
     a = _stored(tmp_path / "nb" / "a.ipynb")
     code = cli.main(["report", str(a), "--from-stored", "--out", str(tmp_path / "out")])
