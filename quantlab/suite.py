@@ -22,6 +22,9 @@ Batch rules (hostile names, faults):
   a rerun into the same ``--out`` keeps earlier runs in the index: the same notebook
   with the same parameters replaces its earlier entry, other parameters get a new name;
   ``--clean`` forgets (and deletes) what the index lists first;
+- a parameter the notebook's ``parameters`` cell does not set (or any parameter, when it
+  has no such cell) fails that run, named in the index: papermill would only warn and
+  run the defaults under the given name;
 - each notebook has a time limit (``--timeout``, else the config's ``timeout:``, else
   ``DEFAULT_TIMEOUT``): past it the run is failed and the batch moves on;
 - a finished run is never recomputed (its dask future is released as soon as it is
@@ -1133,9 +1136,49 @@ def _read_notebooks(runs, timeout):
             continue
         sources[id(r)] = text
         r.description = describe(text)
+        unknown = _unknown_parameters(text, r.parameters)
+        if unknown:
+            payload.append(None)
+            r.error = unknown
+            continue
         payload.append((text, r.parameters, str(Path(r.notebook).parent),
                         r.timeout if r.timeout is not None else timeout))
     return payload, sources
+
+
+def _unknown_parameters(nb_json: str, parameters: dict) -> str:
+    """Why ``parameters`` cannot be given to this notebook ("" when they can): papermill
+    injects a name its ``parameters`` cell does not set with a warning only, so a misspelt
+    ``-p symbl MSFT`` ran with the default and the index listed ``symbl = MSFT`` beside
+    its results; without a parameters cell every value is overwritten by the notebook's
+    own code. A cell that is not plain Python is not checked."""
+    import ast
+
+    if not parameters:
+        return ""
+    try:
+        cells = json.loads(nb_json).get("cells", [])
+    except (ValueError, AttributeError):
+        return ""   # not a notebook: papermill says so when it runs
+    cell = next((c for c in cells if c.get("cell_type") == "code"
+                 and "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return (f"parameters {sorted(parameters)} given, but the notebook has no cell tagged "
+                "'parameters' to override")
+    src = cell.get("source", "")
+    try:
+        tree = ast.parse("".join(src) if isinstance(src, list) else str(src))
+    except SyntaxError:
+        return ""
+    targets = [t for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+               for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+    names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    unknown = sorted(set(parameters) - names)
+    if not unknown:
+        return ""
+    return (f"unknown parameter(s) {unknown}: the notebook's parameters cell sets "
+            f"{', '.join(sorted(names)) or 'nothing'} (an unknown name would run with the "
+            "defaults and be listed as if it had been set)")
 
 
 def _progress(n: int, log):

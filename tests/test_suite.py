@@ -288,10 +288,10 @@ def fake_exec(monkeypatch):
     return calls
 
 
-def _tiny(path):
+def _tiny(path, parameters="x = 1"):
     path.parent.mkdir(parents=True, exist_ok=True)
     nb = nbformat.v4.new_notebook()
-    p = nbformat.v4.new_code_cell("x = 1")
+    p = nbformat.v4.new_code_cell(parameters)
     p.metadata["tags"] = ["parameters"]
     nb.cells = [p]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -489,7 +489,7 @@ def test_parameters_are_plain_values_and_identifier_names(tmp_path, fake_exec, c
     # a YAML date stays its text: papermill cannot store a date and fails every run
     assert cli._parse_p([["start", "2010-01-01"]]) == {"start": "2010-01-01"}
     assert suite.check_parameters({"d": [dt.date(2020, 1, 2)]}) == {"d": ["2020-01-02"]}
-    nb = str(_tiny(tmp_path / "ok.ipynb"))
+    nb = str(_tiny(tmp_path / "ok.ipynb", "x = 1\nstart = None"))
     out = str(tmp_path / "o")
     assert cli.main(["run-suite", nb, "--out", out, "-p", "start", "2010-01-01"]) == 0
     assert fake_exec == [{"start": "2010-01-01"}]
@@ -505,6 +505,27 @@ def test_parameters_are_plain_values_and_identifier_names(tmp_path, fake_exec, c
     with pytest.raises(ValueError, match="not a Python identifier"):
         suite.load_config(cfg)
     assert len(fake_exec) == 1
+
+
+def test_a_parameter_the_notebook_does_not_set_fails_that_run_only(tmp_path, fake_exec):
+    """papermill injects an unknown name with a warning only: `-p symbl MSFT` ran with the
+    default symbol and the index listed symbl = MSFT beside the default's results."""
+    nb = str(_tiny(tmp_path / "nb.ipynb", "symbol = 'AAPL'  # an asset\nfast, slow = 20, 100"))
+    bare = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("symbol = 'AAPL'")])
+    nbformat.write(bare, tmp_path / "bare.ipynb")
+    runs = [suite.Run(nb, "typo", {"symbl": "MSFT"}), suite.Run(nb, "ok", {"symbol": "MSFT",
+                                                                           "slow": 50}),
+            suite.Run(str(tmp_path / "bare.ipynb"), "bare", {"symbol": "MSFT"})]
+    suite.run_suite(runs, tmp_path / "o", render=True, index=True)
+    typo, ok, bare = runs
+    assert fake_exec == [{"symbol": "MSFT", "slow": 50}]   # only the good run executed
+    assert ok.status == "ok" and ok.html
+    assert typo.status == "failed" and not typo.html
+    assert "unknown parameter(s) ['symbl']" in typo.error and "fast, slow, symbol" in typo.error
+    assert bare.status == "failed" and "no cell tagged 'parameters'" in bare.error
+    listed = {r["name"]: (r["status"], r["error"]) for r in _index(tmp_path / "o")}
+    assert listed["typo"] == ("failed", typo.error) and listed["ok"] == ("ok", "")
+    assert "unknown parameter(s)" in (tmp_path / "o" / "index.html").read_text()
 
 
 def test_make_clean_keeps_reports():
