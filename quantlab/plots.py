@@ -47,6 +47,18 @@ def _check_lines(what: str, n: int) -> None:
                          ".sel()/.isel() first")
 
 
+def _known_assets(what: str, obj, assets: list) -> list:
+    """``assets``, each a label of ``obj``'s asset coordinate; else a KeyError naming the
+    unknown ones and what there is (xarray's "not all values found in index 'asset'"
+    named neither)."""
+    have = [str(a) for a in obj["asset"].values]
+    unknown = [a for a in assets if str(a) not in have]
+    if unknown:
+        shown = ", ".join(have[:20]) + (f", ... ({len(have)} in all)" if len(have) > 20 else "")
+        raise KeyError(f"{what}: unknown asset(s) {unknown}; available: {shown}")
+    return assets
+
+
 def _series(what: str, parts: list) -> list:
     """``parts`` ((label, DataArray) pairs, one line each) with some finite value among
     them: a figure of all-NaN series was silently blank."""
@@ -547,6 +559,7 @@ def price_figure(ds, assets=None, var: str = "close", log: bool = True, title=No
     assets = list(da.asset.values) if assets is None else np.atleast_1d(assets).tolist()
     what = f"price_figure of {var!r}"
     _check_lines(what, len(assets))
+    _known_assets(what, da, assets)
     parts = _series(what, [(a, da.sel(asset=a)) for a in assets])
     fig = figure(x_axis_type="datetime", y_axis_type="log" if log else "linear",
                   title=title or f"{var} (adjusted)", x_axis_label="date", y_axis_label=var)
@@ -680,7 +693,8 @@ def backtest_figure(res, asset=None, **sel):
     from bokeh.layouts import column
 
     assets = list(res.positions.asset.values)
-    asset = assets[0] if asset is None else asset
+    asset = assets[0] if asset is None else _known_assets("backtest_figure", res.positions,
+                                                          [asset])[0]
     params = {d: res.positions[d].values[0] for d in res.positions.dims
               if d not in ("time", "asset")}
     params.update(sel)
@@ -743,6 +757,8 @@ def diagnostics_figure(diag, asset, title: str = ""):
     """
     from bokeh.layouts import column
 
+    if "asset" in diag.coords:
+        _known_assets("diagnostics_figure", diag, [asset])
     figs = []
     for i, (name, da) in enumerate(diag.data_vars.items()):
         if "time" not in da.dims or "asset" not in da.dims:

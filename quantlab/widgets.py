@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from quantlab import fmt, plots, rolling, strategies
+from quantlab._validate import choice, integer
 from quantlab.backtesting import Slippage, backtest
 
 __all__ = ["RollingExplorer", "StrategyExplorer", "SweepExplorer"]
@@ -54,7 +55,10 @@ class RollingExplorer(plots.StaticView):
         from jupyter_bokeh import BokehModel
 
         self.ds = ds
-        self.var = var
+        self.var = choice("var", var, list(ds.data_vars))
+        # the slider clamped an out-of-range start silently (500 showed 252)
+        max_window = integer("max_window", max_window, 2)
+        window = integer("window", window, 2, max_window)
         assets = [str(a) for a in ds.asset.values]
         self.asset = w.Dropdown(options=assets, value=assets[0], description="asset")
         self.window = w.IntSlider(value=window, min=2, max=max_window, step=1,
@@ -140,6 +144,11 @@ class StrategyExplorer(plots.StaticView):
         self._cache: dict = {}
         names = [n for n in strategies.names()
                  if set(strategies.get(n).requires) <= set(ds.data_vars)]
+        if strategy is not None and strategy in strategies.names() and strategy not in names:
+            lacks = sorted(set(strategies.get(strategy).requires) - set(ds.data_vars))
+            raise ValueError(f"strategy {strategy!r} needs {lacks}, which ds lacks")
+        if strategy is not None:   # the Dropdown said only "Invalid selection: value not found"
+            choice("strategy", strategy, names)
         self.strategy = w.Dropdown(options=names, value=strategy or names[0],
                                    description="strategy")
         assets = [str(a) for a in ds.asset.values]
@@ -382,6 +391,8 @@ class SweepExplorer(plots.StaticView):
         self.base = json.loads(result.attrs.get("params", "{}"))
         self.backtest_kw = json.loads(result.attrs.get("backtest_kw", "{}"))
         metrics = list(result.data_vars)
+        if metric is not None:
+            choice("metric", metric, metrics)
         self.metric = w.Dropdown(options=metrics, value=metric or metrics[0],
                                  description="metric")
         self.x = w.Dropdown(options=self.params, value=self.params[0], description="x")

@@ -279,3 +279,18 @@ def test_live_deployment_dashboard_zoom_survives_bars_and_reset_follows_the_data
     static = {m.name: m.data for m in dash.static_figure().select({"type": ColumnDataSource})}
     np.testing.assert_array_equal(static["deployment.equity"]["equity"],
                                   dep.equity.sum("asset").values)
+
+
+def test_an_unknown_asset_is_named_with_what_there_is(ds):
+    """xarray's "not all values found in index 'asset'" named neither (papermill
+    -p symbol NOPE in 02 and 04)."""
+    few = ds.isel(time=slice(0, 300))
+    with pytest.raises(KeyError, match=r"price_figure of 'close': unknown asset\(s\) \['NOPE'\]; "
+                       "available: AAPL, GOOG, IBM, MSFT"):
+        ql.plots.price_figure(few, ["IBM", "NOPE"])
+    with pytest.raises(KeyError, match=r"diagnostics_figure: unknown asset\(s\) \['NOPE'\]"):
+        ql.plots.diagnostics_figure(ql.strategies.get("spc").diagnostics(few), "NOPE")
+    res = ql.backtest(few, ql.strategies.get("volatility_regime", window=10,
+                                              lookback=60).signal(few))
+    with pytest.raises(KeyError, match=r"backtest_figure: unknown asset\(s\) \['NOPE'\]"):
+        res.plot(asset="NOPE")

@@ -1,5 +1,6 @@
 """Explorers: controls update the figures' data in place; cached signals keep it fast."""
 import numpy as np
+import pytest
 
 import quantlab as ql
 
@@ -180,3 +181,22 @@ def test_exported_notebook_without_widget_state_shows_the_static_copy():
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     assert "quantlab-static-view" in body and "needs a running kernel" in body
     assert 'type="application/vnd.jupyter.widget-view+json"' not in body
+
+
+def test_explorers_refuse_a_start_value_their_controls_cannot_show():
+    """An unknown strategy or metric was ipywidgets' 'Invalid selection: value not found'
+    (papermill -p strategy nope in 01_explore); a window beyond the slider was clamped
+    silently (500 showed 252)."""
+    ds = ql.data.load().isel(time=slice(0, 300))
+    with pytest.raises(ValueError, match="strategy must be one of .*got 'nope'"):
+        ql.widgets.StrategyExplorer(ds, "nope")
+    with pytest.raises(ValueError, match=r"'attention' needs \['high', 'low', 'open', 'volume'\], "
+                       "which ds lacks"):
+        ql.widgets.StrategyExplorer(ds[["close"]], "attention")
+    with pytest.raises(ValueError, match=r"window must be an integer in \[2, 252\], got 500"):
+        ql.widgets.RollingExplorer(ds, window=500)
+    with pytest.raises(ValueError, match="var must be one of"):
+        ql.widgets.RollingExplorer(ds, var="nope")
+    res = ql.sweep("volatility_regime", ds, {"window": [10, 20]}, progress=False)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        ql.widgets.SweepExplorer(res, ds, metric="nope")
