@@ -25,6 +25,9 @@ Batch rules (hostile names, faults):
 - a parameter the notebook's ``parameters`` cell does not set (or any parameter, when it
   has no such cell) fails that run, named in the index: papermill would only warn and
   run the defaults under the given name;
+- a failed run's report starts with what failed (papermill's banner for a failing cell,
+  quantlab's for a timeout or stale stored outputs); a run that produced no notebook
+  leaves no earlier ``NAME.ipynb``/``NAME.html`` behind;
 - each notebook has a time limit (``--timeout``, else the config's ``timeout:``, else
   ``DEFAULT_TIMEOUT``): past it the run is failed and the batch moves on;
 - a finished run is never recomputed (its dask future is released as soon as it is
@@ -553,6 +556,10 @@ def _finish(run: Run, result: dict, dest: Path, prov: dict | None) -> Run:
     run.started, run.ended = result["started"], result["ended"]
     run.output = ""
     if result["notebook"] is None:
+        if prov is not None:   # an earlier run's outputs under this name are not this run's
+            for f in (dest, dest.with_suffix(".html")):
+                if f.is_symlink() or f.is_file():
+                    f.unlink()
         return run
     nb = nbformat.reads(result["notebook"], as_version=4)
     run.records = collect_records(nb)
@@ -564,10 +571,32 @@ def _finish(run: Run, result: dict, dest: Path, prov: dict | None) -> Run:
         nb.metadata["quantlab"] = {**prov, "parameters": run.parameters,
                                    "started": run.started, "ended": run.ended,
                                    "status": run.status}
+        if run.status != "ok":
+            _mark_failed(nb, run.error)
     text = nbformat.writes(nb)
     _atomic_write(dest, text if text.endswith("\n") else text + "\n")  # as nbformat.write
     run.output = str(dest)
     return run
+
+
+FAILED_TAG = "quantlab-failed"
+
+
+def _mark_failed(nb, error: str) -> None:
+    """Put what failed at the top of a failed run's notebook (and so of its report), unless
+    papermill's own banner is there: a timed-out or stale stored notebook was rendered as
+    if complete, its last cells simply without outputs."""
+    import nbformat
+
+    if any(FAILED_TAG in c.metadata.get("tags", []) or "papermill-error-cell-tag"
+           in c.metadata.get("tags", []) for c in nb.cells):
+        return
+    cell = nbformat.v4.new_markdown_cell(
+        '<div style="color:#900; border:2px solid #900; padding:.5em 1em">'
+        "<b>This run failed: the outputs below are incomplete.</b>"
+        f"<pre>{html.escape(error or 'no reason given')}</pre></div>")
+    cell.metadata["tags"] = [FAILED_TAG]
+    nb.cells.insert(0, cell)
 
 
 DESCRIPTION_MAX = 240  # characters of an index line

@@ -528,6 +528,43 @@ def test_a_parameter_the_notebook_does_not_set_fails_that_run_only(tmp_path, fak
     assert "unknown parameter(s)" in (tmp_path / "o" / "index.html").read_text()
 
 
+def test_a_rerun_that_produces_nothing_leaves_no_earlier_report_under_its_name(tmp_path,
+                                                                             fake_exec):
+    """The earlier run's NAME.html (other results) stayed beside an index saying failed."""
+    nb = _tiny(tmp_path / "nb.ipynb")
+    out = tmp_path / "o"
+    first = [suite.Run(str(nb), "a", {"x": 5})]
+    suite.run_suite(first, out, render=True, index=True)
+    assert first[0].status == "ok" and (out / "a.html").is_file() and (out / "a.ipynb").is_file()
+    (out / "mine.html").write_text("not the batch's")
+    nb.write_bytes(b"\xff\xfe not a notebook")
+    again = [suite.Run(str(nb), "a", {"x": 5})]
+    suite.run_suite(again, out, render=True, index=True)
+    assert again[0].status == "failed" and "cannot read" in again[0].error
+    assert sorted(p.name for p in out.iterdir()) == [suite.STATIC, "index.html", "index.json",
+                                                     "mine.html"]
+    assert _index(out)[0]["status"] == "failed" and _index(out)[0]["html"] == ""
+
+
+def test_a_failed_run_without_papermills_banner_says_so_atop_its_report(tmp_path, monkeypatch):
+    """A timed-out notebook (papermill adds no banner then) was rendered as if complete,
+    its later cells simply without outputs; the reason is escaped."""
+    nb = _tiny(tmp_path / "nb.ipynb")
+    error = "timeout: the notebook ran longer than its limit of 8 s <img src=x onerror=alert(1)>"
+
+    def timed_out(nb_json, parameters, cwd=None, timeout=None):
+        return {**suite._failed(error), "notebook": nb_json}
+
+    monkeypatch.setattr(suite, "execute_notebook_json", timed_out)
+    [run] = suite.run_suite([suite.Run(str(nb))], tmp_path / "o", render=True)
+    page = Path(run.html).read_text()
+    assert run.status == "failed"
+    assert "This run failed: the outputs below are incomplete." in page
+    assert "limit of 8 s &lt;img src=x onerror=alert(1)&gt;" in page and "<img src=x" not in page
+    first = nbformat.read(run.output, as_version=4).cells[0]
+    assert first.metadata["tags"] == [suite.FAILED_TAG]
+
+
 def test_make_clean_keeps_reports():
     import shutil
     import subprocess
