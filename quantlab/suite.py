@@ -842,6 +842,7 @@ def render_html(notebook_path, html_path, no_input: bool = False,
         # and marked "needs a running kernel", instead of controls that do nothing
         nb.metadata.pop("widgets", None)
     _share_bokehjs(nb, None if self_contained else f"{STATIC}/")
+    _escape_scripts(nb)
     exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input=no_input)
     modules = ""
     if "widgets" in nb.metadata:  # embedded widget state: load its renderer
@@ -867,6 +868,23 @@ def render_html(notebook_path, html_path, no_input: bool = False,
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _escape_scripts(nb) -> None:
+    """Make JavaScript outputs safe inside the ``<script>`` element nbconvert puts them in:
+    ``</script`` becomes ``<\\/script`` and ``<!--`` becomes ``<\\!--`` (the same text in a
+    JS string, regex or comment). A bokeh figure titled with a parameter such as
+    ``</script><script>alert(1)</script>`` closed the element and ran the rest as markup
+    (JupyterLab evaluates the same output without HTML parsing)."""
+    import re
+
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            js = o.get("data", {}).get("application/javascript")
+            if js:
+                js = "".join(js) if isinstance(js, list) else js
+                js = re.sub(r"</(script)", r"<\\/\1", js, flags=re.I)
+                o["data"]["application/javascript"] = js.replace("<!--", "<\\!--")
 
 
 def _static_views_only(nb) -> bool:

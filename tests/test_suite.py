@@ -827,6 +827,47 @@ def test_report_with_a_mermaid_diagram_imports_nothing_from_the_network(tmp_path
     assert "cdnjs" not in page and "jsdelivr" not in page
 
 
+@pytest.mark.parametrize("self_contained", [True, False])
+def test_a_javascript_output_holding_a_closing_script_tag_stays_one_script(tmp_path,
+                                                                          self_contained):
+    """bokeh's show() output carries the figure's JSON (titles, legends: asset and
+    parameter names) in JavaScript; nbconvert puts it verbatim in a <script> element, so a
+    name '</script><script>alert(1)</script>' closed it and ran as markup (alerts in
+    chromium, in light and single-file reports)."""
+    from html.parser import HTMLParser
+
+    js = ('window.t = "</script><script>alert(1)</script><img src=x onerror=alert(2)>";'
+          '\nwindow.c = "<!--<SCRIPT>"; window.done = 1;')
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[
+        nbformat.v4.new_output("display_data", data={"application/javascript": js})])])
+    nbformat.write(nb, tmp_path / "j.ipynb")
+    suite.render_html(tmp_path / "j.ipynb", tmp_path / "j.html", self_contained=self_contained)
+    page = (tmp_path / "j.html").read_text()
+
+    class Scripts(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.inside, self.texts, self.imgs = False, [], 0
+
+        def handle_starttag(self, tag, attrs):
+            self.inside = tag == "script"
+            self.imgs += tag == "img"
+
+        def handle_endtag(self, tag):
+            self.inside = False
+
+        def handle_data(self, data):
+            if self.inside:
+                self.texts.append(data)
+
+    parser = Scripts()
+    parser.feed(page)
+    ours = [t for t in parser.texts if "window.t" in t]
+    assert len(ours) == 1 and "window.done = 1;" in ours[0]   # one element, whole
+    assert r'"<\/script><script>alert(1)<\/script><img' in ours[0]
+    assert r'"<\!--<SCRIPT>"' in ours[0] and parser.imgs == 0
+
+
 def test_report_from_stored_cli_option(tmp_path, fake_exec, capsys):
     a = _stored(tmp_path / "nb" / "a.ipynb")
     code = cli.main(["report", str(a), "--from-stored", "--out", str(tmp_path / "out")])
