@@ -326,7 +326,12 @@ class CrossMarketAnalyzer:
         """
         if method not in ("pearson", "spearman"):
             raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
-        r = self.returns(symbols).sel(time=slice(start, end))
+        full = self.returns(symbols)
+        r = full.sel(time=slice(start, end))
+        if (start is not None or end is not None) and not r.notnull().any():
+            # each pair 'overlapped on 0 observations' ("SP500 and SP500"): say it is the dates
+            raise DataError(f"no returns between {start} and {end}: the data runs "
+                            f"{self._window(full)}")
         if window is not None:
             if method != "pearson":
                 raise ValueError("rolling correlations are pearson only")
@@ -337,7 +342,9 @@ class CrossMarketAnalyzer:
             short = np.argwhere(counts.to_numpy() < 2)
             if len(short) and symbols is not None:   # asked for: an error, not a NaN
                 i, j = short[0]
-                raise DataError(f"{frame.columns[i]} and {frame.columns[j]} overlap on "
+                raise DataError(f"{frame.columns[i]} has {counts.iloc[i, j]} observations; "
+                                "need at least 2" if i == j else
+                                f"{frame.columns[i]} and {frame.columns[j]} overlap on "
                                 f"{counts.iloc[i, j]} observations; need at least 2")
             c = frame.corr(method=method, min_periods=2)
             out = xr.DataArray(c.to_numpy(), dims=("asset", "asset_other"),

@@ -92,6 +92,18 @@ def test_correlations_equal_pandas_and_rolling(bundled):
         bundled.correlations(symbols=["AAPL", "VIX"])
 
 
+def test_correlations_of_dates_without_data_say_so(bundled):
+    """07_cross_market with calm = 2030..2031 said 'SP500 and SP500 overlap on 0
+    observations'."""
+    with pytest.raises(DataError, match=r"no returns between 2030-01-01 and 2031-01-01: the "
+                       r"data runs \d{4}-\d\d-\d\d \.\. \d{4}"):
+        bundled.correlations(symbols=["SP500", "WTI"], start="2030-01-01", end="2031-01-01")
+    with pytest.raises(DataError, match="no returns between"):
+        bundled.correlations(window=20, start="2030-01-01")
+    with pytest.raises(DataError, match="^SP500 has 1 observations; need at least 2"):
+        bundled.correlations(symbols=["SP500", "WTI"], start="2005-01-03", end="2005-01-03")
+
+
 def test_lead_lag_finds_a_planted_lag_and_controls_false_discoveries():
     rng = np.random.default_rng(0)
     n = 1500
