@@ -136,15 +136,24 @@ def _metric_name(key: str) -> str:
     """The :data:`quantlab.fmt.KINDS` name a record key formats as: itself, else its
     longest known ``_``-prefix (``total_return_MSFT`` -> ``total_return``, ``sharpe_AAPL``
     -> ``sharpe_ratio``), else its longest known suffix (``worst_return`` ->
-    ``total_return``); unknown names stay (fmt.general)."""
+    ``total_return``); unknown names, and names with a unit word (``drawdown_days``,
+    ``trades_per_year``), stay (fmt.general)."""
     parts = key.split("_")
     n = len(parts)
+    if key not in fmt.KINDS and _UNIT_WORDS & {p.lower() for p in parts}:
+        return key   # drawdown_days is not a drawdown
     for part in ["_".join(parts[:i]) for i in range(n, 0, -1)] + \
             ["_".join(parts[i:]) for i in range(1, n)]:
         part = _METRIC_ALIASES.get(part.lower(), part)
         if part in fmt.KINDS:
             return part
     return key
+
+
+# words that make a record another quantity than the metric its name starts or ends with:
+# drawdown_days=45 showed "+4,500.0 %", trades_per_year=12.5 showed "12"
+_UNIT_WORDS = frozenset({"days", "bars", "weeks", "months", "years", "hours", "minutes",
+                         "seconds", "per", "count", "number"})
 
 
 def _fmt(v, key: str = "") -> str:
@@ -155,7 +164,10 @@ def _fmt(v, key: str = "") -> str:
         return fmt.NA
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return str(v)
-    return fmt.metric(_metric_name(str(key)), v)
+    name = _metric_name(str(key))
+    if fmt.kind(name) == "count" and v == v and abs(v) != float("inf") and v != int(v):
+        return fmt.general(v)   # a count rounded 12.5 trades to "12"
+    return fmt.metric(name, v)
 
 
 # --------------------------------------------------------------------------- runs

@@ -699,7 +699,11 @@ def test_recorded_values_are_formatted_by_metric_name():
              ("worst_return", -0.0493): "-4.9 %", ("fees_paid", 37926.211): "37,926",
              ("share_abs_z_above_2", 0.09149): "0.09149", ("symbol", "IBM"): "IBM",
              ("ok", True): "True", ("total_return", None): "n/a",
-             ("profit_factor", float("inf")): "inf"}
+             ("profit_factor", float("inf")): "inf",
+             # another quantity than the metric its name starts with: not its unit
+             ("drawdown_days", 45): "45", ("trades_per_year", 12.5): "12.5",
+             ("return_count", 120): "120", ("max_drawdown_bars", 300): "300",
+             ("n_trades", 12.5): "12.5", ("orders_AAPL", 3.0): "3"}
     for (k, v), text in cases.items():
         assert suite._fmt(v, k) == text, (k, v)
 
