@@ -18,6 +18,7 @@ Batch rules (hostile names, faults):
 - a run's name becomes ``--out/NAME.ipynb`` (``.html``): a name with ``/``, ``\\`` or a
   control character, ``.``/``..``, or a path that resolves outside ``--out`` is refused
   before anything runs;
+- an output folder that cannot be written is refused before anything runs;
 - output names are unique per batch (a repeat gets ``-2``, ``-3``; case-insensitive);
   a rerun into the same ``--out`` keeps earlier runs in the index: the same notebook
   with the same parameters replaces its earlier entry, other parameters get a new name;
@@ -995,11 +996,26 @@ def _fold(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+def _check_writable(root: Path) -> None:
+    """Refuse an output folder (or, not there yet, its nearest existing parent) that
+    cannot be written, before anything runs: a read-only --out ran every notebook, then
+    ended in a traceback writing the index (``report``: writing ``_static/``). A real
+    file is tried: permission bits say nothing for root or an immutable folder."""
+    where = next(d for d in (root, *root.parents) if d.exists())
+    try:
+        fd, tmp = tempfile.mkstemp(dir=where, prefix=".quantlab-write-check.")
+    except OSError as e:
+        raise PermissionError(f"--out {root}: cannot write in {where} ({e.strerror or e})") \
+            from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
     """Check every run's name and make the output names unique, before anything runs.
 
-    A name is refused when it is not a plain file name or its outputs would resolve
-    outside ``out_dir`` (a symlink planted there included). A repeat within the batch,
+    A folder that cannot be written is refused (PermissionError). A name is refused
+    when it is not a plain file name or its outputs would resolve outside ``out_dir`` (a symlink planted there included). A repeat within the batch,
     ``index`` (the batch's own page), a source notebook of the batch, or a name that an
     earlier run in ``out_dir``'s index holds for another notebook or other parameters
     gets a suffix ``-2``, ``-3``... Names compare case-insensitively and in Unicode
@@ -1030,6 +1046,7 @@ def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
     root = Path(out_dir).resolve()
     if root.exists() and not root.is_dir():
         raise ValueError(f"--out {root} is not a folder")
+    _check_writable(root)
     earlier = {_fold(r.name): (r.name, _key(r)) for r in read_index(out_dir)}
     sources = {str(Path(r.notebook).resolve()) for r in runs}  # --out may hold the inputs
     used = set()

@@ -565,6 +565,31 @@ def test_a_failed_run_without_papermills_banner_says_so_atop_its_report(tmp_path
     assert first.metadata["tags"] == [suite.FAILED_TAG]
 
 
+def test_an_output_folder_that_cannot_be_written_is_refused_before_anything_runs(
+        tmp_path, fake_exec, monkeypatch, capsys):
+    """A read-only --out ran every notebook and then ended in a PermissionError traceback
+    writing the index (report: writing _static/). Permission bits say nothing for root
+    (CI) or an immutable folder, so the refusal is simulated where a file is created."""
+    import tempfile
+
+    nb = str(_tiny(tmp_path / "nb.ipynb"))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = tempfile.mkstemp
+
+    def refused(*a, dir=None, **kw):
+        if dir is not None and Path(dir).resolve() == ro.resolve():
+            raise PermissionError(1, "Operation not permitted")
+        return real(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(suite.tempfile, "mkstemp", refused)
+    for cmd, out in (("report", ro), ("run-suite", ro), ("run-suite", ro / "new" / "sub")):
+        assert cli.main([cmd, nb, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"error: --out {out}: cannot write in {ro} (Operation not permitted)" in err
+    assert fake_exec == [] and list(ro.iterdir()) == []
+
+
 def test_make_clean_keeps_reports():
     import shutil
     import subprocess
