@@ -1015,7 +1015,8 @@ def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
     """Check every run's name and make the output names unique, before anything runs.
 
     A folder that cannot be written is refused (PermissionError). A name is refused
-    when it is not a plain file name or its outputs would resolve outside ``out_dir`` (a symlink planted there included). A repeat within the batch,
+    when it is not a plain file name or its outputs would resolve outside ``out_dir``
+    (a symlink planted there included). A repeat within the batch,
     ``index`` (the batch's own page), a source notebook of the batch, or a name that an
     earlier run in ``out_dir``'s index holds for another notebook or other parameters
     gets a suffix ``-2``, ``-3``... Names compare case-insensitively and in Unicode
