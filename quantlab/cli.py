@@ -71,7 +71,7 @@ def _batch_options(s) -> None:
     s.add_argument("notebooks", nargs="*", help="notebooks to run (default: the suite "
                    "config, or every notebook in notebooks/)")
     s.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="set a parameter for every run (repeatable)")
+                   help="set a parameter for every run whose notebook takes it (repeatable)")
     s.add_argument("--params-file", help="YAML grid {name: [values]}: one run per combination")
     s.add_argument("--config", help="suite YAML (default: config/suite.yaml if present)")
     s.add_argument("--out", help="output directory (default reports/); earlier runs "
@@ -259,9 +259,7 @@ def _plan(a, config, out, in_place):
     if a.timeout is not None:  # the command line wins over the config
         for r in runs:
             r.timeout = None
-    params = _parse_p(a.parameter)
-    for r in runs:
-        r.parameters.update(params)
+    suite.give_parameters(runs, _parse_p(a.parameter))
     if a.params_file:
         try:
             grid = yaml.safe_load(Path(a.params_file).read_text())

@@ -25,7 +25,9 @@ Batch rules (hostile names, faults):
   ``--clean`` forgets (and deletes) what the index lists first;
 - a parameter the notebook's ``parameters`` cell does not set (or any parameter, when it
   has no such cell) fails that run, named in the index: papermill would only warn and
-  run the defaults under the given name;
+  run the defaults under the given name; ``-p`` goes to the runs whose notebook sets it
+  (``give_parameters``), and a name no run's notebook sets is refused before anything
+  runs;
 - a failed run's report starts with what failed (papermill's banner for a failing cell,
   quantlab's for a timeout or stale stored outputs); a run that produced no notebook
   leaves no earlier ``NAME.ipynb``/``NAME.html`` behind;
@@ -69,8 +71,8 @@ from quantlab._validate import integer, number
 from quantlab.data import checksum
 
 __all__ = ["Run", "check_name", "check_parameters", "check_timeout", "clean_index",
-           "config_timeout", "describe", "expand_grid", "folder_size", "load_config",
-           "plan_outputs", "provenance", "read_index", "record", "render_html", "run_suite",
+           "config_timeout", "describe", "expand_grid", "folder_size", "give_parameters",
+           "load_config", "parameter_names", "plan_outputs", "provenance", "read_index", "record", "render_html", "run_suite",
            "stored_result", "write_index", "write_static"]
 
 RECORD_MIME = "application/vnd.quantlab.record+json"
@@ -1223,39 +1225,114 @@ def _read_notebooks(runs, timeout):
     return payload, sources
 
 
+def parameter_names(nb_json: str):
+    """The names a notebook's ``parameters`` cell sets.
+
+    Parameters
+    ----------
+    nb_json : str
+        The notebook's text (``.ipynb`` JSON).
+
+    Returns
+    -------
+    set of str, None or Ellipsis
+        The names; None when it has no cell tagged ``parameters``; ``...`` (any) when
+        that cannot be told: not a notebook, a cell that is not plain Python.
+
+    Examples
+    --------
+    >>> import nbformat
+    >>> cell = nbformat.v4.new_code_cell("symbol = 'AAPL'; fast, slow = 20, 100")
+    >>> cell.metadata["tags"] = ["parameters"]
+    >>> sorted(parameter_names(nbformat.writes(nbformat.v4.new_notebook(cells=[cell]))))
+    ['fast', 'slow', 'symbol']
+    >>> parameter_names(nbformat.writes(nbformat.v4.new_notebook())) is None
+    True
+    """
+    import ast
+
+    try:
+        cells = json.loads(nb_json).get("cells", [])
+    except (ValueError, AttributeError):
+        return ...   # not a notebook: papermill says so when it runs
+    cell = next((c for c in cells if c.get("cell_type") == "code"
+                 and "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return None
+    src = cell.get("source", "")
+    try:
+        tree = ast.parse("".join(src) if isinstance(src, list) else str(src))
+    except SyntaxError:
+        return ...
+    targets = [t for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+               for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
 def _unknown_parameters(nb_json: str, parameters: dict) -> str:
     """Why ``parameters`` cannot be given to this notebook ("" when they can): papermill
     injects a name its ``parameters`` cell does not set with a warning only, so a misspelt
     ``-p symbl MSFT`` ran with the default and the index listed ``symbl = MSFT`` beside
     its results; without a parameters cell every value is overwritten by the notebook's
     own code. A cell that is not plain Python is not checked."""
-    import ast
-
-    if not parameters:
+    names = parameter_names(nb_json) if parameters else ...
+    if names is ...:
         return ""
-    try:
-        cells = json.loads(nb_json).get("cells", [])
-    except (ValueError, AttributeError):
-        return ""   # not a notebook: papermill says so when it runs
-    cell = next((c for c in cells if c.get("cell_type") == "code"
-                 and "parameters" in c.get("metadata", {}).get("tags", [])), None)
-    if cell is None:
+    if names is None:
         return (f"parameters {sorted(parameters)} given, but the notebook has no cell tagged "
                 "'parameters' to override")
-    src = cell.get("source", "")
-    try:
-        tree = ast.parse("".join(src) if isinstance(src, list) else str(src))
-    except SyntaxError:
-        return ""
-    targets = [t for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-               for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
-    names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
     unknown = sorted(set(parameters) - names)
     if not unknown:
         return ""
     return (f"unknown parameter(s) {unknown}: the notebook's parameters cell sets "
             f"{', '.join(sorted(names)) or 'nothing'} (an unknown name would run with the "
             "defaults and be listed as if it had been set)")
+
+
+def give_parameters(runs: list[Run], params: dict, where: str = "-p") -> None:
+    """``params`` added to each run whose notebook's parameters cell sets them (all of
+    them where that cannot be told): ``-p symbol MSFT`` over the whole suite is for the
+    notebooks that take a symbol, the others run as they are.
+
+    Parameters
+    ----------
+    runs : list of Run
+        The batch; each run's ``parameters`` is updated in place.
+    params : dict
+        Name -> value (``-p NAME VALUE``).
+    where : str, default "-p"
+        How errors name the option.
+
+    Raises
+    ------
+    ValueError
+        If a name is set by no notebook of the batch (a typo), naming those they set.
+
+    Examples
+    --------
+    >>> runs = [Run(str(REPO / "notebooks" / "00_quickstart.ipynb")),
+    ...         Run(str(REPO / "notebooks" / "09_tick_engine.ipynb"))]
+    >>> give_parameters(runs, {"symbol": "MSFT"})
+    >>> [r.parameters for r in runs]
+    [{'symbol': 'MSFT'}, {}]
+    """
+    if not params:
+        return
+    takes = {}
+    for r in runs:
+        try:
+            takes[id(r)] = parameter_names(Path(r.notebook).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            takes[id(r)] = ...   # read again, and named, when the batch runs
+    known = set().union(*(t for t in takes.values() if t not in (None, ...)))
+    for k in params:
+        if not any(t is ... or (t is not None and k in t) for t in takes.values()):
+            raise ValueError(f"{where} {k}: no notebook of this batch sets {k!r} in its "
+                             f"parameters cell (they set: {', '.join(sorted(known)) or 'none'})")
+    for r in runs:
+        t = takes[id(r)]
+        r.parameters.update({k: v for k, v in params.items()
+                             if t is ... or (t is not None and k in t)})
 
 
 def _progress(n: int, log):

@@ -918,3 +918,33 @@ def test_a_value_or_params_file_that_is_not_yaml_is_refused(tmp_path, fake_exec,
     err = capsys.readouterr().err
     assert "error:" in err and "not YAML" in err and "Traceback" not in err
     assert fake_exec == []
+
+
+def test_p_goes_to_the_runs_that_take_it_and_a_name_none_takes_is_refused(tmp_path,
+                                                                          fake_exec):
+    """`-p symbol MSFT` over a whole suite: the notebooks that take a symbol get it, the
+    others run as they are (each one failed after the unknown-parameter check); a name
+    no notebook takes (a typo) is refused before anything runs, exit 2."""
+    from quantlab import cli
+    sym = _tiny(tmp_path / "sym.ipynb", "symbol = 'AAPL'\nwindow = 20")
+    other = _tiny(tmp_path / "other.ipynb", "window = 20")
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(f"notebooks_dir: {tmp_path}\nruns:\n  - notebook: sym.ipynb\n"
+                   "  - notebook: other.ipynb\n")
+    out = tmp_path / "o"
+    assert cli.main(["run-suite", "--config", str(cfg), "--out", str(out),
+                     "-p", "symbol", "MSFT", "-p", "window", "5"]) == 0
+    assert sorted(fake_exec, key=len) == [{"window": 5}, {"symbol": "MSFT", "window": 5}]
+    listed = {r["name"]: r for r in _index(out)}
+    assert {r["status"] for r in listed.values()} == {"ok"}
+    del fake_exec[:]
+    assert cli.main(["run-suite", str(sym), str(other), "--out", str(out),
+                     "-p", "symbl", "MSFT"]) == 2
+    assert fake_exec == []
+    runs = [suite.Run(str(sym)), suite.Run(str(other)), suite.Run(str(tmp_path / "gone"))]
+    suite.give_parameters(runs, {"symbol": "X"})
+    assert [r.parameters for r in runs] == [{"symbol": "X"}, {}, {"symbol": "X"}]
+    with pytest.raises(ValueError, match=r"-p symbl: no notebook of this batch sets "
+                                         r"'symbl' in its parameters cell \(they set: "
+                                         r"symbol, window\)"):
+        suite.give_parameters(runs[:2], {"symbl": "X"})
