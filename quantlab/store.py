@@ -1171,7 +1171,8 @@ def _chunk_files(arr):
     meta = getattr(arr, "metadata", None)
     codecs_ = tuple(getattr(meta, "codecs", ()))
     if (getattr(meta, "zarr_format", None) != 3 or sys.byteorder != "little"
-            or not isinstance(getattr(arr, "store_path", None).store, LocalStore)
+            or not isinstance(getattr(getattr(arr, "store_path", None), "store", None),
+                              LocalStore)
             or len(codecs_) not in (2, 3) or not isinstance(codecs_[0], BytesCodec)
             or getattr(codecs_[0].endian, "value", None) != "little"
             or not isinstance(codecs_[1], BloscCodec)
@@ -1196,7 +1197,7 @@ def _decoded(raw: bytes, checksum: bool, out: np.ndarray) -> np.ndarray:
         frame = frame[:-4]
         if len(raw) < 4 or crc32c.crc32c(frame) != int.from_bytes(raw[-4:], "little"):
             raise ValueError("Stored and computed checksum do not match")
-    if (len(frame) < 16 or int.from_bytes(frame[4:8], "little") != out.nbytes
+    if (len(frame) < _BLOSC_OVERHEAD or int.from_bytes(frame[4:8], "little") != out.nbytes
             or int.from_bytes(frame[12:16], "little") != len(frame)):
         raise ValueError(f"a Blosc frame of {len(frame)} bytes is not a chunk of "
                          f"{out.nbytes} bytes")

@@ -1324,15 +1324,16 @@ def give_parameters(runs: list[Run], params: dict, where: str = "-p") -> None:
             takes[id(r)] = parameter_names(Path(r.notebook).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):
             takes[id(r)] = ...   # read again, and named, when the batch runs
+    def sets(names, k) -> bool:
+        return names is ... or (names is not None and k in names)
+
     known = set().union(*(t for t in takes.values() if t not in (None, ...)))
     for k in params:
-        if not any(t is ... or (t is not None and k in t) for t in takes.values()):
+        if not any(sets(t, k) for t in takes.values()):
             raise ValueError(f"{where} {k}: no notebook of this batch sets {k!r} in its "
                              f"parameters cell (they set: {', '.join(sorted(known)) or 'none'})")
     for r in runs:
-        t = takes[id(r)]
-        r.parameters.update({k: v for k, v in params.items()
-                             if t is ... or (t is not None and k in t)})
+        r.parameters.update({k: v for k, v in params.items() if sets(takes[id(r)], k)})
 
 
 def _progress(n: int, log):

@@ -434,7 +434,7 @@ class Strategy(abc.ABC):
                                 "expected ('time', 'asset')")
             _validate.real_array(f"{self.name}: data variable {v!r}", ds[v].dtype)
         # bools, integers and float16 as float64: bottleneck and pandas' fills have no
-        # float16 or bool loops (NotImplementedError, a bare TypeError deep inside)
+        # float16 or bool loops, and raised deep inside instead of computing
         ds = ds.assign({v: ds[v].astype(np.float64) for v in self.requires
                         if ds[v].dtype not in (np.float32, np.float64)})
         absent = [i for i in self.inputs if i not in inputs]

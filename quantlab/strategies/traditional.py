@@ -534,7 +534,8 @@ class SPC(Strategy):
         r = returns(ds["close"])
         mu = rolling.ewm_mean(r, span, min_periods=span)
         sd = np.sqrt((rolling.ewm_mean(r ** 2, span, min_periods=span) - mu ** 2).clip(min=0))
-        z = ((r - shifted(mu)) / shifted(sd).where(shifted(sd) > 0))
+        prev_sd = shifted(sd)
+        z = (r - shifted(mu)) / prev_sd.where(prev_sd > 0)
         zt = z.transpose("time", "asset").values
         up, dn = np.zeros_like(zt), np.zeros_like(zt)
         su = np.zeros(zt.shape[1])
