@@ -84,6 +84,19 @@ max_lag : int, default 5
 }
 
 
+def _listed(names) -> list:
+    """``names`` as a list: one name alone is one symbol, not its letters."""
+    return [names] if isinstance(names, str) else list(names)
+
+
+def _once(what: str, names: list) -> None:
+    """Refuse a symbol given twice: duplicate labels in every result (lead_lag failed
+    inside pandas)."""
+    dup = sorted({s for s in names if names.count(s) > 1}, key=str)
+    if dup:
+        raise ValueError(f"{what} repeat {dup}; give each symbol once")
+
+
 def _as_series(data, symbol) -> pd.Series:
     if isinstance(data, xr.Dataset):
         data = data["close"]
@@ -267,13 +280,10 @@ class CrossMarketAnalyzer:
     def _symbols(self, symbols):
         if not self._series:
             raise ValueError("no data: add_market_data(...) or from_bundled() first")
-        symbols = list(self._series) if symbols is None else \
-            [symbols] if isinstance(symbols, str) else list(symbols)   # not its letters
+        symbols = list(self._series) if symbols is None else _listed(symbols)
         if not symbols:
             raise ValueError("symbols is empty: give at least one added symbol")
-        dup = sorted({s for s in symbols if symbols.count(s) > 1}, key=str)
-        if dup:   # duplicate labels in every result; lead_lag failed inside pandas
-            raise ValueError(f"symbols repeat {dup}; give each symbol once")
+        _once("symbols", symbols)
         unknown = [s for s in symbols if s not in self._series]
         if unknown:
             raise ValueError(f"unknown symbol(s) {unknown}; added: {', '.join(self._series)}")
@@ -436,9 +446,7 @@ class CrossMarketAnalyzer:
         """Rolling OLS beta of each target's returns on the driver's, and its stability."""
         if driver in targets:
             raise ValueError(f"{driver} is the driver; it cannot be a target too")
-        dup = sorted({t for t in targets if targets.count(t) > 1})
-        if dup:
-            raise ValueError(f"targets repeat {dup}; give each symbol once")
+        _once("targets", targets)
         r = self.returns([*targets, driver])
         x = r.sel(asset=driver, drop=True)
         y = r.sel(asset=list(targets))
@@ -487,7 +495,7 @@ class CrossMarketAnalyzer:
         MSFT       0.677        0.058  299
         """
         self._need(fx, "fx")
-        return self._betas([equity] if isinstance(equity, str) else list(equity), fx, window)
+        return self._betas(_listed(equity), fx, window)
 
     def commodity_influence(self, targets=None, commodity="WTI", window=63):
         """Rolling betas and correlations of ``targets`` on a commodity's returns.
@@ -510,8 +518,7 @@ class CrossMarketAnalyzer:
         self._need(commodity, "commodity")
         if targets is None:
             targets = self.asset_classes().get("equity", [])
-        return self._betas([targets] if isinstance(targets, str) else list(targets), commodity,
-                           window)
+        return self._betas(_listed(targets), commodity, window)
 
     def _need(self, symbol, cls):
         if symbol not in self._series:
