@@ -26,15 +26,24 @@ day. Daily bars stamped at a local time of day and read in UTC are still daily: 
 daylight-saving change makes a step 23 or 25 hours, and business days east of UTC (a
 Tokyo Monday is a Sunday in UTC) are told from 24/7 bars by the five weekdays they fall
 on over two weeks or more.
+
+Too few bars to tell two calendars apart give the first one of the table that fits, with
+a :class:`~quantlab.errors.CalendarWarning` naming the other: daily bars over under a
+week without a weekend (business days or 24/7?), or over under two weeks on five
+weekdays or fewer (24/7 or business days east of UTC?); intraday bars around the clock
+over under a week without a weekend (24/7 or 24/5?); a session seen on one UTC day (the
+data's own span: the market may open longer). ``periods=`` decides.
 """
 from __future__ import annotations
 
+import warnings
 import weakref
 
 import numpy as np
 import pandas as pd
 
 from quantlab import _validate as _v
+from quantlab.errors import CalendarWarning
 
 __all__ = ["infer", "annotate", "periods_for"]
 
@@ -111,7 +120,7 @@ def infer(time, freq=None) -> dict:
     >>> import pandas as pd, quantlab as ql
     >>> ql.calendar.infer(ql.data.load().isel(time=slice(0, 300)))
     {'freq': '1D', 'calendar': 'business_day', 'periods_per_year': 252}
-    >>> ql.calendar.infer(pd.date_range("2024-01-01", periods=60, freq="h"))
+    >>> ql.calendar.infer(pd.date_range("2024-01-01", periods=240, freq="h"))
     {'freq': '1h', 'calendar': '24/7', 'periods_per_year': 8760}
     """
     idx = _time_index(time)
@@ -176,9 +185,18 @@ def _infer(idx: pd.DatetimeIndex, freq) -> dict:
             raise ValueError(f"irregular timestamps (smallest step {pd.Timedelta(step)}, "
                              "not a whole divisor of the others, or not the usual step)")
     fs = _freq_str(step)
+    span = ns[-1] - ns[0]
     if step == _DAY:
-        return ({"freq": fs, "calendar": "24/7", "periods_per_year": 365} if weekend else
-                {"freq": fs, "calendar": "business_day", "periods_per_year": 252})
+        if weekend:
+            if weekdays.size <= 5 and span < 14 * _DAY:
+                _guess("daily bars over under two weeks with five weekdays or fewer",
+                       "24/7", 365, "business days stamped east of UTC (a Tokyo Monday is a "
+                       "Sunday in UTC) give 252")
+            return {"freq": fs, "calendar": "24/7", "periods_per_year": 365}
+        if span < 7 * _DAY:
+            _guess("daily bars over under a week without a weekend", "business_day", 252,
+                   "a 24/7 market gives 365")
+        return {"freq": fs, "calendar": "business_day", "periods_per_year": 252}
     # intraday: the usual first and last bar of a day (mode: robust to half days, gaps
     # and a daylight-saving shift of UTC stamps)
     day = ns // _DAY
@@ -210,16 +228,32 @@ def _infer(idx: pd.DatetimeIndex, freq) -> dict:
             # market, also when its week opens on Sunday evening in UTC (FX: Sunday
             # 22:00 to Friday 22:00); not a 24/7 market's outages
             cal, days = "24/5", 260
-        elif weekend or ns[-1] - ns[0] < 7 * _DAY:
+        elif weekend or span < 7 * _DAY:
             cal, days = "24/7", 365
+            if not weekend:
+                _guess(f"{fs} bars around the clock over under a week without a weekend",
+                       cal, days * per_day, f"a 24/5 market gives {260 * per_day:,.0f}")
         else:
             cal, days = "24/5", 260
     else:
         per_day = (last - first) / step + 1
         cal, days = f"session {_hhmm(first)}-{_hhmm(last + step)}", 365 if weekend else 252
+        if starts.size == 1:
+            # the session is the data's own span: nothing says the market closes there
+            # (on two days, the pause between them shows a close and an open)
+            _guess(f"{fs} bars of one UTC day", cal, days * per_day,
+                   f"a longer session or a 24/7 market ({365 * _DAY // step:,} a year) fit "
+                   "them as well")
     ppy = days * per_day
     return {"freq": fs, "calendar": cal,
             "periods_per_year": int(ppy) if float(ppy).is_integer() else float(ppy)}
+
+
+def _guess(what, cal, ppy, other):
+    """Warn that ``cal`` (``ppy`` periods a year) was read from data that fit ``other``."""
+    warnings.warn(f"calendar inferred from {what}: {cal!r} ({ppy:,.0f} periods a year) is a "
+                  f"guess; {other}. Pass periods= (or set attrs['periods_per_year']) to "
+                  "decide.", CalendarWarning, stacklevel=4)
 
 
 def annotate(ds, freq=None):

@@ -1,6 +1,6 @@
 """Exceptions shared across quantlab (kept import-light)."""
 
-__all__ = ["DataError"]
+__all__ = ["DataError", "CalendarWarning"]
 
 
 class DataError(ValueError):
@@ -23,4 +23,29 @@ class DataError(ValueError):
     Traceback (most recent call last):
     ...
     quantlab.errors.DataError: 'close' of asset 'AAPL' at 2000-03-02: non-positive price -1
+    """
+
+
+class CalendarWarning(UserWarning):
+    """A calendar inferred from too few bars to tell it from another
+    (``ql.calendar.infer``): the periods per year it gives are a guess.
+
+    Five weekday daily bars fit business days and a 24/7 market alike; one day of
+    minute bars fits a session and a 24/7 market. Pass ``periods=`` (or set the
+    data's ``periods_per_year`` attr) to decide, or filter this warning.
+
+    Parameters
+    ----------
+    message : str
+        The calendar guessed, its periods per year and the alternative.
+
+    Examples
+    --------
+    >>> import warnings, pandas as pd, quantlab as ql
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     ql.calendar.infer(pd.date_range("2024-01-01", periods=5, freq="D"))["calendar"]
+    'business_day'
+    >>> w[0].category.__name__
+    'CalendarWarning'
     """

@@ -1,5 +1,7 @@
 """quantlab.calendar: bar frequency, trading calendar and periods per year inferred
 from the time index (with holidays and gaps), set by load_csv, used by periods_for."""
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -366,3 +368,36 @@ def test_two_days_cut_by_the_data_are_not_a_session_of_their_ends():
                           "periods_per_year": 98_280}
     late = two[100:-100]                        # cut mid-session at both ends
     assert infer(late) == infer(two)
+
+
+@pytest.mark.parametrize("idx, cal, other", [
+    # five weekday daily bars: business days, or a 24/7 market's week
+    (pd.date_range("2024-01-01", periods=5, freq="D"), "business_day", "365"),
+    # Sunday to Thursday in UTC over five days: 24/7, or Tokyo's business days
+    (pd.date_range("2023-12-31 15:00", periods=5, freq="D"), "24/7", "east of UTC"),
+    # two days of hourly bars around the clock, no weekend: 24/7 or 24/5
+    (pd.date_range("2024-01-01", periods=48, freq="h"), "24/7", "24/5"),
+    # one UTC day's session: it may be a longer session's or a 24/7 market's stretch
+    (_session([pd.Timestamp("2024-03-07")]), "session 09:30-16:00", "525,600"),
+])
+def test_a_calendar_too_few_bars_can_tell_is_a_guess_and_says_so(idx, cal, other):
+    # an outside probe: these were annualised silently with the first fitting calendar
+    with pytest.warns(ql.errors.CalendarWarning, match=f"guess;.*{other}.*periods="):
+        assert infer(idx)["calendar"] == cal
+    ds = xr.Dataset(coords={"time": idx})
+    with pytest.warns(ql.errors.CalendarWarning):
+        assert annotate(ds).attrs["calendar"] == cal
+
+
+@pytest.mark.parametrize("idx", [
+    pd.bdate_range("2024-01-01", periods=30),                          # weeks of weekdays
+    pd.date_range("2024-01-01", periods=10, freq="D"),                 # a weekend seen
+    pd.date_range("2023-12-31 15:00", periods=6, freq="D"),            # six weekdays
+    pd.date_range("2024-01-01", periods=240, freq="h"),                # ten days, weekend
+    _session(pd.bdate_range("2024-03-07", periods=2)),                 # a close and an open
+    _session(pd.bdate_range("2024-03-07", periods=2))[100:-100],
+])
+def test_a_calendar_the_bars_decide_gives_no_warning(idx):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ql.errors.CalendarWarning)
+        infer(idx)
