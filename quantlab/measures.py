@@ -163,7 +163,8 @@ unbiased : bool, default True
     "dfa_params": """\
 nvals : sequence of int, optional
     Box sizes: >= 2 distinct sizes in [4, len(x)); default 4, 4·1.2, ... <= len(x)/10
-    (nolds).
+    (nolds), and 4..9 for 70 points or fewer (nolds; antropy then fits one or two
+    sizes). Sizes where F(n) is exactly 0 are left out (antropy).
 overlap : bool, default False
     Half-overlapping boxes (nolds' default) instead of disjoint ones.""",
     "higuchi_params": """\
