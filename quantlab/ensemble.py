@@ -20,7 +20,7 @@ from quantlab.backtesting import backtest
 from quantlab.data import returns, shifted
 from quantlab.risk import risk_parity_weights
 
-__all__ = ["Ensemble", "detect_regimes", "create_unconventional_ensemble"]
+__all__ = ["ALLOCATIONS", "Ensemble", "detect_regimes", "create_unconventional_ensemble"]
 
 ALLOCATIONS = ("equal", "risk_parity", "performance_momentum", "regime")
 

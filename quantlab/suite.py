@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import difflib
 import html
 import json
 import keyword
@@ -66,14 +67,18 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from urllib.parse import quote
 
+import pandas as pd
+
 from quantlab import __version__, _validate, fmt
 from quantlab._validate import integer, number
-from quantlab.data import checksum
+from quantlab.data import available, checksum
 
 __all__ = ["Run", "check_name", "check_parameters", "check_timeout", "clean_index",
            "config_timeout", "describe", "expand_grid", "folder_size", "give_parameters",
            "load_config", "parameter_names", "plan_outputs", "provenance", "read_index", "record", "render_html", "run_suite",
-           "stored_result", "write_index", "write_static"]
+           "stored_result", "write_index", "write_static",
+           # checks of notebook parameters (one line each, after the data is loaded)
+           "has_variables", "integer_in", "number_in", "one_of", "period", "subset_of"]
 
 RECORD_MIME = "application/vnd.quantlab.record+json"
 STRIP_TAG = "strip-output"  # outputs too big to commit (inline BokehJS)
@@ -171,6 +176,380 @@ def _fmt(v, key: str = "") -> str:
     if fmt.kind(name) == "count" and v == v and abs(v) != float("inf") and v != int(v):
         return fmt.general(v)   # a count rounded 12.5 trades to "12"
     return fmt.metric(name, v)
+
+
+# --------------------------------------------------------------------------- notebook
+# parameters: one line per parameter right after a notebook loads its data, so a bad
+# value given with `-p`, papermill or a suite config fails there, naming the parameter,
+# the value and what is allowed (instead of a bare KeyError or IndexError cells later).
+
+_LISTED = 30   # names an error lists at most (a data set may have thousands of assets)
+
+
+def _listing(options) -> str:
+    names = [str(o) for o in options]
+    more = f", ... ({len(names)} in all)" if len(names) > _LISTED else ""
+    return ", ".join(names[:_LISTED]) + more
+
+
+def _data_name(data) -> str:
+    name = getattr(data, "attrs", {}).get("name")
+    return f"data set {name!r}" if isinstance(name, str) and name else "the data"
+
+
+def _options(options):
+    """The allowed values and how an error words them: the assets of a Dataset or
+    DataArray, the keys of a mapping (a strategy's ``param_space``), else the items."""
+    if hasattr(options, "dims") and hasattr(options, "coords"):
+        if "asset" not in options.coords:
+            raise ValueError(f"{_data_name(options)} has no 'asset' coordinate to choose from "
+                             f"(dims {tuple(options.dims)})")
+        return ([str(a) for a in options["asset"].values], f"in {_data_name(options)}",
+                "its assets")
+    return list(options), None, "allowed"
+
+
+def _one(name: str, value, allowed: list, what: str | None, label: str):
+    if isinstance(value, (list, tuple, set, dict)):
+        raise TypeError(f"{name} must be one name, got {type(value).__name__} "
+                        f"{_validate._show(value)}; {label}: {_listing(allowed)}")
+    if value in allowed:
+        return value
+    near = difflib.get_close_matches(str(value).lower(), [str(a).lower() for a in allowed], 1)
+    hint = ""
+    if near:
+        hint = f" (did you mean {next(a for a in allowed if str(a).lower() == near[0])!r}?)"
+    raise ValueError(f"{name} {_validate._show(value)} is not {what or 'allowed'}{hint}; "
+                     f"{label}: {_listing(allowed)}")
+
+
+def one_of(name: str, value, options, what: str | None = None):
+    """Check a notebook parameter that names one of ``options``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    value : object
+        Its value.
+    options : xarray.Dataset, xarray.DataArray, mapping or iterable
+        The allowed values: a Dataset's (DataArray's) assets, a mapping's keys, or the
+        items of a list.
+    what : str, optional
+        What the options are, for the message ("a parameter of strategy 'spc'"); for
+        data it is "in data set NAME".
+
+    Returns
+    -------
+    object
+        ``value``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is a list or another collection (one name is expected).
+    ValueError
+        If ``value`` is not one of ``options``, naming them.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load()
+    >>> ql.suite.one_of("symbol", "MSFT", ds)
+    'MSFT'
+    >>> ql.suite.one_of("symbol", "AAPLX", ds)
+    Traceback (most recent call last):
+    ...
+    ValueError: symbol 'AAPLX' is not in data set 'equities' (did you mean 'AAPL'?); its assets: AAPL, GOOG, IBM, MSFT
+    """
+    allowed, where, label = _options(options)
+    return _one(name, value, allowed, what or where, label)
+
+
+def subset_of(name: str, values, options, what: str | None = None) -> list:
+    """Check a notebook parameter that lists some of ``options``.
+
+    One name alone is a list of that name (``-p symbols AAPL`` is ``["AAPL"]``, not the
+    letters A, A, P, L); the list must be non-empty and name each option at most once.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    values : str or list of str
+        Its value.
+    options : xarray.Dataset, xarray.DataArray, mapping or iterable
+        The allowed values, as for :func:`one_of`.
+    what : str, optional
+        What the options are, for the message.
+
+    Returns
+    -------
+    list
+        The names, in the given order.
+
+    Raises
+    ------
+    TypeError
+        If ``values`` is neither a name nor a list (tuple) of names.
+    ValueError
+        If it is empty, repeats a name or names something not in ``options``.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.suite.subset_of("symbols", "AAPL", ql.data.load())
+    ['AAPL']
+    >>> ql.suite.subset_of("params", ["window", "span"], ql.strategies.get("spc").param_space,
+    ...                    what="a parameter of strategy 'spc'")
+    Traceback (most recent call last):
+    ...
+    ValueError: params 'window' is not a parameter of strategy 'spc'; allowed: span, k, h
+    """
+    allowed, where, label = _options(options)
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{name} must be a list of names, got {type(values).__name__} "
+                        f"{_validate._show(values)}; {label}: {_listing(allowed)}")
+    if not values:
+        raise ValueError(f"{name} is empty: give at least one; {label}: {_listing(allowed)}")
+    seen = set()
+    for v in values:
+        _one(name, v, allowed, what or where, label)
+        if v in seen:
+            raise ValueError(f"{name} names {v!r} twice: {_validate._show(list(values))}")
+        seen.add(v)
+    return list(values)
+
+
+def _bounded(check, name, value, lo, hi, why):
+    try:
+        return check(name, value, lo, hi)
+    except ValueError as e:   # a value out of bounds: say where the bounds come from
+        raise ValueError(f"{e} ({why})" if why else str(e)) from None
+
+
+def integer_in(name: str, value, lo: int | None = None, hi: int | None = None,
+               why: str = "") -> int:
+    """Check a notebook parameter that is a whole number in [lo, hi].
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    value : int
+        Its value; bools, text ("20") and non-integral floats are refused.
+    lo, hi : int, optional
+        Bounds (inclusive).
+    why : str, optional
+        Where the bounds come from, appended to the message ("more than fast = 20").
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a number.
+    ValueError
+        If it is not whole or out of bounds.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.suite.integer_in("slow", 100, 21, 3270)
+    100
+    >>> ql.suite.integer_in("slow", 10, 21, 3270, why="more than fast = 20")
+    Traceback (most recent call last):
+    ...
+    ValueError: slow must be an integer in [21, 3270], got 10 (more than fast = 20)
+    """
+    return _bounded(_validate.integer, name, value, lo, hi, why)
+
+
+def number_in(name: str, value, lo: float | None = None, hi: float | None = None,
+              why: str = "") -> float:
+    """Check a notebook parameter that is a finite number in [lo, hi].
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    value : float
+        Its value; bools and text ("5") are refused.
+    lo, hi : float, optional
+        Bounds (inclusive).
+    why : str, optional
+        Where the bounds come from, appended to the message.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a number.
+    ValueError
+        If it is NaN, infinite or out of bounds.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.suite.number_in("slippage_bps", 5, 0, 10_000)
+    5.0
+    >>> ql.suite.number_in("slippage_bps", "5", 0, 10_000)
+    Traceback (most recent call last):
+    ...
+    TypeError: slippage_bps must be a real number, got '5'
+    """
+    return _bounded(_validate.number, name, value, lo, hi, why)
+
+
+def _date(label: str, value):
+    """A period end as a Timestamp (None stays None); text such as '2005-01-01', a date."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, _dt.date)) and type(value).__name__ != "datetime64":
+        raise TypeError(f"{label} must be a date as text such as '2005-01-01' (or None), "
+                        f"got {type(value).__name__} {_validate._show(value)}")
+    try:
+        t = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        t = pd.NaT
+    if t is pd.NaT:
+        raise ValueError(f"{label} {_validate._show(value)} is not a date (text such as "
+                         "'2005-01-01')")
+    if t.tzinfo is not None:
+        raise ValueError(f"{label} {_validate._show(value)} has a time zone; the data's "
+                         "times have none")
+    return t
+
+
+def period(name, value, data, *, after=None, min_bars: int = 1) -> tuple:
+    """Check a notebook parameter that is a (start, end) period of ``data``.
+
+    Each end is a date (text such as ``'2005-01-01'``, or a date) or None (the data's
+    first/last bar). The period must run forward and hold at least ``min_bars`` bars
+    of ``data``; with ``after``, start after that other period ends.
+
+    Parameters
+    ----------
+    name : str or (str, str)
+        The parameter's name (``"in_sample"``), or the names of two parameters that
+        give the start and the end (``("start", "end")``).
+    value : (start, end)
+        The period (a list or tuple of two).
+    data : xarray.Dataset or xarray.DataArray
+        The data with a ``time`` dimension the period selects from.
+    after : (str, (start, end)), optional
+        The name and value of a period this one must start after (an out-of-sample
+        period after the in-sample one).
+    min_bars : int, default 1
+        Bars the period must hold.
+
+    Returns
+    -------
+    tuple
+        ``(start, end)`` as given.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a pair or an end is not a date.
+    ValueError
+        If an end is not a date, the period runs backwards, holds fewer than
+        ``min_bars`` bars of ``data`` or starts before ``after`` ends.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load()
+    >>> ql.suite.period("in_sample", ["2001-01-01", "2009-12-31"], ds)
+    ('2001-01-01', '2009-12-31')
+    >>> ql.suite.period(("start", "end"), ("2010-01-01", "2005-01-01"), ds)
+    Traceback (most recent call last):
+    ...
+    ValueError: start '2010-01-01' is after end '2005-01-01'
+    >>> ql.suite.period("out_of_sample", ("2030-01-01", None), ds)
+    Traceback (most recent call last):
+    ...
+    ValueError: out_of_sample ('2030-01-01', None): no bars of data set 'equities' (it runs 2000-03-01 .. 2013-03-01)
+    """
+    pair = isinstance(name, (tuple, list))
+    labels = tuple(name) if pair else (f"{name} start", f"{name} end")
+    shown = " .. ".join(labels) if pair else name
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise TypeError(f"{shown} must be a (start, end) pair of dates such as "
+                        f"('2005-01-01', '2009-12-31'), got {_validate._show(value)}")
+    start, end = value
+    t0, t1 = _date(labels[0], start), _date(labels[1], end)
+    times = data["time"].to_index()
+    # text as given: pandas reads an end of '2009' as all of 2009, a Timestamp as its 1 Jan
+    chosen = data["time"].sel(time=slice(*(v if isinstance(v, str) else t for v, t in
+                                           ((start, t0), (end, t1))))).to_index()
+    if len(chosen) == 0 and t0 is not None and t1 is not None and t0 > t1:
+        raise ValueError(f"{labels[0]} {start!r} is after {labels[1]} {end!r}")
+    if len(chosen) < max(min_bars, 1):
+        span = (f"it runs {str(times[0])[:10]} .. {str(times[-1])[:10]}" if len(times)
+                else "it has no bars")
+        n = len(chosen)
+        holds = f"{n} bar{'s' if n != 1 else ''}" if n else "no bars"
+        need = f"; at least {min_bars} needed" if n else ""
+        what = (f"{labels[0]} {_validate._show(start)}, {labels[1]} {_validate._show(end)}"
+                if pair else f"{name} {_validate._show(tuple(value))}")
+        raise ValueError(f"{what}: {holds} of {_data_name(data)} ({span}){need}")
+    if after is not None:
+        other, (o_start, o_end) = after
+        last = data["time"].sel(time=slice(o_start, o_end)).to_index()
+        if len(last) and chosen[0] <= last[-1]:
+            raise ValueError(f"{shown} starts {str(chosen[0])[:10]}, before {other} ends "
+                             f"{str(last[-1])[:10]}: it must start after it")
+    return tuple(value)
+
+
+def has_variables(name: str, data, variables):
+    """Check that the data set a notebook parameter names has ``variables``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter that named the data set (``"data_set"``), for the message.
+    data : xarray.Dataset
+        The data loaded from it.
+    variables : str or list of str
+        The variables the notebook uses.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``data``.
+
+    Raises
+    ------
+    ValueError
+        If a variable is missing, naming the data sets that have them all.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.suite.has_variables("data_set", ql.data.load("ff3"), "close")
+    Traceback (most recent call last):
+    ...
+    ValueError: data_set 'ff3' has no 'close' (its variables: mkt_rf, smb, hml, rf); the data sets with it: equities, indices, sp500_20, vix, wti, cross_market, fx_1980s
+    """
+    need = [variables] if isinstance(variables, str) else list(variables)
+    missing = [v for v in need if v not in data.data_vars]
+    if not missing:
+        return data
+    sets = available()["variables"].str.split()
+    fit = [n for n, vs in sets.items() if set(need) <= set(vs)]
+    label = data.attrs.get("name", "the data")
+    raise ValueError(f"{name} {label!r} has no {', '.join(map(repr, missing))} (its variables: "
+                     f"{', '.join(map(str, data.data_vars))}); the data sets with "
+                     f"{'it' if len(need) == 1 else 'them'}: {', '.join(fit) or 'none'}")
 
 
 # --------------------------------------------------------------------------- runs
