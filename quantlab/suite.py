@@ -428,12 +428,13 @@ def _date(label: str, value):
     return t
 
 
-def period(name, value, data, *, after=None, min_bars: int = 1) -> tuple:
+def period(name, value, data, *, asset=None, after=None, min_bars: int = 1) -> tuple:
     """Check a notebook parameter that is a (start, end) period of ``data``.
 
     Each end is a date (text such as ``'2005-01-01'``, or a date) or None (the data's
     first/last bar). The period must run forward and hold at least ``min_bars`` bars
-    of ``data``; with ``after``, start after that other period ends.
+    of ``data`` (with ``asset``: bars where that asset has data); with ``after``, start
+    after that other period ends.
 
     Parameters
     ----------
@@ -444,6 +445,8 @@ def period(name, value, data, *, after=None, min_bars: int = 1) -> tuple:
         The period (a list or tuple of two).
     data : xarray.Dataset or xarray.DataArray
         The data with a ``time`` dimension the period selects from.
+    asset : str, optional
+        Count only the bars of this asset (GOOG has none before its 2004 listing).
     after : (str, (start, end)), optional
         The name and value of a period this one must start after (an out-of-sample
         period after the in-sample one).
@@ -477,6 +480,10 @@ def period(name, value, data, *, after=None, min_bars: int = 1) -> tuple:
     Traceback (most recent call last):
     ...
     ValueError: out_of_sample ('2030-01-01', None): no bars of data set 'equities' (it runs 2000-03-01 .. 2013-03-01)
+    >>> ql.suite.period(("start", "end"), ("2001", "2002"), ds, asset="GOOG")
+    Traceback (most recent call last):
+    ...
+    ValueError: start '2001', end '2002': no bars of 'GOOG' in data set 'equities' (it runs 2004-08-19 .. 2013-03-01)
     """
     pair = isinstance(name, (tuple, list))
     labels = tuple(name) if pair else (f"{name} start", f"{name} end")
@@ -486,6 +493,12 @@ def period(name, value, data, *, after=None, min_bars: int = 1) -> tuple:
                         f"('2005-01-01', '2009-12-31'), got {_validate._show(value)}")
     start, end = value
     t0, t1 = _date(labels[0], start), _date(labels[1], end)
+    of = _data_name(data)
+    if asset is not None:   # the bars where the asset has a value
+        one = data.sel(asset=asset)
+        has = one.notnull() if not hasattr(one, "data_vars") else \
+            one.to_array().notnull().any("variable")
+        data, of = data["time"][has.values], f"{asset!r} in {of}"
     times = data["time"].to_index()
     # text as given: pandas reads an end of '2009' as all of 2009, a Timestamp as its 1 Jan
     chosen = data["time"].sel(time=slice(*(v if isinstance(v, str) else t for v, t in
@@ -500,7 +513,7 @@ def period(name, value, data, *, after=None, min_bars: int = 1) -> tuple:
         need = f"; at least {min_bars} needed" if n else ""
         what = (f"{labels[0]} {_validate._show(start)}, {labels[1]} {_validate._show(end)}"
                 if pair else f"{name} {_validate._show(tuple(value))}")
-        raise ValueError(f"{what}: {holds} of {_data_name(data)} ({span}){need}")
+        raise ValueError(f"{what}: {holds} of {of} ({span}){need}")
     if after is not None:
         other, (o_start, o_end) = after
         last = data["time"].sel(time=slice(o_start, o_end)).to_index()

@@ -37,8 +37,12 @@ CASES = [
     ("00_quickstart", {"start": "2010-01-01", "end": "2005-01-01"}, ValueError,
      r"start '2010-01-01' is after end '2005-01-01'"),
     ("00_quickstart", {"start": "2030-01-01"}, ValueError,
-     r"start '2030-01-01', end None: no bars of data set 'equities' "
+     r"start '2030-01-01', end None: no bars of 'AAPL' in data set 'equities' "
      r"\(it runs 2000-03-01 \.\. 2013-03-01\)"),
+    ("00_quickstart", {"symbol": "GOOG", "start": "2001", "end": "2002"}, ValueError,
+     r"start '2001', end '2002': no bars of 'GOOG' in data set 'equities' \(it runs 2004-08-19"),
+    ("00_quickstart", {"symbol": "GOOG", "end": "2004-09-01"}, ValueError,
+     r"window must be an integer in \[2, 10\], got 20 \(GOOG has 10 bars\)"),
     ("00_quickstart", {"end": "banana"}, ValueError, r"end 'banana' is not a date"),
     ("00_quickstart", {"window": 1}, ValueError, r"window must be an integer in \[2, 3270\], got 1"),
     ("00_quickstart", {"window": "20"}, TypeError, r"window must be an integer, got '20'"),
@@ -300,6 +304,12 @@ def test_period_checks_dates_order_span_bars_and_sequence(equities):
                                          r"must start after it$"):
         suite.period("oos", ("2009", "2010"), ds, after=("is", ("2005", "2009")))
     assert suite.period("oos", ("2010", "2011"), ds, after=("is", ("2005", "2009")))
+    # with an asset: its own bars (GOOG listed 2004-08-19), of a Dataset or a DataArray
+    for data in (ds, ds["close"]):
+        assert suite.period("p", ("2004", "2005"), data, asset="GOOG", min_bars=100)
+        with pytest.raises(ValueError, match=r"^p \('2001', '2004-08-20'\): 2 bars of 'GOOG' in "
+                                             r".*\(it runs 2004-08-19 \.\. 2013-03-01\); at least 3"):
+            suite.period("p", ("2001", "2004-08-20"), data, asset="GOOG", min_bars=3)
 
 
 def test_has_variables_names_the_data_sets_that_have_them(equities):
