@@ -433,8 +433,8 @@ def period(name, value, data, *, asset=None, after=None, min_bars: int = 1) -> t
 
     Each end is a date (text such as ``'2005-01-01'``, or a date) or None (the data's
     first/last bar). The period must run forward and hold at least ``min_bars`` bars
-    of ``data`` (with ``asset``: bars where that asset has data); with ``after``, start
-    after that other period ends.
+    of ``data`` (with ``asset``: bars where that asset, or each of those, has data); with
+    ``after``, start after that other period ends.
 
     Parameters
     ----------
@@ -445,8 +445,9 @@ def period(name, value, data, *, asset=None, after=None, min_bars: int = 1) -> t
         The period (a list or tuple of two).
     data : xarray.Dataset or xarray.DataArray
         The data with a ``time`` dimension the period selects from.
-    asset : str, optional
-        Count only the bars of this asset (GOOG has none before its 2004 listing).
+    asset : str or list of str, optional
+        Count only the bars of this asset (of each of these assets): GOOG has none
+        before its 2004 listing.
     after : (str, (start, end)), optional
         The name and value of a period this one must start after (an out-of-sample
         period after the in-sample one).
@@ -493,22 +494,28 @@ def period(name, value, data, *, asset=None, after=None, min_bars: int = 1) -> t
                         f"('2005-01-01', '2009-12-31'), got {_validate._show(value)}")
     start, end = value
     t0, t1 = _date(labels[0], start), _date(labels[1], end)
-    of = _data_name(data)
-    if asset is not None:   # the bars where the asset has a value
-        one = data.sel(asset=asset)
-        has = one.notnull() if not hasattr(one, "data_vars") else \
-            one.to_array().notnull().any("variable")
-        data, of = data["time"][has.values], f"{asset!r} in {of}"
-    times = data["time"].to_index()
     # text as given: pandas reads an end of '2009' as all of 2009, a Timestamp as its 1 Jan
-    chosen = data["time"].sel(time=slice(*(v if isinstance(v, str) else t for v, t in
-                                           ((start, t0), (end, t1))))).to_index()
+    def select(times):
+        return times.sel(time=slice(*(v if isinstance(v, str) else t for v, t in
+                                      ((start, t0), (end, t1))))).to_index()
+
+    chosen = select(data["time"])
     if len(chosen) == 0 and t0 is not None and t1 is not None and t0 > t1:
         raise ValueError(f"{labels[0]} {start!r} is after {labels[1]} {end!r}")
-    if len(chosen) < max(min_bars, 1):
-        span = (f"it runs {str(times[0])[:10]} .. {str(times[-1])[:10]}" if len(times)
-                else "it has no bars")
-        n = len(chosen)
+    spans = [(data["time"], _data_name(data))]
+    if asset is not None:   # the bars where each asset has a value
+        spans = []
+        for a in [asset] if isinstance(asset, str) else asset:
+            one = data.sel(asset=a)
+            has = one.notnull() if not hasattr(one, "data_vars") else \
+                one.to_array().notnull().any("variable")
+            spans.append((data["time"][has.values], f"{a!r} in {_data_name(data)}"))
+    for times, of in spans:
+        n = len(select(times))
+        if n >= max(min_bars, 1):
+            continue
+        span = (f"it runs {str(times.values[0])[:10]} .. {str(times.values[-1])[:10]}"
+                if len(times) else "it has no bars")
         holds = f"{n} bar{'s' if n != 1 else ''}" if n else "no bars"
         need = f"; at least {min_bars} needed" if n else ""
         what = (f"{labels[0]} {_validate._show(start)}, {labels[1]} {_validate._show(end)}"

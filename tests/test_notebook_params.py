@@ -119,7 +119,11 @@ CASES = [
     ("10_research_analysis", {"symbols": []}, ValueError, r"symbols is empty: give at least one; its "
      r"assets: AAPL, GOOG, IBM, MSFT"),
     ("10_research_analysis", {"start": "2013-02-01"}, ValueError,
-     r"start '2013-02-01', end None: 20 bars of data set 'equities' .*; at least 64 needed"),
+     r"start '2013-02-01', end None: 20 bars of 'AAPL' in data set 'equities' .*; at least 64 "
+     r"needed"),
+    ("10_research_analysis", {"symbols": ["IBM", "GOOG"], "end": "2004-10-01"}, ValueError,
+     r"start None, end '2004-10-01': 31 bars of 'GOOG' in data set 'equities' \(it runs "
+     r"2004-08-19 \.\. 2013-03-01\); at least 64 needed"),
     ("10_research_analysis", {"end": 20050101}, TypeError,
      r"end must be a date as text such as '2005-01-01' \(or None\), got int 20050101"),
     ("10_research_analysis", {"fees": -1}, ValueError, r"fees must be in \[0, 1\), got -1"),
@@ -307,6 +311,9 @@ def test_period_checks_dates_order_span_bars_and_sequence(equities):
     # with an asset: its own bars (GOOG listed 2004-08-19), of a Dataset or a DataArray
     for data in (ds, ds["close"]):
         assert suite.period("p", ("2004", "2005"), data, asset="GOOG", min_bars=100)
+        with pytest.raises(ValueError, match=r"^p \('2004-08-01', '2004-08-31'\): 9 bars of 'GOOG'"):
+            suite.period("p", ("2004-08-01", "2004-08-31"), data, asset=["IBM", "GOOG"],
+                         min_bars=10)
         with pytest.raises(ValueError, match=r"^p \('2001', '2004-08-20'\): 2 bars of 'GOOG' in "
                                              r".*\(it runs 2004-08-19 \.\. 2013-03-01\); at least 3"):
             suite.period("p", ("2001", "2004-08-20"), data, asset="GOOG", min_bars=3)
