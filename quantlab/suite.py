@@ -428,7 +428,8 @@ def _date(label: str, value):
     return t
 
 
-def period(name, value, data, *, asset=None, after=None, min_bars: int = 1) -> tuple:
+def period(name, value, data, *, asset=None, after=None, min_bars: int = 1,
+           inside: bool = False) -> tuple:
     """Check a notebook parameter that is a (start, end) period of ``data``.
 
     Each end is a date (text such as ``'2005-01-01'``, or a date) or None (the data's
@@ -453,6 +454,9 @@ def period(name, value, data, *, asset=None, after=None, min_bars: int = 1) -> t
         period after the in-sample one).
     min_bars : int, default 1
         Bars the period must hold.
+    inside : bool, default False
+        Each given end must lie within the data's first and last bar (as
+        :func:`quantlab.optimize.optimize_strategy_parameters` requires of its dates).
 
     Returns
     -------
@@ -465,7 +469,8 @@ def period(name, value, data, *, asset=None, after=None, min_bars: int = 1) -> t
         If ``value`` is not a pair or an end is not a date.
     ValueError
         If an end is not a date, the period runs backwards, holds fewer than
-        ``min_bars`` bars of ``data`` or starts before ``after`` ends.
+        ``min_bars`` bars of ``data``, starts before ``after`` ends, or (``inside``)
+        reaches past the data.
 
     Examples
     --------
@@ -481,6 +486,10 @@ def period(name, value, data, *, asset=None, after=None, min_bars: int = 1) -> t
     Traceback (most recent call last):
     ...
     ValueError: out_of_sample ('2030-01-01', None): no bars of data set 'equities' (it runs 2000-03-01 .. 2013-03-01)
+    >>> ql.suite.period("out_of_sample", ("2010-01-01", "2014-12-31"), ds, inside=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: out_of_sample end '2014-12-31' is outside data set 'equities' (it runs 2000-03-01 .. 2013-03-01)
     >>> ql.suite.period(("start", "end"), ("2001", "2002"), ds, asset="GOOG")
     Traceback (most recent call last):
     ...
@@ -502,6 +511,12 @@ def period(name, value, data, *, asset=None, after=None, min_bars: int = 1) -> t
     chosen = select(data["time"])
     if len(chosen) == 0 and t0 is not None and t1 is not None and t0 > t1:
         raise ValueError(f"{labels[0]} {start!r} is after {labels[1]} {end!r}")
+    if inside and len(data["time"]):
+        first, last = (pd.Timestamp(data["time"].values[i]) for i in (0, -1))
+        for label, v, t in ((labels[0], start, t0), (labels[1], end, t1)):
+            if t is not None and not first <= t <= last:
+                raise ValueError(f"{label} {_validate._show(v)} is outside {_data_name(data)} "
+                                 f"(it runs {first.date()} .. {last.date()})")
     spans = [(data["time"], _data_name(data))]
     if asset is not None:   # the bars where each asset has a value
         spans = []

@@ -103,6 +103,11 @@ CASES = [
      r"in_sample start '2009-12-31' is after in_sample end '2001-01-01'"),
     ("08_optimization", {"out_of_sample": ["2005-01-01", "2010-01-01"]}, ValueError,
      r"out_of_sample starts 2005-01-03, before in_sample ends 2009-12-31"),
+    ("08_optimization", {"out_of_sample": ["2010-01-01", "2014-12-31"]}, ValueError,
+     r"out_of_sample end '2014-12-31' is outside data set 'equities' \(it runs 2000-03-01 "
+     r"\.\. 2013-03-01\)"),
+    ("08_optimization", {"in_sample": ["1990-01-01", "2009-12-31"]}, ValueError,
+     r"in_sample start '1990-01-01' is outside data set 'equities'"),
     ("08_optimization", {"wf_window": 0}, ValueError, r"wf_window must be an integer in \[2, 3269\]"),
     ("08_optimization", {"wf_validation": 0}, ValueError, r"wf_validation must be an integer in \[1, "),
     ("08_optimization", {"wf_step": 0}, ValueError, r"wf_step must be an integer >= 1, got 0"),
@@ -138,7 +143,9 @@ CASES = [
     ("12_deploy", {"in_sample": ["2001-01-01", "2011-12-31"]}, ValueError,
      r"out_of_sample starts 2010-01-04, before in_sample ends 2011-12-30"),
     ("12_deploy", {"out_of_sample": ["2030-01-01", "2030-12-31"]}, ValueError,
-     r"out_of_sample \('2030-01-01', '2030-12-31'\): no bars of data set 'equities'"),
+     r"out_of_sample start '2030-01-01' is outside data set 'equities'"),
+    ("12_deploy", {"out_of_sample": ["2013-01-01", "2013-12-31"]}, ValueError,
+     r"out_of_sample end '2013-12-31' is outside data set 'equities'"),
     ("12_deploy", {"tick_bars": 0}, ValueError, r"tick_bars must be an integer >= 1, got 0"),
     ("12_deploy", {"n_trials": 0}, ValueError, r"n_trials must be an integer >= 1, got 0"),
 ]
@@ -308,6 +315,13 @@ def test_period_checks_dates_order_span_bars_and_sequence(equities):
                                          r"must start after it$"):
         suite.period("oos", ("2009", "2010"), ds, after=("is", ("2005", "2009")))
     assert suite.period("oos", ("2010", "2011"), ds, after=("is", ("2005", "2009")))
+    # inside: both ends within the data (the optimiser refuses dates past it, but only
+    # after the searches in 08); without it a period may reach past the data
+    assert suite.period("p", ("1990", "2005"), ds) == ("1990", "2005")
+    with pytest.raises(ValueError, match=r"^p start '1990' is outside data set 'equities' \(it "
+                                         r"runs 2000-03-01 \.\. 2013-03-01\)$"):
+        suite.period("p", ("1990", "2005"), ds, inside=True)
+    assert suite.period("p", (None, "2013-03-01"), ds, inside=True)
     # with an asset: its own bars (GOOG listed 2004-08-19), of a Dataset or a DataArray
     for data in (ds, ds["close"]):
         assert suite.period("p", ("2004", "2005"), data, asset="GOOG", min_bars=100)
