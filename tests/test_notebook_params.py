@@ -190,9 +190,13 @@ def _run_first_cells(name: str, overrides: dict, n: int = FIRST_CELLS):
 
 @pytest.fixture(autouse=True)
 def _no_browser(monkeypatch):
+    """No figure opens a browser, and the notebook output mode the first cells set
+    (``ql.plots.init_notebook()``) does not leak into other tests."""
     import bokeh.io
 
     monkeypatch.setattr(bokeh.io, "show", lambda *a, **k: None)
+    yield
+    bokeh.io.reset_output()
 
 
 @pytest.mark.parametrize("name, bad, exc, pattern", CASES,
