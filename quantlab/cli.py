@@ -373,7 +373,7 @@ def _deploy(a) -> int:
             if not a.symbols:
                 raise ValueError("--feed needs --symbols: the asset name of each symbol_id")
             eng = engine.TickEngine()
-            symbols = a.symbols.split(",")
+            symbols = [s.strip() for s in a.symbols.split(",")]   # "A, B": B
             if dep is None:
                 dep = eng.load_strategy_params(params, strategy=a.strategy, symbols=symbols,
                                                bar=a.bar, **options)

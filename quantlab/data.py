@@ -19,6 +19,7 @@ import re
 import unicodedata
 import warnings
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -452,7 +453,10 @@ def _check_labels(ds: xr.Dataset, where: str) -> None:
                         f"({ds.indexes['time'].tz}); quantlab's timestamps are naive (UTC when "
                         "the source gave offsets): ds.assign_coords(time=ds.indexes['time']"
                         ".tz_convert('UTC').tz_localize(None))")
-    index = ds.indexes["asset"]
+    _check_asset_index(ds.indexes["asset"], where)
+
+
+def _check_asset_index(index: pd.Index, where: str) -> None:
     missing = index.isna()
     if missing.any():
         raise DataError(f"{where}missing asset name ({index[missing][0]!r}) at position "
@@ -553,6 +557,46 @@ def _time_asset(da: xr.DataArray) -> np.ndarray:
 
 def _label(a):
     return unicodedata.normalize("NFC", a.strip()) if isinstance(a, str) else a
+
+
+def asset_names(what: str, names) -> list:
+    """``names`` (a list of asset names: a deployment's universe, the tick engine's
+    symbols) as a list of str, refused as ``validate`` refuses a panel's asset labels.
+
+    A string is one name, not a list of its letters; a missing name (None, NaN), an empty
+    one, one given twice, and two that differ only by surrounding spaces or Unicode form
+    (NFC/NFD) are a DataError naming ``what`` and them: they would never align with the
+    bars' assets, or trade one asset as two.
+
+    Parameters
+    ----------
+    what : str
+        The argument named in errors (``"universe"``).
+    names : iterable of str
+        The asset names, in order.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> from quantlab.data import asset_names
+    >>> asset_names("universe", ("AAPL", "IBM"))
+    ['AAPL', 'IBM']
+    >>> asset_names("universe", ["IBM", "IBM "])
+    Traceback (most recent call last):
+    ...
+    quantlab.errors.DataError: universe: assets 'IBM' and 'IBM ' differ only by surrounding spaces or Unicode form (NFC/NFD); rename one
+    """
+    if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+        raise TypeError(f"{what} must be a list of asset names, got "
+                        f"{type(names).__name__} {names!r}")
+    names = [None if a is None or isinstance(a, float) and a != a else str(a) for a in names]
+    if not names:
+        raise DataError(f"{what} is empty: give the asset names")
+    _check_asset_index(pd.Index(names, dtype=object), f"{what}: ")
+    return names
 
 
 def _bar_message(code, vars_, v, bar, asset, time) -> str:

@@ -34,7 +34,7 @@ from quantlab.backtesting import dispatch
 from quantlab.backtesting.options import BacktestOptions, last_valid
 from quantlab.backtesting.result import from_run
 from quantlab.calendar import periods_for
-from quantlab.data import load_csv, validate
+from quantlab.data import asset_names, load_csv, validate
 from quantlab.engine.feeds import FeedError
 from quantlab.errors import DataError
 
@@ -337,7 +337,7 @@ class Deployment:
         self.inputs = inputs
         if universe is None and history is not None:
             universe = history.asset.values.tolist()
-        self.universe = None if universe is None else [str(a) for a in universe]
+        self.universe = None if universe is None else asset_names("universe", universe)
         self._vars: tuple = ()          # set by the history or the first bar
         # the strategy's per-bar signal (None: each decision recomputes the trailing
         # window); fed every bar from the first history bar, its last output decides

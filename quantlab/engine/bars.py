@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate
+from quantlab.data import asset_names
 from quantlab._kernels import ticks as _k
 
 __all__ = ["BarAggregator"]
@@ -109,7 +110,12 @@ class BarAggregator:
         for k, v in names.items():
             if v is None or str(v).strip() == "":
                 raise ValueError(f"symbols: symbol_id {k!r} has no asset name ({v!r})")
-        self.assets = sorted(set(self.symbols.values()), key=list(self.symbols.values()).index)
+        first: dict = {}   # 'A,B,A' traded the third symbol's ticks as A's bars
+        for k, v in sorted(self.symbols.items()):
+            if first.setdefault(v, k) != k:
+                raise ValueError(f"symbols: symbol_ids {first[v]} and {k} are both asset "
+                                 f"{v!r}; give each symbol_id its own asset name")
+        self.assets = asset_names("symbols", list(self.symbols.values()))
         self._ids = np.array(sorted(self.symbols), dtype=np.int64)
         self._cols = np.array([self.assets.index(self.symbols[i]) for i in self._ids.tolist()])
         self._pending = None          # the open bar's ticks: (bucket, col, mid, vol)
