@@ -35,6 +35,7 @@ import numpy as np
 
 from quantlab import suite
 from quantlab._validate import integer
+from quantlab.data import user_path
 from quantlab.errors import DataError
 
 __all__ = ["lab_command", "main", "parser"]
@@ -61,6 +62,15 @@ def _yaml_value(option: str, key: str, text: str):
         raise ValueError(f"{option} {key} {text!r}: not YAML ({e})") from None
 
 
+def _path(text: str) -> str:
+    """A path option's value with ``~`` expanded (``--out=~/reports`` made a folder
+    named ``~``); an empty one is refused (it was the working directory)."""
+    try:
+        return str(user_path("path", text))
+    except TypeError:
+        raise argparse.ArgumentTypeError(f"not a path: {text!r}") from None
+
+
 def _parse_p(pairs) -> dict:
     """``-p NAME VALUE`` pairs, values read as YAML scalars like papermill (1 -> int);
     a date stays its text (papermill cannot store a date)."""
@@ -68,13 +78,13 @@ def _parse_p(pairs) -> dict:
 
 
 def _batch_options(s) -> None:
-    s.add_argument("notebooks", nargs="*", help="notebooks to run (default: the suite "
+    s.add_argument("notebooks", nargs="*", type=_path, help="notebooks to run (default: the suite "
                    "config, or every notebook in notebooks/)")
     s.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="set a parameter for every run whose notebook takes it (repeatable)")
-    s.add_argument("--params-file", help="YAML grid {name: [values]}: one run per combination")
-    s.add_argument("--config", help="suite YAML (default: config/suite.yaml if present)")
-    s.add_argument("--out", help="output directory (default reports/); earlier runs "
+    s.add_argument("--params-file", type=_path, help="YAML grid {name: [values]}: one run per combination")
+    s.add_argument("--config", type=_path, help="suite YAML (default: config/suite.yaml if present)")
+    s.add_argument("--out", type=_path, help="output directory (default reports/); earlier runs "
                    "there stay in its index")
     s.add_argument("--clean", action="store_true", help="first delete the notebooks and "
                    "reports --out's index lists, and the index")
@@ -135,10 +145,10 @@ def parser() -> argparse.ArgumentParser:
 
 def _deploy_options(d) -> None:
     d.add_argument("strategy", help="a registry name (quantlab strategies: ql.strategies.names())")
-    d.add_argument("--params", help="JSON file of parameters (e.g. an optimisation's "
+    d.add_argument("--params", type=_path, help="JSON file of parameters (e.g. an optimisation's "
                    "best_params), or of {\"params\": {...}, \"backtest\": {...}}")
     src = d.add_mutually_exclusive_group(required=True)
-    src.add_argument("--replay", help="bars to replay: a bundled data set name "
+    src.add_argument("--replay", type=_path, help="bars to replay: a bundled data set name "
                      "(ql.data.available()) or a CSV file/folder (ql.data.load_csv)")
     src.add_argument("--feed", help="a websocket of engine ticks, ws://HOST:PORT/PATH "
                      "(aggregated into --bar bars)")
@@ -146,7 +156,7 @@ def _deploy_options(d) -> None:
     d.add_argument("--symbols", help="for --feed: asset names by symbol_id, comma-separated")
     d.add_argument("--start", help="first traded bar of the replay; earlier bars only warm "
                    "up the signal")
-    d.add_argument("--checkpoint", help="folder: resume from its checkpoint if there is one, "
+    d.add_argument("--checkpoint", type=_path, help="folder: resume from its checkpoint if there is one, "
                    "and save after every bar")
     d.add_argument("--every", type=int, default=1, help="a status line every N bars (1)")
     d.add_argument("--block", type=int, default=1,

@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import importlib
 import io
+import os
 import re
 import unicodedata
 import warnings
@@ -559,6 +560,43 @@ def _label(a):
     return unicodedata.normalize("NFC", a.strip()) if isinstance(a, str) else a
 
 
+def user_path(what: str, path) -> Path:
+    """``path`` as a Path with ``~`` expanded, or a TypeError naming ``what``.
+
+    Every path a user gives (a CSV file or folder, a checkpoint folder, a tick file, the
+    command line's ``--out``) goes through here: ``"~/data"`` was a folder named ``~``
+    in the working directory, ``""`` was the working directory itself (a checkpoint
+    written among other files, ``load_csv`` reading them), ``None`` a bare TypeError.
+
+    Parameters
+    ----------
+    what : str
+        The argument named in errors (``"checkpoint path"``).
+    path : str or os.PathLike
+        The path as given.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import os
+    >>> from quantlab.data import user_path
+    >>> str(user_path("path", "~/prices.csv")) == os.path.expanduser("~/prices.csv")
+    True
+    >>> user_path("path", "")
+    Traceback (most recent call last):
+    ...
+    TypeError: path must be a file or folder path (str or os.PathLike), got ''
+    """
+    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(text, str) or not text.strip():
+        raise TypeError(f"{what} must be a file or folder path (str or os.PathLike), got "
+                        f"{path!r}")
+    return Path(text).expanduser()
+
+
 def asset_names(what: str, names) -> list:
     """``names`` (a list of asset names: a deployment's universe, the tick engine's
     symbols) as a list of str, refused as ``validate`` refuses a panel's asset labels.
@@ -916,7 +954,7 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
     if asset is not None and (not isinstance(asset, str) or not asset.strip()):
         raise TypeError(f"load_csv: asset must be a non-empty string or None, got {asset!r}")
     asset = _nfc(asset.strip()) if asset is not None else None
-    path = Path(path_or_dir)
+    path = user_path("load_csv: path_or_dir", path_or_dir)
     if path.is_dir():
         if asset is not None:
             raise ValueError("load_csv: asset= names a single file's symbol, not a directory's")

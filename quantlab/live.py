@@ -34,7 +34,7 @@ from quantlab.backtesting import dispatch
 from quantlab.backtesting.options import BacktestOptions, last_valid
 from quantlab.backtesting.result import from_run
 from quantlab.calendar import periods_for
-from quantlab.data import asset_names, load_csv, validate
+from quantlab.data import asset_names, load_csv, user_path, validate
 from quantlab.engine.feeds import FeedError
 from quantlab.errors import DataError
 
@@ -871,7 +871,7 @@ class Deployment:
         ['deployment.json', 'seg-1-0.npz', 'seg-1-1.npz']
         """
         self._check_whole()
-        path = Path(path)
+        path = user_path("checkpoint path", path)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -990,7 +990,7 @@ class Deployment:
         >>> back.equity_now() == dep.equity_now(), len(back.orders) == len(dep.orders)
         (True, True)
         """
-        path = Path(path)
+        path = user_path("checkpoint path", path)
         meta, arrays = _read_checkpoint(path)
         if strategy is not None and strategies.resolve(strategy).name != meta["strategy"]:
             raise ValueError(f"checkpoint {path} is of strategy {meta['strategy']!r}, not "

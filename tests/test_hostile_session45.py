@@ -1,6 +1,7 @@
 """Session 45 hostile probe: asset names given to a deployment or the tick engine, paths
 with "~", and write errors (disk full) while saving checkpoints and ingesting."""
 import errno
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +85,76 @@ def test_cli_deploy_symbols_with_spaces_after_commas_are_the_names(monkeypatch, 
     code = cli.main(["deploy", "volatility_regime", "--feed", "ws://127.0.0.1:1/x",
                      "--symbols", "IBM, MSFT ,AAPL"])
     assert code == 2 and seen["symbols"] == ["IBM", "MSFT", "AAPL"]
+
+
+# ---- paths: "~" is the home folder, "" and None are not a path -------------------------
+
+def _csv_folder(ds, folder):
+    folder.mkdir(parents=True)
+    for a in ds.asset.values:
+        df = ds.sel(asset=a).to_dataframe()[["open", "high", "low", "close", "volume"]]
+        df.index.name = "Date"
+        df.columns = ["Open", "High", "Low", "Close", "Volume"]
+        df.dropna().to_csv(folder / f"{a}.csv")
+    return folder
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """HOME is tmp_path/home, the working directory tmp_path/cwd (which must stay empty)."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path / "cwd")
+    return tmp_path / "home"
+
+
+def test_tilde_paths_are_the_home_folder_for_checkpoints_csv_and_stores(ibm, home):
+    # "~/ck" was a folder named "~" in the working directory; load_csv("~/...") "no such file"
+    _csv_folder(ibm, home / "src")
+    ds = ql.data.load_csv("~/src")
+    np.testing.assert_array_equal(ds["close"].values, ql.data.load_csv(home / "src")["close"].values)
+    ql.data.ingest("~/src", "~/store")
+    np.testing.assert_array_equal(ql.data.open("~/store")["close"].values, ds["close"].values)
+    dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+                    history=ds.isel(time=slice(0, 60)))
+    dep.replay(ds.isel(time=slice(60, None)))
+    assert dep.checkpoint("~/ck") == home / "ck"
+    assert (home / "ck" / "deployment.json").is_file()
+    assert ql.Deployment.restore("~/ck").equity_now() == dep.equity_now()
+    assert list(Path.cwd().iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["", "  ", None, 3])
+def test_an_empty_or_missing_path_is_refused_not_the_working_directory(ibm, home, path):
+    # "" was the working directory: a checkpoint written among its files, load_csv and
+    # ingest reading them; None was a bare "expected str, bytes or os.PathLike object"
+    dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+                    history=ibm.isel(time=slice(0, 60)))
+    for call, named in [(lambda: dep.checkpoint(path), "checkpoint path"),
+                        (lambda: ql.Deployment.restore(path), "checkpoint path"),
+                        (lambda: ql.data.load_csv(path), "load_csv: path_or_dir"),
+                        (lambda: ql.data.ingest(path, home / "store"), "ingest: source"),
+                        (lambda: ql.engine.TickEngine().replay(path), "path_or_arrays")
+                        ][:None if isinstance(path, str) else -1]:   # replay: its own message
+        with pytest.raises(TypeError, match=f"{named} must be a file or folder path"):
+            call()
+    assert list(Path.cwd().iterdir()) == []
+
+
+def test_cli_path_options_expand_tilde_and_refuse_empty(ibm, home, capsys):
+    from quantlab import cli
+
+    _csv_folder(ibm, home / "src")
+    (home / "p.json").write_text('{"window": 10, "lookback": 20}')
+    code = cli.main(["deploy", "volatility_regime", "--replay=~/src", "--params=~/p.json",
+                     "--start", "2000-05-25", "--checkpoint=~/ck", "--every", "1000"])
+    assert code == 0, capsys.readouterr().err
+    assert (home / "ck" / "deployment.json").is_file() and list(Path.cwd().iterdir()) == []
+    for argv in (["report", "--out", ""], ["run-suite", "--config="],
+                 ["deploy", "volatility_regime", "--replay", "equities", "--checkpoint", ""]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 2
+        assert "not a path: ''" in capsys.readouterr().err
+

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from quantlab import _validate as _v
-from quantlab.data import _parse_dates, _read_text
+from quantlab.data import _parse_dates, _read_text, user_path
 from quantlab.engine.core import _column, _in_ticks, _real_column
 from quantlab.engine.reference import FIELDS, _not_real, to_int
 from quantlab.engine.results import TickResult
@@ -94,7 +94,7 @@ def replay(engine, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
         raise TypeError(f"on_chunk must be a callable f(engine, result) or None, got "
                         f"{on_chunk!r}")
     if isinstance(path_or_arrays, (str, os.PathLike)):
-        cols = _read_tick_file(Path(path_or_arrays))
+        cols = _read_tick_file(user_path("replay: path_or_arrays", path_or_arrays))
     elif isinstance(path_or_arrays, (Mapping, pd.DataFrame)):
         cols = {k: path_or_arrays[k] for k in path_or_arrays}
         missing = [f for f in FIELDS if f not in cols]
