@@ -412,10 +412,16 @@ def _deploy(a) -> int:
             dep.replay(bars, block=block)
         else:
             asyncio.run(eng.run_feed(engine.websocket_feed(a.feed)))
-    except (DataError, engine.FeedError) as e:   # a refused bar, a failed feed: said, exit 1
-        print(f"quantlab deploy: {e}", file=sys.stderr)
-        print(repr(dep), flush=True)
+    except (DataError, engine.FeedError, OSError) as e:   # a refused bar, a failed feed,
+        print(f"quantlab deploy: {e}", file=sys.stderr)   # a checkpoint on a full disk:
+        print(repr(dep), flush=True)                      # said in a line, exit 1
         return 1
+    except KeyboardInterrupt:    # Ctrl-C: where it stopped and how to go on, no traceback
+        print(f"quantlab deploy: interrupted after {traded} bars"
+              + (f"; run the same command to resume from --checkpoint {ck}" if ck else ""),
+              file=sys.stderr)
+        print(repr(dep), flush=True)
+        return 130
     print(repr(dep), flush=True)
     return 0
 

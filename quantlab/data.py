@@ -597,6 +597,47 @@ def user_path(what: str, path) -> Path:
     return Path(text).expanduser()
 
 
+def io_error(e: OSError, doing: str, then: str = "") -> OSError:
+    """``e`` (an OSError while writing: disk full, permission denied, I/O error) again,
+    of the same type and errno, its message saying what was being written.
+
+    A full disk said only ``[Errno 28] No space left on device``: not which checkpoint,
+    store or file (a ``write`` error has no file name).
+
+    Parameters
+    ----------
+    e : OSError
+        The error raised.
+    doing : str
+        What was being done, naming the target (``"checkpoint to /data/ck"``).
+    then : str, optional
+        What is left and what to do (``"the previous checkpoint is intact"``).
+
+    Returns
+    -------
+    OSError
+        To be raised (``raise io_error(e, ...) from e``).
+
+    Examples
+    --------
+    >>> import errno
+    >>> from quantlab.data import io_error
+    >>> e = io_error(OSError(errno.ENOSPC, "No space left on device"), "checkpoint to ck",
+    ...              "the previous checkpoint is intact")
+    >>> e.errno == errno.ENOSPC, str(e)
+    (True, '[Errno 28] checkpoint to ck: No space left on device; the previous checkpoint is intact')
+    """
+    what = e.strerror or str(e) or type(e).__name__
+    if e.filename is not None:
+        what += f": {os.fspath(e.filename)!r}"
+    text = f"{doing}: {what}{'; ' + then if then else ''}"
+    args = (text,) if e.errno is None else (e.errno, text)
+    try:
+        return type(e)(*args)
+    except TypeError:      # a subclass with another signature
+        return OSError(*args)
+
+
 def asset_names(what: str, names) -> list:
     """``names`` (a list of asset names: a deployment's universe, the tick engine's
     symbols) as a list of str, refused as ``validate`` refuses a panel's asset labels.

@@ -14,6 +14,7 @@ backtest of the same bars (orders, fills, equity). Paper trading only: no broker
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import math
@@ -34,7 +35,7 @@ from quantlab.backtesting import dispatch
 from quantlab.backtesting.options import BacktestOptions, last_valid
 from quantlab.backtesting.result import from_run
 from quantlab.calendar import periods_for
-from quantlab.data import asset_names, load_csv, user_path, validate
+from quantlab.data import asset_names, io_error, load_csv, user_path, validate
 from quantlab.engine.feeds import FeedError
 from quantlab.errors import DataError
 
@@ -900,12 +901,7 @@ class Deployment:
                 ck["inputs"] = _save_inputs(self.inputs, arrays)
             meta["inputs"] = ck["inputs"]
         seg = path / f"seg-{ck['gen']}-{ck['n']}.npz"
-        with open(f"{seg}.tmp", "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(f"{seg}.tmp", seg)                  # the segment first: the manifest
-        tmp = path / "deployment.json.tmp"              # names it only once it is whole
-        tmp.write_text(json.dumps(meta, default=_json_default))
-        os.replace(tmp, path / "deployment.json")
+        _write_checkpoint(path, seg, arrays, meta)
         self._ck = {**ck, "n": ck["n"] + 1, "seen": self._seen, "rec": len(self._rec["time"]),
                     "orders": len(self._orders), "rej": len(self._rejections)}
         if whole:                                       # the older generations' files
@@ -1389,6 +1385,27 @@ _REJ_COLS = ("time", "asset", "reason", "wanted", "given")
 _TEXT_COLS = ("asset", "reason")
 _REC_ASSET = ("positions", "signal", "target")      # (asset,) records, stacked
 _REC_ACCOUNT = ("equity", "cash")                   # (account,) records
+
+
+def _write_checkpoint(path: Path, seg: Path, arrays: dict, meta: dict) -> None:
+    """The segment, then the manifest naming it, each to a temporary name renamed
+    when whole. A write error (disk full) or an interrupt leaves the previous
+    checkpoint and no temporary file; the error names the checkpoint."""
+    tmps = (Path(f"{seg}.tmp"), path / "deployment.json.tmp")
+    try:
+        with open(tmps[0], "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmps[0], seg)                       # the segment first: the manifest
+        tmps[1].write_text(json.dumps(meta, default=_json_default))   # names it only once
+        os.replace(tmps[1], path / "deployment.json")  # it is whole
+    except BaseException as e:
+        for t in tmps:
+            with contextlib.suppress(OSError):
+                t.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise io_error(e, f"checkpoint to {path}", "the checkpoint there before this "
+                           "one is intact") from e
+        raise
 
 
 def _pack(prefix: str, d: dict) -> dict:

@@ -730,6 +730,10 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
             # remote store's is in the temp folder, where nobody would find it)
             shutil.rmtree(loc.staging, ignore_errors=True)
             raise
+        except OSError as e:   # disk full, permission denied: said which store, resumable
+            raise _data.io_error(e, f"ingest of {source} into {loc.shown}", "the rows "
+                                 "committed so far are kept: fix the cause and run the same "
+                                 "ingest again to resume") from e
         shutil.rmtree(loc.staging, ignore_errors=True)
     return Path(loc.shown) if "://" not in loc.shown else loc.shown
 

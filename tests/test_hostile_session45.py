@@ -158,3 +158,139 @@ def test_cli_path_options_expand_tilde_and_refuse_empty(ibm, home, capsys):
         assert e.value.code == 2
         assert "not a path: ''" in capsys.readouterr().err
 
+
+# ---- write errors: a full disk while checkpointing or ingesting ------------------------
+
+def _enospc(*a, **k):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.fixture
+def deployed(ibm, tmp_path):
+    """A deployment checkpointed after 70 bars at tmp_path/ck, then 20 bars further."""
+    dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+                    history=ibm.isel(time=slice(0, 60)))
+    dep.replay(ibm.isel(time=slice(60, 70)))
+    dep.checkpoint(tmp_path / "ck")
+    saved = dep.equity_now()
+    dep.replay(ibm.isel(time=slice(70, 90)))
+    assert dep.equity_now() != saved
+    return dep, tmp_path / "ck", saved
+
+
+@pytest.mark.parametrize("where", ["segment", "manifest"])
+def test_checkpoint_on_a_full_disk_names_it_and_keeps_the_previous_one(deployed, monkeypatch,
+                                                                       where):
+    # was "[Errno 28] No space left on device", naming nothing, and a seg-*.npz.tmp left
+    import quantlab.live as live
+
+    dep, ck, saved = deployed
+    if where == "segment":
+        def savez(f, **arrays):
+            f.write(b"PK\x03\x04 half a zip")
+            _enospc()
+        monkeypatch.setattr(live.np, "savez", savez)
+    else:
+        real = live.os.replace
+        monkeypatch.setattr(live.os, "replace", lambda a, b: _enospc() if
+                            str(b).endswith(".json") else real(a, b))
+    with pytest.raises(OSError) as e:
+        dep.checkpoint(ck)
+    assert e.value.errno == errno.ENOSPC
+    assert f"checkpoint to {ck}: No space left on device" in str(e.value)
+    assert "before this one is intact" in str(e.value)
+    monkeypatch.undo()
+    assert not [p.name for p in ck.iterdir() if p.name.endswith(".tmp")]
+    assert ql.Deployment.restore(ck).equity_now() == saved
+    dep.checkpoint(ck)               # space again: the next checkpoint has every bar
+    assert ql.Deployment.restore(ck).equity_now() == dep.equity_now()
+
+
+def test_checkpoint_interrupted_leaves_no_temporary_file(deployed, monkeypatch):
+    import quantlab.live as live
+
+    dep, ck, saved = deployed
+    monkeypatch.setattr(live.np, "savez", lambda f, **a: (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        dep.checkpoint(ck)
+    monkeypatch.undo()
+    assert sorted(p.name for p in ck.iterdir()) == ["deployment.json", "seg-1-0.npz"]
+    assert ql.Deployment.restore(ck).equity_now() == saved
+
+
+def test_ingest_on_a_full_disk_names_the_store_and_resumes(ibm, tmp_path, monkeypatch):
+    import quantlab.store as store
+
+    src = _csv_folder(ql.data.load().isel(time=slice(0, 300)).sel(asset=["AAPL", "IBM"]),
+                      tmp_path / "src")
+    calls = []
+    real = store._put
+
+    def put(*a):
+        calls.append(1)
+        if len(calls) > 3:
+            _enospc()
+        real(*a)
+
+    monkeypatch.setattr(store, "_put", put)
+    monkeypatch.setattr(store, "CHUNK_TIME", 64)
+    with pytest.raises(OSError) as e:
+        ql.data.ingest(src, tmp_path / "st")
+    assert e.value.errno == errno.ENOSPC
+    assert f"ingest of {src} into {tmp_path / 'st'}: No space left on device" in str(e.value)
+    assert "run the same ingest again to resume" in str(e.value)
+    monkeypatch.undo()
+    ql.data.ingest(src, tmp_path / "st")
+    xr_equal = ql.data.open(tmp_path / "st").load()
+    np.testing.assert_array_equal(xr_equal["close"].values, ql.data.load_csv(src)["close"].values)
+
+
+def test_io_error_keeps_type_errno_and_file_name():
+    from quantlab.data import io_error
+
+    e = io_error(PermissionError(errno.EACCES, "Permission denied", "/x/seg.tmp"), "saving ck")
+    assert type(e) is PermissionError and e.errno == errno.EACCES
+    assert str(e) == "[Errno 13] saving ck: Permission denied: '/x/seg.tmp'"
+    assert str(io_error(OSError("gone"), "saving ck", "retry")) == "saving ck: gone; retry"
+
+
+@pytest.mark.parametrize("fault", ["disk full", "ctrl-c"])
+def test_cli_deploy_checkpoint_fault_is_one_line_and_the_same_command_resumes(
+        ibm, tmp_path, monkeypatch, capsys, fault):
+    # a full disk at a checkpoint was a traceback (exit 1), Ctrl-C one too
+    import quantlab.live as live
+    from quantlab import cli
+
+    _csv_folder(ibm, tmp_path / "src")
+    (tmp_path / "p.json").write_text('{"window": 10, "lookback": 20}')
+    argv = ["deploy", "volatility_regime", "--replay", str(tmp_path / "src"), "--params",
+            str(tmp_path / "p.json"), "--start", "2000-05-25", "--every", "1000"]
+    assert cli.main(argv) == 0
+    whole = capsys.readouterr().out.strip().splitlines()[-1]
+    argv += ["--checkpoint", str(tmp_path / "ck")]
+    real, calls = live.np.savez, []
+
+    def savez(f, **arrays):
+        calls.append(1)
+        if len(calls) == 15:
+            raise (OSError(errno.ENOSPC, "No space left on device") if fault == "disk full"
+                   else KeyboardInterrupt())
+        real(f, **arrays)
+
+    monkeypatch.setattr(live.np, "savez", savez)
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if fault == "disk full":
+        assert code == 1
+        assert f"quantlab deploy: [Errno 28] checkpoint to {tmp_path / 'ck'}: No space" in err
+    else:
+        assert code == 130
+        assert (f"interrupted after 15 bars; run the same command to resume from "
+                f"--checkpoint {tmp_path / 'ck'}") in err
+    monkeypatch.undo()
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "14 bars traded" in out
+    assert out.strip().splitlines()[-1] == whole
