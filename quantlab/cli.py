@@ -300,14 +300,19 @@ def _batch(p, a) -> int:
     except (OSError, TypeError, ValueError) as e:
         print(f"quantlab {a.cmd}: error: {e}", file=sys.stderr)
         return 2
-    suite.run_suite(runs, None if in_place else out, in_place=in_place,
-                    render=a.cmd == "report", jobs=a.jobs, scheduler=a.scheduler,
-                    no_input=a.no_input, timeout=timeout, index=not in_place,
-                    **({"self_contained": a.self_contained, "keep_notebooks": a.keep_notebooks,
-                        "from_stored": a.from_stored} if a.cmd == "report" else {}))
-    if not in_place:
-        index = suite.write_index(runs, out)
-        print(f"wrote {index}", file=sys.stderr)
+    try:
+        suite.run_suite(runs, None if in_place else out, in_place=in_place,
+                        render=a.cmd == "report", jobs=a.jobs, scheduler=a.scheduler,
+                        no_input=a.no_input, timeout=timeout, index=not in_place,
+                        **({"self_contained": a.self_contained,
+                            "keep_notebooks": a.keep_notebooks,
+                            "from_stored": a.from_stored} if a.cmd == "report" else {}))
+        if not in_place:
+            index = suite.write_index(runs, out)
+            print(f"wrote {index}", file=sys.stderr)
+    except OSError as e:   # a full disk under --out: said in a line (a traceback before)
+        print(f"quantlab {a.cmd}: error: {e}", file=sys.stderr)
+        return 1
     if a.cmd == "report":
         total, static = suite.folder_size(out)
         print(f"report size: {total / 1e6:.1f} MB in {out} ({static / 1e6:.1f} MB shared "

@@ -630,6 +630,8 @@ def io_error(e: OSError, doing: str, then: str = "") -> OSError:
     what = e.strerror or str(e) or type(e).__name__
     if e.filename is not None:
         what += f": {os.fspath(e.filename)!r}"
+    if e.filename2 is not None:     # a copy or rename: from -> to
+        what += f" -> {os.fspath(e.filename2)!r}"
     text = f"{doing}: {what}{'; ' + then if then else ''}"
     args = (text,) if e.errno is None else (e.errno, text)
     try:

@@ -71,7 +71,7 @@ import pandas as pd
 
 from quantlab import __version__, _validate, fmt
 from quantlab._validate import integer, number
-from quantlab.data import available, checksum
+from quantlab.data import available, checksum, io_error
 
 __all__ = ["Run", "check_name", "check_parameters", "check_timeout", "clean_index",
            "config_timeout", "describe", "expand_grid", "folder_size", "give_parameters",
@@ -968,9 +968,11 @@ def _atomic_write(path, text: str) -> None:
             mode = 0o666 & ~_UMASK
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):    # a full disk said "No space left on device" alone
+            raise io_error(e, f"writing {path}") from e
         raise
 
 
@@ -1159,10 +1161,17 @@ def write_static(out_dir) -> Path:
         if dest.is_file() and dest.stat().st_size == src.stat().st_size \
                 and dest.read_bytes() == src.read_bytes():
             continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        except BaseException as e:   # a full disk left a partial 1-4 MB .tmp behind
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise io_error(e, f"writing the reports' shared files in {root}") from e
+            raise
     return root
 
 

@@ -294,3 +294,72 @@ def test_cli_deploy_checkpoint_fault_is_one_line_and_the_same_command_resumes(
     out = capsys.readouterr().out
     assert "resumed from" in out and "14 bars traded" in out
     assert out.strip().splitlines()[-1] == whole
+
+
+# ---- quantlab report / run-suite on a full disk ---------------------------------------
+
+def _notebook(path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x = 1")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_report_shared_files_on_a_full_disk_are_one_line_and_leave_no_partial_file(
+        tmp_path, monkeypatch, capsys):
+    # was a traceback, and a partial _static/bokeh/.../.bokeh.min.js.tmp filling the disk
+    import shutil
+
+    from quantlab import cli, suite
+
+    def copyfile(src, dst):
+        Path(dst).write_bytes(b"half of bokeh")
+        raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
+
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    nb = _notebook(tmp_path / "nb.ipynb")
+    assert cli.main(["report", str(nb), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert (f"quantlab report: error: [Errno 28] writing the reports' shared files in "
+            f"{tmp_path / 'out' / suite.STATIC}: No space left on device") in err
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
+def test_atomic_write_on_a_full_disk_names_the_file_and_leaves_no_temporary(tmp_path,
+                                                                            monkeypatch):
+    from quantlab import suite
+
+    (tmp_path / "index.json").write_text("[]")
+    real = suite.os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+
+        def write(self, text):
+            self.f.write(text[:10])
+            self.f.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(suite.os, "fdopen", lambda fd, *a, **k: Full(real(fd, *a, **k)))
+    with pytest.raises(OSError) as e:
+        suite._atomic_write(tmp_path / "index.json", "[" + " " * 100 + "]")
+    assert e.value.errno == errno.ENOSPC
+    assert str(e.value) == (f"[Errno 28] writing {tmp_path / 'index.json'}: No space left "
+                            "on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json"]
+    assert (tmp_path / "index.json").read_text() == "[]"
+
