@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+import secrets
 import time as _time
 import zipfile
 from dataclasses import asdict, dataclass
@@ -848,7 +849,11 @@ class Deployment:
         ``COMPACT`` segments (and the first checkpoint at a path) the deployment is
         written whole as a new generation G. Each file is written to a temporary name
         and renamed, the manifest last: a process killed while saving leaves the
-        previous checkpoint intact.
+        previous checkpoint intact. One deployment at a time checkpoints into a folder:
+        a new one's first checkpoint there takes it over, and one that checkpointed there
+        before is then refused (a DataError) instead of appending to the other's
+        segments; the check and the write hold a lock on the folder (``flock``), so two
+        processes resuming from one checkpoint cannot both go on.
 
         Parameters
         ----------
@@ -878,15 +883,26 @@ class Deployment:
         except (FileExistsError, NotADirectoryError):
             raise ValueError(f"checkpoint path {path} (or a folder above it) is a file, "
                              "not a directory") from None
+        with _folder_lock(path):   # one checkpoint at a time in a folder, across processes
+            return self._checkpoint(path)
+
+    def _checkpoint(self, path: Path) -> Path:
         ck = getattr(self, "_ck", None)
-        whole = ck is None or ck["path"] != str(path.resolve()) or ck["n"] >= self.COMPACT
+        here = ck is not None and ck["path"] == str(path.resolve())
+        there = _manifest_there(path)
+        if here and there != {k: ck.get(k) for k in ("writer", "gen", "n")}:
+            if there and there["writer"] != self._writer_id():
+                raise DataError(   # appending would mix two deployments' segments
+                    f"checkpoint {path} was written by another deployment since this one's "
+                    f"last checkpoint there (generation {there.get('gen')}, "
+                    f"{there.get('n')} segments; this one wrote generation {ck['gen']}, "
+                    f"{ck['n']}): only one deployment may checkpoint into a folder; "
+                    "restore from it, or checkpoint into another folder")
+            here = False     # gone, or our own write not counted (interrupted): whole
+        whole = not here or ck["n"] >= self.COMPACT
         if whole:   # a generation above any there: another checkpoint's files stay intact
-            try:
-                there = int(json.loads((path / "deployment.json").read_text())
-                            .get("generation", 0))
-            except (OSError, ValueError, TypeError, AttributeError):
-                there = 0
-            ck = {"path": str(path.resolve()), "gen": max((ck or {}).get("gen", 0), there) + 1,
+            ck = {"path": str(path.resolve()),
+                  "gen": max((ck or {}).get("gen", 0), there.get("gen") or 0) + 1,
                   "n": 0,
                   "seen": self._first, "rec": 0, "orders": 0, "rej": 0}
             old = [p for p in path.glob("seg-*.npz")]
@@ -894,7 +910,8 @@ class Deployment:
                 "params": self.strategy.params, "options": self.options.to_dict(),
                 "risk": asdict(self.risk), "universe": self.universe, "variables": self._vars,
                 "first": self._first, "seen": self._seen, "killed": self.killed,
-                "peak": self._peak, "generation": ck["gen"], "segments": ck["n"] + 1}
+                "peak": self._peak, "generation": ck["gen"], "segments": ck["n"] + 1,
+                "writer": self._writer_id()}
         arrays = self._segment(ck)
         if self.inputs is not None:      # saved whole once a generation, named each time
             if whole:
@@ -902,7 +919,8 @@ class Deployment:
             meta["inputs"] = ck["inputs"]
         seg = path / f"seg-{ck['gen']}-{ck['n']}.npz"
         _write_checkpoint(path, seg, arrays, meta)
-        self._ck = {**ck, "n": ck["n"] + 1, "seen": self._seen, "rec": len(self._rec["time"]),
+        self._ck = {**ck, "n": ck["n"] + 1, "writer": self._writer_id(), "seen": self._seen,
+                    "rec": len(self._rec["time"]),
                     "orders": len(self._orders), "rej": len(self._rejections)}
         if whole:                                       # the older generations' files
             for p in old:
@@ -911,6 +929,13 @@ class Deployment:
         return path
 
     COMPACT = 256   # segments before a checkpoint is rewritten whole (restore reads them all)
+
+    def _writer_id(self) -> str:
+        """This deployment's mark in the manifests it writes: another one's mark there
+        means another deployment (or process) checkpointed into the folder since."""
+        if getattr(self, "_writer", None) is None:
+            self._writer = secrets.token_hex(8)
+        return self._writer
 
     def _segment(self, ck: dict) -> dict:
         """The arrays of one checkpoint segment: what came since ``ck``'s counters (the
@@ -1001,6 +1026,7 @@ class Deployment:
                             f"{e}") from None
         if meta.get("format") == FORMAT and not given:   # the next checkpoint appends
             dep._ck = {"path": str(path.resolve()), "gen": meta["generation"],
+                       "writer": meta.get("writer"),
                        "inputs": meta.get("inputs"),
                        "n": meta["segments"], "seen": meta["seen"],
                        "rec": len(dep._rec["time"]), "orders": len(dep._orders),
@@ -1385,6 +1411,37 @@ _REJ_COLS = ("time", "asset", "reason", "wanted", "given")
 _TEXT_COLS = ("asset", "reason")
 _REC_ASSET = ("positions", "signal", "target")      # (asset,) records, stacked
 _REC_ACCOUNT = ("equity", "cash")                   # (account,) records
+
+
+@contextlib.contextmanager
+def _folder_lock(path: Path):
+    """An exclusive ``flock`` on the checkpoint folder while a checkpoint is checked and
+    written (two processes appending at once interleaved their segments). Where the file
+    system has no locks (or Windows), none."""
+    try:
+        import fcntl  # lazy: POSIX only (Windows has none)
+        fd = os.open(path, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)       # releases the lock
+
+
+def _manifest_there(path: Path) -> dict:
+    """{writer, gen, n} of the manifest in ``path`` ({} when there is none readable)."""
+    try:
+        meta = json.loads((path / "deployment.json").read_text())
+        return {"writer": meta.get("writer"), "gen": int(meta.get("generation", 0)),
+                "n": meta.get("segments")}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
 
 
 def _write_checkpoint(path: Path, seg: Path, arrays: dict, meta: dict) -> None:

@@ -363,3 +363,57 @@ def test_atomic_write_on_a_full_disk_names_the_file_and_leaves_no_temporary(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json"]
     assert (tmp_path / "index.json").read_text() == "[]"
 
+
+# ---- two deployments (or processes) checkpointing into one folder ----------------------
+
+def _two(ibm, n=70):
+    out = []
+    for fees in (0.0, 0.01):
+        d = ql.deploy("volatility_regime", {"window": 10, "lookback": 20}, fees=fees,
+                      history=ibm.isel(time=slice(0, 60)))
+        d.replay(ibm.isel(time=slice(60, n)))
+        out.append(d)
+    return out
+
+
+def test_a_second_deployment_in_a_checkpoint_folder_stops_the_first_from_appending(
+        ibm, tmp_path):
+    # the first went on appending segments under the second's manifest: a restore mixed
+    # the two deployments (or failed), no error at the checkpoint
+    a, b = _two(ibm)
+    a.checkpoint(tmp_path)
+    b.checkpoint(tmp_path)          # a new deployment takes the folder over
+    a.on_bar(ibm.isel(time=70))
+    with pytest.raises(DataError, match=f"checkpoint {tmp_path} was written by another "
+                                        "deployment since this one's last checkpoint"):
+        a.checkpoint(tmp_path)
+    back = ql.Deployment.restore(tmp_path)
+    assert back.options.fees == 0.01 and back.equity_now() == b.equity_now()
+
+
+def test_two_restores_of_one_checkpoint_cannot_both_append_to_it(ibm, tmp_path):
+    # two `quantlab deploy --checkpoint DIR` at once: both resumed and appended alike
+    a, _ = _two(ibm)
+    a.checkpoint(tmp_path)
+    r1, r2 = ql.Deployment.restore(tmp_path), ql.Deployment.restore(tmp_path)
+    for r in (r1, r2):
+        r.on_bar(ibm.isel(time=70))
+    r1.checkpoint(tmp_path)
+    with pytest.raises(DataError, match="written by another deployment"):
+        r2.checkpoint(tmp_path)
+    r1.on_bar(ibm.isel(time=71))
+    r1.checkpoint(tmp_path)          # the one that wrote it goes on
+    assert ql.Deployment.restore(tmp_path).equity_now() == r1.equity_now()
+
+
+def test_a_checkpoint_folder_emptied_under_a_deployment_is_written_whole_again(ibm,
+                                                                              tmp_path):
+    # its next checkpoint appended one segment to a manifest that was gone: unrestorable
+    a, _ = _two(ibm)
+    a.checkpoint(tmp_path)
+    for p in tmp_path.iterdir():
+        p.unlink()
+    a.on_bar(ibm.isel(time=70))
+    a.checkpoint(tmp_path)
+    back = ql.Deployment.restore(tmp_path)
+    assert back.equity_now() == a.equity_now() and len(back.equity) == len(a.equity)
