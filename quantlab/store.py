@@ -674,7 +674,8 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     if freq is not None:
         _cal._step(freq)
     loc = _Where(store, storage_options, "ingest")
-    if "://" in os.fspath(_data.user_path("ingest: source", source)):
+    _data.user_path("ingest: source", source)        # a path, not "" or None
+    if "://" in os.fspath(source):
         raise ValueError(f"ingest: source {os.fspath(source)!r} is a URL; ingest reads local "
                          "files (the store may be a URL): copy them first, e.g. "
                          "fsspec.filesystem(protocol).get(url, folder, recursive=True)")
