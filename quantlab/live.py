@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import io
 import json
 import math
 import os
 import secrets
+import stat
 import time as _time
 import zipfile
 from dataclasses import asdict, dataclass
@@ -1437,7 +1439,7 @@ def _folder_lock(path: Path):
 def _manifest_there(path: Path) -> dict:
     """{writer, gen, n} of the manifest in ``path`` ({} when there is none readable)."""
     try:
-        meta = json.loads((path / "deployment.json").read_text())
+        meta = json.loads(_read_regular(path / "deployment.json"))
         return {"writer": meta.get("writer"), "gen": int(meta.get("generation", 0)),
                 "n": meta.get("segments")}
     except (OSError, ValueError, TypeError, AttributeError):
@@ -1506,10 +1508,24 @@ def _bad(where, what) -> DataError:
     return DataError(f"corrupt deployment checkpoint {where}: {what}")
 
 
+def _read_regular(file: Path) -> bytes:
+    """The bytes of ``file``; what is not a regular file is a DataError naming it (a FIFO
+    as ``deployment.json`` hung restore, and the next checkpoint; a device such as
+    /dev/zero would be read until memory ran out)."""
+    fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _bad(file, "not a regular file (a FIFO, a device or a directory)")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
 def _load_npz(file: Path) -> dict:
     """The arrays of ``file``, read whole and the file closed; any failure a DataError."""
     try:     # our own handle: np.load leaks its own when the zip directory is bad
-        with open(file, "rb") as f:
+        with io.BytesIO(_read_regular(file)) as f:
             z = np.load(f, allow_pickle=False)
             if not isinstance(z, np.lib.npyio.NpzFile):
                 raise _bad(file, f"not an npz archive (one {type(z).__name__})")
@@ -1531,8 +1547,10 @@ def _read_checkpoint(path: Path) -> tuple:
     at all). FileNotFoundError: no checkpoint there."""
     file = path / "deployment.json"
     try:
-        text = file.read_bytes().decode("utf-8")
+        text = _read_regular(file).decode("utf-8")
         meta = json.loads(text)
+    except DataError:
+        raise
     except FileNotFoundError:
         raise FileNotFoundError(f"no deployment checkpoint in {path} (no {file.name})") \
             from None

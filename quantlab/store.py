@@ -162,9 +162,23 @@ class _Where:
         return {str(p).rstrip("/").rsplit("/", 1)[-1] for p in listed}
 
     def group(self, mode: str):
+        if self.local:   # zarr hangs on a FIFO zarr.json (root or array's), reads a device
+            for f in [Path(self.root) / "zarr.json", *Path(self.root).glob("*/zarr.json")]:
+                with contextlib.suppress(OSError):
+                    if not stat.S_ISREG(os.stat(f).st_mode):
+                        raise DataError(f"{f}: not a regular file (a FIFO, a device or a "
+                                        "directory): corrupt store metadata; re-run ingest "
+                                        "into a new store")
         return _zarr().open_group(self.zarr, mode=mode, storage_options=self.options)
 
     def read_marker(self) -> dict | None:
+        if self.local:   # a FIFO hung the read below, /dev/zero filled memory
+            with contextlib.suppress(OSError):
+                mode = os.stat(self.key(MARKER)).st_mode
+                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                    raise DataError(f"{self.key(MARKER)}: not a regular file (a FIFO or a "
+                                    "device); a store's marker is the file ql.data.ingest "
+                                    "writes")
         try:
             text = self.fs.cat_file(self.key(MARKER))
         except (FileNotFoundError, IsADirectoryError):
@@ -770,7 +784,7 @@ def _writer_lock(loc: _Where):
 
 def _corrupt(loc: _Where, e: Exception) -> Exception:
     """A damaged zarr.json: zarr/JSON errors of many types -> DataError (ImportError kept)."""
-    if isinstance(e, ImportError):
+    if isinstance(e, (ImportError, DataError)):
         return e
     return DataError(f"{loc.shown}: corrupt store metadata ({type(e).__name__}: {e}); "
                      "re-run ingest into a new store")

@@ -417,3 +417,75 @@ def test_a_checkpoint_folder_emptied_under_a_deployment_is_written_whole_again(i
     a.checkpoint(tmp_path)
     back = ql.Deployment.restore(tmp_path)
     assert back.equity_now() == a.equity_now() and len(back.equity) == len(a.equity)
+
+
+# ---- a FIFO or a device where a checkpoint's or store's metadata belongs ---------------
+
+def _raised_within(fn, fifo, seconds=60):
+    """The exception ``fn`` raises (None if none); a read blocked on ``fifo`` (the old
+    code) is unblocked, then the test fails."""
+    import os
+    import threading
+
+    got = []
+
+    def run():
+        try:
+            fn()
+            got.append(None)
+        except Exception as e:  # noqa: BLE001 - the test looks at it
+            got.append(e)
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.join(seconds)
+    if th.is_alive():
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        th.join()
+        pytest.fail(f"{fifo} hung")
+    return got[0]
+
+
+def test_a_fifo_or_device_in_a_checkpoint_is_named_not_a_hang(ibm, tmp_path):
+    # a FIFO as deployment.json hung restore (and would hang the next checkpoint there);
+    # a segment linked to /dev/zero was read until memory ran out
+    import os
+
+    dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+                    history=ibm.isel(time=slice(0, 60)))
+    man = tmp_path / "a" / "deployment.json"
+    man.parent.mkdir()
+    os.mkfifo(man)
+    e = _raised_within(lambda: ql.Deployment.restore(man.parent), man)
+    assert isinstance(e, DataError) and f"{man}: not a regular file" in str(e), e
+    assert _raised_within(lambda: dep.checkpoint(man.parent), man) is None
+    assert ql.Deployment.restore(man.parent).equity_now() == dep.equity_now()
+    dep.checkpoint(tmp_path / "b")
+    [seg] = (tmp_path / "b").glob("seg-*.npz")
+    seg.unlink()
+    os.mkfifo(seg)
+    e = _raised_within(lambda: ql.Deployment.restore(tmp_path / "b"), seg)
+    assert isinstance(e, DataError) and f"{seg}: not a regular file" in str(e), e
+    seg.unlink()
+    seg.symlink_to("/dev/zero")
+    with pytest.raises(DataError, match="not a regular file"):
+        ql.Deployment.restore(tmp_path / "b")
+
+
+@pytest.mark.parametrize("name", ["quantlab_store.json", "zarr.json", "close/zarr.json",
+                                  "time/zarr.json"])
+def test_a_fifo_as_a_store_s_metadata_file_is_named_not_a_hang(ibm, tmp_path, name):
+    import os
+    import shutil
+
+    src = _csv_folder(ibm, tmp_path / "src")
+    ql.data.ingest(src, tmp_path / "st")
+    bad = tmp_path / "bad"
+    shutil.copytree(tmp_path / "st", bad)
+    (bad / name).unlink()
+    os.mkfifo(bad / name)
+    for call in (lambda: ql.data.open(bad), lambda: ql.data.ingest(src, bad)):
+        e = _raised_within(call, bad / name)
+        assert isinstance(e, DataError), e
+        assert f"{bad / name}: not a regular file" in str(e), e
