@@ -342,6 +342,30 @@ def _deploy_setup(a):
     return params, options
 
 
+def _check_resumed(dep, ck, params: dict, options: dict, symbols) -> None:
+    """A deployment resumed from ``ck`` continues with the checkpoint's parameters and
+    options: those the command line gives (``--params``, ``--set``, ``--symbols``) must
+    be the saved ones (ValueError naming each that differs); those it leaves out come
+    from the checkpoint."""
+    from quantlab import strategies  # lazy: the research stack, only this command
+    from quantlab.backtesting.options import BacktestOptions  # lazy: as above
+
+    had = dep.strategy.params
+    given = strategies.get(dep.strategy.name, **{**had, **params}).params
+    differ = [f"{k}={had.get(k)!r} (given {v!r})" for k, v in given.items()
+              if had.get(k) != v]
+    saved = dep.options.to_dict()
+    given = BacktestOptions.from_dict({**saved, **options}).to_dict()
+    differ += [f"{k}={saved[k]!r} (given {given[k]!r})" for k in saved
+               if saved[k] != given[k]]
+    if symbols is not None and sorted(s.strip() for s in symbols.split(",")) != sorted(dep.universe or []):
+        differ.append(f"universe={dep.universe!r} (given --symbols {symbols!r})")
+    if differ:
+        raise ValueError(f"cannot resume from --checkpoint {ck}: it was saved with "
+                         f"{'; '.join(differ)}; resume with the saved values (or leave "
+                         "them out), or deploy afresh into another folder")
+
+
 def _start(text) -> np.datetime64:
     try:
         return np.datetime64(text)
@@ -372,6 +396,8 @@ def _deploy(a) -> int:
         print(f"resumed from {ck}: {len(dep.equity)} bars traded", flush=True)
     try:   # the user's input, refused before any bar with its message, not a traceback
         params, options = _deploy_setup(a)
+        if dep is not None:
+            _check_resumed(dep, ck, params, options, a.symbols if a.feed else None)
         every = integer("--every", a.every, 1)
         block = integer("--block", a.block, 1)
         if a.replay:

@@ -1,0 +1,78 @@
+"""A deployment resumed from its checkpoint continues the run that wrote it (helper
+"resume", session 45): what the resume is given must agree with what was saved."""
+import json
+
+import pytest
+
+import quantlab as ql
+from quantlab.live import Deployment
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A checkpoint of volatility_regime (window 10, lookback 20, fees 0.001) after 5
+    bars of the bundled equities' last 12, and the first of those bars."""
+    ds = ql.data.load("equities")
+    start = ds.time.values[-12]
+    ck = tmp_path_factory.mktemp("resume") / "ck"
+    dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+                    history=ds.sel(time=ds.time < start), fees=0.001)
+    dep.replay(ds.sel(time=ds.time >= start).isel(time=slice(0, 5)))
+    dep.checkpoint(ck)
+    return ck, str(start)[:10]
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--set", "fees", "0.002"], "fees"),
+    (["--set", "execution", "next_open"], "execution"),
+    (["--set", "sl_stop", "0.05"], "sl_stop"),
+    (["--params", "{params}"], "window"),
+])
+def test_cli_resume_with_other_options_or_parameters_is_refused(saved, tmp_path, capsys,
+                                                                extra, named):
+    """`quantlab deploy --checkpoint DIR` resumed with the checkpoint's own parameters and
+    options whatever the command line said: `--set fees 0.002` over a run saved with
+    fees 0.001 went on at 0.001, silently. Now a value given that differs from the
+    saved one is refused (exit 2, before any bar, the folder untouched), naming it."""
+    import shutil
+
+    from quantlab import cli
+    ck, start = tmp_path / "ck", saved[1]
+    shutil.copytree(saved[0], ck)
+    (tmp_path / "p.json").write_text(json.dumps({"window": 15, "lookback": 20}))
+    extra = [e.format(params=tmp_path / "p.json") for e in extra]
+    before = {p.name: p.stat().st_mtime_ns for p in ck.iterdir()}
+    code = cli.main(["deploy", "volatility_regime", "--replay", "equities", "--start", start,
+                     "--checkpoint", str(ck), "--every", "100", *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "cannot resume from --checkpoint" in err and f"{named}=" in err
+    assert {p.name: p.stat().st_mtime_ns for p in ck.iterdir()} == before
+
+
+def test_cli_resume_with_the_saved_or_no_options_continues(saved, tmp_path, capsys):
+    """The same values, or none (they come from the checkpoint), resume."""
+    import shutil
+
+    from quantlab import cli
+    ck, start = saved
+    (tmp_path / "p.json").write_text(json.dumps({"params": {"window": 10},
+                                                 "backtest": {"fees": 0.001}}))
+    for i, extra in enumerate([[], ["--set", "fees", "0.001"], ["--params",
+                                                                 str(tmp_path / "p.json")]]):
+        shutil.copytree(ck, tmp_path / f"ck{i}")
+        assert cli.main(["deploy", "volatility_regime", "--replay", "equities", "--start",
+                         start, "--checkpoint", str(tmp_path / f"ck{i}"), "--every", "100",
+                         *extra]) == 0, capsys.readouterr().err
+        back = Deployment.restore(tmp_path / f"ck{i}")
+        assert len(back.equity) == 12 and back.options.fees == 0.001
+
+
+def test_cli_resume_of_a_feed_with_other_symbols_is_refused(saved, tmp_path, capsys):
+    """--feed --symbols naming other assets than the checkpoint's universe was taken,
+    and every bar then refused after the feed connected; now refused at once."""
+    from quantlab import cli
+    code = cli.main(["deploy", "volatility_regime", "--feed", "ws://127.0.0.1:1/x",
+                     "--symbols", "AAPL,GOOG,IBM,XOM", "--checkpoint", str(saved[0])])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot resume from --checkpoint" in err and "universe=" in err
