@@ -334,6 +334,10 @@ class Deployment:
     def __init__(self, strategy, options, *, universe=None, history=None, inputs=None,
                  risk=None):
         if options.periods is None:   # annualise (borrow_rate) as ql.backtest of this data
+            if history is None and float(options.borrow_rate):   # no bars to tell it by
+                raise ValueError("borrow_rate is annualised by the bars' calendar, which a "
+                                 "deployment without history= cannot tell (252 business "
+                                 "days, 365 a 24/7 market's days): pass periods= or history=")
             options = dataclasses.replace(options, periods=int(round(periods_for(
                 history, None, default=252) if history is not None else 252)))
         self.strategy, self.options = strategy, options

@@ -76,3 +76,36 @@ def test_cli_resume_of_a_feed_with_other_symbols_is_refused(saved, tmp_path, cap
                      "--symbols", "AAPL,GOOG,IBM,XOM", "--checkpoint", str(saved[0])])
     err = capsys.readouterr().err
     assert code == 2 and "cannot resume from --checkpoint" in err and "universe=" in err
+
+
+def _around_the_clock(n=40, seed=0):
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+    rng = np.random.default_rng(seed)
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (n, 2)), 0))
+    return xr.Dataset({"close": (("time", "asset"), c)},
+                      coords={"time": pd.date_range("2024-01-01", periods=n, freq="D"),
+                              "asset": ["X", "Y"]})
+
+
+def test_deploy_without_history_does_not_guess_the_calendar_of_borrow_rate():
+    """A deployment without history= annualised borrow_rate with 252 periods whatever
+    its bars: on a 24/7 market's daily bars its equity was 1.5% off ql.backtest of the
+    same bars (365) after 40 bars at borrow_rate=0.5, silently. It cannot tell the
+    calendar before its first bars: borrow_rate without history= needs periods=; given
+    periods= (or history=) it trades as the backtest."""
+    import numpy as np
+    ds = _around_the_clock()
+    s = ql.strategies.get("volatility_regime", window=5, lookback=10)
+    kw = dict(borrow_rate=0.5, max_leverage=2.0, group=True)
+    with pytest.raises(ValueError, match="borrow_rate.*periods="):
+        ql.deploy(s, **kw)
+    ql.deploy(s, fees=0.001)        # no borrowing: the calendar changes nothing
+    res = ql.backtest(ds, s.signal(ds), **kw)
+    assert res.periods == 365 and len(res.orders) > 0
+    for dep in (ql.deploy(s, periods=365, **kw).replay(ds.isel(time=slice(0, 1))),
+                ql.deploy(s, history=ds.isel(time=slice(0, 1)), periods=365, **kw)):
+        dep.replay(ds.isel(time=slice(1, None)))
+        np.testing.assert_allclose(dep.equity.values.ravel(), res.equity.values[-len(dep.equity):],
+                                   rtol=1e-12)
