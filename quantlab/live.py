@@ -717,6 +717,14 @@ class Deployment:
             self._orders.append({"time": pd.Timestamp(t), "asset": self.universe[col[j]],
                                  "size": float(size[j]), "price": float(price[j]),
                                  "fee": float(fee[j]), "reason": REASONS[reason[j]]})
+        self._settle_drained()
+
+    def _settle_drained(self) -> None:
+        """A drained account's forced order takes the fee the kernel's state holds for it:
+        a later bar may cut it (``ql.backtest``'s record is cut in place; ours is a copy)."""
+        for g in np.flatnonzero(self.state["drained"]):
+            self._orders[int(self.state["drain_rec"][g])]["fee"] = \
+                float(self.state["drain_fee"][g])
 
     def _watch_drawdown(self) -> None:
         eq = float(np.sum(self._rec["equity"][-1]))
@@ -1073,6 +1081,8 @@ class Deployment:
         if state and int(state["n_columns"]) != len(dep.universe or []):   # kernel bounds
             raise ValueError(f"the kernel state has {int(state['n_columns'])} columns, the "
                              f"universe {len(dep.universe or [])} assets")
+        if state:   # a fee cut after the segment holding its order was written
+            dep._settle_drained()
         return dep
 
     def _restore_slip_prev(self, arrays: dict) -> None:

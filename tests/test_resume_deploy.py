@@ -109,3 +109,46 @@ def test_deploy_without_history_does_not_guess_the_calendar_of_borrow_rate():
         dep.replay(ds.isel(time=slice(1, None)))
         np.testing.assert_allclose(dep.equity.values.ravel(), res.equity.values[-len(dep.equity):],
                                    rtol=1e-12)
+
+
+class _Panel(ql.strategies.Strategy):
+    """The exposures of a given panel (a test double, not registered)."""
+
+    name = "resume_panel"
+    defaults = {"k": 0}
+    param_space = {"k": [0]}
+    SIG = None
+
+    def _signal(self, ds, k):
+        return self.SIG.sel(time=ds.time, asset=ds.asset)
+
+
+def test_a_drained_account_s_cut_fee_reaches_the_deployment_s_orders(tmp_path, monkeypatch):
+    """A forced exit whose fee took a portfolio's equity has that fee cut on a later bar
+    (its other asset had no bar, then closes lower): ql.backtest's order carries the cut
+    fee, a deployment's kept the fee of the bar it was placed (17,392.83 where the
+    backtest's is 11,097.72 at seed 57), and so did a restored one. Now the deployment's record
+    takes the fee the kernel's state holds for it, bar by bar and on restore."""
+    import numpy as np
+    from test_outofcore_stream import DRAIN, _drain_panel
+
+    from quantlab import strategies
+    monkeypatch.setitem(strategies._REGISTRY, _Panel.name, _Panel)   # restore finds it
+    ds, sig = _drain_panel(seed=57)
+    _Panel.SIG = sig.isel(p=0, drop=True)
+    s, kw = _Panel(), dict(DRAIN, group=True)
+    res = ql.backtest(ds, s.signal(ds).where(ds.time >= ds.time[1]), **kw)
+    hist, bars = ds.isel(time=slice(0, 1)), ds.isel(time=slice(1, None))
+    whole = ql.deploy(s, history=hist, **kw).replay(bars)
+    dep = ql.deploy(s, history=hist, **kw)
+    for i in range(bars.sizes["time"]):    # checkpointed and restored after every bar
+        dep.on_bar(bars.isel(time=i))
+        dep = Deployment.restore(dep.checkpoint(tmp_path / "ck"))
+    want = res.orders.reset_index(drop=True)
+    assert (want.reason == "drawdown").any()
+    for got in (whole.orders, dep.orders):
+        got = got.reset_index(drop=True)
+        assert len(got) == len(want) and (got.time.values == want.time.values).all()
+        for k in ("size", "price", "fee"):
+            np.testing.assert_allclose(got[k].values, want[k].values, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(dep.equity.values, whole.equity.values)
