@@ -1153,7 +1153,8 @@ cdef class _Sim:
                 ret = eq[g] / prev_eq[g] - 1.0
                 acc_add(&self.stats[g, 0], ret, log1p(ret), 0.0)
                 self.extra[g, X_EQSUM] += eq[g]
-                self.extra[g, X_EXPO] += self.gross_v[g] / eq[g]
+                if self.gross_v[g] != 0.0:   # no position, no exposure (at 0 equity too)
+                    self.extra[g, X_EXPO] += self.gross_v[g] / eq[g]
             else:
                 equity[g] = eq[g]
                 if not self.lean:

@@ -175,7 +175,8 @@ class BacktestResult:
         tr = self.trades
         value = (self.positions * self.prices.ffill("time")).fillna(0.0)
         gross = abs(value).sum("asset") if self.group else abs(value)
-        ds["exposure"] = (gross / self.equity).mean("time")
+        # no position is no exposure, also at 0 equity (0/0): as metrics_only counts it
+        ds["exposure"] = (gross / self.equity).where(gross != 0, 0.0).mean("time")
         zero = xr.zeros_like(ds["sharpe_ratio"])
 
         def per_account(frame, col, how):
