@@ -1151,7 +1151,8 @@ cdef class _Sim:
         for g in range(self.n_groups):
             if self.metrics_only:
                 ret = eq[g] / prev_eq[g] - 1.0
-                acc_add(&self.stats[g, 0], ret, log1p(ret), 0.0)
+                if not isnan(ret):   # 0/0, an emptied account: NaN in res.returns, skipped
+                    acc_add(&self.stats[g, 0], ret, log1p(ret), 0.0)
                 self.extra[g, X_EQSUM] += eq[g]
                 if self.gross_v[g] != 0.0:   # no position, no exposure (at 0 equity too)
                     self.extra[g, X_EXPO] += self.gross_v[g] / eq[g]

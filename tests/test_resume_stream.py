@@ -46,3 +46,24 @@ def test_metrics_only_exposure_of_an_account_at_zero_equity_equals_the_full_metr
     value = abs(res.positions * res.prices).fillna(0.0).sum("asset")
     np.testing.assert_allclose(full.values, (value / res.equity).fillna(0.0).mean("time"),
                                rtol=1e-12)
+
+
+def test_metrics_only_returns_metrics_of_an_emptied_account_equal_the_full_metrics():
+    """After an account's equity reaches 0 its returns are 0/0: NaN in res.returns,
+    which res.metrics() skips (total_return -1, sharpe -10.5 at seed 4), while
+    metrics_only fed them to its running statistics: sharpe, volatility, total return
+    ... NaN and win_rate another number, in memory and streamed. Now skipped there too."""
+    ds, sig = _panel(4)
+    kw = dict(fixed_fees=500.0, init_cash=5_000.0, group=True)
+    res = ql.backtest(ds, sig, **kw)
+    assert res.returns.isnull().any() and (res.equity.isel(time=-1) == 0).any()
+    full = res.metrics()
+    names = ("sharpe_ratio", "sortino_ratio", "annual_volatility", "total_return",
+             "max_drawdown", "win_rate", "profit_factor", "stability_of_timeseries")
+    for data in (ds, ds.chunk(time=7)):
+        mo = ql.backtest(data, sig, metrics_only=names, **kw)
+        mo = mo.compute() if hasattr(mo, "compute") else mo
+        for k in names:
+            np.testing.assert_allclose(mo[k].values, full[k].values, rtol=1e-10, atol=1e-12,
+                                       err_msg=k)
+    assert np.isfinite(full["sharpe_ratio"].values).all()
