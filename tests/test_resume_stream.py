@@ -38,7 +38,7 @@ def test_metrics_only_exposure_of_an_account_at_zero_equity_equals_the_full_metr
     assert not res.positions.isel(time=-1, p=1).any()
     full = res.metrics()["exposure"]
     names = ("exposure", "turnover", "fees_paid")
-    for data in (ds, ds.chunk(time=5)):
+    for data in (ds, ds.chunk(time=12)):
         mo = ql.backtest(data, sig, metrics_only=names, **kw)
         mo = mo.compute() if hasattr(mo, "compute") else mo
         np.testing.assert_allclose(mo["exposure"].values, full.values, rtol=1e-12)
