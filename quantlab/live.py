@@ -135,7 +135,8 @@ class RiskLimits:
         (array([0., 0.]), [(0, 'kill_switch', 0.5, 0.0), (1, 'kill_switch', nan, 0.0)])
         """
         out, rej = target.copy(), []
-        now = np.where(np.isfinite(price) & (equity > 0), held * price / equity, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):   # equity <= 0: not used
+            now = np.where(np.isfinite(price) & (equity > 0), held * price / equity, 0.0)
 
         def change(i, reason, value):
             rej.append((int(i), reason, float(target[i]), float(value)))

@@ -2,6 +2,8 @@
 (``dispatch.Stepper``), the ring buffer of bars, the one-bar checks and the checkpoint of
 a deployment's own inputs. The end-to-end parity with ``ql.backtest`` is in
 test_deploy.py; these pin the parts."""
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -276,3 +278,16 @@ def test_risk_limits_on_500_assets_match_the_asset_by_asset_reference():
     assert {r[1] for r in rej} == {"max_position", "max_concentration", "max_order_value"}
     assert [r[:3] for r in rej] == [r[:3] for r in rej_want]
     np.testing.assert_array_equal([r[3] for r in rej], [r[3] for r in rej_want])
+
+
+@pytest.mark.parametrize("held", [0.0, 3.0])   # 0/0 and 30/0
+def test_risk_limits_of_an_account_at_zero_equity_do_not_warn(held):
+    # an outside probe: after a margin call emptied the account every bar warned
+    # "invalid value in divide" (held * price / equity evaluated where it is not used)
+    from quantlab.live import RiskLimits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, rej = RiskLimits(max_position=0.5).apply(
+            np.array([0.8, np.nan]), np.array([held, 0.0]), np.array([10.0, 20.0]), 0.0,
+            killed=False)
+    assert out[0] == 0.5 and np.isnan(out[1]) and rej == [(0, "max_position", 0.8, 0.5)]
