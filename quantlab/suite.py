@@ -71,7 +71,7 @@ import pandas as pd
 
 from quantlab import __version__, _validate, fmt
 from quantlab._validate import integer, number
-from quantlab.data import available, checksum, io_error
+from quantlab.data import available, checksum, io_error, user_path
 
 __all__ = ["Run", "check_name", "check_parameters", "check_timeout", "clean_index",
            "config_timeout", "describe", "expand_grid", "folder_size", "give_parameters",
@@ -1617,7 +1617,7 @@ def _check_batch(runs, out_dir, in_place, render, self_contained, jobs, timeout)
         return None
     if out_dir is None:
         raise ValueError("out_dir is required unless in_place=True")
-    out = Path(out_dir)
+    out = user_path("out_dir", out_dir)   # "~/reports" is the home folder's, as on the CLI
     plan_outputs(runs, out)
     out.mkdir(parents=True, exist_ok=True)
     if render and not self_contained:

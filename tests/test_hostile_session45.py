@@ -489,3 +489,19 @@ def test_a_fifo_as_a_store_s_metadata_file_is_named_not_a_hang(ibm, tmp_path, na
         e = _raised_within(call, bad / name)
         assert isinstance(e, DataError), e
         assert f"{bad / name}: not a regular file" in str(e), e
+
+
+def test_run_suite_out_dir_with_a_tilde_is_the_home_folder(home, tmp_path):
+    # the CLI's --out expanded "~" but suite.run_suite(out_dir="~/r") made a folder "~"
+    import io
+
+    import nbformat
+
+    from quantlab import suite
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    nb.cells[0].execution_count = 1
+    nbformat.write(nb, tmp_path / "tiny.ipynb")
+    [run] = suite.run_suite([suite.Run(str(tmp_path / "tiny.ipynb"))], "~/r",
+                            from_stored=True, log=io.StringIO())
+    assert run.status == "ok" and Path(run.output) == home / "r" / "tiny.ipynb"
+    assert list(Path.cwd().iterdir()) == []
