@@ -214,12 +214,35 @@ def _cf_z(z, skew, kurt):
             - (2 * z ** 3 - 5 * z) * skew ** 2 / 36)
 
 
+# the tail below Φ⁻¹(1e-15) adds nothing a double holds to a VaR or CVaR: the expansion
+# must be increasing from there up to the cutoff's quantile
+_CF_FROM = NormalDist().inv_cdf(1e-15)
+
+
+def _cf_tail(mu, sd, skew, kurt, z, value):
+    """``value`` (a Cornish-Fisher VaR or CVaR at ``z``) where the expansion describes a
+    tail: z_cf increasing on [Φ⁻¹(1e-15), z], i.e. dz_cf/dz = A x² + B x + C >= 0 there
+    (A = K/8 - S²/6, B = S/3, C = 1 - K/8 + 5S²/36; Maillard 2012, "A user's guide to
+    the Cornish Fisher expansion"). Outside it CVaR came out above VaR and above the
+    largest return; NaN there. A constant column (sd 0; S and K are 0/0) is its
+    constant, as the other methods give."""
+    A, B, C = kurt / 8 - skew ** 2 / 6, skew / 3, 1 - kurt / 8 + 5 * skew ** 2 / 36
+
+    def slope(x):
+        return A * x * x + B * x + C
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = np.clip(-B / (2 * A), _CF_FROM, z)   # the slope's lowest point when A > 0
+    ok = (slope(_CF_FROM) >= 0) & (slope(z) >= 0) & ((A <= 0) | (slope(v) >= 0))
+    return np.where(sd == 0, mu, np.where(ok, value, np.nan))
+
+
 def _var_param(a, cutoff, method):
     mu, sd, skew, kurt = _moments(a)
     z = NormalDist().inv_cdf(cutoff)
     if method == "parametric":
         return _nan_below(a, 2, mu + sd * z)
-    return _nan_below(a, 2, mu + sd * _cf_z(z, skew, kurt))
+    return _nan_below(a, 2, _cf_tail(mu, sd, skew, kurt, z, mu + sd * _cf_z(z, skew, kurt)))
 
 
 def _cvar_param(a, cutoff, method):
@@ -232,11 +255,10 @@ def _cvar_param(a, cutoff, method):
     phi = nd.pdf(z)
     i0, i1, i2, i3 = cutoff, -phi, cutoff - z * phi, -(z * z + 2) * phi
     if method == "parametric":
-        e = i1
-    else:
-        e = (i1 + skew / 6 * (i2 - i0) + kurt / 24 * (i3 - 3 * i1)
-             - skew ** 2 / 36 * (2 * i3 - 5 * i1))
-    return _nan_below(a, 2, mu + sd * e / cutoff)
+        return _nan_below(a, 2, mu + sd * i1 / cutoff)
+    e = (i1 + skew / 6 * (i2 - i0) + kurt / 24 * (i3 - 3 * i1)
+         - skew ** 2 / 36 * (2 * i3 - 5 * i1))
+    return _nan_below(a, 2, _cf_tail(mu, sd, skew, kurt, z, mu + sd * e / cutoff))
 
 
 def _f_beta(a, **_):
@@ -1201,7 +1223,10 @@ def value_at_risk(returns, cutoff=0.05, method="historical", dim="time"):
     historical: percentile with linear interpolation (numpy, as empyrical);
     parametric: mean + std · Φ⁻¹(cutoff) (std ddof=1);
     cornish_fisher: mean + std · z_cf with z_cf the Cornish-Fisher expansion using the
-    sample's skewness and excess kurtosis (population moments, scipy's default).
+    sample's skewness and excess kurtosis (population moments, scipy's default); NaN
+    where z_cf is not increasing from Φ⁻¹(1e-15) up to Φ⁻¹(cutoff) (skewness and
+    kurtosis outside the expansion's domain of validity: no distribution has such a
+    tail).
 
     Examples
     --------
@@ -1238,7 +1263,8 @@ def conditional_value_at_risk(returns, cutoff=0.05, method="historical", dim="ti
     historical: mean of the int((n-1)·cutoff)+1 smallest returns (empyrical; cutoff 0:
     the minimum, 1: the mean);
     parametric: mean - std · φ(z)/cutoff (normal expected shortfall);
-    cornish_fisher: the tail mean of the Cornish-Fisher distribution (closed form).
+    cornish_fisher: the tail mean of the Cornish-Fisher distribution (closed form); NaN
+    outside the expansion's domain of validity, as for ``value_at_risk``.
 
     Examples
     --------
