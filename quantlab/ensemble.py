@@ -9,6 +9,8 @@ strategies net out.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -96,21 +98,22 @@ def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
 
 
 def _rebalance_mask(index: pd.DatetimeIndex, reweight) -> np.ndarray:
-    """True on the bars where weights may change: every bar ("1D" or 1), every n bars
-    (an int), or the first bar of each pandas period ("1W", "1M", "1Q")."""
+    """True on the bars where weights may change: every n bars (an int; 1 = every bar),
+    or the first bar of each calendar period ("1D", "1W", "2W", "1M", "3M", "1Q", "1Y":
+    n days, weeks, months, quarters or years counted from the epoch, as pandas' period
+    ordinals)."""
     if isinstance(reweight, (int, np.integer)) and not isinstance(reweight, bool):
         if reweight < 1:
             raise ValueError(f"reweight must be >= 1 bar, got {reweight}")
         return np.arange(len(index)) % int(reweight) == 0
-    if reweight in ("1D", "D"):
-        return np.ones(len(index), dtype=bool)
-    try:
-        period = index.to_period(reweight.lstrip("1") or reweight)
-    except (ValueError, AttributeError) as err:
-        raise ValueError(f"reweight must be '1D', '1W', '1M', '1Q' or a number of bars, "
-                         f"got {reweight!r}") from err
-    mask = np.r_[True, period[1:] != period[:-1]]
-    return np.asarray(mask)
+    m = re.fullmatch(r"\s*(\d*)\s*([DWMQY])\s*", reweight) if isinstance(reweight, str) else None
+    if m is None or m.group(1) in ("0", "00") or (m.group(1) and int(m.group(1)) < 1):
+        # "2W" read as weekly and "1h" as every bar before: only these are understood
+        raise ValueError(f"reweight must be a number of calendar periods ('1D', '1W', '2W', "
+                         f"'1M', '3M', '1Q', '1Y') or of bars (an int >= 1), got {reweight!r}")
+    n, unit = int(m.group(1) or 1), m.group(2)
+    codes = index.to_period(unit).asi8 // n
+    return np.r_[True, codes[1:] != codes[:-1]] if len(index) else np.zeros(0, bool)
 
 
 @fill(_DOC)
@@ -132,8 +135,9 @@ class Ensemble:
         - ``regime``: as performance momentum, but each strategy's Sharpe is measured only
           over past bars in the same regime as today (``detect_regimes``), so a strategy
           that earns in calm bull markets gets weight in them.
-    reweight : str, default '1D'
-        How often the weights change (a pandas frequency).
+    reweight : str or int, default '1D'
+        How often the weights change: every n calendar periods ('1D', '1W', '2W', '1M',
+        '3M', '1Q', '1Y'; the first bar of each) or every n bars (an int).
     lookback : int, default 63
         Bars of the covariance / Sharpe estimates (>= 2).
     shrinkage : float, default 0.5

@@ -124,3 +124,24 @@ def test_members_and_numbers_are_checked():
             ql.ensemble.Ensemble(["spc"], lookback=lb)
     with pytest.raises(TypeError, match="shrinkage"):   # '<=' between int and str
         ql.ensemble.Ensemble(["spc"], shrinkage="0.5")
+
+
+@pytest.mark.parametrize("reweight, firsts", [
+    ("1W", ["01-01", "01-06", "01-13", "01-20"]),
+    ("2W", ["01-01", "01-13", "01-27", "02-10"]),     # was every week: the 2 was dropped
+    ("1M", ["01-01", "02-03", "03-02", "04-01"]),
+    ("3M", ["01-01", "04-01"]),                       # was every month
+    ("1Q", ["01-01", "04-01"]),
+    (5, ["01-01", "01-08", "01-15", "01-22"]),
+])
+def test_reweight_every_n_periods_or_bars(reweight, firsts):
+    from quantlab.ensemble import _rebalance_mask
+    ix = pd.bdate_range("2020-01-01", periods=70)
+    assert list(ix[_rebalance_mask(ix, reweight)].strftime("%m-%d"))[:4] == firsts
+
+
+@pytest.mark.parametrize("reweight", ["1h", "12h", "0W", "W2", "", 1.5, 0, True])
+def test_reweight_that_is_not_a_number_of_periods_is_refused(reweight):
+    # "1h" on daily bars was every bar, "12M" read as "2M" (monthly): refused, naming it
+    with pytest.raises(ValueError, match="reweight"):
+        ql.ensemble.Ensemble(["spc"], reweight=reweight).weights(ql.data.load())
