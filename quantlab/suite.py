@@ -1789,6 +1789,8 @@ def _collect(run: Run, result: dict, out, prov, source, opts) -> None:
         run.status = "failed"
         run.error = (run.error + "; " if run.error else "") + \
             f"writing the output: {type(e).__name__}: {e}"
+        if run.html and not Path(run.html).exists():
+            run.html = ""   # the index must not link a report that was never written
 
 
 def _execute(todo, done, jobs, scheduler, client) -> None:

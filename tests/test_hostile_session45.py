@@ -505,3 +505,29 @@ def test_run_suite_out_dir_with_a_tilde_is_the_home_folder(home, tmp_path):
                             from_stored=True, log=io.StringIO())
     assert run.status == "ok" and Path(run.output) == home / "r" / "tiny.ipynb"
     assert list(Path.cwd().iterdir()) == []
+
+
+def test_a_report_that_cannot_be_written_is_not_linked_from_the_index(tmp_path, monkeypatch):
+    # a full disk at render time marked the run failed but left run.html (and the
+    # index's link) naming a report that did not exist
+    import errno
+    import io
+
+    import nbformat
+
+    from quantlab import suite
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    nb.cells[0].execution_count = 1
+    nbformat.write(nb, tmp_path / "tiny.ipynb")
+    monkeypatch.setattr(suite, "render_html", full)
+    runs = [suite.Run(str(tmp_path / "tiny.ipynb"))]
+    suite.run_suite(runs, tmp_path / "out", from_stored=True, render=True,
+                    self_contained=True, log=io.StringIO())
+    assert runs[0].status == "failed" and "No space left" in runs[0].error
+    assert runs[0].html == ""
+    suite.write_index(runs, tmp_path / "out")
+    assert "tiny.html" not in (tmp_path / "out" / "index.html").read_text()
