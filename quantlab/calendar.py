@@ -36,6 +36,8 @@ data's own span: the market may open longer). ``periods=`` decides.
 """
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 import weakref
 
@@ -249,11 +251,18 @@ def _infer(idx: pd.DatetimeIndex, freq) -> dict:
             "periods_per_year": int(ppy) if float(ppy).is_integer() else float(ppy)}
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _guess(what, cal, ppy, other):
     """Warn that ``cal`` (``ppy`` periods a year) was read from data that fit ``other``."""
+    # attributed to the user's line (load_csv, a metric, a backtest), not to quantlab's
+    level, f = 2, sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(_PACKAGE):
+        level, f = level + 1, f.f_back
     warnings.warn(f"calendar inferred from {what}: {cal!r} ({ppy:,.0f} periods a year) is a "
                   f"guess; {other}. Pass periods= (or set attrs['periods_per_year']) to "
-                  "decide.", CalendarWarning, stacklevel=4)
+                  "decide.", CalendarWarning, stacklevel=level)
 
 
 def annotate(ds, freq=None):

@@ -401,3 +401,12 @@ def test_a_calendar_the_bars_decide_gives_no_warning(idx):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ql.errors.CalendarWarning)
         infer(idx)
+
+
+def test_the_calendar_warning_points_at_the_callers_line():
+    # it pointed into quantlab (calendar.py), where a user cannot act on it
+    r = xr.DataArray([0.01, -0.02, 0.01, 0.0, 0.01], dims="time",
+                     coords={"time": pd.date_range("2024-02-05", periods=5, freq="D")})
+    with pytest.warns(ql.errors.CalendarWarning) as w:
+        ql.metrics.sharpe_ratio(r)
+    assert w[0].filename == __file__
