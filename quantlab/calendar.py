@@ -232,7 +232,11 @@ def _infer(idx: pd.DatetimeIndex, freq) -> dict:
             cal, days = "24/5", 260
         elif weekend or span < 7 * _DAY:
             cal, days = "24/7", 365
-            if not weekend:
+            if not weekend and span < _DAY:   # a few hours across midnight UTC
+                _guess(f"{fs} bars of under a day", cal, days * per_day,
+                       "a session of those hours (e.g. ASX's, across midnight UTC) or a 24/5 "
+                       "market fit them as well")
+            elif not weekend:
                 _guess(f"{fs} bars around the clock over under a week without a weekend",
                        cal, days * per_day, f"a 24/5 market gives {260 * per_day:,.0f}")
         else:

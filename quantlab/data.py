@@ -594,7 +594,10 @@ def user_path(what: str, path) -> Path:
     if not isinstance(text, str) or not text.strip():
         raise TypeError(f"{what} must be a file or folder path (str or os.PathLike), got "
                         f"{path!r}")
-    return Path(text).expanduser()
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:   # "~nosuchuser/x": pathlib's bare "Could not determine home directory"
+        raise ValueError(f"{what} {text!r}: no such user's home folder") from None
 
 
 def io_error(e: OSError, doing: str, then: str = "") -> OSError:
@@ -673,7 +676,9 @@ def asset_names(what: str, names) -> list:
     if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
         raise TypeError(f"{what} must be a list of asset names, got "
                         f"{type(names).__name__} {names!r}")
-    names = [None if a is None or isinstance(a, float) and a != a else str(a) for a in names]
+    # missing (None, NaN, NaT, pd.NA) stays missing: str() made pd.NA the name "<NA>"
+    names = [None if a is None or (np.ndim(a) == 0 and not isinstance(a, str) and pd.isna(a))
+             else str(a) for a in names]
     if not names:
         raise DataError(f"{what} is empty: give the asset names")
     _check_asset_index(pd.Index(names, dtype=object), f"{what}: ")

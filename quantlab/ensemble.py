@@ -112,6 +112,8 @@ def _rebalance_mask(index: pd.DatetimeIndex, reweight) -> np.ndarray:
         raise ValueError(f"reweight must be a number of calendar periods ('1D', '1W', '2W', "
                          f"'1M', '3M', '1Q', '1Y') or of bars (an int >= 1), got {reweight!r}")
     n, unit = int(m.group(1) or 1), m.group(2)
+    if index.tz is not None:   # local wall-time periods, without pandas' tz-drop warning
+        index = index.tz_localize(None)
     codes = index.to_period(unit).asi8 // n
     return np.r_[True, codes[1:] != codes[:-1]] if len(index) else np.zeros(0, bool)
 

@@ -231,9 +231,10 @@ def _cf_tail(mu, sd, skew, kurt, z, value):
     def slope(x):
         return A * x * x + B * x + C
 
+    lo, hi = min(_CF_FROM, z), max(_CF_FROM, z)   # a cutoff below 1e-15: [z, Φ⁻¹(1e-15)]
     with np.errstate(invalid="ignore", divide="ignore"):
-        v = np.clip(-B / (2 * A), _CF_FROM, z)   # the slope's lowest point when A > 0
-    ok = (slope(_CF_FROM) >= 0) & (slope(z) >= 0) & ((A <= 0) | (slope(v) >= 0))
+        v = np.clip(-B / (2 * A), lo, hi)   # the slope's lowest point when A > 0
+    ok = (slope(lo) >= 0) & (slope(hi) >= 0) & ((A <= 0) | (slope(v) >= 0))
     return np.where(sd == 0, mu, np.where(ok, value, np.nan))
 
 

@@ -67,6 +67,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 
 from quantlab import __version__, _validate, fmt
@@ -210,7 +211,7 @@ def _options(options):
 
 
 def _one(name: str, value, allowed: list, what: str | None, label: str):
-    if isinstance(value, (list, tuple, set, dict)):
+    if isinstance(value, (list, tuple, set, dict, np.ndarray, pd.Index)):
         raise TypeError(f"{name} must be one name, got {type(value).__name__} "
                         f"{_validate._show(value)}; {label}: {_listing(allowed)}")
     if value in allowed:
@@ -521,7 +522,7 @@ def period(name, value, data, *, asset=None, after=None, min_bars: int = 1,
     if asset is not None:   # the bars where each asset has a value
         spans = []
         for a in [asset] if isinstance(asset, str) else asset:
-            one = data.sel(asset=a)
+            one = data.sel(asset=one_of("asset", a, data))
             has = one.notnull() if not hasattr(one, "data_vars") else \
                 one.to_array().notnull().any("variable")
             spans.append((data["time"][has.values], f"{a!r} in {_data_name(data)}"))

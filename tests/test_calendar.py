@@ -410,3 +410,12 @@ def test_the_calendar_warning_points_at_the_callers_line():
     with pytest.warns(ql.errors.CalendarWarning) as w:
         ql.metrics.sharpe_ratio(r)
     assert w[0].filename == __file__
+
+
+def test_a_few_hours_across_midnight_utc_name_a_session_as_the_other_calendar():
+    # an outside review: six hours of ASX bars (10:00-16:00 Sydney) were "around the
+    # clock", the warning naming only a 24/5 market
+    asx = pd.date_range("2024-01-09 10:00", "2024-01-09 15:55", freq="5min").tz_localize(
+        "Australia/Sydney").tz_convert("UTC")
+    with pytest.warns(ql.errors.CalendarWarning, match="of under a day.*a session of those"):
+        infer(asx)

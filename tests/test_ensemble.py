@@ -145,3 +145,14 @@ def test_reweight_that_is_not_a_number_of_periods_is_refused(reweight):
     # "1h" on daily bars was every bar, "12M" read as "2M" (monthly): refused, naming it
     with pytest.raises(ValueError, match="reweight"):
         ql.ensemble.Ensemble(["spc"], reweight=reweight).weights(ql.data.load())
+
+
+def test_reweight_of_a_time_zone_aware_index_is_by_local_periods_without_a_warning():
+    import warnings
+
+    from quantlab.ensemble import _rebalance_mask
+    ix = pd.date_range("2024-01-01", periods=300, freq="D", tz="America/New_York")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # pandas' "will drop timezone information"
+        mask = _rebalance_mask(ix, "1M")
+    assert list(ix[mask].strftime("%m-%d")) == [f"{m:02d}-01" for m in range(1, 11)]

@@ -4,6 +4,7 @@ import errno
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import quantlab as ql
@@ -531,3 +532,19 @@ def test_a_report_that_cannot_be_written_is_not_linked_from_the_index(tmp_path, 
     assert runs[0].html == ""
     suite.write_index(runs, tmp_path / "out")
     assert "tiny.html" not in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_review_names_and_paths_edge_values():
+    # an outside review: pd.NA was the asset name "<NA>", "~nosuchuser" a bare
+    # RuntimeError, an array one name, an unknown asset= of period() xarray's KeyError
+    from quantlab import suite
+    from quantlab.data import asset_names, user_path
+    with pytest.raises(ql.errors.DataError, match="missing asset name"):
+        asset_names("universe", ["A", pd.NA])
+    with pytest.raises(ValueError, match="checkpoint path '~nosuchuser_ql/ck'"):
+        user_path("checkpoint path", "~nosuchuser_ql/ck")
+    ds = ql.data.load()
+    with pytest.raises(TypeError, match="symbol must be one name"):
+        suite.one_of("symbol", np.array(["MSFT"]), ds)
+    with pytest.raises(ValueError, match="asset 'XYZ' is not in data set"):
+        suite.period("p", ("2005", "2006"), ds, asset="XYZ")

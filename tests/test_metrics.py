@@ -707,3 +707,11 @@ def test_cornish_fisher_outside_its_domain_is_nan_and_a_constant_is_itself():
                 kept += 1
                 assert cvar <= var + 1e-15
     assert 40 < kept < 350   # both kinds of samples were drawn
+
+
+def test_cornish_fisher_tail_check_of_a_cutoff_below_1e_15_checks_its_whole_tail():
+    # an outside review: the check ran on [Φ⁻¹(1e-15), z] with its ends reversed, so a
+    # slope negative inside [z, Φ⁻¹(1e-15)] (here at x = -20) was kept
+    from quantlab.metrics import _cf_tail
+    assert np.isnan(_cf_tail(0.0, 1.0, 0.4, 0.24, -37.0, 1.0))
+    assert _cf_tail(0.0, 1.0, 0.0, 0.5, -37.0, 1.0) == 1.0   # a tail increasing all along
