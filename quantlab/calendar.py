@@ -189,16 +189,7 @@ def _infer(idx: pd.DatetimeIndex, freq) -> dict:
     fs = _freq_str(step)
     span = ns[-1] - ns[0]
     if step == _DAY:
-        if weekend:
-            if weekdays.size <= 5 and span < 14 * _DAY:
-                _guess("daily bars over under two weeks with five weekdays or fewer",
-                       "24/7", 365, "business days stamped east of UTC (a Tokyo Monday is a "
-                       "Sunday in UTC) give 252")
-            return {"freq": fs, "calendar": "24/7", "periods_per_year": 365}
-        if span < 7 * _DAY:
-            _guess("daily bars over under a week without a weekend", "business_day", 252,
-                   "a 24/7 market gives 365")
-        return {"freq": fs, "calendar": "business_day", "periods_per_year": 252}
+        return _daily(fs, weekend, weekdays.size, span)
     # intraday: the usual first and last bar of a day (mode: robust to half days, gaps
     # and a daylight-saving shift of UTC stamps)
     day = ns // _DAY
@@ -256,6 +247,21 @@ def _infer(idx: pd.DatetimeIndex, freq) -> dict:
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _daily(fs: str, weekend: bool, n_weekdays: int, span: int) -> dict:
+    """Daily bars: 24/7 when a weekend day is seen, else business days (warning when
+    too few bars tell them apart)."""
+    if weekend:
+        if n_weekdays <= 5 and span < 14 * _DAY:
+            _guess("daily bars over under two weeks with five weekdays or fewer",
+                   "24/7", 365, "business days stamped east of UTC (a Tokyo Monday is a "
+                   "Sunday in UTC) give 252")
+        return {"freq": fs, "calendar": "24/7", "periods_per_year": 365}
+    if span < 7 * _DAY:
+        _guess("daily bars over under a week without a weekend", "business_day", 252,
+               "a 24/7 market gives 365")
+    return {"freq": fs, "calendar": "business_day", "periods_per_year": 252}
 
 
 def _guess(what, cal, ppy, other):

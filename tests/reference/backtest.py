@@ -421,7 +421,8 @@ class _Sim:
         for g in range(G):
             self.returns[t, g] = _div(eq[g], self.prev_eq[g]) - 1.0
             self.extra[g, EQSUM] += eq[g]
-            self.extra[g, EXPO] += _div(gross_v[g], eq[g])
+            if gross_v[g] != 0.0:   # no position, no exposure (also at 0 equity)
+                self.extra[g, EXPO] += _div(gross_v[g], eq[g])
             self.equity[t, g] = eq[g]
             self.cash_out[t, g] = self.cash[g]
             self.prev_eq[g] = eq[g]
