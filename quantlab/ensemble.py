@@ -107,7 +107,7 @@ def _rebalance_mask(index: pd.DatetimeIndex, reweight) -> np.ndarray:
             raise ValueError(f"reweight must be >= 1 bar, got {reweight}")
         return np.arange(len(index)) % int(reweight) == 0
     m = re.fullmatch(r"\s*(\d*)\s*([DWMQY])\s*", reweight) if isinstance(reweight, str) else None
-    if m is None or m.group(1) in ("0", "00") or (m.group(1) and int(m.group(1)) < 1):
+    if m is None or (m.group(1) and int(m.group(1)) < 1):
         # "2W" read as weekly and "1h" as every bar before: only these are understood
         raise ValueError(f"reweight must be a number of calendar periods ('1D', '1W', '2W', "
                          f"'1M', '3M', '1Q', '1Y') or of bars (an int >= 1), got {reweight!r}")
