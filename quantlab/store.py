@@ -1224,6 +1224,46 @@ def _decoded(raw: bytes, checksum: bool, out: np.ndarray) -> np.ndarray:
     return out
 
 
+def row_writer(arr):
+    """``put(t0, values)``: rows ``t0:t0 + len(values)`` of ``arr`` (a local zarr array in
+    the store's own codecs, one chunk across its other dims), each whole chunk encoded
+    and written straight into its file, the bytes zarr writes (an edge chunk padded with
+    the fill value, as zarr pads it); rows that are not whole chunks go through zarr.
+    zarr's own write of a (8192, 200) float64 chunk cost ~2.4x its Blosc encode and file
+    write (its asyncio codec pipeline; 1.0 vs 0.42 s CPU for a streamed backtest's
+    3 x 16 such chunks). None for any other array."""
+    import numcodecs   # lazy: zarr's dependency, a store's writes only
+
+    files = _chunk_files(arr)
+    if files is None or tuple(arr.chunks[1:]) != tuple(arr.shape[1:]):
+        return None
+    (folder, checksum), spec = files, arr.metadata.codecs[1]
+    blosc = numcodecs.Blosc.from_config(   # as zarr's BloscCodec configures it
+        {"cname": spec.cname.value, "clevel": spec.clevel, "blocksize": spec.blocksize,
+         "shuffle": {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[spec.shuffle.value],
+         "typesize": spec.typesize})
+    c, n, dtype = arr.chunks[0], arr.shape[0], np.dtype(arr.dtype)
+    key = arr.metadata.chunk_key_encoding.encode_chunk_key
+
+    def put(t0: int, values: np.ndarray) -> None:
+        t1 = t0 + len(values)
+        if t0 % c or (t1 % c and t1 != n):
+            arr[t0:t1] = values
+            return
+        for r in range(t0, t1, c):
+            block = np.empty((c, *arr.shape[1:]), dtype)
+            block[:min(c, t1 - r)] = values[r - t0:r - t0 + c]
+            block[min(c, t1 - r):] = arr.metadata.fill_value
+            frame = blosc.encode(block)
+            if checksum:
+                import crc32c   # lazy: zarr's dependency, a store's writes only
+                frame += crc32c.crc32c(frame).to_bytes(4, "little")
+            path = folder / key((r // c,) + (0,) * (arr.ndim - 1))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(frame)
+    return put
+
+
 def _not_the_chunk(e: Exception) -> bool:
     """True for the disk's or memory's errors, raised as they are; not for a codec's
     OSError (gzip's BadGzipFile: a chunk that is not gzip data is damage)."""

@@ -130,3 +130,53 @@ def test_rows_not_ingested_or_verify_are_checked_by_the_backtest(stored, tmp_pat
     assert not any(qstore.validated(checked[v]) for v in VARS)
     with pytest.raises(ql.DataError, match="close .* outside"):
         ql.backtest(checked, sig)
+
+
+@pytest.mark.parametrize("checksum", [False, True])
+def test_row_writer_writes_the_chunk_files_zarr_writes(tmp_path, checksum):
+    """A streamed backtest's results go to their chunk files without zarr's write path:
+    the same bytes as zarr's (the edge chunk padded as zarr pads it); rows that are not
+    whole chunks go through zarr; any other array has no row writer."""
+    import zarr
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(10, 3)).cumsum(0)
+    arrays = {}
+    for name in ("direct", "zarr"):
+        arrays[name] = qstore.writes_all(zarr.create_array(
+            tmp_path / name, shape=(10, 3), chunks=(4, 3), dtype=np.float64,
+            compressors=qstore.compressors(checksum)))
+    put = qstore.row_writer(arrays["direct"])
+    for t0, t1 in ((0, 4), (4, 10)):
+        put(t0, values[t0:t1])
+        arrays["zarr"][t0:t1] = values[t0:t1]
+    files = sorted(p.relative_to(tmp_path / "zarr")
+                   for p in (tmp_path / "zarr").rglob("*") if p.is_file())
+    assert len(files) == 4   # zarr.json and 3 chunks
+    for f in files:
+        assert (tmp_path / "direct" / f).read_bytes() == (tmp_path / "zarr" / f).read_bytes(), f
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "direct")[:], values)
+    put(2, values[2:6] + 1)   # not whole chunks: zarr's read-modify-write
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "direct")[2:6], values[2:6] + 1)
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "direct")[6:], values[6:])
+    wide = zarr.create_array(tmp_path / "wide", shape=(8, 4), chunks=(4, 2), dtype=np.float64,
+                             compressors=qstore.compressors())
+    flags = zarr.create_array(tmp_path / "flags", shape=(8, 4), chunks=(4, 4), dtype=bool,
+                              compressors=qstore.compressors())
+    assert qstore.row_writer(wide) is None and qstore.row_writer(flags) is None
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_full_disk_under_a_streamed_backtest_names_its_results_store(monkeypatch, group):
+    """A write error of the per-bar results said only "No space left on device"."""
+    import errno
+
+    def full(arr):
+        def put(t0, values):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return put
+
+    monkeypatch.setattr(qstore, "row_writer", full)
+    ds, sig = _panel(3, 40, 4)
+    with pytest.raises(OSError, match="per-bar results of a streamed backtest to .*TMPDIR") as e:
+        ql.backtest(ds.chunk(time=10), sig.chunk(time=10), group=group)
+    assert e.value.errno == errno.ENOSPC

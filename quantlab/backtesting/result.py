@@ -554,14 +554,27 @@ class _Sink:
         self.flush(state)
 
     def _put(self, values, t0, t1):
+        try:
+            self._write_rows(values, t0, t1)
+        except OSError as e:   # a full disk said only "No space left on device"
+            raise _data.io_error(e, f"writing the per-bar results of a streamed backtest "
+                                    f"to {self.path}", "set TMPDIR to a folder with room, or "
+                                    "pass metrics_only= to keep no per-bar results") from e
+
+    def _write_rows(self, values, t0, t1):
         import zarr   # lazy: out-of-core runs only
 
         for k, v in values.items():
             if k not in self.arrays:     # opened once per chain, not once per chunk
-                self.arrays[k] = _store.writes_all(
+                a = _store.writes_all(
                     zarr.open_array(self.path, path=f"{k}/{self.block}", mode="r+"))
-            a = self.arrays[k]
-            a[t0:t1] = v.reshape((t1 - t0, *a.shape[1:]))
+                self.arrays[k] = (a, _store.row_writer(a))
+            a, put = self.arrays[k]
+            v = v.reshape((t1 - t0, *a.shape[1:]))
+            if put is None:
+                a[t0:t1] = v
+            else:
+                put(t0, v)
 
     def wait(self):
         """Until the writer thread has written the last chunk (its error raised here)."""
