@@ -2,9 +2,12 @@
 data (``synthetic_ticks``, ``to_dicts``, ``seed_batch``: tests, benchmarks, notebooks)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from quantlab import _validate as _v
+from quantlab.errors import CalendarWarning
 
 __all__ = ["assert_no_lookahead", "synthetic_ticks", "to_dicts", "seed_batch",
            "synthetic_minute_panel", "ticks_from_bars"]
@@ -281,19 +284,23 @@ def synthetic_minute_panel(n_assets, n_days, store=None, seed=0, calendar="24/7"
             yield day + minutes, {"open": open_, "high": high, "low": low, "close": close,
                                   "volume": volume}
 
-    if store is not None:
-        return _store.write_panel(store, pieces(), assets, asset_class="synthetic",
-                                  chunk_time=chunk_time, chunk_asset=chunk_asset,
-                                  source=f"synthetic_minute_panel(seed={seed}, "
-                                         f"calendar={calendar!r})")
-    parts = list(pieces())
-    time = np.concatenate([t for t, _ in parts]).astype("datetime64[ns]")
-    ds = xr.Dataset({v: (("time", "asset"), np.concatenate([p[v] for _, p in parts]))
-                     for v in ("open", "high", "low", "close", "volume")},
-                    coords={"time": time, "asset": assets,
-                            "asset_class": ("asset", ["synthetic"] * n_assets)})
-    ds.attrs["source"] = f"synthetic_minute_panel(seed={seed}, calendar={calendar!r})"
-    return _cal.annotate(ds)
+    with warnings.catch_warnings():
+        # days this few cannot tell 24/7 from 24/5, nor one day's session from a longer
+        # one: the calendar inferred is the one made here, its CalendarWarning only noise
+        warnings.simplefilter("ignore", CalendarWarning)
+        if store is not None:
+            return _store.write_panel(store, pieces(), assets, asset_class="synthetic",
+                                      chunk_time=chunk_time, chunk_asset=chunk_asset,
+                                      source=f"synthetic_minute_panel(seed={seed}, "
+                                             f"calendar={calendar!r})")
+        parts = list(pieces())
+        time = np.concatenate([t for t, _ in parts]).astype("datetime64[ns]")
+        ds = xr.Dataset({v: (("time", "asset"), np.concatenate([p[v] for _, p in parts]))
+                         for v in ("open", "high", "low", "close", "volume")},
+                        coords={"time": time, "asset": assets,
+                                "asset_class": ("asset", ["synthetic"] * n_assets)})
+        ds.attrs["source"] = f"synthetic_minute_panel(seed={seed}, calendar={calendar!r})"
+        return _cal.annotate(ds)
 
 
 def ticks_from_bars(ds, spread: float = 0.0, unit: str = "us") -> dict:

@@ -180,3 +180,22 @@ def test_a_full_disk_under_a_streamed_backtest_names_its_results_store(monkeypat
     with pytest.raises(OSError, match="per-bar results of a streamed backtest to .*TMPDIR") as e:
         ql.backtest(ds.chunk(time=10), sig.chunk(time=10), group=group)
     assert e.value.errno == errno.ENOSPC
+
+
+@pytest.mark.parametrize("calendar, periods", [("24/7", 525600), ("session", 98280)])
+def test_a_short_synthetic_panel_knows_its_calendar_without_a_warning(tmp_path, calendar,
+                                                                       periods):
+    """A day or two of bars cannot tell 24/7 from 24/5 (a CalendarWarning for a user's
+    data), but the generator made them: its own panels and stores did warn."""
+    import warnings
+
+    from quantlab.errors import CalendarWarning
+    from quantlab.testing import synthetic_minute_panel
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CalendarWarning)
+        ds = synthetic_minute_panel(2, 1, calendar=calendar)
+        path = synthetic_minute_panel(2, 2, calendar=calendar, store=tmp_path / "s")
+        stored = ql.data.open(path)
+    assert ds.attrs["periods_per_year"] == stored.attrs["periods_per_year"] == periods
+    with pytest.warns(CalendarWarning):   # a user's bars of that day still warn
+        ql.calendar.annotate(ds.drop_attrs())
