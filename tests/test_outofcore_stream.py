@@ -157,29 +157,40 @@ class _Computes(Callback):
             self.n += 1
 
 
+class _Reads:
+    """An array for ``da.from_array`` that counts the reads of each of its blocks."""
+
+    def __init__(self, a):
+        self.a, self.shape, self.dtype, self.ndim = a, a.shape, a.dtype, a.ndim
+        self.reads, self.lock = {}, threading.Lock()
+
+    def __getitem__(self, key):
+        out = self.a[key]
+        if out.size:   # not dask's look at its dtype (an empty slice)
+            with self.lock:
+                at = tuple((k.start, k.stop) for k in key)
+                self.reads[at] = self.reads.get(at, 0) + 1
+        return out
+
+
 @pytest.mark.parametrize("group", [False, True])
-def test_each_chunks_inputs_are_loaded_in_one_dask_compute(monkeypatch, group):
+def test_each_block_of_the_inputs_is_read_once(group):
     # _load computed the data and the signal of a chunk separately: a signal computed
-    # from the store's close read that close twice
+    # from the store's close read that close twice; each chunk's inputs are now loaded
+    # together (one task graph built per chain since session 46, one dask.compute per
+    # chunk before), the tasks they share run once
     ds, sig = _panel(5)
-    lazy_ds = ds.chunk(time=8, asset=M if group else 2)
+    chunks = (8, M if group else 2)
+    readers = {v: _Reads(ds[v].values) for v in ds.data_vars}
+    lazy_ds = ds.copy(data={v: dask.array.from_array(r, chunks=chunks, asarray=False)
+                            for v, r in readers.items()})
     lazy_sig = (lazy_ds["close"] > lazy_ds["open"]) * 0.5   # lazy, from the data
     ref = ql.backtest(ds, (ds["close"] > ds["open"]) * 0.5, group=group, fees=0.001)
-    syncs, real = [], dask.compute
-
-    def compute(*a, **k):   # the chains of independent accounts load on "sync"
-        if k.get("scheduler") == "sync":
-            syncs.append(len(a))
-        return real(*a, **k)
-    monkeypatch.setattr(dask, "compute", compute)
-    with _Computes() as c, dask.config.set(num_workers=4):   # group=False: 2 chains
+    with dask.config.set(num_workers=4):   # group=False: 2 chains
         res = ql.backtest(lazy_ds, lazy_sig, group=group, fees=0.001)
-        n = c.n
-    if group:   # one compute per time chunk
-        assert n == 5 and not syncs
-    else:       # the chains in one compute; one compute of (data, signal) per chunk each
-        assert n == 1 and syncs == [2] * 10
-    monkeypatch.undo()
+    blocks = (N // chunks[0]) * (M // chunks[1])
+    for v in ("close", "open"):   # the variables the run reads
+        assert sorted(readers[v].reads.values()) == [1] * blocks, (v, readers[v].reads)
     _assert_equal(res, ref)
 
 
@@ -189,10 +200,10 @@ def test_next_chunk_is_loaded_while_the_kernel_runs_the_current_one(monkeypatch)
     real_load, real_sim = result._load, dispatch.simulate
     loaded = [threading.Event() for _ in range(8)]
 
-    def load(inputs, sel, scheduler=None):
+    def load(inputs, sel, scheduler=None, graph=None):
         k = sel["time"].stop // 5 - 1
         order.append(("load", k))
-        out = real_load(inputs, sel, scheduler)
+        out = real_load(inputs, sel, scheduler, graph)
         loaded[k].set()
         return out
 
@@ -565,10 +576,13 @@ def test_prefetched_gives_each_load_in_order_at_most_depth_ahead(depth):
 def test_portfolio_loads_two_chunks_at_once_on_local_threads_only():
     with dask.config.set(scheduler="threads", num_workers=2):
         assert result._portfolio_loads() == ("sync", 2)
+    with dask.config.set(num_workers=2):   # no scheduler set: dask's threads (was (None, 1))
+        assert dask.config.get("scheduler", None) is None
+        assert result._portfolio_loads() == ("sync", 2)
     with dask.config.set(scheduler="threads", num_workers=1):
-        assert result._portfolio_loads() == (None, 1)
+        assert result._portfolio_loads() == ("sync", 1)
     with dask.config.set(scheduler="sync"):
-        assert result._portfolio_loads() == (None, 1)
+        assert result._portfolio_loads() == ("sync", 1)
     with dask.config.set(scheduler="processes", num_workers=2):
         assert result._portfolio_loads() == (None, 1)
 
