@@ -132,8 +132,15 @@ def test_rows_not_ingested_or_verify_are_checked_by_the_backtest(stored, tmp_pat
         ql.backtest(checked, sig)
 
 
-@pytest.mark.parametrize("checksum", [False, True])
-def test_row_writer_writes_the_chunk_files_zarr_writes(tmp_path, checksum):
+def _codecs(kind):
+    """A store's codecs, with a checksum, or a streamed run's equity's (uncompressed)."""
+    from quantlab.backtesting import result
+    return {"store": qstore.compressors(), "checksum": qstore.compressors(True),
+            "stored": result._codecs("equity")}[kind]
+
+
+@pytest.mark.parametrize("codecs", ["store", "checksum", "stored"])
+def test_row_writer_writes_the_chunk_files_zarr_writes(tmp_path, codecs):
     """A streamed backtest's results go to their chunk files without zarr's write path:
     the same bytes as zarr's (the edge chunk padded as zarr pads it); rows that are not
     whole chunks go through zarr; any other array has no row writer."""
@@ -144,8 +151,9 @@ def test_row_writer_writes_the_chunk_files_zarr_writes(tmp_path, checksum):
     for name in ("direct", "zarr"):
         arrays[name] = qstore.writes_all(zarr.create_array(
             tmp_path / name, shape=(10, 3), chunks=(4, 3), dtype=np.float64,
-            compressors=qstore.compressors(checksum)))
+            compressors=_codecs(codecs)))
     put = qstore.row_writer(arrays["direct"])
+    assert put is not None
     for t0, t1 in ((0, 4), (4, 10)):
         put(t0, values[t0:t1])
         arrays["zarr"][t0:t1] = values[t0:t1]
