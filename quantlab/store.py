@@ -25,6 +25,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import warnings
 import zlib
 from pathlib import Path
 
@@ -205,8 +206,80 @@ class _Where:
         rename on a disk; on an object store, where a move is copy + delete, the copy
         replaces the object whole)."""
         tmp = self.key(f".{MARKER}.tmp")
-        self.fs.pipe_file(tmp, json.dumps(state, indent=1).encode())
-        self.fs.mv(tmp, self.key(MARKER))
+        state["digest"] = _digest({k: v for k, v in state.items() if k != "digest"})
+        try:
+            self.fs.pipe_file(tmp, json.dumps(state, indent=1).encode())
+            self.fs.mv(tmp, self.key(MARKER))
+        except BaseException:   # a full disk: no half-written .tmp left behind
+            with contextlib.suppress(OSError):
+                self.fs.rm_file(tmp)
+            raise
+
+
+def _digest(obj) -> str:
+    """The sha256 of ``obj`` as canonical JSON."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _meta(arr) -> str:
+    """The :func:`_digest` of an array's zarr metadata but its shape (which grows with
+    each append; :func:`open` checks it against the marker): its dtype, byte order,
+    chunk grid, key encoding, fill value and codecs, each of which changes the numbers
+    its chunks decode to."""
+    return _digest({k: v for k, v in arr.metadata.to_dict().items() if k != "shape"})
+
+
+class UncheckedStoreWarning(UserWarning):
+    """A store written by a quantlab before session 46: no checksum of each chunk's
+    position, its metadata and its marker (see :func:`open`)."""
+
+
+_WARNED: set = set()
+
+
+def _sealed(loc: _Where, state: dict, arrays: dict) -> bool:
+    """Whether the store has a chunk index (see :class:`_Checked`), after checking its
+    marker against the marker's checksum and each array's metadata against the one
+    written: a DataError naming the file. A store written before it (no index) is read
+    as before, with one :class:`UncheckedStoreWarning` per store and process."""
+    if "digest" in state and state["digest"] != _digest(
+            {k: v for k, v in state.items() if k != "digest"}):
+        raise DataError(f"{loc.key(MARKER)}: its contents do not match its checksum "
+                        "(edited or damaged after ingest wrote it); re-run ingest into a "
+                        "new store")
+    names = ("time", *state["variables"])
+    if "chunks" not in state:
+        if loc.shown not in _WARNED:
+            _WARNED.add(loc.shown)
+            warnings.warn(f"store {loc.shown} was written by an older quantlab, without a "
+                          "checksum of each chunk at its position: a chunk swapped or "
+                          "copied over, or an edited zarr.json, would read as other "
+                          "numbers, unnoticed; re-ingest the source files into a new store "
+                          "to add them", UncheckedStoreWarning, stacklevel=4)
+        return False
+    index, meta, pending = state["chunks"], state.get("meta"), state.get("pending")
+    if ("digest" not in state or not isinstance(index, dict) or not isinstance(meta, dict)
+            or not all(isinstance(index.get(v), dict) for v in names)
+            or not isinstance(pending, (dict, type(None)))):
+        raise DataError(f"{loc.key(MARKER)}: corrupt store marker (its chunk index, "
+                        "metadata checksums or own checksum missing or not mappings); "
+                        "re-run ingest into a new store")
+    for v in names:
+        if meta.get(v) != _meta(arrays[v]):
+            raise DataError(f"{loc.shown}: {v}/zarr.json is not the metadata ingest wrote "
+                            "there (its dtype, byte order, chunks, fill value or codecs "
+                            "edited); re-run ingest into a new store")
+    return True
+
+
+def _guards(state: dict, var: str, sealed: bool) -> dict:
+    """The ``index`` and ``pending`` of :class:`_Checked` for ``var`` (none: unsealed)."""
+    if not sealed:
+        return {}
+    pending = state.get("pending")
+    return {"index": state["chunks"][var],
+            "pending": None if pending is None else
+            {"rows": pending["rows"], "chunks": pending["chunks"].get(var, {})}}
 
 
 # --------------------------------------------------------------------------- reading
@@ -809,7 +882,9 @@ def _open_arrays(loc: _Where, state: dict, create: bool):
             arrays = {v: every(g[v]) for v in ("time", *state["variables"])}
         except Exception as e:
             raise _corrupt(loc, e) from None
-        checked = {v: _Checked(a, loc.shown, v) for v, a in arrays.items()}
+        sealed = _sealed(loc, state, arrays)
+        checked = {v: _Checked(a, loc.shown, v, **_guards(state, v, sealed))
+                   for v, a in arrays.items()}
         return g, checked.pop("time"), checked
     g = loc.group("a")
     n_asset = len(state["assets"])
@@ -821,7 +896,15 @@ def _open_arrays(loc: _Where, state: dict, create: bool):
                        chunks=(state["chunk_time"], state["chunk_asset"]),
                        dimension_names=("time", "asset"), overwrite=True,
                        compressors=compressors(checksum=True))
-    return g, every(g["time"]), {v: every(g[v]) for v in state["variables"]}
+    names = ("time", *state["variables"])
+    for k in ("meta", "chunks", "pending"):
+        state.pop(k, None)
+    if all(_chunk_files(g[v]) is not None for v in names):   # the store's own codecs
+        state["meta"] = {v: _meta(g[v]) for v in names}
+        state["chunks"] = {v: {} for v in names}  # chunk key -> the file written there
+    checked = {v: _Checked(every(g[v]), loc.shown, v, **_guards(state, v, "chunks" in state))
+               for v in names}
+    return g, checked.pop("time"), checked
 
 
 def _block(tb: np.ndarray, recs: dict, a0: int, a1: int, assets, variables):
@@ -957,6 +1040,9 @@ def _write_rows(loc: _Where, state: dict, recs: dict, new: np.ndarray, tarr, arr
     assets, variables = state["assets"], state["variables"]
     n_old = state["n_time"]
     n_new = n_old + new.size
+    if n_old % ct and tarr.index is not None:   # its last chunk row is rewritten
+        _pending(state, {"time": tarr, **arrs}, n_new)
+        loc.write_marker(state)
     tarr.resize((n_new,))
     for a in arrs.values():
         a.resize((n_new, len(assets)))
@@ -974,8 +1060,25 @@ def _write_rows(loc: _Where, state: dict, recs: dict, new: np.ndarray, tarr, arr
             state["chunk"] = [t0 // ct, a0 // ca]
             loc.write_marker(state)          # after the chunk is complete
         state["n_time"] = t1
+        state.pop("pending", None)
         loc.write_marker(state)
         t0 = t1
+
+
+def _pending(state: dict, arrays: dict, n_new: int) -> None:
+    """Before an append rewrites the partial last chunk row: the CRC32C of each of its
+    chunks' committed rows, so a kill after a chunk's write and before the index has
+    its new file still opens (``pending`` of :class:`_Checked`, ``state["pending"]``)."""
+    ct, ca, n_old = state["chunk_time"], state["chunk_asset"], state["n_time"]
+    r, rows = n_old // ct, n_old % ct
+    first = slice(n_old, min((r + 1) * ct, n_new))       # the append's first write
+    state["pending"] = {"rows": n_old, "chunks": {}}
+    for v, a in arrays.items():
+        at = ([(r,)] if v == "time" else
+              [(r, j) for j in range(-(-len(state["assets"]) // ca))])
+        state["pending"]["chunks"][v] = {chunk_key(x): a.committed(x, rows, first)
+                                         for x in at}
+        a.pending = {"rows": n_old, "chunks": state["pending"]["chunks"][v]}
 
 
 def _write_provenance(loc: _Where, state: dict, source: Path, files, shas, owner, g,
@@ -1097,9 +1200,10 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
             raise DataError(f"{loc.shown}: variable {v!r} has codecs {codecs_}; the store "
                             "writes bytes, then a compressor (its zarr.json edited?); re-run "
                             "ingest into a new store")
+    sealed = _sealed(loc, state, arrays)   # marker, metadata, then each chunk's identity
     if state.get("every_chunk"):   # then every chunk of those rows has its file
         _missing_chunk(loc, state, arrays)
-    tz = _Checked(arrays["time"], loc.shown, "time")   # by whole chunks: from their files
+    tz = _Checked(arrays["time"], loc.shown, "time", **_guards(state, "time", sealed))
     ct, size = tz.chunks[0], tz.shape[0]               # (a FIFO hangs zarr's read)
     time = np.concatenate([tz[(slice(t0, min(t0 + ct, size)),)] for t0 in range(0, n, ct)]
                           )[:n].view("datetime64[ns]")
@@ -1117,7 +1221,7 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     token = dask.base.tokenize(loc.shown, json.dumps(state, sort_keys=True, default=str))
     data = {}
     for v in state["variables"]:
-        z = _Checked(arrays[v], loc.shown, v)
+        z = _Checked(arrays[v], loc.shown, v, **_guards(state, v, sealed))
         if verify:
             for t0 in range(0, n, state["chunk_time"]):
                 z[t0:min(t0 + state["chunk_time"], n)]
@@ -1181,23 +1285,57 @@ def validated(var: xr.DataArray) -> bool:
 
 
 def _chunk_files(arr):
-    """(directory, checksum) of a local zarr v3 array in the store's own codecs
-    (little-endian bytes, Blosc, then optionally CRC32C: :func:`compressors`), whose
-    chunks :class:`_Checked` decodes from their files; None for any other array."""
+    """(fetch, checksum) of a zarr v3 array in the store's own codecs (little-endian
+    bytes, Blosc, then optionally CRC32C: :func:`compressors`), whose chunks
+    :class:`_Checked` decodes from their files: ``fetch(at, limit)`` returns the bytes of
+    chunk ``at``'s file (at most ``limit``; a negative ``limit``: its last ``-limit``
+    bytes; None: all) or None when it has none; None for any other array."""
     from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec   # lazy: zarr is optional
     from zarr.storage import LocalStore   # lazy: zarr is optional
 
     meta = getattr(arr, "metadata", None)
     codecs_ = tuple(getattr(meta, "codecs", ()))
+    store = getattr(getattr(arr, "store_path", None), "store", None)
     if (getattr(meta, "zarr_format", None) != 3 or sys.byteorder != "little"
-            or not isinstance(getattr(getattr(arr, "store_path", None), "store", None),
-                              LocalStore)
+            or store is None
             or len(codecs_) not in (2, 3) or not isinstance(codecs_[0], BytesCodec)
             or getattr(codecs_[0].endian, "value", None) != "little"
             or not isinstance(codecs_[1], BloscCodec)
             or not all(isinstance(c, Crc32cCodec) for c in codecs_[2:])):
         return None
-    return Path(arr.store_path.store.root) / arr.store_path.path, len(codecs_) == 3
+    encode = meta.chunk_key_encoding.encode_chunk_key
+    if isinstance(store, LocalStore):
+        folder = Path(store.root) / arr.store_path.path
+        return (lambda at, limit: _local_bytes(folder / encode(at), limit)), len(codecs_) == 3
+    from zarr.core.buffer import default_buffer_prototype   # lazy: zarr is optional
+    from zarr.core.sync import sync   # lazy: zarr is optional
+    prefix = f"{arr.store_path.path}/" if arr.store_path.path else ""
+
+    def fetch(at, limit):   # any other zarr store (fsspec URLs, memory): through its API
+        got = sync(store.get(prefix + encode(at), prototype=default_buffer_prototype()))
+        raw = None if got is None else got.to_bytes()
+        return (raw if raw is None or limit is None else raw[limit:] if limit < 0
+                else raw[:limit])
+    return fetch, len(codecs_) == 3
+
+
+def _local_bytes(path: Path, limit: int) -> bytes | None:
+    """The bytes of a local chunk file (see :func:`_chunk_files`), None if it has none."""
+    try:   # non-blocking: a FIFO must not hang the read (zarr's would); binary on
+        # Windows (else its C runtime turns CRLF into LF and stops at a Ctrl-Z byte)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):   # zarr: a directory is fill
+        os.close(fd)
+        raise ValueError(f"chunk file {path} is not a regular file")
+    with builtins.open(fd, "rb") as f:
+        if limit is not None and limit < 0:
+            f.seek(max(0, os.fstat(fd).st_size + limit))
+            limit = -limit
+        # at most a frame's size and one byte more: a huge file is damage, not read
+        return f.read(limit)
 
 
 _BLOSC_OVERHEAD = 16   # a Blosc frame's header: at most this beyond the data it holds
@@ -1264,22 +1402,48 @@ def row_writer(arr):
     return put
 
 
+def _identity(raw: bytes, checksum: bool) -> int:
+    """What the store's index records of a chunk file: the CRC32C of its compressed
+    bytes, which a store's codecs append (its last 4 bytes: no cost to read back), or
+    of the whole file without that codec."""
+    import crc32c   # lazy: a store's reads only
+
+    return int.from_bytes(raw[-4:], "little") if checksum else crc32c.crc32c(raw)
+
+
 def _not_the_chunk(e: Exception) -> bool:
     """True for the disk's or memory's errors, raised as they are; not for a codec's
     OSError (gzip's BadGzipFile: a chunk that is not gzip data is damage)."""
     return isinstance(e, (OSError, MemoryError)) and not isinstance(e, gzip.BadGzipFile)
 
 
+def chunk_key(at) -> str:
+    """A chunk's key in a store's index: its grid position, ``"3.0"``."""
+    return ".".join(map(str, at))
+
+
 class _Checked:
     """A zarr array whose read and write errors (a truncated or damaged chunk: the
     codec's "decompression error", short reads; an append that fills a partial chunk
     decodes it first) are a DataError naming the store, variable and rows (and, for a
-    write, the chunk), wherever dask computes them or ingest appends."""
+    write, the chunk), wherever dask computes them or ingest appends.
 
-    def __init__(self, arr, shown: str, var: str):
+    ``index`` (a store's ``chunks[var]``: chunk key -> :func:`_identity` of the file
+    written there; None for a store written before it) is checked on every chunk read,
+    so a chunk swapped with another, copied from elsewhere or edited is a DataError, and
+    kept up to date by every write. ``pending`` (``{"rows": n, "chunks": {key: crc}}``):
+    the chunks an append is rewriting, whose first rows up to ``n`` must keep the CRC32C
+    recorded before (a kill between the write and the index's update)."""
+
+    def __init__(self, arr, shown: str, var: str, index: dict | None = None,
+                 pending: dict | None = None):
         self.arr, self.shown, self.var = arr, shown, var
         self.dtype, self.ndim, self.chunks = arr.dtype, arr.ndim, arr.chunks
+        self.index, self.pending = index, pending
         self._files = _chunk_files(arr)
+        if self._files is None and index is not None:   # open checked them: not here
+            raise DataError(f"{shown}: variable {var!r} is not stored in the codecs the "
+                            "store writes; re-run ingest into a new store")
 
     @property
     def shape(self):
@@ -1290,48 +1454,105 @@ class _Checked:
 
     def __getitem__(self, key):
         try:
-            got = None if self._files is None else self._chunk(key)
+            got = None if self._files is None else self._read(key)
             return self.arr[key] if got is None else got
+        except DataError:
+            raise
         except Exception as e:    # codec errors have no common type (RuntimeError, ValueError)
             if _not_the_chunk(e):
                 raise
             raise self._damaged(key, e, "") from None
 
-    def _chunk(self, key):
-        """The one whole chunk ``key`` selects (as dask's ``from_array`` asks), decoded
-        from its file here: zarr's asyncio read of a (8192, 64) chunk cost ~3x its Blosc
-        decode, most of it Python holding the GIL (a streamed portfolio of 200 assets x
-        130k minute bars, medians of 7 on 2 cores: 1 dask worker 0.76 -> 0.57-0.65 s, 2
-        workers 0.63-0.67 -> 0.53-0.59 s). None (zarr reads it) for any other key, or a
-        chunk without a file (zarr's fill value)."""
-        if not isinstance(key, tuple) or len(key) != self.ndim:
+    def _read(self, key):
+        """The values ``key`` (a slice per dim) selects, decoded from the chunk files
+        here: zarr's asyncio read of a (8192, 64) chunk cost ~3x its Blosc decode, most
+        of it Python holding the GIL (a streamed portfolio of 200 assets x 130k minute
+        bars, medians of 7 on 2 cores: 1 dask worker 0.76 -> 0.57-0.65 s, 2 workers
+        0.63-0.67 -> 0.53-0.59 s). None (zarr reads it) for any other key; without an
+        index, also for a key that is not one whole chunk (as dask's ``from_array``
+        asks) or a chunk without a file (zarr's fill value)."""
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        if len(key) != self.ndim or not all(isinstance(k, slice) for k in key):
             return None
-        at = []
-        for k, c, n in zip(key, self.chunks, self.arr.shape):
-            if not isinstance(k, slice) or k.step not in (None, 1):
+        span = [k.indices(n) for k, n in zip(key, self.arr.shape)]
+        if any(s[2] != 1 or s[1] <= s[0] for s in span):
+            return None
+        whole = all(a % c == 0 and b == min(a + c, n)
+                    for (a, b, _), c, n in zip(span, self.chunks, self.arr.shape))
+        if whole:
+            out = self._chunk(tuple(a // c for (a, _, _), c in zip(span, self.chunks)))
+            if out is None:
                 return None
-            start = k.start or 0
-            if start % c or k.stop != min(start + c, n):
-                return None
-            at.append(start // c)
-        folder, checksum = self._files
+            edge = tuple(slice(0, b - a) for a, b, _ in span)
+            return np.ascontiguousarray(out[edge])   # an edge chunk: its part, as zarr's
+        if self.index is None:
+            return None
+        got = np.empty([b - a for a, b, _ in span], self.dtype)   # several chunks' parts
+        ranges = [range(a // c, -(-b // c)) for (a, b, _), c in zip(span, self.chunks)]
+        for at in np.ndindex(*map(len, ranges)):
+            at = tuple(int(r[i]) for r, i in zip(ranges, at))
+            lo = [max(a, i * c) for (a, _, _), i, c in zip(span, at, self.chunks)]
+            hi = [min(b, (i + 1) * c) for (_, b, _), i, c in zip(span, at, self.chunks)]
+            dst = tuple(slice(x - a, y - a) for x, y, (a, _, _) in zip(lo, hi, span))
+            src = tuple(slice(x - i * c, y - i * c)
+                        for x, y, i, c in zip(lo, hi, at, self.chunks))
+            one = self._chunk(at)
+            got[dst] = self.arr.fill_value if one is None else one[src]
+        return got
+
+    def _chunk(self, at):
+        """Chunk ``at`` (whole, padding included) decoded from its file and checked
+        against the index; None for a chunk without a file that the index does not
+        list (zarr's fill value)."""
+        fetch, checksum = self._files
         out = np.empty(self.chunks, self.dtype)
-        path = folder / self.arr.metadata.chunk_key_encoding.encode_chunk_key(tuple(at))
-        try:   # non-blocking: a FIFO must not hang the read (zarr's would); binary on
-            # Windows (else its C runtime turns CRLF into LF and stops at a Ctrl-Z byte)
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
-                         | getattr(os, "O_BINARY", 0))
-        except FileNotFoundError:
+        raw = fetch(at, out.nbytes + _BLOSC_OVERHEAD + 4 * checksum + 1)
+        key = chunk_key(at)
+        if raw is None:
+            if self.index is not None and key in self.index:
+                raise self._not_written(key, "its file is missing")
             return None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):   # zarr: a directory is fill
-            os.close(fd)
-            raise ValueError(f"chunk file {path} is not a regular file")
-        with builtins.open(fd, "rb") as f:
-            # at most a frame's size and one byte more: a huge file is damage, not read
-            raw = f.read(out.nbytes + _BLOSC_OVERHEAD + 4 * checksum + 1)
         out = _decoded(raw, checksum, out)
-        edge = tuple(slice(0, k.stop - (k.start or 0)) for k in key)
-        return np.ascontiguousarray(out[edge])   # an edge chunk: its part, as zarr's
+        if self.index is not None:
+            got = _identity(raw, checksum)
+            want = self.index.get(key)
+            if got != want and not self._kept(key, at, out):
+                raise self._not_written(key, "none was recorded there" if want is None else
+                                        f"checksum {got:08x}, written {want:08x}")
+        return out
+
+    def _kept(self, key: str, at, out: np.ndarray) -> bool:
+        """A chunk an append was rewriting when it stopped: its committed rows intact."""
+        import crc32c   # lazy: a store's reads only
+
+        pend = self.pending or {}
+        want = pend.get("chunks", {}).get(key)
+        rows = pend.get("rows", 0) - at[0] * self.chunks[0]
+        return (want is not None and 0 < rows < self.chunks[0]
+                and crc32c.crc32c(np.ascontiguousarray(out[:rows])) == want)
+
+    def committed(self, at, rows: int, write) -> int:
+        """The CRC32C of chunk ``at``'s first ``rows`` rows as stored (checked), which
+        the append's ``write`` (its first rows' slice) must keep (``pending``)."""
+        import crc32c   # lazy: a store's writes only
+
+        try:
+            out = self._chunk(at)
+        except DataError:
+            raise
+        except Exception as e:
+            if _not_the_chunk(e):
+                raise
+            raise self._damaged((write,), e, f", chunk {at} (appending)") from None
+        if out is None:
+            raise self._not_written(chunk_key(at), "its file is missing")
+        return crc32c.crc32c(np.ascontiguousarray(out[:rows]))
+
+    def _not_written(self, key: str, why: str) -> DataError:
+        return DataError(f"store {self.shown}: {self.var} chunk {key} is not the chunk "
+                         f"written there ({why}: swapped, copied over, edited or deleted "
+                         "after it was written); re-run ingest into a new store")
 
     def __setitem__(self, key, value) -> None:
         try:
@@ -1343,6 +1564,23 @@ class _Checked:
             chunk = tuple((k.start or 0) // c if isinstance(k, slice) else k // c
                           for k, c in zip(key, self.chunks))
             raise self._damaged(key, e, f", chunk {chunk} (appending)") from None
+        if self.index is not None:
+            self._record(key)
+
+    def _record(self, key) -> None:
+        """The index's entries for the chunks a write of ``key`` (slices) rewrote."""
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        span = [k.indices(n)[:2] for k, n in zip(key, self.arr.shape)]
+        fetch, checksum = self._files
+        for at in np.ndindex(*[max(0, -(-b // c) - a // c)
+                               for (a, b), c in zip(span, self.chunks)]):
+            at = tuple(int(i) + a // c for i, (a, _), c in zip(at, span, self.chunks))
+            raw = fetch(at, -4 if checksum else None)
+            if raw is None:
+                raise OSError(f"{self.shown}: {self.var} chunk {chunk_key(at)} was not "
+                              "written (no file after the write)")
+            self.index[chunk_key(at)] = _identity(raw, checksum)
 
     def _damaged(self, key, e: Exception, where: str) -> DataError:
         rows = key[0] if isinstance(key, tuple) else key
@@ -1364,7 +1602,6 @@ def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class=
     loc = _Where(store, None, "write_panel")
     if loc.fs.isfile(loc.root) or loc.entries() - {_LOCK}:   # a refused ingest's lock
         raise DataError(f"{loc.shown}: not empty; write_panel creates a new store")
-    loc.fs.makedirs(loc.root, exist_ok=True)
     ct = _v.integer("chunk_time", chunk_time or CHUNK_TIME, 1, 10 ** 7)
     ca = _v.integer("chunk_asset", chunk_asset or CHUNK_ASSET, 1, 10 ** 5)
     variables = list(variables)
@@ -1373,6 +1610,19 @@ def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class=
              "variables": variables, "aware": False, "freq": freq, "files": {}, "attrs": {},
              "every_chunk": True,
              "unchecked": True}   # its rows never passed ingest's checks (see open)
+    try:   # a full disk, no permission, a read-only one: named, as ingest's are
+        loc.fs.makedirs(loc.root, exist_ok=True)
+        _write_pieces(loc, state, pieces, source, freq)
+    except OSError as e:
+        raise _data.io_error(e, f"write_panel into {loc.shown}", "the store is "
+                             "incomplete: remove it and write it again") from e
+    return Path(loc.shown) if "://" not in loc.shown else loc.shown
+
+
+def _write_pieces(loc: _Where, state: dict, pieces, source: str, freq) -> None:
+    """write_panel's rows, as it documents (``state``: the new store's marker)."""
+    ct, ca, variables, assets = (state["chunk_time"], state["chunk_asset"],
+                                 state["variables"], state["assets"])
     g, tarr, arrs = _open_arrays(loc, state, create=True)
     loc.write_marker(state)
     buf_t, buf = [], {v: [] for v in variables}
@@ -1414,4 +1664,3 @@ def write_panel(store, pieces, assets, variables=_data.BAR_VARS, *, asset_class=
                       "source_files": [], "sha256": {}, **cal.attrs}
     g.attrs.update(state["attrs"])
     loc.write_marker(state)
-    return Path(loc.shown) if "://" not in loc.shown else loc.shown

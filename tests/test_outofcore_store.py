@@ -125,7 +125,18 @@ def test_rows_not_ingested_or_verify_are_checked_by_the_backtest(stored, tmp_pat
     import zarr
     arr = zarr.open_array(edited / "close", mode="r+")
     arr[10, 1] = arr[10, 1] * 1000
-    assert all(qstore.validated(ql.data.open(edited)[v]) for v in VARS)
+    # since session 46 the store knows each chunk it wrote: the edit is refused
+    with pytest.raises(ql.DataError, match=r"close chunk 0\.0 is not the chunk written"):
+        ql.data.open(edited, verify=True)
+    with pytest.raises(ql.DataError, match=r"close chunk 0\.0 is not the chunk written"):
+        ql.backtest(ql.data.open(edited), sig)
+    import json        # a store written before (no chunk index): verify=True checks bars
+    marker = json.loads((edited / "quantlab_store.json").read_text())
+    for k in ("chunks", "meta", "digest", "pending"):
+        marker.pop(k, None)
+    (edited / "quantlab_store.json").write_text(json.dumps(marker))
+    with pytest.warns(qstore.UncheckedStoreWarning):
+        assert all(qstore.validated(ql.data.open(edited)[v]) for v in VARS)
     checked = ql.data.open(edited, verify=True)
     assert not any(qstore.validated(checked[v]) for v in VARS)
     with pytest.raises(ql.DataError, match="close .* outside"):

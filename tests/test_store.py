@@ -41,6 +41,14 @@ def _write_csv(ds, folder: Path, upto=None, fmt="csv"):
     return folder
 
 
+def _as_before(marker: dict) -> dict:
+    """A marker as a quantlab before session 46 wrote it: no chunk index, metadata and
+    marker checksums (else an edit of the marker is refused as such)."""
+    for k in ("chunks", "meta", "digest", "pending"):
+        marker.pop(k, None)
+    return marker
+
+
 def _same(got: xr.Dataset, want: xr.Dataset):
     assert all(isinstance(got[v].data, da.Array) for v in got.data_vars), "not dask-backed"
     xr.testing.assert_identical(got.compute().drop_attrs(), want.drop_attrs())
@@ -561,7 +569,7 @@ def test_a_deleted_chunk_file_is_named_at_open_and_empty_chunks_are_written(pane
     # a store made before: no such promise, its empty chunks were never written
     old = tmp_path / "old"
     shutil.copytree(path, old)
-    marker = json.loads((old / "quantlab_store.json").read_text())
+    marker = _as_before(json.loads((old / "quantlab_store.json").read_text()))
     del marker["every_chunk"]
     (old / "quantlab_store.json").write_text(json.dumps(marker))
     (old / "close" / "c" / "0" / "1").unlink()
@@ -720,7 +728,7 @@ def test_odd_chunk_files_and_edited_zarr_json_are_named_data_errors_not_hangs_or
         p = tmp_path / name
         shutil.copytree(path, p)
         if not every_chunk:   # a store made before every chunk had its file
-            marker = json.loads((p / "quantlab_store.json").read_text())
+            marker = _as_before(json.loads((p / "quantlab_store.json").read_text()))
             del marker["every_chunk"]
             (p / "quantlab_store.json").write_text(json.dumps(marker))
         (p / "close" / "c" / "0" / "0").unlink()
@@ -763,21 +771,26 @@ def test_odd_chunk_files_and_edited_zarr_json_are_named_data_errors_not_hangs_or
     np.testing.assert_array_equal(ql.data.open(p)["close"].values,
                                   ql.data.open(path)["close"].values)
 
-    def edited(name, edit):
+    def edited(name, edit, before=False):
         p = tmp_path / name
         shutil.copytree(path, p)
         meta = json.loads((p / "close" / "zarr.json").read_text())
         edit(meta)
         (p / "close" / "zarr.json").write_text(json.dumps(meta))
+        if before:   # a store made before session 46: no checksum of its zarr.json
+            marker = p / "quantlab_store.json"
+            marker.write_text(json.dumps(_as_before(json.loads(marker.read_text()))))
         return p
 
     for name, edit in (
             ("dot", lambda m: m["chunk_key_encoding"].update(configuration={"separator": "."})),
             ("v2", lambda m: m.update(chunk_key_encoding={"name": "v2",
                                                           "configuration": {"separator": "/"}}))):
+        with pytest.raises(DataError, match=r"close/zarr\.json is not the metadata ingest"):
+            ql.data.open(edited(name, edit))
         with pytest.raises(DataError, match=r"variable 'close', rows 0:150: chunk 0/0 is "
                                             r"missing .*file close/(c\.0\.0|0/0)\)"):
-            ql.data.open(edited(name, edit))
+            ql.data.open(edited(name + "_before", edit, before=True))
     for name, edit, what in (
             ("grid", lambda m: m["chunk_grid"]["configuration"].update(chunk_shape=[75, 3]),
              r"float64 in chunks \(75, 3\)"),
@@ -811,6 +824,10 @@ def test_a_chunk_that_is_not_gzip_data_is_a_damaged_chunk_not_a_bare_oserror(pan
     meta = json.loads((path / "close" / "zarr.json").read_text())
     meta["codecs"][1] = {"name": "gzip", "configuration": {"level": 5}}
     (path / "close" / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"close/zarr\.json is not the metadata ingest wrote"):
+        ql.data.open(path)               # a store since session 46: its metadata checked
+    marker = path / "quantlab_store.json"     # one made before: read as zarr reads it
+    marker.write_text(json.dumps(_as_before(json.loads(marker.read_text()))))
     with pytest.raises(DataError, match=r"variable 'close', rows 0:150: damaged chunk "
                                         r"\(BadGzipFile: "):
         ql.data.open(path, verify=True)
