@@ -10,6 +10,12 @@ and the store's metadata (assets, asset classes, variables, attrs, the sha256 of
 ingested file). Only its first ``n_time`` rows are the store; the marker is rewritten
 atomically after every chunk, and ``n_time`` advances when a whole row of chunks is
 written, so a killed ingest leaves a readable store and a rerun resumes it.
+
+The marker also knows what was written (since session 46): ``chunks``, per variable the
+CRC32C of the file written at each chunk position (``"3.0"``); ``meta``, the sha256 of
+each array's metadata but its shape; ``digest``, the sha256 of the marker itself. Every
+read checks them: a chunk swapped or copied over, an edited zarr.json or marker is a
+DataError naming it, never other numbers.
 """
 from __future__ import annotations
 
@@ -609,6 +615,17 @@ def _assemble(frames: dict):
         yield asset, t, variables, np.column_stack([ds[v].values[:, k] for v in variables])
 
 
+def _replace(tmp: Path, final: Path, write) -> None:
+    """``write(tmp)`` then rename it to ``final``; a failed write (a full disk) leaves
+    no ``tmp`` behind, filling the disk further."""
+    try:
+        write(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Staged], bool]:
     # keyed by name and content: asset names come from file names
     folder = staging / hashlib.sha256(f"{path.name}\0{sha}\0{layout}".encode()).hexdigest()
@@ -619,14 +636,12 @@ def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Stag
         entries = []
         for k, (asset, t, variables, values) in enumerate(_assemble(frames)):
             for suffix, arr in (("t", t), ("v", values)):
-                tmp = folder / f"{k}.{suffix}.tmp.npy"
-                np.save(tmp, arr)
-                os.replace(tmp, folder / f"{k}.{suffix}.npy")
+                _replace(folder / f"{k}.{suffix}.tmp.npy", folder / f"{k}.{suffix}.npy",
+                         lambda f, arr=arr: np.save(f, arr))
             entries.append({"asset": str(asset), "vars": variables})
         del frames
-        tmp = folder / "manifest.tmp"
-        tmp.write_text(json.dumps({"aware": aware, "assets": entries}))
-        os.replace(tmp, manifest)
+        _replace(folder / "manifest.tmp", manifest, lambda f: f.write_text(
+            json.dumps({"aware": aware, "assets": entries})))
     m = json.loads(manifest.read_text())
     return [_Staged(folder, k, e["asset"], str(path), e["vars"])
             for k, e in enumerate(m["assets"])], m["aware"]
@@ -1144,8 +1159,16 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     ------
     DataError
         If ``store`` is not a quantlab store (a file, no marker), is empty, or its
-        metadata are corrupt; when a damaged chunk is read (at compute time, or at once
-        with ``verify=True``), naming the variable and rows: re-run ingest.
+        metadata are corrupt or not those written (the marker's and each zarr.json's
+        checksums); when a damaged chunk, or one that is not the chunk written at its
+        position (swapped, copied over: its CRC32C against the store's index), is read
+        (at compute time, or at once with ``verify=True``), naming the variable and
+        rows or chunk: re-run ingest.
+
+    Warns
+    -----
+    UncheckedStoreWarning
+        Once per store, for a store written before the index existed: read as before.
     ValueError
         If ``chunks`` names another dim or a size < 1.
 
