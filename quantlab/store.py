@@ -626,19 +626,41 @@ def _replace(tmp: Path, final: Path, write) -> None:
         raise
 
 
+def _staged_intact(folder: Path, manifest: Path) -> bool:
+    """Whether the bars an earlier (killed) run staged in ``folder`` are as it wrote
+    them (their CRC32C in its manifest): a resumed ingest writes them into the store
+    as the file's bars, so a damaged one would be other prices, unnoticed."""
+    import crc32c   # lazy: a store's writes only
+
+    try:
+        m = json.loads(manifest.read_text())
+        return all(crc32c.crc32c(np.ascontiguousarray(np.load(
+                       folder / f"{k}.{s}.npy", mmap_mode="r"))) == e["crc32c"][s]
+                   for k, e in enumerate(m["assets"]) for s in ("t", "v"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False   # unreadable, or staged by a quantlab before the CRC32C: stage again
+
+
 def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Staged], bool]:
     # keyed by name and content: asset names come from file names
     folder = staging / hashlib.sha256(f"{path.name}\0{sha}\0{layout}".encode()).hexdigest()
     manifest = folder / "manifest.json"
+    if manifest.exists() and not _staged_intact(folder, manifest):
+        shutil.rmtree(folder)            # damaged since an earlier (killed) run: again
     if not manifest.exists():            # not staged by an earlier (killed) run
+        import crc32c   # lazy: a store's writes only
+
         frames, aware = _read_file(path, layout)
         folder.mkdir(parents=True, exist_ok=True)
         entries = []
         for k, (asset, t, variables, values) in enumerate(_assemble(frames)):
+            crc = {}
             for suffix, arr in (("t", t), ("v", values)):
+                arr = np.ascontiguousarray(arr)
+                crc[suffix] = crc32c.crc32c(arr)
                 _replace(folder / f"{k}.{suffix}.tmp.npy", folder / f"{k}.{suffix}.npy",
                          lambda f, arr=arr: np.save(f, arr))
-            entries.append({"asset": str(asset), "vars": variables})
+            entries.append({"asset": str(asset), "vars": variables, "crc32c": crc})
         del frames
         _replace(folder / "manifest.tmp", manifest, lambda f: f.write_text(
             json.dumps({"aware": aware, "assets": entries})))
@@ -1464,9 +1486,10 @@ class _Checked:
         self.dtype, self.ndim, self.chunks = arr.dtype, arr.ndim, arr.chunks
         self.index, self.pending = index, pending
         self._files = _chunk_files(arr)
-        if self._files is None and index is not None:   # open checked them: not here
-            raise DataError(f"{shown}: variable {var!r} is not stored in the codecs the "
-                            "store writes; re-run ingest into a new store")
+        if self._files is None and index is not None:   # open checked the codecs
+            raise DataError(f"{shown}: variable {var!r}: its chunks cannot be checked "
+                            "against the store's index on this machine (big-endian?); "
+                            "read the store on a little-endian one")
 
     @property
     def shape(self):

@@ -352,3 +352,29 @@ def test_a_disk_error_while_staging_leaves_no_tmp_file(src, tmp_path, monkeypatc
     monkeypatch.setattr(np, "save", real)
     xr.testing.assert_identical(ql.data.open(ql.data.ingest(src, tmp_path / "s")).compute(
                                 ).drop_attrs(), ql.data.load_csv(src).drop_attrs())
+
+
+def test_bars_staged_by_a_killed_ingest_and_damaged_since_are_staged_again(src, tmp_path,
+                                                                          monkeypatch):
+    # before: a resumed ingest took the staged bars of the killed run as they were: a
+    # byte changed in one (or staged by another file's run) went into the store as prices
+    calls = [0]
+    real = st._put
+
+    def stop(*a):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+        real(*a)
+    monkeypatch.setattr(st, "_put", stop)
+    with pytest.raises(KeyboardInterrupt):
+        ql.data.ingest(src, tmp_path / "s", chunk_time=100, chunk_asset=3)
+    monkeypatch.setattr(st, "_put", real)
+    staged = sorted((tmp_path / "s" / ".staging").rglob("0.v.npy"))
+    assert staged
+    for f in staged:              # a price of each staged file changed, its header kept
+        b = bytearray(f.read_bytes())
+        b[-3] ^= 0x40
+        f.write_bytes(bytes(b))
+    got = ql.data.open(ql.data.ingest(src, tmp_path / "s")).compute()
+    xr.testing.assert_identical(got.drop_attrs(), ql.data.load_csv(src).drop_attrs())
