@@ -227,12 +227,17 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+_META_FIELDS = ("zarr_format", "node_type", "data_type", "chunk_grid", "chunk_key_encoding",
+                "fill_value", "codecs", "storage_transformers")
+
+
 def _meta(arr) -> str:
-    """The :func:`_digest` of an array's zarr metadata but its shape (which grows with
-    each append; :func:`open` checks it against the marker): its dtype, byte order,
-    chunk grid, key encoding, fill value and codecs, each of which changes the numbers
-    its chunks decode to."""
-    return _digest({k: v for k, v in arr.metadata.to_dict().items() if k != "shape"})
+    """The :func:`_digest` of the fields of an array's zarr metadata that change the
+    numbers its chunks decode to (dtype, byte order, chunk grid, key encoding, fill
+    value, codecs); not its shape, which grows with each append (:func:`open` checks it
+    against the marker), nor a field a later zarr may add."""
+    meta = arr.metadata.to_dict()
+    return _digest({k: meta.get(k) for k in _META_FIELDS})
 
 
 class UncheckedStoreWarning(UserWarning):
