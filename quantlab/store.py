@@ -1421,11 +1421,14 @@ def row_writer(arr):
     write (its asyncio codec pipeline; 1.0 vs 0.42 s CPU for a streamed backtest's
     3 x 16 such chunks). None for any other array."""
     import numcodecs   # lazy: zarr's dependency, a store's writes only
+    from zarr.storage import LocalStore   # lazy: zarr is optional
 
-    files = _chunk_files(arr)
-    if files is None or tuple(arr.chunks[1:]) != tuple(arr.shape[1:]):
+    files, store = _chunk_files(arr), arr.store_path.store
+    if (files is None or not isinstance(store, LocalStore)
+            or tuple(arr.chunks[1:]) != tuple(arr.shape[1:])):
         return None
-    (folder, checksum), spec = files, arr.metadata.codecs[1]
+    folder, checksum = Path(store.root) / arr.store_path.path, files[1]
+    spec = arr.metadata.codecs[1]
     blosc = numcodecs.Blosc.from_config(   # as zarr's BloscCodec configures it
         {"cname": spec.cname.value, "clevel": spec.clevel, "blocksize": spec.blocksize,
          "shuffle": {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[spec.shuffle.value],
