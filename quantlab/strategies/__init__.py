@@ -437,12 +437,18 @@ class Strategy(abc.ABC):
         # float16 or bool loops, and raised deep inside instead of computing
         ds = ds.assign({v: ds[v].astype(np.float64) for v in self.requires
                         if ds[v].dtype not in (np.float32, np.float64)})
+        ds = ds.transpose("time", "asset", ...)
+        # ±inf is no price or volume (NaN is "no bar"): it was taken as data (an inf close
+        # ranked top by momentum, |r| / inf = 0 "liquid"), inf-driven numbers without an
+        # error; refused as ql.data.validate refuses it (lazily on a dask-backed panel)
+        ds = ds.assign({v: _finite(ds[v], f"{self.name}: data variable {v!r}")
+                        for v in self.requires if ds[v].dtype.kind == "f"})
         absent = [i for i in self.inputs if i not in inputs]
         if absent:
             raise ValueError(f"{self.name} needs the external input(s) {absent}: pass them, "
                              f"e.g. s.signal(ds, **s.default_inputs(ds))")
         self._check_inputs(ds, inputs)
-        return ds.transpose("time", "asset", ...)
+        return ds
 
     def _check_inputs(self, ds, inputs) -> None:
         """Check the external inputs' types and indexes (override; raise DataError)."""
@@ -450,6 +456,32 @@ class Strategy(abc.ABC):
     @staticmethod
     def _clip(sig: xr.DataArray) -> xr.DataArray:
         return sig.clip(-1.0, 1.0).transpose("time", "asset").rename("signal")
+
+
+def _finite(x: xr.DataArray, what: str) -> xr.DataArray:
+    """``x`` (time, asset), refused (DataError naming ``what``, the count, the first asset
+    and time) if it holds ±inf; a dask-backed ``x`` is checked block by block as it is
+    computed (the error is raised then)."""
+    time, asset = x.indexes["time"], x.indexes["asset"]
+
+    def check(block, t0=0, a0=0, whole=True):
+        bad = np.isinf(block)
+        if bad.any():
+            i, j = np.argwhere(bad)[0][:2]
+            n = f"{int(bad.sum())} infinite value(s), the first" if whole else \
+                "an infinite value (in a chunk computed)"
+            raise DataError(f"{what} has {n} of asset {asset[a0 + j]!r} at "
+                            f"{str(time[t0 + i])[:19]}; a price or volume must be finite "
+                            "(NaN = no bar)")
+        return block
+
+    if not isinstance(x.data, np.ndarray):    # dask: each block when computed
+        def lazy(block, block_info=None):
+            loc = block_info[0]["array-location"] if block_info else ((0, 0), (0, 0))
+            return check(block, loc[0][0], loc[1][0], whole=False)
+        return x.copy(data=x.data.map_blocks(lazy, dtype=x.dtype))
+    check(x.values)
+    return x
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:

@@ -100,8 +100,18 @@ class _VolRegimeLive(_PercentileLive):
 
 
 class _LiquidityLive(_PercentileLive):
+    exps = None   # per asset: the binary exponents of its first close and volume
+
     def _value(self, r, rows):
-        dollar = rows["close"] * rows["volume"]
+        c, v = (np.asarray(rows[k], dtype=np.float64) for k in ("close", "volume"))
+        if self.exps is None:
+            self.exps = np.zeros((2, c.size), dtype=np.int64)
+            self.seen = np.zeros((2, c.size), dtype=bool)
+        for k, x in enumerate((c, v)):   # any power of two per asset leaves its ranks
+            new = ~self.seen[k] & np.isfinite(x) & (x != 0)   # as they are
+            self.exps[k, new] = np.frexp(x[new])[1]
+            self.seen[k] |= new
+        dollar = np.ldexp(c, -self.exps[0]) * np.ldexp(v, -self.exps[1])
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.abs(r) / np.where(dollar > 0, dollar, np.nan)
 
@@ -479,17 +489,37 @@ class LiquidityTiming(Strategy):
         return _LiquidityLive(window, lookback, threshold)
 
     def _parts(self, ds, window, lookback):
-        dollar = ds["close"] * ds["volume"]
+        # close x volume overflowed to inf at 1e300 prices (|r| / inf = 0: every bar
+        # "liquid", a signal flipped to long) and underflowed to 0 at 1e-300 x 1e-300 (no
+        # signal). Each is taken times a power of two per asset (exact: only exponents
+        # change), so the dollar volume stays near 1 and the illiquidity is the true one
+        # times a power of two per asset: its ranks over time, the signal, are the
+        # unscaled panel's. The diagnostic is scaled back (inf or 0 where the true value
+        # is beyond float64).
+        close, e_c = _near_one(ds["close"])
+        volume, e_v = _near_one(ds["volume"])
+        dollar = close * volume
         illiq = rolling.mean(abs(returns(ds["close"])) / dollar.where(dollar > 0), window)
-        return illiq, rolling.rank(illiq, lookback, min_periods=window)
+        return illiq, rolling.rank(illiq, lookback, min_periods=window), e_c + e_v
 
     def _signal(self, ds, window, lookback, threshold):
-        illiq, pct = self._parts(ds, window, lookback)
+        illiq, pct, _ = self._parts(ds, window, lookback)
         return xr.where(pct > threshold, 0.0, 1.0).where(pct.notnull())
 
     def _diagnostics(self, ds, window, lookback, threshold):
-        illiq, pct = self._parts(ds, window, lookback)
+        illiq, pct, exps = self._parts(ds, window, lookback)
+        with np.errstate(over="ignore", under="ignore"):
+            illiq = np.ldexp(illiq, -exps)
         return xr.Dataset({"amihud_illiquidity": illiq, "illiquidity_percentile": pct})
+
+
+def _near_one(x: xr.DataArray):
+    """``x`` times 2**-e per asset, e the binary exponent of the asset's largest finite
+    |value| (0 for an asset without one), and e: exact, lazy on a dask-backed panel."""
+    big = abs(x).where(np.isfinite(x)).max("time")
+    e = xr.apply_ufunc(lambda m: np.frexp(np.nan_to_num(m))[1].astype(np.int64), big,
+                       dask="parallelized", output_dtypes=[np.int64])
+    return np.ldexp(x, -e), e
 
 
 @register
