@@ -105,7 +105,7 @@ def test_an_infinite_price_or_volume_is_a_data_error_naming_it(name, chunked, eq
         if chunked:
             ds = ds.chunk({"time": 100, "asset": 2})
         with pytest.raises(DataError, match=f"{name}: data variable '{var}' has .*infinite"
-                                            ".* of asset '\w+' at 20\d\d-"):
+                                            r".* of asset '\w+' at 20\d\d-"):
             s.signal(ds, **inputs).compute()
 
 
@@ -116,3 +116,66 @@ def test_a_float32_panel_is_computed_like_its_float64_values(equities):
         got = _signal(s, f32)
         want = _signal(s, f32.astype(np.float64))
         _same(got, want, 1e-5)
+
+
+# ---- the tick engine's bars: late ticks are counted and said, locked quotes taken
+
+def _tick(**kw):
+    base = {"symbol_id": [0], "bid_price": [10.0], "ask_price": [10.2], "bid_size": [2.0],
+            "ask_size": [3.0], "timestamp": [0]}
+    n = max(len(v) for v in kw.values())
+    return {**{k: v * n for k, v in base.items()}, **{k: list(v) for k, v in kw.items()}}
+
+
+def test_late_ticks_are_counted_per_asset_with_their_volume_and_logged_once(caplog):
+    """A tick for a bar already handed on was dropped with only a total count: which
+    asset lost how much volume was not said anywhere. Now per asset (ticks, volume) and
+    one warning on the engine's logger at the first one."""
+    from quantlab.engine import BarAggregator
+    agg = BarAggregator("1min", ["A", "B"], unit="s")
+    agg.add(_tick(symbol_id=[0, 1], timestamp=[1, 2]))
+    assert len(agg.add(_tick(symbol_id=[0], timestamp=[61]))) == 1   # minute 0 handed on
+    with caplog.at_level("WARNING", logger="quantlab.engine"):
+        agg.add(_tick(symbol_id=[1, 1, 0], timestamp=[5, 30, 62], bid_size=[4, 1, 1],
+                      ask_size=[1, 1, 1]))
+        agg.add(_tick(symbol_id=[0], timestamp=[10], bid_size=[7], ask_size=[0]))
+    assert agg.late == 3
+    assert agg.late_ticks == {"A": 1, "B": 2}
+    assert agg.late_volume == {"A": 7.0, "B": 7.0}
+    warned = [r for r in caplog.records if "late" in r.getMessage()]
+    assert len(warned) == 1 and "'B'" in warned[0].getMessage()
+    (bar,) = agg.flush()                              # minute 1: the on-time ticks
+    assert float(bar["volume"].sel(asset="A")) == 5.0 + 2.0
+
+
+def test_the_engine_reports_late_ticks_in_its_stats_and_at_flush(caplog):
+    import quantlab as ql
+    from quantlab.engine import TickEngine
+    ds = ql.data.load("equities").isel(time=slice(0, 70), asset=slice(0, 2))
+    eng = TickEngine({"engine": {"max_symbols": 8, "timestamp_unit": "us"}})
+    eng.load_strategy_params({"window": 15}, strategy="volatility_regime", bar="1D",
+                             history=ds.isel(time=slice(0, 60)))
+    assert eng.get_performance_stats()["late_ticks"] == {}
+    day = 86_400 * 10 ** 6
+    t0 = int(ds.time.values[60].astype("datetime64[us]").astype(np.int64))
+    eng.process_ticks({k: np.asarray(v) for k, v in _tick(
+        symbol_id=[0, 1, 0], timestamp=[t0, t0 + 1, t0 + day]).items()})
+    with caplog.at_level("WARNING", logger="quantlab.engine"):
+        eng.process_ticks({k: np.asarray(v) for k, v in _tick(
+            symbol_id=[1], timestamp=[t0 + 5]).items()})
+        eng.flush_bars()
+    s = eng.get_performance_stats()
+    assert s["late_ticks"] == {str(ds.asset.values[1]): 1}
+    assert s["late_volume"] == {str(ds.asset.values[1]): 5.0}
+    assert any("1 late tick(s) dropped" in r.getMessage() for r in caplog.records)
+
+
+def test_a_locked_quote_goes_into_the_bar_at_its_price_a_crossed_one_is_skipped():
+    """Documented choice: bid == ask is a (locked) quote, its mid is the price; bid > ask
+    is no quote."""
+    from quantlab.engine import BarAggregator
+    agg = BarAggregator("1min", ["A"], unit="s")
+    agg.add(_tick(bid_price=[10.0, 10.5], ask_price=[10.0, 10.4], timestamp=[1, 2]))
+    (bar,) = agg.flush()
+    assert float(bar["close"][0]) == 10.0 and float(bar["volume"][0]) == 5.0
+    assert agg.skipped == 1

@@ -7,6 +7,13 @@ the quote mid (bid + ask) / 2; open/high/low/close are the first, highest, lowes
 last mid of its ticks, volume the sum of the quoted sizes (bid_size + ask_size). A bar
 is closed -- handed on -- when a tick of a later bar arrives (or at :meth:`flush`). An
 asset without a tick in a bar has a missing (all-NaN) bar, as in quantlab Datasets.
+A tick arriving for a bar already handed on (late) cannot change it: it is dropped, and
+counted per asset with its volume (``late_ticks``, ``late_volume``; the engine's
+``get_performance_stats``), and the first one of a run is logged as a warning on the
+``quantlab.engine`` logger, so lost volume is never silent.
+A locked quote (bid == ask) is a quote: locked markets happen (across venues, for an
+instant) and its mid is its price, so it goes into the bar; a crossed one (bid > ask)
+is no valid quote and is skipped.
 Within a bar, ticks are taken in timestamp order (ties in arrival order), as ``resample``
 does. Symbol ids and timestamps are never rounded or truncated (1.5 is no symbol), and a
 tick stamped more than ``max_skew_s`` after the newest one accepted before it (a corrupt
@@ -15,6 +22,7 @@ close the open bars early and make every later tick late.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -30,6 +38,7 @@ __all__ = ["BarAggregator"]
 _UNITS = {"s": 1, "ms": 10 ** 3, "us": 10 ** 6, "ns": 10 ** 9}
 _FIELDS = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
 _NONE = np.iinfo(np.int64).min       # no tick accepted yet
+log = logging.getLogger("quantlab.engine")
 
 
 def _whole(values, unit: str) -> np.ndarray:
@@ -52,7 +61,9 @@ class BarAggregator:
     ("s", "ms", "us", "ns"; the engine's ``timestamp_unit``). Ticks whose quote is not a
     valid one (NaN or non-positive prices, bid > ask, unknown symbol, a timestamp that is
     negative, beyond pandas' datetimes or more than ``max_skew_s`` ahead) are skipped and
-    counted in ``skipped``; ticks of a bar already closed are counted in ``late``.
+    counted in ``skipped``; ticks of a bar already closed are dropped and counted in
+    ``late`` (in all), ``late_ticks`` and ``late_volume`` (per asset), the first one
+    logged as a warning. A locked quote (bid == ask) is taken (its mid is its price).
 
     Parameters
     ----------
@@ -122,6 +133,51 @@ class BarAggregator:
         self._last_closed = None      # bucket of the last bar handed on
         self.skipped = 0
         self.late = 0
+        self._late_n = np.zeros(len(self.assets), dtype=np.int64)   # per asset
+        self._late_v = np.zeros(len(self.assets))
+
+    @property
+    def late_ticks(self) -> dict:
+        """Ticks dropped as late (their bar already handed on), per asset that had any.
+
+        Examples
+        --------
+        >>> from quantlab.engine import BarAggregator
+        >>> agg = BarAggregator("1min", ["A"], unit="s")
+        >>> tick = {"symbol_id": [0], "bid_price": [10.0], "ask_price": [10.0],
+        ...         "bid_size": [2], "ask_size": [3], "timestamp": [61]}
+        >>> _ = agg.add(tick)
+        >>> _ = agg.add(dict(tick, timestamp=[125]))     # closes the bar of minute 1
+        >>> _ = agg.add(dict(tick, timestamp=[90]))      # minute 1 again: late
+        >>> agg.late_ticks, agg.late_volume
+        ({'A': 1}, {'A': 5.0})
+        """
+        return {a: int(n) for a, n in zip(self.assets, self._late_n) if n}
+
+    @property
+    def late_volume(self) -> dict:
+        """The quoted sizes (bid_size + ask_size) of the late ticks, per asset that had any.
+
+        Examples
+        --------
+        See :attr:`late_ticks`.
+        """
+        return {a: float(v) for a, v, n in zip(self.assets, self._late_v, self._late_n) if n}
+
+    def _drop_late(self, col, vol) -> None:
+        """Count the late ticks (their asset columns and sizes); the first one of this
+        aggregator logged as a warning."""
+        first = self.late == 0
+        self.late += col.size
+        np.add.at(self._late_n, col, 1)
+        np.add.at(self._late_v, col, vol)
+        if first:
+            a = self.assets[int(col[0])]
+            log.warning("bars: %d tick(s) arrived for a bar already handed on (late; first "
+                        "of asset %r, the bar of %s): dropped with their volume; counted "
+                        "per asset in late_ticks / late_volume (engine: "
+                        "get_performance_stats)", col.size, a,
+                        pd.Timestamp(int(self._last_closed) * self._width, unit=self.unit))
 
     def add(self, columns) -> list:
         """Ticks in (a mapping of the engine's columns: symbol_id, bid_price, ask_price,
@@ -172,8 +228,9 @@ class BarAggregator:
         new = (bucket, col[ok], ts[ok], (bid[ok] + ask[ok]) / 2, size[ok])
         if self._last_closed is not None:
             keep = new[0] > self._last_closed
-            self.late += int((~keep).sum())
-            new = tuple(a[keep] for a in new)
+            if not keep.all():
+                self._drop_late(new[1][~keep], new[4][~keep])
+                new = tuple(a[keep] for a in new)
         if self._pending is not None:
             new = tuple(np.concatenate([p, n]) for p, n in zip(self._pending, new))
         if new[0].size == 0:

@@ -358,6 +358,9 @@ class TickEngine:
             "tick_rejects": dict(zip(_k.TICK_REJECTS, map(int, c.tick_rejects))),
             "order_rejects": dict(zip(_k.ORDER_REJECTS, map(int, c.order_rejects))),
             "kill_switch": bool(c.killed),
+            # ticks of a deployment's bars already handed on: dropped (engine.bars)
+            "late_ticks": self._bars.late_ticks if self._bars is not None else {},
+            "late_volume": self._bars.late_volume if self._bars is not None else {},
         }
 
 
@@ -619,3 +622,8 @@ class TickEngine:
         """
         if self._bars is not None:
             self._hand_on(self._bars.flush())
+            if self._bars.late:   # the run's summary: what the bars lost
+                log.warning("bars: %d late tick(s) dropped (their bar already handed on): "
+                            "%s", self._bars.late, ", ".join(
+                                f"{a} {n} ({self._bars.late_volume[a]:g} volume)"
+                                for a, n in self._bars.late_ticks.items()))
