@@ -656,12 +656,18 @@ class FactorMomentum(Strategy):
         idx = ds.indexes["time"]
         if len(idx) == 0:
             raise DataError(f"{self.name}: empty data set (time=0)")
+        self._naive_dates(idx, "data's", "monthly returns are resampled from it",
+                          ".tz_convert('UTC').tz_localize(None)")
+
+    def _naive_dates(self, idx, whose, why, fix):
+        """``idx`` (``whose`` time index) holds naive dates: a DataError saying ``why``
+        dates are needed, or ``fix`` for a timezone-aware index."""
         if not isinstance(idx, pd.DatetimeIndex):
-            raise DataError(f"{self.name}: data's time index must hold dates (monthly "
-                            f"returns are resampled from it), got {idx.dtype}")
+            raise DataError(f"{self.name}: {whose} time index must hold dates ({why}), got "
+                            f"{idx.dtype} values such as {idx[:2].tolist()}")
         if idx.tz is not None:
-            raise DataError(f"{self.name}: data's time index is timezone-aware ({idx.tz}); "
-                            "use naive dates (.tz_convert('UTC').tz_localize(None))")
+            raise DataError(f"{self.name}: {whose} time index is timezone-aware ({idx.tz}); "
+                            f"use naive dates ({fix})")
 
     def _check_factors(self, f):
         """The checks of ``factors`` (also those a deployment passes to ``live``)."""
@@ -670,12 +676,7 @@ class FactorMomentum(Strategy):
                             f"returns on 'time' (ql.data.load('ff3')), got {type(f).__name__}")
         _validate.coords(f, dims=("time",), what=f"{self.name} factors")
         idx = f.indexes["time"]
-        if not isinstance(idx, pd.DatetimeIndex):
-            raise DataError(f"{self.name}: factors' time index must hold dates (one per "
-                            f"month), got {idx.dtype} values such as {idx[:2].tolist()}")
-        if idx.tz is not None:
-            raise DataError(f"{self.name}: factors' time index is timezone-aware ({idx.tz}); "
-                            "use naive dates as ds does (.tz_localize(None))")
+        self._naive_dates(idx, "factors'", "one per month", "as ds does: .tz_localize(None)")
         if not idx.is_monotonic_increasing or idx.has_duplicates or idx.hasnans:
             raise DataError(f"{self.name}: factors' time index must be increasing, without "
                             "repeats or NaT")
