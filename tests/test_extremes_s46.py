@@ -179,3 +179,28 @@ def test_a_locked_quote_goes_into_the_bar_at_its_price_a_crossed_one_is_skipped(
     (bar,) = agg.flush()
     assert float(bar["close"][0]) == 10.0 and float(bar["volume"][0]) == 5.0
     assert agg.skipped == 1
+
+
+# ---- returns of another size: what a strategy's definition makes scale-free
+
+@pytest.mark.parametrize("k", [0.1, 0.01, 1e-4])
+def test_the_herding_fit_of_sentiment_regime_does_not_depend_on_the_size_of_returns(k):
+    """CSAD = a + b|R_m| + c R_m^2: returns k times as large give c / k, the same sign
+    (the herding regime). |det(X'X)| > 1e-18 called the fit singular for returns of
+    0.2% a bar (X'X holds E|R_m|^4): gamma NaN on 90% of the bars at k = 0.1 (daily
+    equities scaled to the size of minute bars), on all of them at k = 0.01, and the
+    signal silently NaN. Singular is now judged scale-free (unit diagonal)."""
+    ds = ql.data.load("sp500_20").isel(time=slice(0, 1000), asset=slice(0, 8))
+    r = ql.data.returns(ds["close"]).fillna(0.0)
+    small = ds.copy()
+    small["close"] = (100.0 * (1 + k * r).cumprod("time")).where(ds["close"].notnull())
+    s = ql.strategies.get("sentiment_regime", anchor_window=126, herd_window=63)
+    want = s.diagnostics(ds)["herding_gamma"].values
+    got = s.diagnostics(small)["herding_gamma"].values * k
+    assert np.isnan(want).mean() < 0.1
+    _same(got, want, 1e-6)
+    rows = {"close": small["close"].transpose("time", "asset").values}
+    live = s.live()
+    sig = np.array([live.update(i, t, {"close": rows["close"][i]})
+                    for i, t in enumerate(small.time.values)])
+    _same(sig, _signal(s, small), 1e-9)
