@@ -204,3 +204,98 @@ def test_the_herding_fit_of_sentiment_regime_does_not_depend_on_the_size_of_retu
     sig = np.array([live.update(i, t, {"close": rows["close"][i]})
                     for i, t in enumerate(small.time.values)])
     _same(sig, _signal(s, small), 1e-9)
+
+
+def test_liquidity_timing_on_float32_prices_and_volumes_whose_product_overflows_float32(
+        equities):
+    """close x volume of a float32 panel was computed in float32: 4e32 x 5e33 is inf
+    there though each is representable."""
+    s = ql.strategies.get("liquidity_timing")
+    big = _scaled(equities, 1e30, 1e25).astype(np.float32)
+    _same(_signal(s, big), _signal(s, equities.astype(np.float32).astype(np.float64)), 0)
+
+
+SHORT = {"factor_momentum": {"beta_window": 12, "lookback": 3},
+         "info_theory": {"window": 60}, "complex_systems": {"window": 60, "lookback": 100},
+         "fractal_chaos": {"window": 60}, "quantum": {"window": 63},
+         "sentiment_regime": {"anchor_window": 60, "herd_window": 40},
+         "cross_sectional_momentum": {"lookback": 60, "hold": 5}, "spc": {"span": 40},
+         "attention": {"window": 30}}
+
+
+@pytest.mark.parametrize("case", [(1e300, 1e300 / 2.1e9), (1e-300, 1e-318)])
+@pytest.mark.parametrize("name", ql.strategies.names())
+def test_every_live_signal_at_extreme_magnitudes_equals_the_unscaled_signal(name, case,
+                                                                            equities):
+    s = ql.strategies.get(name, **SHORT.get(name, {}))
+    base = equities.isel(time=slice(-400, None))
+    ds = _scaled(base, *case)
+    rows = {v: ds[v].transpose("time", "asset").values for v in s.requires}
+    live = s.live()
+    got = np.array([live.update(i, t, {v: a[i] for v, a in rows.items()})
+                    for i, t in enumerate(ds.time.values)])
+    _same(got, _signal(s, base), 1e-9)
+
+
+# ---- panels at the edges of shape: a sensible signal or a clear error, equal when chunked
+
+def _edge_panels():
+    base = ql.data.load("equities").isel(time=slice(0, 400))   # GOOG (asset 1) unlisted
+
+    def on(asset, fn):
+        out = base.copy(deep=True)
+        for v in ("open", "high", "low", "close", "volume"):
+            out[v].values[:, asset] = fn(v, out[v].values[:, asset].copy())
+        return out
+
+    def cut(sl):
+        def fn(v, x):
+            x[sl] = np.nan
+            return x
+        return fn
+
+    def zero_volume(v, x):
+        if v == "volume":
+            x[::7] = 0.0
+        return x
+
+    twin = base.copy(deep=True)
+    for v in ("open", "high", "low", "close", "volume"):
+        twin[v].values[:, 3] = twin[v].values[:, 0]
+    return {"constant asset": on(2, lambda v, x: np.full_like(x, 1e6 if v == "volume"
+                                                              else 50.0)),
+            "all-NaN asset": on(2, lambda v, x: np.full_like(x, np.nan)),
+            "late listing": on(2, cut(slice(0, 200))),
+            "early delisting": on(2, cut(slice(250, None))),
+            "zero-volume bars": on(2, zero_volume),
+            "twin assets (ties)": twin,
+            "single asset": base.isel(asset=[0]),
+            "2 bars": base.isel(time=slice(0, 2))}
+
+
+EDGES = _edge_panels()
+NEEDS = {"sentiment_regime": "at least 3 assets", "complex_systems": "at least 2 assets"}
+
+
+@pytest.mark.parametrize("case", list(EDGES))
+@pytest.mark.parametrize("name", ql.strategies.names())
+def test_edge_panels_give_a_sensible_signal_or_a_clear_error_equal_when_chunked(name, case):
+    s = ql.strategies.get(name, **SHORT.get(name, {}))
+    ds = EDGES[case]
+    inputs = s.default_inputs(ds)
+    if case == "single asset" and name in NEEDS:
+        for d in (ds, ds.chunk({"time": 100})):
+            with pytest.raises(ValueError, match=f"{name} needs .*{NEEDS[name]}"):
+                s.signal(d, **inputs)
+        return
+    full = _signal(s, ds)
+    assert np.nanmax(np.abs(full), initial=0.0) <= 1.0
+    chunked = s.signal(ds.chunk({"time": 100, "asset": 2}), **inputs)
+    got = chunked.compute().transpose("time", "asset").values
+    np.testing.assert_allclose(got, full, rtol=1e-12, atol=1e-14)
+    if case == "all-NaN asset":
+        assert np.isnan(full[:, 2]).all()            # no bar, no decision
+    if case == "twin assets (ties)":                  # ties ranked alike
+        np.testing.assert_allclose(full[:, 3], full[:, 0], rtol=0, atol=1e-12)
+    if case == "late listing":                        # nothing before its first bar
+        assert np.isnan(full[:200, 2]).all()
