@@ -164,19 +164,20 @@ class BarAggregator:
         """
         return {a: float(v) for a, v, n in zip(self.assets, self._late_v, self._late_n) if n}
 
-    def _drop_late(self, col, vol) -> None:
-        """Count the late ticks (their asset columns and sizes); the first one of this
-        aggregator logged as a warning."""
+    def _drop_late(self, col, vol, bucket) -> None:
+        """Count the late ticks (their asset columns, sizes and bars); the first one of
+        this aggregator logged as a warning."""
         first = self.late == 0
         self.late += col.size
         np.add.at(self._late_n, col, 1)
         np.add.at(self._late_v, col, vol)
         if first:
             a = self.assets[int(col[0])]
-            log.warning("bars: %d tick(s) arrived for a bar already handed on (late; first "
-                        "of asset %r, the bar of %s): dropped with their volume; counted "
-                        "per asset in late_ticks / late_volume (engine: "
-                        "get_performance_stats)", col.size, a,
+            log.warning("bars: %d tick(s) arrived for a bar already handed on (late; the "
+                        "first of asset %r for the bar of %s, bars up to %s handed on): "
+                        "dropped with their volume; counted per asset in late_ticks / "
+                        "late_volume (engine: get_performance_stats)", col.size, a,
+                        pd.Timestamp(int(bucket[0]) * self._width, unit=self.unit),
                         pd.Timestamp(int(self._last_closed) * self._width, unit=self.unit))
 
     def add(self, columns) -> list:
@@ -229,7 +230,7 @@ class BarAggregator:
         if self._last_closed is not None:
             keep = new[0] > self._last_closed
             if not keep.all():
-                self._drop_late(new[1][~keep], new[4][~keep])
+                self._drop_late(new[1][~keep], new[4][~keep], new[0][~keep])
                 new = tuple(a[keep] for a in new)
         if self._pending is not None:
             new = tuple(np.concatenate([p, n]) for p, n in zip(self._pending, new))
