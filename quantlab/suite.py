@@ -79,7 +79,8 @@ __all__ = ["Run", "check_name", "check_parameters", "check_timeout", "clean_inde
            "load_config", "parameter_names", "plan_outputs", "provenance", "read_index", "record", "render_html", "run_suite",
            "stored_result", "write_index", "write_static",
            # checks of notebook parameters (one line each, after the data is loaded)
-           "has_variables", "integer_in", "number_in", "one_of", "period", "subset_of"]
+           "backtest_option", "has_variables", "integer_in", "number_in", "one_of", "period",
+           "reweight", "subset_of"]
 
 RECORD_MIME = "application/vnd.quantlab.record+json"
 STRIP_TAG = "strip-output"  # outputs too big to commit (inline BokehJS)
@@ -407,6 +408,105 @@ def number_in(name: str, value, lo: float | None = None, hi: float | None = None
     TypeError: slippage_bps must be a real number, got '5'
     """
     return _bounded(_validate.number, name, value, lo, hi, why)
+
+
+def backtest_option(name: str, value, option: str | None = None, scale: float = 1):
+    """Check a notebook parameter that becomes a :func:`quantlab.backtest` option, with
+    the backtest's own check (one source of truth: the bounds are the library's).
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    value : float
+        Its value; bools and text ("5") are refused.
+    option : str, optional
+        The backtest option it becomes (default ``name``).
+    scale : float, default 1
+        The option is ``value / scale`` (``slippage = slippage_bps / 1e4``).
+
+    Returns
+    -------
+    float
+        ``value``, as a float.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number.
+    ValueError
+        If the backtest refuses the option it becomes, with the backtest's words.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.suite.backtest_option("fees", 0.001)
+    0.001
+    >>> ql.suite.backtest_option("slippage_bps", 10_000, "slippage", scale=1e4)
+    Traceback (most recent call last):
+    ...
+    ValueError: slippage_bps 10000 is slippage 1.0 (slippage_bps / 10000), which ql.backtest refuses: slippage must be in [0, 1), got 1.0
+    """
+    from quantlab.backtesting.options import BacktestOptions  # lazy: loads the kernels
+
+    option = option or name
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a real number, got {_validate._show(value)}")
+    try:
+        given = value / scale if scale != 1 else value
+    except OverflowError:   # an int beyond the largest double
+        given = float("inf") if value > 0 else float("-inf")
+    try:
+        BacktestOptions(**{option: given})
+    except (TypeError, ValueError) as e:
+        if option == name and scale == 1:
+            raise   # the backtest's message names it already
+        raise type(e)(f"{name} {_validate._show(value)} is {option} {given!r} ({name} / "
+                      f"{scale:g}), which ql.backtest refuses: {e}") from None
+    return float(value)
+
+
+def reweight(name: str, value):
+    """Check a notebook parameter that is an ensemble's ``reweight``, with the ensemble's
+    own rule (which it applies only once the strategies' streams are computed).
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    value : str or int
+        Its value: a number of calendar periods ('1D', '1W', '2W', '1M', '3M', '1Q',
+        '1Y') or of bars (an int >= 1).
+
+    Returns
+    -------
+    str or int
+        ``value``.
+
+    Raises
+    ------
+    ValueError
+        If the ensemble would refuse it.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.suite.reweight("reweight", "2W")
+    '2W'
+    >>> ql.suite.reweight("reweight", "1h")
+    Traceback (most recent call last):
+    ...
+    ValueError: reweight must be a number of calendar periods ('1D', '1W', '2W', '1M', '3M', '1Q', '1Y') or of bars (an int >= 1), got '1h'
+    """
+    from quantlab.ensemble import _rebalance_mask  # lazy: the research stack
+
+    try:
+        _rebalance_mask(pd.DatetimeIndex([]), value)
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg.replace("reweight", name, 1) if name != "reweight" else msg) \
+            from None
+    return value
 
 
 def _date(label: str, value):

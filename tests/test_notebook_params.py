@@ -48,12 +48,25 @@ CASES = [
     ("00_quickstart", {"window": "20"}, TypeError, r"window must be an integer, got '20'"),
     ("01_explore", {"data_set": "macro"}, ValueError, r"data_set 'macro' has no 'close'"),
     ("01_explore", {"window": 0}, ValueError, r"window must be an integer in \[2, 252\], got 0"),
+    # the strategy explorer refused these after the rolling explorer and z-scores ran
+    ("01_explore", {"strategy": "foo"}, ValueError,
+     r"strategy 'foo' is not a strategy; allowed: attention, "),
+    ("01_explore", {"strategy": "momentum"}, ValueError,   # an alias the explorer lacks
+     r"strategy 'momentum' is not a strategy"),
+    ("01_explore", {"data_set": "vix", "strategy": "liquidity_timing"}, ValueError,
+     r"data_set 'vix' has no 'volume' \(its variables: close\)"),
     ("02_traditional_strategies", {"symbol": "MSFTX"}, ValueError,
      r"symbol 'MSFTX' is not in data set 'equities'"),
     ("02_traditional_strategies", {"slippage_bps": "5"}, TypeError,
      r"slippage_bps must be a real number, got '5'"),
     ("02_traditional_strategies", {"slippage_bps": -1}, ValueError,
-     r"slippage_bps must be in \[0, 10000\], got -1"),
+     r"slippage_bps -1 is slippage -0\.0001 \(slippage_bps / 10000\), which ql\.backtest "
+     r"refuses: slippage must be in \[0, 1\), got -0\.0001"),
+    # the bound is the backtest's: 10000 bps (a slippage of 1) passed and failed later
+    ("02_traditional_strategies", {"slippage_bps": 10_000}, ValueError,
+     r"slippage_bps 10000 is slippage 1\.0 .*: slippage must be in \[0, 1\), got 1\.0"),
+    ("02_traditional_strategies", {"fees": 1}, ValueError, r"^fees must be in \[0, 1\), got 1$"),
+    ("02_traditional_strategies", {"fees": True}, TypeError, r"fees must be a real number, got True"),
     ("03_unconventional_strategies", {"strategies": []}, ValueError,
      r"strategies is empty: give at least one; allowed: attention, "),
     ("03_unconventional_strategies", {"strategies": ["spcx"]}, ValueError,
@@ -66,6 +79,10 @@ CASES = [
     ("03_unconventional_strategies", {"window": 100_000}, ValueError,
      r"window must be an integer in \[25, 3269\], got 100000 \(rolling_lyapunov_r needs 25"),
     ("03_unconventional_strategies", {"slippage_bps": "5"}, TypeError, r"slippage_bps must be a real"),
+    ("03_unconventional_strategies", {"slippage_bps": 10_000}, ValueError,
+     r"slippage_bps 10000 is slippage 1\.0"),
+    ("03_unconventional_strategies", {"fees": float("nan")}, ValueError,
+     r"fees must be a finite number in \[0, 1\), got nan"),
     ("03_unconventional_strategies", {"symbol": "IBMX"}, ValueError, r"symbol 'IBMX' is not in"),
     ("04_backtest_and_costs", {"fast": 100, "slow": 20}, ValueError,
      r"slow must be an integer in \[101, 3270\], got 20 \(longer than fast = 100\)"),
@@ -73,7 +90,11 @@ CASES = [
     ("04_backtest_and_costs", {"fast": 0}, ValueError, r"fast must be an integer in \[1, 3269\], got 0"),
     ("04_backtest_and_costs", {"symbol": "GOOGL"}, ValueError,
      r"symbol 'GOOGL' is not in data set 'equities' \(did you mean 'GOOG'\?\)"),
-    ("04_backtest_and_costs", {"slippage_bps": -5}, ValueError, r"slippage_bps must be in \[0, 10000\]"),
+    ("04_backtest_and_costs", {"slippage_bps": -5}, ValueError, r"slippage_bps -5 is slippage"),
+    ("04_backtest_and_costs", {"slippage_bps": 10_000.0}, ValueError,
+     r"slippage_bps 10000\.0 is slippage 1\.0"),
+    ("04_backtest_and_costs", {"slippage_bps": 10**400}, ValueError,
+     r"slippage_bps 1000.* is slippage inf .*must be a finite number"),
     ("04_backtest_and_costs", {"fees": 2}, ValueError, r"fees must be in \[0, 1\), got 2"),
     ("05_risk", {"strategy": "foo"}, ValueError, r"unknown strategy 'foo'"),
     ("05_risk", {"confidence_level": 1.5}, ValueError, r"confidence_level must be in \(0\.5, 1\), got 1\.5"),
@@ -89,6 +110,12 @@ CASES = [
     ("06_ensemble", {"reweight": "banana"}, ValueError, r"reweight must be a number of calendar periods"),
     ("06_ensemble", {"fees": -1}, ValueError, r"fees must be in \[0, 1\), got -1"),
     ("07_cross_market", {"window": 1}, ValueError, r"window must be an integer in \[2, \d+\], got 1"),
+    # lead_lag refused these cells later, after the correlations ran
+    ("07_cross_market", {"max_lag": 0}, ValueError, r"max_lag must be an integer in \[1, \d+\], got 0"),
+    ("07_cross_market", {"max_lag": True}, TypeError, r"max_lag must be an integer, got True"),
+    ("07_cross_market", {"max_lag": 1_000_000}, ValueError,
+     r"max_lag must be an integer in \[1, 2779\], got 1000000 \(a lag-k Granger test needs "
+     r"3k \+ 2 returns\)"),
     ("07_cross_market", {"calm": ["2006-12-31", "2005-01-01"]}, ValueError,
      r"calm start '2006-12-31' is after calm end '2005-01-01'"),
     ("07_cross_market", {"crisis": ["2030-01-01", "2031-01-01"]}, ValueError,
@@ -114,11 +141,19 @@ CASES = [
     ("08_optimization", {"wf_trials": 0}, ValueError, r"wf_trials must be an integer >= 1, got 0"),
     ("08_optimization", {"n_trials": 0}, ValueError, r"n_trials must be an integer >= 1, got 0"),
     ("08_optimization", {"seed": -1}, ValueError, r"seed must be an integer in \[0, "),
+    ("08_optimization", {"seed": 2**32}, ValueError, r"seed must be an integer in \[0, 4294967295\]"),
+    ("08_optimization", {"fees": 1.5}, ValueError, r"fees must be in \[0, 1\), got 1\.5"),
     ("09_tick_engine", {"n_ticks": 0}, ValueError,
      r"n_ticks must be an integer in \[1000, 100000000\], got 0 \(the latency histogram"),
     ("09_tick_engine", {"n_symbols": 0}, ValueError, r"n_symbols must be an integer in \[1, "),
     ("09_tick_engine", {"max_position": -1}, ValueError, r"risk\.max_position must be an integer"),
     ("09_tick_engine", {"max_drawdown": -1}, ValueError, r"risk\.max_drawdown must be >= 0"),
+    # replay refused these after the ticks were generated
+    ("09_tick_engine", {"chunk": 0}, ValueError, r"chunk must be an integer >= 1, got 0"),
+    ("09_tick_engine", {"chunk": 0.5}, ValueError, r"chunk must be an integer, got 0\.5"),
+    # more symbols than the engine holds: their ticks were counted as bad ticks, silently
+    ("09_tick_engine", {"n_symbols": 2000}, ValueError,
+     r"n_symbols must be an integer in \[1, 1024\], got 2000 \(the engine's max_symbols"),
     ("10_research_analysis", {"symbols": "AAPLX"}, ValueError,
      r"symbols 'AAPLX' is not in data set 'equities' \(did you mean 'AAPL'\?\)"),
     ("10_research_analysis", {"symbols": []}, ValueError, r"symbols is empty: give at least one; its "
@@ -146,22 +181,16 @@ CASES = [
      r"out_of_sample start '2030-01-01' is outside data set 'equities'"),
     ("12_deploy", {"out_of_sample": ["2013-01-01", "2013-12-31"]}, ValueError,
      r"out_of_sample end '2013-12-31' is outside data set 'equities'"),
-    ("12_deploy", {"tick_bars": 0}, ValueError, r"tick_bars must be an integer >= 1, got 0"),
+    ("12_deploy", {"tick_bars": 0}, ValueError, r"tick_bars must be an integer in \[1, 252\], got 0"),
     ("12_deploy", {"n_trials": 0}, ValueError, r"n_trials must be an integer >= 1, got 0"),
+    # refused by the deployment, after the search and a replay
+    ("12_deploy", {"max_position": 0}, ValueError, r"risk max_position must be > 0, got 0"),
+    ("12_deploy", {"max_position": "0.5"}, TypeError, r"risk max_position must be a real number"),
+    ("12_deploy", {"fees": -0.001}, ValueError, r"fees must be in \[0, 1\), got -0\.001"),
+    # more bars than out_of_sample holds: silently fewer
+    ("12_deploy", {"tick_bars": 500}, ValueError,
+     r"tick_bars must be an integer in \[1, 252\], got 500 \(out_of_sample has 252 bars\)"),
 ]
-
-# parameters whose bad values the library refuses by name, but later than FIRST_CELLS
-LATER = {
-    ("01_explore", "strategy"): "StrategyExplorer: strategy must be one of ...; got 'foo' (cell 6)",
-    ("02_traditional_strategies", "fees"): "ql.backtest: fees must be in [0, 1) (cell 7, ~0.5 s)",
-    ("03_unconventional_strategies", "fees"): "ql.backtest: fees must be in [0, 1) (cell 10)",
-    ("07_cross_market", "max_lag"): "lead_lag: max_lag must be an integer >= 1 (cell 8, ~1 s)",
-    ("09_tick_engine", "chunk"): "replay: chunk must be an integer >= 1 (cell 6, ~0.3 s)",
-    ("12_deploy", "max_position"): "deploy: risk max_position must be > 0 (cell 15, ~2 s)",
-    ("12_deploy", "fees"): "optimize_strategy_parameters: fees must be in [0, 1) (cell 5)",
-    ("08_optimization", "fees"): "optimize_strategy_parameters: fees must be in [0, 1) (cell 5)",
-}
-
 
 def _cells(name: str):
     nb = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text(encoding="utf-8"))
@@ -188,6 +217,48 @@ def _run_first_cells(name: str, overrides: dict, n: int = FIRST_CELLS):
     return None
 
 
+class _Work(Exception):
+    """Raised by a stand-in for a notebook's heavy calls: the checks are over."""
+
+
+# the calls that do a notebook's work (backtests, searches, sweeps, signals, replays,
+# widgets that backtest): a bad parameter must be refused before the first of them
+HEAVY = [("quantlab", "backtest"), ("quantlab", "sweep"), ("quantlab", "run_research_analysis"),
+         ("quantlab", "deploy"), ("quantlab.optimize", "optimize_strategy_parameters"),
+         ("quantlab.strategies", "Strategy.signal"), ("quantlab.strategies", "Strategy.diagnostics"),
+         ("quantlab.ensemble", "detect_regimes"), ("quantlab.ensemble", "Ensemble.streams"),
+         ("quantlab.ensemble", "Ensemble.backtest"), ("quantlab.risk", "RiskManager.backtest"),
+         ("quantlab.risk", "RiskManager.generate_risk_report"),
+         ("quantlab.engine", "TickEngine.replay"), ("quantlab.engine", "TickEngine.process_ticks"),
+         ("quantlab.testing", "synthetic_ticks"), ("quantlab.widgets", "StrategyExplorer"),
+         ("quantlab.crossmarket", "CrossMarketAnalyzer.correlations"),
+         ("quantlab.crossmarket", "CrossMarketAnalyzer.lead_lag"),
+         ("quantlab.measures", "rolling_hurst"), ("quantlab.rolling", "zscore")]
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Every heavy call raises ``_Work`` naming itself."""
+    import importlib
+
+    for module, attr in HEAVY:
+        owner = importlib.import_module(module)
+        *path, last = attr.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+
+        def stand_in(*args, _name=f"{module}.{attr}", **kw):
+            raise _Work(_name)
+        monkeypatch.setattr(owner, last, stand_in)
+
+
+def _run_until_work(name: str, overrides: dict):
+    """Run the notebook's code cells here, ``overrides`` injected after the parameters
+    cell as papermill does, until one raises (with ``no_work``: at the first heavy call
+    at the latest); return the exception, or None."""
+    return _run_first_cells(name, overrides, n=len(_cells(name)))
+
+
 @pytest.fixture(autouse=True)
 def _no_browser(monkeypatch):
     """No figure opens a browser, and the notebook output mode the first cells set
@@ -201,21 +272,30 @@ def _no_browser(monkeypatch):
 
 @pytest.mark.parametrize("name, bad, exc, pattern", CASES,
                          ids=[f"{c[0][:2]}-{'-'.join(c[1])}" for c in CASES])
-def test_a_bad_parameter_fails_in_the_first_cells_naming_it(name, bad, exc, pattern):
+def test_a_bad_parameter_is_refused_before_any_work_naming_it(no_work, name, bad, exc,
+                                                              pattern):
+    """Refused up front: before the notebook's first heavy call (HEAVY), not cells later
+    by the library after backtests, searches or widgets ran."""
     assert set(bad) <= _parameters(name), f"{name} sets no {sorted(bad)}"
-    err = _run_first_cells(name, bad)
-    assert err is not None, f"{name} ran its first {FIRST_CELLS} code cells with {bad}"
+    err = _run_until_work(name, bad)
+    assert not isinstance(err, _Work), f"{name} reached {err} with {bad}"
     assert isinstance(err, exc), f"{type(err).__name__}: {err}"
     assert re.search(pattern, str(err)), str(err)
 
 
+@pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")))
+def test_the_default_parameters_pass_the_checks_and_reach_the_work(no_work, name):
+    """The harness above is not vacuous: with its own parameters each notebook passes its
+    checks and stops at a heavy call."""
+    err = _run_until_work(name, {})
+    assert isinstance(err, _Work), f"{name}: {type(err).__name__}: {err}"
+
+
 def test_every_parameter_of_every_notebook_has_a_bad_value_case():
-    """Each parameter is covered above (or listed in LATER with the library's message):
-    a new parameter needs its check, and its case here."""
+    """Each parameter is covered above: a new parameter needs its check, and its case here."""
     missing = []
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         covered = {k for n, bad, *_ in CASES if n == path.stem for k in bad}
-        covered |= {k for n, k in LATER if n == path.stem}
         missing += [f"{path.stem}: {k}" for k in sorted(_parameters(path.stem) - covered)]
     assert not missing, missing
 
