@@ -9,14 +9,20 @@
     quantlab lab       [--port N] [jupyter lab options]  # JupyterLab on notebooks/
     quantlab engine-bench [--ticks N]
     quantlab deploy STRATEGY [--params best.json] (--replay PATH_OR_SET | --feed ws://...)
-                    [--start DATE] [--checkpoint DIR] [--every N] [--block N]
-                    [--set KEY VALUE ...]
+                    [--start DATE] [--block N]                 # --replay only
+                    [--bar FREQ] [--symbols A,B,...]           # --feed only
+                    [--checkpoint DIR] [--every N] [--set KEY VALUE ...]
 
 ``run-suite`` and ``report`` are :mod:`quantlab.suite` (batch rules are there).
 ``report --from-stored`` renders the committed notebooks' STORED outputs (kept current
 by ``make notebooks``) instead of executing them: seconds instead of minutes, the same
 pages as long as the stored outputs are current; a run with parameters has no stored
 outputs and is executed.
+``deploy --checkpoint DIR`` resumes a deployment saved there: what the command line gives
+of its identity (--params, --set, --symbols, --bar, --start, --replay or --feed) must be
+the saved values (exit 2 naming each that differs); --checkpoint, --every, --block, the
+feed's address and the replay's file may change. Ctrl-C (exit 130) and SIGTERM (exit 143)
+stop it after saying how many bars it traded; the checkpoint is that of the last whole bar.
 ``lab`` binds 127.0.0.1 only, keeps token authentication (a fresh random token, given
 to jupyter through ``JUPYTER_TOKEN`` so it is not on the process list) and prints the
 URL with the token; as root it adds ``--allow-root``. Options that would change the
@@ -25,10 +31,13 @@ address or the authentication are refused: run ``jupyter lab`` yourself for that
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +50,8 @@ from quantlab.errors import DataError
 __all__ = ["lab_command", "main", "parser"]
 
 LAB_HOST = "127.0.0.1"
+BENCH_TICKS_MAX = 10 ** 8   # quantlab.engine.bench's n_columnar bound (a test ties them)
+CLI_STATE = "cli.json"   # beside a deploy checkpoint: what else its run was started with
 LAB_PORT = 8888
 # jupyter options `quantlab lab` refuses (lower-cased name contains one): they would
 # change the address it binds or its authentication
@@ -152,14 +163,14 @@ def _deploy_options(d) -> None:
                      "(ql.data.available()) or a CSV file/folder (ql.data.load_csv)")
     src.add_argument("--feed", help="a websocket of engine ticks, ws://HOST:PORT/PATH "
                      "(aggregated into --bar bars)")
-    d.add_argument("--bar", default="1min", help="bar frequency for --feed (pandas, 1min)")
+    d.add_argument("--bar", help="bar frequency for --feed (pandas, default 1min)")
     d.add_argument("--symbols", help="for --feed: asset names by symbol_id, comma-separated")
     d.add_argument("--start", help="first traded bar of the replay; earlier bars only warm "
                    "up the signal")
     d.add_argument("--checkpoint", type=_path, help="folder: resume from its checkpoint if there is one, "
                    "and save after every bar")
     d.add_argument("--every", type=int, default=1, help="a status line every N bars (1)")
-    d.add_argument("--block", type=int, default=1,
+    d.add_argument("--block", type=int,
                    help="replay: the signals of N bars from one strategy call (faster; "
                         "the same decisions up to rounding, 1e-12; default 1)")
     d.add_argument("--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
@@ -325,7 +336,9 @@ def _batch(p, a) -> int:
 
 def _deploy_setup(a):
     """(params, backtest options) from --params and --set."""
-    import json
+    from dataclasses import fields  # lazy: only this command
+
+    from quantlab.backtesting.options import BacktestOptions  # lazy: loads the kernels
 
     params, options = {}, {}
     if a.params:
@@ -333,20 +346,97 @@ def _deploy_setup(a):
             obj = json.loads(Path(a.params).read_text())
         except json.JSONDecodeError as e:
             raise ValueError(f"--params {a.params}: not JSON ({e})") from None
+        except OSError as e:   # "[Errno 2] No such file ..." named neither the option
+            raise ValueError(f"--params {a.params}: {e.strerror or e}") from None
         params, options = (obj.get("params"), obj.get("backtest", {})) \
             if isinstance(obj, dict) and "params" in obj else (obj, {})
         if not (isinstance(params, dict) and isinstance(options, dict)):
             raise ValueError(f"--params {a.params}: a JSON object of parameters expected, "
                              "or {\"params\": {...}, \"backtest\": {...}}")
+    known = [f.name for f in fields(BacktestOptions)]
+    for where, keys in ((f"--params {a.params} \"backtest\"", options), ("--set", dict(a.set))):
+        unknown = [k for k in keys if k not in known]
+        if unknown:   # was "BacktestOptions.__init__() got an unexpected keyword argument"
+            raise ValueError(f"{where} {unknown[0]}: not a ql.backtest option; the options: "
+                             f"{', '.join(known)}")
     options.update({k: _yaml_value("--set", k, v) for k, v in a.set})
     return params, options
 
 
-def _check_resumed(dep, ck, params: dict, options: dict, symbols) -> None:
+def _deploy_usage(a) -> None:
+    """Options that do not apply to the source given (silently ignored before), a feed
+    address websockets would refuse only once the deployment was built, a --replay that
+    is neither a data set nor a path: ValueError naming the option."""
+    from quantlab import data  # lazy: the research stack, only this command
+
+    given = {"--replay": a.replay, "--feed": a.feed}
+    for option, value, source in (("--bar", a.bar, "--feed"), ("--symbols", a.symbols, "--feed"),
+                                  ("--start", a.start, "--replay"),
+                                  ("--block", a.block, "--replay")):
+        if value is not None and given[source] is None:
+            raise ValueError(f"{option} applies to {source} only, not to "
+                             f"{'--feed' if source == '--replay' else '--replay'}")
+    if a.feed is not None:
+        from websockets.uri import parse_uri  # lazy: websockets, only a feed
+
+        try:
+            parse_uri(a.feed)
+        except Exception as e:   # websockets' InvalidURI: its own reason
+            raise ValueError(f"--feed {a.feed!r} is not a websocket address "
+                             f"(ws://HOST:PORT/PATH or wss://...): {e}") from None
+    elif a.replay not in data.available().index and not Path(a.replay).exists():
+        raise ValueError(f"--replay {a.replay}: no such file or directory, nor a bundled "
+                         f"data set ({', '.join(data.available().index)})")
+
+
+def _run_identity(a) -> dict:
+    """What a deploy run is beyond the strategy, its parameters and options (those are in
+    the checkpoint): the source of its bars, their size (--bar) and the first traded bar
+    (--start), saved beside the checkpoint (CLI_STATE) and compared on resume."""
+    return {"source": "--feed" if a.feed else "--replay",
+            "bar": (a.bar or "1min") if a.feed else None,
+            "start": None if a.start is None else str(_start(a.start))}
+
+
+def _same_bar(saved, given) -> bool:
+    import pandas as pd  # lazy: only this command
+
+    try:       # '1min' is '60s'
+        return pd.tseries.frequencies.to_offset(saved) == pd.tseries.frequencies.to_offset(given)
+    except (TypeError, ValueError):
+        return saved == given
+
+
+def _check_identity(ck: Path, a) -> list:
+    """The differences (option, saved, given) between this run and the one that wrote
+    the checkpoint at ``ck``, as far as CLI_STATE records it (a checkpoint written by
+    ql.Deployment.checkpoint has none: nothing to compare)."""
+    try:
+        saved = json.loads((ck / CLI_STATE).read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{ck / CLI_STATE}: unreadable ({e})") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{ck / CLI_STATE}: a JSON object expected")
+    now = _run_identity(a)
+    differ = []
+    if saved.get("source") != now["source"]:
+        differ.append(f"{saved.get('source')} (given {now['source']})")
+    elif now["bar"] is not None and not _same_bar(saved.get("bar"), now["bar"]):
+        differ.append(f"--bar {saved.get('bar')!r} (given {now['bar']!r})")
+    if now["start"] is not None and saved.get("start") != now["start"]:
+        differ.append(f"--start {saved.get('start')!r} (given {a.start!r})")
+    return differ
+
+
+def _check_resumed(dep, ck, params: dict, options: dict, a) -> None:
     """A deployment resumed from ``ck`` continues with the checkpoint's parameters and
-    options: those the command line gives (``--params``, ``--set``, ``--symbols``) must
-    be the saved ones (ValueError naming each that differs); those it leaves out come
-    from the checkpoint."""
+    options: those the command line gives (``--params``, ``--set``, ``--symbols``,
+    ``--bar``, ``--start``, the source ``--replay``/``--feed``) must be the saved ones
+    (ValueError naming each that differs); those it leaves out come from the checkpoint.
+    ``--checkpoint``, ``--every``, ``--block`` and the feed's address or the replay's
+    file may change."""
     from quantlab import strategies  # lazy: the research stack, only this command
     from quantlab.backtesting.options import BacktestOptions  # lazy: as above
 
@@ -358,8 +448,10 @@ def _check_resumed(dep, ck, params: dict, options: dict, symbols) -> None:
     given = BacktestOptions.from_dict({**saved, **options}).to_dict()
     differ += [f"{k}={saved[k]!r} (given {given[k]!r})" for k in saved
                if saved[k] != given[k]]
+    symbols = a.symbols if a.feed else None
     if symbols is not None and sorted(s.strip() for s in symbols.split(",")) != sorted(dep.universe or []):
         differ.append(f"universe={dep.universe!r} (given --symbols {symbols!r})")
+    differ += _check_identity(Path(ck), a)
     if differ:
         raise ValueError(f"cannot resume from --checkpoint {ck}: it was saved with "
                          f"{'; '.join(differ)}; resume with the saved values (or leave "
@@ -373,12 +465,58 @@ def _start(text) -> np.datetime64:
         raise ValueError(f"--start {text!r} is not a date (e.g. 2012-01-03)") from None
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, systemd, docker stop) raised where the process is, as Ctrl-C is."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
+
+
+def _deploy_build(a, ck: Path | None, dep):
+    """(deployment, engine or None, replay data or None, first bar): built, or resumed
+    (``dep``) and checked against the command line; the run's identity saved beside a
+    new checkpoint. Raises OSError/TypeError/ValueError for the user's input."""
+    from quantlab import data, engine, live  # lazy: the research stack, only this command
+
+    _deploy_usage(a)
+    params, options = _deploy_setup(a)
+    resumed = dep is not None
+    if resumed:
+        _check_resumed(dep, ck, params, options, a)
+    integer("--every", a.every, 1)
+    integer("--block", 1 if a.block is None else a.block, 1)
+    eng = ds = start = None
+    if a.replay:
+        ds = data.load(a.replay) if a.replay in data.available().index else \
+            data.load_csv(a.replay)
+        start = ds.time.values[0] if a.start is None else _start(a.start)
+        if start > ds.time.values[-1]:   # no bar to trade: it ran 0 bars and exit 0
+            raise ValueError(f"--start {a.start} is after the replay's last bar, "
+                             f"{str(ds.time.values[-1])[:10]}")
+        if dep is None:
+            dep = live.deploy(a.strategy, params, history=ds.sel(time=ds.time < start),
+                              **options)
+    else:
+        if not a.symbols:
+            raise ValueError("--feed needs --symbols: the asset name of each symbol_id")
+        eng = engine.TickEngine()
+        symbols = [s.strip() for s in a.symbols.split(",")]   # "A, B": B
+        if dep is None:
+            dep = eng.load_strategy_params(params, strategy=a.strategy, symbols=symbols,
+                                           bar=a.bar or "1min", **options)
+        else:
+            eng.deployment, eng._bars = dep, eng._bar_aggregator(a.bar or "1min", symbols)
+    if ck is not None and not (resumed and (ck / CLI_STATE).exists()):   # before a bar
+        ck.mkdir(parents=True, exist_ok=True)
+        suite._atomic_write(ck / CLI_STATE, json.dumps(_run_identity(a)))
+    return dep, eng, ds, start
+
+
 def _deploy(a) -> int:
     """``quantlab deploy``: a replay (bars) or a websocket of ticks through ql.deploy, a
     status line every --every bars, a checkpoint after every bar."""
-    import asyncio
-
-    from quantlab import data, engine, live  # lazy: the research stack, only this command
+    from quantlab import live  # lazy: the research stack, only this command
 
     ck = Path(a.checkpoint) if a.checkpoint else None
     dep = None
@@ -395,36 +533,28 @@ def _deploy(a) -> int:
             return 2
         print(f"resumed from {ck}: {len(dep.equity)} bars traded", flush=True)
     try:   # the user's input, refused before any bar with its message, not a traceback
-        params, options = _deploy_setup(a)
-        if dep is not None:
-            _check_resumed(dep, ck, params, options, a.symbols if a.feed else None)
-        every = integer("--every", a.every, 1)
-        block = integer("--block", a.block, 1)
-        if a.replay:
-            ds = data.load(a.replay) if a.replay in data.available().index else \
-                data.load_csv(a.replay)
-            start = ds.time.values[0] if a.start is None else _start(a.start)
-            if start > ds.time.values[-1]:   # no bar to trade: it ran 0 bars and exit 0
-                raise ValueError(f"--start {a.start} is after the replay's last bar, "
-                                 f"{str(ds.time.values[-1])[:10]}")
-            if dep is None:
-                dep = live.deploy(a.strategy, params, history=ds.sel(time=ds.time < start),
-                                  **options)
-        else:
-            if not a.symbols:
-                raise ValueError("--feed needs --symbols: the asset name of each symbol_id")
-            eng = engine.TickEngine()
-            symbols = [s.strip() for s in a.symbols.split(",")]   # "A, B": B
-            if dep is None:
-                dep = eng.load_strategy_params(params, strategy=a.strategy, symbols=symbols,
-                                               bar=a.bar, **options)
-            else:
-                eng.deployment, eng._bars = dep, eng._bar_aggregator(a.bar, symbols)
+        dep, eng, ds, start = _deploy_build(a, ck, dep)
     except (OSError, TypeError, ValueError) as e:   # DataError included
         print(f"quantlab deploy: error: {e}", file=sys.stderr)
         return 2
+    main_thread = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    try:
+        return _deploy_run(a, ck, dep, eng, ds, start)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _deploy_run(a, ck, dep, eng, ds, start) -> int:
+    """Trade the bars; exit 0, 1 (a refused bar, a failed feed, a full disk), 130 (Ctrl-C)
+    or 143 (SIGTERM), the checkpoint as of the last whole bar either way."""
+    import asyncio
+
+    from quantlab import engine  # lazy: the research stack, only this command
 
     traded = len(dep.equity) if dep is not None else 0   # bars traded (resumed: so far)
+    every = a.every
 
     def bar_done(status):   # after each bar: save, and say where we are
         nonlocal traded     # a counter: len(dep.equity) builds a DataArray (~2 ms a bar)
@@ -440,19 +570,19 @@ def _deploy(a) -> int:
             done = dep.equity.time.values
             bars = ds.sel(time=ds.time > done[-1]) if len(done) else \
                 ds.sel(time=ds.time >= start)
-            dep.replay(bars, block=block)
+            dep.replay(bars, block=a.block or 1)
         else:
             asyncio.run(eng.run_feed(engine.websocket_feed(a.feed)))
     except (DataError, engine.FeedError, OSError) as e:   # a refused bar, a failed feed,
         print(f"quantlab deploy: {e}", file=sys.stderr)   # a checkpoint on a full disk:
         print(repr(dep), flush=True)                      # said in a line, exit 1
         return 1
-    except KeyboardInterrupt:    # Ctrl-C: where it stopped and how to go on, no traceback
+    except KeyboardInterrupt as e:   # Ctrl-C or SIGTERM: where it stopped, how to go on
         print(f"quantlab deploy: interrupted after {traded} bars"
               + (f"; run the same command to resume from --checkpoint {ck}" if ck else ""),
               file=sys.stderr)
         print(repr(dep), flush=True)
-        return 130
+        return 143 if isinstance(e, _Terminated) else 130
     print(repr(dep), flush=True)
     return 0
 
@@ -487,7 +617,12 @@ def main(argv=None) -> int:
     if argv[:1] == ["engine-bench"]:
         from quantlab.engine import bench  # lazy: loads the tick kernels, only this command
 
-        print(bench(p.parse_args(argv).ticks))
+        a = p.parse_args(argv)
+        try:   # the bench's own bound, checked here to name the option (exit 2, no traceback)
+            integer("--ticks", a.ticks, 1, BENCH_TICKS_MAX)
+        except ValueError as e:
+            p.error(str(e))
+        print(bench(a.ticks))
         return 0
     if argv[:1] == ["lab"]:  # everything after `lab` belongs to jupyter lab
         return _lab(argv[1:])
