@@ -31,6 +31,7 @@ address or the authentication are refused: run ``jupyter lab`` yourself for that
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -546,11 +547,37 @@ def _deploy(a) -> int:
             signal.signal(signal.SIGTERM, old)
 
 
+async def _run_feed(eng, url: str) -> bool:
+    """``eng.run_feed`` on the websocket at ``url``; True if SIGTERM stopped it. The loop
+    cancels the feed between messages (never inside a bar): raising from the signal
+    handler landed inside the websocket's transport callbacks, which broke the connection
+    and left the process hanging."""
+    from quantlab import engine  # lazy: the research stack, only this command
+
+    loop, task, stopped = asyncio.get_running_loop(), asyncio.current_task(), []
+
+    def stop():
+        stopped.append(True)
+        task.cancel()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        await eng.run_feed(engine.websocket_feed(url))
+    except asyncio.CancelledError:
+        if not stopped:
+            raise
+    finally:
+        if in_main:   # back to raising _Terminated (remove_signal_handler sets SIG_DFL)
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    return bool(stopped)
+
+
 def _deploy_run(a, ck, dep, eng, ds, start) -> int:
     """Trade the bars; exit 0, 1 (a refused bar, a failed feed, a full disk), 130 (Ctrl-C)
     or 143 (SIGTERM), the checkpoint as of the last whole bar either way."""
-    import asyncio
-
     from quantlab import engine  # lazy: the research stack, only this command
 
     traded = len(dep.equity) if dep is not None else 0   # bars traded (resumed: so far)
@@ -571,8 +598,8 @@ def _deploy_run(a, ck, dep, eng, ds, start) -> int:
             bars = ds.sel(time=ds.time > done[-1]) if len(done) else \
                 ds.sel(time=ds.time >= start)
             dep.replay(bars, block=a.block or 1)
-        else:
-            asyncio.run(eng.run_feed(engine.websocket_feed(a.feed)))
+        elif asyncio.run(_run_feed(eng, a.feed)):
+            raise _Terminated
     except (DataError, engine.FeedError, OSError) as e:   # a refused bar, a failed feed,
         print(f"quantlab deploy: {e}", file=sys.stderr)   # a checkpoint on a full disk:
         print(repr(dep), flush=True)                      # said in a line, exit 1

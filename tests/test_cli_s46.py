@@ -159,3 +159,50 @@ def test_sigterm_stops_a_deployment_as_ctrl_c_does_and_it_resumes(tmp_path):
     assert len(back.equity) == len(whole.equity) == 400
     np.testing.assert_allclose(back.equity.values, whole.equity.values, rtol=1e-12)
     assert len(back.orders) == len(whole.orders)
+
+
+SERVER = """
+import asyncio, json, sys, websockets
+from quantlab.testing import synthetic_ticks, to_dicts
+ticks = to_dicts(synthetic_ticks(100_000, n_symbols=2, seed=0))
+async def send(ws):
+    for t in ticks:
+        await ws.send(json.dumps(t))
+        await asyncio.sleep(0.001)
+async def main():
+    async with websockets.serve(send, "127.0.0.1", 0) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+asyncio.run(main())
+"""
+
+
+def test_sigterm_stops_a_feed_deployment_in_one_line(tmp_path):
+    """On a --feed run the signal arrived inside the websocket's callbacks: the connection
+    broke ("protocol.data_received() call failed") and the process hung. Now the feed is
+    cancelled between messages: exit 143 and the resume line."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, "-c", SERVER], env=env, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        port = int(server.stdout.readline())
+        proc = subprocess.Popen([sys.executable, "-m", "quantlab", "deploy", "volatility_regime",
+                                 "--feed", f"ws://127.0.0.1:{port}/", "--symbols", "A,B",
+                                 "--checkpoint", str(tmp_path / "ck")],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            import time
+            time.sleep(6)            # connected and receiving ticks
+            assert proc.poll() is None, proc.communicate()
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    finally:
+        server.kill()
+        server.wait()
+    assert proc.returncode == 143, err
+    assert "quantlab deploy: interrupted after 0 bars; run the same command to resume" in err
+    assert "Traceback" not in err and "Fatal error" not in err, err
