@@ -262,6 +262,19 @@ def _check_in_place(p, a) -> bool:
     return in_place
 
 
+def _check_scheduler(address: str) -> None:
+    """--scheduler read by dask's own parser before any run ('banana' was a traceback
+    from inside the client, exit 1)."""
+    from distributed.comm import get_address_host_port
+
+    try:
+        _, port = get_address_host_port(address)
+    except ValueError as e:
+        raise ValueError(f"--scheduler {address!r}: {e} (an address such as "
+                         "tcp://host:8786)") from None
+    integer(f"--scheduler {address!r}: the port", port, 1, 65535)
+
+
 def _plan(a, config, out, in_place):
     """The runs and the timeout of a batch; refuses bad input before anything runs."""
     import yaml
@@ -282,11 +295,15 @@ def _plan(a, config, out, in_place):
         for r in runs:
             r.timeout = None
     suite.give_parameters(runs, _parse_p(a.parameter))
+    if a.scheduler is not None:
+        _check_scheduler(a.scheduler)
     if a.params_file:
         try:
             grid = yaml.safe_load(Path(a.params_file).read_text())
         except yaml.YAMLError as e:   # a traceback and exit 1 before
             raise ValueError(f"--params-file {a.params_file}: not YAML ({e})") from None
+        except OSError as e:   # "[Errno 2] No such file ..." named not the option
+            raise ValueError(f"--params-file {a.params_file}: {e.strerror or e}") from None
         runs = suite.expand_grid(runs, grid)
     if in_place:  # stored outputs are of the defaults: one run per notebook
         runs = [r for r in runs if not r.parameters]

@@ -206,3 +206,21 @@ def test_sigterm_stops_a_feed_deployment_in_one_line(tmp_path):
     assert proc.returncode == 143, err
     assert "quantlab deploy: interrupted after 0 bars; run the same command to resume" in err
     assert "Traceback" not in err and "Fatal error" not in err, err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--scheduler", "banana"], "--scheduler 'banana': missing port number in address "
+                                "'banana' (an address such as tcp://host:8786)"),
+    (["--scheduler", "tcp://127.0.0.1:99999"], "--scheduler 'tcp://127.0.0.1:99999': the port "
+                                               "must be an integer in [1, 65535], got 99999"),
+    (["--params-file", "/no/such.yaml"], "--params-file /no/such.yaml: No such file or directory"),
+])
+def test_run_suite_bad_scheduler_or_params_file_is_one_line_exit_2(tmp_path, capsys, extra,
+                                                                   message):
+    """`--scheduler banana` was a traceback from inside dask's client (exit 1); a missing
+    --params-file said only "[Errno 2] ...", not which option."""
+    code = cli.main(["run-suite", str(ROOT / "notebooks" / "00_quickstart.ipynb"), "--out",
+                     str(tmp_path / "out"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
