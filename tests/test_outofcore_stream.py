@@ -599,3 +599,31 @@ def test_group_true_equal_with_one_or_two_loads_at_once(workers):
         eq = res.equity.values
     np.testing.assert_array_equal(eq, ref.equity.values)
     np.testing.assert_array_equal(res.positions.values, ref.positions.values)
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_chunks_of_a_param_signal_and_a_time_coord_load_as_in_memory(group, monkeypatch):
+    """The chain's task graph (result._Graph) joined its blocks as 2-D (time, asset) ones:
+    a chunked signal with a parameter dim, or a chunked coordinate along time, was a
+    ValueError (an outside review). Past _GRAPH_TASKS tasks each chunk is a dask.compute
+    again: the same bits."""
+    ds, sig = _panel(4, n=120, m=6)
+    sig3 = xr.concat([sig, -sig], dim="k").transpose("time", "asset", "k")
+    ds2 = ds.assign_coords(session=("time", np.arange(120) % 7))
+    ref = ql.backtest(ds2, sig3, group=group, fees=0.001)
+    lazy = (ds2.chunk(time=32, asset=3).assign_coords(
+                session=ds2["session"].chunk(time=25)),
+            sig3.chunk(time=20, asset=4, k=1))
+    graphs = []
+    real = result._Graph.of
+    monkeypatch.setattr(result._Graph, "of", lambda inputs: graphs.append(real(inputs))
+                        or graphs[-1])
+    with dask.config.set(scheduler="threads", num_workers=2):
+        res = ql.backtest(*lazy, group=group, fees=0.001)
+        assert graphs and all(g is not None for g in graphs)
+        _assert_equal(res, ref)
+        monkeypatch.setattr(result, "_GRAPH_TASKS", 0)
+        graphs.clear()
+        res = ql.backtest(*lazy, group=group, fees=0.001)
+        assert graphs and all(g is None for g in graphs)
+        _assert_equal(res, ref)

@@ -466,10 +466,10 @@ def _cut(x, sel):
 
 
 def _load(inputs, sel, scheduler=None, graph=None):
-    """The inputs' rows ``sel``, loaded in ONE ``dask.compute`` (graph parts the inputs
-    share, e.g. the close a signal is computed from, are read once). ``scheduler``:
-    dask's (None: the current one); ``graph``: a :class:`_Graph` of ``inputs`` that
-    computes them on this thread instead."""
+    """The inputs' rows ``sel``, loaded together (graph parts the inputs share, e.g. the
+    close a signal is computed from, are read once): from ``graph`` (a :class:`_Graph` of
+    ``inputs``) on this thread, else in one ``dask.compute`` on ``scheduler`` (dask's;
+    None: the current one)."""
     import dask   # lazy: dask-backed runs only
 
     cut = [_cut(x, sel) for x in inputs]
@@ -489,21 +489,36 @@ class _Graph:
     ``dask.compute`` of the cut inputs rebuilt, tokenized, culled and ordered the
     graph of every block in Python, holding the GIL a chain's other loads wait for:
     200 assets x 130k minute bars in 16 chunks, close and a signal from it, one core,
-    medians of 5: 0.50 -> 0.32 s CPU. No graph (None) where a dask-backed variable has
-    no time dim."""
+    medians of 5 on the 2-core Xeon of docs/benchmarks.md: 0.50 -> 0.32 s CPU.
 
-    def __init__(self, inputs):
-        self.vars, self.tasks = [], {}   # (input, variable name, time-first dask array)
-        for i, x in enumerate(inputs):
-            for name, v in _lazy_variables(x):
-                a = xr.Variable(v.dims, v.data).transpose("time", ...).data
-                self.vars.append((i, name, a))
-                self.tasks.update(a.__dask_graph__())
+    None (each chunk a ``dask.compute``) where a dask-backed variable has no time dim
+    (e.g. the ``asset_class`` of ``ql.data.load().chunk(...)``), or the graph has over
+    :data:`_GRAPH_TASKS` tasks: built whole, a rolling signal's graph over 1.3M minute
+    bars x 200 assets (424k tasks) took ~10 s and ~200 MB per chain."""
+
+    def __init__(self, inputs, arrays):
+        from dask.optimization import cull
+
+        self.vars, tasks = [], {}   # (input, variable name, time-first dask array)
+        for (i, name), a in arrays:
+            self.vars.append((i, name, a))
+            tasks.update(a.__dask_graph__())
+        keys = [k for _, _, a in self.vars for k in _flat_keys(a)]
+        self.tasks = cull(tasks, keys)[0]   # the chain's assets only
 
     @classmethod
     def of(cls, inputs):
-        lazy = [v for x in inputs for _, v in _lazy_variables(x)]
-        return cls(inputs) if all("time" in v.dims for v in lazy) else None
+        arrays, layers = [], {}
+        for i, x in enumerate(inputs):
+            for name, v in _lazy_variables(x):
+                if "time" not in v.dims:
+                    return None
+                a = xr.Variable(v.dims, v.data).transpose("time", ...).data
+                arrays.append(((i, name), a))
+                layers.update(a.__dask_graph__().layers)
+        if sum(len(layer) for layer in layers.values()) > _GRAPH_TASKS:
+            return None
+        return cls(inputs, arrays)
 
     def load(self, cut, rows: slice):
         """``cut`` (the inputs cut to ``rows``, lazily) with these variables computed."""
@@ -516,18 +531,30 @@ class _Graph:
             edges = np.r_[0, np.cumsum(a.chunks[0])]
             b0 = int(np.searchsorted(edges, rows.start, "right")) - 1
             b1 = int(np.searchsorted(edges, rows.stop, "left"))
-            grid = [[(a.name, b, *j) for j in np.ndindex(*a.numblocks[1:])]
-                    for b in range(b0, b1)]
-            plan.append((i, name, grid, rows.start - edges[b0], rows.stop - edges[b0]))
-            keys += [k for row in grid for k in row]
+            grid = [(a.name, b, *j) for b in range(b0, b1)
+                    for j in np.ndindex(*a.numblocks[1:])]
+            plan.append((i, name, grid, (b1 - b0, *a.numblocks[1:]),
+                         rows.start - edges[b0], rows.stop - edges[b0]))
+            keys += grid
         blocks = dict(zip(keys, get_sync(cull(self.tasks, keys)[0], keys)))
-        for i, name, grid, r0, r1 in plan:
+        for i, name, grid, shape, r0, r1 in plan:
             x = cut[i]
             v = (x.variables[name] if isinstance(x, xr.Dataset) else
                  x.variable if name is None else x.coords.variables[name])
-            block = np.block([[blocks[k] for k in row] for row in grid])[r0:r1]
+            nested = np.empty(shape, dtype=object)   # np.block joins axis k at depth k
+            for at, k in zip(np.ndindex(*shape), grid):
+                nested[at] = blocks[k]
+            block = np.block(nested.tolist())[r0:r1]
             v.data = np.moveaxis(block, 0, v.dims.index("time"))
         return cut
+
+
+_GRAPH_TASKS = 50_000   # a chain's graph built whole up to this many tasks (~1 s, ~25 MB)
+
+
+def _flat_keys(a):
+    from dask.core import flatten   # lazy: dask-backed runs only
+    return list(flatten(a.__dask_keys__()))
 
 
 def _lazy_variables(x):
@@ -723,7 +750,7 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None, siblings=No
            depth=1):
     """The kernel over the time chunks ``edges`` of one block of columns with one
     ``SimState``; each chunk reads its rows plus the slippage model's window before them
-    (``history_needed``), loaded in one ``dask.compute`` while the previous chunk runs
+    (``history_needed``), loaded (:func:`_load`) while the previous chunk runs
     (``depth`` chunks loaded at once).
     Per-bar outputs and orders go to ``sink`` (None with metrics_only). The last run
     (None if ``siblings`` were stopped: another chain failed)."""
