@@ -283,14 +283,18 @@ def _sealed(loc: _Where, state: dict, arrays: dict) -> bool:
     return True
 
 
-def _guards(state: dict, var: str, sealed: bool) -> dict:
-    """The ``index`` and ``pending`` of :class:`_Checked` for ``var`` (none: unsealed)."""
+def _guards(state: dict, var: str, sealed: bool, loc: _Where | None = None) -> dict:
+    """The ``index`` and ``pending`` of :class:`_Checked` for ``var`` (none: unsealed);
+    with ``loc`` (a reader), ``refresh``: the store's index of ``var`` as its marker
+    now has it."""
     if not sealed:
         return {}
     pending = state.get("pending")
     return {"index": state["chunks"][var],
             "pending": None if pending is None else
-            {"rows": pending["rows"], "chunks": pending["chunks"].get(var, {})}}
+            {"rows": pending["rows"], "chunks": pending["chunks"].get(var, {})},
+            "refresh": None if loc is None else
+            (lambda: (loc.read_marker() or {}).get("chunks", {}).get(var, {}))}
 
 
 # --------------------------------------------------------------------------- reading
@@ -1253,7 +1257,7 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     sealed = _sealed(loc, state, arrays)   # marker, metadata, then each chunk's identity
     if state.get("every_chunk"):   # then every chunk of those rows has its file
         _missing_chunk(loc, state, arrays)
-    tz = _Checked(arrays["time"], loc.shown, "time", **_guards(state, "time", sealed))
+    tz = _Checked(arrays["time"], loc.shown, "time", **_guards(state, "time", sealed, loc))
     ct, size = tz.chunks[0], tz.shape[0]               # (a FIFO hangs zarr's read)
     time = np.concatenate([tz[(slice(t0, min(t0 + ct, size)),)] for t0 in range(0, n, ct)]
                           )[:n].view("datetime64[ns]")
@@ -1271,7 +1275,7 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     token = dask.base.tokenize(loc.shown, json.dumps(state, sort_keys=True, default=str))
     data = {}
     for v in state["variables"]:
-        z = _Checked(arrays[v], loc.shown, v, **_guards(state, v, sealed))
+        z = _Checked(arrays[v], loc.shown, v, **_guards(state, v, sealed, loc))
         if verify:
             for t0 in range(0, n, state["chunk_time"]):
                 z[t0:min(t0 + state["chunk_time"], n)]
@@ -1362,10 +1366,14 @@ def _chunk_files(arr):
     prefix = f"{arr.store_path.path}/" if arr.store_path.path else ""
 
     def fetch(at, limit):   # any other zarr store (fsspec URLs, memory): through its API
-        got = sync(store.get(prefix + encode(at), prototype=default_buffer_prototype()))
+        from zarr.abc.store import SuffixByteRequest   # lazy: zarr is optional
+
+        # a suffix: the CRC32C a write records, not the whole chunk downloaded again
+        suffix = None if limit is None or limit >= 0 else SuffixByteRequest(-limit)
+        got = sync(store.get(prefix + encode(at), prototype=default_buffer_prototype(),
+                             byte_range=suffix))
         raw = None if got is None else got.to_bytes()
-        return (raw if raw is None or limit is None else raw[limit:] if limit < 0
-                else raw[:limit])
+        return raw if raw is None or limit is None or limit < 0 else raw[:limit]
     return fetch, len(codecs_) == 3
 
 
@@ -1489,10 +1497,10 @@ class _Checked:
     recorded before (a kill between the write and the index's update)."""
 
     def __init__(self, arr, shown: str, var: str, index: dict | None = None,
-                 pending: dict | None = None):
+                 pending: dict | None = None, refresh=None):
         self.arr, self.shown, self.var = arr, shown, var
         self.dtype, self.ndim, self.chunks = arr.dtype, arr.ndim, arr.chunks
-        self.index, self.pending = index, pending
+        self.index, self.pending, self.refresh = index, pending, refresh
         self._files = _chunk_files(arr)
         if self._files is None and index is not None:   # open checked the codecs
             raise DataError(f"{shown}: variable {var!r}: its chunks cannot be checked "
@@ -1571,7 +1579,7 @@ class _Checked:
         if self.index is not None:
             got = _identity(raw, checksum)
             want = self.index.get(key)
-            if got != want and not self._kept(key, at, out):
+            if got != want and not self._kept(key, at, out) and not self._appended(key, got):
                 raise self._not_written(key, "none was recorded there" if want is None else
                                         f"checksum {got:08x}, written {want:08x}")
         return out
@@ -1585,6 +1593,22 @@ class _Checked:
         rows = pend.get("rows", 0) - at[0] * self.chunks[0]
         return (want is not None and 0 < rows < self.chunks[0]
                 and crc32c.crc32c(np.ascontiguousarray(out[:rows])) == want)
+
+    def _appended(self, key: str, got: int) -> bool:
+        """The chunk an append rewrote since this reader opened the store (its last,
+        partly filled chunk row): the marker now lists it, and an append keeps the rows
+        written before (a reader reads only those). Else a reader open across an append
+        was refused its last chunk row (an outside review)."""
+        if self.refresh is None:
+            return False
+        try:
+            now = self.refresh()
+        except DataError:
+            return False
+        if now.get(key) != got:
+            return False
+        self.index[key] = got
+        return True
 
     def committed(self, at, rows: int, write) -> int:
         """The CRC32C of chunk ``at``'s first ``rows`` rows as stored (checked), which

@@ -378,3 +378,48 @@ def test_bars_staged_by_a_killed_ingest_and_damaged_since_are_staged_again(src, 
         f.write_bytes(bytes(b))
     got = ql.data.open(ql.data.ingest(src, tmp_path / "s")).compute()
     xr.testing.assert_identical(got.drop_attrs(), ql.data.load_csv(src).drop_attrs())
+
+
+def test_a_reader_open_across_an_append_reads_its_rows(src, tmp_path):
+    """An append rewrites the partial last chunk row: a reader opened before it (a
+    notebook while a cron job appends) was refused that row ("not the chunk written
+    there"), a healthy store; it now reads its own rows, which the append keeps. A chunk
+    the marker does not list is still refused."""
+    first = tmp_path / "first"
+    first.mkdir()
+    for f in src.glob("*.csv"):
+        pd.read_csv(f, index_col=0).loc[:"2004-12-31"].to_csv(first / f.name)  # row 2 partial
+    dst = tmp_path / "st"
+    ql.data.ingest(first, dst, chunk_time=100, chunk_asset=3)
+    reader = ql.data.open(dst)
+    before = reader.compute()
+    ql.data.ingest(src, dst)
+    xr.testing.assert_identical(reader.compute(), before)
+    late = ql.data.open(dst)        # opened after: its rows are the appended store's
+    _swap(dst / "close" / "c" / "2" / "0", dst / "close" / "c" / "3" / "0")
+    with pytest.raises(DataError, match="close chunk 2.0 is not the chunk written there"):
+        reader["close"].compute()
+    with pytest.raises(DataError, match="close chunk .* is not the chunk written there"):
+        late["close"].compute()
+
+
+def test_an_ingest_into_a_url_store_reads_back_only_the_checksums_it_records(src,
+                                                                             monkeypatch):
+    """The index's CRC32C of each chunk written is its file's last 4 bytes: an object
+    store sent the whole chunk back for them (as many bytes again as written)."""
+    from zarr.storage import FsspecStore
+    got = [0]
+    real = FsspecStore.get
+
+    async def get(self, key, prototype, byte_range=None):
+        r = await real(self, key, prototype, byte_range)
+        if "/c/" in key and r is not None:
+            got[0] += len(r.to_bytes())
+        return r
+    monkeypatch.setattr(FsspecStore, "get", get)
+    ql.data.ingest(src, "memory://s46/url", chunk_time=100, chunk_asset=3)
+    import fsspec
+    fs = fsspec.filesystem("memory")
+    written = sum(fs.size(f) for f in fs.find("/s46/url") if "/c/" in f)
+    fs.rm("/s46", recursive=True)
+    assert 0 < got[0] < written / 10
