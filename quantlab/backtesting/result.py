@@ -1033,10 +1033,12 @@ def _asset_chain(inputs, opts, a, edges, n_par, path, block, siblings):
 
 def _slots() -> int:
     """How many chains of independent accounts run at once: a distributed client's
-    threads; on this machine's pool half its workers (``num_workers``, else the CPU
-    count), as a chain keeps ~1.5 cores busy (its kernel, loads in a prefetch thread, a
-    writer thread): 200 assets x 26M minute bars on 2 cores, 2 chains ran at 0.84x the
-    bars/s of 1 (18.8M vs 22.4M); 1 with the synchronous scheduler."""
+    threads; on this machine's pool one per worker (``num_workers``, else the CPU
+    count); 1 with the synchronous scheduler. Half the workers until session 46, when a
+    chain's loads and writes cost ~3x their decode (2 chains on 2 cores ran at 0.84x the
+    bars/s of 1); with the chain's task graph and direct writes, 200 assets x 26M minute
+    bars on 2 cores, alternated, medians of 8: 2 chains 1.22 s, 1 chain 1.36 s (the same
+    CPU, 2.07 s); pinned to one core 1.71 vs 1.76 s."""
     from dask.base import get_scheduler
     from dask.local import get_sync
 
@@ -1047,7 +1049,7 @@ def _slots() -> int:
         return sum(client.nthreads().values()) or 1 << 30
     if get is get_sync:
         return 1
-    return max(1, _local_workers() // 2)
+    return _local_workers()
 
 
 def _local_workers() -> int:
