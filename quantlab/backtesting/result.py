@@ -496,29 +496,31 @@ class _Graph:
     :data:`_GRAPH_TASKS` tasks: built whole, a rolling signal's graph over 1.3M minute
     bars x 200 assets (424k tasks) took ~10 s and ~200 MB per chain."""
 
-    def __init__(self, inputs, arrays):
+    def __init__(self, variables, graph):
         from dask.optimization import cull
 
-        self.vars, tasks = [], {}   # (input, variable name, time-first dask array)
-        for (i, name), a in arrays:
-            self.vars.append((i, name, a))
-            tasks.update(a.__dask_graph__())
-        keys = [k for _, _, a in self.vars for k in _flat_keys(a)]
-        self.tasks = cull(tasks, keys)[0]   # the chain's assets only
+        self.vars = variables   # (input, variable name, time-first dask array)
+        keys = [k for _, _, a in variables for k in _flat_keys(a)]
+        self.tasks = cull(dict(graph), keys)[0]   # the chain's assets only
 
     @classmethod
     def of(cls, inputs):
-        arrays, layers = [], {}
+        from dask.highlevelgraph import HighLevelGraph   # lazy: dask-backed runs only
+
+        variables = []
         for i, x in enumerate(inputs):
             for name, v in _lazy_variables(x):
                 if "time" not in v.dims:
                     return None
-                a = xr.Variable(v.dims, v.data).transpose("time", ...).data
-                arrays.append(((i, name), a))
-                layers.update(a.__dask_graph__().layers)
-        if sum(len(layer) for layer in layers.values()) > _GRAPH_TASKS:
+                variables.append((i, name, xr.Variable(v.dims, v.data)
+                                  .transpose("time", ...).data))
+        if not variables:
             return None
-        return cls(inputs, arrays)
+        # the layers the variables share (the close a signal is computed from) once
+        graph = HighLevelGraph.merge(*(a.__dask_graph__() for _, _, a in variables))
+        if sum(len(layer) for layer in graph.layers.values()) > _GRAPH_TASKS:
+            return None
+        return cls(variables, graph)
 
     def load(self, cut, rows: slice):
         """``cut`` (the inputs cut to ``rows``, lazily) with these variables computed."""
