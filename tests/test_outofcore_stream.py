@@ -627,3 +627,52 @@ def test_chunks_of_a_param_signal_and_a_time_coord_load_as_in_memory(group, monk
         res = ql.backtest(*lazy, group=group, fees=0.001)
         assert graphs and all(g is None for g in graphs)
         _assert_equal(res, ref)
+
+
+def _short_panel(pending):
+    """One asset, a full short entered in the first time chunk (its last bar when
+    ``pending``, with no close there: the order waits into the next chunk), held by NaN
+    targets while the price climbs 100 -> 240: the account falls below the default
+    maintenance margin (0.25 of the short's value) in the second chunk (at 180 or, the
+    short entered at 120, at 240), whose targets are all NaN."""
+    c = np.array([100.0] * 5 + [120.0, 150.0, 180.0, 210.0, 240.0])
+    s = np.full(10, np.nan)
+    s[4 if pending else 0] = -1.0
+    if pending:
+        c[4] = np.nan
+    t = pd.date_range("2024-01-01", periods=10, freq="D")
+    ds = xr.Dataset({"close": (("time", "asset"), c[:, None])},
+                    coords={"time": t, "asset": ["X"]})
+    return ds, xr.DataArray(s[:, None], coords=ds["close"].coords)
+
+
+@pytest.mark.parametrize("pending", [False, True])
+@pytest.mark.parametrize("group", [False, True])
+def test_a_short_carried_into_a_chunk_without_short_targets_is_margin_called(
+        pending, group):
+    # the margin check is left off (the kernel's fast path) where no account can breach
+    # it; a time chunk decides from its own targets AND the short its state carries
+    ds, sig = _short_panel(pending)
+    ref = ql.backtest(ds, sig, group=group, init_cash=100.0)
+    assert list(ref.orders["reason"]) == ["signal", "margin_call"]
+    _assert_equal(ql.backtest(ds.chunk(time=5), sig, group=group, init_cash=100.0), ref)
+
+
+def test_a_long_only_unlevered_stream_runs_without_the_margin_check(monkeypatch):
+    # the margin check (maintenance_margin=0.25 by default) took every streamed chunk off
+    # the kernel's fast path, ~2x its time, though no long-only, unlevered account can
+    # breach it (cash stays >= 0); in memory it was off already
+    ds, sig = _panel(6)
+    margins, real = [], dispatch._k.simulate
+
+    def spy(*a, **k):
+        margins.append(k["margin"])
+        return real(*a, **k)
+    monkeypatch.setattr(dispatch._k, "simulate", spy)
+    res = ql.backtest(ds.chunk(time=5, asset=4), abs(sig), group=False, fees=0.001)
+    assert margins and set(margins) == {0.0}
+    margins.clear()
+    ql.backtest(ds.chunk(time=5, asset=4), -abs(sig), group=False, fees=0.001)
+    assert margins and set(margins) == {0.25}
+    monkeypatch.undo()
+    _assert_equal(res, ql.backtest(ds, abs(sig), group=False, fees=0.001))

@@ -258,6 +258,25 @@ def _check_slippage_panel(slip, base):
                          "bps, vol_mult or range_mult")
 
 
+# a short held, wanted or pending that a state carries into the next call
+_SHORT_STATE = ("q", "want", "prev_target", "ev_size", "prev_size", "lim_q")
+
+
+def _margin(opts: BacktestOptions, fixed_fees, shorts: bool, state) -> float:
+    """The maintenance margin the kernel checks: 0 (off: its fast path can run) where no
+    account can breach it. Equity = cash + sum(q p) >= gross value >= margin x gross
+    while cash >= 0 and every position is long; cash stays >= 0 with max_leverage <= 1
+    (a buy, a short's cover too, spends at most the cash) and no fixed fee (one can
+    exceed a sale's proceeds). ``shorts``: the call's targets go short somewhere;
+    ``state``: a short an earlier call left held, wanted or pending, so a time chunk
+    decides as a whole run would."""
+    mm = float(opts.maintenance_margin or 0.0)
+    if not mm or opts.max_leverage > 1 or np.any(fixed_fees) or shorts or (
+            state is not None and any((state[k] < 0).any() for k in _SHORT_STATE)):
+        return mm
+    return 0.0
+
+
 def _kernel_args(signal, ds, opts, params, endless):
     """The kernel's per-column arrays: accounts (groups), costs, stops, limits, events."""
     shape = signal.shape
@@ -487,13 +506,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     endless = n if state is None else 2 ** 62     # a resumable run has no known end
     asset_of_col, grp, n_groups, (fees, fixed_fees), kw = _kernel_args(signal, ds, opts,
                                                                        params, endless)
-    margin = 0.0
-    # else no account can breach it: cash stays >= 0 (a fixed fee can exceed a sale's
-    # proceeds; a streamed run cannot know its later chunks' signs)
-    if opts.maintenance_margin and (opts.max_leverage > 1 or state is not None
-                                    or bool(np.any(fixed_fees))
-                                    or (ex is None and bool((signal < 0).any()))):
-        margin = float(opts.maintenance_margin)
+    margin = _margin(opts, fixed_fees, ex is None and bool((target < 0).any()), state)
     exec_px = ds["open"] if opts.execution == "next_open" else ds["close"]
     first = 0 if state is None else state.bar
     args = (_panel(ds["close"]), _panel(exec_px), target, _panel(base), _panel(impact),
@@ -584,7 +597,6 @@ class Stepper:
         self._kw = kw
         periods = 252 if opts.periods is None else int(opts.periods)
         self._borrow = (1 + float(opts.borrow_rate)) ** (1 / periods) - 1
-        self._margin = float(opts.maintenance_margin or 0.0)  # as simulate with a state
         self._cooldown = endless if opts.dd_mode == "halt" else min(opts.dd_cooldown,
                                                                     endless)
         slip = opts.slippage
@@ -694,6 +706,7 @@ class Stepper:
             self._group, self.n_groups, float(o.init_cash), self._fees, self._fixed,
             float(o.max_leverage), float(o.max_position_size), o.rebalance == "daily",
             o.execution == "next_open", float(o.dd_limit or 0.0), self._cooldown, False,
-            **kw, borrow=self._borrow, margin=self._margin, state=state)
+            **kw, borrow=self._borrow, state=state,
+            margin=_margin(o, self._fixed, bool((target < 0).any()), state))
         eq, cash, pos, (_, col, size, price, fee, reason), _, _ = out
         return eq[-1], cash[-1], pos[-1], (self._asset[col], size, price, fee, reason)
