@@ -1450,10 +1450,12 @@ def row_writer(arr):
             arr[t0:t1] = values
             return
         for r in range(t0, t1, c):
-            block = np.empty((c, *arr.shape[1:]), dtype)
-            block[:min(c, t1 - r)] = values[r - t0:r - t0 + c]
-            block[min(c, t1 - r):] = arr.metadata.fill_value
-            frame = blosc.encode(block)
+            block = values[r - t0:r - t0 + c]
+            if len(block) < c or block.dtype != dtype or not block.flags.c_contiguous:
+                block = np.empty((c, *arr.shape[1:]), dtype)   # padded as zarr pads
+                block[:min(c, t1 - r)] = values[r - t0:r - t0 + c]
+                block[min(c, t1 - r):] = arr.metadata.fill_value
+            frame = blosc.encode(block)   # a whole chunk's rows as they are: no copy
             if checksum:
                 import crc32c   # lazy: zarr's dependency, a store's writes only
                 frame += crc32c.crc32c(frame).to_bytes(4, "little")

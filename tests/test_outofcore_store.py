@@ -157,7 +157,7 @@ def test_row_writer_writes_the_chunk_files_zarr_writes(tmp_path, codecs):
     whole chunks go through zarr; any other array has no row writer."""
     import zarr
     rng = np.random.default_rng(1)
-    values = rng.normal(size=(10, 3)).cumsum(0)
+    values = rng.normal(size=(10, 3)).cumsum(0).astype(np.float32).astype(np.float64)
     arrays = {}
     for name in ("direct", "zarr"):
         arrays[name] = qstore.writes_all(zarr.create_array(
@@ -168,6 +168,9 @@ def test_row_writer_writes_the_chunk_files_zarr_writes(tmp_path, codecs):
     for t0, t1 in ((0, 4), (4, 10)):
         put(t0, values[t0:t1])
         arrays["zarr"][t0:t1] = values[t0:t1]
+    # rows that are not C-contiguous, or of another dtype: copied, the same bytes
+    put(0, np.asfortranarray(values[:4]))
+    put(4, values[4:10].astype(np.float32))
     files = sorted(p.relative_to(tmp_path / "zarr")
                    for p in (tmp_path / "zarr").rglob("*") if p.is_file())
     assert len(files) == 4   # zarr.json and 3 chunks
