@@ -414,7 +414,8 @@ def order_arrays(rec) -> tuple:
 
 def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
              start: int = 0, lean: bool = False, threads=None,
-             labels_checked: bool = False, out=None, prev_close=None) -> Run:
+             labels_checked: bool = False, out=None, prev_close=None,
+             keyed: bool = False) -> Run:
     """Check and align the inputs, then run the kernel once over every column.
 
     ``state`` (a ``SimState``): continue from it (updated in place) -- a deployment's
@@ -456,6 +457,10 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     prev_close : numpy.ndarray, optional
         Per asset, the last valid close before ``data``'s first row (a time chunk's):
         the data-driven slippage models' first returns are measured from it.
+    keyed : bool, default False
+        The orders (``run.out[3]``) come with a seventh array, each record's phase of
+        its bar (the kernel's ``keyed``): column blocks' records join into one call's
+        order by (bar, phase, column).
 
     Returns
     -------
@@ -517,7 +522,8 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
             endless if opts.dd_mode == "halt" else min(opts.dd_cooldown, endless),
             opts.metrics_only is not None)
     kw.update(borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
-              state=state, lean=lean, check=check, check_target=unchecked is not None)
+              state=state, lean=lean, check=check, check_target=unchecked is not None,
+              keyed=keyed)
     if out is not None:
         kw["out"] = out
     refused = None

@@ -428,7 +428,9 @@ def streamed_metrics(run: Run, opts: BacktestOptions, n_bars=None) -> xr.Dataset
 # prefetched) per running chain. The result reads the store.
 
 _OUTPUTS = ("equity", "cash", "positions", "halted", "interest")
-_ORDER_COLS = 6   # an order part: t, col, size, price, fee, reason as float64 columns
+# an order part: t, col, size, price, fee, reason as float64 columns (independent
+# accounts: and each record's phase of its bar, the key of the in-memory order)
+_ORDER_COLS = 6
 
 
 def is_lazy(*objs) -> bool:
@@ -786,7 +788,8 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None, siblings=No
                 out[4][:] = 0.0
             run = dispatch.simulate(*loaded, _sliced_opts(opts, time=slice(w0, t1)),
                                     state=state, start=t0 - w0, labels_checked=True,
-                                    out=out, prev_close=this)
+                                    out=out, prev_close=this,
+                                    keyed=sink is not None and not opts.group)
             if sink is not None:
                 sink.write(run, t0, t1, state, base, part)
         if sink is not None:
@@ -969,14 +972,18 @@ def _stored(results, key, blocks, axis):
 
 
 def _read_orders(path, labels, params, group, blocks):
-    """The orders table of blocks ``blocks`` from the parts in the store, in run order."""
+    """The orders table of blocks ``blocks`` from the parts in the store, in the order of
+    the in-memory run: (bar, phase, column) where the parts are keyed (independent
+    accounts, whose blocks' parts come one block after another)."""
     import glob
 
     files = sorted(f for b in blocks
                    for f in glob.glob(os.path.join(path, "orders", f"{b:06d}-*.npy")))
     packed = (np.concatenate([np.load(f) for f in files]) if files
               else np.empty((0, _ORDER_COLS)))
-    t, col, size, price, fee, reason = packed.T
+    if packed.shape[1] > _ORDER_COLS:
+        packed = packed[np.lexsort((packed[:, 1], packed[:, _ORDER_COLS], packed[:, 0]))]
+    t, col, size, price, fee, reason = packed[:, :_ORDER_COLS].T
     return _orders(Run(None, labels, None, params, group), t.astype(np.intp),
                    col.astype(np.intp), size, price, fee, reason.astype(np.int8))
 
