@@ -129,9 +129,15 @@ def test_independent_accounts_run_as_many_chains_as_the_scheduler_runs_tasks():
     from quantlab.backtesting.result import _slots, _spans
     edges = np.array([0, 64, 128, 192, 200])
     assert _spans(edges, 1).tolist() == [0, 200]
-    assert _spans(edges, 2).tolist() == [0, 128, 200]    # chunk boundaries only
+    # equal widths: a cut at a chunk boundary (128: 128 + 72) held a second worker to
+    # 1.56x; within 1/32 of the assets of the equal cut, a boundary is taken
+    assert _spans(edges, 2).tolist() == [0, 100, 200]
     assert _spans(edges, 3).tolist() == [0, 64, 128, 200]
-    assert _spans(edges, 4).tolist() == edges.tolist() == _spans(edges, 9).tolist()
+    assert _spans(edges, 4).tolist() == [0, 50, 100, 150, 200]
+    nine = np.diff(_spans(edges, 9))   # each cut moved by at most 200 / 32 assets
+    assert len(nine) == 9 and nine.max() <= 200 / 9 + 2 * 200 / 32
+    assert _spans(np.array([0, 200]), 2).tolist() == [0, 100, 200]   # one asset chunk
+    assert _spans(np.array([0, 3]), 8).tolist() == [0, 1, 2, 3]      # one asset each
     with dask.config.set(scheduler="sync"):
         assert _slots() == 1
     with dask.config.set(scheduler="threads", num_workers=3):
@@ -150,6 +156,14 @@ def test_independent_accounts_run_as_many_chains_as_the_scheduler_runs_tasks():
         with dask.config.set(scheduler="threads", num_workers=workers):
             lazy = ql.backtest(ds.chunk(time=7, asset=1), sig, fees=0.001)
         assert lazy.equity.data.numblocks == (6, blocks)
+        _assert_equal(lazy, ref)
+    # one asset chunk, or chunks of unequal widths: chains of equal widths, a chunk cut
+    # between two of them (each reads it); one chunk gave one chain on any workers
+    for chunked, widths in ((ds.chunk(time=7), (2, 2)), (ds.chunk(time=7, asset=3), (2, 2)),
+                            (ds.chunk(time=7, asset=3), (1, 1, 1, 1))):
+        with dask.config.set(scheduler="threads", num_workers=len(widths)):
+            lazy = ql.backtest(chunked, sig, fees=0.001)
+        assert lazy.equity.data.chunks[1] == widths
         _assert_equal(lazy, ref)
     # joined asset chunks stay within dask's array.chunk-size per time chunk of a chain
     # (7 rows x 2 assets x 8 bytes = 112 bytes): a wide universe's chain cannot outgrow it

@@ -61,15 +61,15 @@ def test_group_false_runs_each_asset_chunk_streamed_over_time_chunks(monkeypatch
     ds, sig = _panel()
     ref = ql.backtest(ds, sig, group=group, fees=0.001, sl_stop=0.03)
     spy = _Spy(monkeypatch)
-    with dask.config.set(scheduler="threads", num_workers=4):   # a chain per asset chunk
+    with dask.config.set(scheduler="threads", num_workers=2):   # a chain per worker
         lazy = ql.backtest(ds.chunk(time=7, asset=3), sig, group=group, fees=0.001,
                            sl_stop=0.03)
     n_time = -(-N // 7)
     if group:   # a portfolio: one chain over all assets
         assert len(spy.calls) == n_time and all(r <= 7 for r, _ in spy.calls)
-    else:       # one chain per asset chunk (widths 3 and 1)
-        assert sorted(spy.calls) == sorted([(7, 3)] * (n_time - 1) + [(5, 3)]
-                                           + [(7, 1)] * (n_time - 1) + [(5, 1)])
+    else:       # two chains of equal widths (2 and 2: the first cut inside the chunk of 3)
+        assert sorted(spy.calls) == sorted([(7, 2)] * (n_time - 1) + [(5, 2)]
+                                           + [(7, 2)] * (n_time - 1) + [(5, 2)])
     assert lazy.equity.data.numblocks == ((n_time,) if group else (n_time, 2))
     _assert_equal(lazy, ref)
 
@@ -81,7 +81,7 @@ def test_group_false_metrics_only_streams_each_asset_chunk_and_equals_in_memory(
     kw = dict(fees=0.001, tp_stop=0.05, sl_trail=0.04, dd_limit=0.1)
     ref = ql.backtest(ds, sig, metrics_only=names, **kw)
     spy = _Spy(monkeypatch)
-    with dask.config.set(scheduler="threads", num_workers=4):   # a chain per asset chunk
+    with dask.config.set(scheduler="threads", num_workers=2):   # a chain per asset chunk
         lazy = ql.backtest(ds.chunk(time=9, asset=2), sig, metrics_only=names, **kw)
     assert not spy.calls   # metrics_only stays lazy: one task per asset chunk
     got = lazy.compute()
@@ -186,7 +186,7 @@ def test_each_block_of_the_inputs_is_read_once(group):
                             for v, r in readers.items()})
     lazy_sig = (lazy_ds["close"] > lazy_ds["open"]) * 0.5   # lazy, from the data
     ref = ql.backtest(ds, (ds["close"] > ds["open"]) * 0.5, group=group, fees=0.001)
-    with dask.config.set(num_workers=4):   # group=False: 2 chains
+    with dask.config.set(num_workers=2):   # group=False: 2 chains, one per asset chunk
         res = ql.backtest(lazy_ds, lazy_sig, group=group, fees=0.001)
     blocks = (N // chunks[0]) * (M // chunks[1])
     for v in ("close", "open"):   # the variables the run reads
@@ -351,7 +351,7 @@ def test_labels_are_checked_once_and_values_in_every_chunk(monkeypatch, group):
             return _real(*a)
         monkeypatch.setattr(qdata, name, count)
     chunked = ds.chunk(time=7, asset=3)
-    with dask.config.set(scheduler="threads", num_workers=4):   # group=False: 2 chains
+    with dask.config.set(scheduler="threads", num_workers=2):   # group=False: 2 chains
         ql.backtest(chunked, sig, group=group)
     n_chunks = 6 * (1 if group else 2)
     assert counts == {"labels": 1, "values": n_chunks}
@@ -419,7 +419,8 @@ def test_results_are_written_by_a_writer_thread_while_the_next_chunk_runs(
 
     monkeypatch.setattr(result._Sink, "_put", put)
     monkeypatch.setattr(dispatch, "simulate", sim)
-    res = ql.backtest(ds.chunk(time=5, asset=4), sig, group=group, fees=0.001)
+    with dask.config.set(scheduler="threads", num_workers=1):   # one chain
+        res = ql.backtest(ds.chunk(time=5, asset=4), sig, group=group, fees=0.001)
     assert names and all(n.startswith("ql-results") for n in names)
     assert puts == list(range(8)) and overlapped == [True] * 7
     assert not [t.name for t in threading.enumerate() if t.name.startswith("ql-results")]
