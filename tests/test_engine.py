@@ -171,7 +171,7 @@ def test_config_file_dict_environment_and_errors(tmp_path, monkeypatch):
     # values are converted, never truncated or guessed
     assert E.load_config({"risk": {"max_positions": 80.0}})["risk"]["max_positions"] == 80
     for bad, match in [({"risk": {"max_position": 1000.7}}, "max_position must be int"),
-                       ({"risk": {"max_position": True}}, "max_position must be int"),
+                       ({"risk": {"max_position": True}}, "max_position must be an integer, got True"),
                        ({"signal": {"min_confidence": 1.5}}, r"min_confidence must be in \[0, 1\]"),
                        ({"signal": {"slow_span": 4}}, "fast_span .5. must be below"),
                        ({"risk": {"max_drawdown": "1e400"}}, None)]:

@@ -300,6 +300,31 @@ def test_every_parameter_of_every_notebook_has_a_bad_value_case():
     assert not missing, missing
 
 
+def _numeric_defaults(name: str) -> dict:
+    """The notebook's parameters whose default is a number (int or float, not a bool)."""
+    cell = next(c for c in _cells(name) if "parameters" in c.get("metadata", {}).get("tags", []))
+    env: dict = {}
+    exec("".join(cell["source"]), env)
+    return {k: v for k, v in env.items() if k in _parameters(name)
+            and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+NUMERIC = [(p.stem, k) for p in sorted(NOTEBOOKS.glob("*.ipynb")) for k in _numeric_defaults(p.stem)]
+
+
+@pytest.mark.parametrize("name, param", NUMERIC, ids=[f"{n[:2]}-{k}" for n, k in NUMERIC])
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_bool_given_for_a_numeric_parameter_is_refused_naming_it(no_work, name, param, flag):
+    """True is not 1.0: 09's `max_drawdown=True` became a drawdown limit of 1.0 (currency)
+    in the engine's config, and ran. Every parameter whose default is a number refuses
+    True and False before the first heavy call, naming the parameter (or the setting it
+    becomes) and the value."""
+    err = _run_until_work(name, {param: flag})
+    assert err is not None and not isinstance(err, _Work), f"{name}: {param}={flag} reached {err}"
+    assert isinstance(err, (TypeError, ValueError)), f"{type(err).__name__}: {err}"
+    assert param in str(err) and str(flag) in str(err), str(err)
+
+
 class _Stop(Exception):
     """Raised by a stand-in for the heavy call after the checks: the cells stop there."""
 

@@ -14,6 +14,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
+
 from quantlab import _validate as _v
 from quantlab import compat
 
@@ -137,11 +139,15 @@ _BOOLS = {"1": True, "true": True, "yes": True, "on": True,
 
 def _typed(section, key, value, default, where):
     """``value`` as the type of the default; a value that is not one (a fractional int,
-    "maybe" for a bool) is an error, never truncated or guessed."""
+    "maybe" for a bool, True or False for a number: YAML's ``yes`` too) is an error,
+    never truncated or guessed."""
     kind = _OPTIONAL.get((section, key), type(default))
     if (section, key) in _OPTIONAL and (value is None or (isinstance(value, str)
                                                           and not value.strip())):
         return None                  # unset (YAML null, an empty variable)
+    if kind in (int, float) and isinstance(value, (bool, np.bool_)):   # True is not 1.0
+        raise ValueError(f"{where}: {section}.{key} must be "
+                         f"{'an integer' if kind is int else 'a number'}, got {value!r}")
     try:
         if (section, key) == ("log", "file"):
             if not isinstance(value, (str, os.PathLike)):
@@ -150,8 +156,6 @@ def _typed(section, key, value, default, where):
         if kind is bool:
             return value if isinstance(value, bool) else _BOOLS[str(value).strip().lower()]
         if kind is int:
-            if isinstance(value, bool):
-                raise TypeError
             number = float(value) if isinstance(value, str) else value
             if isinstance(number, float) and not number.is_integer():
                 raise ValueError
