@@ -22,7 +22,8 @@ from quantlab.backtesting import backtest
 from quantlab.data import returns, shifted
 from quantlab.risk import risk_parity_weights
 
-__all__ = ["ALLOCATIONS", "Ensemble", "detect_regimes", "create_unconventional_ensemble"]
+__all__ = ["ALLOCATIONS", "Ensemble", "detect_regimes", "create_unconventional_ensemble",
+           "check_reweight"]
 
 ALLOCATIONS = ("equal", "risk_parity", "performance_momentum", "regime")
 
@@ -97,20 +98,64 @@ def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
                        "regime": regime.astype(str)})
 
 
+_PERIODS = re.compile(r"\s*(\d*)\s*([DWMQY])\s*")
+
+
+def check_reweight(reweight, name: str = "reweight"):
+    """Check an ensemble's ``reweight``: a number of calendar periods or of bars.
+
+    The one rule :class:`Ensemble` applies (when it is built) and notebooks apply to
+    their parameter (``ql.suite.reweight``) before any work.
+
+    Parameters
+    ----------
+    reweight : str or int
+        Every n calendar periods ('1D', '1W', '2W', '1M', '3M', '1Q', '1Y': the first
+        bar of each) or every n bars (an int >= 1; not a bool).
+    name : str, default "reweight"
+        The name the error gives it.
+
+    Returns
+    -------
+    str or int
+        ``reweight``.
+
+    Raises
+    ------
+    ValueError
+        For anything else ('1h', '0W', 0, True).
+
+    Examples
+    --------
+    >>> from quantlab.ensemble import check_reweight
+    >>> check_reweight("2W"), check_reweight(5)
+    ('2W', 5)
+    >>> check_reweight("1h", "every")
+    Traceback (most recent call last):
+    ...
+    ValueError: every must be a number of calendar periods ('1D', '1W', '2W', '1M', '3M', '1Q', '1Y') or of bars (an int >= 1), got '1h'
+    """
+    if isinstance(reweight, (int, np.integer)) and not isinstance(reweight, bool):
+        if reweight < 1:
+            raise ValueError(f"{name} must be >= 1 bar, got {reweight}")
+        return reweight
+    m = _PERIODS.fullmatch(reweight) if isinstance(reweight, str) else None
+    if m is None or (m.group(1) and int(m.group(1)) < 1):
+        # "2W" read as weekly and "1h" as every bar before: only these are understood
+        raise ValueError(f"{name} must be a number of calendar periods ('1D', '1W', '2W', "
+                         f"'1M', '3M', '1Q', '1Y') or of bars (an int >= 1), got {reweight!r}")
+    return reweight
+
+
 def _rebalance_mask(index: pd.DatetimeIndex, reweight) -> np.ndarray:
     """True on the bars where weights may change: every n bars (an int; 1 = every bar),
     or the first bar of each calendar period ("1D", "1W", "2W", "1M", "3M", "1Q", "1Y":
     n days, weeks, months, quarters or years counted from the epoch, as pandas' period
-    ordinals)."""
-    if isinstance(reweight, (int, np.integer)) and not isinstance(reweight, bool):
-        if reweight < 1:
-            raise ValueError(f"reweight must be >= 1 bar, got {reweight}")
+    ordinals). ``reweight`` as :func:`check_reweight` accepts it."""
+    check_reweight(reweight)
+    if not isinstance(reweight, str):
         return np.arange(len(index)) % int(reweight) == 0
-    m = re.fullmatch(r"\s*(\d*)\s*([DWMQY])\s*", reweight) if isinstance(reweight, str) else None
-    if m is None or (m.group(1) and int(m.group(1)) < 1):
-        # "2W" read as weekly and "1h" as every bar before: only these are understood
-        raise ValueError(f"reweight must be a number of calendar periods ('1D', '1W', '2W', "
-                         f"'1M', '3M', '1Q', '1Y') or of bars (an int >= 1), got {reweight!r}")
+    m = _PERIODS.fullmatch(reweight)
     n, unit = int(m.group(1) or 1), m.group(2)
     if index.tz is not None:   # local wall-time periods, without pandas' tz-drop warning
         index = index.tz_localize(None)
@@ -150,7 +195,8 @@ class Ensemble:
     Raises
     ------
     ValueError
-        If ``allocation`` is unknown, ``shrinkage`` is outside [0, 1] or ``lookback`` < 2.
+        If ``allocation`` is unknown, ``shrinkage`` is outside [0, 1], ``lookback`` < 2
+        or ``reweight`` is not one :func:`check_reweight` accepts.
     TypeError
         If a member is not a name, Strategy or Strategy class.
 
@@ -170,6 +216,7 @@ class Ensemble:
                              f"{', '.join(ALLOCATIONS)}")
         shrinkage = _validate.number("shrinkage", shrinkage, 0, 1)
         lookback = _validate.integer("lookback", lookback, lo=2)   # a std needs 2 returns
+        check_reweight(reweight)     # refused here, not once every stream is computed
         if isinstance(strategies, (str, registry.Strategy, type)):   # one, not its letters
             strategies = [strategies]
         objs = [registry.resolve(s) for s in strategies]

@@ -498,15 +498,9 @@ def reweight(name: str, value):
     ...
     ValueError: reweight must be a number of calendar periods ('1D', '1W', '2W', '1M', '3M', '1Q', '1Y') or of bars (an int >= 1), got '1h'
     """
-    from quantlab.ensemble import _rebalance_mask  # lazy: the research stack
+    from quantlab.ensemble import check_reweight  # lazy: the research stack
 
-    try:
-        _rebalance_mask(pd.DatetimeIndex([]), value)
-    except ValueError as e:
-        msg = str(e)
-        raise ValueError(msg.replace("reweight", name, 1) if name != "reweight" else msg) \
-            from None
-    return value
+    return check_reweight(value, name)
 
 
 def _date(label: str, value):

@@ -42,3 +42,69 @@ def test_engine_config_keeps_numpy_and_yaml_numbers_and_refuses_yaml_yes(tmp_pat
     path.write_text("risk:\n  max_drawdown: yes\n")      # YAML 1.1: True
     with pytest.raises(ValueError, match=r"risk\.max_drawdown must be a number, got True"):
         load_config(path, environ={})
+
+
+# ---------------------------------------------------------------- private names stay home
+
+def _private_imports():
+    """(module, imported module, name) of every ``from quantlab.X import _name`` whose
+    module is outside the importer's own package (quantlab.engine.* may share
+    quantlab.engine.*'s private names; quantlab.suite may not import quantlab.ensemble's).
+    Private modules (``quantlab._validate``, ``quantlab._kernels``) are package-internal
+    by name: importing them is how they are used."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "quantlab"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        me = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+        package = me.rsplit(".", 1)[0] if path.name != "__init__.py" else me
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith(
+                    "quantlab") or node.level:
+                continue
+            if any(p.startswith("_") for p in node.module.split(".")):
+                continue    # a private module: package-internal by name
+            home = node.module
+            if package != "quantlab" and (home == package or home.startswith(package + ".")):
+                continue    # within one package (quantlab.engine -> quantlab.engine.core)
+            base = root.joinpath(*home.split(".")[1:])
+            found += [(me, home, a.name) for a in node.names if a.name.startswith("_")
+                      and not a.name.startswith("__")   # a private module of quantlab:
+                      and not (base / a.name).is_dir()  # package-internal by name
+                      and not (base / f"{a.name}.py").is_file()]
+    return found
+
+
+# imports of another module's private names left as they are, each with why
+KNOWN_PRIVATE = {
+    ("quantlab.engine.feeds", "quantlab.data", "_parse_dates"): "data.py is another helper's",
+    ("quantlab.engine.feeds", "quantlab.data", "_read_text"): "data.py is another helper's",
+    ("quantlab.backtesting.dispatch", "quantlab.data", "_time_asset"): "neither file is ours",
+    ("quantlab.crossmarket", "quantlab.data", "_check_time"): "neither file is ours",
+}
+
+
+def test_no_module_imports_another_module_s_private_names():
+    """suite.py imported quantlab.ensemble's private ``_rebalance_mask`` to check a
+    notebook's reweight: a rename there would break the notebooks' checks. The rule has
+    one public home now (``ql.ensemble.check_reweight``) that both use."""
+    found = set(_private_imports())
+    assert ("quantlab.suite", "quantlab.ensemble", "_rebalance_mask") not in found
+    assert found - set(KNOWN_PRIVATE) == set(), sorted(found - set(KNOWN_PRIVATE))
+
+
+@pytest.mark.parametrize("bad", ["1h", "0W", "", 1.5, 0, True, np.True_, None])
+def test_an_ensemble_refuses_a_bad_reweight_when_built_as_the_notebook_check_does(bad):
+    """Ensemble(reweight='1h') was accepted and refused only by weights(), once every
+    strategy's stream had been backtested; ql.suite.reweight applied the same rule
+    through the private mask. One public check now, the same words from both."""
+    import quantlab as ql
+
+    with pytest.raises(ValueError, match=r"^reweight must be ") as built:
+        ql.ensemble.Ensemble(["spc"], reweight=bad)
+    with pytest.raises(ValueError, match=r"^every must be ") as checked:
+        ql.suite.reweight("every", bad)
+    assert str(checked.value) == str(built.value).replace("reweight", "every", 1)
+    assert ql.ensemble.check_reweight("2W") == "2W" and ql.ensemble.check_reweight(np.int64(3)) == 3
