@@ -10,24 +10,9 @@ import pytest
 import xarray as xr
 
 import quantlab as ql
+from panels import ohlcv_panel as _panel   # n=N, m=M by default
 
 N, M = 40, 4
-
-
-def _panel(seed=0, n=N, m=M):
-    rng = np.random.default_rng(seed)
-    t = pd.bdate_range("2024-01-01", periods=n)
-    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, (n, m)), 0))
-    o = c * (1 + rng.normal(0, 0.01, (n, m)))
-    hi = np.maximum(o, c) * (1 + np.abs(rng.normal(0, 0.01, (n, m))))
-    lo = np.minimum(o, c) * (1 - np.abs(rng.normal(0, 0.01, (n, m))))
-    dims = ("time", "asset")
-    ds = xr.Dataset({"open": (dims, o), "high": (dims, hi), "low": (dims, lo),
-                     "close": (dims, c), "volume": (dims, rng.lognormal(8, 1, (n, m)))},
-                    coords={"time": t, "asset": [f"A{i}" for i in range(m)]})
-    sig = xr.DataArray(np.round(rng.uniform(-1, 1, (n, m)), 1), dims=dims,
-                       coords=ds["close"].coords).where(rng.random((n, m)) < 0.35)
-    return ds, sig
 
 
 def _orders(o):

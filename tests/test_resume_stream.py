@@ -1,30 +1,16 @@
 """Streamed and metrics-only backtests equal the in-memory backtest (helper "resume",
 session 45): the same numbers for every result field, whichever way the run is cut."""
 import numpy as np
-import pandas as pd
-import xarray as xr
 
 import quantlab as ql
+from panels import ohlcv_panel
 
 
 def _panel(seed=0):
     """36 bars x 2 assets of OHLCV random walks, a signal over 2 parameters; with
     fixed_fees=500 on 5,000 of cash at seed 0 the portfolio p=1 ends on a margin call
     that takes all its equity (0 on the last bar, no position)."""
-    rng = np.random.default_rng(seed)
-    n, m = 36, 2
-    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, (n, m)), 0))
-    o = c * (1 + rng.normal(0, 0.01, (n, m)))
-    hi = np.maximum(o, c) * (1 + np.abs(rng.normal(0, 0.01, (n, m))))
-    lo = np.minimum(o, c) * (1 - np.abs(rng.normal(0, 0.01, (n, m))))
-    dims = ("time", "asset")
-    ds = xr.Dataset({"open": (dims, o), "high": (dims, hi), "low": (dims, lo),
-                     "close": (dims, c), "volume": (dims, rng.lognormal(8, 1, (n, m)))},
-                    coords={"time": pd.bdate_range("2024-01-01", periods=n),
-                            "asset": ["A0", "A1"]})
-    sig = xr.DataArray(np.round(rng.uniform(-1, 1, (n, m, 2)), 1), dims=(*dims, "p"),
-                       coords={**ds["close"].coords, "p": [0, 1]})
-    return ds, sig.where(rng.random((n, m, 2)) < 0.4)
+    return ohlcv_panel(seed, n=36, m=2, n_params=2, fraction=0.4)
 
 
 def test_metrics_only_exposure_of_an_account_at_zero_equity_equals_the_full_metrics():

@@ -108,3 +108,33 @@ def test_an_ensemble_refuses_a_bad_reweight_when_built_as_the_notebook_check_doe
         ql.suite.reweight("every", bad)
     assert str(checked.value) == str(built.value).replace("reweight", "every", 1)
     assert ql.ensemble.check_reweight("2W") == "2W" and ql.ensemble.check_reweight(np.int64(3)) == 3
+
+
+# ---------------------------------------------------------------- one copy of a test helper
+
+def _shared_runs(folder, run=5):
+    """Pairs of functions in different test modules of ``folder`` that share ``run``
+    consecutive statements (compared as ASTs): copied helpers."""
+    import ast
+    from pathlib import Path
+
+    first, pairs = {}, set()
+    for path in sorted(Path(folder).glob("test*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            body = [ast.dump(s) for s in node.body]
+            for i in range(len(body) - run + 1):
+                where = first.setdefault(tuple(body[i:i + run]), (path.name, node.name))
+                if where[0] != path.name:
+                    pairs.add((where, (path.name, node.name)))
+    return pairs
+
+
+def test_no_test_helper_is_copied_between_test_modules():
+    """test_outofcore.py and test_resume_stream.py each built the same OHLCV random walk
+    (a duplicate-code finder flagged their ``_panel``): one generator now,
+    tests/panels.py's ``ohlcv_panel``, giving both the panels they had."""
+    from pathlib import Path
+
+    assert _shared_runs(Path(__file__).parent) == set()
