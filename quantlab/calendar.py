@@ -36,6 +36,8 @@ data's own span: the market may open longer). ``periods=`` decides.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import sys
 import warnings
@@ -47,7 +49,7 @@ import pandas as pd
 from quantlab import _validate as _v
 from quantlab.errors import CalendarWarning
 
-__all__ = ["infer", "annotate", "periods_for"]
+__all__ = ["infer", "annotate", "periods_for", "known", "bar_size"]
 
 _DAY = 86_400 * 10 ** 9   # ns
 # (median step in days lo..hi, freq, periods per year)
@@ -128,6 +130,9 @@ def infer(time, freq=None) -> dict:
     idx = _time_index(time)
     if idx is None:
         raise ValueError(f"no datetime time index in {type(time).__name__}")
+    told = _told(idx, freq)
+    if told is not None:
+        return told
     if freq is not None:
         return _infer(idx, freq)
     global _LAST
@@ -246,6 +251,114 @@ def _infer(idx: pd.DatetimeIndex, freq) -> dict:
             "periods_per_year": int(ppy) if float(ppy).is_integer() else float(ppy)}
 
 
+# (step in ns, the answer) of the innermost `known` block of this thread (or task): a
+# context variable, not a warnings filter (catch_warnings changes the process's filters,
+# so another thread's warnings were lost while it was in place)
+_KNOWN: contextvars.ContextVar = contextvars.ContextVar("quantlab_calendar_known",
+                                                        default=None)
+_QUIET: contextvars.ContextVar = contextvars.ContextVar("quantlab_calendar_quiet",
+                                                        default=False)
+
+
+@contextlib.contextmanager
+def known(freq, calendar: str, periods_per_year):
+    """Inside the block, in this thread (or asyncio task) only, :func:`infer` (and so
+    :func:`annotate` and :func:`periods_for`) answers ``freq``, ``calendar`` and
+    ``periods_per_year`` for a time index whose every step is a whole number of
+    ``freq``, without guessing or a :class:`~quantlab.errors.CalendarWarning`; other
+    indexes are inferred as usual. For code that made the bars and so knows their
+    calendar (``quantlab.testing.synthetic_minute_panel``): a day or two of bars
+    cannot tell 24/7 from 24/5.
+
+    Parameters
+    ----------
+    freq : str
+        The bar step ('1min', '1h', '1D'), at most a day.
+    calendar : str
+        The calendar's name, as :func:`infer` gives it ('24/7', 'session 09:30-16:00').
+    periods_per_year : float
+        Bars a year (> 0).
+
+    Yields
+    ------
+    None
+
+    Examples
+    --------
+    >>> import warnings, pandas as pd, quantlab as ql
+    >>> two_days = pd.date_range("2024-01-01", periods=2880, freq="min")
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     with ql.calendar.known("1min", "24/7", 525_600):
+    ...         told = ql.calendar.infer(two_days)
+    >>> told, seen
+    ({'freq': '1min', 'calendar': '24/7', 'periods_per_year': 525600}, [])
+    """
+    step = _step(freq)
+    if not isinstance(calendar, str) or not calendar:
+        raise TypeError(f"calendar must be a calendar's name such as '24/7', got "
+                        f"{_v._show(calendar)}")
+    ppy = _v.number("periods_per_year", periods_per_year, 0, lo_open=True)
+    ppy = int(ppy) if ppy.is_integer() else ppy
+    token = _KNOWN.set((step, {"freq": _freq_str(step), "calendar": calendar,
+                               "periods_per_year": ppy}))
+    try:
+        yield
+    finally:
+        _KNOWN.reset(token)
+
+
+def _told(idx: pd.DatetimeIndex, freq):
+    """The answer of the enclosing :func:`known` block, if ``idx`` (and ``freq``) fit
+    it; else None."""
+    told = _KNOWN.get()
+    if told is None or len(idx) < 2 or (freq is not None and _step(freq) != told[0]):
+        return None
+    d = np.diff(idx.as_unit("ns").asi8)
+    if (d <= 0).any() or (d % told[0]).any():
+        return None
+    return dict(told[1])
+
+
+def bar_size(time):
+    """The bar frequency of a time index, as :func:`infer` reads it (``"freq"``), without
+    its calendar: never a :class:`~quantlab.errors.CalendarWarning`; None when the index
+    does not tell (under 3 stamps, irregular). A deployment's checkpoint records it.
+
+    Parameters
+    ----------
+    time : pandas.DatetimeIndex, numpy.ndarray or xarray object
+        As in :func:`infer`.
+
+    Returns
+    -------
+    str or None
+        A pandas frequency ('1D', '1min', '1W', ...).
+
+    Examples
+    --------
+    >>> import pandas as pd, quantlab as ql
+    >>> ql.calendar.bar_size(pd.date_range("2024-01-01", periods=3, freq="5min"))
+    '5min'
+    >>> ql.calendar.bar_size(ql.data.load().isel(time=slice(0, 10))), ql.calendar.bar_size(
+    ...     pd.DatetimeIndex(["2024-01-01"]))
+    ('1D', None)
+    """
+    idx = _time_index(time)
+    if idx is None:
+        raise ValueError(f"no datetime time index in {type(time).__name__}")
+    told = _told(idx, None)
+    if told is not None:
+        return told["freq"]
+    token = _QUIET.set(True)      # the calendar is not asked for: no guess to warn of
+    try:
+        return _infer(idx, None)["freq"]
+    except ValueError:
+        return None
+    finally:
+        _QUIET.reset(token)
+
+
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
@@ -265,7 +378,10 @@ def _daily(fs: str, weekend: bool, n_weekdays: int, span: int) -> dict:
 
 
 def _guess(what, cal, ppy, other):
-    """Warn that ``cal`` (``ppy`` periods a year) was read from data that fit ``other``."""
+    """Warn that ``cal`` (``ppy`` periods a year) was read from data that fit ``other``
+    (not for :func:`bar_size`, which does not report the calendar)."""
+    if _QUIET.get():
+        return
     # attributed to the user's line (load_csv, a metric, a backtest), not to quantlab's
     level, f = 2, sys._getframe(1)
     while f is not None and f.f_code.co_filename.startswith(_PACKAGE):

@@ -2,12 +2,9 @@
 data (``synthetic_ticks``, ``to_dicts``, ``seed_batch``: tests, benchmarks, notebooks)."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from quantlab import _validate as _v
-from quantlab.errors import CalendarWarning
 
 __all__ = ["assert_no_lookahead", "synthetic_ticks", "to_dicts", "seed_batch",
            "synthetic_minute_panel", "ticks_from_bars"]
@@ -284,10 +281,12 @@ def synthetic_minute_panel(n_assets, n_days, store=None, seed=0, calendar="24/7"
             yield day + minutes, {"open": open_, "high": high, "low": low, "close": close,
                                   "volume": volume}
 
-    with warnings.catch_warnings():
-        # days this few cannot tell 24/7 from 24/5, nor one day's session from a longer
-        # one: the calendar inferred is the one made here, its CalendarWarning only noise
-        warnings.simplefilter("ignore", CalendarWarning)
+    # the calendar made here, told to the inference (write_panel's and annotate's): days
+    # this few cannot tell 24/7 from 24/5, nor one day's session from a longer one
+    told = (("24/7", 365 * 1440) if calendar == "24/7" else
+            (f"session {first // 60:02d}:{first % 60:02d}-{(first + per_day) // 60:02d}:"
+             f"{(first + per_day) % 60:02d}", 252 * per_day))
+    with _cal.known("1min", *told):
         if store is not None:
             return _store.write_panel(store, pieces(), assets, asset_class="synthetic",
                                       chunk_time=chunk_time, chunk_asset=chunk_asset,

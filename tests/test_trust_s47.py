@@ -138,3 +138,81 @@ def test_no_test_helper_is_copied_between_test_modules():
     from pathlib import Path
 
     assert _shared_runs(Path(__file__).parent) == set()
+
+
+# ---------------------------------------------------------------- no process-wide filter
+
+def test_synthetic_minute_panel_swallows_no_other_thread_s_warning(tmp_path, monkeypatch):
+    """The generator silenced its own CalendarWarning with warnings.catch_warnings(),
+    which swaps the process's filter list: a CalendarWarning another thread raised
+    meanwhile was lost. The generator now tells the inference the calendar it made
+    (ql.calendar.known, a context variable) and changes no filter. Here the generator is
+    held inside its store write while this thread warns."""
+    import threading
+    import warnings
+
+    import quantlab as ql
+    from quantlab import store
+    from quantlab.errors import CalendarWarning
+
+    inside, go = threading.Event(), threading.Event()
+    write = store.write_panel
+
+    def held(*args, **kw):
+        inside.set()
+        assert go.wait(30)
+        return write(*args, **kw)
+
+    monkeypatch.setattr(store, "write_panel", held)
+    out = []
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        t = threading.Thread(target=lambda: out.append(ql.testing.synthetic_minute_panel(
+            2, 1, store=tmp_path / "s")))
+        t.start()
+        try:
+            assert inside.wait(30)
+            warnings.warn("another thread's calendar guess", CalendarWarning)
+        finally:
+            go.set()
+            t.join(60)
+    assert [str(w.message) for w in seen] == ["another thread's calendar guess"]
+    assert ql.data.open(out[0]).attrs["calendar"] == "24/7"
+
+
+def test_a_known_calendar_holds_in_its_own_thread_only():
+    """ql.calendar.known: infer answers it without a warning inside the block; another
+    thread, and an index the step does not fit, are inferred (and warned of) as before."""
+    import threading
+    import warnings
+
+    import pandas as pd
+
+    import quantlab as ql
+    from quantlab.errors import CalendarWarning
+
+    two_days = pd.date_range("2024-01-01", periods=2880, freq="min")
+    inside, go, got = threading.Event(), threading.Event(), []
+
+    def hold():
+        with ql.calendar.known("1min", "24/5", 374_400):
+            got.append(ql.calendar.infer(two_days))
+            inside.set()
+            assert go.wait(30)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert inside.wait(30)
+        with pytest.warns(CalendarWarning, match="24/7 or 24/5|a 24/5 market"):
+            here = ql.calendar.infer(two_days)
+    finally:
+        go.set()
+        t.join(60)
+    assert got == [{"freq": "1min", "calendar": "24/5", "periods_per_year": 374_400}]
+    assert here["calendar"] == "24/7"
+    with ql.calendar.known("1D", "business_day", 252), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ql.calendar.infer(pd.bdate_range("2024-01-01", periods=3))["periods_per_year"] == 252
+        with pytest.warns(CalendarWarning):     # hours do not fit a 1-day step: inferred
+            ql.calendar.infer(pd.date_range("2024-01-01", periods=30, freq="h"))
