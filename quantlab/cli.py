@@ -533,7 +533,29 @@ def _deploy_build(a, ck: Path | None, dep):
 
 def _deploy(a) -> int:
     """``quantlab deploy``: a replay (bars) or a websocket of ticks through ql.deploy, a
-    status line every --every bars, a checkpoint after every bar."""
+    status line every --every bars, a checkpoint after every bar. SIGTERM is Ctrl-C's
+    path from the start: during the setup (restoring, loading the bars, warming up the
+    signal) it says that nothing was traded (it killed the process without a word)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    try:
+        try:
+            ready = _deploy_ready(a)
+        except KeyboardInterrupt as e:   # Ctrl-C or SIGTERM before the first bar
+            ck = a.checkpoint and (Path(a.checkpoint) / "deployment.json").exists()
+            print("quantlab deploy: interrupted during its setup, before the first bar: "
+                  "nothing traded" + (f" since --checkpoint {a.checkpoint}; run the same "
+                                      "command to resume" if ck else ""), file=sys.stderr)
+            return 143 if isinstance(e, _Terminated) else 130
+        return ready if isinstance(ready, int) else _deploy_run(a, *ready)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _deploy_ready(a):
+    """``(checkpoint, deployment, engine, replay data, first bar, bars traded)`` ready
+    to trade, or an exit code (2: refused, with its message)."""
     from quantlab import live  # lazy: the research stack, only this command
 
     ck = Path(a.checkpoint) if a.checkpoint else None
@@ -555,13 +577,7 @@ def _deploy(a) -> int:
     except (OSError, TypeError, ValueError) as e:   # DataError included
         print(f"quantlab deploy: error: {e}", file=sys.stderr)
         return 2
-    main_thread = threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
-    try:
-        return _deploy_run(a, ck, dep, eng, ds, start)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, old)
+    return ck, dep, eng, ds, start, len(dep.equity)   # bars traded (resumed: so far)
 
 
 async def _run_feed(eng, url: str) -> bool:
@@ -592,12 +608,11 @@ async def _run_feed(eng, url: str) -> bool:
     return bool(stopped)
 
 
-def _deploy_run(a, ck, dep, eng, ds, start) -> int:
+def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
     """Trade the bars; exit 0, 1 (a refused bar, a failed feed, a full disk), 130 (Ctrl-C)
     or 143 (SIGTERM), the checkpoint as of the last whole bar either way."""
     from quantlab import engine  # lazy: the research stack, only this command
 
-    traded = len(dep.equity) if dep is not None else 0   # bars traded (resumed: so far)
     every = a.every
 
     def bar_done(status):   # after each bar: save, and say where we are
@@ -608,8 +623,8 @@ def _deploy_run(a, ck, dep, eng, ds, start) -> int:
         if traded % every == 0:
             print(dep.status_line(status), flush=True)
 
-    dep.listeners.append(bar_done)
-    try:
+    try:   # from here a signal is "interrupted after N bars"
+        dep.listeners.append(bar_done)
         if a.replay:
             done = dep.equity.time.values
             bars = ds.sel(time=ds.time > done[-1]) if len(done) else \

@@ -216,3 +216,62 @@ def test_a_known_calendar_holds_in_its_own_thread_only():
         assert ql.calendar.infer(pd.bdate_range("2024-01-01", periods=3))["periods_per_year"] == 252
         with pytest.warns(CalendarWarning):     # hours do not fit a 1-day step: inferred
             ql.calendar.infer(pd.date_range("2024-01-01", periods=30, freq="h"))
+
+
+# ---------------------------------------------------------------- SIGTERM before the first bar
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+# `quantlab deploy` with SIGTERM sent to itself from inside its setup (HOOK: a setup step)
+SETUP_KILL = """
+import os, signal, sys, time
+import quantlab.data, quantlab.live
+from quantlab import cli
+owner, name = {hook}
+real = getattr(owner, name)
+def killed(*args, **kw):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(2)            # the signal lands here, in the setup
+    return real(*args, **kw)
+setattr(owner, name, killed)
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("hook, resumed", [
+    ("quantlab.data, 'load'", False),                   # loading the replay's bars
+    ("quantlab.live, 'deploy'", False),                 # warming up the signal
+    ("quantlab.live.Deployment, 'restore'", True),      # reading the checkpoint
+])
+def test_sigterm_during_a_deployment_s_setup_exits_143_saying_nothing_traded(
+        tmp_path, hook, resumed):
+    """SIGTERM before the first bar (the CLI installed its handler only once the setup
+    was done) killed the process without a word (exit -15). Now Ctrl-C's path from the
+    start: exit 143, one line saying nothing was traded; a checkpoint is left as it was."""
+    import os
+    import subprocess
+    import sys
+
+    import quantlab as ql
+
+    ck = tmp_path / "ck"
+    ds = ql.data.load()
+    start = str(ds.time.values[-3])[:10]
+    argv = ["deploy", "volatility_regime", "--replay", "equities", "--start", start,
+            "--checkpoint", str(ck), "--every", "100"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if resumed:
+        ql.deploy("volatility_regime", history=ds.sel(time=ds.time < ds.time.values[-3])) \
+            .checkpoint(ck)
+    before = {p.name: p.stat().st_mtime_ns for p in ck.iterdir()} if resumed else None
+    done = subprocess.run([sys.executable, "-c", SETUP_KILL.format(hook=hook), *argv],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 143, (done.returncode, done.stderr)
+    err = done.stderr
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert err.startswith("quantlab deploy: interrupted during its setup, before the first "
+                          "bar: nothing traded"), err
+    if resumed:
+        assert f"since --checkpoint {ck}; run the same command to resume" in err
+        assert {p.name: p.stat().st_mtime_ns for p in ck.iterdir()} == before
+    else:
+        assert not (ck / "deployment.json").exists()
