@@ -634,16 +634,31 @@ def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
             raise _Terminated
     except (DataError, engine.FeedError, OSError) as e:   # a refused bar, a failed feed,
         print(f"quantlab deploy: {e}", file=sys.stderr)   # a checkpoint on a full disk:
-        print(repr(dep), flush=True)                      # said in a line, exit 1
+        _summary(dep, eng)                                # said in a line, exit 1
         return 1
     except KeyboardInterrupt as e:   # Ctrl-C or SIGTERM: where it stopped, how to go on
         print(f"quantlab deploy: interrupted after {traded} bars"
               + (f"; run the same command to resume from --checkpoint {ck}" if ck else ""),
               file=sys.stderr)
-        print(repr(dep), flush=True)
+        _summary(dep, eng)
         return 143 if isinstance(e, _Terminated) else 130
-    print(repr(dep), flush=True)
+    _summary(dep, eng)
     return 0
+
+
+def _summary(dep, eng) -> None:
+    """The run's last lines, however it ended: the deployment, and for a feed the ticks
+    its bars dropped as late (their bar already handed on), per asset with their volume,
+    as ``TickEngine.flush_bars`` logs them (a feed's open bar is not flushed: the run
+    may be resumed)."""
+    print(repr(dep), flush=True)
+    if eng is None:
+        return
+    stats = eng.get_performance_stats()
+    late, volume = stats["late_ticks"], stats["late_volume"]
+    print(f"late ticks: {sum(late.values())} dropped (their bar already handed on)"
+          + (": " + ", ".join(f"{a} {n} ({volume[a]:g} volume)" for a, n in late.items())
+             if late else ""), flush=True)
 
 
 def main(argv=None) -> int:
