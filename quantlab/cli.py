@@ -408,53 +408,74 @@ def _deploy_usage(a) -> None:
 
 
 def _run_identity(a) -> dict:
-    """What a deploy run is beyond the strategy, its parameters and options (those are in
-    the checkpoint): the source of its bars, their size (--bar) and the first traded bar
-    (--start), saved beside the checkpoint (CLI_STATE) and compared on resume."""
+    """What a deploy run is beyond its deployment's own identity (the strategy, its
+    parameters and options, and the bar size: in the checkpoint, whoever wrote it): the
+    source of its bars and the first traded bar (--start), saved beside the checkpoint
+    (CLI_STATE) and compared on resume; the bar size too, for checkpoints older than
+    their own record of it."""
     return {"source": "--feed" if a.feed else "--replay",
             "bar": (a.bar or "1min") if a.feed else None,
             "start": None if a.start is None else str(_start(a.start))}
 
 
-def _same_bar(saved, given) -> bool:
-    import pandas as pd  # lazy: only this command
-
-    try:       # '1min' is '60s'
-        return pd.tseries.frequencies.to_offset(saved) == pd.tseries.frequencies.to_offset(given)
-    except (TypeError, ValueError):
-        return saved == given
-
-
-def _check_identity(ck: Path, a) -> list:
-    """The differences (option, saved, given) between this run and the one that wrote
-    the checkpoint at ``ck``, as far as CLI_STATE records it (a checkpoint written by
-    ql.Deployment.checkpoint has none: nothing to compare)."""
+def _saved_run(ck: Path) -> dict:
+    """CLI_STATE beside the checkpoint at ``ck`` ({} when there is none: a checkpoint
+    written by ql.Deployment.checkpoint, or by the API's engine)."""
     try:
         saved = json.loads((ck / CLI_STATE).read_text())
     except FileNotFoundError:
-        return []
+        return {}
     except (OSError, ValueError) as e:
         raise ValueError(f"{ck / CLI_STATE}: unreadable ({e})") from None
     if not isinstance(saved, dict):
         raise ValueError(f"{ck / CLI_STATE}: a JSON object expected")
+    return saved
+
+
+def _check_identity(saved: dict, a) -> list:
+    """The differences (option, saved, given) between this run's source and --start and
+    those of the run that wrote CLI_STATE (``saved``; {}: nothing to compare)."""
+    if not saved:
+        return []
     now = _run_identity(a)
     differ = []
     if saved.get("source") != now["source"]:
         differ.append(f"{saved.get('source')} (given {now['source']})")
-    elif now["bar"] is not None and not _same_bar(saved.get("bar"), now["bar"]):
-        differ.append(f"--bar {saved.get('bar')!r} (given {now['bar']!r})")
     if now["start"] is not None and saved.get("start") != now["start"]:
         differ.append(f"--start {saved.get('start')!r} (given {a.start!r})")
     return differ
 
 
-def _check_resumed(dep, ck, params: dict, options: dict, a) -> None:
+def _check_bar(dep, saved: dict, a, bar) -> tuple:
+    """(difference, warning), each a text or None. The bar size: the checkpoint's own
+    record (any writer), else CLI_STATE's (an older CLI's checkpoint). Neither (or a
+    replay whose bar size cannot be read): a warning that it could not be checked, and
+    ``bar`` recorded from now on. ``bar``: this run's (--bar, or the replay's bars')."""
+    saved_bar = dep.bar if dep.bar is not None else (
+        saved.get("bar") if saved.get("source") == "--feed" else None)
+    if saved_bar is not None and bar is not None:
+        dep.bar = saved_bar
+        if dep.same_bar(bar):
+            return None, None
+        return (f"--bar {saved_bar!r} (given {bar!r})" if a.feed else
+                f"bars of {saved_bar!r} (given --replay {a.replay} of {bar!r} bars)"), None
+    unknown = ("records no bar size (saved by an older quantlab, or a deployment without "
+               "bar= or history=)" if saved_bar is None else f"has {saved_bar!r} bars")
+    ours = repr(bar) if bar is not None else "bar size cannot be read (irregular times)"
+    if saved_bar is None and bar is not None:
+        dep.bar = bar
+    return None, (f"quantlab deploy: warning: --checkpoint {a.checkpoint} {unknown}, and "
+                  f"{'--bar' if a.feed else 'the replay'}'s {ours}: the bar size could "
+                  "not be checked; resuming")
+
+
+def _check_resumed(dep, ck, params: dict, options: dict, a, bar) -> None:
     """A deployment resumed from ``ck`` continues with the checkpoint's parameters and
     options: those the command line gives (``--params``, ``--set``, ``--symbols``,
-    ``--bar``, ``--start``, the source ``--replay``/``--feed``) must be the saved ones
-    (ValueError naming each that differs); those it leaves out come from the checkpoint.
-    ``--checkpoint``, ``--every``, ``--block`` and the feed's address or the replay's
-    file may change."""
+    ``--bar`` or the replay's bar size, ``--start``, the source ``--replay``/``--feed``)
+    must be the saved ones (ValueError naming each that differs); those it leaves out
+    come from the checkpoint. ``--checkpoint``, ``--every``, ``--block`` and the feed's
+    address or the replay's file (of bars of the same size) may change."""
     from quantlab import strategies  # lazy: the research stack, only this command
     from quantlab.backtesting.options import BacktestOptions  # lazy: as above
 
@@ -469,11 +490,16 @@ def _check_resumed(dep, ck, params: dict, options: dict, a) -> None:
     symbols = a.symbols if a.feed else None
     if symbols is not None and sorted(s.strip() for s in symbols.split(",")) != sorted(dep.universe or []):
         differ.append(f"universe={dep.universe!r} (given --symbols {symbols!r})")
-    differ += _check_identity(Path(ck), a)
+    run = _saved_run(Path(ck))
+    differ += _check_identity(run, a)
+    bar_differs, warning = _check_bar(dep, run, a, bar)
+    differ += [bar_differs] if bar_differs else []
     if differ:
         raise ValueError(f"cannot resume from --checkpoint {ck}: it was saved with "
                          f"{'; '.join(differ)}; resume with the saved values (or leave "
                          "them out), or deploy afresh into another folder")
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 def _start(text) -> np.datetime64:
@@ -495,13 +521,10 @@ def _deploy_build(a, ck: Path | None, dep):
     """(deployment, engine or None, replay data or None, first bar): built, or resumed
     (``dep``) and checked against the command line; the run's identity saved beside a
     new checkpoint. Raises OSError/TypeError/ValueError for the user's input."""
-    from quantlab import data, engine, live  # lazy: the research stack, only this command
+    from quantlab import calendar, data, engine, live  # lazy: the research stack
 
     _deploy_usage(a)
     params, options = _deploy_setup(a)
-    resumed = dep is not None
-    if resumed:
-        _check_resumed(dep, ck, params, options, a)
     integer("--every", a.every, 1)
     integer("--block", 1 if a.block is None else a.block, 1)
     eng = ds = start = None
@@ -512,19 +535,27 @@ def _deploy_build(a, ck: Path | None, dep):
         if start > ds.time.values[-1]:   # no bar to trade: it ran 0 bars and exit 0
             raise ValueError(f"--start {a.start} is after the replay's last bar, "
                              f"{str(ds.time.values[-1])[:10]}")
-        if dep is None:
-            dep = live.deploy(a.strategy, params, history=ds.sel(time=ds.time < start),
-                              **options)
+        bar = calendar.bar_size(ds)      # the replay's bars (None: irregular)
     else:
         if not a.symbols:
             raise ValueError("--feed needs --symbols: the asset name of each symbol_id")
+        left_out = (dep.bar or _saved_run(ck).get("bar")) if dep is not None else None
+        bar = a.bar or left_out or "1min"   # left out on a resume: the saved size
+    resumed = dep is not None
+    if resumed:
+        _check_resumed(dep, ck, params, options, a, bar)
+    if a.replay:
+        if dep is None:
+            dep = live.deploy(a.strategy, params, history=ds.sel(time=ds.time < start),
+                              bar=bar, **options)
+    else:
         eng = engine.TickEngine()
         symbols = [s.strip() for s in a.symbols.split(",")]   # "A, B": B
         if dep is None:
             dep = eng.load_strategy_params(params, strategy=a.strategy, symbols=symbols,
-                                           bar=a.bar or "1min", **options)
+                                           bar=bar, **options)
         else:
-            eng.deployment, eng._bars = dep, eng._bar_aggregator(a.bar or "1min", symbols)
+            eng.load_strategy_params(dep, symbols=symbols, bar=bar)
     if ck is not None and not (resumed and (ck / CLI_STATE).exists()):   # before a bar
         ck.mkdir(parents=True, exist_ok=True)
         suite._atomic_write(ck / CLI_STATE, json.dumps(_run_identity(a)))

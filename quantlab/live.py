@@ -20,9 +20,11 @@ import io
 import json
 import math
 import os
+import re
 import secrets
 import stat
 import time as _time
+import warnings
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,7 +39,7 @@ from quantlab._kernels.data import check_bars as _check_bars
 from quantlab.backtesting import dispatch
 from quantlab.backtesting.options import BacktestOptions, last_valid
 from quantlab.backtesting.result import from_run
-from quantlab.calendar import periods_for
+from quantlab.calendar import bar_size, periods_for
 from quantlab.data import asset_names, io_error, load_csv, user_path, validate
 from quantlab.engine.feeds import FeedError
 from quantlab.errors import DataError
@@ -251,7 +253,8 @@ def _resolve(strategy, params):
 
 
 def deploy(strategy, params: dict | None = None, *, universe=None, history=None,
-           inputs=None, risk: RiskLimits | dict | None = None, **backtest_options):
+           inputs=None, risk: RiskLimits | dict | None = None, bar=None,
+           **backtest_options):
     """Deploy ``strategy`` (a registry name, a Strategy, or an OptimizationResult whose
     chosen parameters and backtest options carry over) as a paper-trading
     :class:`Deployment`.
@@ -260,7 +263,8 @@ def deploy(strategy, params: dict | None = None, *, universe=None, history=None,
     ``history``: bars before the deployment starts (a Dataset), used only to warm up the
     signal; no orders are placed on them. ``inputs``: the strategy's external inputs
     (default: its bundled ``default_inputs`` cut at each bar). ``risk``: a
-    :class:`RiskLimits` (or its fields as a dict). ``backtest_options``: those of
+    :class:`RiskLimits` (or its fields as a dict). ``bar``: the size of the bars it
+    trades (default: that of ``history``'s bars). ``backtest_options``: those of
     ``ql.backtest`` (init_cash, fees, slippage, execution, max_leverage, sl_stop, ...).
 
     Parameters
@@ -278,6 +282,10 @@ def deploy(strategy, params: dict | None = None, *, universe=None, history=None,
         saved with :meth:`Deployment.checkpoint`.
     risk : RiskLimits or dict, optional
         Pre-trade limits (default: none).
+    bar : str, optional
+        The bar size, a pandas frequency ('1min', '1D'; default: ``history``'s, read by
+        ``ql.calendar.bar_size``). Saved with each checkpoint: a resume with bars of
+        another size is refused (:meth:`Deployment.check_bar`).
     **backtest_options
         Those of ``ql.backtest``.
 
@@ -301,7 +309,7 @@ def deploy(strategy, params: dict | None = None, *, universe=None, history=None,
     if isinstance(risk, dict):
         risk = RiskLimits(**risk)
     return Deployment(s, options, universe=universe, history=history, inputs=inputs,
-                      risk=risk)
+                      risk=risk, bar=bar)
 
 
 class Deployment:
@@ -318,8 +326,14 @@ class Deployment:
         One parameter combination.
     options : BacktestOptions
         Those of ``ql.backtest``.
-    universe, history, inputs, risk
+    universe, history, inputs, risk, bar
         As in :func:`deploy`.
+
+    Attributes
+    ----------
+    bar : str or None
+        The size of the bars it trades (None: unknown, neither given nor read from
+        ``history``); saved with its checkpoints.
 
     Examples
     --------
@@ -333,7 +347,7 @@ class Deployment:
     """
 
     def __init__(self, strategy, options, *, universe=None, history=None, inputs=None,
-                 risk=None):
+                 risk=None, bar=None):
         if options.periods is None:   # annualise (borrow_rate) as ql.backtest of this data
             if history is None and float(options.borrow_rate):   # no bars to tell it by
                 raise ValueError("borrow_rate is annualised by the bars' calendar, which a "
@@ -373,8 +387,11 @@ class Deployment:
         self._peak = None               # the equity peak (all accounts), from the first bar
         self._last_wall = None
         self.listeners: list = []       # called with each bar's status (CLI, dashboards)
+        self.bar = _bar_text(bar)
         if history is not None:
             self._add_history(history)
+            if self.bar is None:          # the bar size it was researched on
+                self.bar = bar_size(history)
 
     def _new_live(self):
         return self.strategy.live(**{k: v for k, v in (self.inputs or {}).items()
@@ -854,6 +871,74 @@ class Deployment:
         return pd.DataFrame(self._rejections, columns=["time", "asset", "reason", "wanted",
                                                        "given"])
 
+    # ---- its identity: the bar size ----------------------------------------------------
+    def same_bar(self, bar) -> bool | None:
+        """Whether ``bar`` is this deployment's bar size, however spelt ('60s' is
+        '1min'); None when its own is unknown (``bar`` is None: a checkpoint written
+        before checkpoints recorded it, or a deployment without ``bar=`` or ``history=``).
+
+        Parameters
+        ----------
+        bar : str
+            A pandas frequency.
+
+        Returns
+        -------
+        bool or None
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> dep = ql.deploy("volatility_regime", history=ql.data.load().isel(time=slice(0, 60)))
+        >>> dep.bar, dep.same_bar("24h"), dep.same_bar("1min")
+        ('1D', True, False)
+        """
+        given = _bar_text(bar)
+        if self.bar is None:
+            return None
+        return _same_bar(self.bar, given)
+
+    def check_bar(self, bar, where: str = "bar") -> None:
+        """Refuse to go on with bars of another size than this deployment's (a
+        ValueError naming both: its signal, stops and costs were decided on its own
+        bars). When its own is unknown (see :meth:`same_bar`), a warning says the
+        check could not be made, and ``bar`` becomes its bar size.
+
+        Parameters
+        ----------
+        bar : str
+            The size of the bars it is about to be given.
+        where : str, default "bar"
+            What the message calls ``bar``.
+
+        Raises
+        ------
+        ValueError
+            If ``bar`` is another size.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> dep = ql.deploy("volatility_regime", history=ql.data.load().isel(time=slice(0, 60)))
+        >>> dep.check_bar("1D")
+        >>> dep.check_bar("1min")
+        Traceback (most recent call last):
+        ...
+        ValueError: bar '1min': this deployment trades 1D bars; bars of another size would trade differently from the deployment so far (resume with 1D bars, or deploy afresh)
+        """
+        same = self.same_bar(bar)
+        if same is False:
+            raise ValueError(f"{where} {bar!r}: this deployment trades {self.bar} bars; bars "
+                             "of another size would trade differently from the deployment "
+                             f"so far (resume with {self.bar} bars, or deploy afresh)")
+        if same is None:
+            warnings.warn(f"this deployment records no bar size (a checkpoint written "
+                          f"before checkpoints recorded it, or a deployment without bar= "
+                          f"or history=): {where} {bar!r} could not be checked against the "
+                          f"bars it traded; it goes on as {bar} bars", UserWarning,
+                          stacklevel=2)
+            self.bar = _bar_text(bar)
+
     # ---- checkpoints (plain JSON + npz, no pickle) ---------------------------------------
     def checkpoint(self, path) -> Path:
         """Save everything needed to continue, appending: ``path/deployment.json`` (the
@@ -926,7 +1011,7 @@ class Deployment:
                 "risk": asdict(self.risk), "universe": self.universe, "variables": self._vars,
                 "first": self._first, "seen": self._seen, "killed": self.killed,
                 "peak": self._peak, "generation": ck["gen"], "segments": ck["n"] + 1,
-                "writer": self._writer_id()}
+                "writer": self._writer_id(), "bar": self.bar}
         arrays = self._segment(ck)
         if self.inputs is not None:      # saved whole once a generation, named each time
             if whole:
@@ -987,10 +1072,13 @@ class Deployment:
         return arrays
 
     @classmethod
-    def restore(cls, path, *, strategy: str | None = None, inputs=None) -> Deployment:
+    def restore(cls, path, *, strategy: str | None = None, inputs=None,
+                bar=None) -> Deployment:
         """A Deployment continued from :meth:`checkpoint`. ``strategy``: refuse a
         checkpoint of another strategy. ``inputs``: external inputs replacing those
-        saved with the checkpoint (a deployment given ``inputs=`` saves them).
+        saved with the checkpoint (a deployment given ``inputs=`` saves them). ``bar``:
+        refuse a checkpoint of bars of another size (:meth:`check_bar`; whoever wrote
+        it: the checkpoint records its bar size).
 
         Parameters
         ----------
@@ -1000,6 +1088,8 @@ class Deployment:
             Refuse a checkpoint of another strategy.
         inputs : dict, optional
             External inputs replacing the saved ones.
+        bar : str, optional
+            The size of the bars it will be given: refuse another one.
 
         Returns
         -------
@@ -1039,6 +1129,8 @@ class Deployment:
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             raise DataError(f"checkpoint {path} cannot be restored: {type(e).__name__}: "
                             f"{e}") from None
+        if bar is not None:
+            dep.check_bar(bar, f"checkpoint {path}: bar")
         if meta.get("format") == FORMAT and not given:   # the next checkpoint appends
             dep._ck = {"path": str(path.resolve()), "gen": meta["generation"],
                        "writer": meta.get("writer"),
@@ -1055,6 +1147,7 @@ class Deployment:
                   BacktestOptions.from_dict(meta["options"]), universe=meta["universe"],
                   inputs=inputs, risk=RiskLimits(**meta["risk"]))
         dep.killed, dep._peak = meta["killed"], meta["peak"]
+        dep.bar = _bar_text(meta.get("bar"))      # absent: written before it was recorded
         dep._vars = tuple(meta["variables"])
         for i, t in enumerate(meta["times"]):
             dep._buf.push(np.datetime64(t, "ns"), {v: arrays[f"buf.{v}"][i]
@@ -1430,6 +1523,32 @@ _REC_ASSET = ("positions", "signal", "target")      # (asset,) records, stacked
 _REC_ACCOUNT = ("equity", "cash")                   # (account,) records
 
 
+def _bar_text(bar) -> str | None:
+    """A bar size as given (None: unknown), checked to be a pandas frequency."""
+    if bar is None:
+        return None
+    try:
+        if not isinstance(bar, str) or not bar.strip():
+            raise TypeError
+        if not re.fullmatch(r"\s*\d*[WMQY]\s*", bar):   # ql.calendar's periodic bars
+            pd.tseries.frequencies.to_offset(bar)
+    except (TypeError, ValueError):
+        raise ValueError(f"bar must be a pandas frequency such as '1min' or '1D', got "
+                         f"{_validate._show(bar)}") from None
+    return bar.strip()
+
+
+def _same_bar(a: str, b: str) -> bool:
+    """Two bar sizes alike however spelt: '1min' and '60s', '1D' and '24h'."""
+    if a == b:
+        return True
+    try:
+        return pd.Timedelta(pd.tseries.frequencies.to_offset(a)) == \
+            pd.Timedelta(pd.tseries.frequencies.to_offset(b))
+    except (TypeError, ValueError):      # calendar bars ('1W', '1M'): as written
+        return False
+
+
 @contextlib.contextmanager
 def _folder_lock(path: Path):
     """An exclusive ``flock`` on the checkpoint folder while a checkpoint is checked and
@@ -1573,6 +1692,8 @@ def _read_checkpoint(path: Path) -> tuple:
         raise _bad(file, f"cannot read it ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict):
         raise _bad(file, f"expected a JSON object, found {type(meta).__name__}")
+    if not isinstance(meta.get("bar"), (str, type(None))):   # optional: older lack it
+        raise _bad(file, f"'bar' must be str or null, found {meta['bar']!r}")
     if meta.get("format") not in (1, FORMAT) or isinstance(meta.get("format"), bool):
         raise DataError(f"checkpoint {path} has format {meta.get('format')!r}; this "
                         f"quantlab {__version__} reads formats 1 and {FORMAT}")

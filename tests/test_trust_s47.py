@@ -4,6 +4,7 @@ deployment's setup, the feed path's late ticks, a thread-unsafe warning filter, 
 private cross-module import."""
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -317,3 +318,103 @@ def test_deploy_feed_prints_its_late_ticks_per_asset(monkeypatch, capsys, tmp_pa
     assert code == 0, err
     assert out.splitlines()[-1] == ("late ticks: 3 dropped (their bar already handed on): "
                                     "A 1 (10 volume), B 2 (160 volume)"), out
+
+
+# ---------------------------------------------------------------- a checkpoint's own identity
+
+FEED = ["--feed", "ws://127.0.0.1:1/x", "--symbols", "A,B"]   # nothing listens: exit 1
+
+
+def _engine_checkpoint(ck, bar, symbols=("A", "B")):
+    """A checkpoint written through the API (no cli.json): the engine's deployment."""
+    import quantlab as ql
+
+    dep = ql.engine.TickEngine().load_strategy_params({}, strategy="volatility_regime",
+                                                      symbols=list(symbols), bar=bar)
+    dep.checkpoint(ck)
+    return dep
+
+
+def _cli(argv, capsys):
+    from quantlab import cli
+
+    code = cli.main(["deploy", "volatility_regime", *argv])
+    return code, capsys.readouterr().err
+
+
+def test_cli_refuses_an_api_checkpoint_of_another_bar_size(tmp_path, capsys):
+    """A checkpoint the API wrote (no cli.json beside it) was resumed by `quantlab
+    deploy --feed --bar 1min` over its 5-minute bars, silently mixing bar sizes, and
+    then stamped 1min in a new cli.json. The checkpoint records its bar size now,
+    whoever writes it; --bar left out resumes with the saved size."""
+    ck = tmp_path / "ck"
+    _engine_checkpoint(ck, "5min")
+    code, err = _cli([*FEED, "--bar", "1min", "--checkpoint", str(ck)], capsys)
+    assert code == 2, err
+    assert "cannot resume from --checkpoint" in err and "--bar '5min' (given '1min')" in err
+    assert not (ck / "cli.json").exists()
+    for same in (["--bar", "300s"], []):        # however spelt, or left out: resumes
+        code, err = _cli([*FEED, *same, "--checkpoint", str(ck)], capsys)
+        assert code == 1 and "the feed failed" in err and "cannot resume" not in err, err
+    assert json.loads((ck / "cli.json").read_text())["source"] == "--feed"
+
+
+def test_cli_refuses_a_replay_of_other_bars_over_an_api_checkpoint(tmp_path, capsys):
+    """The engine's 1-minute deployment of the equities, resumed with --replay of their
+    daily bars: traded silently before (one daily bar per minute bar)."""
+    import quantlab as ql
+
+    ck = tmp_path / "ck"
+    _engine_checkpoint(ck, "1min", ql.data.load().asset.values.tolist())
+    code, err = _cli(["--replay", "equities", "--checkpoint", str(ck)], capsys)
+    assert code == 2, err
+    assert "bars of '1min' (given --replay equities of '1D' bars)" in err, err
+
+
+def test_api_resume_refuses_another_bar_size_whoever_wrote_the_checkpoint(tmp_path):
+    import quantlab as ql
+    from quantlab.live import Deployment
+
+    ds = ql.data.load()
+    ql.deploy("volatility_regime", history=ds.isel(time=slice(0, 80))).checkpoint(tmp_path / "d")
+    with pytest.raises(ValueError, match=r"bar '1min': this deployment trades 1D bars"):
+        Deployment.restore(tmp_path / "d", bar="1min")
+    assert Deployment.restore(tmp_path / "d", bar="24h").bar == "1D"
+    _engine_checkpoint(tmp_path / "e", "5min")
+    dep = Deployment.restore(tmp_path / "e")
+    eng = ql.engine.TickEngine()
+    with pytest.raises(ValueError, match=r"bar '1min': this deployment trades 5min bars"):
+        eng.load_strategy_params(dep, bar="1min")
+    assert eng.load_strategy_params(dep) is dep and eng._bars.freq == "5min"
+    with pytest.raises(TypeError, match="goes on with the deployment's own"):
+        eng.load_strategy_params(dep, fees=0.01)
+
+
+def _strip_bar(ck):
+    """The checkpoint as quantlab before session 47 wrote it: no bar size recorded."""
+    meta = json.loads((ck / "deployment.json").read_text())
+    del meta["bar"]
+    (ck / "deployment.json").write_text(json.dumps(meta))
+
+
+def test_an_old_checkpoint_resumes_with_a_warning_that_its_bar_size_was_not_checked(
+        tmp_path, capsys):
+    """No bar size in the checkpoint and no cli.json: nothing to check it against. The
+    resume goes on, saying so (API: a warning; CLI: a line), and records the size."""
+    import quantlab as ql
+    from quantlab.live import Deployment
+
+    ds = ql.data.load()
+    ck = tmp_path / "ck"
+    ql.deploy("volatility_regime", history=ds.isel(time=slice(0, -3))).checkpoint(ck)
+    _strip_bar(ck)
+    assert Deployment.restore(ck).bar is None
+    with pytest.warns(UserWarning, match=r"records no bar size .*could not be checked"):
+        assert Deployment.restore(ck, bar="1D").bar == "1D"
+    code, err = _cli(["--replay", "equities", "--start", str(ds.time.values[-3])[:10],
+                      "--checkpoint", str(ck), "--every", "100"], capsys)
+    assert code == 0, err
+    assert err.startswith(f"quantlab deploy: warning: --checkpoint {ck} records no bar size")
+    assert "the bar size could not be checked; resuming" in err
+    back = Deployment.restore(ck)
+    assert back.bar == "1D" and len(back.equity) == 3

@@ -527,7 +527,7 @@ class TickEngine:
 
     # ---- a research strategy on the engine's bars ---------------------------------------
     def load_strategy_params(self, result_or_params, strategy=None, *, symbols=None,
-                             bar: str = "1min", history=None, **backtest_options):
+                             bar: str | None = None, history=None, **backtest_options):
         """Trade a research strategy on this engine's ticks: each tick also goes into
         time bars of frequency ``bar`` (``quantlab.engine.bars``: OHLC of the quote mid,
         volume of the quoted sizes) and each closed bar to a :class:`ql.Deployment`
@@ -535,21 +535,25 @@ class TickEngine:
         ``ql.backtest``'s accounting, bar by bar.
 
         ``result_or_params``: an OptimizationResult (its strategy, parameters and
-        backtest options), or a parameter dict with ``strategy=`` a registry name.
+        backtest options), a parameter dict with ``strategy=`` a registry name, or a
+        Deployment to go on with (one ``ql.Deployment.restore`` read from a
+        checkpoint: its bars must be of its own size, see ``Deployment.check_bar``).
         ``symbols``: the asset name of each symbol_id (a list: id = position, or a
         dict); default the assets of ``history`` (bars before the first tick, for the
         signal's warm-up). Call :meth:`flush_bars` at the end of a replay.
 
         Parameters
         ----------
-        result_or_params : OptimizationResult or dict
-            The strategy's result, or its parameters (then ``strategy=`` is required).
+        result_or_params : OptimizationResult, dict or Deployment
+            The strategy's result, its parameters (then ``strategy=`` is required), or
+            a deployment to resume.
         strategy : str or None
             A registry name (``ql.strategies.names()``) for a parameter dict.
         symbols : list or dict or None
             The asset name of each symbol_id.
-        bar : str
-            A fixed pandas frequency ("1min", "1D").
+        bar : str or None
+            A fixed pandas frequency ("1min", "1D"); default "1min", or a resumed
+            deployment's own (another one is refused).
         history : xr.Dataset or None
             Bars before the first tick.
         **backtest_options
@@ -574,6 +578,10 @@ class TickEngine:
         """
         from quantlab import live   # lazy: the research stack loads only when deploying
 
+        if isinstance(result_or_params, live.Deployment):
+            return self._resume(result_or_params, strategy, symbols, bar, history,
+                                backtest_options)
+        bar = "1min" if bar is None else bar
         if hasattr(result_or_params, "best_params"):
             target = result_or_params
         elif isinstance(result_or_params, Mapping) and strategy is not None:
@@ -587,11 +595,30 @@ class TickEngine:
                 raise ValueError("give symbols= (asset name per symbol_id) or history= bars")
             symbols = [str(a) for a in history.asset.values]
         bars = self._bar_aggregator(bar, symbols)
-        self.deployment = live.deploy(target, params, universe=bars.assets, history=history,
-                                      **backtest_options)
-        self._bars = bars
+        return self._attach(live.deploy(target, params, universe=bars.assets, history=history,
+                                        bar=bar, **backtest_options), bars)
+
+    def _resume(self, dep, strategy, symbols, bar, history, backtest_options):
+        """``load_strategy_params`` of a Deployment: its own strategy, options, history
+        and bar size go on; what would change them is refused."""
+        given = [k for k, v in (("strategy", strategy), ("history", history)) if v is not None]
+        if given or backtest_options:
+            raise TypeError(f"load_strategy_params(deployment) goes on with the deployment's "
+                            f"own strategy, options and history; got "
+                            f"{', '.join([*given, *backtest_options])}")
+        bar = bar if bar is not None else dep.bar or "1min"
+        dep.check_bar(bar)
+        symbols = dep.universe if symbols is None else symbols
+        bars = self._bar_aggregator(bar, symbols)
+        if sorted(bars.assets) != sorted(dep.universe or []):   # bars are labelled
+            raise ValueError(f"symbols {list(bars.assets)} are not the deployment's assets "
+                             f"{dep.universe}")
+        return self._attach(dep, bars)
+
+    def _attach(self, dep, bars):
+        self.deployment, self._bars = dep, bars
         self._queued = []    # the bars of the deployment this one replaces are not its
-        return self.deployment
+        return dep
 
     def _bar_aggregator(self, bar: str, symbols) -> BarAggregator:
         """Bars of this engine's ticks: its timestamp unit and clock-skew limit."""
