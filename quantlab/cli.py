@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -377,8 +378,23 @@ def _deploy_setup(a):
         if unknown:   # was "BacktestOptions.__init__() got an unexpected keyword argument"
             raise ValueError(f"{where} {unknown[0]}: not a ql.backtest option; the options: "
                              f"{', '.join(known)}")
-    options.update({k: _yaml_value("--set", k, v) for k, v in a.set})
+    options.update({k: _set_value(k, v) for k, v in a.set})
     return params, options
+
+
+def _set_value(key: str, text: str):
+    """A --set value: YAML, but a number in exponent notation is the number (YAML 1.1
+    reads 1e-3 as the text '1e-3', which the option then refused as not a number)."""
+    value = _yaml_value("--set", key, text)
+    if isinstance(value, str):
+        try:
+            return float(value) if _EXPONENT.fullmatch(value.strip()) else value
+        except OverflowError:
+            return value
+    return value
+
+
+_EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
 def _deploy_usage(a) -> None:
@@ -551,11 +567,15 @@ def _deploy_build(a, ck: Path | None, dep):
     else:
         eng = engine.TickEngine()
         symbols = [s.strip() for s in a.symbols.split(",")]   # "A, B": B
-        if dep is None:
-            dep = eng.load_strategy_params(params, strategy=a.strategy, symbols=symbols,
-                                           bar=bar, **options)
-        else:
-            eng.load_strategy_params(dep, symbols=symbols, bar=bar)
+        try:
+            if dep is None:
+                dep = eng.load_strategy_params(params, strategy=a.strategy, symbols=symbols,
+                                               bar=bar, **options)
+            else:
+                eng.load_strategy_params(dep, symbols=symbols, bar=bar)
+        except ValueError as e:     # the bars' "freq must be ...": name the option
+            raise (ValueError(f"--bar {bar!r}: {e}") if str(e).startswith("freq") else e) \
+                from None
     if ck is not None and not (resumed and (ck / CLI_STATE).exists()):   # before a bar
         ck.mkdir(parents=True, exist_ok=True)
         suite._atomic_write(ck / CLI_STATE, json.dumps(_run_identity(a)))

@@ -418,3 +418,16 @@ def test_an_old_checkpoint_resumes_with_a_warning_that_its_bar_size_was_not_chec
     assert "the bar size could not be checked; resuming" in err
     back = Deployment.restore(ck)
     assert back.bar == "1D" and len(back.equity) == 3
+
+
+def test_deploy_set_takes_exponent_numbers_and_bar_errors_name_the_option(capsys):
+    """`--set fees 1e-3` was refused ("fees must be a real number, got '1e-3'": YAML 1.1
+    reads it as text); a bad --bar was refused naming `freq`, not the option."""
+    from quantlab import cli
+
+    a = cli.parser().parse_args(["deploy", "x", "--replay", "equities", "--set", "fees",
+                                 "1e-3", "--set", "slippage", "5E-4", "--set", "execution",
+                                 "close"])
+    assert cli._deploy_setup(a)[1] == {"fees": 0.001, "slippage": 0.0005, "execution": "close"}
+    code, err = _cli([*FEED, "--bar", "banana"], capsys)
+    assert code == 2 and err.startswith("quantlab deploy: error: --bar 'banana': "), err
