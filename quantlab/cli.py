@@ -676,10 +676,10 @@ def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
 
     try:   # from here a signal is "interrupted after N bars"
         dep.listeners.append(bar_done)
-        if a.replay:
-            done = dep.equity.time.values
-            bars = ds.sel(time=ds.time > done[-1]) if len(done) else \
-                ds.sel(time=ds.time >= start)
+        if a.replay:   # from --start, after the last bar the deployment has seen (a
+            last = dep.last_bar     # resume: traded, or its history when none was)
+            bars = ds.sel(time=(ds.time >= start) & (ds.time > (start if last is None
+                                                               else last)))
             dep.replay(bars, block=a.block or 1)
         elif asyncio.run(_run_feed(eng, a.feed)):
             raise _Terminated

@@ -871,6 +871,24 @@ class Deployment:
         return pd.DataFrame(self._rejections, columns=["time", "asset", "reason", "wanted",
                                                        "given"])
 
+    @property
+    def last_bar(self):
+        """The time of the last bar it has seen (traded, or of its history); None
+        before any: a resumed deployment goes on with the bars after it.
+
+        Returns
+        -------
+        numpy.datetime64 or None
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 60))
+        >>> str(ql.deploy("volatility_regime", history=ds).last_bar)[:10]
+        '2000-05-24'
+        """
+        return self._buf.last_time()
+
     # ---- its identity: the bar size ----------------------------------------------------
     def same_bar(self, bar) -> bool | None:
         """Whether ``bar`` is this deployment's bar size, however spelt ('60s' is

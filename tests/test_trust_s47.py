@@ -431,3 +431,20 @@ def test_deploy_set_takes_exponent_numbers_and_bar_errors_name_the_option(capsys
     assert cli._deploy_setup(a)[1] == {"fees": 0.001, "slippage": 0.0005, "execution": "close"}
     code, err = _cli([*FEED, "--bar", "banana"], capsys)
     assert code == 2 and err.startswith("quantlab deploy: error: --bar 'banana': "), err
+
+
+def test_cli_resumes_an_untraded_checkpoint_after_its_history(tmp_path, capsys):
+    """A checkpoint of a deployment that had traded nothing yet (ql.deploy(history=...)
+    .checkpoint: its history only) was resumed from the replay's first bar, which the
+    deployment refused as out of order (exit 1). It goes on after its last history bar."""
+    import quantlab as ql
+    from quantlab.live import Deployment
+
+    ds = ql.data.load()
+    ck = tmp_path / "ck"
+    ql.deploy("volatility_regime", history=ds.isel(time=slice(0, -4))).checkpoint(ck)
+    code, err = _cli(["--replay", "equities", "--checkpoint", str(ck), "--every", "100"],
+                     capsys)
+    assert code == 0, err
+    back = Deployment.restore(ck)
+    assert list(back.equity.time.values) == list(ds.time.values[-4:])
