@@ -487,8 +487,8 @@ def _check_bar(dep, saved: dict, a, bar) -> tuple:
 
 def _check_resumed(dep, ck, params: dict, options: dict, a, bar) -> None:
     """A deployment resumed from ``ck`` continues with the checkpoint's parameters and
-    options: those the command line gives (``--params``, ``--set``, ``--symbols``,
-    ``--bar`` or the replay's bar size, ``--start``, the source ``--replay``/``--feed``)
+    options: those the command line gives (``--params``, ``--set``, ``--symbols`` in
+    the saved order, ``--bar`` or the replay's bar size, ``--start``, the source ``--replay``/``--feed``)
     must be the saved ones (ValueError naming each that differs); those it leaves out
     come from the checkpoint. ``--checkpoint``, ``--every``, ``--block`` and the feed's
     address or the replay's file (of bars of the same size) may change."""
@@ -504,8 +504,10 @@ def _check_resumed(dep, ck, params: dict, options: dict, a, bar) -> None:
     differ += [f"{k}={saved[k]!r} (given {given[k]!r})" for k in saved
                if saved[k] != given[k]]
     symbols = a.symbols if a.feed else None
-    if symbols is not None and sorted(s.strip() for s in symbols.split(",")) != sorted(dep.universe or []):
-        differ.append(f"universe={dep.universe!r} (given --symbols {symbols!r})")
+    # in order: --symbols maps symbol_id to asset, a reordered list swaps their prices
+    if symbols is not None and [s.strip() for s in symbols.split(",")] != (dep.universe or []):
+        differ.append(f"universe={dep.universe!r}, symbol_id 0, 1, ... in this order "
+                      f"(given --symbols {symbols!r})")
     run = _saved_run(Path(ck))
     differ += _check_identity(run, a)
     bar_differs, warning = _check_bar(dep, run, a, bar)

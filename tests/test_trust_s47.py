@@ -448,3 +448,21 @@ def test_cli_resumes_an_untraded_checkpoint_after_its_history(tmp_path, capsys):
     assert code == 0, err
     back = Deployment.restore(ck)
     assert list(back.equity.time.values) == list(ds.time.values[-4:])
+
+
+def test_a_feed_resumed_with_its_symbols_reordered_is_refused(tmp_path, capsys):
+    """--symbols maps symbol_id to asset: `--symbols B,A` over a checkpoint of A, B
+    (compared sorted) resumed with symbol 0's ticks as B's bars and 1's as A's, each
+    asset trading the other's prices, silently."""
+    import quantlab as ql
+    from quantlab.live import Deployment
+
+    ck = tmp_path / "ck"
+    _engine_checkpoint(ck, "1min")
+    code, err = _cli(["--feed", "ws://127.0.0.1:1/x", "--symbols", "B,A", "--checkpoint",
+                      str(ck)], capsys)
+    assert code == 2 and "universe=['A', 'B'], symbol_id 0, 1, ... in this order" in err, err
+    with pytest.raises(ValueError, match="not the deployment's assets by symbol_id"):
+        ql.engine.TickEngine().load_strategy_params(Deployment.restore(ck), symbols=["B", "A"])
+    code, err = _cli([*FEED, "--checkpoint", str(ck)], capsys)     # A,B: resumes
+    assert code == 1 and "cannot resume" not in err, err

@@ -610,9 +610,9 @@ class TickEngine:
         dep.check_bar(bar)
         symbols = dep.universe if symbols is None else symbols
         bars = self._bar_aggregator(bar, symbols)
-        if sorted(bars.assets) != sorted(dep.universe or []):   # bars are labelled
+        if list(bars.assets) != list(dep.universe or []):   # a reorder swaps prices
             raise ValueError(f"symbols {list(bars.assets)} are not the deployment's assets "
-                             f"{dep.universe}")
+                             f"by symbol_id, {dep.universe}")
         return self._attach(dep, bars)
 
     def _attach(self, dep, bars):
