@@ -18,11 +18,14 @@
 by ``make notebooks``) instead of executing them: seconds instead of minutes, the same
 pages as long as the stored outputs are current; a run with parameters has no stored
 outputs and is executed.
-``deploy --checkpoint DIR`` resumes a deployment saved there: what the command line gives
-of its identity (--params, --set, --symbols, --bar, --start, --replay or --feed) must be
-the saved values (exit 2 naming each that differs); --checkpoint, --every, --block, the
-feed's address and the replay's file may change. Ctrl-C (exit 130) and SIGTERM (exit 143)
-stop it after saying how many bars it traded; the checkpoint is that of the last whole bar.
+``deploy --checkpoint DIR`` resumes a deployment saved there (by this command or by the
+API): what the command line gives of its identity (--params, --set, --symbols in their
+order, --bar or the replay's bar size, --start, --replay or --feed) must be the saved
+values (exit 2 naming each that differs); the bar size is in the checkpoint itself (one
+without it resumes with a warning); --checkpoint, --every, --block, the feed's address
+and the replay's file (of bars of that size) may change. Ctrl-C (exit 130) and SIGTERM
+(exit 143) stop it after saying how many bars it traded, the checkpoint that of the last
+whole bar; during the setup, saying that nothing was traded.
 ``lab`` binds 127.0.0.1 only, keeps token authentication (a fresh random token, given
 to jupyter through ``JUPYTER_TOKEN`` so it is not on the process list) and prints the
 URL with the token; as root it adds ``--allow-root``. Options that would change the
