@@ -1482,6 +1482,9 @@ class Deployment:
         """
         max_silent_bars = _validate.number("max_silent_bars", max_silent_bars, 0,
                                            lo_open=True)
+        if bar_seconds is not None:   # True was 1 s, -60 never silent: refused
+            bar_seconds = _validate.number("bar_seconds", bar_seconds, 0, lo_open=True)
+        p99_limit_ms = _validate.number("p99_limit_ms", p99_limit_ms, 0, finite=False)
         if self._last_wall is None:
             return {"status": "waiting", "message": "no bar has arrived yet"}
         if self.killed:

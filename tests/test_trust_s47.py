@@ -466,3 +466,22 @@ def test_a_feed_resumed_with_its_symbols_reordered_is_refused(tmp_path, capsys):
         ql.engine.TickEngine().load_strategy_params(Deployment.restore(ck), symbols=["B", "A"])
     code, err = _cli([*FEED, "--checkpoint", str(ck)], capsys)     # A,B: resumes
     assert code == 1 and "cannot resume" not in err, err
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(bar_seconds=True), "bar_seconds must be a real number, got True"),
+    (dict(bar_seconds=-60), r"bar_seconds must be > 0, got -60"),
+    (dict(p99_limit_ms=True), "p99_limit_ms must be a real number, got True"),
+    (dict(p99_limit_ms=np.nan), "p99_limit_ms must be a finite number"),
+])
+def test_deployment_health_check_refuses_bad_limits(kw, message):
+    """bar_seconds=True was one second (a daily deployment 'degraded' after 3 s), a
+    negative one never silent, p99_limit_ms=True 1 ms, NaN never degraded."""
+    import quantlab as ql
+
+    ds = ql.data.load().isel(time=slice(0, 70))
+    dep = ql.deploy("volatility_regime", history=ds.isel(time=slice(0, 60)))
+    dep.replay(ds.isel(time=slice(60, 62)))
+    with pytest.raises((TypeError, ValueError), match=message):
+        dep.health_check(**kw)
+    assert dep.health_check(bar_seconds=86_400, p99_limit_ms=np.inf)["status"] == "healthy"
