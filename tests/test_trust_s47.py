@@ -485,3 +485,25 @@ def test_deployment_health_check_refuses_bad_limits(kw, message):
     with pytest.raises((TypeError, ValueError), match=message):
         dep.health_check(**kw)
     assert dep.health_check(bar_seconds=86_400, p99_limit_ms=np.inf)["status"] == "healthy"
+
+
+@pytest.mark.parametrize("flag", [True, np.True_])
+def test_notebook_checks_and_deploy_options_refuse_a_bool_for_a_number(tmp_path, capsys, flag):
+    """The rest of the class, already refusing: the notebook checks (ql.suite) and the
+    deploy CLI's --set and --params; numpy numbers still pass."""
+    import quantlab as ql
+
+    for check, args in ((ql.suite.number_in, ("x", flag, 0, 10)),
+                        (ql.suite.integer_in, ("x", flag, 0, 10)),
+                        (ql.suite.backtest_option, ("fees", flag))):
+        with pytest.raises(TypeError, match=rf"^(x|fees) must be (a real number|an integer), "
+                                            rf"got {re.escape(repr(flag))}$"):
+            check(*args)
+    assert ql.suite.number_in("x", np.float32(2.5), 0, 10) == 2.5
+    assert ql.suite.integer_in("x", np.int64(3), 0, 10) == 3
+    assert ql.suite.backtest_option("fees", np.float64(0.001)) == 0.001
+    code, err = _cli(["--replay", "equities", "--set", "fees", "true"], capsys)
+    assert code == 2 and "fees must be a real number, got True" in err, err
+    (tmp_path / "p.json").write_text(json.dumps({"window": True}))
+    code, err = _cli(["--replay", "equities", "--params", str(tmp_path / "p.json")], capsys)
+    assert code == 2 and "'window' must be an integer, got True" in err, err
