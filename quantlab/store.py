@@ -1422,25 +1422,19 @@ def _decoded(raw: bytes, checksum: bool, out: np.ndarray) -> np.ndarray:
 
 def row_writer(arr):
     """``put(t0, values)``: rows ``t0:t0 + len(values)`` of ``arr`` (a local zarr array in
-    the store's own codecs, one chunk across its other dims), each whole chunk encoded
-    and written straight into its file, the bytes zarr writes (an edge chunk padded with
-    the fill value, as zarr pads it); rows that are not whole chunks go through zarr.
-    zarr's own write of a (8192, 200) float64 chunk cost ~2.4x its Blosc encode and file
-    write (its asyncio codec pipeline; 1.0 vs 0.42 s CPU for a streamed backtest's
-    3 x 16 such chunks). None for any other array."""
-    import numcodecs   # lazy: zarr's dependency, a store's writes only
+    the store's own codecs, or uncompressed little-endian bytes; one chunk across its
+    other dims), each whole chunk encoded and written straight into its file, the bytes
+    zarr writes (an edge chunk padded with the fill value, as zarr pads it); rows that are
+    not whole chunks go through zarr. zarr's own write of a (8192, 200) float64 chunk
+    cost ~2.4x its Blosc encode and file write (its asyncio codec pipeline; 1.0 vs
+    0.42 s CPU for a streamed backtest's 3 x 16 such chunks). None for any other array."""
     from zarr.storage import LocalStore   # lazy: zarr is optional
 
-    files, store = _chunk_files(arr), arr.store_path.store
-    if (files is None or not isinstance(store, LocalStore)
+    store, encode = arr.store_path.store, _chunk_encoder(arr)
+    if (encode is None or not isinstance(store, LocalStore)
             or tuple(arr.chunks[1:]) != tuple(arr.shape[1:])):
         return None
-    folder, checksum = Path(store.root) / arr.store_path.path, files[1]
-    spec = arr.metadata.codecs[1]
-    blosc = numcodecs.Blosc.from_config(   # as zarr's BloscCodec configures it
-        {"cname": spec.cname.value, "clevel": spec.clevel, "blocksize": spec.blocksize,
-         "shuffle": {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[spec.shuffle.value],
-         "typesize": spec.typesize})
+    folder = Path(store.root) / arr.store_path.path
     c, n, dtype = arr.chunks[0], arr.shape[0], np.dtype(arr.dtype)
     key = arr.metadata.chunk_key_encoding.encode_chunk_key
 
@@ -1455,14 +1449,40 @@ def row_writer(arr):
                 block = np.empty((c, *arr.shape[1:]), dtype)   # padded as zarr pads
                 block[:min(c, t1 - r)] = values[r - t0:r - t0 + c]
                 block[min(c, t1 - r):] = arr.metadata.fill_value
-            frame = blosc.encode(block)   # a whole chunk's rows as they are: no copy
-            if checksum:
-                import crc32c   # lazy: zarr's dependency, a store's writes only
-                frame += crc32c.crc32c(frame).to_bytes(4, "little")
             path = folder / key((r // c,) + (0,) * (arr.ndim - 1))
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(frame)
+            path.write_bytes(encode(block))   # a whole chunk's rows as they are: no copy
     return put
+
+
+def _chunk_encoder(arr):
+    """``encode(block)``: a C-contiguous chunk's file bytes as ``arr``'s codecs make them,
+    for the store's own codecs (Blosc, then optionally CRC32C) or none (little-endian
+    bytes: the file is the chunk's memory, written without a copy); else None."""
+    import numcodecs   # lazy: zarr's dependency, a store's writes only
+    from zarr.codecs import BytesCodec   # lazy: zarr is optional
+
+    codecs_ = tuple(getattr(arr.metadata, "codecs", ()))
+    if (arr.metadata.zarr_format == 3 and sys.byteorder == "little" and len(codecs_) == 1
+            and isinstance(codecs_[0], BytesCodec)
+            and getattr(codecs_[0].endian, "value", "little") == "little"):
+        return memoryview
+    files = _chunk_files(arr)
+    if files is None:
+        return None
+    spec = codecs_[1]
+    blosc = numcodecs.Blosc.from_config(   # as zarr's BloscCodec configures it
+        {"cname": spec.cname.value, "clevel": spec.clevel, "blocksize": spec.blocksize,
+         "shuffle": {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[spec.shuffle.value],
+         "typesize": spec.typesize})
+    if not files[1]:
+        return blosc.encode
+
+    def checked(block):
+        import crc32c   # lazy: zarr's dependency, a store's writes only
+        frame = blosc.encode(block)
+        return frame + crc32c.crc32c(frame).to_bytes(4, "little")
+    return checked
 
 
 def _identity(raw: bytes, checksum: bool) -> int:

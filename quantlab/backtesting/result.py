@@ -888,14 +888,14 @@ def _new_store(store, shapes, blocks, step, opts):
 
 
 def _codecs(key):
-    """A results array's codec. Equity and cash, random walks in float64, are stored
-    uncompressed in a Blosc frame: shuffled LZ4 kept 0.75 of their bytes at ~6x the
-    time (8.6 vs 1.4 ms to encode a (8192, 200) chunk, 5.0 vs 1.5 ms to decode it), most
-    of a streamed run's writer thread; positions (constant between orders) keep LZ4,
+    """A results array's codecs. Equity and cash, random walks in float64, are stored
+    uncompressed, the file their chunk's memory: shuffled LZ4 kept 0.75 of their bytes
+    at ~6x the time (8.6 vs 1.4 ms to encode a (8192, 200) chunk, 5.0 vs 1.5 ms to decode
+    it), most of a streamed run's writer thread, and a Blosc frame without compression
+    still copied each chunk once more; positions (constant between orders) keep LZ4,
     ~250x smaller."""
     if key in ("equity", "cash"):
-        from zarr.codecs import BloscCodec   # lazy: out-of-core runs only
-        return (BloscCodec(cname="lz4", clevel=0, shuffle="shuffle"),)
+        return None
     return _store.compressors()
 
 
