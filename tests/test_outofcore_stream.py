@@ -61,7 +61,7 @@ def test_group_false_runs_each_asset_chunk_streamed_over_time_chunks(monkeypatch
     ds, sig = _panel()
     ref = ql.backtest(ds, sig, group=group, fees=0.001, sl_stop=0.03)
     spy = _Spy(monkeypatch)
-    with dask.config.set(scheduler="threads", num_workers=2):   # a chain per worker
+    with dask.config.set(scheduler="threads", num_workers=4):   # 2 chains
         lazy = ql.backtest(ds.chunk(time=7, asset=3), sig, group=group, fees=0.001,
                            sl_stop=0.03)
     n_time = -(-N // 7)
@@ -186,7 +186,7 @@ def test_each_block_of_the_inputs_is_read_once(group):
                             for v, r in readers.items()})
     lazy_sig = (lazy_ds["close"] > lazy_ds["open"]) * 0.5   # lazy, from the data
     ref = ql.backtest(ds, (ds["close"] > ds["open"]) * 0.5, group=group, fees=0.001)
-    with dask.config.set(num_workers=2):   # group=False: 2 chains, one per asset chunk
+    with dask.config.set(num_workers=4):   # group=False: 2 chains, one per asset chunk
         res = ql.backtest(lazy_ds, lazy_sig, group=group, fees=0.001)
     blocks = (N // chunks[0]) * (M // chunks[1])
     for v in ("close", "open"):   # the variables the run reads
@@ -351,7 +351,7 @@ def test_labels_are_checked_once_and_values_in_every_chunk(monkeypatch, group):
             return _real(*a)
         monkeypatch.setattr(qdata, name, count)
     chunked = ds.chunk(time=7, asset=3)
-    with dask.config.set(scheduler="threads", num_workers=2):   # group=False: 2 chains
+    with dask.config.set(scheduler="threads", num_workers=4):   # group=False: 2 chains
         ql.backtest(chunked, sig, group=group)
     n_chunks = 6 * (1 if group else 2)
     assert counts == {"labels": 1, "values": n_chunks}

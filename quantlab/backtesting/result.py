@@ -545,10 +545,13 @@ class _Graph:
             x = cut[i]
             v = (x.variables[name] if isinstance(x, xr.Dataset) else
                  x.variable if name is None else x.coords.variables[name])
-            nested = np.empty(shape, dtype=object)   # np.block joins axis k at depth k
-            for at, k in zip(np.ndindex(*shape), grid):
-                nested[at] = blocks[k]
-            block = np.block(nested.tolist())[r0:r1]
+            if len(grid) == 1:   # one block: itself (np.block copies)
+                block = blocks[grid[0]][r0:r1]
+            else:
+                nested = np.empty(shape, dtype=object)   # np.block joins axis k at depth k
+                for at, k in zip(np.ndindex(*shape), grid):
+                    nested[at] = blocks[k]
+                block = np.block(nested.tolist())[r0:r1]
             v.data = np.moveaxis(block, 0, v.dims.index("time"))
         return cut
 
@@ -1040,14 +1043,17 @@ def _asset_chain(inputs, opts, a, edges, n_par, path, block, siblings):
     return {k: m[k].transpose("asset", *run.params).values for k in opts.metrics_only}
 
 
-def _slots() -> int:
+def _slots(writes: bool = True) -> int:
     """How many chains of independent accounts run at once: a distributed client's
     threads; on this machine's pool one per worker (``num_workers``, else the CPU
-    count); 1 with the synchronous scheduler. Half the workers until session 46, when a
-    chain's loads and writes cost ~3x their decode (2 chains on 2 cores ran at 0.84x the
-    bars/s of 1); with the chain's task graph and direct writes, 200 assets x 26M minute
-    bars on 2 cores, alternated, medians of 8: 2 chains 1.22 s, 1 chain 1.36 s (the same
-    CPU, 2.07 s); pinned to one core 1.71 vs 1.76 s."""
+    count), or one per two workers for a run that ``writes`` per-bar results; 1 with the
+    synchronous scheduler. Such a chain keeps ~1.6 cores busy (its loads in a prefetch
+    thread, its writes in a writer thread beside the kernel), and more chains than that
+    cost more CPU than they overlap: 200 assets x 26M minute bars on 2 cores, alternated,
+    medians of 8 (session 47): 1 chain 0.77 s (1.25 s CPU), 2 chains 0.86 s (1.47 s),
+    one per asset chunk 1.01 s; metrics-only (no writer) 2 chains 0.97 s, 1 chain 1.27 s.
+    Session 46, its kernel then ~4x slower (the margin check kept it off its fast path):
+    2 chains 1.22 s, 1 chain 1.36 s."""
     from dask.base import get_scheduler
     from dask.local import get_sync
 
@@ -1058,7 +1064,7 @@ def _slots() -> int:
         return sum(client.nthreads().values()) or 1 << 30
     if get is get_sync:
         return 1
-    return _local_workers()
+    return (_local_workers() + 1) // 2 if writes else _local_workers()
 
 
 def _local_workers() -> int:
@@ -1136,7 +1142,8 @@ def _per_asset(inputs, tmpl, params, opts, store=None):
     chunks = _bounds(inputs[:3], "asset", tmpl.sizes["asset"])
     t_edges = _bounds(inputs[:3], "time", n)
     step = _rows_per_chunk(t_edges)
-    a_edges = _spans(chunks, max(_slots(), _by_memory(step, tmpl.sizes["asset"] * n_par)))
+    a_edges = _spans(chunks, max(_slots(opts.metrics_only is None),
+                                 _by_memory(step, tmpl.sizes["asset"] * n_par)))
     spans = list(zip(a_edges[:-1], a_edges[1:]))
     metrics_only = opts.metrics_only is not None
     path = None
