@@ -151,8 +151,9 @@ class Slippage:
         """
         close = ds["close"].transpose("time", "asset")
 
-        def const(v):  # a stride-0 view: no 20 MB panel for a constant
-            return close.copy(data=np.broadcast_to(np.float64(v), close.shape))
+        def const(v):  # a stride-0 view: no 20 MB panel for a constant (and the
+            # coordinates shared, not deep-copied: ~0.6 ms a streamed run's time chunk)
+            return close.copy(deep=False, data=np.broadcast_to(np.float64(v), close.shape))
 
         base, impact = const(self.bps / 1e4), const(0.0)
         if self.model == "volume_based":
