@@ -112,6 +112,22 @@ def test_a_deployment_with_shorts_from_a_later_bar_steps_as_in_memory(name, grou
         np.testing.assert_allclose(pos, ref.positions.values, rtol=1e-12, atol=1e-12)
 
 
+def test_a_margin_next_to_1_is_checked_in_every_chunk_and_bar():
+    # maintenance_margin=1 - 1e-16 (allowed: < 1, x max_leverage 1 < 1): a long-only,
+    # unlevered account's cash rounding residue (-3e-15 after buying with all of it)
+    # breaches it; in memory (shorts later: the check on) both accounts were
+    # margin-called at bar 4, streamed the chunk before the shorts ran without the check
+    ds, sig = _bars(16, n=20, m=2, short_from=15)
+    kw = dict(group=True, init_cash=100.0, fees=0.001,
+              maintenance_margin=float(np.nextafter(1.0, 0.0)))
+    ref = ql.backtest(ds, sig, **kw)
+    assert 4 in set(ref.orders["t"][ref.orders["reason"] == "margin_call"])
+    _assert_equal(ql.backtest(ds.chunk(time=10), sig, **kw), ref)
+    eq, pos = _stepped(ds, sig, kw)
+    np.testing.assert_allclose(eq, ref.equity.values.reshape(len(eq), -1), rtol=1e-12,
+                               atol=1e-12)
+
+
 @pytest.mark.parametrize("kw", [
     dict(fees=0.3, slippage=0.2, dd_limit=0.02, dd_cooldown=1, rebalance="daily"),
     dict(fees=0.4, slippage=0.3, sl_stop=0.02, tp_stop=0.02, rebalance="daily"),

@@ -262,6 +262,9 @@ def _check_slippage_panel(slip, base):
 
 # a short held, wanted or pending that a state carries into the next call
 _SHORT_STATE = ("q", "want", "prev_target", "ev_size", "prev_size", "lim_q")
+# a margin above it a long-only, unlevered account can breach: its cash's rounding
+# residue after a buy of all of it (a few 1e-16 of its equity below 0) did at 1 - 1e-16
+_EXACT_MARGIN = 1 - 1e-9
 
 
 def _margin(opts: BacktestOptions, fixed_fees, shorts: bool, state) -> float:
@@ -271,10 +274,12 @@ def _margin(opts: BacktestOptions, fixed_fees, shorts: bool, state) -> float:
     (a buy, a short's cover too, spends at most the cash) and no fixed fee (one can
     exceed a sale's proceeds). ``shorts``: the call's targets go short somewhere;
     ``state``: a short an earlier call left held, wanted or pending, so a time chunk
-    decides as a whole run would."""
+    decides as a whole run would. A margin within 1e-9 of 1 stays on: cash's rounding
+    residue (a few 1e-16 of the equity below 0) can breach it."""
     mm = float(opts.maintenance_margin or 0.0)
-    if not mm or opts.max_leverage > 1 or np.any(fixed_fees) or shorts or (
-            state is not None and any((state[k] < 0).any() for k in _SHORT_STATE)):
+    if not mm or mm > _EXACT_MARGIN or opts.max_leverage > 1 or np.any(fixed_fees) or (
+            shorts or state is not None
+            and any((state[k] < 0).any() for k in _SHORT_STATE)):
         return mm
     return 0.0
 
