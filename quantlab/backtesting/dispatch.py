@@ -529,10 +529,11 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
             endless if opts.dd_mode == "halt" else min(opts.dd_cooldown, endless),
             opts.metrics_only is not None)
     kw.update(borrow=(1 + float(opts.borrow_rate)) ** (1 / periods) - 1, margin=margin,
-              state=state, lean=lean, check=check, check_target=unchecked is not None,
-              keyed=keyed)
+              state=state, lean=lean, check=check, check_target=unchecked is not None)
     if out is not None:
         kw["out"] = out
+    if keyed:   # only then: the kernel's pure-NumPy twin (tests/reference) has no keys
+        kw["keyed"] = True
     refused = None
     try:
         if state is None and not opts.group:
