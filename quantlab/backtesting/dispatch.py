@@ -267,19 +267,19 @@ _SHORT_STATE = ("q", "want", "prev_target", "ev_size", "prev_size", "lim_q")
 _EXACT_MARGIN = 1 - 1e-9
 
 
-def _margin(opts: BacktestOptions, fixed_fees, shorts: bool, state) -> float:
+def _margin(opts: BacktestOptions, fixed_fees, target, state) -> float:
     """The maintenance margin the kernel checks: 0 (off: its fast path can run) where no
     account can breach it. Equity = cash + sum(q p) >= gross value >= margin x gross
     while cash >= 0 and every position is long; cash stays >= 0 with max_leverage <= 1
     (a buy, a short's cover too, spends at most the cash) and no fixed fee (one can
-    exceed a sale's proceeds). ``shorts``: the call's targets go short somewhere;
-    ``state``: a short an earlier call left held, wanted or pending, so a time chunk
+    exceed a sale's proceeds). ``target``: the call's target exposures (None: order
+    events, which do not go short), read only when the rest leaves it open; ``state``: a short an earlier call left held, wanted or pending, so a time chunk
     decides as a whole run would. A margin within 1e-9 of 1 stays on: cash's rounding
     residue (a few 1e-16 of the equity below 0) can breach it."""
     mm = float(opts.maintenance_margin or 0.0)
     if not mm or mm > _EXACT_MARGIN or opts.max_leverage > 1 or np.any(fixed_fees) or (
-            shorts or state is not None
-            and any((state[k] < 0).any() for k in _SHORT_STATE)):
+            target is not None and (target < 0).any()) or (
+            state is not None and any((state[k] < 0).any() for k in _SHORT_STATE)):
         return mm
     return 0.0
 
@@ -518,7 +518,7 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     endless = n if state is None else 2 ** 62     # a resumable run has no known end
     asset_of_col, grp, n_groups, (fees, fixed_fees), kw = _kernel_args(signal, ds, opts,
                                                                        params, endless)
-    margin = _margin(opts, fixed_fees, ex is None and bool((target < 0).any()), state)
+    margin = _margin(opts, fixed_fees, target if ex is None else None, state)
     exec_px = ds["open"] if opts.execution == "next_open" else ds["close"]
     first = 0 if state is None else state.bar
     args = (_panel(ds["close"]), _panel(exec_px), target, _panel(base), _panel(impact),
@@ -721,6 +721,6 @@ class Stepper:
             float(o.max_leverage), float(o.max_position_size), o.rebalance == "daily",
             o.execution == "next_open", float(o.dd_limit or 0.0), self._cooldown, False,
             **kw, borrow=self._borrow, state=state,
-            margin=_margin(o, self._fixed, bool((target < 0).any()), state))
+            margin=_margin(o, self._fixed, target, state))
         eq, cash, pos, (_, col, size, price, fee, reason), _, _ = out
         return eq[-1], cash[-1], pos[-1], (self._asset[col], size, price, fee, reason)
