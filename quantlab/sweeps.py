@@ -44,9 +44,9 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate
-from quantlab.backtesting import STREAMED_EXTRAS, backtest
+from quantlab.backtesting import backtest
+from quantlab.backtesting.options import metric_names
 from quantlab.errors import DataError
-from quantlab.metrics import streaming_names
 from quantlab.strategies import resolve
 
 __all__ = ["sweep", "DEFAULT_METRICS", "MAX_COMBINATIONS"]
@@ -100,8 +100,8 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
         a one-element list), each valid for the strategy (``Strategy._check_param``: the
         parameter's type, its choices, its valid range -- the same checks as
         ``ql.strategies.get``), and every combination valid together.
-    metrics : tuple of str, default DEFAULT_METRICS
-        Names accepted by ``backtest(metrics_only=)``.
+    metrics : tuple of str or True, default DEFAULT_METRICS
+        Names accepted by ``backtest(metrics_only=)`` (True: all of them).
     chunks : int, optional
         Combinations per chunk, >= 1 (default: ~20M signal values per chunk).
     workers : int, optional
@@ -324,19 +324,10 @@ def _check_grid(strat, grid, max_combinations=MAX_COMBINATIONS) -> tuple[list, l
 
 
 def _check_metrics(metrics) -> list[str]:
-
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    if not metrics:
-        raise ValueError("metrics is empty: give at least one metric name")
-    for m in metrics:
-        if not isinstance(m, str):
-            raise TypeError(f"metrics must be metric names (str), got {m!r}")
-    bad = sorted(set(metrics) - set(streaming_names()) - set(STREAMED_EXTRAS))
-    if bad:
-        raise ValueError(f"sweep: metric(s) {bad} are not available in a metrics-only run; "
-                         f"choose from {', '.join(streaming_names())}, "
-                         f"{', '.join(STREAMED_EXTRAS)}")
-    return list(dict.fromkeys(metrics))     # a repeated name once
+    names = metric_names("metrics", metrics)
+    if names is None:
+        raise ValueError("metrics=False: a sweep keeps metrics; name them or pass True")
+    return list(names)
 
 
 def _check_backtest_kw(kw):

@@ -106,7 +106,13 @@ def test_backtest_options_convert_once_and_are_frozen():
      r"fixed_fees must be >= 0, got -1.0"),
     (dict(max_leverage=4, maintenance_margin=0.25), ValueError,
      r"max_leverage \* maintenance_margin must be < 1"),
-    (dict(metrics_only=()), ValueError, r"metrics_only: unknown or unavailable metric"),
+    (dict(metrics_only=()), ValueError, r"metrics_only is empty: name at least one"),
+    (dict(metrics_only=("sharpe",)), ValueError,
+     r"metrics_only: metric\(s\) \['sharpe'\] are not available in a metrics-only run"),
+    (dict(metrics_only=5), TypeError, r"metrics_only must be True, a metric name or a seq"),
+    (dict(metrics_only=(1,)), TypeError, r"metrics_only must be metric names \(str\)"),
+    (dict(metrics_only=xr.DataArray(["sharpe_ratio"])), TypeError,
+     r"metrics_only must be True, a metric name"),
 ])
 def test_backtest_options_refuse_a_bad_argument_naming_it_and_its_range(kw, exc, match):
     with pytest.raises(exc, match=match):
@@ -183,3 +189,21 @@ def test_options_to_dict_round_trips_every_option_including_group_and_accumulate
     assert d["group"] is True and d["accumulate"] is True
     assert set(d) == {f.name for f in dataclasses.fields(ql.BacktestOptions)}
     assert ql.BacktestOptions.from_dict(d).to_dict() == d
+
+
+def test_metrics_only_true_is_every_streamed_metric_and_false_is_off(equities):
+    """metrics_only=True (was a TypeError: 'bool' object is not iterable) keeps every
+    metric a streamed run can, equal to the full run's metrics(); False is the full run."""
+    c = equities["close"]
+    sig = (c > c.rolling(time=20).mean()).astype(float)
+    mo = ql.backtest(equities, sig, fees=0.001, metrics_only=True)
+    assert set(mo.data_vars) == set(ql.metrics.streaming_names()) | set(
+        backtesting.STREAMED_EXTRAS)
+    full = ql.backtest(equities, sig, fees=0.001, metrics_only=False)
+    assert isinstance(full, ql.BacktestResult)
+    m = full.metrics()
+    for k in set(mo.data_vars) & set(m.data_vars):
+        np.testing.assert_allclose(mo[k].values, m[k].values, rtol=1e-9, atol=1e-12,
+                                   err_msg=k)
+    one = ql.backtest(equities, sig, metrics_only=["turnover", "turnover"])
+    assert list(one.data_vars) == ["turnover"]

@@ -360,3 +360,15 @@ def test_a_client_that_is_not_one_is_named(where, tmp_path):
     }
     with pytest.raises(TypeError, match="client must be a dask.distributed.Client.*int 42"):
         calls[where]()
+
+
+def test_sweep_metrics_true_keeps_every_streamed_metric(equities):
+    """metrics=True is backtest(metrics_only=True)'s every metric, one sweep result each;
+    metrics=False is refused (a sweep keeps metrics)."""
+    res = ql.sweep("volatility_regime", equities, {"window": [10]}, progress=False,
+                   metrics=True)
+    assert set(res.data_vars) == set(ql.metrics.streaming_names()) | set(
+        ql.backtesting.STREAMED_EXTRAS)
+    with pytest.raises(ValueError, match="a sweep keeps metrics"):
+        ql.sweep("volatility_regime", equities, {"window": [10]}, progress=False,
+                 metrics=False)

@@ -131,8 +131,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         Limit distance from the close, in [0, 1).
     limit_tif : int, optional
         Bars a limit order rests (>= 1; None = until replaced).
-    metrics_only : tuple of str, optional
-        Return only these metrics, streamed (see Notes).
+    metrics_only : tuple of str or True, optional
+        Return only these metrics (True: all it can keep), streamed (see Notes).
     dd_limit : float, optional
         Drawdown limit in (0, 1) (see Notes).
     dd_cooldown : int, default 21
@@ -194,7 +194,7 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     cluster of several machines, set ``TMPDIR`` (or ``tempfile.tempdir``) to storage
     every worker mounts at the same path.
 
-    ``metrics_only`` (a tuple of metric names): keep no equity, positions or orders and
+    ``metrics_only`` (a tuple of metric names, or True for all of them): keep no equity, positions or orders and
     return an ``xr.Dataset`` of those metrics per account, accumulated while the kernel
     runs (memory independent of the number of bars). Names: the returns metrics that need
     no quantiles or benchmark (``ql.metrics.streaming_names()``) and ``fees_paid,

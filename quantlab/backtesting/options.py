@@ -8,6 +8,7 @@ allowed range.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -273,13 +274,28 @@ def _slippage(name, v):
     return Slippage("fixed", bps=_validate.number(name, v, 0, 1, hi_open=True) * 1e4)
 
 
-def _metric_names(name, v):
-    names = (v,) if isinstance(v, str) else tuple(v)
-    unknown = sorted(set(names) - set(metrics.streaming_names()) - set(STREAMED_EXTRAS))
-    if unknown or not names:
-        raise ValueError(f"{name}: unknown or unavailable metric(s) {unknown}; "
-                         f"choose from {', '.join(metrics.streaming_names())}, "
-                         f"{', '.join(STREAMED_EXTRAS)}")
+def metric_names(name, v):
+    """The metric names ``v`` (one name, a sequence of them, or True for every metric a
+    metrics-only run keeps; False: none) for argument ``name``, checked: each once, in the
+    order given; unknown ones are refused with the names available."""
+    available = (*metrics.streaming_names(), *STREAMED_EXTRAS)
+    if isinstance(v, (bool, np.bool_)):
+        return available if v else None
+    if isinstance(v, str):
+        names = (v,)
+    elif isinstance(v, Iterable) and not isinstance(v, xr.DataArray):
+        names = tuple(dict.fromkeys(v))     # a repeated name once
+    else:
+        raise TypeError(f"{name} must be True, a metric name or a sequence of them, not "
+                        f"{type(v).__name__}")
+    if not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{name} must be metric names (str), got {names!r}")
+    if not names:
+        raise ValueError(f"{name} is empty: name at least one metric, or pass True for all")
+    unknown = sorted(set(names) - set(available))
+    if unknown:
+        raise ValueError(f"{name}: metric(s) {unknown} are not available in a metrics-only "
+                         f"run; choose from {', '.join(available)} (or True for all)")
     return names
 
 
@@ -312,7 +328,7 @@ _CHECKS = {
     "sl_trail": _optional(_labelled("sl_trail (NaN = off)", _STOP)),
     "limit_offset": _optional(_sweep(not_over=("time",), lo=0, hi=1, hi_open=True)),
     "slippage": _slippage,
-    "metrics_only": _optional(_metric_names),
+    "metrics_only": _optional(metric_names),
 }
 
 
