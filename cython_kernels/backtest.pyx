@@ -1494,6 +1494,45 @@ def positions_from_orders(Py_ssize_t n, Py_ssize_t m, orders):
     return out_np
 
 
+def mean_exposure(const double[:, :] q, const double[:, :] price, const double[:, :] eq,
+                  const Py_ssize_t[::1] asset, const Py_ssize_t[::1] group):
+    """Each account's mean exposure over the bars: mean over t of gross_g(t) / eq[t, g],
+    gross_g(t) = sum over its columns c of |q[t, c] * p[t, asset[c]]| (p: the last valid
+    price of the asset; a NaN value counts 0), a bar with gross 0 counting 0 (also at 0
+    equity), a NaN ratio skipped (all NaN, or no bar: NaN). ``BacktestResult.metrics()``'
+    exposure in one pass, without the panels of values its xarray formula makes."""
+    cdef Py_ssize_t n = q.shape[0], m = q.shape[1], na = price.shape[1], ng = eq.shape[1]
+    cdef Py_ssize_t t, c, g
+    if price.shape[0] != n or eq.shape[0] != n or asset.shape[0] != m or group.shape[0] != m:
+        raise ValueError("mean_exposure: q, price and eq need the same bars; asset and group "
+                         "one entry per column of q")
+    for c in range(m):
+        if not (0 <= asset[c] < na and 0 <= group[c] < ng):
+            raise ValueError(f"mean_exposure: column {c}'s asset or group is out of range")
+    last_np, gross_np = np.full(na, np.nan), np.zeros(ng)
+    sums_np, count_np = np.zeros(ng), np.zeros(ng)
+    cdef double[::1] last = last_np, gross = gross_np, sums = sums_np, count = count_np
+    cdef double v, x
+    with nogil:
+        for t in range(n):
+            for c in range(na):
+                if not isnan(price[t, c]):
+                    last[c] = price[t, c]
+            for g in range(ng):
+                gross[g] = 0.0
+            for c in range(m):
+                v = q[t, c] * last[asset[c]]
+                if not isnan(v):
+                    gross[group[c]] += fabs(v)
+            for g in range(ng):
+                x = gross[g] / eq[t, g] if gross[g] != 0.0 else 0.0
+                if not isnan(x):
+                    sums[g] += x
+                    count[g] += 1.0
+    with np.errstate(invalid="ignore"):
+        return sums_np / count_np
+
+
 def cash_from_orders(Py_ssize_t n, const Py_ssize_t[::1] group, Py_ssize_t n_groups,
                      double init_cash, orders):
     """Cash of each account after each bar, (n, n_groups), from a fresh run's order

@@ -62,6 +62,9 @@ def merge_orders(parts: list[KeyedOrders], col0: npt.NDArray[np.intp]) -> Orders
 def positions_from_orders(n: int, m: int, orders: Orders) -> F64: ...
 def cash_from_orders(n: int, group: npt.NDArray[np.intp], n_groups: int, init_cash: float,
                      orders: Orders) -> F64: ...
+# BacktestResult.metrics()' exposure: mean over bars of gross position value / equity
+def mean_exposure(q: F64, price: F64, eq: F64, asset: npt.NDArray[np.intp],
+                  group: npt.NDArray[np.intp]) -> F64: ...
 
 class SimState:
     """Everything simulate carries from one bar to the next (resumable runs)."""

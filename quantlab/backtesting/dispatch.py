@@ -23,9 +23,8 @@ from quantlab.signals import check_events as _bool, from_entries_exits
 __all__ = ["Run", "simulate", "Stepper", "RESERVED"]
 
 # columns of the orders/trades tables: a parameter dim may not take one of these names
-RESERVED = {"t", "col", "time", "asset", "size", "price", "fee", "reason", "traded",
-            "entry_time", "exit_time", "entry_price", "exit_price", "pnl", "exit_reason",
-            "w", "g"}
+RESERVED = {"t", "col", "time", "asset", "size", "price", "fee", "reason", "entry_time",
+            "exit_time", "entry_price", "exit_price", "pnl", "exit_reason"}
 
 
 @dataclass

@@ -191,16 +191,22 @@ def _returns(close: xr.DataArray, prev) -> xr.DataArray:
 
 
 def last_valid(close, prev):
-    """Per asset (column), the last valid value of ``close`` (rows in time order), else
-    ``prev`` (None: NaN): the close a later chunk's (or bar's) first return is measured
+    """Per asset (column), the last valid value of ``close`` (rows in time order; a NumPy
+    array or a (time, asset) DataArray, also dask-backed), else ``prev`` (None: NaN): the
+    close a later chunk's (or bar's) first return is measured
     from (:func:`_returns`' ``prev``)."""
     if not len(close):
         return prev
-    valid = ~np.isnan(close)
     out = np.full(close.shape[1], np.nan) if prev is None else prev.copy()
-    cols = np.flatnonzero(valid.any(axis=0))
-    rows = close.shape[0] - 1 - valid[::-1].argmax(axis=0)[cols]
-    out[cols] = close[rows, cols]
+    todo, end, step = np.arange(close.shape[1]), close.shape[0], 16
+    while todo.size and end:   # from the last rows back, in growing blocks: most columns
+        start = max(end - step, 0)   # end on a valid value (a lazy panel reads no more)
+        block = np.asarray(close[start:end])[:, todo]
+        valid = ~np.isnan(block)
+        found = valid.any(axis=0)
+        rows = block.shape[0] - 1 - valid[::-1].argmax(axis=0)
+        out[todo[found]] = block[rows[found], np.flatnonzero(found)]
+        todo, end, step = todo[~found], start, step * 4
     return out
 
 

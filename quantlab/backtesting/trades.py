@@ -6,6 +6,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab._kernels import backtest as _k
+from quantlab.backtesting.options import last_valid
 
 # build_trades serves BacktestResult.trades; not public API
 __all__ = ["REASONS"]
@@ -100,11 +101,11 @@ def build_trades(orders: pd.DataFrame, prices: xr.DataArray) -> pd.DataFrame:
     closer = np.full(nt, -1)
     closer[cur[close]] = np.flatnonzero(close)
     is_open = closer < 0
-    last_px = prices.ffill("time").isel(time=-1)
-    where = pd.Index(last_px["asset"].values).get_indexer(o["asset"].to_numpy()[tstart])
+    prices = prices.transpose("time", "asset")
+    where = prices.indexes["asset"].get_indexer(o["asset"].iloc[tstart])
     if (where[is_open] < 0).any():
         raise KeyError("an order's asset is not in prices")
-    end_px = last_px.to_numpy().astype(np.float64)[where]
+    end_px = last_valid(prices, None)[where]     # reads the last rows only
     last_q = q[np.r_[first[1:], n] - 1][np.cumsum(new_col)[tstart] - 1]  # column's end
     pnl[is_open] += last_q[is_open] * end_px[is_open]
     ci = np.where(is_open, 0, closer)
@@ -130,8 +131,8 @@ def _like_loop(v: pd.Series) -> pd.Series:
     old loop built the table from dicts): numpy ints -> int64, floats -> float64."""
     v = v.reset_index(drop=True)
     kind = v.dtype.kind if isinstance(v.dtype, np.dtype) else ""
-    if kind in "bM" and kind:
-        return v
+    if (kind in "bM" and kind) or isinstance(v.dtype, pd.StringDtype):
+        return v    # text: the frame of its str values infers the same dtype
     if kind in "if" and kind and v.dtype != np.uint64:   # uint64 may exceed int64
         return v.astype(np.int64 if kind == "i" else np.float64)
     return pd.Series(v.tolist())
