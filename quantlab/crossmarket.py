@@ -18,7 +18,7 @@ import xarray as xr
 
 from quantlab import _validate, data, measures, rolling
 from quantlab._doc import fill
-from quantlab.data import _check_time, shifted
+from quantlab.data import check_time, shifted
 from quantlab.errors import DataError
 
 __all__ = ["CrossMarketAnalyzer", "CLASSES", "MAX_FILL_DAYS"]
@@ -120,7 +120,7 @@ def _as_series(data, symbol) -> pd.Series:
     if not isinstance(data.index, pd.DatetimeIndex):
         raise DataError(f"{symbol}: the index must be dates (a DatetimeIndex), got "
                         f"{type(data.index).__name__}")
-    _check_time(data.index, f"{symbol}: ")
+    check_time(data.index, f"{symbol}: ")
     s = pd.to_numeric(data, errors="raise").astype(float).rename(symbol)
     s.index = s.index.tz_localize(None) if s.index.tz is not None else s.index
     return s

@@ -448,7 +448,7 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None, *,
 
 
 def _check_labels(ds: xr.Dataset, where: str) -> None:
-    _check_time(ds.indexes["time"], where)
+    check_time(ds.indexes["time"], where)
     if ds.indexes["time"].tz is not None:
         raise DataError(f"{where}time coordinate is time-zone aware "
                         f"({ds.indexes['time'].tz}); quantlab's timestamps are naive (UTC when "
@@ -483,7 +483,7 @@ def _check_values(ds: xr.Dataset, names: list, where: str, threads=None,
                   part: bool = False) -> None:
     # one Cython scan over the panels as they are (no stacked copy); assets are checked
     # on the variables they have, so a close-only asset in an OHLCV set is checked on close
-    panels = [_time_asset(ds[v]) if v in names else None for v in BAR_VARS]
+    panels = [time_asset(ds[v]) if v in names else None for v in BAR_VARS]
     code, v, t, a, has = _check_bars(panels, threads)
     if code:
         vars_ = [n for n, keep in zip(BAR_VARS, has[a]) if keep]
@@ -544,10 +544,24 @@ def _check_bars(panels, threads):
     return code, v, t, a, has
 
 
-def _time_asset(da: xr.DataArray) -> np.ndarray:
+def time_asset(da: xr.DataArray) -> np.ndarray:
     """``da``'s values on (time, asset) as float64: a view where they already are (a
     constant broadcast stays a stride-0 view; no copy), unless its strides are not whole
-    doubles (a field of a record array), which the bar checks cannot step through."""
+    doubles (a field of a record array), which the bar checks cannot step through.
+
+    The panel the bar checks of ``validate`` read; the backtest's dispatch reads its
+    price panels the same way (not in ``__all__``: for quantlab's modules).
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        A (time, asset) or (asset, time) variable.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, (time, asset); strides whole multiples of 8 bytes.
+    """
     if da.dims != ("time", "asset"):
         da = da.transpose("time", "asset")
     a = np.asarray(da.values, dtype=np.float64)
@@ -705,7 +719,24 @@ def _bar_message(code, vars_, v, bar, asset, time) -> str:
                    f"high {vals['high']:g}]")
 
 
-def _check_time(index: pd.Index, where: str) -> None:
+def check_time(index: pd.Index, where: str) -> None:
+    """Refuse a time index that is not datetimes, has a NaT, a repeat or is unsorted.
+
+    The rule of ``validate``'s time coordinate, also applied by ``as_of`` and
+    ``ql.crossmarket``'s ``add_market_data`` (not in ``__all__``: for quantlab's modules).
+
+    Parameters
+    ----------
+    index : pandas.Index
+        The timestamps.
+    where : str
+        Prefix of the error message naming the series (``"IBM: "``).
+
+    Raises
+    ------
+    DataError
+        Naming the first offending position or timestamp.
+    """
     if not isinstance(index, pd.DatetimeIndex):
         raise DataError(f"{where}time coordinate must be datetimes, got {index.dtype}")
     if index.hasnans:
@@ -831,7 +862,7 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
     if not isinstance(frame.index, pd.DatetimeIndex):
         raise DataError(f"as_of: series needs a DatetimeIndex/time coord, got "
                         f"{type(frame.index).__name__}")
-    _check_time(frame.index, "as_of: ")
+    check_time(frame.index, "as_of: ")
     for what, ix in (("series", frame.index), ("index", index)):
         if ix is not None and getattr(pd.DatetimeIndex(ix), "tz", None) is not None:
             raise DataError(f"as_of: {what} is time-zone aware ({pd.DatetimeIndex(ix).tz}); "
@@ -1079,8 +1110,26 @@ def _read_directory(path: Path, layout: str):
     return frames, next(iter(zones))
 
 
-def _read_text(path: Path) -> str:
-    """The file's text: gzip by content, UTF-8 (BOM allowed) or UTF-16/32 with a BOM."""
+def read_text(path: Path) -> str:
+    """The file's text: gzip by content, UTF-8 (BOM allowed) or UTF-16/32 with a BOM.
+
+    How ``load_csv`` reads a file; the engine's tick files are read the same way (not in
+    ``__all__``: for quantlab's modules).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    DataError
+        Naming ``path``: unreadable, corrupt gzip, an archive, binary or undecodable.
+    """
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -1134,7 +1183,7 @@ def _is_headerless_kline(first: list[str]) -> bool:
 
 def _read_table(path: Path, asset: str | None, layout: str):
     """One file -> ({asset: frame}, tz_aware)."""
-    text = _read_text(path)
+    text = read_text(path)
     sep = _separator(text)
     try:
         raw = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
@@ -1175,7 +1224,7 @@ def _read_table(path: Path, asset: str | None, layout: str):
     if raw.empty:
         raise DataError(f"{path}: no data rows")
     raw = raw.assign(_line=lines)
-    dates, aware = _parse_dates(raw["date"], lines, path)
+    dates, aware = parse_dates(raw["date"], lines, path)
     raw = raw.drop(columns="date")
     raw.index = pd.DatetimeIndex(dates, name="date")
 
@@ -1317,8 +1366,33 @@ def _check_header(path: Path, header: list[str], names: list[str], kline: bool) 
         seen[key] = i
 
 
-def _parse_dates(text: pd.Series, lines: np.ndarray, path: Path):
-    """Text or epoch dates -> (datetime64[ns] values, tz_aware); naive UTC when aware."""
+def parse_dates(text: pd.Series, lines: np.ndarray, path: Path):
+    """Text or epoch dates -> (datetime64[ns] values, tz_aware); naive UTC when aware.
+
+    ``load_csv``'s date column rules (one format per column, guessed from the first
+    date; epoch seconds to ns by digit count); the engine's tick files use them too (not
+    in ``__all__``: for quantlab's modules).
+
+    Parameters
+    ----------
+    text : pandas.Series
+        The dates as text, no missing entries expected (a missing one is an error).
+    lines : numpy.ndarray
+        Each entry's data row number, for the error messages.
+    path : pathlib.Path
+        The file, for the error messages.
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, bool)
+        datetime64[ns] values (UTC, naive, where the text had offsets) and whether the
+        first date had a UTC offset or was an epoch number.
+
+    Raises
+    ------
+    DataError
+        Naming ``path`` and the data row: missing, unparsable, mixed or out-of-range dates.
+    """
     t = text.str.strip()
 
     def fail(i, why):

@@ -16,7 +16,7 @@ from quantlab import _threads, _validate
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions
 from quantlab.calendar import periods_for
-from quantlab.data import BAR_VARS, _time_asset as _panel, shifted, validate
+from quantlab.data import BAR_VARS, time_asset as _panel, shifted, validate
 from quantlab.errors import DataError
 from quantlab.signals import check_events as _bool, from_entries_exits
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from quantlab import _validate as _v
-from quantlab.data import _parse_dates, _read_text, user_path
+from quantlab.data import parse_dates, read_text, user_path
 from quantlab.engine.core import _column, _in_ticks, _real_column
 from quantlab.engine.reference import FIELDS, _not_real, to_int
 from quantlab.engine.results import TickResult
@@ -157,7 +157,7 @@ def _read_tick_file(path: Path) -> dict:
     else:
         import io
 
-        text = _read_text(path)
+        text = read_text(path)
         try:
             df = pd.read_csv(io.StringIO(text))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
@@ -178,7 +178,7 @@ def _read_tick_file(path: Path) -> dict:
         out = np.full(len(ts), np.datetime64("NaT"), "datetime64[ns]")  # NaT: a rejected tick
         if (~blank).any():
             rows = np.flatnonzero(~blank)
-            out[rows], _ = _parse_dates(text[~blank].astype(str), rows + 1, path)
+            out[rows], _ = parse_dates(text[~blank].astype(str), rows + 1, path)
         df["timestamp"] = out
     for f in FIELDS[:-1]:   # a cell that is not a number is a rejected tick, as in a dict
         if not pd.api.types.is_numeric_dtype(df[f].dtype):
