@@ -39,7 +39,6 @@ drawdowns bit for bit).
 from __future__ import annotations
 
 import math
-import warnings
 from statistics import NormalDist
 
 import numpy as np
@@ -371,9 +370,11 @@ def _with_rate(name, r, b, params, rate):
         with np.errstate(invalid="ignore"):
             return _compute_np([name], r - rate, b, p)[name]
     beta_ = _compute_np(["beta"], r, b, p)["beta"]
-    with np.errstate(invalid="ignore", over="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: NaN
-        excess = np.nanmean(r - rate - beta_ * (_along_time(b, r) - rate), axis=0)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        d = r - rate - beta_ * (_along_time(b, r) - rate)
+        # np.nanmean's sum / count, bit for bit, without its all-NaN RuntimeWarning (an
+        # all-NaN column: 0 / 0 = NaN); a warnings filter is process-wide, errstate per thread
+        excess = np.nansum(d, axis=0) / np.sum(~np.isnan(d), axis=0)
         return np.asarray((1.0 + excess) ** p["ann"] - 1.0, dtype=np.float64)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import warnings
 
 import numpy as np
 import xarray as xr
@@ -673,6 +672,14 @@ def _quiet():
     return np.errstate(all="ignore")
 
 
+def _nanmean(x: np.ndarray, axis=None):
+    """``np.nanmean`` bit for bit (its sum over the non-NaN values / their count), an
+    all-NaN slice NaN (0 / 0, silent inside ``_quiet()``) without np.nanmean's
+    RuntimeWarning: silencing that needs a warnings filter, which is process-wide and not
+    thread-safe (``np.errstate`` is per thread)."""
+    return np.nansum(x, axis=axis) / np.sum(~np.isnan(x), axis=axis)
+
+
 _BLAS = None   # threadpoolctl's controller of the loaded BLAS, built on first use
 _BLAS_LOCK = threading.Lock()
 _BLAS_HELD = [0, None]   # updates inside the limit, and the limiter that restores BLAS
@@ -750,9 +757,8 @@ class _AttentionLive(LiveSignal):
             with _quiet():
                 z = (x - mu) / np.where(sd > 0, sd, np.nan)
         n = c.shape[0]
-        with _quiet(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN: NaN, as xarray
-            score = np.nanmean(z.reshape(3, n), axis=0)
+        with _quiet():
+            score = _nanmean(z.reshape(3, n), axis=0)   # all-NaN: NaN, as xarray
         event = score > self.threshold
         opened = self.opened.push(np.where(event, np.sign(r) * self.sign, np.nan))
         have = ~np.isnan(opened)                 # ffill(limit=hold - 1) then fillna(0)
@@ -777,10 +783,9 @@ class _SentimentLive(LiveSignal):
         n = ff.shape[0]
         if n < 3:
             raise ValueError("sentiment_regime needs a cross-section of at least 3 assets")
-        with _quiet(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            rm = np.nanmean(r)
-            csad = np.nanmean(np.abs(r - rm))
+        with _quiet():
+            rm = _nanmean(r)
+            csad = _nanmean(np.abs(r - rm))
         closes = self.closes.push(ff)
         herd = self.herd.push(np.array([csad, abs(rm), rm * rm]))
         if i % self.hold:

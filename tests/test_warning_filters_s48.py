@@ -1,0 +1,147 @@
+"""No process-wide warning filters in library code (session 48, helper "shape").
+
+``warnings.catch_warnings()`` swaps the process's ``warnings.filters``: while one thread
+(a kernel on the pool, a deployment) holds it, another thread's warning is lost, and two
+overlapping blocks can restore each other's filters wrongly (the Python docs say it is
+not thread-safe). quantlab silenced NaN warnings this way in metrics.alpha with a rate
+series, two live signals of the unconventional strategies and crossmarket's Granger test;
+those paths now do not warn at all (np.errstate is per thread), with the same numbers.
+Here the test itself uses catch_warnings: a test is single-threaded."""
+from __future__ import annotations
+
+import ast
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import quantlab as ql
+
+ROOT = Path(__file__).resolve().parent.parent / "quantlab"
+FILTERS = {"catch_warnings", "simplefilter", "filterwarnings", "resetwarnings"}
+
+
+def _filter_calls():
+    """(file, line, name) of every call of a warnings-filter function in quantlab's
+    code (docstring examples are strings, not calls: they are not counted)."""
+    found = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+                if name in FILTERS:
+                    found.append((str(path.relative_to(ROOT.parent)), node.lineno, name))
+            elif isinstance(node, ast.ImportFrom) and node.module == "warnings":
+                found += [(str(path.relative_to(ROOT.parent)), node.lineno, a.name)
+                          for a in node.names if a.name in FILTERS]
+    return found
+
+
+def _quiet_call(fn, *args, **kwargs):
+    """fn's result and the warnings it emitted (every one recorded)."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        out = fn(*args, **kwargs)
+    return out, [f"{w.category.__name__}: {w.message}" for w in seen]
+
+
+def _nanmean_silenced(x, axis=None):
+    """np.nanmean with its all-NaN RuntimeWarning silenced: what the code did before."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(x, axis=axis)
+
+
+# ---------------------------------------------------------------- metrics.alpha with a rate
+
+@pytest.mark.parametrize("rate_nan", [False, True])
+def test_alpha_with_a_rate_series_is_nanmean_s_value_and_silent_on_an_all_nan_column(rate_nan):
+    rng = np.random.default_rng(3)
+    t = pd.date_range("2020-01-01", periods=60, freq="B")
+    r = pd.DataFrame(rng.normal(0, 0.01, (60, 4)), index=t, columns=list("abcd"))
+    r["b"] = np.nan                      # all NaN: NaN
+    r.iloc[::3, 2] = np.nan              # partial NaN
+    r.iloc[:-1, 3] = np.nan              # one value: beta NaN -> NaN
+    b = pd.Series(rng.normal(0, 0.01, 60), index=t)
+    rf = pd.Series(np.full(60, 1e-4), index=t)
+    if rate_nan:
+        rf.iloc[5:9] = np.nan
+    got, seen = _quiet_call(ql.metrics.alpha, r, b, risk_free=rf)
+    assert seen == []
+    beta = ql.metrics.beta(r, b).to_numpy()
+    R, B, F = r.to_numpy(), b.to_numpy()[:, None], rf.to_numpy()[:, None]
+    want = (1 + _nanmean_silenced(R - F - beta * (B - F), axis=0)) ** 252 - 1
+    np.testing.assert_array_equal(got.to_numpy(), want)
+    assert np.isnan(got["b"]) and np.isfinite(got[["a", "c"]]).all()
+
+
+# ---------------------------------------------------------------- the live signals' means
+
+def test_the_live_signals_nanmean_is_numpy_s_bit_for_bit_without_a_warning():
+    from quantlab.strategies.unconventional import _nanmean
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for shape in [(3, 7), (3, 1), (3, 0), (0, 4), (5,), (0,)]:
+        for frac in (0.0, 0.3, 0.7, 1.0):
+            x = rng.normal(size=shape) * 10.0 ** rng.integers(-5, 5, size=shape)
+            x[rng.random(shape) < frac] = np.nan
+            for axis in ([0, None] if len(shape) == 2 else [None]):
+                with np.errstate(all="ignore"):
+                    got, seen = _quiet_call(_nanmean, x, axis=axis)
+                want = _nanmean_silenced(x, axis=axis)
+                assert seen == []
+                assert type(got) is type(want) and np.shape(got) == np.shape(want)
+                np.testing.assert_array_equal(got, want)
+                checked += np.size(want)
+    assert checked > 50
+
+
+def _holidays(ds, bars):
+    """``ds`` with every asset's every variable NaN at ``bars`` (a market holiday)."""
+    ds = ds.copy(deep=True)
+    for v in ds.data_vars:
+        a = ds[v].transpose("time", "asset").values.copy()
+        a[bars] = np.nan
+        ds[v] = (("time", "asset"), a)
+    return ds
+
+
+@pytest.mark.parametrize("name, params", [
+    ("attention", {"window": 20, "threshold": 1.0, "hold": 3}),
+    ("sentiment_regime", {"anchor_window": 60, "herd_window": 40, "hold": 5})])
+def test_live_signals_on_all_nan_bars_are_silent_and_match_the_full_history(
+        name, params, monkeypatch):
+    """An all-NaN bar (every proxy's z NaN; every return NaN) took np.nanmean's all-NaN
+    path: NaN, with a RuntimeWarning silenced by a process-wide filter."""
+    from quantlab.strategies import unconventional
+
+    all_nan = []
+
+    def spy(x, axis=None):
+        all_nan.append(bool(np.isnan(x).all(axis=axis).any()))
+        return nanmean(x, axis=axis)
+
+    nanmean = unconventional._nanmean
+    monkeypatch.setattr(unconventional, "_nanmean", spy)
+    ds = _holidays(ql.data.load().isel(time=slice(800, 1100)), [100, 101, 150, 220])
+    s = ql.strategies.get(name, **params)
+    with np.errstate(all="ignore"):
+        want = s.signal(ds).transpose("time", "asset").values
+    assert np.nanmax(np.abs(want)) > 0
+    live = s.live()
+    vals = {v: ds[v].transpose("time", "asset").values for v in ds.data_vars}
+    times = ds.time.values
+
+    def feed():
+        return np.array([live.update(i, times[i], {v: a[i] for v, a in vals.items()})
+                         for i in range(ds.sizes["time"])])
+
+    got, seen = _quiet_call(feed)
+    assert seen == []
+    assert any(all_nan), "no all-NaN slice reached the mean: the test tests nothing"
+    same = (np.isnan(got) & np.isnan(want)) | np.isclose(got, want, rtol=1e-9, atol=0.0)
+    assert same.all()
