@@ -10,8 +10,6 @@ release.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -400,8 +398,6 @@ class CrossMarketAnalyzer:
         0    IBM     MSFT    3
         1   MSFT      IBM    1
         """
-        from statsmodels.tsa.stattools import grangercausalitytests
-
         max_lag = _validate.integer("max_lag", max_lag, lo=1)
         min_obs = _validate.integer("min_obs", min_obs, lo=1)
         # the Granger regression of lag k needs more than 3k + 1 rows (statsmodels)
@@ -421,10 +417,7 @@ class CrossMarketAnalyzer:
                 if np.isnan(cors).all():   # a series constant over the overlap: no relation
                     continue
                 k = int(np.nanargmax(np.abs(cors))) + 1
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    g = grangercausalitytests(np.column_stack([y, x]), [k])
-                p = float(g[k][0]["ssr_ftest"][1])
+                p = _granger_p(y, x, k, f"{lead} -> {follow}")
                 # the source shifted by k - 1, so TE's one-step source term is x_{t-k}
                 te = measures.transfer_entropy(x[:len(x) - k + 1], y[k - 1:], bins=te_bins)
                 rows.append({"leader": lead, "follower": follow, "lag": k,
@@ -723,6 +716,47 @@ class CrossMarketAnalyzer:
         from quantlab import plots  # lazy: the face imports bokeh; research must not
 
         return plots.crossmarket_figure(self.report_data(window=window, max_lag=max_lag))
+
+
+def _granger_p(y: np.ndarray, x: np.ndarray, k: int, pair: str) -> float:
+    """p-value of the Granger F test that x's last ``k`` values add nothing to y's own last
+    ``k`` in predicting y: statsmodels' ``grangercausalitytests(np.column_stack([y, x]),
+    [k])[k][0]["ssr_ftest"][1]``, the same operations bit for bit.
+
+    Computed here from statsmodels' pieces because grangercausalitytests fits with
+    ``OLS.fit()``, which warns (SingularMatrixWarning) when the leader's lags repeat the
+    follower's (one series added under two names); silencing that needs a warnings
+    filter, process-wide and not thread-safe. The F test needs only the residual sums of
+    squares of the two fits (pseudo-inverse, rank from its singular values, as
+    statsmodels): a repeated series gives F = 0, p = 1, as before. Where statsmodels
+    raised InfeasibleTestError (a constant lagged column, or y fitted exactly: one series
+    a shifted copy of the other), a DataError names the pair."""
+    from scipy import stats  # lazy: scipy/statsmodels load in 0.5 s; only lead_lag needs them
+    from statsmodels.tools.tools import add_constant, pinv_extended  # lazy: as scipy
+    from statsmodels.tsa.tsatools import lagmat2ds  # lazy: as scipy
+
+    def ssr_df(endog, exog):
+        pinv, singular = pinv_extended(exog)
+        resid = endog - np.dot(exog, np.dot(pinv, endog))
+        rank = np.linalg.matrix_rank(np.diag(singular))
+        return np.dot(resid, resid), float(exog.shape[0]) - rank
+
+    dta = lagmat2ds(np.column_stack([y, x]), k, trim="both", dropex=1)
+    own = add_constant(dta[:, 1:k + 1], prepend=False)
+    joint = add_constant(dta[:, 1:], prepend=False)
+    if joint.shape[1] == dta.shape[1] - 1 or (joint.max(0) == joint.min(0)).sum() != 1:
+        raise DataError(f"lead_lag: {pair}: a series is constant over {k} lagged returns "
+                        "of the overlap; the Granger test at that lag is undefined")
+    ssr_own, _ = ssr_df(dta[:, 0], own)
+    ssr, df_resid = ssr_df(dta[:, 0], joint)
+    centred = dta[:, 0] - dta[:, 0].mean()
+    tss = np.dot(centred, centred)
+    if tss == 0 or ssr == 0 or np.isnan(1 - ssr / tss) or ssr / tss < np.finfo(float).eps:
+        raise DataError(f"lead_lag: {pair}: the follower's returns are fitted exactly by "
+                        f"both series' last {k} returns (one a shifted copy of the "
+                        "other?); the Granger test is undefined")
+    f = (ssr_own - ssr) / ssr / k * df_resid
+    return float(stats.f.sf(f, k, df_resid))
 
 
 def _holm(p) -> np.ndarray:

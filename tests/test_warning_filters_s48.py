@@ -145,3 +145,61 @@ def test_live_signals_on_all_nan_bars_are_silent_and_match_the_full_history(
     assert any(all_nan), "no all-NaN slice reached the mean: the test tests nothing"
     same = (np.isnan(got) & np.isnan(want)) | np.isclose(got, want, rtol=1e-9, atol=0.0)
     assert same.all()
+
+
+# ---------------------------------------------------------------- crossmarket's Granger test
+
+def _returns(n_pairs=6):
+    close = ql.data.load()["close"].to_pandas()
+    r = np.log(close).diff().iloc[1:]
+    return r[list(r.columns[:n_pairs])]
+
+
+def test_granger_p_is_statsmodels_ssr_ftest_bit_for_bit():
+    from statsmodels.tsa.stattools import grangercausalitytests
+
+    from quantlab.crossmarket import _granger_p
+
+    r = _returns(5)
+    rng = np.random.default_rng(1)
+    y0 = r.iloc[:, 0].dropna().to_numpy()
+    cases = [(p[:, 1], p[:, 0]) for a in r for b in r if a != b
+             for p in [r[[a, b]].dropna().to_numpy()]]
+    cases += [(y0, 2 * y0 + 1), (rng.normal(size=40), rng.normal(size=40) * 1e-7)]
+    for y, x in cases:
+        for k in (1, 2, 5):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                g = grangercausalitytests(np.column_stack([y, x]), [k])
+            got, seen = _quiet_call(_granger_p, y, x, k, "x -> y")
+            assert seen == []
+            assert got == float(g[k][0]["ssr_ftest"][1])
+
+
+def _analyzer(series):
+    cm = ql.crossmarket.CrossMarketAnalyzer()
+    for name, s in series.items():
+        cm.add_market_data("equity", name, s)
+    return cm
+
+
+def test_lead_lag_of_a_series_added_twice_is_silent_with_p_one():
+    """A symbol added under two names: the leader's lags repeat the follower's, a
+    rank-deficient design (statsmodels' SingularMatrixWarning); the ssr F is 0, p 1."""
+    close = ql.data.load()["close"].to_pandas()
+    cm = _analyzer({"IBM": close["IBM"], "IBM2": close["IBM"].copy(), "MSFT": close["MSFT"]})
+    out, seen = _quiet_call(cm.lead_lag, max_lag=3, min_obs=100)
+    assert seen == []
+    twin = out[out.leader.str.startswith("IBM") & out.follower.str.startswith("IBM")]
+    assert len(twin) == 2 and (twin.granger_p == 1.0).all()
+    assert (out.granger_p < 1).sum() >= 2
+
+
+def test_lead_lag_refuses_a_shifted_copy_naming_the_pair():
+    """The follower fitted exactly by the leader's past: statsmodels raised its own
+    InfeasibleTestError (a RuntimeError naming neither series) out of lead_lag."""
+    close = ql.data.load()["close"].to_pandas()
+    cm = _analyzer({"IBM": close["IBM"], "LAG": close["IBM"].shift(1)})
+    with pytest.raises(ql.errors.DataError, match=r"^lead_lag: IBM -> LAG: the follower's "
+                                                   r"returns are fitted exactly"):
+        cm.lead_lag(max_lag=3, min_obs=100)
