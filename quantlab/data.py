@@ -1429,21 +1429,17 @@ def parse_dates(text: pd.Series, lines: np.ndarray, path: Path):
         fail(0, f"time {first!r} without a date")
     aware0 = re.search(_TZ_SUFFIX, first) is not None
     values = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)   # dayfirst notes: handled below
-        # one format per column, from the first date; day-first if only that fits them all
-        formats = [f for f in dict.fromkeys((guess_datetime_format(first),
-                                             guess_datetime_format(first, dayfirst=True)))
-                   if f] or ["ISO8601"]
-        for fmt in formats:
-            try:
-                got = pd.to_datetime(t, format=fmt, errors="coerce", utc=aware0)
-            except (ValueError, OverflowError):
-                continue
-            if values is None or not got.isna().any():
-                values = got
-            if not got.isna().any():
-                break
+    # one format per column, from the first date; day-first if only that fits them all
+    formats = _date_formats(first) or ["ISO8601"]
+    for fmt in formats:
+        try:
+            got = pd.to_datetime(t, format=fmt, errors="coerce", utc=aware0)
+        except (ValueError, OverflowError):
+            continue
+        if values is None or not got.isna().any():
+            values = got
+        if not got.isna().any():
+            break
     failed = values.isna().to_numpy() if values is not None else np.ones(len(t), bool)
     if failed.any() or formats == ["ISO8601"]:
         # diagnose: a naive/offset mix first, then the first unparsable date
@@ -1462,6 +1458,36 @@ def parse_dates(text: pd.Series, lines: np.ndarray, path: Path):
     if values.dt.tz is not None:
         values = values.dt.tz_convert("UTC").dt.tz_localize(None)
     return _bounded_ns(values, t, lines, path), aware0
+
+
+def _date_formats(first: str) -> list[str]:
+    """pandas' guesses of ``first``'s format month-first, then day-first, each once:
+    ``guess_datetime_format(first)`` and ``(first, dayfirst=True)``, without the
+    UserWarning pandas gives when its answer is in the other order (13/01/2020 asked
+    month-first: %d/%m/%Y, warned; 20200113 asked day-first: %Y%m%d, warned). Silencing
+    it took a warnings filter, process-wide and not thread-safe; here an order pandas
+    would not answer in is not asked (its answer was the other order's, the same format).
+
+    The orders ``first`` fits: its layouts are guessed on a probe whose numbers 13-31 read
+    12 (any day fits a month there, so pandas answers in the order asked), and ``first``
+    is parsed with each. Digits run together (20200113) are year-month-day in pandas
+    whatever ``dayfirst`` says: only month-first is asked."""
+    def fits(layout):
+        if not (layout and "%d" in layout and "%m" in layout):
+            return True    # no day and month to order: pandas has nothing to warn about
+        try:
+            return not pd.isna(pd.to_datetime(first, format=layout, errors="coerce", utc=True))
+        except (ValueError, OverflowError):
+            return False
+
+    probe = re.sub(r"(?<![\d:])(?:1[3-9]|2\d|3[01])(?![\d:])", "12", first)
+    month_first = guess_datetime_format(probe)
+    if month_first and "%m%d" in month_first:
+        ask = [False]
+    else:
+        ask = [False] * fits(month_first) + [True] * fits(guess_datetime_format(probe, True))
+    out = [guess_datetime_format(first, dayfirst=d) for d in ask or (False, True)]
+    return [f for f in dict.fromkeys(out) if f]
 
 
 def _bounded_ns(values: pd.Series, t: pd.Series, lines, path: Path) -> np.ndarray:

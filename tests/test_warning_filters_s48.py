@@ -40,6 +40,10 @@ def _filter_calls():
     return found
 
 
+def test_no_quantlab_module_changes_the_process_warning_filters():
+    assert _filter_calls() == []
+
+
 def _quiet_call(fn, *args, **kwargs):
     """fn's result and the warnings it emitted (every one recorded)."""
     with warnings.catch_warnings(record=True) as seen:
@@ -203,3 +207,70 @@ def test_lead_lag_refuses_a_shifted_copy_naming_the_pair():
     with pytest.raises(ql.errors.DataError, match=r"^lead_lag: IBM -> LAG: the follower's "
                                                    r"returns are fitted exactly"):
         cm.lead_lag(max_lag=3, min_obs=100)
+
+
+# ---------------------------------------------------------------- load_csv's date formats
+
+def _formats_silenced(first):
+    """load_csv's formats before: both pandas guesses, their dayfirst warning silenced."""
+    from pandas.tseries.api import guess_datetime_format
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return [f for f in dict.fromkeys((guess_datetime_format(first),
+                                          guess_datetime_format(first, dayfirst=True))) if f]
+
+
+def _first_dates():
+    """Dates as CSV files write them: day or month first or forced (a day > 12), padded or
+    not, /-. and space separated, 2- and 4-digit years, digits run together, month names,
+    times and offsets."""
+    import itertools
+
+    out = ["2020", "2020-01", "01/2020", "13/13/2020", "32/01/2020", "2020-13-01", "x",
+           "Thu, 02 Jan 2020", "Monday 13 January 2020", "15:30", "20200113", "200113",
+           "20200113153000", "20200113T1530", "20201301", "2020-01-13T15:30:00.123456Z"]
+    times = ["", " 13:45", "T15:30:00", " 23:59:59.5", " 12:30:00+00:00", " 10:00:00-05:30",
+             " 1:30 PM"]
+    for (d, m), y, sep, t in itertools.product([(1, 1), (2, 12), (12, 2), (13, 1), (31, 12),
+                                                (9, 10), (20, 3)], ["2020", "99"], "/-. ",
+                                               times):
+        for day, mon in ((f"{d:02d}", f"{m:02d}"), (str(d), str(m))):
+            out += [f"{day}{sep}{mon}{sep}{y}{t}", f"{mon}{sep}{day}{sep}{y}{t}",
+                    f"{y}{sep}{mon}{sep}{day}{t}"]
+        name = pd.Timestamp(2020, m, 1).strftime("%b")
+        out += [f"{d} {name} {y}{t}", f"{name} {d}, {y}{t}", f"{d}-{name}-{y}{t}"]
+    return sorted(set(out))
+
+
+def test_load_csv_date_formats_are_pandas_guesses_without_the_dayfirst_warning():
+    """13/01/2020 asked month-first (and 01/13/2020 or 20200113 day-first) made pandas
+    warn; load_csv silenced it with a process-wide filter. The same formats now, asked
+    only in the orders the date fits."""
+    from pandas.tseries.api import guess_datetime_format
+
+    from quantlab.data import _date_formats
+
+    dates = _first_dates()
+    assert len(dates) > 1000
+    warned_before = 0
+    for first in dates:
+        want = _formats_silenced(first)
+        _, before = _quiet_call(lambda: [guess_datetime_format(first, dayfirst=d)
+                                         for d in (False, True)])
+        warned_before += bool(before)
+        got, seen = _quiet_call(_date_formats, first)
+        assert (got, seen) == (want, []), first
+    assert warned_before > 100    # the dates exercise pandas' warning
+
+
+@pytest.mark.parametrize("rows, day", [("02/01/2020,1\n13/01/2020,2\n", 13),
+                                       ("01/02/2020,1\n01/13/2020,2\n", 13),
+                                       ("13/01/2020,1\n14/01/2020,2\n", 14),
+                                       ("20200102,1\n20200113,2\n", 13)])
+def test_load_csv_of_day_first_month_first_and_compact_dates_is_silent(tmp_path, rows, day):
+    path = tmp_path / "X.csv"
+    path.write_text("Date,Close\n" + rows)
+    ds, seen = _quiet_call(ql.data.load_csv, path)
+    assert seen == []
+    assert pd.Timestamp(ds.time.values[-1]) == pd.Timestamp(2020, 1, day)
