@@ -1469,8 +1469,8 @@ def _date_formats(first: str) -> list[str]:
     would not answer in is not asked (its answer was the other order's, the same format).
 
     The orders ``first`` fits: its layouts are guessed on a probe whose numbers 13-31 read
-    12 (any day fits a month there, so pandas answers in the order asked), and ``first``
-    is parsed with each. Digits run together (20200113) are year-month-day in pandas
+    12 (a time's, next to a colon, kept), where any day fits a month, so pandas answers in
+    the order asked; ``first`` is parsed with each. Digits run together (20200113) are year-month-day in pandas
     whatever ``dayfirst`` says: only month-first is asked."""
     def fits(layout):
         if not (layout and "%d" in layout and "%m" in layout):
