@@ -1470,8 +1470,8 @@ def _date_formats(first: str) -> list[str]:
 
     The orders ``first`` fits: its layouts are guessed on a probe whose numbers 13-31 read
     12 (a time's, next to a colon, kept), where any day fits a month, so pandas answers in
-    the order asked; ``first`` is parsed with each. Digits run together (20200113) are year-month-day in pandas
-    whatever ``dayfirst`` says: only month-first is asked."""
+    the order asked; ``first`` is parsed with each. Digits run together (20200113) are
+    year-month-day in pandas whatever ``dayfirst`` says: only month-first is asked."""
     def fits(layout):
         if not (layout and "%d" in layout and "%m" in layout):
             return True    # no day and month to order: pandas has nothing to warn about
