@@ -55,7 +55,7 @@ browser:
 	  else echo "chromium is missing: sudo apt-get install chromium"; fi; }
 
 test: install browser
-	$(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=30
 	$(BIN)/python -m pytest quantlab --doctest-modules -p no:nbval  # docstring Examples (issue #29)
 
 # BENCH_ARGS: e.g. "--only rolling", or a long section: "--only scale -- --assets 100 --days 30"
