@@ -688,12 +688,13 @@ class _Sink:
         from concurrent.futures import ThreadPoolExecutor
 
         eq, cash, pos, orders, halted, interest = run.out
-        values = dict(zip(_OUTPUTS, (eq, cash, pos, halted.astype(bool), interest)))
+        values = dict(zip(_OUTPUTS, (eq, cash, pos, halted, interest)))
+        values = {k: values[k].astype(bool) if k == "halted" else values[k]
+                  for k in self.keys}   # halted only with a dd_limit
         self.wait()
         if self.writer is None:
             self.writer = ThreadPoolExecutor(1, thread_name_prefix="ql-results")
-        self.pending = self.writer.submit(self._put, {k: values[k] for k in self.keys},
-                                          t0, t1)
+        self.pending = self.writer.submit(self._put, values, t0, t1)
         orders[0][:] += t0          # row numbers in the whole run
         self.held.append((part, base, orders))
         self.flush(state)
@@ -837,8 +838,12 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None, siblings=No
             out = None
             if ring:   # the sink writes at most one chunk's set while the kernel fills the other
                 out = tuple(a[:t1 - t0] for a in ring[part % 2])
-                out[3][:] = 0          # halted and interest: the kernel adds to zeros
-                out[4][:] = 0.0
+                # halted and interest start at 0 (a bar the kernel skips keeps it); it
+                # writes them only with a dd_limit or borrowing, and nothing reads them else
+                if opts.dd_limit:
+                    out[3][:] = 0
+                if opts.borrow_rate:
+                    out[4][:] = 0.0
             run = dispatch.simulate(*loaded, _sliced_opts(opts, time=slice(w0, t1)),
                                     state=state, start=t0 - w0, labels_checked=True,
                                     out=out, prev_close=this,
