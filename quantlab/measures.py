@@ -407,8 +407,10 @@ def hurst(x, nvals=None, corrected=True, unbiased=True) -> float:
     >>> round(ql.measures.hurst(x), 4)
     0.5096
     """
+    corrected = _validate.flag("corrected", corrected)
+    unbiased = _validate.flag("unbiased", unbiased)
     a = _series(x)
-    return _hurst_plan(a.size, _sizes(nvals, "block"), bool(corrected))(a, bool(unbiased)) + (
+    return _hurst_plan(a.size, _sizes(nvals, "block"), corrected)(a, unbiased) + (
         0.5 if corrected else 0.0)
 
 
@@ -423,9 +425,11 @@ def rolling_hurst(x, window, dim="time", nvals=None, corrected=True, unbiased=Tr
     >>> ql.measures.rolling_hurst(r, 100).isel(time=-1).round(3).values
     array([0.42 ,   nan, 0.503, 0.468])
     """
+    corrected = _validate.flag("corrected", corrected)
+    unbiased = _validate.flag("unbiased", unbiased)
     nvals = _sizes(nvals, "block")
     _hurst_nvals(_window(window), nvals)   # fail early (no allocation)
-    return _rolling(_hurst_kernel(bool(corrected), bool(unbiased), nvals), x, window, dim)
+    return _rolling(_hurst_kernel(corrected, unbiased, nvals), x, window, dim)
 
 
 # ---- DFA --------------------------------------------------------------------------
@@ -474,8 +478,9 @@ def dfa(x, nvals=None, overlap=False) -> float:
     >>> round(ql.measures.dfa(x), 4)
     0.5294
     """
+    overlap = _validate.flag("overlap", overlap)
     a = _series(x)
-    return _one(_k.roll_dfa, a, _dfa_nvals(a.size, _sizes(nvals, "box")), bool(overlap))
+    return _one(_k.roll_dfa, a, _dfa_nvals(a.size, _sizes(nvals, "box")), overlap)
 
 
 @fill(_DOC)
@@ -489,8 +494,9 @@ def rolling_dfa(x, window, dim="time", nvals=None, overlap=False):
     >>> ql.measures.rolling_dfa(r, 100).isel(time=-1).round(3).values
     array([0.652,   nan, 0.553, 0.842])
     """
+    overlap = _validate.flag("overlap", overlap)
     nv = _dfa_nvals(_window(window), _sizes(nvals, "box"))
-    return _rolling(lambda v, w: _k.roll_dfa(v, w, nv, bool(overlap)), x, window, dim)
+    return _rolling(lambda v, w: _k.roll_dfa(v, w, nv, overlap), x, window, dim)
 
 
 # ---- fractal dimensions -----------------------------------------------------------
@@ -789,9 +795,10 @@ def permutation_entropy(x, order=3, delay=1, normalize=False) -> float:
     >>> round(ql.measures.permutation_entropy(x, normalize=True), 4)
     0.9991
     """
+    normalize = _validate.flag("normalize", normalize)
     a = _series(x, ranks=True)
     order, delay = _perm_args(a.size, order, delay)
-    return _one(_k.roll_permen, a, order, delay, bool(normalize))
+    return _one(_k.roll_permen, a, order, delay, normalize)
 
 
 @fill(_DOC)
@@ -805,8 +812,9 @@ def rolling_permutation_entropy(x, window, dim="time", order=3, delay=1, normali
     >>> ql.measures.rolling_permutation_entropy(r, 100).isel(time=-1).round(3).values
     array([2.56 ,   nan, 2.574, 2.579])
     """
+    normalize = _validate.flag("normalize", normalize)
     order, delay = _perm_args(_window(window), order, delay)
-    return _rolling(lambda v, w: _k.roll_permen(v, w, order, delay, bool(normalize)),
+    return _rolling(lambda v, w: _k.roll_permen(v, w, order, delay, normalize),
                     x, window, dim, ranks=True)
 
 

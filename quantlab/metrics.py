@@ -566,7 +566,7 @@ def _params(period, annualization, **kw):
         kw["starting_value"] = _v.number("starting_value", kw["starting_value"])
     for key in ("risk_free", "required_return"):
         x = kw.get(key)
-        if x is not None and _is_scalar(x):
+        if key in kw and _is_scalar(x):   # None too: a TypeError naming it, not from a kernel
             if isinstance(x, (np.ndarray, xr.DataArray)):
                 x = x.item()
             kw[key] = _v.number(key, x)

@@ -338,6 +338,9 @@ def corr(x, window, dim="time", min_periods=None, asset_dim="asset", threads=Non
         if a.ndim != 2:   # checked first: the bridge would loop over a third axis
             _validate.real_array("x", a.dtype)
             raise ValueError(f"corr: NumPy input must be 2-D (time, asset), got {a.ndim}-D")
+    if not isinstance(asset_dim, str) or (isinstance(x, xr.DataArray) and asset_dim not in x.dims):
+        raise ValueError(f"asset_dim must name a dimension of x {tuple(getattr(x, 'dims', ()))}"
+                         f", got {_validate._show(asset_dim)}")   # None: a reshape error
     other = f"{asset_dim}_other"
     m = x.shape[-1] if not isinstance(x, xr.DataArray) else x.sizes.get(asset_dim, 0)
     out = bridge.apply(kernel, x, dim=dim, core=asset_dim, new_dim=(other, m), threads=threads)
