@@ -10,6 +10,7 @@ strategies net out.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -81,6 +82,9 @@ def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
     >>> list(labels.data_vars), str(labels["regime"].values[-1])
     (['volatility', 'trend', 'sentiment', 'regime'], 'low_vol|bull|risk_on')
     """
+    window, trend_window, breadth_window = (   # each named (rolling's error said "window")
+        _validate.integer(k, v, 1) for k, v in (("window", window), ("trend_window", trend_window),
+                                                 ("breadth_window", breadth_window)))
     close = ds["close"].ffill("time")
     mkt = returns(close).mean("asset")
     index = (1 + mkt.fillna(0.0)).cumprod("time")
@@ -219,6 +223,9 @@ class Ensemble:
         check_reweight(reweight)     # refused here, not once every stream is computed
         if isinstance(strategies, (str, registry.Strategy, type)):   # one, not its letters
             strategies = [strategies]
+        if not isinstance(strategies, Iterable):   # None, 5: "'int' object is not iterable"
+            raise TypeError(f"strategies must be a strategy or a list of them, got "
+                            f"{_validate._show(strategies)}")
         objs = [registry.resolve(s) for s in strategies]
         if len(objs) < 1:
             raise ValueError("an ensemble needs at least one strategy")

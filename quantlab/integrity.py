@@ -195,12 +195,13 @@ def expected_max_sharpe(n_trials, sr_variance) -> float:
     >>> round(ql.integrity.expected_max_sharpe(100, 0.01), 4)
     0.2531
     """
-    n_trials = _validate.integer("n_trials", n_trials, lo=1)
+    n_trials = _validate.integer("n_trials", n_trials, lo=1, hi=2 ** 62)
     sr_variance = _validate.number("sr_variance", sr_variance, lo=0)
     if n_trials < 2:
         return 0.0
-    return math.sqrt(sr_variance) * ((1 - EULER_GAMMA) * _N.inv_cdf(1 - 1 / n_trials)
-                                     + EULER_GAMMA * _N.inv_cdf(1 - 1 / (n_trials * math.e)))
+    # Φ⁻¹(1 - p) = -Φ⁻¹(p): 1 - 1/N rounds to 1.0 from N ~ 1e16 (a StatisticsError)
+    return -math.sqrt(sr_variance) * ((1 - EULER_GAMMA) * _N.inv_cdf(1 / n_trials)
+                                      + EULER_GAMMA * _N.inv_cdf(1 / (n_trials * math.e)))
 
 
 @fill(_DOC)

@@ -861,7 +861,11 @@ class RiskReport:
 
 def _weights(weights, n) -> np.ndarray:
     """``weights`` as n finite floats (NaN made every contribution NaN)."""
-    w = np.asarray(weights, dtype=float)
+    try:
+        w = np.asarray(weights, dtype=float)
+    except (TypeError, ValueError):   # a string, a dict: numpy's words named no argument
+        raise TypeError(f"weights must be {n} finite numbers, got "
+                        f"{_validate._show(weights)}") from None
     if w.shape != (n,) or not np.isfinite(w).all():
         raise ValueError(f"weights must be {n} finite numbers, got "
                          f"{_validate._show(w.tolist())}")
@@ -940,7 +944,10 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
     Raises
     ------
     ValueError
-        If ``cov`` is not a valid covariance matrix or ``budgets`` does not fit it.
+        If ``cov`` is not a valid covariance matrix or ``budgets`` does not fit it, or
+        ``tol``/``max_iter`` is out of range.
+    TypeError
+        If ``tol`` is not a number or ``max_iter`` not an integer.
 
     Examples
     --------
@@ -950,6 +957,8 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
     b    0.6667
     Name: weight, dtype: float64
     """
+    tol = _validate.number("tol", tol, 0)   # True ran as 1.0, "1e-9" crashed in numpy
+    max_iter = _validate.integer("max_iter", max_iter, 0)   # 0: the inverse-vol start
     c = _cov(cov)
     S = c.to_numpy()
     n = S.shape[0]

@@ -297,6 +297,9 @@ def rolling_stats(returns, window: int = 126, periods: int = 252,
     rf = _validate.number("risk_free_rate (annual)", risk_free_rate, -1, None, lo_open=True)
     s = _series(returns)
     rf_p = (1.0 + rf) ** (1.0 / periods) - 1.0
+    # a window longer than the series fills none, as one row longer does (10**30 overflowed
+    # pandas' C long); periods as a float (an int beyond int64 made np.sqrt an object loop)
+    window, periods = min(window, s.size + 1), float(periods)
     w = s.rolling(window, min_periods=window)
     sd = w.std(ddof=1).to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
