@@ -12,10 +12,12 @@ import math
 import numbers
 
 import numpy as np
+import pandas as pd
 
 from quantlab.errors import DataError
 
-__all__ = ["integer", "number", "flag", "choice", "real_array", "coords", "client", "where"]
+__all__ = ["integer", "number", "flag", "choice", "date", "real_array", "coords", "client",
+           "where"]
 
 
 def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
@@ -78,6 +80,28 @@ def choice(name: str, value, options):
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {_show(value)}")
     return value
+
+
+def date(name: str, value):
+    """``value`` (None, a date string, datetime/date, np.datetime64, Timestamp) as a naive
+    Timestamp (None stays None), or a ValueError/TypeError naming ``name``: 2012, True or
+    "notadate" reached a time slice and failed in pandas without naming the argument."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, numbers.Number)) and not isinstance(value, np.datetime64):
+        raise TypeError(f"{name} must be a date ('2020-01-31', a datetime or "
+                        f"np.datetime64), got {type(value).__name__} {_show(value)}")
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(f"{name} must be a date such as '2020-01-31', got {_show(value)}"
+                         ) from None
+    if ts is pd.NaT:
+        raise ValueError(f"{name} must be a date, got {_show(value)} (NaT)")
+    if ts.tzinfo is not None:
+        raise ValueError(f"{name} {_show(value)} has a time zone; the data's time index is "
+                         "naive: give a naive date")
+    return ts
 
 
 def client(value):

@@ -334,6 +334,7 @@ class CrossMarketAnalyzer:
         """
         if method not in ("pearson", "spearman"):
             raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
+        _validate.date("start", start), _validate.date("end", end)   # 2012 failed in pandas
         full = self.returns(symbols)
         r = full.sel(time=slice(start, end))
         if (start is not None or end is not None) and not r.notnull().any():
@@ -399,6 +400,7 @@ class CrossMarketAnalyzer:
         1   MSFT      IBM    1
         """
         max_lag = _validate.integer("max_lag", max_lag, lo=1)
+        te_bins = None if te_bins is None else _validate.integer("te_bins", te_bins, lo=1)
         min_obs = _validate.integer("min_obs", min_obs, lo=1)
         # the Granger regression of lag k needs more than 3k + 1 rows (statsmodels)
         need = max(min_obs, 3 * max_lag + 2)
@@ -437,6 +439,7 @@ class CrossMarketAnalyzer:
     # ---- influence -----------------------------------------------------------------
     def _betas(self, targets, driver, window):
         """Rolling OLS beta of each target's returns on the driver's, and its stability."""
+        window = _validate.integer("window", window, lo=2)   # None, "63": a // TypeError
         if driver in targets:
             raise ValueError(f"{driver} is the driver; it cannot be a target too")
         _once("targets", targets)
@@ -554,6 +557,7 @@ class CrossMarketAnalyzer:
         >>> round(v.attrs["leverage_correlation"], 3), v.attrs["window"]
         (-0.828, '2014-01-03 .. 2018-12-31')
         """
+        window = _validate.integer("window", window, lo=2)   # None, "21": a // TypeError
         self._need(vix, "volatility")
         p = self.prices([index, vix])
         r = p.sel(asset=index, drop=True).pipe(lambda s: s / shifted(s) - 1)

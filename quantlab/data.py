@@ -196,7 +196,7 @@ def load(name: str = "equities") -> xr.Dataset:
     >>> ds["asset"].values.tolist()
     ['AAPL', 'GOOG', 'IBM', 'MSFT']
     """
-    if name not in _SETS:
+    if not isinstance(name, str) or name not in _SETS:   # a list: "unhashable type"
         raise KeyError(f"unknown data set {name!r}; available: {', '.join(_SETS)}")
     spec = _SETS[name]
     if spec.package is not None:
@@ -852,6 +852,10 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
     2020-03-10    2.0
     Freq: 10D, dtype: float64
     """
+    if (release_lag is None or isinstance(release_lag, (bool, np.bool_, float, np.floating))
+            or (isinstance(release_lag, str) and release_lag.strip().lstrip("+-").isdigit())):
+        raise TypeError(f"release_lag must be whole days (an int) or a duration such as '30D' "
+                        f"or '1MS', got {release_lag!r}")  # 5.0 and '20' ran as nanoseconds
     is_xr = isinstance(series, (xr.DataArray, xr.Dataset))
     if is_xr:
         period = period or series.attrs.get("period")

@@ -26,6 +26,7 @@ import stat
 import time as _time
 import warnings
 import zipfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -238,6 +239,9 @@ def _resolve(strategy, params):
     """(Strategy, backtest options carried over) from a name, Strategy, class or an
     OptimizationResult (its best parameters and its backtest options)."""
     carried = {}
+    if params is not None and not isinstance(params, Mapping):   # "abc": "not a mapping", []
+        raise TypeError(f"params must be a dict of parameter values or None, got "
+                        f"{_validate._show(params)}")              # ran as no parameters
     if hasattr(strategy, "best_params") and hasattr(strategy, "strategy"):
         carried = dict(getattr(strategy, "backtest_options", None) or {})
         params = {**strategy.best_params, **(params or {})}

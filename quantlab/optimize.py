@@ -210,7 +210,9 @@ def _one_of(kind, value, choices):
 
 
 def _check_objectives(objective):
-    objs = (objective,) if isinstance(objective, str) else tuple(objective)
+    # None or 5 (not a name, not a sequence of names): "'int' object is not iterable"
+    objs = (tuple(objective) if isinstance(objective, (list, tuple, np.ndarray))
+            else (objective,))
     if not objs:
         raise ValueError("objective is empty")
     for o in objs:
@@ -222,30 +224,10 @@ def _check_method(method):
     _one_of("optimization_method", method, METHODS)
 
 
-def _date(name, v):
-    """``v`` (None, a date string, datetime/date, np.datetime64, Timestamp) as a naive
-    Timestamp, or a ValueError/TypeError naming ``name``."""
-    if v is None:
-        return None
-    if isinstance(v, (bool, numbers.Number)) and not isinstance(v, np.datetime64):
-        raise TypeError(f"{name} must be a date ('2020-01-31', a datetime or "
-                        f"np.datetime64), got {type(v).__name__} {v!r}")
-    try:
-        ts = pd.Timestamp(v)
-    except (ValueError, TypeError, OverflowError):
-        raise ValueError(f"{name} must be a date such as '2020-01-31', got {v!r}") from None
-    if ts is pd.NaT:
-        raise ValueError(f"{name} must be a date, got {v!r} (NaT)")
-    if ts.tzinfo is not None:
-        raise ValueError(f"{name} {v!r} has a time zone; the data's time index is naive: "
-                         "give a naive date")
-    return ts
-
-
 def _check_dates(data, start, end) -> tuple:
     """(start, end) as Timestamps (None kept), refused when unparseable, end before
     start, or outside the data's span [first bar, last bar]."""
-    start, end = _date("start_date", start), _date("end_date", end)
+    start, end = _validate.date("start_date", start), _validate.date("end_date", end)
     if start is not None and end is not None and end < start:
         raise ValueError(f"end_date {end.date()} is before start_date {start.date()}")
     t = data.time.values if isinstance(data, (xr.Dataset, xr.DataArray)) \

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import difflib
 
-from quantlab import rolling, strategies
+import numpy as np
+import pandas as pd
+
+from quantlab import _validate, rolling, strategies
 from quantlab.backtesting import backtest
 from quantlab.compat import ALIASES
 from quantlab.data import load as load_data
@@ -34,7 +37,12 @@ def _strategy_names(analysis_type) -> list[str]:
 
 
 def _check_symbols(symbols, ds) -> list[str]:
-    symbols = [symbols] if isinstance(symbols, str) else list(symbols)
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    elif not isinstance(symbols, (list, tuple, np.ndarray, pd.Index)) or not len(symbols):
+        raise TypeError(f"symbols must be a symbol or a non-empty list of them, got "
+                        f"{_validate._show(symbols)}")   # None: 'not iterable'; []: empty data
+    symbols = list(symbols)
     have = [str(a) for a in ds.asset.values]
     for s in symbols:
         if s not in have:
@@ -96,7 +104,7 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     from tqdm.auto import tqdm
 
     ds = data if data is not None else load_data()
-    ds = ds.sel(time=slice(start, end))
+    ds = ds.sel(time=slice(_validate.date("start", start), _validate.date("end", end)))
     symbols = _check_symbols(symbols, ds)
     names = _strategy_names(analysis_type)
     out = {s: {} for s in symbols}

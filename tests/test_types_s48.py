@@ -152,7 +152,123 @@ def test_expected_max_sharpe_of_very_many_trials():
                                            trials_sharpe_variance=0.01)
 
 
+# ---- dates ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value,exc", [(2012, TypeError), (True, TypeError),
+                                       ("notadate", ValueError), ([2012], ValueError)],
+                         ids=repr)
+@pytest.mark.parametrize("arg", ["start", "end"])
+def test_research_analysis_names_a_start_or_end_that_is_not_a_date(arg, value, exc, ds):
+    # was pandas' "cannot do slice indexing on DatetimeIndex with these indexers [2012]"
+    with pytest.raises(exc, match=f"{arg} must be a date"):
+        ql.run_research_analysis(["IBM"], "volatility", data=ds, progress=False,
+                                 **{arg: value})
+
+
+@pytest.mark.parametrize("value,exc", [(2012, TypeError), ("notadate", ValueError)], ids=repr)
+def test_crossmarket_correlations_names_a_start_that_is_not_a_date(value, exc):
+    cm = ql.crossmarket.CrossMarketAnalyzer()
+    cm.add_market_data("equity", "X", pd.Series(np.linspace(1, 2, 30),
+                                                index=pd.bdate_range("2020", periods=30)))
+    with pytest.raises(exc, match="start must be a date"):
+        cm.correlations(start=value)
+
+
+def test_research_analysis_takes_a_timestamp_a_date_and_a_string_alike(ds):
+    import datetime as dt
+
+    runs = [ql.run_research_analysis(["IBM"], "volatility", data=ds, progress=False, start=s)
+            for s in ("2012-06-01", pd.Timestamp("2012-06-01"), dt.date(2012, 6, 1))]
+    rows = [run["IBM"]["volatility_regime"] for run in runs]
+    assert rows[0]["signals"].index[0] == pd.Timestamp("2012-06-01")
+    for row in rows[1:]:
+        assert {k: v for k, v in row.items() if k != "signals"} == \
+            {k: v for k, v in rows[0].items() if k != "signals"}
+        pd.testing.assert_series_equal(row["signals"], rows[0]["signals"])
+
+
+# ---- containers ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [None, 5, []], ids=repr)
+def test_research_analysis_refuses_symbols_that_are_not_a_list_of_symbols(value, ds):
+    # None and 5: "'NoneType' object is not iterable"; []: "empty data set" from validate
+    with pytest.raises(TypeError, match="symbols must be a symbol or a non-empty list"):
+        ql.run_research_analysis(value, "volatility", data=ds, progress=False)
+
+
 @pytest.mark.parametrize("value", [None, 5, 2.5], ids=repr)
 def test_an_ensemble_of_something_not_a_list_of_strategies_is_refused(value):
     with pytest.raises(TypeError, match="strategies must be a strategy or a list"):
         ql.ensemble.Ensemble(value)
+
+
+def test_load_with_a_list_for_a_name_is_an_unknown_data_set():
+    with pytest.raises(KeyError, match="unknown data set"):
+        ql.data.load(["equities"])   # was TypeError: unhashable type: 'list'
+
+
+# ---- as_of's release_lag -------------------------------------------------------------
+
+MONTHLY = pd.Series(np.arange(6.0), index=pd.date_range("2020-01-31", periods=6, freq="ME"))
+DAILY = pd.date_range("2020-01-01", "2020-07-31", freq="D")
+
+
+@pytest.mark.parametrize("value", [True, False, 5.0, 5.5, math.nan, "20", None, np.float64(5)],
+                         ids=repr)
+def test_as_of_refuses_a_release_lag_that_is_not_days_or_a_duration(value):
+    # 5.0 and "20" were nanoseconds (pd.Timedelta(5.0)), True one day, NaN and None
+    # failed later as "index must be monotonic increasing or decreasing"
+    with pytest.raises(TypeError, match="release_lag must be whole days"):
+        ql.data.as_of(MONTHLY, value, index=DAILY)
+
+
+def test_as_of_takes_an_int_a_numpy_int_and_a_duration_alike():
+    want = ql.data.as_of(MONTHLY, 5, index=DAILY)
+    for v in (np.int64(5), "5D", pd.Timedelta(days=5)):
+        pd.testing.assert_series_equal(ql.data.as_of(MONTHLY, v, index=DAILY), want)
+
+
+# ---- signal, objective, params: the wrong kind of container --------------------------
+
+@pytest.mark.parametrize("kind", ["DataFrame", "Dataset", "float", "str", "list"])
+def test_backtest_refuses_a_signal_that_is_not_a_dataarray_naming_it(kind, ds):
+    sig = (ds["close"] > ds["close"].shift(time=20)).astype(float)
+    value = {"DataFrame": sig.to_pandas(), "Dataset": sig.to_dataset(name="s"), "float": 1.0,
+             "str": "volatility_regime", "list": [1.0, 0.0]}[kind]
+    # was AttributeError: 'DataFrame' object has no attribute 'dtype'
+    with pytest.raises(TypeError, match="signal must be an xarray DataArray"):
+        ql.backtest(ds, value)
+
+
+@pytest.mark.parametrize("value", [None, 5], ids=repr)
+def test_optimize_refuses_an_objective_that_is_no_name(value, ds):
+    # was TypeError: 'NoneType' object is not iterable
+    with pytest.raises(ValueError, match="objective must be one of"):
+        ql.optimize.optimize_strategy_parameters(
+            "volatility_regime", {"window": (10, 20)}, ds, optimization_method="grid",
+            n_trials=2, objective=value, progress=False)
+
+
+@pytest.mark.parametrize("value", ["abc", 5, True, []], ids=repr)
+def test_deploy_refuses_params_that_are_not_a_dict(value, ds):
+    # "abc": "'str' object is not a mapping"; []: ran with the default parameters
+    with pytest.raises(TypeError, match="params must be a dict"):
+        ql.deploy("volatility_regime", params=value, history=ds)
+
+
+@pytest.fixture(scope="module")
+def cm():
+    return ql.crossmarket.CrossMarketAnalyzer.from_bundled()
+
+
+@pytest.mark.parametrize("method,kw", [
+    ("volatility_linkage", {"window": None}), ("volatility_linkage", {"window": "21"}),
+    ("commodity_influence", {"window": None}), ("commodity_influence", {"window": 21.5}),
+    ("lead_lag", {"te_bins": True}), ("lead_lag", {"te_bins": "3"}),
+], ids=repr)
+def test_crossmarket_names_a_window_or_te_bins_of_the_wrong_type(method, kw, cm):
+    # window: "unsupported operand type(s) for //: 'NoneType' and 'int'"; te_bins: an
+    # error about "bins" (transfer_entropy's name for it)
+    arg = next(iter(kw))
+    with pytest.raises((TypeError, ValueError), match=f"^{arg} must be an integer"):
+        getattr(cm, method)(**kw)

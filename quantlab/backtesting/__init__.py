@@ -280,6 +280,9 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         dd_limit=dd_limit, dd_cooldown=dd_cooldown, dd_mode=dd_mode)
     if threads is not None:
         threads = _threads.resolve(threads)   # checked before any work
+    if signal is not None and not isinstance(signal, xr.DataArray):   # a DataFrame, 1.0, a
+        raise TypeError("signal must be an xarray DataArray on (time, asset[, params]), got "
+                        f"{type(signal).__name__}")   # name: was "has no attribute 'dtype'"
     if result.is_lazy(data, signal, entries, exits):
         return _lazy(data, signal, entries, exits, opts, client)
     if client is not None:
