@@ -32,7 +32,7 @@ from pandas.tseries.api import guess_datetime_format
 from quantlab import _threads
 from quantlab._apply import apply_over_time, time_major
 from quantlab._kernels import data as _k
-from quantlab._validate import choice, real_array
+from quantlab._validate import choice, flag, real_array
 from quantlab.errors import DataError
 
 __all__ = [
@@ -417,6 +417,8 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None, *,
     ...
     quantlab.errors.DataError: 'high' of asset 'AAPL' at 2000-03-08: high 3.982 < low 999
     """
+    labels, values, part = (flag(k, v) for k, v in (  # None skipped a check, "no" ran one
+        ("labels", labels), ("values", values), ("part", part)))
     where = f"{source}: " if source else ""
     if threads is not None:
         _threads.resolve(threads)   # checked whatever is checked

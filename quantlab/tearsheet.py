@@ -560,6 +560,9 @@ def result_inputs(res, benchmark=None, *, trades=True, **kw) -> dict:
     if trades is True:
         kw["trades"] = res.trades
     elif trades is not False and trades is not None:
+        if not isinstance(trades, pd.DataFrame):   # "no" was taken for a frame of trades
+            raise TypeError(f"trades must be True, False, None or a DataFrame of trades, "
+                            f"got {_validate._show(trades)}")
         kw["trades"] = trades
     m = res.metrics()
     kw.setdefault("positions", _exposure(res))

@@ -272,3 +272,44 @@ def test_crossmarket_names_a_window_or_te_bins_of_the_wrong_type(method, kw, cm)
     arg = next(iter(kw))
     with pytest.raises((TypeError, ValueError), match=f"^{arg} must be an integer"):
         getattr(cm, method)(**kw)
+
+
+# ---- flags beyond ql.measures --------------------------------------------------------
+
+@pytest.mark.parametrize("arg", ["labels", "values", "part"])
+@pytest.mark.parametrize("value", ["no", None, 0], ids=repr)
+def test_validate_refuses_a_check_switch_that_is_not_a_bool(arg, value, ds):
+    # labels=None skipped the label checks, "no" ran them
+    with pytest.raises(TypeError, match=f"{arg} must be True or False"):
+        ql.data.validate(ds, **{arg: value})
+
+
+TICK = {"symbol_id": 0, "bid_price": "100.00", "ask_price": "100.02", "bid_size": 300,
+        "ask_size": 100, "timestamp": 1}
+
+
+@pytest.mark.parametrize("value", ["no", None, 0], ids=repr)
+@pytest.mark.parametrize("columns", [False, True])
+def test_the_tick_engine_refuses_a_check_risk_that_is_not_a_bool(value, columns):
+    # None and 0 switched the order risk checks (kill switch included) off, silently
+    eng = ql.engine.TickEngine()
+    with pytest.raises(TypeError, match="check_risk must be True or False"):
+        if columns:
+            eng.process_ticks(pd.DataFrame([TICK]), check_risk=value)
+        else:
+            eng.process_market_data([TICK], check_risk=value)
+
+
+def test_the_tick_engine_takes_a_numpy_bool_for_check_risk():
+    a = ql.engine.TickEngine().process_market_data([TICK], check_risk=np.bool_(False))
+    b = ql.engine.TickEngine().process_market_data([TICK], check_risk=False)
+    assert (a.ticks, a.order_count, a.rejected_orders) == (b.ticks, b.order_count,
+                                                           b.rejected_orders)
+
+
+@pytest.mark.parametrize("value", ["no", 1, [("AAPL", 1)]], ids=repr)
+def test_result_inputs_refuses_trades_that_are_no_switch_and_no_frame(value, ds):
+    res = ql.backtest(ds, (ds["close"] > ds["close"].shift(time=20)).astype(float))
+    # "no" was kept as the frame of trades and failed in the tear sheet, if at all
+    with pytest.raises(TypeError, match="trades must be True, False, None or a DataFrame"):
+        ql.tearsheet.result_inputs(res, trades=value)

@@ -183,6 +183,7 @@ class TickEngine:
         >>> TickEngine().process_ticks(narrow).order_count      # same as int64 columns
         274
         """
+        check_risk = _v.flag("check_risk", check_risk)   # None, 0: the risk checks off
         if not isinstance(columns, (Mapping, pd.DataFrame)):
             raise TypeError(f"process_ticks takes a mapping of columns ({', '.join(FIELDS)}) "
                             f"or a DataFrame, got {type(columns).__name__}; a list of tick "
@@ -207,7 +208,7 @@ class TickEngine:
         integral = tuple(f in _INTEGRAL for f in FIELDS)
         exact = tuple(not p for p in price)
         out = self._run(lambda core: core.process_columns(cols, scale, integral, exact,
-                                                          bool(check_risk)))
+                                                          check_risk))
         if self.deployment is not None:   # bars of the quotes as sent (in currency)
             ticks_scale = self.tick_size if in_ticks else 1.0
             self._to_bars({f: np.asarray(columns[f], dtype=float) * ticks_scale
@@ -256,7 +257,9 @@ class TickEngine:
             raise TypeError(f"process_market_data takes a list of tick dicts (or one dict), "
                             f"got {type(ticks).__name__}")
         ticks = ticks if isinstance(ticks, list) else list(ticks)
-        out = self._run(lambda core: core.process_dicts(ticks, bool(check_risk)))
+        # a flag: None or 0 turned the risk checks (kill switch included) off, "no" on
+        check_risk = _v.flag("check_risk", check_risk)
+        out = self._run(lambda core: core.process_dicts(ticks, check_risk))
         if self.deployment is not None and ticks:
             frame = pd.DataFrame([t for t in ticks if isinstance(t, Mapping)])
             self._to_bars({f: pd.to_numeric(frame[f], errors="coerce").to_numpy()
