@@ -65,8 +65,22 @@ ValueError
 }
 
 
+def _floats(name, x) -> np.ndarray:
+    """``x`` (array-like, pandas or DataArray) as a float array, or a TypeError naming
+    ``name``: a Dataset's ``.values`` is a method ("float() argument must be a string or a
+    real number, not 'method'"), a string could not be converted."""
+    v = getattr(x, "values", x)
+    if callable(v):   # a Dataset or a dict
+        raise TypeError(f"{name} must be an array, a pandas object or a DataArray, got "
+                        f"{type(x).__name__}")
+    try:
+        return np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numbers, got {_validate._show(x)}") from None
+
+
 def _moments(returns):
-    r = np.asarray(getattr(returns, "values", returns), dtype=float)
+    r = _floats("returns", returns)
     if r.ndim != 1:   # checked before the NaN mask, which flattens a table into one series
         raise ValueError(f"need a 1-D series of returns, got shape {r.shape}")
     r = r[~np.isnan(r)]
@@ -295,6 +309,8 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
         If ``trial_returns`` is not (time, trials) with 2+ distinct trials, ``n_splits`` is odd or
         outside [2, 20], there are fewer than 2·S rows, a split has no finite in-sample
         score, or ``metric`` does not return one score per trial.
+    TypeError
+        If ``trial_returns`` is not numbers (e.g. a Dataset) or ``metric`` is not callable.
 
     Examples
     --------
@@ -304,7 +320,7 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     >>> out["pbo"], out["n_combinations"]
     (0.4, 70)
     """
-    x = np.asarray(getattr(trial_returns, "values", trial_returns), dtype=float)
+    x = _floats("trial_returns", trial_returns)
     if x.ndim != 2 or x.shape[1] < 2:
         raise ValueError("trial_returns must be (time, trials) with at least 2 trials")
     n_splits = _validate.integer("n_splits", n_splits, lo=2, hi=MAX_SPLITS)
@@ -316,6 +332,9 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     combos = np.array(list(itertools.combinations(range(n_splits), n_splits // 2)))
     in_sample = np.zeros((len(combos), n_splits), dtype=bool)
     in_sample[np.arange(len(combos))[:, None], combos] = True
+    if metric is not None and not callable(metric):   # "'str' object is not callable"
+        raise TypeError(f"metric must be a function (rows x trials) -> trials or None, got "
+                        f"{_validate._show(metric)}")
     if metric is None:
         blocks = x.reshape(n_splits, -1, x.shape[1])          # (split, rows, trials)
         ok = np.isfinite(blocks)
@@ -388,6 +407,8 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
     ValueError
         If ``trial_returns`` is not 2-D, ``benchmark`` has another length, or fewer than 20
         complete rows remain.
+    TypeError
+        If ``trial_returns`` or ``benchmark`` is not numbers (e.g. a Dataset or a string).
 
     Examples
     --------
@@ -407,13 +428,13 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
         block_size = _validate.integer("block_size", block_size, lo=1)
     reps = _validate.integer("reps", reps, lo=1)
     seed = _validate.integer("seed", seed, lo=0)
-    x = np.asarray(getattr(trial_returns, "values", trial_returns), dtype=float)
+    x = _floats("trial_returns", trial_returns)
     if x.ndim != 2:
         raise ValueError("trial_returns must be (time, trials)")
-    b = np.zeros(x.shape[0]) if benchmark is None else np.asarray(
-        getattr(benchmark, "values", benchmark), dtype=float)
-    if b.shape != x.shape[:1]:
-        raise ValueError(f"benchmark has {b.shape[0]} rows, trial_returns {x.shape[0]}")
+    b = np.zeros(x.shape[0]) if benchmark is None else _floats("benchmark", benchmark)
+    if b.shape != x.shape[:1]:   # a number: was an IndexError writing this message
+        raise ValueError(f"benchmark must be ({x.shape[0]},) returns like trial_returns' "
+                         f"rows, got shape {b.shape}")
     keep = np.isfinite(x).all(1) & np.isfinite(b)
     if keep.sum() < 20:
         raise ValueError(f"{keep.sum()} complete rows are too few for a bootstrap test")

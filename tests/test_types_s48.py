@@ -313,3 +313,44 @@ def test_result_inputs_refuses_trades_that_are_no_switch_and_no_frame(value, ds)
     # "no" was kept as the frame of trades and failed in the tear sheet, if at all
     with pytest.raises(TypeError, match="trades must be True, False, None or a DataFrame"):
         ql.tearsheet.result_inputs(res, trades=value)
+
+
+# ---- ql.integrity's array inputs -----------------------------------------------------
+
+TRIALS = xr.DataArray(np.random.default_rng(0).normal(0, 0.01, (320, 6)), dims=("time", "trial"),
+                      coords={"time": pd.bdate_range("2020-01-01", periods=320)})
+
+
+@pytest.mark.parametrize("call", [
+    lambda v: ql.integrity.pbo(v, n_splits=8),
+    lambda v: ql.integrity.reality_check(v, reps=20),
+    lambda v: ql.integrity.probabilistic_sharpe_ratio(v),
+    lambda v: ql.integrity.deflated_sharpe_ratio(v, n_trials=5, trials_sharpe_variance=0.01),
+], ids=["pbo", "reality_check", "psr", "dsr"])
+@pytest.mark.parametrize("kind", ["Dataset", "str"])
+def test_integrity_names_returns_that_are_not_numbers(call, kind):
+    v = (TRIALS.to_dataset(name="x") if kind == "Dataset" else "abc")
+    # a Dataset: "float() argument must be a string or a real number, not 'method'"
+    with pytest.raises(TypeError, match="(trial_)?returns must be"):
+        call(v)
+
+
+@pytest.mark.parametrize("value", ["sharpe_ratio", 5, True], ids=repr)
+def test_pbo_refuses_a_metric_that_is_not_callable(value):
+    with pytest.raises(TypeError, match="metric must be a function"):   # "not callable"
+        ql.integrity.pbo(TRIALS, n_splits=8, metric=value)
+
+
+@pytest.mark.parametrize("value,exc", [(5, ValueError), ("zzz", TypeError),
+                                       (TRIALS.to_dataset(name="x"), TypeError)],
+                         ids=["5", "zzz", "Dataset"])
+def test_reality_check_names_a_benchmark_that_is_no_return_series(value, exc):
+    # 5: IndexError ("tuple index out of range") while writing the length error
+    with pytest.raises(exc, match="benchmark must be"):
+        ql.integrity.reality_check(TRIALS, benchmark=value, reps=20)
+
+
+def test_integrity_takes_pandas_numpy_and_dataarray_alike():
+    want = ql.integrity.pbo(TRIALS, n_splits=8)["pbo"]
+    assert ql.integrity.pbo(TRIALS.values, n_splits=8)["pbo"] == want
+    assert ql.integrity.pbo(TRIALS.to_pandas(), n_splits=8)["pbo"] == want
