@@ -16,8 +16,8 @@ import pandas as pd
 
 from quantlab.errors import DataError
 
-__all__ = ["integer", "number", "flag", "choice", "date", "real_array", "coords", "client",
-           "where"]
+__all__ = ["integer", "number", "flag", "choice", "date", "floats", "real_array", "coords",
+           "client", "where"]
 
 
 def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
@@ -102,6 +102,21 @@ def date(name: str, value):
         raise ValueError(f"{name} {_show(value)} has a time zone; the data's time index is "
                          "naive: give a naive date")
     return ts
+
+
+def floats(name: str, value) -> np.ndarray:
+    """``value`` (array-like, pandas or DataArray: its ``.values``) as a float array, or a
+    TypeError naming ``name``: a Dataset's (or a dict's) ``.values`` is a method ("float()
+    argument must be a string or a real number, not 'method'"), and a string or a list of
+    them "could not convert string to float"."""
+    v = getattr(value, "values", value)
+    if callable(v):
+        raise TypeError(f"{name} must be an array, a pandas object or a DataArray, got "
+                        f"{type(value).__name__}")
+    try:
+        return np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numbers, got {_show(value)}") from None
 
 
 def client(value):

@@ -65,22 +65,8 @@ ValueError
 }
 
 
-def _floats(name, x) -> np.ndarray:
-    """``x`` (array-like, pandas or DataArray) as a float array, or a TypeError naming
-    ``name``: a Dataset's ``.values`` is a method ("float() argument must be a string or a
-    real number, not 'method'"), a string could not be converted."""
-    v = getattr(x, "values", x)
-    if callable(v):   # a Dataset or a dict
-        raise TypeError(f"{name} must be an array, a pandas object or a DataArray, got "
-                        f"{type(x).__name__}")
-    try:
-        return np.asarray(v, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be numbers, got {_validate._show(x)}") from None
-
-
 def _moments(returns):
-    r = _floats("returns", returns)
+    r = _validate.floats("returns", returns)
     if r.ndim != 1:   # checked before the NaN mask, which flattens a table into one series
         raise ValueError(f"need a 1-D series of returns, got shape {r.shape}")
     r = r[~np.isnan(r)]
@@ -320,7 +306,7 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     >>> out["pbo"], out["n_combinations"]
     (0.4, 70)
     """
-    x = _floats("trial_returns", trial_returns)
+    x = _validate.floats("trial_returns", trial_returns)
     if x.ndim != 2 or x.shape[1] < 2:
         raise ValueError("trial_returns must be (time, trials) with at least 2 trials")
     n_splits = _validate.integer("n_splits", n_splits, lo=2, hi=MAX_SPLITS)
@@ -428,10 +414,10 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
         block_size = _validate.integer("block_size", block_size, lo=1)
     reps = _validate.integer("reps", reps, lo=1)
     seed = _validate.integer("seed", seed, lo=0)
-    x = _floats("trial_returns", trial_returns)
+    x = _validate.floats("trial_returns", trial_returns)
     if x.ndim != 2:
         raise ValueError("trial_returns must be (time, trials)")
-    b = np.zeros(x.shape[0]) if benchmark is None else _floats("benchmark", benchmark)
+    b = np.zeros(x.shape[0]) if benchmark is None else _validate.floats("benchmark", benchmark)
     if b.shape != x.shape[:1]:   # a number: was an IndexError writing this message
         raise ValueError(f"benchmark must be ({x.shape[0]},) returns like trial_returns' "
                          f"rows, got shape {b.shape}")

@@ -42,6 +42,18 @@ METHODS = ("historical", "parametric", "cornish_fisher", "monte_carlo")
 MIN_OBS = 20
 
 
+def _scenarios(scenarios) -> dict:
+    """``stress_test``'s extra ``{name: {asset: shock}}``, checked: a string or a list
+    failed as "dictionary update sequence element #0 has length 1; 2 is required"."""
+    if scenarios is None:
+        return {}
+    if not isinstance(scenarios, dict) or not all(isinstance(v, dict)
+                                                   for v in scenarios.values()):
+        raise TypeError(f"scenarios must be a dict {{name: {{asset: shock}}}}, got "
+                        f"{_validate._show(scenarios)}")
+    return scenarios
+
+
 def _returns(returns, name="returns"):
     """A 1-D float array without NaN, or a DataArray; too few observations is an error."""
     where = ""
@@ -51,7 +63,7 @@ def _returns(returns, name="returns"):
         if n < MIN_OBS:   # the series that has too few, named (of maybe hundreds)
             where = f" at {_validate.where(counts, counts.argmin(...))}"
     else:
-        returns = np.asarray(getattr(returns, "values", returns), dtype=np.float64)
+        returns = _validate.floats(name, returns)   # a Dataset: "not 'method'"
         if returns.ndim != 1:
             raise ValueError(f"{name} must be 1-D or a DataArray with a time dim, got shape "
                              f"{returns.shape}")
@@ -435,7 +447,7 @@ class RiskManager:
         (-0.25, True, [2])
         """
         # a list's .index is a method: only a Series brings its index
-        eq = pd.Series(np.asarray(getattr(equity, "values", equity), dtype=float),
+        eq = pd.Series(_validate.floats("equity", equity),
                        index=equity.index if isinstance(equity, pd.Series) else None).dropna()
         if isinstance(equity, xr.DataArray):
             eq.index = equity.dropna("time").indexes["time"]
@@ -587,7 +599,7 @@ class RiskManager:
         classes = (ds["asset_class"].sel(asset=list(w.index)).to_series()
                    if "asset_class" in ds.coords else pd.Series("equity", index=w.index))
         shocks = {"equities -20%": {a: -0.2 for a in w.index if classes.get(a) == "equity"}}
-        shocks.update(scenarios or {})
+        shocks.update(_scenarios(scenarios))
         for name, shock in shocks.items():
             pnl = float(sum(w.get(a, 0.0) * s for a, s in shock.items()))
             rows.append({"scenario": name, "kind": "hypothetical", "pnl": pnl,

@@ -354,3 +354,44 @@ def test_integrity_takes_pandas_numpy_and_dataarray_alike():
     want = ql.integrity.pbo(TRIALS, n_splits=8)["pbo"]
     assert ql.integrity.pbo(TRIALS.values, n_splits=8)["pbo"] == want
     assert ql.integrity.pbo(TRIALS.to_pandas(), n_splits=8)["pbo"] == want
+
+
+# ---- ql.risk's array inputs and scenarios --------------------------------------------
+
+@pytest.fixture(scope="module")
+def one_account(ds):
+    res = ql.backtest(ds, (ds["close"] > ds["close"].shift(time=20)).astype(float))
+    return res.returns.isel(asset=0), res.equity.isel(asset=0)
+
+
+@pytest.mark.parametrize("method", ["calculate_var", "kelly", "generate_risk_report"])
+@pytest.mark.parametrize("kind", ["Dataset", "str"])
+def test_risk_manager_names_returns_that_are_not_numbers(method, kind, one_account):
+    r = one_account[0]
+    v = r.to_dataset(name="r") if kind == "Dataset" else "abc"
+    # a Dataset: "float() argument ... not 'method'"; "abc": "could not convert string"
+    with pytest.raises(TypeError, match="returns must be"):
+        getattr(ql.risk.RiskManager(), method)(v)
+
+
+@pytest.mark.parametrize("kind", ["Dataset", "str"])
+def test_check_drawdown_names_an_equity_that_is_not_numbers(kind, one_account):
+    eq = one_account[1]
+    with pytest.raises(TypeError, match="equity must be"):
+        ql.risk.RiskManager().check_drawdown(eq.to_dataset(name="e") if kind == "Dataset"
+                                             else "abc")
+
+
+def test_the_risk_manager_takes_numpy_pandas_and_dataarray_returns_alike(one_account):
+    r = one_account[0]
+    rm = ql.risk.RiskManager()
+    want = rm.calculate_var(r)["var_95"]
+    assert rm.calculate_var(r.to_pandas())["var_95"] == want
+    assert rm.calculate_var(r.values)["var_95"] == want
+
+
+@pytest.mark.parametrize("value", ["zzz", ["crash"], {"crash": -0.3}], ids=repr)
+def test_stress_test_refuses_scenarios_that_are_not_a_dict_of_shocks(value, ds):
+    # "dictionary update sequence element #0 has length 1; 2 is required"
+    with pytest.raises(TypeError, match="scenarios must be a dict"):
+        ql.risk.RiskManager().stress_test(pd.Series({"IBM": 0.5}), scenarios=value, data=ds)
