@@ -13,11 +13,12 @@ import numbers
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from quantlab.errors import DataError
 
-__all__ = ["integer", "number", "flag", "choice", "date", "floats", "real_array", "coords",
-           "client", "where"]
+__all__ = ["integer", "number", "flag", "choice", "date", "floats", "dataset", "real_array",
+           "coords", "client", "where"]
 
 
 def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
@@ -117,6 +118,21 @@ def floats(name: str, value) -> np.ndarray:
         return np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be numbers, got {_show(value)}") from None
+
+
+def dataset(name: str, value) -> xr.Dataset:
+    """``value`` as price data: an xarray Dataset with ``close`` (a DataArray is taken as
+    the closes, as ``ql.backtest`` takes it), else a TypeError/DataError naming ``name``
+    (a DataFrame, None or a string failed as "'DataFrame' object has no attribute 'sel'",
+    a KeyError 'close' or "string indices must be integers")."""
+    if isinstance(value, xr.DataArray):
+        value = value.to_dataset(name="close")
+    if not isinstance(value, xr.Dataset):
+        raise TypeError(f"{name} must be an xarray Dataset with 'close' (ql.data.load()) or a "
+                        f"close DataArray, got {type(value).__name__}")
+    if "close" not in value:
+        raise DataError(f"{name} has no 'close' variable (variables: {list(value.data_vars)})")
+    return value
 
 
 def client(value):

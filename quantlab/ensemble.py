@@ -85,7 +85,7 @@ def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
     window, trend_window, breadth_window = (   # each named (rolling's error said "window")
         _validate.integer(k, v, 1) for k, v in (("window", window), ("trend_window", trend_window),
                                                  ("breadth_window", breadth_window)))
-    close = ds["close"].ffill("time")
+    close = _validate.dataset("ds", ds)["close"].ffill("time")   # a DataFrame: KeyError
     mkt = returns(close).mean("asset")
     index = (1 + mkt.fillna(0.0)).cumprod("time")
     vol = rolling.std(mkt, window)
@@ -244,7 +244,8 @@ class Ensemble:
 
     # ---- the parts -----------------------------------------------------------------
     def _parts(self, ds):
-        if self._cache.get("ds") is not ds:   # one data set cached (held, so ids stay unique)
+        # one data set cached (held, so ids stay unique); None is no hit (was KeyError 'parts')
+        if "parts" not in self._cache or self._cache["ds"] is not ds:
             sigs, streams = {}, {}
             for name, s in self.strategies.items():
                 sig = s.signal(ds, **s.default_inputs(ds))

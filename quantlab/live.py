@@ -352,6 +352,8 @@ class Deployment:
 
     def __init__(self, strategy, options, *, universe=None, history=None, inputs=None,
                  risk=None, bar=None):
+        if history is not None:   # a DataFrame or a string: "has no attribute 'asset'"
+            history = _validate.dataset("history", history)
         if options.periods is None:   # annualise (borrow_rate) as ql.backtest of this data
             if history is None and float(options.borrow_rate):   # no bars to tell it by
                 raise ValueError("borrow_rate is annualised by the bars' calendar, which a "

@@ -103,7 +103,7 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     """
     from tqdm.auto import tqdm
 
-    ds = data if data is not None else load_data()
+    ds = _validate.dataset("data", data) if data is not None else load_data()
     ds = ds.sel(time=slice(_validate.date("start", start), _validate.date("end", end)))
     symbols = _check_symbols(symbols, ds)
     names = _strategy_names(analysis_type)

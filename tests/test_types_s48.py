@@ -395,3 +395,43 @@ def test_stress_test_refuses_scenarios_that_are_not_a_dict_of_shocks(value, ds):
     # "dictionary update sequence element #0 has length 1; 2 is required"
     with pytest.raises(TypeError, match="scenarios must be a dict"):
         ql.risk.RiskManager().stress_test(pd.Series({"IBM": 0.5}), scenarios=value, data=ds)
+
+
+# ---- price data of the wrong kind ----------------------------------------------------
+
+DATA_CALLS = {
+    "detect_regimes": lambda v: ql.ensemble.detect_regimes(v),
+    "run_research_analysis": lambda v: ql.run_research_analysis(["IBM"], "volatility", data=v,
+                                                                progress=False),
+    "deploy(history=)": lambda v: ql.deploy("volatility_regime", history=v),
+}
+
+
+@pytest.mark.parametrize("call", list(DATA_CALLS))
+@pytest.mark.parametrize("kind", ["DataFrame", "str", "Dataset without close"])
+def test_price_data_of_the_wrong_kind_is_refused_naming_it(call, kind, ds):
+    v = {"DataFrame": ds["close"].to_pandas(), "str": "equities",
+         "Dataset without close": ds[["volume"]]}[kind]
+    # was KeyError 'close', "'DataFrame' object has no attribute 'sel'", "string indices
+    # must be integers" or "'str' object has no attribute 'asset'"
+    with pytest.raises((TypeError, ql.DataError),
+                       match="(must be an xarray Dataset with 'close'|has no 'close' variable)"):
+        DATA_CALLS[call](v)
+
+
+@pytest.mark.parametrize("call", list(DATA_CALLS))
+def test_a_close_dataarray_is_price_data_as_for_backtest(call, ds):
+    a, b = DATA_CALLS[call](ds["close"]), DATA_CALLS[call](ds[["close"]])
+    if call == "detect_regimes":
+        xr.testing.assert_identical(a, b)
+    elif call == "run_research_analysis":
+        assert a["IBM"]["volatility_regime"]["total_return"] == \
+            b["IBM"]["volatility_regime"]["total_return"]
+    else:
+        assert a.universe == b.universe
+
+
+def test_an_ensemble_given_none_for_data_names_it():
+    # None matched the empty cache's missing "ds": KeyError 'parts'
+    with pytest.raises(TypeError, match="data must be an xarray Dataset"):
+        ql.ensemble.Ensemble(["volatility_regime"]).backtest(None)
