@@ -298,7 +298,7 @@ def _one(kernel, a, *args):
     return float(kernel(a[None, :], a.size, *args)[0, -1])
 
 
-def _rolling(kernel, x, window, dim, *others, ranks=False, scale=True):
+def _rolling(kernel, x, window, dim, *others, ranks=False, scale=True, names=None):
     """``kernel(*panels, window)`` over every window along ``dim`` of x (and the aligned
     ``others``), through the one bridge (``quantlab._apply.apply``, series layout).
 
@@ -314,7 +314,7 @@ def _rolling(kernel, x, window, dim, *others, ranks=False, scale=True):
             flat = [np.ascontiguousarray(_rescale(a)) for a in flat]
         return kernel(*flat, window)
 
-    return bridge.apply(run, x, *others, dim=dim, layout="series",
+    return bridge.apply(run, x, *others, dim=dim, layout="series", names=names,
                         integers=lambda v, axis: _to_float(v, axis=axis, ranks=ranks))
 
 
@@ -973,7 +973,8 @@ def rolling_mutual_information(x, y, window, dim="time", bins=None, binning=None
     """
     u, v, b, q, ax, ay = _symbols2(x, y, "mutual", bins, binning)
     _mi_states(ax, ay)
-    return _rolling(lambda s, t, w: _k.roll_mutual(s, t, w, b, q, ax, ay), u, window, dim, v)
+    return _rolling(lambda s, t, w: _k.roll_mutual(s, t, w, b, q, ax, ay), u, window, dim, v,
+                    names=("x", "y"))   # not "input 2" in an error
 
 
 def _te_states(k, a_s, a_t):
@@ -1052,4 +1053,4 @@ def rolling_transfer_entropy(source, target, window, dim="time", k=1, bins=None,
     k = _te_states(k, a_s, a_t)
     _window(window, k + 1)   # longer than the history k
     return _rolling(lambda s, t, w: _k.roll_transfer(s, t, w, k, b, q, a_s, a_t),
-                    u, window, dim, v)
+                    u, window, dim, v, names=("source", "target"))

@@ -435,3 +435,14 @@ def test_an_ensemble_given_none_for_data_names_it():
     # None matched the empty cache's missing "ds": KeyError 'parts'
     with pytest.raises(TypeError, match="data must be an xarray Dataset"):
         ql.ensemble.Ensemble(["volatility_regime"]).backtest(None)
+
+
+@pytest.mark.parametrize("fn,arg", [("rolling_mutual_information", "y"),
+                                    ("rolling_transfer_entropy", "target")])
+@pytest.mark.parametrize("kind", ["Series", "ndarray"])
+def test_a_rolling_pair_measure_names_its_second_series(fn, arg, kind, ds):
+    r = ql.data.returns(ds["close"]).isel(time=slice(1, None), asset=0)
+    other = r.to_pandas() if kind == "Series" else r.values
+    # was "input 2 must be a DataArray like x"
+    with pytest.raises(TypeError, match=f"^{arg} must be a DataArray like x"):
+        getattr(ql.measures, fn)(r, other, 50)
