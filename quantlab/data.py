@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime
 import gzip
 import hashlib
 import importlib
@@ -854,10 +855,12 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
     2020-03-10    2.0
     Freq: 10D, dtype: float64
     """
-    if (release_lag is None or isinstance(release_lag, (bool, np.bool_, float, np.floating))
-            or (isinstance(release_lag, str) and release_lag.strip().lstrip("+-").isdigit())):
+    if (isinstance(release_lag, (bool, np.bool_)) or not isinstance(release_lag, (
+            int, np.integer, str, datetime.timedelta, np.timedelta64, pd.DateOffset))
+            or (isinstance(release_lag, str)   # a bare number: '20' ran as 20 nanoseconds
+                and release_lag.strip().lstrip("+-").replace(".", "", 1).isdigit())):
         raise TypeError(f"release_lag must be whole days (an int) or a duration such as '30D' "
-                        f"or '1MS', got {release_lag!r}")  # 5.0 and '20' ran as nanoseconds
+                        f"or '1MS', got {release_lag!r}")  # 5.0 ran as 5 nanoseconds
     is_xr = isinstance(series, (xr.DataArray, xr.Dataset))
     if is_xr:
         period = period or series.attrs.get("period")
@@ -882,8 +885,8 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
     period = {"MS": "M", "ME": "M", "QS": "Q", "QE": "Q", "QS-OCT": "Q", "QS-JAN": "Q",
               "YS": "Y", "YE": "Y", "AS": "Y", "A": "Y"}.get(period, period)
     end = pd.PeriodIndex(frame.index, freq=period).end_time.normalize()
-    if isinstance(release_lag, (int, np.integer)):
-        lag = pd.Timedelta(days=int(release_lag))
+    if isinstance(release_lag, (int, np.integer)) and not isinstance(release_lag, np.timedelta64):
+        lag = pd.Timedelta(days=int(release_lag))   # (a timedelta64 is a NumPy integer)
     else:
         try:
             lag = pd.Timedelta(release_lag)

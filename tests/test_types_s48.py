@@ -6,6 +6,7 @@ slice errors), or was silently accepted and changed the numbers (a truthy string
 as a flag, True as 1.0, 5.0 days as 5 nanoseconds). Now each is refused naming the
 argument, and the reasonable look-alikes (NumPy scalars, tuples) give the same numbers.
 """
+import datetime as dt
 import math
 
 import numpy as np
@@ -175,8 +176,6 @@ def test_crossmarket_correlations_names_a_start_that_is_not_a_date(value, exc):
 
 
 def test_research_analysis_takes_a_timestamp_a_date_and_a_string_alike(ds):
-    import datetime as dt
-
     runs = [ql.run_research_analysis(["IBM"], "volatility", data=ds, progress=False, start=s)
             for s in ("2012-06-01", pd.Timestamp("2012-06-01"), dt.date(2012, 6, 1))]
     rows = [run["IBM"]["volatility_regime"] for run in runs]
@@ -213,8 +212,8 @@ MONTHLY = pd.Series(np.arange(6.0), index=pd.date_range("2020-01-31", periods=6,
 DAILY = pd.date_range("2020-01-01", "2020-07-31", freq="D")
 
 
-@pytest.mark.parametrize("value", [True, False, 5.0, 5.5, math.nan, "20", None, np.float64(5)],
-                         ids=repr)
+@pytest.mark.parametrize("value", [True, False, 5.0, 5.5, math.nan, "20", "0.5", None,
+                                   np.float64(5), [5], np.array(5)], ids=repr)
 def test_as_of_refuses_a_release_lag_that_is_not_days_or_a_duration(value):
     # 5.0 and "20" were nanoseconds (pd.Timedelta(5.0)), True one day, NaN and None
     # failed later as "index must be monotonic increasing or decreasing"
@@ -224,7 +223,9 @@ def test_as_of_refuses_a_release_lag_that_is_not_days_or_a_duration(value):
 
 def test_as_of_takes_an_int_a_numpy_int_and_a_duration_alike():
     want = ql.data.as_of(MONTHLY, 5, index=DAILY)
-    for v in (np.int64(5), "5D", pd.Timedelta(days=5)):
+    # np.timedelta64 is a NumPy integer: int() of it failed ("not 'datetime.timedelta'")
+    for v in (np.int64(5), "5D", pd.Timedelta(days=5), np.timedelta64(5, "D"),
+              dt.timedelta(days=5), pd.offsets.Day(5)):
         pd.testing.assert_series_equal(ql.data.as_of(MONTHLY, v, index=DAILY), want)
 
 
