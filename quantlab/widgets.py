@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from quantlab import fmt, plots, rolling, strategies
-from quantlab._validate import choice, integer
+from quantlab._validate import choice, dataset, integer
 from quantlab.backtesting import Slippage, backtest
 
 __all__ = ["RollingExplorer", "StrategyExplorer", "SweepExplorer"]
@@ -140,7 +140,7 @@ class StrategyExplorer(plots.StaticView):
         from bokeh.models import ColumnDataSource
         from jupyter_bokeh import BokehModel
 
-        self.ds = ds
+        self.ds = ds = dataset("ds", ds)   # a DataFrame: "no attribute 'data_vars'"
         self._cache: dict = {}
         names = [n for n in strategies.names()
                  if set(strategies.get(n).requires) <= set(ds.data_vars)]

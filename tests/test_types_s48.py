@@ -405,6 +405,7 @@ DATA_CALLS = {
     "run_research_analysis": lambda v: ql.run_research_analysis(["IBM"], "volatility", data=v,
                                                                 progress=False),
     "deploy(history=)": lambda v: ql.deploy("volatility_regime", history=v),
+    "StrategyExplorer": lambda v: ql.widgets.StrategyExplorer(v),
 }
 
 
@@ -428,6 +429,8 @@ def test_a_close_dataarray_is_price_data_as_for_backtest(call, ds):
     elif call == "run_research_analysis":
         assert a["IBM"]["volatility_regime"]["total_return"] == \
             b["IBM"]["volatility_regime"]["total_return"]
+    elif call == "StrategyExplorer":
+        xr.testing.assert_equal(a.ds, b.ds)
     else:
         assert a.universe == b.universe
 
