@@ -551,6 +551,14 @@ def _is_scalar(x) -> bool:
     return np.ndim(x) == 0
 
 
+def _no_dataset(name, x) -> None:
+    """Refuse an xarray Dataset for ``name`` (returns, benchmark or a rate series): NumPy
+    cannot take one ("cannot directly convert an xarray.Dataset into a numpy array")."""
+    if isinstance(x, xr.Dataset):
+        raise TypeError(f"metrics take {name} as a DataArray; for a Dataset pick a variable "
+                        f"(one of {list(x.data_vars)})")
+
+
 def _params(period, annualization, **kw):
     """Checked keyword parameters of the formulas (plus ``ann``, periods per year)."""
     kw["ann"] = annualization_factor(period, annualization)
@@ -566,6 +574,7 @@ def _params(period, annualization, **kw):
         kw["starting_value"] = _v.number("starting_value", kw["starting_value"])
     for key in ("risk_free", "required_return"):
         x = kw.get(key)
+        _no_dataset(key, x)
         if key in kw and _is_scalar(x):   # None too: a TypeError naming it, not from a kernel
             if isinstance(x, (np.ndarray, xr.DataArray)):
                 x = x.item()
@@ -672,6 +681,8 @@ def _rate_for_pandas(name, x, returns):
 def _dispatch(names, returns, factor_returns, dim, params):
     """Route any supported input (DataArray, pandas, array-like) through ``_compute_np``;
     returns {name: result}."""
+    _no_dataset("returns", returns)
+    _no_dataset("factor_returns", factor_returns)
     needs_b = [n for n in names if METRICS[n][1]]
     if needs_b and factor_returns is None:
         raise ValueError(f"{needs_b[0]} needs factor_returns (the benchmark)")
@@ -683,8 +694,6 @@ def _dispatch(names, returns, factor_returns, dim, params):
             raise ValueError(f"{rate_key} must be a number here, got {type(params[rate_key])}")
         rate_obj = params[rate_key]
         params = dict(params, **{rate_key: 0.0})
-    if isinstance(returns, xr.Dataset):
-        raise TypeError("metrics take returns as a DataArray; for a Dataset pick a variable")
     route = (_dispatch_xarray if isinstance(returns, xr.DataArray) else _dispatch_pandas
              if isinstance(returns, (pd.Series, pd.DataFrame)) else _dispatch_numpy)
     return route(names, returns, factor_returns, dim, params, rate_key, rate_obj)
@@ -1642,6 +1651,8 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
     >>> "beta" in s
     False
     """
+    _no_dataset("returns", returns)
+    _no_dataset("benchmark", benchmark)
     annualization = _data_periods(returns, period, annualization, dim)
     ann = annualization_factor(period, annualization)
     risk_free_rate = _v.number("risk_free_rate", risk_free_rate, -1, None, lo_open=True)

@@ -450,3 +450,34 @@ def test_a_rolling_pair_measure_names_its_second_series(fn, arg, kind, ds):
     # was "input 2 must be a DataArray like x"
     with pytest.raises(TypeError, match=f"^{arg} must be a DataArray like x"):
         getattr(ql.measures, fn)(r, other, 50)
+
+
+# ---- a Dataset where metrics take one series or panel --------------------------------
+
+@pytest.fixture(scope="module")
+def rets(ds):
+    return ql.data.returns(ds["close"]).isel(time=slice(1, None))
+
+
+DATASET_METRIC_CALLS = {
+    "beta(factor_returns=)": ("factor_returns", lambda r, d: ql.metrics.beta(r, d)),
+    "alpha(factor_returns=) of a Series": (
+        "factor_returns", lambda r, d: ql.metrics.alpha(r.isel(asset=0).to_pandas(), d)),
+    "tracking_error(factor_returns=) of an array": (
+        "factor_returns", lambda r, d: ql.metrics.tracking_error(r.values, d)),
+    "summary(benchmark=)": ("benchmark", lambda r, d: ql.metrics.summary(r, benchmark=d)),
+    "summary(returns)": ("returns", lambda r, d: ql.metrics.summary(d)),
+    "sharpe_ratio(risk_free=)": ("risk_free", lambda r, d: ql.metrics.sharpe_ratio(
+        r, risk_free=d)),
+    "sortino_ratio(required_return=)": ("required_return", lambda r, d:
+                                        ql.metrics.sortino_ratio(r, required_return=d)),
+}
+
+
+@pytest.mark.parametrize("call", list(DATASET_METRIC_CALLS))
+def test_a_dataset_given_to_metrics_is_refused_naming_it_and_its_variables(call, rets):
+    # was xarray's "cannot directly convert an xarray.Dataset into a numpy array"
+    arg, f = DATASET_METRIC_CALLS[call]
+    with pytest.raises(TypeError, match=rf"^metrics take {arg} as a DataArray; for a "
+                                        r"Dataset pick a variable \(one of \['ret'\]\)"):
+        f(rets, rets.to_dataset(name="ret"))
