@@ -95,15 +95,35 @@ def _once(what: str, names: list) -> None:
         raise ValueError(f"{what} repeat {dup}; give each symbol once")
 
 
+def _one_asset(data: xr.DataArray, symbol) -> xr.DataArray:
+    """The (time,) series of ``symbol`` in a DataArray: its ``asset`` (or the only one),
+    else a ValueError naming ``data``, the dims it has and the dims it needs (an
+    ``asset`` dim without ``symbol`` failed in xarray's squeeze)."""
+    if "asset" in data.dims:
+        if symbol in data.indexes.get("asset", ()):
+            data = data.sel(asset=symbol)
+        elif data.sizes["asset"] == 1:
+            data = data.squeeze("asset", drop=True)
+        else:
+            assets = list(data.indexes["asset"]) if "asset" in data.indexes else []
+            raise ValueError(f"data for {symbol!r} (dims {data.dims}) has "
+                             f"{data.sizes['asset']} assets and {symbol!r} is not one of "
+                             f"them (assets {assets[:10]}); select one with .sel(asset=...)")
+    if data.dims != ("time",):
+        raise ValueError(f"data for {symbol!r} must be a DataArray with the one dim 'time' "
+                         f"(or 'time' and 'asset' with {symbol!r} an asset), got dims "
+                         f"{data.dims}")
+    return data
+
+
 def _as_series(data, symbol) -> pd.Series:
     if isinstance(data, xr.Dataset):
+        if "close" not in data:   # was xarray's KeyError "No variable named 'close'"
+            raise DataError(f"data for {symbol!r}: a Dataset needs a 'close' variable, got "
+                            f"{list(data.data_vars)}")
         data = data["close"]
     if isinstance(data, xr.DataArray):
-        if "asset" in data.dims:
-            data = data.sel(asset=symbol) if symbol in data.asset else data.squeeze("asset")
-        if data.ndim != 1 or "time" not in data.dims:
-            raise ValueError(f"{symbol}: a DataArray must have only a time dim, got {data.dims}")
-        data = data.to_series()
+        data = _one_asset(data, symbol).to_series()
     if isinstance(data, pd.DataFrame):
         cols = {str(c).lower().replace(" ", "_"): c for c in data.columns}
         col = cols.get("close") or cols.get("adj_close")
@@ -114,12 +134,18 @@ def _as_series(data, symbol) -> pd.Series:
             col = data.columns[0]
         data = data[col]
     if not isinstance(data, pd.Series):
-        raise TypeError(f"{symbol}: pass a pandas Series/DataFrame or an xarray DataArray")
+        raise TypeError(f"data for {symbol!r} must be a pandas Series/DataFrame or an xarray "
+                        f"DataArray, got {type(data).__name__}")
     if not isinstance(data.index, pd.DatetimeIndex):
         raise DataError(f"{symbol}: the index must be dates (a DatetimeIndex), got "
                         f"{type(data.index).__name__}")
     check_time(data.index, f"{symbol}: ")
-    s = pd.to_numeric(data, errors="raise").astype(float).rename(symbol)
+    if data.dtype.kind in "cmM":   # complex lost its imaginary part, dates became numbers
+        _validate.real_array(f"data for {symbol!r}", data.dtype)
+    try:
+        s = pd.to_numeric(data, errors="raise").astype(float).rename(symbol)
+    except (ValueError, TypeError) as e:   # pandas' "Unable to parse string 'a'"
+        raise TypeError(f"data for {symbol!r} must be numbers: {e}") from None
     s.index = s.index.tz_localize(None) if s.index.tz is not None else s.index
     return s
 

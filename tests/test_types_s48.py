@@ -481,3 +481,47 @@ def test_a_dataset_given_to_metrics_is_refused_naming_it_and_its_variables(call,
     with pytest.raises(TypeError, match=rf"^metrics take {arg} as a DataArray; for a "
                                         r"Dataset pick a variable \(one of \['ret'\]\)"):
         f(rets, rets.to_dataset(name="ret"))
+
+
+# ---- CrossMarketAnalyzer.add_market_data's data --------------------------------------
+
+CM_DIMS = {
+    "2-D, symbol not an asset": lambda c: ("XYZ", c),
+    "2-D, no time dim": lambda c: ("XYZ", c.rename(time="date")),
+    "3-D": lambda c: ("XYZ", c.expand_dims(k=2)),
+    "3-D, symbol an asset": lambda c: ("IBM", c.expand_dims(k=2)),
+    "2-D without asset": lambda c: ("XYZ", c.rename(asset="x")),
+}
+
+
+@pytest.mark.parametrize("case", list(CM_DIMS))
+def test_add_market_data_refuses_a_dataarray_of_other_dims_naming_data_and_dims(case, ds):
+    # an asset dim without the symbol failed in xarray's squeeze ("cannot select a
+    # dimension to squeeze out which has length greater than one")
+    symbol, data = CM_DIMS[case](ds["close"])
+    with pytest.raises(ValueError, match=rf"^data for '{symbol}'.*dims \("):
+        ql.crossmarket.CrossMarketAnalyzer().add_market_data("equity", symbol, data)
+
+
+def test_add_market_data_takes_its_asset_of_a_panel_as_the_series(ds):
+    a = ql.crossmarket.CrossMarketAnalyzer().add_market_data("equity", "IBM", ds["close"])
+    b = ql.crossmarket.CrossMarketAnalyzer().add_market_data(
+        "equity", "IBM", ds["close"].sel(asset="IBM").to_series())
+    pd.testing.assert_series_equal(a._series["IBM"], b._series["IBM"])
+
+
+def test_add_market_data_names_a_dataset_without_close(ds):
+    # was xarray's KeyError "No variable named 'close'"
+    with pytest.raises(ql.DataError, match="^data for 'IBM': a Dataset needs a 'close'"):
+        ql.crossmarket.CrossMarketAnalyzer().add_market_data("equity", "IBM", ds[["volume"]])
+
+
+@pytest.mark.parametrize("values", [["a", "b", "c"], [1 + 1j, 2, 3],
+                                    pd.date_range("2001", periods=3)],
+                         ids=["strings", "complex", "dates"])
+def test_add_market_data_refuses_values_that_are_not_numbers_naming_data(values):
+    # strings: pandas' "Unable to parse string"; complex lost its imaginary part and
+    # dates became nanosecond counts, silently
+    s = pd.Series(values, index=pd.date_range("2020", periods=3))
+    with pytest.raises(TypeError, match="^data for 'X' (must be numbers|is complex|holds)"):
+        ql.crossmarket.CrossMarketAnalyzer().add_market_data("macro", "X", s)
