@@ -809,6 +809,44 @@ def shifted(x: xr.DataArray, n: int = 1, dim: str = "time", **kw) -> xr.DataArra
 
 # --------------------------------------------------------------------------- as_of
 
+def _as_of_frame(series):
+    """``as_of``'s series as pandas: a Series/DataFrame as is, a DataArray with one dim
+    (``time``) as its Series, a Dataset of such variables as its DataFrame; else an
+    error naming ``series`` (None or an array failed as "no attribute 'index'", a
+    (time, asset) DataArray as "needs a DatetimeIndex ... got MultiIndex")."""
+    if isinstance(series, (pd.Series, pd.DataFrame)):
+        return series
+    if not isinstance(series, (xr.DataArray, xr.Dataset)):
+        raise TypeError(f"as_of: series must be a pandas Series/DataFrame or an xarray "
+                        f"DataArray/Dataset with a time index, got {type(series).__name__}")
+    if len(series.dims) != 1:
+        raise DataError(f"as_of: series must have the one dim 'time', got dims "
+                        f"{tuple(series.dims)}; lag one series at a time (e.g. "
+                        f".sel(asset=...)) or pass a DataFrame with a column per series")
+    return series.to_dataframe() if isinstance(series, xr.Dataset) else series.to_series()
+
+
+def _as_of_index(index):
+    """``as_of``'s ``index`` as a DatetimeIndex (None stays None), or an error naming it:
+    '2012' or a Timestamp failed in pandas ("must be called with a collection"), a 2-D
+    array as "'<' not supported between 'tuple' and 'Timestamp'"."""
+    if index is None:
+        return None
+    try:
+        kind = np.asarray(index).dtype.kind
+        ndim = np.ndim(index)
+    except ValueError:   # a ragged list
+        kind, ndim = "O", 2
+    if isinstance(index, (str, bytes)) or ndim != 1 or kind in "biufc":
+        # (numbers would be taken as nanoseconds since 1970)
+        raise TypeError(f"as_of: index must be a 1-D sequence of dates (e.g. a price "
+                        f"index), got {type(index).__name__} {index!r:.60}")
+    try:
+        return pd.DatetimeIndex(index)
+    except (ValueError, TypeError) as e:   # pandas' DateParseError is a ValueError
+        raise ValueError(f"as_of: index must be dates: {e}") from None
+
+
 def as_of(series, release_lag=0, index=None, period: str | None = None):
     """Publication-lag a periodic external series so nothing is used before it was known.
 
@@ -836,9 +874,13 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
     Raises
     ------
     DataError
-        If the series has no DatetimeIndex, unsorted or duplicate times, or time zones.
+        If the series has no DatetimeIndex, more than one dim, unsorted or duplicate
+        times, or time zones.
+    TypeError
+        If ``series`` is not pandas or xarray, ``index`` not a 1-D sequence of dates or
+        ``period`` not a string.
     ValueError
-        If the period cannot be inferred.
+        If the period cannot be inferred or is unknown, or ``index`` holds non-dates.
 
     Examples
     --------
@@ -862,12 +904,11 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
         raise TypeError(f"release_lag must be whole days (an int) or a duration such as '30D' "
                         f"or '1MS', got {release_lag!r}")  # 5.0 ran as 5 nanoseconds
     is_xr = isinstance(series, (xr.DataArray, xr.Dataset))
+    frame = _as_of_frame(series)
+    index = _as_of_index(index)
     if is_xr:
         period = period or series.attrs.get("period")
-        frame = series.to_dataframe() if isinstance(series, xr.Dataset) else series.to_series()
         attrs = series.attrs
-    else:
-        frame = series
     if not isinstance(frame.index, pd.DatetimeIndex):
         raise DataError(f"as_of: series needs a DatetimeIndex/time coord, got "
                         f"{type(frame.index).__name__}")
@@ -882,9 +923,15 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
         if period is None:
             raise ValueError("as_of: cannot infer the period of the series; pass period='M', "
                              "'Q', 'Y' or 'D'")
+    if not isinstance(period, str):   # 5: "Argument 'freq' has incorrect type"
+        raise TypeError(f"as_of: period must be 'M', 'Q', 'Y' or 'D', got {period!r}")
     period = {"MS": "M", "ME": "M", "QS": "Q", "QE": "Q", "QS-OCT": "Q", "QS-JAN": "Q",
               "YS": "Y", "YE": "Y", "AS": "Y", "A": "Y"}.get(period, period)
-    end = pd.PeriodIndex(frame.index, freq=period).end_time.normalize()
+    try:
+        end = pd.PeriodIndex(frame.index, freq=period).end_time.normalize()
+    except ValueError:   # pandas' "Invalid frequency: X. Failed to parse ..."
+        raise ValueError(f"as_of: period must be 'M', 'Q', 'Y' or 'D', got {period!r}"
+                         ) from None
     if isinstance(release_lag, (int, np.integer)) and not isinstance(release_lag, np.timedelta64):
         lag = pd.Timedelta(days=int(release_lag))   # (a timedelta64 is a NumPy integer)
     else:
@@ -895,7 +942,6 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
     usable = frame.copy()
     usable.index = pd.DatetimeIndex(end + lag, name=frame.index.name or "time")
     if index is not None:
-        index = pd.DatetimeIndex(index)
         usable = usable[~usable.index.duplicated(keep="last")].reindex(index, method="ffill")
         usable.index.name = "time"
     if not is_xr:

@@ -525,3 +525,62 @@ def test_add_market_data_refuses_values_that_are_not_numbers_naming_data(values)
     s = pd.Series(values, index=pd.date_range("2020", periods=3))
     with pytest.raises(TypeError, match="^data for 'X' (must be numbers|is complex|holds)"):
         ql.crossmarket.CrossMarketAnalyzer().add_market_data("macro", "X", s)
+
+
+# ---- ql.data.as_of's series, index and period ----------------------------------------
+
+@pytest.fixture(scope="module")
+def monthly():
+    return pd.Series([1.0, 2.0, 3.0], index=pd.date_range("2020-01-01", periods=3, freq="MS"))
+
+
+@pytest.mark.parametrize("index", ["2012", 2012, True, pd.Timestamp("2020-02-15"),
+                                   [2012, 2013], np.array([["2020-02-01"], ["2020-03-01"]])],
+                         ids=["str", "int", "bool", "Timestamp", "ints", "2-D"])
+def test_as_of_refuses_an_index_that_is_not_a_sequence_of_dates_naming_it(index, monthly):
+    # 'must be called with a collection of some kind, '2012' was passed' from pandas;
+    # a 2-D array "'<' not supported between 'tuple' and 'Timestamp'"; [2012, 2013]
+    # ran as nanoseconds after 1970 (all NaN, silently)
+    with pytest.raises(TypeError, match="^as_of: index must be a 1-D sequence of dates"):
+        ql.data.as_of(monthly, 5, index=index)
+
+
+def test_as_of_names_an_index_of_strings_that_are_not_dates(monthly):
+    # was pandas' DateParseError "Unknown datetime string format"
+    with pytest.raises(ValueError, match="^as_of: index must be dates"):
+        ql.data.as_of(monthly, 5, index=["notadate"])
+
+
+@pytest.mark.parametrize("series", [None, np.ones(3), [1.0, 2.0], "abc"],
+                         ids=["None", "ndarray", "list", "str"])
+def test_as_of_refuses_a_series_that_is_not_pandas_or_xarray_naming_it(series):
+    # None and arrays: AttributeError "no attribute 'index'"; a list: "needs a
+    # DatetimeIndex/time coord, got builtin_function_or_method"
+    with pytest.raises(TypeError, match="^as_of: series must be a pandas Series"):
+        ql.data.as_of(series, 5)
+
+
+@pytest.mark.parametrize("as_dataset", [False, True])
+def test_as_of_refuses_a_2d_series_naming_its_dims(as_dataset, monthly):
+    da = xr.DataArray(np.ones((3, 2)), dims=("time", "asset"),
+                      coords={"time": monthly.index, "asset": ["a", "b"]})
+    # was "needs a DatetimeIndex/time coord, got MultiIndex"
+    with pytest.raises(ql.DataError, match=r"series must have the one dim 'time', got dims "
+                                           r"\('time', 'asset'\)"):
+        ql.data.as_of(da.to_dataset(name="v") if as_dataset else da, 5, period="M")
+
+
+@pytest.mark.parametrize("period,exc", [(5, TypeError), ("X", ValueError)])
+def test_as_of_names_a_period_pandas_does_not_know(period, exc, monthly):
+    # "Argument 'freq' has incorrect type" / "Invalid frequency: X" from pandas
+    with pytest.raises(exc, match="^as_of: period must be 'M', 'Q', 'Y' or 'D'"):
+        ql.data.as_of(monthly, 5, period=period)
+
+
+def test_as_of_takes_dates_of_any_sequence_kind_as_the_same_index(monthly):
+    days = pd.date_range("2020-01-30", "2020-03-10", freq="10D")
+    want = ql.data.as_of(monthly, 5, index=days)
+    for index in (list(days.strftime("%Y-%m-%d")), tuple(days), days.values,
+                  xr.DataArray(days, dims="time"), pd.Series(days)):
+        pd.testing.assert_series_equal(ql.data.as_of(monthly, 5, index=index), want,
+                                       check_freq=False)
