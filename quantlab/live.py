@@ -1272,8 +1272,8 @@ class Deployment:
 
         Parameters
         ----------
-        source : xarray.Dataset or path
-            The bars.
+        source : xarray.Dataset, xarray.DataArray or path
+            The bars (a DataArray: the closes).
         speed : float, optional
             Bars per second (> 0); None: as fast as possible.
         every : int, default 0
@@ -1298,6 +1298,13 @@ class Deployment:
         2000-05-25T00:00:00  equity 400,000.00  orders 3  rejected 0  ... ms
         2000-05-26T00:00:00  equity 399,907.77  orders 3  rejected 0  ... ms
         """
+        if isinstance(source, xr.DataArray):   # the closes, as deploy(history=) takes them
+            source = source.to_dataset(name="close")
+        if not isinstance(source, (xr.Dataset, str, os.PathLike)):   # (load_csv named its
+            # own path_or_dir for 5 or None)
+            raise TypeError(f"replay: source must be an xarray Dataset of bars, a close "
+                            f"DataArray or a CSV path (str or os.PathLike), got "
+                            f"{type(source).__name__}")
         ds = source if isinstance(source, xr.Dataset) else load_csv(source)
         _validate.coords(ds, what="replay data")
         speed = None if speed is None else _validate.number("speed", speed, 0, lo_open=True)

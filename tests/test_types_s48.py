@@ -584,3 +584,23 @@ def test_as_of_takes_dates_of_any_sequence_kind_as_the_same_index(monthly):
                   xr.DataArray(days, dims="time"), pd.Series(days)):
         pd.testing.assert_series_equal(ql.data.as_of(monthly, 5, index=index), want,
                                        check_freq=False)
+
+
+# ---- Deployment.replay's source ------------------------------------------------------
+
+@pytest.mark.parametrize("source", [5, None, True, [], b"bars.csv", "frame"],
+                         ids=["int", "None", "bool", "list", "bytes", "DataFrame"])
+def test_replay_refuses_a_source_that_is_not_bars_or_a_path_naming_it(source, ds):
+    dep = ql.deploy("cross_sectional_momentum", history=ds[["close"]])
+    if source == "frame":
+        source = ds["close"].to_pandas()
+    # was "load_csv: path_or_dir must be a file or folder path": not replay's argument
+    with pytest.raises(TypeError, match="^replay: source must be an xarray Dataset of bars"):
+        dep.replay(source)
+
+
+def test_replay_takes_a_close_dataarray_as_deploy_history_does(ds):
+    hist, bars = ds[["close"]].isel(time=slice(0, 200)), ds[["close"]].isel(time=slice(200, None))
+    a = ql.deploy("cross_sectional_momentum", history=hist).replay(bars["close"])
+    b = ql.deploy("cross_sectional_momentum", history=hist).replay(bars)
+    assert a.equity_now() == b.equity_now() and len(a.orders) == len(b.orders) > 0
