@@ -898,7 +898,7 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
     Freq: 10D, dtype: float64
     """
     if (isinstance(release_lag, (bool, np.bool_)) or not isinstance(release_lag, (
-            int, np.integer, str, datetime.timedelta, np.timedelta64, pd.DateOffset))
+            int, np.integer, str, datetime.timedelta, np.timedelta64, pd.offsets.BaseOffset))
             or (isinstance(release_lag, str)   # a bare number: '20' ran as 20 nanoseconds
                 and release_lag.strip().lstrip("+-").replace(".", "", 1).isdigit())):
         raise TypeError(f"release_lag must be whole days (an int) or a duration such as '30D' "
@@ -919,7 +919,9 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
                             "quantlab's timestamps are naive (UTC when the source gave "
                             "offsets): .tz_convert('UTC').tz_localize(None)")
     if period is None:
-        period = pd.infer_freq(frame.index)
+        # (pd.infer_freq warns that pandas 4 returns an offset; < 3 dates: its bare
+        # "Need at least 3 dates", here None and the error below)
+        period = pd.DatetimeIndex(frame.index, freq="infer").freqstr
         if period is None:
             raise ValueError("as_of: cannot infer the period of the series; pass period='M', "
                              "'Q', 'Y' or 'D'")

@@ -604,3 +604,29 @@ def test_replay_takes_a_close_dataarray_as_deploy_history_does(ds):
     a = ql.deploy("cross_sectional_momentum", history=hist).replay(bars["close"])
     b = ql.deploy("cross_sectional_momentum", history=hist).replay(bars)
     assert a.equity_now() == b.equity_now() and len(a.orders) == len(b.orders) > 0
+
+
+def test_as_of_takes_pandas_offsets_and_infers_the_period_without_pandas_warnings(monthly):
+    # isinstance(offset, pd.DateOffset) warns (Pandas4Warning) and is False in pandas 4
+    # for Day/MonthBegin/BDay, which as_of would then refuse; pd.infer_freq warns that it
+    # returns an offset in pandas 4, which the period lookup does not take
+    import warnings   # lazy: only this test turns warnings into errors
+    days = pd.date_range("2020-01-30", "2020-05-10", freq="10D")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = {lag: ql.data.as_of(monthly, lag, index=days)
+               for lag in (pd.offsets.Day(5), pd.offsets.MonthBegin(1), pd.offsets.BDay(3))}
+    pd.testing.assert_series_equal(got[pd.offsets.Day(5)],
+                                   ql.data.as_of(monthly, 5, index=days, period="M"))
+    pd.testing.assert_series_equal(got[pd.offsets.MonthBegin(1)],
+                                   ql.data.as_of(monthly, "1MS", index=days, period="M"))
+
+
+def test_as_of_with_too_few_dates_to_infer_the_period_says_pass_period(monthly):
+    # was pandas' bare "Need at least 3 dates to infer frequency"
+    two = pd.Series([1.0, 2.0], index=pd.DatetimeIndex(["2020-01-01", "2020-02-01"]))
+    with pytest.raises(ValueError, match="as_of: cannot infer the period.*pass period="):
+        ql.data.as_of(two, 5)
+    # an index that carries its frequency needs no inference
+    pd.testing.assert_series_equal(ql.data.as_of(monthly.iloc[:2], 5),
+                                   ql.data.as_of(two, 5, period="M"), check_freq=False)
