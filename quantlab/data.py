@@ -847,6 +847,38 @@ def _as_of_index(index):
         raise ValueError(f"as_of: index must be dates: {e}") from None
 
 
+def _release_lag(release_lag):
+    """``as_of``'s ``release_lag`` as a Timedelta (int: days) or a pandas offset, or an
+    error naming it. A string is a Timedelta ('30D', '2W' as 14 days) unless its unit is
+    'MS': pandas' Timedelta reads that as milliseconds ('1MS' lagged by 1 ms, '2MS' a
+    month early), the documented month start is the offset. A negative lag would use
+    values before their period ends (look-ahead)."""
+    if (isinstance(release_lag, (bool, np.bool_)) or not isinstance(release_lag, (
+            int, np.integer, str, datetime.timedelta, np.timedelta64, pd.offsets.BaseOffset))
+            or (isinstance(release_lag, str)   # a bare number: '20' ran as 20 nanoseconds
+                and release_lag.strip().lstrip("+-").replace(".", "", 1).isdigit())):
+        raise TypeError(f"release_lag must be whole days (an int) or a duration such as '30D' "
+                        f"or '1MS', got {release_lag!r}")  # 5.0 ran as 5 nanoseconds
+    if isinstance(release_lag, (int, np.integer)) and not isinstance(release_lag, np.timedelta64):
+        lag = pd.Timedelta(days=int(release_lag))   # (a timedelta64 is a NumPy integer)
+    else:
+        try:
+            if isinstance(release_lag, str) and release_lag.strip().endswith("MS"):
+                raise ValueError("a month start, not milliseconds")
+            lag = pd.Timedelta(release_lag)
+        except ValueError:
+            try:
+                lag = pd.tseries.frequencies.to_offset(release_lag)
+            except ValueError:   # pandas' "Invalid frequency: abc"
+                raise ValueError(f"release_lag must be whole days (an int) or a duration "
+                                 f"such as '30D' or '1MS', got {release_lag!r}") from None
+    day = pd.Timestamp("2000-01-31")
+    if day + lag < day:
+        raise ValueError(f"release_lag must be >= 0, got {release_lag!r}: a negative lag uses "
+                         "values before their period ends (look-ahead)")
+    return lag
+
+
 def as_of(series, release_lag=0, index=None, period: str | None = None):
     """Publication-lag a periodic external series so nothing is used before it was known.
 
@@ -859,9 +891,10 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
     ----------
     series : pandas.Series, pandas.DataFrame, xarray.DataArray or xarray.Dataset
         pandas with a DatetimeIndex, or xarray with ``time``.
-    release_lag : int, str or pandas.Timedelta, default 0
+    release_lag : int, str, pandas.Timedelta or pandas offset, default 0
         Days as int, or anything ``pd.Timedelta`` or ``pd.tseries.frequencies.to_offset``
-        accepts, e.g. ``"30D"`` or ``"1MS"``.
+        accepts, e.g. ``"30D"``, ``"2W"`` (14 days) or ``"1MS"`` (the next month start);
+        not negative.
     index : array-like of datetime, optional
         Dates to give values on (e.g. a daily price index).
     period : {'M', 'Q', 'Y', 'D'}, optional
@@ -897,12 +930,7 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
     2020-03-10    2.0
     Freq: 10D, dtype: float64
     """
-    if (isinstance(release_lag, (bool, np.bool_)) or not isinstance(release_lag, (
-            int, np.integer, str, datetime.timedelta, np.timedelta64, pd.offsets.BaseOffset))
-            or (isinstance(release_lag, str)   # a bare number: '20' ran as 20 nanoseconds
-                and release_lag.strip().lstrip("+-").replace(".", "", 1).isdigit())):
-        raise TypeError(f"release_lag must be whole days (an int) or a duration such as '30D' "
-                        f"or '1MS', got {release_lag!r}")  # 5.0 ran as 5 nanoseconds
+    lag = _release_lag(release_lag)
     is_xr = isinstance(series, (xr.DataArray, xr.Dataset))
     frame = _as_of_frame(series)
     index = _as_of_index(index)
@@ -934,13 +962,6 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
     except ValueError:   # pandas' "Invalid frequency: X. Failed to parse ..."
         raise ValueError(f"as_of: period must be 'M', 'Q', 'Y' or 'D', got {period!r}"
                          ) from None
-    if isinstance(release_lag, (int, np.integer)) and not isinstance(release_lag, np.timedelta64):
-        lag = pd.Timedelta(days=int(release_lag))   # (a timedelta64 is a NumPy integer)
-    else:
-        try:
-            lag = pd.Timedelta(release_lag)
-        except ValueError:
-            lag = pd.tseries.frequencies.to_offset(release_lag)
     usable = frame.copy()
     usable.index = pd.DatetimeIndex(end + lag, name=frame.index.name or "time")
     if index is not None:

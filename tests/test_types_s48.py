@@ -630,3 +630,33 @@ def test_as_of_with_too_few_dates_to_infer_the_period_says_pass_period(monthly):
     # an index that carries its frequency needs no inference
     pd.testing.assert_series_equal(ql.data.as_of(monthly.iloc[:2], 5),
                                    ql.data.as_of(two, 5, period="M"), check_freq=False)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_as_of_release_lag_ms_is_month_starts_as_documented_not_milliseconds(n, monthly):
+    # pd.Timedelta("2MS") is 2 milliseconds: each month's value was used from the day
+    # after its end, a month before the 2nd month start (look-ahead)
+    days = pd.date_range("2020-01-25", "2020-07-10")
+    want = ql.data.as_of(monthly, pd.offsets.MonthBegin(n), index=days)
+    pd.testing.assert_series_equal(ql.data.as_of(monthly, f"{n}MS", index=days), want)
+    assert want.first_valid_index() == pd.Timestamp("2020-01-31") + pd.offsets.MonthBegin(n)
+
+
+def test_as_of_release_lag_in_weeks_stays_a_duration(monthly):
+    days = pd.date_range("2020-01-25", "2020-04-10")
+    pd.testing.assert_series_equal(ql.data.as_of(monthly, "2W", index=days),
+                                   ql.data.as_of(monthly, 14, index=days))
+
+
+@pytest.mark.parametrize("lag", [-5, "-5D", dt.timedelta(days=-1), pd.offsets.MonthBegin(-1)],
+                         ids=repr)
+def test_as_of_refuses_a_negative_release_lag(lag, monthly):
+    # ran: values were used before their period ended
+    with pytest.raises(ValueError, match="release_lag must be >= 0"):
+        ql.data.as_of(monthly, lag)
+
+
+def test_as_of_names_a_release_lag_string_pandas_cannot_read(monthly):
+    # was pandas' "Invalid frequency: abc"
+    with pytest.raises(ValueError, match="^release_lag must be whole days"):
+        ql.data.as_of(monthly, "abc")
