@@ -8,6 +8,7 @@ argument, and the reasonable look-alikes (NumPy scalars, tuples) give the same n
 """
 import datetime as dt
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -610,7 +611,6 @@ def test_as_of_takes_pandas_offsets_and_infers_the_period_without_pandas_warning
     # isinstance(offset, pd.DateOffset) warns (Pandas4Warning) and is False in pandas 4
     # for Day/MonthBegin/BDay, which as_of would then refuse; pd.infer_freq warns that it
     # returns an offset in pandas 4, which the period lookup does not take
-    import warnings   # lazy: only this test turns warnings into errors
     days = pd.date_range("2020-01-30", "2020-05-10", freq="10D")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
