@@ -634,24 +634,24 @@ def _rate_for_xarray(name, x, returns, dim) -> xr.DataArray:
     return xr.DataArray(a, dims=dims, coords=coords)
 
 
-def _factor_for_xarray(x, returns, dim) -> xr.DataArray:
+def _factor_for_xarray(x, returns, dim, name="factor_returns") -> xr.DataArray:
     """The benchmark as a DataArray on ``dim``: a DataArray or a pd.Series is aligned by
-    label (the periods both have), an array by position (same length)."""
+    label (the periods both have), an array by position (same length). ``name``: the
+    argument the errors name (``summary``'s is ``benchmark``)."""
     if isinstance(x, xr.DataArray):
-        _v.real_array("factor_returns", x.dtype)
+        _v.real_array(name, x.dtype)
         if dim not in x.dims:
-            raise ValueError(f"factor_returns has no {dim!r} dimension (dims {x.dims})")
+            raise ValueError(f"{name} has no {dim!r} dimension (dims {x.dims})")
         return x
     if isinstance(x, pd.DataFrame) and x.shape[1] == 1:   # one column: that series
         x = x.iloc[:, 0]
     if isinstance(x, pd.Series) and dim in returns.coords:
-        return xr.DataArray(_real("factor_returns", x), dims=(dim,),
-                            coords={dim: x.index.values})
-    a = _real("factor_returns", x)
+        return xr.DataArray(_real(name, x), dims=(dim,), coords={dim: x.index.values})
+    a = _real(name, x)
     while a.ndim > 1 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.ndim != 1 or a.shape[0] != returns.sizes[dim]:
-        raise ValueError(f"factor_returns has shape {a.shape}, the returns "
+        raise ValueError(f"{name} has shape {a.shape}, the returns "
                          f"{returns.sizes[dim]} periods along {dim!r}")
     return xr.DataArray(a, dims=(dim,), coords={dim: returns[dim].values})
 
@@ -1669,6 +1669,8 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
         returns = xr.DataArray(arr, dims=(dim,) + tuple(f"dim_{i}" for i in range(1, arr.ndim)),
                                coords=coords)
     params = _params(period, annualization, risk_free=rf, required_return=0.0, cutoff=cutoff)
+    if benchmark is not None:   # checked here so that errors name benchmark, not factor_returns
+        benchmark = _factor_for_xarray(benchmark, returns, dim, "benchmark")
     res = _dispatch(names, returns, benchmark, dim, params)
     ds = xr.Dataset(res)
     ds.attrs.update(periods_per_year=ann, periods=ann, risk_free_rate_annual=risk_free_rate,

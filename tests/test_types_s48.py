@@ -660,3 +660,21 @@ def test_as_of_names_a_release_lag_string_pandas_cannot_read(monthly):
     # was pandas' "Invalid frequency: abc"
     with pytest.raises(ValueError, match="^release_lag must be whole days"):
         ql.data.as_of(monthly, "abc")
+
+
+@pytest.mark.parametrize("bench,exc,what", [
+    ("spy", TypeError, "must be numeric"), ([0.01, 0.02], ValueError, r"has shape \(2,\)"),
+    ("renamed", ValueError, "has no 'time' dimension")], ids=["str", "short", "no time dim"])
+def test_summary_names_its_own_benchmark_argument(bench, exc, what, rets):
+    if bench == "renamed":
+        bench = rets.isel(asset=0).rename(time="t")
+    # the errors named factor_returns, an argument summary does not have
+    with pytest.raises(exc, match=f"^benchmark {what}"):
+        ql.metrics.summary(rets, benchmark=bench)
+
+
+def test_summary_with_a_pandas_or_array_benchmark_is_the_dataarray_one(rets):
+    b = rets.isel(asset=0, drop=True)
+    want = ql.metrics.summary(rets, benchmark=b)
+    for other in (b.to_pandas(), b.values):
+        xr.testing.assert_identical(ql.metrics.summary(rets, benchmark=other), want)
