@@ -226,9 +226,10 @@ class BacktestResult:
         out = _k.mean_exposure(qv, price.values.astype(np.float64, copy=False), eqv,
                                asset, group)
         like = (eq if self.group else q).isel(time=0, drop=True).transpose(*acct)
-        if not self.group:   # the formula's coords: also the closes' asset_class
-            like = like.assign_coords({k: c for k, c in price.coords.items()
-                                       if k not in price.dims and set(c.dims) == {"asset"}})
+        # the formula's coords: the closes' scalar ones, and (per asset) their asset_class
+        kept = {(), ("asset",)} if not self.group else {()}
+        like = like.assign_coords({k: c for k, c in price.coords.items()
+                                   if k not in price.dims and c.dims in kept})
         return like.copy(data=out.reshape(like.shape)).rename(None)
 
     def __getitem__(self, name):  # res["total_return"] as in the seed's dict results
@@ -366,7 +367,8 @@ def _per_account(account: np.ndarray, w: np.ndarray, zero: xr.DataArray) -> xr.D
     """Per account, the sum of ``w`` over its rows (NaN skipped; 0 for none)."""
     ok = (account >= 0) & ~np.isnan(w) if w.dtype.kind == "f" else account >= 0
     total = np.bincount(account[ok], weights=w[ok].astype(np.float64), minlength=zero.size)
-    return zero.copy(data=total.reshape(zero.shape))
+    # float64 also for no rows (bincount of none is int64 whatever its weights)
+    return zero.copy(data=total.astype(np.float64, copy=False).reshape(zero.shape))
 
 
 @dataclass(frozen=True)

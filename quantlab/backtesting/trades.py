@@ -61,9 +61,9 @@ def build_trades(orders: pd.DataFrame, prices: xr.DataArray) -> pd.DataFrame:
     columns = [*cols, "entry_time", "exit_time", "size", "entry_price", "exit_price",
                "fee", "pnl", "exit_reason"]
     orders = orders[orders["size"] != 0]   # skipped orders (reason fixed_fee) trade nothing
-    code = orders.groupby(cols, sort=False).ngroup().to_numpy(dtype=float)
-    keep = np.flatnonzero(~np.isnan(code))            # groupby drops NaN labels
-    seq = keep[np.argsort(code[keep], kind="stable")]  # by column, time order within
+    # dropna=False: a NaN label (a swept stop's "off") is a column like any other
+    code = orders.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
+    seq = np.argsort(code, kind="stable")             # by column, time order within
     if len(seq) == 0:
         return pd.DataFrame([], columns=columns)
     o = orders.iloc[seq]
