@@ -12,13 +12,15 @@ from quantlab.backtesting.trades import _running_sums, build_trades
 
 
 def _reference(orders, prices):
-    """build_trades before issue #32 (a Python loop per column), verbatim."""
+    """build_trades before issue #32 (a Python loop per column), verbatim but dropna=False."""
     cols = ["asset", *[c for c in orders.columns if c not in
                        ("t", "col", "time", "asset", "size", "price", "fee", "reason")]]
     orders = orders[orders["size"] != 0]
     rows = []
     last_px = prices.ffill("time").isel(time=-1)
-    for key, g in orders.groupby(cols, sort=False):
+    # dropna=False (session 48): a NaN label (a swept stop's "off") is a column too;
+    # the loop dropped its trades
+    for key, g in orders.groupby(cols, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         rows += _ref_round_trips(dict(zip(cols, key)), g, last_px)
     columns = [*cols, "entry_time", "exit_time", "size", "entry_price", "exit_price",
@@ -124,7 +126,7 @@ def test_trades_of_long_short_signals_with_flips_params_and_nan_bars_equal_the_o
 def _random_orders(seed, ncol=6, n=400):
     """Synthetic order streams: opens, adds, partial closes, exact closes, flips, size-0
     skips, sizes whose running sum misses 0 by rounding (0.1 + 0.2 - 0.3), interleaved
-    columns, a parameter with a NaN label (groupby drops it), negative prices."""
+    columns, a parameter with a NaN label (kept: a column like any other), negative prices."""
     rng = np.random.default_rng(seed)
     t = pd.date_range("2021-01-01", periods=n, freq="h")
     assets = np.array(["X", "Y", "Z"], dtype=object)

@@ -54,3 +54,65 @@ def test_trades_of_an_account_labelled_nan_are_kept(group):
     assert tr["sl"].isna().sum() == len(off.trades)
     np.testing.assert_allclose(tr[tr["sl"].isna()]["pnl"].to_numpy(),
                                off.trades["pnl"].to_numpy(), rtol=1e-12)
+
+
+FEATURES = {
+    "entries_exits": None,
+    "stops": dict(sl_stop=0.03, tp_stop=0.05, sl_trail=0.04, fees=0.001),
+    "limits": dict(order_type="limit", limit_offset=0.01, limit_tif=3),
+    "dd_halt": dict(dd_limit=0.08, dd_mode="halt"),
+    "dd_cooldown": dict(dd_limit=0.05, dd_cooldown=3),
+    "fixed_fees": dict(fixed_fees=500.0, init_cash=5_000.0),      # skipped orders: size 0
+    "borrow_margin": dict(max_leverage=3.0, borrow_rate=0.2, maintenance_margin=0.3),
+    "swept_fees_and_stops": dict(
+        fees=xr.DataArray([0.0, 0.01], dims="fz", coords={"fz": [0.0, 0.01]}),
+        sl_stop=xr.DataArray([0.02, 0.05], dims="sl", coords={"sl": [0.02, 0.05]})),
+}
+
+
+@pytest.mark.parametrize("feature", FEATURES)
+@pytest.mark.parametrize("group", [False, True])
+def test_metrics_equal_the_replaced_formulas_for_every_feature(feature, group):
+    """metrics()' exposure, per-account sums and open-trade marks against the xarray /
+    pandas formulas cb718e5 replaced (tests/test_result_metrics.py checks a plain run),
+    with an asset never held (NaN signal) and an asset delisted half way."""
+    from test_result_metrics import _exposure_xarray, _per_account_pandas
+
+    ds, sig = ohlcv_panel(seed=4, n=80, m=4)
+    ds = ds.assign(close=ds["close"].where(ds["time"] < ds["time"][40])
+                   .where(ds["asset"] != "A3", ds["close"]))   # A0-A2 end at bar 40
+    ds = ds.assign(close=ds["close"].where(ds["asset"] != "A2"))
+    ds = ds[["close"]]
+    sig = sig.where(ds["asset"] != "A1")                          # A1 never traded
+    kw = FEATURES[feature]
+    if kw is None:
+        res = ql.backtest(ds, entries=sig > 0.3, exits=sig < -0.3, group=group, fees=0.001)
+    else:
+        res = ql.backtest(ds, sig, group=group, **kw)
+    m, seen = res.metrics(), set()
+    ref = _exposure_xarray(res)
+    assert m["exposure"].dims == ref.dims and set(m["exposure"].coords) == set(ref.coords)
+    np.testing.assert_allclose(m["exposure"], ref, rtol=1e-12, atol=0)
+    zero = xr.zeros_like(m["sharpe_ratio"])
+    tr, o = res.trades, res.orders_frame
+    # open trades marked at the last valid close (the forward-filled panel's last row)
+    last = res.prices.ffill("time").isel(time=-1).to_pandas()
+    is_open = (tr["exit_reason"] == "end_of_data").to_numpy()
+    assert is_open.any() or feature == "dd_halt"    # halted: flat at the end
+    seen.update(tr.loc[is_open, "asset"])
+    np.testing.assert_allclose(tr.loc[is_open, "exit_price"].to_numpy(),
+                               last[tr.loc[is_open, "asset"]].to_numpy(), rtol=0)
+    for name, frame, col, how in [("n_trades", tr, "pnl", "count"),
+                                  ("fees_paid", o, "fee", "sum")]:
+        want = _per_account_pandas(frame, col, how, zero)
+        assert m[name].dtype == want.dtype == np.float64
+        np.testing.assert_allclose(m[name], want, rtol=1e-12, atol=1e-9, err_msg=name)
+    traded = o.assign(_t=o["size"].abs() * o["price"])
+    np.testing.assert_allclose(m["turnover"], _per_account_pandas(traded, "_t", "sum", zero)
+                               / res.equity.mean("time"), rtol=1e-12)
+    gp = _per_account_pandas(tr.assign(_g=tr["pnl"].clip(lower=0)), "_g", "sum", zero)
+    gl = _per_account_pandas(tr.assign(_g=-tr["pnl"].clip(upper=0)), "_g", "sum", zero)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pf = (gp / gl).where(m["n_trades"] > 0)
+    np.testing.assert_allclose(m["trade_profit_factor"], pf, rtol=1e-12)
+    assert "A0" in seen or feature in ("dd_halt", "entries_exits")   # delisted, held
