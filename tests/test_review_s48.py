@@ -1,12 +1,17 @@
 """Review of session 48's BacktestResult.metrics() rewrite (cb718e5) against the formulas
-it replaced: dtypes of accounts without orders, a close panel's scalar coords, and
-trades of an account labelled NaN (a swept stop's "off")."""
+it replaced: dtypes of accounts without orders, a close panel's scalar coords, trades of
+an account labelled NaN (a swept stop's "off"), a drained account's returns (no warning),
+and every backtest feature's metrics against the replaced xarray/pandas formulas."""
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
 
 import quantlab as ql
 from panels import ohlcv_panel
+from test_outofcore_stream import DRAIN, _drain_panel
+from test_result_metrics import _exposure_xarray, _per_account_pandas
 
 
 @pytest.mark.parametrize("group", [False, True])
@@ -76,8 +81,6 @@ def test_metrics_equal_the_replaced_formulas_for_every_feature(feature, group):
     """metrics()' exposure, per-account sums and open-trade marks against the xarray /
     pandas formulas cb718e5 replaced (tests/test_result_metrics.py checks a plain run),
     with an asset never held (NaN signal) and an asset delisted half way."""
-    from test_result_metrics import _exposure_xarray, _per_account_pandas
-
     ds, sig = ohlcv_panel(seed=4, n=80, m=4)
     ds = ds.assign(close=ds["close"].where(ds["time"] < ds["time"][40])
                    .where(ds["asset"] != "A3", ds["close"]))   # A0-A2 end at bar 40
@@ -116,3 +119,20 @@ def test_metrics_equal_the_replaced_formulas_for_every_feature(feature, group):
         pf = (gp / gl).where(m["n_trades"] > 0)
     np.testing.assert_allclose(m["trade_profit_factor"], pf, rtol=1e-12)
     assert "A0" in seen or feature in ("dd_halt", "entries_exits")   # delisted, held
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_returns_of_a_drained_account_warn_as_little_as_the_xarray_formula(group):
+    # returns computed in place divided 0 equity by 0 without np.errstate: a
+    # RuntimeWarning from res.returns / metrics() that xarray's arithmetic (the formula
+    # it replaced, and a dask-backed result's) never gave; the values were the same
+    ds, sig = _drain_panel()
+    res = ql.backtest(ds, sig, group=group, **DRAIN)
+    eq = res.equity
+    assert ((eq == 0) & (eq.shift(time=1) == 0)).any()        # 0 / 0 happens
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        got = res.returns
+    with np.errstate(all="ignore"):
+        ref = eq / ql.data.shifted(eq).fillna(res.init_cash) - 1.0
+    np.testing.assert_array_equal(got.values, ref.values)

@@ -128,7 +128,8 @@ class BacktestResult:
         out[1:] = e[:-1]
         if np.isnan(out).any():      # the kernel writes none; the rule as above
             out[np.isnan(out)] = self.init_cash
-        np.divide(e, out, out=out)
+        with np.errstate(divide="ignore", invalid="ignore"):   # as xarray's arithmetic:
+            np.divide(e, out, out=out)       # a drained account's 0 / 0 is NaN, silently
         out -= 1.0
         return eq.copy(data=out).rename("returns")
 
