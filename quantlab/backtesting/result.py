@@ -181,6 +181,8 @@ class BacktestResult:
         """
         rf = self.risk_free_rate if risk_free_rate is None else risk_free_rate
         rf = _validate.number("risk_free_rate (annual)", rf, -1, None, lo_open=True)
+        _no_metric_dims(self.equity.dims, "metrics()", [  # summary's (no benchmark) and its own
+            *(n for n, (_, needs_b) in metrics.METRICS.items() if not needs_b), *_OWN_METRICS])
         ds = metrics.summary(self.returns, risk_free_rate=rf,
                              annualization=self.periods)
         ds.attrs.update(periods=self.periods, dd_mode=str(self.dd_mode))
@@ -352,6 +354,20 @@ class BacktestResult:
 _LAZY = ("orders", "cash", "positions")   # BacktestResult fields that may come lazy
 
 
+_OWN_METRICS = ("exposure", "n_trades", "fees_paid", "turnover", "trade_win_rate",
+                "trade_profit_factor")
+
+
+def _no_metric_dims(dims, where, names):
+    """A parameter dim named like a metric (one of ``names``) would be its variable and its
+    coordinate at once in the metrics Dataset (xarray replaced the dim's labels with the
+    metric's values, or raised): refused, naming the dims."""
+    clash = sorted(set(dims) & set(names))
+    if clash:
+        raise ValueError(f"{where}: parameter dim(s) {clash} share a name with a metric; "
+                         "rename the signal's (or swept option's) dim before the backtest")
+
+
 def _account_of(frame: pd.DataFrame, zero: xr.DataArray) -> np.ndarray:
     """Each row's account: its position in ``zero`` (flat, C order) by the row's labels
     of ``zero``'s dims (-1: none of them)."""
@@ -464,6 +480,7 @@ def streamed_metrics(run: Run, opts: BacktestOptions, n_bars=None) -> xr.Dataset
     values.update(fees_paid=x["fees"], turnover=x["traded"] / (x["eq_sum"] / n_bars),
                   n_orders=x["orders"], exposure=x["exposure"] / n_bars)
     dims, shape = run.acct_dims[1:], run.acct_shape[1:]
+    _no_metric_dims(dims, "metrics_only", names)
     coords = {d: run.signal[d] for d in dims}
     return xr.Dataset({k: (tuple(dims), np.asarray(values[k]).reshape(shape)) for k in names},
                       coords=coords, attrs={"periods": run.periods})
