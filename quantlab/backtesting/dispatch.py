@@ -14,7 +14,7 @@ import xarray as xr
 
 from quantlab import _threads, _validate
 from quantlab._kernels import backtest as _k
-from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions
+from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions, metric_variables
 from quantlab.calendar import periods_for
 from quantlab.data import BAR_VARS, time_asset as _panel, shifted, validate
 from quantlab.errors import DataError
@@ -204,6 +204,10 @@ def broadcast(signal: xr.DataArray, opts: BacktestOptions) -> tuple[xr.DataArray
     if clash:
         raise ValueError(f"parameter dim name(s) {sorted(clash)} clash with the orders/trades "
                          f"table columns; rename them (reserved: {sorted(RESERVED)})")
+    clash = set(params) & metric_variables()
+    if clash:   # refused before the run, not by metrics() after it
+        raise ValueError(f"parameter dim name(s) {sorted(clash)} share a name with a metric "
+                         "of the result; rename the signal's (or swept option's) dim")
     return signal.transpose("time", "asset", *params), params
 
 

@@ -31,6 +31,16 @@ MAX_LEVERAGE = 100.0   # a sanity bound: gross exposure of 100 x equity
 SIZE_TYPES = _k.SIZE_TYPES
 # backtest-only metrics a metrics-only run accumulates (n_trades needs the order list)
 STREAMED_EXTRAS = ("fees_paid", "turnover", "exposure", "n_orders")
+# BacktestResult.metrics()' variables beyond ql.metrics.summary's
+RESULT_METRICS = ("exposure", "n_trades", "fees_paid", "turnover", "trade_win_rate",
+                  "trade_profit_factor")
+
+
+def metric_variables() -> set:
+    """Every variable a backtest's metrics Dataset (``metrics()`` or ``metrics_only``) can
+    hold: a parameter dim of that name would be its variable and its coordinate at once."""
+    return ({n for n, (_, needs_b) in metrics.METRICS.items() if not needs_b}
+            | set(RESULT_METRICS) | set(STREAMED_EXTRAS))
 
 
 @dataclass(frozen=True)

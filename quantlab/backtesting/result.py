@@ -21,7 +21,8 @@ from quantlab import store as _store
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting import dispatch
 from quantlab.backtesting.dispatch import Run
-from quantlab.backtesting.options import STREAMED_EXTRAS, BacktestOptions, last_valid
+from quantlab.backtesting.options import (STREAMED_EXTRAS, BacktestOptions, last_valid,
+                                          metric_variables)
 from quantlab.backtesting.trades import REASONS, build_trades
 
 # from_run, streamed_metrics, chunked and is_lazy serve quantlab.backtest and the
@@ -181,8 +182,7 @@ class BacktestResult:
         """
         rf = self.risk_free_rate if risk_free_rate is None else risk_free_rate
         rf = _validate.number("risk_free_rate (annual)", rf, -1, None, lo_open=True)
-        _no_metric_dims(self.equity.dims, "metrics()", [  # summary's (no benchmark) and its own
-            *(n for n, (_, needs_b) in metrics.METRICS.items() if not needs_b), *_OWN_METRICS])
+        _no_metric_dims(self.equity.dims, "metrics()")
         ds = metrics.summary(self.returns, risk_free_rate=rf,
                              annualization=self.periods)
         ds.attrs.update(periods=self.periods, dd_mode=str(self.dd_mode))
@@ -354,15 +354,12 @@ class BacktestResult:
 _LAZY = ("orders", "cash", "positions")   # BacktestResult fields that may come lazy
 
 
-_OWN_METRICS = ("exposure", "n_trades", "fees_paid", "turnover", "trade_win_rate",
-                "trade_profit_factor")
-
-
-def _no_metric_dims(dims, where, names):
-    """A parameter dim named like a metric (one of ``names``) would be its variable and its
-    coordinate at once in the metrics Dataset (xarray replaced the dim's labels with the
-    metric's values, or raised): refused, naming the dims."""
-    clash = sorted(set(dims) & set(names))
+def _no_metric_dims(dims, where):
+    """A parameter dim named like a metric would be its variable and its coordinate at
+    once in the metrics Dataset (xarray replaced the dim's labels with the metric's
+    values, or raised): refused, naming the dims. (``ql.backtest`` refuses such a dim
+    before it runs; this guards results made otherwise.)"""
+    clash = sorted(set(dims) & metric_variables())
     if clash:
         raise ValueError(f"{where}: parameter dim(s) {clash} share a name with a metric; "
                          "rename the signal's (or swept option's) dim before the backtest")
@@ -480,7 +477,7 @@ def streamed_metrics(run: Run, opts: BacktestOptions, n_bars=None) -> xr.Dataset
     values.update(fees_paid=x["fees"], turnover=x["traded"] / (x["eq_sum"] / n_bars),
                   n_orders=x["orders"], exposure=x["exposure"] / n_bars)
     dims, shape = run.acct_dims[1:], run.acct_shape[1:]
-    _no_metric_dims(dims, "metrics_only", names)
+    _no_metric_dims(dims, "metrics_only")
     coords = {d: run.signal[d] for d in dims}
     return xr.Dataset({k: (tuple(dims), np.asarray(values[k]).reshape(shape)) for k in names},
                       coords=coords, attrs={"periods": run.periods})
