@@ -1495,12 +1495,14 @@ def positions_from_orders(Py_ssize_t n, Py_ssize_t m, orders):
 
 
 def mean_exposure(const double[:, :] q, const double[:, :] price, const double[:, :] eq,
-                  const Py_ssize_t[::1] asset, const Py_ssize_t[::1] group):
+                  const Py_ssize_t[::1] asset, const Py_ssize_t[::1] group, carry=None):
     """Each account's mean exposure over the bars: mean over t of gross_g(t) / eq[t, g],
     gross_g(t) = sum over its columns c of |q[t, c] * p[t, asset[c]]| (p: the last valid
     price of the asset; a NaN value counts 0), a bar with gross 0 counting 0 (also at 0
     equity), a NaN ratio skipped (all NaN, or no bar: NaN). ``BacktestResult.metrics()``'
-    exposure in one pass, without the panels of values its xarray formula makes."""
+    exposure in one pass, without the panels of values its xarray formula makes.
+    ``carry``: (last price per asset, sum and count per account), float64 arrays the
+    pass starts from and updates in place: time chunks in turn give one pass's result."""
     cdef Py_ssize_t n = q.shape[0], m = q.shape[1], na = price.shape[1], ng = eq.shape[1]
     cdef Py_ssize_t t, c, g
     if price.shape[0] != n or eq.shape[0] != n or asset.shape[0] != m or group.shape[0] != m:
@@ -1509,9 +1511,14 @@ def mean_exposure(const double[:, :] q, const double[:, :] price, const double[:
     for c in range(m):
         if not (0 <= asset[c] < na and 0 <= group[c] < ng):
             raise ValueError(f"mean_exposure: column {c}'s asset or group is out of range")
-    last_np, gross_np = np.full(na, np.nan), np.zeros(ng)
-    sums_np, count_np = np.zeros(ng), np.zeros(ng)
+    if carry is None:
+        carry = (np.full(na, np.nan), np.zeros(ng), np.zeros(ng))
+    last_np, sums_np, count_np = carry
+    gross_np = np.zeros(ng)
     cdef double[::1] last = last_np, gross = gross_np, sums = sums_np, count = count_np
+    if last.shape[0] != na or sums.shape[0] != ng or count.shape[0] != ng:
+        raise ValueError("mean_exposure: carry is (last price per asset, sum and count per "
+                         "account)")
     cdef double v, x
     with nogil:
         for t in range(n):

@@ -135,3 +135,46 @@ def test_last_valid_searches_back_as_far_as_a_column_needs(lazy):
     prev = np.full(5, -1.0)
     np.testing.assert_array_equal(last_valid(arr, prev), np.where(np.isnan(want), -1, want))
     assert (prev == -1).all()   # not changed in place
+
+
+@pytest.mark.parametrize("group", [False, True])
+@pytest.mark.parametrize("rows", [1, 7, 64, 300])
+def test_exposure_of_a_dask_backed_result_over_its_time_chunks(group, rows):
+    """A dask-backed result's exposure: the kernel over its time chunks in turn, carrying
+    the last prices (an asset delisted at bar 150 is valued at its last close in every
+    later chunk) and each account's sum and count; lazy until computed; equal to the
+    in-memory kernel and to the xarray formula."""
+    import dask
+
+    rng = np.random.default_rng(11)
+    ds = _panel(rng, 300, 5)
+    raw = rng.choice([-0.6, 0.0, 0.4, np.nan], size=(300, 5), p=[0.2, 0.3, 0.3, 0.2])
+    sig = xr.DataArray(raw, dims=("time", "asset"), coords=ds["close"].coords)
+    sig = xr.concat([sig, sig.shift(time=2)], pd.Index([1, 2], name="w"))
+    res = ql.backtest(ds, sig, fees=0.002, group=group, periods=252)
+    lazy = dataclasses.replace(
+        res, equity=res.equity.chunk({"time": rows}), prices=res.prices.chunk({"time": rows}),
+        positions=res.positions.chunk({"time": rows}))
+    with dask.config.set(scheduler="sync"):
+        got = lazy._exposure()
+        assert got.chunks is not None                  # lazy
+        np.testing.assert_allclose(got.values, res._exposure().values, rtol=1e-13)
+    ref = _exposure_xarray(res).transpose(*got.dims)
+    np.testing.assert_allclose(got.values, ref.values, rtol=1e-12)
+    assert got.dims == res._exposure().dims
+
+
+def test_mean_exposure_carry_equals_one_pass():
+    rng = np.random.default_rng(5)
+    q = rng.normal(size=(50, 4))
+    p = np.where(rng.random((50, 3)) < 0.3, np.nan, rng.uniform(1, 2, (50, 3)))
+    eq = rng.uniform(50, 100, (50, 2))
+    asset = np.array([0, 1, 2, 2], dtype=np.intp)
+    group = np.array([0, 0, 1, 1], dtype=np.intp)
+    whole = _k.mean_exposure(q, p, eq, asset, group)
+    carry = (np.full(3, np.nan), np.zeros(2), np.zeros(2))
+    for t0, t1 in [(0, 1), (1, 20), (20, 20), (20, 50)]:
+        part = _k.mean_exposure(q[t0:t1], p[t0:t1], eq[t0:t1], asset, group, carry)
+    np.testing.assert_array_equal(part, whole)
+    with pytest.raises(ValueError, match="carry is"):
+        _k.mean_exposure(q, p, eq, asset, group, (np.zeros(2), np.zeros(2), np.zeros(2)))

@@ -208,26 +208,26 @@ class BacktestResult:
     def _exposure(self) -> xr.DataArray:
         """Mean |position value| / equity per account, a bar without a position counting
         0 (also at 0 equity, 0/0), as metrics_only counts it; positions valued at the last
-        valid close. In one kernel pass (``mean_exposure``) for in-memory panels; a
-        dask-backed result's with xarray, lazily (the same formula)."""
+        valid close. One kernel pass (``mean_exposure``); a dask-backed result's time
+        chunks in turn, lazily (:func:`_exposure_by_chunks`)."""
         q, eq = self.positions, self.equity
         price = self.prices.transpose("time", "asset")
-        keys = [d for d in q.dims if d not in ("time", "asset")]
-        if not all(isinstance(x.data, np.ndarray) for x in (q, price, eq)):
-            value = (q * price.ffill("time")).fillna(0.0)
-            gross = abs(value).sum("asset") if self.group else abs(value)
-            return (gross / eq).where(gross != 0, 0.0).mean("time")
         if not price.indexes["asset"].equals(q.indexes["asset"]):
             price = price.reindex(asset=q["asset"])
+        keys = [d for d in q.dims if d not in ("time", "asset")]
         acct = [*([] if self.group else ["asset"]), *keys]
         n_asset, n_par = q.sizes["asset"], int(np.prod([q.sizes[k] for k in keys]))
-        qv = q.transpose("time", "asset", *keys).values.reshape(q.sizes["time"], -1)
-        eqv = eq.transpose("time", *acct).values.reshape(eq.sizes["time"], -1)
+        qv = q.transpose("time", "asset", *keys).data.reshape(q.sizes["time"], -1)
+        eqv = eq.transpose("time", *acct).data.reshape(eq.sizes["time"], -1)
         asset = np.repeat(np.arange(n_asset, dtype=np.intp), n_par)
         group = (np.tile(np.arange(n_par, dtype=np.intp), n_asset) if self.group
                  else np.arange(n_asset * n_par, dtype=np.intp))
-        out = _k.mean_exposure(qv, price.values.astype(np.float64, copy=False), eqv,
-                               asset, group)
+        panels = (qv, price.data, eqv)
+        if all(isinstance(x, np.ndarray) for x in panels):
+            out = _k.mean_exposure(qv, price.values.astype(np.float64, copy=False), eqv,
+                                   asset, group)
+        else:
+            out = _exposure_by_chunks(*panels, asset, group)
         like = (eq if self.group else q).isel(time=0, drop=True).transpose(*acct)
         # the formula's coords: the closes' scalar ones, and (per asset) their asset_class
         kept = {(), ("asset",)} if not self.group else {()}
@@ -363,6 +363,39 @@ def _no_metric_dims(dims, where):
     if clash:
         raise ValueError(f"{where}: parameter dim(s) {clash} share a name with a metric; "
                          "rename the signal's (or swept option's) dim before the backtest")
+
+
+def _exposure_by_chunks(q, price, eq, asset, group):
+    """``mean_exposure`` of (time, column) panels, dask-backed, over their time chunks in
+    turn (the kernel's carry: the last prices, each account's sum and count), lazily: a
+    task per chunk, each reading one chunk of the three panels."""
+    import dask   # lazy: dask-backed results only
+    import dask.array as da
+
+    rows = next(x.chunks[0] for x in (eq, q, price) if hasattr(x, "chunks"))
+    q, price, eq = (da.asarray(x).rechunk({0: rows, 1: -1}) for x in (q, price, eq))
+    carry = None
+    for i in range(len(rows)):
+        carry = dask.delayed(_exposure_step)(q.blocks[i], price.blocks[i], eq.blocks[i],
+                                             asset, group, carry)
+    mean = dask.delayed(_nan_mean)(carry)
+    return da.from_delayed(mean, shape=(eq.shape[1],), dtype=np.float64)
+
+
+def _exposure_step(q, price, eq, asset, group, carry):
+    """One time chunk of :func:`_exposure_by_chunks`: the carry a new one (tasks stay
+    pure: dask may run a task twice)."""
+    carry = ((np.full(price.shape[1], np.nan), np.zeros(eq.shape[1]), np.zeros(eq.shape[1]))
+             if carry is None else tuple(a.copy() for a in carry))
+    q, price, eq = (np.asarray(x, dtype=np.float64) for x in (q, price, eq))
+    _k.mean_exposure(q, price, eq, asset, group, carry)
+    return carry
+
+
+def _nan_mean(carry):
+    """Each account's mean from its carried sum and count (none counted: NaN)."""
+    with np.errstate(invalid="ignore"):
+        return carry[1] / carry[2]
 
 
 def _account_of(frame: pd.DataFrame, zero: xr.DataArray) -> np.ndarray:
