@@ -1,4 +1,5 @@
 """Build the Cython kernels: every cython_kernels/<name>.pyx -> quantlab._kernels.<name>."""
+import os
 import platform
 import sys
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
@@ -52,11 +54,23 @@ class build_py_with_data(build_py):
         for f in sorted((HERE / "data").glob("*.gz")):
             self.copy_file(str(f), str(target / f.name))
 
+
+class build_ext_on_every_core(build_ext):
+    """Compile the modules on every core (``-j``, unless given): ~15 of them, with their
+    SIMD builds, take most of an install's time on one."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
+
+
 setup(
-    cmdclass={"build_py": build_py_with_data},
+    cmdclass={"build_py": build_py_with_data, "build_ext": build_ext_on_every_core},
     ext_modules=cythonize(
         extensions,
         compiler_directives={"language_level": "3", "embedsignature": True},
         include_path=["cython_kernels"],
+        nthreads=os.cpu_count() or 1,
     ),
 )
