@@ -194,9 +194,10 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     cluster of several machines, set ``TMPDIR`` (or ``tempfile.tempdir``) to storage
     every worker mounts at the same path.
 
-    ``metrics_only`` (a tuple of metric names, or True for all of them): keep no equity, positions or orders and
-    return an ``xr.Dataset`` of those metrics per account, accumulated while the kernel
-    runs (memory independent of the number of bars). Names: the returns metrics that need
+    ``metrics_only`` (a tuple of metric names, or True for all of them): keep no equity,
+    positions or orders and return an ``xr.Dataset`` of those metrics per account,
+    accumulated while the kernel runs (memory independent of the number of bars). Names:
+    the returns metrics that need
     no quantiles or benchmark (``ql.metrics.streaming_names()``) and ``fees_paid,
     turnover, exposure, n_orders``; equal to ``metrics()`` of the full backtest.
 

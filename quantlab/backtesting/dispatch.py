@@ -276,8 +276,9 @@ def _margin(opts: BacktestOptions, fixed_fees, target, state) -> float:
     while cash >= 0 and every position is long; cash stays >= 0 with max_leverage <= 1
     (a buy, a short's cover too, spends at most the cash) and no fixed fee (one can
     exceed a sale's proceeds). ``target``: the call's target exposures (None: order
-    events, which do not go short), read only when the rest leaves it open; ``state``: a short an earlier call left held, wanted or pending, so a time chunk
-    decides as a whole run would. A margin within 1e-9 of 1 stays on: cash's rounding
+    events, which do not go short), read only when the rest leaves it open; ``state``: a
+    short an earlier call left held, wanted or pending, so a time chunk decides as a
+    whole run would. A margin within 1e-9 of 1 stays on: cash's rounding
     residue (a few 1e-16 of the equity below 0) can breach it."""
     mm = float(opts.maintenance_margin or 0.0)
     if not mm or mm > _EXACT_MARGIN or opts.max_leverage > 1 or np.any(fixed_fees) or (

@@ -510,7 +510,6 @@ def streamed_metrics(run: Run, opts: BacktestOptions, n_bars=None) -> xr.Dataset
     values.update(fees_paid=x["fees"], turnover=x["traded"] / (x["eq_sum"] / n_bars),
                   n_orders=x["orders"], exposure=x["exposure"] / n_bars)
     dims, shape = run.acct_dims[1:], run.acct_shape[1:]
-    _no_metric_dims(dims, "metrics_only")
     coords = {d: run.signal[d] for d in dims}
     return xr.Dataset({k: (tuple(dims), np.asarray(values[k]).reshape(shape)) for k in names},
                       coords=coords, attrs={"periods": run.periods})
