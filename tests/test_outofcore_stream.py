@@ -200,10 +200,10 @@ def test_next_chunk_is_loaded_while_the_kernel_runs_the_current_one(monkeypatch)
     real_load, real_sim = result._load, dispatch.simulate
     loaded = [threading.Event() for _ in range(8)]
 
-    def load(inputs, sel, scheduler=None, graph=None):
+    def load(inputs, sel, scheduler=None, graph=None, part=0):
         k = sel["time"].stop // 5 - 1
         order.append(("load", k))
-        out = real_load(inputs, sel, scheduler, graph)
+        out = real_load(inputs, sel, scheduler, graph, part)
         loaded[k].set()
         return out
 
@@ -617,7 +617,7 @@ def test_chunks_of_a_param_signal_and_a_time_coord_load_as_in_memory(group, monk
             sig3.chunk(time=20, asset=4, k=1))
     graphs = []
     real = result._Graph.of
-    monkeypatch.setattr(result._Graph, "of", lambda inputs: graphs.append(real(inputs))
+    monkeypatch.setattr(result._Graph, "of", lambda inputs, depth=1: graphs.append(real(inputs, depth))
                         or graphs[-1])
     with dask.config.set(scheduler="threads", num_workers=2):
         res = ql.backtest(*lazy, group=group, fees=0.001)
