@@ -447,6 +447,7 @@ cdef class _Sim:
     # lean: cash and positions are not written (rebuilt from the order records on
     # demand, ``cash_from_orders``/``positions_from_orders``); fast path only
     cdef bint lean
+    cdef int acc_need   # metrics-only: the acc_add groups its metrics read (A_*)
     cdef Py_ssize_t[::1] todo   # fast path: the columns with a pending order this bar
     cdef Py_ssize_t n_todo
     # the state (SimState's arrays)
@@ -1152,7 +1153,9 @@ cdef class _Sim:
             if self.metrics_only:
                 ret = eq[g] / prev_eq[g] - 1.0
                 if not isnan(ret):   # 0/0, an emptied account: NaN in res.returns, skipped
-                    acc_add(&self.stats[g, 0], ret, log1p(ret), 0.0)
+                    acc_add(&self.stats[g, 0], ret,
+                            log1p(ret) if self.acc_need & A_STABILITY else 0.0, 0.0,
+                            self.acc_need)
                 self.extra[g, X_EQSUM] += eq[g]
                 if self.gross_v[g] != 0.0:   # no position, no exposure (at 0 equity too)
                     self.extra[g, X_EXPO] += self.gross_v[g] / eq[g]
@@ -1176,7 +1179,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
              bars=None, stops=None, events=None, limit=None, double borrow=0.0,
              double margin=0.0, SimState state=None, bint fast=True, bint lean=False,
              out=None, bint keyed=False, bint check=False,
-             bint check_target=False):
+             bint check_target=False, int acc_need=A_ALL):
     # > 80 lines only by its docstring (the kernel's reference); the code is ~70 lines
     """Run the simulation.
 
@@ -1247,6 +1250,8 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     ``metrics_only``: nothing per bar is kept (equity, cash, positions and the orders come
     back empty); each account's returns feed the running statistics of ``acc_add`` (the
     same as ``metrics.accumulate``) and five extras (fees, traded value, Σ equity, orders,
+    Σ exposure). ``acc_need`` (A_* bits, ``acc_groups``): the statistics kept beyond the
+    count, mean and M2 (the others stay at their start values); A_ALL: every one.
 
     ``state`` (a ``SimState(n_columns, n_groups, init_cash)``; None: a fresh one): the
     state to start from (``init_cash`` is then unused), updated in place to the state
@@ -1351,7 +1356,7 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
     if s.use_limit:
         s.lim_off, s.tif = limit
     s.use_margin = margin > 0
-    s.fast, s.lean = fast, lean
+    s.fast, s.lean, s.acc_need = fast, lean, acc_need
     s.solo = fast and n_groups == m and np.array_equal(np.asarray(group), np.arange(m))
     s.todo = np.empty(m, dtype=np.intp)
     cdef int err = 0

@@ -52,7 +52,7 @@ def accumulate(const double[:, :] r, const double[:, :] logr, const double[:, :]
                         x = r[t, a]
                         if isnan(x):
                             continue
-                        acc_add(&A[a, 0], x, logr[t, a], required_return)
+                        acc_add(&A[a, 0], x, logr[t, a], required_return, A_ALL)
                         if not has_b:
                             continue
                         bx = b[t, a]

@@ -15,6 +15,35 @@ cpdef enum:
 cdef enum:
     NFIELDS = F_DN_WB + 1
 
+# The groups of statistics ``acc_add`` can skip (its ``need`` bits); the count, mean and
+# M2 are always kept. A metrics-only backtest keeps those its metrics read
+# (``acc_groups``): a Sharpe ratio alone needs no log1p per return.
+cpdef enum:
+    A_HIGHER = 1       # m3, m4
+    A_RANGE = 2        # min, max
+    A_DOWN = 4         # down2
+    A_WEALTH = 8       # wealth, peak, drawdowns, recovery, underwater
+    A_WINS = 16        # n_pos, n_nonzero, sum_pos, sum_neg
+    A_STABILITY = 32   # st_*: the regression of the cumulative log return
+    A_ALL = 63
+
+
+def acc_groups(fields):
+    """The ``need`` bits of ``acc_add`` that keep the statistics ``fields`` (names of
+    ``FIELDS``); 0 for the count, mean and M2 alone."""
+    groups = {"m3": A_HIGHER, "m4": A_HIGHER, "min": A_RANGE, "max": A_RANGE,
+              "down2": A_DOWN, "n_pos": A_WINS, "n_nonzero": A_WINS, "sum_pos": A_WINS,
+              "sum_neg": A_WINS}
+    groups.update(dict.fromkeys(("wealth", "peak", "max_dd", "dd_peak", "dd_trough_k",
+                                 "recovery", "uw", "uw_max"), A_WEALTH))
+    groups.update(dict.fromkeys(("st_y", "st_mk", "st_my", "st_ckk", "st_cyy", "st_cky"),
+                                A_STABILITY))
+    cdef int need = 0
+    for f in fields:
+        if f not in ("n", "mean", "m2"):
+            need |= groups[f]   # KeyError: a benchmark field, not acc_add's
+    return need
+
 
 def __getattr__(name):
     """``FIELDS``, built on first use from the F_* members (Cython adds a ``cpdef enum``'s
@@ -43,10 +72,12 @@ def _acc_new(Py_ssize_t m):
     return acc
 
 
-cdef inline void acc_add(double* S, double x, double logx,
-                         double required_return) noexcept nogil:
-    """Add return ``x`` (not NaN; ``logx`` = log1p(x)) to the statistics at ``S``."""
-    cdef double nn, n1, inv, d, dn, dn2, term, y, w, dd
+cdef inline void acc_add(double* S, double x, double logx, double required_return,
+                         int need) noexcept nogil:
+    """Add return ``x`` (not NaN; ``logx`` = log1p(x), read only for A_STABILITY) to the
+    statistics at ``S``: the count, mean and M2, and the groups in ``need`` (A_*; the
+    others are left as they are)."""
+    cdef double nn, n1, inv, d, dn, dn2, term, y
     # moments (Welford; Terriberry's update for the 3rd and 4th)
     n1 = S[F_N]
     nn = n1 + 1.0
@@ -57,17 +88,36 @@ cdef inline void acc_add(double* S, double x, double logx,
     dn2 = dn * dn
     term = d * dn * n1
     S[F_MEAN] += dn
-    S[F_M4] += (term * dn2 * (nn * nn - 3.0 * nn + 3.0)
-              + 6.0 * dn2 * S[F_M2] - 4.0 * dn * S[F_M3])
-    S[F_M3] += term * dn * (nn - 2.0) - 3.0 * dn * S[F_M2]
+    if need & A_HIGHER:   # need is the same for every value: a predicted branch
+        S[F_M4] += (term * dn2 * (nn * nn - 3.0 * nn + 3.0)
+                  + 6.0 * dn2 * S[F_M2] - 4.0 * dn * S[F_M3])
+        S[F_M3] += term * dn * (nn - 2.0) - 3.0 * dn * S[F_M2]
     S[F_M2] += term
     # selects, not branches: the sign of a return is a coin flip for the
     # branch predictor
-    S[F_MIN] = x if x < S[F_MIN] else S[F_MIN]
-    S[F_MAX] = x if x > S[F_MAX] else S[F_MAX]
-    y = x - required_return
-    S[F_DOWN2] += y * y if y < 0 else 0.0
-    # wealth and drawdowns (peak starts at the initial 1.0)
+    if need & A_RANGE:
+        S[F_MIN] = x if x < S[F_MIN] else S[F_MIN]
+        S[F_MAX] = x if x > S[F_MAX] else S[F_MAX]
+    if need & A_DOWN:
+        y = x - required_return
+        S[F_DOWN2] += y * y if y < 0 else 0.0
+    if need & A_WEALTH:
+        _acc_wealth(S, x, n1)
+    if need & A_WINS:
+        S[F_N_POS] += 1.0 if x > 0 else 0.0
+        S[F_SUM_POS] += x if x > 0 else 0.0
+        S[F_SUM_NEG] += x if x < 0 else 0.0
+        S[F_N_NONZERO] += 1.0 if x != 0 else 0.0
+    if need & A_STABILITY:   # regression of cumulative log return on observation number
+        S[F_ST_Y] += logx
+        add_pair(n1, S[F_ST_Y], nn, &S[F_ST_MK], &S[F_ST_MY], &S[F_ST_CKK], &S[F_ST_CYY],
+                 &S[F_ST_CKY])
+
+
+cdef inline void _acc_wealth(double* S, double x, double n1) noexcept nogil:
+    """acc_add's wealth and drawdowns (the peak starts at the initial 1.0); ``n1`` the
+    values before ``x``."""
+    cdef double w, dd
     w = S[F_WEALTH] * (1.0 + x)
     S[F_WEALTH] = w
     S[F_UW] = S[F_UW] + 1.0 if w < S[F_PEAK] else 0.0
@@ -81,11 +131,3 @@ cdef inline void acc_add(double* S, double x, double logx,
         S[F_RECOVERY] = NAN
     elif isnan(S[F_RECOVERY]) and S[F_DD_TROUGH_K] >= 0 and w >= S[F_DD_PEAK]:
         S[F_RECOVERY] = n1 - S[F_DD_TROUGH_K]
-    # wins and losses
-    S[F_N_POS] += 1.0 if x > 0 else 0.0
-    S[F_SUM_POS] += x if x > 0 else 0.0
-    S[F_SUM_NEG] += x if x < 0 else 0.0
-    S[F_N_NONZERO] += 1.0 if x != 0 else 0.0
-    # stability: regression of cumulative log return on observation number
-    S[F_ST_Y] += logx
-    add_pair(n1, S[F_ST_Y], nn, &S[F_ST_MK], &S[F_ST_MY], &S[F_ST_CKK], &S[F_ST_CYY], &S[F_ST_CKY])

@@ -66,6 +66,10 @@ __all__ = [
 
 ANNUALIZATION = {"daily": 252, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}
 _F = {name: i for i, name in enumerate(_k.FIELDS)}
+# each statistic acc_add may skip -> its group bit (the count, mean, M2 and the benchmark
+# fields have none)
+_GROUP_OF = {f: _k.acc_groups([f]) for f in _k.FIELDS[:_k.F_ST_CKY + 1]
+             if f not in ("n", "mean", "m2")}
 
 
 def annualization_factor(period="daily", annualization=None) -> float:
@@ -529,20 +533,50 @@ def _compute_np(names, r, b, params, rate=None) -> dict[str, np.ndarray]:
     return out
 
 
+class _Reads(dict):
+    """A dict that records the keys read (``acc_need``'s trace of the formulas)."""
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.read = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def acc_need(names) -> int:
+    """The groups of running statistics (``acc_add``'s ``need`` bits, ``A_*``) the
+    formulas of the streaming metrics among ``names`` read, found by running them: a
+    metrics-only backtest keeps only those (a Sharpe ratio alone: the count, mean and M2,
+    no log1p per return). Other names are ignored."""
+    a = _Reads({f: np.ones(1) for f in _F})
+    params = _params("daily", 252.0, risk_free=0.0, required_return=0.0)
+    with np.errstate(all="ignore"):
+        for n in set(names) & set(streaming_names()):
+            METRICS[n][0](a, **params)
+    return _k.acc_groups(a.read)
+
+
 def streaming_names() -> list[str]:
     """Returns metrics computable from the running statistics alone (no quantiles, no
     benchmark): what a metrics-only backtest can report."""
     return [n for n, (_, needs_b) in METRICS.items() if not needs_b and n not in _QUANTILE]
 
 
-def from_accumulator(acc, names, annualization, risk_free=0.0) -> dict:
+def from_accumulator(acc, names, annualization, risk_free=0.0, need=None) -> dict:
     """Metrics ``names`` from running statistics (NFIELDS x m, as the kernels'
-    ``acc_add`` builds them), with the formulas every other path uses."""
+    ``acc_add`` builds them), with the formulas every other path uses. ``need``: the
+    statistics groups the accumulator kept (``acc_need``; None: all); the others read
+    as NaN, so a formula reading one it did not keep gives NaN, never its start value."""
     bad = sorted(set(names) - set(streaming_names()))
     if bad:
         raise ValueError(f"{bad} need the whole return series (quantiles or a benchmark); "
                          f"available without it: {', '.join(streaming_names())}")
     a = {f: acc[i] for f, i in _F.items()}
+    if need is not None:
+        a.update({f: np.full_like(acc[i], np.nan) for f, i in _F.items()
+                  if f in _GROUP_OF and not need & _GROUP_OF[f]})
     params = _params("daily", annualization, risk_free=risk_free, required_return=0.0)
     return {n: np.asarray(METRICS[n][0](a, **params), dtype=np.float64) for n in names}
 

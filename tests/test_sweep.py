@@ -372,3 +372,37 @@ def test_sweep_metrics_true_keeps_every_streamed_metric(equities):
     with pytest.raises(ValueError, match="a sweep keeps metrics"):
         ql.sweep("volatility_regime", equities, {"window": [10]}, progress=False,
                  metrics=False)
+
+
+@pytest.mark.parametrize("kw", [dict(fees=0.001), dict(group=True, fees=0.002, dd_limit=0.1)])
+def test_each_metric_alone_keeps_only_its_statistics_with_the_bits_of_all(kw, equities):
+    """A metrics-only run keeps only the running statistics its metrics read (acc_need:
+    a Sharpe ratio alone, no log1p per return); each metric alone, in memory and
+    streamed, has the bits of the run that keeps every statistic."""
+    sig = ql.strategies.get("volatility_regime", window=[10, 21]).signal(equities)
+    every = ql.backtest(equities, sig, metrics_only=True, **kw)
+    full = ql.backtest(equities, sig, **kw).metrics()
+    lazy = equities.chunk(time=700, asset=2)
+    for name in ql.metrics.streaming_names():
+        need = ql.metrics.acc_need([name])
+        assert need != ql.metrics.acc_need(ql.metrics.streaming_names()), name
+        want = full[name].transpose(*every[name].dims).values
+        assert np.isfinite(want).any(), name
+        np.testing.assert_allclose(every[name].values, want, rtol=1e-9, err_msg=name)
+        for data in (equities, lazy):
+            one = ql.backtest(data, sig, metrics_only=[name], **kw)
+            np.testing.assert_array_equal(one[name].values, every[name].values,
+                                          err_msg=name)
+
+
+def test_statistics_a_run_did_not_keep_read_as_nan():
+    """from_accumulator(need=): a formula reading a statistic the accumulator skipped
+    gives NaN, never the statistic's start value (a wealth of 1.0: a 0 % return)."""
+    from quantlab._kernels import metrics as km
+    r = np.random.default_rng(3).normal(0, 0.01, (300, 2))
+    acc = km.accumulate(r, np.log1p(r), np.empty((0, 2)), 0.0)
+    need = ql.metrics.acc_need(["sharpe_ratio"])
+    got = ql.metrics.from_accumulator(acc, ["sharpe_ratio", "total_return"], 252, need=need)
+    want = ql.metrics.from_accumulator(acc, ["sharpe_ratio"], 252)
+    np.testing.assert_array_equal(got["sharpe_ratio"], want["sharpe_ratio"])
+    assert np.isnan(got["total_return"]).all()

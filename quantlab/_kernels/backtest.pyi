@@ -1,3 +1,5 @@
+from collections.abc import Iterable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -46,6 +48,7 @@ def simulate(
     keyed: bool = False,  # orders get a 7th array: each record's phase of its bar (int8)
     check: bool = False,  # each bar's closes NaN or in (0, inf), else InvalidPrice
     check_target: bool = False,  # each bar's targets NaN or in [-1, 1], else InvalidTarget
+    acc_need: int = ...,  # metrics-only: the statistics kept (A_* bits; A_ALL: all)
 ) -> tuple[F64, F64 | None, F64 | None, Orders | KeyedOrders, npt.NDArray[np.int8], F64] | tuple[
     F64, F64]: ...
 
@@ -126,3 +129,14 @@ F_UP_WB: int
 F_DN_N: int
 F_DN_WR: int
 F_DN_WB: int
+
+# acc_add's statistic groups (returns_acc.pxi cpdef enum A_*): simulate's acc_need bits
+A_HIGHER: int
+A_RANGE: int
+A_DOWN: int
+A_WEALTH: int
+A_WINS: int
+A_STABILITY: int
+A_ALL: int
+
+def acc_groups(fields: Iterable[str]) -> int: ...

@@ -1,3 +1,5 @@
+from collections.abc import Iterable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -58,3 +60,14 @@ F_UP_WB: int
 F_DN_N: int
 F_DN_WR: int
 F_DN_WB: int
+
+# acc_add's statistic groups (returns_acc.pxi cpdef enum A_*): simulate's acc_need bits
+A_HIGHER: int
+A_RANGE: int
+A_DOWN: int
+A_WEALTH: int
+A_WINS: int
+A_STABILITY: int
+A_ALL: int
+
+def acc_groups(fields: Iterable[str]) -> int: ...

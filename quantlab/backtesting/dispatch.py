@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from quantlab import _threads, _validate
+from quantlab import _threads, _validate, metrics
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions, metric_variables
 from quantlab.calendar import periods_for
@@ -538,6 +538,8 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
         kw["out"] = out
     if keyed:   # only then: the kernel's pure-NumPy twin (tests/reference) has no keys
         kw["keyed"] = True
+    if opts.metrics_only is not None:   # the statistics its metrics read, no more
+        kw["acc_need"] = metrics.acc_need(opts.metrics_only)
     refused = None
     try:
         if state is None and not opts.group:

@@ -504,7 +504,8 @@ def streamed_metrics(run: Run, opts: BacktestOptions, n_bars=None) -> xr.Dataset
     names = opts.metrics_only
     n_bars = run.signal.shape[0] if n_bars is None else n_bars
     ret_names = [k for k in names if k not in STREAMED_EXTRAS]
-    values = (metrics.from_accumulator(stats.T, ret_names, run.periods)
+    values = (metrics.from_accumulator(stats.T, ret_names, run.periods,
+                                       need=metrics.acc_need(ret_names))
               if ret_names else {})
     x = dict(zip(_k.EXTRAS, extra.T))
     values.update(fees_paid=x["fees"], turnover=x["traded"] / (x["eq_sum"] / n_bars),
