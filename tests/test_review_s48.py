@@ -157,5 +157,5 @@ def test_a_parameter_dim_named_like_a_metric_is_refused_by_name(name, group):
     res = ql.backtest(ds, xr.concat([sig, -sig], dim="p").assign_coords(p=[10, 20]),
                       group=group, fees=0.001)
     renamed = dataclasses.replace(res, equity=res.equity.rename(p=name))
-    with pytest.raises(ValueError, match=rf"metrics\(\): parameter dim\(s\) \['{name}'\]"):
+    with pytest.raises(ValueError, match=rf"metrics\(\): parameter dim name\(s\) \['{name}'\]"):
         renamed.metrics()

@@ -14,7 +14,7 @@ import xarray as xr
 
 from quantlab import _threads, _validate, metrics
 from quantlab._kernels import backtest as _k
-from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions, metric_variables
+from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions, no_metric_dims
 from quantlab.calendar import periods_for
 from quantlab.data import BAR_VARS, time_asset as _panel, shifted, validate
 from quantlab.errors import DataError
@@ -76,12 +76,9 @@ class Run:
 
 
 def as_dataset(data) -> xr.Dataset:
-    if isinstance(data, xr.DataArray):
-        data = data.to_dataset(name="close")
-    if not isinstance(data, xr.Dataset):
-        raise TypeError("data must be an xarray Dataset with 'close' (or a close DataArray)")
-    if "close" not in data:
-        raise DataError("data has no 'close' variable")
+    """``data`` as price data (``_validate.dataset``: a DataArray is the closes) with
+    ``time`` and ``asset`` coordinates (``_validate.coords``)."""
+    data = _validate.dataset("data", data)
     _validate.coords(data, what="data")
     return data
 
@@ -204,10 +201,7 @@ def broadcast(signal: xr.DataArray, opts: BacktestOptions) -> tuple[xr.DataArray
     if clash:
         raise ValueError(f"parameter dim name(s) {sorted(clash)} clash with the orders/trades "
                          f"table columns; rename them (reserved: {sorted(RESERVED)})")
-    clash = set(params) & metric_variables()
-    if clash:   # refused before the run, not by metrics() after it
-        raise ValueError(f"parameter dim name(s) {sorted(clash)} share a name with a metric "
-                         "of the result; rename the signal's (or swept option's) dim")
+    no_metric_dims(params, "ql.backtest")   # refused before the run, not by metrics() after it
     return signal.transpose("time", "asset", *params), params
 
 

@@ -43,6 +43,18 @@ def metric_variables() -> set:
             | set(RESULT_METRICS) | set(STREAMED_EXTRAS))
 
 
+def no_metric_dims(dims, where: str) -> None:
+    """Refuse parameter dims named like a metric (``metric_variables``), naming them: such
+    a dim would be its variable and its coordinate at once in the metrics Dataset
+    (xarray replaced the dim's labels with the metric's values, or raised). One check,
+    one wording: ``ql.backtest`` before the run, ``metrics()`` for results made
+    otherwise."""
+    clash = sorted(set(dims) & metric_variables())
+    if clash:
+        raise ValueError(f"{where}: parameter dim name(s) {clash} share a name with a metric "
+                         "of the result; rename the signal's (or swept option's) dim")
+
+
 @dataclass(frozen=True)
 class Slippage:
     """A slippage model, evaluated from data up to the decision bar only.

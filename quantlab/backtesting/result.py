@@ -22,7 +22,7 @@ from quantlab._kernels import backtest as _k
 from quantlab.backtesting import dispatch
 from quantlab.backtesting.dispatch import Run
 from quantlab.backtesting.options import (STREAMED_EXTRAS, BacktestOptions, last_valid,
-                                          metric_variables)
+                                          no_metric_dims)
 from quantlab.backtesting.trades import REASONS, build_trades
 
 # from_run, streamed_metrics, chunked and is_lazy serve quantlab.backtest and the
@@ -182,7 +182,7 @@ class BacktestResult:
         """
         rf = self.risk_free_rate if risk_free_rate is None else risk_free_rate
         rf = _validate.number("risk_free_rate (annual)", rf, -1, None, lo_open=True)
-        _no_metric_dims(self.equity.dims, "metrics()")
+        no_metric_dims(self.equity.dims, "metrics()")   # results made otherwise
         ds = metrics.summary(self.returns, risk_free_rate=rf,
                              annualization=self.periods)
         ds.attrs.update(periods=self.periods, dd_mode=str(self.dd_mode))
@@ -352,17 +352,6 @@ class BacktestResult:
 
 
 _LAZY = ("orders", "cash", "positions")   # BacktestResult fields that may come lazy
-
-
-def _no_metric_dims(dims, where):
-    """A parameter dim named like a metric would be its variable and its coordinate at
-    once in the metrics Dataset (xarray replaced the dim's labels with the metric's
-    values, or raised): refused, naming the dims. (``ql.backtest`` refuses such a dim
-    before it runs; this guards results made otherwise.)"""
-    clash = sorted(set(dims) & metric_variables())
-    if clash:
-        raise ValueError(f"{where}: parameter dim(s) {clash} share a name with a metric; "
-                         "rename the signal's (or swept option's) dim before the backtest")
 
 
 def _exposure_by_chunks(q, price, eq, asset, group):
