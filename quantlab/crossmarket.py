@@ -398,7 +398,14 @@ class CrossMarketAnalyzer:
 
         Multiple testing: the lag is picked by looking, so its p-value is Bonferroni corrected
         for the ``max_lag`` lags tried, then Holm's step-down adjusts across all pairs
-        (``p_adjusted``); ``significant`` is p_adjusted < 0.05.
+        tested (``p_adjusted``); ``significant`` is p_adjusted < 0.05.
+
+        A pair whose lagged returns are constant over the ``lag`` bars of the regression
+        (a series that moves only in its first ``lag`` returns of the overlap) has no
+        Granger test: its ``granger_p`` and ``p_adjusted`` are NaN, ``significant`` is
+        False and it does not count in Holm's adjustment of the others (it made the
+        whole call a DataError). A follower fitted exactly by both series' past (one a
+        shifted copy of the other) is a DataError naming the pair.
 
         Parameters
         ----------
@@ -759,8 +766,10 @@ def _granger_p(y: np.ndarray, x: np.ndarray, k: int, pair: str) -> float:
     filter, process-wide and not thread-safe. The F test needs only the residual sums of
     squares of the two fits (pseudo-inverse, rank from its singular values, as
     statsmodels): a repeated series gives F = 0, p = 1, as before. Where statsmodels
-    raised InfeasibleTestError (a constant lagged column, or y fitted exactly: one series
-    a shifted copy of the other), a DataError names the pair."""
+    raised InfeasibleTestError: a constant lagged column (a series that moves only in
+    its first k returns of the overlap) gives NaN, no test, and lead_lag goes on with
+    the other pairs; y fitted exactly (one series a shifted copy of the other) is a
+    DataError naming the pair."""
     from scipy import stats  # lazy: scipy/statsmodels load in 0.5 s; only lead_lag needs them
     from statsmodels.tools.tools import add_constant, pinv_extended  # lazy: as scipy
     from statsmodels.tsa.tsatools import lagmat2ds  # lazy: as scipy
@@ -775,8 +784,7 @@ def _granger_p(y: np.ndarray, x: np.ndarray, k: int, pair: str) -> float:
     own = add_constant(dta[:, 1:k + 1], prepend=False)
     joint = add_constant(dta[:, 1:], prepend=False)
     if joint.shape[1] == dta.shape[1] - 1 or (joint.max(0) == joint.min(0)).sum() != 1:
-        raise DataError(f"lead_lag: {pair}: a series is constant over {k} lagged returns "
-                        "of the overlap; the Granger test at that lag is undefined")
+        return np.nan   # a lagged column constant: no test (lead_lag's docstring)
     ssr_own, _ = ssr_df(dta[:, 0], own)
     ssr, df_resid = ssr_df(dta[:, 0], joint)
     centred = dta[:, 0] - dta[:, 0].mean()
@@ -790,11 +798,13 @@ def _granger_p(y: np.ndarray, x: np.ndarray, k: int, pair: str) -> float:
 
 
 def _holm(p) -> np.ndarray:
-    """Holm's step-down adjusted p-values (monotone, capped at 1)."""
+    """Holm's step-down adjusted p-values (monotone, capped at 1) of the tests made: a
+    NaN (no test) stays NaN and is not counted."""
     p = np.asarray(p, dtype=float)
-    order = np.argsort(p)
-    m = len(p)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested])]
+    m = len(order)
     adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out = np.empty(m)
+    out = np.full(len(p), np.nan)
     out[order] = np.minimum(adj, 1.0)
     return out

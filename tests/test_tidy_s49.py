@@ -50,3 +50,42 @@ def test_a_metric_named_dim_is_refused_in_one_wording_before_and_after_the_run(n
     assert b.split(": ", 1)[1] == a.split(": ", 1)[1]      # was two wordings
     assert f"['{name}']" in a
 
+
+# ---- 3. lead_lag: a pair without a Granger test is a row, not the whole call's error ----
+
+def _moves_once_then_flat(t):
+    b = pd.Series(100.0, index=t)
+    b.iloc[1:] = 101.0          # one return at the start of the overlap, then 0
+    return b
+
+
+def test_lead_lag_gives_a_pair_whose_lagged_returns_are_constant_a_nan_p_value():
+    # "lead_lag: B -> C: a series is constant over 2 lagged returns of the overlap" was a
+    # DataError for the whole call: the A/C pairs were lost (report_data drew no network)
+    t = pd.bdate_range("2020-01-01", periods=400)
+    rng = np.random.default_rng(0)
+    walk = lambda: pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 0.01, t.size))), index=t)  # noqa: E731
+    cm = ql.crossmarket.CrossMarketAnalyzer()
+    for name, s in (("A", walk()), ("B", _moves_once_then_flat(t)), ("C", walk())):
+        cm.add_market_data("equity", name, s)
+    out = cm.lead_lag(max_lag=3, min_obs=100)
+    pairs = {(r.leader, r.follower): r for r in out.itertuples()}
+    assert {("A", "C"), ("C", "A")} <= set(pairs)
+    untested = out[out.granger_p.isna()]
+    assert len(untested) >= 1 and set(untested.leader) == {"B"}
+    assert untested.p_adjusted.isna().all() and not untested.significant.any()
+    tested = out[out.granger_p.notna()]
+    assert tested.p_adjusted.notna().all()
+    # Holm over the tested pairs only: the untested one is not counted
+    from quantlab.crossmarket import _holm
+    np.testing.assert_array_equal(
+        tested.p_adjusted.to_numpy(),
+        _holm(np.minimum(tested.granger_p.to_numpy() * 3, 1.0)))
+    assert len(cm.report_data(max_lag=3)["lead_lag"]) == len(cm.lead_lag(max_lag=3))
+
+
+def test_holm_leaves_an_untested_p_value_out_of_the_count():
+    from quantlab.crossmarket import _holm
+    np.testing.assert_array_equal(_holm([0.01, np.nan, 0.04]), [0.02, np.nan, 0.04])
+    np.testing.assert_array_equal(_holm([np.nan]), [np.nan])
+
