@@ -823,6 +823,10 @@ def _as_of_frame(series):
         raise DataError(f"as_of: series must have the one dim 'time', got dims "
                         f"{tuple(series.dims)}; lag one series at a time (e.g. "
                         f".sel(asset=...)) or pass a DataFrame with a column per series")
+    dim = next(iter(series.dims))
+    if dim != "time":   # a 'date' dim came back as 'time', silently renamed
+        raise DataError(f"as_of: series' one dim is {dim!r}, not 'time'; if it holds the "
+                        f"dates, rename it: .rename({{{dim!r}: 'time'}})")
     return series.to_dataframe() if isinstance(series, xr.Dataset) else series.to_series()
 
 
@@ -907,8 +911,8 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
     Raises
     ------
     DataError
-        If the series has no DatetimeIndex, more than one dim, unsorted or duplicate
-        times, or time zones.
+        If the series has no DatetimeIndex, more than one dim (or, xarray, a dim other
+        than ``time``), unsorted or duplicate times, or time zones.
     TypeError
         If ``series`` is not pandas or xarray, ``index`` not a 1-D sequence of dates or
         ``period`` not a string.

@@ -89,3 +89,23 @@ def test_holm_leaves_an_untested_p_value_out_of_the_count():
     np.testing.assert_array_equal(_holm([0.01, np.nan, 0.04]), [0.02, np.nan, 0.04])
     np.testing.assert_array_equal(_holm([np.nan]), [np.nan])
 
+
+# ---- 7. as_of: an xarray series' one dim must be time ----------------------------------
+
+@pytest.mark.parametrize("dim,coord", [("date", True), ("month", True), ("asset", False),
+                                       ("x", None)])
+@pytest.mark.parametrize("as_dataset", [False, True])
+def test_as_of_refuses_a_1d_xarray_series_whose_dim_is_not_time_naming_it(dim, coord,
+                                                                          as_dataset):
+    # dim 'date' (datetime labels) came back on 'time', silently renamed; 'asset' and
+    # no coordinate failed as "needs a DatetimeIndex/time coord, got Index/RangeIndex"
+    t = pd.date_range("2020-01-01", periods=3, freq="MS")
+    labels = {True: t, False: ["a", "b", "c"], None: None}[coord]
+    da = xr.DataArray([1.0, 2.0, 3.0], dims=dim,
+                      coords=None if labels is None else {dim: labels})
+    with pytest.raises(ql.DataError, match=rf"^as_of: series' one dim is '{dim}', not "
+                                           rf"'time'; .*\.rename\(\{{'{dim}': 'time'\}}\)"):
+        ql.data.as_of(da.to_dataset(name="v") if as_dataset else da, 5, period="M")
+    good = da.rename({dim: "time"}).assign_coords(time=t)
+    assert ql.data.as_of(good, 5, period="M").dims == ("time",)
+
