@@ -17,8 +17,12 @@ import xarray as xr
 
 from quantlab.errors import DataError
 
-__all__ = ["integer", "number", "flag", "choice", "date", "floats", "dataset", "real_array",
-           "coords", "client", "where"]
+__all__ = ["integer", "count", "number", "flag", "choice", "date", "floats", "dataset",
+           "real_array", "coords", "client", "where", "MAX_COUNT"]
+
+# the most repetitions a count may ask for (trials, bootstrap draws, a population): far
+# beyond any run that ends; reps=1e30 allocated 10**30 draws or looped for ever
+MAX_COUNT = 10 ** 6
 
 
 def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
@@ -47,6 +51,18 @@ def integer(name: str, value, lo: int | None = None, hi: int | None = None) -> i
     v = int(value)
     if (lo is not None and v < lo) or (hi is not None and v > hi):
         raise ValueError(f"{name} must be an integer {_range_text(lo, hi)}, got {_show(value)}")
+    return v
+
+
+def count(name: str, value, lo: int = 1, hi: int = MAX_COUNT) -> int:
+    """``value`` as a count of repetitions (trials, bootstrap draws, a population): an
+    integer in [lo, hi], by default at most ``MAX_COUNT``; a float such as 1e30 is
+    refused by name rather than run (a loop for ever, or an allocation of terabytes).
+    Below ``lo`` the message is ``integer``'s (">= lo")."""
+    v = integer(name, value, lo)
+    if v > hi:
+        raise ValueError(f"{name} must be an integer {_range_text(lo, hi)} (at most "
+                         f"{hi:,}: more would not end), got {_show(value)}")
     return v
 
 

@@ -34,6 +34,7 @@ import xarray as xr
 
 from quantlab import _validate, integrity
 from quantlab._doc import fill
+from quantlab._threads import MAX_THREADS
 from quantlab.backtesting import backtest
 from quantlab.calendar import periods_for
 from quantlab.compat import seed_optimizer_arguments, seed_walk_forward
@@ -537,7 +538,8 @@ class OptimizationResult(Mapping):
         benchmark : array-like, optional
             Benchmark returns on the scoring window; default cash.
         **kw
-            Options of :func:`quantlab.integrity.reality_check` (reps, seed, ...).
+            Options of :func:`quantlab.integrity.reality_check` (reps, seed, ...);
+            ``reps`` at most ``_validate.MAX_COUNT``, ``block_size`` at most the bars.
 
         Returns
         -------
@@ -552,6 +554,11 @@ class OptimizationResult(Mapping):
         """
         if benchmark is not None and isinstance(benchmark, xr.DataArray):
             benchmark = benchmark.reindex(time=self.trial_returns.time).values
+        if "reps" in kw:   # 1e30: numpy's "Maximum allowed dimension exceeded"
+            kw["reps"] = _validate.count("reps", kw["reps"])
+        if kw.get("block_size") is not None:   # longer than the bars: NaN variances
+            kw["block_size"] = _validate.integer("block_size", kw["block_size"], 1,
+                                                 self.trial_returns.sizes["time"])
         return integrity.reality_check(self.trial_returns.values, benchmark, **kw)
 
     def plot(self, **kw):
@@ -769,11 +776,11 @@ def _setup(strategy, param_bounds, data, start_date, end_date, method, objective
         _validate.choice("direction", direction, ("maximize", "minimize"))
     directions = [direction or ("minimize" if o in _MINIMISE else "maximize")
                   for o in objectives]
-    n_trials = _validate.integer("n_trials", n_trials, lo=1)
-    n_jobs = 1 if n_jobs is None else _validate.integer("n_jobs", n_jobs, lo=1)
+    n_trials = _validate.count("n_trials", n_trials)
+    n_jobs = 1 if n_jobs is None else _validate.count("n_jobs", n_jobs, 1, MAX_THREADS)
     seed = _validate.integer("seed", seed, lo=0, hi=2**32 - 1)
     if population_size is not None:
-        population_size = _validate.integer("population_size", population_size, lo=2)
+        population_size = _validate.count("population_size", population_size, lo=2)
     space = _space(strat, param_bounds)
     fixed = {k: (p.choices[0] if p.choices is not None else p.low)
              for k, p in space.items() if p.fixed}
@@ -1031,7 +1038,7 @@ class WalkForwardOptimizer:
         if not isinstance(objective, str):
             raise ValueError("walk-forward takes one objective")
         _check_objectives(objective)
-        n_trials = _validate.integer("n_trials", n_trials, lo=1)
+        n_trials = _validate.count("n_trials", n_trials)
         seed = _validate.integer("seed", seed, lo=0, hi=2**32 - 1)
         self.w, self.v, self.step = int(optimization_window), int(validation_window), int(step_size)
         self.method, self.n_trials, self.objective = optimization_method, n_trials, objective
@@ -1376,7 +1383,7 @@ class RegimeAdaptiveOptimizer:
     def __init__(self, regimes, optimization_method="tpe", n_trials=30,
                  objective="sharpe_ratio", min_bars=63, seed=0, progress=True, **optimize_kw):
         _check_method(optimization_method)
-        n_trials = _validate.integer("n_trials", n_trials, lo=1)
+        n_trials = _validate.count("n_trials", n_trials)
         min_bars = _validate.integer("min_bars", min_bars, lo=0)
         seed = _validate.integer("seed", seed, lo=0, hi=2**32 - 1)
         self.regimes, self.method, self.n_trials = regimes, optimization_method, n_trials

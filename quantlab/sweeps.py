@@ -44,6 +44,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate
+from quantlab._threads import MAX_THREADS
 from quantlab.backtesting import backtest
 from quantlab.backtesting.options import metric_names
 from quantlab.errors import DataError
@@ -105,7 +106,7 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
     chunks : int, optional
         Combinations per chunk, >= 1 (default: ~20M signal values per chunk).
     workers : int, optional
-        Threads, >= 1 (default: the machine's cores).
+        Threads, 1 to 1024 (default: the machine's cores).
     client : dask.distributed.Client, optional
         Run on a dask cluster instead of threads.
     store : str or os.PathLike, optional
@@ -149,7 +150,7 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
     keys, values = _check_grid(strat, grid, max_combinations)
     metrics = _check_metrics(metrics)
     per_chunk_arg = None if chunks is None else _validate.integer("chunks", chunks, lo=1)
-    workers = None if workers is None else _validate.integer("workers", workers, lo=1)
+    workers = None if workers is None else _validate.count("workers", workers, 1, MAX_THREADS)
     client = _validate.client(client)
     _check_backtest_kw(backtest_kw)
 

@@ -476,10 +476,11 @@ def test_result_backtest_trades_with_the_searchs_costs_unless_told_otherwise(mar
 
 def test_a_grid_too_big_for_one_backtest_is_refused_before_it_runs(market, monkeypatch):
     # n_trials=10**9 over two float ranges: ~10^9 combinations in one vectorised backtest,
-    # which allocated until the process ran out of memory
+    # which allocated until the process ran out of memory (10**9 is now refused as a count,
+    # above _validate.MAX_COUNT: the count's bound, 10**6 combinations, is still too many)
     with pytest.raises(ValueError, match="combinations x .* MAX_GRID_CELLS"):
         O.optimize_strategy_parameters(LagSign(), {"k": (1, 10), "scale": (0.5, 1.0)}, market,
-                                       optimization_method="grid", n_trials=10**9,
+                                       optimization_method="grid", n_trials=10**6,
                                        progress=False)
     cells = market.sizes["time"] * market.sizes["asset"]
     monkeypatch.setattr(O, "MAX_GRID_CELLS", 2 * cells)      # the bound itself is allowed

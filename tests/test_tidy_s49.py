@@ -109,3 +109,54 @@ def test_as_of_refuses_a_1d_xarray_series_whose_dim_is_not_time_naming_it(dim, c
     good = da.rename({dim: "time"}).assign_coords(time=t)
     assert ql.data.as_of(good, 5, period="M").dims == ("time",)
 
+
+# ---- 5. huge or float counts are refused by name, before any work --------------------
+
+@pytest.fixture(scope="module")
+def search():
+    ds = ql.data.load().isel(time=slice(0, 300))
+    s = ql.strategies.get("volatility_regime", lookback=60)
+    return ds, s, ql.optimize.optimize_strategy_parameters(
+        s, {"window": [10, 21]}, ds, optimization_method="grid", n_trials=2,
+        progress=False, end_date="2000-12-29")
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"reps": 1e30}, r"^reps must be an integer in \[1, 1000000\] \(at most 1,000,000: "
+                     r"more would not end\), got 1e\+30"),
+    ({"reps": 10 ** 12}, r"^reps must be an integer in \[1, 1000000\]"),
+    ({"reps": 2.5}, r"^reps must be an integer, got 2.5"),
+    ({"block_size": 1e30}, r"^block_size must be an integer in \[1, \d+\], got 1e\+30"),
+])
+def test_reality_check_refuses_a_huge_count_by_name(kw, match, search):
+    # reps=1e30: numpy's "Maximum allowed dimension exceeded"; 10**12: a MemoryError of
+    # 109 TiB; block_size=1e30 ran, its variances NaN (a RuntimeWarning from arch)
+    with pytest.raises(ValueError, match=match):
+        search[2].reality_check(**kw)
+
+
+@pytest.mark.parametrize("kw,name", [({"n_trials": 1e30}, "n_trials"),
+                                     ({"n_trials": 2, "n_jobs": 1e30}, "n_jobs"),
+                                     ({"n_trials": 2, "population_size": 1e30,
+                                       "optimization_method": "genetic"}, "population_size")])
+def test_optimize_refuses_a_huge_count_before_any_trial(kw, name, search, monkeypatch):
+    # n_trials=1e30 was accepted and searched for ever; n_jobs=1e30 a pool of that size
+    ds, s, _ = search
+    monkeypatch.setattr(ql.optimize, "_search",
+                        lambda *a, **k: pytest.fail("a trial ran with a huge count"))
+    kw = {"optimization_method": "tpe", **kw}
+    with pytest.raises(ValueError, match=f"^{name} must be an integer in "):
+        ql.optimize.optimize_strategy_parameters(s, {"window": [10, 21]}, ds,
+                                                 progress=False, **kw)
+
+
+def test_walk_forward_regime_and_sweep_refuse_a_huge_count_by_name(search):
+    ds, s, _ = search
+    with pytest.raises(ValueError, match=r"^n_trials must be an integer in \[1, 1000000\]"):
+        ql.optimize.WalkForwardOptimizer(n_trials=1e30)
+    with pytest.raises(ValueError, match=r"^n_trials must be an integer in \[1, 1000000\]"):
+        ql.optimize.RegimeAdaptiveOptimizer(None, n_trials=1e30)
+    with pytest.raises(ValueError, match=r"^workers must be an integer in \[1, 1024\]"):
+        ql.sweep(s, ds, {"window": [10, 21]}, workers=1e30, progress=False)
+    assert _validate.count("reps", 1e6) == 10 ** 6      # the bound itself is a count
+
