@@ -1,6 +1,7 @@
 """The one bridge between labelled arrays and the (time, column) kernels.
 
-:func:`apply` takes NumPy arrays (time on axis 0), DataArrays (time on ``dim``) or a
+:func:`apply` takes NumPy arrays (time on axis 0), pandas (time on the index: the result
+is the same pandas type on its index and columns), DataArrays (time on ``dim``) or a
 Dataset, and hands a kernel flat panels of one of two layouts:
 
 - ``layout="time"`` (quantlab.rolling): a ``(time, columns)`` panel per input, the
@@ -23,6 +24,7 @@ from __future__ import annotations
 import builtins
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from quantlab import _threads
@@ -153,6 +155,11 @@ def apply(kernel, *inputs, dim: str = "time", layout: str = "time", core: str | 
         threads = _threads.resolve(threads)   # checked before any work
     names = list(names or ["x", *(f"input {i + 2}" for i in range(len(inputs) - 1))])
     x = inputs[0]
+    if is_pandas(x):   # was a bare ndarray: the index and columns lost
+        out = apply(kernel, *_pandas_values(inputs, names, dim), dim=dim, layout=layout,
+                    core=core, new_dim=new_dim, names=names, integers=integers,
+                    threads=threads, cost=cost, into=into, rows=rows)
+        return as_pandas(out, x, new_dim is not None)
     if isinstance(x, xr.Dataset):
         if len(inputs) > 1:
             raise TypeError("pass DataArrays (not a Dataset) to the two-series measures")
@@ -196,6 +203,39 @@ def apply(kernel, *inputs, dim: str = "time", layout: str = "time", core: str | 
     # one dim along time: the input's order; with a core dim, (..., dim, core, new) as
     # corr promises (time, asset, asset_other)
     return out.transpose(*arrays[0].dims) if core is None else out
+
+
+def is_pandas(x) -> bool:
+    """A pandas Series or DataFrame (time on its index)."""
+    return isinstance(x, (pd.Series, pd.DataFrame))
+
+
+def _pandas_values(inputs, names, dim) -> list:
+    """The inputs' values for :func:`apply` of pandas ``x``: time is the index, and the
+    other pandas inputs must be on the same index (positions would pair other dates)."""
+    if dim != "time":
+        raise ValueError(f"dim={dim!r}: pandas input runs along its index (time); leave "
+                         "dim='time'")
+    x = inputs[0]
+    for v, nm in zip(inputs[1:], names[1:]):
+        if is_pandas(v) and not v.index.equals(x.index):
+            raise ValueError(f"{nm} is on another index than {names[0]} (pandas input is "
+                             f"paired by date): align them first, e.g. "
+                             f"{names[0]}, other = {names[0]}.align(other, join='inner')")
+    return [v.to_numpy() if is_pandas(v) else v for v in inputs]
+
+
+def as_pandas(out: np.ndarray, x, pairs: bool):
+    """``out`` (time on axis 0) as ``x``'s pandas type on its index (and columns); with
+    ``pairs`` (corr's (time, column, column_other)), pandas' ``df.rolling(w).corr()``
+    layout: a row per (time, column), a column per column."""
+    if pairs:
+        rows = pd.MultiIndex.from_product([x.index, x.columns],
+                                          names=[x.index.name, x.columns.name])
+        return pd.DataFrame(out.reshape(-1, out.shape[-1]), index=rows, columns=x.columns)
+    if isinstance(x, pd.Series):
+        return pd.Series(out, index=x.index, name=x.name)
+    return pd.DataFrame(out, index=x.index, columns=x.columns)
 
 
 def apply_over_time(kernel, da, dim: str, name: str = "x"):

@@ -3,8 +3,9 @@
 One-shot measures take a 1-D series (NumPy, list, pandas Series or 1-D DataArray) and
 return a float; NaN at the start or end (a first return, an unlisted stretch) is dropped,
 a NaN inside raises. ``rolling_<name>(x, window, dim="time", ...)`` computes the same
-measure over every window of every series of a DataArray (any other dims), Dataset or
-NumPy array (time on axis 0): the value at t uses the ``window`` observations ending at
+measure over every window of every series of a DataArray (any other dims), Dataset,
+NumPy array (time on axis 0) or pandas Series/DataFrame (time on its index; the result
+is the same pandas type on its index and columns): the value at t uses the ``window`` observations ending at
 t, NaN before the first full window and for windows holding a NaN. Results are float64.
 Empty input (a dim of size 0) gives an empty result of the same dims.
 Dask input is computed lazily, chunk by chunk over the non-time dims (the kernels release
@@ -134,8 +135,8 @@ def _pair_doc(names):
     return f"""\
 Parameters
 ----------
-{names} : xarray.DataArray, xarray.Dataset or numpy.ndarray
-    Series along ``dim``, broadcast together.
+{names} : xarray.DataArray, xarray.Dataset, numpy.ndarray or pandas
+    Series along ``dim``, broadcast together (pandas: on one index).
 """ + _WINDOW_DIM
 
 
@@ -149,8 +150,8 @@ x : array-like, pandas.Series or 1-D xarray.DataArray
     "window_params": """\
 Parameters
 ----------
-x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-    Series along ``dim`` (NumPy: time on axis 0), any other dims.
+x : xarray.DataArray, xarray.Dataset, numpy.ndarray, pandas.Series or pandas.DataFrame
+    Series along ``dim`` (NumPy: time on axis 0; pandas: its index), any other dims.
 """ + _WINDOW_DIM,
     "hurst_params": """\
 nvals : sequence of int, optional
@@ -845,9 +846,9 @@ def _symbols(x, which, bins, binning, name="x"):
                                 f"not inside a Dataset")
         dtype = np.dtype(np.float64)
     else:
-        if not isinstance(x, xr.DataArray):
-            x = _array(x, name)
-        dtype = x.dtype
+        if not (isinstance(x, xr.DataArray) or bridge.is_pandas(x)):
+            x = _array(x, name)   # pandas stays pandas: the bridge returns its type
+        dtype = _array(x, name).dtype if bridge.is_pandas(x) else x.dtype
         _validate.real_array(name, dtype)
     if dtype.kind in "biu":
         if bins is not None:
@@ -856,6 +857,8 @@ def _symbols(x, which, bins, binning, name="x"):
                                 name)
         if isinstance(x, xr.DataArray):
             vals = x.copy(data=vals)
+        elif bridge.is_pandas(x):
+            vals = bridge.as_pandas(vals, x, False)
         return vals, 0, False, alphabet
     dbins, dbinning = _DEFAULT_BINS[which]
     bins = dbins if bins is None else _validate.integer("bins", bins, 1, _STATE_LIMIT)

@@ -10,7 +10,9 @@ integers in range (``window >= 1``, ``0 <= min_periods <= window``). Empty input
 (a dim of size 0) gives an empty result of the same dims, as pandas.
 
 ``x`` is a DataArray, a Dataset (every variable that has ``dim``; the others are kept
-as they are) or a NumPy array with time on axis 0; float32 stays float32. Dask input
+as they are), a NumPy array with time on axis 0 or a pandas Series/DataFrame (time on
+its index; the result is the same pandas type on its index and columns); float32 stays
+float32. Dask input
 chunked along non-time dims is computed lazily chunk by chunk (the kernels release
 the GIL, so dask's threads use every core); chunks along ``dim`` are merged into one
 automatically, since a window needs the rows before it.
@@ -49,9 +51,9 @@ threads : int, optional
 _X_WINDOW_DIM = """\
 Parameters
 ----------
-x : xarray.DataArray, xarray.Dataset or numpy.ndarray
+x : xarray.DataArray, xarray.Dataset, numpy.ndarray, pandas.Series or pandas.DataFrame
     The values; a Dataset applies to every variable that has ``dim``, a NumPy array
-    has time on axis 0. NaN and ±inf are skipped (missing).
+    has time on axis 0, pandas on its index. NaN and ±inf are skipped (missing).
 window : int
     Window length in rows (>= 1); longer than the series sees every row so far.
 dim : str, default 'time'
@@ -76,8 +78,8 @@ ddof : int, default 1
 Returns
 -------
 same type as ``x``
-    Same shape and dims as ``x`` (float32 stays float32); NaN where fewer than
-    ``min_periods`` finite values are in the window.
+    Same shape and dims (pandas: index and columns) as ``x`` (float32 stays float32);
+    NaN where fewer than ``min_periods`` finite values are in the window.
 
 Raises
 ------
@@ -293,8 +295,9 @@ def corr(x, window, dim="time", min_periods=None, asset_dim="asset", threads=Non
 
     Parameters
     ----------
-    x : xarray.DataArray or numpy.ndarray
-        Values with ``dim`` and ``asset_dim`` (NumPy: 2-D, time by asset).
+    x : xarray.DataArray, numpy.ndarray or pandas.DataFrame
+        Values with ``dim`` and ``asset_dim`` (NumPy: 2-D, time by asset; a DataFrame:
+        time on its index, a column per asset).
     window : int
         Window length in rows (>= 1).
     dim : str, default 'time'
@@ -308,9 +311,10 @@ def corr(x, window, dim="time", min_periods=None, asset_dim="asset", threads=Non
 
     Returns
     -------
-    xarray.DataArray or numpy.ndarray
+    xarray.DataArray, numpy.ndarray or pandas.DataFrame
         ``(time, asset, asset_other)`` named ``corr``; coordinates on ``asset_dim`` are
-        repeated as ``<name>_other``.
+        repeated as ``<name>_other``. A DataFrame's as pandas' ``df.rolling(w).corr()``:
+        a row per (time, column), a column per column.
 
     Raises
     ------
@@ -337,7 +341,8 @@ def corr(x, window, dim="time", min_periods=None, asset_dim="asset", threads=Non
         a = np.asarray(x)
         if a.ndim != 2:   # checked first: the bridge would loop over a third axis
             _validate.real_array("x", a.dtype)
-            raise ValueError(f"corr: NumPy input must be 2-D (time, asset), got {a.ndim}-D")
+            raise ValueError(f"corr: NumPy or pandas input must be 2-D (time, asset: a "
+                             f"DataFrame), got {a.ndim}-D")
     if not isinstance(asset_dim, str) or (isinstance(x, xr.DataArray) and asset_dim not in x.dims):
         raise ValueError(f"asset_dim must name a dimension of x {tuple(getattr(x, 'dims', ()))}"
                          f", got {_validate._show(asset_dim)}")   # None: a reshape error

@@ -160,3 +160,62 @@ def test_walk_forward_regime_and_sweep_refuse_a_huge_count_by_name(search):
         ql.sweep(s, ds, {"window": [10, 21]}, workers=1e30, progress=False)
     assert _validate.count("reps", 1e6) == 10 ** 6      # the bound itself is a count
 
+
+# ---- 6. rolling functions and rolling measures on pandas return pandas ----------------
+
+def _pandas_inputs():
+    rng = np.random.default_rng(0)
+    t = pd.date_range("2020-01-01", periods=300, name="time")
+    s = pd.Series(rng.normal(size=300), index=t, name="r")
+    df = pd.DataFrame(rng.normal(size=(300, 3)), index=t,
+                      columns=pd.Index(["a", "b", "c"], name="asset"))
+    return s, df
+
+
+@pytest.mark.parametrize("name", [n for n in ql.rolling.__all__ if n != "corr"])
+@pytest.mark.parametrize("kind", ["Series", "DataFrame"])
+def test_rolling_on_pandas_returns_the_same_pandas_type(name, kind):
+    # was a bare ndarray: the index (dates) and columns (assets) lost
+    s, df = _pandas_inputs()
+    x = s if kind == "Series" else df
+    got = getattr(ql.rolling, name)(x, 5)
+    assert type(got) is type(x) and got.index.equals(x.index)
+    if kind == "Series":
+        assert got.name == x.name
+    else:
+        assert got.columns.equals(x.columns)
+    np.testing.assert_array_equal(got.to_numpy(), getattr(ql.rolling, name)(x.to_numpy(), 5))
+    if name in ("mean", "sum", "var", "std", "min", "max"):   # pandas' own
+        want = getattr(x.rolling(5), name)()
+        (pd.testing.assert_series_equal if kind == "Series" else pd.testing.assert_frame_equal)(
+            got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_rolling_corr_of_a_dataframe_is_pandas_rolling_corr():
+    s, df = _pandas_inputs()
+    pd.testing.assert_frame_equal(ql.rolling.corr(df, 20), df.rolling(20).corr(), atol=1e-12)
+    with pytest.raises(ValueError, match="corr: NumPy or pandas input must be 2-D"):
+        ql.rolling.corr(s, 20)
+
+
+@pytest.mark.parametrize("name", [n for n in ql.measures.__all__ if n.startswith("rolling_")])
+@pytest.mark.parametrize("kind", ["Series", "DataFrame", "int Series"])
+def test_rolling_measures_on_pandas_return_the_same_pandas_type(name, kind):
+    s, df = _pandas_inputs()
+    x = {"Series": s, "DataFrame": df, "int Series": (s > 0).astype(int) + (s > 1)}[kind]
+    f = getattr(ql.measures, name)
+    two = name in ("rolling_mutual_information", "rolling_transfer_entropy")
+    got = f(x, x, 100) if two else f(x, 100)
+    assert type(got) is type(x) and got.index.equals(x.index)
+    want = f(x.to_numpy(), x.to_numpy(), 100) if two else f(x.to_numpy(), 100)
+    np.testing.assert_array_equal(got.to_numpy(), want)
+
+
+def test_two_pandas_series_on_other_indexes_are_refused_not_paired_by_position():
+    s, _ = _pandas_inputs()
+    with pytest.raises(ValueError, match="^target is on another index than source"):
+        ql.measures.rolling_transfer_entropy(s, s.iloc[1:].reset_index(drop=True)
+                                             .set_axis(s.index[:-1]), 100)
+    with pytest.raises(ValueError, match=r"^dim='date': pandas input runs along its index"):
+        ql.rolling.mean(s, 5, dim="date")
+
