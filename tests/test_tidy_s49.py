@@ -291,3 +291,27 @@ def test_ingest_writes_its_marker_per_chunk_row_not_per_chunk(tmp_path, monkeypa
     a, b = (ql.data.open(tmp_path / f"st{ca}", verify=True) for ca in (1, 8))
     xr.testing.assert_equal(a.load(), b.load())
 
+
+# ---- 4. time-first and other date layouts: no pandas parsing warning reaches the user ----
+
+_LAYOUTS = ["2020-01-02 09:30", "09:30 2020-01-02", "9:30 13/01/2020", "09:30:00 01/13/2020",
+            "9:30 AM 1/2/2020", "13.01.2020 21:30", "13-01-2020 09:30", "09:30 Jan 2 2020",
+            "Thursday January 2 2020 9:30 AM", "20200102T093000"]
+
+
+@pytest.mark.parametrize("first", _LAYOUTS)
+def test_date_layouts_parse_without_a_pandas_warning(first, tmp_path):
+    # a guard, found already fine in session 49: pandas' to_datetime without a format
+    # warns "Parsing dates in %d/%m/%Y %H:%M format when dayfirst=False" (and "Could not
+    # infer format"); quantlab parses with explicit formats (data._date_formats) and
+    # DatetimeIndex/Timestamp, which do not warn, and may not silence a warning
+    import warnings
+
+    p = tmp_path / "X.csv"
+    p.write_text(f"date,close\n{first},1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = ql.data.load_csv(p, asset="X", asset_class="equity").indexes["time"][0]
+        ql.data.as_of(pd.Series([1.0], index=pd.DatetimeIndex(["2019-12-01"])),
+                      index=[first], period="M")
+        assert _validate.date("start_date", first) == got
