@@ -1175,8 +1175,8 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     store : str or os.PathLike
         A store made by :func:`ingest`: a local path or an fsspec URL.
     chunks : dict, optional
-        Dask chunks per dim (``time``, ``asset``; default: the store's; -1: the whole
-        dim).
+        Dask chunks per dim (``time``, ``asset``; default: the store's; -1, or more than
+        the dim holds: the whole dim).
     storage_options : dict, optional
         Passed to the URL's fsspec filesystem.
     verify : bool, default False
@@ -1275,8 +1275,12 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     whole = {"time": n, "asset": len(state["assets"])}
     chunks = {d: whole[d] if c == -1 and not isinstance(c, bool) else c
               for d, c in chunks.items()}
-    ct = _v.integer("chunks['time']", chunks.get("time", state["chunk_time"]), 1)
-    ca = _v.integer("chunks['asset']", chunks.get("asset", state["chunk_asset"]), 1)
+    # longer than the dim: the whole dim (1e30 failed in dask's rechunk as "ufunc 'isnan'
+    # not supported for the input types", an int64 overflow)
+    ct = builtins.min(_v.integer("chunks['time']", chunks.get("time", state["chunk_time"]),
+                                 1), builtins.max(n, 1))
+    ca = builtins.min(_v.integer("chunks['asset']", chunks.get("asset", state["chunk_asset"]),
+                                 1), builtins.max(whole["asset"], 1))
     token = dask.base.tokenize(loc.shown, json.dumps(state, sort_keys=True, default=str))
     data = {}
     for v in state["variables"]:

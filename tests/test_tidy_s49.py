@@ -315,3 +315,15 @@ def test_date_layouts_parse_without_a_pandas_warning(first, tmp_path):
         ql.data.as_of(pd.Series([1.0], index=pd.DatetimeIndex(["2019-12-01"])),
                       index=[first], period="M")
         assert _validate.date("start_date", first) == got
+
+
+# ---- 8b. ql.data.open: a chunk longer than its dim is the whole dim --------------------
+
+@pytest.mark.parametrize("chunks", [{"time": 1e30}, {"asset": 10 ** 30}, {"time": 2 ** 62}])
+def test_open_with_a_chunk_longer_than_the_store_is_the_whole_dim(chunks, tmp_path):
+    # 1e30 failed in dask's rechunk: "ufunc 'isnan' not supported for the input types"
+    st = ql.data.ingest(_csv_panel(tmp_path / "src", n_assets=2, n_rows=30), tmp_path / "st")
+    whole = ql.data.open(st, chunks={d: -1 for d in chunks})
+    got = ql.data.open(st, chunks=chunks)
+    assert got["close"].chunks == whole["close"].chunks
+    xr.testing.assert_equal(got.load(), whole.load())
