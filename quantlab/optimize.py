@@ -1067,6 +1067,9 @@ class WalkForwardOptimizer:
             raise ValueError(f"{n_bars} bars are fewer than optimization_window + "
                              f"validation_window = {self.w + self.v}")
         k = (n_bars - self.w - self.v) // self.step + 1
+        if k > _validate.MAX_COUNT:   # 1e30 bars: a list of 2e28 folds, built until killed
+            raise ValueError(f"n_bars={n_bars:,} gives {k:,} folds (step_size {self.step}), "
+                             f"more than {_validate.MAX_COUNT:,}")
         return [(i * self.step, i * self.step + self.w, i * self.step + self.w + self.v)
                 for i in range(k)]
 

@@ -327,3 +327,12 @@ def test_open_with_a_chunk_longer_than_the_store_is_the_whole_dim(chunks, tmp_pa
     got = ql.data.open(st, chunks=chunks)
     assert got["close"].chunks == whole["close"].chunks
     xr.testing.assert_equal(got.load(), whole.load())
+
+
+def test_walk_forward_fold_bounds_of_a_huge_bar_count_are_refused_by_name():
+    # fold_bounds(1e30) built a list of 2e28 folds until the process was killed
+    wf = ql.optimize.WalkForwardOptimizer(100, 50, 50, progress=False)
+    with pytest.raises(ValueError, match=r"^n_bars=1,000,000,000,000,000,019,884,624,838,656 "
+                                         r"gives .* folds \(step_size 50\), more than 1,000,000"):
+        wf.fold_bounds(1e30)
+    assert len(wf.fold_bounds(50 * 10 ** 6 + 100)) == 10 ** 6    # the bound itself
