@@ -416,7 +416,7 @@ class CrossMarketAnalyzer:
             Overlapping returns a pair needs (>= 1; at least 3 x max_lag + 2 for the
             Granger test). Pairs with fewer, or where a series is constant, are left out.
         te_bins : int, default 3
-            Bins of the transfer entropy.
+            Bins of the transfer entropy, 1 to 256.
 
         Returns
         -------
@@ -433,7 +433,9 @@ class CrossMarketAnalyzer:
         1   MSFT      IBM    1
         """
         max_lag = _validate.integer("max_lag", max_lag, lo=1)
-        te_bins = None if te_bins is None else _validate.integer("te_bins", te_bins, lo=1)
+        # at most 256: transfer entropy's bins**3 states fit its 2**24 (1e30 was refused
+        # as "bins", transfer_entropy's name, 10**6 as 10**18 states)
+        te_bins = None if te_bins is None else _validate.integer("te_bins", te_bins, 1, 256)
         min_obs = _validate.integer("min_obs", min_obs, lo=1)
         # the Granger regression of lag k needs more than 3k + 1 rows (statsmodels)
         need = max(min_obs, 3 * max_lag + 2)

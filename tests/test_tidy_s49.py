@@ -336,3 +336,16 @@ def test_walk_forward_fold_bounds_of_a_huge_bar_count_are_refused_by_name():
                                          r"gives .* folds \(step_size 50\), more than 1,000,000"):
         wf.fold_bounds(1e30)
     assert len(wf.fold_bounds(50 * 10 ** 6 + 100)) == 10 ** 6    # the bound itself
+
+
+@pytest.mark.parametrize("te_bins", [1e30, 10 ** 6, 257])
+def test_lead_lag_names_te_bins_beyond_the_transfer_entropy_states(te_bins):
+    # 1e30 was refused as "bins must be an integer in [1, 16777216]" (transfer_entropy's
+    # name), 10**6 as "transfer_entropy: ... 10**18 states exceed the 2**24"
+    cm = ql.crossmarket.CrossMarketAnalyzer()
+    close = ql.data.load()["close"]
+    for a in ("IBM", "MSFT"):
+        cm.add_market_data("equity", a, close.sel(asset=a).to_series())
+    with pytest.raises(ValueError, match=r"^te_bins must be an integer in \[1, 256\]"):
+        cm.lead_lag(max_lag=2, te_bins=te_bins)
+    assert len(cm.lead_lag(max_lag=2, te_bins=256)) == 2      # 256**3 = 2**24 states
