@@ -76,8 +76,13 @@ def _returns(returns, name="returns"):
 
 
 def _sims(n_sims, seed) -> tuple[int, int]:
-    """The Monte Carlo's draws and seed, checked (0 draws failed as an IndexError)."""
-    return _validate.integer("n_sims", n_sims, lo=1), _validate.integer("seed", seed, lo=0)
+    """The Monte Carlo's draws and seed, checked (0 draws failed as an IndexError; 1e30
+    as NumPy's "Maximum allowed dimension exceeded"): at most 10**8 draws (0.8 GB)."""
+    return (_validate.count("n_sims", n_sims, hi=MAX_SIMS),
+            _validate.integer("seed", seed, lo=0))
+
+
+MAX_SIMS = 10 ** 8
 
 
 # shared docstring blocks (quantlab._doc.fill): written once, used by many docstrings

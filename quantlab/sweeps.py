@@ -246,12 +246,9 @@ def _assemble(strat, data, done, n_parts, keys, values, metrics, backtest_kw) ->
 
 # ----------------------------------------------------------------------------- checks
 def _check_data(data) -> xr.Dataset:
-    if isinstance(data, xr.DataArray):      # as ql.backtest: a DataArray is the close
-        _validate.coords(data, what="sweep data (a close DataArray)")
-        data = data.to_dataset(name="close")
-    if not isinstance(data, xr.Dataset):
-        raise TypeError(f"sweep data must be an xarray Dataset (ql.data.load()) or a close "
-                        f"DataArray, got {type(data).__name__}")
+    """The sweep's price data as ``ql.backtest`` takes it (a DataArray is the close), not
+    empty: refused before any signal is computed."""
+    data = _validate.dataset("sweep data", data)
     _validate.coords(data, what="sweep data")
     if data.sizes["time"] == 0 or data.sizes["asset"] == 0:
         raise DataError(f"sweep data is empty ({data.sizes['time']} bars x "
