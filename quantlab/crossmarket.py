@@ -404,8 +404,9 @@ class CrossMarketAnalyzer:
         (a series that moves only in its first ``lag`` returns of the overlap) has no
         Granger test: its ``granger_p`` and ``p_adjusted`` are NaN, ``significant`` is
         False and it does not count in Holm's adjustment of the others (it made the
-        whole call a DataError). A follower fitted exactly by both series' past (one a
-        shifted copy of the other) is a DataError naming the pair.
+        whole call a DataError). A follower fitted exactly by both series' past but not by
+        its own (one a shifted copy of the other) has ``granger_p`` 0: the leader's past
+        explains what the follower's cannot (F is infinite).
 
         Parameters
         ----------
@@ -454,7 +455,7 @@ class CrossMarketAnalyzer:
                 if np.isnan(cors).all():   # a series constant over the overlap: no relation
                     continue
                 k = int(np.nanargmax(np.abs(cors))) + 1
-                p = _granger_p(y, x, k, f"{lead} -> {follow}")
+                p = _granger_p(y, x, k)
                 # the source shifted by k - 1, so TE's one-step source term is x_{t-k}
                 te = measures.transfer_entropy(x[:len(x) - k + 1], y[k - 1:], bins=te_bins)
                 rows.append({"leader": lead, "follower": follow, "lag": k,
@@ -757,7 +758,10 @@ class CrossMarketAnalyzer:
         return plots.crossmarket_figure(self.report_data(window=window, max_lag=max_lag))
 
 
-def _granger_p(y: np.ndarray, x: np.ndarray, k: int, pair: str) -> float:
+_EXACT = np.finfo(float).eps   # a residual sum of squares this small against the total: 0
+
+
+def _granger_p(y: np.ndarray, x: np.ndarray, k: int) -> float:
     """p-value of the Granger F test that x's last ``k`` values add nothing to y's own last
     ``k`` in predicting y: statsmodels' ``grangercausalitytests(np.column_stack([y, x]),
     [k])[k][0]["ssr_ftest"][1]``, the same operations bit for bit.
@@ -770,8 +774,9 @@ def _granger_p(y: np.ndarray, x: np.ndarray, k: int, pair: str) -> float:
     statsmodels): a repeated series gives F = 0, p = 1, as before. Where statsmodels
     raised InfeasibleTestError: a constant lagged column (a series that moves only in
     its first k returns of the overlap) gives NaN, no test, and lead_lag goes on with
-    the other pairs; y fitted exactly (one series a shifted copy of the other) is a
-    DataError naming the pair."""
+    the other pairs. y fitted exactly by both series' past (one a shifted copy of the
+    other) has F = inf: p = 0 (it was a DataError, the whole call lost); y fitted by its
+    own past alone, or constant over the regression, leaves nothing to test: NaN."""
     from scipy import stats  # lazy: scipy/statsmodels load in 0.5 s; only lead_lag needs them
     from statsmodels.tools.tools import add_constant, pinv_extended  # lazy: as scipy
     from statsmodels.tsa.tsatools import lagmat2ds  # lazy: as scipy
@@ -791,10 +796,10 @@ def _granger_p(y: np.ndarray, x: np.ndarray, k: int, pair: str) -> float:
     ssr, df_resid = ssr_df(dta[:, 0], joint)
     centred = dta[:, 0] - dta[:, 0].mean()
     tss = np.dot(centred, centred)
-    if tss == 0 or ssr == 0 or np.isnan(1 - ssr / tss) or ssr / tss < np.finfo(float).eps:
-        raise DataError(f"lead_lag: {pair}: the follower's returns are fitted exactly by "
-                        f"both series' last {k} returns (one a shifted copy of the "
-                        "other?); the Granger test is undefined")
+    if not tss > 0 or df_resid <= 0 or ssr_own / tss < _EXACT:
+        return np.nan   # nothing left for the leader to explain: no test
+    if ssr / tss < _EXACT:   # the leader's past explains what the follower's cannot: F = inf
+        return 0.0
     f = (ssr_own - ssr) / ssr / k * df_resid
     return float(stats.f.sf(f, k, df_resid))
 
