@@ -358,7 +358,8 @@ def _read_file(path: Path, layout: str):
         values = col.to_numpy()       # its own unit: no ns overflow past 2262 here
         nat = np.isnat(values)
         ok = values[~nat]
-        unit = next((u for u in ("D", "m", "s", "ms", "us")   # one text format per column
+        units = ("m", "s", "ms", "us") if z else ("D", "m", "s", "ms", "us")  # "2024-01-02Z"
+        unit = next((u for u in units    # one text format per column; an offset needs a time
                      if (ok.astype(f"datetime64[{u}]") == ok).all()), "ns")
         text = np.datetime_as_string(values, unit=unit)
         if z:
