@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -1028,7 +1029,7 @@ class Deployment:
             ck = {"path": str(path.resolve()),
                   "gen": max((ck or {}).get("gen", 0), there.get("gen") or 0) + 1,
                   "n": 0,
-                  "seen": self._first, "rec": 0, "orders": 0, "rej": 0}
+                  "seen": self._first, "rec": 0, "orders": 0, "rej": 0, "digests": []}
             old = [p for p in path.glob("seg-*.npz")]
         meta = {"format": FORMAT, "quantlab": __version__, "strategy": self.strategy.name,
                 "params": self.strategy.params, "options": self.options.to_dict(),
@@ -1042,8 +1043,9 @@ class Deployment:
                 ck["inputs"] = _save_inputs(self.inputs, arrays)
             meta["inputs"] = ck["inputs"]
         seg = path / f"seg-{ck['gen']}-{ck['n']}.npz"
-        _write_checkpoint(path, seg, arrays, meta)
+        digests = _write_checkpoint(path, seg, arrays, meta, ck.get("digests"))
         self._ck = {**ck, "n": ck["n"] + 1, "writer": self._writer_id(), "seen": self._seen,
+                    "digests": digests,
                     "rec": len(self._rec["time"]),
                     "orders": len(self._orders), "rej": len(self._rejections)}
         if whole:                                       # the older generations' files
@@ -1158,7 +1160,7 @@ class Deployment:
         if meta.get("format") == FORMAT and not given:   # the next checkpoint appends
             dep._ck = {"path": str(path.resolve()), "gen": meta["generation"],
                        "writer": meta.get("writer"),
-                       "inputs": meta.get("inputs"),
+                       "inputs": meta.get("inputs"), "digests": meta.get("digests"),
                        "n": meta["segments"], "seen": meta["seen"],
                        "rec": len(dep._rec["time"]), "orders": len(dep._orders),
                        "rej": len(dep._rejections)}
@@ -1614,14 +1616,24 @@ def _manifest_there(path: Path) -> dict:
         return {}
 
 
-def _write_checkpoint(path: Path, seg: Path, arrays: dict, meta: dict) -> None:
+def _write_checkpoint(path: Path, seg: Path, arrays: dict, meta: dict,
+                      digests: list | None) -> list | None:
     """The segment, then the manifest naming it, each to a temporary name renamed
     when whole. A write error (disk full) or an interrupt leaves the previous
-    checkpoint and no temporary file; the error names the checkpoint."""
+    checkpoint and no temporary file; the error names the checkpoint. ``digests``: the
+    sha256 of the generation's earlier segments (None: unknown, an older writer's), the
+    manifest lists them with this one's, so a segment of another deployment or
+    checkpoint swapped in is refused on restore. Returns the list written."""
     tmps = (Path(f"{seg}.tmp"), path / "deployment.json.tmp")
     try:
+        with io.BytesIO() as buf:
+            np.savez(buf, **arrays)
+            raw = buf.getvalue()
+        if digests is not None:
+            digests = [*digests, hashlib.sha256(raw).hexdigest()]
+            meta = {**meta, "digests": digests}
         with open(tmps[0], "wb") as f:
-            np.savez(f, **arrays)
+            f.write(raw)
         os.replace(tmps[0], seg)                       # the segment first: the manifest
         tmps[1].write_text(json.dumps(meta, default=_json_default))   # names it only once
         os.replace(tmps[1], path / "deployment.json")  # it is whole
@@ -1633,6 +1645,7 @@ def _write_checkpoint(path: Path, seg: Path, arrays: dict, meta: dict) -> None:
             raise io_error(e, f"checkpoint to {path}", "the checkpoint there before this "
                            "one is intact") from e
         raise
+    return digests
 
 
 def _pack(prefix: str, d: dict) -> dict:
@@ -1690,15 +1703,21 @@ def _read_regular(file: Path) -> bytes:
         os.close(fd)
 
 
-def _load_npz(file: Path) -> dict:
-    """The arrays of ``file``, read whole and the file closed; any failure a DataError."""
+def _load_npz(file: Path, sha256: str | None = None) -> dict:
+    """The arrays of ``file``, read whole and the file closed; any failure a DataError,
+    as is bytes whose digest is not ``sha256`` (when given: the manifest's)."""
     try:     # our own handle: np.load leaks its own when the zip directory is bad
-        with io.BytesIO(_read_regular(file)) as f:
+        raw = _read_regular(file)
+        with io.BytesIO(raw) as f:
             z = np.load(f, allow_pickle=False)
             if not isinstance(z, np.lib.npyio.NpzFile):
                 raise _bad(file, f"not an npz archive (one {type(z).__name__})")
             with z:
-                return {k: z[k] for k in z.files}
+                arrays = {k: z[k] for k in z.files}
+        if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
+            raise _bad(file, "not the segment the manifest names (its sha256 differs): "
+                             "a segment of another deployment or checkpoint, or edited")
+        return arrays
     except DataError:
         raise
     except FileNotFoundError:
@@ -1743,8 +1762,16 @@ def _read_checkpoint(path: Path) -> tuple:
         arrays = _load_npz(path / "deployment.npz")
         _check_arrays(path / "deployment.npz", meta, arrays)
         return meta, arrays
-    segs = [_load_npz(path / f"seg-{meta['generation']}-{k}.npz")
+    digests = meta.get("digests")    # absent: written before quantlab recorded them
+    if digests is not None and (not isinstance(digests, list)
+                                or not all(isinstance(d, str) for d in digests)):
+        raise _bad(file, f"'digests' must be a list of str, found {digests!r}")
+    segs = [_load_npz(path / f"seg-{meta['generation']}-{k}.npz",
+                      digests[k] if digests and k < len(digests) else None)
             for k in range(meta["segments"])]
+    if digests is not None and len(digests) != meta["segments"]:
+        raise _bad(file, f"'digests' names {len(digests)} segments, 'segments' says "
+                         f"{meta['segments']}")
     for k, seg in enumerate(segs):
         _check_segment(path / f"seg-{meta['generation']}-{k}.npz", meta, seg)
     try:      # the kernel state's layout (JSON) and packed arrays

@@ -7,6 +7,7 @@ killed; "times": [] or "options": {} fell back to defaults). Now every failure i
 quantlab DataError naming the file and the key, and an intact checkpoint restores
 exactly."""
 import gc
+import hashlib
 import json
 import shutil
 
@@ -64,10 +65,15 @@ def _json(text):
 
 
 def _seg(k, fn):
+    """Segment k's arrays edited, and the manifest's digest of it with them (so the
+    checks of its arrays are what refuses it, as for a writer that wrote them so)."""
     def f(d):
         arrays = dict(np.load(d / f"seg-1-{k}.npz"))
         fn(arrays)
         np.savez(d / f"seg-1-{k}.npz", **arrays)
+        meta = json.loads((d / "deployment.json").read_text())
+        meta["digests"][k] = hashlib.sha256((d / f"seg-1-{k}.npz").read_bytes()).hexdigest()
+        (d / "deployment.json").write_text(json.dumps(meta))
     return f
 
 

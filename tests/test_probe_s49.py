@@ -36,3 +36,75 @@ def test_ingest_long_parquet_with_tz_aware_utc_dates_reads_every_asset(tmp_path)
     ds = ql.data.open(ql.store.ingest(tmp_path / "long.parquet", tmp_path / "store"))
     assert sorted(ds["asset"].values.tolist()) == ["X", "Y"]
     np.testing.assert_array_equal(ds["time"].values, BARS["date"].to_numpy("datetime64[ns]"))
+
+
+# ---- deployment checkpoints: a segment or manifest of another deployment -------------
+
+def _two_checkpoints(root):
+    ds = ql.data.load().isel(time=slice(0, 100))
+    deps = {}
+    for name, fees in (("A", 0.001), ("B", 0.01)):   # same strategy, bars and universe
+        dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+                        history=ds.isel(time=slice(0, 60)), fees=fees)
+        dep.replay(ds.isel(time=slice(60, 80)), echo=None)
+        dep.checkpoint(root / name)
+        dep.replay(ds.isel(time=slice(80, 90)), echo=None)
+        dep.checkpoint(root / name)                  # seg-1-0 and seg-1-1
+        deps[name] = dep
+    return ds, deps
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    root = tmp_path_factory.mktemp("two")
+    return root, *_two_checkpoints(root)
+
+
+@pytest.mark.parametrize("swapped", ["seg-1-0.npz", "seg-1-1.npz", "deployment.json"])
+def test_a_checkpoint_file_of_another_deployment_swapped_in_is_refused(two, tmp_path,
+                                                                       swapped):
+    # B's segment (same shapes) in A's folder restored silently with B's state or
+    # records; B's manifest over A's segments restored A's state with B's fees
+    import shutil
+    root, _, _ = two
+    shutil.copytree(root / "A", tmp_path / "ck")
+    shutil.copy(root / "B" / swapped, tmp_path / "ck" / swapped)
+    with pytest.raises(ql.DataError, match=r"seg-1-[01]\.npz: not the segment the manifest "
+                                           r"names \(its sha256 differs\)"):
+        ql.Deployment.restore(tmp_path / "ck")
+
+
+def test_segments_reordered_or_digests_edited_are_refused(two, tmp_path):
+    import json
+    import shutil
+    root, _, _ = two
+    shutil.copytree(root / "A", tmp_path / "ck")
+    meta = json.loads((tmp_path / "ck" / "deployment.json").read_text())
+    meta["digests"] = meta["digests"][:1]
+    (tmp_path / "ck" / "deployment.json").write_text(json.dumps(meta))
+    with pytest.raises(ql.DataError, match="'digests' names 1 segments, 'segments' says 2"):
+        ql.Deployment.restore(tmp_path / "ck")
+    meta["digests"] = "x"
+    (tmp_path / "ck" / "deployment.json").write_text(json.dumps(meta))
+    with pytest.raises(ql.DataError, match="'digests' must be a list of str"):
+        ql.Deployment.restore(tmp_path / "ck")
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["digests", "older_without_digests"])
+def test_restore_append_restore_continues_exactly(two, tmp_path, older):
+    import json
+    import shutil
+    root, ds, deps = two
+    shutil.copytree(root / "A", tmp_path / "ck")
+    if older:     # a checkpoint written before the digests: restores and appends as before
+        meta = json.loads((tmp_path / "ck" / "deployment.json").read_text())
+        del meta["digests"]
+        (tmp_path / "ck" / "deployment.json").write_text(json.dumps(meta))
+    back = ql.Deployment.restore(tmp_path / "ck")
+    back.replay(ds.isel(time=slice(90, 100)), echo=None)
+    back.checkpoint(tmp_path / "ck")
+    meta = json.loads((tmp_path / "ck" / "deployment.json").read_text())
+    assert ("digests" in meta) is not older and meta["segments"] == 3
+    again = ql.Deployment.restore(tmp_path / "ck")
+    np.testing.assert_array_equal(again.equity.values, back.equity.values)
+    assert len(again.orders) == len(back.orders) > len(deps["A"].orders)
