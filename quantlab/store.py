@@ -351,6 +351,9 @@ def _read_file(path: Path, layout: str):
             col, z = col.dt.tz_convert("UTC").dt.tz_localize(None), "Z"
         elif pd.api.types.is_datetime64_dtype(col.dtype):
             z = ""
+        elif col.dtype.kind == "f" and _data._normal_name(c) == "date":
+            texts[c] = _epoch_text(col.to_numpy(np.float64))   # not Arrow's 1.7041536e+12
+            continue
         else:
             if _csv_unwritable(col):   # lists, structs, bytes: their text, which load_csv
                 texts[c] = col.map(_cell_text).to_numpy(dtype=object)  # ignores or refuses
@@ -385,6 +388,16 @@ def _read_file(path: Path, layout: str):
             return _data._read_table(csv, None, layout)
         except DataError as e:
             raise DataError(str(e).replace(str(csv), str(path))) from None
+
+
+def _epoch_text(v: np.ndarray) -> np.ndarray:
+    """A float date column's text: whole numbers (epoch s/ms/µs/ns stored as floats, as
+    pandas stores an integer column with a gap) as integer digits, NaN empty, any other
+    value as Python writes it (load_csv then names it)."""
+    whole = np.isfinite(v) & (v == np.trunc(v)) & (np.abs(v) < 2.0 ** 63)
+    text = np.array(["" if x != x else repr(float(x)) for x in v], dtype=object)
+    text[whole] = v[whole].astype(np.int64).astype(str)
+    return text
 
 
 def _cell_text(x) -> str:

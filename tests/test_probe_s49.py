@@ -108,3 +108,32 @@ def test_restore_append_restore_continues_exactly(two, tmp_path, older):
     again = ql.Deployment.restore(tmp_path / "ck")
     np.testing.assert_array_equal(again.equity.values, back.equity.values)
     assert len(again.orders) == len(back.orders) > len(deps["A"].orders)
+
+
+# ---- Parquet: epoch dates stored as floats ------------------------------------------
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("name", ["date", "Open time", "timestamp"])
+def test_ingest_parquet_with_float_epoch_dates_reads_the_epochs(tmp_path, unit, name):
+    # pandas stores an integer column with a gap as float64; Arrow's CSV text of
+    # 1704153600000.0 is '1.7041536e+12', refused as an "unparsable date" the file never
+    # held (seconds only passed because Arrow writes them without an exponent)
+    per = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
+    epochs = BARS["date"].to_numpy("datetime64[ns]").astype(np.int64) // per
+    BARS.assign(date=epochs.astype(np.float64)).rename(columns={"date": name}).to_parquet(
+        tmp_path / "ACME.parquet")
+    ds = ql.data.open(ql.store.ingest(tmp_path / "ACME.parquet", tmp_path / "store"))
+    np.testing.assert_array_equal(ds["time"].values, BARS["date"].to_numpy("datetime64[ns]"))
+    np.testing.assert_array_equal(ds["close"].values.ravel(), BARS["close"].to_numpy())
+
+
+@pytest.mark.parametrize("value, shown", [(np.nan, "missing date ''"),
+                                          (1704153600000.5, "'1704153600000.5'")])
+def test_ingest_parquet_float_epoch_with_a_gap_or_a_fraction_names_that_row(tmp_path, value,
+                                                                             shown):
+    epochs = (BARS["date"].to_numpy("datetime64[ns]").astype(np.int64) // 10**6).astype(float)
+    epochs[1] = value
+    BARS.assign(date=epochs).to_parquet(tmp_path / "ACME.parquet")
+    with pytest.raises(ql.DataError, match=r"ACME\.parquet: data row 2: .*" + shown) as e:
+        ql.store.ingest(tmp_path / "ACME.parquet", tmp_path / "store")
+    assert "e+12" not in str(e.value)
