@@ -31,6 +31,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import types
 import warnings
 import zlib
 from pathlib import Path
@@ -649,6 +650,15 @@ def _replace(tmp: Path, final: Path, write) -> None:
         raise
 
 
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    """``np.save(path, arr)`` through Python's file writes: NumPy's own (``tofile``)
+    reports a full disk as "150000 requested and 70640 written", without the errno or
+    its cause (No space left on device)."""
+    with builtins.open(path, "wb") as f:
+        np.lib.format.write_array(types.SimpleNamespace(write=f.write), arr,
+                                  allow_pickle=False)
+
+
 def _staged_intact(folder: Path, manifest: Path) -> bool:
     """Whether the bars an earlier (killed) run staged in ``folder`` are as it wrote
     them (their CRC32C in its manifest): a resumed ingest writes them into the store
@@ -682,7 +692,7 @@ def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Stag
                 arr = np.ascontiguousarray(arr)
                 crc[suffix] = crc32c.crc32c(arr)
                 _replace(folder / f"{k}.{suffix}.tmp.npy", folder / f"{k}.{suffix}.npy",
-                         lambda f, arr=arr: np.save(f, arr))
+                         lambda f, arr=arr: _save_npy(f, arr))
             entries.append({"asset": str(asset), "vars": variables, "crc32c": crc})
         del frames
         _replace(folder / "manifest.tmp", manifest, lambda f: f.write_text(

@@ -137,3 +137,41 @@ def test_ingest_parquet_float_epoch_with_a_gap_or_a_fraction_names_that_row(tmp_
     with pytest.raises(ql.DataError, match=r"ACME\.parquet: data row 2: .*" + shown) as e:
         ql.store.ingest(tmp_path / "ACME.parquet", tmp_path / "store")
     assert "e+12" not in str(e.value)
+
+
+# ---- ingest on a full disk: the cause is said ---------------------------------------
+
+_FSIZE = """
+import resource, signal, sys
+import quantlab.store as st
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)      # a write past the limit: EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+try:
+    st.ingest(sys.argv[1], sys.argv[2])
+except OSError as e:
+    print(e.errno, e)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGXFSZ"), reason="POSIX file limits")
+def test_ingest_whose_staged_bars_cannot_be_written_says_why_and_resumes(tmp_path):
+    # the staged bars went through NumPy's tofile, whose short write says only
+    # "150000 requested and 70640 written" (no errno, not "No space left on device")
+    import errno
+    import subprocess
+    import sys
+    from pathlib import Path
+    t = pd.date_range("2020-01-01", periods=20000, freq="1min")
+    c = 100 + np.arange(t.size) * 1e-3
+    pd.DataFrame({"Date": t.strftime("%Y-%m-%d %H:%M:%S"), "Open": c, "High": c + 1,
+                  "Low": c - 1, "Close": c, "Volume": 1.0}).to_csv(tmp_path / "A.csv",
+                                                                    index=False)
+    root = Path(ql.__file__).parent.parent
+    out = subprocess.run([sys.executable, "-c", _FSIZE, str(tmp_path / "A.csv"),
+                          str(tmp_path / "store")], capture_output=True, text=True,
+                         cwd=root, timeout=300)
+    assert out.stdout.startswith(f"{errno.EFBIG} "), out.stdout + out.stderr
+    assert f"into {tmp_path / 'store'}: File too large" in out.stdout
+    assert "requested and" not in out.stdout
+    ds = ql.data.open(ql.store.ingest(tmp_path / "A.csv", tmp_path / "store"))   # resumes
+    np.testing.assert_array_equal(ds["close"].values.ravel(), c)
