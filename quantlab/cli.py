@@ -68,14 +68,60 @@ def _changes_access(key: str) -> bool:
 
 
 def _yaml_value(option: str, key: str, text: str):
-    """``text`` read as YAML (1 -> int, [1, 2] -> list); a ValueError naming the option
-    when it is not YAML (a traceback and exit 1 before)."""
-    import yaml
+    """``text`` as a value: a number, ``true``/``false``, ``null``/``~``/empty -> None,
+    else the text exactly as given; a value starting with ``[``, ``{`` or a quote is
+    YAML (``[1, 2]`` -> list, ``'010'`` -> str), its plain scalars read the same way.
+    A ValueError naming the option when that is not YAML (a traceback and exit 1 before).
 
+    Not YAML 1.1 for a plain value, whose rules changed what was typed: ``010`` -> 8,
+    ``1:30`` -> 90, ``ON``/``NO`` -> True/False, ``Run #2`` -> 'Run', ``a: b`` -> a dict,
+    a newline -> a space."""
+    import yaml  # lazy: only a command line with values reads YAML
+
+    if text.strip()[:1] not in ("[", "{", "'", '"'):
+        return _scalar(text)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_plain_loader())   # noqa: S506 -- a SafeLoader
     except yaml.YAMLError as e:
         raise ValueError(f"{option} {key} {text!r}: not YAML ({e})") from None
+
+
+_INT = re.compile(r"[-+]?[0-9]+(_[0-9]+)*")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)"
+                    r"|\.(nan|NaN|NAN)")
+
+
+def _scalar(text: str):
+    """A plain value as YAML 1.2's core schema reads it (decimal integers, floats with
+    or without exponent, true/false, null; digits may be grouped by ``_`` as in Python),
+    else ``text`` unchanged."""
+    s = text.strip()
+    if s in ("", "~", "null", "Null", "NULL"):
+        return None
+    if s in ("true", "True", "TRUE", "false", "False", "FALSE"):
+        return s[0] in "tT"
+    if _INT.fullmatch(s):
+        return int(s)
+    if _FLOAT.fullmatch(s):
+        return float(s.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf")
+                      .replace(".nan", "nan").replace(".NaN", "nan").replace(".NAN", "nan"))
+    return text
+
+
+def _plain_loader():
+    """A SafeLoader whose plain scalars are read by :func:`_scalar` (quoted ones stay
+    text), inside lists and maps too."""
+    import yaml  # lazy: only a command line with values reads YAML
+
+    class Plain(yaml.SafeLoader):
+        yaml_implicit_resolvers = {}      # every plain scalar reaches construct_str
+
+        def construct_str(self, node):
+            value = self.construct_scalar(node)
+            return _scalar(value) if node.style is None else value
+
+    Plain.add_constructor("tag:yaml.org,2002:str", Plain.construct_str)
+    return Plain
 
 
 def _path(text: str) -> str:
@@ -88,8 +134,8 @@ def _path(text: str) -> str:
 
 
 def _parse_p(pairs) -> dict:
-    """``-p NAME VALUE`` pairs, values read as YAML scalars like papermill (1 -> int);
-    a date stays its text (papermill cannot store a date)."""
+    """``-p NAME VALUE`` pairs, values read by :func:`_yaml_value` (1 -> int, ``true``
+    -> True, ``[1, 2]`` -> list, other text as given); a date stays its text."""
     return suite.check_parameters({k: _yaml_value("-p", k, v) for k, v in pairs or []}, "-p")
 
 

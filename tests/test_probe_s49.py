@@ -175,3 +175,30 @@ def test_ingest_whose_staged_bars_cannot_be_written_says_why_and_resumes(tmp_pat
     assert "requested and" not in out.stdout
     ds = ql.data.open(ql.store.ingest(tmp_path / "A.csv", tmp_path / "store"))   # resumes
     np.testing.assert_array_equal(ds["close"].values.ravel(), c)
+
+
+# ---- command-line values (-p, --set): what was typed ---------------------------------
+
+@pytest.mark.parametrize("text, value", [
+    ("010", 10), ("09:30", "09:30"), ("1:30", "1:30"), ("ON", "ON"), ("NO", "NO"),
+    ("off", "off"), ("Run #2", "Run #2"), ("#1", "#1"), ("a: b", "a: b"), ("- x", "- x"),
+    ("line1\nline2", "line1\nline2"), ("it's \"q\"", "it's \"q\""), ("1e5", 1e5),
+    ("1.5e-3", 0.0015), ("-3", -3), ("1_000", 1000), ("true", True), ("False", False),
+    ("null", None), ("2010-01-01", "2010-01-01"), ("'010'", "010"), ('"a: b"', "a: b"),
+    ("[1, 010, '010', 1:30, ON, x]", [1, 10, "010", "1:30", "ON", "x"]),
+    ("{window: 010}", {"window": 10})])
+def test_p_values_are_what_was_typed_not_yaml_1_1(text, value):
+    # YAML 1.1 read 010 as 8, 1:30 as 90, ON/NO as booleans, dropped '#2' as a comment,
+    # made 'a: b' a dict and a newline a space: silently other parameters
+    from quantlab import cli
+    assert cli._parse_p([["x", text]]) == {"x": value}
+    got = cli._parse_p([["x", text]])["x"]
+    assert type(got) is type(value)
+
+
+def test_set_values_are_read_the_same_way():
+    from quantlab import cli
+    assert cli._set_value("fees", "010") == 10 and cli._set_value("fees", "1e-3") == 0.001
+    assert cli._set_value("execution", "next_open") == "next_open"
+    with pytest.raises(ValueError, match=r"-p x '\[1': not YAML"):
+        cli._parse_p([["x", "[1"]])
