@@ -587,14 +587,31 @@ def _summary_parts(res, max_rows: int = 8):
     flat = m.to_dataframe()[list(HEADLINE)] if keys else \
         pd.DataFrame([{k: float(m[k]) for k in HEADLINE}])
     shown = flat.head(max_rows)
+    index = shown.index.map(_plain_label) if keys else \
+        pd.Index(["portfolio" if res.group else "account"])
     table = pd.DataFrame({fmt.label(k): [fmt.metric(k, v) for v in shown[k]] for k in HEADLINE},
-                         index=shown.index if keys else ["portfolio" if res.group else "account"])
+                         index=index)
     more = len(flat) - len(shown)
     how = ["arrays: res.equity, res.cash, res.positions, res.returns (DataArrays)",
            f"tables: res.orders ({fmt.count(len(res.orders))} orders), res.trades "
            f"({fmt.count(len(res.trades))} trades); res.metrics() (every metric), "
            "res.tearsheet() (the full report)"]
     return acc, span, table, more, how
+
+
+# bidi embeddings, overrides, isolates and marks: an asset named "\u202eXYZ" reversed
+# the rest of its summary row where text is shown bidi-aware (a notebook): -38.2 % read
+# as % 2.83-; shown as their escapes, as pandas shows a newline in a label
+_BIDI_SHOWN = {ord(c): f"\\u{ord(c):04x}" for c in
+               "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"}
+
+
+def _plain_label(label):
+    """An account's label (a value, or a tuple over parameter dims) with bidi control
+    characters shown as escapes."""
+    if isinstance(label, tuple):
+        return tuple(_plain_label(v) for v in label)
+    return label.translate(_BIDI_SHOWN) if isinstance(label, str) else label
 
 
 def summary_text(res) -> str:

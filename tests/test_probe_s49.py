@@ -202,3 +202,22 @@ def test_set_values_are_read_the_same_way():
     assert cli._set_value("execution", "next_open") == "next_open"
     with pytest.raises(ValueError, match=r"-p x '\[1': not YAML"):
         cli._parse_p([["x", "[1"]])
+
+
+# ---- result summary: bidi controls in asset names ------------------------------------
+
+@pytest.mark.parametrize("control", ["\u202e", "\u202b", "\u2067", "\u200f"])
+def test_summary_shows_bidi_controls_in_asset_names_as_escapes(control):
+    # an unterminated right-to-left override in a name reversed the rest of its row
+    # where the text is shown bidi-aware (a notebook): "-38.2 %" read as "% 2.83-"
+    import xarray as xr
+    ds = ql.data.load().isel(time=slice(0, 120), asset=[0, 2])
+    ds = ds.assign_coords(asset=[f"{control}XYZ", "plain"])
+    sig = xr.DataArray(np.array([0.5, 1.0]), dims="w", coords={"w": [0.5, 1.0]}) \
+        * (ds["close"] * 0 + 1)
+    for res in (ql.backtest(ds, ds["close"] * 0 + 0.5), ql.backtest(ds, sig)):
+        for text in (ql.tearsheet.summary_text(res), ql.tearsheet.summary_html(res)):
+            assert control not in text
+            assert f"\\u{ord(control):04x}XYZ" in text and "plain" in text
+        assert "asset" in ql.tearsheet.summary_text(res)      # the index names stay
+    assert " w " in ql.tearsheet.summary_text(res) or "w\n" in ql.tearsheet.summary_text(res)
