@@ -336,6 +336,15 @@ def _read_file(path: Path, layout: str):
         raise ModuleNotFoundError(f"{path}: Parquet input needs pyarrow: pip install pyarrow"
                                   ) from None
     try:
+        import pyarrow.parquet as pq   # lazy: Parquet input only
+        names = pq.read_schema(path).names
+    except Exception:        # a corrupt file: read_parquet's message below
+        names = []
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:                # pyarrow: "Multiple matches for FieldRef.Name(close) in ..."
+        raise DataError(f"{path}: column(s) {', '.join(map(repr, twice))} appear more than "
+                        "once; keep one of each")
+    try:
         df = pd.read_parquet(path)
     except Exception as e:   # pyarrow raises its own types for a corrupt file
         raise DataError(f"{path}: cannot read as Parquet ({e})") from None

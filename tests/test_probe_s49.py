@@ -221,3 +221,21 @@ def test_summary_shows_bidi_controls_in_asset_names_as_escapes(control):
             assert f"\\u{ord(control):04x}XYZ" in text and "plain" in text
         assert "asset" in ql.tearsheet.summary_text(res)      # the index names stay
     assert " w " in ql.tearsheet.summary_text(res) or "w\n" in ql.tearsheet.summary_text(res)
+
+
+# ---- Parquet with a column twice -----------------------------------------------------
+
+@pytest.mark.parametrize("twice", [("close",), ("date",), ("close", "volume")])
+def test_ingest_parquet_with_a_column_twice_names_the_file_and_column(tmp_path, twice):
+    # pyarrow's "Multiple matches for FieldRef.Name(close) in date: timestamp[us] ...
+    # __fragment_index: int32 ..." before
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    cols = {c: pa.array(BARS[c]) for c in BARS}
+    names = list(BARS) + list(twice)
+    pq.write_table(pa.table([cols[c] for c in names], names=names), tmp_path / "ACME.parquet")
+    want = ", ".join(repr(c) for c in sorted(twice))
+    with pytest.raises(ql.DataError, match=rf"ACME\.parquet: column\(s\) {want} appear more "
+                                           r"than once; keep one of each") as e:
+        ql.store.ingest(tmp_path / "ACME.parquet", tmp_path / "store")
+    assert "FieldRef" not in str(e.value)
