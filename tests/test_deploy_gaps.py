@@ -10,6 +10,9 @@ per-bar signal rebuilt on restore from a buffer holding no close of the asset by
 7,200. Now it carries each asset's last valid close before the buffer and before the
 slippage window, bar by bar and through its checkpoints.
 """
+import hashlib
+import json
+
 import numpy as np
 import pytest
 
@@ -166,6 +169,10 @@ def _drop(path, keys):
             assert set(keys) <= set(z.files)
             arrays = {k: z[k] for k in z.files if k not in keys}
         np.savez(seg, **arrays)
+    if keys:      # nor the segments' digests (session 49)
+        meta = json.loads((path / "deployment.json").read_text())
+        meta.pop("digests")
+        (path / "deployment.json").write_text(json.dumps(meta))
 
 
 def _restored_runs(s, ds, options, cuts, olds, tmp_path, g1):
@@ -252,6 +259,10 @@ def _tampered(path, key, edit):
             arrays = {k: z[k] for k in z.files}
         arrays[key] = edit(arrays[key].copy())
         np.savez(seg, **arrays)
+        meta = json.loads((path / "deployment.json").read_text())   # as if written so
+        k = int(seg.stem.split("-")[-1])
+        meta["digests"][k] = hashlib.sha256(seg.read_bytes()).hexdigest()
+        (path / "deployment.json").write_text(json.dumps(meta))
 
 
 def test_a_checkpoint_s_closes_before_the_windows_are_checked(panels, tmp_path):
