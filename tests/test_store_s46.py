@@ -340,16 +340,16 @@ def test_write_panel_and_ingest_on_a_full_disk_name_the_store(tmp_path, src):
 def test_a_disk_error_while_staging_leaves_no_tmp_file(src, tmp_path, monkeypatch):
     # before: a full disk while staging left `0.t.tmp.npy` (and `manifest.tmp`) files in
     # the store's .staging folder, filling the disk further
-    real = np.save
+    real = st._save_npy    # the staged bars' writer (np.save before session 49)
 
     def half_then_full(f, arr):
         real(f, arr[: len(arr) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(np, "save", half_then_full)
+    monkeypatch.setattr(st, "_save_npy", half_then_full)
     with pytest.raises(OSError, match=rf"ingest of {src} into {tmp_path / 's'}: No space"):
         ql.data.ingest(src, tmp_path / "s")
     assert not [f.name for f in (tmp_path / "s").rglob("*") if ".tmp" in f.name]
-    monkeypatch.setattr(np, "save", real)
+    monkeypatch.setattr(st, "_save_npy", real)
     xr.testing.assert_identical(ql.data.open(ql.data.ingest(src, tmp_path / "s")).compute(
                                 ).drop_attrs(), ql.data.load_csv(src).drop_attrs())
 
