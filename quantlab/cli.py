@@ -349,7 +349,8 @@ def _plan(a, config, out, in_place):
         _check_scheduler(a.scheduler)
     if a.params_file:
         try:
-            grid = yaml.safe_load(Path(a.params_file).read_text())
+            grid = yaml.load(Path(a.params_file).read_text(),  # noqa: S506 -- a SafeLoader
+                             Loader=_plain_loader())     # 010 is 10, ON is 'ON' (as -p)
         except yaml.YAMLError as e:   # a traceback and exit 1 before
             raise ValueError(f"--params-file {a.params_file}: not YAML ({e})") from None
         except OSError as e:   # "[Errno 2] No such file ..." named not the option

@@ -239,3 +239,20 @@ def test_ingest_parquet_with_a_column_twice_names_the_file_and_column(tmp_path, 
                                            r"than once; keep one of each") as e:
         ql.store.ingest(tmp_path / "ACME.parquet", tmp_path / "store")
     assert "FieldRef" not in str(e.value)
+
+
+def test_params_file_values_are_read_like_p_values(tmp_path):
+    # the grid file was YAML 1.1 too: window: [010] ran with 8, symbol: [ON, NO] with
+    # True and False; comments, quotes and lists are YAML as before
+    import nbformat
+    from quantlab import cli
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "symbol = 'X'\nwindow = 1\nat = '00:00'", metadata={"tags": ["parameters"]})])
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    (tmp_path / "grid.yaml").write_text("# a grid\nsymbol: [ON, 'NO']\nwindow: [010, 2]  # two\n"
+                                        "at: [9:30]\n")
+    a = cli.parser().parse_args(["run-suite", str(tmp_path / "n.ipynb"), "--params-file",
+                                 str(tmp_path / "grid.yaml"), "--out", str(tmp_path / "o")])
+    runs, _ = cli._plan(a, tmp_path / "none.yaml", tmp_path / "o", False)
+    assert [r.parameters for r in runs] == [
+        {"symbol": s, "window": w, "at": "9:30"} for s in ("ON", "NO") for w in (10, 2)]
