@@ -1008,6 +1008,8 @@ class Deployment:
         except (FileExistsError, NotADirectoryError):
             raise ValueError(f"checkpoint path {path} (or a folder above it) is a file, "
                              "not a directory") from None
+        except OSError as e:     # a read-only disk, a name too long: said for which
+            raise io_error(e, f"checkpoint to {path}") from e
         with _folder_lock(path):   # one checkpoint at a time in a folder, across processes
             return self._checkpoint(path)
 

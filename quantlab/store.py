@@ -854,11 +854,14 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
         mode = {"auto": "single_or_kline", "single": "single", "kline": "kline"}[layout]
     else:
         mode = layout
-    if loc.fs.isfile(loc.root) or (loc.entries() - {_STAGING, _LOCK} and
-                                   not loc.fs.exists(loc.key(MARKER))):
-        raise DataError(f"{loc.shown}: exists and is not a quantlab store (no {MARKER}); "
-                        "give a new or empty directory")
-    loc.fs.makedirs(loc.root, exist_ok=True)
+    try:     # a file above it, a read-only disk, a name too long: said for which store
+        if loc.fs.isfile(loc.root) or (loc.entries() - {_STAGING, _LOCK} and
+                                       not loc.fs.exists(loc.key(MARKER))):
+            raise DataError(f"{loc.shown}: exists and is not a quantlab store (no {MARKER}); "
+                            "give a new or empty directory")
+        loc.fs.makedirs(loc.root, exist_ok=True)
+    except OSError as e:
+        raise _data.io_error(e, f"ingest of {source} into {loc.shown}") from e
     with _writer_lock(loc):
         state = loc.read_marker()
         if state is not None:

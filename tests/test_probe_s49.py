@@ -256,3 +256,27 @@ def test_params_file_values_are_read_like_p_values(tmp_path):
     runs, _ = cli._plan(a, tmp_path / "none.yaml", tmp_path / "o", False)
     assert [r.parameters for r in runs] == [
         {"symbol": s, "window": w, "at": "9:30"} for s in ("ON", "NO") for w in (10, 2)]
+
+
+# ---- a store or checkpoint folder that cannot be made ---------------------------------
+
+def test_ingest_into_a_folder_that_cannot_be_made_names_the_ingest(tmp_path):
+    # a bare "[Errno 20] Not a directory: '.../f/store'" from os.makedirs before
+    import errno
+    (tmp_path / "A.csv").write_text("Date,Close\n2024-01-02,1\n2024-01-03,2\n")
+    (tmp_path / "f").write_text("a file")
+    for store, code in ((tmp_path / "f" / "store", errno.ENOTDIR),
+                        (tmp_path / ("x" * 300), errno.ENAMETOOLONG)):
+        with pytest.raises(OSError, match=rf"ingest of {tmp_path / 'A.csv'} into ") as e:
+            ql.store.ingest(tmp_path / "A.csv", store)
+        assert e.value.errno == code
+
+
+def test_checkpoint_into_a_folder_that_cannot_be_made_names_the_checkpoint(tmp_path):
+    import errno
+    ds = ql.data.load().isel(time=slice(0, 62))
+    dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+                    history=ds.isel(time=slice(0, 60)))
+    with pytest.raises(OSError, match=r"checkpoint to .*x{20}: File name too long") as e:
+        dep.checkpoint(tmp_path / ("x" * 300))
+    assert e.value.errno == errno.ENAMETOOLONG
