@@ -38,6 +38,7 @@ drawdowns bit for bit).
 """
 from __future__ import annotations
 
+import functools
 import math
 from statistics import NormalDist
 
@@ -549,12 +550,20 @@ def acc_need(names) -> int:
     """The groups of running statistics (``acc_add``'s ``need`` bits, ``A_*``) the
     formulas of the streaming metrics among ``names`` read, found by running them: a
     metrics-only backtest keeps only those (a Sharpe ratio alone: the count, mean and M2,
-    no log1p per return). Other names are ignored."""
+    no log1p per return). Other names are ignored. Traced once per set of formulas
+    (:func:`_traced`), not on every kernel call of a streamed run."""
+    return _traced(frozenset(METRICS[n][0] for n in set(names) & set(streaming_names())))
+
+
+@functools.lru_cache(maxsize=256)
+def _traced(formulas) -> int:
+    """``acc_need`` of these formula functions (keyed by the functions: a formula
+    replaced in ``METRICS`` is traced anew)."""
     a = _Reads({f: np.ones(1) for f in _F})
     params = _params("daily", 252.0, risk_free=0.0, required_return=0.0)
     with np.errstate(all="ignore"):
-        for n in set(names) & set(streaming_names()):
-            METRICS[n][0](a, **params)
+        for f in formulas:
+            f(a, **params)
     return _k.acc_groups(a.read)
 
 
