@@ -549,9 +549,10 @@ class _Reads(dict):
 def acc_need(names) -> int:
     """The groups of running statistics (``acc_add``'s ``need`` bits, ``A_*``) the
     formulas of the streaming metrics among ``names`` read, found by running them: a
-    metrics-only backtest keeps only those (a Sharpe ratio alone: the count, mean and M2,
-    no log1p per return). Other names are ignored. Traced once per set of formulas
-    (:func:`_traced`), not on every kernel call of a streamed run."""
+    metrics-only backtest keeps only those (a Sharpe ratio alone: the count, mean, M2 and
+    the range, whose min == max is a constant series' zero spread; no log1p per return).
+    Other names are ignored. Traced once per set of formulas (:func:`_traced`), not on
+    every kernel call of a streamed run."""
     return _traced(frozenset(METRICS[n][0] for n in set(names) & set(streaming_names())))
 
 
