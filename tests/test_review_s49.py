@@ -135,3 +135,24 @@ def test_guard_joined_buffers_equal_in_memory_for_every_input_kind(kind, workers
     for k in want.data_vars:
         np.testing.assert_allclose(got[k].values, want[k].values, rtol=1e-10, atol=1e-12,
                                    err_msg=k)
+
+
+@pytest.mark.parametrize("group", [False, True])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_time_chunk_of_length_zero_streams_as_in_memory(group, workers):
+    """Dask keeps chunks of length 0 (``chunk(time=(10, 0, 30))``, a concatenated empty
+    piece): the chain ran a span of no rows, which failed as "DataError: empty data set
+    (time=0, asset=4)" (dask.compute loads) or numpy's "negative dimensions are not
+    allowed" (the chain's task graph). Now such a chunk is no chunk: the same numbers,
+    also with a signal's chunk of length 0 and in metrics-only runs."""
+    ds, sig = ohlcv_panel(3, n=40, m=4)
+    ref = ql.backtest(ds, sig, group=group, fees=0.001)
+    lazy = ds.chunk(time=(10, 0, 15, 0, 15), asset=(2, 0, 2))
+    with dask.config.set(scheduler="threads", num_workers=workers):
+        for s in (sig, sig.chunk(time=(3, 0, 37), asset=2)):
+            _assert_equal(ql.backtest(lazy, s, group=group, fees=0.001), ref)
+        got = ql.backtest(lazy, sig, group=group, fees=0.001, metrics_only=True).compute()
+    want = ql.backtest(ds, sig, group=group, fees=0.001, metrics_only=True)
+    for k in want.data_vars:
+        np.testing.assert_allclose(got[k].values, want[k].values, rtol=1e-10, atol=1e-12,
+                                   err_msg=k)

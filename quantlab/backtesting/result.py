@@ -532,13 +532,15 @@ def is_lazy(*objs) -> bool:
 
 
 def _bounds(obj, dim, n):
-    """Chunk boundaries along ``dim`` from the first dask-backed input (one chunk if none)."""
+    """Chunk boundaries along ``dim`` from the first dask-backed input (one chunk if none);
+    a chunk of length 0 (``chunk(time=(10, 0, 30))``) is no chunk (a chain's span of no
+    rows failed as "empty data set" or "negative dimensions")."""
     for o in obj:
         das = o.data_vars.values() if isinstance(o, xr.Dataset) else [o]
         for da in das:
             if isinstance(da, xr.DataArray) and da.chunks is not None and dim in da.dims:
                 sizes = da.chunks[da.get_axis_num(dim)]   # the data's (not a coord's)
-                return np.r_[0, np.cumsum(sizes)].astype(int)
+                return np.unique(np.r_[0, np.cumsum(sizes)].astype(int))
     return np.array([0, n])
 
 
