@@ -79,49 +79,11 @@ def _yaml_value(option: str, key: str, text: str):
     import yaml  # lazy: only a command line with values reads YAML
 
     if text.strip()[:1] not in ("[", "{", "'", '"'):
-        return _scalar(text)
+        return suite.plain_scalar(text)
     try:
-        return yaml.load(text, Loader=_plain_loader())   # noqa: S506 -- a SafeLoader
+        return yaml.load(text, Loader=suite.plain_loader())   # noqa: S506 -- a SafeLoader
     except yaml.YAMLError as e:
         raise ValueError(f"{option} {key} {text!r}: not YAML ({e})") from None
-
-
-_INT = re.compile(r"[-+]?[0-9]+(_[0-9]+)*")
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)"
-                    r"|\.(nan|NaN|NAN)")
-
-
-def _scalar(text: str):
-    """A plain value as YAML 1.2's core schema reads it (decimal integers, floats with
-    or without exponent, true/false, null; digits may be grouped by ``_`` as in Python),
-    else ``text`` unchanged."""
-    s = text.strip()
-    if s in ("", "~", "null", "Null", "NULL"):
-        return None
-    if s in ("true", "True", "TRUE", "false", "False", "FALSE"):
-        return s[0] in "tT"
-    if _INT.fullmatch(s):
-        return int(s)
-    if _FLOAT.fullmatch(s):
-        return float(s.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf")
-                      .replace(".nan", "nan").replace(".NaN", "nan").replace(".NAN", "nan"))
-    return text
-
-
-def _plain_loader():
-    """A SafeLoader whose plain scalars are read by :func:`_scalar` (quoted ones stay
-    text), inside lists and maps too."""
-    import yaml  # lazy: only a command line with values reads YAML
-
-    class Plain(yaml.SafeLoader):
-        yaml_implicit_resolvers = {}      # every plain scalar reaches construct_str
-
-        def construct_str(self, node):
-            value = self.construct_scalar(node)
-            return _scalar(value) if node.style is None else value
-
-    Plain.add_constructor("tag:yaml.org,2002:str", Plain.construct_str)
-    return Plain
 
 
 def _path(text: str) -> str:
@@ -350,7 +312,7 @@ def _plan(a, config, out, in_place):
     if a.params_file:
         try:
             grid = yaml.load(Path(a.params_file).read_text(),  # noqa: S506 -- a SafeLoader
-                             Loader=_plain_loader())     # 010 is 10, ON is 'ON' (as -p)
+                             Loader=suite.plain_loader())     # 010 is 10, ON is 'ON' (as -p)
         except yaml.YAMLError as e:   # a traceback and exit 1 before
             raise ValueError(f"--params-file {a.params_file}: not YAML ({e})") from None
         except OSError as e:   # "[Errno 2] No such file ..." named not the option
