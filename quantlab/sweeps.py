@@ -46,6 +46,7 @@ import xarray as xr
 from quantlab import _validate
 from quantlab._threads import MAX_THREADS
 from quantlab.backtesting import backtest
+from quantlab.backtesting.dispatch import as_dataset
 from quantlab.backtesting.options import metric_names
 from quantlab.errors import DataError
 from quantlab.strategies import resolve
@@ -248,8 +249,7 @@ def _assemble(strat, data, done, n_parts, keys, values, metrics, backtest_kw) ->
 def _check_data(data) -> xr.Dataset:
     """The sweep's price data as ``ql.backtest`` takes it (a DataArray is the close), not
     empty: refused before any signal is computed."""
-    data = _validate.dataset("sweep data", data)
-    _validate.coords(data, what="sweep data")
+    data = as_dataset(data, "sweep data")
     if data.sizes["time"] == 0 or data.sizes["asset"] == 0:
         raise DataError(f"sweep data is empty ({data.sizes['time']} bars x "
                         f"{data.sizes['asset']} assets)")

@@ -75,11 +75,11 @@ class Run:
         return (shape[0], *shape[2:]) if self.group else shape
 
 
-def as_dataset(data) -> xr.Dataset:
+def as_dataset(data, what: str = "data") -> xr.Dataset:
     """``data`` as price data (``_validate.dataset``: a DataArray is the closes) with
-    ``time`` and ``asset`` coordinates (``_validate.coords``)."""
-    data = _validate.dataset("data", data)
-    _validate.coords(data, what="data")
+    ``time`` and ``asset`` coordinates (``_validate.coords``); errors name ``what``."""
+    data = _validate.dataset(what, data)
+    _validate.coords(data, what=what)
     return data
 
 
