@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from quantlab import _progress
 from quantlab import _validate as _v
 from quantlab import calendar as _cal
 from quantlab import data as _data
@@ -714,7 +715,7 @@ def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Stag
 
 # --------------------------------------------------------------------------- ingest
 
-def _stage_all(files, mode: str, state: dict | None, staging: Path):
+def _stage_all(files, mode: str, state: dict | None, staging: Path, progress: bool = False):
     """Read, validate and stage each new or changed file (those whose sha256 the store
     recorded are skipped); the cross-file checks of load_csv's directory reader (one
     owner per asset, no mix of naive and UTC timestamps), also against the store."""
@@ -730,13 +731,15 @@ def _stage_all(files, mode: str, state: dict | None, staging: Path):
         recs, aware = _stage(f, sha, mode, staging)
         return sha, recs, aware, [r.asset for r in recs]
 
-    with ThreadPoolExecutor(2, thread_name_prefix="ql-stage") as pool:
+    with (ThreadPoolExecutor(2, thread_name_prefix="ql-stage") as pool,
+          _progress.bar(len(files), "ingest: reading files", "file", progress) as bar):
         # each file checked in file order, as it comes: the errors of a one-by-one run;
         # an error cancels the files not yet begun
         futures = [pool.submit(read, f) for f in files]
         try:
             for f, fu in zip(files, futures):
                 sha, recs, aware, assets = fu.result()
+                bar.update()
                 shas[f.name] = sha
                 staged += recs
                 zones.setdefault(aware, f)
@@ -761,7 +764,8 @@ def _stage_all(files, mode: str, state: dict | None, staging: Path):
 
 
 def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
-           asset_class: str = "unknown", layout: str = "auto", storage_options=None):
+           asset_class: str = "unknown", layout: str = "auto", storage_options=None,
+           progress: bool = True):
     r"""Ingest a folder of CSV/Parquet files (or one file) into the zarr store ``store``.
 
     Files are read and validated two at a time by :func:`ql.data.load_csv`'s reader (one
@@ -801,6 +805,9 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
         As in :func:`ql.data.load_csv`.
     storage_options : dict, optional
         Passed to the URL's fsspec filesystem (credentials, endpoint, ...).
+    progress : bool, default True
+        Progress bars of the files read and the chunks written, shown once a step has
+        taken 2 seconds (a small ingest shows none).
 
     Returns
     -------
@@ -832,6 +839,7 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     """
     _zarr()
     _v.choice("layout", layout, ("auto", "single", "long", "wide", "kline"))
+    progress = _v.flag("progress", progress)
     if not isinstance(asset_class, str) or not asset_class.strip():
         raise TypeError(f"ingest: asset_class must be a non-empty string, got {asset_class!r}")
     if chunk_time is not None:
@@ -875,7 +883,7 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
                 raise ValueError(f"ingest: freq={freq!r}, but the store has freq="
                                  f"{state['freq']!r}")
         try:
-            owner, staged, shas, zones = _stage_all(files, mode, state, loc.staging)
+            owner, staged, shas, zones = _stage_all(files, mode, state, loc.staging, progress)
             if state is None:
                 variables = [v for v in _data.BAR_VARS if any(v in r.vars for r in staged)]
                 aware = next(iter(zones))
@@ -895,7 +903,7 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
                     raise DataError(f"{r.file}: asset {r.asset!r} has {', '.join(extra)}, which "
                                     f"the store {loc.shown} does not hold "
                                     f"({', '.join(state['variables'])})")
-            _write(loc, state, staged, source, files, shas, owner)
+            _write(loc, state, staged, source, files, shas, owner, progress)
         except (DataError, ValueError):
             # a refusal is not a kill: nothing to resume, so leave no staged copy (a
             # remote store's is in the temp folder, where nobody would find it)
@@ -1017,7 +1025,8 @@ def _block(tb: np.ndarray, recs: dict, a0: int, a1: int, assets, variables):
     return out.transpose(0, 2, 1), span.T
 
 
-def _write(loc: _Where, state: dict, staged: list, source: Path, files, shas, owner) -> None:
+def _write(loc: _Where, state: dict, staged: list, source: Path, files, shas, owner,
+           progress: bool = False) -> None:
     """Check the staged bars against the committed rows, then write the new rows chunk by
     chunk (one chunk row in memory), committing n_time after each complete chunk row."""
     n_old = state["n_time"]
@@ -1036,7 +1045,7 @@ def _write(loc: _Where, state: dict, staged: list, source: Path, files, shas, ow
     if not n_old:      # the marker first: from here the directory is a store to resume
         loc.write_marker(state)
         g, tarr, arrs = _open_arrays(loc, state, create=True)
-    _write_rows(loc, state, recs, new, tarr, arrs)
+    _write_rows(loc, state, recs, new, tarr, arrs, progress)
     _write_provenance(loc, state, source, files, shas, owner, g, tarr)
 
 
@@ -1116,7 +1125,8 @@ def _check_overlap(store: str, state: dict, staged: list, recs: dict,
                         "end: put changed history in a new store")
 
 
-def _write_rows(loc: _Where, state: dict, recs: dict, new: np.ndarray, tarr, arrs) -> None:
+def _write_rows(loc: _Where, state: dict, recs: dict, new: np.ndarray, tarr, arrs,
+                progress: bool = False) -> None:
     """Resize, write the time coordinate, then the chunk rows; the marker records, after
     each chunk row, its chunks' files and n_time (what a resumed ingest trusts), and
     after each chunk of a row that holds committed rows (an append's first), that
@@ -1136,21 +1146,25 @@ def _write_rows(loc: _Where, state: dict, recs: dict, new: np.ndarray, tarr, arr
     tarr[n_old:n_new] = new
     loc.write_marker(state)
     t0 = n_old
-    while t0 < n_new:
-        t1 = min((t0 // ct + 1) * ct, n_new)     # on the chunk grid
-        tb = new[t0 - n_old:t1 - n_old]
-        for a0 in range(0, len(assets), ca):
-            a1 = min(a0 + ca, len(assets))
-            got, _ = _block(tb, recs, a0, a1, assets, variables)
-            for k, v in enumerate(variables):
-                _put(arrs[v], t0, t1, a0, a1, got[k])
-            state["chunk"] = [t0 // ct, a0 // ca]
-            if t0 % ct:   # an append's first row, holding committed rows a reader open
-                loc.write_marker(state)   # across it reads: each chunk's new file listed
-        state["n_time"] = t1
-        state.pop("pending", None)
-        loc.write_marker(state)
-        t0 = t1
+    rows = -(-n_new // ct) - n_old // ct
+    with _progress.bar(rows * -(-len(assets) // ca), "ingest: writing chunks", "chunk",
+                       progress) as bar:
+        while t0 < n_new:
+            t1 = min((t0 // ct + 1) * ct, n_new)     # on the chunk grid
+            tb = new[t0 - n_old:t1 - n_old]
+            for a0 in range(0, len(assets), ca):
+                a1 = min(a0 + ca, len(assets))
+                got, _ = _block(tb, recs, a0, a1, assets, variables)
+                for k, v in enumerate(variables):
+                    _put(arrs[v], t0, t1, a0, a1, got[k])
+                state["chunk"] = [t0 // ct, a0 // ca]
+                if t0 % ct:   # an append's first row, holding committed rows a reader
+                    loc.write_marker(state)   # open across it reads: each new file listed
+                bar.update()
+            state["n_time"] = t1
+            state.pop("pending", None)
+            loc.write_marker(state)
+            t0 = t1
 
 
 def _pending(state: dict, arrays: dict, n_new: int) -> None:

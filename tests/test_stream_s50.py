@@ -3,7 +3,7 @@ import threading
 
 import numpy as np
 
-from quantlab import store
+from quantlab import _progress, store
 
 
 def test_chunk_file_reads_into_a_per_thread_scratch_buffer(tmp_path, monkeypatch):
@@ -53,3 +53,56 @@ def test_a_store_read_twice_in_one_thread_keeps_each_chunk(tmp_path):
     ql.data.ingest(tmp_path / "in", store=tmp_path / "st", chunk_time=64, chunk_asset=2)
     ds = ql.data.open(tmp_path / "st")
     np.testing.assert_array_equal(ds["close"].transpose("time", "asset").values, close)
+
+
+def _folder(tmp_path, n=300, m=5):
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, m)), 0))
+    idx = pd.date_range("2020-01-01", periods=n, freq="D")
+    (tmp_path / "in").mkdir(exist_ok=True)
+    for j in range(m):
+        pd.DataFrame({"time": idx, "close": close[:, j]}).to_csv(
+            tmp_path / "in" / f"S{j}.csv", index=False)
+    return tmp_path / "in", close
+
+
+def test_ingest_shows_progress_bars_for_long_steps_only(tmp_path, monkeypatch, capsys):
+    import quantlab as ql
+    src, _ = _folder(tmp_path)
+    ql.data.ingest(src, tmp_path / "quiet", chunk_time=64, chunk_asset=2)
+    assert "ingest" not in capsys.readouterr().err        # under 2 s: no bar
+    monkeypatch.setattr(_progress, "DELAY", 0.0)          # every step "long"
+    ql.data.ingest(src, tmp_path / "shown", chunk_time=64, chunk_asset=2)
+    err = capsys.readouterr().err
+    assert "ingest: reading files" in err and "5/5" in err
+    assert "ingest: writing chunks" in err and "15/15" in err   # 5 rows x 3 asset chunks
+    ql.data.ingest(src, tmp_path / "off", chunk_time=64, chunk_asset=2, progress=False)
+    assert "ingest" not in capsys.readouterr().err
+    import pytest
+    with pytest.raises(TypeError, match="progress"):
+        ql.data.ingest(src, tmp_path / "bad", progress="yes")
+
+
+def test_an_out_of_core_backtest_shows_a_bar_of_its_time_chunks(monkeypatch, capsys):
+    import dask
+    import pytest
+
+    import quantlab as ql
+    from panels import ohlcv_panel
+
+    ds, sig = ohlcv_panel(n=40, m=4)
+    monkeypatch.setattr(_progress, "DELAY", 0.0)
+    for group, want in ((True, "5/5"), (False, "10/10")):   # 5 time chunks; 2 chains
+        with dask.config.set(scheduler="threads", num_workers=4):
+            ql.backtest(ds.chunk(time=8, asset=2), sig, group=group, fees=0.001)
+        err = capsys.readouterr().err
+        assert "backtest: time chunks" in err and want in err, (group, err)
+        with dask.config.set(scheduler="threads", num_workers=4):
+            ql.backtest(ds.chunk(time=8, asset=2), sig, group=group, progress=False)
+            ql.backtest(ds, sig, group=group)                          # in memory
+            ql.backtest(ds.chunk(time=8, asset=2), sig, group=group,   # lazy: no bar
+                        metrics_only=("sharpe_ratio",)) if not group else None
+        assert "backtest" not in capsys.readouterr().err
+    with pytest.raises(TypeError, match="progress"):
+        ql.backtest(ds, sig, progress=1)

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-from quantlab import _threads
+from quantlab import _threads, _validate
 from quantlab.backtesting import dispatch, result
 from quantlab.backtesting.options import (DD_MODES, MAX_LEVERAGE, SIZE_TYPES,
                                           STREAMED_EXTRAS, BacktestOptions, Slippage)
@@ -66,7 +66,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
              maintenance_margin=0.25, execution="close", rebalance="on_change", group=False,
              periods=None, sl_stop=None, tp_stop=None, sl_trail=None, order_type="market",
              limit_offset=None, limit_tif=None, metrics_only=None, dd_limit=None,
-             dd_cooldown=21, dd_mode="cooldown", client=None, threads=None) -> BacktestResult:
+             dd_cooldown=21, dd_mode="cooldown", client=None, threads=None,
+             progress=True) -> BacktestResult:
     """Simulate ``signal`` (or ``entries``/``exits``) on ``data``; see the package doc.
 
     Conventions (fills, sizing, group accounts, stops) are in the :mod:`quantlab.backtesting`
@@ -156,6 +157,10 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         blocks of 16 accounts. A dask-backed run does not read it: its chains run on
         dask's threads, each chunk's checks on the package default of the thread
         running it.
+    progress : bool, default True
+        A dask-backed run shows a progress bar of its time chunks once it has run 2
+        seconds (tqdm's; a notebook widget in Jupyter); none for chains on a cluster's
+        workers, a lazy ``metrics_only`` result, or a run in memory.
 
     Returns
     -------
@@ -281,11 +286,12 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         dd_limit=dd_limit, dd_cooldown=dd_cooldown, dd_mode=dd_mode)
     if threads is not None:
         threads = _threads.resolve(threads)   # checked before any work
+    progress = _validate.flag("progress", progress)
     if signal is not None and not isinstance(signal, xr.DataArray):   # a DataFrame, 1.0, a
         raise TypeError("signal must be an xarray DataArray on (time, asset[, params]), got "
                         f"{type(signal).__name__}")   # name: was "has no attribute 'dtype'"
     if result.is_lazy(data, signal, entries, exits):
-        return _lazy(data, signal, entries, exits, opts, client)
+        return _lazy(data, signal, entries, exits, opts, client, progress)
     if client is not None:
         raise ValueError("client= runs dask-backed data on a cluster; this data is in "
                          "memory: chunk it (data.chunk({'asset': 50})) or drop client=")
@@ -298,10 +304,10 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     return result.from_run(run, opts)
 
 
-def _lazy(data, signal, entries, exits, opts, client):
+def _lazy(data, signal, entries, exits, opts, client, progress=False):
     """``result.chunked`` on ``client`` (None: dask's default scheduler)."""
     if client is None:
-        return result.chunked(data, signal, entries, exits, opts)
+        return result.chunked(data, signal, entries, exits, opts, progress=progress)
     if not (callable(getattr(client, "get", None)) and callable(getattr(client, "persist", None))):
         raise TypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
     import dask   # lazy: dask-backed runs only
@@ -309,7 +315,7 @@ def _lazy(data, signal, entries, exits, opts, client):
     # the chains of independent accounts run on its workers; a portfolio's chunks are
     # loaded through it
     with dask.config.set(scheduler=client):
-        out = result.chunked(data, signal, entries, exits, opts)
+        out = result.chunked(data, signal, entries, exits, opts, progress=progress)
     if isinstance(out, xr.Dataset):   # metrics_only: one small task per asset chunk
         return client.persist(out)
     return out   # computed already, into the store the result reads

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import _validate, metrics
+from quantlab import _progress, _validate, metrics
 from quantlab import data as _data
 from quantlab import store as _store
 from quantlab._kernels import backtest as _k
@@ -843,16 +843,24 @@ def _part_file(path, block, part):
 class _Siblings:
     """The chains of one run on dask's local schedulers: when one fails, the others
     stop before their next chunk, and the run waits for them before it raises (a failed
-    run left them calling the kernel after ``ql.backtest`` had raised). A pickled copy
-    (dask's processes, a distributed cluster, even one in this process) is a fresh one,
-    never stopped: those chains run to their end."""
+    run left them calling the kernel after ``ql.backtest`` had raised); each chunk done
+    moves the run's progress ``bar``. A pickled copy (dask's processes, a distributed
+    cluster, even one in this process) is a fresh one, never stopped, without the bar:
+    those chains run to their end."""
 
-    def __init__(self):
+    def __init__(self, bar=None):
         import threading
 
         self._done = threading.Condition()
         self._running = 0
         self.stopped = False
+        self.bar = bar
+
+    def tick(self):
+        """One more time chunk of a chain done."""
+        if self.bar is not None:
+            with self._done:
+                self.bar.update()
 
     def __reduce__(self):
         return (_Siblings, ())
@@ -920,6 +928,8 @@ def _chain(inputs, opts, edges, n_cols, n_par, sink, scheduler=None, siblings=No
                                     keyed=sink is not None and not opts.group)
             if sink is not None:
                 sink.write(run, t0, t1, state, base, part)
+            if siblings is not None:
+                siblings.tick()
         if sink is not None:
             sink.flush(state, final=True)   # the run is over: no fee can change any more
     finally:
@@ -978,21 +988,23 @@ def _template(data, signal, entries, exits, opts):
     return ds, tmpl, params
 
 
-def chunked(data, signal, entries, exits, opts: BacktestOptions, store=None):
+def chunked(data, signal, entries, exits, opts: BacktestOptions, store=None,
+            progress: bool = False):
     """``ql.backtest`` of a dask-backed panel (see ``backtest``): streamed over the time
     chunks, one chain for a portfolio, one per span of asset chunks (``_spans``) for
     independent accounts.
     ``store``: the directory of the per-bar results (default: a temporary one in
     ``TMPDIR``, removed once nothing reads it, :class:`_Results`); on a cluster, a path
-    every worker can write."""
+    every worker can write. ``progress``: a bar of the chains' time chunks
+    (:func:`quantlab._progress.bar`) where they run in this process."""
     ds, tmpl, params = _template(data, signal, entries, exits, opts)
     opts = replace(opts, periods=dispatch.resolve_periods(dispatch.as_dataset(data), opts))
     # the inputs each chain reads: the user's signal (or entries/exits), on the data's assets
     inputs = [ds, *(None if x is None else x.sel(asset=tmpl.asset.values)
                     for x in (signal, entries, exits))]
     if opts.group:
-        return _streamed(inputs, tmpl, params, opts, store)
-    return _per_asset(inputs, tmpl, params, opts, store)
+        return _streamed(inputs, tmpl, params, opts, store, progress)
+    return _per_asset(inputs, tmpl, params, opts, store, progress)
 
 
 def _new_store(store, shapes, blocks, step, opts):
@@ -1182,14 +1194,21 @@ def _slots(writes: bool = True) -> int:
     from dask.base import get_scheduler
     from dask.local import get_sync
 
-    get = get_scheduler()
-    client = getattr(get, "__self__", None)   # a Client's bound get
-    if callable(getattr(client, "nthreads", None)):
+    client = _client()
+    if client is not None:
         # no workers yet (an adaptive cluster): one chain per asset chunk, as before
         return sum(client.nthreads().values()) or 1 << 30
-    if get is get_sync:
+    if get_scheduler() is get_sync:
         return 1
     return (_local_workers() + 1) // 2 if writes else _local_workers()
+
+
+def _client():
+    """The distributed Client dask's current scheduler is (its bound ``get``), else None."""
+    from dask.base import get_scheduler   # lazy: dask-backed runs only
+
+    client = getattr(get_scheduler(), "__self__", None)
+    return client if callable(getattr(client, "nthreads", None)) else None
 
 
 def _local_workers() -> int:
@@ -1255,7 +1274,7 @@ def _spans(edges, k):
     return np.array(sorted({0, n, *cuts}))
 
 
-def _per_asset(inputs, tmpl, params, opts, store=None):
+def _per_asset(inputs, tmpl, params, opts, store=None, progress=False):
     """Independent accounts: one chain per span of asset chunks, as many spans as
     ``_slots`` (from dask's scheduler), the chains in parallel as dask
     tasks (the current scheduler: threads, or a client's workers). The per-bar results
@@ -1276,7 +1295,10 @@ def _per_asset(inputs, tmpl, params, opts, store=None):
         # chunk (those cost the run 1.3x its time, 200 assets in chunks of 64)
         path = _new_store(store, lambda b, k: (n, int(np.diff(spans[b])[0]),
                                                *tmpl.shape[2:]), len(spans), step, opts)
-    siblings = _Siblings()   # metrics_only: computed later, never stopped
+    # metrics_only: computed later, never stopped, no bar; a cluster's chains: no bar
+    bar = _progress.bar(len(spans) * (len(t_edges) - 1), "backtest: time chunks", "chunk",
+                        progress and not metrics_only and _client() is None)
+    siblings = _Siblings(bar)
     blocks = [dask.delayed(_asset_chain, pure=False)(
         _Inputs(*(_cut(x, {"asset": slice(int(a0), int(a1))}) for x in inputs)),
         opts, (a0, a1), t_edges, n_par, path, b, siblings)
@@ -1290,7 +1312,7 @@ def _per_asset(inputs, tmpl, params, opts, store=None):
                                                      in zip(blocks, spans)]))
                            for k in opts.metrics_only},
                           coords={d: tmpl[d] for d in dims}, attrs={"periods": opts.periods})
-    with _dropped_on_failure(path, store):
+    with _dropped_on_failure(path, store), bar:
         try:
             dask.compute(*blocks)
         except BaseException:
@@ -1300,7 +1322,7 @@ def _per_asset(inputs, tmpl, params, opts, store=None):
                    inputs[0]["close"].transpose("time", "asset"))
 
 
-def _streamed(inputs, tmpl, params, opts, store=None):
+def _streamed(inputs, tmpl, params, opts, store=None, progress=False):
     """A portfolio: one chain over the time chunks, the kernel's state carried, each
     chunk's inputs loaded (:func:`_portfolio_loads`) while the kernel runs the previous
     one. metrics_only keeps nothing per bar."""
@@ -1309,14 +1331,17 @@ def _streamed(inputs, tmpl, params, opts, store=None):
     n_cols = int(np.prod(tmpl.shape[1:]))
     edges = _bounds(inputs[:3], "time", n)
     scheduler, depth = _portfolio_loads()
+    bar = _progress.bar(len(edges) - 1, "backtest: time chunks", "chunk", progress)
     if opts.metrics_only is not None:
-        run = _chain(inputs, opts, edges, n_cols, n_par, None, scheduler, depth=depth)
+        with bar:
+            run = _chain(inputs, opts, edges, n_cols, n_par, None, scheduler,
+                         siblings=_Siblings(bar), depth=depth)
         return streamed_metrics(run, opts, n_bars=n)
     step = _rows_per_chunk(edges)
     shapes = {"positions": tmpl.shape}
     path = _new_store(store, lambda b, k: shapes.get(k, (n, *tmpl.shape[2:])), 1, step, opts)
-    with _dropped_on_failure(path, store):
+    with _dropped_on_failure(path, store), bar:
         _chain(inputs, opts, edges, n_cols, n_par, _Sink(path, 0, 0, opts), scheduler,
-               depth=depth)
+               siblings=_Siblings(bar), depth=depth)
     return _result(path, store, tmpl, params, opts, 1, True,
                    inputs[0]["close"].transpose("time", "asset"))
