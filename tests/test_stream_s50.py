@@ -107,3 +107,37 @@ def test_an_out_of_core_backtest_shows_a_bar_of_its_time_chunks(monkeypatch, cap
         assert "backtest" not in capsys.readouterr().err
     with pytest.raises(TypeError, match="progress"):
         ql.backtest(ds, sig, progress=1)
+
+
+def test_a_dropped_results_store_goes_at_once_and_is_deleted_in_the_background(
+        tmp_path, monkeypatch):
+    import gc
+
+    import quantlab as ql
+    from panels import ohlcv_panel
+    from quantlab.backtesting import result
+
+    monkeypatch.setattr(result.tempfile, "tempdir", str(tmp_path))
+    ds, sig = ohlcv_panel(n=40, m=4)
+    res = ql.backtest(ds.chunk(time=8), sig, group=True)
+    (path,) = tmp_path.glob("ql-backtest-*")
+    deleting = threading.Event()
+    monkeypatch.setattr(result, "_REMOVER", type("Slow", (), {"submit": lambda self, f, *a: (
+        deleting.set(), threading.Timer(0.3, f, a).start())})())
+    del res
+    gc.collect()
+    assert deleting.is_set() and not path.exists()          # renamed at once
+    (trash,) = tmp_path.glob(".ql-removing-*")
+    for _ in range(100):
+        if not trash.exists():
+            break
+        threading.Event().wait(0.05)
+    assert not trash.exists()                               # then deleted
+    # the pool shut down (at exit): deleted on the spot
+    res = ql.backtest(ds.chunk(time=8), sig, group=True)
+    (path,) = tmp_path.glob("ql-backtest-*")
+    monkeypatch.setattr(result, "_REMOVER", type("Closed", (), {"submit": lambda self, *a: (
+        _ for _ in ()).throw(RuntimeError("cannot schedule new futures after shutdown"))})())
+    del res
+    gc.collect()
+    assert not path.exists() and not list(tmp_path.glob(".ql-removing-*"))

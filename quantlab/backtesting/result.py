@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import os
 import shutil
 import tempfile
@@ -1068,8 +1069,24 @@ class _Results:
 
 
 def _remove(path, pid):
-    if os.getpid() == pid:   # not a forked child's exit
-        shutil.rmtree(path, True)
+    """Remove a results store: renamed at once (its path reads as removed), deleted in
+    a background thread (joined at exit): ``rmtree`` of a 200-asset x 130k-bar run's
+    store took ~0.1 s here (ext4 with discard), which the caller whose last reference
+    dropped it (a loop of streamed runs) waited for."""
+    if os.getpid() != pid:   # a forked child's exit
+        return
+    gone = os.path.join(os.path.dirname(path), f".ql-removing-{os.path.basename(path)}")
+    try:
+        os.rename(path, gone)
+        _REMOVER.submit(shutil.rmtree, gone, True)
+    except FileNotFoundError:
+        return
+    except (OSError, RuntimeError):   # RuntimeError: at exit, the pool is shut down
+        shutil.rmtree(gone if os.path.isdir(gone) else path, True)
+
+
+# one thread deleting removed stores; concurrent.futures joins it at exit
+_REMOVER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ql-remove")
 
 
 class _Reader:
