@@ -72,6 +72,10 @@ def _as_returns(name, x) -> xr.DataArray:
         raise DataError(f"{name}'s time coordinate must be strictly increasing (sorted, no "
                         "duplicate timestamps): compounding needs the order of the periods")
     x = x.astype(np.float64).transpose("time", ...)
+    if x.chunks is not None:   # dask-backed (an out-of-core backtest's): every figure draws
+        # it whole, so loaded once here, not once per metric and figure (59 reads of a
+        # streamed result's store: its tear sheet took 11.9 s against 4.8 s in memory)
+        x = x.compute()
     if np.isinf(x.values).any():
         raise DataError(f"{name} holds ±inf; a return must be finite (NaN = no observation)")
     return x
@@ -492,6 +496,8 @@ def _inputs(returns, benchmark=None, *, trades=None, positions=None, window=None
         trades = None
     if extra is not None and not isinstance(extra, xr.Dataset):
         raise TypeError(f"extra must be an xarray Dataset, got {type(extra).__name__}")
+    if extra is not None and extra.chunks:   # lazy metrics: once, not once per value
+        extra = extra.compute()              # (48 computes of 0.2 s, 12 streamed accounts)
     per_col = []
     for name, sel in cols:
         if not np.isfinite(r.sel(sel).values).any():   # nothing to draw: every figure empty

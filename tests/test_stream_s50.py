@@ -1,6 +1,8 @@
 """Session 50: streamed reads and backtests (lead engineer's changes)."""
 import threading
 
+import pytest
+
 import numpy as np
 
 from quantlab import _progress, store
@@ -141,3 +143,42 @@ def test_a_dropped_results_store_goes_at_once_and_is_deleted_in_the_background(
     del res
     gc.collect()
     assert not path.exists() and not list(tmp_path.glob(".ql-removing-*"))
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_streamed_results_tear_sheet_reads_its_store_a_few_times_not_per_value(group):
+    import dask
+    from bokeh.models import ColumnDataSource
+    from dask.callbacks import Callback
+
+    import quantlab as ql
+    from panels import ohlcv_panel
+
+    ds, sig = ohlcv_panel(n=60, m=4)
+    with dask.config.set(scheduler="threads", num_workers=2):
+        lazy = ql.backtest(ds.chunk(time=16, asset=2), sig, group=group, fees=0.001)
+    mem = ql.backtest(ds, sig, group=group, fees=0.001)
+
+    class Count(Callback):
+        n = 0
+
+        def _start(self, dsk):
+            Count.n += 1
+    with Count():
+        got = lazy.tearsheet("buy_and_hold")
+    # each input once (returns, benchmark, exposure, the metrics, the trades' prices):
+    # the metrics were computed once per value and column, the returns once per figure
+    assert Count.n <= 8, Count.n
+
+    def data(sheet):
+        return {s.name: s.data for s in sheet.select({"type": ColumnDataSource})
+                if s.name is not None}   # the sections' sources (unnamed: annotations)
+    want, have = data(mem.tearsheet("buy_and_hold")), data(got)
+    assert want.keys() == have.keys()
+    for k in want:
+        for c in want[k]:
+            a, b = np.asarray(want[k][c]), np.asarray(have[k][c])
+            if a.dtype.kind == "f":
+                np.testing.assert_allclose(b, a, rtol=1e-12, equal_nan=True, err_msg=f"{k}.{c}")
+            else:
+                assert a.tolist() == b.tolist(), (k, c)
