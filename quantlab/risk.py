@@ -435,7 +435,8 @@ class RiskManager:
         Parameters
         ----------
         equity : array-like, pandas.Series or xarray.DataArray
-            Equity values.
+            Equity values, the first positive. A ruined account (equity 0 or below later:
+            a short through a price jump) has a drawdown of -1 or below, not an error.
 
         Returns
         -------
@@ -456,8 +457,10 @@ class RiskManager:
                        index=equity.index if isinstance(equity, pd.Series) else None).dropna()
         if isinstance(equity, xr.DataArray):
             eq.index = equity.dropna("time").indexes["time"]
-        if eq.size < 2 or (eq <= 0).any() or np.isinf(eq.to_numpy()).any():
-            raise ValueError("equity must hold at least 2 positive finite values")
+        if eq.size < 2 or eq.iloc[0] <= 0 or np.isinf(eq.to_numpy()).any():
+            raise ValueError("equity must hold at least 2 finite values starting at a "
+                             f"positive finite one, got {eq.size} non-NaN value(s)"
+                             + (f" starting at {eq.iloc[0]}" if eq.size else ""))
         peak = eq.cummax()
         dd = eq / peak - 1
         episodes, breaches, start = [], [], None
@@ -475,7 +478,10 @@ class RiskManager:
                 if abs(ep["depth"]) > self.max_drawdown_limit:
                     breaches.append(ep)
                 start = None
-        max_dd = float(metrics.max_drawdown(eq.pct_change().fillna(0.0).to_numpy()))
+        if (eq > 0).all():
+            max_dd = float(metrics.max_drawdown(eq.pct_change().fillna(0.0).to_numpy()))
+        else:   # a ruined account (equity 0 or below): its returns through 0 are undefined,
+            max_dd = float(dd.min())   # its drawdown from the positive peak is not (<= -1)
         under = int((dd.values[::-1] < 0).cumprod().sum())
         return {"current_drawdown": float(dd.iloc[-1]), "max_drawdown": max_dd,
                 "limit": self.max_drawdown_limit,

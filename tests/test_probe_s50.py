@@ -1,0 +1,59 @@
+"""Session 50 outside probe: numbers at the edges of valid-looking market data (late
+listings, halts, delistings, one or two bars, constant, tiny and huge prices, float32 and
+int panels, price jumps) through the workflow. Each test is a fault the probe found."""
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+
+
+def _panel(n=300, m=3, seed=0, scale=100.0):
+    rng = np.random.default_rng(seed)
+    c = scale * np.exp(np.cumsum(rng.normal(0, 0.02, (n, m)), 0))
+    o = c * (1 + rng.normal(0, 0.005, (n, m)))
+    dims = ("time", "asset")
+    return xr.Dataset({"open": (dims, o), "high": (dims, np.maximum(o, c) * 1.01),
+                       "low": (dims, np.minimum(o, c) * 0.99), "close": (dims, c),
+                       "volume": (dims, rng.lognormal(10, 1, (n, m)))},
+                      coords={"time": pd.bdate_range("2010-01-04", periods=n),
+                              "asset": [f"A{i}" for i in range(m)],
+                              "asset_class": ("asset", ["equity"] * m)})
+
+
+@pytest.mark.parametrize("curve, want", [([100.0, 120, 60, 0, 0], -1.0),
+                                         ([100.0, 120, -60, -50], -1.5)],
+                         ids=["wiped_out", "below_zero"])
+def test_check_drawdown_of_a_ruined_account_is_its_drawdown_not_an_error(curve, want):
+    # an equity curve that reached 0 (a return of -1) or went below it (a short through a
+    # price jump, as ql.backtest's equity does) was refused as "equity must hold at least 2
+    # positive finite values" although it held them; its drawdown from the peak is defined
+    rm = ql.risk.RiskManager()
+    out = rm.check_drawdown(curve)
+    peak = np.maximum.accumulate(curve)
+    assert out["max_drawdown"] == pytest.approx(want)
+    assert out["max_drawdown"] == pytest.approx((np.array(curve) / peak - 1).min())
+    assert out["current_drawdown"] == pytest.approx(curve[-1] / 120 - 1)
+    assert out["breached"]
+    r = np.r_[np.full(30, 0.01), -1.0, np.zeros(10)]      # the report builds such a curve
+    assert rm.generate_risk_report(r).drawdown["max_drawdown"] == -1.0
+
+
+def test_check_drawdown_of_backtest_equity_through_a_price_jump_equals_its_metrics():
+    ds = _panel()
+    for v in ["open", "high", "low", "close"]:
+        ds[v][100:103, 0] = ds[v][100:103, 0] * 1e6          # a bad print / unadjusted split
+    res = ql.backtest(ds.isel(asset=[0]), xr.full_like(ds["close"].isel(asset=[0]), -1.0))
+    eq = res.equity.isel(asset=0)
+    assert float(eq.min()) < 0
+    out = ql.risk.RiskManager().check_drawdown(eq)
+    assert out["max_drawdown"] == pytest.approx(
+        float(res.metrics()["max_drawdown"].isel(asset=0)), rel=1e-9)
+
+
+def test_check_drawdown_still_refuses_a_curve_it_cannot_measure():
+    rm = ql.risk.RiskManager()
+    for curve in ([100.0, np.inf, 50.0], [0.0, 10.0, 20.0], [-5.0, 10.0], [np.nan, 3.0]):
+        with pytest.raises(ValueError, match="equity .*positive finite"):
+            rm.check_drawdown(curve)
