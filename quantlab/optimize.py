@@ -615,6 +615,11 @@ def _carry(result: OptimizationResult, ev: _Evaluator) -> OptimizationResult:
     return result
 
 
+class _NoFiniteTrial(ValueError):
+    """No trial of a search scored (the strategy never traded in the window): a
+    walk-forward adds the fold to the message."""
+
+
 def _build_result(strat, method, objectives, directions, records, times, study=None):
     """records: list of (params, values, returns, headline)."""
     keys = list(records[0][0])
@@ -637,8 +642,12 @@ def _build_result(strat, method, objectives, directions, records, times, study=N
         best = int(cand[np.nanargmax(score[cand])]) if np.isfinite(score[cand]).any() else 0
     else:
         if not np.isfinite(score).any():
-            raise ValueError("no trial produced a finite objective (does the strategy trade "
-                             "in the scoring window?)")
+            warm = strat.warmup
+            raise _NoFiniteTrial(
+                f"{strat.name}: no trial produced a finite {objectives[0]} in the scoring "
+                f"window {str(times[0])[:10]} .. {str(times[-1])[:10]} ({len(times)} bars): "
+                "does the strategy trade there?" + ("" if warm is None else
+                f" (its warm-up at its given parameters: {warm} bars)"))
         best = int(np.nanargmax(score))
     ret = np.column_stack([records[i][2] for i in distinct])
     tr = xr.DataArray(ret, dims=("time", "trial"), coords={"time": times, "trial": distinct},
@@ -1133,11 +1142,16 @@ class WalkForwardOptimizer:
         rows, results, segments = [], [], []
         for i, (a, b, c) in enumerate(tqdm(self.fold_bounds(len(t)), desc="walk-forward",
                                            unit="fold", disable=not self.progress)):
-            res = optimize_strategy_parameters(
-                strat, param_bounds, data.isel(time=slice(0, b)), start_date=t[a],
-                end_date=t[b - 1], optimization_method=self.method, objective=self.objective,
-                n_trials=self.n_trials, seed=self.seed + i, progress=False,
-                **self.kw, **backtest_kw)
+            try:
+                res = optimize_strategy_parameters(
+                    strat, param_bounds, data.isel(time=slice(0, b)), start_date=t[a],
+                    end_date=t[b - 1], optimization_method=self.method, n_trials=self.n_trials,
+                    objective=self.objective, seed=self.seed + i, progress=False,
+                    **self.kw, **backtest_kw)
+            except _NoFiniteTrial as e:   # which fold: the first ones lack warm-up history
+                raise _NoFiniteTrial(f"walk-forward fold {i} ({b} bars of history): {e}; "
+                                     "lengthen optimization_window or start the data "
+                                     "earlier") from None
             chosen = res.strategy
             oos = _Evaluator(chosen, data.isel(time=slice(0, c)), t[b], t[c - 1],
                              (self.objective,), backtest_kw, self.kw.get("risk_free_rate", 0.0))

@@ -57,3 +57,28 @@ def test_check_drawdown_still_refuses_a_curve_it_cannot_measure():
     for curve in ([100.0, np.inf, 50.0], [0.0, 10.0, 20.0], [-5.0, 10.0], [np.nan, 3.0]):
         with pytest.raises(ValueError, match="equity .*positive finite"):
             rm.check_drawdown(curve)
+
+
+def test_walk_forward_whose_first_fold_lacks_warm_up_names_the_fold_and_warm_up():
+    # folds shorter than the strategy's warm-up: the first fold's search never traded and
+    # the whole run failed as "no trial produced a finite objective (does the strategy
+    # trade in the scoring window?)": no fold, no dates, no warm-up to act on
+    wf = ql.optimize.WalkForwardOptimizer(optimization_window=40, validation_window=20,
+                                          step_size=20, optimization_method="grid",
+                                          n_trials=2, progress=False)
+    with pytest.raises(ValueError, match=r"walk-forward fold 0 \(40 bars of history\): "
+                       r"fractal_chaos: no trial produced a finite sharpe_ratio in the "
+                       r"scoring window 2010-01-04 \.\. 2010-02-26 \(40 bars\).*warm-up.*"
+                       r"504 bars.*optimization_window"):
+        wf.run("fractal_chaos", None, _panel())
+
+
+def test_search_on_a_constant_price_names_the_strategy_and_window():
+    ds = _panel(60)
+    for v in ["open", "high", "low", "close"]:
+        ds[v][:] = 50.0
+    with pytest.raises(ValueError, match=r"volatility_regime: no trial produced a finite "
+                       r"sharpe_ratio in the scoring window 2010-01-04 \.\. 2010-03-26"):
+        ql.optimize.optimize_strategy_parameters(
+            "volatility_regime", {"window": (5, 10), "lookback": (20, 30)}, ds,
+            optimization_method="grid", n_trials=4, progress=False)
