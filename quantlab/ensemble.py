@@ -180,7 +180,8 @@ class Ensemble:
     allocation : {'equal', 'risk_parity', 'performance_momentum', 'regime'}, default 'equal'
         - ``equal``: 1/K;
         - ``risk_parity``: equal risk contributions of the streams' ``lookback``-bar
-          covariance (``ql.risk.risk_parity_weights``);
+          covariance (``ql.risk.risk_parity_weights``); equal where none exist (a stream
+          of zero variance, or streams hedging each other exactly);
         - ``performance_momentum``: tilt to recent risk-adjusted winners: w ∝ max(Sharpe
           over ``lookback``, 0), shrunk toward equal by ``shrinkage`` (equal if no winner);
         - ``regime``: as performance momentum, but each strategy's Sharpe is measured only
@@ -326,7 +327,10 @@ class Ensemble:
                 continue
             cov = np.atleast_2d(np.cov(win, rowvar=False))   # one stream: a 0-d variance
             if np.all(np.diag(cov) > 0):
-                w[t] = risk_parity_weights(cov).to_numpy()
+                try:
+                    w[t] = risk_parity_weights(cov).to_numpy()
+                except ValueError:   # streams hedging each other exactly (a long and a
+                    pass             # short of one asset): none exist; numpy's LinAlgError
         return w
 
     def _regime_sharpe(self, ds, r):

@@ -968,7 +968,8 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
     ------
     ValueError
         If ``cov`` is not a valid covariance matrix or ``budgets`` does not fit it, or
-        ``tol``/``max_iter`` is out of range.
+        ``tol``/``max_iter`` is out of range; if a long-only portfolio of ``cov`` has
+        zero variance (a correlation of -1), where no risk-parity weights exist.
     TypeError
         If ``tol`` is not a number or ``max_iter`` not an integer.
 
@@ -999,11 +1000,26 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
     for _ in range(max_iter):
         g = S @ y - b / y
         H = S + np.diag(b / y ** 2)
-        step = np.linalg.solve(H, g)
+        try:
+            step = np.linalg.solve(H, g)
+        except np.linalg.LinAlgError:   # was numpy's bare "Singular matrix"
+            raise ValueError(_HEDGED) from None
         t = 1.0
         while np.any(y - t * step <= 0):   # stay in the positive orthant
             t /= 2
         y = y - t * step
         if np.abs(g).max() < tol:
             break
-    return pd.Series(y / y.sum(), index=c.index, name="weight")
+    w = y / y.sum()
+    # a zero-variance long-only portfolio: Newton walks y off to infinity towards it, and
+    # stopped anywhere (or in a singular solve) by rounding: weights one run, an error
+    # the next, for streams r and -2r; variance left below 1e-12 of its undiversified
+    # scale is that hedge, whose risk contributions are 0/0
+    if w @ S @ w <= 1e-12 * (w @ np.sqrt(np.diag(S))) ** 2:
+        raise ValueError(_HEDGED)
+    return pd.Series(w, index=c.index, name="weight")
+
+
+_HEDGED = ("covariance is singular along long-only weights (a perfect hedge, e.g. "
+           "correlation -1: some long-only portfolio has zero variance); risk-parity "
+           "weights do not exist")

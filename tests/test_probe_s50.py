@@ -82,3 +82,58 @@ def test_search_on_a_constant_price_names_the_strategy_and_window():
         ql.optimize.optimize_strategy_parameters(
             "volatility_regime", {"window": (5, 10), "lookback": (20, 30)}, ds,
             optimization_method="grid", n_trials=4, progress=False)
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 2.0, 0.37])
+def test_risk_parity_of_a_perfect_hedge_is_a_named_error_every_time(scale):
+    # streams r and -a r (correlation -1): a long-only mix has zero variance and no
+    # risk-parity weights exist; Newton ran off towards it and ended, by rounding, in
+    # numpy's bare LinAlgError "Singular matrix" or in weights whose risk contributions
+    # are 0/0, depending on a
+    r = np.random.default_rng(0).normal(0, 0.01, 40)
+    cov = np.cov(np.c_[r, -scale * r], rowvar=False)
+    with pytest.raises(ValueError, match="perfect hedge.*risk-parity weights do not exist"):
+        ql.risk.risk_parity_weights(cov)
+    with pytest.raises(ValueError, match="perfect hedge"):
+        ql.risk.risk_parity_weights(np.array([[0.04, -0.02, 0.0], [-0.02, 0.01, 0.0],
+                                              [0.0, 0.0, 0.02]]))
+
+
+@pytest.mark.parametrize("rho", [-0.999999, 0.0, 1.0])
+def test_risk_parity_near_a_hedge_still_gives_equal_risk(rho):
+    cov = np.array([[0.04, 0.02 * rho], [0.02 * rho, 0.01]])
+    w = ql.risk.risk_parity_weights(cov)
+    np.testing.assert_allclose(w.to_numpy(), [1 / 3, 2 / 3], rtol=1e-9)
+    np.testing.assert_allclose(ql.risk.risk_contributions(cov, w).to_numpy(), [0.5, 0.5],
+                               rtol=1e-6)
+
+
+class _Side(ql.strategies.Strategy):
+    """A constant exposure on S0 (a test double, not registered)."""
+
+    defaults = {"side": 1.0}
+    param_space = {"side": (-1.0, 1.0)}
+
+    def __init__(self, name, **params):
+        self.name = name
+        super().__init__(**params)
+
+    def _signal(self, ds, side):
+        sig = xr.zeros_like(ds["close"])
+        return sig.where(sig.asset != "S0", side)
+
+
+def test_risk_parity_ensemble_of_a_long_and_a_short_of_one_asset_is_equal_weight():
+    # rebalanced daily, their streams are r and -0.5 r: Ensemble.weights failed with
+    # numpy's LinAlgError "Singular matrix" from risk_parity_weights
+    r = np.random.default_rng(0).normal(0, 0.01, (200, 2))
+    ds = xr.Dataset({"close": (("time", "asset"), 100 * np.cumprod(1 + r, 0))},
+                    coords={"time": pd.bdate_range("2000-01-03", periods=200),
+                            "asset": ["S0", "S1"]})
+    e = ql.ensemble.Ensemble([_Side("long", side=1.0), _Side("short", side=-0.5)],
+                             allocation="risk_parity", lookback=20, rebalance="daily")
+    s = e.streams(ds).values[2:]
+    np.testing.assert_allclose(s[:, 1], -0.5 * s[:, 0], rtol=1e-9, atol=1e-15)
+    w = e.weights(ds)
+    assert not bool(w.isnull().any())
+    np.testing.assert_array_equal(w.values, 0.5)
