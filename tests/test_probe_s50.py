@@ -137,3 +137,21 @@ def test_risk_parity_ensemble_of_a_long_and_a_short_of_one_asset_is_equal_weight
     w = e.weights(ds)
     assert not bool(w.isnull().any())
     np.testing.assert_array_equal(w.values, 0.5)
+
+
+@pytest.mark.parametrize("sizes", [(-1000, 1010), (0, 0), (np.nan, 5), (5, -np.inf)],
+                         ids=["negative_side", "both_zero", "nan_side", "minus_inf"])
+def test_bars_skip_the_ticks_the_engine_rejects_for_their_size(sizes):
+    # a quote with a negative bid size (the sum still positive) or no size at all is the
+    # engine's bad_size; the bar aggregator took it: its mid (50.1, a corrupt print)
+    # became the bar's high and its sizes the volume the deployment traded on
+    ticks = {"symbol_id": [0, 0, 0, 0], "bid_price": [10.0, 50.0, 10.1, 10.2],
+             "ask_price": [10.2, 50.2, 10.3, 10.4], "bid_size": [5, sizes[0], 5, 5],
+             "ask_size": [5, sizes[1], 5, 5], "timestamp": [1, 2, 3, 61]}
+    agg = ql.engine.BarAggregator("1min", ["A"], unit="s")
+    (bar,) = agg.add(ticks)
+    assert float(bar["high"][0]) == pytest.approx(10.2)
+    assert float(bar["volume"][0]) == 20.0 and agg.skipped == 1
+    eng = ql.engine.TickEngine()
+    eng.process_ticks({k: np.asarray(v, dtype=float) for k, v in ticks.items()})
+    assert eng.get_performance_stats()["tick_rejects"]["bad_size"] == 1

@@ -59,8 +59,9 @@ class BarAggregator:
     ``freq``: a pandas frequency ("1min", "5s", "1D"); ``symbols``: the asset name of
     each symbol_id (a list: id = position; or a dict); ``unit``: the timestamps' unit
     ("s", "ms", "us", "ns"; the engine's ``timestamp_unit``). Ticks whose quote is not a
-    valid one (NaN or non-positive prices, bid > ask, unknown symbol, a timestamp that is
-    negative, beyond pandas' datetimes or more than ``max_skew_s`` ahead) are skipped and
+    valid one (NaN or non-positive prices, bid > ask, a negative or NaN size or both sizes
+    0, as the engine's ``bad_size``, unknown symbol, a timestamp that is negative, beyond
+    pandas' datetimes or more than ``max_skew_s`` ahead) are skipped and
     counted in ``skipped``; ticks of a bar already closed are dropped and counted in
     ``late`` (in all), ``late_ticks`` and ``late_volume`` (per asset), the first one
     logged as a warning. A locked quote (bid == ask) is taken (its mid is its price).
@@ -212,15 +213,20 @@ class BarAggregator:
         sym = _whole(columns["symbol_id"], self.unit)
         bid = np.asarray(columns["bid_price"], dtype=float)
         ask = np.asarray(columns["ask_price"], dtype=float)
-        size = np.asarray(columns["bid_size"], dtype=float) + \
-            np.asarray(columns["ask_size"], dtype=float)
+        bsz = np.asarray(columns["bid_size"], dtype=float)
+        asz = np.asarray(columns["ask_size"], dtype=float)
+        size = bsz + asz
         ts = _whole(columns["timestamp"], self.unit)
         known = np.isin(sym, self._ids)
         col = np.full(sym.shape, -1, dtype=np.int64)
         col[known] = self._cols[np.searchsorted(self._ids, sym[known])]
         with np.errstate(invalid="ignore"):
+            # sizes as the engine's bad_size: a side below 0 (bid_size -1000 with ask_size
+            # 1010 passed as 10) or none at all; the engine rejected the tick, the bar took
+            # its price and volume
             ok = (col >= 0) & (bid > 0) & (ask >= bid) & np.isfinite(ask) & \
-                np.isfinite(size) & (size >= 0) & (ts >= 0) & (ts <= self._max_ts)
+                np.isfinite(size) & (bsz >= 0) & (asz >= 0) & (size > 0) & (ts >= 0) & \
+                (ts <= self._max_ts)
         ok &= ~self._skewed(ts, ok)
         self.skipped += int((~ok).sum())
         if ok.any():
