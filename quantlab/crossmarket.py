@@ -652,12 +652,16 @@ class CrossMarketAnalyzer:
         macro = data.load("macro")
         gdp = macro["realgdp"].to_series()
         growth = ((gdp / gdp.shift(1)) ** 4 - 1).rename("gdp_growth")
-        growth_up = growth > growth.rolling(20, min_periods=8).median()
+        # NaN until the median exists (as credit_stress): growth > NaN is False, and the
+        # first 7 quarters (24 months of inflation) read 0.0, "below", and as a regime
+        growth_med = growth.rolling(20, min_periods=8).median()
+        growth_up = (growth > growth_med).where(growth.notnull() & growth_med.notnull())
         tbill = macro["tbilrate"].to_series()
         rates_up = tbill > tbill.shift(4)
         cpi = data.load("core_cpi")["core_cpi"].to_series()
         infl = (cpi / cpi.shift(12) - 1).rename("core_inflation")
-        infl_up = infl > infl.rolling(60, min_periods=24).median()
+        infl_med = infl.rolling(60, min_periods=24).median()
+        infl_up = (infl > infl_med).where(infl.notnull() & infl_med.notnull())
         rates = data.load("rates")
         spread = (rates["baa"] - rates["aaa"]).to_series()
         stress = spread > spread.rolling(12).mean()
@@ -674,9 +678,9 @@ class CrossMarketAnalyzer:
 
         ds = xr.Dataset({
             "gdp_growth": daily(growth, RELEASE_LAGS["macro"], "Q"),
-            "growth_up": daily(growth_up.where(growth.notnull()), RELEASE_LAGS["macro"], "Q"),
+            "growth_up": daily(growth_up, RELEASE_LAGS["macro"], "Q"),
             "core_inflation": daily(infl, RELEASE_LAGS["core_cpi"], "M"),
-            "inflation_up": daily(infl_up.where(infl.notnull()), RELEASE_LAGS["core_cpi"], "M"),
+            "inflation_up": daily(infl_up, RELEASE_LAGS["core_cpi"], "M"),
             "tbill": daily(tbill, RELEASE_LAGS["macro"], "Q"),
             "rates_up": daily(rates_up.where(tbill.shift(4).notnull()), RELEASE_LAGS["macro"], "Q"),
             "credit_spread": daily(spread, RELEASE_LAGS["rates"], "M"),

@@ -155,3 +155,23 @@ def test_bars_skip_the_ticks_the_engine_rejects_for_their_size(sizes):
     eng = ql.engine.TickEngine()
     eng.process_ticks({k: np.asarray(v, dtype=float) for k, v in ticks.items()})
     assert eng.get_performance_stats()["tick_rejects"]["bad_size"] == 1
+
+
+def test_macro_regime_flags_are_nan_until_their_median_exists():
+    # growth_up compared growth with a median of at least 8 quarters and inflation_up
+    # with one of 24 months, but only the series' own NaN was kept: before the median
+    # existed, growth > NaN read False, so the flags said 0.0 ("below") and the regime
+    # "deflation" from the first release on
+    cm = ql.crossmarket.CrossMarketAnalyzer.from_bundled()
+    m = cm.macro_signals(index=pd.bdate_range("1955-01-03", "1965-01-01"))
+    macro = ql.data.load("macro")["realgdp"].to_series()
+    growth = (macro / macro.shift(1)) ** 4 - 1
+    eighth = growth.dropna().index[7]      # the quarter whose value completes 8
+    first = m["growth_up"].to_series().first_valid_index()
+    assert first > eighth + pd.offsets.QuarterEnd(0)       # released after that quarter
+    assert m["gdp_growth"].to_series().first_valid_index() < first - pd.Timedelta(days=365)
+    cpi = ql.data.load("core_cpi")["core_cpi"].to_series()
+    month24 = (cpi / cpi.shift(12) - 1).dropna().index[23]
+    assert m["inflation_up"].to_series().first_valid_index() > month24
+    regime = m["regime"].to_series()
+    assert (regime[regime != ""].index[0] >= first)
