@@ -65,7 +65,9 @@ window : int, default 63
 Returns
 -------
 rolling : xarray.Dataset
-    ``beta`` and ``correlation``, (time, asset) over the targets.
+    ``beta`` and ``correlation``, (time, asset) over the targets; ``beta`` is NaN
+    where the driver's returns do not vary (variance below 1e-10 of their mean square:
+    constant, or a constant accrual).
 summary : pandas.DataFrame
     One row per target: beta_mean, beta_std, stability (1 - std / |mean| of the
     beta over time; near 1 = stable), correlation (full window), n, window.
@@ -486,8 +488,12 @@ class CrossMarketAnalyzer:
         xm, ym = x.where(both), y.where(both)
         mean = lambda v: rolling.mean(v, window, min_periods=window // 2)  # noqa: E731
         cov = mean(xm * ym) - mean(xm) * mean(ym)
-        var = mean(xm * xm) - mean(xm) ** 2
-        beta = (cov / var.where(var > 0)).rename("beta")
+        sq = mean(xm * xm)
+        var = sq - mean(xm) ** 2
+        # a driver of constant returns (an accrual, a crawling peg) leaves E[x²] - E[x]²
+        # a cancellation residue ~1e-24, not 0: betas of 2e5 from nothing; a variance
+        # below 1e-10 of E[x²] (σ < 1e-5 |μ|) is no variation
+        beta = (cov / var.where(var > 1e-10 * sq)).rename("beta")
         corr = rolling.corr(r.sel(asset=[*targets, driver]), window).sel(
             asset=list(targets), asset_other=driver, drop=True)
         full = xr.corr(xm, ym, dim="time")

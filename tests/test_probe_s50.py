@@ -175,3 +175,26 @@ def test_macro_regime_flags_are_nan_until_their_median_exists():
     assert m["inflation_up"].to_series().first_valid_index() > month24
     regime = m["regime"].to_series()
     assert (regime[regime != ""].index[0] >= first)
+
+
+def test_beta_on_a_driver_of_constant_returns_is_nan_not_a_cancellation_residue():
+    # E[x²] - E[x]² of returns 1e-4 every day (an accruing series) is a rounding residue
+    # of ~1e-24, not 0: fx_impact gave rolling betas up to 2e5 and a beta_mean of -34864
+    rng = np.random.default_rng(0)
+    idx = pd.bdate_range("2010-01-04", periods=400)
+    cm = ql.crossmarket.CrossMarketAnalyzer()
+    cm.add_market_data("equity", "E", pd.Series(100 * np.exp(np.cumsum(
+        rng.normal(0, 0.01, 400))), idx))
+    cm.add_market_data("fx", "F", pd.Series(1.0001 ** np.arange(400), idx))
+    cm.add_market_data("fx", "G", pd.Series(np.exp(np.cumsum(rng.normal(0, 0.005, 400))),
+                                            idx))
+    rolling, summary = cm.fx_impact("E", "F", window=20)
+    assert not bool(rolling["beta"].notnull().any())
+    assert np.isnan(summary.loc["E", "beta_mean"])
+    # a driver that moves keeps its betas: the rolling OLS slope, window by window
+    rolling, _ = cm.fx_impact("E", "G", window=20)
+    r = cm.returns(["E", "G"]).to_pandas()
+    want = r["E"].rolling(20, min_periods=10).cov(r["G"]) / r["G"].rolling(
+        20, min_periods=10).var()
+    np.testing.assert_allclose(rolling["beta"].sel(asset="E").values, want.to_numpy(),
+                               rtol=1e-8)
