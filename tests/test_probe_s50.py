@@ -198,3 +198,36 @@ def test_beta_on_a_driver_of_constant_returns_is_nan_not_a_cancellation_residue(
         20, min_periods=10).var()
     np.testing.assert_allclose(rolling["beta"].sel(asset="E").values, want.to_numpy(),
                                rtol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def f32_panel():
+    ds = _panel(260)
+    return ds.assign({v: ds[v].astype(np.float32) for v in ds.data_vars})
+
+
+@pytest.mark.parametrize("name", ql.strategies.names())
+def test_a_float32_panel_gives_the_signal_of_its_float64_values(name, f32_panel):
+    # float32 prices were computed in float32 (other strategies' ints and float16 in
+    # float64): complex_systems, quantum and volatility_regime differed from the same
+    # values in float64 by up to 1e-4, so a deployment (which buffers float64) traded
+    # otherwise than the backtest of the same bars
+    s = ql.strategies.get(name)
+    wide = f32_panel.astype(np.float64)
+    got = s.signal(f32_panel, **s.default_inputs(f32_panel))
+    want = s.signal(wide, **s.default_inputs(wide))
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got.values, want.values)
+
+
+def test_a_deployment_on_float32_bars_trades_as_their_backtest(f32_panel):
+    params, opts, h = {"window": 5, "lookback": 20}, {"fees": 0.0005, "rebalance": "daily"}, 150
+    s = ql.strategies.get("volatility_regime", **params)
+    sig = s.signal(f32_panel)
+    res = ql.backtest(f32_panel, sig.where(sig.time >= f32_panel.time[h]), **opts)
+    dep = ql.deploy("volatility_regime", params, history=f32_panel.isel(time=slice(0, h)),
+                    **opts)
+    dep.replay(f32_panel.isel(time=slice(h, None)))
+    assert len(dep.orders) == len(res.orders) > 100
+    np.testing.assert_allclose(dep.equity.values, res.equity.isel(time=slice(h, None)).values,
+                               rtol=1e-13, atol=0)

@@ -434,9 +434,11 @@ class Strategy(abc.ABC):
                                 "expected ('time', 'asset')")
             _validate.real_array(f"{self.name}: data variable {v!r}", ds[v].dtype)
         # bools, integers and float16 as float64: bottleneck and pandas' fills have no
-        # float16 or bool loops, and raised deep inside instead of computing
+        # float16 or bool loops, and raised deep inside instead of computing; float32 too:
+        # a decision computed in float32 differed (up to 1e-4) from the same prices' in
+        # float64, which a deployment buffers, so its live run left the backtest's
         ds = ds.assign({v: ds[v].astype(np.float64) for v in self.requires
-                        if ds[v].dtype not in (np.float32, np.float64)})
+                        if ds[v].dtype != np.float64})
         ds = ds.transpose("time", "asset", ...)
         # ±inf is no price or volume (NaN is "no bar"): it was taken as data (an inf close
         # ranked top by momentum, |r| / inf = 0 "liquid"), inf-driven numbers without an
