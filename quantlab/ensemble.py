@@ -54,7 +54,8 @@ def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
     expanding median (up to t), else ``low_vol``; trend: ``bull`` when the equal-weighted
     index is above its ``trend_window``-bar mean, else ``bear``; sentiment (breadth):
     ``risk_on`` when at least half the assets trade above their ``breadth_window``-bar
-    mean, else ``risk_off``. ``regime`` joins the three labels ("low_vol|bull|risk_on");
+    mean, else ``risk_off``. The universe at t is the assets listed at t (a missing bar
+    carries the last close; an asset is out after its last bar). ``regime`` joins the three labels ("low_vol|bull|risk_on");
     "" before enough history exists.
 
     Parameters
@@ -85,13 +86,21 @@ def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
     window, trend_window, breadth_window = (   # each named (rolling's error said "window")
         _validate.integer(k, v, 1) for k, v in (("window", window), ("trend_window", trend_window),
                                                  ("breadth_window", breadth_window)))
-    close = _validate.dataset("ds", ds)["close"].ffill("time")   # a DataFrame: KeyError
+    close = _validate.dataset("ds", ds)["close"]                  # a DataFrame: KeyError
+    # missing bars carried (holidays, halts), but not past an asset's last bar: a
+    # delisted asset stayed in the universe with return 0 (the market's return 1/N too
+    # small) and its stale close counted against the breadth
+    listed = close.notnull().isel(time=slice(None, None, -1)).cumsum("time").isel(
+        time=slice(None, None, -1)) > 0
+    close = close.ffill("time").where(listed)
     mkt = returns(close).mean("asset")
     index = (1 + mkt.fillna(0.0)).cumprod("time")
     vol = rolling.std(mkt, window)
     med = vol.copy(data=vol.to_pandas().expanding().median().to_numpy())
     trend = rolling.mean(index, trend_window)
-    above = (close > rolling.mean(close, breadth_window)).where(close.notnull())
+    mean = rolling.mean(close, breadth_window)
+    # not yet a mean (a new listing's first bars): out of the breadth, not "below"
+    above = (close > mean).where(close.notnull() & mean.notnull())
     breadth = above.mean("asset")
     ok = vol.notnull() & trend.notnull() & breadth.notnull()
     lab = lambda cond, a, b: xr.where(ok, xr.where(cond, a, b), "")  # noqa: E731

@@ -231,3 +231,34 @@ def test_a_deployment_on_float32_bars_trades_as_their_backtest(f32_panel):
     assert len(dep.orders) == len(res.orders) > 100
     np.testing.assert_allclose(dep.equity.values, res.equity.isel(time=slice(h, None)).values,
                                rtol=1e-13, atol=0)
+
+
+def _regimes_reference(close: pd.DataFrame, window, breadth_window):
+    """The market of the assets listed at t (a missing bar carries the last close, an
+    asset leaves after its last bar), in pandas."""
+    listed = close.notna()[::-1].cummax()[::-1]
+    c = close.ffill().where(listed)
+    mkt = c.pct_change(fill_method=None).mean(axis=1)
+    vol = mkt.rolling(window).std()
+    mean = c.rolling(breadth_window).mean()
+    above = (c > mean).astype(float).where(c.notna() & mean.notna())
+    return vol, vol.expanding().median(), above.mean(axis=1)
+
+
+def test_detect_regimes_takes_a_delisted_or_new_asset_out_of_the_universe():
+    # close was forward-filled to the end: a delisted asset stayed in the equal-weighted
+    # market with return 0 (its return 1/N too small) and its stale close in the breadth;
+    # a new listing counted as "below its mean" for its first breadth_window bars
+    ds = ql.data.load().isel(time=slice(1000, 1800)).copy(deep=True)
+    for v in ds.data_vars:
+        ds[v].values[400:, 1] = np.nan           # GOOG delisted
+        ds[v].values[:250, 3] = np.nan           # MSFT listed at bar 250
+        ds[v].values[600:620, 2] = np.nan        # IBM halted
+    got = ql.ensemble.detect_regimes(ds, window=21, trend_window=50, breadth_window=30)
+    vol, med, breadth = _regimes_reference(ds["close"].to_pandas(), 21, 30)
+    ok = got["regime"].values != ""
+    assert ok.sum() > 700
+    want_v = np.where(vol > med, "high_vol", "low_vol")
+    want_s = np.where(breadth >= 0.5, "risk_on", "risk_off")
+    np.testing.assert_array_equal(got["volatility"].values[ok], want_v[ok])
+    np.testing.assert_array_equal(got["sentiment"].values[ok], want_s[ok])
