@@ -46,6 +46,9 @@ ds : xarray.Dataset
 }
 
 
+CARRY_BARS = 5   # bars a missing close is carried in detect_regimes' universe
+
+
 def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
                    breadth_window: int = 50) -> xr.Dataset:
     """Market regimes from the equal-weighted universe, each known at its bar's close.
@@ -54,8 +57,9 @@ def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
     expanding median (up to t), else ``low_vol``; trend: ``bull`` when the equal-weighted
     index is above its ``trend_window``-bar mean, else ``bear``; sentiment (breadth):
     ``risk_on`` when at least half the assets trade above their ``breadth_window``-bar
-    mean, else ``risk_off``. The universe at t is the assets listed at t (a missing bar
-    carries the last close; an asset is out after its last bar). ``regime`` joins the three labels ("low_vol|bull|risk_on");
+    mean, else ``risk_off``. The universe at t is the assets with a close in the last
+    ``CARRY_BARS`` (5) bars: a missing bar carries the last close that long (a holiday);
+    an asset delisted or halted longer is out. ``regime`` joins the three labels ("low_vol|bull|risk_on");
     "" before enough history exists.
 
     Parameters
@@ -87,12 +91,11 @@ def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
         _validate.integer(k, v, 1) for k, v in (("window", window), ("trend_window", trend_window),
                                                  ("breadth_window", breadth_window)))
     close = _validate.dataset("ds", ds)["close"]                  # a DataFrame: KeyError
-    # missing bars carried (holidays, halts), but not past an asset's last bar: a
-    # delisted asset stayed in the universe with return 0 (the market's return 1/N too
-    # small) and its stale close counted against the breadth
-    listed = close.notnull().isel(time=slice(None, None, -1)).cumsum("time").isel(
-        time=slice(None, None, -1)) > 0
-    close = close.ffill("time").where(listed)
+    # a missing bar carries the last close for CARRY_BARS bars (a holiday), no longer: a
+    # delisted asset stayed in the universe for ever with return 0 (the market's return
+    # 1/N too small) and its stale close in the breadth. Known at t (a delisting is not:
+    # at t it is a gap like a halt's)
+    close = close.ffill("time", limit=CARRY_BARS)
     mkt = returns(close).mean("asset")
     index = (1 + mkt.fillna(0.0)).cumprod("time")
     vol = rolling.std(mkt, window)

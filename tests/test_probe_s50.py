@@ -234,10 +234,9 @@ def test_a_deployment_on_float32_bars_trades_as_their_backtest(f32_panel):
 
 
 def _regimes_reference(close: pd.DataFrame, window, breadth_window):
-    """The market of the assets listed at t (a missing bar carries the last close, an
-    asset leaves after its last bar), in pandas."""
-    listed = close.notna()[::-1].cummax()[::-1]
-    c = close.ffill().where(listed)
+    """The market of the assets with a close in the last 5 bars (a missing bar carries
+    the last close 5 bars), in pandas."""
+    c = close.ffill(limit=5)
     mkt = c.pct_change(fill_method=None).mean(axis=1)
     vol = mkt.rolling(window).std()
     mean = c.rolling(breadth_window).mean()
@@ -248,7 +247,8 @@ def _regimes_reference(close: pd.DataFrame, window, breadth_window):
 def test_detect_regimes_takes_a_delisted_or_new_asset_out_of_the_universe():
     # close was forward-filled to the end: a delisted asset stayed in the equal-weighted
     # market with return 0 (its return 1/N too small) and its stale close in the breadth;
-    # a new listing counted as "below its mean" for its first breadth_window bars
+    # a new listing counted as "below its mean" for its first breadth_window bars. The
+    # labels at t still use bars up to t only (a delisting is a gap when it begins)
     ds = ql.data.load().isel(time=slice(1000, 1800)).copy(deep=True)
     for v in ds.data_vars:
         ds[v].values[400:, 1] = np.nan           # GOOG delisted
@@ -262,3 +262,7 @@ def test_detect_regimes_takes_a_delisted_or_new_asset_out_of_the_universe():
     want_s = np.where(breadth >= 0.5, "risk_on", "risk_off")
     np.testing.assert_array_equal(got["volatility"].values[ok], want_v[ok])
     np.testing.assert_array_equal(got["sentiment"].values[ok], want_s[ok])
+    for t in (402, 410, 603, 615, 630):         # in the delisting, the halt, after it
+        cut = ql.ensemble.detect_regimes(ds.isel(time=slice(0, t + 1)), window=21,
+                                         trend_window=50, breadth_window=30)
+        assert cut["regime"].values[-1] == got["regime"].values[t]
