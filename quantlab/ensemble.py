@@ -57,10 +57,10 @@ def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
     expanding median (up to t), else ``low_vol``; trend: ``bull`` when the equal-weighted
     index is above its ``trend_window``-bar mean, else ``bear``; sentiment (breadth):
     ``risk_on`` when at least half the assets trade above their ``breadth_window``-bar
-    mean, else ``risk_off``. The universe at t is the assets with a close in the last
-    ``CARRY_BARS`` (5) bars: a missing bar carries the last close that long (a holiday);
-    an asset delisted or halted longer is out. ``regime`` joins the three labels ("low_vol|bull|risk_on");
-    "" before enough history exists.
+    mean, else ``risk_off``. ``regime`` joins the three labels ("low_vol|bull|risk_on");
+    "" before enough history exists. The universe at t is the assets with a close in the
+    last ``CARRY_BARS`` (5) bars: a missing bar carries the last close that long (a
+    holiday); an asset delisted or halted longer is out.
 
     Parameters
     ----------
