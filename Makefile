@@ -59,11 +59,14 @@ test: install browser
 	$(BIN)/python -m pytest quantlab --doctest-modules -p no:nbval  # docstring Examples (issue #29)
 
 # BENCH_ARGS: e.g. "--only rolling", or a long section: "--only scale -- --assets 100 --days 30"
+# numbagg: a peer of the rolling table (pyproject's [bench] extra; not in [dev], see there)
 bench: install
+	$(PIP) install -q "numbagg>=0.8"
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 # the same run, its tables also written into docs/benchmarks.md (between its markers)
 bench-docs: install
+	$(PIP) install -q "numbagg>=0.8"
 	$(BIN)/python benchmarks/run.py --write docs/benchmarks.md $(BENCH_ARGS)
 
 # JupyterLab on notebooks/ at 127.0.0.1 with token auth (the URL with its token is

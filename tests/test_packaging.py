@@ -20,7 +20,8 @@ def test_environment_yml_matches_pyproject():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     py = {_name(r) for r in project["dependencies"]}
     for extra, reqs in project["optional-dependencies"].items():
-        py |= {_name(r) for r in reqs if not r.startswith("quantlab")}
+        if extra != "bench":   # make bench installs it (numbagg: see pyproject)
+            py |= {_name(r) for r in reqs if not r.startswith("quantlab")}
     env = yaml.safe_load((REPO / "environment.yml").read_text())["dependencies"]
     conda = set()
     for d in env:
@@ -82,3 +83,36 @@ def test_sdist_and_its_wheel_carry_kernels_stubs_and_data(tmp_path):
     assert "quantlab/_data/equities.csv.gz" in names
     assert "quantlab/config/engine.yaml" in names   # the engine default config
     assert not any(n.startswith(("tests/", "notebooks/", "data/")) for n in names)
+
+
+def test_forward_fills_and_reductions_run_without_numbagg():
+    """numbagg is not a dependency (its numba kernels compile in every new process): the
+    paths that forward-fill through xarray (strategies, tear sheets, risk) run on
+    bottleneck, a runtime dependency, with the values numbagg gives."""
+    code = r"""
+import sys
+sys.modules["numbagg"] = None          # as if not installed: xarray falls back
+import numpy as np, quantlab as ql, xarray as xr
+ds = ql.data.load().isel(time=slice(0, 400))
+ds["close"][50:60, 1] = np.nan          # a halt: forward-filled
+out = []
+for name in ("cross_sectional_momentum", "attention", "volatility_regime"):
+    out.append(np.nan_to_num(ql.strategies.get(name).signal(ds).values, nan=9.0).sum())
+res = ql.backtest(ds, ql.strategies.get("volatility_regime").signal(ds), fees=0.001)
+res.tearsheet("buy_and_hold")
+out.append(float(ds["close"].ffill("time").sum()))
+import json; print(json.dumps([float(v) for v in out]))
+"""
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert got.returncode == 0, got.stderr[-2000:]
+    import json
+    values = json.loads(got.stdout.strip().splitlines()[-1])
+    import numpy as np
+    import quantlab as ql
+    ds = ql.data.load().isel(time=slice(0, 400))
+    ds["close"][50:60, 1] = np.nan
+    want = [np.nan_to_num(ql.strategies.get(n).signal(ds).values, nan=9.0).sum()
+            for n in ("cross_sectional_momentum", "attention", "volatility_regime")]
+    want.append(float(ds["close"].ffill("time").sum()))
+    np.testing.assert_allclose(values, want, rtol=1e-12)
