@@ -63,7 +63,8 @@ class Slippage:
     - ``Slippage("volume_based", coef=0.1, cap=0.05, window=20, bps=0)``: square-root
       market impact (Almgren et al. 2005; Kissell & Glantz 2003): slippage of an order of
       Δ shares = bps/1e4 + min(coef · σ · sqrt(|Δ| / V), cap) with σ the ``window``-bar
-      std of returns and V the bar's volume. Needs ``volume``.
+      std of returns and V the bar's volume (a bar of volume 0 pays the cap). Needs
+      ``volume``.
     - ``Slippage("adaptive", bps=2, vol_mult=0.1, range_mult=0.1, window=20)``:
       bps/1e4 + vol_mult · σ + range_mult · (high - low) / close of the decision bar: wider
       in volatile markets. Needs ``high`` and ``low``.
@@ -184,8 +185,10 @@ class Slippage:
                 raise DataError("Slippage('volume_based') needs a 'volume' variable")
             sigma = rolling.std(_returns(close, prev), self.window, min_periods=2)
             with np.errstate(divide="ignore", invalid="ignore"):
-                impact = (self.coef * sigma / np.sqrt(ds["volume"])).where(ds["volume"] > 0)
-            impact = impact.fillna(0.0)
+                # a bar of no volume has unbounded impact: inf, capped at ``cap`` by the
+                # kernel (masked to 0, it filled at the close while 1e6 shares paid 6 bps)
+                impact = self.coef * sigma / np.sqrt(ds["volume"])
+            impact = impact.fillna(0.0)   # no sigma yet (or none and no volume): none
         elif self.model == "adaptive":
             missing = [v for v in ("high", "low") if v not in ds]
             if missing:

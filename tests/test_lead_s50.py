@@ -1,4 +1,5 @@
-"""Session 50: streamed reads and backtests (lead engineer's changes)."""
+"""Session 50, the lead engineer's changes: streamed reads and backtests, progress bars,
+tear sheets of streamed results, volume-based slippage on a bar of no volume."""
 import threading
 
 import pytest
@@ -182,3 +183,33 @@ def test_a_streamed_results_tear_sheet_reads_its_store_a_few_times_not_per_value
                 np.testing.assert_allclose(b, a, rtol=1e-12, equal_nan=True, err_msg=f"{k}.{c}")
             else:
                 assert a.tolist() == b.tolist(), (k, c)
+
+
+@pytest.mark.parametrize("execution", ["close", "next_open"])
+def test_volume_based_slippage_on_a_bar_of_no_volume_pays_the_cap(execution):
+    # an outside probe: a buy on a volume-0 bar filled at the close (its impact masked to
+    # 0), while one on a bar of 1e6 shares paid ~6 bps
+    import pandas as pd
+    import xarray as xr
+
+    import quantlab as ql
+
+    t = pd.bdate_range("2024-01-01", periods=8)
+    close = np.array([100, 102, 99, 103, 101, 104, 102, 105], float)[:, None]
+    volume = np.array([1e6] * 5 + [0, 1e6, 1e6])[:, None]
+    ds = xr.Dataset({k: (("time", "asset"), close) for k in ("open", "high", "low", "close")}
+                    | {"volume": (("time", "asset"), volume)},
+                    coords={"time": t, "asset": ["A"]})
+    slip = ql.Slippage("volume_based", window=3, coef=0.5, cap=0.02, bps=1)
+    # the signal's bar of no volume (next_open: the decision bar's volume); one of 1e6
+    for buy_at, paid in ((5, slip.cap), (4, None)):
+        sig = xr.DataArray((np.arange(8) >= buy_at).astype(float)[:, None],
+                           dims=("time", "asset"), coords=ds["close"].coords)
+        res = ql.backtest(ds, sig, slippage=slip, execution=execution)
+        o = res.orders.iloc[0]
+        px = float(ds["open" if execution == "next_open" else "close"].sel(time=o["time"]).item())
+        cost = o["price"] / px - 1 - slip.bps / 1e4
+        if paid is not None:
+            assert cost == pytest.approx(paid, rel=1e-12), (execution, o)
+        else:
+            assert 0 < cost < slip.cap / 10, (execution, o)
