@@ -343,3 +343,11 @@ def test_the_notebook_table_of_getting_started_lists_every_notebook():
     rows = re.findall(r"^\| `(\d\d_\w+)` \|", (REPO / "docs" / "getting_started.md").read_text(),
                       re.M)
     assert rows == sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
+
+
+def test_readme_and_the_data_page_name_every_named_data_set():
+    sets = set(ql.data.available().index) - {"equities"}
+    for page in (REPO / "README.md", REPO / "docs" / "user_guide" / "data.md"):
+        text = page.read_text()
+        missing = sorted(s for s in sets if f"`{s}`" not in text and f" {s}" not in text)
+        assert not missing, f"{page.name} does not name the data set(s) {missing}"
