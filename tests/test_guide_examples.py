@@ -21,6 +21,7 @@ import ast
 import doctest
 import importlib
 import inspect
+import json
 import linecache
 import re
 import shlex
@@ -351,3 +352,21 @@ def test_readme_and_the_data_page_name_every_named_data_set():
         text = page.read_text()
         missing = sorted(s for s in sets if f"`{s}`" not in text and f" {s}" not in text)
         assert not missing, f"{page.name} does not name the data set(s) {missing}"
+
+
+def test_the_optimisation_worked_example_quotes_what_notebook_08_records():
+    """The table's values are notebook 08's stored record (kept current by `make
+    notebooks` and nbval), in the table's row order."""
+    cells = json.loads((REPO / "notebooks" / "08_optimization.ipynb").read_text())["cells"]
+    (record,) = [o["data"]["application/vnd.quantlab.record+json"] for c in cells
+                 for o in c.get("outputs", []) if "application/vnd.quantlab.record+json"
+                 in o.get("data", {})]
+    text = (REPO / "docs" / "user_guide" / "optimisation.md").read_text()
+    table = text[text.index("| | value |"):].split("\n\n")[0]
+    shown = [float(v) for row in table.splitlines()[2:]
+             for v in re.findall(r"-?\d+\.\d+", row.rsplit("|", 2)[1])]
+    keys = ("in_sample_sharpe", "out_of_sample_sharpe", "dsr", "pbo", "spa_pvalue_vs_hold",
+            "walk_forward_oos_sharpe", "buy_and_hold_sharpe_same_span",
+            "walk_forward_efficiency", "median_fold_pbo")
+    assert shown == [record[k] for k in keys]
+    assert f"SPA p = {record['spa_pvalue_vs_hold']:.2f}" in text
