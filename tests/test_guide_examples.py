@@ -27,6 +27,7 @@ import re
 import shlex
 from pathlib import Path
 
+import distributed
 import pandas as pd
 import pytest
 from _pytest.doctest import _get_checker, get_optionflags
@@ -186,12 +187,19 @@ def test_python_blocks_of_the_page_run(page, tmp_path, monkeypatch, registry, eq
     monkeypatch.chdir(tmp_path)
     user_files(tmp_path, equities)
     namespace = {"ql": ql, "ds": equities.copy(deep=True)}
-    for line, body in blocks:
-        if not_run_reason(body) is None:
-            name, source = f"{page.relative_to(REPO)}:{line}", "\n".join(body) + "\n"
-            linecache.cache[name] = (len(source), None, source.splitlines(True), name)
-            code = compile(source, name, "exec")   # a traceback shows the block's lines
-            exec(code, namespace)   # noqa: S102 -- the page's own example
+    try:
+        for line, body in blocks:
+            if not_run_reason(body) is None:
+                name, source = f"{page.relative_to(REPO)}:{line}", "\n".join(body) + "\n"
+                linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+                code = compile(source, name, "exec")   # a traceback shows the block's lines
+                exec(code, namespace)   # noqa: S102 -- the page's own example
+    finally:   # a page's dask client would stay the default scheduler of later tests
+        for value in namespace.values():
+            if type(value).__name__ in ("Client", "LocalCluster") and hasattr(value, "close"):
+                value.close()
+    with pytest.raises(ValueError, match="No clients found"):
+        distributed.default_client()   # none left behind as dask's scheduler
 
 
 def test_not_run_markers_are_exactly_the_listed_blocks():
