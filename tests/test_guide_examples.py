@@ -220,15 +220,18 @@ def _resolve(node, names):
         return None, ""
     obj = names[node.id]
     for name in reversed(parts):
+        if isinstance(obj, property):   # an attribute of an instance: not checked
+            return None, ""
         obj = getattr(obj, name, None)
     return obj, ".".join([node.id, *reversed(parts)])
 
 
-def call_problems(source: str) -> list[str]:
+def call_problems(source: str, names: dict | None = None) -> list[str]:
     """What a block calls that does not exist: a ``ql.`` function or a method of an object
-    a ``ql.`` class made in the block, missing or given a keyword it does not take."""
+    a ``ql.`` class made in the block (or of a class ``names`` gives a variable), missing
+    or given a keyword it does not take."""
     tree = compile(source, "block", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    names, problems = {"ql": ql}, []
+    names, problems = {"ql": ql, **(names or {})}, []
     for node in ast.walk(tree):
         if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
                 and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
@@ -378,3 +381,38 @@ def test_the_optimisation_worked_example_quotes_what_notebook_08_records():
             "walk_forward_efficiency", "median_fold_pbo")
     assert shown == [record[k] for k in keys]
     assert f"SPA p = {record['spa_pvalue_vs_hold']:.2f}" in text
+
+
+def prose(text: str) -> str:
+    """The page without its fenced blocks (blank lines in their place)."""
+    lines = text.splitlines()
+    for line, _info, body in fenced_blocks(text):
+        lines[line - 1:line + len(body) + 1] = [""] * (len(body) + 2)
+    return "\n".join(lines)
+
+
+# the objects the guides' prose calls by these names
+PROSE_NAMES = {"dep": ql.Deployment, "res": ql.BacktestResult,
+               "opt": ql.optimize.OptimizationResult, "eng": ql.engine.TickEngine,
+               "engine": ql.engine.TickEngine, "s": strategies.Strategy}
+
+
+def test_every_call_in_the_prose_exists_and_takes_its_keywords():
+    """Inline code such as `ql.deploy(..., risk={...})` or `dep.replay(ds, block=16)`:
+    the function or method exists and takes each keyword shown."""
+    call = re.compile(r"\b(?:ql|%s)\.\w[\w.]*\(" % "|".join(PROSE_NAMES))
+    checked, problems = 0, []
+    for page in PAGES:
+        for code in re.findall(r"`([^`]+)`", prose(page.read_text())):
+            code = " ".join(code.split())   # inline code may wrap across lines
+            if not call.search(code):
+                continue
+            try:
+                ast.parse(code.replace("...", "None"))
+            except SyntaxError:   # a signature with [optional] parts, not a call
+                continue
+            checked += 1
+            problems += [(page.name, code, p) for p in
+                         call_problems(code.replace("...", "None"), PROSE_NAMES)]
+    assert checked >= 40
+    assert not problems, problems
