@@ -416,3 +416,14 @@ def test_every_call_in_the_prose_exists_and_takes_its_keywords():
                          call_problems(code.replace("...", "None"), PROSE_NAMES)]
     assert checked >= 40
     assert not problems, problems
+
+
+def test_the_design_page_names_every_subcommand_and_top_level_module():
+    text = (REPO / "docs" / "design.md").read_text()
+    (sub,) = [a for a in cli.parser()._actions if a.dest == "command" or a.choices
+              and "report" in a.choices]
+    line = next(ln for ln in text.splitlines() if "quantlab/cli.py" in ln)
+    assert all(c in line for c in sub.choices), (line, list(sub.choices))
+    public = {p.stem for p in (REPO / "quantlab").glob("*.py")
+              if not p.stem.startswith("_") and p.stem != "conftest"}
+    assert not sorted(m for m in public if m not in text)
