@@ -324,7 +324,8 @@ def summary_table(returns, benchmark=None, *, periods: int = 252, risk_free_rate
     """The tear sheet's summary of a 1-D series: one row per metric, strategy beside
     benchmark.
 
-    Rows: start, end, number of periods, the :data:`SUMMARY` metrics of ``ql.metrics``
+    Rows: start, end and number of the observed (non-NaN) periods, the :data:`SUMMARY`
+    metrics of ``ql.metrics``
     (``metrics.summary``), with a benchmark the :data:`PAIRED` ones (alpha, beta, ...),
     then ``extra``. ``recovery_time`` is "not yet" when the deepest drawdown has not
     recovered.
@@ -370,8 +371,10 @@ def summary_table(returns, benchmark=None, *, periods: int = 252, risk_free_rate
     mb = None if b is None else metrics.summary(b, risk_free_rate=rf, annualization=periods)
     rs, bs = _series(r), None if b is None else _series(b, "benchmark")
 
-    def head(s):
-        return [fmt.date(s.index[0]), fmt.date(s.index[-1]), fmt.count(int(s.notna().sum()))]
+    def head(s):   # the span of the observations the metrics read (a late listing's NaN
+        seen = s.index[s.notna().to_numpy()]   # lead showed the index's first date)
+        seen = seen if len(seen) else s.index
+        return [fmt.date(seen[0]), fmt.date(seen[-1]), fmt.count(int(s.notna().sum()))]
 
     rows = {"metric": ["Start", "End", "Periods"], "strategy": head(rs),
             "benchmark": ["", "", ""] if bs is None else head(bs),

@@ -213,3 +213,17 @@ def test_volume_based_slippage_on_a_bar_of_no_volume_pays_the_cap(execution):
             assert cost == pytest.approx(paid, rel=1e-12), (execution, o)
         else:
             assert 0 < cost < slip.cap / 10, (execution, o)
+
+
+def test_summary_table_start_and_end_are_the_observed_span():
+    # an outside probe: a late-listed series showed the index's first date as its start
+    # while Periods (and every metric) counted only its observations
+    import pandas as pd
+
+    from quantlab import tearsheet
+    idx = pd.bdate_range("2010-01-04", periods=300)
+    r = pd.Series(np.where(np.arange(300) < 200, np.nan, 0.001), index=idx)
+    r.iloc[-5:] = np.nan                                    # delisted before the end
+    t = tearsheet.summary_table(r).set_index("name")["strategy"]
+    assert (t["start"], t["end"], t["periods"]) == (
+        idx[200].strftime("%Y-%m-%d"), idx[294].strftime("%Y-%m-%d"), "95")
