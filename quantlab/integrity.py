@@ -377,7 +377,7 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
     block_size : int, optional
         Mean block length of the bootstrap, >= 1 (``arch``'s default when None).
     reps : int, default 1000
-        Bootstrap replications, >= 1.
+        Bootstrap replications, in [1, 10**6] (``_validate.MAX_COUNT``).
     seed : int, default 0
         Random seed, >= 0.
 
@@ -412,7 +412,7 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
 
     if block_size is not None:
         block_size = _validate.integer("block_size", block_size, lo=1)
-    reps = _validate.integer("reps", reps, lo=1)
+    reps = _validate.count("reps", reps)   # 10**12: arch allocated (3, reps, trials)
     seed = _validate.integer("seed", seed, lo=0)
     x = _validate.floats("trial_returns", trial_returns)
     if x.ndim != 2:
