@@ -38,8 +38,9 @@ def test_every_kernel_has_a_stub():
         assert stub.exists(), f"missing stub {stub}"
         mod = importlib.import_module(f"quantlab._kernels.{pyx.stem}")
         public = {n for n in dir(mod) if not n.startswith("_") and n not in ("np",)}
-        stubbed = set(re.findall(r"^(?:def |class )?(\w+)[(:]", stub.read_text(),
-                                 re.M)) - {"import"}
+        text = stub.read_text()
+        stubbed = (set(re.findall(r"^(?:def |class )?(\w+)[(:]", text, re.M)) - {"import"}
+                   | set(re.findall(r"\b(\w+) as \1\b", text)))   # re-exported names
         assert public <= stubbed, f"{stub.name} lacks {public - stubbed}"
 
 

@@ -53,3 +53,27 @@ def test_risk_parity_max_iter_bounded():
     with pytest.raises(ValueError, match=r"^max_iter must be an integer in \[0, 1000000\]"):
         ql.risk.risk_parity_weights(cov, tol=0, max_iter=10 ** 12)
     assert ql.risk.risk_parity_weights(cov, max_iter=50).sum() == pytest.approx(1.0)
+
+
+# ---- 4. the kernel stubs define each name once -----------------------------------------
+
+def test_kernel_stubs_define_each_name_once():
+    # returns_acc.pxi (FIELDS, F_*, A_*, acc_groups) is included by backtest.pyx and
+    # metrics.pyx: both export its names; metrics.pyi stubs them, backtest.pyi re-exports
+    import collections
+    import importlib
+    import re
+    from pathlib import Path
+
+    where = collections.defaultdict(list)
+    stubs = Path(ql.__file__).parent / "_kernels"
+    for stub in sorted(stubs.glob("*.pyi")):
+        text = stub.read_text()
+        for name in set(re.findall(r"^(?:def |class )?(\w+)[(:]", text, re.M)) - {"import"}:
+            where[name].append(stub.name)
+    twice = {n: w for n, w in where.items() if len(w) > 1}
+    assert not twice, f"stubbed in more than one kernel stub: {twice}"
+    bt = importlib.import_module("quantlab._kernels.backtest")
+    text = (stubs / "backtest.pyi").read_text()
+    for name in ("A_ALL", "A_WEALTH", "F_N", "FIELDS", "acc_groups"):
+        assert hasattr(bt, name) and re.search(rf"\b{name} as {name}\b", text), name

@@ -1,5 +1,3 @@
-from collections.abc import Iterable
-
 import numpy as np
 import numpy.typing as npt
 
@@ -88,55 +86,20 @@ REASONS: tuple[str, ...]     # order reasons, index = the orders' reason code (R
 SIZE_TYPES: tuple[str, ...]  # event size types, index = size_type (S_*)
 EXTRAS: tuple[str, ...]      # columns of the metrics-only extras (X_*)
 
-FIELDS: tuple[str, ...]  # rows of the metrics-only statistics (as metrics.FIELDS)
-
-# the metrics-only accumulator's rows (returns_acc.pxi cpdef enum F_*, as in metrics)
-F_N: int
-F_MEAN: int
-F_M2: int
-F_M3: int
-F_M4: int
-F_MIN: int
-F_MAX: int
-F_DOWN2: int
-F_WEALTH: int
-F_PEAK: int
-F_MAX_DD: int
-F_DD_PEAK: int
-F_DD_TROUGH_K: int
-F_RECOVERY: int
-F_UW: int
-F_UW_MAX: int
-F_N_POS: int
-F_N_NONZERO: int
-F_SUM_POS: int
-F_SUM_NEG: int
-F_ST_Y: int
-F_ST_MK: int
-F_ST_MY: int
-F_ST_CKK: int
-F_ST_CYY: int
-F_ST_CKY: int
-F_P_N: int
-F_P_MR: int
-F_P_MB: int
-F_P_CRR: int
-F_P_CBB: int
-F_P_CRB: int
-F_UP_N: int
-F_UP_WR: int
-F_UP_WB: int
-F_DN_N: int
-F_DN_WR: int
-F_DN_WB: int
-
-# acc_add's statistic groups (returns_acc.pxi cpdef enum A_*): simulate's acc_need bits
-A_HIGHER: int
-A_RANGE: int
-A_DOWN: int
-A_WEALTH: int
-A_WINS: int
-A_STABILITY: int
-A_ALL: int
-
-def acc_groups(fields: Iterable[str]) -> int: ...
+# returns_acc.pxi is included here as in metrics.pyx, so this module exports its names
+# too (FIELDS, the accumulator rows F_*, the groups A_*, acc_groups); stubbed once, in
+# metrics.pyi, where quantlab uses them (quantlab.metrics)
+from quantlab._kernels.metrics import (
+    FIELDS as FIELDS, F_N as F_N, F_MEAN as F_MEAN, F_M2 as F_M2, F_M3 as F_M3,
+    F_M4 as F_M4, F_MIN as F_MIN, F_MAX as F_MAX, F_DOWN2 as F_DOWN2, F_WEALTH as F_WEALTH,
+    F_PEAK as F_PEAK, F_MAX_DD as F_MAX_DD, F_DD_PEAK as F_DD_PEAK,
+    F_DD_TROUGH_K as F_DD_TROUGH_K, F_RECOVERY as F_RECOVERY, F_UW as F_UW,
+    F_UW_MAX as F_UW_MAX, F_N_POS as F_N_POS, F_N_NONZERO as F_N_NONZERO,
+    F_SUM_POS as F_SUM_POS, F_SUM_NEG as F_SUM_NEG, F_ST_Y as F_ST_Y, F_ST_MK as F_ST_MK,
+    F_ST_MY as F_ST_MY, F_ST_CKK as F_ST_CKK, F_ST_CYY as F_ST_CYY, F_ST_CKY as F_ST_CKY,
+    F_P_N as F_P_N, F_P_MR as F_P_MR, F_P_MB as F_P_MB, F_P_CRR as F_P_CRR,
+    F_P_CBB as F_P_CBB, F_P_CRB as F_P_CRB, F_UP_N as F_UP_N, F_UP_WR as F_UP_WR,
+    F_UP_WB as F_UP_WB, F_DN_N as F_DN_N, F_DN_WR as F_DN_WR, F_DN_WB as F_DN_WB,
+    A_HIGHER as A_HIGHER, A_RANGE as A_RANGE, A_DOWN as A_DOWN, A_WEALTH as A_WEALTH,
+    A_WINS as A_WINS, A_STABILITY as A_STABILITY, A_ALL as A_ALL, acc_groups as acc_groups,
+)
