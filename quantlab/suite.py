@@ -71,8 +71,9 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from quantlab import __version__, _validate, fmt
+from quantlab import __version__, _validate, _yaml, fmt
 from quantlab._validate import integer, number
+from quantlab._yaml import plain_loader, plain_scalar  # noqa: F401 -- cli.py's suite.plain_*
 from quantlab.data import available, checksum, io_error, user_path
 
 __all__ = ["Run", "check_name", "check_parameters", "check_timeout", "clean_index",
@@ -880,52 +881,12 @@ def check_timeout(value, what: str = "timeout") -> float:
     return number(what, value, 0, MAX_TIMEOUT, lo_open=True)
 
 
-_INT = re.compile(r"[-+]?[0-9]+(_[0-9]+)*")
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)"
-                    r"|\.(nan|NaN|NAN)")
-
-
-def plain_scalar(text: str):
-    """A plain value as YAML 1.2's core schema reads it (decimal integers, floats with
-    or without exponent, true/false, null; digits may be grouped by ``_`` as in Python),
-    else ``text`` unchanged: the suite config's values and the command line's."""
-    s = text.strip()
-    if s in ("", "~", "null", "Null", "NULL"):
-        return None
-    if s in ("true", "True", "TRUE", "false", "False", "FALSE"):
-        return s[0] in "tT"
-    if _INT.fullmatch(s):
-        return int(s)
-    if _FLOAT.fullmatch(s):
-        return float(s.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf")
-                      .replace(".nan", "nan").replace(".NaN", "nan").replace(".NAN", "nan"))
-    return text
-
-
-def plain_loader():
-    """A SafeLoader whose plain scalars are read by :func:`plain_scalar` (quoted ones stay
-    text), inside lists and maps too."""
-    import yaml  # lazy: only the suite config and command-line values read YAML
-
-    class Plain(yaml.SafeLoader):
-        yaml_implicit_resolvers = {}      # every plain scalar reaches construct_str
-
-        def construct_str(self, node):
-            value = self.construct_scalar(node)
-            return plain_scalar(value) if node.style is None else value
-
-    Plain.add_constructor("tag:yaml.org,2002:str", Plain.construct_str)
-    return Plain
-
-
 def _read_yaml_config(path) -> dict:
     """The suite config at ``path``, its plain values as YAML 1.2 reads them
     (:func:`plain_loader`): YAML 1.1 made ``symbol: ON`` (ON Semiconductor) True, ``NO``
     False and ``010`` 8."""
-    import yaml
-
     path = Path(path)
-    cfg = yaml.load(path.read_text(), Loader=plain_loader()) or {}   # noqa: S506 -- a SafeLoader
+    cfg = _yaml.load(path.read_text()) or {}
     if not isinstance(cfg, dict):
         raise ValueError(f"{path}: expected a mapping with 'runs', got {type(cfg).__name__}")
     unknown = set(cfg) - {"runs", "notebooks_dir", "timeout"}

@@ -3,6 +3,7 @@ wide CSV loading per file, the kernel stubs, and total return through a x1e15 ba
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -77,3 +78,55 @@ def test_kernel_stubs_define_each_name_once():
     text = (stubs / "backtest.pyi").read_text()
     for name in ("A_ALL", "A_WEALTH", "F_N", "FIELDS", "acc_groups"):
         assert hasattr(bt, name) and re.search(rf"\b{name} as {name}\b", text), name
+
+
+# ---- 2. the engine config is read as typed (YAML 1.2 plain scalars) --------------------
+
+def _engine_config(tmp_path, text):
+    from quantlab.engine import load_config
+
+    path = tmp_path / "engine.yaml"
+    path.write_text(text)
+    return load_config(path, environ={})
+
+
+def test_engine_config_reads_values_as_typed(tmp_path):
+    cfg = _engine_config(tmp_path, "risk:\n  max_position: 010\n  max_positions: 1_000\n"
+                                   "  max_clock_skew_s: .inf\nengine:\n  tick_size: 1e-3\n"
+                                   "log:\n  file: no\n")
+    assert cfg["risk"]["max_position"] == 10          # YAML 1.1: octal 8
+    assert cfg["risk"]["max_positions"] == 1000
+    assert cfg["risk"]["max_clock_skew_s"] == float("inf")
+    assert cfg["engine"]["tick_size"] == 0.001
+    assert cfg["log"]["file"].endswith("no")           # YAML 1.1: False, refused as not str
+
+
+@pytest.mark.parametrize("text, message", [
+    ("risk:\n  max_clock_skew_s: 9:30\n", r"risk\.max_clock_skew_s must be float, got '9:30'"),
+    ("signal:\n  order_size: 0x10\n", r"signal\.order_size must be int, got '0x10'"),
+    ("engine:\n  timestamp_unit: yes\n", r"engine\.timestamp_unit must be one of .*got 'yes'"),
+    ("log:\n  level: off\n", r"log\.level must be one of .*got 'OFF'"),
+    ("on:\n  x: 1\n", r"unknown config section 'on'"),
+])
+def test_engine_config_refuses_yaml11_readings(tmp_path, text, message):
+    # YAML 1.1 read 9:30 as 570, 0x10 as 16, yes/off as booleans, the key on as True
+    with pytest.raises(ValueError, match=message):
+        _engine_config(tmp_path, text)
+
+
+def test_one_yaml_reader():
+    from quantlab import _yaml, suite
+    from quantlab.engine import config
+
+    assert suite.plain_loader is _yaml.plain_loader and suite.plain_scalar is _yaml.plain_scalar
+    assert config.load_config(environ={}) == _engine_config_defaults()
+
+
+def _engine_config_defaults():
+    # the shipped defaults read as typed are the values safe_load read (nothing there is
+    # YAML 1.1-ambiguous)
+    import yaml
+
+    from quantlab.engine import config
+
+    return config.load_config(yaml.safe_load(config.DEFAULT_CONFIG.read_text()), environ={})

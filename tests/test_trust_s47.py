@@ -40,8 +40,8 @@ def test_engine_config_keeps_numpy_and_yaml_numbers_and_refuses_yaml_yes(tmp_pat
             cfg["engine"]["tick_size"]) == (5000.0, 7, 0.5)
     assert type(cfg["risk"]["max_position"]) is int
     path = tmp_path / "engine.yaml"
-    path.write_text("risk:\n  max_drawdown: yes\n")      # YAML 1.1: True
-    with pytest.raises(ValueError, match=r"risk\.max_drawdown must be a number, got True"):
+    path.write_text("risk:\n  max_drawdown: yes\n")      # read as typed: the text 'yes'
+    with pytest.raises(ValueError, match=r"risk\.max_drawdown must be float, got 'yes'"):
         load_config(path, environ={})
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from quantlab import _validate as _v
-from quantlab import compat
+from quantlab import _yaml, compat
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "configure_logging", "MAX_SYMBOLS", "MAX_SAMPLES",
            "MAX_RING", "LOG_LEVELS", "OTHER_VARIABLES"]
@@ -63,9 +63,9 @@ def load_config(config=None, environ=None) -> dict:
     ...
     ValueError: config: risk.max_position must be an integer in [0, 4611686018427387904], got -1
     """
-    import yaml
+    import yaml  # lazy: yaml.YAMLError, only when a config is read
 
-    cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    cfg = _yaml.load(DEFAULT_CONFIG.read_text())
     given: dict = {}     # (section, key) -> where it was set: named in range errors
 
     def merge(update, where):
@@ -93,7 +93,7 @@ def load_config(config=None, environ=None) -> dict:
     if config is not None:
         if isinstance(config, (str, Path)):
             try:
-                loaded = yaml.safe_load(Path(config).read_text())
+                loaded = _yaml.load(Path(config).read_text())   # 010: 10, ON: 'ON'
             except yaml.YAMLError as exc:
                 raise ValueError(f"{config}: not a valid YAML file: {exc}") from None
             if loaded is not None and not isinstance(loaded, dict):
