@@ -130,3 +130,66 @@ def _engine_config_defaults():
     from quantlab.engine import config
 
     return config.load_config(yaml.safe_load(config.DEFAULT_CONFIG.read_text()), environ={})
+
+
+# ---- 3. a wide CSV is parsed per file, with the per-column reader's floats and messages --
+
+def _wide(tmp_path, cells, name="wide.csv"):
+    days = pd.date_range("2024-01-02", periods=len(cells)).strftime("%Y-%m-%d")
+    rows = [f"{d}," + ",".join(r) for d, r in zip(days, cells)]
+    path = tmp_path / name
+    path.write_text("Date," + ",".join(f"A{j}" for j in range(len(cells[0]))) + "\n"
+                    + "\n".join(rows) + "\n")
+    return path
+
+
+TRICKY = ["0.1000000000000000055511151231257827", "123456789012345678901234567890",
+          "2.2250738585072011e-308", "4.9e-324", "1.7976931348623157e308", " 1.5", "7.25 ",
+          "+2", "1E-3", ".5", "5.", "\"2.5\"", "NULL", "N/A", "None", "-", "", "nan"]
+
+
+def test_wide_csv_parsed_per_file_same_floats(tmp_path, monkeypatch):
+    from quantlab import data
+
+    rng = np.random.default_rng(3)
+    cells = [[repr(float(x)) for x in row] for row in np.exp(rng.normal(0, 30, (40, 60)))]
+    for k, tok in enumerate(TRICKY):
+        cells[k % 40][k] = tok
+    path = _wide(tmp_path, cells)
+    want = np.array([[float("nan") if c.strip().lower() in data.MISSING_TOKENS else
+                      float(c.strip().strip('"')) for c in row] for row in cells])
+    calls = []
+    per_column = data._numeric_bars
+    monkeypatch.setattr(data, "_numeric_bars", lambda *a: calls.append(a[2]) or per_column(*a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # a short daily calendar: periods guessed
+        got = ql.data.load_csv(path)["close"].values
+    assert not calls, f"{len(calls)} per-column reads of a clean wide file"
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    assert np.array_equal(got[ok].view(np.int64), want[ok].view(np.int64))   # same bits
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({(2, 1): "1.5.3", (1, 2): "abc"},
+     r"data row 3: column 'close' of asset 'A1': unparsable number '1\.5\.3'"),
+    ({(1, 2): "-4", (3, 3): "x"},
+     r"data row 2: 'close' of asset 'A2' at 2024-01-03: non-positive price"),
+    ({(0, 0): "1,5"}, r"data row 1 has 6 fields, the header has 5"),
+])
+def test_wide_csv_errors_name_row_and_column(tmp_path, bad, message):
+    cells = [["1.5", "2", "3", "4"] for _ in range(5)]
+    for (i, j), tok in bad.items():
+        cells[i][j] = tok
+    with pytest.raises(ql.errors.DataError, match=message):
+        ql.data.load_csv(_wide(tmp_path, cells))
+
+
+def test_wide_csv_cells_the_parser_refuses_read_per_column(tmp_path):
+    # a missing token written with spaces: the C parser refuses it, the per-column reader
+    # (strip, then the token) reads it as a missing bar, as before
+    cells = [["1.5", " null ", "3"], ["1.5", "2", " N/A "], ["1.75", "2", "3"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = ql.data.load_csv(_wide(tmp_path, cells))["close"].values
+    assert np.isnan(got[0, 1]) and np.isnan(got[1, 2]) and np.isfinite(got).sum() == 7
