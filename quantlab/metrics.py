@@ -1176,6 +1176,12 @@ def cum_returns_final(returns, starting_value=0.0, dim="time"):
 def total_return(returns, dim="time"):
     """Total compounded return: Π(1 + r) - 1.
 
+    Precision: the product of the returns as given, to about n x 1.1e-16 relative.
+    Returns computed from prices carry their own rounding: a bar that keeps a fraction
+    g < 1/2 of the value (r = g - 1, near -1) holds 1 + r only to 1.1e-16 / g relative,
+    so a price that jumps x1e15 for one bar and back compounds about 1% off
+    prices[-1] / prices[0] - 1 (g = 1e-15: 11% of 1 + r at that bar).
+
     Parameters
     ----------
     {{returns}}
