@@ -1649,8 +1649,49 @@ def _long_frames(raw: pd.DataFrame, path: Path) -> dict[str, pd.DataFrame]:
         raise DataError(f"{path}: asset {a!r} at {_fmt_time(t)} appears in data rows "
                         f"{', '.join(map(str, same))} (asset names compared after stripping "
                         "spaces, in Unicode NFC form); one row per asset and date")
+    fast = _long_bars(raw)
+    if fast is not None:
+        return fast
     return {a: _numeric_bars(g.drop(columns="asset"), path, a)
             for a, g in raw.groupby("asset", sort=True)}
+
+
+def _long_bars(raw: pd.DataFrame):
+    """A long table's per-asset frames as ``_numeric_bars`` makes them, its cells parsed
+    and its bars checked once for the table (per asset: ~7 ms each, 1000 assets 7 s; the
+    same ``pd.to_numeric``, the same floats). None when anything needs the per-asset
+    reader's message (a cell, a partial or invalid bar, an unsorted time, no close)."""
+    keep = [c for c in (*BAR_VARS, "adj_close") if c in raw]
+    if "close" not in keep or not set(raw.columns) <= {*keep, "asset", "_line"}:
+        return None          # the per-asset reader names what is missing or extra
+    cols = {}
+    for c in keep:
+        text = raw[c].str.strip()
+        missing = text.str.lower().isin(MISSING_TOKENS)
+        values = pd.to_numeric(text.where(~missing), errors="coerce")
+        if (values.isna() & ~missing).any():
+            return None
+        cols[c] = values.to_numpy(np.float64)
+    nan = np.column_stack([np.isnan(v) for v in cols.values()])
+    if (nan.any(axis=1) & ~nan.all(axis=1)).any():
+        return None
+    panels = [cols[v][:, None] if v in cols else None for v in BAR_VARS]
+    if _k.check_bars(*panels)[0]:
+        return None
+    if "adj_close" in cols:
+        adj = cols["adj_close"]
+        if (~np.isnan(adj) & ~((adj > 0) & np.isfinite(adj))).any():
+            return None
+    codes, assets = pd.factorize(raw["asset"], sort=True)
+    order = np.argsort(codes, kind="stable")          # each asset's rows in file order
+    t = raw.index.asi8[order]
+    same = codes[order][1:] == codes[order][:-1]
+    if (same & (np.diff(t) <= 0)).any():
+        return None
+    cuts = np.flatnonzero(~same) + 1
+    df = pd.DataFrame(cols, index=raw.index).iloc[order]
+    return {a: df.iloc[lo:hi] for a, lo, hi in
+            zip(assets, np.r_[0, cuts], np.r_[cuts, len(order)])}
 
 
 def _numeric_bars(raw: pd.DataFrame, path: Path, asset: str) -> pd.DataFrame:

@@ -234,3 +234,27 @@ def xr_ones(ds):
     import xarray as xr
 
     return xr.ones_like(ds["close"])
+
+
+def test_long_csv_parsed_per_file(tmp_path, monkeypatch):
+    from quantlab import data
+
+    lines = ["date,symbol,close,volume"]
+    for d in pd.date_range("2024-01-02", periods=30).strftime("%Y-%m-%d"):
+        lines += [f"{d},S{k},{100 + k + 0.1:.17g},{k}" for k in (3, 1, 2, 0)]
+    path = tmp_path / "long.csv"
+    path.write_text("\n".join(lines) + "\n")
+    calls = []
+    per_asset = data._numeric_bars
+    monkeypatch.setattr(data, "_numeric_bars", lambda *a: calls.append(a[2]) or per_asset(*a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = ql.data.load_csv(path)
+    assert not calls, f"{len(calls)} per-asset reads of a clean long file"
+    assert ds["asset"].values.tolist() == ["S0", "S1", "S2", "S3"]
+    assert ds["close"].values[0].tolist() == [float(f"{100 + k + 0.1:.17g}") for k in range(4)]
+    # a bad cell: the per-asset reader's message (data row, column, asset)
+    path.write_text("\n".join(lines[:6] + ["2024-01-03,S1,1O1,5"] + lines[7:]) + "\n")
+    with pytest.raises(ql.errors.DataError,
+                       match=r"data row 6: column 'close' of asset 'S1': unparsable number"):
+        ql.data.load_csv(path)
