@@ -1307,14 +1307,7 @@ def _read_table(path: Path, asset: str | None, layout: str):
                         "(Date, Datetime, Timestamp, Time or Open time)")
     raw.columns = names
     # Rows that are blank apart from separators are trailing junk, not bars.
-    # (column by column on the rows still blank: a wide file's 2000 columns were each
-    # stripped whole, 0.4 ms a column)
-    empty = np.ones(len(raw), dtype=bool)
-    for c in raw.columns:
-        rows = np.flatnonzero(empty)
-        if not rows.size:
-            break
-        empty[rows] = (raw[c].iloc[rows].str.strip() == "").to_numpy()
+    empty = _blank_rows(raw)
     raw, lines = raw[~empty], lines[~empty]
     if raw.empty:
         raise DataError(f"{path}: no data rows")
@@ -1360,6 +1353,18 @@ def _read_table(path: Path, asset: str | None, layout: str):
         col = pd.DataFrame({"close": raw.iloc[:, j], "_line": raw["_line"]})
         out[h] = _numeric_bars(col, path, h)
     return out, aware
+
+
+def _blank_rows(raw: pd.DataFrame) -> np.ndarray:
+    """Rows whose every cell is blank, column by column on the rows still blank (a wide
+    file's 2000 columns were each stripped whole, 0.4 ms a column)."""
+    empty = np.ones(len(raw), dtype=bool)
+    for c in raw.columns:
+        rows = np.flatnonzero(empty)
+        if not rows.size:
+            break
+        empty[rows] = (raw[c].iloc[rows].str.strip() == "").to_numpy()
+    return empty
 
 
 # the missing-value tokens in every letter case (the C parser compares cells as written)
