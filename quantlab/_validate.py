@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 
 import numpy as np
 import pandas as pd
@@ -19,22 +18,11 @@ import xarray as xr
 from quantlab.errors import DataError
 
 __all__ = ["integer", "count", "number", "flag", "choice", "date", "floats", "dataset",
-           "real_array", "coords", "client", "where", "MAX_COUNT", "COUNT_NAMES"]
+           "real_array", "coords", "client", "where", "MAX_COUNT"]
 
 # the most repetitions a count may ask for (trials, bootstrap draws, a population): far
 # beyond any run that ends; reps=1e30 allocated 10**30 draws or looped for ever
 MAX_COUNT = 10 ** 6
-
-# arguments that count repetitions (each one a loop turn or an allocation), bounded by
-# name: ``integer(name, ...)`` without ``hi`` checks these as ``count`` does (at most
-# MAX_COUNT), so a call site that forgot ``count`` cannot hang or allocate terabytes
-# (risk_parity_weights(max_iter=10**12, tol=0) looped for ever). Sizes of the data
-# (n_bars, n_obs, windows: clipped or checked against the data) are not counts, nor a
-# number of trials a formula takes (deflated Sharpe: up to 2**62).
-COUNT_NAMES = frozenset({
-    "reps", "draws", "n_draws", "n_sims", "n_boot", "n_bootstrap", "n_paths", "n_samples",
-    "n_splits", "n_folds", "folds", "max_iter", "n_iter", "iterations",
-    "population_size", "workers", "n_jobs"})
 
 
 def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
@@ -54,14 +42,7 @@ def _show(value) -> str:
 
 
 def integer(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
-    """``value`` as an int in [lo, hi]; bools, non-integral floats and NaN are refused.
-    A count by name (one of ``COUNT_NAMES``) without ``hi`` is checked as ``count``."""
-    if hi is None and any(w in COUNT_NAMES for w in re.findall(r"\w+", name)):
-        return count(name, value, lo)
-    return _integer(name, value, lo, hi)
-
-
-def _integer(name: str, value, lo: int | None, hi: int | None) -> int:
+    """``value`` as an int in [lo, hi]; bools, non-integral floats and NaN are refused."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be an integer, got {_show(value)}")
     if not isinstance(value, numbers.Integral):
@@ -78,7 +59,7 @@ def count(name: str, value, lo: int = 1, hi: int = MAX_COUNT) -> int:
     integer in [lo, hi], by default at most ``MAX_COUNT``; a float such as 1e30 is
     refused by name rather than run (a loop for ever, or an allocation of terabytes).
     Below ``lo`` the message is ``integer``'s (">= lo")."""
-    v = _integer(name, value, lo, None)
+    v = integer(name, value, lo)
     if v > hi:
         raise ValueError(f"{name} must be an integer {_range_text(lo, hi)} (at most "
                          f"{hi:,}: more would not end), got {_show(value)}")

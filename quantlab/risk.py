@@ -982,7 +982,7 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
     Name: weight, dtype: float64
     """
     tol = _validate.number("tol", tol, 0)   # True ran as 1.0, "1e-9" crashed in numpy
-    max_iter = _validate.integer("max_iter", max_iter, 0)   # 0: the inverse-vol start
+    max_iter = _validate.count("max_iter", max_iter, 0)   # 0: the inverse-vol start
     c = _cov(cov)
     S = c.to_numpy()
     n = S.shape[0]

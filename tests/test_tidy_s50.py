@@ -15,28 +15,6 @@ from quantlab import _validate
 
 # ---- 1. count-like arguments are bounded ---------------------------------------------
 
-COUNTS = ("reps", "draws", "n_draws", "n_sims", "n_boot", "n_bootstrap", "n_paths",
-          "n_samples", "n_splits", "n_folds", "folds", "max_iter", "n_iter", "iterations",
-          "population_size", "workers", "n_jobs")
-
-
-@pytest.mark.parametrize("name", COUNTS)
-def test_count_names_are_bounded_by_name(name):
-    # integer(name) without hi for a repetition count: at most MAX_COUNT, named
-    assert _validate.integer(name, _validate.MAX_COUNT, 1) == _validate.MAX_COUNT
-    with pytest.raises(ValueError, match=rf"^{name} must be an integer in \[1, 1000000\]"):
-        _validate.integer(name, 10 ** 12, 1)
-    with pytest.raises(ValueError, match=rf"{name} .*1,000,000"):   # a qualified label too
-        _validate.integer(f"config: {name}", 1e30, 0)
-
-
-def test_non_count_names_keep_their_range():
-    # sizes of the data and formula inputs are not repetition counts
-    assert _validate.integer("window", 10 ** 12, 1) == 10 ** 12
-    assert _validate.integer("n_trials", 10 ** 12, 1) == 10 ** 12
-    assert _validate.integer("n_bars", 10 ** 12, 0) == 10 ** 12
-
-
 def test_reality_check_refuses_huge_reps():
     pytest.importorskip("arch")
     x = np.random.default_rng(0).normal(0, 0.01, (200, 3))
