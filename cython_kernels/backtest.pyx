@@ -236,7 +236,9 @@ cdef inline double order_size(double e, double equity, double q, double p, doubl
     """
     cdef double want = e * equity / p - q
     cdef double num, den
-    if want == 0:
+    if fabs(want) * p <= 1e-12 * fabs(equity):
+        # already there (the held exposure re-asked, up to rounding: an all-in buy
+        # leaves cash at +-1e-14): no order, so no fixed fee netted out of a zero trade
         return 0.0
     if e == 0:
         return -q

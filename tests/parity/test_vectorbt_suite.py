@@ -269,10 +269,9 @@ def _assert_same(res, pf, rtol=1e-9, trades=True):
         value, cash, assets = pf.value(), pf.cash(), pf.assets()
         returns, theirs = pf.returns(), pf.orders.records_readable
         pos = pf.positions.records_readable
-    shape = res.equity.shape
     for name, ours, v in (("equity", res.equity, value), ("cash", res.cash, cash),
                           ("positions", res.positions, assets), ("returns", res.returns, returns)):
-        np.testing.assert_allclose(ours.values, np.asarray(v).reshape(shape), rtol=rtol,
+        np.testing.assert_allclose(ours.values, np.asarray(v).reshape(ours.shape), rtol=rtol,
                                    atol=1e-9, err_msg=name)
     ours = _filled(res)
     theirs = theirs.sort_values(["Timestamp", "Column"], kind="stable").reset_index(drop=True)
@@ -341,11 +340,124 @@ def _assert_streamed_equal(ds, kw, chunks):
         m = ql.backtest(data, metrics_only=True, **kw).compute()
         assert set(m.data_vars) - {"n_orders"} <= set(full.data_vars)
         for k in m.data_vars:
-            want = float(len(ref.orders)) if k == "n_orders" else full[k].values
+            want = _n_orders(ref, m[k]) if k == "n_orders" else full[k].values
             np.testing.assert_allclose(m[k].values, want, rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+def _n_orders(ref, like):
+    """The order rows per account (skipped ones included), shaped as ``like``."""
+    if "asset" not in like.dims:
+        return float(len(ref.orders))
+    n = ref.orders.groupby("asset").size()
+    return n.reindex(like["asset"].values, fill_value=0).to_numpy(float)
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_vectorbt_suite_scenario_streamed_and_metrics_only(name):
     ds, kw = _ql_inputs(SCENARIOS[name])
     _assert_streamed_equal(ds, kw, {"time": 2})
+
+
+# ------------------------------------- three columns: test_multiple_columns, cash sharing
+PANEL = np.array([[1.0, 5.0, 2.0], [2.0, 4.0, np.nan], [3.0, 4.6, 2.5], [4.0, 3.0, np.nan],
+                  [3.0, 3.5, 3.0], [5.0, 5.0, 2.5], [6.0, 6.0, 2.0]])
+P_EN = [[1, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 0], [0, 0, 1], [1, 0, 0], [0, 0, 0]]
+P_EX = [[0, 0, 0], [0, 1, 0], [0, 0, 0], [1, 0, 1], [0, 0, 0], [0, 1, 1], [1, 0, 0]]
+_AUTO = dict(group_by=True, cash_sharing=True, call_seq="auto")
+_C = dict(fees=0.01, fixed_fees=0.3, slippage=0.02)
+PANELS = {   # name: quantlab's options, vectorbt's, OHLC gap
+    "independent": ({}, {}, None),
+    "independent_costs": (_C, _C, None),
+    "independent_stops": (dict(sl_stop=0.1, tp_stop=0.2), dict(sl_stop=0.1, tp_stop=0.2), 0.1),
+    "independent_stop_per_asset": (
+        dict(sl_stop=xr.DataArray([0.1, np.nan, 0.3], dims="asset",
+                                  coords={"asset": ["a", "b", "c"]})),
+        dict(sl_stop=[0.1, np.nan, 0.3]), -0.1),
+    "shared_shares_accumulate": (dict(group=True, size=10.0, size_type="shares",
+                                      accumulate=True),
+                                 dict(_AUTO, size=10.0, accumulate=True), None),
+    "shared_shares": (dict(group=True, size=10.0, size_type="shares"),
+                      dict(_AUTO, size=10.0), None),
+    "shared_value_costs": (dict(group=True, size=30.0, size_type="value", **_C),
+                           dict(_AUTO, size=30.0, size_type="value", **_C), None),
+    "shared_all_in": (dict(group=True, size=np.inf, size_type="value"), _AUTO, None),
+    "shared_all_in_costs": (dict(group=True, size=np.inf, size_type="value", **_C),
+                            dict(_AUTO, **_C), None),
+    "shared_value_accumulate_costs": (
+        dict(group=True, size=40.0, size_type="value", accumulate=True, **_C),
+        dict(_AUTO, size=40.0, size_type="value", accumulate=True, **_C), None),
+    "shared_shares_stops": (
+        dict(group=True, size=10.0, size_type="shares", accumulate=True, sl_stop=0.1,
+             tp_stop=0.3),
+        dict(_AUTO, size=10.0, accumulate=True, sl_stop=0.1, tp_stop=0.3), 0.1),
+    "shared_all_in_stops": (dict(group=True, size=np.inf, size_type="value", sl_stop=0.1,
+                                 tp_stop=0.3),
+                            dict(_AUTO, sl_stop=0.1, tp_stop=0.3), -0.1),
+}
+
+
+def _panel_inputs(name, never_listed=False):
+    ours, theirs, gap = PANELS[name]
+    close = PANEL.copy()
+    en = np.array(P_EN, dtype=bool)
+    if never_listed:               # an asset with no price at all, with events
+        close[:, 2] = np.nan
+    ds = _data(close, gap)
+    return ds, _events(ds, en), _events(ds, P_EX), dict(ours), dict(theirs)
+
+
+@pytest.mark.parametrize("never_listed", [False, True])
+@pytest.mark.parametrize("name", list(PANELS))
+def test_vectorbt_suite_panel(name, never_listed, vbt):
+    ds, en, ex, ours, theirs = _panel_inputs(name, never_listed)
+    res = ql.backtest(ds, entries=en, exits=ex, init_cash=100.0, periods=252, **ours)
+    pf = _vbt_run(vbt, ds, en, ex, theirs, 100.0)
+    _assert_same(res, pf, trades=not ours.get("group"))
+    _assert_streamed_equal(ds, dict(ours, entries=en, exits=ex, init_cash=100.0, periods=252),
+                           {"time": 3, "asset": 2})
+
+
+@pytest.mark.parametrize("name", ["independent", "independent_costs", "shared_all_in_costs",
+                                  "shared_value_accumulate_costs"])
+def test_vectorbt_suite_next_open_is_open_price_one_bar_later(name, vbt):
+    """``execution="next_open"`` fills bar t's events at t+1's open: vectorbt's
+    ``price=open`` with the events shifted one bar (DESIGN.md "fills")."""
+    ds, en, ex, ours, theirs = _panel_inputs(name)
+    c = ds["close"]
+    prev = c.ffill("time").shift(time=1)
+    o = (prev.fillna(c) + 0.1).where(c.notnull())           # gaps away from the last close
+    ds = ds.assign(open=o, high=np.maximum(c, o) + 0.2, low=np.minimum(c, o) * 0.9)
+    res = ql.backtest(ds, entries=en, exits=ex, init_cash=100.0, periods=252,
+                      execution="next_open", **ours)
+    late = [x.shift(time=1, fill_value=False) for x in (en, ex)]
+    pf = _vbt_run(vbt, ds[["close"]], *late, dict(theirs, price=o.to_pandas()), 100.0)
+    _assert_same(res, pf, trades=not ours.get("group"))
+    assert len(res.orders) >= 4
+
+
+# ------------------------------------------------------------ found by this suite
+@pytest.mark.parametrize("init_cash", [100.0, 777.0, 1000.0, 12345.678])
+@pytest.mark.parametrize("fixed_fees", [0.3, 1.0, 2.5])
+def test_a_target_already_held_pays_no_fixed_fee(init_cash, fixed_fees, vbt):
+    """Re-asking for the exposure held (``rebalance="daily"``; or a target set on a
+    missing bar and replaced on the next, here an exit on a NaN close followed by an
+    entry) is no order. It was one whenever the all-in buy left cash at -1e-14
+    (rounding): sizing netted the fixed fee out of a zero trade and sold a sliver to pay
+    it (init_cash 100, fees 1%, fixed 0.3: 0.1515 shares, 0.303 of fees, on bar 1), or,
+    with cash +1e-14, recorded a phantom ``fixed_fee`` skip. Equal to vectorbt's buy and
+    hold with the same costs."""
+    ds = _data(UP)
+    sig = ds["close"] * 0 + 1.0
+    costs = dict(fees=0.01, fixed_fees=fixed_fees, slippage=0.02)
+    res = ql.backtest(ds, sig, init_cash=init_cash, rebalance="daily", periods=252, **costs)
+    pf = _vbt_run(vbt, ds, _events(ds, FIRST), _events(ds, NONE), costs, init_cash)
+    _assert_same(res, pf)
+    assert len(res.orders) == 1
+    # the NaN-bar exit waits for bar 3 and meets an entry there: the target is the one
+    # held, so nothing trades (vectorbt drops the NaN bar's exit: the same run)
+    ds = _data([1.0, 2.0, np.nan, 4.0, 5.0])
+    res = ql.backtest(ds, entries=_events(ds, [1, 0, 0, 1, 0]), exits=_events(ds, [0, 0, 1, 0, 0]),
+                      init_cash=init_cash, periods=252, **costs)
+    pf = _vbt_run(vbt, ds, _events(ds, FIRST), _events(ds, NONE), costs, init_cash)
+    _assert_same(res, pf)
+    assert len(res.orders) == 1

@@ -45,7 +45,7 @@ def order_size(e, equity, q, p, slip, fees, fixed):
     e x (equity - F): Δ = (e (E - F) - q p) / (p + e (p(1+s)(1+f) - p)) for a buy,
     / (p - e (p - p(1-s)(1-f))) for a sell; exposure 0 sells everything."""
     want = e * equity / p - q
-    if want == 0:
+    if abs(want) * p <= 1e-12 * abs(equity):   # already there, up to rounding
         return 0.0
     if e == 0:
         return -q
