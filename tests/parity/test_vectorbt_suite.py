@@ -461,3 +461,138 @@ def test_a_target_already_held_pays_no_fixed_fee(init_cash, fixed_fees, vbt):
     pf = _vbt_run(vbt, ds, _events(ds, FIRST), _events(ds, NONE), costs, init_cash)
     _assert_same(res, pf)
     assert len(res.orders) == 1
+
+
+# ------------------------------------------------------- documented differences
+def _carry(events, close):
+    """Events on a NaN close moved to the next bar with a price (dropped if none)."""
+    out = np.zeros(len(events), dtype=bool)
+    for i in np.flatnonzero(events):
+        later = [j for j in range(i, len(close)) if not np.isnan(close[j])]
+        if later:
+            out[later[0]] = True
+    return out
+
+
+@pytest.mark.parametrize("prices,en,ex", [
+    ("nan_mid", [0, 1, 0, 0, 0], [0, 0, 0, 1, 0]),
+    ("nan_two", [0, 1, 0, 0, 0], [0, 0, 0, 0, 1]),
+    ("nan_first", [1, 0, 0, 0, 0], [0, 0, 0, 1, 0]),
+    ("nan_mid", [1, 0, 0, 0, 0], [0, 1, 0, 0, 0]),
+])
+def test_events_on_missing_bars_wait_for_the_next_price(prices, en, ex, vbt):
+    """quantlab: "Events on a missing bar wait for the next bar with a price (vectorbt
+    drops them)" (``ql.backtest``'s module doc; DESIGN.md "missing bars": no fill that
+    bar): equal to vectorbt given the events moved there."""
+    close = np.array(NAN_PRICES[prices])
+    ds = _data(close)
+    costs = dict(fees=0.01, fixed_fees=0.1)
+    res = ql.backtest(ds, entries=_events(ds, en), exits=_events(ds, ex), init_cash=100.0,
+                      periods=252, **costs)
+    moved = [_events(ds, _carry(np.array(v, bool), close)) for v in (en, ex)]
+    _assert_same(res, _vbt_run(vbt, ds, *moved, costs, 100.0))
+    dropped = _vbt_run(vbt, ds, _events(ds, en), _events(ds, ex), costs, 100.0)
+    assert len(dropped.orders.records) < len(_filled(res))
+
+
+@pytest.mark.parametrize("fees,slippage", [(0.0, 0.1), (0.01, 0.05)])
+def test_an_all_in_short_is_exposure_minus_one_after_costs(fees, slippage, vbt):
+    """DESIGN.md "signal": exposure -1 = a short worth the equity after the fill, at the
+    close: shares E / (p (2 - (1 - s)(1 - f))). vectorbt's all-in short sells
+    E / (p (1 - s)(1 + f)): the same without slippage (the scenarios), more with it."""
+    sc = _sc(DOWN, FIRST, [0, 0, 0, 1, 0], direction="short")
+    ds, kw = _ql_inputs(sc)
+    res = ql.backtest(ds, slippage=slippage, fees=fees, **kw)
+    pf = _vbt_run(vbt, ds, _events(ds, FIRST), _events(ds, [0, 0, 0, 1, 0]),
+                  dict(slippage=slippage, fees=fees), 100.0, "short")
+    p, s, f = 5.0, slippage, fees
+    q = float(res.positions[0, 0])
+    assert q == pytest.approx(-100.0 / (p * (2 - (1 - s) * (1 - f))), rel=1e-12)
+    assert -q * p == pytest.approx(float(res.equity[0, 0]), rel=1e-12)   # exposure -1
+    theirs = float(pf.assets().values[0, 0])
+    assert theirs == pytest.approx(-100.0 / (p * (1 - s) * (1 + f)), rel=1e-12)
+    assert abs(theirs) > abs(q)
+
+
+def test_a_losing_short_is_margin_called_where_vectorbt_goes_below_zero(vbt):
+    """``ql.backtest`` Notes, Leverage: an account below ``maintenance_margin`` x its gross
+    position value is liquidated at that close (``margin_call``); vectorbt has no margin
+    and lets the short's equity go negative (its own test: shortonly on 1..5)."""
+    sc = _sc(UP, EN, EX, direction="short")
+    ds, kw = _ql_inputs(sc)
+    kw.pop("maintenance_margin")
+    res = ql.backtest(ds, **kw)                        # default maintenance_margin=0.25
+    pf = _vbt_run(vbt, ds, _events(ds, EN), _events(ds, EX), {}, 100.0, "short")
+    theirs = pf.value().values[:, 0]
+    np.testing.assert_allclose(res.equity.values[:2, 0], theirs[:2], rtol=1e-12)
+    assert list(res.orders["reason"]) == ["signal", "margin_call"]
+    assert (res.equity.values >= 0).all() and (theirs[2:] < 0).all()
+    assert (res.positions.values[1:] == 0).all()
+
+
+def test_fixed_fee_conventions(vbt):
+    """``ql.backtest`` Notes, Fixed fees. vectorbt rejects every order whose fee exceeds
+    its proceeds (``CantCoverFees``); quantlab (a) fills a sale whose fixed fee exceeds
+    its proceeds when the account can pay it, (b) skips an order after which equity would
+    be <= 0 (kept with size 0, reason ``fixed_fee``), (c) always fills a stop, its fee
+    capped at the equity left."""
+    ds = _data(ZIG)
+    # (a) accumulate: the last exit sells 0.0357 shares (0.21) for a fee of 1.0
+    o, t = dict(size=1.0, size_type="shares", accumulate=True, fixed_fees=1.0), \
+        dict(size=1.0, accumulate=True, fixed_fees=1.0)
+    en, ex = [1, 1, 1, 0, 1, 0, 0], [0, 0, 0, 1, 0, 1, 1]
+    res = ql.backtest(ds, entries=_events(ds, en), exits=_events(ds, ex), init_cash=10.0,
+                      periods=252, **o)
+    pf = _vbt_run(vbt, ds, _events(ds, en), _events(ds, ex), t, 10.0)
+    last = res.orders.iloc[-1]
+    assert last["time"] == T7[6] and last["size"] < 0 and last["fee"] == 1.0
+    assert -last["size"] * last["price"] < 1.0
+    assert pf.orders.records_readable["Timestamp"].max() < T7[6]
+    np.testing.assert_allclose(res.equity.values[:6, 0], pf.value().values[:6, 0], rtol=1e-12)
+    # (b) 0.6 shares at 5: selling them for 3.0 against a fee of 3.0 leaves equity 0
+    en, ex = Z_EN, Z_EX
+    res = ql.backtest(ds, entries=_events(ds, en), exits=_events(ds, ex), init_cash=6.0,
+                      fixed_fees=3.0, periods=252)
+    pf = _vbt_run(vbt, ds, _events(ds, en), _events(ds, ex), dict(fixed_fees=3.0), 6.0)
+    skipped = res.orders[res.orders["reason"] == "fixed_fee"]
+    assert T7[5] in set(skipped["time"]) and (skipped["size"] == 0).all()
+    assert T7[5] in set(pf.orders.records_readable["Timestamp"])   # vectorbt: equity 0
+    assert float(res.equity[5, 0]) == pytest.approx(3.0) and pf.value().values[5, 0] == 0.0
+    # (c) a stop at 4 on 0.2 shares (0.8) with a fixed fee of 3: filled, fee 0.8
+    res = ql.backtest(ds, entries=_events(ds, FIRST + [0, 0]), exits=_events(ds, [0] * 7),
+                      init_cash=4.0, fixed_fees=3.0, sl_stop=0.1, periods=252)
+    pf = _vbt_run(vbt, ds, _events(ds, FIRST + [0, 0]), _events(ds, [0] * 7),
+                  dict(fixed_fees=3.0, sl_stop=0.1), 4.0)
+    stop = res.orders.iloc[-1]
+    assert stop["reason"] == "stop" and stop["fee"] == pytest.approx(0.8, rel=1e-12)
+    assert (res.equity.values[1:] == 0).all() and len(pf.orders.records) == 1
+
+
+def test_a_pyramided_trade_reports_its_first_order(vbt):
+    """``trades.build_trades``: a round trip's size and entry price are its first
+    order's; vectorbt's positions report the total bought and the average price. The
+    pnl and fees agree (asserted for every scenario)."""
+    ds = _data(ZIG)
+    en, ex = [1, 1, 0, 1, 0, 0, 1], [0, 0, 1, 0, 1, 0, 0]
+    kw = dict(size=1.0, accumulate=True, fees=0.01)
+    res = ql.backtest(ds, entries=_events(ds, en), exits=_events(ds, ex), init_cash=100.0,
+                      size_type="shares", periods=252, **kw)
+    pf = _vbt_run(vbt, ds, _events(ds, en), _events(ds, ex), kw, 100.0)
+    pos = pf.positions.records_readable
+    first = res.trades.iloc[0]
+    assert (first["size"], first["entry_price"]) == (1.0, 5.0)
+    assert (pos["Size"].iloc[0], pos["Avg Entry Price"].iloc[0]) == (4.0, pytest.approx(4.5))
+    _assert_same(res, pf)
+
+
+@pytest.mark.parametrize("kw,name", [
+    (dict(init_cash=0.0), "init_cash"), (dict(fees=-0.1), "fees"), (dict(fees=1.0), "fees"),
+    (dict(fixed_fees=-0.1), "fixed_fees"), (dict(slippage=1.0), "slippage"),
+    (dict(sl_stop=np.inf), "sl_stop"), (dict(size=-1.0), "size"),
+])
+def test_vectorbt_inputs_out_of_quantlab_ranges_are_refused(kw, name):
+    """vectorbt's suite runs these (zero cash, fee rebates, slippage 1, an infinite stop,
+    via ``size`` a short); quantlab refuses them with a ValueError naming the argument."""
+    ds = _data(UP)
+    with pytest.raises(ValueError, match=name):
+        ql.backtest(ds, entries=_events(ds, EN), exits=_events(ds, EX), **kw)
