@@ -10,6 +10,7 @@ from quantlab import _progress, store
 
 
 def test_chunk_file_reads_into_a_per_thread_scratch_buffer(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "_scratch", threading.local())   # earlier reads' buffers
     files = []
     for i, n in enumerate((100, 50, 300)):
         p = tmp_path / f"c{i}"

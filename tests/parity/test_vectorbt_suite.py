@@ -7,8 +7,9 @@ falling series, a 7-bar zig-zag, NaN prices, OHLC bars and fees larger than the 
 Each is built here (no code of theirs is copied), run through the installed vectorbt
 (``Portfolio.from_signals``, 1.2.0 when written) and ``ql.backtest``, and compared:
 equity, cash, positions, the filled orders (time, signed size, price, fee), the round
-trips (vectorbt's ``positions``) and returns, to 1e-9. Each also runs streamed (a
-dask-chunked Dataset) and with ``metrics_only=``, equal to the in-memory run to 1e-12.
+trips (vectorbt's ``positions``) and returns, to 1e-9. Every 6th scenario and each panel
+also runs streamed (a dask-chunked Dataset) and with ``metrics_only=``, equal to the
+in-memory run to 1e-12.
 
 Parameter map (DESIGN.md "signal", "fills" and the ``ql.backtest`` docstring):
 direction ``longonly`` -> ``entries=``/``exits=``; ``shortonly`` -> a signal of -1 on
@@ -356,7 +357,9 @@ def _n_orders(ref, like):
     return n.reindex(like["asset"].values, fill_value=0).to_numpy(float)
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
+# every 6th scenario: all 302 passed when written (session 50), at ~2 min of make test's
+# 30; the streamed chains' own suites (test_outofcore*) cover the features in depth
+@pytest.mark.parametrize("name", list(SCENARIOS)[::6])
 def test_vectorbt_suite_scenario_streamed_and_metrics_only(name):
     ds, kw = _ql_inputs(SCENARIOS[name])
     _assert_streamed_equal(ds, kw, {"time": 2})
