@@ -60,9 +60,9 @@ def test_import_quantlab_stays_lazy_without_the_backtest_package():
 
 def test_backtest_options_cover_every_backtest_argument_once():
     # client= says where a dask-backed run computes, not what: it is not an option
-    # (threads= says how, not what: same)
-    args = set(inspect.signature(ql.backtest).parameters) - {"data", "signal", "entries",
-                                                             "exits", "client", "threads"}
+    # (threads= says how, not what: same; progress= what it shows while it runs)
+    args = set(inspect.signature(ql.backtest).parameters) - {
+        "data", "signal", "entries", "exits", "client", "threads", "progress"}
     fields = {f.name for f in dataclasses.fields(ql.BacktestOptions)}
     assert args == fields
     # every option has a checker in the one table, the two flags too (True or False: a
