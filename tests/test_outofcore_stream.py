@@ -225,6 +225,7 @@ def test_next_chunk_is_loaded_while_the_kernel_runs_the_current_one(monkeypatch)
 def test_group_false_allocation_per_kernel_call_does_not_grow_with_the_bars(monkeypatch):
     # memory per chain step is one (time chunk x asset chunk): a 4x longer panel with
     # the same chunks allocates the same per call (the whole-time call grew 4x)
+    import gc
     import tracemalloc
 
     peaks, real = [], dispatch.simulate
@@ -251,9 +252,15 @@ def test_group_false_allocation_per_kernel_call_does_not_grow_with_the_bars(monk
             ds, sig = _panel(7, n=n, m=4)
             peaks.append(0)
             with dask.config.set(scheduler="sync"):
-                res = ql.backtest(ds.chunk(time=250, asset=2), sig, fees=0.001, sl_stop=0.03)
+                res = ql.backtest(ds.chunk(time=250, asset=2), sig, fees=0.001, sl_stop=0.03,
+                                  progress=False)
                 res.equity.values   # (a lazy graph ran the kernel here)
             got.append(peaks[-1])
+            # the store deleted now: its background removal (another thread) must not
+            # overlap the next run's kernel calls, which tracemalloc measures
+            del res
+            gc.collect()
+            result._REMOVER.submit(int).result()
     finally:
         tracemalloc.stop()
     assert 0 < got[1] < 1.5 * got[0], got
