@@ -234,7 +234,7 @@ def test_group_false_allocation_per_kernel_call_does_not_grow_with_the_bars(monk
         base = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
         out = real(*a, **k)
-        peaks[-1] = max(peaks[-1], tracemalloc.get_traced_memory()[1] - base)
+        peaks[-1].append(tracemalloc.get_traced_memory()[1] - base)
         return out
     monkeypatch.setattr(dispatch, "simulate", measured)
     real_write = result._Sink.write
@@ -245,24 +245,25 @@ def test_group_false_allocation_per_kernel_call_does_not_grow_with_the_bars(monk
     monkeypatch.setattr(result._Sink, "write", write)
     # nor a prefetched load: its allocations would count in whichever call it overlaps
     monkeypatch.setattr(result, "_prefetched", lambda loads, depth=1: (load() for load in loads))
-    got = []
     tracemalloc.start()
     try:
         for n in (1000, 4000):
             ds, sig = _panel(7, n=n, m=4)
-            peaks.append(0)
+            peaks.append([])
             with dask.config.set(scheduler="sync"):
                 res = ql.backtest(ds.chunk(time=250, asset=2), sig, fees=0.001, sl_stop=0.03,
                                   progress=False)
                 res.equity.values   # (a lazy graph ran the kernel here)
-            got.append(peaks[-1])
-            # the store deleted now: its background removal (another thread) must not
-            # overlap the next run's kernel calls, which tracemalloc measures
             del res
             gc.collect()
             result._REMOVER.submit(int).result()
     finally:
         tracemalloc.stop()
+    # the median call: tracemalloc also counts whatever another thread of the test
+    # process allocates meanwhile (an earlier test's leftovers), which can inflate a
+    # few calls' peaks (a CI run saw one run's maximum 3x the other's)
+    got = [float(np.median(p)) for p in peaks]
+    assert len(peaks[1]) == 4 * len(peaks[0]) > 0, [len(p) for p in peaks]   # 4x the calls
     assert 0 < got[1] < 1.5 * got[0], got
 
 
