@@ -13,6 +13,7 @@ leverage with borrowing costs and margin calls) extend this same loop.
 import numpy as np
 
 cimport cython
+from libc.float cimport DBL_MIN
 from libc.math cimport INFINITY, NAN, fabs, isnan, log1p, sqrt
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, realloc
@@ -452,6 +453,7 @@ cdef class _Sim:
     cdef int acc_need   # metrics-only: the acc_add groups its metrics read (A_*)
     cdef Py_ssize_t[::1] todo   # fast path: the columns with a pending order this bar
     cdef Py_ssize_t n_todo
+    cdef bint overflow   # an order's size was not a finite number (step returned -1)
     # the state (SimState's arrays)
     cdef double[::1] q, last, want, entry, extreme, ev, ev_size, lim_px, lim_q
     cdef double[::1] prev_target, prev_size, cash, prev_eq, peak, drain_fee
@@ -991,6 +993,11 @@ cdef class _Sim:
             self.lim_px[c] = NAN   # a new order replaces a resting one
         forced = self.drained[g] or (self.dd_limit > 0 and self.halted[r, g])
         d = self.shares(r, c, g, p, forced, &scale)
+        if not fabs(d) < INFINITY:
+            # equity / price overflowed (a price near DBL_MIN, or cash near DBL_MAX):
+            # no number of shares to trade; simulate raises OrderOverflow
+            self.overflow = True
+            return -1
         if fabs(d) * p <= 1e-12 * fabs(self.eq[g]):
             want = self.e[c] * scale * self.eq[g] - self.q[c] * p   # value to trade
             if (self.fixed[c] > 0 and not forced and not self.use_events
@@ -1418,9 +1425,12 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
             if err < 0:
                 break
     if err == -2:
-        raise InvalidPrice(f"close at row {r}: a value is neither NaN nor a finite price > 0")
+        raise InvalidPrice(f"close at row {r}: a value is neither NaN nor a finite price "
+                           ">= 2.2e-308")
     if err == -3:
         raise InvalidTarget(f"target at row {r}: a value is outside [-1, 1]")
+    if err < 0 and s.overflow:
+        raise OrderOverflow(r)
     if err < 0:   # the state is left part-way through a bar: unusable
         raise MemoryError("backtest: out of memory for the order records")
     return _finish(s, state, n, metrics_only, equity_np, None if lean else cash_np,
@@ -1428,7 +1438,13 @@ def simulate(const double[:, :] close, const double[:, :] exec_price,
 
 
 class InvalidPrice(ValueError):
-    """``simulate(check=True)`` met a close that is neither NaN nor a finite price > 0."""
+    """``simulate(check=True)`` met a close that is neither NaN nor a finite price >=
+    DBL_MIN (2.2e-308)."""
+
+
+class OrderOverflow(ValueError):
+    """An order at row ``args[0]`` sized no finite number of shares (equity / price
+    overflowed a double: a price near DBL_MIN, or cash near DBL_MAX)."""
 
 
 class InvalidTarget(ValueError):
@@ -1442,7 +1458,7 @@ cdef extern from "simd.h" nogil:
 
 cdef inline bint _bad_prices(const char* p, Py_ssize_t step, Py_ssize_t k) noexcept nogil:
     """Some one of the ``k`` doubles at ``p``, ``p + step`` bytes, ... is neither NaN nor
-    in (0, inf)."""
+    in [DBL_MIN, inf) (simd.h's ``bad_prices``)."""
     cdef Py_ssize_t i
     cdef bint bad = False
     cdef double x
@@ -1450,7 +1466,7 @@ cdef inline bint _bad_prices(const char* p, Py_ssize_t step, Py_ssize_t k) noexc
         return bad_prices(<const double*>p, k)
     for i in range(k):
         memcpy(&x, p + i * step, sizeof(double))   # a stride need not keep doubles aligned
-        bad |= (x <= 0) | (x == INFINITY)
+        bad |= (x < DBL_MIN) | (x == INFINITY)
     return bad
 
 

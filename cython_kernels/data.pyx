@@ -5,6 +5,7 @@ Loops only; labels, NaN policy and error messages live in ``quantlab/data.py``.
 """
 import numpy as np
 
+from libc.float cimport DBL_MIN
 from libc.math cimport INFINITY, isinf, isnan
 
 ctypedef fused real:
@@ -86,14 +87,15 @@ cdef inline int _price_code(const double** ptr, const Py_ssize_t* st, const Py_s
                             const char* has, Py_ssize_t t, Py_ssize_t a,
                             Py_ssize_t* bad_v) noexcept nogil:
     """The value rules of a complete finite bar (has: the asset's row of ``has``):
-    volume >= 0, prices > 0, low <= high, low <= close <= high, low <= open <= high."""
+    volume >= 0, prices >= DBL_MIN (> 0 and not subnormal), low <= high, low <= close
+    <= high, low <= open <= high."""
     cdef Py_ssize_t v
     cdef double lo, hi
     if has[VOLUME] and _at(ptr, st, sa, VOLUME, t, a) < 0:
         bad_v[0] = VOLUME
         return NEGATIVE_VOLUME
     for v in range(VOLUME):
-        if has[v] and _at(ptr, st, sa, v, t, a) <= 0:
+        if has[v] and _at(ptr, st, sa, v, t, a) < DBL_MIN:
             bad_v[0] = v
             return NONPOSITIVE
     if has[HIGH] and has[LOW]:
@@ -142,7 +144,7 @@ cdef inline int _bar_code(const double** ptr, const Py_ssize_t* st, const Py_ssi
 # suspicious sends the panel to the exact scan below, so every error (code, variable,
 # time, asset) is the exact scan's. An absent variable reads a present proxy (close if
 # given), so one chain of comparisons checks every bar: it passes only for a complete,
-# finite bar with 0 < low <= open, close <= high and volume >= 0, which the exact scan
+# finite bar with DBL_MIN <= low <= open, close <= high and volume >= 0, which the exact scan
 # finds valid too. The other bars must be empty (all NaN); then each asset either has
 # every given variable (some complete bar) or none, which is ``has``. Anything else
 # (e.g. a close-only asset in an OHLCV set) goes to the exact scan. A single-variable set
@@ -161,7 +163,7 @@ cdef int _quick_line(const double** q, const Py_ssize_t* d, Py_ssize_t k,
         lo = q[LOW][j * d[LOW]]
         c = q[CLOSE][j * d[CLOSE]]
         vol = q[VOLUME][j * d[VOLUME]]
-        if (lo > 0 and h < INFINITY and lo <= o and o <= h and lo <= c and c <= h
+        if (lo >= DBL_MIN and h < INFINITY and lo <= o and o <= h and lo <= c and c <= h
                 and vol >= 0 and vol < INFINITY):
             full[j * df] = 1
         elif not (isnan(o) and isnan(h) and isnan(lo) and isnan(c) and isnan(vol)):
@@ -171,13 +173,13 @@ cdef int _quick_line(const double** q, const Py_ssize_t* d, Py_ssize_t k,
 
 cdef int _quick_line1(const double* q, Py_ssize_t d, Py_ssize_t k, char* full,
                       Py_ssize_t df, bint volume) noexcept nogil:
-    """_quick_line for a single variable (e.g. a close-only set): 0 < x < inf (volume:
+    """_quick_line for a single variable (e.g. a close-only set): DBL_MIN <= x < inf (volume:
     0 <= x < inf) or NaN; a third of the work of the five-variable chain."""
     cdef Py_ssize_t j
     cdef double x
     for j in range(k):
         x = q[j * d]
-        if (x > 0 or (volume and x == 0)) and x < INFINITY:
+        if (x >= DBL_MIN or (volume and x >= 0)) and x < INFINITY:
             full[j * df] = 1
         elif not isnan(x):
             return 1
@@ -225,8 +227,8 @@ def check_bars(open_, high, low, close, volume):
     A fast pass in memory order proves a valid panel; otherwise the exact scan runs.
     Pass 1 finds which variables each asset has (not all NaN; it stops at the first
     value). Pass 2, in time order: each bar is finite, complete (no NaN) or empty (all
-    NaN) over the variables its asset has; prices > 0, volume >= 0, low <= open, close
-    <= high. Returns ``(code, role, t, asset, has)``: ``code == 0`` means valid; role is
+    NaN) over the variables its asset has; prices >= DBL_MIN (2.2e-308, no subnormal),
+    volume >= 0, low <= open, close <= high. Returns ``(code, role, t, asset, has)``: ``code == 0`` means valid; role is
     the offending variable's index in (open, high, low, close, volume); has is
     (asset, role) bool.
     """

@@ -7,6 +7,7 @@
  * order, so every path gives the same bits. */
 #ifndef QUANTLAB_SIMD_H
 #define QUANTLAB_SIMD_H
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #if defined(__AVX__)
@@ -156,27 +157,28 @@ static inline void argmin_update(const double* v, double* best, ptrdiff_t* arg, 
     }
 }
 
-/* Whether some one of p[0..n) is neither NaN nor a price in (0, inf): x <= 0 or x == inf
- * (ordered compares, false for NaN), or-ed over the row and tested once at the end.
+/* Whether some one of p[0..n) is neither NaN nor a price in [DBL_MIN, inf): x < DBL_MIN
+ * (<= 0, or subnormal: a price below the smallest normal double has lost precision) or
+ * x == inf (ordered compares, false for NaN), or-ed over the row and tested once at the end.
  * Intrinsics, as gcc does not vectorise the double compares into an int reduction;
  * SSE2 only: the backtest kernel, its one caller, is built for the baseline alone. */
 static inline int bad_prices(const double* p, ptrdiff_t n) {
     ptrdiff_t i = 0;
     int bad = 0;
 #if defined(__SSE2__)
-    const __m128d zero = _mm_setzero_pd(), inf = _mm_set1_pd(INFINITY);
+    const __m128d tiny = _mm_set1_pd(DBL_MIN), inf = _mm_set1_pd(INFINITY);
     __m128d acc = _mm_setzero_pd(), a, b;
     for (; i + 4 <= n; i += 4) {
         a = _mm_loadu_pd(p + i);
         b = _mm_loadu_pd(p + i + 2);
         acc = _mm_or_pd(acc, _mm_or_pd(
-            _mm_or_pd(_mm_cmple_pd(a, zero), _mm_cmpeq_pd(a, inf)),
-            _mm_or_pd(_mm_cmple_pd(b, zero), _mm_cmpeq_pd(b, inf))));
+            _mm_or_pd(_mm_cmplt_pd(a, tiny), _mm_cmpeq_pd(a, inf)),
+            _mm_or_pd(_mm_cmplt_pd(b, tiny), _mm_cmpeq_pd(b, inf))));
     }
     bad = _mm_movemask_pd(acc);
 #endif
     for (; i < n; i++)
-        bad |= (p[i] <= 0) | (p[i] == INFINITY);
+        bad |= (p[i] < DBL_MIN) | (p[i] == INFINITY);
     return bad != 0;
 }
 

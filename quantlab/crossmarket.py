@@ -16,7 +16,7 @@ import xarray as xr
 
 from quantlab import _validate, data, measures, rolling
 from quantlab._doc import fill
-from quantlab.data import check_time, shifted
+from quantlab.data import MIN_PRICE, check_time, shifted
 from quantlab.errors import DataError
 
 __all__ = ["CrossMarketAnalyzer", "CLASSES", "MAX_FILL_DAYS"]
@@ -219,9 +219,11 @@ class CrossMarketAnalyzer:
         if np.isinf(s.to_numpy()).any():   # its returns were ±inf and NaN, taken as data
             t = s.index[np.flatnonzero(np.isinf(s.to_numpy()))[0]]
             raise DataError(f"{symbol}: value {s[t]} at {t.date()}")
-        if asset_class not in LEVEL_CLASSES and (s <= 0).any():
-            t = s.index[np.flatnonzero((s <= 0).to_numpy())[0]]
-            raise DataError(f"{symbol}: non-positive price {s[t]} at {t.date()}")
+        if asset_class not in LEVEL_CLASSES and (s < MIN_PRICE).any():
+            t = s.index[np.flatnonzero((s < MIN_PRICE).to_numpy())[0]]
+            raise DataError(f"{symbol}: " + (f"non-positive price {s[t]}" if s[t] <= 0 else
+                            f"subnormal price {s[t]} (below {MIN_PRICE:.4g})")
+                            + f" at {t.date()}")
         self._series[symbol] = s
         self._class[symbol] = asset_class
         return self

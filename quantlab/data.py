@@ -44,6 +44,9 @@ __all__ = [
 
 PRICES = ("open", "high", "low", "close")
 BAR_VARS = (*PRICES, "volume")
+# the smallest price: the smallest normal double (2.2e-308); a subnormal one has lost
+# precision and sizes an order of infinitely many shares (the kernels' DBL_MIN)
+MIN_PRICE = float(np.finfo(np.float64).tiny)
 MISSING_TOKENS = {"", "null", "nan", "na", "n/a", "none", "-"}
 _PACKAGE_DIR = Path(__file__).parent
 
@@ -719,7 +722,10 @@ def _bar_message(code, vars_, v, bar, asset, time) -> str:
         return (head + f"partially missing bar ({', '.join(missing)} NaN while "
                 f"{', '.join(present)} set); a bar is complete or entirely NaN")
     if code == "nonpositive":
-        return head + f"non-positive price {vals[vars_[v]]:g}"
+        x = vals[vars_[v]]
+        return head + (f"non-positive price {x:g}" if x <= 0 else
+                       f"price {x:g} below the smallest normal double {MIN_PRICE:.4g} "
+                       "(subnormal: it has lost precision); quote it in a smaller unit")
     if code == "negative_volume":
         return head + f"negative volume {vals['volume']:g}"
     if code == "high_below_low":

@@ -42,7 +42,7 @@ from quantlab.backtesting import dispatch
 from quantlab.backtesting.options import BacktestOptions, last_valid
 from quantlab.backtesting.result import from_run
 from quantlab.calendar import bar_size, periods_for
-from quantlab.data import asset_names, io_error, load_csv, user_path, validate
+from quantlab.data import MIN_PRICE, asset_names, io_error, load_csv, user_path, validate
 from quantlab.engine.feeds import FeedError
 from quantlab.errors import DataError
 
@@ -731,9 +731,9 @@ class Deployment:
         k = self.options.history_needed()
         base, impact = self._stepper.slippage(self._buf.rows(max(0, len(self._buf) - k)),
                                               self._buf.times()[-k:], self._slip_prev)
-        eq, cash, pos, (col, size, price, fee, reason) = self._stepper.step(
-            self.state, self._buf.last(), target, base, impact)
         t = self._buf.last_time()
+        eq, cash, pos, (col, size, price, fee, reason) = self._stepper.step(
+            self.state, self._buf.last(), target, base, impact, when=t)
         self._rec["time"].append(t)
         self._rec["equity"].append(eq.copy())
         self._rec["cash"].append(cash.copy())
@@ -1881,11 +1881,11 @@ def _check_arrays(where, meta: dict, arrays: dict) -> None:
         if last.shape != (width,) or last.dtype.kind not in "fiu":
             raise _bad(where, f"array {key!r} must be {width} numbers, found {last.dtype} "
                               f"{last.shape}")
-        bad = np.flatnonzero(~(np.isnan(last) | (np.isfinite(last) & (last > 0))))
+        bad = np.flatnonzero(~(np.isnan(last) | (np.isfinite(last) & (last >= MIN_PRICE))))
         if bad.size:   # closes, as validate has them: a bad one changed every fill after
             raise _bad(where, f"array {key!r} holds {last[bad[0]]!r} for asset "
                               f"{(meta['universe'] or [None] * width)[bad[0]]!r}: a close "
-                              "is NaN or a finite price > 0")
+                              "is NaN or a finite price >= 2.2e-308 (a normal double)")
     for key in ("times", "record_times"):
         try:
             t = np.array(meta[key], dtype="datetime64[ns]")

@@ -603,7 +603,7 @@ def _clean_csv(path: Path, layout: str):
     cols = {c: table.column(use[c]).to_numpy() for c in keep}
     del table
     if not all(np.isfinite(v).all() for v in cols.values()) or (
-            "adj_close" in cols and not (cols["adj_close"] > 0).all()):
+            "adj_close" in cols and not (cols["adj_close"] >= _data.MIN_PRICE).all()):
         return None
     panels = [cols[v][:, None] if v in cols else None for v in _data.BAR_VARS]
     asset = _data._asset_name(path.name)

@@ -51,6 +51,9 @@ FAULTS = {
     "partial": lambda x: x.__setitem__((0, 9, 2), np.nan),
     "nonpositive": lambda x: x.__setitem__((2, 11, 0), 0.0),
     "negative_close": lambda x: x[:, 12, 3].__setitem__(slice(0, 4), -1.0),
+    # a subnormal price (below DBL_MIN) has lost precision: refused as a price <= 0 is
+    "subnormal_bar": lambda x: x[:, 12, 3].__setitem__(slice(0, 4), 1e-310),
+    "subnormal_volume_is_valid": lambda x: x.__setitem__((4, 12, 3), 5e-324),
     "high_below_low": lambda x: x.__setitem__((1, 13, 1), x[2, 13, 1] * 0.99),
     "close_above_high": lambda x: x.__setitem__((3, 14, 2), x[1, 14, 2] * 1.01),
     "open_below_low": lambda x: x.__setitem__((0, 15, 0), x[2, 15, 0] * 0.99),
@@ -99,8 +102,8 @@ def _plant(x, rng):
         x[v, t, a] = np.nan
     elif kind == 1:   # whole bar missing
         x[:, t, a] = np.nan
-    elif kind == 2:   # zero or negative value
-        x[v, t, a] = rng.choice([0.0, -1.0, -1e-300, -np.inf])
+    elif kind == 2:   # zero, negative or subnormal value (a subnormal volume is valid)
+        x[v, t, a] = rng.choice([0.0, -1.0, -1e-300, -np.inf, 1e-310, 5e-324])
     elif kind == 3:   # +inf (or -inf) anywhere
         x[v, t, a] = rng.choice([np.inf, -np.inf])
     elif kind == 4:   # high < low

@@ -380,7 +380,8 @@ def test_backtest_close_check_stops_at_the_twins_row(seed):
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (n, m)), axis=0))
     close[rng.random((n, m)) < 0.1] = np.nan
     for _ in range(rng.integers(1, 4)):
-        close[rng.integers(0, n), rng.integers(0, m)] = rng.choice([0.0, -1.0, np.inf, -np.inf])
+        close[rng.integers(0, n), rng.integers(0, m)] = rng.choice(
+            [0.0, -1.0, np.inf, -np.inf, 1e-310, 5e-324])
     cols = np.arange(m, dtype=np.intp)
     args = (close, close, np.full((n, m), 0.5), np.zeros((n, m)), np.zeros((n, m)), 0.0,
             cols, cols, m, 1e5, np.zeros(m), np.zeros(m), 1.0, 1.0, False, False)

@@ -44,14 +44,17 @@ def simulate(
     out: tuple[F64 | None, F64 | None, F64 | None, npt.NDArray[np.int8] | None, F64 | None]
     | None = None,
     keyed: bool = False,  # orders get a 7th array: each record's phase of its bar (int8)
-    check: bool = False,  # each bar's closes NaN or in (0, inf), else InvalidPrice
+    check: bool = False,  # each bar's closes NaN or in [DBL_MIN, inf), else InvalidPrice
     check_target: bool = False,  # each bar's targets NaN or in [-1, 1], else InvalidTarget
     acc_need: int = ...,  # metrics-only: the statistics kept (A_* bits; A_ALL: all)
 ) -> tuple[F64, F64 | None, F64 | None, Orders | KeyedOrders, npt.NDArray[np.int8], F64] | tuple[
     F64, F64]: ...
 
 class InvalidPrice(ValueError):
-    """simulate(check=True) met a close neither NaN nor a finite price > 0."""
+    """simulate(check=True) met a close neither NaN nor a finite price >= DBL_MIN (2.2e-308)."""
+
+class OrderOverflow(ValueError):
+    """An order at row args[0] sized no finite number of shares (equity / price overflowed)."""
 
 class InvalidTarget(ValueError):
     """simulate(check_target=True) met a target outside [-1, 1] (NaN passes)."""

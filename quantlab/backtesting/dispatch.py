@@ -16,7 +16,7 @@ from quantlab import _threads, _validate, metrics
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions, no_metric_dims
 from quantlab.calendar import periods_for
-from quantlab.data import BAR_VARS, time_asset as _panel, shifted, validate
+from quantlab.data import BAR_VARS, _fmt_time, time_asset as _panel, shifted, validate
 from quantlab.errors import DataError
 from quantlab.signals import check_events as _bool, from_entries_exits
 
@@ -340,7 +340,12 @@ def _by_accounts(args, kw, threads):
     columns, and the prices of their assets) and writes its columns of the one set of
     output panels (the kernel's ``out=``: nothing is copied or joined); its order records
     come keyed by phase, as a :class:`BlockOrders` that ``merge_orders`` joins in the
-    single call's order when first read."""
+    single call's order when first read.
+
+    Measured on 2 idle cores, 2 threads vs 1, MA crossovers: 2520 x 1000 1.59-1.60x
+    (make bench; 1.28x before the checks moved into the kernel and the join of the orders
+    was deferred), with stops 1.63x, 129,600 x 200 minute bars 1.33x, 200,000 x 40 1.14x,
+    1,000,000 x 4 1.02x (one call), 252 x 5000 1.22x, at 1.0-1.35x the CPU."""
     close, exec_px, target, base, impact, cap, asset, grp, m = args[:9]
     rest = args[9:]
     fees, fixed = rest[1], rest[2]
@@ -538,16 +543,15 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     refused = None
     try:
         if state is None and not opts.group:
-            # measured on 2 idle cores, 2 threads vs 1, MA crossovers: 2520 x 1000
-            # 1.59-1.60x (make bench; 1.28x before the checks moved into the kernel and
-            # the join of the orders was deferred), with stops 1.63x, 129,600 x 200
-            # minute bars 1.33x, 200,000 x 40 1.14x, 1,000,000 x 4 1.02x (one call),
-            # 252 x 5000 1.22x, at 1.0-1.35x the CPU
             out = _by_accounts(args, kw, threads)
         else:
             out = _k.simulate(*args, **kw)
     except (_k.InvalidPrice, _k.InvalidTarget) as e:
         refused = e
+    except _k.OrderOverflow as e:
+        r = int(e.args[0])
+        raise _overflow(ds["time"].values[r], args[0][r], ds["asset"].values,
+                        opts.init_cash) from None
     if refused is not None:   # named as the passes name it (no kernel traceback); the
         if unchecked is not None:         # signal first, as its pass ran first
             check_signal(unchecked, ds, labels=False)
@@ -557,6 +561,18 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     if state is not None and opts.metrics_only is None and first:
         out[3][0][:] -= first        # order times: the kernel counts bars from the start
     return Run(out, signal, ds, params, bool(opts.group), periods)
+
+
+def _overflow(when, close, assets, init_cash) -> DataError:
+    """The error of an order sized no finite number of shares on the bar at ``when``
+    (its ``close`` per asset): equity / price overflowed a double (1.8e308)."""
+    a = int(np.argmin(np.where(np.isnan(close), np.inf, close)))
+    at = "on this bar" if when is None else "at " + _fmt_time(when)
+    return DataError(
+        f"an order {at} sizes more than 1.8e308 shares (equity / price "
+        f"overflows a double): the smallest close that bar is {float(close[a]):.4g} for "
+        f"asset {str(assets[a])!r}, with init_cash {init_cash:g}; quote the prices in a "
+        "smaller unit or start with less cash")
 
 
 class Stepper:
@@ -666,7 +682,7 @@ class Stepper:
                 np.asarray(impact.values[-1], dtype=np.float64))
 
     def step(self, state, bar: dict, target: np.ndarray, base: np.ndarray,
-             impact: np.ndarray) -> tuple:
+             impact: np.ndarray, when=None) -> tuple:
         """Advance ``state`` (updated in place) by one bar.
 
         Parameters
@@ -680,6 +696,8 @@ class Stepper:
             Exposure per asset in [-1, 1]; NaN = keep the last target.
         base, impact : numpy.ndarray
             This bar's slippage (:meth:`slippage`).
+        when : datetime-like, optional
+            The bar's time, for error messages.
 
         Returns
         -------
@@ -715,13 +733,16 @@ class Stepper:
             kw = {**kw, "bars": tuple(row(bar[v]) if v in bar else close
                                       for v in ("open", "high", "low"))}
         o = self.opts
-        out = _k.simulate(
-            close, row(bar["open"]) if o.execution == "next_open" else close,
-            target.reshape(1, -1), row(base), row(impact), self._cap, self._asset,
-            self._group, self.n_groups, float(o.init_cash), self._fees, self._fixed,
-            float(o.max_leverage), float(o.max_position_size), o.rebalance == "daily",
-            o.execution == "next_open", float(o.dd_limit or 0.0), self._cooldown, False,
-            **kw, borrow=self._borrow, state=state,
-            margin=_margin(o, self._fixed, target, state))
+        try:
+            out = _k.simulate(
+                close, row(bar["open"]) if o.execution == "next_open" else close,
+                target.reshape(1, -1), row(base), row(impact), self._cap, self._asset,
+                self._group, self.n_groups, float(o.init_cash), self._fees, self._fixed,
+                float(o.max_leverage), float(o.max_position_size), o.rebalance == "daily",
+                o.execution == "next_open", float(o.dd_limit or 0.0), self._cooldown, False,
+                **kw, borrow=self._borrow, state=state,
+                margin=_margin(o, self._fixed, target, state))
+        except _k.OrderOverflow:   # the state is left part-way through the bar
+            raise _overflow(when, close[0], self.assets, o.init_cash) from None
         eq, cash, pos, (_, col, size, price, fee, reason), _, _ = out
         return eq[-1], cash[-1], pos[-1], (self._asset[col], size, price, fee, reason)

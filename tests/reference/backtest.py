@@ -315,6 +315,8 @@ class _Sim:
                         scale = self.max_leverage / self.gross[g]
                     d = order_size(self.e[c] * scale, eq, self.q[c], p,
                                    self.slip_base[t, j], self.fees[c], self.fixed_fees[c])
+                if not abs(d) < math.inf:            # equity / price overflowed
+                    raise OverflowError(t)
                 if abs(d) * p <= 1e-12 * abs(eq):
                     self.pending[c] = False
                     self.ev[c] = NAN
@@ -438,17 +440,18 @@ def simulate(close, exec_price, target, slip_base, impact, impact_cap, asset, gr
     """The kernel's arguments (a fresh run: ``state`` must be None); per bar: stops, resting limits, targets/events, equity
     at the execution prices (drawdown control, drained accounts), orders (sells before
     buys), then the close (borrow, margin calls) -- see backtest.pyx's docstring.
-    ``check``: the first row with a close neither NaN nor in (0, inf) raises;
+    ``check``: the first row with a close neither NaN nor in [DBL_MIN, inf) raises;
     ``check_target``: or with a float target outside [-1, 1] (to 1e-12), the close first."""
     assert state is None, "the twin runs whole panels (chunked runs: test_backtest_state)"
     c = np.asarray(close)
     with np.errstate(invalid="ignore"):
-        bad_px = ((c <= 0) | (c == np.inf)).any(axis=1) & check
+        bad_px = ((c < np.finfo(float).tiny) | (c == np.inf)).any(axis=1) & check
         bad_tg = np.zeros(len(c), dtype=bool)
         if check_target and not isinstance(target, tuple):
             bad_tg = (np.abs(np.asarray(target)) > 1.0 + 1e-12).any(axis=1)
     for r in np.flatnonzero(bad_px | bad_tg)[:1]:
-        raise ValueError(f"close at row {r}: a value is neither NaN nor a finite price > 0"
+        raise ValueError(f"close at row {r}: a value is neither NaN nor a finite price "
+                         ">= 2.2e-308"
                          if bad_px[r] else f"target at row {r}: a value is outside [-1, 1]")
     if isinstance(target, tuple):   # boolean (entries, exits): 1 entry, 0 exit, both nothing
         entries, exits = (np.asarray(x).astype(bool) for x in target)

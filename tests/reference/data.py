@@ -41,7 +41,7 @@ def check_bars(open_, high, low, close, volume):
                 return (1, nan[-1], t, a), has
             if 4 in roles and bar[4] < 0:
                 return (6, 4, t, a), has
-            bad = [v for v in roles if v != 4 and bar[v] <= 0]
+            bad = [v for v in roles if v != 4 and bar[v] < np.finfo(float).tiny]   # subnormal too
             if bad:
                 return (2, bad[0], t, a), has
             if 1 in roles and 2 in roles:
