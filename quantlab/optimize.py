@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import _validate, integrity
+from quantlab import _progress, _validate, integrity
 from quantlab._doc import fill
 from quantlab._threads import MAX_THREADS
 from quantlab.backtesting import backtest
@@ -820,8 +820,6 @@ def _sampler(strat, method, free, objectives, directions, seed, storage, study_n
 def _search(ev, sampler, fixed, n_trials, batch, client, desc, progress):
     """Ask, evaluate (dask, threads or inline) and tell until ``n_trials`` records:
     [(params, objective values, returns, headline)], a resumed study's trials first."""
-    from tqdm.auto import tqdm
-
     pool = None
     if client is not None:
         remote = client.scatter(ev, broadcast=True)
@@ -836,7 +834,7 @@ def _search(ev, sampler, fixed, n_trials, batch, client, desc, progress):
 
     records = []
     previous = sampler.previous()
-    bar = tqdm(total=n_trials, desc=desc, unit="trial", disable=not progress)
+    bar = _progress.bar(n_trials, desc, "trial", progress)
     try:
         for i in range(0, min(len(previous), n_trials), max(batch, 1)):   # resumed study
             ps = previous[i:i + max(batch, 1)][: n_trials - len(records)]
@@ -1133,15 +1131,13 @@ class WalkForwardOptimizer:
         >>> out.folds[["oos_start", "window"]].astype(str).values.tolist()[:2]
         [['2000-07-24', '21'], ['2000-10-03', '10']]
         """
-        from tqdm.auto import tqdm
-
         strat = resolve(strategy)
         _space(strat, param_bounds)        # refuse bad bounds before any fold
         data = load_data() if data is None else data
         t = data.time.values
         rows, results, segments = [], [], []
-        for i, (a, b, c) in enumerate(tqdm(self.fold_bounds(len(t)), desc="walk-forward",
-                                           unit="fold", disable=not self.progress)):
+        for i, (a, b, c) in enumerate(_progress.bar(self.fold_bounds(len(t)), "walk-forward",
+                                                    "fold", self.progress)):
             try:
                 res = optimize_strategy_parameters(
                     strat, param_bounds, data.isel(time=slice(0, b)), start_date=t[a],
@@ -1434,8 +1430,6 @@ class RegimeAdaptiveOptimizer:
         >>> ra.params
         {'early': {'window': 21}, 'late': {'window': 21}}
         """
-        from tqdm.auto import tqdm
-
         strat = resolve(strategy)
         _space(strat, param_bounds)        # refuse bad bounds before any search
         data = load_data() if data is None else data
@@ -1450,7 +1444,7 @@ class RegimeAdaptiveOptimizer:
                       start_date=start_date, end_date=end_date, **self.kw, **backtest_kw)
         results = {"*": optimize_strategy_parameters(strat, param_bounds, data, **common)}
         labels = [str(v) for v in np.unique(held.values) if v != ""]
-        for label in tqdm(labels, desc="regimes", disable=not self.progress):
+        for label in _progress.bar(labels, "regimes", "regime", self.progress):
             mask = (held == label).values
             if mask.sum() < max(self.min_bars, 3):   # fewer: no score, and the run failed
                 continue

@@ -6,7 +6,7 @@ import difflib
 import numpy as np
 import pandas as pd
 
-from quantlab import _validate, rolling, strategies
+from quantlab import _progress, _validate, rolling, strategies
 from quantlab.backtesting import backtest
 from quantlab.compat import ALIASES
 from quantlab.data import load as load_data
@@ -101,14 +101,12 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     >>> round(row["total_return"], 4), row["n_trades"]
     (-0.0041, 10)
     """
-    from tqdm.auto import tqdm
-
     ds = _validate.dataset("data", data) if data is not None else load_data()
     ds = ds.sel(time=slice(_validate.date("start", start), _validate.date("end", end)))
     symbols = _check_symbols(symbols, ds)
     names = _strategy_names(analysis_type)
     out = {s: {} for s in symbols}
-    for name in tqdm(names, desc="strategies", disable=not progress or len(names) < 2):
+    for name in _progress.bar(names, "strategies", "strategy", progress and len(names) > 1):
         if name == "correlation":
             r = simple_returns(ds["close"])
             matrix = r.to_pandas().corr()

@@ -71,7 +71,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from quantlab import __version__, _validate, _yaml, fmt
+from quantlab import __version__, _progress, _validate, _yaml, fmt
 from quantlab._validate import integer, number
 from quantlab._yaml import plain_loader, plain_scalar  # noqa: F401 -- cli.py's suite.plain_*
 from quantlab.data import available, checksum, io_error, user_path
@@ -1666,7 +1666,7 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
     client = _validate.client(client)
     prov = None if in_place else provenance()  # once per batch: git and checksum cost I/O
     payload, sources = _read_notebooks(runs, timeout)
-    bar = _progress(len(runs), log)
+    bar = _progress.bar(len(runs), "notebooks", "run", len(runs) > 1, file=log)
     opts = {"in_place": in_place, "render": render, "no_input": no_input,
             "self_contained": self_contained, "keep_notebooks": keep_notebooks}
 
@@ -1855,12 +1855,6 @@ def give_parameters(runs: list[Run], params: dict, where: str = "-p") -> None:
                              f"parameters cell (they set: {', '.join(sorted(known)) or 'none'})")
     for r in runs:
         r.parameters.update({k: v for k, v in params.items() if sets(takes[id(r)], k)})
-
-
-def _progress(n: int, log):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=n, desc="notebooks", unit="run", file=log, disable=n < 2)
 
 
 def _collect(run: Run, result: dict, out, prov, source, opts) -> None:

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import _validate
+from quantlab import _progress, _validate
 from quantlab._threads import MAX_THREADS
 from quantlab.backtesting import backtest
 from quantlab.backtesting.dispatch import as_dataset
@@ -180,10 +180,8 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
         return (_run_chunk, strat, d, keys, _combos(values, *ranges[i]), inputs, metrics,
                 backtest_kw)
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=n_parts, initial=n_parts - len(todo), desc=f"sweep {strat.name}",
-               unit="chunk", disable=not progress)
+    bar = _progress.bar(n_parts, f"sweep {strat.name}", "chunk", progress,
+                        initial=n_parts - len(todo))
     try:
         if client is not None:
             _run_on_client(client, todo, task, data, finished, bar)
