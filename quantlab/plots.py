@@ -1169,10 +1169,9 @@ def _drawdown_rows(r, capital) -> dict:
     top = _ts.drawdown_table(r, capital)
     last = pd.Timestamp(r["time"].values[-1])
     return {"ddtab": {"rank": list(range(1, len(top) + 1)),
-                      "start": [fmt.date(x) for x in top["start"]],
-                      "trough": [fmt.date(x) for x in top["trough"]],
-                      "recovery": [fmt.date(x) if pd.notna(x) else "not yet"
-                                   for x in top["recovery"]],
+                      "start": fmt.dates(top["start"]),
+                      "trough": fmt.dates(top["trough"]),
+                      "recovery": fmt.dates(top["recovery"], missing="not yet"),
                       "depth": top["depth"].to_numpy(), "length": top["length"].to_numpy(),
                       "depth_s": [fmt.metric("depth", x) for x in top["depth"]],
                       "length_s": [fmt.metric("length", x) for x in top["length"]]},
@@ -1222,8 +1221,8 @@ def _trade_rows(trades) -> dict:
         return cols
     tr = _ts.trade_list(trades)
     cols["asset"] = [_html.escape(a) for a in tr["asset"]]
-    cols["entry"] = [fmt.date(x) for x in tr["entry_time"]]
-    cols["exit"] = [fmt.date(x) if pd.notna(x) else "open" for x in tr["exit_time"]]
+    cols["entry"] = fmt.dates(tr["entry_time"])
+    cols["exit"] = fmt.dates(tr["exit_time"], missing="open")
     cols["ret"] = tr["return"].to_numpy(float)
     cols["ret_s"] = [fmt.metric("trade_return", x) for x in cols["ret"]]
     cols["pnl"] = tr["pnl"].to_numpy(float)

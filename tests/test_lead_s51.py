@@ -128,3 +128,24 @@ def test_a_deployment_step_names_the_overflowing_order():
                                            r"1.8e308 shares .* 1e-304 for asset 'A'"):
         st.step(state, bar, np.array([1.0, 0.0]), base, impact,
                 when=pd.Timestamp("2024-01-02"))
+
+
+@pytest.mark.parametrize("tz", [None, "America/New_York"])
+def test_dates_formats_as_the_scalar_strftime(tz):
+    # fmt.dates (the tear sheet's trade and drawdown tables) against strftime one by one
+    from quantlab import fmt
+
+    rng = np.random.default_rng(5)
+    ns = rng.integers(pd.Timestamp("1700-01-01").value, pd.Timestamp("2200-01-01").value,
+                      3000)
+    ns[::3] -= ns[::3] % (86400 * 10**9)          # midnights: the date alone
+    t = pd.DatetimeIndex(ns).tz_localize("UTC")
+    t = t.tz_convert(tz) if tz else t.tz_localize(None)
+    vals = list(t) + [pd.NaT]
+
+    def one(x):
+        return ("open" if pd.isna(x) else x.strftime("%Y-%m-%d") if x == x.normalize()
+                else x.strftime("%Y-%m-%d %H:%M"))
+    assert fmt.dates(vals, missing="open") == [one(x) for x in vals]
+    assert fmt.dates([]) == []
+    assert [fmt.date(x) for x in vals[:50]] == fmt.dates(vals[:50])
