@@ -587,7 +587,10 @@ def _guards(returns: np.ndarray, best: int) -> tuple[float, float, np.ndarray]:
     rows = np.isfinite(returns).all(axis=1)
     x = returns[rows]
     with np.errstate(invalid="ignore", divide="ignore"):
-        sr = x.mean(0) / x.std(0, ddof=1)
+        mean, sd = x.mean(0), x.std(0, ddof=1)
+        # a trial that never traded earned nothing: a Sharpe ratio of 0, and one of the N
+        # trials tried (its 0/0 was dropped, deflating by fewer trials than were run)
+        sr = np.where((sd == 0) & (mean == 0), 0.0, mean / sd)
     try:
         dsr = integrity.deflated_sharpe_ratio(x[:, best], trial_sharpes=sr)
     except ValueError:

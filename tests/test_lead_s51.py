@@ -149,3 +149,21 @@ def test_dates_formats_as_the_scalar_strftime(tz):
     assert fmt.dates(vals, missing="open") == [one(x) for x in vals]
     assert fmt.dates([]) == []
     assert [fmt.date(x) for x in vals[:50]] == fmt.dates(vals[:50])
+
+
+def test_a_search_deflates_by_its_trials_that_never_traded():
+    # optimize._guards: a flat trial's Sharpe is 0/0; it was dropped from the N trials
+    # (and their variance), so the DSR deflated by fewer trials than the search ran
+    from quantlab import integrity, optimize
+
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.normal(0.001, 0.01, 500), rng.normal(0, 0.01, 500),
+                         np.zeros(500), np.zeros(500), rng.normal(0.0005, 0.01, 500)])
+    dsr, _, _ = optimize._guards(x, 0)
+    sr = x.mean(0) / np.where(x.std(0, ddof=1) == 0, np.inf, x.std(0, ddof=1))
+    assert sr[2] == sr[3] == 0
+    want = integrity.deflated_sharpe_ratio(x[:, 0], n_trials=5,
+                                           trials_sharpe_variance=float(sr.var(ddof=1)))
+    assert dsr == pytest.approx(want, rel=1e-12)
+    dropped = integrity.deflated_sharpe_ratio(x[:, 0], trial_sharpes=sr[[0, 1, 4]])
+    assert abs(dsr - dropped) > 1e-3
