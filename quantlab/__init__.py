@@ -3,7 +3,7 @@
 Submodules are imported on first use (PEP 562) so ``import quantlab`` stays fast;
 ``ql.data``, ``ql.plots``, ``ql.suite`` ... load numpy/xarray/bokeh when touched.
 """
-from importlib import import_module
+from importlib import import_module as _import_module
 
 from quantlab.errors import DataError
 
@@ -27,11 +27,11 @@ __all__ = ["DataError", "__version__", *sorted(_SUBMODULES), *sorted(_ATTRS)]
 
 def __getattr__(name):
     if name in _SUBMODULES:
-        module = import_module(f"quantlab.{name}")
+        module = _import_module(f"quantlab.{name}")
         globals()[name] = module
         return module
     if name in _ATTRS:
-        value = getattr(import_module(f"quantlab.{_ATTRS[name]}"), name)
+        value = getattr(_import_module(f"quantlab.{_ATTRS[name]}"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'quantlab' has no attribute {name!r}")

@@ -167,3 +167,9 @@ def test_a_search_deflates_by_its_trials_that_never_traded():
     assert dsr == pytest.approx(want, rel=1e-12)
     dropped = integrity.deflated_sharpe_ratio(x[:, 0], trial_sharpes=sr[[0, 1, 4]])
     assert abs(dsr - dropped) > 1e-3
+
+
+def test_the_package_namespace_holds_only_its_public_names():
+    # `from importlib import import_module` showed as ql.import_module in tab completion
+    public = {n for n in dir(ql) if not n.startswith("_")}
+    assert public <= set(ql.__all__) | {"errors"}, public - set(ql.__all__)
