@@ -734,12 +734,19 @@ cdef class _Sim:
     cdef inline int fill_(self, Py_ssize_t r, Py_ssize_t c, double d, double pe,
                           double bp, double tiny, double ref, double mark, double* live,
                           bint forced, int reason, double* paid) noexcept nogil:
-        """``fill`` on column c's account at bar r."""
+        """``fill`` on column c's account at bar r; -1 (``overflow`` set) when the
+        position it leaves is not a finite number of shares: equity / price overflowed
+        (a price near DBL_MIN, or cash near DBL_MAX), or an order sized inf shares
+        (size=inf, "all it can buy", at such a price): simulate raises OrderOverflow."""
         cdef Py_ssize_t g = self.group[c]
-        return fill(&self.orders, self.extra, self.metrics_only, self.t0 + r, c, g, d, pe,
-                    self.fees[c], self.fixed[c], bp, tiny, ref, mark, live, forced,
-                    &self.cash[g], &self.q[c], &self.entry[c], &self.extreme[c], reason,
-                    paid)
+        cdef int code = fill(&self.orders, self.extra, self.metrics_only, self.t0 + r, c, g,
+                             d, pe, self.fees[c], self.fixed[c], bp, tiny, ref, mark, live,
+                             forced, &self.cash[g], &self.q[c], &self.entry[c],
+                             &self.extreme[c], reason, paid)
+        if not fabs(self.q[c]) < INFINITY:
+            self.overflow = True
+            return -1
+        return code
 
     cdef int close_out(self, Py_ssize_t r, Py_ssize_t c, double price, double sl,
                        double* live, int reason, double* paid) noexcept nogil:
@@ -993,11 +1000,6 @@ cdef class _Sim:
             self.lim_px[c] = NAN   # a new order replaces a resting one
         forced = self.drained[g] or (self.dd_limit > 0 and self.halted[r, g])
         d = self.shares(r, c, g, p, forced, &scale)
-        if not fabs(d) < INFINITY:
-            # equity / price overflowed (a price near DBL_MIN, or cash near DBL_MAX):
-            # no number of shares to trade; simulate raises OrderOverflow
-            self.overflow = True
-            return -1
         if fabs(d) * p <= 1e-12 * fabs(self.eq[g]):
             want = self.e[c] * scale * self.eq[g] - self.q[c] * p   # value to trade
             if (self.fixed[c] > 0 and not forced and not self.use_events

@@ -372,7 +372,17 @@ assert set(_LOADERS) == set(_SETS)
 
 # --------------------------------------------------------------------------- validation
 
-def _fmt_time(t) -> str:
+def time_label(t) -> str:
+    """A timestamp as error messages name it: its date at midnight, else in full
+    (seconds included, unlike the tables' ``fmt.date``). Not in ``__all__``: for
+    quantlab's modules.
+
+    Examples
+    --------
+    >>> from quantlab.data import time_label
+    >>> time_label("2024-01-02"), time_label("2024-01-02 09:30:05")
+    ('2024-01-02', '2024-01-02 09:30:05')
+    """
     t = pd.Timestamp(t)
     return str(t.date()) if t == t.normalize() else str(t)
 
@@ -713,7 +723,7 @@ def asset_names(what: str, names) -> list:
 
 def _bar_message(code, vars_, v, bar, asset, time) -> str:
     vals = dict(zip(vars_, bar))
-    head = f"{vars_[v]!r} of asset {asset!r} at {_fmt_time(time)}: "
+    head = f"{vars_[v]!r} of asset {asset!r} at {time_label(time)}: "
     if code == "infinite":
         return head + "infinite value"
     if code == "partial":
@@ -758,11 +768,11 @@ def check_time(index: pd.Index, where: str) -> None:
         raise DataError(f"{where}missing timestamp (NaT) at position "
                         f"{int(np.flatnonzero(index.isna())[0])}")
     if index.has_duplicates:
-        raise DataError(f"{where}duplicate timestamp {_fmt_time(index[index.duplicated()][0])}")
+        raise DataError(f"{where}duplicate timestamp {time_label(index[index.duplicated()][0])}")
     if not index.is_monotonic_increasing:
         i = int(np.flatnonzero(np.diff(index.asi8) < 0)[0])
-        raise DataError(f"{where}timestamps not sorted: {_fmt_time(index[i + 1])} comes "
-                        f"after {_fmt_time(index[i])}")
+        raise DataError(f"{where}timestamps not sorted: {time_label(index[i + 1])} comes "
+                        f"after {time_label(index[i])}")
 
 
 # --------------------------------------------------------------------------- returns
@@ -1657,7 +1667,7 @@ def _long_frames(raw: pd.DataFrame, path: Path) -> dict[str, pd.DataFrame]:
         rows = raw[dup]
         a, t = rows["asset"].iloc[0], rows.index[0]
         same = rows[(rows["asset"] == a) & (rows.index == t)]["_line"]
-        raise DataError(f"{path}: asset {a!r} at {_fmt_time(t)} appears in data rows "
+        raise DataError(f"{path}: asset {a!r} at {time_label(t)} appears in data rows "
                         f"{', '.join(map(str, same))} (asset names compared after stripping "
                         "spaces, in Unicode NFC form); one row per asset and date")
     fast = _long_bars(raw)
@@ -1739,7 +1749,7 @@ def _numeric_bars(raw: pd.DataFrame, path: Path, asset: str) -> pd.DataFrame:
         i = int(np.flatnonzero(partial.to_numpy())[0])
         row = nan.iloc[i]
         raise DataError(f"{path}: data row {line[i]}: asset {asset!r} at "
-                        f"{_fmt_time(df.index[i])}: partially missing bar "
+                        f"{time_label(df.index[i])}: partially missing bar "
                         f"({', '.join(row.index[row])} NaN while "
                         f"{', '.join(row.index[~row])} set); a bar is complete or entirely NaN")
     # the bar rules on the values as written, so the message can name the data row
@@ -1758,18 +1768,18 @@ def _numeric_bars(raw: pd.DataFrame, path: Path, asset: str) -> pd.DataFrame:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DataError(f"{path}: data row {line[i]}: 'adj_close' of asset {asset!r} at "
-                            f"{_fmt_time(df.index[i])}: adjusted close {adj[i]:g} is not a "
+                            f"{time_label(df.index[i])}: adjusted close {adj[i]:g} is not a "
                             "positive number")
     idx = df.index
     if idx.has_duplicates:
         d = idx.duplicated(keep=False)
         rows = line[d & (idx == idx[d][0])]
         raise DataError(f"{path}: asset {asset!r}: duplicate timestamp "
-                        f"{_fmt_time(idx[d][0])} (data rows {', '.join(map(str, rows))})")
+                        f"{time_label(idx[d][0])} (data rows {', '.join(map(str, rows))})")
     if not idx.is_monotonic_increasing:
         i = int(np.flatnonzero(np.diff(idx.asi8) < 0)[0])
         raise DataError(f"{path}: data row {line[i + 1]}: asset {asset!r}: timestamps not "
-                        f"sorted: {_fmt_time(idx[i + 1])} comes after {_fmt_time(idx[i])}")
+                        f"sorted: {time_label(idx[i + 1])} comes after {time_label(idx[i])}")
     return df
 
 

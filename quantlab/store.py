@@ -1079,9 +1079,9 @@ def _new_times(staged: list, committed: np.ndarray) -> np.ndarray:
             pos = np.minimum(np.searchsorted(committed, old), n_old - 1)
             miss = np.flatnonzero(committed[pos] != old)
             if miss.size:
-                raise DataError(f"{r.file}: asset {r.asset!r} at {_data._fmt_time(old[miss[0]])}"
+                raise DataError(f"{r.file}: asset {r.asset!r} at {_data.time_label(old[miss[0]])}"
                                 f": a bar before the store's last time "
-                                f"{_data._fmt_time(end)} at a time the store does not hold; a "
+                                f"{_data.time_label(end)} at a time the store does not hold; a "
                                 "store grows at its end only (ingest into a new store)")
         later = np.asarray(t[t > end])
         if later.size:
@@ -1119,7 +1119,7 @@ def _check_overlap(store: str, state: dict, staged: list, recs: dict,
                     i, j = map(int, np.argwhere(bad)[0])
                     a = assets[a0 + j]
                     raise DataError(
-                        f"{recs[a].file}: asset {a!r} at {_data._fmt_time(tb[i])}: {v} is "
+                        f"{recs[a].file}: asset {a!r} at {_data.time_label(tb[i])}: {v} is "
                         f"{got[k][i, j]:g} in the file but {have[i, j]:g} in the store "
                         f"{store} (NaN = no bar); ingest only adds bars after the store's "
                         "end: put changed history in a new store")

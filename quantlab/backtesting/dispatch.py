@@ -16,7 +16,7 @@ from quantlab import _threads, _validate, metrics
 from quantlab._kernels import backtest as _k
 from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions, no_metric_dims
 from quantlab.calendar import periods_for
-from quantlab.data import BAR_VARS, _fmt_time, time_asset as _panel, shifted, validate
+from quantlab.data import BAR_VARS, shifted, time_asset as _panel, time_label, validate
 from quantlab.errors import DataError
 from quantlab.signals import check_events as _bool, from_entries_exits
 
@@ -567,7 +567,7 @@ def _overflow(when, close, assets, init_cash) -> DataError:
     """The error of an order sized no finite number of shares on the bar at ``when``
     (its ``close`` per asset): equity / price overflowed a double (1.8e308)."""
     a = int(np.argmin(np.where(np.isnan(close), np.inf, close)))
-    at = "on this bar" if when is None else "at " + _fmt_time(when)
+    at = "on this bar" if when is None else "at " + time_label(when)
     return DataError(
         f"an order {at} sizes more than 1.8e308 shares (equity / price "
         f"overflows a double): the smallest close that bar is {float(close[a]):.4g} for "

@@ -150,6 +150,8 @@ class _Sim:
         elif q0 == 0 or (q0 > 0) != (q1 > 0):
             self.entry[c] = self.extreme[c] = ref
         self.book(t, c, d, pe, fee, reason)
+        if not abs(q1) < math.inf:                        # equity / price overflowed
+            raise OverflowError(t)
         return (2 if drained else 0), fee
 
     def close_out(self, t, c, price, sl, reason):
@@ -315,8 +317,6 @@ class _Sim:
                         scale = self.max_leverage / self.gross[g]
                     d = order_size(self.e[c] * scale, eq, self.q[c], p,
                                    self.slip_base[t, j], self.fees[c], self.fixed_fees[c])
-                if not abs(d) < math.inf:            # equity / price overflowed
-                    raise OverflowError(t)
                 if abs(d) * p <= 1e-12 * abs(eq):
                     self.pending[c] = False
                     self.ev[c] = NAN
