@@ -39,7 +39,7 @@ from quantlab.errors import DataError
 
 __all__ = [
     "DataError", "available", "load", "load_csv", "validate", "returns", "as_of",
-    "data_dir", "checksum",
+    "data_dir", "checksum", "CARRY_BARS", "carried",
 ]
 
 PRICES = ("open", "high", "low", "close")
@@ -816,6 +816,41 @@ def returns(x, dim: str = "time"):
     if a.ndim not in (1, 2):
         raise ValueError(f"returns: expected a 1-D or 2-D array (time first), got {a.ndim}-D")
     return time_major(_k.simple_returns, a, time_axis=0)
+
+
+CARRY_BARS = 5   # bars a missing close is carried (a holiday, a short halt), no longer
+
+
+def carried(close: xr.DataArray, dim: str = "time") -> xr.DataArray:
+    """The last close carried over missing bars for at most ``CARRY_BARS`` (5) bars.
+
+    A missing bar (NaN = no bar) inside a short gap (a holiday, a halt of a few bars)
+    takes the last valid close; beyond ``CARRY_BARS`` bars without a close (an asset
+    delisted or halted longer) the price is NaN again, so nothing computed from it
+    treats a frozen price as a live one. The strategies and
+    ``ql.ensemble.detect_regimes`` read prices through it (returns do not:
+    ``ql.data.returns`` measures the bar after any gap from the last valid price).
+
+    Parameters
+    ----------
+    close : xarray.DataArray
+        Prices with a ``dim`` dimension (NaN: no bar).
+    dim : str, default 'time'
+        The time dimension.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``close.ffill(dim, limit=CARRY_BARS)``: the same shape.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, quantlab as ql
+    >>> x = xr.DataArray([1.0, np.nan, 2.0] + [np.nan] * 6, dims="time")
+    >>> ql.data.carried(x).values
+    array([ 1.,  1.,  2.,  2.,  2.,  2.,  2.,  2., nan])
+    """
+    return close.ffill(dim, limit=CARRY_BARS)
 
 
 def shifted(x: xr.DataArray, n: int = 1, dim: str = "time", **kw) -> xr.DataArray:

@@ -20,7 +20,8 @@ from quantlab import _validate, rolling
 from quantlab import strategies as registry
 from quantlab._doc import fill
 from quantlab.backtesting import backtest
-from quantlab.data import returns, shifted
+# CARRY_BARS lived here before quantlab.data: ensemble.CARRY_BARS still names it
+from quantlab.data import CARRY_BARS, carried, returns, shifted  # noqa: F401
 from quantlab.risk import risk_parity_weights
 
 __all__ = ["ALLOCATIONS", "Ensemble", "detect_regimes", "create_unconventional_ensemble",
@@ -44,9 +45,6 @@ Parameters
 ds : xarray.Dataset
     Prices on (time, asset).""",
 }
-
-
-CARRY_BARS = 5   # bars a missing close is carried in detect_regimes' universe
 
 
 def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
@@ -95,7 +93,7 @@ def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
     # delisted asset stayed in the universe for ever with return 0 (the market's return
     # 1/N too small) and its stale close in the breadth. Known at t (a delisting is not:
     # at t it is a gap like a halt's)
-    close = close.ffill("time", limit=CARRY_BARS)
+    close = carried(close)
     mkt = returns(close).mean("asset")
     index = (1 + mkt.fillna(0.0)).cumprod("time")
     vol = rolling.std(mkt, window)

@@ -32,6 +32,8 @@ import abc
 
 import numpy as np
 
+from quantlab.data import CARRY_BARS
+
 __all__ = ["LiveSignal", "Rows", "Returns", "rank_last", "rolling_last"]
 
 
@@ -157,7 +159,9 @@ class Returns:
     """Simple returns bar by bar, as ``ql.data.returns`` over the whole feed:
     r_t = p_t / p_last - 1, p_last the last valid price before t (a gap is bridged by the
     first bar after it); NaN where p_t is NaN or no earlier price exists. ``last`` is the
-    forward-filled price (pandas ``ffill``).
+    last valid price (pandas ``ffill``), ``carried`` the price ``ql.data.carried`` gives
+    (carried at most ``CARRY_BARS`` bars), ``gone`` where an asset that had a price has
+    none within them (delisted, or halted longer).
 
     Examples
     --------
@@ -169,10 +173,13 @@ class Returns:
     array([0.1, 0.2])
     >>> r.last
     array([110.,   6.])
+    >>> for _ in range(6): _ = r.push(np.array([np.nan, 7.0]))
+    >>> r.carried, r.gone
+    (array([nan,  7.]), array([ True, False]))
     """
 
     def __init__(self):
-        self.last = None
+        self.last = self.age = None     # age: bars since the last valid price (0: now)
 
     def push(self, price: np.ndarray) -> np.ndarray:
         """The returns at a new bar; updates ``last``.
@@ -196,10 +203,24 @@ class Returns:
         price = np.asarray(price, dtype=np.float64)
         if self.last is None:
             self.last = np.full(price.shape, np.nan)
+            self.age = np.zeros(price.shape, dtype=np.int64)
         with np.errstate(all="ignore"):   # NaN = no bar; no warning for it
             r = price / self.last - 1.0
-        self.last = np.where(np.isnan(price), self.last, price)
+        missing = np.isnan(price)
+        self.last = np.where(missing, self.last, price)
+        self.age = np.where(missing, self.age + 1, 0)
         return r
+
+    @property
+    def carried(self) -> np.ndarray:
+        """The last valid price where it is at most ``CARRY_BARS`` bars old, else NaN:
+        ``ql.data.carried``'s row at the last bar pushed."""
+        return np.where(self.age <= CARRY_BARS, self.last, np.nan)
+
+    @property
+    def gone(self) -> np.ndarray:
+        """Assets that had a price but none in the last ``CARRY_BARS`` + 1 bars."""
+        return ~np.isnan(self.last) & (self.age > CARRY_BARS)
 
 
 def rank_last(window: np.ndarray, minp: int = 1) -> np.ndarray:
