@@ -42,7 +42,8 @@ from quantlab.backtesting import dispatch
 from quantlab.backtesting.options import BacktestOptions, last_valid
 from quantlab.backtesting.result import from_run
 from quantlab.calendar import bar_size, periods_for
-from quantlab.data import MIN_PRICE, asset_names, io_error, load_csv, user_path, validate
+from quantlab.data import (CARRY_BARS, MIN_PRICE, asset_names, io_error, load_csv,
+                           user_path, validate)
 from quantlab.engine.feeds import FeedError
 from quantlab.errors import DataError
 
@@ -374,8 +375,9 @@ class Deployment:
         self._live = self._new_live()
         self._live_out = None
         keep = self._history_needed()
-        # enough for the next bar's window, whatever its phase (None: all history)
-        self._buf = _Bars(None if keep is None else keep + self.strategy.period)
+        # enough for the next bar's window, whatever its phase, and the bars before it a
+        # carried close comes from (_lead; None: all history)
+        self._buf = _Bars(None if keep is None else keep + self._lead())
         self._last_px = None            # the last valid close per asset
         # per asset, the last valid close before the buffered bars, and before the
         # slippage window's first row: ql.data.returns measures the return across a gap
@@ -548,21 +550,33 @@ class Deployment:
         self._last_px = close.copy() if self._last_px is None else \
             np.where(np.isnan(close), self._last_px, close)
 
+    def _lead(self) -> int:
+        """Bars a trailing window starts before its ``history_start``: whole rebalance
+        periods (the phase kept), more than ``CARRY_BARS`` (a close carried into the
+        window, ``ql.data.carried``, then ends before ``history_start``)."""
+        p = self.strategy.period
+        return p * (CARRY_BARS // p + 1)
+
     def _trailing(self, start: int) -> tuple:
         """(rows, times) of the trailing window from bar ``start`` (over all bars seen):
-        the buffered bars from ``period`` bars before it (the rebalance phase kept), the
-        close of the bar before it set to each asset's last valid close before it. So
-        the window's returns and forward-filled closes from ``start`` on are the full
-        history's, across a gap that began before it too (``warmup`` counts bars as if
-        there were none); by the warmup, nothing else in those bars reaches the signal
-        at the last one. Views of the buffer but that close (one copy)."""
+        the buffered bars from ``_lead()`` bars before it, the close of the first of them
+        set to each asset's last valid close up to it. So the window's returns and
+        carried closes (``ql.data.carried``) from ``start`` on are the full history's,
+        across a gap that began before it too (``warmup`` counts bars as if there were
+        none): that close, carried at most ``CARRY_BARS`` bars, ends before ``start``
+        as in the full history, and the bars after it are the real ones. (Before, the
+        close sat on the bar just before ``start``: a close carried from there reached
+        5 bars past ``start``, where the full history's, from an older bar, had ended.)
+        By the warmup, nothing else in those bars reaches the signal at the last one.
+        Views of the buffer but that close (one copy)."""
         i, p = start - self._first, self.strategy.period
-        if i < p:    # the buffer holds every bar since the first: start is 0
+        q = min(self._lead(), i - i % p)    # fewer: the buffer starts at bar 0 (or an
+        if q <= 0:                          # older checkpoint's smaller buffer)
             return self._buf.rows(max(0, i)), self._buf.times()[max(0, i):]
-        rows = self._buf.rows(i - p)
+        rows = self._buf.rows(i - q)
         rows["close"] = rows["close"].copy()
-        rows["close"][p - 1] = last_valid(self._buf.rows()["close"][:i], self._prev_close)
-        return rows, self._buf.times()[i - p:]
+        rows["close"][0] = last_valid(self._buf.rows()["close"][:i - q + 1], self._prev_close)
+        return rows, self._buf.times()[i - q:]
 
     def _window(self, start: int) -> xr.Dataset:
         """The trailing window from bar ``start`` (:meth:`_trailing`) as one Dataset."""

@@ -101,7 +101,7 @@ def test_ring_buffer_window_after_many_wraparounds_is_the_last_bars():
     dep = ql.deploy(s, history=ds.isel(time=slice(0, 20)))
     dep.replay(ds.isel(time=slice(20, None)))
     keep = len(dep._buf)
-    assert keep == dep._history_needed() + s.period < 64   # far fewer than the 400 bars
+    assert keep == dep._history_needed() + dep._lead() < 64   # far fewer than the 400 bars
     w = dep._window(dep._seen - keep)
     xr.testing.assert_identical(
         w, ds.isel(time=slice(-keep, None)).drop_vars([]).reset_coords(drop=True))
