@@ -25,11 +25,12 @@ WINDOW = 20                     # the slippage std's window
 # longer than the deployment's buffer
 GAPS = {"replay": (220, 280), "from_history": (160, 230), "past_buffer": (210, 360)}
 MODELS = ("volume_based", "adaptive")
-# warmups of 25-41 bars, buffers of 26-91: the gaps (60-150 bars) are longer but for
-# "replay" under cross_sectional_momentum's per-bar buffer (91)
+# warmups of 21-26 bars, buffers of 31-58: the gaps (60-150 bars) are longer. Momentum's
+# lookback (40 before session 51) leaves it a score after the 150-bar gap: its closes are
+# carried at most CARRY_BARS bars, so it is not scored until t - lookback is past the gap
 STRATEGIES = {
     "volatility_regime": PARAMS,
-    "cross_sectional_momentum": {"lookback": 40, "skip": 5, "hold": 5},  # period 5, ffill
+    "cross_sectional_momentum": {"lookback": 20, "skip": 5, "hold": 5},  # period 5, carried
     "liquidity_timing": {"window": 5, "lookback": 20},                   # volume too
     "attention": {"window": 20, "hold": 5, "threshold": 1.0},  # open, high, low, volume
 }

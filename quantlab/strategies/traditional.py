@@ -6,7 +6,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, rolling
-from quantlab.data import as_of, load, returns, shifted
+from quantlab.data import as_of, carried, load, returns, shifted
 from quantlab.errors import DataError
 from quantlab.strategies import Strategy, register
 from quantlab.strategies._live import LiveSignal, Returns, Rows, rank_last, rolling_last
@@ -21,6 +21,17 @@ def _on_rebalance_days(sig: xr.DataArray, every: int) -> xr.DataArray:
     between, so positions change at most once per period."""
     keep = (np.arange(sig.sizes["time"]) % every) == 0
     return sig.where(xr.DataArray(keep, dims="time", coords={"time": sig.time}))
+
+
+def _listed(close: xr.DataArray, lag: int = 0) -> xr.DataArray:
+    """Whether each asset had a close at or before ``t - lag`` (False before that).
+
+    With :func:`ql.data.carried <quantlab.data.carried>`: an asset listed whose carried
+    close is NaN is beyond the carry limit (delisted, or halted more than
+    ``CARRY_BARS`` bars); the strategies leave it out of their cross-sections and give
+    it 0, so a position in it is closed at its next bar, if it has one (a backtest
+    fills nothing on a bar without a close: the target waits for one)."""
+    return shifted(close.notnull().cumsum("time") > 0, lag, fill_value=False)
 
 
 # ---- per-bar signals for deployments (issue #27; the protocol: strategies/_live.py).
@@ -46,22 +57,26 @@ def _cross_rank(x: np.ndarray) -> np.ndarray:
 
 
 class _MomentumLive(LiveSignal):
-    """cross_sectional_momentum: p[t-skip] / p[t-lookback] - 1 of the forward-filled
-    closes, ranked across assets on rebalance bars (i % hold == 0), NaN between."""
+    """cross_sectional_momentum: p[t-skip] / p[t-lookback] - 1 of the carried closes
+    (``ql.data.carried``; none at t: no score), ranked across assets on rebalance bars
+    (i % hold == 0), NaN between; 0 without a score for an asset listed by t-lookback."""
 
     def __init__(self, lookback, skip, quantile, hold):
         self.skip, self.q, self.hold = skip, quantile, hold
         self.ret, self.closes = Returns(), Rows(lookback + 1)
+        self.listed = Rows(lookback + 1)
 
     def update(self, i, time, rows):
         self.ret.push(rows["close"])
-        w = self.closes.push(self.ret.last)
+        w = self.closes.push(self.ret.carried)
+        listed = self.listed.push(~np.isnan(self.ret.last))
         if i % self.hold or len(w) < self.closes.k:
             return _full(w.shape[1])
-        score = w[-1 - self.skip] / w[0] - 1
+        with np.errstate(invalid="ignore"):
+            score = np.where(np.isnan(w[-1]), np.nan, w[-1 - self.skip] / w[0] - 1)
         rank = _cross_rank(score)
         sig = np.where(rank > 1 - self.q, 1.0, np.where(rank <= self.q, -1.0, 0.0))
-        return np.where(np.isnan(score), np.nan, sig)
+        return np.where(np.isnan(score), np.where(listed[0] > 0, 0.0, np.nan), sig)
 
 
 class _PercentileLive(LiveSignal):
@@ -155,8 +170,8 @@ class _FactorLive(LiveSignal):
     becomes usable (or, with lag 0 on a month's last day, with that month's close).
 
     The monthly excess returns of the completed months are kept as they complete (the
-    last forward-filled close of each calendar month, as ``resample("ME").last()`` of
-    the filled closes; a month without bars has no close); a new usable month costs one
+    last close of each calendar month, as ``resample("ME").last()``; a month without a
+    close of the asset has none); a new usable month costs one
     OLS per distinct NaN pattern over its ``beta_window`` months (the solution
     ``np.linalg.lstsq`` gives on the rows ``FactorMomentum._parts`` fits, for all assets
     of a pattern at once). Kept: the months of the next window and those not yet usable,
@@ -173,18 +188,19 @@ class _FactorLive(LiveSignal):
         self.direction = np.sign(np.log1p(frame).rolling(lookback).sum()).to_numpy()
         self.rf = f["rf"].to_numpy() if "rf" in f else None
         self.bw, self.lag = beta_window, np.timedelta64(release_lag, "D")
-        self.month = self.first = self.last = self.prev = None
+        self.month = self.first = self.last = self.prev = None   # last: the month's
+        self.ret = Returns()              # last close so far; ret: which assets are gone
         self.excess = {}                  # factor row -> excess returns of that month
         self.key = self.out = None
 
     def _complete(self, mt):
-        """Close the calendar months before ``mt``: the current one with the last filled
-        close, the empty ones between without a close (NaN returns)."""
+        """Close the calendar months before ``mt``: the current one with its last close,
+        the empty ones between without a close (NaN returns)."""
         close = self.last
         for m in range(self.month, mt):
             self._store(m, close)
             self.prev, close = close, _full(close.shape[0])
-        self.month = mt
+        self.month, self.last = mt, close
 
     def _store(self, m, close):
         row = np.searchsorted(self.months, m)
@@ -198,6 +214,7 @@ class _FactorLive(LiveSignal):
 
     def update(self, i, time, rows):
         close = np.asarray(rows["close"], dtype=np.float64)
+        self.ret.push(close)
         t = np.datetime64(time, "ns")
         mt = int(_month(t))
         if self.month is None:
@@ -213,14 +230,14 @@ class _FactorLive(LiveSignal):
         key = (rb, rd)
         if key != self.key or (rb >= 0 and self.months[rb] == mt):   # new, or in progress
             self.key, self.out = key, self._exposure(rb, rd, mt, close.shape[0])
-        return self.out.copy()
+        return np.where(self.ret.gone, 0.0, self.out)
 
     def keep_since(self):
         """The first bar time a rebuild needs (None: every bar fed): the first day of the
         month before the current betas' window. Refed from there, this signal continues
         with the same values as the one fed from the start (for a deployment's restore:
-        its buffer could drop older bars), provided every asset has a bar between that
-        day and that month's end (no older close to forward-fill)."""
+        its buffer could drop older bars), provided no asset is gone (a close before
+        that day, none carried now: 0 from the full feed, NaN from the refed one)."""
         rb = self.key[0] if self.key else -1
         if rb < 0 or rb - self.bw + 1 < np.searchsorted(self.months, self.first):
             return None
@@ -311,6 +328,11 @@ class CrossSectionalMomentum(Strategy):
     Titman 1993). Score = p[t-skip] / p[t-lookback] - 1, ranked across the universe each
     rebalance: long the top ``quantile``, short the bottom, flat between.
     Meaningful on a cross-section (``"sp500_20"``); on 4 stocks it is a toy.
+    Prices are carried over missing bars at most ``CARRY_BARS`` (5) bars
+    (``ql.data.carried``): an asset without a carried close at t, t-skip or t-lookback
+    (delisted, or halted longer) has no score, is not ranked and does not count in the
+    quantiles; listed by t-lookback, it gets 0 (flat) on rebalance bars (a backtest
+    closes a position in it at its next bar, if any).
 
     Parameters
     ----------
@@ -360,15 +382,19 @@ class CrossSectionalMomentum(Strategy):
         return _MomentumLive(lookback, skip, quantile, hold)
 
     def _parts(self, ds, lookback, skip):
-        close = ds["close"].ffill("time")
-        score = shifted(close, skip) / shifted(close, lookback) - 1
+        # carried at most CARRY_BARS bars: a delisted asset kept its frozen score (and a
+        # slot of a quantile) for ever; and one with no close at t has no score
+        close = carried(ds["close"])
+        score = (shifted(close, skip) / shifted(close, lookback) - 1).where(close.notnull())
         rank = score.copy(data=score.to_pandas().rank(axis=1, pct=True).to_numpy())
         return score, rank
 
     def _signal(self, ds, lookback, skip, quantile, hold):
         score, rank = self._parts(ds, lookback, skip)
         sig = xr.where(rank > 1 - quantile, 1.0, xr.where(rank <= quantile, -1.0, 0.0))
-        return _on_rebalance_days(sig.where(score.notnull()), hold)
+        sig = xr.where(score.isnull() & _listed(ds["close"], lookback), 0.0,
+                       sig.where(score.notnull()))
+        return _on_rebalance_days(sig, hold)
 
     def _diagnostics(self, ds, lookback, skip, quantile, hold):
         score, rank = self._parts(ds, lookback, skip)
@@ -600,7 +626,11 @@ class FactorMomentum(Strategy):
     d_f = sign(Σ log(1 + f)); assets are held by their rolling factor betas:
     exposure = Σ_f β_af d_f / Σ_f |β_af|, β from OLS of monthly excess returns on the
     factors over ``beta_window`` months. Factors arrive monthly and are used only from
-    month end + ``release_lag`` days (``ql.data.as_of``).
+    month end + ``release_lag`` days (``ql.data.as_of``). A month's close is the asset's
+    last close in it (none in the month: no return for that month nor the next, not a
+    stale 0); an asset without a carried close at t (``ql.data.carried``, at most
+    ``CARRY_BARS`` (5) bars: delisted, or halted longer) gets 0 (flat; a backtest
+    closes a position in it at its next bar, if any).
 
     Computed in memory: the monthly factor regressions run in pandas on the whole close
     panel, so a dask-backed panel is loaded.
@@ -707,7 +737,9 @@ class FactorMomentum(Strategy):
         rf = factors["rf"].to_series() if "rf" in factors else 0.0
         f.index = f.index.to_period("M")
         mom = np.log1p(f).rolling(lookback).sum()
-        close = ds["close"].transpose("time", "asset").to_pandas().ffill()
+        close = ds["close"].transpose("time", "asset").to_pandas()
+        # each month's last close (resample's last skips NaN); forward-filled from an
+        # earlier month, a month without one had a stale return of 0
         monthly = close.resample("ME").last().pct_change(fill_method=None)
         monthly.index = monthly.index.to_period("M")
         if not np.isscalar(rf):
@@ -747,7 +779,9 @@ class FactorMomentum(Strategy):
         beta, d = self._parts(ds, lookback, beta_window, release_lag, factors)
         gross = abs(beta).sum("factor")
         expo = (beta * d).sum("factor", skipna=False) / gross.where(gross > 0)
-        return expo.transpose("time", "asset")
+        close = ds["close"].compute()     # in memory, as _parts: the signal is not lazy
+        gone = carried(close).isnull() & _listed(close)
+        return xr.where(gone, 0.0, expo).transpose("time", "asset")
 
     def _diagnostics(self, ds, lookback, beta_window, release_lag, factors):
         beta, d = self._parts(ds, lookback, beta_window, release_lag, factors)

@@ -10,12 +10,12 @@ import numpy as np
 import xarray as xr
 
 from quantlab import _threads, measures, rolling
-from quantlab.data import returns, shifted
+from quantlab.data import carried, returns, shifted
 from quantlab.strategies import Strategy, register
 from quantlab.strategies._live import LiveSignal, Returns, Rows, rank_last
 
 __all__ = ["Attention", "ComplexSystems", "FractalChaos", "InfoTheory", "Quantum", "SentimentRegime"]
-from quantlab.strategies.traditional import _on_rebalance_days
+from quantlab.strategies.traditional import _listed, _on_rebalance_days
 
 
 def _hold_after(value: xr.DataArray, event: xr.DataArray, hold: int) -> xr.DataArray:
@@ -88,6 +88,8 @@ class Attention(Strategy):
     def _parts(self, ds, window):
         vol = np.log(ds["volume"].where(ds["volume"] > 0))
         rng = np.log(ds["high"] / ds["low"])
+        # the last close however old (not ql.data.carried): read only on a bar with an
+        # open, the gap across a halt, as ql.data.returns bridges it; no stale score
         prev_close = shifted(ds["close"].ffill("time"))
         gap = abs(ds["open"] / prev_close - 1)
         z = xr.concat([_trailing_z(v, window) for v in (vol, rng, gap)], dim="proxy")
@@ -159,6 +161,13 @@ class SentimentRegime(Strategy):
     trailing ``herd_window`` bars. Herding markets are crowded and fragile: exposure is
     scaled by ``herd_scale`` while c < 0. Needs a cross-section (3+ assets).
 
+    Prices are carried over missing bars at most ``CARRY_BARS`` (5) bars
+    (``ql.data.carried``; the high is that of the closes in the window): an asset
+    without a carried close at t (delisted, or halted longer) has no nearness, is not
+    ranked and does not count in the quantiles; listed by the window's first bar, it
+    gets 0 (flat) on rebalance bars (a backtest closes a position in it at its next
+    bar, if any).
+
     Parameters
     ----------
     anchor_window : int, default 252
@@ -205,8 +214,12 @@ class SentimentRegime(Strategy):
     def _parts(self, ds, anchor_window, herd_window):
         if ds.sizes["asset"] < 3:
             raise ValueError("sentiment_regime needs a cross-section of at least 3 assets")
-        close = ds["close"].ffill("time")
-        high = rolling.max(close, anchor_window, min_periods=anchor_window)
+        # carried at most CARRY_BARS bars: a delisted asset kept its frozen nearness (and
+        # a slot of a quantile) for ever. The high: of the closes in the window, from
+        # the asset's first anchor_window bars on (a full window of the filled closes)
+        close = carried(ds["close"])
+        listed = _listed(ds["close"], anchor_window - 1)
+        high = rolling.max(close, anchor_window, min_periods=1).where(listed)
         nearness = close / high
         rank = nearness.copy(data=nearness.to_pandas().rank(axis=1, pct=True).to_numpy())
         r = returns(ds["close"])
@@ -214,19 +227,21 @@ class SentimentRegime(Strategy):
         csad = abs(r - rm).mean("asset")
         coef = _rolling_ols2(csad, abs(rm), rm ** 2, herd_window)
         gamma = xr.DataArray(coef[:, 2], dims="time", coords={"time": r.time})
-        return nearness, rank, csad, gamma
+        return nearness, rank, csad, gamma, listed
 
     def _signal(self, ds, anchor_window, quantile, hold, herd_window, herd_scale):
-        nearness, rank, _, gamma = self._parts(ds, anchor_window, herd_window)
+        nearness, rank, _, gamma, listed = self._parts(ds, anchor_window, herd_window)
         side = xr.where(rank > 1 - quantile, 1.0, xr.where(rank <= quantile, -1.0, 0.0))
         scale = xr.where(gamma < 0, herd_scale, 1.0).where(gamma.notnull())
-        return _on_rebalance_days((side * scale).where(nearness.notnull()), hold)
+        sig = xr.where(nearness.isnull() & listed, 0.0,
+                       (side * scale).where(nearness.notnull()))
+        return _on_rebalance_days(sig, hold)
 
     def _live(self, anchor_window, quantile, hold, herd_window, herd_scale):
         return _SentimentLive(anchor_window, quantile, hold, herd_window, herd_scale)
 
     def _diagnostics(self, ds, anchor_window, quantile, hold, herd_window, herd_scale):
-        nearness, rank, csad, gamma = self._parts(ds, anchor_window, herd_window)
+        nearness, rank, csad, gamma, _ = self._parts(ds, anchor_window, herd_window)
         return xr.Dataset({"nearness_52w_high": nearness, "nearness_rank": rank,
                            "csad": csad, "herding_gamma": gamma, "herding": gamma < 0})
 
@@ -248,6 +263,10 @@ class InfoTheory(Strategy):
     ``entropy_max``, and is flat otherwise (no structure, no bet).
     Plug-in TE is biased upward on short windows, so ``te_min`` should exceed what a
     shuffled source gives (about 0.01-0.02 bits at window 252).
+
+    Prices are carried over missing bars at most ``CARRY_BARS`` (5) bars
+    (``ql.data.carried``): an asset without a carried close at t (delisted, or halted
+    longer) gets 0 (flat; a backtest closes a position in it at its next bar, if any).
 
     Parameters
     ----------
@@ -302,10 +321,11 @@ class InfoTheory(Strategy):
         lead_sign = np.sign(r).fillna(0.0).rename(asset="asset_other") * np.sign(cov)
         total = w.sum("asset_other")
         vote = (w * lead_sign).sum("asset_other") / total.where(total > 0)
-        close = ds["close"].ffill("time")
+        close = carried(ds["close"])
         own = np.sign(close / shifted(close, trend) - 1)
         sig = xr.where(total > 0, vote, xr.where(pe < entropy_max, own, 0.0))
-        return sig.where(pe.notnull() & flow.notnull().any("asset_other"))
+        sig = sig.where(pe.notnull() & flow.notnull().any("asset_other"))
+        return xr.where(close.isnull() & _listed(ds["close"]), 0.0, sig)
 
     def _live(self, window, te_min, entropy_max, trend):
         return _InfoLive(window, te_min, entropy_max, trend)
@@ -468,6 +488,10 @@ class FractalChaos(Strategy):
     usual). Expect H near 0.5 most of the time: this is a regime filter, not a
     forecaster.
 
+    Prices are carried over missing bars at most ``CARRY_BARS`` (5) bars
+    (``ql.data.carried``): an asset without a carried close at t (delisted, or halted
+    longer) gets 0 (flat; a backtest closes a position in it at its next bar, if any).
+
     Parameters
     ----------
     window : int, default 252
@@ -506,19 +530,20 @@ class FractalChaos(Strategy):
     def _parts(self, ds, window):
         r = returns(ds["close"])
         h = measures.rolling_hurst(r, window)
-        d = measures.rolling_higuchi_fd(np.log(ds["close"].ffill("time")), window, kmax=10)
+        d = measures.rolling_higuchi_fd(np.log(carried(ds["close"])), window, kmax=10)
         lam = measures.rolling_lyapunov_r(r, window, emb_dim=5, lag=1, min_tsep=5,
                                           trajectory_len=10)
         return h, d, lam
 
     def _signal(self, ds, window, band, trend, chaos_quantile):
         h, d, lam = self._parts(ds, window)
-        close = ds["close"].ffill("time")
+        close = carried(ds["close"])
         move = np.sign(close / shifted(close, trend) - 1)
         regime = xr.where((h > 0.5 + band) & (d < 1.5), 1.0,
                           xr.where((h < 0.5 - band) & (d > 1.5), -1.0, 0.0))
         calm = rolling.rank(lam, window, min_periods=window // 4) <= chaos_quantile
-        return (regime * move * calm).where(h.notnull() & d.notnull() & lam.notnull())
+        sig = (regime * move * calm).where(h.notnull() & d.notnull() & lam.notnull())
+        return xr.where(close.isnull() & _listed(ds["close"]), 0.0, sig)
 
     def _live(self, window, band, trend, chaos_quantile):
         return _FractalLive(window, band, trend, chaos_quantile)
@@ -585,6 +610,10 @@ class Quantum(Strategy):
     window (a wall to the grid's end); more recent volatility, more energy, thinner
     barriers.
 
+    Prices are carried over missing bars at most ``CARRY_BARS`` (5) bars
+    (``ql.data.carried``): an asset without a carried close at t (delisted, or halted
+    longer) gets 0 (flat; a backtest closes a position in it at its next bar, if any).
+
     Computed in memory: the tunnelling probabilities are solved window by window in
     NumPy over the whole close panel, so a dask-backed panel is loaded.
 
@@ -620,7 +649,7 @@ class Quantum(Strategy):
         return max(window, vol_window + 1)
 
     def _parts(self, ds, window, energy, vol_window):
-        logp = np.log(ds["close"].ffill("time")).transpose("time", "asset")
+        logp = np.log(carried(ds["close"])).transpose("time", "asset")
         r = logp.diff("time")
         ratio = (rolling.std(r, vol_window) / rolling.std(r, window - 1)) ** 2
         lp = logp.values
@@ -648,7 +677,9 @@ class Quantum(Strategy):
 
     def _signal(self, ds, window, energy, vol_window):
         up, down = self._parts(ds, window, energy, vol_window)
-        return (up - down) / (up + down)
+        close = ds["close"].compute()     # in memory, as _parts: the signal is not lazy
+        gone = carried(close).isnull() & _listed(close)
+        return xr.where(gone, 0.0, (up - down) / (up + down)).transpose("time", "asset")
 
     def _live(self, window, energy, vol_window):
         return _QuantumLive(window, energy, vol_window)
@@ -776,29 +807,34 @@ class _SentimentLive(LiveSignal):
         self.anchor, self.quantile, self.hold = anchor_window, quantile, hold
         self.herd_window, self.herd_scale = herd_window, herd_scale
         self.prices, self.closes, self.herd = Returns(), Rows(anchor_window), Rows(herd_window)
+        self.listed = Rows(anchor_window)
 
     def update(self, i, time, rows):
         r = self.prices.push(rows["close"])
-        ff = self.prices.last
-        n = ff.shape[0]
+        c = self.prices.carried
+        n = c.shape[0]
         if n < 3:
             raise ValueError("sentiment_regime needs a cross-section of at least 3 assets")
         with _quiet():
             rm = _nanmean(r)
             csad = _nanmean(np.abs(r - rm))
-        closes = self.closes.push(ff)
+        closes = self.closes.push(c)
+        listed = self.listed.push(~np.isnan(self.prices.last))[0] > 0
         herd = self.herd.push(np.array([csad, abs(rm), rm * rm]))
         if i % self.hold:
             return _nan(n)
-        high = closes.max(0) if closes.shape[0] == self.anchor else _nan(n)
+        if closes.shape[0] < self.anchor:
+            listed = np.zeros(n, dtype=bool)
+        high = np.where(listed, np.fmax.reduce(closes, axis=0), np.nan)   # NaN skipped
         with _quiet():
-            near = ff / high
+            near = c / high
         rank = _cross_rank(near)
         q = self.quantile
         side = np.where(rank > 1 - q, 1.0, np.where(rank <= q, -1.0, 0.0))
         gamma = _ols2_last(herd, self.herd_window)[2]
         scale = np.nan if np.isnan(gamma) else (self.herd_scale if gamma < 0 else 1.0)
-        return np.clip(np.where(np.isnan(near), np.nan, side * scale), -1.0, 1.0)
+        out = np.where(np.isnan(near), np.where(listed, 0.0, np.nan), side * scale)
+        return np.clip(out, -1.0, 1.0)
 
 
 def _cross_rank(x: np.ndarray) -> np.ndarray:
@@ -841,7 +877,7 @@ class _FractalLive(LiveSignal):
 
     def update(self, i, time, rows):
         r = self.prices.push(rows["close"])
-        ff = self.prices.last
+        ff = self.prices.carried
         w = self.window
         with _quiet():
             logp = self.logp.push(np.log(ff))
@@ -858,7 +894,8 @@ class _FractalLive(LiveSignal):
                               np.where((h < 0.5 - self.band) & (d > 1.5), -1.0, 0.0))
         sig = regime * move * calm
         ok = ~np.isnan(h) & ~np.isnan(d) & ~np.isnan(lam)
-        return np.clip(np.where(ok, sig, np.nan), -1.0, 1.0)
+        sig = np.where(self.prices.gone, 0.0, np.where(ok, sig, np.nan))
+        return np.clip(sig, -1.0, 1.0)
 
 
 class _QuantumLive(LiveSignal):
@@ -871,12 +908,12 @@ class _QuantumLive(LiveSignal):
 
     def update(self, i, time, rows):
         self.prices.push(rows["close"])
-        ff = self.prices.last
+        ff, gone = self.prices.carried, self.prices.gone
         with _quiet():
             logp = self.logp.push(np.log(ff))
         n, w = ff.shape[0], self.window
         if logp.shape[0] < self.logp.k:
-            return _nan(n)
+            return np.where(gone, 0.0, _nan(n))
         with _quiet():
             d = np.diff(logp, axis=0)
             ratio = (d[-self.vol_window:].std(0, ddof=1) / d[-(w - 1):].std(0, ddof=1)) ** 2
@@ -892,7 +929,7 @@ class _QuantumLive(LiveSignal):
                                     cost=GRID.size * 8.0)   # NumPy releases the GIL
             out = _nan(n)
             out[ok] = np.where(good, t, np.nan)
-        return np.clip(out, -1.0, 1.0)
+        return np.clip(np.where(gone, 0.0, out), -1.0, 1.0)
 
 
 def _last_corr(rets: np.ndarray, window: int) -> np.ndarray:
@@ -991,8 +1028,8 @@ class _InfoLive(LiveSignal):
 
     def update(self, i, time, rows):
         r = self.prices.push(rows["close"])
-        ff = self.prices.last
-        hist, closes, w = self.rets.push(r), self.closes.push(ff), self.window
+        hist, closes, w = self.rets.push(r), self.closes.push(self.prices.carried), \
+            self.window
         if hist.shape[0] > w:
             now, lag = hist[1:], hist[:-1]               # r_t and r_{t-1} over the window
         else:
@@ -1010,7 +1047,8 @@ class _InfoLive(LiveSignal):
                 else _nan(r.shape[0])
         sig = np.where(total > 0, vote, np.where(pe < self.entropy_max, own, 0.0))
         ok = ~np.isnan(pe) & (~np.isnan(flow)).any(1)
-        return np.clip(np.where(ok, sig, np.nan), -1.0, 1.0)
+        sig = np.where(self.prices.gone, 0.0, np.where(ok, sig, np.nan))
+        return np.clip(sig, -1.0, 1.0)
 
 
 def _lagged_cov(now: np.ndarray, lag: np.ndarray, min_periods: int) -> np.ndarray:
