@@ -116,7 +116,7 @@ CORRUPT = {   # name -> (edit, the message DataError must match)
     "seen null": (_edit(("seen",), None), "'seen' must be int"),
     "seen +1": (lambda d: _edit(("seen",), json.loads(
         (d / "deployment.json").read_text())["seen"] + 1)(d),
-        r"61 buffered bar times, but 'seen' - 'first' = 62"),
+        r"66 buffered bar times, but 'seen' - 'first' = 67"),   # 61 before session 51's lead
     "peak 'abc'": (_edit(("peak",), "abc"), "'peak' must be float or int or null"),
     "options {}": (_edit(("options",), {}), r"'options' must hold every key the writer "
                                             r"writes; missing \['borrow_rate'"),
