@@ -1117,7 +1117,8 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
     Text: UTF-8 (a BOM is allowed), UTF-16/32 with a BOM, gzip by content; separator
     ``,``, or ``;`` / tab when the header has no comma. Dates: one format per column,
     inferred from the first date (month-first when ambiguous, day-first when the column
-    needs it), or epoch s/ms/µs/ns (9-10/12-13/15-16/18-19 digits: 1973-2262), one unit
+    needs it; in a directory, every file day-first when one file needs it, and a file
+    needing day-first beside one needing month-first is a DataError), or epoch s/ms/µs/ns (9-10/12-13/15-16/18-19 digits: 1973-2262), one unit
     per column; dates outside 1677-09-22..2262-04-11 are refused. Timestamps with UTC
     offsets (and epochs) become naive UTC; naive ones stay as written; a file or directory
     mixing both is a DataError. Yahoo's all-"null" rows are missing bars. ``Adj Close``
@@ -1231,10 +1232,11 @@ def _not_a_file(p: Path) -> DataError:
 
 def _read_directory(path: Path, layout: str):
     files = _data_files(path, _DIR_EXTS, "load_csv")
-    frames, owner, zones = {}, {}, {}
+    frames, owner, zones, orders = {}, {}, {}, {}
+    layout = "kline" if layout == "kline" else \
+        "single_or_kline" if layout == "auto" else "single"
     for f in files:
-        got, aware = _read_table(f, None, "kline" if layout == "kline" else
-                                 "single_or_kline" if layout == "auto" else "single")
+        got, aware = _read_table(f, None, layout, order=orders.setdefault(f, {}))
         zones.setdefault(aware, f)
         if len(zones) > 1:
             raise DataError(f"{zones[True]} has UTC offsets (or epoch times) but "
@@ -1246,7 +1248,27 @@ def _read_directory(path: Path, layout: str):
                                 "(or rename one file)")
             owner[a] = f
             frames[a] = df
+    for f in _day_first_again(orders):
+        frames.update(_read_table(f, None, layout, dayfirst=True)[0])
     return frames, next(iter(zones))
+
+
+def _day_first_again(orders: dict) -> list:
+    """The files of a directory to read again day-first: those whose dates fit either
+    day/month order (read month-first) when another file's dates fit only day-first
+    (13/01/2020), so that 02/01/2020 is 2 January in every file; a DataError when one
+    file's dates fit only day-first and another's only month-first (01/13/2020)."""
+    only = {}
+    for f, o in orders.items():
+        if o.get("reading") and not o["either"]:
+            only.setdefault(o["reading"], f)
+    if len(only) > 1:
+        raise DataError(f"{only['day-first']} writes dates day-first (DD/MM) but "
+                        f"{only['month-first']} month-first (MM/DD): their bars would not "
+                        "align; write every file in one order (ISO 8601: 2020-01-02)")
+    if "day-first" not in only:
+        return []
+    return [f for f, o in orders.items() if o.get("reading") == "month-first"]
 
 
 def read_text(path: Path) -> str:
@@ -1320,8 +1342,10 @@ def _is_headerless_kline(first: list[str]) -> bool:
             and not pd.to_numeric(pd.Series(first[1:6]), errors="coerce").isna().any())
 
 
-def _read_table(path: Path, asset: str | None, layout: str):
-    """One file -> ({asset: frame}, tz_aware)."""
+def _read_table(path: Path, asset: str | None, layout: str, *,
+                dayfirst: bool | None = None, order: dict | None = None):
+    """One file -> ({asset: frame}, tz_aware); ``dayfirst``, ``order``: as
+    :func:`parse_dates` takes them."""
     text = read_text(path)
     sep = _separator(text)
     try:
@@ -1363,7 +1387,7 @@ def _read_table(path: Path, asset: str | None, layout: str):
     if raw.empty:
         raise DataError(f"{path}: no data rows")
     raw = raw.assign(_line=lines)
-    dates, aware = parse_dates(raw["date"], lines, path)
+    dates, aware = parse_dates(raw["date"], lines, path, dayfirst=dayfirst, order=order)
     raw = raw.drop(columns="date")
     raw.index = pd.DatetimeIndex(dates, name="date")
 
@@ -1554,7 +1578,8 @@ def _check_header(path: Path, header: list[str], names: list[str], kline: bool) 
         seen[key] = i
 
 
-def parse_dates(text: pd.Series, lines: np.ndarray, path: Path):
+def parse_dates(text: pd.Series, lines: np.ndarray, path: Path, *,
+                dayfirst: bool | None = None, order: dict | None = None):
     """Text or epoch dates -> (datetime64[ns] values, tz_aware); naive UTC when aware.
 
     ``load_csv``'s date column rules (one format per column, guessed from the first
@@ -1569,6 +1594,12 @@ def parse_dates(text: pd.Series, lines: np.ndarray, path: Path):
         Each entry's data row number, for the error messages.
     path : pathlib.Path
         The file, for the error messages.
+    dayfirst : bool, optional
+        Try that day/month order first (a directory's other files needed it); None:
+        month-first.
+    order : dict, optional
+        Filled with ``reading`` ('day-first', 'month-first' or None: no day and month
+        in the format) and ``either`` (the other order fits every date too).
 
     Returns
     -------
@@ -1619,6 +1650,10 @@ def parse_dates(text: pd.Series, lines: np.ndarray, path: Path):
     values = None
     # one format per column, from the first date; day-first if only that fits them all
     formats = _date_formats(first) or ["ISO8601"]
+    if dayfirst is not None:   # stable: the wanted order first, the other after it
+        formats.sort(key=lambda f: _day_month(f) != ("day-first" if dayfirst else
+                                                     "month-first"))
+    used = None
     for fmt in formats:
         try:
             got = pd.to_datetime(t, format=fmt, errors="coerce", utc=aware0)
@@ -1627,6 +1662,7 @@ def parse_dates(text: pd.Series, lines: np.ndarray, path: Path):
         if values is None or not got.isna().any():
             values = got
         if not got.isna().any():
+            used = fmt
             break
     failed = values.isna().to_numpy() if values is not None else np.ones(len(t), bool)
     if failed.any() or formats == ["ISO8601"]:
@@ -1645,7 +1681,31 @@ def parse_dates(text: pd.Series, lines: np.ndarray, path: Path):
             " (write dates as ISO 8601, e.g. 2020-01-02 or 2020-01-02 15:30:00+00:00)"))
     if values.dt.tz is not None:
         values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    if order is not None:
+        order.update(_reading(t, used, formats, aware0))
     return _bounded_ns(values, t, lines, path), aware0
+
+
+def _day_month(fmt: str) -> str | None:
+    """'day-first' or 'month-first': the order of ``%d`` and ``%m`` in a strptime
+    format; None without both."""
+    if "%d" not in fmt or "%m" not in fmt:
+        return None
+    return "day-first" if fmt.index("%d") < fmt.index("%m") else "month-first"
+
+
+def _reading(t: pd.Series, used: str, formats: list, aware: bool) -> dict:
+    """{reading: the day/month order of format ``used``, either: whether the other
+    order's format among ``formats`` reads every date of ``t`` too} (01/02/2020 and
+    03/04/2020 fit both: month-first read them, a sibling file may say otherwise)."""
+    reading = _day_month(used)
+    other = {"day-first": "month-first", "month-first": "day-first"}.get(reading)
+    either = False
+    for fmt in formats:
+        if other is not None and _day_month(fmt) == other:
+            got = pd.to_datetime(t, format=fmt, errors="coerce", utc=aware)
+            either = not got.isna().any()
+    return {"reading": reading, "either": either}
 
 
 def _date_formats(first: str) -> list[str]:

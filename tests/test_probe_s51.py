@@ -1,0 +1,58 @@
+"""Session 51 outside probe: the workflow's files and processes (stores, checkpoints,
+reports, CSV loading) fed broken or unusual files. Each test is a fault the probe found."""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import quantlab as ql
+from quantlab.errors import DataError
+
+HEAD = "Date,Open,High,Low,Close,Volume\n"
+
+
+def _rows(dates, close=10.0):
+    return "".join(f"{d},{close},{close + 1},{close - 1},{close},100\n" for d in dates)
+
+
+def _times(ds, asset):
+    close = ds["close"].sel(asset=asset).to_series().dropna()
+    return [str(t)[:10] for t in close.index]
+
+
+# ---- load_csv: one directory, one day/month order ------------------------------------
+
+def test_load_csv_directory_reads_ambiguous_dates_in_the_order_a_sibling_needs(tmp_path):
+    # A.csv's 13/01/2020 can only be day-first; B.csv's dates (all days <= 12) fit both
+    # orders and were read month-first, each file on its own: B's 02/01/2020 became
+    # 1 February and 03/02/2020 2 March, its bars months away from A's on one time axis
+    (tmp_path / "A.csv").write_text(HEAD + _rows(["13/01/2020", "14/01/2020", "03/02/2020"]))
+    (tmp_path / "B.csv").write_text(HEAD + _rows(["02/01/2020", "03/01/2020", "03/02/2020"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ql.calendar.CalendarWarning)
+        ds = ql.data.load_csv(tmp_path)
+    assert _times(ds, "A") == ["2020-01-13", "2020-01-14", "2020-02-03"]
+    assert _times(ds, "B") == ["2020-01-02", "2020-01-03", "2020-02-03"]
+    assert ds.sizes["time"] == 5
+
+
+def test_load_csv_directory_of_ambiguous_files_only_stays_month_first(tmp_path):
+    # nothing says day-first: the documented month-first reading of every file
+    (tmp_path / "A.csv").write_text(HEAD + _rows(["01/02/2020", "01/03/2020"]))
+    (tmp_path / "B.csv").write_text(HEAD + _rows(["01/02/2020", "01/06/2020"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ql.calendar.CalendarWarning)
+        ds = ql.data.load_csv(tmp_path)
+    assert _times(ds, "A") == ["2020-01-02", "2020-01-03"]
+    assert _times(ds, "B") == ["2020-01-02", "2020-01-06"]
+
+
+def test_load_csv_directory_mixing_day_first_and_month_first_files_is_refused(tmp_path):
+    # 13/01/2020 (day-first only) beside 01/13/2020 (month-first only): loaded as two
+    # assets on one axis without a word before
+    (tmp_path / "A.csv").write_text(HEAD + _rows(["13/01/2020", "14/01/2020"]))
+    (tmp_path / "B.csv").write_text(HEAD + _rows(["01/13/2020", "01/14/2020"]))
+    with pytest.raises(DataError, match=r"A\.csv writes dates day-first .* but .*B\.csv "
+                                        r"month-first"):
+        ql.data.load_csv(tmp_path)
