@@ -322,15 +322,19 @@ def _list_files(source: Path) -> list[Path]:
                              ".csv or .parquet")
 
 
-def _read_file(path: Path, layout: str):
-    """One file -> ({asset: frame}, tz_aware), read and validated by load_csv's reader.
+def _read_file(path: Path, layout: str, dayfirst: bool | None = None,
+               order: dict | None = None):
+    """One file -> ({asset: frame}, tz_aware), read and validated by load_csv's reader
+    (``dayfirst``, ``order``: as ``ql.data.parse_dates`` takes them; Arrow's reads are
+    ISO 8601 or epoch dates, in no day/month order).
     A clean CSV or Parquet file is read by Arrow (``_clean_csv``, ``_clean_parquet``);
     any other CSV goes through load_csv's reader, any other Parquet is written out as CSV
     text (one file at a time) and read the same way, so its rules and messages are
     load_csv's; messages name the Parquet file."""
     if not path.name.lower().endswith(_PARQUET_EXTS):
         fast = _clean_csv(path, layout)
-        return fast if fast is not None else _data._read_table(path, None, layout)
+        return fast if fast is not None else _data._read_table(
+            path, None, layout, dayfirst=dayfirst, order=order)
     try:
         import pyarrow as pa
         import pyarrow.csv as pa_csv
@@ -397,7 +401,7 @@ def _read_file(path: Path, layout: str):
                             f"{e}") from None
         del table
         try:
-            return _data._read_table(csv, None, layout)
+            return _data._read_table(csv, None, layout, dayfirst=dayfirst, order=order)
         except DataError as e:
             raise DataError(str(e).replace(str(csv), str(path))) from None
 
@@ -619,8 +623,9 @@ class _Staged:
     file anew on each access: a mapping kept open would keep every page it touched in
     the process's RSS, so peak RSS would grow with the panel (issue #30)."""
 
-    def __init__(self, folder: Path, k: int, asset: str, file: str, variables: list[str]):
-        self.asset, self.file, self.vars = asset, file, variables
+    def __init__(self, folder: Path, k: int, asset: str, file: str, variables: list[str],
+                 dates: dict | None = None):
+        self.asset, self.file, self.vars, self.dates = asset, file, variables, dates or {}
         self._t, self._v = folder / f"{k}.t.npy", folder / f"{k}.v.npy"
 
     @property
@@ -685,16 +690,20 @@ def _staged_intact(folder: Path, manifest: Path) -> bool:
         return False   # unreadable, or staged by a quantlab before the CRC32C: stage again
 
 
-def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Staged], bool]:
-    # keyed by name and content: asset names come from file names
-    folder = staging / hashlib.sha256(f"{path.name}\0{sha}\0{layout}".encode()).hexdigest()
+def _stage(path: Path, sha: str, layout: str, staging: Path,
+           dayfirst: bool | None = None) -> tuple[list[_Staged], bool]:
+    """(staged assets, each with the day/month order of the file's dates, tz_aware)."""
+    # keyed by name and content (asset names come from file names) and the date order
+    key = f"{path.name}\0{sha}\0{layout}" + ("\0day-first" if dayfirst else "")
+    folder = staging / hashlib.sha256(key.encode()).hexdigest()
     manifest = folder / "manifest.json"
     if manifest.exists() and not _staged_intact(folder, manifest):
         shutil.rmtree(folder)            # damaged since an earlier (killed) run: again
     if not manifest.exists():            # not staged by an earlier (killed) run
         import crc32c   # lazy: a store's writes only
 
-        frames, aware = _read_file(path, layout)
+        order: dict = {}
+        frames, aware = _read_file(path, layout, dayfirst, order)
         folder.mkdir(parents=True, exist_ok=True)
         entries = []
         for k, (asset, t, variables, values) in enumerate(_assemble(frames)):
@@ -707,28 +716,30 @@ def _stage(path: Path, sha: str, layout: str, staging: Path) -> tuple[list[_Stag
             entries.append({"asset": str(asset), "vars": variables, "crc32c": crc})
         del frames
         _replace(folder / "manifest.tmp", manifest, lambda f: f.write_text(
-            json.dumps({"aware": aware, "assets": entries})))
+            json.dumps({"aware": aware, "assets": entries, "dates": order})))
     m = json.loads(manifest.read_text())
-    return [_Staged(folder, k, e["asset"], str(path), e["vars"])
+    return [_Staged(folder, k, e["asset"], str(path), e["vars"], m.get("dates") or {})
             for k, e in enumerate(m["assets"])], m["aware"]
 
 
 # --------------------------------------------------------------------------- ingest
 
-def _stage_all(files, mode: str, state: dict | None, staging: Path, progress: bool = False):
+def _stage_all(files, mode: str, state: dict | None, staging: Path, progress: bool = False,
+               store: str = "the store"):
     """Read, validate and stage each new or changed file (those whose sha256 the store
     recorded are skipped); the cross-file checks of load_csv's directory reader (one
     owner per asset, no mix of naive and UTC timestamps), also against the store."""
     from concurrent.futures import ThreadPoolExecutor
 
     done = (state or {}).get("files", {})
-    owner, staged, shas, zones = {}, [], {}, {}
+    owner, staged, shas, zones, orders = {}, [], {}, {}, {}
 
     def read(f):   # hashing and pyarrow's reads release the GIL: files on 2 threads
         sha = _sha256(f)
         if done.get(f.name, {}).get("sha256") == sha:
             return sha, [], done[f.name]["aware"], done[f.name]["assets"]
         recs, aware = _stage(f, sha, mode, staging)
+        orders[f] = recs[0].dates if recs else {}
         return sha, recs, aware, [r.asset for r in recs]
 
     with (ThreadPoolExecutor(2, thread_name_prefix="ql-stage") as pool,
@@ -760,7 +771,30 @@ def _stage_all(files, mode: str, state: dict | None, staging: Path, progress: bo
             for fu in futures:
                 fu.cancel()
             raise
-    return owner, staged, shas, zones
+    orders = {f: orders[f] for f in files if f in orders}   # file order, not finish order
+    return owner, _day_first(staged, orders, done, shas, mode, staging, store), shas, zones
+
+
+def _day_first(staged: list, orders: dict, done: dict, shas: dict, mode: str,
+               staging: Path, store: str) -> list:
+    """``staged`` with the new files whose dates fit either day/month order staged
+    again day-first when another file, new or in the store, needs day-first (load_csv's
+    directory rule); a DataError when the store holds such a file read month-first."""
+    new = {f.name for f in orders}
+    kept = {f"{name} (in the store {store})": e["dates"] for name, e in done.items()
+            if name not in new and isinstance(e.get("dates"), dict)}
+    every = {**kept, **orders}
+    again = _data._day_first_again(every)
+    stored = [f for f in again if not isinstance(f, Path)]
+    if stored:
+        need = next(f for f, o in every.items() if o.get("reading") == "day-first")
+        raise DataError(f"{stored[0]} was ingested month-first (its dates fit either "
+                        f"order), but {need} needs day-first (DD/MM): their bars would "
+                        "not align; ingest every file into a new store")
+    for f in again:
+        recs, _ = _stage(f, shas[f.name], mode, staging, dayfirst=True)
+        staged = [r for r in staged if r.file != str(f)] + recs
+    return staged
 
 
 def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
@@ -773,7 +807,9 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
     ``asset_class`` as in load_csv; a clean comma-separated CSV or Parquet file -- ISO
     8601 or epoch dates of one shape, finite numbers, sorted, valid bars -- is read by
     pyarrow when installed, with the same bars; any other goes load_csv's reader and
-    gets its message), staged on local disk, and written in chunks of
+    gets its message; files whose dates fit either day/month order are read day-first
+    when another file of the folder or the store needs it, as load_csv reads a
+    directory), staged on local disk, and written in chunks of
     ``chunk_time`` x ``chunk_asset`` (defaults 8192 x 64 for a new store; an existing
     store keeps its own), compressed with Blosc LZ4 + shuffle (an existing store keeps
     its codec): memory holds two files and one chunk row, never the panel.
@@ -883,7 +919,8 @@ def ingest(source, store, freq=None, chunk_time=None, chunk_asset=None, *,
                 raise ValueError(f"ingest: freq={freq!r}, but the store has freq="
                                  f"{state['freq']!r}")
         try:
-            owner, staged, shas, zones = _stage_all(files, mode, state, loc.staging, progress)
+            owner, staged, shas, zones = _stage_all(files, mode, state, loc.staging, progress,
+                                                    loc.shown)
             if state is None:
                 variables = [v for v in _data.BAR_VARS if any(v in r.vars for r in staged)]
                 aware = next(iter(zones))
@@ -1046,7 +1083,8 @@ def _write(loc: _Where, state: dict, staged: list, source: Path, files, shas, ow
         loc.write_marker(state)
         g, tarr, arrs = _open_arrays(loc, state, create=True)
     _write_rows(loc, state, recs, new, tarr, arrs, progress)
-    _write_provenance(loc, state, source, files, shas, owner, g, tarr)
+    _write_provenance(loc, state, source, files, shas, owner, g, tarr,
+                      {Path(r.file).name: r.dates for r in staged})
 
 
 def _same_calendar(state: dict, committed: np.ndarray, new: np.ndarray, staged) -> None:
@@ -1184,13 +1222,16 @@ def _pending(state: dict, arrays: dict, n_new: int) -> None:
 
 
 def _write_provenance(loc: _Where, state: dict, source: Path, files, shas, owner, g,
-                      tarr) -> None:
-    """Provenance (file hashes, owned assets) and calendar attributes, once every row
-    is in."""
+                      tarr, dates: dict) -> None:
+    """Provenance (file hashes, owned assets, the day/month order its dates were read
+    in: ``dates``, by file name, for the files read now) and calendar attributes, once
+    every row is in."""
     state.pop("chunk", None)
     for f in files:
         a = [x for x, o in owner.items() if o == f]
-        state["files"][f.name] = {"sha256": shas[f.name], "assets": a, "aware": state["aware"]}
+        order = dates.get(f.name, state["files"].get(f.name, {}).get("dates"))
+        state["files"][f.name] = {"sha256": shas[f.name], "assets": a, "aware": state["aware"],
+                                  **({"dates": order} if order else {})}
     times = pd.DatetimeIndex(tarr[:state["n_time"]].view("datetime64[ns]"))
     attrs = {"source": str(source),
              "time_zone": "UTC" if state["aware"] else "as written (no UTC offset)",

@@ -56,3 +56,37 @@ def test_load_csv_directory_mixing_day_first_and_month_first_files_is_refused(tm
     with pytest.raises(DataError, match=r"A\.csv writes dates day-first .* but .*B\.csv "
                                         r"month-first"):
         ql.data.load_csv(tmp_path)
+
+
+def test_ingest_reads_ambiguous_dates_in_the_order_a_sibling_needs(tmp_path):
+    # the same fault through ql.data.ingest (each file staged on its own): B's bars were
+    # stored at 2020-02-01 and 2020-03-01 instead of 2 and 3 January
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "A.csv").write_text(HEAD + _rows(["13/01/2020", "14/01/2020", "03/02/2020"]))
+    (src / "B.csv").write_text(HEAD + _rows(["02/01/2020", "03/01/2020", "03/02/2020"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ql.calendar.CalendarWarning)
+        ql.data.ingest(src, tmp_path / "st", progress=False)
+        ds = ql.data.open(tmp_path / "st").compute()
+    assert _times(ds, "A") == ["2020-01-13", "2020-01-14", "2020-02-03"]
+    assert _times(ds, "B") == ["2020-01-02", "2020-01-03", "2020-02-03"]
+    assert ds.sizes["time"] == 5
+
+
+def test_ingest_append_needing_day_first_after_a_month_first_file_is_refused(tmp_path):
+    # the store read B.csv month-first (nothing said otherwise); a later file that can
+    # only be day-first would put its 02/01/2020 on 2 January beside B's 1 February
+    for name, dates in (("s1/B.csv", ["01/02/2020", "01/03/2020"]),
+                        ("s2/C.csv", ["01/02/2020", "13/02/2020"])):
+        (tmp_path / name).parent.mkdir()
+        (tmp_path / name).write_text(HEAD + _rows(dates))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ql.calendar.CalendarWarning)
+        ql.data.ingest(tmp_path / "s1", tmp_path / "st", progress=False)
+        with pytest.raises(DataError, match=r"B\.csv \(in the store .*st\) was ingested "
+                                            r"month-first .*C\.csv needs day-first"):
+            ql.data.ingest(tmp_path / "s2", tmp_path / "st", progress=False)
+        ds = ql.data.open(tmp_path / "st").compute()
+    assert _times(ds, "B") == ["2020-01-02", "2020-01-03"]
+    assert list(ds.indexes["asset"]) == ["B"]
