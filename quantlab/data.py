@@ -1688,10 +1688,14 @@ def parse_dates(text: pd.Series, lines: np.ndarray, path: Path, *,
 
 def _day_month(fmt: str) -> str | None:
     """'day-first' or 'month-first': the order of ``%d`` and ``%m`` in a strptime
-    format; None without both."""
+    format; None without both, or with the year before them (2020-01-02 is ISO 8601's
+    year-month-day, whatever order another file writes its days in)."""
     if "%d" not in fmt or "%m" not in fmt:
         return None
-    return "day-first" if fmt.index("%d") < fmt.index("%m") else "month-first"
+    d, m = fmt.index("%d"), fmt.index("%m")
+    if "%Y" in fmt and fmt.index("%Y") < min(d, m):
+        return None
+    return "day-first" if d < m else "month-first"
 
 
 def _reading(t: pd.Series, used: str, formats: list, aware: bool) -> dict:

@@ -29,11 +29,14 @@ def test_load_csv_directory_reads_ambiguous_dates_in_the_order_a_sibling_needs(t
     # 1 February and 03/02/2020 2 March, its bars months away from A's on one time axis
     (tmp_path / "A.csv").write_text(HEAD + _rows(["13/01/2020", "14/01/2020", "03/02/2020"]))
     (tmp_path / "B.csv").write_text(HEAD + _rows(["02/01/2020", "03/01/2020", "03/02/2020"]))
+    # ISO 8601 (year first) is year-month-day beside them: never read year-day-month
+    (tmp_path / "C.csv").write_text(HEAD + _rows(["2020-01-02", "2020-02-03"]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ql.calendar.CalendarWarning)
         ds = ql.data.load_csv(tmp_path)
     assert _times(ds, "A") == ["2020-01-13", "2020-01-14", "2020-02-03"]
     assert _times(ds, "B") == ["2020-01-02", "2020-01-03", "2020-02-03"]
+    assert _times(ds, "C") == ["2020-01-02", "2020-02-03"]
     assert ds.sizes["time"] == 5
 
 
@@ -65,12 +68,14 @@ def test_ingest_reads_ambiguous_dates_in_the_order_a_sibling_needs(tmp_path):
     src.mkdir()
     (src / "A.csv").write_text(HEAD + _rows(["13/01/2020", "14/01/2020", "03/02/2020"]))
     (src / "B.csv").write_text(HEAD + _rows(["02/01/2020", "03/01/2020", "03/02/2020"]))
+    (src / "C.csv").write_text(HEAD + _rows(["2020/01/02", "2020/02/03"]))   # year first
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ql.calendar.CalendarWarning)
         ql.data.ingest(src, tmp_path / "st", progress=False)
         ds = ql.data.open(tmp_path / "st").compute()
     assert _times(ds, "A") == ["2020-01-13", "2020-01-14", "2020-02-03"]
     assert _times(ds, "B") == ["2020-01-02", "2020-01-03", "2020-02-03"]
+    assert _times(ds, "C") == ["2020-01-02", "2020-02-03"]
     assert ds.sizes["time"] == 5
 
 
