@@ -1116,8 +1116,8 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
 
     Text: UTF-8 (a BOM is allowed), UTF-16/32 with a BOM, gzip by content; separator
     ``,``, or ``;`` / tab when the header has no comma. Dates: one format per column,
-    inferred from the first date (month-first when ambiguous, day-first when the column
-    needs it; in a directory, every file day-first when one file needs it, and a file
+    inferred from the first date (month-first when ambiguous, but dotted dates such as
+    02.01.2020 day-first; day-first when the column needs it; in a directory, every file day-first when one file needs it, and a file
     needing day-first beside one needing month-first is a DataError), or epoch s/ms/µs/ns (9-10/12-13/15-16/18-19 digits: 1973-2262), one unit
     per column; dates outside 1677-09-22..2262-04-11 are refused. Timestamps with UTC
     offsets (and epochs) become naive UTC; naive ones stay as written; a file or directory
@@ -1650,6 +1650,8 @@ def parse_dates(text: pd.Series, lines: np.ndarray, path: Path, *,
     values = None
     # one format per column, from the first date; day-first if only that fits them all
     formats = _date_formats(first) or ["ISO8601"]
+    if dayfirst is None and any("%m.%d" in f and _day_month(f) for f in formats):
+        dayfirst = True   # 02.01.2020: DD.MM.YYYY, as European exports write it
     if dayfirst is not None:   # stable: the wanted order first, the other after it
         formats.sort(key=lambda f: _day_month(f) != ("day-first" if dayfirst else
                                                      "month-first"))

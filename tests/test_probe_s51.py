@@ -95,3 +95,21 @@ def test_ingest_append_needing_day_first_after_a_month_first_file_is_refused(tmp
         ds = ql.data.open(tmp_path / "st").compute()
     assert _times(ds, "B") == ["2020-01-02", "2020-01-03"]
     assert list(ds.indexes["asset"]) == ["B"]
+
+
+@pytest.mark.parametrize("dates, want", [
+    (["02.01.2020", "03.01.2020"], ["2020-01-02", "2020-01-03"]),              # DD.MM.YYYY
+    (["02.01.2020 09:30", "03.01.2020 09:30"], ["2020-01-02", "2020-01-03"]),
+    (["01.13.2020", "01.14.2020"], ["2020-01-13", "2020-01-14"]),   # only month-first fits
+    (["2020.01.02", "2020.01.03"], ["2020-01-02", "2020-01-03"]),              # year first
+    (["01/02/2020", "01/03/2020"], ["2020-01-02", "2020-01-03"]),   # slashes: month-first
+], ids=["dotted", "dotted_time", "dotted_month_first", "dotted_year_first", "slashed"])
+def test_load_csv_dotted_dates_are_day_first(tmp_path, dates, want):
+    # 02.01.2020 (the German/European DD.MM.YYYY export) was read month-first as
+    # 1 February: every bar of a file whose days are all <= 12 silently moved
+    path = tmp_path / "X.csv"
+    path.write_text(HEAD + _rows(dates))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ql.calendar.CalendarWarning)
+        ds = ql.data.load_csv(path)
+    assert _times(ds, "X") == want
