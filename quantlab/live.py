@@ -462,13 +462,19 @@ class Deployment:
         if "time" not in bar.coords or "asset" not in bar.dims:
             raise DataError("a bar needs a 'time' coordinate and an 'asset' dim "
                             "(ds.isel(time=i) of a quantlab Dataset)")
-        t = np.datetime64(pd.Timestamp(bar["time"].values).tz_localize(None), "ns")
+        t = _bar_time(bar["time"].values)
         self._check_time(t)
         values = self._columns(bar, f"bar at {str(t)[:19]}", ("asset",))
         self._check_row(t, values, self.universe or [str(a) for a in bar.indexes["asset"]])
         return t, values
 
     def _check_time(self, t) -> None:
+        if np.isnat(t):   # NaT compares False to every time: it passed, and so did every
+            # bar after it, in any order
+            last = self._buf.last_time()
+            raise DataError("bar with a missing time (NaT)" + (
+                "" if last is None else f" after the bar at {str(last)[:19]}") +
+                ": each bar needs its timestamp")
         last = self._buf.last_time()
         if last is not None and t <= last:
             what = "duplicated" if t == last else "out of order"
@@ -606,7 +612,8 @@ class Deployment:
         Raises
         ------
         DataError
-            A duplicated or out-of-order bar, missing or unknown assets, a missing
+            A duplicated or out-of-order bar, a bar whose time is missing (NaT) or no
+            date (text, a number), missing or unknown assets, a missing
             variable, or a bar ``ql.data.validate`` refuses.
         ValueError
             The bar's slippage reaching 1 (``Slippage('adaptive')`` on an extreme bar).
@@ -1573,6 +1580,23 @@ _REJ_COLS = ("time", "asset", "reason", "wanted", "given")
 _TEXT_COLS = ("asset", "reason")
 _REC_ASSET = ("positions", "signal", "target")      # (asset,) records, stacked
 _REC_ACCOUNT = ("equity", "cash")                   # (account,) records
+
+
+def _bar_time(value) -> np.datetime64:
+    """A bar's ``time`` coordinate as naive datetime64[ns] (NaT kept: ``_check_time``
+    names it); DataError for a time that is no date (a string, a number)."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        stamp = None
+    if stamp is None or not isinstance(stamp, (pd.Timestamp, type(pd.NaT))):
+        v = np.asarray(value)
+        raise DataError(f"a bar's time must be a datetime64 date, got "
+                        f"{v.item() if v.ndim == 0 else v!r} ({v.dtype}): ds.isel(time=i) "
+                        "of a Dataset with a datetime time index")
+    if stamp is pd.NaT:
+        return np.datetime64("NaT", "ns")
+    return np.datetime64(stamp.tz_localize(None), "ns")
 
 
 def _bar_text(bar) -> str | None:

@@ -113,3 +113,49 @@ def test_load_csv_dotted_dates_are_day_first(tmp_path, dates, want):
         warnings.simplefilter("ignore", ql.calendar.CalendarWarning)
         ds = ql.data.load_csv(path)
     assert _times(ds, "X") == want
+
+
+# ---- deployment: a bar without a time -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def equities70():
+    return ql.data.load().isel(time=slice(0, 75))
+
+
+def _deployment(ds):
+    return ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+                     history=ds.isel(time=slice(0, 69)))
+
+
+def test_replay_refuses_a_bar_without_a_time_and_keeps_time_order(equities70):
+    # a replayed bar stamped NaT was traded (equity 400,298, 3 orders, last_bar NaT), and
+    # as NaT compares False to every time, any bar after it passed the time-order check
+    ds = equities70
+    times = ds.time.values[69:72].copy()
+    times[1] = np.datetime64("NaT", "ns")
+    dep = _deployment(ds)
+    with pytest.raises(DataError, match=r"missing time \(NaT\) after the bar at "
+                                        r"2000-06-08"):
+        dep.replay(ds.isel(time=slice(69, 72)).assign_coords(time=times))
+    assert str(dep.last_bar)[:10] == "2000-06-08"
+    assert len(dep.equity) == 1
+    with pytest.raises(DataError, match="out of order"):      # time order still holds
+        dep.on_bar(ds.isel(time=60))
+    status = dep.on_bar(ds.isel(time=70))                      # the next bar trades
+    assert str(status["time"])[:10] == str(ds.time.values[70])[:10]
+
+
+@pytest.mark.parametrize("time, message", [
+    (np.datetime64("NaT", "ns"), r"missing time \(NaT\)"),
+    ("2000-06-08", r"time must be a datetime64 date, got '2000-06-08' \(<U10\)"),
+    (1234, r"time must be a datetime64 date, got 1234 \(int64\)"),
+], ids=["nat", "text", "number"])
+def test_on_bar_without_a_date_is_a_data_error_and_changes_nothing(equities70, time,
+                                                                    message):
+    # NaT: TypeError "'float' object cannot be interpreted as an integer"; a text or
+    # number time: pandas' "Cannot convert input [...] of type ndarray to Timestamp"
+    dep = _deployment(equities70)
+    before = (dep.last_bar, len(dep.orders))
+    with pytest.raises(DataError, match=message):
+        dep.on_bar(equities70.isel(time=69).assign_coords(time=time))
+    assert (dep.last_bar, len(dep.orders)) == before
