@@ -984,9 +984,13 @@ def _writer_lock(loc: _Where):
 
 
 def _corrupt(loc: _Where, e: Exception) -> Exception:
-    """A damaged zarr.json: zarr/JSON errors of many types -> DataError (ImportError kept)."""
+    """A damaged zarr.json: zarr/JSON errors of many types -> DataError (ImportError kept);
+    one the disk could not read (permission denied, an I/O error) is that OSError, saying
+    which store: the store may be intact, not to be ingested again."""
     if isinstance(e, (ImportError, DataError)):
         return e
+    if _unread(e):
+        return _data.io_error(e, f"reading the store {loc.shown}", _UNREAD)
     return DataError(f"{loc.shown}: corrupt store metadata ({type(e).__name__}: {e}); "
                      "re-run ingest into a new store")
 
@@ -1292,6 +1296,10 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
         position (swapped, copied over: its CRC32C against the store's index), is read
         (at compute time, or at once with ``verify=True``), naming the variable and
         rows or chunk: re-run ingest.
+    OSError
+        A file of the store the disk will not read (permission denied, an I/O error),
+        of its type and errno, naming the store (and, at compute time, the variable and
+        rows): the store may be intact.
 
     Warns
     -----
@@ -1319,7 +1327,10 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
 
     _zarr()
     loc = _Where(store, storage_options, "open")
-    state = loc.read_marker()
+    try:
+        state = loc.read_marker()
+    except OSError as e:   # permission denied: said for which store
+        raise _data.io_error(e, f"reading the store {loc.shown}", _UNREAD) from e
     if state is None:
         raise DataError(f"{loc.shown}: not a quantlab store (no {MARKER}); create it with "
                         "ql.data.ingest")
@@ -1616,6 +1627,15 @@ def _identity(raw: bytes, checksum: bool) -> int:
     return int.from_bytes(raw[-4:], "little") if checksum else crc32c.crc32c(raw)
 
 
+_UNREAD = "the store is unchanged: fix the permissions or the disk and read it again"
+
+
+def _unread(e: Exception) -> bool:
+    """An OSError of the disk (permission denied, an I/O error), not of a missing file."""
+    return isinstance(e, OSError) and not isinstance(
+        e, (FileNotFoundError, NotADirectoryError, IsADirectoryError, gzip.BadGzipFile))
+
+
 def _not_the_chunk(e: Exception) -> bool:
     """True for the disk's or memory's errors, raised as they are; not for a codec's
     OSError (gzip's BadGzipFile: a chunk that is not gzip data is damage)."""
@@ -1665,6 +1685,10 @@ class _Checked:
         except DataError:
             raise
         except Exception as e:    # codec errors have no common type (RuntimeError, ValueError)
+            if _unread(e):       # permission denied: which store, variable and rows
+                rows = self._rows(key)
+                raise _data.io_error(e, f"reading the store {self.shown}, variable "
+                                     f"{self.var!r}, rows {rows}", _UNREAD) from e
             if _not_the_chunk(e):
                 raise
             raise self._damaged(key, e, "") from None
@@ -1804,9 +1828,13 @@ class _Checked:
                               "written (no file after the write)")
             self.index[chunk_key(at)] = _identity(raw, checksum)
 
-    def _damaged(self, key, e: Exception, where: str) -> DataError:
+    @staticmethod
+    def _rows(key) -> str:
         rows = key[0] if isinstance(key, tuple) else key
-        rows = f"{rows.start or 0}:{rows.stop}" if isinstance(rows, slice) else rows
+        return f"{rows.start or 0}:{rows.stop}" if isinstance(rows, slice) else str(rows)
+
+    def _damaged(self, key, e: Exception, where: str) -> DataError:
+        rows = self._rows(key)
         return DataError(f"{self.shown}: variable {self.var!r}, rows {rows}{where}: damaged "
                          f"chunk ({type(e).__name__}: {e}); re-run ingest into a new store")
 

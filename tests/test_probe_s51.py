@@ -159,3 +159,79 @@ def test_on_bar_without_a_date_is_a_data_error_and_changes_nothing(equities70, t
     with pytest.raises(DataError, match=message):
         dep.on_bar(equities70.isel(time=69).assign_coords(time=time))
     assert (dep.last_bar, len(dep.orders)) == before
+
+
+# ---- store: a store the disk will not let us read ------------------------------------
+
+@pytest.fixture
+def small_store(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    idx = pd.date_range("2020-01-01", periods=40, freq="D")
+    for i, a in enumerate(["AAA", "BBB", "CCC"]):
+        c = 100 + i + np.arange(40.0)
+        pd.DataFrame({"Date": idx.strftime("%Y-%m-%d"), "Open": c, "High": c + 1,
+                      "Low": c - 1, "Close": c, "Volume": 1000.0}).to_csv(
+            src / f"{a}.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ql.calendar.CalendarWarning)
+        ql.data.ingest(src, tmp_path / "st", chunk_time=16, chunk_asset=2, progress=False)
+    return tmp_path / "st"
+
+
+def _deny(monkeypatch, cls, name, match):
+    """``cls.name`` (a method reading a path: its first argument, else the object)
+    raising permission denied for the paths ``match`` accepts."""
+    orig = getattr(cls, name)
+
+    def denied(self, *a, **k):
+        path = str(a[0]) if a else str(self)
+        if match(path):
+            raise PermissionError(13, "Permission denied", path)
+        return orig(self, *a, **k)
+    monkeypatch.setattr(cls, name, denied)
+
+
+def test_open_of_a_store_whose_metadata_cannot_be_read_is_no_corrupt_store(
+        small_store, monkeypatch):
+    # close/zarr.json unreadable (permission denied) was "corrupt store metadata
+    # (PermissionError ...); re-run ingest into a new store": an intact store rebuilt
+    import pathlib
+    _deny(monkeypatch, pathlib.Path, "read_bytes",
+          lambda p: p.endswith("close/zarr.json"))
+    with pytest.raises(PermissionError, match=r"reading the store .*st: Permission denied"
+                                              r": .*close/zarr\.json'; the store is "
+                                              r"unchanged") as got:
+        ql.data.open(small_store)
+    assert "corrupt" not in str(got.value) and got.value.errno == 13
+
+
+def test_open_of_a_store_whose_marker_cannot_be_read_names_the_store(small_store,
+                                                                     monkeypatch):
+    from fsspec.implementations.local import LocalFileSystem
+    _deny(monkeypatch, LocalFileSystem, "cat_file",
+          lambda p: p.endswith("quantlab_store.json"))
+    with pytest.raises(PermissionError, match=r"reading the store .*st: Permission denied"):
+        ql.data.open(small_store)
+
+
+@pytest.mark.parametrize("errno_, kind", [(13, PermissionError), (5, OSError)])
+def test_a_chunk_the_disk_cannot_read_names_the_store_variable_and_rows(
+        small_store, monkeypatch, errno_, kind):
+    # a chunk read refused by the disk surfaced from dask's compute as a bare
+    # "[Errno 13] Permission denied: PosixPath('.../close/c/1/1')"
+    import os
+    orig = os.open
+
+    def denied(path, *a, **k):
+        if str(path).endswith("close/c/1/1"):
+            raise OSError(errno_, os.strerror(errno_), path)
+        return orig(path, *a, **k)
+    ds = ql.data.open(small_store)
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(kind, match=r"reading the store .*st, variable 'close', rows "
+                                   r"16:32: .*close/c/1/1'") as got:
+        ds["close"].sum().compute()
+    assert got.value.errno == errno_
+    monkeypatch.setattr(os, "open", orig)     # readable again: the same store
+    assert float(ds["close"].sum().compute()) == 3 * 40 * 101 + 3 * 780
