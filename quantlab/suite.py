@@ -885,8 +885,17 @@ def _read_yaml_config(path) -> dict:
     """The suite config at ``path``, its plain values as YAML 1.2 reads them
     (:func:`plain_loader`): YAML 1.1 made ``symbol: ON`` (ON Semiconductor) True, ``NO``
     False and ``010`` 8."""
+    import yaml  # lazy: its error type only
+
     path = Path(path)
-    cfg = _yaml.load(path.read_text()) or {}
+    try:
+        cfg = _yaml.load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:   # a traceback and exit 1 before
+        raise ValueError(f"{path}: not YAML ({e})") from None
+    except UnicodeDecodeError as e:   # "'utf-8' codec can't decode ...": which file?
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except OSError as e:    # a directory given as the config
+        raise ValueError(f"{path}: {e.strerror or e}") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"{path}: expected a mapping with 'runs', got {type(cfg).__name__}")
     unknown = set(cfg) - {"runs", "notebooks_dir", "timeout"}

@@ -235,3 +235,41 @@ def test_a_chunk_the_disk_cannot_read_names_the_store_variable_and_rows(
     assert got.value.errno == errno_
     monkeypatch.setattr(os, "open", orig)     # readable again: the same store
     assert float(ds["close"].sum().compute()) == 3 * 40 * 101 + 3 * 780
+
+
+# ---- CLI: configuration files that are no YAML/JSON text -------------------------------
+
+NOTEBOOK = "notebooks/00_quickstart.ipynb"
+
+
+@pytest.mark.parametrize("command", ["run-suite", "report"])
+def test_cli_suite_config_that_is_not_yaml_is_one_line_and_exit_2(tmp_path, capsys,
+                                                                  command):
+    # a --config with a YAML syntax error was a yaml.parser.ParserError traceback, exit 1
+    from quantlab import cli
+    cfg = tmp_path / "suite.yaml"
+    cfg.write_text("runs: [a\n")
+    code = cli.main([command, "--config", str(cfg), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"error: {cfg}: not YAML (while parsing a flow sequence" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option", ["--config", "--params-file", "--params"])
+def test_cli_files_that_are_not_utf8_name_the_option_and_file(tmp_path, capsys, option):
+    # "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte": no word
+    # of which file (a UTF-16 export of a parameter grid, a Latin-1 config)
+    from quantlab import cli
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("x: [1, 2]\n".encode("utf-16"))
+    if option == "--params":
+        argv = ["deploy", "volatility_regime", "--params", str(bad), "--replay", "equities"]
+    else:
+        argv = ["run-suite", option, str(bad), NOTEBOOK, "--out", str(tmp_path / "out")]
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    named = str(bad) if option == "--config" else f"{option} {bad}"
+    assert f"error: {named}: not UTF-8 text (byte 0: invalid start byte)" in err
