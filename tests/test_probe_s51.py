@@ -273,3 +273,15 @@ def test_cli_files_that_are_not_utf8_name_the_option_and_file(tmp_path, capsys, 
     assert code == 2
     named = str(bad) if option == "--config" else f"{option} {bad}"
     assert f"error: {named}: not UTF-8 text (byte 0: invalid start byte)" in err
+
+
+def test_tick_engine_config_that_is_not_utf8_names_the_file(tmp_path):
+    # the same fault in TickEngine(config=path): a bare UnicodeDecodeError
+    bad = tmp_path / "engine.yaml"
+    bad.write_bytes("risk:\n  max_position: 10\n".encode("utf-16"))
+    with pytest.raises(ValueError, match=r"engine\.yaml: not UTF-8 text \(byte 0: invalid "
+                                         r"start byte\)"):
+        ql.engine.TickEngine(config=bad)
+    good = tmp_path / "good.yaml"
+    good.write_text("risk:\n  max_position: 10\n", encoding="utf-8")
+    assert ql.engine.TickEngine(config=good).config["risk"]["max_position"] == 10

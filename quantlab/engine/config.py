@@ -65,7 +65,7 @@ def load_config(config=None, environ=None) -> dict:
     """
     import yaml  # lazy: yaml.YAMLError, only when a config is read
 
-    cfg = _yaml.load(DEFAULT_CONFIG.read_text())
+    cfg = _yaml.load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
     given: dict = {}     # (section, key) -> where it was set: named in range errors
 
     def merge(update, where):
@@ -93,9 +93,12 @@ def load_config(config=None, environ=None) -> dict:
     if config is not None:
         if isinstance(config, (str, Path)):
             try:
-                loaded = _yaml.load(Path(config).read_text())   # 010: 10, ON: 'ON'
+                loaded = _yaml.load(Path(config).read_text(encoding="utf-8"))  # 010: 10
             except yaml.YAMLError as exc:
                 raise ValueError(f"{config}: not a valid YAML file: {exc}") from None
+            except UnicodeDecodeError as exc:   # "'utf-8' codec can't ...": which file?
+                raise ValueError(f"{config}: not UTF-8 text (byte {exc.start}: "
+                                 f"{exc.reason})") from None
             if loaded is not None and not isinstance(loaded, dict):
                 raise ValueError(f"{config}: a config file is a mapping of sections "
                                  f"({', '.join(cfg)}), got a {type(loaded).__name__} at the "
