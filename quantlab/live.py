@@ -995,7 +995,8 @@ class Deployment:
         ``COMPACT`` segments (and the first checkpoint at a path) the deployment is
         written whole as a new generation G. Each file is written to a temporary name
         and renamed, the manifest last: a process killed while saving leaves the
-        previous checkpoint intact. One deployment at a time checkpoints into a folder:
+        previous checkpoint intact. The manifest carries the sha256 of its own contents
+        and of each segment: one edited or damaged since is refused by :meth:`restore`. One deployment at a time checkpoints into a folder:
         a new one's first checkpoint there takes it over, and one that checkpointed there
         before is then refused (a DataError) instead of appending to the other's
         segments; the check and the write hold a lock on the folder (``flock``), so two
@@ -1166,7 +1167,7 @@ class Deployment:
         (True, True)
         """
         path = user_path("checkpoint path", path)
-        meta, arrays = _read_checkpoint(path)
+        meta, arrays, intact = _read_checkpoint(path)
         if strategy is not None and strategies.resolve(strategy).name != meta["strategy"]:
             raise ValueError(f"checkpoint {path} is of strategy {meta['strategy']!r}, not "
                              f"{strategies.resolve(strategy).name!r}")
@@ -1178,6 +1179,12 @@ class Deployment:
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             raise DataError(f"checkpoint {path} cannot be restored: {type(e).__name__}: "
                             f"{e}") from None
+        if not intact:   # values that pass every check, edited or damaged: a peak of
+            # 900298.35 for 400298.35 is a 55 % drawdown to the kill switch, 'params': {}
+            # traded the strategy's defaults
+            raise _bad(path / "deployment.json", "its contents are not those written "
+                       "(edited or damaged since: its digest does not match); restore "
+                       "from another checkpoint")
         if bar is not None:
             dep.check_bar(bar, f"checkpoint {path}: bar")
         if meta.get("format") == FORMAT and not given:   # the next checkpoint appends
@@ -1672,10 +1679,12 @@ def _write_checkpoint(path: Path, seg: Path, arrays: dict, meta: dict,
         if digests is not None:
             digests = [*digests, hashlib.sha256(raw).hexdigest()]
             meta = {**meta, "digests": digests}
+        meta = json.loads(json.dumps(meta, default=_json_default))   # as it is read back
+        meta["digest"] = _manifest_digest(meta)
         with open(tmps[0], "wb") as f:
             f.write(raw)
         os.replace(tmps[0], seg)                       # the segment first: the manifest
-        tmps[1].write_text(json.dumps(meta, default=_json_default))   # names it only once
+        tmps[1].write_text(json.dumps(meta))                 # names it only once
         os.replace(tmps[1], path / "deployment.json")  # it is whole
     except BaseException as e:
         for t in tmps:
@@ -1768,10 +1777,12 @@ def _load_npz(file: Path, sha256: str | None = None) -> dict:
 
 
 def _read_checkpoint(path: Path) -> tuple:
-    """(meta, arrays) of the checkpoint at ``path`` in format 1's layout, every file read
-    and checked: a DataError naming the file and key for anything unreadable, missing,
-    of the wrong type or inconsistent (no defaults: a checkpoint restores exactly or not
-    at all). FileNotFoundError: no checkpoint there."""
+    """(meta, arrays, intact) of the checkpoint at ``path`` in format 1's layout, every
+    file read and checked: a DataError naming the file and key for anything unreadable,
+    missing, of the wrong type or inconsistent (no defaults: a checkpoint restores
+    exactly or not at all). ``intact``: the manifest's digest matches it (or it has
+    none: written before quantlab recorded it); restore says so once every value was
+    checked. FileNotFoundError: no checkpoint there."""
     file = path / "deployment.json"
     try:
         text = _read_regular(file).decode("utf-8")
@@ -1785,6 +1796,8 @@ def _read_checkpoint(path: Path) -> tuple:
         raise _bad(file, f"cannot read it ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict):
         raise _bad(file, f"expected a JSON object, found {type(meta).__name__}")
+    intact = (meta.get("format") != FORMAT or "digest" not in meta   # (format 1: none)
+              or meta["digest"] == _manifest_digest(meta))            # said last
     if not isinstance(meta.get("bar"), (str, type(None))):   # optional: older lack it
         raise _bad(file, f"'bar' must be str or null, found {meta['bar']!r}")
     if meta.get("format") not in (1, FORMAT) or isinstance(meta.get("format"), bool):
@@ -1801,7 +1814,7 @@ def _read_checkpoint(path: Path) -> tuple:
     if meta["format"] == 1:
         arrays = _load_npz(path / "deployment.npz")
         _check_arrays(path / "deployment.npz", meta, arrays)
-        return meta, arrays
+        return meta, arrays, intact
     digests = meta.get("digests")    # absent: written before quantlab recorded them
     if digests is not None and (not isinstance(digests, list)
                                 or not all(isinstance(d, str) for d in digests)):
@@ -1820,7 +1833,13 @@ def _read_checkpoint(path: Path) -> tuple:
         raise _bad(path / f"seg-{meta['generation']}-{meta['segments'] - 1}.npz",
                    f"cannot unpack it ({type(e).__name__}: {e})") from None
     _check_arrays(path / f"seg-{meta['generation']}-*.npz", meta, arrays)
-    return meta, arrays
+    return meta, arrays, intact
+
+
+def _manifest_digest(meta: dict) -> str:
+    """The sha256 of a manifest's canonical JSON, its own ``digest`` left out."""
+    return hashlib.sha256(json.dumps({k: v for k, v in meta.items() if k != "digest"},
+                                     sort_keys=True).encode()).hexdigest()
 
 
 def _check_manifest(file: Path, meta: dict) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 import quantlab as ql
 from quantlab.errors import DataError
-from quantlab.live import Deployment, _read_segments
+from quantlab.live import Deployment, _manifest_digest, _read_segments
 
 PARAMS = {"window": 10, "lookback": 20}
 
@@ -73,6 +73,7 @@ def _seg(k, fn):
         np.savez(d / f"seg-1-{k}.npz", **arrays)
         meta = json.loads((d / "deployment.json").read_text())
         meta["digests"][k] = hashlib.sha256((d / f"seg-1-{k}.npz").read_bytes()).hexdigest()
+        meta["digest"] = _manifest_digest(meta)
         (d / "deployment.json").write_text(json.dumps(meta))
     return f
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import quantlab as ql
+from quantlab.live import _manifest_digest
 
 H, N = 200, 400                 # bars of warm-up history; bars in all
 PARAMS = {"window": 5, "lookback": 20}    # the deployment buffers 51 bars
@@ -173,6 +174,7 @@ def _drop(path, keys):
     if keys:      # nor the segments' digests (session 49)
         meta = json.loads((path / "deployment.json").read_text())
         meta.pop("digests")
+        meta.pop("digest")      # nor the manifest's own (session 51)
         (path / "deployment.json").write_text(json.dumps(meta))
 
 
@@ -264,6 +266,7 @@ def _tampered(path, key, edit):
         meta = json.loads((path / "deployment.json").read_text())   # as if written so
         k = int(seg.stem.split("-")[-1])
         meta["digests"][k] = hashlib.sha256(seg.read_bytes()).hexdigest()
+        meta["digest"] = _manifest_digest(meta)
         (path / "deployment.json").write_text(json.dumps(meta))
 
 

@@ -285,3 +285,56 @@ def test_tick_engine_config_that_is_not_utf8_names_the_file(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("risk:\n  max_position: 10\n", encoding="utf-8")
     assert ql.engine.TickEngine(config=good).config["risk"]["max_position"] == 10
+
+
+# ---- deployment checkpoints: a manifest edited to values that pass every check -------
+
+@pytest.fixture(scope="module")
+def checkpointed(equities70, tmp_path_factory):
+    dep = _deployment(equities70)
+    dep.replay(equities70.isel(time=slice(69, 73)), echo=None)
+    path = dep.checkpoint(tmp_path_factory.mktemp("ck") / "ck")
+    return path, dep
+
+
+def _manifest_edited(src, dst, edit):
+    import json
+    import shutil
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "deployment.json").read_text())
+    edit(meta)
+    (dst / "deployment.json").write_text(json.dumps(meta))
+    return dst
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m.update(peak=m["peak"] + 500_000.0),      # one digit: 400298 -> 900298
+    lambda m: m.update(params={}),                       # the strategy's defaults
+    lambda m: m.update(killed=True),
+    lambda m: m["risk"].update(max_drawdown_pct=0.5),
+    lambda m: m.update(digest=None),
+], ids=["peak", "params_dropped", "killed", "risk_limit", "digest_nulled"])
+def test_a_checkpoint_manifest_edited_to_valid_values_is_refused(checkpointed, tmp_path,
+                                                                 edit):
+    # each restored without a word: a peak of 900,298 for 400,298 (one digit) is a 55 %
+    # drawdown to the kill switch, params {} traded volatility_regime's defaults,
+    # killed=True stopped trading, a looser drawdown limit
+    path, dep = checkpointed
+    bad = _manifest_edited(path, tmp_path / "ck", edit)
+    with pytest.raises(DataError, match=r"ck/deployment\.json: its contents are not those "
+                                        r"written \(edited or damaged since"):
+        ql.Deployment.restore(bad)
+
+
+def test_a_checkpoint_manifest_without_its_digest_restores_as_before(checkpointed,
+                                                                     tmp_path):
+    # written by a quantlab before the digest: restored, and the next checkpoint has one
+    path, dep = checkpointed
+    old = _manifest_edited(path, tmp_path / "ck", lambda m: m.pop("digest"))
+    back = ql.Deployment.restore(old)
+    assert back.equity_now() == dep.equity_now() and len(back.orders) == len(dep.orders)
+    assert back.strategy.params == dep.strategy.params
+    back.checkpoint(old)
+    import json
+    assert "digest" in json.loads((old / "deployment.json").read_text())
+    assert ql.Deployment.restore(old).equity_now() == dep.equity_now()
