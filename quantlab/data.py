@@ -1260,7 +1260,7 @@ def _day_first_again(orders: dict) -> list:
     file's dates fit only day-first and another's only month-first (01/13/2020)."""
     only = {}
     for f, o in orders.items():
-        if o.get("reading") and not o["either"]:
+        if o.get("reading") and not o.get("either"):
             only.setdefault(o["reading"], f)
     if len(only) > 1:
         raise DataError(f"{only['day-first']} writes dates day-first (DD/MM) but "
