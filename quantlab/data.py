@@ -1117,11 +1117,13 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
     Text: UTF-8 (a BOM is allowed), UTF-16/32 with a BOM, gzip by content; separator
     ``,``, or ``;`` / tab when the header has no comma. Dates: one format per column,
     inferred from the first date (month-first when ambiguous, but dotted dates such as
-    02.01.2020 day-first; day-first when the column needs it; in a directory, every file day-first when one file needs it, and a file
-    needing day-first beside one needing month-first is a DataError), or epoch s/ms/µs/ns (9-10/12-13/15-16/18-19 digits: 1973-2262), one unit
-    per column; dates outside 1677-09-22..2262-04-11 are refused. Timestamps with UTC
-    offsets (and epochs) become naive UTC; naive ones stay as written; a file or directory
-    mixing both is a DataError. Yahoo's all-"null" rows are missing bars. ``Adj Close``
+    02.01.2020 day-first; day-first when the column needs it; in a directory, every
+    file day-first when one file needs it, and a file needing day-first beside one
+    needing month-first is a DataError), or epoch s/ms/µs/ns (9-10/12-13/15-16/18-19
+    digits: 1973-2262), one unit per column; dates outside 1677-09-22..2262-04-11 are
+    refused. Timestamps with UTC offsets (and epochs) become naive UTC; naive ones stay
+    as written; a file or directory mixing both is a DataError. Yahoo's all-"null" rows
+    are missing bars. ``Adj Close``
     adjusts open/high/low/close by ``adj_close / close`` and volume by its inverse; without
     ``Close`` it loads only as a close-only asset (beside open/high/low/volume it is a
     DataError: never adjusted mixed with unadjusted).

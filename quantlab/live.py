@@ -996,9 +996,10 @@ class Deployment:
         written whole as a new generation G. Each file is written to a temporary name
         and renamed, the manifest last: a process killed while saving leaves the
         previous checkpoint intact. The manifest carries the sha256 of its own contents
-        and of each segment: one edited or damaged since is refused by :meth:`restore`. One deployment at a time checkpoints into a folder:
-        a new one's first checkpoint there takes it over, and one that checkpointed there
-        before is then refused (a DataError) instead of appending to the other's
+        and of each segment: one edited or damaged since is refused by :meth:`restore`.
+        One deployment at a time checkpoints into a folder: a new one's first
+        checkpoint there takes it over, and one that checkpointed there before is then
+        refused (a DataError) instead of appending to the other's
         segments; the check and the write hold a lock on the folder (``flock``), so two
         processes resuming from one checkpoint cannot both go on.
 
