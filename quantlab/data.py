@@ -1250,16 +1250,19 @@ def _read_directory(path: Path, layout: str):
                                 "(or rename one file)")
             owner[a] = f
             frames[a] = df
-    for f in _day_first_again(orders):
-        frames.update(_read_table(f, None, layout, dayfirst=True)[0])
+    again, dayfirst = _order_again(orders)
+    for f in again:
+        frames.update(_read_table(f, None, layout, dayfirst=dayfirst)[0])
     return frames, next(iter(zones))
 
 
-def _day_first_again(orders: dict) -> list:
-    """The files of a directory to read again day-first: those whose dates fit either
-    day/month order (read month-first) when another file's dates fit only day-first
-    (13/01/2020), so that 02/01/2020 is 2 January in every file; a DataError when one
-    file's dates fit only day-first and another's only month-first (01/13/2020)."""
+def _order_again(orders: dict) -> tuple[list, bool]:
+    """(files, dayfirst): the files of a directory to read again in the day/month order
+    another file needs, and whether it is day-first. A file whose dates fit either order
+    was read in its own default (02/01/2020 month-first, 02.01.2020 day-first); one
+    whose dates fit only one (13/01/2020, 01.13.2020) decides for all, so that 02/01/2020
+    is one date in every file. A DataError when one file's dates fit only day-first and
+    another's only month-first."""
     only = {}
     for f, o in orders.items():
         if o.get("reading") and not o.get("either"):
@@ -1268,9 +1271,11 @@ def _day_first_again(orders: dict) -> list:
         raise DataError(f"{only['day-first']} writes dates day-first (DD/MM) but "
                         f"{only['month-first']} month-first (MM/DD): their bars would not "
                         "align; write every file in one order (ISO 8601: 2020-01-02)")
-    if "day-first" not in only:
-        return []
-    return [f for f, o in orders.items() if o.get("reading") == "month-first"]
+    if not only:
+        return [], False
+    need = next(iter(only))
+    return [f for f, o in orders.items() if o.get("reading") not in (None, need)], \
+        need == "day-first"
 
 
 def read_text(path: Path) -> str:

@@ -694,7 +694,7 @@ def _stage(path: Path, sha: str, layout: str, staging: Path,
            dayfirst: bool | None = None) -> tuple[list[_Staged], bool]:
     """(staged assets, each with the day/month order of the file's dates, tz_aware)."""
     # keyed by name and content (asset names come from file names) and the date order
-    key = f"{path.name}\0{sha}\0{layout}" + ("\0day-first" if dayfirst else "")
+    key = f"{path.name}\0{sha}\0{layout}" + ("" if dayfirst is None else f"\0{dayfirst}")
     folder = staging / hashlib.sha256(key.encode()).hexdigest()
     manifest = folder / "manifest.json"
     if manifest.exists() and not _staged_intact(folder, manifest):
@@ -772,27 +772,29 @@ def _stage_all(files, mode: str, state: dict | None, staging: Path, progress: bo
                 fu.cancel()
             raise
     orders = {f: orders[f] for f in files if f in orders}   # file order, not finish order
-    return owner, _day_first(staged, orders, done, shas, mode, staging, store), shas, zones
+    return owner, _one_order(staged, orders, done, shas, mode, staging, store), shas, zones
 
 
-def _day_first(staged: list, orders: dict, done: dict, shas: dict, mode: str,
-               staging: Path, store: str) -> list:
+def _one_order(staged: list, orders: dict, done: dict, shas: dict, mode: str,
+                staging: Path, store: str) -> list:
     """``staged`` with the new files whose dates fit either day/month order staged
-    again day-first when another file, new or in the store, needs day-first (load_csv's
-    directory rule); a DataError when the store holds such a file read month-first."""
+    again in the order another file, new or in the store, needs (load_csv's directory
+    rule); a DataError when the store holds such a file read in the other order."""
     new = {f.name for f in orders}
     kept = {f"{name} (in the store {store})": e["dates"] for name, e in done.items()
             if name not in new and isinstance(e.get("dates"), dict)}
     every = {**kept, **orders}
-    again = _data._day_first_again(every)
+    again, dayfirst = _data._order_again(every)
     stored = [f for f in again if not isinstance(f, Path)]
     if stored:
-        need = next(f for f, o in every.items() if o.get("reading") == "day-first")
-        raise DataError(f"{stored[0]} was ingested month-first (its dates fit either "
-                        f"order), but {need} needs day-first (DD/MM): their bars would "
+        need = next(f for f, o in every.items() if o.get("reading") and not o.get("either"))
+        orders_ = ("month-first", "day-first (DD/MM)") if dayfirst else \
+            ("day-first", "month-first (MM/DD)")
+        raise DataError(f"{stored[0]} was ingested {orders_[0]} (its dates fit either "
+                        f"order), but {need} needs {orders_[1]}: their bars would "
                         "not align; ingest every file into a new store")
     for f in again:
-        recs, _ = _stage(f, shas[f.name], mode, staging, dayfirst=True)
+        recs, _ = _stage(f, shas[f.name], mode, staging, dayfirst=dayfirst)
         staged = [r for r in staged if r.file != str(f)] + recs
     return staged
 

@@ -338,3 +338,23 @@ def test_a_checkpoint_manifest_without_its_digest_restores_as_before(checkpointe
     import json
     assert "digest" in json.loads((old / "deployment.json").read_text())
     assert ql.Deployment.restore(old).equity_now() == dep.equity_now()
+
+
+@pytest.mark.parametrize("loader", ["load_csv", "ingest"])
+def test_a_directory_of_dotted_dates_reads_ambiguous_files_month_first_when_one_must(
+        tmp_path, loader):
+    # dotted dates default day-first; a sibling that can only be month-first (01.13.2020)
+    # decides for the directory as a day-first-only one does
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "A.csv").write_text(HEAD + _rows(["01.13.2020", "01.14.2020"]))
+    (src / "B.csv").write_text(HEAD + _rows(["01.02.2020", "01.03.2020"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ql.calendar.CalendarWarning)
+        if loader == "load_csv":
+            ds = ql.data.load_csv(src)
+        else:
+            ql.data.ingest(src, tmp_path / "st", progress=False)
+            ds = ql.data.open(tmp_path / "st").compute()
+    assert _times(ds, "A") == ["2020-01-13", "2020-01-14"]
+    assert _times(ds, "B") == ["2020-01-02", "2020-01-03"]
