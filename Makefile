@@ -54,8 +54,14 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: sudo apt-get install chromium"; fi; }
 
+# The suite on TEST_WORKERS processes (pytest-xdist; default: one per core, at most 4):
+# --dist loadscope keeps a test module, or a notebook's cells, in one worker, in order.
+# TEST_WORKERS=0 runs it in this process. 2 cores: ~12 min, one process ~21-24 min.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: install browser
-	$(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=30
+	$(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=30 \
+	  -n $(TEST_WORKERS) --dist loadscope
 	$(BIN)/python -m pytest quantlab --doctest-modules -p no:nbval  # docstring Examples (issue #29)
 
 # BENCH_ARGS: e.g. "--only rolling", or a long section: "--only scale -- --assets 100 --days 30"

@@ -188,10 +188,10 @@ def test_docs_open_offline_and_follow_links_to_backtest_conventions_and_gallery(
             _click(page, "text=Gallery")
             _click(page, "a[href$='00_quickstart.html']")
             page.wait_for_function("() => window.Bokeh && Bokeh.documents.length >= 3",
-                                   timeout=30_000)
+                                   timeout=90_000)   # make test runs a module beside it
             page.goto((out / "gallery" / "01_explore.html").as_uri())
             page.wait_for_function("() => document.querySelectorAll('.widget-slider').length",
-                                   timeout=30_000)
+                                   timeout=90_000)
             page.wait_for_timeout(1000)   # let the widget renderer load its modules
         finally:
             browser.close()

@@ -173,3 +173,15 @@ def test_the_package_namespace_holds_only_its_public_names():
     # `from importlib import import_module` showed as ql.import_module in tab completion
     public = {n for n in dir(ql) if not n.startswith("_")}
     assert public <= set(ql.__all__) | {"errors"}, public - set(ql.__all__)
+
+
+def test_make_test_keeps_a_notebooks_cells_in_one_worker():
+    # nbval runs a notebook's cells in order in one kernel: under pytest-xdist the
+    # default --dist load would spread them over workers (NameError in the later cells)
+    import pathlib
+    import re
+
+    make = (pathlib.Path(__file__).parents[1] / "Makefile").read_text()
+    recipe = make.split("\ntest:", 1)[1].split("\n\n", 1)[0].replace("\\\n", " ")
+    line = next(s for s in recipe.splitlines() if "--nbval" in s)
+    assert re.search(r"-n \$\(TEST_WORKERS\)", line) and "--dist loadscope" in line, line
