@@ -453,7 +453,7 @@ cdef class _Sim:
     cdef int acc_need   # metrics-only: the acc_add groups its metrics read (A_*)
     cdef Py_ssize_t[::1] todo   # fast path: the columns with a pending order this bar
     cdef Py_ssize_t n_todo
-    cdef bint overflow   # an order's size was not a finite number (step returned -1)
+    cdef bint overflow   # a fill left a position that is no finite number (step returned -1)
     # the state (SimState's arrays)
     cdef double[::1] q, last, want, entry, extreme, ev, ev_size, lim_px, lim_q
     cdef double[::1] prev_target, prev_size, cash, prev_eq, peak, drain_fee

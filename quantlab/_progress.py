@@ -37,9 +37,11 @@ def bar(total, desc: str, unit: str, enabled: bool = True, **kw):
     >>> b.n
     3
     """
+    from numbers import Integral
+
     from tqdm.auto import tqdm   # lazy: ipywidgets in a notebook
 
-    if not isinstance(total, int):
+    if not isinstance(total, Integral):   # np.int64 is a count too, not an iterable
         kw["iterable"] = total
         total = len(total) if hasattr(total, "__len__") else None
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, delay=DELAY, **kw)
