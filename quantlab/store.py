@@ -78,6 +78,19 @@ def compressors(checksum: bool = False):
     return (blosc, Crc32cCodec()) if checksum else (blosc,)
 
 
+def compressible(values: np.ndarray, keep: float = 0.5) -> bool:
+    """Whether :func:`compressors`' Blosc LZ4 keeps at most ``keep`` of ``values``'
+    bytes: writing the rest costs more than compressing (shuffled LZ4 encodes ~0.2-0.65
+    ms a MB; a file takes ~1 ms a MB into the page cache of a 2-core AMD EPYC)."""
+    import numcodecs   # lazy: zarr's dependency, a store's writes only
+
+    values = np.ascontiguousarray(values)
+    if values.nbytes == 0:
+        return False
+    blosc = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+    return len(blosc.encode(values)) <= keep * values.nbytes
+
+
 # --------------------------------------------------------------------------- location
 
 def _missing_package(url: str, err: Exception) -> str:
