@@ -285,13 +285,37 @@ def rank(x, window, dim="time", min_periods=None, threads=None):
     return _apply(k, x, dim, threads, cost=0.8 * builtins.min(k.keywords["window"], 10**6))
 
 
+# Columns whose largest finite |value| lies outside [2**-100, 2**100] are brought near 1
+# by a power of two before the correlation kernel (exact: only exponents change, and a
+# correlation does not depend on a column's scale). The kernel's sqrt(cxx * cyy)
+# overflowed for two columns of ~1e77 (a series' correlation with itself was 0, as in
+# pandas) and its sums of squares for one of ~1e154 (NaN or 0), and underflowed for
+# ~1e-160 (NaN); inside the range the product cannot over- or underflow: same bits.
+_UNIT_LO, _UNIT_HI = 2.0 ** -100, 2.0 ** 100
+
+
+def _unit_columns(a):
+    """``a`` (time, column) with each column of extreme magnitude (above) scaled by a
+    power of two bringing its largest finite |value| into [0.5, 1)."""
+    with np.errstate(invalid="ignore"):
+        fin = np.where(np.isfinite(a), np.abs(a), 0.0)
+    mx = fin.max(axis=0) if a.shape[0] else np.zeros(a.shape[1:])
+    bad = (mx > _UNIT_HI) | ((mx < _UNIT_LO) & (mx > 0))
+    if not bad.any():
+        return a
+    e = np.where(bad, np.frexp(np.where(mx > 0, mx, 1.0))[1], 0)
+    return np.ldexp(a, -e).astype(a.dtype, copy=False)
+
+
 @fill(_DOC)
 def corr(x, window, dim="time", min_periods=None, asset_dim="asset", threads=None):
     """Rolling pairwise Pearson correlation of every pair of ``asset_dim`` members.
 
     Over the rows where both are valid (pandas ``df.rolling(window).corr()``). NaN below
-    ``min_periods`` (default ``window``) common rows or where a variance is 0.
-    Memory: time × asset² values.
+    ``min_periods`` (default ``window``) common rows or where a variance is 0. A column
+    of extreme magnitude (beyond 2**±100) is scaled by a power of two first, so its
+    correlations are those of the same series at scale 1 (pandas gives 0 or NaN for
+    values beyond ~1e77 or below ~1e-160). Memory: time × asset² values.
 
     Parameters
     ----------
@@ -348,7 +372,8 @@ def corr(x, window, dim="time", min_periods=None, asset_dim="asset", threads=Non
                          f", got {_validate._show(asset_dim)}")   # None: a reshape error
     other = f"{asset_dim}_other"
     m = x.shape[-1] if not isinstance(x, xr.DataArray) else x.sizes.get(asset_dim, 0)
-    out = bridge.apply(kernel, x, dim=dim, core=asset_dim, new_dim=(other, m), threads=threads)
+    out = bridge.apply(lambda a: kernel(_unit_columns(a)), x, dim=dim, core=asset_dim,
+                       new_dim=(other, m), threads=threads)
     if not isinstance(out, xr.DataArray):
         return out
     coords = {other: x[asset_dim].values}

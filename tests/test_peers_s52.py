@@ -1,0 +1,70 @@
+"""Session 52: inputs of the peers' own suites (pandas tests/window, bottleneck
+move_test, empyrical test_stats, nolds/antropy tests) and their trackers' edge cases
+where quantlab still differed from the peer or from the exact value. Each test states
+the peer's value and why quantlab's differs where it does on purpose."""
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+
+R = ql.rolling
+
+
+def _pandas_corr(a, window):
+    n, m = a.shape
+    return pd.DataFrame(a).rolling(window).corr().to_numpy().reshape(n, m, m)
+
+
+# ---- rolling corr of series of extreme magnitude ------------------------------------
+
+def _corr_panel():
+    rng = np.random.default_rng(2)
+    return np.column_stack([rng.normal(size=40), rng.normal(size=40),
+                            np.cumsum(rng.normal(size=40))])
+
+
+@pytest.mark.parametrize("scale", [2.0 ** 300, 1e100, 1e77, 1e200, 1e300, 1e-160, 1e-200,
+                                   2.0 ** -900])
+def test_rolling_corr_does_not_depend_on_a_columns_scale(scale):
+    """pandas' rolling corr (whose formula the kernel shares, r = cxy / sqrt(cxx cyy))
+    gives a series' correlation with itself as 0 from ~1e77 (cxx·cyy overflows), 0 or
+    NaN with the others from ~1e154 (the squares overflow) and NaN below ~1e-160 (they
+    underflow); the correlation of s·x is that of x for any s > 0."""
+    a = _corr_panel()
+    want = R.corr(a, 10)
+    np.testing.assert_allclose(want, _pandas_corr(a, 10), rtol=1e-12, equal_nan=True)
+    b = a.copy()
+    b[:, 0] *= scale
+    got = R.corr(b, 10)
+    rtol = 0 if np.log2(scale) == np.round(np.log2(scale)) else 1e-13   # 2**k: same bits
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=0, equal_nan=True)
+    assert np.isnan(got[:9]).all() and not np.isnan(got[9:]).any()
+    np.testing.assert_array_equal(got[9:, 0, 0], 1.0)
+    if scale > 1e76:   # pandas, for the record: self-correlation 0 (or NaN beyond 1e154)
+        p = _pandas_corr(b, 10)[9:, 0, 0]
+        assert ((p == 0) | np.isnan(p)).all()
+
+
+def test_rolling_corr_scale_per_column_on_every_input_type():
+    """Two columns of different extreme scales, a float32 panel, a DataArray with NaN
+    holes, a pandas DataFrame: each equals the same series at scale 1."""
+    a = _corr_panel()
+    a[5, 1] = np.nan
+    want = R.corr(a, 8, min_periods=6)
+    b = a * np.array([1e150, 1e-150, 1.0])
+    np.testing.assert_allclose(R.corr(b, 8, min_periods=6), want, rtol=1e-13, equal_nan=True)
+    da = xr.DataArray(b, dims=("time", "asset"), coords={"asset": list("xyz")})
+    np.testing.assert_allclose(R.corr(da, 8, min_periods=6).values, want, rtol=1e-13,
+                               equal_nan=True)
+    df = pd.DataFrame(b, columns=list("xyz"))
+    np.testing.assert_allclose(R.corr(df, 8, min_periods=6).to_numpy().reshape(want.shape),
+                               want, rtol=1e-13, equal_nan=True)
+    f32 = (a * np.array([1e35, 1e-35, 1.0])).astype(np.float32)
+    got = R.corr(f32, 8, min_periods=6)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, R.corr(a.astype(np.float32), 8, min_periods=6),
+                               rtol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(got[7:, 0, 0], 1.0)
+    np.testing.assert_array_equal(b[:, 0], a[:, 0] * 1e150)     # input untouched
