@@ -225,14 +225,27 @@ def _pandas_values(inputs, names, dim) -> list:
     return [v.to_numpy() if is_pandas(v) else v for v in inputs]
 
 
+def _pair_rows(x):
+    """pandas' pairwise row index: (time, column) for each time and column, the levels
+    of a MultiIndex (columns or index) spread into levels of their own with their names
+    (pandas GH 21157: a ('M', 'P') column is the levels 'M', 'P', not one tuple)."""
+    if not isinstance(x.index, pd.MultiIndex) and not isinstance(x.columns, pd.MultiIndex):
+        return pd.MultiIndex.from_product([x.index, x.columns],
+                                          names=[x.index.name, x.columns.name])
+    n, m = len(x.index), len(x.columns)
+    rows, cols = x.index.repeat(m), x.columns.take(np.tile(np.arange(m), n))
+    levels = [rows.get_level_values(i) for i in range(rows.nlevels)]
+    levels += [cols.get_level_values(i) for i in range(cols.nlevels)]
+    return pd.MultiIndex.from_arrays(levels, names=[*x.index.names, *x.columns.names])
+
+
 def as_pandas(out: np.ndarray, x, pairs: bool):
     """``out`` (time on axis 0) as ``x``'s pandas type on its index (and columns); with
     ``pairs`` (corr's (time, column, column_other)), pandas' ``df.rolling(w).corr()``
     layout: a row per (time, column), a column per column."""
     if pairs:
-        rows = pd.MultiIndex.from_product([x.index, x.columns],
-                                          names=[x.index.name, x.columns.name])
-        return pd.DataFrame(out.reshape(-1, out.shape[-1]), index=rows, columns=x.columns)
+        return pd.DataFrame(out.reshape(-1, out.shape[-1]), index=_pair_rows(x),
+                            columns=x.columns)
     if isinstance(x, pd.Series):
         return pd.Series(out, index=x.index, name=x.name)
     return pd.DataFrame(out, index=x.index, columns=x.columns)

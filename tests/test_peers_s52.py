@@ -68,3 +68,33 @@ def test_rolling_corr_scale_per_column_on_every_input_type():
                                rtol=1e-6, equal_nan=True)
     np.testing.assert_array_equal(got[7:, 0, 0], 1.0)
     np.testing.assert_array_equal(b[:, 0], a[:, 0] * 1e150)     # input untouched
+
+
+# ---- rolling corr of a DataFrame with MultiIndex columns (pandas GH 21157, 34440) ----
+
+def test_rolling_corr_multiindex_columns_spread_into_levels_as_pandas():
+    """pandas tests/window/test_pairwise.py test_multindex_columns_pairwise_func, its
+    expected frame verbatim: the row index is (time, a, b) with the column levels'
+    names. quantlab made (time, ('M', 'P')): one level of tuples, the names lost, so
+    ``res.loc[(0, 'M', 'P')]`` failed."""
+    columns = pd.MultiIndex.from_arrays([["M", "N"], ["P", "Q"]], names=["a", "b"])
+    df = pd.DataFrame(np.ones((5, 2)), columns=columns)
+    expected = pd.DataFrame(
+        np.nan, columns=columns,
+        index=pd.MultiIndex.from_arrays([np.repeat(np.arange(5, dtype=np.int64), 2),
+                                         ["M", "N"] * 5, ["P", "Q"] * 5],
+                                        names=[None, "a", "b"]))
+    pd.testing.assert_frame_equal(R.corr(df, 3), expected)
+    rng = np.random.default_rng(0)
+    cols3 = pd.MultiIndex.from_product([list("ab"), list("xy"), list("AB")])   # GH 34440
+    for cols in (cols3, pd.Index(list("abc"), name="asset"), [1, 2, 2]):
+        for idx in (pd.date_range("2020", periods=7, name="date"), range(7)):
+            df = pd.DataFrame(rng.normal(size=(7, len(cols))), index=idx, columns=cols)
+            got = R.corr(df, 3)
+            pd.testing.assert_frame_equal(got, df.rolling(3).corr(), rtol=1e-12)
+    assert got.loc[(6, 2)].shape == (2, 3)          # both columns named 2: pandas too
+    df = pd.DataFrame(rng.normal(size=(7, 8)), columns=cols3)
+    want = np.corrcoef(df[("a", "x", "B")].to_numpy()[-3:],
+                       df[("b", "y", "A")].to_numpy()[-3:])
+    got = R.corr(df, 3)
+    assert got.loc[(6, "a", "x", "B"), ("b", "y", "A")] == pytest.approx(want[0, 1], rel=1e-12)
