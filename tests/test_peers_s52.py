@@ -98,3 +98,42 @@ def test_rolling_corr_multiindex_columns_spread_into_levels_as_pandas():
                        df[("b", "y", "A")].to_numpy()[-3:])
     got = R.corr(df, 3)
     assert got.loc[(6, "a", "x", "B"), ("b", "y", "A")] == pytest.approx(want[0, 1], rel=1e-12)
+
+
+# ---- rolling var/std/zscore/mean of extreme magnitudes: kernel work (the lead's) -----
+# pandas and bottleneck give inf for the first window and NaN after it (their running
+# sums are poisoned); quantlab gives NaN, its documented "fewer than min_periods finite
+# values", for windows of 5 finite values. The kernels (cython_kernels/rolling.pyx
+# roll_var, roll_sum) need the fix: see the session 52 "peers" report.
+
+@pytest.mark.xfail(strict=True, reason="roll_var: squares of |x - K| > ~1.3e154 overflow "
+                                        "(inf - inf = NaN); kernel fix for the lead")
+@pytest.mark.parametrize("scale", [2.0 ** 520, 1e200])
+def test_rolling_std_zscore_of_huge_values_are_those_at_scale_1(scale):
+    x = np.random.default_rng(4).normal(size=30)
+    np.testing.assert_allclose(R.std(x * scale, 5), R.std(x, 5) * scale, rtol=1e-12,
+                               equal_nan=True)
+    np.testing.assert_allclose(R.zscore(x * scale, 5), R.zscore(x, 5), rtol=1e-12,
+                               atol=1e-12, equal_nan=True)
+    assert np.isposinf(R.var(x * scale, 5)[4:]).all()    # var ~1e400: overflows to inf
+
+
+@pytest.mark.xfail(strict=True, reason="roll_var: squares of |x - K| < ~1e-162 underflow "
+                                        "to 0 (pandas, bottleneck, NumPy: 0 too); kernel "
+                                        "fix for the lead")
+@pytest.mark.parametrize("scale", [1e-170, 2.0 ** -560])
+def test_rolling_std_zscore_of_tiny_values_are_those_at_scale_1(scale):
+    x = np.random.default_rng(4).normal(size=30)
+    np.testing.assert_allclose(R.std(x * scale, 5), R.std(x, 5) * scale, rtol=1e-12,
+                               equal_nan=True)
+    np.testing.assert_allclose(R.zscore(x * scale, 5), R.zscore(x, 5), rtol=1e-12,
+                               atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.xfail(strict=True, reason="roll_sum(mean=True) divides an overflowed sum; "
+                                        "kernel fix for the lead")
+def test_rolling_mean_of_values_near_the_float_maximum():
+    """pandas gives 1.7e308 for the mean of [1.7e308, 1.7e308]; quantlab inf."""
+    y = np.array([1.7e308, 1.7e308, 1.0, -1.7e308, -1.7e308])
+    np.testing.assert_array_equal(R.mean(y, 2), [np.nan, 1.7e308, 8.5e307, -8.5e307,
+                                                 -1.7e308])
