@@ -319,7 +319,7 @@ def corr(x, window, dim="time", min_periods=None, asset_dim="asset", threads=Non
 
     Parameters
     ----------
-    x : xarray.DataArray, numpy.ndarray or pandas.DataFrame
+    x : xarray.DataArray, numpy.ndarray (or a list of rows) or pandas.DataFrame
         Values with ``dim`` and ``asset_dim`` (NumPy: 2-D, time by asset; a DataFrame:
         time on its index, a column per asset).
     window : int
@@ -371,7 +371,7 @@ def corr(x, window, dim="time", min_periods=None, asset_dim="asset", threads=Non
         raise ValueError(f"asset_dim must name a dimension of x {tuple(getattr(x, 'dims', ()))}"
                          f", got {_validate._show(asset_dim)}")   # None: a reshape error
     other = f"{asset_dim}_other"
-    m = x.shape[-1] if not isinstance(x, xr.DataArray) else x.sizes.get(asset_dim, 0)
+    m = a.shape[-1] if not isinstance(x, xr.DataArray) else x.sizes.get(asset_dim, 0)
     out = bridge.apply(lambda a: kernel(_unit_columns(a)), x, dim=dim, core=asset_dim,
                        new_dim=(other, m), threads=threads)
     if not isinstance(out, xr.DataArray):

@@ -137,3 +137,15 @@ def test_rolling_mean_of_values_near_the_float_maximum():
     y = np.array([1.7e308, 1.7e308, 1.0, -1.7e308, -1.7e308])
     np.testing.assert_array_equal(R.mean(y, 2), [np.nan, 1.7e308, 8.5e307, -8.5e307,
                                                  -1.7e308])
+
+
+def test_rolling_corr_takes_a_list_of_rows_as_the_other_functions():
+    """bottleneck's list_input_test: every move_* takes a list. ql.rolling.mean etc. did,
+    corr raised AttributeError ('list' object has no attribute 'shape')."""
+    rows = [[1.0, 2.0, 0.0], [2.0, 3.0, 1.0], [3.0, 5.0, -1.0], [4.0, 4.0, 2.0]]
+    want = R.corr(np.array(rows), 3)
+    np.testing.assert_array_equal(R.corr(rows, 3), want, strict=True)
+    np.testing.assert_array_equal(R.corr(tuple(map(tuple, rows)), 3), want)
+    np.testing.assert_allclose(want, _pandas_corr(np.array(rows), 3), rtol=1e-14,
+                               equal_nan=True)
+    np.testing.assert_array_equal(R.corr([[1, 2], [2, 4], [3, 5]], 2)[1:], 1.0)   # ints
