@@ -149,3 +149,27 @@ def test_rolling_corr_takes_a_list_of_rows_as_the_other_functions():
     np.testing.assert_allclose(want, _pandas_corr(np.array(rows), 3), rtol=1e-14,
                                equal_nan=True)
     np.testing.assert_array_equal(R.corr([[1, 2], [2, 4], [3, 5]], 2)[1:], 1.0)   # ints
+
+
+# ---- rolling mean of a run of equal values: kernel work (the lead's) ----------------
+
+@pytest.mark.xfail(strict=True, reason="roll_sum(mean=True) rounds the window's sum "
+                                        "before dividing; pandas returns the value of a "
+                                        "run of equal values exactly; kernel fix for the "
+                                        "lead")
+def test_rolling_mean_of_equal_values_is_that_value_as_pandas():
+    """A flat stretch (a halted or stale price) has a moving average equal to the price
+    in pandas (its roll_mean counts consecutive equal values, GH 42064 / 37051), so a
+    fast and a slow average are equal and ``close > sma`` is False. quantlab's mean was
+    1 ulp off for 15% of 2-decimal prices in [1, 500] (456.47 over 5 bars:
+    456.4700000000001, over 7: 456.46999999999997), so a 5- and a 20-bar average
+    crossed on a flat stretch; and the input of pandas'
+    test_rolling_numerical_accuracy_kahan_mean (three bars of 3002399751580331.0)
+    averaged to 3002399751580330.5 (pandas 3.1: 3002399751580331.0)."""
+    rng = np.random.default_rng(0)
+    for c in (456.47, 406.82, 467.6, 0.1, 3002399751580331.0, 3002399751580333.0):
+        x = np.r_[rng.normal(100, 1, 5), np.full(40, c)]
+        for w in (3, 5, 7, 20):
+            assert pd.Series(x).rolling(w).mean().iloc[-1] == c            # pandas
+            assert R.mean(x, w)[-1] == c, (c, w, R.mean(x, w)[-1])
+        assert R.mean(x, 5, min_periods=1)[-1] == R.mean(x, 20, min_periods=1)[-1]
