@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _threads
-from quantlab._validate import real_array
+from quantlab._validate import pandas_values, real_array
 
 
 def kernel_dtype(dtype) -> type:
@@ -222,7 +222,7 @@ def _pandas_values(inputs, names, dim) -> list:
             raise ValueError(f"{nm} is on another index than {names[0]} (pandas input is "
                              f"paired by date): align them first, e.g. "
                              f"{names[0]}, other = {names[0]}.align(other, join='inner')")
-    return [v.to_numpy() if is_pandas(v) else v for v in inputs]
+    return [pandas_values(v) if is_pandas(v) else v for v in inputs]
 
 
 def _pair_rows(x):

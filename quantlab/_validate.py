@@ -18,7 +18,7 @@ import xarray as xr
 from quantlab.errors import DataError
 
 __all__ = ["integer", "count", "number", "flag", "choice", "date", "floats", "dataset",
-           "real_array", "coords", "client", "where", "MAX_COUNT"]
+           "real_array", "pandas_values", "coords", "client", "where", "MAX_COUNT"]
 
 # the most repetitions a count may ask for (trials, bootstrap draws, a population): far
 # beyond any run that ends; reps=1e30 allocated 10**30 draws or looped for ever
@@ -183,6 +183,27 @@ def real_array(name: str, dtype) -> None:
                         "(e.g. to seconds with x.astype('int64') / 1e9)")
     if dt.kind not in "biuf":
         raise TypeError(f"{name} must be numeric (bool, int or float), got dtype {dt}")
+
+
+def pandas_values(x) -> np.ndarray:
+    """The values of a pandas Series or DataFrame as a NumPy array (``x.to_numpy()``),
+    where columns of pandas' nullable or Arrow dtypes (``Float64``, ``Int64``,
+    ``boolean``, ``double[pyarrow]``: ``convert_dtypes()``, ``read_csv(dtype_backend=
+    ...)``) would give an object array (mixed with other dtypes, or holding <NA>):
+    integers and bools without <NA> as int64, else float64 with NaN for <NA>. Other
+    object columns stay object (refused by :func:`real_array`)."""
+    a = x.to_numpy()
+    if a.dtype != object:
+        return a
+    dtypes = [x.dtype] if isinstance(x, pd.Series) else list(x.dtypes)
+    api = pd.api.types
+    if not dtypes or not all(api.is_numeric_dtype(d) and not api.is_complex_dtype(d)
+                             for d in dtypes):
+        return a
+    ints = all(api.is_integer_dtype(d) or api.is_bool_dtype(d) for d in dtypes)
+    if ints and not x.isna().to_numpy().any():
+        return x.to_numpy(dtype=np.int64)
+    return x.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def coords(obj, dims=("time", "asset"), what: str = "data") -> None:

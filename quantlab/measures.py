@@ -33,6 +33,7 @@ import math
 from functools import lru_cache, partial
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from quantlab import _apply as bridge
@@ -215,7 +216,8 @@ k : int, default 1
 
 def _array(x, name="x") -> np.ndarray:
     """x's values as an ndarray of real numbers (bool, int or float; others refused)."""
-    a = np.asarray(getattr(x, "values", x))
+    a = (_validate.pandas_values(x) if isinstance(x, (pd.Series, pd.DataFrame))
+         else np.asarray(getattr(x, "values", x)))
     _validate.real_array(name, a.dtype)
     return a
 

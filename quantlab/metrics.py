@@ -628,7 +628,7 @@ def _params(period, annualization, **kw):
 
 def _real(name, x) -> np.ndarray:
     """``x`` as a float64 array, refusing complex, datetime and non-numeric input."""
-    a = np.asarray(x)
+    a = _v.pandas_values(x) if isinstance(x, (pd.Series, pd.DataFrame)) else np.asarray(x)
     _v.real_array(name, a.dtype)
     return a.astype(np.float64, copy=False)
 

@@ -173,3 +173,52 @@ def test_rolling_mean_of_equal_values_is_that_value_as_pandas():
             assert pd.Series(x).rolling(w).mean().iloc[-1] == c            # pandas
             assert R.mean(x, w)[-1] == c, (c, w, R.mean(x, w)[-1])
         assert R.mean(x, 5, min_periods=1)[-1] == R.mean(x, 20, min_periods=1)[-1]
+
+
+# ---- pandas' nullable and Arrow dtypes ----------------------------------------------
+
+def _nullable_frame():
+    return pd.DataFrame({
+        "a": pd.array([0.01, None, 0.02, -0.01, 0.005, 0.01, -0.02, 0.003], dtype="Float64"),
+        "b": pd.array([1, 2, None, 4, 5, 3, 2, 6], dtype="Int64"),
+        "c": np.array([0.5, 0.25, 0.125, 1.0, 2.0, 0.75, 0.5, 1.5])})
+
+
+def test_nullable_and_arrow_frames_equal_their_float64_frame():
+    """A DataFrame of pandas' nullable dtypes (``convert_dtypes()``) mixed with float64
+    gives an object array from ``to_numpy()``: ql.rolling, ql.metrics and the rolling
+    measures refused it ("must be numeric (bool, int or float), got dtype object")
+    where pandas' rolling takes it (<NA> missing) and the same Series worked. Now the
+    values of the float64 frame (<NA> as NaN)."""
+    df = _nullable_frame()
+    f64 = df.astype(float)
+    pd.testing.assert_frame_equal(R.mean(df, 2, min_periods=1),
+                                  df.rolling(2, min_periods=1).mean(), check_dtype=False)
+    for f in (lambda d: R.std(d, 3, min_periods=2), lambda d: R.corr(d, 4, min_periods=3),
+              lambda d: ql.measures.rolling_katz_fd(d, 4)):
+        pd.testing.assert_frame_equal(f(df), f(f64))
+    for f in (ql.metrics.sharpe_ratio, ql.metrics.max_drawdown,
+              lambda d: ql.metrics.beta(d, df["a"])):
+        pd.testing.assert_series_equal(f(df), f(f64))
+    s = ql.metrics.summary(df)
+    np.testing.assert_array_equal(s["max_drawdown"].values,
+                                  ql.metrics.summary(f64)["max_drawdown"].values)
+    assert s["max_drawdown"].values[0] == pytest.approx(-0.02, rel=1e-12)   # <NA> skipped
+    pa = pytest.importorskip("pyarrow")
+    ar = df.convert_dtypes(dtype_backend="pyarrow")
+    assert isinstance(ar.dtypes.iloc[0], pd.ArrowDtype) and pa is not None
+    pd.testing.assert_frame_equal(R.mean(ar, 2, min_periods=1), R.mean(f64, 2, min_periods=1))
+
+
+def test_nullable_integer_symbols_stay_integers_for_the_information_measures():
+    """Int64 without <NA>, mixed with int64: integer symbols (0, 1, 2, ...) as for a
+    NumPy int array, not floats binned into 10 bins."""
+    df = pd.DataFrame({"x": pd.array([1, 2, 2, 3, 1, 1], dtype="Int64"),
+                       "y": np.array([0, 0, 1, 1, 0, 1])})
+    np.testing.assert_array_equal(
+        ql.measures.rolling_shannon_entropy(df, 4).to_numpy(),
+        ql.measures.rolling_shannon_entropy(df.astype("int64"), 4).to_numpy())
+    assert ql.measures.rolling_shannon_entropy(df, 4)["x"].iloc[-1] == pytest.approx(
+        -(0.5 * np.log2(0.5) + 2 * 0.25 * np.log2(0.25)))       # 2, 3, 1, 1
+    with pytest.raises(TypeError, match="numeric"):                  # text stays refused
+        R.mean(pd.DataFrame({"a": [1.0, 2.0], "s": ["x", "y"]}), 2)
