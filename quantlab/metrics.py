@@ -809,6 +809,22 @@ def _dispatch_xarray(names, returns, factor_returns, dim, params, rate_key, rate
     return {n: v.rename(n) for n, v in zip(names, res)}
 
 
+def _benchmark_columns(b, returns):
+    """A benchmark DataFrame of several columns (one per returns column) in the order of
+    the returns' columns, paired by label as the index is: it was paired by position, so
+    swapped columns gave each asset another's beta (0.996 -> -0.034)."""
+    if not (isinstance(b, pd.DataFrame) and b.shape[1] > 1
+            and isinstance(returns, pd.DataFrame)):
+        return b
+    missing = [c for c in returns.columns if c not in b.columns]
+    if missing:
+        raise ValueError(f"factor_returns has no column {missing[:5]} of the returns: a "
+                         "benchmark DataFrame is paired with the returns' columns by label "
+                         f"(its columns: {list(b.columns)[:5]}); pass one benchmark series "
+                         "or a column per returns column")
+    return b.reindex(columns=returns.columns)
+
+
 def _dispatch_pandas(names, returns, factor_returns, dim, params, rate_key, rate_obj):
     """``_dispatch`` for a Series (-> floats) or DataFrame (-> Series per metric): a
     pandas benchmark is aligned on the index, a rate reindexed on it."""
@@ -817,6 +833,7 @@ def _dispatch_pandas(names, returns, factor_returns, dim, params, rate_key, rate
     b = None
     if factor_returns is not None:
         if isinstance(factor_returns, (pd.Series, pd.DataFrame)):
+            factor_returns = _benchmark_columns(factor_returns, returns)
             idx = returns.index.intersection(factor_returns.index)
             returns, factor_returns = returns.loc[idx], factor_returns.loc[idx]
             ra = _real("returns", returns)
@@ -875,7 +892,8 @@ _DOC = {
     pandas). NaN periods are skipped.""",
     "factor_returns": """factor_returns : array-like, pandas.Series or xarray.DataArray
     Benchmark returns on the same time axis (aligned by label for pandas/xarray);
-    periods where either side is NaN are dropped.""",
+    periods where either side is NaN are dropped. One per returns column: an array's
+    columns by position, a DataFrame's by column label.""",
     "dim": """dim : str, default 'time'
     The time dimension of an xarray input.""",
     "period": """period : {'daily', 'weekly', 'monthly', 'quarterly', 'yearly'}, default 'daily'

@@ -222,3 +222,29 @@ def test_nullable_integer_symbols_stay_integers_for_the_information_measures():
         -(0.5 * np.log2(0.5) + 2 * 0.25 * np.log2(0.25)))       # 2, 3, 1, 1
     with pytest.raises(TypeError, match="numeric"):                  # text stays refused
         R.mean(pd.DataFrame({"a": [1.0, 2.0], "s": ["x", "y"]}), 2)
+
+
+# ---- a benchmark DataFrame, one column per returns column -----------------------------
+
+def test_benchmark_dataframe_is_paired_with_the_returns_columns_by_label():
+    """beta(df, bench_df) with the benchmark's columns in another order paired them by
+    position: each asset got another asset's beta (0.996 -> -0.034), silently, while a
+    rate DataFrame (risk_free=) was already aligned by label and the index always was.
+    Now by label (extra benchmark columns ignored); a benchmark without a returns column
+    is a ValueError naming it."""
+    rng = np.random.default_rng(3)
+    idx = pd.bdate_range("2020-01-01", periods=100)
+    b = pd.DataFrame(rng.normal(0, 0.01, (100, 2)), index=idx, columns=["a", "b"])
+    r = b * np.array([1.0, -2.0]) + rng.normal(0, 0.001, (100, 2))
+    M = ql.metrics
+    want = {n: getattr(M, n)(r, b) for n in ("alpha", "beta", "up_capture", "down_capture",
+                                             "information_ratio", "tracking_error")}
+    for n, v in want.items():   # each column against its own benchmark column
+        assert v["b"] == pytest.approx(getattr(M, n)(r["b"], b["b"]), rel=1e-12), n
+    assert want["beta"]["a"] == pytest.approx(1.0, abs=0.01)
+    assert want["beta"]["b"] == pytest.approx(-2.0, abs=0.02)
+    for bench in (b[["b", "a"]], b.assign(c=0.0)[["c", "b", "a"]], b.iloc[::-1][["b", "a"]]):
+        for n, v in want.items():
+            pd.testing.assert_series_equal(getattr(M, n)(r, bench), v, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"factor_returns has no column \['b'\]"):
+        M.beta(r, b.rename(columns={"b": "y"}))
