@@ -217,12 +217,28 @@ def _pandas_values(inputs, names, dim) -> list:
         raise ValueError(f"dim={dim!r}: pandas input runs along its index (time); leave "
                          "dim='time'")
     x = inputs[0]
+    out = [pandas_values(x)]
     for v, nm in zip(inputs[1:], names[1:]):
         if is_pandas(v) and not v.index.equals(x.index):
             raise ValueError(f"{nm} is on another index than {names[0]} (pandas input is "
                              f"paired by date): align them first, e.g. "
                              f"{names[0]}, other = {names[0]}.align(other, join='inner')")
-    return [pandas_values(v) if is_pandas(v) else v for v in inputs]
+        out.append(pandas_values(_same_columns(v, x, nm, names[0])) if is_pandas(v) else v)
+    return out
+
+
+def _same_columns(v, x, nm, xname):
+    """DataFrame ``v`` with the columns of DataFrame ``x`` in ``x``'s order: columns are
+    paired by label (they were paired by position: swapped columns paired each series
+    with another's). One column is broadcast, as a Series is."""
+    if not (isinstance(v, pd.DataFrame) and isinstance(x, pd.DataFrame)) or \
+            v.shape[1] == 1 or v.columns.equals(x.columns):
+        return v
+    if v.columns.is_unique and x.columns.is_unique and v.shape[1] == x.shape[1] and \
+            v.columns.isin(x.columns).all():
+        return v[x.columns]
+    raise ValueError(f"{nm} has other columns than {xname} (pandas input is paired by "
+                     f"column label): {list(v.columns)[:5]} and {list(x.columns)[:5]}")
 
 
 def _pair_rows(x):

@@ -248,3 +248,23 @@ def test_benchmark_dataframe_is_paired_with_the_returns_columns_by_label():
             pd.testing.assert_series_equal(getattr(M, n)(r, bench), v, rtol=1e-12)
     with pytest.raises(ValueError, match=r"factor_returns has no column \['b'\]"):
         M.beta(r, b.rename(columns={"b": "y"}))
+
+
+def test_two_series_measures_pair_dataframe_columns_by_label():
+    """rolling_mutual_information / rolling_transfer_entropy of two DataFrames paired
+    their columns by position: y's columns swapped gave MI(x.a, y.b) under 'a' (0.033
+    instead of 1.33). Now by label; other labels are a ValueError; a one-column frame
+    is broadcast as a Series is."""
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame(rng.normal(size=(200, 2)), columns=["a", "b"])
+    y = pd.DataFrame({"a": x["a"] + 0.1 * rng.normal(size=200), "b": rng.normal(size=200)})
+    m = ql.measures
+    for f in (m.rolling_mutual_information, m.rolling_transfer_entropy):
+        want = f(x, y, 100)
+        pd.testing.assert_frame_equal(f(x, y[["b", "a"]], 100), want)
+        assert want["a"].iloc[-1] == pytest.approx(
+            f(x["a"].to_numpy(), y["a"].to_numpy(), 100)[-1], rel=1e-12)
+        with pytest.raises(ValueError, match="other columns"):
+            f(x, y.rename(columns={"b": "q"}), 100)
+        pd.testing.assert_frame_equal(f(x, y[["a"]], 100), f(x, y["a"], 100))
+    assert m.rolling_mutual_information(x, y, 100)["a"].iloc[-1] > 1.0
