@@ -667,6 +667,9 @@ def _rate_for_xarray(name, x, returns, dim) -> xr.DataArray:
         if dim not in x.dims:
             raise ValueError(f"{name} has no {dim!r} dimension (dims {x.dims}); a rate series "
                              f"must be aligned on the returns' {dim!r}")
+        for d in x.dims:   # a member the rate lacks: NaN rates, a NaN metric (silently)
+            if d != dim and d in x.coords and d in returns.coords:
+                _rate_members(name, returns[d].values, x[d].values)
         return x
     if isinstance(x, pd.Series) and dim in returns.coords:
         return xr.DataArray(_real(name, x), dims=(dim,), coords={dim: x.index.values})
@@ -676,6 +679,16 @@ def _rate_for_xarray(name, x, returns, dim) -> xr.DataArray:
     dims = dims[:a.ndim]
     coords = {d: returns[d].values for d in dims if d in returns.coords}
     return xr.DataArray(a, dims=dims, coords=coords)
+
+
+def _rate_members(name, want, have):
+    """Refuse a rate series lacking a member (column, asset) of the returns: its rates
+    would be NaN, every period of that member skipped, its metric NaN."""
+    have = set(have.tolist())
+    missing = [c for c in want.tolist() if c not in have]
+    if missing:
+        raise ValueError(f"{name} has no rate for {missing[:5]} of the returns (a rate "
+                         "series per column is aligned by label); give every column one")
 
 
 def _factor_for_xarray(x, returns, dim, name="factor_returns") -> xr.DataArray:
@@ -715,6 +728,8 @@ def _rate_for_pandas(name, x, returns):
         _real(name, x)
         if isinstance(x, pd.DataFrame) and not isinstance(returns, pd.DataFrame):
             raise ValueError(f"{name} is a DataFrame, the returns a Series")
+        if isinstance(x, pd.DataFrame):
+            _rate_members(name, returns.columns, x.columns)
         return x
     a = _rate_array(name, x, returns.shape)
     if a.ndim == 1:

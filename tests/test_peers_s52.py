@@ -268,3 +268,30 @@ def test_two_series_measures_pair_dataframe_columns_by_label():
             f(x, y.rename(columns={"b": "q"}), 100)
         pd.testing.assert_frame_equal(f(x, y[["a"]], 100), f(x, y["a"], 100))
     assert m.rolling_mutual_information(x, y, 100)["a"].iloc[-1] > 1.0
+
+
+def test_rate_series_lacking_a_returns_column_is_refused():
+    """A risk_free / required_return DataFrame (or DataArray with an asset dim) without a
+    column of the returns gave that column NaN rates: every period skipped, its Sharpe
+    NaN, silently. Now a ValueError naming the column; present columns in any order
+    are aligned by label."""
+    rng = np.random.default_rng(3)
+    idx = pd.bdate_range("2020-01-01", periods=100)
+    r = pd.DataFrame(rng.normal(0.001, 0.01, (100, 2)), index=idx, columns=["a", "b"])
+    rf = pd.DataFrame(0.0001, index=idx, columns=["b", "a"])
+    M = ql.metrics
+    want = M.sharpe_ratio(r, risk_free=0.0001)
+    assert not want.isna().any()
+    pd.testing.assert_series_equal(M.sharpe_ratio(r, risk_free=rf), want, rtol=1e-12)
+    da = xr.DataArray(r.to_numpy(), dims=("time", "asset"),
+                      coords={"time": idx, "asset": ["a", "b"]})
+    rfd = xr.DataArray(rf.to_numpy(), dims=("time", "asset"),
+                       coords={"time": idx, "asset": ["b", "a"]})
+    np.testing.assert_allclose(M.sharpe_ratio(da, risk_free=rfd, annualization=252).values,
+                               want.to_numpy(), rtol=1e-12)
+    bad = rf.rename(columns={"b": "x"})
+    for call in (lambda: M.sharpe_ratio(r, risk_free=bad),
+                 lambda: M.sortino_ratio(r, required_return=bad),
+                 lambda: M.sharpe_ratio(da, risk_free=rfd.assign_coords(asset=["x", "a"]))):
+        with pytest.raises(ValueError, match=r"has no rate for \['b'\]"):
+            call()
