@@ -847,6 +847,10 @@ def _dispatch_pandas(names, returns, factor_returns, dim, params, rate_key, rate
     rt = None if rate_key is None else _rate_for_pandas(rate_key, rate_obj, returns)
     b = None
     if factor_returns is not None:
+        if (isinstance(factor_returns, xr.DataArray) and factor_returns.ndim <= 2
+                and dim in factor_returns.indexes):
+            # labelled: aligned on dates as a Series is (it was paired by position)
+            factor_returns = factor_returns.transpose(dim, ...).to_pandas()
         if isinstance(factor_returns, (pd.Series, pd.DataFrame)):
             factor_returns = _benchmark_columns(factor_returns, returns)
             idx = returns.index.intersection(factor_returns.index)

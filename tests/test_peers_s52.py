@@ -295,3 +295,28 @@ def test_rate_series_lacking_a_returns_column_is_refused():
                  lambda: M.sharpe_ratio(da, risk_free=rfd.assign_coords(asset=["x", "a"]))):
         with pytest.raises(ValueError, match=r"has no rate for \['b'\]"):
             call()
+
+
+def test_labelled_dataarray_benchmark_of_pandas_returns_is_aligned_on_dates():
+    """pandas returns with a DataArray benchmark on its own dates (one day later here,
+    same length) were paired by position: beta -0.156 where the dates give 1.019, while
+    summary() and a Series benchmark aligned them. Now on dates; a DataArray without
+    time labels stays positional, as an array."""
+    rng = np.random.default_rng(3)
+    idx = pd.bdate_range("2020-01-01", periods=101)
+    b = pd.Series(rng.normal(0, 0.01, 101), index=idx)
+    r = (b + rng.normal(0, 0.001, 101)).iloc[:100]
+    bd = xr.DataArray(b.to_numpy()[1:], dims="time", coords={"time": idx[1:]})
+    M = ql.metrics
+    for n in ("alpha", "beta", "up_capture", "information_ratio"):
+        want = getattr(M, n)(r, b.iloc[1:])
+        assert getattr(M, n)(r, bd) == pytest.approx(want, rel=1e-12), n
+        assert float(M.summary(r, benchmark=bd)[n]) == pytest.approx(want, rel=1e-12), n
+    assert M.beta(r, bd) == pytest.approx(1.0, abs=0.05)
+    plain = xr.DataArray(b.to_numpy()[:100], dims="time")
+    assert M.beta(r, plain) == M.beta(r, b.to_numpy()[:100])
+    frame = pd.DataFrame({"a": r, "b": -r})
+    b2 = xr.DataArray(np.column_stack([b, 2 * b]), dims=("time", "asset"),
+                      coords={"time": idx, "asset": ["b", "a"]})
+    np.testing.assert_allclose(M.beta(frame, b2).to_numpy(),
+                               [M.beta(r, 2 * b), M.beta(-r, b)], rtol=1e-12)
