@@ -219,7 +219,9 @@ def _pandas_values(inputs, names, dim) -> list:
     x = inputs[0]
     out = [pandas_values(x)]
     for v, nm in zip(inputs[1:], names[1:]):
-        if is_pandas(v) and not v.index.equals(x.index):
+        if (is_pandas(v) and not v.index.equals(x.index)) or (
+                isinstance(v, xr.DataArray) and dim in v.indexes
+                and not v.indexes[dim].equals(x.index)):
             raise ValueError(f"{nm} is on another index than {names[0]} (pandas input is "
                              f"paired by date): align them first, e.g. "
                              f"{names[0]}, other = {names[0]}.align(other, join='inner')")

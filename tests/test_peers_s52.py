@@ -320,3 +320,31 @@ def test_labelled_dataarray_benchmark_of_pandas_returns_is_aligned_on_dates():
                       coords={"time": idx, "asset": ["b", "a"]})
     np.testing.assert_allclose(M.beta(frame, b2).to_numpy(),
                                [M.beta(r, 2 * b), M.beta(-r, b)], rtol=1e-12)
+
+
+def test_two_labelled_series_on_other_dates_are_refused_not_paired_by_position():
+    """mutual_information / transfer_entropy of two pandas Series (or DataArrays) on
+    other dates of the same length paired them by position: y one day later gave 0.007
+    bits where the common dates give 1.27, silently (the rolling forms of two pandas
+    inputs already raised). Now a ValueError naming both; equal labels, or an unlabelled
+    array beside a Series, as before."""
+    rng = np.random.default_rng(3)
+    idx = pd.bdate_range("2020-01-01", periods=301)
+    x = pd.Series(rng.normal(size=301), index=idx)
+    y = x + 0.1 * rng.normal(size=301)
+    xs, ys = x.iloc[:300], y.iloc[1:]
+    m = ql.measures
+    yd = xr.DataArray(ys.to_numpy(), dims="time", coords={"time": ys.index})
+    for call in (lambda: m.mutual_information(xs, ys), lambda: m.mutual_information(xs, yd),
+                 lambda: m.transfer_entropy(xs, ys),
+                 lambda: m.rolling_mutual_information(xs, yd, 100)):
+        with pytest.raises(ValueError, match="other dates|another index"):
+            call()
+    same = y.iloc[:300]
+    want = m.mutual_information(xs.to_numpy(), same.to_numpy())
+    assert want > 1.0
+    assert m.mutual_information(xs, same) == want
+    assert m.mutual_information(xs, same.to_numpy()) == want
+    yd0 = xr.DataArray(same.to_numpy(), dims="time", coords={"time": xs.index})
+    assert m.rolling_mutual_information(xs, yd0, 100).iloc[-1] == pytest.approx(
+        m.rolling_mutual_information(xs, same, 100).iloc[-1], rel=1e-15)
