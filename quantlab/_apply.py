@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _threads
-from quantlab._validate import pandas_values, real_array
+from quantlab._validate import numpy_data, pandas_values, real_array
 
 
 def kernel_dtype(dtype) -> type:
@@ -170,6 +170,8 @@ def apply(kernel, *inputs, dim: str = "time", layout: str = "time", core: str | 
                                      integers=integers, threads=threads, cost=cost,
                                      into=into, rows=rows)
                      if dim in v.dims else v, keep_attrs=True)
+    inputs = [numpy_data(v) for v in inputs]   # a nullable Series' array: NumPy values
+    x = inputs[0]
     new = new_dim[1] if new_dim else None
     block = _block(kernel, layout, core, new, threads, cost, into, rows)
     if not isinstance(x, xr.DataArray):

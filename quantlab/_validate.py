@@ -18,7 +18,7 @@ import xarray as xr
 from quantlab.errors import DataError
 
 __all__ = ["integer", "count", "number", "flag", "choice", "date", "floats", "dataset",
-           "real_array", "pandas_values", "coords", "client", "where", "MAX_COUNT"]
+           "real_array", "pandas_values", "numpy_data", "coords", "client", "where", "MAX_COUNT"]
 
 # the most repetitions a count may ask for (trials, bootstrap draws, a population): far
 # beyond any run that ends; reps=1e30 allocated 10**30 draws or looped for ever
@@ -204,6 +204,17 @@ def pandas_values(x) -> np.ndarray:
     if ints and not x.isna().to_numpy().any():
         return x.to_numpy(dtype=np.int64)
     return x.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def numpy_data(v):
+    """A DataArray holding a pandas extension array (xarray keeps the array of a
+    nullable or Arrow Series: ``s.to_xarray()``, ``xr.DataArray(s)``) as one holding
+    its NumPy values (:func:`pandas_values`: <NA> as NaN); anything else as it is. Its
+    dtype (``Float64``) was no NumPy dtype: "Cannot interpret 'Float64Dtype()' as a
+    data type" from every check."""
+    if isinstance(v, xr.DataArray) and isinstance(v.dtype, pd.api.extensions.ExtensionDtype):
+        return v.copy(data=pandas_values(pd.Series(v.data)).reshape(v.shape))
+    return v
 
 
 def coords(obj, dims=("time", "asset"), what: str = "data") -> None:

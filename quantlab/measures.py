@@ -840,6 +840,7 @@ def _codes(a, name):
 def _symbols(x, which, bins, binning, name="x"):
     """(x as float64 codes or values, kernel bins (0 = integer symbols), quantile?,
     alphabet size). Integer/bool input is taken as symbols, float input is binned."""
+    x = _validate.numpy_data(x)
     if isinstance(x, xr.Dataset):   # rolling: each variable on its own
         for v in x.data_vars.values():
             _validate.real_array(f"{name}[{v.name!r}]", v.dtype)

@@ -742,6 +742,7 @@ def _dispatch(names, returns, factor_returns, dim, params):
     returns {name: result}."""
     _no_dataset("returns", returns)
     _no_dataset("factor_returns", factor_returns)
+    returns, factor_returns = _v.numpy_data(returns), _v.numpy_data(factor_returns)
     needs_b = [n for n in names if METRICS[n][1]]
     if needs_b and factor_returns is None:
         raise ValueError(f"{needs_b[0]} needs factor_returns (the benchmark)")
@@ -751,7 +752,7 @@ def _dispatch(names, returns, factor_returns, dim, params):
     if rate_key is not None:
         if not all(n in _RATE for n in names):
             raise ValueError(f"{rate_key} must be a number here, got {type(params[rate_key])}")
-        rate_obj = params[rate_key]
+        rate_obj = _v.numpy_data(params[rate_key])
         params = dict(params, **{rate_key: 0.0})
     route = (_dispatch_xarray if isinstance(returns, xr.DataArray) else _dispatch_pandas
              if isinstance(returns, (pd.Series, pd.DataFrame)) else _dispatch_numpy)
@@ -1740,6 +1741,7 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
     """
     _no_dataset("returns", returns)
     _no_dataset("benchmark", benchmark)
+    returns, benchmark = _v.numpy_data(returns), _v.numpy_data(benchmark)
     annualization = _data_periods(returns, period, annualization, dim)
     ann = annualization_factor(period, annualization)
     risk_free_rate = _v.number("risk_free_rate", risk_free_rate, -1, None, lo_open=True)

@@ -348,3 +348,35 @@ def test_two_labelled_series_on_other_dates_are_refused_not_paired_by_position()
     yd0 = xr.DataArray(same.to_numpy(), dims="time", coords={"time": xs.index})
     assert m.rolling_mutual_information(xs, yd0, 100).iloc[-1] == pytest.approx(
         m.rolling_mutual_information(xs, same, 100).iloc[-1], rel=1e-15)
+
+
+def test_dataarray_of_a_nullable_series_equals_its_float64_values():
+    """xarray keeps a nullable Series' array: ``s.to_xarray()`` of a Float64 Series is a
+    DataArray of dtype Float64, and ql.metrics, ql.rolling and the information measures
+    raised "Cannot interpret 'Float64Dtype()' as a data type". Now its values, <NA> as
+    NaN (skipped); Int64 without <NA> stays integer symbols."""
+    idx = pd.date_range("2020-01-01", periods=30, name="time")
+    rng = np.random.default_rng(0)
+    s = pd.Series(pd.array(rng.normal(0.001, 0.01, 30), dtype="Float64"), index=idx)
+    s.iloc[3] = pd.NA
+    b = pd.Series(pd.array(rng.normal(0.001, 0.01, 30), dtype="Float64"), index=idx)
+    da, bd = s.to_xarray(), b.to_xarray()
+    assert str(da.dtype) == "Float64"
+    ref, bref = s.astype(float).to_xarray(), b.astype(float).to_xarray()
+    M = ql.metrics
+    assert M.sharpe_ratio(da, annualization=252).item() == M.sharpe_ratio(
+        ref, annualization=252).item()
+    assert M.beta(da, bd).item() == M.beta(ref, bref).item()
+    assert M.sharpe_ratio(ref, risk_free=bd * 0.01, annualization=252).item() == \
+        M.sharpe_ratio(ref, risk_free=bref * 0.01, annualization=252).item()
+    assert float(M.summary(da, benchmark=bd, annualization=252)["alpha"]) == float(
+        M.summary(ref, benchmark=bref, annualization=252)["alpha"])
+    got = R.mean(da, 3, min_periods=1)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got.values, R.mean(ref, 3, min_periods=1).values)
+    np.testing.assert_array_equal(ql.measures.rolling_mutual_information(da, bd, 10).values,
+                                  ql.measures.rolling_mutual_information(ref, bref, 10).values)
+    sym = pd.Series(pd.array([1, 2, 2, 3, 1, 1], dtype="Int64")).to_xarray().rename(
+        index="time")
+    np.testing.assert_array_equal(ql.measures.rolling_shannon_entropy(sym, 4).values,
+                                  [np.nan, np.nan, np.nan, 1.5, 1.5, 1.5])
