@@ -1755,6 +1755,8 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
         # by label, as by the metric functions (it was paired by position)
         coords = ({dim: returns.index.values}
                   if isinstance(returns, (pd.Series, pd.DataFrame)) else None)
+        if isinstance(returns, pd.DataFrame):   # its columns label the results (they
+            coords["dim_1"] = returns.columns.values   # were dim_1 without coordinates)
         returns = xr.DataArray(arr, dims=(dim,) + tuple(f"dim_{i}" for i in range(1, arr.ndim)),
                                coords=coords)
     params = _params(period, annualization, risk_free=rf, required_return=0.0, cutoff=cutoff)

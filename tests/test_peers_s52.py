@@ -380,3 +380,21 @@ def test_dataarray_of_a_nullable_series_equals_its_float64_values():
         index="time")
     np.testing.assert_array_equal(ql.measures.rolling_shannon_entropy(sym, 4).values,
                                   [np.nan, np.nan, np.nan, 1.5, 1.5, 1.5])
+
+
+def test_summary_of_a_dataframe_keeps_its_column_labels():
+    """summary(DataFrame) gave each metric over a dim_1 without coordinates: which value
+    was which asset only by position, where the metric functions give a Series on the
+    columns. Now dim_1 carries the column labels (values unchanged)."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(0, 0.01, (50, 2)), columns=["MSFT", "AAPL"],
+                      index=pd.bdate_range("2020-01-01", periods=50))
+    s = ql.metrics.summary(df, benchmark=df["AAPL"])
+    assert list(s["dim_1"].values) == ["MSFT", "AAPL"]
+    for n in ("sharpe_ratio", "max_drawdown", "beta"):
+        f = getattr(ql.metrics, n)
+        want = f(df) if n != "beta" else f(df, df["AAPL"])
+        pd.testing.assert_series_equal(s[n].to_pandas(), want, check_names=False,
+                                       check_index=False, rtol=1e-12)
+        assert s[n].sel(dim_1="AAPL").item() == pytest.approx(want["AAPL"], rel=1e-12)
+    assert s["beta"].sel(dim_1="AAPL").item() == pytest.approx(1.0, rel=1e-12)
