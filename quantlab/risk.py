@@ -42,15 +42,29 @@ METHODS = ("historical", "parametric", "cornish_fisher", "monte_carlo")
 MIN_OBS = 20
 
 
-def _scenarios(scenarios) -> dict:
+def _scenarios(scenarios, assets, taken=()) -> dict:
     """``stress_test``'s extra ``{name: {asset: shock}}``, checked: a string or a list
-    failed as "dictionary update sequence element #0 has length 1; 2 is required"."""
+    failed as "dictionary update sequence element #0 has length 1; 2 is required". Each
+    asset must be one of ``assets`` (a typo, " IBM", was a shock to nothing: a P&L of 0),
+    each shock a finite number >= -1 (NaN made the P&L NaN; -2 took a price below 0), and
+    a name none of the ``taken`` rows (a second "vol x3" row)."""
     if scenarios is None:
         return {}
     if not isinstance(scenarios, dict) or not all(isinstance(v, dict)
                                                    for v in scenarios.values()):
         raise TypeError(f"scenarios must be a dict {{name: {{asset: shock}}}}, got "
                         f"{_validate._show(scenarios)}")
+    for name, shock in scenarios.items():
+        if name in taken:
+            raise ValueError(f"scenario name {name!r} is a built-in scenario's; give "
+                             "another name")
+        unknown = [a for a in shock if a not in assets]
+        if unknown:
+            raise ValueError(f"scenario {name!r}: asset(s) {unknown} not in data "
+                             f"({', '.join(map(str, assets))})")
+        for a, v in shock.items():
+            _validate.number(f"scenario {name!r}: the shock to {a!r} (a price change, "
+                             "-0.3 = -30%)", v, lo=-1)
     return scenarios
 
 
@@ -550,7 +564,9 @@ class RiskManager:
             last bar's weights for the shocks) or a pandas Series of asset weights with
             ``data``.
         scenarios : dict, optional
-            Adds ``{name: {asset: shock}}`` price shocks.
+            Adds ``{name: {asset: shock}}`` price shocks: assets of the data, shocks
+            finite and >= -1 (-0.3 = a 30% fall); a name ``"equities -20%"`` replaces that
+            scenario, another built-in name is refused.
         data : xarray.Dataset, optional
             Prices for a weights Series.
 
@@ -562,7 +578,8 @@ class RiskManager:
         Raises
         ------
         ValueError
-            If a result has several accounts (select one first).
+            If a result has several accounts (select one first), or a scenario names an
+            asset not in the data or a shock that is not a finite number >= -1.
 
         Examples
         --------
@@ -610,7 +627,8 @@ class RiskManager:
         classes = (ds["asset_class"].sel(asset=list(w.index)).to_series()
                    if "asset_class" in ds.coords else pd.Series("equity", index=w.index))
         shocks = {"equities -20%": {a: -0.2 for a in w.index if classes.get(a) == "equity"}}
-        shocks.update(_scenarios(scenarios))
+        shocks.update(_scenarios(scenarios, ds.indexes["asset"],
+                                 (*HISTORICAL_SCENARIOS, "vol x3", "correlations -> 1")))
         for name, shock in shocks.items():
             pnl = float(sum(w.get(a, 0.0) * s for a, s in shock.items()))
             rows.append({"scenario": name, "kind": "hypothetical", "pnl": pnl,
@@ -635,8 +653,9 @@ class RiskManager:
             A covariance matrix (DataFrame) or a (time x asset) returns DataFrame/DataArray.
         weights : array-like, optional
             Default: the risk-parity weights for ``budgets``.
-        budgets : array-like, optional
-            Risk budgets; default equal.
+        budgets : array-like or dict, optional
+            Risk budgets, one positive number per asset (a dict: by asset), normalised
+            to sum 1; default equal. Others are a ValueError.
 
         Returns
         -------
@@ -657,10 +676,11 @@ class RiskManager:
         if weights is None:
             weights = risk_parity_weights(cov, budgets)
         w = pd.Series(_weights(weights, len(cov)), index=cov.index, dtype=float)
-        b = pd.Series(np.full(len(w), 1 / len(w)) if budgets is None else budgets,
-                      index=cov.index, dtype=float)
+        # checked as risk_parity_weights checks them: a budget of -1, NaN or all 0 was
+        # shown normalised (-1 -> -1.0, NaN, NaN) beside weights it had not shaped
+        b = pd.Series(_budgets(budgets, cov.index), index=cov.index, dtype=float)
         return pd.DataFrame({"weight": w, "risk_contribution": risk_contributions(cov, w),
-                             "budget": b / b.sum()})
+                             "budget": b})
 
     # ---- report --------------------------------------------------------------------
     def generate_risk_report(self, result_or_returns) -> "RiskReport":
@@ -895,6 +915,30 @@ def _weights(weights, n) -> np.ndarray:
     return w
 
 
+def _budgets(budgets, index) -> np.ndarray:
+    """Risk budgets, one positive finite number per asset of ``index`` (a dict: by
+    asset), normalised to sum 1; None: equal. NaN made NaN weights; a list of the wrong
+    length failed in pandas."""
+    n = len(index)
+    if budgets is None:
+        return np.full(n, 1.0 / n)
+    if isinstance(budgets, dict):
+        unknown = [k for k in budgets if k not in index]
+        if unknown:
+            raise ValueError(f"budgets name asset(s) {unknown} not in the covariance "
+                             f"({', '.join(map(str, index))})")
+        budgets = pd.Series(budgets, index=index, dtype=float)
+    try:
+        b = np.asarray(budgets, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"budgets must be {n} positive numbers, got "
+                        f"{_validate._show(budgets)}") from None
+    if b.shape != (n,) or not np.all(np.isfinite(b) & (b > 0)):   # NaN: NaN weights
+        raise ValueError(f"budgets must be {n} positive numbers, one per asset "
+                         f"({', '.join(map(str, index))}), got {_validate._show(b.tolist())}")
+    return b / b.sum()
+
+
 def _cov(x) -> pd.DataFrame:
     if isinstance(x, xr.DataArray):
         x = x.transpose("time", ...).to_pandas()
@@ -990,12 +1034,7 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
         raise ValueError("covariance must be finite with positive variances")
     if not np.allclose(S, S.T, rtol=1e-9, atol=0):   # the Newton steps assume Σ = Σ'
         raise ValueError("covariance must be symmetric")
-    b = np.full(n, 1.0 / n) if budgets is None else np.asarray(
-        pd.Series(budgets, index=c.index, dtype=float) if isinstance(budgets, dict)
-        else budgets, dtype=float)
-    if b.shape != (n,) or not np.all(np.isfinite(b) & (b > 0)):   # NaN: NaN weights
-        raise ValueError(f"budgets must be {n} positive numbers")
-    b = b / b.sum()
+    b = _budgets(budgets, c.index)
     y = b / np.sqrt(np.diag(S))
     for _ in range(max_iter):
         g = S @ y - b / y

@@ -52,3 +52,58 @@ def test_an_intraday_series_keeps_its_times(two_closes):
     hourly = pd.concat([_shifted(a.iloc[:5], 10), _shifted(a.iloc[:5], 16)]).sort_index()
     got = _analyser(hourly).prices().indexes["time"]
     assert got.equals(pd.DatetimeIndex(hourly.index, name="time"))
+
+
+# ---- risk: stress scenarios and risk budgets -----------------------------------------
+@pytest.fixture(scope="module")
+def ds4(equities):
+    return equities.isel(time=slice(0, 300))
+
+
+@pytest.mark.parametrize("shock, match", [
+    ({"NOPE": -0.5}, r"scenario 'x': asset\(s\) \['NOPE'\] not in data"),
+    ({" IBM": -0.5}, r"scenario 'x': asset\(s\) \[' IBM'\] not in data"),
+    ({"IBM": float("nan")}, r"scenario 'x': the shock to 'IBM'.*finite number >= -1, got nan"),
+    ({"IBM": -2.0}, r"scenario 'x': the shock to 'IBM'.*must be >= -1, got -2"),
+    ({"IBM": float("-inf")}, r"the shock to 'IBM'.*finite"),
+], ids=["unknown", "leading-space", "nan", "below-minus-one", "-inf"])
+def test_stress_scenario_with_a_shock_that_is_no_price_change_is_refused(ds4, shock, match):
+    # a typo's shock hit nothing (P&L 0.0), NaN gave a NaN P&L, -2 a price below zero
+    rm = risk.RiskManager()
+    with pytest.raises(ValueError, match=match):
+        rm.stress_test(pd.Series({"IBM": 1.0}), scenarios={"x": shock}, data=ds4)
+
+
+def test_stress_scenario_named_like_a_built_in_row_is_refused(ds4):
+    # a second "vol x3" row: table.loc["vol x3"] became a frame of two rows
+    with pytest.raises(ValueError, match="scenario name 'vol x3' is a built-in"):
+        risk.RiskManager().stress_test(pd.Series({"IBM": 1.0}), data=ds4,
+                                       scenarios={"vol x3": {"IBM": -0.1}})
+
+
+def test_stress_scenarios_of_the_data_still_price_their_shock(ds4):
+    table = risk.RiskManager().stress_test(pd.Series({"IBM": 0.5, "MSFT": 0.5}), data=ds4,
+                                           scenarios={"IBM -100%": {"IBM": -1, "AAPL": -0.5}})
+    assert table.loc["IBM -100%", "pnl"] == -0.5     # AAPL is held at weight 0
+    assert table.loc["equities -20%", "pnl"] == pytest.approx(-0.2)
+
+
+@pytest.mark.parametrize("budgets", [[-1.0, 2.0], [np.nan, 1.0], [0.0, 0.0], [1.0, 1.0, 1.0],
+                                     {"a": 1.0, "c": 1.0}],
+                         ids=["negative", "nan", "zeros", "three", "unknown-key"])
+def test_risk_budget_refuses_budgets_risk_parity_refuses(budgets):
+    # with weights given the budgets were shown normalised: -1 -> -1.0 beside 2.0, NaN,
+    # all 0 -> NaN NaN; three for two assets failed in pandas
+    cov = pd.DataFrame([[0.04, 0.0], [0.0, 0.01]], index=["a", "b"], columns=["a", "b"])
+    rm = risk.RiskManager()
+    with pytest.raises(ValueError, match="budgets"):
+        rm.risk_budget(cov, weights=[0.5, 0.5], budgets=budgets)
+    with pytest.raises(ValueError, match="budgets"):
+        risk.risk_parity_weights(cov, budgets)
+
+
+def test_risk_budget_budgets_by_asset_are_normalised():
+    cov = pd.DataFrame([[0.04, 0.0], [0.0, 0.01]], index=["a", "b"], columns=["a", "b"])
+    out = risk.RiskManager().risk_budget(cov, budgets={"b": 3.0, "a": 1.0})
+    assert out["budget"].tolist() == [0.25, 0.75]
+    assert out["risk_contribution"].to_numpy() == pytest.approx([0.25, 0.75])
