@@ -297,7 +297,19 @@ class _Evaluator:
 
 
 def _call(evaluator, params):  # a module-level function: dask pickles it by name
-    return evaluator(params)
+    """(None, the trial's outcome), or (the exception it raised, None): one trial's error
+    does not lose the other trials of its batch."""
+    try:
+        return None, evaluator(params)
+    except Exception as e:   # noqa: BLE001 -- raised by _search, named with the params
+        return e, None
+
+
+def _named(err: BaseException, params: dict, what: str) -> BaseException:
+    """``err`` with a note naming the trial's parameters (its type kept: a DataError is
+    still one); the traceback showed the strategy's line, never which parameters."""
+    err.add_note(f"(raised by the {what} with parameters {params})")
+    return err
 
 
 # ----------------------------------------------------------------------------- samplers
@@ -354,6 +366,11 @@ class _Optuna:
         else:
             self.study.tell(handle, list(values))
 
+    def fail(self, handle):
+        """A trial that raised or was interrupted: FAIL, not RUNNING for ever in a stored
+        study."""
+        self.study.tell(handle, state=self.state.FAIL)
+
 
 class _GaussianProcess:
     """bayesian-optimization's GP on a continuous box: integers are rounded, choices
@@ -395,6 +412,9 @@ class _GaussianProcess:
         else:
             x = {k: float(v) for k, v in self.opt.suggest().items()}
         return x, self.decode(x)
+
+    def fail(self, handle):
+        """A trial that raised: nothing registered (the search stops)."""
 
     def tell(self, handle, values):
         v = self.sign * values[0]
@@ -831,25 +851,42 @@ def _search(ev, sampler, fixed, n_trials, batch, client, desc, progress):
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(batch)
-        run = lambda ps: list(pool.map(ev, ps))  # noqa: E731
+        run = lambda ps: list(pool.map(_call, [ev] * len(ps), ps))  # noqa: E731
     else:
-        run = lambda ps: [ev(p) for p in ps]  # noqa: E731
+        run = lambda ps: [_call(ev, p) for p in ps]  # noqa: E731
 
     records = []
     previous = sampler.previous()
     bar = _progress.bar(n_trials, desc, "trial", progress)
+    what = f"trial of the {desc} search"
     try:
         for i in range(0, min(len(previous), n_trials), max(batch, 1)):   # resumed study
-            ps = previous[i:i + max(batch, 1)][: n_trials - len(records)]
-            for p, (vals, r, head) in zip(ps, run([{**p, **fixed} for p in ps])):
-                records.append(({**p, **fixed}, vals, r, head))
+            ps = [{**p, **fixed} for p in previous[i:i + max(batch, 1)][: n_trials - len(records)]]
+            for p, (err, out) in zip(ps, run(ps)):
+                if err is not None:
+                    raise _named(err, p, f"re-run of a stored {what}")
+                records.append((p, *out))
             bar.update(len(ps))
         while len(records) < n_trials:
             asked = [sampler.ask() for _ in range(min(batch, n_trials - len(records)))]
-            results = run([{**p, **fixed} for _, p in asked])
-            for (handle, p), (vals, r, head) in zip(asked, results):
-                sampler.tell(handle, vals)
-                records.append(({**p, **fixed}, vals, r, head))
+            told = 0   # an error or Ctrl-C: the untold trials FAIL (were RUNNING for ever)
+            try:
+                outcomes = run([{**p, **fixed} for _, p in asked])
+                errors = [(err, {**p, **fixed}) for (_, p), (err, _) in zip(asked, outcomes)
+                          if err is not None]
+                for (handle, p), (err, out) in zip(asked, outcomes):   # in asked order
+                    told += 1
+                    if err is None:
+                        sampler.tell(handle, out[0])
+                        records.append(({**p, **fixed}, *out))
+                    else:
+                        sampler.fail(handle)
+            except BaseException:
+                for handle, _ in asked[told:]:
+                    sampler.fail(handle)
+                raise
+            if errors:   # the batch's other trials are told and kept (a stored study)
+                raise _named(errors[0][0], errors[0][1], what)
             bar.update(len(asked))
     finally:
         bar.close()
@@ -875,7 +912,11 @@ def _grid(strat, space, free, n_trials, ev, objectives, directions, times, metho
             "grid in chunks with ql.sweeps.sweep")
     grid_params = {k: v for k, v in values.items() if len(v) > 1}
     single = {k: v[0] for k, v in values.items() if len(v) == 1}
-    res = ev.backtest({**single, **{k: list(v) for k, v in grid_params.items()}})
+    params = {**single, **{k: list(v) for k, v in grid_params.items()}}
+    try:   # one vectorised backtest of every combination
+        res = ev.backtest(params)
+    except Exception as e:
+        raise _named(e, params, f"grid ({combos:,} combinations, one backtest)") from None
     m, r = ev.score(res)
     dims = list(grid_params)
     if dims:

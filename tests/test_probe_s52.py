@@ -107,3 +107,59 @@ def test_risk_budget_budgets_by_asset_are_normalised():
     out = risk.RiskManager().risk_budget(cov, budgets={"b": 3.0, "a": 1.0})
     assert out["budget"].tolist() == [0.25, 0.75]
     assert out["risk_contribution"].to_numpy() == pytest.approx([0.25, 0.75])
+
+
+# ---- optimiser: a trial that raises --------------------------------------------------
+class FailsAtK3(ql.strategies.Strategy):
+    """Signal = sign of the return k - 1 bars before; raises at k = 3 (unregistered)."""
+
+    name = "fails_at_k3"
+    defaults = {"k": 1}
+    param_space = {"k": (1, 6)}
+    error = ZeroDivisionError
+
+    def _signal(self, ds, k):
+        if k == 3 or (isinstance(k, list) and 3 in k):
+            raise self.error(f"boom at k={k}")
+        return np.sign(ql.data.returns(ds["close"]).shift(time=k - 1))
+
+
+@pytest.fixture(scope="module")
+def small(equities):
+    return equities.isel(time=slice(0, 200), asset=slice(0, 3))
+
+
+@pytest.mark.parametrize("method, bounds, named", [
+    ("tpe", {"k": [2, 3, 4]}, "{'k': 3}"), ("bayesian", {"k": (2, 4)}, "{'k': 3}"),
+    ("grid", {"k": [2, 3, 4]}, "{'k': [2, 3, 4]}")])
+def test_a_trial_that_raises_names_its_parameters_and_keeps_its_type(small, method, bounds,
+                                                                     named):
+    # the traceback ended in the strategy's line: which parameters, it did not say
+    with pytest.raises(ZeroDivisionError, match="boom") as e:
+        optimize.optimize_strategy_parameters(FailsAtK3(), bounds, small, n_trials=8,
+                                              optimization_method=method, progress=False)
+    assert any(named in n and method in n for n in e.value.__notes__), e.value.__notes__
+
+
+@pytest.mark.parametrize("error", [ZeroDivisionError, KeyboardInterrupt])
+def test_a_stored_study_keeps_no_trial_running_after_an_error_or_interrupt(small, tmp_path,
+                                                                          error):
+    # the trial that raised and every other trial of its batch stayed RUNNING in the
+    # database for ever; the batch's finished trials were lost with the error
+    import optuna
+
+    class Fails(FailsAtK3):
+        pass
+
+    Fails.error = error
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    with pytest.raises(error):
+        optimize.optimize_strategy_parameters(
+            Fails(), {"k": [2, 3, 4, 5]}, small, optimization_method="tpe", n_trials=8,
+            n_jobs=2, storage=url, study_name="s", progress=False)
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    states = {t.params["k"]: t.state.name for t in trials}
+    assert "RUNNING" not in states.values(), states
+    assert states[3] == "FAIL"
+    if error is ZeroDivisionError:   # the other trial of the batch ran to its end: kept
+        assert [s for k, s in states.items() if k != 3] == ["COMPLETE"] * (len(states) - 1)
