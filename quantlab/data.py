@@ -34,7 +34,7 @@ from pandas.tseries.api import guess_datetime_format
 from quantlab import _threads
 from quantlab._apply import apply_over_time, time_major
 from quantlab._kernels import data as _k
-from quantlab._validate import choice, flag, real_array
+from quantlab._validate import _show, choice, flag, real_array
 from quantlab.errors import DataError
 
 __all__ = [
@@ -47,6 +47,8 @@ BAR_VARS = (*PRICES, "volume")
 # the smallest price: the smallest normal double (2.2e-308); a subnormal one has lost
 # precision and sizes an order of infinitely many shares (the kernels' DBL_MIN)
 MIN_PRICE = float(np.finfo(np.float64).tiny)
+NAME_MAX = 255   # bytes of one file or folder name (ext4, XFS, APFS; NTFS: 255 characters)
+PATH_MAX = 4096  # bytes of a path (Linux)
 MISSING_TOKENS = {"", "null", "nan", "na", "n/a", "none", "-"}
 _PACKAGE_DIR = Path(__file__).parent
 
@@ -597,7 +599,9 @@ def _label(a):
 
 
 def user_path(what: str, path) -> Path:
-    """``path`` as a Path with ``~`` expanded, or a TypeError naming ``what``.
+    """``path`` as a Path with ``~`` expanded, or a TypeError naming ``what``; a
+    ValueError naming it for a NUL byte, a name longer than ``NAME_MAX`` bytes or a path
+    longer than ``PATH_MAX``.
 
     Every path a user gives (a CSV file or folder, a checkpoint folder, a tick file, the
     command line's ``--out``) goes through here: ``"~/data"`` was a folder named ``~``
@@ -630,6 +634,19 @@ def user_path(what: str, path) -> Path:
     if not isinstance(text, str) or not text.strip():
         raise TypeError(f"{what} must be a file or folder path (str or os.PathLike), got "
                         f"{path!r}")
+    # pathlib's bare "embedded null byte", or "[Errno 36] File name too long" and the
+    # whole name (a raw OSError; in replay a DataError of a 6,000-character message)
+    if "\0" in text:
+        raise ValueError(f"{what} {_show(text)} holds a NUL byte (\\x00): no file "
+                         "system takes one in a name")
+    if len(os.fsencode(text)) > PATH_MAX:
+        raise ValueError(f"{what} {_show(text)} is {len(os.fsencode(text)):,} bytes long, "
+                         f"more than the {PATH_MAX:,} a path may be")
+    long = [p for p in Path(text).parts if len(os.fsencode(p)) > NAME_MAX]
+    if long:
+        raise ValueError(f"{what}: the name {_show(long[0])} is "
+                         f"{len(os.fsencode(long[0]))} bytes long, more than the {NAME_MAX} "
+                         "a file system takes")
     try:
         return Path(text).expanduser()
     except RuntimeError:   # "~nosuchuser/x": pathlib's bare "Could not determine home directory"

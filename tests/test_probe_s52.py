@@ -6,7 +6,6 @@ import pytest
 
 import quantlab as ql
 from quantlab import crossmarket, optimize, risk
-from quantlab.errors import DataError
 
 
 # ---- crossmarket: daily series stamped at other times of day or in other zones -------
@@ -163,3 +162,39 @@ def test_a_stored_study_keeps_no_trial_running_after_an_error_or_interrupt(small
     assert states[3] == "FAIL"
     if error is ZeroDivisionError:   # the other trial of the batch ran to its end: kept
         assert [s for k, s in states.items() if k != 3] == ["COMPLETE"] * (len(states) - 1)
+
+
+# ---- hostile file names: NUL bytes, names longer than a file system takes -------------
+LONG_NAME = "a" * 300 + ".csv"
+
+
+@pytest.mark.parametrize("call, what", [
+    (lambda p: ql.engine.load_config(p, environ={}), "config"),
+    (lambda p: ql.engine.TickEngine().replay(p), "replay: path_or_arrays"),
+    (lambda p: ql.data.load_csv(p), "load_csv: path_or_dir"),
+    (lambda p: ql.engine.load_config({"log": {"file": p}}, environ={}), "config: log.file"),
+], ids=["engine-config", "replay", "load_csv", "log-file"])
+@pytest.mark.parametrize("name, says", [
+    ("x\0y.csv", r"holds a NUL byte"),
+    (LONG_NAME, r"the name 'a{39}\.\.\.a{7}\.csv' is 304 bytes long, more than the 255"),
+    ("a/" * 2100 + "x.csv", r"is 4,\d{3} bytes long, more than the 4,096 a path may be"),
+], ids=["nul", "long-name", "long-path"])
+def test_a_path_no_file_system_takes_is_a_value_error_naming_the_argument(tmp_path, call,
+                                                                          what, name, says):
+    # pathlib's bare "embedded null byte" named no argument; a 300-byte name was a raw
+    # OSError "[Errno 36] File name too long" repeating the whole name
+    with pytest.raises(ValueError, match=f"^{what}.*{says}") as e:
+        call(str(tmp_path / name))
+    assert len(str(e.value)) < 300
+
+
+def test_an_unknown_config_key_of_ten_thousand_characters_is_shown_shortened():
+    with pytest.raises(ValueError, match=r"unknown config key risk\.x{40}\.\.\.x{12}; keys") as e:
+        ql.engine.load_config({"risk": {"x" * 10_000: 1}}, environ={})
+    assert len(str(e.value)) < 400
+
+
+def test_a_log_file_with_unicode_and_spaces_in_its_name_still_opens(tmp_path):
+    name = tmp_path / "ünï cødé ✓.log"
+    cfg = ql.engine.load_config({"log": {"file": str(name)}}, environ={})
+    assert cfg["log"]["file"] == str(name.resolve())

@@ -18,6 +18,7 @@ import numpy as np
 
 from quantlab import _validate as _v
 from quantlab import _yaml, compat
+from quantlab.data import user_path
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "configure_logging", "MAX_SYMBOLS", "MAX_SAMPLES",
            "MAX_RING", "LOG_LEVELS", "OTHER_VARIABLES"]
@@ -76,8 +77,8 @@ def load_config(config=None, environ=None) -> dict:
                     raise ValueError(f"{where}: sections {section!r} and {alias!r} (the "
                                      f"seed's name of {section!r}) are one section; give one")
             if section not in cfg:
-                raise ValueError(f"{where}: unknown config section {section!r}; sections: "
-                                 f"{', '.join(cfg)}")
+                raise ValueError(f"{where}: unknown config section {_v._show(section)}; "
+                                 f"sections: {', '.join(cfg)}")
             if values is None:       # an empty section in a YAML file
                 continue
             if not isinstance(values, Mapping):
@@ -85,15 +86,16 @@ def load_config(config=None, environ=None) -> dict:
                                  f"{values!r}")
             for key, value in values.items():
                 if key not in cfg[section]:
-                    raise ValueError(f"{where}: unknown config key {section}.{key}; keys: "
-                                     f"{', '.join(cfg[section])}")
+                    raise ValueError(f"{where}: unknown config key {section}."
+                                     f"{_short(key)}; keys: {', '.join(cfg[section])}")
                 cfg[section][key] = _typed(section, key, value, cfg[section][key], where)
                 given[section, key] = where
 
     if config is not None:
         if isinstance(config, (str, Path)):
+            config = user_path("config", config)   # a NUL byte, a 300-byte name: named
             try:
-                loaded = _yaml.load(Path(config).read_text(encoding="utf-8"))  # 010: 10
+                loaded = _yaml.load(config.read_text(encoding="utf-8"))  # 010: 10
             except yaml.YAMLError as exc:
                 raise ValueError(f"{config}: not a valid YAML file: {exc}") from None
             except UnicodeDecodeError as exc:   # "'utf-8' codec can't ...": which file?
@@ -222,14 +224,33 @@ def _check(cfg, given=None):
         level = logging.getLevelName(int(level))
     cfg["log"]["level"] = _v.choice(label("log.level"), level, LOG_LEVELS)
     if cfg["log"]["file"] is not None:
-        path = Path(cfg["log"]["file"]).expanduser()
-        if path.is_dir() or not path.parent.is_dir():
-            raise ValueError(f"{label('log.file')} must be a file in an existing directory, "
-                             f"got {cfg['log']['file']!r}")
-        cfg["log"]["file"] = str(path.resolve())
+        cfg["log"]["file"] = _log_file(label("log.file"), cfg["log"]["file"])
     if s["fast_span"] >= s["slow_span"]:
         raise ValueError(f"config: signal.fast_span ({s['fast_span']}) must be below "
                          f"signal.slow_span ({s['slow_span']})")
+
+
+def _short(key) -> str:
+    """A key as written, shortened as ``_validate._show`` shortens a repr: a hostile
+    10,000-character key filled the error with itself."""
+    t = str(key)
+    return t if len(t) <= 60 else t[:40] + "..." + t[-12:]
+
+
+def _log_file(label: str, name: str) -> str:
+    """``log.file`` as an absolute path: a file in an existing directory. A NUL byte
+    ("embedded null byte") or a name longer than a file system takes ("[Errno 36] File
+    name too long", the whole name repeated) failed in ``pathlib`` without naming the
+    key (``quantlab.data.user_path`` refuses both)."""
+    path = user_path(label, name)
+    try:
+        ok = not path.is_dir() and path.parent.is_dir()
+    except OSError as exc:   # a path the system refuses otherwise (ELOOP, EACCES)
+        raise ValueError(f"{label} {_v._show(name)}: {exc.strerror}") from None
+    if not ok:
+        raise ValueError(f"{label} must be a file in an existing directory, got "
+                         f"{_v._show(name)}")
+    return str(path.resolve())
 
 
 def _drawdown(cfg, given, label):
