@@ -38,7 +38,7 @@ from quantlab._threads import MAX_THREADS
 from quantlab.backtesting import backtest
 from quantlab.calendar import periods_for
 from quantlab.compat import seed_optimizer_arguments, seed_walk_forward
-from quantlab.data import load as load_data, shifted
+from quantlab.data import load as load_data, shifted, time_label
 from quantlab.errors import DataError
 from quantlab.metrics import METRICS, summary
 from quantlab.strategies import resolve
@@ -1387,6 +1387,10 @@ def _labels(lab, ds, search=False) -> xr.DataArray:
         raise ValueError("regimes must be labels on time: a (time,) DataArray, a Series, or "
                          "a function of the Dataset returning one (e.g. "
                          "lambda ds: ql.ensemble.detect_regimes(ds)['volatility'])")
+    t = lab.indexes["time"] if "time" in lab.indexes else pd.Index([])
+    if t.has_duplicates:   # xarray's "cannot reindex or align along dimension 'time'"
+        raise DataError(f"regimes: two labels at {time_label(t[t.duplicated()][0])}; give "
+                        "one label per timestamp")
     if search and lab.sizes["time"] and not lab.indexes["time"].isin(ds.indexes["time"]).any():
         # every label was dropped by the reindex: a run of the default alone, without a word
         raise DataError(f"regimes share no timestamp with the data (labels from "
@@ -1483,11 +1487,14 @@ class RegimeAdaptiveOptimizer:
                       search=True)
         window = hist.time.sel(time=slice(start_date, None))
         held = shifted(lab, fill_value="").sel(time=window)   # label when chosen
+        labels = [str(v) for v in np.unique(held.values) if v != ""]
+        if "*" in labels:   # its search replaced the default's, and its params were dropped
+            raise ValueError("regime label '*' is the key of the default search in "
+                             "results; rename that label")
         common = dict(optimization_method=self.method, objective=self.objective,
                       n_trials=self.n_trials, seed=self.seed, progress=False,
                       start_date=start_date, end_date=end_date, **self.kw, **backtest_kw)
         results = {"*": optimize_strategy_parameters(strat, param_bounds, data, **common)}
-        labels = [str(v) for v in np.unique(held.values) if v != ""]
         for label in _progress.bar(labels, "regimes", "regime", self.progress):
             mask = (held == label).values
             if mask.sum() < max(self.min_bars, 3):   # fewer: no score, and the run failed

@@ -6,6 +6,7 @@ import pytest
 
 import quantlab as ql
 from quantlab import crossmarket, optimize, risk
+from quantlab.errors import DataError
 
 
 # ---- crossmarket: daily series stamped at other times of day or in other zones -------
@@ -198,3 +199,26 @@ def test_a_log_file_with_unicode_and_spaces_in_its_name_still_opens(tmp_path):
     name = tmp_path / "ünï cødé ✓.log"
     cfg = ql.engine.load_config({"log": {"file": str(name)}}, environ={})
     assert cfg["log"]["file"] == str(name.resolve())
+
+
+# ---- regime-adaptive optimiser: hostile labels ---------------------------------------
+def _regime_run(small, labels):
+    ra = optimize.RegimeAdaptiveOptimizer(labels, optimization_method="grid", n_trials=2,
+                                          min_bars=20, progress=False)
+    return ra.run(ql.strategies.get("volatility_regime", lookback=60), {"window": [10, 21]},
+                  small)
+
+
+def test_a_regime_labelled_star_is_refused_not_taken_for_the_default(small):
+    # the "*" regime's masked search replaced the default search (results["*"]) and its
+    # parameters were dropped from params
+    labels = pd.Series(np.where(np.arange(200) < 100, "*", "late"), index=small.indexes["time"])
+    with pytest.raises(ValueError, match=r"regime label '\*' is the key of the default"):
+        _regime_run(small, labels)
+
+
+def test_regime_labels_with_a_repeated_timestamp_name_it(small):
+    t = small.indexes["time"]
+    labels = pd.Series(["a"] * 11 + ["b"] * 190, index=t[:11].append(t[10:]))
+    with pytest.raises(DataError, match=f"regimes: two labels at {str(t[10])[:10]}"):
+        _regime_run(small, labels)
