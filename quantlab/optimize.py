@@ -823,6 +823,22 @@ def _setup(strategy, param_bounds, data, start_date, end_date, method, objective
             fixed, free, ev)
 
 
+def _study_name(strat, method, objectives) -> str:
+    """The default name of a stored study."""
+    return f"{strat.name}-{method}-{'-'.join(objectives)}"
+
+
+def _own_study(kw: dict, strat, method, objective, part: str) -> dict:
+    """``kw`` with a study name of its own for one search of several (a walk-forward
+    fold, a regime): under one name each resumed the first one's study, its trials
+    (scored on another window) counting towards ``n_trials``: with storage= every fold
+    re-ran fold 0's trials and searched nothing."""
+    if kw.get("storage") is None:
+        return kw
+    base = kw.get("study_name") or _study_name(strat, method, (objective,))
+    return {**kw, "study_name": f"{base}-{part}"}
+
+
 def _sampler(strat, method, free, objectives, directions, seed, storage, study_name,
              n_trials, population_size, n_jobs, client):
     """The sampler of ``method`` and how many trials it proposes per batch."""
@@ -834,7 +850,7 @@ def _sampler(strat, method, free, objectives, directions, seed, storage, study_n
             raise ValueError("storage= keeps optuna studies ('tpe', 'genetic'); the "
                              "Gaussian-process search is not persisted")
         return _GaussianProcess(free, directions[0], seed, n_trials), 1
-    name = study_name or f"{strat.name}-{method}-{'-'.join(objectives)}"
+    name = study_name or _study_name(strat, method, objectives)
     sampler = _Optuna(method, free, directions, seed, storage, name, n_trials,
                       population_size)
     return sampler, n_jobs if client is None else max(1, sum(client.nthreads().values()))
@@ -1053,7 +1069,8 @@ class WalkForwardOptimizer:
     progress : bool, default True
         Show a progress bar.
     **optimize_kw
-        Go to :func:`optimize_strategy_parameters` (n_jobs, ...).
+        Go to :func:`optimize_strategy_parameters` (n_jobs, ...); with ``storage=``,
+        fold i keeps its own study, ``<study_name>-fold<i>``.
 
     Raises
     ------
@@ -1187,7 +1204,8 @@ class WalkForwardOptimizer:
                     strat, param_bounds, data.isel(time=slice(0, b)), start_date=t[a],
                     end_date=t[b - 1], optimization_method=self.method, n_trials=self.n_trials,
                     objective=self.objective, seed=self.seed + i, progress=False,
-                    **self.kw, **backtest_kw)
+                    **_own_study(self.kw, strat, self.method, self.objective, f"fold{i}"),
+                    **backtest_kw)
             except _NoFiniteTrial as e:   # which fold: the first ones lack warm-up history
                 raise _NoFiniteTrial(f"walk-forward fold {i} ({b} bars of history): {e}; "
                                      "lengthen optimization_window or start the data "
@@ -1427,7 +1445,8 @@ class RegimeAdaptiveOptimizer:
     progress : bool, default True
         Show a progress bar.
     **optimize_kw
-        Go to :func:`optimize_strategy_parameters`.
+        Go to :func:`optimize_strategy_parameters`; with ``storage=``, each search keeps
+        its own study, ``<study_name>-*`` (the default) and ``<study_name>-regime-<label>``.
 
     Raises
     ------
@@ -1493,14 +1512,17 @@ class RegimeAdaptiveOptimizer:
                              "results; rename that label")
         common = dict(optimization_method=self.method, objective=self.objective,
                       n_trials=self.n_trials, seed=self.seed, progress=False,
-                      start_date=start_date, end_date=end_date, **self.kw, **backtest_kw)
-        results = {"*": optimize_strategy_parameters(strat, param_bounds, data, **common)}
+                      start_date=start_date, end_date=end_date, **backtest_kw)
+
+        def own(part):   # each search its own stored study
+            return {**common, **_own_study(self.kw, strat, self.method, self.objective, part)}
+        results = {"*": optimize_strategy_parameters(strat, param_bounds, data, **own("*"))}
         for label in _progress.bar(labels, "regimes", "regime", self.progress):
             mask = (held == label).values
             if mask.sum() < max(self.min_bars, 3):   # fewer: no score, and the run failed
                 continue
             results[label] = optimize_strategy_parameters(strat, param_bounds, data,
-                                                          _mask=mask, **common)
+                                                          _mask=mask, **own(f"regime-{label}"))
         params = {k: dict(r.best_params) for k, r in results.items() if k != "*"}
         return RegimeAdaptiveResult(strat, params, dict(results["*"].best_params), results,
                                     self.regimes)

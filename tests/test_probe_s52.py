@@ -222,3 +222,50 @@ def test_regime_labels_with_a_repeated_timestamp_name_it(small):
     labels = pd.Series(["a"] * 11 + ["b"] * 190, index=t[:11].append(t[10:]))
     with pytest.raises(DataError, match=f"regimes: two labels at {str(t[10])[:10]}"):
         _regime_run(small, labels)
+
+
+# ---- searches of several studies under one storage= -----------------------------------
+def _walk(storage, equities):
+    wf = optimize.WalkForwardOptimizer(optimization_window=150, validation_window=50,
+                                       step_size=50, optimization_method="tpe", n_trials=6,
+                                       progress=False, storage=storage)
+    return wf.run(ql.strategies.get("volatility_regime", lookback=60), {"window": (5, 60)},
+                  equities.isel(time=slice(0, 400), asset=slice(0, 4)))
+
+
+def test_walk_forward_with_storage_searches_each_fold_as_without(equities, tmp_path):
+    # every fold resumed fold 0's study: its 6 trials counted as the fold's 6, re-run on
+    # the fold's window, and nothing was searched (windows 28, 28, 45, 45, 45)
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'wf.db'}"
+    want = _walk(None, equities)
+    got = _walk(url, equities)
+    assert got.folds["window"].tolist() == want.folds["window"].tolist() == [28, 5, 6, 55, 59]
+    for g, w in zip(got.results, want.results):
+        assert g.trials["window"].tolist() == w.trials["window"].tolist()
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(url))
+    assert names == [f"volatility_regime-tpe-sharpe_ratio-fold{i}" for i in range(5)]
+    again = _walk(url, equities)          # a rerun resumes each fold's own study
+    assert again.folds["window"].tolist() == want.folds["window"].tolist()
+
+
+def test_regime_searches_with_storage_keep_a_study_each(small, tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'ra.db'}"
+    labels = pd.Series(np.where(np.arange(200) < 100, "early", "late"),
+                       index=small.indexes["time"])
+
+    def run(**kw):
+        ra = optimize.RegimeAdaptiveOptimizer(labels, optimization_method="tpe", n_trials=4,
+                                              min_bars=20, progress=False, **kw)
+        return ra.run(ql.strategies.get("volatility_regime", lookback=60),
+                      {"window": (5, 60)}, small)
+
+    want, got = run(), run(storage=url, study_name="ra")
+    for k in ("*", "early", "late"):
+        assert (got.results[k].trials["window"].tolist()
+                == want.results[k].trials["window"].tolist())
+    assert sorted(s.study_name for s in optuna.get_all_study_summaries(url)) == [
+        "ra-*", "ra-regime-early", "ra-regime-late"]
