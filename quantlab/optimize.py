@@ -348,13 +348,21 @@ class _Optuna:
         self.state = optuna.trial.TrialState
 
     def previous(self) -> list[dict]:
-        done = [t.params for t in self.study.trials if t.state == self.state.COMPLETE]
-        for p in done:
-            if set(p) != set(self.dists):
-                raise ValueError(f"the stored study {self.study.study_name!r} searched "
-                                 f"{sorted(p)}, not {sorted(self.dists)}; use another "
+        """The stored study's completed trials, if it searched this space. A stored
+        trial of other bounds was re-run and could be the best, outside the bounds given
+        (window 10 for (30, 45)); other choices failed after the re-runs in optuna's
+        "CategoricalDistribution does not support dynamic value space"."""
+        name = self.study.study_name
+        for t in self.study.trials:
+            if t.params and set(t.params) != set(self.dists):
+                raise ValueError(f"the stored study {name!r} searched "
+                                 f"{sorted(t.params)}, not {sorted(self.dists)}; use another "
                                  "study_name or storage")
-        return done
+            for k, d in t.distributions.items():
+                if d != self.dists[k]:
+                    raise ValueError(f"the stored study {name!r} searched {k} over {d}, not "
+                                     f"{self.dists[k]}; use another study_name or storage")
+        return [t.params for t in self.study.trials if t.state == self.state.COMPLETE]
 
     def ask(self):
         t = self.study.ask(self.dists)

@@ -269,3 +269,25 @@ def test_regime_searches_with_storage_keep_a_study_each(small, tmp_path):
                 == want.results[k].trials["window"].tolist())
     assert sorted(s.study_name for s in optuna.get_all_study_summaries(url)) == [
         "ra-*", "ra-regime-early", "ra-regime-late"]
+
+
+@pytest.mark.parametrize("first, then", [((5, 60), (30, 45)), ([10, 21, 40], [50, 55])],
+                         ids=["narrower-range", "other-choices"])
+def test_a_stored_study_of_other_bounds_is_refused_before_any_rerun(small, tmp_path, first,
+                                                                     then):
+    # (30, 45) after (5, 60): the stored trials were re-run and one outside (30, 45) could
+    # be the best; other choices failed in optuna after re-running the stored trials
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    s = ql.strategies.get("volatility_regime", lookback=60)
+
+    def run(bounds, n):
+        return optimize.optimize_strategy_parameters(
+            s, {"window": bounds}, small, optimization_method="tpe", n_trials=n,
+            storage=url, study_name="x", progress=False)
+
+    run(first, 4)
+    with pytest.raises(ValueError, match=r"the stored study 'x' searched window over "
+                                         r"\w+Distribution\(.*\), not \w+Distribution"):
+        run(then, 6)
+    again = run(first, 6)      # the same bounds resume: the 4 stored trials come first
+    assert len(again.trials) == 6
