@@ -154,6 +154,28 @@ def _as_series(data, symbol) -> pd.Series:
     return s
 
 
+def _flat(x) -> bool:
+    """Returns that do not vary: variance below 1e-10 of their mean square (an accrual,
+    a money-market fund: constant up to rounding). Their correlations were the rounding's
+    (-0.056 with IBM for a fund accruing 0.01% a day), not a relation."""
+    x = np.asarray(x, dtype=float)
+    x = x[~np.isnan(x)]
+    return x.size < 2 or bool(x.var() <= 1e-10 * np.mean(x * x))
+
+
+def _unflat(out: xr.DataArray, r: xr.DataArray, window=None) -> xr.DataArray:
+    """``out`` (correlations) NaN where either series' returns do not vary (``_flat``):
+    over the whole ``r``, or over each rolling ``window``."""
+    if window is None:
+        ok = xr.DataArray([not _flat(r.sel(asset=a).values) for a in r.asset.values],
+                          dims="asset", coords={"asset": r.asset.values})
+    else:
+        mean = lambda v: rolling.mean(v, window, min_periods=2)  # noqa: E731
+        sq = mean(r * r)
+        ok = (sq - mean(r) ** 2) > 1e-10 * sq
+    return out.where(ok & ok.rename(asset="asset_other"))
+
+
 def _daily(s: pd.Series) -> pd.Series:
     """A daily ``s`` (one value per date) stamped at its dates (midnight). A close stamped
     2000-01-04 16:00 and another market's stamped 2000-01-04 were two rows of the union
@@ -390,7 +412,7 @@ class CrossMarketAnalyzer:
         if window is not None:
             if method != "pearson":
                 raise ValueError("rolling correlations are pearson only")
-            out = rolling.corr(r, window)
+            out = _unflat(rolling.corr(r, window), r, window)
         else:
             frame = r.to_pandas()
             counts = frame.notnull().astype(int).T @ frame.notnull().astype(int)
@@ -402,9 +424,9 @@ class CrossMarketAnalyzer:
                                 f"{frame.columns[i]} and {frame.columns[j]} overlap on "
                                 f"{counts.iloc[i, j]} observations; need at least 2")
             c = frame.corr(method=method, min_periods=2)
-            out = xr.DataArray(c.to_numpy(), dims=("asset", "asset_other"),
-                               coords={"asset": c.index.to_numpy(),
-                                       "asset_other": c.columns.to_numpy()})
+            out = _unflat(xr.DataArray(c.to_numpy(), dims=("asset", "asset_other"),
+                                       coords={"asset": c.index.to_numpy(),
+                                               "asset_other": c.columns.to_numpy()}), r)
         return out.assign_attrs(window=self._window(r), method=method)
 
     def lead_lag(self, max_lag=10, symbols=None, min_obs=250, te_bins=3) -> pd.DataFrame:
@@ -470,6 +492,8 @@ class CrossMarketAnalyzer:
                 if len(pair) < need:
                     continue
                 x, y = pair[lead].to_numpy(), pair[follow].to_numpy()
+                if _flat(x) or _flat(y):   # an accrual: its "relations" were rounding's
+                    continue
                 with np.errstate(invalid="ignore", divide="ignore"):
                     cors = [np.corrcoef(x[:-k], y[k:])[0, 1] for k in range(1, max_lag + 1)]
                 if np.isnan(cors).all():   # a series constant over the overlap: no relation

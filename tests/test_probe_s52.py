@@ -291,3 +291,21 @@ def test_a_stored_study_of_other_bounds_is_refused_before_any_rerun(small, tmp_p
         run(then, 6)
     again = run(first, 6)      # the same bounds resume: the 4 stored trials come first
     assert len(again.trials) == 6
+
+
+# ---- crossmarket: a series whose returns do not vary ----------------------------------
+def test_an_accruing_series_correlates_with_nothing(two_closes):
+    # a fund accruing 0.01% a day: returns 1e-4 +- 1e-16 of rounding; its correlation
+    # with IBM was the rounding's, -0.056 (rolling: 0.04), and lead_lag tested its pairs
+    a, b = two_closes
+    fund = pd.Series(100 * 1.0001 ** np.arange(len(a)), index=a.index)
+    cm, two = _analyser(a, b, fund), _analyser(a, b)
+    for kw in ({}, {"method": "spearman"}, {"window": 30}):
+        got, want = cm.correlations(**kw), two.correlations(**kw)
+        if "time" in got.dims:
+            got, want = got.isel(time=-1), want.isel(time=-1)
+        assert np.isnan(got.values[2]).all() and np.isnan(got.values[:, 2]).all()
+        assert got.values[:2, :2] == pytest.approx(want.values)
+    assert cm.correlations().values[0, 1] == pytest.approx(0.35898, abs=1e-5)
+    pairs = cm.lead_lag(3, min_obs=20)[["leader", "follower"]].values.tolist()
+    assert sorted(pairs) == [["S0", "S1"], ["S1", "S0"]]
