@@ -309,3 +309,23 @@ def test_an_accruing_series_correlates_with_nothing(two_closes):
     assert cm.correlations().values[0, 1] == pytest.approx(0.35898, abs=1e-5)
     pairs = cm.lead_lag(3, min_obs=20)[["leader", "follower"]].values.tolist()
     assert sorted(pairs) == [["S0", "S1"], ["S1", "S0"]]
+
+
+def test_a_follower_growing_by_a_constant_factor_is_no_significant_granger_result(two_closes):
+    # a rates level 100 * 1.0001^t: its changes follow y_t = 1.0001 y_t-1 to rounding; the
+    # pseudo-inverse fit of its own lags was noise, and "IBM leads it" came out
+    # significant, p_adjusted 2.5e-18
+    a, _ = two_closes
+    cm = crossmarket.CrossMarketAnalyzer().add_market_data("equity", "IBM", a)
+    cm.add_market_data("rates", "R", pd.Series(100 * 1.0001 ** np.arange(len(a)), index=a.index))
+    ll = cm.lead_lag(3, min_obs=20).set_index(["leader", "follower"])
+    assert np.isnan(ll.loc[("IBM", "R"), "granger_p"])
+    assert not ll["significant"].any()
+    assert ll.loc[("R", "IBM"), "granger_p"] == pytest.approx(0.6636, abs=1e-4)
+
+
+def test_volatility_linkage_of_a_constant_vix_has_no_correlation(two_closes):
+    a, _ = two_closes
+    cm = crossmarket.CrossMarketAnalyzer().add_market_data("equity", "SP500", a)
+    cm.add_market_data("volatility", "VIX", pd.Series(1.1, index=a.index))
+    assert np.isnan(cm.volatility_linkage().attrs["vix_rv_correlation"])   # was -4.5e-15
