@@ -65,6 +65,17 @@ ValueError
 }
 
 
+def _no_inf(name: str, x: np.ndarray) -> None:
+    """Refuse ±inf returns (a price from 0): NaN is a missing return and skipped, ±inf is
+    no return at all. pbo and reality_check took it as missing, without a word, and
+    scored the trial on its other rows."""
+    bad = np.argwhere(np.isinf(x))
+    if len(bad):
+        at = ", ".join(f"{d} {i}" for d, i in zip(("row", "trial"), bad[0]))
+        raise ValueError(f"{name} hold ±inf ({at}: {x[tuple(bad[0])]}): a return of a "
+                         "price from 0 is none; NaN marks a missing one")
+
+
 def _moments(returns):
     r = _validate.floats("returns", returns)
     if r.ndim != 1:   # checked before the NaN mask, which flattens a table into one series
@@ -292,9 +303,9 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     Raises
     ------
     ValueError
-        If ``trial_returns`` is not (time, trials) with 2+ distinct trials, ``n_splits`` is odd or
-        outside [2, 20], there are fewer than 2·S rows, a split has no finite in-sample
-        score, or ``metric`` does not return one score per trial.
+        If ``trial_returns`` is not (time, trials) with 2+ distinct trials or holds ±inf,
+        ``n_splits`` is odd or outside [2, 20], there are fewer than 2·S rows, a split has
+        no finite in-sample score, or ``metric`` does not return one score per trial.
     TypeError
         If ``trial_returns`` is not numbers (e.g. a Dataset) or ``metric`` is not callable.
 
@@ -309,6 +320,7 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     x = _validate.floats("trial_returns", trial_returns)
     if x.ndim != 2 or x.shape[1] < 2:
         raise ValueError("trial_returns must be (time, trials) with at least 2 trials")
+    _no_inf("trial_returns", x)
     n_splits = _validate.integer("n_splits", n_splits, lo=2, hi=MAX_SPLITS)
     if n_splits % 2:
         raise ValueError(f"n_splits must be even and >= 2, got {n_splits}")
@@ -391,8 +403,8 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
     ImportError
         If ``arch`` is not installed.
     ValueError
-        If ``trial_returns`` is not 2-D, ``benchmark`` has another length, or fewer than 20
-        complete rows remain.
+        If ``trial_returns`` is not 2-D, ``benchmark`` has another length, either holds
+        ±inf, or fewer than 20 complete rows remain.
     TypeError
         If ``trial_returns`` or ``benchmark`` is not numbers (e.g. a Dataset or a string).
 
@@ -421,6 +433,8 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
     if b.shape != x.shape[:1]:   # a number: was an IndexError writing this message
         raise ValueError(f"benchmark must be ({x.shape[0]},) returns like trial_returns' "
                          f"rows, got shape {b.shape}")
+    _no_inf("trial_returns", x)
+    _no_inf("benchmark", b)
     keep = np.isfinite(x).all(1) & np.isfinite(b)
     if keep.sum() < 20:
         raise ValueError(f"{keep.sum()} complete rows are too few for a bootstrap test")

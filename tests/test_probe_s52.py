@@ -329,3 +329,22 @@ def test_volatility_linkage_of_a_constant_vix_has_no_correlation(two_closes):
     cm = crossmarket.CrossMarketAnalyzer().add_market_data("equity", "SP500", a)
     cm.add_market_data("volatility", "VIX", pd.Series(1.1, index=a.index))
     assert np.isnan(cm.volatility_linkage().attrs["vix_rv_correlation"])   # was -4.5e-15
+
+
+# ---- PBO and the reality check: ±inf returns -----------------------------------------
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_pbo_and_reality_check_refuse_infinite_returns_naming_row_and_trial(value):
+    # taken as missing without a word: PBO 0.3 from the trials' other rows
+    x = np.random.default_rng(0).normal(0, 0.01, (200, 10))
+    x[7, 9] = value
+    with pytest.raises(ValueError, match=r"trial_returns hold ±inf \(row 7, trial 9: -?inf\)"):
+        ql.integrity.pbo(x, n_splits=8)
+    pytest.importorskip("arch")
+    with pytest.raises(ValueError, match=r"trial_returns hold ±inf \(row 7, trial 9"):
+        ql.integrity.reality_check(x, reps=10)
+    bench = np.zeros(200)
+    bench[3] = value
+    with pytest.raises(ValueError, match=r"benchmark hold ±inf \(row 3: -?inf\)"):
+        ql.integrity.reality_check(x[:, :9], benchmark=bench, reps=10)
+    x[7, 9] = np.nan      # a missing return is still skipped
+    assert 0 <= ql.integrity.pbo(x, n_splits=8)["pbo"] <= 1
