@@ -176,6 +176,22 @@ def _unflat(out: xr.DataArray, r: xr.DataArray, window=None) -> xr.DataArray:
     return out.where(ok & ok.rename(asset="asset_other"))
 
 
+def _dates(name: str, values) -> pd.DatetimeIndex:
+    """``values`` as dates, checked as a time coordinate (``check_time``): [1, 2, 3]
+    were nanoseconds after 1970 (the 1970 regime, 'stagflation'), "junk" pandas'
+    DateParseError, a NaT, a repeat or a reversed order went through."""
+    arr = np.asarray(values)
+    if arr.size and arr.dtype.kind in "biufc":
+        raise TypeError(f"{name} must be dates (datetimes or date strings), got numbers "
+                        f"({_validate._show(values)})")
+    try:
+        index = pd.DatetimeIndex(values)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{name} must be dates: {e}") from None
+    check_time(index, f"{name}: ")
+    return index
+
+
 def _daily(s: pd.Series) -> pd.Series:
     """A daily ``s`` (one value per date) stamped at its dates (midnight). A close stamped
     2000-01-04 16:00 and another market's stamped 2000-01-04 were two rows of the union
@@ -678,7 +694,8 @@ class CrossMarketAnalyzer:
         Parameters
         ----------
         index : array-like of datetime, optional
-            Dates of the output (default: the union of the added series' dates).
+            Dates of the output, increasing, no repeats (default: the union of the added
+            series' dates); numbers are a TypeError, not nanoseconds after 1970.
 
         Returns
         -------
@@ -697,7 +714,7 @@ class CrossMarketAnalyzer:
         array(['goldilocks', 'goldilocks', 'goldilocks', 'goldilocks', 'goldilocks'],
               dtype='<U10')
         """
-        index = (self.prices().indexes["time"] if index is None else pd.DatetimeIndex(index))
+        index = self.prices().indexes["time"] if index is None else _dates("macro_signals: index", index)
         macro = data.load("macro")
         gdp = macro["realgdp"].to_series()
         growth = ((gdp / gdp.shift(1)) ** 4 - 1).rename("gdp_growth")

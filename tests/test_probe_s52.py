@@ -348,3 +348,24 @@ def test_pbo_and_reality_check_refuse_infinite_returns_naming_row_and_trial(valu
         ql.integrity.reality_check(x[:, :9], benchmark=bench, reps=10)
     x[7, 9] = np.nan      # a missing return is still skipped
     assert 0 <= ql.integrity.pbo(x, n_splits=8)["pbo"] <= 1
+
+
+# ---- crossmarket.macro_signals: the dates asked for ------------------------------------
+@pytest.mark.parametrize("index, exc, match", [
+    ([1, 2, 3], TypeError, r"macro_signals: index must be dates .*got numbers"),
+    (["2005-01-03", "junk"], ValueError, r"macro_signals: index must be dates: .*junk"),
+    (["2005-01-04", "2005-01-03"], DataError, r"index: timestamps not sorted: 2005-01-03"),
+    (["2005-01-03", "2005-01-03"], DataError, r"index: duplicate timestamp 2005-01-03"),
+    (["2005-01-03", None], DataError, r"index: missing timestamp \(NaT\) at position 1"),
+], ids=["numbers", "junk", "reversed", "repeated", "NaT"])
+def test_macro_signals_refuses_an_index_that_is_not_increasing_dates(index, exc, match):
+    # [1, 2, 3] were nanoseconds after 1970: the 1970 regime, 'stagflation', three times
+    with pytest.raises(exc, match=match):
+        crossmarket.CrossMarketAnalyzer().macro_signals(index=index)
+
+
+def test_macro_signals_of_dates_and_of_no_dates():
+    cm = crossmarket.CrossMarketAnalyzer()
+    idx = pd.date_range("2005-01-03", periods=3, freq="B")
+    assert cm.macro_signals(index=idx)["regime"].values.tolist() == ["goldilocks"] * 3
+    assert cm.macro_signals(index=[]).sizes["time"] == 0
