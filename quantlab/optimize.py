@@ -1172,6 +1172,36 @@ class WalkForwardOptimizer:
         """
         return seed_walk_forward(self, *args, **kwargs)
 
+    def _fold(self, i, bounds, strat, param_bounds, data, backtest_kw):
+        """Fold ``i`` of bar positions ``bounds`` = (is_start, oos_start, oos_end): its
+        folds row, its search and its signal on the first ``step_size`` OOS bars."""
+        a, b, c = bounds
+        t = data.time.values
+        res = optimize_strategy_parameters(
+            strat, param_bounds, data.isel(time=slice(0, b)), start_date=t[a],
+            end_date=t[b - 1], optimization_method=self.method, n_trials=self.n_trials,
+            objective=self.objective, seed=self.seed + i, progress=False,
+            **_own_study(self.kw, strat, self.method, self.objective, f"fold{i}"),
+            **backtest_kw)
+        chosen = res.strategy
+        oos = _Evaluator(chosen, data.isel(time=slice(0, c)), t[b], t[c - 1],
+                         (self.objective,), backtest_kw, self.kw.get("risk_free_rate", 0.0))
+        vals, _, head = oos({})
+        # the stitched account trades these parameters on the first step_size OOS bars
+        seg_end = min(b + self.step, len(t))
+        hist = data.isel(time=slice(0, seg_end))
+        segment = (chosen.signal(hist, **chosen.default_inputs(hist))
+                   .isel(time=slice(b, seg_end)))
+        best = res.trials.iloc[res.best_trial]
+        row = {"is_start": t[a], "is_end": t[b - 1], "oos_start": t[b],
+               "oos_end": t[c - 1], **res.best_params,
+               f"is_{self.objective}": float(best[self.objective]),
+               f"oos_{self.objective}": vals[0],
+               "is_sharpe_ratio": float(best["sharpe_ratio"]),
+               "oos_sharpe_ratio": head["sharpe_ratio"],
+               "dsr": res.dsr, "pbo": res.pbo}
+        return row, res, segment
+
     def run(self, strategy, param_bounds=None, data=None, **backtest_kw) -> WalkForwardResult:
         """Run every fold and stitch the out-of-sample account.
 
@@ -1208,34 +1238,19 @@ class WalkForwardOptimizer:
         for i, (a, b, c) in enumerate(_progress.bar(self.fold_bounds(len(t)), "walk-forward",
                                                     "fold", self.progress)):
             try:
-                res = optimize_strategy_parameters(
-                    strat, param_bounds, data.isel(time=slice(0, b)), start_date=t[a],
-                    end_date=t[b - 1], optimization_method=self.method, n_trials=self.n_trials,
-                    objective=self.objective, seed=self.seed + i, progress=False,
-                    **_own_study(self.kw, strat, self.method, self.objective, f"fold{i}"),
-                    **backtest_kw)
+                row, res, segment = self._fold(i, (a, b, c), strat, param_bounds, data,
+                                               backtest_kw)
             except _NoFiniteTrial as e:   # which fold: the first ones lack warm-up history
                 raise _NoFiniteTrial(f"walk-forward fold {i} ({b} bars of history): {e}; "
                                      "lengthen optimization_window or start the data "
                                      "earlier") from None
-            chosen = res.strategy
-            oos = _Evaluator(chosen, data.isel(time=slice(0, c)), t[b], t[c - 1],
-                             (self.objective,), backtest_kw, self.kw.get("risk_free_rate", 0.0))
-            vals, _, head = oos({})
-            # the stitched account trades these parameters on the first step_size OOS bars
-            seg_end = min(b + self.step, len(t))
-            hist = data.isel(time=slice(0, seg_end))
-            segments.append(chosen.signal(hist, **chosen.default_inputs(hist))
-                            .isel(time=slice(b, seg_end)))
+            except Exception as e:   # a trial, or the out-of-sample test: which fold
+                e.add_note(f"(in walk-forward fold {i}: in-sample {str(t[a])[:10]} .. "
+                           f"{str(t[b - 1])[:10]}, out of sample to {str(t[c - 1])[:10]})")
+                raise
+            rows.append(row)
             results.append(res)
-            best = res.trials.iloc[res.best_trial]
-            rows.append({"is_start": t[a], "is_end": t[b - 1], "oos_start": t[b],
-                         "oos_end": t[c - 1], **res.best_params,
-                         f"is_{self.objective}": float(best[self.objective]),
-                         f"oos_{self.objective}": vals[0],
-                         "is_sharpe_ratio": float(best["sharpe_ratio"]),
-                         "oos_sharpe_ratio": head["sharpe_ratio"],
-                         "dsr": res.dsr, "pbo": res.pbo})
+            segments.append(segment)
         folds = pd.DataFrame(rows)
         folds.index.name = "fold"
         sig = xr.concat(segments, dim="time")

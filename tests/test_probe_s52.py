@@ -369,3 +369,21 @@ def test_macro_signals_of_dates_and_of_no_dates():
     idx = pd.date_range("2005-01-03", periods=3, freq="B")
     assert cm.macro_signals(index=idx)["regime"].values.tolist() == ["goldilocks"] * 3
     assert cm.macro_signals(index=[]).sizes["time"] == 0
+
+
+def test_an_error_in_a_walk_forward_fold_names_the_fold(small):
+    # the error named neither the fold nor its dates (here fold 1's out-of-sample test)
+    class FailsLate(FailsAtK3):
+        def _signal(self, ds, k):   # raises once the data reach bar 150
+            if ds.sizes["time"] > 150:
+                raise ZeroDivisionError("boom late")
+            return super()._signal(ds, k)
+
+    wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
+                                       step_size=50, optimization_method="tpe", n_trials=3,
+                                       progress=False)
+    with pytest.raises(ZeroDivisionError, match="boom late") as e:
+        wf.run(FailsLate(), {"k": [1, 2]}, small)
+    t = small.indexes["time"]
+    assert e.value.__notes__ == [f"(in walk-forward fold 1: in-sample {t[50].date()} .. "
+                                 f"{t[149].date()}, out of sample to {t[199].date()})"]
