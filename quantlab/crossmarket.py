@@ -714,7 +714,8 @@ class CrossMarketAnalyzer:
         array(['goldilocks', 'goldilocks', 'goldilocks', 'goldilocks', 'goldilocks'],
               dtype='<U10')
         """
-        index = self.prices().indexes["time"] if index is None else _dates("macro_signals: index", index)
+        index = (self.prices().indexes["time"] if index is None
+                 else _dates("macro_signals: index", index))
         macro = data.load("macro")
         gdp = macro["realgdp"].to_series()
         growth = ((gdp / gdp.shift(1)) ** 4 - 1).rename("gdp_growth")

@@ -885,7 +885,8 @@ def _search(ev, sampler, fixed, n_trials, batch, client, desc, progress):
     what = f"trial of the {desc} search"
     try:
         for i in range(0, min(len(previous), n_trials), max(batch, 1)):   # resumed study
-            ps = [{**p, **fixed} for p in previous[i:i + max(batch, 1)][: n_trials - len(records)]]
+            stored = previous[i:i + max(batch, 1)][: n_trials - len(records)]
+            ps = [{**p, **fixed} for p in stored]
             for p, (err, out) in zip(ps, run(ps)):
                 if err is not None:
                     raise _named(err, p, f"re-run of a stored {what}")

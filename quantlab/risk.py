@@ -339,10 +339,16 @@ class RiskManager:
         cap = _validate.number("cap", cap, 0, None, lo_open=True, finite=False)
         r, _ = _returns(returns)
         kw = {"dim": "time"} if isinstance(r, xr.DataArray) else {}
-        if np.any(np.asarray(r.max(**kw) - r.min(**kw)) == 0):   # exact, not a residue
-            raise ValueError("returns have zero variance: the Kelly fraction is undefined")
         var = r.var("time", ddof=1) if isinstance(r, xr.DataArray) else r.var(ddof=1)
         mu = r.mean("time") if isinstance(r, xr.DataArray) else r.mean()
+        # below 1e-10 of the mean square, the variance is rounding (a fund accruing 0.01% a
+        # day: 1e-32), not risk: its Kelly fraction was 1e28, where a constant's raised
+        flat = np.asarray(var <= 1e-10 * (r * r).mean(**kw))
+        if flat.any():
+            where = (f" ({r.dims[-1]} {str(r[r.dims[-1]].values[np.flatnonzero(flat)[0]])!r})"
+                     if isinstance(r, xr.DataArray) and flat.ndim else "")
+            raise ValueError(f"returns have zero variance{where}: the Kelly fraction is "
+                             "undefined")
         f = fraction * mu / var
         if isinstance(f, xr.DataArray):
             return f.clip(max=cap).assign_coords(kelly_uncapped=f)

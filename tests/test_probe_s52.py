@@ -387,3 +387,22 @@ def test_an_error_in_a_walk_forward_fold_names_the_fold(small):
     t = small.indexes["time"]
     assert e.value.__notes__ == [f"(in walk-forward fold 1: in-sample {t[50].date()} .. "
                                  f"{t[149].date()}, out of sample to {t[199].date()})"]
+
+
+# ---- risk: Kelly of returns that do not vary -----------------------------------------
+def test_kelly_of_an_accruing_series_is_zero_variance_like_a_constant(equities):
+    # returns 1e-4 +- 1e-16 of rounding: var 1e-32, a Kelly fraction of 1.07e28 (capped
+    # to 1.0), where exactly constant returns raised
+    price = 100 * 1.0001 ** np.arange(300)
+    fund = price[1:] / price[:-1] - 1
+    rm = risk.RiskManager()
+    with pytest.raises(ValueError, match="returns have zero variance: the Kelly"):
+        rm.calculate_kelly_criterion(fund)
+    r = ql.data.returns(equities["close"]).isel(time=slice(1, 300), asset=slice(0, 3))
+    r = r.copy(data=r.values)
+    r[:, 1] = fund[:299]
+    with pytest.raises(ValueError, match=rf"zero variance \(asset '{r.asset.values[1]}'\)"):
+        rm.calculate_kelly_criterion(r)
+    want = rm.calculate_kelly_criterion(r.isel(asset=0).values)
+    assert float(rm.calculate_kelly_criterion(r.isel(asset=[0, 2])).isel(asset=0)) == \
+        pytest.approx(float(want))
