@@ -16,7 +16,9 @@ Per tick, in order:
    of range, timestamp negative/unparsable or before the symbol's last; clock skew: a
    timestamp more than max_skew ahead of the newest accepted one, a corrupt far-future
    stamp that would otherwise make every later signal stale and the symbol's later ticks
-   out of order);
+   out of order, unless SKEW_CONFIRM such ticks in a row, each within max_skew of the
+   one before, confirm the jump: the feed's clock moved on after a quiet spell longer
+   than max_skew, whose ticks were all rejected before);
 2. mark: mid2 = bid + ask; running Σ pos·mid2 and Σ |pos|·mid2 updated by the change
    (a quote whose move times the position would take them beyond ±STATE_LIMIT is a bad
    price: rejected before anything changes); drawdown kill switch when peak - equity
@@ -53,6 +55,11 @@ cdef enum:
     KILL, RATE, POSITION, NOTIONAL, MAX_POSITIONS, CONCENTRATION
 TICK_REJECTS = ("bad_price", "bad_size", "crossed", "bad_symbol", "out_of_order",
                 "clock_skew")
+# ticks in a row past max_skew, each within it of the one before, that move the clock on
+# (the last of them accepted): one corrupt stamp, or two, stay rejected
+cdef enum:
+    SKEW_RUN = 3
+SKEW_CONFIRM = SKEW_RUN
 ORDER_REJECTS = ("kill_switch", "rate", "max_position", "max_order_notional",
                  "max_positions", "concentration")
 
@@ -114,6 +121,7 @@ cdef struct State:
     double *slow
     # book-wide
     long long cash, mtm2, gross2, peak2, latest_ts, open_positions
+    long long skew_ts, skew_n   # the last clock-skew reject and how many in a row agree
     bint killed, started
     long long *ring      # times of the last max_ops orders
     Py_ssize_t ring_n, ring_i
@@ -172,7 +180,7 @@ cdef class TickCore:
             last_ts=&self.last_ts[0], n_ticks=&self.n_ticks[0], pos=&self.pos[0],
             mid2=&self.mid2[0], fast=&self.fast[0], slow=&self.slow[0],
             cash=0, mtm2=0, gross2=0, peak2=0, latest_ts=0, open_positions=0,
-            killed=False, started=False, ring=&self.ring[0], ring_n=self.ring.shape[0],
+            skew_ts=0, skew_n=0, killed=False, started=False, ring=&self.ring[0], ring_n=self.ring.shape[0],
             ring_i=0, ticks=0, signals=0, stale=0, orders=0,
             tick_rejects=&self.tick_rejects[0], order_rejects=&self.order_rejects[0])
 
@@ -478,8 +486,15 @@ cdef inline bint _valid(const Params* p, State* st, long long s, long long bid,
         st.tick_rejects[OUT_OF_ORDER] += 1
         return False
     if st.started and ts - st.latest_ts > p.max_skew:   # both in [0, 2^62): no overflow
-        st.tick_rejects[CLOCK_SKEW] += 1
-        return False
+        # one of a run of ticks that agree (each within max_skew of the one before)? A
+        # quiet spell longer than max_skew rejected every later tick for ever
+        st.skew_n = st.skew_n + 1 if (st.skew_n > 0 and
+                                      _abs(ts - st.skew_ts) <= p.max_skew) else 1
+        st.skew_ts = ts
+        if st.skew_n < SKEW_RUN:
+            st.tick_rejects[CLOCK_SKEW] += 1
+            return False
+    st.skew_n = 0
     return True
 
 

@@ -76,3 +76,70 @@ def test_compressible_is_the_ratio_of_the_store_codec():
     steps = np.repeat(walk[::256], 256, axis=0)    # constant for 256 rows at a time
     assert store.compressible(steps)
     assert not store.compressible(np.empty((0, 3)))
+
+
+# ---- the tick engine's clock-skew rule after a quiet spell (the "faults" probe)
+
+def _quote(sym, ts, bid="100.00"):
+    return {"symbol_id": sym, "bid_price": bid, "ask_price": "100.02", "bid_size": 10,
+            "ask_size": 12, "timestamp": ts}
+
+
+def _skew_feed(gap_s=5.0, n_after=1500):
+    """Ticks 1 ms apart, a quiet spell of ``gap_s``, ticks 1 ms apart again (µs stamps)."""
+    t0 = 10 * 86_400 * 10 ** 6
+    before = [_quote(i % 3, t0 + i * 1000) for i in range(100)]
+    start = before[-1]["timestamp"] + int(gap_s * 10 ** 6)
+    return before + [_quote(i % 3, start + i * 1000) for i in range(n_after)]
+
+
+def test_a_quiet_spell_longer_than_the_skew_limit_does_not_stop_the_feed():
+    # max_clock_skew_s=1: the newest accepted stamp only moved on accepted ticks, so a
+    # 5 s quiet spell rejected all 1,500 later ticks as clock_skew, for ever. Now the
+    # third tick in a row past the limit, each within it of the one before, moves the
+    # clock on; the engine, its pure-Python oracle and the bar aggregator agree.
+    from quantlab import engine as E
+    from quantlab._kernels import ticks
+    from quantlab.engine import BarAggregator
+    cfg = {"risk": {"max_clock_skew_s": 1.0}}
+    eng, ref = E.TickEngine(cfg), E.reference_engine(cfg)
+    feed = _skew_feed()
+    eng.process_market_data(feed)
+    ref.process_market_data(feed)
+    rejects = eng.get_performance_stats()["tick_rejects"]
+    assert ticks.SKEW_CONFIRM == 3
+    assert rejects["clock_skew"] == 2                   # the first two after the spell
+    assert list(eng.core.tick_rejects) == ref.tick_rejects
+    assert int(np.asarray(eng.core.n_ticks).sum()) == len(feed) - 2
+    assert list(eng.core.pos) == ref.pos and eng.core.cash == ref.cash
+    agg = BarAggregator("1s", ["A", "B", "C"], unit="us", max_skew_s=1.0)
+    cols = {k: np.array([float(q[k]) for q in feed]) for k in feed[0]}
+    bars = agg.add({k: v[:700] for k, v in cols.items()})
+    bars += agg.add({k: v[700:] for k, v in cols.items()}) + agg.flush()
+    assert agg.skipped == 2
+    assert sum(float(b["volume"].sum()) for b in bars) == 22.0 * (len(feed) - 2)
+
+
+@pytest.mark.parametrize("stamps, rejected", [
+    ([10 ** 13], 1),                         # one corrupt far-future stamp
+    ([10 ** 13, 10 ** 13 + 5], 2),           # two in a row that agree: still rejected
+    ([10 ** 13, 2 * 10 ** 13, 3 * 10 ** 13, 4 * 10 ** 13], 4),   # far apart: none agree
+])
+def test_corrupt_far_future_stamps_stay_rejected(stamps, rejected):
+    from quantlab import engine as E
+    from quantlab.engine import BarAggregator
+    t0 = 10 * 86_400 * 10 ** 6
+    feed = ([_quote(0, t0 + i * 1000) for i in range(50)] + [_quote(1, s) for s in stamps]
+            + [_quote(i % 3, t0 + 50_000 + i * 1000) for i in range(50)])
+    cfg = {"risk": {"max_clock_skew_s": 1.0}}
+    eng, ref = E.TickEngine(cfg), E.reference_engine(cfg)
+    eng.process_market_data(feed)
+    ref.process_market_data(feed)
+    assert eng.get_performance_stats()["tick_rejects"]["clock_skew"] == rejected
+    assert list(eng.core.tick_rejects) == ref.tick_rejects
+    assert int(np.asarray(eng.core.n_ticks).sum()) == 100   # every clean tick taken
+    agg = BarAggregator("1s", ["A", "B", "C"], unit="us", max_skew_s=1.0)
+    cols = {k: np.array([float(q[k]) for q in feed]) for k in feed[0]}
+    agg.add(cols)
+    agg.flush()
+    assert agg.skipped == rejected

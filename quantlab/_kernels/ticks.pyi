@@ -6,6 +6,7 @@ I64 = npt.NDArray[np.int64]
 CHUNK: int
 COLUMN_DTYPES: tuple[np.dtype, ...]
 TICK_REJECTS: tuple[str, ...]
+SKEW_CONFIRM: int
 ORDER_REJECTS: tuple[str, ...]
 
 class TickCore:

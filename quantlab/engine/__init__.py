@@ -15,7 +15,9 @@ raised; so are malformed feed messages (``run_feed``). A feed that fails raises
 ``replay`` waits at most ``max_gap`` per gap and rejects corrupt far-off timestamps. On
 every path a tick stamped more than ``risk.max_clock_skew_s`` after the newest accepted
 timestamp is rejected (``clock_skew``): accepted, a corrupt far-future stamp would make
-every later signal stale and its symbol's later ticks out of order. Replay files that
+every later signal stale and its symbol's later ticks out of order. The third such tick in
+a row, each within the limit of the one before, is accepted: after a quiet spell longer
+than the limit the feed's clock has moved on (``SKEW_CONFIRM`` in ``cython_kernels/ticks.pyx``). Replay files that
 cannot be read (not UTF-8, binary, corrupt Parquet or gzip, missing columns, naive and
 offset timestamps mixed) are a ``DataError`` naming the file. Arguments and settings out
 of range raise ``ValueError``/``TypeError`` naming them (``quantlab._validate``).

@@ -18,7 +18,9 @@ Within a bar, ticks are taken in timestamp order (ties in arrival order), as ``r
 does. Symbol ids and timestamps are never rounded or truncated (1.5 is no symbol), and a
 tick stamped more than ``max_skew_s`` after the newest one accepted before it (a corrupt
 far-future stamp) is skipped, as the engine's ``clock_skew`` rule does: accepted, it would
-close the open bars early and make every later tick late.
+close the open bars early and make every later tick late. As in the engine, the third such
+tick in a row, each within ``max_skew_s`` of the one before, is taken: the feed's clock
+moved on after a quiet spell longer than ``max_skew_s`` (every later tick was skipped).
 """
 from __future__ import annotations
 
@@ -108,6 +110,7 @@ class BarAggregator:
         self._skew = max_skew_s * per              # float: inf compares as no limit
         self._max_ts = np.iinfo(np.int64).max // (10 ** 9 // per)   # pandas' last datetime
         self._newest = _NONE                       # newest accepted timestamp
+        self._skew_ts = self._skew_n = 0   # the last skipped far stamp, how many agree in a row
         if isinstance(symbols, (str, bytes)) or not isinstance(symbols, (Mapping, Iterable)):
             raise TypeError(f"symbols must be a list of asset names (symbol_id = position) "
                             f"or a dict symbol_id -> name, got {type(symbols).__name__}")
@@ -250,19 +253,29 @@ class BarAggregator:
 
     def _skewed(self, ts, ok) -> np.ndarray:
         """The ``ok`` ticks stamped more than max_skew after the newest tick accepted
-        before them (across batches). Each pass drops the ticks skewed against the newest
-        of those still kept; dropping only lowers that newest, so the passes end at the
-        tick-by-tick answer (one pass per corrupt stamp in a chain, one when none)."""
+        before them (across batches), but for the ``SKEW_CONFIRM``-th of such ticks in a
+        row that agree (each within max_skew of the one before), which is taken, as the
+        engine takes it. One vectorised pass when no tick is ahead of all before it,
+        else tick by tick."""
         skewed = np.zeros(ts.shape, dtype=bool)
         if self._skew == np.inf or not ok.any():
             return skewed
-        while True:
-            kept = np.where(ok & ~skewed, ts, _NONE)
-            before = np.maximum.accumulate(np.r_[self._newest, kept[:-1]])
-            more = ok & ~skewed & (before != _NONE) & (ts - np.maximum(before, 0) > self._skew)
-            if not more.any():
-                return skewed
-            skewed |= more
+        before = np.maximum.accumulate(np.r_[self._newest, np.where(ok, ts, _NONE)[:-1]])
+        if not (ok & (before != _NONE) & (ts - np.maximum(before, 0) > self._skew)).any():
+            self._skew_n = 0
+            return skewed   # none ahead of every tick before it: none skewed
+        newest = self._newest   # else tick by tick, as the engine (its runs of far stamps)
+        for i in np.flatnonzero(ok):
+            t = int(ts[i])
+            if newest != _NONE and t - newest > self._skew:
+                agree = self._skew_n > 0 and abs(t - self._skew_ts) <= self._skew
+                self._skew_n, self._skew_ts = (self._skew_n + 1 if agree else 1), t
+                if self._skew_n < _k.SKEW_CONFIRM:
+                    skewed[i] = True
+                    continue
+            self._skew_n = 0
+            newest = max(newest, t)
+        return skewed
 
     def flush(self) -> list:
         """Close the open bar (end of a replay or a session).

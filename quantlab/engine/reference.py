@@ -20,6 +20,7 @@ ORDER_REJECTS = ("kill_switch", "rate", "max_position", "max_order_notional",
 FIELDS = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
 
 
+SKEW_CONFIRM = 3       # ticks in a row past max_skew that move the clock on (ticks.pyx)
 LIMIT = 2 ** 62        # inputs (prices, sizes, timestamps) beyond it are invalid (-1)
 STATE_LIMIT = 2 ** 60  # |cash|, |Σ pos·mid2|, Σ |pos|·mid2 stay below it; a mark or a
                        # fill that would take one beyond is refused (ticks.pyx)
@@ -118,6 +119,7 @@ class PyTickEngine:
         self.tick_rejects = [0] * 6
         skew = p.get("max_skew", LIMIT)
         self.max_skew = skew if 0 <= skew < LIMIT else LIMIT
+        self.skew_ts = self.skew_n = 0   # the last clock-skew reject, how many in a row agree
         self.order_rejects = [0] * 6
         self.latencies: list[int] = []
 
@@ -220,9 +222,15 @@ class PyTickEngine:
         if ts < 0 or ts >= LIMIT or (self.n_ticks[s] > 0 and ts < self.last_ts[s]):
             self.tick_rejects[4] += 1
             return False
-        if self.started and ts - self.latest_ts > self.max_skew:   # a far-future stamp
-            self.tick_rejects[5] += 1
-            return False
+        if self.started and ts - self.latest_ts > self.max_skew:   # a far-future stamp,
+            # unless SKEW_CONFIRM in a row (each within max_skew of the one before) agree
+            agree = self.skew_n > 0 and abs(ts - self.skew_ts) <= self.max_skew
+            self.skew_n = self.skew_n + 1 if agree else 1
+            self.skew_ts = ts
+            if self.skew_n < SKEW_CONFIRM:
+                self.tick_rejects[5] += 1
+                return False
+        self.skew_n = 0
         return True
 
     def _mark(self, s, m2, ts) -> bool:
