@@ -926,8 +926,8 @@ def _budgets(budgets, index) -> np.ndarray:
     asset), normalised to sum 1; None: equal. NaN made NaN weights; a list of the wrong
     length failed in pandas."""
     n = len(index)
-    if budgets is None:
-        return np.full(n, 1.0 / n)
+    if budgets is None:   # normalised too: 1/n sums to 1 +- an ulp (the weights' bits)
+        budgets = np.full(n, 1.0 / n)
     if isinstance(budgets, dict):
         unknown = [k for k in budgets if k not in index]
         if unknown:

@@ -1,6 +1,8 @@
 """Session 49 outside probe: broken files, hostile names and faults through the file
 and name paths (load_csv, ingest/open, deployments, reports). Each test is a fault the
 probe found; fixtures are written to tmp_path."""
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -277,6 +279,16 @@ def test_checkpoint_into_a_folder_that_cannot_be_made_names_the_checkpoint(tmp_p
     ds = ql.data.load().isel(time=slice(0, 62))
     dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
                     history=ds.isel(time=slice(0, 60)))
-    with pytest.raises(OSError, match=r"checkpoint to .*x{20}: File name too long") as e:
+    # a name longer than a file system takes is refused before the disk is asked
+    # (session 52: user_path, naming the argument)
+    with pytest.raises(ValueError, match=r"checkpoint path: the name 'x+\.\.\.x+' is 300 "
+                                         r"bytes long, more than the 255"):
         dep.checkpoint(tmp_path / ("x" * 300))
+
+    def refuse(self, *a, **k):   # any other OSError of making the folder
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(self))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(type(tmp_path), "mkdir", refuse)
+        with pytest.raises(OSError, match=r"checkpoint to .*ck: File name too long") as e:
+            dep.checkpoint(tmp_path / "ck")
     assert e.value.errno == errno.ENAMETOOLONG
