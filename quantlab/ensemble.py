@@ -9,6 +9,7 @@ strategies net out.
 """
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterable
 
@@ -23,6 +24,10 @@ from quantlab.backtesting import backtest
 # CARRY_BARS lived here before quantlab.data: ensemble.CARRY_BARS still names it
 from quantlab.data import CARRY_BARS, carried, returns, shifted  # noqa: F401
 from quantlab.risk import risk_parity_weights
+
+# the options an ensemble passes on to ql.backtest (its streams and itself)
+_BACKTEST_KW = frozenset(inspect.signature(backtest).parameters) - {
+    "data", "signal", "entries", "exits"}
 
 __all__ = ["ALLOCATIONS", "Ensemble", "detect_regimes", "create_unconventional_ensemble",
            "check_reweight"]
@@ -232,6 +237,10 @@ class Ensemble:
         shrinkage = _validate.number("shrinkage", shrinkage, 0, 1)
         lookback = _validate.integer("lookback", lookback, lo=2)   # a std needs 2 returns
         check_reweight(reweight)     # refused here, not once every stream is computed
+        unknown = sorted(set(backtest_kw) - _BACKTEST_KW)   # feez=: at backtest time only
+        if unknown:
+            raise TypeError(f"Ensemble: unknown option(s) {unknown}; the options of "
+                            f"ql.backtest are {', '.join(sorted(_BACKTEST_KW))}")
         if isinstance(strategies, (str, registry.Strategy, type)):   # one, not its letters
             strategies = [strategies]
         if not isinstance(strategies, Iterable):   # None, 5: "'int' object is not iterable"

@@ -143,3 +143,13 @@ def test_corrupt_far_future_stamps_stay_rejected(stamps, rejected):
     agg.add(cols)
     agg.flush()
     assert agg.skipped == rejected
+
+
+def test_an_ensemble_refuses_an_unknown_backtest_option_when_made():
+    # Ensemble(["momentum"], feez=0.001) was accepted and failed only in a backtest,
+    # after every stream's strategy had run (the faults probe)
+    with pytest.raises(TypeError, match=r"Ensemble: unknown option\(s\) \['feez'\]; the "
+                                        r"options of ql.backtest are .*\bfees\b"):
+        ql.ensemble.Ensemble(["spc", "volatility_regime"], feez=0.001)
+    ens = ql.ensemble.Ensemble(["spc", "volatility_regime"], fees=0.001, slippage=0.0005)
+    assert ens.backtest_kw == {"fees": 0.001, "slippage": 0.0005}
