@@ -31,6 +31,22 @@ from quantlab import _threads
 from quantlab._validate import numpy_data, pandas_values, real_array
 
 
+def pow2_scaled(a: np.ndarray, axis: int, lo: float, hi: float) -> np.ndarray:
+    """``a`` with each slice along ``axis`` whose largest finite |value| lies outside
+    [lo, hi] multiplied by the power of two bringing it into [0.5, 1), in ``a``'s dtype
+    (exact: only the exponents change). For kernels whose sums of squares or products
+    would over- or underflow on values of extreme magnitude (scale-free statistics:
+    correlations, the measures)."""
+    with np.errstate(invalid="ignore"):
+        fin = np.where(np.isfinite(a), np.abs(a), 0.0)
+    mx = fin.max(axis=axis, keepdims=True) if a.size else fin
+    bad = (mx > hi) | ((mx < lo) & (mx > 0))
+    if not bad.any():
+        return a
+    e = np.where(bad, np.frexp(np.where(mx > 0, mx, 1.0))[1], 0)
+    return np.ldexp(a, -e).astype(a.dtype, copy=False)
+
+
 def kernel_dtype(dtype) -> type:
     """float32 stays float32 (kernels are fused over both); everything else is float64."""
     return np.float32 if np.dtype(dtype) == np.float32 else np.float64

@@ -244,13 +244,7 @@ def _rescale(a, axis=-1) -> np.ndarray:
         big = max(-lo, hi)
         if big <= _SCALE_HI and (big >= _SCALE_LO or big == 0.0):
             return a
-    fin = np.where(np.isfinite(a), np.abs(a), 0.0)
-    mx = fin.max(axis=axis, keepdims=True) if a.size else fin
-    bad = (mx > _SCALE_HI) | ((mx < _SCALE_LO) & (mx > 0))
-    if not bad.any():
-        return a
-    e = np.where(bad, np.frexp(np.where(mx > 0, mx, 1.0))[1], 0)
-    return np.ldexp(a, -e)
+    return bridge.pow2_scaled(a, axis, _SCALE_LO, _SCALE_HI)
 
 
 def _series(x, name="x", ranks=False, scale=True) -> np.ndarray:

@@ -297,14 +297,7 @@ _UNIT_LO, _UNIT_HI = 2.0 ** -100, 2.0 ** 100
 def _unit_columns(a):
     """``a`` (time, column) with each column of extreme magnitude (above) scaled by a
     power of two bringing its largest finite |value| into [0.5, 1)."""
-    with np.errstate(invalid="ignore"):
-        fin = np.where(np.isfinite(a), np.abs(a), 0.0)
-    mx = fin.max(axis=0) if a.shape[0] else np.zeros(a.shape[1:])
-    bad = (mx > _UNIT_HI) | ((mx < _UNIT_LO) & (mx > 0))
-    if not bad.any():
-        return a
-    e = np.where(bad, np.frexp(np.where(mx > 0, mx, 1.0))[1], 0)
-    return np.ldexp(a, -e).astype(a.dtype, copy=False)
+    return bridge.pow2_scaled(a, 0, _UNIT_LO, _UNIT_HI)
 
 
 @fill(_DOC)
