@@ -18,7 +18,7 @@ import xarray as xr
 
 from quantlab import _validate, data, measures, rolling
 from quantlab._doc import fill
-from quantlab.data import MIN_PRICE, check_time, shifted
+from quantlab.data import FLAT_VARIANCE, MIN_PRICE, check_time, shifted
 from quantlab.errors import DataError
 
 __all__ = ["CrossMarketAnalyzer", "CLASSES", "MAX_FILL_DAYS"]
@@ -160,7 +160,7 @@ def _flat(x) -> bool:
     (-0.056 with IBM for a fund accruing 0.01% a day), not a relation."""
     x = np.asarray(x, dtype=float)
     x = x[~np.isnan(x)]
-    return x.size < 2 or bool(x.var() <= 1e-10 * np.mean(x * x))
+    return x.size < 2 or bool(x.var() <= FLAT_VARIANCE * np.mean(x * x))
 
 
 def _unflat(out: xr.DataArray, r: xr.DataArray, window=None) -> xr.DataArray:
@@ -172,7 +172,7 @@ def _unflat(out: xr.DataArray, r: xr.DataArray, window=None) -> xr.DataArray:
     else:
         mean = lambda v: rolling.mean(v, window, min_periods=2)  # noqa: E731
         sq = mean(r * r)
-        ok = (sq - mean(r) ** 2) > 1e-10 * sq
+        ok = (sq - mean(r) ** 2) > FLAT_VARIANCE * sq
     return out.where(ok & ok.rename(asset="asset_other"))
 
 
@@ -551,7 +551,7 @@ class CrossMarketAnalyzer:
         # a driver of constant returns (an accrual, a crawling peg) leaves E[x²] - E[x]²
         # a cancellation residue ~1e-24, not 0: betas of 2e5 from nothing; a variance
         # below 1e-10 of E[x²] (σ < 1e-5 |μ|) is no variation
-        beta = (cov / var.where(var > 1e-10 * sq)).rename("beta")
+        beta = (cov / var.where(var > FLAT_VARIANCE * sq)).rename("beta")
         corr = rolling.corr(r.sel(asset=[*targets, driver]), window).sel(
             asset=list(targets), asset_other=driver, drop=True)
         full = xr.corr(xm, ym, dim="time")

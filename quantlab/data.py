@@ -836,6 +836,10 @@ def returns(x, dim: str = "time"):
 
 
 CARRY_BARS = 5   # bars a missing close is carried (a holiday, a short halt), no longer
+# returns whose variance is below this fraction of their mean square do not vary (an
+# accrual, a crawling peg: E[x²] - E[x]² leaves a rounding residue, σ < 1e-5 |μ|): no
+# correlation, beta or Kelly fraction is computed from them
+FLAT_VARIANCE = 1e-10
 
 
 def carried(close: xr.DataArray, dim: str = "time") -> xr.DataArray:

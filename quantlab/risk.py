@@ -22,7 +22,7 @@ import xarray as xr
 from quantlab import _validate, metrics, rolling
 from quantlab._doc import fill
 from quantlab.backtesting import DD_MODES, backtest
-from quantlab.data import returns as simple_returns, shifted
+from quantlab.data import FLAT_VARIANCE, returns as simple_returns, shifted
 from quantlab.errors import DataError
 
 __all__ = ["RiskManager", "RiskReport", "KellyFraction", "risk_parity_weights",
@@ -343,7 +343,7 @@ class RiskManager:
         mu = r.mean("time") if isinstance(r, xr.DataArray) else r.mean()
         # below 1e-10 of the mean square, the variance is rounding (a fund accruing 0.01% a
         # day: 1e-32), not risk: its Kelly fraction was 1e28, where a constant's raised
-        flat = np.asarray(var <= 1e-10 * (r * r).mean(**kw))
+        flat = np.asarray(var <= FLAT_VARIANCE * (r * r).mean(**kw))
         if flat.any():
             where = (f" ({r.dims[-1]} {str(r[r.dims[-1]].values[np.flatnonzero(flat)[0]])!r})"
                      if isinstance(r, xr.DataArray) and flat.ndim else "")
