@@ -35,9 +35,10 @@ def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
     return ""
 
 
-def _show(value) -> str:
-    """repr(value), shortened: a hostile 10**400 or a huge string stays readable."""
-    r = repr(value)
+def _show(value, shown=repr) -> str:
+    """repr(value) (or ``shown(value)``), shortened: a hostile 10**400 or a huge string
+    stays readable."""
+    r = shown(value)
     return r if len(r) <= 60 else r[:40] + "..." + r[-12:]
 
 

@@ -10,8 +10,9 @@ quoted value, stays text.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-__all__ = ["plain_scalar", "plain_loader", "load"]
+__all__ = ["plain_scalar", "plain_loader", "load", "read_text"]
 
 _INT = re.compile(r"[-+]?[0-9]+(_[0-9]+)*")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)"
@@ -102,3 +103,26 @@ def load(text: str):
     import yaml  # lazy: as plain_loader
 
     return yaml.load(text, Loader=plain_loader())   # noqa: S506 -- a SafeLoader
+
+
+def read_text(path, shown: str) -> str:
+    """A config file's UTF-8 text (the suite's and the engine's configs, the command
+    line's parameter files); a ValueError naming ``shown`` (the file, or its option) and
+    the byte where it is not UTF-8: Python's "'utf-8' codec can't decode ..." named no
+    file. Other OSErrors are raised as they are.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from quantlab._yaml import read_text
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "c.yaml"
+    >>> _ = f.write_bytes(b"symbol: caf\\xe9")
+    >>> read_text(f, "--params-file c.yaml")
+    Traceback (most recent call last):
+    ...
+    ValueError: --params-file c.yaml: not UTF-8 text (byte 11: unexpected end of data)
+    """
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{shown}: not UTF-8 text (byte {e.start}: {e.reason})") from None

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quantlab import suite
+from quantlab import _yaml, suite
 from quantlab._validate import integer
 from quantlab.data import user_path
 from quantlab.errors import DataError
@@ -311,13 +311,10 @@ def _plan(a, config, out, in_place):
         _check_scheduler(a.scheduler)
     if a.params_file:
         try:
-            grid = yaml.load(Path(a.params_file).read_text(encoding="utf-8"),  # noqa: S506
-                             Loader=suite.plain_loader())  # a SafeLoader: 010 is 10, ON 'ON'
+            grid = yaml.load(_yaml.read_text(a.params_file, f"--params-file {a.params_file}"),
+                             Loader=suite.plain_loader())  # noqa: S506 -- a SafeLoader
         except yaml.YAMLError as e:   # a traceback and exit 1 before
             raise ValueError(f"--params-file {a.params_file}: not YAML ({e})") from None
-        except UnicodeDecodeError as e:   # "'utf-8' codec can't decode ...": which file?
-            raise ValueError(f"--params-file {a.params_file}: not UTF-8 text (byte "
-                             f"{e.start}: {e.reason})") from None
         except OSError as e:   # "[Errno 2] No such file ..." named not the option
             raise ValueError(f"--params-file {a.params_file}: {e.strerror or e}") from None
         runs = suite.expand_grid(runs, grid)
@@ -377,12 +374,9 @@ def _deploy_setup(a):
     params, options = {}, {}
     if a.params:
         try:
-            obj = json.loads(Path(a.params).read_text(encoding="utf-8"))
+            obj = json.loads(_yaml.read_text(a.params, f"--params {a.params}"))
         except json.JSONDecodeError as e:
             raise ValueError(f"--params {a.params}: not JSON ({e})") from None
-        except UnicodeDecodeError as e:   # "'utf-8' codec can't decode ...": which file?
-            raise ValueError(f"--params {a.params}: not UTF-8 text (byte {e.start}: "
-                             f"{e.reason})") from None
         except OSError as e:   # "[Errno 2] No such file ..." named neither the option
             raise ValueError(f"--params {a.params}: {e.strerror or e}") from None
         params, options = (obj.get("params"), obj.get("backtest", {})) \

@@ -889,11 +889,9 @@ def _read_yaml_config(path) -> dict:
 
     path = Path(path)
     try:
-        cfg = _yaml.load(path.read_text(encoding="utf-8")) or {}
+        cfg = _yaml.load(_yaml.read_text(path, str(path))) or {}
     except yaml.YAMLError as e:   # a traceback and exit 1 before
         raise ValueError(f"{path}: not YAML ({e})") from None
-    except UnicodeDecodeError as e:   # "'utf-8' codec can't decode ...": which file?
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     except OSError as e:    # a directory given as the config
         raise ValueError(f"{path}: {e.strerror or e}") from None
     if not isinstance(cfg, dict):

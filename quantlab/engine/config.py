@@ -85,9 +85,9 @@ def load_config(config=None, environ=None) -> dict:
                 raise ValueError(f"{where}: section {section!r} must be a mapping, got "
                                  f"{values!r}")
             for key, value in values.items():
-                if key not in cfg[section]:
+                if key not in cfg[section]:   # a 10,000-character key: shortened
                     raise ValueError(f"{where}: unknown config key {section}."
-                                     f"{_short(key)}; keys: {', '.join(cfg[section])}")
+                                     f"{_v._show(key, str)}; keys: {', '.join(cfg[section])}")
                 cfg[section][key] = _typed(section, key, value, cfg[section][key], where)
                 given[section, key] = where
 
@@ -95,12 +95,9 @@ def load_config(config=None, environ=None) -> dict:
         if isinstance(config, (str, Path)):
             config = user_path("config", config)   # a NUL byte, a 300-byte name: named
             try:
-                loaded = _yaml.load(config.read_text(encoding="utf-8"))  # 010: 10
+                loaded = _yaml.load(_yaml.read_text(config, str(config)))  # 010: 10
             except yaml.YAMLError as exc:
                 raise ValueError(f"{config}: not a valid YAML file: {exc}") from None
-            except UnicodeDecodeError as exc:   # "'utf-8' codec can't ...": which file?
-                raise ValueError(f"{config}: not UTF-8 text (byte {exc.start}: "
-                                 f"{exc.reason})") from None
             if loaded is not None and not isinstance(loaded, dict):
                 raise ValueError(f"{config}: a config file is a mapping of sections "
                                  f"({', '.join(cfg)}), got a {type(loaded).__name__} at the "
@@ -228,13 +225,6 @@ def _check(cfg, given=None):
     if s["fast_span"] >= s["slow_span"]:
         raise ValueError(f"config: signal.fast_span ({s['fast_span']}) must be below "
                          f"signal.slow_span ({s['slow_span']})")
-
-
-def _short(key) -> str:
-    """A key as written, shortened as ``_validate._show`` shortens a repr: a hostile
-    10,000-character key filled the error with itself."""
-    t = str(key)
-    return t if len(t) <= 60 else t[:40] + "..." + t[-12:]
 
 
 def _log_file(label: str, name: str) -> str:
