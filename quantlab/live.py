@@ -1593,12 +1593,12 @@ _REC_ACCOUNT = ("equity", "cash")                   # (account,) records
 def _bar_time(value) -> np.datetime64:
     """A bar's ``time`` coordinate as naive datetime64[ns] (NaT kept: ``_check_time``
     names it); DataError for a time that is no date (a string, a number)."""
-    try:
-        stamp = pd.Timestamp(value)
+    v = np.asarray(value)
+    try:   # a number was nanoseconds after 1970 to pandas: refused by its dtype
+        stamp = pd.Timestamp(value) if v.dtype.kind in "MO" else None
     except (TypeError, ValueError):
         stamp = None
-    if stamp is None or not isinstance(stamp, (pd.Timestamp, type(pd.NaT))):
-        v = np.asarray(value)
+    if stamp is None:
         raise DataError(f"a bar's time must be a datetime64 date, got "
                         f"{v.item() if v.ndim == 0 else v!r} ({v.dtype}): ds.isel(time=i) "
                         "of a Dataset with a datetime time index")

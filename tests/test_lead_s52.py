@@ -153,3 +153,16 @@ def test_an_ensemble_refuses_an_unknown_backtest_option_when_made():
         ql.ensemble.Ensemble(["spc", "volatility_regime"], feez=0.001)
     ens = ql.ensemble.Ensemble(["spc", "volatility_regime"], fees=0.001, slippage=0.0005)
     assert ens.backtest_kw == {"fees": 0.001, "slippage": 0.0005}
+
+
+@pytest.mark.parametrize("value", [np.int64(1234), np.float64(5.5), 1234, "2000-06-08",
+                                   np.array(1234)])
+def test_a_bar_time_that_is_a_number_or_text_is_refused_also_as_a_scalar(value):
+    # a NumPy scalar number (an integer time index's bar) was nanoseconds after 1970 to
+    # pandas, and passed: only 0-d arrays were refused, as their docstring says of numbers
+    from quantlab.errors import DataError
+    from quantlab.live import _bar_time
+    with pytest.raises(DataError, match=r"a bar's time must be a datetime64 date, got "):
+        _bar_time(value)
+    assert _bar_time(np.datetime64("2024-01-02")) == np.datetime64("2024-01-02", "ns")
+    assert np.isnat(_bar_time(np.datetime64("NaT", "ns")))
