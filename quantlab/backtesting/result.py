@@ -1023,7 +1023,7 @@ def chunked(data, signal, entries, exits, opts: BacktestOptions, store=None,
 def _new_store(store, shapes, blocks, step, opts):
     """The zarr store of a run's per-bar outputs: per key, one array per block (block b:
     ``shapes[b][key]``), chunked (``step`` rows, the block's width), uncompressed until
-    its chain's first chunk chooses (:meth:`_Sink.open`)."""
+    its chain's first chunk chooses (:meth:`_Sink._write_rows`)."""
     import zarr   # lazy: out-of-core runs only
 
     path = store or tempfile.mkdtemp(prefix="ql-backtest-")
