@@ -16,6 +16,7 @@ Pattern after pandas/_libs/window/aggregations.pyx: add/remove/calc helpers per 
 import numpy as np
 
 from libc.math cimport INFINITY, NAN, fabs, isnan, sqrt
+from libc.string cimport memcpy
 
 include "welford.pxi"
 
@@ -88,7 +89,20 @@ cdef inline (double, double) _add(double s, double c, double v) noexcept nogil:
 
 
 ctypedef (double, double, double, double, double) TailSum
-ctypedef (double, double, double, double) HeadSum
+ctypedef (double, double, double, double, double) HeadSum
+
+
+# The head loops are specialised at compile time for a sum and a mean (as the variance's
+# for its statistics, below): only the mean carries the run of equal values (~15% of
+# the sum's time if it ran for both).
+cdef struct SumTag:
+    char unused
+cdef struct MeanTag:
+    char unused
+
+ctypedef fused Agg:
+    SumTag
+    MeanTag
 
 
 cdef inline TailSum _tail_sum(double v, double s, double c, double nn) noexcept nogil:
@@ -99,17 +113,24 @@ cdef inline TailSum _tail_sum(double v, double s, double c, double nn) noexcept 
     return s, c, nn, s + c, nn
 
 
-cdef inline HeadSum _head_sum(double v, double s, double c, double nn, double ts,
-                              double tn, bint mean, double dminp,
-                               double nmin) noexcept nogil:
+cdef inline HeadSum _head_sum(double v, double vp, double s, double c, double nn,
+                              double r, double ts, double tn, bint mean, double dminp,
+                              double nmin, double lim, Agg tag) noexcept nogil:
     """v joins the head (s + c, nn); the window is the head plus the tail (ts, tn).
-    Returns the new head state and the window's sum or mean (NaN below min_periods)."""
+    r: the run of equal finite values ending at v's row (vp: the row before; a mean's
+    only). Returns the new head state and the window's sum or mean (NaN below
+    min_periods); for a mean, v itself where the run covers the window (r >= lim:
+    _lim)."""
     cdef double s2, c2, tot = nn + tn + (1.0 if _ok(v) else 0.0)
+    cdef double res
     s, c = _add(s, c, v if _ok(v) else 0.0)
     nn += 1.0 if _ok(v) else 0.0
     s2, c2 = _add(s, c, ts)
-    return s, c, nn, ((s2 + c2) / (tot if mean else 1.0)
-                      if ((tot >= dminp) & (tot > nmin)) else NAN)
+    res = (s2 + c2) / (tot if mean else 1.0) if ((tot >= dminp) & (tot > nmin)) else NAN
+    if Agg is MeanTag:
+        r = ((r + 1.0) if v == vp else 1.0) if _ok(v) else 0.0
+        res = v if r >= lim else res
+    return s, c, nn, r, res
 
 
 # ---- The finite path (issue #32)
@@ -231,13 +252,24 @@ cdef inline void _sum_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w, Py_
             k -= 1
 
 
+cdef inline double _lim(Py_ssize_t t, Py_ssize_t w, bint mean, double dminp) noexcept nogil:
+    """The run of equal values that makes the mean of the window ending at t its value:
+    all the window's rows (fewer than w at the start) if they are min_periods; for a sum
+    none (inf: pandas' roll_sum has no such rule)."""
+    cdef double need = (t + 1) if t + 1 < w else w
+    return need if (mean & (need >= dminp)) else INFINITY
+
+
 cdef inline void _sum_heads(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
                             Py_ssize_t end, Py_ssize_t c0, Py_ssize_t m, double* S, double* C, double* N,
-                            double[:, ::1] tail_s, double[:, ::1] tail_n, bint mean,
-                            double dminp, double nmin) noexcept nogil:
+                            double* R, const double* R0, double[:, ::1] tail_s,
+                            double[:, ::1] tail_n, Py_ssize_t w, bint mean,
+                            double dminp, double nmin, Agg tag) noexcept nogil:
     """Rows b0 <= t < end, columns [c0, m): the head sum grows forwards and
-    the window ending at t adds tail row t + 1 - b0 (row w: the empty tail)."""
+    the window ending at t adds tail row t + 1 - b0 (row w: the empty tail); R: the run
+    of equal values, from R0 at b0."""
     cdef Py_ssize_t t = b0, j, a
+    cdef const real* xp
     cdef const real* x0
     cdef const real* x1
     cdef const real* x2
@@ -246,30 +278,36 @@ cdef inline void _sum_heads(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
     cdef real* o1
     cdef real* o2
     cdef real* o3
-    cdef double s, c, nn
+    cdef double s, c, nn, r, l0, l1, l2, l3
     for a in range(c0, m):
-        S[a], C[a], N[a] = 0.0, 0.0, 0.0
+        S[a], C[a], N[a], R[a] = 0.0, 0.0, 0.0, R0[a]
     while t < end:
         j = t + 1 - b0
+        xp = &x[t - 1, 0] if t > 0 else &x[t, 0]   # row 0 equals itself; R0 is 0 there
         if t + 4 <= end:
             x0, x1, x2, x3 = &x[t, 0], &x[t + 1, 0], &x[t + 2, 0], &x[t + 3, 0]
             o0, o1, o2, o3 = &out[t, 0], &out[t + 1, 0], &out[t + 2, 0], &out[t + 3, 0]
+            l0, l1 = _lim(t, w, mean, dminp), _lim(t + 1, w, mean, dminp)
+            l2, l3 = _lim(t + 2, w, mean, dminp), _lim(t + 3, w, mean, dminp)
             for a in range(c0, m):
-                s, c, nn = S[a], C[a], N[a]
-                s, c, nn, o0[a] = _head_sum(
-                        x0[a], s, c, nn, tail_s[j, a], tail_n[j, a], mean, dminp, nmin)
-                s, c, nn, o1[a] = _head_sum(
-                        x1[a], s, c, nn, tail_s[j + 1, a], tail_n[j + 1, a], mean, dminp, nmin)
-                s, c, nn, o2[a] = _head_sum(
-                        x2[a], s, c, nn, tail_s[j + 2, a], tail_n[j + 2, a], mean, dminp, nmin)
-                S[a], C[a], N[a], o3[a] = _head_sum(
-                        x3[a], s, c, nn, tail_s[j + 3, a], tail_n[j + 3, a], mean, dminp, nmin)
+                s, c, nn, r = S[a], C[a], N[a], R[a]
+                s, c, nn, r, o0[a] = _head_sum(x0[a], xp[a], s, c, nn, r, tail_s[j, a],
+                                               tail_n[j, a], mean, dminp, nmin, l0, tag)
+                s, c, nn, r, o1[a] = _head_sum(x1[a], x0[a], s, c, nn, r, tail_s[j + 1, a],
+                                               tail_n[j + 1, a], mean, dminp, nmin, l1, tag)
+                s, c, nn, r, o2[a] = _head_sum(x2[a], x1[a], s, c, nn, r, tail_s[j + 2, a],
+                                               tail_n[j + 2, a], mean, dminp, nmin, l2, tag)
+                S[a], C[a], N[a], R[a], o3[a] = _head_sum(
+                        x3[a], x2[a], s, c, nn, r, tail_s[j + 3, a], tail_n[j + 3, a], mean,
+                        dminp, nmin, l3, tag)
             t += 4
         else:
             x0, o0 = &x[t, 0], &out[t, 0]
+            l0 = _lim(t, w, mean, dminp)
             for a in range(c0, m):
-                S[a], C[a], N[a], o0[a] = _head_sum(
-                        x0[a], S[a], C[a], N[a], tail_s[j, a], tail_n[j, a], mean, dminp, nmin)
+                S[a], C[a], N[a], R[a], o0[a] = _head_sum(
+                        x0[a], xp[a], S[a], C[a], N[a], R[a], tail_s[j, a], tail_n[j, a],
+                        mean, dminp, nmin, l0, tag)
             t += 1
 
 
@@ -309,20 +347,29 @@ cdef inline void _fin_sum_tails(const real[:, :] x, Py_ssize_t b0, Py_ssize_t w,
             k -= 1
 
 
-cdef inline (double, double, double) _fin_head_sum(double v, double s, double c,
-                                                   double ts, double div) noexcept nogil:
-    """_head_sum on finite data: the new head sum and the window's sum / div."""
-    cdef double s2, c2
+cdef inline (double, double, double, double) _fin_head_sum(
+        double v, double vp, double s, double c, double r, double ts, double div,
+        double lim, Agg tag) noexcept nogil:
+    """_head_sum on finite data: the new head sum and run, and the window's sum / div."""
+    cdef double s2, c2, res
     s, c = _add(s, c, v)
     s2, c2 = _add(s, c, ts)
-    return s, c, (s2 + c2) / div
+    res = (s2 + c2) / div
+    if Agg is MeanTag:
+        r = (r + 1.0) if v == vp else 1.0
+        res = v if r >= lim else res
+    return s, c, r, res
 
 
 cdef inline void _fin_sum_heads(const real[:, :] x, real[:, :] out, Py_ssize_t b0,
                                 Py_ssize_t end, Py_ssize_t c0, Py_ssize_t c1, double* S,
-                                double* C, double[:, ::1] tail_s, double div) noexcept nogil:
-    """_sum_heads on finite data after the first block: sum / div (1, or w for a mean)."""
+                                double* C, double* R, const double* R0,
+                                double[:, ::1] tail_s, double div, double lim,
+                                Agg tag) noexcept nogil:
+    """_sum_heads on finite data after the first block: sum / div (1, or w for a mean);
+    lim: w for a mean, else inf (_lim)."""
     cdef Py_ssize_t t = b0, j, a
+    cdef const real* xp
     cdef const real* x0
     cdef const real* x1
     cdef const real* x2
@@ -331,25 +378,52 @@ cdef inline void _fin_sum_heads(const real[:, :] x, real[:, :] out, Py_ssize_t b
     cdef real* o1
     cdef real* o2
     cdef real* o3
-    cdef double s, c
+    cdef double s, c, r
     for a in range(c0, c1):
-        S[a], C[a] = 0.0, 0.0
+        S[a], C[a], R[a] = 0.0, 0.0, R0[a]
     while t < end:
         j = t + 1 - b0
+        xp = &x[t - 1, 0]   # b0 > 0
         if t + 4 <= end:   # four rows per pass over the state
             x0, x1, x2, x3 = &x[t, 0], &x[t + 1, 0], &x[t + 2, 0], &x[t + 3, 0]
             o0, o1, o2, o3 = &out[t, 0], &out[t + 1, 0], &out[t + 2, 0], &out[t + 3, 0]
             for a in range(c0, c1):
-                s, c, o0[a] = _fin_head_sum(x0[a], S[a], C[a], tail_s[j, a], div)
-                s, c, o1[a] = _fin_head_sum(x1[a], s, c, tail_s[j + 1, a], div)
-                s, c, o2[a] = _fin_head_sum(x2[a], s, c, tail_s[j + 2, a], div)
-                S[a], C[a], o3[a] = _fin_head_sum(x3[a], s, c, tail_s[j + 3, a], div)
+                s, c, r, o0[a] = _fin_head_sum(x0[a], xp[a], S[a], C[a], R[a], tail_s[j, a],
+                                               div, lim, tag)
+                s, c, r, o1[a] = _fin_head_sum(x1[a], x0[a], s, c, r, tail_s[j + 1, a], div,
+                                               lim, tag)
+                s, c, r, o2[a] = _fin_head_sum(x2[a], x1[a], s, c, r, tail_s[j + 2, a], div,
+                                               lim, tag)
+                S[a], C[a], R[a], o3[a] = _fin_head_sum(x3[a], x2[a], s, c, r,
+                                                        tail_s[j + 3, a], div, lim, tag)
             t += 4
         else:
             x0, o0 = &x[t, 0], &out[t, 0]
             for a in range(c0, c1):
-                S[a], C[a], o0[a] = _fin_head_sum(x0[a], S[a], C[a], tail_s[j, a], div)
+                S[a], C[a], R[a], o0[a] = _fin_head_sum(x0[a], xp[a], S[a], C[a], R[a],
+                                                        tail_s[j, a], div, lim, tag)
             t += 1
+
+
+# A window whose values are all one finite value has that value as its mean, exactly
+# (pandas counts consecutive equal values, GH 42064): a sum rounded then divided is off
+# by 1 ulp for ~15% of 2-decimal prices, so a 5- and a 20-bar average of a halted price
+# would differ and cross. The head loops carry each column's run of equal finite values
+# (R), from the run ending before the block (R0) whichever path the block takes.
+
+cdef void _equal_run_init(const real[:, :] x, Py_ssize_t t, Py_ssize_t w,
+                          double* R) noexcept nogil:
+    """R[a]: the length (at most w) of the run of equal finite values ending at row t - 1."""
+    cdef Py_ssize_t a, k
+    cdef double v
+    for a in range(x.shape[1]):
+        R[a] = 0.0
+        if t > 0 and _ok(x[t - 1, a]):
+            v = x[t - 1, a]
+            k = t - 1
+            while k > 0 and t - k < w and x[k - 1, a] == v:
+                k -= 1
+            R[a] = t - k
 
 
 cdef void _sum_rows(const real[:, :] x, real[:, :] res, Py_ssize_t w, Py_ssize_t minp,
@@ -362,16 +436,23 @@ cdef void _sum_rows(const real[:, :] x, real[:, :] res, Py_ssize_t w, Py_ssize_t
     cdef double nmin = 0.0 if mean else -1.0   # a mean needs one observation
     cdef bint full = (w >= dminp) & (w > nmin)  # a window of w values is not NaN
     cdef double[:, ::1] tail_s = np.zeros((w + 1, m)), tail_n = np.zeros((w + 1, m))
-    cdef double[:, ::1] state = np.zeros((3, m))
+    cdef double[:, ::1] state = np.zeros((5, m))
     cdef unsigned char[:, ::1] flags = np.ones((2, ng), np.uint8)
     cdef double* S = &state[0, 0]       # compensated sum s + c of the current part
     cdef double* C = &state[1, 0]
     cdef double* N = &state[2, 0]       # its count of finite values
+    cdef double* R = &state[3, 0]       # the run of equal values ending at the row
+    cdef double* R0 = &state[4, 0]      # ... ending before the block
+    cdef SumTag sum_tag
+    cdef MeanTag mean_tag
+    sum_tag.unused = mean_tag.unused = 0   # tags: only their types matter
     cdef unsigned char* fin = &flags[0, 0]   # the previous block is finite (first: unknown)
     cdef unsigned char* path = &flags[1, 0]
     with nogil:
+        _equal_run_init(x, start, w, R)
         while b0 < stop:
             end = b0 + w if b0 + w < stop else stop
+            memcpy(R0, R, m * sizeof(double))
             _try(path, fin, ng, full & (b0 > 0))
             g = 0
             while g < ng:   # runs of groups trying the finite path
@@ -379,7 +460,12 @@ cdef void _sum_rows(const real[:, :] x, real[:, :] res, Py_ssize_t w, Py_ssize_t
                 if path[g]:
                     c0, c1 = g * _GROUP, (h * _GROUP if h < ng else m)
                     _fin_sum_tails(x, b0, w, c0, c1, S, C, tail_s)
-                    _fin_sum_heads(x, res, b0, end, c0, c1, S, C, tail_s, w if mean else 1.0)
+                    if mean:
+                        _fin_sum_heads(x, res, b0, end, c0, c1, S, C, R, R0, tail_s, w,
+                                       w, mean_tag)
+                    else:
+                        _fin_sum_heads(x, res, b0, end, c0, c1, S, C, R, R0, tail_s, 1.0,
+                                       INFINITY, sum_tag)
                     _held(path, &tail_s[0, 0], S, g, h, m)
                 g = h
             g = 0
@@ -392,8 +478,12 @@ cdef void _sum_rows(const real[:, :] x, real[:, :] res, Py_ssize_t w, Py_ssize_t
                 else:
                     if b0 > 0:   # the first block's tail rows are all zeros
                         _sum_tails(x, b0, w, c0, c1, S, C, N, tail_s, tail_n)
-                    _sum_heads(x, res, b0, end, c0, c1, S, C, N, tail_s, tail_n, mean,
-                               dminp, nmin)
+                    if mean:
+                        _sum_heads(x, res, b0, end, c0, c1, S, C, N, R, R0, tail_s, tail_n,
+                                   w, mean, dminp, nmin, mean_tag)
+                    else:
+                        _sum_heads(x, res, b0, end, c0, c1, S, C, N, R, R0, tail_s, tail_n,
+                                   w, mean, dminp, nmin, sum_tag)
                     _counted(fin, N, end - b0, g, h, m)
                 g = h
             if taken != NULL:
@@ -408,7 +498,8 @@ def roll_sum(const real[:, :] x, Py_ssize_t window, Py_ssize_t minp, bint mean, 
 
     Each part (tail, head) is a compensated sum (Neumaier 1974) of at most ``window``
     values, and so is their total.
-    Sum of an empty window is 0 when ``minp == 0`` (pandas); mean needs one observation.
+    Sum of an empty window is 0 when ``minp == 0`` (pandas); mean needs one observation;
+    the mean of a window of equal finite values is that value, exactly (as pandas).
     ``out``: write into this array (see :func:`_out_like`); ``start``, ``stop``: compute
     rows [start, stop) only (:func:`_rows`), with the bits of a whole run.
     """

@@ -130,10 +130,9 @@ def test_rolling_std_zscore_of_tiny_values_are_those_at_scale_1(scale):
                                atol=1e-12, equal_nan=True)
 
 
-@pytest.mark.xfail(strict=True, reason="roll_sum(mean=True) divides an overflowed sum; "
-                                        "kernel fix for the lead")
 def test_rolling_mean_of_values_near_the_float_maximum():
-    """pandas gives 1.7e308 for the mean of [1.7e308, 1.7e308]; quantlab inf."""
+    """pandas gives 1.7e308 for the mean of [1.7e308, 1.7e308]; quantlab gave inf (the
+    sum overflowed): a window of equal values now averages to that value."""
     y = np.array([1.7e308, 1.7e308, 1.0, -1.7e308, -1.7e308])
     np.testing.assert_array_equal(R.mean(y, 2), [np.nan, 1.7e308, 8.5e307, -8.5e307,
                                                  -1.7e308])
@@ -151,12 +150,8 @@ def test_rolling_corr_takes_a_list_of_rows_as_the_other_functions():
     np.testing.assert_array_equal(R.corr([[1, 2], [2, 4], [3, 5]], 2)[1:], 1.0)   # ints
 
 
-# ---- rolling mean of a run of equal values: kernel work (the lead's) ----------------
+# ---- rolling mean of a run of equal values ------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="roll_sum(mean=True) rounds the window's sum "
-                                        "before dividing; pandas returns the value of a "
-                                        "run of equal values exactly; kernel fix for the "
-                                        "lead")
 def test_rolling_mean_of_equal_values_is_that_value_as_pandas():
     """A flat stretch (a halted or stale price) has a moving average equal to the price
     in pandas (its roll_mean counts consecutive equal values, GH 42064 / 37051), so a
