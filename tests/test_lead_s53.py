@@ -80,3 +80,38 @@ def test_the_sum_is_unchanged():
     x = np.full((30, 3), 0.1)
     np.testing.assert_array_equal(R.sum(x, 3)[2:], pd.DataFrame(x).rolling(3).sum()
                                   .to_numpy()[2:])
+
+
+# ---- `make test` and `make notebooks` pin NumPy's and OpenBLAS's code paths ----------
+
+def _pinned_env():
+    """The PINNED variables of the Makefile (NAME=value words)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "Makefile").read_text()
+    line = re.search(r"^PINNED := (.*)$", text, re.M).group(1)
+    return dict(word.split("=", 1) for word in line.split())
+
+
+@pytest.mark.skipif(__import__("platform").machine().lower() not in ("x86_64", "amd64"),
+                    reason="the pinned code paths are x86-64's")
+def test_the_pinned_numerics_are_understood_by_numpy_and_openblas():
+    """NumPy names its dispatch targets per release (AVX512_SKX in 1.x, X86_V4 in 2.4):
+    a name it does not know is skipped with an ImportWarning and the stored notebook
+    outputs would silently depend on the machine again (nbval fails on AVX-512 CPUs)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **_pinned_env()}
+    assert set(_pinned_env()) == {"NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE"}
+    code = ("import numpy, threadpoolctl, numpy.linalg\n"
+            "from numpy._core._multiarray_umath import __cpu_features__ as f\n"
+            "assert not f['X86_V4'], 'AVX-512 loops still on'\n"
+            "print(sorted({i.get('architecture') for i in threadpoolctl.threadpool_info()"
+            " if i['internal_api'] == 'openblas'}))")
+    out = subprocess.run([sys.executable, "-W", "error::ImportWarning", "-c", code], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "['Haswell']", out.stdout
