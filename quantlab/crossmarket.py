@@ -848,8 +848,8 @@ def _granger_p(y: np.ndarray, x: np.ndarray, k: int) -> float:
     the other pairs. y fitted exactly by both series' past (one a shifted copy of the
     other) has F = inf: p = 0 (it was a DataError, the whole call lost); y fitted by its
     own past alone, or constant over the regression, leaves nothing to test: NaN; so do
-    own lags collinear to rounding (their standardised singular values 1e-6 apart: a
-    level growing by a constant factor), whose pseudo-inverse fit was noise."""
+    own lags, or x's, collinear to rounding (their standardised singular values 1e-6
+    apart: a level growing by a constant factor), whose pseudo-inverse fit was noise."""
     from scipy import stats  # lazy: scipy/statsmodels load in 0.5 s; only lead_lag needs them
     from statsmodels.tools.tools import add_constant, pinv_extended  # lazy: as scipy
     from statsmodels.tsa.tsatools import lagmat2ds  # lazy: as scipy
@@ -865,10 +865,14 @@ def _granger_p(y: np.ndarray, x: np.ndarray, k: int) -> float:
     joint = add_constant(dta[:, 1:], prepend=False)
     if joint.shape[1] == dta.shape[1] - 1 or (joint.max(0) == joint.min(0)).sum() != 1:
         return np.nan   # a lagged column constant: no test (lead_lag's docstring)
-    lags = dta[:, 1:k + 1] - dta[:, 1:k + 1].mean(0)
-    sv = np.linalg.svd(lags / np.linalg.norm(lags, axis=0), compute_uv=False)
-    if sv[-1] < 1e-6 * sv[0]:   # y's own lags one line to rounding (an accruing level:
-        return np.nan           # y_t = 1.0001 y_t-1): its fit was noise, p = 1e-19
+    def one_line(lags):   # lagged columns collinear to rounding (an accruing level:
+        lags = lags - lags.mean(0)   # y_t = 1.0001 y_t-1): their fit is noise
+        sv = np.linalg.svd(lags / np.linalg.norm(lags, axis=0), compute_uv=False)
+        return sv[-1] < 1e-6 * sv[0]
+
+    # y's own lags (p was 1e-19) or x's (p 0.66 or 0.71 by the CPU's rounding): no test
+    if one_line(dta[:, 1:k + 1]) or one_line(dta[:, k + 1:]):
+        return np.nan
     ssr_own, _ = ssr_df(dta[:, 0], own)
     ssr, df_resid = ssr_df(dta[:, 0], joint)
     centred = dta[:, 0] - dta[:, 0].mean()

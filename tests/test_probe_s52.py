@@ -321,7 +321,9 @@ def test_a_follower_growing_by_a_constant_factor_is_no_significant_granger_resul
     ll = cm.lead_lag(3, min_obs=20).set_index(["leader", "follower"])
     assert np.isnan(ll.loc[("IBM", "R"), "granger_p"])
     assert not ll["significant"].any()
-    assert ll.loc[("R", "IBM"), "granger_p"] == pytest.approx(0.6636, abs=1e-4)
+    # R's lags are one line too: its fit was noise (p 0.6636 on AVX-512 CPUs, 0.713 on
+    # an AVX2 AMD EPYC), no test either
+    assert np.isnan(ll.loc[("R", "IBM"), "granger_p"])
 
 
 def test_volatility_linkage_of_a_constant_vix_has_no_correlation(two_closes):

@@ -8,8 +8,8 @@ from panels import ohlcv_panel
 
 def _panel(seed=0):
     """36 bars x 2 assets of OHLCV random walks, a signal over 2 parameters; with
-    fixed_fees=500 on 5,000 of cash at seed 0 the portfolio p=1 ends on a margin call
-    that takes all its equity (0 on the last bar, no position)."""
+    fixed_fees=500 on 5,000 of cash a portfolio often ends on a margin call that takes
+    all its equity (0 on the last bar, no position, or a residue of ~1e-13)."""
     return ohlcv_panel(seed, n=36, m=2, n_params=2, fraction=0.4)
 
 
@@ -17,11 +17,17 @@ def test_metrics_only_exposure_of_an_account_at_zero_equity_equals_the_full_metr
     """A bar with no position at zero equity (an account a margin call emptied) is 0/0:
     res.metrics() skipped it (1.89) and metrics_only (what sweeps score) summed the NaN
     (NaN), in memory and streamed alike. No position is no exposure: 0 in both."""
-    ds, sig = _panel()
     kw = dict(fixed_fees=500.0, init_cash=5_000.0, group=True, max_leverage=2.0)
-    res = ql.backtest(ds, sig, **kw)
-    assert res.equity.isel(time=-1, p=1).item() == 0.0     # the case is exercised
-    assert not res.positions.isel(time=-1, p=1).any()
+    # the first seed whose margin call leaves exactly 0 (not a 1e-13 residue: which one
+    # does depends on the CPU's rounding of the random walks; seed 0 on AVX-512 CPUs)
+    for seed in range(40):
+        ds, sig = _panel(seed)
+        res = ql.backtest(ds, sig, **kw)
+        last = res.equity.isel(time=-1)
+        if ((last == 0.0) & ~res.positions.isel(time=-1).any("asset")).any():
+            break
+    else:
+        raise AssertionError("no seed in 0..39 ends an account at exactly 0 equity")
     full = res.metrics()["exposure"]
     names = ("exposure", "turnover", "fees_paid")
     for data in (ds, ds.chunk(time=12)):
