@@ -123,10 +123,15 @@ def date(name: str, value):
 
 
 def floats(name: str, value) -> np.ndarray:
-    """``value`` (array-like, pandas or DataArray: its ``.values``) as a float array, or a
-    TypeError naming ``name``: a Dataset's (or a dict's) ``.values`` is a method ("float()
-    argument must be a string or a real number, not 'method'"), and a string or a list of
-    them "could not convert string to float"."""
+    """``value`` (array-like, pandas or DataArray: its ``.values``; a DataArray with a
+    ``time`` dim has time on axis 0) as a float array, or a TypeError naming ``name``: a
+    Dataset's (or a dict's) ``.values`` is a method ("float() argument must be a string
+    or a real number, not 'method'"), and a string or a list of them "could not convert
+    string to float"."""
+    if isinstance(value, xr.DataArray) and value.ndim > 1 and "time" in value.dims:
+        # callers read rows as times: a (trial, time) DataArray was read with its trials
+        # as the rows (pbo's and reality_check's p-values of other numbers, silently)
+        value = value.transpose("time", ...)
     v = getattr(value, "values", value)
     if callable(v):
         raise TypeError(f"{name} must be an array, a pandas object or a DataArray, got "

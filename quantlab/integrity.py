@@ -288,7 +288,8 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     Parameters
     ----------
     trial_returns : array-like or xarray.DataArray
-        (time, trials) returns of every configuration tried (at least 2 trials).
+        (time, trials) returns of every configuration tried (at least 2 trials); a
+        DataArray's ``time`` dim, if it has one, is taken as time whatever its position.
     n_splits : int, default 16
         Number of blocks S, even, in [2, ``MAX_SPLITS``] (20: C(20, 10) = 184,756
         splits); rows beyond a multiple of S are dropped.
@@ -383,7 +384,8 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
     Parameters
     ----------
     trial_returns : array-like or xarray.DataArray
-        (time, trials) returns of every configuration tried.
+        (time, trials) returns of every configuration tried; a DataArray's ``time`` dim,
+        if it has one, is taken as time whatever its position.
     benchmark : array-like, optional
         (time,) benchmark returns; default cash (zero returns).
     block_size : int, optional
