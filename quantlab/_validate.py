@@ -213,14 +213,32 @@ def pandas_values(x) -> np.ndarray:
 
 
 def numpy_data(v):
-    """A DataArray holding a pandas extension array (xarray keeps the array of a
-    nullable or Arrow Series: ``s.to_xarray()``, ``xr.DataArray(s)``) as one holding
-    its NumPy values (:func:`pandas_values`: <NA> as NaN); anything else as it is. Its
-    dtype (``Float64``) was no NumPy dtype: "Cannot interpret 'Float64Dtype()' as a
-    data type" from every check."""
+    """``v`` with values that pandas and the kernels read: a DataArray holding a pandas
+    extension array (xarray keeps the array of a nullable or Arrow Series:
+    ``s.to_xarray()``, ``xr.DataArray(s)``) as one holding its NumPy values
+    (:func:`pandas_values`: <NA> as NaN); a DataArray, Dataset, Series or DataFrame of
+    byte-swapped (big-endian) values, as some files give, in native byte order; anything
+    else as it is. A ``Float64`` dtype is no NumPy dtype ("Cannot interpret
+    'Float64Dtype()' as a data type" from every check); pandas' take and reindex, which
+    align series, raise "Big-endian buffer not supported on little-endian compiler"."""
     if isinstance(v, xr.DataArray) and isinstance(v.dtype, pd.api.extensions.ExtensionDtype):
         return v.copy(data=pandas_values(pd.Series(v.data)).reshape(v.shape))
+    if isinstance(v, (xr.DataArray, pd.Series)) and _swapped(v.dtype):
+        return v.astype(v.dtype.newbyteorder("="))
+    if isinstance(v, pd.DataFrame) and any(_swapped(d) for d in v.dtypes):
+        v = v.copy(deep=False)
+        for i, d in enumerate(v.dtypes):   # by position: column labels may repeat
+            if _swapped(d):
+                v.isetitem(i, v.iloc[:, i].astype(d.newbyteorder("=")))
+        return v
+    if isinstance(v, xr.Dataset) and any(_swapped(a.dtype) for a in v.data_vars.values()):
+        return v.map(numpy_data, keep_attrs=True)
     return v
+
+
+def _swapped(dtype) -> bool:
+    """A NumPy dtype whose values are not in the machine's byte order ('>f8')."""
+    return isinstance(dtype, np.dtype) and not dtype.isnative
 
 
 def coords(obj, dims=("time", "asset"), what: str = "data") -> None:

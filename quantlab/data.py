@@ -34,7 +34,7 @@ from pandas.tseries.api import guess_datetime_format
 from quantlab import _threads
 from quantlab._apply import apply_over_time, time_major
 from quantlab._kernels import data as _k
-from quantlab._validate import _show, choice, flag, real_array
+from quantlab._validate import _show, choice, flag, numpy_data, real_array
 from quantlab.errors import DataError
 
 __all__ = [
@@ -1014,7 +1014,7 @@ def as_of(series, release_lag=0, index=None, period: str | None = None):
     """
     lag = _release_lag(release_lag)
     is_xr = isinstance(series, (xr.DataArray, xr.Dataset))
-    frame = _as_of_frame(series)
+    frame = _as_of_frame(numpy_data(series))   # big-endian: pandas' reindex fails
     index = _as_of_index(index)
     if is_xr:
         period = period or series.attrs.get("period")

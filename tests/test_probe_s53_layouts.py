@@ -1,6 +1,7 @@
 """Session 53, helper "layouts": the same numbers whatever container or memory layout
 the data comes in (or a clear error), against the plain C-contiguous float64 result."""
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -17,3 +18,40 @@ def test_integrity_reads_a_dataarray_by_its_time_dim_in_either_order():
     assert got["pbo"] == want["pbo"]
     np.testing.assert_array_equal(got["logits"], want["logits"])
     assert ql.integrity.reality_check(da.T, reps=200) == ql.integrity.reality_check(x, reps=200)
+
+
+def _big_endian(x):
+    """x with its float values byte-swapped ('>f8'), as some files give them."""
+    if isinstance(x, xr.Dataset):
+        return x.map(lambda a: a.copy(data=a.values.astype(">f8")))
+    return x.astype(">f8")
+
+
+def test_big_endian_pandas_series_equal_native_ones_where_pandas_aligns_them():
+    # pandas' take/reindex (aligning returns, benchmark, rates, lagged series, factors)
+    # raised "Big-endian buffer not supported on little-endian compiler"
+    t = pd.date_range("2020-01-01", periods=60, freq="B")
+    rng = np.random.default_rng(0)
+    r = pd.Series(rng.normal(0, 0.01, 60), index=t)
+    b = pd.Series(rng.normal(0, 0.01, 57), index=t[3:])
+    rf = pd.Series(1e-4, index=t[2:])
+    for got, want in [
+            (ql.metrics.beta(_big_endian(r), b), ql.metrics.beta(r, b)),
+            (ql.metrics.alpha(r, _big_endian(b)), ql.metrics.alpha(r, b)),
+            (ql.metrics.information_ratio(_big_endian(r.to_frame("a")), b),
+             ql.metrics.information_ratio(r.to_frame("a"), b)),
+            (ql.metrics.sharpe_ratio(r, risk_free=_big_endian(rf)),
+             ql.metrics.sharpe_ratio(r, risk_free=rf))]:
+        assert np.array_equal(np.asarray(got), np.asarray(want))
+    monthly = pd.Series(np.arange(12.0), index=pd.date_range("2020-01-31", periods=12,
+                                                             freq="ME"))
+    days = pd.date_range("2020-01-01", periods=250, freq="B")
+    pd.testing.assert_series_equal(ql.data.as_of(_big_endian(monthly), 5, index=days),
+                                   ql.data.as_of(monthly, 5, index=days))
+
+
+def test_factor_momentum_takes_big_endian_factors():
+    ds = ql.data.load().isel(time=slice(0, 400))
+    s = ql.strategies.get("factor_momentum")
+    f = s.default_inputs(ds)["factors"]
+    xr.testing.assert_identical(s.signal(ds, factors=_big_endian(f)), s.signal(ds, factors=f))

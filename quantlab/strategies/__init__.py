@@ -243,6 +243,7 @@ class Strategy(abc.ABC):
         >>> grid.dims
         ('time', 'asset', 'window')
         """
+        inputs = _readable(inputs)
         ds = self._check(ds, inputs)
         grid = {k: v for k, v in self.params.items() if isinstance(v, (list, tuple))}
         if not grid:
@@ -280,6 +281,7 @@ class Strategy(abc.ABC):
         >>> list(ql.strategies.get("volatility_regime").diagnostics(ds).data_vars)
         ['realised_vol', 'vol_percentile', 'high_vol_regime']
         """
+        inputs = _readable(inputs)
         ds = self._check(ds, inputs)
         p = {k: (v[0] if isinstance(v, (list, tuple)) else v) for k, v in self.params.items()}
         return self._diagnostics(ds, **p, **inputs)
@@ -371,7 +373,7 @@ class Strategy(abc.ABC):
         """
         if any(isinstance(v, (list, tuple)) for v in self.params.values()):
             return None
-        return self._live(**self.params, **inputs)
+        return self._live(**self.params, **_readable(inputs))
 
     # ---- for subclasses
     def _warmup(self, **params) -> int | None:
@@ -458,6 +460,12 @@ class Strategy(abc.ABC):
     @staticmethod
     def _clip(sig: xr.DataArray) -> xr.DataArray:
         return sig.clip(-1.0, 1.0).transpose("time", "asset").rename("signal")
+
+
+def _readable(inputs: dict) -> dict:
+    """The external inputs through ``_validate.numpy_data``: big-endian factors failed in
+    pandas' reindex ("Big-endian buffer not supported on little-endian compiler")."""
+    return {k: _validate.numpy_data(v) for k, v in inputs.items()}
 
 
 def _finite(x: xr.DataArray, what: str) -> xr.DataArray:
