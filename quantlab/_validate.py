@@ -203,8 +203,10 @@ def pandas_values(x) -> np.ndarray:
         return a
     dtypes = [x.dtype] if isinstance(x, pd.Series) else list(x.dtypes)
     api = pd.api.types
-    if not dtypes or not all(api.is_numeric_dtype(d) and not api.is_complex_dtype(d)
-                             for d in dtypes):
+    # Arrow's bool[pyarrow] is no "numeric" dtype to pandas (its "boolean" is): with
+    # <NA> or beside a float column it was refused as "dtype object"
+    if not dtypes or not all((api.is_numeric_dtype(d) or api.is_bool_dtype(d))
+                             and not api.is_complex_dtype(d) for d in dtypes):
         return a
     ints = all(api.is_integer_dtype(d) or api.is_bool_dtype(d) for d in dtypes)
     if ints and not x.isna().to_numpy().any():

@@ -55,3 +55,17 @@ def test_factor_momentum_takes_big_endian_factors():
     s = ql.strategies.get("factor_momentum")
     f = s.default_inputs(ds)["factors"]
     xr.testing.assert_identical(s.signal(ds, factors=_big_endian(f)), s.signal(ds, factors=f))
+
+
+def test_arrow_bools_are_taken_as_nullable_booleans_are():
+    # bool[pyarrow] with <NA>, or beside a float column, was refused as "dtype object"
+    # ("boolean" was accepted): pandas' is_numeric_dtype is False for Arrow bools
+    t = pd.date_range("2020-01-01", periods=30, freq="B")
+    s = pd.Series([True, False, None] * 10, index=t)
+    df = pd.DataFrame({"a": [True, False, True] * 10, "b": np.arange(30.0)}, index=t)
+    for arrow, nullable in [(s.astype("bool[pyarrow]"), s.astype("boolean")),
+                            (df.astype({"a": "bool[pyarrow]"}), df.astype({"a": "boolean"}))]:
+        got, want = ql.rolling.mean(arrow, 3), ql.rolling.mean(nullable, 3)
+        assert np.array_equal(got.to_numpy(), want.to_numpy(), equal_nan=True)
+        assert np.array_equal(np.asarray(ql.metrics.sharpe_ratio(arrow)),
+                              np.asarray(ql.metrics.sharpe_ratio(nullable)), equal_nan=True)
