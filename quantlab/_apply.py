@@ -48,8 +48,11 @@ def pow2_scaled(a: np.ndarray, axis: int, lo: float, hi: float) -> np.ndarray:
 
 
 def kernel_dtype(dtype) -> type:
-    """float32 stays float32 (kernels are fused over both); everything else is float64."""
-    return np.float32 if np.dtype(dtype) == np.float32 else np.float64
+    """float32 (in either byte order: '>f4' was computed in float64, other numbers than
+    the same values' in '<f4') stays float32 (kernels are fused over both); everything
+    else is float64."""
+    dt = np.dtype(dtype)
+    return np.float32 if dt.kind == "f" and dt.itemsize == 4 else np.float64
 
 
 def time_major(kernel, arr, *args, time_axis: int = -1, name: str = "x", threads=None,

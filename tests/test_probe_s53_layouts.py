@@ -69,3 +69,15 @@ def test_arrow_bools_are_taken_as_nullable_booleans_are():
         assert np.array_equal(got.to_numpy(), want.to_numpy(), equal_nan=True)
         assert np.array_equal(np.asarray(ql.metrics.sharpe_ratio(arrow)),
                               np.asarray(ql.metrics.sharpe_ratio(nullable)), equal_nan=True)
+
+
+@pytest.mark.parametrize("fn", ["mean", "std", "zscore", "ewm_mean", "rank", "corr"])
+def test_big_endian_float32_rolls_as_float32_does(fn):
+    # '>f4' (NumPy, pandas) was computed in float64: a float64 result differing from the
+    # same values' in '<f4' (std by 9e-10), where a '>f4' DataArray gave float32
+    x = np.random.default_rng(0).normal(0, 1, (50, 3)).astype(np.float32)
+    want = getattr(ql.rolling, fn)(x, 5)
+    for big in (x.astype(">f4"), pd.DataFrame(x.astype(">f4"))):
+        got = getattr(ql.rolling, fn)(big, 5)
+        assert np.asarray(got).dtype == np.float32
+        assert np.array_equal(np.asarray(got).ravel(), want.ravel(), equal_nan=True)
