@@ -6,7 +6,7 @@ import xarray as xr
 
 from quantlab import _validate
 
-__all__ = ["check_events", "from_entries_exits"]
+__all__ = ["align_events", "check_events", "from_entries_exits"]
 
 
 def from_entries_exits(entries, exits) -> xr.DataArray:
@@ -48,8 +48,8 @@ def from_entries_exits(entries, exits) -> xr.DataArray:
     """
     if exits is None:
         raise ValueError("from_entries_exits needs exits as well as entries")
-    entries, exits = xr.align(check_events(entries, "entries"),
-                             check_events(exits, "exits"), join="exact")
+    entries, exits = align_events(check_events(entries, "entries"),
+                                  check_events(exits, "exits"))
     both = entries & exits
     out = xr.where(entries & ~both, 1.0, np.nan)
     return xr.where(exits & ~both, 0.0, out).rename("signal")
@@ -99,3 +99,44 @@ def check_events(x, name: str) -> xr.DataArray:
     # entries and exits are matched by label: the time/asset dims they have need coords
     _validate.coords(x, tuple(d for d in ("time", "asset") if d in x.dims), what=name)
     return x
+
+
+def align_events(entries: xr.DataArray, exits: xr.DataArray):
+    """``entries`` and ``exits`` on the same labels, ``exits`` in ``entries``' order.
+
+    Events are matched by label: the same assets (or times) in another order are
+    reordered, as the signal is matched to the data (``xr.align(join="exact")``
+    refused them with xarray's "cannot align objects with join='exact'"). Other
+    labels are a ValueError naming the dim.
+
+    Parameters
+    ----------
+    entries, exits : xarray.DataArray of bool
+        Checked events (:func:`check_events`).
+
+    Returns
+    -------
+    tuple of xarray.DataArray
+        ``(entries, exits)``.
+
+    Raises
+    ------
+    ValueError
+        If a dim of both has other labels in one than in the other.
+
+    Examples
+    --------
+    >>> import xarray as xr, quantlab as ql
+    >>> ev = xr.DataArray([True, False], coords={"asset": ["A", "B"]})
+    >>> ql.signals.align_events(ev, ev.isel(asset=[1, 0]))[1].asset.values
+    array(['A', 'B'], dtype='<U1')
+    """
+    for d in set(entries.indexes) & set(exits.indexes):
+        a, b = entries.indexes[d], exits.indexes[d]
+        if a.equals(b):
+            continue
+        if not (a.is_unique and b.is_unique and len(a) == len(b) and a.isin(b).all()):
+            raise ValueError(f"entries and exits have other {d!r} labels (events are "
+                             f"matched by label): {list(a[:3])} ... and {list(b[:3])} ...")
+        exits = exits.reindex({d: a})
+    return xr.align(entries, exits, join="exact", copy=False)

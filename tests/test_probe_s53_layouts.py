@@ -81,3 +81,21 @@ def test_big_endian_float32_rolls_as_float32_does(fn):
         got = getattr(ql.rolling, fn)(big, 5)
         assert np.asarray(got).dtype == np.float32
         assert np.array_equal(np.asarray(got).ravel(), want.ravel(), equal_nan=True)
+
+
+def test_entries_and_exits_are_matched_by_label_in_any_asset_order():
+    # exits with the assets in another order than entries failed with xarray's
+    # "cannot align objects with join='exact'" (a signal in another order than the
+    # data is matched by label)
+    ds = ql.data.load().isel(time=slice(0, 300))
+    close = ds["close"]
+    ent = (close > close.rolling(time=10).mean()).fillna(False)
+    ex = (close < close.rolling(time=10).mean()).fillna(False)
+    rev = [3, 2, 1, 0]
+    want = ql.backtest(ds, entries=ent, exits=ex, progress=False).equity
+    got = ql.backtest(ds, entries=ent.isel(asset=rev), exits=ex, progress=False).equity
+    xr.testing.assert_equal(got.sel(asset=want.asset.values), want)
+    xr.testing.assert_equal(ql.signals.from_entries_exits(ent, ex.isel(asset=rev)),
+                            ql.signals.from_entries_exits(ent, ex))
+    with pytest.raises(ValueError, match="other 'asset' labels"):
+        ql.signals.from_entries_exits(ent, ex.assign_coords(asset=list("ABCD")))

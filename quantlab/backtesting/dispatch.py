@@ -18,7 +18,7 @@ from quantlab.backtesting.options import SIZE_TYPES, BacktestOptions, no_metric_
 from quantlab.calendar import periods_for
 from quantlab.data import BAR_VARS, shifted, time_asset as _panel, time_label, validate
 from quantlab.errors import DataError
-from quantlab.signals import check_events as _bool, from_entries_exits
+from quantlab.signals import align_events, check_events as _bool, from_entries_exits
 
 __all__ = ["Run", "simulate", "Stepper", "RESERVED"]
 
@@ -118,7 +118,7 @@ def bool_events(entries, exits, opts: BacktestOptions):
     entries, exits = _bool(entries, "entries"), _bool(exits, "exits")
     if _same_frame(entries, exits):   # the usual case: nothing to align or broadcast
         return entries, exits
-    entries, exits = xr.align(entries, exits, join="exact", copy=False)   # read only
+    entries, exits = align_events(entries, exits)   # read only
     return xr.broadcast(entries, exits)
 
 
