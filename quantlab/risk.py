@@ -472,11 +472,16 @@ class RiskManager:
         >>> out["max_drawdown"], out["breached"], out["recovery_times"]
         (-0.25, True, [2])
         """
-        # a list's .index is a method: only a Series brings its index
-        eq = pd.Series(_validate.floats("equity", equity),
-                       index=equity.index if isinstance(equity, pd.Series) else None).dropna()
-        if isinstance(equity, xr.DataArray):
-            eq.index = equity.dropna("time").indexes["time"]
+        values = _validate.floats("equity", equity)
+        if values.ndim != 1:   # was pandas' "Data must be 1-dimensional"
+            raise ValueError(f"equity must be one curve (1-D), got shape {values.shape}")
+        # a list's .index is a method: only a Series brings its index, a DataArray its
+        # dim's (if it has one: a bare 'time' dim was a KeyError 'time', another name
+        # xarray's "Dimension 'time' not found")
+        index = (equity.index if isinstance(equity, pd.Series) else
+                 equity.indexes.get(equity.dims[0]) if isinstance(equity, xr.DataArray)
+                 else None)
+        eq = pd.Series(values, index=index).dropna()
         if eq.size < 2 or eq.iloc[0] <= 0 or np.isinf(eq.to_numpy()).any():
             raise ValueError("equity must hold at least 2 finite values starting at a "
                              f"positive finite one, got {eq.size} non-NaN value(s)"

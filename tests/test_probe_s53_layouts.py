@@ -99,3 +99,18 @@ def test_entries_and_exits_are_matched_by_label_in_any_asset_order():
                             ql.signals.from_entries_exits(ent, ex))
     with pytest.raises(ValueError, match="other 'asset' labels"):
         ql.signals.from_entries_exits(ent, ex.assign_coords(asset=list("ABCD")))
+
+
+def test_check_drawdown_takes_a_dataarray_of_any_dim_name_or_without_coords():
+    # a DataArray on 'time' without a coordinate was a KeyError 'time', one on 'date'
+    # xarray's "Dimension 'time' not found"; a (time, 1) table pandas' "Data must be
+    # 1-dimensional"
+    rm = ql.risk.RiskManager()
+    v = np.array([100, 110, 99, np.nan, 104, 120, 90.0])
+    want = rm.check_drawdown(v)
+    for x in (xr.DataArray(v, dims="time"), xr.DataArray(v, dims="date")):
+        assert rm.check_drawdown(x) == want
+    t = pd.date_range("2020-01-01", periods=7)
+    assert rm.check_drawdown(xr.DataArray(v, coords={"time": t}))["breaches"][0]["peak"] == t[5]
+    with pytest.raises(ValueError, match="one curve"):
+        rm.check_drawdown(pd.DataFrame({"a": v, "b": v}))
