@@ -282,9 +282,9 @@ def as_pandas(out: np.ndarray, x, pairs: bool):
     """``out`` (time on axis 0) as ``x``'s pandas type on its index (and columns); with
     ``pairs`` (corr's (time, column, column_other)), pandas' ``df.rolling(w).corr()``
     layout: a row per (time, column), a column per column."""
-    if pairs:
-        return pd.DataFrame(out.reshape(-1, out.shape[-1]), index=_pair_rows(x),
-                            columns=x.columns)
+    if pairs:   # a row per (time, column); not reshape(-1, ...): no columns, no -1
+        return pd.DataFrame(out.reshape(out.shape[0] * out.shape[1], out.shape[-1]),
+                            index=_pair_rows(x), columns=x.columns)
     if isinstance(x, pd.Series):
         return pd.Series(out, index=x.index, name=x.name)
     return pd.DataFrame(out, index=x.index, columns=x.columns)

@@ -114,3 +114,12 @@ def test_check_drawdown_takes_a_dataarray_of_any_dim_name_or_without_coords():
     assert rm.check_drawdown(xr.DataArray(v, coords={"time": t}))["breaches"][0]["peak"] == t[5]
     with pytest.raises(ValueError, match="one curve"):
         rm.check_drawdown(pd.DataFrame({"a": v, "b": v}))
+
+
+def test_rolling_corr_of_a_dataframe_without_columns_is_empty():
+    # was NumPy's "cannot reshape array of size 0 into shape (0)" (empty input gives an
+    # empty result, as the module says; pandas itself fails: "No objects to concatenate")
+    t = pd.date_range("2020-01-01", periods=6)
+    out = ql.rolling.corr(pd.DataFrame(np.zeros((6, 0)), index=t), 3)
+    assert out.shape == (0, 0) and out.index.nlevels == 2
+    assert ql.rolling.corr(pd.DataFrame(np.zeros((0, 2)), columns=["a", "b"]), 3).shape == (0, 2)
