@@ -32,7 +32,7 @@ import xarray as xr
 from pandas.tseries.api import guess_datetime_format
 
 from quantlab import _threads
-from quantlab._apply import apply_over_time, time_major
+from quantlab._apply import apply, apply_over_time, is_pandas, time_major
 from quantlab._kernels import data as _k
 from quantlab._validate import _show, choice, flag, numpy_data, real_array
 from quantlab.errors import DataError
@@ -802,16 +802,17 @@ def returns(x, dim: str = "time"):
 
     Parameters
     ----------
-    x : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        Prices: a DataArray, a Dataset (its ``close``), or a 1-D/2-D NumPy array (time
-        first).
+    x : xarray.DataArray, xarray.Dataset, pandas.Series, pandas.DataFrame or numpy.ndarray
+        Prices: a DataArray, a Dataset (its ``close``), pandas (time on its index), or a
+        1-D/2-D NumPy array (time first).
     dim : str, default 'time'
         The time dimension of an xarray input.
 
     Returns
     -------
-    xarray.DataArray or numpy.ndarray
-        Same shape as the prices (``long_name`` "simple return" on a DataArray).
+    xarray.DataArray, pandas object or numpy.ndarray
+        Same type and shape as the prices (``long_name`` "simple return" on a
+        DataArray).
 
     Raises
     ------
@@ -829,6 +830,8 @@ def returns(x, dim: str = "time"):
     if isinstance(x, xr.DataArray):
         return apply_over_time(_k.simple_returns, x, dim).assign_attrs(
             long_name="simple return")
+    if is_pandas(x):   # was a bare ndarray (index lost), and nullable Float64 prices
+        return apply(_k.simple_returns, x, dim=dim)   # refused as "dtype object"
     a = np.asarray(x)
     if a.ndim not in (1, 2):
         raise ValueError(f"returns: expected a 1-D or 2-D array (time first), got {a.ndim}-D")

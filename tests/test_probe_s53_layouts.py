@@ -123,3 +123,14 @@ def test_rolling_corr_of_a_dataframe_without_columns_is_empty():
     out = ql.rolling.corr(pd.DataFrame(np.zeros((6, 0)), index=t), 3)
     assert out.shape == (0, 0) and out.index.nlevels == 2
     assert ql.rolling.corr(pd.DataFrame(np.zeros((0, 2)), columns=["a", "b"]), 3).shape == (0, 2)
+
+
+def test_returns_of_pandas_prices_keep_their_index_and_take_nullable_floats():
+    # a DataFrame gave a bare ndarray (its dates and columns lost), a Float64 one
+    # "x must be numeric (bool, int or float), got dtype object"
+    p = pd.DataFrame({"a": [100.0, 110.0, np.nan, 99.0], "b": [1.0, 2.0, 3.0, 4.0]},
+                     index=pd.date_range("2020-01-01", periods=4))
+    want = pd.DataFrame(ql.data.returns(p.to_numpy()), index=p.index, columns=p.columns)
+    pd.testing.assert_frame_equal(ql.data.returns(p), want)
+    pd.testing.assert_frame_equal(ql.data.returns(p.astype("Float64")), want)
+    pd.testing.assert_series_equal(ql.data.returns(p["a"]), want["a"])
