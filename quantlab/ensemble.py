@@ -107,7 +107,11 @@ def detect_regimes(ds: xr.Dataset, window: int = 63, trend_window: int = 200,
     mean = rolling.mean(close, breadth_window)
     # not yet a mean (a new listing's first bars): out of the breadth, not "below"
     above = (close > mean).where(close.notnull() & mean.notnull())
-    breadth = above.mean("asset")
+    # the labels are strings on time: built in memory (on dask-backed data, dask's
+    # string + was "unsupported operand type(s) for +: 'Array' and 'str'")
+    parts = xr.Dataset({"vol": vol, "med": med, "index": index, "trend": trend,
+                        "breadth": above.mean("asset")}).compute()
+    vol, med, index, trend, breadth = (parts[k] for k in parts.data_vars)
     ok = vol.notnull() & trend.notnull() & breadth.notnull()
     lab = lambda cond, a, b: xr.where(ok, xr.where(cond, a, b), "")  # noqa: E731
     v, t, s = (lab(vol > med, "high_vol", "low_vol"), lab(index > trend, "bull", "bear"),

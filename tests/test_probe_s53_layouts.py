@@ -134,3 +134,15 @@ def test_returns_of_pandas_prices_keep_their_index_and_take_nullable_floats():
     pd.testing.assert_frame_equal(ql.data.returns(p), want)
     pd.testing.assert_frame_equal(ql.data.returns(p.astype("Float64")), want)
     pd.testing.assert_series_equal(ql.data.returns(p["a"]), want["a"])
+
+
+def test_regimes_and_the_regime_ensemble_run_on_dask_backed_data():
+    # dask-backed prices (ql.data.open gives them) failed with dask's "unsupported
+    # operand type(s) for +: 'Array' and 'str'" joining the regime labels
+    ds = ql.data.load().isel(time=slice(0, 400))
+    lazy = ds.chunk({"time": 37})
+    xr.testing.assert_identical(ql.ensemble.detect_regimes(lazy),
+                                ql.ensemble.detect_regimes(ds))
+    e = ql.ensemble.Ensemble([ql.strategies.get("volatility_regime"),
+                              ql.strategies.get("spc")], allocation="regime")
+    xr.testing.assert_allclose(e.signal(lazy).compute(), e.signal(ds), rtol=1e-12)
