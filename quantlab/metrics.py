@@ -720,10 +720,12 @@ def _check_overlap(name, before, after):
                          "returns' index")
 
 
-def _rate_for_pandas(name, x, returns):
+def _rate_for_pandas(name, x, returns, dim="time"):
     """A rate series as a pandas object on ``returns``' index (and columns)."""
     if isinstance(x, xr.DataArray):
-        x = x.to_pandas()
+        # time on the index, as a benchmark DataArray: an (asset, time) one had its assets
+        # as the index ("no rate for ['A0', ...] of the returns")
+        x = (x.transpose(dim, ...) if dim in x.dims else x).to_pandas()
     if isinstance(x, (pd.Series, pd.DataFrame)):
         _real(name, x)
         if isinstance(x, pd.DataFrame) and not isinstance(returns, pd.DataFrame):
@@ -845,7 +847,7 @@ def _dispatch_pandas(names, returns, factor_returns, dim, params, rate_key, rate
     """``_dispatch`` for a Series (-> floats) or DataFrame (-> Series per metric): a
     pandas benchmark is aligned on the index, a rate reindexed on it."""
     ra = _real("returns", returns)
-    rt = None if rate_key is None else _rate_for_pandas(rate_key, rate_obj, returns)
+    rt = None if rate_key is None else _rate_for_pandas(rate_key, rate_obj, returns, dim)
     b = None
     if factor_returns is not None:
         if (isinstance(factor_returns, xr.DataArray) and factor_returns.ndim <= 2

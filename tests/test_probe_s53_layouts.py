@@ -146,3 +146,17 @@ def test_regimes_and_the_regime_ensemble_run_on_dask_backed_data():
     e = ql.ensemble.Ensemble([ql.strategies.get("volatility_regime"),
                               ql.strategies.get("spc")], allocation="regime")
     xr.testing.assert_allclose(e.signal(lazy).compute(), e.signal(ds), rtol=1e-12)
+
+
+def test_a_rate_dataarray_in_either_dim_order_for_pandas_returns():
+    # an (asset, time) rate DataArray for DataFrame returns was read with its assets as
+    # the index: "risk_free has no rate for ['A0', ...] of the returns"
+    t = pd.date_range("2020-01-01", periods=40, freq="B")
+    rng = np.random.default_rng(2)
+    r = pd.DataFrame(rng.normal(0, 0.01, (40, 3)), index=t, columns=["A0", "A1", "A2"])
+    rf = xr.DataArray(np.abs(rng.normal(1e-4, 1e-5, (40, 3))), dims=("time", "asset"),
+                      coords={"time": t, "asset": r.columns})
+    want = ql.metrics.sharpe_ratio(r, risk_free=rf)
+    pd.testing.assert_series_equal(ql.metrics.sharpe_ratio(r, risk_free=rf.T), want)
+    pd.testing.assert_series_equal(ql.metrics.sortino_ratio(r, required_return=rf.T),
+                                   ql.metrics.sortino_ratio(r, required_return=rf))
