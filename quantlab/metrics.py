@@ -13,8 +13,10 @@ are return quantiles (negative for losses).
 NaN rule: a NaN is "no observation" and is skipped by every metric, so each result
 equals empyrical's on the NaN-dropped series. (empyrical itself is inconsistent:
 ``annual_return`` counts NaN periods as years, ``value_at_risk`` returns NaN if any NaN.)
-With a benchmark, paired metrics use the periods where both are valid. Empty or
-all-NaN -> NaN (empyrical gives 0 for some of these, e.g. ``max_drawdown``).
+With a benchmark, paired metrics use the periods where both are valid; a benchmark or
+rate DataArray's dims that the returns lack (several benchmarks) are dims of the
+result. Empty or all-NaN -> NaN (empyrical gives 0 for some of these, e.g.
+``max_drawdown``).
 
 ``risk_free``/``required_return``: a number, or a per-period series aligned on time as
 empyrical takes it (pd.Series on the returns' index, DataArray on ``dim``, or an array
@@ -792,13 +794,17 @@ def _dispatch_xarray(names, returns, factor_returns, dim, params, rate_key, rate
     if factor_returns is not None:
         fb = _factor_for_xarray(factor_returns, returns, dim)
         returns, fb = xr.align(returns, fb, join="inner")
-        _, b = xr.broadcast(returns, fb)
+        # a dim only the benchmark has (several benchmarks, a singleton) is one of the
+        # results' (it was xarray's "must be a permuted list of" transposing onto the
+        # returns' dims)
+        returns, b = xr.broadcast(returns, fb)
         b = b.transpose(*returns.dims)
     if rt is not None:
         aligned = xr.align(returns, rt, join="left")[1]
         if isinstance(aligned.data, np.ndarray):
             _check_overlap(rate_key, rt, aligned)
-        rt = xr.broadcast(returns, aligned)[1].transpose(*returns.dims)
+        returns, rt = xr.broadcast(returns, aligned)   # as the benchmark's dims
+        rt = rt.transpose(*returns.dims)
     if returns.size == 0:   # nothing to compute lazily (dask's gufunc divides by a
         # zero-size chunk: a ZeroDivisionError): NaN per column, as in memory
         returns, b, rt = (None if v is None else v.copy(data=np.asarray(v.values))

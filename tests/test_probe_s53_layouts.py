@@ -160,3 +160,25 @@ def test_a_rate_dataarray_in_either_dim_order_for_pandas_returns():
     pd.testing.assert_series_equal(ql.metrics.sharpe_ratio(r, risk_free=rf.T), want)
     pd.testing.assert_series_equal(ql.metrics.sortino_ratio(r, required_return=rf.T),
                                    ql.metrics.sortino_ratio(r, required_return=rf))
+
+
+def test_a_benchmark_or_rate_with_a_dim_the_returns_lack_adds_it_to_the_result():
+    # a benchmark on (time, k) failed with xarray's "('time', 'asset') must be a permuted
+    # list of ('time', 'asset', 'k')"; a singleton k gives the numbers of k's one member
+    t = pd.date_range("2020-01-01", periods=50, freq="B")
+    rng = np.random.default_rng(0)
+    r = xr.DataArray(rng.normal(0, 0.01, (50, 3)), dims=("time", "asset"),
+                     coords={"time": t, "asset": list("abc")})
+    b = xr.DataArray(rng.normal(0, 0.01, (50, 2)), dims=("time", "k"),
+                     coords={"time": t, "k": ["x", "y"]})
+    for name in ("beta", "alpha", "information_ratio", "up_capture"):
+        fn = getattr(ql.metrics, name)
+        out = fn(r, b)
+        assert out.dims == ("asset", "k")
+        for k in ("x", "y"):
+            np.testing.assert_array_equal(out.sel(k=k).values, fn(r, b.sel(k=k)).values)
+        np.testing.assert_array_equal(fn(r.chunk({"time": 7}), b.isel(k=[0])).compute()
+                                      .isel(k=0).values, fn(r, b.isel(k=0)).values)
+    rf = xr.DataArray(np.full((50, 1), 1e-4), dims=("time", "k"), coords={"time": t})
+    np.testing.assert_array_equal(ql.metrics.sharpe_ratio(r, risk_free=rf).isel(k=0).values,
+                                  ql.metrics.sharpe_ratio(r, risk_free=rf.isel(k=0)).values)
