@@ -672,9 +672,11 @@ def _rate_for_xarray(name, x, returns, dim) -> xr.DataArray:
         for d in x.dims:   # a member the rate lacks: NaN rates, a NaN metric (silently)
             if d != dim and d in x.coords and d in returns.coords:
                 _rate_members(name, returns[d].values, x[d].values)
+        _same_clock(name, x.indexes.get(dim), returns.indexes.get(dim))
         return x
     if isinstance(x, pd.Series) and dim in returns.coords:
-        return xr.DataArray(_real(name, x), dims=(dim,), coords={dim: x.index.values})
+        _same_clock(name, x.index, returns.indexes.get(dim))
+        return xr.DataArray(_real(name, x), dims=(dim,), coords={dim: x.index})
     a = _rate_array(name, x, (returns.sizes[dim],) + tuple(
         s for d, s in returns.sizes.items() if d != dim))
     dims = (dim,) + tuple(d for d in returns.dims if d != dim)
@@ -701,11 +703,13 @@ def _factor_for_xarray(x, returns, dim, name="factor_returns") -> xr.DataArray:
         _v.real_array(name, x.dtype)
         if dim not in x.dims:
             raise ValueError(f"{name} has no {dim!r} dimension (dims {x.dims})")
+        _paired(name, x.indexes.get(dim), returns.indexes.get(dim))
         return x
     if isinstance(x, pd.DataFrame) and x.shape[1] == 1:   # one column: that series
         x = x.iloc[:, 0]
     if isinstance(x, pd.Series) and dim in returns.coords:
-        return xr.DataArray(_real(name, x), dims=(dim,), coords={dim: x.index.values})
+        _paired(name, x.index, returns.indexes.get(dim))
+        return xr.DataArray(_real(name, x), dims=(dim,), coords={dim: x.index})
     a = _real(name, x)
     while a.ndim > 1 and a.shape[-1] == 1:
         a = a[..., 0]
@@ -713,6 +717,30 @@ def _factor_for_xarray(x, returns, dim, name="factor_returns") -> xr.DataArray:
         raise ValueError(f"{name} has shape {a.shape}, the returns "
                          f"{returns.sizes[dim]} periods along {dim!r}")
     return xr.DataArray(a, dims=(dim,), coords={dim: returns[dim].values})
+
+
+def _same_clock(name, index, returns_index):
+    """Refuse a time-zone-aware time index paired with a naive one: no date is equal
+    (pandas), or the aware one's are taken in UTC (a series as a DataArray), so a
+    benchmark or rate paired with none of the returns' dates gave NaN without a word."""
+    if not (isinstance(index, pd.DatetimeIndex) and isinstance(returns_index, pd.DatetimeIndex)):
+        return
+    tz, rtz = index.tz, returns_index.tz
+    if (tz is None) != (rtz is None):
+        raise ValueError(f"{name}'s time index is {f'in {tz}' if tz else 'naive'}, the "
+                         f"returns' {f'in {rtz}' if rtz else 'naive'}: aware and naive dates "
+                         "are not paired; give both naive (.tz_convert('UTC')"
+                         ".tz_localize(None)) or both aware")
+
+
+def _paired(name, index, returns_index):
+    """Refuse a labelled benchmark that shares no date with the returns (another clock,
+    a wrong index): every paired metric was NaN, silently."""
+    _same_clock(name, index, returns_index)
+    if index is not None and returns_index is not None and len(returns_index) and \
+            len(index) and not returns_index.isin(index).any():
+        raise ValueError(f"{name} shares no date with the returns: align it on the "
+                         "returns' index")
 
 
 def _check_overlap(name, before, after):
@@ -732,6 +760,7 @@ def _rate_for_pandas(name, x, returns, dim="time"):
         _real(name, x)
         if isinstance(x, pd.DataFrame) and not isinstance(returns, pd.DataFrame):
             raise ValueError(f"{name} is a DataFrame, the returns a Series")
+        _same_clock(name, x.index, returns.index)
         if isinstance(x, pd.DataFrame):
             _rate_members(name, returns.columns, x.columns)
         return x
@@ -862,6 +891,7 @@ def _dispatch_pandas(names, returns, factor_returns, dim, params, rate_key, rate
             factor_returns = factor_returns.transpose(dim, ...).to_pandas()
         if isinstance(factor_returns, (pd.Series, pd.DataFrame)):
             factor_returns = _benchmark_columns(factor_returns, returns)
+            _paired("factor_returns", factor_returns.index, returns.index)
             idx = returns.index.intersection(factor_returns.index)
             returns, factor_returns = returns.loc[idx], factor_returns.loc[idx]
             ra = _real("returns", returns)
@@ -1761,7 +1791,7 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
             raise ValueError("returns must have a time axis, got a scalar")
         # a pandas index stays the time coordinate: a pandas benchmark is aligned on it
         # by label, as by the metric functions (it was paired by position)
-        coords = ({dim: returns.index.values}
+        coords = ({dim: returns.index}   # the index (its values lose a time zone)
                   if isinstance(returns, (pd.Series, pd.DataFrame)) else None)
         if isinstance(returns, pd.DataFrame):   # its columns label the results (they
             coords["dim_1"] = returns.columns.values   # were dim_1 without coordinates)

@@ -182,3 +182,25 @@ def test_a_benchmark_or_rate_with_a_dim_the_returns_lack_adds_it_to_the_result()
     rf = xr.DataArray(np.full((50, 1), 1e-4), dims=("time", "k"), coords={"time": t})
     np.testing.assert_array_equal(ql.metrics.sharpe_ratio(r, risk_free=rf).isel(k=0).values,
                                   ql.metrics.sharpe_ratio(r, risk_free=rf.isel(k=0)).values)
+
+
+def test_a_benchmark_or_rate_on_another_clock_is_refused_not_a_nan_metric():
+    # returns on naive dates with a benchmark on time-zone-aware ones (yfinance gives
+    # those), or on dates of which none is the returns', gave beta NaN without a word
+    t = pd.date_range("2020-01-01", periods=60, freq="B")
+    rng = np.random.default_rng(0)
+    r = pd.Series(rng.normal(0, 0.01, 60), index=t)
+    b = pd.Series(rng.normal(0, 0.01, 60), index=t)
+    ny = b.tz_localize("America/New_York")
+    da = xr.DataArray(r.to_numpy(), coords={"time": t})
+    for call in (lambda: ql.metrics.beta(r, ny), lambda: ql.metrics.beta(r.tz_localize("UTC"), b),
+                 lambda: ql.metrics.beta(da, ny), lambda: ql.metrics.summary(r, ny),
+                 lambda: ql.metrics.sharpe_ratio(da, risk_free=ny * 0 + 1e-4)):
+        with pytest.raises(ValueError, match="aware and naive dates are not paired"):
+            call()
+    with pytest.raises(ValueError, match="shares no date"):
+        ql.metrics.beta(r, b.set_axis(t + pd.Timedelta("1h")))
+    # both aware, both naive: the same numbers
+    assert ql.metrics.beta(r.tz_localize("America/New_York"), ny) == ql.metrics.beta(r, b)
+    assert float(ql.metrics.summary(r.tz_localize("UTC"), b.tz_localize("UTC"))["beta"]) == \
+        float(ql.metrics.summary(r, b)["beta"])
