@@ -108,8 +108,8 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     out = {s: {} for s in symbols}
     for name in _progress.bar(names, "strategies", "strategy", progress and len(names) > 1):
         if name == "correlation":
-            r = simple_returns(ds["close"])
-            matrix = r.to_pandas().corr()
+            r = simple_returns(ds["close"]).transpose("time", ...)   # (asset, time): was
+            matrix = r.to_pandas().corr()   # the dates' correlations, a KeyError 'IBM'
             c = rolling.corr(r, 63)
             m = c.sizes["asset"]
             # mean of the off-diagonal entries (the diagonal is 1)

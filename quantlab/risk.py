@@ -634,7 +634,10 @@ class RiskManager:
                 if covered else np.nan
             rows.append({"scenario": name, "kind": "historical", "pnl": pnl,
                          "covered": covered, "window": f"{a} .. {b}"})
-        r = simple_returns(ds["close"].sel(asset=list(w.index))).to_pandas().dropna(how="all")
+        # time first: an (asset, time) panel's table had the dates as columns (the
+        # parametric scenarios' covariance of other numbers, silently)
+        r = simple_returns(ds["close"].sel(asset=list(w.index))).transpose("time", ...)
+        r = r.to_pandas().dropna(how="all")
         classes = (ds["asset_class"].sel(asset=list(w.index)).to_series()
                    if "asset_class" in ds.coords else pd.Series("equity", index=w.index))
         shocks = {"equities -20%": {a: -0.2 for a in w.index if classes.get(a) == "equity"}}

@@ -204,3 +204,20 @@ def test_a_benchmark_or_rate_on_another_clock_is_refused_not_a_nan_metric():
     assert ql.metrics.beta(r.tz_localize("America/New_York"), ny) == ql.metrics.beta(r, b)
     assert float(ql.metrics.summary(r.tz_localize("UTC"), b.tz_localize("UTC"))["beta"]) == \
         float(ql.metrics.summary(r, b)["beta"])
+
+
+def test_stress_test_and_correlation_research_on_an_asset_time_panel():
+    # an (asset, time) Dataset's returns went to pandas with the dates as columns: the
+    # parametric stress scenarios took the dates' covariance (pnl off by 0.08, silently),
+    # run_research_analysis('correlation') raised a KeyError 'IBM'
+    ds = ql.data.load().isel(time=slice(0, 800))
+    rm = ql.risk.RiskManager()
+    w = pd.Series({"IBM": 0.5, "MSFT": 0.5})
+    pd.testing.assert_frame_equal(rm.stress_test(w, data=ds.transpose()),
+                                  rm.stress_test(w, data=ds))
+    args = (["IBM", "MSFT"], "correlation")
+    got = ql.run_research_analysis(*args, data=ds.transpose(), progress=False)
+    want = ql.run_research_analysis(*args, data=ds, progress=False)
+    for key in ("with", "rolling_average"):
+        pd.testing.assert_series_equal(got["IBM"]["correlation"][key],
+                                       want["IBM"]["correlation"][key])
