@@ -18,7 +18,8 @@ import xarray as xr
 from quantlab.errors import DataError
 
 __all__ = ["integer", "count", "number", "flag", "choice", "date", "floats", "dataset",
-           "real_array", "pandas_values", "numpy_data", "coords", "client", "where", "MAX_COUNT"]
+           "real_array", "pandas_values", "numpy_data", "coords", "on_labels", "client", "where",
+           "MAX_COUNT"]
 
 # the most repetitions a count may ask for (trials, bootstrap draws, a population): far
 # beyond any run that ends; reps=1e30 allocated 10**30 draws or looped for ever
@@ -241,6 +242,22 @@ def numpy_data(v):
 def _swapped(dtype) -> bool:
     """A NumPy dtype whose values are not in the machine's byte order ('>f8')."""
     return isinstance(dtype, np.dtype) and not dtype.isnative
+
+
+def on_labels(b: xr.DataArray, a: xr.DataArray, bname: str, aname: str) -> xr.DataArray:
+    """``b`` on ``a``'s labels: along each dim both index, the same labels in another
+    order are put in ``a``'s order (inputs matched by label, as the signal is to the
+    data; ``xr.align(join="exact")`` refused them: "cannot align objects with
+    join='exact'"); other labels are a ValueError naming the dim."""
+    for d in set(a.indexes) & set(b.indexes):
+        ia, ib = a.indexes[d], b.indexes[d]
+        if ia.equals(ib):
+            continue
+        if not (ia.is_unique and ib.is_unique and len(ia) == len(ib) and ia.isin(ib).all()):
+            raise ValueError(f"{aname} and {bname} have other {d!r} labels (matched by "
+                             f"label): {list(ia[:3])} ... and {list(ib[:3])} ...")
+        b = b.reindex({d: ia})
+    return b
 
 
 def coords(obj, dims=("time", "asset"), what: str = "data") -> None:

@@ -429,6 +429,8 @@ class RiskManager:
         if not (isinstance(signal, xr.DataArray) and isinstance(returns, xr.DataArray)):
             raise TypeError("signal and returns must be xarray DataArrays on (time, asset)")
         try:   # an inner join kept the common labels only: other assets gave an empty signal
+            # the same labels in another order are matched by label (they were refused)
+            returns = _validate.on_labels(returns, signal, "returns", "signal")
             xr.align(signal, returns, join="exact")
         except ValueError:
             raise DataError("signal and returns must have the same time and asset "

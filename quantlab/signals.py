@@ -131,12 +131,5 @@ def align_events(entries: xr.DataArray, exits: xr.DataArray):
     >>> ql.signals.align_events(ev, ev.isel(asset=[1, 0]))[1].asset.values
     array(['A', 'B'], dtype='<U1')
     """
-    for d in set(entries.indexes) & set(exits.indexes):
-        a, b = entries.indexes[d], exits.indexes[d]
-        if a.equals(b):
-            continue
-        if not (a.is_unique and b.is_unique and len(a) == len(b) and a.isin(b).all()):
-            raise ValueError(f"entries and exits have other {d!r} labels (events are "
-                             f"matched by label): {list(a[:3])} ... and {list(b[:3])} ...")
-        exits = exits.reindex({d: a})
+    exits = _validate.on_labels(exits, entries, "exits", "entries")
     return xr.align(entries, exits, join="exact", copy=False)

@@ -221,3 +221,16 @@ def test_stress_test_and_correlation_research_on_an_asset_time_panel():
     for key in ("with", "rolling_average"):
         pd.testing.assert_series_equal(got["IBM"]["correlation"][key],
                                        want["IBM"]["correlation"][key])
+
+
+def test_position_size_matches_returns_to_the_signal_by_label():
+    # returns with the assets in another order than the signal were refused ("signal and
+    # returns must have the same time and asset coordinates")
+    ds = ql.data.load().isel(time=slice(0, 300))
+    rm = ql.risk.RiskManager()
+    sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    r = ql.data.returns(ds["close"])
+    want = rm.position_size(sig, r)
+    xr.testing.assert_identical(rm.position_size(sig, r.isel(asset=[3, 2, 1, 0])), want)
+    with pytest.raises(ql.DataError, match="same time and asset"):
+        rm.position_size(sig, r.assign_coords(asset=list("ABCD")))
