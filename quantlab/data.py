@@ -1104,7 +1104,20 @@ def _normal_name(c) -> str:
 def _asset_name(file_name: str) -> str:
     """The asset a file holds: its name minus a known extension (``.csv``, ``.csv.gz``,
     ``.txt``, ``.tsv``, ``.gz``, any case), or SYMBOL for a Binance export name
-    ``SYMBOL-interval-YYYY-MM[-DD]``; surrounding whitespace stripped."""
+    ``SYMBOL-interval-YYYY-MM[-DD]``; surrounding whitespace stripped. A name the
+    file system's encoding could not decode (Python keeps its bytes as surrogates, which
+    no later step can encode): its bytes as UTF-8 (an ASCII locale, ``LC_ALL=C``), else
+    a DataError naming the file (Latin-1 names: pyarrow raised a bare
+    UnicodeEncodeError in ``validate``)."""
+    try:
+        file_name.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(file_name)
+        try:
+            file_name = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"file name {raw!r}: not UTF-8 text (byte {e.start}); "
+                            "Latin-1/Windows-1252? rename the file in UTF-8") from None
     low = file_name.lower()
     stem = next((file_name[:-len(e)] for e in _NAME_EXTS if low.endswith(e)), file_name)
     m = _BINANCE_NAME.fullmatch(stem.strip())

@@ -717,7 +717,8 @@ def _stage(path: Path, sha: str, layout: str, staging: Path,
     """(staged assets, each with the day/month order of the file's dates, tz_aware)."""
     # keyed by name and content (asset names come from file names) and the date order
     key = f"{path.name}\0{sha}\0{layout}" + ("" if dayfirst is None else f"\0{dayfirst}")
-    folder = staging / hashlib.sha256(key.encode()).hexdigest()
+    # surrogateescape: a file name the locale could not decode is its bytes again
+    folder = staging / hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
     manifest = folder / "manifest.json"
     if manifest.exists() and not _staged_intact(folder, manifest):
         shutil.rmtree(folder)            # damaged since an earlier (killed) run: again

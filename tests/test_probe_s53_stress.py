@@ -1,0 +1,59 @@
+"""Session 53 outside probe ("stress"): interrupts, concurrency, the environment and
+resource faults around a correct call. Each test is a fault the probe found."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import quantlab as ql
+from quantlab.errors import DataError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _csv_folder(folder, names, n=60):
+    """One Yahoo-style CSV per name (``names``: file names as bytes, as a file system
+    holds them) in ``folder``."""
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(names):
+        c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+        lines = ["Date,Open,High,Low,Close,Volume"] + [
+            f"{np.datetime64('2024-01-01') + i},{x:.4f},{x * 1.01:.4f},{x * 0.99:.4f},"
+            f"{x:.4f},{1000 + k}" for i, x in enumerate(c)]
+        with open(os.path.join(os.fsencode(folder), name), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+# ---- a file name the locale cannot decode -------------------------------------------
+def test_a_file_name_that_is_not_utf8_is_a_data_error_naming_it(tmp_path):
+    # a Latin-1 name (an old Windows zip): Python keeps its bytes as surrogates, and
+    # load_csv/ingest raised pyarrow's bare "UnicodeEncodeError: surrogates not allowed"
+    _csv_folder(tmp_path / "src", [b"M\xfcller.csv", b"ABC.csv"])
+    for call in (lambda: ql.data.load_csv(tmp_path / "src"),
+                 lambda: ql.data.ingest(tmp_path / "src", tmp_path / "store")):
+        with pytest.raises(DataError, match=r"file name b'M\\xfcller.csv': not UTF-8 text"):
+            call()
+
+
+def test_utf8_file_names_in_an_ascii_locale_are_their_assets(tmp_path):
+    # LC_ALL=C without UTF-8 mode: 'Ünï.csv' is listed as surrogates; load_csv and
+    # ingest raised UnicodeEncodeError instead of reading the asset 'Ünï'
+    _csv_folder(tmp_path / "src", ["Ünï.csv".encode(), "日本.csv".encode(), b"ABC.csv"])
+    code = ("import sys, quantlab as ql\n"
+            "src, st = sys.argv[1:]\n"
+            "a = [str(x) for x in ql.data.load_csv(src).asset.values]\n"
+            "ql.data.ingest(src, st)\n"
+            "b = [str(x) for x in ql.data.open(st).asset.values]\n"
+            "print(ascii(a), ascii(b))\n")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/"),
+           "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+           "PYTHONPATH": REPO}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "src"),
+                          str(tmp_path / "store")], capture_output=True, text=True,
+                         env=env, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    want = ascii(sorted(["ABC", "Ünï", "日本"]))
+    assert out.stdout.strip() == f"{want} {want}"
