@@ -270,6 +270,11 @@ class UncheckedStoreWarning(UserWarning):
     position, its metadata and its marker (see :func:`open`)."""
 
 
+class IncompleteStoreWarning(UserWarning):
+    """A store whose last write has not finished (an ingest still running, or stopped
+    by a kill, an error or Ctrl-C): :func:`open` shows its complete chunk rows only."""
+
+
 _WARNED: set = set()
 
 
@@ -1330,6 +1335,9 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
     -----
     UncheckedStoreWarning
         Once per store, for a store written before the index existed: read as before.
+    IncompleteStoreWarning
+        For a store whose last ingest has not finished (running, killed, interrupted):
+        its complete chunk rows are shown.
     ValueError
         If ``chunks`` names another dim or a size < 1.
 
@@ -1387,6 +1395,7 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
             raise DataError(f"{loc.shown}: variable {v!r} has codecs {codecs_}; the store "
                             "writes bytes, then a compressor (its zarr.json edited?); re-run "
                             "ingest into a new store")
+    _warn_unfinished(loc, state, arrays["time"].shape[0])
     sealed = _sealed(loc, state, arrays)   # marker, metadata, then each chunk's identity
     if state.get("every_chunk"):   # then every chunk of those rows has its file
         _missing_chunk(loc, state, arrays)
@@ -1430,6 +1439,20 @@ def open(store, chunks: dict | None = None, *,  # noqa: A001 (ql.data.open)
         _cal.annotate(ds, freq=state.get("freq"))
     ds.attrs["store"] = loc.shown
     return ds
+
+
+def _warn_unfinished(loc: _Where, state: dict, planned: int) -> None:
+    """An IncompleteStoreWarning when the store's last ingest has not finished: rows
+    resized for (``planned``, the time array's length) but not committed, or its
+    provenance not yet written. Such a store opens at its last complete chunk row on
+    purpose (a reader beside a running ingest); a killed or interrupted one opened so
+    without a word, as if whole."""
+    n = state["n_time"]
+    if planned > n or "chunk" in state:
+        warnings.warn(f"{loc.shown}: its last ingest has not finished (still running, or "
+                      f"stopped by a kill, an error or Ctrl-C): showing its first {n} rows"
+                      + (f" of {planned}" if planned > n else "") + "; rerun "
+                      "ql.data.ingest to finish it", IncompleteStoreWarning, stacklevel=3)
 
 
 def _missing_chunk(loc: _Where, state: dict, arrays: dict) -> None:

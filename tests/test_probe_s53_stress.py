@@ -57,3 +57,36 @@ def test_utf8_file_names_in_an_ascii_locale_are_their_assets(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     want = ascii(sorted(["ABC", "Ünï", "日本"]))
     assert out.stdout.strip() == f"{want} {want}"
+
+
+# ---- an interrupted ingest -----------------------------------------------------------
+def test_a_store_whose_ingest_was_interrupted_opens_with_a_warning_saying_so(tmp_path,
+                                                                             monkeypatch):
+    # Ctrl-C (or a kill) after the first chunk rows: open showed them, 20 of the 60
+    # bars, as the whole store without a word; the rerun finishes it
+    import warnings
+
+    from quantlab import store as qstore
+    _csv_folder(tmp_path / "src", [b"A.csv", b"B.csv"])
+    real, calls = qstore._put, [0]
+
+    def put(*a):
+        calls[0] += 1
+        if calls[0] == 3 * 5 + 1:          # 5 variables a row: the 4th row's first
+            raise KeyboardInterrupt
+        real(*a)
+    monkeypatch.setattr(qstore, "_put", put)
+    with pytest.raises(KeyboardInterrupt):
+        ql.data.ingest(tmp_path / "src", tmp_path / "st", chunk_time=10, progress=False)
+    monkeypatch.setattr(qstore, "_put", real)
+    with pytest.warns(qstore.IncompleteStoreWarning,
+                      match="its last ingest has not finished .* first 30 rows of 60; rerun"):
+        part = ql.data.open(tmp_path / "st")
+    assert part.sizes["time"] == 30
+    ql.data.ingest(tmp_path / "src", tmp_path / "st", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", qstore.IncompleteStoreWarning)
+        whole = ql.data.open(tmp_path / "st")
+    np.testing.assert_array_equal(whole["close"].values,
+                                  ql.data.load_csv(tmp_path / "src")["close"].values)
+
