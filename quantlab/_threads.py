@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -57,9 +58,16 @@ _local = threading.local()   # .worker: True in the pool's threads (no nested fa
 
 
 def _forget_pool():
-    """In a forked child the pool's threads do not exist: start a new pool on demand."""
+    """In a forked child the pool's threads do not exist: start a new pool on demand.
+    So for dask's threaded scheduler (streamed backtests, sweeps and ingest run on it):
+    its default pool's threads are gone too, and a compute in the child (a
+    multiprocessing worker's ql.backtest of a store) queued its tasks on them for ever."""
     global _pool, _pool_size, _lock
     _pool, _pool_size, _lock = None, 0, threading.Lock()
+    threaded = sys.modules.get("dask.threaded")   # imported: its pools may exist
+    if threaded is not None:
+        threaded.default_pool, threaded.pools_lock = None, threading.Lock()
+        threaded.pools.clear()
 
 
 if hasattr(os, "register_at_fork"):

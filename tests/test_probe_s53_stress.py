@@ -90,3 +90,23 @@ def test_a_store_whose_ingest_was_interrupted_opens_with_a_warning_saying_so(tmp
     np.testing.assert_array_equal(whole["close"].values,
                                   ql.data.load_csv(tmp_path / "src")["close"].values)
 
+
+# ---- fork: a multiprocessing worker after the parent used the pools --------------------
+def _streamed_in_child(args):
+    ds, sig, group = args
+    return ql.backtest(ds.chunk(time=10), sig, group=group, fees=0.001).equity.values
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_forked_child_runs_a_streamed_backtest_after_its_parent_did(group):
+    # dask's threaded scheduler keeps a default pool whose threads a forked child does
+    # not have: the child's streamed ql.backtest queued its chains on them and hung
+    # for ever (a multiprocessing worker backtesting a store)
+    import multiprocessing as mp
+
+    from test_outofcore import _panel
+    ds, sig = _panel(3, 60, 4)
+    want = ql.backtest(ds.chunk(time=10), sig, group=group, fees=0.001).equity.values
+    with mp.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_streamed_in_child, ((ds, sig, group),)).get(timeout=60)
+    np.testing.assert_array_equal(got, want)
