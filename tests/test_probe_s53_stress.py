@@ -110,3 +110,33 @@ def test_a_forked_child_runs_a_streamed_backtest_after_its_parent_did(group):
     with mp.get_context("fork").Pool(1) as pool:
         got = pool.apply_async(_streamed_in_child, ((ds, sig, group),)).get(timeout=60)
     np.testing.assert_array_equal(got, want)
+
+
+def _stores_left_in_child(ds, sig, tmp):
+    import gc
+    import time
+    for _ in range(2):
+        ql.backtest(ds.chunk(time=10), sig).equity.sum().compute()   # kept nothing
+    gc.collect()
+    for _ in range(100):                     # the remover's thread deletes them
+        if not os.listdir(tmp):
+            break
+        time.sleep(0.1)
+    return sorted(os.listdir(tmp))
+
+
+def test_a_forked_child_removes_the_results_stores_it_drops(tmp_path, monkeypatch):
+    # the parent's remover thread does not exist in a forked child: the child's dropped
+    # results stores were renamed .ql-removing-* and left in TMPDIR for good
+    import gc
+    import multiprocessing as mp
+
+    from quantlab.backtesting import result
+    from test_outofcore import _panel
+    monkeypatch.setattr(result.tempfile, "tempdir", str(tmp_path))
+    ds, sig = _panel(3, 60, 4)
+    ql.backtest(ds.chunk(time=10), sig).equity.sum().compute()   # the parent's remover
+    gc.collect()
+    with mp.get_context("fork").Pool(1) as pool:
+        left = pool.apply_async(_stores_left_in_child, (ds, sig, str(tmp_path))).get(60)
+    assert left == []

@@ -1091,8 +1091,18 @@ def _remove(path, pid):
         shutil.rmtree(gone if os.path.isdir(gone) else path, True)
 
 
-# one thread deleting removed stores; concurrent.futures joins it at exit
-_REMOVER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ql-remove")
+def _new_remover():
+    """One thread deleting removed stores (concurrent.futures joins it at exit); a new
+    one in a forked child, which has not its parent's thread: the parent's executor
+    took the child's deletions and never ran them (each store left in TMPDIR as
+    ``.ql-removing-*``)."""
+    global _REMOVER
+    _REMOVER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ql-remove")
+
+
+_new_remover()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_remover)
 
 
 class _Reader:
