@@ -129,6 +129,7 @@ def test_a_dropped_results_store_goes_at_once_and_is_deleted_in_the_background(
     # store before the test looked, on a machine busy with another test process)
     queued = []
     monkeypatch.setattr(result, "_REMOVER", type("Held", (), {
+        "ready": lambda self: None,    # (its thread: started where a store is made)
         "submit": lambda self, f, *a: queued.append((f, a))})())
     del res
     gc.collect()
@@ -140,7 +141,8 @@ def test_a_dropped_results_store_goes_at_once_and_is_deleted_in_the_background(
     # the pool shut down (at exit): deleted on the spot
     res = ql.backtest(ds.chunk(time=8), sig, group=True)
     (path,) = tmp_path.glob("ql-backtest-*")
-    monkeypatch.setattr(result, "_REMOVER", type("Closed", (), {"submit": lambda self, *a: (
+    monkeypatch.setattr(result, "_REMOVER", type("Closed", (), {
+        "ready": lambda self: None, "submit": lambda self, *a: (
         _ for _ in ()).throw(RuntimeError("cannot schedule new futures after shutdown"))})())
     del res
     gc.collect()

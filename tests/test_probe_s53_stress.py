@@ -140,3 +140,35 @@ def test_a_forked_child_removes_the_results_stores_it_drops(tmp_path, monkeypatc
     with mp.get_context("fork").Pool(1) as pool:
         left = pool.apply_async(_stores_left_in_child, (ds, sig, str(tmp_path))).get(60)
     assert left == []
+
+
+_COLLECTED_INSIDE_SUBMIT = """
+import gc, os, sys, tempfile
+import concurrent.futures.thread as cft
+import quantlab as ql
+from quantlab.backtesting import result
+from test_outofcore import _panel
+result.tempfile.tempdir = tempfile.mkdtemp()
+ds, sig = _panel(3, 40, 4)
+res = ql.backtest(ds.chunk(time=10), sig)
+with cft._global_shutdown_lock:    # as inside any executor's submit (dask's, a prefetch)
+    del res
+    gc.collect()                   # the store's finalizer runs here
+result._REMOVER.submit(int).result()
+print(os.listdir(result.tempfile.tempdir))
+"""
+
+
+def test_a_results_store_collected_inside_an_executor_s_submit_does_not_deadlock():
+    # a streamed run's store dropped in a loop hung test_outofcore_stream: the garbage
+    # collector ran its finalizer inside the prefetch executor's submit, which holds
+    # concurrent.futures' global lock, and the finalizer's own submit to the remover
+    # waited for that lock for ever
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")])}
+    try:
+        out = subprocess.run([sys.executable, "-c", _COLLECTED_INSIDE_SUBMIT],
+                             capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the store's finalizer deadlocked inside an executor's submit")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

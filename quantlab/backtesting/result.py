@@ -4,6 +4,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import os
+import queue
 import shutil
 import tempfile
 import uuid
@@ -1058,6 +1059,8 @@ class _Results:
     def __init__(self, path, owned):
         self.path = path
         self._gone = weakref.finalize(self, _remove, path, os.getpid()) if owned else None
+        if owned:
+            _REMOVER.ready()
 
     def __reduce__(self):
         if self._gone is not None and self._gone.detach() is not None:
@@ -1076,7 +1079,7 @@ class _Results:
 
 def _remove(path, pid):
     """Remove a results store: renamed at once (its path reads as removed), deleted in
-    a background thread (joined at exit): ``rmtree`` of a 200-asset x 130k-bar run's
+    a background thread (:class:`_Remover`, joined at exit): ``rmtree`` of a 200-asset x 130k-bar run's
     store took ~0.1 s here (ext4 with discard), which the caller whose last reference
     dropped it (a loop of streamed runs) waited for."""
     if os.getpid() != pid:   # a forked child's exit
@@ -1087,22 +1090,61 @@ def _remove(path, pid):
         _REMOVER.submit(shutil.rmtree, gone, True)
     except FileNotFoundError:
         return
-    except (OSError, RuntimeError):   # RuntimeError: at exit, the pool is shut down
+    except (OSError, RuntimeError):   # RuntimeError: at exit, the remover has stopped
         shutil.rmtree(gone if os.path.isdir(gone) else path, True)
 
 
-def _new_remover():
-    """One thread deleting removed stores (concurrent.futures joins it at exit); a new
-    one in a forked child, which has not its parent's thread: the parent's executor
-    took the child's deletions and never ran them (each store left in TMPDIR as
-    ``.ql-removing-*``)."""
-    global _REMOVER
-    _REMOVER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ql-remove")
+class _Remover:
+    """One thread per process deleting removed stores, in order, fed through a
+    ``queue.SimpleQueue``: its ``put`` is reentrant, so a store's finalizer can hand its
+    deletion over wherever the garbage collector runs it. A ThreadPoolExecutor's
+    ``submit`` there could deadlock: collected inside another executor's ``submit``
+    (dask's scheduler, the chain's prefetch), which holds concurrent.futures' global
+    lock, it waited for that lock for ever (a loop of streamed runs hung). The thread
+    is started by :meth:`ready` from ordinary code (a finalizer must not start one: its
+    start takes threading's own lock), again in a forked child, which has not its
+    parent's thread (its stores were left in TMPDIR as ``.ql-removing-*``), and is
+    joined at exit; ``submit`` raises RuntimeError where it is not running."""
+
+    def __init__(self):
+        self._pid, self._queue, self._thread = None, None, None
+
+    def ready(self):
+        """The thread of this process, started if it is not yet."""
+        if self._pid != os.getpid():
+            import threading
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._run, args=(self._queue,),
+                                            name="ql-remove", daemon=True)
+            self._thread.start()
+            self._pid = os.getpid()
+
+    @staticmethod
+    def _run(work):
+        while (item := work.get()) is not None:
+            f, args, done = item
+            try:
+                done.set_result(f(*args))
+            except BaseException as e:  # noqa: BLE001 (its future holds it)
+                done.set_exception(e)
+
+    def submit(self, f, *args) -> concurrent.futures.Future:
+        """``f(*args)`` on the thread, after the work handed over before."""
+        if self._pid != os.getpid() or not self._thread.is_alive():
+            raise RuntimeError("the results store remover is not running here")
+        done = concurrent.futures.Future()
+        self._queue.put((f, args, done))
+        return done
+
+    def stop(self):
+        """At exit: the work handed over is done, then the thread ends."""
+        if self._pid == os.getpid() and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
-_new_remover()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_remover)
+_REMOVER = _Remover()
+atexit.register(_REMOVER.stop)   # first registered: runs after _remove's at exit
 
 
 class _Reader:
