@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime
+import errno
 import gzip
 import hashlib
 import importlib
@@ -648,9 +649,24 @@ def user_path(what: str, path) -> Path:
                          f"{len(os.fsencode(long[0]))} bytes long, more than the {NAME_MAX} "
                          "a file system takes")
     try:
-        return Path(text).expanduser()
+        path = Path(text).expanduser()
     except RuntimeError:   # "~nosuchuser/x": pathlib's bare "Could not determine home directory"
         raise ValueError(f"{what} {text!r}: no such user's home folder") from None
+    return _in_working_directory(what, path)
+
+
+def _in_working_directory(what: str, path: Path) -> Path:
+    """``path``, or a FileNotFoundError naming ``what`` when it is relative to a working
+    directory that was deleted (ingest said only "[Errno 2] No such file or directory",
+    the others named the name, not why)."""
+    if not path.is_absolute():
+        try:
+            os.getcwd()
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, f"{what} {str(path)!r} is relative to the "
+                                    "working directory, which was deleted: give an absolute "
+                                    "path, or change to an existing folder") from None
+    return path
 
 
 def io_error(e: OSError, doing: str, then: str = "") -> OSError:

@@ -164,7 +164,8 @@ class _Where:
         if not isinstance(text, str) or not text.strip():
             raise TypeError(f"{who}: store must be a path or an fsspec URL string, got "
                             f"{store!r}")
-        url = text if "://" in text else str(Path(text).expanduser())
+        url = text if "://" in text else str(_data._in_working_directory(
+            f"{who}: store", Path(text).expanduser()))
         opts = dict(storage_options or {})
         try:
             fs, root = url_to_fs(url, **opts)

@@ -172,3 +172,26 @@ def test_a_results_store_collected_inside_an_executor_s_submit_does_not_deadlock
         pytest.fail("the store's finalizer deadlocked inside an executor's submit")
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+# ---- a working directory deleted under the session --------------------------------------
+def test_a_relative_path_in_a_deleted_working_directory_is_named(tmp_path, monkeypatch,
+                                                                  equities):
+    # ingest said only "[Errno 2] No such file or directory" (not which path, nor why);
+    # the others named the name, not that the working directory was gone
+    _csv_folder(tmp_path / "src", [b"A.csv"])
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+                    history=equities.isel(time=slice(0, 60)))
+    for call, what in ((lambda: ql.data.ingest(tmp_path / "src", "st"), "ingest: store 'st'"),
+                       (lambda: ql.data.open("st"), "open: store 'st'"),
+                       (lambda: ql.data.load_csv("A.csv"), "load_csv: path_or_dir 'A.csv'"),
+                       (lambda: dep.checkpoint("ck"), "checkpoint path 'ck'")):
+        with pytest.raises(FileNotFoundError, match=f"{what} is relative to the working "
+                                                    "directory, which was deleted"):
+            call()
+    ql.data.ingest(tmp_path / "src", tmp_path / "st", progress=False)   # absolute: fine
+    assert ql.data.open(tmp_path / "st").sizes["asset"] == 1
