@@ -1073,10 +1073,11 @@ class Deployment:
                     "digests": digests,
                     "rec": len(self._rec["time"]),
                     "orders": len(self._orders), "rej": len(self._rejections)}
-        if whole:                                       # the older generations' files
-            for p in old:
-                if not p.name.startswith(f"seg-{ck['gen']}-"):
-                    p.unlink(missing_ok=True)
+        if whole:   # the older generations' files: read by no manifest now, so one that
+            for p in old:   # will not go (EPERM, EIO) is left to the next whole write; its
+                if not p.name.startswith(f"seg-{ck['gen']}-"):   # error said the written
+                    with contextlib.suppress(OSError):            # checkpoint had failed
+                        p.unlink(missing_ok=True)
         return path
 
     COMPACT = 256   # segments before a checkpoint is rewritten whole (restore reads them all)

@@ -195,3 +195,37 @@ def test_a_relative_path_in_a_deleted_working_directory_is_named(tmp_path, monke
             call()
     ql.data.ingest(tmp_path / "src", tmp_path / "st", progress=False)   # absolute: fine
     assert ql.data.open(tmp_path / "st").sizes["asset"] == 1
+
+
+# ---- a deployment's checkpoint ---------------------------------------------------------
+def test_an_old_segment_that_will_not_go_does_not_fail_a_written_checkpoint(tmp_path,
+                                                                           monkeypatch,
+                                                                           equities):
+    # a whole rewrite (every COMPACT segments) removes the older generation's files
+    # after its manifest is written: an unlink error there (EPERM) was raised as if the
+    # checkpoint had failed; the CLI stopped with exit 1 after a good checkpoint
+    import pathlib
+    ds = equities.isel(time=slice(0, 90))
+    dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+                    history=ds.isel(time=slice(0, 80)))
+    dep.COMPACT = 2
+    real = pathlib.Path.unlink
+
+    def stuck(self, missing_ok=False):
+        if self.name.startswith("seg-1-"):
+            raise PermissionError(1, "Operation not permitted", str(self))
+        return real(self, missing_ok=missing_ok)
+    for i in range(80, 84):
+        dep.on_bar(ds.isel(time=i))
+        with monkeypatch.context() as m:
+            if i == 82:                     # the 3rd checkpoint starts generation 2
+                m.setattr(pathlib.Path, "unlink", stuck)
+            dep.checkpoint(tmp_path)
+    assert list(tmp_path.glob("seg-1-*"))           # stuck, and the checkpoint went on
+    back = ql.Deployment.restore(tmp_path)
+    np.testing.assert_array_equal(back.equity.values, dep.equity.values)
+    back.COMPACT = 2
+    for i in range(84, 90):
+        back.on_bar(ds.isel(time=i))
+        back.checkpoint(tmp_path)
+    assert not list(tmp_path.glob("seg-1-*"))     # gone at a later whole write
