@@ -256,7 +256,7 @@ def on_labels(b: xr.DataArray, a: xr.DataArray, bname: str, aname: str) -> xr.Da
         if not (ia.is_unique and ib.is_unique and len(ia) == len(ib) and ia.isin(ib).all()):
             raise ValueError(f"{aname} and {bname} have other {d!r} labels (matched by "
                              f"label): {list(ia[:3])} ... and {list(ib[:3])} ...")
-        b = b.reindex({d: ia})
+        b = b.reindex({d: a[d].values})   # a[d]'s dtype (the Index's: object for strings)
     return b
 
 
