@@ -13,7 +13,7 @@ leverage with borrowing costs and margin calls) extend this same loop.
 import numpy as np
 
 cimport cython
-from libc.float cimport DBL_MIN
+from libc.float cimport DBL_EPSILON, DBL_MIN
 from libc.math cimport INFINITY, NAN, fabs, isnan, log1p, sqrt
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, realloc
@@ -1074,7 +1074,6 @@ cdef class _Sim:
         drained it was capped at the last marks: if the rest, closed at this bar's
         prices, lost more, it pays only what was there."""
         cdef Py_ssize_t c, g
-        cdef double cost
         cdef signed char* bust = &self.bust[0]
         cdef signed char* drained = &self.drained[0]
         cdef const Py_ssize_t* group = &self.group[0]
@@ -1086,17 +1085,26 @@ cdef class _Sim:
             if drained[group[c]] and q[c] != 0:
                 bust[group[c]] = 0   # a missing bar: it closes on the next one
         for g in range(self.n_groups):
-            if (bust[g] and drained[g] and self.cash[g] < 0
+            if (bust[g] and drained[g] and self.cash[g] > 0 and self.cash[g] <= 64 * DBL_EPSILON
+                    * 2 * self.max_leverage * self.peak[g]):
+                # dust of the closes' rounding (+1e-13, which returns read as 0, not 0/0):
+                # the capped fee took all there was (cash: at most 2 x leverage x peak)
+                self.cut_drain_fee(g, -self.cash[g])
+            elif (bust[g] and drained[g] and self.cash[g] < 0
                     and self.drain_fee[g] > 0):
-                cost = min(-self.cash[g], self.drain_fee[g])
-                self.cash[g] += cost
-                self.drain_fee[g] -= cost
-                if self.metrics_only:
-                    self.extra[g, X_FEES] -= cost
-                elif self.drain_rec[g] >= self.base:
-                    self.orders.buf[self.drain_rec[g] - self.base].fee -= cost
-                else:   # the record went out with an earlier call
-                    self.late_cut[g] += cost
+                self.cut_drain_fee(g, min(-self.cash[g], self.drain_fee[g]))
+
+    cdef inline void cut_drain_fee(self, Py_ssize_t g, double cost) noexcept nogil:
+        """Account g's drain fee (and its record, wherever it went) less ``cost``, its
+        cash more."""
+        self.cash[g] += cost
+        self.drain_fee[g] -= cost
+        if self.metrics_only:
+            self.extra[g, X_FEES] -= cost
+        elif self.drain_rec[g] >= self.base:
+            self.orders.buf[self.drain_rec[g] - self.base].fee -= cost
+        else:   # the record went out with an earlier call
+            self.late_cut[g] += cost
 
     cdef void mark_phase(self, Py_ssize_t r, bint keep) noexcept nogil:
         """Mark to the close (last valid close on a missing bar); borrowing costs.
@@ -1155,12 +1163,15 @@ cdef class _Sim:
 
     cdef int liquidate(self, Py_ssize_t r, Py_ssize_t g) noexcept nogil:
         """Close account g's positions at the close (margin call)."""
-        cdef Py_ssize_t c
-        cdef double sl, avail, pend = 0.0
+        cdef Py_ssize_t c, rec0 = self.orders.n
+        cdef double sl, avail, pend = 0.0, flows = fabs(self.cash[g])
+        cdef int code
+        cdef bint capped = False
         # the slippage of the account's later closes is set aside, so an earlier
         # close's capped fees cannot take what it needs
         for c in range(self.m):
             if self.group[c] == g and self.q[c] != 0:
+                flows += fabs(self.q[c]) * self.last[c]
                 pend += fabs(self.q[c]) * self.last[c] * slip_of(
                     self.slip_base, self.impact, self.impact_cap, r, self.asset[c], -self.q[c])
         for c in range(self.m):
@@ -1170,13 +1181,39 @@ cdef class _Sim:
                          -self.q[c])
             pend -= fabs(self.q[c]) * self.last[c] * sl
             avail = self.eq[g] - pend
-            if self.close_out(r, c, self.last[c], sl, &avail, R_MARGIN, NULL) < 0:
+            code = self.close_out(r, c, self.last[c], sl, &avail, R_MARGIN, NULL)
+            if code < 0:
                 return -1
+            capped = capped | (code == 2)
             self.eq[g] = avail + pend
+        if capped:
+            self.settle_dust(g, rec0, flows)
         self.eq[g] = self.cash[g]
         self.gross_v[g] = 0.0
         self.bust[g] = self.eq[g] <= 0
         return 0
+
+    cdef void settle_dust(self, Py_ssize_t g, Py_ssize_t rec0, double flows) noexcept nogil:
+        """Account g holds nothing and a capped fee took what it had left: its cash is 0
+        but for the rounding of ``flows`` (the cash and position values it closed), which
+        left it at +-1e-13, kept open (> 0) to trade dust on every later bar, or at a
+        loss (< 0). Within 64 ulps of ``flows`` that residue goes to the fees (the last of
+        its records since ``rec0`` that stays >= 0): the cash is exactly 0."""
+        cdef double dust = self.cash[g]
+        cdef Py_ssize_t k
+        if dust == 0.0 or fabs(dust) > 64 * DBL_EPSILON * flows:
+            return
+        self.cash[g] = 0.0
+        if self.metrics_only:
+            if self.extra[g, X_FEES] + dust >= 0:
+                self.extra[g, X_FEES] += dust
+            return
+        k = self.orders.n - 1
+        while k >= rec0:
+            if self.orders.buf[k].fee + dust >= 0:
+                self.orders.buf[k].fee += dust
+                return
+            k -= 1
 
     cdef void record_phase(self, Py_ssize_t r) noexcept nogil:
         """Positions, equity and cash of the bar, or the metrics-only statistics."""
