@@ -9,7 +9,7 @@ from panels import ohlcv_panel
 def _panel(seed=0):
     """36 bars x 2 assets of OHLCV random walks, a signal over 2 parameters; with
     fixed_fees=500 on 5,000 of cash a portfolio often ends on a margin call that takes
-    all its equity (0 on the last bar, no position, or a residue of ~1e-13)."""
+    all its equity (0 on the last bar, no position)."""
     return ohlcv_panel(seed, n=36, m=2, n_params=2, fraction=0.4)
 
 
@@ -18,8 +18,8 @@ def test_metrics_only_exposure_of_an_account_at_zero_equity_equals_the_full_metr
     res.metrics() skipped it (1.89) and metrics_only (what sweeps score) summed the NaN
     (NaN), in memory and streamed alike. No position is no exposure: 0 in both."""
     kw = dict(fixed_fees=500.0, init_cash=5_000.0, group=True, max_leverage=2.0)
-    # the first seed whose margin call leaves exactly 0 (not a 1e-13 residue: which one
-    # does depends on the CPU's rounding of the random walks; seed 0 on AVX-512 CPUs)
+    # the first seed whose margin call empties an account (exactly 0 since session 54:
+    # a 1e-13 residue of the closes' rounding goes into the capped fee)
     for seed in range(40):
         ds, sig = _panel(seed)
         res = ql.backtest(ds, sig, **kw)
