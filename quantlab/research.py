@@ -74,7 +74,8 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     data : xarray.Dataset, optional
         Prices on (time, asset); default the bundled equities.
     start, end : str or datetime-like, optional
-        Time range of ``data`` to use.
+        The period backtested and reported; signals and rolling correlations also read
+        the bars of ``data`` before ``start`` (their warmup), none after ``end``.
     progress : bool, default True
         Show a progress bar over the strategies.
     **backtest_kw
@@ -102,15 +103,20 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     (-0.0041, 10)
     """
     ds = _validate.dataset("data", data) if data is not None else load_data()
-    ds = ds.sel(time=slice(_validate.date("start", start), _validate.date("end", end)))
+    start, end = _validate.date("start", start), _validate.date("end", end)
+    # signals and rolling windows read the bars before start (their warmup: a strategy
+    # with a 273-bar warmup never traded in a shorter period); the period is reported
+    history = ds.sel(time=slice(None, end))
+    ds = ds.sel(time=slice(start, end))
     symbols = _check_symbols(symbols, ds)
     names = _strategy_names(analysis_type)
     out = {s: {} for s in symbols}
     for name in _progress.bar(names, "strategies", "strategy", progress and len(names) > 1):
         if name == "correlation":
-            r = simple_returns(ds["close"]).transpose("time", ...)   # (asset, time): was
+            r = simple_returns(history["close"]).transpose("time", ...)   # (asset, time): was
+            c = rolling.corr(r, 63).sel(time=ds["time"])
+            r = r.sel(time=ds["time"])
             matrix = r.to_pandas().corr()   # the dates' correlations, a KeyError 'IBM'
-            c = rolling.corr(r, 63)
             m = c.sizes["asset"]
             # mean of the off-diagonal entries (the diagonal is 1)
             off = (c.sum(["asset", "asset_other"], min_count=1) - m) / max(m * (m - 1), 1)
@@ -119,7 +125,7 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
                                          "rolling_average": off.to_series()}
             continue
         strat = strategies.get(name)
-        sig = strat.signal(ds, **strat.default_inputs(ds))
+        sig = strat.signal(history, **strat.default_inputs(history)).sel(time=ds["time"])
         res = backtest(ds.sel(asset=symbols), sig.sel(asset=symbols), **backtest_kw)
         m = res.metrics()
         for s in symbols:
