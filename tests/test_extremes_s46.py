@@ -274,7 +274,8 @@ def _edge_panels():
 
 
 EDGES = _edge_panels()
-NEEDS = {"sentiment_regime": "at least 3 assets", "complex_systems": "at least 2 assets"}
+NEEDS = {"sentiment_regime": "at least 3 assets", "complex_systems": "at least 2 assets",
+         "cross_sectional_momentum": "at least 2 assets"}   # one asset alone ranks top
 
 
 @pytest.mark.parametrize("case", list(EDGES))

@@ -34,3 +34,28 @@ def test_research_analysis_of_a_short_period_reads_the_warmup_before_start(ds):
     # the 63-bar average correlation is defined on every bar of the period, none after end
     avg = out["IBM"]["correlation"]["rolling_average"]
     assert avg.index.equals(period["time"].to_index()) and avg.notna().all()
+
+
+@pytest.mark.parametrize("name,need", [("cross_sectional_momentum", 2), ("complex_systems", 2),
+                                       ("sentiment_regime", 3)])
+def test_a_cross_sectional_strategy_on_too_few_assets_says_what_it_needs(name, need):
+    # 03_unconventional_strategies -p dataset vix: cross_sectional_momentum ranked VIX
+    # against itself (always top: long on every rebalance, buy-and-hold reported as
+    # momentum); sentiment_regime failed in the backtest cell without naming the data
+    s = ql.strategies.get(name)
+    assert s.min_assets == need
+    one = ql.data.load("vix")
+    with pytest.raises(ValueError, match=rf"{name} needs a cross-section of at least {need} "
+                       r"assets; data set 'vix' has 1 \(VIX\)"):
+        s.signal(one)
+    with pytest.raises(ValueError, match="at least"):
+        s.diagnostics(one)
+    assert s.signal(ql.data.load().isel(time=slice(-400, None))).count() > 0
+
+
+def test_single_asset_strategies_still_run_on_one_asset():
+    one = ql.data.load("vix")
+    for name in ql.strategies.names():
+        s = ql.strategies.get(name)
+        if s.min_assets == 1 and set(s.requires) <= set(one.data_vars):
+            s.signal(one, **s.default_inputs(one))

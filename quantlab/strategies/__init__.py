@@ -32,7 +32,8 @@ class Strategy(abc.ABC):
 
     Subclasses set ``name``, ``defaults`` (parameter -> default), ``param_space``
     (parameter -> (low, high) or a list of choices: the range searched by optimisers and
-    sweeps), ``requires`` (data variables), ``inputs`` (external inputs) and implement
+    sweeps), ``requires`` (data variables), ``min_assets`` (the cross-section a ranking
+    or a correlation needs), ``inputs`` (external inputs) and implement
     ``_signal`` (and, to show their intermediate quantities, ``_diagnostics``) for one
     parameter combination.
 
@@ -88,6 +89,7 @@ class Strategy(abc.ABC):
     param_space: dict = {}
     limits: dict = {}
     requires: tuple = ("close",)
+    min_assets: int = 1
     inputs: tuple = ()
 
     def __init__(self, **params):
@@ -430,6 +432,13 @@ class Strategy(abc.ABC):
         if ds.sizes["time"] == 0 or ds.sizes["asset"] == 0:
             raise DataError(f"{self.name}: empty data set (time={ds.sizes['time']}, "
                             f"asset={ds.sizes['asset']})")
+        if ds.sizes["asset"] < self.min_assets:   # one asset ranked top: always long
+            n, name = ds.sizes["asset"], ds.attrs.get("name")
+            raise ValueError(
+                f"{self.name} needs a cross-section of at least {self.min_assets} assets; "
+                f"{f'data set {name!r}' if name else 'the data'} has {n} "
+                f"({', '.join(map(str, ds.indexes['asset'][:5]))}): "
+                "give one with more (ql.data.load('sp500_20'))")
         for v in self.requires:
             if set(ds[v].dims) != {"time", "asset"}:
                 raise DataError(f"{self.name}: data variable {v!r} has dims {ds[v].dims}; "

@@ -359,6 +359,7 @@ class CrossSectionalMomentum(Strategy):
     """
 
     name = "cross_sectional_momentum"
+    min_assets = 2   # ranked against peers: one asset alone is always top
     defaults = {"lookback": 252, "skip": 21, "quantile": 0.3, "hold": 21}
     param_space = {"lookback": (63, 378), "skip": (0, 42), "quantile": (0.1, 0.5),
                    "hold": (5, 63)}

@@ -195,6 +195,7 @@ class SentimentRegime(Strategy):
     """
 
     name = "sentiment_regime"
+    min_assets = 3   # a herding regression across the cross-section
     defaults = {"anchor_window": 252, "quantile": 0.3, "hold": 21, "herd_window": 126,
                 "herd_scale": 0.5}
     param_space = {"anchor_window": (126, 504), "quantile": (0.1, 0.5), "hold": (5, 63),
@@ -212,8 +213,6 @@ class SentimentRegime(Strategy):
         return hold
 
     def _parts(self, ds, anchor_window, herd_window):
-        if ds.sizes["asset"] < 3:
-            raise ValueError("sentiment_regime needs a cross-section of at least 3 assets")
         # carried at most CARRY_BARS bars: a delisted asset kept its frozen nearness (and
         # a slot of a quantile) for ever. The high: of the closes in the window, from
         # the asset's first anchor_window bars on (a full window of the filled closes)
@@ -435,6 +434,7 @@ class ComplexSystems(Strategy):
     """
 
     name = "complex_systems"
+    min_assets = 2   # a correlation network
     defaults = {"window": 63, "shift": 15, "lookback": 252, "threshold": 1.0}
     param_space = {"window": (21, 252), "shift": (5, 42), "lookback": (126, 504),
                    "threshold": (0.0, 2.0)}
@@ -446,8 +446,6 @@ class ComplexSystems(Strategy):
         return window + lookback       # window-bar correlations, standardised over lookback
 
     def _parts(self, ds, window, shift, lookback):
-        if ds.sizes["asset"] < 2:
-            raise ValueError("complex_systems needs at least 2 assets")
         c = rolling.corr(returns(ds["close"]), window)
         centrality, ar, avg = _network(c)
         sd = rolling.std(ar, lookback, min_periods=lookback // 2)
