@@ -435,10 +435,16 @@ class CrossMarketAnalyzer:
             short = np.argwhere(counts.to_numpy() < 2)
             if len(short) and symbols is not None:   # asked for: an error, not a NaN
                 i, j = short[0]
-                raise DataError(f"{frame.columns[i]} has {counts.iloc[i, j]} observations; "
-                                "need at least 2" if i == j else
-                                f"{frame.columns[i]} and {frame.columns[j]} overlap on "
-                                f"{counts.iloc[i, j]} observations; need at least 2")
+                a, b = frame.columns[i], frame.columns[j]
+                # where each has data, and the dates asked: which pair, which dates fit
+                spans = "; ".join(f"{s} runs {self._window(full.sel(asset=s))}"
+                                  for s in dict.fromkeys((a, b)))
+                asked = ("" if start is None and end is None else
+                         f" between {start or 'the start'} and {end or 'the end'}")
+                raise DataError(f"{a} has {counts.iloc[i, j]} observations; need at least "
+                                f"2{asked} ({spans})" if i == j else
+                                f"{a} and {b} overlap on {counts.iloc[i, j]} observations; "
+                                f"need at least 2{asked} ({spans})")
             c = frame.corr(method=method, min_periods=2)
             out = _unflat(xr.DataArray(c.to_numpy(), dims=("asset", "asset_other"),
                                        coords={"asset": c.index.to_numpy(),

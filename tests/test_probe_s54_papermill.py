@@ -59,3 +59,14 @@ def test_single_asset_strategies_still_run_on_one_asset():
         s = ql.strategies.get(name)
         if s.min_assets == 1 and set(s.requires) <= set(one.data_vars):
             s.signal(one, **s.default_inputs(one))
+
+
+def test_correlations_of_a_period_some_symbols_lack_say_where_each_has_data():
+    # 07_cross_market -p calm '["2014-01-01", "2014-06-30"]': 'SP500 and AAPL overlap on 0
+    # observations; need at least 2', naming neither the dates asked nor where AAPL has data
+    cm = ql.crossmarket.CrossMarketAnalyzer.from_bundled()
+    with pytest.raises(ql.errors.DataError,
+                       match=r"^SP500 and AAPL overlap on 0 observations; need at least 2 "
+                       r"between 2014-01-01 and 2014-06-30 \(SP500 runs 1999-01-05 \.\. "
+                       r"2018-12-31; AAPL runs 2000-03-02 \.\. 2013-03-01\)$"):
+        cm.correlations(symbols=["SP500", "AAPL", "WTI"], start="2014-01-01", end="2014-06-30")
