@@ -2292,17 +2292,22 @@ def _metric_columns(runs: list[Run]) -> list[str]:
     return keys[:METRIC_COLUMNS]
 
 
-def _index_row(r: Run, metrics: list[str]) -> str:
-    """One run of the index as a table row (every text escaped)."""
+def _index_row(r: Run, metrics: list[str], out: Path) -> str:
+    """One run of the index as a table row (every text escaped); its report is linked
+    only while it is in ``out`` (an earlier batch's page deleted since stays listed)."""
     e = html.escape
-    link = (f'<a href="{e(_href(r.html))}">{e(r.name)}</a>' if r.html else e(r.name))
+    there = bool(r.html) and (out / Path(r.html).name).is_file()
+    link = f'<a href="{e(_href(r.html))}">{e(r.name)}</a>' if there else e(r.name)
     desc = f'<div class="desc">{e(r.description)}</div>' if r.description else ""
     params = "<br>".join(f"{e(str(k))} = {e(json.dumps(v, default=str))}"
                          for k, v in r.parameters.items())
     recs = "".join(f'<div class="rec" data-key="{e(str(k))}"><span class="k">{e(str(k))}'
                    f'</span>: <span class="v">{e(_fmt(v, str(k)))}</span></div>'
                    for k, v in r.records.items())
-    status = e(r.status) + (f'<div class="err">{e(r.error)}</div>' if r.error else "")
+    gone = (f'<div class="err">its report {e(Path(r.html).name)} is no longer in this '
+            f'folder: run it again, or rebuild with --clean</div>'
+            if r.html and not there else "")
+    status = e(r.status) + (f'<div class="err">{e(r.error)}</div>' if r.error else "") + gone
     cells = []
     for k in metrics:
         v = r.records.get(k)
@@ -2358,7 +2363,8 @@ def write_index(runs: list[Run], out_dir, prov: dict | None = None) -> Path:
     merged = [r for r in read_index(out_dir) if r.name not in names] + list(runs)
     e = html.escape
     metrics = _metric_columns(merged)
-    rows = [_index_row(r, metrics) for r in merged]
+    out = Path(out_dir)
+    rows = [_index_row(r, metrics, out) for r in merged]
     heads = "".join(f'<th class="sort num">{e(k)}</th>' for k in metrics)
     n_failed = sum(r.status != "ok" for r in merged)
     page = f"""<!DOCTYPE html>
@@ -2381,7 +2387,6 @@ data sha256 {e(str(prov["data_sha256"])[:16])} · generated {e(_dt.datetime.now(
 <script>{_INDEX_JS}</script>
 </body></html>
 """
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # index.json first: it is what the next batch merges with
     _atomic_write(out / "index.json", json.dumps([asdict(r) for r in merged], indent=1,
