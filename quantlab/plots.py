@@ -1237,10 +1237,11 @@ def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: i
               extra=None):
     """A tear sheet: one bokeh layout summarising a return stream or a backtest.
 
-    Summary table (strategy beside benchmark, values of ``ql.metrics``), equity on a log
-    axis, the underwater curve with the top-5 drawdowns, monthly-returns heatmap and
-    yearly bars, rolling Sharpe ratio and volatility, the return distribution with
-    VaR/CVaR and, when given, exposure and the trade list. Returns with more dims than
+    Summary table (strategy beside benchmark, values of ``ql.metrics``, a note saying why
+    a value reads n/a or extrapolates under a year), equity on a log axis, the underwater
+    curve with the top-5 drawdowns, monthly-returns heatmap and yearly bars, rolling
+    Sharpe ratio and volatility, the return distribution with VaR/CVaR and, when given,
+    exposure and the trade list. Returns with more dims than
     ``time`` (assets, parameters) get one column per combination and a Select that
     switches every section in the browser (CustomJS: works in static HTML, no kernel).
     The data are those of ``ql.tearsheet`` (``summary_table``, ``drawdown_table``, ...).
@@ -1370,11 +1371,14 @@ def _tables(src, first, has_b):
 
     summary = DataTable(source=src["summary"], sortable=False, reorderable=False,
                         index_position=None,
-                        height=30 + 25 * len(first["summary"]["metric"]), width=520,
-                        columns=[TableColumn(field="metric", title="metric", width=220),
-                                 TableColumn(field="strategy", title="strategy"),
-                                 *([TableColumn(field="benchmark", title="benchmark")]
-                                   if has_b else [])])
+                        height=30 + 25 * len(first["summary"]["metric"]),
+                        width=170 + 100 * (1 + has_b) + 230,   # beside ddtab (640)
+                        columns=[TableColumn(field="metric", title="metric", width=170),
+                                 TableColumn(field="strategy", title="strategy", width=100),
+                                 *([TableColumn(field="benchmark", title="benchmark",
+                                                width=100)] if has_b else []),
+                                 # why a value reads n/a: never a bare "n/a"
+                                 TableColumn(field="note", title="note", width=230)])
     ddtab = DataTable(source=src["ddtab"], index_position=None, reorderable=False,
                       height=190, width=640,
                       columns=[TableColumn(field="rank", title="#", width=30),

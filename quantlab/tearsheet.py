@@ -319,6 +319,51 @@ def _shown(name, m) -> str:
     return fmt.metric(name, v)
 
 
+# metrics scaled to a year: from less than a year of observations they extrapolate
+ANNUALISED = ("annual_return", "annual_volatility", "sharpe_ratio", "sortino_ratio",
+              "calmar_ratio", "alpha", "information_ratio", "tracking_error")
+_NO_DRAWDOWN = ("calmar_ratio", "recovery_time")
+_NEEDS_MOVES = ("sharpe_ratio", "sortino_ratio", "tail_ratio", "stability_of_timeseries",
+                "win_rate", "profit_factor")
+_TRADES = ("trade_win_rate", "trade_profit_factor")
+
+
+def _why(name, m, s, periods, b=None, extra=None) -> str:
+    """Why ``name`` (a value of ``m``, the metrics of the returns ``s``) reads n/a, or
+    that an annualised value extrapolates less than a year; "" when it needs no note.
+    ``b``: the benchmark, for the paired metrics; ``extra``: the backtest's values."""
+    v = extra[name] if extra is not None and name in extra else float(m[name])
+    n = int(s.notna().sum())
+    if np.isinf(v):   # shown as inf: a ratio over losses that never came
+        return "no losing trade" if name == "trade_profit_factor" else "no losing period"
+    if np.isfinite(v) or (name == "recovery_time" and float(m["max_drawdown"]) < 0):
+        return (f"annualised from {n} period{'s' * (n != 1)} (a year is {periods})"
+                if name in ANNUALISED and 0 < n < periods else "")
+    if name in _TRADES:
+        return "no trades" if extra is not None and extra.get("n_trades") == 0 \
+            else "no closed trade"
+    if n == 0:
+        return "no observation"
+    if name in PAIRED:
+        both = int((s.notna() & b.notna()).sum())
+        if both < 2:
+            return f"{both} period{'s' * (both != 1)} observed by both; needs 2"
+        if name == "information_ratio" and float(m["tracking_error"]) == 0:
+            return "tracks the benchmark exactly (tracking error 0)"
+        if name in ("up_capture", "down_capture"):
+            return f"the benchmark never {'rose' if name == 'up_capture' else 'fell'}"
+        if float(np.nanstd(b.to_numpy())) == 0:
+            return "benchmark's returns never vary"
+        return "returns never vary" if float(m["annual_volatility"]) == 0 else ""
+    if n < 2 and name not in _NO_DRAWDOWN:
+        return f"{n} observed period; needs 2"
+    if name in _NO_DRAWDOWN and float(m["max_drawdown"]) == 0:
+        return "no drawdown"
+    if name in _NEEDS_MOVES and float(m["annual_volatility"]) == 0:
+        return "returns never vary (no position?)"
+    return ""
+
+
 def summary_table(returns, benchmark=None, *, periods: int = 252, risk_free_rate: float = 0.0,
                   extra=None) -> pd.DataFrame:
     """The tear sheet's summary of a 1-D series: one row per metric, strategy beside
@@ -328,7 +373,7 @@ def summary_table(returns, benchmark=None, *, periods: int = 252, risk_free_rate
     metrics of ``ql.metrics``
     (``metrics.summary``), with a benchmark the :data:`PAIRED` ones (alpha, beta, ...),
     then ``extra``. ``recovery_time`` is "not yet" when the deepest drawdown has not
-    recovered.
+    recovered. A value that cannot be computed reads n/a with its reason in ``note``.
 
     Parameters
     ----------
@@ -347,8 +392,10 @@ def summary_table(returns, benchmark=None, *, periods: int = 252, risk_free_rate
     -------
     pandas.DataFrame
         Columns ``metric`` (label), ``strategy`` and ``benchmark`` (formatted, ``""``
-        without one), ``name`` (metric name) and ``value`` (the strategy's number; NaN for
-        the start/end/periods rows).
+        without one), ``name`` (metric name), ``value`` (the strategy's number; NaN for
+        the start/end/periods rows) and ``note``: why a value reads n/a (no observation,
+        one period, no drawdown, returns that never vary, no trades, ...) or that an
+        annualised one extrapolates less than a year; ``""`` otherwise.
 
     Examples
     --------
@@ -373,22 +420,34 @@ def summary_table(returns, benchmark=None, *, periods: int = 252, risk_free_rate
 
     def head(s):   # the span of the observations the metrics read (a late listing's NaN
         seen = s.index[s.notna().to_numpy()]   # lead showed the index's first date)
-        seen = seen if len(seen) else s.index
-        return [fmt.date(seen[0]), fmt.date(seen[-1]), fmt.count(int(s.notna().sum()))]
+        if not len(seen):   # an all-NaN benchmark showed the dates it never observed
+            return [fmt.NA, fmt.NA, "0"]
+        return [fmt.date(seen[0]), fmt.date(seen[-1]), fmt.count(len(seen))]
+
+    def note(k, own):   # the strategy's reason, and the benchmark's when it differs
+        theirs = _why(k, mb, bs, periods) if mb is not None and k in mb else ""
+        return "; ".join([own] * bool(own) + [f"benchmark: {theirs}"] * (
+            bool(theirs) and theirs != own))
 
     rows = {"metric": ["Start", "End", "Periods"], "strategy": head(rs),
             "benchmark": ["", "", ""] if bs is None else head(bs),
-            "name": ["start", "end", "periods"], "value": [np.nan] * 3}
+            "name": ["start", "end", "periods"], "value": [np.nan] * 3,
+            "note": ["; ".join(f"{who}no observation" for who, x in
+                               (("", rs), ("benchmark: ", bs))
+                               if x is not None and not x.notna().any()), "", ""]}
     names = list(SUMMARY) + (list(PAIRED) if bs is not None else [])
     values = [(k, _shown(k, m), _shown(k, mb) if mb is not None and k in mb else "",
-               float(m[k])) for k in names]
-    values += [(k, fmt.metric(k, float(v)), "", float(v)) for k, v in (extra or {}).items()]
-    for k, shown, shown_b, v in values:
+               float(m[k]), note(k, _why(k, m, rs, periods, bs))) for k in names]
+    extra = {k: float(v) for k, v in (extra or {}).items()}   # a lazy value: read once
+    values += [(k, fmt.metric(k, v), "", v, _why(k, m, rs, periods, extra=extra))
+               for k, v in extra.items()]
+    for k, shown, shown_b, v, why in values:
         rows["metric"].append(fmt.label(k))
         rows["strategy"].append(shown)
         rows["benchmark"].append(shown_b)
         rows["name"].append(k)
         rows["value"].append(v)
+        rows["note"].append(why)
     return pd.DataFrame(rows)
 
 

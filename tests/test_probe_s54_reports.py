@@ -1,8 +1,11 @@
 """Session 54 probe of the shared reports: the index of a report folder and the tear
 sheets on edge inputs (what they show, not only that they build)."""
-from pathlib import Path
+import numpy as np
+import pandas as pd
+import xarray as xr
 
-from quantlab import suite
+import quantlab as ql
+from quantlab import suite, tearsheet
 
 PROV = {"git_commit": "x", "data_sha256": "y"}
 
@@ -21,3 +24,60 @@ def test_index_does_not_link_an_earlier_batchs_report_deleted_since(tmp_path):
     assert 'href="./a.html"' not in page
     assert "its report a.html is no longer in this folder" in page
     assert [r.name for r in suite.read_index(tmp_path)] == ["a", "b"]   # still listed
+
+
+# --------------------------------------------------------------------------- tear sheets
+# A value the tear sheet cannot compute read a bare "n/a" (and an all-NaN benchmark's
+# Start/End showed dates it never observed): each now says why, in the summary's note.
+
+
+def _days(values, start="2020-01-01", freq="B"):
+    t = pd.date_range(start, periods=len(values), freq=freq)
+    return xr.DataArray(np.asarray(values, float), dims="time", coords={"time": t})
+
+
+def _notes(table):
+    t = table.set_index("name")
+    return {k: (t.loc[k, "strategy"], t.loc[k, "benchmark"], t.loc[k, "note"]) for k in t.index}
+
+
+def test_summary_says_why_a_flat_strategy_has_no_ratios():
+    rows = _notes(tearsheet.summary_table(_days(np.zeros(300))))
+    assert rows["sharpe_ratio"] == ("n/a", "", "returns never vary (no position?)")
+    assert rows["profit_factor"][2] == "returns never vary (no position?)"
+    assert rows["calmar_ratio"] == ("n/a", "", "no drawdown")
+    assert rows["recovery_time"] == ("n/a", "", "no drawdown")
+    assert rows["total_return"] == ("0.0 %", "", "")   # a value needs no note
+
+
+def test_summary_of_an_all_nan_benchmark_shows_no_dates_and_says_why():
+    r = _days(np.random.default_rng(0).normal(0, 0.01, 300))
+    rows = _notes(tearsheet.summary_table(r, r * np.nan))
+    assert rows["start"][1:] == ("n/a", "benchmark: no observation")
+    assert rows["end"][1] == "n/a" and rows["periods"][1] == "0"
+    assert rows["sharpe_ratio"][1:] == ("n/a", "benchmark: no observation")
+    assert rows["beta"] == ("n/a", "", "0 periods observed by both; needs 2")
+
+
+def test_summary_of_a_very_short_series_says_what_it_extrapolates_and_cannot_compute():
+    rows = _notes(tearsheet.summary_table(_days([np.nan, 0.03])))
+    assert rows["annual_return"][2] == "annualised from 1 period (a year is 252)"
+    assert rows["annual_volatility"] == ("n/a", "", "1 observed period; needs 2")
+    assert rows["profit_factor"] == ("inf", "", "no losing period")
+    # a 24/7 year of daily bars is a full year at periods=365: no note
+    week = _days(np.random.default_rng(1).normal(0, 0.01, 400), freq="D")
+    assert _notes(tearsheet.summary_table(week, periods=365))["sharpe_ratio"][2] == ""
+
+
+def test_tearsheet_of_a_backtest_that_never_trades_shows_the_notes():
+    from bokeh.models import ColumnDataSource, DataTable
+
+    ds = ql.data.load().isel(time=slice(0, 300)).sel(asset=["IBM"])
+    res = ql.backtest(ds, xr.zeros_like(ds["close"]))
+    sheet = res.tearsheet()
+    src = {m.name: m for m in sheet.select({"type": ColumnDataSource}) if m.name}
+    summary = dict(zip(src["summary"].data["name"], src["summary"].data["note"]))
+    assert summary["trade_win_rate"] == "no trades"
+    assert summary["sharpe_ratio"] == "returns never vary (no position?)"
+    table = next(t for t in sheet.select({"type": DataTable}) if t.source is src["summary"])
+    assert [c.field for c in table.columns] == ["metric", "strategy", "note"]

@@ -570,7 +570,7 @@ def test_summary_table_values_equal_ql_metrics_with_benchmark_and_extra(res):
     r, b = res.returns.sel(asset="AAPL"), res.returns.sel(asset="MSFT")
     t = T.summary_table(r.to_series(), b.to_series(), periods=252, risk_free_rate=0.02,
                         extra={"n_trades": 7.0})
-    assert list(t.columns) == ["metric", "strategy", "benchmark", "name", "value"]
+    assert list(t.columns) == ["metric", "strategy", "benchmark", "name", "value", "note"]
     assert t["name"].tolist() == ["start", "end", "periods", *T.SUMMARY, *T.PAIRED,
                                   "n_trades"]
     v = dict(zip(t["name"], t["value"]))
