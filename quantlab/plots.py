@@ -1263,7 +1263,8 @@ def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: i
         Bars of the rolling Sharpe/volatility, 2 to the number of bars (default 126, or
         all the bars when there are fewer).
     periods : int, optional
-        Bars per year (default 252, or the result's).
+        Bars per year (default: the result's, else the returns' calendar as ``ql.metrics``
+        infers it: 252 business days, 365 daily 24/7, 8760 hourly 24/7).
     title : str, optional
         The heading.
     capital : float, optional
@@ -1306,7 +1307,7 @@ def tearsheet(returns, benchmark=None, *, trades=None, positions=None, window: i
         return tearsheet(**kw, window=window, title=title)
     r, b, opts, cols = _ts._inputs(
         returns, benchmark, trades=trades, positions=positions, window=window,
-        periods=252 if periods is None else periods, capital=1.0 if capital is None
+        periods=periods, capital=1.0 if capital is None
         else capital, risk_free_rate=0.0 if risk_free_rate is None else risk_free_rate,
         extra=extra)
     # one colour scale for every column's heatmap (the colour bar stays true when switching)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import _validate, fmt, metrics
+from quantlab import _validate, calendar, fmt, metrics
 from quantlab.data import shifted
 from quantlab.errors import DataError
 
@@ -123,6 +123,16 @@ def _pick(da, sel):
     if da is None:
         return None
     return da.sel({d: v for d, v in sel.items() if d in da.dims})
+
+
+def _periods(periods, returns):
+    """Bars per year: ``periods`` (an integer >= 1), else the returns' calendar as
+    ``ql.metrics`` infers it (its ``periods_per_year`` attr, else its time index: 365 for
+    daily bars 7 days a week, 8760 for hourly 24/7), else 252. A fixed 252 annualised a
+    24/7 series unlike ``ql.metrics`` (an hourly Sharpe ratio 6x too small)."""
+    if periods is not None:
+        return _validate.integer("periods", periods, 1)
+    return calendar.periods_for(returns, default=252)
 
 
 # --------------------------------------------------------------------------- computations
@@ -261,7 +271,7 @@ def _compounded(returns, rule: str) -> pd.Series:
     return (1.0 + _series(returns)).resample(rule).prod(min_count=1) - 1.0
 
 
-def rolling_stats(returns, window: int = 126, periods: int = 252,
+def rolling_stats(returns, window: int = 126, periods: int | None = None,
                   risk_free_rate: float = 0.0) -> pd.DataFrame:
     """Rolling annualised Sharpe ratio and volatility of a 1-D series over ``window`` bars.
 
@@ -276,8 +286,8 @@ def rolling_stats(returns, window: int = 126, periods: int = 252,
         1-D simple returns on ``time``.
     window : int, default 126
         Bars per window, at least 2.
-    periods : int, default 252
-        Bars per year.
+    periods : int, optional
+        Bars per year (default: the returns' calendar, as ``ql.metrics`` infers it).
     risk_free_rate : float, default 0.0
         Annual.
 
@@ -297,9 +307,9 @@ def rolling_stats(returns, window: int = 126, periods: int = 252,
     Name: 2001-05-08 00:00:00, dtype: float64
     """
     window = _validate.integer("window", window, 2)
-    periods = _validate.integer("periods", periods, 1)
-    rf = _validate.number("risk_free_rate (annual)", risk_free_rate, -1, None, lo_open=True)
     s = _series(returns)
+    periods = _periods(periods, returns)
+    rf = _validate.number("risk_free_rate (annual)", risk_free_rate, -1, None, lo_open=True)
     rf_p = (1.0 + rf) ** (1.0 / periods) - 1.0
     # a window longer than the series fills none, as one row longer does (10**30 overflowed
     # pandas' C long); periods as a float (an int beyond int64 made np.sqrt an object loop)
@@ -337,7 +347,8 @@ def _why(name, m, s, periods, b=None, extra=None) -> str:
     if np.isinf(v):   # shown as inf: a ratio over losses that never came
         return "no losing trade" if name == "trade_profit_factor" else "no losing period"
     if np.isfinite(v) or (name == "recovery_time" and float(m["max_drawdown"]) < 0):
-        return (f"annualised from {n} period{'s' * (n != 1)} (a year is {periods})"
+        return (f"annualised from {fmt.count(n)} period{'s' * (n != 1)} (a year is "
+                f"{fmt.count(periods)})"
                 if name in ANNUALISED and 0 < n < periods else "")
     if name in _TRADES:
         return "no trades" if extra is not None and extra.get("n_trades") == 0 \
@@ -364,7 +375,8 @@ def _why(name, m, s, periods, b=None, extra=None) -> str:
     return ""
 
 
-def summary_table(returns, benchmark=None, *, periods: int = 252, risk_free_rate: float = 0.0,
+def summary_table(returns, benchmark=None, *, periods: int | None = None,
+                  risk_free_rate: float = 0.0,
                   extra=None) -> pd.DataFrame:
     """The tear sheet's summary of a 1-D series: one row per metric, strategy beside
     benchmark.
@@ -381,8 +393,8 @@ def summary_table(returns, benchmark=None, *, periods: int = 252, risk_free_rate
         1-D simple returns on ``time``.
     benchmark : pandas.Series or xarray.DataArray, optional
         1-D returns on the same times.
-    periods : int, default 252
-        Bars per year.
+    periods : int, optional
+        Bars per year (default: the returns' calendar, as ``ql.metrics`` infers it).
     risk_free_rate : float, default 0.0
         Annual.
     extra : mapping of str to float, optional
@@ -412,7 +424,7 @@ def summary_table(returns, benchmark=None, *, periods: int = 252, risk_free_rate
     """
     r = _one_d("returns", returns)
     b = None if benchmark is None else _one_d("benchmark", benchmark).reindex(time=r["time"])
-    periods = _validate.integer("periods", periods, 1)
+    periods = _periods(periods, r)
     rf = _validate.number("risk_free_rate (annual)", risk_free_rate, -1, None, lo_open=True)
     m = metrics.summary(r, benchmark=b, risk_free_rate=rf, annualization=periods)
     mb = None if b is None else metrics.summary(b, risk_free_rate=rf, annualization=periods)
@@ -519,7 +531,7 @@ def _trades_of(trades, sel):
     return trades[keep]
 
 
-def _inputs(returns, benchmark=None, *, trades=None, positions=None, window=None, periods=252,
+def _inputs(returns, benchmark=None, *, trades=None, positions=None, window=None, periods=None,
             capital=1.0, risk_free_rate=0.0, extra=None):
     """The checked inputs of a tear sheet (``ql.plots.tearsheet`` draws them).
 
@@ -530,7 +542,7 @@ def _inputs(returns, benchmark=None, *, trades=None, positions=None, window=None
     n = r.sizes["time"]
     if n < 2:
         raise ValueError(f"returns needs at least 2 periods, got {n}")
-    opts = {"periods": _validate.integer("periods", periods, 1),
+    opts = {"periods": _periods(periods, r),
             # the default fits a short result (2 bars: "window ... got 126", never given)
             "window": min(126, n) if window is None else _validate.integer("window", window, 2, n),
             "capital": _validate.number("capital", capital, 0, None, lo_open=True),

@@ -1,6 +1,7 @@
 """Session 54 probe of the shared reports: the index of a report folder and the tear
 sheets on edge inputs (what they show, not only that they build)."""
 import numpy as np
+import pytest
 import pandas as pd
 import xarray as xr
 
@@ -81,3 +82,31 @@ def test_tearsheet_of_a_backtest_that_never_trades_shows_the_notes():
     assert summary["sharpe_ratio"] == "returns never vary (no position?)"
     table = next(t for t in sheet.select({"type": DataTable}) if t.source is src["summary"])
     assert [c.field for c in table.columns] == ["metric", "strategy", "note"]
+
+
+def test_tear_sheet_annualises_a_24_7_series_by_its_calendar_as_ql_metrics():
+    # a fixed default of 252 gave an hourly 24/7 series a Sharpe ratio of -0.44 where
+    # ql.metrics (and the note's "a year") infer 8760 bars a year: -2.62
+    from bokeh.models import ColumnDataSource
+
+    rng = np.random.default_rng(0)
+    hourly = pd.Series(rng.normal(0, 0.003, 2000),
+                       index=pd.date_range("2021-01-01", periods=2000, freq="h"))
+    daily = pd.Series(rng.normal(0, 0.03, 400),
+                      index=pd.date_range("2021-01-01", periods=400, freq="D"))
+    for r, ppy in ((hourly, 8760), (daily, 365)):
+        want = float(ql.metrics.sharpe_ratio(r))
+        t = tearsheet.summary_table(r).set_index("name")
+        assert t.loc["sharpe_ratio", "value"] == pytest.approx(want, rel=1e-9)
+        vol = tearsheet.rolling_stats(r, window=100)["volatility"].iloc[-1]
+        assert vol == pytest.approx(r.iloc[-100:].std() * np.sqrt(ppy), rel=1e-9)
+    sheet = ql.plots.tearsheet(hourly)
+    src = {m.name: m for m in sheet.select({"type": ColumnDataSource}) if m.name}
+    rows = dict(zip(src["summary"].data["name"], zip(src["summary"].data["value"],
+                                                     src["summary"].data["note"])))
+    assert rows["sharpe_ratio"][0] == pytest.approx(float(ql.metrics.sharpe_ratio(hourly)))
+    assert rows["sharpe_ratio"][1] == "annualised from 2,000 periods (a year is 8,760)"
+    # a given periods still wins
+    given = tearsheet.summary_table(hourly, periods=252).set_index("name")
+    assert given.loc["sharpe_ratio", "value"] == pytest.approx(
+        float(ql.metrics.sharpe_ratio(hourly, annualization=252)), rel=1e-9)
