@@ -1348,7 +1348,8 @@ def render_html(notebook_path, html_path, no_input: bool = False,
     linking ``_static/`` beside it by relative path (:func:`write_static` puts the
     assets there), so the folder opens from disk (file://) or any static server.
     BokehJS is loaded once per page: from the notebook's ``output_notebook()`` output,
-    or, when that was stripped (stored notebooks), just before the first figure.
+    or, when that was stripped (stored notebooks), just before the first figure. The
+    page's title is the report's name (``html_path``'s stem).
 
     Parameters
     ----------
@@ -1403,7 +1404,9 @@ def render_html(notebook_path, html_path, no_input: bool = False,
         if renderer and require:
             exporter.widget_renderer_url, exporter.require_js_url = renderer, require
             modules = _widget_modules(bokeh_widget)
-    body, _ = exporter.from_notebook_node(nb)
+    # the page's <title> (a tab, a bookmark): the report's name, not nbconvert's "Notebook"
+    body, _ = exporter.from_notebook_node(
+        nb, resources={"metadata": {"name": Path(html_path).stem}})
     if modules:  # after require.js: where the renderer finds third-party widget modules
         tag = f'<script src="{exporter.require_js_url}"></script>'
         body = body.replace(tag, tag + modules, 1)

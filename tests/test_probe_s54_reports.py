@@ -110,3 +110,68 @@ def test_tear_sheet_annualises_a_24_7_series_by_its_calendar_as_ql_metrics():
     given = tearsheet.summary_table(hourly, periods=252).set_index("name")
     assert given.loc["sharpe_ratio", "value"] == pytest.approx(
         float(ql.metrics.sharpe_ratio(hourly, annualization=252)), rel=1e-9)
+
+
+def test_a_report_page_is_titled_by_its_run_name_escaped(tmp_path):
+    # every report's <title> read "Notebook": fifteen tabs of a shared folder alike
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Quickstart")])
+    nbformat.write(nb, tmp_path / "q.ipynb")
+    for stem, title in (("00_quickstart-MSFT", "00_quickstart-MSFT"),
+                        ("a <b>é", "a &lt;b&gt;é")):
+        out = tmp_path / f"{stem}.html"
+        suite.render_html(tmp_path / "q.ipynb", out, self_contained=False)
+        assert f"<title>{title}</title>" in out.read_text(encoding="utf-8")
+
+
+def test_a_never_trading_tear_sheet_opens_offline_and_shows_why_in_the_browser(tmp_path):
+    # the one browser test: the saved page (BokehJS inline) opened from file:// with the
+    # network blocked draws its figures and shows the notes' text in the summary table
+    import os
+    import re
+    import shutil
+
+    from bokeh.embed import file_html
+    from bokeh.resources import INLINE
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no chromium found: .ci/run installs it (apt chromium)")
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    ds = ql.data.load().isel(time=slice(0, 300)).sel(asset=["IBM"])
+    page_file = tmp_path / "never trades <é>.html"
+    page_file.write_text(file_html(ql.backtest(ds, xr.zeros_like(ds["close"])).tearsheet(),
+                                   INLINE, "t"), encoding="utf-8")
+    requests, errors = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium,
+                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.route(re.compile(r"^(https?|wss?)://"),
+                       lambda route: (requests.append(route.request.url), route.abort()))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(page_file.as_uri())
+            page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0",
+                                   timeout=30_000)
+            page.wait_for_timeout(1500)
+            cells = page.evaluate("""() => {
+              const out = [];
+              const walk = n => { for (const e of n.querySelectorAll('*')) {
+                if (e.classList && e.classList.contains('slick-cell')) out.push(e.innerText);
+                if (e.shadowRoot) walk(e.shadowRoot); } };
+              walk(document); return out; }""")
+            canvases = page.evaluate("""() => { let k = 0;
+              const walk = n => { for (const e of n.querySelectorAll('*')) {
+                if (e.tagName === 'CANVAS') k++; if (e.shadowRoot) walk(e.shadowRoot); } };
+              walk(document); return k; }""")
+        finally:
+            browser.close()
+    assert requests == [] and errors == []
+    assert canvases >= 7   # equity, underwater, heatmap, yearly, 2 rolling, histogram
+    assert "returns never vary (no position?)" in cells and "no trades" in cells

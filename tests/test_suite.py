@@ -321,6 +321,8 @@ def test_index_links_are_relative_paths_never_a_scheme(tmp_path):
                       error="<img src=x onerror=alert('err')>", html=str(tmp_path / f"{name}.html"),
                       records={"<b>k</b>": "<script>alert('rec')</script>"},
                       started="<i>t</i>") for name in HOSTILE]
+    for name in HOSTILE:   # only a report in the folder is linked
+        (tmp_path / f"{name}.html").write_text("report")
     suite.write_index(runs, tmp_path)
     hrefs = _hrefs(tmp_path)
     assert len(hrefs) == len(HOSTILE)
