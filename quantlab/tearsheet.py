@@ -330,7 +330,7 @@ def _shown(name, m) -> str:
 
 
 # metrics scaled to a year: from less than a year of observations they extrapolate
-ANNUALISED = ("annual_return", "annual_volatility", "sharpe_ratio", "sortino_ratio",
+_ANNUALISED = ("annual_return", "annual_volatility", "sharpe_ratio", "sortino_ratio",
               "calmar_ratio", "alpha", "information_ratio", "tracking_error")
 _NO_DRAWDOWN = ("calmar_ratio", "recovery_time")
 _NEEDS_MOVES = ("sharpe_ratio", "sortino_ratio", "tail_ratio", "stability_of_timeseries",
@@ -349,7 +349,7 @@ def _why(name, m, s, periods, b=None, extra=None) -> str:
     if np.isfinite(v) or (name == "recovery_time" and float(m["max_drawdown"]) < 0):
         return (f"annualised from {fmt.count(n)} period{'s' * (n != 1)} (a year is "
                 f"{fmt.count(periods)})"
-                if name in ANNUALISED and 0 < n < periods else "")
+                if name in _ANNUALISED and 0 < n < periods else "")
     if name in _TRADES:
         return "no trades" if extra is not None and extra.get("n_trades") == 0 \
             else "no closed trade"
@@ -376,8 +376,7 @@ def _why(name, m, s, periods, b=None, extra=None) -> str:
 
 
 def summary_table(returns, benchmark=None, *, periods: int | None = None,
-                  risk_free_rate: float = 0.0,
-                  extra=None) -> pd.DataFrame:
+                  risk_free_rate: float = 0.0, extra=None) -> pd.DataFrame:
     """The tear sheet's summary of a 1-D series: one row per metric, strategy beside
     benchmark.
 
