@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import _validate, metrics, rolling
+from quantlab import _validate, fmt, metrics, rolling
 from quantlab._doc import fill
 from quantlab.backtesting import DD_MODES, backtest
 from quantlab.data import FLAT_VARIANCE, returns as simple_returns, shifted
@@ -845,16 +845,18 @@ class RiskReport:
         dd["n_breaches"] = len(self.drawdown["breaches"])
         rec = self.drawdown["recovery_times"]
         dd["median_recovery_bars"] = float(np.median(rec)) if rec else None
+        na = fmt.NA   # pandas wrote "NaN" where a value cannot be computed
         parts = [f"<h3>Value at risk, {self.confidence_level:.0%} (losses as positive "
-                 "fractions)</h3>", self.var.round(4).to_html(),
-                 "<h3>Drawdowns</h3>", pd.Series(dd).to_frame("value").to_html()]
-        for title, t in (("Stress tests (P&L, fraction of equity)", self.stress),
+                 "fractions)</h3>", self.var.round(4).to_html(na_rep=na),
+                 "<h3>Drawdowns</h3>", pd.Series(dd).to_frame("value").to_html(na_rep=na)]
+        for title, t in (("Stress tests (P&L, fraction of equity; n/a: a window the data do "
+                          "not cover)", self.stress),
                          ("Risk contributions", self.contributions),
                          ("P&L attribution per asset (fraction of initial cash)",
                           self.attribution)):
             if t is not None:
-                parts += [f"<h3>{title}</h3>", t.round(4).to_frame().to_html()
-                          if isinstance(t, pd.Series) else t.round(4).to_html()]
+                t = t.round(4).to_frame() if isinstance(t, pd.Series) else t.round(4)
+                parts += [f"<h3>{title}</h3>", t.to_html(na_rep=na)]
         return "\n".join(parts)
 
     def drawdown_series(self) -> xr.DataArray | None:

@@ -175,3 +175,20 @@ def test_a_never_trading_tear_sheet_opens_offline_and_shows_why_in_the_browser(t
     assert requests == [] and errors == []
     assert canvases >= 7   # equity, underwater, heatmap, yearly, 2 rolling, histogram
     assert "returns never vary (no position?)" in cells and "no trades" in cells
+
+
+def test_risk_report_tables_say_n_a_for_a_stress_window_outside_the_data():
+    # 05_risk's report showed "NaN" as the P&L of the 2015-2020 scenarios (data end 2013)
+    from quantlab import risk
+
+    ds = ql.data.load().isel(time=slice(0, 300))
+    sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    report = risk.RiskManager().generate_risk_report(ql.backtest(ds, sig, group=True))
+    uncovered = report.stress.loc[~report.stress["covered"]]
+    assert len(uncovered) and uncovered["pnl"].isna().all()
+    page = report.tables_html()
+    assert "NaN" not in page
+    assert "n/a: a window the data do not cover" in page
+    for name in uncovered.index:
+        row = page.split(f"<th>{name}</th>")[1].split("</tr>")[0]
+        assert "<td>n/a</td>" in row and "<td>False</td>" in row
