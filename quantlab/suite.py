@@ -1340,7 +1340,7 @@ def _load_bokehjs_before_first_figure(nb, prefix: str | None) -> None:
 
 
 def render_html(notebook_path, html_path, no_input: bool = False,
-                self_contained: bool = True) -> None:
+                self_contained: bool = True, index: bool = False) -> None:
     """Render an executed notebook to HTML that opens offline (nothing from a CDN).
 
     ``self_contained``: one file carrying BokehJS and the widget renderer inline (for
@@ -1361,6 +1361,8 @@ def render_html(notebook_path, html_path, no_input: bool = False,
         Hide the code cells.
     self_contained : bool
         Inline the assets instead of linking ``_static/``.
+    index : bool
+        Start the page with a link to ``index.html`` beside it (a batch's folder).
 
     Examples
     --------
@@ -1410,6 +1412,10 @@ def render_html(notebook_path, html_path, no_input: bool = False,
     if modules:  # after require.js: where the renderer finds third-party widget modules
         tag = f'<script src="{exporter.require_js_url}"></script>'
         body = body.replace(tag, tag + modules, 1)
+    if index:   # a report opened alone had no way back to the folder's other reports
+        nav = ('<nav style="margin: 1em 2em; font-family: system-ui, sans-serif">'
+               '<a href="./index.html">← all reports</a></nav>')
+        body = re.sub(r"<body\b[^>]*>", lambda m: m.group(0) + nav, body, count=1)
     _atomic_write(html_path, _offline(body))
 
 
@@ -1678,7 +1684,8 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
     payload, sources = _read_notebooks(runs, timeout)
     bar = _progress.bar(len(runs), "notebooks", "run", len(runs) > 1, file=log)
     opts = {"in_place": in_place, "render": render, "no_input": no_input,
-            "self_contained": self_contained, "keep_notebooks": keep_notebooks}
+            "self_contained": self_contained, "keep_notebooks": keep_notebooks,
+            "index": index}
 
     def done(run, result):
         _collect(run, result, out, prov, sources.get(id(run)), opts)
@@ -1883,7 +1890,7 @@ def _collect(run: Run, result: dict, out, prov, source, opts) -> None:
         if opts["render"] and run.output and Path(run.output).exists():
             run.html = str(Path(run.output).with_suffix(".html"))
             render_html(run.output, run.html, no_input=opts["no_input"],
-                        self_contained=opts["self_contained"])
+                        self_contained=opts["self_contained"], index=opts["index"])
             if not opts["keep_notebooks"]:
                 Path(run.output).unlink()
                 run.output = ""

@@ -1,8 +1,11 @@
 """Session 54 probe of the shared reports: the index of a report folder and the tear
 sheets on edge inputs (what they show, not only that they build)."""
+import os
+import re
+
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 import xarray as xr
 
 import quantlab as ql
@@ -128,8 +131,6 @@ def test_a_report_page_is_titled_by_its_run_name_escaped(tmp_path):
 def test_a_never_trading_tear_sheet_opens_offline_and_shows_why_in_the_browser(tmp_path):
     # the one browser test: the saved page (BokehJS inline) opened from file:// with the
     # network blocked draws its figures and shows the notes' text in the summary table
-    import os
-    import re
     import shutil
 
     from bokeh.embed import file_html
@@ -192,3 +193,24 @@ def test_risk_report_tables_say_n_a_for_a_stress_window_outside_the_data():
     for name in uncovered.index:
         row = page.split(f"<th>{name}</th>")[1].split("</tr>")[0]
         assert "<td>n/a</td>" in row and "<td>False</td>" in row
+
+
+def test_a_batchs_report_links_back_to_its_index_and_a_lone_report_does_not(tmp_path):
+    # a report opened from the folder had no way back to the others
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    nb.cells[0].execution_count = 1
+    nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "2"},
+                                                  execution_count=1)]
+    nbformat.write(nb, tmp_path / "two.ipynb")
+    out = tmp_path / "my reports é"
+    (run,) = suite.run_suite([suite.Run(str(tmp_path / "two.ipynb"))], out, render=True,
+                             index=True, from_stored=True, keep_notebooks=False,
+                             log=open(os.devnull, "w"))
+    page = (out / "two.html").read_text(encoding="utf-8")
+    assert run.status == "ok"
+    assert page.count('<a href="./index.html">\u2190 all reports</a>') == 1
+    assert re.search(r"<body[^>]*><nav", page)   # at the top
+    suite.render_html(tmp_path / "two.ipynb", tmp_path / "alone.html", self_contained=False)
+    assert "index.html" not in (tmp_path / "alone.html").read_text(encoding="utf-8")
