@@ -1890,7 +1890,9 @@ def _collect(run: Run, result: dict, out, prov, source, opts) -> None:
         if opts["render"] and run.output and Path(run.output).exists():
             run.html = str(Path(run.output).with_suffix(".html"))
             render_html(run.output, run.html, no_input=opts["no_input"],
-                        self_contained=opts["self_contained"], index=opts["index"])
+                        self_contained=opts["self_contained"],
+                        # a single file travels alone (e-mailed): no link to a missing index
+                        index=opts["index"] and not opts["self_contained"])
             if not opts["keep_notebooks"]:
                 Path(run.output).unlink()
                 run.output = ""
