@@ -13,6 +13,7 @@ NAN = float("nan")
 INF = float("inf")
 # order reasons (backtest.pyx R_*) and size types (S_*)
 SIGNAL, STOP, TAKE_PROFIT, TRAILING, DRAWDOWN, MARGIN, FIXED_FEE = range(7)
+EPS = np.finfo(np.float64).eps   # the kernel's DBL_EPSILON: rounding dust's unit
 EQUITY, VALUE, SHARES = range(3)
 # metrics-only extras per account
 FEES, TRADED, EQSUM, ORDERS, EXPO = range(5)
@@ -370,8 +371,13 @@ class _Sim:
             if self.drained[self.group[c]] and self.q[c] != 0:
                 self.bust[self.group[c]] = False     # a missing bar: closes later
         for g in range(G):
-            if self.bust[g] and self.drained[g] and self.cash[g] < 0 and self.drain_fee[g] > 0:
+            cost = 0.0
+            if (self.bust[g] and self.drained[g] and 0 < self.cash[g]
+                    <= 64 * EPS * 2 * self.max_leverage * self.peak[g]):
+                cost = -self.cash[g]   # rounding dust: the capped fee took all there was
+            elif self.bust[g] and self.drained[g] and self.cash[g] < 0 and self.drain_fee[g] > 0:
                 cost = min(-self.cash[g], self.drain_fee[g])   # pays only what was there
+            if cost:
                 self.cash[g] += cost
                 self.drain_fee[g] -= cost
                 self.extra[g, FEES] -= cost
@@ -406,16 +412,28 @@ class _Sim:
                     continue
                 cols = [c for c in range(m) if self.group[c] == g and self.q[c] != 0]
                 # the later closes' slippage is set aside before each close's fees
-                pend = 0.0
+                pend, flows, rec0, capped = 0.0, abs(self.cash[g]), len(self.orders), False
                 for c in cols:
+                    flows += abs(self.q[c]) * self.last[c]
                     pend += abs(self.q[c]) * self.last[c] * self.slip(t, self.asset[c],
                                                                       -self.q[c])
                 for c in cols:
                     sl = self.slip(t, self.asset[c], -self.q[c])
                     pend -= abs(self.q[c]) * self.last[c] * sl
                     self.live[g] = eq[g] - pend
-                    self.close_out(t, c, self.last[c], sl, MARGIN)
+                    code, _ = self.close_out(t, c, self.last[c], sl, MARGIN)
+                    capped |= code == 2
                     eq[g] = self.live[g] + pend
+                dust = self.cash[g]
+                if capped and dust != 0 and abs(dust) <= 64 * EPS * flows:
+                    # rounding of the closes: the capped fees took all there was
+                    self.cash[g] = 0.0
+                    if self.extra[g, FEES] + dust >= 0:
+                        self.extra[g, FEES] += dust
+                    for k in range(len(self.orders) - 1, rec0 - 1, -1):
+                        if self.orders[k][4] + dust >= 0:
+                            self.orders[k][4] += dust
+                            break
                 eq[g] = self.cash[g]
                 gross_v[g] = 0.0
                 self.bust[g] = eq[g] <= 0
