@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -547,6 +548,23 @@ def _on_sigterm(signum, frame):
     raise _Terminated
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM held until the block ends, then raised (main thread only): a
+    bar's checkpoint and its count are done together. Raised inside the checkpoint, the
+    run said "interrupted after 31 bars" with 30 in the checkpoint."""
+    got = []
+    old = [(s, signal.signal(s, lambda signum, frame: got.append(signum)))
+           for s in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        yield
+    finally:
+        for s, handler in old:   # None: a handler not set from Python (default then)
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        if got:
+            signal.raise_signal(got[0])
+
+
 def _deploy_build(a, ck: Path | None, dep):
     """(deployment, engine or None, replay data or None, first bar): built, or resumed
     (``dep``) and checked against the command line; the run's identity saved beside a
@@ -679,12 +697,17 @@ def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
     from quantlab import engine  # lazy: the research stack, only this command
 
     every = a.every
+    # a replay runs in this thread, where a signal raises anywhere; a feed's SIGTERM
+    # cancels it between messages and asyncio's Ctrl-C at its next await, never inside
+    held = _signals_held if a.replay and threading.current_thread() is \
+        threading.main_thread() else contextlib.nullcontext
 
     def bar_done(status):   # after each bar: save, and say where we are
         nonlocal traded     # a counter: len(dep.equity) builds a DataArray (~2 ms a bar)
-        traded += 1
-        if ck is not None:
-            dep.checkpoint(ck)
+        with held():
+            if ck is not None:
+                dep.checkpoint(ck)
+            traded += 1
         if traded % every == 0:
             print(dep.status_line(status), flush=True)
 

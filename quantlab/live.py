@@ -1665,6 +1665,30 @@ def _manifest_there(path: Path) -> dict:
         return {}
 
 
+def _durable(tmp: Path, raw: bytes) -> None:
+    """``raw`` written to ``tmp`` and on the disk (fsync) before it is renamed: without
+    it a power cut after the rename could leave the new name with no data (ext4, xfs
+    allocate on flush), and the checkpoint before it already replaced."""
+    with open(tmp, "wb") as f:
+        f.write(raw)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sync_dir(path: Path) -> None:
+    """The folder's renames on the disk (where the OS lets a folder be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:   # Windows: a folder cannot be opened; its renames are durable
+        return
+    try:
+        os.fsync(fd)
+    except OSError:   # some file systems refuse fsync on a folder (EINVAL)
+        pass
+    finally:
+        os.close(fd)
+
+
 def _write_checkpoint(path: Path, seg: Path, arrays: dict, meta: dict,
                       digests: list | None) -> list | None:
     """The segment, then the manifest naming it, each to a temporary name renamed
@@ -1683,11 +1707,11 @@ def _write_checkpoint(path: Path, seg: Path, arrays: dict, meta: dict,
             meta = {**meta, "digests": digests}
         meta = json.loads(json.dumps(meta, default=_json_default))   # as it is read back
         meta["digest"] = _manifest_digest(meta)
-        with open(tmps[0], "wb") as f:
-            f.write(raw)
+        _durable(tmps[0], raw)
         os.replace(tmps[0], seg)                       # the segment first: the manifest
-        tmps[1].write_text(json.dumps(meta))                 # names it only once
+        _durable(tmps[1], json.dumps(meta).encode())   # names it only once
         os.replace(tmps[1], path / "deployment.json")  # it is whole
+        _sync_dir(path)
     except BaseException as e:
         for t in tmps:
             with contextlib.suppress(OSError):

@@ -79,3 +79,43 @@ def test_the_fees_take_the_dust_so_cash_still_balances_the_orders(kw, why):
         full = res.metrics()
         for k in ("fees_paid", "sharpe_ratio"):
             np.testing.assert_allclose(m[k].values, full[k].values, rtol=1e-12, err_msg=k)
+
+
+def test_a_checkpoint_is_on_the_disk_before_it_replaces_the_one_before(tmp_path,
+                                                                       monkeypatch):
+    """Each file of a checkpoint is fsynced before its rename (a power cut after the
+    rename could leave the name with no data on ext4/xfs, the previous checkpoint
+    already replaced), and the folder after the renames; the checkpoint still
+    restores."""
+    import os
+
+    from quantlab import live
+
+    ds = ql.data.load().isel(time=slice(0, 300))
+    dep = ql.deploy("volatility_regime", history=ds.isel(time=slice(0, 280)))
+    dep.replay(ds.isel(time=slice(280, 290)))
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(a, b):
+        events.append(("replace", str(a)))
+        return real_replace(a, b)
+
+    monkeypatch.setattr(live.os, "fsync", fsync)
+    monkeypatch.setattr(live.os, "replace", replace)
+    for i in range(2):   # the whole first write, then an appended segment
+        events.clear()
+        dep.checkpoint(tmp_path / "ck")
+        renamed = [p for what, p in events if what == "replace"]
+        assert len(renamed) == 2 and renamed[1].endswith("deployment.json.tmp")
+        for p in renamed:   # synced, then renamed
+            assert events.index(("fsync", p)) < events.index(("replace", p))
+        assert events[-1] == ("fsync", str(tmp_path / "ck"))
+        dep.replay(ds.isel(time=slice(290 + i, 291 + i)))
+    monkeypatch.undo()
+    back = ql.Deployment.restore(tmp_path / "ck")
+    assert len(back.equity) == len(dep.equity) - 1
