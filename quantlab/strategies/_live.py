@@ -181,13 +181,16 @@ class Returns:
     def __init__(self):
         self.last = self.age = None     # age: bars since the last valid price (0: now)
 
-    def push(self, price: np.ndarray) -> np.ndarray:
+    def push(self, price: np.ndarray, carry: bool = False) -> np.ndarray:
         """The returns at a new bar; updates ``last``.
 
         Parameters
         ----------
         price : numpy.ndarray
             The bar's prices (asset,); NaN: no bar.
+        carry : bool, default False
+            Returns of the carried prices (``returns(carried(close))``): 0 on a missing
+            bar whose price is carried, instead of NaN.
 
         Returns
         -------
@@ -197,8 +200,9 @@ class Returns:
         Examples
         --------
         >>> import numpy as np
-        >>> Returns().push(np.array([1.0]))
-        array([nan])
+        >>> r = Returns()
+        >>> r.push(np.array([1.0])), r.push(np.array([np.nan]), carry=True)
+        (array([nan]), array([0.]))
         """
         price = np.asarray(price, dtype=np.float64)
         if self.last is None:
@@ -209,6 +213,8 @@ class Returns:
         missing = np.isnan(price)
         self.last = np.where(missing, self.last, price)
         self.age = np.where(missing, self.age + 1, 0)
+        if carry:   # a carried price is the last one (after a price, c_last is p_last)
+            r = np.where(missing & ~np.isnan(self.carried), 0.0, r)
         return r
 
     @property

@@ -264,8 +264,9 @@ class InfoTheory(Strategy):
     shuffled source gives (about 0.01-0.02 bits at window 252).
 
     Prices are carried over missing bars at most ``CARRY_BARS`` (5) bars
-    (``ql.data.carried``): an asset without a carried close at t (delisted, or halted
-    longer) gets 0 (flat; a backtest closes a position in it at its next bar, if any).
+    (``ql.data.carried``; the measures read a carried bar's return as 0): an asset
+    without a carried close at t (delisted, or halted longer) gets 0 (flat; a backtest
+    closes a position in it at its next bar, if any).
 
     Parameters
     ----------
@@ -303,7 +304,7 @@ class InfoTheory(Strategy):
         return max(window + 2, trend + 1)   # window of returns and their lag; trend move
 
     def _parts(self, ds, window, te_min):
-        r = returns(ds["close"])
+        r = returns(carried(ds["close"]))   # 0 on a holiday: a NaN would void each window
         src = r.rename(asset="asset_other")
         te = measures.rolling_transfer_entropy(src, r, window)      # j=asset_other -> i
         back = te.rename(asset="asset_other", asset_other="asset")  # i -> j
@@ -487,8 +488,9 @@ class FractalChaos(Strategy):
     forecaster.
 
     Prices are carried over missing bars at most ``CARRY_BARS`` (5) bars
-    (``ql.data.carried``): an asset without a carried close at t (delisted, or halted
-    longer) gets 0 (flat; a backtest closes a position in it at its next bar, if any).
+    (``ql.data.carried``; the measures read a carried bar's return as 0): an asset
+    without a carried close at t (delisted, or halted longer) gets 0 (flat; a backtest
+    closes a position in it at its next bar, if any).
 
     Parameters
     ----------
@@ -526,7 +528,7 @@ class FractalChaos(Strategy):
         return max(2 * window, trend + 1)   # window-bar Lyapunov exponents ranked over window
 
     def _parts(self, ds, window):
-        r = returns(ds["close"])
+        r = returns(carried(ds["close"]))   # 0 on a holiday: a NaN would void each window
         h = measures.rolling_hurst(r, window)
         d = measures.rolling_higuchi_fd(np.log(carried(ds["close"])), window, kmax=10)
         lam = measures.rolling_lyapunov_r(r, window, emb_dim=5, lag=1, min_tsep=5,
@@ -874,7 +876,7 @@ class _FractalLive(LiveSignal):
                                          trajectory_len=10)
 
     def update(self, i, time, rows):
-        r = self.prices.push(rows["close"])
+        r = self.prices.push(rows["close"], carry=True)
         ff = self.prices.carried
         w = self.window
         with _quiet():
@@ -1025,7 +1027,7 @@ class _InfoLive(LiveSignal):
         return _k_measures.roll_permen(x, window, 3, 1, True)
 
     def update(self, i, time, rows):
-        r = self.prices.push(rows["close"])
+        r = self.prices.push(rows["close"], carry=True)
         hist, closes, w = self.rets.push(r), self.closes.push(self.prices.carried), \
             self.window
         if hist.shape[0] > w:
