@@ -52,6 +52,7 @@ from quantlab import _threads
 from quantlab import _validate as _v
 from quantlab import calendar as _calendar
 from quantlab._doc import fill
+from quantlab.data import check_time
 from quantlab._kernels import load
 
 # the x86-64-v3/v4 build where the CPU runs it and one is built
@@ -770,6 +771,14 @@ def _rate_for_pandas(name, x, returns, dim="time"):
     return pd.DataFrame(a, index=returns.index, columns=returns.columns)
 
 
+def _in_time_order(index) -> None:
+    """Drawdowns and compounding read the returns in their order: datetimes out of order,
+    repeated or NaT are refused (``ql.data.check_time``), not read by position (a
+    shuffled series' max drawdown was another number, with no error)."""
+    if isinstance(index, pd.DatetimeIndex):
+        check_time(index, "returns: ")
+
+
 def _dispatch(names, returns, factor_returns, dim, params):
     """Route any supported input (DataArray, pandas, array-like) through ``_compute_np``;
     returns {name: result}."""
@@ -816,6 +825,7 @@ def _dispatch_xarray(names, returns, factor_returns, dim, params, rate_key, rate
     if dim not in returns.dims:
         raise ValueError(f"dim={dim!r} is not a dimension of the returns {returns.dims}")
     _v.real_array("returns", returns.dtype)
+    _in_time_order(getattr(returns.xindexes.get(dim), "index", None))
     rt = None
     if rate_key is not None:
         rt = _rate_for_xarray(rate_key, rate_obj, returns, dim)
@@ -882,6 +892,7 @@ def _dispatch_pandas(names, returns, factor_returns, dim, params, rate_key, rate
     """``_dispatch`` for a Series (-> floats) or DataFrame (-> Series per metric): a
     pandas benchmark is aligned on the index, a rate reindexed on it."""
     ra = _real("returns", returns)
+    _in_time_order(returns.index)
     rt = None if rate_key is None else _rate_for_pandas(rate_key, rate_obj, returns, dim)
     b = None
     if factor_returns is not None:
