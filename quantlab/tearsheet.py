@@ -375,6 +375,15 @@ def _why(name, m, s, periods, b=None, extra=None) -> str:
     return ""
 
 
+def _over_span(b: xr.DataArray, r: xr.DataArray) -> xr.DataArray:
+    """The benchmark on the returns' times, NaN outside the span they observe (first to
+    last non-NaN): side by side, both columns measure one period (a strategy listed
+    late stood beside its benchmark's whole history)."""
+    b = b.reindex(time=r["time"])
+    seen = r["time"].values[r.notnull().values]
+    return b.where((r["time"] >= seen[0]) & (r["time"] <= seen[-1])) if seen.size else b
+
+
 def summary_table(returns, benchmark=None, *, periods: int | None = None,
                   risk_free_rate: float = 0.0, extra=None) -> pd.DataFrame:
     """The tear sheet's summary of a 1-D series: one row per metric, strategy beside
@@ -422,7 +431,7 @@ def summary_table(returns, benchmark=None, *, periods: int | None = None,
     (0.5297, 0.5297)
     """
     r = _one_d("returns", returns)
-    b = None if benchmark is None else _one_d("benchmark", benchmark).reindex(time=r["time"])
+    b = None if benchmark is None else _over_span(_one_d("benchmark", benchmark), r)
     periods = _periods(periods, r)
     rf = _validate.number("risk_free_rate (annual)", risk_free_rate, -1, None, lo_open=True)
     m = metrics.summary(r, benchmark=b, risk_free_rate=rf, annualization=periods)
