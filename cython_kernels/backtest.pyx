@@ -136,6 +136,12 @@ cdef inline double exposure(double want, double lev, double cap) noexcept nogil:
     return x
 
 
+cdef inline bint dust(double v, double scale) noexcept nogil:
+    """``v`` is rounding dust of cash flows of size ``scale``: within 64 ulps of it (the
+    one rule for a forced close's residue: ``settle_dust`` and ``drain_phase``)."""
+    return fabs(v) <= 64 * DBL_EPSILON * scale
+
+
 cdef inline void bar_range(double o, double h, double l, double cl, double* op, double* hi,
                            double* lo) noexcept nogil:
     """Open, high and low of a bar with close ``cl``; those the data lacks (NaN: close
@@ -1085,8 +1091,8 @@ cdef class _Sim:
             if drained[group[c]] and q[c] != 0:
                 bust[group[c]] = 0   # a missing bar: it closes on the next one
         for g in range(self.n_groups):
-            if (bust[g] and drained[g] and self.cash[g] > 0 and self.cash[g] <= 64 * DBL_EPSILON
-                    * 2 * self.max_leverage * self.peak[g]):
+            if (bust[g] and drained[g] and self.cash[g] > 0
+                    and dust(self.cash[g], 2 * self.max_leverage * self.peak[g])):
                 # dust of the closes' rounding (+1e-13, which returns read as 0, not 0/0):
                 # the capped fee took all there was (cash: at most 2 x leverage x peak)
                 self.cut_drain_fee(g, -self.cash[g])
@@ -1199,19 +1205,19 @@ cdef class _Sim:
         left it at +-1e-13, kept open (> 0) to trade dust on every later bar, or at a
         loss (< 0). Within 64 ulps of ``flows`` that residue goes to the fees (the last of
         its records since ``rec0`` that stays >= 0): the cash is exactly 0."""
-        cdef double dust = self.cash[g]
+        cdef double residue = self.cash[g]
         cdef Py_ssize_t k
-        if dust == 0.0 or fabs(dust) > 64 * DBL_EPSILON * flows:
+        if residue == 0.0 or not dust(residue, flows):
             return
         self.cash[g] = 0.0
         if self.metrics_only:
-            if self.extra[g, X_FEES] + dust >= 0:
-                self.extra[g, X_FEES] += dust
+            if self.extra[g, X_FEES] + residue >= 0:
+                self.extra[g, X_FEES] += residue
             return
         k = self.orders.n - 1
         while k >= rec0:
-            if self.orders.buf[k].fee + dust >= 0:
-                self.orders.buf[k].fee += dust
+            if self.orders.buf[k].fee + residue >= 0:
+                self.orders.buf[k].fee += residue
                 return
             k -= 1
 

@@ -19,6 +19,11 @@ EQUITY, VALUE, SHARES = range(3)
 FEES, TRADED, EQSUM, ORDERS, EXPO = range(5)
 
 
+def dust(v, scale):
+    """The kernel's ``dust``: ``v`` within 64 ulps of cash flows of size ``scale``."""
+    return abs(v) <= 64 * EPS * scale
+
+
 def _div(a, b):
     """a / b with IEEE semantics (an emptied account's equity is 0: its return is NaN)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -372,8 +377,8 @@ class _Sim:
                 self.bust[self.group[c]] = False     # a missing bar: closes later
         for g in range(G):
             cost = 0.0
-            if (self.bust[g] and self.drained[g] and 0 < self.cash[g]
-                    <= 64 * EPS * 2 * self.max_leverage * self.peak[g]):
+            if (self.bust[g] and self.drained[g] and self.cash[g] > 0
+                    and dust(self.cash[g], 2 * self.max_leverage * self.peak[g])):
                 cost = -self.cash[g]   # rounding dust: the capped fee took all there was
             elif self.bust[g] and self.drained[g] and self.cash[g] < 0 and self.drain_fee[g] > 0:
                 cost = min(-self.cash[g], self.drain_fee[g])   # pays only what was there
@@ -424,15 +429,15 @@ class _Sim:
                     code, _ = self.close_out(t, c, self.last[c], sl, MARGIN)
                     capped |= code == 2
                     eq[g] = self.live[g] + pend
-                dust = self.cash[g]
-                if capped and dust != 0 and abs(dust) <= 64 * EPS * flows:
+                residue = self.cash[g]
+                if capped and residue != 0 and dust(residue, flows):
                     # rounding of the closes: the capped fees took all there was
                     self.cash[g] = 0.0
-                    if self.extra[g, FEES] + dust >= 0:
-                        self.extra[g, FEES] += dust
+                    if self.extra[g, FEES] + residue >= 0:
+                        self.extra[g, FEES] += residue
                     for k in range(len(self.orders) - 1, rec0 - 1, -1):
-                        if self.orders[k][4] + dust >= 0:
-                            self.orders[k][4] += dust
+                        if self.orders[k][4] + residue >= 0:
+                            self.orders[k][4] += residue
                             break
                 eq[g] = self.cash[g]
                 gross_v[g] = 0.0
