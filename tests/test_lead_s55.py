@@ -1,0 +1,144 @@
+"""Session 55 (lead): strategies that measure returns over a window read a carried bar's
+return as 0 (a holiday no longer voids every window holding it), and a deployment
+interrupted while it checkpoints says as many bars as its checkpoint holds."""
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+from quantlab import cli
+from quantlab.errors import DataError
+from quantlab.live import Deployment
+
+SMALL = {"fractal_chaos": {"window": 60, "trend": 10},
+         "info_theory": {"window": 60, "trend": 10, "te_min": 0.0}}
+
+
+def _holidays(ds, every=17, seed=3):
+    """``ds`` with whole bars missing (every asset, every variable, 1-3 bars in a row)
+    about every ``every`` bars, as an exchange's holidays; and the same bars carried."""
+    rng = np.random.default_rng(seed)
+    hole = np.zeros(ds.sizes["time"], bool)
+    for t in range(every, ds.sizes["time"] - 3, every):
+        hole[t:t + rng.integers(1, 4)] = True
+    gaps = ds.where(~ds.time.copy(data=hole))
+    return gaps, gaps.ffill("time")
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_a_holiday_is_a_zero_return_not_a_void_window(name):
+    """Before, fractal_chaos and info_theory took no decision on any bar whose window held
+    a holiday: on vix, wti and cross_market (holidays of their exchanges) never one.
+    Now the signal of the data with holidays is that of the data with the closes carried
+    over them (as their docstrings say), holidays included."""
+    ds = ql.data.load().isel(time=slice(-500, None))
+    gaps, filled = _holidays(ds)
+    s = ql.strategies.get(name, **SMALL[name])
+    got, want = s.signal(gaps), s.signal(filled)
+    assert int(got.count()) > 200 * ds.sizes["asset"]
+    assert float(np.abs(got).sum()) > 0
+    np.testing.assert_array_equal(got.values, want.values)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_a_deployment_over_holidays_takes_the_backtest_s_decisions(name):
+    """The per-bar signal carries the price as the full-history one does: fed the bars
+    with holidays one by one, every row equals the full-history signal's."""
+    gaps, _ = _holidays(ql.data.load().isel(time=slice(-400, None)))
+    s = ql.strategies.get(name, **SMALL[name])
+    want = s.signal(gaps).transpose("time", "asset").values
+    live = s.live()
+    close = gaps["close"].transpose("time", "asset").values
+    got = np.array([live.update(i, t, {"close": close[i]})
+                    for i, t in enumerate(gaps.time.values)])
+    assert np.isfinite(want).sum() > 200
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_real_data_with_holidays_trades(name):
+    """vix (FRED VIXCLS, NaN on US holidays): 0 decisions before."""
+    pytest.importorskip("arch")
+    sig = ql.strategies.get(name).signal(ql.data.load("vix").isel(time=slice(-900, None)))
+    assert int(np.isfinite(sig).sum()) > 100
+    assert float(np.abs(sig).sum()) > 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_a_checkpoint_counts_only_the_bars_it_holds(tmp_path, capsys,
+                                                                   monkeypatch, sig):
+    """A signal raised inside ``checkpoint`` (its files half written) used to leave the
+    bar counted: "interrupted after 5 bars" over a checkpoint of 4 (a fresh-clone CI run
+    saw 31 over 30). Now the signal waits for the checkpoint and the count, then stops
+    the run as before."""
+    ds = ql.data.load()
+    start = str(ds.time.values[-60])[:10]
+    ck = tmp_path / "ck"
+    save, calls = Deployment.checkpoint, []
+
+    def checkpoint(self, path):
+        calls.append(path)
+        if len(calls) == 5:
+            os.kill(os.getpid(), sig)   # delivered now, between two of its files
+        return save(self, path)
+
+    monkeypatch.setattr(Deployment, "checkpoint", checkpoint)
+    code = cli.main(["deploy", "volatility_regime", "--replay", "equities", "--start", start,
+                     "--every", "100", "--checkpoint", str(ck)])
+    err = capsys.readouterr().err
+    assert code == (143 if sig == signal.SIGTERM else 130), err
+    assert "interrupted after 5 bars" in err, err
+    monkeypatch.undo()
+    assert len(Deployment.restore(ck).equity) == 5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # restored
+
+
+def _shuffled():
+    idx = pd.bdate_range("2020-01-01", periods=300)
+    r = pd.Series(np.random.default_rng(0).normal(0, 0.01, 300), idx)
+    return r, r.sample(frac=1, random_state=1)
+
+
+@pytest.mark.parametrize("kind", ["pandas", "xarray", "frame"])
+@pytest.mark.parametrize("metric", ["max_drawdown", "annual_return", "sharpe_ratio"])
+def test_returns_out_of_time_order_are_refused_not_read_by_position(kind, metric):
+    """A shuffled series' max drawdown was -0.186 against -0.214 in time order, with no
+    error (its order is its path)."""
+    r, s = _shuffled()
+    wrap = {"pandas": lambda x: x, "frame": lambda x: x.to_frame("a"),
+            "xarray": lambda x: xr.DataArray(x.values, dims="time", coords={"time": x.index})}[kind]
+    f = getattr(ql.metrics, metric)
+    assert np.isfinite(float(np.asarray(f(wrap(r))).ravel()[0]))
+    with pytest.raises(DataError, match=r"returns: timestamps not sorted: 2020-06-22 comes "
+                                        r"after 2020-09-22"):
+        f(wrap(s))
+    with pytest.raises(DataError, match="returns: duplicate timestamp 2020-01-01"):
+        f(wrap(pd.concat([r, r.iloc[:2]])))
+
+
+def test_positions_without_times_are_still_read_in_order():
+    r, _ = _shuffled()
+    np.testing.assert_allclose(ql.metrics.max_drawdown(r.to_numpy()),
+                               ql.metrics.max_drawdown(r.reset_index(drop=True)))
+    assert ql.metrics.max_drawdown(r) == ql.metrics.max_drawdown(r.to_numpy())
+
+
+def test_a_tear_sheet_s_benchmark_is_measured_over_the_strategy_s_span():
+    """A strategy listed late stood beside its benchmark's whole history: total return,
+    Start and End of two different periods side by side."""
+    ds = ql.data.load()
+    ret = ql.data.returns(ds["close"])
+    r = ret.sel(asset="IBM").where(ret.time >= ret.time[2000]).drop_vars("asset")
+    b = ret.sel(asset="AAPL").drop_vars("asset")
+    t = ql.tearsheet.summary_table(r, b).set_index("name")
+    assert t.loc["start", "strategy"] == t.loc["start", "benchmark"]
+    assert t.loc["end", "strategy"] == t.loc["end", "benchmark"]
+    alone = ql.tearsheet.summary_table(b.sel(time=slice(ret.time[2000], None)))
+    for k in ("total_return", "annual_return", "sharpe_ratio", "max_drawdown", "periods"):
+        assert t.loc[k, "benchmark"] == alone.set_index("name").loc[k, "strategy"], k
