@@ -288,7 +288,8 @@ def test_cli_deploy_checkpoint_fault_is_one_line_and_the_same_command_resumes(
         assert f"quantlab deploy: [Errno 28] checkpoint to {tmp_path / 'ck'}: No space" in err
     else:
         assert code == 130
-        assert (f"interrupted after 15 bars; run the same command to resume from "
+        # the bar whose checkpoint was interrupted is not counted: 14, as the resume says
+        assert (f"interrupted after 14 bars; run the same command to resume from "
                 f"--checkpoint {tmp_path / 'ck'}") in err
     monkeypatch.undo()
     assert cli.main(argv) == 0
