@@ -11,13 +11,37 @@ static copy (``ql.plots.StaticView``).
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 
 from quantlab import fmt, plots, rolling, strategies
-from quantlab._validate import choice, dataset, integer
+from quantlab._validate import choice, coords, dataset, integer
 from quantlab.backtesting import Slippage, backtest
+from quantlab.errors import DataError
 
 __all__ = ["RollingExplorer", "StrategyExplorer", "SweepExplorer"]
+
+
+def _failed(err: Exception) -> str:
+    """``err`` as the line an explorer shows in place of its figures.
+
+    A control's callback that raised put a traceback in the log only (JupyterLab shows
+    none) and left the previous selection's figures and numbers on screen as if current.
+    """
+    return (f"<b style='color:#d62728'>{html.escape(type(err).__name__)}: "
+            f"{html.escape(str(err))}</b>")
+
+
+def _bars(da, what: str):
+    """``da`` (one asset on time) without its missing bars; a DataError when none is left.
+
+    A holiday is NaN (no bar): left in, it broke the price line and every rolling window
+    holding it (60 % of a cross_market asset's z-scores were NaN)."""
+    bars = da.dropna("time")
+    if bars.sizes["time"] == 0:
+        raise DataError(f"{what}: no bars (every value is NaN)")
+    return bars
 
 
 class RollingExplorer(plots.StaticView):
@@ -56,6 +80,7 @@ class RollingExplorer(plots.StaticView):
 
         self.ds = ds
         self.var = choice("var", var, list(ds.data_vars))
+        coords(ds[self.var], what=f"ds[{self.var!r}]")   # ff3, macro: no asset dim
         # the slider clamped an out-of-range start silently (500 showed 252)
         max_window = integer("max_window", max_window, 2)
         window = integer("window", window, 2, max_window)
@@ -64,7 +89,9 @@ class RollingExplorer(plots.StaticView):
         self.window = w.IntSlider(value=window, min=2, max=max_window, step=1,
                                   description="window", continuous_update=False)
         self.busy = w.HTML("")
-        self.source = ColumnDataSource(self._data())
+        self.error = None   # the message shown in place of the figures, or None
+        self.source = ColumnDataSource({"time": [], "price": [], "z": []})
+        self._update()
         self.figure = self._layout(self.source)
         self.model = BokehModel(self.figure)
         self.asset.observe(self._update, names="value")
@@ -88,14 +115,22 @@ class RollingExplorer(plots.StaticView):
         return column(price, z, sizing_mode="stretch_width")
 
     def _data(self) -> dict:
-        s = self.ds[self.var].sel(asset=self.asset.value)
+        # the asset's own bars: its window is its last `window` bars, across holidays
+        s = _bars(self.ds[self.var].sel(asset=self.asset.value),
+                  f"{self.asset.value} {self.var}")
         z = rolling.zscore(s, int(self.window.value))
         return {"time": s.time.values, "price": s.values.astype(float),
                 "z": np.asarray(z.values, dtype=float)}
 
     def _update(self, _change=None) -> None:
         self.busy.value = "computing..."
-        self.source.data = self._data()
+        try:
+            self.source.data = self._data()
+        except Exception as err:   # shown, and no stale figure: see _failed
+            self.source.data = {"time": [], "price": [], "z": []}
+            self.error = self.busy.value = _failed(err)
+            return
+        self.error = None
         self.busy.value = ""
 
     def controls(self) -> list:
@@ -103,6 +138,9 @@ class RollingExplorer(plots.StaticView):
 
     def static_figure(self):
         return self._layout(plots.copy_source(self.source))
+
+    def static_extra(self) -> str:
+        return self.error or ""
 
 
 class StrategyExplorer(plots.StaticView):
@@ -141,12 +179,24 @@ class StrategyExplorer(plots.StaticView):
         from jupyter_bokeh import BokehModel
 
         self.ds = ds = dataset("ds", ds)   # a DataFrame: "no attribute 'data_vars'"
+        coords(ds["close"], what="ds['close']")   # ff3, macro: no asset dim
         self._cache: dict = {}
+        n_assets = ds.sizes["asset"]
+        # a ranking strategy on fewer assets than it ranks raised when chosen (vix, wti:
+        # at once, complex_systems being the first offered)
         names = [n for n in strategies.names()
-                 if set(strategies.get(n).requires) <= set(ds.data_vars)]
+                 if set(strategies.get(n).requires) <= set(ds.data_vars)
+                 and strategies.get(n).min_assets <= n_assets]
         if strategy is not None and strategy in strategies.names() and strategy not in names:
-            lacks = sorted(set(strategies.get(strategy).requires) - set(ds.data_vars))
-            raise ValueError(f"strategy {strategy!r} needs {lacks}, which ds lacks")
+            s = strategies.get(strategy)
+            lacks = sorted(set(s.requires) - set(ds.data_vars))
+            if lacks:
+                raise ValueError(f"strategy {strategy!r} needs {lacks}, which ds lacks")
+            raise ValueError(f"strategy {strategy!r} needs a cross-section of at least "
+                             f"{s.min_assets} assets; ds has {n_assets}")
+        if not names:
+            raise ValueError(f"no strategy runs on ds (variables {sorted(ds.data_vars)}, "
+                             f"{n_assets} asset(s))")
         if strategy is not None:   # the Dropdown said only "Invalid selection: value not found"
             choice("strategy", strategy, names)
         self.strategy = w.Dropdown(options=names, value=strategy or names[0],
@@ -165,6 +215,7 @@ class StrategyExplorer(plots.StaticView):
         self.params = w.VBox()
         self.table = w.HTML()
         self.busy = w.HTML()
+        self.error = None   # the message shown in place of the figures, or None
         self.src = {k: ColumnDataSource({"time": [], "y": []})
                     for k in ("price", "buy", "sell", "position", "equity", "hold",
                               "drawdown")}
@@ -290,11 +341,35 @@ class StrategyExplorer(plots.StaticView):
         True
         """
         self.busy.value = "<i>computing...</i>"
-        first, last = self.dates.value
+        try:
+            note = self._run()
+        except Exception as err:   # shown, and no stale figure or number: see _failed
+            for src in self.src.values():
+                src.data = {"time": [], "y": []}
+            self.metrics = dict.fromkeys(self.METRICS, np.nan)
+            self.table.value = self._table_html()
+            self.error = self.busy.value = _failed(err)
+            return
+        self.error = None
+        self.busy.value = note
+
+    def _run(self) -> str:
+        """Backtest the controls' selection into the sources and the table; returns a
+        note for the busy line ('' or why the figures are flat)."""
+        first, last = sorted(self.dates.value)   # a reversed range: the same years
         window = slice(f"{first}-01-01", f"{last}-12-31")
         asset = self.asset.value
         ds = self.ds.sel(asset=[asset], time=window)
+        if not ds["close"].notnull().any():   # an asset not yet listed: a blank figure
+            have = self.ds["close"].sel(asset=asset).dropna("time").time.values
+            raise DataError(f"{asset} has no bars in {first}-{last}" + (
+                f" (its bars: {str(have[0])[:10]} to {str(have[-1])[:10]})" if have.size
+                else " (no bar at all)"))
         sig = self.signal().sel(asset=[asset], time=window)
+        note = "" if sig.notnull().any() else (
+            f"<i>{html.escape(self.strategy.value)} gives no signal for "
+            f"{html.escape(asset)} in {first}-{last} (NaN throughout): no position "
+            "taken</i>")
         slip = Slippage(self.slip_model.value, bps=self.slip_bps.value)
         res = backtest(ds, sig, fees=self.fees.value, slippage=slip)
         eq = res.equity.sel(asset=asset)
@@ -304,8 +379,9 @@ class StrategyExplorer(plots.StaticView):
         # the steps of the position panel (they buried the price before)
         key = plots.sign_changes(o["size"].to_numpy())
         buy, sell = key & (o["size"].to_numpy() > 0), key & (o["size"].to_numpy() < 0)
-        first_px = float(price.dropna("time")[0]) if price.notnull().any() else np.nan
-        self.src["price"].data = {"time": price.time.values, "y": price.values}
+        bars = price.dropna("time")   # a holiday (NaN) broke the line
+        first_px = float(bars[0])
+        self.src["price"].data = {"time": bars.time.values, "y": bars.values}
         self.src["buy"].data = {"time": o["time"].to_numpy()[buy], "y": o["price"].to_numpy()[buy]}
         self.src["sell"].data = {"time": o["time"].to_numpy()[sell],
                                  "y": o["price"].to_numpy()[sell]}
@@ -320,7 +396,7 @@ class StrategyExplorer(plots.StaticView):
         m = res.metrics().sel(asset=asset)
         self.metrics = {k: float(m[k]) for k in self.METRICS}
         self.table.value = self._table_html()
-        self.busy.value = ""
+        return note
 
     def _table_html(self) -> str:
         cells = "".join(f"<tr><td>{fmt.label(k)}</td><td style='text-align:right'>"
@@ -328,7 +404,7 @@ class StrategyExplorer(plots.StaticView):
         return f"<table>{cells}</table>"
 
     def controls(self) -> list:
-        first, last = self.dates.value
+        first, last = sorted(self.dates.value)
         return [("strategy", self.strategy.value), ("asset", self.asset.value),
                 ("years", f"{first}-{last}"), ("fees", fmt.pct(self.fees.value, 2, sign=False)),
                 ("slippage", f"{self.slip_model.value} {self.slip_bps.value:g} bps"),
@@ -338,7 +414,7 @@ class StrategyExplorer(plots.StaticView):
         return self._layout({k: plots.copy_source(v) for k, v in self.src.items()})
 
     def static_extra(self) -> str:
-        return self._table_html()
+        return (self.error or "") + self._table_html()
 
 
 class SweepExplorer(plots.StaticView):
@@ -402,20 +478,18 @@ class SweepExplorer(plots.StaticView):
         self.fixed = {d: w.Dropdown(options=list(result[d].values), description=d)
                       for d in [*self.params, *(["asset"] if "asset" in result.dims else [])]}
         self.busy = w.HTML("")
+        self.error = None     # the message shown in place of the equity, or None
+        self._shown = None    # (parameters, asset) of the equity shown
         self.source = ColumnDataSource({"x": [], "y": [], "value": [], "label": [],
                                         "fill": [], "ink": []})
         self.eq_source = ColumnDataSource({"time": [], "equity": []})
         self.heat, self.eq = self._layout(self.source, self.eq_source, live=True)
-        self._draw()
-        finite = np.isfinite(np.asarray(self.source.data["value"], dtype=float))
-        if finite.any():   # the equity panel starts with the best cell, not empty
-            self.select(int(np.nanargmax(np.where(finite, self.source.data["value"],
-                                                  -np.inf))))
+        self._draw()   # the equity panel starts with the best cell, not empty
         # built after drawing: the embedded (saved) state has the data
         from bokeh.layouts import column
 
         self.model = BokehModel(column(self.heat, self.eq, sizing_mode="stretch_width"))
-        self.source.selected.on_change("indices", lambda attr, old, new: new and self.select(new[0]))
+        self.source.selected.on_change("indices", lambda attr, old, new: new and self._show(new[0]))
         for c in (self.metric, self.x, self.y, *self.fixed.values()):
             c.observe(self._draw, names="value")
         controls = w.HBox([self.metric, self.x, self.y])
@@ -480,6 +554,37 @@ class SweepExplorer(plots.StaticView):
                             "label": [f"{v:.3g}" if np.isfinite(v) else "" for v in vals],
                             "fill": fill, "ink": ink}
         self._sel = sel
+        # the equity follows the cells: another asset's (or parameter's) curve stayed
+        # below the new heatmap, its title not naming the asset
+        if self._shown in [self._key(sel, c) for c in cells]:
+            return
+        if np.isfinite(vals).any():
+            self._show(int(np.nanargmax(np.where(np.isfinite(vals), vals, -np.inf))))
+        else:
+            self._clear(DataError(f"no cell of {self.metric.value} is finite: no equity to "
+                                  "show"))
+
+    def _key(self, sel, cell):
+        """(parameters, asset) that ``select`` runs for ``cell`` (an (x, y) of _cells)."""
+        xv, yv = cell
+        params = {**self.base, **{d: v for d, v in sel.items() if d != "asset"},
+                  self.x.value: xv, **({self._y(): yv} if self._y() else {})}
+        params = {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}
+        asset = sel.get("asset")
+        return params, (str(asset) if asset is not None else None)
+
+    def _clear(self, err):
+        self.eq_source.data = {"time": [], "equity": []}
+        self.eq.title.text = "equity"
+        self._shown = None
+        self.error = self.busy.value = _failed(err)
+
+    def _show(self, i: int) -> None:
+        """``select(i)`` from a control or a click: a failure is shown, not logged."""
+        try:
+            self.select(i)
+        except Exception as err:   # see _failed
+            self._clear(err)
 
     def select(self, i: int):
         """Re-run the backtest of cell ``i`` (source order) and show its equity.
@@ -501,23 +606,22 @@ class SweepExplorer(plots.StaticView):
         ...               metrics=("sharpe_ratio",), progress=False)
         >>> e = ql.widgets.SweepExplorer(sw, ds)
         >>> e.select(1).equity.dims, e.eq.title.text
-        (('time', 'asset'), "equity: {'window': 20, 'lookback': 40, 'threshold': 0.8, 'target_vol': 0.15}")
+        (('time', 'asset'), "equity of AAPL: {'window': 20, 'lookback': 40, 'threshold': 0.8, 'target_vol': 0.15}")
         """
 
         _, sel, cells = self._cells()
-        xv, yv = cells[i]
-        params = {**self.base, **{d: v for d, v in sel.items() if d != "asset"},
-                  self.x.value: xv, **({self._y(): yv} if self._y() else {})}
-        params = {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}
-        self.busy.value = f"running {params} ..."
+        params, asset = key = self._key(sel, cells[i])
+        self.busy.value = f"running {html.escape(str(params))} ..."
         s = strategies.get(self.result.attrs["strategy"], **params)
         res = backtest(self.data, s.signal(self.data, **s.default_inputs(self.data)),
                        **self.backtest_kw)
         eq = res.equity
         if "asset" in eq.dims:
-            eq = eq.sel(asset=sel.get("asset", eq.asset.values[0]))
+            asset = asset if asset is not None else str(eq.asset.values[0])
+            eq = eq.sel(asset=asset)
         self.eq_source.data = {"time": eq.time.values, "equity": eq.values}
-        self.eq.title.text = f"equity: {params}"
+        self.eq.title.text = f"equity of {asset}: {params}" if asset else f"equity: {params}"
+        self._shown, self.error = key, None
         self.busy.value = ""
         return res
 
