@@ -68,6 +68,19 @@ def _series(what: str, parts: list) -> list:
     return parts
 
 
+def _time_axis(time) -> dict:
+    """``figure`` keywords of an x axis for ``time`` (values): a datetime axis for
+    timestamps, else a linear one titled "time" (bar numbers drawn on a datetime axis
+    read as milliseconds after 1970-01-01, silently)."""
+    import datetime
+
+    t = np.asarray(time)
+    dated = np.issubdtype(t.dtype, np.datetime64) or (   # tz-aware times: objects
+        t.dtype == object and t.size > 0 and isinstance(t.flat[0], datetime.date))
+    return ({"x_axis_type": "datetime", "x_axis_label": "date"} if dated or t.size == 0
+            else {"x_axis_type": "linear", "x_axis_label": "time"})
+
+
 def init_notebook() -> None:
     """Load BokehJS inline (no CDN: the machine and the reports may be offline).
 
@@ -561,8 +574,15 @@ def price_figure(ds, assets=None, var: str = "close", log: bool = True, title=No
     _check_lines(what, len(assets))
     _known_assets(what, da, assets)
     parts = _series(what, [(a, da.sel(asset=a)) for a in assets])
-    fig = figure(x_axis_type="datetime", y_axis_type="log" if log else "linear",
-                  title=title or f"{var} (adjusted)", x_axis_label="date", y_axis_label=var)
+    if log:   # a log axis drops values <= 0: the line vanished, silently
+        for a, s in parts:
+            bad = s.where(s <= 0).dropna("time")
+            if bad.sizes["time"]:
+                raise ValueError(f"{what}: {a} has values <= 0 ({float(bad[0]):g} at "
+                                 f"{str(bad.time.values[0])[:19]}), which a log axis cannot "
+                                 "show: pass log=False")
+    fig = figure(y_axis_type="log" if log else "linear", title=title or f"{var} (adjusted)",
+                 y_axis_label=var, **_time_axis(da.time.values))
     for i, (a, s) in enumerate(parts):
         fig.line(s.time.values, s.values, legend_label=str(a),
                  color=PALETTE[i % len(PALETTE)], line_width=1.5)
@@ -610,7 +630,10 @@ def histogram_figure(values, bins: int = 80, title: str = "distribution", x_labe
     fig.quad(top=counts, bottom=0, left=edges[:-1], right=edges[1:],
              fill_color=PALETTE[0], line_color="white", alpha=0.8)
     x = np.linspace(edges[0], edges[-1], 200)
-    mu, sd = v.mean(), v.std(ddof=1)
+    mu, sd = v.mean(), v.std(ddof=1) if v.size > 1 else np.nan
+    if not sd > 0:   # one value or a constant: the curve was all NaN under its legend
+        fig.title.text = f"{title} (no spread: no normal curve)"
+        return fig
     fig.line(x, np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)),
              color=PALETTE[3], line_width=2, legend_label="normal, same mean and std")
     return fig
@@ -645,8 +668,8 @@ def line_figure(da, title: str = "", y_label: str = "", bands=()):
     """
     from bokeh.models import Span
 
-    fig = figure(x_axis_type="datetime", title=title, x_axis_label="date",
-                 y_axis_label=y_label or str(da.name or "value"))
+    fig = figure(title=title, y_axis_label=y_label or str(da.name or "value"),
+                 **_time_axis(da.time.values))
     others = [d for d in da.dims if d != "time"]
     if len(others) > 1:
         raise ValueError(f"line_figure: da has dims {tuple(da.dims)}; one besides 'time' at "
