@@ -182,19 +182,26 @@ def test_shown_numbers_equal_the_library_on_a_gapped_set():
         float(ql.metrics.max_drawdown(r)))
 
 
-def test_plots_on_edge_data():
-    from bokeh.models import DatetimeAxis, LinearAxis
-
+def test_price_figure_refuses_a_log_axis_for_values_it_cannot_show():
     ds = ql.data.load().isel(time=slice(0, 50))
     neg = ds.assign(close=ds["close"] - 200)
     with pytest.raises(ValueError, match="IBM has values <= 0 .* pass log=False"):
         ql.plots.price_figure(neg, ["IBM"])           # a log axis drew nothing, silently
     assert len(ql.plots.price_figure(neg, ["IBM"], log=False).renderers) == 1
+
+
+def test_line_figure_axis_follows_the_time_coordinate():
+    from bokeh.models import DatetimeAxis, LinearAxis
+
+    ds = ql.data.load().isel(time=slice(0, 50))
     bars = xr.DataArray([1.0, 2.0, 3.0], dims="time", coords={"time": [0, 1, 2]}, name="x")
     fig = ql.plots.line_figure(bars)                   # bar numbers: not ms after 1970
     assert type(fig.xaxis[0]) is LinearAxis and fig.xaxis[0].axis_label == "time"
     fig = ql.plots.line_figure(ds["close"].sel(asset="IBM"))
     assert type(fig.xaxis[0]) is DatetimeAxis and fig.xaxis[0].axis_label == "date"
+
+
+def test_histogram_of_a_constant_draws_no_nan_curve():
     fig = ql.plots.histogram_figure(np.ones(10))      # the normal curve was all NaN
     assert [type(g.glyph).__name__ for g in fig.renderers] == ["Quad"]
     assert "no spread" in fig.title.text
