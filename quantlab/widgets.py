@@ -44,6 +44,19 @@ def _bars(da, what: str):
     return bars
 
 
+def _slippage_models(ds) -> list:
+    """The slippage models ``ds`` has the variables for (volume_based reads volume,
+    adaptive high and low): one offered on a close-only set (sp500_20) raised when picked."""
+    models = []
+    for m in ("fixed", "volume_based", "adaptive"):
+        try:
+            Slippage(m).panels(ds.isel(time=slice(0, 2)))
+        except DataError:
+            continue
+        models.append(m)
+    return models
+
+
 class RollingExplorer(plots.StaticView):
     """Pick an asset and drag a window: the price and its rolling z-score update in place.
 
@@ -125,13 +138,16 @@ class RollingExplorer(plots.StaticView):
     def _update(self, _change=None) -> None:
         self.busy.value = "computing..."
         try:
-            self.source.data = self._data()
+            self.source.data = data = self._data()
         except Exception as err:   # shown, and no stale figure: see _failed
             self.source.data = {"time": [], "price": [], "z": []}
             self.error = self.busy.value = _failed(err)
             return
         self.error = None
-        self.busy.value = ""
+        n = len(data["time"])   # a window beyond the asset's bars: a blank z-score
+        self.busy.value = "" if np.isfinite(data["z"]).any() else (
+            f"<i>window {self.window.value} needs more than the {n} bars of "
+            f"{html.escape(self.asset.value)}: no z-score</i>")
 
     def controls(self) -> list:
         return [("asset", self.asset.value), ("window", self.window.value)]
@@ -208,8 +224,8 @@ class StrategyExplorer(plots.StaticView):
                                             description="years", continuous_update=False)
         self.fees = w.FloatSlider(value=0.001, min=0.0, max=0.01, step=0.0005, readout_format=".4f",
                                   description="fees", continuous_update=False)
-        self.slip_model = w.Dropdown(options=["fixed", "volume_based", "adaptive"],
-                                     value="fixed", description="slippage")
+        self.slip_model = w.Dropdown(options=_slippage_models(ds), value="fixed",
+                                     description="slippage")
         self.slip_bps = w.FloatSlider(value=5.0, min=0.0, max=50.0, step=1.0,
                                       description="bps", continuous_update=False)
         self.params = w.VBox()

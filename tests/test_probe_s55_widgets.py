@@ -205,3 +205,23 @@ def test_histogram_of_a_constant_draws_no_nan_curve():
     fig = ql.plots.histogram_figure(np.ones(10))      # the normal curve was all NaN
     assert [type(g.glyph).__name__ for g in fig.renderers] == ["Quad"]
     assert "no spread" in fig.title.text
+
+
+def test_slippage_models_offered_are_those_the_data_has_variables_for():
+    """sp500_20 (close only): volume_based and adaptive raised when picked."""
+    e = ql.widgets.StrategyExplorer(ql.data.load("sp500_20"), "volatility_regime")
+    assert list(e.slip_model.options) == ["fixed"]
+    full = ql.widgets.StrategyExplorer(ql.data.load().isel(time=slice(0, 600)), "volatility_regime")
+    assert list(full.slip_model.options) == ["fixed", "volume_based", "adaptive"]
+    fixed = full.metrics["total_return"]
+    full.slip_model.value = "adaptive"
+    assert full.error is None and full.metrics["total_return"] < fixed
+
+
+def test_a_window_beyond_the_bars_says_why_the_z_score_is_blank():
+    e = ql.widgets.RollingExplorer(ql.data.load().isel(time=slice(0, 100)), window=20)
+    e.window.value = 252
+    assert not np.isfinite(e.source.data["z"]).any()
+    assert "window 252 needs more than the 100 bars of AAPL" in e.busy.value
+    e.window.value = 50
+    assert e.busy.value == "" and np.isfinite(e.source.data["z"]).sum() == 51
