@@ -725,9 +725,12 @@ def backtest_figure(res, asset=None, **sel):
     if "asset" in eq.dims:
         eq = eq.sel(asset=asset)
     price = res.prices.sel(asset=asset)
+    # an asset without a bar in the backtest: IndexError on its first price
+    _series(f"backtest_figure of {asset}", [(asset, price)])
+    bars = price.dropna("time")   # a holiday (NaN: no bar) broke the line
     fig_p = figure(x_axis_type="datetime", title=f"{asset}: close and fills", height=250,
                    x_axis_label="date", y_axis_label="price")
-    fig_p.line(price.time.values, price.values, color=PALETTE[0])
+    fig_p.line(bars.time.values, bars.values, color=PALETTE[0])
     o = res.orders[res.orders["asset"] == asset]
     for k, v in params.items():
         o = o[o[k] == v]
@@ -739,8 +742,7 @@ def backtest_figure(res, asset=None, **sel):
                    x_axis_label="date", y_axis_label="equity")
     money_axis(fig_e.yaxis)
     fig_e.line(eq.time.values, eq.values, color=PALETTE[1], legend_label="strategy")
-    first = price.dropna("time")
-    bh = res.init_cash * price.ffill("time") / float(first[0])
+    bh = res.init_cash * price.ffill("time") / float(bars[0])
     fig_e.line(bh.time.values, bh.values, color="gray", legend_label=f"buy and hold {asset}")
     fig_e.legend.location = "top_left"
     dd = eq / eq.copy(data=np.fmax.accumulate(eq.values)) - 1

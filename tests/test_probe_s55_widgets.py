@@ -225,3 +225,18 @@ def test_a_window_beyond_the_bars_says_why_the_z_score_is_blank():
     assert "window 252 needs more than the 100 bars of AAPL" in e.busy.value
     e.window.value = 50
     assert e.busy.value == "" and np.isfinite(e.source.data["z"]).sum() == 51
+
+
+def test_backtest_figure_on_a_gapped_set():
+    """res.plot(): each holiday broke the price line; an asset without a bar in the
+    backtest was an IndexError."""
+    from bokeh.models import GlyphRenderer
+
+    ds = ql.data.load("cross_market").sel(time=slice("1990", "2001"))
+    res = ql.backtest(ds, ql.strategies.get("volatility_regime").signal(ds))
+    fig = res.plot(asset="SP500").children[0]
+    line = [r for r in fig.renderers if isinstance(r, GlyphRenderer)][0].data_source.data
+    sp = ds["close"].sel(asset="SP500").dropna("time")
+    np.testing.assert_array_equal(line["y"], sp.values)
+    with pytest.raises(ql.DataError, match="backtest_figure of GOOG: no finite value"):
+        res.plot(asset="GOOG")
