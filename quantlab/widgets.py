@@ -654,3 +654,6 @@ class SweepExplorer(plots.StaticView):
         h.title.text = self.heat.title.text.replace("click a cell", "in a running kernel, "
                                                     "click a cell")
         return column(h, e, sizing_mode="stretch_width")
+
+    def static_extra(self) -> str:
+        return self.error or ""

@@ -151,6 +151,7 @@ def test_sweep_explorer_without_a_finite_cell_says_so():
     sw["sharpe_ratio"] = sw["sharpe_ratio"] * np.nan
     e = ql.widgets.SweepExplorer(sw, ds)
     assert "no cell of sharpe_ratio is finite" in e.busy.value and _empty(e.eq_source)
+    assert "no cell of sharpe_ratio is finite" in e._repr_mimebundle_()["text/html"]
     e.metric.value = "total_return"
     assert e.error is None and len(e.eq_source.data["equity"]) == 300
 
