@@ -241,3 +241,19 @@ def test_backtest_figure_on_a_gapped_set():
     np.testing.assert_array_equal(line["y"], sp.values)
     with pytest.raises(ql.DataError, match="backtest_figure of GOOG: no finite value"):
         res.plot(asset="GOOG")
+
+
+def test_the_table_says_when_a_value_is_annualised_from_under_a_year_or_why_it_is_na():
+    """2013 (41 bars): -7.9 % total read as -39.8 % a year, unmarked; one bar: Sharpe
+    n/a without a reason. The notes are the tear sheet's (ql.tearsheet.summary_table)."""
+    ds = ql.data.load()
+    e = ql.widgets.StrategyExplorer(ds, "volatility_regime")
+    assert e.notes == {}                                  # 13 years: nothing to say
+    e.dates.value = ("2013", "2013")
+    assert e.notes["annual_return"] == "annualised from 41 periods (a year is 252)"
+    assert "annualised from 41 periods" in e.table.value
+    one = ql.widgets.StrategyExplorer(ds.sel(time=slice(None, "2012-01-03")),
+                                      "volatility_regime")
+    one.dates.value = ("2012", "2012")
+    assert one.notes["sharpe_ratio"] == "1 observed period; needs 2"
+    assert np.isnan(one.metrics["sharpe_ratio"])
