@@ -624,6 +624,11 @@ def histogram_figure(values, bins: int = 80, title: str = "distribution", x_labe
     if not v.size:   # np.histogram drew an empty (0, 1) axis and a NaN curve, silently
         raise DataError(f"histogram_figure {title!r}: no finite value to draw (all NaN/inf "
                         "or empty)")
+    with np.errstate(over="ignore"):
+        span = v.max() - v.min()
+    if not np.isfinite(span):   # NumPy: "Too many bins for data range"
+        raise DataError(f"histogram_figure {title!r}: the values span {v.min():g} to "
+                        f"{v.max():g}, wider than a float can hold; rescale them")
     counts, edges = np.histogram(v, bins=bins, density=True)
     fig = figure(title=title, x_axis_label=x_label or "value", y_axis_label="density",
                   tools="pan,wheel_zoom,box_zoom,reset,save")

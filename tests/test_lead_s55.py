@@ -142,3 +142,27 @@ def test_a_tear_sheet_s_benchmark_is_measured_over_the_strategy_s_span():
     alone = ql.tearsheet.summary_table(b.sel(time=slice(ret.time[2000], None)))
     for k in ("total_return", "annual_return", "sharpe_ratio", "max_drawdown", "periods"):
         assert t.loc[k, "benchmark"] == alone.set_index("name").loc[k, "strategy"], k
+
+
+def test_the_strategy_explorer_keeps_a_bounded_number_of_signals(monkeypatch):
+    """Every parameter setting a slider passed through was kept (~1.3 MB each on
+    sp500_20), for the life of the explorer."""
+    pytest.importorskip("ipywidgets")
+    from quantlab import widgets
+
+    monkeypatch.setattr(widgets, "CACHED_SIGNALS", 3)
+    e = widgets.StrategyExplorer(ql.data.load().isel(time=slice(0, 300)), "volatility_regime")
+    slider = next(c for c in e.params.children if c.description == "window")
+    for v in range(slider.min, slider.min + 6):
+        slider.value = v
+        e.signal()
+    assert len(e._cache) == 3
+    slider.value = slider.min + 5
+    assert e.signal() is e._cache[next(reversed(e._cache))]   # a hit: most recent
+
+
+def test_a_histogram_of_values_wider_than_a_float_says_so():
+    """NumPy's 'Too many bins for data range' before."""
+    pytest.importorskip("bokeh")
+    with pytest.raises(DataError, match="span -1e\\+308 to 1e\\+308, wider than a float"):
+        ql.plots.histogram_figure(np.array([-1e308, 0.0, 1e308]))
