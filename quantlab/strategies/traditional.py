@@ -83,12 +83,18 @@ class _PercentileLive(LiveSignal):
     """volatility_regime and liquidity_timing: a ``window``-bar statistic per bar, its
     percentile rank over the last ``lookback`` of them (min_periods ``window``)."""
 
+    carried_returns = False   # returns of the carried closes (volatility_regime)
+
     def __init__(self, window, lookback, threshold):
         self.window, self.threshold = window, threshold
         self.ret, self.x, self.stat = Returns(), Rows(2 * window), Rows(lookback)
+        self.cret = Returns()
 
     def update(self, i, time, rows):
-        self.x.push(self._value(self.ret.push(rows["close"]), rows))
+        r = self.ret.push(rows["close"])
+        if self.carried_returns:   # returns(carried(close)), as `signal`
+            r = self.cret.push(self.ret.carried)
+        self.x.push(self._value(r, rows))
         # the kernel's bits (rolling_last): windows equal in exact arithmetic tie as in
         # `signal`, so a percentile at the threshold decides the same way
         stat = rolling_last(self._stat, self.x, i, self.window)
@@ -96,6 +102,8 @@ class _PercentileLive(LiveSignal):
 
 
 class _VolRegimeLive(_PercentileLive):
+    carried_returns = True
+
     def __init__(self, window, lookback, threshold, target_vol):
         super().__init__(window, lookback, threshold)
         self.target_vol = target_vol
@@ -408,7 +416,10 @@ class VolatilityRegime(Strategy):
     returns, so scaling exposure by 1/variance raises Sharpe ratios (Moreira & Muir 2017,
     "Volatility-Managed Portfolios"). Exposure = min(1, target_vol / σ_t) (vol
     targeting), and flat when σ_t is above its ``threshold`` percentile of the last
-    ``lookback`` bars (the high-volatility regime).
+    ``lookback`` bars (the high-volatility regime). σ_t is the std of the returns of
+    the closes carried over missing bars at most ``CARRY_BARS`` (5) bars
+    (``ql.data.carried``): a holiday is a 0 return, not a hole in ``window`` bars of
+    volatilities.
 
     Parameters
     ----------
@@ -454,7 +465,9 @@ class VolatilityRegime(Strategy):
         return _VolRegimeLive(window, lookback, threshold, target_vol)
 
     def _parts(self, ds, window, lookback):
-        vol = rolling.std(returns(ds["close"]), window) * ANNUAL
+        # carried over holidays (at most CARRY_BARS): a NaN return on a holiday left
+        # `window` bars after it without a volatility (vix, wti: 64% of bars held)
+        vol = rolling.std(returns(carried(ds["close"])), window) * ANNUAL
         pct = rolling.rank(vol, lookback, min_periods=window)
         return vol, pct
 

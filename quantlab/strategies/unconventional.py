@@ -402,8 +402,11 @@ class ComplexSystems(Strategy):
     systemic risk"): the absorption ratio AR (top ~N/5 eigenvalues' share) is
     standardised as (mean AR over ``shift`` bars - mean over ``lookback``) / std over
     ``lookback``, and exposure goes to 0 while it exceeds ``threshold`` (their 1-sigma
-    rule). Each window's network uses the assets with data in it (at least 2): an asset
-    not yet listed or without data is NaN and does not blank the others. Long-only; with
+    rule). Returns are those of the closes carried over missing bars at most
+    ``CARRY_BARS`` (5) bars (``ql.data.carried``): a holiday is a 0 return. Each
+    window's network uses the assets with data in it (at least 2): an asset not yet
+    listed or without data (delisted, halted longer) is NaN and does not blank the
+    others. Long-only; with
     ``group=True`` the weights form one portfolio.
 
     Computed in memory: each bar's eigen-decomposition needs the whole cross-section
@@ -447,7 +450,9 @@ class ComplexSystems(Strategy):
         return window + lookback       # window-bar correlations, standardised over lookback
 
     def _parts(self, ds, window, shift, lookback):
-        c = rolling.corr(returns(ds["close"]), window)
+        # carried over holidays (at most CARRY_BARS): a NaN return on one market's
+        # holiday blanked its correlations for `window` bars (cross_market: every window)
+        c = rolling.corr(returns(carried(ds["close"])), window)
         centrality, ar, avg = _network(c)
         sd = rolling.std(ar, lookback, min_periods=lookback // 2)
         shift_z = (rolling.mean(ar, shift) - rolling.mean(ar, lookback, min_periods=lookback // 2)) \
@@ -960,9 +965,11 @@ class _NetworkLive(LiveSignal):
         self.window, self.shift, self.lookback, self.threshold = window, shift, lookback, \
             threshold
         self.prices, self.rets, self.ar = Returns(), Rows(window), Rows(lookback)
+        self.carried = Returns()
 
     def update(self, i, time, rows):
-        r = self.prices.push(rows["close"])
+        self.prices.push(rows["close"])
+        r = self.carried.push(self.prices.carried)   # returns(carried(close)), as signal
         if r.shape[0] < 2:
             raise ValueError("complex_systems needs at least 2 assets")
         with _one_blas_thread():   # the matrix product and eigh of one bar
