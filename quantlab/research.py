@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import difflib
+import warnings
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from quantlab import _progress, _validate, rolling, strategies
 from quantlab.backtesting import backtest
 from quantlab.compat import ALIASES
+from quantlab.data import carried
 from quantlab.data import load as load_data
 from quantlab.data import returns as simple_returns
 
@@ -34,6 +37,25 @@ def _strategy_names(analysis_type) -> list[str]:
                              f"(aliases: {', '.join(ALIASES)})")
         out.append(name)
     return list(dict.fromkeys(out))
+
+
+def _only_comprehensive(analysis_type) -> set[str]:
+    """The strategies only ``"comprehensive"`` asks for (not named too): skipped, not an
+    error, where the data set cannot run them."""
+    types = [analysis_type] if isinstance(analysis_type, str) else list(analysis_type)
+    if "comprehensive" not in types:
+        return set()
+    return set(strategies.names()) - {ALIASES.get(t, t) for t in types}
+
+
+def _cannot_run(strat, ds) -> str | None:
+    """Why ``strat`` cannot run on ``ds`` (the checks of its ``signal``), else None."""
+    missing = [v for v in strat.requires if v not in ds]
+    if missing:
+        return f"needs {missing}"
+    if ds.sizes["asset"] < strat.min_assets:
+        return f"needs {strat.min_assets} assets"
+    return None
 
 
 def _check_symbols(symbols, ds) -> list[str]:
@@ -70,7 +92,9 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
         Assets of ``data`` to report.
     analysis_type : str or list of str, default 'comprehensive'
         Registry names (or the seed's short names, aliases), ``"correlation"``, or
-        ``"comprehensive"`` (every strategy and the correlation).
+        ``"comprehensive"`` (every strategy the data set can run, and the correlation;
+        one it lacks variables or assets for is left out with a warning naming it; a
+        strategy named explicitly raises instead).
     data : xarray.Dataset, optional
         Prices on (time, asset); default the bundled equities.
     start, end : str or datetime-like, optional
@@ -91,7 +115,8 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     Raises
     ------
     ValueError
-        If an ``analysis_type`` or a symbol is unknown (the closest name is suggested).
+        If an ``analysis_type`` or a symbol is unknown (the closest name is suggested),
+        or a strategy named explicitly needs variables or assets ``data`` lacks.
 
     Examples
     --------
@@ -109,17 +134,34 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     history = ds.sel(time=slice(None, end))
     ds = ds.sel(time=slice(start, end))
     symbols = _check_symbols(symbols, ds)
-    names = _strategy_names(analysis_type)
+    names, optional = _strategy_names(analysis_type), _only_comprehensive(analysis_type)
+    # "comprehensive" on a close-only or single-asset data set (sp500_20, vix, wti,
+    # cross_market) raised on the first strategy needing volume or a cross-section
+    skipped = {n: why for n in names if n in optional
+               and (why := _cannot_run(strategies.get(n), history)) is not None}
+    if skipped:
+        name = history.attrs.get("name")
+        warnings.warn(f"run_research_analysis: {len(skipped)} strategies skipped, the data"
+                      f"{f' set {name!r}' if name else ''} ({', '.join(map(str, history.data_vars))}"
+                      f"; {history.sizes['asset']} assets) cannot run them: "
+                      + "; ".join(f"{n} {why}" for n, why in skipped.items()), stacklevel=2)
+        names = [n for n in names if n not in skipped]
     out = {s: {} for s in symbols}
     for name in _progress.bar(names, "strategies", "strategy", progress and len(names) > 1):
         if name == "correlation":
             r = simple_returns(history["close"]).transpose("time", ...)   # (asset, time): was
-            c = rolling.corr(r, 63).sel(time=ds["time"])
+            # the rolling average of the closes carried over holidays: one NaN return
+            # blanked each 63-bar window holding it (vix, wti, cross_market: all NaN)
+            rc = simple_returns(carried(history["close"])).transpose("time", ...)
+            c = rolling.corr(rc, 63).sel(time=ds["time"])
             r = r.sel(time=ds["time"])
             matrix = r.to_pandas().corr()   # the dates' correlations, a KeyError 'IBM'
-            m = c.sizes["asset"]
-            # mean of the off-diagonal entries (the diagonal is 1)
-            off = (c.sum(["asset", "asset_other"], min_count=1) - m) / max(m * (m - 1), 1)
+            # mean of the defined off-diagonal entries: (sum - m) / (m (m - 1)) over all m
+            # assets counted those not yet listed or out of coverage (the bundled
+            # equities before GOOG's listing: 0.224 for 0.615); NaN with fewer than 2
+            pair = c.asset.values[:, None] != c.asset_other.values[None, :]
+            off = c.where(xr.DataArray(pair, dims=("asset", "asset_other"))).mean(
+                ["asset", "asset_other"])
             for s in symbols:
                 out[s]["correlation"] = {"with": matrix[s].drop(s),
                                          "rolling_average": off.to_series()}

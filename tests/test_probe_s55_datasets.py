@@ -82,3 +82,59 @@ def test_a_deployment_on_data_with_holidays_trades_as_its_backtest(sets, name, s
     assert len(got) == len(want)
     assert (got["time"].values == want["time"].values).all()
     np.testing.assert_allclose(got["size"].values, want["size"].values, rtol=1e-9)
+
+
+# ---- run_research_analysis over the other data sets ----------------------------------
+def test_comprehensive_skips_what_a_close_only_data_set_cannot_run(sets):
+    # it raised on attention (open, high, low, volume) for every set but the equities
+    ds = sets["cross_market"]
+    with pytest.warns(UserWarning, match=r"2 strategies skipped.*'cross_market'.*attention "
+                      r"needs \['open', 'high', 'low', 'volume'\]; liquidity_timing needs "
+                      r"\['volume'\]"):
+        out = ql.run_research_analysis(["WTI"], data=ds, progress=False, fees=0.0005)
+    want = set(ql.strategies.names()) - {"attention", "liquidity_timing"} | {"correlation"}
+    assert set(out["WTI"]) == want
+    direct = ql.backtest(ds.sel(asset=["WTI"]),
+                         ql.strategies.get("volatility_regime").signal(ds).sel(asset=["WTI"]),
+                         fees=0.0005).metrics()
+    assert out["WTI"]["volatility_regime"]["sharpe_ratio"] == pytest.approx(
+        float(direct["sharpe_ratio"].sel(asset="WTI")), rel=1e-12)
+
+
+def test_comprehensive_on_a_single_asset_skips_the_cross_sections(sets):
+    with pytest.warns(UserWarning, match="5 strategies skipped.*complex_systems needs 2 "
+                      "assets; cross_sectional_momentum needs 2 assets.*sentiment_regime "
+                      "needs 3 assets"):
+        out = ql.run_research_analysis("VIX", data=sets["vix"], progress=False)
+    assert "spc" in out["VIX"] and "complex_systems" not in out["VIX"]
+    corr = out["VIX"]["correlation"]
+    assert corr["with"].empty and corr["rolling_average"].isnull().all()   # no pair
+
+
+def test_a_strategy_named_explicitly_still_raises(sets):
+    with pytest.raises(ValueError, match="attention needs data variable"), \
+            pytest.warns(UserWarning, match="4 strategies skipped"):
+        ql.run_research_analysis("VIX", ["comprehensive", "attention"], data=sets["vix"],
+                                 progress=False)
+
+
+def test_the_rolling_average_correlation_counts_the_assets_with_data():
+    # (sum - m) / (m (m - 1)) over all 4 equities before GOOG's listing: 0.224 for 0.615
+    ds = ql.data.load().isel(time=slice(0, 400))
+    out = ql.run_research_analysis(["IBM"], "correlation", data=ds, progress=False)
+    got = out["IBM"]["correlation"]["rolling_average"]
+    r = ql.data.returns(ds["close"]).sel(asset=["AAPL", "IBM", "MSFT"]).to_pandas()
+    for t in (100, 300, 399):
+        c = r.iloc[t - 62: t + 1].corr().values
+        assert got.iloc[t] == pytest.approx(c[np.triu_indices(3, 1)].mean(), rel=1e-9)
+
+
+def test_the_rolling_average_correlation_bridges_holidays(sets):
+    # one NaN return blanked each 63-bar window holding it: no average on cross_market
+    ds = sets["cross_market"]
+    got = ql.run_research_analysis("SP500", "correlation", data=ds,
+                                   progress=False)["SP500"]["correlation"]["rolling_average"]
+    assert got.iloc[63:].notnull().all()
+    c = ql.data.returns(ql.data.carried(ds["close"])).sel(
+        asset=["SP500", "NASDAQ", "WTI", "VIX"]).to_pandas().iloc[-63:].corr().values
+    assert got.iloc[-1] == pytest.approx(c[np.triu_indices(4, 1)].mean(), rel=1e-9)
