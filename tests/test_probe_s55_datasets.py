@@ -1,6 +1,8 @@
 """Session 55 probe: every strategy on every bundled real data set (vix, wti and
 cross_market have holiday gaps, vix and wti a single asset, cross_market late listings
 and markets outside their coverage). Each test is a fault the probe found."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,42 @@ def test_the_rolling_average_correlation_bridges_holidays(sets):
     c = ql.data.returns(ql.data.carried(ds["close"])).sel(
         asset=["SP500", "NASDAQ", "WTI", "VIX"]).to_pandas().iloc[-63:].corr().values
     assert got.iloc[-1] == pytest.approx(c[np.triu_indices(4, 1)].mean(), rel=1e-9)
+
+
+# ---- factor_momentum past the factors' coverage --------------------------------------
+def _factor_signal(ds):
+    s = ql.strategies.get("factor_momentum")
+    return s.signal(ds, **s.default_inputs(ds))
+
+
+def test_factor_momentum_warns_when_the_data_outlives_its_factors():
+    # sp500_20 runs to 2022-12, the bundled factors to 2018-11: the decisions of
+    # 2019-2022 silently kept 2018's betas and directions
+    ds = ql.data.load("sp500_20").sel(time=slice("2011", None))
+    with pytest.warns(UserWarning, match=r"factors cover 1926-07\.\.2018-11, the data runs to "
+                      r"2022-12-28: the decisions from 2019-01-05 on keep using the factors "
+                      r"of 2018-11 \(48 months stale at the end\).*slice\(None, '2019-01-04'\)"):
+        sig = _factor_signal(ds)
+    frozen = sig.sel(time=slice("2019-01-05", None))
+    assert (frozen == frozen.isel(time=0)).all()          # what the warning is about
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                    # its advice: no warning
+        _factor_signal(ds.sel(time=slice(None, "2019-01-04")))
+
+
+def test_factor_momentum_warns_when_it_cannot_decide():
+    # the last 1000 bars of sp500_20 (2019-2022) have no factor month: all NaN, silently
+    with pytest.warns(UserWarning, match=r"no decision on the data \(2019-01-10\.\.2022-12-28\)"
+                      r".*48 months, 0 of them with factors"):
+        sig = _factor_signal(ql.data.load("sp500_20").isel(time=slice(-1000, None)))
+    assert sig.isnull().all()
+    # 600 bars of the equities: 30 months, fewer than beta_window (36)
+    with pytest.warns(UserWarning, match=r"fit over 36 months.*30 months, 29 of them"):
+        _factor_signal(ql.data.load().isel(time=slice(-600, None)))
+
+
+def test_factor_momentum_on_covered_data_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sig = _factor_signal(ql.data.load())
+    assert sig.notnull().any()
