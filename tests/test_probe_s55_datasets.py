@@ -179,3 +179,35 @@ def test_factor_momentum_on_covered_data_does_not_warn():
         warnings.simplefilter("error")
         sig = _factor_signal(ql.data.load())
     assert sig.notnull().any()
+
+
+@pytest.mark.parametrize("strategy", ["volatility_regime", "complex_systems"])
+def test_a_deployment_restored_at_a_holiday_continues_as_the_uninterrupted_one(
+        sets, strategy, tmp_path):
+    # the per-bar signals carry a second Returns (of the carried closes): a checkpoint
+    # taken on a holiday and one two bars after restore to the same run
+    ds = sets["cross_market"]
+    s = ql.strategies.get(strategy)
+    options = {"fees": 0.0005, "group": True}
+    hist, rest = ds.isel(time=slice(0, H)), ds.isel(time=slice(H, None))
+    whole = ql.deploy(s, history=hist, **options).replay(rest)
+    assert len(whole.orders) > 50, "a vacuous comparison"
+    sp = rest["close"].sel(asset="SP500").isnull().values
+    hol = H + int(np.flatnonzero(sp[50:])[0]) + 50
+    for cut in (hol, hol + 2):
+        part = ql.deploy(s, history=hist, **options).replay(ds.isel(time=slice(H, cut)))
+        back = ql.Deployment.restore(part.checkpoint(tmp_path / str(cut)))
+        back.replay(ds.isel(time=slice(cut, None)))
+        np.testing.assert_array_equal(back.equity.values, whole.equity.values)
+        assert back.orders.equals(whole.orders)
+
+
+@pytest.mark.parametrize("name", ["ff3", "macro", "core_cpi", "rates"])
+def test_a_strategy_on_a_series_that_is_no_price_panel_says_so(name):
+    # it read "name your dims with .rename({'old': 'asset'}) or .expand_dims('asset')",
+    # which led on to a missing close
+    ds = ql.data.load(name)
+    with pytest.raises(ql.DataError, match=rf"spc needs prices on \(time, asset\) with "
+                       rf"\['close'\]; data set '{name}' has .* on \('time',\): not a price "
+                       "panel"):
+        ql.strategies.get("spc").signal(ds)

@@ -415,6 +415,16 @@ class Strategy(abc.ABC):
         cross-sectional ranks read the arrays positionally), and the inputs checked."""
         if not isinstance(ds, xr.Dataset):
             raise TypeError(f"{self.name}: data must be an xarray Dataset (ql.data.load())")
+        if "asset" not in ds.dims and not set(self.requires) & set(ds.data_vars):
+            # ff3, macro, core_cpi, rates: "name your dims ... .expand_dims('asset')" led
+            # on to a missing close; they are inputs, not prices
+            name = ds.attrs.get("name")
+            raise DataError(
+                f"{self.name} needs prices on (time, asset) with {list(self.requires)}; "
+                f"{f'data set {name!r}' if name else 'the data'} has "
+                f"{sorted(map(str, ds.data_vars))} on {tuple(map(str, ds.dims))}: not a "
+                "price panel (a factor or macro series is an input, e.g. factor_momentum's "
+                "factors=)")
         _validate.coords(ds, what=f"{self.name} data")
         # rolling windows count bars and ranks compare assets: unsorted or repeated
         # labels gave numbers without an error
