@@ -211,3 +211,36 @@ def test_a_strategy_on_a_series_that_is_no_price_panel_says_so(name):
                        rf"\['close'\]; data set '{name}' has .* on \('time',\): not a price "
                        "panel"):
         ql.strategies.get("spc").signal(ds)
+
+
+# ---- OHLCV data with market holidays (user data on a union calendar) -----------------
+def _with_holidays(ds, every=28):
+    """``ds`` with a market-wide holiday (all variables NaN) every ``every`` bars."""
+    ds = ds.copy(deep=True)
+    for v in ds.data_vars:
+        ds[v].values[20::every, :] = np.nan
+    return ds
+
+
+def test_liquidity_timing_decides_on_ohlcv_data_with_holidays():
+    # |r| / dollar volume was NaN on a holiday and blanked `window` bars after it: 0.95
+    # of the bars decided on the equities, 0.22 with a holiday every 28 bars
+    ds = ql.data.load().isel(time=slice(-N, None))
+    s = ql.strategies.get("liquidity_timing")
+    gappy = _with_holidays(ds)
+    assert _decided(s.signal(gappy), gappy, s.warmup) == 1.0
+    illiq = s.diagnostics(gappy)["amihud_illiquidity"].sel(asset="IBM").to_series()
+    c = gappy["close"].sel(asset="IBM").to_series()
+    v = gappy["volume"].sel(asset="IBM").to_series()
+    ratio = (c.ffill().pct_change(fill_method=None).abs() / (c * v)).fillna(0.0)   # 0 on
+    np.testing.assert_allclose(illiq.values[30:], ratio.rolling(21).mean().values[30:],  # holidays
+                               rtol=1e-9)
+    # a deployment trades as the backtest
+    sig = s.signal(gappy)
+    res = ql.backtest(gappy, sig.where(sig.time >= gappy.time[H]), fees=0.0005)
+    dep = ql.deploy(s, history=gappy.isel(time=slice(0, H)), fees=0.0005)
+    dep.replay(gappy.isel(time=slice(H, None)))
+    assert len(res.orders) > 30
+    np.testing.assert_allclose(dep.equity.values, res.equity.isel(time=slice(H, None)).values,
+                               rtol=1e-12)
+    assert len(dep.orders) == len(res.orders)

@@ -125,10 +125,12 @@ class _VolRegimeLive(_PercentileLive):
 
 
 class _LiquidityLive(_PercentileLive):
+    carried_returns = True
     exps = None   # per asset: the binary exponents of its first close and volume
 
     def _value(self, r, rows):
         c, v = (np.asarray(rows[k], dtype=np.float64) for k in ("close", "volume"))
+        held = np.isnan(c) & ~np.isnan(self.ret.carried)   # a holiday: 0, as `signal`
         if self.exps is None:
             self.exps = np.zeros((2, c.size), dtype=np.int64)
             self.seen = np.zeros((2, c.size), dtype=bool)
@@ -138,7 +140,7 @@ class _LiquidityLive(_PercentileLive):
             self.seen[k] |= new
         dollar = np.ldexp(c, -self.exps[0]) * np.ldexp(v, -self.exps[1])
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.abs(r) / np.where(dollar > 0, dollar, np.nan)
+            return np.where(held, 0.0, np.abs(r) / np.where(dollar > 0, dollar, np.nan))
 
     _stat = staticmethod(rolling.mean)
 
@@ -489,7 +491,9 @@ class LiquidityTiming(Strategy):
     """Liquidity timing: stock returns fall when market illiquidity rises (Amihud 2002,
     "Illiquidity and stock returns"). Amihud illiquidity = rolling mean of |r| / dollar
     volume; long while it is at or below its ``threshold`` percentile of the last
-    ``lookback`` bars, flat when liquidity dries up.
+    ``lookback`` bars, flat when liquidity dries up. Returns are those of the closes
+    carried over missing bars at most ``CARRY_BARS`` (5) bars (``ql.data.carried``): a
+    holiday counts 0 (no price impact), not a hole in ``window`` bars.
 
     Parameters
     ----------
@@ -541,7 +545,12 @@ class LiquidityTiming(Strategy):
         close, e_c = _near_one(ds["close"])
         volume, e_v = _near_one(ds["volume"])
         dollar = close * volume
-        illiq = rolling.mean(abs(returns(ds["close"])) / dollar.where(dollar > 0), window)
+        # a holiday (a close carried, ql.data.carried) is a 0 return, no price impact:
+        # its NaN blanked `window` bars after it (0.95 of the bars decided -> 0.22 on
+        # OHLCV data with a market holiday every 28 bars)
+        held = carried(ds["close"])
+        ratio = abs(returns(held)) / dollar.where(dollar > 0)
+        illiq = rolling.mean(ratio.where(ds["close"].notnull() | held.isnull(), 0.0), window)
         return illiq, rolling.rank(illiq, lookback, min_periods=window), e_c + e_v
 
     def _signal(self, ds, window, lookback, threshold):
