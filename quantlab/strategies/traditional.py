@@ -83,20 +83,15 @@ class _MomentumLive(LiveSignal):
 
 class _PercentileLive(LiveSignal):
     """volatility_regime and liquidity_timing: a ``window``-bar statistic per bar, its
-    percentile rank over the last ``lookback`` of them (min_periods ``window``)."""
-
-    carried_returns = False   # returns of the carried closes (volatility_regime)
+    percentile rank over the last ``lookback`` of them (min_periods ``window``), of the
+    returns of the carried closes (``returns(carried(close))``, as ``signal``)."""
 
     def __init__(self, window, lookback, threshold):
         self.window, self.threshold = window, threshold
         self.ret, self.x, self.stat = Returns(), Rows(2 * window), Rows(lookback)
-        self.cret = Returns()
 
     def update(self, i, time, rows):
-        r = self.ret.push(rows["close"])
-        if self.carried_returns:   # returns(carried(close)), as `signal`
-            r = self.cret.push(self.ret.carried)
-        self.x.push(self._value(r, rows))
+        self.x.push(self._value(self.ret.push(rows["close"], carry=True), rows))
         # the kernel's bits (rolling_last): windows equal in exact arithmetic tie as in
         # `signal`, so a percentile at the threshold decides the same way
         stat = rolling_last(self._stat, self.x, i, self.window)
@@ -104,8 +99,6 @@ class _PercentileLive(LiveSignal):
 
 
 class _VolRegimeLive(_PercentileLive):
-    carried_returns = True
-
     def __init__(self, window, lookback, threshold, target_vol):
         super().__init__(window, lookback, threshold)
         self.target_vol = target_vol
@@ -125,7 +118,6 @@ class _VolRegimeLive(_PercentileLive):
 
 
 class _LiquidityLive(_PercentileLive):
-    carried_returns = True
     exps = None   # per asset: the binary exponents of its first close and volume
 
     def _value(self, r, rows):

@@ -965,11 +965,9 @@ class _NetworkLive(LiveSignal):
         self.window, self.shift, self.lookback, self.threshold = window, shift, lookback, \
             threshold
         self.prices, self.rets, self.ar = Returns(), Rows(window), Rows(lookback)
-        self.carried = Returns()
 
     def update(self, i, time, rows):
-        self.prices.push(rows["close"])
-        r = self.carried.push(self.prices.carried)   # returns(carried(close)), as signal
+        r = self.prices.push(rows["close"], carry=True)   # returns(carried(close)), as signal
         if r.shape[0] < 2:
             raise ValueError("complex_systems needs at least 2 assets")
         with _one_blas_thread():   # the matrix product and eigh of one bar
