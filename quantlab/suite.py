@@ -701,6 +701,11 @@ class Run:
         Values papermill injects after the ``parameters`` cell.
     status, duration, started, ended, error, records, output, html, description
         Filled in by :func:`run_suite`.
+    source : str
+        ``"executed"``, or ``"stored outputs"`` (``--from-stored``: not run, no duration).
+    commit : str
+        The git commit of quantlab the run was made with (set by :func:`write_index`;
+        ``""`` in an index written before it was recorded).
     timeout : float, optional
         Seconds for the whole notebook; None: the batch's default.
 
@@ -724,6 +729,8 @@ class Run:
     html: str = ""
     timeout: float | None = None  # s for the whole notebook; None: run_suite's default
     description: str = ""  # the notebook's first markdown cell, first sentence
+    source: str = "executed"   # or "stored outputs" (--from-stored)
+    commit: str = ""   # quantlab's git commit of the run (an earlier batch's may differ)
 
     def __post_init__(self):
         if self.name is None:   # a default name: characters Windows forbids become '_'
@@ -1089,6 +1096,7 @@ def _finish(run: Run, result: dict, dest: Path, prov: dict | None) -> Run:
     import nbformat
 
     run.status, run.error, run.duration = result["status"], result["error"], result["duration"]
+    run.source = result.get("source", "executed")
     run.started, run.ended = result["started"], result["ended"]
     run.output = ""
     if result["notebook"] is None:
@@ -1696,7 +1704,8 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
                 print(f"index not updated after {run.name}: {type(e).__name__}: {e}", file=log)
         bar.set_postfix(failed=sum(r.status == "failed" for r in runs))
         bar.update()
-        msg = f"{run.name}: {run.status} ({run.duration:.1f} s){' ' + run.error if run.error else ''}"
+        took = f"{run.duration:.1f} s" if run.source == "executed" else run.source
+        msg = f"{run.name}: {run.status} ({took}){' ' + run.error if run.error else ''}"
         (bar.write(msg, file=log) if len(runs) > 1 else print(msg, file=log, flush=True))
 
     todo = []
@@ -1999,7 +2008,7 @@ def stored_result(nb_json: str, notebook: str = "") -> dict:
     if status == "ok":
         nb_json = _mark_not_stored(nb_json)
     return {"status": status, "error": error, "duration": 0.0, "started": when,
-            "ended": when, "notebook": nb_json}
+            "ended": when, "notebook": nb_json, "source": "stored outputs"}
 
 
 NOT_STORED = ("output not stored in the committed notebook (tagged strip-output, too big "
@@ -2110,7 +2119,7 @@ def _git_commit() -> str:
 _INDEX_TYPES = {"notebook": str, "name": str, "parameters": dict, "status": str,
                 "duration": (int, float), "started": str, "ended": str, "error": str,
                 "records": dict, "output": str, "html": str, "timeout": (int, float, type(None)),
-                "description": str}
+                "description": str, "source": str, "commit": str}
 
 
 def read_index(out_dir) -> list[Run]:
@@ -2304,9 +2313,10 @@ def _metric_columns(runs: list[Run]) -> list[str]:
     return keys[:METRIC_COLUMNS]
 
 
-def _index_row(r: Run, metrics: list[str], out: Path) -> str:
+def _index_row(r: Run, metrics: list[str], out: Path, commit: str) -> str:
     """One run of the index as a table row (every text escaped); its report is linked
-    only while it is in ``out`` (an earlier batch's page deleted since stays listed)."""
+    only while it is in ``out`` (an earlier batch's page deleted since stays listed), its
+    commit shown where it is not this batch's ``commit``."""
     e = html.escape
     there = bool(r.html) and (out / Path(r.html).name).is_file()
     link = f'<a href="{e(_href(r.html))}">{e(r.name)}</a>' if there else e(r.name)
@@ -2320,6 +2330,11 @@ def _index_row(r: Run, metrics: list[str], out: Path) -> str:
             f'folder: run it again, or rebuild with --clean</div>'
             if r.html and not there else "")
     status = e(r.status) + (f'<div class="err">{e(r.error)}</div>' if r.error else "") + gone
+    # an earlier batch's run was made by another commit, or one not recorded then
+    made = (f'<div class="desc">commit {e(r.commit or "not recorded")}</div>'
+            if r.commit != commit else "")
+    took = (f'<td class="num" data-sort="-1">{e(r.source)}</td>' if r.source != "executed"
+            else f'<td class="num" data-sort="{float(r.duration)!r}">{float(r.duration):.1f} s</td>')
     cells = []
     for k in metrics:
         v = r.records.get(k)
@@ -2329,8 +2344,7 @@ def _index_row(r: Run, metrics: list[str], out: Path) -> str:
     return (f'<tr class="{e(r.status)}" data-name="{e(r.name)}">'
             f'<td><input type="checkbox" class="pick" aria-label="select {e(r.name)}"></td>'
             f'<td data-sort="{e(r.name)}">{link}{desc}</td><td>{params or "defaults"}</td>'
-            f'<td>{status}</td><td>{e(r.started)}</td>'
-            f'<td class="num" data-sort="{float(r.duration)!r}">{float(r.duration):.1f} s</td>'
+            f'<td>{status}</td><td>{e(r.started)}{made}</td>{took}'
             f'{"".join(cells)}<td>{recs}</td></tr>')
 
 
@@ -2372,11 +2386,14 @@ def write_index(runs: list[Run], out_dir, prov: dict | None = None) -> Path:
         prov = {"git_commit": _git_commit(), "data_sha256": checksum()}
     # earlier batches first (minus the runs this one redoes), then this batch in order
     names = {r.name for r in runs}
+    commit = str(prov["git_commit"])
+    for r in runs:   # the header's commit is this batch's; earlier runs keep their own
+        r.commit = r.commit or commit
     merged = [r for r in read_index(out_dir) if r.name not in names] + list(runs)
     e = html.escape
     metrics = _metric_columns(merged)
     out = Path(out_dir)
-    rows = [_index_row(r, metrics, out) for r in merged]
+    rows = [_index_row(r, metrics, out, commit) for r in merged]
     heads = "".join(f'<th class="sort num">{e(k)}</th>' for k in metrics)
     n_failed = sum(r.status != "ok" for r in merged)
     page = f"""<!DOCTYPE html>

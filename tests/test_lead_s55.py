@@ -166,3 +166,29 @@ def test_a_histogram_of_values_wider_than_a_float_says_so():
     pytest.importorskip("bokeh")
     with pytest.raises(DataError, match="span -1e\\+308 to 1e\\+308, wider than a float"):
         ql.plots.histogram_figure(np.array([-1e308, 0.0, 1e308]))
+
+
+def test_the_index_says_which_commit_made_an_earlier_batch_s_run(tmp_path):
+    """The header's one commit stood for every run, including runs kept from earlier
+    batches made by other commits."""
+    from quantlab import suite
+
+    suite.write_index([suite.Run("a.ipynb", status="ok")], tmp_path,
+                      {"git_commit": "aaa111", "data_sha256": "y"})
+    page = suite.write_index([suite.Run("b.ipynb", status="ok")], tmp_path,
+                             {"git_commit": "bbb222", "data_sha256": "y"}).read_text()
+    assert "commit bbb222" in page and "commit aaa111" in page   # header; a's row
+    assert page.count("commit bbb222") == 1                      # b's row says nothing
+    assert {r.name: r.commit for r in suite.read_index(tmp_path)} == {"a": "aaa111",
+                                                                      "b": "bbb222"}
+
+
+def test_the_index_says_a_run_from_stored_outputs_was_not_timed(tmp_path):
+    """A run rendered from stored outputs (--from-stored) read 0.0 s."""
+    from quantlab import suite
+
+    run = suite.Run("a.ipynb", status="ok", source="stored outputs")
+    page = suite.write_index([run], tmp_path, {"git_commit": "x", "data_sha256": "y"})
+    row = page.read_text().split('data-name="a"')[1].split("</tr>")[0]
+    assert '<td class="num" data-sort="-1">stored outputs</td>' in row and " s</td>" not in row
+    assert suite.read_index(tmp_path)[0].source == "stored outputs"

@@ -807,6 +807,7 @@ def test_from_stored_renders_stored_outputs_without_executing(tmp_path, fake_exe
     assert [r.status for r in runs] == ["ok", "ok"]
     assert fake_exec == [{"symbol": "MSFT"}]   # only the run with parameters executed
     assert runs[0].duration == 0.0 and runs[0].started
+    assert [r.source for r in runs] == ["stored outputs", "executed"]   # index: not "0.0 s"
     page = (tmp_path / "out" / "a.html").read_text()
     # the stored notebook's BokehJS load was stripped: the report loads it from _static/
     # before the first figure, once
