@@ -561,8 +561,8 @@ def _signals_held():
     finally:
         for s, handler in old:   # None: a handler not set from Python (default then)
             signal.signal(s, signal.SIG_DFL if handler is None else handler)
-        if got:
-            signal.raise_signal(got[0])
+    if got:   # after a block that failed, its error (a full disk) says more: not raised
+        signal.raise_signal(got[0])
 
 
 def _deploy_build(a, ck: Path | None, dep):

@@ -53,6 +53,7 @@ from quantlab import _validate as _v
 from quantlab import calendar as _calendar
 from quantlab._doc import fill
 from quantlab.data import check_time
+from quantlab.errors import DataError
 from quantlab._kernels import load
 
 # the x86-64-v3/v4 build where the CPU runs it and one is built
@@ -771,17 +772,38 @@ def _rate_for_pandas(name, x, returns, dim="time"):
     return pd.DataFrame(a, index=returns.index, columns=returns.columns)
 
 
-def _in_time_order(x, index, dim):
+def _time_index(x, dim):
+    """The labels of ``x`` along time (a pandas index, the ``dim`` index), else None."""
+    if isinstance(x, xr.DataArray):
+        return getattr(x.xindexes.get(dim), "index", None)
+    return x.index if isinstance(x, (pd.Series, pd.DataFrame)) else None
+
+
+def _in_time_order(x, dim, by_position=()):
     """``x`` with its datetime labels in time order: drawdowns and compounding read the
     returns in their order, and a shuffled series' max drawdown was another number (-0.186
     against -0.214) with no error. Repeated or NaT timestamps are a DataError naming one
-    (``ql.data.check_time``): no order is right for them."""
+    (``ql.data.check_time``): no order is right for them; so are unsorted returns beside
+    inputs paired with them by position (``by_position``: their names)."""
+    index = _time_index(x, dim)
     if not isinstance(index, pd.DatetimeIndex) or (index.is_monotonic_increasing
                                                    and index.is_unique):
         return x
-    if index.has_duplicates or index.hasnans:
-        check_time(index, "returns: ")
+    if index.has_duplicates or index.hasnans or by_position:
+        try:
+            check_time(index, "returns: ")
+        except DataError as e:
+            raise DataError(f"{e}" + (f"; {' and '.join(by_position)} paired by position: "
+                                      "sort them with the returns, or give them dates"
+                                      if by_position else "")) from None
     return x.sortby(dim) if isinstance(x, xr.DataArray) else x.sort_index()
+
+
+def _by_position(dim, **inputs) -> list:
+    """The names of ``inputs`` (benchmark, rate) without dates: paired by position."""
+    return [k for k, v in inputs.items() if v is not None and not _is_scalar(v)
+            and not isinstance(v, (pd.Series, pd.DataFrame))
+            and not (isinstance(v, xr.DataArray) and dim in v.indexes)]
 
 
 def _dispatch(names, returns, factor_returns, dim, params):
@@ -830,7 +852,8 @@ def _dispatch_xarray(names, returns, factor_returns, dim, params, rate_key, rate
     if dim not in returns.dims:
         raise ValueError(f"dim={dim!r} is not a dimension of the returns {returns.dims}")
     _v.real_array("returns", returns.dtype)
-    returns = _in_time_order(returns, getattr(returns.xindexes.get(dim), "index", None), dim)
+    returns = _in_time_order(returns, dim, _by_position(dim, factor_returns=factor_returns,
+                                                         **{rate_key or "rate": rate_obj}))
     rt = None
     if rate_key is not None:
         rt = _rate_for_xarray(rate_key, rate_obj, returns, dim)
@@ -896,7 +919,8 @@ def _benchmark_columns(b, returns):
 def _dispatch_pandas(names, returns, factor_returns, dim, params, rate_key, rate_obj):
     """``_dispatch`` for a Series (-> floats) or DataFrame (-> Series per metric): a
     pandas benchmark is aligned on the index, a rate reindexed on it."""
-    returns = _in_time_order(returns, returns.index, dim)
+    returns = _in_time_order(returns, dim, _by_position(dim, factor_returns=factor_returns,
+                                                         **{rate_key or "rate": rate_obj}))
     ra = _real("returns", returns)
     rt = None if rate_key is None else _rate_for_pandas(rate_key, rate_obj, returns, dim)
     b = None
@@ -943,9 +967,9 @@ def _data_periods(returns, period, annualization, dim="time"):
     if annualization is not None or period != "daily" or not isinstance(
             returns, (xr.DataArray, pd.Series, pd.DataFrame)):
         return annualization
-    try:
-        return _calendar.periods_for(returns, dim=dim)
-    except ValueError:
+    try:   # the calendar of the returns in time order (reversed monthly ones read 252)
+        return _calendar.periods_for(_in_time_order(returns, dim), dim=dim)
+    except ValueError:   # DataError included: repeated or NaT times, said by _dispatch
         return None
 
 

@@ -600,8 +600,8 @@ class SweepExplorer(plots.StaticView):
         params = {**self.base, **{d: v for d, v in sel.items() if d != "asset"},
                   self.x.value: xv, **({self._y(): yv} if self._y() else {})}
         params = {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}
-        asset = sel.get("asset")
-        return params, (str(asset) if asset is not None else None)
+        asset = sel.get("asset")   # the label itself: an int label as str was a KeyError
+        return params, (asset.item() if hasattr(asset, "item") else asset)
 
     def _clear(self, err):
         self.eq_source.data = {"time": [], "equity": []}
@@ -647,10 +647,11 @@ class SweepExplorer(plots.StaticView):
                        **self.backtest_kw)
         eq = res.equity
         if "asset" in eq.dims:
-            asset = asset if asset is not None else str(eq.asset.values[0])
-            eq = eq.sel(asset=asset)
+            eq = eq.sel(asset=asset) if asset is not None else eq.isel(asset=0)
+            asset = eq.asset.item()
         self.eq_source.data = {"time": eq.time.values, "equity": eq.values}
-        self.eq.title.text = f"equity of {asset}: {params}" if asset else f"equity: {params}"
+        self.eq.title.text = (f"equity of {asset}: {params}" if asset is not None
+                              else f"equity: {params}")
         self._shown, self.error = key, None
         self.busy.value = ""
         return res
