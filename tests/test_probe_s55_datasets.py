@@ -4,6 +4,7 @@ and markets outside their coverage). Each test is a fault the probe found."""
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import quantlab as ql
@@ -11,9 +12,17 @@ import quantlab as ql
 N, H = 900, 400     # recent bars probed; bars of a deployment's warm-up history
 
 
+def _weekdays(ds):
+    """FRED's layout: a row per weekday, NaN on the market's holidays (``ql.data.load``
+    drops those rows since this session; user data often keeps them)."""
+    return ds.reindex(time=pd.bdate_range(ds.time.values[0], ds.time.values[-1], name="time"))
+
+
 @pytest.fixture(scope="module")
 def sets():
-    return {n: ql.data.load(n).isel(time=slice(-N, None)) for n in ("vix", "wti", "cross_market")}
+    out = {n: _weekdays(ql.data.load(n)) for n in ("vix", "wti")}
+    out["cross_market"] = ql.data.load("cross_market")
+    return {n: ds.isel(time=slice(-N, None)) for n, ds in out.items()}
 
 
 def _decided(sig, ds, warmup):
