@@ -48,16 +48,6 @@ def _only_comprehensive(analysis_type) -> set[str]:
     return set(strategies.names()) - {ALIASES.get(t, t) for t in types}
 
 
-def _cannot_run(strat, ds) -> str | None:
-    """Why ``strat`` cannot run on ``ds`` (the checks of its ``signal``), else None."""
-    missing = [v for v in strat.requires if v not in ds]
-    if missing:
-        return f"needs {missing}"
-    if ds.sizes["asset"] < strat.min_assets:
-        return f"needs {strat.min_assets} assets"
-    return None
-
-
 def _check_symbols(symbols, ds) -> list[str]:
     if isinstance(symbols, str):
         symbols = [symbols]
@@ -138,13 +128,11 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     # "comprehensive" on a close-only or single-asset data set (sp500_20, vix, wti,
     # cross_market) raised on the first strategy needing volume or a cross-section
     skipped = {n: why for n in names if n in optional
-               and (why := _cannot_run(strategies.get(n), history)) is not None}
+               and (why := strategies.get(n).lacks(history))}
     if skipped:
-        name = history.attrs.get("name")
-        warnings.warn(f"run_research_analysis: {len(skipped)} strategies skipped, the data"
-                      f"{f' set {name!r}' if name else ''} ({', '.join(map(str, history.data_vars))}"
-                      f"; {history.sizes['asset']} assets) cannot run them: "
-                      + "; ".join(f"{n} {why}" for n, why in skipped.items()), stacklevel=2)
+        warnings.warn(f"run_research_analysis: {len(skipped)} strategies skipped:\n"
+                      + "\n".join(f"  {n} {why}" for n, why in skipped.items()),
+                      stacklevel=2)
         names = [n for n in names if n not in skipped]
     out = {s: {} for s in symbols}
     for name in _progress.bar(names, "strategies", "strategy", progress and len(names) > 1):

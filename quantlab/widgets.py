@@ -204,16 +204,9 @@ class StrategyExplorer(plots.StaticView):
         n_assets = ds.sizes["asset"]
         # a ranking strategy on fewer assets than it ranks raised when chosen (vix, wti:
         # at once, complex_systems being the first offered)
-        names = [n for n in strategies.names()
-                 if set(strategies.get(n).requires) <= set(ds.data_vars)
-                 and strategies.get(n).min_assets <= n_assets]
+        names = [n for n in strategies.names() if not strategies.get(n).lacks(ds)]
         if strategy is not None and strategy in strategies.names() and strategy not in names:
-            s = strategies.get(strategy)
-            lacks = sorted(set(s.requires) - set(ds.data_vars))
-            if lacks:
-                raise ValueError(f"strategy {strategy!r} needs {lacks}, which ds lacks")
-            raise ValueError(f"strategy {strategy!r} needs a cross-section of at least "
-                             f"{s.min_assets} assets; ds has {n_assets}")
+            raise ValueError(f"strategy {strategy!r} {strategies.get(strategy).lacks(ds)}")
         if not names:
             raise ValueError(f"no strategy runs on ds (variables {sorted(ds.data_vars)}, "
                              f"{n_assets} asset(s))")

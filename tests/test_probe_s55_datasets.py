@@ -99,9 +99,10 @@ def test_a_deployment_on_data_with_holidays_trades_as_its_backtest(sets, name, s
 def test_comprehensive_skips_what_a_close_only_data_set_cannot_run(sets):
     # it raised on attention (open, high, low, volume) for every set but the equities
     ds = sets["cross_market"]
-    with pytest.warns(UserWarning, match=r"2 strategies skipped.*'cross_market'.*attention "
-                      r"needs \['open', 'high', 'low', 'volume'\]; liquidity_timing needs "
-                      r"\['volume'\]"):
+    with pytest.warns(UserWarning, match=r"2 strategies skipped:\n  attention needs "
+                      r"data variable\(s\) \['open', 'high', 'low', 'volume'\]; data set "
+                      r"'cross_market' has \['close'\]\n  liquidity_timing needs data "
+                      r"variable\(s\) \['volume'\]"):
         out = ql.run_research_analysis(["WTI"], data=ds, progress=False, fees=0.0005)
     want = set(ql.strategies.names()) - {"attention", "liquidity_timing"} | {"correlation"}
     assert set(out["WTI"]) == want
@@ -113,9 +114,10 @@ def test_comprehensive_skips_what_a_close_only_data_set_cannot_run(sets):
 
 
 def test_comprehensive_on_a_single_asset_skips_the_cross_sections(sets):
-    with pytest.warns(UserWarning, match="5 strategies skipped.*complex_systems needs 2 "
-                      "assets; cross_sectional_momentum needs 2 assets.*sentiment_regime "
-                      "needs 3 assets"):
+    with pytest.warns(UserWarning, match="5 strategies skipped:(?s:.*)complex_systems needs a "
+                      "cross-section of at least 2 assets; data set 'vix' has 1 \\(VIX\\)\n  "
+                      "cross_sectional_momentum needs a cross-section of at least 2 assets(?s:.*)"
+                      "sentiment_regime needs a cross-section of at least 3 assets"):
         out = ql.run_research_analysis("VIX", data=sets["vix"], progress=False)
     assert "spc" in out["VIX"] and "complex_systems" not in out["VIX"]
     corr = out["VIX"]["correlation"]

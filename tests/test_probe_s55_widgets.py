@@ -28,7 +28,7 @@ def test_one_asset_sets_offer_only_the_strategies_that_run_on_one_asset():
     assert {"volatility_regime", "spc"} <= offered
     assert e.error is None and e.metrics["n_trades"] > 0
     with pytest.raises(ValueError, match="'complex_systems' needs a cross-section of at least "
-                       "2 assets; ds has 1"):
+                       "2 assets; data set 'vix' has 1 \\(VIX\\)"):
         ql.widgets.StrategyExplorer(vix, "complex_systems")
 
 

@@ -190,8 +190,8 @@ def test_explorers_refuse_a_start_value_their_controls_cannot_show():
     ds = ql.data.load().isel(time=slice(0, 300))
     with pytest.raises(ValueError, match="strategy must be one of .*got 'nope'"):
         ql.widgets.StrategyExplorer(ds, "nope")
-    with pytest.raises(ValueError, match=r"'attention' needs \['high', 'low', 'open', 'volume'\], "
-                       "which ds lacks"):
+    with pytest.raises(ValueError, match=r"'attention' needs data variable\(s\) \['open', "
+                       r"'high', 'low', 'volume'\]; data set 'equities' has \['close'\]"):
         ql.widgets.StrategyExplorer(ds[["close"]], "attention")
     with pytest.raises(ValueError, match=r"window must be an integer in \[2, 252\], got 500"):
         ql.widgets.RollingExplorer(ds, window=500)

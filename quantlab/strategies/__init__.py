@@ -410,6 +410,45 @@ class Strategy(abc.ABC):
         """Intermediate quantities; by default just the signal."""
         return xr.Dataset({"signal": self._signal(ds, **kw)})
 
+    def lacks(self, ds) -> str:
+        """Why this strategy cannot run on ``ds``, or ``""`` if it can: a data variable it
+        reads is missing, or a ranking has fewer assets than its cross-section needs. The
+        one rule behind ``signal``'s error, the research analysis' skips, the explorer's
+        choices and the notebooks' checks.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            Prices on (time, asset), e.g. ``ql.data.load("vix")``.
+
+        Returns
+        -------
+        str
+            ``""``, or the reason, e.g. ``"needs data variable(s) ['volume']; data set
+            'vix' has ['close']"``.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> vix = ql.data.load("vix")
+        >>> ql.strategies.get("volatility_regime").lacks(vix)
+        ''
+        >>> ql.strategies.get("cross_sectional_momentum").lacks(vix)
+        "needs a cross-section of at least 2 assets; data set 'vix' has 1 (VIX)"
+        """
+        name = ds.attrs.get("name")
+        what = f"data set {name!r}" if name else "the data"
+        missing = [v for v in self.requires if v not in ds]
+        if missing:
+            return (f"needs data variable(s) {missing}; {what} has "
+                    f"{sorted(map(str, ds.data_vars))}")
+        n = ds.sizes.get("asset", 0)
+        if n < self.min_assets:   # one asset ranked top: always long
+            labels = ds.indexes["asset"][:5] if n else []
+            return (f"needs a cross-section of at least {self.min_assets} assets; {what} "
+                    f"has {n} ({', '.join(map(str, labels))})")
+        return ""
+
     def _check(self, ds, inputs) -> xr.Dataset:
         """``ds`` checked, with its dims in (time, asset) order (kernels and the pandas
         cross-sectional ranks read the arrays positionally), and the inputs checked."""
@@ -435,20 +474,11 @@ class Strategy(abc.ABC):
             i = int(np.flatnonzero(~(time[1:] > time[:-1]))[0])
             raise DataError(f"{self.name}: time must be strictly increasing; "
                             f"{str(time[i + 1])[:19]} comes after {str(time[i])[:19]}")
-        missing = [v for v in self.requires if v not in ds]
-        if missing:
-            raise ValueError(f"{self.name} needs data variable(s) {missing}; this data set has "
-                             f"{sorted(map(str, ds.data_vars))}")
         if ds.sizes["time"] == 0 or ds.sizes["asset"] == 0:
             raise DataError(f"{self.name}: empty data set (time={ds.sizes['time']}, "
                             f"asset={ds.sizes['asset']})")
-        if ds.sizes["asset"] < self.min_assets:   # one asset ranked top: always long
-            n, name = ds.sizes["asset"], ds.attrs.get("name")
-            raise ValueError(
-                f"{self.name} needs a cross-section of at least {self.min_assets} assets; "
-                f"{f'data set {name!r}' if name else 'the data'} has {n} "
-                f"({', '.join(map(str, ds.indexes['asset'][:5]))}): "
-                "give one with more (ql.data.load('sp500_20'))")
+        if why := self.lacks(ds):
+            raise ValueError(f"{self.name} {why}")
         for v in self.requires:
             if set(ds[v].dims) != {"time", "asset"}:
                 raise DataError(f"{self.name}: data variable {v!r} has dims {ds[v].dims}; "

@@ -1,0 +1,91 @@
+"""Session 56 (lead): one rule for "can this strategy run on this data set".
+
+``Strategy.lacks(ds)`` replaced five copies of the rule (``signal``'s check, the research
+analysis' skips, StrategyExplorer's choices and error, notebooks 01 and 03), which had
+drifted into four wordings of the same two reasons.
+"""
+import warnings
+
+import pytest
+
+import quantlab as ql
+from quantlab.errors import DataError
+
+PANELS = [n for n in ql.data.available().index
+          if n not in ("ff3", "macro", "core_cpi", "rates")]   # inputs, not prices
+
+
+@pytest.fixture(scope="module")
+def sets():
+    out = {}
+    for n in PANELS:
+        try:
+            out[n] = ql.data.load(n).isel(time=slice(-300, None))
+        except ModuleNotFoundError:   # fx_1980s: a GPL package quantlab does not install
+            pass
+    return out
+
+
+@pytest.mark.parametrize("data_set", PANELS)
+def test_lacks_is_empty_exactly_when_the_signal_runs(sets, data_set):
+    if data_set not in sets:
+        pytest.skip(f"{data_set}: its package is not installed")
+    ds = sets[data_set]
+    ran = 0
+    for name in ql.strategies.names():
+        s = ql.strategies.get(name)
+        why = s.lacks(ds)
+        inputs = s.default_inputs(ds) if s.inputs else {}
+        if why:
+            with pytest.raises(ValueError) as e:
+                s.signal(ds, **inputs)
+            assert str(e.value) == f"{name} {why}"
+        else:
+            ran += 1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")   # short data: "no decision" warnings
+                sig = s.signal(ds, **inputs)
+            assert sig.sizes == {"time": ds.sizes["time"], "asset": ds.sizes["asset"]}
+    # the equities run all eleven; a one-asset close-only set only the single-asset ones
+    assert ran == {"equities": 11, "vix": 6, "wti": 6}.get(data_set, ran) and ran >= 6
+
+
+def test_lacks_names_the_variables_or_the_cross_section():
+    vix = ql.data.load("vix")
+    assert ql.strategies.get("attention").lacks(vix) == (
+        "needs data variable(s) ['open', 'high', 'low', 'volume']; data set 'vix' has "
+        "['close']")
+    assert ql.strategies.get("sentiment_regime").lacks(vix) == (
+        "needs a cross-section of at least 3 assets; data set 'vix' has 1 (VIX)")
+    unnamed = ql.data.load().isel(asset=[0, 1])
+    unnamed.attrs.pop("name")
+    assert ql.strategies.get("sentiment_regime").lacks(unnamed).endswith(
+        "the data has 2 (AAPL, GOOG)")
+    assert ql.strategies.get("sentiment_regime").lacks(ql.data.load()) == ""
+
+
+def test_the_explorer_and_the_research_analysis_follow_lacks(sets):
+    pytest.importorskip("ipywidgets")
+    for data_set in ("vix", "cross_market", "sp500_20"):
+        ds = sets[data_set]
+        runs = [n for n in ql.strategies.names() if not ql.strategies.get(n).lacks(ds)]
+        assert list(ql.widgets.StrategyExplorer(ds).strategy.options) == runs
+        cannot = [n for n in ql.strategies.names() if n not in runs]
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            out = ql.run_research_analysis(str(ds.asset.values[0]), data=ds, progress=False)
+        skipped = [str(x.message) for x in w if "strategies skipped" in str(x.message)]
+        assert set(out[str(ds.asset.values[0])]) & set(ql.strategies.names()) == set(runs)
+        if cannot:
+            assert skipped and all(f"  {n} {ql.strategies.get(n).lacks(ds)}" in skipped[0]
+                                   for n in cannot)
+        else:
+            assert not skipped
+
+
+def test_an_empty_data_set_is_a_data_error_before_the_rule():
+    ds = ql.data.load().isel(asset=slice(0, 0))
+    with pytest.raises(DataError, match="empty data set"):
+        ql.strategies.get("volatility_regime").signal(ds)
+    assert ql.strategies.get("volatility_regime").lacks(ds) == (
+        "needs a cross-section of at least 1 assets; data set 'equities' has 0 ()")
