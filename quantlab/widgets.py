@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 
 import numpy as np
+import pandas as pd
 
 from quantlab import fmt, plots, rolling, strategies, tearsheet
 from quantlab._validate import choice, coords, dataset, integer
@@ -59,6 +60,17 @@ def _slippage_models(ds) -> list:
             continue
         models.append(m)
     return models
+
+
+def _periods(time) -> tuple[str, str, list]:
+    """The date slider's unit, its pandas frequency and its options: the coarsest of
+    years, months, days and hours that gives the data at least two periods (a week of
+    minute bars was one year, a slider that could not narrow)."""
+    for unit, freq in (("years", "Y"), ("months", "M"), ("days", "D"), ("hours", "h")):
+        periods = time.to_period(freq).unique()
+        if len(periods) > 1:
+            return unit, freq, [str(p) for p in periods]
+    return "years", "Y", [str(p) for p in time.to_period("Y").unique()]   # one bar
 
 
 class RollingExplorer(plots.StaticView):
@@ -216,9 +228,9 @@ class StrategyExplorer(plots.StaticView):
                                    description="strategy")
         assets = [str(a) for a in ds.asset.values]
         self.asset = w.Dropdown(options=assets, value=assets[0], description="asset")
-        years = sorted({str(t)[:4] for t in ds.time.values})
-        self.dates = w.SelectionRangeSlider(options=years, index=(0, len(years) - 1),
-                                            description="years", continuous_update=False)
+        self._unit, self._freq, periods = _periods(ds.indexes["time"])
+        self.dates = w.SelectionRangeSlider(options=periods, index=(0, len(periods) - 1),
+                                            description=self._unit, continuous_update=False)
         self.fees = w.FloatSlider(value=0.001, min=0.0, max=0.01, step=0.0005, readout_format=".4f",
                                   description="fees", continuous_update=False)
         self.slip_model = w.Dropdown(options=_slippage_models(ds), value="fixed",
@@ -373,19 +385,20 @@ class StrategyExplorer(plots.StaticView):
     def _run(self) -> str:
         """Backtest the controls' selection into the sources and the table; returns a
         note for the busy line ('' or why the figures are flat)."""
-        first, last = sorted(self.dates.value)   # a reversed range: the same years
-        window = slice(f"{first}-01-01", f"{last}-12-31")
-        asset = self.asset.value
+        first, last = sorted(self.dates.value)   # a reversed range: the same periods
+        window = slice(pd.Period(first, self._freq).start_time,
+                       pd.Period(last, self._freq).end_time)
+        span, asset = self._span(), self.asset.value
         ds = self.ds.sel(asset=[asset], time=window)
         if not ds["close"].notnull().any():   # an asset not yet listed: a blank figure
             have = self.ds["close"].sel(asset=asset).dropna("time").time.values
-            raise DataError(f"{asset} has no bars in {first}-{last}" + (
+            raise DataError(f"{asset} has no bars in {span}" + (
                 f" (its bars: {str(have[0])[:10]} to {str(have[-1])[:10]})" if have.size
                 else " (no bar at all)"))
         sig = self.signal().sel(asset=[asset], time=window)
         note = "" if sig.notnull().any() else (
             f"<i>{html.escape(self.strategy.value)} gives no signal for "
-            f"{html.escape(asset)} in {first}-{last} (NaN throughout): no position "
+            f"{html.escape(asset)} in {span} (NaN throughout): no position "
             "taken</i>")
         slip = Slippage(self.slip_model.value, bps=self.slip_bps.value)
         res = backtest(ds, sig, fees=self.fees.value, slippage=slip)
@@ -426,10 +439,14 @@ class StrategyExplorer(plots.StaticView):
                         for k, v in self.metrics.items())
         return f"<table>{cells}</table>"
 
-    def controls(self) -> list:
+    def _span(self) -> str:
+        """The selected periods: '2000-2001' (years), '2024-01-02 to 2024-01-05'."""
         first, last = sorted(self.dates.value)
+        return f"{first}{'-' if self._unit == 'years' else ' to '}{last}"
+
+    def controls(self) -> list:
         return [("strategy", self.strategy.value), ("asset", self.asset.value),
-                ("years", f"{first}-{last}"), ("fees", fmt.pct(self.fees.value, 2, sign=False)),
+                (self._unit, self._span()), ("fees", fmt.pct(self.fees.value, 2, sign=False)),
                 ("slippage", f"{self.slip_model.value} {self.slip_bps.value:g} bps"),
                 *self.current_params().items()]
 

@@ -1,11 +1,12 @@
-"""Session 56 (lead): one rule for "can this strategy run on this data set".
+"""Session 56 (lead).
 
-``Strategy.lacks(ds)`` replaced five copies of the rule (``signal``'s check, the research
+One rule for "can this strategy run on this data set": ``Strategy.lacks(ds)`` replaced five copies of the rule (``signal``'s check, the research
 analysis' skips, StrategyExplorer's choices and error, notebooks 01 and 03), which had
 drifted into four wordings of the same two reasons.
 """
 import warnings
 
+import pandas as pd
 import pytest
 
 import quantlab as ql
@@ -89,3 +90,43 @@ def test_an_empty_data_set_is_a_data_error_before_the_rule():
         ql.strategies.get("volatility_regime").signal(ds)
     assert ql.strategies.get("volatility_regime").lacks(ds) == (
         "needs a cross-section of at least 1 assets; data set 'equities' has 0 ()")
+
+
+# ---- StrategyExplorer's date slider on intraday data ------------------------------------
+# It offered years only: a week of minute bars was the one option '2024', a slider that
+# could not narrow. Its unit is now the coarsest of years, months, days and hours that
+# gives the data two periods, and a selection covers its periods whole.
+
+def _explorer(ds):
+    pytest.importorskip("ipywidgets")
+    return ql.widgets.StrategyExplorer(ds, "volatility_regime")
+
+
+def test_the_date_slider_of_minute_bars_selects_hours_whole():
+    ds = ql.testing.synthetic_minute_panel(2, 1, calendar="24/7").isel(time=slice(0, 600))
+    e = _explorer(ds)
+    assert e.dates.description == "hours" and len(e.dates.options) == 10
+    assert e.dates.options[:2] == ("2024-01-01 00:00", "2024-01-01 01:00")
+    e.dates.value = ("2024-01-01 05:00", "2024-01-01 06:00")
+    assert e.error is None
+    assert e.controls()[2] == ("hours", "2024-01-01 05:00 to 2024-01-01 06:00")
+    t = pd.DatetimeIndex(e.src["equity"].data["time"])
+    assert (t[0], t[-1], len(t)) == (pd.Timestamp("2024-01-01 05:00"),
+                                      pd.Timestamp("2024-01-01 06:59"), 120)
+    # the numbers are the library's on those bars
+    window = slice("2024-01-01 05:00", "2024-01-01 06:59")
+    asset = e.asset.value
+    sig = ql.strategies.get("volatility_regime").signal(ds).sel(asset=[asset], time=window)
+    res = ql.backtest(ds.sel(asset=[asset], time=window), sig, fees=0.001,
+                      slippage=ql.Slippage("fixed", bps=5.0))
+    assert e.metrics["total_return"] == float(res.metrics()["total_return"][0])
+
+
+@pytest.mark.parametrize("bars,unit,n", [(300, "years", 2), (100, "months", 5),
+                                         (20, "days", 20), (1, "years", 1)])
+def test_the_date_slider_unit_follows_the_span(bars, unit, n):
+    e = _explorer(ql.data.load().isel(time=slice(0, bars)))
+    assert (e.dates.description, len(e.dates.options)) == (unit, n)
+    if unit == "years":
+        assert e.controls()[2] == ("years", "-".join([e.dates.options[0],
+                                                       e.dates.options[-1]]))
