@@ -967,8 +967,14 @@ def _data_periods(returns, period, annualization, dim="time"):
     if annualization is not None or period != "daily" or not isinstance(
             returns, (xr.DataArray, pd.Series, pd.DataFrame)):
         return annualization
-    try:   # the calendar of the returns in time order (reversed monthly ones read 252)
-        return _calendar.periods_for(_in_time_order(returns, dim), dim=dim)
+    index = _time_index(returns, dim)
+    if (isinstance(index, pd.DatetimeIndex) and not index.is_monotonic_increasing
+            and "periods_per_year" not in returns.attrs):
+        # the calendar of the times in order (reversed monthly returns read 252); only
+        # the index is sorted here, the data once by _dispatch
+        returns = index.sort_values()
+    try:
+        return _calendar.periods_for(returns, dim=dim)
     except ValueError:   # DataError included: repeated or NaT times, said by _dispatch
         return None
 
