@@ -6,6 +6,7 @@ drifted into four wordings of the same two reasons.
 """
 import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -130,3 +131,20 @@ def test_the_date_slider_unit_follows_the_span(bars, unit, n):
     if unit == "years":
         assert e.controls()[2] == ("years", "-".join([e.dates.options[0],
                                                        e.dates.options[-1]]))
+
+
+# ---- metrics: unsorted returns annualise with the calendar of their sorted times -------
+
+@pytest.mark.parametrize("kind", ["pandas", "xarray"])
+def test_reversed_monthly_returns_annualise_by_12(kind):
+    r = pd.Series(np.random.default_rng(0).normal(0.01, 0.04, 60),
+                  index=pd.date_range("2000-01-31", periods=60, freq="ME", name="time"))
+    rev = r[::-1] if kind == "pandas" else r[::-1].to_xarray()
+    for name in ("annual_return", "sharpe_ratio", "annual_volatility"):
+        f = getattr(ql.metrics, name)
+        assert float(f(rev)) == pytest.approx(float(f(r, period="monthly")), rel=1e-12)
+    # an attr says the calendar: no inference (and no sort) for it
+    if kind == "xarray":
+        rev.attrs["periods_per_year"] = 4
+        assert float(ql.metrics.annual_volatility(rev)) == pytest.approx(
+            float(ql.metrics.annual_volatility(r, annualization=4)), rel=1e-12)
