@@ -160,8 +160,9 @@ class Returns:
     r_t = p_t / p_last - 1, p_last the last valid price before t (a gap is bridged by the
     first bar after it); NaN where p_t is NaN or no earlier price exists. ``last`` is the
     last valid price (pandas ``ffill``), ``carried`` the price ``ql.data.carried`` gives
-    (carried at most ``CARRY_BARS`` bars), ``gone`` where an asset that had a price has
-    none within them (delisted, or halted longer).
+    (carried at most ``CARRY_BARS`` bars), ``held`` where it is carried over no bar,
+    ``gone`` where an asset that had a price has none within them (delisted, or halted
+    longer).
 
     Examples
     --------
@@ -214,8 +215,13 @@ class Returns:
         self.last = np.where(missing, self.last, price)
         self.age = np.where(missing, self.age + 1, 0)
         if carry:   # a carried price is the last one (after a price, c_last is p_last)
-            r = np.where(missing & ~np.isnan(self.carried), 0.0, r)
+            r = np.where(self.held, 0.0, r)
         return r
+
+    @property
+    def held(self) -> np.ndarray:
+        """Assets without a price at the last bar pushed whose last one is carried."""
+        return (self.age > 0) & ~np.isnan(self.carried)
 
     @property
     def carried(self) -> np.ndarray:

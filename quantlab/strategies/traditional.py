@@ -122,7 +122,6 @@ class _LiquidityLive(_PercentileLive):
 
     def _value(self, r, rows):
         c, v = (np.asarray(rows[k], dtype=np.float64) for k in ("close", "volume"))
-        held = np.isnan(c) & ~np.isnan(self.ret.carried)   # a holiday: 0, as `signal`
         if self.exps is None:
             self.exps = np.zeros((2, c.size), dtype=np.int64)
             self.seen = np.zeros((2, c.size), dtype=bool)
@@ -132,7 +131,9 @@ class _LiquidityLive(_PercentileLive):
             self.seen[k] |= new
         dollar = np.ldexp(c, -self.exps[0]) * np.ldexp(v, -self.exps[1])
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(held, 0.0, np.abs(r) / np.where(dollar > 0, dollar, np.nan))
+            # a holiday: 0, as `signal`
+            return np.where(self.ret.held, 0.0,
+                            np.abs(r) / np.where(dollar > 0, dollar, np.nan))
 
     _stat = staticmethod(rolling.mean)
 
