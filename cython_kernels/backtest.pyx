@@ -471,6 +471,9 @@ cdef class _Sim:
     # fixed-fee check sees it), gross and short value at the close, stopped this bar
     cdef double[::1] eq, gross, e, px, live, gross_v, short_v
     cdef signed char[::1] stopped
+    # per bar and account: some asset of it has a close (metrics-only: a bar with no
+    # close and an unchanged equity is no observation, as res.returns' NaN)
+    cdef signed char[::1] priced
     cdef double[::1] late_cut   # fee cuts of order records returned by earlier calls
     # outputs
     # per-bar outputs: any strides (a column block of the caller's panel, out=)
@@ -728,7 +731,9 @@ cdef class _Sim:
                 v += x
                 gv = fabs(x)
             ret = v / prev_eq[c] - 1.0
-            if not isnan(ret):   # 0/0, an emptied account: skipped, as record_accounts
+            # 0/0 (an emptied account), and a bar without a close where nothing changed
+            # (not yet listed, a holiday, delisted): no observation, as record_accounts
+            if not isnan(ret) and (ret != 0.0 or not isnan(cl)):
                 acc_add(&self.stats[c, 0], ret, log1p(ret) if need & A_STABILITY else 0.0,
                         0.0, need)
             self.extra[c, X_EQSUM] += v
@@ -1128,14 +1133,17 @@ cdef class _Sim:
         cdef const Py_ssize_t* group = &self.group[0]
         cdef const Py_ssize_t* asset = &self.asset[0]
         cdef out_row positions = row_of(self.positions, r) if keep else NULL
+        cdef signed char* priced = &self.priced[0]
         for g in range(self.n_groups):
             eq[g] = self.cash[g]
             gross_v[g] = 0.0
             short_v[g] = 0.0
+            priced[g] = 0
         for c in range(self.m):
             cl = at(cr, cs, asset[c])
             if not isnan(cl):
                 last[c] = cl
+                priced[group[c]] = 1
             if keep:
                 positions[c] = q[c]
             if q[c] != 0:
@@ -1246,7 +1254,9 @@ cdef class _Sim:
         for g in range(self.n_groups):
             if self.metrics_only:
                 ret = eq[g] / prev_eq[g] - 1.0
-                if not isnan(ret):   # 0/0, an emptied account: NaN in res.returns, skipped
+                # 0/0 (an emptied account), and a bar with no close of the account's
+                # assets where nothing changed: NaN in res.returns, skipped
+                if not isnan(ret) and (ret != 0.0 or self.priced[g]):
                     acc_add(&self.stats[g, 0], ret,
                             log1p(ret) if self.acc_need & A_STABILITY else 0.0, 0.0,
                             self.acc_need)
@@ -1696,6 +1706,7 @@ cdef _Sim _bind(SimState state, Py_ssize_t m, Py_ssize_t n_groups):
     s.eq, s.gross, s.live = np.zeros(n_groups), np.zeros(n_groups), np.zeros(n_groups)
     s.gross_v, s.short_v, s.late_cut = np.zeros(n_groups), np.zeros(n_groups), np.zeros(n_groups)
     s.e, s.px, s.stopped = np.zeros(m), np.zeros(m), np.zeros(m, dtype=np.int8)
+    s.priced = np.zeros(n_groups, dtype=np.int8)
     s.orders.buf = NULL
     s.orders.n = 0
     s.orders.cap = 0

@@ -79,7 +79,7 @@ class BacktestingEngine:
     >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
     >>> engine = ql.BacktestingEngine(commission_per_trade=0.001, slippage_bps=5)
     >>> engine.run_backtest(sig, ds)["total_return"].round(4).values
-    array([ 0.0137,  0.    ,  0.0466, -0.2449])
+    array([ 0.0137,     nan,  0.0466, -0.2449])
     """
 
     def __init__(self, initial_capital=100_000.0, commission_per_trade=0.001, slippage_bps=5.0,
@@ -117,7 +117,7 @@ class BacktestingEngine:
         >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
         >>> res = ql.BacktestingEngine().run_backtest(sig, ds)
         >>> res.risk_free_rate, res["total_return"].round(4).values
-        (0.02, array([ 0.0137,  0.    ,  0.0466, -0.2449]))
+        (0.02, array([ 0.0137,     nan,  0.0466, -0.2449]))
         """
         res = backtest(price_data, signals, init_cash=self.initial_capital, fees=self.fees,
                        slippage=self.slippage, **kw)

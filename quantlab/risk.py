@@ -557,7 +557,7 @@ class RiskManager:
         --------
         {{rm_sig}}
         >>> rm.backtest(ds, sig).metrics()["max_drawdown"].round(3).values
-        array([-0.152,  0.   , -0.131, -0.294])
+        array([-0.152,    nan, -0.131, -0.294])
         """
 
         return backtest(data, signal, **{**self.backtest_kwargs(), **kw})

@@ -142,8 +142,8 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
     >>> out = ql.sweep(s, ds, {"window": [10, 21]}, metrics=("total_return",),
     ...                progress=False, workers=1, fees=0.001)
     >>> out["total_return"].round(4).values
-    array([[ 0.0185,  0.    ,  0.0531, -0.2407],
-           [ 0.0634,  0.    ,  0.04  , -0.1515]])
+    array([[ 0.0185,     nan,  0.0531, -0.2407],
+           [ 0.0634,     nan,  0.04  , -0.1515]])
     """
     strat = resolve(strategy)
     max_combinations = _validate.integer("max_combinations", max_combinations, lo=1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import unicodedata
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -581,9 +582,17 @@ def _inputs(returns, benchmark=None, *, trades=None, positions=None, window=None
     if extra is not None and extra.chunks:   # lazy metrics: once, not once per value
         extra = extra.compute()              # (48 computes of 0.2 s, 12 streamed accounts)
     per_col = []
+    # nothing to draw for a column without an observation (every figure empty): left
+    # out, and said, beside columns with one (a backtest's stock not yet listed)
+    empty = [name for name, sel in cols if not np.isfinite(r.sel(sel).values).any()]
+    if len(empty) == len(cols):
+        raise DataError(f"returns column {empty[0]!r} has no observation (all NaN); drop it")
+    if empty:
+        warnings.warn(f"tear sheet: returns column(s) {[str(e) for e in empty][:5]} left out: "
+                      "no observation (all NaN)", stacklevel=3)
     for name, sel in cols:
-        if not np.isfinite(r.sel(sel).values).any():   # nothing to draw: every figure empty
-            raise DataError(f"returns column {name!r} has no observation (all NaN); drop it")
+        if name in empty:
+            continue
         ex = None if extra is None else {k: _pick(extra[k], sel) for k in extra.data_vars}
         if ex and any(v.ndim for v in ex.values()):
             raise ValueError(f"extra must hold one value per returns column; its dims "

@@ -98,7 +98,7 @@ class Slippage:
     >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
     >>> res = ql.backtest(ds, sig, slippage=ql.Slippage("fixed", bps=5))
     >>> res.metrics()["total_return"].round(4).values
-    array([ 0.0233,  0.    ,  0.0597, -0.2366])
+    array([ 0.0233,     nan,  0.0597, -0.2366])
     >>> ql.Slippage("volume")
     Traceback (most recent call last):
     ...

@@ -391,10 +391,12 @@ class _Sim:
     def close_phase(self, t):
         G, m = self.n_groups, self.m
         eq, gross_v, short_v = list(self.cash), [0.0] * G, [0.0] * G
+        priced = [False] * G
         for c in range(m):
             g, j = self.group[c], self.asset[c]
             if not math.isnan(self.close[t, j]):
                 self.last[c] = self.close[t, j]
+                priced[g] = True
             if self.q[c] != 0:
                 v = self.q[c] * self.last[c]
                 eq[g] += v
@@ -444,7 +446,9 @@ class _Sim:
                 self.bust[g] = eq[g] <= 0
         self.positions[t] = self.q
         for g in range(G):
-            self.returns[t, g] = _div(eq[g], self.prev_eq[g]) - 1.0
+            r = _div(eq[g], self.prev_eq[g]) - 1.0
+            # no close of the account's assets and nothing changed: no observation
+            self.returns[t, g] = NAN if r == 0.0 and not priced[g] else r
             self.extra[g, EQSUM] += eq[g]
             if gross_v[g] != 0.0:   # no position, no exposure (also at 0 equity)
                 self.extra[g, EXPO] += _div(gross_v[g], eq[g])
