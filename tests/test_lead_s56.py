@@ -148,3 +148,72 @@ def test_reversed_monthly_returns_annualise_by_12(kind):
         rev.attrs["periods_per_year"] = 4
         assert float(ql.metrics.annual_volatility(rev)) == pytest.approx(
             float(ql.metrics.annual_volatility(r, annualization=4)), rel=1e-12)
+
+
+# ---- a backtest's metrics count the bars an account could trade ------------------------
+# A bar where none of an account's assets had a close and its equity did not change was a
+# 0-return period: GOOG (listed 2004) held cash from 2000, and its buy-and-hold read
+# 17.4 % a year for the 27.7 % over its own bars. res.returns is NaN there, and the
+# kernel's metrics-only statistics skip the same bars.
+
+import xarray as xr  # noqa: E402
+
+ANNUALISED = ["annual_return", "annual_volatility", "sharpe_ratio", "sortino_ratio",
+              "calmar_ratio", "max_drawdown", "stability_of_timeseries", "total_return"]
+
+
+def test_a_late_listed_stock_has_the_metrics_of_its_own_bars():
+    ds = ql.data.load()
+    m = ql.backtest(ds, xr.ones_like(ds["close"]), fees=0.001).metrics()
+    own = ds.sel(asset=["GOOG"]).dropna("time")
+    want = ql.backtest(own, xr.ones_like(own["close"]), fees=0.001).metrics()
+    for k in ANNUALISED:
+        assert float(m[k].sel(asset="GOOG")) == pytest.approx(float(want[k][0]), rel=1e-12), k
+    assert float(m["annual_return"].sel(asset="GOOG")) == pytest.approx(0.2768, abs=1e-4)
+
+
+@pytest.mark.parametrize("group", [False, True])
+@pytest.mark.parametrize("data_set", ["equities", "cross_market"])
+def test_metrics_only_skips_the_bars_res_returns_leaves_out(group, data_set):
+    ds = ql.data.load(data_set).isel(time=slice(-3000, None))
+    sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    res = ql.backtest(ds, sig, fees=0.001, group=group)
+    r = res.returns
+    priced = ds["close"].notnull()
+    priced = priced.any("asset") if group else priced
+    # NaN exactly where no close and no change (and 0/0, which this run has none of)
+    assert (r.isnull() == (~priced & (res.equity == ql.data.shifted(res.equity).fillna(
+        res.init_cash)))).all()
+    if not group:   # a portfolio of cross_market has a close on every row
+        assert int(r.isnull().sum()) > 0
+    full = res.metrics()
+    lean = ql.backtest(ds, sig, fees=0.001, group=group, metrics_only=tuple(ANNUALISED))
+    direct = ql.metrics.summary(r, annualization=res.periods)
+    for k in ANNUALISED:
+        np.testing.assert_allclose(lean[k].values, full[k].values, rtol=1e-10,
+                                   equal_nan=True, err_msg=k)
+        np.testing.assert_allclose(direct[k].values, full[k].values, rtol=1e-12,
+                                   equal_nan=True, err_msg=k)
+
+
+def test_a_bar_without_a_close_whose_equity_changed_still_counts():
+    # borrowing costs accrue over a holiday: that bar's return is kept, so the returns
+    # compound to the equity
+    ds = ql.data.load().isel(time=slice(0, 60), asset=[0])
+    for v in ds.data_vars:   # a whole bar missing
+        ds[v][10:13] = np.nan
+    sig = xr.full_like(ds["close"], -1.0)
+    res = ql.backtest(ds, sig, borrow_rate=0.05)
+    r = res.returns.isel(asset=0).values
+    assert np.isfinite(r[10:13]).all() and (r[10:13] < 0).all()
+    assert np.prod(1 + r[np.isfinite(r)]) * res.init_cash == pytest.approx(
+        float(res.equity[-1, 0]), rel=1e-12)
+    flat = ql.backtest(ds, sig * 0.0)
+    assert np.isnan(flat.returns.isel(asset=0).values[10:13]).all()
+
+
+def test_an_account_that_never_had_a_bar_has_nan_metrics():
+    ds = ql.data.load().isel(time=slice(0, 300))    # GOOG lists in 2004
+    m = ql.backtest(ds, xr.ones_like(ds["close"])).metrics()
+    assert np.isnan(float(m["total_return"].sel(asset="GOOG")))
+    assert float(m["n_trades"].sel(asset="GOOG")) == 0
