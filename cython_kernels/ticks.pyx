@@ -9,11 +9,12 @@ oracle ``quantlab/engine/reference.py`` performs the same operations in the same
 and the tests require identical signals, orders, rejections, positions and P&L.
 Input: int64 columns (``process``), columns of any real dtype converted 512 ticks at a
 time into a reused buffer (``process_columns``), or the seed's dicts parsed the same way
-(``process_dicts``).
+(``process_dicts``; a dict's timestamp may also be a datetime: ``_timestamp``).
 
 Per tick, in order:
 1. validate (reject and count: bad price, bad size, crossed or locked book, symbol id out
-   of range, timestamp negative/unparsable or before the symbol's last; clock skew: a
+   of range, bad timestamp (missing, unparsable, with a fraction, negative or from 2^62
+   on), out of order (before the symbol's last); clock skew: a
    timestamp more than max_skew ahead of the newest accepted one, a corrupt far-future
    stamp that would otherwise make every later signal stale and the symbol's later ticks
    out of order, unless SKEW_CONFIRM such ticks in a row, each within max_skew of the
@@ -41,20 +42,25 @@ limit: a mark as a bad price (the tick is rejected, nothing changes), a fill as
 max_order_notional, even with check_risk=False. With every state value below 2^60, equity
 2 cash + Σ pos·mid2, its peak and the drawdown (peak - equity) stay below 2^63 unchecked.
 """
+from datetime import datetime as _datetime
 from numbers import Complex as _Complex, Integral as _Integral, Real as _Real
 
 import numpy as np
+
+from numpy import datetime64 as _datetime64, timedelta64 as _timedelta64
 
 from libc.math cimport fabs
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 # rejection reasons: indices into the counters, names in the same order
 cdef enum:
-    BAD_PRICE, BAD_SIZE, CROSSED, BAD_SYMBOL, OUT_OF_ORDER, CLOCK_SKEW
+    BAD_PRICE, BAD_SIZE, CROSSED, BAD_SYMBOL, OUT_OF_ORDER, CLOCK_SKEW, BAD_TIMESTAMP,
+    N_TICK_REJECTS
 cdef enum:
     KILL, RATE, POSITION, NOTIONAL, MAX_POSITIONS, CONCENTRATION
+# bad_timestamp last: the older reasons keep their indices
 TICK_REJECTS = ("bad_price", "bad_size", "crossed", "bad_symbol", "out_of_order",
-                "clock_skew")
+                "clock_skew", "bad_timestamp")
 # ticks in a row past max_skew, each within it of the one before, that move the clock on
 # (the last of them accepted): one corrupt stamp, or two, stay rejected
 cdef enum:
@@ -109,6 +115,7 @@ cdef struct Params:
     double alpha_fast, alpha_slow, threshold, min_confidence, tick_size
     double max_order_notional, max_drawdown, max_concentration, conc_floor
     long long max_position, order_size, max_age, second, max_ops, max_skew
+    long long unit_ns     # nanoseconds per timestamp unit (dict datetimes; divides 10^9)
 
 
 cdef struct State:
@@ -154,7 +161,9 @@ cdef class TickCore:
                  double max_order_notional, Py_ssize_t max_orders_per_second,
                  double max_drawdown, Py_ssize_t max_positions, double max_concentration,
                  double concentration_base, long long second, Py_ssize_t sample_every,
-                 Py_ssize_t max_samples, long long max_skew=LIMIT_I):
+                 Py_ssize_t max_samples, long long max_skew=LIMIT_I, long long unit_ns=1000):
+        if unit_ns <= 0 or 1000000000 % unit_ns:
+            raise ValueError(f"unit_ns must divide 10^9 (1000: us, 1: ns), got {unit_ns}")
         self.p = Params(
             capacity=capacity, warmup=slow_span, max_positions=max_positions,
             alpha_fast=2.0 / (fast_span + 1), alpha_slow=2.0 / (slow_span + 1),
@@ -164,7 +173,7 @@ cdef class TickCore:
             conc_floor=2.0 * concentration_base / tick_size,
             max_position=max_position, order_size=order_size, max_age=max_age,
             second=second, max_ops=max_orders_per_second,
-            max_skew=max_skew if 0 <= max_skew < LIMIT_I else LIMIT_I)
+            max_skew=max_skew if 0 <= max_skew < LIMIT_I else LIMIT_I, unit_ns=unit_ns)
         self.sample_every = sample_every
         self.last_ts = np.zeros(capacity, dtype=np.int64)
         self.n_ticks = np.zeros(capacity, dtype=np.int64)
@@ -173,7 +182,7 @@ cdef class TickCore:
         self.fast = np.zeros(capacity)
         self.slow = np.zeros(capacity)
         self.ring = np.full(max(max_orders_per_second, 1), np.iinfo(np.int64).min, dtype=np.int64)
-        self.tick_rejects = np.zeros(6, dtype=np.int64)
+        self.tick_rejects = np.zeros(N_TICK_REJECTS, dtype=np.int64)
         self.order_rejects = np.zeros(6, dtype=np.int64)
         self.samples = np.zeros(max(max_samples, 1), dtype=np.int64)
         self.st = State(
@@ -227,7 +236,7 @@ cdef class TickCore:
 
     @property
     def rejected_ticks(self):
-        return _total(self.st.tick_rejects, 6)
+        return _total(self.st.tick_rejects, N_TICK_REJECTS)
 
     @property
     def rejected_orders(self):
@@ -265,7 +274,7 @@ cdef class TickCore:
         cols = [&buf[0, 0], &buf[1, 0], &buf[2, 0], &buf[3, 0], &buf[4, 0], &buf[5, 0]]
         for a in range(0, n, CHUNK):
             m = min(CHUNK, n - a)
-            _parse_into(ticks, a, a + m, &buf[0, 0], CHUNK, self.p.tick_size)
+            _parse_into(ticks, a, a + m, &buf[0, 0], CHUNK, self.p.tick_size, self.p.unit_ns)
             with nogil:
                 k = self._batch(cols, m, a, check_risk, &out[0, 0], n, k)
         return out_np[:, :k].copy()   # not a view that keeps the (4, n) buffer alive
@@ -482,7 +491,10 @@ cdef inline bint _valid(const Params* p, State* st, long long s, long long bid,
     if bid >= ask:
         st.tick_rejects[CROSSED] += 1
         return False
-    if <unsigned long long>ts >= lim or (st.n_ticks[s] > 0 and ts < st.last_ts[s]):
+    if <unsigned long long>ts >= lim:
+        st.tick_rejects[BAD_TIMESTAMP] += 1
+        return False
+    if st.n_ticks[s] > 0 and ts < st.last_ts[s]:
         st.tick_rejects[OUT_OF_ORDER] += 1
         return False
     if st.started and ts - st.latest_ts > p.max_skew:   # both in [0, 2^62): no overflow
@@ -734,8 +746,8 @@ cdef long long _parse(object v, double scale, bint exact, bint integral) except?
     ``integral``, has a fraction); ints are taken exactly when ``exact`` (ids, sizes,
     timestamps: the oracle's to_int). The general case of ``_value``."""
     cdef double x
-    if v is None:
-        return -1
+    if v is None or isinstance(v, (_timedelta64, _datetime64)):
+        return -1   # NumPy calls timedelta64 an integer; float() of either gave its count
     if exact and isinstance(v, _Integral):
         # NumPy integer scalars too: through float() an int64 ns timestamp lost its
         # last 8 bits (the oracle's to_int does the same)
@@ -755,14 +767,19 @@ cdef inline long long _value(PyObject* item, double scale, int dec, bint exact,
     be NULL (missing). ``dec``: ``decimal_exponent(scale)``."""
     cdef object v
     cdef long long k
+    cdef const char* s
+    cdef Py_ssize_t n
     if item == NULL:
         return -1
     v = <object>item
     if type(v) is str and PyUnicode_IS_COMPACT_ASCII(v):
-        k = _str_ticks(<const char*>PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v), scale, dec,
-                       integral)
+        s = <const char*>PyUnicode_DATA(v)
+        n = PyUnicode_GET_LENGTH(v)
+        k = _str_ticks(s, n, scale, dec, integral)
         if k != -2:
             return k
+        if n > 4 and s[4] == 45 and _d2(s, 0) >= 0 and _d2(s, 2) >= 0:
+            return -1     # 'DDDD-' (a date) is never a number: spare float() raising
     elif type(v) is int and exact:
         return _exact(v)
     elif type(v) is float:
@@ -783,15 +800,178 @@ def quantise(const double[::1] x, double scale, bint integral=False):
     return out_np
 
 
+# ---- a dict's datetime timestamp: ISO 8601 text, datetime, pd.Timestamp, datetime64 ------
+# The oracle's to_timestamp: the same values, written independently (regex and
+# datetime.date there; a hand parser and days_from_civil here). Naive values are UTC, as a
+# naive datetime64 column is; offsets and time zones are converted to UTC; sub-unit digits
+# are floored, as a datetime64 column's astype to the unit floors them.
+
+# ns per datetime64 unit as (numerator, denominator); Y and M are converted to days first
+_DT64_NS = {"W": (604800000000000, 1), "D": (86400000000000, 1), "h": (3600000000000, 1),
+            "m": (60000000000, 1), "s": (1000000000, 1), "ms": (1000000, 1),
+            "us": (1000, 1), "ns": (1, 1), "ps": (1, 1000), "fs": (1, 1000000),
+            "as": (1, 1000000000)}
+
+
+cdef inline long long _days_from_civil(long long y, long long m, long long d) noexcept nogil:
+    """Days from 1970-01-01 to y-m-d (proleptic Gregorian, y >= 1; H. Hinnant's
+    algorithm; C division is floor here: y - (m <= 2) >= 0)."""
+    cdef long long era, yoe, doy, doe
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+cdef long long _civil_ticks(long long y, long long mo, long long d, long long h,
+                            long long mi, long long s, long long frac_ns, long long off_ns,
+                            long long unit_ns) noexcept nogil:
+    """floor(ns since the epoch / unit_ns) of the wall time y-m-d h:mi:s + frac_ns at
+    ``off_ns`` east of UTC (|off_ns| < 1 day, 0 <= frac_ns < 10^9); -1 for no valid date
+    or time (years 1..9999, as Python's), before 1970, or from 2^62 units on."""
+    cdef long long dim, secs, off_s, off_sub, sub, t
+    if not (1 <= y <= 9999 and 1 <= mo <= 12 and 1 <= d and 0 <= h <= 23 and
+            0 <= mi <= 59 and 0 <= s <= 59 and 0 <= frac_ns < 1000000000):
+        return -1
+    if mo == 2:
+        dim = 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28
+    else:
+        dim = 30 if (mo == 4 or mo == 6 or mo == 9 or mo == 11) else 31
+    if d > dim:
+        return -1
+    secs = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s   # |secs| < 2^39
+    # the offset as floor seconds and a sub-second rest in [0, 10^9)
+    off_s = off_ns // 1000000000       # C: truncated
+    off_sub = off_ns - off_s * 1000000000
+    if off_sub < 0:
+        off_sub += 1000000000
+        off_s -= 1
+    secs -= off_s
+    sub = frac_ns - off_sub
+    if sub < 0:
+        sub += 1000000000
+        secs -= 1
+    if secs < 0:                       # the whole value secs * 10^9 + sub is negative
+        return -1
+    # exact: unit_ns divides 10^9, secs * 10^9 + sub >= 0
+    if QL_MUL(secs, 1000000000 // unit_ns, &t) or QL_ADD(t, sub // unit_ns, &t) \
+            or t >= LIMIT_I:
+        return -1
+    return t
+
+
+cdef inline int _d2(const char* s, Py_ssize_t i) noexcept nogil:
+    """The two ASCII digits at s[i], s[i + 1] as a number, -1 if they are not digits."""
+    if 48 <= s[i] <= 57 and 48 <= s[i + 1] <= 57:
+        return (s[i] - 48) * 10 + s[i + 1] - 48
+    return -1
+
+
+cdef long long _iso_ticks(const char* s, Py_ssize_t n, long long unit_ns) noexcept nogil:
+    """ISO 8601 extended text YYYY-MM-DD[(T|t| )HH:MM[:SS[(.|,)digits]][Z|z|+-HH[[:]MM]]]
+    as ``_civil_ticks`` (digits past the ninth dropped); -1 when it is not one."""
+    cdef long long y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, off = 0, scale = 100000000
+    cdef int oh, om = 0, sign
+    cdef Py_ssize_t i
+    if n < 10 or s[4] != 45 or s[7] != 45 or _d2(s, 0) < 0 or _d2(s, 2) < 0:
+        return -1
+    y = _d2(s, 0) * 100 + _d2(s, 2)
+    mo = _d2(s, 5)
+    d = _d2(s, 8)
+    if mo < 0 or d < 0:
+        return -1
+    i = 10
+    if i < n:
+        if not (s[i] == 84 or s[i] == 116 or s[i] == 32) or n < i + 6 or s[i + 3] != 58:
+            return -1                  # 'T', 't', ' '; HH:MM
+        h = _d2(s, i + 1)
+        mi = _d2(s, i + 4)
+        if h < 0 or mi < 0:
+            return -1
+        i += 6
+        if i < n and s[i] == 58:       # ':SS'
+            if n < i + 3 or _d2(s, i + 1) < 0:
+                return -1
+            sec = _d2(s, i + 1)
+            i += 3
+            if i < n and (s[i] == 46 or s[i] == 44):    # '.' or ',' and 1+ digits
+                i += 1
+                if i >= n or not 48 <= s[i] <= 57:
+                    return -1
+                while i < n and 48 <= s[i] <= 57:
+                    frac += (s[i] - 48) * scale
+                    scale //= 10
+                    i += 1
+        if i < n:                      # the zone
+            if s[i] == 90 or s[i] == 122:              # 'Z', 'z'
+                i += 1
+            elif s[i] == 43 or s[i] == 45:             # '+', '-'
+                sign = 1 if s[i] == 43 else -1
+                if n < i + 3 or _d2(s, i + 1) < 0:
+                    return -1
+                oh = _d2(s, i + 1)
+                i += 3
+                if i < n:
+                    i += s[i] == 58                    # ':' optional
+                    if n != i + 2 or _d2(s, i) < 0:
+                        return -1
+                    om = _d2(s, i)
+                    i += 2
+                if oh > 23 or om > 59:
+                    return -1
+                off = <long long>sign * (oh * 60 + om) * 60000000000LL
+    if i != n:
+        return -1
+    return _civil_ticks(y, mo, d, h, mi, sec, frac, off, unit_ns)
+
+
+cdef long long _timestamp(object v, long long unit_ns) except? -2:
+    """A dict timestamp the number parser rejected, as a datetime in units of ``unit_ns``
+    ns since the epoch (UTC): ISO 8601 text (``_iso_ticks``), a ``datetime.datetime`` (a
+    ``pd.Timestamp`` too, with its nanoseconds) or an ``np.datetime64``; -1 for anything
+    else (the tick is rejected as ``bad_timestamp``)."""
+    cdef long long t
+    if type(v) is not str and isinstance(v, str):
+        v = str.__str__(v)         # its text, not what a subclass's __str__ says
+    if type(v) is str:
+        if not PyUnicode_IS_COMPACT_ASCII(v):
+            return -1
+        return _iso_ticks(<const char*>PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v), unit_ns)
+    if isinstance(v, _datetime):
+        if v != v:                 # pd.NaT is a datetime too
+            return -1
+        off = v.utcoffset()
+        return _civil_ticks(v.year, v.month, v.day, v.hour, v.minute, v.second,
+                            v.microsecond * 1000 + getattr(v, "nanosecond", 0),
+                            0 if off is None else
+                            ((off.days * 86400 + off.seconds) * 1000000 + off.microseconds)
+                            * 1000, unit_ns)
+    if isinstance(v, _datetime64) and not np.isnat(v):
+        unit, count = np.datetime_data(v.dtype)
+        if unit == "Y" or unit == "M":
+            v, unit, count = v.astype("datetime64[D]"), "D", 1
+        if unit not in _DT64_NS:
+            return -1
+        num, den = _DT64_NS[unit]
+        n = int(v.astype(np.int64)) * count * num // (den * unit_ns)   # Python ints: exact
+        return n if 0 <= n < LIMIT_I else -1
+    return -1
+
+
 CHUNK = 512      # ticks parsed (converted) at a time: 6 x 512 int64 = 24 KiB, in L1
 _KEYS = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
 
 
 cdef int _parse_into(list ticks, Py_ssize_t a, Py_ssize_t b, long long* out,
-                     Py_ssize_t stride, double tick_size) except -1:
+                     Py_ssize_t stride, double tick_size, long long unit_ns) except -1:
     """Ticks a..b-1 into six rows of ``out`` (row f at out + f * stride). An item that is
-    not a mapping is a tick with every field missing (the core rejects it)."""
+    not a mapping is a tick with every field missing (the core rejects it). A timestamp
+    the number parser fails on (-1) is tried as a datetime (``_timestamp``): numbers
+    never pay for it."""
     cdef Py_ssize_t i, f
+    cdef long long k
     cdef double[6] scale = [1.0, tick_size, tick_size, 1.0, 1.0, 1.0]
     cdef bint[6] exact = [True, False, False, True, True, True]
     cdef bint[6] integral = [True, False, False, False, False, True]   # ids, timestamps
@@ -807,23 +987,31 @@ cdef int _parse_into(list ticks, Py_ssize_t a, Py_ssize_t b, long long* out,
             for f in range(6):
                 # WithError: plain PyDict_GetItem saves and restores the error state
                 item = PyDict_GetItemWithError(d, keys[f])
-                out[f * stride + i - a] = _value(item, scale[f], dec[f], exact[f], integral[f])
+                k = _value(item, scale[f], dec[f], exact[f], integral[f])
+                if k == -1 and f == 5 and item != NULL:
+                    k = _timestamp(<object>item, unit_ns)
+                out[f * stride + i - a] = k
         else:
             get = getattr(d, "get", None)     # another mapping; anything else: all missing
             for f in range(6):
                 v = get(keys[f]) if get is not None else None
-                out[f * stride + i - a] = _value(<PyObject*>v, scale[f], dec[f], exact[f],
-                                                 integral[f])
+                k = _value(<PyObject*>v, scale[f], dec[f], exact[f], integral[f])
+                if k == -1 and f == 5:
+                    k = _timestamp(v, unit_ns)
+                out[f * stride + i - a] = k
     return 0
 
 
-def parse_dicts(list ticks, double tick_size):
+def parse_dicts(list ticks, double tick_size, long long unit_ns=1000):
     """The seed's tick dicts -> six int64 columns (symbol, bid, ask, bid size, ask size,
-    timestamp), prices in ticks; -1 marks what is missing or not a number, and a symbol id
+    timestamp), prices in ticks, timestamps in units of ``unit_ns`` ns (datetimes
+    converted: ``_timestamp``); -1 marks what is missing or not a number, and a symbol id
     or timestamp with a fraction (1.5 is no symbol; sizes are rounded half to even)."""
     cdef Py_ssize_t n = len(ticks)
+    if unit_ns <= 0 or 1000000000 % unit_ns:
+        raise ValueError(f"unit_ns must divide 10^9 (1000: us, 1: ns), got {unit_ns}")
     out_np = np.empty((6, n), dtype=np.int64)
     cdef long long[:, ::1] out = out_np
     if n:
-        _parse_into(ticks, 0, n, &out[0, 0], n, tick_size)
+        _parse_into(ticks, 0, n, &out[0, 0], n, tick_size, unit_ns)
     return out_np

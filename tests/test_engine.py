@@ -80,7 +80,7 @@ def test_bad_ticks_are_rejected_and_counted_never_raised():
     assert res.rejected_ticks == len(bad) and res.ticks == len(bad) + 1
     r = eng.get_performance_stats()["tick_rejects"]
     assert r == {"bad_price": 2, "bad_size": 2, "crossed": 2, "bad_symbol": 4,
-                 "out_of_order": 1, "clock_skew": 0}
+                 "out_of_order": 1, "clock_skew": 0, "bad_timestamp": 0}
     ref = E.reference_engine()
     ref.process_market_data([good] + bad)
     assert ref.tick_rejects == list(r.values())
@@ -596,7 +596,7 @@ def test_fractional_symbol_ids_are_rejected_not_rounded():
     eng.process_market_data(bad + fine)
     ref.process_market_data(bad + fine)
     r = eng.get_performance_stats()["tick_rejects"]
-    assert r["bad_symbol"] == len(ids) and r["out_of_order"] == len(stamps)
+    assert r["bad_symbol"] == len(ids) and r["bad_timestamp"] == len(stamps)
     assert list(eng.core.tick_rejects) == ref.tick_rejects
     assert np.flatnonzero(np.asarray(eng.core.n_ticks)).tolist() == [2, 3, 4]  # never 2 from 1.5
     # the columnar path: float columns with fractions are rejected the same way
@@ -604,7 +604,7 @@ def test_fractional_symbol_ids_are_rejected_not_rounded():
     col.process_ticks({"symbol_id": np.array([1.5, 2.0, 3.7]), "bid_price": [100.0] * 3,
                        "ask_price": [100.02] * 3, "bid_size": [10] * 3, "ask_size": [10] * 3,
                        "timestamp": np.array([1.0, 2.0, 3.0])})
-    assert list(col.core.tick_rejects) == [0, 0, 0, 2, 0, 0] and col.core.n_ticks[2] == 1
+    assert list(col.core.tick_rejects) == [0, 0, 0, 2, 0, 0, 0] and col.core.n_ticks[2] == 1
 
 
 def test_process_market_data_one_dict_is_one_tick():
@@ -861,12 +861,12 @@ def test_replay_mixed_naive_and_offset_timestamps_are_refused(tmp_path):
     want.process_ticks(dict(df, timestamp=(base.value // 1000 + np.arange(6) * 10**6)))
     assert _core_state(eng.core) == _core_state(want.core)
     assert np.asarray(eng.core.last_ts).max() == base.value // 1000 + 5 * 10**6
-    # blank stamps stay rejected ticks (out of order), not a refused file
+    # blank stamps stay rejected ticks (bad_timestamp), not a refused file
     df.loc[2, "timestamp"] = ""
     df.to_csv(path, index=False)
     eng = E.TickEngine()
     res = eng.replay(path)
-    assert res.ticks == 6 and eng.get_performance_stats()["tick_rejects"]["out_of_order"] == 1
+    assert res.ticks == 6 and eng.get_performance_stats()["tick_rejects"]["bad_timestamp"] == 1
 
 
 def test_replay_column_names_in_another_case_or_repeated(tmp_path):

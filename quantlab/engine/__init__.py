@@ -6,7 +6,9 @@ runs NumPy columns of any real dtype (int32 ids, float32 prices, float sizes as 
 Parquet hold them: converted chunk by chunk in the kernel) through the Cython core without
 per-tick Python objects;
 ``process_market_data(ticks)`` takes the seed's dicts (prices and sizes as strings or
-numbers). The pure-Python oracle ``reference_engine()`` (``quantlab.engine.reference``)
+numbers; timestamps as integers of the configured unit, or ISO 8601 text, datetimes,
+pd.Timestamps, np.datetime64s: converted to it, UTC, as a datetime64 column is; anything
+else is rejected as ``bad_timestamp``). The pure-Python oracle ``reference_engine()`` (``quantlab.engine.reference``)
 does the same work tick by tick, and the tests require identical results. Tick semantics
 and the int64 bounds (a quote or fill that would take cash or marks past 2^60 is
 rejected): see ``cython_kernels/ticks.pyx``. Bad ticks are counted and skipped, never

@@ -329,7 +329,8 @@ def _core_params(cfg) -> dict:
                 max_concentration=r["max_concentration"],
                 concentration_base=r["concentration_base"], second=1_000_000 * per_us,
                 sample_every=e["latency_sample_every"],
-                max_skew=_skew_units(r["max_clock_skew_s"], per_us))
+                max_skew=_skew_units(r["max_clock_skew_s"], per_us),
+                unit_ns=1000 // per_us)     # ns per timestamp unit (datetimes in dicts)
 
 
 def _skew_units(seconds: float, per_us: int) -> int:

@@ -225,7 +225,14 @@ class TickEngine:
             One dict per tick with the ``FIELDS`` keys (prices and sizes as numbers or
             decimal strings; ``venue_id`` and ``flags`` are accepted and ignored); one
             dict is one tick; a DataFrame goes to ``process_ticks``. Missing or
-            unparsable values are a rejected tick.
+            unparsable values are a rejected tick. A timestamp is an integer of the
+            configured unit (or an integral float or numeric string), or a datetime:
+            ISO 8601 text (``"2024-01-02T14:30:00.123Z"``, ``+01:00``), a
+            ``datetime.datetime``, ``pd.Timestamp`` or ``np.datetime64``, converted to the
+            unit since the epoch (UTC; floored to the unit): one with a UTC offset or time
+            zone is converted to UTC, one without is taken as UTC, as a naive datetime64
+            column is (``reference.to_timestamp``). Anything else (garbage, None,
+            missing, a fraction, before 1970) is rejected as ``bad_timestamp``.
         check_risk : bool
             False skips the order risk checks (kill switch included): for simulations
             that study the raw signal only.
@@ -261,9 +268,15 @@ class TickEngine:
         check_risk = _v.flag("check_risk", check_risk)
         out = self._run(lambda core: core.process_dicts(ticks, check_risk))
         if self.deployment is not None and ticks:
-            frame = pd.DataFrame([t for t in ticks if isinstance(t, Mapping)])
-            self._to_bars({f: pd.to_numeric(frame[f], errors="coerce").to_numpy()
-                           if f in frame else np.full(len(frame), np.nan) for f in FIELDS})
+            rows = [t for t in ticks if isinstance(t, Mapping)]
+            frame = pd.DataFrame(rows)
+            cols = {f: pd.to_numeric(frame[f], errors="coerce").to_numpy()
+                    if f in frame else np.full(len(frame), np.nan) for f in FIELDS[:-1]}
+            # the engine's own timestamps: ISO text and datetimes were NaN (skipped) or,
+            # as a datetime64 column, nanoseconds read as the unit
+            cols["timestamp"] = _k.parse_dicts(rows, self.tick_size,
+                                               self._params["unit_ns"])[5]
+            self._to_bars(cols)
         return out
 
     def _run(self, process) -> TickResult:
@@ -419,8 +432,8 @@ class TickEngine:
 
         A tick whose timestamp is more than ``max_gap`` + 2 IQR from the median of the 16
         ticks around it (a corrupt far-future or far-past stamp; runs of up to 4) is
-        rejected as out of order whatever the speed: accepted, it would make every later
-        tick of its symbol out of order and every signal stale.
+        rejected as ``bad_timestamp`` whatever the speed: accepted, it would make every
+        later tick of its symbol out of order and every signal stale.
 
         Parameters
         ----------

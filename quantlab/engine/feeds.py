@@ -114,7 +114,7 @@ def replay(engine, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
     ts = (ts.astype(np.int64) if ts.dtype.kind in "iu"
           else _column(ts, to_int, integral=True))
     per_s = 1e6 if engine.config["engine"]["timestamp_unit"] == "us" else 1e9
-    ts[_far_off(ts, max_gap * per_s)] = -1                  # rejected: out of order
+    ts[_far_off(ts, max_gap * per_s)] = -1                  # rejected: bad_timestamp
     cols["timestamp"] = ts
     n = len(ts)
     clock = _replay_clock(ts, max_gap * per_s) / per_s if speed else None

@@ -5,16 +5,20 @@ engine-bench``. Readable first: one tick at a time, plain Python numbers.
 ``reference_engine(config)`` builds one with a ``TickEngine``'s configuration."""
 from __future__ import annotations
 
+import datetime
 import math
 import numbers
+import re
 import time
+
+import numpy as np
 
 from quantlab.engine.config import _core_params, load_config
 
 __all__ = ["PyTickEngine", "reference_engine", "FIELDS", "TICK_REJECTS", "ORDER_REJECTS"]
 
 TICK_REJECTS = ("bad_price", "bad_size", "crossed", "bad_symbol", "out_of_order",
-                "clock_skew")
+                "clock_skew", "bad_timestamp")
 ORDER_REJECTS = ("kill_switch", "rate", "max_position", "max_order_notional",
                  "max_positions", "concentration")
 FIELDS = ("symbol_id", "bid_price", "ask_price", "bid_size", "ask_size", "timestamp")
@@ -32,8 +36,10 @@ def _bounded(k: int) -> int:
 
 def _not_real(value) -> bool:
     """A complex number (NumPy's complex scalars would convert by dropping the imaginary
-    part)."""
-    return isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real)
+    part), or a NumPy timedelta or datetime (NumPy calls timedelta64 an integer: int()
+    of one raised; float() of either in ns gave its count: to_timestamp reads datetimes)."""
+    return (isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real)
+            or isinstance(value, (np.timedelta64, np.datetime64)))
 
 
 def to_ticks(value, tick_size: float) -> int:
@@ -53,10 +59,10 @@ def to_int(value, integral: bool = False) -> int:
     """A size, id or timestamp as an integer (ints exactly, others rounded half to even);
     -1 if unparsable or absurdly large, or (``integral``: ids, timestamps) if it has a
     fraction: symbol 1.5 is no symbol, never symbol 2."""
-    if isinstance(value, numbers.Integral):   # NumPy integers too: exact, not via float
-        return _bounded(int(value))
     if _not_real(value):
         return -1
+    if isinstance(value, numbers.Integral):   # NumPy integers too: exact, not via float
+        return _bounded(int(value))
     try:
         x = float(value)
     except (TypeError, ValueError, OverflowError):
@@ -66,15 +72,92 @@ def to_int(value, integral: bool = False) -> int:
     return _bounded(round(x))
 
 
-def parse_tick(tick: dict, tick_size: float) -> tuple:
-    """(symbol, bid, ask, bid_size, ask_size, timestamp) as integers from a seed dict;
-    something that is not a mapping has every field missing (-1)."""
+# ISO 8601 extended format (RFC 3339 and its relatives): a date, optionally a time with
+# minutes, seconds and any number of fraction digits, then optionally Z or a UTC offset
+_ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+                  r"(?:[Tt ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]+))?)?"
+                  r"([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?)?")
+_EPOCH_DAY = datetime.date(1970, 1, 1).toordinal()
+# nanoseconds per unit of a datetime64, as (numerator, denominator); Y and M go via days
+_NS_PER = {"W": (7 * 86_400 * 10 ** 9, 1), "D": (86_400 * 10 ** 9, 1),
+           "h": (3_600 * 10 ** 9, 1), "m": (60 * 10 ** 9, 1), "s": (10 ** 9, 1),
+           "ms": (10 ** 6, 1), "us": (10 ** 3, 1), "ns": (1, 1), "ps": (1, 10 ** 3),
+           "fs": (1, 10 ** 6), "as": (1, 10 ** 9)}
+
+
+def _civil(y, mo, d, h=0, mi=0, s=0, frac_ns=0, offset_ns=0) -> int | None:
+    """Nanoseconds since the epoch (UTC) of a wall time at ``offset_ns`` east of UTC;
+    None when it is no date or time (Feb 30, 25:00)."""
+    try:
+        day = datetime.date(y, mo, d).toordinal() - _EPOCH_DAY
+        datetime.time(h, mi, s)
+    except ValueError:
+        return None
+    return ((day * 86_400 + h * 3_600 + mi * 60 + s) * 10 ** 9 + frac_ns - offset_ns)
+
+
+def _iso_ns(text: str) -> int | None:
+    """``_ISO`` text as nanoseconds since the epoch (digits past the ninth dropped); None
+    when it is not one. No offset: UTC."""
+    m = _ISO.fullmatch(text)
+    if m is None:
+        return None
+    y, mo, d, h, mi, s, frac, off = m.groups()
+    offset = 0
+    if off and off not in "Zz":
+        oh, om = int(off[1:3]), int(off[-2:]) if len(off) > 3 else 0
+        if oh > 23 or om > 59:
+            return None
+        offset = (1 if off[0] == "+" else -1) * (oh * 60 + om) * 60 * 10 ** 9
+    return _civil(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0),
+                  int((frac or "")[:9].ljust(9, "0")), offset)
+
+
+def to_timestamp(value, unit_ns: int = 1000) -> int:
+    """A tick's timestamp as an integer count of ``unit_ns`` nanoseconds since the epoch
+    (UTC), -1 when it is none (``bad_timestamp``). Numbers (and numeric strings) as
+    ``to_int(value, integral=True)``: already in the unit, a fraction is rejected.
+    Datetimes -- ISO 8601 text (``2024-01-02T14:30:00.123Z``, ``+01:00`` offsets, ``T``
+    or a space, a date alone), ``datetime.datetime`` and ``pd.Timestamp``,
+    ``np.datetime64`` -- are converted, floored to the unit as a datetime64 column is:
+    with a UTC offset (or time zone) to UTC; without, taken as UTC, as a naive datetime64
+    column is. Before 1970 or from 2^62 units on: -1."""
+    k = to_int(value, True)
+    if k != -1:
+        return k
+    if isinstance(value, str):
+        ns = _iso_ns(value)
+    elif isinstance(value, datetime.datetime):      # pd.Timestamp is one, pd.NaT too
+        if value != value:
+            return -1
+        off = value.utcoffset()
+        ns = _civil(value.year, value.month, value.day, value.hour, value.minute,
+                    value.second, value.microsecond * 1000 + getattr(value, "nanosecond", 0),
+                    0 if off is None else off // datetime.timedelta(microseconds=1) * 1000)
+    elif isinstance(value, np.datetime64) and not np.isnat(value):
+        unit, count = np.datetime_data(value.dtype)
+        if unit in ("Y", "M"):
+            value, unit, count = value.astype("datetime64[D]"), "D", 1
+        if unit not in _NS_PER:
+            return -1
+        num, den = _NS_PER[unit]
+        ticks = int(value.astype(np.int64)) * count * num // (den * unit_ns)
+        return _bounded(ticks) if ticks >= 0 else -1
+    else:
+        return -1
+    return _bounded(ns // unit_ns) if ns is not None and ns >= 0 else -1
+
+
+def parse_tick(tick: dict, tick_size: float, unit_ns: int = 1000) -> tuple:
+    """(symbol, bid, ask, bid_size, ask_size, timestamp) as integers from a seed dict
+    (timestamps in units of ``unit_ns`` ns: ``to_timestamp``); something that is not a
+    mapping has every field missing (-1)."""
     get = getattr(tick, "get", None)
     if get is None:
         return (-1,) * 6
     return (to_int(get("symbol_id"), True), to_ticks(get("bid_price"), tick_size),
             to_ticks(get("ask_price"), tick_size), to_int(get("bid_size")),
-            to_int(get("ask_size")), to_int(get("timestamp"), True))
+            to_int(get("ask_size")), to_timestamp(get("timestamp"), unit_ns))
 
 
 def _out(v: int) -> bool:
@@ -100,7 +183,7 @@ class PyTickEngine:
     >>> len(orders) == TickEngine().process_market_data(ticks).order_count
     True
     >>> ref.ticks, ref.tick_rejects
-    (1000, [0, 0, 0, 0, 0, 0])
+    (1000, [0, 0, 0, 0, 0, 0, 0])
     """
 
     def __init__(self, p: dict):
@@ -116,7 +199,7 @@ class PyTickEngine:
         self.ring = [-(2 ** 63)] * max(p["max_orders_per_second"], 1)
         self.ring_i = 0
         self.ticks = self.signals = self.stale = self.orders = 0
-        self.tick_rejects = [0] * 6
+        self.tick_rejects = [0] * len(TICK_REJECTS)
         skew = p.get("max_skew", LIMIT)
         self.max_skew = skew if 0 <= skew < LIMIT else LIMIT
         self.skew_ts = self.skew_n = 0   # the last clock-skew reject, how many in a row agree
@@ -151,7 +234,8 @@ class PyTickEngine:
         every = self.p["sample_every"]
         for i, tick in enumerate(ticks):
             t0 = time.perf_counter_ns() if every and self.ticks % every == 0 else None
-            order = self.tick(i, *parse_tick(tick, self.p["tick_size"]), check_risk)
+            order = self.tick(i, *parse_tick(tick, self.p["tick_size"],
+                                             self.p.get("unit_ns", 1000)), check_risk)
             if order:
                 out.append(order)
             if t0 is not None:
@@ -219,7 +303,10 @@ class PyTickEngine:
         if bid >= ask:
             self.tick_rejects[2] += 1
             return False
-        if ts < 0 or ts >= LIMIT or (self.n_ticks[s] > 0 and ts < self.last_ts[s]):
+        if ts < 0 or ts >= LIMIT:          # missing, unparsable, before 1970, absurd
+            self.tick_rejects[6] += 1
+            return False
+        if self.n_ticks[s] > 0 and ts < self.last_ts[s]:
             self.tick_rejects[4] += 1
             return False
         if self.started and ts - self.latest_ts > self.max_skew:   # a far-future stamp,
