@@ -746,8 +746,10 @@ cdef long long _parse(object v, double scale, bint exact, bint integral) except?
     ``integral``, has a fraction); ints are taken exactly when ``exact`` (ids, sizes,
     timestamps: the oracle's to_int). The general case of ``_value``."""
     cdef double x
-    if v is None or isinstance(v, (_timedelta64, _datetime64)):
-        return -1   # NumPy calls timedelta64 an integer; float() of either gave its count
+    if v is None or isinstance(v, (_timedelta64, _datetime64, _datetime)):
+        # NumPy calls timedelta64 an integer; float() of one or a datetime64 in ns gave
+        # its count; of a datetime it raised (slowly): dict timestamps go to _timestamp
+        return -1
     if exact and isinstance(v, _Integral):
         # NumPy integer scalars too: through float() an int64 ns timestamp lost its
         # last 8 bits (the oracle's to_int does the same)
