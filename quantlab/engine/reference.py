@@ -59,10 +59,10 @@ def to_int(value, integral: bool = False) -> int:
     """A size, id or timestamp as an integer (ints exactly, others rounded half to even);
     -1 if unparsable or absurdly large, or (``integral``: ids, timestamps) if it has a
     fraction: symbol 1.5 is no symbol, never symbol 2."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, np.timedelta64):
+        return _bounded(int(value))           # NumPy integers too: exact, not via float
     if _not_real(value):
         return -1
-    if isinstance(value, numbers.Integral):   # NumPy integers too: exact, not via float
-        return _bounded(int(value))
     try:
         x = float(value)
     except (TypeError, ValueError, OverflowError):
@@ -232,10 +232,10 @@ class PyTickEngine:
         """
         out = []
         every = self.p["sample_every"]
+        tick_size, unit_ns = self.p["tick_size"], self.p.get("unit_ns", 1000)
         for i, tick in enumerate(ticks):
             t0 = time.perf_counter_ns() if every and self.ticks % every == 0 else None
-            order = self.tick(i, *parse_tick(tick, self.p["tick_size"],
-                                             self.p.get("unit_ns", 1000)), check_risk)
+            order = self.tick(i, *parse_tick(tick, tick_size, unit_ns), check_risk)
             if order:
                 out.append(order)
             if t0 is not None:
