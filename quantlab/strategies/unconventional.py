@@ -317,10 +317,10 @@ class InfoTheory(Strategy):
 
     def _signal(self, ds, window, te_min, entropy_max, trend):
         r, flow, pe, cov = self._parts(ds, window, te_min)
-        w = flow.where(flow > te_min, 0.0)
         lead_sign = np.sign(r).fillna(0.0).rename(asset="asset_other") * np.sign(cov)
-        total = w.sum("asset_other")
-        vote = (w * lead_sign).sum("asset_other") / total.where(total > 0)
+        total, vote = _vote(flow.values, lead_sign.transpose(*flow.dims).values, te_min)
+        r = r.transpose("time", "asset")
+        total, vote = r.copy(data=total), r.copy(data=vote)
         close = carried(ds["close"])
         own = np.sign(close / shifted(close, trend) - 1)
         sig = xr.where(total > 0, vote, xr.where(pe < entropy_max, own, 0.0))
@@ -1044,16 +1044,32 @@ class _InfoLive(LiveSignal):
         pe = _last(self._permen, now, w)
         cov = _lagged_cov(now, lag, w // 2)
         with _quiet():
-            weight = np.where(flow > self.te_min, flow, 0.0)
             lead = np.where(np.isnan(r), 0.0, np.sign(r))[None, :] * np.sign(cov)
-            total = weight.sum(1)
-            vote = np.nansum(weight * lead, axis=1) / np.where(total > 0, total, np.nan)
+            total, vote = _vote(flow, lead, self.te_min)
             own = np.sign(closes[-1] / closes[0] - 1) if closes.shape[0] > self.trend \
                 else _nan(r.shape[0])
         sig = np.where(total > 0, vote, np.where(pe < self.entropy_max, own, 0.0))
         ok = ~np.isnan(pe) & (~np.isnan(flow)).any(1)
         sig = np.where(self.prices.gone, 0.0, np.where(ok, sig, np.nan))
         return np.clip(sig, -1.0, 1.0)
+
+
+def _vote(flow: np.ndarray, lead: np.ndarray, te_min: float) -> tuple:
+    """(total, vote) of info_theory over the last axis (the leaders j): the weights
+    w = flow where above ``te_min`` (else 0), total = sum of w, vote = sum of w x lead
+    (NaN leads skipped) / total (NaN unless total > 0). Summed one leader at a time in
+    asset order, so the batch signal (time, asset, asset_other) and the per-bar one
+    (asset, asset_other) have the same bits: numpy's sums took another order in each
+    (the arrays' layouts differ) and a vote of -1 came out -0.9999999999999998 in one,
+    which ``rebalance="on_change"`` traded as a change (orders a replay lacked)."""
+    weight = np.where(flow > te_min, flow, 0.0)
+    part = weight * lead
+    total, num = np.zeros(flow.shape[:-1]), np.zeros(flow.shape[:-1])
+    for j in range(flow.shape[-1]):
+        total += weight[..., j]
+        num += np.where(np.isnan(part[..., j]), 0.0, part[..., j])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return total, num / np.where(total > 0, total, np.nan)
 
 
 def _lagged_cov(now: np.ndarray, lag: np.ndarray, min_periods: int) -> np.ndarray:
