@@ -441,7 +441,19 @@ class Deployment:
         if absent:
             raise DataError(f"history lacks {absent} (needed by {self.strategy.name} and "
                             "the backtest options)")
-        history = validate(history[list(self._vars)].sel(asset=self.universe))
+        # by label text, as bars are matched (_columns): int labels (0, 1) are the
+        # universe's '0', '1'; .sel raised a KeyError naming no asset for them and for
+        # a universe asset the history lacks
+        labels = pd.Index([str(a) for a in history.indexes["asset"]])
+        missing = [a for a in self.universe if a not in labels]
+        if missing:
+            raise DataError(f"history lacks the universe's assets {missing} (it has "
+                            f"{labels.tolist()}): give every asset of the universe, with "
+                            "NaN values before it has bars")
+        if not labels.is_unique:     # validate names the duplicate
+            validate(history[list(self._vars)])
+        history = validate(history[list(self._vars)].isel(
+            asset=labels.get_indexer(self.universe)))
         values = {v: history[v].transpose("time", "asset").values.astype(float)
                   for v in self._vars}
         for i, t in enumerate(history.indexes["time"]):
