@@ -1773,7 +1773,7 @@ def deployment_dashboard(dep, backtest=None, live: bool = False):
     zoom or pan survives the updates and the reset tool returns to following the data.
 
     Equity against ``backtest``'s (summed over accounts, on the deployment's bars),
-    drawdown from the running peak, fills (buys and sells), risk-limit rejections by
+    drawdown from the running peak (the initial cash included), fills (buys and sells), risk-limit rejections by
     reason, and decision time per bar (ms, with its p50 and p99). Its data sources are
     named ``deployment.<equity|backtest|buy|sell|rejections|latency>``
     (``layout.select(name=...)``).
@@ -1832,9 +1832,10 @@ def _deployment_data(dep, backtest) -> dict:
     """The columns of each source of a deployment dashboard, from its records."""
     eq = _total(dep.equity)
     t = eq.time.values
-    data = {"equity": {"time": t, "equity": eq.values,
-                       "drawdown": eq.values / np.fmax.accumulate(eq.values) - 1
-                       if len(t) else eq.values}}
+    # the peak counts the initial cash, as Deployment.pnl, its kill switch and
+    # ql.metrics.max_drawdown do: a deployment below it from its first bar showed 0
+    peak = np.fmax.accumulate(np.fmax(eq.values, dep.equity_start()))
+    data = {"equity": {"time": t, "equity": eq.values, "drawdown": eq.values / peak - 1}}
     if backtest is not None:
         be = _total(backtest.equity).reindex(time=t)
         data["backtest"] = {"time": t, "equity": be.values, "difference": eq.values - be.values}

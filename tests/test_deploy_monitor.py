@@ -39,7 +39,7 @@ def test_deployment_dashboard_draws_every_panel_with_data(run):
     eq = dep.equity.sum("asset").values
     np.testing.assert_array_equal(src["deployment.equity"]["equity"], eq)
     np.testing.assert_allclose(src["deployment.equity"]["drawdown"],
-                               eq / np.maximum.accumulate(eq) - 1)
+                               eq / np.maximum.accumulate(np.fmax(eq, dep.equity_start())) - 1)
     np.testing.assert_allclose(src["deployment.backtest"]["equity"],
                                res.equity.sum("asset").values, rtol=1e-9)
     assert np.abs(src["deployment.backtest"]["difference"]).max() < 1e-6 * eq.max()

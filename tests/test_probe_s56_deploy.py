@@ -70,3 +70,25 @@ def test_a_universe_asset_absent_from_history_is_named():
     dep = ql.deploy("volatility_regime", universe=["MSFT", "AAPL"], history=ds)
     np.testing.assert_array_equal(dep._buf.last()["close"],
                                   ds["close"].isel(time=-1).sel(asset=["MSFT", "AAPL"]).values)
+
+
+# ---- the dashboard's drawdown: from the initial cash too, as pnl() and the kill switch -
+def test_the_dashboard_drawdown_counts_the_initial_cash_as_a_peak():
+    # below its initial cash from the first bar (fees), the dashboard showed a drawdown
+    # of 0 on it and -2.0 % for -2.5 % two bars later; pnl() and max_drawdown agreed
+    from quantlab.plots import _deployment_data
+
+    ds = ql.data.load().isel(time=slice(0, 160))
+    s = ql.strategies.get("volatility_regime", window=10, lookback=40)
+    dep = ql.deploy(s, history=ds.isel(time=slice(0, H)), fees=0.01, group=True)
+    dep.replay(ds.isel(time=slice(H, None)))
+    eq = dep.equity.values
+    start = dep.equity_start()
+    assert eq[0] < start
+    dd = _deployment_data(dep, None)["equity"]["drawdown"]
+    assert dd[0] == pytest.approx(eq[0] / start - 1, rel=1e-12)
+    path = np.concatenate([[start], eq])
+    np.testing.assert_allclose(dd, eq / np.fmax.accumulate(path)[1:] - 1, rtol=1e-12)
+    assert dd.min() == pytest.approx(ql.metrics.max_drawdown(path[1:] / path[:-1] - 1),
+                                     rel=1e-12)
+    assert -dd[-1] == pytest.approx(dep.pnl()["drawdown_pct"], rel=1e-12)
