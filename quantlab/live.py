@@ -1308,6 +1308,8 @@ class Deployment:
         through :meth:`on_bar`, in time order. ``speed``: bars per second (None: as fast
         as possible). ``every``: print a status line every that many bars (0: none).
         Each bar is checked as :meth:`on_bar` checks it (the assets and variables once).
+        Bars of another size than the deployment's (``bar``: weekly after daily ones)
+        are refused, as :meth:`check_bar` words it.
         A strategy with a per-bar signal (``strategy.live()``) is updated bar by bar
         whatever ``block`` is. Otherwise ``block`` > 1 computes the signals of that many
         bars in one strategy call, over
@@ -1353,6 +1355,10 @@ class Deployment:
                             f"{type(source).__name__}")
         ds = source if isinstance(source, xr.Dataset) else load_csv(source)
         _validate.coords(ds, what="replay data")
+        given = bar_size(ds) if self.bar is not None and ds.sizes["time"] >= 3 and \
+            isinstance(ds.indexes["time"], pd.DatetimeIndex) else None
+        if given is not None:   # weekly bars after daily ones traded without a word (as
+            self.check_bar(given, "replay data: bar")   # the CLI's resume refuses them)
         speed = None if speed is None else _validate.number("speed", speed, 0, lo_open=True)
         every = _validate.integer("every", every, 0)
         block = _validate.integer("block", block, 1, 10 ** 6)

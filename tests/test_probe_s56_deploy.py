@@ -92,3 +92,20 @@ def test_the_dashboard_drawdown_counts_the_initial_cash_as_a_peak():
     assert dd.min() == pytest.approx(ql.metrics.max_drawdown(path[1:] / path[:-1] - 1),
                                      rel=1e-12)
     assert -dd[-1] == pytest.approx(dep.pnl()["drawdown_pct"], rel=1e-12)
+
+
+# ---- replay: bars of another size than the deployment's are refused --------------------
+def test_replaying_bars_of_another_size_is_refused_and_changes_nothing():
+    # weekly bars after a daily history traded without a word (the CLI's resume
+    # refuses them: a 10-bar window of weeks is not the researched one of days)
+    ds = ql.data.load().isel(time=slice(0, 300))
+    dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 40},
+                    history=ds.isel(time=slice(0, H)))
+    assert dep.bar == "1D"
+    with pytest.raises(ValueError, match=r"replay data: bar '1W': this deployment trades "
+                       r"1D bars"):
+        dep.replay(ds.isel(time=slice(H, 200, 5)))
+    assert len(dep.equity) == 0 and dep.last_bar == ds.time.values[H - 1]
+    dep.replay(ds.isel(time=slice(H, H + 2)))     # too few bars to tell: taken
+    dep.replay(ds.isel(time=slice(H + 2, 200)))   # daily: taken
+    assert len(dep.equity) == 200 - H
