@@ -1773,9 +1773,10 @@ def deployment_dashboard(dep, backtest=None, live: bool = False):
     zoom or pan survives the updates and the reset tool returns to following the data.
 
     Equity against ``backtest``'s (summed over accounts, on the deployment's bars),
-    drawdown from the running peak (the initial cash included), fills (buys and sells), risk-limit rejections by
-    reason, and decision time per bar (ms, with its p50 and p99). Its data sources are
-    named ``deployment.<equity|backtest|buy|sell|rejections|latency>``
+    drawdown from the running peak (the initial cash included), fills (buys and
+    sells), risk-limit rejections by reason, and decision time per bar (ms, with its
+    p50 and p99). Its data sources are named
+    ``deployment.<equity|backtest|buy|sell|rejections|latency>``
     (``layout.select(name=...)``).
 
     Parameters
