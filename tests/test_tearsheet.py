@@ -594,13 +594,15 @@ def test_rolling_stats_equal_a_numpy_window_by_window_reference():
     rng = np.random.default_rng(3)
     t = pd.date_range("2020-01-01", periods=80, freq="B")
     r = pd.Series(rng.normal(0.001, 0.01, 80), index=t)
-    r.iloc[10] = np.nan                        # a missing bar: windows over it are NaN
+    r.iloc[10] = np.nan                        # no observation: NaN there, windows skip it
     r.iloc[50:60] = 0.002                      # a flat window: no Sharpe ratio
     got = T.rolling_stats(r, window=10, periods=12, risk_free_rate=0.05)
     rf = 1.05 ** (1 / 12) - 1
+    x = r.to_numpy()
     for i in range(80):
-        w = r.to_numpy()[max(0, i - 9):i + 1]
-        if i < 9 or np.isnan(w).any():
+        seen = x[:i + 1][~np.isnan(x[:i + 1])]
+        w = seen[-10:]                         # the last 10 observations
+        if np.isnan(x[i]) or len(w) < 10:
             assert np.isnan(got["volatility"].iloc[i]), i
             continue
         sd = w.std(ddof=1)   # a flat window leaves ~1e-19 of rounding here, 0 in pandas

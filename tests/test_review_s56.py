@@ -1,0 +1,37 @@
+"""Session 56 review: consumers of a backtest's returns after the "no observation" rule
+(NaN on a bar without a close of the account's assets and an unchanged equity)."""
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+
+
+def test_rolling_stats_roll_over_observations_a_holiday_blanks_one_bar():
+    # WTI in cross_market has 19 holidays: each NaN return blanked the 126 windows
+    # holding it (1,435 bars of the tear sheet's rolling Sharpe, 17 %)
+    ds = ql.data.load("cross_market").sel(asset=["WTI"])
+    res = ql.backtest(ds, xr.ones_like(ds["close"]), progress=False)
+    r = res.returns.isel(asset=0)
+    gaps = np.isnan(r.values)
+    assert gaps.sum() == 19
+    st = ql.tearsheet.rolling_stats(r, window=126, periods=252)
+    assert int(np.isfinite(st["sharpe_ratio"]).sum()) == r.size - 125 - 19
+    assert np.isnan(st["sharpe_ratio"].to_numpy()[gaps]).all()
+    # each value is the statistic of the last 126 observations
+    obs = r.to_series().dropna()
+    t = obs.index[400]
+    want = obs.iloc[400 - 125:401]
+    assert st.loc[t, "volatility"] == pytest.approx(want.std(ddof=1) * np.sqrt(252), rel=1e-12)
+    assert st.loc[t, "sharpe_ratio"] == pytest.approx(
+        want.mean() / want.std(ddof=1) * np.sqrt(252), rel=1e-12)
+
+
+def test_rolling_stats_of_a_late_listed_stock_start_a_window_after_its_listing():
+    ds = ql.data.load().sel(asset=["GOOG"])
+    r = ql.backtest(ds, xr.ones_like(ds["close"]), progress=False).returns.isel(asset=0)
+    first = int(np.flatnonzero(np.isfinite(r.values))[0])
+    st = ql.tearsheet.rolling_stats(r, window=20, periods=252)
+    ok = np.flatnonzero(np.isfinite(st["volatility"].to_numpy()))
+    assert ok[0] == first + 19
