@@ -19,6 +19,7 @@ import pandas as pd
 from quantlab import fmt, plots, rolling, strategies, tearsheet
 from quantlab._validate import choice, coords, dataset, integer
 from quantlab.backtesting import Slippage, backtest
+from quantlab.data import validate
 from quantlab.errors import DataError
 
 # signals a StrategyExplorer keeps, least recently used dropped first: ~1.3 MB each on
@@ -212,6 +213,10 @@ class StrategyExplorer(plots.StaticView):
 
         self.ds = ds = dataset("ds", ds)   # a DataFrame: "no attribute 'data_vars'"
         coords(ds["close"], what="ds['close']")   # ff3, macro: no asset dim
+        # the time labels as ql.backtest checks them, before the date slider reads them: a
+        # tz-aware index said "Cannot compare tz-naive and tz-aware" (the period bounds are
+        # naive), an unsorted one a pandas KeyError on the slice
+        validate(ds, "ds", values=False)
         self._cache: dict = {}
         n_assets = ds.sizes["asset"]
         # a ranking strategy on fewer assets than it ranks raised when chosen (vix, wti:

@@ -35,3 +35,19 @@ def test_rolling_stats_of_a_late_listed_stock_start_a_window_after_its_listing()
     st = ql.tearsheet.rolling_stats(r, window=20, periods=252)
     ok = np.flatnonzero(np.isfinite(st["volatility"].to_numpy()))
     assert ok[0] == first + 19
+
+
+@pytest.mark.parametrize("how, match", [
+    ("tz", "time coordinate is time-zone aware"),
+    ("unsorted", "ds: timestamps not sorted: 2000-03-01 comes after 2001-10-04"),
+])
+def test_the_strategy_explorer_refuses_the_time_labels_ql_backtest_refuses(how, match):
+    # the date slider's naive period bounds: a tz-aware index raised "Cannot compare
+    # tz-naive and tz-aware" at each run (after a UserWarning), an unsorted one a KeyError
+    ds = ql.data.load().isel(time=slice(0, 400))
+    if how == "tz":
+        ds = ds.assign_coords(time=ds.indexes["time"].tz_localize("UTC"))
+    else:
+        ds = ds.isel(time=np.r_[200:400, 0:200])
+    with pytest.raises(ql.DataError, match=match):
+        ql.widgets.StrategyExplorer(ds, "volatility_regime")
