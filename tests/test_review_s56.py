@@ -51,3 +51,16 @@ def test_the_strategy_explorer_refuses_the_time_labels_ql_backtest_refuses(how, 
         ds = ds.isel(time=np.r_[200:400, 0:200])
     with pytest.raises(ql.DataError, match=match):
         ql.widgets.StrategyExplorer(ds, "volatility_regime")
+
+
+def test_the_explorers_drawdown_counts_the_initial_cash_as_its_max_drawdown_does():
+    ds = ql.data.load()
+    e = ql.widgets.StrategyExplorer(ds, "volatility_regime")
+    e.asset.value = "IBM"
+    e.dates.value = ("2005", "2005")
+    assert e.error is None
+    dd = e.src["drawdown"].data["y"]
+    assert np.nanmin(dd) == pytest.approx(e.metrics["max_drawdown"], rel=1e-12)
+    assert e.metrics["max_drawdown"] == pytest.approx(-0.24888, abs=1e-5)
+    eq = e.src["equity"].data["y"]
+    assert dd[0] == pytest.approx(min(eq[0] / 100_000.0 - 1, 0.0), rel=1e-12)
