@@ -750,7 +750,8 @@ def backtest_figure(res, asset=None, **sel):
     bh = res.init_cash * price.ffill("time") / float(bars[0])
     fig_e.line(bh.time.values, bh.values, color="gray", legend_label=f"buy and hold {asset}")
     fig_e.legend.location = "top_left"
-    dd = eq / eq.copy(data=np.fmax.accumulate(eq.values)) - 1
+    # the peak counts the initial cash, as res.metrics()' max_drawdown does
+    dd = eq / eq.copy(data=np.fmax.accumulate(np.fmax(eq.values, res.init_cash))) - 1
     fig_d = figure(x_axis_type="datetime", title="drawdown", height=180, x_range=fig_p.x_range,
                    x_axis_label="date", y_axis_label="drawdown")
     pct_axis(fig_d.yaxis)

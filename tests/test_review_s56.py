@@ -64,3 +64,16 @@ def test_the_explorers_drawdown_counts_the_initial_cash_as_its_max_drawdown_does
     assert e.metrics["max_drawdown"] == pytest.approx(-0.24888, abs=1e-5)
     eq = e.src["equity"].data["y"]
     assert dd[0] == pytest.approx(min(eq[0] / 100_000.0 - 1, 0.0), rel=1e-12)
+
+
+def test_the_backtest_figures_drawdown_counts_the_initial_cash_as_max_drawdown_does():
+    ds = ql.data.load()
+    sig = ql.strategies.get("volatility_regime").signal(ds)
+    year = {"time": slice("2005-01-01", "2005-12-31")}
+    res = ql.backtest(ds.sel(asset=["IBM"], **year), sig.sel(asset=["IBM"], **year),
+                      fees=0.001, progress=False)   # in from the first bar, below the cash
+    fig = ql.plots.backtest_figure(res, asset="IBM")
+    dd = fig.children[-1].renderers[0].data_source.data["y1"]
+    want = float(res.metrics()["max_drawdown"].sel(asset="IBM"))
+    assert want == pytest.approx(-0.24630, abs=1e-5)   # the figure drew -24.55 %
+    assert np.nanmin(dd) == pytest.approx(want, rel=1e-12)
