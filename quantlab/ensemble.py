@@ -170,6 +170,22 @@ def check_reweight(reweight, name: str = "reweight"):
     return reweight
 
 
+def _observed(stat, past: np.ndarray, window: int) -> np.ndarray:
+    """``stat`` (a ``ql.rolling`` statistic) of each column over its last ``window``
+    observations: a stream's NaN (no observation: a bar on which none of its assets has
+    a close, since s56) is skipped, and that bar keeps the value before it. A NaN in the
+    window blanked the score for ``window`` bars (equal weights after each of WTI's
+    holidays in cross_market)."""
+    out = np.full(past.shape, np.nan)
+    for k in range(past.shape[1]):
+        seen = ~np.isnan(past[:, k])
+        # the leading NaN rows stay (the kernel's sums then run as over the whole column:
+        # the same bits without a gap)
+        ok = np.flatnonzero(seen | (np.cumsum(seen) == 0))
+        out[ok, k] = stat(past[ok, k], window)
+    return pd.DataFrame(out).ffill().to_numpy()
+
+
 def _rebalance_mask(index: pd.DatetimeIndex, reweight) -> np.ndarray:
     """True on the bars where weights may change: every n bars (an int; 1 = every bar),
     or the first bar of each calendar period ("1D", "1W", "2W", "1M", "3M", "1Q", "1Y":
@@ -324,8 +340,8 @@ class Ensemble:
         elif self.allocation == "risk_parity":
             w = self._risk_parity(past.values, equal)
         elif self.allocation == "performance_momentum":
-            mean = rolling.mean(past, self.lookback).values
-            sd = rolling.std(past, self.lookback).values
+            mean = _observed(rolling.mean, past.values, self.lookback)
+            sd = _observed(rolling.std, past.values, self.lookback)
             w = self._tilt(mean / np.where(sd > 0, sd, np.nan), equal)
         else:
             w = self._tilt(self._regime_sharpe(ds, r), equal)

@@ -77,3 +77,36 @@ def test_the_backtest_figures_drawdown_counts_the_initial_cash_as_max_drawdown_d
     want = float(res.metrics()["max_drawdown"].sel(asset="IBM"))
     assert want == pytest.approx(-0.24630, abs=1e-5)   # the figure drew -24.55 %
     assert np.nanmin(dd) == pytest.approx(want, rel=1e-12)
+
+
+def test_performance_momentum_scores_the_last_observations_of_each_stream():
+    # a stream's holiday NaN (no observation) blanked the score of every window holding
+    # it: equal weights for `lookback` bars after each of WTI's 19 holidays (524 bars)
+    from quantlab import ensemble
+    ds = ql.data.load("cross_market").sel(asset=["WTI"])
+    ens = ensemble.Ensemble(["volatility_regime", "spc"], allocation="performance_momentum",
+                            lookback=63)
+    r = ens.streams(ds)
+    assert int(r.isnull().any("strategy").sum()) == 19
+    past = ql.data.shifted(r).to_pandas()
+    score = {}
+    for k in past:   # pandas over the observations, each holiday holding the bar before
+        s = past[k].dropna().rolling(63)
+        score[k] = (s.mean() / s.std()).reindex(past.index).ffill()
+    score = pd.DataFrame(score).to_numpy()
+    raw = np.where(np.isfinite(score), np.maximum(score, 0.0), 0.0)
+    total = raw.sum(1, keepdims=True)
+    tilt = np.divide(raw, total, out=np.full(raw.shape, 0.5), where=total > 0)
+    want = ens.shrinkage * 0.5 + (1 - ens.shrinkage) * tilt
+    got = ens.weights(ds).values
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    assert int((got[:, 0] == 0.5).sum()) == 3341          # 3865 with the blanked windows
+
+
+def test_observed_statistics_equal_the_plain_ones_without_a_gap():
+    from quantlab import ensemble
+    x = np.random.default_rng(5).normal(size=(300, 2))
+    x[0] = np.nan                                          # shifted: the first bar
+    for stat in (ql.rolling.mean, ql.rolling.std):
+        want = np.column_stack([stat(x[:, k], 20) for k in range(2)])
+        np.testing.assert_array_equal(ensemble._observed(stat, x, 20), want)
