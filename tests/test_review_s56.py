@@ -110,3 +110,12 @@ def test_observed_statistics_equal_the_plain_ones_without_a_gap():
     for stat in (ql.rolling.mean, ql.rolling.std):
         want = np.column_stack([stat(x[:, k], 20) for k in range(2)])
         np.testing.assert_array_equal(ensemble._observed(stat, x, 20), want)
+
+
+def test_lacks_refuses_what_signal_refuses_naming_the_type():
+    ds = ql.data.load().isel(time=slice(0, 50))
+    s = ql.strategies.get("cross_sectional_momentum")
+    with pytest.raises(TypeError, match="cross_sectional_momentum.lacks: ds must be an "
+                                        "xarray Dataset .*got DataArray"):
+        s.lacks(ds["close"])
+    assert s.lacks(ds) == ""

@@ -436,6 +436,9 @@ class Strategy(abc.ABC):
         >>> ql.strategies.get("cross_sectional_momentum").lacks(vix)
         "needs a cross-section of at least 2 assets; data set 'vix' has 1 (VIX)"
         """
+        if not isinstance(ds, xr.Dataset):   # a DataArray: "no attribute 'data_vars'"
+            raise TypeError(f"{self.name}.lacks: ds must be an xarray Dataset "
+                            f"(ql.data.load()), got {type(ds).__name__}")
         name = ds.attrs.get("name")
         what = f"data set {name!r}" if name else "the data"
         missing = [v for v in self.requires if v not in ds]
