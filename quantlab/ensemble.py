@@ -218,7 +218,8 @@ class Ensemble:
           covariance (``ql.risk.risk_parity_weights``); equal where none exist (a stream
           of zero variance, or streams hedging each other exactly);
         - ``performance_momentum``: tilt to recent risk-adjusted winners: w ∝ max(Sharpe
-          over ``lookback``, 0), shrunk toward equal by ``shrinkage`` (equal if no winner);
+          over a stream's last ``lookback`` observations, 0), shrunk toward equal by
+          ``shrinkage`` (equal if no winner);
         - ``regime``: as performance momentum, but each strategy's Sharpe is measured only
           over past bars in the same regime as today (``detect_regimes``), so a strategy
           that earns in calm bull markets gets weight in them.
