@@ -22,3 +22,15 @@ def pytest_sessionfinish(session, exitstatus):
     for child in multiprocessing.active_children():
         child.kill()
         child.join(5)
+
+
+@pytest.fixture
+def registry():
+    """The strategy registry as it was: a test's (or a guide's) @register does not outlive
+    it (a later test in the same worker counted twelve strategies)."""
+    from quantlab import strategies
+
+    saved = dict(strategies._REGISTRY)
+    yield
+    strategies._REGISTRY.clear()
+    strategies._REGISTRY.update(saved)

@@ -141,15 +141,6 @@ def run_doctests(page: Path, config) -> doctest.TestResults:
     return runner.summarize(verbose=False)
 
 
-@pytest.fixture
-def registry():
-    """The strategy registry as it was: a guide's @register does not outlive its page."""
-    saved = dict(strategies._REGISTRY)
-    yield
-    strategies._REGISTRY.clear()
-    strategies._REGISTRY.update(saved)
-
-
 @pytest.mark.parametrize("page", DOCTEST_PAGES, ids=_ids(DOCTEST_PAGES))
 def test_doctest_examples_of_the_page_give_their_shown_output(page, tmp_path, monkeypatch,
                                                               request, registry):

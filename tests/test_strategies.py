@@ -39,7 +39,7 @@ def test_registry_api():
         assert set(s.param_space) == set(s.defaults)
 
 
-def test_register_user_strategy_and_lookahead_check_catches_cheats():
+def test_register_user_strategy_and_lookahead_check_catches_cheats(registry):
     @ql.strategies.register
     class Peek(ql.strategies.Strategy):
         """Cheats on purpose: tomorrow's return decides today (for this test only)."""
