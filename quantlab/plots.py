@@ -751,7 +751,7 @@ def backtest_figure(res, asset=None, **sel):
     fig_e.line(bh.time.values, bh.values, color="gray", legend_label=f"buy and hold {asset}")
     fig_e.legend.location = "top_left"
     # the peak counts the initial cash, as res.metrics()' max_drawdown does
-    dd = eq / eq.copy(data=np.fmax.accumulate(np.fmax(eq.values, res.init_cash))) - 1
+    dd = eq.copy(data=_ts._underwater(eq.values, res.init_cash))
     fig_d = figure(x_axis_type="datetime", title="drawdown", height=180, x_range=fig_p.x_range,
                    x_axis_label="date", y_axis_label="drawdown")
     pct_axis(fig_d.yaxis)
@@ -1836,8 +1836,8 @@ def _deployment_data(dep, backtest) -> dict:
     t = eq.time.values
     # the peak counts the initial cash, as Deployment.pnl, its kill switch and
     # ql.metrics.max_drawdown do: a deployment below it from its first bar showed 0
-    peak = np.fmax.accumulate(np.fmax(eq.values, dep.equity_start()))
-    data = {"equity": {"time": t, "equity": eq.values, "drawdown": eq.values / peak - 1}}
+    data = {"equity": {"time": t, "equity": eq.values,
+                       "drawdown": _ts._underwater(eq.values, dep.equity_start())}}
     if backtest is not None:
         be = _total(backtest.equity).reindex(time=t)
         data["backtest"] = {"time": t, "equity": be.values, "difference": eq.values - be.values}
