@@ -735,12 +735,13 @@ cdef class _Sim:
             # (not yet listed, a holiday, delisted): no observation, as record_accounts.
             # The close first: almost always there, a predictable branch (ret != 0 first,
             # a coin toss on flat bars, cost metrics-only 25 %)
+            # (the per-bar means, mean equity and exposure, count the same bars)
             if not isnan(ret) and (not isnan(cl) or ret != 0.0):
                 acc_add(&self.stats[c, 0], ret, log1p(ret) if need & A_STABILITY else 0.0,
                         0.0, need)
-            self.extra[c, X_EQSUM] += v
-            if gv != 0.0:
-                self.extra[c, X_EXPO] += gv / v
+                self.extra[c, X_EQSUM] += v
+                if gv != 0.0:
+                    self.extra[c, X_EXPO] += gv / v
             prev_eq[c] = v
             peak[c] = v if (v > peak[c] and resume[c] < t) else peak[c]
 
@@ -1257,14 +1258,15 @@ cdef class _Sim:
             if self.metrics_only:
                 ret = eq[g] / prev_eq[g] - 1.0
                 # 0/0 (an emptied account), and a bar with no close of the account's
-                # assets where nothing changed: NaN in res.returns, skipped
+                # assets where nothing changed: NaN in res.returns, skipped (by the
+                # per-bar means, mean equity and exposure, too)
                 if not isnan(ret) and (self.priced[g] or ret != 0.0):
                     acc_add(&self.stats[g, 0], ret,
                             log1p(ret) if self.acc_need & A_STABILITY else 0.0, 0.0,
                             self.acc_need)
-                self.extra[g, X_EQSUM] += eq[g]
-                if self.gross_v[g] != 0.0:   # no position, no exposure (at 0 equity too)
-                    self.extra[g, X_EXPO] += self.gross_v[g] / eq[g]
+                    self.extra[g, X_EQSUM] += eq[g]
+                    if self.gross_v[g] != 0.0:   # no position, no exposure (0 equity too)
+                        self.extra[g, X_EXPO] += self.gross_v[g] / eq[g]
             else:
                 equity[g] = eq[g]
                 if not self.lean:
@@ -1619,7 +1621,8 @@ def mean_exposure(const double[:, :] q, const double[:, :] price, const double[:
     """Each account's mean exposure over the bars: mean over t of gross_g(t) / eq[t, g],
     gross_g(t) = sum over its columns c of |q[t, c] * p[t, asset[c]]| (p: the last valid
     price of the asset; a NaN value counts 0), a bar with gross 0 counting 0 (also at 0
-    equity), a NaN ratio skipped (all NaN, or no bar: NaN). ``BacktestResult.metrics()``'
+    equity), a bar with a NaN equity (no observation) or a NaN ratio skipped (all
+    skipped, or no bar: NaN). ``BacktestResult.metrics()``'
     exposure in one pass, without the panels of values its xarray formula makes.
     ``carry``: (last price per asset, sum and count per account), float64 arrays the
     pass starts from and updates in place: time chunks in turn give one pass's result."""
@@ -1652,6 +1655,8 @@ def mean_exposure(const double[:, :] q, const double[:, :] price, const double[:
                 if not isnan(v):
                     gross[group[c]] += fabs(v)
             for g in range(ng):
+                if isnan(eq[t, g]):
+                    continue
                 x = gross[g] / eq[t, g] if gross[g] != 0.0 else 0.0
                 if not isnan(x):
                     sums[g] += x

@@ -269,7 +269,7 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     >>> res.metrics()["total_return"].round(4).values
     array([ 0.0185,     nan,  0.0531, -0.2407])
     >>> ql.backtest(ds, sig, fees=0.001, metrics_only=("turnover",))["turnover"].round(2).values
-    array([ 9.41,  0.  , 12.53, 10.76])
+    array([ 9.41,   nan, 12.53, 10.76])
     >>> ql.backtest(ds, sig, fees=1.5)
     Traceback (most recent call last):
     ...

@@ -165,7 +165,9 @@ class BacktestResult:
 
         ``ql.metrics.summary`` of the returns plus n_trades, fees_paid, turnover (traded value /
         mean equity), exposure (mean |position value| / equity), trade_win_rate and
-        trade_profit_factor (closed and open trades).
+        trade_profit_factor (closed and open trades). The means run over the bars with a
+        return, as the annualised metrics do (``returns``: a late listing's cash years are
+        no observation).
 
         Parameters
         ----------
@@ -194,10 +196,14 @@ class BacktestResult:
         rf = self.risk_free_rate if risk_free_rate is None else risk_free_rate
         rf = _validate.number("risk_free_rate (annual)", rf, -1, None, lo_open=True)
         no_metric_dims(self.equity.dims, "metrics()")   # results made otherwise
-        ds = metrics.summary(self.returns, risk_free_rate=rf,
-                             annualization=self.periods)
+        returns = self.returns
+        ds = metrics.summary(returns, risk_free_rate=rf, annualization=self.periods)
         ds.attrs.update(periods=self.periods, dd_mode=str(self.dd_mode))
-        ds["exposure"] = self._exposure()
+        # the per-bar means count the bars the returns count (not a listing's cash years)
+        observed = self.equity.where(returns.notnull())
+        if observed.chunks is not None:   # the equity's chunks (the mask's: the closes')
+            observed = observed.chunk(self.equity.chunksizes)
+        ds["exposure"] = self._exposure(observed)
         zero = xr.zeros_like(ds["sharpe_ratio"])
         tr, o = self.trades, self.orders_frame
         pnl = tr["pnl"].to_numpy(dtype=np.float64)
@@ -207,7 +213,7 @@ class BacktestResult:
         ds["fees_paid"] = _per_account(at_o, o["fee"].to_numpy(dtype=np.float64), zero)
         traded = np.abs(o["size"].to_numpy(dtype=np.float64)) * o["price"].to_numpy(
             dtype=np.float64)
-        ds["turnover"] = _per_account(at_o, traded, zero) / self.equity.mean("time")
+        ds["turnover"] = _per_account(at_o, traded, zero) / observed.mean("time")
         with np.errstate(invalid="ignore", divide="ignore"):
             wins = _per_account(at, pnl > 0, zero)
             ds["trade_win_rate"] = (wins / ds["n_trades"]).where(ds["n_trades"] > 0)
@@ -216,12 +222,15 @@ class BacktestResult:
             ds["trade_profit_factor"] = (gp / gl).where(ds["n_trades"] > 0)
         return ds
 
-    def _exposure(self) -> xr.DataArray:
-        """Mean |position value| / equity per account, a bar without a position counting
-        0 (also at 0 equity, 0/0), as metrics_only counts it; positions valued at the last
-        valid close. One kernel pass (``mean_exposure``); a dask-backed result's time
-        chunks in turn, lazily (:func:`_exposure_by_chunks`)."""
-        q, eq = self.positions, self.equity
+    def _exposure(self, eq=None) -> xr.DataArray:
+        """Mean |position value| / equity per account over the bars with a return (``eq``:
+        the equity NaN elsewhere, default from ``returns``), a bar without a position
+        counting 0, as metrics_only counts it; positions valued at the last valid close.
+        One kernel pass (``mean_exposure``); a dask-backed result's time chunks in turn,
+        lazily (:func:`_exposure_by_chunks`)."""
+        q = self.positions
+        if eq is None:
+            eq = self.equity.where(self.returns.notnull())
         price = self.prices.transpose("time", "asset")
         if not price.indexes["asset"].equals(q.indexes["asset"]):
             price = price.reindex(asset=q["asset"])
@@ -497,19 +506,21 @@ def from_run(run: Run, opts: BacktestOptions) -> BacktestResult:
                           dd_mode=opts.dd_mode if opts.dd_limit else None)
 
 
-def streamed_metrics(run: Run, opts: BacktestOptions, n_bars=None) -> xr.Dataset:
-    """The metrics-only kernel's statistics -> a Dataset over the account dims;
-    ``n_bars``: the bars the statistics ran over (default: the run's)."""
+def streamed_metrics(run: Run, opts: BacktestOptions) -> xr.Dataset:
+    """The metrics-only kernel's statistics -> a Dataset over the account dims; the
+    per-bar means (turnover's mean equity, exposure) over the observed bars, the
+    returns' count."""
     stats, extra = run.out
     names = opts.metrics_only
-    n_bars = run.signal.shape[0] if n_bars is None else n_bars
+    n_obs = stats[:, _k.FIELDS.index("n")]
     ret_names = [k for k in names if k not in STREAMED_EXTRAS]
     values = (metrics.from_accumulator(stats.T, ret_names, run.periods,
                                        need=metrics.acc_need(ret_names))
               if ret_names else {})
     x = dict(zip(_k.EXTRAS, extra.T))
-    values.update(fees_paid=x["fees"], turnover=x["traded"] / (x["eq_sum"] / n_bars),
-                  n_orders=x["orders"], exposure=x["exposure"] / n_bars)
+    with np.errstate(invalid="ignore", divide="ignore"):   # no observed bar: NaN
+        values.update(fees_paid=x["fees"], turnover=x["traded"] / (x["eq_sum"] / n_obs),
+                      n_orders=x["orders"], exposure=x["exposure"] / n_obs)
     dims, shape = run.acct_dims[1:], run.acct_shape[1:]
     coords = {d: run.signal[d] for d in dims}
     return xr.Dataset({k: (tuple(dims), np.asarray(values[k]).reshape(shape)) for k in names},
@@ -1260,7 +1271,7 @@ def _asset_chain(inputs, opts, a, edges, n_par, path, block, siblings):
                      siblings=siblings)
     if opts.metrics_only is None or run is None:
         return None
-    m = streamed_metrics(run, o, n_bars=int(edges[-1]))
+    m = streamed_metrics(run, o)
     return {k: m[k].transpose("asset", *run.params).values for k in opts.metrics_only}
 
 
@@ -1420,7 +1431,7 @@ def _streamed(inputs, tmpl, params, opts, store=None, progress=False):
         with bar:
             run = _chain(inputs, opts, edges, n_cols, n_par, None, scheduler,
                          siblings=_Siblings(bar), depth=depth)
-        return streamed_metrics(run, opts, n_bars=n)
+        return streamed_metrics(run, opts)
     step = _rows_per_chunk(edges)
     shapes = {"positions": tmpl.shape}
     path = _new_store(store, lambda b, k: shapes.get(k, (n, *tmpl.shape[2:])), 1, step, opts)

@@ -449,9 +449,10 @@ class _Sim:
             r = _div(eq[g], self.prev_eq[g]) - 1.0
             # no close of the account's assets and nothing changed: no observation
             self.returns[t, g] = NAN if r == 0.0 and not priced[g] else r
-            self.extra[g, EQSUM] += eq[g]
-            if gross_v[g] != 0.0:   # no position, no exposure (also at 0 equity)
-                self.extra[g, EXPO] += _div(gross_v[g], eq[g])
+            if not np.isnan(self.returns[t, g]):   # the means count the observed bars
+                self.extra[g, EQSUM] += eq[g]
+                if gross_v[g] != 0.0:   # no position, no exposure (also at 0 equity)
+                    self.extra[g, EXPO] += _div(gross_v[g], eq[g])
             self.equity[t, g] = eq[g]
             self.cash_out[t, g] = self.cash[g]
             self.prev_eq[g] = eq[g]

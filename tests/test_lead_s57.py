@@ -1,0 +1,62 @@
+"""Session 57 (lead).
+
+The per-bar means of a backtest's metrics (exposure, turnover's mean equity) count the
+bars its returns count. Session 56 made a bar without a close of the account's assets and
+without an equity change no observation for the returns; exposure and turnover still
+divided by every bar: GOOG (listed 2004) held from 2000 read exposure 0.657 and turnover
+0.289 for 1.0 and 0.211 over its own bars.
+"""
+import numpy as np
+import pytest
+
+import quantlab as ql
+
+EXTRAS = ("exposure", "turnover", "fees_paid", "n_orders")
+
+
+@pytest.fixture(scope="module")
+def goog():
+    ds = ql.data.load()
+    sig = ds["close"].notnull().astype(float)
+    own = ds.sel(asset=["GOOG"]).dropna("time", subset=["close"])
+    return ds, sig, own, own["close"].notnull().astype(float)
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_exposure_and_turnover_of_a_late_listing_equal_its_own_bars(goog, group):
+    ds, sig, own, own_sig = goog
+    kw = dict(fees=0.001, group=group)
+    # a portfolio of GOOG alone: its bars before the listing are no observation either
+    data = ds.sel(asset=["GOOG"]) if group else ds
+    full = ql.backtest(data, sig.sel(asset=data["asset"]), **kw).metrics()
+    want = ql.backtest(own, own_sig, **kw).metrics()
+    if not group:
+        full, want = full.sel(asset="GOOG"), want.sel(asset="GOOG")
+    for k in ("exposure", "turnover", "annual_return"):
+        np.testing.assert_allclose(full[k].values, want[k].values, rtol=1e-12, err_msg=k)
+    assert float(full["exposure"]) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_metrics_only_extras_equal_the_full_metrics_on_a_late_listing(goog, chunked):
+    ds, sig, _, _ = goog
+    data = ds.isel(time=slice(800, 1400))   # GOOG lists inside the window
+    s = sig.isel(time=slice(800, 1400))
+    assert data["close"].sel(asset="GOOG").isnull().sum() > 100
+    full = ql.backtest(data, s, fees=0.001).metrics()
+    mo = ql.backtest(data.chunk(time=128) if chunked else data, s, fees=0.001,
+                     metrics_only=EXTRAS)
+    mo = mo.compute() if chunked else mo
+    for k in ("exposure", "turnover", "fees_paid"):   # n_orders: metrics_only's alone
+        np.testing.assert_allclose(mo[k].values, full[k].values, rtol=1e-12, err_msg=k)
+    assert float(mo["exposure"].sel(asset="GOOG")) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_an_account_never_priced_has_no_mean():
+    ds = ql.data.load().isel(time=slice(0, 300))   # GOOG not yet listed
+    sig = ds["close"].notnull().astype(float)
+    for m in (ql.backtest(ds, sig).metrics(),
+              ql.backtest(ds, sig, metrics_only=EXTRAS)):
+        assert np.isnan(float(m["exposure"].sel(asset="GOOG")))
+        assert np.isnan(float(m["turnover"].sel(asset="GOOG")))
+        assert float(m["fees_paid"].sel(asset="GOOG")) == 0.0
