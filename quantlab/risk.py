@@ -24,6 +24,7 @@ from quantlab._doc import fill
 from quantlab.backtesting import DD_MODES, backtest
 from quantlab.data import FLAT_VARIANCE, returns as simple_returns, shifted
 from quantlab.errors import DataError
+from quantlab.tearsheet import _underwater
 
 __all__ = ["RiskManager", "RiskReport", "KellyFraction", "risk_parity_weights",
            "risk_contributions", "HISTORICAL_SCENARIOS"]
@@ -447,7 +448,7 @@ class RiskManager:
         return (signal * scale).clip(-max_leverage, max_leverage).where(signal != 0, 0.0)
 
     # ---- drawdowns -----------------------------------------------------------------
-    def check_drawdown(self, equity) -> dict:
+    def check_drawdown(self, equity, capital=None) -> dict:
         """Drawdown state of an equity curve against the limit.
 
         Current drawdown, max drawdown, whether |max drawdown| breached the limit, the breach
@@ -457,14 +458,28 @@ class RiskManager:
         Parameters
         ----------
         equity : array-like, pandas.Series or xarray.DataArray
-            Equity values, the first positive. A ruined account (equity 0 or below later:
-            a short through a price jump) has a drawdown of -1 or below, not an error.
+            One equity curve (1-D). A ruined account (equity 0 or below later: a short
+            through a price jump) has a drawdown of -1 or below, not an error.
+        capital : float, optional
+            The starting capital (a backtest's ``init_cash``), > 0: a peak before the
+            first bar, as the tear sheet counts it, so a first bar that already loses is
+            under water. None: the first value is the start (then it must be > 0).
 
         Returns
         -------
         dict
-            ``current_drawdown``, ``max_drawdown``, ``limit``, ``breached``, ``breaches``,
-            ``time_under_water``, ``recovery_times``.
+            ``current_drawdown``, ``max_drawdown``, ``limit``, ``breached``, ``breaches``
+            (episodes: ``peak``, ``trough``, ``recovered``, ``depth``, ``recovery_bars``),
+            ``time_under_water``, ``recovery_times``. An episode under water from the
+            first bar (its peak is ``capital``) has the first bar's label as its
+            ``peak``: the capital is the account's value as that bar opens (as the tear
+            sheet's drawdown table starts it).
+
+        Raises
+        ------
+        ValueError
+            If ``equity`` is not one curve, or has
+            too few finite values, or ``capital`` is not a positive finite number.
 
         Examples
         --------
@@ -473,7 +488,15 @@ class RiskManager:
         >>> out = risk.RiskManager().check_drawdown(pd.Series([100, 110, 99, 104, 120, 90.0]))
         >>> out["max_drawdown"], out["breached"], out["recovery_times"]
         (-0.25, True, [2])
+        >>> eq = pd.Series([90, 75, 101.0])   # the first bar lost 10% of the capital, 100
+        >>> round(risk.RiskManager().check_drawdown(eq)["max_drawdown"], 4)
+        -0.1667
+        >>> out = risk.RiskManager().check_drawdown(eq, capital=100)
+        >>> round(out["max_drawdown"], 4), out["breaches"][0]["peak"]
+        (-0.25, 0)
         """
+        if capital is not None:
+            capital = _validate.number("capital", capital, 0, lo_open=True)
         values = _validate.floats("equity", equity)
         if values.ndim != 1:   # was pandas' "Data must be 1-dimensional"
             raise ValueError(f"equity must be one curve (1-D), got shape {values.shape}")
@@ -484,29 +507,33 @@ class RiskManager:
                  equity.indexes.get(equity.dims[0]) if isinstance(equity, xr.DataArray)
                  else None)
         eq = pd.Series(values, index=index).dropna()
-        if eq.size < 2 or eq.iloc[0] <= 0 or np.isinf(eq.to_numpy()).any():
-            raise ValueError("equity must hold at least 2 finite values starting at a "
-                             f"positive finite one, got {eq.size} non-NaN value(s)"
+        # with the capital, one value is a curve (capital -> value): a 1-bar run
+        if (np.isinf(eq.to_numpy()).any() or eq.size < (1 if capital else 2)
+                or (capital is None and eq.iloc[0] <= 0)):
+            need = ("finite values, at least 1" if capital else "at least 2 finite values "
+                    "starting at a positive finite one (or pass capital=, the start)")
+            raise ValueError(f"equity must hold {need}, got {eq.size} non-NaN value(s)"
                              + (f" starting at {eq.iloc[0]}" if eq.size else ""))
-        peak = eq.cummax()
-        dd = eq / peak - 1
-        episodes, breaches, start = [], [], None
-        for i, (t, v) in enumerate(dd.items()):
-            if v < 0 and start is None:
-                start = i - 1
-            if (v == 0 or i == dd.size - 1) and start is not None:
-                seg = dd.iloc[start:i + 1]
-                trough = int(np.argmin(seg.values)) + start
-                ep = {"peak": dd.index[start], "trough": dd.index[trough],
+        start = eq.iloc[0] if capital is None else capital
+        dd = pd.Series(_underwater(eq.to_numpy(), start), index=eq.index)
+        episodes, breaches, begin = [], [], None
+        for i, v in enumerate(dd.to_numpy()):
+            if v < 0 and begin is None:
+                begin = i - 1   # the peak's bar; -1: the capital, before the first bar
+            if (v == 0 or i == dd.size - 1) and begin is not None:
+                seg = dd.iloc[max(begin, 0):i + 1]
+                trough = int(np.argmin(seg.values)) + max(begin, 0)
+                ep = {"peak": dd.index[max(begin, 0)], "trough": dd.index[trough],
                       "recovered": dd.index[i] if v == 0 else None,
                       "depth": float(seg.min()),
                       "recovery_bars": (i - trough) if v == 0 else None}
                 episodes.append(ep)
                 if abs(ep["depth"]) > self.max_drawdown_limit:
                     breaches.append(ep)
-                start = None
+                begin = None
         if (eq > 0).all():
-            max_dd = float(metrics.max_drawdown(eq.pct_change().fillna(0.0).to_numpy()))
+            prev = np.r_[start, eq.to_numpy()[:-1]]
+            max_dd = float(metrics.max_drawdown(eq.to_numpy() / prev - 1.0))
         else:   # a ruined account (equity 0 or below): its returns through 0 are undefined,
             max_dd = float(dd.min())   # its drawdown from the positive peak is not (<= -1)
         under = int((dd.values[::-1] < 0).cumprod().sum())
@@ -732,11 +759,13 @@ class RiskManager:
         var = pd.DataFrame({m: {"VaR": self.calculate_var(rr, m)[self._key("var")],
                                 "CVaR": self.calculate_cvar(rr, m)[self._key("cvar")]}
                             for m in METHODS}).T
-        eq = res.equity if res is not None else (1 + pd.Series(rr)).cumprod()
-        dd = self.check_drawdown(eq)
+        # the start is a peak, as in the tear sheet: a first bar that lost was not counted
+        eq, capital = ((res.equity, res.init_cash) if res is not None
+                       else ((1 + pd.Series(rr)).cumprod(), 1.0))
+        dd = self.check_drawdown(eq, capital=capital)
         report = RiskReport(confidence_level=self.confidence_level, var=var, drawdown=dd,
                             equity=eq if isinstance(eq, xr.DataArray) else None,
-                            dd_mode=getattr(res, "dd_mode", None))
+                            dd_mode=getattr(res, "dd_mode", None), capital=capital)
         if res is not None and "asset" in res.positions.dims:
             report.stress = self.stress_test(res)
             px = res.prices.ffill("time")
@@ -782,6 +811,9 @@ class RiskReport:
         Further tables by name.
     dd_mode : str or None
         The backtest's drawdown control ("cooldown", "halt").
+    capital : float or None
+        The equity's starting value (a backtest's ``init_cash``), counted as a peak by
+        :meth:`drawdown_series`; None: the equity's first value is the start.
 
     Examples
     --------
@@ -803,6 +835,7 @@ class RiskReport:
     attribution: pd.Series | None = None
     extra: dict = field(default_factory=dict)
     dd_mode: str | None = None   # the backtest's drawdown control ("cooldown", "halt")
+    capital: float | None = None   # the equity's start, a peak (None: its first value)
 
     @property
     def drawdown_control(self) -> str:
@@ -862,6 +895,8 @@ class RiskReport:
     def drawdown_series(self) -> xr.DataArray | None:
         """Drawdown of the equity (fraction below its running peak, <= 0), or None.
 
+        The peak includes ``capital`` (the tear sheet's drawdown, ``res.plot()``'s).
+
         Returns
         -------
         xarray.DataArray or None
@@ -874,8 +909,9 @@ class RiskReport:
         """
         if self.equity is None:
             return None
-        eq = self.equity
-        return (eq / eq.copy(data=np.fmax.accumulate(eq.values)) - 1).rename("drawdown")
+        v = self.equity.values
+        start = self.capital if self.capital is not None else v[0]
+        return self.equity.copy(data=_underwater(v, start)).rename("drawdown")
 
     def figure(self):
         """The drawdown as a bokeh figure (``ql.plots.risk_report_figure``), or None.

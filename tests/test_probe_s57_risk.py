@@ -1,0 +1,86 @@
+"""Session 57 probe of ql.risk: drawdowns count the initial cash as a peak (as the tear
+sheet, res.plot(), the dashboard and StrategyExplorer do), per-bar means over a
+backtest's observations, and RiskManager on awkward results (an account never priced,
+2 bars, dask-backed, group=True, parameter sweeps, all-NaN returns)."""
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+from quantlab import tearsheet
+from quantlab.data import shifted
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return ql.data.load()
+
+
+@pytest.fixture(scope="module")
+def first_bar_loses(ds):
+    # buy-and-hold with fees: the first bar already loses, and the run never gets back
+    # above its initial cash before its deepest trough (measured -0.22401 vs -0.22460)
+    d = ds.isel(time=slice(20, 80))
+    return ql.backtest(d, xr.ones_like(d["close"]), group=True, fees=0.001)
+
+
+def test_risk_report_max_drawdown_is_the_tearsheets(first_bar_loses):
+    res = first_bar_loses
+    assert float(res.returns[0]) < 0
+    eq = res.equity.values
+    want = tearsheet._underwater(eq, res.init_cash)
+    rep = ql.risk.RiskManager().generate_risk_report(res)
+    dd = rep.drawdown
+    assert dd["max_drawdown"] == pytest.approx(want.min(), abs=1e-12)
+    assert dd["max_drawdown"] == pytest.approx(float(res.metrics()["max_drawdown"]), abs=1e-12)
+    assert dd["max_drawdown"] < (eq / np.maximum.accumulate(eq) - 1).min() - 1e-4  # not as before
+    np.testing.assert_array_equal(rep.drawdown_series().values, want)
+    assert dd["current_drawdown"] == pytest.approx(want[-1], abs=1e-12)
+    assert dd["time_under_water"] == eq.size                 # every bar below the capital
+    (episode,) = dd["breaches"]                               # one, from the start
+    assert episode["peak"] == res.equity.indexes["time"][0]
+    assert episode["depth"] == pytest.approx(want.min(), abs=1e-12)
+
+
+def test_report_of_returns_starts_at_one():
+    r = np.r_[-0.1, -0.1, 0.3, np.full(30, 0.001)]
+    dd = ql.risk.RiskManager(max_drawdown_limit=0.1).generate_risk_report(r).drawdown
+    assert dd["max_drawdown"] == pytest.approx(0.81 - 1, abs=1e-12)   # was 0.9 from 0.9
+    assert dd["max_drawdown"] == pytest.approx(ql.metrics.max_drawdown(r), abs=1e-12)
+    assert dd["breaches"][0]["peak"] == 0 and dd["breaches"][0]["recovered"] == 2
+
+
+def test_check_drawdown_takes_the_capital():
+    rm = ql.risk.RiskManager()
+    t = pd.bdate_range("2020-01-01", periods=3)
+    eq = pd.Series([90.0, 75.0, 101.0], index=t)
+    assert rm.check_drawdown(eq)["max_drawdown"] == pytest.approx(75 / 90 - 1)   # as before
+    out = rm.check_drawdown(eq, capital=100)
+    assert out["max_drawdown"] == pytest.approx(-0.25)
+    assert out["breached"] and out["time_under_water"] == 0 and out["recovery_times"] == [1]
+    assert out["breaches"] == [{"peak": t[0], "trough": t[1], "recovered": t[2],
+                                "depth": pytest.approx(-0.25), "recovery_bars": 1}]
+    # a 1-bar run is a curve from its capital; below it from the first bar to the end
+    one = rm.check_drawdown([80.0], capital=100)
+    assert one["max_drawdown"] == pytest.approx(-0.2) and one["time_under_water"] == 1
+    assert rm.check_drawdown([100.0, 80.0, 90.0], capital=50)["max_drawdown"] == \
+        pytest.approx(-0.2)                                   # a capital below: no effect
+    for bad in (0, -1.0, np.nan, np.inf):
+        with pytest.raises(ValueError, match="capital"):
+            rm.check_drawdown(eq, capital=bad)
+    with pytest.raises(TypeError, match="capital"):
+        rm.check_drawdown(eq, capital="100")
+
+
+def test_all_nan_and_never_priced_are_named_errors(ds):
+    rm = ql.risk.RiskManager()
+    d = ds.isel(time=slice(0, 300)).sel(asset=["GOOG"])
+    res = ql.backtest(d, xr.ones_like(d["close"]), group=True)
+    assert res.returns.isnull().all()
+    for f in (rm.calculate_var, rm.calculate_cvar, rm.kelly, rm.generate_risk_report):
+        with pytest.raises(ValueError, match="0 non-NaN observations"):
+            f(res if f is rm.generate_risk_report else res.returns)
+    with pytest.raises(ValueError, match="equity must hold"):
+        rm.check_drawdown(np.full(5, np.nan), capital=100)
+    assert rm.check_drawdown(res.equity, capital=res.init_cash)["max_drawdown"] == 0
