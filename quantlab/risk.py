@@ -771,12 +771,17 @@ class RiskManager:
             px = res.prices.ffill("time")
             pnl = (shifted(res.positions) * px.diff("time")).sum("time").to_series()
             report.attribution = (pnl / res.init_cash).rename("pnl_fraction")
-            value = (res.positions * px).mean("time")
-            w = (value / float(res.equity.mean("time"))).to_series()
-            cov = (px / shifted(px) - 1).to_pandas().cov()
-            # an asset never priced in the run (listed later) holds nothing; its NaN weight
-            # made every contribution NaN
-            held = w.notna().to_numpy()
+            # means over the account's observations (res.returns' NaN bars are none); an
+            # asset not listed yet holds nothing: its value is 0, not unknown (its mean
+            # over its own bars only, over the equity's mean over all bars, overstated
+            # a late listing's weight: GOOG's 0.28 for 0.19)
+            obs = res.returns.notnull()
+            value = (res.positions * px).fillna(0.0).where(obs).mean("time")
+            w = (value / float(res.equity.where(obs).mean("time"))).to_series()
+            cov = (px / shifted(px) - 1).where(obs).to_pandas().cov()
+            # an asset never priced in the run (listed later) holds nothing and has no
+            # variance: its NaN covariance made every contribution NaN
+            held = res.prices.notnull().any("time").to_numpy()
             w, cov = w[held], cov.loc[held, held]
             if w.abs().sum() > 0:
                 report.contributions = self.risk_budget(cov, weights=w)

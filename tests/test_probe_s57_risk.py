@@ -73,6 +73,50 @@ def test_check_drawdown_takes_the_capital():
         rm.check_drawdown(eq, capital="100")
 
 
+def test_contributions_weigh_a_late_listing_over_the_whole_run(ds):
+    # GOOG lists in 2004: its mean value over its own bars was divided by the mean
+    # equity over all bars (a weight 0.28 for 0.19)
+    sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    res = ql.backtest(ds, sig, group=True)
+    rep = ql.risk.RiskManager().generate_risk_report(res)
+    value = np.nan_to_num(res.positions.values * res.prices.ffill("time").values)
+    w = value.mean(0) / res.equity.values.mean()
+    np.testing.assert_allclose(rep.contributions["weight"].to_numpy(), w, rtol=1e-12)
+    assert rep.contributions.loc["GOOG", "weight"] < 0.2
+
+
+def _panel_with_closed_days(n=300, seed=1):
+    rng = np.random.default_rng(seed)
+    p = 100 * np.exp(np.cumsum(rng.normal(0, [0.01, 0.03], (n, 2)), axis=0))
+    p[np.arange(40, n, 4)] = np.nan                 # both assets closed: no observation
+    p[:10, 1] = np.nan                              # B lists on bar 10
+    close = xr.DataArray(p, dims=("time", "asset"),
+                         coords={"time": pd.bdate_range("2015-01-01", periods=n),
+                                 "asset": ["A", "B"], "asset_class": ("asset", ["equity"] * 2)})
+    return close.to_dataset(name="close")
+
+
+def test_contributions_skip_bars_that_are_no_observation():
+    d = _panel_with_closed_days()
+    res = ql.backtest(d, xr.full_like(d["close"], 0.5), group=True)
+    obs = res.returns.notnull().values
+    assert (~obs).sum() == 65                       # the closed days, NaN returns
+    px = res.prices.ffill("time")
+    r = (px / shifted(px) - 1).values[obs]
+    value = np.nan_to_num(res.positions.values * px.values)[obs]
+    w = value.mean(0) / res.equity.values[obs].mean()
+    cov = pd.DataFrame(r).cov().to_numpy()          # pairwise, NaN skipped
+    want = w * (cov @ w) / (w @ cov @ w)
+    rep = ql.risk.RiskManager().generate_risk_report(res)
+    np.testing.assert_allclose(rep.contributions["weight"].to_numpy(), w, rtol=1e-12)
+    np.testing.assert_allclose(rep.contributions["risk_contribution"].to_numpy(), want,
+                               rtol=1e-9)
+    # VaR of the report: NaN returns skipped, not 0
+    r_acc = res.returns.values[obs]
+    assert rep.var.loc["historical", "VaR"] == pytest.approx(
+        -ql.metrics.value_at_risk(r_acc, cutoff=0.05), rel=1e-12)
+
+
 def test_all_nan_and_never_priced_are_named_errors(ds):
     rm = ql.risk.RiskManager()
     d = ds.isel(time=slice(0, 300)).sel(asset=["GOOG"])
