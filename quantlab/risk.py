@@ -635,11 +635,12 @@ class RiskManager:
                 raise ValueError("stress_test takes one account: select a parameter "
                                  "combination (and asset) of the result first")
             prices = portfolio.prices
-            value = (portfolio.positions * prices.ffill("time")).isel(time=-1)
-            if "asset" in value.dims:
-                w = (value / float(eq.isel(time=-1))).to_series()
-            else:
-                w = pd.Series({str(portfolio.positions.asset.values): float(value)})
+            # an asset not listed yet holds nothing (its NaN value made every shock's
+            # P&L NaN: a group=True run over a later listing)
+            value = (portfolio.positions * prices.ffill("time")).isel(time=-1).fillna(0.0)
+            w = value / float(eq.isel(time=-1))
+            w = (w.to_series() if "asset" in w.dims
+                 else pd.Series({str(portfolio.positions.asset.values): float(w)}))
             ds = data if data is not None else prices.to_dataset(name="close")
         else:
             if data is None:
@@ -676,14 +677,24 @@ class RiskManager:
             pnl = float(sum(w.get(a, 0.0) * s for a, s in shock.items()))
             rows.append({"scenario": name, "kind": "hypothetical", "pnl": pnl,
                          "covered": True, "window": ""})
-        cov = r.cov().reindex(index=w.index, columns=w.index).fillna(0.0).to_numpy()
+        # fewer than 2 rows: no covariance (numpy's cov warned "Degrees of freedom <= 0")
+        cov = r.cov() if len(r) > 1 else pd.DataFrame(np.nan, r.columns, r.columns)
+        cov = cov.reindex(index=w.index, columns=w.index).to_numpy()
+        wv = w.to_numpy()
+        held = wv != 0
+        # a held asset's covariance needs 2 returns (a 2-bar run has 1): its NaN was filled
+        # with 0, a P&L of 0 for the vol scenarios; an asset not held weighs nothing
+        short = [a for a, h, c in zip(w.index, held, cov) if h and np.isnan(c[held]).any()]
+        cov = np.nan_to_num(cov, nan=0.0)
         sd = np.sqrt(np.diag(cov))
         z = NormalDist().inv_cdf(self.cutoff)
-        wv = w.to_numpy()
+        window = f"1-bar parametric VaR {self.confidence_level:.0%}"
         for name, var in (("vol x3", 3 * math.sqrt(max(wv @ cov @ wv, 0))),
                           ("correlations -> 1", float(np.abs(wv) @ sd))):
-            rows.append({"scenario": name, "kind": "hypothetical", "pnl": z * var,
-                         "covered": True, "window": f"1-bar parametric VaR {self.confidence_level:.0%}"})
+            rows.append({"scenario": name, "kind": "hypothetical",
+                         "pnl": np.nan if short else z * var + 0.0, "covered": not short,
+                         "window": f"{window}; too few returns of {', '.join(map(str, short))}"
+                         if short else window})
         return pd.DataFrame(rows).set_index("scenario")
 
     # ---- risk budgets --------------------------------------------------------------

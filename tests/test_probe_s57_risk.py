@@ -117,6 +117,54 @@ def test_contributions_skip_bars_that_are_no_observation():
         -ql.metrics.value_at_risk(r_acc, cutoff=0.05), rel=1e-12)
 
 
+def test_stress_test_of_an_account_with_an_asset_never_priced(ds):
+    # GOOG is not listed in the first 300 bars: its NaN weight made the three
+    # hypothetical P&Ls NaN for the whole account
+    d = ds.isel(time=slice(0, 300))
+    res = ql.backtest(d, xr.full_like(d["close"], 0.25), group=True)
+    table = ql.risk.RiskManager().stress_test(res)
+    hypo = table[table["kind"] == "hypothetical"]
+    assert np.isfinite(hypo["pnl"]).all() and hypo["covered"].all()
+    value = (res.positions * res.prices).isel(time=-1).fillna(0.0)
+    held = float(value.sum() / res.equity.isel(time=-1))
+    assert table.loc["equities -20%", "pnl"] == pytest.approx(-0.2 * held, rel=1e-12)
+    # an account of GOOG alone holds nothing: no loss, not NaN
+    alone = ql.backtest(d.sel(asset=["GOOG"]), xr.full_like(d["close"].sel(asset=["GOOG"]), 1.0),
+                        group=True)
+    hypo = ql.risk.RiskManager().stress_test(alone).loc[
+        ["equities -20%", "vol x3", "correlations -> 1"], "pnl"]
+    assert (hypo == 0).all() and not np.signbit(hypo).any()
+
+
+def test_stress_test_of_two_bars_has_no_volatility_to_scale(ds):
+    # one return per asset: its variance is NaN, which was filled with 0 (a P&L of 0)
+    d = ds.isel(time=slice(0, 2)).sel(asset=["AAPL", "IBM"])
+    res = ql.backtest(d, xr.full_like(d["close"], 0.5), group=True)
+    table = ql.risk.RiskManager().stress_test(res)
+    for name in ("vol x3", "correlations -> 1"):
+        assert np.isnan(table.loc[name, "pnl"]) and not table.loc[name, "covered"]
+        assert "too few returns of AAPL, IBM" in table.loc[name, "window"]
+    assert table.loc["equities -20%", "pnl"] == pytest.approx(-0.2, rel=1e-9)
+    dd = ql.risk.RiskManager().check_drawdown(res.equity, capital=res.init_cash)
+    assert dd["max_drawdown"] == pytest.approx(
+        float(tearsheet._underwater(res.equity.values, res.init_cash).min()), abs=1e-12)
+
+
+def test_dask_backed_result_reports_as_in_memory(ds):
+    d = ds.isel(time=slice(0, 300))
+    sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(d)
+    rm = ql.risk.RiskManager()
+    want = rm.generate_risk_report(ql.backtest(d, sig, group=True))
+    lazy = ql.backtest(d.chunk({"time": 100}), sig.chunk({"time": 100}), group=True)
+    got = rm.generate_risk_report(lazy)
+    pd.testing.assert_frame_equal(got.var, want.var, rtol=1e-12)
+    assert got.drawdown == want.drawdown
+    pd.testing.assert_frame_equal(got.stress, want.stress, rtol=1e-12)
+    pd.testing.assert_frame_equal(got.contributions, want.contributions, rtol=1e-12)
+    pd.testing.assert_series_equal(got.attribution, want.attribution, rtol=1e-12)
+    np.testing.assert_array_equal(got.drawdown_series().values, want.drawdown_series().values)
+
+
 def test_all_nan_and_never_priced_are_named_errors(ds):
     rm = ql.risk.RiskManager()
     d = ds.isel(time=slice(0, 300)).sel(asset=["GOOG"])
