@@ -100,6 +100,33 @@ def _sims(n_sims, seed) -> tuple[int, int]:
 MAX_SIMS = 10 ** 8
 
 
+def _pick(x, keep="time") -> str:
+    """``.sel(...)`` of ``x``'s first column (over its dims but ``keep``), for messages
+    that ask to select one; "" if ``x`` is no DataArray."""
+    if not isinstance(x, xr.DataArray):
+        return ""
+    dims = [d for d in x.dims if d != keep]
+    if not all(d in x.indexes for d in dims):
+        return f".isel({', '.join(f'{d}=0' for d in dims)})"
+    first = [x.indexes[d][0] for d in dims]
+    return ".sel(" + ", ".join(f"{d}={(v.item() if isinstance(v, np.generic) else v)!r}"
+                               for d, v in zip(dims, first)) + ")"
+
+
+def _one_account(res, where) -> None:
+    """Refuse a result of several accounts (a parameter sweep, one account per asset),
+    saying how to get one: a result cannot be indexed."""
+    eq = res.equity
+    others = [d for d in eq.dims if d != "time"]
+    if not others:
+        return
+    n = math.prod(eq.sizes[d] for d in others)
+    sizes = ", ".join(f"{d}: {eq.sizes[d]}" for d in others)
+    raise ValueError(f"{where} takes one account; this result has {n} ({sizes}): backtest one (a parameter combination: the signal's "
+                     ".sel(...) of it; the assets as one account: group=True), or pass one "
+                     f"account's returns, e.g. res.returns{_pick(eq)}")
+
+
 # shared docstring blocks (quantlab._doc.fill): written once, used by many docstrings
 _EX_RETURNS = """\
 >>> import quantlab as ql
@@ -253,7 +280,8 @@ class RiskManager:
         """Draws from a Student t fitted by moments: ν = 4 + 6 / excess kurtosis (normal
         when the excess kurtosis is ≤ 0), scaled to the sample mean and std."""
         if isinstance(r, xr.DataArray):
-            raise ValueError("method='monte_carlo' takes 1-D returns")
+            raise ValueError(f"method='monte_carlo' takes 1-D returns, got dims "
+                             f"{dict(r.sizes)}: select one column, e.g. returns{_pick(r)}")
         mu, sd = r.mean(), r.std(ddof=1)
         k = ((r - mu) ** 4).mean() / r.var() ** 2 - 3.0
         rng = np.random.default_rng(seed)
@@ -478,7 +506,7 @@ class RiskManager:
         Raises
         ------
         ValueError
-            If ``equity`` is not one curve, or has
+            If ``equity`` is not one curve (the message says how to select one), or has
             too few finite values, or ``capital`` is not a positive finite number.
 
         Examples
@@ -499,7 +527,10 @@ class RiskManager:
             capital = _validate.number("capital", capital, 0, lo_open=True)
         values = _validate.floats("equity", equity)
         if values.ndim != 1:   # was pandas' "Data must be 1-dimensional"
-            raise ValueError(f"equity must be one curve (1-D), got shape {values.shape}")
+            raise ValueError(f"equity must be one curve (1-D), got shape {values.shape}"
+                             + (f" (dims {dict(equity.sizes)}): select one, e.g. equity"
+                                f"{_pick(equity, equity.dims[0])}"
+                                if isinstance(equity, xr.DataArray) else ""))
         # a list's .index is a method: only a Series brings its index, a DataArray its
         # dim's (if it has one: a bare 'time' dim was a KeyError 'time', another name
         # xarray's "Dimension 'time' not found")
@@ -631,9 +662,7 @@ class RiskManager:
         """
         if hasattr(portfolio, "equity"):
             eq = portfolio.equity
-            if eq.ndim > 1:
-                raise ValueError("stress_test takes one account: select a parameter "
-                                 "combination (and asset) of the result first")
+            _one_account(portfolio, "stress_test")
             prices = portfolio.prices
             # an asset not listed yet holds nothing (its NaN value made every shock's
             # P&L NaN: a group=True run over a later listing)
@@ -760,9 +789,7 @@ class RiskManager:
         """
         res = result_or_returns if hasattr(result_or_returns, "equity") else None
         if res is not None:
-            if res.equity.ndim > 1:
-                raise ValueError("generate_risk_report takes one account: select a "
-                                 "parameter combination (and asset) first")
+            _one_account(res, "generate_risk_report")
             r = res.returns
         else:
             r = result_or_returns

@@ -165,6 +165,29 @@ def test_dask_backed_result_reports_as_in_memory(ds):
     np.testing.assert_array_equal(got.drawdown_series().values, want.drawdown_series().values)
 
 
+def test_several_accounts_ask_to_select_one(ds):
+    d = ds.isel(time=slice(0, 300))
+    rm = ql.risk.RiskManager()
+    sig = ql.strategies.get("volatility_regime", window=[10, 15], lookback=60).signal(d)
+    swept = ql.backtest(d, sig, group=True)
+    for f in (rm.generate_risk_report, rm.stress_test):
+        with pytest.raises(ValueError, match=r"takes one account; this result has 2 "
+                           r"\(window: 2\).*res\.returns\.sel\(window=10\)"):
+            f(swept)
+    with pytest.raises(ValueError, match=r"one curve .*select one, e\.g\. "
+                       r"equity\.sel\(window=10\)"):
+        rm.check_drawdown(swept.equity)
+    with pytest.raises(ValueError, match=r"monte_carlo.*select one column, e\.g\. "
+                       r"returns\.sel\(window=10\)"):
+        rm.calculate_var(swept.returns, method="monte_carlo")
+    per_asset = ql.backtest(d, sig.sel(window=10))
+    with pytest.raises(ValueError, match=r"this result has 4 \(asset: 4\).*group=True.*"
+                       r"res\.returns\.sel\(asset='AAPL'\)"):
+        rm.generate_risk_report(per_asset)
+    # the vectorised estimates still run over the sweep
+    assert rm.calculate_var(swept.returns)["var_95"].dims == ("window",)
+
+
 def test_all_nan_and_never_priced_are_named_errors(ds):
     rm = ql.risk.RiskManager()
     d = ds.isel(time=slice(0, 300)).sel(asset=["GOOG"])
