@@ -1127,8 +1127,15 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
     c = _cov(cov)
     S = c.to_numpy()
     n = S.shape[0]
-    if not np.isfinite(S).all() or np.any(np.diag(S) <= 0):
-        raise ValueError("covariance must be finite with positive variances")
+    # named (of maybe hundreds): NaN is an asset with < 2 returns (a later listing), 0 a
+    # constant price; a NaN covariance alone, two assets without common returns
+    bad = [str(a) for a, v in zip(c.index, np.diag(S)) if not (np.isfinite(v) and v > 0)]
+    if not bad and not np.isfinite(S).all():
+        i, j = np.argwhere(~np.isfinite(S))[0]
+        bad = [f"{c.index[i]} with {c.index[j]}"]
+    if bad:
+        raise ValueError(f"covariance must be finite with positive variances; not for "
+                         f"{', '.join(bad)} (fewer than 2 returns, or a constant price?)")
     if not np.allclose(S, S.T, rtol=1e-9, atol=0):   # the Newton steps assume Σ = Σ'
         raise ValueError("covariance must be symmetric")
     b = _budgets(budgets, c.index)

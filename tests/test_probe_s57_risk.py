@@ -199,3 +199,14 @@ def test_all_nan_and_never_priced_are_named_errors(ds):
     with pytest.raises(ValueError, match="equity must hold"):
         rm.check_drawdown(np.full(5, np.nan), capital=100)
     assert rm.check_drawdown(res.equity, capital=res.init_cash)["max_drawdown"] == 0
+
+
+def test_risk_budget_names_an_asset_without_a_variance(ds):
+    # GOOG has no return in the first 300 bars: "covariance must be finite with positive
+    # variances" named no asset (of maybe hundreds)
+    r = ql.data.returns(ds["close"]).isel(time=slice(0, 300))
+    with pytest.raises(ValueError, match=r"positive variances; not for GOOG \(fewer than 2"):
+        ql.risk.RiskManager().risk_budget(r)
+    with pytest.raises(ValueError, match="not for b "):        # a constant: variance 0
+        ql.risk.risk_parity_weights(pd.DataFrame([[0.04, 0.0], [0.0, 0.0]],
+                                                 index=["a", "b"], columns=["a", "b"]))
