@@ -770,12 +770,20 @@ class RiskManager:
         """A risk report of a backtest result (or of a returns series).
 
         VaR/CVaR by method, drawdowns, stress tests, risk contributions and P&L attribution per
-        asset.
+        asset. Drawdowns count the start as a peak (a backtest's ``init_cash``; 1 before a
+        returns series' first return), as the tear sheet does.
 
         Parameters
         ----------
         result_or_returns : BacktestResult or array-like
-            A backtest, or per-period returns.
+            A backtest of one account, or one account's per-period returns (NaN: no
+            observation, skipped; a Series' or DataArray's dates label the drawdowns).
+
+        Raises
+        ------
+        ValueError
+            If the result has several accounts or the returns several columns (the
+            message says how to select one), or fewer than 20 non-NaN returns.
 
         Returns
         -------
@@ -793,13 +801,23 @@ class RiskManager:
             r = res.returns
         else:
             r = result_or_returns
+            if isinstance(r, xr.DataArray) and r.ndim > 1:   # was monte_carlo's "1-D"
+                raise ValueError(f"generate_risk_report takes one account's returns (1-D), "
+                                 f"got dims {dict(r.sizes)}: select one, e.g. "
+                                 f"returns{_pick(r)}")
         rr, _ = _returns(r)
         var = pd.DataFrame({m: {"VaR": self.calculate_var(rr, m)[self._key("var")],
                                 "CVaR": self.calculate_cvar(rr, m)[self._key("cvar")]}
                             for m in METHODS}).T
         # the start is a peak, as in the tear sheet: a first bar that lost was not counted
-        eq, capital = ((res.equity, res.init_cash) if res is not None
-                       else ((1 + pd.Series(rr)).cumprod(), 1.0))
+        if res is not None:
+            eq, capital = res.equity, res.init_cash
+        else:   # dated as the returns are (the episodes were bar numbers)
+            index = (r.index if isinstance(r, pd.Series) else
+                     r.indexes.get(r.dims[0]) if isinstance(r, xr.DataArray) else None)
+            if index is not None:
+                index = index[~np.isnan(_validate.floats("returns", r))]
+            eq, capital = pd.Series(np.cumprod(1 + rr), index=index), 1.0
         dd = self.check_drawdown(eq, capital=capital)
         report = RiskReport(confidence_level=self.confidence_level, var=var, drawdown=dd,
                             equity=eq if isinstance(eq, xr.DataArray) else None,

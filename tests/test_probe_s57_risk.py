@@ -210,3 +210,19 @@ def test_risk_budget_names_an_asset_without_a_variance(ds):
     with pytest.raises(ValueError, match="not for b "):        # a constant: variance 0
         ql.risk.risk_parity_weights(pd.DataFrame([[0.04, 0.0], [0.0, 0.0]],
                                                  index=["a", "b"], columns=["a", "b"]))
+
+
+def test_report_of_a_returns_series_keeps_its_dates_and_asks_for_one_column(ds):
+    r = ql.data.returns(ds["close"]).isel(time=slice(0, 300))
+    rm = ql.risk.RiskManager()
+    t = r.indexes["time"]
+    got = rm.generate_risk_report(r.sel(asset="IBM")).drawdown["breaches"][0]
+    assert got["peak"] == t[18] and got["trough"] == t[88]   # bar numbers 17, 87 before
+    # the Series' index alike; its NaN first return is left out, not its date shifted
+    assert rm.generate_risk_report(r.sel(asset="IBM").to_series()).drawdown["breaches"][0] \
+        == got
+    # a panel failed inside as "method='monte_carlo' takes 1-D returns"
+    with pytest.raises(ValueError, match=r"generate_risk_report takes one account's returns "
+                       r"\(1-D\), got dims \{'time': 300, 'asset': 4\}: select one, e\.g\. "
+                       r"returns\.sel\(asset='AAPL'\)"):
+        rm.generate_risk_report(r)
