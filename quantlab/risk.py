@@ -120,9 +120,9 @@ def _one_account(res, where) -> None:
     others = [d for d in eq.dims if d != "time"]
     if not others:
         return
-    n = math.prod(eq.sizes[d] for d in others)
-    sizes = ", ".join(f"{d}: {eq.sizes[d]}" for d in others)
-    raise ValueError(f"{where} takes one account; this result has {n} ({sizes}): backtest one (a parameter combination: the signal's "
+    sizes = ", ".join(f"{d} ({eq.sizes[d]})" for d in others)
+    raise ValueError(f"{where} takes one account (equity on time only); this result's is "
+                     f"also on {sizes}: backtest one (a parameter combination: the signal's "
                      ".sel(...) of it; the assets as one account: group=True), or pass one "
                      f"account's returns, e.g. res.returns{_pick(eq)}")
 

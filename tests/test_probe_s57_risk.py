@@ -171,8 +171,9 @@ def test_several_accounts_ask_to_select_one(ds):
     sig = ql.strategies.get("volatility_regime", window=[10, 15], lookback=60).signal(d)
     swept = ql.backtest(d, sig, group=True)
     for f in (rm.generate_risk_report, rm.stress_test):
-        with pytest.raises(ValueError, match=r"takes one account; this result has 2 "
-                           r"\(window: 2\).*res\.returns\.sel\(window=10\)"):
+        with pytest.raises(ValueError, match=r"takes one account \(equity on time only\); "
+                           r"this result's is also on window \(2\): .*"
+                           r"res\.returns\.sel\(window=10\)"):
             f(swept)
     with pytest.raises(ValueError, match=r"one curve .*select one, e\.g\. "
                        r"equity\.sel\(window=10\)"):
@@ -181,9 +182,13 @@ def test_several_accounts_ask_to_select_one(ds):
                        r"returns\.sel\(window=10\)"):
         rm.calculate_var(swept.returns, method="monte_carlo")
     per_asset = ql.backtest(d, sig.sel(window=10))
-    with pytest.raises(ValueError, match=r"this result has 4 \(asset: 4\).*group=True.*"
-                       r"res\.returns\.sel\(asset='AAPL'\)"):
+    with pytest.raises(ValueError, match=r"this result's is also on asset \(4\): .*group=True"
+                       r".*res\.returns\.sel\(asset='AAPL'\)"):
         rm.generate_risk_report(per_asset)
+    # one asset without group=True: its equity is on (time, asset) too ("has 1" read odd)
+    one = ql.backtest(d.sel(asset=["IBM"]), sig.sel(window=10, asset=["IBM"]))
+    with pytest.raises(ValueError, match=r"also on asset \(1\): .*group=True"):
+        rm.stress_test(one)
     # the vectorised estimates still run over the sweep
     assert rm.calculate_var(swept.returns)["var_95"].dims == ("window",)
 
