@@ -458,6 +458,14 @@ def _fused(rp, bp, params, columns=None) -> dict:
     with np.errstate(invalid="ignore"):
         a["mean"] = np.where(a["max"] == np.inf, np.where(a["min"] == -np.inf, np.nan, np.inf),
                              np.where(a["min"] == -np.inf, -np.inf, a["mean"]))
+    # Welford's M2 of such a column was NaN or inf by where the infinity stood (inf in
+    # the last two rows, NaN elsewhere: annual_volatility inf or NaN for one multiset of
+    # returns); it is NaN, as numpy's and empyrical's std (deviations inf - inf). A
+    # finite column whose M2 overflowed (|x| ~ 1e154 and beyond) is +inf, as empyrical's
+    # std, where an overflow in the first row gave NaN (inf * 0).
+    infinite = (a["max"] == np.inf) | (a["min"] == -np.inf)
+    a["m2"] = np.where(infinite, np.nan,
+                       np.where((a["n"] >= 2) & np.isnan(a["m2"]), np.inf, a["m2"]))
     return a
 
 
