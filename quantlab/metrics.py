@@ -24,7 +24,8 @@ of the returns' length or shape); a NaN rate or a date the rate lacks is a skipp
 period. ``cutoff`` is in [0, 1] (historical: 0 = the minimum, 1 = the maximum; the
 parametric methods need (0, 1)). Complex, datetime and non-numeric input is refused;
 bools and ints are taken as floats. ±inf returns follow IEEE arithmetic for the
-one-series metrics (a +inf return makes the mean +inf, as in empyrical); the benchmark
+one-series metrics (a +inf return makes the mean +inf and the standard deviation NaN,
+as in empyrical; returns whose squares overflow have an infinite one); the benchmark
 regression (``alpha``, ``beta``) of a series holding ±inf is NaN, where empyrical
 returns an infinity whose sign depends on the benchmark's residual that day.
 
