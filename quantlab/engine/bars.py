@@ -43,13 +43,32 @@ _NONE = np.iinfo(np.int64).min       # no tick accepted yet
 log = logging.getLogger("quantlab.engine")
 
 
+# datetime64 units, coarsest first: a cast down this list can overflow int64
+_DT_UNITS = ("Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as")
+
+
+def _datetime_ints(v: np.ndarray, unit: str) -> np.ndarray:
+    """A datetime64 array as int64 counts of ``unit`` since the epoch; NaT, dates before
+    1970 and dates beyond int64 in ``unit`` are negative (rejected). NumPy's cast to a
+    finer unit wraps silently: 2608-08-01 in µs became 2024-01-11 in ns."""
+    out = v.astype(f"datetime64[{unit}]").view(np.int64)
+    src = np.datetime_data(v.dtype)[0]
+    if src in _DT_UNITS and _DT_UNITS.index(src) < _DT_UNITS.index(unit):
+        last = np.datetime64(np.iinfo(np.int64).max, unit).astype(v.dtype)  # floored
+        # one pass: as uint64, NaT and dates before 1970 are beyond ``last`` too
+        wrapped = v.view(np.uint64) > last.view(np.uint64)
+        if wrapped.any():
+            out[wrapped] = -1     # astype copied: v is untouched
+    return out
+
+
 def _whole(values, unit: str) -> np.ndarray:
     """Symbol ids or timestamps as int64: integers as they are (uint64 beyond int64 wraps
     negative: skipped), datetimes in ``unit``; a float with a fraction, NaN or inf is -1
     (skipped), never truncated into another symbol or bar."""
     v = np.asarray(values)
     if v.dtype.kind == "M":
-        return v.astype(f"datetime64[{unit}]").view(np.int64)      # NaT: negative
+        return _datetime_ints(v, unit)      # NaT: negative
     if v.dtype.kind in "iub":
         return v.astype(np.int64)
     return _k.quantise(np.ascontiguousarray(v, dtype=np.float64).ravel(), 1.0, True)

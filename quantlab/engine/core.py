@@ -12,7 +12,7 @@ import pandas as pd
 
 from quantlab import _validate as _v
 from quantlab._kernels import ticks as _k
-from quantlab.engine.bars import BarAggregator
+from quantlab.engine.bars import BarAggregator, _datetime_ints
 from quantlab.engine.config import _core_params, configure_logging, load_config
 from quantlab.engine.reference import FIELDS, to_int, to_ticks
 from quantlab.engine.results import TickResult
@@ -417,14 +417,15 @@ class TickEngine:
     def _timestamps(self, values):
         """Datetimes (NumPy or pandas, time zones included) as int64 counts of the
         configured unit since the epoch (UTC; NaT becomes negative, a rejected tick); other
-        values as they are. Their nanoseconds, taken as µs, would be silently 1000x off."""
+        values as they are. Their nanoseconds, taken as µs, would be silently 1000x off;
+        dates beyond int64 in the unit are negative too (``_datetime_ints``)."""
         dtype = getattr(values, "dtype", None)
         if isinstance(dtype, pd.DatetimeTZDtype):
             values = pd.DatetimeIndex(values).tz_convert("UTC").tz_localize(None)
         v = np.asarray(values)
         if v.dtype.kind != "M":
             return values
-        return v.astype(f"datetime64[{self.config['engine']['timestamp_unit']}]").view(np.int64)
+        return _datetime_ints(v, self.config["engine"]["timestamp_unit"])
 
     def replay(self, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
                max_gap=1.0) -> TickResult:
