@@ -64,10 +64,90 @@ def _ways(ns, unit_ns):
     return ways
 
 
+@pytest.mark.parametrize("unit", ["us", "ns"])
+def test_text_and_datetime_object_timestamp_columns_run_as_the_int_column(unit):
+    cols = _cols(unit)
+    config = {"engine": {"timestamp_unit": unit}}
+    want = E.TickEngine(config)
+    want.process_ticks(cols)
+    expected = _state(want.core)
+    assert expected["orders"] > 50
+    ns = cols["timestamp"] * UNITS[unit]
+    for name, ts in _ways(ns, UNITS[unit]).items():
+        eng = E.TickEngine(config)
+        eng.process_ticks(dict(cols, timestamp=ts))
+        assert _state(eng.core) == expected, name
+        eng = E.TickEngine(config)
+        eng.process_market_data(pd.DataFrame(dict(cols, timestamp=ts)))
+        assert _state(eng.core) == expected, name
+        eng = E.TickEngine(config)
+        eng.replay(pd.DataFrame(dict(cols, timestamp=ts)), chunk=700)
+        assert _state(eng.core) == expected, name
+
+
+def test_a_text_timestamp_column_reads_as_the_same_text_in_a_replay_file(tmp_path):
+    cols = _cols("us", 1000)
+    text = _iso(cols["timestamp"] * 1000, 1000, "Europe/Paris")
+    text[5] = ""                                    # blank: a rejected tick in both
+    frame = pd.DataFrame(dict(cols, timestamp=text))
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    from_file, from_frame = E.TickEngine(), E.TickEngine()
+    from_file.replay(tmp_path / "t.csv")
+    from_frame.replay(frame)
+    assert _state(from_frame.core) == _state(from_file.core)
+    assert from_frame.get_performance_stats()["tick_rejects"]["bad_timestamp"] == 1
+
+
 def _five(ts):
     return {"symbol_id": np.zeros(len(ts), np.int64), "bid_price": np.full(len(ts), 10.0),
             "ask_price": np.full(len(ts), 10.02), "bid_size": np.full(len(ts), 5),
             "ask_size": np.full(len(ts), 5), "timestamp": ts}
+
+
+def test_missing_stamps_in_a_text_or_object_column_are_rejected_ticks():
+    for ts in (["2024-01-02T14:30:00Z", None, "  ", np.nan, "2024-01-02T14:30:01Z"],
+               [pd.Timestamp("2024-01-02T14:30:00Z"), None, pd.NaT, np.nan,
+                pd.Timestamp("2024-01-02T15:30:01+01:00")],
+               [None] * 5):
+        eng = E.TickEngine()
+        res = eng.process_ticks(_five(np.array(ts, dtype=object)))
+        assert res.ticks == 5
+        bad = 5 if ts[0] is None else 3
+        assert eng.get_performance_stats()["tick_rejects"]["bad_timestamp"] == bad
+        if ts[0] is not None:
+            assert eng.core.last_ts[0] == pd.Timestamp("2024-01-02T14:30:01Z").value // 1000
+
+
+BAD = {
+    "not a date": (["2024-01-02 14:30:00", "2024-01-02 14:30:01", "garbage"],
+                   ql.DataError, r"data row 2: unparsable date 'garbage'"),
+    "naive and offset text": (["2024-01-02T14:30:00Z", "2024-01-02T14:30:01"],
+                              ql.DataError, r"data row 1: timestamp '2024-01-02T14:30:01' "
+                                            r"has no UTC offset but data row 0"),
+    "a missing-value word": (["2024-01-02 14:30:00", "NA"], ql.DataError,
+                             r"data row 1: missing date 'NA'"),
+    "text and datetimes": (["2024-01-02T14:30:00Z", pd.Timestamp("2024-01-02T14:30:01Z")],
+                           TypeError, r"row 0 is text .* row 1 a Timestamp .* one kind"),
+    "naive and zoned objects": ([None, pd.Timestamp("2024-01-02T14:30:00"),
+                                 dt.datetime(2024, 1, 2, 15, 30, tzinfo=dt.timezone.utc)],
+                                ql.DataError, r"row 2 .* has a time zone but row 1 .* has none"),
+    "dates": ([dt.date(2024, 1, 2)] * 2, TypeError,
+              r"must be numeric .*dtype object; a timestamp column holds integers"),
+    "bytes": (np.array([b"2024-01-02T14:30:00Z"] * 2), TypeError, r"dtype \|S20"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_a_timestamp_column_that_is_no_dates_is_named_before_any_tick(case):
+    ts, error, match = BAD[case]
+    eng = E.TickEngine()
+    eng.process_ticks(_five(np.array([1, 2])))
+    before = _state(eng.core)
+    values = ts if isinstance(ts, np.ndarray) else np.array(ts, dtype=object)
+    for where, run in (("process_ticks", eng.process_ticks), ("replay", eng.replay)):
+        with pytest.raises(error, match=fr"^{where}: column 'timestamp'.*{match}"):
+            run(_five(values))
+    assert _state(eng.core) == before
 
 
 @pytest.mark.parametrize("src", ["s", "ms", "us", "D"])
@@ -95,3 +175,19 @@ def test_a_coarse_datetime64_column_beyond_the_engines_unit_is_rejected_not_wrap
     bars = agg.add(_five(ts)) + agg.flush()
     assert [str(b.time.values)[:10] for b in bars] == ["2024-01-02", "2024-01-03"]
     assert agg.skipped == 3
+
+
+def test_a_deployed_engine_trades_text_stamps_as_the_int_stamps():
+    ds = ql.data.load("equities").isel(time=slice(0, 70), asset=slice(0, 2))
+    ticks = ql.testing.ticks_from_bars(ds.isel(time=slice(60, 70)))
+    runs = []
+    for ts in (ticks["timestamp"], _iso(ticks["timestamp"] * 1000, 1000, "Asia/Tokyo")):
+        eng = E.TickEngine({"engine": {"max_symbols": 8}})
+        dep = eng.load_strategy_params({"window": 15}, strategy="volatility_regime", bar="1D",
+                                       history=ds.isel(time=slice(0, 60)))
+        eng.process_ticks(dict(ticks, timestamp=ts))
+        eng.flush_bars()
+        runs.append(dep)
+    assert len(runs[0].equity) == 10
+    assert runs[1].equity.identical(runs[0].equity)
+    assert runs[1].positions.identical(runs[0].positions)

@@ -3,6 +3,7 @@ object, and the parsing of its input columns and dicts. Tick semantics and the i
 bounds: see ``cython_kernels/ticks.pyx``; feeds and replay: ``quantlab.engine.feeds``."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
@@ -12,10 +13,12 @@ import pandas as pd
 
 from quantlab import _validate as _v
 from quantlab._kernels import ticks as _k
+from quantlab.data import parse_dates
 from quantlab.engine.bars import BarAggregator, _datetime_ints
 from quantlab.engine.config import _core_params, configure_logging, load_config
 from quantlab.engine.reference import FIELDS, to_int, to_ticks
 from quantlab.engine.results import TickResult
+from quantlab.errors import DataError
 
 __all__ = ["TickEngine", "FEED_REJECTS"]
 
@@ -61,11 +64,69 @@ def _real_column(where: str, f: str, values, in_ticks: bool = False) -> np.ndarr
     try:
         _v.real_array(f"{where}: column {f!r}", v.dtype)
     except TypeError as e:
-        hint = ("; convert text with pd.to_numeric(col, errors='coerce') (unparsable -> NaN: "
+        hint = ("; a timestamp column holds integers of the configured unit, datetime64, "
+                "datetime objects or ISO 8601 text" if f == "timestamp" else
+                "; convert text with pd.to_numeric(col, errors='coerce') (unparsable -> NaN: "
                 "a rejected tick), or pass tick dicts to process_market_data"
                 if v.dtype.kind in "OUS" else "")
         raise TypeError(f"{e}{hint}") from None
     return v
+
+
+def _text_times(text: pd.Series, first_row: int, where) -> np.ndarray:
+    """Timestamp text as datetime64[ns] by a replay file's rules (``ql.data.parse_dates``:
+    one format per column, UTC offsets to UTC, naive and offset stamps not mixed); None,
+    NaN and blank entries are NaT (a rejected tick). Text that is no date is a
+    ``DataError`` naming ``where`` and its row (numbered from ``first_row``)."""
+    text = text.astype("string")
+    blank = (text.isna() | (text.str.strip() == "")).to_numpy(bool)
+    out = np.full(len(text), np.datetime64("NaT"), "datetime64[ns]")
+    if (~blank).any():
+        rows = np.flatnonzero(~blank)
+        out[rows], _ = parse_dates(text[~blank].astype(str), rows + first_row, where)
+    return out
+
+
+def _object_times(where: str, values):
+    """A text or object timestamp column as datetime64: ISO 8601 text (``_text_times``),
+    or datetime objects (``datetime``, ``pd.Timestamp``, ``np.datetime64``; zones to UTC,
+    naive ones taken as UTC, the two not mixed, as in a replay file). None, NaN and NaT
+    are NaT (a rejected tick, as in a datetime64 column). A column of neither is
+    returned as it is (``_real_column`` names its dtype)."""
+    obj = np.asarray(values, dtype=object)
+    if obj.ndim != 1:
+        return values
+    kind = pd.api.types.infer_dtype(obj, skipna=True)
+    where = f"{where}: column 'timestamp' (rows numbered from 0)"
+    if kind == "empty":
+        return np.full(len(obj), np.datetime64("NaT"), "datetime64[ns]")
+    if kind == "string":
+        return _text_times(pd.Series(obj), 0, where)
+    missing = pd.isna(obj)
+    if kind == "mixed":
+        text = np.array([isinstance(x, str) for x in obj])
+        timey = np.array([isinstance(x, (dt.datetime, np.datetime64)) for x in obj])
+        if (text | timey | missing).all() and text.any() and timey.any():
+            i, j = int(np.argmax(text)), int(np.argmax(timey & ~missing))
+            raise TypeError(f"{where}: row {i} is text ({obj[i]!r}), row {j} a "
+                            f"{type(obj[j]).__name__} ({obj[j]!r}): give one kind per "
+                            "column, ISO 8601 text or datetimes")
+    if kind not in ("datetime", "datetime64"):
+        return values
+    try:
+        times = pd.DatetimeIndex(pd.to_datetime(obj))    # naive, or one zone
+    except ValueError:       # zones mixed, or naive and aware
+        aware = np.array([getattr(x, "tzinfo", None) is not None for x in obj])
+        naive = ~aware & ~missing
+        if aware.any() and naive.any():
+            i, j = int(np.argmax(aware)), int(np.argmax(naive))
+            raise DataError(f"{where}: row {i} ({obj[i]!r}) has a time zone but row {j} "
+                            f"({obj[j]!r}) has none: give every timestamp a zone, or "
+                            "none") from None
+        times = pd.DatetimeIndex(pd.to_datetime(obj, utc=True))
+    if times.tz is not None:
+        times = times.tz_convert("UTC").tz_localize(None)
+    return times.to_numpy()
 
 
 def _in_ticks(where: str, columns) -> bool:
@@ -156,7 +217,14 @@ class TickEngine:
         columns : mapping of arrays or DataFrame
             ``FIELDS``: symbol_id, bid_price, ask_price, bid_size, ask_size, timestamp;
             prices in currency, or in ticks when ``columns["prices_in_ticks"]`` is true;
-            timestamps as integers of the configured unit, or datetimes. Any real dtype
+            timestamps as integers of the configured unit, or datetimes converted to it
+            (UTC) once, whole: datetime64 of any unit or time zone; ``datetime``,
+            ``pd.Timestamp`` or ``np.datetime64`` objects (zones to UTC, naive ones as
+            UTC); ISO 8601 text, read as a replay file's (one format per column, offsets to
+            UTC). Naive and zoned stamps mixed, text that is no date, or text mixed with
+            datetimes is an error naming the column and the row, raised before any tick;
+            None, NaN, NaT, blank text, a date before 1970 or one beyond int64 in the unit
+            is a rejected tick (``bad_timestamp``). Any real dtype
             (int8..uint64, float32/64, bool) is converted chunk by chunk in the kernel,
             with the int64 path's results. A complex, timedelta, text or object column
             (datetimes elsewhere than the timestamp) is a ``TypeError`` naming it, raised
@@ -414,15 +482,18 @@ class TickEngine:
         return health_check(self, p99_limit_us, reject_limit)
 
     # ---- feeds (quantlab.engine.feeds) -----------------------------------------------
-    def _timestamps(self, values):
-        """Datetimes (NumPy or pandas, time zones included) as int64 counts of the
-        configured unit since the epoch (UTC; NaT becomes negative, a rejected tick); other
-        values as they are. Their nanoseconds, taken as µs, would be silently 1000x off;
-        dates beyond int64 in the unit are negative too (``_datetime_ints``)."""
+    def _timestamps(self, values, where: str = "process_ticks"):
+        """Datetimes (NumPy or pandas, time zones included; ISO 8601 text and datetime
+        objects, ``_object_times``) as int64 counts of the configured unit since the
+        epoch (UTC; NaT, and dates beyond int64 in the unit, become negative: a rejected
+        tick, ``_datetime_ints``); other values as they are. Their nanoseconds, taken as
+        µs, would be silently 1000x off."""
         dtype = getattr(values, "dtype", None)
         if isinstance(dtype, pd.DatetimeTZDtype):
             values = pd.DatetimeIndex(values).tz_convert("UTC").tz_localize(None)
         v = np.asarray(values)
+        if v.dtype.kind in "OU":
+            v = np.asarray(_object_times(where, v))
         if v.dtype.kind != "M":
             return values
         return _datetime_ints(v, self.config["engine"]["timestamp_unit"])
@@ -441,8 +512,9 @@ class TickEngine:
         path_or_arrays : str, Path, dict of arrays or DataFrame
             A CSV (gzip allowed) or Parquet file with the six ``FIELDS`` columns (prices
             in currency, timestamps as integers of the configured unit, datetimes, or
-            ISO 8601 text: all with UTC offsets or none), or the columns themselves. A
-            file that cannot be read is a ``DataError`` naming it.
+            ISO 8601 text: all with UTC offsets or none), or the columns themselves (as
+            ``process_ticks`` takes them). A file that cannot be read is a ``DataError``
+            naming it.
         speed : float or None
             None runs flat out; 1.0 paces chunks by their timestamps (2.0 = twice as
             fast).

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from quantlab import _validate as _v
-from quantlab.data import parse_dates, read_text, user_path
-from quantlab.engine.core import _column, _in_ticks, _real_column
+from quantlab.data import read_text, user_path
+from quantlab.engine.core import _column, _in_ticks, _real_column, _text_times
 from quantlab.engine.reference import FIELDS, _not_real, to_int
 from quantlab.engine.results import TickResult
 from quantlab.errors import DataError
@@ -106,7 +106,7 @@ def replay(engine, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
                         f"DataFrame, got {type(path_or_arrays).__name__}")
     in_ticks = _in_ticks("replay", cols)
     for f in FIELDS:    # every column checked before the first chunk runs
-        cols[f] = _real_column("replay", f, engine._timestamps(cols[f])
+        cols[f] = _real_column("replay", f, engine._timestamps(cols[f], "replay")
                                if f == "timestamp" else cols[f], in_ticks)
     ts = cols["timestamp"]
     # a copy (marked below); integers exactly, as process_ticks takes them (a uint64
@@ -173,13 +173,7 @@ def _read_tick_file(path: Path) -> dict:
                         f"columns {', '.join(FIELDS)} (it has {[str(c) for c in df.columns]})")
     ts = df["timestamp"]
     if ts.dtype == object or pd.api.types.is_string_dtype(ts):   # ISO 8601 text
-        text = ts.astype("string")
-        blank = (text.isna() | (text.str.strip() == "")).to_numpy(bool)
-        out = np.full(len(ts), np.datetime64("NaT"), "datetime64[ns]")  # NaT: a rejected tick
-        if (~blank).any():
-            rows = np.flatnonzero(~blank)
-            out[rows], _ = parse_dates(text[~blank].astype(str), rows + 1, path)
-        df["timestamp"] = out
+        df["timestamp"] = _text_times(ts, 1, path)
     for f in FIELDS[:-1]:   # a cell that is not a number is a rejected tick, as in a dict
         if not pd.api.types.is_numeric_dtype(df[f].dtype):
             df[f] = np.fromiter((_float_or_nan(x) for x in df[f]), np.float64, len(df))
