@@ -1309,7 +1309,8 @@ class Deployment:
         as possible). ``every``: print a status line every that many bars (0: none).
         Each bar is checked as :meth:`on_bar` checks it (the assets and variables once).
         Bars of another size than the deployment's (``bar``: weekly after daily ones)
-        are refused, as :meth:`check_bar` words it.
+        are refused, as :meth:`check_bar` words it. A time index with a zone is read in
+        UTC (naive, as ``history`` and on_bar's bars are).
         A strategy with a per-bar signal (``strategy.live()``) is updated bar by bar
         whatever ``block`` is. Otherwise ``block`` > 1 computes the signals of that many
         bars in one strategy call, over
@@ -1416,7 +1417,9 @@ class Deployment:
         idx = ds.indexes["time"]
         if not isinstance(idx, pd.DatetimeIndex):
             return {}, None
-        idx = idx.tz_localize(None) if idx.tz is not None else idx
+        # in UTC, as on_bar reads a bar's time (xarray's values): tz_localize(None) kept
+        # the wall time, 9 h late in Tokyo, and only for the bars after the first
+        idx = idx.tz_convert("UTC").tz_localize(None) if idx.tz is not None else idx
         return (self._columns(ds, "replay data", ("time", "asset")),
                 idx.values.astype("datetime64[ns]"))
 

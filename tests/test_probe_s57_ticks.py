@@ -191,3 +191,52 @@ def test_a_deployed_engine_trades_text_stamps_as_the_int_stamps():
     assert len(runs[0].equity) == 10
     assert runs[1].equity.identical(runs[0].equity)
     assert runs[1].positions.identical(runs[0].positions)
+
+
+# ---- deployment replays ------------------------------------------------------------------
+
+P = {"window": 10, "lookback": 20}
+
+
+@pytest.fixture(scope="module")
+def bars():
+    return ql.data.load("equities").isel(time=slice(0, 90))
+
+
+def _deployed(history, replay, universe=None, **kw):
+    dep = ql.deploy("volatility_regime", P, history=history, universe=universe)
+    return dep.replay(replay, **kw)
+
+
+@pytest.mark.parametrize("block", [1, 5])
+@pytest.mark.parametrize("with_history", [True, False])
+def test_a_zoned_replay_after_naive_history_trades_at_the_utc_times(bars, block, with_history):
+    # the replay's panel dropped the zone keeping the wall time (Tokyo: 09:00), while
+    # on_bar (the first bar without history) read UTC: one replay with two clocks
+    hist = bars.isel(time=slice(0, 60)) if with_history else None
+    rep = bars.isel(time=slice(60, None))
+    naive = _deployed(hist, rep, block=block)
+    for zone in ("Asia/Tokyo", "America/New_York"):
+        zoned = rep.assign_coords(time=rep.indexes["time"].tz_localize("UTC").tz_convert(zone))
+        dep = _deployed(hist, zoned, block=block)
+        np.testing.assert_array_equal(dep.equity.time.values, naive.equity.time.values)
+        assert dep.equity.identical(naive.equity) and dep.positions.identical(naive.positions)
+
+
+def test_replay_data_must_carry_exactly_the_universe_in_any_order(bars):
+    hist, rep = bars.isel(time=slice(0, 60)), bars.isel(time=slice(60, None))
+    two = ["AAPL", "IBM"]
+    want = _deployed(hist.sel(asset=two), rep.sel(asset=two))
+    # (a) history with more assets: the universe's are taken by name; (d) any order
+    for h, r in ((hist, rep.sel(asset=two)), (hist.isel(asset=[3, 2, 1, 0]),
+                                              rep.sel(asset=two[::-1]))):
+        for block in (1, 4):
+            dep = _deployed(h, r, universe=two, block=block)
+            assert dep.universe == two and dep.positions.identical(want.positions)
+    # (b) an asset more, (c) one fewer: named, nothing traded
+    for r, named in ((rep, r"unknown \['GOOG', 'MSFT'\]"),
+                     (rep.sel(asset=["AAPL"]), r"missing \['IBM'\]")):
+        dep = ql.deploy("volatility_regime", P, history=hist, universe=two)
+        with pytest.raises(ql.DataError, match=named):
+            dep.replay(r)
+        assert len(dep.equity) == 0
