@@ -85,6 +85,25 @@ def test_text_and_datetime_object_timestamp_columns_run_as_the_int_column(unit):
         assert _state(eng.core) == expected, name
 
 
+def test_arrow_backed_timestamp_columns_zoned_or_naive_run_as_the_int_column():
+    # pd.read_parquet(dtype_backend="pyarrow"): a zoned Arrow timestamp column was a
+    # TypeError (NumPy sees Timestamp objects); it is read as its UTC instants, whole
+    pa = pytest.importorskip("pyarrow")
+    cols = _cols("us")
+    want = E.TickEngine()
+    want.process_ticks(cols)
+    ts = pd.Series(cols["timestamp"].astype("datetime64[us]")).dt.tz_localize("UTC")
+    for zone, unit in (("Asia/Tokyo", "us"), ("UTC", "ns"), (None, "ms")):
+        col = ts.dt.tz_convert(zone) if zone else ts.dt.tz_localize(None)
+        col = col.dt.floor(unit).astype(pd.ArrowDtype(pa.timestamp(unit, tz=zone)))
+        eng = E.TickEngine()
+        eng.process_ticks(pd.DataFrame(dict(cols, timestamp=col)))
+        if unit == "ms":      # floored to ms: a different stream, the same clock
+            assert eng.core.last_ts[0] // 1000 == want.core.last_ts[0] // 1000
+        else:
+            assert _state(eng.core) == _state(want.core), zone
+
+
 def test_a_text_timestamp_column_reads_as_the_same_text_in_a_replay_file(tmp_path):
     cols = _cols("us", 1000)
     text = _iso(cols["timestamp"] * 1000, 1000, "Europe/Paris")

@@ -491,6 +491,13 @@ class TickEngine:
         dtype = getattr(values, "dtype", None)
         if isinstance(dtype, pd.DatetimeTZDtype):
             values = pd.DatetimeIndex(values).tz_convert("UTC").tz_localize(None)
+        elif isinstance(dtype, pd.ArrowDtype) and dtype.kind == "M":
+            # Arrow keeps UTC instants: dropping the zone is the UTC time. NumPy would
+            # get Timestamp objects (3 s per million)
+            import pyarrow as pa    # loaded: the column is Arrow's
+
+            arr = pa.array(getattr(values, "array", values))
+            values = arr.cast(pa.timestamp(arr.type.unit)).to_numpy(zero_copy_only=False)
         v = np.asarray(values)
         if v.dtype.kind in "OU":
             v = np.asarray(_object_times(where, v))
