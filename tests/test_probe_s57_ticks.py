@@ -104,6 +104,14 @@ def test_arrow_backed_timestamp_columns_zoned_or_naive_run_as_the_int_column():
             assert _state(eng.core) == _state(want.core), zone
 
 
+def test_an_empty_frame_of_untyped_columns_is_no_ticks_not_an_error():
+    # pd.DataFrame(columns=FIELDS) has object columns: "must be numeric" for no values
+    for run in ("process_ticks", "replay", "process_market_data"):
+        eng = E.TickEngine()
+        assert getattr(eng, run)(pd.DataFrame(columns=list(E.FIELDS))).ticks == 0
+        assert eng.ticks == 0
+
+
 def test_a_text_timestamp_column_reads_as_the_same_text_in_a_replay_file(tmp_path):
     cols = _cols("us", 1000)
     text = _iso(cols["timestamp"] * 1000, 1000, "Europe/Paris")

@@ -61,6 +61,8 @@ def _real_column(where: str, f: str, values, in_ticks: bool = False) -> np.ndarr
         else:
             values = values.to_numpy(np.int64, na_value=-1)
     v = np.asarray(values)
+    if v.size == 0 and v.dtype.kind in "OUS":   # pd.DataFrame(columns=FIELDS): no values
+        return np.zeros(v.shape, np.int64)      # to misread
     try:
         _v.real_array(f"{where}: column {f!r}", v.dtype)
     except TypeError as e:
