@@ -83,9 +83,6 @@ _LINEAR_BOXES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="kernel: _dfa in cython_kernels/measures.pyx keeps "
-                   "a rounding-noise residual (rss ~ 1e-31) of an exactly straight box as "
-                   "F(n) > 0; needs a relative zero test, e.g. rss <= syy * 1e-12")
 @pytest.mark.parametrize("x", _LINEAR_BOXES)
 def test_dfa_leaves_out_box_sizes_of_straight_profiles_whatever_the_mean(x):
     """The rule test_peers_measures pins for a step of mean 1/2 (F(n) = 0: that size is
