@@ -83,7 +83,8 @@ class BarAggregator:
     valid one (NaN or non-positive prices, bid > ask, a negative or NaN size or both sizes
     0, as the engine's ``bad_size``, unknown symbol, a timestamp that is negative, beyond
     pandas' datetimes or more than ``max_skew_s`` ahead) are skipped and
-    counted in ``skipped``; ticks of a bar already closed are dropped and counted in
+    counted in ``skipped`` (an unknown symbol's first tick logged as a warning, its ids in
+    ``unknown_symbols``); ticks of a bar already closed are dropped and counted in
     ``late`` (in all), ``late_ticks`` and ``late_volume`` (per asset), the first one
     logged as a warning. A locked quote (bid == ask) is taken (its mid is its price).
 
@@ -155,6 +156,7 @@ class BarAggregator:
         self._pending = None          # the open bar's ticks: (bucket, col, mid, vol)
         self._last_closed = None      # bucket of the last bar handed on
         self.skipped = 0
+        self.unknown_symbols: set = set()   # symbol_ids seen that no asset is named for
         self.late = 0
         self._late_n = np.zeros(len(self.assets), dtype=np.int64)   # per asset
         self._late_v = np.zeros(len(self.assets))
@@ -186,6 +188,17 @@ class BarAggregator:
         See :attr:`late_ticks`.
         """
         return {a: float(v) for a, v, n in zip(self.assets, self._late_v, self._late_n) if n}
+
+    def _unknown(self, sym) -> None:
+        """Log each symbol_id not in ``symbols`` once (its ticks were left out of the
+        bars silently, the deployment trading without them)."""
+        new = sorted(set(sym.tolist()) - self.unknown_symbols)
+        if new:
+            self.unknown_symbols.update(new)
+            log.warning("bars: ticks of symbol_id(s) %s, not in symbols (%s): left out of "
+                        "the bars; give every traded symbol_id an asset name",
+                        ", ".join(map(str, new[:10])) + (" ..." if len(new) > 10 else ""),
+                        ", ".join(f"{k}: {v}" for k, v in list(self.symbols.items())[:10]))
 
     def _drop_late(self, col, vol, bucket) -> None:
         """Count the late ticks (their asset columns, sizes and bars); the first one of
@@ -240,6 +253,8 @@ class BarAggregator:
         size = bsz + asz
         ts = _whole(columns["timestamp"], self.unit)
         known = np.isin(sym, self._ids)
+        if not known.all():
+            self._unknown(sym[~known])
         col = np.full(sym.shape, -1, dtype=np.int64)
         col[known] = self._cols[np.searchsorted(self._ids, sym[known])]
         with np.errstate(invalid="ignore"):

@@ -96,8 +96,9 @@ def _object_times(where: str, values):
     are NaT (a rejected tick, as in a datetime64 column). A column of neither is
     returned as it is (``_real_column`` names its dtype)."""
     obj = np.asarray(values, dtype=object)
-    if obj.ndim != 1:
-        return values
+    if obj.ndim != 1:   # was "must be numeric ... dtype object" for a 2-D text column
+        raise ValueError(f"{where}: column 'timestamp' must be one-dimensional, got shape "
+                         f"{obj.shape}")
     kind = pd.api.types.infer_dtype(obj, skipna=True)
     where = f"{where}: column 'timestamp' (rows numbered from 0)"
     if kind == "empty":
