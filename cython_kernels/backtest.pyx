@@ -14,7 +14,7 @@ import numpy as np
 
 cimport cython
 from libc.float cimport DBL_EPSILON, DBL_MIN
-from libc.math cimport INFINITY, NAN, fabs, isnan, log1p, sqrt
+from libc.math cimport INFINITY, NAN, fabs, fmax, isnan, log1p, sqrt
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
@@ -134,6 +134,14 @@ cdef inline double exposure(double want, double lev, double cap) noexcept nogil:
     if x < -cap:
         return -cap
     return x
+
+
+cdef inline bint changed(double s, double w) noexcept nogil:
+    """Target ``s`` is a change from ``w`` (rebalance on_change): by more than 1e-12 of
+    max(1, |s|, |w|). A difference in the last bits (a signal recomputed over another
+    window: a deployment's trailing one) is none; it rebalanced a drifted position back
+    to its weight, an order the backtest never placed."""
+    return fabs(s - w) > 1e-12 * fmax(1.0, fmax(fabs(s), fabs(w)))
 
 
 cdef inline bint dust(double v, double scale) noexcept nogil:
@@ -599,7 +607,7 @@ cdef class _Sim:
                     pending[c] = 1
             else:
                 if not isnan(s):
-                    if s != want[c]:
+                    if changed(s, want[c]):
                         pending[c] = 1   # stays pending through missing bars
                     want[c] = s
                 if daily:
@@ -894,7 +902,7 @@ cdef class _Sim:
                     pending[c] = 1
                 continue
             if not isnan(s):
-                if s != want[c]:
+                if changed(s, want[c]):
                     pending[c] = 1  # stays pending through missing bars
                 want[c] = s
             if self.daily:

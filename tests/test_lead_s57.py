@@ -89,3 +89,28 @@ def test_a_two_dimensional_text_timestamp_column_is_named_as_such():
         with pytest.raises(ValueError, match=r"'timestamp' must be one-dimensional, got "
                                              r"shape \(2, 5\)"):
             TickEngine().process_ticks(dict(cols, timestamp=stamps))
+
+
+@pytest.mark.parametrize("execution", ["close", "next_open"])
+def test_a_target_that_differs_in_its_last_bits_is_no_change(execution):
+    # a deployment's fallback recomputes a user strategy's signal over a trailing window:
+    # 0.5 there may be 0.5 + 1 ulp; rebalance="on_change" read it as a change and sized
+    # the drifted position back to half the equity, an order the backtest never placed
+    ds = ql.data.load().isel(time=slice(0, 200))
+    sig = xr_full(ds, 0.5)
+    jitter = sig.copy()
+    jitter[50:120] = np.nextafter(0.5, 1.0)
+    jitter[120:] = np.nextafter(0.5, 0.0)
+    want = ql.backtest(ds, sig, fees=0.001, fixed_fees=1.0, execution=execution)
+    got = ql.backtest(ds, jitter, fees=0.001, fixed_fees=1.0, execution=execution)
+    assert len(got.orders) == len(want.orders) == 3   # an entry per listed asset (not GOOG)
+    np.testing.assert_array_equal(got.equity.values, want.equity.values)
+    # a real change, however small in money, still trades
+    moved = sig.copy()
+    moved[100:] = 0.5 + 1e-9
+    assert len(ql.backtest(ds, moved, fees=0.001, execution=execution).orders) > \
+        len(ql.backtest(ds, sig, fees=0.001, execution=execution).orders)
+
+
+def xr_full(ds, v):
+    return ds["close"].notnull().astype(float) * 0 + v

@@ -116,7 +116,8 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     execution : {'close', 'next_open'}, default 'close'
         Fill at the decision bar's close or the next bar's open.
     rebalance : {'on_change', 'daily'}, default 'on_change'
-        Order when the target changes, or every bar.
+        Order when the target changes (by more than 1e-12 of max(1, |target|): a
+        difference in the last bits is no change), or every bar.
     group : bool, default False
         One cash account per parameter combination across the assets (a portfolio).
     periods : int, optional

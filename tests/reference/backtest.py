@@ -250,7 +250,8 @@ class _Sim:
                     self.pending[c] = True
                 continue
             if not math.isnan(s):
-                if s != self.want[c]:
+                # a change beyond rounding: 1e-12 of max(1, |s|, |want|)
+                if abs(s - self.want[c]) > 1e-12 * max(1.0, abs(s), abs(self.want[c])):
                     self.pending[c] = True
                 self.want[c] = s
             if self.daily:
