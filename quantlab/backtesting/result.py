@@ -91,7 +91,7 @@ class BacktestResult:
 
     def __post_init__(self):
         for name in _LAZY:   # built on first use (a lean run's cash and positions)
-            if isinstance(self.__dict__.get(name), (_LazyOrders, _LazyPanel)):
+            if isinstance(self.__dict__.get(name), (_LazyOrders, _LazyPanel, _Derived)):
                 self.__dict__["_lazy_" + name] = self.__dict__.pop(name)
 
     def __getattr__(self, name):   # only for attributes not set: a lazy field
@@ -158,7 +158,7 @@ class BacktestResult:
         >>> len(res.trades)
         31
         """
-        return build_trades(self.orders_frame, self.prices)
+        return build_trades(self.orders_frame, self._asset_dim().prices)
 
     def metrics(self, risk_free_rate: float | None = None) -> xr.Dataset:
         """Performance metrics of every account.
@@ -228,9 +228,11 @@ class BacktestResult:
         counting 0, as metrics_only counts it; positions valued at the last valid close.
         One kernel pass (``mean_exposure``); a dask-backed result's time chunks in turn,
         lazily (:func:`_exposure_by_chunks`)."""
-        q = self.positions
         if eq is None:
             eq = self.equity.where(self.returns.notnull())
+        if "asset" not in self.prices.dims:   # one asset picked by a scalar: the same sums
+            return self._asset_dim()._exposure(eq.expand_dims("asset", axis=1)).isel(asset=0)
+        q = self.positions
         price = self.prices.transpose("time", "asset")
         if not price.indexes["asset"].equals(q.indexes["asset"]):
             price = price.reindex(asset=q["asset"])
@@ -349,16 +351,205 @@ class BacktestResult:
                        halted=arrays[3], interest=arrays[4], orders=self.orders_frame,
                        prices=self.prices.compute())
 
+    def sel(self, indexers=None, method=None, tolerance=None, drop=False,
+            **indexers_kwargs) -> BacktestResult:
+        """The result of some accounts, picked by label as ``xarray``'s ``sel`` picks them.
+
+        A scalar drops the dim, a list keeps it; ``method`` and ``tolerance`` as in
+        xarray. Every field follows: equity, cash, positions, halted and interest; the
+        prices when ``asset`` is picked; the orders of the picked accounts, their ``col``
+        numbered in the picked columns (a dim picked by a scalar has no column, as in a
+        run of that selection); lazy fields stay lazy. Parameter dims and ``asset`` can
+        be picked; ``time`` cannot (re-run the backtest on the period), nor ``asset`` of
+        a ``group=True`` result (one account spans the assets).
+
+        Parameters
+        ----------
+        indexers : dict, optional
+            ``{dim: labels}``; or give them as keywords.
+        method : {None, 'nearest', 'pad', 'ffill', 'backfill', 'bfill'}, optional
+            For labels not in the index, as in xarray.
+        tolerance : optional
+            The largest distance ``method`` may go, as in xarray.
+        drop : bool, default False
+            Drop the scalar coordinates a scalar leaves (not ``asset``'s: the trades and
+            plots read it).
+
+        Returns
+        -------
+        BacktestResult
+
+        Raises
+        ------
+        KeyError
+            A dim not in the result, or a label not in its index (xarray's).
+        ValueError
+            ``time`` picked, ``asset`` picked in a ``group=True`` result, or ``drop=True``
+            with a scalar ``asset``.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> sig = ql.strategies.get("volatility_regime", window=[10, 15]).signal(ds)
+        >>> res = ql.backtest(ds, sig, fees=0.001)
+        >>> one = res.sel(window=10, asset="IBM")
+        >>> one.equity.dims, float(one.equity["window"]), str(one.equity["asset"].values)
+        (('time',), 10.0, 'IBM')
+        >>> bool(one.metrics()["total_return"]
+        ...      == ql.backtest(ds, sig.sel(window=10), fees=0.001).metrics()["total_return"]
+        ...      .sel(asset="IBM"))
+        True
+        >>> res.sel(window=[10, 15], asset=["IBM"]).equity.sizes
+        Frozen({'time': 300, 'asset': 1, 'window': 2})
+        """
+        picked = self._picked("sel", _indexers(indexers, indexers_kwargs, "sel"),
+                              method=method, tolerance=tolerance)
+        return self._selected(picked, drop)
+
+    def isel(self, indexers=None, drop=False, **indexers_kwargs) -> BacktestResult:
+        """The result of some accounts, picked by position as ``xarray``'s ``isel`` picks
+        them; as :meth:`sel` (a scalar drops the dim, a list or slice keeps it).
+
+        Parameters
+        ----------
+        indexers : dict, optional
+            ``{dim: positions}``; or give them as keywords.
+        drop : bool, default False
+            As in :meth:`sel`.
+
+        Returns
+        -------
+        BacktestResult
+
+        Raises
+        ------
+        ValueError
+            A dim not in the result, ``time`` picked, ``asset`` picked in a ``group=True``
+            result, or ``drop=True`` with a scalar ``asset``.
+        IndexError
+            A position out of range (naming the dim).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> sig = ql.strategies.get("volatility_regime", window=[10, 15]).signal(ds)
+        >>> res = ql.backtest(ds, sig, group=True)
+        >>> res.isel(window=-1).equity.dims, int(res.isel(window=-1).equity["window"])
+        (('time',), 15)
+        >>> res.isel(asset=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: isel: asset of a group=True result: its one account spans the assets (4); backtest the assets wanted, e.g. ql.backtest(ds.sel(asset=[...]), signal.sel(asset=[...]), group=True)
+        """
+        return self._selected(self._picked("isel", _indexers(indexers, indexers_kwargs,
+                                                             "isel")), drop)
+
+    def _picked(self, how, indexers, **opts) -> dict:
+        """Each picked dim's positions (an int drops the dim, an array keeps it), by
+        xarray's own ``sel``/``isel`` of the dim's index, so labels, methods and their
+        errors are xarray's."""
+        if "time" in indexers:
+            raise ValueError(f"{how}: time cannot be picked from a result (its first bar's "
+                             "return would come from init_cash, not from the equity before "
+                             "it): re-run the backtest on the period, e.g. ql.backtest("
+                             "ds.sel(time=...), signal.sel(time=...))")
+        if self.group and "asset" in indexers:
+            raise ValueError(f"{how}: asset of a group=True result: its one account spans "
+                             f"the assets ({self.prices.sizes['asset']}); backtest the "
+                             "assets wanted, e.g. ql.backtest(ds.sel(asset=[...]), "
+                             "signal.sel(asset=[...]), group=True)")
+        eq = self.equity   # its dims: the accounts' (the positions' too, but time)
+        unknown = [d for d in indexers if d not in eq.dims]
+        if unknown:
+            raise (KeyError if how == "sel" else ValueError)(
+                f"{how}: no dim {', '.join(map(repr, unknown))} in this result; its dims: "
+                f"{', '.join(map(str, eq.dims))}")
+        picked = {}
+        for d, v in indexers.items():
+            pos = xr.DataArray(np.arange(eq.sizes[d]), dims=d, coords={d: eq[d]})
+            try:
+                pos = getattr(pos, how)({d: v}, **opts)
+            except IndexError as e:   # NumPy's says neither the dim nor the size
+                raise IndexError(f"{how}: {d}={v!r} is out of range for {d} (size "
+                                 f"{eq.sizes[d]})") from e
+            picked[d] = int(pos) if pos.ndim == 0 else pos.values
+        return picked
+
+    def _selected(self, picked: dict, drop: bool) -> BacktestResult:
+        """This result with ``picked`` (:meth:`_picked`) applied to every field."""
+        drop = _validate.flag("drop", drop)
+        if drop and isinstance(picked.get("asset"), int):
+            raise ValueError("drop=True with a scalar asset would drop the asset's label, "
+                             "which the trades, plots and risk report read: pick "
+                             "asset=[...] or keep drop=False")
+
+        def cut(a):
+            return a.isel({d: p for d, p in picked.items() if d in a.dims}, drop=drop)
+
+        prices = self.prices
+        if "asset" in picked:   # by label: the prices' assets may come in another order
+            prices = prices.sel(asset=self.equity["asset"].values[picked["asset"]])
+        # the orders' col: the picked columns numbered as a run of the selection numbers
+        # them (C order over asset and the parameter dims; a size-1 dim is no column)
+        layout = [d for d in self.equity.dims if d != "time"]
+        if self.group:   # the parameter dims of a portfolio, asset first in the columns
+            layout = ["asset", *layout]
+        sizes = {**self.equity.sizes, "asset": self.prices.sizes["asset"]}
+        n_cols = int(np.prod([sizes[d] for d in layout]))
+        grid = np.arange(n_cols).reshape([sizes[d] for d in layout])
+        for axis, d in enumerate(layout):
+            if d in picked:
+                grid = np.take(grid, np.atleast_1d(picked[d]), axis=axis)
+        cols = np.full(n_cols, -1, dtype=np.intp)   # old column -> new (-1: not picked)
+        cols[grid.ravel()] = np.arange(grid.size)
+        dropped = [d for d, p in picked.items() if isinstance(p, int) and d != "asset"]
+
+        def orders(o):
+            o = _frame(o)
+            new = cols[o["col"].to_numpy(dtype=np.intp)]
+            kept = new >= 0
+            o = o.loc[kept].drop(columns=dropped).reset_index(drop=True)
+            o["col"] = new[kept]
+            return o
+
+        return BacktestResult(
+            cut(self.equity), self._mapped("cash", cut), self._mapped("positions", cut),
+            self._mapped("orders", orders), self.init_cash, self.periods, self.group,
+            prices, risk_free_rate=self.risk_free_rate, halted=self._mapped("halted", cut),
+            interest=self._mapped("interest", cut), dd_mode=self.dd_mode)
+
+    def _mapped(self, name, fn):
+        """``fn`` of field ``name``: now if it is built, else when first read (a lazy
+        field stays lazy); None stays None."""
+        lazy = self.__dict__.get("_lazy_" + name)
+        if lazy is not None:
+            return _Derived(lazy, fn)
+        value = getattr(self, name)
+        return None if value is None else fn(value)
+
+    def _asset_dim(self) -> BacktestResult:
+        """This result with an asset picked by a scalar (``res.sel(asset="IBM")``) back as
+        a dim of size 1: the layout trades, exposure, plots and the risk report read
+        (itself when it has the dim)."""
+        if "asset" in self.prices.dims:
+            return self
+
+        def grow(a):
+            return a.expand_dims("asset", axis=1)
+
+        return BacktestResult(
+            grow(self.equity), self._mapped("cash", grow), self._mapped("positions", grow),
+            self._mapped("orders", lambda o: o), self.init_cash, self.periods, self.group,
+            grow(self.prices), risk_free_rate=self.risk_free_rate,
+            halted=self._mapped("halted", grow), interest=self._mapped("interest", grow),
+            dd_mode=self.dd_mode)
+
     @property
     def orders_frame(self) -> pd.DataFrame:
         """``orders`` as a pandas frame (a dask-backed result's are computed)."""
-        o = self.orders
-        if not hasattr(o, "compute"):
-            return o
-        o = o.compute().reset_index(drop=True)
-        # dask converts text to pyarrow strings: back to pandas' default as in memory
-        text = [c for c in o.columns if isinstance(o[c].dtype, pd.StringDtype)]
-        return o.astype({c: "str" for c in text}) if text else o
+        return _frame(self.orders)
 
     def __repr__(self):
         from quantlab import tearsheet   # lazy: the face formats numbers
@@ -372,6 +563,23 @@ class BacktestResult:
 
 
 _LAZY = ("orders", "cash", "positions")   # BacktestResult fields that may come lazy
+
+
+def _frame(o) -> pd.DataFrame:
+    """An orders table as a pandas frame (a dask one computed)."""
+    if not hasattr(o, "compute"):
+        return o
+    o = o.compute().reset_index(drop=True)
+    # dask converts text to pyarrow strings: back to pandas' default as in memory
+    text = [c for c in o.columns if isinstance(o[c].dtype, pd.StringDtype)]
+    return o.astype({c: "str" for c in text}) if text else o
+
+
+def _indexers(indexers, kw, how) -> dict:
+    """``sel``/``isel``'s indexers, given as a dict or as keywords."""
+    if indexers is not None and kw:
+        raise ValueError(f"{how}: give the indexers as a dict or as keywords, not both")
+    return dict(kw if indexers is None else indexers)
 
 
 def _exposure_by_chunks(q, price, eq, asset, group):
@@ -451,6 +659,18 @@ class _LazyPanel:
             else np.arange(m, dtype=np.intp)
         cash = _k.cash_from_orders(n, grp, n_groups, self.init_cash, orders)
         return _account(run, cash, "cash")
+
+
+@dataclass(frozen=True)
+class _Derived:
+    """A lazy field of a selection (:meth:`BacktestResult.sel`): ``fn`` of its source's
+    value (``source``: a lazy field) when first read."""
+
+    source: object
+    fn: object
+
+    def frame(self):
+        return self.fn(self.source.frame())
 
 
 @dataclass(frozen=True)
