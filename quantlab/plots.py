@@ -720,6 +720,7 @@ def backtest_figure(res, asset=None, **sel):
     """
     from bokeh.layouts import column
 
+    res = res._asset_dim()   # an asset picked by a scalar (res.sel(asset="IBM")): a dim again
     assets = list(res.positions.asset.values)
     asset = assets[0] if asset is None else _known_assets("backtest_figure", res.positions,
                                                           [asset])[0]

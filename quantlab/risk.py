@@ -113,18 +113,28 @@ def _pick(x, keep="time") -> str:
                                for d, v in zip(dims, first)) + ")"
 
 
-def _one_account(res, where) -> None:
-    """Refuse a result of several accounts (a parameter sweep, one account per asset),
-    saying how to get one: a result cannot be indexed."""
+def _one_account(res, where):
+    """The one account of ``res``, else refuse a result of several (a parameter sweep,
+    one account per asset), saying how to select one. A one-asset result of independent
+    accounts (equity on time and an asset dim of size 1) is its asset's account."""
     eq = res.equity
+    if (not getattr(res, "group", True) and eq.dims[1:] == ("asset",)
+            and eq.sizes["asset"] == 1 and hasattr(res, "isel")):
+        return res.isel(asset=0)
     others = [d for d in eq.dims if d != "time"]
     if not others:
-        return
+        return res
     sizes = ", ".join(f"{d} ({eq.sizes[d]})" for d in others)
     raise ValueError(f"{where} takes one account (equity on time only); this result's is "
-                     f"also on {sizes}: backtest one (a parameter combination: the signal's "
-                     ".sel(...) of it; the assets as one account: group=True), or pass one "
-                     f"account's returns, e.g. res.returns{_pick(eq)}")
+                     f"also on {sizes}: select one, e.g. res{_pick(eq)} (its full "
+                     "result), or pass its returns, e.g. res.returns"
+                     f"{_pick(eq)}; for the assets as one account backtest with group=True")
+
+
+def _with_assets(res):
+    """``res`` with its positions and prices on asset (an asset picked by a scalar,
+    ``res.sel(asset="IBM")``, back as a dim of size 1)."""
+    return res._asset_dim() if hasattr(res, "_asset_dim") else res
 
 
 # shared docstring blocks (quantlab._doc.fill): written once, used by many docstrings
@@ -661,8 +671,9 @@ class RiskManager:
         (['kind', 'pnl', 'covered', 'window'], 'correlations -> 1')
         """
         if hasattr(portfolio, "equity"):
+            portfolio = _one_account(portfolio, "stress_test")
             eq = portfolio.equity
-            _one_account(portfolio, "stress_test")
+            portfolio = _with_assets(portfolio)
             prices = portfolio.prices
             # an asset not listed yet holds nothing (its NaN value made every shock's
             # P&L NaN: a group=True run over a later listing)
@@ -797,7 +808,7 @@ class RiskManager:
         """
         res = result_or_returns if hasattr(result_or_returns, "equity") else None
         if res is not None:
-            _one_account(res, "generate_risk_report")
+            res = _one_account(res, "generate_risk_report")
             r = res.returns
         else:
             r = result_or_returns
@@ -822,23 +833,24 @@ class RiskManager:
         report = RiskReport(confidence_level=self.confidence_level, var=var, drawdown=dd,
                             equity=eq if isinstance(eq, xr.DataArray) else None,
                             dd_mode=getattr(res, "dd_mode", None), capital=capital)
-        if res is not None and "asset" in res.positions.dims:
+        held = None if res is None else _with_assets(res)
+        if held is not None and "asset" in held.positions.dims:
             report.stress = self.stress_test(res)
-            px = res.prices.ffill("time")
-            pnl = (shifted(res.positions) * px.diff("time")).sum("time").to_series()
+            px = held.prices.ffill("time")
+            pnl = (shifted(held.positions) * px.diff("time")).sum("time").to_series()
             report.attribution = (pnl / res.init_cash).rename("pnl_fraction")
             # means over the account's observations (res.returns' NaN bars are none); an
             # asset not listed yet holds nothing: its value is 0, not unknown (its mean
             # over its own bars only, over the equity's mean over all bars, overstated
             # a late listing's weight: GOOG's 0.28 for 0.19)
             obs = res.returns.notnull()
-            value = (res.positions * px).fillna(0.0).where(obs).mean("time")
+            value = (held.positions * px).fillna(0.0).where(obs).mean("time")
             w = (value / float(res.equity.where(obs).mean("time"))).to_series()
             cov = (px / shifted(px) - 1).where(obs).to_pandas().cov()
             # an asset never priced in the run (listed later) holds nothing and has no
             # variance: its NaN covariance made every contribution NaN
-            held = res.prices.notnull().any("time").to_numpy()
-            w, cov = w[held], cov.loc[held, held]
+            priced = held.prices.notnull().any("time").to_numpy()
+            w, cov = w[priced], cov.loc[priced, priced]
             if w.abs().sum() > 0:
                 report.contributions = self.risk_budget(cov, weights=w)
         return report

@@ -539,10 +539,14 @@ class BacktestResult:
         def grow(a):
             return a.expand_dims("asset", axis=1)
 
+        # the prices' scalar coords were on asset (asset_class): on it again
+        prices = grow(self.prices)
+        prices = prices.assign_coords({k: ("asset", c.values[None]) for k, c in
+                                       prices.coords.items() if c.ndim == 0})
         return BacktestResult(
             grow(self.equity), self._mapped("cash", grow), self._mapped("positions", grow),
             self._mapped("orders", lambda o: o), self.init_cash, self.periods, self.group,
-            grow(self.prices), risk_free_rate=self.risk_free_rate,
+            prices, risk_free_rate=self.risk_free_rate,
             halted=self._mapped("halted", grow), interest=self._mapped("interest", grow),
             dd_mode=self.dd_mode)
 
