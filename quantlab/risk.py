@@ -127,8 +127,8 @@ def _one_account(res, where):
     sizes = ", ".join(f"{d} ({eq.sizes[d]})" for d in others)
     raise ValueError(f"{where} takes one account (equity on time only); this result's is "
                      f"also on {sizes}: select one, e.g. res{_pick(eq)} (its full "
-                     "result), or pass its returns, e.g. res.returns"
-                     f"{_pick(eq)}; for the assets as one account backtest with group=True")
+                     "result; the assets as one account: backtest with group=True), or "
+                     f"pass its returns, e.g. res.returns{_pick(eq)}")
 
 
 def _with_assets(res):

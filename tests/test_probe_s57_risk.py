@@ -185,10 +185,11 @@ def test_several_accounts_ask_to_select_one(ds):
     with pytest.raises(ValueError, match=r"this result's is also on asset \(4\): .*group=True"
                        r".*res\.returns\.sel\(asset='AAPL'\)"):
         rm.generate_risk_report(per_asset)
-    # one asset without group=True: its equity is on (time, asset) too ("has 1" read odd)
+    # one asset without group=True: its equity is on (time, asset) too, and it is one
+    # account (the select probe): the one-asset portfolio's stress test
     one = ql.backtest(d.sel(asset=["IBM"]), sig.sel(window=10, asset=["IBM"]))
-    with pytest.raises(ValueError, match=r"also on asset \(1\): .*group=True"):
-        rm.stress_test(one)
+    grp = ql.backtest(d.sel(asset=["IBM"]), sig.sel(window=10, asset=["IBM"]), group=True)
+    pd.testing.assert_frame_equal(rm.stress_test(one), rm.stress_test(grp), rtol=1e-12)
     # the vectorised estimates still run over the sweep
     assert rm.calculate_var(swept.returns)["var_95"].dims == ("window",)
 
