@@ -642,8 +642,9 @@ class RiskManager:
         ----------
         portfolio : BacktestResult or pandas.Series
             A ``BacktestResult`` of one account (its equity for the historical windows, its
-            last bar's weights for the shocks) or a pandas Series of asset weights with
-            ``data``.
+            last bar's weights for the shocks; a sweep's: ``res.sel(window=10)``; a
+            one-asset result is its asset's account) or a pandas Series of asset weights
+            with ``data``.
         scenarios : dict, optional
             Adds ``{name: {asset: shock}}`` price shocks: assets of the data, shocks
             finite and >= -1 (-0.3 = a 30% fall); a name ``"equities -20%"`` replaces that
@@ -787,8 +788,10 @@ class RiskManager:
         Parameters
         ----------
         result_or_returns : BacktestResult or array-like
-            A backtest of one account, or one account's per-period returns (NaN: no
-            observation, skipped; a Series' or DataArray's dates label the drawdowns).
+            A backtest of one account (a sweep's: ``res.sel(window=10, asset="IBM")``; a
+            one-asset result is its asset's account), or one account's per-period returns
+            (NaN: no observation, skipped; a Series' or DataArray's dates label the
+            drawdowns).
 
         Raises
         ------

@@ -104,6 +104,9 @@ def test_sel_one_asset_is_that_assets_account(ds, sig, kw):
         if getattr(alone, f) is not None:
             xr.testing.assert_allclose(getattr(one, f).drop_vars("window"),
                                        getattr(alone, f).isel(asset=0), rtol=1e-12)
+    # picked in turn: the same result
+    chained = res.sel(asset="IBM").sel(window=10)
+    _same(chained, one, drop=())
     # a list of assets keeps the dim
     two = res.sel(window=10, asset=["MSFT", "IBM"])
     assert list(two.prices["asset"].values) == ["MSFT", "IBM"]
@@ -195,6 +198,8 @@ def test_sel_errors(ds, sig):
         res.sel(asset="IBM", drop=True)
     with pytest.raises(ValueError, match=r"as a dict or as keywords, not both"):
         res.sel({"window": 10}, asset="IBM")
+    with pytest.raises(ValueError, match=r"window's indexer must be a scalar, a list"):
+        res.sel(window=xr.DataArray([10, 15], dims="z"))
     with pytest.raises(KeyError, match=r"no dim 'asset'"):   # picked already
         res.sel(asset="IBM").sel(asset="IBM")
     grp = ql.backtest(ds, sig, group=True)

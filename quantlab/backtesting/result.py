@@ -38,6 +38,7 @@ class BacktestResult:
 
     Made by :func:`quantlab.backtest`. ``res["total_return"]`` reads one metric (a float
     for a single account). Printed, it shows a summary table per account.
+    :meth:`sel`/:meth:`isel` pick accounts (a sweep's parameter combination) as a result.
 
     Attributes
     ----------
@@ -474,6 +475,9 @@ class BacktestResult:
             except IndexError as e:   # NumPy's says neither the dim nor the size
                 raise IndexError(f"{how}: {d}={v!r} is out of range for {d} (size "
                                  f"{eq.sizes[d]})") from e
+            if pos.dims not in ((), (d,)):   # a DataArray indexer on other dims
+                raise ValueError(f"{how}: {d}'s indexer must be a scalar, a list or a slice "
+                                 f"(a result's dims stay its own), got dims {pos.dims}")
             picked[d] = int(pos) if pos.ndim == 0 else pos.values
         return picked
 
@@ -494,9 +498,10 @@ class BacktestResult:
         # the orders' col: the picked columns numbered as a run of the selection numbers
         # them (C order over asset and the parameter dims; a size-1 dim is no column)
         layout = [d for d in self.equity.dims if d != "time"]
+        sizes = dict(self.equity.sizes)
         if self.group:   # the parameter dims of a portfolio, asset first in the columns
             layout = ["asset", *layout]
-        sizes = {**self.equity.sizes, "asset": self.prices.sizes["asset"]}
+            sizes["asset"] = self.prices.sizes["asset"]
         n_cols = int(np.prod([sizes[d] for d in layout]))
         grid = np.arange(n_cols).reshape([sizes[d] for d in layout])
         for axis, d in enumerate(layout):
