@@ -439,10 +439,10 @@ class BacktestResult:
         >>> res = ql.backtest(ds, sig, group=True)
         >>> res.isel(window=-1).equity.dims, int(res.isel(window=-1).equity["window"])
         (('time',), 15)
-        >>> res.isel(asset=0)
+        >>> res.isel(asset=0)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: isel: asset of a group=True result: its one account spans the assets (4); backtest the assets wanted, e.g. ql.backtest(ds.sel(asset=[...]), signal.sel(asset=[...]), group=True)
+        ValueError: isel: asset of a group=True result: its one account spans the assets (4); ...
         """
         return self._selected(self._picked("isel", _indexers(indexers, indexers_kwargs,
                                                              "isel")), drop)
