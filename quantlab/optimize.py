@@ -778,7 +778,7 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
     >>> res = optimize.optimize_strategy_parameters(
     ...     s, {"window": [10, 21]}, ds, optimization_method="grid", n_trials=2, progress=False)
     >>> res.best_params, round(res.best_value, 4)
-    ({'window': 21}, 0.0963)
+    ({'window': 21}, 0.0961)
     """
     client = _validate.client(client)
     args = _setup(strategy, param_bounds, data, start_date, end_date, optimization_method,
@@ -1008,7 +1008,7 @@ class WalkForwardResult:
         --------
         {{walk}}
         >>> round(out.efficiency, 3)
-        -0.228
+        -0.224
         """
         return float(self.folds["oos_sharpe_ratio"].mean() / self.folds["is_sharpe_ratio"].mean())
 
