@@ -385,8 +385,8 @@ class BacktestResult:
         KeyError
             A dim not in the result, or a label not in its index (xarray's).
         ValueError
-            ``time`` picked, ``asset`` picked in a ``group=True`` result, or ``drop=True``
-            with a scalar ``asset``.
+            ``time`` picked, ``asset`` picked in a ``group=True`` result, a label picked
+            twice, or ``drop=True`` with a scalar ``asset``.
 
         Examples
         --------
@@ -427,7 +427,7 @@ class BacktestResult:
         ------
         ValueError
             A dim not in the result, ``time`` picked, ``asset`` picked in a ``group=True``
-            result, or ``drop=True`` with a scalar ``asset``.
+            result, a position picked twice, or ``drop=True`` with a scalar ``asset``.
         IndexError
             A position out of range (naming the dim).
 
@@ -479,6 +479,14 @@ class BacktestResult:
                 raise ValueError(f"{how}: {d}'s indexer must be a scalar, a list or a slice "
                                  f"(a result's dims stay its own), got dims {pos.dims}")
             picked[d] = int(pos) if pos.ndim == 0 else pos.values
+            # a column picked twice: the orders' col map keeps one of the two (the other
+            # had none: its trades lost), and metrics() fails on the repeated label
+            if pos.ndim and np.unique(pos.values).size < pos.size:
+                twice = pd.Index(eq[d].values[pos.values])
+                v = twice[twice.duplicated()][0]
+                v = v.item() if isinstance(v, np.generic) else v
+                raise ValueError(f"{how}: {d} picks {v!r} more than once (method="
+                                 "'nearest' may map two labels to one): pick each once")
         return picked
 
     def _selected(self, picked: dict, drop: bool) -> BacktestResult:
