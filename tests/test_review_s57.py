@@ -26,3 +26,19 @@ def test_sel_refuses_an_account_picked_twice(res, pick):
         res.sel(pick, method="nearest" if pick.get("window") == [10, 11] else None)
     with pytest.raises(ValueError, match=r"window picks 15 more than once"):
         res.isel(window=[1, -1])
+
+
+def test_a_tick_without_a_valid_symbol_id_is_not_named_an_unknown_symbol(caplog):
+    # a NaN or fractional symbol_id (read as -1: skipped) was named "symbol_id -1, not in
+    # symbols: give every traded symbol_id an asset name", a fix that does not exist
+    from quantlab.engine import BarAggregator
+
+    agg = BarAggregator("1s", {0: "AAA"}, unit="us")
+    tick = {"symbol_id": [0.0, np.nan, 0.5, 3.0], "bid_price": [10.0] * 4,
+            "ask_price": [10.2] * 4, "bid_size": [1] * 4, "ask_size": [1] * 4,
+            "timestamp": [0, 10, 20, 30]}
+    with caplog.at_level("WARNING", logger="quantlab"):
+        agg.add(tick)
+    said = [r.getMessage() for r in caplog.records if "not in symbols" in r.getMessage()]
+    assert agg.unknown_symbols == {3} and agg.skipped == 3
+    assert len(said) == 1 and "symbol_id(s) 3," in said[0] and "-1" not in said[0], said

@@ -192,7 +192,7 @@ class BarAggregator:
     def _unknown(self, sym) -> None:
         """Log each symbol_id not in ``symbols`` once (its ticks were left out of the
         bars silently, the deployment trading without them)."""
-        new = sorted(set(sym.tolist()) - self.unknown_symbols)
+        new = sorted(set(sym.tolist()) - self.unknown_symbols)   # valid ids (>= 0)
         if new:
             self.unknown_symbols.update(new)
             log.warning("bars: ticks of symbol_id(s) %s, not in symbols (%s): left out of "
@@ -253,8 +253,8 @@ class BarAggregator:
         size = bsz + asz
         ts = _whole(columns["timestamp"], self.unit)
         known = np.isin(sym, self._ids)
-        if not known.all():
-            self._unknown(sym[~known])
+        if not known.all():   # a NaN, fractional or negative id (-1 here) is no id at all
+            self._unknown(sym[~known & (sym >= 0)])
         col = np.full(sym.shape, -1, dtype=np.int64)
         col[known] = self._cols[np.searchsorted(self._ids, sym[known])]
         with np.errstate(invalid="ignore"):
