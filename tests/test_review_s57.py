@@ -42,3 +42,25 @@ def test_a_tick_without_a_valid_symbol_id_is_not_named_an_unknown_symbol(caplog)
     said = [r.getMessage() for r in caplog.records if "not in symbols" in r.getMessage()]
     assert agg.unknown_symbols == {3} and agg.skipped == 3
     assert len(said) == 1 and "symbol_id(s) 3," in said[0] and "-1" not in said[0], said
+
+
+def test_a_timestamp_column_of_datetime64_and_datetime_objects_runs_as_the_int_column():
+    # each a datetime the docs accept; together (pandas infers "mixed") the column was
+    # "must be numeric ...; a timestamp column holds ... datetime objects"
+    import datetime as dt
+
+    import pandas as pd
+
+    from quantlab.engine import TickEngine
+
+    n = 3
+    cols = {"symbol_id": np.zeros(n, int), "bid_price": [10.0, 10.2, 10.1],
+            "ask_price": [10.1, 10.3, 10.2], "bid_size": np.ones(n), "ask_size": np.ones(n)}
+    us = np.array([0, 1_500_000, 2_000_000]) + 1_704_153_600_000_000   # 2024-01-02 UTC
+    mixed = np.array([np.datetime64(int(us[0]), "us"), dt.datetime(2024, 1, 2, 0, 0, 1, 500000),
+                      pd.Timestamp(int(us[2]), unit="us")], dtype=object)
+    eng = TickEngine()
+    eng.config["engine"]["timestamp_unit"] = "us"
+    np.testing.assert_array_equal(eng._timestamps(mixed), us)
+    eng.process_ticks(dict(cols, timestamp=mixed))
+    assert sum(eng.get_performance_stats()["tick_rejects"].values()) == 0

@@ -114,6 +114,8 @@ def _object_times(where: str, values):
             raise TypeError(f"{where}: row {i} is text ({obj[i]!r}), row {j} a "
                             f"{type(obj[j]).__name__} ({obj[j]!r}): give one kind per "
                             "column, ISO 8601 text or datetimes")
+        if (timey | missing).all() and timey.any():   # np.datetime64 with datetimes:
+            kind = "datetime"                          # datetimes all (pandas: "mixed")
     if kind not in ("datetime", "datetime64"):
         return values
     try:
