@@ -606,9 +606,10 @@ cdef class _Sim:
                                        else self.prev_size[c])
                     pending[c] = 1
             else:
-                if not isnan(s):
-                    if changed(s, want[c]):
-                        pending[c] = 1   # stays pending through missing bars
+                # the target acted on moves only by a change (a creep within rounding
+                # adds up to one); pending stays through missing bars
+                if not isnan(s) and (daily or changed(s, want[c])):
+                    pending[c] = 1
                     want[c] = s
                 if daily:
                     pending[c] = 1
@@ -901,9 +902,9 @@ cdef class _Sim:
                         self.ev_size[c] = self.size[r - 1, c] if r > 0 else self.prev_size[c]
                     pending[c] = 1
                 continue
-            if not isnan(s):
-                if changed(s, want[c]):
-                    pending[c] = 1  # stays pending through missing bars
+            # as signal_phase: the target acted on moves only by a change
+            if not isnan(s) and (self.daily or changed(s, want[c])):
+                pending[c] = 1  # stays pending through missing bars
                 want[c] = s
             if self.daily:
                 pending[c] = 1

@@ -112,5 +112,16 @@ def test_a_target_that_differs_in_its_last_bits_is_no_change(execution):
         len(ql.backtest(ds, sig, fees=0.001, execution=execution).orders)
 
 
+def test_a_target_creeping_within_rounding_trades_once_it_adds_up_to_a_change():
+    # the target acted on moves only by a change: steps of 4e-13 (each no change) trade
+    # each time they add up to more than 1e-12 since the last order, every third bar; the
+    # target compared with the last bar's, a creep never traded
+    ds = ql.data.load().isel(time=slice(0, 200)).sel(asset=["IBM"])
+    creep = xr_full(ds, 0.5)
+    creep[100:] = 0.5 + 4e-13 * np.arange(1, 101)[:, None]
+    res = ql.backtest(ds, creep)
+    assert res.orders["t"].tolist() == [0, *range(102, 200, 3)]
+
+
 def xr_full(ds, v):
     return ds["close"].notnull().astype(float) * 0 + v

@@ -249,10 +249,12 @@ class _Sim:
                     self.ev_size[c] = self.size[row, c]
                     self.pending[c] = True
                 continue
-            if not math.isnan(s):
-                # a change beyond rounding: 1e-12 of max(1, |s|, |want|)
-                if abs(s - self.want[c]) > 1e-12 * max(1.0, abs(s), abs(self.want[c])):
-                    self.pending[c] = True
+            # a change beyond rounding (1e-12 of max(1, |s|, |want|)) moves the target
+            # acted on; a creep within it adds up to one
+            w = self.want[c]
+            if not math.isnan(s) and (self.daily
+                                      or abs(s - w) > 1e-12 * max(1.0, abs(s), abs(w))):
+                self.pending[c] = True
                 self.want[c] = s
             if self.daily:
                 self.pending[c] = True
