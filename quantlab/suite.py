@@ -54,6 +54,7 @@ import contextlib
 import datetime as _dt
 import difflib
 import html
+import itertools
 import json
 import keyword
 import os
@@ -1596,20 +1597,26 @@ def plan_outputs(runs: list[Run], out_dir) -> list[Run]:
         raise ValueError(f"--out {root} is not a folder")
     _check_writable(root)
     earlier = {_fold(r.name): (r.name, _key(r)) for r in read_index(out_dir)}
+    # the earlier name of a run computing the same, whatever this batch calls it:
+    # `run-suite nb -p symbol MSFT` after `make report`'s 00_quickstart-MSFT was listed
+    # again as 00_quickstart-2, beside the run it should have replaced
+    named = {}
+    for held_name, held_key in earlier.values():
+        named.setdefault(held_key, held_name)
     sources = {str(Path(r.notebook).resolve()) for r in runs}  # --out may hold the inputs
     used = set()
     for run in runs:
         check_name(run.name)
-        key, base, i, name = _key(run), run.name, 1, run.name
-        while True:
+        key, base = _key(run), run.name
+        tries = itertools.chain([named[key]] if key in named else [], [base],
+                                (f"{base}-{i}" for i in itertools.count(2)))
+        for name in tries:
             fold = _fold(name)
             held = earlier.get(fold)
             if (fold not in used and fold not in RESERVED and (held is None or held[1] == key)
                     and str((root / f"{name}.ipynb").resolve()) not in sources):
                 name = held[0] if held else name
                 break
-            i += 1
-            name = f"{base}-{i}"
         for suffix in (".ipynb", ".html"):
             dest = (root / f"{name}{suffix}").resolve()
             if dest.parent != root:
