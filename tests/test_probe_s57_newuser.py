@@ -43,3 +43,38 @@ def test_rerun_through_the_cli_leaves_one_entry_per_notebook_and_parameters(tmp_
     entries = json.loads((out / "index.json").read_text())
     assert [(e["name"], e["parameters"]) for e in entries] == [("q-MSFT", {"symbol": "MSFT"})]
     assert (out / "q-MSFT.ipynb").exists() and not (out / "q-2.ipynb").exists()
+
+
+# ---- the tutorial's look-ahead check: which value is which, for which asset ------------
+
+def test_lookahead_message_names_the_asset_and_which_value_came_from_which_run():
+    """The tutorial's Peeking strategy failed with '... ([nan nan nan] vs [1. 1. 1.])':
+    no asset named, and nothing said which array was the truncated run's."""
+    import pytest
+
+    import quantlab as ql
+    from quantlab.testing import assert_no_lookahead
+
+    class PeekIBM(ql.strategies.Strategy):
+        name, defaults, param_space = "probe_s57_peek_ibm", {}, {}
+
+        def _signal(self, ds):
+            up = (ds["close"].shift(time=-1) > ds["close"]).astype(float)
+            return up.where(ds.asset == "IBM", 0.0)
+
+    ds = ql.data.load().isel(time=slice(0, 400))
+    with pytest.raises(AssertionError) as e:
+        assert_no_lookahead(PeekIBM(), ds, n_cuts=3)
+    assert ("(IBM: 0 with data up to then, 1 with all data)" in str(e.value)
+            or "(IBM: 1 with data up to then, 0 with all data)" in str(e.value)), str(e.value)
+
+    class PeekGrid(PeekIBM):
+        name, defaults, param_space = "probe_s57_peek_grid", {"k": 1}, {"k": (1, 9)}
+
+        def _signal(self, ds, k):
+            return ds["close"].shift(time=-k) / ds["close"]
+
+    grid = PeekGrid(k=[1, 2])   # (time, asset, k): 6 values differ (GOOG not listed yet)
+    with pytest.raises(AssertionError, match=r"\(asset=AAPL, k=1: nan with data up to then, "
+                                             r"[0-9.]+ with all data; .*; and 1 more\)$"):
+        assert_no_lookahead(grid, ds, n_cuts=3)
