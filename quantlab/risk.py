@@ -949,11 +949,21 @@ class RiskReport:
         >>> report.tables_html()[:30]
         '<h3>Value at risk, 95% (losses'
         """
-        dd = {k: v for k, v in self.drawdown.items() if k not in ("breaches", "recovery_times")}
-        dd["drawdown_control"] = self.drawdown_control
-        dd["n_breaches"] = len(self.drawdown["breaches"])
-        rec = self.drawdown["recovery_times"]
-        dd["median_recovery_bars"] = float(np.median(rec)) if rec else None
+        d = dict(self.drawdown)   # a report made by hand may lack entries: n/a
+        rec = d.get("recovery_times") or []
+        breached = d.get("breached")
+        # read as a tear sheet's: percentages, bars, yes/no (the raw dict printed
+        # -0.569547 beside a limit of 0.2 of the other sign and 108 without a unit)
+        dd = {"Current drawdown": fmt.pct(d.get("current_drawdown", np.nan), sign=False),
+              "Max drawdown": fmt.pct(d.get("max_drawdown", np.nan), sign=False),
+              "Limit (max drawdown beyond it: a breach)": fmt.pct(-d.get("limit", np.nan),
+                                                                  sign=False),
+              "Breached": fmt.NA if breached is None else "yes" if breached else "no",
+              "Breaches": fmt.count(len(d.get("breaches") or [])),
+              "Time under water now": fmt.duration(d.get("time_under_water", np.nan)),
+              "Median recovery (trough to peak)": fmt.duration(
+                  float(np.median(rec)) if rec else np.nan),
+              "Drawdown control": self.drawdown_control}
         na = fmt.NA   # pandas wrote "NaN" where a value cannot be computed
         parts = [f"<h3>Value at risk, {self.confidence_level:.0%} (losses as positive "
                  "fractions)</h3>", self.var.round(4).to_html(na_rep=na),

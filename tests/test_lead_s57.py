@@ -125,3 +125,20 @@ def test_a_target_creeping_within_rounding_trades_once_it_adds_up_to_a_change():
 
 def xr_full(ds, v):
     return ds["close"].notnull().astype(float) * 0 + v
+
+
+def test_the_risk_reports_drawdown_table_reads_as_a_tear_sheet():
+    # it printed the raw dict: -0.569547 beside a limit of 0.2 (the other sign) and a
+    # time under water of 108 without a unit
+    from quantlab import fmt, risk
+
+    ds = ql.data.load().isel(time=slice(0, 400))
+    res = ql.backtest(ds, ds["close"].notnull().astype(float) * 0.25, group=True)
+    rep = risk.RiskManager().generate_risk_report(res)
+    html = rep.tables_html()
+    table = html[html.index("<h3>Drawdowns"):html.index("<h3>Stress")]
+    d = rep.drawdown
+    assert f"<td>{fmt.pct(d['max_drawdown'], sign=False)}</td>" in table
+    assert "<td>-20.0 %</td>" in table and f"<td>{d['time_under_water']} bars</td>" in table
+    assert "<td>yes</td>" in table or "<td>no</td>" in table
+    assert "0.2<" not in table and "NaN" not in table and "None" not in table
