@@ -368,7 +368,7 @@ def test_the_optimisation_worked_example_quotes_what_notebook_08_records():
     shown = [float(v) for row in table.splitlines()[2:]
              for v in re.findall(r"-?\d+\.\d+", row.rsplit("|", 2)[1])]
     keys = ("in_sample_sharpe", "out_of_sample_sharpe", "dsr", "pbo", "spa_pvalue_vs_hold",
-            "walk_forward_oos_sharpe", "buy_and_hold_sharpe_same_span",
+            "walk_forward_oos_sharpe", "sharpe_buy_and_hold_same_span",
             "walk_forward_efficiency", "median_fold_pbo")
     assert shown == [record[k] for k in keys]
     assert f"SPA p = {record['spa_pvalue_vs_hold']:.2f}" in text
