@@ -358,8 +358,9 @@ def _batch(p, a) -> int:
         return 1
     if a.cmd == "report":
         total, static = suite.folder_size(out)
-        print(f"report size: {total / 1e6:.1f} MB in {out} ({static / 1e6:.1f} MB shared "
-              f"in {suite.STATIC}/)", file=sys.stderr)
+        shared = (f"{static / 1e6:.1f} MB shared in {suite.STATIC}/" if static else
+                  "each page self-contained")   # "0.0 MB shared in _static/" of no folder
+        print(f"report size: {total / 1e6:.1f} MB in {out} ({shared})", file=sys.stderr)
     failed = [r.name for r in runs if r.status != "ok"]
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)

@@ -951,3 +951,14 @@ def test_p_goes_to_the_runs_that_take_it_and_a_name_none_takes_is_refused(tmp_pa
                                          r"'symbl' in its parameters cell \(they set: "
                                          r"symbol, window\)"):
         suite.give_parameters(runs[:2], {"symbl": "X"})
+
+
+def test_a_self_contained_report_says_so_not_0_mb_shared(tmp_path, fake_exec, capsys):
+    # it printed "(0.0 MB shared in _static/)" of a folder with no _static/
+    nb = _tiny(tmp_path / "nb" / "t.ipynb")
+    out = tmp_path / "rep"
+    capsys.readouterr()
+    assert cli.main(["report", str(nb), "--out", str(out), "--self-contained"]) == 0
+    err = capsys.readouterr().err
+    assert not (out / "_static").exists()
+    assert "(each page self-contained)" in err and "MB shared" not in err, err
