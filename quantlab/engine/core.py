@@ -397,7 +397,10 @@ class TickEngine:
         return pd.Series(pos[nz], index=pd.Index(nz, name="symbol_id"), name="position")
 
     def pnl(self) -> dict:
-        """Cash, marked value (at mids) and equity in currency; drawdown from the peak.
+        """The book since the engine started, in currency: cash flows (from 0, not from
+        ``risk.initial_capital``), marked value (at mids), equity = their sum, i.e. the
+        P&L (add the initial capital for the account's value); drawdown from the peak
+        P&L; gross notional.
 
         Examples
         --------
