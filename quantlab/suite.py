@@ -1040,7 +1040,11 @@ def execute_notebook_json(nb_json: str, parameters: dict, cwd: str | None = None
         try:
             pm.execute_notebook(src, dest, parameters=parameters, kernel_name="python3",
                                 progress_bar=False, cwd=cwd if cwd and os.path.isdir(cwd) else tmp,
-                                log_output=False, **limits)
+                                log_output=False, **limits,
+                                # the kernel's own log goes to this terminal: its warning
+                                # that a local kernel talks TCP unencrypted (ipykernel 7, at
+                                # every start) alarmed a newcomer's `make report`; errors stay
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except Exception as e:  # a failing cell: record it, keep the batch going
             status = "failed"
             # past the deadline any failure (a cell, a slow kernel start) is the timeout

@@ -142,3 +142,17 @@ def test_the_risk_reports_drawdown_table_reads_as_a_tear_sheet():
     assert "<td>-20.0 %</td>" in table and f"<td>{d['time_under_water']} bars</td>" in table
     assert "<td>yes</td>" in table or "<td>no</td>" in table
     assert "0.2<" not in table and "NaN" not in table and "None" not in table
+
+
+def test_a_run_does_not_print_the_kernels_tcp_warning(tmp_path, capfd):
+    # ipykernel 7 logged "Kernel is running over TCP without encryption ... susceptible to
+    # eavesdropping" to the terminal at every notebook of `make report`
+    import nbformat
+
+    from quantlab import suite
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1 + 1")])
+    out = suite.execute_notebook_json(nbformat.writes(nb), {}, timeout=120)
+    assert out["status"] == "ok", out["error"]
+    err = capfd.readouterr().err
+    assert "without encryption" not in err and "WARNING" not in err, err[-500:]
