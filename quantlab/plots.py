@@ -752,7 +752,7 @@ def backtest_figure(res, asset=None, **sel):
     fig_e.line(bh.time.values, bh.values, color="gray", legend_label=f"buy and hold {asset}")
     fig_e.legend.location = "top_left"
     # the peak counts the initial cash, as res.metrics()' max_drawdown does
-    dd = eq.copy(data=_ts._underwater(eq.values, res.init_cash))
+    dd = eq.copy(data=_ts.underwater(eq.values, res.init_cash))
     fig_d = figure(x_axis_type="datetime", title="drawdown", height=180, x_range=fig_p.x_range,
                    x_axis_label="date", y_axis_label="drawdown")
     pct_axis(fig_d.yaxis)
@@ -1173,7 +1173,7 @@ def _column(r, b, trades, pos, ex, *, window, periods, capital, rf, lim) -> dict
     for key, s in (("strategy", rs), ("benchmark", bs)):
         if s is not None:
             eq = _ts._equity(s.to_numpy(), capital)
-            data["eq"][key], data["dd"][key] = eq, _ts._underwater(eq, capital)
+            data["eq"][key], data["dd"][key] = eq, _ts.underwater(eq, capital)
     table = _ts.summary_table(r, b, periods=periods, risk_free_rate=rf, extra=ex)
     data["summary"] = {c: table[c].tolist() for c in table.columns}
     data.update(_drawdown_rows(r, capital))
@@ -1838,7 +1838,7 @@ def _deployment_data(dep, backtest) -> dict:
     # the peak counts the initial cash, as Deployment.pnl, its kill switch and
     # ql.metrics.max_drawdown do: a deployment below it from its first bar showed 0
     data = {"equity": {"time": t, "equity": eq.values,
-                       "drawdown": _ts._underwater(eq.values, dep.equity_start())}}
+                       "drawdown": _ts.underwater(eq.values, dep.equity_start())}}
     if backtest is not None:
         be = _total(backtest.equity).reindex(time=t)
         data["backtest"] = {"time": t, "equity": be.values, "difference": eq.values - be.values}

@@ -24,7 +24,7 @@ from quantlab._doc import fill
 from quantlab.backtesting import DD_MODES, backtest
 from quantlab.data import FLAT_VARIANCE, returns as simple_returns, shifted
 from quantlab.errors import DataError
-from quantlab.tearsheet import _underwater
+from quantlab.tearsheet import underwater
 
 __all__ = ["RiskManager", "RiskReport", "KellyFraction", "risk_parity_weights",
            "risk_contributions", "HISTORICAL_SCENARIOS"]
@@ -556,7 +556,7 @@ class RiskManager:
             raise ValueError(f"equity must hold {need}, got {eq.size} non-NaN value(s)"
                              + (f" starting at {eq.iloc[0]}" if eq.size else ""))
         start = eq.iloc[0] if capital is None else capital
-        dd = pd.Series(_underwater(eq.to_numpy(), start), index=eq.index)
+        dd = pd.Series(underwater(eq.to_numpy(), start), index=eq.index)
         episodes, breaches, begin = [], [], None
         for i, v in enumerate(dd.to_numpy()):
             if v < 0 and begin is None:
@@ -997,7 +997,7 @@ class RiskReport:
             return None
         v = self.equity.values
         start = self.capital if self.capital is not None else v[0]
-        return self.equity.copy(data=_underwater(v, start)).rename("drawdown")
+        return self.equity.copy(data=underwater(v, start)).rename("drawdown")
 
     def figure(self):
         """The drawdown as a bokeh figure (``ql.plots.risk_report_figure``), or None.

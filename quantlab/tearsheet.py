@@ -30,7 +30,7 @@ from quantlab.errors import DataError
 
 __all__ = ["drawdown_table", "monthly_returns", "yearly_returns", "rolling_stats",
            "summary_table", "trade_list", "result_inputs", "summary_text",
-           "summary_html"]
+           "summary_html", "underwater"]
 
 MAX_COLUMNS = 64   # every column's data is embedded in the page: bound the HTML size
 SUMMARY = ("total_return", "annual_return", "annual_volatility", "sharpe_ratio",
@@ -142,7 +142,30 @@ def _equity(r: np.ndarray, capital: float) -> np.ndarray:
     return capital * np.cumprod(1.0 + np.nan_to_num(r, nan=0.0))
 
 
-def _underwater(eq: np.ndarray, capital: float) -> np.ndarray:
+def underwater(equity, capital: float) -> np.ndarray:
+    """Drawdown of an equity curve below its running peak, the starting ``capital``
+    counted as a peak (a first bar that loses is under water): eq / max(capital,
+    eq[..t]) - 1, <= 0. The one formula of the tear sheet, ``res.plot()``, the
+    deployment dashboard, StrategyExplorer and the risk report.
+
+    Parameters
+    ----------
+    equity : array-like
+        1-D equity values (NaN skipped by the peak).
+    capital : float
+        The value before the first bar (a backtest's ``init_cash``).
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> from quantlab import tearsheet
+    >>> tearsheet.underwater([90.0, 110.0, 99.0], 100.0).round(3).tolist()
+    [-0.1, 0.0, -0.1]
+    """
+    eq = np.asarray(equity, dtype=np.float64)
     peak = np.fmax.accumulate(np.r_[capital, eq])[1:]   # the start counts as a peak
     return eq / peak - 1.0
 
@@ -181,7 +204,7 @@ def drawdown_table(returns, capital: float = 1.0, top: int = 5) -> pd.DataFrame:
     top = _validate.integer("top", top, 0)   # -1 kept all but the shallowest
     r = _one_d("returns", returns)
     t = pd.DatetimeIndex(r["time"].values)
-    dd = _underwater(_equity(r.values, capital), capital)
+    dd = underwater(_equity(r.values, capital), capital)
     under = dd < 0
     edges = np.diff(np.r_[0, under.astype(np.int8), 0])
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # [s, e)

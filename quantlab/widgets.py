@@ -429,7 +429,7 @@ class StrategyExplorer(plots.StaticView):
         # the peak counts the initial cash, as the max_drawdown beside it does (IBM 2005,
         # volatility_regime, entered on the first bar: -24.78 % drawn for -24.89 %)
         self.src["drawdown"].data = {"time": eq.time.values,
-                                     "y": tearsheet._underwater(eq.values, res.init_cash)}
+                                     "y": tearsheet.underwater(eq.values, res.init_cash)}
         m = res.metrics().sel(asset=asset)
         self.metrics = {k: float(m[k]) for k in self.METRICS}
         # the tear sheet's notes: why a value reads n/a, or that it is annualised from

@@ -29,7 +29,7 @@ def test_risk_report_max_drawdown_is_the_tearsheets(first_bar_loses):
     res = first_bar_loses
     assert float(res.returns[0]) < 0
     eq = res.equity.values
-    want = tearsheet._underwater(eq, res.init_cash)
+    want = tearsheet.underwater(eq, res.init_cash)
     rep = ql.risk.RiskManager().generate_risk_report(res)
     dd = rep.drawdown
     assert dd["max_drawdown"] == pytest.approx(want.min(), abs=1e-12)
@@ -147,7 +147,7 @@ def test_stress_test_of_two_bars_has_no_volatility_to_scale(ds):
     assert table.loc["equities -20%", "pnl"] == pytest.approx(-0.2, rel=1e-9)
     dd = ql.risk.RiskManager().check_drawdown(res.equity, capital=res.init_cash)
     assert dd["max_drawdown"] == pytest.approx(
-        float(tearsheet._underwater(res.equity.values, res.init_cash).min()), abs=1e-12)
+        float(tearsheet.underwater(res.equity.values, res.init_cash).min()), abs=1e-12)
 
 
 def test_dask_backed_result_reports_as_in_memory(ds):
