@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ import xarray as xr
 
 from quantlab.errors import DataError
 
-__all__ = ["integer", "count", "number", "flag", "choice", "date", "floats", "dataset",
+__all__ = ["integer", "count", "number", "flag", "choice", "date", "period_end", "floats", "dataset",
            "real_array", "pandas_values", "numpy_data", "coords", "on_labels", "client", "where",
            "MAX_COUNT"]
 
@@ -120,6 +121,22 @@ def date(name: str, value):
     if ts.tzinfo is not None:
         raise ValueError(f"{name} {_show(value)} has a time zone; the data's time index is "
                          "naive: give a naive date")
+    return ts
+
+
+def period_end(name: str, value):
+    """:func:`date`, but a string names a period and gives its last instant, as
+    ``ds.sel(time=slice(..., value))`` reads it: '2009' is 2009-12-31 23:59:59.999999999,
+    '2010-06' the end of June. As a Timestamp it was 2009-01-01: an ``end_date="2009"``
+    left out all of 2009 but its first bar."""
+    ts = date(name, value)
+    if isinstance(value, str):
+        with warnings.catch_warnings():   # '2009Q4': a deprecated Period string
+            warnings.simplefilter("ignore")
+            try:
+                return max(ts, pd.Period(value.strip()).end_time)
+            except (ValueError, TypeError, OverflowError):
+                pass
     return ts
 
 

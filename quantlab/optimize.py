@@ -228,7 +228,8 @@ def _check_method(method):
 def _check_dates(data, start, end) -> tuple:
     """(start, end) as Timestamps (None kept), refused when unparseable, end before
     start, or outside the data's span [first bar, last bar]."""
-    start, end = _validate.date("start_date", start), _validate.date("end_date", end)
+    start, named = _validate.date("start_date", start), _validate.date("end_date", end)
+    end = _validate.period_end("end_date", end)     # '2009': the whole of 2009
     if start is not None and end is not None and end < start:
         raise ValueError(f"end_date {end.date()} is before start_date {start.date()}")
     t = data.time.values if isinstance(data, (xr.Dataset, xr.DataArray)) \
@@ -236,8 +237,11 @@ def _check_dates(data, start, end) -> tuple:
     if t is not None:
         first, last = pd.Timestamp(t[0]), pd.Timestamp(t[-1])
         span = f"the data runs from {first.date()} to {last.date()}"
-        for name, v in (("start_date", start), ("end_date", end)):
-            if v is not None and not first <= v <= last:
+        # a period named by end_date must begin inside the data ('2013' of data ending
+        # 2013-03-01 is its last bars) and end after its first bar
+        for name, v, ok in (("start_date", start, lambda v: first <= v <= last),
+                            ("end_date", named, lambda v: first <= end and v <= last)):
+            if v is not None and not ok(v):
                 raise ValueError(f"{name} {v} is outside the data's span: {span}")
     return start, end
 
@@ -1524,11 +1528,11 @@ class RegimeAdaptiveOptimizer:
         strat = resolve(strategy)
         _space(strat, param_bounds)        # refuse bad bounds before any search
         data = load_data() if data is None else data
-        start_date, end_date = _check_dates(data, start_date, end_date)
-        hist = data.sel(time=slice(None, end_date))
+        start, end = _check_dates(data, start_date, end_date)
+        hist = data.sel(time=slice(None, end))
         lab = _labels(self.regimes(hist) if callable(self.regimes) else self.regimes, hist,
                       search=True)
-        window = hist.time.sel(time=slice(start_date, None))
+        window = hist.time.sel(time=slice(start, None))
         held = shifted(lab, fill_value="").sel(time=window)   # label when chosen
         labels = [str(v) for v in np.unique(held.values) if v != ""]
         if "*" in labels:   # its search replaced the default's, and its params were dropped

@@ -118,7 +118,7 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     (-0.0041, 10)
     """
     ds = _validate.dataset("data", data) if data is not None else load_data()
-    start, end = _validate.date("start", start), _validate.date("end", end)
+    start, end = _validate.date("start", start), _validate.period_end("end", end)
     # signals and rolling windows read the bars before start (their warmup: a strategy
     # with a 273-bar warmup never traded in a shorter period); the period is reported
     history = ds.sel(time=slice(None, end))

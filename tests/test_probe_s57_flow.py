@@ -1,0 +1,92 @@
+"""Research -> optimise -> deploy -> monitor hand-offs (session 57 probe).
+
+Each test names the symptom it guards against (what the old code did)."""
+import numpy as np
+import pytest
+
+import quantlab as ql
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return ql.data.load()
+
+
+# ---- end_date "2009" is the whole of 2009, as ds.sel(time=slice(..., "2009")) reads it
+def test_optimiser_end_date_year_scores_the_whole_year(ds):
+    # before: end_date="2009" was 2009-01-01, so "optimise on 2001-2009" (the user guide's
+    # example) scored 2001-2008 and its backtest "2010".."2013" stopped on 2013-01-01
+    kw = dict(optimization_method="grid", n_trials=2, fees=0.001, progress=False)
+    bounds = {"window": (10, 21)}
+    short = ql.optimize.optimize_strategy_parameters(
+        "volatility_regime", bounds, ds, start_date="2008", end_date="2009", **kw)
+    full = ql.optimize.optimize_strategy_parameters(
+        "volatility_regime", bounds, ds, start_date="2008-01-01", end_date="2009-12-31", **kw)
+    assert short.trial_returns.time.values[-1] == ds.sel(time="2009").time.values[-1]
+    assert short.trials.equals(full.trials)
+    oos = short.backtest(ds, "2010", "2013")
+    assert oos.equity.time.values[-1] == ds.time.values[-1]       # data ends 2013-03-01
+    june = short.backtest(ds, "2010-06", "2010-06")
+    np.testing.assert_array_equal(june.equity.time.values, ds.sel(time="2010-06").time.values)
+
+
+def test_optimiser_end_date_outside_data_still_refused(ds):
+    with pytest.raises(ValueError, match="end_date 2014-01-01 00:00:00 is outside"):
+        ql.optimize.optimize_strategy_parameters(
+            "volatility_regime", {"window": (10, 21)}, ds, start_date="2010",
+            end_date="2014", optimization_method="grid", n_trials=2, progress=False)
+    with pytest.raises(ValueError, match="before start_date"):
+        ql.optimize.optimize_strategy_parameters(
+            "volatility_regime", {"window": (10, 21)}, ds, start_date="2010-06",
+            end_date="2010-05", optimization_method="grid", n_trials=2, progress=False)
+
+
+def test_research_analysis_end_year(ds):
+    # before: run_research_analysis(end="2009") analysed up to 2009-01-01
+    small = ds.isel(asset=[0])
+    sym = str(small.asset.values[0])
+    a = ql.run_research_analysis([sym], "volatility", data=small, start="2008", end="2009",
+                                 progress=False)
+    b = ql.run_research_analysis([sym], "volatility", data=small, start="2008-01-01",
+                                 end="2009-12-31", progress=False)
+    ra, rb = a[sym]["volatility_regime"], b[sym]["volatility_regime"]
+    assert ra["signals"].index[-1] == ds.sel(time="2009").time.values[-1]
+    assert ra["signals"].equals(rb["signals"])
+    assert {k: v for k, v in ra.items() if k != "signals"} == \
+        {k: v for k, v in rb.items() if k != "signals"}
+
+
+# ---- a sweep's best combination, read off the picked result's coordinates
+def test_deploy_takes_params_read_off_a_sweep_selection(ds):
+    # before: res.sel(window=21).equity["window"].values is array(21), and deploy refused
+    # it ("parameter 'window' must be an integer, got array(21)"), as the 0-d DataArray
+    sig = ql.strategies.get("volatility_regime", window=[10, 21], lookback=40,
+                            threshold=[0.7, 0.9]).signal(ds.isel(time=slice(0, 200)))
+    res = ql.backtest(ds.isel(time=slice(0, 200)), sig, group=True, fees=0.001)
+    one = res.sel(window=21, threshold=0.7)
+    hist, bars = ds.isel(time=slice(100, 200)), ds.isel(time=slice(200, 230))
+    want = ql.deploy("volatility_regime", {"window": 21, "lookback": 40, "threshold": 0.7},
+                     history=hist, fees=0.001).replay(bars)
+    for picked in ({k: one.equity[k].values for k in ("window", "threshold")},
+                   {k: one.equity[k] for k in ("window", "threshold")}):
+        dep = ql.deploy("volatility_regime", {**picked, "lookback": 40}, history=hist,
+                        fees=0.001).replay(bars)
+        assert dep.strategy.params == want.strategy.params
+        assert type(dep.strategy.params["window"]) is int
+        np.testing.assert_array_equal(dep.equity.values, want.equity.values)
+    with pytest.raises(ValueError, match="lists for \\['window'\\]"):   # a 1-d one: a grid
+        ql.deploy("volatility_regime", {"window": res.equity["window"].values})
+
+
+def test_numpy_scalars_floats_and_json_params_deploy_alike(ds):
+    import json
+    hist, bars = ds.isel(time=slice(100, 200)), ds.isel(time=slice(200, 230))
+    base = {"window": 21, "lookback": 40, "threshold": 0.7}
+    want = ql.deploy("volatility_regime", base, history=hist, fees=0.001).replay(bars)
+    for p in ({"window": np.int64(21), "lookback": np.int32(40), "threshold": np.float64(0.7)},
+              {"window": 21.0, "lookback": 40.0, "threshold": 0.7},
+              json.loads(json.dumps(base))):
+        dep = ql.deploy("volatility_regime", p, history=hist, fees=0.001).replay(bars)
+        np.testing.assert_array_equal(dep.equity.values, want.equity.values)
+    with pytest.raises(ValueError, match="parameter 'window' must be an integer"):
+        ql.deploy("volatility_regime", {"window": 21.5})
