@@ -139,8 +139,10 @@ class Strategy(abc.ABC):
         and its ``limits``; returned as a plain int/float/str/bool."""
         label = label or f"{cls.name} parameter {key!r}"
         default, space = cls.defaults[key], cls.param_space.get(key)
-        if isinstance(value, np.generic):
-            value = value.item()
+        if isinstance(value, np.generic) or (isinstance(value, (np.ndarray, xr.DataArray))
+                                             and value.ndim == 0):
+            # a 0-d array or DataArray: a sweep result's coordinate after .sel(window=21)
+            value = np.asarray(value).item()
         if isinstance(default, bool):
             return _validate.flag(label, value)
         if isinstance(default, str):
