@@ -244,6 +244,9 @@ def _resolve(strategy, params):
     if params is not None and not isinstance(params, Mapping):   # "abc": "not a mapping", []
         raise TypeError(f"params must be a dict of parameter values or None, got "
                         f"{_validate._show(params)}")              # ran as no parameters
+    if hasattr(strategy, "folds") and hasattr(strategy, "results"):   # WalkForwardResult
+        raise TypeError("deploy one fold's search of a walk-forward run, e.g. the last: "
+                        "ql.deploy(wfr.results[-1]) (its parameters and backtest options)")
     if hasattr(strategy, "best_params") and hasattr(strategy, "strategy"):
         carried = dict(getattr(strategy, "backtest_options", None) or {})
         params = {**strategy.best_params, **(params or {})}

@@ -90,3 +90,17 @@ def test_numpy_scalars_floats_and_json_params_deploy_alike(ds):
         np.testing.assert_array_equal(dep.equity.values, want.equity.values)
     with pytest.raises(ValueError, match="parameter 'window' must be an integer"):
         ql.deploy("volatility_regime", {"window": 21.5})
+
+
+def test_deploy_a_walk_forward_run_says_which_fold(ds):
+    # before: "strategy must be a registry name, a Strategy or a Strategy class, got
+    # WalkForwardResult", with no word of wfr.results[-1], the last fold's search
+    wf = ql.optimize.WalkForwardOptimizer(200, 50, 50, optimization_method="grid", n_trials=2,
+                                          progress=False)
+    wfr = wf.run("volatility_regime", {"window": (5, 20)}, ds.isel(time=slice(0, 300)),
+                 fees=0.001)
+    with pytest.raises(TypeError, match=r"ql.deploy\(wfr.results\[-1\]\)"):
+        ql.deploy(wfr)
+    dep = ql.deploy(wfr.results[-1])
+    assert dep.strategy.params["window"] == int(wfr.folds["window"].iloc[-1])
+    assert float(dep.options.fees) == 0.001 and dep.options.group
