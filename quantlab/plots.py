@@ -1802,7 +1802,7 @@ def deployment_dashboard(dep, backtest=None, live: bool = False):
     TypeError
         If ``dep`` is not a Deployment or ``backtest`` not a BacktestResult.
     ValueError
-        If ``backtest`` has parameter dims.
+        If ``backtest`` has parameter dims, or another ``init_cash`` or ``group``.
 
     Examples
     --------
@@ -1825,6 +1825,16 @@ def deployment_dashboard(dep, backtest=None, live: bool = False):
     if backtest is not None and not hasattr(backtest, "equity"):
         raise TypeError(f"backtest is a BacktestResult (ql.backtest(...)) of the same bars, "
                         f"got {type(backtest).__name__}")
+    if backtest is not None:
+        # another init_cash or group drew as a drift between two runs trading alike (4
+        # accounts of init_cash each against one): compare the same accounts, or nothing
+        ours = (float(dep.options.init_cash), bool(dep.options.group))
+        theirs = (float(backtest.init_cash), bool(backtest.group))
+        if ours != theirs:
+            raise ValueError(f"backtest has init_cash {theirs[0]:,.0f} and group={theirs[1]}, "
+                             f"the deployment {ours[0]:,.0f} and group={ours[1]}: backtest "
+                             "with the deployment's options (e.g. opt.backtest(ds, start, "
+                             "end, **opt.backtest_options))")
     if live:
         return _DeploymentDashboard(dep, backtest)
     src = {k: ColumnDataSource(v) for k, v in _deployment_data(dep, backtest).items()}

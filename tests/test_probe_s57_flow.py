@@ -104,3 +104,19 @@ def test_deploy_a_walk_forward_run_says_which_fold(ds):
     dep = ql.deploy(wfr.results[-1])
     assert dep.strategy.params["window"] == int(wfr.folds["window"].iloc[-1])
     assert float(dep.options.fees) == 0.001 and dep.options.group
+
+
+def test_dashboard_refuses_a_backtest_of_other_accounts(ds):
+    # before: a group=False backtest (4 accounts of 100,000) beside a group=True
+    # deployment (one of 100,000) drew as a 300,000 'difference' between two runs
+    s = ql.strategies.get("volatility_regime", window=10, lookback=40)
+    hist, bars = ds.isel(time=slice(0, 100)), ds.isel(time=slice(100, 130))
+    sig = s.signal(ds.isel(time=slice(0, 130))).sel(time=bars.time)
+    dep = ql.deploy(s, history=hist, group=True, fees=0.001).replay(bars, echo=None)
+    same = ql.backtest(bars, sig, group=True, fees=0.001)
+    data = ql.plots._deployment_data(dep, same)
+    np.testing.assert_allclose(data["backtest"]["difference"], 0, atol=1e-9)
+    for other in (ql.backtest(bars, sig, group=False, fees=0.001),
+                  ql.backtest(bars, sig, group=True, fees=0.001, init_cash=1e6)):
+        with pytest.raises(ValueError, match="the deployment 100,000 and group=True"):
+            dep.plot(backtest=other)
