@@ -120,3 +120,29 @@ def test_dashboard_refuses_a_backtest_of_other_accounts(ds):
                   ql.backtest(bars, sig, group=True, fees=0.001, init_cash=1e6)):
         with pytest.raises(ValueError, match="the deployment 100,000 and group=True"):
             dep.plot(backtest=other)
+
+
+@pytest.mark.parametrize("group", [True, False])
+@pytest.mark.parametrize("name,params", [
+    ("volatility_regime", {"window": 10, "lookback": 40}),
+    ("cross_sectional_momentum", {"lookback": 40, "skip": 5, "hold": 7}),
+    ("spc", {"span": 30, "h": 2.0})])
+def test_deployment_after_research_trades_as_the_backtest(ds, name, params, group):
+    # the guide's hand-off: history = the research bars (from the data's first bar, so a
+    # period > 1 strategy rebalances on the backtest's bars), the costs as researched
+    kw = dict(fees=0.001, slippage=0.0005, fixed_fees=1.0, group=group)
+    data = ds.isel(time=slice(0, 260))
+    s = ql.strategies.get(name, **params)
+    hist, bars = data.isel(time=slice(0, 200)), data.isel(time=slice(200, None))
+    bt = ql.backtest(bars, s.signal(data).sel(time=bars.time), **kw)
+    dep = ql.deploy(name, params, history=hist, **kw).replay(bars, echo=None)
+    a, b = dep.orders, bt.orders
+    assert len(a) == len(b) > 0
+    assert (a["time"].values == b["time"].values).all()
+    assert (a["asset"].astype(str).values == b["asset"].astype(str).values).all()
+    np.testing.assert_allclose(a["size"], b["size"], rtol=1e-9)
+    np.testing.assert_allclose(a["price"], b["price"], rtol=1e-9)
+    np.testing.assert_allclose(dep.equity.values, bt.equity.values, rtol=1e-9)
+    if group:   # the monitor's drawdown is the metrics' (the initial cash a peak)
+        dd = ql.plots._deployment_data(dep, bt)["equity"]["drawdown"]
+        assert np.nanmin(dd) == pytest.approx(float(bt.metrics()["max_drawdown"]), abs=1e-12)
