@@ -725,6 +725,7 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
         The seed's ``price_data``; default the bundled equities.
     start_date, end_date : str or datetime-like, optional
         The scoring window, dates inside the data's span (None: its first/last bar).
+        Text names a period as ``ds.sel`` reads it: ``end_date="2009"`` is all of 2009.
     optimization_method : {'tpe', 'bayesian', 'genetic', 'grid'}, default 'tpe'
         The search (``METHODS``; bayesian = a Gaussian-process search).
     objective : str or sequence of str, default 'sharpe_ratio'
