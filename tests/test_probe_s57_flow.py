@@ -146,3 +146,28 @@ def test_deployment_after_research_trades_as_the_backtest(ds, name, params, grou
     if group:   # the monitor's drawdown is the metrics' (the initial cash a peak)
         dd = ql.plots._deployment_data(dep, bt)["equity"]["drawdown"]
         assert np.nanmin(dd) == pytest.approx(float(bt.metrics()["max_drawdown"]), abs=1e-12)
+
+
+def test_options_read_back_from_json_deploy_alike(ds, tmp_path):
+    # before: to_dict() writes the slippage model as a dict (as a checkpoint does), and
+    # ql.deploy(**options) or `quantlab deploy --params` {"backtest": ...} refused it:
+    # "slippage must be a real number, got {'model': 'volume_based', ...}"
+    import json
+
+    from quantlab.cli import main
+    opts = ql.BacktestOptions(fees=0.001, slippage=ql.Slippage("volume_based"), group=True)
+    back = json.loads(json.dumps(opts.to_dict()))
+    assert ql.BacktestOptions(**back).to_dict() == opts.to_dict()
+    small = ds.isel(time=slice(0, 130))
+    hist, bars = small.isel(time=slice(0, 100)), small.isel(time=slice(100, None))
+    p = {"window": 10, "lookback": 40}
+    want = ql.deploy("volatility_regime", p, history=hist, fees=0.001,
+                     slippage=ql.Slippage("volume_based"), group=True).replay(bars, echo=None)
+    got = ql.deploy("volatility_regime", p, history=hist, **back).replay(bars, echo=None)
+    np.testing.assert_array_equal(got.equity.values, want.equity.values)
+    f = tmp_path / "best.json"
+    f.write_text(json.dumps({"params": p, "backtest": back}))
+    assert main(["deploy", "volatility_regime", "--params", str(f), "--replay", "equities",
+                 "--start", "2013-02-25", "--every", "1000"]) == 0
+    with pytest.raises(TypeError, match="slippage .*unexpected keyword argument 'speed'"):
+        ql.backtest(bars, bars["close"] * 0 + 1, slippage={"model": "fixed", "speed": 1})

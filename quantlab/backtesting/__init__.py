@@ -103,8 +103,9 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         Fraction of traded value, in [0, 1); a labelled DataArray sweeps it.
     fixed_fees : float or xarray.DataArray, default 0.0
         Per order, >= 0 (see Notes, Fixed fees).
-    slippage : float or Slippage, default 0.0
-        Fraction of the price in [0, 1), or a :class:`Slippage` model.
+    slippage : float, Slippage or dict, default 0.0
+        Fraction of the price in [0, 1), or a :class:`Slippage` model (or its fields as
+        a dict, as ``BacktestOptions.to_dict`` writes them).
     max_position_size : float, optional
         Cap on each asset's exposure (> 0; default ``max_leverage``; inf = no cap).
     max_leverage : float, default 1.0

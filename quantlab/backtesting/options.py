@@ -302,6 +302,11 @@ def _sweep(not_over=(), **rng):
 def _slippage(name, v):
     if isinstance(v, Slippage):
         return v
+    if isinstance(v, dict):   # to_dict's form: options read back from JSON or YAML
+        try:
+            return Slippage(**v)
+        except TypeError as e:
+            raise TypeError(f"{name} {_validate._show(v)}: {e}") from None
     return Slippage("fixed", bps=_validate.number(name, v, 0, 1, hi_open=True) * 1e4)
 
 
@@ -579,7 +584,4 @@ class BacktestOptions:
         ...
         ValueError: fees must be in [0, 1), got -1
         """
-        d = dict(d)
-        if isinstance(d.get("slippage"), dict):
-            d["slippage"] = Slippage(**d["slippage"])
         return cls(**d)
