@@ -261,6 +261,24 @@ def _resolve(strategy, params):
     return s, carried
 
 
+def _check_phase(s, research, history) -> None:
+    """Warn when ``history`` starts inside the research bars, but not a whole number of
+    ``s.period`` bars after their first: its rebalance bars (counted from the first bar
+    a signal is given) are then not those the search backtested."""
+    if research is None or history is None or s.period <= 1 or "time" not in history.dims \
+            or not history.sizes["time"]:
+        return
+    t0 = np.datetime64(history["time"].values[0], "ns")
+    k = int(np.searchsorted(research, t0))
+    if k < len(research) and research[k] == t0 and k % s.period:
+        first = str(research[0])[:10]
+        warnings.warn(
+            f"{s.name} rebalances every {s.period} bars, counted from the first bar it is "
+            f"given: history starts {k} bars after the search's first bar ({first}), so "
+            f"the deployment rebalances on other bars than the search's backtests. Start "
+            f"history {k % s.period} bars earlier, or at {first}", UserWarning, stacklevel=3)
+
+
 def deploy(strategy, params: dict | None = None, *, universe=None, history=None,
            inputs=None, risk: RiskLimits | dict | None = None, bar=None,
            **backtest_options):
@@ -314,6 +332,7 @@ def deploy(strategy, params: dict | None = None, *, universe=None, history=None,
     24 orders, 0 rejections>
     """
     s, carried = _resolve(strategy, params)
+    _check_phase(s, getattr(strategy, "research_times", None), history)
     options = BacktestOptions(**{**carried, **backtest_options})
     if isinstance(risk, dict):
         risk = RiskLimits(**risk)

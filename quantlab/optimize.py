@@ -474,6 +474,9 @@ class OptimizationResult(Mapping):
         The strategy with the best parameters.
     backtest_options : dict, optional
         The search's backtest options (``group=True``), carried over by ``ql.deploy``.
+    research_times : numpy.ndarray, optional
+        The bars the search's signals were computed on (its data up to ``end_date``):
+        ``ql.deploy`` checks its ``history`` rebalances on the same bars.
 
     Examples
     --------
@@ -497,6 +500,7 @@ class OptimizationResult(Mapping):
     directions: tuple = ("maximize",)
     strategy: object = None
     backtest_options: dict = field(default_factory=dict)   # what ql.deploy carries over
+    research_times: np.ndarray | None = None
 
     def backtest(self, data, start_date=None, end_date=None, **backtest_kw):
         """The best parameters' strategy backtested on ``[start_date, end_date]`` of ``data``, e.g. out of sample.
@@ -647,6 +651,7 @@ def _pareto(table: pd.DataFrame, objectives, directions) -> pd.DataFrame:
 def _carry(result: OptimizationResult, ev: _Evaluator) -> OptimizationResult:
     """The search's backtest options on its result (one account: group=True)."""
     result.backtest_options = {**ev.kw, "group": True}
+    result.research_times = ev.history.time.values
     return result
 
 

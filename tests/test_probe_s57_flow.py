@@ -171,3 +171,31 @@ def test_options_read_back_from_json_deploy_alike(ds, tmp_path):
                  "--start", "2013-02-25", "--every", "1000"]) == 0
     with pytest.raises(TypeError, match="slippage .*unexpected keyword argument 'speed'"):
         ql.backtest(bars, bars["close"] * 0 + 1, slippage={"model": "fixed", "speed": 1})
+
+
+def test_deploy_warns_when_history_rebalances_on_other_bars(ds):
+    # before: history = the warmup + period bars before the first traded one (notebook
+    # 12's recipe) started 2201 bars into the research data, not a multiple of 21: the
+    # deployment rebalanced on other bars than opt.backtest, silently (18 orders vs 15)
+    data = ds.isel(time=slice(0, 330))
+    opt = ql.optimize.optimize_strategy_parameters(
+        "cross_sectional_momentum", {"lookback": (40, 60)}, data, start_date=data.time.values[150],
+        end_date=data.time.values[299], optimization_method="grid", n_trials=2, fees=0.001,
+        progress=False)
+    s = opt.strategy
+    need = s.warmup + s.period
+    off = (300 - need) % s.period
+    assert off                                    # the recipe's start is off the phase
+    bars = data.isel(time=slice(300, None))
+    bt = opt.backtest(data, data.time.values[300], None, **opt.backtest_options)
+    with pytest.warns(UserWarning, match=f"rebalances every 21 bars.*Start history {off} "):
+        bad = ql.deploy(opt, history=data.isel(time=slice(300 - need, 300)))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        good = ql.deploy(opt, history=data.isel(time=slice(300 - need - off, 300)))
+        ql.deploy(opt, history=data.isel(time=slice(0, 300)))
+    good.replay(bars, echo=None)
+    bad.replay(bars, echo=None)
+    np.testing.assert_allclose(good.equity.values, bt.equity.values, rtol=1e-9)
+    assert not np.allclose(bad.equity.values, bt.equity.values, rtol=1e-9)
