@@ -200,10 +200,7 @@ class BacktestResult:
         returns = self.returns
         ds = metrics.summary(returns, risk_free_rate=rf, annualization=self.periods)
         ds.attrs.update(periods=self.periods, dd_mode=str(self.dd_mode))
-        # the per-bar means count the bars the returns count (not a listing's cash years)
-        observed = self.equity.where(returns.notnull())
-        if observed.chunks is not None:   # the equity's chunks (the mask's: the closes')
-            observed = observed.chunk(self.equity.chunksizes)
+        observed = self._observed(returns)
         ds["exposure"] = self._exposure(observed)
         zero = xr.zeros_like(ds["sharpe_ratio"])
         tr, o = self.trades, self.orders_frame
@@ -223,14 +220,25 @@ class BacktestResult:
             ds["trade_profit_factor"] = (gp / gl).where(ds["n_trades"] > 0)
         return ds
 
+    def _observed(self, returns=None) -> xr.DataArray:
+        """The equity on the bars with a return, NaN elsewhere: what the per-bar means
+        (exposure, turnover's mean equity) average, counting the bars the annualised
+        metrics count (not a listing's cash years). ``returns``: ``self.returns``, if
+        already computed."""
+        returns = self.returns if returns is None else returns
+        eq = self.equity.where(returns.notnull())
+        if eq.chunks is not None:   # the equity's chunks (the mask's: the closes')
+            eq = eq.chunk(self.equity.chunksizes)
+        return eq
+
     def _exposure(self, eq=None) -> xr.DataArray:
         """Mean |position value| / equity per account over the bars with a return (``eq``:
-        the equity NaN elsewhere, default from ``returns``), a bar without a position
+        the equity NaN elsewhere, default :meth:`_observed`), a bar without a position
         counting 0, as metrics_only counts it; positions valued at the last valid close.
         One kernel pass (``mean_exposure``); a dask-backed result's time chunks in turn,
         lazily (:func:`_exposure_by_chunks`)."""
         if eq is None:
-            eq = self.equity.where(self.returns.notnull())
+            eq = self._observed()
         if "asset" not in self.prices.dims:   # one asset picked by a scalar: the same sums
             return self._asset_dim()._exposure(eq.expand_dims("asset", axis=1)).isel(asset=0)
         q = self.positions
