@@ -40,7 +40,7 @@ from quantlab._kernels.backtest import REASONS, SimState
 from quantlab._kernels.data import check_bars as _check_bars
 from quantlab.backtesting import dispatch
 from quantlab.backtesting.options import BacktestOptions, last_valid
-from quantlab.backtesting.result import from_run
+from quantlab.backtesting.result import BacktestResult, from_run
 from quantlab.calendar import bar_size, periods_for
 from quantlab.data import (CARRY_BARS, MIN_PRICE, asset_names, io_error, load_csv,
                            user_path, validate)
@@ -409,8 +409,9 @@ class Deployment:
         self._slip_prev = None
         self._stepper = None            # the backtest kernel's prepared step
         self.state = None               # the backtest kernel's state (SimState)
-        self._rec = {k: [] for k in ("time", "equity", "cash", "positions", "signal",
-                                     "target", "latency")}
+        self._rec = {k: [] for k in ("time", "equity", "cash", "positions", "close",
+                                     "signal", "target", "latency")}
+        self._closes_unknown = 0        # records restored without their closes (older)
         self._orders: list = []
         self._rejections: list = []
         self.killed = False
@@ -793,6 +794,7 @@ class Deployment:
         self._rec["equity"].append(eq.copy())
         self._rec["cash"].append(cash.copy())
         self._rec["positions"].append(pos.copy())
+        self._rec["close"].append(self._buf.last()["close"].copy())   # result()'s prices
         for j in range(len(col)):
             self._orders.append({"time": pd.Timestamp(t), "asset": self.universe[col[j]],
                                  "size": float(size[j]), "price": float(price[j]),
@@ -1138,6 +1140,8 @@ class Deployment:
         for key, names in (("rec.assets", _REC_ASSET), ("rec.accounts", _REC_ACCOUNT)):
             arrays[key] = np.array([self._rec[k][r0:] for k in names], dtype=float)
         arrays["rec.latency"] = np.array(self._rec["latency"][r0:], dtype=float)
+        arrays["rec.close"] = np.array(self._rec["close"][r0:], dtype=float).reshape(
+            -1, len(self.universe or []))
         for name, rows_, cols in (("orders", self._orders[ck["orders"]:], _ORDER_COLS),
                                   ("rej", self._rejections[ck["rej"]:], _REJ_COLS)):
             if rows_:
@@ -1259,6 +1263,9 @@ class Deployment:
         dep._rec["time"] = [np.datetime64(t, "ns") for t in meta["record_times"]]
         for k in ("equity", "cash", "positions", "signal", "target", "latency"):
             dep._rec[k] = list(arrays[f"rec.{k}"])
+        r, width = len(dep._rec["time"]), len(dep.universe or [])
+        dep._rec["close"] = list(arrays.get("rec.close", np.full((r, width), np.nan)))
+        dep._closes_unknown = meta.get("closes_unknown", 0 if "rec.close" in arrays else r)
         dep._orders = [{**o, "time": np.datetime64(o["time"], "ns")} for o in meta["orders"]]
         dep._rejections = [{**r, "time": np.datetime64(r["time"], "ns")}
                            for r in meta["rejections"]]
@@ -1505,6 +1512,55 @@ class Deployment:
                 f"{status['latency_s'] * 1e3:.1f} ms")
 
     # ---- monitoring -------------------------------------------------------------------
+    def result(self) -> BacktestResult:
+        """The bars traded so far as a :class:`~quantlab.BacktestResult`: its
+        ``metrics()``, ``returns``, ``trades``, ``tearsheet()`` and the risk report are
+        those of ``ql.backtest`` (the same formulas, the closes each bar carried as its
+        prices), so a deployment replaying the bars a backtest ran has the backtest's
+        metrics. Built from the records on each call (a snapshot).
+
+        Returns
+        -------
+        BacktestResult
+            Over the deployment's traded bars (not its history), with its options.
+
+        Raises
+        ------
+        ValueError
+            Before the first traded bar.
+        DataError
+            A deployment restored from a checkpoint written before the closes were
+            recorded: its earlier bars' prices are unknown.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 70))
+        >>> dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+        ...                 history=ds.isel(time=slice(0, 60)), fees=0.001)
+        >>> dep = dep.replay(ds.isel(time=slice(60, None)))
+        >>> dep.result().metrics()["total_return"].round(4).values
+        array([0.026 ,    nan, 0.0512, 0.0168])
+        """
+        n = len(self._rec["time"])
+        if not n:
+            raise ValueError("no bar traded yet: result() reads the traded bars")
+        if self._closes_unknown:
+            raise DataError(f"the closes of the first {self._closes_unknown} of {n} traded "
+                            "bars are unknown: this deployment was restored from a "
+                            "checkpoint written before quantlab recorded them, so their "
+                            "returns and trades cannot be rebuilt")
+        times = self._stacked("time", "datetime64[ns]").copy()
+        o = self.orders
+        o.insert(0, "col", self._asset_index.get_indexer(o["asset"]).astype(np.intp))
+        o.insert(0, "t", np.searchsorted(times, o["time"].to_numpy("datetime64[ns]")))
+        opts = self.options
+        return BacktestResult(self.equity, self.cash, self.positions, o,
+                              float(opts.init_cash), int(opts.periods), bool(opts.group),
+                              self._frame("close"),
+                              dd_mode=opts.dd_mode if opts.dd_limit else None,
+                              options=opts)
+
     def get_performance_stats(self) -> dict:
         """The statistics AlertMonitor and the dashboard read (the engine's names).
 
@@ -1965,6 +2021,8 @@ def _check_segment(file: Path, meta: dict, seg: dict) -> None:
         acc = 1 if meta["options"].get("group") else width
         shapes.update({"rec.assets": (len(_REC_ASSET), r, width),
                        "rec.accounts": (len(_REC_ACCOUNT), r, acc)})
+    if "rec.close" in seg:   # optional: older segments lack it (result()'s prices)
+        shapes["rec.close"] = (r, width)
     for key, name, cols in (("orders", "orders", _ORDER_COLS), ("rej", "rejections",
                                                                 _REJ_COLS)):
         if f"{key}.time" in seg:
@@ -1991,6 +2049,8 @@ def _check_arrays(where, meta: dict, arrays: dict) -> None:
     shapes.update({f"rec.{k}": (r, width) for k in _REC_ASSET})
     shapes.update({f"rec.{k}": (r, acc) for k in _REC_ACCOUNT})
     shapes["rec.latency"] = (r,)
+    if "rec.close" in arrays:   # optional: older checkpoints lack it
+        shapes["rec.close"] = (r, width)
     if r == 0:
         shapes.update({f"rec.{k}": (0,) for k in (*_REC_ASSET, *_REC_ACCOUNT)})
     for key, shape in shapes.items():
@@ -2009,9 +2069,17 @@ def _check_arrays(where, meta: dict, arrays: dict) -> None:
                               f"{last.shape}")
         bad = np.flatnonzero(~(np.isnan(last) | (np.isfinite(last) & (last >= MIN_PRICE))))
         if bad.size:   # closes, as validate has them: a bad one changed every fill after
-            raise _bad(where, f"array {key!r} holds {last[bad[0]]!r} for asset "
+            raise _bad(where, f"array {key!r} holds {float(last[bad[0]])!r} for asset "
                               f"{(meta['universe'] or [None] * width)[bad[0]]!r}: a close "
                               "is NaN or a finite price >= 2.2e-308 (a normal double)")
+    closes = arrays.get("rec.close")
+    if closes is not None and closes.size:   # result()'s prices: closes, as validate's
+        bad = np.flatnonzero(~(np.isnan(closes) | (np.isfinite(closes) &
+                                                   (closes >= MIN_PRICE))))
+        if bad.size:
+            raise _bad(where, f"array 'rec.close' holds {float(closes.flat[bad[0]])!r} for asset "
+                              f"{(meta['universe'] or [None] * width)[bad[0] % width]!r}: "
+                              "a close is NaN or a finite price >= 2.2e-308")
     for key in ("times", "record_times"):
         try:
             t = np.array(meta[key], dtype="datetime64[ns]")
@@ -2050,6 +2118,11 @@ def _read_segments(path: Path, meta: dict, segs: list | None = None) -> tuple:
         for j, k in enumerate(names):
             arrays[f"rec.{k}"] = np.concatenate([g[j] for g in got]) if got else np.zeros(0)
     arrays["rec.latency"] = cat("rec.latency")
+    # a segment written before closes were recorded: NaN rows, counted (result() refuses)
+    closes = [s["rec.close"] if "rec.close" in s else
+              np.full((len(s["rec.time"]), len(meta["universe"] or [])), np.nan) for s in segs]
+    arrays["rec.close"] = np.concatenate(closes)
+    meta["closes_unknown"] = sum(len(s["rec.time"]) for s in segs if "rec.close" not in s)
     for name, key, cols in (("orders", "orders", _ORDER_COLS), ("rejections", "rej", _REJ_COLS)):
         time_, text, vals = (cat(f"{key}.{c}") for c in ("time", "text", "values"))
         meta[name] = [] if time_ is None else [

@@ -1777,8 +1777,10 @@ def deployment_dashboard(dep, backtest=None, live: bool = False):
     Equity against ``backtest``'s (summed over accounts, on the deployment's bars),
     drawdown from the running peak (the initial cash included), fills (buys and
     sells), risk-limit rejections by reason, and decision time per bar (ms, with its
-    p50 and p99). Its data sources are named
-    ``deployment.<equity|backtest|buy|sell|rejections|latency>``
+    p50 and p99), under a summary of the whole book (``dep.result().as_portfolio()``:
+    return, Sharpe ratio, drawdown, exposure, turnover, trades, fees) beside the
+    backtest's, with the tracking error between them. Its data sources are named
+    ``deployment.<summary|equity|backtest|buy|sell|rejections|latency>``
     (``layout.select(name=...)``).
 
     Parameters
@@ -1802,7 +1804,8 @@ def deployment_dashboard(dep, backtest=None, live: bool = False):
     TypeError
         If ``dep`` is not a Deployment or ``backtest`` not a BacktestResult.
     ValueError
-        If ``backtest`` has parameter dims, or another ``init_cash`` or ``group``.
+        If ``backtest`` has parameter dims, or was run with other options (fees,
+        init_cash, group, ...: :meth:`BacktestOptions.differences`).
 
     Examples
     --------
@@ -1826,19 +1829,35 @@ def deployment_dashboard(dep, backtest=None, live: bool = False):
         raise TypeError(f"backtest is a BacktestResult (ql.backtest(...)) of the same bars, "
                         f"got {type(backtest).__name__}")
     if backtest is not None:
-        # another init_cash or group drew as a drift between two runs trading alike (4
-        # accounts of init_cash each against one): compare the same accounts, or nothing
-        ours = (float(dep.options.init_cash), bool(dep.options.group))
-        theirs = (float(backtest.init_cash), bool(backtest.group))
-        if ours != theirs:
-            raise ValueError(f"backtest has init_cash {theirs[0]:,.0f} and group={theirs[1]}, "
-                             f"the deployment {ours[0]:,.0f} and group={ours[1]}: backtest "
-                             "with the deployment's options (e.g. opt.backtest(ds, start, "
-                             "end, **opt.backtest_options))")
+        _total(backtest.equity)   # one parameter combination, before its options
+        _check_same_options(dep, backtest)
     if live:
         return _DeploymentDashboard(dep, backtest)
     src = {k: ColumnDataSource(v) for k, v in _deployment_data(dep, backtest).items()}
     return _deployment_layout(src)[0]
+
+
+def _check_same_options(dep, backtest) -> None:
+    """Refuse a backtest run with other options than the deployment's: another init_cash
+    or group drew as a drift between two runs trading alike (4 accounts of init_cash
+    each against one), other fees as the deployment's 'slippage' from its research."""
+    fix = ("backtest with the deployment's options (e.g. opt.backtest(ds, start, end, "
+           "**opt.backtest_options), or ql.backtest(..., **dep.options.to_dict()))")
+    ours = (float(dep.options.init_cash), bool(dep.options.group))
+    theirs = (float(backtest.init_cash), bool(backtest.group))
+    if ours != theirs:
+        raise ValueError(f"backtest has init_cash {theirs[0]:,.0f} and group={theirs[1]}, "
+                         f"the deployment {ours[0]:,.0f} and group={ours[1]}: {fix}")
+    if getattr(backtest, "options", None) is None:   # made otherwise: nothing to compare
+        return
+    try:
+        diff = dep.options.differences(backtest.options)
+    except ValueError:   # an option over (time, asset), e.g. size: not the deployment's
+        return
+    if diff:
+        said = "; ".join(f"{k} {b!r} (the deployment's: {a!r})" for k, (a, b) in diff.items())
+        raise ValueError(f"backtest ran with other options than the deployment: {said}: "
+                         f"{fix}")
 
 
 def _deployment_data(dep, backtest) -> dict:
@@ -1852,6 +1871,7 @@ def _deployment_data(dep, backtest) -> dict:
     if backtest is not None:
         be = _total(backtest.equity).reindex(time=t)
         data["backtest"] = {"time": t, "equity": be.values, "difference": eq.values - be.values}
+    data["summary"] = _deployment_summary(dep, backtest)
     o = dep.orders
     for side in ("buy", "sell"):
         sel = o[(o["size"] > 0) if side == "buy" else (o["size"] < 0)]
@@ -1865,11 +1885,38 @@ def _deployment_data(dep, backtest) -> dict:
     return data
 
 
+# the dashboard's summary rows: the tear sheet's headline, the divergence from the
+# backtest (tracking error: annualised std of the return difference) and the costs
+_DASH_ROWS = ("start", "end", "periods", "total_return", "annual_return",
+              "annual_volatility", "sharpe_ratio", "max_drawdown", "tracking_error",
+              "exposure", "turnover", "n_trades", "fees_paid")
+
+
+def _deployment_summary(dep, backtest) -> dict:
+    """The summary table's columns: the deployment's whole book (its accounts as one,
+    ``as_portfolio``) beside the backtest's returns over the same bars (the tear sheet's
+    ``summary_table``; the order counts and costs are the deployment's)."""
+    try:
+        book = dep.result().as_portfolio()
+    except ValueError as e:   # before the first bar; closes not recorded (older checkpoint)
+        return {"metric": ["(no summary)"], "deployment": [""], "backtest": [""],
+                "note": [str(e).split(":")[0]]}
+    r = book.returns
+    b = None if backtest is None else \
+        backtest.as_portfolio().returns.reindex(time=r["time"]).rename("backtest")
+    m = book.metrics()
+    table = _ts.summary_table(r, b, periods=book.periods, extra={
+        k: float(m[k]) for k in ("exposure", "turnover", "n_trades", "fees_paid")})
+    table = table[table["name"].isin(_DASH_ROWS)]
+    return {"metric": table["metric"].tolist(), "deployment": table["strategy"].tolist(),
+            "backtest": table["benchmark"].tolist(), "note": table["note"].tolist()}
+
+
 def _deployment_layout(src, live=False):
     """(layout, figures, p50/p99 spans) of a deployment dashboard on the sources ``src``;
     ``live``: Range1d ranges that :meth:`_LiveView._follow` fits."""
     from bokeh.layouts import column, gridplot
-    from bokeh.models import HoverTool, Range1d, Span
+    from bokeh.models import DataTable, HoverTool, Range1d, Span, TableColumn
 
     def rng(axis="y"):
         return {f"{axis}_range": Range1d(0, 1)} if live else {}
@@ -1908,7 +1955,17 @@ def _deployment_layout(src, live=False):
         f_lat.add_layout(span)
     for k, v in src.items():     # findable: layout.select(name="deployment.equity")
         v.name = f"deployment.{k}"
-    layout = column(f_eq, f_dd, f_or, gridplot([[f_rej, f_lat]], sizing_mode="stretch_width"),
+    rows = src["summary"].data["metric"]
+    summary = DataTable(source=src["summary"], sortable=False, reorderable=False,
+                        index_position=None, height=30 + 25 * max(len(rows), 13), width=760,
+                        columns=[TableColumn(field="metric", title="metric", width=170),
+                                 TableColumn(field="deployment", title="deployment",
+                                             width=110),
+                                 TableColumn(field="backtest", title="backtest, same bars",
+                                             width=130),
+                                 TableColumn(field="note", title="note", width=350)])
+    layout = column(summary, f_eq, f_dd, f_or,
+                    gridplot([[f_rej, f_lat]], sizing_mode="stretch_width"),
                     sizing_mode="stretch_width")
     return layout, {"eq": f_eq, "dd": f_dd, "or": f_or, "rej": f_rej, "lat": f_lat}, spans
 

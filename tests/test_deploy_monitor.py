@@ -64,7 +64,8 @@ def test_deployment_plot_returns_the_dashboard(run):
     dep, _, _ = run
     src = _sources(dep.plot())
     assert set(src) == {"deployment.equity", "deployment.buy", "deployment.sell",
-                        "deployment.rejections", "deployment.latency"}   # no backtest given
+                        "deployment.rejections", "deployment.latency",
+                        "deployment.summary"}   # no backtest given
     assert len(src["deployment.equity"]["time"]) == REPLAY
 
 

@@ -560,6 +560,34 @@ class BacktestOptions:
             out[name] = v
         return out
 
+    def differences(self, other: BacktestOptions) -> dict:
+        """The options by which a run with ``other`` trades otherwise: ``{name: (mine,
+        theirs)}`` over :meth:`to_dict`'s values, leaving out ``periods`` (a label, or
+        inferred from the bars) and ``metrics_only`` (what is returned).
+
+        Parameters
+        ----------
+        other : BacktestOptions
+
+        Returns
+        -------
+        dict
+
+        Raises
+        ------
+        ValueError
+            If an option of either varies over a dim (a sweep): compare one combination.
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ql.BacktestOptions(fees=0.001).differences(ql.BacktestOptions(periods=365))
+        {'fees': (0.001, 0.0)}
+        """
+        mine, theirs = self.to_dict(), other.to_dict()
+        return {k: (v, theirs[k]) for k, v in mine.items()
+                if k not in ("periods", "metrics_only") and v != theirs[k]}
+
     @classmethod
     def from_dict(cls, d: dict) -> BacktestOptions:
         """Options from :meth:`to_dict`'s values, checked as by the constructor.

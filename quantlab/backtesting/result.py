@@ -62,6 +62,8 @@ class BacktestResult:
         ``borrow_rate`` charges.
     dd_mode : str or None
         The drawdown control that ran ("cooldown", "halt"; None: off).
+    options : BacktestOptions or None
+        The options it ran with (None: made otherwise).
 
     Examples
     --------
@@ -89,6 +91,7 @@ class BacktestResult:
     halted: xr.DataArray | None = field(default=None, repr=False)  # dd_limit's flat bars
     interest: xr.DataArray | None = field(default=None, repr=False)  # borrow_rate charges
     dd_mode: str | None = None  # the drawdown control that ran ("cooldown", "halt"; None: off)
+    options: BacktestOptions | None = field(default=None, repr=False)  # those it ran with
 
     def __post_init__(self):
         for name in _LAZY:   # built on first use (a lean run's cash and positions)
@@ -360,6 +363,45 @@ class BacktestResult:
                        halted=arrays[3], interest=arrays[4], orders=self.orders_frame,
                        prices=self.prices.compute())
 
+    def as_portfolio(self) -> BacktestResult:
+        """Independent accounts (``group=False``) as one book of their assets: equity,
+        cash and borrowing charges summed over the assets, ``init_cash`` times their
+        number, per parameter combination. Its ``metrics()`` are the whole book's (its
+        Sharpe ratio, drawdown, exposure and turnover), its trades and orders the
+        accounts'. A portfolio is returned as it is.
+
+        Returns
+        -------
+        BacktestResult
+            ``group=True``; no drawdown-control flags (``halted``: each account's own);
+            ``options`` None (no single run had them).
+
+        Examples
+        --------
+        >>> import quantlab as ql
+        >>> ds = ql.data.load().isel(time=slice(0, 300))
+        >>> sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+        >>> res = ql.backtest(ds, sig, fees=0.001)
+        >>> book = res.as_portfolio()
+        >>> book.init_cash, round(float(book.equity[-1]), 2) == round(float(res.equity[-1].sum()), 2)
+        (400000.0, True)
+        >>> round(book["total_return"], 4)
+        -0.0423
+        """
+        if self.group:
+            return self
+        res = self._asset_dim()
+        n = res.prices.sizes["asset"]
+
+        def total(a):
+            return a.sum("asset", skipna=False)
+
+        return BacktestResult(
+            total(res.equity), res._mapped("cash", total), res._mapped("positions", _same),
+            res._mapped("orders", _same), res.init_cash * n, res.periods, True, res.prices,
+            risk_free_rate=res.risk_free_rate, interest=res._mapped("interest", total),
+            dd_mode=res.dd_mode)
+
     def sel(self, indexers=None, method=None, tolerance=None, drop=False,
             **indexers_kwargs) -> BacktestResult:
         """The result of some accounts, picked by label as ``xarray``'s ``sel`` picks them.
@@ -539,7 +581,8 @@ class BacktestResult:
             cut(self.equity), self._mapped("cash", cut), self._mapped("positions", cut),
             self._mapped("orders", orders), self.init_cash, self.periods, self.group,
             prices, risk_free_rate=self.risk_free_rate, halted=self._mapped("halted", cut),
-            interest=self._mapped("interest", cut), dd_mode=self.dd_mode)
+            interest=self._mapped("interest", cut), dd_mode=self.dd_mode,
+            options=None if self.options is None else _sliced_opts(self.options, **picked))
 
     def _mapped(self, name, fn):
         """``fn`` of field ``name``: now if it is built, else when first read (a lazy
@@ -566,10 +609,10 @@ class BacktestResult:
                                        prices.coords.items() if c.ndim == 0})
         return BacktestResult(
             grow(self.equity), self._mapped("cash", grow), self._mapped("positions", grow),
-            self._mapped("orders", lambda o: o), self.init_cash, self.periods, self.group,
+            self._mapped("orders", _same), self.init_cash, self.periods, self.group,
             prices, risk_free_rate=self.risk_free_rate,
             halted=self._mapped("halted", grow), interest=self._mapped("interest", grow),
-            dd_mode=self.dd_mode)
+            dd_mode=self.dd_mode, options=self.options)
 
     @property
     def orders_frame(self) -> pd.DataFrame:
@@ -588,6 +631,10 @@ class BacktestResult:
 
 
 _LAZY = ("orders", "cash", "positions")   # BacktestResult fields that may come lazy
+
+
+def _same(x):
+    return x
 
 
 def _frame(o) -> pd.DataFrame:
@@ -748,7 +795,7 @@ def from_run(run: Run, opts: BacktestOptions) -> BacktestResult:
     return BacktestResult(account(eq, "equity"), cash, positions,
                           _LazyOrders(run, order_arrays), init_cash, run.periods,
                           bool(opts.group), prices, halted=halted_da, interest=interest_da,
-                          dd_mode=opts.dd_mode if opts.dd_limit else None)
+                          dd_mode=opts.dd_mode if opts.dd_limit else None, options=opts)
 
 
 def streamed_metrics(run: Run, opts: BacktestOptions) -> xr.Dataset:
@@ -1498,7 +1545,7 @@ def _result(path, store, tmpl, params, opts, blocks, group, prices):
                           arr("positions", list(tmpl.dims)), orders,
                           float(opts.init_cash), opts.periods, bool(opts.group), prices,
                           halted=arr("halted", acct_dims), interest=arr("interest", acct_dims),
-                          dd_mode=opts.dd_mode if opts.dd_limit else None)
+                          dd_mode=opts.dd_mode if opts.dd_limit else None, options=opts)
 
 
 def _asset_chain(inputs, opts, a, edges, n_par, path, block, siblings):
