@@ -109,8 +109,9 @@ class RiskLimits:
             "risk max_drawdown_pct (a fraction of the peak)", self.max_drawdown_pct, 0, 1,
             lo_open=True))
 
-    def apply(self, target: np.ndarray, held: np.ndarray, price: np.ndarray, equity: float,
-              killed: bool) -> tuple[np.ndarray, list]:
+    def apply(self, target: np.ndarray, held: np.ndarray, price: np.ndarray, equity,
+              killed: bool, in_force: np.ndarray | None = None,
+              options: BacktestOptions | None = None) -> tuple[np.ndarray, list]:
         """``target`` after the limits, and the rejections.
 
         Parameters
@@ -121,10 +122,18 @@ class RiskLimits:
             Shares held per asset now.
         price : numpy.ndarray
             The last valid price per asset (values the holdings).
-        equity : float
-            Equity of all accounts now.
+        equity : float or numpy.ndarray
+            Equity of the account each asset trades in (one float: one account).
         killed : bool
             The drawdown kill switch is on: close everything, open nothing.
+        in_force : numpy.ndarray, optional
+            The target in force per asset (the kernel's, which a NaN target holds). With
+            ``rebalance="on_change"`` a target no change from it places no order, so
+            ``max_order_value`` leaves it (None: every target is an order).
+        options : BacktestOptions, optional
+            The deployment's: an order's value is that of ``ql.backtest``'s sizing
+            (``group=True``'s pro-rata cap of the gross exposure at ``max_leverage``,
+            ``rebalance``); None: one account, no cap.
 
         Returns
         -------
@@ -140,6 +149,7 @@ class RiskLimits:
         (array([0., 0.]), [(0, 'kill_switch', 0.5, 0.0), (1, 'kill_switch', nan, 0.0)])
         """
         out, rej = target.copy(), []
+        equity = np.broadcast_to(np.asarray(equity, dtype=np.float64), target.shape)
         with np.errstate(divide="ignore", invalid="ignore"):   # equity <= 0: not used
             now = np.where(np.isfinite(price) & (equity > 0), held * price / equity, 0.0)
 
@@ -161,8 +171,7 @@ class RiskLimits:
                 change(i, "max_concentration",
                        math.copysign(self.max_concentration * gross, out[i]))
         if np.isfinite(self.max_order_value):
-            with np.errstate(invalid="ignore"):
-                big = np.abs(out - now) * equity > self.max_order_value
+            big = self._big_orders(out, held * price, equity, now, in_force, options)
             for i in np.flatnonzero(big & np.isfinite(price)):
                 change(i, "max_order_value", np.nan)     # keeps its position
         if self.max_positions:
@@ -172,6 +181,26 @@ class RiskLimits:
             for i in sorted(new, key=lambda i: abs(after[i]))[:max(excess, 0)]:
                 change(i, "max_positions", np.nan)
         return out, rej
+
+    def _big_orders(self, out, value, equity, now, in_force, options) -> np.ndarray:
+        """The assets whose order would trade more than ``max_order_value``: the value
+        ``ql.backtest`` sizes, ``|target x scale x account equity - position value|``
+        (``scale``: the account's gross exposure capped at ``max_leverage`` pro rata;
+        a group's weights summing to 4 trade a quarter of each), for the targets that
+        place an order (the kernel's ``changed()`` with ``rebalance="on_change"``)."""
+        n = len(out)
+        held_t = in_force if in_force is not None else now
+        eff = np.where(np.isfinite(out), out, held_t)     # NaN holds the target in force
+        acct = np.zeros(n, np.intp) if options is None or options.group else np.arange(n)
+        lev = math.inf if options is None else float(options.max_leverage)
+        gross = np.bincount(acct, np.abs(eff), minlength=n)[acct]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.where(gross > lev, lev / gross, 1.0)
+            big = np.abs(out * scale * equity - value) > self.max_order_value
+            if in_force is not None and (options is None or options.rebalance != "daily"):
+                big &= np.abs(out - in_force) > 1e-12 * np.maximum(
+                    1.0, np.maximum(np.abs(out), np.abs(in_force)))
+        return big
 
 
 class _Bars:
@@ -696,9 +725,8 @@ class Deployment:
                 signal, before = self._decide(), 0.0
             else:
                 signal, before = given
-            held = self.positions_now()
-            target, rejected = self.risk.apply(signal, held, self._last_px,
-                                               self.equity_now(), self.killed)
+            target, rejected = self.risk.apply(signal, *self._book(), self.killed,
+                                               self._in_force(), self.options)
             for i, reason, wanted, given in rejected:
                 self._rejections.append({"time": parsed[0], "asset": self.universe[i],
                                          "reason": reason, "wanted": wanted, "given": given})
@@ -728,6 +756,27 @@ class Deployment:
         if failed is not None:
             raise failed
         return status
+
+    def _book(self) -> tuple:
+        """(shares held, last valid close, equity of each asset's account) for the risk
+        limits: an exposure is a share of its own account's equity (``group=False``: the
+        asset's; it was read against all accounts', so an order of 0.5 of one account
+        was valued at 0.5 of them all)."""
+        held = self.positions_now()
+        if not self._rec["equity"]:
+            eq = float(self.options.init_cash)
+        elif self.options.group:
+            eq = float(self._rec["equity"][-1][0])
+        else:
+            eq = self._rec["equity"][-1]
+        return held, self._last_px, eq
+
+    def _in_force(self) -> np.ndarray:
+        """The kernel's target in force per asset (a NaN target holds it;
+        ``rebalance="on_change"`` orders only on a change from it)."""
+        if self.state is None:
+            return np.zeros(len(self.universe))
+        return np.asarray(self.state["want"], dtype=np.float64)
 
     def _bars_stepped(self) -> int:
         return 0 if self.state is None else int(self.state.bar)

@@ -189,3 +189,52 @@ def test_dashboard_refuses_a_backtest_of_other_costs_and_sums_up_the_book(ds):
         == ql.fmt.metric("sharpe_ratio", book["sharpe_ratio"])
     assert rows.loc["Tracking error", "deployment"] == "0.0 %"
     assert rows.loc["Trades", "deployment"] == ql.fmt.metric("n_trades", book["n_trades"])
+
+
+def test_max_order_value_is_valued_in_the_assets_own_account(ds):
+    # before: group=False exposures were read against the equity of all accounts, so a
+    # 0.5 order of one 100,000 account (50,000) was valued at 200,000 and rejected
+    lim = ql.live.RiskLimits(max_order_value=60_000)
+    target, rej = lim.apply(np.array([0.5, 0.5, 0.0]), np.zeros(3), np.array([10., 20., 30.]),
+                            np.array([1e5, 1e5, 1e5]), killed=False)
+    assert rej == [] and (target == [0.5, 0.5, 0.0]).all()
+    target, rej = lim.apply(np.array([0.7, 0.5, 0.0]), np.zeros(3), np.array([10., 20., 30.]),
+                            np.array([1e5, 1e5, 1e5]), killed=False)
+    assert len(rej) == 1 and rej[0][:3] == (0, "max_order_value", 0.7)
+    # one account over the assets: a float, as before
+    _, rej = lim.apply(np.array([0.5, 0.5, 0.0]), np.zeros(3), np.array([10., 20., 30.]),
+                       3e5, killed=False)
+    assert [r[0] for r in rej] == [0, 1]
+
+
+def test_a_held_target_is_no_order_for_max_order_value(ds):
+    # before: with rebalance="on_change" a target held while its position drifted was
+    # compared with the drifted holding: a 'max_order_value' rejection of an order the
+    # kernel would never place (and a NaN target recorded for a held one)
+    lim = ql.live.RiskLimits(max_order_value=1_000)
+    held, px = np.array([100.0]), np.array([20.0])      # 2,000 of 10,000: 0.2 now
+    t, rej = lim.apply(np.array([0.5]), held, px, 1e4, killed=False, in_force=np.array([0.5]))
+    assert rej == [] and t[0] == 0.5
+    t, rej = lim.apply(np.array([0.5]), held, px, 1e4, killed=False,
+                       in_force=np.array([0.5 + 1e-15]))   # rounding: no change either
+    assert rej == []
+    t, rej = lim.apply(np.array([0.5]), held, px, 1e4, killed=False, in_force=np.array([0.4]))
+    assert [r[1] for r in rej] == ["max_order_value"] and np.isnan(t[0])
+    t, rej = lim.apply(np.array([0.5]), held, px, 1e4, killed=False)   # daily: an order
+    assert [r[1] for r in rej] == ["max_order_value"]
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_non_binding_order_value_limit_trades_as_the_backtest(ds, group):
+    # the limit above every order the backtest places: no rejection, the same orders
+    # (before: group=False rejected orders of a quarter of the limit's value)
+    s = ql.strategies.get("volatility_regime", window=10, lookback=40)
+    hist, bars = ds.isel(time=slice(0, 200)), ds.isel(time=slice(200, None))
+    bt = ql.backtest(bars, s.signal(ds).sel(time=bars.time), group=group, **KW)
+    o = bt.orders_frame
+    biggest = float((o["size"].abs() * o["price"]).max())
+    dep = ql.deploy(s, history=hist, group=group, risk={"max_order_value": biggest * 1.05},
+                    **KW).replay(bars, echo=None)
+    assert len(dep.rejections) == 0
+    assert len(dep.orders) == len(o)
+    np.testing.assert_allclose(dep.equity.values, bt.equity.values, rtol=1e-12)
