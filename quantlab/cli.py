@@ -741,6 +741,17 @@ def _summary(dep, eng) -> None:
     as ``TickEngine.flush_bars`` logs them (a feed's open bar is not flushed: the run
     may be resumed)."""
     print(repr(dep), flush=True)
+    try:      # the whole book's headline, as the dashboard's summary has it
+        m = dep.result().as_portfolio().metrics()
+    except ValueError as e:   # no bar traded; closes not recorded (an older checkpoint)
+        print(f"metrics: none ({str(e).split(':')[0]})", flush=True)
+    else:
+        from quantlab import fmt   # lazy: the face formats numbers
+
+        print("metrics: " + ", ".join(
+            f"{fmt.label(k).lower()} {fmt.metric(k, float(m[k]))}" for k in
+            ("total_return", "sharpe_ratio", "max_drawdown", "exposure", "turnover",
+             "n_trades", "fees_paid")), flush=True)
     if eng is None:
         return
     stats = eng.get_performance_stats()

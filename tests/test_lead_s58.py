@@ -238,3 +238,12 @@ def test_a_non_binding_order_value_limit_trades_as_the_backtest(ds, group):
     assert len(dep.rejections) == 0
     assert len(dep.orders) == len(o)
     np.testing.assert_allclose(dep.equity.values, bt.equity.values, rtol=1e-12)
+
+
+def test_cli_deploy_ends_with_the_books_metrics(capsys):
+    from quantlab.cli import main
+    assert main(["deploy", "volatility_regime", "--replay", "equities", "--start",
+                 "2013-02-01", "--every", "1000"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("metrics: total return ") and ", trades " in last
+    assert "sharpe ratio" in last and "fees paid 0" in last
