@@ -44,6 +44,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time as _time
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,9 @@ def _deploy_options(d) -> None:
     d.add_argument("--checkpoint", type=_path, help="folder: resume from its checkpoint if there is one, "
                    "and save after every bar")
     d.add_argument("--every", type=int, default=1, help="a status line every N bars (1)")
+    d.add_argument("--report", type=_path, help="an HTML file: the deployment's dashboard and "
+                   "tear sheet (opens offline), rewritten at most every "
+                   f"{REPORT_SECONDS:g} s as bars come, and when the run ends")
     d.add_argument("--block", type=int,
                    help="replay: the signals of N bars from one strategy call (faster; "
                         "the same decisions up to rounding, 1e-12; default 1)")
@@ -637,6 +641,19 @@ def _deploy(a) -> int:
             signal.signal(signal.SIGTERM, old)
 
 
+REPORT_SECONDS = 60.0   # quantlab deploy --report: the page takes ~1 s per 1,000 bars
+
+
+def _write_report(dep, path) -> None:
+    """``quantlab deploy --report``: the deployment's page (``plots.deployment_html``),
+    replaced atomically (a browser reloading it never reads half a page)."""
+    from quantlab import plots   # lazy: drawing is the face's, only with --report
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suite._atomic_write(path, plots.deployment_html(dep))
+
+
 def _deploy_ready(a):
     """``(checkpoint, deployment, engine, replay data, first bar, bars traded)`` ready
     to trade, or an exit code (2: refused, with its message)."""
@@ -644,6 +661,10 @@ def _deploy_ready(a):
 
     ck = Path(a.checkpoint) if a.checkpoint else None
     dep = None
+    if a.report and Path(a.report).is_dir():
+        print(f"quantlab deploy: --report {a.report} is a directory, not a file",
+              file=sys.stderr)
+        return 2
     if ck is not None and ck.exists() and not ck.is_dir():
         print(f"quantlab deploy: --checkpoint {ck} is a file, not a directory",
               file=sys.stderr)
@@ -703,6 +724,8 @@ def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
     held = _signals_held if a.replay and threading.current_thread() is \
         threading.main_thread() else contextlib.nullcontext
 
+    written = [_time.monotonic()]   # the report's last write (the first after a while)
+
     def bar_done(status):   # after each bar: save, and say where we are
         nonlocal traded     # a counter: len(dep.equity) builds a DataArray (~2 ms a bar)
         with held():
@@ -711,6 +734,9 @@ def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
             traded += 1
         if traded % every == 0:
             print(dep.status_line(status), flush=True)
+        if a.report and _time.monotonic() - written[0] >= REPORT_SECONDS:
+            _write_report(dep, a.report)
+            written[0] = _time.monotonic()
 
     try:   # from here a signal is "interrupted after N bars"
         dep.listeners.append(bar_done)
@@ -723,23 +749,23 @@ def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
             raise _Terminated
     except (DataError, engine.FeedError, OSError) as e:   # a refused bar, a failed feed,
         print(f"quantlab deploy: {e}", file=sys.stderr)   # a checkpoint on a full disk:
-        _summary(dep, eng)                                # said in a line, exit 1
+        _summary(dep, eng, a.report)                      # said in a line, exit 1
         return 1
     except KeyboardInterrupt as e:   # Ctrl-C or SIGTERM: where it stopped, how to go on
         print(f"quantlab deploy: interrupted after {traded} bars"
               + (f"; run the same command to resume from --checkpoint {ck}" if ck else ""),
               file=sys.stderr)
-        _summary(dep, eng)
+        _summary(dep, eng, a.report)
         return 143 if isinstance(e, _Terminated) else 130
-    _summary(dep, eng)
-    return 0
+    return 1 if _summary(dep, eng, a.report) else 0
 
 
-def _summary(dep, eng) -> None:
+def _summary(dep, eng, report=None) -> bool:
     """The run's last lines, however it ended: the deployment, and for a feed the ticks
     its bars dropped as late (their bar already handed on), per asset with their volume,
     as ``TickEngine.flush_bars`` logs them (a feed's open bar is not flushed: the run
-    may be resumed)."""
+    may be resumed); the ``--report`` page written last. True if that write failed
+    (said on stderr)."""
     print(repr(dep), flush=True)
     try:      # the whole book's headline, as the dashboard's summary has it
         m = dep.result().as_portfolio().metrics()
@@ -752,13 +778,21 @@ def _summary(dep, eng) -> None:
             f"{fmt.label(k).lower()} {fmt.metric(k, float(m[k]))}" for k in
             ("total_return", "sharpe_ratio", "max_drawdown", "exposure", "turnover",
              "n_trades", "fees_paid")), flush=True)
-    if eng is None:
-        return
-    stats = eng.get_performance_stats()
-    late, volume = stats["late_ticks"], stats["late_volume"]
-    print(f"late ticks: {sum(late.values())} dropped (their bar already handed on)"
-          + (": " + ", ".join(f"{a} {n} ({volume[a]:g} volume)" for a, n in late.items())
-             if late else ""), flush=True)
+    if eng is not None:
+        stats = eng.get_performance_stats()
+        late, volume = stats["late_ticks"], stats["late_volume"]
+        print(f"late ticks: {sum(late.values())} dropped (their bar already handed on)"
+              + (": " + ", ".join(f"{a} {n} ({volume[a]:g} volume)" for a, n in late.items())
+                 if late else ""), flush=True)
+    if not report:
+        return False
+    try:
+        _write_report(dep, report)
+    except OSError as e:   # a full disk: said; a clean run then exits 1
+        print(f"quantlab deploy: cannot write --report {report}: {e}", file=sys.stderr)
+        return True
+    print(f"report: {report}", flush=True)
+    return False
 
 
 def main(argv=None) -> int:

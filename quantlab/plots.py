@@ -1837,6 +1837,52 @@ def deployment_dashboard(dep, backtest=None, live: bool = False):
     return _deployment_layout(src)[0]
 
 
+def deployment_html(dep, backtest=None, title: str | None = None) -> str:
+    """A deployment as one self-contained HTML page (BokehJS inlined: opens offline):
+    its dashboard (:func:`deployment_dashboard`, the summary of the whole book first) and,
+    from its second traded bar, the tear sheet of the whole book
+    (``dep.result().as_portfolio()``, beside the buy-and-hold of its assets).
+    ``quantlab deploy --report FILE`` writes it as the run goes.
+
+    Parameters
+    ----------
+    dep : quantlab.live.Deployment
+        A deployment (``ql.deploy``).
+    backtest : BacktestResult, optional
+        A backtest of the same bars, with the deployment's options.
+    title : str, optional
+        The page's title and heading (default: the strategy and its last bar).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ds = ql.data.load().isel(time=slice(0, 40))
+    >>> dep = ql.deploy("volatility_regime", {"window": 5, "lookback": 20},
+    ...                 history=ds.isel(time=slice(0, 30)))
+    >>> dep = dep.replay(ds.isel(time=slice(30, 40)), echo=None)
+    >>> page = ql.plots.deployment_html(dep)
+    >>> page.startswith("<!DOCTYPE html>"), "deployment.summary" in page
+    (True, True)
+    """
+    from bokeh.embed import file_html
+    from bokeh.layouts import column
+    from bokeh.resources import INLINE
+
+    parts = [deployment_dashboard(dep, backtest)]
+    last = dep.last_bar
+    if title is None:
+        title = f"Deployment: {dep.strategy.name}" + (
+            f", to {str(last)[:19]}" if last is not None else "")
+    if len(dep.equity["time"]) >= 2:   # a tear sheet reads returns: two bars at least
+        parts.append(tearsheet(dep.result().as_portfolio(), "buy_and_hold",
+                               title="the whole book: tear sheet"))
+    return file_html(column(*parts, sizing_mode="stretch_width"), INLINE, title)
+
+
 def _check_same_options(dep, backtest) -> None:
     """Refuse a backtest run with other options than the deployment's: another init_cash
     or group drew as a drift between two runs trading alike (4 accounts of init_cash

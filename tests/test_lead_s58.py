@@ -247,3 +247,29 @@ def test_cli_deploy_ends_with_the_books_metrics(capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("metrics: total return ") and ", trades " in last
     assert "sharpe ratio" in last and "fees paid 0" in last
+
+
+def test_cli_deploy_report_is_written_as_it_goes_and_at_the_end(tmp_path, capsys,
+                                                                 monkeypatch):
+    from quantlab import cli
+    page = tmp_path / "sub" / "dep.html"
+    args = ["deploy", "volatility_regime", "--replay", "equities", "--start", "2013-02-20",
+            "--every", "1000", "--report", str(page)]
+    writes = []
+    real = cli._write_report
+    monkeypatch.setattr(cli, "_write_report", lambda dep, p: writes.append(
+        len(dep.equity["time"])) or real(dep, p))
+    monkeypatch.setattr(cli, "REPORT_SECONDS", 0.0)      # every bar
+    assert cli.main(args) == 0
+    assert writes[:3] == [1, 2, 3] and writes[-1] == writes[-2]   # the last: at the end
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "deployment.summary" in text
+    assert "the whole book: tear sheet" in text and "cdn.bokeh.org" not in text
+    assert f"report: {page}" in capsys.readouterr().out
+    assert cli.main(args[:-1] + [str(tmp_path)]) == 2
+    assert "is a directory, not a file" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setattr(cli, "REPORT_SECONDS", 1e9)      # only the final write
+    assert cli.main(args[:-1] + [str(blocker / "dep.html")]) == 1
+    assert "cannot write --report" in capsys.readouterr().err
