@@ -6,9 +6,7 @@ runs NumPy columns of any real dtype (int32 ids, float32 prices, float sizes as 
 Parquet hold them: converted chunk by chunk in the kernel) through the Cython core without
 per-tick Python objects;
 ``process_market_data(ticks)`` takes the seed's dicts (prices and sizes as strings or
-numbers; timestamps as integers of the configured unit, or ISO 8601 text, datetimes,
-pd.Timestamps, np.datetime64s: converted to it, UTC, as a datetime64 column is; anything
-else is rejected as ``bad_timestamp``). The pure-Python oracle ``reference_engine()`` (``quantlab.engine.reference``)
+numbers). The pure-Python oracle ``reference_engine()`` (``quantlab.engine.reference``)
 does the same work tick by tick, and the tests require identical results. Tick semantics
 and the int64 bounds (a quote or fill that would take cash or marks past 2^60 is
 rejected): see ``cython_kernels/ticks.pyx``. Bad ticks are counted and skipped, never
@@ -23,6 +21,20 @@ than the limit the feed's clock has moved on (``SKEW_CONFIRM`` in ``cython_kerne
 cannot be read (not UTF-8, binary, corrupt Parquet or gzip, missing columns, naive and
 offset timestamps mixed) are a ``DataError`` naming the file. Arguments and settings out
 of range raise ``ValueError``/``TypeError`` naming them (``quantlab._validate``).
+
+Timestamps, one rule for columns and dicts (``bars._timestamps`` reads a text, bytes or
+object column value by value with the dicts' own parser), so a tick gives the same result
+whichever way it arrives: a number -- an int, a float without a fraction, a bool, or
+their text: ``"1700000000"`` -- is a count of ``engine.timestamp_unit`` since the epoch
+(never guessed from its digit count); a datetime -- datetime64 of any unit,
+``datetime``, ``pd.Timestamp`` or ``np.datetime64`` objects, ISO 8601 text -- is
+converted to the unit, floored, with its zone or UTC offset to UTC, and without one taken
+as UTC (naive and zoned stamps may mix). Anything else -- text that is no ISO 8601
+date, bytes that are no number, NaN, None, NaT, a fraction, before 1970, or 2^62 units
+on (2500-01-01 in ns; in µs it is a stamp, far ahead: ``clock_skew``) -- is that tick's
+``bad_timestamp``, never an error for its batch. A column whose dtype holds no stamps
+(complex, timedelta64) is a ``TypeError``. A replay file's text timestamps keep
+``ql.data.load_csv``'s date rules (one format per column; naive and offset mixed: above).
 
 Modules: ``config`` (settings: YAML, dict, ``QUANTLAB_<SECTION>_<KEY>`` variables),
 ``core`` (``TickEngine`` and its column parsing), ``results`` (``TickResult``), ``feeds``

@@ -62,6 +62,47 @@ def _datetime_ints(v: np.ndarray, unit: str) -> np.ndarray:
     return out
 
 
+def _timestamps(values, unit: str, where: str):
+    """A timestamp column by the one rule of the engine's paths: each value as the same
+    value in a tick dict. Numbers are counts of ``unit`` already: returned as they are
+    (the caller's integer path). Datetimes -- datetime64 of any unit, a time zone or Arrow's
+    -- become int64 counts of ``unit`` since the epoch (UTC), whole (``_datetime_ints``).
+    Text, bytes and objects go value by value through the tick dicts' own parser
+    (``_k.parse_dicts``: digit text is a number of ``unit``, ISO 8601 text and datetime
+    objects are converted, naive ones taken as UTC; anything else is -1, a rejected
+    tick); a column of datetime objects alone through pandas, which reads them alike
+    (tests/test_probe_s58_ticks.py checks it) 20x faster (one zone). ``where`` names the
+    column in errors."""
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        values = pd.DatetimeIndex(values).tz_convert("UTC").tz_localize(None)
+    elif isinstance(dtype, pd.ArrowDtype) and dtype.kind == "M":
+        # Arrow keeps UTC instants: dropping the zone is the UTC time. NumPy would
+        # get Timestamp objects (3 s per million)
+        import pyarrow as pa    # loaded: the column is Arrow's
+
+        arr = pa.array(getattr(values, "array", values))
+        values = arr.cast(pa.timestamp(arr.type.unit)).to_numpy(zero_copy_only=False)
+    elif isinstance(dtype, pd.api.extensions.ExtensionDtype) and \
+            pd.api.types.is_numeric_dtype(dtype):
+        return values           # nullable numbers: NA is a rejected tick (_real_column)
+    v = np.asarray(values)
+    if v.dtype.kind == "M":
+        return _datetime_ints(v, unit)
+    if v.dtype.kind not in "OUS":
+        return values
+    if v.ndim != 1:   # a 2-D column's rows were parsed as values: one -1 per row
+        raise ValueError(f"{where} must be one-dimensional, got shape {v.shape}")
+    obj = v.astype(object)
+    if pd.api.types.infer_dtype(obj, skipna=True) == "datetime":
+        try:   # naive ones as UTC, zones converted: the dict rule
+            t = pd.DatetimeIndex(pd.to_datetime(obj, utc=True)).tz_localize(None)
+            return _datetime_ints(t.to_numpy(), unit)
+        except (ValueError, OverflowError):   # OutOfBoundsDatetime: value by value
+            pass
+    return _k.parse_dicts([{"timestamp": x} for x in obj], 1.0, 10 ** 9 // _UNITS[unit])[5]
+
+
 def _whole(values, unit: str) -> np.ndarray:
     """Symbol ids or timestamps as int64: integers as they are (uint64 beyond int64 wraps
     negative: skipped), datetimes in ``unit``; a float with a fraction, NaN or inf is -1

@@ -3,7 +3,6 @@ object, and the parsing of its input columns and dicts. Tick semantics and the i
 bounds: see ``cython_kernels/ticks.pyx``; feeds and replay: ``quantlab.engine.feeds``."""
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
@@ -13,12 +12,10 @@ import pandas as pd
 
 from quantlab import _validate as _v
 from quantlab._kernels import ticks as _k
-from quantlab.data import parse_dates
-from quantlab.engine.bars import BarAggregator, _datetime_ints
+from quantlab.engine.bars import BarAggregator, _timestamps
 from quantlab.engine.config import _core_params, configure_logging, load_config
 from quantlab.engine.reference import FIELDS, to_int, to_ticks
 from quantlab.engine.results import TickResult
-from quantlab.errors import DataError
 
 __all__ = ["TickEngine", "FEED_REJECTS"]
 
@@ -73,65 +70,6 @@ def _real_column(where: str, f: str, values, in_ticks: bool = False) -> np.ndarr
                 if v.dtype.kind in "OUS" else "")
         raise TypeError(f"{e}{hint}") from None
     return v
-
-
-def _text_times(text: pd.Series, first_row: int, where) -> np.ndarray:
-    """Timestamp text as datetime64[ns] by a replay file's rules (``ql.data.parse_dates``:
-    one format per column, UTC offsets to UTC, naive and offset stamps not mixed); None,
-    NaN and blank entries are NaT (a rejected tick). Text that is no date is a
-    ``DataError`` naming ``where`` and its row (numbered from ``first_row``)."""
-    text = text.astype("string")
-    blank = (text.isna() | (text.str.strip() == "")).to_numpy(bool)
-    out = np.full(len(text), np.datetime64("NaT"), "datetime64[ns]")
-    if (~blank).any():
-        rows = np.flatnonzero(~blank)
-        out[rows], _ = parse_dates(text[~blank].astype(str), rows + first_row, where)
-    return out
-
-
-def _object_times(where: str, values):
-    """A text or object timestamp column as datetime64: ISO 8601 text (``_text_times``),
-    or datetime objects (``datetime``, ``pd.Timestamp``, ``np.datetime64``; zones to UTC,
-    naive ones taken as UTC, the two not mixed, as in a replay file). None, NaN and NaT
-    are NaT (a rejected tick, as in a datetime64 column). A column of neither is
-    returned as it is (``_real_column`` names its dtype)."""
-    obj = np.asarray(values, dtype=object)
-    if obj.ndim != 1:   # was "must be numeric ... dtype object" for a 2-D text column
-        raise ValueError(f"{where}: column 'timestamp' must be one-dimensional, got shape "
-                         f"{obj.shape}")
-    kind = pd.api.types.infer_dtype(obj, skipna=True)
-    where = f"{where}: column 'timestamp' (rows numbered from 0)"
-    if kind == "empty":
-        return np.full(len(obj), np.datetime64("NaT"), "datetime64[ns]")
-    if kind == "string":
-        return _text_times(pd.Series(obj), 0, where)
-    missing = pd.isna(obj)
-    if kind == "mixed":
-        text = np.array([isinstance(x, str) for x in obj])
-        timey = np.array([isinstance(x, (dt.datetime, np.datetime64)) for x in obj])
-        if (text | timey | missing).all() and text.any() and timey.any():
-            i, j = int(np.argmax(text)), int(np.argmax(timey & ~missing))
-            raise TypeError(f"{where}: row {i} is text ({obj[i]!r}), row {j} a "
-                            f"{type(obj[j]).__name__} ({obj[j]!r}): give one kind per "
-                            "column, ISO 8601 text or datetimes")
-        if (timey | missing).all() and timey.any():   # np.datetime64 with datetimes:
-            kind = "datetime"                          # datetimes all (pandas: "mixed")
-    if kind not in ("datetime", "datetime64"):
-        return values
-    try:
-        times = pd.DatetimeIndex(pd.to_datetime(obj))    # naive, or one zone
-    except ValueError:       # zones mixed, or naive and aware
-        aware = np.array([getattr(x, "tzinfo", None) is not None for x in obj])
-        naive = ~aware & ~missing
-        if aware.any() and naive.any():
-            i, j = int(np.argmax(aware)), int(np.argmax(naive))
-            raise DataError(f"{where}: row {i} ({obj[i]!r}) has a time zone but row {j} "
-                            f"({obj[j]!r}) has none: give every timestamp a zone, or "
-                            "none") from None
-        times = pd.DatetimeIndex(pd.to_datetime(obj, utc=True))
-    if times.tz is not None:
-        times = times.tz_convert("UTC").tz_localize(None)
-    return times.to_numpy()
 
 
 def _in_ticks(where: str, columns) -> bool:
@@ -222,14 +160,12 @@ class TickEngine:
         columns : mapping of arrays or DataFrame
             ``FIELDS``: symbol_id, bid_price, ask_price, bid_size, ask_size, timestamp;
             prices in currency, or in ticks when ``columns["prices_in_ticks"]`` is true;
-            timestamps as integers of the configured unit, or datetimes converted to it
-            (UTC) once, whole: datetime64 of any unit or time zone; ``datetime``,
-            ``pd.Timestamp`` or ``np.datetime64`` objects (zones to UTC, naive ones as
-            UTC); ISO 8601 text, read as a replay file's (one format per column, offsets to
-            UTC). Naive and zoned stamps mixed, text that is no date, or text mixed with
-            datetimes is an error naming the column and the row, raised before any tick;
-            None, NaN, NaT, blank text, a date before 1970 or one beyond int64 in the unit
-            is a rejected tick (``bad_timestamp``). Any real dtype
+            timestamps by the rule of every path (the package docstring): each value as
+            in a tick dict, so a tick gives the same result as a column or a dict. A
+            datetime64 column (any unit, a time zone, Arrow's) is converted whole; text,
+            bytes and object columns value by value by the tick dicts' own parser: a
+            bad value is that tick's rejection (``bad_timestamp``), never an error for
+            the batch; naive and zoned stamps may mix. Any real dtype
             (int8..uint64, float32/64, bool) is converted chunk by chunk in the kernel,
             with the int64 path's results. A complex, timedelta, text or object column
             (datetimes elsewhere than the timestamp) is a ``TypeError`` naming it, raised
@@ -298,14 +234,12 @@ class TickEngine:
             One dict per tick with the ``FIELDS`` keys (prices and sizes as numbers or
             decimal strings; ``venue_id`` and ``flags`` are accepted and ignored); one
             dict is one tick; a DataFrame goes to ``process_ticks``. Missing or
-            unparsable values are a rejected tick. A timestamp is an integer of the
-            configured unit (or an integral float or numeric string), or a datetime:
-            ISO 8601 text (``"2024-01-02T14:30:00.123Z"``, ``+01:00``), a
-            ``datetime.datetime``, ``pd.Timestamp`` or ``np.datetime64``, converted to the
-            unit since the epoch (UTC; floored to the unit): one with a UTC offset or time
-            zone is converted to UTC, one without is taken as UTC, as a naive datetime64
-            column is (``reference.to_timestamp``). Anything else (garbage, None,
-            missing, a fraction, before 1970) is rejected as ``bad_timestamp``.
+            unparsable values are a rejected tick. A timestamp is read as in a column
+            (one rule: the package docstring): a number, or its text
+            (``"1700000000"``), is a count of the configured unit; a datetime (ISO 8601
+            text such as ``"2024-01-02T14:30:00.123Z"`` or ``+01:00``,
+            ``datetime.datetime``, ``pd.Timestamp``, ``np.datetime64``) is converted to the
+            unit, UTC; anything else is rejected as ``bad_timestamp``.
         check_risk : bool
             False skips the order risk checks (kill switch included): for simulations
             that study the raw signal only.
@@ -491,27 +425,10 @@ class TickEngine:
 
     # ---- feeds (quantlab.engine.feeds) -----------------------------------------------
     def _timestamps(self, values, where: str = "process_ticks"):
-        """Datetimes (NumPy or pandas, time zones included; ISO 8601 text and datetime
-        objects, ``_object_times``) as int64 counts of the configured unit since the
-        epoch (UTC; NaT, and dates beyond int64 in the unit, become negative: a rejected
-        tick, ``_datetime_ints``); other values as they are. Their nanoseconds, taken as
-        µs, would be silently 1000x off."""
-        dtype = getattr(values, "dtype", None)
-        if isinstance(dtype, pd.DatetimeTZDtype):
-            values = pd.DatetimeIndex(values).tz_convert("UTC").tz_localize(None)
-        elif isinstance(dtype, pd.ArrowDtype) and dtype.kind == "M":
-            # Arrow keeps UTC instants: dropping the zone is the UTC time. NumPy would
-            # get Timestamp objects (3 s per million)
-            import pyarrow as pa    # loaded: the column is Arrow's
-
-            arr = pa.array(getattr(values, "array", values))
-            values = arr.cast(pa.timestamp(arr.type.unit)).to_numpy(zero_copy_only=False)
-        v = np.asarray(values)
-        if v.dtype.kind in "OU":
-            v = np.asarray(_object_times(where, v))
-        if v.dtype.kind != "M":
-            return values
-        return _datetime_ints(v, self.config["engine"]["timestamp_unit"])
+        """The timestamp column as int64 counts of the configured unit, or numbers as they
+        are: ``bars._timestamps``, each value read as in a tick dict."""
+        return _timestamps(values, self.config["engine"]["timestamp_unit"],
+                           f"{where}: column 'timestamp'")
 
     def replay(self, path_or_arrays, speed=None, chunk=10_000, on_chunk=None,
                max_gap=1.0) -> TickResult:

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from quantlab import _validate as _v
-from quantlab.data import read_text, user_path
-from quantlab.engine.core import _column, _in_ticks, _real_column, _text_times
+from quantlab.data import parse_dates, read_text, user_path
+from quantlab.engine.core import _column, _in_ticks, _real_column
 from quantlab.engine.reference import FIELDS, _not_real, to_int
 from quantlab.engine.results import TickResult
 from quantlab.errors import DataError
@@ -178,6 +178,20 @@ def _read_tick_file(path: Path) -> dict:
         if not pd.api.types.is_numeric_dtype(df[f].dtype):
             df[f] = np.fromiter((_float_or_nan(x) for x in df[f]), np.float64, len(df))
     return {f: df[f] for f in FIELDS}
+
+
+def _text_times(text: pd.Series, first_row: int, where) -> np.ndarray:
+    """Timestamp text as datetime64[ns] by a replay file's rules (``ql.data.parse_dates``:
+    one format per column, UTC offsets to UTC, naive and offset stamps not mixed); None,
+    NaN and blank entries are NaT (a rejected tick). Text that is no date is a
+    ``DataError`` naming ``where`` and its row (numbered from ``first_row``)."""
+    text = text.astype("string")
+    blank = (text.isna() | (text.str.strip() == "")).to_numpy(bool)
+    out = np.full(len(text), np.datetime64("NaT"), "datetime64[ns]")
+    if (~blank).any():
+        rows = np.flatnonzero(~blank)
+        out[rows], _ = parse_dates(text[~blank].astype(str), rows + first_row, where)
+    return out
 
 
 def _float_or_nan(x) -> float:
