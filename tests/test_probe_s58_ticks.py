@@ -22,6 +22,7 @@ import pytest
 
 import quantlab.engine as E
 from quantlab._kernels import ticks as _k
+from quantlab.engine import BarAggregator
 from quantlab.engine.bars import _timestamps
 
 UNIT_NS = {"us": 1000, "ns": 1}
@@ -241,6 +242,24 @@ def test_a_two_dimensional_text_column_is_refused_not_read_by_rows():
     for run in ("process_ticks", "replay"):
         with pytest.raises(ValueError, match=fr"^{run}: column 'timestamp' must be one-dim"):
             getattr(E.TickEngine(), run)(_cols(np.array([["2024-01-02"] * 2] * 5)))
+    with pytest.raises(ValueError, match="BarAggregator.add: column 'timestamp' must be one"):
+        BarAggregator("1s", ["A"]).add(_cols(np.array([["1"]] * 5)))
+
+
+def test_a_bar_aggregator_reads_text_and_zoned_stamps_as_the_engine_does():
+    # ISO text was "could not convert string to float", a zoned Series a TypeError
+    t = pd.date_range(T0, periods=6, freq="20s")
+    us = np.asarray(t.tz_localize(None).astype("datetime64[us]").astype(np.int64))
+    want = BarAggregator("1min", ["A"], unit="us")
+    want_bars = want.add(_cols(us)) + want.flush()
+    for ts in (_obj(*t.tz_convert("Asia/Tokyo").map(pd.Timestamp.isoformat)),
+               pd.Series(t.tz_convert("America/New_York")), _obj(*us.astype(str)),
+               _obj(*t.tz_localize(None).map(pd.Timestamp.isoformat)[:3],
+                    *t[3:].tz_convert("Europe/Paris"))):
+        agg = BarAggregator("1min", ["A"], unit="us")
+        bars = agg.add(_cols(ts)) + agg.flush()
+        assert len(bars) == len(want_bars) == 2
+        assert all(a.identical(b) for a, b in zip(bars, want_bars))
 
 
 def test_a_replay_file_keeps_its_own_rules(tmp_path):

@@ -265,7 +265,9 @@ class BarAggregator:
         Parameters
         ----------
         columns : mapping of arrays
-            The engine's tick columns (prices in currency).
+            The engine's tick columns (prices in currency; timestamps read as the
+            engine reads them, the ``quantlab.engine`` docstring: numbers in ``unit``,
+            datetimes and ISO 8601 text converted to it).
 
         Returns
         -------
@@ -292,7 +294,8 @@ class BarAggregator:
         bsz = np.asarray(columns["bid_size"], dtype=float)
         asz = np.asarray(columns["ask_size"], dtype=float)
         size = bsz + asz
-        ts = _whole(columns["timestamp"], self.unit)
+        ts = _whole(_timestamps(columns["timestamp"], self.unit,
+                                "BarAggregator.add: column 'timestamp'"), self.unit)
         known = np.isin(sym, self._ids)
         if not known.all():   # a NaN, fractional or negative id (-1 here) is no id at all
             self._unknown(sym[~known & (sym >= 0)])
