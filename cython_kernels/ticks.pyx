@@ -931,10 +931,15 @@ cdef long long _iso_ticks(const char* s, Py_ssize_t n, long long unit_ns) noexce
 
 cdef long long _timestamp(object v, long long unit_ns) except? -2:
     """A dict timestamp the number parser rejected, as a datetime in units of ``unit_ns``
-    ns since the epoch (UTC): ISO 8601 text (``_iso_ticks``), a ``datetime.datetime`` (a
+    ns since the epoch (UTC): ISO 8601 text (``_iso_ticks``; ASCII bytes too), a ``datetime.datetime`` (a
     ``pd.Timestamp`` too, with its nanoseconds) or an ``np.datetime64``; -1 for anything
     else (the tick is rejected as ``bad_timestamp``)."""
     cdef long long t
+    if isinstance(v, (bytes, bytearray)):   # read as its ASCII text (float() read only
+        try:                                # digits: b"2024-01-02" was rejected)
+            v = bytes(v).decode("ascii")
+        except UnicodeDecodeError:
+            return -1
     if type(v) is not str and isinstance(v, str):
         v = str.__str__(v)         # its text, not what a subclass's __str__ says
     if type(v) is str:

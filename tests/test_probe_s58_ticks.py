@@ -145,7 +145,7 @@ def test_a_column_refused_whole_before_is_its_values_as_dict_stamps(case):
     ts = SESSION_57[case]
     got = _same(ts if isinstance(ts, np.ndarray) else _obj(*ts))
     bad = {"not a date": 1, "a missing-value word": 1, "naive and zoned objects": 1,
-           "dates": 2, "bytes": 1}.get(case, 0)
+           "dates": 2}.get(case, 0)   # bytes: ASCII text since session 58 (ticks.pyx)
     assert got["rejects"]["bad_timestamp"] == bad and got["ticks"] == len(ts), got
 
 
@@ -272,3 +272,22 @@ def test_a_replay_file_keeps_its_own_rules(tmp_path):
     with pytest.raises(ql.DataError, match=r"t\.csv: data row 2: timestamp .* has"):
         E.TickEngine().replay(tmp_path / "t.csv")
     assert _same(cols["timestamp"])["rejects"]["bad_timestamp"] == 0
+
+
+@pytest.mark.parametrize("stamp", [b"2024-01-02T14:30:00Z", bytearray(b"2024-01-02T14:30:00Z")])
+def test_ascii_bytes_are_their_text_in_a_dict(stamp):
+    # before: the kernel read bytes by float() only, so b"2024-01-02T14:30:00Z" was a
+    # bad_timestamp where the same str was a tick
+    def tick(ts):
+        return {"symbol_id": 0, "bid_price": 10, "ask_price": 10.02, "bid_size": 1,
+                "ask_size": 1, "timestamp": ts}
+
+    a, b = E.TickEngine(), E.TickEngine()
+    a.process_market_data([tick(stamp)])
+    b.process_market_data([tick("2024-01-02T14:30:00Z")])
+    sa, sb = a.get_performance_stats(), b.get_performance_stats()
+    assert sa["tick_rejects"]["bad_timestamp"] == 0
+    assert sa["ticks_processed"] == sb["ticks_processed"] == 1
+    c = E.TickEngine()
+    c.process_market_data([tick(b"\xff2024-01-02")])     # not ASCII: one rejected tick
+    assert c.get_performance_stats()["tick_rejects"]["bad_timestamp"] == 1
