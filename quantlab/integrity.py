@@ -60,7 +60,8 @@ n_obs : float, optional
 Raises
 ------
 ValueError
-    If neither ``returns`` nor the needed statistics are given, or the Sharpe ratio's
+    If neither ``returns`` nor the needed statistics are given, ``kurtosis`` is below
+    1 + ``skew``² (no distribution's; an excess kurtosis), or the Sharpe ratio's
     variance estimate 1 - γ3·SR + (γ4 - 1)/4 · SR² is not positive.""",
 }
 
@@ -137,6 +138,15 @@ def _finite(**values) -> list[float]:
 def _sr_var_factor(sharpe, skew, kurtosis) -> float:
     """1 - γ3·SR + (γ4 - 1)/4 · SR²: (n - 1) × the variance of the Sharpe estimate."""
     skew, kurtosis = _finite(skew=skew, kurtosis=kurtosis)
+    # no distribution has γ4 < 1 + γ3² (Pearson): such a value is an excess kurtosis
+    # (0 for the normal, what scipy.stats.kurtosis returns), and it made the Sharpe ratio
+    # look steadier than it is: a silently higher PSR/DSR. The tolerance keeps a
+    # two-point sample (γ4 = 1 + γ3² exactly) in
+    if kurtosis < (1.0 + skew * skew) * (1.0 - 1e-9):
+        raise ValueError(f"kurtosis {kurtosis:g} is below 1 + skew² = {1 + skew * skew:g}, "
+                         "which no distribution has: give Pearson's kurtosis (3 for the "
+                         "normal), not the excess kurtosis (0 for the normal; "
+                         "scipy.stats.kurtosis(x, fisher=False) is Pearson's)")
     v = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe * sharpe
     if v <= 0:
         raise ValueError("the Sharpe ratio's variance estimate is not positive "
@@ -246,8 +256,9 @@ def deflated_sharpe_ratio(returns=None, n_trials=None, trials_sharpe_variance=No
     Raises
     ------
     ValueError
-        If the trials are not described, or the statistics are missing (see
-        :func:`probabilistic_sharpe_ratio`).
+        If the trials are not described, or described twice (``trial_sharpes`` with
+        ``n_trials`` or ``trials_sharpe_variance``), ``trial_sharpes`` is not 1-D, or the
+        statistics are missing or impossible (see :func:`probabilistic_sharpe_ratio`).
 
     Examples
     --------
@@ -258,7 +269,15 @@ def deflated_sharpe_ratio(returns=None, n_trials=None, trials_sharpe_variance=No
     0.7911
     """
     if trial_sharpes is not None:
-        t = np.asarray(trial_sharpes, dtype=float)
+        if n_trials is not None or trials_sharpe_variance is not None:
+            # trial_sharpes won without a word: n_trials=100 with the Sharpe ratios of
+            # the 5 trials kept deflated by 5 trials
+            raise ValueError("give trial_sharpes, or n_trials and trials_sharpe_variance, "
+                             "not both (trial_sharpes gives N and V itself)")
+        t = _validate.floats("trial_sharpes", trial_sharpes)
+        if t.ndim != 1:   # a (time, trials) table was flattened into its cells' count
+            raise ValueError(f"trial_sharpes must be a 1-D array of the trials' Sharpe "
+                             f"ratios, got shape {t.shape}")
         t = t[np.isfinite(t)]
         if t.size == 0:
             raise ValueError("trial_sharpes holds no finite Sharpe ratio")
@@ -280,7 +299,9 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     pick half the blocks as in-sample, the best in-sample trial (by ``metric``, default the
     per-period Sharpe ratio) is ranked out of sample; λ = logit of its relative rank.
     PBO = share of splits with λ ≤ 0, i.e. the best in-sample trial is at or below the
-    out-of-sample median.
+    out-of-sample median; a split whose best in-sample trial has no out-of-sample score
+    (missing or constant returns there) is left out. A trial that does not trade (zero
+    returns) has a Sharpe ratio of 0.
     The default Sharpe ratio is computed for all splits at once from per-block sums (a
     split's mean and variance are sums over its blocks); a custom ``metric(rows x trials)
     -> trials`` is called twice per split.
@@ -299,14 +320,16 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     Returns
     -------
     dict
-        ``{"pbo", "logits", "n_splits", "n_combinations"}``.
+        ``{"pbo", "logits", "n_splits", "n_combinations"}``: ``logits`` of the ranked
+        splits (all ``n_combinations`` unless some were left out).
 
     Raises
     ------
     ValueError
         If ``trial_returns`` is not (time, trials) with 2+ distinct trials or holds ±inf,
         ``n_splits`` is odd or outside [2, 20], there are fewer than 2·S rows, a split has
-        no finite in-sample score, or ``metric`` does not return one score per trial.
+        no finite in-sample score, no split can be ranked, or ``metric`` does not return
+        one score per trial.
     TypeError
         If ``trial_returns`` is not numbers (e.g. a Dataset) or ``metric`` is not callable.
 
@@ -345,7 +368,11 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
                 var = (s2 - s1 * s1 / n) / (n - 1)
                 # a constant trial's variance is rounding noise, not a tiny risk
                 flat = var <= 1e-14 * s2 / n
-                return np.where(flat, np.nan, (s1 / n) / np.sqrt(np.where(flat, 1.0, var)))
+                sr = np.where(flat, np.nan, (s1 / n) / np.sqrt(np.where(flat, 1.0, var)))
+                # a trial that did not trade earned nothing: Sharpe 0 (as the optimisers'
+                # DSR counts it), not unranked; a "stay flat" trial best in sample was
+                # never ranked and the others' chance ranks made the PBO
+                return np.where((s2 == 0) & (n > 1), 0.0, sr)
         is_score, oos_score = score(in_sample), score(~in_sample)
     else:
         rows = np.arange(x.shape[0]).reshape(n_splits, -1)
@@ -363,6 +390,14 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
                          "overfit, PBO is undefined")
     best = np.nanargmax(is_score, axis=1)
     val = oos_score[np.arange(len(combos)), best][:, None]
+    # a best in-sample trial with no out-of-sample score (NaN there, or constant) has no
+    # rank: its split is left out. It was ranked 0.5 / (N + 1), "overfit", an artefact
+    # of the tie count (-1 for itself) on a NaN
+    ranked = np.isfinite(val[:, 0])
+    if not ranked.any():
+        raise ValueError("no split's best in-sample trial has an out-of-sample score "
+                         "(its returns there are missing or constant): PBO is undefined")
+    val, oos_score = val[ranked], oos_score[ranked]
     rank = ((oos_score < val).sum(1) + 0.5 * ((oos_score == val).sum(1) - 1) + 1) / (
         np.isfinite(oos_score).sum(1) + 1)
     logits = np.log(rank / (1 - rank))

@@ -123,7 +123,7 @@ def test_errors():
     with pytest.raises(ValueError, match="too few"):
         I.pbo(np.zeros((10, 3)), n_splits=16)
     with pytest.raises(ValueError, match="no finite in-sample"):
-        I.pbo(np.zeros((64, 3)), n_splits=4)
+        I.pbo(np.full((64, 3), 0.001), n_splits=4)   # constant: no Sharpe ratio
     with pytest.raises(ValueError, match="n_trials and trials_sharpe_variance"):
         I.deflated_sharpe_ratio(np.arange(10.0))
     with pytest.raises(ValueError, match="rows"):
