@@ -246,14 +246,22 @@ def _check_dates(data, start, end) -> tuple:
     return start, end
 
 
+def _check_data(data) -> xr.Dataset:
+    """``data`` if it is a Dataset, else a TypeError naming it (a walk-forward or regime
+    run given a DataFrame failed as "'DataFrame' object has no attribute 'time'")."""
+    if not isinstance(data, xr.Dataset):
+        raise TypeError(f"data must be an xarray Dataset (ql.data.load()), got "
+                        f"{type(data).__name__}")
+    return data
+
+
 # ----------------------------------------------------------------------------- scoring
 class _Evaluator:
     """Backtests parameter sets of one strategy and scores them inside a window."""
 
     def __init__(self, strat, data, start, end, objectives, backtest_kw, risk_free_rate=0.0,
                  mask=None):
-        if not isinstance(data, xr.Dataset):
-            raise TypeError("data must be an xarray Dataset (ql.data.load())")
+        _check_data(data)
         self.strat, self.objectives = strat, objectives
         start, end = _check_dates(data, start, end)
         self.history = data.sel(time=slice(None, end))
@@ -1014,13 +1022,20 @@ class WalkForwardResult:
     def efficiency(self) -> float:
         """Mean OOS Sharpe ratio / mean IS Sharpe ratio over the folds (1 = no decay).
 
+        NaN when the mean IS Sharpe ratio is not positive: there is no in-sample edge to
+        decay, and the ratio's sign would invert (IS -0.1, OOS -0.2 gave 2.0, "better out
+        of sample"; IS 0 gave ±inf).
+
         Examples
         --------
         {{walk}}
         >>> round(out.efficiency, 3)
         -0.224
         """
-        return float(self.folds["oos_sharpe_ratio"].mean() / self.folds["is_sharpe_ratio"].mean())
+        is_mean = float(self.folds["is_sharpe_ratio"].mean())
+        if not is_mean > 0:
+            return math.nan
+        return float(self.folds["oos_sharpe_ratio"].mean()) / is_mean
 
     @property
     def oos_psr(self) -> float:
@@ -1243,7 +1258,7 @@ class WalkForwardOptimizer:
         """
         strat = resolve(strategy)
         _space(strat, param_bounds)        # refuse bad bounds before any fold
-        data = load_data() if data is None else data
+        data = load_data() if data is None else _check_data(data)
         t = data.time.values
         rows, results, segments = [], [], []
         for i, (a, b, c) in enumerate(_progress.bar(self.fold_bounds(len(t)), "walk-forward",
@@ -1471,7 +1486,8 @@ class RegimeAdaptiveOptimizer:
     n_trials : int, default 30
         Evaluations per label.
     objective : str, default 'sharpe_ratio'
-        The metric.
+        One returns metric (an account-level one, such as ``n_trades``, cannot be scored
+        on a regime's bars alone).
     min_bars : int, default 63
         Returns a label needs for its own search (>= 0; a search needs 3 at least).
     seed : int, default 0
@@ -1485,7 +1501,8 @@ class RegimeAdaptiveOptimizer:
     Raises
     ------
     ValueError
-        If the method is unknown or a count is out of range (the message names it).
+        If the method is unknown, ``objective`` is not one returns metric, or a count is
+        out of range (the message names it).
 
     Examples
     --------
@@ -1497,6 +1514,16 @@ class RegimeAdaptiveOptimizer:
     def __init__(self, regimes, optimization_method="tpe", n_trials=30,
                  objective="sharpe_ratio", min_bars=63, seed=0, progress=True, **optimize_kw):
         _check_method(optimization_method)
+        # checked here, not after the default search over all bars had run: a list ran a
+        # Pareto search the regimes then ignored, a typo or an account-level metric (it
+        # cannot be scored on a regime's bars) failed only at the first regime's search
+        if not isinstance(objective, str):
+            raise ValueError(f"a regime-adaptive search takes one objective, got "
+                             f"{_validate._show(objective)}")
+        _check_objectives(objective)
+        if objective in _BACKTEST_ONLY:
+            raise ValueError(f"objective {objective!r} is account-level and cannot be scored "
+                             "on a regime's bars alone; use a returns metric")
         n_trials = _validate.count("n_trials", n_trials)
         min_bars = _validate.integer("min_bars", min_bars, lo=0)
         seed = _validate.integer("seed", seed, lo=0, hi=2**32 - 1)
@@ -1533,7 +1560,7 @@ class RegimeAdaptiveOptimizer:
         """
         strat = resolve(strategy)
         _space(strat, param_bounds)        # refuse bad bounds before any search
-        data = load_data() if data is None else data
+        data = load_data() if data is None else _check_data(data)
         start, end = _check_dates(data, start_date, end_date)
         hist = data.sel(time=slice(None, end))
         lab = _labels(self.regimes(hist) if callable(self.regimes) else self.regimes, hist,
