@@ -69,10 +69,11 @@ Returns
 rolling : xarray.Dataset
     ``beta`` and ``correlation``, (time, asset) over the targets; ``beta`` is NaN
     where the driver's returns do not vary (variance below 1e-10 of their mean square:
-    constant, or a constant accrual).
+    constant, or a constant accrual), ``correlation`` where either series' do not.
 summary : pandas.DataFrame
     One row per target: beta_mean, beta_std, stability (1 - std / |mean| of the
-    beta over time; near 1 = stable), correlation (full window), n, window.
+    beta over time; near 1 = stable), correlation (full window; NaN where either
+    series' returns do not vary), n, window.
 
 Raises
 ------
@@ -389,7 +390,7 @@ class CrossMarketAnalyzer:
         Parameters
         ----------
         window : int, optional
-            Rolling window in bars.
+            Rolling window in bars (>= 2).
         method : {'pearson', 'spearman'}, default 'pearson'
             Correlation of the full-window estimate.
         {{symbols}}
@@ -428,6 +429,8 @@ class CrossMarketAnalyzer:
         if window is not None:
             if method != "pearson":
                 raise ValueError("rolling correlations are pearson only")
+            # a correlation needs 2 returns: window=1 failed naming min_periods, never given
+            window = _validate.integer("window", window, lo=2)
             out = _unflat(rolling.corr(r, window), r, window)
         else:
             frame = r.to_pandas()
@@ -558,9 +561,14 @@ class CrossMarketAnalyzer:
         # a cancellation residue ~1e-24, not 0: betas of 2e5 from nothing; a variance
         # below 1e-10 of E[x²] (σ < 1e-5 |μ|) is no variation
         beta = (cov / var.where(var > FLAT_VARIANCE * sq)).rename("beta")
-        corr = rolling.corr(r.sel(asset=[*targets, driver]), window).sel(
+        # correlations of returns that do not vary are NaN, as in correlations(): an
+        # accruing driver had a NaN beta but a correlation of rounding noise (-0.02)
+        pair = r.sel(asset=[*targets, driver])
+        corr = _unflat(rolling.corr(pair, window), pair, window).sel(
             asset=list(targets), asset_other=driver, drop=True)
-        full = xr.corr(xm, ym, dim="time")
+        flat = xr.DataArray([_flat(xm.sel(asset=a).values) or _flat(ym.sel(asset=a).values)
+                             for a in targets], dims="asset", coords={"asset": list(targets)})
+        full = xr.corr(xm, ym, dim="time").where(~flat)
         summary = pd.DataFrame({
             "beta_mean": beta.mean("time").to_series(),
             "beta_std": beta.std("time").to_series(),
