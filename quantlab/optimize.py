@@ -395,7 +395,7 @@ class _Optuna:
 class _GaussianProcess:
     """bayesian-optimization's GP on a continuous box: integers are rounded, choices
     indexed. The first ``n_init`` points are uniform random (seeded); a trial without a
-    score is registered at the worst score seen so far."""
+    score (or -inf) is registered at the worst score seen so far, +inf at the best."""
 
     def __init__(self, space, direction, seed, n_trials):
         from bayes_opt import BayesianOptimization
@@ -438,8 +438,14 @@ class _GaussianProcess:
 
     def tell(self, handle, values):
         v = self.sign * values[0]
-        if math.isnan(v):
+        # the GP fits finite targets only: a profit factor or Sortino ratio of a trial
+        # without a loss (+inf) failed in sklearn ("Input y contains infinity"); +inf is
+        # registered at the best score seen, -inf and NaN at the worst (the trial's own
+        # record keeps its value)
+        if math.isnan(v) or v == -math.inf:
             v = min(self.seen) if self.seen else 0.0
+        elif v == math.inf:
+            v = max(self.seen) if self.seen else 0.0
         self.seen.append(v)
         self.opt.register(params=handle, target=v)
 

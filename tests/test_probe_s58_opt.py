@@ -247,3 +247,31 @@ def test_an_accruing_driver_has_no_beta_and_no_correlation():
     _, summary = cm.fx_impact("A", "EURUSD", window=20)
     r = cm.returns(["A", "EURUSD"]).to_pandas().dropna()
     assert summary.loc["A", "correlation"] == pytest.approx(r.corr().iloc[0, 1], rel=1e-9)
+
+
+class _LongFirst(ql.strategies.Strategy):
+    """Long on the first ``k`` bars, flat after (a test strategy, unregistered)."""
+
+    name = "long_first_test"
+    defaults = {"k": 10}
+    param_space = {"k": (5, 150)}
+
+    def _signal(self, ds, k):
+        on = xr.DataArray(np.arange(ds.sizes["time"]) < k, dims="time",
+                          coords={"time": ds["time"]})
+        return on.astype(float).broadcast_like(ds["close"])
+
+
+def test_bayesian_search_takes_an_infinite_objective():
+    # prices only rise over the first 60 bars: a trial long on fewer has no losing bar,
+    # a profit factor of +inf; the GP failed in sklearn ("Input y contains infinity")
+    n = 200
+    r = np.r_[np.full(60, 0.002), np.random.default_rng(0).normal(0, 0.01, n - 60)]
+    data = xr.Dataset({"close": (("time", "asset"), 100 * np.cumprod(1 + r)[:, None])},
+                      coords={"time": pd.bdate_range("2020-01-01", periods=n),
+                              "asset": ["X"], "asset_class": ("asset", ["equity"])})
+    res = optimize.optimize_strategy_parameters(
+        _LongFirst(), {"k": (5, 150)}, data, optimization_method="bayesian",
+        objective="profit_factor", n_trials=12, progress=False)
+    assert np.isinf(res.trials["profit_factor"]).any()
+    assert res.best_value == math.inf and res["k"] <= 61
