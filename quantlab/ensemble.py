@@ -295,7 +295,10 @@ class Ensemble:
                 sigs[name] = sig
                 streams[name] = backtest(ds, sig, group=True, **self.backtest_kw).returns
             dim = pd.Index(list(sigs), name="strategy")
-            join = dict(dim=dim, coords="minimal", compat="override")
+            # members trading different assets: the union, a member silent (0) on the
+            # assets it lacks. Left to xarray's default, a FutureWarning said it becomes
+            # join='exact', a ValueError
+            join = dict(dim=dim, coords="minimal", compat="override", join="outer")
             self._cache = {"ds": ds, "parts": (
                 xr.concat(list(sigs.values()), **join),
                 xr.concat(list(streams.values()), **join).transpose("time", "strategy"))}

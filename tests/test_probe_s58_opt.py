@@ -275,3 +275,33 @@ def test_bayesian_search_takes_an_infinite_objective():
         objective="profit_factor", n_trials=12, progress=False)
     assert np.isinf(res.trials["profit_factor"]).any()
     assert res.best_value == math.inf and res["k"] <= 61
+
+
+class _Only(ql.strategies.Strategy):
+    """A constant exposure on the first ``n`` assets only (a test strategy)."""
+
+    defaults = {"side": 0.5, "n": 1}
+    param_space = {"side": (-1.0, 1.0)}
+
+    def __init__(self, name, **params):
+        self.name = name
+        super().__init__(**params)
+
+    def _signal(self, ds, side, n):
+        return xr.full_like(ds["close"].isel(asset=slice(0, n)), side)
+
+
+@pytest.mark.filterwarnings("error::FutureWarning")
+@pytest.mark.parametrize("allocation", ql.ensemble.ALLOCATIONS)
+def test_ensemble_of_members_on_different_assets_blends_their_union(ds, allocation):
+    # xarray's concat warned that its default join becomes 'exact' (a ValueError)
+    ens = ql.ensemble.Ensemble([_Only("one", side=0.5, n=1), _Only("all", side=-0.3, n=4)],
+                               allocation=allocation)
+    sig, w = ens.signal(ds), ens.weights(ds)
+    assert list(sig.asset.values) == list(ds.asset.values)
+    want = w.sel(strategy="one") * 0.5 - w.sel(strategy="all") * 0.3
+    np.testing.assert_allclose(sig.isel(asset=0), want, rtol=1e-12)
+    np.testing.assert_allclose(sig.isel(asset=slice(1, None)),
+                               (-0.3 * w.sel(strategy="all")).broadcast_like(
+                                   sig.isel(asset=slice(1, None))).transpose(*sig.dims),
+                               rtol=1e-12)
