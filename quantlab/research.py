@@ -21,8 +21,19 @@ HEADLINE = ("sharpe_ratio", "total_return", "annual_return", "max_drawdown", "n_
             "fees_paid", "exposure")
 
 
+def _types(analysis_type) -> list:
+    """``analysis_type`` as a non-empty list of names, else an error naming it (None was
+    "'NoneType' object is not iterable"; [] returned an empty report)."""
+    if isinstance(analysis_type, str):
+        return [analysis_type]
+    if not isinstance(analysis_type, (list, tuple, np.ndarray, pd.Index)) or not len(analysis_type):
+        raise TypeError(f"analysis_type must be a name or a non-empty list of names (e.g. "
+                        f"'comprehensive'), got {_validate._show(analysis_type)}")
+    return list(analysis_type)
+
+
 def _strategy_names(analysis_type) -> list[str]:
-    types = [analysis_type] if isinstance(analysis_type, str) else list(analysis_type)
+    types = _types(analysis_type)
     valid = strategies.names() + ["correlation", "comprehensive"]
     out = []
     for t in types:
@@ -42,7 +53,7 @@ def _strategy_names(analysis_type) -> list[str]:
 def _only_comprehensive(analysis_type) -> set[str]:
     """The strategies only ``"comprehensive"`` asks for (not named too): skipped, not an
     error, where the data set cannot run them."""
-    types = [analysis_type] if isinstance(analysis_type, str) else list(analysis_type)
+    types = _types(analysis_type)
     if "comprehensive" not in types:
         return set()
     return set(strategies.names()) - {ALIASES.get(t, t) for t in types}
@@ -55,6 +66,9 @@ def _check_symbols(symbols, ds) -> list[str]:
         raise TypeError(f"symbols must be a symbol or a non-empty list of them, got "
                         f"{_validate._show(symbols)}")   # None: 'not iterable'; []: empty data
     symbols = list(symbols)
+    dup = sorted({str(s) for s in symbols if symbols.count(s) > 1})
+    if dup:   # was the backtest's "duplicate asset 'IBM'"
+        raise ValueError(f"symbols repeat {dup}; give each symbol once")
     have = [str(a) for a in ds.asset.values]
     for s in symbols:
         if s not in have:
@@ -106,7 +120,10 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     ------
     ValueError
         If an ``analysis_type`` or a symbol is unknown (the closest name is suggested),
-        or a strategy named explicitly needs variables or assets ``data`` lacks.
+        a symbol repeats, no bar lies between ``start`` and ``end``, or a strategy named
+        explicitly needs variables or assets ``data`` lacks.
+    TypeError
+        If ``symbols`` or ``analysis_type`` is not a name or a non-empty list of them.
 
     Examples
     --------
@@ -122,7 +139,13 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     # signals and rolling windows read the bars before start (their warmup: a strategy
     # with a 273-bar warmup never traded in a shorter period); the period is reported
     history = ds.sel(time=slice(None, end))
-    ds = ds.sel(time=slice(start, end))
+    span = ds.sel(time=slice(start, end))
+    if not span.sizes["time"]:   # was "empty data set (time=0, asset=1)", naming neither
+        t = ds.indexes["time"]
+        raise ValueError(f"no bars between start={start} and end={end}: " + (
+            "end is before start" if start is not None and end is not None and end < start
+            else f"the data runs from {t[0]} to {t[-1]}" if len(t) else "the data is empty"))
+    ds = span
     symbols = _check_symbols(symbols, ds)
     names, optional = _strategy_names(analysis_type), _only_comprehensive(analysis_type)
     # "comprehensive" on a close-only or single-asset data set (sp500_20, vix, wti,

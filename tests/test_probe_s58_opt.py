@@ -305,3 +305,25 @@ def test_ensemble_of_members_on_different_assets_blends_their_union(ds, allocati
                                (-0.3 * w.sel(strategy="all")).broadcast_like(
                                    sig.isel(asset=slice(1, None))).transpose(*sig.dims),
                                rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- research
+@pytest.mark.parametrize("kw, error, match", [
+    (dict(analysis_type=[]), TypeError, "non-empty list"),       # returned {'IBM': {}}
+    (dict(analysis_type=None), TypeError, "got None"),           # 'NoneType' not iterable
+    (dict(symbols=["IBM", "IBM"]), ValueError, "repeat \\['IBM'\\]"),
+    (dict(start="2030-01-01"), ValueError, "no bars between start=2030.*data runs from"),
+    (dict(end="1990-01-01"), ValueError, "no bars between.*data runs from"),
+    (dict(start="2000-09-01", end="2000-06-01"), ValueError, "end is before start"),
+])
+def test_research_analysis_names_what_is_wrong(ds, kw, error, match):
+    # the dates and repeats failed as "empty data set (time=0, asset=1)" and
+    # "duplicate asset 'IBM'", naming neither start, end nor symbols
+    kw = {"symbols": ["IBM"], "analysis_type": "volatility", **kw}
+    with pytest.raises(error, match=match):
+        ql.run_research_analysis(data=ds, progress=False, **kw)
+
+
+def test_research_analysis_takes_an_array_of_types(ds):
+    out = ql.run_research_analysis("IBM", np.array(["volatility"]), data=ds, progress=False)
+    assert list(out["IBM"]) == ["volatility_regime"]
