@@ -461,7 +461,10 @@ class CrossMarketAnalyzer:
         correlates most with the follower's (|corr|), that correlation, the Granger F-test
         p-value at that lag (statsmodels; does the leader's past add to the follower's own
         past?), transfer entropy leader -> follower at that lag (bits, 3 equal-count bins), the
-        overlap window and n.
+        overlap window and n. Lags count bars of the overlap: where one series has a hole
+        (NaN), the correlation skips the pairs and the Granger regression the rows that
+        touch it (the transfer entropy, which needs a gapless series, runs over the common
+        returns: a hole joins the bars around it).
 
         Multiple testing: the lag is picked by looking, so its p-value is Bonferroni corrected
         for the ``max_lag`` lags tried, then Holm's step-down adjusts across all pairs
@@ -519,12 +522,16 @@ class CrossMarketAnalyzer:
                 x, y = pair[lead].to_numpy(), pair[follow].to_numpy()
                 if _flat(x) or _flat(y):   # an accrual: its "relations" were rounding's
                     continue
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    cors = [np.corrcoef(x[:-k], y[k:])[0, 1] for k in range(1, max_lag + 1)]
+                # lags in bars: on the overlap's bars, a hole kept as NaN. Shifted after
+                # dropna, a pair straddling a hole was more bars apart than its lag (0.375
+                # for pandas' r[a].shift(2).corr(r[b]) = 0.394 with 14 six-bar holes)
+                span = r.loc[pair.index[0]:pair.index[-1], [lead, follow]]
+                xb, yb = span[lead].to_numpy(), span[follow].to_numpy()
+                cors = [_corr(xb[:-k], yb[k:]) for k in range(1, max_lag + 1)]
                 if np.isnan(cors).all():   # a series constant over the overlap: no relation
                     continue
                 k = int(np.nanargmax(np.abs(cors))) + 1
-                p = _granger_p(y, x, k)
+                p = _granger_p(yb, xb, k)
                 # the source shifted by k - 1, so TE's one-step source term is x_{t-k}
                 te = measures.transfer_entropy(x[:len(x) - k + 1], y[k - 1:], bins=te_bins)
                 rows.append({"leader": lead, "follower": follow, "lag": k,
@@ -846,6 +853,16 @@ class CrossMarketAnalyzer:
 _EXACT = np.finfo(float).eps   # a residual sum of squares this small against the total: 0
 
 
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation over the rows where both are finite (pandas' pairwise
+    ``Series.corr``); NaN with fewer than 2 such rows or a constant side."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 2:
+        return np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):   # a constant side: NaN
+        return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
 def _granger_p(y: np.ndarray, x: np.ndarray, k: int) -> float:
     """p-value of the Granger F test that x's last ``k`` values add nothing to y's own last
     ``k`` in predicting y: statsmodels' ``grangercausalitytests(np.column_stack([y, x]),
@@ -875,6 +892,7 @@ def _granger_p(y: np.ndarray, x: np.ndarray, k: int) -> float:
         return np.dot(resid, resid), float(exog.shape[0]) - rank
 
     dta = lagmat2ds(np.column_stack([y, x]), k, trim="both", dropex=1)
+    dta = dta[np.isfinite(dta).all(1)]   # rows touching a hole (NaN bars) are no sample
     own = add_constant(dta[:, 1:k + 1], prepend=False)
     joint = add_constant(dta[:, 1:], prepend=False)
     if joint.shape[1] == dta.shape[1] - 1 or (joint.max(0) == joint.min(0)).sum() != 1:
