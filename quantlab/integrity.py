@@ -61,7 +61,7 @@ Raises
 ------
 ValueError
     If neither ``returns`` nor the needed statistics are given, ``kurtosis`` is below
-    1 + ``skew``² (no distribution's; an excess kurtosis), or the Sharpe ratio's
+    ``1 + skew**2`` (no distribution's; an excess kurtosis), or the Sharpe ratio's
     variance estimate 1 - γ3·SR + (γ4 - 1)/4 · SR² is not positive.""",
 }
 

@@ -1035,8 +1035,8 @@ class WalkForwardResult:
         Examples
         --------
         {{walk}}
-        >>> round(out.efficiency, 3)
-        -0.224
+        >>> round(float(out.folds["is_sharpe_ratio"].mean()), 3), out.efficiency
+        (-0.068, nan)
         """
         is_mean = float(self.folds["is_sharpe_ratio"].mean())
         if not is_mean > 0:
