@@ -1146,7 +1146,9 @@ class Deployment:
                 "risk": asdict(self.risk), "universe": self.universe, "variables": self._vars,
                 "first": self._first, "seen": self._seen, "killed": self.killed,
                 "peak": self._peak, "generation": ck["gen"], "segments": ck["n"] + 1,
-                "writer": self._writer_id(), "bar": self.bar}
+                "writer": self._writer_id(), "bar": self.bar,
+                # a whole write stores them as NaN rows: only this count tells them apart
+                "closes_unknown": self._closes_unknown}
         arrays = self._segment(ck)
         if self.inputs is not None:      # saved whole once a generation, named each time
             if whole:
@@ -2043,6 +2045,9 @@ def _check_manifest(file: Path, meta: dict) -> None:
         if missing or extra:
             raise _bad(file, f"{key!r} must hold every key the writer writes; missing "
                              f"{sorted(missing)}, unknown {sorted(extra)}")
+    unknown = meta.get("closes_unknown", 0)   # optional: older manifests lack it
+    if not isinstance(unknown, int) or isinstance(unknown, bool) or unknown < 0:
+        raise _bad(file, f"'closes_unknown' must be an int >= 0, found {unknown!r}")
     if not isinstance(meta["options"].get("group", False), bool):
         raise _bad(file, f"options 'group' must be bool, found "
                          f"{meta['options']['group']!r}")
@@ -2121,6 +2126,9 @@ def _check_arrays(where, meta: dict, arrays: dict) -> None:
             raise _bad(where, f"array {key!r} holds {float(last[bad[0]])!r} for asset "
                               f"{(meta['universe'] or [None] * width)[bad[0]]!r}: a close "
                               "is NaN or a finite price >= 2.2e-308 (a normal double)")
+    if meta.get("closes_unknown", 0) > r:
+        raise _bad(where, f"'closes_unknown' ({meta['closes_unknown']}) is above the "
+                          f"{r} records")
     closes = arrays.get("rec.close")
     if closes is not None and closes.size:   # result()'s prices: closes, as validate's
         bad = np.flatnonzero(~(np.isnan(closes) | (np.isfinite(closes) &
@@ -2171,7 +2179,8 @@ def _read_segments(path: Path, meta: dict, segs: list | None = None) -> tuple:
     closes = [s["rec.close"] if "rec.close" in s else
               np.full((len(s["rec.time"]), len(meta["universe"] or [])), np.nan) for s in segs]
     arrays["rec.close"] = np.concatenate(closes)
-    meta["closes_unknown"] = sum(len(s["rec.time"]) for s in segs if "rec.close" not in s)
+    meta["closes_unknown"] = max(meta.get("closes_unknown", 0), sum(
+        len(s["rec.time"]) for s in segs if "rec.close" not in s))
     for name, key, cols in (("orders", "orders", _ORDER_COLS), ("rejections", "rej", _REJ_COLS)):
         time_, text, vals = (cat(f"{key}.{c}") for c in ("time", "text", "values"))
         meta[name] = [] if time_ is None else [
