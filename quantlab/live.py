@@ -111,7 +111,8 @@ class RiskLimits:
 
     def apply(self, target: np.ndarray, held: np.ndarray, price: np.ndarray, equity,
               killed: bool, in_force: np.ndarray | None = None,
-              options: BacktestOptions | None = None) -> tuple[np.ndarray, list]:
+              options: BacktestOptions | None = None,
+              pending: np.ndarray | None = None) -> tuple[np.ndarray, list]:
         """``target`` after the limits, and the rejections.
 
         Parameters
@@ -127,13 +128,19 @@ class RiskLimits:
         killed : bool
             The drawdown kill switch is on: close everything, open nothing.
         in_force : numpy.ndarray, optional
-            The target in force per asset (the kernel's, which a NaN target holds). With
-            ``rebalance="on_change"`` a target no change from it places no order, so
-            ``max_order_value`` leaves it (None: every target is an order).
+            The target in force per asset when this one acts (the kernel's, which a NaN
+            target holds; with ``execution="next_open"`` the one the next open fills
+            first). With ``rebalance="on_change"`` a target no change from it places no
+            order, so ``max_order_value`` leaves it (None: every target is an order).
         options : BacktestOptions, optional
             The deployment's: an order's value is that of ``ql.backtest``'s sizing
-            (``group=True``'s pro-rata cap of the gross exposure at ``max_leverage``,
-            ``rebalance``); None: one account, no cap.
+            (exposure = target x ``max_leverage`` within ``max_position_size``, the
+            account's gross exposure capped at ``max_leverage`` pro rata,
+            ``rebalance``); None: one account, exposure = target, no cap.
+        pending : numpy.ndarray, optional
+            Per asset, an order for ``in_force`` fills before this target's
+            (``execution="next_open"``): the position the order starts from is then
+            ``in_force``'s, sized, not ``held`` (None: none).
 
         Returns
         -------
@@ -171,7 +178,8 @@ class RiskLimits:
                 change(i, "max_concentration",
                        math.copysign(self.max_concentration * gross, out[i]))
         if np.isfinite(self.max_order_value):
-            big = self._big_orders(out, held * price, equity, now, in_force, options)
+            big = self._big_orders(out, held * price, equity, now, in_force, options,
+                                   pending)
             for i in np.flatnonzero(big & np.isfinite(price)):
                 change(i, "max_order_value", np.nan)     # keeps its position
         if self.max_positions:
@@ -182,21 +190,33 @@ class RiskLimits:
                 change(i, "max_positions", np.nan)
         return out, rej
 
-    def _big_orders(self, out, value, equity, now, in_force, options) -> np.ndarray:
+    def _big_orders(self, out, value, equity, now, in_force, options, pending) -> np.ndarray:
         """The assets whose order would trade more than ``max_order_value``: the value
-        ``ql.backtest`` sizes, ``|target x scale x account equity - position value|``
-        (``scale``: the account's gross exposure capped at ``max_leverage`` pro rata;
-        a group's weights summing to 4 trade a quarter of each), for the targets that
-        place an order (the kernel's ``changed()`` with ``rebalance="on_change"``)."""
+        ``ql.backtest`` sizes, ``|exposure x account equity - position value|`` (the
+        kernel's ``exposure`` and ``shares``: target x ``max_leverage`` within
+        ``max_position_size``, times the account's gross exposure capped at
+        ``max_leverage`` pro rata: a group's weights summing to 4 trade a quarter of
+        each), for the targets that place an order (the kernel's ``changed()`` with
+        ``rebalance="on_change"``); ``pending``: the position is ``in_force``'s, sized."""
         n = len(out)
         held_t = in_force if in_force is not None else now
-        eff = np.where(np.isfinite(out), out, held_t)     # NaN holds the target in force
         acct = np.zeros(n, np.intp) if options is None or options.group else np.arange(n)
-        lev = math.inf if options is None else float(options.max_leverage)
-        gross = np.bincount(acct, np.abs(eff), minlength=n)[acct]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scale = np.where(gross > lev, lev / gross, 1.0)
-            big = np.abs(out * scale * equity - value) > self.max_order_value
+        lev = 1.0 if options is None else float(options.max_leverage)
+        cap = math.inf if options is None else float(options.max_position_size)
+        gross_cap = math.inf if options is None else lev
+
+        def sized(w):   # a target's value per unit of its account's equity
+            x = np.clip(w * lev, -cap, cap)
+            gross = np.bincount(acct, np.abs(x), minlength=n)[acct]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return x * np.where(gross > gross_cap, gross_cap / gross, 1.0)
+
+        eff = np.where(np.isfinite(out), out, held_t)     # NaN holds the target in force
+        if pending is not None:
+            value = np.where(pending, sized(held_t) * equity, value)
+        with np.errstate(invalid="ignore"):
+            big = np.isfinite(out) & (np.abs(sized(eff) * equity - value) >
+                                      self.max_order_value)
             if in_force is not None and (options is None or options.rebalance != "daily"):
                 big &= np.abs(out - in_force) > 1e-12 * np.maximum(
                     1.0, np.maximum(np.abs(out), np.abs(in_force)))
@@ -725,8 +745,9 @@ class Deployment:
                 signal, before = self._decide(), 0.0
             else:
                 signal, before = given
+            in_force, pending = self._in_force()
             target, rejected = self.risk.apply(signal, *self._book(), self.killed,
-                                               self._in_force(), self.options)
+                                               in_force, self.options, pending)
             for i, reason, wanted, given in rejected:
                 self._rejections.append({"time": parsed[0], "asset": self.universe[i],
                                          "reason": reason, "wanted": wanted, "given": given})
@@ -761,22 +782,37 @@ class Deployment:
         """(shares held, last valid close, equity of each asset's account) for the risk
         limits: an exposure is a share of its own account's equity (``group=False``: the
         asset's; it was read against all accounts', so an order of 0.5 of one account
-        was valued at 0.5 of them all)."""
+        was valued at 0.5 of them all), at this bar's closes as the kernel sizes an
+        order (the last bar's equity missed the bar's move the holdings were valued at)."""
         held = self.positions_now()
-        if not self._rec["equity"]:
-            eq = float(self.options.init_cash)
-        elif self.options.group:
-            eq = float(self._rec["equity"][-1][0])
-        else:
-            eq = self._rec["equity"][-1]
-        return held, self._last_px, eq
-
-    def _in_force(self) -> np.ndarray:
-        """The kernel's target in force per asset (a NaN target holds it;
-        ``rebalance="on_change"`` orders only on a change from it)."""
         if self.state is None:
-            return np.zeros(len(self.universe))
-        return np.asarray(self.state["want"], dtype=np.float64)
+            return held, self._last_px, float(self.options.init_cash)
+        with np.errstate(invalid="ignore"):
+            value = np.where(held != 0, held * self._last_px, 0.0)
+        cash = np.asarray(self.state["cash"], dtype=np.float64)
+        if self.options.group:
+            return held, self._last_px, float(cash[0] + value.sum())
+        return held, self._last_px, cash + value
+
+    def _in_force(self) -> tuple:
+        """(in_force, pending) for the risk limits: the kernel's target in force per
+        asset when this bar's target acts (a NaN target holds it; ``rebalance=
+        "on_change"`` orders only on a change from it), and whether an order for it
+        fills before (``execution="next_open"``: the last bar's target, at the next
+        open; None otherwise)."""
+        if self.state is None:
+            return np.zeros(len(self.universe)), None
+        want = np.asarray(self.state["want"], dtype=np.float64)
+        if self.options.execution != "next_open":
+            return want, None
+        prev = np.asarray(self.state["prev_target"], dtype=np.float64)
+        fresh = np.isfinite(prev)
+        in_force = np.where(fresh, prev, want)
+        with np.errstate(invalid="ignore"):
+            moved = np.abs(prev - want) > 1e-12 * np.maximum(
+                1.0, np.maximum(np.abs(prev), np.abs(want)))
+        daily = self.options.rebalance == "daily"
+        return in_force, (fresh & (moved | daily)) | (self.state["pending"] != 0)
 
     def _bars_stepped(self) -> int:
         return 0 if self.state is None else int(self.state.bar)
