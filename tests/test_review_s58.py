@@ -213,3 +213,21 @@ def test_an_order_is_valued_at_this_bars_equity():
                                                              echo=None)
     assert _order_values(dep).tolist() == [40_000]
     assert dep.rejections["reason"].tolist() == ["max_order_value"] * 3
+
+
+def test_result_options_are_picked_by_label(ds):
+    # before: an option was cut at the equity's positions, but options sharing a dim may
+    # hold its labels in another order: fee_rate=0.0 of this run read fees 0.002
+    sig = ql.strategies.get("volatility_regime", **VR).signal(ds)
+    fees = xr.DataArray([0.002, 0.0], dims="fee_rate", coords={"fee_rate": [0.002, 0.0]})
+    stop = xr.DataArray([0.05, 0.1], dims="fee_rate", coords={"fee_rate": [0.0, 0.002]})
+    res = ql.backtest(ds, sig, fees=fees, sl_stop=stop)
+    for rate, stop_at in ((0.0, 0.05), (0.002, 0.1)):
+        one = res.sel(fee_rate=rate)
+        assert (float(one.options.fees), float(one.options.sl_stop)) == (rate, stop_at)
+        assert one.options.differences(ql.BacktestOptions(fees=rate, sl_stop=stop_at)) == {}
+        picked = ql.backtest(ds, sig, fees=rate, sl_stop=stop_at)
+        np.testing.assert_array_equal(one.equity.values, picked.equity.values)
+    both = res.isel(fee_rate=[1, 0])
+    assert both.options.fees.sel(fee_rate=0.0) == 0.0
+    assert (both.options.fees["fee_rate"].values == both.equity["fee_rate"].values).all()

@@ -582,7 +582,8 @@ class BacktestResult:
             self._mapped("orders", orders), self.init_cash, self.periods, self.group,
             prices, risk_free_rate=self.risk_free_rate, halted=self._mapped("halted", cut),
             interest=self._mapped("interest", cut), dd_mode=self.dd_mode,
-            options=None if self.options is None else _sliced_opts(self.options, **picked))
+            options=None if self.options is None else _picked_opts(self.options,
+                                                                   self.equity, picked))
 
     def _mapped(self, name, fn):
         """``fn`` of field ``name``: now if it is built, else when first read (a lazy
@@ -865,6 +866,25 @@ def _sliced_opts(opts: BacktestOptions, **sel) -> BacktestOptions:
         v = getattr(opts, name)
         if isinstance(v, xr.DataArray) and set(sel) & set(v.dims):
             changes[name] = v.isel({d: s for d, s in sel.items() if d in v.dims})
+    return replace(opts, **changes) if changes else opts
+
+
+def _picked_opts(opts: BacktestOptions, equity: xr.DataArray, picked: dict) -> BacktestOptions:
+    """``opts`` of the accounts ``picked`` (:meth:`BacktestResult._picked`'s positions in
+    ``equity``): by label where an option has them, since options sharing a dim may order
+    its labels otherwise (the run aligned them by label)."""
+    changes = {}
+    for name in opts.__dataclass_fields__:
+        v = getattr(opts, name)
+        if isinstance(v, xr.DataArray) and set(picked) & set(v.dims):
+            for d, p in picked.items():
+                if d not in v.dims:
+                    continue
+                if d in v.indexes and d in equity.indexes:
+                    v = v.sel({d: equity.indexes[d][p]})
+                else:
+                    v = v.isel({d: p})
+            changes[name] = v
     return replace(opts, **changes) if changes else opts
 
 
