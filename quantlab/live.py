@@ -1227,8 +1227,9 @@ class Deployment:
         for key, names in (("rec.assets", _REC_ASSET), ("rec.accounts", _REC_ACCOUNT)):
             arrays[key] = np.array([self._rec[k][r0:] for k in names], dtype=float)
         arrays["rec.latency"] = np.array(self._rec["latency"][r0:], dtype=float)
-        arrays["rec.close"] = np.array(self._rec["close"][r0:], dtype=float).reshape(
-            -1, len(self.universe or []))
+        closes = self._rec["close"][r0:]   # (records, assets), none of either too
+        arrays["rec.close"] = np.array(closes, dtype=float).reshape(
+            len(closes), len(self.universe or []))
         for name, rows_, cols in (("orders", self._orders[ck["orders"]:], _ORDER_COLS),
                                   ("rej", self._rejections[ck["rej"]:], _REJ_COLS)):
             if rows_:

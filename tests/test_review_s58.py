@@ -231,3 +231,12 @@ def test_result_options_are_picked_by_label(ds):
     both = res.isel(fee_rate=[1, 0])
     assert both.options.fees.sel(fee_rate=0.0) == 0.0
     assert (both.options.fees["fee_rate"].values == both.equity["fee_rate"].values).all()
+
+
+def test_a_deployment_without_a_universe_yet_checkpoints(tmp_path):
+    # before: the closes' (records, assets) array of no record and no asset could not be
+    # shaped: a deployment given no history= or universe= could not checkpoint before
+    # its first bar
+    ql.deploy("volatility_regime", VR).checkpoint(tmp_path)
+    back = ql.Deployment.restore(tmp_path)
+    assert back.universe is None and back._closes_unknown == 0
