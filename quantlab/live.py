@@ -1170,9 +1170,12 @@ class Deployment:
                     f"{ck['n']}): only one deployment may checkpoint into a folder; "
                     "restore from it, or checkpoint into another folder")
             here = False     # gone, or our own write not counted (interrupted): whole
-        whole = not here or ck["n"] >= self.COMPACT
+        # the segments of a generation share one layout: those written before the first
+        # bar (no assets, no variables) do not fit the manifest's after it
+        layout = [list(self._vars), self.universe]
+        whole = not here or ck["n"] >= self.COMPACT or ck.get("layout") != layout
         if whole:   # a generation above any there: another checkpoint's files stay intact
-            ck = {"path": str(path.resolve()),
+            ck = {"path": str(path.resolve()), "layout": layout,
                   "gen": max((ck or {}).get("gen", 0), there.get("gen") or 0) + 1,
                   "n": 0,
                   "seen": self._first, "rec": 0, "orders": 0, "rej": 0, "digests": []}
@@ -1317,6 +1320,7 @@ class Deployment:
             dep.check_bar(bar, f"checkpoint {path}: bar")
         if meta.get("format") == FORMAT and not given:   # the next checkpoint appends
             dep._ck = {"path": str(path.resolve()), "gen": meta["generation"],
+                       "layout": [list(dep._vars), dep.universe],
                        "writer": meta.get("writer"),
                        "inputs": meta.get("inputs"), "digests": meta.get("digests"),
                        "n": meta["segments"], "seen": meta["seen"],

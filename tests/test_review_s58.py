@@ -240,3 +240,20 @@ def test_a_deployment_without_a_universe_yet_checkpoints(tmp_path):
     ql.deploy("volatility_regime", VR).checkpoint(tmp_path)
     back = ql.Deployment.restore(tmp_path)
     assert back.universe is None and back._closes_unknown == 0
+
+
+def test_a_checkpoint_before_the_first_bar_is_followed_by_a_restorable_one(ds, tmp_path):
+    # before: the segments after the first bar were appended to one written without the
+    # assets and variables, whose shapes the manifest's no longer fit: the folder could
+    # not be restored ("array 'bars' must have the shape (5, 0, 4)")
+    dep = ql.deploy("volatility_regime", VR)
+    dep.checkpoint(tmp_path)
+    dep.replay(ds.isel(time=slice(0, 5)), echo=None)
+    dep.checkpoint(tmp_path)
+    back = ql.Deployment.restore(tmp_path)
+    back.replay(ds.isel(time=slice(5, 8)), echo=None)
+    back.checkpoint(tmp_path)
+    again = ql.Deployment.restore(tmp_path)
+    assert again.universe == ["AAPL", "GOOG", "IBM", "MSFT"]
+    np.testing.assert_array_equal(again.equity.values, back.equity.values)
+    assert len(again.result().equity) == 8
