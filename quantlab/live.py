@@ -197,7 +197,9 @@ class RiskLimits:
         ``max_position_size``, times the account's gross exposure capped at
         ``max_leverage`` pro rata: a group's weights summing to 4 trade a quarter of
         each), for the targets that place an order (the kernel's ``changed()`` with
-        ``rebalance="on_change"``); ``pending``: the position is ``in_force``'s, sized."""
+        ``rebalance="on_change"``), until none is left over: a rejected target holds the
+        one in force, which moves a group's scale; ``pending``: the position is
+        ``in_force``'s, sized."""
         n = len(out)
         held_t = in_force if in_force is not None else now
         acct = np.zeros(n, np.intp) if options is None or options.group else np.arange(n)
@@ -211,16 +213,22 @@ class RiskLimits:
             with np.errstate(invalid="ignore", divide="ignore"):
                 return x * np.where(gross > gross_cap, gross_cap / gross, 1.0)
 
-        eff = np.where(np.isfinite(out), out, held_t)     # NaN holds the target in force
         if pending is not None:
             value = np.where(pending, sized(held_t) * equity, value)
-        with np.errstate(invalid="ignore"):
-            big = np.isfinite(out) & (np.abs(sized(eff) * equity - value) >
-                                      self.max_order_value)
-            if in_force is not None and (options is None or options.rebalance != "daily"):
-                big &= np.abs(out - in_force) > 1e-12 * np.maximum(
+        orders = np.isfinite(out)
+        if in_force is not None and (options is None or options.rebalance != "daily"):
+            with np.errstate(invalid="ignore"):
+                orders &= np.abs(out - in_force) > 1e-12 * np.maximum(
                     1.0, np.maximum(np.abs(out), np.abs(in_force)))
-        return big
+        big = np.zeros(n, dtype=bool)
+        while True:   # a rejected target holds the one in force: the group's scale moves
+            eff = np.where(np.isfinite(out) & ~big, out, held_t)
+            with np.errstate(invalid="ignore"):
+                new = orders & ~big & (np.abs(sized(eff) * equity - value) >
+                                       self.max_order_value)
+            if not new.any():
+                return big
+            big |= new
 
 
 class _Bars:

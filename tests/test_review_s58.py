@@ -257,3 +257,18 @@ def test_a_checkpoint_before_the_first_bar_is_followed_by_a_restorable_one(ds, t
     assert again.universe == ["AAPL", "GOOG", "IBM", "MSFT"]
     np.testing.assert_array_equal(again.equity.values, back.equity.values)
     assert len(again.result().equity) == 8
+
+
+def test_a_groups_rejection_rescales_its_other_orders():
+    # before: a group's orders were valued at the scale of every target, the rejected
+    # ones too; a rejected target holds the one in force, so the gross fell and the
+    # others traded more: 45,000 each through a 40,000 limit
+    lim = ql.live.RiskLimits(max_order_value=40_000)
+    target, rej = lim.apply(np.array([0.45, 0.45, 0.9]), np.zeros(3), np.full(3, 10.0),
+                            1e5, killed=False, in_force=np.zeros(3),
+                            options=ql.BacktestOptions(group=True))
+    assert sorted(r[0] for r in rej) == [0, 1, 2] and np.isnan(target).all()
+    target, rej = lim.apply(np.array([0.3, 0.3, 0.9]), np.zeros(3), np.full(3, 10.0),
+                            1e5, killed=False, in_force=np.zeros(3),
+                            options=ql.BacktestOptions(group=True))
+    assert [r[0] for r in rej] == [2] and (target[:2] == 0.3).all()   # 30,000 each
