@@ -1900,6 +1900,8 @@ def _check_same_options(dep, backtest) -> None:
         diff = dep.options.differences(backtest.options)
     except ValueError:   # an option over (time, asset), e.g. size: not the deployment's
         return
+    if float(dep.options.borrow_rate) and backtest.periods != dep.options.periods:
+        diff["periods"] = (dep.options.periods, backtest.periods)   # annualise the charges
     if diff:
         said = "; ".join(f"{k} {b!r} (the deployment's: {a!r})" for k, (a, b) in diff.items())
         raise ValueError(f"backtest ran with other options than the deployment: {said}: "

@@ -273,3 +273,17 @@ def test_cli_deploy_report_is_written_as_it_goes_and_at_the_end(tmp_path, capsys
     monkeypatch.setattr(cli, "REPORT_SECONDS", 1e9)      # only the final write
     assert cli.main(args[:-1] + [str(blocker / "dep.html")]) == 1
     assert "cannot write --report" in capsys.readouterr().err
+
+
+def test_dashboard_compares_periods_when_borrowing_is_charged(ds):
+    # periods annualise borrow_rate's charges: 252 against 365 is another cost of shorts
+    s = ql.strategies.get("volatility_regime", window=10, lookback=40)
+    hist, bars = ds.isel(time=slice(0, 200)), ds.isel(time=slice(200, 230))
+    sig = s.signal(ds).sel(time=bars.time)
+    kw = dict(borrow_rate=0.05, max_leverage=2.0)
+    dep = ql.deploy(s, history=hist, **kw).replay(bars, echo=None)
+    dep.plot(backtest=ql.backtest(bars, sig, **kw))        # the same calendar: 252
+    with pytest.raises(ValueError, match="periods 365 .the deployment's: 252"):
+        dep.plot(backtest=ql.backtest(bars, sig, periods=365, **kw))
+    free = ql.deploy(s, history=hist).replay(bars, echo=None)
+    free.plot(backtest=ql.backtest(bars, sig, periods=365))   # no charges: only a label
