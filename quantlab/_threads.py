@@ -50,6 +50,14 @@ MIN_WORK = 500_000
 PER_THREAD = 2       # blocks per thread: a descheduled thread leaves its share to others
 MIN_BLOCK = 250_000  # work per block at least (narrow blocks cost the kernels more per value)
 MAX_THREADS = 1024   # far beyond any core count; bounds the pool before it is built
+# The caller starts its block at once; a pool thread starts after its wake-up, and a
+# caller done first waits to be woken in turn. On a 2-core AMD EPYC KVM guest (session
+# 58) the pool thread began 50-80 µs after the call and the caller returned 40-50 µs
+# after the last block ended; 2520 x 1000 rolling mean, 2 threads, in 4 alternated runs
+# of 61 rounds, a caller's block 2-3 windows (56-84 µs) longer than the other's cut the
+# median wall time 2-12 %. So by_rows gives the caller's block about LEAD (in copies,
+# ~1 ns each) more work than the others.
+LEAD = 60_000
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
@@ -260,8 +268,26 @@ def by_rows(fn, n: int, align: int, work: float, threads=None) -> None:
     2520 x 1000, window 20, 40 alternated rounds: mean 1.50x -> 1.56x, std 1.41x ->
     1.50x, zscore 1.60x -> 1.71x against two blocks per thread); a thread the OS
     deschedules holds up its stretch, which then runs on the core the other thread
-    leaves idle: about one thread's time.
+    leaves idle: about one thread's time. The first block, which the caller runs, is
+    the longer by about :data:`LEAD` of ``work`` (the pool thread starts later).
     """
     units = -(-n // align) if n else 0
     k, parts = blocks(units, work, threads, copied=False, per_thread=1)
-    run(lambda lo, hi: fn(lo * align, min(hi * align, n)), parts, k)
+    run(lambda lo, hi: fn(lo * align, min(hi * align, n)), _lead(parts, units, work), k)
+
+
+def _lead(parts, units: int, work: float) -> list[tuple[int, int]]:
+    """``parts`` (contiguous blocks of ``units``, from 0) with the first -- the caller's
+    (:func:`run`) -- longer by about :data:`LEAD` of ``work``, at most by half its
+    length, taken from the others, which stay even and at least one unit each."""
+    k = len(parts)
+    if k == 1 or units == 0:
+        return parts
+    first = parts[0][1]
+    extra = min(round(LEAD * units / work) if work > 0 else 0, first // 2,
+                units - first - (k - 1))
+    if extra <= 0:
+        return parts
+    first += extra
+    edges = [first + (units - first) * i // (k - 1) for i in range(k)]
+    return [(0, first), *zip(edges, edges[1:])]
