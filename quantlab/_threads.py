@@ -53,11 +53,11 @@ MAX_THREADS = 1024   # far beyond any core count; bounds the pool before it is b
 # The caller starts its block at once; a pool thread starts after its wake-up, and a
 # caller done first waits to be woken in turn. On a 2-core AMD EPYC KVM guest (session
 # 58) the pool thread began 50-80 µs after the call and the caller returned 40-50 µs
-# after the last block ended; 2520 x 1000 rolling mean, 2 threads, in 4 alternated runs
-# of 61 rounds, a caller's block 2-3 windows (56-84 µs) longer than the other's cut the
-# median wall time 2-12 %. So by_rows gives the caller's block about LEAD (in copies,
-# ~1 ns each) more work than the others.
-LEAD = 60_000
+# after the last block ended. So by_rows gives the caller's block about LEAD (in
+# copies, ~1 ns each) more work: 2520 x 1000, window 20, 2 threads, two windows more
+# for the caller (mean and std alike), against halves alternated in one process (5 runs
+# of 41 rounds): median wall mean -1.3 to -6.5 %, std -0.4 to -5.3 %, zscore -1.9 to +1.4 %.
+LEAD = 90_000
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0

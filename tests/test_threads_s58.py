@@ -20,9 +20,9 @@ def _cuts(monkeypatch):
 
 def test_the_callers_row_block_is_longer_by_about_lead(monkeypatch):
     """2520 x 1000 rolling mean (cost 2 copies a value) on 2 threads: 126 windows of 20
-    rows, ~40,000 copies each, so LEAD (60,000) is 2 windows more for the caller: rows
+    rows, ~40,000 copies each, so LEAD (90,000) is 2 windows more for the caller: rows
     [0, 1300) and [1300, 2520), not the halves [0, 1260) and [1260, 2520)."""
-    monkeypatch.setattr(_threads, "LEAD", 60_000)
+    monkeypatch.setattr(_threads, "LEAD", 90_000)
     seen = _cuts(monkeypatch)
     x = np.random.default_rng(0).normal(0.0, 0.01, (2520, 1000))
     got = rolling.mean(x, 20, threads=2)
