@@ -898,8 +898,11 @@ class Deployment:
         """A drained account's forced order takes the fee the kernel's state holds for it:
         a later bar may cut it (``ql.backtest``'s record is cut in place; ours is a copy)."""
         for g in np.flatnonzero(self.state["drained"]):
-            self._orders[int(self.state["drain_rec"][g])]["fee"] = \
+            order, fee = self._orders[int(self.state["drain_rec"][g])], \
                 float(self.state["drain_fee"][g])
+            if order["fee"] != fee:   # a cut: the orders table is built again
+                order["fee"] = fee
+                self._fees_cut = self.__dict__.get("_fees_cut", 0) + 1
 
     def _watch_drawdown(self) -> None:
         eq = float(np.sum(self._rec["equity"][-1]))
@@ -1020,8 +1023,16 @@ class Deployment:
 
     @property
     def orders(self) -> pd.DataFrame:
-        return pd.DataFrame(self._orders, columns=["time", "asset", "size", "price", "fee",
-                                                   "reason"])
+        """Every order: time, asset, size, price, fee, reason. A copy of a table built
+        once per change (a live dashboard reads it twice an update: ~45 ms each at 42,000
+        orders when built from the records each time)."""
+        key = (id(self._orders), len(self._orders), self.__dict__.get("_fees_cut", 0))
+        cached = self.__dict__.get("_orders_frame")
+        if cached is None or cached[0] != key:
+            cached = (key, pd.DataFrame(self._orders, columns=[
+                "time", "asset", "size", "price", "fee", "reason"]))
+            self._orders_frame = cached
+        return cached[1].copy()
 
     @property
     def rejections(self) -> pd.DataFrame:

@@ -287,3 +287,20 @@ def test_dashboard_compares_periods_when_borrowing_is_charged(ds):
         dep.plot(backtest=ql.backtest(bars, sig, periods=365, **kw))
     free = ql.deploy(s, history=hist).replay(bars, echo=None)
     free.plot(backtest=ql.backtest(bars, sig, periods=365))   # no charges: only a label
+
+
+def test_orders_table_is_built_once_per_change_and_handed_out_as_a_copy(ds):
+    s = ql.strategies.get("volatility_regime", window=10, lookback=40)
+    dep = ql.deploy(s, history=ds.isel(time=slice(0, 200)), **KW)
+    dep.replay(ds.isel(time=slice(200, 230)), echo=None)
+    a = dep.orders
+    a.loc[0, "fee"] = -1.0                      # the caller's copy
+    a.insert(0, "t", 0)                         # as result() adds its columns
+    b = dep.orders
+    assert list(b.columns) == ["time", "asset", "size", "price", "fee", "reason"]
+    assert b.loc[0, "fee"] != -1.0 and b is not dep.orders
+    dep.replay(ds.isel(time=slice(230, 240)), echo=None)
+    assert len(dep.orders) == len(dep._orders) > len(b)
+    dep._orders[0]["fee"] = 123.0               # a drained account's fee cut, as
+    dep._fees_cut = dep.__dict__.get("_fees_cut", 0) + 1   # _settle_drained does it
+    assert dep.orders.loc[0, "fee"] == 123.0
