@@ -375,7 +375,8 @@ def _deploy_setup(a):
     """(params, backtest options) from --params and --set."""
     from dataclasses import fields  # lazy: only this command
 
-    from quantlab.backtesting.options import BacktestOptions  # lazy: loads the kernels
+    from quantlab import strategies   # lazy: loads the kernels
+    from quantlab.backtesting.options import BacktestOptions
 
     params, options = {}, {}
     if a.params:
@@ -390,6 +391,12 @@ def _deploy_setup(a):
         if not (isinstance(params, dict) and isinstance(options, dict)):
             raise ValueError(f"--params {a.params}: a JSON object of parameters expected, "
                              "or {\"params\": {...}, \"backtest\": {...}}")
+        saved = obj.get("strategy") if isinstance(obj, dict) and "params" in obj else None
+        if saved is not None and (not isinstance(saved, str) or strategies.resolve(
+                saved).name != strategies.resolve(a.strategy).name):
+            raise ValueError(f"--params {a.params} holds the parameters of {saved!r}, not "
+                             f"of {a.strategy!r} (OptimizationResult.save names its "
+                             "strategy)")
     known = [f.name for f in fields(BacktestOptions)]
     for where, keys in ((f"--params {a.params} \"backtest\"", options), ("--set", dict(a.set))):
         unknown = [k for k in keys if k not in known]

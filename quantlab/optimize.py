@@ -27,6 +27,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,7 @@ from quantlab._threads import MAX_THREADS
 from quantlab.backtesting import backtest
 from quantlab.calendar import periods_for
 from quantlab.compat import seed_optimizer_arguments, seed_walk_forward
-from quantlab.data import load as load_data, shifted, time_label
+from quantlab.data import load as load_data, shifted, time_label, user_path
 from quantlab.errors import DataError
 from quantlab.metrics import METRICS, summary
 from quantlab.strategies import resolve
@@ -547,6 +548,44 @@ class OptimizationResult(Mapping):
         ev = _Evaluator(self.strategy, data, start_date, end_date, ("sharpe_ratio",),
                         {**self.backtest_options, **backtest_kw})
         return ev.backtest({})
+
+    def save(self, path) -> Path:
+        """The chosen parameters and the search's backtest options as JSON: the file
+        ``quantlab deploy STRATEGY --params FILE`` deploys (``{"strategy", "params",
+        "backtest"}``; the options as ``BacktestOptions.to_dict`` writes them, the slippage
+        model included).
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write (its folder is created).
+
+        Returns
+        -------
+        Path
+
+        Examples
+        --------
+        {{search}}
+        >>> import json, tempfile
+        >>> f = res.save(tempfile.mkdtemp() + "/best.json")
+        >>> saved = json.loads(f.read_text())
+        >>> saved["strategy"], saved["params"], saved["backtest"]["group"]
+        ('volatility_regime', {'window': 21}, True)
+        """
+        import json   # lazy: only saving needs it
+
+        from quantlab.backtesting.options import BacktestOptions
+
+        path = user_path("path", path)
+        params = {k: v.item() if isinstance(v, np.generic) else v
+                  for k, v in self.best_params.items()}
+        text = json.dumps({"strategy": self.strategy.name, "params": params,
+                           "backtest": BacktestOptions(**self.backtest_options).to_dict()},
+                          indent=1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+        return path
 
     def __getitem__(self, key):
         return self.best_params[key]

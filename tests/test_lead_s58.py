@@ -304,3 +304,31 @@ def test_orders_table_is_built_once_per_change_and_handed_out_as_a_copy(ds):
     dep._orders[0]["fee"] = 123.0               # a drained account's fee cut, as
     dep._fees_cut = dep.__dict__.get("_fees_cut", 0) + 1   # _settle_drained does it
     assert dep.orders.loc[0, "fee"] == 123.0
+
+
+def test_an_optimisation_saved_deploys_from_the_shell_as_in_the_notebook(tmp_path, capsys):
+    # the hand-off from a notebook's search to `quantlab deploy --params`: the chosen
+    # parameters and the search's costs, in one file (it was written by hand, and a
+    # Slippage model or NumPy integers did not serialise)
+    from quantlab.cli import main
+    data = ql.data.load()
+    opt = ql.optimize.optimize_strategy_parameters(
+        "volatility_regime", {"window": [10, 21]}, data, optimization_method="grid",
+        n_trials=2, progress=False, start_date="2011-01-03", end_date="2012-12-31",
+        fees=0.001, slippage=ql.Slippage("volume_based"))
+    f = opt.save(tmp_path / "opt" / "best.json")
+    assert main(["deploy", "volatility_regime", "--params", str(f), "--replay", "equities",
+                 "--start", "2013-02-01", "--every", "1000"]) == 0
+    shell = capsys.readouterr().out.strip().splitlines()[-1]
+    bars = data.sel(time=slice("2013-02-01", None))
+    dep = ql.deploy(opt, history=data.sel(time=slice(None, "2013-01-31"))).replay(
+        bars, echo=None)
+    m = dep.result().as_portfolio().metrics()
+    assert shell == "metrics: " + ", ".join(
+        f"{ql.fmt.label(k).lower()} {ql.fmt.metric(k, float(m[k]))}" for k in
+        ("total_return", "sharpe_ratio", "max_drawdown", "exposure", "turnover",
+         "n_trades", "fees_paid"))
+    assert float(m["fees_paid"]) > 0
+    assert main(["deploy", "spc", "--params", str(f), "--replay", "equities"]) == 2
+    assert "holds the parameters of 'volatility_regime', not of 'spc'" in \
+        capsys.readouterr().err
