@@ -2009,8 +2009,8 @@ def _deployment_layout(src, live=False):
                         columns=[TableColumn(field="metric", title="metric", width=170),
                                  TableColumn(field="deployment", title="deployment",
                                              width=110),
-                                 TableColumn(field="backtest", title="backtest, same bars",
-                                             width=130),
+                                 *([TableColumn(field="backtest", title="backtest, same bars",
+                                                width=130)] if "backtest" in src else []),
                                  TableColumn(field="note", title="note", width=350)])
     layout = column(summary, f_eq, f_dd, f_or,
                     gridplot([[f_rej, f_lat]], sizing_mode="stretch_width"),
