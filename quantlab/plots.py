@@ -31,7 +31,7 @@ __all__ = ["PALETTE", "NEEDS_KERNEL", "init_notebook", "show", "figure", "static
            "histogram_figure", "line_figure", "backtest_figure", "diagnostics_figure",
            "heatmap_figure", "network_figure", "crossmarket_figure", "risk_report_figure",
            "risk_report_html", "optimization_figure", "walk_forward_figure", "tearsheet",
-           "engine_dashboard", "deployment_dashboard", "MAX_LINES"]
+           "engine_dashboard", "deployment_dashboard", "deployment_html", "MAX_LINES"]
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 # lines of one figure, at most: each carries its data and a legend entry, so 10,000 assets

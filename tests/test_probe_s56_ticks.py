@@ -135,7 +135,7 @@ def test_garbage_timestamps_are_rejected_as_bad_timestamp_and_counted():
                   "1969-12-31T23:59:59.999999Z", "1970-01-01T00:30:00+01:00",
                   1000.5, "1000.25", float("nan"), float("inf"), -5, 2 ** 62, "abc",
                   np.datetime64("NaT"), pd.NaT, np.timedelta64(5, "ns"),
-                  np.timedelta64(5, "s"), dt.date(2024, 1, 2), b"2024-01-02T14:30:00Z",
+                  np.timedelta64(5, "s"), dt.date(2024, 1, 2), b"2024-01-02T14:30:00Z\xff",
                   dt.time(14, 30), np.datetime64("1969-12-31T23:59:59"),
                   pd.Timestamp("1969-07-20T20:17Z")]
     bad = [dict(good, timestamp=v) for v in bad_values] + [missing]

@@ -118,13 +118,18 @@ def to_timestamp(value, unit_ns: int = 1000) -> int:
     (UTC), -1 when it is none (``bad_timestamp``). Numbers (and numeric strings) as
     ``to_int(value, integral=True)``: already in the unit, a fraction is rejected.
     Datetimes -- ISO 8601 text (``2024-01-02T14:30:00.123Z``, ``+01:00`` offsets, ``T``
-    or a space, a date alone), ``datetime.datetime`` and ``pd.Timestamp``,
+    or a space, a date alone; ASCII bytes too), ``datetime.datetime`` and ``pd.Timestamp``,
     ``np.datetime64`` -- are converted, floored to the unit as a datetime64 column is:
     with a UTC offset (or time zone) to UTC; without, taken as UTC, as a naive datetime64
     column is. Before 1970 or from 2^62 units on: -1."""
     k = to_int(value, True)
     if k != -1:
         return k
+    if isinstance(value, (bytes, bytearray)):   # ASCII bytes: their text (the kernel's)
+        try:
+            value = bytes(value).decode("ascii")
+        except UnicodeDecodeError:
+            return -1
     if isinstance(value, str):
         ns = _iso_ns(value)
     elif isinstance(value, datetime.datetime):      # pd.Timestamp is one, pd.NaT too
