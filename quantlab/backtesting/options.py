@@ -337,6 +337,7 @@ def metric_names(name, v):
 
 # stops and the limit offset are fractions of a price (entry or close), per column
 _STOP = _sweep(not_over=("time",), lo=0, lo_open=True, nan_ok=True)
+_NAN_OFF = ("sl_stop", "tp_stop", "sl_trail")   # the options whose NaN means "off"
 # argument -> checker, in the order the checks run (the first bad argument is reported)
 _CHECKS = {
     "init_cash": _number(0, None, lo_open=True),
@@ -530,7 +531,8 @@ class BacktestOptions:
         Returns
         -------
         dict
-            Every option by name; the slippage model as a dict of its fields.
+            Every option by name; the slippage model as a dict of its fields; a stop
+            of NaN (off) as None.
 
         Raises
         ------
@@ -553,6 +555,8 @@ class BacktestOptions:
                 if v.ndim:
                     raise ValueError(f"{name} varies over {v.dims}: save one combination")
                 v = float(v)
+                if np.isnan(v) and name in _NAN_OFF:   # off, as None: NaN != NaN, and
+                    v = None                            # a bare NaN is not JSON
             elif isinstance(v, Slippage):
                 v = {k: getattr(v, k) for k in v.__dataclass_fields__}
             elif isinstance(v, tuple):
