@@ -661,6 +661,23 @@ def _write_report(dep, path) -> None:
     suite._atomic_write(path, plots.deployment_html(dep))
 
 
+def _report_refused(report: Path, ck: Path | None) -> str | None:
+    """Why ``--report`` cannot be written, found before the first bar (None: it can): a
+    page in the checkpoint's folder overwrote its files (``deployment.json`` with HTML:
+    a checkpoint that no longer resumes), one containing it could not be written, and a
+    folder that cannot be made was found only at the first write, a minute or a whole
+    run later."""
+    if ck is not None:
+        page, folder = report.resolve(), ck.resolve()
+        if page == folder or folder in page.parents or page in folder.parents:
+            return f"is in or holds --checkpoint {ck}: give a file outside its folder"
+    try:
+        report.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"cannot make its folder: {e.strerror or e}"
+    return None
+
+
 def _deploy_ready(a):
     """``(checkpoint, deployment, engine, replay data, first bar, bars traded)`` ready
     to trade, or an exit code (2: refused, with its message)."""
@@ -675,6 +692,9 @@ def _deploy_ready(a):
     if ck is not None and ck.exists() and not ck.is_dir():
         print(f"quantlab deploy: --checkpoint {ck} is a file, not a directory",
               file=sys.stderr)
+        return 2
+    if a.report and (refused := _report_refused(Path(a.report), ck)):
+        print(f"quantlab deploy: --report {a.report}: {refused}", file=sys.stderr)
         return 2
     if ck is not None and (ck / "deployment.json").exists():
         try:       # refused before any bar: a damaged checkpoint is not started over
@@ -742,7 +762,11 @@ def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
         if traded % every == 0:
             print(dep.status_line(status), flush=True)
         if a.report and _time.monotonic() - written[0] >= REPORT_SECONDS:
-            _write_report(dep, a.report)
+            try:   # the page is a view, not the state: a full disk stops the checkpoint
+                _write_report(dep, a.report)
+            except OSError as e:   # (was: the trading stopped, the page not named)
+                print(f"quantlab deploy: cannot write --report {a.report}: {e}; trading "
+                      "on, tried again in a while", file=sys.stderr)
             written[0] = _time.monotonic()
 
     try:   # from here a signal is "interrupted after N bars"

@@ -268,10 +268,13 @@ def test_cli_deploy_report_is_written_as_it_goes_and_at_the_end(tmp_path, capsys
     assert f"report: {page}" in capsys.readouterr().out
     assert cli.main(args[:-1] + [str(tmp_path)]) == 2
     assert "is a directory, not a file" in capsys.readouterr().err
-    blocker = tmp_path / "file"
-    blocker.write_text("")
     monkeypatch.setattr(cli, "REPORT_SECONDS", 1e9)      # only the final write
-    assert cli.main(args[:-1] + [str(blocker / "dep.html")]) == 1
+
+    def full_disk(dep, p):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli, "_write_report", full_disk)
+    assert cli.main(args) == 1
     assert "cannot write --report" in capsys.readouterr().err
 
 

@@ -2,6 +2,7 @@
 BacktestResult.as_portfolio/.options, BacktestOptions.differences, deployment_html,
 quantlab deploy --report/--params, OptimizationResult.save)."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,3 +44,57 @@ def test_the_dashboard_takes_a_backtest_selected_at_a_nan_stop(ds, dep):
     stops = xr.DataArray([np.nan, 0.05], dims="stop", coords={"stop": [0, 1]})
     bt = ql.backtest(bars, sig, sl_stop=stops).sel(stop=0)
     ql.plots.deployment_dashboard(dep, bt)   # was: "sl_stop nan (the deployment's: None)"
+
+
+def _deploy_args(*extra):
+    return ["deploy", "volatility_regime", "--replay", "equities", "--start", "2013-02-26",
+            "--every", "1000", *extra]
+
+
+def test_cli_refuses_a_report_in_or_holding_the_checkpoint(tmp_path, capsys):
+    # before: --report CK/deployment.json overwrote the checkpoint's manifest with the
+    # page (exit 0; the checkpoint no longer resumed); --report CK (or a folder holding
+    # CK) failed at its first write, a minute into the run, and stopped the trading
+    from quantlab import cli
+    ck = tmp_path / "ck"
+    for report, at in ((ck / "deployment.json", ck), (ck, ck), (ck / "pages" / "p.html", ck),
+                       (tmp_path / "outer", tmp_path / "outer" / "ck")):
+        assert cli.main(_deploy_args("--checkpoint", str(at), "--report", str(report))) == 2
+        assert "--checkpoint" in capsys.readouterr().err
+        assert not (at / "deployment.json").exists()
+    link = tmp_path / "link.html"
+    link.symlink_to(ck / "deployment.json")
+    assert cli.main(_deploy_args("--checkpoint", str(ck), "--report", str(link))) == 2
+    assert cli.main(_deploy_args("--checkpoint", str(ck),
+                                 "--report", str(tmp_path / "page é.html"))) == 0
+    capsys.readouterr()
+    json.loads((ck / "deployment.json").read_text())   # still the checkpoint's manifest
+
+
+def test_cli_refuses_a_report_whose_folder_cannot_be_made(tmp_path, capsys):
+    # before: found at its first write (a minute or a whole run later), after trading
+    from quantlab import cli
+    (tmp_path / "file").write_text("")
+    assert cli.main(_deploy_args("--report", str(tmp_path / "file" / "sub" / "p.html"))) == 2
+    assert "cannot make its folder" in capsys.readouterr().err
+
+
+def test_cli_trades_on_when_a_report_write_fails_midway(tmp_path, capsys, monkeypatch):
+    # before: a failed write as bars came (a full disk, a folder removed) stopped the
+    # deployment with exit 1 and a message not naming --report
+    from quantlab import cli
+    page = tmp_path / "p.html"
+    calls = []
+
+    def write(dep, path):
+        calls.append(len(dep.equity["time"]))
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        cli.suite._atomic_write(Path(path), "page")
+
+    monkeypatch.setattr(cli, "_write_report", write)
+    monkeypatch.setattr(cli, "REPORT_SECONDS", 0.0)
+    assert cli.main(_deploy_args("--report", str(page))) == 0
+    err = capsys.readouterr().err
+    assert "cannot write --report" in err and "trading on" in err
+    assert calls[0] == 1 and calls[-1] > 1 and page.read_text() == "page"
