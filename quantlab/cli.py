@@ -386,14 +386,22 @@ def _deploy_setup(a):
             raise ValueError(f"--params {a.params}: not JSON ({e})") from None
         except OSError as e:   # "[Errno 2] No such file ..." named neither the option
             raise ValueError(f"--params {a.params}: {e.strerror or e}") from None
+        saved_keys = sorted({"strategy", "backtest"} & set(obj)) if isinstance(obj, dict) \
+            else []
+        if saved_keys and "params" not in obj:   # read as parameters named so before
+            raise ValueError(f"--params {a.params} has {saved_keys} but no \"params\": "
+                             "{\"strategy\": ..., \"params\": {...}, \"backtest\": {...}} "
+                             "as OptimizationResult.save writes it")
         params, options = (obj.get("params"), obj.get("backtest", {})) \
             if isinstance(obj, dict) and "params" in obj else (obj, {})
         if not (isinstance(params, dict) and isinstance(options, dict)):
             raise ValueError(f"--params {a.params}: a JSON object of parameters expected, "
                              "or {\"params\": {...}, \"backtest\": {...}}")
         saved = obj.get("strategy") if isinstance(obj, dict) and "params" in obj else None
-        if saved is not None and (not isinstance(saved, str) or strategies.resolve(
-                saved).name != strategies.resolve(a.strategy).name):
+        known = isinstance(saved, str) and (saved in strategies.names()
+                                             or saved in strategies.ALIASES)
+        if saved is not None and (not known or strategies.resolve(saved).name
+                                  != strategies.resolve(a.strategy).name):
             raise ValueError(f"--params {a.params} holds the parameters of {saved!r}, not "
                              f"of {a.strategy!r} (OptimizationResult.save names its "
                              "strategy)")

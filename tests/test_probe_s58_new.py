@@ -98,3 +98,19 @@ def test_cli_trades_on_when_a_report_write_fails_midway(tmp_path, capsys, monkey
     err = capsys.readouterr().err
     assert "cannot write --report" in err and "trading on" in err
     assert calls[0] == 1 and calls[-1] > 1 and page.read_text() == "page"
+
+
+@pytest.mark.parametrize("saved, said", [
+    ({"strategy": "no_such_strategy", "params": {}}, "holds the parameters of 'no_such_strategy'"),
+    ({"strategy": "volatility_regime", "backtest": {"fees": 0.001}}, 'no "params"'),
+])
+def test_cli_names_the_params_file_of_a_hand_edited_save(tmp_path, capsys, saved, said):
+    # before: "unknown strategy 'no_such_strategy'. Available: ..." for a valid STRATEGY
+    # argument, the file unnamed; a save with its "params" deleted read as parameters
+    # named "strategy" and "backtest" ("unknown parameter(s) ['backtest', 'strategy']")
+    from quantlab import cli
+    f = tmp_path / "best.json"
+    f.write_text(json.dumps(saved))
+    assert cli.main(_deploy_args("--params", str(f))) == 2
+    err = capsys.readouterr().err
+    assert f"--params {f}" in err and said in err
