@@ -147,6 +147,11 @@ class RiskLimits:
         (numpy.ndarray, list)
             The targets after the limits, and [(asset index, reason, wanted, given)].
 
+        Raises
+        ------
+        ValueError
+            An array not of one value per asset (``equity`` may be one float).
+
         Examples
         --------
         >>> import numpy as np
@@ -155,8 +160,18 @@ class RiskLimits:
         ...                    np.array([10.0, 20.0]), 1000.0, killed=True)
         (array([0., 0.]), [(0, 'kill_switch', 0.5, 0.0), (1, 'kill_switch', nan, 0.0)])
         """
+        # floats: a copy of an int target took the limits' 0.3 as 0 (and NaN not at all)
+        target = np.asarray(target, dtype=np.float64)
         out, rej = target.copy(), []
-        equity = np.broadcast_to(np.asarray(equity, dtype=np.float64), target.shape)
+        for name, a in (("held", held), ("price", price), ("equity", equity),
+                        ("in_force", in_force), ("pending", pending)):
+            # a length-1 array broadcast silently: every asset valued by the first's
+            if a is not None and np.shape(a) != out.shape and \
+                    not (name == "equity" and np.ndim(a) == 0):
+                raise ValueError(f"{name} has shape {np.shape(a)}, the target {out.shape}: "
+                                 "one value per asset" + (" (or one float: one account)"
+                                                          if name == "equity" else ""))
+        equity = np.broadcast_to(np.asarray(equity, dtype=np.float64), out.shape)
         with np.errstate(divide="ignore", invalid="ignore"):   # equity <= 0: not used
             now = np.where(np.isfinite(price) & (equity > 0), held * price / equity, 0.0)
 

@@ -114,3 +114,30 @@ def test_cli_names_the_params_file_of_a_hand_edited_save(tmp_path, capsys, saved
     assert cli.main(_deploy_args("--params", str(f))) == 2
     err = capsys.readouterr().err
     assert f"--params {f}" in err and said in err
+
+
+def test_risk_limits_apply_an_integer_target_as_floats():
+    # before: the limits wrote into a copy of the target's own dtype: an int target
+    # clipped to max_position 0.3 became 0 (the rejection said 0.3), and a rejected
+    # max_order_value raised "cannot convert float NaN to integer"
+    lim = ql.live.RiskLimits(max_position=0.3)
+    target, rej = lim.apply(np.array([1, -1]), np.zeros(2), np.array([10., 20.]), 1e5, False)
+    assert target.tolist() == [0.3, -0.3] and [r[3] for r in rej] == [0.3, -0.3]
+    target, _ = ql.live.RiskLimits(max_order_value=1_000).apply(
+        [1, 0], np.zeros(2), np.array([10., 20.]), 1e5, False)
+    assert np.isnan(target[0]) and target[1] == 0
+
+
+@pytest.mark.parametrize("bad", [
+    {"held": np.zeros(3)}, {"price": np.ones(1)}, {"equity": np.ones(3)},
+    {"in_force": np.zeros(1)}, {"in_force": np.zeros(3)}, {"pending": np.ones(1, bool)},
+])
+def test_risk_limits_apply_refuses_arrays_of_another_length(bad):
+    # before: a length-1 in_force/pending/held/price broadcast over every asset (their
+    # orders valued from another asset's numbers); others raised numpy's broadcast error
+    args = {"held": np.zeros(2), "price": np.array([10., 20.]), "equity": 1e5,
+            "in_force": np.zeros(2), "pending": None, **bad}
+    with pytest.raises(ValueError, match=f"{next(iter(bad))} has"):
+        ql.live.RiskLimits(max_order_value=30_000).apply(
+            np.array([0.5, 0.5]), args["held"], args["price"], args["equity"], False,
+            in_force=args["in_force"], pending=args["pending"])
