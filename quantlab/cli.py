@@ -376,7 +376,7 @@ def _deploy_setup(a):
     from dataclasses import fields  # lazy: only this command
 
     from quantlab import strategies   # lazy: loads the kernels
-    from quantlab.backtesting.options import BacktestOptions
+    from quantlab.backtesting.options import BacktestOptions  # lazy: the research stack
 
     params, options = {}, {}
     if a.params:

@@ -37,6 +37,7 @@ from quantlab import _progress, _validate, integrity
 from quantlab._doc import fill
 from quantlab._threads import MAX_THREADS
 from quantlab.backtesting import backtest
+from quantlab.backtesting.options import BacktestOptions
 from quantlab.calendar import periods_for
 from quantlab.compat import seed_optimizer_arguments, seed_walk_forward
 from quantlab.data import load as load_data, shifted, time_label, user_path
@@ -574,8 +575,6 @@ class OptimizationResult(Mapping):
         ('volatility_regime', {'window': 21}, True)
         """
         import json   # lazy: only saving needs it
-
-        from quantlab.backtesting.options import BacktestOptions
 
         path = user_path("path", path)
         params = {k: v.item() if isinstance(v, np.generic) else v
