@@ -674,7 +674,9 @@ def _report_refused(report: Path, ck: Path | None) -> str | None:
     page in the checkpoint's folder overwrote its files (``deployment.json`` with HTML:
     a checkpoint that no longer resumes), one containing it could not be written, and a
     folder that cannot be made was found only at the first write, a minute or a whole
-    run later."""
+    run later; a directory is no page."""
+    if report.is_dir():
+        return "is a directory, not a file"
     if ck is not None:
         page, folder = report.resolve(), ck.resolve()
         if page == folder or folder in page.parents or page in folder.parents:
@@ -693,10 +695,6 @@ def _deploy_ready(a):
 
     ck = Path(a.checkpoint) if a.checkpoint else None
     dep = None
-    if a.report and Path(a.report).is_dir():
-        print(f"quantlab deploy: --report {a.report} is a directory, not a file",
-              file=sys.stderr)
-        return 2
     if ck is not None and ck.exists() and not ck.is_dir():
         print(f"quantlab deploy: --checkpoint {ck} is a file, not a directory",
               file=sys.stderr)

@@ -232,9 +232,7 @@ class RiskLimits:
             value = np.where(pending, sized(held_t) * equity, value)
         orders = np.isfinite(out)
         if in_force is not None and (options is None or options.rebalance != "daily"):
-            with np.errstate(invalid="ignore"):
-                orders &= np.abs(out - in_force) > 1e-12 * np.maximum(
-                    1.0, np.maximum(np.abs(out), np.abs(in_force)))
+            orders &= _changed(out, in_force)
         big = np.zeros(n, dtype=bool)
         while True:   # a rejected target holds the one in force: the group's scale moves
             eff = np.where(np.isfinite(out) & ~big, out, held_t)
@@ -244,6 +242,14 @@ class RiskLimits:
             if not new.any():
                 return big
             big |= new
+
+
+def _changed(s: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per asset, target ``s`` is a change from ``w`` (``rebalance="on_change"``): by more
+    than 1e-12 of max(1, |s|, |w|), the kernel's ``changed()`` (backtest.pyx); NaN is
+    none."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(s - w) > 1e-12 * np.maximum(1.0, np.maximum(np.abs(s), np.abs(w)))
 
 
 class _Bars:
@@ -831,9 +837,7 @@ class Deployment:
         prev = np.asarray(self.state["prev_target"], dtype=np.float64)
         fresh = np.isfinite(prev)
         in_force = np.where(fresh, prev, want)
-        with np.errstate(invalid="ignore"):
-            moved = np.abs(prev - want) > 1e-12 * np.maximum(
-                1.0, np.maximum(np.abs(prev), np.abs(want)))
+        moved = _changed(prev, want)
         daily = self.options.rebalance == "daily"
         return in_force, (fresh & (moved | daily)) | (self.state["pending"] != 0)
 
@@ -2191,27 +2195,24 @@ def _check_arrays(where, meta: dict, arrays: dict) -> None:
             raise _bad(where, f"array {key!r} must be numeric, found {got.dtype}")
     for key in ("last_close", "prev_close", "slip_prev"):   # optional: older lack them
         last = arrays.get(key)
-        if last is None:
-            continue
-        if last.shape != (width,) or last.dtype.kind not in "fiu":
+        if last is not None and (last.shape != (width,) or last.dtype.kind not in "fiu"):
             raise _bad(where, f"array {key!r} must be {width} numbers, found {last.dtype} "
                               f"{last.shape}")
-        bad = np.flatnonzero(~(np.isnan(last) | (np.isfinite(last) & (last >= MIN_PRICE))))
-        if bad.size:   # closes, as validate has them: a bad one changed every fill after
-            raise _bad(where, f"array {key!r} holds {float(last[bad[0]])!r} for asset "
-                              f"{(meta['universe'] or [None] * width)[bad[0]]!r}: a close "
-                              "is NaN or a finite price >= 2.2e-308 (a normal double)")
     if meta.get("closes_unknown", 0) > r:
         raise _bad(where, f"'closes_unknown' ({meta['closes_unknown']}) is above the "
                           f"{r} records")
-    closes = arrays.get("rec.close")
-    if closes is not None and closes.size:   # result()'s prices: closes, as validate's
+    # closes, as validate has them: a bad one changed every fill after (the carried ones)
+    # or result()'s prices (the recorded ones, rec.close: rows of one per asset)
+    for key in ("last_close", "prev_close", "slip_prev", "rec.close"):
+        closes = arrays.get(key)
+        if closes is None or not closes.size:
+            continue
         bad = np.flatnonzero(~(np.isnan(closes) | (np.isfinite(closes) &
                                                    (closes >= MIN_PRICE))))
         if bad.size:
-            raise _bad(where, f"array 'rec.close' holds {float(closes.flat[bad[0]])!r} for asset "
+            raise _bad(where, f"array {key!r} holds {float(closes.flat[bad[0]])!r} for asset "
                               f"{(meta['universe'] or [None] * width)[bad[0] % width]!r}: "
-                              "a close is NaN or a finite price >= 2.2e-308")
+                              "a close is NaN or a finite price >= 2.2e-308 (a normal double)")
     for key in ("times", "record_times"):
         try:
             t = np.array(meta[key], dtype="datetime64[ns]")
