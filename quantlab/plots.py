@@ -18,6 +18,7 @@ import html as _html
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from quantlab import _validate as _v
 from quantlab import fmt
@@ -1896,14 +1897,14 @@ def _check_same_options(dep, backtest) -> None:
                          f"the deployment {ours[0]:,.0f} and group={ours[1]}: {fix}")
     if getattr(backtest, "options", None) is None:   # made otherwise: nothing to compare
         return
-    try:
-        diff = dep.options.differences(backtest.options)
-    except ValueError:   # an option over (time, asset), e.g. size: not the deployment's
-        return
+    diff = dep.options.differences(backtest.options)
     if float(dep.options.borrow_rate) and backtest.periods != dep.options.periods:
         diff["periods"] = (dep.options.periods, backtest.periods)   # annualise the charges
     if diff:
-        said = "; ".join(f"{k} {b!r} (the deployment's: {a!r})" for k, (a, b) in diff.items())
+        def shown(v):
+            return f"<varies over {v.dims}>" if isinstance(v, xr.DataArray) else repr(v)
+        said = "; ".join(f"{k} {shown(b)} (the deployment's: {shown(a)})"
+                         for k, (a, b) in diff.items())
         raise ValueError(f"backtest ran with other options than the deployment: {said}: "
                          f"{fix}")
 

@@ -338,6 +338,27 @@ def metric_names(name, v):
 # stops and the limit offset are fractions of a price (entry or close), per column
 _STOP = _sweep(not_over=("time",), lo=0, lo_open=True, nan_ok=True)
 _NAN_OFF = ("sl_stop", "tp_stop", "sl_trail")   # the options whose NaN means "off"
+
+
+def _plain(name: str, v):
+    """An option's plain (JSON) value: a DataArray holding one value (a one-value sweep,
+    a size equal for every asset) as that number, a stop of NaN (off) as None, a slippage
+    model as a dict of its fields; a DataArray of several values stays as it is."""
+    if isinstance(v, xr.DataArray):
+        if v.dtype.kind not in "biuf":
+            return v
+        flat = np.unique(v.values.astype(float))   # all NaNs as one
+        if flat.size != 1:
+            return v
+        v = float(flat[0])
+        return None if np.isnan(v) and name in _NAN_OFF else v   # NaN != NaN, not JSON
+    if isinstance(v, Slippage):
+        return {k: getattr(v, k) for k in v.__dataclass_fields__}
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
 # argument -> checker, in the order the checks run (the first bad argument is reported)
 _CHECKS = {
     "init_cash": _number(0, None, lo_open=True),
@@ -550,24 +571,18 @@ class BacktestOptions:
         """
         out = {}
         for name in _CHECKS:
-            v = getattr(self, name)
+            v = _plain(name, getattr(self, name))
             if isinstance(v, xr.DataArray):
-                if v.ndim:
-                    raise ValueError(f"{name} varies over {v.dims}: save one combination")
-                v = float(v)
-                if np.isnan(v) and name in _NAN_OFF:   # off, as None: NaN != NaN, and
-                    v = None                            # a bare NaN is not JSON
-            elif isinstance(v, Slippage):
-                v = {k: getattr(v, k) for k in v.__dataclass_fields__}
-            elif isinstance(v, tuple):
-                v = list(v)
+                raise ValueError(f"{name} varies over {v.dims}: save one combination")
             out[name] = v
         return out
 
     def differences(self, other: BacktestOptions) -> dict:
         """The options by which a run with ``other`` trades otherwise: ``{name: (mine,
-        theirs)}`` over :meth:`to_dict`'s values, leaving out ``periods`` (a label, or
-        inferred from the bars) and ``metrics_only`` (what is returned).
+        theirs)}``, leaving out ``periods`` (a label, or inferred from the bars) and
+        ``metrics_only`` (what is returned). Values are :meth:`to_dict`'s; an option that
+        varies over a dim (a sweep, a stop per asset) stays a DataArray, equal to another
+        of the same values (NaN included) after broadcasting.
 
         Parameters
         ----------
@@ -577,20 +592,29 @@ class BacktestOptions:
         -------
         dict
 
-        Raises
-        ------
-        ValueError
-            If an option of either varies over a dim (a sweep): compare one combination.
-
         Examples
         --------
-        >>> import quantlab as ql
+        >>> import quantlab as ql, xarray as xr
         >>> ql.BacktestOptions(fees=0.001).differences(ql.BacktestOptions(periods=365))
         {'fees': (0.001, 0.0)}
+        >>> one = xr.DataArray([0.001], dims="fees")   # a sweep of one value
+        >>> ql.BacktestOptions(fees=one).differences(ql.BacktestOptions(fees=0.001))
+        {}
         """
-        mine, theirs = self.to_dict(), other.to_dict()
-        return {k: (v, theirs[k]) for k, v in mine.items()
-                if k not in ("periods", "metrics_only") and v != theirs[k]}
+        out = {}
+        for name in _CHECKS:
+            if name in ("periods", "metrics_only"):
+                continue
+            mine, theirs = _plain(name, getattr(self, name)), _plain(name, getattr(other, name))
+            if isinstance(mine, xr.DataArray) or isinstance(theirs, xr.DataArray):
+                # several values never equal one; NaNs at the same places are equal
+                same = (isinstance(mine, xr.DataArray) and isinstance(theirs, xr.DataArray)
+                        and xr.DataArray.equals(*xr.broadcast(mine, theirs)))
+            else:
+                same = mine == theirs
+            if not same:
+                out[name] = (mine, theirs)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> BacktestOptions:
