@@ -190,7 +190,9 @@ def _f_stability(a, **_):
 
 
 def _f_recovery(a, **_):
-    return _nan_below(a, 1, a["recovery"])
+    # never under water: recovered at once (0, as drawdown_duration); NaN was read as
+    # "never regained" by the tear sheet and dropped such a trial from an optimisation
+    return _nan_below(a, 1, np.where(a["max_dd"] == 0, 0.0, a["recovery"]))
 
 
 def _f_drawdown_duration(a, **_):
@@ -1606,7 +1608,8 @@ def down_capture(returns, factor_returns, period="daily", annualization=None, di
 
 @fill(_DOC)
 def recovery_time(returns, dim="time"):
-    """Periods from the max-drawdown trough until the prior peak is regained; NaN if never.
+    """Periods from the max-drawdown trough until the prior peak is regained; NaN if never
+    regained, 0 if never under water.
 
     Parameters
     ----------
@@ -1624,9 +1627,10 @@ def recovery_time(returns, dim="time"):
     Examples
     --------
     >>> import numpy as np, quantlab as ql
-    >>> r = np.array([0.01, -0.02, 0.015, 0.003, -0.005, 0.007])
     >>> round(float(ql.metrics.recovery_time([0.1, -0.2, 0.1, 0.1, 0.1])), 4)
     3.0
+    >>> [float(ql.metrics.recovery_time(r)) for r in ([0.1, 0.0, 0.2], [0.1, -0.2])]
+    [0.0, nan]
     """
     return _metric("recovery_time", returns, dim=dim)
 

@@ -361,7 +361,7 @@ def _shown(name, m) -> str:
 # metrics scaled to a year: from less than a year of observations they extrapolate
 _ANNUALISED = ("annual_return", "annual_volatility", "sharpe_ratio", "sortino_ratio",
               "calmar_ratio", "alpha", "information_ratio", "tracking_error")
-_NO_DRAWDOWN = ("calmar_ratio", "recovery_time")
+_NO_DRAWDOWN = ("calmar_ratio",)
 _NEEDS_MOVES = ("sharpe_ratio", "sortino_ratio", "tail_ratio", "stability_of_timeseries",
                 "win_rate", "profit_factor")
 _TRADES = ("trade_win_rate", "trade_profit_factor")

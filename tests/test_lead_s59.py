@@ -45,3 +45,14 @@ def test_a_one_value_sweep_compares_as_its_value(ds):
         ql.BacktestOptions(size=0.5)).values()
     assert isinstance(mine, xr.DataArray) and theirs == 0.5
     assert ql.BacktestOptions(size=other).differences(ql.BacktestOptions(size=other)) == {}
+
+
+def test_recovery_time_of_a_series_never_under_water_is_zero():
+    # before: NaN, the value for "never regained": the tear sheet read it as n/a and an
+    # optimisation minimising recovery_time dropped the trials that never lost
+    r = xr.DataArray(np.array([[0.01, 0.0, 0.02, 0.0], [0.01, -0.02, 0.0, 0.0],
+                               [0.01, -0.02, 0.03, 0.0], [np.nan] * 4]).T,
+                     dims=("time", "asset"))
+    np.testing.assert_array_equal(ql.metrics.recovery_time(r).values, [0.0, np.nan, 1.0, np.nan])
+    np.testing.assert_array_equal(ql.metrics.summary(r)["recovery_time"].values,
+                                  ql.metrics.recovery_time(r).values)

@@ -50,7 +50,7 @@ def test_summary_says_why_a_flat_strategy_has_no_ratios():
     assert rows["sharpe_ratio"] == ("n/a", "", "returns never vary (no position?)")
     assert rows["profit_factor"][2] == "returns never vary (no position?)"
     assert rows["calmar_ratio"] == ("n/a", "", "no drawdown")
-    assert rows["recovery_time"] == ("n/a", "", "no drawdown")
+    assert rows["recovery_time"] == ("0 bars", "", "")   # never under water: recovered
     assert rows["total_return"] == ("0.0 %", "", "")   # a value needs no note
 
 

@@ -17,8 +17,10 @@ def recovery_time(r):
     w = wealth_path(r)
     peak = np.maximum.accumulate(w)
     dd = w / peak - 1
-    if len(w) < 2 or dd.min() >= 0:
+    if len(w) < 2:
         return np.nan
+    if dd.min() >= 0:
+        return 0.0                        # never under water
     trough = int(np.argmin(dd))           # first occurrence of the deepest drawdown
     after = np.flatnonzero(w[trough:] >= peak[trough])
     return float(after[0]) if len(after) else np.nan
