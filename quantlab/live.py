@@ -59,7 +59,8 @@ class RiskLimits:
     is changed as named below and the change recorded in ``Deployment.rejections``.
 
     ``max_position``: |target exposure| per asset (clipped to it); ``max_order_value``:
-    the value an order may trade, in currency (the asset keeps its position);
+    the value an order may trade, in currency, as the deployment's kernel places it (the
+    asset keeps its position; not with ``rebalance="daily"``);
     ``max_positions``: assets held at once (the smallest new positions keep their old
     target); ``max_concentration``: |target| / Σ|targets| (clipped); ``max_drawdown_pct``:
     equity below (1 - it) x its peak trips the kill switch: everything is closed and no
@@ -110,9 +111,7 @@ class RiskLimits:
             lo_open=True))
 
     def apply(self, target: np.ndarray, held: np.ndarray, price: np.ndarray, equity,
-              killed: bool, in_force: np.ndarray | None = None,
-              options: BacktestOptions | None = None,
-              pending: np.ndarray | None = None) -> tuple[np.ndarray, list]:
+              killed: bool, order_value=None) -> tuple[np.ndarray, list]:
         """``target`` after the limits, and the rejections.
 
         Parameters
@@ -127,20 +126,12 @@ class RiskLimits:
             Equity of the account each asset trades in (one float: one account).
         killed : bool
             The drawdown kill switch is on: close everything, open nothing.
-        in_force : numpy.ndarray, optional
-            The target in force per asset when this one acts (the kernel's, which a NaN
-            target holds; with ``execution="next_open"`` the one the next open fills
-            first). With ``rebalance="on_change"`` a target no change from it places no
-            order, so ``max_order_value`` leaves it (None: every target is an order).
-        options : BacktestOptions, optional
-            The deployment's: an order's value is that of ``ql.backtest``'s sizing
-            (exposure = target x ``max_leverage`` within ``max_position_size``, the
-            account's gross exposure capped at ``max_leverage`` pro rata,
-            ``rebalance``); None: one account, exposure = target, no cap.
-        pending : numpy.ndarray, optional
-            Per asset, an order for ``in_force`` fills before this target's
-            (``execution="next_open"``): the position the order starts from is then
-            ``in_force``'s, sized, not ``held`` (None: none).
+        order_value : callable, optional
+            ``order_value(targets)`` -> per asset, the value the orders of ``targets``
+            trade (0: none). A deployment passes its kernel's: a step run on a copy
+            of its state; None: ``|target x equity - held x
+            price|`` for a finite target (one account, exposure = target, every target
+            an order).
 
         Returns
         -------
@@ -159,15 +150,16 @@ class RiskLimits:
         >>> RiskLimits().apply(np.array([0.5, np.nan]), np.array([0.0, 10.0]),
         ...                    np.array([10.0, 20.0]), 1000.0, killed=True)
         (array([0., 0.]), [(0, 'kill_switch', 0.5, 0.0), (1, 'kill_switch', nan, 0.0)])
+        >>> RiskLimits(max_order_value=300).apply(np.array([0.5, 0.1]), np.zeros(2),
+        ...                                       np.array([10.0, 20.0]), 1000.0, False)
+        (array([nan, 0.1]), [(0, 'max_order_value', 0.5, nan)])
         """
         # floats: a copy of an int target took the limits' 0.3 as 0 (and NaN not at all)
         target = np.asarray(target, dtype=np.float64)
         out, rej = target.copy(), []
-        for name, a in (("held", held), ("price", price), ("equity", equity),
-                        ("in_force", in_force), ("pending", pending)):
+        for name, a in (("held", held), ("price", price), ("equity", equity)):
             # a length-1 array broadcast silently: every asset valued by the first's
-            if a is not None and np.shape(a) != out.shape and \
-                    not (name == "equity" and np.ndim(a) == 0):
+            if np.shape(a) != out.shape and not (name == "equity" and np.ndim(a) == 0):
                 raise ValueError(f"{name} has shape {np.shape(a)}, the target {out.shape}: "
                                  "one value per asset" + (" (or one float: one account)"
                                                           if name == "equity" else ""))
@@ -193,9 +185,19 @@ class RiskLimits:
                 change(i, "max_concentration",
                        math.copysign(self.max_concentration * gross, out[i]))
         if np.isfinite(self.max_order_value):
-            big = self._big_orders(out, held * price, equity, now, in_force, options,
-                                   pending)
-            for i in np.flatnonzero(big & np.isfinite(price)):
+            if order_value is None:
+                def order_value(w):
+                    with np.errstate(invalid="ignore"):
+                        return np.where(np.isfinite(w), np.abs(w * equity - held * price), 0)
+            big = np.zeros(len(out), dtype=bool)
+            while True:   # a rejected target holds the one in force: a group's scale moves
+                with np.errstate(invalid="ignore"):
+                    new = ~big & np.isfinite(price) & \
+                        (order_value(np.where(big, np.nan, out)) > self.max_order_value)
+                if not new.any():
+                    break
+                big |= new
+            for i in np.flatnonzero(big):
                 change(i, "max_order_value", np.nan)     # keeps its position
         if self.max_positions:
             after = np.where(np.isfinite(out), out, now)
@@ -204,52 +206,6 @@ class RiskLimits:
             for i in sorted(new, key=lambda i: abs(after[i]))[:max(excess, 0)]:
                 change(i, "max_positions", np.nan)
         return out, rej
-
-    def _big_orders(self, out, value, equity, now, in_force, options, pending) -> np.ndarray:
-        """The assets whose order would trade more than ``max_order_value``: the value
-        ``ql.backtest`` sizes, ``|exposure x account equity - position value|`` (the
-        kernel's ``exposure`` and ``shares``: target x ``max_leverage`` within
-        ``max_position_size``, times the account's gross exposure capped at
-        ``max_leverage`` pro rata: a group's weights summing to 4 trade a quarter of
-        each), for the targets that place an order (the kernel's ``changed()`` with
-        ``rebalance="on_change"``), until none is left over: a rejected target holds the
-        one in force, which moves a group's scale; ``pending``: the position is
-        ``in_force``'s, sized."""
-        n = len(out)
-        held_t = in_force if in_force is not None else now
-        acct = np.zeros(n, np.intp) if options is None or options.group else np.arange(n)
-        lev = 1.0 if options is None else float(options.max_leverage)
-        cap = math.inf if options is None else float(options.max_position_size)
-        gross_cap = math.inf if options is None else lev
-
-        def sized(w):   # a target's value per unit of its account's equity
-            x = np.clip(w * lev, -cap, cap)
-            gross = np.bincount(acct, np.abs(x), minlength=n)[acct]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return x * np.where(gross > gross_cap, gross_cap / gross, 1.0)
-
-        if pending is not None:
-            value = np.where(pending, sized(held_t) * equity, value)
-        orders = np.isfinite(out)
-        if in_force is not None and (options is None or options.rebalance != "daily"):
-            orders &= _changed(out, in_force)
-        big = np.zeros(n, dtype=bool)
-        while True:   # a rejected target holds the one in force: the group's scale moves
-            eff = np.where(np.isfinite(out) & ~big, out, held_t)
-            with np.errstate(invalid="ignore"):
-                new = orders & ~big & (np.abs(sized(eff) * equity - value) >
-                                       self.max_order_value)
-            if not new.any():
-                return big
-            big |= new
-
-
-def _changed(s: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Per asset, target ``s`` is a change from ``w`` (``rebalance="on_change"``): by more
-    than 1e-12 of max(1, |s|, |w|), the kernel's ``changed()`` (backtest.pyx); NaN is
-    none."""
-    with np.errstate(invalid="ignore"):
-        return np.abs(s - w) > 1e-12 * np.maximum(1.0, np.maximum(np.abs(s), np.abs(w)))
 
 
 class _Bars:
@@ -465,6 +421,12 @@ class Deployment:
                 history, None, default=252) if history is not None else 252)))
         self.strategy, self.options = strategy, options
         self.risk = risk or RiskLimits()
+        if np.isfinite(self.risk.max_order_value) and options.rebalance == "daily":
+            # a rejected target holds the one in force, which "daily" trades back to
+            # on every bar: the order the limit refused would be placed all the same
+            raise ValueError("risk max_order_value keeps a rejected asset's position, which "
+                             "rebalance='daily' trades back to its target on every bar: "
+                             "use rebalance='on_change' with it")
         self.inputs = inputs
         if universe is None and history is not None:
             universe = history.asset.values.tolist()
@@ -774,13 +736,13 @@ class Deployment:
                 signal, before = self._decide(), 0.0
             else:
                 signal, before = given
-            in_force, pending = self._in_force()
+            step = self._step_inputs()
             target, rejected = self.risk.apply(signal, *self._book(), self.killed,
-                                               in_force, self.options, pending)
+                                               self._order_values(*step))
             for i, reason, wanted, given in rejected:
                 self._rejections.append({"time": parsed[0], "asset": self.universe[i],
                                          "reason": reason, "wanted": wanted, "given": given})
-            self._advance(target)
+            self._advance(target, *step)
             latency = _time.perf_counter() - start + before
             for k, v in (("signal", signal), ("target", target), ("latency", latency)):
                 self._rec[k].append(v)
@@ -822,24 +784,6 @@ class Deployment:
         if self.options.group:
             return held, self._last_px, float(cash[0] + value.sum())
         return held, self._last_px, cash + value
-
-    def _in_force(self) -> tuple:
-        """(in_force, pending) for the risk limits: the kernel's target in force per
-        asset when this bar's target acts (a NaN target holds it; ``rebalance=
-        "on_change"`` orders only on a change from it), and whether an order for it
-        fills before (``execution="next_open"``: the last bar's target, at the next
-        open; None otherwise)."""
-        if self.state is None:
-            return np.zeros(len(self.universe)), None
-        want = np.asarray(self.state["want"], dtype=np.float64)
-        if self.options.execution != "next_open":
-            return want, None
-        prev = np.asarray(self.state["prev_target"], dtype=np.float64)
-        fresh = np.isfinite(prev)
-        in_force = np.where(fresh, prev, want)
-        moved = _changed(prev, want)
-        daily = self.options.rebalance == "daily"
-        return in_force, (fresh & (moved | daily)) | (self.state["pending"] != 0)
 
     def _bars_stepped(self) -> int:
         return 0 if self.state is None else int(self.state.bar)
@@ -888,10 +832,10 @@ class Deployment:
             sig = sig.sel(asset=self.universe)
         return np.asarray(sig.values, dtype=float)
 
-    def _advance(self, target: np.ndarray) -> None:
-        """One kernel step at the latest bar from the saved state: ql.backtest's own
-        kernel (dispatch.Stepper), on NumPy rows; the slippage models read the last
-        ``history_needed`` bars and each asset's last valid close before them."""
+    def _step_inputs(self) -> tuple:
+        """(bar, base, impact) of the latest bar's kernel step: its values, and its
+        slippage from the last ``history_needed`` bars and each asset's last valid close
+        before them (the prepared step and the state are made at the first bar)."""
         if self._stepper is None:
             self._stepper = dispatch.Stepper(self.options, self.universe)
         if self.state is None:
@@ -899,9 +843,50 @@ class Deployment:
         k = self.options.history_needed()
         base, impact = self._stepper.slippage(self._buf.rows(max(0, len(self._buf) - k)),
                                               self._buf.times()[-k:], self._slip_prev)
+        return self._buf.last(), base, impact
+
+    def _order_values(self, bar, base, impact):
+        """``order_value(target)`` for the risk limits: per asset, the value the orders of
+        ``target`` trade, as the kernel places them. Its step of this bar runs on a copy
+        of the state (leverage, a group's scale, ``on_change``, stops are the kernel's
+        own), then a step of a bar at the last closes for the orders left waiting
+        (``execution="next_open"``'s fills, an asset without a bar), valued at them; a
+        limit order counts its shares x its limit price. The orders an all-NaN target
+        places too (an earlier target's, waiting) are not this one's."""
+        own = REASONS.index("signal")     # not a stop's or a margin call's order
+        n, none = len(self.universe), np.full(len(self.universe), np.nan)
+
+        def flows(target):   # per step, each asset's signed value traded by its orders
+            s, out = self.state.copy(), []
+            lim = s["lim_px"].copy(), s["lim_q"].copy()
+            for row, w in ((bar, target), (None, none)):
+                if row is None:
+                    row = dict.fromkeys(("open", "high", "low", "close"), s["last"].copy())
+                    new = np.isfinite(s["lim_px"]) & ((s["lim_px"] != lim[0]) |
+                                                      (s["lim_q"] != lim[1]))
+                    out.append(np.where(new, s["lim_q"] * s["lim_px"], 0.0))
+                *_, (col, size, price, _, reason) = self._stepper.step(s, row, w, base, impact)
+                v, mine = np.zeros(n), reason == own
+                np.add.at(v, col[mine], size[mine] * price[mine])
+                out.append(v)
+            return np.array(out)
+
+        held = []   # the all-NaN target's, once a limit asks (none without an order waiting)
+
+        def order_value(target):
+            if not held:
+                waiting = self.options.execution == "next_open" or self.state["pending"].any()
+                held.append(flows(none) if waiting else 0.0)
+            return np.abs(flows(target) - held[0]).sum(axis=0)
+
+        return order_value
+
+    def _advance(self, target: np.ndarray, bar: dict, base, impact) -> None:
+        """One kernel step at the latest bar from the saved state: ql.backtest's own
+        kernel (dispatch.Stepper), on NumPy rows (:meth:`_step_inputs`)."""
         t = self._buf.last_time()
         eq, cash, pos, (col, size, price, fee, reason) = self._stepper.step(
-            self.state, self._buf.last(), target, base, impact, when=t)
+            self.state, bar, target, base, impact, when=t)
         self._rec["time"].append(t)
         self._rec["equity"].append(eq.copy())
         self._rec["cash"].append(cash.copy())

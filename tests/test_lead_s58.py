@@ -207,23 +207,6 @@ def test_max_order_value_is_valued_in_the_assets_own_account(ds):
     assert [r[0] for r in rej] == [0, 1]
 
 
-def test_a_held_target_is_no_order_for_max_order_value(ds):
-    # before: with rebalance="on_change" a target held while its position drifted was
-    # compared with the drifted holding: a 'max_order_value' rejection of an order the
-    # kernel would never place (and a NaN target recorded for a held one)
-    lim = ql.live.RiskLimits(max_order_value=1_000)
-    held, px = np.array([100.0]), np.array([20.0])      # 2,000 of 10,000: 0.2 now
-    t, rej = lim.apply(np.array([0.5]), held, px, 1e4, killed=False, in_force=np.array([0.5]))
-    assert rej == [] and t[0] == 0.5
-    t, rej = lim.apply(np.array([0.5]), held, px, 1e4, killed=False,
-                       in_force=np.array([0.5 + 1e-15]))   # rounding: no change either
-    assert rej == []
-    t, rej = lim.apply(np.array([0.5]), held, px, 1e4, killed=False, in_force=np.array([0.4]))
-    assert [r[1] for r in rej] == ["max_order_value"] and np.isnan(t[0])
-    t, rej = lim.apply(np.array([0.5]), held, px, 1e4, killed=False)   # daily: an order
-    assert [r[1] for r in rej] == ["max_order_value"]
-
-
 @pytest.mark.parametrize("group", [False, True])
 def test_a_non_binding_order_value_limit_trades_as_the_backtest(ds, group):
     # the limit above every order the backtest places: no rejection, the same orders

@@ -1,9 +1,11 @@
 """Session 59 (lead): options of one value compare as that value; ..."""
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
 import quantlab as ql
+from quantlab.strategies import Strategy
 
 KW = dict(fees=0.001, slippage=0.0005, fixed_fees=1.0)
 
@@ -56,3 +58,101 @@ def test_recovery_time_of_a_series_never_under_water_is_zero():
     np.testing.assert_array_equal(ql.metrics.recovery_time(r).values, [0.0, np.nan, 1.0, np.nan])
     np.testing.assert_array_equal(ql.metrics.summary(r)["recovery_time"].values,
                                   ql.metrics.recovery_time(r).values)
+
+
+class _Given(Strategy):
+    """The exposures of ``table`` (a (time, asset) DataArray): a test double."""
+
+    name = "given"
+    defaults = {"k": 0}
+    param_space = {"k": (0, 1)}
+    table = None
+
+    def _warmup(self, k):
+        return 1
+
+    def _signal(self, ds, k):
+        return self.table.sel(time=ds["time"], asset=ds["asset"])
+
+
+def _market(closes, assets=("A",)):
+    c = np.asarray(closes, dtype=float).reshape(len(closes), -1) * np.ones(len(assets))
+    return xr.Dataset({"open": (("time", "asset"), c), "close": (("time", "asset"), c)},
+                      coords={"time": pd.bdate_range("2020-01-01", periods=len(c)),
+                              "asset": list(assets)})
+
+
+def _deploy(ds, targets, limit, **opts):
+    s = _Given()
+    t = np.asarray(targets, dtype=float).reshape(len(targets), -1) * np.ones(ds.sizes["asset"])
+    s.table = xr.DataArray(t, dims=("time", "asset"), coords={"time": ds.time, "asset": ds.asset})
+    dep = ql.deploy(s, history=ds.isel(time=slice(0, 2)), risk={"max_order_value": limit},
+                    **opts)
+    return dep.replay(ds.isel(time=slice(2, None)), echo=None)
+
+
+def _values(dep, reason="signal"):
+    o = dep.orders
+    o = o[o["reason"] == reason]
+    return (o["size"].abs() * o["price"]).round(6).tolist()
+
+
+def test_a_reentry_after_a_stop_is_checked_by_max_order_value():
+    # before: the limits were applied before the kernel's step, where the stop fires; a
+    # target held through the stop read as no order, and next_open re-entered it at the
+    # next open from flat: 37,600 through a 30,000 limit (1.4-2.3x on real data)
+    ds = _market([10.0] * 6 + [9.0] * 4)
+    targets = [0, 0, 0.2, 0.2, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]
+    free = _deploy(ds, targets, 1e9, sl_stop=0.05, execution="next_open")
+    assert _values(free, "stop") and max(_values(free)) > 30_000   # the re-entry
+    dep = _deploy(ds, targets, 30_000, sl_stop=0.05, execution="next_open")
+    assert _values(dep) == [20_000.0, 20_000.0] and len(_values(dep, "stop")) == 1
+    assert set(dep.rejections["reason"]) == {"max_order_value"}
+    assert dep.positions_now()[0] == 0      # flat after the stop: it keeps that position
+
+
+def test_max_order_value_counts_the_leverage():
+    # the kernel trades target x max_leverage within max_position_size: 0.4 at 2x is an
+    # 80,000 order (a 60,000 limit rejects it), within 0.5 of the equity 50,000
+    ds = _market([10.0] * 5)
+    dep = _deploy(ds, [0, 0, 0.4, 0.4, 0.4], 60_000, max_leverage=2.0)
+    assert _values(dep) == [] and len(dep.rejections) == 3
+    dep = _deploy(ds, [0, 0, 0.4, 0.4, 0.4], 60_000, max_leverage=2.0, max_position_size=0.5)
+    assert _values(dep) == [50_000.0] and len(dep.rejections) == 0
+
+
+def test_a_groups_rejection_rescales_its_other_orders():
+    # a group's weights are scaled to max_leverage pro rata; a rejected target holds
+    # the one in force (0), so the gross falls and the others trade more
+    ds = _market([10.0] * 3, ("A", "B", "C"))
+    targets = [[0, 0, 0], [0, 0, 0], [0.45, 0.45, 0.9]]   # 1.8 gross: x 1/1.8
+    dep = _deploy(ds, targets, 40_000, group=True)        # 25,000 25,000 50,000
+    assert sorted(dep.rejections["asset"]) == ["A", "B", "C"] and _values(dep) == []
+    targets = [[0, 0, 0], [0, 0, 0], [0.3, 0.3, 0.9]]     # C out: A and B 30,000 each
+    dep = _deploy(ds, targets, 40_000, group=True)
+    assert dep.rejections["asset"].tolist() == ["C"] and _values(dep) == [30_000.0] * 2
+
+
+def test_a_held_target_is_no_order_for_max_order_value():
+    # with on_change a target held while its position drifted places no order (4x the
+    # price: 75,000 off its target): no rejection
+    ds = _market([10.0, 10.0, 10.0, 40.0, 40.0])
+    dep = _deploy(ds, [0, 0, 0.5, 0.5, 0.5], 60_000)
+    assert _values(dep) == [50_000.0] and len(dep.rejections) == 0
+    # daily trades the drift back to the target: a rejected target's NaN holds the one
+    # in force, which it rebalanced to all the same (75,000 through a 60,000 limit)
+    with pytest.raises(ValueError, match="rebalance='daily' trades back"):
+        _deploy(ds, [0, 0, 0.5, 0.5, 0.5], 60_000, rebalance="daily")
+
+
+def test_an_order_waiting_for_its_assets_bar_is_checked_when_placed():
+    # an order for an asset without a bar waits for its next bar, where the kernel fills
+    # it whatever the target then (a rejection's NaN holds it): the dry run's step of
+    # this bar places nothing for it, its step at the last closes values it
+    ds = _market([10.0] * 6, ("A", "B"))
+    ds["close"][3, 1] = ds["open"][3, 1] = np.nan      # B has no bar when its target comes
+    dep = _deploy(ds, [[0, 0], [0, 0], [0.1, 0.1], [0.1, 0.5], [0.1, 0.5], [0.1, 0.5]],
+                  30_000, group=False)
+    assert max(_values(dep)) <= 30_000
+    assert set(dep.rejections["asset"]) == {"B"}
+    assert dep.positions.sel(asset="B").values[-1] == 1_000     # 0.1 kept: 10,000 at 10

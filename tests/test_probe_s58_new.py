@@ -130,14 +130,12 @@ def test_risk_limits_apply_an_integer_target_as_floats():
 
 @pytest.mark.parametrize("bad", [
     {"held": np.zeros(3)}, {"price": np.ones(1)}, {"equity": np.ones(3)},
-    {"in_force": np.zeros(1)}, {"in_force": np.zeros(3)}, {"pending": np.ones(1, bool)},
+    {"held": np.zeros(1)},
 ])
 def test_risk_limits_apply_refuses_arrays_of_another_length(bad):
-    # before: a length-1 in_force/pending/held/price broadcast over every asset (their
-    # orders valued from another asset's numbers); others raised numpy's broadcast error
-    args = {"held": np.zeros(2), "price": np.array([10., 20.]), "equity": 1e5,
-            "in_force": np.zeros(2), "pending": None, **bad}
+    # before: a length-1 held/price broadcast over every asset (their orders valued
+    # from another asset's numbers); others raised numpy's broadcast error
+    args = {"held": np.zeros(2), "price": np.array([10., 20.]), "equity": 1e5, **bad}
     with pytest.raises(ValueError, match=f"{next(iter(bad))} has"):
         ql.live.RiskLimits(max_order_value=30_000).apply(
-            np.array([0.5, 0.5]), args["held"], args["price"], args["equity"], False,
-            in_force=args["in_force"], pending=args["pending"])
+            np.array([0.5, 0.5]), args["held"], args["price"], args["equity"], False)

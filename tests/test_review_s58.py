@@ -142,18 +142,6 @@ def _order_values(dep):
     return (o["size"].abs() * o["price"]).to_numpy()
 
 
-def test_max_order_value_counts_the_leverage():
-    # before: the target was valued unlevered; the kernel trades target x max_leverage
-    # (within max_position_size), so an 80,000 order passed a 60,000 limit
-    lim = ql.live.RiskLimits(max_order_value=60_000)
-    args = (np.array([0.4]), np.zeros(1), np.array([10.0]), 1e5)
-    _, rej = lim.apply(*args, killed=False, options=ql.BacktestOptions(max_leverage=2.0))
-    assert [r[1] for r in rej] == ["max_order_value"]
-    _, rej = lim.apply(*args, killed=False, options=ql.BacktestOptions(
-        max_leverage=2.0, max_position_size=0.5))          # 50,000: within it
-    assert rej == []
-
-
 @pytest.mark.parametrize("group", [False, True])
 def test_a_binding_order_value_limit_binds_with_leverage(ds, group):
     s = ql.strategies.get("volatility_regime", **VR)
@@ -257,18 +245,3 @@ def test_a_checkpoint_before_the_first_bar_is_followed_by_a_restorable_one(ds, t
     assert again.universe == ["AAPL", "GOOG", "IBM", "MSFT"]
     np.testing.assert_array_equal(again.equity.values, back.equity.values)
     assert len(again.result().equity) == 8
-
-
-def test_a_groups_rejection_rescales_its_other_orders():
-    # before: a group's orders were valued at the scale of every target, the rejected
-    # ones too; a rejected target holds the one in force, so the gross fell and the
-    # others traded more: 45,000 each through a 40,000 limit
-    lim = ql.live.RiskLimits(max_order_value=40_000)
-    target, rej = lim.apply(np.array([0.45, 0.45, 0.9]), np.zeros(3), np.full(3, 10.0),
-                            1e5, killed=False, in_force=np.zeros(3),
-                            options=ql.BacktestOptions(group=True))
-    assert sorted(r[0] for r in rej) == [0, 1, 2] and np.isnan(target).all()
-    target, rej = lim.apply(np.array([0.3, 0.3, 0.9]), np.zeros(3), np.full(3, 10.0),
-                            1e5, killed=False, in_force=np.zeros(3),
-                            options=ql.BacktestOptions(group=True))
-    assert [r[0] for r in rej] == [2] and (target[:2] == 0.3).all()   # 30,000 each
