@@ -450,7 +450,7 @@ class Deployment:
         self._stepper = None            # the backtest kernel's prepared step
         self.state = None               # the backtest kernel's state (SimState)
         self._rec = {k: [] for k in ("time", "equity", "cash", "positions", "close",
-                                     "signal", "target", "latency")}
+                                     "signal", "target", "latency", *_REC_EXTRA)}
         self._closes_unknown = 0        # records restored without their closes (older)
         self._orders: list = []
         self._rejections: list = []
@@ -865,7 +865,8 @@ class Deployment:
                     new = np.isfinite(s["lim_px"]) & ((s["lim_px"] != lim[0]) |
                                                       (s["lim_q"] != lim[1]))
                     out.append(np.where(new, s["lim_q"] * s["lim_px"], 0.0))
-                *_, (col, size, price, _, reason) = self._stepper.step(s, row, w, base, impact)
+                _, _, _, (col, size, price, _, reason), _, _ = self._stepper.step(
+                    s, row, w, base, impact)
                 v, mine = np.zeros(n), reason == own
                 np.add.at(v, col[mine], size[mine] * price[mine])
                 out.append(v)
@@ -885,11 +886,13 @@ class Deployment:
         """One kernel step at the latest bar from the saved state: ql.backtest's own
         kernel (dispatch.Stepper), on NumPy rows (:meth:`_step_inputs`)."""
         t = self._buf.last_time()
-        eq, cash, pos, (col, size, price, fee, reason) = self._stepper.step(
-            self.state, bar, target, base, impact, when=t)
+        eq, cash, pos, (col, size, price, fee, reason), halted, interest = \
+            self._stepper.step(self.state, bar, target, base, impact, when=t)
         self._rec["time"].append(t)
         self._rec["equity"].append(eq.copy())
         self._rec["cash"].append(cash.copy())
+        self._rec["halted"].append(halted.astype(np.float64))   # NaN: unknown (restored)
+        self._rec["interest"].append(interest.copy())
         self._rec["positions"].append(pos.copy())
         self._rec["close"].append(self._buf.last()["close"].copy())   # result()'s prices
         for j in range(len(col)):
@@ -978,9 +981,13 @@ class Deployment:
             return float(np.sum(self._rec["equity"][-1]))
         return self.equity_start()
 
+    def _n_accounts(self) -> int:
+        return 1 if self.options.group else len(self.universe or [])
+
     def _frame(self, key) -> xr.DataArray:
-        """A record as (time, asset), or (time,) for a group account's equity and cash."""
-        account = key in ("equity", "cash") and self.options.group
+        """A record as (time, asset), or (time,) for a group account's equity and cash
+        (and drawdown control's flat bars and the borrowing charges)."""
+        account = key in ("equity", "cash", *_REC_EXTRA) and self.options.group
         width = 1 if account else len(self.universe or [])
         n = len(self._rec["time"])
         v = self._stacked(key, np.float64).reshape(n, width).copy()
@@ -1256,6 +1263,9 @@ class Deployment:
         closes = self._rec["close"][r0:]   # (records, assets), none of either too
         arrays["rec.close"] = np.array(closes, dtype=float).reshape(
             len(closes), len(self.universe or []))
+        arrays["rec.extras"] = np.array([self._rec[k][r0:] for k in _REC_EXTRA],
+                                        dtype=float).reshape(len(_REC_EXTRA), len(closes),
+                                                             self._n_accounts())
         for name, rows_, cols in (("orders", self._orders[ck["orders"]:], _ORDER_COLS),
                                   ("rej", self._rejections[ck["rej"]:], _REJ_COLS)):
             if rows_:
@@ -1381,6 +1391,9 @@ class Deployment:
         r, width = len(dep._rec["time"]), len(dep.universe or [])
         dep._rec["close"] = list(arrays.get("rec.close", np.full((r, width), np.nan)))
         dep._closes_unknown = meta.get("closes_unknown", 0 if "rec.close" in arrays else r)
+        for k in _REC_EXTRA:   # older checkpoints lack them: unknown (NaN)
+            dep._rec[k] = list(arrays.get(f"rec.{k}", np.full((r, dep._n_accounts()),
+                                                              np.nan)))
         dep._orders = [{**o, "time": np.datetime64(o["time"], "ns")} for o in meta["orders"]]
         dep._rejections = [{**r, "time": np.datetime64(r["time"], "ns")}
                            for r in meta["rejections"]]
@@ -1637,7 +1650,10 @@ class Deployment:
         Returns
         -------
         BacktestResult
-            Over the deployment's traded bars (not its history), with its options.
+            Over the deployment's traded bars (not its history), with its options;
+            ``halted`` (``dd_limit``) and ``interest`` (``borrow_rate``) as the
+            backtest's: the charges of bars restored from a checkpoint older than
+            session 59 are NaN, and ``halted`` is then None.
 
         Raises
         ------
@@ -1670,9 +1686,13 @@ class Deployment:
         o.insert(0, "col", self._asset_index.get_indexer(o["asset"]).astype(np.intp))
         o.insert(0, "t", np.searchsorted(times, o["time"].to_numpy("datetime64[ns]")))
         opts = self.options
+        halted, interest = (self._frame(k) if on else None for k, on in (
+            ("halted", opts.dd_limit), ("interest", float(opts.borrow_rate))))
+        if halted is not None:   # NaN: bars restored from a checkpoint without them
+            halted = None if halted.isnull().any() else halted.astype(bool)
         return BacktestResult(self.equity, self.cash, self.positions, o,
                               float(opts.init_cash), int(opts.periods), bool(opts.group),
-                              self._frame("close"),
+                              self._frame("close"), halted=halted, interest=interest,
                               dd_mode=opts.dd_mode if opts.dd_limit else None,
                               options=opts)
 
@@ -1803,6 +1823,9 @@ _REJ_COLS = ("time", "asset", "reason", "wanted", "given")
 _TEXT_COLS = ("asset", "reason")
 _REC_ASSET = ("positions", "signal", "target")      # (asset,) records, stacked
 _REC_ACCOUNT = ("equity", "cash")                   # (account,) records
+# (account,) records a segment holds as one optional array "rec.extras" (older lack it):
+# drawdown control's flat bars and the borrowing charges, as floats (NaN: unknown)
+_REC_EXTRA = ("halted", "interest")
 
 
 def _bar_time(value) -> np.datetime64:
@@ -2141,6 +2164,9 @@ def _check_segment(file: Path, meta: dict, seg: dict) -> None:
                        "rec.accounts": (len(_REC_ACCOUNT), r, acc)})
     if "rec.close" in seg:   # optional: older segments lack it (result()'s prices)
         shapes["rec.close"] = (r, width)
+    if "rec.extras" in seg:   # optional, as rec.close
+        shapes["rec.extras"] = (len(_REC_EXTRA), r, 1 if meta["options"].get("group")
+                                else width)
     for key, name, cols in (("orders", "orders", _ORDER_COLS), ("rej", "rejections",
                                                                 _REJ_COLS)):
         if f"{key}.time" in seg:
@@ -2169,6 +2195,7 @@ def _check_arrays(where, meta: dict, arrays: dict) -> None:
     shapes["rec.latency"] = (r,)
     if "rec.close" in arrays:   # optional: older checkpoints lack it
         shapes["rec.close"] = (r, width)
+    shapes.update({f"rec.{k}": (r, acc) for k in _REC_EXTRA if f"rec.{k}" in arrays})
     if r == 0:
         shapes.update({f"rec.{k}": (0,) for k in (*_REC_ASSET, *_REC_ACCOUNT)})
     for key, shape in shapes.items():
@@ -2240,6 +2267,10 @@ def _read_segments(path: Path, meta: dict, segs: list | None = None) -> tuple:
     closes = [s["rec.close"] if "rec.close" in s else
               np.full((len(s["rec.time"]), len(meta["universe"] or [])), np.nan) for s in segs]
     arrays["rec.close"] = np.concatenate(closes)
+    acc = 1 if meta["options"].get("group") else len(meta["universe"] or [])
+    extras = np.concatenate([s["rec.extras"] if "rec.extras" in s else np.full(
+        (len(_REC_EXTRA), len(s["rec.time"]), acc), np.nan) for s in segs], axis=1)
+    arrays.update({f"rec.{k}": extras[j] for j, k in enumerate(_REC_EXTRA)})
     meta["closes_unknown"] = max(meta.get("closes_unknown", 0), sum(
         len(s["rec.time"]) for s in segs if "rec.close" not in s))
     for name, key, cols in (("orders", "orders", _ORDER_COLS), ("rejections", "rej", _REJ_COLS)):

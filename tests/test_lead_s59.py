@@ -5,6 +5,7 @@ import pytest
 import xarray as xr
 
 import quantlab as ql
+from quantlab import live as _live
 from quantlab.strategies import Strategy
 
 KW = dict(fees=0.001, slippage=0.0005, fixed_fees=1.0)
@@ -156,3 +157,48 @@ def test_an_order_waiting_for_its_assets_bar_is_checked_when_placed():
     assert max(_values(dep)) <= 30_000
     assert set(dep.rejections["asset"]) == {"B"}
     assert dep.positions.sel(asset="B").values[-1] == 1_000     # 0.1 kept: 10,000 at 10
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_deployment_result_has_the_backtests_halted_bars_and_charges(ds, tmp_path, group):
+    # before: dep.result().halted and .interest were None whatever the options, where
+    # ql.backtest's hold drawdown control's flat bars and the borrowing charges
+    s = ql.strategies.get("volatility_regime", window=10, lookback=40)
+    hist, bars = ds.isel(time=slice(0, 200)), ds.isel(time=slice(200, None))
+    opts = dict(KW, group=group, dd_limit=0.02, dd_cooldown=3, borrow_rate=0.05,
+                max_leverage=2.0, periods=252)
+    bt = ql.backtest(bars, s.signal(ds).sel(time=bars.time), **opts)
+    dep = ql.deploy(s, history=hist, **opts)
+    dep.replay(bars.isel(time=slice(0, 60)), echo=None).checkpoint(tmp_path)
+    dep = ql.Deployment.restore(tmp_path).replay(bars.isel(time=slice(60, None)), echo=None)
+    res = dep.result()
+    assert bt.halted.values.any() and bt.interest.values.any()
+    np.testing.assert_array_equal(res.halted.values, bt.halted.values)
+    np.testing.assert_allclose(res.interest.values, bt.interest.values, rtol=1e-12, atol=0)
+    assert res.halted.dims == bt.halted.dims and res.interest.dims == bt.interest.dims
+    plain = ql.deploy(s, history=hist, **KW).replay(bars.isel(time=slice(0, 5)), echo=None)
+    assert plain.result().halted is None and plain.result().interest is None
+
+
+def test_a_checkpoint_without_the_charges_restores_them_as_unknown(ds, tmp_path, monkeypatch):
+    seg = _live.Deployment._segment
+
+    def old_writer(self, ck):   # as written before session 59
+        arrays = seg(self, ck)
+        arrays.pop("rec.extras")
+        return arrays
+
+    s = ql.strategies.get("volatility_regime", window=10, lookback=40)
+    hist, bars = ds.isel(time=slice(0, 200)), ds.isel(time=slice(200, None))
+    opts = dict(KW, dd_limit=0.02, borrow_rate=0.05, max_leverage=2.0, periods=252)
+    dep = ql.deploy(s, history=hist, **opts).replay(bars.isel(time=slice(0, 60)), echo=None)
+    monkeypatch.setattr(_live.Deployment, "_segment", old_writer)
+    dep.checkpoint(tmp_path)
+    monkeypatch.undo()
+    back = ql.Deployment.restore(tmp_path).replay(bars.isel(time=slice(60, None)), echo=None)
+    res = back.result()
+    assert res.halted is None                       # some bars' are unknown
+    assert np.isnan(res.interest.values[:60]).all() and not np.isnan(res.interest.values[60:]).any()
+    back.checkpoint(tmp_path / "again")              # unknown stays unknown in a new folder
+    again = ql.Deployment.restore(tmp_path / "again").result()
+    np.testing.assert_array_equal(again.interest.values, res.interest.values)

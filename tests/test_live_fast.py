@@ -57,7 +57,7 @@ def test_stepper_one_bar_at_a_time_equals_simulate_over_the_panel_bit_for_bit(na
     got_orders = []
     for i in range(ds.sizes["time"]):
         bar = {v: ds[v].values[i] for v in ds.data_vars}
-        e, c, p, (col, size, price, fee, reason) = st.step(
+        e, c, p, (col, size, price, fee, reason), _, _ = st.step(
             state, bar, sig.values[i], *st.slippage({"close": ds["close"].values[i:i + 1]}))
         np.testing.assert_array_equal(e, eq[i], err_msg=f"equity at bar {i}")
         np.testing.assert_array_equal(c, cash[i], err_msg=f"cash at bar {i}")

@@ -91,7 +91,7 @@ def _stepped(ds, sig, kw):
         rows = slice(max(0, t - 30), t + 1)
         base, impact = st.slippage({v: ds[v].values[rows] for v in ds.data_vars},
                                    ds.time.values[rows])
-        e, _, p, _ = st.step(state, {v: ds[v].values[t] for v in ds.data_vars},
+        e, _, p, _, _, _ = st.step(state, {v: ds[v].values[t] for v in ds.data_vars},
                              sig.values[t], base, impact)
         eq.append(e.copy())
         pos.append(p.copy())

@@ -598,8 +598,8 @@ class Stepper:
     >>> st = Stepper(BacktestOptions(init_cash=1000.0, fees=0.001), ["A", "B"])
     >>> state = st.new_state()
     >>> base, impact = st.slippage({"close": np.array([[10.0, 20.0]])})
-    >>> eq, cash, pos, orders = st.step(state, {"close": np.array([10.0, 20.0])},
-    ...                                 np.array([1.0, 0.0]), base, impact)
+    >>> eq, cash, pos, orders, halted, interest = st.step(
+    ...     state, {"close": np.array([10.0, 20.0])}, np.array([1.0, 0.0]), base, impact)
     >>> pos, orders[1]           # 1000 less the fee, at 10: 99.9 shares; B stays flat
     (array([99.9,  0. ]), array([99.9]))
     """
@@ -702,8 +702,10 @@ class Stepper:
         Returns
         -------
         tuple
-            (equity per account, cash per account, shares per asset, orders) where orders
-            is (asset index, size, price, fee, reason code into ``REASONS``) arrays.
+            (equity per account, cash per account, shares per asset, orders, halted per
+            account (drawdown control's flat bar, bool), borrowing interest per account)
+            where orders is (asset index, size, price, fee, reason code into
+            ``REASONS``) arrays.
 
         Examples
         --------
@@ -713,8 +715,8 @@ class Stepper:
         >>> st = Stepper(BacktestOptions(init_cash=100.0), ["A"])
         >>> s = st.new_state()
         >>> for px, tgt in ((10.0, 1.0), (12.0, np.nan)):
-        ...     eq, cash, pos, orders = st.step(s, {"close": np.array([px])},
-        ...                                     np.array([tgt]), *st.slippage({}))
+        ...     eq, cash, pos, orders, _, _ = st.step(s, {"close": np.array([px])},
+        ...                                           np.array([tgt]), *st.slippage({}))
         >>> eq, pos, s.bar
         (array([120.]), array([10.]), 2)
         """
@@ -744,5 +746,9 @@ class Stepper:
                 margin=_margin(o, self._fixed, target, state))
         except _k.OrderOverflow:   # the state is left part-way through the bar
             raise _overflow(when, close[0], self.assets, o.init_cash) from None
-        eq, cash, pos, (_, col, size, price, fee, reason), _, _ = out
-        return eq[-1], cash[-1], pos[-1], (self._asset[col], size, price, fee, reason)
+        eq, cash, pos, (_, col, size, price, fee, reason), halted, interest = out
+        # written only with a dd_limit / a borrow_rate (else empty or None): none then
+        none = np.zeros(self.n_groups)
+        return (eq[-1], cash[-1], pos[-1], (self._asset[col], size, price, fee, reason),
+                (halted[-1] if len(halted) else none).astype(bool),
+                interest[-1] if interest is not None and len(interest) else none)
