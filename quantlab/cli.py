@@ -193,6 +193,9 @@ def _deploy_options(d) -> None:
                         "the same decisions up to rounding, 1e-12; default 1)")
     d.add_argument("--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                    help="a ql.backtest option, e.g. --set fees 0.001 (YAML scalar)")
+    d.add_argument("--risk", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="a risk limit (ql.live.RiskLimits), e.g. --risk max_drawdown_pct 0.1 "
+                        "(the kill switch) or --risk max_position 0.5")
 
 
 def lab_command(extra=(), token: str | None = None, uid: int | None = None):
@@ -372,7 +375,7 @@ def _batch(p, a) -> int:
 
 
 def _deploy_setup(a):
-    """(params, backtest options) from --params and --set."""
+    """(params, backtest options, risk limits) from --params, --set and --risk."""
     from dataclasses import fields  # lazy: only this command
 
     from quantlab import strategies   # lazy: loads the kernels
@@ -412,7 +415,20 @@ def _deploy_setup(a):
             raise ValueError(f"{where} {unknown[0]}: not a ql.backtest option; the options: "
                              f"{', '.join(known)}")
     options.update({k: _set_value(k, v) for k, v in a.set})
-    return params, options
+    return params, options, _risk_limits(a.risk)
+
+
+def _risk_limits(pairs):
+    """``RiskLimits`` of --risk KEY VALUE pairs (their checks name a bad value)."""
+    from dataclasses import fields  # lazy: only this command
+
+    from quantlab.live import RiskLimits  # lazy: the research stack
+
+    known = [f.name for f in fields(RiskLimits)]
+    for k, _ in pairs:
+        if k not in known:
+            raise ValueError(f"--risk {k}: not a risk limit; the limits: {', '.join(known)}")
+    return RiskLimits(**{k: _set_value(k, v) for k, v in pairs})
 
 
 def _set_value(key: str, text: str):
@@ -518,11 +534,11 @@ def _check_bar(dep, saved: dict, a, bar) -> tuple:
                   "not be checked; resuming")
 
 
-def _check_resumed(dep, ck, params: dict, options: dict, a, bar) -> None:
-    """A deployment resumed from ``ck`` continues with the checkpoint's parameters and
-    options: those the command line gives (``--params``, ``--set``, ``--symbols`` in
-    the saved order, ``--bar`` or the replay's bar size, ``--start``, the source ``--replay``/``--feed``)
-    must be the saved ones (ValueError naming each that differs); those it leaves out
+def _check_resumed(dep, ck, params: dict, options: dict, a, bar, risk) -> None:
+    """A deployment resumed from ``ck`` continues with the checkpoint's parameters,
+    options and risk limits: those the command line gives (``--params``, ``--set``,
+    ``--risk``, ``--symbols`` in the saved order, ``--bar`` or the replay's bar size,
+    ``--start``, the source ``--replay``/``--feed``) must be the saved ones (ValueError naming each that differs); those it leaves out
     come from the checkpoint. ``--checkpoint``, ``--every``, ``--block`` and the feed's
     address or the replay's file (of bars of the same size) may change."""
     from quantlab import strategies  # lazy: the research stack, only this command
@@ -536,6 +552,8 @@ def _check_resumed(dep, ck, params: dict, options: dict, a, bar) -> None:
     given = BacktestOptions.from_dict({**saved, **options}).to_dict()
     differ += [f"{k}={saved[k]!r} (given {given[k]!r})" for k in saved
                if saved[k] != given[k]]
+    differ += [f"--risk {k} {getattr(dep.risk, k)!r} (given {getattr(risk, k)!r})"
+               for k, _ in a.risk if getattr(dep.risk, k) != getattr(risk, k)]
     symbols = a.symbols if a.feed else None
     # in order: --symbols maps symbol_id to asset, a reordered list swaps their prices
     if symbols is not None and [s.strip() for s in symbols.split(",")] != (dep.universe or []):
@@ -592,7 +610,7 @@ def _deploy_build(a, ck: Path | None, dep):
     from quantlab import calendar, data, engine, live  # lazy: the research stack
 
     _deploy_usage(a)
-    params, options = _deploy_setup(a)
+    params, options, risk = _deploy_setup(a)
     integer("--every", a.every, 1)
     integer("--block", 1 if a.block is None else a.block, 1)
     eng = ds = start = None
@@ -611,18 +629,18 @@ def _deploy_build(a, ck: Path | None, dep):
         bar = a.bar or left_out or "1min"   # left out on a resume: the saved size
     resumed = dep is not None
     if resumed:
-        _check_resumed(dep, ck, params, options, a, bar)
+        _check_resumed(dep, ck, params, options, a, bar, risk)
     if a.replay:
         if dep is None:
             dep = live.deploy(a.strategy, params, history=ds.sel(time=ds.time < start),
-                              bar=bar, **options)
+                              bar=bar, risk=risk, **options)
     else:
         eng = engine.TickEngine()
         symbols = [s.strip() for s in a.symbols.split(",")]   # "A, B": B
         try:
             if dep is None:
                 dep = eng.load_strategy_params(params, strategy=a.strategy, symbols=symbols,
-                                               bar=bar, **options)
+                                               bar=bar, risk=risk, **options)
             else:
                 eng.load_strategy_params(dep, symbols=symbols, bar=bar)
         except ValueError as e:     # the bars' "freq must be ...": name the option

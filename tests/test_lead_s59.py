@@ -202,3 +202,36 @@ def test_a_checkpoint_without_the_charges_restores_them_as_unknown(ds, tmp_path,
     back.checkpoint(tmp_path / "again")              # unknown stays unknown in a new folder
     again = ql.Deployment.restore(tmp_path / "again").result()
     np.testing.assert_array_equal(again.interest.values, res.interest.values)
+
+
+def test_cli_deploy_sets_risk_limits_and_keeps_them_on_resume(tmp_path, capsys):
+    # before: a paper-trading run from the shell had no risk limits at all (no kill
+    # switch, no position cap): only ql.deploy(risk=...) in Python set them
+    from quantlab.cli import main
+    ck = tmp_path / "ck"
+    run = ["deploy", "volatility_regime", "--replay", "equities", "--start", "2012-06-01",
+           "--every", "1000", "--checkpoint", str(ck)]
+    assert main(run + ["--risk", "max_position", "0.2", "--risk", "max_drawdown_pct",
+                       "0.1"]) == 0
+    dep = ql.Deployment.restore(ck)
+    assert (dep.risk.max_position, dep.risk.max_drawdown_pct) == (0.2, 0.1)
+    assert (dep.targets.max() <= 0.2).all() and set(dep.rejections["reason"]) == {"max_position"}
+    capsys.readouterr()
+    assert main(run + ["--risk", "max_position", "0.3"]) == 2
+    assert "--risk max_position 0.2 (given 0.3)" in capsys.readouterr().err
+    assert main(run + ["--risk", "max_position", "0.2"]) == 0        # the same: resumes
+    assert main(["deploy", "volatility_regime", "--replay", "equities", "--risk", "max_pos",
+                 "1"]) == 2
+    assert "--risk max_pos: not a risk limit; the limits: max_position" in capsys.readouterr().err
+
+
+def test_tick_engine_deployment_takes_risk_limits():
+    from quantlab.engine import TickEngine
+    ds = ql.data.load("equities").isel(time=slice(0, 70), asset=slice(0, 2))
+    eng = TickEngine({"engine": {"max_symbols": 8}})
+    dep = eng.load_strategy_params({"window": 15}, strategy="volatility_regime", bar="1D",
+                                   history=ds.isel(time=slice(0, 60)),
+                                   risk={"max_position": 0.1})
+    assert dep.risk.max_position == 0.1
+    with pytest.raises(TypeError, match="risk"):
+        eng.load_strategy_params(dep, risk={"max_position": 0.2})

@@ -548,7 +548,8 @@ class TickEngine:
 
     # ---- a research strategy on the engine's bars ---------------------------------------
     def load_strategy_params(self, result_or_params, strategy=None, *, symbols=None,
-                             bar: str | None = None, history=None, **backtest_options):
+                             bar: str | None = None, history=None, risk=None,
+                             **backtest_options):
         """Trade a research strategy on this engine's ticks: each tick also goes into
         time bars of frequency ``bar`` (``quantlab.engine.bars``: OHLC of the quote mid,
         volume of the quoted sizes) and each closed bar to a :class:`ql.Deployment`
@@ -577,6 +578,8 @@ class TickEngine:
             deployment's own (another one is refused).
         history : xr.Dataset or None
             Bars before the first tick.
+        risk : dict or RiskLimits, optional
+            Pre-trade limits, as ``ql.deploy``'s (a resumed deployment keeps its own).
         **backtest_options
             ``ql.backtest`` options (fees, slippage, ...).
 
@@ -601,7 +604,8 @@ class TickEngine:
 
         if isinstance(result_or_params, live.Deployment):
             return self._resume(result_or_params, strategy, symbols, bar, history,
-                                backtest_options)
+                                {**backtest_options, **({} if risk is None else
+                                                        {"risk": risk})})
         bar = "1min" if bar is None else bar
         if hasattr(result_or_params, "best_params"):
             target = result_or_params
@@ -617,7 +621,7 @@ class TickEngine:
             symbols = [str(a) for a in history.asset.values]
         bars = self._bar_aggregator(bar, symbols)
         return self._attach(live.deploy(target, params, universe=bars.assets, history=history,
-                                        bar=bar, **backtest_options), bars)
+                                        bar=bar, risk=risk, **backtest_options), bars)
 
     def _resume(self, dep, strategy, symbols, bar, history, backtest_options):
         """``load_strategy_params`` of a Deployment: its own strategy, options, history
@@ -625,7 +629,7 @@ class TickEngine:
         given = [k for k, v in (("strategy", strategy), ("history", history)) if v is not None]
         if given or backtest_options:
             raise TypeError(f"load_strategy_params(deployment) goes on with the deployment's "
-                            f"own strategy, options and history; got "
+                            f"own strategy, options, risk limits and history; got "
                             f"{', '.join([*given, *backtest_options])}")
         bar = bar if bar is not None else dep.bar or "1min"
         dep.check_bar(bar)
