@@ -187,7 +187,7 @@ tau : float, default 1.0
 order : int, default 2
     Template length.
 tolerance : float, optional
-    Matching radius r; default 0.2·std(x) (ddof=0), as antropy.""",
+    Matching radius r (> 0); default 0.2·std(x) (ddof=0), as antropy.""",
     "permen_params": """\
 order : int, default 3
     Points per ordinal pattern.
@@ -552,8 +552,8 @@ def katz_fd(x) -> float:
     4.9711
     """
     a = _series(x)
-    if a.size < 2:
-        raise ValueError("katz_fd needs at least 2 points")
+    if a.size < 3:   # one step: log10(L/a) / log10(d/a) is 0/0 for every series
+        raise ValueError(f"katz_fd needs at least 3 points, got {a.size}")
     return _one(_k.roll_katz, a)
 
 
@@ -567,7 +567,7 @@ def rolling_katz_fd(x, window, dim="time"):
     >>> ql.measures.rolling_katz_fd(r, 100).isel(time=-1).round(3).values
     array([4.283,   nan, 3.48 , 3.948])
     """
-    _window(window, 2)   # katz_fd needs 2 points
+    _window(window, 3)   # katz_fd needs 3 points (2: NaN for every window)
     return _rolling(_k.roll_katz, x, window, dim)
 
 
@@ -718,7 +718,9 @@ def _sampen_args(n, order, tolerance):
                          f"{order + 1} points, got {n}")
     if tolerance is None:
         return order, -1.0
-    return order, _validate.number("tolerance", tolerance, 0)
+    # templates match within distance < r: r = 0 matches none, not even equal values (NaN
+    # for every series, presented as a result)
+    return order, _validate.number("tolerance", tolerance, 0, lo_open=True)
 
 
 @fill(_DOC)

@@ -750,7 +750,7 @@ def test_rolling_measure_two_series_broadcast_numpy_index_against_panel():
     assert got[-1, 1] == m.transfer_entropy(src[-60:], tgt[-60:, 1])
 
 
-@pytest.mark.parametrize("fn,lo", [(lambda w: m.rolling_katz_fd(np.ones(50), w), 2),
+@pytest.mark.parametrize("fn,lo", [(lambda w: m.rolling_katz_fd(np.ones(50), w), 3),
                                    (lambda w: m.rolling_transfer_entropy(
                                        np.ones(50), np.ones(50), w, k=3), 4)])
 def test_rolling_measure_window_below_the_measures_minimum_names_the_range(fn, lo):
