@@ -9,9 +9,10 @@ strategies net out.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ import xarray as xr
 from quantlab import _validate, rolling
 from quantlab import strategies as registry
 from quantlab._doc import fill
-from quantlab.backtesting import backtest
+from quantlab.backtesting import BacktestOptions, backtest
 # CARRY_BARS lived here before quantlab.data: ensemble.CARRY_BARS still names it
 from quantlab.data import CARRY_BARS, carried, returns, shifted  # noqa: F401
 from quantlab.risk import risk_parity_weights
@@ -28,6 +29,7 @@ from quantlab.risk import risk_parity_weights
 # the options an ensemble passes on to ql.backtest (its streams and itself)
 _BACKTEST_KW = frozenset(inspect.signature(backtest).parameters) - {
     "data", "signal", "entries", "exits"}
+_OPTION_FIELDS = frozenset(f.name for f in dataclasses.fields(BacktestOptions))
 
 __all__ = ["ALLOCATIONS", "Ensemble", "detect_regimes", "create_unconventional_ensemble",
            "check_reweight"]
@@ -161,7 +163,7 @@ def check_reweight(reweight, name: str = "reweight"):
     if isinstance(reweight, (int, np.integer)) and not isinstance(reweight, bool):
         if reweight < 1:
             raise ValueError(f"{name} must be >= 1 bar, got {reweight}")
-        return reweight
+        return reweight   # beyond the bars: the first bar's weights only (_rebalance_mask)
     m = _PERIODS.fullmatch(reweight) if isinstance(reweight, str) else None
     if m is None or (m.group(1) and int(m.group(1)) < 1):
         # "2W" read as weekly and "1h" as every bar before: only these are understood
@@ -193,7 +195,9 @@ def _rebalance_mask(index: pd.DatetimeIndex, reweight) -> np.ndarray:
     ordinals). ``reweight`` as :func:`check_reweight` accepts it."""
     check_reweight(reweight)
     if not isinstance(reweight, str):
-        return np.arange(len(index)) % int(reweight) == 0
+        # at most the bars: 10**30 overflowed numpy's int64 ("Python int too large to
+        # convert to C long"); any period >= the bars keeps the first bar's weights
+        return np.arange(len(index)) % min(int(reweight), max(len(index), 1)) == 0
     m = _PERIODS.fullmatch(reweight)
     n, unit = int(m.group(1) or 1), m.group(2)
     if index.tz is not None:   # local wall-time periods, without pandas' tz-drop warning
@@ -262,6 +266,16 @@ class Ensemble:
         if unknown:
             raise TypeError(f"Ensemble: unknown option(s) {unknown}; the options of "
                             f"ql.backtest are {', '.join(sorted(_BACKTEST_KW))}")
+        if backtest_kw.get("group", True) is not True:   # it was dropped without a word
+            raise ValueError(f"Ensemble: group={backtest_kw['group']!r}: the streams and the "
+                             "ensemble are each one account (group=True)")
+        # checked here, as reweight: fees=-1 was refused only once the first member's
+        # signal was computed
+        BacktestOptions(**{k: v for k, v in backtest_kw.items() if k in _OPTION_FIELDS})
+        if isinstance(strategies, Mapping):   # its values (weights?) were dropped silently
+            raise TypeError(f"strategies must be a strategy or a list of them, got a "
+                            f"{type(strategies).__name__} {_validate._show(strategies)}: an "
+                            "ensemble's weights follow its allocation, none are given")
         if isinstance(strategies, (str, registry.Strategy, type)):   # one, not its letters
             strategies = [strategies]
         if not isinstance(strategies, Iterable):   # None, 5: "'int' object is not iterable"

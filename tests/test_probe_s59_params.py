@@ -37,3 +37,41 @@ def test_katz_fd_of_one_step_is_refused():
     with pytest.raises(ValueError, match=r"window must be an integer in \[3, "):
         m.rolling_katz_fd(np.random.default_rng(0).normal(size=50), 2)
     assert np.isfinite(m.katz_fd([1.0, 3.0, 2.0]))
+
+
+# ---- ensemble ------------------------------------------------------------------------
+
+def test_ensemble_reweight_beyond_int64_keeps_the_first_bars_weights(ds):
+    # np.arange(n) % 10**30: "Python int too large to convert to C long"
+    from quantlab.ensemble import Ensemble
+    kw = dict(allocation="performance_momentum", lookback=20)
+    members = ["volatility_regime", "liquidity_timing"]
+    w = Ensemble(members, reweight=10 ** 30, **kw).weights(ds).values
+    np.testing.assert_array_equal(w, np.broadcast_to(w[0], w.shape))   # never reweighted
+    np.testing.assert_array_equal(
+        w, Ensemble(members, reweight=ds.sizes["time"], **kw).weights(ds).values)
+    assert not (Ensemble(members, reweight=1, **kw).weights(ds).values == w).all()
+
+
+def test_ensemble_of_a_dict_of_weights_is_refused():
+    # a dict is iterable: its keys were the members, its values (the weights meant)
+    # dropped without a word
+    from quantlab.ensemble import Ensemble
+    with pytest.raises(TypeError, match=r"got a dict \{'spc': 0.7.*none are given"):
+        Ensemble({"spc": 0.7, "volatility_regime": 0.3})
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"fees": -0.001}, r"fees must be in \[0, 1\), got -0.001"),
+    ({"init_cash": 0}, "init_cash must be > 0, got 0"),
+    ({"periods": 2.5}, "periods must be an integer, got 2.5"),
+    ({"group": False}, r"group=False: the streams and the ensemble are each one account"),
+])
+def test_ensemble_backtest_options_are_checked_when_it_is_made(kw, match, monkeypatch):
+    # they were refused (or, group=False, dropped) only once the first member's signal
+    # was computed: no signal may be computed before the refusal
+    from quantlab import ensemble
+    monkeypatch.setattr(ensemble.registry.Strategy, "signal",
+                        lambda *a, **k: pytest.fail("a signal was computed"))
+    with pytest.raises(ValueError, match=match):
+        ensemble.Ensemble(["spc"], **kw)
