@@ -60,9 +60,10 @@ n_obs : float, optional
 Raises
 ------
 ValueError
-    If neither ``returns`` nor the needed statistics are given, ``kurtosis`` is below
-    ``1 + skew**2`` (no distribution's; an excess kurtosis), or the Sharpe ratio's
-    variance estimate 1 - γ3·SR + (γ4 - 1)/4 · SR² is not positive.""",
+    If neither ``returns`` nor the needed statistics are given, or both are,
+    ``kurtosis`` is below ``1 + skew**2`` (no distribution's; an excess kurtosis), or the
+    Sharpe ratio's variance estimate 1 - γ3·SR + (γ4 - 1)/4 · SR² is not positive (or
+    overflows).""",
 }
 
 
@@ -120,6 +121,7 @@ def probabilistic_sharpe_ratio(returns=None, sr_benchmark=0.0, *, sharpe=None, n
     0.943
     """
     if returns is not None:
+        _not_beside_returns(sharpe=sharpe, n_obs=n_obs, skew=skew, kurtosis=kurtosis)
         sharpe, skew, kurtosis, n_obs = _moments(returns)
     if sharpe is None or n_obs is None:
         raise ValueError("give returns, or sharpe and n_obs")
@@ -127,6 +129,21 @@ def probabilistic_sharpe_ratio(returns=None, sr_benchmark=0.0, *, sharpe=None, n
     sharpe, sr_benchmark = _finite(sharpe=sharpe, sr_benchmark=sr_benchmark)
     return _N.cdf((sharpe - sr_benchmark) * math.sqrt(n_obs - 1)
                   / math.sqrt(_sr_var_factor(sharpe, skew, kurtosis)))
+
+
+_STAT_DEFAULTS = {"sharpe": None, "n_obs": None, "skew": 0.0, "kurtosis": 3.0}
+
+
+def _not_beside_returns(**given) -> None:
+    """Refuse statistics given with ``returns``, which replaced them without a word
+    (``skew=-2`` with returns was the returns' skew), as ``trial_sharpes`` with
+    ``n_trials`` is refused."""
+    named = [f"{k}={_validate._show(v)}" for k, v in given.items() if not (
+        v is _STAT_DEFAULTS[k] or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                   and v == _STAT_DEFAULTS[k]))]
+    if named:
+        raise ValueError(f"give returns, or the statistics (sharpe, n_obs, skew, kurtosis), "
+                         f"not both: from returns they are estimated; got {', '.join(named)}")
 
 
 def _finite(**values) -> list[float]:
@@ -148,6 +165,10 @@ def _sr_var_factor(sharpe, skew, kurtosis) -> float:
                          "normal), not the excess kurtosis (0 for the normal; "
                          "scipy.stats.kurtosis(x, fisher=False) is Pearson's)")
     v = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe * sharpe
+    if not math.isfinite(v):   # SR² beyond the largest double: PSR was Φ(x / inf) = 0.5
+        raise ValueError(f"the Sharpe ratio's variance estimate 1 - γ3·SR + (γ4 - 1)/4 · SR² "
+                         f"overflows for sharpe={sharpe:g}, skew={skew:g}, kurtosis="
+                         f"{kurtosis:g}: give a per-period Sharpe ratio (a few units at most)")
     if v <= 0:
         raise ValueError("the Sharpe ratio's variance estimate is not positive "
                          "(extreme skewness/kurtosis for this Sharpe ratio)")
@@ -182,6 +203,7 @@ def min_track_record_length(returns=None, sr_benchmark=0.0, confidence=0.95, *, 
     272.9
     """
     if returns is not None:
+        _not_beside_returns(sharpe=sharpe, skew=skew, kurtosis=kurtosis)
         sharpe, skew, kurtosis, _ = _moments(returns)
     if sharpe is None:
         raise ValueError("give returns, or sharpe")
@@ -424,7 +446,8 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
     benchmark : array-like, optional
         (time,) benchmark returns; default cash (zero returns).
     block_size : int, optional
-        Mean block length of the bootstrap, >= 1 (``arch``'s default when None).
+        Mean block length of the bootstrap, in [1, half the complete rows] (``arch``'s
+        default when None).
     reps : int, default 1000
         Bootstrap replications, in [1, 10**6] (``_validate.MAX_COUNT``).
     seed : int, default 0
@@ -441,7 +464,7 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
         If ``arch`` is not installed.
     ValueError
         If ``trial_returns`` is not 2-D, ``benchmark`` has another length, either holds
-        ±inf, or fewer than 20 complete rows remain.
+        ±inf, fewer than 20 complete rows remain or ``block_size`` exceeds half of them.
     TypeError
         If ``trial_returns`` or ``benchmark`` is not numbers (e.g. a Dataset or a string).
 
@@ -476,6 +499,12 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
     if keep.sum() < 20:
         raise ValueError(f"{keep.sum()} complete rows are too few for a bootstrap test")
     x, b = x[keep], b[keep]
+    if block_size is not None and block_size > len(x) // 2:
+        # fewer than 2 blocks a resample: mostly a rotation of the rows, whose mean is the
+        # sample's, so noise tested significant (block_size=10**6: p-values 0)
+        raise ValueError(f"block_size must be at most half the {len(x)} complete rows "
+                         f"({len(x) // 2}), got {_validate._show(block_size)}: longer blocks leave the "
+                         "bootstrap nothing to resample")
     # a constant difference has no variance: the studentised statistic was 0/0 and arch
     # reported p = 0 ("beats the benchmark") for trials equal to it or always behind it
     d = x - b[:, None]

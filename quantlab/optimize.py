@@ -627,7 +627,8 @@ class OptimizationResult(Mapping):
             Benchmark returns on the scoring window; default cash.
         **kw
             Options of :func:`quantlab.integrity.reality_check` (reps, seed, ...);
-            ``reps`` at most ``_validate.MAX_COUNT``, ``block_size`` at most the bars.
+            ``reps`` at most ``_validate.MAX_COUNT``, ``block_size`` at most half the
+            complete rows.
 
         Returns
         -------

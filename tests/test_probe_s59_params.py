@@ -75,3 +75,41 @@ def test_ensemble_backtest_options_are_checked_when_it_is_made(kw, match, monkey
                         lambda *a, **k: pytest.fail("a signal was computed"))
     with pytest.raises(ValueError, match=match):
         ensemble.Ensemble(["spc"], **kw)
+
+
+# ---- integrity -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("f,kw", [
+    (ql.integrity.probabilistic_sharpe_ratio, {"skew": -2.0}),
+    (ql.integrity.probabilistic_sharpe_ratio, {"sharpe": 0.3, "n_obs": 50}),
+    (ql.integrity.min_track_record_length, {"kurtosis": 9.0}),
+    (lambda r, **kw: ql.integrity.deflated_sharpe_ratio(r, trial_sharpes=[0.0, 0.1], **kw),
+     {"skew": float("nan")}),
+])
+def test_statistics_given_beside_returns_are_refused(f, kw):
+    # the returns' own moments replaced them without a word: skew=-2 gave the PSR of
+    # the returns' skew
+    r = np.random.default_rng(0).normal(0.001, 0.01, 300)
+    with pytest.raises(ValueError, match=r"give returns, or the statistics .* not both"):
+        f(r, **kw)
+    f(r)   # the returns alone are fine
+
+
+def test_a_sharpe_ratio_overflowing_its_variance_is_refused():
+    # SR² = inf: PSR = Φ(x / inf) = 0.5 for a Sharpe ratio of 1e300
+    with pytest.raises(ValueError, match=r"overflows for sharpe=1e\+300"):
+        ql.integrity.probabilistic_sharpe_ratio(sharpe=1e300, n_obs=100)
+    with pytest.raises(ValueError, match=r"overflows for sharpe=1e\+200"):
+        ql.integrity.min_track_record_length(sharpe=1e200)
+    assert ql.integrity.probabilistic_sharpe_ratio(sharpe=1e100, n_obs=100) == 1.0
+
+
+def test_reality_check_block_longer_than_half_the_rows_is_refused():
+    # a mean block of the whole series resamples rotations of it (the sample's mean):
+    # block_size=10**6 gave p-values 0, "beats cash", for pure noise
+    noise = np.random.default_rng(1).normal(0.0, 0.01, (200, 10))
+    for b in (101, 200, 10 ** 6):
+        with pytest.raises(ValueError, match=rf"block_size must be at most half the 200 "
+                                             rf"complete rows \(100\), got {b}"):
+            ql.integrity.reality_check(noise, block_size=b, reps=50)
+    assert ql.integrity.reality_check(noise, block_size=100, reps=50)["spa_pvalue"] >= 0
