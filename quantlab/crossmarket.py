@@ -12,6 +12,8 @@ release.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -87,9 +89,16 @@ max_lag : int, default 5
 }
 
 
-def _listed(names) -> list:
-    """``names`` as a list: one name alone is one symbol, not its letters."""
-    return [names] if isinstance(names, str) else list(names)
+def _listed(names, what: str = "symbols") -> list:
+    """``names`` as a list: one name alone is one symbol, not its letters; anything else
+    not a collection is a TypeError naming ``what`` (5 was "'int' object is not
+    iterable")."""
+    if isinstance(names, str):
+        return [names]
+    if isinstance(names, Mapping) or not isinstance(names, Iterable):
+        raise TypeError(f"{what} must be a symbol or a list of symbols, got "
+                        f"{type(names).__name__} {_validate._show(names)}")
+    return list(names)
 
 
 def _once(what: str, names: list) -> None:
@@ -612,7 +621,7 @@ class CrossMarketAnalyzer:
         MSFT       0.677        0.058  299
         """
         self._need(fx, "fx")
-        return self._betas(_listed(equity), fx, window)
+        return self._betas(_listed(equity, "equity"), fx, window)
 
     def commodity_influence(self, targets=None, commodity="WTI", window=63):
         """Rolling betas and correlations of ``targets`` on a commodity's returns.
@@ -635,7 +644,7 @@ class CrossMarketAnalyzer:
         self._need(commodity, "commodity")
         if targets is None:
             targets = self.asset_classes().get("equity", [])
-        return self._betas(_listed(targets), commodity, window)
+        return self._betas(_listed(targets, "targets"), commodity, window)
 
     def _need(self, symbol, cls):
         if symbol not in self._series:

@@ -113,3 +113,43 @@ def test_reality_check_block_longer_than_half_the_rows_is_refused():
                                              rf"complete rows \(100\), got {b}"):
             ql.integrity.reality_check(noise, block_size=b, reps=50)
     assert ql.integrity.reality_check(noise, block_size=100, reps=50)["spa_pvalue"] >= 0
+
+
+# ---- crossmarket ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cm():
+    return ql.crossmarket.CrossMarketAnalyzer.from_bundled()
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda cm, v: cm.correlations(symbols=v), "symbols"),
+    (lambda cm, v: cm.lead_lag(symbols=v), "symbols"),
+    (lambda cm, v: cm.commodity_influence(targets=v), "targets"),
+])
+@pytest.mark.parametrize("value", [5, 2.5, {"SP500": 1.0}], ids=repr)
+def test_crossmarket_symbols_not_a_list_are_refused_by_name(cm, call, name, value):
+    # 5 failed as "'int' object is not iterable"; a dict was read as its keys
+    with pytest.raises(TypeError, match=rf"^{name} must be a symbol or a list of symbols, "
+                                        rf"got {type(value).__name__} "):
+        call(cm, value)
+
+
+# ---- progress: a flag in every long-running call ----------------------------------------
+
+@pytest.mark.parametrize("call", [
+    lambda ds, p: ql.sweep("volatility_regime", ds, {"window": [10, 20]}, progress=p),
+    lambda ds, p: ql.optimize.optimize_strategy_parameters(
+        "volatility_regime", {"window": (5, 30)}, ds, n_trials=2, progress=p),
+    lambda ds, p: ql.optimize.WalkForwardOptimizer(progress=p),
+    lambda ds, p: ql.optimize.RegimeAdaptiveOptimizer(lambda d: d["close"].isel(asset=0),
+                                                      progress=p),
+    lambda ds, p: ql.run_research_analysis(["IBM"], "volatility", data=ds, progress=p),
+], ids=["sweep", "optimize", "walk_forward", "regime_adaptive", "research"])
+def test_progress_must_be_a_bool(ds, call, monkeypatch):
+    # progress="no" (a notebook's text) is truthy: it showed a bar; ql.backtest and
+    # ql.store.ingest refused it already
+    monkeypatch.setattr(ql.backtest.__globals__["BacktestOptions"], "__post_init__",
+                        lambda self: pytest.fail("the work started"))
+    with pytest.raises(TypeError, match=r"^progress must be True or False, got 'no'"):
+        call(ds, "no")
