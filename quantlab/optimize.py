@@ -844,6 +844,7 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
     ({'window': 21}, 0.0961)
     """
     client = _validate.client(client)
+    progress = _validate.flag("progress", progress)   # "no" is truthy: a bar shown
     args = _setup(strategy, param_bounds, data, start_date, end_date, optimization_method,
                   objective, n_trials, seed, n_jobs, direction, risk_free_rate,
                   population_size, strategy_class, parameter_bounds, price_data, _mask,
@@ -1189,7 +1190,8 @@ class WalkForwardOptimizer:
         seed = _validate.integer("seed", seed, lo=0, hi=2**32 - 1)
         self.w, self.v, self.step = int(optimization_window), int(validation_window), int(step_size)
         self.method, self.n_trials, self.objective = optimization_method, n_trials, objective
-        self.seed, self.progress, self.kw = seed, progress, optimize_kw
+        self.seed, self.kw = seed, optimize_kw
+        self.progress = _validate.flag("progress", progress)
 
     def fold_bounds(self, n_bars: int) -> list[tuple[int, int, int]]:
         """(is_start, oos_start, oos_end) bar positions of every fold.
@@ -1574,7 +1576,7 @@ class RegimeAdaptiveOptimizer:
         seed = _validate.integer("seed", seed, lo=0, hi=2**32 - 1)
         self.regimes, self.method, self.n_trials = regimes, optimization_method, n_trials
         self.objective, self.min_bars, self.seed = objective, min_bars, seed
-        self.progress, self.kw = progress, optimize_kw
+        self.progress, self.kw = _validate.flag("progress", progress), optimize_kw
 
     def run(self, strategy, param_bounds=None, data=None, start_date=None, end_date=None,
             **backtest_kw) -> RegimeAdaptiveResult:

@@ -134,6 +134,7 @@ def run_research_analysis(symbols, analysis_type="comprehensive", data=None, sta
     >>> round(row["total_return"], 4), row["n_trades"]
     (-0.0041, 10)
     """
+    progress = _validate.flag("progress", progress)   # "no" is truthy: a bar shown
     ds = _validate.dataset("data", data) if data is not None else load_data()
     start, end = _validate.date("start", start), _validate.period_end("end", end)
     # signals and rolling windows read the bars before start (their warmup: a strategy

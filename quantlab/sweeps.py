@@ -153,6 +153,7 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
     per_chunk_arg = None if chunks is None else _validate.integer("chunks", chunks, lo=1)
     workers = None if workers is None else _validate.count("workers", workers, 1, MAX_THREADS)
     client = _validate.client(client)
+    progress = _validate.flag("progress", progress)   # "no" is truthy: a bar shown
     _check_backtest_kw(backtest_kw)
 
     n_combos = math.prod(len(v) for v in values)
