@@ -317,9 +317,9 @@ class RiskManager:
         0.0513
         """
         self._method(method)
+        n_sims, seed = _sims(n_sims, seed)   # whatever the method: "many" went unread
         r, n = _returns(returns)
         if method == "monte_carlo":
-            n_sims, seed = _sims(n_sims, seed)
             v = -float(np.percentile(self._monte_carlo(r, n_sims, seed), self.cutoff * 100))
         else:
             v = -metrics.value_at_risk(r, cutoff=self.cutoff, method=method)
@@ -340,9 +340,9 @@ class RiskManager:
         0.0651
         """
         self._method(method)
+        n_sims, seed = _sims(n_sims, seed)
         r, n = _returns(returns)
         if method == "monte_carlo":
-            n_sims, seed = _sims(n_sims, seed)
             sims = np.sort(self._monte_carlo(r, n_sims, seed))
             v = -float(sims[: max(1, int(self.cutoff * n_sims))].mean())
         else:

@@ -153,3 +153,26 @@ def test_progress_must_be_a_bool(ds, call, monkeypatch):
                         lambda self: pytest.fail("the work started"))
     with pytest.raises(TypeError, match=r"^progress must be True or False, got 'no'"):
         call(ds, "no")
+
+
+# ---- risk and optimize: a parameter accepted and never read or repeated ------------------
+
+@pytest.mark.parametrize("kw,match", [({"n_sims": "many"}, r"^n_sims must be an integer"),
+                                      ({"n_sims": 0}, r"^n_sims must be an integer >= 1"),
+                                      ({"seed": -1}, r"^seed must be an integer >= 0")])
+@pytest.mark.parametrize("method", ["historical", "parametric"])
+def test_var_monte_carlo_options_are_checked_whatever_the_method(kw, match, method):
+    # checked only on the monte_carlo path: elsewhere any value passed unread
+    rm = ql.risk.RiskManager()
+    r = np.random.default_rng(0).normal(0, 0.01, 300)
+    for f in (rm.calculate_var, rm.calculate_cvar):
+        with pytest.raises((TypeError, ValueError), match=match):
+            f(r, method=method, **kw)
+
+
+def test_optimize_objective_repeated_is_refused(ds):
+    # a two-objective front over one metric: its trials' columns repeated
+    with pytest.raises(ValueError, match=r"objective repeats \['sharpe_ratio'\]"):
+        ql.optimize.optimize_strategy_parameters(
+            "volatility_regime", {"window": (5, 30)}, ds, n_trials=2, progress=False,
+            objective=["sharpe_ratio", "max_drawdown", "sharpe_ratio"])
