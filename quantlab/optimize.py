@@ -220,6 +220,9 @@ def _check_objectives(objective):
         raise ValueError("objective is empty")
     for o in objs:
         _one_of("objective", o, OBJECTIVES)
+    if len(set(objs)) != len(objs):   # a front over one metric twice: its columns repeat
+        raise ValueError(f"objective repeats {sorted({o for o in objs if objs.count(o) > 1})}"
+                         f"; give each metric once, got {list(objs)}")
     return objs
 
 
