@@ -480,6 +480,7 @@ def sign_changes(size, start: float = 0.0) -> np.ndarray:
     >>> ql.plots.sign_changes([10, 5, -15, -3, 3])   # enter, resize, exit, short, exit
     array([ True, False,  True,  True,  True])
     """
+    start = _v.number("start", start)   # NaN: every fill a "change"; "3": a ufunc error
     size = np.asarray(size, dtype=float)
     after = start + np.cumsum(size)
     before = np.concatenate([[start], after[:-1]])
@@ -601,7 +602,7 @@ def histogram_figure(values, bins: int = 80, title: str = "distribution", x_labe
     values : array-like
         Any shape; NaN and inf are left out.
     bins : int, default 80
-        Histogram bins.
+        Histogram bins, in [1, 10**6].
     title : str, default 'distribution'
         The title.
     x_label : str, default ''
@@ -620,6 +621,9 @@ def histogram_figure(values, bins: int = 80, title: str = "distribution", x_labe
     >>> [type(g.glyph).__name__ for g in fig.renderers]
     ['Quad', 'Line']
     """
+    # a count, as the docstring says: 10**12 allocated 7 TiB of edges, "3" and 2.5 failed
+    # in NumPy's words, True drew one bin
+    bins = _v.count("bins", bins)
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
     if not v.size:   # np.histogram drew an empty (0, 1) axis and a NaN curve, silently

@@ -153,7 +153,7 @@ def underwater(equity, capital: float) -> np.ndarray:
     equity : array-like
         1-D equity values (NaN skipped by the peak).
     capital : float
-        The value before the first bar (a backtest's ``init_cash``).
+        The value before the first bar (a backtest's ``init_cash``), > 0.
 
     Returns
     -------
@@ -165,6 +165,9 @@ def underwater(equity, capital: float) -> np.ndarray:
     >>> tearsheet.underwater([90.0, 110.0, 99.0], 100.0).round(3).tolist()
     [-0.1, 0.0, -0.1]
     """
+    # "3" was an AxisError (np.r_ reads a string as its axis), None a bare TypeError, 0
+    # or NaN no start at all
+    capital = _validate.number("capital", capital, 0, lo_open=True)
     eq = np.asarray(equity, dtype=np.float64)
     peak = np.fmax.accumulate(np.r_[capital, eq])[1:]   # the start counts as a peak
     return eq / peak - 1.0

@@ -176,3 +176,41 @@ def test_optimize_objective_repeated_is_refused(ds):
         ql.optimize.optimize_strategy_parameters(
             "volatility_regime", {"window": (5, 30)}, ds, n_trials=2, progress=False,
             objective=["sharpe_ratio", "max_drawdown", "sharpe_ratio"])
+
+
+# ---- plots, tear sheet, data: numbers failing in another library's words ---------------
+
+@pytest.mark.parametrize("bins,err,match", [
+    (10 ** 12, ValueError, r"^bins must be an integer in \[1, 1000000\]"),   # 7 TiB of edges
+    ("3", TypeError, r"^bins must be an integer, got '3'"),   # NumPy: not a valid estimator
+    (True, TypeError, r"^bins must be an integer, got True"),   # drew one bin
+    (2.5, ValueError, r"^bins must be an integer, got 2.5")])
+def test_histogram_bins_is_a_count(bins, err, match):
+    with pytest.raises(err, match=match):
+        ql.plots.histogram_figure(np.arange(10.0), bins=bins)
+
+
+@pytest.mark.parametrize("capital,err,match", [
+    ("3", TypeError, r"^capital must be a real number, got '3'"),   # np.r_: an AxisError
+    (None, TypeError, r"^capital must be a real number, got None"),
+    (0, ValueError, r"^capital must be > 0, got 0"),   # no start at all, silently
+    (float("nan"), ValueError, r"^capital must be a finite number > 0, got nan")])
+def test_underwater_capital_is_a_positive_number(capital, err, match):
+    with pytest.raises(err, match=match):
+        ql.tearsheet.underwater([90.0, 110.0], capital)
+
+
+def test_sign_changes_start_is_a_number():
+    # NaN: every fill flagged a change; "3": a NumPy ufunc error
+    with pytest.raises(ValueError, match=r"^start must be a finite number, got nan"):
+        ql.plots.sign_changes([1.0, -1.0], float("nan"))
+    with pytest.raises(TypeError, match=r"^start must be a real number, got '3'"):
+        ql.plots.sign_changes([1.0, -1.0], "3")
+
+
+@pytest.mark.parametrize("lag", [10 ** 12, -10 ** 12, 10 ** 30])
+def test_as_of_lag_beyond_the_dates_is_refused_by_name(lag):
+    # "Cannot cast 1000000000000 days 00:00:00 to unit='us' without overflow" (pandas)
+    monthly = ql.data.load("ff3")["mkt_rf"]
+    with pytest.raises(ValueError, match=rf"^release_lag {lag} is beyond the dates pandas"):
+        ql.data.as_of(monthly, release_lag=lag)
