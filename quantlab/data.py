@@ -966,20 +966,30 @@ def _release_lag(release_lag):
         raise TypeError(f"release_lag must be whole days (an int) or a duration such as '30D' "
                         f"or '1MS', got {release_lag!r}")  # 5.0 ran as 5 nanoseconds
     if isinstance(release_lag, (int, np.integer)) and not isinstance(release_lag, np.timedelta64):
-        lag = pd.Timedelta(days=int(release_lag))   # (a timedelta64 is a NumPy integer)
+        try:   # (a timedelta64 is a NumPy integer)
+            lag = pd.Timedelta(days=int(release_lag))
+        except (OverflowError, pd.errors.OutOfBoundsTimedelta):
+            lag = None   # refused below, with a lag beyond the dates
     else:
         try:
             if isinstance(release_lag, str) and release_lag.strip().endswith("MS"):
                 raise ValueError("a month start, not milliseconds")
             lag = pd.Timedelta(release_lag)
-        except ValueError:
+        except ValueError:   # (pandas' OutOfBoundsTimedelta is one)
             try:
                 lag = pd.tseries.frequencies.to_offset(release_lag)
-            except ValueError:   # pandas' "Invalid frequency: abc"
+            except (ValueError, TypeError):   # pandas' "Invalid frequency: abc"
                 raise ValueError(f"release_lag must be whole days (an int) or a duration "
                                  f"such as '30D' or '1MS', got {release_lag!r}") from None
     day = pd.Timestamp("2000-01-31")
-    if day + lag < day:
+    try:
+        later = None if lag is None else day + lag
+    except (OverflowError, pd.errors.OutOfBoundsTimedelta, pd.errors.OutOfBoundsDatetime):
+        later = None   # 10**12 days: "Cannot cast ... to unit='us'", naming no argument
+    if later is None:
+        raise ValueError(f"release_lag {release_lag!r} is beyond the dates pandas holds: "
+                         "give whole days (an int) or a duration such as '30D'")
+    if later < day:
         raise ValueError(f"release_lag must be >= 0, got {release_lag!r}: a negative lag uses "
                          "values before their period ends (look-ahead)")
     return lag
