@@ -368,8 +368,6 @@ def deploy(strategy, params: dict | None = None, *, universe=None, history=None,
     s, carried = _resolve(strategy, params)
     _check_phase(s, getattr(strategy, "research_times", None), history)
     options = BacktestOptions(**{**carried, **backtest_options})
-    if isinstance(risk, dict):
-        risk = RiskLimits(**risk)
     return Deployment(s, options, universe=universe, history=history, inputs=inputs,
                       risk=risk, bar=bar)
 
@@ -420,6 +418,11 @@ class Deployment:
             options = dataclasses.replace(options, periods=int(round(periods_for(
                 history, None, default=252) if history is not None else 252)))
         self.strategy, self.options = strategy, options
+        if isinstance(risk, dict):
+            risk = RiskLimits(**risk)
+        if not isinstance(risk, (RiskLimits, type(None))):   # "x" failed at the first bar
+            raise TypeError(f"risk must be a RiskLimits, a dict of its fields or None, got "
+                            f"{type(risk).__name__} {_validate._show(risk)}")
         self.risk = risk or RiskLimits()
         if np.isfinite(self.risk.max_order_value) and options.rebalance == "daily":
             # a rejected target holds the one in force, which "daily" trades back to

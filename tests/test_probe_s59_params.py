@@ -214,3 +214,17 @@ def test_as_of_lag_beyond_the_dates_is_refused_by_name(lag):
     monthly = ql.data.load("ff3")["mkt_rf"]
     with pytest.raises(ValueError, match=rf"^release_lag {lag} is beyond the dates pandas"):
         ql.data.as_of(monthly, release_lag=lag)
+
+
+# ---- deploy ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("risk", ["x", 5, 0, [0.5]], ids=repr)
+def test_deploy_risk_not_limits_is_refused_when_made(risk, ds):
+    # accepted, then 'str' object has no attribute ... at the first bar (0: no limits)
+    with pytest.raises(TypeError, match=r"^risk must be a RiskLimits, a dict of its fields "
+                                        rf"or None, got {type(risk).__name__} "):
+        ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+                  history=ds.isel(time=slice(0, 60)), risk=risk)
+    dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
+                    history=ds.isel(time=slice(0, 60)), risk={"max_position": 0.5})
+    assert dep.risk.max_position == 0.5
