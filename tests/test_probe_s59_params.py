@@ -228,3 +228,15 @@ def test_deploy_risk_not_limits_is_refused_when_made(risk, ds):
     dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 20},
                     history=ds.isel(time=slice(0, 60)), risk={"max_position": 0.5})
     assert dep.risk.max_position == 0.5
+
+
+# ---- strategies ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("t,err", [(-1, ValueError), (2.5, ValueError), (float("nan"), ValueError),
+                                   (True, TypeError), ("3", TypeError)], ids=repr)
+def test_history_start_takes_a_bar_position(t, err):
+    # NaN, 2.5 and -1 returned bar 0 (max(0, nan) is 0); "3" failed as a bare TypeError
+    s = ql.strategies.get("volatility_regime")
+    with pytest.raises(err, match=r"^t must be an integer"):
+        s.history_start(t)
+    assert s.history_start(np.int64(1000)) == s.history_start(1000) == 728

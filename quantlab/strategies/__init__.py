@@ -334,7 +334,7 @@ class Strategy(abc.ABC):
         Parameters
         ----------
         t : int
-            The bar, 0-based over the whole history.
+            The bar, 0-based over the whole history (>= 0).
 
         Returns
         -------
@@ -346,6 +346,8 @@ class Strategy(abc.ABC):
         >>> ql.strategies.get("volatility_regime").history_start(1000)
         728
         """
+        # a bar position: NaN, 2.5 or -1 returned 0 (max(0, nan) is 0), "3" a bare TypeError
+        t = _validate.integer("t", t, 0)
         if self.warmup is None:
             return 0
         start = max(0, t + 1 - self.warmup)
