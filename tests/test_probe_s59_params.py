@@ -240,3 +240,16 @@ def test_history_start_takes_a_bar_position(t, err):
     with pytest.raises(err, match=r"^t must be an integer"):
         s.history_start(t)
     assert s.history_start(np.int64(1000)) == s.history_start(1000) == 728
+
+
+def test_signal_with_an_unknown_input_names_the_inputs(ds):
+    # s.signal(ds, window=10): "VolatilityRegime._signal() got an unexpected keyword
+    # argument 'window'", naming a private method and not where parameters go
+    with pytest.raises(TypeError, match=r"^volatility_regime: unknown input\(s\) \['window'\]; "
+                                        r"its external inputs are \[\] \(\['window'\] are "
+                                        r"parameters: ql.strategies.get\('volatility_regime', "
+                                        r"window=...\)\)"):
+        ql.strategies.get("volatility_regime").signal(ds, window=10)
+    with pytest.raises(TypeError, match=r"unknown input\(s\) \['facts'\]; its external "
+                                        r"inputs are \['factors'\]$"):
+        ql.strategies.get("factor_momentum").diagnostics(ds, facts=None)

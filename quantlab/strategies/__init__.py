@@ -503,6 +503,13 @@ class Strategy(abc.ABC):
         # error; refused as ql.data.validate refuses it (lazily on a dask-backed panel)
         ds = ds.assign({v: _finite(ds[v], f"{self.name}: data variable {v!r}")
                         for v in self.requires if ds[v].dtype.kind == "f"})
+        unknown = [k for k in inputs if k not in self.inputs]
+        if unknown:   # s.signal(ds, window=10): "_signal() got an unexpected keyword"
+            params = [k for k in unknown if k in self.defaults]
+            raise TypeError(f"{self.name}: unknown input(s) {unknown}; its external inputs "
+                            f"are {list(self.inputs)}" + (
+                                f" ({params} are parameters: ql.strategies.get("
+                                f"{self.name!r}, {params[0]}=...))" if params else ""))
         absent = [i for i in self.inputs if i not in inputs]
         if absent:
             raise ValueError(f"{self.name} needs the external input(s) {absent}: pass them, "
