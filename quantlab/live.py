@@ -192,7 +192,7 @@ class RiskLimits:
             big = np.zeros(len(out), dtype=bool)
             while True:   # a rejected target holds the one in force: a group's scale moves
                 with np.errstate(invalid="ignore"):
-                    new = ~big & np.isfinite(price) & \
+                    new = ~big & np.isfinite(price) & np.isfinite(out) & \
                         (order_value(np.where(big, np.nan, out)) > self.max_order_value)
                 if not new.any():
                     break
@@ -855,7 +855,8 @@ class Deployment:
         own), then a step of a bar at the last closes for the orders left waiting
         (``execution="next_open"``'s fills, an asset without a bar), valued at them; a
         limit order counts its shares x its limit price. The orders an all-NaN target
-        places too (an earlier target's, waiting) are not this one's."""
+        places too (an earlier target's, waiting: a pending fill, a resting limit, a
+        drawdown re-entry) are not this one's; one the target changes is, whole."""
         own = REASONS.index("signal")     # not a stop's or a margin call's order
         n, none = len(self.universe), np.full(len(self.universe), np.nan)
 
@@ -879,9 +880,17 @@ class Deployment:
 
         def order_value(target):
             if not held:
-                waiting = self.options.execution == "next_open" or self.state["pending"].any()
+                s = self.state
+                waiting = (self.options.execution == "next_open" or s["pending"].any()
+                           or np.isfinite(s["lim_px"]).any()          # a limit may fill
+                           or (s["resume"] >= s.bar).any())   # a drawdown re-entry
                 held.append(flows(none) if waiting else 0.0)
-            return np.abs(flows(target) - held[0]).sum(axis=0)
+            mine = flows(target)
+            # the order as the target places it, not its change to the one waiting (a
+            # re-entry of 50,000 turned into a sale of 6,000 is an order of 6,000); the
+            # largest, not the sum: a limit at the close rests, then fills at the last
+            # closes' step, one order in two rows
+            return np.where(mine != held[0], np.abs(mine), 0.0).max(axis=0)
 
         return order_value
 

@@ -1,0 +1,81 @@
+"""Session 59 (review): max_order_value values the order a target places, whole."""
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+from quantlab.strategies import Strategy
+
+
+class _Given(Strategy):
+    """The exposures of ``table`` (a (time, asset) DataArray): a test double."""
+
+    name = "given"
+    defaults = {"k": 0}
+    param_space = {"k": (0, 1)}
+    table = None
+
+    def _warmup(self, k):
+        return 1
+
+    def _signal(self, ds, k):
+        return self.table.sel(time=ds["time"], asset=ds["asset"])
+
+
+def _market(closes, assets=("A",)):
+    c = np.asarray(closes, dtype=float).reshape(len(closes), -1) * np.ones(len(assets))
+    return xr.Dataset({"open": (("time", "asset"), c), "close": (("time", "asset"), c)},
+                      coords={"time": pd.bdate_range("2020-01-01", periods=len(c)),
+                              "asset": list(assets)})
+
+
+def _deploy(ds, targets, limit, **opts):
+    s = _Given()
+    t = np.asarray(targets, dtype=float).reshape(len(targets), -1) * np.ones(ds.sizes["asset"])
+    s.table = xr.DataArray(t, dims=("time", "asset"), coords={"time": ds.time, "asset": ds.asset})
+    risk = None if limit is None else {"max_order_value": limit}
+    dep = ql.deploy(s, history=ds.isel(time=slice(0, 2)), risk=risk, **opts)
+    return dep.replay(ds.isel(time=slice(2, None)), echo=None)
+
+
+def _values(dep, reason="signal"):
+    o = dep.orders
+    o = o[o["reason"] == reason]
+    return (o["size"].abs() * o["price"]).round(6).tolist()
+
+
+def test_a_drawdown_reentry_is_no_order_of_a_target_that_does_not_change_it():
+    # a 10% fall halts the account (dd 3%); its re-entry two bars on re-establishes the
+    # target held through the halt (0.4: 38,400 at 9), whatever this bar's target.
+    # Before: with nothing pending the re-entry was counted as the target's order, so
+    # a target equal to the one in force, or NaN, was "rejected" (the re-entry went
+    # through all the same: it is the held target's, not this one's)
+    ds = _market([10.0, 10, 10, 10, 9, 9, 9, 9, 9, 9])
+    for held in (0.4, np.nan):
+        dep = _deploy(ds, [0, 0, 0.2, 0.4, 0.4] + [held] * 5, 30_000, dd_limit=0.03,
+                      dd_cooldown=2)
+        assert _values(dep, "drawdown") == [36_000.0]
+        assert _values(dep)[-1] == pytest.approx(38_400.0)      # the re-entry
+        assert len(dep.rejections) == 0
+
+
+def test_an_order_the_target_makes_of_a_waiting_one_is_valued_whole():
+    # B has no bar for two bars: its 0.1 order (10,000) waits, then the target 0.5
+    # replaces it, a 50,000 order. Before: valued as its change to the one waiting,
+    # 40,000, under the 45,000 limit, and 50,000 went through at B's next bar
+    ds = _market([10.0] * 7, ("A", "B"))
+    for k in (3, 4):
+        ds["close"][k, 1] = ds["open"][k, 1] = np.nan
+    dep = _deploy(ds, [[0, 0], [0, 0], [0, 0], [0, 0.1], [0, 0.5], [0, 0.5], [0, 0.5]],
+                  45_000)
+    assert _values(dep) == [10_000.0, 40_000.0]   # 0.1 kept, then 0.5 from it
+    assert dep.rejections["wanted"].tolist() == [0.5, 0.5]
+
+
+def test_a_limit_order_resting_at_the_close_is_counted_once():
+    # limit_offset=0 rests the order at the close; the dry run's step at the last
+    # closes then fills it: one 30,000 order was counted as 60,000 and rejected
+    ds = _market([10.0] * 5)
+    dep = _deploy(ds, [0, 0, 0.3, 0.3, 0.3], 45_000, order_type="limit", limit_offset=0.0)
+    assert _values(dep) == [30_000.0] and len(dep.rejections) == 0
