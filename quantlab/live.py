@@ -859,6 +859,7 @@ class Deployment:
         drawdown re-entry) are not this one's; one the target changes is, whole."""
         own = REASONS.index("signal")     # not a stop's or a margin call's order
         n, none = len(self.universe), np.full(len(self.universe), np.nan)
+        next_open = self.options.execution == "next_open"
 
         def flows(target):   # per step, each asset's signed value traded by its orders
             s, out = self.state.copy(), []
@@ -869,6 +870,9 @@ class Deployment:
                     new = np.isfinite(s["lim_px"]) & ((s["lim_px"] != lim[0]) |
                                                       (s["lim_q"] != lim[1]))
                     out.append(np.where(new, s["lim_q"] * s["lim_px"], 0.0))
+                    if not (next_open or s["pending"].any() or (s["resume"] == s.bar).any()):
+                        out.append(np.zeros(n))   # nothing waits: that step places nothing
+                        break
                 _, _, _, (col, size, price, _, reason), _, _ = self._stepper.step(
                     s, row, w, base, impact)
                 v, mine = np.zeros(n), reason == own
@@ -881,7 +885,7 @@ class Deployment:
         def order_value(target):
             if not held:
                 s = self.state
-                waiting = (self.options.execution == "next_open" or s["pending"].any()
+                waiting = (next_open or s["pending"].any()
                            or np.isfinite(s["lim_px"]).any()          # a limit may fill
                            or (s["resume"] >= s.bar).any())   # a drawdown re-entry
                 held.append(flows(none) if waiting else 0.0)
