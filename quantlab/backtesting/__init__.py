@@ -185,6 +185,9 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
         the buying power); ``dd_limit`` in (0, 1); ``dd_cooldown`` an integer >= 0. DataArray
         options are checked value by value and need coordinates for the time/asset dims they
         have, as ``data`` and ``signal`` do (a missing one is a DataError saying how to add it).
+        They are matched to the signal by label: a time or asset label of the signal that
+        one lacks, or a parameter label the signal lacks, is refused (extra time/asset
+        labels, e.g. an option over the whole history, are dropped).
     TypeError
         If an option has the wrong type (e.g. a list for ``fees``, or anything but True or
         False for ``accumulate``/``group``).

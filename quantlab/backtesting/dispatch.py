@@ -7,7 +7,7 @@ stop grid is one call), builds the per-column arrays and runs
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import xarray as xr
@@ -183,6 +183,46 @@ def has_range_orders(opts) -> bool:
 def _stops(opts):
     return {k: getattr(opts, k) for k in ("sl_stop", "tp_stop", "sl_trail")
             if getattr(opts, k) is not None}
+
+
+# the options that may be DataArrays (``options._sweep``): matched to the signal by label
+_LABELLED = ("size", "fees", "fixed_fees", "sl_stop", "tp_stop", "sl_trail", "limit_offset")
+
+
+def align_options(opts: BacktestOptions, signal: xr.DataArray) -> BacktestOptions:
+    """``opts`` with every labelled option on the signal's labels, in its order, for each
+    dim they share: an option over a longer history or more assets is cut to the run's.
+    A signal label the option lacks, or a parameter label only the option has, is
+    refused naming it: ``xr.broadcast``'s outer join ran a NaN fee, stop or size there
+    (a misleading overflow error, a stop silently off, orders silently not placed) or
+    added a flat combination nobody asked for; and a time-chunked run cut the options
+    by position, not label."""
+    changes = {}
+    for name in _LABELLED:
+        v = getattr(opts, name)
+        if not isinstance(v, xr.DataArray) or not v.ndim:
+            continue
+        pick = {}
+        for d in v.dims:
+            if d not in v.indexes or d not in signal.indexes:
+                continue
+            want, have = signal.indexes[d], v.indexes[d]
+            if want.equals(have):
+                continue
+            missing = want.difference(have)
+            if len(missing):
+                raise ValueError(f"{name} has no value at {d}={str(missing[0])[:19]} of the signal "
+                                 f"({len(missing)} {d} label(s) missing); give it on the "
+                                 f"signal's {d} labels")
+            extra = have.difference(want)
+            if len(extra) and d not in ("time", "asset"):
+                raise ValueError(f"{name} has {d}={str(extra[0])[:19]}, which the signal has not: "
+                                 f"no combination would run it; give it on the signal's "
+                                 f"{d} labels")
+            pick[d] = want
+        if pick:
+            changes[name] = v.sel(pick)
+    return replace(opts, **changes) if changes else opts
 
 
 def broadcast(signal: xr.DataArray, opts: BacktestOptions) -> tuple[xr.DataArray, list]:
@@ -500,6 +540,8 @@ def simulate(data, signal, entries, exits, opts: BacktestOptions, state=None,
     in_kernel = _kernel_checks(ds, opts, start)
     unchecked = signal if ex is None and signal.dtype != bool and in_kernel else None
     signal = check_signal(signal, ds, labels=not labels_checked, values=unchecked is None)
+    if not labels_checked:   # a streamed run's chunk: its options were aligned once
+        opts = align_options(opts, signal)
     signal, params = broadcast(signal, opts)
     if unchecked is not None and signal.size == 0:   # no column: no kernel to check it
         check_signal(unchecked, ds, labels=False)
@@ -611,11 +653,12 @@ class Stepper:
         if opts.events:
             raise ValueError("size= and accumulate= go with entries=/exits= (order "
                              "events), not with signal= (target exposures)")
-        self.opts, self.assets = opts, [str(a) for a in assets]
+        self.assets = [str(a) for a in assets]
         n = len(self.assets)
         template = xr.DataArray(np.zeros((1, n)), dims=("time", "asset"),
                                 coords={"time": [np.datetime64(0, "ns")],
                                         "asset": self.assets})
+        self.opts = opts = align_options(opts, template)
         signal, params = broadcast(template, opts)
         if params or signal.shape != (1, n):
             raise ValueError(f"a deployment trades one combination of options; these vary "

@@ -1315,7 +1315,8 @@ def _data_vars(ds, opts):
 
 
 def _template(data, signal, entries, exits, opts):
-    """The lazily aligned data and signal and the broadcast (time, asset, *params) frame."""
+    """The lazily aligned data and signal, the broadcast (time, asset, *params) frame and
+    the options on the signal's labels (``dispatch.align_options``)."""
     ds = dispatch.as_dataset(data)
     sig = dispatch.input_signal(signal, entries, exits, opts)
     if not isinstance(sig, xr.DataArray):
@@ -1330,8 +1331,9 @@ def _template(data, signal, entries, exits, opts):
     # the labels of the whole panel, once: each chunk's run checks its values only
     _data.validate(ds, values=False)
     dispatch.check_labels(sig, ds)
+    opts = dispatch.align_options(opts, sig)   # its chunks cut the options by position
     tmpl, params = dispatch.broadcast(sig, opts)
-    return ds, tmpl, params
+    return ds, tmpl, params, opts
 
 
 def chunked(data, signal, entries, exits, opts: BacktestOptions, store=None,
@@ -1343,7 +1345,7 @@ def chunked(data, signal, entries, exits, opts: BacktestOptions, store=None,
     ``TMPDIR``, removed once nothing reads it, :class:`_Results`); on a cluster, a path
     every worker can write. ``progress``: a bar of the chains' time chunks
     (:func:`quantlab._progress.bar`) where they run in this process."""
-    ds, tmpl, params = _template(data, signal, entries, exits, opts)
+    ds, tmpl, params, opts = _template(data, signal, entries, exits, opts)
     opts = replace(opts, periods=dispatch.resolve_periods(dispatch.as_dataset(data), opts))
     # the inputs each chain reads: the user's signal (or entries/exits), on the data's assets
     inputs = [ds, *(None if x is None else x.sel(asset=tmpl.asset.values)
