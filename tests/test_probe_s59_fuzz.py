@@ -612,7 +612,9 @@ def describe(seed):
 
 # seeds of make_config spanning the kinds (levels, continuous, events, strategy), the
 # sets, group, next_open, stops, limits, drawdown, borrow and the chunk sizes
-FAST_SEEDS = [s for s in range(20) if s not in (0, 13)]   # 0, 13: 4 s each
+# (0, 13: 4 s each; 2, 10: draws that cannot run, e.g. a close-only set for a volume
+# strategy)
+FAST_SEEDS = [s for s in range(20) if s not in (0, 2, 10, 13)]
 
 
 @pytest.mark.parametrize("seed", FAST_SEEDS)
@@ -620,8 +622,7 @@ def test_random_configuration_gives_the_same_numbers_on_every_path(seed):
     paths = ("reference", "threads", "metrics_only", "dask", "isel", "asset", "prefix",
              "swept", "deploy")
     found = check(seed, paths)
-    if found is None:
-        pytest.skip("this draw cannot run (e.g. a close-only set for a volume strategy)")
+    assert found is not None, f"seed {seed}: this draw cannot run"
     assert not found, f"{describe(seed)}\n{found}"
 
 
