@@ -1,12 +1,11 @@
 """Session 59 (lead): options of one value compare as that value; ..."""
 import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
 
 import quantlab as ql
 from quantlab import live as _live
-from quantlab.strategies import Strategy
+from panels import deploy_targets as _deploy, flat_market as _market
 
 KW = dict(fees=0.001, slippage=0.0005, fixed_fees=1.0)
 
@@ -59,37 +58,6 @@ def test_recovery_time_of_a_series_never_under_water_is_zero():
     np.testing.assert_array_equal(ql.metrics.recovery_time(r).values, [0.0, np.nan, 1.0, np.nan])
     np.testing.assert_array_equal(ql.metrics.summary(r)["recovery_time"].values,
                                   ql.metrics.recovery_time(r).values)
-
-
-class _Given(Strategy):
-    """The exposures of ``table`` (a (time, asset) DataArray): a test double."""
-
-    name = "given"
-    defaults = {"k": 0}
-    param_space = {"k": (0, 1)}
-    table = None
-
-    def _warmup(self, k):
-        return 1
-
-    def _signal(self, ds, k):
-        return self.table.sel(time=ds["time"], asset=ds["asset"])
-
-
-def _market(closes, assets=("A",)):
-    c = np.asarray(closes, dtype=float).reshape(len(closes), -1) * np.ones(len(assets))
-    return xr.Dataset({"open": (("time", "asset"), c), "close": (("time", "asset"), c)},
-                      coords={"time": pd.bdate_range("2020-01-01", periods=len(c)),
-                              "asset": list(assets)})
-
-
-def _deploy(ds, targets, limit, **opts):
-    s = _Given()
-    t = np.asarray(targets, dtype=float).reshape(len(targets), -1) * np.ones(ds.sizes["asset"])
-    s.table = xr.DataArray(t, dims=("time", "asset"), coords={"time": ds.time, "asset": ds.asset})
-    dep = ql.deploy(s, history=ds.isel(time=slice(0, 2)), risk={"max_order_value": limit},
-                    **opts)
-    return dep.replay(ds.isel(time=slice(2, None)), echo=None)
 
 
 def _values(dep, reason="signal"):

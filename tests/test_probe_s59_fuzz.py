@@ -575,26 +575,14 @@ def check(seed, paths=PATHS):
         return [("refused", f"{type(e).__name__}: {str(e)[:200]}")]
     if "reference" in paths:
         out += o
-    if "threads" in paths:
-        out += guard("threads", path_threads, cfg, res)
-    if "metrics_only" in paths:
-        out += guard("metrics_only", path_metrics_only, cfg, res)
-    if "dask" in paths:
-        out += guard("dask", path_dask, cfg, res)
-    if "isel" in paths:
-        out += guard("isel", path_isel, cfg, res)
-    if "asset" in paths:
-        out += guard("asset", path_asset, cfg, res)
-    if "prefix" in paths:
-        out += guard("prefix", path_prefix, cfg, res)
-    if "swept" in paths:
-        out += guard("swept", path_swept_option, cfg, res)
-    if "sweep" in paths and cfg["strategy"] is not None:
-        out += guard("sweep", path_sweep, cfg)
-    if "store" in paths:
-        out += guard("store", path_store, cfg)
-    if "deploy" in paths and cfg["strategy"] is not None:
-        out += guard("deploy", path_deploy, cfg)
+    for name, path in (("threads", path_threads), ("metrics_only", path_metrics_only),
+                       ("dask", path_dask), ("isel", path_isel), ("asset", path_asset),
+                       ("prefix", path_prefix), ("swept", path_swept_option)):
+        if name in paths:
+            out += guard(name, path, cfg, res)
+    for name, path in (("sweep", path_sweep), ("store", path_store), ("deploy", path_deploy)):
+        if name in paths and (name == "store" or cfg["strategy"] is not None):
+            out += guard(name, path, cfg)
     return out
 
 

@@ -1,42 +1,8 @@
 """Session 59 (review): max_order_value values the order a target places, whole."""
 import numpy as np
-import pandas as pd
 import pytest
-import xarray as xr
 
-import quantlab as ql
-from quantlab.strategies import Strategy
-
-
-class _Given(Strategy):
-    """The exposures of ``table`` (a (time, asset) DataArray): a test double."""
-
-    name = "given"
-    defaults = {"k": 0}
-    param_space = {"k": (0, 1)}
-    table = None
-
-    def _warmup(self, k):
-        return 1
-
-    def _signal(self, ds, k):
-        return self.table.sel(time=ds["time"], asset=ds["asset"])
-
-
-def _market(closes, assets=("A",)):
-    c = np.asarray(closes, dtype=float).reshape(len(closes), -1) * np.ones(len(assets))
-    return xr.Dataset({"open": (("time", "asset"), c), "close": (("time", "asset"), c)},
-                      coords={"time": pd.bdate_range("2020-01-01", periods=len(c)),
-                              "asset": list(assets)})
-
-
-def _deploy(ds, targets, limit, **opts):
-    s = _Given()
-    t = np.asarray(targets, dtype=float).reshape(len(targets), -1) * np.ones(ds.sizes["asset"])
-    s.table = xr.DataArray(t, dims=("time", "asset"), coords={"time": ds.time, "asset": ds.asset})
-    risk = None if limit is None else {"max_order_value": limit}
-    dep = ql.deploy(s, history=ds.isel(time=slice(0, 2)), risk=risk, **opts)
-    return dep.replay(ds.isel(time=slice(2, None)), echo=None)
+from panels import deploy_targets as _deploy, flat_market as _market
 
 
 def _values(dep, reason="signal"):
@@ -86,11 +52,7 @@ def test_the_dry_run_takes_one_kernel_step_when_nothing_waits():
     # without a bar); with none it places nothing: a bar costs the dry run's step and
     # the real one (3 before, ~0.1 ms of the limit's ~0.25 ms a bar)
     ds = _market([10.0] * 6)
-    s = _Given()
-    s.table = xr.DataArray(np.array([[0, 0, 0.2, 0.3, 0.3, 0.3]]).T, dims=("time", "asset"),
-                           coords={"time": ds.time, "asset": ds.asset})
-    dep = ql.deploy(s, history=ds.isel(time=slice(0, 2)), risk={"max_order_value": 1e9})
-    dep.replay(ds.isel(time=slice(2, 5)), echo=None)
+    dep = _deploy(ds, [0, 0, 0.2, 0.3, 0.3, 0.3], 1e9, upto=5)
     calls, step = [], dep._stepper.step
     dep._stepper.step = lambda *a, **k: calls.append(1) or step(*a, **k)
     dep.on_bar(ds.isel(time=5))
