@@ -12,6 +12,7 @@ the backtest kernel (``ql.backtest(..., dd_limit=, dd_cooldown=)``), configured 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -1139,9 +1140,11 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
     budgets : array-like, optional
         Risk budgets b (positive; normalised to sum 1); default equal.
     tol : float, default 1e-12
-        Convergence tolerance.
+        Convergence tolerance: the gradient Σy - b/y at most ``tol`` x max(b/y), its
+        terms' scale (an absolute one is below the rounding of a large Σ).
     max_iter : int, default 100
-        Newton steps at most.
+        Newton steps at most (0: the inverse-volatility start); a RuntimeWarning says
+        when they end before ``tol``.
 
     Returns
     -------
@@ -1183,8 +1186,10 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
         raise ValueError("covariance must be symmetric")
     b = _budgets(budgets, c.index)
     y = b / np.sqrt(np.diag(S))
+    gap = 0.0   # the last gradient relative to its terms (0: max_iter=0, asked for)
     for _ in range(max_iter):
         g = S @ y - b / y
+        gap = np.abs(g).max() / np.abs(b / y).max()
         H = S + np.diag(b / y ** 2)
         try:
             step = np.linalg.solve(H, g)
@@ -1194,8 +1199,14 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
         while np.any(y - t * step <= 0):   # stay in the positive orthant
             t /= 2
         y = y - t * step
-        if np.abs(g).max() < tol:
+        if gap < tol:
             break
+    else:
+        if max_iter:   # the weights of the last step were returned without a word
+            warnings.warn(f"risk_parity_weights: {max_iter} Newton steps ended before "
+                          f"tol={tol:g} (gradient {gap:.2g} of its scale): the weights are "
+                          "the last step's; raise max_iter or tol", RuntimeWarning,
+                          stacklevel=2)
     w = y / y.sum()
     # a zero-variance long-only portfolio: Newton walks y off to infinity towards it, and
     # stopped anywhere (or in a singular solve) by rounding: weights one run, an error

@@ -1,4 +1,8 @@
-"""Session 59 (lead): options of one value compare as that value; ..."""
+"""Session 59 (lead): max_order_value valued by the kernel, a deployment's result with its
+halted bars and charges, risk limits from the shell, options of one value compared as
+that value, recovery_time of a series never under water, risk parity's convergence."""
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -203,3 +207,20 @@ def test_tick_engine_deployment_takes_risk_limits():
     assert dep.risk.max_position == 0.1
     with pytest.raises(TypeError, match="risk"):
         eng.load_strategy_params(dep, risk={"max_position": 0.2})
+
+
+def test_risk_parity_weights_say_when_newton_stops_short():
+    # before: max_iter steps ending above tol returned the last step's weights without a
+    # word; and tol was absolute, below the rounding of a large covariance (x 1e12: the
+    # gradient stays ~4e-12 at the solution), so such a run took every step
+    from quantlab import risk
+    r = ql.data.load()["close"].to_pandas().pct_change().dropna()
+    w = risk.risk_parity_weights(r.cov())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for scale in (1e-6, 1e12, 1e16):
+            np.testing.assert_allclose(risk.risk_parity_weights(r.cov() * scale), w,
+                                       rtol=1e-13)
+        risk.risk_parity_weights(r.cov(), max_iter=0)   # the inverse-vol start, asked for
+    with pytest.warns(RuntimeWarning, match="2 Newton steps ended before tol=1e-12"):
+        risk.risk_parity_weights(r.cov(), max_iter=2)
