@@ -428,13 +428,16 @@ def _risk_limits(pairs):
     for k, _ in pairs:
         if k not in known:
             raise ValueError(f"--risk {k}: not a risk limit; the limits: {', '.join(known)}")
-    return RiskLimits(**{k: _set_value(k, v) for k, v in pairs})
+    return RiskLimits(**{k: _set_value(k, v, "--risk") for k, v in pairs})
 
 
-def _set_value(key: str, text: str):
-    """A --set value: YAML, but a number in exponent notation is the number (YAML 1.1
-    reads 1e-3 as the text '1e-3', which the option then refused as not a number)."""
-    value = _yaml_value("--set", key, text)
+def _set_value(key: str, text: str, option: str = "--set"):
+    """A --set (--risk) value: YAML, but a number in exponent notation is the number
+    (YAML 1.1 reads 1e-3 as the text '1e-3', which the option then refused as not a
+    number), and ``inf`` is infinity (YAML's is ``.inf``: a limit switched off)."""
+    if text.strip().lower() in ("inf", "+inf", "infinity"):
+        return np.inf
+    value = _yaml_value(option, key, text)
     if isinstance(value, str):
         try:
             return float(value) if _EXPONENT.fullmatch(value.strip()) else value

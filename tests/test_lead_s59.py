@@ -224,3 +224,15 @@ def test_risk_parity_weights_say_when_newton_stops_short():
         risk.risk_parity_weights(r.cov(), max_iter=0)   # the inverse-vol start, asked for
     with pytest.warns(RuntimeWarning, match="2 Newton steps ended before tol=1e-12"):
         risk.risk_parity_weights(r.cov(), max_iter=2)
+
+
+def test_cli_inf_switches_a_limit_off(capsys):
+    # before: "inf" (YAML's infinity is ".inf") was the text 'inf': "risk max_order_value
+    # must be a real number, got 'inf'", for the value that means "no limit"
+    from quantlab.cli import main
+    run = ["deploy", "volatility_regime", "--replay", "equities", "--start", "2013-01-02",
+           "--every", "1000"]
+    assert main(run + ["--risk", "max_order_value", "inf", "--set", "max_position_size",
+                       "Infinity"]) == 0
+    assert main(run + ["--risk", "max_positions", "x"]) == 2
+    assert "risk max_positions must be an integer" in capsys.readouterr().err
