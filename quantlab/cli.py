@@ -376,8 +376,6 @@ def _batch(p, a) -> int:
 
 def _deploy_setup(a):
     """(params, backtest options, risk limits) from --params, --set and --risk."""
-    from dataclasses import fields  # lazy: only this command
-
     from quantlab import strategies   # lazy: loads the kernels
     from quantlab.backtesting.options import BacktestOptions  # lazy: the research stack
 
@@ -408,27 +406,30 @@ def _deploy_setup(a):
             raise ValueError(f"--params {a.params} holds the parameters of {saved!r}, not "
                              f"of {a.strategy!r} (OptimizationResult.save names its "
                              "strategy)")
-    known = [f.name for f in fields(BacktestOptions)]
+    # was "BacktestOptions.__init__() got an unexpected keyword argument"
     for where, keys in ((f"--params {a.params} \"backtest\"", options), ("--set", dict(a.set))):
-        unknown = [k for k in keys if k not in known]
-        if unknown:   # was "BacktestOptions.__init__() got an unexpected keyword argument"
-            raise ValueError(f"{where} {unknown[0]}: not a ql.backtest option; the options: "
-                             f"{', '.join(known)}")
+        _refuse_unknown(where, keys, BacktestOptions, "a ql.backtest option", "options")
     options.update({k: _set_value(k, v) for k, v in a.set})
     return params, options, _risk_limits(a.risk)
 
 
 def _risk_limits(pairs):
     """``RiskLimits`` of --risk KEY VALUE pairs (their checks name a bad value)."""
-    from dataclasses import fields  # lazy: only this command
-
     from quantlab.live import RiskLimits  # lazy: the research stack
 
-    known = [f.name for f in fields(RiskLimits)]
-    for k, _ in pairs:
-        if k not in known:
-            raise ValueError(f"--risk {k}: not a risk limit; the limits: {', '.join(known)}")
+    _refuse_unknown("--risk", [k for k, _ in pairs], RiskLimits, "a risk limit", "limits")
     return RiskLimits(**{k: _set_value(k, v, "--risk") for k, v in pairs})
+
+
+def _refuse_unknown(where: str, keys, cls, what: str, these: str) -> None:
+    """A ValueError for the first of ``keys`` that is no field of the dataclass ``cls``,
+    naming every field."""
+    from dataclasses import fields  # lazy: only the deploy command
+
+    known = [f.name for f in fields(cls)]
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise ValueError(f"{where} {unknown[0]}: not {what}; the {these}: {', '.join(known)}")
 
 
 def _set_value(key: str, text: str, option: str = "--set"):
@@ -541,7 +542,8 @@ def _check_resumed(dep, ck, params: dict, options: dict, a, bar, risk) -> None:
     """A deployment resumed from ``ck`` continues with the checkpoint's parameters,
     options and risk limits: those the command line gives (``--params``, ``--set``,
     ``--risk``, ``--symbols`` in the saved order, ``--bar`` or the replay's bar size,
-    ``--start``, the source ``--replay``/``--feed``) must be the saved ones (ValueError naming each that differs); those it leaves out
+    ``--start``, the source ``--replay``/``--feed``) must be the saved ones (ValueError
+    naming each that differs); those it leaves out
     come from the checkpoint. ``--checkpoint``, ``--every``, ``--block`` and the feed's
     address or the replay's file (of bars of the same size) may change."""
     from quantlab import strategies  # lazy: the research stack, only this command

@@ -503,8 +503,8 @@ def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, see
         # fewer than 2 blocks a resample: mostly a rotation of the rows, whose mean is the
         # sample's, so noise tested significant (block_size=10**6: p-values 0)
         raise ValueError(f"block_size must be at most half the {len(x)} complete rows "
-                         f"({len(x) // 2}), got {_validate._show(block_size)}: longer blocks leave the "
-                         "bootstrap nothing to resample")
+                         f"({len(x) // 2}), got {_validate._show(block_size)}: longer "
+                         "blocks leave the bootstrap nothing to resample")
     # a constant difference has no variance: the studentised statistic was 0/0 and arch
     # reported p = 0 ("beats the benchmark") for trials equal to it or always behind it
     d = x - b[:, None]

@@ -2165,24 +2165,27 @@ def _check_manifest(file: Path, meta: dict) -> None:
                                      f"{list(cols)}, found {o!r}")
 
 
+def _meta_accounts(meta: dict) -> int:
+    """The accounts of a checkpoint's records: one (``group``) or one per asset."""
+    return 1 if meta["options"].get("group") else len(meta["universe"] or [])
+
+
 def _check_segment(file: Path, meta: dict, seg: dict) -> None:
     """One format-2 segment's arrays: present, and shapes agreeing with each other."""
     for key in _SEG_KEYS:
         if key not in seg:
             raise _bad(file, f"array {key!r} is missing")
     n, r = len(seg["bars.index"]), len(seg["rec.time"])
-    width = len(meta["universe"] or [])
+    width, acc = len(meta["universe"] or []), _meta_accounts(meta)
     shapes = {"bars.time": (n,), "bars": (len(meta["variables"]), n, width),
               "rec.latency": (r,)}
     if r:
-        acc = 1 if meta["options"].get("group") else width
         shapes.update({"rec.assets": (len(_REC_ASSET), r, width),
                        "rec.accounts": (len(_REC_ACCOUNT), r, acc)})
     if "rec.close" in seg:   # optional: older segments lack it (result()'s prices)
         shapes["rec.close"] = (r, width)
     if "rec.extras" in seg:   # optional, as rec.close
-        shapes["rec.extras"] = (len(_REC_EXTRA), r, 1 if meta["options"].get("group")
-                                else width)
+        shapes["rec.extras"] = (len(_REC_EXTRA), r, acc)
     for key, name, cols in (("orders", "orders", _ORDER_COLS), ("rej", "rejections",
                                                                 _REJ_COLS)):
         if f"{key}.time" in seg:
@@ -2204,7 +2207,7 @@ def _check_arrays(where, meta: dict, arrays: dict) -> None:
         raise _bad(where, f"{n} buffered bar times, but 'seen' - 'first' = "
                           f"{meta['seen'] - meta['first']}")
     width = len(meta["universe"] or [])
-    acc = 1 if meta["options"].get("group") else width
+    acc = _meta_accounts(meta)
     shapes = {f"buf.{v}": (n, width) for v in meta["variables"]}
     shapes.update({f"rec.{k}": (r, width) for k in _REC_ASSET})
     shapes.update({f"rec.{k}": (r, acc) for k in _REC_ACCOUNT})
@@ -2283,7 +2286,7 @@ def _read_segments(path: Path, meta: dict, segs: list | None = None) -> tuple:
     closes = [s["rec.close"] if "rec.close" in s else
               np.full((len(s["rec.time"]), len(meta["universe"] or [])), np.nan) for s in segs]
     arrays["rec.close"] = np.concatenate(closes)
-    acc = 1 if meta["options"].get("group") else len(meta["universe"] or [])
+    acc = _meta_accounts(meta)
     extras = np.concatenate([s["rec.extras"] if "rec.extras" in s else np.full(
         (len(_REC_EXTRA), len(s["rec.time"]), acc), np.nan) for s in segs], axis=1)
     arrays.update({f"rec.{k}": extras[j] for j, k in enumerate(_REC_EXTRA)})

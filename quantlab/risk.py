@@ -1188,8 +1188,9 @@ def risk_parity_weights(cov, budgets=None, tol=1e-12, max_iter=100) -> pd.Series
     y = b / np.sqrt(np.diag(S))
     gap = 0.0   # the last gradient relative to its terms (0: max_iter=0, asked for)
     for _ in range(max_iter):
-        g = S @ y - b / y
-        gap = np.abs(g).max() / np.abs(b / y).max()
+        by = b / y
+        g = S @ y - by
+        gap = np.abs(g).max() / by.max()   # b, y > 0
         H = S + np.diag(b / y ** 2)
         try:
             step = np.linalg.solve(H, g)
