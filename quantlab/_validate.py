@@ -18,7 +18,7 @@ import xarray as xr
 from quantlab.errors import DataError
 
 __all__ = ["integer", "count", "number", "flag", "choice", "date", "period_end", "floats", "dataset",
-           "real_array", "pandas_values", "numpy_data", "coords", "on_labels", "client", "where",
+           "labelled", "real_array", "pandas_values", "numpy_data", "coords", "on_labels", "client", "where",
            "MAX_COUNT"]
 
 # the most repetitions a count may ask for (trials, bootstrap draws, a population): far
@@ -158,18 +158,65 @@ def floats(name: str, value) -> np.ndarray:
 
 
 def dataset(name: str, value) -> xr.Dataset:
-    """``value`` as price data: an xarray Dataset with ``close`` (a DataArray is taken as
-    the closes, as ``ql.backtest`` takes it), else a TypeError/DataError naming ``name``
-    (a DataFrame, None or a string failed as "'DataFrame' object has no attribute 'sel'",
-    a KeyError 'close' or "string indices must be integers")."""
+    """``value`` as price data: an xarray Dataset with ``close`` (a DataArray, or a pandas
+    DataFrame or Series of closes (:func:`labelled`), is taken as the closes, as
+    ``ql.backtest`` takes it), else a TypeError/DataError naming ``name`` (None or a
+    string failed as a KeyError 'close' or "string indices must be integers")."""
+    if isinstance(value, pd.DataFrame) and _one_assets_bars(value.columns):
+        raise TypeError(
+            f"{name} is a DataFrame whose columns are bar fields {list(value.columns)}: "
+            "quantlab reads a DataFrame as closes, time by asset. For one asset's bars "
+            "make a Dataset: ds = df.rename(columns=str.lower).rename_axis('time')"
+            ".to_xarray().expand_dims(asset=['NAME'], axis=1)")
+    value = labelled(name, value)
     if isinstance(value, xr.DataArray):
         value = value.to_dataset(name="close")
     if not isinstance(value, xr.Dataset):
-        raise TypeError(f"{name} must be an xarray Dataset with 'close' (ql.data.load()) or a "
-                        f"close DataArray, got {type(value).__name__}")
+        raise TypeError(f"{name} must be an xarray Dataset with 'close' (ql.data.load()), or "
+                        f"closes (a DataArray or pandas DataFrame, time by asset), got "
+                        f"{type(value).__name__}")
     if "close" not in value:
         raise DataError(f"{name} has no 'close' variable (variables: {list(value.data_vars)})")
     return value
+
+
+def _one_assets_bars(columns) -> bool:
+    """Columns that name bar fields (``close`` with open, high, low, volume or adj close;
+    yfinance adds dividends and splits), not assets: one asset's bars."""
+    names = {str(c).strip().lower().replace("_", " ") for c in columns}
+    return "close" in names and bool(names & {"open", "high", "low", "volume", "adj close"})
+
+
+def labelled(name: str, value):
+    """A pandas DataFrame (rows: time, columns: assets) or Series (one asset, named by
+    its ``name``, else ``"asset"``) as a (time, asset) DataArray with the same labels
+    and values (:func:`pandas_values`: nullable and Arrow columns as NumPy); anything
+    else unchanged. Its index is checked where a DataArray's is (timestamps, sorted,
+    naive); MultiIndex rows or columns are a TypeError naming ``name`` (which level is
+    time, which asset?).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from quantlab import _validate
+    >>> df = pd.DataFrame({"A": [1.0, 2.0], "B": [3.0, 4.0]},
+    ...                   index=pd.date_range("2024-01-01", periods=2))
+    >>> _validate.labelled("data", df).dims, _validate.labelled("data", df["B"]).asset.values
+    (('time', 'asset'), array(['B'], dtype=object))
+    """
+    if isinstance(value, pd.Series):
+        value = value.to_frame(name="asset" if value.name is None else value.name)
+    if not isinstance(value, pd.DataFrame):
+        return value
+    for axis, index in (("rows", value.index), ("columns", value.columns)):
+        if isinstance(index, pd.MultiIndex):
+            raise TypeError(f"{name}: a DataFrame with MultiIndex {axis} {list(index.names)}; "
+                            "a DataFrame is read as time (rows) by asset (columns): select "
+                            "one level (df.xs(...)), or pass an xarray DataArray with one dim "
+                            "per level")
+    return xr.DataArray(pandas_values(value), dims=("time", "asset"),
+                        coords={"time": value.index.rename("time"),
+                                "asset": value.columns.rename("asset")})
 
 
 def client(value):

@@ -35,7 +35,7 @@ from pandas.tseries.api import guess_datetime_format
 from quantlab import _threads
 from quantlab._apply import apply, apply_over_time, is_pandas, time_major
 from quantlab._kernels import data as _k
-from quantlab._validate import _show, choice, flag, numpy_data, real_array
+from quantlab._validate import _show, choice, dataset, flag, numpy_data, real_array
 from quantlab.errors import DataError
 
 __all__ = [
@@ -407,8 +407,9 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None, *,
 
     Parameters
     ----------
-    ds : xarray.Dataset or xarray.DataArray
-        The prices (a DataArray is taken as its named variable, else ``close``).
+    ds : xarray.Dataset, xarray.DataArray or pandas.DataFrame
+        The prices (a DataArray is taken as its named variable, else ``close``; a
+        DataFrame (time by asset) or Series as closes).
     source : str, optional
         Where the data came from, prefixed to error messages.
     labels, values : bool, default True
@@ -450,6 +451,8 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None, *,
     where = f"{source}: " if source else ""
     if threads is not None:
         _threads.resolve(threads)   # checked whatever is checked
+    if isinstance(ds, (pd.DataFrame, pd.Series)):   # closes, time by asset
+        ds = dataset(f"{source or 'data'}", ds)
     if isinstance(ds, xr.DataArray):
         ds = ds.to_dataset(name=ds.name if ds.name in BAR_VARS else "close")
     if not isinstance(ds, xr.Dataset):

@@ -337,7 +337,8 @@ def deploy(strategy, params: dict | None = None, *, universe=None, history=None,
     universe : list of str, optional
         The assets (default: those of ``history``, else of the first bar).
     history : xarray.Dataset, optional
-        Bars before the start, to warm up the signal (no orders on them).
+        Bars before the start, to warm up the signal (no orders on them); closes alone
+        may be a DataArray, a pandas DataFrame (time by asset) or a Series.
     inputs : dict, optional
         The strategy's external inputs (default: its ``default_inputs`` at each bar);
         saved with :meth:`Deployment.checkpoint`.
@@ -1494,8 +1495,8 @@ class Deployment:
 
         Parameters
         ----------
-        source : xarray.Dataset, xarray.DataArray or path
-            The bars (a DataArray: the closes).
+        source : xarray.Dataset, xarray.DataArray, pandas.DataFrame or path
+            The bars (a DataArray, a DataFrame (time by asset) or a Series: the closes).
         speed : float, optional
             Bars per second (> 0); None: as fast as possible.
         every : int, default 0
@@ -1520,13 +1521,13 @@ class Deployment:
         2000-05-25T00:00:00  equity 400,000.00  orders 3  rejected 0  ... ms
         2000-05-26T00:00:00  equity 399,907.77  orders 3  rejected 0  ... ms
         """
-        if isinstance(source, xr.DataArray):   # the closes, as deploy(history=) takes them
-            source = source.to_dataset(name="close")
-        if not isinstance(source, (xr.Dataset, str, os.PathLike)):   # (load_csv named its
-            # own path_or_dir for 5 or None)
-            raise TypeError(f"replay: source must be an xarray Dataset of bars, a close "
-                            f"DataArray or a CSV path (str or os.PathLike), got "
-                            f"{type(source).__name__}")
+        if isinstance(source, (xr.DataArray, pd.DataFrame, pd.Series)):   # the closes, as
+            source = _validate.dataset("replay: source", source)   # deploy(history=) takes
+        if not isinstance(source, (xr.Dataset, str, os.PathLike)):   # them (load_csv named
+            # its own path_or_dir for 5 or None)
+            raise TypeError(f"replay: source must be an xarray Dataset of bars, closes (a "
+                            f"DataArray or pandas DataFrame) or a CSV path (str or "
+                            f"os.PathLike), got {type(source).__name__}")
         ds = source if isinstance(source, xr.Dataset) else load_csv(source)
         _validate.coords(ds, what="replay data")
         given = bar_size(ds) if self.bar is not None and ds.sizes["time"] >= 3 and \

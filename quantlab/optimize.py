@@ -252,12 +252,10 @@ def _check_dates(data, start, end) -> tuple:
 
 
 def _check_data(data) -> xr.Dataset:
-    """``data`` if it is a Dataset, else a TypeError naming it (a walk-forward or regime
-    run given a DataFrame failed as "'DataFrame' object has no attribute 'time'")."""
-    if not isinstance(data, xr.Dataset):
-        raise TypeError(f"data must be an xarray Dataset (ql.data.load()), got "
-                        f"{type(data).__name__}")
-    return data
+    """``data`` as a Dataset (``_validate.dataset``: closes as a DataArray or DataFrame
+    too), else a TypeError naming it (a walk-forward or regime run given a DataFrame
+    failed as "'DataFrame' object has no attribute 'time'")."""
+    return _validate.dataset("data", data)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -266,7 +264,7 @@ class _Evaluator:
 
     def __init__(self, strat, data, start, end, objectives, backtest_kw, risk_free_rate=0.0,
                  mask=None):
-        _check_data(data)
+        data = _check_data(data)
         self.strat, self.objectives = strat, objectives
         start, end = _check_dates(data, start, end)
         self.history = data.sel(time=slice(None, end))

@@ -19,7 +19,8 @@ def from_entries_exits(entries, exits) -> xr.DataArray:
     Parameters
     ----------
     entries : xarray.DataArray of bool
-        Entry events on (time, asset[, params]), with coordinates on time/asset.
+        Entry events on (time, asset[, params]), with coordinates on time/asset (or a
+        pandas DataFrame, time by asset; a Series: one asset).
     exits : xarray.DataArray of bool
         Exit events, on the same coordinates as ``entries``.
 
@@ -60,11 +61,12 @@ def check_events(x, name: str) -> xr.DataArray:
 
     The checks ``from_entries_exits`` and ``ql.backtest(entries=, exits=)`` apply to each
     of their event arrays: a boolean DataArray whose time/asset dims have coordinates
-    (events are matched by label, not by position).
+    (events are matched by label, not by position); a pandas DataFrame (time by asset)
+    or Series (one asset) is taken as one (``_validate.labelled``).
 
     Parameters
     ----------
-    x : xarray.DataArray of bool
+    x : xarray.DataArray, pandas.DataFrame or pandas.Series of bool
         Events on (time, asset[, params]).
     name : str
         The argument's name, used in the error messages (``"entries"``, ``"exits"``).
@@ -72,12 +74,12 @@ def check_events(x, name: str) -> xr.DataArray:
     Returns
     -------
     xarray.DataArray
-        ``x`` itself (no copy).
+        ``x`` itself (no copy), or the DataArray of a DataFrame or Series.
 
     Raises
     ------
     TypeError
-        If ``x`` is not a DataArray or not boolean.
+        If ``x`` is not a DataArray, DataFrame or Series, or not boolean.
     DataError
         If a time/asset dimension has no coordinate.
 
@@ -92,8 +94,10 @@ def check_events(x, name: str) -> xr.DataArray:
     Traceback (most recent call last):
     TypeError: entries must be boolean, got int64
     """
+    x = _validate.labelled(name, x)
     if not isinstance(x, xr.DataArray):
-        raise TypeError(f"{name} must be a boolean DataArray on (time, asset[, params])")
+        raise TypeError(f"{name} must be a boolean DataArray on (time, asset[, params]) or "
+                        "pandas DataFrame (time by asset)")
     if x.dtype != bool:
         raise TypeError(f"{name} must be boolean, got {x.dtype}")
     # entries and exits are matched by label: the time/asset dims they have need coords

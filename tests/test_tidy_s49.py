@@ -17,9 +17,10 @@ from quantlab.backtesting import dispatch
 
 # ---- 1. one check of price data: _validate.dataset (dispatch.as_dataset its caller) ----
 
-@pytest.mark.parametrize("bad", [pd.DataFrame({"close": [1.0, 2.0]}), None, "prices",
+@pytest.mark.parametrize("bad", [pd.DataFrame({"open": [1.0, 2.0], "close": [1.0, 2.0]}),
+                                 None, "prices",
                                  xr.Dataset({"open": (("time", "asset"), np.ones((2, 1)))})],
-                         ids=["DataFrame", "None", "str", "no close"])
+                         ids=["bars DataFrame", "None", "str", "no close"])
 def test_backtest_and_validate_dataset_refuse_price_data_in_the_same_words(bad):
     # ql.backtest's own copy said "data must be an xarray Dataset with 'close' (or a close
     # DataArray)" without the type given, and "data has no 'close' variable" without the

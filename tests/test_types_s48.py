@@ -232,10 +232,11 @@ def test_as_of_takes_an_int_a_numpy_int_and_a_duration_alike():
 
 # ---- signal, objective, params: the wrong kind of container --------------------------
 
-@pytest.mark.parametrize("kind", ["DataFrame", "Dataset", "float", "str", "list"])
+@pytest.mark.parametrize("kind", ["ndarray", "Dataset", "float", "str", "list"])
 def test_backtest_refuses_a_signal_that_is_not_a_dataarray_naming_it(kind, ds):
     sig = (ds["close"] > ds["close"].shift(time=20)).astype(float)
-    value = {"DataFrame": sig.to_pandas(), "Dataset": sig.to_dataset(name="s"), "float": 1.0,
+    # a DataFrame is a signal since session 60 (tests/test_lead_s60.py)
+    value = {"ndarray": sig.values, "Dataset": sig.to_dataset(name="s"), "float": 1.0,
              "str": "volatility_regime", "list": [1.0, 0.0]}[kind]
     # was AttributeError: 'DataFrame' object has no attribute 'dtype'
     with pytest.raises(TypeError, match="signal must be an xarray DataArray"):
@@ -411,20 +412,26 @@ DATA_CALLS = {
 
 
 @pytest.mark.parametrize("call", list(DATA_CALLS))
-@pytest.mark.parametrize("kind", ["DataFrame", "str", "Dataset without close"])
+@pytest.mark.parametrize("kind", ["one asset's bars", "str", "Dataset without close"])
 def test_price_data_of_the_wrong_kind_is_refused_naming_it(call, kind, ds):
-    v = {"DataFrame": ds["close"].to_pandas(), "str": "equities",
+    bars = ds.isel(asset=0).drop_vars(["asset", "asset_class"]).to_dataframe()
+    v = {"one asset's bars": bars, "str": "equities",
          "Dataset without close": ds[["volume"]]}[kind]
     # was KeyError 'close', "'DataFrame' object has no attribute 'sel'", "string indices
-    # must be integers" or "'str' object has no attribute 'asset'"
+    # must be integers" or "'str' object has no attribute 'asset'"; a DataFrame of closes
+    # is price data since session 60, one of an asset's bars not (five assets "open" ...)
     with pytest.raises((TypeError, ql.DataError),
-                       match="(must be an xarray Dataset with 'close'|has no 'close' variable)"):
+                       match="(must be an xarray Dataset with 'close'|has no 'close' "
+                             "variable|columns are bar fields)"):
         DATA_CALLS[call](v)
 
 
 @pytest.mark.parametrize("call", list(DATA_CALLS))
-def test_a_close_dataarray_is_price_data_as_for_backtest(call, ds):
-    a, b = DATA_CALLS[call](ds["close"]), DATA_CALLS[call](ds[["close"]])
+@pytest.mark.parametrize("kind", ["DataArray", "DataFrame"])
+def test_closes_are_price_data_as_for_backtest(call, kind, ds):
+    close = ds["close"].drop_vars("asset_class")
+    given = close if kind == "DataArray" else close.to_pandas()
+    a, b = DATA_CALLS[call](given), DATA_CALLS[call](close.to_dataset())
     if call == "detect_regimes":
         xr.testing.assert_identical(a, b)
     elif call == "run_research_analysis":
@@ -589,12 +596,12 @@ def test_as_of_takes_dates_of_any_sequence_kind_as_the_same_index(monthly):
 
 # ---- Deployment.replay's source ------------------------------------------------------
 
-@pytest.mark.parametrize("source", [5, None, True, [], b"bars.csv", "frame"],
-                         ids=["int", "None", "bool", "list", "bytes", "DataFrame"])
+@pytest.mark.parametrize("source", [5, None, True, [], b"bars.csv", "dict"],
+                         ids=["int", "None", "bool", "list", "bytes", "dict"])
 def test_replay_refuses_a_source_that_is_not_bars_or_a_path_naming_it(source, ds):
     dep = ql.deploy("cross_sectional_momentum", history=ds[["close"]])
-    if source == "frame":
-        source = ds["close"].to_pandas()
+    if source == "dict":   # a DataFrame is closes since session 60
+        source = {"close": ds["close"].to_pandas()}
     # was "load_csv: path_or_dir must be a file or folder path": not replay's argument
     with pytest.raises(TypeError, match="^replay: source must be an xarray Dataset of bars"):
         dep.replay(source)

@@ -85,11 +85,15 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     ----------
     data : xarray.Dataset
         Prices with dims (time, asset): ``close``, plus ``open``/``high``/``low``/``volume``
-        where execution, stops, limit orders or slippage models need them.
+        where execution, stops, limit orders or slippage models need them. Closes alone
+        may come as a DataArray, a pandas DataFrame (rows: time, columns: assets) or a
+        Series (one asset, named by its name).
     signal : xarray.DataArray, optional
-        Target exposure in [-1, 1] on (time, asset[, parameter dims]); NaN = hold.
+        Target exposure in [-1, 1] on (time, asset[, parameter dims]); NaN = hold. A
+        DataFrame (time by asset) or Series is matched to ``data`` by label too.
     entries, exits : xarray.DataArray of bool, optional
-        Long-only order events instead of ``signal`` (see Notes, Orders).
+        Long-only order events instead of ``signal`` (see Notes, Orders); or boolean
+        DataFrames.
     size : float or xarray.DataArray, optional
         Order size for ``entries``, in ``size_type`` units, >= 0 (inf = all the buying
         power).
@@ -292,9 +296,11 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     if threads is not None:
         threads = _threads.resolve(threads)   # checked before any work
     progress = _validate.flag("progress", progress)
-    if signal is not None and not isinstance(signal, xr.DataArray):   # a DataFrame, 1.0, a
-        raise TypeError("signal must be an xarray DataArray on (time, asset[, params]), got "
-                        f"{type(signal).__name__}")   # name: was "has no attribute 'dtype'"
+    signal, entries, exits = (_validate.labelled(k, v) for k, v in
+                              (("signal", signal), ("entries", entries), ("exits", exits)))
+    if signal is not None and not isinstance(signal, xr.DataArray):   # 1.0, a list, a
+        raise TypeError("signal must be an xarray DataArray on (time, asset[, params]) or a "
+                        f"pandas DataFrame (time by asset), got {type(signal).__name__}")
     if result.is_lazy(data, signal, entries, exits):
         return _lazy(data, signal, entries, exits, opts, client, progress)
     if client is not None:

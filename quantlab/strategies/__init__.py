@@ -459,8 +459,8 @@ class Strategy(abc.ABC):
     def _check(self, ds, inputs) -> xr.Dataset:
         """``ds`` checked, with its dims in (time, asset) order (kernels and the pandas
         cross-sectional ranks read the arrays positionally), and the inputs checked."""
-        if not isinstance(ds, xr.Dataset):
-            raise TypeError(f"{self.name}: data must be an xarray Dataset (ql.data.load())")
+        if not isinstance(ds, xr.Dataset):   # closes: a DataArray, DataFrame or Series
+            ds = _validate.dataset(f"{self.name}: data", ds)
         if "asset" not in ds.dims and not set(self.requires) & set(ds.data_vars):
             # ff3, macro, core_cpi, rates: "name your dims ... .expand_dims('asset')" led
             # on to a missing close; they are inputs, not prices

@@ -1,0 +1,159 @@
+"""Session 60 (lead): pandas in, the numbers of xarray out. ``ql.backtest``, the
+strategies' ``signal``, ``ql.sweep`` and ``from_entries_exits`` take a DataFrame of closes
+(time by asset) or a Series (one asset) where they take a DataArray, and give the same
+bits; one asset's OHLCV frame (columns open ... close) is refused, not read as five
+assets."""
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+
+KW = dict(fees=0.001, slippage=0.0005)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return ql.data.load().isel(time=slice(0, 600))
+
+
+@pytest.fixture(scope="module")
+def frames(ds):
+    close = ds["close"].to_pandas()
+    entries = close > close.rolling(20).mean()
+    return close, entries.astype(float), entries
+
+
+def _same(a, b):
+    np.testing.assert_array_equal(a.equity.values, b.equity.values)
+    assert a.equity.dims == b.equity.dims
+    assert list(a.equity["asset"].values) == list(b.equity["asset"].values)
+    pd.testing.assert_frame_equal(a.orders.reset_index(drop=True),
+                                  b.orders.reset_index(drop=True))
+
+
+def test_a_dataframe_of_closes_and_of_targets_backtests_as_their_dataarrays(ds, frames):
+    close, signal, _ = frames
+    want = ql.backtest(ds["close"], xr.DataArray(signal, dims=("time", "asset")), **KW)
+    _same(ql.backtest(close, signal, **KW), want)
+    # as read_csv gives it: the index and the columns named
+    named = (close.rename_axis(index="Date", columns="symbol"),
+             signal.rename_axis(index="date", columns="ticker"))
+    _same(ql.backtest(*named, **KW), want)
+    _same(ql.backtest(ds["close"], signal, **KW), want)
+    # matched by label, as a DataArray signal is: columns in another order, the same
+    # run (its result in the signal's order, as a DataArray signal's)
+    got = ql.backtest(close, signal[signal.columns[::-1]], **KW)
+    assert list(got.equity["asset"].values) == list(signal.columns[::-1])
+    xr.testing.assert_equal(got.equity.sel(asset=want.equity["asset"]), want.equity)
+    # pandas' nullable floats (convert_dtypes, Arrow-backed files) read as their values
+    _same(ql.backtest(close.astype("Float64"), signal, **KW), want)
+
+
+def test_a_series_is_one_asset_named_by_its_name(ds, frames):
+    close, signal, _ = frames
+    asset = str(close.columns[1])
+    got = ql.backtest(close[asset], signal[asset], **KW)
+    _same(got, ql.backtest(ds["close"].isel(asset=[1]), signal[[asset]], **KW))
+    unnamed = ql.backtest(close[asset].rename(None), signal[asset].rename(None), **KW)
+    assert list(unnamed.equity["asset"].values) == ["asset"]
+    np.testing.assert_array_equal(unnamed.equity.values, got.equity.values)
+
+
+def test_entries_and_exits_as_dataframes(ds, frames):
+    close, _, entries = frames
+    exits = ~entries
+    da = [xr.DataArray(x, dims=("time", "asset")) for x in (entries, exits)]
+    _same(ql.backtest(close, entries=entries, exits=exits, **KW),
+          ql.backtest(ds, entries=da[0], exits=da[1], **KW))
+    xr.testing.assert_identical(ql.signals.from_entries_exits(entries, exits),
+                                ql.signals.from_entries_exits(*da))
+    with pytest.raises(TypeError, match="entries must be boolean, got float64"):
+        ql.signals.from_entries_exits(entries.astype(float), exits)
+
+
+def test_a_strategy_and_a_sweep_take_a_dataframe_of_closes(ds):
+    s = ql.strategies.get("volatility_regime", window=10, lookback=60)
+    close = ds["close"].to_pandas()
+    closes = xr.Dataset({"close": xr.DataArray(close, dims=("time", "asset"))})
+    xr.testing.assert_identical(s.signal(close), s.signal(closes))
+    grid = {"window": [5, 10], "lookback": [60]}
+    a = ql.sweep("volatility_regime", close, grid, progress=False)
+    b = ql.sweep("volatility_regime", closes, grid, progress=False)
+    xr.testing.assert_identical(a, b)
+    with pytest.raises(ValueError, match=r"needs data variable\(s\) \['volume'\]"):
+        ql.strategies.get("liquidity_timing").signal(close)
+
+
+def test_one_assets_bars_are_refused_with_a_fix_that_works(ds):
+    """yfinance's and most CSV readers' frame of one symbol: columns Open ... Volume.
+    Read as closes it was a backtest of five 'assets' named after the fields."""
+    one = ds.isel(asset=0)
+    bars = pd.DataFrame({v.title(): one[v].to_pandas() for v in
+                         ("open", "high", "low", "close", "volume")})
+    bars["Adj Close"] = bars["Close"]
+    bars["Dividends"] = 0.0   # yfinance's Ticker.history adds these two
+    bars["Stock Splits"] = 0.0
+    with pytest.raises(TypeError, match="columns are bar fields") as e:
+        ql.backtest(bars, xr.ones_like(ds["close"]))
+    with pytest.raises(TypeError, match="columns are bar fields"):
+        ql.strategies.get("volatility_regime").signal(bars)
+    fix = re.search(r"ds = (.*)$", str(e.value)).group(1).replace("NAME", "SPY")
+    made = eval(fix, {"df": bars[["Open", "High", "Low", "Close", "Volume"]]})  # noqa: S307
+    signal = xr.ones_like(made["close"])
+    got = ql.backtest(made, signal, execution="next_open", **KW)
+    want = ql.backtest(ds.isel(asset=[0]).assign_coords(asset=["SPY"]),
+                       signal.assign_coords(asset=["SPY"]), execution="next_open", **KW)
+    np.testing.assert_array_equal(got.equity.values, want.equity.values)
+    # one column named Close is one asset's closes (nothing else to read it as)
+    assert list(ql.backtest(bars[["Close"]], bars[["Close"]] * 0 + 1.0)
+                .equity["asset"].values) == ["Close"]
+
+
+@pytest.mark.parametrize("where", ["data", "signal"])
+def test_frames_quantlab_cannot_read_as_time_by_asset_are_refused_by_name(frames, where):
+    close, signal, _ = frames
+    wide = pd.concat({"x": close if where == "data" else signal}, axis=1)
+    args = (wide, signal) if where == "data" else (close, wide)
+    with pytest.raises(TypeError, match=f"{where}: a DataFrame with MultiIndex columns"):
+        ql.backtest(*args)
+    aware = close.tz_localize("UTC"), signal.tz_localize("UTC")
+    with pytest.raises(ql.DataError, match="time-zone aware"):
+        ql.backtest(*aware)
+    with pytest.raises(ql.DataError, match="time coordinate must be datetimes"):
+        ql.backtest(close.reset_index(drop=True), signal.reset_index(drop=True))
+    with pytest.raises(TypeError, match="signal must be an xarray DataArray .* or a pandas "
+                                        "DataFrame"):
+        ql.backtest(close, signal.to_numpy())
+
+
+def test_a_deployment_takes_closes_as_dataframes(ds):
+    close = ds["close"].to_pandas()
+    params = {"window": 5, "lookback": 40}
+    a = ql.deploy("volatility_regime", params, history=close.iloc[:100], fees=0.001)
+    a.replay(close.iloc[100:160], echo=None)
+    b = ql.deploy("volatility_regime", params, history=ds[["close"]].isel(time=slice(0, 100)),
+                  fees=0.001)
+    b.replay(ds[["close"]].isel(time=slice(100, 160)), echo=None)
+    np.testing.assert_array_equal(a.equity.values, b.equity.values)
+    assert len(a.orders) == len(b.orders) > 0
+
+
+def test_optimize_and_validate_take_a_dataframe_of_closes(ds):
+    close = ds["close"].to_pandas()
+    closes = xr.Dataset({"close": xr.DataArray(close, dims=("time", "asset"))})
+    kw = dict(optimization_method="grid", n_trials=3, progress=False, fees=0.001)
+    a = ql.optimize.optimize_strategy_parameters("volatility_regime", {"window": (5, 21)},
+                                                 close, **kw)
+    b = ql.optimize.optimize_strategy_parameters("volatility_regime", {"window": (5, 21)},
+                                                 closes, **kw)
+    assert a.best_params == b.best_params
+    pd.testing.assert_frame_equal(a.trials, b.trials)
+    assert ql.data.validate(close)["close"].dims == ("time", "asset")
+    bad = close.copy()
+    bad.iloc[7, 2] = -1.0
+    with pytest.raises(ql.DataError, match=f"{close.columns[2]}"):
+        ql.data.validate(bad)
