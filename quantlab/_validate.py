@@ -17,9 +17,9 @@ import xarray as xr
 
 from quantlab.errors import DataError
 
-__all__ = ["integer", "count", "number", "flag", "choice", "date", "period_end", "floats", "dataset",
-           "labelled", "real_array", "pandas_values", "numpy_data", "coords", "on_labels", "client", "where",
-           "MAX_COUNT"]
+__all__ = ["integer", "count", "number", "flag", "choice", "date", "period_end", "floats",
+           "dataset", "labelled", "real_array", "pandas_values", "numpy_data", "coords",
+           "on_labels", "client", "where", "MAX_COUNT"]
 
 # the most repetitions a count may ask for (trials, bootstrap draws, a population): far
 # beyond any run that ends; reps=1e30 allocated 10**30 draws or looped for ever
