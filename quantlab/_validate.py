@@ -165,9 +165,8 @@ def dataset(name: str, value) -> xr.Dataset:
     if isinstance(value, pd.DataFrame) and _one_assets_bars(value.columns):
         raise TypeError(
             f"{name} is a DataFrame whose columns are bar fields {list(value.columns)}: "
-            "quantlab reads a DataFrame as closes, time by asset. For one asset's bars "
-            "make a Dataset: ds = df.rename(columns=str.lower).rename_axis('time')"
-            ".to_xarray().expand_dims(asset=['NAME'], axis=1)")
+            "quantlab reads a DataFrame as closes, time by asset. For one asset's bars: "
+            "ds = ql.data.from_pandas(df, asset='NAME')")
     value = labelled(name, value)
     if isinstance(value, xr.DataArray):
         value = value.to_dataset(name="close")

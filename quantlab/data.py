@@ -35,11 +35,12 @@ from pandas.tseries.api import guess_datetime_format
 from quantlab import _threads
 from quantlab._apply import apply, apply_over_time, is_pandas, time_major
 from quantlab._kernels import data as _k
-from quantlab._validate import _show, choice, dataset, flag, numpy_data, real_array
+from quantlab._validate import (_show, choice, dataset, flag, numpy_data, pandas_values,
+                                real_array)
 from quantlab.errors import DataError
 
 __all__ = [
-    "DataError", "available", "load", "load_csv", "validate", "returns", "as_of",
+    "DataError", "available", "load", "load_csv", "from_pandas", "validate", "returns", "as_of",
     "data_dir", "checksum", "CARRY_BARS", "carried",
 ]
 
@@ -1268,6 +1269,182 @@ def load_csv(path_or_dir, *, asset: str | None = None, asset_class: str = "unkno
     return _annotate(validate(ds, source=str(path)))
 
 
+def from_pandas(obj, *, asset: str | None = None, asset_class: str = "unknown") -> xr.Dataset:
+    """Bars held in pandas as a validated price Dataset, by :func:`load_csv`'s rules.
+
+    Shapes (column names read as CSV headers are: any case, ``Adj Close`` ->
+    ``adj_close``, ``Symbol``/``Ticker`` -> ``asset``):
+
+    - a dict ``{asset: DataFrame of bars or Series of closes}``;
+    - a DataFrame with two column levels, one of them bar fields (``Open`` ... ``Close``,
+      ``Volume``): ``yfinance.download`` of several tickers, either ``group_by``;
+    - a long DataFrame with an asset (symbol, ticker) column;
+    - one asset's bars (a ``close`` or ``adj_close`` column beside other bar fields, or
+      alone; any frame given ``asset=``), named ``asset`` (default ``"asset"``); other
+      columns (Dividends, Stock Splits) are ignored, as in a CSV of bars;
+    - otherwise a wide DataFrame of closes, one column per asset; a Series is one asset's
+      closes (named ``asset``, else its name).
+
+    The time is the index (or a ``date``/``time``/``datetime`` column): datetimes,
+    time-zone aware ones as naive UTC (attr ``time_zone``). ``adj_close`` adjusts the
+    other prices and the volume as in :func:`load_csv`. Rows are put in time order; the
+    result is validated (:func:`validate`: a repeated timestamp, a partly missing bar, a
+    price <= 0, low above high are a DataError naming asset and time) and annotated with
+    its calendar, as a loaded file is.
+
+    Parameters
+    ----------
+    obj : pandas.DataFrame, pandas.Series or dict
+        The bars.
+    asset : str, optional
+        The asset of one asset's bars or closes.
+    asset_class : str, default 'unknown'
+        Stored as the ``asset_class`` coordinate.
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    DataError
+        Bars that break a rule, naming asset, column and time.
+    TypeError
+        If ``obj`` is none of the shapes, or a column is not numbers.
+
+    Examples
+    --------
+    >>> import pandas as pd, quantlab as ql
+    >>> bars = pd.DataFrame({"Open": [10.0, 10.5], "High": [11.0, 11.2], "Low": [9.5, 10.1],
+    ...                      "Close": [10.5, 11.0], "Volume": [1000, 1200]},
+    ...                     index=pd.to_datetime(["2024-01-02", "2024-01-03"]))
+    >>> ds = ql.data.from_pandas(bars, asset="ACME")
+    >>> ds["asset"].values.tolist(), ds["close"].values.ravel().tolist()
+    (['ACME'], [10.5, 11.0])
+    """
+    if not isinstance(asset_class, str) or not asset_class.strip():
+        raise TypeError(f"from_pandas: asset_class must be a non-empty string, got "
+                        f"{asset_class!r}")
+    if asset is not None and (not isinstance(asset, str) or not asset.strip()):
+        raise TypeError(f"from_pandas: asset must be a non-empty string or None, got {asset!r}")
+    frames, aware = {}, set()
+    for name, df in _pandas_frames(obj, asset).items():
+        df, tz = _pandas_bars(df, name)
+        frames[name] = df
+        aware.add(tz)
+    if len(aware) > 1:
+        raise DataError("from_pandas: some assets' times are time-zone aware and some naive: "
+                        "give all of them in one kind")
+    ds = _bars_from_frame(frames, asset_class)
+    ds.attrs.update(source="pandas",
+                    time_zone="UTC" if True in aware else "as written (no UTC offset)")
+    return _annotate(validate(ds, source="from_pandas"))
+
+
+def _pandas_frames(obj, asset) -> dict:
+    """``from_pandas``' shapes as {asset: frame of that asset's bars (columns as given)}."""
+    if isinstance(obj, pd.Series):
+        name = asset or (str(obj.name) if obj.name is not None else "asset")
+        return {name: obj.rename("close").to_frame()}
+    if isinstance(obj, dict):
+        if not obj:
+            raise DataError("from_pandas: an empty dict (no asset)")
+        out = {}
+        for k, v in obj.items():
+            if isinstance(v, pd.Series):
+                v = v.rename("close").to_frame()
+            if not isinstance(v, pd.DataFrame):
+                raise TypeError(f"from_pandas: asset {k!r}: a DataFrame of bars or a Series "
+                                f"of closes, got {type(v).__name__}")
+            out[_nfc(str(k).strip())] = v
+        return out
+    if not isinstance(obj, pd.DataFrame):
+        raise TypeError(f"from_pandas: obj must be a DataFrame, Series or dict of DataFrames, "
+                        f"got {type(obj).__name__}")
+    if isinstance(obj.columns, pd.MultiIndex):
+        if obj.columns.nlevels != 2:
+            raise TypeError(f"from_pandas: columns of {obj.columns.nlevels} levels; two are "
+                            "read (bar fields and assets)")
+        fields = [i for i in (0, 1) if {_normal_name(c) for c in obj.columns.levels[i]}
+                  & {"close", "adj_close"}]
+        if len(fields) != 1:
+            raise DataError(f"from_pandas: neither column level, or both, name bar fields "
+                            f"(Close, Open, ...): {[list(lv[:4]) for lv in obj.columns.levels]}")
+        level = 1 - fields[0]
+        return {_nfc(str(a).strip()): obj.xs(a, axis=1, level=level)
+                for a in obj.columns.get_level_values(level).unique()}
+    if obj.shape[1] == 0:
+        raise DataError("from_pandas: a DataFrame without columns (no asset)")
+    names = [_normal_name(c) for c in obj.columns]
+    if "asset" in names:   # a long table
+        col = obj.columns[names.index("asset")]
+        missing = obj[col].isna().to_numpy()
+        if missing.any():
+            raise DataError(f"from_pandas: missing asset name in column {col!r} at position "
+                            f"{int(np.flatnonzero(missing)[0])}")
+        return {_nfc(str(a).strip()): g.drop(columns=col)
+                for a, g in obj.groupby(col, sort=False, observed=True)}
+    if asset is not None or {"close", "adj_close"} & set(names) and (
+            len(obj.columns) == 1 or {"open", "high", "low", "volume"} & set(names)
+            or {"close", "adj_close"} <= set(names)):
+        return {asset or "asset": obj}
+    if obj.columns.has_duplicates:
+        raise DataError(f"from_pandas: repeated column "
+                        f"{obj.columns[obj.columns.duplicated()][0]!r} (one per asset)")
+    dates = [c for c, n in zip(obj.columns, names) if n == "date"]
+    return {_nfc(str(c).strip()): obj[dates + [c]].rename(columns={c: "close"})
+            for c in obj.columns if c not in dates}
+
+
+def _pandas_bars(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, bool]:
+    """One asset's frame as ``_bars_from_frame`` takes it: the bar columns as float64 on
+    a naive DatetimeIndex (True: it was time-zone aware, now UTC), checked as
+    ``_numeric_bars`` checks a file's."""
+    df = _normalise_columns(df)
+    if df.columns.has_duplicates:
+        raise DataError(f"from_pandas: asset {name!r}: repeated column "
+                        f"{df.columns[df.columns.duplicated()][0]!r}")
+    if "date" in df.columns:
+        df = df.set_index("date")
+    index = df.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(f"from_pandas: asset {name!r}: the index (or a date column) must be "
+                        f"datetimes, got {index.dtype} (pd.to_datetime(...) first)")
+    if index.hasnans:
+        raise DataError(f"from_pandas: asset {name!r}: missing timestamp (NaT) at position "
+                        f"{int(np.flatnonzero(index.isna())[0])}")
+    aware = index.tz is not None
+    if aware:
+        index = index.tz_convert("UTC").tz_localize(None)
+    if not {"close", "adj_close"} & set(df.columns):
+        raise DataError(f"from_pandas: asset {name!r}: missing required column 'close' "
+                        f"(columns: {', '.join(map(str, df.columns))})")
+    if "adj_close" in df and "close" not in df and ({"open", "high", "low", "volume"}
+                                                     & set(df.columns)):
+        raise DataError(f"from_pandas: asset {name!r}: 'Adj Close' without 'Close' cannot "
+                        "adjust the other prices and the volume")
+    out = {}
+    for c in (*BAR_VARS, "adj_close"):
+        if c in df:
+            v = pandas_values(df[c])
+            real_array(f"from_pandas: asset {name!r}: column {c!r}", v.dtype)
+            out[c] = v.astype(np.float64)
+    bars = pd.DataFrame(out, index=index.rename("time"))
+    if (why := _partial_bar(bars, name)):   # before adj_close's factor makes it all NaN
+        raise DataError(f"from_pandas: {why[1]}")
+    if bars.index.has_duplicates:
+        raise DataError(f"from_pandas: asset {name!r}: duplicate timestamp "
+                        f"{time_label(bars.index[bars.index.duplicated()][0])}")
+    if "adj_close" in bars:
+        adj = bars["adj_close"].to_numpy()
+        bad = ~np.isnan(adj) & ~((adj > 0) & np.isfinite(adj))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"from_pandas: asset {name!r} at {time_label(bars.index[i])}: "
+                            f"adjusted close {adj[i]:g} is not a positive number")
+    return bars, aware
+
+
 def _data_files(path: Path, exts: tuple, who: str, kind: str = ".csv") -> list:
     """The files of a folder named ``*<ext>`` (any case; hidden ones skipped, with a
     warning naming what was skipped); a DataError when there are none or one is not a
@@ -1894,6 +2071,20 @@ def _long_bars(raw: pd.DataFrame):
             zip(assets, np.r_[0, cuts], np.r_[cuts, len(order)])}
 
 
+def _partial_bar(df: pd.DataFrame, asset: str) -> tuple | None:
+    """(row, message) of the first bar of ``df`` (one asset's columns) partly NaN, or
+    None: a bar is complete or entirely NaN."""
+    nan = df.isna()
+    partial = nan.any(axis=1) & ~nan.all(axis=1)
+    if not partial.any():
+        return None
+    i = int(np.flatnonzero(partial.to_numpy())[0])
+    row = nan.iloc[i]
+    return i, (f"asset {asset!r} at {time_label(df.index[i])}: partially missing bar "
+               f"({', '.join(row.index[row])} NaN while {', '.join(row.index[~row])} set); "
+               "a bar is complete or entirely NaN")
+
+
 def _numeric_bars(raw: pd.DataFrame, path: Path, asset: str) -> pd.DataFrame:
     if not {"close", "adj_close"} & set(raw):
         raise DataError(f"{path}: asset {asset!r}: missing required column 'close' "
@@ -1922,15 +2113,8 @@ def _numeric_bars(raw: pd.DataFrame, path: Path, asset: str) -> pd.DataFrame:
         out[c] = values.to_numpy(np.float64)
     df = pd.DataFrame(out, index=raw.index)
     # adj_close takes part in the bar: check before adjusting turns a gap into all-NaN
-    nan = df.isna()
-    partial = nan.any(axis=1) & ~nan.all(axis=1)
-    if partial.any():
-        i = int(np.flatnonzero(partial.to_numpy())[0])
-        row = nan.iloc[i]
-        raise DataError(f"{path}: data row {line[i]}: asset {asset!r} at "
-                        f"{time_label(df.index[i])}: partially missing bar "
-                        f"({', '.join(row.index[row])} NaN while "
-                        f"{', '.join(row.index[~row])} set); a bar is complete or entirely NaN")
+    if (why := _partial_bar(df, asset)):
+        raise DataError(f"{path}: data row {line[why[0]]}: {why[1]}")
     # the bar rules on the values as written, so the message can name the data row
     panels = [df[v].to_numpy()[:, None] if v in df else None for v in BAR_VARS]
     if "close" not in df:

@@ -102,11 +102,11 @@ def test_one_assets_bars_are_refused_with_a_fix_that_works(ds):
     with pytest.raises(TypeError, match="columns are bar fields"):
         ql.strategies.get("volatility_regime").signal(bars)
     fix = re.search(r"ds = (.*)$", str(e.value)).group(1).replace("NAME", "SPY")
-    made = eval(fix, {"df": bars[["Open", "High", "Low", "Close", "Volume"]]})  # noqa: S307
+    made = eval(fix, {"df": bars, "ql": ql})  # noqa: S307
     signal = xr.ones_like(made["close"])
     got = ql.backtest(made, signal, execution="next_open", **KW)
-    want = ql.backtest(ds.isel(asset=[0]).assign_coords(asset=["SPY"]),
-                       signal.assign_coords(asset=["SPY"]), execution="next_open", **KW)
+    want = ql.backtest(ds.isel(asset=[0]).assign_coords(asset=["SPY"]).dropna("time"),
+                       signal, execution="next_open", **KW)
     np.testing.assert_array_equal(got.equity.values, want.equity.values)
     # one column named Close is one asset's closes (nothing else to read it as)
     assert list(ql.backtest(bars[["Close"]], bars[["Close"]] * 0 + 1.0)
@@ -157,3 +157,106 @@ def test_optimize_and_validate_take_a_dataframe_of_closes(ds):
     bad.iloc[7, 2] = -1.0
     with pytest.raises(ql.DataError, match=f"{close.columns[2]}"):
         ql.data.validate(bad)
+
+
+# ---- ql.data.from_pandas: bars held in pandas, by load_csv's rules --------------------
+
+def _yahoo(ds) -> dict:
+    """Per asset, its bars as a Yahoo CSV holds them (Title Case, Adj Close, gaps out)."""
+    out = {}
+    for a in ds["asset"].values:
+        df = (ds.sel(asset=a).drop_vars(["asset", "asset_class"]).to_dataframe()
+              .dropna().rename(columns=str.title).rename_axis("Date"))
+        df["Adj Close"] = df["Close"] * 0.5   # a factor: the adjustment is applied
+        if len(df):   # GOOG lists in 2004: no file
+            out[str(a)] = df
+    return out
+
+
+@pytest.fixture(scope="module")
+def from_csv(ds, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("csvs")
+    for a, df in _yahoo(ds).items():
+        df.to_csv(folder / f"{a}.csv")
+    return ql.data.load_csv(folder)
+
+
+def _same_bars(got, want):
+    xr.testing.assert_identical(got.drop_attrs(), want.drop_attrs())
+    assert {k: v for k, v in got.attrs.items() if k != "source"} == \
+        {k: v for k, v in want.attrs.items() if k != "source"}
+
+
+def test_every_shape_of_bars_in_pandas_loads_as_their_csv_files(ds, from_csv):
+    frames = _yahoo(ds)
+    _same_bars(ql.data.from_pandas(frames), from_csv)
+    # yfinance.download of several tickers: (field, ticker) columns, or group_by="ticker"
+    by_field = pd.concat(frames, axis=1).swaplevel(axis=1).sort_index(axis=1)
+    by_field.columns.names = ["Price", "Ticker"]
+    _same_bars(ql.data.from_pandas(by_field), from_csv)
+    _same_bars(ql.data.from_pandas(by_field.swaplevel(axis=1)), from_csv)
+    long = pd.concat([df.assign(Symbol=a) for a, df in frames.items()]).reset_index()
+    _same_bars(ql.data.from_pandas(long), from_csv)
+    one = ql.data.from_pandas(frames["IBM"], asset="IBM")
+    _same_bars(one, from_csv.sel(asset=["IBM"]).dropna("time", how="all"))
+
+
+def test_closes_in_pandas_load_as_a_wide_csv(ds, tmp_path):
+    close = ds["close"].to_pandas().rename_axis("date")
+    close.to_csv(tmp_path / "wide.csv")
+    want = ql.data.load_csv(tmp_path / "wide.csv")
+    _same_bars(ql.data.from_pandas(close), want)
+    _same_bars(ql.data.from_pandas(close.reset_index()), want)   # the dates as a column
+    s = ql.data.from_pandas(close["IBM"])
+    _same_bars(s, want.sel(asset=["IBM"]).dropna("time", how="all"))
+    aware = ql.data.from_pandas(close.tz_localize("Etc/GMT+5"))   # UTC-5, no DST
+    assert aware.attrs["time_zone"] == "UTC"
+    assert (aware["time"].values == (close.index + pd.Timedelta(hours=5)).values).all()
+
+
+@pytest.mark.parametrize("fault, match", [
+    ("duplicate", "asset 'IBM': duplicate timestamp 2000-03-07"),
+    ("negative", "IBM.*2000-03-09"),
+    ("partial", "asset 'IBM' at 2000-03-08: partially missing bar"),
+    ("adj", "asset 'IBM' at 2000-03-10: adjusted close -1 is not a positive number"),
+    ("text", "asset 'IBM': column 'volume' must be numeric"),
+    ("dates", "asset 'IBM': the index .* must be datetimes"),
+])
+def test_bad_bars_in_pandas_are_refused_naming_asset_and_time(ds, fault, match):
+    frames = _yahoo(ds.isel(time=slice(0, 30)))
+    ibm = frames["IBM"]
+    if fault == "duplicate":
+        ibm = pd.concat([ibm.iloc[:5], ibm.iloc[4:]])
+    elif fault == "negative":
+        ibm.loc["2000-03-09", "Low"] = -1.0
+    elif fault == "partial":
+        ibm.loc["2000-03-08", "Open"] = np.nan
+    elif fault == "adj":
+        ibm.loc["2000-03-10", "Adj Close"] = -1.0
+    elif fault == "text":
+        ibm["Volume"] = ibm["Volume"].astype(str)
+    else:
+        ibm.index = ibm.index.strftime("%Y-%m-%d")
+    frames["IBM"] = ibm
+    with pytest.raises((ql.DataError, TypeError), match=match):
+        ql.data.from_pandas(frames)
+
+
+@pytest.mark.parametrize("shape, match", [
+    ("no symbol", "missing asset name in column 'Symbol' at position 3"),
+    ("no columns", "a DataFrame without columns"),
+    ("repeated", "repeated column 'IBM' \\(one per asset\\)"),
+    ("NaT", "asset 'AAPL': missing timestamp \\(NaT\\) at position 2"),
+    ("3 levels", "columns of 3 levels"),
+])
+def test_tables_without_an_unambiguous_reading_are_refused(ds, shape, match):
+    close = ds["close"].to_pandas().iloc[:10]
+    obj = {"no symbol": close.stack().rename("Close").reset_index().rename(
+               columns={"asset": "Symbol"}).assign(Symbol=lambda d: d["Symbol"].where(
+                   d.index != 3)),
+           "no columns": close.iloc[:, :0],
+           "repeated": close.rename(columns={"MSFT": "IBM"}),
+           "NaT": close.set_axis(close.index.where(np.arange(10) != 2)),
+           "3 levels": pd.concat({"x": pd.concat({"y": close}, axis=1)}, axis=1)}[shape]
+    with pytest.raises((ql.DataError, TypeError), match=match):
+        ql.data.from_pandas(obj)
