@@ -735,8 +735,8 @@ def _deploy_ready(a):
         print(f"resumed from {ck}: {len(dep.equity)} bars traded", flush=True)
     try:   # the user's input, refused before any bar with its message, not a traceback
         dep, eng, ds, start = _deploy_build(a, ck, dep)
-    except (OSError, TypeError, ValueError) as e:   # DataError included
-        print(f"quantlab deploy: error: {e}", file=sys.stderr)
+    except (ImportError, OSError, TypeError, ValueError) as e:   # DataError included;
+        print(f"quantlab deploy: error: {e}", file=sys.stderr)   # a $QUANTLAB_PLUGINS module
         return 2
     return ck, dep, eng, ds, start, len(dep.equity)   # bars traded (resumed: so far)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import _validate
+from quantlab import _plugins, _validate
 from quantlab.errors import DataError
 from quantlab.compat import ALIASES, seed_params   # the seed's names -> quantlab's
 
@@ -574,6 +574,9 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     ------
     TypeError
         If ``cls`` is not a Strategy subclass or has no name.
+    ValueError
+        If ``name`` is a bundled strategy's (registering a name again from the same
+        code, e.g. re-running a notebook cell, replaces the class).
 
     Examples
     --------
@@ -587,6 +590,12 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     """
     if not (isinstance(cls, type) and issubclass(cls, Strategy) and cls.name):
         raise TypeError("register a Strategy subclass with a non-empty `name`")
+    had = _REGISTRY.get(cls.name)
+    # a user's class of a bundled name replaced it for every caller, without a word
+    if had is not None and had.__module__.startswith("quantlab.") \
+            and not cls.__module__.startswith("quantlab."):
+        raise ValueError(f"strategy name {cls.name!r} is taken by quantlab's "
+                         f"{had.__module__}.{had.__qualname__}; choose another name")
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -615,6 +624,7 @@ def names(family: str | None = None) -> list[str]:
     >>> ql.strategies.names("traditional")
     ['cross_sectional_momentum', 'factor_momentum', 'liquidity_timing', 'spc', 'volatility_regime']
     """
+    _plugins.load()   # at the first look-up: a plugin imports this package (no cycle)
     if family is None:
         return sorted(_REGISTRY)
     found = sorted(k for k, cls in _REGISTRY.items()
@@ -656,11 +666,15 @@ def get(name: str, **params) -> Strategy:
         raise TypeError(f"strategy name must be a string (ql.strategies.names()), got "
                         f"{type(name).__name__}")
     key = ALIASES.get(name, name)
+    _plugins.load()
     if key not in _REGISTRY:
         # the names are lower case: 'SPC' and ' spc' are near 'spc'
         near = difflib.get_close_matches(name.strip().lower(), names() + list(ALIASES), n=1)
         hint = f" Did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"unknown strategy {name!r}.{hint} Available: {', '.join(names())}")
+        raise ValueError(f"unknown strategy {name!r}.{hint} Available: {', '.join(names())}. "
+                         f"A strategy of yours is known where its module ran @register: "
+                         f"name that module (or .py file) in ${_plugins.ENV} for the "
+                         f"quantlab command, notebooks run in batch and dask workers")
     return _REGISTRY[key](**seed_params(key, params))
 
 

@@ -1,0 +1,85 @@
+"""Your own strategies and metrics in every process: ``$QUANTLAB_PLUGINS``.
+
+``@ql.strategies.register`` and ``ql.metrics.register`` add to the registries of the
+process that runs them. The ``quantlab`` command, notebooks run in batch (each in its own
+kernel) and dask workers are other processes: they import the modules named in
+``QUANTLAB_PLUGINS`` (module names or ``.py`` files, separated by ``os.pathsep``, ``:``
+on Linux) at the first look-up of a registry (``ql.strategies.names``/``get``,
+``ql.metrics.summary``/``registered``), so a strategy or metric registered there is
+known by name everywhere the variable is set.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["load", "ENV"]
+
+ENV = "QUANTLAB_PLUGINS"
+_done: set[str] = set()
+
+
+def load() -> list[str]:
+    """Import each module ``$QUANTLAB_PLUGINS`` names, once per process.
+
+    An entry ending in ``.py`` (or holding a path separator) is a file, imported under
+    its stem unless a module of that name is already loaded; any other entry is a
+    module name. An entry is marked done before it is imported, so a plugin importing
+    ``quantlab.strategies`` or ``quantlab.metrics`` does not load itself again.
+
+    Returns
+    -------
+    list of str
+        The entries imported by this call.
+
+    Raises
+    ------
+    ImportError
+        If an entry cannot be imported: the message names the variable and the entry
+        (a missing file, a module not on ``sys.path``, an error inside the module).
+
+    Examples
+    --------
+    >>> import os
+    >>> from quantlab import _plugins
+    >>> os.environ.get("QUANTLAB_PLUGINS", "") == "" and _plugins.load() == []
+    True
+    """
+    out = []
+    for entry in filter(None, (e.strip() for e in os.environ.get(ENV, "").split(os.pathsep))):
+        if entry in _done:
+            continue
+        _done.add(entry)
+        try:
+            _import(entry)
+        except Exception as e:
+            _done.discard(entry)   # a corrected file is tried again by the next import
+            raise ImportError(f"{ENV} entry {entry!r} could not be imported: "
+                              f"{type(e).__name__}: {e}") from e
+        out.append(entry)
+    return out
+
+
+def _import(entry: str) -> None:
+    if not (entry.endswith(".py") or os.sep in entry or "/" in entry):
+        importlib.import_module(entry)
+        return
+    path = Path(entry).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no file {str(path)!r} (from the working directory "
+                                f"{os.getcwd()!r})")
+    name = path.stem
+    if name in sys.modules:   # imported already (e.g. `import my_strategies`)
+        return
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    # registered before it runs, as an import does: its classes pickle by this name
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
