@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import _threads
+from quantlab import _plugins, _threads, fmt
 from quantlab import _validate as _v
 from quantlab import calendar as _calendar
 from quantlab._doc import fill
@@ -67,7 +67,7 @@ __all__ = [
     "cum_returns_final", "tail_ratio", "stability_of_timeseries", "alpha", "beta",
     "up_capture", "down_capture", "total_return", "recovery_time", "drawdown_duration",
     "win_rate", "profit_factor", "information_ratio", "tracking_error", "summary",
-    "annualization_factor", "METRICS",
+    "annualization_factor", "METRICS", "register", "unregister", "registered",
 ]
 
 ANNUALIZATION = {"daily": 252, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}
@@ -348,6 +348,9 @@ METRICS = {
 _ANNUALISED = frozenset(n for n, (f, _) in METRICS.items() if f is not None
                         and "ann" in f.__code__.co_varnames[:f.__code__.co_argcount])
 _QUANTILE = ("value_at_risk", "conditional_value_at_risk", "tail_ratio")
+# name -> (func, lower_is_better): the metrics added by ``register``, in ``METRICS`` with
+# no formula: they read the whole return series, never the running statistics
+_WHOLE: dict = {}
 VAR_METHODS = ("historical", "parametric", "cornish_fisher")
 
 
@@ -500,9 +503,139 @@ def _fast_acc(kind, rp, required_return) -> dict:
     return a
 
 
+def register(name: str, func, *, lower_is_better: bool = False, kind: str = "general"):
+    """Add a returns metric of your own, computed from the whole return series.
+
+    It then appears wherever the built-in ones do: ``ql.metrics.summary``,
+    ``res.metrics()`` (a deployment's ``dep.result().metrics()`` too), tear sheets and
+    as an optimiser ``objective`` (minimised when ``lower_is_better``). Not in a
+    metrics-only run (``ql.sweep``, ``metrics_only=``), which keeps running statistics,
+    not the series. To have it in the ``quantlab`` command, notebooks run in batch and
+    dask workers, register it in a module named in ``$QUANTLAB_PLUGINS``. Registering
+    a name again replaces the function (re-running a notebook cell).
+
+    Parameters
+    ----------
+    name : str
+        A new metric name (an identifier; not a built-in metric or backtest variable).
+    func : callable
+        ``func(returns, periods)``: ``returns`` a (time, n) float64 array of simple
+        returns, NaN where a column has no observation (skip it, as the built-in
+        metrics do); ``periods`` the periods per year. Returns n values.
+    lower_is_better : bool, default False
+        The optimisers minimise it.
+    kind : {'general', 'return', 'pct', 'ratio', 'money', 'count', 'duration'}
+        How tear sheets format it (``quantlab.fmt``).
+
+    Returns
+    -------
+    callable
+        ``func``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not an identifier or is taken by a built-in name, or ``kind``
+        is unknown.
+    TypeError
+        If ``func`` is not callable.
+
+    Examples
+    --------
+    >>> import numpy as np, quantlab as ql
+    >>> def worst_day(r, periods):
+    ...     return np.nanmin(np.where(np.isnan(r), np.inf, r), axis=0)
+    >>> _ = ql.metrics.register("worst_day", worst_day, kind="return")
+    >>> s = ql.metrics.summary(np.array([0.01, -0.03, np.nan, 0.02]))
+    >>> float(s["worst_day"])
+    -0.03
+    >>> ql.metrics.register("sharpe_ratio", worst_day)
+    Traceback (most recent call last):
+    ...
+    ValueError: metric name 'sharpe_ratio' is taken by a built-in metric or result variable; choose another
+    >>> ql.metrics.unregister("worst_day")
+    """
+    if not (isinstance(name, str) and name.isidentifier()):
+        raise ValueError(f"metric name must be an identifier (a variable name), got {name!r}")
+    if name in fmt.KINDS and name not in _WHOLE or name in METRICS and name not in _WHOLE:
+        raise ValueError(f"metric name {name!r} is taken by a built-in metric or result "
+                         "variable; choose another")
+    if not callable(func):
+        raise TypeError(f"func must be callable func(returns, periods), got "
+                        f"{type(func).__name__}")
+    kinds = {*fmt.KINDS.values(), "general"}
+    _v.choice("kind", kind, sorted(kinds))
+    _WHOLE[name] = (func, bool(lower_is_better))
+    METRICS[name] = (None, False)
+    fmt.KINDS[name] = kind
+    return func
+
+
+def unregister(name: str) -> None:
+    """Remove a metric :func:`register` added (built-in ones stay).
+
+    Parameters
+    ----------
+    name : str
+        A name of :func:`registered`.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` was not registered.
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> ql.metrics.unregister("sharpe_ratio")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'sharpe_ratio' is not a registered metric; registered: none
+    """
+    if name not in _WHOLE:
+        raise ValueError(f"{name!r} is not a registered metric; registered: "
+                         f"{', '.join(_WHOLE) or 'none'}")
+    del _WHOLE[name], METRICS[name], fmt.KINDS[name]
+
+
+def registered() -> dict[str, bool]:
+    """The metrics added by :func:`register`: name -> lower_is_better.
+
+    Returns
+    -------
+    dict of str to bool
+
+    Examples
+    --------
+    >>> import quantlab as ql
+    >>> "sharpe_ratio" in ql.metrics.registered()
+    False
+    """
+    _plugins.load()   # at the first look-up: a plugin imports this module (no cycle)
+    return {n: lower for n, (_, lower) in _WHOLE.items()}
+
+
+def _own(name, rp, ann) -> np.ndarray:
+    """A registered metric of the (time, column) panel ``rp``, checked: one float per
+    column (a wrong shape would be broadcast, or mislabel the columns)."""
+    v = np.asarray(_WHOLE[name][0](rp, ann), dtype=np.float64)
+    if v.shape != (rp.shape[1],):
+        raise ValueError(f"registered metric {name!r} returned shape {v.shape} for returns "
+                         f"of shape {rp.shape}; it must return one value per column "
+                         f"({rp.shape[1]},)")
+    return v
+
+
 def _compute_np(names, r, b, params, rate=None) -> dict[str, np.ndarray]:
     """Metrics ``names`` of a (time, ...) array ``r`` (benchmark ``b`` broadcastable;
     ``rate`` the per-period risk_free/required_return series, if not a scalar)."""
+    own = [n for n in names if n in _WHOLE]
+    if own:
+        rest = [n for n in names if n not in _WHOLE]
+        out = _compute_np(rest, r, b, params, rate) if rest else {}
+        out.update({n: _own(n, _panel(r), params["ann"]).reshape(r.shape[1:])
+                    for n in own})
+        return {n: out[n] for n in names}
     if rate is not None:
         return {n: _with_rate(n, r, b, params, rate) for n in names}
     shape = r.shape[1:]
@@ -586,7 +719,8 @@ def _traced(formulas) -> int:
 def streaming_names() -> list[str]:
     """Returns metrics computable from the running statistics alone (no quantiles, no
     benchmark): what a metrics-only backtest can report."""
-    return [n for n, (_, needs_b) in METRICS.items() if not needs_b and n not in _QUANTILE]
+    return [n for n, (_, needs_b) in METRICS.items()
+            if not needs_b and n not in _QUANTILE and n not in _WHOLE]
 
 
 def from_accumulator(acc, names, annualization, risk_free=0.0, need=None) -> dict:
@@ -1843,6 +1977,7 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
     ann = annualization_factor(period, annualization)
     risk_free_rate = _v.number("risk_free_rate", risk_free_rate, -1, None, lo_open=True)
     rf = (1.0 + risk_free_rate) ** (1.0 / ann) - 1.0
+    registered()   # loads $QUANTLAB_PLUGINS' metrics
     names = [n for n, (_, needs_b) in METRICS.items() if benchmark is not None or not needs_b]
     if not isinstance(returns, xr.DataArray):
         arr = _real("returns", returns)

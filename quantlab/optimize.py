@@ -42,7 +42,7 @@ from quantlab.calendar import periods_for
 from quantlab.compat import seed_optimizer_arguments, seed_walk_forward
 from quantlab.data import load as load_data, shifted, time_label, user_path
 from quantlab.errors import DataError
-from quantlab.metrics import METRICS, summary
+from quantlab.metrics import METRICS, registered, summary
 from quantlab.strategies import resolve
 
 __all__ = ["optimize_strategy_parameters", "OptimizationResult", "WalkForwardOptimizer",
@@ -113,7 +113,8 @@ _MINIMISE = {"annual_volatility", "downside_risk", "drawdown_duration", "recover
 _HEADLINE = ("sharpe_ratio", "annual_return", "max_drawdown", "total_return")
 
 
-# returns metrics that need no benchmark, then the account-level ones
+# returns metrics that need no benchmark, then the account-level ones (and, checked when
+# called, the metrics registered by ql.metrics.register)
 OBJECTIVES = tuple(n for n, (_, needs_benchmark) in METRICS.items()
                    if not needs_benchmark) + _BACKTEST_ONLY
 
@@ -219,7 +220,7 @@ def _check_objectives(objective):
     if not objs:
         raise ValueError("objective is empty")
     for o in objs:
-        _one_of("objective", o, OBJECTIVES)
+        _one_of("objective", o, OBJECTIVES + tuple(registered()))
     if len(set(objs)) != len(objs):   # a front over one metric twice: its columns repeat
         raise ValueError(f"objective repeats {sorted({o for o in objs if objs.count(o) > 1})}"
                          f"; give each metric once, got {list(objs)}")
@@ -879,7 +880,8 @@ def _setup(strategy, param_bounds, data, start_date, end_date, method, objective
     objectives = _check_objectives(objective)
     if direction is not None:
         _validate.choice("direction", direction, ("maximize", "minimize"))
-    directions = [direction or ("minimize" if o in _MINIMISE else "maximize")
+    lower = registered()
+    directions = [direction or ("minimize" if o in _MINIMISE or lower.get(o) else "maximize")
                   for o in objectives]
     n_trials = _validate.count("n_trials", n_trials)
     n_jobs = 1 if n_jobs is None else _validate.count("n_jobs", n_jobs, 1, MAX_THREADS)

@@ -422,8 +422,8 @@ def summary_table(returns, benchmark=None, *, periods: int | None = None,
     benchmark.
 
     Rows: start, end and number of the observed (non-NaN) periods, the :data:`SUMMARY`
-    metrics of ``ql.metrics``
-    (``metrics.summary``), with a benchmark the :data:`PAIRED` ones (alpha, beta, ...),
+    metrics of ``ql.metrics`` (``metrics.summary``) and those added by
+    ``ql.metrics.register``, with a benchmark the :data:`PAIRED` ones (alpha, beta, ...),
     then ``extra``. ``recovery_time`` is "not yet" when the deepest drawdown has not
     recovered. A value that cannot be computed reads n/a with its reason in ``note``.
 
@@ -487,7 +487,8 @@ def summary_table(returns, benchmark=None, *, periods: int | None = None,
             "note": ["; ".join(f"{who}no observation" for who, x in
                                (("", rs), ("benchmark: ", bs))
                                if x is not None and not x.notna().any()), "", ""]}
-    names = list(SUMMARY) + (list(PAIRED) if bs is not None else [])
+    names = (list(SUMMARY) + list(metrics.registered())
+             + (list(PAIRED) if bs is not None else []))
     values = [(k, _shown(k, m), _shown(k, mb) if mb is not None and k in mb else "",
                float(m[k]), note(k, _why(k, m, rs, periods, bs))) for k in names]
     extra = {k: float(v) for k, v in (extra or {}).items()}   # a lazy value: read once

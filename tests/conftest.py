@@ -26,11 +26,14 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture
 def registry():
-    """The strategy registry as it was: a test's (or a guide's) @register does not outlive
-    it (a later test in the same worker counted twelve strategies)."""
-    from quantlab import strategies
+    """The strategy and metric registries as they were: a test's (or a guide's)
+    @register or ql.metrics.register does not outlive it (a later test in the same
+    worker counted twelve strategies)."""
+    from quantlab import fmt, metrics, strategies
 
-    saved = dict(strategies._REGISTRY)
+    saved = [(d, dict(d)) for d in (strategies._REGISTRY, metrics._WHOLE, metrics.METRICS,
+                                    fmt.KINDS)]
     yield
-    strategies._REGISTRY.clear()
-    strategies._REGISTRY.update(saved)
+    for d, was in saved:
+        d.clear()
+        d.update(was)

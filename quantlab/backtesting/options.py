@@ -330,8 +330,12 @@ def metric_names(name, v):
         raise ValueError(f"{name} is empty: name at least one metric, or pass True for all")
     unknown = sorted(set(names) - set(available))
     if unknown:
+        whole = [n for n in unknown if n in metrics.METRICS or n in RESULT_METRICS]
+        why = (f" ({whole} need the whole return series or the trade list, which a "
+               "metrics-only run does not keep: read them from res.metrics() of a full "
+               "backtest)" if whole else "")
         raise ValueError(f"{name}: metric(s) {unknown} are not available in a metrics-only "
-                         f"run; choose from {', '.join(available)} (or True for all)")
+                         f"run{why}; choose from {', '.join(available)} (or True for all)")
     return names
 
 
