@@ -14,12 +14,15 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 from pathlib import Path
 
 __all__ = ["load", "ENV"]
 
 ENV = "QUANTLAB_PLUGINS"
 _done: set[str] = set()
+# re-entrant: a plugin's own registry look-up calls load() again on its thread (a no-op)
+_lock = threading.RLock()
 
 
 def load() -> list[str]:
@@ -49,17 +52,21 @@ def load() -> list[str]:
     True
     """
     out = []
-    for entry in filter(None, (e.strip() for e in os.environ.get(ENV, "").split(os.pathsep))):
-        if entry in _done:
-            continue
-        _done.add(entry)
-        try:
-            _import(entry)
-        except Exception as e:
-            _done.discard(entry)   # a corrected file is tried again by the next import
-            raise ImportError(f"{ENV} entry {entry!r} could not be imported: "
-                              f"{type(e).__name__}: {e}") from e
-        out.append(entry)
+    entries = [e.strip() for e in os.environ.get(ENV, "").split(os.pathsep)]
+    if all(e in _done for e in entries if e):   # the common case: no lock taken
+        return out
+    with _lock:   # two threads' first look-ups (a thread pool's) import a plugin once
+        for entry in filter(None, entries):
+            if entry in _done:
+                continue
+            _done.add(entry)
+            try:
+                _import(entry)
+            except Exception as e:
+                _done.discard(entry)   # a corrected file is tried again by the next look-up
+                raise ImportError(f"{ENV} entry {entry!r} could not be imported: "
+                                  f"{type(e).__name__}: {e}") from e
+            out.append(entry)
     return out
 
 
