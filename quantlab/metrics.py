@@ -519,8 +519,8 @@ def register(name: str, func, *, lower_is_better: bool = False, kind: str = "gen
     name : str
         A new metric name (an identifier; not a built-in metric or backtest variable).
     func : callable
-        ``func(returns, periods)``: ``returns`` a (time, n) float64 array of simple
-        returns, NaN where a column has no observation (skip it, as the built-in
+        ``func(returns, periods)``: ``returns`` a read-only (time, n) float64 array of
+        simple returns, NaN where a column has no observation (skip it, as the built-in
         metrics do); ``periods`` the periods per year. Returns n values.
     lower_is_better : bool, default False
         The optimisers minimise it.
@@ -557,7 +557,7 @@ def register(name: str, func, *, lower_is_better: bool = False, kind: str = "gen
     """
     if not (isinstance(name, str) and name.isidentifier()):
         raise ValueError(f"metric name must be an identifier (a variable name), got {name!r}")
-    if name in fmt.KINDS and name not in _WHOLE or name in METRICS and name not in _WHOLE:
+    if (name in METRICS or name in fmt.KINDS) and name not in _WHOLE:
         raise ValueError(f"metric name {name!r} is taken by a built-in metric or result "
                          "variable; choose another")
     if not callable(func):
@@ -633,8 +633,9 @@ def _compute_np(names, r, b, params, rate=None) -> dict[str, np.ndarray]:
     if own:
         rest = [n for n in names if n not in _WHOLE]
         out = _compute_np(rest, r, b, params, rate) if rest else {}
-        out.update({n: _own(n, _panel(r), params["ann"]).reshape(r.shape[1:])
-                    for n in own})
+        rp = _panel(r).view()
+        rp.flags.writeable = False   # a view of the caller's returns, never modified
+        out.update({n: _own(n, rp, params["ann"]).reshape(r.shape[1:]) for n in own})
         return {n: out[n] for n in names}
     if rate is not None:
         return {n: _with_rate(n, r, b, params, rate) for n in names}

@@ -254,3 +254,16 @@ def test_register_refuses_a_bundled_strategys_name(registry):
                                          r"quantlab\.strategies\.traditional\."):
         ql.strategies.register(MySPC)
     assert type(ql.strategies.get("spc")).__module__ == "quantlab.strategies.traditional"
+
+
+def test_a_registered_metric_cannot_modify_the_callers_returns(registry):
+    def zero_out(r, periods):
+        r[:] = 0.0
+        return r[0]
+
+    r = ql.data.returns(ql.data.load().isel(time=slice(0, 50)))
+    before = r.values.copy()
+    ql.metrics.register("zero_out", zero_out)
+    with pytest.raises(ValueError, match="read-only"):
+        ql.metrics.summary(r)
+    np.testing.assert_array_equal(r.values, before)
