@@ -303,10 +303,15 @@ def _f_down_capture(a, ann=252.0, **_):
 
 
 def _active_std(a):
-    # var(r - b) from paired co-moments: (Crr + Cbb - 2 Crb) / (n - 1)
+    # var(r - b) from paired co-moments: (Crr + Cbb - 2 Crb) / (n - 1). Where r tracks b
+    # the difference cancels to rounding (n·eps of Crr + Cbb): that is 0, not a spread
+    # (a stream equal to its benchmark up to rounding had an information ratio of ±inf,
+    # or a finite one made of noise, beside a tracking error of 0.0 %)
     with np.errstate(invalid="ignore", divide="ignore"):
         m2 = a["p_crr"] + a["p_cbb"] - 2.0 * a["p_crb"]
-        return np.where(a["p_n"] >= 2, np.sqrt(np.maximum(m2, 0) / (a["p_n"] - 1)), np.nan)
+        m2 = np.where(m2 > a["p_n"] * np.finfo(np.float64).eps * (a["p_crr"] + a["p_cbb"]),
+                      m2, 0.0)
+        return np.where(a["p_n"] >= 2, np.sqrt(m2 / (a["p_n"] - 1)), np.nan)
 
 
 def _f_tracking_error(a, ann=252.0, **_):
@@ -314,8 +319,9 @@ def _f_tracking_error(a, ann=252.0, **_):
 
 
 def _f_information_ratio(a, ann=252.0, **_):
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a["p_mr"] - a["p_mb"]) * ann / _f_tracking_error(a, ann)
+    te = _f_tracking_error(a, ann)
+    with np.errstate(invalid="ignore", divide="ignore"):   # no tracking error: undefined
+        return np.where(te > 0, (a["p_mr"] - a["p_mb"]) * ann / te, np.nan)
 
 
 # name -> (formula, needs a benchmark)

@@ -1,0 +1,166 @@
+"""Session 60 probe: one number, every surface that shows it.
+
+The same backtests on the bundled equities read through ``res.metrics()``, the repr,
+the tear sheet (its HTML parsed), the deployment page, the CLI's lines, the sweep
+explorer and the report index: each test is a value one surface showed otherwise than
+another (another unit, sign or rounding; a number where another says n/a; a bare n/a;
+a page not saying what ran).
+"""
+import base64
+import gzip
+import html
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import quantlab as ql
+from quantlab import fmt, suite
+from quantlab import tearsheet as ts
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return ql.data.load().isel(time=slice(0, 400))
+
+
+def _sources(page: str) -> list:
+    """(name, data dict) of every ColumnDataSource of a bokeh HTML page, in page order."""
+    def value(v):
+        if isinstance(v, dict) and v.get("type") == "ndarray":
+            a = v["array"]
+            if isinstance(a, dict) and a.get("type") == "bytes":
+                raw = base64.b64decode(a["data"])
+                if raw[:2] == b"\x1f\x8b":   # bokeh gzips large arrays
+                    raw = gzip.decompress(raw)
+                return np.frombuffer(raw, dtype=v["dtype"]).tolist()
+            return a
+        return v
+
+    found = []
+    for doc in _docs(page):
+        for o in _objects(doc, "ColumnDataSource"):
+            data = o["attributes"].get("data", {})
+            if isinstance(data, dict) and data.get("type") == "map":
+                found.append((o["attributes"].get("name"),
+                              {k: value(v) for k, v in data["entries"]}))
+    return found
+
+
+def _docs(page: str) -> list:
+    return [json.loads(m.group(1)) for m in re.finditer(
+        r'<script type="application/json" id="[^"]+">\s*(.*?)\s*</script>', page, re.S)]
+
+
+def _objects(o, name):
+    """Every serialised bokeh model named ``name`` in ``o`` (depth first, page order)."""
+    if isinstance(o, dict):
+        if o.get("name") == name and "attributes" in o:
+            yield o
+        for v in o.values():
+            yield from _objects(v, name)
+    elif isinstance(o, list):
+        for v in o:
+            yield from _objects(v, name)
+
+
+def _summaries(page: str) -> list:
+    """The tear sheet's summary tables: the one shown (its first column's), then one per
+    column in the Select's order when there are several."""
+    tables = [(n, d) for n, d in _sources(page) if {"metric", "strategy", "note"} <= set(d)]
+    shown = [d for n, d in tables if n == "summary"]
+    return shown + [d for n, d in tables if n is None]
+
+
+def _page(layout) -> str:
+    from bokeh.embed import file_html
+    from bokeh.resources import CDN
+
+    return file_html(layout, CDN, "t")
+
+
+def _tracking(ds, asset, n):
+    """A buy-and-hold account beside its own buy-and-hold benchmark, a 30-bar gap in
+    its bars: the two streams agree up to rounding."""
+    d = ds.sel(asset=[asset]).dropna("time").isel(time=slice(0, n))
+    d = d.where(~((d.time >= d.time[50]) & (d.time < d.time[80])))
+    return ql.backtest(d, xr.ones_like(d["close"]).where(d["close"].notnull()), progress=False)
+
+
+# ---- information ratio: a stream tracking its benchmark --------------------------------
+
+@pytest.mark.parametrize("asset, n", [("AAPL", 200), ("MSFT", 400), ("GOOG", 1000)])
+def test_information_ratio_of_a_stream_tracking_its_benchmark_is_undefined(asset, n):
+    # the co-moments' difference cancelled to rounding: a tracking error of 0.0 % beside
+    # an information ratio of inf or -inf ("no losing period"), or of a noise-made 4e-08
+    # beside a tracking error of 1e-08
+    res = _tracking(ql.data.load(), asset, n)
+    kw = ts.result_inputs(res, "buy_and_hold")
+    r, b = kw["returns"].isel(asset=0), kw["benchmark"].isel(asset=0)
+    assert float(np.nanmax(np.abs((r - b).values))) < 1e-12   # the same stream
+    assert float(ql.metrics.tracking_error(r, b)) == 0.0
+    assert np.isnan(ql.metrics.information_ratio(r, b))
+    s = ql.metrics.summary(r, benchmark=b)
+    assert np.isnan(s["information_ratio"]) and float(s["tracking_error"]) == 0.0
+    table = _summaries(_page(ql.plots.tearsheet(res, "buy_and_hold")))[0]
+    row = dict(zip(table["name"], zip(table["strategy"], table["note"])))
+    assert row["information_ratio"] == ("n/a", "tracks the benchmark exactly (tracking "
+                                        "error 0)")
+    assert row["tracking_error"][0] == "0.0 %"
+
+
+def test_information_ratio_away_from_the_benchmark_is_unchanged(ds):
+    r = ql.data.returns(ds["close"].sel(asset="IBM"))
+    b = ql.data.returns(ds["close"].sel(asset="MSFT"))
+    ok = (r.notnull() & b.notnull()).values
+    d = (r - b).values[ok]
+    want = d.mean() * 252 / (d.std(ddof=1) * np.sqrt(252))
+    assert float(ql.metrics.information_ratio(r, b)) == pytest.approx(want, rel=1e-9)
+    tiny = r + 1e-4 * b   # a small, real spread is still measured
+    assert float(ql.metrics.tracking_error(tiny, r)) == pytest.approx(
+        1e-4 * np.nanstd(b.values[ok], ddof=1) * np.sqrt(252), rel=1e-6)
+
+
+# ---- every surface of a backtest shows its metrics alike --------------------------------
+
+_CASES = {
+    "per_asset": dict(),
+    "group_costs": dict(group=True, fees=0.001, slippage=0.0005),
+    "drawdown_halt": dict(dd_limit=0.1, dd_mode="halt"),
+}
+
+
+@pytest.mark.parametrize("case", list(_CASES))
+def test_tear_sheet_repr_and_metrics_agree(case):
+    ds = ql.data.load().isel(time=slice(1300, 1700))   # every stock listed (GOOG: 2004)
+    sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(ds)
+    res = ql.backtest(ds, sig, progress=False, **_CASES[case])
+    m = res.metrics()
+    tables = _summaries(_page(ql.plots.tearsheet(res, "buy_and_hold")))
+    keys = [d for d in res.returns.dims if d != "time"]
+    labels = [str(v) for v in res.returns[keys[0]].values] if keys else ["strategy"]
+    assert len(tables) == (1 if len(labels) == 1 else 1 + len(labels))
+    text = ts.summary_text(res)
+    odd = re.compile(r"nan|NaN|^-0(\.0+)?( %)?$|^\+0(\.0+)?( %)?$")
+    for i, label in enumerate(labels):
+        mm = m.sel({keys[0]: label}) if keys else m
+        table = tables[0] if len(labels) == 1 else tables[1 + i]
+        for k, shown, bench, note in zip(table["name"], table["strategy"],
+                                         table["benchmark"], table["note"]):
+            assert not odd.search(shown) and not odd.search(bench), (label, k, shown, bench)
+            if shown == "n/a":
+                assert note, (label, k)
+            if k in mm and k != "recovery_time":
+                assert shown == fmt.metric(k, float(mm[k])), (label, k)
+        row = dict(zip(table["name"], table["strategy"]))
+        n = int(res.returns.sel({keys[0]: label}).notnull().sum()) if keys else \
+            int(res.returns.notnull().sum())
+        assert row["periods"] == fmt.count(n)
+        line = next(ln for ln in text.splitlines()
+                    if ln.strip().startswith("portfolio" if not keys else label))
+        for k in ts.HEADLINE:
+            assert fmt.metric(k, float(mm[k])) in line, (label, k, line)
+    assert f"{res.periods} per year" in text
