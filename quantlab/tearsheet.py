@@ -368,6 +368,10 @@ _NO_DRAWDOWN = ("calmar_ratio",)
 _NEEDS_MOVES = ("sharpe_ratio", "sortino_ratio", "tail_ratio", "stability_of_timeseries",
                 "win_rate", "profit_factor")
 _TRADES = ("trade_win_rate", "trade_profit_factor")
+# an infinite value's reason where it is not "no losing period" (a constant gain's Sharpe
+# ratio was put down to a lack of losses)
+_INF_WHY = {"trade_profit_factor": "no losing trade",
+            "sharpe_ratio": "returns never vary (volatility 0)"}
 
 
 def _why(name, m, s, periods, b=None, extra=None) -> str:
@@ -376,8 +380,8 @@ def _why(name, m, s, periods, b=None, extra=None) -> str:
     ``b``: the benchmark, for the paired metrics; ``extra``: the backtest's values."""
     v = extra[name] if extra is not None and name in extra else float(m[name])
     n = int(s.notna().sum())
-    if np.isinf(v):   # shown as inf: a ratio over losses that never came
-        return "no losing trade" if name == "trade_profit_factor" else "no losing period"
+    if np.isinf(v):   # shown as inf: a ratio over losses, or a spread, that never came
+        return _INF_WHY.get(name, "no losing period")
     if np.isfinite(v) or (name == "recovery_time" and float(m["max_drawdown"]) < 0):
         return (f"annualised from {fmt.count(n)} period{'s' * (n != 1)} (a year is "
                 f"{fmt.count(periods)})"
@@ -404,6 +408,8 @@ def _why(name, m, s, periods, b=None, extra=None) -> str:
         return "no drawdown"
     if name in _NEEDS_MOVES and float(m["annual_volatility"]) == 0:
         return "returns never vary (no position?)"
+    if name == "stability_of_timeseries" and (s <= -1).any():   # its fit is on log1p(r)
+        return "a period lost all the capital (a return of -100 % or below)"
     return ""
 
 

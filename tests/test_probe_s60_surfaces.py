@@ -124,6 +124,32 @@ def test_information_ratio_away_from_the_benchmark_is_unchanged(ds):
         1e-4 * np.nanstd(b.values[ok], ddof=1) * np.sqrt(252), rel=1e-6)
 
 
+# ---- why a value reads n/a or inf -------------------------------------------------------
+
+def test_a_constant_gain_reads_inf_sharpe_for_its_lack_of_volatility():
+    r = pd.Series([0.001] * 30, index=pd.bdate_range("2020-01-01", periods=30))
+    t = ts.summary_table(r).set_index("name")
+    assert t.loc["sharpe_ratio", "strategy"] == "inf"
+    assert t.loc["sharpe_ratio", "note"] == "returns never vary (volatility 0)"   # was:
+    # "no losing period", the Sortino ratio's and profit factor's reason
+    assert t.loc["sortino_ratio", "note"] == "no losing period"
+
+
+def test_stability_after_losing_all_the_capital_says_why_it_reads_n_a(ds):
+    # a levered account lost more than its equity in one bar: log1p of that return has
+    # no value, and the tear sheet showed a bare n/a (every other n/a has a reason)
+    d = ql.data.load().sel(asset=["AAPL"]).isel(time=slice(0, 800))
+    res = ql.backtest(d, xr.ones_like(d["close"]), max_leverage=3.5,
+                      maintenance_margin=0.2, progress=False)
+    assert float(res.returns.min()) < -1
+    t = _summaries(_page(ql.plots.tearsheet(res)))[0]
+    row = dict(zip(t["name"], zip(t["strategy"], t["note"])))
+    assert row["stability_of_timeseries"] == (
+        "n/a", "a period lost all the capital (a return of -100 % or below)")
+    na = [k for k, (shown, note) in row.items() if shown == "n/a" and not note]
+    assert not na, f"n/a without a reason: {na}"
+
+
 # ---- every surface of a backtest shows its metrics alike --------------------------------
 
 _CASES = {
