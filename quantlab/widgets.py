@@ -598,7 +598,10 @@ class SweepExplorer(plots.StaticView):
         self.heat.title.text = f"{self.metric.value} (click a cell to re-run its backtest)"
         self.source.data = {"x": [str(c[0]) for c in cells],
                             "y": [str(c[1]) if y else "" for c in cells], "value": vals,
-                            "label": [f"{v:.3g}" if np.isfinite(v) else "" for v in vals],
+                            # in the metric's unit, as the tear sheet shows it (a
+                            # drawdown read "-0.2", fees paid "3.79e+04")
+                            "label": [fmt.metric(self.metric.value, v) if np.isfinite(v)
+                                      else "" for v in vals],
                             "fill": fill, "ink": ink}
         self._sel = sel
         # the equity follows the cells: another asset's (or parameter's) curve stayed

@@ -150,6 +150,27 @@ def test_stability_after_losing_all_the_capital_says_why_it_reads_n_a(ds):
     assert not na, f"n/a without a reason: {na}"
 
 
+# ---- the sweep explorer's cells in the metric's unit ------------------------------------
+
+def test_sweep_explorer_labels_cells_as_the_tear_sheet_shows_the_metric(ds):
+    # the heatmap wrote every metric with '.3g': a drawdown of -15.0 % as "-0.15", fees
+    # paid of 37,926 as "3.79e+04", a duration without its unit
+    d = ds.isel(time=slice(0, 300))
+    names = ("max_drawdown", "fees_paid", "drawdown_duration", "sharpe_ratio")
+    sw = ql.sweep("volatility_regime", d, {"window": [10, 20], "lookback": [40, 60]},
+                  metrics=names, fees=0.001, progress=False)
+    for name in names:
+        e = ql.widgets.SweepExplorer(sw, d, metric=name)
+        want = [fmt.metric(name, v) for v in e.source.data["value"]]
+        assert e.source.data["label"] == want, name
+    s = ql.strategies.get("volatility_regime", window=10, lookback=40)
+    res = ql.backtest(d, s.signal(d), fees=0.001, progress=False)
+    e = ql.widgets.SweepExplorer(sw, d, metric="max_drawdown")
+    cell = e.source.data["label"][0]   # x = window 10, y = lookback 40, asset AAPL
+    assert cell == fmt.metric("max_drawdown", float(res.metrics()["max_drawdown"].sel(
+        asset="AAPL"))) and cell.endswith(" %")
+
+
 # ---- every surface of a backtest shows its metrics alike --------------------------------
 
 _CASES = {
