@@ -23,7 +23,7 @@ import xarray as xr
 from quantlab import _validate as _v
 from quantlab import fmt
 from quantlab import tearsheet as _ts
-from quantlab.backtesting import BacktestResult
+from quantlab.backtesting import BacktestOptions, BacktestResult
 from quantlab.errors import DataError
 
 __all__ = ["PALETTE", "NEEDS_KERNEL", "init_notebook", "show", "figure", "static_html",
@@ -1875,13 +1875,19 @@ def deployment_html(dep, backtest=None, title: str | None = None) -> str:
     """
     from bokeh.embed import file_html
     from bokeh.layouts import column
+    from bokeh.models import Div
     from bokeh.resources import INLINE
 
-    parts = [deployment_dashboard(dep, backtest)]
     last = dep.last_bar
     if title is None:
         title = f"Deployment: {dep.strategy.name}" + (
-            f", to {str(last)[:19]}" if last is not None else "")
+            f", to {fmt.date(last)}" if last is not None else "")
+    # what runs: the page showed only the strategy's name (two runs of other parameters
+    # or fees read alike), its heading promised here missing
+    changed = dep.options.differences(BacktestOptions())
+    run = repr(dep.strategy) + "".join(f", {k}={v[0]!r}" for k, v in changed.items())
+    parts = [Div(text=f"<h2>{_html.escape(str(title))}</h2><p>{_html.escape(run)}</p>"),
+             deployment_dashboard(dep, backtest)]
     if len(dep.equity["time"]) >= 2:   # a tear sheet reads returns: two bars at least
         parts.append(tearsheet(dep.result().as_portfolio(), "buy_and_hold",
                                title="the whole book: tear sheet"))

@@ -171,6 +171,25 @@ def test_sweep_explorer_labels_cells_as_the_tear_sheet_shows_the_metric(ds):
         asset="AAPL"))) and cell.endswith(" %")
 
 
+# ---- the deployment page says what runs -------------------------------------------------
+
+def test_deployment_page_heads_with_the_strategy_parameters_and_options(ds):
+    # only the <title> named the strategy (no parameters, no fees, a time of day
+    # "T00:00:00" unlike every other date); the heading the docstring promised was missing
+    dep = ql.deploy("volatility_regime", {"window": 5, "lookback": 20},
+                    history=ds.isel(time=slice(0, 30)), fees=0.001)
+    dep.replay(ds.isel(time=slice(30, 40)), echo=None)
+    page = ql.plots.deployment_html(dep)
+    assert "<title>Deployment: volatility_regime, to 2000-04-26</title>" in page
+    div = [html.unescape(t["attributes"]["text"])   # the page escapes its JSON's text
+           for d in _docs(page) for t in _objects(d, "Div")]
+    head = [t for t in div if t.startswith("<h2>Deployment")]
+    assert head == ["<h2>Deployment: volatility_regime, to 2000-04-26</h2><p>"
+                    "ql.strategies.get(&#x27;volatility_regime&#x27;, window=5, lookback=20, "
+                    "threshold=0.8, target_vol=0.15), fees=0.001</p>"]
+
+
+
 # ---- every surface of a backtest shows its metrics alike --------------------------------
 
 _CASES = {
