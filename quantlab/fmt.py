@@ -50,11 +50,14 @@ KINDS = {
     # tear sheet and summary rows
     "periods": "count", "init_cash": "money", "final_equity": "money", "pnl": "money",
     "trade_return": "return", "depth": "return", "length": "duration",
+    # RiskManager's var_95/cvar_95 (calculate_var, calculate_cvar): losses as positive
+    # fractions, so unsigned (value_at_risk's sign showed a 2.1 % loss as "+2.1 %")
+    "var": "pct", "cvar": "pct",
 }
 
 _LABELS = {"value_at_risk": "VaR", "conditional_value_at_risk": "CVaR (expected shortfall)",
            "cum_returns_final": "Cumulative return", "stability_of_timeseries": "Stability (R²)",
-           "n_trades": "Trades", "n_orders": "Orders", "fees_paid": "Fees paid",
+           "var": "VaR (loss)", "cvar": "CVaR (loss)", "n_trades": "Trades", "n_orders": "Orders", "fees_paid": "Fees paid",
            "pnl": "P&L", "init_cash": "Initial cash", "drawdown_duration":
            "Longest drawdown", "recovery_time": "Max-drawdown recovery"}
 

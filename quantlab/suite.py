@@ -139,9 +139,9 @@ def record(**values) -> None:
 
 
 # record names that carry a metric with a suffix (sharpe_AAPL): the metric they format as
+# (var_95, cvar_99: RiskManager's losses, fmt.KINDS' var and cvar, not value_at_risk)
 _METRIC_ALIASES = {"sharpe": "sharpe_ratio", "sortino": "sortino_ratio",
-                   "calmar": "calmar_ratio", "var": "value_at_risk", "cvar":
-                   "conditional_value_at_risk", "trades": "n_trades", "orders": "n_orders",
+                   "calmar": "calmar_ratio", "trades": "n_trades", "orders": "n_orders",
                    "return": "total_return", "drawdown": "max_drawdown"}
 
 

@@ -230,3 +230,24 @@ def test_tear_sheet_repr_and_metrics_agree(case):
         for k in ts.HEADLINE:
             assert fmt.metric(k, float(mm[k])) in line, (label, k, line)
     assert f"{res.periods} per year" in text
+
+
+# ---- a risk manager's VaR in the report index --------------------------------------------
+
+def test_recorded_risk_manager_var_reads_as_a_loss_not_a_gain(tmp_path, ds):
+    # RiskManager's var_95 is a loss as a positive fraction; the index formatted it as
+    # ql.metrics.value_at_risk (a signed return): a 2.1 % loss read "+2.1 %"
+    r = ql.data.returns(ds["close"].sel(asset="IBM"))
+    var = ql.risk.RiskManager().calculate_var(r)["var_95"]
+    cvar = ql.risk.RiskManager().calculate_cvar(r)["cvar_95"]
+    assert var > 0 and cvar > 0
+    assert suite._fmt(float(var), "var_95") == fmt.pct(float(var), sign=False)
+    assert suite._fmt(float(cvar), "cvar_99") == fmt.pct(float(cvar), sign=False)
+    # the signed quantile of ql.metrics keeps its sign: the same loss, the same digits
+    q = float(ql.metrics.value_at_risk(r))
+    assert suite._fmt(q, "value_at_risk") == "-" + suite._fmt(float(var), "var_95")
+    page = suite.write_index([suite.Run("r.ipynb", "r", status="ok",
+                                        records={"var_95": float(var)})], tmp_path,
+                             {"git_commit": "c", "data_sha256": "d"}).read_text()
+    assert f'<span class="v">{fmt.pct(float(var), sign=False)}</span>' in page
+    assert "+" not in fmt.pct(float(var), sign=False)
