@@ -177,7 +177,8 @@ def drawdown_table(returns, capital: float = 1.0, top: int = 5) -> pd.DataFrame:
     """The ``top`` deepest drawdowns of a 1-D return series.
 
     Start (the peak's bar), trough, recovery (first bar back at the peak; NaT if not yet),
-    depth (<= 0) and length (bars from the peak to the recovery, or to the last bar).
+    depth (<= 0) and length (the periods under water with a return, as ``ql.metrics``
+    counts them: the longest is ``drawdown_duration``).
 
     Parameters
     ----------
@@ -201,7 +202,7 @@ def drawdown_table(returns, capital: float = 1.0, top: int = 5) -> pd.DataFrame:
     >>> ql.tearsheet.drawdown_table(r, top=2).round({"depth": 4})
            start     trough   recovery   depth  length
     0 2000-09-01 2000-12-21        NaT -0.3889     170
-    1 2000-03-27 2000-07-06 2000-08-25 -0.2010     106
+    1 2000-03-27 2000-07-06 2000-08-25 -0.2010     105
     """
     capital = _validate.number("capital", capital, 0, None, lo_open=True)   # 0, NaN: no rows
     top = _validate.integer("top", top, 0)   # -1 kept all but the shallowest
@@ -211,6 +212,10 @@ def drawdown_table(returns, capital: float = 1.0, top: int = 5) -> pd.DataFrame:
     under = dd < 0
     edges = np.diff(np.r_[0, under.astype(np.int8), 0])
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # [s, e)
+    # lengths count what ql.metrics counts: the periods under water with a return (the
+    # peak-to-recovery span, holidays included, read 355 or 340 bars beside the summary's
+    # "Longest drawdown" of 354 or 278)
+    seen = np.r_[0, np.cumsum(np.isfinite(r.values))]
     rows = []
     for s, e in zip(starts, ends):
         trough = s + int(np.argmin(dd[s:e]))
@@ -218,8 +223,7 @@ def drawdown_table(returns, capital: float = 1.0, top: int = 5) -> pd.DataFrame:
         rec = e if e < len(dd) else None
         rows.append({"start": t[peak], "trough": t[trough],
                      "recovery": t[rec] if rec is not None else pd.NaT,
-                     "depth": float(dd[trough]),
-                     "length": (rec if rec is not None else len(dd) - 1) - peak})
+                     "depth": float(dd[trough]), "length": int(seen[e] - seen[s])})
     out = pd.DataFrame(rows, columns=["start", "trough", "recovery", "depth", "length"])
     return out.sort_values("depth", kind="stable").head(top).reset_index(drop=True)
 

@@ -251,3 +251,38 @@ def test_recorded_risk_manager_var_reads_as_a_loss_not_a_gain(tmp_path, ds):
                              {"git_commit": "c", "data_sha256": "d"}).read_text()
     assert f'<span class="v">{fmt.pct(float(var), sign=False)}</span>' in page
     assert "+" not in fmt.pct(float(var), sign=False)
+
+
+# ---- the tear sheet's drawdown table and distribution beside its summary -----------------
+
+def _gapped_hold():
+    """AAPL bought and held from 2000 (its long drawdown), a 30-bar gap in its bars."""
+    d = ql.data.load().sel(asset=["AAPL"]).isel(time=slice(0, 700))
+    d = d.where(~((d.time >= d.time[300]) & (d.time < d.time[330])))
+    return ql.backtest(d, xr.ones_like(d["close"]).where(d["close"].notnull()),
+                       progress=False)
+
+
+@pytest.mark.parametrize("gap", [False, True])
+def test_drawdown_lengths_count_what_the_summary_counts(gap):
+    # "length" ran from the peak's bar to the recovery (one more than the bars under
+    # water: 355 beside a "Longest drawdown" of 354) and counted the bars without a
+    # return (340 beside 278)
+    if gap:
+        res = _gapped_hold()
+    else:
+        d = ql.data.load().isel(time=slice(0, 900)).sel(asset=["AAPL", "IBM", "MSFT"])
+        sig = ql.strategies.get("volatility_regime", window=10, lookback=60).signal(d)
+        res = ql.backtest(d, sig, progress=False)
+    for asset in res.returns["asset"].values:
+        r = res.returns.sel(asset=asset)
+        table = ts.drawdown_table(r, res.init_cash, top=1000)
+        assert int(table["length"].max()) == float(ql.metrics.drawdown_duration(r)), asset
+        done = table.dropna(subset=["recovery"]).iloc[0]   # peak and recovery excluded
+        between = r.sel(time=(r.time > done["start"]) & (r.time < done["recovery"]))
+        assert done["length"] == int(between.notnull().sum()), asset
+    if gap:   # the page: its longest drawdown is among the deepest 5, as the summary says
+        page = _page(ql.plots.tearsheet(res))
+        dd = next(d for n, d in _sources(page) if n == "ddtab")
+        shown = dict(zip(_summaries(page)[0]["name"], _summaries(page)[0]["strategy"]))
+        assert shown["drawdown_duration"] == fmt.metric("length", max(dd["length"]))

@@ -232,9 +232,8 @@ def _pandas_drawdowns(equity: pd.Series, capital: float, top=5) -> pd.DataFrame:
         start = g.index[0] if g.index[0] in equity.index else equity.index[0]
         after = dd.index[dd.index > g.index[-1]]
         rec = after[0] if len(after) else pd.NaT
-        end = equity.index.get_loc(rec) if len(after) else len(equity) - 1
         rows.append({"start": start, "trough": under.idxmin(), "recovery": rec,
-                     "depth": under.min(), "length": end - equity.index.get_loc(start)})
+                     "depth": under.min(), "length": len(under)})   # bars under water
     return (pd.DataFrame(rows).sort_values("depth", kind="stable").head(top)
             .reset_index(drop=True))
 
