@@ -1245,7 +1245,10 @@ def _distribution(rs, var, cvar) -> dict:
     hi = float(counts.max()) if counts.max() > 0 else 1.0
     return {"hist": {"left": edges[:-1], "right": edges[1:], "top": counts},
             "risk": {"x": [var, cvar], "y0": [0.0, 0.0], "y1": [hi, hi],
-                     "name": [f"VaR 95 % {fmt.pct(var, 2)}", f"CVaR 95 % {fmt.pct(cvar, 2)}"],
+                     # rounded as the summary table beside it shows them (-2.96 % there
+                     # read -3.0 %)
+                     "name": [f"VaR 95 % {fmt.metric('value_at_risk', var)}",
+                              f"CVaR 95 % {fmt.metric('conditional_value_at_risk', cvar)}"],
                      "color": ["#ff7f0e", _RED]}}
 
 

@@ -286,3 +286,13 @@ def test_drawdown_lengths_count_what_the_summary_counts(gap):
         dd = next(d for n, d in _sources(page) if n == "ddtab")
         shown = dict(zip(_summaries(page)[0]["name"], _summaries(page)[0]["strategy"]))
         assert shown["drawdown_duration"] == fmt.metric("length", max(dd["length"]))
+
+
+def test_distribution_marks_var_and_cvar_as_the_summary_rounds_them():
+    # the legend said "VaR 95 % -2.96 %" beside the summary's "-3.0 %"
+    page = _page(ql.plots.tearsheet(_gapped_hold(), "buy_and_hold"))
+    risk = next(d for n, d in _sources(page) if n == "risk")
+    summary = _summaries(page)[0]
+    shown = dict(zip(summary["name"], summary["strategy"]))
+    assert risk["name"] == [f"VaR 95 % {shown['value_at_risk']}",
+                            f"CVaR 95 % {shown['conditional_value_at_risk']}"]
