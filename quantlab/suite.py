@@ -96,12 +96,19 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+# ±inf stored as text: JSON has no infinity (the kernel's message failed to pack, its
+# warning printed into the report, and the value came back as a string, not a number)
+_INF = {"inf": float("inf"), "-inf": float("-inf")}
+
+
 def _jsonable(v):
-    """numpy/pandas scalars -> plain JSON values (NaN -> None)."""
+    """numpy/pandas scalars -> plain JSON values (NaN -> None, ±inf -> "inf"/"-inf")."""
     if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
         v = v.item()
     if isinstance(v, float) and v != v:
         return None
+    if isinstance(v, float) and v in (float("inf"), float("-inf")):
+        return "inf" if v > 0 else "-inf"
     if isinstance(v, (str, int, float, bool)) or v is None:
         return v
     if isinstance(v, (_dt.date, _dt.datetime)) or type(v).__name__ in ("Timestamp", "datetime64"):
@@ -175,12 +182,18 @@ def _fmt(v, key: str = "") -> str:
     dates and booleans as they are; None (NaN) as n/a."""
     if v is None:
         return fmt.NA
+    v = _number(v)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return str(v)
     name = _metric_name(str(key))
     if fmt.kind(name) == "count" and v == v and abs(v) != float("inf") and v != int(v):
         return fmt.general(v)   # a count rounded 12.5 trades to "12"
     return fmt.metric(name, v)
+
+
+def _number(v):
+    """A recorded value with a stored infinity ("inf", "-inf") read back as the float."""
+    return _INF.get(v, v) if isinstance(v, str) else v
 
 
 # --------------------------------------------------------------------------- notebook
@@ -2318,6 +2331,7 @@ def _metric_columns(runs: list[Run]) -> list[str]:
     seen: dict[str, int] = {}
     for r in runs:
         for k, v in r.records.items():
+            v = _number(v)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 seen[k] = seen.get(k, 0) + 1
     keys = [k for k, n in seen.items() if n > 1 or _metric_name(k) in fmt.KINDS]
@@ -2348,7 +2362,7 @@ def _index_row(r: Run, metrics: list[str], out: Path, commit: str) -> str:
             else f'<td class="num" data-sort="{float(r.duration)!r}">{float(r.duration):.1f} s</td>')
     cells = []
     for k in metrics:
-        v = r.records.get(k)
+        v = _number(r.records.get(k))
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
         cells.append(f'<td class="num" data-sort="{e(json.dumps(float(v))) if ok else ""}">'
                      f'{e(_fmt(v, k)) if k in r.records else ""}</td>')

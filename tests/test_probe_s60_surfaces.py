@@ -296,3 +296,28 @@ def test_distribution_marks_var_and_cvar_as_the_summary_rounds_them():
     shown = dict(zip(summary["name"], summary["strategy"]))
     assert risk["name"] == [f"VaR 95 % {shown['value_at_risk']}",
                             f"CVaR 95 % {shown['conditional_value_at_risk']}"]
+
+
+# ---- an infinite record ------------------------------------------------------------------
+
+def test_an_infinite_record_is_stored_as_json_and_read_back_as_the_number(monkeypatch,
+                                                                          tmp_path):
+    # JSON has no infinity: the kernel failed to pack the bundle, printed jupyter_client's
+    # "Message serialization failed ... deprecated" warning into the report, and stored
+    # the text 'inf', which the index then neither sorted nor counted as a number
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    monkeypatch.setattr("IPython.get_ipython", lambda: object())
+    suite.record(profit_factor=np.inf, worst=-np.inf, sharpe_AAPL=np.float64(1.5))
+    bundle = shown[0]
+    json.dumps(bundle, allow_nan=False)   # strict JSON: what the kernel sends
+    assert bundle[suite.RECORD_MIME] == {"profit_factor": "inf", "worst": "-inf",
+                                         "sharpe_AAPL": 1.5}
+    assert bundle["text/plain"] == "profit_factor: inf\nworst: -inf\nsharpe_AAPL: 1.50"
+    runs = [suite.Run("a.ipynb", "a", status="ok", records=bundle[suite.RECORD_MIME]),
+            suite.Run("b.ipynb", "b", status="ok", records={"profit_factor": 1.25})]
+    page = suite.write_index(runs, tmp_path, {"git_commit": "c", "data_sha256": "d"}
+                             ).read_text()
+    assert '<th class="sort num">profit_factor</th>' in page
+    assert '<td class="num" data-sort="Infinity">inf</td>' in page
+    assert '<td class="num" data-sort="1.25">1.25</td>' in page
