@@ -140,6 +140,11 @@ class BarAggregator:
     max_skew_s : float
         Seconds (>= 0; inf: no limit): a tick stamped further ahead of the newest tick
         accepted before it is skipped (the engine's ``risk.max_clock_skew_s``).
+    after : datetime64, optional
+        The last bar handed on before this aggregator (a resumed deployment's, or its
+        history's): ticks of it and earlier bars are late. Without it, a feed re-sending
+        ticks from before a restart made bars the deployment refused as out of order,
+        which stopped it.
 
     Examples
     --------
@@ -153,7 +158,8 @@ class BarAggregator:
     (1, [10.3, 20.1], 0)
     """
 
-    def __init__(self, freq: str, symbols, unit: str = "us", max_skew_s: float = 2592000.0):
+    def __init__(self, freq: str, symbols, unit: str = "us", max_skew_s: float = 2592000.0,
+                 after=None):
         unit = _validate.choice("unit", unit, tuple(_UNITS))
         max_skew_s = _validate.number("max_skew_s", max_skew_s, 0, finite=False)
         try:
@@ -196,6 +202,9 @@ class BarAggregator:
         self._cols = np.array([self.assets.index(self.symbols[i]) for i in self._ids.tolist()])
         self._pending = None          # the open bar's ticks: (bucket, col, mid, vol)
         self._last_closed = None      # bucket of the last bar handed on
+        if after is not None:   # the bar stamped at or before it (floored) was handed on
+            self._last_closed = int(_datetime_ints(np.array([after], dtype="datetime64[ns]"),
+                                                   unit)[0]) // self._width
         self.skipped = 0
         self.unknown_symbols: set = set()   # symbol_ids seen that no asset is named for
         self.late = 0

@@ -620,8 +620,9 @@ class TickEngine:
                 raise ValueError("give symbols= (asset name per symbol_id) or history= bars")
             symbols = [str(a) for a in history.asset.values]
         bars = self._bar_aggregator(bar, symbols)
-        return self._attach(live.deploy(target, params, universe=bars.assets, history=history,
-                                        bar=bar, risk=risk, **backtest_options), bars)
+        dep = live.deploy(target, params, universe=bars.assets, history=history, bar=bar,
+                          risk=risk, **backtest_options)
+        return self._attach(dep, self._bar_aggregator(bar, symbols, dep.last_bar))
 
     def _resume(self, dep, strategy, symbols, bar, history, backtest_options):
         """``load_strategy_params`` of a Deployment: its own strategy, options, history
@@ -634,7 +635,7 @@ class TickEngine:
         bar = bar if bar is not None else dep.bar or "1min"
         dep.check_bar(bar)
         symbols = dep.universe if symbols is None else symbols
-        bars = self._bar_aggregator(bar, symbols)
+        bars = self._bar_aggregator(bar, symbols, dep.last_bar)
         if list(bars.assets) != list(dep.universe or []):   # a reorder swaps prices
             raise ValueError(f"symbols {list(bars.assets)} are not the deployment's assets "
                              f"by symbol_id, {dep.universe}")
@@ -645,11 +646,12 @@ class TickEngine:
         self._queued = []    # the bars of the deployment this one replaces are not its
         return dep
 
-    def _bar_aggregator(self, bar: str, symbols) -> BarAggregator:
-        """Bars of this engine's ticks: its timestamp unit and clock-skew limit."""
+    def _bar_aggregator(self, bar: str, symbols, after=None) -> BarAggregator:
+        """Bars of this engine's ticks: its timestamp unit and clock-skew limit; the
+        ticks of bars up to ``after`` (the deployment's last bar) late."""
         e = self.config["engine"]
         return BarAggregator(bar, symbols, unit=e["timestamp_unit"],
-                             max_skew_s=self.config["risk"]["max_clock_skew_s"])
+                             max_skew_s=self.config["risk"]["max_clock_skew_s"], after=after)
 
     def _to_bars(self, columns) -> None:
         self._hand_on(self._bars.add(columns))
