@@ -1910,7 +1910,9 @@ def give_parameters(runs: list[Run], params: dict, where: str = "-p") -> None:
 def _collect(run: Run, result: dict, out, prov, source, opts) -> None:
     """One finished run: write its notebook (in place only if unchanged meanwhile),
     render its report, drop the notebook unless kept. A result that cannot be written
-    or rendered fails that run only."""
+    or rendered fails that run only, and leaves none of an earlier batch's files under
+    its name (the index linked the earlier report, other results, as this run's)."""
+    dest = None
     try:
         if opts["in_place"]:
             dest = Path(run.notebook)
@@ -1921,11 +1923,12 @@ def _collect(run: Run, result: dict, out, prov, source, opts) -> None:
             dest = out / f"{run.name}.ipynb"
         _finish(run, result, dest, prov)
         if opts["render"] and run.output and Path(run.output).exists():
-            run.html = str(Path(run.output).with_suffix(".html"))
-            render_html(run.output, run.html, no_input=opts["no_input"],
+            html = Path(run.output).with_suffix(".html")
+            render_html(run.output, html, no_input=opts["no_input"],
                         self_contained=opts["self_contained"],
                         # a single file travels alone (e-mailed): no link to a missing index
                         index=opts["index"] and not opts["self_contained"])
+            run.html = str(html)
             if not opts["keep_notebooks"]:
                 Path(run.output).unlink()
                 run.output = ""
@@ -1933,8 +1936,11 @@ def _collect(run: Run, result: dict, out, prov, source, opts) -> None:
         run.status = "failed"
         run.error = (run.error + "; " if run.error else "") + \
             f"writing the output: {type(e).__name__}: {e}"
-        if run.html and not Path(run.html).exists():
-            run.html = ""   # the index must not link a report that was never written
+        if dest is not None and not opts["in_place"]:   # in place: the source notebook
+            for f in (dest, dest.with_suffix(".html")):
+                if str(f) not in (run.output, run.html) and (f.is_symlink() or f.is_file()):
+                    with contextlib.suppress(OSError):
+                        f.unlink()
 
 
 def _execute(todo, done, jobs, scheduler, client) -> None:

@@ -1,6 +1,8 @@
 """Session 60, helper `faults`: faults a paper-trading run meets -- a feed restarted or
 re-sending ticks, checkpoints interrupted at each write, batch runs losing their disk --
 each ending in the fault-free run's numbers or a clear error, never other numbers."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,76 @@ def test_a_bar_aggregator_after_a_time_takes_only_later_bars():
     assert agg.add(tick) == [] and agg.flush() == [] and agg.late_ticks == {"A": 1}
     agg.add(dict(tick, timestamp=[120]))
     assert [str(b.time.values)[:19] for b in agg.flush()] == ["1970-01-01T00:02:00"]
+
+
+# ---- run-suite: a disk full while a report is written ---------------------------------------
+@pytest.fixture
+def fake_exec(monkeypatch):
+    """Notebooks "executed" without a kernel: each records its parameters."""
+    import nbformat
+
+    from quantlab import suite
+
+    def fake(nb_json, parameters, cwd=None, timeout=None):
+        nb = nbformat.reads(nb_json, as_version=4)
+        rec = {k: str(v) for k, v in parameters.items()}
+        nb.cells.append(nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output(
+            "display_data", data={suite.RECORD_MIME: rec, "text/plain": str(rec)})]))
+        return {"status": "ok", "error": "", "duration": 0.0, "started": "2026-01-01T00:00:00",
+                "ended": "2026-01-01T00:00:01", "notebook": nbformat.writes(nb)}
+
+    monkeypatch.setattr(suite, "execute_notebook_json", fake)
+
+
+def _notebook(path):
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell("x = 1")
+    cell.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.parametrize("full", [".html", ".ipynb"])
+def test_a_rerun_whose_output_cannot_be_written_links_no_earlier_report(tmp_path, fake_exec,
+                                                                        monkeypatch, full):
+    """A rerun into the same --out whose report hit a full disk was marked failed, but
+    the index linked NAME.html -- the earlier batch's report, another run's results --
+    as its report; a notebook that could not be written left the earlier one's files.
+    Now none of them is left under the name: the index says failed, with no link, and
+    the other runs' reports are this batch's."""
+    import errno
+    import io
+    import json
+
+    from quantlab import suite
+
+    nb = _notebook(tmp_path / "nb.ipynb")
+    out = tmp_path / "o"
+    def batch():
+        runs = [suite.Run(str(nb), name, {"x": 5}) for name in ("a", "b", "c")]
+        suite.run_suite(runs, out, render=True, index=True, log=io.StringIO())
+        return runs
+
+    batch()
+    assert (out / "b.html").is_file()            # an earlier batch's report under "b"
+    real = suite._atomic_write
+
+    def disk_full(path, text):
+        if Path(path).name == f"b{full}":     # the second run of the batch
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, text)
+
+    monkeypatch.setattr(suite, "_atomic_write", disk_full)
+    runs = batch()
+    assert [r.status for r in runs] == ["ok", "failed", "ok"], [r.error for r in runs]
+    assert "No space left on device" in runs[1].error and runs[1].html == ""
+    assert not (out / "b.html").exists()
+    assert (out / "b.ipynb").exists() == (full == ".html")     # this run's, if written
+    index = {r["name"]: r for r in json.loads((out / "index.json").read_text())}
+    assert index["b"]["status"] == "failed" and index["b"]["html"] == ""
+    assert index["a"]["html"] and index["c"]["html"]
+    assert 'href="b.html"' not in (out / "index.html").read_text()
