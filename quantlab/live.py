@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as _dt
 import hashlib
 import io
 import json
@@ -680,7 +681,8 @@ class Deployment:
         bar : xarray.Dataset
             One bar, ``ds.isel(time=i)`` of a quantlab Dataset (or a ``time`` dim of
             length 1): every asset of the universe (NaN where it has no bar) and the
-            variables the strategy and the options read.
+            variables the strategy and the options read. A time with a zone is read
+            in UTC (as :meth:`replay` reads a zoned index).
 
         Returns
         -------
@@ -1847,10 +1849,14 @@ _REC_EXTRA = ("halted", "interest")
 
 def _bar_time(value) -> np.datetime64:
     """A bar's ``time`` coordinate as naive datetime64[ns] (NaT kept: ``_check_time``
-    names it); DataError for a time that is no date (a string, a number)."""
+    names it), a zoned one in UTC as replay reads a zoned index (xarray holds a zoned
+    scalar as an object: it was refused as no date); DataError for a time that is no
+    date (a string, a number)."""
     v = np.asarray(value)
-    try:   # a number was nanoseconds after 1970 to pandas: refused by its dtype
-        stamp = pd.Timestamp(value) if v.dtype.kind in "MO" else None
+    item = v.item() if v.ndim == 0 and v.dtype.kind == "O" else None
+    try:   # a number was nanoseconds after 1970 to pandas, a string a date: refused
+        stamp = pd.Timestamp(value) if v.dtype.kind == "M" else \
+            pd.Timestamp(item) if isinstance(item, _dt.datetime) else None
     except (TypeError, ValueError):
         stamp = None
     if stamp is None:
@@ -1859,6 +1865,8 @@ def _bar_time(value) -> np.datetime64:
                         "of a Dataset with a datetime time index")
     if stamp is pd.NaT:
         return np.datetime64("NaT", "ns")
+    if stamp.tz is not None:
+        stamp = stamp.tz_convert("UTC")
     return np.datetime64(stamp.tz_localize(None), "ns")
 
 

@@ -144,3 +144,31 @@ def test_a_rerun_whose_output_cannot_be_written_links_no_earlier_report(tmp_path
     assert index["b"]["status"] == "failed" and index["b"]["html"] == ""
     assert index["a"]["html"] and index["c"]["html"]
     assert 'href="b.html"' not in (out / "index.html").read_text()
+
+
+# ---- a live bar stamped in a time zone --------------------------------------------------------
+def test_a_bar_stamped_with_a_zone_trades_at_its_utc_time():
+    """A live bar built with a zoned stamp (pd.Timestamp.now(tz=...), a feed's aware
+    datetime) is held by xarray as an object: on_bar refused it as "must be a datetime64
+    date", though replay reads a zoned index in UTC and the tick engine converts zones.
+    Now it is that instant in UTC, whatever the zone: the run is the replay's."""
+    import pandas as pd
+
+    ds = ql.data.load().isel(time=slice(0, 40))
+
+    def dep():
+        return ql.deploy("volatility_regime", {"window": 5, "lookback": 20},
+                         history=ds.isel(time=slice(0, 30)), fees=0.001)
+
+    whole, zoned = dep().replay(ds.isel(time=slice(30, 40)), echo=None), dep()
+    for i in range(30, 40):
+        bar = ds.isel(time=i)
+        t = pd.Timestamp(bar.time.values).tz_localize("UTC").tz_convert(
+            ("Asia/Tokyo", "America/New_York", "UTC")[i % 3])
+        zoned.on_bar(bar.drop_vars("time").assign_coords(time=t if i % 2 else
+                                                         t.to_pydatetime()))
+    np.testing.assert_array_equal(zoned.equity.time.values, whole.equity.time.values)
+    np.testing.assert_array_equal(zoned.equity.values, whole.equity.values)
+    for bad in ("2000-01-01", None):   # text and None are still no date
+        with pytest.raises(ql.DataError, match="must be a datetime64 date"):
+            dep().on_bar(ds.isel(time=30).drop_vars("time").assign_coords(time=bad))
