@@ -172,3 +172,64 @@ def test_a_bar_stamped_with_a_zone_trades_at_its_utc_time():
     for bad in ("2000-01-01", None):   # text and None are still no date
         with pytest.raises(ql.DataError, match="must be a datetime64 date"):
             dep().on_bar(ds.isel(time=30).drop_vars("time").assign_coords(time=bad))
+
+
+# ---- SIGKILL at each step of a checkpoint's write ---------------------------------------------
+KILLED = """
+import os, signal, sys
+from pathlib import Path
+import quantlab as ql
+ck, point, whole = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+ds = ql.data.load().isel(time=slice(0, 40))
+dep = ql.deploy("volatility_regime", {"window": 5, "lookback": 20},
+                history=ds.isel(time=slice(0, 30)), fees=0.001)
+if whole:   # the sixth checkpoint writes a new generation, then deletes the old one
+    ql.Deployment.COMPACT = 5
+for i in range(30, 35):
+    dep.on_bar(ds.isel(time=i))
+    dep.checkpoint(ck)
+dep.on_bar(ds.isel(time=35))
+calls = []
+def killing(name, real):
+    def call(*a, **k):
+        calls.append(name)
+        if f"{name}{calls.count(name)}" == point:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*a, **k)
+    return call
+os.fsync, os.replace = killing("fsync", os.fsync), killing("replace", os.replace)
+Path.unlink = killing("unlink", Path.unlink)
+dep.checkpoint(ck)
+print(calls)
+"""
+
+
+# (the call killed before: the segment synced, renamed; the manifest synced, renamed; the
+# folder synced; an old generation's file deleted), the whole write?, bars in the checkpoint
+@pytest.mark.parametrize("point, whole, bars", [
+    ("fsync1", "0", 5), ("replace1", "0", 5), ("fsync2", "0", 5), ("replace2", "0", 5),
+    ("fsync3", "0", 6), ("replace2", "1", 5), ("unlink1", "1", 6)])
+def test_sigkill_at_each_step_of_a_checkpoint_resumes_bar_for_bar(tmp_path, point, whole,
+                                                                  bars):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent
+    ck = tmp_path / "ck"
+    proc = subprocess.run([sys.executable, "-c", KILLED, str(ck), point, whole], cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, (proc.stdout, proc.stderr)
+    ds = ql.data.load().isel(time=slice(0, 40))
+    back = ql.Deployment.restore(ck)
+    assert len(back.equity) == bars        # the checkpoint before, or the one written
+    back.listeners.append(lambda status: back.checkpoint(ck))   # over the stray files
+    back.replay(ds.isel(time=slice(30 + bars, 40)), echo=None)
+    again = ql.Deployment.restore(ck)
+    whole_run = ql.deploy("volatility_regime", {"window": 5, "lookback": 20},
+                          history=ds.isel(time=slice(0, 30)), fees=0.001)
+    whole_run.replay(ds.isel(time=slice(30, 40)), echo=None)
+    np.testing.assert_array_equal(again.equity.values, whole_run.equity.values)
+    assert again.orders.equals(whole_run.orders)
