@@ -233,3 +233,28 @@ def test_sigkill_at_each_step_of_a_checkpoint_resumes_bar_for_bar(tmp_path, poin
     whole_run.replay(ds.isel(time=slice(30, 40)), echo=None)
     np.testing.assert_array_equal(again.equity.values, whole_run.equity.values)
     assert again.orders.equals(whole_run.orders)
+
+
+# ---- a corrupt quote the engine refuses --------------------------------------------------------
+@pytest.mark.parametrize("price", [1e20, 1e300, 0.001])
+def test_a_quote_the_engine_refuses_as_bad_price_is_not_in_the_bars(two, price):
+    """A corrupt quote (1e20 for a $100 stock: beyond the engine's 2^62 ticks; 0.001:
+    no whole tick) was rejected by the engine as bad_price, but its bar took it: the
+    deployment traded a close of 1e20 (1e300: an infinite mid, a bar refused and the run
+    stopped). Now the bars skip it as the engine does: the run is the clean one's."""
+    ticks = ticks_from_bars(two.isel(time=slice(60, 70)))
+    eng, clean = _engine(two)
+    eng.process_ticks(ticks)
+    eng.flush_bars()
+    ts = ticks["timestamp"]
+    day = ts[ts // 86_400_000_000 == ts[40] // 86_400_000_000]
+    at = int(np.searchsorted(ts, day.max(), side="right"))   # after the bar's last quote
+    bad = {k: np.insert(v, at, v[at - 1]) for k, v in ticks.items()}
+    bad["timestamp"][at] += 1
+    bad["bid_price"][at], bad["ask_price"][at] = price, price * 1.5   # its close
+    eng, dep = _engine(two)
+    eng.process_ticks(bad)
+    eng.flush_bars()
+    assert eng.get_performance_stats()["tick_rejects"]["bad_price"] == 1
+    np.testing.assert_array_equal(dep.equity.values, clean.equity.values)
+    assert dep.orders.equals(clean.orders)

@@ -140,6 +140,10 @@ class BarAggregator:
     max_skew_s : float
         Seconds (>= 0; inf: no limit): a tick stamped further ahead of the newest tick
         accepted before it is skipped (the engine's ``risk.max_clock_skew_s``).
+    tick_size : float, optional
+        The engine's tick size (currency): a quote of no whole tick or of 2^62 ticks
+        or more (a corrupt 1e200) is skipped, as the engine's ``bad_price`` (the bar
+        took the price the engine refused). None: prices above 0 are taken.
     after : datetime64, optional
         The last bar handed on before this aggregator (a resumed deployment's, or its
         history's): ticks of it and earlier bars are late. Without it, a feed re-sending
@@ -159,7 +163,7 @@ class BarAggregator:
     """
 
     def __init__(self, freq: str, symbols, unit: str = "us", max_skew_s: float = 2592000.0,
-                 after=None):
+                 tick_size: float | None = None, after=None):
         unit = _validate.choice("unit", unit, tuple(_UNITS))
         max_skew_s = _validate.number("max_skew_s", max_skew_s, 0, finite=False)
         try:
@@ -174,6 +178,8 @@ class BarAggregator:
         if width < 1 or width != int(width):
             raise ValueError(f"freq {freq!r} is not a whole number of {unit}")
         self.freq, self.unit, self._width = freq, unit, int(width)
+        self._tick = None if tick_size is None else \
+            _validate.number("tick_size", tick_size, 0, lo_open=True)
         self._skew = max_skew_s * per              # float: inf compares as no limit
         self._max_ts = np.iinfo(np.int64).max // (10 ** 9 // per)   # pandas' last datetime
         self._newest = _NONE                       # newest accepted timestamp
@@ -317,6 +323,9 @@ class BarAggregator:
             ok = (col >= 0) & (bid > 0) & (ask >= bid) & np.isfinite(ask) & \
                 np.isfinite(size) & (bsz >= 0) & (asz >= 0) & (size > 0) & (ts >= 0) & \
                 (ts <= self._max_ts)
+        if self._tick is not None:   # the engine's bad_price: 0 < rint(price/tick) < 2^62
+            for px in (bid, ask):
+                ok &= _k.quantise(np.ascontiguousarray(px).ravel(), self._tick) > 0
         ok &= ~self._skewed(ts, ok)
         self.skipped += int((~ok).sum())
         if ok.any():

@@ -647,11 +647,12 @@ class TickEngine:
         return dep
 
     def _bar_aggregator(self, bar: str, symbols, after=None) -> BarAggregator:
-        """Bars of this engine's ticks: its timestamp unit and clock-skew limit; the
-        ticks of bars up to ``after`` (the deployment's last bar) late."""
+        """Bars of this engine's ticks: its timestamp unit, clock-skew limit and price
+        bounds; the ticks of bars up to ``after`` (the deployment's last bar) late."""
         e = self.config["engine"]
         return BarAggregator(bar, symbols, unit=e["timestamp_unit"],
-                             max_skew_s=self.config["risk"]["max_clock_skew_s"], after=after)
+                             max_skew_s=self.config["risk"]["max_clock_skew_s"],
+                             tick_size=e["tick_size"], after=after)
 
     def _to_bars(self, columns) -> None:
         self._hand_on(self._bars.add(columns))
