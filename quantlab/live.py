@@ -1311,7 +1311,8 @@ class Deployment:
         checkpoint of another strategy. ``inputs``: external inputs replacing those
         saved with the checkpoint (a deployment given ``inputs=`` saves them). ``bar``:
         refuse a checkpoint of bars of another size (:meth:`check_bar`; whoever wrote
-        it: the checkpoint records its bar size).
+        it: the checkpoint records its bar size). A checkpoint being written is read
+        once the write is done (a shared ``flock`` on the folder).
 
         Parameters
         ----------
@@ -1350,7 +1351,8 @@ class Deployment:
         (True, True)
         """
         path = user_path("checkpoint path", path)
-        meta, arrays, intact = _read_checkpoint(path)
+        with _folder_lock(path, shared=True):   # not between a whole write's files
+            meta, arrays, intact = _read_checkpoint(path)
         if strategy is not None and strategies.resolve(strategy).name != meta["strategy"]:
             raise ValueError(f"checkpoint {path} is of strategy {meta['strategy']!r}, not "
                              f"{strategies.resolve(strategy).name!r}")
@@ -1897,10 +1899,12 @@ def _same_bar(a: str, b: str) -> bool:
 
 
 @contextlib.contextmanager
-def _folder_lock(path: Path):
+def _folder_lock(path: Path, shared: bool = False):
     """An exclusive ``flock`` on the checkpoint folder while a checkpoint is checked and
-    written (two processes appending at once interleaved their segments). Where the file
-    system has no locks (or Windows), none."""
+    written (two processes appending at once interleaved their segments); ``shared``
+    while one is read (a restore reading the manifest just before a whole write deleted
+    the segments it names called the checkpoint corrupt). Where the file system has no
+    locks (or Windows), none."""
     try:
         import fcntl  # lazy: POSIX only (Windows has none)
         fd = os.open(path, os.O_RDONLY)
@@ -1909,7 +1913,7 @@ def _folder_lock(path: Path):
         return
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         except OSError:
             pass
         yield

@@ -258,3 +258,39 @@ def test_a_quote_the_engine_refuses_as_bad_price_is_not_in_the_bars(two, price):
     assert eng.get_performance_stats()["tick_rejects"]["bad_price"] == 1
     np.testing.assert_array_equal(dep.equity.values, clean.equity.values)
     assert dep.orders.equals(clean.orders)
+
+
+# ---- a restore while another process checkpoints ------------------------------------------------
+def test_a_restore_during_a_whole_checkpoint_write_reads_one_checkpoint(tmp_path, monkeypatch):
+    """A monitor restoring a live run's checkpoint read the manifest just before the
+    run's whole (compacting) write deleted the segments it names: "corrupt deployment
+    checkpoint seg-1-0.npz: the file is missing" (and `quantlab deploy` refused to resume,
+    exit 2). Now a restore holds a shared lock on the folder: the write waits for it."""
+    import threading
+
+    from quantlab import live
+
+    ds = ql.data.load().isel(time=slice(0, 40))
+    dep = ql.deploy("volatility_regime", {"window": 5, "lookback": 20},
+                    history=ds.isel(time=slice(0, 30)), fees=0.001)
+    dep.COMPACT = 3
+    for i in range(30, 34):
+        dep.on_bar(ds.isel(time=i))
+        if i < 33:
+            dep.checkpoint(tmp_path)      # the fourth is whole: gen 1's files go
+    real, writer = live._read_regular, []
+
+    def manifest_read_then_the_write(file):
+        raw = real(file)
+        if file.name == "deployment.json" and not writer:  # another process would not wait
+            writer.append(threading.Thread(target=dep.checkpoint, args=(tmp_path,)))
+            writer[0].start()
+            writer[0].join(1.0)
+        return raw
+
+    monkeypatch.setattr(live, "_read_regular", manifest_read_then_the_write)
+    back = ql.Deployment.restore(tmp_path)
+    writer[0].join(30)
+    monkeypatch.undo()
+    assert len(back.equity) == 3 and len(ql.Deployment.restore(tmp_path).equity) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deployment.json", "seg-2-0.npz"]
