@@ -931,8 +931,9 @@ class RiskReport:
 
     def __repr__(self):
         v = self.var.loc["historical"]
-        return (f"RiskReport({self.confidence_level:.0%}: historical VaR {v['VaR']:.4f}, "
-                f"CVaR {v['CVaR']:.4f}; max drawdown {self.drawdown['max_drawdown']:.4f}, "
+        return (f"RiskReport({self.confidence_level:.0%}: historical VaR "
+                f"{fmt.pct(v['VaR'], 2, sign=False)}, CVaR {fmt.pct(v['CVaR'], 2, sign=False)}; "
+                f"max drawdown {fmt.pct(self.drawdown['max_drawdown'], sign=False)}, "
                 f"{len(self.drawdown['breaches'])} breach(es) of "
                 f"{self.drawdown['limit']:.0%}; drawdown control: {self.dd_mode or 'none'})")
 
@@ -966,17 +967,24 @@ class RiskReport:
                   float(np.median(rec)) if rec else np.nan),
               "Drawdown control": self.drawdown_control}
         na = fmt.NA   # pandas wrote "NaN" where a value cannot be computed
-        parts = [f"<h3>Value at risk, {self.confidence_level:.0%} (losses as positive "
-                 "fractions)</h3>", self.var.round(4).to_html(na_rep=na),
+
+        def pct(t, sign):   # percentages as the drawdowns beside them (it read 0.0471)
+            t = t.to_frame() if isinstance(t, pd.Series) else t.copy()
+            for c in t.columns:
+                if pd.api.types.is_float_dtype(t[c]):
+                    t[c] = [fmt.pct(v, 2, sign=sign) for v in t[c]]
+            return t.to_html(na_rep=na)
+
+        parts = [f"<h3>Value at risk, {self.confidence_level:.0%} (losses, positive)</h3>",
+                 pct(self.var, False),
                  "<h3>Drawdowns</h3>", pd.Series(dd).to_frame("value").to_html(na_rep=na)]
-        for title, t in (("Stress tests (P&L, fraction of equity; n/a: a window the data do "
-                          "not cover)", self.stress),
-                         ("Risk contributions", self.contributions),
-                         ("P&L attribution per asset (fraction of initial cash)",
-                          self.attribution)):
+        for title, t, sign in (("Stress tests (P&L, % of equity; n/a: a window the data do "
+                                "not cover)", self.stress, True),
+                               ("Risk contributions", self.contributions, False),
+                               ("P&L attribution per asset (% of initial cash)",
+                                self.attribution, True)):
             if t is not None:
-                t = t.round(4).to_frame() if isinstance(t, pd.Series) else t.round(4)
-                parts += [f"<h3>{title}</h3>", t.to_html(na_rep=na)]
+                parts += [f"<h3>{title}</h3>", pct(t, sign)]
         return "\n".join(parts)
 
     def drawdown_series(self) -> xr.DataArray | None:
