@@ -1279,18 +1279,24 @@ def from_pandas(obj, *, asset: str | None = None, asset_class: str = "unknown") 
     - a DataFrame with two column levels, one of them bar fields (``Open`` ... ``Close``,
       ``Volume``): ``yfinance.download`` of several tickers, either ``group_by``;
     - a long DataFrame with an asset (symbol, ticker) column;
-    - one asset's bars (a ``close`` or ``adj_close`` column beside other bar fields, or
-      alone; any frame given ``asset=``), named ``asset`` (default ``"asset"``); other
-      columns (Dividends, Stock Splits) are ignored, as in a CSV of bars;
+    - one asset's bars (any frame given ``asset=``, else one with a bar field column,
+      read as :func:`load_csv` reads such a file: it needs ``close`` or ``adj_close``,
+      and without open, high or low another column is refused, as a wide table's
+      asset may be named Close), named ``asset`` (default ``"asset"``); other columns
+      (Dividends, Stock Splits) beside open/high/low are ignored, as in a CSV of bars;
     - otherwise a wide DataFrame of closes, one column per asset; a Series is one asset's
-      closes (named ``asset``, else its name).
+      closes (named ``asset``, else its name, a bar field's name read as a column's).
 
-    The time is the index (or a ``date``/``time``/``datetime`` column): datetimes,
-    time-zone aware ones as naive UTC (attr ``time_zone``). ``adj_close`` adjusts the
-    other prices and the volume as in :func:`load_csv`. Rows are put in time order; the
-    result is validated (:func:`validate`: a repeated timestamp, a partly missing bar, a
-    price <= 0, low above high are a DataError naming asset and time) and annotated with
-    its calendar, as a loaded file is.
+    Assets are named as :func:`load_csv` names them (stripped, Unicode NFC; two labels
+    naming one asset are a DataError), in the order given (a long table's sorted).
+    The time is the index (or a ``date``/``time``/``datetime`` column): datetimes (NumPy
+    or Arrow, 1677-09-22 .. 2262-04-11), time-zone aware ones as naive UTC (attr
+    ``time_zone``). ``adj_close`` adjusts the other prices and the volume as in
+    :func:`load_csv`, after the bar rules are checked on the values as given. Rows are
+    put in time order; the result is validated (:func:`validate`: a repeated timestamp,
+    a partly missing bar, a price <= 0, low above high are a DataError naming asset and
+    time) and annotated with its calendar, as a loaded file is. Columns of booleans or
+    of Python objects (text, Decimal) are refused: convert them to numbers first.
 
     Parameters
     ----------
@@ -1311,6 +1317,8 @@ def from_pandas(obj, *, asset: str | None = None, asset_class: str = "unknown") 
         Bars that break a rule, naming asset, column and time.
     TypeError
         If ``obj`` is none of the shapes, or a column is not numbers.
+    ValueError
+        If ``asset=`` is given with a dict, a long table or two column levels.
 
     Examples
     --------
@@ -1327,6 +1335,7 @@ def from_pandas(obj, *, asset: str | None = None, asset_class: str = "unknown") 
                         f"{asset_class!r}")
     if asset is not None and (not isinstance(asset, str) or not asset.strip()):
         raise TypeError(f"from_pandas: asset must be a non-empty string or None, got {asset!r}")
+    asset = _nfc(asset.strip()) if asset is not None else None
     frames, aware = {}, set()
     for name, df in _pandas_frames(obj, asset).items():
         df, tz = _pandas_bars(df, name)
@@ -1342,22 +1351,22 @@ def from_pandas(obj, *, asset: str | None = None, asset_class: str = "unknown") 
 
 
 def _pandas_frames(obj, asset) -> dict:
-    """``from_pandas``' shapes as {asset: frame of that asset's bars (columns as given)}."""
+    """``from_pandas``' shapes as {asset: frame of that asset's bars (columns as given)},
+    the assets named as ``load_csv`` names them (stripped, NFC; a long table's sorted)."""
     if isinstance(obj, pd.Series):
-        name = asset or (str(obj.name) if obj.name is not None else "asset")
-        return {name: obj.rename("close").to_frame()}
+        if asset is not None or obj.name is None:
+            return {asset or "asset": obj.rename("close").to_frame()}
+        obj = obj.to_frame()   # named as a CSV column: an asset, or Close (one asset's)
     if isinstance(obj, dict):
+        _no_asset(asset, "a dict (its keys name the assets)")
         if not obj:
             raise DataError("from_pandas: an empty dict (no asset)")
-        out = {}
         for k, v in obj.items():
-            if isinstance(v, pd.Series):
-                v = v.rename("close").to_frame()
-            if not isinstance(v, pd.DataFrame):
+            if not isinstance(v, (pd.Series, pd.DataFrame)):
                 raise TypeError(f"from_pandas: asset {k!r}: a DataFrame of bars or a Series "
                                 f"of closes, got {type(v).__name__}")
-            out[_nfc(str(k).strip())] = v
-        return out
+        return _named([(k, v.rename("close").to_frame() if isinstance(v, pd.Series) else v)
+                       for k, v in obj.items()], "dict keys")
     if not isinstance(obj, pd.DataFrame):
         raise TypeError(f"from_pandas: obj must be a DataFrame, Series or dict of DataFrames, "
                         f"got {type(obj).__name__}")
@@ -1370,30 +1379,66 @@ def _pandas_frames(obj, asset) -> dict:
         if len(fields) != 1:
             raise DataError(f"from_pandas: neither column level, or both, name bar fields "
                             f"(Close, Open, ...): {[list(lv[:4]) for lv in obj.columns.levels]}")
+        _no_asset(asset, "a table with a column level of assets")
         level = 1 - fields[0]
-        return {_nfc(str(a).strip()): obj.xs(a, axis=1, level=level)
-                for a in obj.columns.get_level_values(level).unique()}
+        return _named([(a, obj.xs(a, axis=1, level=level))
+                       for a in obj.columns.get_level_values(level).unique()], "column names")
     if obj.shape[1] == 0:
         raise DataError("from_pandas: a DataFrame without columns (no asset)")
     names = [_normal_name(c) for c in obj.columns]
     if "asset" in names:   # a long table
+        _no_asset(asset, "a long table (its asset column names the assets)")
         col = obj.columns[names.index("asset")]
         missing = obj[col].isna().to_numpy()
         if missing.any():
             raise DataError(f"from_pandas: missing asset name in column {col!r} at position "
                             f"{int(np.flatnonzero(missing)[0])}")
-        return {_nfc(str(a).strip()): g.drop(columns=col)
-                for a, g in obj.groupby(col, sort=False, observed=True)}
-    if asset is not None or {"close", "adj_close"} & set(names) and (
-            len(obj.columns) == 1 or {"open", "high", "low", "volume"} & set(names)
-            or {"close", "adj_close"} <= set(names)):
-        return {asset or "asset": obj}
+        # one name per asset before grouping (' AAPL' is 'AAPL'), in load_csv's order
+        key = pd.Series([_nfc(str(a).strip()) for a in obj[col]], index=obj.index)
+        return {a: g.drop(columns=col) for a, g in obj.groupby(key, sort=True)}
+    fields = {*BAR_VARS, "adj_close"} & set(names)
+    if asset is not None:
+        return {asset: obj}
+    if fields:   # one asset's bars, as load_csv reads a file with a price column
+        header = [str(c).strip() for c in obj.columns]
+        if not {"close", "adj_close"} & fields:
+            raise DataError(f"from_pandas: columns {', '.join(map(repr, header))}: bar fields "
+                            "without a close; one asset's bars need Close (or Adj Close)")
+        if (extra := _unread(header, names)):
+            price = [h for h, n in zip(header, names) if n in fields]
+            raise DataError(f"from_pandas: columns {', '.join(map(repr, extra))} are not "
+                            f"price columns and would be ignored beside "
+                            f"{', '.join(map(repr, price))}: one asset's bars? pass asset=; "
+                            "closes, one column per asset? rename the column named like a "
+                            f"bar field ({price[0]!r})")
+        return {"asset": obj}
     if obj.columns.has_duplicates:
         raise DataError(f"from_pandas: repeated column "
                         f"{obj.columns[obj.columns.duplicated()][0]!r} (one per asset)")
     dates = [c for c, n in zip(obj.columns, names) if n == "date"]
-    return {_nfc(str(c).strip()): obj[dates + [c]].rename(columns={c: "close"})
-            for c in obj.columns if c not in dates}
+    return _named([(c, obj[dates + [c]].rename(columns={c: "close"}))
+                   for c in obj.columns if c not in dates], "column names")
+
+
+def _no_asset(asset, shape: str) -> None:
+    if asset is not None:
+        raise ValueError(f"from_pandas: asset= names one asset's bars or closes, but obj is "
+                         f"{shape}")
+
+
+def _named(pairs, what: str) -> dict:
+    """{name: frame} of (label, frame) pairs, each label as ``load_csv`` names an asset
+    (stripped, NFC); two labels read as one name are a DataError (one would replace the
+    other)."""
+    out, label = {}, {}
+    for k, v in pairs:
+        name = _nfc(str(k).strip())
+        if name in out:
+            raise DataError(f"from_pandas: {what} {label[name]!r} and {k!r} both name asset "
+                            f"{name!r} (names compared after stripping spaces, in Unicode "
+                            "NFC form); rename one")
+        out[name], label[name] = v, k
+    return out
 
 
 def _pandas_bars(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, bool]:
@@ -1407,6 +1452,16 @@ def _pandas_bars(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, bool]:
     if "date" in df.columns:
         df = df.set_index("date")
     index = df.index
+    if isinstance(index.dtype, pd.ArrowDtype) and index.dtype.kind == "M":
+        index = pd.DatetimeIndex(index)   # read_csv(dtype_backend="pyarrow")'s timestamps
+    elif index.dtype == object and pd.api.types.infer_dtype(index) == "datetime":
+        # Timestamps of several zones (a long table of markets' bars concatenated), as a
+        # CSV's offsets: UTC
+        zoned = {t.tzinfo is not None for t in index if t is not pd.NaT}
+        if len(zoned) > 1:
+            raise DataError(f"from_pandas: asset {name!r}: time-zone aware and naive times "
+                            "in one index: give every time a zone, or none")
+        index = pd.DatetimeIndex(pd.to_datetime(index, utc=True in zoned))
     if not isinstance(index, pd.DatetimeIndex):
         raise DataError(f"from_pandas: asset {name!r}: the index (or a date column) must be "
                         f"datetimes, got {index.dtype} (pd.to_datetime(...) first)")
@@ -1416,6 +1471,11 @@ def _pandas_bars(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, bool]:
     aware = index.tz is not None
     if aware:
         index = index.tz_convert("UTC").tz_localize(None)
+    # datetime64[s] or [us] holds years numpy's cast to [ns] would wrap silently
+    out_of_range = (index < pd.Timestamp.min) | (index > pd.Timestamp.max)
+    if out_of_range.any():
+        raise DataError(f"from_pandas: asset {name!r}: time {index[out_of_range][0]} "
+                        "outside the supported range 1677-09-22 .. 2262-04-11")
     if not {"close", "adj_close"} & set(df.columns):
         raise DataError(f"from_pandas: asset {name!r}: missing required column 'close' "
                         f"(columns: {', '.join(map(str, df.columns))})")
@@ -1426,22 +1486,20 @@ def _pandas_bars(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, bool]:
     out = {}
     for c in (*BAR_VARS, "adj_close"):
         if c in df:
+            if pd.api.types.is_bool_dtype(df[c].dtype):   # a mask, not prices (CSV: 'True')
+                raise TypeError(f"from_pandas: asset {name!r}: column {c!r} holds booleans, "
+                                "not numbers")
             v = pandas_values(df[c])
             real_array(f"from_pandas: asset {name!r}: column {c!r}", v.dtype)
             out[c] = v.astype(np.float64)
     bars = pd.DataFrame(out, index=index.rename("time"))
     if (why := _partial_bar(bars, name)):   # before adj_close's factor makes it all NaN
         raise DataError(f"from_pandas: {why[1]}")
+    if (why := _bar_fault(bars, name)):     # before adj_close / close hides a bad close
+        raise DataError(f"from_pandas: {why[1]}")
     if bars.index.has_duplicates:
         raise DataError(f"from_pandas: asset {name!r}: duplicate timestamp "
                         f"{time_label(bars.index[bars.index.duplicated()][0])}")
-    if "adj_close" in bars:
-        adj = bars["adj_close"].to_numpy()
-        bad = ~np.isnan(adj) & ~((adj > 0) & np.isfinite(adj))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"from_pandas: asset {name!r} at {time_label(bars.index[i])}: "
-                            f"adjusted close {adj[i]:g} is not a positive number")
     return bars, aware
 
 
@@ -2085,6 +2143,31 @@ def _partial_bar(df: pd.DataFrame, asset: str) -> tuple | None:
                "a bar is complete or entirely NaN")
 
 
+def _bar_fault(df: pd.DataFrame, asset: str) -> tuple | None:
+    """(row, message) of the first bar of ``df`` (one asset's columns, adj_close not yet
+    applied) that breaks a bar rule (:func:`validate`'s, adj_close read as the close when
+    there is no close) or has an adjusted close that is not a positive number, or None.
+    Checked before adjusting: a zero, infinite or negative close makes the factor
+    adj_close / close infinite or negative, and the adjusted bar NaN or positive."""
+    panels = [df[v].to_numpy()[:, None] if v in df else None for v in BAR_VARS]
+    if "close" not in df:
+        panels[BAR_VARS.index("close")] = df["adj_close"].to_numpy()[:, None]
+    code, v, t, _, has = _k.check_bars(*panels)
+    if code:
+        vars_ = [n for n, keep_ in zip(BAR_VARS, has[0]) if keep_]
+        bar = [panels[BAR_VARS.index(n)][t, 0] for n in vars_]
+        return t, _bar_message(_k.CODE_NAMES[code], vars_, vars_.index(BAR_VARS[v]), bar,
+                               asset, df.index[t])
+    if "adj_close" in df and "close" in df:
+        adj = df["adj_close"].to_numpy()
+        bad = ~np.isnan(adj) & ~((adj > 0) & np.isfinite(adj))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            return i, (f"'adj_close' of asset {asset!r} at {time_label(df.index[i])}: "
+                       f"adjusted close {adj[i]:g} is not a positive number")
+    return None
+
+
 def _numeric_bars(raw: pd.DataFrame, path: Path, asset: str) -> pd.DataFrame:
     if not {"close", "adj_close"} & set(raw):
         raise DataError(f"{path}: asset {asset!r}: missing required column 'close' "
@@ -2116,23 +2199,8 @@ def _numeric_bars(raw: pd.DataFrame, path: Path, asset: str) -> pd.DataFrame:
     if (why := _partial_bar(df, asset)):
         raise DataError(f"{path}: data row {line[why[0]]}: {why[1]}")
     # the bar rules on the values as written, so the message can name the data row
-    panels = [df[v].to_numpy()[:, None] if v in df else None for v in BAR_VARS]
-    if "close" not in df:
-        panels[BAR_VARS.index("close")] = df["adj_close"].to_numpy()[:, None]
-    code, v, t, _, has = _k.check_bars(*panels)
-    if code:
-        vars_ = [n for n, keep_ in zip(BAR_VARS, has[0]) if keep_]
-        bar = [panels[BAR_VARS.index(n)][t, 0] for n in vars_]
-        raise DataError(f"{path}: data row {line[t]}: " + _bar_message(
-            _k.CODE_NAMES[code], vars_, vars_.index(BAR_VARS[v]), bar, asset, df.index[t]))
-    if "adj_close" in df and "close" in df:
-        adj = df["adj_close"].to_numpy()
-        bad = ~np.isnan(adj) & ~((adj > 0) & np.isfinite(adj))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{path}: data row {line[i]}: 'adj_close' of asset {asset!r} at "
-                            f"{time_label(df.index[i])}: adjusted close {adj[i]:g} is not a "
-                            "positive number")
+    if (why := _bar_fault(df, asset)):
+        raise DataError(f"{path}: data row {line[why[0]]}: {why[1]}")
     idx = df.index
     if idx.has_duplicates:
         d = idx.duplicated(keep=False)
