@@ -18,8 +18,8 @@ import xarray as xr
 from quantlab.errors import DataError
 
 __all__ = ["integer", "count", "number", "flag", "choice", "date", "period_end", "floats",
-           "dataset", "labelled", "real_array", "pandas_values", "numpy_data", "coords",
-           "on_labels", "client", "where", "MAX_COUNT"]
+           "dataset", "labelled", "real_array", "pandas_values", "pandas_times", "numpy_data",
+           "coords", "on_labels", "client", "where", "MAX_COUNT"]
 
 # the most repetitions a count may ask for (trials, bootstrap draws, a population): far
 # beyond any run that ends; reps=1e30 allocated 10**30 draws or looped for ever
@@ -179,11 +179,36 @@ def dataset(name: str, value) -> xr.Dataset:
     return value
 
 
+# bar fields as load_csv reads headers (any case; spaces, '_' and '.' ignored; its aliases)
+_CLOSES = {"close", "adjclose", "adjustedclose"}
+_FIELDS = {"open", "high", "low", "volume", "vol", *_CLOSES}
+
+
 def _one_assets_bars(columns) -> bool:
-    """Columns that name bar fields (``close`` with open, high, low, volume or adj close;
-    yfinance adds dividends and splits), not assets: one asset's bars."""
-    names = {str(c).strip().lower().replace("_", " ") for c in columns}
-    return "close" in names and bool(names & {"open", "high", "low", "volume", "adj close"})
+    """Columns that name bar fields (a close or adjusted close with another field; yfinance
+    adds dividends and splits), not assets: one asset's bars ('AdjClose' beside 'Close'
+    was read as two assets)."""
+    names = {"".join(str(c).lower().replace("_", " ").replace(".", " ").split())
+             for c in columns}
+    fields = names & _FIELDS
+    return bool(fields & _CLOSES) and len(fields) > 1
+
+
+def pandas_times(index: pd.Index) -> pd.Index:
+    """``index`` as a DatetimeIndex when it holds Arrow timestamps (``read_csv(
+    dtype_backend="pyarrow")``: no DatetimeIndex, so not read as times), else as it is.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from quantlab import _validate
+    >>> t = pd.date_range("2024-01-01", periods=2).astype("timestamp[ns][pyarrow]")
+    >>> type(_validate.pandas_times(t)).__name__
+    'DatetimeIndex'
+    """
+    if isinstance(index.dtype, pd.ArrowDtype) and index.dtype.kind == "M":
+        return pd.DatetimeIndex(index)
+    return index
 
 
 def labelled(name: str, value):
@@ -213,8 +238,13 @@ def labelled(name: str, value):
                             "a DataFrame is read as time (rows) by asset (columns): select "
                             "one level (df.xs(...)), or pass an xarray DataArray with one dim "
                             "per level")
+    times = [c for c, d in value.dtypes.items() if getattr(d, "kind", "") == "M"]
+    if times:   # read as an asset: a date column (reset_index, read_csv without index_col)
+        raise TypeError(f"{name}: column {times[0]!r} of the DataFrame holds times "
+                        f"({value.dtypes[times[0]]}), not an asset's values; a DataFrame's "
+                        f"time is its index: df.set_index({times[0]!r})")
     return xr.DataArray(pandas_values(value), dims=("time", "asset"),
-                        coords={"time": value.index.rename("time"),
+                        coords={"time": pandas_times(value.index).rename("time"),
                                 "asset": value.columns.rename("asset")})
 
 

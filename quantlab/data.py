@@ -35,8 +35,8 @@ from pandas.tseries.api import guess_datetime_format
 from quantlab import _threads
 from quantlab._apply import apply, apply_over_time, is_pandas, time_major
 from quantlab._kernels import data as _k
-from quantlab._validate import (_show, choice, dataset, flag, numpy_data, pandas_values,
-                                real_array)
+from quantlab._validate import (_show, choice, dataset, flag, numpy_data, pandas_times,
+                                pandas_values, real_array)
 from quantlab.errors import DataError
 
 __all__ = [
@@ -1452,9 +1452,8 @@ def _pandas_bars(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, bool]:
     if "date" in df.columns:
         df = df.set_index("date")
     index = df.index
-    if isinstance(index.dtype, pd.ArrowDtype) and index.dtype.kind == "M":
-        index = pd.DatetimeIndex(index)   # read_csv(dtype_backend="pyarrow")'s timestamps
-    elif index.dtype == object and pd.api.types.infer_dtype(index) == "datetime":
+    index = pandas_times(index)
+    if index.dtype == object and pd.api.types.infer_dtype(index) == "datetime":
         # Timestamps of several zones (a long table of markets' bars concatenated), as a
         # CSV's offsets: UTC
         zoned = {t.tzinfo is not None for t in index if t is not pd.NaT}

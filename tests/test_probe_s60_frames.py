@@ -267,3 +267,39 @@ def test_from_pandas_equals_load_csv_of_the_same_frames(equities, tmp_path, seed
     else:
         assert not isinstance(got, Exception), f"from_pandas refused: {got}"
         _identical(got, want)
+
+
+# ---- pandas frames as the backtest's data and signal ------------------------------------
+
+@pytest.fixture(scope="module")
+def closes(equities):
+    close = equities["close"].to_pandas()
+    return close, (close > close.rolling(5).mean()).astype(float)
+
+
+def test_a_date_column_is_never_read_as_an_asset(closes):
+    # reset_index() (or read_csv without index_col) put the dates in a column: refused as
+    # "signal and data have different time axes" or "must be numeric, got dtype object"
+    close, signal = closes
+    for data, sig, who in ((close.reset_index(), signal, "data"),
+                           (close, signal.reset_index(), "signal")):
+        with pytest.raises(TypeError, match=f"{who}: column 'time' of the DataFrame holds "
+                                            r"times .*df.set_index\('time'\)"):
+            ql.backtest(data, sig)
+
+
+def test_arrow_timestamps_index_a_frame_as_numpy_ones_do(closes):
+    close, signal = closes
+    arrow = close.set_axis(close.index.astype("timestamp[ns][pyarrow]"))
+    got, want = ql.backtest(arrow, signal), ql.backtest(close, signal)
+    np.testing.assert_array_equal(got.equity.values, want.equity.values)
+    xr.testing.assert_identical(got.equity, want.equity)
+
+
+@pytest.mark.parametrize("fields", [["Close", "AdjClose"], ["close", "vol"],
+                                    ["Close", "Adjusted Close"]])
+def test_bar_fields_spelled_as_load_csv_reads_them_are_not_assets(closes, fields):
+    close, signal = closes
+    two = close.iloc[:, :2].set_axis(fields, axis=1)
+    with pytest.raises(TypeError, match="columns are bar fields .*ql.data.from_pandas"):
+        ql.backtest(two, signal.iloc[:, :2].set_axis(fields, axis=1))
