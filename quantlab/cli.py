@@ -738,6 +738,16 @@ def _deploy_ready(a):
     except (ImportError, OSError, TypeError, ValueError) as e:   # DataError included;
         print(f"quantlab deploy: error: {e}", file=sys.stderr)   # a $QUANTLAB_PLUGINS module
         return 2
+    if a.feed and ck is not None and (ck / OPEN_BAR).exists() and \
+            (ck / "deployment.json").exists():
+        try:
+            n = eng.reopen_bar(json.loads((ck / OPEN_BAR).read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"quantlab deploy: cannot resume the open bar from {ck / OPEN_BAR}: {e} "
+                  "(delete the file to start that bar from the ticks to come)",
+                  file=sys.stderr)
+            return 2
+        print(f"resumed the open bar: {n} ticks", flush=True)
     return ck, dep, eng, ds, start, len(dep.equity)   # bars traded (resumed: so far)
 
 
@@ -769,11 +779,25 @@ async def _run_feed(eng, url: str) -> bool:
     return bool(stopped)
 
 
+# --feed: the open bar's ticks when the run stopped (TickEngine.open_bar), taken back on
+# resume; a bar built from the ticks after a restart alone had another open, high, low
+# and volume. Removed once that bar is traded (its ticks would then be late).
+OPEN_BAR = "open_bar.json"
+
+
+def _save_open_bar(eng, ck: Path) -> None:
+    """The feed's open bar beside the checkpoint ``ck`` (none open: no file)."""
+    ticks = eng.open_bar()
+    if ticks is None:
+        (ck / OPEN_BAR).unlink(missing_ok=True)
+        return
+    suite._atomic_write(ck / OPEN_BAR, json.dumps(
+        {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in ticks.items()}))
+
+
 def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
     """Trade the bars; exit 0, 1 (a refused bar, a failed feed, a full disk), 130 (Ctrl-C)
     or 143 (SIGTERM), the checkpoint as of the last whole bar either way."""
-    from quantlab import engine  # lazy: the research stack, only this command
-
     every = a.every
     # a replay runs in this thread, where a signal raises anywhere; a feed's SIGTERM
     # cancels it between messages and asyncio's Ctrl-C at its next await, never inside
@@ -787,6 +811,8 @@ def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
         with held():
             if ck is not None:
                 dep.checkpoint(ck)
+                if a.feed:   # the bar it held is traded
+                    (ck / OPEN_BAR).unlink(missing_ok=True)
             traded += 1
         if traded % every == 0:
             print(dep.status_line(status), flush=True)
@@ -797,6 +823,22 @@ def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
                 print(f"quantlab deploy: cannot write --report {a.report}: {e}; trading "
                       "on, tried again in a while", file=sys.stderr)
             written[0] = _time.monotonic()
+
+    try:   # from here a signal is "interrupted after N bars"
+        return _deploy_loop(a, ck, dep, eng, ds, start, bar_done, lambda: traded)
+    finally:   # a checkpoint to resume: the open bar's ticks beside it
+        if a.feed and ck is not None and (ck / "deployment.json").exists():
+            try:
+                _save_open_bar(eng, ck)
+            except OSError as e:   # a full disk: the bar restarts from the ticks to come
+                print(f"quantlab deploy: cannot save the open bar in {ck / OPEN_BAR}: {e}",
+                      file=sys.stderr)
+
+
+def _deploy_loop(a, ck, dep, eng, ds, start, bar_done, traded) -> int:
+    """``_deploy_run``'s bars, until the end, an error or a signal; ``traded()``: bars
+    traded so far."""
+    from quantlab import engine  # lazy: the research stack, only this command
 
     try:   # from here a signal is "interrupted after N bars"
         dep.listeners.append(bar_done)
@@ -812,7 +854,7 @@ def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
         _summary(dep, eng, a.report)                      # said in a line, exit 1
         return 1
     except KeyboardInterrupt as e:   # Ctrl-C or SIGTERM: where it stopped, how to go on
-        print(f"quantlab deploy: interrupted after {traded} bars"
+        print(f"quantlab deploy: interrupted after {traded()} bars"
               + (f"; run the same command to resume from --checkpoint {ck}" if ck else ""),
               file=sys.stderr)
         _summary(dep, eng, a.report)

@@ -373,6 +373,100 @@ class BarAggregator:
             newest = max(newest, t)
         return skewed
 
+    def open_bar(self) -> dict | None:
+        """The open bar's ticks (not yet in a bar), to carry over a restart
+        (:meth:`reopen`): ``asset``, ``timestamp`` (in ``unit``), ``mid``, ``volume``
+        arrays and ``unit``; None when no bar is open. Four ticks per asset stand for its
+        own: the first (with all the volume), the high and the low at the first's time,
+        the last; they make the same bar with any later ticks (a bar reads the first and
+        last by time, ties by arrival, the extremes and the sum), in a few bytes.
+
+        Examples
+        --------
+        >>> from quantlab.engine import BarAggregator
+        >>> agg = BarAggregator("1min", ["AAA"], unit="s")
+        >>> _ = agg.add({"symbol_id": [0], "bid_price": [10.0], "ask_price": [10.2],
+        ...              "bid_size": [5], "ask_size": [3], "timestamp": [30]})
+        >>> t = agg.open_bar()
+        >>> t["timestamp"].tolist(), t["mid"].tolist(), t["volume"].tolist(), t["unit"]
+        ([30, 30, 30, 30], [10.1, 10.1, 10.1, 10.1], [8.0, 0.0, 0.0, 0.0], 's')
+        """
+        if self._pending is None or self._pending[0].size == 0:
+            return None
+        _, col, ts, mid, vol = self._pending
+        order = np.lexsort((np.arange(col.size), ts, col))   # as _bars orders a bar's
+        col, ts, mid, vol = col[order], ts[order], mid[order], vol[order]
+        starts = np.flatnonzero(np.r_[True, col[1:] != col[:-1]])
+        last = np.r_[starts[1:], col.size] - 1
+        zero = np.zeros(starts.size)
+        return {"asset": np.repeat(np.array(self.assets)[col[starts]], 4),
+                "timestamp": np.column_stack([ts[starts], ts[starts], ts[starts],
+                                              ts[last]]).ravel(),
+                "mid": np.column_stack([mid[starts], np.maximum.reduceat(mid, starts),
+                                        np.minimum.reduceat(mid, starts), mid[last]]).ravel(),
+                "volume": np.column_stack([np.add.reduceat(vol, starts), zero, zero,
+                                           zero]).ravel(),
+                "unit": self.unit}
+
+    def reopen(self, ticks: dict) -> int:
+        """Take back the open bar's ticks of the aggregator before a restart
+        (:meth:`open_bar`), ahead of the ticks to come: a resumed feed builds that bar
+        from all its ticks, not only those after the restart (its open, high, low and
+        volume differed). Ticks of a bar already handed on (``after``) are late.
+
+        Parameters
+        ----------
+        ticks : dict
+            :meth:`open_bar`'s arrays.
+
+        Returns
+        -------
+        int
+            The ticks taken back.
+
+        Raises
+        ------
+        ValueError
+            If their unit or an asset is not this aggregator's.
+
+        Examples
+        --------
+        >>> from quantlab.engine import BarAggregator
+        >>> tick = {"symbol_id": [0], "bid_price": [10.0], "ask_price": [10.2],
+        ...         "bid_size": [5], "ask_size": [3], "timestamp": [30]}
+        >>> before = BarAggregator("1min", ["AAA"], unit="s")
+        >>> _ = before.add(tick)
+        >>> after = BarAggregator("1min", ["AAA"], unit="s")
+        >>> after.reopen(before.open_bar())
+        4
+        >>> bar = after.add(dict(tick, bid_price=[11.0], ask_price=[11.2], timestamp=[50]))
+        >>> [float(b["open"][0]) for b in after.flush()]      # the tick before the restart
+        [10.1]
+        """
+        if str(ticks["unit"]) != self.unit:
+            raise ValueError(f"the open bar's ticks are stamped in {ticks['unit']}, this "
+                             f"aggregator's in {self.unit}")
+        names = [str(a) for a in np.asarray(ticks["asset"]).tolist()]
+        unknown = sorted(set(names) - set(self.assets))
+        if unknown:
+            raise ValueError(f"the open bar holds ticks of assets {unknown} that are not "
+                             f"among {self.assets}")
+        ts = np.asarray(ticks["timestamp"], dtype=np.int64)
+        where = {a: i for i, a in enumerate(self.assets)}
+        back = (ts // self._width, np.array([where[a] for a in names], dtype=np.int64), ts,
+                np.asarray(ticks["mid"], dtype=float), np.asarray(ticks["volume"], dtype=float))
+        if self._last_closed is not None:
+            keep = back[0] > self._last_closed
+            if not keep.all():
+                self._drop_late(back[1][~keep], back[4][~keep], back[0][~keep])
+                back = tuple(a[keep] for a in back)
+        if self._pending is not None:
+            back = tuple(np.concatenate([b, p]) for b, p in zip(back, self._pending))
+        self._pending = back if back[0].size else None
+        if back[0].size:
+            self._newest = max(self._newest, int(back[2].max()))
+        return int(back[0].size)
+
     def flush(self) -> list:
         """Close the open bar (end of a replay or a session).
 

@@ -666,6 +666,34 @@ class TickEngine:
         while self._queued:
             self.deployment.on_bar(self._queued.pop(0))
 
+    def open_bar(self) -> dict | None:
+        """The deployment's open bar's ticks (``BarAggregator.open_bar``), None without
+        one; ``quantlab deploy --feed`` saves them beside its checkpoint when stopped.
+
+        Examples
+        --------
+        >>> from quantlab.engine import TickEngine
+        >>> TickEngine().open_bar() is None      # no deployment
+        True
+        """
+        return None if self._bars is None else self._bars.open_bar()
+
+    def reopen_bar(self, ticks: dict) -> int:
+        """Take back an open bar's ticks saved before a restart
+        (``BarAggregator.reopen``); the number taken.
+
+        Examples
+        --------
+        >>> from quantlab.engine import TickEngine
+        >>> TickEngine().reopen_bar({})
+        Traceback (most recent call last):
+        ...
+        ValueError: reopen_bar: no deployment (load_strategy_params first)
+        """
+        if self._bars is None:
+            raise ValueError("reopen_bar: no deployment (load_strategy_params first)")
+        return self._bars.reopen(ticks)
+
     def flush_bars(self) -> None:
         """Hand the open bar to the deployment (at the end of a replay); nothing without
         one (:meth:`load_strategy_params`).
