@@ -339,3 +339,47 @@ def test_a_resumed_feed_deployment_trades_the_open_bar_whole(tmp_path):
         same = np.array_equal(back.equity.values, whole.equity.values)
         bars_same = back.result().equity.shape == whole.result().equity.shape
         assert bars_same and same == reopen   # without the ticks: another bar, other fills
+
+
+def test_quantlab_deploy_feed_saves_the_open_bar_when_stopped_and_takes_it_back(tmp_path):
+    """The command's side: SIGTERM mid-bar leaves open_bar.json beside the checkpoint,
+    the same command resumes with it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from quantlab import cli
+    from test_cli_s46 import SERVER
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    server = subprocess.Popen([sys.executable, "-c", SERVER], env=env, stdout=subprocess.PIPE,
+                              text=True)
+    ck = tmp_path / "ck"
+    try:
+        port = int(server.stdout.readline())
+        argv = [sys.executable, "-m", "quantlab", "deploy", "volatility_regime", "--feed",
+                f"ws://127.0.0.1:{port}/", "--symbols", "A,B", "--bar", "100ms",
+                "--checkpoint", str(ck)]
+        runs = []
+        for _ in range(2):
+            proc = subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(8)   # connected, some bars traded, one open
+                assert proc.poll() is None, proc.communicate()
+                proc.send_signal(signal.SIGTERM)
+                runs.append(proc.communicate(timeout=60))
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+            assert proc.returncode == 143, runs[-1][1]
+            saved = json.loads((ck / cli.OPEN_BAR).read_text())
+            assert saved["unit"] and len(saved["timestamp"]) % 4 == 0 and saved["timestamp"]
+    finally:
+        server.kill()
+        server.wait()
+    assert "resumed the open bar: " in runs[1][0], runs[1]
