@@ -20,7 +20,8 @@ from pathlib import Path
 __all__ = ["load", "ENV"]
 
 ENV = "QUANTLAB_PLUGINS"
-_done: set[str] = set()
+_done: set[str] = set()      # started (a plugin's own look-up on its thread skips it)
+_loaded: set[str] = set()    # finished: only these let a look-up skip the lock
 # re-entrant: a plugin's own registry look-up calls load() again on its thread (a no-op)
 _lock = threading.RLock()
 
@@ -53,7 +54,9 @@ def load() -> list[str]:
     """
     out = []
     entries = [e.strip() for e in os.environ.get(ENV, "").split(os.pathsep)]
-    if all(e in _done for e in entries if e):   # the common case: no lock taken
+    # the common case: no lock taken. Not _done: another thread's look-up during the
+    # first import would return before the plugin had registered anything
+    if all(e in _loaded for e in entries if e):
         return out
     with _lock:   # two threads' first look-ups (a thread pool's) import a plugin once
         for entry in filter(None, entries):
@@ -66,6 +69,7 @@ def load() -> list[str]:
                 _done.discard(entry)   # a corrected file is tried again by the next look-up
                 raise ImportError(f"{ENV} entry {entry!r} could not be imported: "
                                   f"{type(e).__name__}: {e}") from e
+            _loaded.add(entry)
             out.append(entry)
     return out
 

@@ -78,6 +78,7 @@ def plugin(tmp_path, monkeypatch, registry):
     path.write_text(PLUGIN)
     monkeypatch.setenv("QUANTLAB_PLUGINS", str(path))
     monkeypatch.setattr(_plugins, "_done", set())
+    monkeypatch.setattr(_plugins, "_loaded", set())
     yield path
     sys.modules.pop(path.stem, None)
 
