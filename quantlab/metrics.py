@@ -357,6 +357,9 @@ _QUANTILE = ("value_at_risk", "conditional_value_at_risk", "tail_ratio")
 # name -> (func, lower_is_better): the metrics added by ``register``, in ``METRICS`` with
 # no formula: they read the whole return series, never the running statistics
 _WHOLE: dict = {}
+# the coordinates of every backtest's returns and data: a metric of that name could not be
+# a variable beside them in res.metrics() or summary()
+_COORDS = ("time", "asset", "asset_class")
 VAR_METHODS = ("historical", "parametric", "cornish_fisher")
 
 
@@ -558,14 +561,14 @@ def register(name: str, func, *, lower_is_better: bool = False, kind: str = "gen
     >>> ql.metrics.register("sharpe_ratio", worst_day)
     Traceback (most recent call last):
     ...
-    ValueError: metric name 'sharpe_ratio' is taken by a built-in metric or result variable; choose another
+    ValueError: metric name 'sharpe_ratio' is taken by a built-in metric, result variable or coordinate; choose another
     >>> ql.metrics.unregister("worst_day")
     """
     if not (isinstance(name, str) and name.isidentifier()):
         raise ValueError(f"metric name must be an identifier (a variable name), got {name!r}")
-    if (name in METRICS or name in fmt.KINDS) and name not in _WHOLE:
-        raise ValueError(f"metric name {name!r} is taken by a built-in metric or result "
-                         "variable; choose another")
+    if (name in METRICS or name in fmt.KINDS or name in _COORDS) and name not in _WHOLE:
+        raise ValueError(f"metric name {name!r} is taken by a built-in metric, result "
+                         "variable or coordinate; choose another")
     if not callable(func):
         raise TypeError(f"func must be callable func(returns, periods), got "
                         f"{type(func).__name__}")
@@ -1998,6 +2001,13 @@ def summary(returns, benchmark=None, risk_free_rate=0.0, period="daily",
             coords["dim_1"] = returns.columns.values   # were dim_1 without coordinates)
         returns = xr.DataArray(arr, dims=(dim,) + tuple(f"dim_{i}" for i in range(1, arr.ndim)),
                                coords=coords)
+    # a registered metric named as a dim or coordinate of the returns (a sweep's param
+    # dim): the Dataset kept the coordinate under that name, silently, or raised MergeError
+    clash = sorted(set(names) & set(_WHOLE) & ({*returns.dims} | {*returns.coords}))
+    if clash:
+        raise ValueError(f"registered metric(s) {clash} share a name with a dim or "
+                         "coordinate of returns; rename the dim or register the metric "
+                         "under another name")
     params = _params(period, annualization, risk_free=rf, required_return=0.0, cutoff=cutoff)
     if benchmark is not None:   # checked here so that errors name benchmark, not factor_returns
         benchmark = _factor_for_xarray(benchmark, returns, dim, "benchmark")

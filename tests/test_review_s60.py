@@ -56,3 +56,29 @@ def test_second_threads_first_lookup_waits_for_a_plugin_being_imported(tmp_path,
     finally:
         sys.modules.pop(name, None)
     assert seen == {0: True, 1: True}
+
+
+def _total(r, periods):
+    import numpy as np
+    return np.nansum(r, axis=0)
+
+
+@pytest.mark.parametrize("name", ["asset", "time", "asset_class"])
+def test_register_refuses_the_results_coordinates(name, registry):
+    # accepted before: res.metrics() then blamed a 'parameter dim', summary() and the
+    # tear sheet raised xarray's MergeError
+    with pytest.raises(ValueError, match=rf"metric name '{name}' is taken by .*coordinate"):
+        ql.metrics.register(name, _total)
+
+
+def test_summary_refuses_a_registered_metric_named_as_a_param_dim(registry):
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    r = xr.DataArray(np.random.default_rng(0).normal(0, 0.01, (50, 2)), dims=("time", "window"),
+                     coords={"time": pd.date_range("2020", periods=50), "window": [20, 63]})
+    ql.metrics.register("window", _total)
+    # it returned the dim's labels [20, 63] as the metric 'window', silently
+    with pytest.raises(ValueError, match=r"registered metric\(s\) \['window'\] share a name"):
+        ql.metrics.summary(r)
