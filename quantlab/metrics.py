@@ -357,9 +357,10 @@ _QUANTILE = ("value_at_risk", "conditional_value_at_risk", "tail_ratio")
 # name -> (func, lower_is_better): the metrics added by ``register``, in ``METRICS`` with
 # no formula: they read the whole return series, never the running statistics
 _WHOLE: dict = {}
-# the coordinates of every backtest's returns and data: a metric of that name could not be
-# a variable beside them in res.metrics() or summary()
-_COORDS = ("time", "asset", "asset_class")
+# the coordinates of every backtest's returns and data (a metric of that name could not be
+# a variable beside them in res.metrics() or summary()) and the tear sheet's first rows
+# (a second 'start' row)
+_RESERVED = ("time", "asset", "asset_class", "start", "end")
 VAR_METHODS = ("historical", "parametric", "cornish_fisher")
 
 
@@ -561,14 +562,14 @@ def register(name: str, func, *, lower_is_better: bool = False, kind: str = "gen
     >>> ql.metrics.register("sharpe_ratio", worst_day)
     Traceback (most recent call last):
     ...
-    ValueError: metric name 'sharpe_ratio' is taken by a built-in metric, result variable or coordinate; choose another
+    ValueError: metric name 'sharpe_ratio' is taken by a built-in metric, result variable, coordinate or tear sheet row; choose another
     >>> ql.metrics.unregister("worst_day")
     """
     if not (isinstance(name, str) and name.isidentifier()):
         raise ValueError(f"metric name must be an identifier (a variable name), got {name!r}")
-    if (name in METRICS or name in fmt.KINDS or name in _COORDS) and name not in _WHOLE:
+    if (name in METRICS or name in fmt.KINDS or name in _RESERVED) and name not in _WHOLE:
         raise ValueError(f"metric name {name!r} is taken by a built-in metric, result "
-                         "variable or coordinate; choose another")
+                         "variable, coordinate or tear sheet row; choose another")
     if not callable(func):
         raise TypeError(f"func must be callable func(returns, periods), got "
                         f"{type(func).__name__}")

@@ -63,10 +63,11 @@ def _total(r, periods):
     return np.nansum(r, axis=0)
 
 
-@pytest.mark.parametrize("name", ["asset", "time", "asset_class"])
-def test_register_refuses_the_results_coordinates(name, registry):
+@pytest.mark.parametrize("name", ["asset", "time", "asset_class", "start", "end"])
+def test_register_refuses_the_results_coordinates_and_tear_sheet_rows(name, registry):
     # accepted before: res.metrics() then blamed a 'parameter dim', summary() and the
-    # tear sheet raised xarray's MergeError
+    # tear sheet raised xarray's MergeError; 'start'/'end' were a second Start/End row of
+    # the tear sheet's summary table (its name column no longer a key)
     with pytest.raises(ValueError, match=rf"metric name '{name}' is taken by .*coordinate"):
         ql.metrics.register(name, _total)
 
