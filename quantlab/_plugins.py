@@ -30,7 +30,8 @@ def load() -> list[str]:
     """Import each module ``$QUANTLAB_PLUGINS`` names, once per process.
 
     An entry ending in ``.py`` (or holding a path separator) is a file, imported under
-    its stem unless a module of that name is already loaded; any other entry is a
+    its stem unless that file is already loaded under it (another module of that name
+    is an error: the file would be skipped); any other entry is a
     module name. An entry is marked done before it is imported, so a plugin importing
     ``quantlab.strategies`` or ``quantlab.metrics`` does not load itself again.
 
@@ -83,8 +84,14 @@ def _import(entry: str) -> None:
         raise FileNotFoundError(f"no file {str(path)!r} (from the working directory "
                                 f"{os.getcwd()!r})")
     name = path.stem
-    if name in sys.modules:   # imported already (e.g. `import my_strategies`)
-        return
+    if name in sys.modules:
+        there = getattr(sys.modules[name], "__file__", None)
+        if there and Path(there).resolve() == path.resolve():
+            return   # imported already (e.g. `import my_strategies`)
+        # another module of that name (the standard library's json, a second
+        # strategies.py): the file was skipped, silently
+        raise ImportError(f"a module named {name!r} is already imported (from "
+                          f"{there or 'a built-in'}); rename the file")
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     # registered before it runs, as an import does: its classes pickle by this name

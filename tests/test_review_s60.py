@@ -83,3 +83,45 @@ def test_summary_refuses_a_registered_metric_named_as_a_param_dim(registry):
     # it returned the dim's labels [20, 63] as the metric 'window', silently
     with pytest.raises(ValueError, match=r"registered metric\(s\) \['window'\] share a name"):
         ql.metrics.summary(r)
+
+
+PLUGIN = '''
+import numpy as np
+import quantlab as ql
+
+ql.metrics.register("{metric}", lambda r, periods: np.nansum(r, axis=0))
+'''
+
+
+@pytest.mark.parametrize("stem", ["json", "same_stem"])
+def test_plugin_file_whose_name_another_module_has_is_refused(tmp_path, plugins, stem):
+    # a file named as a module already imported (the standard library's json, or a
+    # second plugin file of the same name in another folder) was skipped, silently:
+    # its strategies and metrics were unknown with nothing said
+    first, second = tmp_path / "a" / f"{stem}.py", tmp_path / "b" / f"{stem}.py"
+    for f, metric in ((first, "from_a"), (second, "from_b")):
+        f.parent.mkdir()
+        f.write_text(PLUGIN.format(metric=metric))
+    entries = [str(second)] if stem == "json" else [str(first), str(second)]
+    plugins.setenv("QUANTLAB_PLUGINS", ":".join(entries))
+    try:
+        with pytest.raises(ImportError, match=rf"{second}'.*module named '{stem}' is "
+                                              r"already imported.*rename the file"):
+            ql.metrics.registered()
+    finally:
+        if stem != "json":
+            sys.modules.pop(stem, None)
+    assert "from_b" not in ql.metrics._WHOLE
+
+
+def test_plugin_file_imported_already_by_its_user_is_not_run_twice(tmp_path, plugins):
+    f = tmp_path / f"own_{tmp_path.name.replace('-', '_')}.py"
+    f.write_text(PLUGIN.format(metric="own") + "\nRUNS = globals().get('RUNS', 0) + 1\n")
+    plugins.syspath_prepend(str(tmp_path))
+    try:
+        module = __import__(f.stem)
+        plugins.setenv("QUANTLAB_PLUGINS", str(f))
+        assert "own" in ql.metrics.registered()
+        assert sys.modules[f.stem] is module and module.RUNS == 1
+    finally:
+        sys.modules.pop(f.stem, None)
