@@ -125,3 +125,29 @@ def test_plugin_file_imported_already_by_its_user_is_not_run_twice(tmp_path, plu
         assert sys.modules[f.stem] is module and module.RUNS == 1
     finally:
         sys.modules.pop(f.stem, None)
+
+
+def test_an_unregistered_metric_is_no_objective_whenever_optimize_was_imported(tmp_path):
+    # a metric registered before quantlab.optimize's first (lazy) import was frozen into
+    # OBJECTIVES: after unregister it was accepted, and the search ended in a KeyError
+    import os
+    import subprocess
+    from pathlib import Path
+
+    code = """
+import numpy as np, quantlab as ql
+ql.metrics.register("gone", lambda r, p: np.nansum(r, axis=0))
+from quantlab import optimize
+ql.metrics.unregister("gone")
+try:
+    optimize._check_objectives("gone")
+except ValueError as e:
+    print("refused:", e)
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    env.pop("QUANTLAB_PLUGINS", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "refused: objective must be one of" in out.stdout and "got 'gone'" in out.stdout
