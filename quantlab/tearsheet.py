@@ -384,6 +384,8 @@ def _why(name, m, s, periods, b=None, extra=None) -> str:
     ``b``: the benchmark, for the paired metrics; ``extra``: the backtest's values."""
     v = extra[name] if extra is not None and name in extra else float(m[name])
     n = int(s.notna().sum())
+    if name in metrics.registered():   # a user's function: no reason of ours is known
+        return "no observation" if n == 0 and not np.isfinite(v) else ""
     if np.isinf(v):   # shown as inf: a ratio over losses, or a spread, that never came
         return _INF_WHY.get(name, "no losing period")
     if np.isfinite(v) or (name == "recovery_time" and float(m["max_drawdown"]) < 0):

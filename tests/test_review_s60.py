@@ -151,3 +151,17 @@ except ValueError as e:
                          timeout=300, cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr
     assert "refused: objective must be one of" in out.stdout and "got 'gone'" in out.stdout
+
+
+def test_tear_sheet_gives_a_registered_metric_no_built_in_metrics_reason(registry):
+    # an infinite registered metric read 'no losing period' (the built-in ratios'
+    # reason), even for returns with no observation at all
+    import numpy as np
+
+    ql.metrics.register("inf_metric", lambda r, periods: np.full(r.shape[1], np.inf),
+                        kind="ratio")
+    r = ql.data.returns(ql.data.load().isel(time=slice(0, 300))).isel(asset=2)
+    t = ql.tearsheet.summary_table(r).set_index("name")
+    assert t.loc["inf_metric", "strategy"] == "inf" and t.loc["inf_metric", "note"] == ""
+    t = ql.tearsheet.summary_table(r.where(r.isnull())).set_index("name")
+    assert t.loc["inf_metric", "note"] == "no observation"
