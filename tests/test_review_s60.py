@@ -165,3 +165,13 @@ def test_tear_sheet_gives_a_registered_metric_no_built_in_metrics_reason(registr
     assert t.loc["inf_metric", "strategy"] == "inf" and t.loc["inf_metric", "note"] == ""
     t = ql.tearsheet.summary_table(r.where(r.isnull())).set_index("name")
     assert t.loc["inf_metric", "note"] == "no observation"
+
+
+def test_grid_over_a_parameter_named_as_a_registered_metric_says_which_to_rename(registry):
+    # the message asked to rename the searched dim: a strategy's parameter, not renamable
+    ql.metrics.register("window", _total)
+    ds = ql.data.load().isel(time=slice(0, 400))
+    with pytest.raises(ValueError, match=r"\['window'\].*register the metric\(s\) "
+                                         r"\['window'\].*under another name"):
+        ql.optimize.optimize_strategy_parameters(
+            "attention", {"window": (10, 30)}, ds, optimization_method="grid", n_trials=3)

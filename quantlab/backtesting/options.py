@@ -51,8 +51,13 @@ def no_metric_dims(dims, where: str) -> None:
     otherwise."""
     clash = sorted(set(dims) & metric_variables())
     if clash:
+        # a metric of the user's named as a strategy's parameter: the sweep's dim has
+        # the parameter's name, which cannot be renamed; the metric can
+        own = sorted(set(clash) & set(metrics.registered()))
         raise ValueError(f"{where}: parameter dim name(s) {clash} share a name with a metric "
-                         "of the result; rename the signal's (or swept option's) dim")
+                         "of the result; rename the signal's (or swept option's) dim"
+                         + (f", or register the metric(s) {own} (ql.metrics.register) "
+                            "under another name" if own else ""))
 
 
 @dataclass(frozen=True)
