@@ -211,9 +211,10 @@ def pandas_times(index: pd.Index) -> pd.Index:
     return index
 
 
-def labelled(name: str, value):
+def labelled(name: str, value, asset=None):
     """A pandas DataFrame (rows: time, columns: assets) or Series (one asset, named by
-    its ``name``, else ``"asset"``) as a (time, asset) DataArray with the same labels
+    its ``name``, else ``asset``: the data's only asset, else ``"asset"``) as a (time,
+    asset) DataArray with the same labels
     and values (:func:`pandas_values`: nullable and Arrow columns as NumPy); anything
     else unchanged. Its index is checked where a DataArray's is (timestamps, sorted,
     naive); MultiIndex rows or columns are a TypeError naming ``name`` (which level is
@@ -229,7 +230,8 @@ def labelled(name: str, value):
     (('time', 'asset'), array(['B'], dtype=object))
     """
     if isinstance(value, pd.Series):
-        value = value.to_frame(name="asset" if value.name is None else value.name)
+        value = value.to_frame(name=value.name if value.name is not None else
+                               "asset" if asset is None else asset)
     if not isinstance(value, pd.DataFrame):
         return value
     for axis, index in (("rows", value.index), ("columns", value.columns)):

@@ -383,3 +383,17 @@ def test_quantlab_deploy_feed_saves_the_open_bar_when_stopped_and_takes_it_back(
         server.kill()
         server.wait()
     assert "resumed the open bar: " in runs[1][0], runs[1]
+
+
+def test_an_unnamed_series_of_targets_is_the_one_asset_of_the_data(ds, frames):
+    """It was the asset 'asset', refused as 'signal has assets not in the data' beside
+    one-asset data (helper "review")."""
+    close, signal, entries = frames
+    want = ql.backtest(ds.isel(asset=[2]), signal[["IBM"]], **KW)
+    _same(ql.backtest(ds.isel(asset=[2]), signal["IBM"].rename(None), **KW), want)
+    _same(ql.backtest(close["IBM"], signal["IBM"].rename(None), **KW), want)
+    ev = ql.backtest(ds.isel(asset=[2]), entries=entries["IBM"].rename(None),
+                     exits=~entries["IBM"].rename(None), **KW)
+    assert list(ev.equity["asset"].values) == ["IBM"]
+    with pytest.raises(ValueError, match=r"signal has assets not in the data: \['asset'\]"):
+        ql.backtest(ds, signal["IBM"].rename(None))   # four assets: which one?

@@ -46,6 +46,7 @@ them).
 """
 from __future__ import annotations
 
+import pandas as pd
 import xarray as xr
 
 from quantlab import _threads, _validate
@@ -296,7 +297,12 @@ def backtest(data, signal=None, *, entries=None, exits=None, size=None, accumula
     if threads is not None:
         threads = _threads.resolve(threads)   # checked before any work
     progress = _validate.flag("progress", progress)
-    signal, entries, exits = (_validate.labelled(k, v) for k, v in
+    if isinstance(data, (pd.DataFrame, pd.Series)):
+        data = _validate.dataset("data", data)
+    # an unnamed Series of targets or events is the data's asset when it has only one
+    one = data["asset"].values if isinstance(data, (xr.Dataset, xr.DataArray)) and \
+        data.sizes.get("asset") == 1 and "asset" in data.coords else [None]
+    signal, entries, exits = (_validate.labelled(k, v, one[0]) for k, v in
                               (("signal", signal), ("entries", entries), ("exits", exits)))
     if signal is not None and not isinstance(signal, xr.DataArray):   # 1.0, a list, a
         raise TypeError("signal must be an xarray DataArray on (time, asset[, params]) or a "
