@@ -682,6 +682,15 @@ class TickEngine:
         """Take back an open bar's ticks saved before a restart
         (``BarAggregator.reopen``); the number taken.
 
+        Parameters
+        ----------
+        ticks : dict
+            :meth:`open_bar`'s arrays (through JSON: lists).
+
+        Returns
+        -------
+        int
+
         Examples
         --------
         >>> from quantlab.engine import TickEngine
