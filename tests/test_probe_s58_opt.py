@@ -164,18 +164,18 @@ def test_pbo_leaves_out_a_split_whose_best_trial_has_no_oos_score():
 
 
 # ----------------------------------------------------------------------------- optimisers
-def test_walk_forward_and_regime_runs_refuse_a_dataframe_naming_it(ds, strat):
-    frame = ds["close"].to_pandas()
+def test_walk_forward_and_regime_runs_refuse_an_array_naming_it(ds, strat):
+    frame = ds["close"].values   # a DataFrame of closes is data since session 60
     wf = optimize.WalkForwardOptimizer(optimization_window=100, validation_window=50,
                                        step_size=50, optimization_method="grid",
                                        n_trials=2, progress=False)
-    with pytest.raises(TypeError, match="data must be an xarray Dataset.*DataFrame"):
+    with pytest.raises(TypeError, match="data must be an xarray Dataset.*ndarray"):
         wf.run(strat, {"window": [10, 21]}, frame)   # AttributeError: no attribute 'time'
     labels = xr.DataArray(np.where(np.arange(300) < 150, "a", "b"),
                           coords={"time": ds["time"]})
     ra = optimize.RegimeAdaptiveOptimizer(labels, optimization_method="grid", n_trials=2,
                                           min_bars=20, progress=False)
-    with pytest.raises(TypeError, match="data must be an xarray Dataset.*DataFrame"):
+    with pytest.raises(TypeError, match="data must be an xarray Dataset.*ndarray"):
         ra.run(strat, {"window": [10, 21]}, frame)   # AttributeError: no attribute 'sel'
 
 
