@@ -798,6 +798,8 @@ def _save_open_bar(eng, ck: Path) -> None:
 def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
     """Trade the bars; exit 0, 1 (a refused bar, a failed feed, a full disk), 130 (Ctrl-C)
     or 143 (SIGTERM), the checkpoint as of the last whole bar either way."""
+    from quantlab import engine  # lazy: the research stack, only this command
+
     every = a.every
     # a replay runs in this thread, where a signal raises anywhere; a feed's SIGTERM
     # cancels it between messages and asyncio's Ctrl-C at its next await, never inside
@@ -805,14 +807,17 @@ def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
         threading.main_thread() else contextlib.nullcontext
 
     written = [_time.monotonic()]   # the report's last write (the first after a while)
+    # a resumed feed's saved open bar: removed with the first bar traded, which held it
+    reopened = [bool(a.feed) and ck is not None and (ck / OPEN_BAR).exists()]
 
     def bar_done(status):   # after each bar: save, and say where we are
         nonlocal traded     # a counter: len(dep.equity) builds a DataArray (~2 ms a bar)
         with held():
             if ck is not None:
                 dep.checkpoint(ck)
-                if a.feed:   # the bar it held is traded
+                if reopened[0]:
                     (ck / OPEN_BAR).unlink(missing_ok=True)
+                    reopened[0] = False
             traded += 1
         if traded % every == 0:
             print(dep.status_line(status), flush=True)
@@ -823,22 +828,6 @@ def _deploy_run(a, ck, dep, eng, ds, start, traded) -> int:
                 print(f"quantlab deploy: cannot write --report {a.report}: {e}; trading "
                       "on, tried again in a while", file=sys.stderr)
             written[0] = _time.monotonic()
-
-    try:   # from here a signal is "interrupted after N bars"
-        return _deploy_loop(a, ck, dep, eng, ds, start, bar_done, lambda: traded)
-    finally:   # a checkpoint to resume: the open bar's ticks beside it
-        if a.feed and ck is not None and (ck / "deployment.json").exists():
-            try:
-                _save_open_bar(eng, ck)
-            except OSError as e:   # a full disk: the bar restarts from the ticks to come
-                print(f"quantlab deploy: cannot save the open bar in {ck / OPEN_BAR}: {e}",
-                      file=sys.stderr)
-
-
-def _deploy_loop(a, ck, dep, eng, ds, start, bar_done, traded) -> int:
-    """``_deploy_run``'s bars, until the end, an error or a signal; ``traded()``: bars
-    traded so far."""
-    from quantlab import engine  # lazy: the research stack, only this command
 
     try:   # from here a signal is "interrupted after N bars"
         dep.listeners.append(bar_done)
@@ -854,11 +843,18 @@ def _deploy_loop(a, ck, dep, eng, ds, start, bar_done, traded) -> int:
         _summary(dep, eng, a.report)                      # said in a line, exit 1
         return 1
     except KeyboardInterrupt as e:   # Ctrl-C or SIGTERM: where it stopped, how to go on
-        print(f"quantlab deploy: interrupted after {traded()} bars"
+        print(f"quantlab deploy: interrupted after {traded} bars"
               + (f"; run the same command to resume from --checkpoint {ck}" if ck else ""),
               file=sys.stderr)
         _summary(dep, eng, a.report)
         return 143 if isinstance(e, _Terminated) else 130
+    finally:   # a checkpoint to resume: the open bar's ticks beside it
+        if a.feed and ck is not None and (ck / "deployment.json").exists():
+            try:
+                _save_open_bar(eng, ck)
+            except OSError as e:   # a full disk: the bar restarts from the ticks to come
+                print(f"quantlab deploy: cannot save the open bar in {ck / OPEN_BAR}: {e}",
+                      file=sys.stderr)
     return 1 if _summary(dep, eng, a.report) else 0
 
 

@@ -453,7 +453,7 @@ def validate(ds: xr.Dataset | xr.DataArray, source: str | None = None, *,
     if threads is not None:
         _threads.resolve(threads)   # checked whatever is checked
     if isinstance(ds, (pd.DataFrame, pd.Series)):   # closes, time by asset
-        ds = dataset(f"{source or 'data'}", ds)
+        ds = dataset(source or "data", ds)
     if isinstance(ds, xr.DataArray):
         ds = ds.to_dataset(name=ds.name if ds.name in BAR_VARS else "close")
     if not isinstance(ds, xr.Dataset):
@@ -1451,8 +1451,7 @@ def _pandas_bars(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, bool]:
                         f"{df.columns[df.columns.duplicated()][0]!r}")
     if "date" in df.columns:
         df = df.set_index("date")
-    index = df.index
-    index = pandas_times(index)
+    index = pandas_times(df.index)
     if index.dtype == object and pd.api.types.infer_dtype(index) == "datetime":
         # Timestamps of several zones (a long table of markets' bars concatenated), as a
         # CSV's offsets: UTC

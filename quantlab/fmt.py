@@ -57,7 +57,8 @@ KINDS = {
 
 _LABELS = {"value_at_risk": "VaR", "conditional_value_at_risk": "CVaR (expected shortfall)",
            "cum_returns_final": "Cumulative return", "stability_of_timeseries": "Stability (R²)",
-           "var": "VaR (loss)", "cvar": "CVaR (loss)", "n_trades": "Trades", "n_orders": "Orders", "fees_paid": "Fees paid",
+           "var": "VaR (loss)", "cvar": "CVaR (loss)", "n_trades": "Trades",
+           "n_orders": "Orders", "fees_paid": "Fees paid",
            "pnl": "P&L", "init_cash": "Initial cash", "drawdown_duration":
            "Longest drawdown", "recovery_time": "Max-drawdown recovery"}
 

@@ -331,12 +331,7 @@ class BarAggregator:
         if ok.any():
             self._newest = max(self._newest, int(ts[ok].max()))
         bucket = ts[ok] // self._width
-        new = (bucket, col[ok], ts[ok], (bid[ok] + ask[ok]) / 2, size[ok])
-        if self._last_closed is not None:
-            keep = new[0] > self._last_closed
-            if not keep.all():
-                self._drop_late(new[1][~keep], new[4][~keep], new[0][~keep])
-                new = tuple(a[keep] for a in new)
+        new = self._on_time((bucket, col[ok], ts[ok], (bid[ok] + ask[ok]) / 2, size[ok]))
         if self._pending is not None:
             new = tuple(np.concatenate([p, n]) for p, n in zip(self._pending, new))
         if new[0].size == 0:
@@ -346,6 +341,17 @@ class BarAggregator:
         done = new[0] < latest
         self._pending = tuple(a[~done] for a in new)
         return self._bars(tuple(a[done] for a in new))
+
+    def _on_time(self, ticks: tuple) -> tuple:
+        """``ticks`` (bucket, col, ts, mid, vol) less those of a bar already handed on,
+        which are counted late (``_drop_late``)."""
+        if self._last_closed is None:
+            return ticks
+        keep = ticks[0] > self._last_closed
+        if keep.all():
+            return ticks
+        self._drop_late(ticks[1][~keep], ticks[4][~keep], ticks[0][~keep])
+        return tuple(a[keep] for a in ticks)
 
     def _skewed(self, ts, ok) -> np.ndarray:
         """The ``ok`` ticks stamped more than max_skew after the newest tick accepted
@@ -393,19 +399,12 @@ class BarAggregator:
         """
         if self._pending is None or self._pending[0].size == 0:
             return None
-        _, col, ts, mid, vol = self._pending
-        order = np.lexsort((np.arange(col.size), ts, col))   # as _bars orders a bar's
-        col, ts, mid, vol = col[order], ts[order], mid[order], vol[order]
-        starts = np.flatnonzero(np.r_[True, col[1:] != col[:-1]])
-        last = np.r_[starts[1:], col.size] - 1
-        zero = np.zeros(starts.size)
-        return {"asset": np.repeat(np.array(self.assets)[col[starts]], 4),
-                "timestamp": np.column_stack([ts[starts], ts[starts], ts[starts],
-                                              ts[last]]).ravel(),
-                "mid": np.column_stack([mid[starts], np.maximum.reduceat(mid, starts),
-                                        np.minimum.reduceat(mid, starts), mid[last]]).ravel(),
-                "volume": np.column_stack([np.add.reduceat(vol, starts), zero, zero,
-                                           zero]).ravel(),
+        _, col, first, last, o, h, lo, c, v = self._summarise(self._pending)
+        zero = np.zeros(col.size)
+        return {"asset": np.repeat(np.array(self.assets)[col], 4),
+                "timestamp": np.column_stack([first, first, first, last]).ravel(),
+                "mid": np.column_stack([o, h, lo, c]).ravel(),
+                "volume": np.column_stack([v, zero, zero, zero]).ravel(),
                 "unit": self.unit}
 
     def reopen(self, ticks: dict) -> int:
@@ -453,13 +452,10 @@ class BarAggregator:
                              f"among {self.assets}")
         ts = np.asarray(ticks["timestamp"], dtype=np.int64)
         where = {a: i for i, a in enumerate(self.assets)}
-        back = (ts // self._width, np.array([where[a] for a in names], dtype=np.int64), ts,
-                np.asarray(ticks["mid"], dtype=float), np.asarray(ticks["volume"], dtype=float))
-        if self._last_closed is not None:
-            keep = back[0] > self._last_closed
-            if not keep.all():
-                self._drop_late(back[1][~keep], back[4][~keep], back[0][~keep])
-                back = tuple(a[keep] for a in back)
+        back = self._on_time((ts // self._width,
+                              np.array([where[a] for a in names], dtype=np.int64), ts,
+                              np.asarray(ticks["mid"], dtype=float),
+                              np.asarray(ticks["volume"], dtype=float)))
         if self._pending is not None:
             back = tuple(np.concatenate([b, p]) for b, p in zip(back, self._pending))
         self._pending = back if back[0].size else None
@@ -482,28 +478,33 @@ class BarAggregator:
         pending, self._pending = self._pending, None
         return [] if pending is None else self._bars(pending)
 
-    def _bars(self, ticks) -> list:
-        """One Dataset row per bucket that has ticks, in time order; each bar's ticks in
+    def _summarise(self, ticks) -> tuple:
+        """Per (bucket, asset) that has ticks, in that order: bucket, col, the first and
+        last tick's timestamps, open, high, low, close and volume; a bar's ticks in
         timestamp order, ties in arrival order (open = first, close = last)."""
         bucket, col, ts, mid, vol = ticks
-        if bucket.size == 0:
-            return []
         order = np.lexsort((np.arange(bucket.size), ts, col, bucket))
-        bucket, col, mid, vol = bucket[order], col[order], mid[order], vol[order]
+        bucket, col, ts, mid, vol = (a[order] for a in (bucket, col, ts, mid, vol))
         key = bucket * len(self.assets) + col
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        ends = np.r_[starts[1:], key.size]
-        o, c = mid[starts], mid[ends - 1]
-        h, lo = np.maximum.reduceat(mid, starts), np.minimum.reduceat(mid, starts)
-        v = np.add.reduceat(vol, starts)
+        last = np.r_[starts[1:], key.size] - 1
+        return (bucket[starts], col[starts], ts[starts], ts[last], mid[starts],
+                np.maximum.reduceat(mid, starts), np.minimum.reduceat(mid, starts),
+                mid[last], np.add.reduceat(vol, starts))
+
+    def _bars(self, ticks) -> list:
+        """One Dataset row per bucket that has ticks, in time order (:meth:`_summarise`)."""
+        if ticks[0].size == 0:
+            return []
+        bucket, col, _, _, o, h, lo, c, v = self._summarise(ticks)
         out = []
-        for b in np.unique(bucket[starts]):
-            rows = bucket[starts] == b
+        for b in np.unique(bucket):
+            rows = bucket == b
             fields = {}
             for name, val in (("open", o), ("high", h), ("low", lo), ("close", c),
                               ("volume", v)):
                 a = np.full(len(self.assets), np.nan)
-                a[col[starts][rows]] = val[rows]
+                a[col[rows]] = val[rows]
                 fields[name] = ("asset", a)
             t = pd.Timestamp(int(b) * self._width, unit=self.unit)
             out.append(xr.Dataset(fields, coords={"time": t, "asset": self.assets}))
