@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-__all__ = ["load", "ENV"]
+__all__ = ["load", "absolute", "ENV"]
 
 ENV = "QUANTLAB_PLUGINS"
 _done: set[str] = set()      # started (a plugin's own look-up on its thread skips it)
@@ -75,8 +75,44 @@ def load() -> list[str]:
     return out
 
 
+def _is_file(entry: str) -> bool:
+    return entry.endswith(".py") or os.sep in entry or "/" in entry
+
+
+def absolute() -> str:
+    """Make the file entries of ``$QUANTLAB_PLUGINS`` absolute, from this working directory.
+
+    A notebook's kernel runs in another directory: ``QUANTLAB_PLUGINS=my_strategies.py
+    quantlab run-suite`` named a file the kernel did not find. Called before a process is
+    started in another directory; it inherits the rewritten variable. An entry with no
+    file here (a module name, a missing file) is kept as it is.
+
+    Returns
+    -------
+    str
+        The variable's new value (also set in ``os.environ``; ``""`` if unset).
+
+    Examples
+    --------
+    >>> import os
+    >>> from quantlab import _plugins
+    >>> os.environ.get("QUANTLAB_PLUGINS", "") == "" and _plugins.absolute() == ""
+    True
+    """
+    value = os.environ.get(ENV)
+    if not value:
+        return ""
+    out = []
+    for entry in value.split(os.pathsep):
+        e = entry.strip()
+        path = Path(e).expanduser()
+        out.append(str(path.resolve()) if e and _is_file(e) and path.is_file() else entry)
+    os.environ[ENV] = os.pathsep.join(out)
+    return os.environ[ENV]
+
+
 def _import(entry: str) -> None:
-    if not (entry.endswith(".py") or os.sep in entry or "/" in entry):
+    if not _is_file(entry):
         importlib.import_module(entry)
         return
     path = Path(entry).expanduser()

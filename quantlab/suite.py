@@ -72,7 +72,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from quantlab import __version__, _progress, _validate, _yaml, fmt
+from quantlab import __version__, _plugins, _progress, _validate, _yaml, fmt
 from quantlab._validate import integer, number
 from quantlab._yaml import plain_loader, plain_scalar  # noqa: F401 -- cli.py's suite.plain_*
 from quantlab.data import available, checksum, io_error, user_path
@@ -1037,6 +1037,7 @@ def execute_notebook_json(nb_json: str, parameters: dict, cwd: str | None = None
 
     # same inputs -> same numbers: fix the kernel's hash seed (set/dict order of strings)
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    _plugins.absolute()   # the kernel runs in another directory
     started = _dt.datetime.now().isoformat(timespec="seconds")
     t0 = time.perf_counter()
     limits = {}

@@ -1,0 +1,47 @@
+"""Session 61 (lead): the loose ends of session 60's surfaces. A relative
+``$QUANTLAB_PLUGINS`` file reaches a notebook's kernel (it runs in another directory)."""
+import json
+import os
+
+import nbformat
+import pytest
+
+import quantlab as ql
+from quantlab import _plugins, suite
+
+PLUGIN = '''
+from quantlab.strategies import Strategy, register
+
+
+@register
+class LeadS61(Strategy):
+    name = "lead_s61"
+    defaults = {}
+    requires = ("close",)
+
+    def _signal(self, ds):
+        return ds["close"] * 0.0 + 1.0
+'''
+
+
+def test_a_relative_plugin_file_is_made_absolute_from_the_working_directory(
+        tmp_path, monkeypatch):
+    (tmp_path / "mine.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(_plugins.ENV, os.pathsep.join(["mine.py", "json", "gone.py"]))
+    assert _plugins.absolute().split(os.pathsep) == [str(tmp_path / "mine.py"), "json",
+                                                     "gone.py"]
+    assert os.environ[_plugins.ENV].startswith(str(tmp_path))
+
+
+def test_a_notebook_kernel_finds_a_relative_plugin_file(tmp_path, monkeypatch):
+    # before: the kernel ran in a temporary directory and the file was not found there
+    (tmp_path / "mine.py").write_text(PLUGIN)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(_plugins.ENV, "mine.py")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import quantlab as ql\nprint('lead_s61' in ql.strategies.names())")])
+    out = suite.execute_notebook_json(nbformat.writes(nb), {}, timeout=120)
+    assert out["status"] == "ok", out
+    cell = json.loads(out["notebook"])["cells"][-1]
+    assert "".join(cell["outputs"][0]["text"]).strip() == "True"
