@@ -67,7 +67,7 @@ __all__ = [
     "cum_returns_final", "tail_ratio", "stability_of_timeseries", "alpha", "beta",
     "up_capture", "down_capture", "total_return", "recovery_time", "drawdown_duration",
     "win_rate", "profit_factor", "information_ratio", "tracking_error", "summary",
-    "annualization_factor", "METRICS", "register", "unregister", "registered",
+    "annualization_factor", "METRICS", "BUILTIN", "register", "unregister", "registered",
 ]
 
 ANNUALIZATION = {"daily": 252, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}
@@ -350,6 +350,8 @@ METRICS = {
     "information_ratio": (_f_information_ratio, True),
     "tracking_error": (_f_tracking_error, True),
 }
+# the built-in names (METRICS gains those of register)
+BUILTIN = tuple(METRICS)
 # the metrics whose formula reads the periods per year (the others need no calendar)
 _ANNUALISED = frozenset(n for n, (f, _) in METRICS.items() if f is not None
                         and "ann" in f.__code__.co_varnames[:f.__code__.co_argcount])
@@ -567,7 +569,7 @@ def register(name: str, func, *, lower_is_better: bool = False, kind: str = "gen
     """
     if not (isinstance(name, str) and name.isidentifier()):
         raise ValueError(f"metric name must be an identifier (a variable name), got {name!r}")
-    if (name in METRICS or name in fmt.KINDS or name in _RESERVED) and name not in _WHOLE:
+    if (name in BUILTIN or name in fmt.KINDS or name in _RESERVED) and name not in _WHOLE:
         raise ValueError(f"metric name {name!r} is taken by a built-in metric, result "
                          "variable, coordinate or tear sheet row; choose another")
     if not callable(func):

@@ -42,7 +42,7 @@ from quantlab.calendar import periods_for
 from quantlab.compat import seed_optimizer_arguments, seed_walk_forward
 from quantlab.data import load as load_data, shifted, time_label, user_path
 from quantlab.errors import DataError
-from quantlab.metrics import METRICS, registered, summary
+from quantlab.metrics import BUILTIN, METRICS, registered, summary
 from quantlab.strategies import resolve
 
 __all__ = ["optimize_strategy_parameters", "OptimizationResult", "WalkForwardOptimizer",
@@ -113,10 +113,11 @@ _MINIMISE = {"annual_volatility", "downside_risk", "drawdown_duration", "recover
 _HEADLINE = ("sharpe_ratio", "annual_return", "max_drawdown", "total_return")
 
 
-# returns metrics that need no benchmark, then the account-level ones (and, checked when
-# called, the metrics registered by ql.metrics.register)
-OBJECTIVES = tuple(n for n, (_, needs_benchmark) in METRICS.items()
-                   if not needs_benchmark) + _BACKTEST_ONLY
+# the built-in returns metrics that need no benchmark, then the account-level ones; the
+# metrics of ql.metrics.register are objectives too, looked up when called (one
+# registered before this module's lazy import was in the tuple, and stayed after
+# ql.metrics.unregister)
+OBJECTIVES = tuple(n for n in BUILTIN if not METRICS[n][1]) + _BACKTEST_ONLY
 
 
 # ----------------------------------------------------------------------------- space
@@ -219,12 +220,8 @@ def _check_objectives(objective):
             else (objective,))
     if not objs:
         raise ValueError("objective is empty")
-    # OBJECTIVES is built at this module's (lazy) first import: a metric registered
-    # before it is there, and stays after ql.metrics.unregister (accepted, then a
-    # KeyError once the trials had run)
-    known = tuple(n for n in OBJECTIVES if n in METRICS or n in _BACKTEST_ONLY)
     for o in objs:
-        _one_of("objective", o, known + tuple(registered()))
+        _one_of("objective", o, OBJECTIVES + tuple(registered()))
     if len(set(objs)) != len(objs):   # a front over one metric twice: its columns repeat
         raise ValueError(f"objective repeats {sorted({o for o in objs if objs.count(o) > 1})}"
                          f"; give each metric once, got {list(objs)}")

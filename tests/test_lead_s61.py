@@ -2,6 +2,7 @@
 ``$QUANTLAB_PLUGINS`` file reaches a notebook's kernel (it runs in another directory)."""
 import json
 import os
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -45,3 +46,22 @@ def test_a_notebook_kernel_finds_a_relative_plugin_file(tmp_path, monkeypatch):
     assert out["status"] == "ok", out
     cell = json.loads(out["notebook"])["cells"][-1]
     assert "".join(cell["outputs"][0]["text"]).strip() == "True"
+
+
+def test_objectives_are_the_built_in_ones_whenever_a_metric_was_registered(tmp_path):
+    # a metric registered before quantlab.optimize's first (lazy) import was in
+    # ql.optimize.OBJECTIVES, and stayed there after ql.metrics.unregister
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np, quantlab as ql
+ql.metrics.register("gone", lambda r, p: np.nansum(r, axis=0))
+from quantlab import optimize
+print("gone" in optimize.OBJECTIVES, "sharpe_ratio" in optimize.OBJECTIVES)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(Path(ql.__file__).parents[1])})
+    assert out.stdout.split() == ["False", "True"], out.stderr
+    assert set(ql.metrics.BUILTIN) <= set(ql.metrics.METRICS)
