@@ -180,18 +180,17 @@ def dataset(name: str, value) -> xr.Dataset:
 
 
 # bar fields as load_csv reads headers (any case; spaces, '_' and '.' ignored; its aliases)
-_CLOSES = {"close", "adjclose", "adjustedclose"}
-_FIELDS = {"open", "high", "low", "volume", "vol", *_CLOSES}
+_FIELDS = {"open", "high", "low", "close", "adjclose", "adjustedclose", "price", "volume",
+           "vol"}
 
 
 def _one_assets_bars(columns) -> bool:
-    """Columns that name bar fields (a close or adjusted close with another field; yfinance
-    adds dividends and splits), not assets: one asset's bars ('AdjClose' beside 'Close'
-    was read as two assets)."""
+    """Columns two or more of which name bar fields (yfinance adds dividends and
+    splits), not assets: one asset's bars ('AdjClose' beside 'Close', 'Price' beside
+    'Volume' were read as two assets)."""
     names = {"".join(str(c).lower().replace("_", " ").replace(".", " ").split())
              for c in columns}
-    fields = names & _FIELDS
-    return bool(fields & _CLOSES) and len(fields) > 1
+    return len(names & _FIELDS) > 1
 
 
 def pandas_times(index: pd.Index) -> pd.Index:

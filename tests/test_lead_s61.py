@@ -65,3 +65,16 @@ print("gone" in optimize.OBJECTIVES, "sharpe_ratio" in optimize.OBJECTIVES)
                          env={**os.environ, "PYTHONPATH": str(Path(ql.__file__).parents[1])})
     assert out.stdout.split() == ["False", "True"], out.stderr
     assert set(ql.metrics.BUILTIN) <= set(ql.metrics.METRICS)
+
+
+@pytest.mark.parametrize("columns", [["Price", "Volume"], ["open", "high"],
+                                     ["Adj Close", "Volume"]])
+def test_a_frame_of_bar_fields_is_no_frame_of_assets(columns):
+    # before: ["Price", "Volume"] and ["open", "high"] backtested as two assets
+    import numpy as np
+    import pandas as pd
+
+    t = pd.date_range("2024-01-01", periods=30, name="time")
+    df = pd.DataFrame(np.linspace(100, 130, 60).reshape(30, 2), index=t, columns=columns)
+    with pytest.raises(TypeError, match=r"bar fields.*from_pandas"):
+        ql.backtest(df, df * 0 + 1.0)
