@@ -22,6 +22,7 @@ label and switches between them as the label (known at each bar's close) changes
 from __future__ import annotations
 
 import difflib
+import inspect
 import itertools
 import math
 import numbers
@@ -204,6 +205,22 @@ def _space(strat, bounds) -> dict[str, _Param]:
     return out
 
 
+def _check_backtest_kw(kw: dict, optimizer: bool = False) -> None:
+    """Refuse a keyword ``ql.backtest`` (or, with ``optimizer``, the optimiser) does not
+    take, before any trial: a misspelt or misplaced one (``WalkForwardOptimizer(
+    n_splits=2)``) failed in the first trial as "backtest() got an unexpected keyword
+    argument"."""
+    known = [p for p in inspect.signature(backtest).parameters
+             if p not in ("data", "signal", "entries", "exits")]
+    own = inspect.signature(optimize_strategy_parameters).parameters if optimizer else ()
+    for k in kw:
+        if k not in known and k not in own:
+            near = difflib.get_close_matches(str(k), known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise TypeError(f"unknown argument {k!r}{hint}: neither the optimiser nor "
+                            f"ql.backtest takes it; backtest options: {', '.join(known)}")
+
+
 def _one_of(kind, value, choices):
     """``_validate.choice`` with a hint at the closest choice (a typo's likely fix)."""
     try:
@@ -280,6 +297,7 @@ class _Evaluator:
         self.inputs = strat.default_inputs(self.history)
         self.kw = dict(backtest_kw)
         self.kw.pop("group", None)
+        _check_backtest_kw(self.kw)
         # the data's calendar unless periods= is given (ql.backtest resolves it the same way)
         self.periods = int(round(periods_for(data, self.kw.get("periods"), default=252)))
         self.rf = risk_free_rate
@@ -833,7 +851,8 @@ def optimize_strategy_parameters(strategy=None, param_bounds=None, data=None, st
     ValueError
         If the method, objective, bounds, dates or a count is invalid.
     TypeError
-        If a seed keyword and its quantlab name are both given.
+        If a seed keyword and its quantlab name are both given, or a keyword is neither
+        the optimiser's nor ``ql.backtest``'s.
 
     Examples
     --------
@@ -1161,6 +1180,8 @@ class WalkForwardOptimizer:
     ValueError
         If a window is out of range, ``step_size`` > ``validation_window`` (bars left
         untested), or the method/objective is invalid.
+    TypeError
+        If a keyword is neither the optimiser's nor ``ql.backtest``'s.
 
     Examples
     --------
@@ -1194,6 +1215,7 @@ class WalkForwardOptimizer:
         seed = _validate.integer("seed", seed, lo=0, hi=2**32 - 1)
         self.w, self.v, self.step = int(optimization_window), int(validation_window), int(step_size)
         self.method, self.n_trials, self.objective = optimization_method, n_trials, objective
+        _check_backtest_kw(optimize_kw, optimizer=True)
         self.seed, self.kw = seed, optimize_kw
         self.progress = _validate.flag("progress", progress)
 
@@ -1554,6 +1576,8 @@ class RegimeAdaptiveOptimizer:
     ValueError
         If the method is unknown, ``objective`` is not one returns metric, or a count is
         out of range (the message names it).
+    TypeError
+        If a keyword is neither the optimiser's nor ``ql.backtest``'s.
 
     Examples
     --------
@@ -1580,6 +1604,7 @@ class RegimeAdaptiveOptimizer:
         seed = _validate.integer("seed", seed, lo=0, hi=2**32 - 1)
         self.regimes, self.method, self.n_trials = regimes, optimization_method, n_trials
         self.objective, self.min_bars, self.seed = objective, min_bars, seed
+        _check_backtest_kw(optimize_kw, optimizer=True)
         self.progress, self.kw = _validate.flag("progress", progress), optimize_kw
 
     def run(self, strategy, param_bounds=None, data=None, start_date=None, end_date=None,

@@ -78,3 +78,17 @@ def test_a_frame_of_bar_fields_is_no_frame_of_assets(columns):
     df = pd.DataFrame(np.linspace(100, 130, 60).reshape(30, 2), index=t, columns=columns)
     with pytest.raises(TypeError, match=r"bar fields.*from_pandas"):
         ql.backtest(df, df * 0 + 1.0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ds: ql.optimize.WalkForwardOptimizer(n_splits=2),
+    lambda ds: ql.optimize.RegimeAdaptiveOptimizer(None, fee=0.001),
+    lambda ds: ql.optimize.optimize_strategy_parameters(
+        "momentum", {"lookback": [30, 60]}, ds, optimization_method="grid", fee=0.001,
+        progress=False)])
+def test_an_argument_no_one_takes_is_refused_before_any_trial(make):
+    # before: "backtest() got an unexpected keyword argument 'n_splits'" from the first
+    # trial (of walk-forward fold 0)
+    ds = ql.data.load().isel(time=slice(0, 400))
+    with pytest.raises(TypeError, match=r"unknown argument '(n_splits|fee)'.*ql.backtest"):
+        make(ds)
