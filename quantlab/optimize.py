@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import _progress, _validate, integrity
+from quantlab import _progress, _validate, fmt, integrity
 from quantlab._doc import fill
 from quantlab._threads import MAX_THREADS
 from quantlab.backtesting import backtest
@@ -618,8 +618,10 @@ class OptimizationResult(Mapping):
 
     def __repr__(self):
         obj = self.objective if isinstance(self.objective, str) else "/".join(self.objective)
-        val = (f"{self.best_value:.4g}" if isinstance(self.best_value, float)
-               else "(" + ", ".join(f"{v:.4g}" for v in self.best_value) + ")")
+        # as the tear sheet shows them: an annual return of 0.0234 reads "+2.3 %"
+        objs = [self.objective] if isinstance(self.objective, str) else self.objective
+        vals = [fmt.metric(o, v) for o, v in zip(objs, np.atleast_1d(self.best_value))]
+        val = vals[0] if isinstance(self.objective, str) else "(" + ", ".join(vals) + ")"
         return (f"OptimizationResult({self.method}: {obj} = {val} at {self.best_params}; "
                 f"{len(self.trials)} trials, DSR {self.dsr:.3f}, PBO {self.pbo:.3f})")
 
@@ -1122,11 +1124,12 @@ class WalkForwardResult:
             return math.nan
 
     def __repr__(self):
-        return (f"WalkForwardResult({len(self.folds)} folds, {self.objective}: IS mean "
-                f"{self.folds['is_' + self.objective].mean():.3g}, OOS mean "
-                f"{self.folds['oos_' + self.objective].mean():.3g}; stitched OOS Sharpe "
-                f"{float(self.oos_metrics['sharpe_ratio']):.3f}, median PBO "
-                f"{self.folds['pbo'].median():.2f})")
+        o = self.objective
+        return (f"WalkForwardResult({len(self.folds)} folds, {o}: IS mean "
+                f"{fmt.metric(o, self.folds['is_' + o].mean())}, OOS mean "
+                f"{fmt.metric(o, self.folds['oos_' + o].mean())}; stitched OOS Sharpe "
+                f"{fmt.metric('sharpe_ratio', float(self.oos_metrics['sharpe_ratio']))}, "
+                f"median PBO {self.folds['pbo'].median():.2f})")
 
     def plot(self, **kw):
         """Stitched out-of-sample equity, in- and out-of-sample Sharpe ratio per fold and
