@@ -97,8 +97,8 @@ def pct(x, digits: int = 1, sign: bool = True) -> str:
     ----------
     x : float
         The value.
-    digits : int, default 1
-        Decimals.
+    digits : int or None, default 1
+        Decimals; None: as few as the value needs (a level: 97.5 %, 95 %).
     sign : bool, default True
         Show ``+`` on positive values.
 
@@ -118,13 +118,18 @@ def pct(x, digits: int = 1, sign: bool = True) -> str:
     '+920.1 %'
     >>> fmt.pct(0.25, sign=False)
     '25.0 %'
+    >>> fmt.pct(0.975, None, sign=False), fmt.pct(0.95, None, sign=False)
+    ('97.5 %', '95 %')
     """
     v = _real("pct value", x)
-    digits = _validate.integer("digits", digits, 0, 12)
+    if digits is not None:
+        digits = _validate.integer("digits", digits, 0, 12)
     sp = _special(v)
     if sp:
         return sp + (" %" if sp != NA else "")
-    s = _unsigned_zero(f"{100 * v:{'+' if sign else ''},.{digits}f}")
+    # None: 12 significant digits (0.95 * 100 is 95.00000000000001), trailing zeros cut
+    spec = ",.12g" if digits is None else f",.{digits}f"
+    s = _unsigned_zero(f"{100 * v:{'+' if sign else ''}{spec}}")
     return f"{s} %"
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlab import __version__, _validate, strategies
+from quantlab import __version__, _validate, fmt, strategies
 from quantlab._kernels.backtest import REASONS, SimState
 from quantlab._kernels.data import check_bars as _check_bars
 from quantlab.backtesting import dispatch
@@ -1790,8 +1790,9 @@ class Deployment:
         if self._last_wall is None:
             return {"status": "waiting", "message": "no bar has arrived yet"}
         if self.killed:
+            below = fmt.pct(self.pnl()["drawdown_pct"], sign=False)
             return {"status": "critical", "message": f"drawdown kill switch is on "
-                    f"({self.pnl()['drawdown_pct']:.1%} below the peak): no new positions"}
+                    f"({below} below the peak): no new positions"}
         problems = []
         if bar_seconds is None and len(self._times) > 1:
             bar_seconds = float(np.median(np.diff(np.array(self._times[-50:]))) /

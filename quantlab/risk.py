@@ -730,7 +730,8 @@ class RiskManager:
         cov = np.nan_to_num(cov, nan=0.0)
         sd = np.sqrt(np.diag(cov))
         z = NormalDist().inv_cdf(self.cutoff)
-        window = f"1-bar parametric VaR {self.confidence_level:.0%}"
+        level = fmt.pct(self.confidence_level, None, sign=False)   # 97.5 % read "98%"
+        window = f"1-bar parametric VaR {level}"
         for name, var in (("vol x3", 3 * math.sqrt(max(wv @ cov @ wv, 0))),
                           ("correlations -> 1", float(np.abs(wv) @ sd))):
             rows.append({"scenario": name, "kind": "hypothetical",
@@ -931,11 +932,13 @@ class RiskReport:
 
     def __repr__(self):
         v = self.var.loc["historical"]
-        return (f"RiskReport({self.confidence_level:.0%}: historical VaR "
+        level, limit = (fmt.pct(x, None, sign=False)
+                        for x in (self.confidence_level, self.drawdown["limit"]))
+        return (f"RiskReport({level}: historical VaR "
                 f"{fmt.pct(v['VaR'], 2, sign=False)}, CVaR {fmt.pct(v['CVaR'], 2, sign=False)}; "
                 f"max drawdown {fmt.pct(self.drawdown['max_drawdown'], sign=False)}, "
                 f"{len(self.drawdown['breaches'])} breach(es) of "
-                f"{self.drawdown['limit']:.0%}; drawdown control: {self.dd_mode or 'none'})")
+                f"{limit}; drawdown control: {self.dd_mode or 'none'})")
 
     def tables_html(self) -> str:
         """The report's tables as HTML fragments (no figure).
@@ -948,8 +951,8 @@ class RiskReport:
         Examples
         --------
         {{report}}
-        >>> report.tables_html()[:30]
-        '<h3>Value at risk, 95% (losses'
+        >>> report.tables_html()[:31]
+        '<h3>Value at risk, 95 % (losses'
         """
         d = dict(self.drawdown)   # a report made by hand may lack entries: n/a
         rec = d.get("recovery_times") or []
@@ -975,7 +978,8 @@ class RiskReport:
                     t[c] = [fmt.pct(v, 2, sign=sign) for v in t[c]]
             return t.to_html(na_rep=na)
 
-        parts = [f"<h3>Value at risk, {self.confidence_level:.0%} (losses, positive)</h3>",
+        level = fmt.pct(self.confidence_level, None, sign=False)
+        parts = [f"<h3>Value at risk, {level} (losses, positive)</h3>",
                  pct(self.var, False),
                  "<h3>Drawdowns</h3>", pd.Series(dd).to_frame("value").to_html(na_rep=na)]
         for title, t, sign in (("Stress tests (P&L, % of equity; n/a: a window the data do "

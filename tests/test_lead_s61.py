@@ -109,3 +109,16 @@ def test_optimisation_reprs_show_metrics_as_the_tear_sheet_does():
                                                               {"lookback": [30, 60]}, ds)
     is_mean = ql.fmt.metric("annual_return", wf.folds["is_annual_return"].mean())
     assert f"annual_return: IS mean {is_mean}, OOS mean" in repr(wf) and " %" in is_mean
+
+
+def test_risk_report_levels_read_as_every_other_percentage():
+    # before: "RiskReport(98%: ..." for a 97.5 % level, "breach(es) of 12%" for 12.5 %,
+    # beside "2.13 %" (fmt's space) in the same line
+    ds = ql.data.load().isel(time=slice(0, 600))
+    res = ql.backtest(ds, ql.strategies.get("momentum").signal(ds), group=True)
+    rep = ql.risk.RiskManager(confidence_level=0.975,
+                             max_drawdown_limit=0.125).generate_risk_report(res)
+    assert repr(rep).startswith("RiskReport(97.5 %: historical VaR")
+    assert "breach(es) of 12.5 %;" in repr(rep)
+    assert "<h3>Value at risk, 97.5 % (losses, positive)</h3>" in rep.tables_html()
+    assert ql.fmt.pct(0.95, None, sign=False) == "95 %"
