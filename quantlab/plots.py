@@ -818,7 +818,7 @@ def diagnostics_figure(diag, asset, title: str = ""):
 
 
 def heatmap_figure(table, title: str = "", x_label: str | None = None,
-                   y_label: str | None = None):
+                   y_label: str | None = None, metric: str | None = None):
     """A labelled heatmap of a DataFrame (rows x columns), values in the cells.
 
     Colours diverge around 0 (red below, green above: returns, Sharpe ratios,
@@ -833,6 +833,9 @@ def heatmap_figure(table, title: str = "", x_label: str | None = None,
         The title.
     x_label, y_label : str, optional
         Axis titles (default the columns' and the index's names).
+    metric : str, optional
+        The metric the values are: labels as tear sheets show it (``quantlab.fmt``;
+        an annual return of -0.15 reads "-15.0 %"); default two decimals.
 
     Returns
     -------
@@ -846,6 +849,9 @@ def heatmap_figure(table, title: str = "", x_label: str | None = None,
     >>> fig = ql.plots.heatmap_figure(corr, title="correlations")
     >>> len(fig.renderers[0].data_source.data["value"])   # 4 x 4 cells
     16
+    >>> ret = ql.plots.heatmap_figure(corr * 0 - 0.15, metric="annual_return")
+    >>> ret.renderers[0].data_source.data["label"][0]
+    '-15.0 %'
     """
     from bokeh.models import ColumnDataSource
     from bokeh.plotting import figure as bokeh_figure
@@ -857,7 +863,8 @@ def heatmap_figure(table, title: str = "", x_label: str | None = None,
     fill, ink = _diverging(vals, lim or 1.0)
     src = ColumnDataSource({"row": [str(r) for r, _ in stacked.index],
                             "col": [str(c) for _, c in stacked.index], "value": vals,
-                            "label": [f"{v:.2f}" if np.isfinite(v) else "" for v in vals],
+                            "label": [("" if not np.isfinite(v) else fmt.metric(metric, v)
+                                       if metric else f"{v:.2f}") for v in vals],
                             "fill": fill, "ink": ink})
     fig = bokeh_figure(x_range=cols, y_range=list(reversed(rows)), title=title,
                        height=90 + 40 * len(rows), sizing_mode="stretch_width",
