@@ -215,8 +215,9 @@ def labelled(name: str, value, asset=None):
     its ``name``, else ``asset``: the data's only asset, else ``"asset"``) as a (time,
     asset) DataArray with the same labels
     and values (:func:`pandas_values`: nullable and Arrow columns as NumPy); anything
-    else unchanged. Its index is checked where a DataArray's is (timestamps, sorted,
-    naive); MultiIndex rows or columns are a TypeError naming ``name`` (which level is
+    else unchanged. An index of other than timestamps (text dates) is a DataError naming
+    ``name`` and the fix; the rest is checked where a DataArray's is (sorted, naive);
+    MultiIndex rows or columns are a TypeError naming ``name`` (which level is
     time, which asset?).
 
     Examples
@@ -244,8 +245,16 @@ def labelled(name: str, value, asset=None):
         raise TypeError(f"{name}: column {times[0]!r} of the DataFrame holds times "
                         f"({value.dtypes[times[0]]}), not an asset's values; a DataFrame's "
                         f"time is its index: df.set_index({times[0]!r})")
+    index = pandas_times(value.index)
+    if not isinstance(index, pd.DatetimeIndex):
+        # text dates (read_csv without parse_dates) beside a frame of timestamps read as
+        # "different time axes (2000-03-01 00:00:00 is not in the data)"
+        first = f" ({_show(index[0])}, ...)" if len(index) else ""
+        raise DataError(f"{name}: the DataFrame's index holds {index.inferred_type}{first}, "
+                        "not times: pd.read_csv(..., index_col=0, parse_dates=True), or "
+                        "df.index = pd.to_datetime(df.index)")
     return xr.DataArray(pandas_values(value), dims=("time", "asset"),
-                        coords={"time": pandas_times(value.index).rename("time"),
+                        coords={"time": index.rename("time"),
                                 "asset": value.columns.rename("asset")})
 
 

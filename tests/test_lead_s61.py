@@ -122,3 +122,24 @@ def test_risk_report_levels_read_as_every_other_percentage():
     assert "breach(es) of 12.5 %;" in repr(rep)
     assert "<h3>Value at risk, 97.5 % (losses, positive)</h3>" in rep.tables_html()
     assert ql.fmt.pct(0.95, None, sign=False) == "95 %"
+
+
+def test_a_frame_of_text_dates_is_refused_naming_the_fix():
+    # read_csv without parse_dates: the index holds text. Beside a frame of timestamps
+    # the backtest said "different time axes (2000-03-01 00:00:00 is not in the data)",
+    # and a strategy's signal came back on text times
+    import io
+
+    import pandas as pd
+
+    close = ql.data.load().isel(time=slice(0, 100))["close"].to_pandas()
+    text = pd.read_csv(io.StringIO(close.to_csv()), index_col=0)
+    sig = (close > close.rolling(5).mean()).astype(float)
+    fix = r"index holds string \('2000-03-01', \.\.\.\), not times: .*parse_dates=True"
+    with pytest.raises(ql.DataError, match="data: the DataFrame's " + fix):
+        ql.backtest(text, sig)
+    with pytest.raises(ql.DataError, match="signal: the DataFrame's " + fix):
+        ql.backtest(close, sig.set_axis(text.index))
+    with pytest.raises(ql.DataError, match=fix):
+        ql.strategies.get("momentum").signal(text)
+    assert ql.backtest(close, sig).equity.sizes["time"] == 100
