@@ -13,7 +13,9 @@ intraday, whole weekdays  ``"24/5"`` (a week or more,     260 x bars per day
                           a day or more every week)
 intraday, a session       ``"session HH:MM-HH:MM"``       252 x bars per session
                           (the usual first bar's open to  (98,280 for 1-minute
-                          the usual last bar's close)     09:30-16:00 bars)
+                          the usual last bar's close)     09:30-16:00 bars); 365 x
+                                                          when sessions come six or
+                                                          more days a week
 weekly/monthly/quarterly  ``"periodic"``                  52 / 12 / 4 (yearly 1)
 ========================  ==============================  ===================
 
@@ -239,7 +241,12 @@ def _infer(idx: pd.DatetimeIndex, freq) -> dict:
             cal, days = "24/5", 260
     else:
         per_day = (last - first) / step + 1
-        cal, days = f"session {_hhmm(first)}-{_hhmm(last + step)}", 365 if weekend else 252
+        # a market open on weekends (a session on six days a week or more): 365 days;
+        # not a weekday market whose file starts on a Sunday, nor a Sunday-Thursday one
+        # (Tel Aviv, Riyadh), which trade about 252 days a year
+        cal_days = int(day[-1] - day[0]) + 1
+        daily = starts.size >= 6 / 7 * cal_days if cal_days >= 7 else weekend
+        cal, days = f"session {_hhmm(first)}-{_hhmm(last + step)}", 365 if daily else 252
         if starts.size == 1:
             # the session is the data's own span: nothing says the market closes there
             # (on two days, the pause between them shows a close and an open)
