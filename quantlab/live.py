@@ -471,8 +471,11 @@ class Deployment:
                 self.bar = bar_size(history)
 
     def _new_live(self):
-        return self.strategy.live(**{k: v for k, v in (self.inputs or {}).items()
+        live = self.strategy.live(**{k: v for k, v in (self.inputs or {}).items()
                                      if k in self.strategy.inputs})
+        if live is not None:
+            live.periods = self.options.periods
+        return live
 
     # the buffered bars' times, first index (over all bars seen) and count
     _times = property(lambda self: self._buf.times())
@@ -670,7 +673,12 @@ class Deployment:
         # pandas indexes and Variables: xarray skips its coercion and alignment passes
         coords = xr.Coordinates({"time": pd.DatetimeIndex(times), "asset": self._asset_index})
         return xr.Dataset({v: xr.Variable(("time", "asset"), a) for v, a in rows.items()},
-                          coords=coords)
+                          coords=coords, attrs=self._calendar())
+
+    def _calendar(self) -> dict:
+        """A trailing window's attrs: the deployment's periods per year, which a strategy
+        annualising by the data's calendar reads (a window of a few bars cannot tell it)."""
+        return {"periods_per_year": self.options.periods}
 
     def on_bar(self, bar) -> dict:
         """Trade one closed bar: the strategy's signal, risk limits, one step
@@ -1583,7 +1591,8 @@ class Deployment:
         coords = xr.Coordinates({"time": pd.DatetimeIndex(np.concatenate(
             [old_times, times[i:j]])), "asset": self._asset_index})
         window = xr.Dataset({v: xr.Variable(("time", "asset"), np.concatenate(
-            [old[v], cols[v][i:j]])) for v in self._vars}, coords=coords)
+            [old[v], cols[v][i:j]])) for v in self._vars}, coords=coords,
+            attrs=self._calendar())
         sig = self._signal_rows(window)[-(j - i):]
         share = (_time.perf_counter() - start) / (j - i)
         return {i + r: (sig[r], share) for r in range(j - i)}

@@ -40,6 +40,10 @@ __all__ = ["LiveSignal", "Rows", "Returns", "rank_last", "rolling_last"]
 class LiveSignal(abc.ABC):
     """The exposure of one strategy (one parameter combination), bar by bar.
 
+    ``periods`` is the bars' periods per year, as ``signal`` reads the data's calendar
+    (``ql.calendar.periods_for``): a deployment sets it to its own before the first bar,
+    for a signal that annualises (volatility_regime's ``target_vol``).
+
     Examples
     --------
     >>> import numpy as np
@@ -55,6 +59,8 @@ class LiveSignal(abc.ABC):
     >>> s.update(1, None, {"close": np.array([1.5, 1.0])})
     array([ 1., -1.])
     """
+
+    periods: float = 252
 
     @abc.abstractmethod
     def update(self, i: int, time, rows: dict) -> np.ndarray:

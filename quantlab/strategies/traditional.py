@@ -8,15 +8,13 @@ import pandas as pd
 import xarray as xr
 
 from quantlab import _validate, rolling
+from quantlab.calendar import periods_for
 from quantlab.data import as_of, carried, load, returns, shifted
 from quantlab.errors import DataError
 from quantlab.strategies import Strategy, register
 from quantlab.strategies._live import LiveSignal, Returns, Rows, rank_last, rolling_last
 
 __all__ = ["CrossSectionalMomentum", "FactorMomentum", "LiquidityTiming", "SPC", "VolatilityRegime"]
-
-ANNUAL = np.sqrt(252.0)
-
 
 def _on_rebalance_days(sig: xr.DataArray, every: int) -> xr.DataArray:
     """Keep the target on every ``every``-th bar (counted from the first); NaN (= hold)
@@ -106,9 +104,8 @@ class _VolRegimeLive(_PercentileLive):
     def _value(self, r, rows):
         return r
 
-    @staticmethod
-    def _stat(x, window):
-        return rolling.std(x, window) * ANNUAL
+    def _stat(self, x, window):
+        return rolling.std(x, window) * np.sqrt(self.periods)
 
     def _signal(self, vol, pct):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -428,8 +425,9 @@ class VolatilityRegime(Strategy):
         Percentile of σ above which the asset is flat; searched over [0.5, 0.95] by the
         optimiser.
     target_vol : float, default 0.15
-        Annualised volatility targeted (exposure = min(1, target_vol / σ_t)); searched
-        over [0.05, 0.4] by the optimiser.
+        Annualised volatility targeted (exposure = min(1, target_vol / σ_t), σ_t
+        annualised by the data's calendar, ``ql.calendar.periods_for(ds, default=252)``:
+        x √98,280 for 09:30-16:00 minute bars); searched over [0.05, 0.4] by the optimiser.
 
     Examples
     --------
@@ -464,7 +462,8 @@ class VolatilityRegime(Strategy):
     def _parts(self, ds, window, lookback):
         # carried over holidays (at most CARRY_BARS): a NaN return on a holiday left
         # `window` bars after it without a volatility (vix, wti: 64% of bars held)
-        vol = rolling.std(returns(carried(ds["close"])), window) * ANNUAL
+        vol = rolling.std(returns(carried(ds["close"])), window) * \
+            np.sqrt(periods_for(ds, default=252))
         pct = rolling.rank(vol, lookback, min_periods=window)
         return vol, pct
 
