@@ -272,6 +272,49 @@ class BarAggregator:
                         pd.Timestamp(int(bucket[0]) * self._width, unit=self.unit),
                         pd.Timestamp(int(self._last_closed) * self._width, unit=self.unit))
 
+    def check_grid(self, times, what: str = "history") -> None:
+        """Refuse bars that do not start on this aggregator's bar edges (whole multiples
+        of ``freq`` since 1970-01-01 UTC, as pandas' ``resample`` bins): the bars made
+        from ticks would not continue them (hourly bars of a 09:30 session stamped at
+        :30 went on with bars at :00, the first of them half a bar), a ValueError naming
+        the first such bar.
+
+        Parameters
+        ----------
+        times : array-like of datetime64
+            Bar start times (naive UTC, or zoned).
+        what : str, default "history"
+            What the message calls them.
+
+        Raises
+        ------
+        ValueError
+            If a time is not a bar edge.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from quantlab.engine import BarAggregator
+        >>> agg = BarAggregator("1h", ["A"])
+        >>> agg.check_grid(pd.date_range("2024-01-02 14:00", periods=3, freq="h"))
+        >>> agg.check_grid(pd.date_range("2024-01-02 14:30", periods=3, freq="h"))
+        Traceback (most recent call last):
+        ...
+        ValueError: history: its bar at 2024-01-02 14:30:00 (UTC) does not start a 1h bar of the ticks (bins of 1h from 1970-01-01 00:00 UTC, as pandas' resample): the bars made from ticks would not continue it; resample it to those bins, or trade a bar size it starts on
+        """
+        t = pd.DatetimeIndex(np.atleast_1d(np.asarray(times)) if not isinstance(
+            times, pd.DatetimeIndex) else times)
+        if t.tz is not None:
+            t = t.tz_convert("UTC").tz_localize(None)
+        off = np.flatnonzero(t.as_unit("ns").asi8 % (self._width * (10 ** 9 // _UNITS[
+            self.unit])))
+        if off.size:
+            raise ValueError(f"{what}: its bar at {t[off[0]]} (UTC) does not start a "
+                             f"{self.freq} bar of the ticks (bins of {self.freq} from "
+                             "1970-01-01 00:00 UTC, as pandas' resample): the bars made from "
+                             "ticks would not continue it; resample it to those bins, or "
+                             "trade a bar size it starts on")
+
     def add(self, columns) -> list:
         """Ticks in (a mapping of the engine's columns: symbol_id, bid_price, ask_price,
         bid_size, ask_size, timestamp); the bars they close out, oldest first (each a

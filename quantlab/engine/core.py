@@ -620,6 +620,9 @@ class TickEngine:
                 raise ValueError("give symbols= (asset name per symbol_id) or history= bars")
             symbols = [str(a) for a in history.asset.values]
         bars = self._bar_aggregator(bar, symbols)
+        stamps = getattr(history, "indexes", {}).get("time")
+        if isinstance(stamps, pd.DatetimeIndex):   # else deploy refuses the history
+            bars.check_grid(stamps)
         dep = live.deploy(target, params, universe=bars.assets, history=history, bar=bar,
                           risk=risk, **backtest_options)
         return self._attach(dep, self._bar_aggregator(bar, symbols, dep.last_bar))
@@ -636,6 +639,8 @@ class TickEngine:
         dep.check_bar(bar)
         symbols = dep.universe if symbols is None else symbols
         bars = self._bar_aggregator(bar, symbols, dep.last_bar)
+        if dep.last_bar is not None:
+            bars.check_grid([dep.last_bar], "the deployment's last bar")
         if list(bars.assets) != list(dep.universe or []):   # a reorder swaps prices
             raise ValueError(f"symbols {list(bars.assets)} are not the deployment's assets "
                              f"by symbol_id, {dep.universe}")
