@@ -46,8 +46,8 @@ import xarray as xr
 from quantlab import _progress, _validate
 from quantlab._threads import MAX_THREADS
 from quantlab.backtesting import backtest
-from quantlab.backtesting.dispatch import as_dataset
-from quantlab.backtesting.options import metric_names
+from quantlab.backtesting.dispatch import as_dataset, resolve_periods
+from quantlab.backtesting.options import BacktestOptions, metric_names
 from quantlab.errors import DataError
 from quantlab.strategies import resolve
 
@@ -124,7 +124,8 @@ def sweep(strategy, data, grid: dict, metrics=DEFAULT_METRICS, chunks=None, work
     -------
     xarray.Dataset
         One variable per metric on (grid parameters..., asset); attrs name the strategy,
-        its parameters, the backtest options and the data.
+        its parameters, the backtest options, the data and ``periods``, the periods per
+        year the metrics were annualised with (``periods=``, else the data's calendar).
 
     Raises
     ------
@@ -240,7 +241,10 @@ def _assemble(strat, data, done, n_parts, keys, values, metrics, backtest_kw) ->
     res = xr.Dataset(out, coords=coords)
     res.attrs.update(strategy=strat.name, params=json.dumps(strat.params, default=str),
                      backtest_kw=json.dumps(backtest_kw, default=str), combinations=n_combos,
-                     chunks=n_parts, data=str(data.attrs.get("name", "")))
+                     chunks=n_parts, data=str(data.attrs.get("name", "")),
+                     # the annualisation every backtest used, as res.metrics() records it
+                     periods=resolve_periods(data, BacktestOptions(
+                         periods=backtest_kw.get("periods"))))
     return res
 
 
