@@ -343,7 +343,10 @@ def ticks_from_bars(ds, spread: float = 0.0, unit: str = "us") -> dict:
     >>> len(ticks["timestamp"])   # 2 bars x 3 assets x 4 quotes (GOOG has no bars in 2000)
     24
     """
-    t = ds.indexes["time"].asi8 // {"s": 10 ** 9, "ms": 10 ** 6, "us": 10 ** 3, "ns": 1}[unit]
+    # in ns whatever the index's unit (pandas 3 makes µs indexes: they were read as ns,
+    # ticks of 1970)
+    t = ds.indexes["time"].as_unit("ns").asi8 // {"s": 10 ** 9, "ms": 10 ** 6, "us": 10 ** 3,
+                                                  "ns": 1}[unit]
     step = int(np.min(np.diff(t))) if len(t) > 1 else 4
     px = np.stack([ds[v].transpose("time", "asset").values
                    for v in ("open", "high", "low", "close")], axis=-1)   # (time, asset, 4)

@@ -190,3 +190,19 @@ def test_a_sweep_says_which_periods_it_annualised_with(minutes):
                                one.metrics()["sharpe_ratio"].values, rtol=1e-9)
     assert ql.sweep(s, ds, {"window": [10]}, periods=252, progress=False,
                     workers=1).attrs["periods"] == 252
+
+
+def test_ticks_from_bars_of_a_microsecond_time_index_replay_those_bars():
+    """pandas 3's date_range makes a datetime64[us] index (xarray keeps it): its ticks
+    were stamped 1000x too early (1970-01-20 for 2024-03-01), all late for the bars."""
+    t = pd.date_range("2024-03-01 23:50", periods=20, freq="min")       # across midnight
+    assert t.unit == "us" or pytest.skip("pandas makes ns indexes")
+    c = 100 + np.arange(20.0)[:, None] * [1.0, -0.5]
+    ds = xr.Dataset({v: (("time", "asset"), c) for v in ("open", "high", "low", "close",
+                                                         "volume")},
+                    coords={"time": t, "asset": ["BTC", "ETH"]})
+    ticks = ql.testing.ticks_from_bars(ds)
+    assert pd.Timestamp(int(ticks["timestamp"][0]), unit="us") == t[0]
+    agg = ql.engine.BarAggregator("1min", ["BTC", "ETH"], unit="us")
+    bars = agg.add(ticks) + agg.flush()
+    assert [b.time.values for b in bars] == list(t.as_unit("ns").values)
