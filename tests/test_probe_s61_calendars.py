@@ -68,7 +68,8 @@ def test_a_weekday_session_file_starting_on_a_sunday_is_252_sessions():
 
 def test_a_sunday_to_thursday_session_market_is_252_sessions():
     """Tel Aviv / Riyadh sessions (Sunday to Thursday) trade ~252 days a year."""
-    days = [d for d in pd.date_range("2013-03-03", "2013-05-30") if d.day_of_week in (6, 0, 1, 2, 3)]
+    days = [d for d in pd.date_range("2013-03-03", "2013-05-30")
+            if d.day_of_week in (6, 0, 1, 2, 3)]
     got = infer(_sessions(days, "10:00", "16:00", tz="Asia/Jerusalem"))
     assert got["periods_per_year"] == 252 * 360
 
