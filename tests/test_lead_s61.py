@@ -143,3 +143,31 @@ def test_a_frame_of_text_dates_is_refused_naming_the_fix():
     with pytest.raises(ql.DataError, match=fix):
         ql.strategies.get("momentum").signal(text)
     assert ql.backtest(close, sig).equity.sizes["time"] == 100
+
+
+@pytest.mark.parametrize("per_bar", [True, False])
+def test_a_deployment_with_periods_trades_as_its_backtest_with_them(per_bar, tmp_path,
+                                                                    monkeypatch):
+    # periods= overrides the metrics' annualisation; the research signal still reads the
+    # data's calendar (252 business days). The deployment's volatility target used
+    # periods= (260): other exposures than the backtest's, also after a restore
+    import numpy as np
+    import xarray as xr
+
+    s = ql.strategies.get("volatility_regime", window=20, lookback=120, threshold=0.8,
+                          target_vol=0.1)
+    if not per_bar:
+        monkeypatch.setattr(type(s), "live", lambda self, **inputs: None)
+    full = ql.data.load().isel(time=slice(0, 420))
+    hist, live = full.isel(time=slice(0, 300)), full.isel(time=slice(300, None))
+    dep = ql.deploy(s, history=hist, fees=0.001, periods=260)
+    dep.replay(live.isel(time=slice(0, 60)), echo=None)
+    dep.checkpoint(tmp_path / "ck")
+    dep = ql.Deployment.restore(tmp_path / "ck")
+    dep.replay(live.isel(time=slice(60, None)), echo=None)
+    sig = s.signal(full)
+    res = ql.backtest(full, sig.where(sig.time >= live.time[0]), fees=0.001, periods=260)
+    assert float(sig.sel(time=live.time).min()) < 0.9      # the target binds
+    np.testing.assert_allclose(dep.equity.values, res.equity.sel(time=live.time).values,
+                               rtol=1e-12)
+    assert isinstance(dep.equity, xr.DataArray)
