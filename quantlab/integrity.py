@@ -321,8 +321,10 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     pick half the blocks as in-sample, the best in-sample trial (by ``metric``, default the
     per-period Sharpe ratio) is ranked out of sample; λ = logit of its relative rank.
     PBO = share of splits with λ ≤ 0, i.e. the best in-sample trial is at or below the
-    out-of-sample median; a split whose best in-sample trial has no out-of-sample score
-    (missing or constant returns there) is left out. A trial that does not trade (zero
+    out-of-sample median. Scores closer than 1e-9 x the split's largest |score| tie (a
+    trial and its 3x-levered copy): the first of tied best trials is the pick, and ties
+    share their average rank. A split whose best in-sample trial has no out-of-sample
+    score (missing or constant returns there) is left out. A trial that does not trade (zero
     returns) has a Sharpe ratio of 0.
     The default Sharpe ratio is computed for all splits at once from per-block sums (a
     split's mean and variance are sums over its blocks); a custom ``metric(rows x trials)
@@ -410,7 +412,11 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     if same.all():   # every split's pick ties at the median: PBO 1.0 from no selection at all
         raise ValueError("the trials' returns are identical: there is no selection to "
                          "overfit, PBO is undefined")
-    best = np.nanargmax(is_score, axis=1)
+    # scores equal but for rounding tie (3·r and r have one Sharpe ratio, which the
+    # per-block sums rounded apart): the pick among them and its rank were the rounding's
+    # (PBO 0.443 for the definition's 0.429); the first trial of a tie is the pick
+    is_tol = _tie_tolerance(is_score)
+    best = np.argmax(is_score >= np.nanmax(is_score, axis=1, keepdims=True) - is_tol, axis=1)
     val = oos_score[np.arange(len(combos)), best][:, None]
     # a best in-sample trial with no out-of-sample score (NaN there, or constant) has no
     # rank: its split is left out. It was ranked 0.5 / (N + 1), "overfit", an artefact
@@ -420,11 +426,20 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
         raise ValueError("no split's best in-sample trial has an out-of-sample score "
                          "(its returns there are missing or constant): PBO is undefined")
     val, oos_score = val[ranked], oos_score[ranked]
-    rank = ((oos_score < val).sum(1) + 0.5 * ((oos_score == val).sum(1) - 1) + 1) / (
+    tol = _tie_tolerance(oos_score)
+    gap = oos_score - val
+    below = (gap < -tol).sum(1)
+    rank = (below + 0.5 * ((np.abs(gap, out=gap) <= tol).sum(1) - 1) + 1) / (
         np.isfinite(oos_score).sum(1) + 1)
     logits = np.log(rank / (1 - rank))
     return {"pbo": float(np.mean(logits <= 0)), "logits": logits, "n_splits": n_splits,
             "n_combinations": len(combos)}
+
+
+def _tie_tolerance(score: np.ndarray) -> np.ndarray:
+    """Per split (row), the gap below which two scores are one: 1e-9 of its largest finite
+    |score| (a Sharpe ratio's rounding is ~1e-15 of it; two trials 1e-9 apart are one)."""
+    return 1e-9 * np.abs(score).max(1, keepdims=True, initial=0.0, where=np.isfinite(score))
 
 
 def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, seed=0) -> dict:
