@@ -637,7 +637,9 @@ class RiskManager:
 
         Hypothetical: ``equities -20%`` (every asset of class equity drops 20%), ``vol x3``
         (parametric VaR with three times the volatility), ``correlations -> 1`` (parametric VaR
-        with all correlations 1).
+        with σ = Σ|w_i|σ_i: all correlations 1 in a long-only book; in a long/short book the
+        legs stop hedging too, correlation -1 between a long and a short, the worst case).
+        Both are zero-mean one-bar VaRs, Φ⁻¹(1 - confidence) x σ.
 
         Parameters
         ----------

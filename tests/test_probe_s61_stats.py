@@ -4,6 +4,7 @@ Bailey, Borwein, López de Prado & Zhu 2017), on ordinary input and on edges."""
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.stats as st
 
@@ -47,3 +48,21 @@ def test_pbo_scaled_trials_tie_as_the_definition_ranks_them(n_splits):
     got = I.pbo(x, n_splits=n_splits)
     assert got["pbo"] == want
     np.testing.assert_allclose(got["logits"], logits, rtol=0, atol=1e-12)
+
+
+def test_stress_correlations_to_one_is_the_sum_of_the_legs_risks():
+    # the docstring said "all correlations 1", which for a long/short book is
+    # |Σ w_i σ_i| (the hedge holds); the scenario is Σ|w_i| σ_i (the legs stop hedging)
+    from statistics import NormalDist
+    ds = ql.data.load().isel(time=slice(0, 300))
+    w = {"IBM": 0.6, "MSFT": -0.4}
+    table = ql.risk.RiskManager().stress_test(pd.Series(w), data=ds)
+    r = (ds["close"] / ds["close"].shift(time=1) - 1).sel(asset=list(w)).to_pandas()
+    sd = r.std().to_numpy()
+    z = NormalDist().inv_cdf(0.05)
+    wv = np.array(list(w.values()))
+    assert table.loc["correlations -> 1", "pnl"] == pytest.approx(z * np.abs(wv) @ sd,
+                                                                   rel=1e-12)
+    cov = r.cov().to_numpy()
+    assert table.loc["vol x3", "pnl"] == pytest.approx(z * 3 * np.sqrt(wv @ cov @ wv),
+                                                       rel=1e-12)
