@@ -381,6 +381,7 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     if metric is not None and not callable(metric):   # "'str' object is not callable"
         raise TypeError(f"metric must be a function (rows x trials) -> trials or None, got "
                         f"{_validate._show(metric)}")
+    rows = np.arange(x.shape[0]).reshape(n_splits, -1)
     if metric is None:
         blocks = x.reshape(n_splits, -1, x.shape[1])          # (split, rows, trials)
         ok = np.isfinite(blocks)
@@ -397,43 +398,55 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
                 # DSR counts it), not unranked; a "stay flat" trial best in sample was
                 # never ranked and the others' chance ranks made the PBO
                 return np.where((s2 == 0) & (n > 1), 0.0, sr)
-        is_score, oos_score = score(in_sample), score(~in_sample)
     else:
-        rows = np.arange(x.shape[0]).reshape(n_splits, -1)
-        is_score = np.array([metric(x[rows[m].ravel()]) for m in in_sample], dtype=float)
-        oos_score = np.array([metric(x[rows[~m].ravel()]) for m in in_sample], dtype=float)
-        if is_score.shape != (len(combos), x.shape[1]) or oos_score.shape != is_score.shape:
-            # another shape broadcast into the ranks (a wrong PBO) or failed inside numpy
-            raise ValueError(f"metric must return one score per trial ({x.shape[1]}), got "
-                             f"shape {is_score.shape[1:]}")
-    if np.isnan(is_score).all(axis=1).any():
-        raise ValueError("a split has no finite in-sample score (constant or empty trials)")
+        def score(mask):
+            out = np.array([metric(x[rows[m].ravel()]) for m in mask], dtype=float)
+            if out.shape != (len(mask), x.shape[1]):
+                # another shape broadcast into the ranks (a wrong PBO) or failed in numpy
+                raise ValueError(f"metric must return one score per trial ({x.shape[1]}), "
+                                 f"got shape {out.shape[1:]}")
+            return out
+    # the splits in chunks of ~2**20 scores: (splits x trials) arrays of all 12,870
+    # splits took 2.6 GB for 3,000 trials, and grew with them until memory ran out
+    step = max(1, _CHUNK_SCORES // x.shape[1])
+    logits = [_split_logits(score(m), score(~m))
+              for m in (in_sample[i:i + step] for i in range(0, len(combos), step))]
     same = (x == x[:, :1]) | (np.isnan(x) & np.isnan(x[:, :1]))
     if same.all():   # every split's pick ties at the median: PBO 1.0 from no selection at all
         raise ValueError("the trials' returns are identical: there is no selection to "
                          "overfit, PBO is undefined")
+    logits = np.concatenate(logits)
+    if not logits.size:
+        raise ValueError("no split's best in-sample trial has an out-of-sample score "
+                         "(its returns there are missing or constant): PBO is undefined")
+    return {"pbo": float(np.mean(logits <= 0)), "logits": logits, "n_splits": n_splits,
+            "n_combinations": len(combos)}
+
+
+_CHUNK_SCORES = 2 ** 20
+
+
+def _split_logits(is_score: np.ndarray, oos_score: np.ndarray) -> np.ndarray:
+    """λ of each split (row) whose best in-sample trial has an out-of-sample score."""
+    if np.isnan(is_score).all(axis=1).any():
+        raise ValueError("a split has no finite in-sample score (constant or empty trials)")
     # scores equal but for rounding tie (3·r and r have one Sharpe ratio, which the
     # per-block sums rounded apart): the pick among them and its rank were the rounding's
     # (PBO 0.443 for the definition's 0.429); the first trial of a tie is the pick
     is_tol = _tie_tolerance(is_score)
     best = np.argmax(is_score >= np.nanmax(is_score, axis=1, keepdims=True) - is_tol, axis=1)
-    val = oos_score[np.arange(len(combos)), best][:, None]
+    val = oos_score[np.arange(len(best)), best][:, None]
     # a best in-sample trial with no out-of-sample score (NaN there, or constant) has no
     # rank: its split is left out. It was ranked 0.5 / (N + 1), "overfit", an artefact
     # of the tie count (-1 for itself) on a NaN
     ranked = np.isfinite(val[:, 0])
-    if not ranked.any():
-        raise ValueError("no split's best in-sample trial has an out-of-sample score "
-                         "(its returns there are missing or constant): PBO is undefined")
     val, oos_score = val[ranked], oos_score[ranked]
     tol = _tie_tolerance(oos_score)
     gap = oos_score - val
     below = (gap < -tol).sum(1)
     rank = (below + 0.5 * ((np.abs(gap, out=gap) <= tol).sum(1) - 1) + 1) / (
         np.isfinite(oos_score).sum(1) + 1)
-    logits = np.log(rank / (1 - rank))
-    return {"pbo": float(np.mean(logits <= 0)), "logits": logits, "n_splits": n_splits,
-            "n_combinations": len(combos)}
+    return np.log(rank / (1 - rank))
 
 
 def _tie_tolerance(score: np.ndarray) -> np.ndarray:

@@ -142,3 +142,23 @@ def test_granger_and_holm_equal_statsmodels_with_holes():
         assert abs(row.granger_p - p) <= 1e-9 * p + 1e-15
     holm = multipletests(np.minimum(out["granger_p"] * 5, 1), method="holm")[1]
     np.testing.assert_allclose(out["p_adjusted"], holm, rtol=1e-12, atol=0)
+
+
+def test_pbo_of_a_thousand_trials_stays_within_memory(monkeypatch):
+    # all 12,870 splits' (splits x trials) scores at once: 0.9 GB at 1,000 trials,
+    # 2.6 GB at 3,000, growing with the trials until memory ran out; now in chunks
+    import tracemalloc
+    x = np.random.default_rng(0).normal(0, 0.01, (64, 1000))
+    tracemalloc.start()
+    try:
+        got = I.pbo(x, n_splits=16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 300e6
+    assert got["n_combinations"] == len(got["logits"]) == 12870
+    monkeypatch.setattr(I, "_CHUNK_SCORES", 500)   # chunks of 10 splits: CSCV's PBO
+    chunk = I.pbo(x[:, :50], n_splits=16)
+    want, logits = _cscv(x[:, :50], 16)
+    assert chunk["pbo"] == want
+    np.testing.assert_allclose(chunk["logits"], logits, rtol=0, atol=1e-12)
