@@ -2103,7 +2103,7 @@ def expand_grid(runs: list[Run], grid: dict) -> list[Run]:
     Parameters
     ----------
     runs : list of Run
-        The base runs (their parameters are kept, the grid's added).
+        The base runs (their parameters and time limits are kept, the grid's added).
     grid : dict
         Parameter name -> non-empty list of values.
 
@@ -2132,7 +2132,8 @@ def expand_grid(runs: list[Run], grid: dict) -> list[Run]:
             params = {**run.parameters, **dict(zip(keys, combo))}
             label = "-".join(f"{k}={v}" for k, v in zip(keys, combo))
             name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{run.name}-{label}")
-            out.append(Run(run.notebook, name, params))
+            # the run's own time limit (the config's timeout:) holds for each combination
+            out.append(Run(run.notebook, name, params, timeout=run.timeout))
     return out
 
 

@@ -1,0 +1,54 @@
+"""Session 61 probe: the notebooks run in batch with other parameters and other data."""
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from quantlab import cli, suite
+
+
+def _notebook(path, parameters="x = 1"):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(parameters)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def limits(monkeypatch):
+    """The time limit each executed run was given (nothing is executed)."""
+    seen = []
+
+    def fake(nb_json, parameters, cwd=None, timeout=None):
+        seen.append((parameters, timeout))
+        return {"status": "ok", "error": "", "duration": 0.0, "started": "2026-01-01T00:00:00",
+                "ended": "2026-01-01T00:00:01", "notebook": nb_json}
+
+    monkeypatch.setattr(suite, "execute_notebook_json", fake)
+    return seen
+
+
+def test_a_params_file_keeps_the_configs_time_limit(tmp_path, limits):
+    """`--params-file` over a suite config: each combination ran with the default 600 s,
+    not the config's `timeout:` (nor a run's own), as expand_grid dropped them."""
+    _notebook(tmp_path / "q.ipynb")
+    cfg = tmp_path / "suite.yaml"
+    cfg.write_text("notebooks_dir: .\ntimeout: 42\nruns:\n  - notebook: q.ipynb\n"
+                   "  - {notebook: q.ipynb, name: slow, timeout: 7}\n")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("x: [1, 2]\n")
+    assert cli.main(["run-suite", "--config", str(cfg), "--params-file", str(grid),
+                     "--out", str(tmp_path / "out")]) == 0
+    assert limits == [({"x": 1}, 42.0), ({"x": 2}, 42.0), ({"x": 1}, 7.0), ({"x": 2}, 7.0)]
+
+
+def test_expand_grid_keeps_each_runs_time_limit():
+    runs = suite.expand_grid([suite.Run("q.ipynb", timeout=60.0), suite.Run("r.ipynb")],
+                             {"window": [10, 20]})
+    assert [(r.name, r.timeout) for r in runs] == [
+        ("q-window=10", 60.0), ("q-window=20", 60.0), ("r-window=10", None),
+        ("r-window=20", None)]
