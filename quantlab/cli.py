@@ -345,24 +345,30 @@ def _batch(p, a) -> int:
     config = a.config or (suite.REPO / "config" / "suite.yaml")
     if a.config and not Path(a.config).exists():
         p.error(f"config not found: {a.config}")
+    # another batch writing --out: refused before --clean or the names are planned
+    held = contextlib.ExitStack()
     try:
+        if not in_place:
+            held.enter_context(suite.batch_lock(out))
         runs, timeout = _plan(a, config, out, in_place)
-    except (OSError, TypeError, ValueError) as e:
+    except (OSError, TypeError, ValueError) as e:   # BlockingIOError: --out is in use
+        held.close()
         print(f"quantlab {a.cmd}: error: {e}", file=sys.stderr)
         return 2
-    try:
-        suite.run_suite(runs, None if in_place else out, in_place=in_place,
-                        render=a.cmd == "report", jobs=a.jobs, scheduler=a.scheduler,
-                        no_input=a.no_input, timeout=timeout, index=not in_place,
-                        **({"self_contained": a.self_contained,
-                            "keep_notebooks": a.keep_notebooks,
-                            "from_stored": a.from_stored} if a.cmd == "report" else {}))
-        if not in_place:
-            index = suite.write_index(runs, out)
-            print(f"wrote {index}", file=sys.stderr)
-    except OSError as e:   # a full disk under --out: said in a line (a traceback before)
-        print(f"quantlab {a.cmd}: error: {e}", file=sys.stderr)
-        return 1
+    with held:
+        try:
+            suite.run_suite(runs, None if in_place else out, in_place=in_place,
+                            render=a.cmd == "report", jobs=a.jobs, scheduler=a.scheduler,
+                            no_input=a.no_input, timeout=timeout, index=not in_place,
+                            **({"self_contained": a.self_contained,
+                                "keep_notebooks": a.keep_notebooks,
+                                "from_stored": a.from_stored} if a.cmd == "report" else {}))
+            if not in_place:
+                index = suite.write_index(runs, out)
+                print(f"wrote {index}", file=sys.stderr)
+        except OSError as e:   # a full disk under --out: said in a line (a traceback before)
+            print(f"quantlab {a.cmd}: error: {e}", file=sys.stderr)
+            return 1
     if a.cmd == "report":
         total, static = suite.folder_size(out)
         shared = (f"{static / 1e6:.1f} MB shared in {suite.STATIC}/" if static else

@@ -33,6 +33,7 @@ Batch rules (hostile names, faults):
   leaves no earlier ``NAME.ipynb``/``NAME.html`` behind;
 - each notebook has a time limit (``--timeout``, else the config's ``timeout:``, else
   ``DEFAULT_TIMEOUT``): past it the run is failed and the batch moves on;
+- one batch at a time writes a folder (:func:`batch_lock`): a second one is refused;
 - a finished run is never recomputed (its dask future is released as soon as it is
   collected, so a worker dying later cannot resubmit it);
 - ``--in-place`` writes a notebook back only when it ran cleanly (temp file + atomic
@@ -80,7 +81,7 @@ from quantlab.data import available, checksum, io_error, user_path
 __all__ = ["Run", "check_name", "check_parameters", "check_timeout", "clean_index",
            "config_timeout", "describe", "expand_grid", "folder_size", "give_parameters",
            "load_config", "parameter_names", "plan_outputs", "provenance", "read_index", "record", "render_html", "run_suite",
-           "stored_result", "write_index", "write_static",
+           "batch_lock", "stored_result", "write_index", "write_static",
            # checks of notebook parameters (one line each, after the data is loaded)
            "backtest_option", "has_variables", "integer_in", "number_in", "one_of", "period",
            "reweight", "subset_of"]
@@ -1562,6 +1563,93 @@ def _fold(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+LOCK = ".quantlab-batch.lock"   # in --out: one batch at a time writes a folder
+_HELD: set[str] = set()   # folders this process holds (run_suite inside the CLI's hold)
+
+
+@contextlib.contextmanager
+def batch_lock(out_dir):
+    """Hold ``out_dir`` for one batch: an exclusive ``flock`` on ``out_dir/LOCK`` (removed
+    when the batch ends; released by the system if the process dies). Two at once
+    planned the same names: the later one's index dropped the other's runs (or listed
+    them with the other's notebook). Where there are no locks (Windows, a file
+    system without them), none; nor for a folder not there yet (nothing in it to plan
+    against or delete: :func:`run_suite` takes the lock once it has made it).
+
+    Parameters
+    ----------
+    out_dir : path
+        The report folder.
+
+    Raises
+    ------
+    BlockingIOError
+        If another process is running a batch into ``out_dir``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from quantlab.suite import batch_lock
+    >>> d = tempfile.mkdtemp()
+    >>> with batch_lock(d), batch_lock(d):   # re-entered by the process holding it
+    ...     pass
+    """
+    root = Path(out_dir).resolve()
+    try:
+        import fcntl
+    except ImportError:   # Windows: no flock
+        fcntl = None
+    f = None if fcntl is None or str(root) in _HELD or not root.is_dir() else \
+        _lock_file(root, fcntl)
+    if f is None:
+        yield
+        return
+    with f:
+        f.truncate(0)
+        f.write(f"pid {os.getpid()}, started {_dt.datetime.now():%Y-%m-%d %H:%M:%S}")
+        f.flush()
+        _HELD.add(str(root))
+        try:
+            yield
+        finally:
+            _HELD.discard(str(root))
+            # removed while still held (the folder is the reports' alone); a batch that
+            # opened it just before locks a removed file, sees so, and opens it again
+            with contextlib.suppress(OSError):
+                (root / LOCK).unlink()
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _lock_file(root: Path, fcntl):
+    """``root/LOCK`` open and locked (None where it cannot be: an unwritable folder,
+    which plan_outputs names, or a file system without locks); BlockingIOError naming
+    the batch that holds it."""
+    path = root / LOCK
+    while True:
+        try:
+            f = open(path, "a+", encoding="utf-8")
+        except OSError:
+            return None
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            who = f.read().strip() or "another process"
+            f.close()
+            raise BlockingIOError(f"--out {root}: another batch ({who}) is writing there; "
+                                  "wait for it to finish or choose another --out (two at "
+                                  "once replace each other's runs in the index)") from None
+        except OSError:
+            f.close()
+            return None
+        try:
+            if os.fstat(f.fileno()).st_ino == os.stat(path).st_ino:
+                return f
+        except OSError:   # removed by the batch that held it
+            pass
+        f.close()
+
+
 def _check_writable(root: Path) -> None:
     """Refuse an output folder (or, not there yet, its nearest existing parent) that
     cannot be written, before anything runs: a read-only --out ran every notebook, then
@@ -1712,38 +1800,40 @@ def run_suite(runs: list[Run], out_dir=None, in_place: bool = False, render: boo
         raise ValueError("from_stored renders stored outputs; in_place refreshes them: "
                          "choose one")
     out = _check_batch(runs, out_dir, in_place, render, self_contained, jobs, timeout)
-    client = _validate.client(client)
-    prov = None if in_place else provenance()  # once per batch: git and checksum cost I/O
-    payload, sources = _read_notebooks(runs, timeout)
-    bar = _progress.bar(len(runs), "notebooks", "run", len(runs) > 1, file=log)
-    opts = {"in_place": in_place, "render": render, "no_input": no_input,
-            "self_contained": self_contained, "keep_notebooks": keep_notebooks,
-            "index": index}
+    # one batch at a time per folder (the CLI holds it already, from planning on)
+    with contextlib.nullcontext() if out is None else batch_lock(out):
+        client = _validate.client(client)
+        prov = None if in_place else provenance()  # once per batch: git and checksum cost I/O
+        payload, sources = _read_notebooks(runs, timeout)
+        bar = _progress.bar(len(runs), "notebooks", "run", len(runs) > 1, file=log)
+        opts = {"in_place": in_place, "render": render, "no_input": no_input,
+                "self_contained": self_contained, "keep_notebooks": keep_notebooks,
+                "index": index}
 
-    def done(run, result):
-        _collect(run, result, out, prov, sources.get(id(run)), opts)
-        if index:  # a failure here must not stop the batch: main writes it again at the end
-            try:
-                write_index([r for r in runs if r.status != "pending"], out, prov)
-            except Exception as e:
-                print(f"index not updated after {run.name}: {type(e).__name__}: {e}", file=log)
-        bar.set_postfix(failed=sum(r.status == "failed" for r in runs))
-        bar.update()
-        took = f"{run.duration:.1f} s" if run.source == "executed" else run.source
-        msg = f"{run.name}: {run.status} ({took}){' ' + run.error if run.error else ''}"
-        (bar.write(msg, file=log) if len(runs) > 1 else print(msg, file=log, flush=True))
+        def done(run, result):
+            _collect(run, result, out, prov, sources.get(id(run)), opts)
+            if index:  # a failure here must not stop the batch: main writes it again at the end
+                try:
+                    write_index([r for r in runs if r.status != "pending"], out, prov)
+                except Exception as e:
+                    print(f"index not updated after {run.name}: {type(e).__name__}: {e}", file=log)
+            bar.set_postfix(failed=sum(r.status == "failed" for r in runs))
+            bar.update()
+            took = f"{run.duration:.1f} s" if run.source == "executed" else run.source
+            msg = f"{run.name}: {run.status} ({took}){' ' + run.error if run.error else ''}"
+            (bar.write(msg, file=log) if len(runs) > 1 else print(msg, file=log, flush=True))
 
-    todo = []
-    for run, args in zip(runs, payload):
-        if args is None:
-            done(run, _failed(run.error))
-        elif from_stored and not run.parameters:
-            done(run, stored_result(args[0], run.notebook))
-        else:
-            todo.append((run, args))
-    _execute(todo, done, jobs, scheduler, client)
-    bar.close()
-    return runs
+        todo = []
+        for run, args in zip(runs, payload):
+            if args is None:
+                done(run, _failed(run.error))
+            elif from_stored and not run.parameters:
+                done(run, stored_result(args[0], run.notebook))
+            else:
+                todo.append((run, args))
+        _execute(todo, done, jobs, scheduler, client)
+        bar.close()
+        return runs
 
 
 def _check_batch(runs, out_dir, in_place, render, self_contained, jobs, timeout):

@@ -52,3 +52,55 @@ def test_expand_grid_keeps_each_runs_time_limit():
     assert [(r.name, r.timeout) for r in runs] == [
         ("q-window=10", 60.0), ("q-window=20", 60.0), ("r-window=10", None),
         ("r-window=20", None)]
+
+
+
+# a batch of one run that waits, mid-run, for a line on stdin (nothing is executed)
+_RUNNING = """
+import sys
+from quantlab import cli, suite
+
+def wait(nb_json, parameters, cwd=None, timeout=None):
+    print("running", flush=True)
+    sys.stdin.readline()
+    return {"status": "ok", "error": "", "duration": 0.0, "started": "s", "ended": "e",
+            "notebook": nb_json}
+
+suite.execute_notebook_json = wait
+sys.exit(cli.main(["run-suite", sys.argv[1], "-p", "symbol", "GOOG", "--out", sys.argv[2]]))
+"""
+
+
+def test_a_second_batch_into_a_folder_in_use_is_refused(tmp_path, limits, capsys):
+    """Two batches into one --out at once planned the same name: the later one's index
+    replaced the other's run (both exit 0, one result gone), and a --clean deleted what
+    the running batch had written."""
+    import os
+    import subprocess
+    import sys
+
+    nb = _notebook(tmp_path / "q.ipynb", "symbol = 'AAPL'")
+    out = tmp_path / "out"
+    assert cli.main(["run-suite", str(nb), "-p", "symbol", "MSFT", "--out", str(out)]) == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    other = subprocess.Popen([sys.executable, "-c", _RUNNING, str(nb), str(out)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=env)
+    try:
+        assert other.stdout.readline().strip() == "running"
+        before = sorted(p.name for p in out.iterdir())
+        capsys.readouterr()
+        assert cli.main(["run-suite", str(nb), "-p", "symbol", "IBM", "--out", str(out),
+                         "--clean"]) == 2
+        err = capsys.readouterr().err
+        assert "another batch" in err and f"pid {other.pid}" in err
+        with pytest.raises(BlockingIOError, match="another batch"):
+            suite.run_suite([suite.Run(str(nb), parameters={"symbol": "IBM"})], out)
+        assert sorted(p.name for p in out.iterdir()) == before   # nothing cleaned or added
+    finally:
+        other.communicate("\n", timeout=120)
+    assert other.returncode == 0
+    assert [p for p, _ in limits] == [{"symbol": "MSFT"}]   # the refused ones never ran
+    # once it is done, the folder is free again; every run is listed
+    assert cli.main(["run-suite", str(nb), "-p", "symbol", "IBM", "--out", str(out)]) == 0
+    assert [r.parameters["symbol"] for r in suite.read_index(out)] == ["MSFT", "GOOG", "IBM"]
