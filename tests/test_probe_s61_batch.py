@@ -1,21 +1,10 @@
 """Session 61 probe: the notebooks run in batch with other parameters and other data."""
 from __future__ import annotations
 
-import nbformat
 import pytest
 
 from quantlab import cli, suite
-
-
-def _notebook(path, parameters="x = 1"):
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(parameters)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nbformat.write(nb, path)
-    return path
+from test_suite import _tiny as _notebook   # a notebook with a parameters cell
 
 
 @pytest.fixture
@@ -59,6 +48,7 @@ def test_expand_grid_keeps_each_runs_time_limit():
 _RUNNING = """
 import sys
 from quantlab import cli, suite
+from test_suite import _tiny as _notebook   # a notebook with a parameters cell
 
 def wait(nb_json, parameters, cwd=None, timeout=None):
     print("running", flush=True)
