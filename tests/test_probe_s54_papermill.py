@@ -39,7 +39,7 @@ def test_research_analysis_of_a_short_period_reads_the_warmup_before_start(ds):
 @pytest.mark.parametrize("name,need", [("cross_sectional_momentum", 2), ("complex_systems", 2),
                                        ("sentiment_regime", 3)])
 def test_a_cross_sectional_strategy_on_too_few_assets_says_what_it_needs(name, need):
-    # 03_unconventional_strategies -p dataset vix: cross_sectional_momentum ranked VIX
+    # 03_unconventional_strategies -p data_set vix: cross_sectional_momentum ranked VIX
     # against itself (always top: long on every rebalance, buy-and-hold reported as
     # momentum); sentiment_regime failed in the backtest cell without naming the data
     s = ql.strategies.get(name)
