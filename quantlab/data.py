@@ -178,23 +178,24 @@ def available() -> pd.DataFrame:
 
 
 def load(name: str = "equities") -> xr.Dataset:
-    """Load a named real data set (see :func:`available`), validated.
+    """Load a named real data set (see :func:`available`), or your CSV data, validated.
 
     Parameters
     ----------
-    name : str, default 'equities'
-        A name from :func:`available`.
+    name : str or os.PathLike, default 'equities'
+        A name from :func:`available`, or the path of a CSV file or folder (read by
+        :func:`load_csv`): the notebooks' ``data_set`` parameter takes either.
 
     Returns
     -------
     xarray.Dataset
         Price sets have dims ``(time, asset)`` (validated by :func:`validate`); attrs
-        ``name``, ``frequency`` and ``provenance``.
+        ``name``, ``frequency`` and ``provenance`` (a CSV: :func:`load_csv`'s).
 
     Raises
     ------
     KeyError
-        If ``name`` is not a bundled data set.
+        If ``name`` is neither a bundled data set nor an existing path.
     ModuleNotFoundError
         If the data set is read from an optional package that is not installed.
 
@@ -207,8 +208,14 @@ def load(name: str = "equities") -> xr.Dataset:
     >>> ds["asset"].values.tolist()
     ['AAPL', 'GOOG', 'IBM', 'MSFT']
     """
+    if isinstance(name, os.PathLike) or isinstance(name, str) and name not in _SETS:
+        if Path(name).expanduser().exists():   # your own bars
+            return load_csv(Path(name).expanduser())
     if not isinstance(name, str) or name not in _SETS:   # a list: "unhashable type"
-        raise KeyError(f"unknown data set {name!r}; available: {', '.join(_SETS)}")
+        raise KeyError(f"unknown data set {name!r}; available: {', '.join(_SETS)}; or "
+                       f"the path of a CSV file or folder (none at {os.path.abspath(name)!r})"
+                       if isinstance(name, (str, os.PathLike)) else
+                       f"unknown data set {name!r}; available: {', '.join(_SETS)}")
     spec = _SETS[name]
     if spec.package is not None:
         try:

@@ -1882,9 +1882,23 @@ def _read_notebooks(runs, timeout):
             payload.append(None)
             r.error = unknown
             continue
-        payload.append((text, r.parameters, str(Path(r.notebook).parent),
+        payload.append((text, _here(r.parameters), str(Path(r.notebook).parent),
                         r.timeout if r.timeout is not None else timeout))
     return payload, sources
+
+
+def _here(parameters: dict) -> dict:
+    """``parameters`` with a relative path that exists here (``-p data_set my/bars.csv``)
+    made absolute: the kernel runs in the notebook's folder, where it named nothing.
+    Only text with a path separator or a file extension: a data set's name stays one."""
+    out = {}
+    for k, v in parameters.items():
+        if (isinstance(v, str) and not os.path.isabs(v) and ("/" in v or os.sep in v
+                                                               or Path(v).suffix)
+                and Path(v).expanduser().exists()):
+            v = str(Path(v).expanduser().resolve())
+        out[k] = v
+    return out
 
 
 def parameter_names(nb_json: str):

@@ -1,5 +1,6 @@
 """Session 61 (lead): the loose ends of session 60's surfaces. A relative
 ``$QUANTLAB_PLUGINS`` file reaches a notebook's kernel (it runs in another directory)."""
+import io
 import json
 import os
 from pathlib import Path
@@ -171,3 +172,28 @@ def test_a_deployment_with_periods_trades_as_its_backtest_with_them(per_bar, tmp
     np.testing.assert_allclose(dep.equity.values, res.equity.sel(time=live.time).values,
                                rtol=1e-12)
     assert isinstance(dep.equity, xr.DataArray)
+
+
+def test_a_notebook_runs_on_your_csv_named_by_a_relative_path(tmp_path, monkeypatch):
+    # data_set took only the bundled names ("unknown data set"); a relative path given to
+    # run-suite would name a file in the notebook's folder, where the kernel runs
+    import pandas as pd
+
+    ds = ql.data.load().isel(time=slice(0, 300)).sel(asset=["IBM", "MSFT"])
+    long = ds[["close"]].to_dataframe().reset_index()[["time", "asset", "close"]]
+    (tmp_path / "mine").mkdir()
+    long.rename(columns={"time": "date", "asset": "symbol"}).to_csv(
+        tmp_path / "mine" / "two.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    got = ql.data.load("mine/two.csv")
+    assert got["asset"].values.tolist() == ["IBM", "MSFT"]
+    pd.testing.assert_frame_equal(got["close"].to_pandas(), ds["close"].to_pandas(),
+                                  check_names=False, check_freq=False)
+    nb = Path(ql.__file__).parents[1] / "notebooks" / "00_quickstart.ipynb"
+    runs = suite.run_suite([suite.Run(str(nb), parameters={"data_set": "mine/two.csv",
+                                                           "symbol": "MSFT"})],
+                           tmp_path / "out", log=io.StringIO())
+    assert [r.status for r in runs] == ["ok"], runs[0].error
+    assert runs[0].parameters["data_set"] == "mine/two.csv"   # the index shows what was given
+    with pytest.raises(KeyError, match=r"unknown data set 'gone.csv'; .* or the path of a CSV"):
+        ql.data.load("gone.csv")
