@@ -437,6 +437,10 @@ class Deployment:
             universe = history.asset.values.tolist()
         self.universe = None if universe is None else asset_names("universe", universe)
         self._vars: tuple = ()          # set by the history or the first bar
+        # the strategy annualises by the bars' calendar, as its research signal read it:
+        # a periods= overriding the metrics' annualisation changed its volatility target
+        self._signal_periods = (periods_for(history, None, default=options.periods)
+                                if history is not None else options.periods)
         # the strategy's per-bar signal (None: each decision recomputes the trailing
         # window); fed every bar from the first history bar, its last output decides
         self._live = self._new_live()
@@ -474,7 +478,7 @@ class Deployment:
         live = self.strategy.live(**{k: v for k, v in (self.inputs or {}).items()
                                      if k in self.strategy.inputs})
         if live is not None:
-            live.periods = self.options.periods
+            live.periods = self._signal_periods
         return live
 
     # the buffered bars' times, first index (over all bars seen) and count
@@ -676,9 +680,9 @@ class Deployment:
                           coords=coords, attrs=self._calendar())
 
     def _calendar(self) -> dict:
-        """A trailing window's attrs: the deployment's periods per year, which a strategy
+        """A trailing window's attrs: the bars' periods per year, which a strategy
         annualising by the data's calendar reads (a window of a few bars cannot tell it)."""
-        return {"periods_per_year": self.options.periods}
+        return {"periods_per_year": self._signal_periods}
 
     def on_bar(self, bar) -> dict:
         """Trade one closed bar: the strategy's signal, risk limits, one step
@@ -1243,6 +1247,7 @@ class Deployment:
                 "first": self._first, "seen": self._seen, "killed": self.killed,
                 "peak": self._peak, "generation": ck["gen"], "segments": ck["n"] + 1,
                 "writer": self._writer_id(), "bar": self.bar,
+                "signal_periods": self._signal_periods,
                 # a whole write stores them as NaN rows: only this count tells them apart
                 "closes_unknown": self._closes_unknown}
         arrays = self._segment(ck)
@@ -1398,6 +1403,9 @@ class Deployment:
                   inputs=inputs, risk=RiskLimits(**meta["risk"]))
         dep.killed, dep._peak = meta["killed"], meta["peak"]
         dep.bar = _bar_text(meta.get("bar"))      # absent: written before it was recorded
+        dep._signal_periods = meta.get("signal_periods", dep.options.periods)   # as bar
+        if dep._live is not None:
+            dep._live.periods = dep._signal_periods
         dep._vars = tuple(meta["variables"])
         for i, t in enumerate(meta["times"]):
             dep._buf.push(np.datetime64(t, "ns"), {v: arrays[f"buf.{v}"][i]
@@ -2102,6 +2110,9 @@ def _read_checkpoint(path: Path) -> tuple:
               or meta["digest"] == _manifest_digest(meta))            # said last
     if not isinstance(meta.get("bar"), (str, type(None))):   # optional: older lack it
         raise _bad(file, f"'bar' must be str or null, found {meta['bar']!r}")
+    sp = meta.get("signal_periods", 1)
+    if isinstance(sp, bool) or not isinstance(sp, (int, float)) or not 0 < sp < math.inf:
+        raise _bad(file, f"'signal_periods' must be a positive number, found {sp!r}")
     if meta.get("format") not in (1, FORMAT) or isinstance(meta.get("format"), bool):
         raise DataError(f"checkpoint {path} has format {meta.get('format')!r}; this "
                         f"quantlab {__version__} reads formats 1 and {FORMAT}")
