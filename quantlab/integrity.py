@@ -23,6 +23,7 @@ import numpy as np
 
 from quantlab import _validate
 from quantlab._doc import fill
+from quantlab.data import FLAT_VARIANCE
 
 __all__ = ["probabilistic_sharpe_ratio", "deflated_sharpe_ratio", "min_track_record_length",
            "expected_max_sharpe", "pbo", "reality_check"]
@@ -90,6 +91,12 @@ def _moments(returns):
                          "of the non-NaN values): the moments are undefined")
     if r.max() == r.min():   # exact: the std of a constant is a rounding residue, not 0
         raise ValueError("returns have zero variance: the Sharpe ratio is undefined")
+    # a crawl (prices x 1.0001 a bar): sigma is rounding noise, and so were the PSR of 1.0
+    # and a MinTRL from the noise's skew and kurtosis; the rule of Kelly and the betas
+    if r.var() <= FLAT_VARIANCE * np.mean(r * r):
+        raise ValueError(f"returns barely vary (variance {r.var():.3g}, below "
+                         f"{FLAT_VARIANCE:g} of their mean square): their spread is rounding "
+                         "noise and the Sharpe ratio is undefined")
     sd = r.std(ddof=1)
     z = (r - r.mean()) / r.std(ddof=0)
     return r.mean() / sd, float((z ** 3).mean()), float((z ** 4).mean()), r.size

@@ -197,3 +197,17 @@ def test_a_notebook_runs_on_your_csv_named_by_a_relative_path(tmp_path, monkeypa
     assert runs[0].parameters["data_set"] == "mine/two.csv"   # the index shows what was given
     with pytest.raises(KeyError, match=r"unknown data set 'gone.csv'; .* or the path of a CSV"):
         ql.data.load("gone.csv")
+
+
+def test_psr_of_returns_that_barely_vary_is_refused_as_kelly_and_betas_are():
+    # found by "stats": a price crawling x1.0001 a bar gave PSR 1.0 and a minimum track
+    # record of 3.06 bars, both from the rounding noise's moments
+    import numpy as np
+
+    p = 100 * 1.0001 ** np.arange(300)
+    r = p[1:] / p[:-1] - 1
+    for f in (ql.integrity.probabilistic_sharpe_ratio, ql.integrity.min_track_record_length):
+        with pytest.raises(ValueError, match="returns barely vary .* rounding noise"):
+            f(r)
+    noisy = r + np.random.default_rng(0).normal(0, 1e-4, r.size)
+    assert 0.5 < ql.integrity.probabilistic_sharpe_ratio(noisy) <= 1.0
