@@ -120,7 +120,7 @@ CASES = [
     ("07_cross_market", {"calm": ["2006-12-31", "2005-01-01"]}, ValueError,
      r"calm start '2006-12-31' is after calm end '2005-01-01'"),
     ("07_cross_market", {"crisis": ["2030-01-01", "2031-01-01"]}, ValueError,
-     r"crisis \('2030-01-01', '2031-01-01'\): no bars of the data \(it runs 1986-"),
+     r"crisis \('2030-01-01', '2031-01-01'\): no bars of 'SP500' in the data \(it runs 1999-"),
     ("07_cross_market", {"calm": "2005"}, TypeError, r"calm must be a \(start, end\) pair of dates"),
     ("08_optimization", {"params": ["window", "banana"]}, ValueError,
      r"params 'banana' is not a parameter of volatility_regime; allowed: window, lookback"),
