@@ -4,7 +4,9 @@ periods per year that annualises returns on it.
 ========================  ==============================  ===================
 bars                      ``calendar``                    ``periods_per_year``
 ========================  ==============================  ===================
-daily, weekdays only      ``"business_day"``              252
+daily, weekdays only      ``"business_day"`` (also with   252
+                          a few stray weekend bars,
+                          with a warning)
 daily, weekends too       ``"24/7"``                      365
 intraday, whole days      ``"24/7"`` (weekends seen, or   365 x bars per day
                           under a week of data)           (525,600 for 1min)
@@ -196,7 +198,12 @@ def _infer(idx: pd.DatetimeIndex, freq) -> dict:
     fs = _freq_str(step)
     span = ns[-1] - ns[0]
     if step == _DAY:
-        return _daily(fs, weekend, weekdays.size, span)
+        # weekend days with a quarter of the bars of the busiest weekday are strays (one
+        # Saturday row in years of business days read 365, Sharpe ratios x1.2), not a
+        # 24/7 market's days (missing days, even 2 in 9, keep theirs near the others')
+        counts = np.bincount(idx.day_of_week, minlength=7)
+        strays = weekend and span >= 14 * _DAY and counts[5:].max() < counts.max() / 4
+        return _daily(fs, weekend, weekdays.size, span, strays)
     # intraday: the usual first and last bar of a day (mode: robust to half days, gaps
     # and a daylight-saving shift of UTC stamps)
     day = ns // _DAY
@@ -369,9 +376,13 @@ def bar_size(time):
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def _daily(fs: str, weekend: bool, n_weekdays: int, span: int) -> dict:
+def _daily(fs: str, weekend: bool, n_weekdays: int, span: int, strays: bool) -> dict:
     """Daily bars: 24/7 when a weekend day is seen, else business days (warning when
-    too few bars tell them apart)."""
+    too few bars tell them apart, or the weekend's are ``strays``)."""
+    if strays:
+        _guess("daily bars with a few on weekend days", "business_day", 252,
+               "a 24/7 market gives 365")
+        return {"freq": fs, "calendar": "business_day", "periods_per_year": 252}
     if weekend:
         if n_weekdays <= 5 and span < 14 * _DAY:
             _guess("daily bars over under two weeks with five weekdays or fewer",

@@ -211,3 +211,17 @@ def test_psr_of_returns_that_barely_vary_is_refused_as_kelly_and_betas_are():
             f(r)
     noisy = r + np.random.default_rng(0).normal(0, 1e-4, r.size)
     assert 0.5 < ql.integrity.probabilistic_sharpe_ratio(noisy) <= 1.0
+
+
+def test_business_days_with_a_stray_weekend_row_stay_business_days():
+    # found by "calendars": one Saturday row in 300 business days read 24/7, 365 periods
+    # a year (Sharpe ratios x1.2); now 252, with a CalendarWarning saying it is a guess
+    import pandas as pd
+
+    from quantlab import calendar
+
+    stray = pd.DatetimeIndex(["2013-01-05"]).append(pd.bdate_range("2013-01-07", periods=300))
+    with pytest.warns(ql.errors.CalendarWarning, match="a few on weekend days"):
+        assert calendar.infer(stray)["periods_per_year"] == 252
+    days = pd.date_range("2013-01-01", periods=400)
+    assert calendar.infer(days.delete(range(0, 400, 9)))["periods_per_year"] == 365
