@@ -1,0 +1,61 @@
+"""Session 61 review: outside eyes on the day's changes. A deployment annualises its
+signal by the history's calendar, also restored from a checkpoint written before that
+was saved; pbo's tie tolerance is not set by one outlying score."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import quantlab as ql
+from quantlab import integrity
+
+
+def _daily_24_7(n):
+    # equities' closes on every calendar day: a 24/7 market's daily bars (365 a year)
+    ds = ql.data.load().isel(time=slice(0, n))
+    return ds.assign_coords(time=pd.date_range("2021-01-01", periods=n, freq="D"))
+
+
+@pytest.mark.parametrize("per_bar", [True, False])
+def test_a_checkpoint_without_signal_periods_restores_to_the_history_calendar(
+        per_bar, tmp_path, monkeypatch):
+    s = ql.strategies.get("volatility_regime", window=20, lookback=120, threshold=0.8,
+                          target_vol=0.1)
+    if not per_bar:
+        monkeypatch.setattr(type(s), "live", lambda self, **inputs: None)
+    full = _daily_24_7(420)
+    assert ql.calendar.periods_for(full) == 365
+    hist, live = full.isel(time=slice(0, 300)), full.isel(time=slice(300, None))
+    dep = ql.deploy(s, history=hist, fees=0.001)
+    dep.replay(live.isel(time=slice(0, 60)), echo=None)
+    dep.checkpoint(tmp_path / "ck")
+    # as written before the key was: options.periods was resolved from the history
+    file = tmp_path / "ck" / "deployment.json"
+    meta = json.loads(file.read_text())
+    assert meta.pop("signal_periods") == 365
+    meta["digest"] = ql.live._manifest_digest(meta)
+    file.write_text(json.dumps(meta))
+    dep = ql.Deployment.restore(tmp_path / "ck")
+    dep.replay(live.isel(time=slice(60, None)), echo=None)
+    sig = s.signal(full)
+    res = ql.backtest(full, sig.where(sig.time >= live.time[0]), fees=0.001)
+    assert float(sig.sel(time=live.time).min()) < 0.9      # the target binds
+    np.testing.assert_allclose(dep.equity.values, res.equity.sel(time=live.time).values,
+                               rtol=1e-12)
+
+
+def test_a_checkpoint_with_a_bad_signal_periods_is_refused(tmp_path):
+    full = _daily_24_7(200)
+    dep = ql.deploy("volatility_regime", {"window": 10, "lookback": 40},
+                    history=full.isel(time=slice(0, 150)), periods=252)
+    dep.replay(full.isel(time=slice(150, 160)), echo=None)
+    dep.checkpoint(tmp_path / "ck")
+    file = tmp_path / "ck" / "deployment.json"
+    meta = json.loads(file.read_text())
+    assert meta["signal_periods"] == 365 and meta["options"]["periods"] == 252
+    meta["signal_periods"] = -1
+    meta["digest"] = ql.live._manifest_digest(meta)
+    file.write_text(json.dumps(meta))
+    with pytest.raises(ql.DataError, match="'signal_periods' must be a number > 0"):
+        ql.Deployment.restore(tmp_path / "ck")
