@@ -328,8 +328,9 @@ def pbo(trial_returns, n_splits=16, metric=None) -> dict:
     pick half the blocks as in-sample, the best in-sample trial (by ``metric``, default the
     per-period Sharpe ratio) is ranked out of sample; λ = logit of its relative rank.
     PBO = share of splits with λ ≤ 0, i.e. the best in-sample trial is at or below the
-    out-of-sample median. Scores closer than 1e-9 x the split's largest |score| tie (a
-    trial and its 3x-levered copy): the first of tied best trials is the pick, and ties
+    out-of-sample median. Scores closer than 1e-9 x the larger of their |score| and the
+    split's median |score| tie (a trial and its 3x-levered copy): the first of tied best
+    trials is the pick, and ties
     share their average rank. A split whose best in-sample trial has no out-of-sample
     score (missing or constant returns there) is left out. A trial that does not trade (zero
     returns) has a Sharpe ratio of 0.
@@ -440,15 +441,15 @@ def _split_logits(is_score: np.ndarray, oos_score: np.ndarray) -> np.ndarray:
     # scores equal but for rounding tie (3·r and r have one Sharpe ratio, which the
     # per-block sums rounded apart): the pick among them and its rank were the rounding's
     # (PBO 0.443 for the definition's 0.429); the first trial of a tie is the pick
-    is_tol = _tie_tolerance(is_score)
-    best = np.argmax(is_score >= np.nanmax(is_score, axis=1, keepdims=True) - is_tol, axis=1)
+    top = np.nanmax(is_score, axis=1, keepdims=True)
+    best = np.argmax(is_score >= top - _tie_tolerance(is_score, top), axis=1)
     val = oos_score[np.arange(len(best)), best][:, None]
     # a best in-sample trial with no out-of-sample score (NaN there, or constant) has no
     # rank: its split is left out. It was ranked 0.5 / (N + 1), "overfit", an artefact
     # of the tie count (-1 for itself) on a NaN
     ranked = np.isfinite(val[:, 0])
     val, oos_score = val[ranked], oos_score[ranked]
-    tol = _tie_tolerance(oos_score)
+    tol = _tie_tolerance(oos_score, np.maximum(np.abs(val), np.abs(oos_score)))
     gap = oos_score - val
     below = (gap < -tol).sum(1)
     rank = (below + 0.5 * ((np.abs(gap, out=gap) <= tol).sum(1) - 1) + 1) / (
@@ -456,10 +457,16 @@ def _split_logits(is_score: np.ndarray, oos_score: np.ndarray) -> np.ndarray:
     return np.log(rank / (1 - rank))
 
 
-def _tie_tolerance(score: np.ndarray) -> np.ndarray:
-    """Per split (row), the gap below which two scores are one: 1e-9 of its largest finite
-    |score| (a Sharpe ratio's rounding is ~1e-15 of it; two trials 1e-9 apart are one)."""
-    return 1e-9 * np.abs(score).max(1, keepdims=True, initial=0.0, where=np.isfinite(score))
+def _tie_tolerance(score: np.ndarray, pair) -> np.ndarray:
+    """The gap below which two scores of a split (row) are one: 1e-9 of the larger of the
+    pair's |score| and the split's median finite |score| (a Sharpe ratio's rounding is
+    ~1e-15 of it; two trials 1e-9 apart are one). Not of its largest: one outlying score
+    (a metric's -1e10 for a rejected trial, a near-constant trial's Sharpe ratio of 1e8)
+    tied every other trial, and the first of them was the pick."""
+    finite = np.isfinite(score)
+    scale = (np.median(np.abs(score), axis=1, keepdims=True) if finite.all() else   # faster
+             np.nanmedian(np.abs(np.where(finite, score, np.nan)), axis=1, keepdims=True))
+    return 1e-9 * np.maximum(np.abs(pair), scale)
 
 
 def reality_check(trial_returns, benchmark=None, block_size=None, reps=1000, seed=0) -> dict:

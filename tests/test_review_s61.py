@@ -59,3 +59,31 @@ def test_a_checkpoint_with_a_bad_signal_periods_is_refused(tmp_path):
     file.write_text(json.dumps(meta))
     with pytest.raises(ql.DataError, match="'signal_periods' must be a number > 0"):
         ql.Deployment.restore(tmp_path / "ck")
+
+
+def _cscv_pbo(x, metric, n_splits=16):
+    """CSCV by its definition, trial by trial (exact comparisons): PBO."""
+    import itertools
+    blocks = np.arange(len(x)).reshape(n_splits, -1)
+    lam = []
+    for ins in itertools.combinations(range(n_splits), n_splits // 2):
+        outs = [b for b in range(n_splits) if b not in ins]
+        s_in, s_out = metric(x[blocks[list(ins)].ravel()]), metric(x[blocks[outs].ravel()])
+        best = int(np.argmax(s_in))
+        rank = ((s_out < s_out[best]).sum() + 1) / (len(s_out) + 1)
+        lam.append(np.log(rank / (1 - rank)))
+    return float(np.mean(np.array(lam) <= 0))
+
+
+def test_pbo_ties_are_not_set_by_one_outlying_score():
+    # a metric scoring a rejected trial -1e10 (a sentinel): the tolerance, 1e-9 of the
+    # split's largest |score|, was 10, every other trial tied, the first one picked and
+    # ranked at the tie's middle: PBO 0.0 for CSCV's 0.43
+    x = np.random.default_rng(1).normal(0.0003, 0.01, (320, 10))
+
+    def sharpe_or_sentinel(r):
+        return np.where(np.arange(r.shape[1]) == 0, -1e10, r.mean(0) / r.std(0))
+
+    want = _cscv_pbo(x, sharpe_or_sentinel)
+    assert 0.3 < want < 0.6
+    assert integrity.pbo(x, metric=sharpe_or_sentinel)["pbo"] == pytest.approx(want)
