@@ -250,9 +250,12 @@ def labelled(name: str, value, asset=None):
         # text dates (read_csv without parse_dates) beside a frame of timestamps read as
         # "different time axes (2000-03-01 00:00:00 is not in the data)"
         first = f" ({_show(index[0])}, ...)" if len(index) else ""
+        # pd.to_datetime refuses periods ("Passing PeriodDtype data is invalid")
+        fix = ("df.index = df.index.to_timestamp()" if isinstance(index, pd.PeriodIndex)
+               else "pd.read_csv(..., index_col=0, parse_dates=True), or df.index = "
+               "pd.to_datetime(df.index)")
         raise DataError(f"{name}: the DataFrame's index holds {index.inferred_type}{first}, "
-                        "not times: pd.read_csv(..., index_col=0, parse_dates=True), or "
-                        "df.index = pd.to_datetime(df.index)")
+                        f"not times: {fix}")
     return xr.DataArray(pandas_values(value), dims=("time", "asset"),
                         coords={"time": index.rename("time"),
                                 "asset": value.columns.rename("asset")})

@@ -87,3 +87,15 @@ def test_pbo_ties_are_not_set_by_one_outlying_score():
     want = _cscv_pbo(x, sharpe_or_sentinel)
     assert 0.3 < want < 0.6
     assert integrity.pbo(x, metric=sharpe_or_sentinel)["pbo"] == pytest.approx(want)
+
+
+def test_a_frame_indexed_by_periods_is_refused_naming_a_fix_that_works():
+    # the message said df.index = pd.to_datetime(df.index), which raises on periods
+    df = pd.DataFrame({"A": np.linspace(100, 110, 30), "B": np.linspace(50, 40, 30)},
+                      index=pd.period_range("2020-01", periods=30, freq="M"))
+    with pytest.raises(ql.DataError, match=r"holds period .*df\.index = df\.index\."
+                                           r"to_timestamp\(\)") as e:
+        ql.backtest(df, df * 0 + 1)
+    assert "to_datetime" not in str(e.value)
+    df.index = df.index.to_timestamp()    # the fix it names
+    assert ql.backtest(df, df * 0 + 1).equity.sizes["time"] == 30
