@@ -99,3 +99,24 @@ def test_a_frame_indexed_by_periods_is_refused_naming_a_fix_that_works():
     assert "to_datetime" not in str(e.value)
     df.index = df.index.to_timestamp()    # the fix it names
     assert ql.backtest(df, df * 0 + 1).equity.sizes["time"] == 30
+
+
+def test_tick_engine_checks_the_grid_of_a_history_given_as_a_dataframe():
+    # a DataFrame of closes (which deploy takes) skipped the check: hourly bars of a 09:30
+    # session went on with bars made from ticks at :00, silently; with symbols= omitted
+    # it failed as "'DataFrame' object has no attribute 'asset'"
+    t = pd.date_range("2024-01-02 14:30", periods=60, freq="h")
+    closes = pd.DataFrame({"A": np.linspace(100, 110, 60), "B": np.linspace(50, 45, 60)},
+                          index=t)
+    for symbols in (["A", "B"], None):
+        eng = ql.engine.TickEngine()
+        with pytest.raises(ValueError, match="its bar at 2024-01-02 14:30:00 .*does not "
+                                             "start a 1h bar"):
+            eng.load_strategy_params({"window": 5, "lookback": 20},
+                                     strategy="volatility_regime", bar="1h",
+                                     history=closes, symbols=symbols, periods=252)
+    eng = ql.engine.TickEngine()
+    dep = eng.load_strategy_params({"window": 5, "lookback": 20}, strategy="volatility_regime",
+                                   bar="1h", history=closes.set_axis(t - pd.Timedelta("30min")),
+                                   periods=252)
+    assert dep.universe == ["A", "B"]

@@ -615,12 +615,14 @@ class TickEngine:
             raise TypeError("load_strategy_params takes an OptimizationResult, or a dict of "
                             "parameters with strategy= a registry name (ql.strategies.names())")
         params = None if target is result_or_params else dict(result_or_params)
+        if history is not None:   # a DataFrame of closes too: its bars' grid is checked
+            history = _v.dataset("history", history)
         if symbols is None:
             if history is None:
                 raise ValueError("give symbols= (asset name per symbol_id) or history= bars")
             symbols = [str(a) for a in history.asset.values]
         bars = self._bar_aggregator(bar, symbols)
-        stamps = getattr(history, "indexes", {}).get("time")
+        stamps = None if history is None else history.indexes.get("time")
         if isinstance(stamps, pd.DatetimeIndex):   # else deploy refuses the history
             bars.check_grid(stamps)
         dep = live.deploy(target, params, universe=bars.assets, history=history, bar=bar,
