@@ -57,7 +57,7 @@ def test_a_checkpoint_with_a_bad_signal_periods_is_refused(tmp_path):
     meta["signal_periods"] = -1
     meta["digest"] = ql.live._manifest_digest(meta)
     file.write_text(json.dumps(meta))
-    with pytest.raises(ql.DataError, match="'signal_periods' must be a number > 0"):
+    with pytest.raises(ql.DataError, match="'signal_periods' must be a positive number, found -1"):
         ql.Deployment.restore(tmp_path / "ck")
 
 
