@@ -98,7 +98,7 @@ def pct(x, digits: int = 1, sign: bool = True) -> str:
     x : float
         The value.
     digits : int or None, default 1
-        Decimals; None: as few as the value needs (a level: 97.5 %, 95 %).
+        Decimals; None: as few as the value needs, at most 3 (a level: 97.5 %, 95 %).
     sign : bool, default True
         Show ``+`` on positive values.
 
@@ -118,8 +118,8 @@ def pct(x, digits: int = 1, sign: bool = True) -> str:
     '+920.1 %'
     >>> fmt.pct(0.25, sign=False)
     '25.0 %'
-    >>> fmt.pct(0.975, None, sign=False), fmt.pct(0.95, None, sign=False)
-    ('97.5 %', '95 %')
+    >>> fmt.pct(0.975, None, sign=False), fmt.pct(0.95, None, sign=False), fmt.pct(1 / 3, None)
+    ('97.5 %', '95 %', '+33.333 %')
     """
     v = _real("pct value", x)
     if digits is not None:
@@ -127,9 +127,12 @@ def pct(x, digits: int = 1, sign: bool = True) -> str:
     sp = _special(v)
     if sp:
         return sp + (" %" if sp != NA else "")
-    # None: 12 significant digits (0.95 * 100 is 95.00000000000001), trailing zeros cut
-    spec = ",.12g" if digits is None else f",.{digits}f"
-    s = _unsigned_zero(f"{100 * v:{'+' if sign else ''}{spec}}")
+    # None: at most 3 decimals (0.95 * 100 is 95.00000000000001; a limit of 1/3 is not
+    # 12 digits' worth), trailing zeros cut
+    s = f"{100 * v:{'+' if sign else ''},.{3 if digits is None else digits}f}"
+    if digits is None and "." in s:
+        s = s.rstrip("0").rstrip(".")
+    s = _unsigned_zero(s)
     return f"{s} %"
 
 
