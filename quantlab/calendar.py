@@ -6,7 +6,8 @@ bars                      ``calendar``                    ``periods_per_year``
 ========================  ==============================  ===================
 daily, weekdays only      ``"business_day"`` (also with   252
                           a few stray weekend bars,
-                          with a warning)
+                          a third of a weekday's or
+                          fewer, with a warning)
 daily, weekends too       ``"24/7"``                      365
 intraday, whole days      ``"24/7"`` (weekends seen, or   365 x bars per day
                           under a week of data)           (525,600 for 1min)
@@ -198,11 +199,7 @@ def _infer(idx: pd.DatetimeIndex, freq) -> dict:
     fs = _freq_str(step)
     span = ns[-1] - ns[0]
     if step == _DAY:
-        # weekend days with a quarter of the bars of the busiest weekday are strays (one
-        # Saturday row in years of business days read 365, Sharpe ratios x1.2), not a
-        # 24/7 market's days (missing days, even 2 in 9, keep theirs near the others')
-        counts = np.bincount(idx.day_of_week, minlength=7)
-        strays = weekend and span >= 14 * _DAY and counts[5:].max() < counts.max() / 4
+        strays = weekend and span >= 14 * _DAY and _trading_weekdays(idx.day_of_week) < 6
         return _daily(fs, weekend, weekdays.size, span, strays)
     # intraday: the usual first and last bar of a day (mode: robust to half days, gaps
     # and a daylight-saving shift of UTC stamps)
@@ -251,8 +248,8 @@ def _infer(idx: pd.DatetimeIndex, freq) -> dict:
         # a market open on weekends (a session on six days a week or more): 365 days;
         # not a weekday market whose file starts on a Sunday, nor a Sunday-Thursday one
         # (Tel Aviv, Riyadh), which trade about 252 days a year
-        cal_days = int(day[-1] - day[0]) + 1
-        daily = starts.size >= 6 / 7 * cal_days if cal_days >= 7 else weekend
+        daily = (_trading_weekdays((day[starts] + 3) % 7) >= 6   # 1970-01-01: a Thursday
+                 if day[-1] - day[0] >= 13 else weekend)
         cal, days = f"session {_hhmm(first)}-{_hhmm(last + step)}", 365 if daily else 252
         if starts.size == 1:
             # the session is the data's own span: nothing says the market closes there
@@ -374,6 +371,15 @@ def bar_size(time):
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _trading_weekdays(day_of_week) -> int:
+    """The weekdays (0 Monday .. 6 Sunday) with more than a third of the busiest one's
+    days: a few weekend rows among business days are strays (one Saturday in years read
+    365, Sharpe ratios x1.2; one Sunday before four weeks of sessions too), while a 24/7
+    market's missing days (even 2 in 9) keep each weekday near the others."""
+    counts = np.bincount(np.asarray(day_of_week, dtype=np.int64), minlength=7)
+    return int((counts > counts.max() / 3).sum())
 
 
 def _daily(fs: str, weekend: bool, n_weekdays: int, span: int, strays: bool) -> dict:

@@ -225,3 +225,19 @@ def test_business_days_with_a_stray_weekend_row_stay_business_days():
         assert calendar.infer(stray)["periods_per_year"] == 252
     days = pd.date_range("2013-01-01", periods=400)
     assert calendar.infer(days.delete(range(0, 400, 9)))["periods_per_year"] == 365
+
+
+def test_a_seven_day_session_market_missing_days_keeps_365_sessions():
+    # found by the review: sessions every day of a year with 60 days missing read 252 x
+    # bars a session (the six-days-a-week count fell under 6/7 of the calendar's days)
+    import numpy as np
+    import pandas as pd
+
+    from quantlab import calendar
+
+    days = pd.date_range("2013-01-01", periods=365)
+    kept = days[np.sort(np.random.default_rng(0).choice(365, 305, replace=False))]
+    t = pd.DatetimeIndex(np.concatenate([
+        pd.date_range(f"{d.date()} 09:30", f"{d.date()} 16:00", freq="1min",
+                      inclusive="left", tz="America/New_York") for d in kept]))
+    assert calendar.infer(t.tz_convert("UTC"))["periods_per_year"] == 365 * 390
