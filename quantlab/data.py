@@ -208,14 +208,14 @@ def load(name: str = "equities") -> xr.Dataset:
     >>> ds["asset"].values.tolist()
     ['AAPL', 'GOOG', 'IBM', 'MSFT']
     """
-    if isinstance(name, os.PathLike) or isinstance(name, str) and name not in _SETS:
-        if Path(name).expanduser().exists():   # your own bars
-            return load_csv(Path(name).expanduser())
     if not isinstance(name, str) or name not in _SETS:   # a list: "unhashable type"
-        raise KeyError(f"unknown data set {name!r}; available: {', '.join(_SETS)}; or "
-                       f"the path of a CSV file or folder (none at {os.path.abspath(name)!r})"
-                       if isinstance(name, (str, os.PathLike)) else
-                       f"unknown data set {name!r}; available: {', '.join(_SETS)}")
+        path = existing_path("data set", name)
+        if path is not None:   # your own bars
+            return load_csv(path)
+        where = (f"; or the path of a CSV file or folder (none at "
+                 f"{os.path.abspath(name)!r})" if isinstance(name, (str, os.PathLike))
+                 and os.fspath(name).strip() else "")
+        raise KeyError(f"unknown data set {name!r}; available: {', '.join(_SETS)}{where}")
     spec = _SETS[name]
     if spec.package is not None:
         try:
@@ -669,6 +669,25 @@ def user_path(what: str, path) -> Path:
     except RuntimeError:   # "~nosuchuser/x": pathlib's bare "Could not determine home directory"
         raise ValueError(f"{what} {text!r}: no such user's home folder") from None
     return _in_working_directory(what, path)
+
+
+def existing_path(what: str, value) -> Path | None:
+    """``value`` as :func:`user_path` reads it when it names a file or folder that exists,
+    else None: text that may be a name or a path (a data set's, a notebook parameter's)
+    is a path only then; ``""``, a NUL byte or an over-long name are none (``""`` read
+    the working directory, a 5,000-character name raised a raw OSError).
+
+    Examples
+    --------
+    >>> from quantlab.data import existing_path
+    >>> existing_path("data set", ""), existing_path("data set", "no/such.csv")
+    (None, None)
+    """
+    try:
+        path = user_path(what, value)
+        return path if path.exists() else None
+    except (TypeError, ValueError, OSError):
+        return None
 
 
 def _in_working_directory(what: str, path: Path) -> Path:

@@ -76,7 +76,7 @@ import pandas as pd
 from quantlab import __version__, _plugins, _progress, _validate, _yaml, fmt
 from quantlab._validate import integer, number
 from quantlab._yaml import plain_loader, plain_scalar  # noqa: F401 -- cli.py's suite.plain_*
-from quantlab.data import available, checksum, io_error, user_path
+from quantlab.data import available, checksum, existing_path, io_error, user_path
 
 __all__ = ["Run", "check_name", "check_parameters", "check_timeout", "clean_index",
            "config_timeout", "describe", "expand_grid", "folder_size", "give_parameters",
@@ -1893,10 +1893,10 @@ def _here(parameters: dict) -> dict:
     Only text with a path separator or a file extension: a data set's name stays one."""
     out = {}
     for k, v in parameters.items():
-        if (isinstance(v, str) and not os.path.isabs(v) and ("/" in v or os.sep in v
-                                                               or Path(v).suffix)
-                and Path(v).expanduser().exists()):
-            v = str(Path(v).expanduser().resolve())
+        if isinstance(v, str) and not os.path.isabs(v) and ("/" in v or os.sep in v
+                                                             or Path(v).suffix):
+            found = existing_path(f"parameter {k}", v)
+            v = v if found is None else str(found.resolve())
         out[k] = v
     return out
 

@@ -241,3 +241,12 @@ def test_a_seven_day_session_market_missing_days_keeps_365_sessions():
         pd.date_range(f"{d.date()} 09:30", f"{d.date()} 16:00", freq="1min",
                       inclusive="left", tz="America/New_York") for d in kept]))
     assert calendar.infer(t.tz_convert("UTC"))["periods_per_year"] == 365 * 390
+
+
+@pytest.mark.parametrize("text", ["", "x" * 5000, "a\0b.csv"])
+def test_text_that_is_no_path_is_an_unknown_data_set_not_the_working_directory(text):
+    # ql.data.load took any existing path: "" read the working directory's CSVs, a
+    # 5,000-character name raised a raw OSError; run-suite's path parameters crashed too
+    with pytest.raises(KeyError, match="unknown data set"):
+        ql.data.load(text)
+    assert suite._here({"p": text + "/x.csv"}) == {"p": text + "/x.csv"}
